@@ -1,0 +1,62 @@
+package fcgi
+
+import (
+	"context"
+)
+
+// Param is one FastCGI name/value pair. A slice keeps the order in which the
+// pairs go on the wire, which makes captures and tests readable.
+type Param struct {
+	Name  string
+	Value string
+}
+
+// Script is what the router decided about a request before it reaches PHP.
+// The transport derives every CGI parameter from the *http.Request plus this
+// value, so routing (which file runs) and the wire (how it is told) stay in
+// separate packages.
+type Script struct {
+	// DocumentRoot is the site root as php-fpm sees it (DOCUMENT_ROOT).
+	DocumentRoot string
+	// ScriptName is the URL path of the script, e.g. "/index.php".
+	// SCRIPT_FILENAME = DocumentRoot + ScriptName.
+	ScriptName string
+	// PathInfo is the part of the path after the script ("/extra"), or "".
+	// PATH_TRANSLATED is only sent when it is not empty.
+	PathInfo string
+	// RequestURI is the original request target (path and query) as the
+	// client sent it; ReverseProxy clears Request.RequestURI on the outgoing
+	// request, so the router captures it here.
+	RequestURI string
+	// DocumentURI is the URI the script serves (DOCUMENT_URI), normally
+	// ScriptName+PathInfo.
+	DocumentURI string
+	// HTTPS is true when the client reached us over TLS, directly or through
+	// a trusted proxy that said so.
+	HTTPS bool
+	// RemoteAddr is the client address ("ip:port") after trusted-proxy
+	// processing; REMOTE_ADDR and REMOTE_PORT come from it.
+	RemoteAddr string
+	// Extra params appended after the standard set (session bridge data,
+	// PHP_VALUE). Names here win over nothing: the transport never lets an
+	// Extra param replace a standard one.
+	Extra []Param
+	// OnStderr, when set, receives every FCGI_STDERR message php-fpm sends for
+	// this request, in order with stdout, as soon as it arrives. It may be
+	// called from the goroutine reading the response body. The transport does
+	// not log stderr passed to a hook that returns true ("consumed").
+	OnStderr func(msg []byte) (consumed bool)
+}
+
+type scriptKey struct{}
+
+// WithScript attaches the routing decision to a request context.
+func WithScript(ctx context.Context, s *Script) context.Context {
+	return context.WithValue(ctx, scriptKey{}, s)
+}
+
+// ScriptFrom returns the routing decision attached by WithScript, or nil.
+func ScriptFrom(ctx context.Context) *Script {
+	s, _ := ctx.Value(scriptKey{}).(*Script)
+	return s
+}

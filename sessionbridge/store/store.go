@@ -1,0 +1,85 @@
+// Package store defines the byte-level session store the session manager is
+// built on. A store knows nothing of cookies, JSON or PHP: it keeps opaque
+// values under session IDs, with a version for compare-and-set and an
+// exclusive per-session lock. Keeping it this small is what lets one
+// conformance suite (storetest) hold every implementation to the same
+// contract: memory, Redis standalone, Sentinel and Cluster.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrConflict: a compare-and-set found another version than expected.
+	ErrConflict = errors.New("session store: version conflict")
+	// ErrLockTimeout: the lock was not obtained before the context ended.
+	ErrLockTimeout = errors.New("session store: lock wait timed out")
+	// ErrLeaseLost: the lock expired (or was taken over) before Unlock.
+	// The mutation was NOT applied.
+	ErrLeaseLost = errors.New("session store: lock lease lost")
+	// ErrUnavailable wraps every backend failure (network, timeout, Redis
+	// error) so callers can answer 503 without knowing the backend.
+	ErrUnavailable = errors.New("session store: unavailable")
+)
+
+// Record is one stored value. Version 0 means "absent": Value is nil.
+// Versions of a present record are > 0 and change on every write.
+type Record struct {
+	Value   []byte
+	Version uint64
+}
+
+// MutationKind says what Unlock does to the record before releasing.
+type MutationKind int
+
+const (
+	// Keep leaves the value alone; a TTL > 0 refreshes the expiry of a
+	// present record (sliding idle timeout).
+	Keep MutationKind = iota
+	// Put stores Value with TTL.
+	Put
+	// Delete removes the record.
+	Delete
+)
+
+// Mutation is applied atomically with the lock release, so that a write and
+// the hand-over to the next waiter cost one round trip.
+type Mutation struct {
+	Kind  MutationKind
+	Value []byte
+	TTL   time.Duration
+}
+
+// Store is implemented by memory and Redis backends. All methods are safe for
+// concurrent use. IDs are opaque printable strings chosen by the manager.
+type Store interface {
+	// Load returns the record, or a zero Record (Version 0) when absent.
+	Load(ctx context.Context, id string) (Record, error)
+	// Save writes value if the stored version equals expect (0: the record
+	// must not exist) and returns the new version, or ErrConflict.
+	// It ignores locks: it is the merge mode's compare-and-set.
+	Save(ctx context.Context, id string, expect uint64, value []byte, ttl time.Duration) (uint64, error)
+	// Touch refreshes the TTL of a present record; absent is not an error.
+	Touch(ctx context.Context, id string, ttl time.Duration) error
+	// Delete removes the record; absent is not an error.
+	Delete(ctx context.Context, id string) error
+	// Lock waits for the session's exclusive lock without polling the
+	// backend in a loop, until ctx ends (ErrLockTimeout). The lock expires
+	// by itself after leaseTTL so a crashed holder cannot block a session
+	// for ever. It returns the record as it is under the lock.
+	Lock(ctx context.Context, id string, leaseTTL time.Duration) (Lease, Record, error)
+	// Ping checks the backend (the fail-fast probe at start, /readyz).
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Lease is a held lock. Exactly one Unlock call ends it; later calls return
+// ErrLeaseLost.
+type Lease interface {
+	// Unlock applies m and releases the lock in one atomic step, returning
+	// the record's new version (0 after Delete or for an absent record).
+	Unlock(ctx context.Context, m Mutation) (uint64, error)
+}
