@@ -1,0 +1,172 @@
+package harness
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// GunicornOptions configures a gunicorn serving a WSGI application.
+type GunicornOptions struct {
+	// Dir is the directory the app is imported from: gunicorn's --chdir and
+	// --pythonpath.
+	Dir string
+	// App is the WSGI callable, "module:callable", e.g.
+	// "project.wsgi:application".
+	App string
+	// Env is appended to the cleaned environment (see StartGunicorn), so
+	// its entries win: DJANGO_SETTINGS_MODULE, SESSIONGATE_SESSION_KEYS, ...
+	Env []string
+	// Workers is --workers (default 2); Threads is --threads (0 = gunicorn's
+	// default of 1, the sync worker).
+	Workers int
+	Threads int
+}
+
+// Gunicorn is a running gunicorn started by StartGunicorn.
+type Gunicorn struct {
+	// Addr is "127.0.0.1:port".
+	Addr string
+	// LogPath receives gunicorn's error log (tracebacks included).
+	LogPath string
+
+	t    testing.TB
+	bin  string
+	args []string
+	env  []string
+	mu   sync.Mutex
+	p    *proc
+}
+
+// StartGunicorn runs Debian's /usr/bin/gunicorn, whose shebang is
+// /usr/bin/python3 (the interpreter that has Debian's Django). The `python3`
+// first on a developer's PATH may be a pyenv or virtualenv without Django, so
+// the environment is cleaned: PYTHON* and virtualenv/pyenv variables are
+// dropped and PATH starts with the system directories. It waits until a
+// worker answers HTTP (any status), so an app that fails to import fails here
+// with gunicorn's log, not later as a confusing 502. t.Cleanup stops it.
+func StartGunicorn(t testing.TB, o GunicornOptions) *Gunicorn {
+	t.Helper()
+	bin := Bin(t, "gunicorn")
+	if o.App == "" {
+		t.Fatal("harness: GunicornOptions.App is empty")
+	}
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	dir := t.TempDir()
+	g := &Gunicorn{
+		Addr:    "127.0.0.1:" + strconv.Itoa(FreePort(t)),
+		LogPath: filepath.Join(dir, "gunicorn.log"),
+		t:       t,
+		bin:     bin,
+	}
+	g.args = []string{
+		"--bind", g.Addr,
+		"--workers", strconv.Itoa(o.Workers),
+		// Short graceful timeout: Stop must not wait 30 s for idle workers.
+		"--graceful-timeout", "2",
+		"--error-logfile", g.LogPath,
+		"--capture-output",
+	}
+	if o.Threads > 0 {
+		g.args = append(g.args, "--threads", strconv.Itoa(o.Threads))
+	}
+	if o.Dir != "" {
+		g.args = append(g.args, "--chdir", o.Dir, "--pythonpath", o.Dir)
+	}
+	g.args = append(g.args, o.App)
+	g.env = append(cleanPythonEnv(os.Environ()), o.Env...)
+	t.Cleanup(g.Stop)
+	g.Start()
+	return g
+}
+
+// cleanPythonEnv drops variables that would make /usr/bin/python3 import
+// from somewhere else, and puts the system directories first on PATH.
+func cleanPythonEnv(env []string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "PYTHON"), strings.HasPrefix(name, "PYENV"),
+			name == "VIRTUAL_ENV", name == "CONDA_PREFIX", name == "PATH":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+}
+
+// URL returns "http://127.0.0.1:port".
+func (g *Gunicorn) URL() string { return "http://" + g.Addr }
+
+// Start (re)starts gunicorn on the same address. No-op while running.
+func (g *Gunicorn) Start() {
+	g.t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.p != nil && !g.p.exited() {
+		return
+	}
+	cmd := exec.Command(g.bin, g.args...)
+	cmd.Env = g.env
+	p, err := startProc("gunicorn "+g.Addr, cmd, g.LogPath+".stderr")
+	if err != nil {
+		g.t.Fatalf("harness: %v", err)
+	}
+	g.p = p
+	if err := g.waitHTTP(30 * time.Second); err != nil {
+		p.stop(3 * time.Second)
+		g.t.Fatalf("harness: gunicorn did not start: %v\n%s", err, tailLogs(4096, g.LogPath+".stderr", g.LogPath))
+	}
+}
+
+// waitHTTP waits for any HTTP answer from a worker.
+func (g *Gunicorn) waitHTTP(d time.Duration) error {
+	if err := waitAccept(g.Addr, d, g.p); err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := client.Get(g.URL() + "/")
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		if g.p.exited() {
+			return fmt.Errorf("gunicorn exited: %v", g.p.err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no HTTP answer from %s after %v: %w", g.Addr, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop terminates gunicorn and its workers and waits. Safe to call twice and
+// from any goroutine.
+func (g *Gunicorn) Stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.p != nil {
+		g.p.stop(5 * time.Second)
+	}
+}
+
+// Log returns gunicorn's error log so far.
+func (g *Gunicorn) Log() string {
+	b, err := os.ReadFile(g.LogPath)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}

@@ -1,0 +1,238 @@
+// Package harness starts the real servers the integration tests run against:
+// php-fpm, redis-server (standalone and a 3-master cluster) and gunicorn.
+// Each server gets its own configuration in t.TempDir(), listens on a
+// loopback port (or unix socket) picked at run time, runs as the current user
+// and is stopped by t.Cleanup, so tests are independent and nothing needs to
+// be running beforehand.
+//
+// Processes never outlive the test binary: each runs in its own process group
+// (stopping it stops its workers), with SIGTERM as parent-death signal (this
+// covers `go test -timeout` panics, which run no cleanup), and a test binary
+// whose TestMain calls Main also kills them on SIGINT/SIGTERM:
+//
+//	func TestMain(m *testing.M) { harness.Main(m) }
+//
+// A missing binary fails the test with the apt-get command that installs it:
+// integration tests are never skipped (`make test` installs what is missing
+// when run as root on Debian, see scripts/deps.sh).
+//
+// Redis addresses: Redis.URL() is "redis://127.0.0.1:P/0" (go-redis
+// ParseURL); RedisCluster.URL() is
+// "redis://127.0.0.1:P1?addr=127.0.0.1:P2&addr=127.0.0.1:P3", the form of
+// go-redis ParseClusterURL (the first node in the authority, the others as
+// repeated addr parameters).
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Main runs the tests and makes sure no server started by the harness
+// survives the test binary: leftovers are killed when m.Run returns and when
+// the binary receives SIGINT or SIGTERM (the servers run in their own process
+// groups, so a terminal's Ctrl-C does not reach them by itself).
+func Main(m *testing.M) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		killAll()
+		fmt.Fprintf(os.Stderr, "harness: %v: killed all test servers\n", s)
+		os.Exit(2)
+	}()
+	code := m.Run()
+	signal.Stop(sig)
+	killAll()
+	os.Exit(code)
+}
+
+// dep describes an external program the tests need: where Debian puts it
+// and which package provides it.
+type dep struct {
+	pkg string
+	// check, when set, replaces the file lookup (e.g. a Python module).
+	check func() error
+}
+
+// binaries maps the names accepted by Require to their Debian packages.
+var binaries = map[string]dep{
+	"php-fpm8.2":   {pkg: "php8.2-fpm"},
+	"php":          {pkg: "php8.2-cli"},
+	"redis-server": {pkg: "redis-server"},
+	"redis-cli":    {pkg: "redis-tools"},
+	"gunicorn":     {pkg: "gunicorn"},
+	"django": {pkg: "python3-django", check: func() error {
+		out, err := exec.Command("/usr/bin/python3", "-c", "import django").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("/usr/bin/python3 -c 'import django': %w: %s", err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}},
+	"wrk":      {pkg: "wrk"},
+	"nginx":    {pkg: "nginx-light"},
+	"caddy":    {pkg: "caddy"},
+	"chromium": {pkg: "chromium"},
+}
+
+// searchDirs are tried after $PATH: php-fpm8.2 and nginx live in /usr/sbin,
+// which is not on every user's PATH.
+var searchDirs = []string{"/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"}
+
+// lookBin finds an executable by name on $PATH or in the Debian directories.
+func lookBin(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range searchDirs {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found on PATH nor in %s", name, strings.Join(searchDirs, ", "))
+}
+
+// Require fails the test unless every named program is installed. Known
+// names: php-fpm8.2, php, redis-server, redis-cli, gunicorn, django (Debian's
+// /usr/bin/python3 can import django), wrk, nginx, caddy, chromium; any
+// other name is looked up as a binary. The failure names what is missing and
+// the exact apt-get command. It never skips: a skipped integration test is a
+// test that did not run, in CI or not.
+func Require(t testing.TB, bins ...string) {
+	t.Helper()
+	var missing, pkgs []string
+	seen := map[string]bool{}
+	for _, name := range bins {
+		b, known := binaries[name]
+		var err error
+		if b.check != nil {
+			err = b.check()
+		} else {
+			_, err = lookBin(name)
+		}
+		if err == nil {
+			continue
+		}
+		missing = append(missing, err.Error())
+		if known && !seen[b.pkg] {
+			seen[b.pkg] = true
+			pkgs = append(pkgs, b.pkg)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	msg := "missing test dependencies:\n  " + strings.Join(missing, "\n  ")
+	if len(pkgs) > 0 {
+		sort.Strings(pkgs)
+		msg += "\ninstall them with:\n  apt-get install -y " + strings.Join(pkgs, " ") +
+			"\n(or run scripts/deps.sh test as root)"
+	}
+	t.Fatal(msg)
+}
+
+// Bin returns the absolute path of a program Require knows (or any binary),
+// failing the test when it is missing.
+func Bin(t testing.TB, name string) string {
+	t.Helper()
+	Require(t, name)
+	if name == "django" {
+		return "/usr/bin/python3"
+	}
+	p, err := lookBin(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var (
+	portsMu sync.Mutex
+	ports   = map[int]bool{}
+)
+
+// FreePort returns a loopback TCP port that was free a moment ago. The kernel
+// picks it (bind to port 0), and ports already handed out by this process are
+// never returned twice, so parallel tests in one binary do not collide.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("harness: pick a free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if err := l.Close(); err != nil {
+			t.Fatalf("harness: release port %d: %v", port, err)
+		}
+		portsMu.Lock()
+		dup := ports[port]
+		ports[port] = true
+		portsMu.Unlock()
+		if !dup {
+			return port
+		}
+	}
+	t.Fatal("harness: no free loopback port after 100 tries")
+	return 0
+}
+
+// splitAddr turns "unix:/path" or "host:port" into net.Dial arguments.
+func splitAddr(addr string) (network, address string) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return "unix", path
+	}
+	return "tcp", addr
+}
+
+// dialOnce reports whether addr accepts a connection right now.
+func dialOnce(addr string) error {
+	network, address := splitAddr(addr)
+	c, err := net.DialTimeout(network, address, 500*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// WaitTCP waits until addr ("host:port" or "unix:/path") accepts a
+// connection, failing the test after d.
+func WaitTCP(t testing.TB, addr string, d time.Duration) {
+	t.Helper()
+	if err := waitAccept(addr, d, nil); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+}
+
+// errExited reports that the server died while we waited for it.
+var errExited = errors.New("process exited")
+
+// waitAccept polls addr until it accepts, d passes, or p (when not nil) exits.
+func waitAccept(addr string, d time.Duration, p *proc) error {
+	deadline := time.Now().Add(d)
+	var err error
+	for {
+		if err = dialOnce(addr); err == nil {
+			return nil
+		}
+		if p != nil && p.exited() {
+			return fmt.Errorf("%s: %w (%v) before %s accepted", p.name, errExited, p.err, addr)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not accepting after %v: %w", addr, d, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

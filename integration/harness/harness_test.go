@@ -1,0 +1,333 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) { Main(m) }
+
+// fakeTB records a Fatal instead of failing the real test.
+type fakeTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Fatal(args ...any) {
+	f.msg = strings.TrimSuffix(fmtArgs(args...), "\n")
+	runtime.Goexit()
+}
+func (f *fakeTB) Fatalf(format string, args ...any) { f.Fatal(sprintf(format, args...)) }
+
+// runFake runs fn against a fakeTB and returns the Fatal message ("" if none).
+func runFake(t *testing.T, fn func(tb testing.TB)) string {
+	f := &fakeTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(f)
+	}()
+	<-done
+	return f.msg
+}
+
+func TestRequireNamesPackageOfMissingBinary(t *testing.T) {
+	msg := runFake(t, func(tb testing.TB) { Require(tb, "php-fpm8.2", "no-such-binary-sg") })
+	if !strings.Contains(msg, "no-such-binary-sg") {
+		t.Fatalf("message does not name the missing binary: %q", msg)
+	}
+	t.Setenv("PATH", "/nonexistent")
+	// With PATH empty, php-fpm8.2 is still found in /usr/sbin; a known but
+	// absent name gets its apt package in the message.
+	binaries["sg-test-known"] = dep{pkg: "sg-test-pkg"}
+	defer delete(binaries, "sg-test-known")
+	msg = runFake(t, func(tb testing.TB) { Require(tb, "php-fpm8.2", "sg-test-known") })
+	if !strings.Contains(msg, "apt-get install -y sg-test-pkg") || strings.Contains(msg, "php8.2-fpm") {
+		t.Fatalf("unexpected message: %q", msg)
+	}
+	if msg := runFake(t, func(tb testing.TB) { Require(tb, "php-fpm8.2") }); msg != "" {
+		t.Fatalf("php-fpm8.2 not found outside PATH: %s", msg)
+	}
+}
+
+func TestFreePortNeverRepeats(t *testing.T) {
+	seen := map[int]bool{}
+	for range 50 {
+		p := FreePort(t)
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}
+
+func TestWaitTCPFailsOnClosedPort(t *testing.T) {
+	addr := "127.0.0.1:" + itoa(FreePort(t))
+	start := time.Now()
+	msg := runFake(t, func(tb testing.TB) { WaitTCP(tb, addr, 200*time.Millisecond) })
+	if msg == "" {
+		t.Fatal("WaitTCP succeeded on a closed port")
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("WaitTCP took %v for a 200ms bound", time.Since(start))
+	}
+}
+
+func TestPHPFPMConf(t *testing.T) {
+	conf := phpFPMConf("/d", "127.0.0.1:9000", PHPFPMOptions{
+		Children: 3, MaxRequests: 5, LogLimit: 1 << 20,
+		AdminValues:             map[string]string{"memory_limit": "64M", "error_log": "/dev/stderr"},
+		RequestTerminateTimeout: 1500 * time.Millisecond,
+	})
+	for _, want := range []string{
+		"daemonize = no", "log_limit = 1048576", "listen = 127.0.0.1:9000",
+		"pm = static", "pm.max_children = 3", "pm.max_requests = 5",
+		"request_terminate_timeout = 2s", "security.limit_extensions = .php",
+		"php_admin_value[error_log] = /dev/stderr\nphp_admin_value[memory_limit] = 64M",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("config lacks %q:\n%s", want, conf)
+		}
+	}
+	if strings.Contains(conf, "user =") {
+		t.Errorf("config sets a user:\n%s", conf)
+	}
+}
+
+// fcgiGetValues sends FCGI_GET_VALUES (a management record every FastCGI
+// server answers without running a script) and returns the reply body. It
+// proves that a FastCGI server, not just a socket, is listening.
+func fcgiGetValues(t *testing.T, addr string) []byte {
+	t.Helper()
+	network, address := splitAddr(addr)
+	c, err := net.DialTimeout(network, address, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	name := "FCGI_MPXS_CONNS"
+	body := append([]byte{byte(len(name)), 0}, name...)
+	hdr := []byte{1, 9, 0, 0, 0, byte(len(body)), 0, 0} // version 1, FCGI_GET_VALUES, request id 0
+	binary.BigEndian.PutUint16(hdr[4:], uint16(len(body)))
+	if _, err := c.Write(append(hdr, body...)); err != nil {
+		t.Fatal(err)
+	}
+	var rh [8]byte
+	if _, err := io.ReadFull(c, rh[:]); err != nil {
+		t.Fatalf("no FCGI_GET_VALUES reply from %s: %v", addr, err)
+	}
+	if rh[1] != 10 { // FCGI_GET_VALUES_RESULT
+		t.Fatalf("reply type %d, want 10", rh[1])
+	}
+	reply := make([]byte, int(binary.BigEndian.Uint16(rh[4:]))+int(rh[6]))
+	if _, err := io.ReadFull(c, reply); err != nil {
+		t.Fatal(err)
+	}
+	return reply
+}
+
+func alive(pid int) bool {
+	// Signal 0 also succeeds on zombies; a reaped or never-existing pid fails.
+	return syscall.Kill(pid, 0) == nil && !isZombie(pid)
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X')
+}
+
+func TestPHPFPMLifecycle(t *testing.T) {
+	Require(t, "php-fpm8.2")
+	f := StartPHPFPM(t, PHPFPMOptions{DocRoot: t.TempDir(), Children: 2, MaxRequests: 10})
+	if !strings.HasPrefix(f.Addr, "127.0.0.1:") {
+		t.Fatalf("Addr = %q", f.Addr)
+	}
+	if got := fcgiGetValues(t, f.Addr); !bytes.Contains(got, []byte("FCGI_MPXS_CONNS")) {
+		t.Fatalf("FCGI_GET_VALUES reply %q", got)
+	}
+	old := f.Workers()
+	if len(old) != 2 {
+		t.Fatalf("workers %v, want 2", old)
+	}
+	if n := f.KillWorkers(); n != 2 {
+		t.Fatalf("KillWorkers killed %d, want 2", n)
+	}
+	f.WaitWorkers(old, 10*time.Second)
+	for _, pid := range old {
+		if alive(pid) {
+			t.Errorf("killed worker %d still alive", pid)
+		}
+	}
+
+	master, workers := f.PID(), f.Workers()
+	addr := f.Addr
+	f.Restart()
+	if f.Addr != addr {
+		t.Fatalf("address changed on restart: %s -> %s", addr, f.Addr)
+	}
+	if f.PID() == master {
+		t.Fatal("Restart kept the old master")
+	}
+	for _, pid := range append(workers, master) {
+		if alive(pid) {
+			t.Errorf("process %d of the stopped master still alive", pid)
+		}
+	}
+	fcgiGetValues(t, f.Addr)
+
+	f.Stop()
+	if err := dialOnce(f.Addr); err == nil {
+		t.Fatal("php-fpm still accepting after Stop")
+	}
+	f.Stop() // idempotent
+}
+
+func TestPHPFPMUnixSocket(t *testing.T) {
+	Require(t, "php-fpm8.2")
+	f := StartPHPFPM(t, PHPFPMOptions{Unix: true, Children: 1})
+	if !strings.HasPrefix(f.Addr, "unix:/") {
+		t.Fatalf("Addr = %q", f.Addr)
+	}
+	fcgiGetValues(t, f.Addr)
+}
+
+func TestPHPFPMBadConfigFailsWithLog(t *testing.T) {
+	Require(t, "php-fpm8.2")
+	msg := runFake(t, func(tb testing.TB) {
+		// A broken php_admin_value line makes php-fpm refuse its config.
+		StartPHPFPM(tb, PHPFPMOptions{AdminValues: map[string]string{"x\n[bad": "1"}})
+	})
+	if !strings.Contains(msg, "php-fpm did not start") || !strings.Contains(msg, "ERROR") {
+		t.Fatalf("unexpected message: %q", msg)
+	}
+}
+
+func TestRedisLifecycle(t *testing.T) {
+	Require(t, "redis-server")
+	r := StartRedis(t)
+	if r.URL() != "redis://"+r.Addr+"/0" {
+		t.Fatalf("URL = %q", r.URL())
+	}
+	if got, err := r.Do("PING"); err != nil || got != "PONG" {
+		t.Fatalf("PING = %q, %v", got, err)
+	}
+	if _, err := r.Do("SET", "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Do("CONFIG", "GET", "save"); err != nil || got != "save\n" {
+		t.Fatalf("CONFIG GET save = %q, %v (want persistence off)", got, err)
+	}
+	r.Stop()
+	if _, err := r.Do("PING"); err == nil {
+		t.Fatal("redis still answering after Stop")
+	}
+	r.Start()
+	if got, err := r.Do("GET", "k"); err != nil || got != "" {
+		t.Fatalf("GET k after restart = %q, %v (want empty: no persistence)", got, err)
+	}
+	if _, err := r.Do("NOSUCHCOMMAND"); err == nil {
+		t.Fatal("error reply not returned as error")
+	}
+}
+
+func TestRedisCluster(t *testing.T) {
+	Require(t, "redis-server", "redis-cli")
+	c := StartRedisCluster(t)
+	if len(c.Addrs) != 3 {
+		t.Fatalf("Addrs = %v", c.Addrs)
+	}
+	want := "redis://" + c.Addrs[0] + "?addr=" + c.Addrs[1] + "&addr=" + c.Addrs[2]
+	if c.URL() != want {
+		t.Fatalf("URL = %q, want %q", c.URL(), want)
+	}
+	masters := 0
+	nodes, err := c.Nodes[0].Do("CLUSTER", "NODES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(nodes, "\n") {
+		if strings.Contains(line, "master") {
+			masters++
+		}
+	}
+	if masters != 3 {
+		t.Fatalf("%d masters in CLUSTER NODES:\n%s", masters, nodes)
+	}
+	// A key on the wrong node is redirected: proof that slots are split.
+	moved := 0
+	for _, n := range c.Nodes {
+		if _, err := n.Do("SET", "{user1000}.k", "v"); err != nil && strings.Contains(err.Error(), "MOVED") {
+			moved++
+		}
+	}
+	if moved != 2 {
+		t.Fatalf("%d of 3 nodes redirected the key, want 2", moved)
+	}
+}
+
+func TestGunicorn(t *testing.T) {
+	Require(t, "gunicorn")
+	dir := t.TempDir()
+	app := `import os
+def application(environ, start_response):
+    body = ("hello from wsgi " + os.environ.get("SG_TEST", "")).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+`
+	if err := os.WriteFile(filepath.Join(dir, "tinyapp.py"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A PYTHONPATH pointing nowhere useful must not break the system python.
+	t.Setenv("PYTHONHOME", "/nonexistent")
+	g := StartGunicorn(t, GunicornOptions{Dir: dir, App: "tinyapp:application", Env: []string{"SG_TEST=env-ok"}, Workers: 1})
+	resp, err := http.Get(g.URL() + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || string(body) != "hello from wsgi env-ok" {
+		t.Fatalf("GET = %d %q", resp.StatusCode, body)
+	}
+	g.Stop()
+	if _, err := http.Get(g.URL() + "/"); err == nil {
+		t.Fatal("gunicorn still answering after Stop")
+	}
+}
+
+func TestGunicornBadAppFailsWithLog(t *testing.T) {
+	Require(t, "gunicorn")
+	msg := runFake(t, func(tb testing.TB) {
+		StartGunicorn(tb, GunicornOptions{Dir: t.TempDir(), App: "no_such_module:application", Workers: 1})
+	})
+	if !strings.Contains(msg, "gunicorn did not start") || !strings.Contains(msg, "no_such_module") {
+		t.Fatalf("unexpected message: %q", msg)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func fmtArgs(args ...any) string { return fmt.Sprintln(args...) }
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

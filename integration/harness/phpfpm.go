@@ -1,0 +1,310 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// PHPFPMOptions configures one php-fpm master with one pool.
+type PHPFPMOptions struct {
+	// DocRoot is the site root the tests' scripts live in. php-fpm itself
+	// does not need it (SCRIPT_FILENAME says which file runs); it is kept on
+	// the PHPFPM value so tests pass one thing around.
+	DocRoot string
+	// Children is pm.max_children with pm = static (default 4).
+	Children int
+	// MaxRequests is pm.max_requests: a worker exits after that many
+	// requests (0 = never), which is how tests exercise recycled workers.
+	MaxRequests int
+	// Unix makes the pool listen on a unix socket instead of 127.0.0.1:port.
+	Unix bool
+	// LogLimit is the global log_limit (0 = php-fpm's default of 1024 bytes,
+	// which cuts FCGI_STDERR messages).
+	LogLimit int
+	// AdminValues become php_admin_value[name] = value pool entries.
+	AdminValues map[string]string
+	// RequestTerminateTimeout kills a worker whose request runs longer
+	// (0 = off). Rounded up to whole seconds, php-fpm's unit.
+	RequestTerminateTimeout time.Duration
+}
+
+// PHPFPM is a running php-fpm master started by StartPHPFPM.
+//
+// Pool choices, and why:
+//   - pm = static: a fixed number of workers makes keep-alive starvation and
+//     recycling tests deterministic.
+//   - clear_env = yes (php-fpm's default, as in production): PHP sees only the
+//     FastCGI params the gateway sends, never the test binary's environment,
+//     so a test cannot pass because of a variable leaked from `go test`.
+//   - catch_workers_output = yes: PHP's stderr lands in LogPath for failure
+//     messages.
+//   - security.limit_extensions = .php: php-fpm itself refuses to run
+//     anything else, as a Debian pool does.
+//   - The system php.ini (/etc/php/8.2/fpm) is used, so extensions such as
+//     redis are available as on a real host.
+//
+// Methods that can fail (Start, Restart) call t.Fatal and must therefore be
+// called from the test's goroutine.
+type PHPFPM struct {
+	// Addr is "127.0.0.1:port" or "unix:/path/to/socket", the form
+	// SESSIONGATE_PHP_FPM takes.
+	Addr string
+	// DocRoot is PHPFPMOptions.DocRoot.
+	DocRoot string
+	// ConfPath is the generated php-fpm.conf; LogPath its error_log, which
+	// also receives worker output.
+	ConfPath string
+	LogPath  string
+
+	t        testing.TB
+	opts     PHPFPMOptions
+	bin      string
+	mu       sync.Mutex
+	p        *proc
+	children int
+}
+
+// StartPHPFPM writes a php-fpm.conf into t.TempDir(), starts php-fpm in the
+// foreground and waits until the pool accepts connections. It runs as the
+// current user (with -R when that is root: allowed for tests only). t.Cleanup
+// stops it.
+func StartPHPFPM(t testing.TB, o PHPFPMOptions) *PHPFPM {
+	t.Helper()
+	bin := Bin(t, "php-fpm8.2")
+	if o.Children <= 0 {
+		o.Children = 4
+	}
+	if o.MaxRequests < 0 {
+		t.Fatalf("harness: PHPFPMOptions.MaxRequests %d < 0", o.MaxRequests)
+	}
+	dir := t.TempDir()
+	f := &PHPFPM{
+		DocRoot:  o.DocRoot,
+		ConfPath: filepath.Join(dir, "php-fpm.conf"),
+		LogPath:  filepath.Join(dir, "php-fpm.log"),
+		t:        t,
+		opts:     o,
+		bin:      bin,
+		children: o.Children,
+	}
+	var listen string
+	if o.Unix {
+		// sun_path holds 108 bytes; t.TempDir() paths derive from long test
+		// names, so the socket gets a short directory of its own.
+		sockDir, err := os.MkdirTemp("", "sgfpm")
+		if err != nil {
+			t.Fatalf("harness: socket dir: %v", err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
+		listen = filepath.Join(sockDir, "php-fpm.sock")
+		f.Addr = "unix:" + listen
+	} else {
+		f.Addr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
+		listen = f.Addr
+	}
+	if err := os.WriteFile(f.ConfPath, []byte(phpFPMConf(dir, listen, o)), 0o644); err != nil {
+		t.Fatalf("harness: write php-fpm.conf: %v", err)
+	}
+	t.Cleanup(f.Stop)
+	f.Start()
+	return f
+}
+
+// phpFPMConf renders the master and pool configuration.
+func phpFPMConf(dir, listen string, o PHPFPMOptions) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[global]\npid = %s\nerror_log = %s\ndaemonize = no\n",
+		filepath.Join(dir, "php-fpm.pid"), filepath.Join(dir, "php-fpm.log"))
+	if o.LogLimit > 0 {
+		fmt.Fprintf(&b, "log_limit = %d\n", o.LogLimit)
+	}
+	// No user/group lines: as non-root php-fpm runs workers as the current
+	// user; as root -R allows it (tests only).
+	fmt.Fprintf(&b, "\n[test]\nlisten = %s\n", listen)
+	if strings.HasPrefix(listen, "/") {
+		b.WriteString("listen.mode = 0666\n")
+	}
+	fmt.Fprintf(&b, "pm = static\npm.max_children = %d\npm.max_requests = %d\n", o.Children, o.MaxRequests)
+	b.WriteString("clear_env = yes\ncatch_workers_output = yes\ndecorate_workers_output = no\n")
+	b.WriteString("security.limit_extensions = .php\n")
+	if o.RequestTerminateTimeout > 0 {
+		secs := int((o.RequestTerminateTimeout + time.Second - 1) / time.Second)
+		fmt.Fprintf(&b, "request_terminate_timeout = %ds\n", secs)
+	}
+	names := make([]string, 0, len(o.AdminValues))
+	for k := range o.AdminValues {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(&b, "php_admin_value[%s] = %s\n", k, o.AdminValues[k])
+	}
+	return b.String()
+}
+
+// Start starts the master again after Stop, on the same address and config.
+// It is a no-op while running.
+func (f *PHPFPM) Start() {
+	f.t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.p != nil && !f.p.exited() {
+		return
+	}
+	args := []string{"-F", "-y", f.ConfPath}
+	if os.Geteuid() == 0 {
+		args = append(args, "-R")
+	}
+	cmd := exec.Command(f.bin, args...)
+	// php-fpm writes configuration errors to stderr before error_log is
+	// open: keep them next to the log.
+	p, err := startProc("php-fpm "+f.Addr, cmd, f.LogPath+".stderr")
+	if err != nil {
+		f.t.Fatalf("harness: %v", err)
+	}
+	f.p = p
+	if err := waitAccept(f.Addr, 15*time.Second, p); err != nil {
+		p.stop(time.Second)
+		f.t.Fatalf("harness: php-fpm did not start: %v\n%s", err, tailLogs(4096, f.LogPath+".stderr", f.LogPath))
+	}
+	// The listening socket exists before the workers are forked; wait for
+	// them so that KillWorkers and worker-count tests see the full pool.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(childrenOf(p.cmd.Process.Pid)) < f.children {
+		if time.Now().After(deadline) || p.exited() {
+			p.stop(time.Second)
+			f.t.Fatalf("harness: php-fpm workers did not start\n%s", tailLogs(4096, f.LogPath+".stderr", f.LogPath))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop terminates the master and its workers (SIGTERM, then SIGKILL after 5 s)
+// and waits for them. Safe to call twice and from any goroutine.
+func (f *PHPFPM) Stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.p != nil {
+		f.p.stop(5 * time.Second)
+	}
+}
+
+// Restart is Stop then Start: same address, new processes.
+func (f *PHPFPM) Restart() {
+	f.t.Helper()
+	f.Stop()
+	f.Start()
+}
+
+// PID returns the master's process id (0 when stopped).
+func (f *PHPFPM) PID() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.p == nil || f.p.exited() {
+		return 0
+	}
+	return f.p.cmd.Process.Pid
+}
+
+// Workers returns the process ids of the pool's current workers.
+func (f *PHPFPM) Workers() []int {
+	pid := f.PID()
+	if pid == 0 {
+		return nil
+	}
+	return childrenOf(pid)
+}
+
+// KillWorkers SIGKILLs every worker of the pool, as a crash or the OOM killer
+// would, and returns how many it killed. The master respawns them; requests
+// in flight on those workers see their connection drop. It does not wait for
+// the replacements (use WaitWorkers for that).
+func (f *PHPFPM) KillWorkers() int {
+	n := 0
+	for _, pid := range f.Workers() {
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// WaitWorkers waits until the master has a full pool of workers again, none
+// of them in old (e.g. the pids KillWorkers just killed), failing the test
+// after d.
+func (f *PHPFPM) WaitWorkers(old []int, d time.Duration) {
+	f.t.Helper()
+	gone := map[int]bool{}
+	for _, pid := range old {
+		gone[pid] = true
+	}
+	deadline := time.Now().Add(d)
+	for {
+		fresh := 0
+		for _, pid := range f.Workers() {
+			if !gone[pid] {
+				fresh++
+			}
+		}
+		if fresh >= f.children {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("harness: php-fpm has %d of %d workers after %v\n--- %s ---\n%s",
+				fresh, f.children, d, f.LogPath, tailFile(f.LogPath, 4096))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Log returns php-fpm's error log so far (master notices and worker output).
+func (f *PHPFPM) Log() string {
+	b, err := os.ReadFile(f.LogPath)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// childrenOf lists the live processes whose parent is ppid, from /proc.
+// Zombies are left out: a killed worker not yet reaped is not a worker.
+func childrenOf(ppid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Format: pid (comm) state ppid ...; comm may contain spaces and ')'.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(s[i+1:])
+		if len(fields) < 2 || fields[0] == "Z" || fields[0] == "X" {
+			continue
+		}
+		if p, err := strconv.Atoi(fields[1]); err == nil && p == ppid {
+			out = append(out, pid)
+		}
+	}
+	return out
+}

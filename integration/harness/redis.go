@@ -1,0 +1,276 @@
+package harness
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Redis is a redis-server started by StartRedis (or one node of a
+// RedisCluster): no persistence, loopback only. Start and Restart call
+// t.Fatal and must run on the test's goroutine.
+type Redis struct {
+	// Addr is "127.0.0.1:port".
+	Addr string
+	// LogPath is the server's log file.
+	LogPath string
+
+	t    testing.TB
+	bin  string
+	args []string
+	mu   sync.Mutex
+	p    *proc
+}
+
+// StartRedis starts a standalone redis-server on a free loopback port with
+// persistence off (save "" and appendonly no) and its working directory in
+// t.TempDir(). t.Cleanup stops it.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	r := newRedis(t, nil)
+	t.Cleanup(r.Stop)
+	r.Start()
+	return r
+}
+
+// newRedis prepares (but does not start) a server; extra are appended to the
+// command line (cluster options).
+func newRedis(t testing.TB, extra func(dir string, port int) []string) *Redis {
+	t.Helper()
+	bin := Bin(t, "redis-server")
+	dir := t.TempDir()
+	port := FreePort(t)
+	r := &Redis{
+		Addr:    "127.0.0.1:" + strconv.Itoa(port),
+		LogPath: filepath.Join(dir, "redis.log"),
+		t:       t,
+		bin:     bin,
+	}
+	r.args = []string{
+		"--port", strconv.Itoa(port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--daemonize", "no",
+		"--dir", dir,
+		"--logfile", r.LogPath,
+	}
+	if extra != nil {
+		r.args = append(r.args, extra(dir, port)...)
+	}
+	return r
+}
+
+// URL returns the go-redis URL of the server, database 0.
+func (r *Redis) URL() string { return "redis://" + r.Addr + "/0" }
+
+// Start (re)starts the server on the same port. No-op while running.
+func (r *Redis) Start() {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.p != nil && !r.p.exited() {
+		return
+	}
+	p, err := startProc("redis-server "+r.Addr, exec.Command(r.bin, r.args...), r.LogPath+".stderr")
+	if err != nil {
+		r.t.Fatalf("harness: %v", err)
+	}
+	r.p = p
+	// A listening socket is not enough: redis answers -LOADING at first.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		reply, err := redisDo(r.Addr, "PING")
+		if err == nil && reply == "PONG" {
+			return
+		}
+		if p.exited() || time.Now().After(deadline) {
+			p.stop(time.Second)
+			r.t.Fatalf("harness: redis-server %s did not start (last PING: %q, %v)\n%s",
+				r.Addr, reply, err, tailLogs(4096, r.LogPath+".stderr", r.LogPath))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop terminates the server (SIGTERM, SIGKILL after 5 s) and waits for it.
+// Safe to call twice and from any goroutine.
+func (r *Redis) Stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.p != nil {
+		r.p.stop(5 * time.Second)
+	}
+}
+
+// Restart is Stop then Start on the same port. All data is lost (no
+// persistence), as after a crash of a cache-only Redis.
+func (r *Redis) Restart() {
+	r.t.Helper()
+	r.Stop()
+	r.Start()
+}
+
+// Do sends one command over a fresh connection and returns the reply as a
+// string (status, integer, bulk, or array elements joined by newlines; a nil
+// reply is ""); a Redis error reply is returned as an error. For harness
+// checks and simple test assertions; tests that need more use go-redis.
+func (r *Redis) Do(args ...string) (string, error) { return redisDo(r.Addr, args...) }
+
+// RedisCluster is a 3-master Redis Cluster (no replicas) created with
+// `redis-cli --cluster create`.
+type RedisCluster struct {
+	// Addrs are the nodes, "127.0.0.1:port" each.
+	Addrs []string
+	// Nodes give access to each server (Stop/Start a node to test failures;
+	// a restarted node rejoins from its nodes.conf).
+	Nodes []*Redis
+}
+
+// StartRedisCluster starts three cluster-enabled redis-servers (cluster bus on
+// its own free port, since port+10000 may be taken), joins them with
+// redis-cli --cluster create, and waits until every node reports
+// cluster_state:ok. t.Cleanup stops them.
+func StartRedisCluster(t testing.TB) *RedisCluster {
+	t.Helper()
+	cli := Bin(t, "redis-cli")
+	c := &RedisCluster{}
+	for range 3 {
+		n := newRedis(t, func(dir string, port int) []string {
+			return []string{
+				"--cluster-enabled", "yes",
+				"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+				"--cluster-port", strconv.Itoa(FreePort(t)),
+				"--cluster-node-timeout", "2000",
+			}
+		})
+		t.Cleanup(n.Stop)
+		n.Start()
+		c.Nodes = append(c.Nodes, n)
+		c.Addrs = append(c.Addrs, n.Addr)
+	}
+	args := append(append([]string{"--cluster", "create"}, c.Addrs...), "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("harness: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	c.WaitOK(t, 30*time.Second)
+	return c
+}
+
+// URL returns the go-redis ParseClusterURL form:
+// "redis://first?addr=second&addr=third".
+func (c *RedisCluster) URL() string {
+	u := "redis://" + c.Addrs[0]
+	for i, a := range c.Addrs[1:] {
+		if i == 0 {
+			u += "?"
+		} else {
+			u += "&"
+		}
+		u += "addr=" + a
+	}
+	return u
+}
+
+// WaitOK waits until every node reports cluster_state:ok and agrees on all
+// 16384 slots being assigned, failing the test after d.
+func (c *RedisCluster) WaitOK(t testing.TB, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		var bad string
+		for _, a := range c.Addrs {
+			info, err := redisDo(a, "CLUSTER", "INFO")
+			if err != nil {
+				bad = fmt.Sprintf("%s: %v", a, err)
+				break
+			}
+			if !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_ok:16384") {
+				bad = fmt.Sprintf("%s: %s", a, strings.ReplaceAll(strings.TrimSpace(info), "\r\n", " "))
+				break
+			}
+		}
+		if bad == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("harness: redis cluster not ok after %v: %s", d, bad)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// redisDo speaks just enough RESP2 for the harness: one command, one reply.
+func redisDo(addr string, args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return "", fmt.Errorf("redis %s: write: %w", addr, err)
+	}
+	return readReply(bufio.NewReader(c))
+}
+
+// readReply reads one RESP2 value. Errors come back as a Go error.
+func readReply(br *bufio.Reader) (string, error) {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("redis: read reply: %w", err)
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	if line == "" {
+		return "", fmt.Errorf("redis: empty reply line")
+	}
+	switch line[0] {
+	case '+', ':':
+		return line[1:], nil
+	case '-':
+		return "", fmt.Errorf("redis: %s", line[1:])
+	case '$':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil {
+			return "", fmt.Errorf("redis: bad bulk length %q", line)
+		}
+		if n < 0 {
+			return "", nil
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return "", fmt.Errorf("redis: read bulk: %w", err)
+		}
+		return string(buf[:n]), nil
+	case '*':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil {
+			return "", fmt.Errorf("redis: bad array length %q", line)
+		}
+		parts := make([]string, 0, max(n, 0))
+		for range n {
+			s, err := readReply(br)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, "\n"), nil
+	}
+	return "", fmt.Errorf("redis: unexpected reply %q", line)
+}
