@@ -54,7 +54,15 @@ type Mutation struct {
 }
 
 // Store is implemented by memory and Redis backends. All methods are safe for
-// concurrent use. IDs are opaque printable strings chosen by the manager.
+// concurrent use. IDs are opaque printable strings chosen by the manager
+// (the Redis store refuses IDs containing '{' or '}', which would break its
+// per-session hash tag).
+//
+// TTLs: a ttl <= 0 in Save or a Put mutation stores a record that never
+// expires; in Touch or a Keep mutation it leaves the expiry unchanged.
+// Versions are not reused after Delete (memory: one counter per store;
+// Redis: a new record starts at the clock in microseconds), so a stale
+// compare-and-set cannot hit a record created later under the same ID.
 type Store interface {
 	// Load returns the record, or a zero Record (Version 0) when absent.
 	Load(ctx context.Context, id string) (Record, error)
@@ -69,7 +77,8 @@ type Store interface {
 	// Lock waits for the session's exclusive lock without polling the
 	// backend in a loop, until ctx ends (ErrLockTimeout). The lock expires
 	// by itself after leaseTTL so a crashed holder cannot block a session
-	// for ever. It returns the record as it is under the lock.
+	// for ever. leaseTTL must be > 0. It returns the record as it is under
+	// the lock.
 	Lock(ctx context.Context, id string, leaseTTL time.Duration) (Lease, Record, error)
 	// Ping checks the backend (the fail-fast probe at start, /readyz).
 	Ping(ctx context.Context) error
