@@ -1,0 +1,298 @@
+// Package phproute decides what a request path means on a PHP site: a static
+// file the gateway serves itself, a PHP script (with its PATH_INFO), a
+// redirect to a directory's canonical URL, or a refusal.
+//
+// The rules are nginx's usual PHP setup,
+//
+//	location / { try_files $uri $uri/ /index.php?$args; }
+//	location ~ [^/]\.php(/|$) { fastcgi_split_path_info ^(.+?\.php)(/.*)$;
+//	                            try_files $fastcgi_script_name =404; ... }
+//
+// made safe by construction rather than by configuration:
+//
+//   - The path is decoded once and checked before anything touches the
+//     filesystem: control characters (NUL, CR, LF: the CVE-2019-11043 family
+//     relies on a newline in the path), bad percent-encoding and ".." that
+//     would climb above the root are 400; a segment starting with "." is 404
+//     (.env, .git/, .htaccess), except the leading /.well-known/ (RFC 8615:
+//     ACME HTTP-01 challenges and security.txt live there, and refusing it
+//     breaks certificate issuance).
+//   - Every filesystem look-up goes through an os.Root opened on the static
+//     root, so neither ".." nor a symlink can reach outside it, even if the
+//     tree changes between the check and the open.
+//   - Only a regular file whose name ends in ".php" (case-sensitive ASCII,
+//     like nginx's `\.php$` and php-fpm's default security.limit_extensions)
+//     is ever named as a script. /uploads/x.jpg/x.php never makes php-fpm run
+//     x.jpg: a PATH_INFO split happens only at a ".php/" whose prefix is a
+//     regular file.
+//   - Files whose name ends in ".php" in another case (".PHP", ".Php") are
+//     neither run (php-fpm would refuse them) nor served (they are most
+//     likely PHP source): 404.
+package phproute
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// Kind is what a path resolves to.
+type Kind int
+
+const (
+	NotFound   Kind = iota // 404
+	BadRequest             // 400: malformed or hostile path
+	Forbidden              // 403: the file exists but the gateway may not read it
+	Redirect               // 301 to Route.Location (a directory without its slash)
+	Static                 // a regular file served by the gateway
+	PHP                    // a script run by php-fpm
+)
+
+func (k Kind) String() string {
+	switch k {
+	case NotFound:
+		return "not_found"
+	case BadRequest:
+		return "bad_request"
+	case Forbidden:
+		return "forbidden"
+	case Redirect:
+		return "redirect"
+	case Static:
+		return "static"
+	case PHP:
+		return "php"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Route is the routing decision for one path.
+type Route struct {
+	Kind Kind
+	// File is, for Static, the file relative to the static root
+	// ("css/site.css"), to be opened with Router.Open.
+	File string
+	// ScriptName is, for PHP, the script's URL path ("/index.php"); it always
+	// ends in ".php". PathInfo is what follows it ("/extra") or "".
+	ScriptName string
+	PathInfo   string
+	// Location is, for Redirect, the escaped path to redirect to (the query
+	// string is the caller's to append).
+	Location string
+	// Reason says, for refusals, why; for logs and tests, never for clients.
+	Reason string
+}
+
+// Router resolves paths against one static root.
+type Router struct {
+	root  *os.Root
+	index string // front controller URL path, "" when off
+}
+
+// New opens staticRoot for routing. index is the front controller as a URL
+// path ("/index.php") or "" to answer 404 when no file matches.
+func New(staticRoot, index string) (*Router, error) {
+	if index != "" && (!strings.HasPrefix(index, "/") || !strings.HasSuffix(index, ".php")) {
+		return nil, fmt.Errorf("phproute: front controller %q must be a URL path ending in .php", index)
+	}
+	root, err := os.OpenRoot(staticRoot)
+	if err != nil {
+		return nil, fmt.Errorf("phproute: open static root: %w", err)
+	}
+	return &Router{root: root, index: index}, nil
+}
+
+// Close releases the root directory.
+func (r *Router) Close() error { return r.root.Close() }
+
+// Index returns the front controller URL path, or "" when it is off.
+func (r *Router) Index() string { return r.index }
+
+// dirIndex lists the files that stand for a directory, in order, like
+// nginx's `index index.php index.html`.
+var dirIndex = []string{"index.php", "index.html"}
+
+// Resolve routes escapedPath, the path of the request target as the client
+// sent it (percent-encoded, e.g. from url.URL.EscapedPath): decoding happens
+// here, once, so that every check sees the same bytes the filesystem will.
+func (r *Router) Resolve(escapedPath string) Route {
+	segs, trailing, bad := cleanPath(escapedPath)
+	if bad != nil {
+		return *bad
+	}
+	clean := "/" + strings.Join(segs, "/")
+	rel := strings.Join(segs, "/")
+	if rel == "" {
+		rel = "."
+		trailing = true // "/" is the root directory itself
+	}
+
+	fi, err := r.root.Stat(rel)
+	switch {
+	case err == nil && fi.Mode().IsRegular() && !trailing:
+		return r.file(rel, clean)
+	case err == nil && fi.IsDir():
+		if !trailing {
+			return Route{Kind: Redirect, Location: escape(clean + "/")}
+		}
+		return r.directory(rel, clean)
+	case err != nil && errors.Is(err, fs.ErrPermission):
+		return Route{Kind: Forbidden, Reason: "permission denied"}
+	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
+		// A symlink leading out of the root ("path escapes from parent"),
+		// a symlink loop, or anything unexpected: refuse, never fall back
+		// to the front controller, so the answer does not depend on what
+		// lies outside the root.
+		return Route{Kind: NotFound, Reason: "not resolvable inside the root: " + err.Error()}
+	}
+
+	// Not an existing file: maybe /script.php/path/info.
+	full := clean
+	if trailing && clean != "/" {
+		full += "/"
+	}
+	if rt, ok := r.splitPathInfo(full); ok {
+		return rt
+	}
+	// A path that names a PHP script that is not there is 404, as with
+	// nginx's `try_files $fastcgi_script_name =404`: the front controller
+	// is for pretty URLs, not for hiding missing scripts.
+	for _, s := range segs {
+		if strings.HasSuffix(s, ".php") {
+			return Route{Kind: NotFound, Reason: "no such PHP script"}
+		}
+	}
+	return r.frontController()
+}
+
+// file routes an existing regular file.
+func (r *Router) file(rel, clean string) Route {
+	switch {
+	case strings.HasSuffix(clean, ".php"):
+		return Route{Kind: PHP, ScriptName: clean}
+	case strings.HasSuffix(strings.ToLower(clean), ".php"):
+		return Route{Kind: NotFound, Reason: "PHP source with a non-.php extension case"}
+	}
+	return Route{Kind: Static, File: rel}
+}
+
+// directory routes an existing directory requested with its trailing slash.
+func (r *Router) directory(rel, clean string) Route {
+	base := strings.TrimSuffix(clean, "/") + "/"
+	for _, name := range dirIndex {
+		p := name
+		if rel != "." {
+			p = rel + "/" + name
+		}
+		if fi, err := r.root.Stat(p); err == nil && fi.Mode().IsRegular() {
+			if strings.HasSuffix(name, ".php") {
+				return Route{Kind: PHP, ScriptName: base + name}
+			}
+			return Route{Kind: Static, File: p}
+		}
+	}
+	// A directory without an index is never listed; like any other
+	// unmatched URL it belongs to the application.
+	return r.frontController()
+}
+
+// splitPathInfo finds the first ".php/" in full whose prefix is a regular
+// file and returns it as a script with the rest as PATH_INFO.
+func (r *Router) splitPathInfo(full string) (Route, bool) {
+	from := 0
+	for {
+		i := strings.Index(full[from:], ".php/")
+		if i < 0 {
+			return Route{}, false
+		}
+		end := from + i + len(".php")
+		script := full[:end]
+		if fi, err := r.root.Stat(strings.TrimPrefix(script, "/")); err == nil && fi.Mode().IsRegular() {
+			return Route{Kind: PHP, ScriptName: script, PathInfo: full[end:]}, true
+		}
+		from = end
+	}
+}
+
+func (r *Router) frontController() Route {
+	if r.index == "" {
+		return Route{Kind: NotFound, Reason: "no file matches and the front controller is off"}
+	}
+	fi, err := r.root.Stat(strings.TrimPrefix(r.index, "/"))
+	if err != nil || !fi.Mode().IsRegular() {
+		return Route{Kind: NotFound, Reason: "front controller " + r.index + " not found"}
+	}
+	return Route{Kind: PHP, ScriptName: r.index}
+}
+
+// Open opens a Static route's file inside the root and returns it with its
+// info. It refuses anything but a regular file, checked on the open file
+// itself, so a file swapped for a directory or device after Resolve is not
+// served.
+func (r *Router) Open(rel string) (*os.File, fs.FileInfo, error) {
+	f, err := r.root.Open(rel)
+	if err != nil {
+		return nil, nil, fmt.Errorf("phproute: open %s: %w", rel, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("phproute: stat %s: %w", rel, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("phproute: %s: %w", rel, fs.ErrNotExist)
+	}
+	return f, fi, nil
+}
+
+// cleanPath decodes and normalizes an escaped URL path into its segments,
+// like nginx's URI normalization (merged slashes, "." and ".." resolved),
+// and reports whether it ended with a slash. A non-nil Route is a refusal.
+func cleanPath(escaped string) (segs []string, trailing bool, bad *Route) {
+	refuse := func(k Kind, why string) ([]string, bool, *Route) {
+		return nil, false, &Route{Kind: k, Reason: why}
+	}
+	if !strings.HasPrefix(escaped, "/") {
+		return refuse(BadRequest, "path does not start with /")
+	}
+	decoded, err := url.PathUnescape(escaped)
+	if err != nil {
+		return refuse(BadRequest, "invalid percent-encoding")
+	}
+	for i := 0; i < len(decoded); i++ {
+		if c := decoded[i]; c < 0x20 || c == 0x7f {
+			return refuse(BadRequest, "control character in path")
+		}
+	}
+	raw := strings.Split(decoded[1:], "/")
+	for _, s := range raw {
+		switch s {
+		case "", ".":
+		case "..":
+			if len(segs) == 0 {
+				return refuse(BadRequest, "path climbs above the root")
+			}
+			segs = segs[:len(segs)-1]
+		default:
+			segs = append(segs, s)
+		}
+	}
+	last := raw[len(raw)-1]
+	trailing = last == "" || last == "." || last == ".."
+	for i, s := range segs {
+		if strings.HasPrefix(s, ".") && !(i == 0 && s == ".well-known") {
+			return refuse(NotFound, "hidden file or directory")
+		}
+	}
+	return segs, trailing, nil
+}
+
+// escape percent-encodes a clean path for a Location header.
+func escape(p string) string {
+	return (&url.URL{Path: p}).EscapedPath()
+}

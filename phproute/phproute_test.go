@@ -1,0 +1,300 @@
+package phproute
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// site builds a document root next to a directory outside it, with the
+// files every routing rule needs.
+func site(t *testing.T) (root, outside string) {
+	t.Helper()
+	base := t.TempDir()
+	root = filepath.Join(base, "root")
+	outside = filepath.Join(base, "outside")
+	files := map[string]string{
+		"index.php":                    "<?php echo 'front';",
+		"hello.php":                    "<?php echo 'hello';",
+		"style.css":                    "body{}",
+		"notes.txt":                    "<?php echo 'never run';",
+		"X.PHP":                        "<?php echo 'source';",
+		"dir/index.php":                "<?php",
+		"docs/index.html":              "<h1>docs</h1>",
+		"both/index.php":               "<?php",
+		"both/index.html":              "html",
+		"uploads/x.jpg":                "<?php system('id');",
+		"a.php/b.php":                  "<?php",
+		"sub/script.php":               "<?php",
+		"file with space.txt":          "space",
+		"caf\u00e9.txt":                "unicode",
+		".env":                         "SECRET=1",
+		".git/config":                  "[core]",
+		"sub/.htaccess":                "deny",
+		".well-known/acme-challenge/t": "token",
+		".well-known/.hidden":          "no",
+		"../outside/secret.txt":        "secret",
+		"../outside/evil.php":          "<?php",
+	}
+	for name, body := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"empty", "a.php/c"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := map[string]string{
+		"link-in.css":     "style.css",
+		"link-dir":        "docs",
+		"out-dir":         outside,
+		"out-file.txt":    filepath.Join(outside, "secret.txt"),
+		"out-rel.txt":     "../outside/secret.txt",
+		"out-evil.php":    filepath.Join(outside, "evil.php"),
+		"sub/up-and-out":  "../../outside",
+		"dangling.txt":    "nowhere.txt",
+		"uploads/lnk.php": "x.jpg",
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, outside
+}
+
+func TestResolve(t *testing.T) {
+	root, _ := site(t)
+	r, err := New(root, "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+
+	php := func(script, info string) Route { return Route{Kind: PHP, ScriptName: script, PathInfo: info} }
+	static := func(file string) Route { return Route{Kind: Static, File: file} }
+	front := php("/index.php", "")
+	k := func(kind Kind) Route { return Route{Kind: kind} }
+
+	tests := []struct {
+		path string
+		want Route
+	}{
+		// Static files: served by the gateway, whatever they contain.
+		{"/style.css", static("style.css")},
+		{"/notes.txt", static("notes.txt")},
+		{"/file%20with%20space.txt", static("file with space.txt")},
+		{"/caf%C3%A9.txt", static("caf\u00e9.txt")},
+		{"//style.css", static("style.css")},
+		{"/./style.css", static("style.css")},
+		{"/docs/../style.css", static("style.css")},
+		{"/link-in.css", static("link-in.css")},
+		{"/link-dir/", static("link-dir/index.html")},
+
+		// PHP scripts.
+		{"/hello.php", php("/hello.php", "")},
+		{"/sub/script.php", php("/sub/script.php", "")},
+		{"/index.php", front},
+		{"/hell%6F.php", php("/hello.php", "")},
+
+		// Directories: redirect without slash, index files with it.
+		{"/", front},
+		{"/dir", Route{Kind: Redirect, Location: "/dir/"}},
+		{"/dir/", php("/dir/index.php", "")},
+		{"/docs/", static("docs/index.html")},
+		{"/both/", php("/both/index.php", "")},
+		{"/empty/", front},
+		{"/dir/.", php("/dir/index.php", "")},
+		{"/caf%C3%A9", front},
+
+		// PATH_INFO only after a real script.
+		{"/hello.php/extra", php("/hello.php", "/extra")},
+		{"/hello.php/a/b/", php("/hello.php", "/a/b/")},
+		{"/hello.php/", php("/hello.php", "/")},
+		{"/hello.php/x.php", php("/hello.php", "/x.php")},
+		{"/hello.php/a%20b", php("/hello.php", "/a b")},
+		{"/a.php/b.php/more", php("/a.php/b.php", "/more")}, // a.php is a directory
+		{"/a.php/c/x", k(NotFound)},                         // names a .php that is no script
+		{"/style.css/x", front},
+
+		// Front controller for everything else, REQUEST_URI kept by the caller.
+		{"/blog/2024/hello-world", front},
+		{"/missing.html", front},
+		{"/uploads/x.jpg/whatever", front},
+
+		// Missing scripts: 404, never the front controller.
+		{"/missing.php", k(NotFound)},
+		{"/missing.php/info", k(NotFound)},
+		{"/sub/missing.php", k(NotFound)},
+		{"/uploads/x.jpg/x.php", k(NotFound)},
+		{"/uploads/x.jpg/x.php/y", k(NotFound)},
+		{"/uploads/x.jpg%00.php", k(BadRequest)},
+		{"/uploads/lnk.php", php("/uploads/lnk.php", "")}, // in-root symlink named .php: php-fpm runs it, like nginx
+
+		// Case: .PHP is neither run nor served.
+		{"/X.PHP", k(NotFound)},
+		{"/X.PHP/info", front},
+
+		// Dotfiles.
+		{"/.env", k(NotFound)},
+		{"/.git/config", k(NotFound)},
+		{"/.git/", k(NotFound)},
+		{"/sub/.htaccess", k(NotFound)},
+		{"/%2eenv", k(NotFound)}, // %2e decodes to "."
+		{"/.well-known/acme-challenge/t", static(".well-known/acme-challenge/t")},
+		{"/.well-known/.hidden", k(NotFound)},
+		{"/sub/.well-known/x", k(NotFound)},
+
+		// Traversal: never above the root.
+		{"/..", k(BadRequest)},
+		{"/../outside/secret.txt", k(BadRequest)},
+		{"/%2e%2e/outside/secret.txt", k(BadRequest)},
+		{"/%2E%2E%2Foutside/secret.txt", k(BadRequest)},
+		{"/docs/../../outside/secret.txt", k(BadRequest)},
+		{"/..%2f..%2fetc/passwd", k(BadRequest)},
+
+		// Symlinks leaving the root: 404.
+		{"/out-file.txt", k(NotFound)},
+		{"/out-rel.txt", k(NotFound)},
+		{"/out-dir/secret.txt", k(NotFound)},
+		{"/out-dir/", k(NotFound)},
+		{"/out-dir", k(NotFound)},
+		{"/out-evil.php", k(NotFound)},
+		{"/out-evil.php/x", k(NotFound)},
+		{"/sub/up-and-out/secret.txt", k(NotFound)},
+		{"/dangling.txt", front},
+
+		// Hostile encodings: 400.
+		{"/hello.php%0a", k(BadRequest)},
+		{"/hello.php/%0a", k(BadRequest)},
+		{"/index.php%0ainfo.php", k(BadRequest)},
+		{"/a%0d%0aSet-Cookie:x", k(BadRequest)},
+		{"/style.css%00.php", k(BadRequest)},
+		{"/x%7f", k(BadRequest)},
+		{"/x%zz", k(BadRequest)},
+		{"/x%", k(BadRequest)},
+		{"", k(BadRequest)},
+		{"*", k(BadRequest)},
+		{"style.css", k(BadRequest)},
+	}
+	for _, tt := range tests {
+		got := r.Resolve(tt.path)
+		got.Reason = ""
+		if got != tt.want {
+			t.Errorf("Resolve(%q) = %+v, want %+v", tt.path, got, tt.want)
+		}
+		if got.Kind == PHP && !hasPHPSuffix(got.ScriptName) {
+			t.Errorf("Resolve(%q) names non-.php script %q", tt.path, got.ScriptName)
+		}
+	}
+}
+
+func hasPHPSuffix(s string) bool { return len(s) > 4 && s[len(s)-4:] == ".php" }
+
+func TestResolveIndexOff(t *testing.T) {
+	root, _ := site(t)
+	r, err := New(root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, p := range []string{"/blog/post", "/empty/", "/missing.html"} {
+		if got := r.Resolve(p); got.Kind != NotFound {
+			t.Errorf("Resolve(%q) with INDEX=off = %+v, want NotFound", p, got)
+		}
+	}
+	if got := r.Resolve("/hello.php"); got.Kind != PHP {
+		t.Errorf("explicit script with INDEX=off = %+v, want PHP", got)
+	}
+	// A directory index is not the front controller: still served.
+	if got := r.Resolve("/"); got.Kind != PHP || got.ScriptName != "/index.php" {
+		t.Errorf("/ with INDEX=off = %+v, want the directory index /index.php", got)
+	}
+}
+
+func TestResolveMissingFrontController(t *testing.T) {
+	root := t.TempDir()
+	r, err := New(root, "/app.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := r.Resolve("/anything"); got.Kind != NotFound {
+		t.Errorf("missing front controller: %+v, want NotFound", got)
+	}
+}
+
+func TestNewRejectsBadIndex(t *testing.T) {
+	for _, idx := range []string{"index.php", "/index.html", "/x.PHP"} {
+		if _, err := New(t.TempDir(), idx); err == nil {
+			t.Errorf("New(index=%q) accepted", idx)
+		}
+	}
+	if _, err := New(filepath.Join(t.TempDir(), "nope"), "/index.php"); err == nil {
+		t.Error("New on a missing root accepted")
+	}
+}
+
+func TestOpen(t *testing.T) {
+	root, _ := site(t)
+	r, err := New(root, "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	f, fi, err := r.Open("style.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(f)
+	f.Close()
+	if string(b) != "body{}" || fi.Size() != 6 {
+		t.Errorf("Open(style.css) = %q size %d", b, fi.Size())
+	}
+	for _, rel := range []string{"docs", "out-file.txt", "../outside/secret.txt", "out-dir/secret.txt", "nope"} {
+		if f, _, err := r.Open(rel); err == nil {
+			f.Close()
+			t.Errorf("Open(%q) succeeded", rel)
+		}
+	}
+}
+
+func FuzzResolve(f *testing.F) {
+	for _, s := range []string{"/", "/hello.php/x", "/%2e%2e/x", "/a/../../b", "/.well-known/x", "/x.jpg/y.php"} {
+		f.Add(s)
+	}
+	root := f.TempDir()
+	for _, name := range []string{"index.php", "a/b.php", "c.txt"} {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte("x"), 0o644)
+	}
+	r, err := New(root, "/index.php")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		got := r.Resolve(p)
+		switch got.Kind {
+		case PHP:
+			if !hasPHPSuffix(got.ScriptName) || got.ScriptName[0] != '/' {
+				t.Fatalf("%q: script %q", p, got.ScriptName)
+			}
+			fi, err := os.Stat(filepath.Join(root, got.ScriptName))
+			if err != nil || !fi.Mode().IsRegular() {
+				t.Fatalf("%q: script %q is not a regular file in the root", p, got.ScriptName)
+			}
+		case Static:
+			if filepath.IsAbs(got.File) || !filepath.IsLocal(got.File) {
+				t.Fatalf("%q: static file %q not local", p, got.File)
+			}
+		}
+	})
+}
