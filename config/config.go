@@ -1,0 +1,264 @@
+// Package config reads sessiongate's configuration from SESSIONGATE_*
+// environment variables.
+//
+// The variable names are the public interface of the binary: they appear in
+// the README, in `gateway -h` and in deployments, so they are never renamed.
+// Everything about a variable (name, default, whether it is required or
+// secret, its one-line meaning) lives in the struct tags of Config, and the
+// help text, the start-up summary and the error messages are all generated
+// from those tags, so documentation cannot drift from behaviour.
+//
+// Tags understood here, on top of caarlos0/env's `env` and `envDefault`:
+//
+//	help:"..."    the meaning shown by `gateway -h` (required on every variable)
+//	secret:"true" the value may hold a password or key: it is never echoed in
+//	              an error message nor in the start-up log line
+//
+// Later features add their variables as a tagged sub-struct field of Config
+// (e.g. `Session SessionConfig`), validated by a method called from
+// (*Config).validate; nothing else changes.
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Prefix starts the name of every variable sessiongate reads.
+const Prefix = "SESSIONGATE_"
+
+// IndexOff is the SESSIONGATE_INDEX value that disables the front controller.
+const IndexOff = "off"
+
+// Config is the whole configuration of one gateway process.
+type Config struct {
+	Listen string `env:"SESSIONGATE_LISTEN" envDefault:":8080" help:"address of the public HTTP(S) listener, host:port"`
+
+	PHPFPM []string `env:"SESSIONGATE_PHP_FPM,notEmpty" help:"php-fpm addresses, comma-separated: host:port or unix:/path/to/socket; several are balanced"`
+
+	DocumentRoot string   `env:"SESSIONGATE_DOCUMENT_ROOT,notEmpty" help:"absolute site root as php-fpm sees it: SCRIPT_FILENAME = DOCUMENT_ROOT + script path"`
+	StaticRoot   string   `env:"SESSIONGATE_STATIC_ROOT" help:"the same tree as the gateway sees it (routing and static files); must be an existing directory (default: SESSIONGATE_DOCUMENT_ROOT)"`
+	Index        string   `env:"SESSIONGATE_INDEX" envDefault:"index.php" help:"front controller that receives every request no file matches, relative to the root; 'off' answers 404 instead"`
+	MaxBody      ByteSize `env:"SESSIONGATE_MAX_BODY" envDefault:"1m" help:"largest request body, units k/m/g like nginx's client_max_body_size; larger bodies get 413; 0 = unlimited"`
+
+	PHPMaxConns     int           `env:"SESSIONGATE_PHP_MAX_CONNS" envDefault:"8" help:"most connections kept open to each php-fpm backend; keep it <= pm.max_children"`
+	PHPDialTimeout  time.Duration `env:"SESSIONGATE_PHP_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to php-fpm before 502"`
+	PHPTimeout      time.Duration `env:"SESSIONGATE_PHP_TIMEOUT" envDefault:"60s" help:"longest wait for the next bytes from php-fpm before 504, like fastcgi_read_timeout; 0 = none"`
+	PHPWriteTimeout time.Duration `env:"SESSIONGATE_PHP_WRITE_TIMEOUT" envDefault:"60s" help:"longest wait while sending a request to php-fpm, like fastcgi_send_timeout; 0 = none"`
+
+	ReadHeaderTimeout time.Duration `env:"SESSIONGATE_READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers (slowloris defence); must be > 0"`
+	ReadTimeout       time.Duration `env:"SESSIONGATE_READ_TIMEOUT" envDefault:"60s" help:"time a client has to send a whole request, body included; 0 = none"`
+	// WriteTimeout defaults to none because Go's WriteTimeout bounds the whole
+	// response from the end of the request headers: a long download, a
+	// streamed PHP response or a slow-but-live client would be cut in the
+	// middle. Upstream silence is bounded by SESSIONGATE_PHP_TIMEOUT instead.
+	WriteTimeout    time.Duration `env:"SESSIONGATE_WRITE_TIMEOUT" envDefault:"0" help:"longest time to write a whole response; 0 = none, because responses stream (downloads, flushed PHP output) and PHP silence is bounded by SESSIONGATE_PHP_TIMEOUT"`
+	IdleTimeout     time.Duration `env:"SESSIONGATE_IDLE_TIMEOUT" envDefault:"75s" help:"how long an idle keep-alive client connection stays open, like keepalive_timeout; 0 = use SESSIONGATE_READ_TIMEOUT"`
+	ShutdownTimeout time.Duration `env:"SESSIONGATE_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM/SIGINT, how long in-flight requests may run before the process exits anyway"`
+	MaxHeaderBytes  ByteSize      `env:"SESSIONGATE_MAX_HEADER_BYTES" envDefault:"1m" help:"largest request line plus headers, units k/m/g"`
+
+	TrustedProxies Prefixes `env:"SESSIONGATE_TRUSTED_PROXIES" help:"comma-separated CIDRs or IPs of proxies in front of the gateway; only their X-Forwarded-For and X-Forwarded-Proto are believed (default: none)"`
+
+	AdminListen string `env:"SESSIONGATE_ADMIN_LISTEN" help:"address of the admin listener serving /healthz and /readyz, host:port; empty = no admin listener"`
+
+	LogLevel  string `env:"SESSIONGATE_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	LogFormat string `env:"SESSIONGATE_LOG_FORMAT" envDefault:"json" help:"json (one object per line) or text"`
+	AccessLog bool   `env:"SESSIONGATE_ACCESS_LOG" envDefault:"on" help:"one log line per request: on or off"`
+
+	TLSCert string `env:"SESSIONGATE_TLS_CERT" help:"PEM certificate (chain) file; with SESSIONGATE_TLS_KEY the public listener speaks HTTPS; set both or neither"`
+	TLSKey  string `env:"SESSIONGATE_TLS_KEY" help:"PEM private key file for SESSIONGATE_TLS_CERT"`
+
+	// Warnings lists non-fatal findings of Load (an unknown SESSIONGATE_
+	// variable, most likely a typo), to be logged at start.
+	Warnings []string `env:"-"`
+}
+
+// IndexScript returns the front controller as a URL path ("/index.php"), or
+// "" when the front controller is off.
+func (c *Config) IndexScript() string {
+	if c.Index == IndexOff || c.Index == "" {
+		return ""
+	}
+	return "/" + strings.TrimPrefix(c.Index, "/")
+}
+
+// TLS reports whether the public listener serves HTTPS.
+func (c *Config) TLS() bool { return c.TLSCert != "" }
+
+// Load reads the configuration from environ (os.Environ() format,
+// "NAME=value"). It returns one *Error naming every bad variable, both values
+// that do not parse and values that parse but cannot work together.
+func Load(environ []string) (*Config, error) {
+	var c Config
+	env := toMap(environ)
+	errs := parse(&c, env)
+	if len(errs) == 0 || !errs.has("SESSIONGATE_DOCUMENT_ROOT") {
+		// Only a sound DOCUMENT_ROOT can serve as STATIC_ROOT's default.
+		if c.StaticRoot == "" {
+			c.StaticRoot = c.DocumentRoot
+		}
+	}
+	errs = append(errs, c.validate(errs, env)...)
+	if len(errs) > 0 {
+		return nil, &Error{Problems: finish(&c, errs, env)}
+	}
+	c.Warnings = unknownVariables(&c, env)
+	return &c, nil
+}
+
+// validate checks what parsing cannot: values that must exist on disk, agree
+// with each other or belong to a set. Variables that already failed to parse
+// (in bad) are not checked again, so each appears once in the error.
+func (c *Config) validate(bad Problems, env map[string]string) Problems {
+	var p Problems
+	check := func(name string, ok bool, format string, args ...any) {
+		if !ok && !bad.has(name) && !p.has(name) {
+			p = append(p, Problem{Var: name, Msg: fmt.Sprintf(format, args...)})
+		}
+	}
+
+	checkListen := func(name, addr string) {
+		if addr == "" {
+			return
+		}
+		_, port, err := net.SplitHostPort(addr)
+		check(name, err == nil && validPort(port, true), "must be host:port or :port, e.g. :8080 or 127.0.0.1:8080")
+	}
+	checkListen("SESSIONGATE_LISTEN", c.Listen)
+	check("SESSIONGATE_LISTEN", c.Listen != "", "must not be empty")
+	checkListen("SESSIONGATE_ADMIN_LISTEN", c.AdminListen)
+	check("SESSIONGATE_ADMIN_LISTEN", c.AdminListen == "" || c.AdminListen != c.Listen, "must differ from SESSIONGATE_LISTEN")
+
+	for _, a := range c.PHPFPM {
+		if msg := checkBackend(a); msg != "" {
+			check("SESSIONGATE_PHP_FPM", false, "%s", msg)
+		}
+	}
+
+	if !bad.has("SESSIONGATE_DOCUMENT_ROOT") {
+		check("SESSIONGATE_DOCUMENT_ROOT", filepath.IsAbs(c.DocumentRoot), "must be an absolute path")
+	}
+	if c.StaticRoot != "" && !bad.has("SESSIONGATE_STATIC_ROOT") {
+		name := "SESSIONGATE_STATIC_ROOT"
+		if env[name] == "" {
+			// The default came from DOCUMENT_ROOT: report it under that name,
+			// the variable the operator actually wrote.
+			name = "SESSIONGATE_DOCUMENT_ROOT"
+		}
+		if !filepath.IsAbs(c.StaticRoot) {
+			check(name, false, "must be an absolute path")
+		} else if fi, err := os.Stat(c.StaticRoot); err != nil {
+			check(name, false, "%s", describeFSError(err))
+		} else {
+			check(name, fi.IsDir(), "is not a directory")
+		}
+	}
+
+	if c.Index != IndexOff {
+		idx := strings.TrimPrefix(c.Index, "/")
+		clean := path.Clean(idx)
+		check("SESSIONGATE_INDEX", idx != "" && clean == idx && !strings.HasPrefix(clean, "../") && clean != ".." && !hasDotSegment(clean) && strings.HasSuffix(clean, ".php"),
+			"must be 'off' or a clean relative path to a .php file without dot segments, e.g. index.php or public/app.php")
+	}
+
+	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
+	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")
+	check("SESSIONGATE_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout > 0, "must be > 0: without it a client can hold a connection open forever by sending headers slowly")
+	check("SESSIONGATE_MAX_HEADER_BYTES", c.MaxHeaderBytes >= 4096 && c.MaxHeaderBytes <= 64<<20, "must be between 4k and 64m")
+
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		check("SESSIONGATE_LOG_LEVEL", false, "must be debug, info, warn or error")
+	}
+	switch strings.ToLower(c.LogFormat) {
+	case "json", "text":
+	default:
+		check("SESSIONGATE_LOG_FORMAT", false, "must be json or text")
+	}
+
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		check("SESSIONGATE_TLS_KEY", false, "must be set when SESSIONGATE_TLS_CERT is (set both or neither)")
+	case c.TLSCert == "" && c.TLSKey != "":
+		check("SESSIONGATE_TLS_CERT", false, "must be set when SESSIONGATE_TLS_KEY is (set both or neither)")
+	case c.TLSCert != "":
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			// crypto/tls errors name files and PEM block types, never key bytes.
+			check("SESSIONGATE_TLS_CERT", false, "cannot load the certificate and key: %v", err)
+		}
+	}
+	return p
+}
+
+// checkBackend explains what is wrong with one php-fpm address, or returns "".
+func checkBackend(a string) string {
+	if rest, ok := strings.CutPrefix(a, "unix:"); ok {
+		if !filepath.IsAbs(rest) {
+			return fmt.Sprintf("%q: a unix socket needs an absolute path, unix:/path/to/php-fpm.sock", a)
+		}
+		return ""
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil || host == "" || !validPort(port, false) {
+		return fmt.Sprintf("%q is not host:port or unix:/path", a)
+	}
+	return ""
+}
+
+func validPort(p string, allowZero bool) bool {
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return false
+	}
+	return n <= 65535 && (n > 0 || allowZero && n == 0)
+}
+
+func hasDotSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if strings.HasPrefix(seg, ".") {
+			return true
+		}
+	}
+	return false
+}
+
+func describeFSError(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "does not exist"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// Prefixes is a list of networks, e.g. trusted proxies. Single addresses are
+// stored as full-length prefixes (/32, /128).
+type Prefixes []netip.Prefix
+
+// Contains reports whether addr belongs to one of the networks. IPv4 addresses
+// seen as IPv4-mapped IPv6 (::ffff:a.b.c.d) match IPv4 prefixes.
+func (ps Prefixes) Contains(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range ps {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}

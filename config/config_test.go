@@ -1,0 +1,416 @@
+package config
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"log/slog"
+	"math/big"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// base is the smallest valid environment.
+func base(t *testing.T) []string {
+	return []string{
+		"SESSIONGATE_PHP_FPM=127.0.0.1:9000",
+		"SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(),
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	env := base(t)
+	c, err := Load(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := strings.TrimPrefix(env[1], "SESSIONGATE_DOCUMENT_ROOT=")
+	want := Config{
+		Listen:            ":8080",
+		PHPFPM:            []string{"127.0.0.1:9000"},
+		DocumentRoot:      root,
+		StaticRoot:        root,
+		Index:             "index.php",
+		MaxBody:           1 << 20,
+		PHPMaxConns:       8,
+		PHPDialTimeout:    3 * time.Second,
+		PHPTimeout:        60 * time.Second,
+		PHPWriteTimeout:   60 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      0,
+		IdleTimeout:       75 * time.Second,
+		ShutdownTimeout:   30 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		LogLevel:          "info",
+		LogFormat:         "json",
+		AccessLog:         true,
+	}
+	if !reflect.DeepEqual(*c, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
+	}
+	if c.IndexScript() != "/index.php" || c.TLS() {
+		t.Errorf("IndexScript %q TLS %v", c.IndexScript(), c.TLS())
+	}
+}
+
+func TestEveryVariable(t *testing.T) {
+	static := t.TempDir()
+	cert, key := selfSigned(t)
+	env := []string{
+		"SESSIONGATE_LISTEN=127.0.0.1:8443",
+		"SESSIONGATE_PHP_FPM=127.0.0.1:9000, unix:/run/php/fpm.sock ,[::1]:9001",
+		"SESSIONGATE_DOCUMENT_ROOT=/srv/site",
+		"SESSIONGATE_STATIC_ROOT=" + static,
+		"SESSIONGATE_INDEX=public/app.php",
+		"SESSIONGATE_MAX_BODY=512K",
+		"SESSIONGATE_PHP_MAX_CONNS=3",
+		"SESSIONGATE_PHP_DIAL_TIMEOUT=250ms",
+		"SESSIONGATE_PHP_TIMEOUT=2m",
+		"SESSIONGATE_PHP_WRITE_TIMEOUT=5s",
+		"SESSIONGATE_READ_HEADER_TIMEOUT=4s",
+		"SESSIONGATE_READ_TIMEOUT=0",
+		"SESSIONGATE_WRITE_TIMEOUT=1h",
+		"SESSIONGATE_IDLE_TIMEOUT=1s",
+		"SESSIONGATE_SHUTDOWN_TIMEOUT=7s",
+		"SESSIONGATE_MAX_HEADER_BYTES=64k",
+		"SESSIONGATE_TRUSTED_PROXIES=10.0.0.0/8, 192.168.1.7,fd00::/8,::ffff:172.16.0.0/108",
+		"SESSIONGATE_ADMIN_LISTEN=127.0.0.1:9090",
+		"SESSIONGATE_LOG_LEVEL=debug",
+		"SESSIONGATE_LOG_FORMAT=text",
+		"SESSIONGATE_ACCESS_LOG=off",
+		"SESSIONGATE_TLS_CERT=" + cert,
+		"SESSIONGATE_TLS_KEY=" + key,
+	}
+	c, err := Load(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Listen:            "127.0.0.1:8443",
+		PHPFPM:            []string{"127.0.0.1:9000", "unix:/run/php/fpm.sock", "[::1]:9001"},
+		DocumentRoot:      "/srv/site",
+		StaticRoot:        static,
+		Index:             "public/app.php",
+		MaxBody:           512 << 10,
+		PHPMaxConns:       3,
+		PHPDialTimeout:    250 * time.Millisecond,
+		PHPTimeout:        2 * time.Minute,
+		PHPWriteTimeout:   5 * time.Second,
+		ReadHeaderTimeout: 4 * time.Second,
+		ReadTimeout:       0,
+		WriteTimeout:      time.Hour,
+		IdleTimeout:       time.Second,
+		ShutdownTimeout:   7 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		TrustedProxies: Prefixes{
+			netip.MustParsePrefix("10.0.0.0/8"),
+			netip.MustParsePrefix("192.168.1.7/32"),
+			netip.MustParsePrefix("fd00::/8"),
+			netip.MustParsePrefix("172.16.0.0/12"),
+		},
+		AdminListen: "127.0.0.1:9090",
+		LogLevel:    "debug",
+		LogFormat:   "text",
+		AccessLog:   false,
+		TLSCert:     cert,
+		TLSKey:      key,
+	}
+	if !reflect.DeepEqual(*c, want) {
+		t.Errorf("\n got %+v\nwant %+v", *c, want)
+	}
+	if c.IndexScript() != "/public/app.php" || !c.TLS() {
+		t.Errorf("IndexScript %q TLS %v", c.IndexScript(), c.TLS())
+	}
+	// Every variable of Config is exercised here.
+	set := map[string]bool{}
+	for _, kv := range env {
+		set[strings.SplitN(kv, "=", 2)[0]] = true
+	}
+	for _, v := range Variables() {
+		if !set[v.Name] {
+			t.Errorf("variable %s not covered by this test", v.Name)
+		}
+	}
+}
+
+func TestIndexOff(t *testing.T) {
+	c, err := Load(append(base(t), "SESSIONGATE_INDEX=off"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IndexScript() != "" {
+		t.Errorf("IndexScript = %q", c.IndexScript())
+	}
+}
+
+// TestAllProblemsInOneError sets many bad variables at once: one error must
+// name each, in `gateway -h` order, with the offending value.
+func TestAllProblemsInOneError(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	env := []string{
+		"SESSIONGATE_LISTEN=nope",
+		"SESSIONGATE_PHP_FPM=127.0.0.1:9000,localhost,unix:relative.sock",
+		"SESSIONGATE_DOCUMENT_ROOT=relative/path",
+		"SESSIONGATE_STATIC_ROOT=" + file,
+		"SESSIONGATE_INDEX=../index.php",
+		"SESSIONGATE_MAX_BODY=12x",
+		"SESSIONGATE_PHP_MAX_CONNS=0",
+		"SESSIONGATE_PHP_DIAL_TIMEOUT=3",
+		"SESSIONGATE_PHP_TIMEOUT=-1s",
+		"SESSIONGATE_READ_HEADER_TIMEOUT=0",
+		"SESSIONGATE_MAX_HEADER_BYTES=1",
+		"SESSIONGATE_TRUSTED_PROXIES=10.0.0.0/8,example.com",
+		"SESSIONGATE_ADMIN_LISTEN=nope",
+		"SESSIONGATE_LOG_LEVEL=loud",
+		"SESSIONGATE_LOG_FORMAT=xml",
+		"SESSIONGATE_ACCESS_LOG=maybe",
+		"SESSIONGATE_TLS_CERT=/nonexistent.pem",
+		"SESSIONGATE_IDLE_TIMEOUT=forever",
+	}
+	_, err := Load(env)
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("Load = %v, want *Error", err)
+	}
+	want := []string{
+		"SESSIONGATE_LISTEN", "SESSIONGATE_PHP_FPM", "SESSIONGATE_DOCUMENT_ROOT",
+		"SESSIONGATE_STATIC_ROOT", "SESSIONGATE_INDEX", "SESSIONGATE_MAX_BODY",
+		"SESSIONGATE_PHP_MAX_CONNS", "SESSIONGATE_PHP_DIAL_TIMEOUT", "SESSIONGATE_PHP_TIMEOUT",
+		"SESSIONGATE_READ_HEADER_TIMEOUT", "SESSIONGATE_IDLE_TIMEOUT", "SESSIONGATE_MAX_HEADER_BYTES",
+		"SESSIONGATE_TRUSTED_PROXIES", "SESSIONGATE_ADMIN_LISTEN", "SESSIONGATE_LOG_LEVEL",
+		"SESSIONGATE_LOG_FORMAT", "SESSIONGATE_ACCESS_LOG", "SESSIONGATE_TLS_KEY",
+	}
+	if got := cerr.Vars(); !reflect.DeepEqual(got, want) {
+		t.Errorf("bad vars:\n got %v\nwant %v\nmessage:\n%v", got, want, err)
+	}
+	msg := err.Error()
+	for _, frag := range []string{`SESSIONGATE_MAX_BODY="12x"`, `"localhost" is not host:port`, "is not a directory", "must be an absolute path", `SESSIONGATE_LOG_LEVEL="loud"`} {
+		if !strings.Contains(msg, frag) {
+			t.Errorf("message lacks %q:\n%s", frag, msg)
+		}
+	}
+}
+
+func TestRequired(t *testing.T) {
+	_, err := Load([]string{"SESSIONGATE_DOCUMENT_ROOT="})
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("Load = %v", err)
+	}
+	if got := cerr.Vars(); !reflect.DeepEqual(got, []string{"SESSIONGATE_PHP_FPM", "SESSIONGATE_DOCUMENT_ROOT"}) {
+		t.Errorf("vars = %v\n%v", got, err)
+	}
+	if !strings.Contains(err.Error(), "SESSIONGATE_PHP_FPM: required, not set") ||
+		!strings.Contains(err.Error(), "SESSIONGATE_DOCUMENT_ROOT: required, but set to the empty string") {
+		t.Errorf("message:\n%v", err)
+	}
+}
+
+func TestStaticRootDefaultMustExist(t *testing.T) {
+	_, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=/nonexistent/site"})
+	if err == nil || !strings.Contains(err.Error(), "SESSIONGATE_DOCUMENT_ROOT=\"/nonexistent/site\": does not exist") {
+		t.Errorf("err = %v", err)
+	}
+	// php-fpm may see another tree than the gateway: a missing DOCUMENT_ROOT
+	// is fine when STATIC_ROOT exists.
+	if _, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=/nonexistent/site", "SESSIONGATE_STATIC_ROOT=" + t.TempDir()}); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestTLSBothOrNeither(t *testing.T) {
+	cert, key := selfSigned(t)
+	for _, tc := range []struct {
+		env []string
+		bad string
+	}{
+		{[]string{"SESSIONGATE_TLS_CERT=" + cert}, "SESSIONGATE_TLS_KEY"},
+		{[]string{"SESSIONGATE_TLS_KEY=" + key}, "SESSIONGATE_TLS_CERT"},
+		{[]string{"SESSIONGATE_TLS_CERT=" + key, "SESSIONGATE_TLS_KEY=" + cert}, "SESSIONGATE_TLS_CERT"},
+	} {
+		_, err := Load(append(base(t), tc.env...))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{tc.bad}) {
+			t.Errorf("%v: err = %v, want only %s", tc.env, err, tc.bad)
+		}
+	}
+}
+
+func TestUnknownVariableWarns(t *testing.T) {
+	c, err := Load(append(base(t), "SESSIONGATE_LISTN=:9", "OTHER=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "SESSIONGATE_LISTN") {
+		t.Errorf("warnings = %v", c.Warnings)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1": 1, "1k": 1024, "1K": 1024, "2m": 2 << 20, "3G": 3 << 30, "007": 7} {
+		got, err := parseByteSize(in)
+		if err != nil || int64(got.(ByteSize)) != want {
+			t.Errorf("parseByteSize(%q) = %v, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "k", "-1", "+1", "1.5m", "1 m", "1t", "0x10", "99999999999999999999", "9000000000g"} {
+		if got, err := parseByteSize(in); err == nil {
+			t.Errorf("parseByteSize(%q) = %v, want error", in, got)
+		}
+	}
+	for n, want := range map[ByteSize]string{0: "0", 1 << 20: "1m", 512 << 10: "512k", 3 << 30: "3g", 1000: "1000"} {
+		if n.String() != want {
+			t.Errorf("%d.String() = %q, want %q", int64(n), n.String(), want)
+		}
+	}
+}
+
+func TestPrefixesContains(t *testing.T) {
+	ps, err := parsePrefixes("10.0.0.0/8,192.168.1.7,2001:db8::/32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ps.(Prefixes)
+	for addr, want := range map[string]bool{
+		"10.1.2.3": true, "11.0.0.1": false, "192.168.1.7": true, "192.168.1.8": false,
+		"::ffff:10.0.0.1": true, "2001:db8::1": true, "2001:db9::1": false,
+	} {
+		if got := p.Contains(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("Contains(%s) = %v", addr, got)
+		}
+	}
+	for _, bad := range []string{"10.0.0.0/33", "fe80::1%eth0", "host", ""} {
+		if _, err := parsePrefixes(bad); err == nil {
+			t.Errorf("parsePrefixes(%q) accepted", bad)
+		}
+	}
+}
+
+// secretConfig is a stand-in for the secret variables later issues add
+// (session keys, a Redis URL with a password): the machinery must never put
+// their values in a message or in the start-up log.
+type secretConfig struct {
+	Keys  []string `env:"SESSIONGATE_TEST_KEYS,notEmpty" secret:"true" help:"k"`
+	Limit int      `env:"SESSIONGATE_TEST_LIMIT" secret:"true" help:"l"`
+	Plain int      `env:"SESSIONGATE_TEST_PLAIN" help:"p"`
+}
+
+func TestSecretNeverEchoed(t *testing.T) {
+	const pw = "hunter2-Pa55word"
+	env := toMap([]string{"SESSIONGATE_TEST_LIMIT=" + pw, "SESSIONGATE_TEST_PLAIN=notanumber"})
+	var c secretConfig
+	ps := finish(&c, parse(&c, env), env)
+	msg := (&Error{Problems: ps}).Error()
+	if strings.Contains(msg, pw) || strings.Contains(msg, "hunter") {
+		t.Errorf("secret value in message:\n%s", msg)
+	}
+	for _, frag := range []string{"SESSIONGATE_TEST_KEYS: required", "SESSIONGATE_TEST_LIMIT: not an integer", `SESSIONGATE_TEST_PLAIN="notanumber": not an integer`} {
+		if !strings.Contains(msg, frag) {
+			t.Errorf("message lacks %q:\n%s", frag, msg)
+		}
+	}
+
+	// Start-up log: redacted.
+	c2 := secretConfig{Keys: []string{pw}}
+	var buf bytes.Buffer
+	vars := describe(&c2)
+	if !vars[0].Secret {
+		t.Fatal("secret tag not read")
+	}
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("start", "config", logValue(&c2))
+	if strings.Contains(buf.String(), pw) || !strings.Contains(buf.String(), "[redacted]") {
+		t.Errorf("log: %s", buf.String())
+	}
+}
+
+func TestLogValue(t *testing.T) {
+	c, err := Load(append(base(t), "SESSIONGATE_TRUSTED_PROXIES=10.0.0.0/8"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("start", "config", c)
+	for _, frag := range []string{`"SESSIONGATE_MAX_BODY":"1m"`, `"SESSIONGATE_PHP_FPM":"127.0.0.1:9000"`, `"SESSIONGATE_ACCESS_LOG":"on"`, `"SESSIONGATE_TRUSTED_PROXIES":"10.0.0.0/8"`} {
+		if !strings.Contains(buf.String(), frag) {
+			t.Errorf("log lacks %s: %s", frag, buf.String())
+		}
+	}
+}
+
+func TestHelpListsEveryVariable(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteHelp(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, v := range Variables() {
+		if v.Help == "" {
+			t.Errorf("%s has no help tag", v.Name)
+		}
+		if !strings.HasPrefix(v.Name, Prefix) {
+			t.Errorf("%s lacks the %s prefix", v.Name, Prefix)
+		}
+		if !strings.Contains(out, "  "+v.Name+"  ") || !strings.Contains(out, v.Help) {
+			t.Errorf("help lacks %s", v.Name)
+		}
+		if v.HasDefault && !strings.Contains(out, v.Name+`  (default "`+v.Default+`")`) {
+			t.Errorf("help lacks the default of %s", v.Name)
+		}
+	}
+	if len(Variables()) < 23 {
+		t.Errorf("only %d variables", len(Variables()))
+	}
+}
+
+// TestEveryFieldTypeHasParser keeps caarlos0/env's own parsers (whose errors
+// echo values) out of reach.
+func TestEveryFieldTypeHasParser(t *testing.T) {
+	for _, v := range Variables() {
+		typ := v.value.Type()
+		if _, ok := parsers[typ]; !ok && typ.Kind() != reflect.String {
+			t.Errorf("%s: type %s has no parser in config.parsers", v.Name, typ)
+		}
+	}
+	// Defaults must parse.
+	for _, v := range Variables() {
+		if f, ok := parsers[v.value.Type()]; ok && v.HasDefault {
+			if _, err := f(v.Default); err != nil {
+				t.Errorf("%s: default %q: %v", v.Name, v.Default, err)
+			}
+		}
+	}
+}
+
+func selfSigned(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
+}

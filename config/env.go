@@ -1,0 +1,328 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Problem is what is wrong with one variable.
+type Problem struct {
+	Var string // variable name, e.g. SESSIONGATE_MAX_BODY
+	Msg string // what is wrong, never containing the value
+	// Value is the offending raw value, shown only for variables not marked
+	// secret (it is empty for secret ones).
+	Value    string
+	hasValue bool
+}
+
+func (p Problem) String() string {
+	if p.hasValue {
+		v := p.Value
+		if len(v) > 80 {
+			v = v[:80] + "..."
+		}
+		return fmt.Sprintf("%s=%q: %s", p.Var, v, p.Msg)
+	}
+	return p.Var + ": " + p.Msg
+}
+
+// Problems is a list of Problem in the order of the Config fields.
+type Problems []Problem
+
+func (ps Problems) has(name string) bool {
+	return slices.ContainsFunc(ps, func(p Problem) bool { return p.Var == name })
+}
+
+// Error is returned by Load: every bad variable, one per line.
+type Error struct {
+	Problems Problems
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid configuration:")
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	b.WriteString("\n(run `gateway -h` for the list of variables)")
+	return b.String()
+}
+
+// Vars returns the names of the bad variables.
+func (e *Error) Vars() []string {
+	out := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		out[i] = p.Var
+	}
+	return out
+}
+
+// Var describes one environment variable, read from the struct tags.
+type Var struct {
+	Name       string
+	Default    string
+	HasDefault bool
+	Required   bool
+	Secret     bool
+	Help       string
+	field      string
+	value      reflect.Value
+}
+
+// Variables lists every variable Config reads, in field order.
+func Variables() []Var {
+	var c Config
+	return describe(&c)
+}
+
+// describe walks the env-tagged leaves of the struct dst points to, entering
+// untagged struct fields (sub-structs such as a future Session section).
+func describe(dst any) []Var {
+	var out []Var
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			tag, ok := f.Tag.Lookup("env")
+			if !ok {
+				if f.Type.Kind() == reflect.Struct {
+					walk(v.Field(i))
+				}
+				continue
+			}
+			name, opts, _ := strings.Cut(tag, ",")
+			if name == "-" || name == "" {
+				continue
+			}
+			def, hasDef := f.Tag.Lookup("envDefault")
+			out = append(out, Var{
+				Name:       name,
+				Default:    def,
+				HasDefault: hasDef,
+				Required:   slices.Contains(strings.Split(opts, ","), "notEmpty"),
+				Secret:     f.Tag.Get("secret") == "true",
+				Help:       f.Tag.Get("help"),
+				field:      f.Name,
+				value:      v.Field(i),
+			})
+		}
+	}
+	walk(reflect.ValueOf(dst).Elem())
+	return out
+}
+
+func toMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok {
+			m[k] = v // later entries win, as with os.Getenv
+		}
+	}
+	return m
+}
+
+// parse fills dst from the environment with caarlos0/env and turns every
+// failure into a Problem named after its variable. Parse failures are caught
+// in our own parser functions (caarlos0/env's messages name the Go field and
+// echo the raw value, which must not happen for secrets): OnSet tells which
+// variable is being converted, since env converts fields one at a time.
+func parse(dst any, environ map[string]string) Problems {
+	vars := describe(dst)
+	secret := make(map[string]bool, len(vars))
+	for _, v := range vars {
+		secret[v.Name] = v.Secret
+	}
+
+	var (
+		current string
+		ps      Problems
+	)
+	wrap := func(f func(string) (any, error)) env.ParserFunc {
+		return func(s string) (any, error) {
+			x, err := f(s)
+			if err != nil {
+				p := Problem{Var: current, Msg: err.Error()}
+				if !secret[current] {
+					p.Value, p.hasValue = s, true
+				}
+				ps = append(ps, p)
+			}
+			return x, err
+		}
+	}
+	funcs := map[reflect.Type]env.ParserFunc{}
+	for t, f := range parsers {
+		funcs[t] = wrap(f)
+	}
+
+	err := env.ParseWithOptions(dst, env.Options{
+		Environment: environ,
+		FuncMap:     funcs,
+		OnSet:       func(tag string, _ any, _ bool) { current = tag },
+	})
+	if err == nil {
+		return ps
+	}
+	var errs []error
+	if agg, ok := errors.AsType[env.AggregateError](err); ok {
+		errs = agg.Errors
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		switch e := e.(type) {
+		case env.EmptyVarError:
+			ps = append(ps, Problem{Var: e.Key, Msg: requiredMsg(environ, e.Key)})
+		case env.VarIsNotSetError:
+			ps = append(ps, Problem{Var: e.Key, Msg: requiredMsg(environ, e.Key)})
+		case env.ParseError:
+			// Already recorded by wrap, unless the field has a type with no
+			// parser of ours (a programming error caught by the unit tests);
+			// report it without the value.
+			name := varOfField(vars, e.Name)
+			if !ps.has(name) {
+				ps = append(ps, Problem{Var: name, Msg: "cannot parse a value of type " + e.Type.String()})
+			}
+		default:
+			ps = append(ps, Problem{Var: "(config)", Msg: e.Error()})
+		}
+	}
+	return ps
+}
+
+// finish puts problems in field order, so the message reads like
+// `gateway -h`, and attaches the raw value to those that lack it, for
+// variables not marked secret.
+func finish(dst any, ps Problems, environ map[string]string) Problems {
+	vars := describe(dst)
+	order := make(map[string]int, len(vars))
+	secret := make(map[string]bool, len(vars))
+	for i, v := range vars {
+		order[v.Name] = i
+		secret[v.Name] = v.Secret
+	}
+	for i := range ps {
+		if v, set := environ[ps[i].Var]; set && v != "" && !ps[i].hasValue && !secret[ps[i].Var] {
+			ps[i].Value, ps[i].hasValue = v, true
+		}
+	}
+	slices.SortStableFunc(ps, func(a, b Problem) int { return order[a.Var] - order[b.Var] })
+	return ps
+}
+
+// varOfField maps a Go field name (what env.ParseError carries) back to its
+// variable name.
+func varOfField(vars []Var, field string) string {
+	for _, v := range vars {
+		if v.field == field {
+			return v.Name
+		}
+	}
+	return field
+}
+
+func requiredMsg(environ map[string]string, key string) string {
+	if _, ok := environ[key]; ok {
+		return "required, but set to the empty string"
+	}
+	return "required, not set"
+}
+
+// unknownVariables returns a warning for each SESSIONGATE_ variable in the
+// environment that no field reads: most likely a typo that would otherwise
+// silently leave a default in place.
+func unknownVariables(dst any, environ map[string]string) []string {
+	known := map[string]bool{}
+	for _, v := range describe(dst) {
+		known[v.Name] = true
+	}
+	var out []string
+	for k := range environ {
+		if strings.HasPrefix(k, Prefix) && !known[k] {
+			out = append(out, fmt.Sprintf("unknown variable %s ignored (typo?)", k))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// WriteHelp prints every variable with its default and meaning, for
+// `gateway -h`.
+func WriteHelp(w io.Writer) error {
+	var b strings.Builder
+	for _, v := range Variables() {
+		b.WriteString("  ")
+		b.WriteString(v.Name)
+		switch {
+		case v.Required:
+			b.WriteString("  (required)")
+		case v.HasDefault:
+			fmt.Fprintf(&b, "  (default %q)", v.Default)
+		default:
+			b.WriteString("  (optional)")
+		}
+		if v.Secret {
+			b.WriteString(" (secret: never logged)")
+		}
+		b.WriteString("\n      ")
+		b.WriteString(v.Help)
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// LogValue renders the effective configuration for the start-up log line:
+// every variable by name, secret values replaced by "[redacted]".
+func (c *Config) LogValue() slog.Value { return logValue(c) }
+
+func logValue(dst any) slog.Value {
+	vars := describe(dst)
+	attrs := make([]slog.Attr, 0, len(vars))
+	for _, v := range vars {
+		s := display(v.value)
+		if v.Secret && s != "" {
+			s = "[redacted]"
+		}
+		attrs = append(attrs, slog.String(v.Name, s))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// display formats a parsed value the way an operator would write it.
+func display(v reflect.Value) string {
+	switch x := v.Interface().(type) {
+	case time.Duration:
+		return x.String()
+	case ByteSize:
+		return x.String()
+	case bool:
+		if x {
+			return "on"
+		}
+		return "off"
+	case []string:
+		return strings.Join(x, ",")
+	case Prefixes:
+		s := make([]string, len(x))
+		for i, p := range x {
+			s[i] = p.String()
+		}
+		return strings.Join(s, ",")
+	}
+	return fmt.Sprint(v.Interface())
+}

@@ -1,0 +1,154 @@
+package config
+
+import (
+	"errors"
+	"math"
+	"net/netip"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ByteSize is a size in bytes written like nginx sizes: a plain number, or a
+// number followed by k, m or g (powers of 1024, either case).
+type ByteSize int64
+
+// String formats the size with the largest exact unit ("1m", "512k", "7").
+func (b ByteSize) String() string {
+	n := int64(b)
+	for _, u := range []struct {
+		suffix string
+		shift  uint
+	}{{"g", 30}, {"m", 20}, {"k", 10}} {
+		if n != 0 && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// The messages below never contain the value: parse adds it for variables
+// that are not secret.
+var (
+	errByteSize = errors.New("not a size: use a number with an optional unit k, m or g (e.g. 512k, 1m, 2g)")
+	errDuration = errors.New("not a duration: use a number with a unit (e.g. 500ms, 60s, 2m) or 0")
+	errNegative = errors.New("must not be negative")
+	errInt      = errors.New("not an integer")
+	errBool     = errors.New("must be on or off")
+	errEmptyEnt = errors.New("has an empty entry in its comma-separated list")
+	errPrefix   = errors.New("each entry must be an IP address or a CIDR such as 10.0.0.0/8 or fd00::/8")
+)
+
+func parseByteSize(s string) (any, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, errByteSize
+	}
+	shift := uint(0)
+	switch s[len(s)-1] {
+	case 'k', 'K':
+		shift = 10
+	case 'm', 'M':
+		shift = 20
+	case 'g', 'G':
+		shift = 30
+	}
+	if shift > 0 {
+		s = s[:len(s)-1]
+	}
+	// Digits only: no sign, no spaces, no 0x.
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return nil, errByteSize
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n > math.MaxInt64>>shift {
+		return nil, errByteSize
+	}
+	return ByteSize(n << shift), nil
+}
+
+func parseDuration(s string) (any, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return nil, errDuration
+	}
+	if d < 0 {
+		return nil, errNegative
+	}
+	return d, nil
+}
+
+func parseInt(s string) (any, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return nil, errInt
+	}
+	return n, nil
+}
+
+func parseBool(s string) (any, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "on", "true", "yes", "1":
+		return true, nil
+	case "off", "false", "no", "0":
+		return false, nil
+	}
+	return nil, errBool
+}
+
+// splitList splits a comma-separated value, trimming spaces around entries.
+func splitList(s string) ([]string, error) {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
+		if parts[i] == "" {
+			return nil, errEmptyEnt
+		}
+	}
+	return parts, nil
+}
+
+func parseStrings(s string) (any, error) {
+	return splitList(s)
+}
+
+func parsePrefixes(s string) (any, error) {
+	parts, err := splitList(s)
+	if err != nil {
+		return nil, err
+	}
+	out := make(Prefixes, 0, len(parts))
+	for _, p := range parts {
+		if strings.Contains(p, "/") {
+			pf, err := netip.ParsePrefix(p)
+			if err != nil {
+				return nil, errPrefix
+			}
+			if pf.Addr().Is4In6() {
+				pf = netip.PrefixFrom(pf.Addr().Unmap(), max(pf.Bits()-96, 0))
+			}
+			out = append(out, pf.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(p)
+		if err != nil || a.Zone() != "" {
+			return nil, errPrefix
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// parsers holds a parser for every non-string field type used in Config. A
+// type missing here would fall back to caarlos0/env's own parser, whose
+// error echoes the value; TestEveryFieldTypeHasParser guards it.
+var parsers = map[reflect.Type]func(string) (any, error){
+	reflect.TypeFor[ByteSize]():      parseByteSize,
+	reflect.TypeFor[time.Duration](): parseDuration,
+	reflect.TypeFor[int]():           parseInt,
+	reflect.TypeFor[bool]():          parseBool,
+	reflect.TypeFor[[]string]():      parseStrings,
+	reflect.TypeFor[Prefixes]():      parsePrefixes,
+}
