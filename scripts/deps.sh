@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# deps.sh test|bench|demo — check (and, as root on Debian, install) what a
+# make target needs.
+#
+#   test   what `make test` runs against: gcc (for -race), php-fpm, php CLI,
+#          redis-server, redis-cli, Debian's Django for /usr/bin/python3,
+#          gunicorn, chromium
+#   bench  php-fpm, php8.2-redis, redis, wrk, nginx, caddy, Django, gunicorn
+#   demo   php-fpm, redis, Django, gunicorn
+#
+# As root with apt-get: runs `apt-get update` once and installs the missing
+# packages non-interactively. Otherwise prints the exact command and exits 1.
+# A missing dependency is always a failure (with CI=true or not): tests never
+# skip, so a half-installed machine must not look green. Go is not installed
+# here (Debian 12 ships 1.19): a Go older than 1.26 is reported with where to
+# get it.
+set -euo pipefail
+
+mode=${1:-}
+case "$mode" in
+test | bench | demo) ;;
+*)
+	echo "usage: $0 test|bench|demo" >&2
+	exit 2
+	;;
+esac
+
+# Debian puts php-fpm8.2 and nginx in /usr/sbin, not on every PATH.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+missing_pkgs=()
+problems=()
+
+need_bin() { # need_bin BINARY PACKAGE
+	if ! command -v "$1" >/dev/null 2>&1; then
+		problems+=("$1 not found")
+		missing_pkgs+=("$2")
+	fi
+}
+
+need_django() {
+	# Always Debian's interpreter: a pyenv/virtualenv python3 on PATH may lack Django.
+	if ! /usr/bin/python3 -c 'import django' >/dev/null 2>&1; then
+		problems+=("/usr/bin/python3 cannot import django")
+		missing_pkgs+=(python3-django)
+	fi
+}
+
+need_php_redis() {
+	if ! dpkg-query -W -f='${Status}' php8.2-redis 2>/dev/null | grep -q 'install ok installed'; then
+		problems+=("php8.2-redis (phpredis) not installed")
+		missing_pkgs+=(php8.2-redis)
+	fi
+}
+
+need_cc() {
+	# go test -race needs cgo: a C compiler that can link against libc.
+	if ! echo 'int main(void){return 0;}' | gcc -x c - -o /dev/null >/dev/null 2>&1; then
+		problems+=("no working gcc (go test -race needs cgo)")
+		missing_pkgs+=(gcc libc6-dev)
+	fi
+}
+
+need_go() {
+	local v
+	if ! v=$(go env GOVERSION 2>/dev/null); then
+		problems+=("go not found: install Go >= 1.26 from https://go.dev/dl/ (Debian's golang is too old)")
+		go_missing=1
+		return
+	fi
+	v=${v#go}
+	local major=${v%%.*} rest=${v#*.}
+	local minor=${rest%%[!0-9]*}
+	if ((major < 1 || (major == 1 && minor < 26))); then
+		problems+=("go $v is older than 1.26: install a newer Go from https://go.dev/dl/")
+		go_missing=1
+	fi
+}
+
+go_missing=0
+case "$mode" in
+test)
+	need_go
+	need_cc
+	need_bin php-fpm8.2 php8.2-fpm
+	need_bin php php8.2-cli
+	need_bin redis-server redis-server
+	need_bin redis-cli redis-tools
+	need_django
+	need_bin gunicorn gunicorn
+	need_bin chromium chromium
+	# Python tests of wsgi/django (issue 4) will add their needs here.
+	;;
+bench)
+	need_go
+	need_bin php-fpm8.2 php8.2-fpm
+	need_bin php php8.2-cli
+	need_php_redis
+	need_bin redis-server redis-server
+	need_bin redis-cli redis-tools
+	need_bin wrk wrk
+	need_bin nginx nginx-light
+	need_bin caddy caddy
+	need_django
+	need_bin gunicorn gunicorn
+	;;
+demo)
+	need_go
+	need_bin php-fpm8.2 php8.2-fpm
+	need_bin redis-server redis-server
+	need_bin redis-cli redis-tools
+	need_django
+	need_bin gunicorn gunicorn
+	;;
+esac
+
+if ((${#problems[@]} == 0)); then
+	exit 0
+fi
+
+echo "deps ($mode): missing:" >&2
+printf '  %s\n' "${problems[@]}" >&2
+if ((${#missing_pkgs[@]} == 0)); then
+	exit 1 # only Go is missing: nothing apt can do
+fi
+# Unique package list, stable order.
+mapfile -t pkgs < <(printf '%s\n' "${missing_pkgs[@]}" | awk '!seen[$0]++')
+cmd="apt-get install -y ${pkgs[*]}"
+
+if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1 || [[ -n ${DEPS_RECHECK:-} ]]; then
+	echo "deps: install them as root with:" >&2
+	echo "  apt-get update && $cmd" >&2
+	exit 1
+fi
+
+echo "deps: installing: ${pkgs[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get update -qq || ! apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2; then
+	echo "deps: '$cmd' failed${CI:+ (CI=$CI)}" >&2
+	exit 1
+fi
+((go_missing == 0)) || exit 1
+# Re-check once: an install that "succeeded" must actually provide the
+# binaries (DEPS_RECHECK stops a second install attempt).
+DEPS_RECHECK=1 exec "$0" "$mode"
