@@ -331,3 +331,30 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func fmtArgs(args ...any) string { return fmt.Sprintln(args...) }
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// TestGunicornUsesDebianDjango guards the interpreter choice: the WSGI app
+// imports django, which only Debian's /usr/bin/python3 has here (a pyenv
+// python3 first on PATH does not).
+func TestGunicornUsesDebianDjango(t *testing.T) {
+	Require(t, "gunicorn", "django")
+	dir := t.TempDir()
+	app := `import sys, django
+def application(environ, start_response):
+    body = ("%s %d" % (sys.executable, django.VERSION[0])).encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+`
+	if err := os.WriteFile(filepath.Join(dir, "djapp.py"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := StartGunicorn(t, GunicornOptions{Dir: dir, App: "djapp:application", Workers: 1, Threads: 2})
+	resp, err := http.Get(g.URL() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(body), "/usr/bin/python3 ") {
+		t.Fatalf("app runs under %q, want /usr/bin/python3 with django", body)
+	}
+}
