@@ -139,11 +139,15 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	checkListen("SESSIONGATE_ADMIN_LISTEN", c.AdminListen)
 	check("SESSIONGATE_ADMIN_LISTEN", c.AdminListen == "" || c.AdminListen != c.Listen, "must differ from SESSIONGATE_LISTEN")
 
+	seen := map[string]bool{}
 	for _, a := range c.PHPFPM {
 		if msg := checkBackend(a); msg != "" {
 			check("SESSIONGATE_PHP_FPM", false, "%s", msg)
 		}
+		check("SESSIONGATE_PHP_FPM", !seen[a], "%q is listed twice", a)
+		seen[a] = true
 	}
+	check("SESSIONGATE_PHP_FPM", len(c.PHPFPM) <= 64, "at most 64 backends")
 
 	if !bad.has("SESSIONGATE_DOCUMENT_ROOT") {
 		check("SESSIONGATE_DOCUMENT_ROOT", filepath.IsAbs(c.DocumentRoot), "must be an absolute path")

@@ -1,0 +1,79 @@
+// Command gateway is sessiongate: one binary in front of php-fpm (and, with
+// later features, Django) that replaces nginx. It is configured only through
+// SESSIONGATE_* environment variables; `gateway -h` lists them.
+//
+// Exit status: 0 after a clean shutdown (SIGTERM/SIGINT with every in-flight
+// request finished), 1 on a runtime failure, 2 on a usage or configuration
+// error.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/sessiongate/sessiongate/config"
+)
+
+// command is one subcommand; the first (name "") is what runs without one.
+type command struct {
+	name    string
+	summary string
+	run     func(args, environ []string, stdout, stderr io.Writer) int
+}
+
+// commands is the dispatch table. New subcommands (e.g. php-prepend) add a
+// line here.
+var commands = []command{
+	{"", "run the gateway (the default)", serve},
+}
+
+func init() {
+	// Added here: a help entry in the literal above would make commands
+	// depend on itself through usage.
+	commands = append(commands, command{"help", "print this help (also -h, --help)",
+		func(_, _ []string, stdout, _ io.Writer) int { usage(stdout); return 0 }})
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	name := ""
+	if len(args) > 0 {
+		name = args[0]
+		args = args[1:]
+	}
+	switch name {
+	case "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(args, environ, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "gateway: unknown command %q\n\n", name)
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString("sessiongate gateway: serves a PHP site through php-fpm, like nginx, with shared sessions.\n\n")
+	b.WriteString("Usage:\n  gateway [command]\n\nCommands:\n")
+	for _, c := range commands {
+		name := c.name
+		if name == "" {
+			name = "(none)"
+		}
+		fmt.Fprintf(&b, "  %-12s %s\n", name, c.summary)
+	}
+	b.WriteString("\nConfiguration comes only from the environment:\n\n")
+	io.WriteString(w, b.String())
+	config.WriteHelp(w)
+	io.WriteString(w, "\nExit status: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.\n")
+}

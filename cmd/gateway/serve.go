@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/server"
+)
+
+// serve runs the gateway until SIGTERM or SIGINT.
+func serve(args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "gateway: unexpected argument %q (configuration comes from SESSIONGATE_* variables; see gateway -h)\n", args[0])
+		return 2
+	}
+	cfg, err := config.Load(environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "gateway: %v\n", err)
+		return 2
+	}
+	logger := newLogger(cfg, stderr)
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	srv, err := server.New(cfg, logger)
+	if err != nil {
+		logger.Error("cannot start", "error", err)
+		return 1
+	}
+	defer srv.Close()
+
+	errLog := log.New(&serverErrorLog{logger}, "", 0)
+	public := &http.Server{
+		Handler: srv.Handler(),
+		// Every timeout explicit. ReadHeaderTimeout above all: without it a
+		// client sending headers a byte at a time holds a connection forever.
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
+		ErrorLog:          errLog,
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		logger.Error("cannot listen", "addr", cfg.Listen, "error", err)
+		return 1
+	}
+
+	var (
+		admin   *http.Server
+		adminLn net.Listener
+	)
+	if cfg.AdminListen != "" {
+		admin = &http.Server{
+			Handler:           srv.AdminHandler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          errLog,
+		}
+		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			ln.Close()
+			logger.Error("cannot listen", "addr", cfg.AdminListen, "error", err)
+			return 1
+		}
+	}
+
+	serveErr := make(chan error, 2)
+	go func() {
+		var err error
+		if cfg.TLS() {
+			err = public.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			err = public.Serve(ln)
+		}
+		serveErr <- fmt.Errorf("public listener: %w", err)
+	}()
+	adminAddr := ""
+	if admin != nil {
+		adminAddr = adminLn.Addr().String()
+		go func() { serveErr <- fmt.Errorf("admin listener: %w", admin.Serve(adminLn)) }()
+	}
+	logger.Info("sessiongate started",
+		"listen", ln.Addr().String(), "tls", cfg.TLS(), "admin", adminAddr, "config", cfg)
+
+	select {
+	case err := <-serveErr:
+		logger.Error("listener failed", "error", err)
+		return 1
+	case <-ctx.Done():
+	}
+	stop() // a second signal now kills the process the default way
+
+	logger.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout.String())
+	srv.Drain()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	code := 0
+	if err := public.Shutdown(sctx); err != nil {
+		logger.Error("shutdown deadline passed: closing remaining connections", "error", err)
+		public.Close()
+		code = 1
+	}
+	if admin != nil {
+		// The admin listener outlives the drain so probes see /readyz fail
+		// while requests finish; it closes last.
+		actx, acancel := context.WithTimeout(context.Background(), time.Second)
+		admin.Shutdown(actx)
+		acancel()
+	}
+	logger.Info("stopped", "clean", code == 0)
+	return code
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(cfg.LogLevel) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(cfg.LogFormat, "text") {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// serverErrorLog turns net/http's log lines into slog records: TLS handshake
+// failures (scanners, expired clients) at debug, the rest at warn.
+type serverErrorLog struct{ log *slog.Logger }
+
+func (l *serverErrorLog) Write(p []byte) (int, error) {
+	msg := string(bytes.TrimRight(p, "\n"))
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	l.log.Log(context.Background(), level, msg, "source", "net/http")
+	return len(p), nil
+}

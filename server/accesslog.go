@@ -1,0 +1,173 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// StatusClientClosedRequest is nginx's 499, logged (never sent) when the
+// client went away before the response was complete.
+const StatusClientClosedRequest = 499
+
+// RequestInfo is what the layers of one request tell the access log, and
+// what they learn about the client. The server creates it before anything
+// else runs; wrappers (the session bridge, the Django upstream) read the
+// client fields and may set Upstream and Err. It belongs to the request's
+// goroutine: do not touch it from elsewhere.
+type RequestInfo struct {
+	// RemoteAddr is the client address ("ip:port") after trusted-proxy
+	// processing; HTTPS says whether the client used TLS (directly or as
+	// reported by a trusted proxy).
+	RemoteAddr string
+	HTTPS      bool
+	// Upstream names who produced the response: "static", "php", "django",
+	// or "gateway" for answers the gateway gives itself (404, 413, ...).
+	Upstream string
+	// Err is the upstream or I/O error that spoiled the request, if any.
+	Err error
+	// Status, when set, overrides the written status in the log: 499 when
+	// the client left, the upstream error's status when a streamed body was
+	// cut after the header went out.
+	Status int
+}
+
+type infoKey struct{}
+
+// Info returns the RequestInfo of a request handled by Server, or nil.
+func Info(ctx context.Context) *RequestInfo {
+	ri, _ := ctx.Value(infoKey{}).(*RequestInfo)
+	return ri
+}
+
+// recorder captures status and size for the access log. It keeps the
+// optional interfaces that matter: Flush (streamed PHP output, through
+// http.ResponseController via Unwrap) and ReadFrom (sendfile for static
+// files).
+type recorder struct {
+	http.ResponseWriter
+	status   int
+	bytes    int64
+	writeErr error
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	if err != nil && w.writeErr == nil {
+		w.writeErr = err
+	}
+	return n, err
+}
+
+func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	var (
+		n   int64
+		err error
+	)
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+	}
+	w.bytes += n
+	if err != nil && w.writeErr == nil {
+		w.writeErr = err
+	}
+	return n, err
+}
+
+func (w *recorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logRequests wraps next with the per-request bookkeeping: RequestInfo,
+// client address, and the access log line (or, with the access log off, a
+// warning for failed requests only, so an upstream error is logged exactly
+// once either way).
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ri := &RequestInfo{Upstream: "gateway"}
+		ri.RemoteAddr, ri.HTTPS, _ = clientOf(r, s.cfg.TrustedProxies)
+		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
+		rec := &recorder{ResponseWriter: w}
+
+		defer func() {
+			v := recover()
+			if v != nil && ri.Err == nil {
+				// ReverseProxy panics with ErrAbortHandler when a streamed
+				// body cannot be finished: the client sees a cut connection.
+				ri.Err = errors.New("response aborted")
+				if err, ok := v.(error); ok && !errors.Is(err, http.ErrAbortHandler) {
+					ri.Err = err
+				}
+			}
+			s.logLine(r, ri, rec, start, v != nil)
+			if v != nil {
+				panic(v)
+			}
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, start time.Time, aborted bool) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK // what net/http sends for a handler that wrote nothing
+	}
+	if ri.Status != 0 {
+		status = ri.Status
+	}
+	if (rec.writeErr != nil || aborted) && r.Context().Err() != nil {
+		status = StatusClientClosedRequest
+	}
+	failed := ri.Err != nil || aborted || status == StatusClientClosedRequest
+	if !s.cfg.AccessLog && !failed {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs,
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.String("upstream", ri.Upstream),
+		slog.String("remote", ri.RemoteAddr),
+	)
+	if aborted {
+		attrs = append(attrs, slog.Bool("aborted", true))
+	}
+	if ri.Err != nil {
+		attrs = append(attrs, slog.String("error", ri.Err.Error()))
+	} else if rec.writeErr != nil && status != StatusClientClosedRequest {
+		attrs = append(attrs, slog.String("error", rec.writeErr.Error()))
+	}
+	level := slog.LevelInfo
+	if !s.cfg.AccessLog {
+		level = slog.LevelWarn
+	}
+	s.log.LogAttrs(r.Context(), level, "request", attrs...)
+}

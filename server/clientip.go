@@ -1,0 +1,99 @@
+package server
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/sessiongate/sessiongate/config"
+)
+
+// clientOf returns the client address ("ip:port") and whether the client
+// used HTTPS, believing forwarding headers only from trusted proxies.
+//
+// X-Forwarded-For is honoured only when the direct peer is trusted. The list
+// is walked from the right (the entry appended by our peer) to the left,
+// skipping trusted hops: the first untrusted address is the client, because
+// everything to its left was written by that client and may be forged. An
+// unparsable entry stops the walk at the last good address, so garbage never
+// becomes REMOTE_ADDR. When every hop is trusted the leftmost one wins, as
+// with nginx's real_ip_recursive. An address learnt from the header has no
+// port (REMOTE_PORT 0).
+//
+// X-Forwarded-Proto from a trusted peer sets HTTPS when its last value (the
+// one our peer wrote) is "https". A TLS connection is HTTPS regardless.
+func clientOf(r *http.Request, trusted config.Prefixes) (remote string, https bool, viaProxy bool) {
+	https = r.TLS != nil
+	if len(trusted) == 0 {
+		return r.RemoteAddr, https, false
+	}
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil || !trusted.Contains(peer.Addr()) {
+		return r.RemoteAddr, https, false
+	}
+	if v := lastListValue(r.Header["X-Forwarded-Proto"]); strings.EqualFold(v, "https") {
+		https = true
+	}
+	client, found := walkXFF(r.Header["X-Forwarded-For"], trusted)
+	if !found {
+		return r.RemoteAddr, https, true
+	}
+	return netip.AddrPortFrom(client, 0).String(), https, true
+}
+
+// walkXFF applies the right-to-left walk described at clientOf.
+func walkXFF(values []string, trusted config.Prefixes) (netip.Addr, bool) {
+	var (
+		client netip.Addr
+		found  bool
+	)
+	for i := len(values) - 1; i >= 0; i-- {
+		v := values[i]
+		for v != "" {
+			var entry string
+			if j := strings.LastIndexByte(v, ','); j >= 0 {
+				entry, v = v[j+1:], v[:j]
+			} else {
+				entry, v = v, ""
+			}
+			a, ok := parseForwardedAddr(strings.TrimSpace(entry))
+			if !ok {
+				return client, found
+			}
+			client, found = a, true
+			if !trusted.Contains(a) {
+				return client, true
+			}
+		}
+	}
+	return client, found
+}
+
+// parseForwardedAddr accepts the spellings proxies use in X-Forwarded-For:
+// "1.2.3.4", "1.2.3.4:5678", "2001:db8::1", "[2001:db8::1]" and
+// "[2001:db8::1]:443". Zones are refused: they mean nothing off-link.
+func parseForwardedAddr(s string) (netip.Addr, bool) {
+	if s == "" {
+		return netip.Addr{}, false
+	}
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil {
+		return a.Unmap(), a.Zone() == ""
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), ap.Addr().Zone() == ""
+	}
+	return netip.Addr{}, false
+}
+
+// lastListValue returns the last element of a comma-separated header that
+// may appear several times.
+func lastListValue(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	v := values[len(values)-1]
+	if j := strings.LastIndexByte(v, ','); j >= 0 {
+		v = v[j+1:]
+	}
+	return strings.TrimSpace(v)
+}

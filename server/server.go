@@ -1,0 +1,338 @@
+// Package server is the gateway's http.Handler: it ties routing (phproute),
+// static files, the PHP upstream (fcgi) and, later, other upstreams mounted
+// on path prefixes, and writes the access log. It also provides the admin
+// handler (/healthz, /readyz).
+//
+// One request, outermost first:
+//
+//	logRequests   RequestInfo, client address (trusted proxies), access log
+//	front         body limit (413), mounted prefixes (e.g. Django), else PHP site
+//	site          phproute.Resolve: static | redirect | refusal | PHP
+//	php           WrapPHP(proxy): the session bridge's slot, then
+//	proxy         httputil.ReverseProxy{Transport: fcgi.Transport}
+//
+// The PHP handler receives requests whose context carries the routing
+// decision (fcgi.ScriptFrom), so a wrapper can add params (Script.Extra) and
+// watch stderr (Script.OnStderr) before the request reaches php-fpm.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/fcgi"
+	"github.com/sessiongate/sessiongate/phproute"
+)
+
+// PHPBackend is what the server needs from the FastCGI side. *fcgi.Transport
+// implements it; tests may pass another through WithPHPBackend.
+type PHPBackend interface {
+	http.RoundTripper
+	// Ping checks that php-fpm can be reached, for /readyz.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Option changes how New builds the server.
+type Option func(*options)
+
+type options struct {
+	php        PHPBackend
+	wrapPHP    []func(http.Handler) http.Handler
+	mounts     []mount
+	checks     []readyCheck
+	adminRoute []adminRoute
+}
+
+type mount struct {
+	upstream string
+	prefix   string
+	h        http.Handler
+}
+
+type readyCheck struct {
+	name  string
+	check func(context.Context) error
+}
+
+type adminRoute struct {
+	pattern string
+	h       http.Handler
+}
+
+// WithPHPBackend makes the server send PHP requests to b instead of an
+// fcgi.Transport built from the configuration. The server closes it.
+func WithPHPBackend(b PHPBackend) Option {
+	return func(o *options) { o.php = b }
+}
+
+// WithWrapPHP wraps the handler that sends a routed request to PHP. The
+// request reaching the wrapper carries its *fcgi.Script in the context
+// (fcgi.ScriptFrom) and its RequestInfo (Info). Several wrappers apply in
+// order: the first given is the outermost. This is the session bridge's slot.
+func WithWrapPHP(wrap func(http.Handler) http.Handler) Option {
+	return func(o *options) { o.wrapPHP = append(o.wrapPHP, wrap) }
+}
+
+// WithMount routes every request whose path starts with one of prefixes to
+// h, before PHP routing, and names it upstream in the access log. The
+// longest matching prefix wins, across all mounts. This is how the Django
+// upstream plugs in.
+func WithMount(upstream string, prefixes []string, h http.Handler) Option {
+	return func(o *options) {
+		for _, p := range prefixes {
+			o.mounts = append(o.mounts, mount{upstream: upstream, prefix: p, h: h})
+		}
+	}
+}
+
+// WithReadyCheck adds a check to /readyz (e.g. Redis reachable).
+func WithReadyCheck(name string, check func(context.Context) error) Option {
+	return func(o *options) { o.checks = append(o.checks, readyCheck{name, check}) }
+}
+
+// WithAdminHandler serves h on the admin listener at pattern (e.g.
+// "GET /metrics").
+func WithAdminHandler(pattern string, h http.Handler) Option {
+	return func(o *options) { o.adminRoute = append(o.adminRoute, adminRoute{pattern, h}) }
+}
+
+// Server is the gateway's request handling, built once at start.
+type Server struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	router  *phproute.Router
+	php     PHPBackend
+	phpH    http.Handler
+	mounts  []mount
+	checks  []readyCheck
+	handler http.Handler
+	admin   *http.ServeMux
+
+	draining atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds the server from cfg: the router over SESSIONGATE_STATIC_ROOT,
+// the FastCGI transport and the proxy.
+func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	router, err := phproute.New(cfg.StaticRoot, cfg.IndexScript())
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	php := o.php
+	if php == nil {
+		maxBody := int64(cfg.MaxBody)
+		if maxBody == 0 {
+			// 0 means unlimited in SESSIONGATE_MAX_BODY.
+			maxBody = math.MaxInt64 / 2
+		}
+		t, err := fcgi.NewTransport(fcgi.Options{
+			Backends:           cfg.PHPFPM,
+			MaxConnsPerBackend: cfg.PHPMaxConns,
+			DialTimeout:        cfg.PHPDialTimeout,
+			ReadTimeout:        orForever(cfg.PHPTimeout),
+			WriteTimeout:       orForever(cfg.PHPWriteTimeout),
+			MaxBody:            maxBody,
+			Logger:             logger,
+		})
+		if err != nil {
+			router.Close()
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		php = t
+	}
+	s := &Server{
+		cfg:    cfg,
+		log:    logger,
+		router: router,
+		php:    php,
+		mounts: o.mounts,
+		checks: append([]readyCheck{{"php-fpm", php.Ping}}, o.checks...),
+	}
+	// Longest prefix first, so the first match is the longest.
+	sort.SliceStable(s.mounts, func(i, j int) bool { return len(s.mounts[i].prefix) > len(s.mounts[j].prefix) })
+
+	var phpH http.Handler = s.newPHPProxy()
+	for i := len(o.wrapPHP) - 1; i >= 0; i-- {
+		phpH = o.wrapPHP[i](phpH)
+	}
+	s.phpH = phpH
+	s.handler = s.logRequests(http.HandlerFunc(s.front))
+
+	s.admin = http.NewServeMux()
+	s.admin.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	s.admin.HandleFunc("GET /readyz", s.readyz)
+	for _, ar := range o.adminRoute {
+		s.admin.Handle(ar.pattern, ar.h)
+	}
+	if router.Index() != "" {
+		if r := router.Resolve(router.Index()); r.Kind != phproute.PHP {
+			logger.Warn("front controller not found under the static root: unmatched URLs will get 404",
+				"index", router.Index(), "static_root", cfg.StaticRoot)
+		}
+	}
+	return s, nil
+}
+
+// orForever maps the configuration's "0 = none" to a duration the fcgi
+// transport (where 0 means its default) takes as no limit.
+func orForever(d time.Duration) time.Duration {
+	if d == 0 {
+		return 100 * 365 * 24 * time.Hour
+	}
+	return d
+}
+
+// Handler returns the public handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// AdminHandler returns the admin handler: /healthz (the process answers),
+// /readyz (every readiness check passes, php-fpm first) and whatever
+// WithAdminHandler added.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
+
+// Drain makes /readyz fail from now on, so that load balancers stop sending
+// new requests while in-flight ones finish. Call it when shutdown starts.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Close releases the FastCGI connections and the static root.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = errors.Join(s.php.Close(), s.router.Close())
+	})
+	return s.closeErr
+}
+
+// readyz runs every readiness check, each bounded, and answers 503 naming
+// the failures.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	var failures []string
+	if s.draining.Load() {
+		failures = append(failures, "shutting down")
+	}
+	for _, c := range s.checks {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		err := c.check(ctx)
+		cancel()
+		if err != nil {
+			failures = append(failures, c.name+": "+err.Error())
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if len(failures) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "not ready\n"+strings.Join(failures, "\n")+"\n")
+		return
+	}
+	io.WriteString(w, "ok\n")
+}
+
+// front applies what holds for every request, then dispatches to a mounted
+// upstream or the PHP site.
+func (s *Server) front(w http.ResponseWriter, r *http.Request) {
+	if r.TransferEncoding != nil {
+		// net/http accepts a request carrying both Transfer-Encoding:
+		// chunked and Content-Length (it drops the latter, leaving no trace
+		// for us to refuse it like nginx does). If a proxy in front of us
+		// framed that request by its Content-Length, whatever follows the
+		// chunked body on this connection could be a smuggled request:
+		// never read another request from a connection that sent a chunked
+		// body. Browsers do not send chunked request bodies, so this costs
+		// next to nothing.
+		w.Header().Set("Connection", "close")
+	}
+	if max := int64(s.cfg.MaxBody); max > 0 {
+		if r.ContentLength > max {
+			// Like client_max_body_size: refused before anything runs or
+			// any byte of the body is read.
+			w.Header().Set("Connection", "close")
+			s.fail(w, r, http.StatusRequestEntityTooLarge)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, max)
+		}
+	}
+	if len(s.mounts) > 0 {
+		for _, m := range s.mounts {
+			if strings.HasPrefix(r.URL.Path, m.prefix) {
+				Info(r.Context()).Upstream = m.upstream
+				m.h.ServeHTTP(w, r)
+				return
+			}
+		}
+	}
+	s.site(w, r)
+}
+
+// site serves the PHP site: static files, redirects and scripts.
+func (s *Server) site(w http.ResponseWriter, r *http.Request) {
+	ri := Info(r.Context())
+	route := s.router.Resolve(r.URL.EscapedPath())
+	switch route.Kind {
+	case phproute.Static:
+		ri.Upstream = "static"
+		s.serveStatic(w, r, route.File)
+	case phproute.PHP:
+		ri.Upstream = "php"
+		script := &fcgi.Script{
+			DocumentRoot: s.cfg.DocumentRoot,
+			ScriptName:   route.ScriptName,
+			PathInfo:     route.PathInfo,
+			RequestURI:   r.RequestURI,
+			DocumentURI:  route.ScriptName + route.PathInfo,
+			HTTPS:        ri.HTTPS,
+			RemoteAddr:   ri.RemoteAddr,
+		}
+		s.phpH.ServeHTTP(w, r.WithContext(fcgi.WithScript(r.Context(), script)))
+	case phproute.Redirect:
+		loc := route.Location
+		if r.URL.RawQuery != "" {
+			loc += "?" + r.URL.RawQuery
+		}
+		w.Header().Set("Location", loc)
+		s.fail(w, r, http.StatusMovedPermanently)
+	case phproute.BadRequest:
+		s.fail(w, r, http.StatusBadRequest)
+	case phproute.Forbidden:
+		s.fail(w, r, http.StatusForbidden)
+	default:
+		s.fail(w, r, http.StatusNotFound)
+	}
+}
+
+// fail answers with a short plain-text status page, like nginx's.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		io.WriteString(w, http.StatusText(status)+"\n")
+	}
+}

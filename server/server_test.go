@@ -1,0 +1,460 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/fcgi"
+)
+
+func TestClientOf(t *testing.T) {
+	trusted := config.Prefixes{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("2001:db8::/32"),
+	}
+	tests := []struct {
+		name    string
+		peer    string
+		xff     []string
+		proto   []string
+		tls     bool
+		trusted config.Prefixes
+		want    string
+		https   bool
+		via     bool
+	}{
+		{name: "no trusted proxies", peer: "1.2.3.4:5", xff: []string{"9.9.9.9"}, proto: []string{"https"}, want: "1.2.3.4:5"},
+		{name: "untrusted peer ignored", peer: "1.2.3.4:5", xff: []string{"9.9.9.9"}, proto: []string{"https"}, trusted: trusted, want: "1.2.3.4:5"},
+		{name: "trusted peer, no header", peer: "10.0.0.1:5", trusted: trusted, want: "10.0.0.1:5", via: true},
+		{name: "trusted peer, one hop", peer: "10.0.0.1:5", xff: []string{"9.9.9.9"}, trusted: trusted, want: "9.9.9.9:0", via: true},
+		{name: "rightmost untrusted wins over forged left", peer: "10.0.0.1:5", xff: []string{"6.6.6.6, 9.9.9.9"}, trusted: trusted, want: "9.9.9.9:0", via: true},
+		{name: "skip trusted hops", peer: "10.0.0.1:5", xff: []string{"6.6.6.6, 9.9.9.9, 10.1.1.1, 10.2.2.2"}, trusted: trusted, want: "9.9.9.9:0", via: true},
+		{name: "several header lines", peer: "10.0.0.1:5", xff: []string{"6.6.6.6", "9.9.9.9, 10.1.1.1"}, trusted: trusted, want: "9.9.9.9:0", via: true},
+		{name: "all trusted: leftmost", peer: "10.0.0.1:5", xff: []string{"10.3.3.3, 10.2.2.2"}, trusted: trusted, want: "10.3.3.3:0", via: true},
+		{name: "garbage stops the walk", peer: "10.0.0.1:5", xff: []string{"9.9.9.9, nonsense, 10.2.2.2"}, trusted: trusted, want: "10.2.2.2:0", via: true},
+		{name: "garbage at the right end", peer: "10.0.0.1:5", xff: []string{"9.9.9.9, <script>"}, trusted: trusted, want: "10.0.0.1:5", via: true},
+		{name: "ipv6 forms", peer: "[2001:db8::1]:443", xff: []string{"[2001:db9::5]:1234"}, trusted: trusted, want: "[2001:db9::5]:0", via: true},
+		{name: "bare ipv6", peer: "10.0.0.1:5", xff: []string{"2001:db9::7"}, trusted: trusted, want: "[2001:db9::7]:0", via: true},
+		{name: "ip:port entry", peer: "10.0.0.1:5", xff: []string{"9.9.9.9:4711"}, trusted: trusted, want: "9.9.9.9:0", via: true},
+		{name: "mapped peer", peer: "[::ffff:10.0.0.1]:5", xff: []string{"9.9.9.9"}, trusted: trusted, want: "9.9.9.9:0", via: true},
+		{name: "zone refused", peer: "10.0.0.1:5", xff: []string{"fe80::1%eth0"}, trusted: trusted, want: "10.0.0.1:5", via: true},
+		{name: "empty entries", peer: "10.0.0.1:5", xff: []string{"9.9.9.9,,"}, trusted: trusted, want: "10.0.0.1:5", via: true},
+		{name: "proto https from trusted", peer: "10.0.0.1:5", proto: []string{"https"}, trusted: trusted, want: "10.0.0.1:5", https: true, via: true},
+		{name: "proto rightmost value", peer: "10.0.0.1:5", proto: []string{"https, http"}, trusted: trusted, want: "10.0.0.1:5", via: true},
+		{name: "proto case", peer: "10.0.0.1:5", proto: []string{"HTTPS"}, trusted: trusted, want: "10.0.0.1:5", https: true, via: true},
+		{name: "proto from untrusted ignored", peer: "1.2.3.4:5", proto: []string{"https"}, trusted: trusted, want: "1.2.3.4:5"},
+		{name: "tls is https", peer: "1.2.3.4:5", tls: true, trusted: trusted, want: "1.2.3.4:5", https: true},
+		{name: "unparsable peer", peer: "@", xff: []string{"9.9.9.9"}, trusted: trusted, want: "@"},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tt.peer
+		if tt.xff != nil {
+			r.Header["X-Forwarded-For"] = tt.xff
+		}
+		if tt.proto != nil {
+			r.Header["X-Forwarded-Proto"] = tt.proto
+		}
+		if tt.tls {
+			r.TLS = &tls.ConnectionState{}
+		}
+		got, https, via := clientOf(r, tt.trusted)
+		if got != tt.want || https != tt.https || via != tt.via {
+			t.Errorf("%s: clientOf = %q https=%v via=%v, want %q https=%v via=%v", tt.name, got, https, via, tt.want, tt.https, tt.via)
+		}
+	}
+}
+
+// fakePHP stands in for the fcgi transport: it records what the server
+// hands over and answers with respond.
+type fakePHP struct {
+	mu      sync.Mutex
+	reqs    []*http.Request
+	scripts []fcgi.Script
+	pingErr error
+	respond func(*http.Request) (*http.Response, error)
+}
+
+func (f *fakePHP) RoundTrip(r *http.Request) (*http.Response, error) {
+	f.mu.Lock()
+	f.reqs = append(f.reqs, r)
+	if s := fcgi.ScriptFrom(r.Context()); s != nil {
+		f.scripts = append(f.scripts, *s)
+	}
+	f.mu.Unlock()
+	if f.respond != nil {
+		return f.respond(r)
+	}
+	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/html"}}, Body: io.NopCloser(strings.NewReader("php")), Request: r}, nil
+}
+func (f *fakePHP) Ping(context.Context) error { return f.pingErr }
+func (f *fakePHP) Close() error               { return nil }
+func (f *fakePHP) calls() int                 { f.mu.Lock(); defer f.mu.Unlock(); return len(f.reqs) }
+
+type env struct {
+	srv  *Server
+	php  *fakePHP
+	logs *lockedWriter
+	root string
+}
+
+func newEnv(t *testing.T, mod func(*config.Config), opts ...Option) *env {
+	t.Helper()
+	root := t.TempDir()
+	for name, body := range map[string]string{
+		"index.php": "<?php", "hello.php": "<?php", "style.css": "body{color:red}", "notes.txt": "<?php echo 1;",
+		"blob": "\x00\x01binary", "page.html": "<p>hi</p>", "dir/index.php": "<?php",
+	} {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:1", "SESSIONGATE_DOCUMENT_ROOT=/srv/site", "SESSIONGATE_STATIC_ROOT=" + root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mod != nil {
+		mod(cfg)
+	}
+	php := &fakePHP{}
+	logs := &lockedWriter{}
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	s, err := New(cfg, logger, append([]Option{WithPHPBackend(php)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return &env{srv: s, php: php, logs: logs, root: root}
+}
+
+type lockedWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *lockedWriter) Len() int { return len(l.String()) }
+
+func (e *env) do(r *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	e.srv.Handler().ServeHTTP(w, r)
+	return w
+}
+
+func (e *env) lastLog(t *testing.T) map[string]any {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(e.logs.String()), "\n")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &m); err != nil {
+		t.Fatalf("log line %q: %v", lines[len(lines)-1], err)
+	}
+	return m
+}
+
+func TestStatic(t *testing.T) {
+	e := newEnv(t, nil)
+	w := e.do(httptest.NewRequest("GET", "/style.css", nil))
+	if w.Code != 200 || w.Body.String() != "body{color:red}" || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/css") {
+		t.Fatalf("GET /style.css: %d %q %v", w.Code, w.Body, w.Header())
+	}
+	etag := w.Header().Get("ETag")
+	if !strings.HasPrefix(etag, `W/"`) || w.Header().Get("Last-Modified") == "" {
+		t.Errorf("validators: ETag %q Last-Modified %q", etag, w.Header().Get("Last-Modified"))
+	}
+
+	r := httptest.NewRequest("GET", "/style.css", nil)
+	r.Header.Set("If-None-Match", etag)
+	if w := e.do(r); w.Code != 304 || w.Body.Len() != 0 {
+		t.Errorf("If-None-Match: %d %q", w.Code, w.Body)
+	}
+	r = httptest.NewRequest("GET", "/style.css", nil)
+	r.Header.Set("If-Modified-Since", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat))
+	if w := e.do(r); w.Code != 304 {
+		t.Errorf("If-Modified-Since: %d", w.Code)
+	}
+	r = httptest.NewRequest("GET", "/style.css", nil)
+	r.Header.Set("Range", "bytes=5-9")
+	if w := e.do(r); w.Code != 206 || w.Body.String() != "color" || w.Header().Get("Content-Range") != "bytes 5-9/15" {
+		t.Errorf("Range: %d %q %q", w.Code, w.Body, w.Header().Get("Content-Range"))
+	}
+	if w := e.do(httptest.NewRequest("HEAD", "/style.css", nil)); w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("Content-Length") != "15" {
+		t.Errorf("HEAD: %d %q %v", w.Code, w.Body, w.Header())
+	}
+	if w := e.do(httptest.NewRequest("POST", "/style.css", strings.NewReader("x"))); w.Code != 405 || w.Header().Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST: %d %v", w.Code, w.Header())
+	}
+	// Unknown extension: not sniffed.
+	if w := e.do(httptest.NewRequest("GET", "/blob", nil)); w.Header().Get("Content-Type") != "application/octet-stream" || w.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("blob: %v", w.Header())
+	}
+	// A .txt holding PHP code is data.
+	if w := e.do(httptest.NewRequest("GET", "/notes.txt", nil)); w.Body.String() != "<?php echo 1;" {
+		t.Errorf("notes.txt: %q", w.Body)
+	}
+	if e.php.calls() != 0 {
+		t.Errorf("static requests reached PHP %d times", e.php.calls())
+	}
+	log := e.lastLog(t)
+	if log["upstream"] != "static" || log["msg"] != "request" {
+		t.Errorf("log: %v", log)
+	}
+}
+
+func TestPHPRequest(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.TrustedProxies = config.Prefixes{netip.MustParsePrefix("10.0.0.0/8")}
+	})
+	r := httptest.NewRequest("GET", "/hello.php/extra/p?a=1;b=%zz&c", nil)
+	r.RemoteAddr = "192.0.2.7:4242"
+	r.Header.Set("X-Forwarded-For", "6.6.6.6")
+	r.Header.Set("X-Forwarded-Proto", "https")
+	w := e.do(r)
+	if w.Code != 200 || w.Body.String() != "php" {
+		t.Fatalf("%d %q", w.Code, w.Body)
+	}
+	got := e.php.scripts[0]
+	want := fcgi.Script{DocumentRoot: "/srv/site", ScriptName: "/hello.php", PathInfo: "/extra/p",
+		RequestURI: "/hello.php/extra/p?a=1;b=%zz&c", DocumentURI: "/hello.php/extra/p", RemoteAddr: "192.0.2.7:4242"}
+	if got.DocumentRoot != want.DocumentRoot || got.ScriptName != want.ScriptName || got.PathInfo != want.PathInfo ||
+		got.RequestURI != want.RequestURI || got.DocumentURI != want.DocumentURI || got.RemoteAddr != want.RemoteAddr || got.HTTPS {
+		t.Errorf("script = %+v\nwant %+v", got, want)
+	}
+	out := e.php.reqs[0]
+	if out.URL.RawQuery != "a=1;b=%zz&c" {
+		t.Errorf("query = %q", out.URL.RawQuery)
+	}
+	for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "User-Agent"} {
+		if _, ok := out.Header[h]; ok {
+			t.Errorf("untrusted request reached PHP with %s: %q", h, out.Header[h])
+		}
+	}
+
+	// Through a trusted proxy: client address and scheme from the headers,
+	// and the headers themselves pass.
+	r = httptest.NewRequest("GET", "/blog/post?x=1", nil)
+	r.RemoteAddr = "10.0.0.2:999"
+	r.Header.Set("X-Forwarded-For", "6.6.6.6, 198.51.100.9")
+	r.Header.Set("X-Forwarded-Proto", "https")
+	r.Header.Set("User-Agent", "ua")
+	e.do(r)
+	got = e.php.scripts[1]
+	if got.ScriptName != "/index.php" || got.PathInfo != "" || got.RequestURI != "/blog/post?x=1" || got.RemoteAddr != "198.51.100.9:0" || !got.HTTPS || got.DocumentURI != "/index.php" {
+		t.Errorf("front controller script = %+v", got)
+	}
+	if out := e.php.reqs[1]; out.Header.Get("X-Forwarded-For") != "6.6.6.6, 198.51.100.9" || out.Header.Get("User-Agent") != "ua" {
+		t.Errorf("trusted headers: %v", out.Header)
+	}
+	log := e.lastLog(t)
+	if log["remote"] != "198.51.100.9:0" || log["upstream"] != "php" || log["status"] != float64(200) || log["bytes"] != float64(3) {
+		t.Errorf("log: %v", log)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	e := newEnv(t, nil)
+	for path, code := range map[string]int{
+		"/missing.php": 404, "/.env": 404, "/%2e%2e/etc/passwd": 400, "/a%0ab": 400, "/dir": 301,
+	} {
+		if w := e.do(httptest.NewRequest("GET", path, nil)); w.Code != code {
+			t.Errorf("%s: %d, want %d", path, w.Code, code)
+		}
+	}
+	r := httptest.NewRequest("GET", "/dir?x=1", nil)
+	if w := e.do(r); w.Header().Get("Location") != "/dir/?x=1" {
+		t.Errorf("redirect Location %q", w.Header().Get("Location"))
+	}
+	if e.php.calls() != 0 {
+		t.Errorf("refused requests reached PHP")
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.MaxBody = 10 })
+	r := httptest.NewRequest("POST", "/hello.php", strings.NewReader(strings.Repeat("x", 11)))
+	w := e.do(r)
+	if w.Code != 413 || e.php.calls() != 0 {
+		t.Errorf("over limit: %d, php calls %d", w.Code, e.php.calls())
+	}
+	r = httptest.NewRequest("POST", "/hello.php", strings.NewReader(strings.Repeat("x", 10)))
+	if w := e.do(r); w.Code != 200 {
+		t.Errorf("at limit: %d", w.Code)
+	}
+}
+
+func TestUpstreamErrors(t *testing.T) {
+	e := newEnv(t, nil)
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return nil, &fcgi.Error{Status: 504, Op: "read response header", Backend: "127.0.0.1:1", Err: errors.New("i/o timeout")}
+	}
+	w := e.do(httptest.NewRequest("GET", "/hello.php", nil))
+	if w.Code != 504 {
+		t.Errorf("timeout: %d", w.Code)
+	}
+	log := e.lastLog(t)
+	if log["status"] != float64(504) || !strings.Contains(log["error"].(string), "i/o timeout") {
+		t.Errorf("log: %v", log)
+	}
+
+	// The client left: nothing written, 499 logged.
+	ctx, cancel := context.WithCancel(context.Background())
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		cancel()
+		return nil, context.Canceled
+	}
+	w = e.do(httptest.NewRequest("GET", "/hello.php", nil).WithContext(ctx))
+	if w.Body.Len() != 0 {
+		t.Errorf("wrote %q to a client that left", w.Body)
+	}
+	if log := e.lastLog(t); log["status"] != float64(499) {
+		t.Errorf("log: %v", log)
+	}
+
+	// A body cut short after the header: logged with the error, never a
+	// clean line.
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		body := io.MultiReader(strings.NewReader("partial"), errReader{&fcgi.Error{Status: 502, Op: "read response body", Err: io.ErrUnexpectedEOF}})
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(body), Request: r}, nil
+	}
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/hello.php")
+	if err == nil {
+		_, err = io.ReadAll(res.Body)
+		res.Body.Close()
+	}
+	if err == nil {
+		t.Error("a cut PHP body reached the client as a complete response")
+	}
+	// The log line is written as the server's handler unwinds, maybe after
+	// the client saw the cut.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if log = e.lastLog(t); log["aborted"] == true {
+			break
+		}
+	}
+	if log["status"] != float64(502) || log["aborted"] != true || !strings.Contains(log["error"].(string), "unexpected EOF") {
+		t.Errorf("log: %v", log)
+	}
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+func TestAccessLogOff(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.AccessLog = false })
+	e.do(httptest.NewRequest("GET", "/style.css", nil))
+	if e.logs.Len() != 0 {
+		t.Errorf("access log off, but: %s", e.logs)
+	}
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return nil, &fcgi.Error{Status: 502, Op: "dial", Err: errors.New("connection refused")}
+	}
+	e.do(httptest.NewRequest("GET", "/hello.php", nil))
+	if log := e.lastLog(t); log["level"] != "WARN" || log["status"] != float64(502) {
+		t.Errorf("failed request not logged once at warn: %v", log)
+	}
+}
+
+func TestWrapAndMounts(t *testing.T) {
+	var seen []string
+	wrap := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s := fcgi.ScriptFrom(r.Context())
+			seen = append(seen, "wrap:"+s.ScriptName+":"+Info(r.Context()).RemoteAddr)
+			s.Extra = append(s.Extra, fcgi.Param{Name: "SESSIONGATE_X", Value: "1"})
+			next.ServeHTTP(w, r)
+		})
+	}
+	mountH := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen = append(seen, name+":"+r.URL.Path)
+			io.WriteString(w, name)
+		})
+	}
+	e := newEnv(t, nil, WithWrapPHP(wrap),
+		WithMount("django", []string{"/admin/", "/accounts/"}, mountH("django")),
+		WithMount("other", []string{"/admin/special/"}, mountH("other")))
+	r := httptest.NewRequest("GET", "/hello.php", nil)
+	r.RemoteAddr = "192.0.2.1:1"
+	e.do(r)
+	e.do(httptest.NewRequest("GET", "/admin/login/", nil))
+	e.do(httptest.NewRequest("GET", "/admin/special/x", nil))
+	if log := e.lastLog(t); log["upstream"] != "other" {
+		t.Errorf("log upstream: %v", log["upstream"])
+	}
+	e.do(httptest.NewRequest("GET", "/style.css", nil))
+	want := []string{"wrap:/hello.php:192.0.2.1:1", "django:/admin/login/", "other:/admin/special/x"}
+	if strings.Join(seen, " ") != strings.Join(want, " ") {
+		t.Errorf("seen %v, want %v", seen, want)
+	}
+	if len(e.php.scripts) != 1 || len(e.php.scripts[0].Extra) != 1 {
+		t.Errorf("wrapper's params did not reach the transport: %+v", e.php.scripts)
+	}
+}
+
+func TestAdmin(t *testing.T) {
+	e := newEnv(t, nil, WithReadyCheck("redis", func(context.Context) error { return nil }))
+	h := e.srv.AdminHandler()
+	get := func(p string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", p, nil))
+		return w
+	}
+	if w := get("/healthz"); w.Code != 200 {
+		t.Errorf("healthz %d", w.Code)
+	}
+	if w := get("/readyz"); w.Code != 200 {
+		t.Errorf("readyz %d %s", w.Code, w.Body)
+	}
+	e.php.pingErr = errors.New("dial tcp 127.0.0.1:1: connection refused")
+	if w := get("/readyz"); w.Code != 503 || !strings.Contains(w.Body.String(), "php-fpm: dial tcp") {
+		t.Errorf("readyz with php-fpm down: %d %s", w.Code, w.Body)
+	}
+	e.php.pingErr = nil
+	e.srv.Drain()
+	if w := get("/readyz"); w.Code != 503 || !strings.Contains(w.Body.String(), "shutting down") {
+		t.Errorf("readyz while draining: %d %s", w.Code, w.Body)
+	}
+	if w := get("/healthz"); w.Code != 200 {
+		t.Errorf("healthz while draining %d", w.Code)
+	}
+}
+
+func TestChunkedRequestClosesConnection(t *testing.T) {
+	e := newEnv(t, nil)
+	r := httptest.NewRequest("POST", "/hello.php", strings.NewReader("abc"))
+	r.TransferEncoding = []string{"chunked"}
+	r.ContentLength = -1
+	if w := e.do(r); w.Header().Get("Connection") != "close" {
+		t.Errorf("chunked request: Connection %q", w.Header().Get("Connection"))
+	}
+}
