@@ -341,6 +341,11 @@ func (l *lease) Unlock(_ context.Context, m store.Mutation) (uint64, error) {
 	if s.closed.Load() {
 		return 0, errClosed
 	}
+	if m.Kind != store.Keep && m.Kind != store.Put && m.Kind != store.Delete {
+		// Refused before anything happens; the lease stays usable so the
+		// caller can still release it properly.
+		return 0, fmt.Errorf("memory store: unknown mutation kind %d", m.Kind)
+	}
 	sh := s.shard(l.id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -370,11 +375,6 @@ func (l *lease) Unlock(_ context.Context, m store.Mutation) (uint64, error) {
 				r.expires = now.Add(m.TTL)
 			}
 		}
-	default:
-		// Refuse an unknown kind before touching anything, but still
-		// release: the caller's lease is over either way.
-		s.releaseLocked(sh, l.id, ls)
-		return 0, fmt.Errorf("memory store: unknown mutation kind %d", m.Kind)
 	}
 	s.releaseLocked(sh, l.id, ls)
 	return v, nil

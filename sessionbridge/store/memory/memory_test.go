@@ -108,7 +108,7 @@ func TestLockFIFO(t *testing.T) {
 	}
 }
 
-func TestUnknownMutationReleases(t *testing.T) {
+func TestUnknownMutationRefused(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	l, _, err := s.Lock(ctx, "m", time.Minute)
@@ -118,10 +118,14 @@ func TestUnknownMutationReleases(t *testing.T) {
 	if _, err := l.Unlock(ctx, store.Mutation{Kind: 99}); err == nil {
 		t.Fatal("unknown mutation kind accepted")
 	}
-	tctx, cancel := context.WithTimeout(ctx, time.Second)
+	// Nothing happened: the lease is still held and still usable.
+	tctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
-	if _, _, err := s.Lock(tctx, "m", time.Minute); err != nil {
-		t.Fatalf("lock not released after a refused mutation: %v", err)
+	if _, _, err := s.Lock(tctx, "m", time.Minute); !errors.Is(err, store.ErrLockTimeout) {
+		t.Fatalf("lock after a refused mutation: %v, want ErrLockTimeout", err)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatalf("Unlock after a refused mutation: %v", err)
 	}
 }
 

@@ -1,0 +1,507 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/sessiongate/sessionbridge/store"
+)
+
+// queue is the in-process state of one session's lock on this Store. It
+// exists while some local caller holds the lock or wants it. Exactly one of
+// them is the head: it holds the Redis lock (holding) or contends for it;
+// the others wait in waiters, in arrival order, and never talk to Redis.
+// All fields are guarded by Store.mu.
+type queue struct {
+	waiters []*waiter
+	// gen identifies the current head. A lease or contender whose gen is
+	// no longer current lost the head role (its lease ran out and the
+	// first waiter took over) and must not touch the queue.
+	gen     uint64
+	holding bool
+	// expires is when the holding head's lease runs out, measured from
+	// before the Lock request was sent, so it is never later than Redis's.
+	expires time.Time
+	// notify receives a token when an unlock notice for this session
+	// arrives (or after a resubscription); only the contending head reads.
+	notify chan struct{}
+}
+
+type waiterState int
+
+const (
+	queued  waiterState = iota
+	pending             // popped by a holder whose hand-over script is in flight
+	granted             // lease and rec are set
+	contend             // the waiter is now head and must contend in Redis
+)
+
+type waiter struct {
+	wake     chan struct{} // cap 1: "look at state again"
+	state    waiterState
+	leaseTTL time.Duration
+	gen      uint64 // head generation, once promoted
+	lease    *lease
+	rec      store.Record
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Lock implements store.Store.
+func (s *Store) Lock(ctx context.Context, id string, leaseTTL time.Duration) (store.Lease, store.Record, error) {
+	keys, err := s.keys(id)
+	if err != nil {
+		return nil, store.Record{}, err
+	}
+	if leaseTTL <= 0 {
+		return nil, store.Record{}, errors.New("redisstore: lock lease TTL must be positive")
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, store.Record{}, errClosed
+	}
+	q := s.queues[id]
+	if q == nil {
+		q = &queue{gen: 1, notify: make(chan struct{}, 1)}
+		s.queues[id] = q
+		s.mu.Unlock()
+		return s.contend(ctx, id, keys, q, q.gen, leaseTTL)
+	}
+	w := &waiter{wake: make(chan struct{}, 1), leaseTTL: leaseTTL}
+	q.waiters = append(q.waiters, w)
+	s.mu.Unlock()
+	return s.waitLocal(ctx, id, keys, q, w)
+}
+
+func lockTimeout(ctx context.Context) error {
+	return fmt.Errorf("%w: %w", store.ErrLockTimeout, context.Cause(ctx))
+}
+
+// waitLocal parks a waiter behind the local head until it is handed the
+// lease, promoted to contend in Redis, or gives up. The first waiter also
+// watches the holding head's lease: when it runs out (a holder that hangs or
+// forgot to unlock) the waiter takes over the head role.
+func (s *Store) waitLocal(ctx context.Context, id string, keys []string, q *queue, w *waiter) (store.Lease, store.Record, error) {
+	for {
+		s.mu.Lock()
+		switch w.state {
+		case granted:
+			s.mu.Unlock()
+			return w.lease, w.rec, nil
+		case contend:
+			gen := w.gen
+			s.mu.Unlock()
+			return s.contend(ctx, id, keys, q, gen, w.leaseTTL)
+		}
+		var timeout <-chan time.Time
+		var timer *time.Timer
+		if w.state == queued && len(q.waiters) > 0 && q.waiters[0] == w && q.holding {
+			d := time.Until(q.expires)
+			if d <= 0 {
+				// The holder's lease is over: become head and contend.
+				// Redis may still hold the lock a little longer (our
+				// clock starts earlier), contend waits for that.
+				q.waiters = q.waiters[1:]
+				q.gen++
+				q.holding = false
+				gen := q.gen
+				s.mu.Unlock()
+				s.log.Warn("a local holder kept a session lock past its lease; the next waiter takes over")
+				return s.contend(ctx, id, keys, q, gen, w.leaseTTL)
+			}
+			timer = time.NewTimer(d)
+			timeout = timer.C
+		}
+		s.mu.Unlock()
+		select {
+		case <-w.wake:
+		case <-timeout:
+		case <-ctx.Done():
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() == nil {
+			continue
+		}
+		// Giving up.
+		s.mu.Lock()
+		if w.state == queued {
+			first := len(q.waiters) > 0 && q.waiters[0] == w
+			removeWaiter(q, w)
+			if first && len(q.waiters) > 0 {
+				signal(q.waiters[0].wake) // the new first waiter watches the lease
+			}
+			s.mu.Unlock()
+			return nil, store.Record{}, lockTimeout(ctx)
+		}
+		for w.state == pending {
+			// A holder is handing us the lock; its script is bounded by
+			// the client's timeouts. Wait for the outcome so the lock is
+			// passed on, not stranded.
+			s.mu.Unlock()
+			<-w.wake
+			s.mu.Lock()
+		}
+		st, gen, l := w.state, w.gen, w.lease
+		s.mu.Unlock()
+		if st == granted {
+			s.releaseAbandoned(ctx, l)
+		} else { // contend: pass the head role on
+			s.headDone(id, q, gen)
+		}
+		return nil, store.Record{}, lockTimeout(ctx)
+	}
+}
+
+func removeWaiter(q *queue, w *waiter) {
+	for i, x := range q.waiters {
+		if x == w {
+			q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
+			return
+		}
+	}
+}
+
+// releaseAbandoned unlocks a lease its caller no longer wants (the caller
+// gave up while it was being handed over), detached from the caller's
+// ended context.
+func (s *Store) releaseAbandoned(ctx context.Context, l *lease) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if _, err := l.Unlock(rctx, store.Mutation{Kind: store.Keep}); err != nil && !errors.Is(err, store.ErrLeaseLost) {
+		s.log.Warn("releasing an abandoned session lock failed; it expires with its lease", "error", err)
+	}
+}
+
+// headDone ends the head role of generation gen: the next local waiter
+// becomes head and contends, or the queue is forgotten.
+func (s *Store) headDone(id string, q *queue, gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.promoteLocked(id, q, gen)
+}
+
+func (s *Store) promoteLocked(id string, q *queue, gen uint64) {
+	if s.queues[id] != q || q.gen != gen {
+		return // a stale head: someone else already leads
+	}
+	q.holding = false
+	if len(q.waiters) == 0 {
+		delete(s.queues, id)
+		return
+	}
+	w := q.waiters[0]
+	q.waiters = q.waiters[1:]
+	q.gen++
+	w.gen = q.gen
+	w.state = contend
+	signal(w.wake)
+}
+
+// contend is the head's loop in Redis: try the lock; on failure sleep until
+// an unlock notice for this session, the holder's lock TTL, maxWait, or the
+// caller's deadline, whichever comes first.
+func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue, gen uint64, leaseTTL time.Duration) (store.Lease, store.Record, error) {
+	if err := s.subscribe(ctx); err != nil {
+		s.headDone(id, q, gen)
+		if ctx.Err() != nil {
+			return nil, store.Record{}, lockTimeout(ctx)
+		}
+		return nil, store.Record{}, err
+	}
+	// Drop a notice meant for an earlier head.
+	select {
+	case <-q.notify:
+	default:
+	}
+	for {
+		if ctx.Err() != nil {
+			s.headDone(id, q, gen)
+			return nil, store.Record{}, lockTimeout(ctx)
+		}
+		token := s.newToken()
+		start := time.Now()
+		res, err := lockScript.Run(ctx, s.c, keys, token, ms(leaseTTL)).Slice()
+		if err != nil {
+			// The script may have run and the reply been lost: release
+			// the lock if this token holds it.
+			s.releaseToken(id, keys, token)
+			s.headDone(id, q, gen)
+			if ctx.Err() != nil {
+				return nil, store.Record{}, lockTimeout(ctx)
+			}
+			return nil, store.Record{}, unavailable("lock", err)
+		}
+		ok, pttl, rec, perr := parseLockReply(res)
+		if perr != nil {
+			s.releaseToken(id, keys, token)
+			s.headDone(id, q, gen)
+			return nil, store.Record{}, perr
+		}
+		if ok {
+			l := &lease{s: s, id: id, keys: keys, token: token, q: q, gen: gen}
+			s.mu.Lock()
+			if s.queues[id] == q && q.gen == gen {
+				q.holding = true
+				q.expires = start.Add(leaseTTL)
+				if len(q.waiters) > 0 {
+					signal(q.waiters[0].wake) // arm its lease watch
+				}
+			}
+			s.mu.Unlock()
+			return l, rec, nil
+		}
+		wait := maxWait
+		if pttl > 0 && pttl < wait {
+			wait = pttl
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-q.notify:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+		if ctx.Err() != nil {
+			s.headDone(id, q, gen)
+			return nil, store.Record{}, lockTimeout(ctx)
+		}
+	}
+}
+
+// parseLockReply decodes {1, version, data} or {0, pttl}.
+func parseLockReply(res []any) (ok bool, pttl time.Duration, rec store.Record, err error) {
+	if len(res) < 2 {
+		return false, 0, rec, unavailable("lock", fmt.Errorf("unexpected reply of %d elements", len(res)))
+	}
+	flag, _ := res[0].(int64)
+	if flag == 1 {
+		if len(res) < 3 {
+			res = append(res, nil)
+		}
+		rec, err = parseRecord("lock", res[1], res[2])
+		return err == nil, 0, rec, err
+	}
+	n, _ := res[1].(int64)
+	return false, time.Duration(n) * time.Millisecond, rec, nil
+}
+
+// releaseToken deletes the lock if token holds it, in the background: used
+// when a Lock reply was lost and the lock may or may not be ours. Without
+// it such a lock would block the session until its lease ends.
+func (s *Store) releaseToken(id string, keys []string, token string) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		// A Keep with no TTL changes nothing but the lock.
+		_ = unlockScript.Run(ctx, s.c, keys, token, "k", 0, "", "", s.channel, id, "", 0).Err()
+	}()
+}
+
+type lease struct {
+	s        *Store
+	id       string
+	keys     []string
+	token    string
+	q        *queue
+	gen      uint64
+	handoffs int
+	done     bool // guarded by s.mu
+}
+
+// Unlock implements store.Lease.
+func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
+	s := l.s
+	var kind string
+	switch m.Kind {
+	case store.Keep:
+		kind = "k"
+	case store.Put:
+		kind = "p"
+	case store.Delete:
+		kind = "d"
+	default:
+		// Refuse before anything is applied; the lease stays usable so the
+		// caller can still release it properly.
+		return 0, fmt.Errorf("redisstore: unknown mutation kind %d", m.Kind)
+	}
+
+	s.mu.Lock()
+	if l.done {
+		s.mu.Unlock()
+		return 0, store.ErrLeaseLost
+	}
+	l.done = true
+	q := l.q
+	head := s.queues[l.id] == q && q.gen == l.gen
+	var next *waiter
+	if head && l.handoffs < maxHandoffs && len(q.waiters) > 0 && time.Now().Before(q.expires) {
+		next = q.waiters[0]
+		q.waiters = q.waiters[1:]
+		next.state = pending
+	}
+	s.mu.Unlock()
+
+	nextToken, nextLease := "", int64(0)
+	if next != nil {
+		nextToken, nextLease = s.newToken(), ms(next.leaseTTL)
+	}
+	start := time.Now()
+	res, err := unlockScript.Run(ctx, s.c, l.keys, l.token, kind, ms(m.TTL), m.Value,
+		initialVersion(), s.channel, l.id, nextToken, nextLease).Slice()
+	var (
+		ver  uint64
+		rec  store.Record
+		lost bool
+	)
+	if err == nil {
+		ver, rec, lost, err = parseUnlockReply(res, m)
+	} else {
+		err = unavailable("unlock", err)
+	}
+
+	s.mu.Lock()
+	switch {
+	case next != nil && err == nil && !lost:
+		q.gen++
+		q.holding = true
+		q.expires = start.Add(next.leaseTTL)
+		next.gen = q.gen
+		next.lease = &lease{s: s, id: l.id, keys: l.keys, token: nextToken, q: q, gen: q.gen, handoffs: l.handoffs + 1}
+		next.rec = rec
+		next.state = granted
+		signal(next.wake)
+		if len(q.waiters) > 0 {
+			signal(q.waiters[0].wake)
+		}
+	case next != nil:
+		// Not handed over: the next waiter leads and contends in Redis.
+		q.gen++
+		q.holding = false
+		next.gen = q.gen
+		next.state = contend
+		signal(next.wake)
+	case head:
+		s.promoteLocked(l.id, q, l.gen)
+	}
+	s.mu.Unlock()
+
+	if err != nil {
+		// The script may not have run (the lock is still ours) or may have
+		// run with its reply lost (with a hand-over the lock now carries
+		// nextToken). Either way nobody will unlock it: free it now rather
+		// than block the session until the lease ends.
+		s.releaseToken(l.id, l.keys, l.token)
+		if nextToken != "" {
+			s.releaseToken(l.id, l.keys, nextToken)
+		}
+		return 0, err
+	}
+	if lost {
+		return 0, store.ErrLeaseLost
+	}
+	return ver, nil
+}
+
+// parseUnlockReply decodes {-1} (lease lost) or {1, version, data|nil}. For
+// a hand-over it also builds the next holder's record: Put and Delete leave
+// exactly what the mutation wrote; Keep returns the stored value.
+func parseUnlockReply(res []any, m store.Mutation) (ver uint64, rec store.Record, lost bool, err error) {
+	if len(res) == 0 {
+		return 0, rec, false, unavailable("unlock", errors.New("empty reply"))
+	}
+	if flag, _ := res[0].(int64); flag != 1 {
+		return 0, rec, true, nil
+	}
+	if len(res) < 2 {
+		return 0, rec, false, unavailable("unlock", errors.New("short reply"))
+	}
+	n, _ := res[1].(int64)
+	if n < 0 {
+		return 0, rec, false, unavailable("unlock", errors.New("negative version"))
+	}
+	ver = uint64(n)
+	switch {
+	case ver == 0:
+	case m.Kind == store.Put:
+		rec = store.Record{Value: append([]byte{}, m.Value...), Version: ver}
+	default:
+		var d string
+		if len(res) > 2 {
+			d, _ = res[2].(string)
+		}
+		rec = store.Record{Value: []byte(d), Version: ver}
+	}
+	return ver, rec, false, nil
+}
+
+// subscribe starts the store's single subscription to the unlock channel
+// on first use and waits for Redis to confirm it, so that no notice sent
+// after the caller's first lock attempt is missed.
+func (s *Store) subscribe(ctx context.Context) error {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	if s.sub != nil {
+		return nil
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return errClosed
+	}
+	ps := s.c.Subscribe(ctx, s.channel)
+	if _, err := ps.Receive(ctx); err != nil {
+		_ = ps.Close()
+		return unavailable("subscribe", err)
+	}
+	s.sub = ps
+	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
+	s.wg.Add(1)
+	go s.fanOut(ch)
+	return nil
+}
+
+// fanOut wakes the contending head of each session named by a notice. A
+// *redis.Subscription after the first means go-redis reconnected: notices
+// may have been lost meanwhile, so every head re-checks at once.
+func (s *Store) fanOut(ch <-chan any) {
+	defer s.wg.Done()
+	for msg := range ch {
+		switch m := msg.(type) {
+		case *redis.Message:
+			s.mu.Lock()
+			if q := s.queues[m.Payload]; q != nil {
+				signal(q.notify)
+			}
+			s.mu.Unlock()
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				s.mu.Lock()
+				for _, q := range s.queues {
+					signal(q.notify)
+				}
+				s.mu.Unlock()
+			}
+		}
+	}
+}

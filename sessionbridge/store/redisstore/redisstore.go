@@ -1,0 +1,391 @@
+// Package redisstore is the Redis session store: standalone, Sentinel or
+// Cluster, through a go-redis UniversalClient.
+//
+// # URLs (OpenClient)
+//
+// The scheme says which kind of deployment it is, so no URL is ambiguous:
+//
+//	redis://[user:pass@]host[:port][/db][?opt=v...]       one server
+//	rediss://[user:pass@]host[:port][/db][?opt=v...]      one server, TLS
+//	unix://[user:pass@]/path/to/redis.sock[?db=N&...]     one server, unix socket
+//	redis-sentinel://[user:pass@]s1[:port],s2[:port][/db]?master=NAME[&sentinel_username=U&sentinel_password=P]
+//	rediss-sentinel://...                                  the same over TLS
+//	redis-cluster://[user:pass@]n1[:port],n2[:port][?opt=v...]
+//	rediss-cluster://...                                   the same over TLS
+//
+// The port defaults to 6379. User info is always the credentials of the
+// Redis servers that hold the data; Sentinel's own are sentinel_username and
+// sentinel_password. One cluster node is enough (the others are discovered);
+// listing several survives one being down at start. Further query options
+// are go-redis's (dial_timeout, read_timeout, write_timeout, pool_size,
+// max_retries, protocol, client_name, skip_verify, ...). Examples:
+//
+//	redis://127.0.0.1:6379/0
+//	rediss://:s3cret@redis.example.com:6380/2?dial_timeout=1s
+//	unix:///run/redis/redis.sock?db=1
+//	redis-sentinel://10.0.0.1:26379,10.0.0.2:26379/0?master=mymaster
+//	redis-cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000
+//
+// OpenClient sets ContextTimeoutEnabled, dial/read/write timeouts of 500 ms
+// (DefaultTimeout) and no automatic retries (see noRetriesUnlessAsked).
+//
+// # Keys
+//
+// A session is the hash <prefix>{<id>} (field v: version, field d: data)
+// and its lock the string <prefix>{<id>}:lock holding the owner's token. The
+// hash tag {<id>} puts both in one cluster slot, so each Lua script below
+// touches one slot, while sessions spread over all masters. The prefix must
+// not contain braces: a constant tag would pin every session to one node.
+//
+// # Locks and waiting
+//
+// Lock is one round trip: a script does SET NX PX and, when it got the lock,
+// HMGET of the record. Unlock is one round trip: a script checks the token,
+// applies the mutation, deletes the lock and publishes the session ID on
+// <prefix>unlock. A waiter does not poll: every Store has one pub/sub
+// subscription to that channel, started on first need, and a waiter sleeps
+// until a notice for its session arrives or until the holder's lock would
+// expire (the PTTL the failed attempt returned; a crashed holder's lock is
+// taken over then), re-checking at least every second to cover notices lost
+// while the connection was down.
+//
+// Waiters for one session on the same Store queue in process: only the first
+// contends in Redis. When a holder unlocks with Keep, Put or Delete and a
+// local waiter is queued, the script applies the mutation and re-keys the
+// lock to the waiter's token instead of deleting it, and the waiter gets the
+// lease and the record from that reply: a hot session costs one round trip
+// per request. After maxHandoffs consecutive local hand-overs the lock is
+// released for real, so waiters on other gateways get a turn.
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/sessiongate/sessionbridge/store"
+)
+
+// DefaultPrefix starts every key and the notice channel.
+const DefaultPrefix = "sessiongate:"
+
+const (
+	// maxHandoffs bounds consecutive in-process hand-overs of one lock.
+	maxHandoffs = 16
+	// maxWait caps a waiter's sleep between attempts: a notice lost while
+	// the pub/sub connection was down costs at most this much delay.
+	maxWait = time.Second
+	// cleanupTimeout bounds background releases of locks whose acquisition
+	// outcome is unknown.
+	cleanupTimeout = 2 * time.Second
+)
+
+// Options configure New.
+type Options struct {
+	// Prefix of keys and the pub/sub channel (default DefaultPrefix). Must
+	// not contain '{' or '}'.
+	Prefix string
+	// Logger receives pub/sub trouble and lock take-overs (default
+	// slog.Default()). Session IDs are never logged.
+	Logger *slog.Logger
+}
+
+// Store is a store.Store on Redis. It does not own the client: Close stops
+// the subscription and waits for background work, the caller closes the
+// client afterwards.
+type Store struct {
+	c       redis.UniversalClient
+	prefix  string
+	channel string
+	log     *slog.Logger
+
+	tokenPrefix string
+	tokenSeq    atomic.Uint64
+
+	mu     sync.Mutex
+	queues map[string]*queue
+	closed bool
+
+	subMu sync.Mutex
+	sub   *redis.PubSub
+
+	wg sync.WaitGroup // subscription reader and background cleanups
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a store on client. It does not contact Redis; call Ping.
+func New(client redis.UniversalClient, o Options) (*Store, error) {
+	if client == nil {
+		return nil, errors.New("redisstore: nil client")
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		return nil, errors.New("redisstore: key prefix must not contain '{' or '}' (it would become a hash tag shared by every session)")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails (Go >= 1.24)
+	return &Store{
+		c:           client,
+		prefix:      o.Prefix,
+		channel:     o.Prefix + "unlock",
+		log:         o.Logger.With("component", "redisstore"),
+		tokenPrefix: hex.EncodeToString(rnd[:]) + ":",
+		queues:      make(map[string]*queue),
+	}, nil
+}
+
+var errBadID = errors.New("redisstore: session ID is empty or contains '{' or '}'")
+
+func (s *Store) keys(id string) ([]string, error) {
+	if id == "" || strings.ContainsAny(id, "{}") {
+		return nil, errBadID
+	}
+	k := s.prefix + "{" + id + "}"
+	return []string{k, k + ":lock"}, nil
+}
+
+// newToken identifies one lease: unique per store instance (random prefix)
+// and per acquisition (sequence).
+func (s *Store) newToken() string {
+	return s.tokenPrefix + strconv.FormatUint(s.tokenSeq.Add(1), 36)
+}
+
+// initialVersion is the version of a newly created record: the clock in
+// microseconds, so a record deleted and created again does not restart at a
+// version a stale compare-and-set may hold. It stays below 2^53, which Lua
+// numbers represent exactly (until the year 2255).
+func initialVersion() string {
+	return strconv.FormatInt(time.Now().UnixMicro(), 10)
+}
+
+func ms(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	if m := d.Milliseconds(); m > 0 {
+		return m
+	}
+	return 1 // a positive TTL below 1 ms must not mean "no expiry"
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%w: redis %s: %w", store.ErrUnavailable, op, err)
+}
+
+// Scripts. Every script touches only KEYS[*] of one session (one slot).
+// Versions travel as decimal strings into Redis and come back as integers:
+// Lua numbers are doubles, exact below 2^53, and tostring() would print
+// them in exponent form, so no script ever formats a version itself.
+var (
+	// KEYS[1] record; ARGV: expected version, value, ttl ms, initial
+	// version. Returns the new version or -1 on conflict.
+	saveScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'v')
+if not cur then cur = '0' end
+if cur ~= ARGV[1] then return -1 end
+local v
+if cur == '0' then
+  redis.call('HSET', KEYS[1], 'v', ARGV[4], 'd', ARGV[2])
+  v = tonumber(ARGV[4])
+else
+  v = redis.call('HINCRBY', KEYS[1], 'v', 1)
+  redis.call('HSET', KEYS[1], 'd', ARGV[2])
+end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return v
+`)
+
+	// KEYS[1] record, KEYS[2] lock; ARGV: token, lease ms.
+	// Returns {1, version|nil, data|nil} or {0, pttl of the lock}.
+	lockScript = redis.NewScript(`
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local r = redis.call('HMGET', KEYS[1], 'v', 'd')
+  return {1, r[1], r[2]}
+end
+return {0, redis.call('PTTL', KEYS[2])}
+`)
+
+	// KEYS[1] record, KEYS[2] lock; ARGV: token, kind (k|p|d), ttl ms,
+	// value, initial version, channel, id, next token ('' = release), next
+	// lease ms. Returns {-1} when the token does not hold the lock (nothing
+	// applied), else {1, version, data|nil}; data is the record value for a
+	// Keep hand-over, so the next holder needs no load.
+	unlockScript = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {-1} end
+local kind = ARGV[2]
+local v = 0
+local d = false
+if kind == 'p' then
+  if redis.call('HEXISTS', KEYS[1], 'v') == 1 then
+    v = redis.call('HINCRBY', KEYS[1], 'v', 1)
+    redis.call('HSET', KEYS[1], 'd', ARGV[4])
+  else
+    redis.call('HSET', KEYS[1], 'v', ARGV[5], 'd', ARGV[4])
+    v = tonumber(ARGV[5])
+  end
+  if tonumber(ARGV[3]) > 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  else
+    redis.call('PERSIST', KEYS[1])
+  end
+elseif kind == 'd' then
+  redis.call('DEL', KEYS[1])
+else
+  local cur = redis.call('HGET', KEYS[1], 'v')
+  if cur then
+    v = tonumber(cur)
+    if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+    if ARGV[8] ~= '' then d = redis.call('HGET', KEYS[1], 'd') end
+  end
+end
+if ARGV[8] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[8], 'PX', ARGV[9])
+else
+  redis.call('DEL', KEYS[2])
+  redis.call('PUBLISH', ARGV[6], ARGV[7])
+end
+return {1, v, d}
+`)
+)
+
+// Load implements store.Store.
+func (s *Store) Load(ctx context.Context, id string) (store.Record, error) {
+	keys, err := s.keys(id)
+	if err != nil {
+		return store.Record{}, err
+	}
+	vals, err := s.c.HMGet(ctx, keys[0], "v", "d").Result()
+	if err != nil {
+		return store.Record{}, unavailable("load", err)
+	}
+	if len(vals) != 2 {
+		return store.Record{}, unavailable("load", fmt.Errorf("HMGET returned %d values", len(vals)))
+	}
+	return parseRecord("load", vals[0], vals[1])
+}
+
+// parseRecord turns the version and data replies into a Record; both nil is
+// an absent record.
+func parseRecord(op string, v, d any) (store.Record, error) {
+	if v == nil {
+		return store.Record{}, nil
+	}
+	vs, ok := v.(string)
+	if !ok {
+		return store.Record{}, unavailable(op, fmt.Errorf("version has type %T", v))
+	}
+	ver, err := strconv.ParseUint(vs, 10, 64)
+	if err != nil || ver == 0 {
+		return store.Record{}, unavailable(op, errors.New("malformed version field"))
+	}
+	ds, _ := d.(string)
+	return store.Record{Value: []byte(ds), Version: ver}, nil
+}
+
+// Save implements store.Store.
+func (s *Store) Save(ctx context.Context, id string, expect uint64, value []byte, ttl time.Duration) (uint64, error) {
+	keys, err := s.keys(id)
+	if err != nil {
+		return 0, err
+	}
+	n, err := saveScript.Run(ctx, s.c, keys[:1], strconv.FormatUint(expect, 10), value, ms(ttl), initialVersion()).Int64()
+	if err != nil {
+		return 0, unavailable("save", err)
+	}
+	if n < 0 {
+		return 0, store.ErrConflict
+	}
+	if n == 0 {
+		return 0, unavailable("save", errors.New("script returned version 0"))
+	}
+	return uint64(n), nil
+}
+
+// Touch implements store.Store.
+func (s *Store) Touch(ctx context.Context, id string, ttl time.Duration) error {
+	keys, err := s.keys(id)
+	if err != nil {
+		return err
+	}
+	if ttl <= 0 {
+		return nil
+	}
+	if err := s.c.PExpire(ctx, keys[0], time.Duration(ms(ttl))*time.Millisecond).Err(); err != nil {
+		return unavailable("touch", err)
+	}
+	return nil
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	keys, err := s.keys(id)
+	if err != nil {
+		return err
+	}
+	if err := s.c.Del(ctx, keys[0]).Err(); err != nil {
+		return unavailable("delete", err)
+	}
+	return nil
+}
+
+// Ping is the fail-fast probe: PING, and on a cluster also that the cluster
+// reports cluster_state:ok and every master answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if cc, ok := s.c.(*redis.ClusterClient); ok {
+		info, err := cc.ClusterInfo(ctx).Result()
+		if err != nil {
+			return unavailable("ping: cluster info", err)
+		}
+		if !strings.Contains(info, "cluster_state:ok") {
+			return unavailable("ping", errors.New("cluster state is not ok"))
+		}
+		if err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return c.Ping(ctx).Err()
+		}); err != nil {
+			return unavailable("ping: cluster masters", err)
+		}
+		return nil
+	}
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// Close stops the subscription and waits for background releases. Waiters
+// still in Lock end with their context. The client stays open.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.subMu.Lock()
+	if s.sub != nil {
+		_ = s.sub.Close()
+		s.sub = nil
+	}
+	s.subMu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+var errClosed = fmt.Errorf("%w: redis store closed", store.ErrUnavailable)

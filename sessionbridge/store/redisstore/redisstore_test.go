@@ -1,0 +1,263 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/sessiongate/sessionbridge/store"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/storetest"
+)
+
+// startMiniredis runs a miniredis whose TTLs follow the wall clock, like a
+// real server's.
+func startMiniredis(t testing.TB) *miniredis.Miniredis {
+	m := miniredis.NewMiniRedis()
+	m.ClockTTL(true)
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+func newTestStore(t testing.TB, addr string) *Store {
+	c, err := OpenClient("redis://" + addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(c, Options{Prefix: "test:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		_ = c.Close()
+	})
+	return s
+}
+
+func TestConformanceMiniredis(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) (store.Store, store.Store) {
+		m := startMiniredis(t)
+		return newTestStore(t, m.Addr()), newTestStore(t, m.Addr())
+	})
+}
+
+func TestKeysAreHashTagged(t *testing.T) {
+	m := startMiniredis(t)
+	s := newTestStore(t, m.Addr())
+	ctx := context.Background()
+	if _, err := s.Save(ctx, "abc", 0, []byte("x"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	l, _, err := s.Lock(ctx, "abc", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := m.Keys()
+	want := []string{"test:{abc}", "test:{abc}:lock"}
+	if strings.Join(keys, ",") != strings.Join(want, ",") {
+		t.Fatalf("keys = %v, want %v", keys, want)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Exists("test:{abc}:lock") {
+		t.Fatal("lock key left after Unlock")
+	}
+}
+
+func TestRejectsBadPrefixAndID(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	for _, p := range []string{"a{b", "x}", "{tag}:"} {
+		if _, err := New(c, Options{Prefix: p}); err == nil {
+			t.Errorf("prefix %q accepted", p)
+		}
+	}
+	if _, err := New(nil, Options{}); err == nil {
+		t.Error("nil client accepted")
+	}
+	s, err := New(c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, id := range []string{"", "a}b", "{x"} {
+		if _, err := s.Load(ctx, id); err == nil || errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("Load(%q): err = %v, want an invalid-ID error", id, err)
+		}
+		if _, _, err := s.Lock(ctx, id, time.Second); err == nil {
+			t.Errorf("Lock(%q) accepted", id)
+		}
+	}
+}
+
+func TestUnavailableFailsFast(t *testing.T) {
+	m := startMiniredis(t)
+	s := newTestStore(t, m.Addr())
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	start := time.Now()
+	checks := map[string]error{}
+	_, checks["load"] = s.Load(ctx, "x")
+	_, checks["save"] = s.Save(ctx, "x", 0, []byte("v"), time.Minute)
+	checks["touch"] = s.Touch(ctx, "x", time.Minute)
+	checks["delete"] = s.Delete(ctx, "x")
+	checks["ping"] = s.Ping(ctx)
+	_, _, checks["lock"] = s.Lock(ctx, "x", time.Second)
+	for op, err := range checks {
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s with Redis gone: err = %v, want ErrUnavailable", op, err)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("failing calls took %v", d)
+	}
+}
+
+// A lost Unlock (Redis down while the holder releases) must not leave local
+// waiters queued for ever: they get an error or the lock, within their ctx.
+func TestUnlockFailurePromotesLocalWaiter(t *testing.T) {
+	m := startMiniredis(t)
+	s := newTestStore(t, m.Addr())
+	ctx := context.Background()
+	// The holder's lock cannot be released while Redis fails, so it must
+	// expire by itself: a short lease.
+	l, _, err := s.Lock(ctx, "w", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, _, err := s.Lock(wctx, "w", time.Second)
+		got <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	m.SetError("LOADING Redis is loading the dataset in memory")
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: []byte("x")}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Unlock with Redis failing: %v", err)
+	}
+	select {
+	case err := <-got:
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("waiter: err = %v, want ErrUnavailable", err)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("local waiter still queued after the holder's Unlock failed")
+	}
+	m.SetError("")
+	// And the session recovers by itself.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	l, _, err = s.Lock(wctx, "w", time.Second)
+	if err != nil {
+		t.Fatalf("Lock after recovery: %v", err)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Hand-overs between local waiters are bounded: after maxHandoffs the lock
+// is really released so another instance's waiter gets a turn.
+func TestHandoffIsBounded(t *testing.T) {
+	m := startMiniredis(t)
+	a, b := newTestStore(t, m.Addr()), newTestStore(t, m.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const id = "hot"
+	var stop sync.WaitGroup
+	done := make(chan struct{})
+	// Eight local clients keep a's queue non-empty.
+	for range 8 {
+		stop.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				l, _, err := a.Lock(ctx, id, 5*time.Second)
+				if err != nil {
+					return
+				}
+				time.Sleep(time.Millisecond)
+				_, _ = l.Unlock(ctx, store.Mutation{Kind: store.Keep})
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	l, _, err := b.Lock(ctx, id, 5*time.Second)
+	if err != nil {
+		t.Fatalf("other instance starved: %v", err)
+	}
+	waited := time.Since(start)
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+	close(done)
+	stop.Wait()
+	if waited > 5*time.Second {
+		t.Fatalf("other instance waited %v", waited)
+	}
+}
+
+// Waiting does not poll: a waiter on a held lock sends only a few commands
+// per second (the re-check cap), not a loop.
+func TestWaitDoesNotPoll(t *testing.T) {
+	m := startMiniredis(t)
+	a, b := newTestStore(t, m.Addr()), newTestStore(t, m.Addr())
+	ctx := context.Background()
+	l, _, err := a.Lock(ctx, "p", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := m.CommandCount()
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 4 { // four waiters, two per instance: only heads contend
+		for _, s := range []*Store{a, b} {
+			wg.Go(func() {
+				if _, _, err := s.Lock(wctx, "p", time.Second); !errors.Is(err, store.ErrLockTimeout) {
+					t.Errorf("waiter: %v", err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	n := m.CommandCount() - before
+	// 2 heads x (1 + 2 re-checks) lock attempts + subscriptions + health
+	// pings: well under 30. A polling loop would send hundreds.
+	if n > 30 {
+		t.Fatalf("%d commands during a 2 s wait", n)
+	}
+	t.Logf("%d commands during a 2 s wait by 8 waiters", n)
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkLockUnlockMiniredis(b *testing.B) {
+	m := startMiniredis(b)
+	storetest.BenchLockUnlock(b, newTestStore(b, m.Addr()))
+}
+
+func BenchmarkHotSessionMiniredis(b *testing.B) {
+	m := startMiniredis(b)
+	storetest.BenchHotSession(b, newTestStore(b, m.Addr()))
+}

@@ -1,0 +1,426 @@
+package redisstore
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultTimeout is the dial, read and write timeout OpenClient uses unless
+// the URL or an option says otherwise. A session store on a LAN answers in
+// well under a millisecond: half a second means "Redis is gone", and the
+// request gets its 503 quickly instead of hanging.
+const DefaultTimeout = 500 * time.Millisecond
+
+// ClientOption adjusts the client OpenClient builds.
+type ClientOption func(*clientConfig)
+
+type clientConfig struct {
+	dial, read, write time.Duration
+	tls               *tls.Config
+	poolSize          int
+}
+
+// WithTimeouts sets the dial, read and write timeouts (each <= 0 keeps the
+// default). Timeouts given in the URL query win.
+func WithTimeouts(dial, read, write time.Duration) ClientOption {
+	return func(c *clientConfig) {
+		if dial > 0 {
+			c.dial = dial
+		}
+		if read > 0 {
+			c.read = read
+		}
+		if write > 0 {
+			c.write = write
+		}
+	}
+}
+
+// WithTLSConfig sets the TLS configuration of rediss:// URLs (a private CA,
+// client certificates). It is cloned; an empty ServerName is filled in from
+// the URL's first host. Ignored for plain-text URLs.
+func WithTLSConfig(cfg *tls.Config) ClientOption {
+	return func(c *clientConfig) { c.tls = cfg }
+}
+
+// WithPoolSize sets the connection pool size per node (URL pool_size wins).
+func WithPoolSize(n int) ClientOption {
+	return func(c *clientConfig) { c.poolSize = n }
+}
+
+// OpenClient parses rawURL (forms in the package documentation) and returns
+// a client for it. It does not connect: call Store.Ping for the fail-fast
+// probe. The caller owns the client and closes it after the Store.
+//
+// Errors never contain the password: go-redis and net/url echo parts of the
+// URL in their messages, so every message is scrubbed before it is
+// returned.
+func OpenClient(rawURL string, opts ...ClientOption) (redis.UniversalClient, error) {
+	cfg := clientConfig{dial: DefaultTimeout, read: DefaultTimeout, write: DefaultTimeout}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	p, err := splitURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	switch p.kind {
+	case kindSingle:
+		o, err := redis.ParseURL(p.goRedisURL)
+		if err != nil {
+			return nil, p.scrub(err)
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = orDefault(o.DialTimeout, cfg.dial), orDefault(o.ReadTimeout, cfg.read), orDefault(o.WriteTimeout, cfg.write)
+		o.ContextTimeoutEnabled = true
+		o.MaxRetries = noRetriesUnlessAsked(o.MaxRetries)
+		if o.DialerRetries == 0 {
+			o.DialerRetries = 1 // one dial attempt: down means 503 now, not after 5 tries
+		}
+		if o.PoolSize == 0 {
+			o.PoolSize = cfg.poolSize
+		}
+		o.TLSConfig = p.tlsConfig(o.TLSConfig, cfg.tls)
+		return redis.NewClient(o), nil
+	case kindCluster:
+		o, err := redis.ParseClusterURL(p.goRedisURL)
+		if err != nil {
+			return nil, p.scrub(err)
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = orDefault(o.DialTimeout, cfg.dial), orDefault(o.ReadTimeout, cfg.read), orDefault(o.WriteTimeout, cfg.write)
+		o.ContextTimeoutEnabled = true
+		o.MaxRetries = noRetriesUnlessAsked(o.MaxRetries)
+		if o.DialerRetries == 0 {
+			o.DialerRetries = 1 // one dial attempt: down means 503 now, not after 5 tries
+		}
+		if o.PoolSize == 0 {
+			o.PoolSize = cfg.poolSize
+		}
+		o.TLSConfig = p.tlsConfig(o.TLSConfig, cfg.tls)
+		return redis.NewClusterClient(o), nil
+	default: // kindSentinel
+		o, err := redis.ParseFailoverURL(p.goRedisURL)
+		if err != nil {
+			return nil, p.scrub(err)
+		}
+		if o.MasterName == "" {
+			return nil, errors.New("redisstore: sentinel URL needs ?master=<name>")
+		}
+		if o.RouteByLatency || o.RouteRandomly || o.ReplicaOnly {
+			// NewFailoverClient panics on the first two; reading from
+			// replicas would break the lock's read-your-writes.
+			return nil, errors.New("redisstore: sentinel URL: route_by_latency, route_randomly and replica_only are not supported (sessions need the master)")
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = orDefault(o.DialTimeout, cfg.dial), orDefault(o.ReadTimeout, cfg.read), orDefault(o.WriteTimeout, cfg.write)
+		o.ContextTimeoutEnabled = true
+		o.MaxRetries = noRetriesUnlessAsked(o.MaxRetries)
+		if o.DialerRetries == 0 {
+			o.DialerRetries = 1 // one dial attempt: down means 503 now, not after 5 tries
+		}
+		if o.PoolSize == 0 {
+			o.PoolSize = cfg.poolSize
+		}
+		o.TLSConfig = p.tlsConfig(o.TLSConfig, cfg.tls)
+		return redis.NewFailoverClient(o), nil
+	}
+}
+
+func orDefault(v, def time.Duration) time.Duration {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// noRetriesUnlessAsked turns go-redis's default of 3 retries off: a script
+// whose reply was lost may have run, and running Save or Unlock twice
+// reports a false conflict or a false lost lease. An explicit max_retries
+// in the URL still applies.
+func noRetriesUnlessAsked(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+type urlKind int
+
+const (
+	kindSingle urlKind = iota
+	kindCluster
+	kindSentinel
+)
+
+// parsedURL is our URL translated into the form the matching go-redis
+// parser takes, plus what is needed to scrub secrets from its errors.
+type parsedURL struct {
+	kind       urlKind
+	scheme     string // as written by the user
+	goRedisURL string
+	secrets    []string
+	firstHost  string
+	tls        bool
+}
+
+var schemes = map[string]struct {
+	kind urlKind
+	tls  bool
+}{
+	"redis":           {kindSingle, false},
+	"rediss":          {kindSingle, true},
+	"unix":            {kindSingle, false},
+	"redis-cluster":   {kindCluster, false},
+	"rediss-cluster":  {kindCluster, true},
+	"redis-sentinel":  {kindSentinel, false},
+	"rediss-sentinel": {kindSentinel, true},
+}
+
+// splitURL parses the authority (a comma-separated host list, which net/url
+// does not accept) by hand and builds the go-redis URL.
+func splitURL(raw string) (*parsedURL, error) {
+	raw = strings.TrimSpace(raw)
+	schemeEnd := strings.Index(raw, "://")
+	if schemeEnd <= 0 {
+		return nil, errors.New("redisstore: Redis URL needs a scheme (redis://, rediss://, unix://, redis-sentinel://, redis-cluster://)")
+	}
+	scheme := strings.ToLower(raw[:schemeEnd])
+	sc, ok := schemes[scheme]
+	if !ok {
+		return nil, fmt.Errorf("redisstore: unknown Redis URL scheme %q (want redis, rediss, unix, redis-sentinel, rediss-sentinel, redis-cluster or rediss-cluster)", truncate(scheme, 32))
+	}
+	p := &parsedURL{kind: sc.kind, scheme: scheme, tls: sc.tls}
+	rest := raw[schemeEnd+3:]
+
+	// Split off the query, then the path, then the user info. The user info
+	// ends at the LAST '@' of the authority, so a password may contain '@'
+	// only percent-encoded, as in any URL, but a stray one still does not
+	// leak into the host list.
+	var query string
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		rest, query = rest[:i], rest[i+1:]
+	}
+	if i := strings.IndexByte(rest, '#'); i >= 0 {
+		rest = rest[:i]
+	}
+	authority, path := rest, ""
+	if scheme != "unix" {
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			authority, path = rest[:i], rest[i:]
+		}
+	} else {
+		// unix://[user:pass@]/path/to.sock
+		authority, path = "", rest
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			authority, path = rest[:at+1], rest[at+1:]
+		}
+	}
+	var user *url.Userinfo
+	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
+		ui := authority[:at]
+		authority = authority[at+1:]
+		name, pass, hasPass := strings.Cut(ui, ":")
+		uname, err1 := url.PathUnescape(name)
+		upass, err2 := url.PathUnescape(pass)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("redisstore: %s URL: bad percent-encoding in the user info", scheme)
+		}
+		if hasPass {
+			user = url.UserPassword(uname, upass)
+			p.addSecret(pass)
+			p.addSecret(upass)
+		} else {
+			// redis://password@host is a common mistake; treat a lone
+			// user-info part as a secret too so it is never echoed.
+			user = url.User(uname)
+			p.addSecret(name)
+			p.addSecret(uname)
+		}
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: %s URL: malformed query string", scheme)
+	}
+	for _, k := range []string{"password", "sentinel_password"} {
+		for _, v := range q[k] {
+			p.addSecret(v)
+			p.addSecret(url.QueryEscape(v))
+		}
+	}
+
+	var hosts []string
+	if scheme != "unix" {
+		for h := range strings.SplitSeq(authority, ",") {
+			h = strings.TrimSpace(h)
+			if h == "" {
+				continue
+			}
+			hp, err := normalizeHost(h)
+			if err != nil {
+				return nil, fmt.Errorf("redisstore: %s URL: %w", scheme, err)
+			}
+			hosts = append(hosts, hp)
+		}
+		if len(hosts) == 0 {
+			return nil, fmt.Errorf("redisstore: %s URL names no host", scheme)
+		}
+		p.firstHost, _, _ = net.SplitHostPort(hosts[0])
+	}
+
+	u := &url.URL{Scheme: "redis", User: user, Path: path}
+	if sc.tls {
+		u.Scheme = "rediss"
+	}
+	switch sc.kind {
+	case kindSingle:
+		if scheme == "unix" {
+			u.Scheme = "unix"
+		} else {
+			if len(hosts) > 1 {
+				return nil, fmt.Errorf("redisstore: %s:// names one server; for several use redis-cluster:// or redis-sentinel://", scheme)
+			}
+			u.Host = hosts[0]
+		}
+		if q.Has("addr") {
+			return nil, fmt.Errorf("redisstore: %s:// takes no addr= parameter; a cluster is redis-cluster://h1:p1,h2:p2", scheme)
+		}
+	case kindCluster:
+		if path != "" && path != "/" {
+			return nil, fmt.Errorf("redisstore: %s URL: a cluster has no database number (path must be empty)", scheme)
+		}
+		u.Path = ""
+		u.Host = hosts[0]
+		for _, h := range hosts[1:] {
+			q.Add("addr", h)
+		}
+	case kindSentinel:
+		u.Host = hosts[0]
+		for _, h := range hosts[1:] {
+			q.Add("addr", h)
+		}
+		// Ours: user info = the data nodes' credentials, as in every other
+		// form; sentinel_username/sentinel_password = the sentinels'.
+		// go-redis: user info = sentinels', username/password params =
+		// data nodes'. Translate.
+		if q.Has("username") || q.Has("password") {
+			return nil, fmt.Errorf("redisstore: %s URL: give the Redis credentials as user info (redis-sentinel://user:pass@...), not as parameters", scheme)
+		}
+		if user != nil {
+			q.Set("username", user.Username())
+			if pw, ok := user.Password(); ok {
+				q.Set("password", pw)
+			} else {
+				q.Set("password", "")
+			}
+		}
+		su, sp := q.Get("sentinel_username"), q.Get("sentinel_password")
+		q.Del("sentinel_username")
+		q.Del("sentinel_password")
+		u.User = nil
+		if su != "" || sp != "" {
+			u.User = url.UserPassword(su, sp)
+		}
+		if m := q.Get("master"); m != "" {
+			if mn := q.Get("master_name"); mn != "" && mn != m {
+				return nil, fmt.Errorf("redisstore: %s URL: master and master_name disagree", scheme)
+			}
+			q.Set("master_name", m)
+		}
+		q.Del("master")
+	}
+	u.RawQuery = q.Encode()
+	p.goRedisURL = u.String()
+	return p, nil
+}
+
+// normalizeHost accepts host, host:port, [v6] and [v6]:port and returns
+// host:port with the default port 6379.
+func normalizeHost(h string) (string, error) {
+	if strings.ContainsAny(h, "/@?#") {
+		return "", errors.New("malformed host list")
+	}
+	host, port, err := net.SplitHostPort(h)
+	if err != nil {
+		// No port (or a bare IPv6 literal in brackets).
+		host, port = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "6379"
+		if strings.Contains(host, "]") || strings.Contains(host, "[") {
+			return "", errors.New("malformed host in host list")
+		}
+	}
+	if host == "" {
+		return "", errors.New("empty host in host list")
+	}
+	if port == "" {
+		port = "6379"
+	}
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return "", errors.New("non-numeric port in host list")
+		}
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func (p *parsedURL) addSecret(s string) {
+	if s != "" {
+		p.secrets = append(p.secrets, s)
+	}
+}
+
+// scrub turns a parser error into one that cannot reveal a secret: every
+// occurrence of a password (raw or encoded) is masked, and the original
+// error is not kept in the chain (errors.Unwrap would hand it out again).
+func (p *parsedURL) scrub(err error) error {
+	// The translated URL never appears verbatim: go-redis's own messages
+	// name options and numbers, but net/url's quote the whole URL.
+	msg := strings.ReplaceAll(err.Error(), p.goRedisURL, "<url>")
+	for _, s := range p.secrets {
+		userinfo := strings.TrimPrefix(url.UserPassword("", s).String(), ":")
+		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), userinfo} {
+			if form != "" {
+				msg = strings.ReplaceAll(msg, form, "xxxxx")
+			}
+		}
+	}
+	return fmt.Errorf("redisstore: %s URL: %s", p.scheme, msg)
+}
+
+// tlsConfig merges the caller's TLS configuration into the one go-redis
+// derived from a rediss scheme.
+func (p *parsedURL) tlsConfig(parsed, given *tls.Config) *tls.Config {
+	if !p.tls {
+		return nil
+	}
+	if parsed == nil {
+		parsed = &tls.Config{ServerName: p.firstHost}
+	}
+	if parsed.MinVersion < tls.VersionTLS12 {
+		parsed.MinVersion = tls.VersionTLS12
+	}
+	if given == nil {
+		return parsed
+	}
+	c := given.Clone()
+	if c.ServerName == "" {
+		c.ServerName = parsed.ServerName
+	}
+	if parsed.InsecureSkipVerify {
+		c.InsecureSkipVerify = true
+	}
+	if c.MinVersion == 0 {
+		c.MinVersion = parsed.MinVersion
+	}
+	return c
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}

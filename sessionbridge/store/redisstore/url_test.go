@@ -1,0 +1,196 @@
+package redisstore
+
+import (
+	"crypto/tls"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func TestOpenClientForms(t *testing.T) {
+	type want struct {
+		kind     string // single, cluster, sentinel
+		addrs    []string
+		network  string
+		db       int
+		user, pw string
+		master   string
+		sentUser string
+		sentPw   string
+		tls      bool
+	}
+	cases := []struct {
+		url string
+		w   want
+	}{
+		{"redis://127.0.0.1:6380/3", want{kind: "single", addrs: []string{"127.0.0.1:6380"}, network: "tcp", db: 3}},
+		{"redis://localhost", want{kind: "single", addrs: []string{"localhost:6379"}, network: "tcp"}},
+		{"redis://u:p%40ss@h:1/0", want{kind: "single", addrs: []string{"h:1"}, network: "tcp", user: "u", pw: "p@ss"}},
+		{"redis://:only@h", want{kind: "single", addrs: []string{"h:6379"}, network: "tcp", pw: "only"}},
+		{"rediss://h:6380/1?dial_timeout=2s", want{kind: "single", addrs: []string{"h:6380"}, network: "tcp", db: 1, tls: true}},
+		{"redis://[::1]:7000/2", want{kind: "single", addrs: []string{"[::1]:7000"}, network: "tcp", db: 2}},
+		{"unix:///run/redis.sock?db=4", want{kind: "single", addrs: []string{"/run/redis.sock"}, network: "unix", db: 4}},
+		{"unix://:pw@/run/redis.sock", want{kind: "single", addrs: []string{"/run/redis.sock"}, network: "unix", pw: "pw"}},
+		{"redis-cluster://a:7000,b:7001,c", want{kind: "cluster", addrs: []string{"a:7000", "b:7001", "c:6379"}}},
+		{"redis-cluster://:pw@a:7000?addr=b:7001", want{kind: "cluster", addrs: []string{"a:7000", "b:7001"}, pw: "pw"}},
+		{"redis-cluster://single:7000", want{kind: "cluster", addrs: []string{"single:7000"}}},
+		{"rediss-cluster://a:7000,b:7001/", want{kind: "cluster", addrs: []string{"a:7000", "b:7001"}, tls: true}},
+		{"redis-sentinel://s1:26379,s2/2?master=mymaster", want{kind: "sentinel", addrs: []string{"s1:26379", "s2:6379"}, db: 2, master: "mymaster"}},
+		{"redis-sentinel://u:p@s1?master_name=m&sentinel_username=su&sentinel_password=sp", want{kind: "sentinel", addrs: []string{"s1:6379"}, master: "m", user: "u", pw: "p", sentUser: "su", sentPw: "sp"}},
+		{"rediss-sentinel://s1?master=m", want{kind: "sentinel", addrs: []string{"s1:6379"}, master: "m", tls: true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.url, func(t *testing.T) {
+			c, err := OpenClient(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			w := tc.w
+			switch cl := c.(type) {
+			case *redis.ClusterClient:
+				if w.kind != "cluster" {
+					t.Fatalf("got a cluster client, want %s", w.kind)
+				}
+				o := cl.Options()
+				check(t, o.Addrs, w.addrs, o.Username, o.Password, w.user, w.pw, o.TLSConfig, w.tls)
+				checkTimeouts(t, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled, o.MaxRetries)
+			case *redis.Client:
+				o := cl.Options()
+				switch w.kind {
+				case "single":
+					if o.Network != w.network || o.DB != w.db {
+						t.Fatalf("network/db = %s/%d, want %s/%d", o.Network, o.DB, w.network, w.db)
+					}
+					check(t, []string{o.Addr}, w.addrs, o.Username, o.Password, w.user, w.pw, o.TLSConfig, w.tls)
+				case "sentinel":
+					// A failover client's Options do not list sentinels;
+					// check the translated URL instead.
+					p, err := splitURL(tc.url)
+					if err != nil {
+						t.Fatal(err)
+					}
+					fo, err := redis.ParseFailoverURL(p.goRedisURL)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if fo.MasterName != w.master || fo.DB != w.db || fo.Username != w.user || fo.Password != w.pw ||
+						fo.SentinelUsername != w.sentUser || fo.SentinelPassword != w.sentPw {
+						t.Fatalf("failover options = %+v", fo)
+					}
+					check(t, fo.SentinelAddrs, w.addrs, "", "", "", "", fo.TLSConfig, w.tls)
+				default:
+					t.Fatalf("got a plain client, want %s", w.kind)
+				}
+				checkTimeouts(t, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled, o.MaxRetries)
+			default:
+				t.Fatalf("client type %T", c)
+			}
+		})
+	}
+}
+
+func check(t *testing.T, addrs, wantAddrs []string, user, pw, wantUser, wantPw string, tc *tls.Config, wantTLS bool) {
+	t.Helper()
+	if strings.Join(addrs, ",") != strings.Join(wantAddrs, ",") {
+		t.Fatalf("addrs = %v, want %v", addrs, wantAddrs)
+	}
+	if user != wantUser || pw != wantPw {
+		t.Fatalf("credentials = %q/%q, want %q/%q", user, pw, wantUser, wantPw)
+	}
+	if (tc != nil) != wantTLS {
+		t.Fatalf("TLS = %v, want %v", tc != nil, wantTLS)
+	}
+	if tc != nil && (tc.ServerName == "" || tc.MinVersion < tls.VersionTLS12) {
+		t.Fatalf("TLS config %+v", tc)
+	}
+}
+
+func checkTimeouts(t *testing.T, dial, read, write time.Duration, ctxTimeouts bool, retries int) {
+	t.Helper()
+	if !ctxTimeouts {
+		t.Fatal("ContextTimeoutEnabled is off")
+	}
+	if dial <= 0 || dial > 2*time.Second || read != DefaultTimeout || write != DefaultTimeout {
+		t.Fatalf("timeouts dial/read/write = %v/%v/%v", dial, read, write)
+	}
+	if retries > 0 { // -1 in the options is 0 once go-redis normalized them
+		t.Fatalf("MaxRetries = %d, want retries off", retries)
+	}
+}
+
+func TestOpenClientOptions(t *testing.T) {
+	c, err := OpenClient("redis://h/0", WithTimeouts(time.Second, 2*time.Second, 3*time.Second), WithPoolSize(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	o := c.(*redis.Client).Options()
+	if o.DialTimeout != time.Second || o.ReadTimeout != 2*time.Second || o.WriteTimeout != 3*time.Second || o.PoolSize != 7 {
+		t.Fatalf("options not applied: %v %v %v %d", o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolSize)
+	}
+	// The URL wins over options.
+	c2, err := OpenClient("redis://h/0?read_timeout=4s&max_retries=2", WithTimeouts(0, time.Second, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	o = c2.(*redis.Client).Options()
+	if o.ReadTimeout != 4*time.Second || o.MaxRetries != 2 {
+		t.Fatalf("URL options lost: read %v retries %d", o.ReadTimeout, o.MaxRetries)
+	}
+	ca := &tls.Config{MinVersion: tls.VersionTLS13}
+	c3, err := OpenClient("rediss://tls.example:6380", WithTLSConfig(ca))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	if got := c3.(*redis.Client).Options().TLSConfig; got.ServerName != "tls.example" || got.MinVersion != tls.VersionTLS13 || got == ca {
+		t.Fatalf("TLS config = %+v", got)
+	}
+	if ca.ServerName != "" {
+		t.Fatal("caller's TLS config was modified")
+	}
+}
+
+func TestOpenClientErrorsHidePassword(t *testing.T) {
+	const secret = "Sup3r-S3cret"
+	bad := []string{
+		"",
+		"localhost:6379",
+		"http://h",
+		"redis://:" + secret + "@h/notanumber",
+		"redis://:" + secret + "@h/0?bogus_option=1",
+		"redis://:" + secret + "@h/0?dial_timeout=xyz",
+		"redis://:" + secret + "@h/0?addr=h2:1",
+		"redis://:" + secret + "@h1,h2/0",
+		"redis://:" + secret + "@h:port/0",
+		"redis://" + secret + "@h/0/1",
+		"redis-cluster://:" + secret + "@h1/3",
+		"redis-cluster://:" + secret + "@",
+		"redis-cluster://:" + secret + "@h?read_only=maybe",
+		"redis-sentinel://:" + secret + "@s1",
+		"redis-sentinel://:" + secret + "@s1?master=m&route_randomly=true",
+		"redis-sentinel://:" + secret + "@s1?master=m&password=" + secret,
+		"redis-sentinel://s1?master=m&sentinel_password=" + secret + "&db=x",
+		"redis://:%zz" + secret + "@h",
+		"unix://:" + secret + "@?db=1",
+		"redis://:" + secret + "@h/0?db=%" + secret,
+	}
+	for _, u := range bad {
+		c, err := OpenClient(u)
+		if err == nil {
+			c.Close()
+			t.Errorf("%q accepted", u)
+			continue
+		}
+		for e := error(err); e != nil; e = errors.Unwrap(e) {
+			if strings.Contains(e.Error(), secret) {
+				t.Errorf("%q: error reveals the password: %v", u, e)
+			}
+		}
+	}
+}
