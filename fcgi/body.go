@@ -1,0 +1,148 @@
+package fcgi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+)
+
+// memBodyLimit is how much of a request body is held in memory: chunked
+// bodies up to this size and every known-length body up to this size are
+// read before a php-fpm connection is taken, so a slow client does not pin
+// a worker for them and the request can be resent on a fresh connection.
+const memBodyLimit = 64 << 10
+
+var bodyBufPool = sync.Pool{New: func() any { b := make([]byte, memBodyLimit); return &b }}
+
+// requestBody is a request body made ready for the wire. Exactly one of mem,
+// file or stream is set when size > 0; size < 0 means no body.
+type requestBody struct {
+	size   int64
+	mem    []byte
+	memBuf *[]byte   // pooled backing array of mem
+	file   *os.File  // spooled chunked body, already unlinked
+	stream io.Reader // known-length body read while sending
+	// consumed is set once stream has given up a byte: from then on the
+	// request can no longer be resent.
+	consumed bool
+}
+
+// replayable reports whether the body can be sent again.
+func (b *requestBody) replayable() bool { return b.stream == nil || !b.consumed }
+
+func (b *requestBody) release() {
+	if b.memBuf != nil {
+		bodyBufPool.Put(b.memBuf)
+		b.memBuf, b.mem = nil, nil
+	}
+	if b.file != nil {
+		b.file.Close()
+		b.file = nil
+	}
+}
+
+// clientBodyError wraps a failure to read the request body from the client:
+// 413 when a MaxBytesReader refused it, 499 when the client went away,
+// otherwise 400 (truncated or malformed chunked encoding).
+func clientBodyError(ctx context.Context, err error) *Error {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Op: "read request body", Err: err}
+	case ctx.Err() != nil:
+		return &Error{Status: classify(ctx.Err()), Op: "read request body", Err: fmt.Errorf("%w (%w)", err, ctx.Err())}
+	}
+	return &Error{Status: http.StatusBadRequest, Op: "read request body", Err: err}
+}
+
+func tooLarge(n, limit int64) *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Op: "read request body",
+		Err: fmt.Errorf("body of %d bytes or more exceeds the limit of %d bytes", n, limit)}
+}
+
+// prepareBody turns req.Body into something with an exact length, because
+// php-fpm hangs a worker on a body without CONTENT_LENGTH. Bodies of unknown
+// length (chunked) are buffered in memory up to memBodyLimit, then in an
+// unlinked temp file, up to maxBody; beyond that 413. Known-length bodies
+// above maxBody are refused at once; small ones are read into memory; large
+// ones are streamed while sending.
+func prepareBody(ctx context.Context, req *http.Request, maxBody int64, tempDir string) (requestBody, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return requestBody{size: -1}, nil
+	}
+	n := req.ContentLength
+	switch {
+	case n > maxBody:
+		return requestBody{size: -1}, tooLarge(n, maxBody)
+	case n > memBodyLimit:
+		return requestBody{size: n, stream: req.Body}, nil
+	case n > 0:
+		bp := bodyBufPool.Get().(*[]byte)
+		if _, err := io.ReadFull(req.Body, (*bp)[:n]); err != nil {
+			bodyBufPool.Put(bp)
+			return requestBody{size: -1}, clientBodyError(ctx, err)
+		}
+		return requestBody{size: n, mem: (*bp)[:n], memBuf: bp}, nil
+	}
+	// Unknown length (ContentLength -1, or 0 with a body: "unknown" for
+	// client requests).
+	bp := bodyBufPool.Get().(*[]byte)
+	buf := *bp
+	if int64(len(buf)) > maxBody+1 {
+		buf = buf[:maxBody+1]
+	}
+	m, err := io.ReadFull(req.Body, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		if int64(m) > maxBody {
+			bodyBufPool.Put(bp)
+			return requestBody{size: -1}, tooLarge(int64(m), maxBody)
+		}
+		if m == 0 {
+			bodyBufPool.Put(bp)
+			return requestBody{size: -1}, nil
+		}
+		return requestBody{size: int64(m), mem: buf[:m], memBuf: bp}, nil
+	case err != nil:
+		bodyBufPool.Put(bp)
+		return requestBody{size: -1}, clientBodyError(ctx, err)
+	}
+	if int64(m) > maxBody {
+		bodyBufPool.Put(bp)
+		return requestBody{size: -1}, tooLarge(int64(m), maxBody)
+	}
+	// The buffer is full: spill to disk.
+	f, err := os.CreateTemp(tempDir, "sessiongate-body-*")
+	if err != nil {
+		bodyBufPool.Put(bp)
+		return requestBody{size: -1}, &Error{Status: http.StatusInternalServerError, Op: "spool request body", Err: err}
+	}
+	// Unlink at once: the open descriptor keeps the data, and nothing is
+	// left behind if the process dies.
+	os.Remove(f.Name())
+	_, werr := f.Write(buf[:m])
+	bodyBufPool.Put(bp)
+	if werr != nil {
+		f.Close()
+		return requestBody{size: -1}, &Error{Status: http.StatusInternalServerError, Op: "spool request body", Err: werr}
+	}
+	rest, err := io.Copy(f, io.LimitReader(req.Body, maxBody-int64(m)+1))
+	total := int64(m) + rest
+	if err != nil {
+		f.Close()
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return requestBody{size: -1}, &Error{Status: http.StatusInternalServerError, Op: "spool request body", Err: err}
+		}
+		return requestBody{size: -1}, clientBodyError(ctx, err)
+	}
+	if total > maxBody {
+		f.Close()
+		return requestBody{size: -1}, tooLarge(total, maxBody)
+	}
+	return requestBody{size: total, file: f}, nil
+}

@@ -1,0 +1,196 @@
+package fcgi
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"strconv"
+)
+
+// maxHeaderBlock caps the CGI header block PHP may send. Single lines are
+// not capped (a 256 KiB header line must pass, php-fpm forwards 300 KB
+// ones); the whole block is, so a script cannot make the gateway buffer
+// without bound before the first body byte.
+const maxHeaderBlock = 8 << 20
+
+// errBadHeader marks a CGI header block the gateway refuses (502).
+var errBadHeader = errors.New("malformed CGI response header")
+
+// findHeaderEnd returns the offset just past the blank line that ends the
+// CGI header block in b, or -1. from is where the previous search stopped,
+// so a header arriving in many records is scanned in linear time.
+func findHeaderEnd(b []byte, from int) int {
+	// A block may be empty: the stream starts with the blank line.
+	if from < 2 {
+		if bytes.HasPrefix(b, []byte("\n")) {
+			return 1
+		}
+		if bytes.HasPrefix(b, []byte("\r\n")) {
+			return 2
+		}
+	}
+	from -= 2 // a terminator may straddle the previous chunk boundary
+	if from < 0 {
+		from = 0
+	}
+	for i := from; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		j += i
+		// b[j] ends a line; the header ends if the next line is empty.
+		switch {
+		case j+1 < len(b) && b[j+1] == '\n':
+			return j + 2
+		case j+2 < len(b) && b[j+1] == '\r' && b[j+2] == '\n':
+			return j + 3
+		}
+		i = j + 1
+	}
+}
+
+// validHeaderName reports whether name is an RFC 9110 token.
+func validHeaderName(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if c >= 0x80 || !isTokenChar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var isTokenChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// validHeaderValue refuses control characters other than HTAB: PHP's
+// header() already rejects CR, LF and NUL, so anything else here means the
+// stream is not what a PHP script produced.
+func validHeaderValue(v []byte) bool {
+	for _, c := range v {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// parseCGIHeader parses a complete CGI header block (as delimited by
+// findHeaderEnd) into a status code and header. "Status: 404 Not Found"
+// sets the code and is removed; Location without Status gives 302; no
+// Status gives 200. Lines end in LF or CRLF; a line starting with a space or
+// tab continues the previous value (obsolete folding, joined with one
+// space). Anything else that is not "Name: value" is an error.
+func parseCGIHeader(block []byte) (int, http.Header, error) {
+	h := make(http.Header, 8)
+	status := 0
+	var lastKey string
+	for len(block) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(block, '\n'); i >= 0 {
+			line, block = block[:i], block[i+1:]
+		} else {
+			line, block = block, nil
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			v := trimSpace(line)
+			if lastKey == "" || !validHeaderValue(v) {
+				return 0, nil, fmt.Errorf("%w: continuation line without a header", errBadHeader)
+			}
+			vs := h[lastKey]
+			if len(v) > 0 {
+				vs[len(vs)-1] = vs[len(vs)-1] + " " + string(v)
+			}
+			continue
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			return 0, nil, fmt.Errorf("%w: line without colon", errBadHeader)
+		}
+		name := line[:colon]
+		if !validHeaderName(name) {
+			return 0, nil, fmt.Errorf("%w: invalid header name %q", errBadHeader, truncateForLog(name))
+		}
+		value := trimSpace(line[colon+1:])
+		if !validHeaderValue(value) {
+			return 0, nil, fmt.Errorf("%w: control character in value of %q", errBadHeader, truncateForLog(name))
+		}
+		key := textproto.CanonicalMIMEHeaderKey(string(name))
+		if key == "Status" {
+			if status != 0 {
+				// PHP sends one; a second would be ambiguous.
+				return 0, nil, fmt.Errorf("%w: more than one Status header", errBadHeader)
+			}
+			code, err := parseStatus(value)
+			if err != nil {
+				return 0, nil, err
+			}
+			status = code
+			lastKey = ""
+			continue
+		}
+		h[key] = append(h[key], string(value))
+		lastKey = key
+	}
+	if status == 0 {
+		status = http.StatusOK
+		if _, ok := h["Location"]; ok {
+			status = http.StatusFound
+		}
+	}
+	return status, h, nil
+}
+
+// parseStatus reads "404", "404 Not Found". Codes outside 200..599 are
+// refused: a 1xx as a final status is meaningless here and Go's server
+// panics on codes it cannot write.
+func parseStatus(v []byte) (int, error) {
+	digits := v
+	if i := bytes.IndexByte(v, ' '); i >= 0 {
+		digits = v[:i]
+	}
+	code, err := strconv.Atoi(string(digits))
+	if err != nil || len(digits) != 3 || code < 200 || code > 599 {
+		return 0, fmt.Errorf("%w: bad Status %q", errBadHeader, truncateForLog(v))
+	}
+	return code, nil
+}
+
+func truncateForLog(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:64]) + "..."
+	}
+	return string(b)
+}

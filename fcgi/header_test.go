@@ -1,0 +1,104 @@
+package fcgi
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestParseCGIHeader(t *testing.T) {
+	long := strings.Repeat("x", 256<<10)
+	tests := []struct {
+		name   string
+		in     string
+		status int
+		header http.Header
+		bad    bool
+	}{
+		{name: "plain", in: "Content-Type: text/html\r\n\r\n", status: 200,
+			header: http.Header{"Content-Type": {"text/html"}}},
+		{name: "status removed", in: "Status: 404 Not Found\r\nContent-Type: text/html\r\n\r\n", status: 404,
+			header: http.Header{"Content-Type": {"text/html"}}},
+		{name: "status code only", in: "Status: 503\n\n", status: 503, header: http.Header{}},
+		{name: "location gives 302", in: "Location: /login\r\n\r\n", status: 302,
+			header: http.Header{"Location": {"/login"}}},
+		{name: "location with status", in: "Status: 301 Moved Permanently\r\nLocation: /new\r\n\r\n", status: 301,
+			header: http.Header{"Location": {"/new"}}},
+		{name: "repeated header kept", in: "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n", status: 200,
+			header: http.Header{"Set-Cookie": {"a=1", "b=2"}}},
+		{name: "folded line", in: "X-Long: part one\r\n  part two\r\n\tpart three\r\n\r\n", status: 200,
+			header: http.Header{"X-Long": {"part one part two part three"}}},
+		{name: "LF only and canonical keys", in: "content-type: a\nx-powered-by: PHP\n\n", status: 200,
+			header: http.Header{"Content-Type": {"a"}, "X-Powered-By": {"PHP"}}},
+		{name: "empty block", in: "\r\n", status: 200, header: http.Header{}},
+		{name: "empty value", in: "X-Empty:\r\n\r\n", status: 200, header: http.Header{"X-Empty": {""}}},
+		{name: "256 KiB line", in: "X-Big: " + long + "\r\n\r\n", status: 200, header: http.Header{"X-Big": {long}}},
+		{name: "no colon", in: "garbage\r\n\r\n", bad: true},
+		{name: "space in name", in: "Bad Name: x\r\n\r\n", bad: true},
+		{name: "empty name", in: ": x\r\n\r\n", bad: true},
+		{name: "continuation first", in: " x\r\n\r\n", bad: true},
+		{name: "bad status", in: "Status: abc\r\n\r\n", bad: true},
+		{name: "status 1xx", in: "Status: 100 Continue\r\n\r\n", bad: true},
+		{name: "status 600", in: "Status: 600\r\n\r\n", bad: true},
+		{name: "two statuses", in: "Status: 200\r\nStatus: 404\r\n\r\n", bad: true},
+		{name: "NUL in value", in: "X: a\x00b\r\n\r\n", bad: true},
+		{name: "CR in value", in: "X: a\rb\r\n\r\n", bad: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			end := findHeaderEnd([]byte(tc.in), 0)
+			if end != len(tc.in) {
+				t.Fatalf("findHeaderEnd = %d, want %d", end, len(tc.in))
+			}
+			status, h, err := parseCGIHeader([]byte(tc.in[:end]))
+			if tc.bad {
+				if !errors.Is(err, errBadHeader) {
+					t.Fatalf("err = %v, want errBadHeader", err)
+				}
+				if StatusOf(upstreamError("parse", "", err)) != 502 {
+					t.Fatal("malformed header must map to 502")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status != tc.status {
+				t.Errorf("status = %d, want %d", status, tc.status)
+			}
+			if len(h) != len(tc.header) {
+				t.Errorf("header = %v, want %v", h, tc.header)
+			}
+			for k, want := range tc.header {
+				if got := h[k]; strings.Join(got, "|") != strings.Join(want, "|") {
+					t.Errorf("%s = %.80q, want %.80q", k, got, want)
+				}
+			}
+		})
+	}
+}
+
+// The terminator is found wherever the chunks split it.
+func TestFindHeaderEndSplit(t *testing.T) {
+	for _, in := range []string{"A: b\r\n\r\nbody", "A: b\n\nbody", "A: b\n\r\nbody", "\r\nbody", "\nbody"} {
+		want := strings.Index(in, "body")
+		for cut := 0; cut <= len(in); cut++ {
+			for cut2 := cut; cut2 <= len(in); cut2++ {
+				got := findHeaderEnd([]byte(in[:cut]), 0)
+				if got < 0 {
+					got = findHeaderEnd([]byte(in[:cut2]), cut)
+				}
+				if got < 0 {
+					got = findHeaderEnd([]byte(in), cut2)
+				}
+				if got != want {
+					t.Fatalf("%q cut at %d,%d: end %d, want %d", in, cut, cut2, got, want)
+				}
+			}
+		}
+	}
+	if got := findHeaderEnd([]byte("A: b\r\nC: d\r\n"), 0); got != -1 {
+		t.Fatalf("incomplete header: %d", got)
+	}
+}

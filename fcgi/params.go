@@ -1,0 +1,234 @@
+package fcgi
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// standardParams are the names the transport itself sets. Script.Extra may
+// never set one of them (nor any HTTP_* name): a session bridge or config
+// mistake must not be able to fake the client address, the script path or a
+// request header.
+var standardParams = map[string]struct{}{
+	"QUERY_STRING": {}, "REQUEST_METHOD": {}, "CONTENT_TYPE": {}, "CONTENT_LENGTH": {},
+	"SCRIPT_NAME": {}, "REQUEST_URI": {}, "DOCUMENT_URI": {}, "DOCUMENT_ROOT": {},
+	"SERVER_PROTOCOL": {}, "REQUEST_SCHEME": {}, "HTTPS": {}, "GATEWAY_INTERFACE": {},
+	"SERVER_SOFTWARE": {}, "REMOTE_ADDR": {}, "REMOTE_PORT": {}, "SERVER_ADDR": {},
+	"SERVER_PORT": {}, "SERVER_NAME": {}, "REDIRECT_STATUS": {}, "SCRIPT_FILENAME": {},
+	"PATH_INFO": {}, "PATH_TRANSLATED": {},
+}
+
+// reservedParam reports whether an Extra param name is refused.
+func reservedParam(name string) bool {
+	if _, ok := standardParams[name]; ok {
+		return true
+	}
+	return strings.HasPrefix(name, "HTTP_")
+}
+
+// forwardableHeader reports whether a request header becomes an HTTP_*
+// param. Only letters, digits and '-' are allowed, like nginx's
+// ignore_invalid_headers: '_' would let "X_Session" alias "X-Session" (both
+// are HTTP_X_SESSION), '.' and the rest have no safe CGI spelling. Proxy is
+// dropped for httpoxy (CVE-2016-5385: HTTP_PROXY is read as a proxy setting
+// by CGI programs). Content-Type and Content-Length travel as CONTENT_TYPE
+// and CONTENT_LENGTH, whose values the transport controls; Host is sent as
+// HTTP_HOST from req.Host.
+func forwardableHeader(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	switch {
+	case strings.EqualFold(name, "Proxy"),
+		strings.EqualFold(name, "Content-Type"),
+		strings.EqualFold(name, "Content-Length"),
+		strings.EqualFold(name, "Host"):
+		return false
+	}
+	return true
+}
+
+// joinPath concatenates a root and a URL path with exactly one '/' between.
+func joinPath(root, p string) (string, string) {
+	switch {
+	case strings.HasSuffix(root, "/") && strings.HasPrefix(p, "/"):
+		return root, p[1:]
+	case !strings.HasSuffix(root, "/") && !strings.HasPrefix(p, "/") && p != "":
+		return root + "/", p
+	}
+	return root, p
+}
+
+// splitHostPortLoose splits "host:port", "[v6]:port", "host" or "[v6]";
+// unlike net.SplitHostPort it never fails.
+func splitHostPortLoose(hp string) (host, port string) {
+	if h, p, err := net.SplitHostPort(hp); err == nil {
+		return h, p
+	}
+	if strings.HasPrefix(hp, "[") && strings.HasSuffix(hp, "]") {
+		return hp[1 : len(hp)-1], ""
+	}
+	return hp, ""
+}
+
+// encodeParams appends the FCGI_PARAMS stream for req and s to e, in nginx's
+// fastcgi_params order, then SCRIPT_FILENAME and the PATH_* pair, the
+// request headers and finally s.Extra. bodyLen < 0 means the request has no
+// body: CONTENT_LENGTH is then empty, as nginx sends it. dropped is called
+// for every Extra param that was refused.
+func encodeParams(e *paramEncoder, req *http.Request, s *Script, bodyLen int64, dropped func(name string)) error {
+	var err error
+	add := func(name, value string) {
+		if err == nil {
+			err = e.add(name, value)
+		}
+	}
+	add2 := func(name, v1, v2 string) {
+		if err == nil {
+			err = e.add2(name, v1, v2)
+		}
+	}
+
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	var query string
+	if req.URL != nil {
+		query = req.URL.RawQuery
+	}
+	add("QUERY_STRING", query)
+	add("REQUEST_METHOD", method)
+	add("CONTENT_TYPE", req.Header.Get("Content-Type"))
+	if bodyLen >= 0 {
+		var lb [20]byte
+		add("CONTENT_LENGTH", string(strconv.AppendInt(lb[:0], bodyLen, 10)))
+	} else {
+		add("CONTENT_LENGTH", "")
+	}
+	add("SCRIPT_NAME", s.ScriptName)
+	switch {
+	case s.RequestURI != "":
+		add("REQUEST_URI", s.RequestURI)
+	case req.RequestURI != "":
+		add("REQUEST_URI", req.RequestURI)
+	case req.URL != nil:
+		add("REQUEST_URI", req.URL.RequestURI())
+	default:
+		add("REQUEST_URI", "/")
+	}
+	if s.DocumentURI != "" {
+		add("DOCUMENT_URI", s.DocumentURI)
+	} else {
+		add2("DOCUMENT_URI", s.ScriptName, s.PathInfo)
+	}
+	docRoot := s.DocumentRoot
+	if len(docRoot) > 1 {
+		docRoot = strings.TrimRight(docRoot, "/")
+		if docRoot == "" {
+			docRoot = "/"
+		}
+	}
+	add("DOCUMENT_ROOT", docRoot)
+	proto := req.Proto
+	if proto == "" {
+		proto = "HTTP/1.1"
+	}
+	add("SERVER_PROTOCOL", proto)
+	if s.HTTPS {
+		add("REQUEST_SCHEME", "https")
+		add("HTTPS", "on")
+	} else {
+		add("REQUEST_SCHEME", "http")
+	}
+	add("GATEWAY_INTERFACE", "CGI/1.1")
+	add("SERVER_SOFTWARE", "sessiongate")
+
+	remote := s.RemoteAddr
+	if remote == "" {
+		remote = req.RemoteAddr
+	}
+	rhost, rport := splitHostPortLoose(remote)
+	add("REMOTE_ADDR", rhost)
+	add("REMOTE_PORT", rport)
+
+	host := req.Host
+	if host == "" && req.URL != nil {
+		host = req.URL.Host
+	}
+	serverName, hostPort := splitHostPortLoose(host)
+	var serverAddr, serverPort string
+	if la, ok := req.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la != nil {
+		switch a := la.(type) {
+		case *net.TCPAddr:
+			serverAddr = a.IP.String()
+			serverPort = strconv.Itoa(a.Port)
+		default:
+			serverAddr, serverPort = splitHostPortLoose(la.String())
+		}
+	}
+	if serverPort == "" {
+		switch {
+		case hostPort != "":
+			serverPort = hostPort
+		case s.HTTPS:
+			serverPort = "443"
+		default:
+			serverPort = "80"
+		}
+	}
+	add("SERVER_ADDR", serverAddr)
+	add("SERVER_PORT", serverPort)
+	add("SERVER_NAME", serverName)
+	add("REDIRECT_STATUS", "200")
+
+	r1, r2 := joinPath(docRoot, s.ScriptName)
+	add2("SCRIPT_FILENAME", r1, r2)
+	if s.PathInfo != "" {
+		add("PATH_INFO", s.PathInfo)
+		p1, p2 := joinPath(docRoot, s.PathInfo)
+		add2("PATH_TRANSLATED", p1, p2)
+	}
+	if err != nil {
+		return err
+	}
+
+	if host != "" {
+		if err := e.addHeader("Host", []string{host}, ""); err != nil {
+			return err
+		}
+	}
+	for name, values := range req.Header {
+		if len(values) == 0 || !forwardableHeader(name) {
+			continue
+		}
+		sep := ", "
+		if strings.EqualFold(name, "Cookie") {
+			sep = "; "
+		}
+		if err := e.addHeader(name, values, sep); err != nil {
+			return err
+		}
+	}
+
+	for _, p := range s.Extra {
+		if p.Name == "" || reservedParam(p.Name) {
+			if dropped != nil {
+				dropped(p.Name)
+			}
+			continue
+		}
+		if err := e.add(p.Name, p.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,279 @@
+package fcgi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// decodeStream decodes a PARAMS record stream produced by paramEncoder,
+// checking that records are well-formed and the stream is terminated.
+func decodeStream(t *testing.T, b []byte) []Param {
+	t.Helper()
+	var out []Param
+	for {
+		if len(b) < headerLen {
+			t.Fatalf("params stream not terminated by an empty record")
+		}
+		h, err := parseRawHeader(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.typ != typeParams {
+			t.Fatalf("record type %d in params stream", h.typ)
+		}
+		content := b[headerLen : headerLen+h.contentLen]
+		b = b[headerLen+h.contentLen+h.padding:]
+		if h.contentLen == 0 {
+			if len(b) != 0 {
+				t.Fatalf("%d bytes after the empty PARAMS record", len(b))
+			}
+			return out
+		}
+		pairs, err := decodePairs(content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, pairs...)
+	}
+}
+
+func parseRawHeader(b []byte) (recordHeader, error) {
+	if b[0] != 1 || b[3] != 1 {
+		return recordHeader{}, errors.New("bad header")
+	}
+	return recordHeader{typ: b[1], contentLen: int(b[4])<<8 | int(b[5]), padding: int(b[6])}, nil
+}
+
+func encode(t *testing.T, req *http.Request, s *Script, bodyLen int64) (map[string]string, []string) {
+	t.Helper()
+	e := newParamEncoder(nil)
+	var dropped []string
+	if err := encodeParams(&e, req, s, bodyLen, func(n string) { dropped = append(dropped, n) }); err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, p := range decodeStream(t, e.finish()) {
+		if _, dup := m[p.Name]; dup {
+			t.Errorf("param %s sent twice", p.Name)
+		}
+		m[p.Name] = p.Value
+	}
+	return m, dropped
+}
+
+func TestParams(t *testing.T) {
+	local := &net.TCPAddr{IP: net.ParseIP("10.0.0.5"), Port: 8080}
+	tests := []struct {
+		name    string
+		req     func() *http.Request
+		script  Script
+		bodyLen int64
+		want    map[string]string
+		dropped []string
+	}{
+		{
+			name: "GET with headers, path info, extra",
+			req: func() *http.Request {
+				r := httptest.NewRequest("GET", "http://example.com:8080/index.php/extra?a=1&b=2", nil)
+				r.Header = http.Header{
+					"X-Foo":      {"foo"},
+					"X_foo":      {"underscore aliasing X-Foo"},
+					"Proxy":      {"http://evil:3128"},
+					"X-Multi":    {"a", "b"},
+					"Cookie":     {"a=1", "b=2"},
+					"Accept":     {"text/html"},
+					"X.Dot":      {"dot"},
+					"User-Agent": {"test/1"},
+				}
+				return r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, net.Addr(local)))
+			},
+			script: Script{
+				DocumentRoot: "/srv/www/",
+				ScriptName:   "/index.php",
+				PathInfo:     "/extra",
+				RequestURI:   "/index.php/extra?a=1&b=2",
+				RemoteAddr:   "192.0.2.7:54321",
+				Extra: []Param{
+					{"SESSIONGATE_SID", "abc"},
+					{"SCRIPT_FILENAME", "/etc/passwd"},
+					{"HTTP_X_SESSION", "forged"},
+					{"REMOTE_ADDR", "127.0.0.1"},
+					{"PHP_VALUE", "session.save_handler=files"},
+				},
+			},
+			bodyLen: -1,
+			want: map[string]string{
+				"QUERY_STRING":      "a=1&b=2",
+				"REQUEST_METHOD":    "GET",
+				"CONTENT_TYPE":      "",
+				"CONTENT_LENGTH":    "",
+				"SCRIPT_NAME":       "/index.php",
+				"REQUEST_URI":       "/index.php/extra?a=1&b=2",
+				"DOCUMENT_URI":      "/index.php/extra",
+				"DOCUMENT_ROOT":     "/srv/www",
+				"SERVER_PROTOCOL":   "HTTP/1.1",
+				"REQUEST_SCHEME":    "http",
+				"GATEWAY_INTERFACE": "CGI/1.1",
+				"SERVER_SOFTWARE":   "sessiongate",
+				"REMOTE_ADDR":       "192.0.2.7",
+				"REMOTE_PORT":       "54321",
+				"SERVER_ADDR":       "10.0.0.5",
+				"SERVER_PORT":       "8080",
+				"SERVER_NAME":       "example.com",
+				"REDIRECT_STATUS":   "200",
+				"SCRIPT_FILENAME":   "/srv/www/index.php",
+				"PATH_INFO":         "/extra",
+				"PATH_TRANSLATED":   "/srv/www/extra",
+				"HTTP_HOST":         "example.com:8080",
+				"HTTP_X_FOO":        "foo",
+				"HTTP_X_MULTI":      "a, b",
+				"HTTP_COOKIE":       "a=1; b=2",
+				"HTTP_ACCEPT":       "text/html",
+				"HTTP_USER_AGENT":   "test/1",
+				"SESSIONGATE_SID":   "abc",
+				"PHP_VALUE":         "session.save_handler=files",
+			},
+			dropped: []string{"SCRIPT_FILENAME", "HTTP_X_SESSION", "REMOTE_ADDR"},
+		},
+		{
+			name: "HTTPS POST with body, no path info, no local addr",
+			req: func() *http.Request {
+				r := httptest.NewRequest("POST", "https://shop.example/cart.php", strings.NewReader("x=1"))
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				r.Header.Set("Content-Length", "3")
+				r.Proto = "HTTP/2.0"
+				r.RequestURI = ""
+				return r
+			},
+			script: Script{
+				DocumentRoot: "/srv/www",
+				ScriptName:   "/cart.php",
+				HTTPS:        true,
+				RemoteAddr:   "[2001:db8::1]:443",
+			},
+			bodyLen: 3,
+			want: map[string]string{
+				"QUERY_STRING":      "",
+				"REQUEST_METHOD":    "POST",
+				"CONTENT_TYPE":      "application/x-www-form-urlencoded",
+				"CONTENT_LENGTH":    "3",
+				"SCRIPT_NAME":       "/cart.php",
+				"REQUEST_URI":       "/cart.php",
+				"DOCUMENT_URI":      "/cart.php",
+				"DOCUMENT_ROOT":     "/srv/www",
+				"SERVER_PROTOCOL":   "HTTP/2.0",
+				"REQUEST_SCHEME":    "https",
+				"HTTPS":             "on",
+				"GATEWAY_INTERFACE": "CGI/1.1",
+				"SERVER_SOFTWARE":   "sessiongate",
+				"REMOTE_ADDR":       "2001:db8::1",
+				"REMOTE_PORT":       "443",
+				"SERVER_ADDR":       "",
+				"SERVER_PORT":       "443",
+				"SERVER_NAME":       "shop.example",
+				"REDIRECT_STATUS":   "200",
+				"SCRIPT_FILENAME":   "/srv/www/cart.php",
+				"HTTP_HOST":         "shop.example",
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, dropped := encode(t, tc.req(), &tc.script, tc.bodyLen)
+			if !maps.Equal(got, tc.want) {
+				for k, v := range tc.want {
+					if g, ok := got[k]; !ok || g != v {
+						t.Errorf("%s = %q (present %v), want %q", k, g, ok, v)
+					}
+				}
+				for k, v := range got {
+					if _, ok := tc.want[k]; !ok {
+						t.Errorf("unexpected param %s = %q", k, v)
+					}
+				}
+			}
+			if strings.Join(dropped, ",") != strings.Join(tc.dropped, ",") {
+				t.Errorf("dropped Extra = %v, want %v", dropped, tc.dropped)
+			}
+		})
+	}
+}
+
+// Every header spelling that is not letters/digits/'-' is refused, so two
+// headers can never land on the same HTTP_* name.
+func TestForwardableHeader(t *testing.T) {
+	for name, want := range map[string]bool{
+		"X-Session": true, "X_Session": false, "x_session": false, "Proxy": false, "proxy": false,
+		"X.Session": false, "Content-Type": false, "Content-Length": false, "Host": false,
+		"Authorization": true, "X-1": true, "": false, "X Session": false,
+	} {
+		if got := forwardableHeader(name); got != want {
+			t.Errorf("forwardableHeader(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// Pairs pack into records but never straddle two; 6 MB of params travel in
+// many records; a pair over one record is refused, never split.
+func TestParamRecords(t *testing.T) {
+	e := newParamEncoder(nil)
+	big := strings.Repeat("v", 60000)
+	want := map[string]string{}
+	for i := 0; i < 100; i++ {
+		name := "P" + strings.Repeat("x", i%7) + string(rune('A'+i%26)) + string(rune('a'+i/26))
+		if err := e.add(name, big); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = big
+	}
+	stream := e.finish()
+	got := map[string]string{}
+	for _, p := range decodeStream(t, stream) {
+		got[p.Name] = p.Value
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("decoded %d params, want %d", len(got), len(want))
+	}
+
+	// The largest pair that fits one record, and one byte more.
+	e = newParamEncoder(nil)
+	fits := strings.Repeat("v", maxContent-1-4-len("N"))
+	if err := e.add("N", fits); err != nil {
+		t.Fatalf("pair of exactly %d bytes: %v", maxContent, err)
+	}
+	err := e.add("N", fits+"v")
+	var pe *errPairTooLarge
+	if !errors.As(err, &pe) {
+		t.Fatalf("oversized pair: err = %v, want errPairTooLarge", err)
+	}
+
+	// An oversized request header is the client's fault: 431.
+	req := newReq(nil, "GET", "/", nil, nil)
+	req.Header.Set("X-Big", strings.Repeat("h", 70000))
+	e = newParamEncoder(nil)
+	err = encodeParams(&e, req, testScript, -1, nil)
+	if got := StatusOf(paramError(err)); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("oversized header: status %d (%v), want 431", got, err)
+	}
+}
+
+func TestEncodeHeaderBytes(t *testing.T) {
+	e := newParamEncoder(nil)
+	if err := e.addHeader("x-forwarded-for", []string{"a", "b"}, ", "); err != nil {
+		t.Fatal(err)
+	}
+	got := decodeStream(t, e.finish())
+	if len(got) != 1 || got[0] != (Param{"HTTP_X_FORWARDED_FOR", "a, b"}) {
+		t.Fatalf("got %v", got)
+	}
+	if !bytes.Contains(e.buf, []byte("HTTP_X_FORWARDED_FOR")) {
+		t.Fatal("name not upper-cased in place")
+	}
+}

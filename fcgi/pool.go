@@ -1,0 +1,294 @@
+package fcgi
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	connBufSize = 32 << 10
+	// Passive health: a backend that fails to dial is skipped for
+	// downBase, doubled on each further failure up to downMax.
+	downBase = 500 * time.Millisecond
+	downMax  = 30 * time.Second
+)
+
+// conn is one kept-alive connection to php-fpm. It carries one request at a
+// time (php-fpm does not multiplex).
+type conn struct {
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	b      *backend
+	reused bool // taken from the idle list rather than freshly dialed
+}
+
+// errNoFreeConn: every connection of the backend stayed busy for the whole
+// wait. It is a timeout (504), like nginx's read timeout on a full backlog.
+var errNoFreeConn = timeoutError("no free php-fpm connection within the wait limit")
+
+type timeoutError string
+
+func (e timeoutError) Error() string   { return string(e) }
+func (e timeoutError) Timeout() bool   { return true }
+func (e timeoutError) Temporary() bool { return true }
+
+// backend is one php-fpm address and its connection pool. Every open
+// connection (idle, busy, or being dialed) holds one of max slots: the cap
+// is on open connections, because an idle kept-alive connection pins a
+// php-fpm worker just like a busy one.
+type backend struct {
+	addr             string // as configured, for logs and stats
+	network, address string
+	max              int
+	dialer           net.Dialer
+
+	mu      sync.Mutex
+	idle    []*conn // LIFO: the most recently used is the most likely alive
+	open    int
+	waiters []chan *conn // nil received = a slot to dial in
+	closed  bool
+
+	fails     atomic.Int32
+	downUntil atomic.Int64 // unix nanos; 0 = healthy
+	lastOK    atomic.Int64 // unix nanos of the last successful exchange
+}
+
+func (b *backend) healthy(now int64) bool { return b.downUntil.Load() <= now }
+
+func (b *backend) markDown() time.Duration {
+	n := b.fails.Add(1)
+	d := downBase << min(n-1, 10)
+	if d > downMax {
+		d = downMax
+	}
+	b.downUntil.Store(time.Now().Add(d).UnixNano())
+	return d
+}
+
+func (b *backend) markUp() {
+	if b.fails.Load() != 0 || b.downUntil.Load() != 0 {
+		b.fails.Store(0)
+		b.downUntil.Store(0)
+	}
+}
+
+// load is the number of requests using or waiting for this backend.
+func (b *backend) load() int {
+	b.mu.Lock()
+	n := b.open - len(b.idle) + len(b.waiters)
+	b.mu.Unlock()
+	return n
+}
+
+// dialError marks a failure to connect: the request never reached PHP.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// acquire returns a connection, holding one slot. fresh asks for a newly
+// dialed connection (the retry after a stale one). The wait for a slot is
+// bounded by ctx and by wait.
+func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh bool) (*conn, error) {
+	b.mu.Lock()
+	switch {
+	case !fresh && len(b.idle) > 0:
+		c := b.idle[len(b.idle)-1]
+		b.idle[len(b.idle)-1] = nil
+		b.idle = b.idle[:len(b.idle)-1]
+		b.mu.Unlock()
+		return b.checkIdle(ctx, c)
+	case b.open < b.max:
+		b.open++
+		b.mu.Unlock()
+		return b.dial(ctx)
+	case fresh && len(b.idle) > 0:
+		// Trade the oldest idle connection's slot for a new one.
+		c := b.idle[0]
+		copy(b.idle, b.idle[1:])
+		b.idle[len(b.idle)-1] = nil
+		b.idle = b.idle[:len(b.idle)-1]
+		b.mu.Unlock()
+		c.nc.Close()
+		return b.dial(ctx)
+	}
+	w := make(chan *conn, 1)
+	b.waiters = append(b.waiters, w)
+	b.mu.Unlock()
+
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	var werr error
+	select {
+	case c := <-w:
+		return b.granted(ctx, c, fresh)
+	case <-ctx.Done():
+		werr = ctx.Err()
+	case <-timer.C:
+		werr = errNoFreeConn
+	}
+	b.mu.Lock()
+	for i, x := range b.waiters {
+		if x == w {
+			b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+			b.mu.Unlock()
+			return nil, werr
+		}
+	}
+	b.mu.Unlock()
+	// We were handed a connection or slot while giving up: pass it on.
+	if c := <-w; c != nil {
+		b.put(c)
+	} else {
+		b.releaseSlot()
+	}
+	return nil, werr
+}
+
+// granted turns what a waiter received into a connection.
+func (b *backend) granted(ctx context.Context, c *conn, fresh bool) (*conn, error) {
+	if c == nil {
+		return b.dial(ctx)
+	}
+	if fresh {
+		c.nc.Close()
+		return b.dial(ctx)
+	}
+	return b.checkIdle(ctx, c)
+}
+
+// checkIdle hands out a pooled connection if it is still alive, else dials
+// a replacement in its slot.
+func (b *backend) checkIdle(ctx context.Context, c *conn) (*conn, error) {
+	if c.br.Buffered() == 0 && connAlive(c.nc) {
+		c.reused = true
+		return c, nil
+	}
+	c.nc.Close()
+	return b.dial(ctx)
+}
+
+// dial opens a connection in a slot the caller already holds; on failure
+// the slot is released and the backend marked down (unless the caller's
+// context ended).
+func (b *backend) dial(ctx context.Context) (*conn, error) {
+	nc, err := b.dialer.DialContext(ctx, b.network, b.address)
+	if err != nil {
+		b.releaseSlot()
+		if ctx.Err() == nil {
+			b.markDown()
+		}
+		return nil, &dialError{err}
+	}
+	b.markUp()
+	return &conn{
+		nc: nc,
+		br: bufio.NewReaderSize(nc, connBufSize),
+		bw: bufio.NewWriterSize(nc, connBufSize),
+		b:  b,
+	}, nil
+}
+
+// put returns a healthy connection after a complete exchange.
+func (b *backend) put(c *conn) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		b.discard(c)
+		return
+	}
+	if len(b.waiters) > 0 {
+		w := b.waiters[0]
+		b.waiters = b.waiters[1:]
+		b.mu.Unlock()
+		w <- c
+		return
+	}
+	b.idle = append(b.idle, c)
+	b.mu.Unlock()
+}
+
+// discard closes a connection that must not be reused and frees its slot.
+func (b *backend) discard(c *conn) {
+	c.nc.Close()
+	b.releaseSlot()
+}
+
+// releaseSlot frees one slot, or hands it to the first waiter.
+func (b *backend) releaseSlot() {
+	b.mu.Lock()
+	if len(b.waiters) > 0 {
+		w := b.waiters[0]
+		b.waiters = b.waiters[1:]
+		b.mu.Unlock()
+		w <- nil
+		return
+	}
+	b.open--
+	b.mu.Unlock()
+}
+
+// closeIdle closes every idle connection; with final, connections returned
+// later are closed too.
+func (b *backend) closeIdle(final bool) {
+	b.mu.Lock()
+	idle := b.idle
+	b.idle = nil
+	b.open -= len(idle)
+	if final {
+		b.closed = true
+	}
+	b.mu.Unlock()
+	for _, c := range idle {
+		c.nc.Close()
+	}
+}
+
+// BackendStats describes one php-fpm backend for metrics.
+type BackendStats struct {
+	Addr    string
+	Open    int  // open connections (idle + busy), never above MaxConnsPerBackend
+	Idle    int  // kept-alive connections waiting for a request
+	Busy    int  // connections carrying a request (or being dialed)
+	Waiting int  // requests waiting for a free connection
+	Healthy bool // false while the backend is skipped after a dial failure
+}
+
+func (b *backend) stats(now int64) BackendStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return BackendStats{
+		Addr:    b.addr,
+		Open:    b.open,
+		Idle:    len(b.idle),
+		Busy:    b.open - len(b.idle),
+		Waiting: len(b.waiters),
+		Healthy: b.healthy(now),
+	}
+}
+
+// parseBackend splits "host:port" or "unix:/path".
+func parseBackend(addr string) (network, address string, err error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if path == "" {
+			return "", "", errors.New("empty unix socket path")
+		}
+		return "unix", path, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", "", fmt.Errorf("want host:port or unix:/path: %w", err)
+	}
+	if host == "" || port == "" {
+		return "", "", errors.New("want host:port or unix:/path")
+	}
+	return "tcp", addr, nil
+}

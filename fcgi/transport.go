@@ -1,0 +1,851 @@
+// Package fcgi is sessiongate's FastCGI client: an http.RoundTripper that
+// speaks FastCGI 1.0 to php-fpm over a bounded keep-alive pool, builds
+// nginx's CGI params from the request and the router's Script, streams
+// request and response bodies, and turns upstream failures into *Error
+// values that carry the HTTP status to answer.
+//
+// One request, on the wire: BEGIN_REQUEST (responder, KEEP_CONN), PARAMS
+// records (each pair inside one record), an empty PARAMS, STDIN records
+// with exactly CONTENT_LENGTH bytes, an empty STDIN; then STDOUT/STDERR
+// records until END_REQUEST. Request id 1 on every connection: php-fpm does
+// not multiplex.
+package fcgi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Options configures a Transport. Zero values take the documented
+// defaults; negative values are refused by NewTransport.
+type Options struct {
+	Backends           []string      // "host:port" or "unix:/path/to.sock"; at least one, at most 64
+	MaxConnsPerBackend int           // hard cap on open conns per backend (default 8)
+	DialTimeout        time.Duration // default 3s
+	ReadTimeout        time.Duration // max wait for the next bytes from php-fpm, and for a free connection (default 60s) -> 504
+	WriteTimeout       time.Duration // max wait for each write of params/body to php-fpm (default 60s) -> 504
+	MaxBody            int64         // largest request body, known length or chunked (default 1 MiB) -> 413
+	TempDir            string        // where large chunked bodies spill ("" = os.TempDir())
+	StderrLogLimit     int           // max bytes of PHP stderr logged per request (default 4096); the rest is counted
+	Logger             *slog.Logger  // default slog.Default()
+}
+
+const (
+	defaultMaxConns       = 8
+	defaultDialTimeout    = 3 * time.Second
+	defaultReadTimeout    = 60 * time.Second
+	defaultWriteTimeout   = 60 * time.Second
+	defaultMaxBody        = 1 << 20
+	defaultStderrLogLimit = 4096
+	maxBackends           = 64
+	// drainLimit bounds how much STDOUT RoundTrip takes from bytes already
+	// received after the header, hoping to see END_REQUEST and give the
+	// connection back before the body is even read.
+	drainLimit = 64 << 10
+)
+
+// Transport is an http.RoundTripper to php-fpm. Every request must carry a
+// *Script in its context (WithScript). Safe for concurrent use.
+type Transport struct {
+	o        Options
+	log      *slog.Logger
+	backends []*backend
+	next     atomic.Uint32
+}
+
+// NewTransport validates o, fills defaults and returns a Transport. It does
+// not connect: use Ping to check php-fpm.
+func NewTransport(o Options) (*Transport, error) {
+	var errs []error
+	if len(o.Backends) == 0 {
+		errs = append(errs, errors.New("no php-fpm backend"))
+	}
+	if len(o.Backends) > maxBackends {
+		errs = append(errs, fmt.Errorf("%d backends, at most %d", len(o.Backends), maxBackends))
+	}
+	neg := func(name string, bad bool) {
+		if bad {
+			errs = append(errs, fmt.Errorf("%s must not be negative", name))
+		}
+	}
+	neg("MaxConnsPerBackend", o.MaxConnsPerBackend < 0)
+	neg("DialTimeout", o.DialTimeout < 0)
+	neg("ReadTimeout", o.ReadTimeout < 0)
+	neg("WriteTimeout", o.WriteTimeout < 0)
+	neg("MaxBody", o.MaxBody < 0)
+	neg("StderrLogLimit", o.StderrLogLimit < 0)
+	if o.MaxConnsPerBackend == 0 {
+		o.MaxConnsPerBackend = defaultMaxConns
+	}
+	if o.DialTimeout == 0 {
+		o.DialTimeout = defaultDialTimeout
+	}
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = defaultReadTimeout
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = defaultWriteTimeout
+	}
+	if o.MaxBody == 0 {
+		o.MaxBody = defaultMaxBody
+	}
+	if o.StderrLogLimit == 0 {
+		o.StderrLogLimit = defaultStderrLogLimit
+	}
+	if o.TempDir == "" {
+		o.TempDir = os.TempDir()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	t := &Transport{o: o, log: o.Logger}
+	seen := map[string]bool{}
+	for _, a := range o.Backends {
+		network, address, err := parseBackend(a)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("backend %q: %w", a, err))
+			continue
+		}
+		if seen[a] {
+			errs = append(errs, fmt.Errorf("backend %q listed twice", a))
+			continue
+		}
+		seen[a] = true
+		b := &backend{addr: a, network: network, address: address, max: o.MaxConnsPerBackend}
+		b.dialer.Timeout = o.DialTimeout
+		t.backends = append(t.backends, b)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("fcgi: invalid options: %w", errors.Join(errs...))
+	}
+	return t, nil
+}
+
+// Close closes idle connections; connections still carrying a request are
+// closed when it ends instead of going back to the pool. RoundTrip keeps
+// working (without keep-alive) so draining requests are not failed.
+func (t *Transport) Close() error {
+	for _, b := range t.backends {
+		b.closeIdle(true)
+	}
+	return nil
+}
+
+// Stats returns one entry per backend, in configuration order.
+func (t *Transport) Stats() []BackendStats {
+	now := time.Now().UnixNano()
+	out := make([]BackendStats, len(t.backends))
+	for i, b := range t.backends {
+		out[i] = b.stats(now)
+	}
+	return out
+}
+
+// Ping returns nil if at least one backend accepts connections: it answered
+// a request within the last second, or a probe dial succeeds now. The probe
+// connection is closed at once and does not count against the pool (it
+// never carries a request), so readiness checks are not starved by load.
+func (t *Transport) Ping(ctx context.Context) error {
+	now := time.Now()
+	for _, b := range t.backends {
+		if now.UnixNano()-b.lastOK.Load() < int64(time.Second) {
+			return nil
+		}
+	}
+	var errs []error
+	for _, b := range t.backends {
+		d := net.Dialer{Timeout: t.o.DialTimeout}
+		nc, err := d.DialContext(ctx, b.network, b.address)
+		if err != nil {
+			if ctx.Err() == nil {
+				b.markDown()
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", b.addr, err))
+			continue
+		}
+		nc.Close()
+		b.markUp()
+		return nil
+	}
+	return upstreamError("ping", "", errors.Join(errs...))
+}
+
+// pick chooses the healthy backend with the fewest requests in flight,
+// starting the scan at a rotating index so ties spread round-robin. When
+// every untried backend is down, it takes the one that comes back soonest:
+// a request then fails fast rather than being refused outright.
+func (t *Transport) pick(tried uint64) *backend {
+	if len(t.backends) == 1 {
+		return t.backends[0]
+	}
+	now := time.Now().UnixNano()
+	start := int(t.next.Add(1))
+	var best, soonest *backend
+	bestLoad := 0
+	for i := range t.backends {
+		idx := (start + i) % len(t.backends)
+		if tried&(1<<idx) != 0 {
+			continue
+		}
+		b := t.backends[idx]
+		if !b.healthy(now) {
+			if soonest == nil || b.downUntil.Load() < soonest.downUntil.Load() {
+				soonest = b
+			}
+			continue
+		}
+		if l := b.load(); best == nil || l < bestLoad {
+			best, bestLoad = b, l
+		}
+	}
+	if best == nil {
+		return soonest
+	}
+	return best
+}
+
+func (t *Transport) index(b *backend) int {
+	for i, x := range t.backends {
+		if x == b {
+			return i
+		}
+	}
+	return 0
+}
+
+var encBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// RoundTrip sends req to php-fpm and returns the response as soon as its
+// CGI header is complete; the body streams record by record. Errors are
+// *Error values (see StatusOf). A request is retried on a fresh connection
+// only when it provably never reached PHP: a failed dial, or a reused
+// connection that failed before any response byte while the body can still
+// be sent again.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		// The body is fully consumed (or abandoned) before RoundTrip returns.
+		defer req.Body.Close()
+	}
+	ctx := req.Context()
+	s := ScriptFrom(ctx)
+	if s == nil {
+		return nil, &Error{Status: http.StatusInternalServerError, Op: "route", Err: ErrNoScript}
+	}
+
+	body, err := prepareBody(ctx, req, t.o.MaxBody, t.o.TempDir)
+	if err != nil {
+		return nil, err
+	}
+	defer body.release()
+
+	bp := encBufPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 1<<20 {
+			encBufPool.Put(bp)
+		}
+	}()
+	enc := newParamEncoder(appendBeginRequest((*bp)[:0]))
+	err = encodeParams(&enc, req, s, body.size, func(name string) {
+		t.log.Warn("fcgi: Extra param may not replace a standard or HTTP_* param; dropped",
+			"param", name, "script", s.ScriptName)
+	})
+	if err != nil {
+		return nil, paramError(err)
+	}
+	prefix := enc.finish()
+	*bp = prefix
+
+	var tried uint64
+	fresh := false
+	for {
+		b := t.pick(tried)
+		c, err := b.acquire(ctx, t.o.ReadTimeout, fresh)
+		if err != nil {
+			var de *dialError
+			if errors.As(err, &de) {
+				tried |= 1 << t.index(b)
+				if ctx.Err() == nil && tried != (uint64(1)<<len(t.backends))-1 {
+					t.log.Warn("fcgi: php-fpm backend down, trying another", "backend", b.addr, "err", de.err)
+					continue
+				}
+				return nil, upstreamError("dial", b.addr, de.err)
+			}
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return nil, upstreamError("wait for connection", b.addr, err)
+		}
+		resp, retry, err := t.exchange(ctx, req, s, c, prefix, &body)
+		if err == nil {
+			return resp, nil
+		}
+		if retry && !fresh {
+			fresh = true
+			t.log.Debug("fcgi: stale kept-alive connection, retrying on a fresh one", "backend", b.addr, "err", err)
+			continue
+		}
+		return nil, err
+	}
+}
+
+// paramError maps an unsendable param to a status: an oversized header is
+// the client's (431), an oversized URI too (414), anything else is ours.
+func paramError(err error) *Error {
+	var pe *errPairTooLarge
+	if errors.As(err, &pe) {
+		switch {
+		case len(pe.name) > 5 && pe.name[:5] == "HTTP_":
+			return &Error{Status: http.StatusRequestHeaderFieldsTooLarge, Op: "encode params", Err: err}
+		case pe.name == "REQUEST_URI" || pe.name == "QUERY_STRING" || pe.name == "DOCUMENT_URI" ||
+			pe.name == "SCRIPT_NAME" || pe.name == "PATH_INFO" || pe.name == "PATH_TRANSLATED" || pe.name == "SCRIPT_FILENAME":
+			return &Error{Status: http.StatusRequestURITooLong, Op: "encode params", Err: err}
+		}
+	}
+	return &Error{Status: http.StatusInternalServerError, Op: "encode params", Err: err}
+}
+
+// exchange runs one request on c. On error the connection is already
+// discarded; retry reports that the request never reached PHP and may be
+// sent again on a fresh connection.
+func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, c *conn, prefix []byte, body *requestBody) (*http.Response, bool, error) {
+	b := c.b
+	// The client going away aborts the request: closing the connection is
+	// what php-fpm understands (the worker sees it and stops), and the
+	// blocked read or write below returns at once.
+	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
+	fail := func(op string, err error, retryable bool) (*http.Response, bool, error) {
+		stop()
+		b.discard(c)
+		if ctx.Err() != nil {
+			return nil, false, upstreamError(op, b.addr, fmt.Errorf("%w (%w)", ctx.Err(), err))
+		}
+		var ce *Error
+		if errors.As(err, &ce) {
+			return nil, false, ce
+		}
+		return nil, retryable, upstreamError(op, b.addr, err)
+	}
+
+	if err := t.writeRequest(ctx, c, prefix, body); err != nil {
+		var ce *Error
+		if errors.As(err, &ce) { // the client's body failed, not php-fpm
+			return fail("write request", err, false)
+		}
+		return fail("write request", err, c.reused && body.replayable() && connGone(err))
+	}
+
+	rr := &responseReader{t: t, c: c, script: s}
+	hb := encBufPool.Get().(*[]byte)
+	buf := (*hb)[:0]
+	putBuf := func() {
+		if cap(buf) <= 1<<20 {
+			*hb = buf[:0]
+			encBufPool.Put(hb)
+		}
+	}
+	end := -1
+	for end < 0 {
+		err := rr.next(false)
+		if err == errEndRequest {
+			putBuf()
+			return fail("read response header", errors.New("php-fpm ended the request before a complete CGI header"), false)
+		}
+		if err != nil {
+			putBuf()
+			retryable := c.reused && !rr.gotAny && c.br.Buffered() == 0 && body.replayable() && connGone(err)
+			return fail("read response header", err, retryable)
+		}
+		if len(buf)+rr.remaining > maxHeaderBlock+drainLimit {
+			putBuf()
+			return fail("read response header", fmt.Errorf("%w: CGI header block larger than %d bytes", errBadHeader, maxHeaderBlock), false)
+		}
+		from := len(buf)
+		buf = append(buf, make([]byte, rr.remaining)...)
+		if err := rr.readContent(buf[from:]); err != nil {
+			putBuf()
+			return fail("read response header", err, false)
+		}
+		end = findHeaderEnd(buf, from)
+		if end < 0 && len(buf) > maxHeaderBlock {
+			putBuf()
+			return fail("read response header", fmt.Errorf("%w: CGI header block larger than %d bytes", errBadHeader, maxHeaderBlock), false)
+		}
+	}
+	status, header, err := parseCGIHeader(buf[:end])
+	if err != nil {
+		putBuf()
+		return fail("parse response header", err, false)
+	}
+
+	// Take whatever complete records are already buffered: for most
+	// responses this reaches END_REQUEST and the connection goes back to
+	// the pool before the client has read a byte.
+	done := false
+	for !done && len(buf) < end+drainLimit {
+		err := rr.next(true)
+		if err == errWouldBlock {
+			break
+		}
+		if err == errEndRequest {
+			done = true
+			break
+		}
+		if err != nil {
+			putBuf()
+			return fail("read response", err, false)
+		}
+		from := len(buf)
+		buf = append(buf, make([]byte, rr.remaining)...)
+		if err := rr.readContent(buf[from:]); err != nil {
+			putBuf()
+			return fail("read response", err, false)
+		}
+	}
+
+	rb := &responseBody{t: t, rr: rr, stop: stop, ctx: ctx, pending: buf[end:], buf: buf, hb: hb}
+	if done {
+		rb.finish()
+	}
+	resp := &http.Response{
+		Status:        statusLine(status),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        header,
+		Body:          rb,
+		ContentLength: -1,
+		Request:       req,
+	}
+	if _, ok := header["Transfer-Encoding"]; ok {
+		delete(header, "Content-Length")
+	} else if cl, ok := header["Content-Length"]; ok {
+		n, err := strconv.ParseInt(cl[0], 10, 64)
+		if len(cl) != 1 || err != nil || n < 0 {
+			t.log.Warn("fcgi: PHP sent an invalid Content-Length; dropped", "script", s.ScriptName, "value", cl)
+			delete(header, "Content-Length")
+		} else {
+			resp.ContentLength = n
+		}
+	} else if done {
+		resp.ContentLength = int64(len(rb.pending))
+	}
+	b.lastOK.Store(time.Now().UnixNano())
+	return resp, false, nil
+}
+
+func statusLine(code int) string {
+	if code == http.StatusOK {
+		return "200 OK"
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
+}
+
+// connGone reports errors that mean php-fpm had closed the connection
+// (idle close by a recycled or restarted worker).
+func connGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed)
+}
+
+// writeRequest sends BEGIN_REQUEST, PARAMS and the whole STDIN stream.
+// A client-side body failure is returned as *Error; a php-fpm write failure
+// as the raw error.
+func (t *Transport) writeRequest(ctx context.Context, c *conn, prefix []byte, body *requestBody) error {
+	nc, bw := c.nc, c.bw
+	deadline := func() error { return nc.SetWriteDeadline(time.Now().Add(t.o.WriteTimeout)) }
+	if err := deadline(); err != nil {
+		return err
+	}
+	if _, err := bw.Write(prefix); err != nil {
+		return err
+	}
+	var hdr [headerLen]byte
+	record := func(p []byte) error {
+		putHeader(hdr[:], typeStdin, len(p), 0)
+		if _, err := bw.Write(hdr[:]); err != nil {
+			return err
+		}
+		_, err := bw.Write(p)
+		return err
+	}
+	switch {
+	case body.mem != nil:
+		for p := body.mem; len(p) > 0; {
+			n := min(len(p), maxStdinChunk)
+			if err := record(p[:n]); err != nil {
+				return err
+			}
+			p = p[n:]
+		}
+	case body.file != nil || body.stream != nil:
+		src := body.stream
+		if body.file != nil {
+			src = io.NewSectionReader(body.file, 0, body.size)
+		}
+		bp := bodyBufPool.Get().(*[]byte)
+		defer bodyBufPool.Put(bp)
+		scratch := (*bp)[:min(len(*bp), maxStdinChunk)]
+		for left := body.size; left > 0; {
+			n, rerr := src.Read(scratch[:min(int64(len(scratch)), left)])
+			if n > 0 {
+				if body.stream != nil {
+					body.consumed = true
+				}
+				if err := deadline(); err != nil {
+					return err
+				}
+				if err := record(scratch[:n]); err != nil {
+					return err
+				}
+				left -= int64(n)
+			}
+			if rerr != nil && left > 0 {
+				if rerr == io.EOF {
+					rerr = io.ErrUnexpectedEOF
+				}
+				if body.file != nil {
+					return &Error{Status: http.StatusInternalServerError, Op: "read spooled body", Err: rerr}
+				}
+				return clientBodyError(ctx, rerr)
+			}
+		}
+	}
+	if err := deadline(); err != nil {
+		return err
+	}
+	if _, err := bw.Write(appendEmptyRecord(hdr[:0], typeStdin)); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// errWouldBlock: the next record is not fully buffered yet.
+var errWouldBlock = errors.New("record not buffered")
+
+// errEndRequest is returned by responseReader.next at a successful
+// END_REQUEST. It is deliberately not io.EOF: a connection that closes is
+// io.EOF from the network and must never pass for the end of a response.
+var errEndRequest = errors.New("end of request")
+
+// responseReader walks the records of one response. STDOUT content is left
+// in the connection's reader (remaining bytes) for the caller; STDERR is
+// dispatched as it comes; END_REQUEST ends the stream with errEndRequest.
+type responseReader struct {
+	t         *Transport
+	c         *conn
+	script    *Script
+	remaining int // unread content of the current STDOUT record
+	padding   int // padding after it
+	gotAny    bool
+	// stderr accounting, per request
+	logged, dropped int
+}
+
+func (r *responseReader) setReadDeadline() error {
+	return r.c.nc.SetReadDeadline(time.Now().Add(r.t.o.ReadTimeout))
+}
+
+// next positions the reader on STDOUT content (remaining > 0), or returns
+// errEndRequest at END_REQUEST. With nonBlocking it only consumes records that
+// are entirely buffered, else errWouldBlock.
+func (r *responseReader) next(nonBlocking bool) error {
+	br := r.c.br
+	for r.remaining == 0 {
+		if r.padding > 0 {
+			if nonBlocking && br.Buffered() < r.padding {
+				return errWouldBlock
+			}
+			if err := r.discard(r.padding); err != nil {
+				return err
+			}
+			r.padding = 0
+		}
+		if nonBlocking && br.Buffered() < headerLen {
+			return errWouldBlock
+		}
+		if !nonBlocking {
+			if err := r.setReadDeadline(); err != nil {
+				return err
+			}
+		}
+		p, err := br.Peek(headerLen)
+		if err != nil {
+			if err == io.EOF && len(p) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		h, err := parseHeader(p)
+		if err != nil {
+			return err
+		}
+		if nonBlocking && h.typ != typeStdout && br.Buffered() < headerLen+h.contentLen+h.padding {
+			return errWouldBlock
+		}
+		if nonBlocking && h.typ == typeStdout && br.Buffered() < headerLen+h.contentLen {
+			return errWouldBlock
+		}
+		br.Discard(headerLen)
+		r.gotAny = true
+		switch h.typ {
+		case typeStdout:
+			// An empty STDOUT record closes the stream; END_REQUEST follows.
+			r.remaining, r.padding = h.contentLen, h.padding
+		case typeStderr:
+			msg := make([]byte, h.contentLen)
+			if err := r.readContent(msg); err != nil {
+				return err
+			}
+			r.padding = h.padding
+			r.stderr(msg)
+		case typeEndRequest:
+			var body [8]byte
+			if err := r.readFull(body[:]); err != nil {
+				return err
+			}
+			if err := r.discard(h.padding); err != nil {
+				return err
+			}
+			if ps := body[4]; ps != statusRequestComplete {
+				return fmt.Errorf("%w: END_REQUEST protocol status %d (%s)", ErrProtocol, ps, protocolStatusText(ps))
+			}
+			return errEndRequest
+		}
+	}
+	return nil
+}
+
+func protocolStatusText(s byte) string {
+	switch s {
+	case statusCantMpxConn:
+		return "cannot multiplex"
+	case statusOverloaded:
+		return "overloaded"
+	case statusUnknownRole:
+		return "unknown role"
+	}
+	return "unknown"
+}
+
+func (r *responseReader) readFull(p []byte) error {
+	if r.c.br.Buffered() < len(p) {
+		if err := r.setReadDeadline(); err != nil {
+			return err
+		}
+	}
+	_, err := io.ReadFull(r.c.br, p)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF // inside a record
+	}
+	return err
+}
+
+// readContent fills p from the current record's content.
+func (r *responseReader) readContent(p []byte) error {
+	if err := r.readFull(p); err != nil {
+		return err
+	}
+	if r.remaining >= len(p) {
+		r.remaining -= len(p)
+	}
+	return nil
+}
+
+func (r *responseReader) discard(n int) error {
+	if n == 0 {
+		return nil
+	}
+	if r.c.br.Buffered() < n {
+		if err := r.setReadDeadline(); err != nil {
+			return err
+		}
+	}
+	_, err := r.c.br.Discard(n)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// stderr hands one STDERR record to the script's hook, or logs it within
+// the per-request budget.
+func (r *responseReader) stderr(msg []byte) {
+	if len(msg) == 0 {
+		return
+	}
+	if h := r.script.OnStderr; h != nil && h(msg) {
+		return
+	}
+	budget := r.t.o.StderrLogLimit - r.logged
+	if budget <= 0 {
+		r.dropped += len(msg)
+		return
+	}
+	m := msg
+	if len(m) > budget {
+		r.dropped += len(m) - budget
+		m = m[:budget]
+	}
+	r.logged += len(m)
+	r.t.log.Warn("php stderr", "script", r.script.ScriptName, "backend", r.c.b.addr,
+		"msg", string(bytes.TrimRight(m, "\n")))
+}
+
+// logDropped reports stderr bytes that exceeded the log budget.
+func (r *responseReader) logDropped() {
+	if r.dropped > 0 {
+		r.t.log.Warn("php stderr over the log limit; not logged", "script", r.script.ScriptName,
+			"backend", r.c.b.addr, "logged_bytes", r.logged, "dropped_bytes", r.dropped)
+		r.dropped = 0
+	}
+}
+
+// errBodyClosed is returned by Read after Close.
+var errBodyClosed = errors.New("fcgi: read on closed response body")
+
+// responseBody streams STDOUT: each Read returns what one record holds (or
+// what is already buffered), so an httputil.ReverseProxy with FlushInterval
+// -1 flushes exactly when PHP flushes. It ends with io.EOF at END_REQUEST,
+// when the connection goes back to the pool. A connection that dies first
+// gives an error, never io.EOF, so the client response is aborted rather
+// than ending as a clean but truncated 200.
+type responseBody struct {
+	t       *Transport
+	rr      *responseReader
+	ctx     context.Context
+	stop    func() bool
+	pending []byte // STDOUT bytes received with the header
+	buf     []byte
+	hb      *[]byte
+
+	mu     sync.Mutex // serializes Read and the end of Close
+	done   bool       // END_REQUEST seen
+	err    error
+	closed bool
+	// released is set by whoever first gives the connection back (end of
+	// stream) or throws it away (error, early Close).
+	released atomic.Bool
+}
+
+// finish gives the connection back after END_REQUEST.
+func (b *responseBody) finish() {
+	b.done = true
+	b.rr.logDropped()
+	if !b.released.CompareAndSwap(false, true) {
+		return
+	}
+	c := b.rr.c
+	if !b.stop() {
+		// The context fired: its callback closed the connection.
+		c.b.discard(c)
+		return
+	}
+	c.b.put(c)
+}
+
+// abandon throws the connection away. It may run concurrently with Read:
+// closing the connection is what unblocks a Read stuck on the network.
+func (b *responseBody) abandon() {
+	if !b.released.CompareAndSwap(false, true) {
+		return
+	}
+	b.stop()
+	b.rr.c.b.discard(b.rr.c)
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.closed:
+		return 0, errBodyClosed
+	case len(b.pending) > 0:
+		n := copy(p, b.pending)
+		b.pending = b.pending[n:]
+		return n, nil
+	case b.done:
+		return 0, io.EOF
+	case b.err != nil:
+		return 0, b.err
+	case len(p) == 0:
+		return 0, nil
+	}
+	rr := b.rr
+	err := rr.next(false)
+	if err == errEndRequest {
+		b.finish()
+		return 0, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF // the connection closed before END_REQUEST
+	}
+	if err == nil {
+		if rr.c.br.Buffered() == 0 {
+			err = rr.setReadDeadline()
+		}
+		if err == nil {
+			var n int
+			n, err = rr.c.br.Read(p[:min(len(p), rr.remaining)])
+			rr.remaining -= n
+			if n > 0 {
+				return n, nil
+			}
+			if err == io.EOF || err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+		}
+	}
+	return 0, b.fail(err)
+}
+
+// fail records a body error, drops the connection and logs once.
+func (b *responseBody) fail(err error) error {
+	c := b.rr.c
+	b.abandon()
+	b.rr.logDropped()
+	if b.ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", b.ctx.Err(), err)
+	} else {
+		b.t.log.Warn("fcgi: php-fpm response cut short; aborting the client response",
+			"script", b.rr.script.ScriptName, "backend", c.b.addr, "err", err)
+	}
+	b.err = upstreamError("read response body", c.b.addr, err)
+	return b.err
+}
+
+// Close ends the body. Before END_REQUEST it means the client stopped
+// reading: the connection is closed (php-fpm sees the abort) and its slot
+// freed.
+func (b *responseBody) Close() error {
+	if !b.released.Load() {
+		b.abandon() // also unblocks a concurrent Read
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	b.rr.logDropped()
+	b.pending = nil
+	if b.hb != nil && cap(b.buf) <= 1<<20 {
+		*b.hb = b.buf[:0]
+		encBufPool.Put(b.hb)
+	}
+	b.hb, b.buf = nil, nil
+	return nil
+}

@@ -1,0 +1,819 @@
+package fcgi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestHello(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+	for i := 0; i < 5; i++ {
+		resp, body, err := roundTrip(t, tr, newReq(nil, "GET", "/?x=1", nil, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 || body != "hello" || resp.Header.Get("Content-Type") != "text/plain" {
+			t.Fatalf("got %d %q %v", resp.StatusCode, body, resp.Header)
+		}
+	}
+	if n := srv.accepted.Load(); n != 1 {
+		t.Fatalf("%d connections for 5 sequential requests, want 1 (keep-alive)", n)
+	}
+	reqs := srv.Requests()
+	if !reqs[0].KeepConn || reqs[4].N != 5 {
+		t.Fatalf("keep-conn %v, 5th request was #%d on its connection", reqs[0].KeepConn, reqs[4].N)
+	}
+	if st := tr.Stats()[0]; st.Open != 1 || st.Idle != 1 || st.Busy != 0 || !st.Healthy {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestNoScript(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+	_, err := tr.RoundTrip(httptest.NewRequest("GET", "/", nil))
+	if !errors.Is(err, ErrNoScript) || StatusOf(err) != 500 {
+		t.Fatalf("err = %v (status %d), want ErrNoScript/500", err, StatusOf(err))
+	}
+}
+
+func TestNewTransportValidates(t *testing.T) {
+	for _, o := range []Options{
+		{},
+		{Backends: []string{"nohostport"}},
+		{Backends: []string{"unix:"}},
+		{Backends: []string{"127.0.0.1:9000", "127.0.0.1:9000"}},
+		{Backends: []string{"127.0.0.1:9000"}, MaxConnsPerBackend: -1},
+		{Backends: []string{"127.0.0.1:9000"}, ReadTimeout: -1},
+		{Backends: []string{"127.0.0.1:9000"}, MaxBody: -1},
+	} {
+		if _, err := NewTransport(o); err == nil {
+			t.Errorf("NewTransport(%+v) accepted", o)
+		}
+	}
+	tr, err := NewTransport(Options{Backends: []string{"127.0.0.1:9000", "unix:/run/php.sock"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.o.MaxConnsPerBackend != 8 || tr.o.DialTimeout != 3*time.Second || tr.o.MaxBody != 1<<20 {
+		t.Fatalf("defaults not applied: %+v", tr.o)
+	}
+}
+
+func TestResponseStatusAndHeaders(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		switch r.Params["QUERY_STRING"] {
+		case "404":
+			respond(c, "Status: 404 Not Found\r\nContent-Type: text/html\r\n", "nope")
+		case "redirect":
+			respond(c, "Location: /login\r\n", "")
+		case "malformed":
+			respond(c, "this is not a header\r\n", "x")
+		case "noheader":
+			c.Stdout("Content-Type: text/html\r\n")
+			c.End()
+		case "cl":
+			respond(c, "Content-Length: 3\r\n", "abc")
+		}
+		return true
+	})
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+	resp, body, err := roundTrip(t, tr, newReq(nil, "GET", "/?404", nil, nil))
+	if err != nil || resp.StatusCode != 404 || body != "nope" || resp.Header.Get("Status") != "" {
+		t.Fatalf("404: %v %v %q %v", err, resp.StatusCode, body, resp.Header)
+	}
+	resp, _, err = roundTrip(t, tr, newReq(nil, "GET", "/?redirect", nil, nil))
+	if err != nil || resp.StatusCode != 302 || resp.Header.Get("Location") != "/login" {
+		t.Fatalf("redirect: %v %+v", err, resp)
+	}
+	resp, body, err = roundTrip(t, tr, newReq(nil, "GET", "/?cl", nil, nil))
+	if err != nil || resp.ContentLength != 3 || body != "abc" {
+		t.Fatalf("content-length: %v %+v", err, resp)
+	}
+	for _, q := range []string{"malformed", "noheader"} {
+		_, err := tr.RoundTrip(newReq(nil, "GET", "/?"+q, nil, nil))
+		if StatusOf(err) != 502 {
+			t.Fatalf("%s: err %v, status %d, want 502", q, err, StatusOf(err))
+		}
+	}
+}
+
+// Records with padding, and a response dribbled one byte per TCP write,
+// parse the same as one large write.
+func TestRecordsPaddingAndSplitReads(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Pad = true
+		var buf bytes.Buffer
+		old := c.bw
+		c.bw.Reset(&buf)
+		c.Stderr("PHP message: one")
+		c.Stdout("Content-Type: text/plain\r\nX-A: 1\r\n\r\nbo")
+		c.Stderr("PHP message: two")
+		c.Stdout("dy")
+		c.End()
+		c.bw.Flush()
+		old.Reset(c.nc)
+		for _, b := range buf.Bytes() {
+			c.nc.Write([]byte{b})
+		}
+		return true
+	})
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+	var mu sync.Mutex
+	var msgs []string
+	s := *testScript
+	s.OnStderr = func(m []byte) bool { mu.Lock(); msgs = append(msgs, string(m)); mu.Unlock(); return true }
+	for i := 0; i < 3; i++ {
+		msgs = nil
+		resp, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, &s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body != "body" || resp.Header.Get("X-A") != "1" {
+			t.Fatalf("body %q header %v", body, resp.Header)
+		}
+		if strings.Join(msgs, "|") != "PHP message: one|PHP message: two" {
+			t.Fatalf("stderr %q", msgs)
+		}
+	}
+	if srv.accepted.Load() != 1 {
+		t.Fatalf("connection not reused: %d dials", srv.accepted.Load())
+	}
+}
+
+func TestProtocolGarbage(t *testing.T) {
+	cases := map[string][]byte{
+		"bad version":     {2, typeStdout, 0, 1, 0, 0, 0, 0},
+		"wrong id":        {1, typeStdout, 0, 7, 0, 0, 0, 0},
+		"unknown type":    {1, 42, 0, 1, 0, 0, 0, 0},
+		"short end":       {1, typeEndRequest, 0, 1, 0, 2, 0, 0, 0, 0},
+		"overloaded":      {1, typeEndRequest, 0, 1, 0, 8, 0, 0, 0, 0, 0, 0, statusOverloaded, 0, 0, 0},
+		"truncated head":  {1, typeStdout, 0},
+		"params from srv": {1, typeParams, 0, 1, 0, 0, 0, 0},
+	}
+	for name, raw := range cases {
+		t.Run(name, func(t *testing.T) {
+			srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+				c.Raw(raw)
+				c.Flush()
+				time.Sleep(20 * time.Millisecond)
+				return false
+			})
+			tr, _ := newTransport(t, Options{}, srv.Addr())
+			_, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+			if StatusOf(err) != 502 {
+				t.Fatalf("err %v status %d, want 502", err, StatusOf(err))
+			}
+			if st := tr.Stats()[0]; st.Open != 0 {
+				t.Fatalf("bad connection kept: %+v", st)
+			}
+			if len(srv.Requests()) != 1 {
+				t.Fatalf("request sent %d times", len(srv.Requests()))
+			}
+		})
+	}
+}
+
+// N+1 concurrent requests with MaxConnsPerBackend N never open more than N
+// connections; all succeed by waiting for a free one.
+func TestPoolCap(t *testing.T) {
+	const max = 3
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		time.Sleep(30 * time.Millisecond)
+		respond(c, "Content-Type: text/plain\r\n", "ok")
+		return true
+	})
+	tr, _ := newTransport(t, Options{MaxConnsPerBackend: max}, srv.Addr())
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	sawWaiting := false
+	var mu sync.Mutex
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+			if err == nil && body != "ok" {
+				err = errors.New("body " + body)
+			}
+			errs <- err
+		}()
+	}
+	go func() {
+		for i := 0; i < 50; i++ {
+			st := tr.Stats()[0]
+			mu.Lock()
+			if st.Waiting > 0 {
+				sawWaiting = true
+			}
+			mu.Unlock()
+			if st.Open > max {
+				errs <- errors.New("Stats shows more open conns than the cap")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := srv.maxOpen.Load(); m > max {
+		t.Fatalf("server saw %d concurrent connections, cap is %d", m, max)
+	}
+	if srv.accepted.Load() > max {
+		t.Fatalf("%d dials for a pool of %d healthy connections", srv.accepted.Load(), max)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !sawWaiting {
+		t.Log("note: no request observed waiting (timing)")
+	}
+}
+
+// A caller waiting for a slot gives up with its context (499) or after
+// ReadTimeout (504), without leaking the slot.
+func TestPoolWaitBounded(t *testing.T) {
+	release := make(chan struct{})
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		<-release
+		respond(c, "", "ok")
+		return true
+	})
+	tr, _ := newTransport(t, Options{MaxConnsPerBackend: 1, ReadTimeout: 300 * time.Millisecond}, srv.Addr())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+		done <- err
+	}()
+	waitFor(t, "first request busy", func() bool { return tr.Stats()[0].Busy == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	_, err := tr.RoundTrip(newReq(ctx, "GET", "/", nil, nil))
+	if StatusOf(err) != 499 {
+		t.Fatalf("canceled wait: %v status %d", err, StatusOf(err))
+	}
+	// ReadTimeout also bounds the wait. The first request itself times out
+	// reading (its handler is blocked), which frees the slot.
+	err = <-done
+	if StatusOf(err) != 504 {
+		t.Fatalf("blocked first request: %v status %d, want 504", err, StatusOf(err))
+	}
+	close(release)
+	if _, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil || body != "ok" {
+		t.Fatalf("after release: %v %q", err, body)
+	}
+	if st := tr.Stats()[0]; st.Open > 1 || st.Waiting != 0 {
+		t.Fatalf("slot leaked: %+v", st)
+	}
+}
+
+// php-fpm recycling workers (pm.max_requests): the connection is closed
+// after a response. The pool notices before reuse, so no request fails.
+func TestWorkerRecycledBetweenRequests(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		respond(c, "", "ok")
+		return r.N < 2 // close after the 2nd request on each connection
+	})
+	tr, lb := newTransport(t, Options{MaxConnsPerBackend: 2}, srv.Addr())
+	for i := 0; i < 10; i++ {
+		if _, body, err := roundTrip(t, tr, newReq(nil, "POST", "/", strings.NewReader("k=v"), nil)); err != nil || body != "ok" {
+			t.Fatalf("request %d: %v %q", i, err, body)
+		}
+		time.Sleep(2 * time.Millisecond) // let the FIN arrive, as between real requests
+	}
+	if n := len(srv.Requests()); n != 10 {
+		t.Fatalf("server saw %d requests for 10 (a retry or a loss)", n)
+	}
+	_ = lb
+}
+
+// A reused connection that dies before any response byte is retried once
+// on a fresh connection: the request never produced output.
+func TestRetryWhenNothingReceived(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		if r.N == 2 {
+			return false // php-fpm closed the kept-alive conn: no answer at all
+		}
+		respond(c, "", "ok")
+		return true
+	})
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+	for i := 0; i < 2; i++ {
+		body := strings.NewReader("a=1")
+		if _, got, err := roundTrip(t, tr, newReq(nil, "POST", "/", body, nil)); err != nil || got != "ok" {
+			t.Fatalf("request %d: %v %q", i, err, got)
+		}
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 3 || string(reqs[2].Stdin) != "a=1" || reqs[2].N != 1 {
+		t.Fatalf("want the 2nd request resent once on a fresh connection; server saw %d", len(reqs))
+	}
+}
+
+// Never retried: output (even stderr) already came back, the connection was
+// fresh, or a streamed body was already consumed.
+func TestNoRetryWhenUnsafe(t *testing.T) {
+	t.Run("after stderr", func(t *testing.T) {
+		srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+			if r.N == 2 {
+				c.Stderr("PHP message: dying")
+				return false
+			}
+			respond(c, "", "ok")
+			return true
+		})
+		tr, _ := newTransport(t, Options{}, srv.Addr())
+		roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+		_, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+		if StatusOf(err) != 502 || len(srv.Requests()) != 2 {
+			t.Fatalf("err %v, server saw %d requests; want 502 and no retry", err, len(srv.Requests()))
+		}
+	})
+	t.Run("fresh connection", func(t *testing.T) {
+		srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool { return false })
+		tr, _ := newTransport(t, Options{}, srv.Addr())
+		_, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+		if StatusOf(err) != 502 || len(srv.Requests()) != 1 {
+			t.Fatalf("err %v, server saw %d requests; want 502 and no retry", err, len(srv.Requests()))
+		}
+	})
+	t.Run("streamed body consumed", func(t *testing.T) {
+		srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+			if r.N == 2 {
+				return false
+			}
+			respond(c, "", "ok")
+			return true
+		})
+		tr, _ := newTransport(t, Options{MaxBody: 1 << 20}, srv.Addr())
+		roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+		big := strings.Repeat("z", 200<<10) // streamed: above the in-memory size
+		_, err := tr.RoundTrip(newReq(nil, "POST", "/", strings.NewReader(big), nil))
+		if StatusOf(err) != 502 || len(srv.Requests()) != 2 {
+			t.Fatalf("err %v, server saw %d requests; want 502 and no retry", err, len(srv.Requests()))
+		}
+	})
+}
+
+// A worker dying mid-body: Read returns an error, never io.EOF, and a log
+// line names the script.
+func TestTruncatedBody(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stdout("Content-Type: text/plain\r\n\r\npartial")
+		c.Flush()
+		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	tr, lb := newTransport(t, Options{}, srv.Addr())
+	resp, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+	if err == nil || errors.Is(err, io.EOF) || StatusOf(err) != 502 {
+		t.Fatalf("read error %v (status %d), want a 502 error", err, StatusOf(err))
+	}
+	if resp.StatusCode != 200 || body != "partial" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	if !strings.Contains(lb.String(), "cut short") || !strings.Contains(lb.String(), "/index.php") {
+		t.Fatalf("no log line: %s", lb.String())
+	}
+	if st := tr.Stats()[0]; st.Open != 0 {
+		t.Fatalf("dead connection kept: %+v", st)
+	}
+}
+
+// Through httputil.ReverseProxy the client never sees a clean response when
+// the worker dies mid-body.
+func TestReverseProxyAbortsTruncatedResponse(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stdout("Content-Type: text/plain\r\n\r\n" + strings.Repeat("a", 1000))
+		c.Flush()
+		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+	proxy := &httputil.ReverseProxy{
+		Transport:     tr,
+		FlushInterval: -1,
+		Rewrite:       func(pr *httputil.ProxyRequest) {},
+		ErrorLog:      nil,
+	}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxy.ServeHTTP(w, r.WithContext(WithScript(r.Context(), testScript)))
+	}))
+	defer front.Close()
+	resp, err := http.Get(front.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, err = io.ReadAll(resp.Body)
+	if err == nil {
+		t.Fatal("client read a clean response from a truncated upstream")
+	}
+}
+
+// Each Read returns STDOUT as soon as a record arrives.
+func TestBodyStreams(t *testing.T) {
+	proceed := make(chan struct{})
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stdout("Content-Type: text/plain\r\n\r\na")
+		c.Flush()
+		<-proceed
+		c.Stdout("b")
+		c.End()
+		return true
+	})
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+	resp, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 100)
+	n, err := resp.Body.Read(buf)
+	if err != nil || string(buf[:n]) != "a" {
+		t.Fatalf("first read %q %v", buf[:n], err)
+	}
+	close(proceed)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "b" {
+		t.Fatalf("rest %q %v", rest, err)
+	}
+	if tr.Stats()[0].Idle != 1 {
+		t.Fatal("connection not back in the pool after END_REQUEST")
+	}
+}
+
+// Client stops reading: the connection is discarded (php-fpm sees the
+// close), never returned with unread records.
+func TestEarlyClose(t *testing.T) {
+	closed := make(chan struct{})
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stdout("Content-Type: text/plain\r\n\r\nfirst")
+		c.Flush()
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.nc.Read(make([]byte, 1)); err != nil {
+			close(closed)
+		}
+		return false
+	})
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+	resp, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second):
+		t.Fatal("server did not see the connection close")
+	}
+	if st := tr.Stats()[0]; st.Open != 0 {
+		t.Fatalf("%+v", st)
+	}
+	if _, err := resp.Body.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read after close succeeded")
+	}
+}
+
+func TestCancel(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		if r.Params["QUERY_STRING"] == "body" {
+			c.Stdout("Content-Type: text/plain\r\n\r\nx")
+			c.Flush()
+		}
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.nc.Read(make([]byte, 1)) // until the client closes
+		return false
+	})
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := tr.RoundTrip(newReq(ctx, "GET", "/?header", nil, nil))
+	if StatusOf(err) != 499 || time.Since(start) > 2*time.Second {
+		t.Fatalf("cancel during header: %v status %d after %v", err, StatusOf(err), time.Since(start))
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	resp, err := tr.RoundTrip(newReq(ctx, "GET", "/?body", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if StatusOf(err) != 499 {
+		t.Fatalf("cancel during body: %v status %d", err, StatusOf(err))
+	}
+	waitFor(t, "slots freed", func() bool { return tr.Stats()[0].Open == 0 })
+}
+
+func TestTimeouts(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		if r.Params["QUERY_STRING"] == "body" {
+			c.Stdout("Content-Type: text/plain\r\n\r\nx")
+			c.Flush()
+		}
+		time.Sleep(time.Second)
+		respond(c, "", "late")
+		return true
+	})
+	tr, _ := newTransport(t, Options{ReadTimeout: 100 * time.Millisecond}, srv.Addr())
+	_, err := tr.RoundTrip(newReq(nil, "GET", "/?header", nil, nil))
+	if StatusOf(err) != 504 {
+		t.Fatalf("slow header: %v status %d", err, StatusOf(err))
+	}
+	resp, err := tr.RoundTrip(newReq(nil, "GET", "/?body", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if StatusOf(err) != 504 {
+		t.Fatalf("slow body: %v status %d", err, StatusOf(err))
+	}
+}
+
+// A blackholed address (no SYN-ACK) fails within DialTimeout as 504; a
+// refused port fails at once as 502.
+func TestDialFailures(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	tr, _ := newTransport(t, Options{DialTimeout: 200 * time.Millisecond}, dead)
+	start := time.Now()
+	_, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+	if StatusOf(err) != 502 || time.Since(start) > time.Second {
+		t.Fatalf("refused: %v status %d after %v", err, StatusOf(err), time.Since(start))
+	}
+	if st := tr.Stats()[0]; st.Healthy || st.Open != 0 {
+		t.Fatalf("dead backend stats %+v", st)
+	}
+	if err := tr.Ping(context.Background()); err == nil {
+		t.Fatal("Ping succeeded with php-fpm down")
+	}
+}
+
+// With several backends, a dead one is skipped and marked down; the live one
+// serves every request.
+func TestBackendsFailover(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	tr, _ := newTransport(t, Options{}, dead, srv.Addr())
+	for i := 0; i < 10; i++ {
+		if _, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil || body != "hello" {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	st := tr.Stats()
+	if st[0].Healthy || !st[1].Healthy {
+		t.Fatalf("stats %+v", st)
+	}
+	if err := tr.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two live backends share concurrent load.
+func TestBackendsBalance(t *testing.T) {
+	h := func(c *fakeConn, r *fakeRequest) bool {
+		time.Sleep(20 * time.Millisecond)
+		respond(c, "", "ok")
+		return true
+	}
+	a, b := newFakeServer(t, h), newFakeServer(t, h)
+	tr, _ := newTransport(t, Options{MaxConnsPerBackend: 4}, a.Addr(), b.Addr())
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(a.Requests()) == 0 || len(b.Requests()) == 0 {
+		t.Fatalf("unbalanced: %d / %d", len(a.Requests()), len(b.Requests()))
+	}
+}
+
+func echoBody(c *fakeConn, r *fakeRequest) bool {
+	respond(c, "X-Content-Length: "+r.Params["CONTENT_LENGTH"]+"\r\n", string(r.Stdin))
+	return true
+}
+
+// chunkedReader hides the length, as a chunked request body does.
+type chunkedReader struct{ r io.Reader }
+
+func (c chunkedReader) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func TestRequestBodies(t *testing.T) {
+	srv := newFakeServer(t, echoBody)
+	dir := t.TempDir()
+	tr, _ := newTransport(t, Options{MaxBody: 300 << 10, TempDir: dir}, srv.Addr())
+	for _, tc := range []struct {
+		name    string
+		size    int
+		chunked bool
+	}{
+		{"none", 0, false},
+		{"small known", 1000, false},
+		{"large known, streamed", 200 << 10, false},
+		{"small chunked, memory", 1000, true},
+		{"large chunked, temp file", 250 << 10, true},
+		{"chunked exactly the limit", 300 << 10, true},
+		{"empty chunked", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			payload := bytes.Repeat([]byte("0123456789abcdef"), tc.size/16+1)[:tc.size]
+			var body io.Reader = bytes.NewReader(payload)
+			if tc.chunked {
+				body = chunkedReader{body}
+			}
+			if tc.size == 0 && !tc.chunked {
+				body = nil
+			}
+			req := newReq(nil, "POST", "/", body, nil)
+			if tc.chunked {
+				req.ContentLength = -1
+			}
+			resp, got, err := roundTrip(t, tr, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(payload) {
+				t.Fatalf("PHP got %d bytes, want %d", len(got), len(payload))
+			}
+			wantCL := ""
+			if tc.size > 0 {
+				wantCL = itoa(tc.size)
+			}
+			if cl := resp.Header.Get("X-Content-Length"); cl != wantCL {
+				t.Fatalf("CONTENT_LENGTH %q, want %q", cl, wantCL)
+			}
+		})
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("temp files left behind: %v", ents)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		size    int
+		chunked bool
+	}{{"chunked over", 300<<10 + 1, true}, {"known over", 301 << 10, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(srv.Requests())
+			var body io.Reader = bytes.NewReader(make([]byte, tc.size))
+			if tc.chunked {
+				body = chunkedReader{body}
+			}
+			req := newReq(nil, "POST", "/", body, nil)
+			if tc.chunked {
+				req.ContentLength = -1
+			}
+			_, err := tr.RoundTrip(req)
+			if StatusOf(err) != 413 {
+				t.Fatalf("err %v status %d, want 413", err, StatusOf(err))
+			}
+			if len(srv.Requests()) != before {
+				t.Fatal("an over-limit body reached php-fpm")
+			}
+		})
+	}
+
+	t.Run("client body cut short", func(t *testing.T) {
+		req := newReq(nil, "POST", "/", io.MultiReader(strings.NewReader("abc"), errReader{io.ErrUnexpectedEOF}), nil)
+		req.ContentLength = 10
+		_, err := tr.RoundTrip(req)
+		if StatusOf(err) != 400 {
+			t.Fatalf("err %v status %d, want 400", err, StatusOf(err))
+		}
+	})
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+func itoa(n int) string { return fmtInt(n) }
+
+func fmtInt(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+func TestStderrLogging(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stderr("PHP message: first")
+		c.Stdout("Content-Type: text/plain\r\n\r\n")
+		c.Stderr("PHP message: " + strings.Repeat("x", 200))
+		c.Stderr("PHP message: third")
+		c.End()
+		return true
+	})
+	tr, lb := newTransport(t, Options{StderrLogLimit: 100}, srv.Addr())
+	s := *testScript
+	s.ScriptName = "/noisy.php"
+	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, &s)); err != nil {
+		t.Fatal(err)
+	}
+	log := lb.String()
+	if !strings.Contains(log, "PHP message: first") || !strings.Contains(log, "script=/noisy.php") {
+		t.Fatalf("stderr not logged with the script: %s", log)
+	}
+	if strings.Contains(log, "third") || strings.Contains(log, strings.Repeat("x", 100)) {
+		t.Fatalf("log over the limit: %s", log)
+	}
+	// 18+213+18 bytes sent, 100 logged.
+	if !strings.Contains(log, "dropped_bytes=149") {
+		t.Fatalf("dropped bytes not counted: %s", log)
+	}
+
+	// A hook that consumes keeps the log quiet.
+	var got []string
+	s.OnStderr = func(m []byte) bool { got = append(got, string(m)); return true }
+	before := len(lb.String())
+	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, &s)); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || lb.String()[before:] != "" {
+		t.Fatalf("hook got %d messages; log grew by %q", len(got), lb.String()[before:])
+	}
+}
+
+// A response header just under the cap passes; one over it is a 502.
+func TestHugeHeader(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		switch r.Params["QUERY_STRING"] {
+		case "256k":
+			respond(c, "X-Big: "+strings.Repeat("b", 256<<10)+"\r\n", "ok")
+		case "over":
+			c.Stdout(strings.Repeat("X-Many: "+strings.Repeat("m", 1000)+"\r\n", 9000))
+			c.End()
+		}
+		return true
+	})
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+	resp, body, err := roundTrip(t, tr, newReq(nil, "GET", "/?256k", nil, nil))
+	if err != nil || len(resp.Header.Get("X-Big")) != 256<<10 || body != "ok" {
+		t.Fatalf("256 KiB header: %v", err)
+	}
+	_, err = tr.RoundTrip(newReq(nil, "GET", "/?over", nil, nil))
+	if StatusOf(err) != 502 || !errors.Is(err, errBadHeader) {
+		t.Fatalf("9 MB header: %v", err)
+	}
+}
+
+func TestPing(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+	if err := tr.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	for err, want := range map[error]int{
+		context.Canceled:                         499,
+		context.DeadlineExceeded:                 504,
+		os.ErrDeadlineExceeded:                   504,
+		errors.New("boom"):                       502,
+		&Error{Status: 413, Err: io.EOF}:         413,
+		upstreamError("x", "", errNoFreeConn):    504,
+		upstreamError("x", "", io.ErrClosedPipe): 502,
+	} {
+		if got := StatusOf(err); got != want {
+			t.Errorf("StatusOf(%v) = %d, want %d", err, got, want)
+		}
+	}
+	if StatusOf(nil) != 0 {
+		t.Error("StatusOf(nil) != 0")
+	}
+}

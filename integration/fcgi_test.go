@@ -1,0 +1,569 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/fcgi"
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+// PHP fixtures, written into each test's document root.
+var fcgiFixtures = map[string]string{
+	"hello.php":     `<?php echo "Hello, world!";`,
+	"server.php":    `<?php header('Content-Type: application/json'); echo json_encode($_SERVER);`,
+	"bigheader.php": `<?php header('X-Big: ' . str_repeat('h', 256 * 1024)); echo "ok";`,
+	"flush.php":     `<?php echo 'a'; flush(); sleep(2); echo 'b';`,
+	"stderr.php":    `<?php for ($i = 1; $i <= 5; $i++) { error_log("line $i", 4); echo "o$i"; flush(); } echo "done";`,
+	"die.php":       `<?php echo str_repeat('x', 1000); flush(); usleep(100000); posix_kill(getmypid(), 9); sleep(5); echo "never";`,
+	"body.php": `<?php $b = file_get_contents('php://input');
+header('Content-Type: application/json');
+echo json_encode(['len' => strlen($b), 'md5' => md5($b), 'cl' => $_SERVER['CONTENT_LENGTH'] ?? null]);`,
+	"slow.php":     `<?php sleep(3); echo "late";`,
+	"status.php":   `<?php http_response_code(404); echo "missing";`,
+	"redirect.php": `<?php header('Location: /elsewhere'); `,
+	"count.php":    `<?php echo getmypid();`,
+}
+
+// startFPM writes the fixtures and starts php-fpm on them.
+func startFPM(t *testing.T, o harness.PHPFPMOptions) *harness.PHPFPM {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2")
+	if o.DocRoot == "" {
+		o.DocRoot = t.TempDir()
+		for name, src := range fcgiFixtures {
+			if err := os.WriteFile(filepath.Join(o.DocRoot, name), []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return harness.StartPHPFPM(t, o)
+}
+
+func newFCGI(t *testing.T, o fcgi.Options, addr string) *fcgi.Transport {
+	t.Helper()
+	o.Backends = []string{addr}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	}
+	tr, err := fcgi.NewTransport(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// phpReq builds a request for script under fpm's document root.
+func phpReq(ctx context.Context, fpm *harness.PHPFPM, method, target string, body io.Reader, mod func(*fcgi.Script)) *http.Request {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	r := httptest.NewRequest(method, target, body)
+	path := r.URL.Path
+	s := &fcgi.Script{
+		DocumentRoot: fpm.DocRoot,
+		ScriptName:   path,
+		RequestURI:   r.URL.RequestURI(),
+		RemoteAddr:   "198.51.100.9:40000",
+	}
+	if mod != nil {
+		mod(s)
+	}
+	return r.WithContext(fcgi.WithScript(ctx, s))
+}
+
+func do(t *testing.T, tr *fcgi.Transport, req *http.Request) (*http.Response, string, error) {
+	t.Helper()
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, string(b), err
+}
+
+// proxyServer fronts tr with httputil.ReverseProxy as the server package
+// does (Rewrite, FlushInterval -1), routing every path to that script.
+func proxyServer(t *testing.T, tr *fcgi.Transport, fpm *harness.PHPFPM) *httptest.Server {
+	t.Helper()
+	p := &httputil.ReverseProxy{
+		Transport:     tr,
+		FlushInterval: -1,
+		Rewrite:       func(*httputil.ProxyRequest) {},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.WriteHeader(fcgi.StatusOf(err))
+		},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := &fcgi.Script{DocumentRoot: fpm.DocRoot, ScriptName: r.URL.Path, RequestURI: r.RequestURI, RemoteAddr: r.RemoteAddr}
+		p.ServeHTTP(w, r.WithContext(fcgi.WithScript(r.Context(), s)))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestFCGIHello(t *testing.T) {
+	for _, unix := range []bool{false, true} {
+		// Subtest names end up in php-fpm.conf paths, where php-fpm's ini
+		// parser refuses '='.
+		name := "tcp"
+		if unix {
+			name = "unix"
+		}
+		t.Run(name, func(t *testing.T) {
+			fpm := startFPM(t, harness.PHPFPMOptions{Unix: unix, Children: 2})
+			tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
+			for i := 0; i < 20; i++ {
+				resp, body, err := do(t, tr, phpReq(nil, fpm, "GET", "/hello.php", nil, nil))
+				if err != nil || resp.StatusCode != 200 || body != "Hello, world!" {
+					t.Fatalf("request %d: %v %v %q", i, err, resp, body)
+				}
+			}
+			if st := tr.Stats()[0]; st.Open != 1 {
+				t.Fatalf("20 sequential requests used %d connections, want 1 kept alive", st.Open)
+			}
+			resp, body, err := do(t, tr, phpReq(nil, fpm, "GET", "/status.php", nil, nil))
+			if err != nil || resp.StatusCode != 404 || body != "missing" || resp.Header.Get("Status") != "" {
+				t.Fatalf("status.php: %v %v %q %v", err, resp.StatusCode, body, resp.Header)
+			}
+			resp, _, err = do(t, tr, phpReq(nil, fpm, "GET", "/redirect.php", nil, nil))
+			if err != nil || resp.StatusCode != 302 || resp.Header.Get("Location") != "/elsewhere" {
+				t.Fatalf("redirect.php: %v %v", err, resp)
+			}
+			// php-fpm's own "Primary script unknown" answer.
+			resp, _, err = do(t, tr, phpReq(nil, fpm, "GET", "/nothere.php", nil, nil))
+			if err != nil || resp.StatusCode != 404 {
+				t.Fatalf("missing script: %v %v", err, resp)
+			}
+			if err := tr.Ping(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// The params PHP sees are exactly what nginx's fastcgi_params would give,
+// without the headers that must never reach PHP.
+func TestFCGIParamsSeenByPHP(t *testing.T) {
+	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1})
+	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
+	req := phpReq(nil, fpm, "POST", "http://shop.example:8443/server.php/extra/path?q=1&r=%20", strings.NewReader("a=b"), func(s *fcgi.Script) {
+		s.ScriptName = "/server.php"
+		s.PathInfo = "/extra/path"
+		s.HTTPS = true
+		s.Extra = []fcgi.Param{{Name: "SESSIONGATE_TEST", Value: "yes"}, {Name: "REMOTE_ADDR", Value: "6.6.6.6"}}
+	})
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Session", "real")
+	req.Header["X_session"] = []string{"aliased"}
+	req.Header.Set("Proxy", "http://evil.example:3128")
+	req.Header.Add("Cookie", "a=1")
+	req.Header.Add("Cookie", "b=2")
+	req.Header.Add("X-Multi", "1")
+	req.Header.Add("X-Multi", "2")
+	_, body, err := do(t, tr, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	want := map[string]string{
+		"QUERY_STRING":      "q=1&r=%20",
+		"REQUEST_METHOD":    "POST",
+		"CONTENT_TYPE":      "application/x-www-form-urlencoded",
+		"CONTENT_LENGTH":    "3",
+		"SCRIPT_NAME":       "/server.php",
+		"REQUEST_URI":       "/server.php/extra/path?q=1&r=%20",
+		"DOCUMENT_URI":      "/server.php/extra/path",
+		"DOCUMENT_ROOT":     fpm.DocRoot,
+		"SERVER_PROTOCOL":   "HTTP/1.1",
+		"REQUEST_SCHEME":    "https",
+		"HTTPS":             "on",
+		"GATEWAY_INTERFACE": "CGI/1.1",
+		"SERVER_SOFTWARE":   "sessiongate",
+		"REMOTE_ADDR":       "198.51.100.9",
+		"REMOTE_PORT":       "40000",
+		"SERVER_PORT":       "8443",
+		"SERVER_NAME":       "shop.example",
+		"REDIRECT_STATUS":   "200",
+		"SCRIPT_FILENAME":   fpm.DocRoot + "/server.php",
+		"PATH_INFO":         "/extra/path",
+		"PATH_TRANSLATED":   fpm.DocRoot + "/extra/path",
+		"HTTP_HOST":         "shop.example:8443",
+		"HTTP_X_SESSION":    "real",
+		"HTTP_COOKIE":       "a=1; b=2",
+		"HTTP_X_MULTI":      "1, 2",
+		"SESSIONGATE_TEST":  "yes",
+	}
+	for k, v := range want {
+		if g, _ := got[k].(string); g != v {
+			t.Errorf("$_SERVER[%s] = %q, want %q", k, got[k], v)
+		}
+	}
+	for _, k := range []string{"HTTP_PROXY", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"} {
+		if v, ok := got[k]; ok {
+			t.Errorf("$_SERVER[%s] = %q must not be set", k, v)
+		}
+	}
+}
+
+func TestFCGIHugeResponseHeader(t *testing.T) {
+	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1})
+	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
+	resp, body, err := do(t, tr, phpReq(nil, fpm, "GET", "/bigheader.php", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Header.Get("X-Big")) != 256<<10 || body != "ok" {
+		t.Fatalf("header of %d bytes, body %q", len(resp.Header.Get("X-Big")), body)
+	}
+}
+
+// The first byte of `echo 'a'; flush(); sleep(2);` reaches an HTTP client
+// through ReverseProxy long before the script ends. Debian's php.ini sets
+// output_buffering=4096, which holds 'a' in PHP itself (nginx would not
+// stream it either), so the pool turns it off.
+func TestFCGIFlushStreaming(t *testing.T) {
+	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1, AdminValues: map[string]string{"output_buffering": "0"}})
+	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
+	srv := proxyServer(t, tr, fpm)
+	start := time.Now()
+	resp, err := http.Get(srv.URL + "/flush.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(resp.Body, b); err != nil || b[0] != 'a' {
+		t.Fatalf("first byte %q %v", b, err)
+	}
+	if d := time.Since(start); d > 700*time.Millisecond {
+		t.Fatalf("first byte after %v: not streamed", d)
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "b" || time.Since(start) < 2*time.Second {
+		t.Fatalf("rest %q %v after %v", rest, err, time.Since(start))
+	}
+}
+
+// error_log($m, 4) arrives as FCGI_STDERR, in order, at the hook.
+func TestFCGIStderrToHook(t *testing.T) {
+	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1})
+	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
+	var msgs []string
+	req := phpReq(nil, fpm, "GET", "/stderr.php", nil, func(s *fcgi.Script) {
+		s.OnStderr = func(m []byte) bool {
+			// php-fpm 8.2 sends one record per error_log() call; every
+			// message after the first of a request starts with "; ".
+			line := strings.TrimPrefix(string(m), "; ")
+			msgs = append(msgs, strings.TrimPrefix(line, "PHP message: "))
+			return true
+		}
+	})
+	_, body, err := do(t, tr, req)
+	if err != nil || body != "o1o2o3o4o5done" {
+		t.Fatalf("%v %q", err, body)
+	}
+	if got := strings.Join(msgs, ","); got != "line 1,line 2,line 3,line 4,line 5" {
+		t.Fatalf("stderr %q", got)
+	}
+}
+
+// A worker killed mid-response: reading the body fails (never a clean EOF),
+// and a client behind ReverseProxy sees an aborted response.
+func TestFCGIWorkerKilledMidResponse(t *testing.T) {
+	fpm := startFPM(t, harness.PHPFPMOptions{Children: 2, AdminValues: map[string]string{"output_buffering": "0"}})
+	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
+	resp, body, err := do(t, tr, phpReq(nil, fpm, "GET", "/die.php", nil, nil))
+	if err == nil || errors.Is(err, io.EOF) {
+		t.Fatalf("body read ended cleanly (%d bytes) although the worker died", len(body))
+	}
+	if resp.StatusCode != 200 || len(body) != 1000 || fcgi.StatusOf(err) != 502 {
+		t.Fatalf("status %d, %d bytes, err %v", resp.StatusCode, len(body), err)
+	}
+
+	srv := proxyServer(t, tr, fpm)
+	cresp, err := http.Get(srv.URL + "/die.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(cresp.Body)
+	cresp.Body.Close()
+	if err == nil {
+		t.Fatal("client got a clean response from a killed worker")
+	}
+	// And the pool recovers.
+	if _, body, err := do(t, tr, phpReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil || body != "Hello, world!" {
+		t.Fatalf("after the kill: %v %q", err, body)
+	}
+}
+
+// pm.max_requests=3 recycles a worker every third request and closes its
+// kept-alive connection: every request must still succeed, and the pool
+// never opens more connections than its cap.
+func TestFCGIMaxRequestsRecycling(t *testing.T) {
+	const maxConns = 2
+	fpm := startFPM(t, harness.PHPFPMOptions{Children: maxConns, MaxRequests: 3})
+	tr := newFCGI(t, fcgi.Options{MaxConnsPerBackend: maxConns}, fpm.Addr)
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	var mon sync.WaitGroup
+	mon.Add(1)
+	go func() {
+		defer mon.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if o := int64(tr.Stats()[0].Open); o > peak.Load() {
+				peak.Store(o)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	pids := map[string]bool{}
+	for i := 0; i < 30; i++ {
+		method, body := "GET", io.Reader(nil)
+		if i%2 == 1 {
+			method, body = "POST", strings.NewReader("k=v")
+		}
+		_, got, err := do(t, tr, phpReq(nil, fpm, method, "/count.php", body, nil))
+		if err != nil {
+			t.Fatalf("sequential request %d: %v", i, err)
+		}
+		pids[got] = true
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				if _, _, err := do(t, tr, phpReq(nil, fpm, "POST", "/count.php", strings.NewReader("x=1"), nil)); err != nil {
+					t.Errorf("concurrent request: %v", err)
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	mon.Wait()
+	if p := peak.Load(); p > maxConns {
+		t.Fatalf("peak of %d open connections, cap %d", p, maxConns)
+	}
+	if len(pids) < 5 {
+		t.Fatalf("30 requests were served by only %d workers: max_requests not in effect?", len(pids))
+	}
+}
+
+// php-fpm restarted under load: nothing hangs, failures are few and only
+// around the restart, and service resumes.
+func TestFCGIRestartUnderLoad(t *testing.T) {
+	fpm := startFPM(t, harness.PHPFPMOptions{Children: 4})
+	tr := newFCGI(t, fcgi.Options{MaxConnsPerBackend: 4, DialTimeout: time.Second, ReadTimeout: 5 * time.Second}, fpm.Addr)
+	var ok, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, body, err := do(t, tr, phpReq(ctx, fpm, "GET", "/hello.php", nil, nil))
+				cancel()
+				if err == nil && body == "Hello, world!" {
+					ok.Add(1)
+				} else {
+					if s := fcgi.StatusOf(err); s != 502 && err != nil {
+						t.Errorf("failure with status %d: %v", s, err)
+					}
+					failed.Add(1)
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	before := ok.Load()
+	fpm.Restart()
+	time.Sleep(time.Second)
+	close(stop)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("load goroutines hung after the restart")
+	}
+	t.Logf("restart under load: %d ok (%d before the restart), %d failed", ok.Load(), before, failed.Load())
+	if ok.Load() <= before {
+		t.Fatal("no request succeeded after the restart")
+	}
+	// Failures only while the master was down: bounded by the retry pause.
+	if failed.Load() > ok.Load() {
+		t.Fatalf("%d failures for %d successes", failed.Load(), ok.Load())
+	}
+	for i := 0; i < 10; i++ {
+		if _, _, err := do(t, tr, phpReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil {
+			t.Fatalf("after restart, request %d: %v", i, err)
+		}
+	}
+	if st := tr.Stats()[0]; st.Open > 4 {
+		t.Fatalf("%+v", st)
+	}
+}
+
+type chunked struct{ r io.Reader }
+
+func (c chunked) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// A chunked upload reaches PHP whole with an exact CONTENT_LENGTH; over
+// MaxBody it is refused with 413 before PHP runs.
+func TestFCGIChunkedBody(t *testing.T) {
+	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1})
+	tr := newFCGI(t, fcgi.Options{MaxBody: 1 << 20, TempDir: t.TempDir()}, fpm.Addr)
+	for _, size := range []int{10, 200 << 10, 1 << 20} {
+		payload := bytes.Repeat([]byte("sessiongate!"), size/12+1)[:size]
+		req := phpReq(nil, fpm, "POST", "/body.php", chunked{bytes.NewReader(payload)}, nil)
+		req.ContentLength = -1
+		req.Header.Set("Content-Type", "application/octet-stream")
+		_, body, err := do(t, tr, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Len int
+			MD5 string
+			CL  string
+		}
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatalf("%v: %s", err, body)
+		}
+		sum := md5.Sum(payload)
+		if got.Len != size || got.MD5 != hex.EncodeToString(sum[:]) || got.CL != fmt.Sprint(size) {
+			t.Fatalf("size %d: PHP saw %+v", size, got)
+		}
+	}
+	req := phpReq(nil, fpm, "POST", "/body.php", chunked{bytes.NewReader(make([]byte, 1<<20+1))}, nil)
+	req.ContentLength = -1
+	if _, err := tr.RoundTrip(req); fcgi.StatusOf(err) != 413 {
+		t.Fatalf("over MaxBody: %v (status %d), want 413", err, fcgi.StatusOf(err))
+	}
+	// Through the proxy, a real chunked HTTP request.
+	srv := proxyServer(t, tr, fpm)
+	payload := strings.Repeat("z", 100<<10)
+	hreq, _ := http.NewRequest("POST", srv.URL+"/body.php", chunked{strings.NewReader(payload)})
+	hresp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(hresp.Body)
+	hresp.Body.Close()
+	if !strings.Contains(string(b), fmt.Sprintf(`"len":%d`, len(payload))) {
+		t.Fatalf("chunked through the proxy: %s", b)
+	}
+}
+
+func TestFCGIBackendDown(t *testing.T) {
+	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1})
+	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
+	if _, _, err := do(t, tr, phpReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	fpm.Stop()
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		_, _, err := do(t, tr, phpReq(nil, fpm, "GET", "/hello.php", nil, nil))
+		if fcgi.StatusOf(err) != 502 || time.Since(start) > time.Second {
+			t.Fatalf("php-fpm down: %v (status %d) after %v, want a quick 502", err, fcgi.StatusOf(err), time.Since(start))
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // past Ping's "recent success" window
+	if err := tr.Ping(context.Background()); err == nil {
+		t.Fatal("Ping succeeded with php-fpm down")
+	}
+	fpm.Start()
+	if _, body, err := do(t, tr, phpReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil || body != "Hello, world!" {
+		t.Fatalf("after start: %v %q", err, body)
+	}
+}
+
+func TestFCGISlowScriptTimesOut(t *testing.T) {
+	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1})
+	tr := newFCGI(t, fcgi.Options{ReadTimeout: 500 * time.Millisecond}, fpm.Addr)
+	start := time.Now()
+	_, _, err := do(t, tr, phpReq(nil, fpm, "GET", "/slow.php", nil, nil))
+	if fcgi.StatusOf(err) != 504 || time.Since(start) > 2*time.Second {
+		t.Fatalf("slow script: %v (status %d) after %v, want 504", err, fcgi.StatusOf(err), time.Since(start))
+	}
+}
+
+// BenchmarkFCGIHelloPHP measures RoundTrip against real php-fpm (pm=static,
+// 4 children) for hello.php, keep-alive pool of 4.
+func BenchmarkFCGIHelloPHP(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hello.php"), []byte(fcgiFixtures["hello.php"]), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	fpm := harness.StartPHPFPM(b, harness.PHPFPMOptions{DocRoot: dir, Children: 4})
+	tr, err := fcgi.NewTransport(fcgi.Options{Backends: []string{fpm.Addr}, MaxConnsPerBackend: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	s := &fcgi.Script{DocumentRoot: dir, ScriptName: "/hello.php", RemoteAddr: "127.0.0.1:1"}
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest("GET", "/hello.php", nil)
+		req = req.WithContext(fcgi.WithScript(context.Background(), s))
+		for pb.Next() {
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}
