@@ -42,8 +42,8 @@ echo json_encode(['len' => strlen($b), 'md5' => md5($b), 'cl' => $_SERVER['CONTE
 	"count.php":    `<?php echo getmypid();`,
 }
 
-// startFPM writes the fixtures and starts php-fpm on them.
-func startFPM(t *testing.T, o harness.PHPFPMOptions) *harness.PHPFPM {
+// fcgiStartFPM writes the fixtures and starts php-fpm on them.
+func fcgiStartFPM(t *testing.T, o harness.PHPFPMOptions) *harness.PHPFPM {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2")
 	if o.DocRoot == "" {
@@ -61,7 +61,7 @@ func newFCGI(t *testing.T, o fcgi.Options, addr string) *fcgi.Transport {
 	t.Helper()
 	o.Backends = []string{addr}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+		o.Logger = slog.New(slog.NewTextHandler(fcgiLogWriter{t}, nil))
 	}
 	tr, err := fcgi.NewTransport(o)
 	if err != nil {
@@ -71,15 +71,15 @@ func newFCGI(t *testing.T, o fcgi.Options, addr string) *fcgi.Transport {
 	return tr
 }
 
-type testWriter struct{ t *testing.T }
+type fcgiLogWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) {
+func (w fcgiLogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
 
-// phpReq builds a request for script under fpm's document root.
-func phpReq(ctx context.Context, fpm *harness.PHPFPM, method, target string, body io.Reader, mod func(*fcgi.Script)) *http.Request {
+// fcgiReq builds a request for script under fpm's document root.
+func fcgiReq(ctx context.Context, fpm *harness.PHPFPM, method, target string, body io.Reader, mod func(*fcgi.Script)) *http.Request {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -97,7 +97,7 @@ func phpReq(ctx context.Context, fpm *harness.PHPFPM, method, target string, bod
 	return r.WithContext(fcgi.WithScript(ctx, s))
 }
 
-func do(t *testing.T, tr *fcgi.Transport, req *http.Request) (*http.Response, string, error) {
+func fcgiDo(t *testing.T, tr *fcgi.Transport, req *http.Request) (*http.Response, string, error) {
 	t.Helper()
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
@@ -108,9 +108,9 @@ func do(t *testing.T, tr *fcgi.Transport, req *http.Request) (*http.Response, st
 	return resp, string(b), err
 }
 
-// proxyServer fronts tr with httputil.ReverseProxy as the server package
+// fcgiProxy fronts tr with httputil.ReverseProxy as the server package
 // does (Rewrite, FlushInterval -1), routing every path to that script.
-func proxyServer(t *testing.T, tr *fcgi.Transport, fpm *harness.PHPFPM) *httptest.Server {
+func fcgiProxy(t *testing.T, tr *fcgi.Transport, fpm *harness.PHPFPM) *httptest.Server {
 	t.Helper()
 	p := &httputil.ReverseProxy{
 		Transport:     tr,
@@ -137,10 +137,10 @@ func TestFCGIHello(t *testing.T) {
 			name = "unix"
 		}
 		t.Run(name, func(t *testing.T) {
-			fpm := startFPM(t, harness.PHPFPMOptions{Unix: unix, Children: 2})
+			fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Unix: unix, Children: 2})
 			tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
 			for i := 0; i < 20; i++ {
-				resp, body, err := do(t, tr, phpReq(nil, fpm, "GET", "/hello.php", nil, nil))
+				resp, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil))
 				if err != nil || resp.StatusCode != 200 || body != "Hello, world!" {
 					t.Fatalf("request %d: %v %v %q", i, err, resp, body)
 				}
@@ -148,16 +148,16 @@ func TestFCGIHello(t *testing.T) {
 			if st := tr.Stats()[0]; st.Open != 1 {
 				t.Fatalf("20 sequential requests used %d connections, want 1 kept alive", st.Open)
 			}
-			resp, body, err := do(t, tr, phpReq(nil, fpm, "GET", "/status.php", nil, nil))
+			resp, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/status.php", nil, nil))
 			if err != nil || resp.StatusCode != 404 || body != "missing" || resp.Header.Get("Status") != "" {
 				t.Fatalf("status.php: %v %v %q %v", err, resp.StatusCode, body, resp.Header)
 			}
-			resp, _, err = do(t, tr, phpReq(nil, fpm, "GET", "/redirect.php", nil, nil))
+			resp, _, err = fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/redirect.php", nil, nil))
 			if err != nil || resp.StatusCode != 302 || resp.Header.Get("Location") != "/elsewhere" {
 				t.Fatalf("redirect.php: %v %v", err, resp)
 			}
 			// php-fpm's own "Primary script unknown" answer.
-			resp, _, err = do(t, tr, phpReq(nil, fpm, "GET", "/nothere.php", nil, nil))
+			resp, _, err = fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/nothere.php", nil, nil))
 			if err != nil || resp.StatusCode != 404 {
 				t.Fatalf("missing script: %v %v", err, resp)
 			}
@@ -171,9 +171,9 @@ func TestFCGIHello(t *testing.T) {
 // The params PHP sees are exactly what nginx's fastcgi_params would give,
 // without the headers that must never reach PHP.
 func TestFCGIParamsSeenByPHP(t *testing.T) {
-	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1})
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
-	req := phpReq(nil, fpm, "POST", "http://shop.example:8443/server.php/extra/path?q=1&r=%20", strings.NewReader("a=b"), func(s *fcgi.Script) {
+	req := fcgiReq(nil, fpm, "POST", "http://shop.example:8443/server.php/extra/path?q=1&r=%20", strings.NewReader("a=b"), func(s *fcgi.Script) {
 		s.ScriptName = "/server.php"
 		s.PathInfo = "/extra/path"
 		s.HTTPS = true
@@ -187,7 +187,7 @@ func TestFCGIParamsSeenByPHP(t *testing.T) {
 	req.Header.Add("Cookie", "b=2")
 	req.Header.Add("X-Multi", "1")
 	req.Header.Add("X-Multi", "2")
-	_, body, err := do(t, tr, req)
+	_, body, err := fcgiDo(t, tr, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,9 +236,9 @@ func TestFCGIParamsSeenByPHP(t *testing.T) {
 }
 
 func TestFCGIHugeResponseHeader(t *testing.T) {
-	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1})
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
-	resp, body, err := do(t, tr, phpReq(nil, fpm, "GET", "/bigheader.php", nil, nil))
+	resp, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/bigheader.php", nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,9 +252,9 @@ func TestFCGIHugeResponseHeader(t *testing.T) {
 // output_buffering=4096, which holds 'a' in PHP itself (nginx would not
 // stream it either), so the pool turns it off.
 func TestFCGIFlushStreaming(t *testing.T) {
-	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1, AdminValues: map[string]string{"output_buffering": "0"}})
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1, AdminValues: map[string]string{"output_buffering": "0"}})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
-	srv := proxyServer(t, tr, fpm)
+	srv := fcgiProxy(t, tr, fpm)
 	start := time.Now()
 	resp, err := http.Get(srv.URL + "/flush.php")
 	if err != nil {
@@ -276,10 +276,10 @@ func TestFCGIFlushStreaming(t *testing.T) {
 
 // error_log($m, 4) arrives as FCGI_STDERR, in order, at the hook.
 func TestFCGIStderrToHook(t *testing.T) {
-	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1})
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
 	var msgs []string
-	req := phpReq(nil, fpm, "GET", "/stderr.php", nil, func(s *fcgi.Script) {
+	req := fcgiReq(nil, fpm, "GET", "/stderr.php", nil, func(s *fcgi.Script) {
 		s.OnStderr = func(m []byte) bool {
 			// php-fpm 8.2 sends one record per error_log() call; every
 			// message after the first of a request starts with "; ".
@@ -288,7 +288,7 @@ func TestFCGIStderrToHook(t *testing.T) {
 			return true
 		}
 	})
-	_, body, err := do(t, tr, req)
+	_, body, err := fcgiDo(t, tr, req)
 	if err != nil || body != "o1o2o3o4o5done" {
 		t.Fatalf("%v %q", err, body)
 	}
@@ -300,9 +300,9 @@ func TestFCGIStderrToHook(t *testing.T) {
 // A worker killed mid-response: reading the body fails (never a clean EOF),
 // and a client behind ReverseProxy sees an aborted response.
 func TestFCGIWorkerKilledMidResponse(t *testing.T) {
-	fpm := startFPM(t, harness.PHPFPMOptions{Children: 2, AdminValues: map[string]string{"output_buffering": "0"}})
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 2, AdminValues: map[string]string{"output_buffering": "0"}})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
-	resp, body, err := do(t, tr, phpReq(nil, fpm, "GET", "/die.php", nil, nil))
+	resp, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/die.php", nil, nil))
 	if err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("body read ended cleanly (%d bytes) although the worker died", len(body))
 	}
@@ -310,7 +310,7 @@ func TestFCGIWorkerKilledMidResponse(t *testing.T) {
 		t.Fatalf("status %d, %d bytes, err %v", resp.StatusCode, len(body), err)
 	}
 
-	srv := proxyServer(t, tr, fpm)
+	srv := fcgiProxy(t, tr, fpm)
 	cresp, err := http.Get(srv.URL + "/die.php")
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +321,7 @@ func TestFCGIWorkerKilledMidResponse(t *testing.T) {
 		t.Fatal("client got a clean response from a killed worker")
 	}
 	// And the pool recovers.
-	if _, body, err := do(t, tr, phpReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil || body != "Hello, world!" {
+	if _, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil || body != "Hello, world!" {
 		t.Fatalf("after the kill: %v %q", err, body)
 	}
 }
@@ -331,7 +331,7 @@ func TestFCGIWorkerKilledMidResponse(t *testing.T) {
 // never opens more connections than its cap.
 func TestFCGIMaxRequestsRecycling(t *testing.T) {
 	const maxConns = 2
-	fpm := startFPM(t, harness.PHPFPMOptions{Children: maxConns, MaxRequests: 3})
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: maxConns, MaxRequests: 3})
 	tr := newFCGI(t, fcgi.Options{MaxConnsPerBackend: maxConns}, fpm.Addr)
 	var peak atomic.Int64
 	stop := make(chan struct{})
@@ -357,7 +357,7 @@ func TestFCGIMaxRequestsRecycling(t *testing.T) {
 		if i%2 == 1 {
 			method, body = "POST", strings.NewReader("k=v")
 		}
-		_, got, err := do(t, tr, phpReq(nil, fpm, method, "/count.php", body, nil))
+		_, got, err := fcgiDo(t, tr, fcgiReq(nil, fpm, method, "/count.php", body, nil))
 		if err != nil {
 			t.Fatalf("sequential request %d: %v", i, err)
 		}
@@ -370,7 +370,7 @@ func TestFCGIMaxRequestsRecycling(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 10; i++ {
-				if _, _, err := do(t, tr, phpReq(nil, fpm, "POST", "/count.php", strings.NewReader("x=1"), nil)); err != nil {
+				if _, _, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "POST", "/count.php", strings.NewReader("x=1"), nil)); err != nil {
 					t.Errorf("concurrent request: %v", err)
 					failed.Add(1)
 				}
@@ -391,7 +391,7 @@ func TestFCGIMaxRequestsRecycling(t *testing.T) {
 // php-fpm restarted under load: nothing hangs, failures are few and only
 // around the restart, and service resumes.
 func TestFCGIRestartUnderLoad(t *testing.T) {
-	fpm := startFPM(t, harness.PHPFPMOptions{Children: 4})
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 4})
 	tr := newFCGI(t, fcgi.Options{MaxConnsPerBackend: 4, DialTimeout: time.Second, ReadTimeout: 5 * time.Second}, fpm.Addr)
 	var ok, failed atomic.Int64
 	stop := make(chan struct{})
@@ -407,7 +407,7 @@ func TestFCGIRestartUnderLoad(t *testing.T) {
 				default:
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_, body, err := do(t, tr, phpReq(ctx, fpm, "GET", "/hello.php", nil, nil))
+				_, body, err := fcgiDo(t, tr, fcgiReq(ctx, fpm, "GET", "/hello.php", nil, nil))
 				cancel()
 				if err == nil && body == "Hello, world!" {
 					ok.Add(1)
@@ -442,7 +442,7 @@ func TestFCGIRestartUnderLoad(t *testing.T) {
 		t.Fatalf("%d failures for %d successes", failed.Load(), ok.Load())
 	}
 	for i := 0; i < 10; i++ {
-		if _, _, err := do(t, tr, phpReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil {
+		if _, _, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil {
 			t.Fatalf("after restart, request %d: %v", i, err)
 		}
 	}
@@ -451,21 +451,21 @@ func TestFCGIRestartUnderLoad(t *testing.T) {
 	}
 }
 
-type chunked struct{ r io.Reader }
+type fcgiChunked struct{ r io.Reader }
 
-func (c chunked) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c fcgiChunked) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// A chunked upload reaches PHP whole with an exact CONTENT_LENGTH; over
+// A fcgiChunked upload reaches PHP whole with an exact CONTENT_LENGTH; over
 // MaxBody it is refused with 413 before PHP runs.
 func TestFCGIChunkedBody(t *testing.T) {
-	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1})
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	tr := newFCGI(t, fcgi.Options{MaxBody: 1 << 20, TempDir: t.TempDir()}, fpm.Addr)
 	for _, size := range []int{10, 200 << 10, 1 << 20} {
 		payload := bytes.Repeat([]byte("sessiongate!"), size/12+1)[:size]
-		req := phpReq(nil, fpm, "POST", "/body.php", chunked{bytes.NewReader(payload)}, nil)
+		req := fcgiReq(nil, fpm, "POST", "/body.php", fcgiChunked{bytes.NewReader(payload)}, nil)
 		req.ContentLength = -1
 		req.Header.Set("Content-Type", "application/octet-stream")
-		_, body, err := do(t, tr, req)
+		_, body, err := fcgiDo(t, tr, req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -482,15 +482,15 @@ func TestFCGIChunkedBody(t *testing.T) {
 			t.Fatalf("size %d: PHP saw %+v", size, got)
 		}
 	}
-	req := phpReq(nil, fpm, "POST", "/body.php", chunked{bytes.NewReader(make([]byte, 1<<20+1))}, nil)
+	req := fcgiReq(nil, fpm, "POST", "/body.php", fcgiChunked{bytes.NewReader(make([]byte, 1<<20+1))}, nil)
 	req.ContentLength = -1
 	if _, err := tr.RoundTrip(req); fcgi.StatusOf(err) != 413 {
 		t.Fatalf("over MaxBody: %v (status %d), want 413", err, fcgi.StatusOf(err))
 	}
-	// Through the proxy, a real chunked HTTP request.
-	srv := proxyServer(t, tr, fpm)
+	// Through the proxy, a real fcgiChunked HTTP request.
+	srv := fcgiProxy(t, tr, fpm)
 	payload := strings.Repeat("z", 100<<10)
-	hreq, _ := http.NewRequest("POST", srv.URL+"/body.php", chunked{strings.NewReader(payload)})
+	hreq, _ := http.NewRequest("POST", srv.URL+"/body.php", fcgiChunked{strings.NewReader(payload)})
 	hresp, err := http.DefaultClient.Do(hreq)
 	if err != nil {
 		t.Fatal(err)
@@ -498,20 +498,20 @@ func TestFCGIChunkedBody(t *testing.T) {
 	b, _ := io.ReadAll(hresp.Body)
 	hresp.Body.Close()
 	if !strings.Contains(string(b), fmt.Sprintf(`"len":%d`, len(payload))) {
-		t.Fatalf("chunked through the proxy: %s", b)
+		t.Fatalf("fcgiChunked through the proxy: %s", b)
 	}
 }
 
 func TestFCGIBackendDown(t *testing.T) {
-	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1})
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
-	if _, _, err := do(t, tr, phpReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil {
+	if _, _, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil {
 		t.Fatal(err)
 	}
 	fpm.Stop()
 	for i := 0; i < 3; i++ {
 		start := time.Now()
-		_, _, err := do(t, tr, phpReq(nil, fpm, "GET", "/hello.php", nil, nil))
+		_, _, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil))
 		if fcgi.StatusOf(err) != 502 || time.Since(start) > time.Second {
 			t.Fatalf("php-fpm down: %v (status %d) after %v, want a quick 502", err, fcgi.StatusOf(err), time.Since(start))
 		}
@@ -521,16 +521,16 @@ func TestFCGIBackendDown(t *testing.T) {
 		t.Fatal("Ping succeeded with php-fpm down")
 	}
 	fpm.Start()
-	if _, body, err := do(t, tr, phpReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil || body != "Hello, world!" {
+	if _, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil || body != "Hello, world!" {
 		t.Fatalf("after start: %v %q", err, body)
 	}
 }
 
 func TestFCGISlowScriptTimesOut(t *testing.T) {
-	fpm := startFPM(t, harness.PHPFPMOptions{Children: 1})
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	tr := newFCGI(t, fcgi.Options{ReadTimeout: 500 * time.Millisecond}, fpm.Addr)
 	start := time.Now()
-	_, _, err := do(t, tr, phpReq(nil, fpm, "GET", "/slow.php", nil, nil))
+	_, _, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/slow.php", nil, nil))
 	if fcgi.StatusOf(err) != 504 || time.Since(start) > 2*time.Second {
 		t.Fatalf("slow script: %v (status %d) after %v, want 504", err, fcgi.StatusOf(err), time.Since(start))
 	}
