@@ -1,0 +1,140 @@
+package integration
+
+import (
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+)
+
+// TestRouting checks, against real php-fpm, which file runs for each kind
+// of path and with which CGI params: static vs PHP vs front controller vs
+// 404, PATH_INFO, directory index and redirect.
+func TestRouting(t *testing.T) {
+	g := startGW(t, nil)
+	file := func(name string) string { return filepath.Join(g.Root, name) }
+
+	type want struct {
+		file, scriptName, pathInfo, requestURI, query, documentURI string
+	}
+	php := []struct {
+		target string
+		want   want
+	}{
+		{"/info.php", want{file("info.php"), "/info.php", "", "/info.php", "", "/info.php"}},
+		{"/info.php?a=1&b=2", want{file("info.php"), "/info.php", "", "/info.php?a=1&b=2", "a=1&b=2", "/info.php"}},
+		{"/info.php/extra/x?q=1", want{file("info.php"), "/info.php", "/extra/x", "/info.php/extra/x?q=1", "q=1", "/info.php/extra/x"}},
+		{"/sub/app.php/a%20b", want{file("sub/app.php"), "/sub/app.php", "/a b", "/sub/app.php/a%20b", "", "/sub/app.php/a b"}},
+		{"/blog/2024/post?id=5&x=%2F", want{file("index.php"), "/index.php", "", "/blog/2024/post?id=5&x=%2F", "id=5&x=%2F", "/index.php"}},
+		{"/", want{file("index.php"), "/index.php", "", "/", "", "/index.php"}},
+		{"/dir/", want{file("dir/index.php"), "/dir/index.php", "", "/dir/", "", "/dir/index.php"}},
+		{"/missing.html", want{file("index.php"), "/index.php", "", "/missing.html", "", "/index.php"}},
+		{"/info.php?a=1;b=2", want{file("info.php"), "/info.php", "", "/info.php?a=1;b=2", "a=1;b=2", "/info.php"}},
+	}
+	for _, tc := range php {
+		res, body := g.get(t, tc.target)
+		if res.StatusCode != 200 {
+			t.Errorf("%s: status %d: %s", tc.target, res.StatusCode, body)
+			continue
+		}
+		d := phpDump(t, tc.target, body)
+		got := want{d["_file"], d["SCRIPT_NAME"], d["PATH_INFO"], d["REQUEST_URI"], d["QUERY_STRING"], d["DOCUMENT_URI"]}
+		if got != tc.want {
+			t.Errorf("%s:\n got %+v\nwant %+v", tc.target, got, tc.want)
+		}
+		if d["SCRIPT_FILENAME"] != tc.want.file {
+			t.Errorf("%s: SCRIPT_FILENAME %q", tc.target, d["SCRIPT_FILENAME"])
+		}
+		if tc.want.pathInfo != "" && d["PATH_TRANSLATED"] != g.Root+tc.want.pathInfo {
+			t.Errorf("%s: PATH_TRANSLATED %q", tc.target, d["PATH_TRANSLATED"])
+		}
+	}
+
+	// Static and the rest.
+	for _, tc := range []struct {
+		target   string
+		status   int
+		body     string
+		location string
+	}{
+		{"/style.css", 200, gwFiles["style.css"], ""},
+		{"/docs/", 200, "<h1>docs</h1>", ""},
+		{"/dir", 301, "", "/dir/"},
+		{"/dir?x=1", 301, "", "/dir/?x=1"},
+		{"/missing.php", 404, "", ""},
+		{"/sub/missing.php/extra", 404, "", ""},
+	} {
+		res, body := g.get(t, tc.target)
+		if res.StatusCode != tc.status || (tc.body != "" && body != tc.body) || res.Header.Get("Location") != tc.location {
+			t.Errorf("%s: %d %q Location %q; want %d %q %q", tc.target, res.StatusCode, body, res.Header.Get("Location"), tc.status, tc.body, tc.location)
+		}
+	}
+}
+
+func TestRoutingIndexOff(t *testing.T) {
+	g := startGW(t, func(c *config.Config) { c.Index = config.IndexOff })
+	for target, status := range map[string]int{"/blog/post": 404, "/missing.html": 404, "/info.php": 200, "/style.css": 200} {
+		if res, body := g.get(t, target); res.StatusCode != status {
+			t.Errorf("INDEX=off %s: %d %s, want %d", target, res.StatusCode, body, status)
+		}
+	}
+}
+
+// TestStaticServing: Range, validators and types come from the gateway,
+// and a static file never reaches PHP whatever it contains.
+func TestStaticServing(t *testing.T) {
+	g := startGW(t, nil)
+
+	res, body := g.get(t, "/notes.txt")
+	if res.StatusCode != 200 || body != gwFiles["notes.txt"] || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") {
+		t.Errorf("/notes.txt: %d %q %q (a .txt holding PHP code must come back verbatim)", res.StatusCode, body, res.Header.Get("Content-Type"))
+	}
+	res, body = g.get(t, "/uploads/x.jpg")
+	if body != gwFiles["uploads/x.jpg"] || res.Header.Get("Content-Type") != "image/jpeg" {
+		t.Errorf("/uploads/x.jpg: %q %q", body, res.Header.Get("Content-Type"))
+	}
+
+	res, _ = g.get(t, "/style.css")
+	etag, lm := res.Header.Get("ETag"), res.Header.Get("Last-Modified")
+	if etag == "" || lm == "" || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/css") {
+		t.Fatalf("/style.css headers: %v", res.Header)
+	}
+	if res, body := g.get(t, "/style.css", "If-None-Match", etag); res.StatusCode != 304 || body != "" {
+		t.Errorf("If-None-Match: %d %q", res.StatusCode, body)
+	}
+	if res, _ := g.get(t, "/style.css", "If-Modified-Since", lm); res.StatusCode != 304 {
+		t.Errorf("If-Modified-Since: %d", res.StatusCode)
+	}
+	if res, _ := g.get(t, "/style.css", "If-None-Match", `W/"other"`); res.StatusCode != 200 {
+		t.Errorf("stale ETag: %d", res.StatusCode)
+	}
+
+	res, body = g.get(t, "/big.bin", "Range", "bytes=1048560-")
+	if res.StatusCode != 206 || body != "0123456789abcdef" || res.Header.Get("Content-Range") != "bytes 1048560-1048575/1048576" {
+		t.Errorf("Range: %d %q %q", res.StatusCode, body, res.Header.Get("Content-Range"))
+	}
+	res, body = g.get(t, "/big.bin")
+	if res.StatusCode != 200 || len(body) != 1<<20 || res.Header.Get("Accept-Ranges") != "bytes" {
+		t.Errorf("big.bin: %d len %d", res.StatusCode, len(body))
+	}
+
+	req, _ := http.NewRequest("POST", g.URL+"/style.css", strings.NewReader("x"))
+	r2, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != 405 {
+		t.Errorf("POST to a static file: %d", r2.StatusCode)
+	}
+
+	// None of this reached PHP: the only upstream in the log is "static".
+	for _, line := range strings.Split(strings.TrimSpace(g.Logs.String()), "\n") {
+		if strings.Contains(line, `"upstream":"php"`) {
+			t.Errorf("static request went to PHP: %s", line)
+		}
+	}
+}

@@ -1,0 +1,220 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCVE_2019_11043_PathInfoNewline: the php-fpm underflow was reached
+// through a newline (%0a) in the path that broke nginx's
+// fastcgi_split_path_info regex and left PATH_INFO empty; the public exploit
+// then wrote PHP_VALUE settings into the worker. Any control character in
+// the path is refused before PHP, and no setting leaks into later requests.
+func TestCVE_2019_11043_PathInfoNewline(t *testing.T) {
+	g := startGW(t, nil)
+	q := strings.Repeat("Q", 1500)
+	for _, target := range []string{
+		"/index.php/PHP_VALUE%0Asession.auto_start=1;;;?" + q,
+		"/info.php/PHP%0Ais_the_shortest_and_the_greatest?" + q,
+		"/info.php%0a",
+		"/info.php/%0a",
+		"/%0aindex.php",
+		"/index.php%0d%0aX: y",
+		"/info.php/a%00b",
+		"/style.css%00.php",
+	} {
+		res, body := g.get(t, target)
+		if res.StatusCode != 400 {
+			t.Errorf("%s: %d, want 400", target[:min(len(target), 60)], res.StatusCode)
+		}
+		if strings.Contains(body, "_file") {
+			t.Errorf("%s reached PHP: %s", target[:min(len(target), 60)], body)
+		}
+	}
+	// Every worker still has the pool's settings.
+	for range 8 {
+		_, body := g.get(t, "/info.php")
+		if d := phpDump(t, "/info.php", body); d["_auto_start"] != "0" && d["_auto_start"] != "" {
+			t.Fatalf("session.auto_start leaked into a worker: %q", d["_auto_start"])
+		}
+	}
+}
+
+// TestHttpoxy_CVE_2016_5385: a client "Proxy:" header must not become
+// HTTP_PROXY, which CGI programs and libraries read as their outgoing proxy.
+func TestHttpoxy_CVE_2016_5385(t *testing.T) {
+	g := startGW(t, nil)
+	for _, name := range []string{"Proxy", "proxy", "PROXY"} {
+		_, body := g.get(t, "/info.php", name, "http://attacker.example:8080")
+		d := phpDump(t, "/info.php", body)
+		if v, ok := d["HTTP_PROXY"]; ok {
+			t.Errorf("%s header reached PHP as HTTP_PROXY=%q", name, v)
+		}
+	}
+	// Other headers still pass.
+	_, body := g.get(t, "/info.php", "X-Custom", "kept")
+	if d := phpDump(t, "/info.php", body); d["HTTP_X_CUSTOM"] != "kept" {
+		t.Errorf("X-Custom not forwarded: %v", d)
+	}
+}
+
+// TestHeaderAliasing: "X_Session" and "X-Session" both map to
+// HTTP_X_SESSION in CGI. A header with an underscore is dropped, so a client
+// cannot shadow or inject a header that a proxy in front (or the gateway
+// itself, for session data) sets with dashes.
+func TestHeaderAliasing(t *testing.T) {
+	g := startGW(t, nil)
+	_, body := g.get(t, "/info.php", "X_Session", "forged", "X-Session", "genuine")
+	if d := phpDump(t, "/info.php", body); d["HTTP_X_SESSION"] != "genuine" {
+		t.Errorf("HTTP_X_SESSION = %q, want the dash header's value", d["HTTP_X_SESSION"])
+	}
+	_, body = g.get(t, "/info.php", "X-Session", "genuine", "X_Session", "forged")
+	if d := phpDump(t, "/info.php", body); d["HTTP_X_SESSION"] != "genuine" {
+		t.Errorf("order reversed: HTTP_X_SESSION = %q", d["HTTP_X_SESSION"])
+	}
+	_, body = g.get(t, "/info.php", "X_Session", "forged")
+	d := phpDump(t, "/info.php", body)
+	for k, v := range d {
+		if strings.Contains(v, "forged") {
+			t.Errorf("underscore header reached PHP as %s=%q", k, v)
+		}
+	}
+}
+
+// TestPathTraversal: neither "..", in any encoding, nor a symlink leads
+// outside the root; sent raw so no client cleans the path first.
+func TestPathTraversal(t *testing.T) {
+	g := startGW(t, nil)
+	for _, target := range []string{
+		"/../outside/secret.txt",
+		"/docs/../../outside/secret.txt",
+		"/%2e%2e/outside/secret.txt",
+		"/%2E%2E/outside/secret.txt",
+		"/docs/..%2f..%2foutside/secret.txt",
+		"/docs/%2e%2e%2f%2e%2e%2foutside%2fsecret.txt",
+		"/..%5c..%5coutside/secret.txt",
+		"/out-file.txt",
+		"/out-dir/secret.txt",
+		"/out-dir/",
+		"/out-evil.php",
+		"/out-evil.php/x",
+	} {
+		resp, _ := raw(t, g.Addr, "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		code := statusOf(resp)
+		if code != 400 && code != 404 {
+			t.Errorf("%s: status %d, want 400 or 404", target, code)
+		}
+		if strings.Contains(resp, "TOPSECRET") || strings.Contains(resp, "EXECUTED") {
+			t.Errorf("%s escaped the root:\n%s", target, resp)
+		}
+	}
+}
+
+// TestUploadsJpgPhp: the classic "cgi.fix_pathinfo" hole. A request for
+// /uploads/x.jpg/x.php must never make php-fpm run x.jpg.
+func TestUploadsJpgPhp(t *testing.T) {
+	g := startGW(t, nil)
+	for _, target := range []string{"/uploads/x.jpg/x.php", "/uploads/x.jpg/.php", "/uploads/x.jpg/x.php/more", "/uploads/x.jpg%00.php", "/uploads/x.jpg%20.php"} {
+		res, body := g.get(t, target)
+		if res.StatusCode != 404 && res.StatusCode != 400 {
+			t.Errorf("%s: %d %q", target, res.StatusCode, body)
+		}
+		if strings.Contains(body, "EXECUTED") {
+			t.Errorf("%s executed the upload", target)
+		}
+	}
+}
+
+// TestDotfiles: .env, .git/ and .htaccess are never served; /.well-known/
+// (ACME challenges) is.
+func TestDotfiles(t *testing.T) {
+	g := startGW(t, nil)
+	for _, target := range []string{"/.env", "/.git/config", "/.git/", "/.git", "/sub/.htaccess", "/%2eenv", "/.well-known/../.env", "/sub/app.php/../../.env"} {
+		res, body := g.get(t, target)
+		if res.StatusCode != 404 && res.StatusCode != 400 {
+			t.Errorf("%s: %d", target, res.StatusCode)
+		}
+		if strings.Contains(body, "TOPSECRET") {
+			t.Errorf("%s served a dotfile", target)
+		}
+	}
+	if res, body := g.get(t, "/.well-known/acme-challenge/t1"); res.StatusCode != 200 || body != "acme-token" {
+		t.Errorf("ACME challenge: %d %q", res.StatusCode, body)
+	}
+}
+
+// TestRequestSmuggling_CLTE: a request with both Content-Length and
+// Transfer-Encoding: chunked. net/http frames it by the chunked encoding; a
+// proxy in front that trusted Content-Length would see a different
+// boundary, so the bytes after the chunked body could be a smuggled request.
+// The gateway answers the first request and closes the connection: the
+// smuggled one never runs.
+func TestRequestSmuggling_CLTE(t *testing.T) {
+	g := startGW(t, nil)
+	marker := filepath.Join(g.Root, "smuggled.ran")
+	smuggled := "GET /smuggled.php HTTP/1.1\r\nHost: x\r\n\r\n"
+
+	for _, tc := range []struct{ name, req string }{
+		{"CL.TE", "POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
+		{"TE.CL", "POST /echo.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n3\r\nabc\r\n0\r\n\r\n" + smuggled},
+		{"chunked only", "POST /echo.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" + smuggled},
+	} {
+		os.Remove(marker)
+		resp, closed := raw(t, g.Addr, tc.req)
+		if n := strings.Count(resp, "HTTP/1.1 "); n != 1 {
+			t.Errorf("%s: %d responses on the connection, want 1:\n%s", tc.name, n, resp)
+		}
+		if !closed {
+			t.Errorf("%s: connection left open after a chunked request", tc.name)
+		}
+		if strings.Contains(resp, "SMUGGLED") {
+			t.Errorf("%s: smuggled request answered", tc.name)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Errorf("%s: smuggled request ran in PHP", tc.name)
+		}
+	}
+
+	// Framing net/http refuses outright.
+	for _, tc := range []struct{ name, req string }{
+		{"two different Content-Length", "POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc" + smuggled},
+		{"chunked, identity", "POST /echo.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"},
+		{"two Transfer-Encoding", "POST /echo.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+	} {
+		resp, _ := raw(t, g.Addr, tc.req)
+		if code := statusOf(resp); code != 400 && code != 501 {
+			t.Errorf("%s: status %d, want 400 or 501:\n%s", tc.name, code, resp)
+		}
+		if strings.Contains(resp, "len=") || strings.Contains(resp, "SMUGGLED") {
+			t.Errorf("%s reached PHP:\n%s", tc.name, resp)
+		}
+	}
+
+	// A plain keep-alive request still keeps its connection (the close is
+	// for chunked bodies only).
+	resp, closed := raw(t, g.Addr, "POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /echo.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if n := strings.Count(resp, "HTTP/1.1 200"); n != 2 || !closed || !strings.Contains(resp, "len=3") {
+		t.Errorf("pipelined keep-alive requests: %d responses:\n%s", n, resp)
+	}
+}
+
+// TestBodyLimit: Content-Length over SESSIONGATE_MAX_BODY is refused with
+// 413 before PHP runs; a chunked body over it too.
+func TestBodyLimit(t *testing.T) {
+	g := startGW(t, nil) // default 1m
+	big := strings.Repeat("x", 1<<20+1)
+	resp, _ := raw(t, g.Addr, "POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\nConnection: close\r\n\r\n")
+	if statusOf(resp) != 413 {
+		t.Errorf("Content-Length over the limit: %q", resp[:min(len(resp), 80)])
+	}
+	resp, _ = raw(t, g.Addr, "POST /echo.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n100001\r\n"+big+"\r\n0\r\n\r\n")
+	if statusOf(resp) != 413 {
+		t.Errorf("chunked body over the limit: %q", resp[:min(len(resp), 80)])
+	}
+	resp, _ = raw(t, g.Addr, "POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\nConnection: close\r\n\r\n"+big[:1<<20])
+	if statusOf(resp) != 200 || !strings.Contains(resp, "len=1048576") {
+		t.Errorf("body at the limit: %q", resp[:min(len(resp), 200)])
+	}
+}

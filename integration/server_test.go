@@ -1,0 +1,487 @@
+package integration
+
+// Gateway-level tests against a real php-fpm: the helpers shared by
+// routing_test.go and security_test.go, and the server hygiene tests that
+// run the real `gateway` binary.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/server"
+)
+
+// dumpPHP answers with $_SERVER as JSON plus the file that ran, so routing
+// tests see exactly which script php-fpm executed and with which params.
+const dumpPHP = `<?php
+header('Content-Type: application/json');
+$o = ['_file' => __FILE__];
+foreach ($_SERVER as $k => $v) { if (is_string($v)) { $o[$k] = $v; } }
+$o['_auto_start'] = ini_get('session.auto_start');
+echo json_encode($o);
+`
+
+// gwFiles is the test site. "../outside" is a sibling of the root that
+// symlinks point into; nothing there may ever be served.
+var gwFiles = map[string]string{
+	"index.php":                     dumpPHP,
+	"info.php":                      dumpPHP,
+	"dir/index.php":                 dumpPHP,
+	"sub/app.php":                   dumpPHP,
+	"docs/index.html":               "<h1>docs</h1>",
+	"style.css":                     "body { color: red; }\n",
+	"notes.txt":                     "<?php echo 'EXECUTED'; ?>",
+	"uploads/x.jpg":                 "<?php echo 'EXECUTED'; ?>",
+	"echo.php":                      `<?php echo 'len=' . strlen(file_get_contents('php://input'));`,
+	"smuggled.php":                  `<?php touch(__DIR__ . '/smuggled.ran'); echo 'SMUGGLED';`,
+	"slow.php":                      `<?php touch(__DIR__ . '/slow.started'); sleep(2); echo 'slow done';`,
+	".env":                          "DB_PASSWORD=TOPSECRET",
+	".git/config":                   "[remote] url = TOPSECRET",
+	"sub/.htaccess":                 "TOPSECRET",
+	".well-known/acme-challenge/t1": "acme-token",
+	"../outside/secret.txt":         "TOPSECRET",
+	"../outside/evil.php":           `<?php echo 'EXECUTED';`,
+}
+
+// gwSite writes gwFiles (plus a large file and escaping symlinks) and
+// returns the root.
+func gwSite(t *testing.T) string {
+	t.Helper()
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	for name, body := range gwFiles {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	if err := os.WriteFile(filepath.Join(root, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{
+		"out-dir":      filepath.Join(base, "outside"),
+		"out-file.txt": "../outside/secret.txt",
+		"out-evil.php": filepath.Join(base, "outside", "evil.php"),
+	} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// gw is a gateway running in-process (server.Handler on httptest) in front
+// of a real php-fpm.
+type gw struct {
+	URL  string
+	Addr string
+	Root string
+	FPM  *harness.PHPFPM
+	Logs *syncBuffer
+}
+
+// startGW starts php-fpm on a fresh site and an in-process gateway in front
+// of it. mod adjusts the configuration loaded from the environment.
+func startGW(t *testing.T, mod func(*config.Config)) *gw {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2")
+	root := gwSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
+	return startGWOn(t, fpm, root, mod)
+}
+
+func startGWOn(t *testing.T, fpm *harness.PHPFPM, root string, mod func(*config.Config)) *gw {
+	t.Helper()
+	cfg, err := config.Load([]string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root, "SESSIONGATE_PHP_TIMEOUT=10s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mod != nil {
+		mod(cfg)
+	}
+	logs := &syncBuffer{}
+	s, err := server.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(s.Handler())
+	ts.Config.ReadHeaderTimeout = 5 * time.Second
+	ts.Start()
+	t.Cleanup(func() {
+		ts.Close()
+		s.Close()
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", logs.String())
+		}
+	})
+	return &gw{URL: ts.URL, Addr: ts.Listener.Addr().String(), Root: root, FPM: fpm, Logs: logs}
+}
+
+// get sends a GET with an exact request target (no client-side cleaning).
+func (g *gw) get(t *testing.T, target string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", g.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.URL.Opaque = target // sent verbatim as the request target
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header[hdr[i]] = append(req.Header[hdr[i]], hdr[i+1]) // not canonicalized
+	}
+	client := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", target, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("GET %s: body: %v", target, err)
+	}
+	return res, string(b)
+}
+
+// php decodes a dumpPHP answer.
+func phpDump(t *testing.T, target, body string) map[string]string {
+	t.Helper()
+	var m map[string]string
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		t.Fatalf("%s: not a PHP dump: %v: %q", target, err, body)
+	}
+	return m
+}
+
+// raw sends bytes on a fresh connection and returns everything the server
+// sends until it closes the connection (or 5 s pass).
+func raw(t *testing.T, addr, request string) (string, bool) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(c)
+	var ne net.Error
+	timedOut := errors.As(err, &ne) && ne.Timeout()
+	return string(b), !timedOut
+}
+
+// statusOf returns the status code of the first response in raw bytes.
+func statusOf(resp string) int {
+	var code int
+	fmt.Sscanf(resp, "HTTP/1.1 %d", &code)
+	return code
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// ---- the real binary ----
+
+// buildGateway compiles cmd/gateway into dir.
+func buildGateway(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "gateway")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/sessiongate/sessiongate/cmd/gateway")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type gwProc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error
+	URL    string
+	Admin  string
+}
+
+// startBinary runs the gateway binary with env and waits for /healthz.
+func startBinary(t *testing.T, bin string, env []string) *gwProc {
+	t.Helper()
+	port, admin := harness.FreePort(t), harness.FreePort(t)
+	p := &gwProc{stderr: &syncBuffer{}, done: make(chan struct{}),
+		URL: fmt.Sprintf("http://127.0.0.1:%d", port), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
+	p.cmd = exec.Command(bin)
+	p.cmd.Env = append([]string{
+		fmt.Sprintf("SESSIONGATE_LISTEN=127.0.0.1:%d", port),
+		fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
+		"PATH=" + os.Getenv("PATH"),
+	}, env...)
+	p.cmd.Stderr = p.stderr
+	p.cmd.Stdout = p.stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("gateway output:\n%s", p.stderr.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(p.Admin + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("gateway exited at start: %v\n%s", p.err, p.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway not healthy after 10s:\n%s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wait returns the exit code, failing the test after d.
+func (p *gwProc) wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		t.Fatalf("gateway still running after %v", d)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatalf("wait: %v", p.err)
+	}
+	return 0
+}
+
+func TestGatewayBinary(t *testing.T) {
+	harness.Require(t, "php-fpm8.2")
+	bin := buildGateway(t)
+	root := gwSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
+	env := []string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root}
+
+	t.Run("Help", func(t *testing.T) {
+		for _, arg := range []string{"-h", "--help", "help"} {
+			out, err := exec.Command(bin, arg).CombinedOutput()
+			if err != nil {
+				t.Fatalf("gateway %s: %v", arg, err)
+			}
+			for _, v := range config.Variables() {
+				if !strings.Contains(string(out), v.Name) {
+					t.Errorf("gateway %s does not list %s", arg, v.Name)
+				}
+			}
+			if !strings.Contains(string(out), `SESSIONGATE_MAX_BODY  (default "1m")`) {
+				t.Errorf("gateway %s lacks defaults:\n%s", arg, out)
+			}
+		}
+	})
+
+	t.Run("BadEnvExits2", func(t *testing.T) {
+		cmd := exec.Command(bin)
+		cmd.Env = []string{"SESSIONGATE_PHP_FPM=localhost", "SESSIONGATE_MAX_BODY=lots", "SESSIONGATE_LOG_FORMAT=xml", "SESSIONGATE_READ_HEADER_TIMEOUT=0"}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Fatalf("exit = %v, want status 2; stderr:\n%s", err, stderr.String())
+		}
+		msg := stderr.String()
+		for _, v := range []string{"SESSIONGATE_PHP_FPM", "SESSIONGATE_DOCUMENT_ROOT", "SESSIONGATE_MAX_BODY", "SESSIONGATE_LOG_FORMAT", "SESSIONGATE_READ_HEADER_TIMEOUT"} {
+			if !strings.Contains(msg, v) {
+				t.Errorf("message does not name %s:\n%s", v, msg)
+			}
+		}
+		if n := strings.Count(msg, "invalid configuration"); n != 1 {
+			t.Errorf("want one message, got %d:\n%s", n, msg)
+		}
+	})
+
+	t.Run("HealthAndReadiness", func(t *testing.T) {
+		p := startBinary(t, bin, env)
+		code := func(path string) (int, string) {
+			res, err := http.Get(p.Admin + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			return res.StatusCode, string(b)
+		}
+		if c, b := code("/readyz"); c != 200 {
+			t.Fatalf("readyz with php-fpm up: %d %s", c, b)
+		}
+		fpm.Stop()
+		if c, b := code("/readyz"); c != 503 || !strings.Contains(b, "php-fpm") {
+			t.Errorf("readyz with php-fpm stopped: %d %q", c, b)
+		}
+		if c, _ := code("/healthz"); c != 200 {
+			t.Errorf("healthz with php-fpm stopped: %d", c)
+		}
+		res, err := http.Get(p.URL + "/info.php")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 502 {
+			t.Errorf("PHP request with php-fpm stopped: %d, want 502", res.StatusCode)
+		}
+		fpm.Start()
+		if c, b := code("/readyz"); c != 200 {
+			t.Errorf("readyz after php-fpm restart: %d %s", c, b)
+		}
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		if c := p.wait(t, 10*time.Second); c != 0 {
+			t.Errorf("exit %d after SIGTERM", c)
+		}
+	})
+
+	t.Run("AccessLogJSON", func(t *testing.T) {
+		p := startBinary(t, bin, env)
+		for _, path := range []string{"/info.php", "/style.css"} {
+			res, err := http.Get(p.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.wait(t, 10*time.Second)
+		seen := map[string]map[string]any{}
+		sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
+		for sc.Scan() {
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Errorf("log line is not JSON: %q: %v", sc.Text(), err)
+				continue
+			}
+			if m["msg"] == "request" {
+				seen[m["path"].(string)] = m
+			}
+		}
+		for path, upstream := range map[string]string{"/info.php": "php", "/style.css": "static"} {
+			m := seen[path]
+			if m == nil {
+				t.Errorf("no access log line for %s", path)
+				continue
+			}
+			for _, f := range []string{"time", "level", "method", "path", "status", "bytes", "duration_ms", "upstream", "remote"} {
+				if _, ok := m[f]; !ok {
+					t.Errorf("%s: access log lacks %q: %v", path, f, m)
+				}
+			}
+			if m["upstream"] != upstream || m["status"] != float64(200) || m["method"] != "GET" || !strings.HasPrefix(m["remote"].(string), "127.0.0.1:") || m["bytes"].(float64) <= 0 {
+				t.Errorf("%s: %v", path, m)
+			}
+		}
+		if !strings.Contains(p.stderr.String(), `"SESSIONGATE_PHP_FPM":"`+fpm.Addr+`"`) {
+			t.Errorf("start line lacks the effective config:\n%s", p.stderr.String())
+		}
+	})
+
+	t.Run("SIGTERMDrainsInFlight", func(t *testing.T) {
+		os.Remove(filepath.Join(root, "slow.started"))
+		p := startBinary(t, bin, append(env, "SESSIONGATE_SHUTDOWN_TIMEOUT=20s"))
+		type result struct {
+			code int
+			body string
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			res, err := http.Get(p.URL + "/slow.php")
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			done <- result{res.StatusCode, string(b), err}
+		}()
+		// Signal only once PHP is running the request.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(root, "slow.started")); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("slow.php never started")
+			}
+		}
+		start := time.Now()
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		// New connections are refused while draining.
+		time.Sleep(200 * time.Millisecond)
+		if res, err := http.Get(p.URL + "/style.css"); err == nil {
+			res.Body.Close()
+			t.Errorf("new request accepted after SIGTERM: %d", res.StatusCode)
+		}
+		r := <-done
+		if r.err != nil || r.code != 200 || r.body != "slow done" {
+			t.Errorf("in-flight request: %d %q %v", r.code, r.body, r.err)
+		}
+		if c := p.wait(t, 15*time.Second); c != 0 {
+			t.Errorf("exit %d after draining, want 0", c)
+		}
+		if time.Since(start) > 15*time.Second {
+			t.Errorf("shutdown took %v", time.Since(start))
+		}
+	})
+}
