@@ -41,11 +41,13 @@ type Script struct {
 	// PHP_VALUE). Names here win over nothing: the transport never lets an
 	// Extra param replace a standard one.
 	Extra []Param
-	// OnStderr, when set, receives every FCGI_STDERR message php-fpm sends for
+	// OnStderr, when set, receives every FCGI_STDERR record php-fpm sends for
 	// this request, in order with stdout, as soon as it arrives. It may be
-	// called from the goroutine reading the response body. The transport does
-	// not log stderr passed to a hook that returns true ("consumed").
-	OnStderr func(msg []byte) (consumed bool)
+	// called from the goroutine reading the response body. It returns the
+	// part that is still worth logging (nil: nothing); a hook that frames
+	// its own messages can keep a frame split across records and log the
+	// text around it.
+	OnStderr func(msg []byte) (logRest []byte)
 }
 
 type scriptKey struct{}

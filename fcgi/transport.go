@@ -687,8 +687,10 @@ func (r *responseReader) stderr(msg []byte) {
 	if len(msg) == 0 {
 		return
 	}
-	if h := r.script.OnStderr; h != nil && h(msg) {
-		return
+	if h := r.script.OnStderr; h != nil {
+		if msg = h(msg); len(msg) == 0 {
+			return
+		}
 	}
 	budget := r.t.o.StderrLogLimit - r.logged
 	if budget <= 0 {

@@ -134,7 +134,7 @@ func TestRecordsPaddingAndSplitReads(t *testing.T) {
 	var mu sync.Mutex
 	var msgs []string
 	s := *testScript
-	s.OnStderr = func(m []byte) bool { mu.Lock(); msgs = append(msgs, string(m)); mu.Unlock(); return true }
+	s.OnStderr = func(m []byte) []byte { mu.Lock(); msgs = append(msgs, string(m)); mu.Unlock(); return nil }
 	for i := 0; i < 3; i++ {
 		msgs = nil
 		resp, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, &s))
@@ -758,7 +758,7 @@ func TestStderrLogging(t *testing.T) {
 
 	// A hook that consumes keeps the log quiet.
 	var got []string
-	s.OnStderr = func(m []byte) bool { got = append(got, string(m)); return true }
+	s.OnStderr = func(m []byte) []byte { got = append(got, string(m)); return nil }
 	before := len(lb.String())
 	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, &s)); err != nil {
 		t.Fatal(err)

@@ -280,12 +280,12 @@ func TestFCGIStderrToHook(t *testing.T) {
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
 	var msgs []string
 	req := fcgiReq(nil, fpm, "GET", "/stderr.php", nil, func(s *fcgi.Script) {
-		s.OnStderr = func(m []byte) bool {
+		s.OnStderr = func(m []byte) []byte {
 			// php-fpm 8.2 sends one record per error_log() call; every
 			// message after the first of a request starts with "; ".
 			line := strings.TrimPrefix(string(m), "; ")
 			msgs = append(msgs, strings.TrimPrefix(line, "PHP message: "))
-			return true
+			return nil
 		}
 	})
 	_, body, err := fcgiDo(t, tr, req)
