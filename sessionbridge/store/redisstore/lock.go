@@ -83,7 +83,22 @@ func (s *Store) Lock(ctx context.Context, id string, leaseTTL time.Duration) (st
 	return s.waitLocal(ctx, id, keys, q, w)
 }
 
+// ctxEnded reports whether ctx is over, including the instant its deadline
+// passed but Done is not closed yet: with ContextTimeoutEnabled a network
+// deadline taken from ctx can fire first, and that is the caller's timeout,
+// not Redis failing.
+func ctxEnded(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
 func lockTimeout(ctx context.Context) error {
+	if ctx.Err() == nil {
+		return fmt.Errorf("%w: %w", store.ErrLockTimeout, context.DeadlineExceeded)
+	}
 	return fmt.Errorf("%w: %w", store.ErrLockTimeout, context.Cause(ctx))
 }
 
@@ -215,7 +230,7 @@ func (s *Store) promoteLocked(id string, q *queue, gen uint64) {
 func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue, gen uint64, leaseTTL time.Duration) (store.Lease, store.Record, error) {
 	if err := s.subscribe(ctx); err != nil {
 		s.headDone(id, q, gen)
-		if ctx.Err() != nil {
+		if ctxEnded(ctx) {
 			return nil, store.Record{}, lockTimeout(ctx)
 		}
 		return nil, store.Record{}, err
@@ -238,7 +253,7 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 			// the lock if this token holds it.
 			s.releaseToken(id, keys, token)
 			s.headDone(id, q, gen)
-			if ctx.Err() != nil {
+			if ctxEnded(ctx) {
 				return nil, store.Record{}, lockTimeout(ctx)
 			}
 			return nil, store.Record{}, unavailable("lock", err)

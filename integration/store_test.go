@@ -1,0 +1,348 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/sessionbridge/store"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/storetest"
+)
+
+var prefixSeq atomic.Uint64
+
+// openStore opens a client on url and a store on it with prefix, both
+// closed by t.Cleanup.
+func openStore(t testing.TB, url, prefix string) *redisstore.Store {
+	t.Helper()
+	c, err := redisstore.OpenClient(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		_ = c.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	return s
+}
+
+// pairOn gives each subtest two store instances (two clients, as two
+// gateways would have) on one server, under a key prefix of its own.
+func pairOn(url string) storetest.NewPair {
+	return func(t *testing.T) (store.Store, store.Store) {
+		prefix := fmt.Sprintf("it%d:", prefixSeq.Add(1))
+		return openStore(t, url, prefix), openStore(t, url, prefix)
+	}
+}
+
+func clusterURL(c *harness.RedisCluster) string {
+	return "redis-cluster://" + strings.Join(c.Addrs, ",")
+}
+
+func TestStoreRedisConformance(t *testing.T) {
+	harness.Require(t, "redis-server")
+	r := harness.StartRedis(t)
+	storetest.Run(t, pairOn(r.URL()))
+}
+
+func TestStoreRedisClusterConformance(t *testing.T) {
+	harness.Require(t, "redis-server", "redis-cli")
+	c := harness.StartRedisCluster(t)
+	storetest.Run(t, pairOn(clusterURL(c)))
+	assertPromptWake(t, openStore(t, clusterURL(c), "wake:"), openStore(t, clusterURL(c), "wake:"))
+
+	// Sessions spread over all masters (no constant hash tag), and each
+	// session's record and lock share a node (one slot).
+	s := openStore(t, clusterURL(c), "spread:")
+	ctx := context.Background()
+	var leases []store.Lease
+	for i := range 60 {
+		id := "s" + strconv.Itoa(i)
+		if _, err := s.Save(ctx, id, 0, []byte("x"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		l, _, err := s.Lock(ctx, id, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases = append(leases, l)
+	}
+	for _, n := range c.Nodes {
+		keys, err := n.Do("KEYS", "spread:*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		list := strings.Fields(keys)
+		if len(list) == 0 {
+			t.Fatalf("node %s holds no session: all on other masters", n.Addr)
+		}
+		for _, k := range list {
+			if strings.HasSuffix(k, ":lock") {
+				continue
+			}
+			if !strings.Contains(keys, k+":lock") {
+				t.Fatalf("node %s has %s but not its lock", n.Addr, k)
+			}
+		}
+	}
+	for _, l := range leases {
+		if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Redis down: every operation fails fast with ErrUnavailable (no hang); when
+// Redis is back, the same store works again by itself, waiters included.
+func TestStoreRedisOutage(t *testing.T) {
+	harness.Require(t, "redis-server")
+	r := harness.StartRedis(t)
+	a := openStore(t, r.URL(), "outage:")
+	b := openStore(t, r.URL(), "outage:")
+	ctx := context.Background()
+
+	// Start the pub/sub subscription before the outage: a waiter.
+	l, _, err := a.Lock(ctx, "sub", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, _, err = b.Lock(wctx, "sub", time.Minute)
+	cancel()
+	if !errors.Is(err, store.ErrLockTimeout) {
+		t.Fatalf("waiter: %v", err)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+
+	r.Stop()
+	ops := map[string]func(context.Context) error{
+		"load":   func(ctx context.Context) error { _, err := a.Load(ctx, "x"); return err },
+		"save":   func(ctx context.Context) error { _, err := a.Save(ctx, "x", 0, []byte("v"), time.Minute); return err },
+		"touch":  func(ctx context.Context) error { return a.Touch(ctx, "x", time.Minute) },
+		"delete": func(ctx context.Context) error { return a.Delete(ctx, "x") },
+		"ping":   func(ctx context.Context) error { return a.Ping(ctx) },
+		"lock": func(ctx context.Context) error {
+			_, _, err := b.Lock(ctx, "x", time.Second)
+			return err
+		},
+	}
+	for name, op := range ops {
+		start := time.Now()
+		// No deadline of our own: the client's timeouts must bound it.
+		err := op(context.Background())
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s with Redis down: err = %v, want ErrUnavailable", name, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s with Redis down took %v (timeouts are 500ms)", name, d)
+		}
+	}
+
+	r.Start()
+	// Operations recover by themselves (the pool redials).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := a.Save(ctx, "back", 0, []byte("v"), time.Minute)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("store did not recover after Redis restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The waiter path too: the subscription came back by itself.
+	assertPromptWake(t, a, b)
+}
+
+// assertPromptWake: a waiter on instance b is woken by a's unlock notice,
+// not by its 1 s re-check. The waiter starts, a unlocks 300 ms later: a
+// missed notice would wake it about 700 ms after the unlock; a notice
+// arrives in a few milliseconds. 600 ms keeps a margin for a loaded machine
+// while still telling the two apart.
+func assertPromptWake(t *testing.T, a, b store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	id := fmt.Sprintf("wake-%d", prefixSeq.Add(1))
+	l, _, err := a.Lock(ctx, id, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type res struct {
+		at  time.Time
+		err error
+	}
+	got := make(chan res, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		l2, _, err := b.Lock(wctx, id, time.Minute)
+		at := time.Now()
+		if err == nil {
+			_, err = l2.Unlock(ctx, store.Mutation{Kind: store.Keep})
+		}
+		got <- res{at, err}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	released := time.Now()
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: []byte("x"), TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	if r.err != nil {
+		t.Fatalf("waiter: %v", r.err)
+	}
+	d := r.at.Sub(released)
+	t.Logf("waiter woke %v after the unlock", d)
+	if d > 600*time.Millisecond {
+		t.Fatalf("waiter woke %v after the unlock: the unlock notice did not reach it", d)
+	}
+}
+
+// Waiting costs no busy polling: while a lock is held for 2 s, eight
+// waiters on two store instances send a handful of commands, counted by the
+// server itself.
+func TestStoreRedisWaitDoesNotPoll(t *testing.T) {
+	harness.Require(t, "redis-server")
+	r := harness.StartRedis(t)
+	a := openStore(t, r.URL(), "poll:")
+	b := openStore(t, r.URL(), "poll:")
+	ctx := context.Background()
+	l, _, err := a.Lock(ctx, "held", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Do("CONFIG", "RESETSTAT"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 4 {
+		for _, s := range []store.Store{a, b} {
+			wg.Go(func() {
+				if _, _, err := s.Lock(wctx, "held", time.Second); !errors.Is(err, store.ErrLockTimeout) {
+					t.Errorf("waiter: %v", err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	stats, err := r.Do("INFO", "commandstats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for line := range strings.SplitSeq(stats, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "cmdstat_") || strings.HasPrefix(line, "cmdstat_config") || strings.HasPrefix(line, "cmdstat_info") {
+			continue
+		}
+		_, rest, _ := strings.Cut(line, "calls=")
+		n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+		total += n
+	}
+	t.Logf("%d commands during a 2 s wait by 8 waiters:\n%s", total, stats)
+	if total > 30 {
+		t.Fatalf("%d commands during a 2 s wait: waiting polls", total)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A lock whose holder crashed (its gateway is gone: the key just stays until
+// its PX) is taken over by another instance when it expires, not earlier.
+func TestStoreRedisCrashedGatewayLock(t *testing.T) {
+	harness.Require(t, "redis-server")
+	r := harness.StartRedis(t)
+	s := openStore(t, r.URL(), "crash:")
+	// The "crashed gateway": a lock key set by hand, as a dead instance
+	// leaves it.
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rc.Close()
+	ctx := context.Background()
+	if err := rc.Set(ctx, "crash:{dead}:lock", "someone-else", 700*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	l, _, err := s.Lock(ctx, "dead", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := time.Since(start)
+	if waited < 400*time.Millisecond || waited > 3*time.Second {
+		t.Fatalf("took over a 700ms lock after %v", waited)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkStoreRedisLockUnlock(b *testing.B) {
+	harness.Require(b, "redis-server")
+	r := harness.StartRedis(b)
+	storetest.BenchLockUnlock(b, openStore(b, r.URL(), "bench:"))
+}
+
+// The hot session: 32 goroutines on one session through one store instance
+// (one gateway). Compare incr/s with PHP's file handler (~3.4k req/s for
+// the whole PHP request on this machine).
+func BenchmarkStoreRedisHotSession(b *testing.B) {
+	harness.Require(b, "redis-server")
+	r := harness.StartRedis(b)
+	storetest.BenchHotSession(b, openStore(b, r.URL(), "bench:"))
+}
+
+// The hot session split over two instances (two gateways on one Redis).
+func BenchmarkStoreRedisHotSessionTwoInstances(b *testing.B) {
+	harness.Require(b, "redis-server")
+	r := harness.StartRedis(b)
+	storetest.BenchHotSession(b, twoStores{openStore(b, r.URL(), "bench2:"), openStore(b, r.URL(), "bench2:")})
+}
+
+// twoStores alternates Lock between two instances; everything else goes to
+// the first.
+type twoStores struct{ a, b store.Store }
+
+var flip atomic.Uint64
+
+func (t twoStores) Load(ctx context.Context, id string) (store.Record, error) {
+	return t.a.Load(ctx, id)
+}
+func (t twoStores) Save(ctx context.Context, id string, e uint64, v []byte, ttl time.Duration) (uint64, error) {
+	return t.a.Save(ctx, id, e, v, ttl)
+}
+func (t twoStores) Touch(ctx context.Context, id string, ttl time.Duration) error {
+	return t.a.Touch(ctx, id, ttl)
+}
+func (t twoStores) Delete(ctx context.Context, id string) error { return t.a.Delete(ctx, id) }
+func (t twoStores) Lock(ctx context.Context, id string, lease time.Duration) (store.Lease, store.Record, error) {
+	if flip.Add(1)%2 == 0 {
+		return t.a.Lock(ctx, id, lease)
+	}
+	return t.b.Lock(ctx, id, lease)
+}
+func (t twoStores) Ping(ctx context.Context) error { return t.a.Ping(ctx) }
+func (t twoStores) Close() error                   { return nil }
