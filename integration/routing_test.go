@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"bufio"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // TestRouting checks, against real php-fpm, which file runs for each kind
@@ -136,5 +139,37 @@ func TestStaticServing(t *testing.T) {
 		if strings.Contains(line, `"upstream":"php"`) {
 			t.Errorf("static request went to PHP: %s", line)
 		}
+	}
+}
+
+// TestStreamingThroughGateway: PHP's flush() reaches the client at once
+// through every layer of the gateway (access log recorder, ReverseProxy).
+// Debian's php.ini sets output_buffering=4096, which holds small output in
+// PHP itself (with nginx too), so the pool turns it off.
+func TestStreamingThroughGateway(t *testing.T) {
+	harness.Require(t, "php-fpm8.2")
+	root := gwSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2, AdminValues: map[string]string{"output_buffering": "0"}})
+	g := startGWOn(t, fpm, root, nil)
+	start := time.Now()
+	res, err := (&http.Client{Timeout: 20 * time.Second}).Get(g.URL + "/flush.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	first, err := br.ReadByte()
+	firstAt := time.Since(start)
+	if err != nil || first != 'a' {
+		t.Fatalf("first byte %q %v", first, err)
+	}
+	rest, err := io.ReadAll(br)
+	total := time.Since(start)
+	if err != nil || string(rest) != "b" {
+		t.Fatalf("rest %q %v", rest, err)
+	}
+	// PHP sleeps 2 s between the two bytes: the first must not wait for it.
+	if firstAt > time.Second || total < 2*time.Second {
+		t.Errorf("first byte after %v, whole body after %v: output was buffered", firstAt, total)
 	}
 }

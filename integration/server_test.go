@@ -52,6 +52,7 @@ var gwFiles = map[string]string{
 	"uploads/x.jpg":                 "<?php echo 'EXECUTED'; ?>",
 	"echo.php":                      `<?php echo 'len=' . strlen(file_get_contents('php://input'));`,
 	"smuggled.php":                  `<?php touch(__DIR__ . '/smuggled.ran'); echo 'SMUGGLED';`,
+	"flush.php":                     `<?php echo 'a'; flush(); sleep(2); echo 'b';`,
 	"slow.php":                      `<?php touch(__DIR__ . '/slow.started'); sleep(2); echo 'slow done';`,
 	".env":                          "DB_PASSWORD=TOPSECRET",
 	".git/config":                   "[remote] url = TOPSECRET",
