@@ -7,11 +7,19 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -436,6 +444,25 @@ func TestGatewayBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("TLS", func(t *testing.T) {
+		cert, key := selfSignedPair(t)
+		p := startBinary(t, bin, append(env, "SESSIONGATE_TLS_CERT="+cert, "SESSIONGATE_TLS_KEY="+key))
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		res, err := client.Get(strings.Replace(p.URL, "http://", "https://", 1) + "/info.php")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if d := phpDump(t, "/info.php", string(b)); d["HTTPS"] != "on" {
+			t.Errorf("HTTPS param over TLS = %q", d["HTTPS"])
+		}
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		if c := p.wait(t, 10*time.Second); c != 0 {
+			t.Errorf("exit %d", c)
+		}
+	})
+
 	t.Run("SIGTERMDrainsInFlight", func(t *testing.T) {
 		os.Remove(filepath.Join(root, "slow.started"))
 		p := startBinary(t, bin, append(env, "SESSIONGATE_SHUTDOWN_TIMEOUT=20s"))
@@ -485,4 +512,31 @@ func TestGatewayBinary(t *testing.T) {
 			t.Errorf("shutdown took %v", time.Since(start))
 		}
 	})
+}
+
+func selfSignedPair(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
