@@ -1,0 +1,431 @@
+package phpserial
+
+import (
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+type jkind uint8
+
+const (
+	jNull jkind = iota
+	jFalse
+	jTrue
+	jNumber
+	jString
+	jArray
+	jObject
+)
+
+// jnode is one JSON value, in pre-order like pnode. For strings start/end
+// delimit the text between the quotes; for numbers the literal; for
+// containers the whole text.
+type jnode struct {
+	start, end int32
+	ks, ke     int32 // member name between its quotes; ks < 0: no name
+	skip       int32
+	count      int32
+	depth      int32
+	kind       jkind
+	esc        bool // the string value contains backslash escapes
+	kesc       bool // the member name contains backslash escapes
+	isInt      bool // jNumber without fraction or exponent
+}
+
+// jparser parses JSON (RFC 8259) into jnodes without recursion. As an
+// extension it accepts the NaN, Infinity and -Infinity literals Python's
+// json module writes by default. Raw bytes in strings must be valid UTF-8;
+// a \u escape of a lone surrogate decodes to U+FFFD (Python writes those).
+type jparser struct {
+	in    []byte
+	pos   int
+	lim   Limits
+	elems *int
+	nodes []jnode
+	stack []int32
+}
+
+func (p *jparser) reset(in []byte, lim Limits, elems *int) {
+	p.in, p.pos, p.lim, p.elems = in, 0, lim, elems
+	p.nodes = p.nodes[:0]
+	p.stack = p.stack[:0]
+}
+
+func (p *jparser) errAt(off int, msg string) error {
+	return &SyntaxError{Offset: off, Msg: "json: " + msg}
+}
+
+func (p *jparser) truncated() error {
+	return p.errAt(len(p.in), "unexpected end of JSON input")
+}
+
+func (p *jparser) ws() {
+	for p.pos < len(p.in) {
+		switch p.in[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *jparser) parse() error {
+	key := jnode{ks: -1, ke: -1}
+	for {
+		p.ws()
+		opened, err := p.value(key)
+		if err != nil {
+			return err
+		}
+		if opened {
+			p.ws()
+			if p.pos >= len(p.in) {
+				return p.truncated()
+			}
+			top := &p.nodes[p.stack[len(p.stack)-1]]
+			c := p.in[p.pos]
+			if c == ']' && top.kind == jArray || c == '}' && top.kind == jObject {
+				p.pos++
+				p.close()
+			} else {
+				if top.kind == jObject {
+					if key, err = p.member(); err != nil {
+						return err
+					}
+				} else {
+					key = jnode{ks: -1, ke: -1}
+				}
+				continue
+			}
+		}
+		// After a complete value: a separator, a close, or the end.
+		for {
+			if len(p.stack) == 0 {
+				p.ws()
+				if p.pos != len(p.in) {
+					return p.errAt(p.pos, "trailing data after the JSON value")
+				}
+				return nil
+			}
+			p.ws()
+			if p.pos >= len(p.in) {
+				return p.truncated()
+			}
+			top := &p.nodes[p.stack[len(p.stack)-1]]
+			c := p.in[p.pos]
+			if c == ',' {
+				p.pos++
+				p.ws()
+				if top.kind == jObject {
+					if key, err = p.member(); err != nil {
+						return err
+					}
+				} else {
+					key = jnode{ks: -1, ke: -1}
+				}
+				break
+			}
+			if c == ']' && top.kind == jArray || c == '}' && top.kind == jObject {
+				p.pos++
+				p.close()
+				continue
+			}
+			if top.kind == jObject {
+				return p.errAt(p.pos, "expected ',' or '}'")
+			}
+			return p.errAt(p.pos, "expected ',' or ']'")
+		}
+	}
+}
+
+func (p *jparser) close() {
+	idx := p.stack[len(p.stack)-1]
+	p.stack = p.stack[:len(p.stack)-1]
+	n := &p.nodes[idx]
+	n.end = int32(p.pos)
+	n.skip = int32(len(p.nodes))
+	if len(p.stack) > 0 {
+		p.nodes[p.stack[len(p.stack)-1]].count++
+	}
+}
+
+// member reads `"name" :` and returns a node template carrying the name.
+func (p *jparser) member() (jnode, error) {
+	k := jnode{ks: -1, ke: -1}
+	if p.pos >= len(p.in) {
+		return k, p.truncated()
+	}
+	if p.in[p.pos] != '"' {
+		return k, p.errAt(p.pos, "expected a member name string")
+	}
+	s, e, esc, err := p.str()
+	if err != nil {
+		return k, err
+	}
+	k.ks, k.ke, k.kesc = s, e, esc
+	p.ws()
+	if p.pos >= len(p.in) {
+		return k, p.truncated()
+	}
+	if p.in[p.pos] != ':' {
+		return k, p.errAt(p.pos, "expected ':' after a member name")
+	}
+	p.pos++
+	return k, nil
+}
+
+func (p *jparser) add(n jnode) error {
+	if *p.elems <= 0 {
+		return limitErr("element count", p.lim.MaxElements+1, p.lim.MaxElements, int(n.start))
+	}
+	*p.elems--
+	n.skip = int32(len(p.nodes)) + 1
+	n.depth = int32(len(p.stack)) + 1
+	p.nodes = append(p.nodes, n)
+	if n.kind != jArray && n.kind != jObject && len(p.stack) > 0 {
+		p.nodes[p.stack[len(p.stack)-1]].count++
+	}
+	return nil
+}
+
+// value parses a scalar, or opens a container (opened = true).
+func (p *jparser) value(n jnode) (opened bool, err error) {
+	if p.pos >= len(p.in) {
+		return false, p.truncated()
+	}
+	n.start = int32(p.pos)
+	switch c := p.in[p.pos]; c {
+	case '{', '[':
+		if len(p.stack)+1 > p.lim.MaxDepth {
+			return false, limitErr("nesting depth", len(p.stack)+1, p.lim.MaxDepth, p.pos)
+		}
+		n.kind = jArray
+		if c == '{' {
+			n.kind = jObject
+		}
+		p.pos++
+		if err := p.add(n); err != nil {
+			return false, err
+		}
+		p.stack = append(p.stack, int32(len(p.nodes)-1))
+		return true, nil
+	case '"':
+		s, e, esc, err := p.str()
+		if err != nil {
+			return false, err
+		}
+		n.kind, n.start, n.end, n.esc = jString, s, e, esc
+	case 't':
+		if err := p.lit("true"); err != nil {
+			return false, err
+		}
+		n.kind = jTrue
+	case 'f':
+		if err := p.lit("false"); err != nil {
+			return false, err
+		}
+		n.kind = jFalse
+	case 'n':
+		if err := p.lit("null"); err != nil {
+			return false, err
+		}
+		n.kind = jNull
+	case 'N':
+		if err := p.lit("NaN"); err != nil {
+			return false, err
+		}
+		n.kind = jNumber
+	case 'I':
+		if err := p.lit("Infinity"); err != nil {
+			return false, err
+		}
+		n.kind = jNumber
+	default:
+		if c == '-' && p.pos+1 < len(p.in) && p.in[p.pos+1] == 'I' {
+			if err := p.lit("-Infinity"); err != nil {
+				return false, err
+			}
+			n.kind = jNumber
+			break
+		}
+		isInt, err := p.number()
+		if err != nil {
+			return false, err
+		}
+		n.kind, n.isInt = jNumber, isInt
+	}
+	if n.kind != jString {
+		n.end = int32(p.pos)
+	}
+	return false, p.add(n)
+}
+
+func (p *jparser) lit(s string) error {
+	if len(p.in)-p.pos < len(s) {
+		return p.truncated()
+	}
+	if string(p.in[p.pos:p.pos+len(s)]) != s {
+		return p.errAt(p.pos, "invalid literal")
+	}
+	p.pos += len(s)
+	return nil
+}
+
+// number validates -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (p *jparser) number() (isInt bool, err error) {
+	in := p.in
+	i := p.pos
+	if i < len(in) && in[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		s := i
+		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
+			i++
+		}
+		return i - s
+	}
+	if i >= len(in) {
+		return false, p.truncated()
+	}
+	if in[i] == '0' {
+		i++
+	} else if digits() == 0 {
+		return false, p.errAt(i, "invalid character where a value was expected")
+	}
+	isInt = true
+	if i < len(in) && in[i] == '.' {
+		i++
+		isInt = false
+		if digits() == 0 {
+			return false, p.errAt(i, "expected a digit after the decimal point")
+		}
+	}
+	if i < len(in) && (in[i] == 'e' || in[i] == 'E') {
+		i++
+		isInt = false
+		if i < len(in) && (in[i] == '+' || in[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false, p.errAt(i, "expected a digit in the exponent")
+		}
+	}
+	p.pos = i
+	return isInt, nil
+}
+
+// str scans a string starting at its opening quote and returns the range
+// between the quotes. It validates escapes and UTF-8.
+func (p *jparser) str() (s, e int32, esc bool, err error) {
+	in := p.in
+	i := p.pos + 1
+	start := i
+	for {
+		if i >= len(in) {
+			return 0, 0, false, p.truncated()
+		}
+		c := in[i]
+		switch {
+		case c == '"':
+			p.pos = i + 1
+			return int32(start), int32(i), esc, nil
+		case c == '\\':
+			esc = true
+			if i+1 >= len(in) {
+				return 0, 0, false, p.truncated()
+			}
+			switch in[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(in) {
+					return 0, 0, false, p.truncated()
+				}
+				if _, ok := hex4(in[i+2 : i+6]); !ok {
+					return 0, 0, false, p.errAt(i, "invalid \\u escape")
+				}
+				i += 6
+			default:
+				return 0, 0, false, p.errAt(i, "invalid escape")
+			}
+		case c < 0x20:
+			return 0, 0, false, p.errAt(i, "control character in string")
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, size := utf8.DecodeRune(in[i:])
+			if r == utf8.RuneError && size == 1 {
+				return 0, 0, false, p.errAt(i, "invalid UTF-8 in string")
+			}
+			i += size
+		}
+	}
+}
+
+func hex4(b []byte) (rune, bool) {
+	var r rune
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// unescape appends the decoded content of a validated JSON string body.
+func unescape(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c != '\\' {
+			j := i + 1
+			for j < len(s) && s[j] != '\\' {
+				j++
+			}
+			dst = append(dst, s[i:j]...)
+			i = j
+			continue
+		}
+		switch s[i+1] {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, _ := hex4(s[i+2 : i+6])
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
+					r2, _ = hex4(s[i+2 : i+6])
+				}
+				if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+					r = dec
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			dst = utf8.AppendRune(dst, r)
+			continue
+		default: // '"', '\\', '/'
+			dst = append(dst, s[i+1])
+		}
+		i += 2
+	}
+	return dst
+}
