@@ -78,6 +78,8 @@ type Config struct {
 	TLSCert string `env:"SESSIONGATE_TLS_CERT" help:"PEM certificate (chain) file; with SESSIONGATE_TLS_KEY the public listener speaks HTTPS; set both or neither"`
 	TLSKey  string `env:"SESSIONGATE_TLS_KEY" help:"PEM private key file for SESSIONGATE_TLS_CERT"`
 
+	Session SessionConfig
+
 	// Warnings lists non-fatal findings of Load (an unknown SESSIONGATE_
 	// variable, most likely a typo), to be logged at start.
 	Warnings []string `env:"-"`
@@ -190,6 +192,8 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	default:
 		check("SESSIONGATE_LOG_FORMAT", false, "must be json or text")
 	}
+
+	c.Session.validate(check)
 
 	switch {
 	case c.TLSCert != "" && c.TLSKey == "":

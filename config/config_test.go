@@ -25,8 +25,11 @@ func base(t *testing.T) []string {
 	return []string{
 		"SESSIONGATE_PHP_FPM=127.0.0.1:9000",
 		"SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(),
+		"SESSIONGATE_SESSION_KEYS=" + testKey,
 	}
 }
+
+const testKey = "config-test-key-0123456789abcdef0123456789"
 
 func TestDefaults(t *testing.T) {
 	env := base(t)
@@ -55,6 +58,12 @@ func TestDefaults(t *testing.T) {
 		LogLevel:          "info",
 		LogFormat:         "json",
 		AccessLog:         true,
+		Session: SessionConfig{
+			Enabled: true, Cookie: "sessionid", Keys: []string{testKey},
+			IdleTimeout: 2 * time.Hour, MaxAge: 336 * time.Hour,
+			Lock: "strict", LockTimeout: 10 * time.Second, LockLease: time.Minute,
+			RedisPrefix: "sessiongate:", RedisTimeout: 500 * time.Millisecond,
+		},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -91,6 +100,22 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_ACCESS_LOG=off",
 		"SESSIONGATE_TLS_CERT=" + cert,
 		"SESSIONGATE_TLS_KEY=" + key,
+		"SESSIONGATE_SESSIONS=on",
+		"SESSIONGATE_SESSION_COOKIE=sid",
+		"SESSIONGATE_SESSION_KEYS=" + testKey + ",old-key-0123456789abcdef0123456789ab",
+		"SESSIONGATE_SESSION_DEV=off",
+		"SESSIONGATE_SESSION_COOKIE_DOMAIN=example.com",
+		"SESSIONGATE_SESSION_COOKIE_SECURE=on",
+		"SESSIONGATE_SESSION_ENCRYPT=on",
+		"SESSIONGATE_SESSION_IDLE_TIMEOUT=30m",
+		"SESSIONGATE_SESSION_MAX_AGE=24h",
+		"SESSIONGATE_SESSION_LOCK=merge",
+		"SESSIONGATE_SESSION_LOCK_TIMEOUT=3s",
+		"SESSIONGATE_SESSION_LOCK_LEASE=20s",
+		"SESSIONGATE_REDIS_URL=redis://:pw@127.0.0.1:6379/0",
+		"SESSIONGATE_REDIS_PREFIX=sg:",
+		"SESSIONGATE_REDIS_TIMEOUT=250ms",
+		"SESSIONGATE_PHP_PREPEND=/srv/sessiongate/prepend.php",
 	}
 	c, err := Load(env)
 	if err != nil {
@@ -125,6 +150,14 @@ func TestEveryVariable(t *testing.T) {
 		AccessLog:   false,
 		TLSCert:     cert,
 		TLSKey:      key,
+		Session: SessionConfig{
+			Enabled: true, Cookie: "sid", Keys: []string{testKey, "old-key-0123456789abcdef0123456789ab"},
+			Domain: "example.com", Secure: true, Encrypt: true,
+			IdleTimeout: 30 * time.Minute, MaxAge: 24 * time.Hour,
+			Lock: "merge", LockTimeout: 3 * time.Second, LockLease: 20 * time.Second,
+			RedisURL: "redis://:pw@127.0.0.1:6379/0", RedisPrefix: "sg:", RedisTimeout: 250 * time.Millisecond,
+			PHPPrepend: "/srv/sessiongate/prepend.php",
+		},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("\n got %+v\nwant %+v", *c, want)
@@ -178,6 +211,8 @@ func TestAllProblemsInOneError(t *testing.T) {
 		"SESSIONGATE_ACCESS_LOG=maybe",
 		"SESSIONGATE_TLS_CERT=/nonexistent.pem",
 		"SESSIONGATE_IDLE_TIMEOUT=forever",
+		"SESSIONGATE_SESSION_KEYS=tooshort-secret-value",
+		"SESSIONGATE_SESSION_LOCK=maybe",
 	}
 	_, err := Load(env)
 	var cerr *Error
@@ -191,11 +226,15 @@ func TestAllProblemsInOneError(t *testing.T) {
 		"SESSIONGATE_READ_HEADER_TIMEOUT", "SESSIONGATE_IDLE_TIMEOUT", "SESSIONGATE_MAX_HEADER_BYTES",
 		"SESSIONGATE_TRUSTED_PROXIES", "SESSIONGATE_ADMIN_LISTEN", "SESSIONGATE_LOG_LEVEL",
 		"SESSIONGATE_LOG_FORMAT", "SESSIONGATE_ACCESS_LOG", "SESSIONGATE_TLS_KEY",
+		"SESSIONGATE_SESSION_KEYS", "SESSIONGATE_SESSION_LOCK",
 	}
 	if got := cerr.Vars(); !reflect.DeepEqual(got, want) {
 		t.Errorf("bad vars:\n got %v\nwant %v\nmessage:\n%v", got, want, err)
 	}
 	msg := err.Error()
+	if strings.Contains(msg, "tooshort-secret-value") {
+		t.Errorf("secret echoed:\n%s", msg)
+	}
 	for _, frag := range []string{`SESSIONGATE_MAX_BODY="12x"`, `"localhost" is not host:port`, "is not a directory", "must be an absolute path", `SESSIONGATE_LOG_LEVEL="loud"`} {
 		if !strings.Contains(msg, frag) {
 			t.Errorf("message lacks %q:\n%s", frag, msg)
@@ -209,7 +248,7 @@ func TestRequired(t *testing.T) {
 	if !errors.As(err, &cerr) {
 		t.Fatalf("Load = %v", err)
 	}
-	if got := cerr.Vars(); !reflect.DeepEqual(got, []string{"SESSIONGATE_PHP_FPM", "SESSIONGATE_DOCUMENT_ROOT"}) {
+	if got := cerr.Vars(); !reflect.DeepEqual(got, []string{"SESSIONGATE_PHP_FPM", "SESSIONGATE_DOCUMENT_ROOT", "SESSIONGATE_SESSION_KEYS"}) {
 		t.Errorf("vars = %v\n%v", got, err)
 	}
 	if !strings.Contains(err.Error(), "SESSIONGATE_PHP_FPM: required, not set") ||
@@ -225,7 +264,7 @@ func TestStaticRootDefaultMustExist(t *testing.T) {
 	}
 	// php-fpm may see another tree than the gateway: a missing DOCUMENT_ROOT
 	// is fine when STATIC_ROOT exists.
-	if _, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=/nonexistent/site", "SESSIONGATE_STATIC_ROOT=" + t.TempDir()}); err != nil {
+	if _, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=/nonexistent/site", "SESSIONGATE_STATIC_ROOT=" + t.TempDir(), "SESSIONGATE_SESSIONS=off"}); err != nil {
 		t.Error(err)
 	}
 }

@@ -123,7 +123,8 @@ func startGW(t *testing.T, mod func(*config.Config)) *gw {
 
 func startGWOn(t *testing.T, fpm *harness.PHPFPM, root string, mod func(*config.Config)) *gw {
 	t.Helper()
-	cfg, err := config.Load([]string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root, "SESSIONGATE_PHP_TIMEOUT=10s"})
+	// The PHP front server alone: the session bridge has its own tests.
+	cfg, err := config.Load([]string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root, "SESSIONGATE_PHP_TIMEOUT=10s", "SESSIONGATE_SESSIONS=off"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +322,8 @@ func TestGatewayBinary(t *testing.T) {
 	bin := buildGateway(t)
 	root := gwSite(t)
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
-	env := []string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root}
+	// Sessions on (the default) with the embedded memory store.
+	env := []string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root, "SESSIONGATE_SESSION_KEYS=binary-test-key-0123456789abcdef0123456789"}
 
 	t.Run("Help", func(t *testing.T) {
 		for _, arg := range []string{"-h", "--help", "help"} {

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
 // command is one subcommand; the first (name "") is what runs without one.
@@ -27,6 +28,19 @@ type command struct {
 // line here.
 var commands = []command{
 	{"", "run the gateway (the default)", serve},
+	{"php-prepend", "print the PHP prepend file (install it where php-fpm can read it; see SESSIONGATE_PHP_PREPEND)", printPrepend},
+}
+
+func printPrepend(args, _ []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "gateway php-prepend: unexpected argument %q\n", args[0])
+		return 2
+	}
+	if _, err := stdout.Write(sessionbridge.PrependPHP); err != nil {
+		fmt.Fprintf(stderr, "gateway php-prepend: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
 func init() {

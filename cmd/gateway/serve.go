@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sessiongate/sessiongate/app"
 	"github.com/sessiongate/sessiongate/config"
-	"github.com/sessiongate/sessiongate/server"
 )
 
 // serve runs the gateway until SIGTERM or SIGINT.
@@ -37,12 +37,13 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	srv, err := server.New(cfg, logger)
+	gw, err := app.Build(ctx, cfg, logger)
 	if err != nil {
 		logger.Error("cannot start", "error", err)
 		return 1
 	}
-	defer srv.Close()
+	defer gw.Close()
+	srv := gw.Server
 
 	errLog := log.New(&serverErrorLog{logger}, "", 0)
 	public := &http.Server{

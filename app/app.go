@@ -1,0 +1,136 @@
+// Package app assembles one gateway from its configuration: the session
+// store and manager, the PHP site (server) with the session bridge in its
+// PHP slot. cmd/gateway runs what Build returns; the integration tests build
+// the very same thing in-process.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/server"
+	"github.com/sessiongate/sessiongate/sessionbridge"
+	"github.com/sessiongate/sessiongate/sessionbridge/store"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
+)
+
+// App is a ready-to-serve gateway.
+type App struct {
+	Server   *server.Server
+	Sessions *sessionbridge.Manager // nil when SESSIONGATE_SESSIONS=off
+	closers  []func() error
+}
+
+// Build wires the gateway. It fails fast: an unreachable Redis or a bad key
+// stops the start, with the reason.
+func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...server.Option) (*App, error) {
+	a := &App{}
+	opts := append([]server.Option(nil), extra...)
+	if cfg.Session.Enabled {
+		st, err := a.openStore(ctx, &cfg.Session, log)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		secrets, err := sessionSecrets(&cfg.Session, log)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		mgr, err := sessionbridge.New(sessionbridge.Options{
+			Store:   st,
+			Secrets: secrets,
+			Cookie: sessionbridge.CookieOptions{
+				Name: cfg.Session.Cookie, Domain: cfg.Session.Domain, Secure: cfg.Session.Secure,
+				MaxAge: cfg.Session.MaxAge, Encrypt: cfg.Session.Encrypt,
+			},
+			IdleTimeout:  cfg.Session.IdleTimeout,
+			LockMode:     sessionbridge.LockMode(cfg.Session.Lock),
+			LockTimeout:  cfg.Session.LockTimeout,
+			LockLease:    cfg.Session.LockLease,
+			StoreTimeout: cfg.Session.RedisTimeout,
+			Logger:       log,
+		})
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.Sessions = mgr
+		php := sessionbridge.PHPOptions{PrependPath: cfg.Session.PHPPrepend}
+		opts = append(opts,
+			server.WithWrapPHP(func(h http.Handler) http.Handler { return mgr.PHPHandler(h, php) }),
+			server.WithReadyCheck("session store", st.Ping),
+		)
+	}
+	srv, err := server.New(cfg, log, opts...)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Server = srv
+	a.closers = append(a.closers, srv.Close)
+	return a, nil
+}
+
+func (a *App) openStore(ctx context.Context, sc *config.SessionConfig, log *slog.Logger) (store.Store, error) {
+	if sc.RedisURL == "" {
+		log.Warn("SESSIONGATE_REDIS_URL is empty: sessions live in this process's memory; run ONE gateway only, sessions are lost on restart")
+		st := memory.New(memory.Options{})
+		a.closers = append(a.closers, st.Close)
+		return st, nil
+	}
+	client, err := redisstore.OpenClient(sc.RedisURL, redisstore.WithTimeouts(sc.RedisTimeout, sc.RedisTimeout, sc.RedisTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("SESSIONGATE_REDIS_URL: %w", err)
+	}
+	a.closers = append(a.closers, client.Close)
+	st, err := redisstore.New(client, redisstore.Options{Prefix: sc.RedisPrefix, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("session store: %w", err)
+	}
+	// Closed before the client (closers run in reverse).
+	a.closers = append(a.closers, st.Close)
+	pctx, cancel := context.WithTimeout(ctx, 5*sc.RedisTimeout)
+	defer cancel()
+	if err := st.Ping(pctx); err != nil {
+		return nil, fmt.Errorf("session store: Redis is not reachable at start (SESSIONGATE_REDIS_URL): %w", err)
+	}
+	return st, nil
+}
+
+func sessionSecrets(sc *config.SessionConfig, log *slog.Logger) ([][]byte, error) {
+	var out [][]byte
+	for _, k := range sc.Keys {
+		out = append(out, []byte(k))
+	}
+	if len(out) == 0 {
+		if !sc.Dev {
+			return nil, errors.New("SESSIONGATE_SESSION_KEYS is required")
+		}
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("development key: %w", err)
+		}
+		log.Warn("SESSIONGATE_SESSION_DEV: using a throwaway session key; every session dies with this process and other gateways cannot read its cookies")
+		out = append(out, key)
+	}
+	return out, nil
+}
+
+// Close releases what Build opened, last opened first.
+func (a *App) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,57 @@
+package config
+
+import (
+	"strings"
+	"time"
+)
+
+// SessionConfig is the shared session: cookie, keys, expiry, locking and the
+// store. Its variables are documented in README "Sessions".
+type SessionConfig struct {
+	Enabled      bool          `env:"SESSIONGATE_SESSIONS" envDefault:"on" help:"on: the gateway owns the session (cookie, store, PHP and Django bridges); off: a plain PHP front server"`
+	Cookie       string        `env:"SESSIONGATE_SESSION_COOKIE" envDefault:"sessionid" help:"name of the session cookie the gateway signs (the PHP and Django apps share it)"`
+	Keys         []string      `env:"SESSIONGATE_SESSION_KEYS" secret:"true" help:"comma-separated secrets of at least 32 bytes; the first signs cookies, all verify (rotation); required unless SESSIONGATE_SESSION_DEV=on"`
+	Dev          bool          `env:"SESSIONGATE_SESSION_DEV" envDefault:"off" help:"development mode: without SESSIONGATE_SESSION_KEYS a throwaway key is generated at start (sessions die with the process)"`
+	Domain       string        `env:"SESSIONGATE_SESSION_COOKIE_DOMAIN" help:"cookie Domain attribute, e.g. example.com to share the session with www. and other subdomains; empty = host only"`
+	Secure       bool          `env:"SESSIONGATE_SESSION_COOKIE_SECURE" envDefault:"off" help:"always mark the cookie Secure (it is always Secure on HTTPS requests)"`
+	Encrypt      bool          `env:"SESSIONGATE_SESSION_ENCRYPT" envDefault:"off" help:"encrypt the cookie value (AES) on top of the HMAC signature"`
+	IdleTimeout  time.Duration `env:"SESSIONGATE_SESSION_IDLE_TIMEOUT" envDefault:"2h" help:"a session unused this long expires (sliding; the Redis TTL)"`
+	MaxAge       time.Duration `env:"SESSIONGATE_SESSION_MAX_AGE" envDefault:"336h" help:"absolute lifetime of a session and its cookie, however active (default 14 days, like Django)"`
+	Lock         string        `env:"SESSIONGATE_SESSION_LOCK" envDefault:"strict" help:"strict: requests of one session run one at a time across gateways (PHP files semantics, no lost update); merge: no waiting, per-key three-way merge, same-key conflicts last-writer-wins"`
+	LockTimeout  time.Duration `env:"SESSIONGATE_SESSION_LOCK_TIMEOUT" envDefault:"10s" help:"longest wait for a busy session in strict mode, then 503 with Retry-After"`
+	LockLease    time.Duration `env:"SESSIONGATE_SESSION_LOCK_LEASE" envDefault:"60s" help:"a lock left by a crashed gateway expires after this; keep it above your longest request"`
+	RedisURL     string        `env:"SESSIONGATE_REDIS_URL" secret:"true" help:"session store; empty = in-process memory (one instance only). redis://[:pass@]host:port/db, rediss://, unix:///path.sock, redis-sentinel://, redis-cluster:// (README: Sessions)"`
+	RedisPrefix  string        `env:"SESSIONGATE_REDIS_PREFIX" envDefault:"sessiongate:" help:"prefix of every Redis key and channel the gateway uses"`
+	RedisTimeout time.Duration `env:"SESSIONGATE_REDIS_TIMEOUT" envDefault:"500ms" help:"dial, read and write timeout of each Redis operation; a request that needs the session gets 503 after it"`
+	PHPPrepend   string        `env:"SESSIONGATE_PHP_PREPEND" help:"path of the prepend file (gateway php-prepend) on the php-fpm host; the gateway then sends auto_prepend_file and the session settings in PHP_VALUE on every request. Empty = install it in the pool config"`
+}
+
+func (s *SessionConfig) validate(check func(name string, ok bool, format string, args ...any)) {
+	if !s.Enabled {
+		return
+	}
+	check("SESSIONGATE_SESSION_COOKIE", validCookieName(s.Cookie), "must be a non-empty cookie name (letters, digits, !#$%%&'*+-.^_`|~)")
+	check("SESSIONGATE_SESSION_KEYS", len(s.Keys) > 0 || s.Dev, "is required (comma-separated secrets of at least 32 bytes each); set SESSIONGATE_SESSION_DEV=on for a throwaway development key")
+	for _, k := range s.Keys {
+		check("SESSIONGATE_SESSION_KEYS", len(k) >= 32, "every key must be at least 32 bytes long")
+	}
+	check("SESSIONGATE_SESSION_IDLE_TIMEOUT", s.IdleTimeout >= time.Second, "must be at least 1s")
+	check("SESSIONGATE_SESSION_MAX_AGE", s.MaxAge >= time.Second, "must be at least 1s")
+	check("SESSIONGATE_SESSION_LOCK", s.Lock == "strict" || s.Lock == "merge", "must be strict or merge")
+	check("SESSIONGATE_SESSION_LOCK_TIMEOUT", s.LockTimeout > 0, "must be positive")
+	check("SESSIONGATE_SESSION_LOCK_LEASE", s.LockLease >= time.Second, "must be at least 1s")
+	check("SESSIONGATE_REDIS_TIMEOUT", s.RedisTimeout > 0, "must be positive")
+	check("SESSIONGATE_PHP_PREPEND", s.PHPPrepend == "" || strings.HasPrefix(s.PHPPrepend, "/"), "must be an absolute path on the php-fpm host")
+}
+
+func validCookieName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for _, c := range n {
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", c) {
+			return false
+		}
+	}
+	return true
+}

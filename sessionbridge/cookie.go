@@ -1,0 +1,153 @@
+package sessionbridge
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/securecookie"
+)
+
+// MinKeyLen is the shortest secret accepted in SESSIONGATE_SESSION_KEYS: a
+// 256-bit HMAC key deserves at least 32 bytes of secret.
+const MinKeyLen = 32
+
+// idBytes is the entropy of a session ID (256 bits), hex encoded to 64
+// characters: the alphabet PHP's session_id() accepts without complaint.
+const idBytes = 32
+
+// NewID returns a fresh random session ID.
+func NewID() string {
+	var b [idBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand never fails on supported platforms; a broken RNG must
+		// never silently produce guessable IDs.
+		panic(fmt.Sprintf("sessionbridge: crypto/rand failed: %v", err))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// ValidID reports whether id has the shape of an ID we mint. It also guards
+// what a PHP script reports back (session_regenerate_id) before it becomes a
+// Redis key or a cookie.
+func ValidID(id string) bool {
+	if len(id) != 2*idBytes {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// DeriveKey turns one configured secret into a key for one purpose, so the
+// cookie HMAC, cookie encryption and the Django header signature never share
+// key material. Other implementations (wsgi/django) must derive the same way:
+// HMAC-SHA256(secret, "sessiongate:" + purpose).
+func DeriveKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("sessiongate:" + purpose))
+	return m.Sum(nil)
+}
+
+// CookieOptions are the attributes of the session cookie.
+type CookieOptions struct {
+	Name   string
+	Domain string
+	// Secure forces the Secure attribute; requests over HTTPS always get it.
+	Secure bool
+	// MaxAge is the absolute lifetime: the cookie's Max-Age and the oldest
+	// signature timestamp accepted.
+	MaxAge time.Duration
+	// Encrypt adds AES encryption of the cookie value on top of the HMAC.
+	Encrypt bool
+}
+
+// cookieCodec signs and verifies session cookies. The first secret signs,
+// all of them verify, so keys rotate without logging everybody out.
+type cookieCodec struct {
+	opts   CookieOptions
+	codecs []securecookie.Codec
+}
+
+func newCookieCodec(secrets [][]byte, o CookieOptions) (*cookieCodec, error) {
+	if len(secrets) == 0 {
+		return nil, errors.New("no session key")
+	}
+	if o.Name == "" {
+		return nil, errors.New("empty cookie name")
+	}
+	if o.MaxAge <= 0 {
+		return nil, errors.New("cookie max age must be positive")
+	}
+	c := &cookieCodec{opts: o}
+	for i, s := range secrets {
+		if len(s) < MinKeyLen {
+			return nil, fmt.Errorf("session key %d is %d bytes, need at least %d", i+1, len(s), MinKeyLen)
+		}
+		var block []byte
+		if o.Encrypt {
+			block = DeriveKey(s, "cookie-encryption")
+		}
+		sc := securecookie.New(DeriveKey(s, "cookie-signing"), block)
+		sc.SetSerializer(securecookie.JSONEncoder{})
+		sc.MaxAge(int(o.MaxAge / time.Second))
+		sc.MaxLength(4096)
+		c.codecs = append(c.codecs, sc)
+	}
+	// securecookie.New never fails; encoding once surfaces a bad key now
+	// rather than on the first login.
+	if _, err := securecookie.EncodeMulti(o.Name, NewID(), c.codecs...); err != nil {
+		return nil, fmt.Errorf("session key check: %w", err)
+	}
+	return c, nil
+}
+
+// idFrom returns the verified session ID carried by the request's cookie.
+// A forged, expired or malformed cookie is simply no session: no error the
+// caller could turn into a store lookup.
+func (c *cookieCodec) idFrom(r *http.Request) (string, bool) {
+	ck, err := r.Cookie(c.opts.Name)
+	if err != nil || ck.Value == "" {
+		return "", false
+	}
+	var id string
+	if err := securecookie.DecodeMulti(c.opts.Name, ck.Value, &id, c.codecs...); err != nil {
+		return "", false
+	}
+	if !ValidID(id) {
+		return "", false
+	}
+	return id, true
+}
+
+// cookie builds the Set-Cookie for id; an empty id expires the cookie.
+func (c *cookieCodec) cookie(id string, https bool) (*http.Cookie, error) {
+	ck := &http.Cookie{
+		Name:     c.opts.Name,
+		Path:     "/",
+		Domain:   c.opts.Domain,
+		HttpOnly: true,
+		Secure:   https || c.opts.Secure,
+		SameSite: http.SameSiteLaxMode,
+	}
+	if id == "" {
+		ck.MaxAge = -1
+		return ck, nil
+	}
+	v, err := securecookie.EncodeMulti(c.opts.Name, id, c.codecs[0])
+	if err != nil {
+		return nil, fmt.Errorf("encode session cookie: %w", err)
+	}
+	ck.Value = v
+	ck.MaxAge = int(c.opts.MaxAge / time.Second)
+	return ck, nil
+}

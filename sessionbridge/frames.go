@@ -1,0 +1,200 @@
+package sessionbridge
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// PHP talks back to the gateway over FCGI_STDERR, the only channel that
+// reaches us while the script still runs: response headers set by PHP stay
+// in its output buffer until the first flush, so a lock could not be released
+// at session_write_close(). The prepend writes each message with
+// error_log($frame, 4) followed by flush(); php-fpm wraps every call in
+// "PHP message: " ... "; " and may split them across records anywhere, so
+// frames carry their own delimiters:
+//
+//	@sg1:<nonce>:<seq>:<last 0|1>:<base64 chunk>#
+//
+// Chunks of one message (same seq) are concatenated and base64-decoded into
+// "<op>\n<session id>\n<payload>". The nonce is per request: only the PHP
+// process serving this request knows it.
+const (
+	framePrefix = "@sg1:"
+	frameEnd    = '#'
+	// maxMessage bounds one reassembled message (base64 text).
+	maxMessage = 64 << 20
+	// maxPending bounds an unterminated frame kept across records; a frame
+	// is at most ~1 KiB (php-fpm's log_limit), so this is generous.
+	maxPending = 64 << 10
+	// phpMessage is php-fpm's prefix for every error_log() message.
+	phpMessage = "PHP message: "
+)
+
+// message is one decoded PHP -> gateway message.
+type message struct {
+	Op      string // open, write, touch, close, destroy
+	ID      string
+	Payload []byte
+}
+
+// frameScanner reassembles messages from the stderr stream of one request
+// and returns what is not a frame, for the log.
+type frameScanner struct {
+	nonce   string
+	pending []byte // unterminated frame text carried to the next record
+	seq     int    // seq of the message being assembled (-1: none)
+	msg     []byte // base64 text gathered for seq
+	errs    []error
+}
+
+func newFrameScanner(nonce string) *frameScanner {
+	return &frameScanner{nonce: nonce, seq: -1}
+}
+
+// feed consumes one stderr record. It returns the complete messages found,
+// and the remaining text worth logging (php-fpm's separators around our
+// frames removed).
+func (f *frameScanner) feed(rec []byte) (msgs []message, rest []byte) {
+	data := rec
+	if len(f.pending) > 0 {
+		data = append(f.pending, rec...)
+		f.pending = nil
+	}
+	var logText []byte
+	for len(data) > 0 {
+		i := bytes.Index(data, []byte(framePrefix))
+		if i < 0 {
+			// Hold back a tail that could be the start of php-fpm's
+			// wrapper around the next frame, so it never leaks to the log.
+			keep := wrapperTail(data)
+			logText = append(logText, data[:len(data)-keep]...)
+			if keep > 0 {
+				f.pending = append([]byte(nil), data[len(data)-keep:]...)
+			}
+			break
+		}
+		pre := bytes.TrimSuffix(data[:i], []byte(phpMessage))
+		logText = append(logText, bytes.TrimSuffix(pre, []byte("; "))...)
+		data = data[i:]
+		end := bytes.IndexByte(data, frameEnd)
+		next := bytes.Index(data[len(framePrefix):], []byte(framePrefix))
+		if end < 0 || (next >= 0 && next+len(framePrefix) < end) {
+			if next >= 0 {
+				// A frame cut short (log_limit truncation): drop it.
+				f.fail(errors.New("truncated frame"))
+				data = data[len(framePrefix)+next:]
+				continue
+			}
+			if len(data) > maxPending {
+				f.fail(errors.New("unterminated frame"))
+				break
+			}
+			f.pending = append([]byte(nil), data...)
+			break
+		}
+		if m, ok := f.frame(data[len(framePrefix):end]); ok {
+			msgs = append(msgs, m)
+		}
+		data = data[end+1:]
+	}
+	return msgs, cleanLog(logText)
+}
+
+func (f *frameScanner) fail(err error) {
+	f.errs = append(f.errs, err)
+	f.seq, f.msg = -1, nil
+}
+
+// frame handles "<nonce>:<seq>:<last>:<chunk>".
+func (f *frameScanner) frame(b []byte) (message, bool) {
+	parts := bytes.SplitN(b, []byte(":"), 4)
+	if len(parts) != 4 || string(parts[0]) != f.nonce {
+		f.fail(errors.New("frame with a foreign nonce ignored"))
+		return message{}, false
+	}
+	seq, err := strconv.Atoi(string(parts[1]))
+	if err != nil || seq < 0 {
+		f.fail(errors.New("bad frame sequence"))
+		return message{}, false
+	}
+	if seq != f.seq {
+		if f.seq >= 0 {
+			f.fail(fmt.Errorf("message %d incomplete", f.seq))
+		}
+		f.seq, f.msg = seq, f.msg[:0]
+	}
+	if len(f.msg)+len(parts[3]) > maxMessage {
+		f.fail(errors.New("message too large"))
+		return message{}, false
+	}
+	f.msg = append(f.msg, parts[3]...)
+	if string(parts[2]) != "1" {
+		return message{}, false
+	}
+	raw := make([]byte, base64.StdEncoding.DecodedLen(len(f.msg)))
+	n, err := base64.StdEncoding.Decode(raw, f.msg)
+	f.seq, f.msg = -1, f.msg[:0]
+	if err != nil {
+		f.fail(fmt.Errorf("message %d: %w", seq, err))
+		return message{}, false
+	}
+	raw = raw[:n]
+	op, rest, ok1 := bytes.Cut(raw, []byte("\n"))
+	id, payload, ok2 := bytes.Cut(rest, []byte("\n"))
+	if !ok1 || !ok2 {
+		f.fail(fmt.Errorf("message %d: malformed", seq))
+		return message{}, false
+	}
+	return message{Op: string(op), ID: string(id), Payload: payload}, true
+}
+
+// wrapperTail is the length of the longest suffix of b that could be the
+// beginning of a frame with php-fpm's wrapping ("; PHP message: @sg1:").
+func wrapperTail(b []byte) int {
+	best := 0
+	for _, marker := range [...]string{"; " + phpMessage + framePrefix, phpMessage + framePrefix, framePrefix} {
+		for n := min(len(marker)-1, len(b)); n > best; n-- {
+			if bytes.Equal(b[len(b)-n:], []byte(marker[:n])) {
+				best = n
+				break
+			}
+		}
+	}
+	return best
+}
+
+// flushLog returns text held back by feed once no more records will come.
+func (f *frameScanner) flushLog() []byte {
+	if len(f.pending) == 0 || bytes.HasPrefix(f.pending, []byte(framePrefix)) {
+		return nil
+	}
+	rest := cleanLog(f.pending)
+	f.pending = nil
+	return rest
+}
+
+// cleanLog drops what php-fpm wrapped around our frames ("PHP message: ",
+// "; ") so that only real messages reach the log.
+func cleanLog(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	var out []byte
+	for i, part := range bytes.Split(b, []byte(phpMessage)) {
+		t := bytes.Trim(part, "; \n")
+		if len(t) == 0 {
+			continue
+		}
+		if len(out) > 0 {
+			out = append(out, "; "...)
+		}
+		if i > 0 {
+			out = append(out, phpMessage...)
+		}
+		out = append(out, t...)
+	}
+	return out
+}

@@ -1,0 +1,95 @@
+package sessionbridge
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// phpFrames renders a message the way prepend.php does, wrapped the way
+// php-fpm wraps error_log() output.
+func phpFrames(nonce string, seq int, op, id, payload string, chunk int) string {
+	text := base64.StdEncoding.EncodeToString([]byte(op + "\n" + id + "\n" + payload))
+	var parts []string
+	for len(text) > chunk {
+		parts = append(parts, text[:chunk])
+		text = text[chunk:]
+	}
+	parts = append(parts, text)
+	var b strings.Builder
+	for i, p := range parts {
+		last := "0"
+		if i == len(parts)-1 {
+			last = "1"
+		}
+		fmt.Fprintf(&b, "; PHP message: @sg1:%s:%d:%s:%s#", nonce, seq, last, p)
+	}
+	return b.String()
+}
+
+func TestFrameScannerSplitsAnywhere(t *testing.T) {
+	const nonce = "00112233445566778899aabbccddeeff"
+	payload := strings.Repeat("x\x00y", 700)
+	stream := "PHP message: hello" + phpFrames(nonce, 0, "write", "abc", payload, 100) + "; PHP message: bye" + phpFrames(nonce, 1, "close", "abc", "", 100)
+	for step := 1; step <= len(stream); step += 37 {
+		f := newFrameScanner(nonce)
+		var got []message
+		var logged strings.Builder
+		for i := 0; i < len(stream); i += step {
+			msgs, rest := f.feed([]byte(stream[i:min(i+step, len(stream))]))
+			got = append(got, msgs...)
+			logged.Write(rest)
+		}
+		if len(f.errs) > 0 {
+			t.Fatalf("step %d: errors %v", step, f.errs)
+		}
+		if len(got) != 2 || got[0].Op != "write" || got[0].ID != "abc" || string(got[0].Payload) != payload || got[1].Op != "close" {
+			t.Fatalf("step %d: got %+v", step, got)
+		}
+		logged.Write(f.flushLog())
+		if l := strings.NewReplacer("PHP message: ", "", "; ", "").Replace(logged.String()); l != "hellobye" {
+			l := logged.String()
+			t.Fatalf("step %d: log text %q", step, l)
+		}
+	}
+}
+
+func TestFrameScannerRejects(t *testing.T) {
+	const nonce = "00112233445566778899aabbccddeeff"
+	cases := map[string]string{
+		"foreign nonce": phpFrames("ffffffffffffffffffffffffffffffff", 0, "write", "a", "x", 50),
+		"truncated":     "PHP message: @sg1:" + nonce + ":0:1:QUJD..." + phpFrames(nonce, 1, "close", "a", "", 50),
+		"bad base64":    "PHP message: @sg1:" + nonce + ":0:1:!!!!#",
+		"no newline":    "PHP message: @sg1:" + nonce + ":0:1:" + base64.StdEncoding.EncodeToString([]byte("write")) + "#",
+	}
+	for name, stream := range cases {
+		f := newFrameScanner(nonce)
+		msgs, _ := f.feed([]byte(stream))
+		for _, m := range msgs {
+			if m.Op == "write" {
+				t.Errorf("%s: accepted %+v", name, m)
+			}
+		}
+		if len(f.errs) == 0 {
+			t.Errorf("%s: no error reported", name)
+		}
+	}
+}
+
+func TestCleanLogKeepsUnprefixedText(t *testing.T) {
+	if got := string(cleanLog([]byte("raw stderr; PHP message: a; PHP message: ; "))); got != "raw stderr; PHP message: a" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestIsInternalHeader(t *testing.T) {
+	for name, want := range map[string]bool{
+		"X-Sessiongate-Data": true, "x_sessiongate_data": true, "X-SESSIONGATE-": true,
+		"X-Sessiongat": false, "X-Session": false, "Sessiongate-X": false,
+	} {
+		if got := isInternalHeader(name); got != want {
+			t.Errorf("%q: got %v", name, got)
+		}
+	}
+}

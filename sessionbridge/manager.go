@@ -1,0 +1,543 @@
+// Package sessionbridge makes the gateway the single owner of the session:
+// it verifies the signed cookie, loads (and in strict mode locks) the
+// session before the app runs, hands it to PHP or Django, and persists what
+// the app changed on the way out. Apps never talk to Redis themselves, which
+// is what makes "no lost update" and "PHP and Django see the same data"
+// possible without changing the apps.
+package sessionbridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sessiongate/sessiongate/sessionbridge/store"
+)
+
+// LockMode chooses how concurrent requests of one session are reconciled.
+type LockMode string
+
+const (
+	// LockStrict serializes the requests of one session across gateways,
+	// like PHP's files handler: no lost update, some waiting.
+	LockStrict LockMode = "strict"
+	// LockMerge never waits: each write is a per-key three-way merge
+	// applied by compare-and-set; same-key conflicts are last-writer-wins.
+	LockMerge LockMode = "merge"
+)
+
+var (
+	// ErrBusy: the session lock was not obtained in time (answer 503).
+	ErrBusy = errors.New("session busy: lock wait timed out")
+	// ErrUnavailable: the store failed (answer 503, keep the cookie).
+	ErrUnavailable = errors.New("session store unavailable")
+)
+
+// Options configure a Manager. Durations must be positive.
+type Options struct {
+	Store   store.Store
+	Secrets [][]byte // first signs the cookie, all verify
+	Cookie  CookieOptions
+	// IdleTimeout is the sliding expiry (the store TTL); Cookie.MaxAge is
+	// the absolute lifetime.
+	IdleTimeout time.Duration
+	LockMode    LockMode
+	// LockTimeout bounds the wait for a strict lock.
+	LockTimeout time.Duration
+	// LockLease is how long a lock outlives a crashed gateway.
+	LockLease time.Duration
+	// StoreTimeout bounds each store operation that is not a lock wait.
+	StoreTimeout time.Duration
+	Logger       *slog.Logger
+	Metrics      Metrics
+}
+
+// Metrics receives session events; nil fields are fine.
+type Metrics interface {
+	SessionEvent(event string) // load, load_absent, save, touch, destroy, conflict, lock_timeout, store_error
+	LockWait(d time.Duration)
+}
+
+// Manager opens and persists sessions.
+type Manager struct {
+	o      Options
+	cookie *cookieCodec
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New validates o and checks the keys.
+func New(o Options) (*Manager, error) {
+	if o.Store == nil {
+		return nil, errors.New("sessionbridge: no store")
+	}
+	if o.LockMode == "" {
+		o.LockMode = LockStrict
+	}
+	if o.LockMode != LockStrict && o.LockMode != LockMerge {
+		return nil, fmt.Errorf("sessionbridge: unknown lock mode %q", o.LockMode)
+	}
+	for name, d := range map[string]time.Duration{"idle timeout": o.IdleTimeout, "lock timeout": o.LockTimeout, "lock lease": o.LockLease, "store timeout": o.StoreTimeout} {
+		if d <= 0 {
+			return nil, fmt.Errorf("sessionbridge: %s must be positive", name)
+		}
+	}
+	c, err := newCookieCodec(o.Secrets, o.Cookie)
+	if err != nil {
+		return nil, fmt.Errorf("sessionbridge: %w", err)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Manager{o: o, cookie: c, log: log, now: time.Now}, nil
+}
+
+// CookieName is the session cookie's name; proxies use it to keep the
+// cookie away from apps that must not see the raw value.
+func (m *Manager) CookieName() string { return m.o.Cookie.Name }
+
+func (m *Manager) event(e string) {
+	if m.o.Metrics != nil {
+		m.o.Metrics.SessionEvent(e)
+	}
+}
+
+// Session is one request's hold on a session. Its methods are safe for
+// concurrent use: PHP's frames arrive on the goroutine reading the response
+// while the cookie is decided on the one writing headers.
+type Session struct {
+	m     *Manager
+	https bool
+
+	mu sync.Mutex
+	// cookieID is the verified ID the client presented ("" if none).
+	cookieID string
+	// id is the session's current ID ("" when there is none yet).
+	id string
+	// exists: a record for id is in the store (as far as we know).
+	exists bool
+	rec    record
+	// version of rec in the store, the base of the next compare-and-set.
+	version uint64
+	// stored is rec.Data split in members: what the app was given.
+	stored []member
+	lease  store.Lease
+	// announced is a new ID the app started but did not write yet: the
+	// cookie must go out with the headers, before the write arrives.
+	announced string
+	destroyed bool
+	// headersSent: the cookie can no longer change.
+	headersSent bool
+	cookieDone  bool
+	// unsavable counts changes that happened after the headers left and
+	// that the client can never reference (logged once).
+	lateCookie bool
+}
+
+// Open reads the cookie and, if it names a live session, loads it — under
+// the session lock in strict mode. A request without a valid cookie costs no
+// store access at all.
+func (m *Manager) Open(ctx context.Context, r *http.Request, https bool) (*Session, error) {
+	s := &Session{m: m, https: https}
+	id, ok := m.cookie.idFrom(r)
+	if !ok {
+		return s, nil
+	}
+	s.cookieID = id
+	var rec store.Record
+	var err error
+	if m.o.LockMode == LockStrict {
+		start := m.now()
+		lctx, cancel := context.WithTimeout(ctx, m.o.LockTimeout)
+		s.lease, rec, err = m.o.Store.Lock(lctx, id, m.o.LockLease)
+		cancel()
+		if m.o.Metrics != nil {
+			m.o.Metrics.LockWait(m.now().Sub(start))
+		}
+	} else {
+		sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
+		rec, err = m.o.Store.Load(sctx, id)
+		cancel()
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, store.ErrLockTimeout):
+			m.event("lock_timeout")
+			return nil, ErrBusy
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		default:
+			m.event("store_error")
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	if rec.Version == 0 {
+		m.event("load_absent")
+		s.releaseLease(ctx, store.Mutation{Kind: store.Keep})
+		return s, nil
+	}
+	dec, err := decodeRecord(rec.Value)
+	if err == nil && m.expired(dec) {
+		err = errors.New("expired")
+	}
+	var members []member
+	if err == nil {
+		members, err = objectMembers(dec.Data)
+	}
+	if err != nil {
+		// An unreadable or expired record is no session; drop it so it
+		// cannot come back.
+		m.log.Warn("session record dropped", "session", shortID(id), "reason", err.Error())
+		if s.lease != nil {
+			s.releaseLease(ctx, store.Mutation{Kind: store.Delete})
+		} else {
+			dctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
+			_ = m.o.Store.Delete(dctx, id)
+			cancel()
+		}
+		return s, nil
+	}
+	m.event("load")
+	s.id, s.exists, s.rec, s.version, s.stored = id, true, dec, rec.Version, members
+	return s, nil
+}
+
+func (m *Manager) expired(r record) bool {
+	now := m.now()
+	if now.Sub(time.UnixMilli(r.Created)) > m.o.Cookie.MaxAge {
+		return true
+	}
+	// Seen is refreshed at least every IdleTimeout/4 while the session is
+	// used (see touch), so a gap beyond 1.25 x IdleTimeout is idleness, not
+	// a lazy write.
+	return now.Sub(time.UnixMilli(r.Seen)) > m.o.IdleTimeout+m.o.IdleTimeout/4
+}
+
+// ttl is the store expiry for a session created at created: the idle
+// timeout, cut short by the absolute lifetime.
+func (m *Manager) ttl(created int64) time.Duration {
+	left := time.UnixMilli(created).Add(m.o.Cookie.MaxAge).Sub(m.now())
+	if left < m.o.IdleTimeout {
+		return left
+	}
+	return m.o.IdleTimeout
+}
+
+// ID is the current session ID, "" when there is none.
+func (s *Session) ID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.id
+}
+
+// Data is the session's shared JSON object ("{}" when there is none).
+func (s *Session) Data() json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.exists {
+		return emptyObject
+	}
+	return s.rec.Data
+}
+
+// storeCtx detaches store writes from the client: once an app has changed
+// the session, the change is kept even if the client hangs up.
+func (s *Session) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.m.o.StoreTimeout)
+}
+
+func (s *Session) releaseLease(ctx context.Context, mu store.Mutation) (uint64, error) {
+	if s.lease == nil {
+		return 0, nil
+	}
+	l := s.lease
+	s.lease = nil
+	sctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	v, err := l.Unlock(sctx, mu)
+	if err != nil {
+		s.m.event("store_error")
+		return 0, err
+	}
+	return v, nil
+}
+
+// Announce records that the app started a new session with id, so the
+// cookie can leave with the headers even if the write comes later.
+func (s *Session) Announce(id string) error {
+	if !ValidID(id) {
+		return fmt.Errorf("announce: malformed session id")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id != s.id {
+		s.announced = id
+	}
+	return nil
+}
+
+// Write persists data (a JSON object) as the session id. An id other than
+// the current one is a new session (first write, or regeneration).
+// Returns the keys whose concurrent change this write overrode (merge).
+func (s *Session) Write(ctx context.Context, id string, data json.RawMessage, sentView []member) ([]string, error) {
+	if !ValidID(id) {
+		return nil, errors.New("write: malformed session id")
+	}
+	next, err := objectMembers(data)
+	if err != nil {
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := ms(s.m.now())
+	if id != s.id {
+		return nil, s.create(ctx, id, next, now)
+	}
+	if sentView != nil {
+		next = keepUntouched(s.stored, sentView, next)
+	}
+	newData := buildObject(next)
+	if bytes.Equal(newData, s.rec.Data) {
+		return nil, s.touchLocked(ctx)
+	}
+	rec := s.rec
+	rec.Data, rec.Seen = newData, now
+	if s.lease != nil {
+		v, err := s.releaseLease(ctx, store.Mutation{Kind: store.Put, Value: rec.encode(), TTL: s.m.ttl(rec.Created)})
+		if err != nil {
+			return nil, fmt.Errorf("%w: save: %w", ErrUnavailable, err)
+		}
+		s.rec, s.version, s.stored = rec, v, next
+		s.m.event("save")
+		return nil, nil
+	}
+	return s.casLocked(ctx, next, now)
+}
+
+// casLocked writes next over whatever is stored now, merging key by key
+// with changes other requests made since this one loaded the session.
+func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]string, error) {
+	base := s.stored
+	expect := s.version
+	theirs := s.stored
+	rec := s.rec
+	var conflicts []string
+	for attempt := 0; attempt < 16; attempt++ {
+		res := merge3(base, next, theirs)
+		rec.Data, rec.Seen = res.Data, now
+		sctx, cancel := s.storeCtx(ctx)
+		v, err := s.m.o.Store.Save(sctx, s.id, expect, rec.encode(), s.m.ttl(rec.Created))
+		cancel()
+		if err == nil {
+			s.rec, s.version = rec, v
+			s.stored, _ = objectMembers(rec.Data)
+			s.m.event("save")
+			conflicts = res.Conflicts
+			for range conflicts {
+				s.m.event("conflict")
+			}
+			return conflicts, nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			s.m.event("store_error")
+			return nil, fmt.Errorf("%w: save: %w", ErrUnavailable, err)
+		}
+		sctx, cancel = s.storeCtx(ctx)
+		cur, err := s.m.o.Store.Load(sctx, s.id)
+		cancel()
+		if err != nil {
+			s.m.event("store_error")
+			return nil, fmt.Errorf("%w: reload: %w", ErrUnavailable, err)
+		}
+		if cur.Version == 0 {
+			// Destroyed meanwhile (logout elsewhere): a write must not
+			// resurrect it.
+			s.exists = false
+			return nil, errors.New("session was destroyed concurrently; write dropped")
+		}
+		curRec, err := decodeRecord(cur.Value)
+		if err != nil {
+			return nil, fmt.Errorf("reload: %w", err)
+		}
+		if theirs, err = objectMembers(curRec.Data); err != nil {
+			return nil, fmt.Errorf("reload: %w", err)
+		}
+		rec, expect = curRec, cur.Version
+	}
+	return nil, errors.New("save: too many concurrent writers")
+}
+
+// create stores a brand-new session under id. Empty data creates nothing:
+// a session exists only once an app wrote something into it.
+func (s *Session) create(ctx context.Context, id string, next []member, now int64) error {
+	if s.lease != nil {
+		// Regeneration without destroy: the old session stays as it is.
+		if _, err := s.releaseLease(ctx, store.Mutation{Kind: store.Keep, TTL: s.m.ttl(s.rec.Created)}); err != nil {
+			s.m.log.Warn("session unlock failed", "error", err.Error())
+		}
+	}
+	if s.announced == id {
+		s.announced = ""
+	}
+	if len(next) == 0 {
+		s.id, s.exists, s.stored = id, false, nil
+		s.rec = record{}
+		return nil
+	}
+	rec := record{Version: recordVersion, Created: now, Seen: now, Data: buildObject(next)}
+	sctx, cancel := s.storeCtx(ctx)
+	v, err := s.m.o.Store.Save(sctx, id, 0, rec.encode(), s.m.ttl(now))
+	cancel()
+	if errors.Is(err, store.ErrConflict) {
+		return errors.New("create: session id already in use")
+	}
+	if err != nil {
+		s.m.event("store_error")
+		return fmt.Errorf("%w: create: %w", ErrUnavailable, err)
+	}
+	s.id, s.exists, s.rec, s.version, s.stored = id, true, rec, v, next
+	s.m.event("save")
+	if s.headersSent && !s.lateCookie {
+		s.lateCookie = true
+		s.m.log.Warn("session created after the response headers were sent; the client cannot get its cookie", "session", shortID(id))
+	}
+	return nil
+}
+
+// Touch tells the store the session is still in use (PHP's lazy write:
+// nothing changed).
+func (s *Session) Touch(ctx context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id != s.id || !s.exists {
+		return nil
+	}
+	return s.touchLocked(ctx)
+}
+
+func (s *Session) touchLocked(ctx context.Context) error {
+	ttl := s.m.ttl(s.rec.Created)
+	now := s.m.now()
+	refreshSeen := now.Sub(time.UnixMilli(s.rec.Seen)) > s.m.o.IdleTimeout/4
+	if s.lease != nil {
+		mu := store.Mutation{Kind: store.Keep, TTL: ttl}
+		rec := s.rec
+		if refreshSeen {
+			rec.Seen = ms(now)
+			mu = store.Mutation{Kind: store.Put, Value: rec.encode(), TTL: ttl}
+		}
+		v, err := s.releaseLease(ctx, mu)
+		if err != nil {
+			return fmt.Errorf("%w: touch: %w", ErrUnavailable, err)
+		}
+		if refreshSeen {
+			s.rec, s.version = rec, v
+		}
+		s.m.event("touch")
+		return nil
+	}
+	sctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	if refreshSeen {
+		rec := s.rec
+		rec.Seen = ms(now)
+		if v, err := s.m.o.Store.Save(sctx, s.id, s.version, rec.encode(), ttl); err == nil {
+			s.rec, s.version = rec, v
+			s.m.event("touch")
+			return nil
+		}
+	}
+	if err := s.m.o.Store.Touch(sctx, s.id, ttl); err != nil {
+		s.m.event("store_error")
+		return fmt.Errorf("%w: touch: %w", ErrUnavailable, err)
+	}
+	s.m.event("touch")
+	return nil
+}
+
+// Destroy deletes session id (PHP session_destroy, Django flush/cycle_key).
+func (s *Session) Destroy(ctx context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id != s.id || id == "" {
+		return nil // not ours, or nothing stored yet
+	}
+	var err error
+	if s.lease != nil {
+		_, err = s.releaseLease(ctx, store.Mutation{Kind: store.Delete})
+	} else if s.exists {
+		sctx, cancel := s.storeCtx(ctx)
+		err = s.m.o.Store.Delete(sctx, id)
+		cancel()
+	}
+	if err != nil {
+		s.m.event("store_error")
+		return fmt.Errorf("%w: destroy: %w", ErrUnavailable, err)
+	}
+	s.m.event("destroy")
+	s.id, s.exists, s.stored, s.rec, s.destroyed = "", false, nil, record{}, true
+	return nil
+}
+
+// Release lets other requests of the session run (session_write_close
+// without changes, or the end of the request).
+func (s *Session) Release(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lease == nil {
+		return
+	}
+	mu := store.Mutation{Kind: store.Keep}
+	if s.exists {
+		mu.TTL = s.m.ttl(s.rec.Created)
+	}
+	if _, err := s.releaseLease(ctx, mu); err != nil {
+		s.m.log.Warn("session unlock failed", "session", shortID(s.cookieID), "error", err.Error())
+	}
+}
+
+// SetCookie adds the Set-Cookie the response needs, if any, and freezes
+// the cookie: it is called when the headers are about to be written.
+func (s *Session) SetCookie(h http.Header) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.headersSent = true
+	if s.cookieDone {
+		return
+	}
+	s.cookieDone = true
+	want := ""
+	switch {
+	case s.announced != "":
+		want = s.announced
+	case s.exists:
+		want = s.id
+	}
+	if want == s.cookieID {
+		return
+	}
+	if want == "" && !s.destroyed {
+		return
+	}
+	ck, err := s.m.cookie.cookie(want, s.https)
+	if err != nil {
+		s.m.log.Error("session cookie", "error", err.Error())
+		return
+	}
+	h.Add("Set-Cookie", ck.String())
+}
+
+// shortID keeps logs useful without handing out live session IDs.
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}

@@ -1,0 +1,311 @@
+package sessionbridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/sessionbridge/store"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
+)
+
+// countingStore counts every call that reaches the backend, to prove that
+// requests without a valid cookie never touch it.
+type countingStore struct {
+	store.Store
+	calls atomic.Int64
+}
+
+func (c *countingStore) Load(ctx context.Context, id string) (store.Record, error) {
+	c.calls.Add(1)
+	return c.Store.Load(ctx, id)
+}
+
+func (c *countingStore) Lock(ctx context.Context, id string, ttl time.Duration) (store.Lease, store.Record, error) {
+	c.calls.Add(1)
+	return c.Store.Lock(ctx, id, ttl)
+}
+
+const testSecret = "0123456789abcdef0123456789abcdef-test"
+
+func newTestManager(t *testing.T, mode LockMode, st store.Store) *Manager {
+	t.Helper()
+	if st == nil {
+		mem := memory.New(memory.Options{})
+		t.Cleanup(func() { mem.Close() })
+		st = mem
+	}
+	m, err := New(Options{
+		Store:        st,
+		Secrets:      [][]byte{[]byte(testSecret)},
+		Cookie:       CookieOptions{Name: "sessionid", MaxAge: time.Hour},
+		IdleTimeout:  10 * time.Minute,
+		LockMode:     mode,
+		LockTimeout:  2 * time.Second,
+		LockLease:    5 * time.Second,
+		StoreTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func requestWithCookie(t *testing.T, m *Manager, id string) *http.Request {
+	t.Helper()
+	r := httptest.NewRequest("GET", "/", nil)
+	if id != "" {
+		ck, err := m.cookie.cookie(id, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.AddCookie(ck)
+	}
+	return r
+}
+
+// createSession stores data under a fresh ID the way a first PHP write does.
+func createSession(t *testing.T, m *Manager, data string) string {
+	t.Helper()
+	ctx := context.Background()
+	s, err := m.Open(ctx, requestWithCookie(t, m, ""), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := NewID()
+	if _, err := s.Write(ctx, id, json.RawMessage(data), nil); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	s.SetCookie(h)
+	if !strings.HasPrefix(h.Get("Set-Cookie"), "sessionid=") {
+		t.Fatalf("no cookie for a new session: %v", h)
+	}
+	s.Release(ctx)
+	return id
+}
+
+func TestNoValidCookieNeverTouchesStore(t *testing.T) {
+	mem := memory.New(memory.Options{})
+	defer mem.Close()
+	cs := &countingStore{Store: mem}
+	m := newTestManager(t, LockStrict, cs)
+	other, err := New(Options{Store: mem, Secrets: [][]byte{[]byte(strings.Repeat("x", 40))}, Cookie: CookieOptions{Name: "sessionid", MaxAge: time.Hour},
+		IdleTimeout: time.Minute, LockTimeout: time.Second, LockLease: time.Second, StoreTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := other.cookie.cookie(NewID(), false)
+	for name, value := range map[string]string{"garbage": "abc", "forged": forged.Value, "empty": ""} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.AddCookie(&http.Cookie{Name: "sessionid", Value: value})
+		s, err := m.Open(context.Background(), r, false)
+		if err != nil || s.ID() != "" {
+			t.Fatalf("%s: %v %q", name, err, s.ID())
+		}
+	}
+	if n := cs.calls.Load(); n != 0 {
+		t.Fatalf("store touched %d times", n)
+	}
+}
+
+func TestExpiredCookieSignatureIsNoSession(t *testing.T) {
+	m := newTestManager(t, LockStrict, nil)
+	id := createSession(t, m, `{"a":1}`)
+	r := requestWithCookie(t, m, id)
+	// securecookie checks its own timestamp against MaxAge.
+	short, _ := New(Options{Store: m.o.Store, Secrets: [][]byte{[]byte(testSecret)}, Cookie: CookieOptions{Name: "sessionid", MaxAge: time.Second},
+		IdleTimeout: time.Minute, LockTimeout: time.Second, LockLease: time.Second, StoreTimeout: time.Second})
+	time.Sleep(2100 * time.Millisecond)
+	s, err := short.Open(context.Background(), r, false)
+	if err != nil || s.ID() != "" {
+		t.Fatalf("expired cookie accepted: %v %q", err, s.ID())
+	}
+}
+
+func TestWriteLoadRegenerateDestroy(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockStrict, nil)
+	id := createSession(t, m, `{"user":"ana","n":1}`)
+
+	s, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+	if err != nil || s.ID() != id || string(s.Data()) != `{"user":"ana","n":1}` {
+		t.Fatalf("load: %v %q %s", err, s.ID(), s.Data())
+	}
+	// session_regenerate_id(true): destroy old, write new.
+	if err := s.Destroy(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	newID := NewID()
+	if _, err := s.Write(ctx, newID, json.RawMessage(`{"user":"ana","n":2}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	s.SetCookie(h)
+	resp := http.Response{Header: h}
+	if cks := resp.Cookies(); len(cks) != 1 || cks[0].MaxAge <= 0 {
+		t.Fatalf("want the new cookie, got %v", h)
+	}
+	s.Release(ctx)
+
+	old, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+	if err != nil || old.ID() != "" {
+		t.Fatalf("old id still resolves: %v %q", err, old.ID())
+	}
+	cur, err := m.Open(ctx, requestWithCookie(t, m, newID), false)
+	if err != nil || string(cur.Data()) != `{"user":"ana","n":2}` {
+		t.Fatalf("new id: %v %s", err, cur.Data())
+	}
+	// session_destroy(): row gone, cookie expired.
+	if err := cur.Destroy(ctx, newID); err != nil {
+		t.Fatal(err)
+	}
+	h = http.Header{}
+	cur.SetCookie(h)
+	resp = http.Response{Header: h}
+	if cks := resp.Cookies(); len(cks) != 1 || cks[0].MaxAge >= 0 {
+		t.Fatalf("want an expired cookie, got %v", h)
+	}
+	if rec, _ := m.o.Store.Load(ctx, newID); rec.Version != 0 {
+		t.Fatal("destroyed session still stored")
+	}
+}
+
+func TestEmptyNewSessionCreatesNothing(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockStrict, nil)
+	s, _ := m.Open(ctx, requestWithCookie(t, m, ""), false)
+	id := NewID()
+	if _, err := s.Write(ctx, id, json.RawMessage(`{}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	s.SetCookie(h)
+	if len(h) != 0 {
+		t.Fatalf("cookie for an empty session: %v", h)
+	}
+	if rec, _ := m.o.Store.Load(ctx, id); rec.Version != 0 {
+		t.Fatal("empty session stored")
+	}
+}
+
+func TestAnnouncedSessionGetsCookieBeforeWrite(t *testing.T) {
+	m := newTestManager(t, LockStrict, nil)
+	s, _ := m.Open(context.Background(), requestWithCookie(t, m, ""), false)
+	id := NewID()
+	if err := s.Announce(id); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	s.SetCookie(h)
+	if !strings.HasPrefix(h.Get("Set-Cookie"), "sessionid=") {
+		t.Fatalf("no cookie: %v", h)
+	}
+	if s.Announce("not-an-id") == nil {
+		t.Fatal("malformed id accepted")
+	}
+}
+
+func TestStrictModeSerializesAndLosesNothing(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockStrict, nil)
+	id := createSession(t, m, `{"n":0}`)
+	const workers, rounds = 16, 20
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < rounds; i++ {
+				s, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var d struct{ N int }
+				_ = json.Unmarshal(s.Data(), &d)
+				next, _ := json.Marshal(map[string]int{"n": d.N + 1})
+				if _, err := s.Write(ctx, id, next, nil); err != nil {
+					t.Error(err)
+				}
+				s.Release(ctx)
+			}
+		}()
+	}
+	wg.Wait()
+	s, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
+	defer s.Release(ctx)
+	if string(s.Data()) != `{"n":320}` {
+		t.Fatalf("got %s, want n=320", s.Data())
+	}
+}
+
+func TestStrictLockTimeoutIsBusy(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockStrict, nil)
+	m.o.LockTimeout = 200 * time.Millisecond
+	id := createSession(t, m, `{"n":0}`)
+	holder, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Release(ctx)
+	if _, err := m.Open(ctx, requestWithCookie(t, m, id), false); !errors.Is(err, ErrBusy) {
+		t.Fatalf("got %v, want ErrBusy", err)
+	}
+}
+
+func TestMergeModeKeepsConcurrentKeys(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockMerge, nil)
+	id := createSession(t, m, `{"a":0,"b":0,"c":0}`)
+	s1, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
+	s2, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
+	if c, err := s1.Write(ctx, id, json.RawMessage(`{"a":1,"b":0,"c":1}`), nil); err != nil || len(c) != 0 {
+		t.Fatal(c, err)
+	}
+	conflicts, err := s2.Write(ctx, id, json.RawMessage(`{"a":0,"b":2,"c":2}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(conflicts) != 1 || conflicts[0] != "c" {
+		t.Fatalf("conflicts %v", conflicts)
+	}
+	s3, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
+	if string(s3.Data()) != `{"a":1,"b":2,"c":2}` {
+		t.Fatalf("merged %s", s3.Data())
+	}
+}
+
+func TestAbsoluteAndIdleExpiry(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockStrict, nil)
+	id := createSession(t, m, `{"a":1}`)
+	base := time.Now()
+	m.now = func() time.Time { return base.Add(61 * time.Minute) } // past MaxAge (1h)
+	s, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+	if err != nil || s.ID() != "" {
+		t.Fatalf("session past max age still loads: %v %q", err, s.ID())
+	}
+	id = createSession(t, m, `{"a":1}`)
+	m.now = func() time.Time { return base.Add(61*time.Minute + 13*time.Minute) } // idle > 1.25 x 10 min
+	s, err = m.Open(ctx, requestWithCookie(t, m, id), false)
+	if err != nil || s.ID() != "" {
+		t.Fatalf("idle session still loads: %v %q", err, s.ID())
+	}
+}
+
+func TestShortKeyRefused(t *testing.T) {
+	_, err := New(Options{Store: memory.New(memory.Options{}), Secrets: [][]byte{[]byte("short")}, Cookie: CookieOptions{Name: "s", MaxAge: time.Hour},
+		IdleTimeout: time.Minute, LockTimeout: time.Second, LockLease: time.Second, StoreTimeout: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "at least 32") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,0 +1,339 @@
+package sessionbridge
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/sessiongate/sessiongate/fcgi"
+	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
+)
+
+// PrependPHP is the prepend file PHP needs; `gateway php-prepend` prints it.
+//
+//go:embed prepend.php
+var PrependPHP []byte
+
+// dataChunk is the size of one SESSIONGATE_DATA_n value: a FastCGI
+// name/value pair must fit one record (< 64 KiB), so a large session is
+// split over several params and joined by the prepend.
+const dataChunk = 60000
+
+// InternalHeaderPrefix marks headers only the gateway may set. Anything a
+// client sends under it, in any spelling, is dropped before an app sees it.
+const InternalHeaderPrefix = "X-Sessiongate-"
+
+// StripInternalHeaders removes every header whose name, with '_' read as
+// '-', starts with X-Sessiongate- (case-insensitively).
+func StripInternalHeaders(h http.Header) {
+	for name := range h {
+		if isInternalHeader(name) {
+			delete(h, name)
+		}
+	}
+}
+
+func isInternalHeader(name string) bool {
+	if len(name) < len(InternalHeaderPrefix) {
+		return false
+	}
+	for i := 0; i < len(InternalHeaderPrefix); i++ {
+		c := name[i]
+		if c == '_' {
+			c = '-'
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		p := InternalHeaderPrefix[i]
+		if 'A' <= p && p <= 'Z' {
+			p += 'a' - 'A'
+		}
+		if c != p {
+			return false
+		}
+	}
+	return true
+}
+
+// PHPOptions configure the PHP side of the bridge.
+type PHPOptions struct {
+	// PrependPath is the prepend file's path on the php-fpm host. When set,
+	// the gateway sends auto_prepend_file and the session settings the
+	// prepend relies on in PHP_VALUE on every request (php-fpm leaks such
+	// values to later requests of the same worker otherwise).
+	PrependPath string
+	// Limits bound the PHP session data the codec accepts.
+	Limits phpserial.Limits
+}
+
+// phpINI is what the prepend relies on. serialize_handler php_serialize
+// keeps integer keys and '|' in keys (the classic format loses them);
+// use_cookies=0 because the gateway owns the cookie; strict mode so only
+// IDs known to the handler are accepted.
+var phpINI = []string{
+	"session.serialize_handler=php_serialize",
+	"session.use_cookies=0",
+	"session.use_only_cookies=1",
+	"session.use_trans_sid=0",
+	"session.use_strict_mode=1",
+	"session.lazy_write=1",
+	"session.auto_start=0",
+	"session.gc_probability=0",
+	"fastcgi.logging=1",
+}
+
+// PHPHandler wraps the handler that sends a routed request to php-fpm. It
+// expects the *fcgi.Script in the request context (the router put it there).
+func (m *Manager) PHPHandler(next http.Handler, o PHPOptions) http.Handler {
+	if o.Limits == (phpserial.Limits{}) {
+		o.Limits = phpserial.DefaultLimits()
+	}
+	var phpValue string
+	if o.PrependPath != "" {
+		phpValue = strings.Join(append([]string{"auto_prepend_file=" + o.PrependPath}, phpINI...), "\n")
+	}
+	return &phpHandler{m: m, next: next, opts: o, phpValue: phpValue}
+}
+
+type phpHandler struct {
+	m        *Manager
+	next     http.Handler
+	opts     PHPOptions
+	phpValue string
+}
+
+func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	script := fcgi.ScriptFrom(r.Context())
+	if script == nil {
+		h.m.log.Error("session bridge: request reached PHP without a routing decision", "path", r.URL.Path)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	StripInternalHeaders(r.Header)
+	sess, err := h.m.Open(r.Context(), r, script.HTTPS)
+	if err != nil {
+		h.m.storeFailure(w, r, err)
+		return
+	}
+	defer sess.Release(r.Context())
+
+	nonce := newNonce()
+	extra := make([]fcgi.Param, 0, 8)
+	if h.phpValue != "" {
+		extra = append(extra, fcgi.Param{Name: "PHP_VALUE", Value: h.phpValue})
+	}
+	extra = append(extra, fcgi.Param{Name: "SESSIONGATE_NONCE", Value: nonce})
+	var sent []byte // php_serialize text PHP was given
+	if id := sess.ID(); id != "" {
+		sent, err = phpserial.EncodeSession(sess.Data(), h.opts.Limits)
+		if err != nil {
+			// Data another app stored that PHP cannot take: PHP must
+			// not run on a session it would then overwrite.
+			h.m.log.Error("session data cannot be given to PHP", "session", shortID(id), "error", err.Error())
+			http.Error(w, "session data unreadable", http.StatusInternalServerError)
+			return
+		}
+		extra = append(extra, fcgi.Param{Name: "SESSIONGATE_SESSION_ID", Value: id})
+		extra = appendDataParams(extra, sent)
+	}
+	b := &phpBridge{h: h, sess: sess, sent: sent, scanner: newFrameScanner(nonce), ctx: r.Context(), path: script.ScriptName}
+	s2 := *script
+	s2.Extra = append(append([]fcgi.Param(nil), script.Extra...), extra...)
+	s2.OnStderr = b.onStderr
+	r = r.WithContext(fcgi.WithScript(r.Context(), &s2))
+
+	bw := &bridgeWriter{ResponseWriter: w, b: b}
+	h.next.ServeHTTP(bw, r)
+	b.finish()
+}
+
+func appendDataParams(extra []fcgi.Param, data []byte) []fcgi.Param {
+	enc := base64.StdEncoding.EncodeToString(data)
+	n := 0
+	for len(enc) > 0 {
+		c := min(dataChunk, len(enc))
+		extra = append(extra, fcgi.Param{Name: "SESSIONGATE_DATA_" + strconv.Itoa(n), Value: enc[:c]})
+		enc = enc[c:]
+		n++
+	}
+	return append(extra, fcgi.Param{Name: "SESSIONGATE_DATA_COUNT", Value: strconv.Itoa(n)})
+}
+
+func newNonce() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// storeFailure answers a request whose session could not be opened. The
+// cookie is left alone: the session is still there when the store is back.
+func (m *Manager) storeFailure(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, ErrBusy):
+		m.log.Warn("session busy", "path", r.URL.Path, "error", err.Error())
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "session busy, retry", http.StatusServiceUnavailable)
+	case errors.Is(err, context.Canceled):
+		// client gone while waiting; nothing to answer
+	default:
+		m.log.Error("session store unavailable", "path", r.URL.Path, "error", err.Error())
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
+	}
+}
+
+// phpBridge applies one request's PHP messages to its session.
+type phpBridge struct {
+	h       *phpHandler
+	sess    *Session
+	sent    []byte
+	scanner *frameScanner
+	ctx     context.Context
+	path    string
+
+	mu       sync.Mutex
+	sentView []member // sent, as PHP's write would render it (lazy)
+	failed   error    // a change PHP made could not be saved
+}
+
+func (b *phpBridge) onStderr(rec []byte) []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	msgs, rest := b.scanner.feed(rec)
+	for _, m := range msgs {
+		if err := b.apply(m); err != nil {
+			b.h.m.log.Error("session change from PHP not saved", "script", b.path, "op", m.Op, "error", err.Error())
+			if b.failed == nil {
+				b.failed = err
+			}
+		}
+	}
+	for _, err := range b.scanner.errs {
+		b.h.m.log.Warn("session frame from PHP rejected", "script", b.path, "error", err.Error())
+	}
+	b.scanner.errs = b.scanner.errs[:0]
+	return rest
+}
+
+func (b *phpBridge) apply(m message) error {
+	ctx := b.ctx
+	switch m.Op {
+	case "open":
+		return b.sess.Announce(m.ID)
+	case "write":
+		data, err := decodePHPSession(m.Payload, b.h.opts.Limits)
+		if err != nil {
+			return err
+		}
+		if b.sentView == nil && len(b.sent) > 0 {
+			if view, err := phpserial.DecodeSession(b.sent, b.h.opts.Limits); err == nil {
+				b.sentView, _ = objectMembers(view)
+			}
+		}
+		conflicts, err := b.sess.Write(ctx, m.ID, data, b.sentView)
+		if len(conflicts) > 0 {
+			b.h.m.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "script", b.path, "keys", conflicts)
+		}
+		return err
+	case "touch":
+		return b.sess.Touch(ctx, m.ID)
+	case "close":
+		b.sess.Release(ctx)
+		return nil
+	case "destroy":
+		return b.sess.Destroy(ctx, m.ID)
+	default:
+		return errors.New("unknown message " + strconv.Quote(m.Op))
+	}
+}
+
+// decodePHPSession accepts the format the prepend configures
+// (php_serialize) and the classic one, in case a script switched
+// session.serialize_handler at run time.
+func decodePHPSession(payload []byte, l phpserial.Limits) ([]byte, error) {
+	if len(payload) == 0 {
+		return emptyObject, nil
+	}
+	if len(payload) > 1 && payload[0] == 'a' && payload[1] == ':' {
+		return phpserial.DecodeSession(payload, l)
+	}
+	return phpserial.DecodePHPHandler(payload, l)
+}
+
+func (b *phpBridge) finish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if rest := b.scanner.flushLog(); len(rest) > 0 {
+		b.h.m.log.Warn("php stderr", "script", b.path, "msg", string(rest))
+	}
+	if len(b.scanner.pending) > 0 || b.scanner.seq >= 0 {
+		b.h.m.log.Error("PHP session message cut short; change not saved", "script", b.path)
+	}
+}
+
+func (b *phpBridge) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.failed
+}
+
+// bridgeWriter sets the session cookie as the headers leave, hides internal
+// response headers, and turns a response whose session change was lost
+// before the headers left into a 503 instead of a silent success.
+type bridgeWriter struct {
+	http.ResponseWriter
+	b           *phpBridge
+	wroteHeader bool
+	swallow     bool
+}
+
+func (w *bridgeWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader = true
+	h := w.Header()
+	StripInternalHeaders(h)
+	if err := w.b.failure(); err != nil && code < 500 {
+		for k := range h {
+			delete(h, k)
+		}
+		h.Set("Retry-After", "1")
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		w.swallow = true
+		w.ResponseWriter.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.ResponseWriter.Write([]byte("session could not be saved, retry\n"))
+		return
+	}
+	w.b.sess.SetCookie(h)
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *bridgeWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.swallow {
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *bridgeWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok && !w.swallow {
+		f.Flush()
+	}
+}
+
+func (w *bridgeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,203 @@
+<?php
+/*
+ * sessiongate prepend: makes PHP's session API use the session the gateway
+ * loaded for this request. Installed with auto_prepend_file (the gateway sends
+ * it through PHP_VALUE on every request). Applications keep calling
+ * session_start(), $_SESSION, session_regenerate_id(), session_destroy() and
+ * session_write_close() unchanged.
+ *
+ * Protocol (docs/protocol.md): the session arrives base64-encoded in the
+ * FastCGI params SESSIONGATE_DATA_0..N-1 (php_serialize format); changes go
+ * back as frames on FCGI_STDERR via error_log($frame, 4) + flush(), which the
+ * gateway strips from the log.
+ */
+
+if (!class_exists('SessiongateSessionHandler', false)) {
+
+final class SessiongateSessionHandler implements SessionHandlerInterface, SessionIdInterface, SessionUpdateTimestampHandlerInterface
+{
+    /* Frames stay under php-fpm's default log_limit (1024 bytes including
+     * its "PHP message: " prefix), so they arrive whole on any pool. */
+    private const CHUNK = 800;
+
+    private string $nonce;
+    private string $gatewayId;
+    private ?string $data = null;
+    private string $encoded = '';
+    /** @var array<string, true> IDs minted in this request */
+    private array $minted = [];
+    /** @var array<string, string> what this request wrote, by ID */
+    private array $written = [];
+    private int $seq = 0;
+    private ?string $active = null;
+    private bool $closedByWrite = false;
+
+    public function __construct(array $server)
+    {
+        $this->nonce = (string)($server['SESSIONGATE_NONCE'] ?? '');
+        $this->gatewayId = (string)($server['SESSIONGATE_SESSION_ID'] ?? '');
+        if ($this->nonce === '') {
+            // Not reached through the gateway: fail closed, no session.
+            $this->gatewayId = '';
+            return;
+        }
+        $n = (int)($server['SESSIONGATE_DATA_COUNT'] ?? 0);
+        for ($i = 0; $i < $n; $i++) {
+            $this->encoded .= (string)($server['SESSIONGATE_DATA_' . $i] ?? '');
+        }
+    }
+
+    public function gatewayId(): string
+    {
+        return $this->gatewayId;
+    }
+
+    /** The php_serialize text the gateway loaded, '' when none. */
+    public function loadedData(): string
+    {
+        if ($this->data === null) {
+            $raw = base64_decode($this->encoded, true);
+            $this->data = $raw === false ? '' : $raw;
+            $this->encoded = '';
+        }
+        return $this->data;
+    }
+
+    public function open(string $path, string $name): bool
+    {
+        return true;
+    }
+
+    public function close(): bool
+    {
+        if ($this->active !== null && !$this->closedByWrite) {
+            $this->send('close', $this->active, '');
+        }
+        $this->active = null;
+        $this->closedByWrite = false;
+        return true;
+    }
+
+    public function read(string $id): string|false
+    {
+        $this->active = $id;
+        $this->closedByWrite = false;
+        if (isset($this->written[$id])) {
+            return $this->written[$id];
+        }
+        if ($id === $this->gatewayId && $id !== '') {
+            return $this->loadedData();
+        }
+        if (isset($this->minted[$id])) {
+            // A new session: the gateway must send its cookie with the
+            // headers, which may leave before the data is written.
+            $this->send('open', $id, '');
+        }
+        return '';
+    }
+
+    public function write(string $id, string $data): bool
+    {
+        $this->written[$id] = $data;
+        $this->closedByWrite = true;
+        return $this->send('write', $id, $data);
+    }
+
+    public function updateTimestamp(string $id, string $data): bool
+    {
+        $this->closedByWrite = true;
+        return $this->send('touch', $id, '');
+    }
+
+    public function destroy(string $id): bool
+    {
+        unset($this->written[$id]);
+        if ($id === $this->gatewayId) {
+            $this->gatewayId = '';
+        }
+        $this->closedByWrite = true;
+        return $this->send('destroy', $id, '');
+    }
+
+    public function gc(int $max_lifetime): int|false
+    {
+        return 0; // expiry is the gateway's job
+    }
+
+    public function create_sid(): string
+    {
+        $id = bin2hex(random_bytes(32));
+        $this->minted[$id] = true;
+        return $id;
+    }
+
+    public function validateId(string $id): bool
+    {
+        // session.use_strict_mode: only the gateway's ID or ours are valid,
+        // so session_id('chosen-by-attacker') cannot fixate a session.
+        return ($id !== '' && $id === $this->gatewayId) || isset($this->minted[$id]);
+    }
+
+    private function send(string $op, string $id, string $payload): bool
+    {
+        if ($this->nonce === '') {
+            return false;
+        }
+        $text = base64_encode($op . "\n" . $id . "\n" . $payload);
+        $seq = $this->seq++;
+        $chunks = $text === '' ? [''] : str_split($text, self::CHUNK);
+        $last = count($chunks) - 1;
+        foreach ($chunks as $i => $chunk) {
+            error_log('@sg1:' . $this->nonce . ':' . $seq . ':' . ($i === $last ? '1' : '0') . ':' . $chunk . '#', 4);
+        }
+        // php-fpm holds stderr in its buffer until a flush; this sends the
+        // frames now (without sending headers), so the gateway can release
+        // the session lock at once.
+        flush();
+        return true;
+    }
+}
+
+/**
+ * The Django user id of the logged-in user (Django's `_auth_user_id`), or
+ * null. Works whether or not the script started the session.
+ */
+function sessiongate_user_id(): ?string
+{
+    if (session_status() === PHP_SESSION_ACTIVE) {
+        $id = $_SESSION['_auth_user_id'] ?? null;
+    } else {
+        $h = $GLOBALS['__sessiongate_handler'] ?? null;
+        $raw = $h instanceof SessiongateSessionHandler ? $h->loadedData() : '';
+        $data = $raw === '' ? [] : @unserialize($raw, ['allowed_classes' => false]);
+        $id = is_array($data) ? ($data['_auth_user_id'] ?? null) : null;
+    }
+    return ($id === null || $id === '') ? null : (string)$id;
+}
+
+(static function (): void {
+    $handler = new SessiongateSessionHandler($_SERVER);
+    $GLOBALS['__sessiongate_handler'] = $handler;
+    // false: PHP's own shutdown hook would close the session before the
+    // application's shutdown functions run; ours runs after them.
+    session_set_save_handler($handler, false);
+    if ($handler->gatewayId() !== '') {
+        session_id($handler->gatewayId());
+    }
+    register_shutdown_function(static function (): void {
+        register_shutdown_function(static function (): void {
+            if (session_status() === PHP_SESSION_ACTIVE) {
+                session_write_close();
+            }
+        });
+    });
+    // Internal params are the gateway's business: the handler took what it
+    // needs, the application's $_SERVER does not carry them.
+    foreach (array_keys($_SERVER) as $k) {
+        if (is_string($k) && strncmp($k, 'SESSIONGATE_', 12) === 0) {
+            unset($_SERVER[$k]);
+        }
+    }
+})();
+
+}

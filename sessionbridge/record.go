@@ -1,0 +1,181 @@
+package sessionbridge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// record is what the store holds for one session. Data is the shared JSON
+// object every app sees; it stays raw so member order (PHP's array order) and
+// the exact text another app wrote survive untouched.
+type record struct {
+	Version int             `json:"v"`
+	Created int64           `json:"created"` // unix milliseconds
+	Seen    int64           `json:"seen"`    // unix milliseconds of the last write
+	Data    json.RawMessage `json:"data"`
+}
+
+const recordVersion = 1
+
+var emptyObject = json.RawMessage("{}")
+
+func decodeRecord(b []byte) (record, error) {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return record{}, fmt.Errorf("decode session record: %w", err)
+	}
+	if r.Version != recordVersion {
+		return record{}, fmt.Errorf("decode session record: unknown version %d", r.Version)
+	}
+	if len(r.Data) == 0 || r.Data[0] != '{' {
+		return record{}, errors.New("decode session record: data is not a JSON object")
+	}
+	return r, nil
+}
+
+func (r record) encode() []byte {
+	b, err := json.Marshal(r)
+	if err != nil {
+		// Data is validated JSON and the rest are integers.
+		panic(fmt.Sprintf("sessionbridge: encode record: %v", err))
+	}
+	return b
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// member is one top-level key of a session object with its raw JSON value.
+type member struct {
+	Key   string
+	Value json.RawMessage
+}
+
+// objectMembers splits a JSON object into its members, in order. It is the
+// unit of change detection and of the merge mode.
+func objectMembers(obj []byte) ([]member, error) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("session data: %w", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("session data: not a JSON object")
+	}
+	var out []member
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("session data: %w", err)
+		}
+		key, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("session data: member %q: %w", key, err)
+		}
+		out = append(out, member{Key: key, Value: v})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("session data: %w", err)
+	}
+	return out, nil
+}
+
+// buildObject is the inverse of objectMembers.
+func buildObject(ms []member) json.RawMessage {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, m := range ms {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(m.Key)
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(m.Value)
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+func indexMembers(ms []member) map[string]json.RawMessage {
+	idx := make(map[string]json.RawMessage, len(ms))
+	for _, m := range ms {
+		idx[m.Key] = m.Value
+	}
+	return idx
+}
+
+// keepUntouched returns next with every member whose value equals the one
+// the app was given (sentView, i.e. the stored data after the app's own
+// round trip) replaced by the stored text. An app that rewrote a session
+// without touching Django's `{}` therefore does not turn it into PHP's `[]`.
+func keepUntouched(stored, sentView, next []member) []member {
+	storedIdx := indexMembers(stored)
+	sentIdx := indexMembers(sentView)
+	out := make([]member, len(next))
+	for i, m := range next {
+		out[i] = m
+		if sv, ok := sentIdx[m.Key]; ok && bytes.Equal(sv, m.Value) {
+			if orig, ok := storedIdx[m.Key]; ok {
+				out[i].Value = orig
+			}
+		}
+	}
+	return out
+}
+
+// mergeResult is the outcome of a three-way merge of session objects.
+type mergeResult struct {
+	Data      json.RawMessage
+	Conflicts []string // keys both sides changed differently (ours won)
+}
+
+// merge3 applies the change from base to ours onto theirs, key by key. A key
+// changed on both sides to different values is a conflict resolved in favour
+// of ours (last writer wins) and reported. Order: theirs' order, then keys
+// new in ours in ours' order.
+func merge3(base, ours, theirs []member) mergeResult {
+	baseIdx := indexMembers(base)
+	oursIdx := indexMembers(ours)
+	theirsIdx := indexMembers(theirs)
+	var res mergeResult
+	out := make([]member, 0, len(theirs)+len(ours))
+	for _, t := range theirs {
+		bv, inBase := baseIdx[t.Key]
+		ov, inOurs := oursIdx[t.Key]
+		changedByUs := inBase != inOurs || (inBase && !bytes.Equal(bv, ov))
+		switch {
+		case !changedByUs:
+			out = append(out, t)
+		case !inOurs: // we deleted it
+			if inBase && !bytes.Equal(bv, t.Value) {
+				res.Conflicts = append(res.Conflicts, t.Key)
+			}
+		default: // we set it
+			if (inBase && !bytes.Equal(bv, t.Value) || !inBase) && !bytes.Equal(ov, t.Value) {
+				res.Conflicts = append(res.Conflicts, t.Key)
+			}
+			out = append(out, member{Key: t.Key, Value: ov})
+		}
+	}
+	for _, o := range ours {
+		if _, ok := theirsIdx[o.Key]; ok {
+			continue
+		}
+		bv, inBase := baseIdx[o.Key]
+		if inBase && bytes.Equal(bv, o.Value) {
+			continue // unchanged by us, deleted by them
+		}
+		if inBase {
+			// we changed a key they deleted
+			res.Conflicts = append(res.Conflicts, o.Key)
+		}
+		out = append(out, o)
+	}
+	res.Data = buildObject(out)
+	return res
+}
