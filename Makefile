@@ -43,12 +43,14 @@ unit:
 integration:
 	$(GO) test -count=1 -timeout 7m $(INTEGRATION_FLAGS) ./integration/...
 
-bench: build
+bench:
 	scripts/deps.sh bench
+	$(MAKE) --no-print-directory build
 	bench/run.sh
 
-demo: build
+demo:
 	scripts/deps.sh demo
+	$(MAKE) --no-print-directory build
 	scripts/demo.sh
 
 # Short runs of every fuzz target (go test -fuzz takes one package and one

@@ -121,20 +121,21 @@ start_gateway() {
 start_php_fpm
 start_gateway
 
-cat <<MSG
-
-  sessiongate demo is running.
-
-    http://$DEMO_LISTEN/                        PHP front controller (what PHP receives)
-    http://$DEMO_LISTEN/pathinfo.php/articles/42  a script with PATH_INFO
-    http://$DEMO_LISTEN/assets/style.css        a static file served by the gateway
-    http://$DEMO_ADMIN_LISTEN/healthz                    admin listener: liveness
-    http://$DEMO_ADMIN_LISTEN/readyz                     admin listener: php-fpm reachable
-
-  Logs: $DEMO/*.log (the gateway's access log: $DEMO/gateway.log)
-  Press Ctrl-C to stop.
-
-MSG
+{
+	echo
+	echo "  sessiongate demo is running."
+	echo
+	printf '    %-48s %s\n' \
+		"http://$DEMO_LISTEN/" "PHP front controller: what PHP receives" \
+		"http://$DEMO_LISTEN/pathinfo.php/articles/42" "a script with PATH_INFO" \
+		"http://$DEMO_LISTEN/assets/style.css" "a static file served by the gateway" \
+		"http://$DEMO_ADMIN_LISTEN/healthz" "admin listener: liveness" \
+		"http://$DEMO_ADMIN_LISTEN/readyz" "admin listener: php-fpm reachable"
+	echo
+	echo "  Logs in $DEMO/ (the gateway's access log is gateway.log)."
+	echo "  Press Ctrl-C to stop."
+	echo
+}
 
 # Stay in the foreground until Ctrl-C or until the gateway dies.
 while kill -0 "$GATEWAY_PID" 2>/dev/null; do
