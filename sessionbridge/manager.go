@@ -486,8 +486,19 @@ func (s *Session) Destroy(ctx context.Context, id string) error {
 	return nil
 }
 
-// Release lets other requests of the session run (session_write_close
-// without changes, or the end of the request).
+// Close ends the app's use of session id without a write (PHP's
+// read_and_close or session_abort): a new session that was only announced
+// needs no cookie after all, and the lock is released.
+func (s *Session) Close(ctx context.Context, id string) {
+	s.mu.Lock()
+	if s.announced == id {
+		s.announced = ""
+	}
+	s.mu.Unlock()
+	s.Release(ctx)
+}
+
+// Release lets other requests of the session run (the end of the request).
 func (s *Session) Release(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -208,6 +208,16 @@ func TestAnnouncedSessionGetsCookieBeforeWrite(t *testing.T) {
 	if !strings.HasPrefix(h.Get("Set-Cookie"), "sessionid=") {
 		t.Fatalf("no cookie: %v", h)
 	}
+	// read_and_close on the new session: nothing written, no cookie.
+	s2, _ := m.Open(context.Background(), requestWithCookie(t, m, ""), false)
+	other := NewID()
+	_ = s2.Announce(other)
+	s2.Close(context.Background(), other)
+	h = http.Header{}
+	s2.SetCookie(h)
+	if len(h) != 0 {
+		t.Fatalf("cookie for a session closed unwritten: %v", h)
+	}
 	if s.Announce("not-an-id") == nil {
 		t.Fatal("malformed id accepted")
 	}

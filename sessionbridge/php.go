@@ -246,7 +246,7 @@ func (b *phpBridge) apply(m message) error {
 	case "touch":
 		return b.sess.Touch(ctx, m.ID)
 	case "close":
-		b.sess.Release(ctx)
+		b.sess.Close(ctx, m.ID)
 		return nil
 	case "destroy":
 		return b.sess.Destroy(ctx, m.ID)

@@ -1,0 +1,489 @@
+package integration
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/sessiongate/app"
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/sessionbridge"
+)
+
+const sessionTestKey = "integration-session-key-0123456789abcdef0123"
+
+// sessionStack is php-fpm + Redis (standalone or cluster) + two gateways
+// sharing them, the deployment the session guarantees are made for.
+type sessionStack struct {
+	gws   []*sessionGW
+	redis redis.UniversalClient
+	red   *harness.Redis // nil on a cluster
+}
+
+type sessionGW struct {
+	URL  string
+	Logs *syncBuffer
+}
+
+type stackOpts struct {
+	cluster bool
+	env     []string // extra SESSIONGATE_* settings
+	fpm     harness.PHPFPMOptions
+}
+
+func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2", "redis-server", "redis-cli")
+	root := t.TempDir()
+	fixtures, err := filepath.Glob("testdata/session/*.php")
+	if err != nil || len(fixtures) == 0 {
+		t.Fatalf("fixtures: %v", err)
+	}
+	for _, f := range fixtures {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(root, "style.css"), []byte("body{}"), 0o644)
+	prepend := filepath.Join(t.TempDir(), "sessiongate-prepend.php")
+	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fo := o.fpm
+	fo.DocRoot = root
+	if fo.Children == 0 {
+		fo.Children = 8
+	}
+	fpm := harness.StartPHPFPM(t, fo)
+
+	st := &sessionStack{}
+	var url string
+	if o.cluster {
+		c := harness.StartRedisCluster(t)
+		url = "redis-cluster://" + strings.Join(c.Addrs, ",")
+		st.redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	} else {
+		st.red = harness.StartRedis(t)
+		url = st.red.URL()
+		st.redis = redis.NewClient(&redis.Options{Addr: st.red.Addr})
+	}
+	t.Cleanup(func() { st.redis.Close() })
+
+	env := []string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		// Two gateways share the pool: together they must not pin more
+		// workers than php-fpm has.
+		"SESSIONGATE_PHP_MAX_CONNS=" + strconv.Itoa(fo.Children/2),
+		"SESSIONGATE_PHP_TIMEOUT=20s",
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_REDIS_URL=" + url,
+		"SESSIONGATE_PHP_PREPEND=" + prepend,
+		"SESSIONGATE_SESSION_LOCK_TIMEOUT=20s",
+	}
+	env = append(env, o.env...)
+	cfg, err := config.Load(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		logs := &syncBuffer{}
+		a, err := app.Build(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(a.Server.Handler())
+		gw := &sessionGW{URL: ts.URL, Logs: logs}
+		t.Cleanup(func() {
+			ts.Close()
+			a.Close()
+			if t.Failed() {
+				t.Logf("gateway %s log:\n%s", gw.URL, logs.String())
+			}
+		})
+		st.gws = append(st.gws, gw)
+	}
+	return st
+}
+
+var sessionClient = &http.Client{
+	Timeout:       60 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	Transport:     &http.Transport{MaxIdleConnsPerHost: 128},
+}
+
+// get requests target on gw with cookie (may be empty) and returns the
+// response, its body and the session cookie it set ("" none, "-" expired).
+func (g *sessionGW) get(t testing.TB, target, cookie string, hdr ...string) (*http.Response, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", g.URL+target, nil)
+	if cookie != "" {
+		req.Header.Set("Cookie", "sessionid="+cookie)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	// Errorf, not Fatalf: this runs on client goroutines too.
+	resp, err := sessionClient.Do(req)
+	if err != nil {
+		t.Errorf("GET %s: %v", target, err)
+		return &http.Response{Header: http.Header{}}, "", ""
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Errorf("GET %s body: %v", target, err)
+	}
+	set := ""
+	for _, c := range resp.Cookies() {
+		if c.Name == "sessionid" {
+			set = c.Value
+			if c.MaxAge < 0 {
+				set = "-"
+			}
+		}
+	}
+	return resp, string(body), set
+}
+
+// newSession creates a session through PHP and returns its cookie.
+func (s *sessionStack) newSession(t *testing.T) string {
+	t.Helper()
+	resp, body, ck := s.gws[0].get(t, "/set.php?k=user&v=%22ana%22", "")
+	if resp.StatusCode != 200 || body != "ok" || ck == "" || ck == "-" {
+		t.Fatalf("create: %d %q cookie %q", resp.StatusCode, body, ck)
+	}
+	return ck
+}
+
+type sessionDump struct {
+	ID         string          `json:"id"`
+	Data       json.RawMessage `json:"data"`
+	ServerKeys []string        `json:"server_keys"`
+}
+
+func (g *sessionGW) dump(t testing.TB, cookie string) sessionDump {
+	t.Helper()
+	resp, body, _ := g.get(t, "/get.php", cookie)
+	if resp.StatusCode != 200 {
+		t.Fatalf("get.php: %d %s", resp.StatusCode, body)
+	}
+	var d sessionDump
+	if err := json.Unmarshal([]byte(body), &d); err != nil {
+		t.Fatalf("get.php: %v: %s", err, body)
+	}
+	return d
+}
+
+func sessionBackends(t *testing.T, run func(t *testing.T, o stackOpts)) {
+	t.Run("standalone", func(t *testing.T) { run(t, stackOpts{}) })
+	t.Run("cluster", func(t *testing.T) { run(t, stackOpts{cluster: true}) })
+}
+
+// TestSessionNoLostUpdates: two gateways, 64 concurrent clients, one
+// session, strict locking: N increments end at exactly N.
+func TestSessionNoLostUpdates(t *testing.T) {
+	sessionBackends(t, func(t *testing.T, o stackOpts) {
+		s := startSessionStack(t, o)
+		ck := s.newSession(t)
+		const clients, each = 64, 5
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for c := 0; c < clients; c++ {
+			wg.Add(1)
+			go func(c int) {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					resp, body, _ := s.gws[c%2].get(t, "/counter.php", ck)
+					if resp.StatusCode != 200 {
+						failed.Add(1)
+						t.Errorf("counter: %d %s", resp.StatusCode, body)
+					}
+				}
+			}(c)
+		}
+		wg.Wait()
+		_, body, _ := s.gws[0].get(t, "/counter.php", ck)
+		if want := strconv.Itoa(clients*each + 1); body != want {
+			t.Fatalf("counter = %s, want %s (%d failed requests)", body, want, failed.Load())
+		}
+	})
+}
+
+// TestSessionWriteCloseReleases: a page that closes the session and then
+// sleeps does not hold other requests of the session.
+func TestSessionWriteCloseReleases(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	done := make(chan string, 1)
+	go func() {
+		_, body, _ := s.gws[0].get(t, "/write_close_sleep.php", ck)
+		done <- body
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	d := s.gws[1].dump(t, ck)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("request B waited %v behind a closed session", took)
+	}
+	if !strings.Contains(string(d.Data), `"a":1`) {
+		t.Errorf("B does not see a=1: %s", d.Data)
+	}
+	if body := <-done; body != "slept" {
+		t.Errorf("A: %q", body)
+	}
+}
+
+// TestSessionLateWrite: a change after 1 MiB of output persists, and a
+// 1 MiB binary value round-trips.
+func TestSessionLateWriteAndBigValue(t *testing.T) {
+	sessionBackends(t, func(t *testing.T, o stackOpts) {
+		s := startSessionStack(t, o)
+		ck := s.newSession(t)
+		resp, body, _ := s.gws[0].get(t, "/late_write.php", ck)
+		if resp.StatusCode != 200 || len(body) != 1<<20 {
+			t.Fatalf("late_write: %d, %d bytes", resp.StatusCode, len(body))
+		}
+		if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"late":"yes"`) {
+			t.Fatalf("late change lost: %.200s", d.Data)
+		}
+		if _, body, _ := s.gws[0].get(t, "/big.php?set=1", ck); body != "set" {
+			t.Fatalf("big set: %q", body)
+		}
+		one := sha256.Sum256([]byte("sessiongate"))
+		sum := sha256.Sum256([]byte(strings.Repeat(string(one[:]), 32768)))
+		want := fmt.Sprintf("%d %s", 1<<20, hex.EncodeToString(sum[:]))
+		if _, body, _ := s.gws[1].get(t, "/big.php", ck); body != want {
+			t.Fatalf("big value: %q, want %q", body, want)
+		}
+	})
+}
+
+// TestSessionRegenerateAndDestroy: session_regenerate_id(true) gives a new
+// cookie and kills the old ID; session_destroy() removes the row and
+// expires the cookie.
+func TestSessionRegenerateAndDestroy(t *testing.T) {
+	sessionBackends(t, func(t *testing.T, o stackOpts) {
+		s := startSessionStack(t, o)
+		ck := s.newSession(t)
+		before := s.gws[0].dump(t, ck)
+		resp, newID, newCk := s.gws[0].get(t, "/regenerate.php", ck)
+		if resp.StatusCode != 200 || newCk == "" || newCk == "-" || newCk == ck || newID == before.ID {
+			t.Fatalf("regenerate: %d id %q cookie %q", resp.StatusCode, newID, newCk)
+		}
+		if old := s.gws[1].dump(t, ck); old.ID == before.ID || string(old.Data) != "[]" {
+			t.Fatalf("old id still resolves: %+v", old)
+		}
+		cur := s.gws[1].dump(t, newCk)
+		if cur.ID != newID || !strings.Contains(string(cur.Data), `"user":"ana"`) || !strings.Contains(string(cur.Data), `"regenerated":true`) {
+			t.Fatalf("new session: %+v", cur)
+		}
+		if n, _ := s.redis.Exists(context.Background(), "sessiongate:{"+before.ID+"}").Result(); n != 0 {
+			t.Fatal("old row still in Redis")
+		}
+		resp, _, set := s.gws[0].get(t, "/destroy.php", newCk)
+		if resp.StatusCode != 200 || set != "-" {
+			t.Fatalf("destroy: %d cookie %q", resp.StatusCode, set)
+		}
+		if n, _ := s.redis.Exists(context.Background(), "sessiongate:{"+newID+"}").Result(); n != 0 {
+			t.Fatal("destroyed row still in Redis")
+		}
+	})
+}
+
+func redisCommands(t *testing.T, c redis.UniversalClient) int64 {
+	t.Helper()
+	info, err := c.Info(context.Background(), "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatal("no total_commands_processed")
+	return 0
+}
+
+// TestSessionNoCookieNoRedis: requests without a session cookie (or with a
+// forged one) and static files never touch Redis and never wait.
+func TestSessionNoCookieNoRedis(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	// Hold the session's lock meanwhile: nothing below may wait for it.
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		s.gws[0].get(t, "/hold.php?ms=1500", ck)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	before := redisCommands(t, s.redis)
+	start := time.Now()
+	for i := 0; i < 20; i++ {
+		if resp, body, _ := s.gws[i%2].get(t, "/nosession.php", ""); resp.StatusCode != 200 || body != "no session here" {
+			t.Fatalf("nosession: %d %q", resp.StatusCode, body)
+		}
+		if resp, _, _ := s.gws[i%2].get(t, "/style.css", ck); resp.StatusCode != 200 {
+			t.Fatalf("static: %d", resp.StatusCode)
+		}
+		if resp, _, set := s.gws[i%2].get(t, "/get.php", "forged-"+ck[:20]); resp.StatusCode != 200 || set != "" {
+			t.Fatalf("forged cookie: %d %q", resp.StatusCode, set)
+		}
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("60 session-less requests took %v while a session was locked", took)
+	}
+	// INFO itself is one command.
+	if after := redisCommands(t, s.redis); after-before != 1 {
+		t.Errorf("Redis saw %d commands from session-less requests", after-before-1)
+	}
+	<-held
+}
+
+// TestSessionInternalHeaders: a client cannot inject session data through
+// internal headers in any spelling, and internal response headers never
+// reach the client.
+func TestSessionInternalHeaders(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	resp, body, _ := s.gws[0].get(t, "/evil_header.php", ck,
+		"X-Sessiongate-Session-Id", "attacker", "X_Sessiongate_Data_0", "attacker", "x-sessiongate-nonce", "attacker")
+	if resp.StatusCode != 200 || body != "[]" {
+		t.Fatalf("PHP saw internal names: %d %s", resp.StatusCode, body)
+	}
+	for name := range resp.Header {
+		if strings.Contains(strings.ToLower(strings.ReplaceAll(name, "_", "-")), "sessiongate") {
+			t.Errorf("client got internal header %s", name)
+		}
+	}
+	d := s.gws[0].dump(t, ck)
+	if len(d.ServerKeys) != 0 {
+		t.Errorf("$_SERVER carries internal params: %v", d.ServerKeys)
+	}
+}
+
+// TestSessionLockTimeout: a session held longer than the lock timeout
+// answers 503 with Retry-After, and no PHP runs for it.
+func TestSessionLockTimeout(t *testing.T) {
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_TIMEOUT=300ms"}})
+	ck := s.newSession(t)
+	go s.gws[0].get(t, "/hold.php?ms=1500", ck)
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	resp, _, set := s.gws[1].get(t, "/counter.php", ck)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || set != "" {
+		t.Fatalf("busy session: %d Retry-After %q cookie %q", resp.StatusCode, resp.Header.Get("Retry-After"), set)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("503 took %v", took)
+	}
+}
+
+// TestSessionRedisDown: a request that needs the session gets 503 within
+// the timeout while Redis does not answer; the cookie is kept, nothing is
+// deleted, and service resumes by itself.
+func TestSessionRedisDown(t *testing.T) {
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_REDIS_TIMEOUT=300ms"}})
+	ck := s.newSession(t)
+	ctx := context.Background()
+	// Redis alive but silent: CLIENT PAUSE keeps the data.
+	if err := s.redis.Do(ctx, "CLIENT", "PAUSE", "2500", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp, _, set := s.gws[0].get(t, "/counter.php", ck)
+	if resp.StatusCode != 503 || set != "" {
+		t.Fatalf("paused Redis: %d cookie %q", resp.StatusCode, set)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("503 took %v", took)
+	}
+	if resp, _, _ := s.gws[0].get(t, "/nosession.php", ""); resp.StatusCode != 200 {
+		t.Errorf("session-less request failed during the outage: %d", resp.StatusCode)
+	}
+	time.Sleep(2500*time.Millisecond - time.Since(start) + 200*time.Millisecond)
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"user":"ana"`) {
+		t.Fatalf("session lost after the pause: %s", d.Data)
+	}
+
+	// Redis gone and back.
+	s.red.Stop()
+	start = time.Now()
+	resp, _, set = s.gws[1].get(t, "/counter.php", ck)
+	if resp.StatusCode != 503 || set != "" {
+		t.Fatalf("Redis stopped: %d cookie %q", resp.StatusCode, set)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("503 took %v", took)
+	}
+	s.red.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, _, set := s.gws[1].get(t, "/set.php?k=back&v=1", "")
+		if resp.StatusCode == 200 && set != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after Redis came back: %d", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSessionMergeMode: no waiting; concurrent writes to different keys
+// both survive; a same-key conflict is last-writer-wins and logged.
+func TestSessionMergeMode(t *testing.T) {
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
+	ck := s.newSession(t)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, kv := range [][2]string{{"a", "1"}, {"b", "2"}} {
+		wg.Add(1)
+		go func(i int, k, v string) {
+			defer wg.Done()
+			s.gws[i].get(t, "/merge_set.php?ms=500&k="+k+"&v="+v, ck)
+		}(i, kv[0], kv[1])
+	}
+	wg.Wait()
+	if took := time.Since(start); took > 900*time.Millisecond {
+		t.Errorf("merge mode waited: two 500 ms requests took %v", took)
+	}
+	d := s.gws[0].dump(t, ck)
+	if !strings.Contains(string(d.Data), `"a":"1"`) || !strings.Contains(string(d.Data), `"b":"2"`) {
+		t.Fatalf("a concurrent write was lost: %s", d.Data)
+	}
+	// Same key: the later writer wins and the conflict is logged.
+	go s.gws[0].get(t, "/merge_set.php?ms=100&k=c&v=first", ck)
+	time.Sleep(30 * time.Millisecond)
+	s.gws[1].get(t, "/merge_set.php?ms=600&k=c&v=second", ck)
+	time.Sleep(100 * time.Millisecond)
+	if d := s.gws[0].dump(t, ck); !strings.Contains(string(d.Data), `"c":"second"`) {
+		t.Fatalf("last writer did not win: %s", d.Data)
+	}
+	if !strings.Contains(s.gws[1].Logs.String(), "overrode concurrent changes") {
+		t.Errorf("conflict not logged:\n%s", s.gws[1].Logs.String())
+	}
+}
