@@ -12,7 +12,7 @@ FUZZTIME ?= 20s
 INTEGRATION_FLAGS ?=
 
 # Unit packages: everything outside integration/.
-UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/integration/')
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e '/integration$$' -e '/integration/')
 
 .PHONY: build test vet unit integration bench demo fuzz clean
 

@@ -126,7 +126,7 @@ func newEnv(t *testing.T, mod func(*config.Config), opts ...Option) *env {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := config.Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:1", "SESSIONGATE_DOCUMENT_ROOT=/srv/site", "SESSIONGATE_STATIC_ROOT=" + root})
+	cfg, err := config.Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:1", "SESSIONGATE_DOCUMENT_ROOT=/srv/site", "SESSIONGATE_STATIC_ROOT=" + root, "SESSIONGATE_SESSIONS=off"})
 	if err != nil {
 		t.Fatal(err)
 	}
