@@ -171,7 +171,10 @@ start_gateway() {
 	[[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing: run 'make build' (or drop gateway from BENCH_FRONTS)"
 	local port
 	port=$(free_port)
-	SESSIONGATE_LISTEN=127.0.0.1:$port \
+	# A fresh signing key per run: the bench pages use no session, but the
+	# gateway refuses to start without one (or development mode).
+	SESSIONGATE_SESSION_KEYS=$(head -c 48 /dev/urandom | base64 -w0) \
+		SESSIONGATE_LISTEN=127.0.0.1:$port \
 		SESSIONGATE_PHP_FPM=127.0.0.1:$FPM_PORT \
 		SESSIONGATE_DOCUMENT_ROOT=$DOCROOT \
 		SESSIONGATE_PHP_MAX_CONNS=$BENCH_CHILDREN \

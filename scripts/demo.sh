@@ -104,10 +104,21 @@ CONF
 	wait_port "$FPM_ADDR" "$SPAWNED_PID" "$DEMO/php-fpm.log"
 }
 
+# session_key prints the demo's cookie-signing key, made once and kept in
+# .demo/ so that sessions survive a restart of the demo.
+session_key() {
+	local f=$DEMO/session-key
+	if [[ ! -s $f ]]; then
+		(umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$f")
+	fi
+	cat "$f"
+}
+
 start_gateway() {
 	[[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing: run 'make build'"
 	! port_busy "$DEMO_LISTEN" || die "$DEMO_LISTEN is in use (set DEMO_LISTEN=host:port)"
-	SESSIONGATE_LISTEN=$DEMO_LISTEN \
+	SESSIONGATE_SESSION_KEYS=$(session_key) \
+		SESSIONGATE_LISTEN=$DEMO_LISTEN \
 		SESSIONGATE_ADMIN_LISTEN=$DEMO_ADMIN_LISTEN \
 		SESSIONGATE_PHP_FPM=$FPM_ADDR \
 		SESSIONGATE_DOCUMENT_ROOT=$SITE \
