@@ -39,7 +39,7 @@ type Gunicorn struct {
 
 	t    testing.TB
 	bin  string
-	args []string
+	opts GunicornOptions
 	env  []string
 	mu   sync.Mutex
 	p    *proc
@@ -63,30 +63,40 @@ func StartGunicorn(t testing.TB, o GunicornOptions) *Gunicorn {
 	}
 	dir := t.TempDir()
 	g := &Gunicorn{
-		Addr:    "127.0.0.1:" + strconv.Itoa(FreePort(t)),
 		LogPath: filepath.Join(dir, "gunicorn.log"),
 		t:       t,
 		bin:     bin,
+		opts:    o,
+		env:     append(cleanPythonEnv(os.Environ()), o.Env...),
 	}
-	g.args = []string{
+	t.Cleanup(g.Stop)
+	err := retryPortRace(func() error {
+		g.Addr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
+		return g.start()
+	}, g.LogPath+".stderr", g.LogPath)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return g
+}
+
+// argv is the gunicorn command line for the current address.
+func (g *Gunicorn) argv() []string {
+	args := []string{
 		"--bind", g.Addr,
-		"--workers", strconv.Itoa(o.Workers),
+		"--workers", strconv.Itoa(g.opts.Workers),
 		// Short graceful timeout: Stop must not wait 30 s for idle workers.
 		"--graceful-timeout", "2",
 		"--error-logfile", g.LogPath,
 		"--capture-output",
 	}
-	if o.Threads > 0 {
-		g.args = append(g.args, "--threads", strconv.Itoa(o.Threads))
+	if g.opts.Threads > 0 {
+		args = append(args, "--threads", strconv.Itoa(g.opts.Threads))
 	}
-	if o.Dir != "" {
-		g.args = append(g.args, "--chdir", o.Dir, "--pythonpath", o.Dir)
+	if g.opts.Dir != "" {
+		args = append(args, "--chdir", g.opts.Dir, "--pythonpath", g.opts.Dir)
 	}
-	g.args = append(g.args, o.App)
-	g.env = append(cleanPythonEnv(os.Environ()), o.Env...)
-	t.Cleanup(g.Stop)
-	g.Start()
-	return g
+	return append(args, g.opts.App)
 }
 
 // cleanPythonEnv drops variables that would make /usr/bin/python3 import
@@ -111,31 +121,47 @@ func (g *Gunicorn) URL() string { return "http://" + g.Addr }
 // Start (re)starts gunicorn on the same address. No-op while running.
 func (g *Gunicorn) Start() {
 	g.t.Helper()
+	if err := g.start(); err != nil {
+		g.t.Fatalf("harness: %v", err)
+	}
+}
+
+func (g *Gunicorn) start() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.p != nil && !g.p.exited() {
-		return
+		return nil
 	}
-	cmd := exec.Command(g.bin, g.args...)
+	cmd := exec.Command(g.bin, g.argv()...)
 	cmd.Env = g.env
 	p, err := startProc("gunicorn "+g.Addr, cmd, g.LogPath+".stderr")
 	if err != nil {
-		g.t.Fatalf("harness: %v", err)
+		return err
 	}
 	g.p = p
 	if err := g.waitHTTP(30 * time.Second); err != nil {
 		p.stop(3 * time.Second)
-		g.t.Fatalf("harness: gunicorn did not start: %v\n%s", err, tailLogs(4096, g.LogPath+".stderr", g.LogPath))
+		return fmt.Errorf("gunicorn did not start: %w\n%s", err, tailLogs(4096, g.LogPath+".stderr", g.LogPath))
 	}
+	return nil
 }
 
-// waitHTTP waits for any HTTP answer from a worker.
+// waitHTTP waits until gunicorn says it listens on our address (so that an
+// HTTP answer cannot come from another server that took the port), then for
+// any HTTP answer from a worker.
 func (g *Gunicorn) waitHTTP(d time.Duration) error {
-	if err := waitAccept(g.Addr, d, g.p); err != nil {
-		return err
+	deadline := time.Now().Add(d)
+	listening := "Listening at: http://" + g.Addr + " "
+	for !strings.Contains(g.Log(), listening) {
+		if g.p.exited() {
+			return fmt.Errorf("gunicorn exited: %v", g.p.err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("gunicorn did not report %q after %v", strings.TrimSpace(listening), d)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(d)
 	for {
 		resp, err := client.Get(g.URL() + "/")
 		if err == nil {

@@ -24,6 +24,7 @@
 package harness
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -235,4 +236,35 @@ func waitAccept(addr string, d time.Duration, p *proc) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// retryPortRace runs start up to three times while it fails because the
+// port FreePort picked was taken before the server bound it (another test
+// process, or an outgoing connection given that ephemeral port). Logs are
+// removed before each retry so that the next attempt is judged on its own
+// output. Only first starts retry: a restart must keep its address.
+func retryPortRace(start func() error, logs ...string) error {
+	var err error
+	for range 3 {
+		if err = start(); err == nil || !portTaken(logs...) {
+			return err
+		}
+		for _, l := range logs {
+			_ = os.Remove(l)
+		}
+	}
+	return err
+}
+
+// portTaken reports whether a server's logs say its address was in use
+// (php-fpm, redis-server: "Address already in use"; gunicorn: "Connection
+// in use").
+func portTaken(logs ...string) bool {
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err == nil && (bytes.Contains(b, []byte("Address already in use")) || bytes.Contains(b, []byte("Connection in use"))) {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -356,5 +357,50 @@ def application(environ, start_response):
 	resp.Body.Close()
 	if !strings.HasPrefix(string(body), "/usr/bin/python3 ") {
 		t.Fatalf("app runs under %q, want /usr/bin/python3 with django", body)
+	}
+}
+
+// TestPortTakenIsRecognised holds the log messages retryPortRace relies on
+// to the real servers: a port taken between FreePort and bind is retried,
+// any other failure is not.
+func TestPortTakenIsRecognised(t *testing.T) {
+	Require(t, "php-fpm8.2", "redis-server")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+
+	dir := t.TempDir()
+	f := &PHPFPM{
+		Addr: "127.0.0.1:" + itoa(taken), ConfPath: filepath.Join(dir, "php-fpm.conf"),
+		LogPath: filepath.Join(dir, "php-fpm.log"), t: t, bin: Bin(t, "php-fpm8.2"), children: 1,
+	}
+	t.Cleanup(f.Stop)
+	if err := os.WriteFile(f.ConfPath, []byte(phpFPMConf(dir, f.Addr, PHPFPMOptions{Children: 1})), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.start(); err == nil {
+		t.Fatal("php-fpm started on a taken port")
+	}
+	if !portTaken(f.LogPath+".stderr", f.LogPath) {
+		t.Fatalf("php-fpm's complaint not recognised:\n%s", tailLogs(2048, f.LogPath+".stderr", f.LogPath))
+	}
+
+	r := newRedis(t, false)
+	r.port, r.Addr = taken, "127.0.0.1:"+itoa(taken)
+	if err := r.start(); err == nil {
+		t.Fatal("redis-server started on a taken port")
+	}
+	if !portTaken(r.LogPath+".stderr", r.LogPath) {
+		t.Fatalf("redis-server's complaint not recognised:\n%s", tailLogs(2048, r.LogPath+".stderr", r.LogPath))
+	}
+
+	// A failure that is not about the port is not retried.
+	calls := 0
+	err = retryPortRace(func() error { calls++; return errors.New("boom") }, filepath.Join(dir, "none.log"))
+	if err == nil || calls != 1 {
+		t.Fatalf("retryPortRace: %d calls, err %v", calls, err)
 	}
 }

@@ -96,7 +96,7 @@ func StartPHPFPM(t testing.TB, o PHPFPMOptions) *PHPFPM {
 		bin:      bin,
 		children: o.Children,
 	}
-	var listen string
+	t.Cleanup(f.Stop)
 	if o.Unix {
 		// sun_path holds 108 bytes; t.TempDir() paths derive from long test
 		// names, so the socket gets a short directory of its own.
@@ -105,17 +105,24 @@ func StartPHPFPM(t testing.TB, o PHPFPMOptions) *PHPFPM {
 			t.Fatalf("harness: socket dir: %v", err)
 		}
 		t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
-		listen = filepath.Join(sockDir, "php-fpm.sock")
+		listen := filepath.Join(sockDir, "php-fpm.sock")
 		f.Addr = "unix:" + listen
-	} else {
+		if err := os.WriteFile(f.ConfPath, []byte(phpFPMConf(dir, listen, o)), 0o644); err != nil {
+			t.Fatalf("harness: write php-fpm.conf: %v", err)
+		}
+		f.Start()
+		return f
+	}
+	err := retryPortRace(func() error {
 		f.Addr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
-		listen = f.Addr
+		if err := os.WriteFile(f.ConfPath, []byte(phpFPMConf(dir, f.Addr, o)), 0o644); err != nil {
+			return fmt.Errorf("write php-fpm.conf: %w", err)
+		}
+		return f.start()
+	}, f.LogPath+".stderr", f.LogPath)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
 	}
-	if err := os.WriteFile(f.ConfPath, []byte(phpFPMConf(dir, listen, o)), 0o644); err != nil {
-		t.Fatalf("harness: write php-fpm.conf: %v", err)
-	}
-	t.Cleanup(f.Stop)
-	f.Start()
 	return f
 }
 
@@ -155,10 +162,17 @@ func phpFPMConf(dir, listen string, o PHPFPMOptions) string {
 // It is a no-op while running.
 func (f *PHPFPM) Start() {
 	f.t.Helper()
+	if err := f.start(); err != nil {
+		f.t.Fatalf("harness: %v", err)
+	}
+}
+
+// start runs php-fpm and waits for its socket and its full pool of workers.
+func (f *PHPFPM) start() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.p != nil && !f.p.exited() {
-		return
+		return nil
 	}
 	args := []string{"-F", "-y", f.ConfPath}
 	if os.Geteuid() == 0 {
@@ -169,12 +183,12 @@ func (f *PHPFPM) Start() {
 	// open: keep them next to the log.
 	p, err := startProc("php-fpm "+f.Addr, cmd, f.LogPath+".stderr")
 	if err != nil {
-		f.t.Fatalf("harness: %v", err)
+		return err
 	}
 	f.p = p
 	if err := waitAccept(f.Addr, 15*time.Second, p); err != nil {
 		p.stop(time.Second)
-		f.t.Fatalf("harness: php-fpm did not start: %v\n%s", err, tailLogs(4096, f.LogPath+".stderr", f.LogPath))
+		return fmt.Errorf("php-fpm did not start: %w\n%s", err, tailLogs(4096, f.LogPath+".stderr", f.LogPath))
 	}
 	// The listening socket exists before the workers are forked; wait for
 	// them so that KillWorkers and worker-count tests see the full pool.
@@ -182,10 +196,11 @@ func (f *PHPFPM) Start() {
 	for len(childrenOf(p.cmd.Process.Pid)) < f.children {
 		if time.Now().After(deadline) || p.exited() {
 			p.stop(time.Second)
-			f.t.Fatalf("harness: php-fpm workers did not start\n%s", tailLogs(4096, f.LogPath+".stderr", f.LogPath))
+			return fmt.Errorf("php-fpm workers did not start\n%s", tailLogs(4096, f.LogPath+".stderr", f.LogPath))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return nil
 }
 
 // Stop terminates the master and its workers (SIGTERM, then SIGKILL after 5 s)

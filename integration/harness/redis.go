@@ -23,11 +23,14 @@ type Redis struct {
 	// LogPath is the server's log file.
 	LogPath string
 
-	t    testing.TB
-	bin  string
-	args []string
-	mu   sync.Mutex
-	p    *proc
+	t       testing.TB
+	bin     string
+	dir     string
+	port    int
+	cluster bool
+	busPort int // cluster bus port, when cluster
+	mu      sync.Mutex
+	p       *proc
 }
 
 // StartRedis starts a standalone redis-server on a free loopback port with
@@ -35,38 +38,65 @@ type Redis struct {
 // t.TempDir(). t.Cleanup stops it.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	r := newRedis(t, nil)
-	t.Cleanup(r.Stop)
-	r.Start()
+	r := newRedis(t, false)
+	r.firstStart()
 	return r
 }
 
-// newRedis prepares (but does not start) a server; extra are appended to the
-// command line (cluster options).
-func newRedis(t testing.TB, extra func(dir string, port int) []string) *Redis {
+// newRedis prepares (but does not start) a server and registers its Stop
+// with t.Cleanup.
+func newRedis(t testing.TB, cluster bool) *Redis {
 	t.Helper()
-	bin := Bin(t, "redis-server")
 	dir := t.TempDir()
-	port := FreePort(t)
 	r := &Redis{
-		Addr:    "127.0.0.1:" + strconv.Itoa(port),
 		LogPath: filepath.Join(dir, "redis.log"),
 		t:       t,
-		bin:     bin,
+		bin:     Bin(t, "redis-server"),
+		dir:     dir,
+		cluster: cluster,
 	}
-	r.args = []string{
-		"--port", strconv.Itoa(port),
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// firstStart picks the ports and starts the server, picking new ports when
+// the chosen ones were taken before redis-server could bind them.
+func (r *Redis) firstStart() {
+	r.t.Helper()
+	err := retryPortRace(func() error {
+		r.port = FreePort(r.t)
+		r.Addr = "127.0.0.1:" + strconv.Itoa(r.port)
+		if r.cluster {
+			// The bus defaults to port+10000, which may be taken or > 65535.
+			r.busPort = FreePort(r.t)
+		}
+		return r.start()
+	}, r.LogPath+".stderr", r.LogPath)
+	if err != nil {
+		r.t.Fatalf("harness: %v", err)
+	}
+}
+
+// argv is the redis-server command line for the current ports.
+func (r *Redis) argv() []string {
+	args := []string{
+		"--port", strconv.Itoa(r.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--daemonize", "no",
-		"--dir", dir,
+		"--dir", r.dir,
 		"--logfile", r.LogPath,
 	}
-	if extra != nil {
-		r.args = append(r.args, extra(dir, port)...)
+	if r.cluster {
+		args = append(args,
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(r.dir, "nodes.conf"),
+			"--cluster-port", strconv.Itoa(r.busPort),
+			"--cluster-node-timeout", "2000",
+		)
 	}
-	return r
+	return args
 }
 
 // URL returns the go-redis URL of the server, database 0.
@@ -75,14 +105,20 @@ func (r *Redis) URL() string { return "redis://" + r.Addr + "/0" }
 // Start (re)starts the server on the same port. No-op while running.
 func (r *Redis) Start() {
 	r.t.Helper()
+	if err := r.start(); err != nil {
+		r.t.Fatalf("harness: %v", err)
+	}
+}
+
+func (r *Redis) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.p != nil && !r.p.exited() {
-		return
+		return nil
 	}
-	p, err := startProc("redis-server "+r.Addr, exec.Command(r.bin, r.args...), r.LogPath+".stderr")
+	p, err := startProc("redis-server "+r.Addr, exec.Command(r.bin, r.argv()...), r.LogPath+".stderr")
 	if err != nil {
-		r.t.Fatalf("harness: %v", err)
+		return err
 	}
 	r.p = p
 	// A listening socket is not enough: redis answers -LOADING at first.
@@ -90,11 +126,18 @@ func (r *Redis) Start() {
 	for {
 		reply, err := redisDo(r.Addr, "PING")
 		if err == nil && reply == "PONG" {
-			return
+			// Make sure it is our server answering, not another one that
+			// took the port first: each has its own dir.
+			if dir, err := redisDo(r.Addr, "CONFIG", "GET", "dir"); err != nil || dir != "dir\n"+r.dir {
+				p.stop(time.Second)
+				return fmt.Errorf("redis-server %s: another server answers on this port (dir %q)\n%s",
+					r.Addr, dir, tailLogs(4096, r.LogPath+".stderr", r.LogPath))
+			}
+			return nil
 		}
 		if p.exited() || time.Now().After(deadline) {
 			p.stop(time.Second)
-			r.t.Fatalf("harness: redis-server %s did not start (last PING: %q, %v)\n%s",
+			return fmt.Errorf("redis-server %s did not start (last PING: %q, %v)\n%s",
 				r.Addr, reply, err, tailLogs(4096, r.LogPath+".stderr", r.LogPath))
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -144,16 +187,8 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 	cli := Bin(t, "redis-cli")
 	c := &RedisCluster{}
 	for range 3 {
-		n := newRedis(t, func(dir string, port int) []string {
-			return []string{
-				"--cluster-enabled", "yes",
-				"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-				"--cluster-port", strconv.Itoa(FreePort(t)),
-				"--cluster-node-timeout", "2000",
-			}
-		})
-		t.Cleanup(n.Stop)
-		n.Start()
+		n := newRedis(t, true)
+		n.firstStart()
 		c.Nodes = append(c.Nodes, n)
 		c.Addrs = append(c.Addrs, n.Addr)
 	}
