@@ -12,8 +12,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
+	"math/big"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,6 +144,10 @@ type Session struct {
 	// unsavable counts changes that happened after the headers left and
 	// that the client can never reference (logged once).
 	lateCookie bool
+	// expiry and browserCookie are the app's own expiry for this session
+	// (Django's set_expiry), see SetExpiry.
+	expiry        time.Duration
+	browserCookie bool
 }
 
 // Open reads the cookie and, if it names a live session, loads it — under
@@ -310,7 +319,7 @@ func (s *Session) Write(ctx context.Context, id string, data json.RawMessage, se
 	rec := s.rec
 	rec.Data, rec.Seen = newData, now
 	if s.lease != nil {
-		v, err := s.releaseLease(ctx, store.Mutation{Kind: store.Put, Value: rec.encode(), TTL: s.m.ttl(rec.Created)})
+		v, err := s.releaseLease(ctx, store.Mutation{Kind: store.Put, Value: rec.encode(), TTL: s.ttl(rec.Created)})
 		if err != nil {
 			return nil, fmt.Errorf("%w: save: %w", ErrUnavailable, err)
 		}
@@ -333,7 +342,7 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 		res := merge3(base, next, theirs)
 		rec.Data, rec.Seen = res.Data, now
 		sctx, cancel := s.storeCtx(ctx)
-		v, err := s.m.o.Store.Save(sctx, s.id, expect, rec.encode(), s.m.ttl(rec.Created))
+		v, err := s.m.o.Store.Save(sctx, s.id, expect, rec.encode(), s.ttl(rec.Created))
 		cancel()
 		if err == nil {
 			s.rec, s.version = rec, v
@@ -393,7 +402,7 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 	}
 	rec := record{Version: recordVersion, Created: now, Seen: now, Data: buildObject(next)}
 	sctx, cancel := s.storeCtx(ctx)
-	v, err := s.m.o.Store.Save(sctx, id, 0, rec.encode(), s.m.ttl(now))
+	v, err := s.m.o.Store.Save(sctx, id, 0, rec.encode(), s.ttl(now))
 	cancel()
 	if errors.Is(err, store.ErrConflict) {
 		return errors.New("create: session id already in use")
@@ -423,7 +432,7 @@ func (s *Session) Touch(ctx context.Context, id string) error {
 }
 
 func (s *Session) touchLocked(ctx context.Context) error {
-	ttl := s.m.ttl(s.rec.Created)
+	ttl := s.ttl(s.rec.Created)
 	now := s.m.now()
 	refreshSeen := now.Sub(time.UnixMilli(s.rec.Seen)) > s.m.o.IdleTimeout/4
 	if s.lease != nil {
@@ -507,7 +516,7 @@ func (s *Session) Release(ctx context.Context) {
 	}
 	mu := store.Mutation{Kind: store.Keep}
 	if s.exists {
-		mu.TTL = s.m.ttl(s.rec.Created)
+		mu.TTL = s.ttl(s.rec.Created)
 	}
 	if _, err := s.releaseLease(ctx, mu); err != nil {
 		s.m.log.Warn("session unlock failed", "session", shortID(s.cookieID), "error", err.Error())
@@ -531,7 +540,9 @@ func (s *Session) SetCookie(h http.Header) {
 	case s.exists:
 		want = s.id
 	}
-	if want == s.cookieID {
+	// A new expiry must reach the browser even when the ID is unchanged.
+	expiryChanged := want != "" && (s.expiry > 0 || s.browserCookie)
+	if want == s.cookieID && !expiryChanged {
 		return
 	}
 	if want == "" && !s.destroyed {
@@ -542,7 +553,74 @@ func (s *Session) SetCookie(h http.Header) {
 		s.m.log.Error("session cookie", "error", err.Error())
 		return
 	}
+	if want != "" {
+		switch {
+		case s.browserCookie:
+			ck.MaxAge = 0 // no Max-Age: gone when the browser closes
+		case s.expiry > 0 && s.expiry < s.m.o.Cookie.MaxAge:
+			ck.MaxAge = int((s.expiry + time.Second - 1) / time.Second)
+		}
+	}
 	h.Add("Set-Cookie", ck.String())
+}
+
+// SetExpiry applies an app's own expiry to this request's writes and cookie
+// (Django's set_expiry): idle > 0 shortens the store TTL of what this
+// request persists and the cookie's Max-Age to idle; browser makes the
+// cookie a browser-session cookie. The gateway's limits always win: neither
+// can exceed SESSIONGATE_SESSION_IDLE_TIMEOUT or _MAX_AGE. It holds for
+// this request only (the record keeps no per-session expiry), so the app
+// repeats it on every response; call it before Write, Touch or Release.
+func (s *Session) SetExpiry(idle time.Duration, browser bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if idle > 0 {
+		s.expiry = idle
+	}
+	s.browserCookie = s.browserCookie || browser
+}
+
+// ttl is the store expiry of this session's next write: the manager's,
+// shortened by the app's own expiry (SetExpiry). s.mu must be held.
+func (s *Session) ttl(created int64) time.Duration {
+	t := s.m.ttl(created)
+	if s.expiry > 0 && s.expiry < t {
+		return s.expiry
+	}
+	return t
+}
+
+// WriteReencoded is Write for apps that decode the JSON they were given and
+// encode it again (Django): a member whose new value equals the stored one
+// as JSON (same structure, member order, strings and numbers; an integer
+// never equals a float) keeps the stored text. Re-encoding alone (1.0e+25
+// vs 1e+25, "\u00e9" vs "é") is then no change: no needless write in strict
+// mode, no false conflict in merge mode, and PHP's exact text survives.
+func (s *Session) WriteReencoded(ctx context.Context, id string, data json.RawMessage) ([]string, error) {
+	next, err := objectMembers(data)
+	if err != nil {
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	s.mu.Lock()
+	var view []member
+	if id == s.id {
+		stored := indexMembers(s.stored)
+		for _, m := range next {
+			if old, ok := stored[m.Key]; ok && jsonEqual(old, m.Value) {
+				view = append(view, m)
+			}
+		}
+	}
+	s.mu.Unlock()
+	return s.Write(ctx, id, data, view)
+}
+
+// RespondOpenError answers a request whose session could not be opened
+// (Open's error): 503 with Retry-After for a busy session or an unavailable
+// store, nothing for a client that left. Other front ends than PHP (the
+// Django proxy) use it so that every path fails the same way.
+func (m *Manager) RespondOpenError(w http.ResponseWriter, r *http.Request, err error) {
+	m.storeFailure(w, r, err)
 }
 
 // shortID keeps logs useful without handing out live session IDs.
@@ -551,4 +629,57 @@ func shortID(id string) string {
 		return id[:8]
 	}
 	return id
+}
+
+// jsonEqual reports whether two valid JSON texts hold the same value: same
+// structure and member order, equal strings, the same literals, and numbers
+// of the same kind (integer or not, as PHP and Python both keep it) with
+// the same value. It decides whether an app that re-encoded the session
+// changed a member.
+func jsonEqual(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	da, db := json.NewDecoder(bytes.NewReader(a)), json.NewDecoder(bytes.NewReader(b))
+	da.UseNumber()
+	db.UseNumber()
+	for {
+		ta, ea := da.Token()
+		tb, eb := db.Token()
+		if ea == io.EOF || eb == io.EOF {
+			return ea == eb
+		}
+		if ea != nil || eb != nil {
+			return false
+		}
+		switch va := ta.(type) {
+		case json.Number:
+			vb, ok := tb.(json.Number)
+			if !ok || !numbersEqual(string(va), string(vb)) {
+				return false
+			}
+		default:
+			if ta != tb {
+				return false
+			}
+		}
+	}
+}
+
+func numbersEqual(a, b string) bool {
+	if a == b {
+		return true
+	}
+	isInt := func(s string) bool { return !strings.ContainsAny(s, ".eE") }
+	if isInt(a) != isInt(b) {
+		return false
+	}
+	if isInt(a) {
+		x, okx := new(big.Int).SetString(a, 10)
+		y, oky := new(big.Int).SetString(b, 10)
+		return okx && oky && x.Cmp(y) == 0
+	}
+	x, errx := strconv.ParseFloat(a, 64)
+	y, erry := strconv.ParseFloat(b, 64)
+	return errx == nil && erry == nil && x == y && math.Signbit(x) == math.Signbit(y)
 }
