@@ -102,9 +102,10 @@ func (w *recorder) Flush() {
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logRequests wraps next with the per-request bookkeeping: RequestInfo,
-// client address, and the access log line (or, with the access log off, a
+// client address, the access log line (or, with the access log off, a
 // warning for failed requests only, so an upstream error is logged exactly
-// once either way).
+// once either way), and the observers (WithObserver), which see every
+// request exactly once with the same status as the log.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -123,7 +124,12 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 					ri.Err = err
 				}
 			}
-			s.logLine(r, ri, rec, start, v != nil)
+			status := finalStatus(r, ri, rec, v != nil)
+			d := time.Since(start)
+			s.logLine(r, ri, rec, status, d, v != nil)
+			for _, obs := range s.observers {
+				obs(ri, status, rec.bytes, d)
+			}
 			if v != nil {
 				panic(v)
 			}
@@ -132,7 +138,11 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, start time.Time, aborted bool) {
+// finalStatus is the status a request ended with, as the access log and the
+// observers report it: what was written (200 when nothing was), unless a
+// layer said otherwise (RequestInfo.Status), and 499 when the client left
+// before the response was complete.
+func finalStatus(r *http.Request, ri *RequestInfo, rec *recorder, aborted bool) int {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK // what net/http sends for a handler that wrote nothing
@@ -143,6 +153,10 @@ func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, start 
 	if (rec.writeErr != nil || aborted) && r.Context().Err() != nil {
 		status = StatusClientClosedRequest
 	}
+	return status
+}
+
+func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status int, d time.Duration, aborted bool) {
 	failed := ri.Err != nil || aborted || status == StatusClientClosedRequest
 	if !s.cfg.AccessLog && !failed {
 		return
@@ -153,7 +167,7 @@ func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, start 
 		slog.String("path", r.URL.Path),
 		slog.Int("status", status),
 		slog.Int64("bytes", rec.bytes),
-		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.String("upstream", ri.Upstream),
 		slog.String("remote", ri.RemoteAddr),
 	)

@@ -53,6 +53,7 @@ type options struct {
 	mounts     []mount
 	checks     []readyCheck
 	adminRoute []adminRoute
+	observers  []Observer
 }
 
 type mount struct {
@@ -108,6 +109,23 @@ func WithAdminHandler(pattern string, h http.Handler) Option {
 	return func(o *options) { o.adminRoute = append(o.adminRoute, adminRoute{pattern, h}) }
 }
 
+// Observer is told about every request once it is over: its RequestInfo
+// (Upstream names who answered), the status the access log shows (499 when
+// the client left), the response body bytes written and the time taken. It
+// runs on the request's goroutine, after the response, whether the access
+// log is on or off; it must be quick and must not keep info.
+type Observer func(info *RequestInfo, status int, bytes int64, d time.Duration)
+
+// WithObserver adds an observer of finished requests (metrics). Several
+// observers run in the order given.
+func WithObserver(obs Observer) Option {
+	return func(o *options) {
+		if obs != nil {
+			o.observers = append(o.observers, obs)
+		}
+	}
+}
+
 // Server is the gateway's request handling, built once at start.
 type Server struct {
 	cfg     *config.Config
@@ -119,6 +137,8 @@ type Server struct {
 	checks  []readyCheck
 	handler http.Handler
 	admin   *http.ServeMux
+
+	observers []Observer
 
 	draining atomic.Bool
 
@@ -169,6 +189,8 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		php:    php,
 		mounts: o.mounts,
 		checks: append([]readyCheck{{"php-fpm", php.Ping}}, o.checks...),
+
+		observers: o.observers,
 	}
 	// Longest prefix first, so the first match is the longest.
 	sort.SliceStable(s.mounts, func(i, j int) bool { return len(s.mounts[i].prefix) > len(s.mounts[j].prefix) })
@@ -214,6 +236,18 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // /readyz (every readiness check passes, php-fpm first) and whatever
 // WithAdminHandler added.
 func (s *Server) AdminHandler() http.Handler { return s.admin }
+
+// PHPStats returns the FastCGI pool state of each php-fpm backend, in
+// configuration order, for metrics taken at scrape time. It is nil when the
+// PHP backend does not report any (a backend given through WithPHPBackend
+// reports only if it has a Stats() []fcgi.BackendStats method, as
+// *fcgi.Transport does). Safe for concurrent use.
+func (s *Server) PHPStats() []fcgi.BackendStats {
+	if st, ok := s.php.(interface{ Stats() []fcgi.BackendStats }); ok {
+		return st.Stats()
+	}
+	return nil
+}
 
 // Drain makes /readyz fail from now on, so that load balancers stop sending
 // new requests while in-flight ones finish. Call it when shutdown starts.
