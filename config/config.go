@@ -80,6 +80,8 @@ type Config struct {
 
 	Session SessionConfig
 
+	Django DjangoConfig
+
 	// Warnings lists non-fatal findings of Load (an unknown SESSIONGATE_
 	// variable, most likely a typo), to be logged at start.
 	Warnings []string `env:"-"`
@@ -194,6 +196,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	}
 
 	c.Session.validate(check)
+	c.Django.validate(check)
 
 	switch {
 	case c.TLSCert != "" && c.TLSKey == "":

@@ -64,6 +64,7 @@ func TestDefaults(t *testing.T) {
 			Lock: "strict", LockTimeout: 10 * time.Second, LockLease: time.Minute,
 			RedisPrefix: "sessiongate:", RedisTimeout: 500 * time.Millisecond,
 		},
+		Django: DjangoConfig{Timeout: 60 * time.Second, DialTimeout: 3 * time.Second},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -116,6 +117,10 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_REDIS_PREFIX=sg:",
 		"SESSIONGATE_REDIS_TIMEOUT=250ms",
 		"SESSIONGATE_PHP_PREPEND=/srv/sessiongate/prepend.php",
+		"SESSIONGATE_DJANGO_URL=http://127.0.0.1:8000, unix:/run/gunicorn.sock",
+		"SESSIONGATE_DJANGO_PATHS=/admin/,/accounts/ ,/static/admin/",
+		"SESSIONGATE_DJANGO_TIMEOUT=90s",
+		"SESSIONGATE_DJANGO_DIAL_TIMEOUT=500ms",
 	}
 	c, err := Load(env)
 	if err != nil {
@@ -157,6 +162,11 @@ func TestEveryVariable(t *testing.T) {
 			Lock: "merge", LockTimeout: 3 * time.Second, LockLease: 20 * time.Second,
 			RedisURL: "redis://:pw@127.0.0.1:6379/0", RedisPrefix: "sg:", RedisTimeout: 250 * time.Millisecond,
 			PHPPrepend: "/srv/sessiongate/prepend.php",
+		},
+		Django: DjangoConfig{
+			URL:     []string{"http://127.0.0.1:8000", "unix:/run/gunicorn.sock"},
+			Paths:   []string{"/admin/", "/accounts/", "/static/admin/"},
+			Timeout: 90 * time.Second, DialTimeout: 500 * time.Millisecond,
 		},
 	}
 	if !reflect.DeepEqual(*c, want) {

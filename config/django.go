@@ -1,0 +1,81 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// DjangoConfig is the Django upstream: which paths go to gunicorn (or any
+// WSGI server speaking HTTP) and where it listens. Empty URL and PATHS mean
+// no Django: every request stays on the PHP site.
+type DjangoConfig struct {
+	URL         []string      `env:"SESSIONGATE_DJANGO_URL" help:"Django (gunicorn) addresses, comma-separated: http://host:port or unix:/path/to/gunicorn.sock; several are balanced, one that refuses connections is skipped for 10s; set together with SESSIONGATE_DJANGO_PATHS"`
+	Paths       []string      `env:"SESSIONGATE_DJANGO_PATHS" help:"comma-separated path prefixes served by Django, e.g. /admin/,/accounts/,/static/admin/; the longest matching prefix wins, everything else stays PHP"`
+	Timeout     time.Duration `env:"SESSIONGATE_DJANGO_TIMEOUT" envDefault:"60s" help:"longest wait for Django's response headers before 504 (a streamed body may take longer)"`
+	DialTimeout time.Duration `env:"SESSIONGATE_DJANGO_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to a Django backend before trying the next one (or 504)"`
+}
+
+// Enabled reports whether a Django upstream is configured.
+func (d *DjangoConfig) Enabled() bool { return len(d.URL) > 0 }
+
+func (d *DjangoConfig) validate(check func(name string, ok bool, format string, args ...any)) {
+	switch {
+	case len(d.URL) > 0 && len(d.Paths) == 0:
+		check("SESSIONGATE_DJANGO_PATHS", false, "must be set when SESSIONGATE_DJANGO_URL is (set both or neither)")
+	case len(d.URL) == 0 && len(d.Paths) > 0:
+		check("SESSIONGATE_DJANGO_URL", false, "must be set when SESSIONGATE_DJANGO_PATHS is (set both or neither)")
+	}
+	seen := map[string]bool{}
+	for _, u := range d.URL {
+		if msg := CheckDjangoURL(u); msg != "" {
+			check("SESSIONGATE_DJANGO_URL", false, "%s", msg)
+		}
+		check("SESSIONGATE_DJANGO_URL", !seen[u], "%q is listed twice", u)
+		seen[u] = true
+	}
+	check("SESSIONGATE_DJANGO_URL", len(d.URL) <= 64, "at most 64 backends")
+	seenPath := map[string]bool{}
+	for _, p := range d.Paths {
+		check("SESSIONGATE_DJANGO_PATHS", strings.HasPrefix(p, "/") && !strings.ContainsAny(p, "?#%\\ \t") && !hasDotDot(p),
+			"%q: each prefix must be a URL path starting with / (no query, %%-escapes or .. segments), e.g. /admin/", p)
+		check("SESSIONGATE_DJANGO_PATHS", p != "/", "\"/\" would send the whole site to Django; list the prefixes Django serves")
+		check("SESSIONGATE_DJANGO_PATHS", !seenPath[p], "%q is listed twice", p)
+		seenPath[p] = true
+	}
+	check("SESSIONGATE_DJANGO_TIMEOUT", d.Timeout > 0, "must be > 0")
+	check("SESSIONGATE_DJANGO_DIAL_TIMEOUT", d.DialTimeout > 0, "must be > 0")
+}
+
+func hasDotDot(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == ".." || seg == "." {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckDjangoURL explains what is wrong with one SESSIONGATE_DJANGO_URL
+// entry, or returns "". Accepted: http://host:port (no path, query or
+// credentials) and unix:/absolute/path.
+func CheckDjangoURL(s string) string {
+	if rest, ok := strings.CutPrefix(s, "unix:"); ok {
+		if !filepath.IsAbs(rest) {
+			return fmt.Sprintf("%q: a unix socket needs an absolute path, unix:/path/to/gunicorn.sock", s)
+		}
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Sprintf("%q is not http://host:port or unix:/path", s)
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil || host == "" || !validPort(port, false) {
+		return fmt.Sprintf("%q: needs a host and a port, http://127.0.0.1:8000", s)
+	}
+	return ""
+}

@@ -1,0 +1,59 @@
+package config
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestDjangoBothOrNeither(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		bad  string
+		want string
+	}{
+		{[]string{"SESSIONGATE_DJANGO_URL=http://127.0.0.1:8000"}, "SESSIONGATE_DJANGO_PATHS", "set both or neither"},
+		{[]string{"SESSIONGATE_DJANGO_PATHS=/admin/"}, "SESSIONGATE_DJANGO_URL", "set both or neither"},
+	} {
+		_, err := Load(append(base(t), c.env...))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{c.bad}) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: got %v", c.env, err)
+		}
+	}
+	c, err := Load(base(t))
+	if err != nil || c.Django.Enabled() {
+		t.Fatalf("no Django by default: %v %+v", err, c.Django)
+	}
+}
+
+func TestDjangoBadValues(t *testing.T) {
+	for _, c := range []struct {
+		name, value, want string
+	}{
+		{"SESSIONGATE_DJANGO_URL", "https://127.0.0.1:8000", "is not http://host:port"},
+		{"SESSIONGATE_DJANGO_URL", "http://127.0.0.1", "needs a host and a port"},
+		{"SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8000/app", "is not http://host:port"},
+		{"SESSIONGATE_DJANGO_URL", "http://u:p@127.0.0.1:8000", "is not http://host:port"},
+		{"SESSIONGATE_DJANGO_URL", "127.0.0.1:8000", "is not http://host:port"},
+		{"SESSIONGATE_DJANGO_URL", "unix:run/g.sock", "absolute path"},
+		{"SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8000,http://127.0.0.1:8000", "listed twice"},
+		{"SESSIONGATE_DJANGO_PATHS", "admin/", "starting with /"},
+		{"SESSIONGATE_DJANGO_PATHS", "/admin/../x", "no query"},
+		{"SESSIONGATE_DJANGO_PATHS", "/a%2f/", "no query"},
+		{"SESSIONGATE_DJANGO_PATHS", "/", "whole site"},
+		{"SESSIONGATE_DJANGO_PATHS", "/admin/,/admin/", "listed twice"},
+		{"SESSIONGATE_DJANGO_PATHS", "/admin/,,/x/", "empty"},
+		{"SESSIONGATE_DJANGO_TIMEOUT", "0", "> 0"},
+		{"SESSIONGATE_DJANGO_DIAL_TIMEOUT", "-1s", "negative"},
+		{"SESSIONGATE_DJANGO_DIAL_TIMEOUT", "0s", "> 0"},
+	} {
+		env := append(base(t), "SESSIONGATE_DJANGO_URL=http://127.0.0.1:8000", "SESSIONGATE_DJANGO_PATHS=/admin/")
+		env = append(env, c.name+"="+c.value)
+		_, err := Load(env)
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{c.name}) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s=%s: got %v", c.name, c.value, err)
+		}
+	}
+}
