@@ -31,7 +31,8 @@ type App struct {
 // stops the start, with the reason.
 func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...server.Option) (*App, error) {
 	a := &App{}
-	opts := append([]server.Option(nil), extra...)
+	mx := newMetrics(cfg, log)
+	opts := append(mx.serverOptions(), extra...)
 	if cfg.Session.Enabled {
 		st, err := a.openStore(ctx, &cfg.Session, log)
 		if err != nil {
@@ -56,6 +57,7 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...s
 			LockLease:    cfg.Session.LockLease,
 			StoreTimeout: cfg.Session.RedisTimeout,
 			Logger:       log,
+			Metrics:      mx,
 		})
 		if err != nil {
 			a.Close()
@@ -74,6 +76,7 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...s
 		return nil, err
 	}
 	a.Server = srv
+	mx.watch(srv)
 	a.closers = append(a.closers, srv.Close)
 	return a, nil
 }

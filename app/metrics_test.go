@@ -1,0 +1,266 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/fcgi"
+	"github.com/sessiongate/sessiongate/server"
+	"github.com/sessiongate/sessiongate/sessionbridge"
+)
+
+// prependPHP stands in for php-fpm running the prepend file: it reads the
+// session the gateway sent in the FastCGI params and reports changes over
+// Script.OnStderr in the prepend's frame format, the way error_log(..., 4)
+// reaches the gateway.
+type prependPHP struct {
+	mu  sync.Mutex
+	seq int
+}
+
+func (p *prependPHP) RoundTrip(r *http.Request) (*http.Response, error) {
+	script := fcgi.ScriptFrom(r.Context())
+	params := map[string]string{}
+	for _, kv := range script.Extra {
+		params[kv.Name] = kv.Value
+	}
+	nonce, id := params["SESSIONGATE_NONCE"], params["SESSIONGATE_SESSION_ID"]
+	send := func(op, id, payload string) {
+		p.mu.Lock()
+		seq := p.seq
+		p.seq++
+		p.mu.Unlock()
+		msg := base64.StdEncoding.EncodeToString([]byte(op + "\n" + id + "\n" + payload))
+		script.OnStderr([]byte("PHP message: @sg1:" + nonce + ":" + strconv.Itoa(seq) + ":1:" + msg + "#"))
+	}
+	switch script.ScriptName {
+	case "/write.php": // session_start(); $_SESSION['n'] = <new value>;
+		if id == "" {
+			id = sessionbridge.NewID()
+			send("open", id, "")
+		}
+		p.mu.Lock()
+		n := p.seq // a new value each time: an unchanged session is not saved
+		p.mu.Unlock()
+		send("write", id, `a:1:{s:1:"n";i:`+strconv.Itoa(n)+`;}`)
+	case "/destroy.php":
+		send("destroy", id, "")
+	}
+	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/plain"}},
+		Body: io.NopCloser(strings.NewReader("php")), ContentLength: 3, Request: r}, nil
+}
+
+// The manager takes the gateway's metrics as its event sink.
+var _ sessionbridge.Metrics = (*gatewayMetrics)(nil)
+
+func (p *prependPHP) Ping(context.Context) error { return nil }
+func (p *prependPHP) Close() error               { return nil }
+
+// Stats is what *fcgi.Transport reports; the server passes it to metrics.
+func (p *prependPHP) Stats() []fcgi.BackendStats {
+	return []fcgi.BackendStats{{Addr: "php:9000", Open: 3, Idle: 2, Busy: 1, Healthy: true}}
+}
+
+// scrapeMetrics GETs /metrics on the admin handler and returns each sample
+// line as "name{labels}" -> value.
+func scrapeMetrics(t *testing.T, admin *httptest.Server) map[string]float64 {
+	t.Helper()
+	res, err := http.Get(admin.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("/metrics: %d", res.StatusCode)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("sample %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestMetricsThroughTheGateway(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{"index.php", "write.php", "read.php", "destroy.php", "style.css"} {
+		if err := os.WriteFile(filepath.Join(root, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.Load([]string{
+		"SESSIONGATE_PHP_FPM=php:9000",
+		"SESSIONGATE_DOCUMENT_ROOT=/var/www/html",
+		"SESSIONGATE_STATIC_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=metrics-test-key-0123456789abcdef0123456789",
+		"SESSIONGATE_PHP_MAX_CONNS=6",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Build(context.Background(), cfg, slog.New(slog.DiscardHandler), server.WithPHPBackend(&prependPHP{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	pub := httptest.NewServer(a.Server.Handler())
+	defer pub.Close()
+	admin := httptest.NewServer(a.Server.AdminHandler())
+	defer admin.Close()
+
+	get := func(path, cookie string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", pub.URL+path, nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		set := ""
+		for _, c := range res.Cookies() {
+			if c.Name == "sessionid" {
+				set = c.Name + "=" + c.Value
+			}
+		}
+		return res.StatusCode, set
+	}
+
+	before := scrapeMetrics(t, admin)
+	for _, ev := range []string{"load", "save", "destroy", "store_error", "lock_timeout"} {
+		if v, ok := before[`sessiongate_session_events_total{event="`+ev+`"}`]; !ok || v != 0 {
+			t.Errorf("event %s before any request: %v (present %v)", ev, v, ok)
+		}
+	}
+
+	// Anonymous traffic: static, a 404, PHP without a session.
+	for i := 0; i < 3; i++ {
+		if code, _ := get("/style.css", ""); code != 200 {
+			t.Fatalf("style.css: %d", code)
+		}
+	}
+	if code, _ := get("/missing.php", ""); code != 404 {
+		t.Fatalf("missing.php: %d", code)
+	}
+	if code, _ := get("/read.php", ""); code != 200 {
+		t.Fatalf("read.php: %d", code)
+	}
+	// A session: created, used twice, written again, destroyed.
+	code, cookie := get("/write.php", "")
+	if code != 200 || cookie == "" {
+		t.Fatalf("write.php: %d, cookie %q", code, cookie)
+	}
+	get("/read.php", cookie)
+	get("/read.php", cookie)
+	get("/write.php", cookie)
+	get("/destroy.php", cookie)
+	// Many distinct paths must not make many series.
+	for i := 0; i < 40; i++ {
+		get(fmt.Sprintf("/nope-%d.php?session=%d", i, i), "")
+	}
+
+	got := scrapeMetrics(t, admin)
+	want := map[string]float64{
+		`sessiongate_http_requests_total{code="200",upstream="static"}`:              3,
+		`sessiongate_http_requests_total{code="404",upstream="gateway"}`:             41,
+		`sessiongate_http_requests_total{code="200",upstream="php"}`:                 6,
+		`sessiongate_http_request_duration_seconds_count{upstream="php"}`:            6,
+		`sessiongate_http_request_duration_seconds_count{upstream="static"}`:         3,
+		`sessiongate_http_response_bytes_total{upstream="php"}`:                      18,
+		`sessiongate_http_response_bytes_total{upstream="static"}`:                   3,
+		`sessiongate_session_events_total{event="save"}`:                             2,
+		`sessiongate_session_events_total{event="load"}`:                             4,
+		`sessiongate_session_events_total{event="destroy"}`:                          1,
+		`sessiongate_session_events_total{event="store_error"}`:                      0,
+		`sessiongate_session_events_total{event="lock_timeout"}`:                     0,
+		`sessiongate_session_store_errors_total`:                                     0,
+		`sessiongate_session_lock_wait_seconds_count`:                                4, // every request with the cookie, strict mode
+		`sessiongate_fcgi_connections{backend="php:9000",state="busy"}`:              1,
+		`sessiongate_fcgi_connections{backend="php:9000",state="idle"}`:              2,
+		`sessiongate_fcgi_waiting_requests{backend="php:9000"}`:                      0,
+		`sessiongate_fcgi_backend_healthy{backend="php:9000"}`:                       1,
+		`sessiongate_fcgi_max_connections{backend="php:9000"}`:                       6,
+		`sessiongate_http_request_duration_seconds_bucket{upstream="php",le="+Inf"}`: 6,
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	// Bounded labels: the 40 paths, the query strings and the session ID
+	// appear nowhere; the request series are the 3 combinations used.
+	n := 0
+	for k := range got {
+		if strings.Contains(k, "nope") || strings.Contains(k, "session=") || strings.Contains(k, strings.TrimPrefix(cookie, "sessionid=")) {
+			t.Errorf("unbounded label in %s", k)
+		}
+		if strings.HasPrefix(k, "sessiongate_http_requests_total{") {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d request series, want 3", n)
+	}
+	// The runtime collectors are there too.
+	if _, ok := got["go_goroutines"]; !ok {
+		t.Error("no go_goroutines")
+	}
+}
+
+// TestMetricsWithoutSessions: SESSIONGATE_SESSIONS=off still serves the
+// request metrics; the session counters stay at zero.
+func TestMetricsWithoutSessions(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "index.php"), []byte("x"), 0o644)
+	cfg, err := config.Load([]string{"SESSIONGATE_PHP_FPM=php:9000", "SESSIONGATE_DOCUMENT_ROOT=" + root, "SESSIONGATE_SESSIONS=off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Build(context.Background(), cfg, slog.New(slog.DiscardHandler), server.WithPHPBackend(&prependPHP{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	pub := httptest.NewServer(a.Server.Handler())
+	defer pub.Close()
+	admin := httptest.NewServer(a.Server.AdminHandler())
+	defer admin.Close()
+	res, err := http.Get(pub.URL + "/anything")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	got := scrapeMetrics(t, admin)
+	if got[`sessiongate_http_requests_total{code="200",upstream="php"}`] != 1 || got[`sessiongate_session_events_total{event="load"}`] != 0 {
+		t.Errorf("requests %v, loads %v", got[`sessiongate_http_requests_total{code="200",upstream="php"}`], got[`sessiongate_session_events_total{event="load"}`])
+	}
+}
