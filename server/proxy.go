@@ -15,9 +15,13 @@ func (s *Server) newPHPProxy() http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite:   s.rewritePHP,
 		Transport: uaFix{s.php},
-		// Flush every write: PHP's flush() must reach the client at once
-		// (long polling, progress output, server-sent events).
-		FlushInterval: -1,
+		// 0, not -1: ReverseProxy already flushes every write of a response
+		// without Content-Length (PHP's flush(), long polling, server-sent
+		// events), which is how every streamed PHP response arrives. A
+		// response the transport received whole comes with its length and
+		// goes out in one write instead of header, chunk and trailer writes:
+		// that halves the syscalls of a typical page.
+		FlushInterval: 0,
 		BufferPool:    copyBuffers,
 		ModifyResponse: func(res *http.Response) error {
 			// Record why a streamed body stopped early; ReverseProxy itself
