@@ -29,6 +29,7 @@ type command struct {
 var commands = []command{
 	{"", "run the gateway (the default)", serve},
 	{"php-prepend", "print the PHP prepend file (install it where php-fpm can read it; see SESSIONGATE_PHP_PREPEND)", printPrepend},
+	{"healthcheck", "probe /healthz on SESSIONGATE_ADMIN_LISTEN: exit 0 if it answers 200, else 1 (for a container HEALTHCHECK without curl)", healthcheck},
 }
 
 func printPrepend(args, _ []string, stdout, stderr io.Writer) int {

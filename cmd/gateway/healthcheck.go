@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// healthcheckTimeout bounds the whole probe; a container runtime kills a
+// HEALTHCHECK that outlives its own --timeout, so answer well before.
+var healthcheckTimeout = 2 * time.Second
+
+// healthcheck probes http://$SESSIONGATE_ADMIN_LISTEN/healthz and exits 0
+// on a 200, 1 otherwise. It exists for container images without a shell or
+// curl (distroless, scratch): the image's HEALTHCHECK runs the gateway
+// binary itself, with the environment the gateway runs with. It reads only
+// SESSIONGATE_ADMIN_LISTEN, so a probe never depends on the rest of the
+// configuration being loadable from the probe's point of view.
+func healthcheck(args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "gateway healthcheck: unexpected argument %q\n", args[0])
+		return 2
+	}
+	listen := ""
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "SESSIONGATE_ADMIN_LISTEN="); ok {
+			listen = v
+		}
+	}
+	if listen == "" {
+		fmt.Fprintln(stderr, "gateway healthcheck: SESSIONGATE_ADMIN_LISTEN is not set: there is no admin listener to probe")
+		return 2
+	}
+	addr, err := probeAddr(listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "gateway healthcheck: SESSIONGATE_ADMIN_LISTEN=%q: %v\n", listen, err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), healthcheckTimeout)
+	defer cancel()
+	url := "http://" + addr + "/healthz"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "gateway healthcheck: %v\n", err)
+		return 2
+	}
+	// No proxy from the environment: the probe talks to this container.
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	res, err := client.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "gateway healthcheck: %s: %v\n", url, err)
+		return 1
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
+	if res.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "gateway healthcheck: %s: %s\n", url, res.Status)
+		return 1
+	}
+	fmt.Fprintf(stdout, "ok %s\n", url)
+	return 0
+}
+
+// probeAddr turns a listen address into one to dial: an empty or wildcard
+// host (":8081", "0.0.0.0:8081", "[::]:8081") means this host's loopback.
+func probeAddr(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("want host:port: %w", err)
+	}
+	if port == "" || port == "0" {
+		return "", fmt.Errorf("port %q cannot be probed", port)
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::", "[::]":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
