@@ -46,6 +46,9 @@ type stackOpts struct {
 	cluster bool
 	env     []string // extra SESSIONGATE_* settings
 	fpm     harness.PHPFPMOptions
+	// prependInPool installs the prepend with php_admin_value instead of
+	// SESSIONGATE_PHP_PREPEND.
+	prependInPool bool
 }
 
 func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
@@ -72,6 +75,9 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 	}
 	fo := o.fpm
 	fo.DocRoot = root
+	if o.prependInPool {
+		fo.AdminValues = map[string]string{"auto_prepend_file": prepend}
+	}
 	if fo.Children == 0 {
 		fo.Children = 8
 	}
@@ -99,8 +105,10 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 		"SESSIONGATE_PHP_TIMEOUT=20s",
 		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
 		"SESSIONGATE_REDIS_URL=" + url,
-		"SESSIONGATE_PHP_PREPEND=" + prepend,
 		"SESSIONGATE_SESSION_LOCK_TIMEOUT=20s",
+	}
+	if !o.prependInPool {
+		env = append(env, "SESSIONGATE_PHP_PREPEND="+prepend)
 	}
 	env = append(env, o.env...)
 	cfg, err := config.Load(env)
@@ -485,5 +493,20 @@ func TestSessionMergeMode(t *testing.T) {
 	}
 	if !strings.Contains(s.gws[1].Logs.String(), "overrode concurrent changes") {
 		t.Errorf("conflict not logged:\n%s", s.gws[1].Logs.String())
+	}
+}
+
+// TestSessionPrependFromPoolConfig: the prepend installed with one line of
+// pool configuration (no PHP_VALUE from the gateway) works the same.
+func TestSessionPrependFromPoolConfig(t *testing.T) {
+	s := startSessionStack(t, stackOpts{prependInPool: true})
+	ck := s.newSession(t)
+	for i := 2; i <= 4; i++ {
+		if _, body, _ := s.gws[i%2].get(t, "/counter.php", ck); body != strconv.Itoa(i-1) {
+			t.Fatalf("counter = %q, want %d", body, i-1)
+		}
+	}
+	if d := s.gws[0].dump(t, ck); !strings.Contains(string(d.Data), `"user":"ana"`) {
+		t.Fatalf("data: %s", d.Data)
 	}
 }

@@ -319,3 +319,60 @@ func TestShortKeyRefused(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestCookieAttributesAndRotation(t *testing.T) {
+	oldKey := []byte(strings.Repeat("o", 40))
+	newKey := []byte(strings.Repeat("n", 40))
+	opts := func(keys ...[]byte) Options {
+		return Options{Store: memory.New(memory.Options{}), Secrets: keys,
+			Cookie:      CookieOptions{Name: "sessionid", Domain: "example.com", MaxAge: time.Hour},
+			IdleTimeout: time.Minute, LockTimeout: time.Second, LockLease: time.Second, StoreTimeout: time.Second}
+	}
+	before, err := New(opts(oldKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := NewID()
+	ck, _ := before.cookie.cookie(id, true)
+	line := ck.String()
+	for _, attr := range []string{"Path=/", "Domain=example.com", "HttpOnly", "Secure", "SameSite=Lax", "Max-Age=3600"} {
+		if !strings.Contains(line, attr) {
+			t.Errorf("cookie %q lacks %s", line, attr)
+		}
+	}
+	if plain, _ := before.cookie.cookie(id, false); strings.Contains(plain.String(), "Secure") {
+		t.Errorf("plain-HTTP cookie marked Secure: %s", plain)
+	}
+	// Rotation: the new key signs, the old one still verifies.
+	after, err := New(opts(newKey, oldKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(ck)
+	if got, ok := after.cookie.idFrom(r); !ok || got != id {
+		t.Fatalf("cookie signed with the old key rejected after rotation")
+	}
+	fresh, _ := after.cookie.cookie(id, false)
+	r = httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(fresh)
+	if _, ok := before.cookie.idFrom(r); ok {
+		t.Fatal("a cookie signed with the new key verified with the old key alone")
+	}
+	// Encryption on: the value no longer carries the ID in clear.
+	enc := opts(newKey)
+	enc.Cookie.Encrypt = true
+	m, err := New(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec, _ := m.cookie.cookie(id, false)
+	r = httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(ec)
+	if got, ok := m.cookie.idFrom(r); !ok || got != id {
+		t.Fatal("encrypted cookie does not verify")
+	}
+	if _, ok := after.cookie.idFrom(r); ok {
+		t.Fatal("encrypted cookie accepted by a codec without encryption")
+	}
+}

@@ -176,6 +176,25 @@ function sessiongate_user_id(): ?string
 }
 
 (static function (): void {
+    if (session_status() === PHP_SESSION_ACTIVE) {
+        error_log('sessiongate: session.auto_start is on; the session started before the gateway handler could be installed. Turn session.auto_start off.', 4);
+        return;
+    }
+    // The same settings the gateway sends in PHP_VALUE, for pools that load
+    // this file with php_admin_value[auto_prepend_file] instead.
+    foreach ([
+        'session.serialize_handler' => 'php_serialize',
+        'session.use_cookies' => '0',
+        'session.use_only_cookies' => '1',
+        'session.use_trans_sid' => '0',
+        'session.use_strict_mode' => '1',
+        'session.lazy_write' => '1',
+        'session.gc_probability' => '0',
+    ] as $name => $value) {
+        if (ini_get($name) !== $value) {
+            ini_set($name, $value);
+        }
+    }
     $handler = new SessiongateSessionHandler($_SERVER);
     $GLOBALS['__sessiongate_handler'] = $handler;
     // false: PHP's own shutdown hook would close the session before the
