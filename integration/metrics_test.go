@@ -1,0 +1,274 @@
+package integration
+
+// Prometheus metrics of the real gateway binary in front of a real php-fpm
+// and redis-server, scraped over the admin listener, and the binary's own
+// `gateway healthcheck` against it.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/sessionbridge"
+)
+
+// scrapeSamples GETs /metrics and returns every sample as
+// "name{labels}" -> value.
+func scrapeSamples(t *testing.T, admin string) map[string]float64 {
+	t.Helper()
+	res, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("GET /metrics: %s", res.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("sample %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestMetricsRealStack(t *testing.T) {
+	harness.Require(t, "php-fpm8.2", "redis-server")
+	root := t.TempDir()
+	fixtures, err := filepath.Glob("testdata/session/*.php")
+	if err != nil || len(fixtures) == 0 {
+		t.Fatalf("fixtures: %v", err)
+	}
+	for _, f := range fixtures {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "style.css"), []byte("body{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prepend := filepath.Join(t.TempDir(), "prepend.php")
+	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
+	red := harness.StartRedis(t)
+	bin := buildGateway(t)
+	gw := startBinary(t, bin, []string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_PHP_MAX_CONNS=3",
+		"SESSIONGATE_SESSION_KEYS=metrics-integration-key-0123456789abcdef",
+		"SESSIONGATE_REDIS_URL=" + red.URL(),
+		"SESSIONGATE_PHP_PREPEND=" + prepend,
+		"SESSIONGATE_SESSION_LOCK_TIMEOUT=300ms",
+		"SESSIONGATE_ACCESS_LOG=off",
+	})
+	adminURL, _ := url.Parse(gw.Admin)
+
+	// The binary's own probe, as a container HEALTHCHECK runs it.
+	probe := func() (int, string) {
+		cmd := exec.Command(bin, "healthcheck")
+		cmd.Env = []string{"SESSIONGATE_ADMIN_LISTEN=" + adminURL.Host}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), string(out)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	if code, out := probe(); code != 0 {
+		t.Fatalf("gateway healthcheck on a live gateway: exit %d: %s", code, out)
+	}
+
+	// What the client saw, to compare with what the gateway counted.
+	type key struct {
+		upstream string
+		code     int
+	}
+	var mu sync.Mutex
+	seen := map[key]int{}
+	busy := 0
+	client := &http.Client{Timeout: 20 * time.Second}
+	get := func(path, upstream, cookie string) (int, string, string) {
+		req, _ := http.NewRequest("GET", gw.URL+path, nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", "sessionid="+cookie)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Errorf("GET %s: %v", path, err)
+			return 0, "", ""
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		mu.Lock()
+		seen[key{upstream, res.StatusCode}]++
+		if res.StatusCode == 503 && strings.Contains(string(body), "busy") {
+			busy++
+		}
+		mu.Unlock()
+		set := ""
+		for _, c := range res.Cookies() {
+			if c.Name == "sessionid" {
+				set = c.Value
+			}
+		}
+		return res.StatusCode, string(body), set
+	}
+
+	for i := 0; i < 3; i++ {
+		get("/style.css", "static", "")
+	}
+	get("/nothing-here", "gateway", "") // no front controller in this site: 404
+	code, _, cookie := get("/counter.php", "php", "")
+	if code != 200 || cookie == "" {
+		t.Fatalf("counter.php: %d, cookie %q", code, cookie)
+	}
+	for i := 0; i < 4; i++ {
+		if code, body, _ := get("/counter.php", "php", cookie); code != 200 || body != strconv.Itoa(i+2) {
+			t.Fatalf("counter.php #%d: %d %q", i+2, code, body)
+		}
+	}
+
+	// Strict lock held by a slow request: the next one times out (503 busy).
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); get("/hold.php?ms=2500", "php", cookie) }()
+	time.Sleep(300 * time.Millisecond)
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		if code, _, _ := get("/counter.php", "php", cookie); code == 503 {
+			break
+		}
+	}
+	wg.Wait()
+	if busy == 0 {
+		t.Fatal("no request found the session busy while hold.php held it")
+	}
+
+	// Pool gauges while idle: the configured backend, kept-alive
+	// connections, nobody waiting, healthy, its limit.
+	m := scrapeSamples(t, gw.Admin)
+	b := `backend="` + fpm.Addr + `"`
+	idle, okIdle := m[`sessiongate_fcgi_connections{`+b+`,state="idle"}`]
+	busyConns, okBusy := m[`sessiongate_fcgi_connections{`+b+`,state="busy"}`]
+	if !okIdle || !okBusy || idle < 1 || idle+busyConns > 3 || busyConns != 0 {
+		t.Errorf("pool gauges: idle %v (%v) busy %v (%v); want 1..3 idle, 0 busy", idle, okIdle, busyConns, okBusy)
+	}
+	for name, want := range map[string]float64{
+		`sessiongate_fcgi_waiting_requests{` + b + `}`: 0,
+		`sessiongate_fcgi_backend_healthy{` + b + `}`:  1,
+		`sessiongate_fcgi_max_connections{` + b + `}`:  3,
+	} {
+		if got, ok := m[name]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
+		}
+	}
+
+	// Redis down: the session cannot be opened, 503, counted as a store
+	// error.
+	red.Stop()
+	if code, _, _ := get("/counter.php", "php", cookie); code != 503 {
+		t.Errorf("with Redis down: %d, want 503", code)
+	}
+
+	m = scrapeSamples(t, gw.Admin)
+	perUpstream := map[string]int{}
+	for k, n := range seen {
+		name := fmt.Sprintf(`sessiongate_http_requests_total{code="%d",upstream="%s"}`, k.code, k.upstream)
+		if got := m[name]; got != float64(n) {
+			t.Errorf("%s = %v, client saw %d", name, got, n)
+		}
+		perUpstream[k.upstream] += n
+	}
+	for up, n := range perUpstream {
+		name := fmt.Sprintf(`sessiongate_http_request_duration_seconds_count{upstream="%s"}`, up)
+		if got := m[name]; got != float64(n) {
+			t.Errorf("%s = %v, want %d", name, got, n)
+		}
+	}
+	series := 0
+	for k := range m {
+		if strings.HasPrefix(k, "sessiongate_http_requests_total{") {
+			series++
+		}
+	}
+	if series != len(seen) {
+		t.Errorf("%d request series, client saw %d (upstream, status) pairs: %v", series, len(seen), seen)
+	}
+
+	ev := func(e string) float64 { return m[`sessiongate_session_events_total{event="`+e+`"}`] }
+	// 1 create + 4 increments + hold.php's write; a busy counter.php never ran.
+	if ev("save") < 6 {
+		t.Errorf("save events %v, want >= 6", ev("save"))
+	}
+	if ev("load") < 5 {
+		t.Errorf("load events %v, want >= 5", ev("load"))
+	}
+	if ev("lock_timeout") != float64(busy) {
+		t.Errorf("lock_timeout events %v, client saw %d busy answers", ev("lock_timeout"), busy)
+	}
+	if ev("store_error") < 1 || m["sessiongate_session_store_errors_total"] != ev("store_error") {
+		t.Errorf("store errors: event %v, total %v; want equal and >= 1", ev("store_error"), m["sessiongate_session_store_errors_total"])
+	}
+	// Every request with the cookie waited for the lock; the busy ones
+	// waited past 0.25 s (the lock timeout is 300 ms).
+	waits := m["sessiongate_session_lock_wait_seconds_count"]
+	if waits < 5+float64(busy) {
+		t.Errorf("lock waits %v, want >= %d", waits, 5+busy)
+	}
+	if over := waits - m[`sessiongate_session_lock_wait_seconds_bucket{le="0.25"}`]; over < float64(busy) {
+		t.Errorf("%v lock waits above 0.25 s, want >= %d (the timed-out ones)", over, busy)
+	}
+	if t.Failed() {
+		var dump bytes.Buffer
+		for k, v := range m {
+			if strings.HasPrefix(k, "sessiongate_") {
+				fmt.Fprintf(&dump, "%s %v\n", k, v)
+			}
+		}
+		t.Logf("scrape:\n%s", dump.String())
+	}
+
+	// The probe fails once the gateway is gone.
+	if err := gw.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	gw.wait(t, 15*time.Second)
+	if code, out := probe(); code != 1 {
+		t.Errorf("gateway healthcheck on a stopped gateway: exit %d: %s", code, out)
+	}
+}
