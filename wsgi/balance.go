@@ -1,0 +1,194 @@
+package wsgi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// backend is one Django server.
+type backend struct {
+	name    string // as configured, for logs
+	network string // "tcp" or "unix"
+	addr    string // host:port or socket path
+	// host is the placeholder URL host the transport pools connections
+	// under; the dialer maps it back to this backend.
+	host string
+	// downUntil (unix nanoseconds) is when a backend that refused a
+	// connection may be tried again (passive health).
+	downUntil atomic.Int64
+}
+
+func parseBackend(i int, s string) (*backend, error) {
+	b := &backend{name: s, host: "backend-" + strconv.Itoa(i) + ".django.invalid"}
+	if path, ok := strings.CutPrefix(s, "unix:"); ok {
+		if !strings.HasPrefix(path, "/") {
+			return nil, fmt.Errorf("%q: unix socket path must be absolute", s)
+		}
+		b.network, b.addr = "unix", path
+		return b, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" || u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("%q is not http://host:port or unix:/path", s)
+	}
+	b.network, b.addr = "tcp", u.Host
+	return b, nil
+}
+
+// pool picks backends round-robin, skipping those in back-off.
+type pool struct {
+	backends    []*backend
+	byHost      map[string]*backend
+	next        atomic.Uint64
+	failTimeout time.Duration
+	now         func() time.Time
+}
+
+// order returns the backends to try for one request: the healthy ones,
+// starting with the next in turn, then those in back-off, soonest back
+// first (a request is better tried than refused while every backend is
+// marked down: the back-off may be stale).
+func (p *pool) order() []*backend {
+	n := len(p.backends)
+	start := int(p.next.Add(1) % uint64(n))
+	now := p.now().UnixNano()
+	out := make([]*backend, 0, n)
+	var down []*backend
+	for i := 0; i < n; i++ {
+		b := p.backends[(start+i)%n]
+		if b.downUntil.Load() > now {
+			down = append(down, b)
+			continue
+		}
+		out = append(out, b)
+	}
+	for len(down) > 0 {
+		j := 0
+		for k := range down {
+			if down[k].downUntil.Load() < down[j].downUntil.Load() {
+				j = k
+			}
+		}
+		out = append(out, down[j])
+		down = append(down[:j], down[j+1:]...)
+	}
+	return out
+}
+
+// dialError marks a failure to connect: the request never reached Django,
+// so another backend may take it, whatever its method.
+type dialError struct {
+	backend string
+	err     error
+}
+
+func (e *dialError) Error() string {
+	return fmt.Sprintf("connect to django backend %s: %v", e.backend, e.err)
+}
+func (e *dialError) Unwrap() error { return e.err }
+
+// Timeout lets the error handler answer 504 for a connect timeout.
+func (e *dialError) Timeout() bool {
+	var ne net.Error
+	return errors.As(e.err, &ne) && ne.Timeout()
+}
+
+func (p *pool) dialer(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	return func(ctx context.Context, _, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		b := p.byHost[host]
+		if b == nil {
+			return nil, fmt.Errorf("wsgi: no backend for %q", addr)
+		}
+		c, err := d.DialContext(ctx, b.network, b.addr)
+		if err != nil {
+			return nil, &dialError{backend: b.name, err: err}
+		}
+		return c, nil
+	}
+}
+
+// balancer is the proxy's RoundTripper: it sends each request to a backend
+// in turn and, when a backend cannot be connected to, marks it down and
+// tries the next one. Nothing was sent then, so even a POST may move on.
+type balancer struct {
+	pool *pool
+	t    *http.Transport
+	log  *slog.Logger
+}
+
+func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
+	order := b.pool.order()
+	orig := req.Body
+	var lastErr error
+	for _, be := range order {
+		out := req.WithContext(req.Context()) // shallow copy
+		u := *req.URL
+		u.Host = be.host
+		out.URL = &u
+		var tb *keepBody
+		if orig != nil && orig != http.NoBody {
+			tb = &keepBody{rc: orig}
+			out.Body = tb
+		}
+		res, err := b.t.RoundTrip(out)
+		if err == nil {
+			be.downUntil.Store(0)
+			return res, nil
+		}
+		var de *dialError
+		if !errors.As(err, &de) || req.Context().Err() != nil || (tb != nil && tb.touched()) {
+			closeBody(orig)
+			return nil, err
+		}
+		be.downUntil.Store(b.pool.now().Add(b.pool.failTimeout).UnixNano())
+		b.log.Warn("django backend unreachable; marked down", "backend", be.name, "for", b.pool.failTimeout.String(), "error", de.err.Error())
+		lastErr = err
+	}
+	closeBody(orig)
+	return nil, lastErr
+}
+
+func closeBody(rc io.ReadCloser) {
+	if rc != nil {
+		rc.Close()
+	}
+}
+
+// keepBody lends the request body to one attempt. The transport closes a
+// request's body when it fails, even when it failed before reading a byte
+// (a refused connection); such a close is not passed on, so the next
+// backend can still get the body. Once a byte was read the attempt owns the
+// body and is never retried.
+type keepBody struct {
+	rc   io.ReadCloser
+	used atomic.Bool
+}
+
+func (k *keepBody) Read(p []byte) (int, error) {
+	k.used.Store(true)
+	return k.rc.Read(p)
+}
+
+func (k *keepBody) Close() error {
+	if k.used.Load() {
+		return k.rc.Close()
+	}
+	return nil
+}
+
+func (k *keepBody) touched() bool { return k.used.Load() }

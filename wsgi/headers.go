@@ -1,0 +1,210 @@
+package wsgi
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sessiongate/sessiongate/sessionbridge"
+)
+
+// The header names of docs/protocol.md section 5, in Go's canonical form.
+const (
+	hdrSessionID = "X-Sessiongate-Session-Id"
+	hdrDataCount = "X-Sessiongate-Data-Count"
+	hdrData      = "X-Sessiongate-Data-" // + 0..N-1
+	hdrNonce     = "X-Sessiongate-Nonce"
+	hdrTimestamp = "X-Sessiongate-Timestamp"
+	hdrSignature = "X-Sessiongate-Signature"
+	hdrOp        = "X-Sessiongate-Op"
+	hdrRotate    = "X-Sessiongate-Rotate"
+	hdrExpiry    = "X-Sessiongate-Expiry"
+)
+
+// DataChunk is the longest X-Sessiongate-Data-n value the gateway sends:
+// gunicorn refuses header lines over 8190 bytes by default.
+const DataChunk = 8000
+
+// maxDataChunks bounds what the gateway accepts back from the app; the
+// HTTP client's 10 MB response header limit bounds the total anyway.
+const maxDataChunks = 4096
+
+// headerKeyPurpose is the DeriveKey purpose of the header signing key.
+const headerKeyPurpose = "django-headers"
+
+// HeaderKey is K of protocol.md section 5 for one configured secret.
+func HeaderKey(secret []byte) []byte {
+	return sessionbridge.DeriveKey(secret, headerKeyPurpose)
+}
+
+func dataHash(data []byte) string {
+	h := sha256.Sum256(data)
+	return hex.EncodeToString(h[:])
+}
+
+func mac(key []byte, parts ...string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(strings.Join(parts, "\n")))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// RequestSignature signs what the gateway tells the app about the session.
+func RequestSignature(key []byte, nonce, timestamp, id string, data []byte) string {
+	return mac(key, "sg1-req", nonce, timestamp, id, dataHash(data))
+}
+
+// ResponseSignature signs the change the app hands back; data is nil for
+// delete and touch.
+func ResponseSignature(key []byte, nonce, op, rotate, expiry string, data []byte) string {
+	return mac(key, "sg1-resp", nonce, op, rotate, expiry, dataHash(data))
+}
+
+// setSessionHeaders adds the signed session headers of one request.
+func setSessionHeaders(h http.Header, key []byte, nonce string, now time.Time, id string, data []byte) {
+	ts := strconv.FormatInt(now.Unix(), 10)
+	h.Set(hdrSessionID, id)
+	setData(h, data)
+	h.Set(hdrNonce, nonce)
+	h.Set(hdrTimestamp, ts)
+	h.Set(hdrSignature, RequestSignature(key, nonce, ts, id, data))
+}
+
+// setData writes data as base64 cut in DataChunk pieces.
+func setData(h http.Header, data []byte) {
+	enc := base64.StdEncoding.EncodeToString(data)
+	n := 0
+	for {
+		c := min(DataChunk, len(enc))
+		h.Set(hdrData+strconv.Itoa(n), enc[:c])
+		enc = enc[c:]
+		n++
+		if len(enc) == 0 {
+			break
+		}
+	}
+	h.Set(hdrDataCount, strconv.Itoa(n))
+}
+
+// single returns the only value of header name; several values are an
+// error (a response must not be able to smuggle a second opinion).
+func single(h http.Header, name string) (string, error) {
+	v := h.Values(name)
+	switch len(v) {
+	case 0:
+		return "", nil
+	case 1:
+		return v[0], nil
+	}
+	return "", fmt.Errorf("%s given %d times", name, len(v))
+}
+
+// readData joins and decodes the X-Sessiongate-Data-* headers.
+func readData(h http.Header) ([]byte, error) {
+	cs, err := single(h, hdrDataCount)
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(cs)
+	if err != nil || n < 1 || n > maxDataChunks {
+		return nil, fmt.Errorf("bad %s %q", hdrDataCount, cs)
+	}
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		name := hdrData + strconv.Itoa(i)
+		v, err := single(h, name)
+		if err != nil {
+			return nil, err
+		}
+		if v == "" {
+			return nil, fmt.Errorf("%s missing", name)
+		}
+		b.WriteString(v)
+	}
+	data, err := base64.StdEncoding.DecodeString(b.String())
+	if err != nil {
+		return nil, fmt.Errorf("session data: %w", err)
+	}
+	return data, nil
+}
+
+// change is a verified session change handed back by the app.
+type change struct {
+	op     string // write, delete, touch
+	rotate bool
+	// expiry is the app's expiry: browser, or seconds > 0; zero = none.
+	browser bool
+	expiry  time.Duration
+	data    []byte // for write
+}
+
+// errNoChange: the response carries no session change.
+var errNoChange = errors.New("no session change")
+
+// maxExpiry bounds X-Sessiongate-Expiry; the manager caps it further.
+const maxExpiry = 10 * 365 * 24 * time.Hour
+
+// readChange parses and verifies the change headers of a response against
+// key and the request's nonce. It returns errNoChange when there are none.
+func readChange(h http.Header, key []byte, nonce string) (*change, error) {
+	op, err := single(h, hdrOp)
+	if err != nil {
+		return nil, err
+	}
+	if op == "" {
+		if sig, _ := single(h, hdrSignature); sig != "" || h.Get(hdrDataCount) != "" {
+			return nil, errors.New("change headers without " + hdrOp)
+		}
+		return nil, errNoChange
+	}
+	rotate, err := single(h, hdrRotate)
+	if err != nil {
+		return nil, err
+	}
+	expiry, err := single(h, hdrExpiry)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := single(h, hdrSignature)
+	if err != nil {
+		return nil, err
+	}
+	c := &change{op: op, rotate: rotate == "1"}
+	if rotate != "" && rotate != "1" {
+		return nil, fmt.Errorf("bad %s %q", hdrRotate, rotate)
+	}
+	switch op {
+	case "write":
+		if c.data, err = readData(h); err != nil {
+			return nil, err
+		}
+	case "delete", "touch":
+	default:
+		return nil, fmt.Errorf("unknown %s %q", hdrOp, op)
+	}
+	switch expiry {
+	case "":
+	case "browser":
+		c.browser = true
+	default:
+		n, err := strconv.ParseInt(expiry, 10, 64)
+		if err != nil || n < 1 || n > int64(maxExpiry/time.Second) || strconv.FormatInt(n, 10) != expiry {
+			return nil, fmt.Errorf("bad %s %q", hdrExpiry, expiry)
+		}
+		c.expiry = time.Duration(n) * time.Second
+	}
+	want := ResponseSignature(key, nonce, op, rotate, expiry, c.data)
+	if sig == "" {
+		return nil, errors.New("change without a signature")
+	}
+	if !hmac.Equal([]byte(sig), []byte(want)) {
+		return nil, errors.New("bad signature")
+	}
+	return c, nil
+}

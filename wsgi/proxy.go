@@ -1,0 +1,395 @@
+// Package wsgi is the gateway's Django upstream: an httputil.ReverseProxy to
+// gunicorn (or any WSGI server speaking HTTP) that carries the shared
+// session in signed request headers and applies the change Django hands back
+// in signed response headers (docs/protocol.md section 5). The Python side
+// is the sessiongate_django package in wsgi/django.
+//
+// One request, as Proxy.ServeHTTP runs it:
+//
+//	strip client X-Sessiongate-* headers (any spelling)
+//	open the session (strict: locked until the response headers arrive)
+//	Rewrite: Host kept, X-Forwarded-* from the real client, session cookie
+//	         hidden, signed session headers added
+//	balancer: a backend in turn; one that refuses connections is skipped
+//	ModifyResponse: verify and apply the change (write/rotate/delete/touch,
+//	         expiry), strip X-Sessiongate-*, set the cookie, release the lock
+//	then the body streams (FlushInterval -1)
+package wsgi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/sessiongate/sessiongate/server"
+	"github.com/sessiongate/sessiongate/sessionbridge"
+)
+
+// Options configure a Proxy.
+type Options struct {
+	// Backends are "http://host:port" or "unix:/path/to/socket"; several
+	// are balanced round-robin.
+	Backends []string
+	// DialTimeout bounds connecting to one backend (default 3s).
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for Django's response headers
+	// after the request was sent (default 60s); then 504.
+	ResponseHeaderTimeout time.Duration
+	// FailTimeout is how long a backend that refused a connection is
+	// skipped (default 10s, like nginx's fail_timeout).
+	FailTimeout time.Duration
+	// Sessions is the session manager; nil sends no session to Django
+	// (client X-Sessiongate-* headers are still dropped).
+	Sessions *sessionbridge.Manager
+	// Secrets are SESSIONGATE_SESSION_KEYS: the first signs the headers.
+	// Required with Sessions.
+	Secrets [][]byte
+	Logger  *slog.Logger
+}
+
+// Proxy forwards requests to Django with the shared session.
+type Proxy struct {
+	rp       *httputil.ReverseProxy
+	t        *http.Transport
+	pool     *pool
+	sessions *sessionbridge.Manager
+	key      []byte // signs requests, verifies responses
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New checks o and builds the proxy.
+func New(o Options) (*Proxy, error) {
+	if len(o.Backends) == 0 {
+		return nil, errors.New("wsgi: no Django backend")
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 3 * time.Second
+	}
+	if o.ResponseHeaderTimeout <= 0 {
+		o.ResponseHeaderTimeout = 60 * time.Second
+	}
+	if o.FailTimeout <= 0 {
+		o.FailTimeout = 10 * time.Second
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Proxy{sessions: o.Sessions, log: log, now: time.Now}
+	if o.Sessions != nil {
+		if len(o.Secrets) == 0 {
+			return nil, errors.New("wsgi: sessions need the session secrets to sign the Django headers")
+		}
+		p.key = HeaderKey(o.Secrets[0])
+	}
+	p.pool = &pool{failTimeout: o.FailTimeout, now: time.Now, byHost: map[string]*backend{}}
+	for i, s := range o.Backends {
+		b, err := parseBackend(i, s)
+		if err != nil {
+			return nil, fmt.Errorf("wsgi: %w", err)
+		}
+		p.pool.backends = append(p.pool.backends, b)
+		p.pool.byHost[b.host] = b
+	}
+	p.t = &http.Transport{
+		// Never an environment proxy: Django is on our network.
+		Proxy:                 nil,
+		DialContext:           p.pool.dialer(o.DialTimeout),
+		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       60 * time.Second,
+		// The client's Accept-Encoding goes through as sent; the
+		// transport must not add gzip and decode it behind our back.
+		DisableCompression:    true,
+		ExpectContinueTimeout: time.Second,
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      &balancer{pool: p.pool, t: p.t, log: log},
+		FlushInterval:  -1, // streaming responses reach the client at once
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return p, nil
+}
+
+// Close drops idle connections to Django.
+func (p *Proxy) Close() error {
+	p.t.CloseIdleConnections()
+	return nil
+}
+
+type stateKey struct{}
+
+// reqState is one request's session context, shared by the ReverseProxy
+// hooks through the request context.
+type reqState struct {
+	remote string // client address after trusted proxies
+	https  bool
+	sess   *sessionbridge.Session
+	nonce  string
+}
+
+func stateOf(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := &reqState{remote: r.RemoteAddr, https: r.TLS != nil}
+	if ri := server.Info(r.Context()); ri != nil {
+		st.remote, st.https = ri.RemoteAddr, ri.HTTPS
+	}
+	// Before anything reads the request: nobody but the gateway speaks
+	// the session headers.
+	sessionbridge.StripInternalHeaders(r.Header)
+	if p.sessions != nil {
+		sess, err := p.sessions.Open(r.Context(), r, st.https)
+		if err != nil {
+			// Logged there, like on the PHP path.
+			p.sessions.RespondOpenError(w, r, err)
+			return
+		}
+		// Normally released as soon as the response headers arrive
+		// (modifyResponse); this covers every other way out.
+		defer sess.Release(r.Context())
+		st.sess = sess
+		st.nonce = newNonce()
+	}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+}
+
+func newNonce() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// rewrite prepares the request for Django. ReverseProxy has already removed
+// hop-by-hop headers and the client's Forwarded and X-Forwarded-* headers.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	st := stateOf(pr.In.Context())
+	out := pr.Out
+	// The balancer sets the real backend; Host stays what the client sent
+	// (Django's ALLOWED_HOSTS and absolute URLs depend on it).
+	out.URL.Scheme = "http"
+	out.URL.Host = "django"
+	out.Host = pr.In.Host
+	// ReverseProxy drops query parameters it cannot parse; Django gets the
+	// query exactly as sent.
+	out.URL.RawQuery = pr.In.URL.RawQuery
+	for name := range out.Header {
+		// WSGI servers map '-' and '_' to the same environ key, so
+		// X_Forwarded_For would pass for X-Forwarded-For, X_Sessiongate_...
+		// for ours. Like nginx (underscores_in_headers off), drop them.
+		if strings.ContainsRune(name, '_') {
+			delete(out.Header, name)
+		}
+	}
+	sessionbridge.StripInternalHeaders(out.Header)
+	if st == nil {
+		return
+	}
+	out.Header.Set("X-Forwarded-For", clientIP(st.remote))
+	out.Header.Set("X-Forwarded-Proto", map[bool]string{true: "https", false: "http"}[st.https])
+	out.Header.Set("X-Forwarded-Host", pr.In.Host)
+	if st.sess == nil {
+		return
+	}
+	// Django sees the session ID in the signed headers, never the cookie
+	// value, which it has no use for.
+	hideCookie(out.Header, p.sessions.CookieName())
+	setSessionHeaders(out.Header, p.key, st.nonce, p.now(), st.sess.ID(), st.sess.Data())
+}
+
+// clientIP is the address part of "ip:port" (the port is 0 or missing for
+// an address learnt from a trusted proxy's X-Forwarded-For).
+func clientIP(remote string) string {
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
+// hideCookie removes the cookie name from the Cookie headers, keeping every
+// other pair.
+func hideCookie(h http.Header, name string) {
+	vals := h.Values("Cookie")
+	if len(vals) == 0 {
+		return
+	}
+	var kept []string
+	for _, v := range vals {
+		for pair := range strings.SplitSeq(v, ";") {
+			n, _, _ := strings.Cut(pair, "=")
+			if strings.TrimSpace(n) == name || strings.TrimSpace(pair) == "" {
+				continue
+			}
+			kept = append(kept, strings.TrimSpace(pair))
+		}
+	}
+	h.Del("Cookie")
+	if len(kept) > 0 {
+		h.Set("Cookie", strings.Join(kept, "; "))
+	}
+}
+
+// persistError: Django changed the session and the change could not be
+// stored; the client must not get a response that pretends it was.
+type persistError struct{ err error }
+
+func (e *persistError) Error() string {
+	return "session change from Django not saved: " + e.err.Error()
+}
+func (e *persistError) Unwrap() error { return e.err }
+
+// modifyResponse applies Django's session change before the headers leave.
+func (p *Proxy) modifyResponse(res *http.Response) error {
+	st := stateOf(res.Request.Context())
+	var ch *change
+	var chErr error
+	if st != nil && st.sess != nil {
+		ch, chErr = readChange(res.Header, p.key, st.nonce)
+	} else if res.Header.Get(hdrOp) != "" {
+		chErr = errors.New("sessions are off")
+	}
+	sessionbridge.StripInternalHeaders(res.Header)
+	if p.sessions != nil {
+		// The gateway owns the session cookie; a cookie of that name from
+		// Django (its own SessionMiddleware left in place) would fight it.
+		dropSetCookie(res.Header, p.sessions.CookieName())
+	}
+	if chErr != nil && !errors.Is(chErr, errNoChange) {
+		p.log.Warn("session change from Django ignored", "path", res.Request.URL.Path, "status", res.StatusCode, "reason", chErr.Error())
+	}
+	if st == nil || st.sess == nil {
+		return nil
+	}
+	ctx := res.Request.Context()
+	if ch != nil {
+		if err := p.apply(ctx, st.sess, ch, res.Request.URL.Path); err != nil {
+			return &persistError{err}
+		}
+	}
+	st.sess.SetCookie(res.Header)
+	// Django is done with the session once its headers are here: other
+	// requests of the session need not wait for the body.
+	st.sess.Release(ctx)
+	return nil
+}
+
+func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *change, path string) error {
+	if ch.expiry > 0 || ch.browser {
+		sess.SetExpiry(ch.expiry, ch.browser)
+	}
+	id := sess.ID()
+	switch ch.op {
+	case "write":
+		if ch.rotate && id != "" {
+			// cycle_key(): the old ID dies (fixation defence) and the
+			// data moves to a new one.
+			if err := sess.Destroy(ctx, id); err != nil {
+				return err
+			}
+			id = ""
+		}
+		if id == "" {
+			id = sessionbridge.NewID()
+		}
+		conflicts, err := sess.WriteReencoded(ctx, id, ch.data)
+		if len(conflicts) > 0 {
+			p.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "path", path, "keys", conflicts)
+		}
+		return err
+	case "delete":
+		if id == "" {
+			return nil
+		}
+		return sess.Destroy(ctx, id)
+	case "touch":
+		if id == "" {
+			return nil
+		}
+		return sess.Touch(ctx, id)
+	}
+	return fmt.Errorf("unknown op %q", ch.op)
+}
+
+func dropSetCookie(h http.Header, name string) {
+	vals := h.Values("Set-Cookie")
+	if len(vals) == 0 {
+		return
+	}
+	kept := vals[:0:0]
+	for _, v := range vals {
+		n, _, _ := strings.Cut(v, "=")
+		if strings.TrimSpace(n) != name {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == 0 {
+		h.Del("Set-Cookie")
+	} else {
+		h["Set-Cookie"] = kept
+	}
+}
+
+// errorHandler answers for a failed upstream request like the PHP path:
+// 502 when Django failed, 504 on a timeout, 503 when Django's session change
+// could not be saved, and nothing (499 in the log) when the client left.
+// The error is logged once: in the access log line when the request came
+// through server.Server, here otherwise.
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(r, err)
+	if ri := server.Info(r.Context()); ri != nil {
+		ri.Err = err
+		if status == server.StatusClientClosedRequest {
+			ri.Status = status
+		}
+	} else {
+		p.log.Warn("django upstream error", "path", r.URL.Path, "status", status, "error", err.Error())
+	}
+	if status == server.StatusClientClosedRequest {
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1")
+	}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		io.WriteString(w, http.StatusText(status)+"\n")
+	}
+}
+
+func statusOf(r *http.Request, err error) int {
+	var pe *persistError
+	if errors.As(err, &pe) {
+		return http.StatusServiceUnavailable
+	}
+	if r.Context().Err() != nil {
+		return server.StatusClientClosedRequest
+	}
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}

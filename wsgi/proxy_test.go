@@ -1,0 +1,944 @@
+package wsgi
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/sessionbridge"
+	"github.com/sessiongate/sessiongate/sessionbridge/store"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
+)
+
+const testSecret = "wsgi-unit-test-secret-0123456789abcdef"
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// seen is what the fake Django app observed about one request.
+type seen struct {
+	ID       string
+	Data     string
+	Verified bool
+	Header   http.Header
+	Host     string
+}
+
+// answer is the fake app's session change; op "" sends none.
+type answer struct {
+	op, rotate, expiry string
+	data               string
+	// forge signs with the wrong key; unsigned sends no signature.
+	forge, unsigned bool
+}
+
+// fakeDjango plays the sessiongate_django middleware in Go: it verifies
+// the gateway's headers with the same key and answers with a signed change.
+type fakeDjango struct {
+	t    *testing.T
+	key  []byte
+	mu   sync.Mutex
+	last seen
+	// handle decides the answer; it may also write the body itself (then
+	// it returns ok=false).
+	handle func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool)
+}
+
+func (f *fakeDjango) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := seen{Header: r.Header.Clone(), Host: r.Host, ID: r.Header.Get(hdrSessionID)}
+	nonce := r.Header.Get(hdrNonce)
+	data, err := readData(r.Header)
+	if err == nil {
+		s.Data = string(data)
+		want := RequestSignature(f.key, nonce, r.Header.Get(hdrTimestamp), s.ID, data)
+		s.Verified = r.Header.Get(hdrSignature) == want
+	}
+	f.mu.Lock()
+	f.last = s
+	f.mu.Unlock()
+	a, ok := f.handle(w, r, s)
+	if !ok {
+		return
+	}
+	if a.op != "" {
+		var d []byte
+		if a.op == "write" {
+			d = []byte(a.data)
+			setData(w.Header(), d)
+		}
+		w.Header().Set(hdrOp, a.op)
+		if a.rotate != "" {
+			w.Header().Set(hdrRotate, a.rotate)
+		}
+		if a.expiry != "" {
+			w.Header().Set(hdrExpiry, a.expiry)
+		}
+		key := f.key
+		if a.forge {
+			key = HeaderKey([]byte("another-secret-of-at-least-32-bytes!!"))
+		}
+		if !a.unsigned {
+			w.Header().Set(hdrSignature, ResponseSignature(key, nonce, a.op, a.rotate, a.expiry, d))
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	io.WriteString(w, "ok")
+}
+
+func (f *fakeDjango) seen() seen {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+type env struct {
+	t     *testing.T
+	mgr   *sessionbridge.Manager
+	store store.Store
+	app   *fakeDjango
+	proxy *Proxy
+	gw    *httptest.Server
+	logs  *syncBuffer
+}
+
+type envOpts struct {
+	store    store.Store
+	backends func(app http.Handler) []string
+	opts     func(*Options)
+	mode     sessionbridge.LockMode
+}
+
+func newEnv(t *testing.T, o envOpts) *env {
+	t.Helper()
+	e := &env{t: t, logs: &syncBuffer{}}
+	e.app = &fakeDjango{t: t, key: HeaderKey([]byte(testSecret)), handle: func(http.ResponseWriter, *http.Request, seen) (answer, bool) {
+		return answer{}, true
+	}}
+	e.store = o.store
+	if e.store == nil {
+		mem := memory.New(memory.Options{})
+		t.Cleanup(func() { mem.Close() })
+		e.store = mem
+	}
+	log := slog.New(slog.NewTextHandler(e.logs, nil))
+	mgr, err := sessionbridge.New(sessionbridge.Options{
+		Store:        e.store,
+		Secrets:      [][]byte{[]byte(testSecret)},
+		Cookie:       sessionbridge.CookieOptions{Name: "sessionid", MaxAge: time.Hour},
+		IdleTimeout:  10 * time.Minute,
+		LockMode:     o.mode,
+		LockTimeout:  300 * time.Millisecond,
+		LockLease:    5 * time.Second,
+		StoreTimeout: time.Second,
+		Logger:       log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mgr = mgr
+	var backends []string
+	if o.backends != nil {
+		backends = o.backends(e.app)
+	} else {
+		up := httptest.NewServer(e.app)
+		t.Cleanup(up.Close)
+		backends = []string{up.URL}
+	}
+	opts := Options{Backends: backends, Sessions: mgr, Secrets: [][]byte{[]byte(testSecret)}, Logger: log,
+		ResponseHeaderTimeout: 2 * time.Second, DialTimeout: time.Second}
+	if o.opts != nil {
+		o.opts(&opts)
+	}
+	e.proxy, err = New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.gw = httptest.NewServer(e.proxy)
+	t.Cleanup(func() {
+		e.gw.Close()
+		e.proxy.Close()
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", e.logs.String())
+		}
+	})
+	return e
+}
+
+var noRedirect = &http.Client{
+	Timeout:       10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// do sends a request through the gateway with the session cookie ck ("" for
+// none) and returns the response, its body and the session cookie set
+// ("" none, "-" expired).
+func (e *env) do(method, path, ck string, body io.Reader, hdr ...string) (*http.Response, string, string) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.gw.URL+path, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if ck != "" {
+		req.AddCookie(&http.Cookie{Name: "sessionid", Value: ck})
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	res, err := noRedirect.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	set := ""
+	for _, c := range res.Cookies() {
+		if c.Name == "sessionid" {
+			set = c.Value
+			if c.MaxAge < 0 {
+				set = "-"
+			}
+		}
+	}
+	return res, string(b), set
+}
+
+// respond makes the fake app answer every request with a.
+func (e *env) respond(a answer) {
+	e.app.handle = func(http.ResponseWriter, *http.Request, seen) (answer, bool) { return a, true }
+}
+
+// open returns what the manager holds for cookie ck, and releases it.
+func (e *env) open(ck string) (id, data string) {
+	e.t.Helper()
+	r := httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(&http.Cookie{Name: "sessionid", Value: ck})
+	s, err := e.mgr.Open(context.Background(), r, false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer s.Release(context.Background())
+	return s.ID(), string(s.Data())
+}
+
+func noInternalHeaders(t *testing.T, h http.Header) {
+	t.Helper()
+	for name := range h {
+		if strings.Contains(strings.ToLower(strings.ReplaceAll(name, "_", "-")), "x-sessiongate") {
+			t.Errorf("internal header leaked to the client: %s", name)
+		}
+	}
+}
+
+func TestVectors(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "vectors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Secrets   []string `json:"secrets"`
+		KeysHex   []string `json:"keys_hex"`
+		Nonce     string   `json:"nonce"`
+		Timestamp string   `json:"timestamp"`
+		Requests  []struct {
+			SessionID  string `json:"session_id"`
+			DataB64    string `json:"data_b64"`
+			DataSHA256 string `json:"data_sha256"`
+			Chunks     int    `json:"chunks"`
+			Signature  string `json:"signature"`
+		} `json:"requests"`
+		Responses []struct {
+			Key       int    `json:"key"`
+			Op        string `json:"op"`
+			Rotate    string `json:"rotate"`
+			Expiry    string `json:"expiry"`
+			DataB64   string `json:"data_b64"`
+			Signature string `json:"signature"`
+		} `json:"responses"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Requests) < 3 || len(v.Responses) < 6 {
+		t.Fatalf("vector file too small: %d requests, %d responses", len(v.Requests), len(v.Responses))
+	}
+	var keys [][]byte
+	for i, s := range v.Secrets {
+		k := HeaderKey([]byte(s))
+		if fmt.Sprintf("%x", k) != v.KeysHex[i] {
+			t.Fatalf("key %d: %x, want %s", i, k, v.KeysHex[i])
+		}
+		keys = append(keys, k)
+	}
+	for i, rq := range v.Requests {
+		data, _ := base64.StdEncoding.DecodeString(rq.DataB64)
+		if got := dataHash(data); got != rq.DataSHA256 {
+			t.Errorf("request %d: hash %s", i, got)
+		}
+		h := http.Header{}
+		ts, _ := strconv.ParseInt(v.Timestamp, 10, 64)
+		setSessionHeaders(h, keys[0], v.Nonce, time.Unix(ts, 0), rq.SessionID, data)
+		if got := h.Get(hdrSignature); got != rq.Signature {
+			t.Errorf("request %d: signature %s, want %s", i, got, rq.Signature)
+		}
+		if got := h.Get(hdrDataCount); got != strconv.Itoa(rq.Chunks) {
+			t.Errorf("request %d: %s chunks, want %d", i, got, rq.Chunks)
+		}
+		for n := 0; n < rq.Chunks; n++ {
+			if c := h.Get(hdrData + strconv.Itoa(n)); len(c) > DataChunk || c == "" {
+				t.Errorf("request %d: chunk %d has %d characters", i, n, len(c))
+			}
+		}
+		if back, err := readData(h); err != nil || !bytes.Equal(back, data) {
+			t.Errorf("request %d: data does not round-trip: %v", i, err)
+		}
+	}
+	for i, rs := range v.Responses {
+		data, _ := base64.StdEncoding.DecodeString(rs.DataB64)
+		var d []byte
+		if rs.Op == "write" {
+			d = data
+		}
+		key := keys[rs.Key-1]
+		if got := ResponseSignature(key, v.Nonce, rs.Op, rs.Rotate, rs.Expiry, d); got != rs.Signature {
+			t.Errorf("response %d: signature %s, want %s", i, got, rs.Signature)
+		}
+		// As headers, the change verifies with its key only.
+		h := http.Header{}
+		h.Set(hdrOp, rs.Op)
+		if rs.Rotate != "" {
+			h.Set(hdrRotate, rs.Rotate)
+		}
+		if rs.Expiry != "" {
+			h.Set(hdrExpiry, rs.Expiry)
+		}
+		if d != nil {
+			setData(h, d)
+		}
+		h.Set(hdrSignature, rs.Signature)
+		ch, err := readChange(h, key, v.Nonce)
+		if err != nil || ch.op != rs.Op || ch.rotate != (rs.Rotate == "1") || !bytes.Equal(ch.data, d) {
+			t.Errorf("response %d: readChange %+v %v", i, ch, err)
+		}
+		if _, err := readChange(h, keys[2-rs.Key], v.Nonce); err == nil {
+			t.Errorf("response %d verified with the other key", i)
+		}
+		if _, err := readChange(h, key, strings.Repeat("0", 32)); err == nil {
+			t.Errorf("response %d verified with another request's nonce", i)
+		}
+	}
+}
+
+func TestReadChangeRefusesMalformed(t *testing.T) {
+	key := HeaderKey([]byte(testSecret))
+	nonce := "0123456789abcdef0123456789abcdef"
+	signed := func(op, rotate, expiry string, data []byte) http.Header {
+		h := http.Header{}
+		h.Set(hdrOp, op)
+		if rotate != "" {
+			h.Set(hdrRotate, rotate)
+		}
+		if expiry != "" {
+			h.Set(hdrExpiry, expiry)
+		}
+		if data != nil {
+			setData(h, data)
+		}
+		h.Set(hdrSignature, ResponseSignature(key, nonce, op, rotate, expiry, data))
+		return h
+	}
+	if _, err := readChange(http.Header{}, key, nonce); !errors.Is(err, errNoChange) {
+		t.Fatalf("no headers: %v", err)
+	}
+	for name, h := range map[string]http.Header{
+		"unknown op":         signed("merge", "", "", nil),
+		"rotate 2":           signed("write", "2", "", []byte(`{}`)),
+		"expiry 0":           signed("touch", "", "0", nil),
+		"expiry -5":          signed("touch", "", "-5", nil),
+		"expiry padded":      signed("touch", "", "0300", nil),
+		"expiry words":       signed("touch", "", "soon", nil),
+		"write without data": func() http.Header { h := signed("write", "", "", []byte(`{}`)); h.Del(hdrData + "0"); return h }(),
+		"bad count":          func() http.Header { h := signed("write", "", "", []byte(`{}`)); h.Set(hdrDataCount, "99999"); return h }(),
+		"two ops":            func() http.Header { h := signed("touch", "", "", nil); h.Add(hdrOp, "delete"); return h }(),
+		"unsigned":           func() http.Header { h := signed("delete", "", "", nil); h.Del(hdrSignature); return h }(),
+		"tampered data": func() http.Header {
+			h := signed("write", "", "", []byte(`{"a":1}`))
+			h.Set(hdrData+"0", base64.StdEncoding.EncodeToString([]byte(`{"a":2}`)))
+			return h
+		}(),
+		"signature only": {hdrSignature: {"abc"}},
+	} {
+		if c, err := readChange(h, key, nonce); err == nil || errors.Is(err, errNoChange) {
+			t.Errorf("%s: accepted %+v (%v)", name, c, err)
+		}
+	}
+}
+
+func TestSessionWriteAndLoad(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.respond(answer{op: "write", data: `{"cart":{"apple":2},"name":"José"}`})
+	res, body, ck := e.do("POST", "/accounts/cart/", "", strings.NewReader("x=1"))
+	if res.StatusCode != 200 || body != "ok" || ck == "" || ck == "-" {
+		t.Fatalf("first write: %d %q cookie %q", res.StatusCode, body, ck)
+	}
+	noInternalHeaders(t, res.Header)
+	s := e.app.seen()
+	if !s.Verified || s.ID != "" || s.Data != "{}" {
+		t.Fatalf("anonymous request as Django saw it: %+v", s)
+	}
+	id, data := e.open(ck)
+	if !sessionbridge.ValidID(id) || data != `{"cart":{"apple":2},"name":"José"}` {
+		t.Fatalf("stored: %q %s", id, data)
+	}
+
+	// The next request carries the session; no change, no new cookie.
+	e.respond(answer{})
+	res, _, set := e.do("GET", "/accounts/cart/", ck, nil)
+	if res.StatusCode != 200 || set != "" {
+		t.Fatalf("read: %d cookie %q", res.StatusCode, set)
+	}
+	if s := e.app.seen(); !s.Verified || s.ID != id || s.Data != data {
+		t.Fatalf("Django saw %+v", s)
+	}
+}
+
+func TestRotateAndDelete(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.respond(answer{op: "write", data: `{"cart":[1]}`})
+	_, _, ck := e.do("GET", "/a/", "", nil)
+	oldID, _ := e.open(ck)
+
+	// cycle_key() at login: new ID with the data, the old one is gone.
+	e.respond(answer{op: "write", rotate: "1", data: `{"cart":[1],"_auth_user_id":"7"}`})
+	res, _, newCk := e.do("POST", "/admin/login/", ck, nil)
+	if res.StatusCode != 200 || newCk == "" || newCk == "-" || newCk == ck {
+		t.Fatalf("rotate: %d cookie %q", res.StatusCode, newCk)
+	}
+	if id, data := e.open(ck); id != "" || data != "{}" {
+		t.Fatalf("pre-login ID still resolves: %q %s", id, data)
+	}
+	newID, data := e.open(newCk)
+	if newID == oldID || data != `{"cart":[1],"_auth_user_id":"7"}` {
+		t.Fatalf("after rotate: %q %s", newID, data)
+	}
+	if rec, _ := e.store.Load(context.Background(), oldID); rec.Version != 0 {
+		t.Fatal("old record still stored")
+	}
+
+	// flush() at logout: gone, cookie expired.
+	e.respond(answer{op: "delete"})
+	res, _, set := e.do("POST", "/admin/logout/", newCk, nil)
+	if res.StatusCode != 200 || set != "-" {
+		t.Fatalf("delete: %d cookie %q", res.StatusCode, set)
+	}
+	if rec, _ := e.store.Load(context.Background(), newID); rec.Version != 0 {
+		t.Fatal("deleted session still stored")
+	}
+}
+
+func TestExpiryHeader(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.respond(answer{op: "write", expiry: "300", data: `{"a":1}`})
+	res, _, _ := e.do("GET", "/a/", "", nil)
+	ck := res.Cookies()
+	if len(ck) != 1 || ck[0].MaxAge != 300 {
+		t.Fatalf("set_expiry(300): %v", res.Header["Set-Cookie"])
+	}
+	e.respond(answer{op: "touch", expiry: "browser"})
+	res, _, _ = e.do("GET", "/a/", ck[0].Value, nil)
+	if c := res.Cookies(); len(c) != 1 || c[0].MaxAge != 0 || c[0].Value == "" || strings.Contains(res.Header.Get("Set-Cookie"), "Max-Age") {
+		t.Fatalf("set_expiry(0): %v", res.Header["Set-Cookie"])
+	}
+}
+
+func TestForgedOrMissingResponseSignatureChangesNothing(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.respond(answer{op: "write", data: `{"user":"ana"}`})
+	_, _, ck := e.do("GET", "/a/", "", nil)
+	for name, a := range map[string]answer{
+		"forged write":    {op: "write", data: `{"user":"mallory"}`, forge: true},
+		"unsigned write":  {op: "write", data: `{"user":"mallory"}`, unsigned: true},
+		"forged rotate":   {op: "write", rotate: "1", data: `{"user":"ana"}`, forge: true},
+		"forged delete":   {op: "delete", forge: true},
+		"unsigned delete": {op: "delete", unsigned: true},
+	} {
+		e.respond(a)
+		res, body, set := e.do("GET", "/a/", ck, nil)
+		if res.StatusCode != 200 || body != "ok" || set != "" {
+			t.Errorf("%s: %d %q cookie %q", name, res.StatusCode, body, set)
+		}
+		noInternalHeaders(t, res.Header)
+		if _, data := e.open(ck); data != `{"user":"ana"}` {
+			t.Errorf("%s changed the session: %s", name, data)
+		}
+	}
+	if n := strings.Count(e.logs.String(), "session change from Django ignored"); n != 5 {
+		t.Errorf("%d rejections logged, want 5", n)
+	}
+	// A change replayed from another request (other nonce) is refused too.
+	var captured http.Header
+	// First request: capture a signed change but send it on the next one.
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+		if captured == nil {
+			rec := httptest.NewRecorder()
+			(&fakeDjango{key: e.app.key, handle: func(http.ResponseWriter, *http.Request, seen) (answer, bool) {
+				return answer{op: "write", data: `{"user":"mallory"}`}, true
+			}}).ServeHTTP(rec, r)
+			captured = rec.Header()
+			io.WriteString(w, "captured")
+			return answer{}, false
+		}
+		for k, v := range captured {
+			if strings.HasPrefix(k, "X-Sessiongate-") {
+				w.Header()[k] = v
+			}
+		}
+		io.WriteString(w, "replay")
+		return answer{}, false
+	}
+	e.do("GET", "/a/", ck, nil)
+	res, body, _ := e.do("GET", "/a/", ck, nil)
+	if body != "replay" || res.StatusCode != 200 {
+		t.Fatalf("replay: %d %q", res.StatusCode, body)
+	}
+	if _, data := e.open(ck); data != `{"user":"ana"}` {
+		t.Fatalf("replayed change applied: %s", data)
+	}
+}
+
+func TestInternalHeadersStrippedBothWays(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+		w.Header()["X_Sessiongate_Op"] = []string{"delete"}
+		w.Header()["x-sessiongate-whatever"] = []string{"1"}
+		w.Header().Set("X-SESSIONGATE-Rotate", "1")
+		http.SetCookie(w, &http.Cookie{Name: "sessionid", Value: "django-own"})
+		http.SetCookie(w, &http.Cookie{Name: "csrftoken", Value: "tok"})
+		return answer{}, true
+	}
+	res, _, _ := e.do("GET", "/a/", "", nil,
+		"X-Sessiongate-Session-Id", "attacker",
+		"X_Sessiongate_Data_0", "attacker",
+		"x-sessiongate-signature", "attacker",
+		"X-SESSIONGATE-NONCE", "attacker",
+		"X_Forwarded_For", "6.6.6.6",
+		"X-Forwarded-For", "6.6.6.6",
+		"Forwarded", "for=6.6.6.6",
+		"Cookie", "csrftoken=abc; sessionid=whatever; theme=dark",
+	)
+	s := e.app.seen()
+	for name, vals := range s.Header {
+		if strings.Contains(name, "_") {
+			t.Errorf("header with underscore reached Django: %s", name)
+		}
+		for _, v := range vals {
+			if strings.Contains(v, "attacker") || strings.Contains(v, "6.6.6.6") {
+				t.Errorf("client value reached Django: %s: %s", name, v)
+			}
+		}
+	}
+	if !s.Verified || s.ID != "" || s.Data != "{}" {
+		t.Errorf("Django's view of the session: %+v", s)
+	}
+	if got := s.Header.Get("Cookie"); got != "csrftoken=abc; theme=dark" {
+		t.Errorf("Cookie reaching Django: %q", got)
+	}
+	noInternalHeaders(t, res.Header)
+	cks := res.Cookies()
+	if len(cks) != 1 || cks[0].Name != "csrftoken" {
+		t.Errorf("cookies reaching the client: %v", res.Header["Set-Cookie"])
+	}
+}
+
+func TestForwardedHeadersAndHost(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	req, _ := http.NewRequest("GET", e.gw.URL+"/admin/?a=1;b=2", nil)
+	req.Host = "shop.example:8443"
+	res, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	s := e.app.seen()
+	if s.Host != "shop.example:8443" {
+		t.Errorf("Host %q", s.Host)
+	}
+	if got := s.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For %q", got)
+	}
+	if s.Header.Get("X-Forwarded-Proto") != "http" || s.Header.Get("X-Forwarded-Host") != "shop.example:8443" {
+		t.Errorf("X-Forwarded-Proto %q Host %q", s.Header.Get("X-Forwarded-Proto"), s.Header.Get("X-Forwarded-Host"))
+	}
+}
+
+func TestUpstreamErrors(t *testing.T) {
+	t.Run("502 refused", func(t *testing.T) {
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		addr := l.Addr().String()
+		l.Close()
+		e := newEnv(t, envOpts{backends: func(http.Handler) []string { return []string{"http://" + addr} }})
+		res, body, _ := e.do("GET", "/a/", "", nil)
+		if res.StatusCode != 502 || body != "Bad Gateway\n" {
+			t.Fatalf("%d %q", res.StatusCode, body)
+		}
+	})
+	t.Run("502 reset", func(t *testing.T) {
+		e := newEnv(t, envOpts{})
+		e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+			panic(http.ErrAbortHandler) // connection closed without a response
+		}
+		if res, _, _ := e.do("GET", "/a/", "", nil); res.StatusCode != 502 {
+			t.Fatalf("%d", res.StatusCode)
+		}
+	})
+	t.Run("504", func(t *testing.T) {
+		release := make(chan struct{})
+		e := newEnv(t, envOpts{opts: func(o *Options) { o.ResponseHeaderTimeout = 200 * time.Millisecond }})
+		defer close(release)
+		e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return answer{}, true
+		}
+		start := time.Now()
+		res, _, _ := e.do("GET", "/a/", "", nil)
+		if res.StatusCode != 504 {
+			t.Fatalf("%d", res.StatusCode)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("504 took %v", d)
+		}
+	})
+	t.Run("499", func(t *testing.T) {
+		e := newEnv(t, envOpts{})
+		started := make(chan struct{})
+		e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+			close(started)
+			<-r.Context().Done()
+			return answer{}, true
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		req := httptest.NewRequest("GET", "/a/", nil).WithContext(ctx)
+		w := &headerSpy{ResponseWriter: httptest.NewRecorder()}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			e.proxy.ServeHTTP(w, req)
+		}()
+		<-started
+		cancel()
+		<-done
+		if w.wrote {
+			t.Fatalf("wrote a response to a client that left: %d", w.code)
+		}
+		if !strings.Contains(e.logs.String(), "status=499") {
+			t.Errorf("499 not logged:\n%s", e.logs.String())
+		}
+	})
+}
+
+type headerSpy struct {
+	http.ResponseWriter
+	wrote bool
+	code  int
+}
+
+func (h *headerSpy) WriteHeader(code int) {
+	h.wrote, h.code = true, code
+	h.ResponseWriter.WriteHeader(code)
+}
+
+func (h *headerSpy) Write(p []byte) (int, error) {
+	h.wrote = true
+	return h.ResponseWriter.Write(p)
+}
+
+// unixServer serves h on a unix socket in dir and returns the backend
+// string and the server.
+func unixServer(t *testing.T, path string, h http.Handler) *http.Server {
+	t.Helper()
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func TestBalancingAndPassiveHealth(t *testing.T) {
+	dir := t.TempDir()
+	var hits [2]atomic.Int64
+	sockA := filepath.Join(dir, "a.sock")
+	sockB := filepath.Join(dir, "b.sock")
+	var servers [2]*http.Server
+	e := newEnv(t, envOpts{
+		backends: func(app http.Handler) []string {
+			for i, p := range []string{sockA, sockB} {
+				servers[i] = unixServer(t, p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					hits[i].Add(1)
+					app.ServeHTTP(w, r)
+				}))
+			}
+			return []string{"unix:" + sockA, "unix:" + sockB}
+		},
+		opts: func(o *Options) { o.FailTimeout = 300 * time.Millisecond },
+	})
+	for i := 0; i < 10; i++ {
+		if res, _, _ := e.do("GET", "/a/", "", nil); res.StatusCode != 200 {
+			t.Fatalf("%d", res.StatusCode)
+		}
+	}
+	if hits[0].Load() != 5 || hits[1].Load() != 5 {
+		t.Fatalf("round robin: %d/%d", hits[0].Load(), hits[1].Load())
+	}
+
+	// B goes away: every request, POST bodies included, lands on A; B is
+	// tried once per back-off period, not once per request.
+	servers[1].Close() // closes its connections and removes the socket
+	time.Sleep(50 * time.Millisecond)
+	var gotBody atomic.Value
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+		b, _ := io.ReadAll(r.Body)
+		gotBody.Store(string(b))
+		return answer{}, true
+	}
+	hits[0].Store(0)
+	for i := 0; i < 10; i++ {
+		payload := "field=" + strconv.Itoa(i) + strings.Repeat("x", 100<<10)
+		res, _, _ := e.do("POST", "/a/", "", strings.NewReader(payload))
+		if res.StatusCode != 200 || gotBody.Load() != payload {
+			t.Fatalf("POST %d: %d, body intact %v", i, res.StatusCode, gotBody.Load() == payload)
+		}
+	}
+	if hits[0].Load() != 10 {
+		t.Fatalf("A served %d of 10", hits[0].Load())
+	}
+	if n := strings.Count(e.logs.String(), "marked down"); n != 1 {
+		t.Errorf("B marked down %d times, want once", n)
+	}
+
+	// B is back: after the back-off it gets requests again.
+	servers[1] = unixServer(t, sockB, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits[1].Add(1)
+		e.app.ServeHTTP(w, r)
+	}))
+	time.Sleep(400 * time.Millisecond)
+	hits[1].Store(0)
+	for i := 0; i < 4; i++ {
+		e.do("GET", "/a/", "", nil)
+	}
+	if hits[1].Load() != 2 {
+		t.Errorf("B got %d of 4 requests after coming back", hits[1].Load())
+	}
+
+	// Both down: 502, and no hang.
+	servers[0].Close()
+	servers[1].Close()
+	time.Sleep(50 * time.Millisecond)
+	if res, _, _ := e.do("GET", "/a/", "", nil); res.StatusCode != 502 {
+		t.Errorf("all down: %d", res.StatusCode)
+	}
+}
+
+func TestStreamingAndEarlyUnlock(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.respond(answer{op: "write", data: `{"n":1}`})
+	_, _, ck := e.do("GET", "/a/", "", nil)
+
+	finish := make(chan struct{})
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+		if r.URL.Path != "/stream/" {
+			return answer{op: "write", data: `{"n":2}`}, true
+		}
+		io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		<-finish
+		io.WriteString(w, "last\n")
+		return answer{}, false
+	}
+	req, _ := http.NewRequest("GET", e.gw.URL+"/stream/", nil)
+	req.AddCookie(&http.Cookie{Name: "sessionid", Value: ck})
+	res, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(res.Body, buf); err != nil || string(buf) != "first\n" {
+		t.Fatalf("first chunk not streamed: %q %v", buf, err)
+	}
+	// The stream still runs; the session is no longer locked (the lock
+	// timeout is 300 ms: a waiting request would get 503).
+	if res2, _, _ := e.do("GET", "/a/", ck, nil); res2.StatusCode != 200 {
+		t.Fatalf("session still locked while the body streams: %d", res2.StatusCode)
+	}
+	close(finish)
+	rest, _ := io.ReadAll(res.Body)
+	if string(rest) != "last\n" {
+		t.Fatalf("rest %q", rest)
+	}
+	if _, data := e.open(ck); data != `{"n":2}` {
+		t.Fatalf("data %s", data)
+	}
+}
+
+func TestBusySession(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.respond(answer{op: "write", data: `{"n":1}`})
+	_, _, ck := e.do("GET", "/a/", "", nil)
+	r := httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(&http.Cookie{Name: "sessionid", Value: ck})
+	holder, err := e.mgr.Open(context.Background(), r, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Release(context.Background())
+	calls := 0
+	e.app.handle = func(http.ResponseWriter, *http.Request, seen) (answer, bool) { calls++; return answer{}, true }
+	res, _, set := e.do("GET", "/a/", ck, nil)
+	if res.StatusCode != 503 || res.Header.Get("Retry-After") == "" || set != "" || calls != 0 {
+		t.Fatalf("busy: %d Retry-After %q cookie %q, Django called %d times", res.StatusCode, res.Header.Get("Retry-After"), set, calls)
+	}
+}
+
+// failingStore fails every write while fail is set.
+type failingStore struct {
+	store.Store
+	fail atomic.Bool
+}
+
+var errDown = errors.New("store down")
+
+func (f *failingStore) Save(ctx context.Context, id string, expect uint64, v []byte, ttl time.Duration) (uint64, error) {
+	if f.fail.Load() {
+		return 0, errDown
+	}
+	return f.Store.Save(ctx, id, expect, v, ttl)
+}
+
+func (f *failingStore) Lock(ctx context.Context, id string, lease time.Duration) (store.Lease, store.Record, error) {
+	l, rec, err := f.Store.Lock(ctx, id, lease)
+	if err != nil {
+		return nil, rec, err
+	}
+	return failingLease{l, f}, rec, nil
+}
+
+type failingLease struct {
+	store.Lease
+	f *failingStore
+}
+
+func (l failingLease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
+	if l.f.fail.Load() && m.Kind != store.Keep {
+		// Release the real lock so the test's cleanup is clean.
+		l.Lease.Unlock(ctx, store.Mutation{Kind: store.Keep})
+		return 0, errDown
+	}
+	return l.Lease.Unlock(ctx, m)
+}
+
+func TestUnsavedChangeIs503(t *testing.T) {
+	mem := memory.New(memory.Options{})
+	defer mem.Close()
+	fs := &failingStore{Store: mem}
+	e := newEnv(t, envOpts{store: fs})
+	e.respond(answer{op: "write", data: `{"n":1}`})
+	_, _, ck := e.do("GET", "/a/", "", nil)
+	fs.fail.Store(true)
+	for _, a := range []answer{
+		{op: "write", data: `{"n":2}`},
+		{op: "write", rotate: "1", data: `{"n":2}`},
+		{op: "write", data: `{"new":1}`},
+	} {
+		e.respond(a)
+		cookie := ck
+		if a.data == `{"new":1}` {
+			cookie = "" // a brand-new session that cannot be created
+		}
+		res, body, set := e.do("GET", "/a/", cookie, nil)
+		if res.StatusCode != 503 || res.Header.Get("Retry-After") == "" || body == "ok" || set != "" {
+			t.Errorf("%+v: %d %q cookie %q", a, res.StatusCode, body, set)
+		}
+	}
+	fs.fail.Store(false)
+	if _, data := e.open(ck); data != `{"n":1}` && data != "{}" {
+		t.Errorf("data after failed writes: %s", data)
+	}
+}
+
+func TestSessionsOff(t *testing.T) {
+	up := &fakeDjango{key: HeaderKey([]byte(testSecret)), handle: func(http.ResponseWriter, *http.Request, seen) (answer, bool) {
+		return answer{op: "write", data: `{"a":1}`}, true
+	}}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	logs := &syncBuffer{}
+	p, err := New(Options{Backends: []string{srv.URL}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/admin/", nil)
+	r.Header.Set("X-Sessiongate-Session-Id", "attacker")
+	p.ServeHTTP(w, r)
+	if w.Code != 200 || w.Body.String() != "ok" {
+		t.Fatalf("%d %q", w.Code, w.Body.String())
+	}
+	noInternalHeaders(t, w.Header())
+	if s := up.seen(); s.ID != "" || s.Header.Get(hdrSignature) != "" {
+		t.Fatalf("session headers sent with sessions off: %+v", s)
+	}
+	if !strings.Contains(logs.String(), "sessions are off") {
+		t.Errorf("ignored change not logged: %s", logs.String())
+	}
+}
+
+func TestNewRefusesBadOptions(t *testing.T) {
+	for name, o := range map[string]Options{
+		"no backend":         {},
+		"bad url":            {Backends: []string{"ftp://x:1"}},
+		"no port":            {Backends: []string{"http://x"}},
+		"relative socket":    {Backends: []string{"unix:x.sock"}},
+		"sessions no secret": {Backends: []string{"http://127.0.0.1:1"}, Sessions: &sessionbridge.Manager{}},
+	} {
+		if _, err := New(o); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

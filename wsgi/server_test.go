@@ -1,0 +1,86 @@
+package wsgi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/server"
+)
+
+// noPHP is a PHP backend that must never be used.
+type noPHP struct{}
+
+func (noPHP) RoundTrip(*http.Request) (*http.Response, error) { return nil, errors.New("no PHP here") }
+func (noPHP) Ping(context.Context) error                      { return nil }
+func (noPHP) Close() error                                    { return nil }
+
+// TestBehindServer mounts the proxy in server.Server, as app.Build does: the
+// client address and scheme come from the trusted-proxy processing, and the
+// access log carries the upstream error once.
+func TestBehindServer(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	cfg, err := config.Load([]string{
+		"SESSIONGATE_PHP_FPM=127.0.0.1:9",
+		"SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(),
+		"SESSIONGATE_SESSION_KEYS=" + testSecret,
+		"SESSIONGATE_TRUSTED_PROXIES=127.0.0.1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), server.WithPHPBackend(noPHP{}),
+		server.WithMount("django", []string{"/admin/", "/accounts/"}, e.proxy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	front := httptest.NewServer(srv.Handler())
+	defer front.Close()
+
+	req, _ := http.NewRequest("GET", front.URL+"/admin/", nil)
+	req.Header.Set("X-Forwarded-For", "198.51.100.1, 203.0.113.9")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.Host = "www.example.org"
+	res, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	s := e.app.seen()
+	if got := s.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "203.0.113.9" {
+		t.Errorf("X-Forwarded-For %q, want the client the trusted proxy saw", got)
+	}
+	if s.Header.Get("X-Forwarded-Proto") != "https" || s.Host != "www.example.org" || s.Header.Get("X-Forwarded-Host") != "www.example.org" {
+		t.Errorf("proto %q host %q fwd host %q", s.Header.Get("X-Forwarded-Proto"), s.Host, s.Header.Get("X-Forwarded-Host"))
+	}
+
+	// The upstream error is in the access log line, once.
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) { panic(http.ErrAbortHandler) }
+	res, err = noRedirect.Get(front.URL + "/accounts/x/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 502 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	var lines int
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"path":"/accounts/x/"`) {
+			lines++
+			if !strings.Contains(l, `"status":502`) || !strings.Contains(l, `"upstream":"django"`) || !strings.Contains(l, `"error"`) {
+				t.Errorf("log line: %s", l)
+			}
+		}
+	}
+	if lines != 1 || strings.Contains(e.logs.String(), "django upstream error") {
+		t.Errorf("%d access log lines; proxy log: %s", lines, e.logs.String())
+	}
+}
