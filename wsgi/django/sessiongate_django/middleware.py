@@ -1,0 +1,110 @@
+"""sessiongate_django.SessionMiddleware: Django's session middleware for a
+site behind sessiongate."""
+
+import logging
+import os
+import time
+
+from django.conf import settings
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.cache import patch_vary_headers
+from django.utils.deprecation import MiddlewareMixin
+
+from . import protocol
+from .store import SessionStore
+
+logger = logging.getLogger("sessiongate_django")
+
+SETTING = "SESSIONGATE_SESSION_KEYS"
+
+
+def load_keys():
+    """The derived header keys from the Django setting SESSIONGATE_SESSION_KEYS
+    or, when it is not set, the environment variable of the same name (the
+    gateway's value)."""
+    value = getattr(settings, SETTING, None)
+    if value in (None, "", [], ()):
+        value = os.environ.get(SETTING, "")
+    if not value:
+        raise ImproperlyConfigured(
+            "%s is not set: give Django the gateway's session keys "
+            "(environment variable or setting of that name)" % SETTING
+        )
+    try:
+        secrets = protocol.parse_secrets(value)
+    except ValueError as e:
+        raise ImproperlyConfigured(str(e)) from None
+    return [protocol.derive_key(s) for s in secrets]
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Put it where django.contrib.sessions.middleware.SessionMiddleware was.
+
+    It subclasses Django's middleware so that checks looking for it (the
+    admin's) are satisfied, but shares none of its storage: the session
+    comes from the gateway's signed headers and goes back in signed response
+    headers."""
+
+    def __init__(self, get_response):
+        # Not DjangoSessionMiddleware.__init__: it would import
+        # SESSION_ENGINE, which is not used.
+        MiddlewareMixin.__init__(self, get_response)
+        self.SessionStore = SessionStore
+        self._keys = load_keys()
+
+    def process_request(self, request):
+        verified = None
+        try:
+            verified = protocol.verify_request(request.META, self._keys, time.time())
+        except protocol.ProtocolError as e:
+            # Never a 500: the request simply has no session.
+            level = logging.INFO if e.missing else logging.WARNING
+            logger.log(
+                level,
+                "request without a valid gateway session (%s): anonymous session; path=%s",
+                e,
+                request.path,
+            )
+        request._sessiongate = verified
+        if verified is None:
+            request.session = SessionStore()
+        else:
+            request.session = SessionStore(verified.session_id, verified.data)
+
+    def process_response(self, request, response):
+        session = getattr(request, "session", None)
+        if not isinstance(session, SessionStore):
+            return response
+        # Read before gateway_change(), which may look at the data itself.
+        accessed = session.accessed
+        if accessed:
+            patch_vary_headers(response, ("Cookie",))
+        # Like Django: nothing is saved on a 500 (the view failed halfway).
+        if response.status_code == 500:
+            return response
+        change = session.gateway_change()
+        if change is None:
+            return response
+        verified = getattr(request, "_sessiongate", None)
+        if verified is None:
+            logger.warning(
+                "session change dropped: the request did not come through the gateway; path=%s",
+                request.path,
+            )
+            return response
+        op, rotate, data = change
+        payload = b""
+        expiry = ""
+        if op == "write":
+            try:
+                payload = protocol.dumps(data)
+            except (TypeError, ValueError) as e:
+                # A value JSON cannot hold is a bug in the view, as with
+                # Django's JSONSerializer: fail loudly.
+                raise TypeError("session data is not JSON-serializable: %s" % e) from e
+        if op != "delete":
+            expiry = session.expiry_header()
+        for name, value in protocol.change_headers(verified, op, rotate, expiry, payload):
+            response[name] = value
+        return response

@@ -1,0 +1,209 @@
+"""The gateway <-> Django header contract (docs/protocol.md, section 5).
+
+Pure Python, no Django: signing, verification, chunking and the JSON
+encoding of the shared session. The Go side is wsgi/headers.go; both test
+against wsgi/testdata/vectors.json.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+
+KEY_PURPOSE = b"sessiongate:django-headers"
+# Longest X-Sessiongate-Data-n value: gunicorn refuses header lines over
+# 8190 bytes by default.
+DATA_CHUNK = 8000
+MAX_CHUNKS = 4096
+# A request signed further than this from our clock is refused.
+MAX_SKEW = 60
+MIN_SECRET_LEN = 32
+
+_HEX32 = re.compile(r"[0-9a-f]{32}\Z")
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+_DIGITS = re.compile(r"[0-9]{1,15}\Z")
+
+# WSGI environ names of the request headers.
+META_SESSION_ID = "HTTP_X_SESSIONGATE_SESSION_ID"
+META_DATA_COUNT = "HTTP_X_SESSIONGATE_DATA_COUNT"
+META_DATA = "HTTP_X_SESSIONGATE_DATA_"
+META_NONCE = "HTTP_X_SESSIONGATE_NONCE"
+META_TIMESTAMP = "HTTP_X_SESSIONGATE_TIMESTAMP"
+META_SIGNATURE = "HTTP_X_SESSIONGATE_SIGNATURE"
+
+
+class ProtocolError(Exception):
+    """A request whose session cannot be trusted. ``missing`` tells a
+    request that carries no gateway headers at all (not through the gateway)
+    from one whose headers are wrong (forged, stale, mangled)."""
+
+    def __init__(self, reason, missing=False):
+        super().__init__(reason)
+        self.missing = missing
+
+
+class Verified:
+    """A request's session as the gateway vouched for it."""
+
+    __slots__ = ("session_id", "data", "key", "nonce")
+
+    def __init__(self, session_id, data, key, nonce):
+        self.session_id = session_id  # "" when the client has no session
+        self.data = data  # dict
+        self.key = key  # the key that verified: it signs the answer
+        self.nonce = nonce
+
+
+def parse_secrets(value):
+    """SESSIONGATE_SESSION_KEYS as the gateway reads it: comma-separated,
+    spaces around entries ignored, each at least 32 bytes. A list or tuple
+    (a Django setting) is taken as the entries. Returns a list of bytes."""
+    if isinstance(value, (list, tuple)):
+        parts = [str(p).strip() for p in value]
+    else:
+        parts = [p.strip() for p in str(value).split(",")]
+    if not parts or any(not p for p in parts):
+        raise ValueError("SESSIONGATE_SESSION_KEYS has an empty entry")
+    out = []
+    for i, p in enumerate(parts):
+        b = p.encode("utf-8")
+        if len(b) < MIN_SECRET_LEN:
+            raise ValueError(
+                "SESSIONGATE_SESSION_KEYS: key %d is %d bytes, need at least %d"
+                % (i + 1, len(b), MIN_SECRET_LEN)
+            )
+        out.append(b)
+    return out
+
+
+def derive_key(secret):
+    """K = HMAC-SHA256(secret, "sessiongate:django-headers")."""
+    return hmac.new(secret, KEY_PURPOSE, hashlib.sha256).digest()
+
+
+def data_hash(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def _mac(key, *parts):
+    msg = "\n".join(parts).encode("utf-8")
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def request_signature(key, nonce, timestamp, session_id, data):
+    return _mac(key, "sg1-req", nonce, timestamp, session_id, data_hash(data))
+
+
+def response_signature(key, nonce, op, rotate, expiry, data):
+    """``data`` is the written bytes for ``write``, b"" otherwise."""
+    return _mac(key, "sg1-resp", nonce, op, rotate, expiry, data_hash(data))
+
+
+def encode_chunks(data):
+    """base64 of data cut in DATA_CHUNK pieces (at least one)."""
+    enc = base64.b64encode(data).decode("ascii")
+    chunks = [enc[i : i + DATA_CHUNK] for i in range(0, len(enc), DATA_CHUNK)]
+    return chunks or [""]
+
+
+def decode_chunks(get, prefix, count_name):
+    """Joins and decodes the chunks ``get(prefix + n)`` announced by
+    ``get(count_name)``."""
+    count = get(count_name)
+    if count is None or not _DIGITS.match(count):
+        raise ProtocolError("bad or missing data count")
+    n = int(count)
+    if not 1 <= n <= MAX_CHUNKS:
+        raise ProtocolError("bad data count %d" % n)
+    parts = []
+    for i in range(n):
+        v = get(prefix + str(i))
+        if v is None:
+            raise ProtocolError("data chunk %d missing" % i)
+        parts.append(v)
+    try:
+        return base64.b64decode("".join(parts).encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as e:
+        raise ProtocolError("data is not base64: %s" % e) from None
+
+
+def _no_constant(name):
+    raise ValueError("%s is not JSON" % name)
+
+
+def loads(data):
+    """The shared session object (a dict, member order kept)."""
+    obj = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    if not isinstance(obj, dict):
+        raise ValueError("session data is not a JSON object")
+    return obj
+
+
+def dumps(obj):
+    """UTF-8 JSON as the gateway stores it: compact, non-ASCII kept as is,
+    no NaN/Infinity (not JSON; PHP could not read them)."""
+    return json.dumps(
+        obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def verify_request(meta, keys, now):
+    """Checks the gateway's headers in a WSGI environ (or request.META)
+    against ``keys`` (derived, first = current) and the clock ``now`` (unix
+    seconds). Returns a Verified or raises ProtocolError."""
+    sig = meta.get(META_SIGNATURE)
+    if sig is None:
+        raise ProtocolError("no gateway signature", missing=True)
+    nonce = meta.get(META_NONCE, "")
+    ts = meta.get(META_TIMESTAMP, "")
+    sid = meta.get(META_SESSION_ID, "")
+    if not _HEX32.match(nonce):
+        raise ProtocolError("bad nonce")
+    if not _DIGITS.match(ts):
+        raise ProtocolError("bad timestamp")
+    if sid and not _HEX64.match(sid):
+        raise ProtocolError("bad session id")
+    data = decode_chunks(meta.get, META_DATA, META_DATA_COUNT)
+    matched = None
+    for key in keys:
+        if hmac.compare_digest(request_signature(key, nonce, ts, sid, data), sig):
+            matched = key
+            break
+    if matched is None:
+        raise ProtocolError("bad signature (forged, or SESSIONGATE_SESSION_KEYS differs from the gateway's)")
+    if abs(now - int(ts)) > MAX_SKEW:
+        raise ProtocolError("timestamp %s is more than %d s from this clock" % (ts, MAX_SKEW))
+    try:
+        obj = loads(data)
+    except ValueError as e:
+        raise ProtocolError("session data: %s" % e) from None
+    return Verified(sid, obj, matched, nonce)
+
+
+def change_headers(verified, op, rotate=False, expiry="", data=b""):
+    """The signed response headers for a change: ``op`` is write, delete or
+    touch; ``data`` the JSON bytes for write; ``expiry`` "" (none),
+    "browser", or whole seconds as a string."""
+    if op not in ("write", "delete", "touch"):
+        raise ValueError("unknown op %r" % op)
+    rot = "1" if rotate else ""
+    signed = data if op == "write" else b""
+    headers = [("X-Sessiongate-Op", op)]
+    if rot:
+        headers.append(("X-Sessiongate-Rotate", rot))
+    if expiry:
+        headers.append(("X-Sessiongate-Expiry", expiry))
+    if op == "write":
+        chunks = encode_chunks(data)
+        headers.append(("X-Sessiongate-Data-Count", str(len(chunks))))
+        for i, c in enumerate(chunks):
+            headers.append(("X-Sessiongate-Data-%d" % i, c))
+    headers.append(
+        (
+            "X-Sessiongate-Signature",
+            response_signature(verified.key, verified.nonce, op, rot, expiry, signed),
+        )
+    )
+    return headers

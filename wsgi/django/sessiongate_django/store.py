@@ -1,0 +1,127 @@
+"""request.session backed by the session the gateway sent with the request.
+
+Nothing here does I/O: ``load`` returns what the gateway sent, and every
+change (save, cycle_key, flush, set_expiry) is only recorded; the
+middleware turns the record into the signed response headers the gateway
+persists. So the session API behaves like Django's, with one difference a
+view can see: the ID of a new session (after ``cycle_key()`` or on first
+use) is minted by the gateway when the response passes, and ``session_key``
+is ``None`` until then.
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
+from django.utils import timezone
+
+EXPIRY_KEY = "_session_expiry"
+
+
+class SessionStore(SessionBase):
+    def __init__(self, session_key=None, data=None):
+        super().__init__(session_key or None)
+        # The ID the gateway loaded this request's data for ("" = none).
+        self._gateway_id = session_key or ""
+        self._loaded = data if data is not None else {}
+        # True once the gateway's session was deleted (flush(), or
+        # cycle_key() which moves the data to a new ID).
+        self._deleted = False
+
+    # -- storage API (SessionBase subclasses must provide it) ------------
+
+    def load(self):
+        # A shallow copy, like a fresh load: top-level assignments and
+        # deletions mark the session modified as in Django.
+        return dict(self._loaded)
+
+    def exists(self, session_key):
+        # Only the gateway knows; it mints every new ID itself, so Django
+        # never needs to probe for a free one.
+        return False
+
+    def create(self):
+        # A new session: its ID comes from the gateway with the response.
+        self._session_key = None
+        self.modified = True
+
+    def save(self, must_create=False):
+        # Persisting happens when the response passes the gateway.
+        self.modified = True
+
+    def delete(self, session_key=None):
+        if session_key is None or session_key == self._gateway_id:
+            if self._gateway_id:
+                self._deleted = True
+            self.modified = True
+
+    @classmethod
+    def clear_expired(cls):
+        # The gateway's store expires sessions itself (Redis TTL).
+        pass
+
+    # -- expiry -----------------------------------------------------------
+
+    def set_expiry(self, value):
+        """Like Django's, but kept as whole seconds (JSON has no datetime):
+        an int n > 0 expires the session after n idle seconds, 0 at browser
+        close, None restores the gateway's policy. A datetime or timedelta
+        becomes the seconds from now to then (at least 1)."""
+        if value is None:
+            try:
+                del self[EXPIRY_KEY]
+            except KeyError:
+                pass
+            return
+        if isinstance(value, timedelta):
+            value = max(1, int(value.total_seconds()))
+        elif isinstance(value, datetime):
+            now = timezone.now() if timezone.is_aware(value) else datetime.now()
+            value = max(1, int((value - now).total_seconds()))
+        else:
+            value = int(value)
+            if value < 0:
+                value = 1
+        self[EXPIRY_KEY] = value
+
+    async def aset_expiry(self, value):
+        self.set_expiry(value)
+
+    def expiry_header(self):
+        """X-Sessiongate-Expiry for this session: "browser", seconds, or ""
+        when the gateway's own policy applies."""
+        if self.get_expire_at_browser_close():
+            return "browser"
+        value = self.get(EXPIRY_KEY)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return str(value)
+        return ""
+
+    # -- what the middleware sends back -----------------------------------
+
+    def gateway_change(self, save_every_request=None):
+        """Returns (op, rotate, data) for the response, or None when the
+        gateway has nothing to do. ``data`` is the dict to write (write) or
+        None."""
+        if save_every_request is None:
+            save_every_request = settings.SESSION_SAVE_EVERY_REQUEST
+        had = bool(self._gateway_id)
+        data = getattr(self, "_session_cache", None)
+        if self._deleted:
+            if data:
+                # flush()/cycle_key() then data: a new ID with that data,
+                # the old one destroyed.
+                return ("write", True, data)
+            return ("delete", False, None)
+        if self.modified:
+            if data is None:
+                data = self._loaded
+            if not data and not had:
+                return None  # an empty new session is no session
+            return ("write", False, data)
+        if had and (save_every_request or self.expiry_header()):
+            # Unchanged: refresh the expiry. A session with its own expiry
+            # repeats it on every response, or the gateway's idle timeout
+            # would take over again.
+            return ("touch", False, None)
+        return None

@@ -1,0 +1,372 @@
+import base64
+import json
+import logging
+import os
+import sys
+import time
+import unittest
+from datetime import timedelta
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+SECRET = "python-test-secret-0123456789abcdef0123"
+OLD_SECRET = "python-test-old-secret-0123456789abcdef"
+
+import django  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+if not settings.configured:
+    settings.configure(
+        SECRET_KEY="test-only",
+        SESSIONGATE_SESSION_KEYS=SECRET + "," + OLD_SECRET,
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        MIDDLEWARE=[],
+        ROOT_URLCONF=__name__,
+        ALLOWED_HOSTS=["*"],
+        USE_TZ=True,
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+    )
+    django.setup()
+
+urlpatterns = []
+
+from django.contrib import auth  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.http import HttpResponse, HttpResponseServerError  # noqa: E402
+from django.test import RequestFactory, override_settings  # noqa: E402
+
+from sessiongate_django import SessionMiddleware, SessionStore, protocol  # noqa: E402
+from sessiongate_django.middleware import load_keys  # noqa: E402
+
+KEY = protocol.derive_key(SECRET.encode())
+OLD_KEY = protocol.derive_key(OLD_SECRET.encode())
+SID = "ab" * 32
+NONCE = "0123456789abcdef0123456789abcdef"
+
+
+def signed_meta(sid="", data=b"{}", key=KEY, ts=None, nonce=NONCE):
+    if not isinstance(data, bytes):
+        data = protocol.dumps(data)
+    ts = str(int(time.time()) if ts is None else ts)
+    chunks = protocol.encode_chunks(data)
+    meta = {
+        protocol.META_SESSION_ID: sid,
+        protocol.META_NONCE: nonce,
+        protocol.META_TIMESTAMP: ts,
+        protocol.META_SIGNATURE: protocol.request_signature(key, nonce, ts, sid, data),
+        protocol.META_DATA_COUNT: str(len(chunks)),
+    }
+    for i, c in enumerate(chunks):
+        meta[protocol.META_DATA + str(i)] = c
+    return meta
+
+
+class Change:
+    """The verified change of a response, as the gateway reads it."""
+
+    def __init__(self, response, key=KEY, nonce=NONCE):
+        h = response
+        self.op = h.get("X-Sessiongate-Op")
+        self.rotate = h.get("X-Sessiongate-Rotate", "")
+        self.expiry = h.get("X-Sessiongate-Expiry", "")
+        self.raw = b""
+        self.data = None
+        if self.op == "write":
+            n = int(h["X-Sessiongate-Data-Count"])
+            self.raw = base64.b64decode("".join(h["X-Sessiongate-Data-%d" % i] for i in range(n)))
+            self.data = json.loads(self.raw)
+        if self.op:
+            want = protocol.response_signature(key, nonce, self.op, self.rotate, self.expiry, self.raw)
+            assert h["X-Sessiongate-Signature"] == want, "bad response signature"
+
+
+def run(view, meta=None, method="get", path="/accounts/x/"):
+    rf = RequestFactory()
+    request = getattr(rf, method)(path, **(meta if meta is not None else signed_meta()))
+    mw = SessionMiddleware(view)
+    response = mw(request)
+    return request, response
+
+
+def internal_headers(response):
+    return [k for k, _ in response.items() if k.lower().startswith("x-sessiongate")]
+
+
+class SessionAPITests(unittest.TestCase):
+    def test_new_session_write(self):
+        def view(request):
+            self.assertIsNone(request.session.session_key)
+            request.session["cart"] = {"apple": 2}
+            return HttpResponse("ok")
+
+        _, resp = run(view)
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.expiry), ("write", "", ""))
+        self.assertEqual(c.data, {"cart": {"apple": 2}})
+        self.assertIn("Cookie", resp["Vary"])
+
+    def test_read_only_sends_nothing_but_vary(self):
+        def view(request):
+            return HttpResponse(request.session.get("name"))
+
+        _, resp = run(view, signed_meta(SID, {"name": "José"}))
+        self.assertEqual(resp.content.decode(), "José")
+        self.assertEqual(internal_headers(resp), [])
+        self.assertIn("Cookie", resp["Vary"])
+
+    def test_untouched_session_no_vary(self):
+        _, resp = run(lambda r: HttpResponse("x"), signed_meta(SID, {"a": 1}))
+        self.assertFalse(resp.has_header("Vary"))
+        self.assertEqual(internal_headers(resp), [])
+
+    def test_empty_new_session_creates_nothing(self):
+        def view(request):
+            request.session["x"] = 1
+            del request.session["x"]
+            return HttpResponse("x")
+
+        _, resp = run(view)
+        self.assertEqual(internal_headers(resp), [])
+
+    def test_data_round_trip_keeps_order_tags_unicode_numbers(self):
+        raw = (
+            '{"z":1,"tag":{"__php__":"O:3:\\"Foo\\":1:{s:1:\\"a\\";i:1;}"},'
+            '"uni":"日本 é ✓","big":123456789012345678901234567890,"f":0.1,"one":1.0,'
+            '"nested":{"b":[1,{"c":null}],"a":true},"empty":{},"list":[]}'
+        ).encode()
+
+        def view(request):
+            request.session["added"] = "new"
+            return HttpResponse("ok")
+
+        _, resp = run(view, signed_meta(SID, raw))
+        c = Change(resp)
+        self.assertEqual(c.op, "write")
+        want = raw[:-1] + b',"added":"new"}'
+        self.assertEqual(c.raw, want)
+
+    def test_modify_then_500_saves_nothing(self):
+        def view(request):
+            request.session["n"] = 99
+            return HttpResponseServerError("boom")
+
+        _, resp = run(view, signed_meta(SID, {"n": 1}))
+        self.assertEqual(internal_headers(resp), [])
+        self.assertIn("Cookie", resp["Vary"])
+
+    def test_cycle_key_rotates(self):
+        def view(request):
+            request.session.cycle_key()
+            self.assertIsNone(request.session.session_key)
+            self.assertEqual(request.session["cart"], [1])
+            return HttpResponse("ok")
+
+        _, resp = run(view, signed_meta(SID, {"cart": [1]}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate), ("write", "1"))
+        self.assertEqual(c.data, {"cart": [1]})
+
+    def test_flush_deletes(self):
+        def view(request):
+            request.session.flush()
+            return HttpResponse("ok")
+
+        _, resp = run(view, signed_meta(SID, {"cart": [1]}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.data), ("delete", "", None))
+        self.assertNotIn("X-Sessiongate-Data-Count", resp)
+
+    def test_flush_then_write_rotates(self):
+        def view(request):
+            request.session.flush()
+            request.session["user"] = "other"
+            return HttpResponse("ok")
+
+        _, resp = run(view, signed_meta(SID, {"cart": [1]}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.data), ("write", "1", {"user": "other"}))
+
+    def test_set_expiry(self):
+        for value, header in [(300, "300"), (0, "browser"), (timedelta(minutes=5), None)]:
+
+            def view(request):
+                request.session.set_expiry(value)
+                return HttpResponse("ok")
+
+            _, resp = run(view, signed_meta(SID, {"a": 1}))
+            c = Change(resp)
+            self.assertEqual(c.op, "write")
+            if header is None:
+                self.assertTrue(295 <= int(c.expiry) <= 300, c.expiry)
+                self.assertIsInstance(c.data["_session_expiry"], int)
+            else:
+                self.assertEqual(c.expiry, header)
+        # set_expiry(None) goes back to the gateway's policy.
+
+        def reset(request):
+            request.session.set_expiry(None)
+            return HttpResponse("ok")
+
+        _, resp = run(reset, signed_meta(SID, {"a": 1, "_session_expiry": 300}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.expiry, c.data), ("write", "", {"a": 1}))
+
+    def test_own_expiry_repeated_on_unchanged_requests(self):
+        _, resp = run(lambda r: HttpResponse("x"), signed_meta(SID, {"a": 1, "_session_expiry": 600}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.expiry), ("touch", "600"))
+
+    def test_save_every_request(self):
+        with override_settings(SESSION_SAVE_EVERY_REQUEST=True):
+            _, resp = run(lambda r: HttpResponse("x"), signed_meta(SID, {"a": 1}))
+            self.assertEqual(Change(resp).op, "touch")
+            # Nothing to touch without a session.
+            _, resp = run(lambda r: HttpResponse("x"))
+            self.assertEqual(internal_headers(resp), [])
+
+    def test_expire_at_browser_close_setting(self):
+        with override_settings(SESSION_EXPIRE_AT_BROWSER_CLOSE=True):
+
+            def view(request):
+                request.session["a"] = 2
+                return HttpResponse("x")
+
+            _, resp = run(view, signed_meta(SID, {"a": 1}))
+            self.assertEqual(Change(resp).expiry, "browser")
+
+    def test_unserializable_value_raises(self):
+        def view(request):
+            request.session["when"] = object()
+            return HttpResponse("x")
+
+        with self.assertRaises(TypeError):
+            run(view)
+
+    def test_old_key_verifies_and_signs_the_answer(self):
+        def view(request):
+            request.session["a"] = 2
+            return HttpResponse("x")
+
+        _, resp = run(view, signed_meta(SID, {"a": 1}, key=OLD_KEY))
+        c = Change(resp, key=OLD_KEY)
+        self.assertEqual(c.data, {"a": 2})
+
+
+class UntrustedRequestTests(unittest.TestCase):
+    def writer(self, request):
+        self.seen = dict(request.session.items())
+        self.seen_key = request.session.session_key
+        request.session["_auth_user_id"] = "1"
+        return HttpResponse("ok")
+
+    def check(self, meta, level):
+        with self.assertLogs("sessiongate_django", level=level) as logs:
+            _, resp = run(self.writer, meta)
+        self.assertEqual(resp.status_code, 200)
+        self.assertEqual((self.seen, self.seen_key), ({}, None))
+        self.assertEqual(internal_headers(resp), [])
+        return "\n".join(logs.output)
+
+    def test_missing_headers(self):
+        out = self.check({}, "INFO")
+        self.assertIn("no gateway signature", out)
+        self.assertIn("change dropped", out)
+
+    def test_forged(self):
+        other = protocol.derive_key(b"attacker-secret-0123456789abcdef0123")
+        out = self.check(signed_meta(SID, {"_auth_user_id": "1"}, key=other), "WARNING")
+        self.assertIn("bad signature", out)
+
+    def test_stale(self):
+        out = self.check(signed_meta(SID, {"_auth_user_id": "1"}, ts=int(time.time()) - 120), "WARNING")
+        self.assertIn("more than 60 s", out)
+
+    def test_aliased_header_spelling_is_same_environ_key(self):
+        # WSGI servers map X_Sessiongate_Signature and X-Sessiongate-Signature
+        # to the same key: only the signature protects the session.
+        meta = signed_meta(SID, {"_auth_user_id": "1"})
+        meta[protocol.META_DATA + "0"] = base64.b64encode(b'{"_auth_user_id":"2"}').decode()
+        self.check(meta, "WARNING")
+
+
+class AuthTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        call_command("migrate", verbosity=0, interactive=False)
+        User = auth.get_user_model()
+        cls.user = User.objects.create_user("demo", password="demo-password")
+
+    def test_login_rotates_and_logout_deletes(self):
+        def login(request):
+            user = auth.authenticate(request, username="demo", password="demo-password")
+            auth.login(request, user)
+            return HttpResponse("in")
+
+        _, resp = run(login, signed_meta(SID, {"cart": {"apple": 2}}), method="post")
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate), ("write", "1"))
+        self.assertEqual(c.data["_auth_user_id"], str(self.user.pk))
+        self.assertEqual(c.data["cart"], {"apple": 2})
+        self.assertIn("_auth_user_hash", c.data)
+
+        def whoami(request):
+            return HttpResponse(auth.get_user(request).username)
+
+        # The session as the gateway would send it next time.
+        request, resp = run(whoami, signed_meta(SID, c.data))
+        self.assertEqual(resp.content, b"demo")
+
+        def logout(request):
+            auth.logout(request)
+            return HttpResponse("out")
+
+        _, resp = run(logout, signed_meta(SID, c.data), method="post")
+        self.assertEqual(Change(resp).op, "delete")
+
+    def test_login_as_another_user_flushes(self):
+        other = auth.get_user_model().objects.create_user("other", password="pw-0123456789")
+
+        def login(request):
+            auth.login(request, other, backend="django.contrib.auth.backends.ModelBackend")
+            return HttpResponse("in")
+
+        data = {"_auth_user_id": str(self.user.pk), "_auth_user_backend": "x", "secret": "of demo"}
+        _, resp = run(login, signed_meta(SID, data))
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate), ("write", "1"))
+        self.assertNotIn("secret", c.data)
+        self.assertEqual(c.data["_auth_user_id"], str(other.pk))
+
+
+class KeyConfigTests(unittest.TestCase):
+    def test_setting_then_environment(self):
+        self.assertEqual(load_keys(), [KEY, OLD_KEY])
+        with override_settings(SESSIONGATE_SESSION_KEYS=None):
+            old = os.environ.get("SESSIONGATE_SESSION_KEYS")
+            try:
+                os.environ["SESSIONGATE_SESSION_KEYS"] = OLD_SECRET
+                self.assertEqual(load_keys(), [OLD_KEY])
+                del os.environ["SESSIONGATE_SESSION_KEYS"]
+                with self.assertRaises(ImproperlyConfigured):
+                    load_keys()
+            finally:
+                if old is not None:
+                    os.environ["SESSIONGATE_SESSION_KEYS"] = old
+        with override_settings(SESSIONGATE_SESSION_KEYS="too-short"):
+            with self.assertRaises(ImproperlyConfigured):
+                SessionMiddleware(lambda r: HttpResponse())
+
+    def test_store_is_a_session_base(self):
+        from django.contrib.sessions.backends.base import SessionBase
+        from django.contrib.sessions.middleware import SessionMiddleware as Stock
+
+        self.assertTrue(issubclass(SessionStore, SessionBase))
+        self.assertTrue(issubclass(SessionMiddleware, Stock))
+
+
+if __name__ == "__main__":
+    logging.basicConfig()
+    unittest.main()
