@@ -14,7 +14,7 @@ INTEGRATION_FLAGS ?=
 # Unit packages: everything outside integration/.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e '/integration$$' -e '/integration/')
 
-.PHONY: build test vet unit integration bench demo fuzz clean
+.PHONY: build test test-python vet unit integration bench demo fuzz clean
 
 # A static binary (no cgo) so it copies onto any Linux host or a scratch image.
 build:
@@ -23,7 +23,14 @@ build:
 test:
 	scripts/deps.sh test
 	$(MAKE) --no-print-directory build vet unit integration
-# The Python tests of wsgi/django (issue 4) go here, as a last recipe line.
+	$(MAKE) --no-print-directory test-python
+
+# The sessiongate_django tests (wsgi/django) with Debian's interpreter, the
+# one that has Django: a pyenv/virtualenv python3 on PATH may lack it. -E
+# ignores PYTHON* variables; -t puts wsgi/django first on sys.path, so the
+# checkout is tested, never a copy installed elsewhere.
+test-python:
+	/usr/bin/python3 -E -m unittest discover -s wsgi/django/tests -t wsgi/django
 
 vet:
 	$(GO) vet ./...

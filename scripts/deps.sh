@@ -89,7 +89,8 @@ test)
 	need_django
 	need_bin gunicorn gunicorn
 	need_bin chromium chromium
-	# Python tests of wsgi/django (issue 4) will add their needs here.
+	# make test-python (wsgi/django) needs only need_django above: the
+	# standard library's unittest and sqlite3 come with Debian's python3.
 	;;
 bench)
 	need_go
