@@ -18,6 +18,7 @@ import (
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
+	"github.com/sessiongate/sessiongate/wsgi"
 )
 
 // App is a ready-to-serve gateway.
@@ -33,13 +34,14 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...s
 	a := &App{}
 	mx := newMetrics(cfg, log)
 	opts := append(mx.serverOptions(), extra...)
+	var secrets [][]byte
 	if cfg.Session.Enabled {
 		st, err := a.openStore(ctx, &cfg.Session, log)
 		if err != nil {
 			a.Close()
 			return nil, err
 		}
-		secrets, err := sessionSecrets(&cfg.Session, log)
+		secrets, err = sessionSecrets(&cfg.Session, log)
 		if err != nil {
 			a.Close()
 			return nil, err
@@ -69,6 +71,18 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...s
 			server.WithWrapPHP(func(h http.Handler) http.Handler { return mgr.PHPHandler(h, php) }),
 			server.WithReadyCheck("session store", st.Ping),
 		)
+	}
+	if cfg.Django.Enabled() {
+		dj, err := wsgi.New(wsgi.Options{
+			Backends: cfg.Django.URL, DialTimeout: cfg.Django.DialTimeout, ResponseHeaderTimeout: cfg.Django.Timeout,
+			Sessions: a.Sessions, Secrets: secrets, Logger: log,
+		})
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.closers = append(a.closers, dj.Close)
+		opts = append(opts, server.WithMount("django", cfg.Django.Paths, dj))
 	}
 	srv, err := server.New(cfg, log, opts...)
 	if err != nil {
