@@ -264,3 +264,54 @@ func TestMetricsWithoutSessions(t *testing.T) {
 		t.Errorf("requests %v, loads %v", got[`sessiongate_http_requests_total{code="200",upstream="php"}`], got[`sessiongate_session_events_total{event="load"}`])
 	}
 }
+
+// TestMetricsCountDjango: requests mounted on SESSIONGATE_DJANGO_PATHS are
+// counted under upstream "django", upstream failures included, with no
+// Django-specific code in the metrics.
+func TestMetricsCountDjango(t *testing.T) {
+	django := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "django")
+	}))
+	defer django.Close()
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "index.php"), []byte("x"), 0o644)
+	load := func(djangoURL string) *App {
+		cfg, err := config.Load([]string{
+			"SESSIONGATE_PHP_FPM=php:9000", "SESSIONGATE_DOCUMENT_ROOT=" + root,
+			"SESSIONGATE_SESSION_KEYS=metrics-test-key-0123456789abcdef0123456789",
+			"SESSIONGATE_DJANGO_URL=" + djangoURL, "SESSIONGATE_DJANGO_PATHS=/admin/",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := Build(context.Background(), cfg, slog.New(slog.DiscardHandler), server.WithPHPBackend(&prependPHP{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		return a
+	}
+	for _, tc := range []struct {
+		url  string
+		code string
+	}{{django.URL, "200"}, {"http://127.0.0.1:1", "502"}} {
+		a := load(tc.url)
+		pub := httptest.NewServer(a.Server.Handler())
+		admin := httptest.NewServer(a.Server.AdminHandler())
+		for i := 0; i < 2; i++ {
+			res, err := http.Get(pub.URL + "/admin/login/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		got := scrapeMetrics(t, admin)
+		pub.Close()
+		admin.Close()
+		name := `sessiongate_http_requests_total{code="` + tc.code + `",upstream="django"}`
+		if got[name] != 2 || got[`sessiongate_http_request_duration_seconds_count{upstream="django"}`] != 2 {
+			t.Errorf("Django at %s: %s = %v, duration count %v; want 2 and 2", tc.url, name, got[name], got[`sessiongate_http_request_duration_seconds_count{upstream="django"}`])
+		}
+	}
+}
