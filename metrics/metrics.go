@@ -18,6 +18,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,9 +56,19 @@ type Metrics struct {
 	lockWait      prometheus.Histogram
 	storeErrors   prometheus.Counter
 
-	// events caches the counter of each known session event, so the hot
-	// path does not hash label values.
-	events map[string]prometheus.Counter
+	// events caches the counter of each known session event, and
+	// upstreams the series of each upstream seen (*upstreamSeries), so the
+	// request path does not hash label values.
+	events    map[string]prometheus.Counter
+	upstreams sync.Map
+}
+
+// upstreamSeries are one upstream's request series. The status counters
+// are created on first use: only statuses that occur become series.
+type upstreamSeries struct {
+	duration prometheus.Observer
+	bytes    prometheus.Counter
+	codes    [len(statusLabels) + 1]atomic.Pointer[prometheus.Counter] // last: "other"
 }
 
 // New builds the gateway's metrics in a fresh registry, with the Go runtime,
@@ -133,11 +145,34 @@ func (m *Metrics) ObserveRequest(upstream string, status int, bytes int64, d tim
 	if upstream == "" {
 		upstream = "gateway"
 	}
-	m.requests.WithLabelValues(upstream, statusLabel(status)).Inc()
-	m.duration.WithLabelValues(upstream).Observe(d.Seconds())
-	if bytes > 0 {
-		m.respBytes.WithLabelValues(upstream).Add(float64(bytes))
+	u := m.series(upstream)
+	i := len(statusLabels) // "other"
+	if status >= 100 && status < len(statusLabels) {
+		i = status
 	}
+	c := u.codes[i].Load()
+	if c == nil {
+		// Racing first uses get the same child from the vector.
+		n := m.requests.WithLabelValues(upstream, statusLabel(status))
+		u.codes[i].Store(&n)
+		c = &n
+	}
+	(*c).Inc()
+	u.duration.Observe(d.Seconds())
+	if bytes > 0 {
+		u.bytes.Add(float64(bytes))
+	}
+}
+
+func (m *Metrics) series(upstream string) *upstreamSeries {
+	if u, ok := m.upstreams.Load(upstream); ok {
+		return u.(*upstreamSeries)
+	}
+	u, _ := m.upstreams.LoadOrStore(upstream, &upstreamSeries{
+		duration: m.duration.WithLabelValues(upstream),
+		bytes:    m.respBytes.WithLabelValues(upstream),
+	})
+	return u.(*upstreamSeries)
 }
 
 // statusLabels holds the label of every valid status, so the request path

@@ -59,8 +59,10 @@ func TestRequestMetrics(t *testing.T) {
 	}
 	expect(t, g, "sessiongate_http_response_bytes_total", labels{"upstream": "php"}, 150)
 	expect(t, g, "sessiongate_http_response_bytes_total", labels{"upstream": "gateway"}, 10)
-	if n := seriesCount(t, g, "sessiongate_http_response_bytes_total"); n != 2 {
-		t.Errorf("%d byte series, want 2 (no zero adds)", n)
+	expect(t, g, "sessiongate_http_response_bytes_total", labels{"upstream": "static"}, 0)
+	expect(t, g, "sessiongate_http_response_bytes_total", labels{"upstream": "django"}, 0)
+	if n := seriesCount(t, g, "sessiongate_http_response_bytes_total"); n != 4 {
+		t.Errorf("%d byte series, want 4 (one per upstream)", n)
 	}
 
 	// The histogram, read from a real scrape: buckets are cumulative, the
