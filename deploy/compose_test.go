@@ -167,7 +167,7 @@ func TestComposeFile(t *testing.T) {
 
 	known := knownVariables()
 	secret := "compose-test-secret-0123456789abcdef0123456789"
-	hostEnv := map[string]string{"SESSIONGATE_SESSION_KEYS": secret}
+	hostEnv := map[string]string{"SESSIONGATE_SESSION_KEYS": secret, "DJANGO_SECRET_KEY": "django-secret"}
 	for name, s := range c.Services {
 		if s.Build == nil && s.Image == "" {
 			t.Errorf("%s: neither image nor build", name)
@@ -354,7 +354,7 @@ func TestComposeValidates(t *testing.T) {
 	}
 	cmd := exec.Command(argv[0], append(argv[1:], "-f", "docker-compose.yml", "config", "-q")...)
 	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "SESSIONGATE_SESSION_KEYS=compose-test-secret-0123456789abcdef0123456789")
+	cmd.Env = append(os.Environ(), "SESSIONGATE_SESSION_KEYS=compose-test-secret-0123456789abcdef0123456789", "DJANGO_SECRET_KEY=django-secret")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("%s config: %v\n%s", strings.Join(argv, " "), err, out)
 	}

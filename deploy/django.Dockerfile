@@ -13,13 +13,15 @@ RUN pip install --no-cache-dir django gunicorn /tmp/sessiongate-django \
  && rm -rf /tmp/sessiongate-django
 WORKDIR /app
 COPY examples/django/ /app/
-# A system user owns the project directory: the example keeps its SQLite
-# database there.
+# A system user runs the app; /data holds its SQLite database
+# (DJANGO_DATABASE), a volume in docker-compose.yml.
 RUN useradd --system --uid 10001 --home-dir /app app \
- && chown -R app:app /app
+ && mkdir /data && chown app:app /data
 USER app
+ENV DJANGO_WSGI_MODULE=sgdemo.wsgi \
+    DJANGO_DATABASE=/data/db.sqlite3
 EXPOSE 8000
-# DJANGO_WSGI_MODULE names the project's WSGI application (set in
-# docker-compose.yml). The database is migrated at every start (a no-op
-# when it is current); gunicorn then replaces the shell.
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec gunicorn --bind 0.0.0.0:8000 --workers 2 --access-logfile - \"$DJANGO_WSGI_MODULE\""]
+# The database is migrated at every start (a no-op when it is current);
+# DJANGO_DEMO_USER=on also (re)creates the demo login demo / demo-password.
+# gunicorn then replaces the shell.
+CMD ["sh", "-c", "python manage.py migrate --noinput && if [ \"$DJANGO_DEMO_USER\" = on ]; then python manage.py demo_user; fi && exec gunicorn --bind 0.0.0.0:8000 --workers 2 --access-logfile - \"$DJANGO_WSGI_MODULE\""]

@@ -343,4 +343,29 @@ func TestDjangoDockerfile(t *testing.T) {
 	if u := find(ins, "USER", -1); len(u) == 0 || u[len(u)-1].Args == "root" {
 		t.Errorf("Django image runs as root: %v", u)
 	}
+
+	// What the start command runs is in the example project.
+	env := map[string]string{}
+	for _, e := range find(ins, "ENV", -1) {
+		for _, kv := range strings.Fields(e.Args) {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env[k] = v
+			}
+		}
+	}
+	mod := env["DJANGO_WSGI_MODULE"]
+	if mod == "" {
+		t.Fatal("no ENV DJANGO_WSGI_MODULE")
+	}
+	checkPath(t, "DJANGO_WSGI_MODULE", "examples/django/"+strings.ReplaceAll(mod, ".", "/")+".py")
+	checkPath(t, "CMD", "examples/django/manage.py")
+	cmd := find(ins, "CMD", -1)
+	if len(cmd) != 1 {
+		t.Fatalf("CMD %v", cmd)
+	}
+	if _, err := os.Stat(filepath.Join(repoRoot, "examples/django")); err == nil && strings.Contains(cmd[0].Args, "demo_user") {
+		if m, _ := filepath.Glob(filepath.Join(repoRoot, "examples/django/*/management/commands/demo_user.py")); len(m) == 0 {
+			t.Error("CMD runs manage.py demo_user, which the example project does not have")
+		}
+	}
 }
