@@ -89,6 +89,8 @@ test)
 	need_django
 	need_bin gunicorn gunicorn
 	need_bin chromium chromium
+	# Validates docker-compose.yml offline (deploy tests); no engine needed.
+	need_bin docker-compose docker-compose
 	# make test-python (wsgi/django) needs only need_django above: the
 	# standard library's unittest and sqlite3 come with Debian's python3.
 	;;
