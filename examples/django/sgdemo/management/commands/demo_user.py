@@ -1,0 +1,18 @@
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Create (or reset) the demo superuser, by default demo / demo-password."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default="demo")
+        parser.add_argument("--password", default="demo-password")
+
+    def handle(self, *args, **opts):
+        User = get_user_model()
+        user, created = User.objects.get_or_create(username=opts["username"])
+        user.is_staff = user.is_superuser = True
+        user.set_password(opts["password"])
+        user.save()
+        self.stdout.write("%s user %s (id %s)" % ("created" if created else "reset", user.username, user.pk))
