@@ -203,7 +203,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		return
 	}
 	out.Header.Set("X-Forwarded-For", clientIP(st.remote))
-	out.Header.Set("X-Forwarded-Proto", map[bool]string{true: "https", false: "http"}[st.https])
+	proto := "http"
+	if st.https {
+		proto = "https"
+	}
+	out.Header.Set("X-Forwarded-Proto", proto)
 	out.Header.Set("X-Forwarded-Host", pr.In.Host)
 	if st.sess == nil {
 		return
