@@ -148,6 +148,9 @@ type Session struct {
 	// (Django's set_expiry), see SetExpiry.
 	expiry        time.Duration
 	browserCookie bool
+	// expirySet: the app changed the expiry in this request, so the cookie
+	// must be sent again even if the ID stays.
+	expirySet bool
 }
 
 // Open reads the cookie and, if it names a live session, loads it — under
@@ -215,6 +218,7 @@ func (m *Manager) Open(ctx context.Context, r *http.Request, https bool) (*Sessi
 	}
 	m.event("load")
 	s.id, s.exists, s.rec, s.version, s.stored = id, true, dec, rec.Version, members
+	s.expiry, s.browserCookie = time.Duration(dec.Expiry)*time.Millisecond, dec.Browser
 	return s, nil
 }
 
@@ -379,6 +383,9 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 			return nil, fmt.Errorf("reload: %w", err)
 		}
 		rec, expect = curRec, cur.Version
+		if s.expirySet {
+			rec.Expiry, rec.Browser = s.expiry.Milliseconds(), s.browserCookie
+		}
 	}
 	return nil, errors.New("save: too many concurrent writers")
 }
@@ -400,7 +407,8 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 		s.rec = record{}
 		return nil
 	}
-	rec := record{Version: recordVersion, Created: now, Seen: now, Data: buildObject(next)}
+	rec := record{Version: recordVersion, Created: now, Seen: now, Data: buildObject(next),
+		Expiry: s.expiry.Milliseconds(), Browser: s.browserCookie}
 	sctx, cancel := s.storeCtx(ctx)
 	v, err := s.m.o.Store.Save(sctx, id, 0, rec.encode(), s.ttl(now))
 	cancel()
@@ -434,7 +442,8 @@ func (s *Session) Touch(ctx context.Context, id string) error {
 func (s *Session) touchLocked(ctx context.Context) error {
 	ttl := s.ttl(s.rec.Created)
 	now := s.m.now()
-	refreshSeen := now.Sub(time.UnixMilli(s.rec.Seen)) > s.m.o.IdleTimeout/4
+	// A new app expiry must reach the record too, not only the TTL.
+	refreshSeen := now.Sub(time.UnixMilli(s.rec.Seen)) > s.m.o.IdleTimeout/4 || s.expirySet
 	if s.lease != nil {
 		mu := store.Mutation{Kind: store.Keep, TTL: ttl}
 		rec := s.rec
@@ -541,7 +550,7 @@ func (s *Session) SetCookie(h http.Header) {
 		want = s.id
 	}
 	// A new expiry must reach the browser even when the ID is unchanged.
-	expiryChanged := want != "" && (s.expiry > 0 || s.browserCookie)
+	expiryChanged := want != "" && s.expirySet
 	if want == s.cookieID && !expiryChanged {
 		return
 	}
@@ -568,9 +577,9 @@ func (s *Session) SetCookie(h http.Header) {
 // (Django's set_expiry): idle > 0 shortens the store TTL of what this
 // request persists and the cookie's Max-Age to idle; browser makes the
 // cookie a browser-session cookie. The gateway's limits always win: neither
-// can exceed SESSIONGATE_SESSION_IDLE_TIMEOUT or _MAX_AGE. It holds for
-// this request only (the record keeps no per-session expiry), so the app
-// repeats it on every response; call it before Write, Touch or Release.
+// can exceed SESSIONGATE_SESSION_IDLE_TIMEOUT or _MAX_AGE. The record keeps
+// it, so later requests of any app honour it; call it before Write, Touch
+// or Release.
 func (s *Session) SetExpiry(idle time.Duration, browser bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -578,6 +587,8 @@ func (s *Session) SetExpiry(idle time.Duration, browser bool) {
 		s.expiry = idle
 	}
 	s.browserCookie = s.browserCookie || browser
+	s.expirySet = true
+	s.rec.Expiry, s.rec.Browser = s.expiry.Milliseconds(), s.browserCookie
 }
 
 // ttl is the store expiry of this session's next write: the manager's,

@@ -376,3 +376,32 @@ func TestCookieAttributesAndRotation(t *testing.T) {
 		t.Fatal("encrypted cookie accepted by a codec without encryption")
 	}
 }
+
+// An app's expiry (Django's set_expiry) is kept in the record, so the next
+// request, from any app, keeps the shorter TTL without re-sending the cookie.
+func TestAppExpiryPersists(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockStrict, nil)
+	id := createSession(t, m, `{"a":1}`)
+	s, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
+	s.SetExpiry(90*time.Second, false)
+	if err := s.Touch(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	s.SetCookie(h)
+	resp := http.Response{Header: h}
+	if cks := resp.Cookies(); len(cks) != 1 || cks[0].MaxAge != 90 {
+		t.Fatalf("cookie after set_expiry: %v", h)
+	}
+	next, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
+	defer next.Release(ctx)
+	if next.expiry != 90*time.Second {
+		t.Fatalf("expiry not kept in the record: %v", next.expiry)
+	}
+	h = http.Header{}
+	next.SetCookie(h)
+	if len(h) != 0 {
+		t.Fatalf("cookie re-sent without a change: %v", h)
+	}
+}

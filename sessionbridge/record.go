@@ -12,9 +12,14 @@ import (
 // object every app sees; it stays raw so member order (PHP's array order) and
 // the exact text another app wrote survive untouched.
 type record struct {
-	Version int             `json:"v"`
-	Created int64           `json:"created"` // unix milliseconds
-	Seen    int64           `json:"seen"`    // unix milliseconds of the last write
+	Version int   `json:"v"`
+	Created int64 `json:"created"` // unix milliseconds
+	Seen    int64 `json:"seen"`    // unix milliseconds of the last write
+	// Expiry (milliseconds) and Browser are an app's own expiry for this
+	// session (Django's set_expiry), kept so that every app's requests
+	// honour it, not only the one that set it.
+	Expiry  int64           `json:"expiry,omitempty"`
+	Browser bool            `json:"browser,omitempty"`
 	Data    json.RawMessage `json:"data"`
 }
 
