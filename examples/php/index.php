@@ -44,6 +44,14 @@ stylesheet is a static file the gateway served itself, without PHP.</p>
   <li><a href="/assets/style.css">/assets/style.css</a>: static file (ETag, Range, 304)</li>
   <li><a href="/.env">/.env</a>: dotfiles are refused (404), they never reach PHP nor the client</li>
 </ul>
+<h2>One session with Django</h2>
+<p>Django serves <a href="/admin/">/admin/</a> and <a href="/accounts/">/accounts/</a>
+through the same gateway; both apps share one session, kept in Redis.</p>
+<ul>
+  <li><a href="/who.php">/who.php</a>: who is logged in (log in with Django's admin: <code>demo</code> / <code>demo-password</code>)</li>
+  <li><a href="/cart.php">/cart.php</a>: a cart in <code>$_SESSION</code>, also at Django's <a href="/accounts/cart/">/accounts/cart/</a></li>
+  <li><a href="/counter.php">/counter.php</a>: a session counter Django counts in too (<a href="/accounts/counter/">/accounts/counter/</a>)</li>
+</ul>
 <h2>What PHP received</h2>
 <table>
 <?php foreach ($shown as $name): ?>
