@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# demo.sh — run the demo stack in the foreground: php-fpm and the gateway on
-# http://127.0.0.1:8080 serving examples/php. Ctrl-C stops everything it
-# started. `make demo` builds bin/gateway and checks dependencies first.
+# demo.sh — run the demo stack in the foreground: redis-server, php-fpm
+# serving examples/php, gunicorn serving examples/django, and the gateway on
+# http://127.0.0.1:8080 in front of both, sharing one session kept in Redis.
+# Ctrl-C (or SIGTERM) stops everything it started. `make demo` checks (and as
+# root on Debian installs) the dependencies and builds bin/gateway first.
 #
 # Environment: DEMO_LISTEN (default 127.0.0.1:8080), DEMO_ADMIN_LISTEN
 # (default 127.0.0.1:8081), GATEWAY_BIN (default bin/gateway).
 #
-# Each service is a start_* function; issues 3 and 4 add redis-server and
-# gunicorn (Django) the same way, before start_gateway.
+# Everything the demo keeps is in .demo/: the logs, the cookie-signing key
+# (session-key) and Django's secret key, so that a restart keeps the logins,
+# Django's database with the demo user, and Redis' snapshot (redis.rdb).
+# redis-server, php-fpm and gunicorn listen on loopback ports picked at start.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,9 +21,20 @@ DEMO_LISTEN=${DEMO_LISTEN:-127.0.0.1:8080}
 DEMO_ADMIN_LISTEN=${DEMO_ADMIN_LISTEN:-127.0.0.1:8081}
 GATEWAY_BIN=${GATEWAY_BIN:-$ROOT/bin/gateway}
 SITE=$ROOT/examples/php
+DJANGO_PROJECT=$ROOT/examples/django
+# Debian's interpreter and gunicorn: they have Django. A pyenv/virtualenv
+# python3 first on PATH may not, and PYTHON* variables could point Debian's
+# interpreter at another installation, so those are dropped for the whole
+# demo (nothing else it runs reads them).
+PYTHON=/usr/bin/python3
+GUNICORN=/usr/bin/gunicorn
+for v in $(compgen -e); do
+	case $v in PYTHON* | PYENV* | VIRTUAL_ENV | CONDA_PREFIX) unset "$v" ;; esac
+done
 
 mkdir -p "$DEMO"
-declare -a PIDS=()
+# The services started, in start order: process (group) id, name, log.
+declare -a PIDS=() NAMES=() LOGS=()
 
 log() { echo "demo: $*" >&2; }
 die() {
@@ -40,7 +55,7 @@ stop_all() {
 		kill -KILL -- "-$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
-	PIDS=()
+	PIDS=() NAMES=() LOGS=()
 }
 trap stop_all EXIT
 trap 'log "stopping"; exit 0' INT TERM
@@ -54,11 +69,24 @@ spawn() {
 	setsid "$@" >>"$logfile" 2>&1 </dev/null &
 	SPAWNED_PID=$!
 	PIDS+=("$SPAWNED_PID")
+	NAMES+=("$name")
+	LOGS+=("$logfile")
 	log "$name started (pid $SPAWNED_PID, log $logfile)"
 }
 
+# Missing programs: `make demo` installs them (as root on Debian) before
+# this script runs; run directly, say what to do.
+preflight() {
+	local missing=()
+	command -v php-fpm8.2 >/dev/null || missing+=(php-fpm8.2)
+	command -v redis-server >/dev/null || missing+=(redis-server)
+	[[ -x $GUNICORN ]] || missing+=("$GUNICORN")
+	"$PYTHON" -c 'import django' 2>/dev/null || missing+=("django for $PYTHON")
+	((${#missing[@]} == 0)) || die "missing: ${missing[*]} (scripts/deps.sh demo installs them as root)"
+}
+
 free_port() {
-	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+	"$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
 # wait_port HOST:PORT PID LOGFILE
@@ -104,20 +132,65 @@ CONF
 	wait_port "$FPM_ADDR" "$SPAWNED_PID" "$DEMO/php-fpm.log"
 }
 
-# session_key prints the demo's cookie-signing key, made once and kept in
-# .demo/ so that sessions survive a restart of the demo.
-session_key() {
-	local f=$DEMO/session-key
+# secret FILE prints a random secret made once and kept in .demo/, so that
+# the logins survive a restart of the demo.
+secret() {
+	local f=$DEMO/$1
 	if [[ ! -s $f ]]; then
 		(umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$f")
 	fi
 	cat "$f"
 }
 
+start_redis() {
+	REDIS_ADDR=127.0.0.1:$(free_port)
+	# Snapshots into .demo/redis.rdb (at most a minute behind, and on a
+	# clean stop), so sessions outlive a restart of the demo, like the key.
+	spawn redis-server "$DEMO/redis.log" redis-server \
+		--bind 127.0.0.1 --port "${REDIS_ADDR##*:}" --protected-mode yes \
+		--dir "$DEMO" --dbfilename redis.rdb --save "60 1" --appendonly no \
+		--daemonize no
+	wait_port "$REDIS_ADDR" "$SPAWNED_PID" "$DEMO/redis.log"
+}
+
+# with_django_env CMD...: runs CMD (a program, or spawn) with what
+# manage.py and gunicorn read. Variables, not arguments: the secrets stay out
+# of the process list, and out of the other services' environment.
+with_django_env() {
+	DJANGO_DATABASE=$DEMO/django.sqlite3 \
+		DJANGO_SECRET_KEY=$(secret django-secret-key) \
+		DJANGO_ALLOWED_HOSTS=${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost} \
+		SESSIONGATE_SESSION_KEYS=$(secret session-key) \
+		"$@"
+}
+
+start_django() {
+	log "django: migrate, demo user (log $DEMO/django-setup.log)"
+	# The admin's static files are served by the example project itself
+	# (examples/django/sgdemo/urls.py), so there is no collectstatic step.
+	if ! (cd "$DJANGO_PROJECT" &&
+		with_django_env "$PYTHON" -E manage.py migrate --noinput &&
+		with_django_env "$PYTHON" -E manage.py demo_user) >"$DEMO/django-setup.log" 2>&1; then
+		tail -20 "$DEMO/django-setup.log" >&2 || true
+		die "Django set-up failed"
+	fi
+	DJANGO_ADDR=127.0.0.1:$(free_port)
+	with_django_env spawn gunicorn "$DEMO/gunicorn.log" "$GUNICORN" \
+		--chdir "$DJANGO_PROJECT" --pythonpath "$DJANGO_PROJECT" \
+		--bind "$DJANGO_ADDR" --workers 2 --threads 4 --graceful-timeout 3 \
+		sgdemo.wsgi:application
+	wait_port "$DJANGO_ADDR" "$SPAWNED_PID" "$DEMO/gunicorn.log"
+}
+
 start_gateway() {
-	[[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing: run 'make build'"
-	! port_busy "$DEMO_LISTEN" || die "$DEMO_LISTEN is in use (set DEMO_LISTEN=host:port)"
-	SESSIONGATE_SESSION_KEYS=$(session_key) \
+	# The PHP side of the session bridge, as php-fpm will read it.
+	"$GATEWAY_BIN" php-prepend >"$DEMO/sessiongate-prepend.php" ||
+		die "$GATEWAY_BIN php-prepend failed"
+	SESSIONGATE_SESSION_KEYS=$(secret session-key) \
+		SESSIONGATE_REDIS_URL=redis://$REDIS_ADDR/0 \
+		SESSIONGATE_PHP_PREPEND=$DEMO/sessiongate-prepend.php \
+		SESSIONGATE_DJANGO_URL=http://$DJANGO_ADDR \
+		SESSIONGATE_DJANGO_PATHS=/admin/,/accounts/,/static/admin/ \
 		SESSIONGATE_LISTEN=$DEMO_LISTEN \
 		SESSIONGATE_ADMIN_LISTEN=$DEMO_ADMIN_LISTEN \
 		SESSIONGATE_PHP_FPM=$FPM_ADDR \
@@ -126,31 +199,50 @@ start_gateway() {
 		SESSIONGATE_LOG_FORMAT=text \
 		spawn gateway "$DEMO/gateway.log" "$GATEWAY_BIN"
 	wait_port "$DEMO_LISTEN" "$SPAWNED_PID" "$DEMO/gateway.log"
-	GATEWAY_PID=$SPAWNED_PID
 }
 
+preflight
+[[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing: run 'make build'"
+! port_busy "$DEMO_LISTEN" || die "$DEMO_LISTEN is in use (set DEMO_LISTEN=host:port)"
+start_redis
 start_php_fpm
+start_django
 start_gateway
 
 {
+	u=http://$DEMO_LISTEN
 	echo
-	echo "  sessiongate demo is running."
+	echo "  sessiongate demo is running: PHP and Django behind one gateway, one session."
+	echo
+	echo "  Log in with Django's admin as demo / demo-password, then see PHP know you:"
 	echo
 	printf '    %-48s %s\n' \
-		"http://$DEMO_LISTEN/" "PHP front controller: what PHP receives" \
-		"http://$DEMO_LISTEN/pathinfo.php/articles/42" "a script with PATH_INFO" \
-		"http://$DEMO_LISTEN/assets/style.css" "a static file served by the gateway" \
+		"$u/admin/" "Django admin (log in: demo / demo-password)" \
+		"$u/who.php" "PHP: who is logged in (name and id from Django)" \
+		"$u/cart.php" "PHP: a cart in \$_SESSION" \
+		"$u/accounts/cart/" "Django: the same cart (JSON)" \
+		"$u/counter.php" "PHP: a session counter" \
+		"$u/accounts/counter/" "Django: the same counter, +1" \
+		"$u/accounts/" "Django: who is logged in" \
+		"$u/" "PHP front controller: what PHP receives" \
+		"$u/pathinfo.php/articles/42" "a script with PATH_INFO" \
+		"$u/assets/style.css" "a static file served by the gateway" \
 		"http://$DEMO_ADMIN_LISTEN/healthz" "admin listener: liveness" \
-		"http://$DEMO_ADMIN_LISTEN/readyz" "admin listener: php-fpm reachable"
+		"http://$DEMO_ADMIN_LISTEN/readyz" "admin listener: readiness" \
+		"http://$DEMO_ADMIN_LISTEN/metrics" "admin listener: Prometheus metrics"
 	echo
 	echo "  Logs in $DEMO/ (the gateway's access log is gateway.log)."
 	echo "  Press Ctrl-C to stop."
 	echo
 }
 
-# Stay in the foreground until Ctrl-C or until the gateway dies.
-while kill -0 "$GATEWAY_PID" 2>/dev/null; do
+# Stay in the foreground until Ctrl-C or until a service dies.
+while true; do
+	for i in "${!PIDS[@]}"; do
+		if ! kill -0 "${PIDS[i]}" 2>/dev/null; then
+			tail -20 "${LOGS[i]}" >&2 || true
+			die "${NAMES[i]} (pid ${PIDS[i]}) exited; log ${LOGS[i]}"
+		fi
+	done
 	sleep 1
 done
-tail -20 "$DEMO/gateway.log" >&2 || true
-die "the gateway exited"

@@ -22,13 +22,15 @@ function bridged(): bool
 }
 
 /** csrf_token returns this session's token for the PHP forms, made on first
- *  use. The session must be open for writing. */
+ *  use. The session must be open for writing. The leading underscore marks
+ *  it internal, as Django does with its own keys (the example's Django views
+ *  leave such keys out of their answers). */
 function csrf_token(): string
 {
-    if (!is_string($_SESSION['php_csrf'] ?? null)) {
-        $_SESSION['php_csrf'] = bin2hex(random_bytes(16));
+    if (!is_string($_SESSION['_php_csrf'] ?? null)) {
+        $_SESSION['_php_csrf'] = bin2hex(random_bytes(16));
     }
-    return $_SESSION['php_csrf'];
+    return $_SESSION['_php_csrf'];
 }
 
 /** csrf_ok checks a POSTed token against the session's. The gateway's
@@ -36,7 +38,7 @@ function csrf_token(): string
 function csrf_ok(): bool
 {
     $sent = $_POST['csrf'] ?? null;
-    $want = $_SESSION['php_csrf'] ?? null;
+    $want = $_SESSION['_php_csrf'] ?? null;
     return is_string($sent) && is_string($want) && hash_equals($want, $sent);
 }
 
