@@ -352,6 +352,8 @@ type whoPage struct {
 	ID   string `json:"id"`
 }
 
+// whoami reads who.php's answer from the page the browser shows; absent
+// elements read as "".
 func (b *browser) whoami() whoPage {
 	b.t.Helper()
 	w, err := chromedp.Run(b.ctx, chromedp.Evaluate[whoPage](`({
