@@ -10,10 +10,28 @@
 #   BENCH_ROUNDS     rounds; the front order alternates         (default 2)
 #   BENCH_THREADS    wrk -t                                     (default 2)
 #   BENCH_CONNS      wrk -c                                     (default 32)
-#   BENCH_FRONTS     fronts to run         (default "gateway nginx caddy")
-#   BENCH_SCENARIOS  scenarios to run      (default "hello static")
+#   BENCH_SCENARIOS  scenarios to run
+#                    (default "hello static sessions hotsession")
+#   BENCH_FRONTS     only these fronts (default: every front one of the
+#                    scenarios runs on)
 #   BENCH_CHILDREN   php-fpm pm.max_children, pm=static         (default 8)
+#   BENCH_FPM_LISTEN php-fpm listens on "tcp" (127.0.0.1) or "unix" (a
+#                    socket)                                    (default tcp)
 #   GATEWAY_BIN      gateway binary                   (default bin/gateway)
+#
+# Scenarios and their fronts:
+#   hello       hello.php                     gateway nginx caddy
+#   static      a 1 KiB stylesheet            gateway nginx caddy
+#   sessions    the session counter page, one session per wrk connection
+#               (wrk -t = -c)                 gateway_redis nginx_redis
+#                                             nginx_redis_lock nginx_files
+#   hotsession  the counter page, ONE session for all connections; lost
+#               increments counted            (same fronts as sessions)
+# Fronts: gateway (no session store, no prepend: the plain FastCGI front),
+# nginx, caddy; gateway_redis (Redis store, SESSIONGATE_SESSION_LOCK=strict,
+# the prepend); nginx_redis / nginx_redis_lock (phpredis session handler with
+# redis.session.locking_enabled 0 / 1); nginx_files (PHP's files handler,
+# flock). The session fronts share one redis-server started here.
 #
 # Method. Runs vary by +-30% on a shared 2-core machine, so absolute figures
 # mean little: fronts are compared as ratios measured in the same run, over
@@ -21,22 +39,43 @@
 # just before its measurements and stopped right after: an idle keep-alive
 # connection pins a php-fpm worker, so a front left running would hold
 # workers the next front needs and we would measure the pinning, not the
-# front. Every response is checked once before a front is measured, and wrk's
-# error counts are printed: a front that answers errors fast must not look
-# fast.
+# front. The php-fpm pool (one config, pm=static) is restarted with each
+# front: ini values sent in PHP_VALUE stay set in a worker for later requests
+# that send none, so a worker must not carry one front's session settings
+# (the gateway's auto_prepend_file, phpredis's save handler) into the next
+# front's requests. Every response is checked once before a front is
+# measured, and wrk's error counts are printed: a front that answers errors
+# fast must not look fast.
 #
-# Extending (issues 3 and 4: session counter page, Django proxy): a scenario
-# NAME is a set of functions —
+# Lost increments (hotsession). The counter is read with read.php
+# (read_and_close, no increment) once the front is idle, before and after
+# the measured run; lost = (200 responses wrk counted) - (counter increase).
+# Requests still in flight when wrk stops run to completion uncounted, so a
+# lossless front can read up to -BENCH_CONNS: negative values print as 0,
+# and a lossy front's figure is low by at most BENCH_CONNS. The "dup" column
+# is the exact cross-check: 200 responses that showed a counter value another
+# response had already shown (counter.lua).
+#
+# Extending: a scenario NAME is a set of functions —
 #   scenario_NAME_setup      write its files into $DOCROOT (once, optional)
 #   scenario_NAME_path       print the URL path to request
 #   scenario_NAME_expect     print a string the response body must contain
 #   scenario_NAME_fronts     print the fronts it runs on (optional; default
-#                            all of BENCH_FRONTS)
-#   scenario_NAME_wrk_args   print extra wrk arguments, e.g. "-s x.lua" (optional)
+#                            gateway nginx caddy)
+#   scenario_NAME_threads    print wrk -t (optional; default BENCH_THREADS)
+#   scenario_NAME_prepare    called with the front name after the check and
+#                            before the warm-up (optional)
+#   scenario_NAME_wrk_args   print extra wrk arguments, e.g. "-s x.lua" (optional;
+#                            called after prepare)
+#   scenario_NAME_before     called with the front name right before the
+#                            measured run (optional)
 #   scenario_NAME_after      called after each measurement with the front
-#                            name, e.g. to count lost updates (optional)
+#                            name and wrk's output file; prints "lost ok dup"
+#                            for the table (optional; e.g. to count lost
+#                            updates)
 # and its targets are rows of TARGETS below. A front NAME is start_NAME
-# (start it, set FRONT_URL) plus an entry in FRONT_PIDS for the cleanup.
+# (start it, set FRONT_URL; php-fpm is already running, at $FPM_ADDR in the
+# gateway's spelling, $FPM_NGINX and $FPM_CADDY in theirs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,9 +86,10 @@ BENCH_WARMUP=${BENCH_WARMUP:-2s}
 BENCH_ROUNDS=${BENCH_ROUNDS:-2}
 BENCH_THREADS=${BENCH_THREADS:-2}
 BENCH_CONNS=${BENCH_CONNS:-32}
-BENCH_FRONTS=${BENCH_FRONTS:-gateway nginx caddy}
-BENCH_SCENARIOS=${BENCH_SCENARIOS:-hello static}
+BENCH_FRONTS=${BENCH_FRONTS:-}
+BENCH_SCENARIOS=${BENCH_SCENARIOS:-hello static sessions hotsession}
 BENCH_CHILDREN=${BENCH_CHILDREN:-8}
+BENCH_FPM_LISTEN=${BENCH_FPM_LISTEN:-tcp}
 GATEWAY_BIN=${GATEWAY_BIN:-$ROOT/bin/gateway}
 PHP_FPM=${PHP_FPM:-php-fpm8.2}
 
@@ -58,7 +98,19 @@ TARGETS=(
 	"hello gateway nginx 1.0"
 	"hello gateway caddy 3.0"
 	"static gateway caddy 1.0"
+	"sessions gateway_redis nginx_redis 1.0"
+	"hotsession gateway_redis nginx_files 1.0"
+	"hotsession gateway_redis nginx_redis_lock 1.7"
 )
+# Fronts that must lose nothing and fail nothing: "scenario front" — every
+# run with 0 errors (socket errors, non-2xx: a gateway 503 on a lock timeout
+# counts) and 0 lost increments (counter and dup).
+LOSSLESS=(
+	"hotsession gateway_redis"
+)
+# The ordinary fronts of a scenario without its own list.
+DEFAULT_FRONTS="gateway nginx caddy"
+SESSION_FRONTS="gateway_redis nginx_redis nginx_redis_lock nginx_files"
 
 WORK=$(mktemp -d /tmp/sessiongate-bench.XXXXXX)
 # nginx workers may run as nobody when started by root: the tree must be
@@ -74,8 +126,13 @@ mkdir -p "$RAW"
 
 declare -a ALL_PIDS=() # process-group leaders started by this script
 FPM_PID=""
+FPM_ADDR=""
+FPM_NGINX=""
+FPM_CADDY=""
 FRONT_PID=""
 FRONT_URL=""
+REDIS_PID=""
+REDIS_PORT=""
 
 log() { echo "bench: $*" >&2; }
 die() {
@@ -117,6 +174,17 @@ spawn() {
 	ALL_PIDS+=("$SPAWNED_PID")
 }
 
+# stop_spawned PID: stop_group, and forget PID for the cleanup.
+stop_spawned() {
+	local pid=$1 p keep=()
+	[[ -n $pid ]] || return 0
+	stop_group "$pid"
+	for p in "${ALL_PIDS[@]}"; do
+		[[ $p == "$pid" ]] || keep+=("$p")
+	done
+	ALL_PIDS=("${keep[@]}")
+}
+
 free_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
@@ -141,7 +209,22 @@ wait_port() {
 # ---------------------------------------------------------------- php-fpm
 
 start_php_fpm() {
-	FPM_PORT=$(free_port)
+	local listen
+	case $BENCH_FPM_LISTEN in
+	tcp)
+		listen=127.0.0.1:$(free_port)
+		FPM_ADDR=$listen
+		FPM_NGINX=$listen
+		FPM_CADDY=$listen
+		;;
+	unix)
+		listen=$WORK/php-fpm.sock
+		FPM_ADDR=unix:$listen
+		FPM_NGINX=unix:$listen
+		FPM_CADDY=unix/$listen
+		;;
+	*) die "BENCH_FPM_LISTEN must be tcp or unix, not '$BENCH_FPM_LISTEN'" ;;
+	esac
 	cat >"$WORK/php-fpm.conf" <<EOF
 [global]
 pid = $WORK/php-fpm.pid
@@ -149,7 +232,9 @@ error_log = $WORK/php-fpm.log
 daemonize = no
 
 [bench]
-listen = 127.0.0.1:$FPM_PORT
+listen = $listen
+; nginx workers run as nobody when the script runs as root
+listen.mode = 0666
 ; the default backlog; connections over the worker count wait here
 pm = static
 pm.max_children = $BENCH_CHILDREN
@@ -161,32 +246,144 @@ EOF
 	[[ $(id -u) -ne 0 ]] || args+=(-R)
 	spawn "$WORK/php-fpm.log" "$PHP_FPM" "${args[@]}"
 	FPM_PID=$SPAWNED_PID
-	wait_port "$FPM_PORT" "$FPM_PID" "$WORK/php-fpm.log"
-	log "php-fpm pid $FPM_PID on 127.0.0.1:$FPM_PORT, pm=static, $BENCH_CHILDREN children"
+	if [[ $BENCH_FPM_LISTEN == tcp ]]; then
+		wait_port "${listen##*:}" "$FPM_PID" "$WORK/php-fpm.log"
+		return 0
+	fi
+	for _ in $(seq 150); do
+		[[ -S $listen ]] && return 0
+		kill -0 "$FPM_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	tail -20 "$WORK/php-fpm.log" >&2 || true
+	die "php-fpm did not create $listen"
+}
+
+stop_php_fpm() {
+	stop_spawned "$FPM_PID"
+	FPM_PID=""
+	FPM_ADDR=""
+	rm -f "$WORK/php-fpm.sock"
+}
+
+# ---------------------------------------------------------------- redis
+
+# One redis-server for every session front: loopback, no persistence.
+start_redis() {
+	REDIS_PORT=$(free_port)
+	spawn "$WORK/redis.log" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
+		--save "" --appendonly no --daemonize no --dir "$WORK"
+	REDIS_PID=$SPAWNED_PID
+	wait_port "$REDIS_PORT" "$REDIS_PID" "$WORK/redis.log"
+	log "redis-server pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
 }
 
 # ---------------------------------------------------------------- fronts
 
-start_gateway() {
-	[[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing: run 'make build' (or drop gateway from BENCH_FRONTS)"
+# run_gateway [VAR=value...]: start the gateway with the common settings
+# plus the given environment.
+run_gateway() {
+	[[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing: run 'make build' (or drop the gateway fronts from BENCH_FRONTS)"
 	local port
 	port=$(free_port)
-	# A fresh signing key per run: the bench pages use no session, but the
-	# gateway refuses to start without one (or development mode).
-	SESSIONGATE_SESSION_KEYS=$(head -c 48 /dev/urandom | base64 -w0) \
-		SESSIONGATE_LISTEN=127.0.0.1:$port \
-		SESSIONGATE_PHP_FPM=127.0.0.1:$FPM_PORT \
-		SESSIONGATE_DOCUMENT_ROOT=$DOCROOT \
-		SESSIONGATE_PHP_MAX_CONNS=$BENCH_CHILDREN \
+	# A fresh signing key per front start (the gateway refuses to start
+	# without one, or development mode).
+	env "$@" \
+		SESSIONGATE_SESSION_KEYS="$(head -c 48 /dev/urandom | base64 -w0)" \
+		SESSIONGATE_LISTEN="127.0.0.1:$port" \
+		SESSIONGATE_PHP_FPM="$FPM_ADDR" \
+		SESSIONGATE_DOCUMENT_ROOT="$DOCROOT" \
+		SESSIONGATE_PHP_MAX_CONNS="$BENCH_CHILDREN" \
 		SESSIONGATE_ACCESS_LOG=off \
-		spawn "$WORK/gateway.log" "$GATEWAY_BIN"
-	FRONT_PID=$SPAWNED_PID
+		setsid "$GATEWAY_BIN" >>"$WORK/gateway.log" 2>&1 </dev/null &
+	FRONT_PID=$!
+	ALL_PIDS+=("$FRONT_PID")
 	wait_port "$port" "$FRONT_PID" "$WORK/gateway.log"
 	FRONT_URL=http://127.0.0.1:$port
 }
 
+# The plain FastCGI front: no session store configured (the in-memory
+# default, unused by these pages) and no prepend, like nginx.
+start_gateway() { run_gateway; }
+
+# The gateway owning the session: Redis store, strict locking (the default,
+# spelled out), the prepend it prints itself.
+start_gateway_redis() {
+	[[ -s $WORK/prepend.php ]] || "$GATEWAY_BIN" php-prepend >"$WORK/prepend.php" ||
+		die "$GATEWAY_BIN php-prepend failed"
+	chmod 644 "$WORK/prepend.php"
+	run_gateway SESSIONGATE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
+		SESSIONGATE_SESSION_LOCK=strict \
+		SESSIONGATE_PHP_PREPEND="$WORK/prepend.php"
+}
+
+# php_value_line KEY=VALUE...: an nginx fastcgi_param PHP_VALUE line with
+# the ini settings joined by newlines ("\n" in nginx's quoted string; " and \
+# escaped for it; the values hold no "$", which nginx would expand).
+php_value_line() {
+	local v out=""
+	for v in "$@"; do
+		v=${v//\\/\\\\}
+		v=${v//\"/\\\"}
+		out+=${out:+\\n}$v
+	done
+	printf 'fastcgi_param PHP_VALUE "%s";' "$out"
+}
+
+# nginx_session_line HANDLER...: PHP_VALUE for a PHP-managed session. It
+# names every setting any front of this script changes, on every request
+# (PHP_VALUE leaks to later requests of a worker): the gateway's prepend off,
+# PHP's defaults for what the gateway's prepend changes, and the handler.
+nginx_session_line() {
+	php_value_line \
+		"auto_prepend_file=" \
+		"session.serialize_handler=php" \
+		"session.use_cookies=1" \
+		"session.use_only_cookies=1" \
+		"session.use_trans_sid=0" \
+		"session.use_strict_mode=0" \
+		"session.lazy_write=1" \
+		"session.auto_start=0" \
+		"session.gc_probability=0" \
+		"fastcgi.logging=1" \
+		"$@"
+}
+
+# phpredis lock wait: retry every 2 ms (phpredis's default) for up to 10 s,
+# the gateway's default SESSIONGATE_SESSION_LOCK_TIMEOUT. With phpredis's
+# default 10 retries (20 ms) most of 32 waiters would give up, and a
+# phpredis lock failure is not an error page: session_start() fails, the
+# page runs on an empty session and its write is dropped.
+PHPREDIS_LOCK_WAIT_US=2000
+PHPREDIS_LOCK_RETRIES=5000
+
+start_nginx_redis() {
+	start_nginx "$(nginx_session_line "session.save_handler=redis" \
+		"session.save_path=\"tcp://127.0.0.1:$REDIS_PORT\"" \
+		"redis.session.locking_enabled=0" \
+		"redis.session.lock_wait_time=$PHPREDIS_LOCK_WAIT_US" \
+		"redis.session.lock_retries=$PHPREDIS_LOCK_RETRIES")"
+}
+
+start_nginx_redis_lock() {
+	start_nginx "$(nginx_session_line "session.save_handler=redis" \
+		"session.save_path=\"tcp://127.0.0.1:$REDIS_PORT\"" \
+		"redis.session.locking_enabled=1" \
+		"redis.session.lock_wait_time=$PHPREDIS_LOCK_WAIT_US" \
+		"redis.session.lock_retries=$PHPREDIS_LOCK_RETRIES")"
+}
+
+start_nginx_files() {
+	mkdir -p "$WORK/sessions"
+	start_nginx "$(nginx_session_line "session.save_handler=files" \
+		"session.save_path=\"$WORK/sessions\"" \
+		"redis.session.locking_enabled=0")"
+}
+
+# start_nginx [DIRECTIVES]: nginx in front of php-fpm; DIRECTIVES (e.g. a
+# fastcgi_param line) go into the PHP location.
 start_nginx() {
-	local port
+	local port extra=${1:-}
 	port=$(free_port)
 	mkdir -p "$WORK/nginx"
 	# keepalive is per nginx worker process: 2 workers x 4 idle connections
@@ -213,7 +410,7 @@ http {
     scgi_temp_path $WORK/nginx/scgi;
 
     upstream php {
-        server 127.0.0.1:$FPM_PORT;
+        server $FPM_NGINX;
         keepalive 4;
     }
 
@@ -237,6 +434,7 @@ http {
             fastcgi_param PATH_INFO \$fastcgi_path_info;
             fastcgi_param HTTP_PROXY "";
             fastcgi_keep_conn on;
+            $extra
             fastcgi_pass php;
         }
     }
@@ -260,7 +458,7 @@ start_caddy() {
 
 http://127.0.0.1:$port {
 	root * $DOCROOT
-	php_fastcgi 127.0.0.1:$FPM_PORT
+	php_fastcgi $FPM_CADDY
 	file_server
 }
 EOF
@@ -273,12 +471,7 @@ EOF
 }
 
 stop_front() {
-	stop_group "$FRONT_PID"
-	local pid keep=()
-	for pid in "${ALL_PIDS[@]}"; do
-		[[ $pid == "$FRONT_PID" ]] || keep+=("$pid")
-	done
-	ALL_PIDS=("${keep[@]}")
+	stop_spawned "$FRONT_PID"
 	FRONT_PID=""
 	FRONT_URL=""
 }
@@ -300,10 +493,118 @@ scenario_static_setup() {
 scenario_static_path() { echo /style.css; }
 scenario_static_expect() { echo ".rule-01"; }
 
+# ------------------------------------------ session counter (issue 3)
+
+# counter.php is the page of the brief (issue 3): one increment per request.
+# read.php reads the counter without writing (read_and_close), so the
+# counter can be read before and after a run without moving it.
+write_counter_pages() {
+	[[ -f $DOCROOT/counter.php ]] && return 0
+	cat >"$DOCROOT/counter.php" <<'PHP'
+<?php session_start(); $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1; echo $_SESSION['n'];
+PHP
+	cat >"$DOCROOT/read.php" <<'PHP'
+<?php session_start(['read_and_close' => true]); echo $_SESSION['n'] ?? 0;
+PHP
+}
+
+# counter_get PAGE COOKIE: the body of PAGE requested with COOKIE ("" for
+# none), which must be an integer.
+counter_get() {
+	local body
+	body=$(curl -fsS --max-time 15 ${2:+-H "Cookie: $2"} "$FRONT_URL/$1" 2>&1) ||
+		die "$FRONT_URL/$1: $body"
+	[[ $body =~ ^[0-9]+$ ]] || die "$FRONT_URL/$1: expected a counter, got: ${body:0:300}"
+	echo "$body"
+}
+
+# new_session FRONT: start a session on the front; sets SESSION_COOKIE
+# ("name=value") and checks that the front keeps it: counter 1, then 2 with
+# the cookie, and read.php sees 2.
+new_session() {
+	local front=$1 hdrs=$WORK/headers.txt body n
+	body=$(curl -fsS --max-time 15 -D "$hdrs" "$FRONT_URL/counter.php" 2>&1) ||
+		die "$front: $body"
+	SESSION_COOKIE=$(awk 'tolower($1) == "set-cookie:" { sub(/;.*/, "", $2); sub(/\r$/, "", $2); print $2; exit }' "$hdrs")
+	[[ -n $SESSION_COOKIE ]] || die "$front: no Set-Cookie on a new session: $(tr -d '\r' <"$hdrs")"
+	[[ $body == 1 ]] || die "$front: a new session counted '$body', not 1"
+	n=$(counter_get counter.php "$SESSION_COOKIE")
+	[[ $n == 2 ]] || die "$front does not keep the session: second request counted '$n', not 2 (log: $WORK)"
+	n=$(counter_get read.php "$SESSION_COOKIE")
+	[[ $n == 2 ]] || die "$front: read.php sees '$n', not 2"
+}
+
+# counter_when_idle COOKIE: the session's counter once it stopped moving
+# (requests still in flight when wrk stopped have finished): two reads
+# 0.3 s apart agree. Bounded: 20 s, beyond the longest lock wait.
+counter_when_idle() {
+	local a b i
+	a=$(counter_get read.php "$1")
+	for i in $(seq 66); do
+		sleep 0.3
+		b=$(counter_get read.php "$1")
+		if [[ $a == "$b" ]]; then
+			echo "$b"
+			return 0
+		fi
+		a=$b
+	done
+	die "the session counter still moves 20 s after the run"
+}
+
+# counter_line OUTFILE: "ok dup" from counter.lua's line in a wrk output.
+counter_line() {
+	awk -F'[ =]' '/^counter: / { print $3, $5; found = 1 } END { if (!found) exit 1 }' "$1" ||
+		die "no counter line in $1"
+}
+
+# (a) distinct sessions: one session per wrk connection (one connection per
+# wrk thread, see counter.lua).
+scenario_sessions_setup() { write_counter_pages; }
+scenario_sessions_path() { echo /counter.php; }
+scenario_sessions_expect() { echo 1; }
+scenario_sessions_fronts() { echo "$SESSION_FRONTS"; }
+scenario_sessions_threads() { echo "$BENCH_CONNS"; }
+scenario_sessions_prepare() { new_session "$1"; }
+scenario_sessions_wrk_args() { echo "-s $ROOT/bench/counter.lua"; }
+scenario_sessions_script_args() { echo own; }
+scenario_sessions_after() {
+	local line
+	line=$(counter_line "$2")
+	echo "- $line"
+}
+
+# (b) one hot session: every connection sends the same cookie.
+HOT_COOKIE=""
+HOT_START=""
+scenario_hotsession_setup() { write_counter_pages; }
+scenario_hotsession_path() { echo /counter.php; }
+scenario_hotsession_expect() { echo 1; }
+scenario_hotsession_fronts() { echo "$SESSION_FRONTS"; }
+scenario_hotsession_prepare() {
+	new_session "$1"
+	HOT_COOKIE=$SESSION_COOKIE
+}
+scenario_hotsession_wrk_args() { echo "-s $ROOT/bench/counter.lua"; }
+scenario_hotsession_script_args() { echo "$HOT_COOKIE"; }
+scenario_hotsession_before() { HOT_START=$(counter_when_idle "$HOT_COOKIE"); }
+scenario_hotsession_after() {
+	local line ok dup end lost
+	line=$(counter_line "$2")
+	read -r ok dup <<<"$line"
+	end=$(counter_when_idle "$HOT_COOKIE")
+	lost=$((ok - (end - HOT_START)))
+	((lost >= 0)) || lost=0 # requests in flight at the end, see the header
+	log "$1: counter $HOT_START -> $end, $ok responses 200, $dup repeated values"
+	echo "$lost $ok $dup"
+}
+
+# ---------------------------------------------------------------- helpers
+
 has_fn() { declare -F "$1" >/dev/null; }
 
 scenario_fronts() {
-	if has_fn "scenario_$1_fronts"; then "scenario_$1_fronts"; else echo "$BENCH_FRONTS"; fi
+	if has_fn "scenario_$1_fronts"; then "scenario_$1_fronts"; else echo "$DEFAULT_FRONTS"; fi
 }
 
 # ---------------------------------------------------------------- measuring
@@ -317,22 +618,31 @@ to_ms() {
 }
 
 # measure SCENARIO FRONT ROUND: one warm-up and one measured wrk run; appends
-# "scenario front round rps p99ms errors" to $RAW/runs.tsv.
+# "scenario front round rps p99ms errors lost ok dup" to $RAW/runs.tsv ("-"
+# where the scenario counts nothing).
 measure() {
-	local sc=$1 front=$2 round=$3 url path expect body extra=()
+	local sc=$1 front=$2 round=$3 url path expect body threads extra=() sargs=()
 	path=$("scenario_${sc}_path")
 	url=$FRONT_URL$path
 	expect=$("scenario_${sc}_expect")
 	if ! body=$(curl -fsS --max-time 5 "$url" 2>&1) || [[ $body != *"$expect"* ]]; then
 		die "$front $url: expected a body with '$expect', got: ${body:0:300}"
 	fi
+	threads=$BENCH_THREADS
+	if has_fn "scenario_${sc}_threads"; then threads=$("scenario_${sc}_threads"); fi
+	if has_fn "scenario_${sc}_prepare"; then "scenario_${sc}_prepare" "$front"; fi
 	if has_fn "scenario_${sc}_wrk_args"; then
 		read -r -a extra <<<"$("scenario_${sc}_wrk_args")"
 	fi
-	wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"$BENCH_WARMUP" "${extra[@]}" "$url" >/dev/null
+	if has_fn "scenario_${sc}_script_args"; then
+		read -r -a sargs <<<"$("scenario_${sc}_script_args")"
+		sargs=(-- "${sargs[@]}")
+	fi
+	wrk -t"$threads" -c"$BENCH_CONNS" -d"$BENCH_WARMUP" "${extra[@]}" "$url" "${sargs[@]}" >/dev/null
+	if has_fn "scenario_${sc}_before"; then "scenario_${sc}_before" "$front"; fi
 	local out=$RAW/$sc-$front-$round.txt
-	wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"$BENCH_DURATION" --latency "${extra[@]}" "$url" >"$out"
-	local rps p99 errors
+	wrk -t"$threads" -c"$BENCH_CONNS" -d"$BENCH_DURATION" --latency "${extra[@]}" "$url" "${sargs[@]}" >"$out"
+	local rps p99 errors lost=- ok=- dup=-
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
 	p99=$(awk '$1 == "99%" { print $2 }' "$out")
 	# Socket errors (connect/read/write/timeout) plus non-2xx/3xx answers.
@@ -340,9 +650,14 @@ measure() {
 		/Non-2xx or 3xx responses:/ { s += $5 } END { print s + 0 }' "$out")
 	[[ -n $rps && -n $p99 ]] || die "cannot parse wrk output $out"
 	p99=$(to_ms "$p99")
-	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$front" "$round" "$rps" "$p99" "$errors" >>"$RAW/runs.tsv"
-	log "$(printf 'round %s %-8s %-8s %10.0f req/s  p99 %8s ms  errors %s' "$round" "$sc" "$front" "$rps" "$p99" "$errors")"
-	if has_fn "scenario_${sc}_after"; then "scenario_${sc}_after" "$front"; fi
+	if has_fn "scenario_${sc}_after"; then
+		local counted
+		counted=$("scenario_${sc}_after" "$front" "$out")
+		read -r lost ok dup <<<"$counted"
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$front" "$round" "$rps" "$p99" "$errors" "$lost" "$ok" "$dup" >>"$RAW/runs.tsv"
+	log "$(printf 'round %s %-10s %-16s %10.0f req/s  p99 %8s ms  errors %s  lost %s  dup %s' \
+		"$round" "$sc" "$front" "$rps" "$p99" "$errors" "$lost" "$dup")"
 }
 
 # ---------------------------------------------------------------- main
@@ -351,18 +666,40 @@ for b in "$PHP_FPM" wrk curl; do
 	command -v "$b" >/dev/null || die "$b not found: run scripts/deps.sh bench"
 done
 
+# The fronts of the selected scenarios, in a stable order, limited to
+# BENCH_FRONTS when set.
+fronts=()
 for sc in $BENCH_SCENARIOS; do
 	has_fn "scenario_${sc}_path" || die "unknown scenario '$sc'"
-	if has_fn "scenario_${sc}_setup"; then "scenario_${sc}_setup"; fi
+	for front in $(scenario_fronts "$sc"); do
+		[[ " ${fronts[*]} " == *" $front "* ]] && continue
+		if [[ -n $BENCH_FRONTS && " $BENCH_FRONTS " != *" $front "* ]]; then continue; fi
+		fronts+=("$front")
+	done
 done
 for front in $BENCH_FRONTS; do
 	has_fn "start_$front" || die "unknown front '$front'"
 done
+((${#fronts[@]} > 0)) || die "no front runs the scenarios '$BENCH_SCENARIOS' (BENCH_FRONTS='$BENCH_FRONTS')"
+need_redis=""
+for front in "${fronts[@]}"; do
+	case $front in *redis*) need_redis=1 ;; esac
+	case $front in nginx*) command -v nginx >/dev/null || die "nginx not found: run scripts/deps.sh bench" ;; esac
+done
+[[ " ${fronts[*]} " != *" caddy "* ]] || command -v caddy >/dev/null || die "caddy not found: run scripts/deps.sh bench"
+if [[ -n $need_redis ]]; then
+	command -v redis-server >/dev/null || die "redis-server not found: run scripts/deps.sh bench"
+	php -m 2>/dev/null | grep -qx redis || die "the PHP redis extension (php8.2-redis) is missing: run scripts/deps.sh bench"
+fi
+
+for sc in $BENCH_SCENARIOS; do
+	if has_fn "scenario_${sc}_setup"; then "scenario_${sc}_setup"; fi
+done
 chmod -R a+rX "$DOCROOT"
 
-start_php_fpm
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+[[ -z $need_redis ]] || start_redis
 : >"$RAW/runs.tsv"
-read -r -a fronts <<<"$BENCH_FRONTS"
 for round in $(seq 1 "$BENCH_ROUNDS"); do
 	order=("${fronts[@]}")
 	if ((round % 2 == 0)); then # reverse every other round
@@ -370,27 +707,37 @@ for round in $(seq 1 "$BENCH_ROUNDS"); do
 		for ((i = ${#fronts[@]} - 1; i >= 0; i--)); do order+=("${fronts[i]}"); done
 	fi
 	for front in "${order[@]}"; do
+		start_php_fpm
 		"start_$front"
 		for sc in $BENCH_SCENARIOS; do
 			[[ " $(scenario_fronts "$sc") " == *" $front "* ]] || continue
 			measure "$sc" "$front" "$round"
 		done
 		stop_front
+		stop_php_fpm
 	done
 done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- report
 
 report() {
-	echo "sessiongate bench $STAMP: wrk -t$BENCH_THREADS -c$BENCH_CONNS -d$BENCH_DURATION, $BENCH_ROUNDS round(s), php-fpm pm=static $BENCH_CHILDREN children, $(nproc) CPUs"
+	echo "sessiongate bench $STAMP: wrk -t$BENCH_THREADS (sessions: -t$BENCH_CONNS) -c$BENCH_CONNS -d$BENCH_DURATION, $BENCH_ROUNDS round(s), php-fpm pm=static $BENCH_CHILDREN children on $BENCH_FPM_LISTEN, $(nproc) CPUs"
+	echo "load average (1/5/15 min): $LOAD_BEFORE before, $LOAD_AFTER after (other users of the machine included)"
+	echo "gateway binary $GATEWAY_BIN ($(stat -c %y "$GATEWAY_BIN" 2>/dev/null | cut -d. -f1)); working tree $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')"
 	echo
-	printf '%-10s %-10s %12s %12s %10s  %s\n' scenario front "req/s(mean)" "p99 ms(max)" errors "req/s per round"
+	printf '%-10s %-16s %11s %11s %7s %7s %6s %7s  %s\n' scenario front "req/s mean" "p99 ms max" errors lost "lost%" dup "req/s per round"
 	awk -F'\t' '
+		function add(a, k, v) { if (v != "-") { a[k] += v; has[k] = 1 } }
 		{ k = $1 "\t" $2; if (!(k in n)) order[++m] = k
 		  n[k]++; sum[k] += $4; runs[k] = runs[k] sprintf(" %.0f", $4)
-		  if ($5 + 0 > p99[k] + 0) p99[k] = $5; err[k] += $6 }
+		  if ($5 + 0 > p99[k] + 0) p99[k] = $5; err[k] += $6
+		  add(lost, k, $7); add(ok, k, $8); add(dup, k, $9); counted[k] = counted[k] || ($7 != "-") }
 		END { for (i = 1; i <= m; i++) { k = order[i]; split(k, a, "\t")
-			printf "%-10s %-10s %12.0f %12.2f %10d %s\n", a[1], a[2], sum[k] / n[k], p99[k], err[k], runs[k] } }
+			l = "-"; lp = "-"; d = "-"
+			if (counted[k]) { l = lost[k] + 0; lp = ok[k] ? sprintf("%.1f", 100 * lost[k] / ok[k]) : "-" }
+			if (k in has) d = dup[k] + 0
+			printf "%-10s %-16s %11.0f %11.2f %7d %7s %6s %7s %s\n", a[1], a[2], sum[k] / n[k], p99[k], err[k], l, lp, d, runs[k] } }
 	' "$RAW/runs.tsv"
 	echo
 	local t sc front base want
@@ -402,7 +749,16 @@ report() {
 			END {
 				if (!fn || !bn) exit
 				r = (fs / fn) / (bs / bn)
-				printf "%-8s %s/%s = %.2fx   target >= %.1fx   %s\n", sc, f, b, r, want, (r >= want ? "met" : "NOT MET") }
+				printf "%-10s %s/%s = %.2fx   target >= %.1fx   %s\n", sc, f, b, r, want, (r >= want ? "met" : "NOT MET") }
+		' "$RAW/runs.tsv"
+	done
+	for t in "${LOSSLESS[@]}"; do
+		read -r sc front <<<"$t"
+		awk -F'\t' -v sc="$sc" -v f="$front" '
+			$1 == sc && $2 == f { n++; e += $6; if ($7 != "-") l += $7; if ($9 != "-") d += $9 }
+			END {
+				if (!n) exit
+				printf "%-10s %s: %d errors, %d lost, %d dup   target 0   %s\n", sc, f, e, l, d, (e + l + d == 0 ? "met" : "NOT MET") }
 		' "$RAW/runs.tsv"
 	done
 	echo
