@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +34,7 @@ const sessionTestKey = "integration-session-key-0123456789abcdef0123"
 // sessionStack is php-fpm + Redis (standalone or cluster) + two gateways
 // sharing them, the deployment the session guarantees are made for.
 type sessionStack struct {
+	fpm   *harness.PHPFPM
 	gws   []*sessionGW
 	redis redis.UniversalClient
 	red   *harness.Redis // nil on a cluster
@@ -83,7 +86,7 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 	}
 	fpm := harness.StartPHPFPM(t, fo)
 
-	st := &sessionStack{}
+	st := &sessionStack{fpm: fpm}
 	var url string
 	if o.cluster {
 		c := harness.StartRedisCluster(t)
@@ -508,5 +511,41 @@ func TestSessionPrependFromPoolConfig(t *testing.T) {
 	}
 	if d := s.gws[0].dump(t, ck); !strings.Contains(string(d.Data), `"user":"ana"`) {
 		t.Fatalf("data: %s", d.Data)
+	}
+}
+
+// TestSessionDataNeverLogged: php-fpm copies error_log() output into its own
+// log when catch_workers_output is on (the harness pool has it on); the
+// frames carrying session data are encrypted per request, so neither that
+// log nor the gateway's shows the data.
+func TestSessionDataNeverLogged(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	const secret = "secret-cart-4242"
+	resp, _, ck := s.gws[0].get(t, "/set.php?k=cart&v="+secret, "")
+	if resp.StatusCode != 200 || ck == "" {
+		t.Fatalf("set: %d %q", resp.StatusCode, ck)
+	}
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), secret) {
+		t.Fatalf("value not stored: %s", d.Data)
+	}
+	time.Sleep(200 * time.Millisecond) // php-fpm's master writes its log asynchronously
+	fpmLog := s.fpm.Log()
+	if !strings.Contains(fpmLog, "@sg1:") {
+		t.Fatalf("php-fpm log shows no frames: the test would prove nothing\n%s", fpmLog)
+	}
+	// The frames' base64 chunks (800 characters: each decodes alone) must
+	// not hold the data either.
+	var decoded strings.Builder
+	for _, m := range regexp.MustCompile(`@sg1:[0-9a-f]+:\d+:[01]:([A-Za-z0-9+/=]*)#`).FindAllStringSubmatch(fpmLog, -1) {
+		b, err := base64.StdEncoding.DecodeString(m[1])
+		if err != nil {
+			t.Fatalf("frame chunk in the log: %v", err)
+		}
+		decoded.Write(b)
+	}
+	for name, text := range map[string]string{"php-fpm": fpmLog, "php-fpm frames": decoded.String(), "gateway 0": s.gws[0].Logs.String(), "gateway 1": s.gws[1].Logs.String()} {
+		if strings.Contains(text, secret) {
+			t.Errorf("%s log holds session data:\n%s", name, text)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package sessionbridge
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -19,8 +21,10 @@ import (
 //	@sg1:<nonce>:<seq>:<last 0|1>:<base64 chunk>#
 //
 // Chunks of one message (same seq) are concatenated and base64-decoded into
-// "<op>\n<session id>\n<payload>". The nonce is per request: only the PHP
-// process serving this request knows it.
+// iv(12) | tag(16) | AES-256-GCM ciphertext of "<op>\n<session id>\n<payload>"
+// under the request's frame key. The nonce and the key are per request: only
+// the PHP process serving this request knows them, and a log that copies
+// PHP's stderr holds nothing readable.
 const (
 	framePrefix = "@sg1:"
 	frameEnd    = '#'
@@ -44,14 +48,37 @@ type message struct {
 // and returns what is not a frame, for the log.
 type frameScanner struct {
 	nonce   string
-	pending []byte // unterminated frame text carried to the next record
-	seq     int    // seq of the message being assembled (-1: none)
-	msg     []byte // base64 text gathered for seq
+	key     [32]byte
+	aead    cipher.AEAD // made on the first message
+	pending []byte      // unterminated frame text carried to the next record
+	seq     int         // seq of the message being assembled (-1: none)
+	msg     []byte      // base64 text gathered for seq
 	errs    []error
 }
 
-func newFrameScanner(nonce string) *frameScanner {
-	return &frameScanner{nonce: nonce, seq: -1}
+func newFrameScanner(nonce string, key [32]byte) *frameScanner {
+	return &frameScanner{nonce: nonce, key: key, seq: -1}
+}
+
+// open authenticates and decrypts one message.
+func (f *frameScanner) open(sealed []byte) ([]byte, error) {
+	if f.aead == nil {
+		block, err := aes.NewCipher(f.key[:])
+		if err != nil {
+			return nil, err
+		}
+		if f.aead, err = cipher.NewGCM(block); err != nil {
+			return nil, err
+		}
+	}
+	ns := f.aead.NonceSize()
+	if len(sealed) < ns+f.aead.Overhead() {
+		return nil, errors.New("message too short")
+	}
+	// PHP's openssl_encrypt returns the tag separately; the prepend sends
+	// iv | tag | ciphertext, Go expects ciphertext | tag.
+	iv, tag, ct := sealed[:ns], sealed[ns:ns+16], sealed[ns+16:]
+	return f.aead.Open(ct[:0], iv, append(ct, tag...), nil)
 }
 
 // feed consumes one stderr record. It returns the complete messages found,
@@ -141,7 +168,11 @@ func (f *frameScanner) frame(b []byte) (message, bool) {
 		f.fail(fmt.Errorf("message %d: %w", seq, err))
 		return message{}, false
 	}
-	raw = raw[:n]
+	raw, err = f.open(raw[:n])
+	if err != nil {
+		f.fail(fmt.Errorf("message %d: %w", seq, err))
+		return message{}, false
+	}
 	op, rest, ok1 := bytes.Cut(raw, []byte("\n"))
 	id, payload, ok2 := bytes.Cut(rest, []byte("\n"))
 	if !ok1 || !ok2 {

@@ -1,16 +1,31 @@
 package sessionbridge
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
 )
 
+var testFrameKey = [32]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32}
+
+// sealLikePHP encrypts the way prepend.php does with openssl_encrypt:
+// iv | tag | ciphertext.
+func sealLikePHP(key [32]byte, plain string) []byte {
+	block, _ := aes.NewCipher(key[:])
+	gcm, _ := cipher.NewGCM(block)
+	iv := []byte("twelve bytes")
+	out := gcm.Seal(nil, iv, []byte(plain), nil)
+	ct, tag := out[:len(out)-16], out[len(out)-16:]
+	return append(append(append([]byte(nil), iv...), tag...), ct...)
+}
+
 // phpFrames renders a message the way prepend.php does, wrapped the way
 // php-fpm wraps error_log() output.
 func phpFrames(nonce string, seq int, op, id, payload string, chunk int) string {
-	text := base64.StdEncoding.EncodeToString([]byte(op + "\n" + id + "\n" + payload))
+	text := base64.StdEncoding.EncodeToString(sealLikePHP(testFrameKey, op+"\n"+id+"\n"+payload))
 	var parts []string
 	for len(text) > chunk {
 		parts = append(parts, text[:chunk])
@@ -33,7 +48,7 @@ func TestFrameScannerSplitsAnywhere(t *testing.T) {
 	payload := strings.Repeat("x\x00y", 700)
 	stream := "PHP message: hello" + phpFrames(nonce, 0, "write", "abc", payload, 100) + "; PHP message: bye" + phpFrames(nonce, 1, "close", "abc", "", 100)
 	for step := 1; step <= len(stream); step += 37 {
-		f := newFrameScanner(nonce)
+		f := newFrameScanner(nonce, testFrameKey)
 		var got []message
 		var logged strings.Builder
 		for i := 0; i < len(stream); i += step {
@@ -61,10 +76,12 @@ func TestFrameScannerRejects(t *testing.T) {
 		"foreign nonce": phpFrames("ffffffffffffffffffffffffffffffff", 0, "write", "a", "x", 50),
 		"truncated":     "PHP message: @sg1:" + nonce + ":0:1:QUJD..." + phpFrames(nonce, 1, "close", "a", "", 50),
 		"bad base64":    "PHP message: @sg1:" + nonce + ":0:1:!!!!#",
-		"no newline":    "PHP message: @sg1:" + nonce + ":0:1:" + base64.StdEncoding.EncodeToString([]byte("write")) + "#",
+		"no newline":    "PHP message: @sg1:" + nonce + ":0:1:" + base64.StdEncoding.EncodeToString(sealLikePHP(testFrameKey, "write")) + "#",
+		"not sealed":    "PHP message: @sg1:" + nonce + ":0:1:" + base64.StdEncoding.EncodeToString([]byte("write\nabc\na:0:{}0123456789abcdef0123456789")) + "#",
+		"wrong key":     "PHP message: @sg1:" + nonce + ":0:1:" + base64.StdEncoding.EncodeToString(sealLikePHP([32]byte{9}, "write\nabc\na:0:{}")) + "#",
 	}
 	for name, stream := range cases {
-		f := newFrameScanner(nonce)
+		f := newFrameScanner(nonce, testFrameKey)
 		msgs, _ := f.feed([]byte(stream))
 		for _, m := range msgs {
 			if m.Op == "write" {

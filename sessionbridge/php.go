@@ -125,12 +125,14 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer sess.Release(r.Context())
 
-	nonce := newNonce()
+	nonce, key := newFrameSecrets()
 	extra := make([]fcgi.Param, 0, 8)
 	if h.phpValue != "" {
 		extra = append(extra, fcgi.Param{Name: "PHP_VALUE", Value: h.phpValue})
 	}
-	extra = append(extra, fcgi.Param{Name: "SESSIONGATE_NONCE", Value: nonce})
+	extra = append(extra,
+		fcgi.Param{Name: "SESSIONGATE_NONCE", Value: nonce},
+		fcgi.Param{Name: "SESSIONGATE_FRAME_KEY", Value: hex.EncodeToString(key[:])})
 	var sent []byte // php_serialize text PHP was given
 	if id := sess.ID(); id != "" {
 		sent, err = phpserial.EncodeSession(sess.Data(), h.opts.Limits)
@@ -144,7 +146,7 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		extra = append(extra, fcgi.Param{Name: "SESSIONGATE_SESSION_ID", Value: id})
 		extra = appendDataParams(extra, sent)
 	}
-	b := &phpBridge{h: h, sess: sess, sent: sent, scanner: newFrameScanner(nonce), ctx: r.Context(), path: script.ScriptName}
+	b := &phpBridge{h: h, sess: sess, sent: sent, scanner: newFrameScanner(nonce, key), ctx: r.Context(), path: script.ScriptName}
 	s2 := *script
 	s2.Extra = append(append([]fcgi.Param(nil), script.Extra...), extra...)
 	s2.OnStderr = b.onStderr
@@ -167,10 +169,14 @@ func appendDataParams(extra []fcgi.Param, data []byte) []fcgi.Param {
 	return append(extra, fcgi.Param{Name: "SESSIONGATE_DATA_COUNT", Value: strconv.Itoa(n)})
 }
 
-func newNonce() string {
-	var b [16]byte
+// newFrameSecrets returns this request's frame nonce and AES-256 key. The
+// key keeps session data out of any log that copies PHP's error_log()
+// output (php-fpm's catch_workers_output) and authenticates the frames.
+func newFrameSecrets() (nonce string, key [32]byte) {
+	var b [16 + 32]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	copy(key[:], b[16:])
+	return hex.EncodeToString(b[:16]), key
 }
 
 // storeFailure answers a request whose session could not be opened. The

@@ -21,7 +21,10 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     private const CHUNK = 800;
 
     private string $nonce;
+    private string $key = '';
     private string $gatewayId;
+    /** Set while the request ends: frames then leave with the response. */
+    public bool $finishing = false;
     private ?string $data = null;
     private string $encoded = '';
     /** @var array<string, true> IDs minted in this request */
@@ -36,11 +39,20 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     {
         $this->nonce = (string)($server['SESSIONGATE_NONCE'] ?? '');
         $this->gatewayId = (string)($server['SESSIONGATE_SESSION_ID'] ?? '');
+        $key = (string)($server['SESSIONGATE_FRAME_KEY'] ?? '');
+        if ($this->nonce !== '' && (strlen($key) !== 64 || !function_exists('openssl_encrypt'))) {
+            // Frames are encrypted so that a php-fpm log that copies
+            // error_log() output (catch_workers_output) never holds
+            // session data; without the key or openssl, no session.
+            error_log('sessiongate: no frame key or no openssl extension; sessions disabled for this request', 4);
+            $this->nonce = '';
+        }
         if ($this->nonce === '') {
             // Not reached through the gateway: fail closed, no session.
             $this->gatewayId = '';
             return;
         }
+        $this->key = (string)hex2bin($key);
         $n = (int)($server['SESSIONGATE_DATA_COUNT'] ?? 0);
         for ($i = 0; $i < $n; $i++) {
             $this->encoded .= (string)($server['SESSIONGATE_DATA_' . $i] ?? '');
@@ -143,7 +155,13 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if ($this->nonce === '') {
             return false;
         }
-        $text = base64_encode($op . "\n" . $id . "\n" . $payload);
+        $iv = random_bytes(12);
+        $tag = '';
+        $sealed = openssl_encrypt($op . "\n" . $id . "\n" . $payload, 'aes-256-gcm', $this->key, OPENSSL_RAW_DATA, $iv, $tag, '', 16);
+        if ($sealed === false) {
+            return false;
+        }
+        $text = base64_encode($iv . $tag . $sealed);
         $seq = $this->seq++;
         $chunks = $text === '' ? [''] : str_split($text, self::CHUNK);
         $last = count($chunks) - 1;
@@ -152,8 +170,12 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         }
         // php-fpm holds stderr in its buffer until a flush; this sends the
         // frames now (without sending headers), so the gateway can release
-        // the session lock at once.
-        flush();
+        // the session lock at once. Not when the request is ending: the
+        // frames then leave in the same write as the response, and a
+        // separate small write would wait for a delayed TCP ACK (40 ms).
+        if (!$this->finishing) {
+            flush();
+        }
         return true;
     }
 }
@@ -203,8 +225,9 @@ function sessiongate_user_id(): ?string
     if ($handler->gatewayId() !== '') {
         session_id($handler->gatewayId());
     }
-    register_shutdown_function(static function (): void {
-        register_shutdown_function(static function (): void {
+    register_shutdown_function(static function () use ($handler): void {
+        register_shutdown_function(static function () use ($handler): void {
+            $handler->finishing = true;
             if (session_status() === PHP_SESSION_ACTIVE) {
                 session_write_close();
             }
