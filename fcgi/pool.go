@@ -97,7 +97,7 @@ func (e *dialError) Unwrap() error { return e.err }
 // acquire returns a connection, holding one slot. fresh asks for a newly
 // dialed connection (the retry after a stale one). The wait for a slot is
 // bounded by ctx and by wait.
-func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh bool) (*conn, error) {
+func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh, peek bool) (*conn, error) {
 	b.mu.Lock()
 	switch {
 	case !fresh && len(b.idle) > 0:
@@ -105,7 +105,7 @@ func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh bool) (
 		b.idle[len(b.idle)-1] = nil
 		b.idle = b.idle[:len(b.idle)-1]
 		b.mu.Unlock()
-		return b.checkIdle(ctx, c)
+		return b.checkIdle(ctx, c, peek)
 	case b.open < b.max:
 		b.open++
 		b.mu.Unlock()
@@ -129,7 +129,7 @@ func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh bool) (
 	var werr error
 	select {
 	case c := <-w:
-		return b.granted(ctx, c, fresh)
+		return b.granted(ctx, c, fresh, peek)
 	case <-ctx.Done():
 		werr = ctx.Err()
 	case <-timer.C:
@@ -154,7 +154,7 @@ func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh bool) (
 }
 
 // granted turns what a waiter received into a connection.
-func (b *backend) granted(ctx context.Context, c *conn, fresh bool) (*conn, error) {
+func (b *backend) granted(ctx context.Context, c *conn, fresh, peek bool) (*conn, error) {
 	if c == nil {
 		return b.dial(ctx)
 	}
@@ -162,13 +162,16 @@ func (b *backend) granted(ctx context.Context, c *conn, fresh bool) (*conn, erro
 		c.nc.Close()
 		return b.dial(ctx)
 	}
-	return b.checkIdle(ctx, c)
+	return b.checkIdle(ctx, c, peek)
 }
 
 // checkIdle hands out a pooled connection if it is still alive, else dials
-// a replacement in its slot.
-func (b *backend) checkIdle(ctx context.Context, c *conn) (*conn, error) {
-	if c.br.Buffered() == 0 && connAlive(c.nc) {
+// a replacement in its slot. The liveness peek costs a syscall; it is only
+// worth it (peek) for a request that could not be resent once a stale
+// connection had swallowed part of it (a streamed body): any other request
+// on a connection php-fpm closed is retried on a fresh one.
+func (b *backend) checkIdle(ctx context.Context, c *conn, peek bool) (*conn, error) {
+	if c.br.Buffered() == 0 && (!peek || connAlive(c.nc)) {
 		c.reused = true
 		return c, nil
 	}

@@ -271,7 +271,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	fresh := false
 	for {
 		b := t.pick(tried)
-		c, err := b.acquire(ctx, t.o.ReadTimeout, fresh)
+		c, err := b.acquire(ctx, t.o.ReadTimeout, fresh, body.stream != nil)
 		if err != nil {
 			var de *dialError
 			if errors.As(err, &de) {

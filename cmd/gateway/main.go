@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -52,6 +53,12 @@ func init() {
 }
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// A proxy's garbage is short-lived per-request buffers; collecting
+		// at 4x the live heap instead of 2x costs a few MiB and saves a
+		// measurable share of CPU under load. GOGC still overrides it.
+		debug.SetGCPercent(400)
+	}
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
