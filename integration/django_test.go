@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -23,7 +21,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sessiongate/sessiongate/app"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
 	"github.com/sessiongate/sessiongate/sessionbridge"
@@ -116,23 +113,7 @@ func startDjangoStack(t *testing.T) *djangoStack {
 	}
 	st := &sessionStack{red: red, redis: redis.NewClient(&redis.Options{Addr: red.Addr})}
 	t.Cleanup(func() { st.redis.Close() })
-	for i := 0; i < 2; i++ {
-		logs := &syncBuffer{}
-		a, err := app.Build(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts := httptest.NewServer(a.Server.Handler())
-		gw := &sessionGW{URL: ts.URL, Logs: logs}
-		t.Cleanup(func() {
-			ts.Close()
-			a.Close()
-			if t.Failed() {
-				t.Logf("gateway %s log:\n%s", gw.URL, logs.String())
-			}
-		})
-		st.gws = append(st.gws, gw)
-	}
+	st.gws = startGateways(t, cfg, 2)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("gunicorn log:\n%s", g.Log())

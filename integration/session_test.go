@@ -118,7 +118,16 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 2; i++ {
+	st.gws = startGateways(t, cfg, 2)
+	return st
+}
+
+// startGateways builds n in-process gateways from cfg, each with its own log
+// (printed when the test fails), the way app.Build assembles the binary.
+func startGateways(t *testing.T, cfg *config.Config, n int) []*sessionGW {
+	t.Helper()
+	var gws []*sessionGW
+	for i := 0; i < n; i++ {
 		logs := &syncBuffer{}
 		a, err := app.Build(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 		if err != nil {
@@ -133,9 +142,9 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 				t.Logf("gateway %s log:\n%s", gw.URL, logs.String())
 			}
 		})
-		st.gws = append(st.gws, gw)
+		gws = append(gws, gw)
 	}
-	return st
+	return gws
 }
 
 var sessionClient = &http.Client{
