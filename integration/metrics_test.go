@@ -60,20 +60,7 @@ func scrapeSamples(t *testing.T, admin string) map[string]float64 {
 
 func TestMetricsRealStack(t *testing.T) {
 	harness.Require(t, "php-fpm8.2", "redis-server")
-	root := t.TempDir()
-	fixtures, err := filepath.Glob("testdata/session/*.php")
-	if err != nil || len(fixtures) == 0 {
-		t.Fatalf("fixtures: %v", err)
-	}
-	for _, f := range fixtures {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, filepath.Base(f)), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	root := sessionFixtureRoot(t)
 	if err := os.WriteFile(filepath.Join(root, "style.css"), []byte("body{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}

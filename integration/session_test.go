@@ -54,9 +54,9 @@ type stackOpts struct {
 	prependInPool bool
 }
 
-func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
+// sessionFixtureRoot copies the PHP session fixtures into a fresh docroot.
+func sessionFixtureRoot(t *testing.T) string {
 	t.Helper()
-	harness.Require(t, "php-fpm8.2", "redis-server", "redis-cli")
 	root := t.TempDir()
 	fixtures, err := filepath.Glob("testdata/session/*.php")
 	if err != nil || len(fixtures) == 0 {
@@ -71,6 +71,13 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 			t.Fatal(err)
 		}
 	}
+	return root
+}
+
+func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2", "redis-server", "redis-cli")
+	root := sessionFixtureRoot(t)
 	os.WriteFile(filepath.Join(root, "style.css"), []byte("body{}"), 0o644)
 	prepend := filepath.Join(t.TempDir(), "sessiongate-prepend.php")
 	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
