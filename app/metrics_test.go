@@ -3,7 +3,11 @@ package app
 import (
 	"bufio"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +35,22 @@ type prependPHP struct {
 	seq int
 }
 
+// sealFrame seals a message the way the prepend does with openssl_encrypt
+// (AES-256-GCM under the request's frame key): iv | tag | ciphertext.
+func sealFrame(hexKey, plain string) []byte {
+	key, _ := hex.DecodeString(hexKey)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil // no key: the gateway rejects the frame, as it should
+	}
+	gcm, _ := cipher.NewGCM(block)
+	iv := make([]byte, gcm.NonceSize())
+	_, _ = rand.Read(iv)
+	out := gcm.Seal(nil, iv, []byte(plain), nil)
+	ct, tag := out[:len(out)-gcm.Overhead()], out[len(out)-gcm.Overhead():]
+	return append(append(iv, tag...), ct...)
+}
+
 func (p *prependPHP) RoundTrip(r *http.Request) (*http.Response, error) {
 	script := fcgi.ScriptFrom(r.Context())
 	params := map[string]string{}
@@ -43,7 +63,7 @@ func (p *prependPHP) RoundTrip(r *http.Request) (*http.Response, error) {
 		seq := p.seq
 		p.seq++
 		p.mu.Unlock()
-		msg := base64.StdEncoding.EncodeToString([]byte(op + "\n" + id + "\n" + payload))
+		msg := base64.StdEncoding.EncodeToString(sealFrame(params["SESSIONGATE_FRAME_KEY"], op+"\n"+id+"\n"+payload))
 		script.OnStderr([]byte("PHP message: @sg1:" + nonce + ":" + strconv.Itoa(seq) + ":1:" + msg + "#"))
 	}
 	switch script.ScriptName {
