@@ -77,32 +77,14 @@ func OpenClient(rawURL string, opts ...ClientOption) (redis.UniversalClient, err
 		if err != nil {
 			return nil, p.scrub(err)
 		}
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = orDefault(o.DialTimeout, cfg.dial), orDefault(o.ReadTimeout, cfg.read), orDefault(o.WriteTimeout, cfg.write)
-		o.ContextTimeoutEnabled = true
-		o.MaxRetries = noRetriesUnlessAsked(o.MaxRetries)
-		if o.DialerRetries == 0 {
-			o.DialerRetries = 1 // one dial attempt: down means 503 now, not after 5 tries
-		}
-		if o.PoolSize == 0 {
-			o.PoolSize = cfg.poolSize
-		}
-		o.TLSConfig = p.tlsConfig(o.TLSConfig, cfg.tls)
+		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig})
 		return redis.NewClient(o), nil
 	case kindCluster:
 		o, err := redis.ParseClusterURL(p.goRedisURL)
 		if err != nil {
 			return nil, p.scrub(err)
 		}
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = orDefault(o.DialTimeout, cfg.dial), orDefault(o.ReadTimeout, cfg.read), orDefault(o.WriteTimeout, cfg.write)
-		o.ContextTimeoutEnabled = true
-		o.MaxRetries = noRetriesUnlessAsked(o.MaxRetries)
-		if o.DialerRetries == 0 {
-			o.DialerRetries = 1 // one dial attempt: down means 503 now, not after 5 tries
-		}
-		if o.PoolSize == 0 {
-			o.PoolSize = cfg.poolSize
-		}
-		o.TLSConfig = p.tlsConfig(o.TLSConfig, cfg.tls)
+		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig})
 		return redis.NewClusterClient(o), nil
 	default: // kindSentinel
 		o, err := redis.ParseFailoverURL(p.goRedisURL)
@@ -117,16 +99,7 @@ func OpenClient(rawURL string, opts ...ClientOption) (redis.UniversalClient, err
 			// replicas would break the lock's read-your-writes.
 			return nil, errors.New("redisstore: sentinel URL: route_by_latency, route_randomly and replica_only are not supported (sessions need the master)")
 		}
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = orDefault(o.DialTimeout, cfg.dial), orDefault(o.ReadTimeout, cfg.read), orDefault(o.WriteTimeout, cfg.write)
-		o.ContextTimeoutEnabled = true
-		o.MaxRetries = noRetriesUnlessAsked(o.MaxRetries)
-		if o.DialerRetries == 0 {
-			o.DialerRetries = 1 // one dial attempt: down means 503 now, not after 5 tries
-		}
-		if o.PoolSize == 0 {
-			o.PoolSize = cfg.poolSize
-		}
-		o.TLSConfig = p.tlsConfig(o.TLSConfig, cfg.tls)
+		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig})
 		return redis.NewFailoverClient(o), nil
 	}
 }
@@ -423,4 +396,34 @@ func truncate(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
+}
+
+// common points at the option fields the three go-redis option types share,
+// so one function gives them the store's defaults.
+type common struct {
+	dial, read, write *time.Duration
+	ctxTimeout        *bool
+	retries           *int
+	dialerRetries     *int
+	poolSize          *int
+	protocol          *int
+	tls               **tls.Config
+}
+
+func (cfg *clientConfig) apply(p *parsedURL, c *common) {
+	*c.dial, *c.read, *c.write = orDefault(*c.dial, cfg.dial), orDefault(*c.read, cfg.read), orDefault(*c.write, cfg.write)
+	*c.ctxTimeout = true
+	*c.retries = noRetriesUnlessAsked(*c.retries)
+	if *c.dialerRetries == 0 {
+		*c.dialerRetries = 1 // one dial attempt: down means 503 now, not after 5 tries
+	}
+	if *c.poolSize == 0 {
+		*c.poolSize = cfg.poolSize
+	}
+	if *c.protocol == 0 {
+		// RESP2: the store uses no RESP3 feature, and go-redis then skips
+		// its push-notification check on every reply.
+		*c.protocol = 2
+	}
+	*c.tls = p.tlsConfig(*c.tls, cfg.tls)
 }
