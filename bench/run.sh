@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh — the gateway, nginx and Caddy in front of the SAME php-fpm
-# pool, measured with wrk in the same run and printed as req/s, p99 and
-# ratios. Called by `make bench` (which builds bin/gateway and checks the
-# dependencies first).
+# pool (and the gateway and nginx in front of the SAME gunicorn), measured
+# with wrk in the same run and printed as req/s, p99 and ratios. Called by
+# `make bench` (which builds bin/gateway and checks the dependencies first).
 #
 # Environment (all optional):
 #   BENCH_DURATION   measured wrk run per front and scenario   (default 10s)
@@ -11,12 +11,17 @@
 #   BENCH_THREADS    wrk -t                                     (default 2)
 #   BENCH_CONNS      wrk -c                                     (default 32)
 #   BENCH_SCENARIOS  scenarios to run
-#                    (default "hello static sessions hotsession")
+#                    (default "hello static sessions hotsession django")
 #   BENCH_FRONTS     only these fronts (default: every front one of the
 #                    scenarios runs on)
 #   BENCH_CHILDREN   php-fpm pm.max_children, pm=static         (default 8)
 #   BENCH_FPM_LISTEN php-fpm listens on "tcp" (127.0.0.1) or "unix" (a
 #                    socket)                                    (default tcp)
+#   BENCH_GUNICORN_WORKERS  gunicorn --workers (django)       (default 2)
+#   BENCH_GUNICORN_THREADS  gunicorn --threads: gthread workers, which keep
+#                    connections alive, as examples/django's README runs
+#                    it; 1 = sync workers (one request per connection)
+#                                                               (default 4)
 #   GATEWAY_BIN      gateway binary                   (default bin/gateway)
 #
 # Scenarios and their fronts:
@@ -27,11 +32,16 @@
 #                                             nginx_redis_lock nginx_files
 #   hotsession  the counter page, ONE session for all connections; lost
 #               increments counted            (same fronts as sessions)
+#   django      examples/django's /accounts/whoami/ (a JSON view) without a
+#               session cookie                gateway_django nginx_django
 # Fronts: gateway (no session store, no prepend: the plain FastCGI front),
 # nginx, caddy; gateway_redis (Redis store, SESSIONGATE_SESSION_LOCK=strict,
 # the prepend); nginx_redis / nginx_redis_lock (phpredis session handler with
 # redis.session.locking_enabled 0 / 1); nginx_files (PHP's files handler,
 # flock). The session fronts share one redis-server started here.
+# gateway_django (SESSIONGATE_DJANGO_PATHS=/accounts/ to the gunicorn, the
+# Redis store, strict locking) and nginx_django (proxy_pass to the same
+# gunicorn through an upstream keepalive pool): see "Django" below.
 #
 # Method. Runs vary by +-30% on a shared 2-core machine, so absolute figures
 # mean little: fronts are compared as ratios measured in the same run, over
@@ -57,7 +67,9 @@
 # response had already shown (counter.lua).
 #
 # Extending: a scenario NAME is a set of functions —
-#   scenario_NAME_setup      write its files into $DOCROOT (once, optional)
+#   scenario_NAME_setup      write its files into $DOCROOT, or start a
+#                            service all its fronts share (once, optional;
+#                            anything started with spawn is stopped on exit)
 #   scenario_NAME_path       print the URL path to request
 #   scenario_NAME_expect     print a string the response body must contain
 #   scenario_NAME_fronts     print the fronts it runs on (optional; default
@@ -87,7 +99,9 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-2}
 BENCH_THREADS=${BENCH_THREADS:-2}
 BENCH_CONNS=${BENCH_CONNS:-32}
 BENCH_FRONTS=${BENCH_FRONTS:-}
-BENCH_SCENARIOS=${BENCH_SCENARIOS:-hello static sessions hotsession}
+BENCH_SCENARIOS=${BENCH_SCENARIOS:-hello static sessions hotsession django}
+BENCH_GUNICORN_WORKERS=${BENCH_GUNICORN_WORKERS:-2}
+BENCH_GUNICORN_THREADS=${BENCH_GUNICORN_THREADS:-4}
 BENCH_CHILDREN=${BENCH_CHILDREN:-8}
 BENCH_FPM_LISTEN=${BENCH_FPM_LISTEN:-tcp}
 GATEWAY_BIN=${GATEWAY_BIN:-$ROOT/bin/gateway}
@@ -101,6 +115,7 @@ TARGETS=(
 	"sessions gateway_redis nginx_redis 1.0"
 	"hotsession gateway_redis nginx_files 1.0"
 	"hotsession gateway_redis nginx_redis_lock 1.7"
+	"django gateway_django nginx_django 1.0"
 )
 # Fronts that must lose nothing and fail nothing: "scenario front" — every
 # run with 0 errors (socket errors, non-2xx: a gateway 503 on a lock timeout
@@ -184,6 +199,10 @@ stop_spawned() {
 	done
 	ALL_PIDS=("${keep[@]}")
 }
+
+# new_secret: a SESSIONGATE_SESSION_KEYS value (64 base64 characters: at
+# least 32 bytes and no comma, for the gateway and sessiongate_django alike).
+new_secret() { head -c 48 /dev/urandom | base64 -w0; }
 
 free_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -281,20 +300,20 @@ start_redis() {
 # ---------------------------------------------------------------- fronts
 
 # run_gateway [VAR=value...]: start the gateway with the common settings
-# plus the given environment.
+# plus the given environment (which wins over the common settings).
 run_gateway() {
 	[[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing: run 'make build' (or drop the gateway fronts from BENCH_FRONTS)"
 	local port
 	port=$(free_port)
 	# A fresh signing key per front start (the gateway refuses to start
-	# without one, or development mode).
-	env "$@" \
-		SESSIONGATE_SESSION_KEYS="$(head -c 48 /dev/urandom | base64 -w0)" \
+	# without one, or development mode), unless the caller gives one.
+	env SESSIONGATE_SESSION_KEYS="$(new_secret)" \
 		SESSIONGATE_LISTEN="127.0.0.1:$port" \
 		SESSIONGATE_PHP_FPM="$FPM_ADDR" \
 		SESSIONGATE_DOCUMENT_ROOT="$DOCROOT" \
 		SESSIONGATE_PHP_MAX_CONNS="$BENCH_CHILDREN" \
 		SESSIONGATE_ACCESS_LOG=off \
+		"$@" \
 		setsid "$GATEWAY_BIN" >>"$WORK/gateway.log" 2>&1 </dev/null &
 	FRONT_PID=$!
 	ALL_PIDS+=("$FRONT_PID")
@@ -599,6 +618,181 @@ scenario_hotsession_after() {
 	echo "$lost $ok $dup"
 }
 
+# ------------------------------------------------------ Django (issue 4)
+
+# One gunicorn for both fronts, started once (scenario_django_setup) and
+# left running between them: unlike php-fpm it carries no per-request
+# settings from one front to the next, and gthread workers do not pin a
+# thread to an idle kept-alive connection. (php-fpm is still restarted with
+# every front, as for the others; it stays idle here.) It runs examples/django as
+# committed, migrated into a fresh sqlite file, under Debian's
+# /usr/bin/python3 (via /usr/bin/gunicorn's shebang) with a clean
+# environment: a pyenv or virtualenv python3 on PATH has no Django.
+#
+# The page is /accounts/whoami/ without a session cookie: the request runs
+# the whole middleware stack (sessiongate_django's session, auth: an
+# anonymous user, no query) and answers a small JSON object. Through the
+# gateway, which has sessions on with the Redis store, the request carries
+# the gateway's signed (empty) session headers and sessiongate_django
+# verifies them; no cookie means no store round trip, so Redis vs memory
+# makes no difference to this page: Redis because that is the deployment
+# issue 4 describes. Through nginx the request carries none, which
+# sessiongate_django treats as an anonymous session and logs at INFO; that
+# line is a misdeployment warning a site fronted by nginx would not pay, so
+# the bench settings (examples/django's, imported) lower that logger to
+# WARNING. Net effect: Django does strictly more work per request behind the
+# gateway (an HMAC check, six more headers) than behind nginx. On a small
+# machine gunicorn, the front and wrk share the CPU, so the ratio is decided
+# by the CPU the front, and Django behind it, spend per request.
+DJANGO_DIR=$ROOT/examples/django
+DJANGO_PAGE=/accounts/whoami/
+DJANGO_KEYS=""
+DJANGO_URL=""
+GUNICORN_PID=""
+declare -a DJANGO_ENV=()
+DJANGO_FRONTS="gateway_django nginx_django"
+
+start_gunicorn() {
+	local dir=$WORK/django port out=""
+	mkdir -p "$dir"
+	cat >"$dir/bench_settings.py" <<'PY'
+"""examples/django's settings for bench/run.sh: sessiongate_django's INFO
+line for a request that did not come through the gateway (every nginx
+request) is not logged."""
+from sgdemo.settings import *  # noqa: F401,F403
+from sgdemo.settings import LOGGING
+
+LOGGING["loggers"]["sessiongate_django"]["level"] = "WARNING"
+PY
+	DJANGO_KEYS=$(new_secret)
+	DJANGO_ENV=(env -i "HOME=$dir" PATH=/usr/bin:/bin LANG=C.UTF-8
+		"PYTHONPATH=$dir" PYTHONDONTWRITEBYTECODE=1
+		DJANGO_SETTINGS_MODULE=bench_settings
+		"DJANGO_DATABASE=$dir/db.sqlite3"
+		"DJANGO_SECRET_KEY=$(new_secret)"
+		DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost
+		"SESSIONGATE_SESSION_KEYS=$DJANGO_KEYS")
+	if ! (cd "$DJANGO_DIR" && timeout 120 "${DJANGO_ENV[@]}" /usr/bin/python3 manage.py migrate --noinput) >"$dir/migrate.log" 2>&1; then
+		tail -20 "$dir/migrate.log" >&2 || true
+		die "manage.py migrate failed (log: $dir/migrate.log)"
+	fi
+	port=$(free_port)
+	local args=(--bind "127.0.0.1:$port" --workers "$BENCH_GUNICORN_WORKERS"
+		--threads "$BENCH_GUNICORN_THREADS" --graceful-timeout 2
+		--chdir "$DJANGO_DIR" --error-logfile -)
+	# The workers' heartbeat file on tmpfs, as gunicorn's docs advise.
+	[[ ! -w /dev/shm ]] || args+=(--worker-tmp-dir /dev/shm)
+	spawn "$dir/gunicorn.log" "${DJANGO_ENV[@]}" /usr/bin/gunicorn "${args[@]}" sgdemo.wsgi:application
+	GUNICORN_PID=$SPAWNED_PID
+	wait_port "$port" "$GUNICORN_PID" "$dir/gunicorn.log"
+	DJANGO_URL=http://127.0.0.1:$port
+	# The port accepts before the workers have imported Django.
+	for _ in $(seq 30); do
+		out=$(curl -fsS --max-time 10 "$DJANGO_URL$DJANGO_PAGE" 2>&1) && break
+		kill -0 "$GUNICORN_PID" 2>/dev/null || break
+		sleep 0.5
+	done
+	if [[ $out != *'"session_key"'* ]]; then
+		tail -20 "$dir/gunicorn.log" >&2 || true
+		die "gunicorn $DJANGO_URL$DJANGO_PAGE: ${out:0:300} (log: $dir/gunicorn.log)"
+	fi
+	log "gunicorn pid $GUNICORN_PID on 127.0.0.1:$port ($BENCH_GUNICORN_WORKERS workers x $BENCH_GUNICORN_THREADS threads)"
+}
+
+# The gateway sending /accounts/ to Django, with the shared session (Redis,
+# strict locking) and gunicorn's keys.
+start_gateway_django() {
+	[[ -n $DJANGO_URL ]] || die "gateway_django: gunicorn is not running (the django scenario starts it)"
+	run_gateway SESSIONGATE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
+		SESSIONGATE_SESSION_LOCK=strict \
+		SESSIONGATE_SESSION_KEYS="$DJANGO_KEYS" \
+		SESSIONGATE_DJANGO_URL="$DJANGO_URL" \
+		SESSIONGATE_DJANGO_PATHS=/accounts/
+}
+
+# nginx proxying /accounts/ to the same gunicorn over kept-alive upstream
+# connections, with the headers the gateway sets (Host as sent,
+# X-Forwarded-For/Proto/Host).
+start_nginx_django() {
+	[[ -n $DJANGO_URL ]] || die "nginx_django: gunicorn is not running (the django scenario starts it)"
+	local port
+	port=$(free_port)
+	mkdir -p "$WORK/nginx"
+	# keepalive is the idle cache per nginx worker: as many as there are
+	# client connections, so no upstream connection is closed and reopened
+	# under load (the gateway's transport keeps up to 64).
+	cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 100000;
+    client_body_temp_path $WORK/nginx/body;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    proxy_temp_path $WORK/nginx/proxy;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+
+    upstream django {
+        server ${DJANGO_URL#http://};
+        keepalive $BENCH_CONNS;
+    }
+
+    server {
+        listen 127.0.0.1:$port;
+
+        location /accounts/ {
+            proxy_pass http://django;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$http_host;
+        }
+
+        location / { return 404; }
+    }
+}
+EOF
+	spawn "$WORK/nginx/stderr.log" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
+	FRONT_PID=$SPAWNED_PID
+	wait_port "$port" "$FRONT_PID" "$WORK/nginx/error.log"
+	FRONT_URL=http://127.0.0.1:$port
+}
+
+# django_session_check FRONT: the gateway really carries the session to
+# Django and back: /accounts/counter/ starts one (1, Set-Cookie), and with
+# the cookie counts 2, which only happens if sessiongate_django verified the
+# request headers and the gateway verified and stored Django's change.
+django_session_check() {
+	local hdrs=$WORK/headers.txt body cookie
+	body=$(curl -fsS --max-time 15 -D "$hdrs" "$FRONT_URL/accounts/counter/" 2>&1) ||
+		die "$1: $body"
+	cookie=$(awk 'tolower($1) == "set-cookie:" { sub(/;.*/, "", $2); sub(/\r$/, "", $2); print $2; exit }' "$hdrs")
+	[[ $body == 1 && -n $cookie ]] ||
+		die "$1: /accounts/counter/ on a new session: '$body', cookie '$cookie' (logs: $WORK/gateway.log, $WORK/django/gunicorn.log)"
+	body=$(curl -fsS --max-time 15 -H "Cookie: $cookie" "$FRONT_URL/accounts/counter/" 2>&1) ||
+		die "$1: $body"
+	[[ $body == 2 ]] || die "$1: the Django session is not kept: second request counted '$body', not 2 (logs: $WORK)"
+}
+
+scenario_django_setup() {
+	# Only when one of its fronts runs (BENCH_FRONTS may leave them out).
+	[[ " ${fronts[*]} " == *" gateway_django "* || " ${fronts[*]} " == *" nginx_django "* ]] || return 0
+	start_gunicorn
+}
+scenario_django_path() { echo "$DJANGO_PAGE"; }
+scenario_django_expect() { echo '"session_key": null'; }
+scenario_django_fronts() { echo "$DJANGO_FRONTS"; }
+scenario_django_prepare() {
+	kill -0 "$GUNICORN_PID" 2>/dev/null || die "gunicorn (pid $GUNICORN_PID) is gone (log: $WORK/django/gunicorn.log)"
+	[[ $1 != gateway_django ]] || django_session_check "$1"
+}
+
 # ---------------------------------------------------------------- helpers
 
 has_fn() { declare -F "$1" >/dev/null; }
@@ -683,14 +877,20 @@ done
 ((${#fronts[@]} > 0)) || die "no front runs the scenarios '$BENCH_SCENARIOS' (BENCH_FRONTS='$BENCH_FRONTS')"
 need_redis=""
 for front in "${fronts[@]}"; do
-	case $front in *redis*) need_redis=1 ;; esac
+	case $front in *redis* | gateway_django) need_redis=1 ;; esac
 	case $front in nginx*) command -v nginx >/dev/null || die "nginx not found: run scripts/deps.sh bench" ;; esac
+	case $front in nginx_redis*)
+		php -m 2>/dev/null | grep -qx redis || die "the PHP redis extension (php8.2-redis) is missing: run scripts/deps.sh bench"
+		;;
+	esac
+	case $front in *_django)
+		[[ -x /usr/bin/gunicorn ]] || die "/usr/bin/gunicorn not found: run scripts/deps.sh bench"
+		/usr/bin/python3 -c 'import django' 2>/dev/null || die "Django for /usr/bin/python3 (python3-django) is missing: run scripts/deps.sh bench"
+		;;
+	esac
 done
 [[ " ${fronts[*]} " != *" caddy "* ]] || command -v caddy >/dev/null || die "caddy not found: run scripts/deps.sh bench"
-if [[ -n $need_redis ]]; then
-	command -v redis-server >/dev/null || die "redis-server not found: run scripts/deps.sh bench"
-	php -m 2>/dev/null | grep -qx redis || die "the PHP redis extension (php8.2-redis) is missing: run scripts/deps.sh bench"
-fi
+[[ -z $need_redis ]] || command -v redis-server >/dev/null || die "redis-server not found: run scripts/deps.sh bench"
 
 for sc in $BENCH_SCENARIOS; do
 	if has_fn "scenario_${sc}_setup"; then "scenario_${sc}_setup"; fi
@@ -723,6 +923,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 report() {
 	echo "sessiongate bench $STAMP: wrk -t$BENCH_THREADS (sessions: -t$BENCH_CONNS) -c$BENCH_CONNS -d$BENCH_DURATION, $BENCH_ROUNDS round(s), php-fpm pm=static $BENCH_CHILDREN children on $BENCH_FPM_LISTEN, $(nproc) CPUs"
+	[[ -z $GUNICORN_PID ]] || echo "django: one gunicorn $(/usr/bin/gunicorn --version 2>&1 | awk '{ print $NF }' | tr -d '()'), $BENCH_GUNICORN_WORKERS workers x $BENCH_GUNICORN_THREADS threads, examples/django $DJANGO_PAGE, no session cookie; nginx_django keepalive $BENCH_CONNS per nginx worker"
 	echo "load average (1/5/15 min): $LOAD_BEFORE before, $LOAD_AFTER after (other users of the machine included)"
 	echo "gateway binary $GATEWAY_BIN ($(stat -c %y "$GATEWAY_BIN" 2>/dev/null | cut -d. -f1)); working tree $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')"
 	echo
