@@ -86,7 +86,11 @@ type Store interface {
 }
 
 // Lease is a held lock. Exactly one Unlock call ends it; later calls return
-// ErrLeaseLost.
+// ErrLeaseLost. A store may hand the lock to a waiter of the same process
+// while the releasing holder's write is still in flight (Redis does, so the
+// round trip does not lengthen the session's critical section); that
+// waiter's record is the one the write produces, and its own Unlock fails,
+// applying nothing, if the write it was built on failed.
 type Lease interface {
 	// Unlock applies m and releases the lock in one atomic step, returning
 	// the record's new version (0 after Delete or for an absent record).

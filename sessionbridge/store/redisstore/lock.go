@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -265,7 +266,7 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 			return nil, store.Record{}, perr
 		}
 		if ok {
-			l := &lease{s: s, id: id, keys: keys, token: token, q: q, gen: gen}
+			l := &lease{s: s, id: id, keys: keys, token: token, q: q, gen: gen, rec: rec}
 			s.mu.Lock()
 			if s.queues[id] == q && q.gen == gen {
 				q.holding = true
@@ -341,6 +342,22 @@ type lease struct {
 	gen      uint64
 	handoffs int
 	done     bool // guarded by s.mu
+	// rec is the record as this holder received it: with Keep it is what
+	// the next local holder receives, without asking Redis.
+	rec store.Record
+	// prev is the write of the holder that handed this lease over, still
+	// in flight when it did so. This holder's own write waits for it, so a
+	// session's writes reach Redis in hand-over order, and fails if it
+	// failed (this holder's data was built on it).
+	prev *pendingWrite
+}
+
+// pendingWrite is one holder's unlock script, in flight while the next local
+// holder already runs: the Redis round trip of a write overlaps the next
+// request instead of lengthening the session's critical section.
+type pendingWrite struct {
+	done chan struct{}
+	err  error // set before done is closed
 }
 
 // Unlock implements store.Lease.
@@ -359,7 +376,22 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		// caller can still release it properly.
 		return 0, fmt.Errorf("redisstore: unknown mutation kind %d", m.Kind)
 	}
+	if p := l.prev; p != nil {
+		var perr error
+		select {
+		case <-p.done:
+			perr = p.err
+		case <-ctx.Done():
+			perr = unavailable("unlock", fmt.Errorf("waiting for the previous write: %w", ctx.Err()))
+		}
+		if perr != nil {
+			return 0, l.abandon(perr)
+		}
+	}
 
+	// Prepared outside the lock: the next holder's token and, for a Put,
+	// the version the script will give a record that does not exist yet.
+	nextToken, iv := s.newToken(), initialVersion()
 	s.mu.Lock()
 	if l.done {
 		s.mu.Unlock()
@@ -368,57 +400,57 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 	l.done = true
 	q := l.q
 	head := s.queues[l.id] == q && q.gen == l.gen
-	var next *waiter
-	if head && l.handoffs < maxHandoffs && len(q.waiters) > 0 && time.Now().Before(q.expires) {
-		next = q.waiters[0]
-		q.waiters = q.waiters[1:]
-		next.state = pending
-	}
-	s.mu.Unlock()
-
-	nextToken, nextLease := "", int64(0)
-	if next != nil {
-		nextToken, nextLease = s.newToken(), ms(next.leaseTTL)
-	}
-	start := time.Now()
-	res, err := unlockScript.Run(ctx, s.c, l.keys, l.token, kind, ms(m.TTL), m.Value,
-		initialVersion(), s.channel, l.id, nextToken, nextLease).Slice()
 	var (
-		ver  uint64
-		rec  store.Record
-		lost bool
+		pw        *pendingWrite
+		nextLease time.Duration
 	)
-	if err == nil {
-		ver, rec, lost, err = parseUnlockReply(res, m)
-	} else {
-		err = unavailable("unlock", err)
-	}
-
-	s.mu.Lock()
-	switch {
-	case next != nil && err == nil && !lost:
+	if head && l.handoffs < maxHandoffs && len(q.waiters) > 0 && time.Now().Before(q.expires) {
+		next := q.waiters[0]
+		q.waiters = q.waiters[1:]
+		pw, nextLease = &pendingWrite{done: make(chan struct{})}, next.leaseTTL
+		rec := l.after(m, iv)
 		q.gen++
 		q.holding = true
-		q.expires = start.Add(next.leaseTTL)
+		q.expires = time.Now().Add(next.leaseTTL)
 		next.gen = q.gen
-		next.lease = &lease{s: s, id: l.id, keys: l.keys, token: nextToken, q: q, gen: q.gen, handoffs: l.handoffs + 1}
+		next.lease = &lease{s: s, id: l.id, keys: l.keys, token: nextToken, q: q, gen: q.gen,
+			handoffs: l.handoffs + 1, rec: rec, prev: pw}
 		next.rec = rec
 		next.state = granted
 		signal(next.wake)
 		if len(q.waiters) > 0 {
 			signal(q.waiters[0].wake)
 		}
-	case next != nil:
-		// Not handed over: the next waiter leads and contends in Redis.
-		q.gen++
-		q.holding = false
-		next.gen = q.gen
-		next.state = contend
-		signal(next.wake)
-	case head:
-		s.promoteLocked(l.id, q, l.gen)
 	}
 	s.mu.Unlock()
+
+	scriptNext := ""
+	if pw != nil {
+		scriptNext = nextToken
+	}
+	res, err := unlockScript.Run(ctx, s.c, l.keys, l.token, kind, ms(m.TTL), m.Value,
+		iv, s.channel, l.id, scriptNext, ms(nextLease)).Slice()
+	var (
+		ver  uint64
+		lost bool
+	)
+	if err == nil {
+		ver, _, lost, err = parseUnlockReply(res, m)
+	} else {
+		err = unavailable("unlock", err)
+	}
+	if pw != nil {
+		switch {
+		case err != nil:
+			pw.err = err
+		case lost:
+			pw.err = store.ErrLeaseLost
+		}
+		close(pw.done)
+	}
+	if pw == nil && head {
+		s.headDone(l.id, q, l.gen)
+	}
 
 	if err != nil {
 		// The script may not have run (the lock is still ours) or may have
@@ -426,7 +458,7 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		// nextToken). Either way nobody will unlock it: free it now rather
 		// than block the session until the lease ends.
 		s.releaseToken(l.id, l.keys, l.token)
-		if nextToken != "" {
+		if pw != nil {
 			s.releaseToken(l.id, l.keys, nextToken)
 		}
 		return 0, err
@@ -435,6 +467,44 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		return 0, store.ErrLeaseLost
 	}
 	return ver, nil
+}
+
+// after is the record as it will be once m is applied, for the next local
+// holder: exactly what the unlock script writes when nobody else touched
+// the session meanwhile (nobody can while the lock is held).
+func (l *lease) after(m store.Mutation, initial string) store.Record {
+	switch m.Kind {
+	case store.Put:
+		v := l.rec.Version + 1
+		if l.rec.Version == 0 {
+			v, _ = strconv.ParseUint(initial, 10, 64)
+		}
+		return store.Record{Value: append([]byte{}, m.Value...), Version: v}
+	case store.Delete:
+		return store.Record{}
+	default:
+		return l.rec
+	}
+}
+
+// abandon ends a lease whose previous holder's write failed: nothing of
+// this holder's is applied (its data was built on that write), the lock is
+// freed, and the local queue moves on.
+func (l *lease) abandon(cause error) error {
+	s := l.s
+	s.mu.Lock()
+	if l.done {
+		s.mu.Unlock()
+		return store.ErrLeaseLost
+	}
+	l.done = true
+	s.mu.Unlock()
+	s.headDone(l.id, l.q, l.gen)
+	s.releaseToken(l.id, l.keys, l.token)
+	if errors.Is(cause, store.ErrLeaseLost) {
+		return fmt.Errorf("%w: the previous holder's write was not applied", store.ErrLeaseLost)
+	}
+	return cause
 }
 
 // parseUnlockReply decodes {-1} (lease lost) or {1, version, data|nil}. For

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -127,7 +128,9 @@ func TestUnavailableFailsFast(t *testing.T) {
 }
 
 // A lost Unlock (Redis down while the holder releases) must not leave local
-// waiters queued for ever: they get an error or the lock, within their ctx.
+// waiters queued for ever: they get an error, or the lock handed over while
+// the holder's write was in flight, in which case their own Unlock reports
+// that the write they built on failed.
 func TestUnlockFailurePromotesLocalWaiter(t *testing.T) {
 	m := startMiniredis(t)
 	s := newTestStore(t, m.Addr())
@@ -142,7 +145,10 @@ func TestUnlockFailurePromotesLocalWaiter(t *testing.T) {
 	go func() {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		_, _, err := s.Lock(wctx, "w", time.Second)
+		wl, _, err := s.Lock(wctx, "w", time.Second)
+		if err == nil {
+			_, err = wl.Unlock(wctx, store.Mutation{Kind: store.Put, Value: []byte("y")})
+		}
 		got <- err
 	}()
 	time.Sleep(100 * time.Millisecond)
@@ -260,4 +266,49 @@ func BenchmarkLockUnlockMiniredis(b *testing.B) {
 func BenchmarkHotSessionMiniredis(b *testing.B) {
 	m := startMiniredis(b)
 	storetest.BenchHotSession(b, newTestStore(b, m.Addr()))
+}
+
+// A local hand-over gives the next holder the record as the holder's write
+// leaves it, before that write has reached Redis: it must be exactly what
+// Redis then holds, version included.
+func TestHandOverRecordMatchesRedis(t *testing.T) {
+	m := startMiniredis(t)
+	s := newTestStore(t, m.Addr())
+	ctx := context.Background()
+	for _, first := range []bool{true, false} { // absent record, then present
+		l, _, err := s.Lock(ctx, "h", 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			l   store.Lease
+			rec store.Record
+			err error
+		}
+		got := make(chan result, 1)
+		go func() {
+			wl, rec, err := s.Lock(ctx, "h", 5*time.Second)
+			got <- result{wl, rec, err}
+		}()
+		time.Sleep(50 * time.Millisecond)
+		value := []byte(fmt.Sprintf("value first=%v", first))
+		ver, err := l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: value, TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := <-got
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		stored, err := s.Load(ctx, "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.rec.Version != ver || stored.Version != ver || string(r.rec.Value) != string(stored.Value) {
+			t.Fatalf("handed over %d %q, Unlock said %d, Redis has %d %q", r.rec.Version, r.rec.Value, ver, stored.Version, stored.Value)
+		}
+		if _, err := r.l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
