@@ -115,9 +115,12 @@ func New(o Options) (*Proxy, error) {
 		ExpectContinueTimeout: time.Second,
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      &balancer{pool: p.pool, t: p.t, log: log},
-		FlushInterval:  -1, // streaming responses reach the client at once
+		Rewrite:   p.rewrite,
+		Transport: &balancer{pool: p.pool, t: p.t, log: log},
+		// 0: ReverseProxy already flushes every write of a streamed
+		// response (no Content-Length, or text/event-stream); a response
+		// with a length then leaves in one write instead of two.
+		FlushInterval:  0,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
