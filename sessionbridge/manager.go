@@ -180,11 +180,12 @@ func (m *Manager) Open(ctx context.Context, r *http.Request, https bool) (*Sessi
 	}
 	if err != nil {
 		switch {
+		case ctx.Err() != nil:
+			// The client left while waiting: not a busy session.
+			return nil, ctx.Err()
 		case errors.Is(err, store.ErrLockTimeout):
 			m.event("lock_timeout")
 			return nil, ErrBusy
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
 		default:
 			m.event("store_error")
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
