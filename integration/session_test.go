@@ -261,25 +261,27 @@ func TestSessionNoLostUpdates(t *testing.T) {
 // TestSessionWriteCloseReleases: a page that closes the session and then
 // sleeps does not hold other requests of the session.
 func TestSessionWriteCloseReleases(t *testing.T) {
-	s := startSessionStack(t, stackOpts{})
-	ck := s.newSession(t)
-	done := make(chan string, 1)
-	go func() {
-		_, body, _ := s.gws[0].get(t, "/write_close_sleep.php", ck)
-		done <- body
-	}()
-	time.Sleep(300 * time.Millisecond)
-	start := time.Now()
-	d := s.gws[1].dump(t, ck)
-	if took := time.Since(start); took > time.Second {
-		t.Errorf("request B waited %v behind a closed session", took)
-	}
-	if !strings.Contains(string(d.Data), `"a":1`) {
-		t.Errorf("B does not see a=1: %s", d.Data)
-	}
-	if body := <-done; body != "slept" {
-		t.Errorf("A: %q", body)
-	}
+	sessionBackends(t, func(t *testing.T, o stackOpts) {
+		s := startSessionStack(t, o)
+		ck := s.newSession(t)
+		done := make(chan string, 1)
+		go func() {
+			_, body, _ := s.gws[0].get(t, "/write_close_sleep.php", ck)
+			done <- body
+		}()
+		time.Sleep(300 * time.Millisecond)
+		start := time.Now()
+		d := s.gws[1].dump(t, ck)
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("request B waited %v behind a closed session", took)
+		}
+		if !strings.Contains(string(d.Data), `"a":1`) {
+			t.Errorf("B does not see a=1: %s", d.Data)
+		}
+		if body := <-done; body != "slept" {
+			t.Errorf("A: %q", body)
+		}
+	})
 }
 
 // TestSessionLateWrite: a change after 1 MiB of output persists, and a
@@ -394,39 +396,44 @@ func TestSessionNoCookieNoRedis(t *testing.T) {
 // internal headers in any spelling, and internal response headers never
 // reach the client.
 func TestSessionInternalHeaders(t *testing.T) {
-	s := startSessionStack(t, stackOpts{})
-	ck := s.newSession(t)
-	resp, body, _ := s.gws[0].get(t, "/evil_header.php", ck,
-		"X-Sessiongate-Session-Id", "attacker", "X_Sessiongate_Data_0", "attacker", "x-sessiongate-nonce", "attacker")
-	if resp.StatusCode != 200 || body != "[]" {
-		t.Fatalf("PHP saw internal names: %d %s", resp.StatusCode, body)
-	}
-	for name := range resp.Header {
-		if strings.Contains(strings.ToLower(strings.ReplaceAll(name, "_", "-")), "sessiongate") {
-			t.Errorf("client got internal header %s", name)
+	sessionBackends(t, func(t *testing.T, o stackOpts) {
+		s := startSessionStack(t, o)
+		ck := s.newSession(t)
+		resp, body, _ := s.gws[0].get(t, "/evil_header.php", ck,
+			"X-Sessiongate-Session-Id", "attacker", "X_Sessiongate_Data_0", "attacker", "x-sessiongate-nonce", "attacker")
+		if resp.StatusCode != 200 || body != "[]" {
+			t.Fatalf("PHP saw internal names: %d %s", resp.StatusCode, body)
 		}
-	}
-	d := s.gws[0].dump(t, ck)
-	if len(d.ServerKeys) != 0 {
-		t.Errorf("$_SERVER carries internal params: %v", d.ServerKeys)
-	}
+		for name := range resp.Header {
+			if strings.Contains(strings.ToLower(strings.ReplaceAll(name, "_", "-")), "sessiongate") {
+				t.Errorf("client got internal header %s", name)
+			}
+		}
+		d := s.gws[0].dump(t, ck)
+		if len(d.ServerKeys) != 0 {
+			t.Errorf("$_SERVER carries internal params: %v", d.ServerKeys)
+		}
+	})
 }
 
 // TestSessionLockTimeout: a session held longer than the lock timeout
 // answers 503 with Retry-After, and no PHP runs for it.
 func TestSessionLockTimeout(t *testing.T) {
-	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_TIMEOUT=300ms"}})
-	ck := s.newSession(t)
-	go s.gws[0].get(t, "/hold.php?ms=1500", ck)
-	time.Sleep(200 * time.Millisecond)
-	start := time.Now()
-	resp, _, set := s.gws[1].get(t, "/counter.php", ck)
-	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || set != "" {
-		t.Fatalf("busy session: %d Retry-After %q cookie %q", resp.StatusCode, resp.Header.Get("Retry-After"), set)
-	}
-	if took := time.Since(start); took > time.Second {
-		t.Errorf("503 took %v", took)
-	}
+	sessionBackends(t, func(t *testing.T, o stackOpts) {
+		o.env = append(o.env, "SESSIONGATE_SESSION_LOCK_TIMEOUT=300ms")
+		s := startSessionStack(t, o)
+		ck := s.newSession(t)
+		go s.gws[0].get(t, "/hold.php?ms=1500", ck)
+		time.Sleep(200 * time.Millisecond)
+		start := time.Now()
+		resp, _, set := s.gws[1].get(t, "/counter.php", ck)
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || set != "" {
+			t.Fatalf("busy session: %d Retry-After %q cookie %q", resp.StatusCode, resp.Header.Get("Retry-After"), set)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("503 took %v", took)
+		}
+	})
 }
 
 // TestSessionRedisDown: a request that needs the session gets 503 within
@@ -483,36 +490,39 @@ func TestSessionRedisDown(t *testing.T) {
 // TestSessionMergeMode: no waiting; concurrent writes to different keys
 // both survive; a same-key conflict is last-writer-wins and logged.
 func TestSessionMergeMode(t *testing.T) {
-	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
-	ck := s.newSession(t)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i, kv := range [][2]string{{"a", "1"}, {"b", "2"}} {
-		wg.Add(1)
-		go func(i int, k, v string) {
-			defer wg.Done()
-			s.gws[i].get(t, "/merge_set.php?ms=500&k="+k+"&v="+v, ck)
-		}(i, kv[0], kv[1])
-	}
-	wg.Wait()
-	if took := time.Since(start); took > 900*time.Millisecond {
-		t.Errorf("merge mode waited: two 500 ms requests took %v", took)
-	}
-	d := s.gws[0].dump(t, ck)
-	if !strings.Contains(string(d.Data), `"a":"1"`) || !strings.Contains(string(d.Data), `"b":"2"`) {
-		t.Fatalf("a concurrent write was lost: %s", d.Data)
-	}
-	// Same key: the later writer wins and the conflict is logged.
-	go s.gws[0].get(t, "/merge_set.php?ms=100&k=c&v=first", ck)
-	time.Sleep(30 * time.Millisecond)
-	s.gws[1].get(t, "/merge_set.php?ms=600&k=c&v=second", ck)
-	time.Sleep(100 * time.Millisecond)
-	if d := s.gws[0].dump(t, ck); !strings.Contains(string(d.Data), `"c":"second"`) {
-		t.Fatalf("last writer did not win: %s", d.Data)
-	}
-	if !strings.Contains(s.gws[1].Logs.String(), "overrode concurrent changes") {
-		t.Errorf("conflict not logged:\n%s", s.gws[1].Logs.String())
-	}
+	sessionBackends(t, func(t *testing.T, o stackOpts) {
+		o.env = append(o.env, "SESSIONGATE_SESSION_LOCK=merge")
+		s := startSessionStack(t, o)
+		ck := s.newSession(t)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for i, kv := range [][2]string{{"a", "1"}, {"b", "2"}} {
+			wg.Add(1)
+			go func(i int, k, v string) {
+				defer wg.Done()
+				s.gws[i].get(t, "/merge_set.php?ms=500&k="+k+"&v="+v, ck)
+			}(i, kv[0], kv[1])
+		}
+		wg.Wait()
+		if took := time.Since(start); took > 900*time.Millisecond {
+			t.Errorf("merge mode waited: two 500 ms requests took %v", took)
+		}
+		d := s.gws[0].dump(t, ck)
+		if !strings.Contains(string(d.Data), `"a":"1"`) || !strings.Contains(string(d.Data), `"b":"2"`) {
+			t.Fatalf("a concurrent write was lost: %s", d.Data)
+		}
+		// Same key: the later writer wins and the conflict is logged.
+		go s.gws[0].get(t, "/merge_set.php?ms=100&k=c&v=first", ck)
+		time.Sleep(30 * time.Millisecond)
+		s.gws[1].get(t, "/merge_set.php?ms=600&k=c&v=second", ck)
+		time.Sleep(100 * time.Millisecond)
+		if d := s.gws[0].dump(t, ck); !strings.Contains(string(d.Data), `"c":"second"`) {
+			t.Fatalf("last writer did not win: %s", d.Data)
+		}
+		if !strings.Contains(s.gws[1].Logs.String(), "overrode concurrent changes") {
+			t.Errorf("conflict not logged:\n%s", s.gws[1].Logs.String())
+		}
+	})
 }
 
 // TestSessionPrependFromPoolConfig: the prepend installed with one line of
