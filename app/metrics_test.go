@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/fcgi"
+	"github.com/sessiongate/sessiongate/metrics/metricstest"
 	"github.com/sessiongate/sessiongate/server"
 	"github.com/sessiongate/sessiongate/sessionbridge"
 )
@@ -94,39 +94,6 @@ func (p *prependPHP) Stats() []fcgi.BackendStats {
 	return []fcgi.BackendStats{{Addr: "php:9000", Open: 3, Idle: 2, Busy: 1, Healthy: true}}
 }
 
-// scrapeMetrics GETs /metrics on the admin handler and returns each sample
-// line as "name{labels}" -> value.
-func scrapeMetrics(t *testing.T, admin *httptest.Server) map[string]float64 {
-	t.Helper()
-	res, err := http.Get(admin.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Fatalf("/metrics: %d", res.StatusCode)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("sample %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func TestMetricsThroughTheGateway(t *testing.T) {
 	root := t.TempDir()
 	for _, f := range []string{"index.php", "write.php", "read.php", "destroy.php", "style.css"} {
@@ -175,7 +142,7 @@ func TestMetricsThroughTheGateway(t *testing.T) {
 		return res.StatusCode, set
 	}
 
-	before := scrapeMetrics(t, admin)
+	before := metricstest.Scrape(t, admin.URL+"/metrics")
 	for _, ev := range []string{"load", "save", "destroy", "store_error", "lock_timeout"} {
 		if v, ok := before[`sessiongate_session_events_total{event="`+ev+`"}`]; !ok || v != 0 {
 			t.Errorf("event %s before any request: %v (present %v)", ev, v, ok)
@@ -208,7 +175,7 @@ func TestMetricsThroughTheGateway(t *testing.T) {
 		get(fmt.Sprintf("/nope-%d.php?session=%d", i, i), "")
 	}
 
-	got := scrapeMetrics(t, admin)
+	got := metricstest.Scrape(t, admin.URL+"/metrics")
 	want := map[string]float64{
 		`sessiongate_http_requests_total{code="200",upstream="static"}`:              3,
 		`sessiongate_http_requests_total{code="404",upstream="gateway"}`:             41,
@@ -279,7 +246,7 @@ func TestMetricsWithoutSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	got := scrapeMetrics(t, admin)
+	got := metricstest.Scrape(t, admin.URL+"/metrics")
 	if got[`sessiongate_http_requests_total{code="200",upstream="php"}`] != 1 || got[`sessiongate_session_events_total{event="load"}`] != 0 {
 		t.Errorf("requests %v, loads %v", got[`sessiongate_http_requests_total{code="200",upstream="php"}`], got[`sessiongate_session_events_total{event="load"}`])
 	}
@@ -326,7 +293,7 @@ func TestMetricsCountDjango(t *testing.T) {
 			io.Copy(io.Discard, res.Body)
 			res.Body.Close()
 		}
-		got := scrapeMetrics(t, admin)
+		got := metricstest.Scrape(t, admin.URL+"/metrics")
 		pub.Close()
 		admin.Close()
 		name := `sessiongate_http_requests_total{code="` + tc.code + `",upstream="django"}`

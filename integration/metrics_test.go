@@ -5,7 +5,6 @@ package integration
 // `gateway healthcheck` against it.
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -22,41 +21,9 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/metrics/metricstest"
 	"github.com/sessiongate/sessiongate/sessionbridge"
 )
-
-// scrapeSamples GETs /metrics and returns every sample as
-// "name{labels}" -> value.
-func scrapeSamples(t *testing.T, admin string) map[string]float64 {
-	t.Helper()
-	res, err := http.Get(admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Fatalf("GET /metrics: %s", res.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("sample %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func TestMetricsRealStack(t *testing.T) {
 	harness.Require(t, "php-fpm8.2", "redis-server")
@@ -168,7 +135,7 @@ func TestMetricsRealStack(t *testing.T) {
 
 	// Pool gauges while idle: the configured backend, kept-alive
 	// connections, nobody waiting, healthy, its limit.
-	m := scrapeSamples(t, gw.Admin)
+	m := metricstest.Scrape(t, gw.Admin+"/metrics")
 	b := `backend="` + fpm.Addr + `"`
 	idle, okIdle := m[`sessiongate_fcgi_connections{`+b+`,state="idle"}`]
 	busyConns, okBusy := m[`sessiongate_fcgi_connections{`+b+`,state="busy"}`]
@@ -192,7 +159,7 @@ func TestMetricsRealStack(t *testing.T) {
 		t.Errorf("with Redis down: %d, want 503", code)
 	}
 
-	m = scrapeSamples(t, gw.Admin)
+	m = metricstest.Scrape(t, gw.Admin+"/metrics")
 	perUpstream := map[string]int{}
 	for k, n := range seen {
 		name := fmt.Sprintf(`sessiongate_http_requests_total{code="%d",upstream="%s"}`, k.code, k.upstream)
