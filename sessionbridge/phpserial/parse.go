@@ -607,38 +607,22 @@ func (p *parser) open(n pnode, object bool) error {
 // "0", or an optional '-' then a non-zero digit and more digits, within
 // int64 ("-0", "05", "+1", " 1" stay strings).
 func numericKey(b []byte) (int64, bool) {
-	if len(b) == 0 {
+	digits := b
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 19 {
 		return 0, false
 	}
-	i := 0
-	neg := b[0] == '-'
-	if neg {
-		i = 1
-	}
-	if len(b) == i || len(b)-i > 19 {
-		return 0, false
-	}
-	if b[i] == '0' {
+	if digits[0] == '0' {
 		return 0, len(b) == 1
 	}
-	var u uint64
-	for ; i < len(b); i++ {
-		c := b[i]
+	for _, c := range digits {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		u = u*10 + uint64(c-'0') // at most 19 digits: no uint64 overflow
 	}
-	if neg {
-		if u > 1<<63 {
-			return 0, false
-		}
-		return -int64(u), true
-	}
-	if u > math.MaxInt64 {
-		return 0, false
-	}
-	return int64(u), true
+	return parseInt64(b)
 }
 
 // appendCanonical appends subtree i as PHP's serialize() writes it, with
