@@ -94,20 +94,11 @@ func (p *prependPHP) Stats() []fcgi.BackendStats {
 	return []fcgi.BackendStats{{Addr: "php:9000", Open: 3, Idle: 2, Busy: 1, Healthy: true}}
 }
 
-func TestMetricsThroughTheGateway(t *testing.T) {
-	root := t.TempDir()
-	for _, f := range []string{"index.php", "write.php", "read.php", "destroy.php", "style.css"} {
-		if err := os.WriteFile(filepath.Join(root, f), []byte("x"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg, err := config.Load([]string{
-		"SESSIONGATE_PHP_FPM=php:9000",
-		"SESSIONGATE_DOCUMENT_ROOT=/var/www/html",
-		"SESSIONGATE_STATIC_ROOT=" + root,
-		"SESSIONGATE_SESSION_KEYS=metrics-test-key-0123456789abcdef0123456789",
-		"SESSIONGATE_PHP_MAX_CONNS=6",
-	})
+// serveFake builds the gateway from env with the fake prepend as its PHP
+// backend and serves its public and admin handlers; all stop with the test.
+func serveFake(t *testing.T, env ...string) (pub, admin *httptest.Server) {
+	t.Helper()
+	cfg, err := config.Load(env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +106,30 @@ func TestMetricsThroughTheGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
-	pub := httptest.NewServer(a.Server.Handler())
-	defer pub.Close()
-	admin := httptest.NewServer(a.Server.AdminHandler())
-	defer admin.Close()
+	pub = httptest.NewServer(a.Server.Handler())
+	admin = httptest.NewServer(a.Server.AdminHandler())
+	t.Cleanup(func() {
+		pub.Close()
+		admin.Close()
+		a.Close()
+	})
+	return pub, admin
+}
+
+func TestMetricsThroughTheGateway(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{"index.php", "write.php", "read.php", "destroy.php", "style.css"} {
+		if err := os.WriteFile(filepath.Join(root, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, admin := serveFake(t,
+		"SESSIONGATE_PHP_FPM=php:9000",
+		"SESSIONGATE_DOCUMENT_ROOT=/var/www/html",
+		"SESSIONGATE_STATIC_ROOT="+root,
+		"SESSIONGATE_SESSION_KEYS=metrics-test-key-0123456789abcdef0123456789",
+		"SESSIONGATE_PHP_MAX_CONNS=6",
+	)
 
 	get := func(path, cookie string) (int, string) {
 		t.Helper()
@@ -228,19 +238,7 @@ func TestMetricsThroughTheGateway(t *testing.T) {
 func TestMetricsWithoutSessions(t *testing.T) {
 	root := t.TempDir()
 	os.WriteFile(filepath.Join(root, "index.php"), []byte("x"), 0o644)
-	cfg, err := config.Load([]string{"SESSIONGATE_PHP_FPM=php:9000", "SESSIONGATE_DOCUMENT_ROOT=" + root, "SESSIONGATE_SESSIONS=off"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := Build(context.Background(), cfg, slog.New(slog.DiscardHandler), server.WithPHPBackend(&prependPHP{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	pub := httptest.NewServer(a.Server.Handler())
-	defer pub.Close()
-	admin := httptest.NewServer(a.Server.AdminHandler())
-	defer admin.Close()
+	pub, admin := serveFake(t, "SESSIONGATE_PHP_FPM=php:9000", "SESSIONGATE_DOCUMENT_ROOT="+root, "SESSIONGATE_SESSIONS=off")
 	res, err := http.Get(pub.URL + "/anything")
 	if err != nil {
 		t.Fatal(err)
@@ -262,29 +260,14 @@ func TestMetricsCountDjango(t *testing.T) {
 	defer django.Close()
 	root := t.TempDir()
 	os.WriteFile(filepath.Join(root, "index.php"), []byte("x"), 0o644)
-	load := func(djangoURL string) *App {
-		cfg, err := config.Load([]string{
-			"SESSIONGATE_PHP_FPM=php:9000", "SESSIONGATE_DOCUMENT_ROOT=" + root,
-			"SESSIONGATE_SESSION_KEYS=metrics-test-key-0123456789abcdef0123456789",
-			"SESSIONGATE_DJANGO_URL=" + djangoURL, "SESSIONGATE_DJANGO_PATHS=/admin/",
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := Build(context.Background(), cfg, slog.New(slog.DiscardHandler), server.WithPHPBackend(&prependPHP{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { a.Close() })
-		return a
-	}
 	for _, tc := range []struct {
 		url  string
 		code string
 	}{{django.URL, "200"}, {"http://127.0.0.1:1", "502"}} {
-		a := load(tc.url)
-		pub := httptest.NewServer(a.Server.Handler())
-		admin := httptest.NewServer(a.Server.AdminHandler())
+		pub, admin := serveFake(t,
+			"SESSIONGATE_PHP_FPM=php:9000", "SESSIONGATE_DOCUMENT_ROOT="+root,
+			"SESSIONGATE_SESSION_KEYS=metrics-test-key-0123456789abcdef0123456789",
+			"SESSIONGATE_DJANGO_URL="+tc.url, "SESSIONGATE_DJANGO_PATHS=/admin/")
 		for i := 0; i < 2; i++ {
 			res, err := http.Get(pub.URL + "/admin/login/")
 			if err != nil {
@@ -294,8 +277,6 @@ func TestMetricsCountDjango(t *testing.T) {
 			res.Body.Close()
 		}
 		got := metricstest.Scrape(t, admin.URL+"/metrics")
-		pub.Close()
-		admin.Close()
 		name := `sessiongate_http_requests_total{code="` + tc.code + `",upstream="django"}`
 		if got[name] != 2 || got[`sessiongate_http_request_duration_seconds_count{upstream="django"}`] != 2 {
 			t.Errorf("Django at %s: %s = %v, duration count %v; want 2 and 2", tc.url, name, got[name], got[`sessiongate_http_request_duration_seconds_count{upstream="django"}`])
