@@ -141,8 +141,8 @@ type Session struct {
 	// headersSent: the cookie can no longer change.
 	headersSent bool
 	cookieDone  bool
-	// unsavable counts changes that happened after the headers left and
-	// that the client can never reference (logged once).
+	// lateCookie: a session was created after the headers left, so the
+	// client can never reference it (logged once).
 	lateCookie bool
 	// expiry and browserCookie are the app's own expiry for this session
 	// (Django's set_expiry), see SetExpiry.
@@ -625,14 +625,6 @@ func (s *Session) WriteReencoded(ctx context.Context, id string, data json.RawMe
 	}
 	s.mu.Unlock()
 	return s.Write(ctx, id, data, view)
-}
-
-// RespondOpenError answers a request whose session could not be opened
-// (Open's error): 503 with Retry-After for a busy session or an unavailable
-// store, nothing for a client that left. Other front ends than PHP (the
-// Django proxy) use it so that every path fails the same way.
-func (m *Manager) RespondOpenError(w http.ResponseWriter, r *http.Request, err error) {
-	m.storeFailure(w, r, err)
 }
 
 // shortID keeps logs useful without handing out live session IDs.

@@ -120,7 +120,7 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	StripInternalHeaders(r.Header)
 	sess, err := h.m.Open(r.Context(), r, script.HTTPS)
 	if err != nil {
-		h.m.storeFailure(w, r, err)
+		h.m.RespondOpenError(w, r, err)
 		return
 	}
 	defer sess.Release(r.Context())
@@ -179,9 +179,12 @@ func newFrameSecrets() (nonce string, key [32]byte) {
 	return hex.EncodeToString(b[:16]), key
 }
 
-// storeFailure answers a request whose session could not be opened. The
-// cookie is left alone: the session is still there when the store is back.
-func (m *Manager) storeFailure(w http.ResponseWriter, r *http.Request, err error) {
+// RespondOpenError answers a request whose session could not be opened
+// (Open's error): 503 with Retry-After for a busy session or an unavailable
+// store, nothing for a client that left. The cookie is left alone: the
+// session is still there when the store is back. The PHP bridge and the
+// Django proxy both use it, so every path fails the same way.
+func (m *Manager) RespondOpenError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrBusy):
 		m.log.Warn("session busy", "path", r.URL.Path, "error", err.Error())
