@@ -301,15 +301,20 @@ func (s *Session) Announce(id string) error {
 // the current one is a new session (first write, or regeneration).
 // Returns the keys whose concurrent change this write overrode (merge).
 func (s *Session) Write(ctx context.Context, id string, data json.RawMessage, sentView []member) ([]string, error) {
-	if !ValidID(id) {
-		return nil, errors.New("write: malformed session id")
-	}
 	next, err := objectMembers(data)
 	if err != nil {
 		return nil, fmt.Errorf("write: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.writeLocked(ctx, id, next, sentView)
+}
+
+// writeLocked is Write on parsed members; s.mu must be held.
+func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []member) ([]string, error) {
+	if !ValidID(id) {
+		return nil, errors.New("write: malformed session id")
+	}
 	now := ms(s.m.now())
 	if id != s.id {
 		return nil, s.create(ctx, id, next, now)
@@ -614,6 +619,7 @@ func (s *Session) WriteReencoded(ctx context.Context, id string, data json.RawMe
 		return nil, fmt.Errorf("write: %w", err)
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	var view []member
 	if id == s.id {
 		stored := indexMembers(s.stored)
@@ -623,8 +629,7 @@ func (s *Session) WriteReencoded(ctx context.Context, id string, data json.RawMe
 			}
 		}
 	}
-	s.mu.Unlock()
-	return s.Write(ctx, id, data, view)
+	return s.writeLocked(ctx, id, next, view)
 }
 
 // shortID keeps logs useful without handing out live session IDs.
