@@ -34,6 +34,9 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...s
 	a := &App{}
 	mx := newMetrics(cfg, log)
 	opts := append(mx.serverOptions(), extra...)
+	if cfg.AdminPprof {
+		opts = append(opts, pprofOptions()...)
+	}
 	var secrets [][]byte
 	if cfg.Session.Enabled {
 		st, err := a.openStore(ctx, &cfg.Session, log)

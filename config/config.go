@@ -70,6 +70,11 @@ type Config struct {
 	TrustedProxies Prefixes `env:"SESSIONGATE_TRUSTED_PROXIES" help:"comma-separated CIDRs or IPs of proxies in front of the gateway; only their X-Forwarded-For and X-Forwarded-Proto are believed (default: none)"`
 
 	AdminListen string `env:"SESSIONGATE_ADMIN_LISTEN" help:"address of the admin listener serving /healthz, /readyz and /metrics (Prometheus), host:port; empty = no admin listener"`
+	// AdminPprof is off by default: a profile exposes code paths and costs
+	// CPU while it runs, so it is something an operator turns on to look at
+	// a problem (or bench/run.sh with BENCH_PROFILE=1), on a listener that
+	// only operators reach.
+	AdminPprof bool `env:"SESSIONGATE_ADMIN_PPROF" envDefault:"off" help:"serve Go's profiler (/debug/pprof/) on the admin listener: on or off"`
 
 	LogLevel  string `env:"SESSIONGATE_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat string `env:"SESSIONGATE_LOG_FORMAT" envDefault:"json" help:"json (one object per line) or text"`
@@ -142,6 +147,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	check("SESSIONGATE_LISTEN", c.Listen != "", "must not be empty")
 	checkListen("SESSIONGATE_ADMIN_LISTEN", c.AdminListen)
 	check("SESSIONGATE_ADMIN_LISTEN", c.AdminListen == "" || c.AdminListen != c.Listen, "must differ from SESSIONGATE_LISTEN")
+	check("SESSIONGATE_ADMIN_PPROF", !c.AdminPprof || c.AdminListen != "", "needs SESSIONGATE_ADMIN_LISTEN")
 
 	seen := map[string]bool{}
 	for _, a := range c.PHPFPM {

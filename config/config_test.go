@@ -96,6 +96,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_MAX_HEADER_BYTES=64k",
 		"SESSIONGATE_TRUSTED_PROXIES=10.0.0.0/8, 192.168.1.7,fd00::/8,::ffff:172.16.0.0/108",
 		"SESSIONGATE_ADMIN_LISTEN=127.0.0.1:9090",
+		"SESSIONGATE_ADMIN_PPROF=on",
 		"SESSIONGATE_LOG_LEVEL=debug",
 		"SESSIONGATE_LOG_FORMAT=text",
 		"SESSIONGATE_ACCESS_LOG=off",
@@ -150,6 +151,7 @@ func TestEveryVariable(t *testing.T) {
 			netip.MustParsePrefix("172.16.0.0/12"),
 		},
 		AdminListen: "127.0.0.1:9090",
+		AdminPprof:  true,
 		LogLevel:    "debug",
 		LogFormat:   "text",
 		AccessLog:   false,
@@ -462,4 +464,19 @@ func selfSigned(t *testing.T) (certFile, keyFile string) {
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 	return certFile, keyFile
+}
+
+// The profiler lives on the admin listener only: asking for it without one
+// is a mistake to report, not to ignore.
+func TestAdminPprofNeedsAdminListener(t *testing.T) {
+	_, err := Load(append(base(t), "SESSIONGATE_ADMIN_PPROF=on"))
+	var cerr *Error
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_ADMIN_PPROF"}) ||
+		!strings.Contains(err.Error(), "needs SESSIONGATE_ADMIN_LISTEN") {
+		t.Fatalf("Load = %v", err)
+	}
+	cfg, err := Load(append(base(t), "SESSIONGATE_ADMIN_PPROF=on", "SESSIONGATE_ADMIN_LISTEN=127.0.0.1:9090"))
+	if err != nil || !cfg.AdminPprof {
+		t.Fatalf("Load = %+v, %v", cfg, err)
+	}
 }
