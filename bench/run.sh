@@ -23,6 +23,10 @@
 #                    it; 1 = sync workers (one request per connection)
 #                                                               (default 4)
 #   GATEWAY_BIN      gateway binary                   (default bin/gateway)
+#   BENCH_PROFILE    1 = a CPU profile of every gateway front's measured run
+#                    (SESSIONGATE_ADMIN_PPROF), saved next to its wrk output
+#                    as SCENARIO-FRONT-ROUND.pprof; read it with
+#                    go tool pprof bin/gateway FILE          (default 0)
 #
 # Scenarios and their fronts:
 #   hello       hello.php                     gateway nginx caddy
@@ -104,6 +108,7 @@ BENCH_GUNICORN_WORKERS=${BENCH_GUNICORN_WORKERS:-2}
 BENCH_GUNICORN_THREADS=${BENCH_GUNICORN_THREADS:-4}
 BENCH_CHILDREN=${BENCH_CHILDREN:-8}
 BENCH_FPM_LISTEN=${BENCH_FPM_LISTEN:-tcp}
+BENCH_PROFILE=${BENCH_PROFILE:-0}
 GATEWAY_BIN=${GATEWAY_BIN:-$ROOT/bin/gateway}
 PHP_FPM=${PHP_FPM:-php-fpm8.2}
 
@@ -146,6 +151,7 @@ FPM_NGINX=""
 FPM_CADDY=""
 FRONT_PID=""
 FRONT_URL=""
+ADMIN_URL="" # the gateway front's admin listener when BENCH_PROFILE=1
 REDIS_PID=""
 REDIS_PORT=""
 
@@ -303,8 +309,15 @@ start_redis() {
 # plus the given environment (which wins over the common settings).
 run_gateway() {
 	[[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing: run 'make build' (or drop the gateway fronts from BENCH_FRONTS)"
-	local port
+	local port profiling=()
 	port=$(free_port)
+	ADMIN_URL=""
+	if [[ $BENCH_PROFILE == 1 ]]; then
+		local admin
+		admin=$(free_port)
+		profiling=(SESSIONGATE_ADMIN_LISTEN="127.0.0.1:$admin" SESSIONGATE_ADMIN_PPROF=on)
+		ADMIN_URL=http://127.0.0.1:$admin
+	fi
 	# A fresh signing key per front start (the gateway refuses to start
 	# without one, or development mode), unless the caller gives one.
 	env SESSIONGATE_SESSION_KEYS="$(new_secret)" \
@@ -313,6 +326,7 @@ run_gateway() {
 		SESSIONGATE_DOCUMENT_ROOT="$DOCROOT" \
 		SESSIONGATE_PHP_MAX_CONNS="$BENCH_CHILDREN" \
 		SESSIONGATE_ACCESS_LOG=off \
+		"${profiling[@]}" \
 		"$@" \
 		setsid "$GATEWAY_BIN" >>"$WORK/gateway.log" 2>&1 </dev/null &
 	FRONT_PID=$!
@@ -493,6 +507,7 @@ stop_front() {
 	stop_spawned "$FRONT_PID"
 	FRONT_PID=""
 	FRONT_URL=""
+	ADMIN_URL=""
 }
 
 # ---------------------------------------------------------------- scenarios
@@ -811,6 +826,43 @@ to_ms() {
 		printf "%.2f", n }'
 }
 
+# cpu_ticks: "group ticks" lines, the CPU time (user + system, in clock
+# ticks) every live process has used, summed by group: front (the gateway,
+# nginx, Caddy), php (php-fpm), wrk, redis, django (gunicorn), other. The
+# difference over a measured run, divided by the requests, is each part's
+# CPU cost per request: on a shared 2-core machine req/s ratios swing with
+# the neighbours' load, CPU per request much less.
+cpu_ticks() {
+	cat /proc/[0-9]*/stat 2>/dev/null | awk '{
+		i = index($0, "("); j = 0
+		for (k = length($0); k > i; k--) if (substr($0, k, 1) == ")") { j = k; break }
+		if (!i || !j) next
+		comm = substr($0, i + 1, j - i - 1)
+		n = split(substr($0, j + 2), f, " ")
+		if (n < 13) next
+		g = "other"
+		if (comm == "gateway" || comm == "nginx" || comm == "caddy") g = "front"
+		else if (comm ~ /^php-fpm/) g = "php"
+		else if (comm == "wrk") g = "wrk"
+		else if (comm == "redis-server") g = "redis"
+		else if (comm == "gunicorn") g = "django"
+		t[g] += f[12] + f[13] }
+		END { for (g in t) print g, t[g] }'
+}
+
+# cpu_per_request BEFORE AFTER REQUESTS: "front php wrk redis django other"
+# in microseconds of CPU per request.
+cpu_per_request() {
+	awk -v req="$3" -v hz="$(getconf CLK_TCK)" '
+		FNR == NR { before[$1] = $2; next }
+		{ after[$1] = $2 }
+		END { n = split("front php wrk redis django other", g, " ")
+			for (i = 1; i <= n; i++) {
+				d = after[g[i]] - before[g[i]]; if (d < 0) d = 0
+				printf "%s%.0f", (i > 1 ? " " : ""), (req > 0 ? d * 1e6 / hz / req : 0) }
+			print "" }' <(echo "$1") <(echo "$2")
+}
+
 # measure SCENARIO FRONT ROUND: one warm-up and one measured wrk run; appends
 # "scenario front round rps p99ms errors lost ok dup" to $RAW/runs.tsv ("-"
 # where the scenario counts nothing).
@@ -835,9 +887,29 @@ measure() {
 	wrk -t"$threads" -c"$BENCH_CONNS" -d"$BENCH_WARMUP" "${extra[@]}" "$url" "${sargs[@]}" >/dev/null
 	if has_fn "scenario_${sc}_before"; then "scenario_${sc}_before" "$front"; fi
 	local out=$RAW/$sc-$front-$round.txt
-	wrk -t"$threads" -c"$BENCH_CONNS" -d"$BENCH_DURATION" --latency "${extra[@]}" "$url" "${sargs[@]}" >"$out"
+	local cpu_before cpu_after requests cpu profiler=""
+	if [[ -n $ADMIN_URL ]]; then
+		# The profile covers the run but the first and last second.
+		local secs=${BENCH_DURATION%s}
+		[[ $secs =~ ^[0-9]+$ ]] || die "BENCH_PROFILE=1 needs BENCH_DURATION in seconds (e.g. 10s), not '$BENCH_DURATION'"
+		(sleep 1 && curl -fsS -o "$RAW/$sc-$front-$round.pprof" \
+			"$ADMIN_URL/debug/pprof/profile?seconds=$((secs > 2 ? secs - 2 : 1))") &
+		profiler=$!
+	fi
+	cpu_before=$(cpu_ticks)
+	# wrk has exited by the second reading: its CPU time is read from the
+	# subshell that waited for it (cutime + cstime) and added as "wrk".
+	local wrk_ticks
+	wrk_ticks=$(
+		wrk -t"$threads" -c"$BENCH_CONNS" -d"$BENCH_DURATION" --latency "${extra[@]}" "$url" "${sargs[@]}" >"$out"
+		awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$BASHPID/stat"
+	)
+	[[ -z $profiler ]] || wait "$profiler" || log "no CPU profile for $front (curl failed)"
+	cpu_after=$(cpu_ticks | awk -v w="$wrk_ticks" '$1 == "wrk" { $2 += w; w = 0 } { print } END { if (w) print "wrk", w }')
 	local rps p99 errors lost=- ok=- dup=-
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+	requests=$(awk '/requests in/ { print $1 }' "$out")
+	cpu=$(cpu_per_request "$cpu_before" "$cpu_after" "${requests:-0}")
 	p99=$(awk '$1 == "99%" { print $2 }' "$out")
 	# Socket errors (connect/read/write/timeout) plus non-2xx/3xx answers.
 	errors=$(awk '/Socket errors:/ { gsub(/,/, ""); s += $4 + $6 + $8 + $10 }
@@ -849,9 +921,9 @@ measure() {
 		counted=$("scenario_${sc}_after" "$front" "$out")
 		read -r lost ok dup <<<"$counted"
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$front" "$round" "$rps" "$p99" "$errors" "$lost" "$ok" "$dup" >>"$RAW/runs.tsv"
-	log "$(printf 'round %s %-10s %-16s %10.0f req/s  p99 %8s ms  errors %s  lost %s  dup %s' \
-		"$round" "$sc" "$front" "$rps" "$p99" "$errors" "$lost" "$dup")"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$front" "$round" "$rps" "$p99" "$errors" "$lost" "$ok" "$dup" "$cpu" >>"$RAW/runs.tsv"
+	log "$(printf 'round %s %-10s %-16s %10.0f req/s  p99 %8s ms  errors %s  lost %s  dup %s  cpu us/req (front php wrk redis django other) %s' \
+		"$round" "$sc" "$front" "$rps" "$p99" "$errors" "$lost" "$dup" "$cpu")"
 }
 
 # ---------------------------------------------------------------- main
@@ -939,6 +1011,17 @@ report() {
 			if (counted[k]) { l = lost[k] + 0; lp = ok[k] ? sprintf("%.1f", 100 * lost[k] / ok[k]) : "-" }
 			if (k in has) d = dup[k] + 0
 			printf "%-10s %-16s %11.0f %11.2f %7d %7s %6s %7s %s\n", a[1], a[2], sum[k] / n[k], p99[k], err[k], l, lp, d, runs[k] } }
+	' "$RAW/runs.tsv"
+	echo
+	echo "CPU per request in microseconds, mean over rounds (user + system, every process of the group):"
+	printf '%-10s %-16s %7s %7s %7s %7s %7s %7s %7s\n' scenario front front php wrk redis django other total
+	awk -F'\t' '
+		{ k = $1 "\t" $2; if (!(k in n)) order[++m] = k; n[k]++
+		  c = split($10, v, " "); for (i = 1; i <= c; i++) cpu[k, i] += v[i] }
+		END { for (j = 1; j <= m; j++) { k = order[j]; split(k, a, "\t"); tot = 0
+			printf "%-10s %-16s", a[1], a[2]
+			for (i = 1; i <= 6; i++) { x = cpu[k, i] / n[k]; tot += x; printf " %7.0f", x }
+			printf " %7.0f\n", tot } }
 	' "$RAW/runs.tsv"
 	echo
 	local t sc front base want
