@@ -13,7 +13,8 @@
 # A missing dependency is always a failure (with CI=true or not): tests never
 # skip, so a half-installed machine must not look green. Go is not installed
 # here (Debian 12 ships 1.19): a Go older than 1.26 is reported with where to
-# get it.
+# get it. Every mode builds Go code, which downloads its modules over HTTPS,
+# so every mode also needs the CA certificates (ca-certificates).
 set -euo pipefail
 
 mode=${1:-}
@@ -53,6 +54,15 @@ need_php_redis() {
 	fi
 }
 
+need_certs() {
+	# go build fetches the modules from proxy.golang.org over HTTPS and
+	# verifies it with the system's CA bundle; minimal Debian installs lack it.
+	if [[ -z ${SSL_CERT_FILE:-} && -z ${SSL_CERT_DIR:-} && ! -s /etc/ssl/certs/ca-certificates.crt ]]; then
+		problems+=("no CA certificates (/etc/ssl/certs/ca-certificates.crt): go cannot download modules")
+		missing_pkgs+=(ca-certificates)
+	fi
+}
+
 need_cc() {
 	# go test -race needs cgo: a C compiler that can link against libc.
 	if ! echo 'int main(void){return 0;}' | gcc -x c - -o /dev/null >/dev/null 2>&1; then
@@ -81,6 +91,7 @@ go_missing=0
 case "$mode" in
 test)
 	need_go
+	need_certs
 	need_cc
 	need_bin php-fpm8.2 php8.2-fpm
 	need_bin php php8.2-cli
@@ -96,6 +107,7 @@ test)
 	;;
 bench)
 	need_go
+	need_certs
 	need_bin php-fpm8.2 php8.2-fpm
 	need_bin php php8.2-cli
 	need_php_redis
@@ -109,6 +121,7 @@ bench)
 	;;
 demo)
 	need_go
+	need_certs
 	need_bin php-fpm8.2 php8.2-fpm
 	need_bin redis-server redis-server
 	need_bin redis-cli redis-tools
