@@ -13,6 +13,12 @@ class Command(BaseCommand):
         User = get_user_model()
         user, created = User.objects.get_or_create(username=opts["username"])
         user.is_staff = user.is_superuser = True
-        user.set_password(opts["password"])
+        # Hash the password only when it is not already this one: a new hash
+        # (new salt) changes Django's session auth hash, which logs out every
+        # session of the user, and `make demo` runs this at every start.
+        reset = created or not user.check_password(opts["password"])
+        if reset:
+            user.set_password(opts["password"])
         user.save()
-        self.stdout.write("%s user %s (id %s)" % ("created" if created else "reset", user.username, user.pk))
+        state = "created" if created else "reset" if reset else "kept"
+        self.stdout.write("%s user %s (id %s)" % (state, user.username, user.pk))
