@@ -56,6 +56,35 @@ func forwardableHeader(name string) bool {
 	return true
 }
 
+// hopByHop reports the headers that describe the client's connection to
+// the gateway, not the request (RFC 9110 7.6.1): the standard ones and those
+// the client's Connection header names. PHP never sees them, the way
+// net/http/httputil.ReverseProxy drops them before any upstream.
+func hopByHop(name string, connection []string) bool {
+	switch name { // canonical keys, as net/http stores them
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	for _, v := range connection {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" && strings.EqualFold(tok, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// forwardingHeader reports the headers a proxy sets to describe the client.
+func forwardingHeader(name string) bool {
+	switch name {
+	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	return false
+}
+
 // joinPath concatenates a root and a URL path with exactly one '/' between.
 func joinPath(root, p string) (string, string) {
 	switch {
@@ -206,8 +235,10 @@ func encodeParams(e *paramEncoder, req *http.Request, s *Script, bodyLen int64, 
 			return err
 		}
 	}
+	connTokens := req.Header["Connection"]
 	for name, values := range req.Header {
-		if len(values) == 0 || !forwardableHeader(name) {
+		if len(values) == 0 || !forwardableHeader(name) || hopByHop(name, connTokens) ||
+			(!s.ForwardedTrusted && forwardingHeader(name)) {
 			continue
 		}
 		sep := ", "

@@ -220,6 +220,41 @@ func TestForwardableHeader(t *testing.T) {
 	}
 }
 
+// Connection-level headers never become params, whatever the client's
+// Connection header lists; forwarding headers only from a trusted proxy.
+func TestHopByHopAndForwardingHeaders(t *testing.T) {
+	req := httptest.NewRequest("GET", "http://shop.example/index.php", nil)
+	for k, v := range map[string]string{
+		"Connection": "keep-alive, X-Hop", "Keep-Alive": "timeout=5", "Te": "trailers",
+		"Upgrade": "h2c", "Proxy-Authorization": "Basic eA==", "X-Hop": "hop",
+		"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example",
+		"Forwarded": "for=6.6.6.6", "X-Custom": "kept",
+	} {
+		req.Header.Set(k, v)
+	}
+	direct := *testScript
+	m, _ := encode(t, req, &direct, -1)
+	for _, p := range []string{"HTTP_CONNECTION", "HTTP_KEEP_ALIVE", "HTTP_TE", "HTTP_UPGRADE",
+		"HTTP_PROXY_AUTHORIZATION", "HTTP_X_HOP", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO",
+		"HTTP_X_FORWARDED_HOST", "HTTP_FORWARDED"} {
+		if v, ok := m[p]; ok {
+			t.Errorf("direct client: %s=%q sent", p, v)
+		}
+	}
+	if m["HTTP_X_CUSTOM"] != "kept" {
+		t.Errorf("HTTP_X_CUSTOM = %q", m["HTTP_X_CUSTOM"])
+	}
+	viaProxy := *testScript
+	viaProxy.ForwardedTrusted = true
+	m, _ = encode(t, req, &viaProxy, -1)
+	if m["HTTP_X_FORWARDED_FOR"] != "6.6.6.6" || m["HTTP_FORWARDED"] != "for=6.6.6.6" || m["HTTP_X_FORWARDED_PROTO"] != "https" {
+		t.Errorf("trusted proxy: forwarding headers not sent: %v", m)
+	}
+	if _, ok := m["HTTP_CONNECTION"]; ok {
+		t.Errorf("trusted proxy: HTTP_CONNECTION sent")
+	}
+}
+
 // Pairs pack into records but never straddle two; 6 MB of params travel in
 // many records; a pair over one record is refused, never split.
 func TestParamRecords(t *testing.T) {

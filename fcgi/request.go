@@ -25,8 +25,8 @@ type Script struct {
 	// PATH_TRANSLATED is only sent when it is not empty.
 	PathInfo string
 	// RequestURI is the original request target (path and query) as the
-	// client sent it; ReverseProxy clears Request.RequestURI on the outgoing
-	// request, so the router captures it here.
+	// client sent it. The router captures it here because an outgoing
+	// http.Request (a test's, a proxy's) carries none.
 	RequestURI string
 	// DocumentURI is the URI the script serves (DOCUMENT_URI), normally
 	// ScriptName+PathInfo.
@@ -37,6 +37,12 @@ type Script struct {
 	// RemoteAddr is the client address ("ip:port") after trusted-proxy
 	// processing; REMOTE_ADDR and REMOTE_PORT come from it.
 	RemoteAddr string
+	// ForwardedTrusted is true when the request came through a trusted
+	// proxy. Only then do its Forwarded and X-Forwarded-* headers reach PHP
+	// (as HTTP_X_FORWARDED_FOR, ...): a PHP app that naively believes them
+	// cannot be fooled by a client that sets them itself. REMOTE_ADDR and
+	// HTTPS already carry the facts, like with nginx.
+	ForwardedTrusted bool
 	// Extra params appended after the standard set (session bridge data,
 	// PHP_VALUE). Names here win over nothing: the transport never lets an
 	// Extra param replace a standard one.

@@ -720,8 +720,8 @@ func (r *responseReader) logDropped() {
 var errBodyClosed = errors.New("fcgi: read on closed response body")
 
 // responseBody streams STDOUT: each Read returns what one record holds (or
-// what is already buffered), so an httputil.ReverseProxy with FlushInterval
-// -1 flushes exactly when PHP flushes. It ends with io.EOF at END_REQUEST,
+// what is already buffered), so a proxy that flushes after every write
+// flushes exactly when PHP flushes. It ends with io.EOF at END_REQUEST,
 // when the connection goes back to the pool. A connection that dies first
 // gives an error, never io.EOF, so the client response is aborted rather
 // than ending as a clean but truncated 200.

@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sessiongate/sessiongate/config"
 )
 
 // TestCVE_2019_11043_PathInfoNewline: the php-fpm underflow was reached
@@ -216,5 +219,48 @@ func TestBodyLimit(t *testing.T) {
 	resp, _ = raw(t, g.Addr, "POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\nConnection: close\r\n\r\n"+big[:1<<20])
 	if statusOf(resp) != 200 || !strings.Contains(resp, "len=1048576") {
 		t.Errorf("body at the limit: %q", resp[:min(len(resp), 200)])
+	}
+}
+
+// TestForwardingAndHopByHopHeaders: a direct client's own Forwarded and
+// X-Forwarded-* headers never reach PHP (an app that believes
+// HTTP_X_FORWARDED_FOR could be fooled); a trusted proxy's do. Headers about
+// the client's connection (Connection, Keep-Alive, Upgrade and whatever
+// Connection names) are not the request's: PHP never sees them, and PHP's
+// own never reach the client.
+func TestForwardingAndHopByHopHeaders(t *testing.T) {
+	g := startGW(t, nil)
+	_, body := g.get(t, "/info.php",
+		"X-Forwarded-For", "6.6.6.6", "X-Forwarded-Proto", "https", "X-Forwarded-Host", "evil.example",
+		"Forwarded", "for=6.6.6.6", "Keep-Alive", "timeout=5", "Upgrade", "websocket",
+		"Connection", "Keep-Alive, X-Hop", "X-Hop", "hop", "X-Custom", "kept")
+	d := phpDump(t, "/info.php", body)
+	for _, p := range []string{"HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
+		"HTTP_FORWARDED", "HTTP_KEEP_ALIVE", "HTTP_UPGRADE", "HTTP_CONNECTION", "HTTP_X_HOP"} {
+		if v, ok := d[p]; ok {
+			t.Errorf("direct client: %s=%q reached PHP", p, v)
+		}
+	}
+	if d["HTTP_X_CUSTOM"] != "kept" || d["HTTPS"] == "on" || d["REMOTE_ADDR"] != "127.0.0.1" {
+		t.Errorf("direct client: HTTP_X_CUSTOM %q HTTPS %q REMOTE_ADDR %q", d["HTTP_X_CUSTOM"], d["HTTPS"], d["REMOTE_ADDR"])
+	}
+
+	trusted := startGWOn(t, g.FPM, g.Root, func(c *config.Config) {
+		c.TrustedProxies = config.Prefixes{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	_, body = trusted.get(t, "/info.php", "X-Forwarded-For", "198.51.100.9", "X-Forwarded-Proto", "https")
+	d = phpDump(t, "/info.php", body)
+	if d["HTTP_X_FORWARDED_FOR"] != "198.51.100.9" || d["REMOTE_ADDR"] != "198.51.100.9" || d["HTTPS"] != "on" {
+		t.Errorf("trusted proxy: HTTP_X_FORWARDED_FOR %q REMOTE_ADDR %q HTTPS %q",
+			d["HTTP_X_FORWARDED_FOR"], d["REMOTE_ADDR"], d["HTTPS"])
+	}
+
+	page := `<?php header('Keep-Alive: timeout=999'); header('Upgrade: h2c'); header('X-Kept: 1'); echo 'ok';`
+	if err := os.WriteFile(filepath.Join(g.Root, "hop.php"), []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, body := g.get(t, "/hop.php")
+	if body != "ok" || res.Header.Get("X-Kept") != "1" || res.Header.Get("Keep-Alive") != "" || res.Header.Get("Upgrade") != "" {
+		t.Errorf("hop.php: %q, header %v", body, res.Header)
 	}
 }

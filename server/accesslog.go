@@ -24,6 +24,9 @@ type RequestInfo struct {
 	// reported by a trusted proxy).
 	RemoteAddr string
 	HTTPS      bool
+	// ViaProxy is true when the request came through a trusted proxy, whose
+	// forwarding headers may then be passed on.
+	ViaProxy bool
 	// Upstream names who produced the response: "static", "php", "django",
 	// or "gateway" for answers the gateway gives itself (404, 413, ...).
 	Upstream string
@@ -110,15 +113,16 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ri := &RequestInfo{Upstream: "gateway"}
-		ri.RemoteAddr, ri.HTTPS, _ = clientOf(r, s.cfg.TrustedProxies)
+		ri.RemoteAddr, ri.HTTPS, ri.ViaProxy = clientOf(r, s.cfg.TrustedProxies)
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
 		rec := &recorder{ResponseWriter: w}
 
 		defer func() {
 			v := recover()
 			if v != nil && ri.Err == nil {
-				// ReverseProxy panics with ErrAbortHandler when a streamed
-				// body cannot be finished: the client sees a cut connection.
+				// The PHP and Django proxies panic with ErrAbortHandler when a
+				// streamed body cannot be finished: the client sees a cut
+				// connection.
 				ri.Err = errors.New("response aborted")
 				if err, ok := v.(error); ok && !errors.Is(err, http.ErrAbortHandler) {
 					ri.Err = err

@@ -9,7 +9,7 @@
 //	front         body limit (413), mounted prefixes (e.g. Django), else PHP site
 //	site          phproute.Resolve: static | redirect | refusal | PHP
 //	php           WrapPHP(proxy): the session bridge's slot, then
-//	proxy         httputil.ReverseProxy{Transport: fcgi.Transport}
+//	phpProxy      fcgi.Transport (an http.RoundTripper) and the copy to the client
 //
 // The PHP handler receives requests whose context carries the routing
 // decision (fcgi.ScriptFrom), so a wrapper can add params (Script.Extra) and
@@ -195,7 +195,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	// Longest prefix first, so the first match is the longest.
 	sort.SliceStable(s.mounts, func(i, j int) bool { return len(s.mounts[i].prefix) > len(s.mounts[j].prefix) })
 
-	var phpH http.Handler = s.newPHPProxy()
+	var phpH http.Handler = phpProxy{s}
 	for i := len(o.wrapPHP) - 1; i >= 0; i-- {
 		phpH = o.wrapPHP[i](phpH)
 	}
@@ -342,6 +342,8 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 			DocumentURI:  route.ScriptName + route.PathInfo,
 			HTTPS:        ri.HTTPS,
 			RemoteAddr:   ri.RemoteAddr,
+			// Forwarding headers reach PHP only from a trusted proxy.
+			ForwardedTrusted: ri.ViaProxy,
 		}
 		s.phpH.ServeHTTP(w, r.WithContext(fcgi.WithScript(r.Context(), script)))
 	case phproute.Redirect:
