@@ -74,7 +74,12 @@ need_cc() {
 need_go() {
 	local v
 	if ! v=$(go env GOVERSION 2>/dev/null); then
-		problems+=("go not found: install Go >= 1.26 from https://go.dev/dl/ (Debian's golang is too old)")
+		if [[ -x /usr/local/go/bin/go ]]; then
+			# Installed the go.dev way but not on PATH (sudo resets PATH).
+			problems+=("go not on PATH: add /usr/local/go/bin to PATH (with sudo: sudo env PATH=\"\$PATH\" make ...)")
+		else
+			problems+=("go not found: install Go >= 1.26 from https://go.dev/dl/ (Debian's golang is too old)")
+		fi
 		go_missing=1
 		return
 	fi
