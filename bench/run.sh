@@ -210,26 +210,8 @@ stop_spawned() {
 # least 32 bytes and no comma, for the gateway and sessiongate_django alike).
 new_secret() { head -c 48 /dev/urandom | base64 -w0; }
 
-free_port() {
-	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-# wait_port PORT PID LOGFILE: until 127.0.0.1:PORT accepts, or die with the log.
-wait_port() {
-	local port=$1 pid=$2 logfile=$3
-	for _ in $(seq 150); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -20 "$logfile" >&2 || true
-			die "process $pid exited before 127.0.0.1:$port accepted (log: $logfile)"
-		fi
-		sleep 0.1
-	done
-	tail -20 "$logfile" >&2 || true
-	die "127.0.0.1:$port not accepting after 15s (log: $logfile)"
-}
+# free_port, wait_port HOST:PORT PID LOGFILE
+source "$ROOT/scripts/ports.sh"
 
 # ---------------------------------------------------------------- php-fpm
 
@@ -272,7 +254,7 @@ EOF
 	spawn "$WORK/php-fpm.log" "$PHP_FPM" "${args[@]}"
 	FPM_PID=$SPAWNED_PID
 	if [[ $BENCH_FPM_LISTEN == tcp ]]; then
-		wait_port "${listen##*:}" "$FPM_PID" "$WORK/php-fpm.log"
+		wait_port "$listen" "$FPM_PID" "$WORK/php-fpm.log"
 		return 0
 	fi
 	for _ in $(seq 150); do
@@ -299,7 +281,7 @@ start_redis() {
 	spawn "$WORK/redis.log" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
 		--save "" --appendonly no --daemonize no --dir "$WORK"
 	REDIS_PID=$SPAWNED_PID
-	wait_port "$REDIS_PORT" "$REDIS_PID" "$WORK/redis.log"
+	wait_port "127.0.0.1:$REDIS_PORT" "$REDIS_PID" "$WORK/redis.log"
 	log "redis-server pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
 }
 
@@ -331,7 +313,7 @@ run_gateway() {
 		setsid "$GATEWAY_BIN" >>"$WORK/gateway.log" 2>&1 </dev/null &
 	FRONT_PID=$!
 	ALL_PIDS+=("$FRONT_PID")
-	wait_port "$port" "$FRONT_PID" "$WORK/gateway.log"
+	wait_port "127.0.0.1:$port" "$FRONT_PID" "$WORK/gateway.log"
 	FRONT_URL=http://127.0.0.1:$port
 }
 
@@ -479,7 +461,7 @@ http {
 EOF
 	spawn "$WORK/nginx/stderr.log" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
 	FRONT_PID=$SPAWNED_PID
-	wait_port "$port" "$FRONT_PID" "$WORK/nginx/error.log"
+	wait_port "127.0.0.1:$port" "$FRONT_PID" "$WORK/nginx/error.log"
 	FRONT_URL=http://127.0.0.1:$port
 }
 
@@ -503,7 +485,7 @@ EOF
 	HOME=$WORK/caddy XDG_DATA_HOME=$WORK/caddy XDG_CONFIG_HOME=$WORK/caddy \
 		spawn "$WORK/caddy/caddy.log" caddy run --config "$WORK/caddy/Caddyfile" --adapter caddyfile
 	FRONT_PID=$SPAWNED_PID
-	wait_port "$port" "$FRONT_PID" "$WORK/caddy/caddy.log"
+	wait_port "127.0.0.1:$port" "$FRONT_PID" "$WORK/caddy/caddy.log"
 	FRONT_URL=http://127.0.0.1:$port
 }
 
@@ -703,7 +685,7 @@ PY
 	[[ ! -w /dev/shm ]] || args+=(--worker-tmp-dir /dev/shm)
 	spawn "$dir/gunicorn.log" "${DJANGO_ENV[@]}" /usr/bin/gunicorn "${args[@]}" sgdemo.wsgi:application
 	GUNICORN_PID=$SPAWNED_PID
-	wait_port "$port" "$GUNICORN_PID" "$dir/gunicorn.log"
+	wait_port "127.0.0.1:$port" "$GUNICORN_PID" "$dir/gunicorn.log"
 	DJANGO_URL=http://127.0.0.1:$port
 	# The port accepts before the workers have imported Django.
 	for _ in $(seq 30); do
@@ -779,7 +761,7 @@ http {
 EOF
 	spawn "$WORK/nginx/stderr.log" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
 	FRONT_PID=$SPAWNED_PID
-	wait_port "$port" "$FRONT_PID" "$WORK/nginx/error.log"
+	wait_port "127.0.0.1:$port" "$FRONT_PID" "$WORK/nginx/error.log"
 	FRONT_URL=http://127.0.0.1:$port
 }
 

@@ -85,26 +85,8 @@ preflight() {
 	((${#missing[@]} == 0)) || die "missing: ${missing[*]} (scripts/deps.sh demo installs them as root)"
 }
 
-free_port() {
-	"$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-# wait_port HOST:PORT PID LOGFILE
-wait_port() {
-	local host=${1%:*} port=${1##*:} pid=$2 logfile=$3
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
-			return 0
-		fi
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -20 "$logfile" >&2 || true
-			die "process $pid exited before $1 accepted"
-		fi
-		sleep 0.1
-	done
-	tail -20 "$logfile" >&2 || true
-	die "$1 not accepting after 10s"
-}
+# free_port, wait_port HOST:PORT PID LOGFILE
+source "$ROOT/scripts/ports.sh"
 
 port_busy() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 

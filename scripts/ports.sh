@@ -1,0 +1,25 @@
+# scripts/ports.sh — sourced by scripts/demo.sh and bench/run.sh, which
+# start servers on loopback ports they pick. The caller defines die.
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_port HOST:PORT PID LOGFILE: until HOST:PORT accepts a connection; die
+# with the tail of LOGFILE if process PID exits first or after 15 s.
+wait_port() {
+	local host=${1%:*} port=${1##*:} pid=$2 logfile=$3
+	for _ in $(seq 150); do
+		if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+			return 0
+		fi
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -20 "$logfile" >&2 || true
+			die "process $pid exited before $1 accepted (log: $logfile)"
+		fi
+		sleep 0.1
+	done
+	tail -20 "$logfile" >&2 || true
+	die "$1 not accepting after 15s (log: $logfile)"
+}
