@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // record is what the store holds for one session. Data is the shared JSON
@@ -59,34 +60,112 @@ type member struct {
 }
 
 // objectMembers splits a JSON object into its members, in order. It is the
-// unit of change detection and of the merge mode.
+// unit of change detection and of the merge mode, and runs several times
+// on every session request, so it scans the bytes once after json.Valid
+// instead of going through json.Decoder's token API (a quarter of the
+// gateway's in-process CPU for a session write). Keys are unescaped exactly
+// as encoding/json would; values are the raw bytes as written.
 func objectMembers(obj []byte) ([]member, error) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
+	if !json.Valid(obj) {
+		// The decoder says where and why.
+		var v any
+		err := json.Unmarshal(obj, &v)
+		if err == nil {
+			err = errors.New("invalid JSON")
+		}
 		return nil, fmt.Errorf("session data: %w", err)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	i := skipSpace(obj, 0)
+	if obj[i] != '{' {
 		return nil, errors.New("session data: not a JSON object")
 	}
 	var out []member
-	for dec.More() {
-		tok, err := dec.Token()
+	i = skipSpace(obj, i+1)
+	for obj[i] != '}' {
+		end := stringEnd(obj, i)
+		key, err := jsonKey(obj[i:end])
 		if err != nil {
 			return nil, fmt.Errorf("session data: %w", err)
 		}
-		key, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("session data: member %q: %w", key, err)
+		i = skipSpace(obj, end)
+		i = skipSpace(obj, i+1) // past ':'
+		vEnd := valueEnd(obj, i)
+		out = append(out, member{Key: key, Value: json.RawMessage(obj[i:vEnd])})
+		i = skipSpace(obj, vEnd)
+		if obj[i] == ',' {
+			i = skipSpace(obj, i+1)
 		}
-		out = append(out, member{Key: key, Value: v})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, fmt.Errorf("session data: %w", err)
 	}
 	return out, nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the JSON string starting at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// valueEnd returns the index just past the JSON value starting at b[i]
+// (b is valid JSON).
+func valueEnd(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch b[i] {
+		case '"':
+			i = stringEnd(b, i)
+			if depth == 0 {
+				return i
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+	}
+	return i
+}
+
+// jsonKey unquotes a member name. Names without escapes or non-ASCII bytes,
+// nearly all of them, are a plain slice; the rest go through encoding/json
+// so that escapes and invalid UTF-8 come out as it decodes them.
+func jsonKey(quoted []byte) (string, error) {
+	inner := quoted[1 : len(quoted)-1]
+	for _, c := range inner {
+		if c == '\\' || c >= utf8.RuneSelf {
+			var k string
+			if err := json.Unmarshal(quoted, &k); err != nil {
+				return "", err
+			}
+			return k, nil
+		}
+	}
+	return string(inner), nil
 }
 
 // buildObject is the inverse of objectMembers.

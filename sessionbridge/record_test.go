@@ -1,6 +1,9 @@
 package sessionbridge
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -59,5 +62,73 @@ func TestKeepUntouchedPreservesOtherAppsText(t *testing.T) {
 	got := buildObject(keepUntouched(stored, sentView, next))
 	if string(got) != `{"d":{},"f":1.50,"p":2}` {
 		t.Fatalf("got %s", got)
+	}
+}
+
+// objectMembersByTokens is the straightforward json.Decoder version that
+// objectMembers replaced for speed; it stays as the oracle the fast one
+// must agree with.
+func objectMembersByTokens(obj []byte) ([]member, error) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	var out []member
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, member{Key: key, Value: v})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	if dec.More() || dec.InputOffset() != int64(len(bytes.TrimRight(obj, " \t\r\n"))) {
+		return nil, errors.New("trailing data")
+	}
+	return out, nil
+}
+
+var objectCorpus = []string{
+	`{}`, ` { } `, `{"a":1}`, "{\n \"a\" : 1 ,\t\"b\":\"x\" }\n",
+	`{"z":1,"a":{"n":[1,2.0,{"q":[]}]},"m":"é"}`,
+	`{"esc\"aped":"va\\lue","\u00e9":"\u00e9","a\\b":[true,false,null]}`,
+	`{"dup":1,"dup":2}`, `{"n":-0.5e+10,"s":"}]{[,:\"","e":{}}`,
+	"{\"bad utf8 \xff\":1}", `{"":""}`, `{"a":[{"b":[{"c":"d"}]}],"x":"y"}`,
+	`[]`, `{"a":}`, `{"a":1`, `1`, ``, `{"a":1} x`, `{"a":1}{}`, `{"a" 1}`, `{,}`,
+}
+
+func TestObjectMembersAgreesWithTheDecoder(t *testing.T) {
+	for _, in := range objectCorpus {
+		checkMembersAgree(t, []byte(in))
+	}
+}
+
+func FuzzObjectMembers(f *testing.F) {
+	for _, in := range objectCorpus {
+		f.Add([]byte(in))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) { checkMembersAgree(t, in) })
+}
+
+func checkMembersAgree(t *testing.T, in []byte) {
+	t.Helper()
+	got, err := objectMembers(in)
+	want, werr := objectMembersByTokens(in)
+	if (err == nil) != (werr == nil) {
+		t.Fatalf("%q: fast err %v, decoder err %v", in, err, werr)
+	}
+	if err == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q:\n fast    %q\n decoder %q", in, got, want)
 	}
 }
