@@ -395,6 +395,35 @@ start_nginx_files() {
 		"redis.session.locking_enabled=0")"
 }
 
+# nginx_conf_head: the start of every nginx.conf the bench writes, up to
+# and inside "http {": two workers in the foreground, no access log, every
+# temporary path under $WORK (nginx may not write its compiled-in ones).
+nginx_conf_head() {
+	cat <<EOF
+worker_processes 2;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 100000;
+    client_body_temp_path $WORK/nginx/body;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    proxy_temp_path $WORK/nginx/proxy;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+EOF
+}
+
+# run_nginx PORT: start nginx on $WORK/nginx/nginx.conf as the front.
+run_nginx() {
+	spawn "$WORK/nginx/stderr.log" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
+	FRONT_PID=$SPAWNED_PID
+	wait_port "127.0.0.1:$1" "$FRONT_PID" "$WORK/nginx/error.log"
+	FRONT_URL=http://127.0.0.1:$1
+}
+
 # start_nginx [DIRECTIVES]: nginx in front of php-fpm; DIRECTIVES (e.g. a
 # fastcgi_param line) go into the PHP location.
 start_nginx() {
@@ -409,24 +438,13 @@ start_nginx() {
 	# worker measured the same here.
 	keepalive=$(((BENCH_CHILDREN - 1) / 2))
 	((keepalive >= 1)) || keepalive=1
-	cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
+	{
+		nginx_conf_head
+		cat <<EOF
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    access_log off;
     sendfile on;
     tcp_nopush on;
-    keepalive_requests 100000;
-    client_body_temp_path $WORK/nginx/body;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    proxy_temp_path $WORK/nginx/proxy;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
 
     upstream php {
         server $FPM_NGINX;
@@ -459,10 +477,8 @@ http {
     }
 }
 EOF
-	spawn "$WORK/nginx/stderr.log" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
-	FRONT_PID=$SPAWNED_PID
-	wait_port "127.0.0.1:$port" "$FRONT_PID" "$WORK/nginx/error.log"
-	FRONT_URL=http://127.0.0.1:$port
+	} >"$WORK/nginx/nginx.conf"
+	run_nginx "$port"
 }
 
 start_caddy() {
@@ -722,20 +738,9 @@ start_nginx_django() {
 	# keepalive is the idle cache per nginx worker: as many as there are
 	# client connections, so no upstream connection is closed and reopened
 	# under load (the gateway's transport keeps up to 64).
-	cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    keepalive_requests 100000;
-    client_body_temp_path $WORK/nginx/body;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    proxy_temp_path $WORK/nginx/proxy;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
+	{
+		nginx_conf_head
+		cat <<EOF
 
     upstream django {
         server ${DJANGO_URL#http://};
@@ -759,10 +764,8 @@ http {
     }
 }
 EOF
-	spawn "$WORK/nginx/stderr.log" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
-	FRONT_PID=$SPAWNED_PID
-	wait_port "127.0.0.1:$port" "$FRONT_PID" "$WORK/nginx/error.log"
-	FRONT_URL=http://127.0.0.1:$port
+	} >"$WORK/nginx/nginx.conf"
+	run_nginx "$port"
 }
 
 # django_session_check FRONT: the gateway really carries the session to

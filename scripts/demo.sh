@@ -85,10 +85,8 @@ preflight() {
 	((${#missing[@]} == 0)) || die "missing: ${missing[*]} (scripts/deps.sh demo installs them as root)"
 }
 
-# free_port, wait_port HOST:PORT PID LOGFILE
+# free_port, port_busy HOST:PORT, wait_port HOST:PORT PID LOGFILE
 source "$ROOT/scripts/ports.sh"
-
-port_busy() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 
 start_php_fpm() {
 	FPM_ADDR=127.0.0.1:$(free_port)

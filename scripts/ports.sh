@@ -6,12 +6,15 @@ free_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# port_busy HOST:PORT: something accepts connections there.
+port_busy() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+
 # wait_port HOST:PORT PID LOGFILE: until HOST:PORT accepts a connection; die
 # with the tail of LOGFILE if process PID exits first or after 15 s.
 wait_port() {
-	local host=${1%:*} port=${1##*:} pid=$2 logfile=$3
+	local pid=$2 logfile=$3
 	for _ in $(seq 150); do
-		if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+		if port_busy "$1"; then
 			return 0
 		fi
 		if ! kill -0 "$pid" 2>/dev/null; then
