@@ -11,11 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/testlog"
 )
 
 // fakeRequest is what the fake php-fpm received.
@@ -278,26 +279,9 @@ func helloHandler(c *fakeConn, r *fakeRequest) bool {
 	return true
 }
 
-// logBuffer collects log records for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newTransport(t testing.TB, o Options, addrs ...string) (*Transport, *logBuffer) {
+func newTransport(t testing.TB, o Options, addrs ...string) (*Transport, *testlog.Buffer) {
 	t.Helper()
-	lb := &logBuffer{}
+	lb := &testlog.Buffer{}
 	o.Backends = addrs
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))

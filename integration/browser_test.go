@@ -22,6 +22,7 @@ import (
 	"github.com/sessiongate/sessiongate/app"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
@@ -185,7 +186,7 @@ func startBrowserStack(t *testing.T) (base, userID string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	a, err := app.Build(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +225,7 @@ func newBrowser(t *testing.T, base string, limit time.Duration) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var output syncBuffer
+	var output testlog.Buffer
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin),
 		chromedp.UserDataDir(t.TempDir()),

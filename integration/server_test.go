@@ -27,13 +27,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/server"
 )
 
@@ -108,7 +108,7 @@ type gw struct {
 	Addr string
 	Root string
 	FPM  *harness.PHPFPM
-	Logs *syncBuffer
+	Logs *testlog.Buffer
 }
 
 // startGW starts php-fpm on a fresh site and an in-process gateway in front
@@ -131,7 +131,7 @@ func startGWOn(t *testing.T, fpm *harness.PHPFPM, root string, mod func(*config.
 	if mod != nil {
 		mod(cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	s, err := server.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -209,23 +209,6 @@ func statusOf(resp string) int {
 	return code
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // ---- the real binary ----
 
 // buildGateway compiles cmd/gateway into dir.
@@ -241,7 +224,7 @@ func buildGateway(t *testing.T) string {
 
 type gwProc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testlog.Buffer
 	done   chan struct{}
 	err    error
 	URL    string
@@ -252,7 +235,7 @@ type gwProc struct {
 func startBinary(t *testing.T, bin string, env []string) *gwProc {
 	t.Helper()
 	port, admin := harness.FreePort(t), harness.FreePort(t)
-	p := &gwProc{stderr: &syncBuffer{}, done: make(chan struct{}),
+	p := &gwProc{stderr: &testlog.Buffer{}, done: make(chan struct{}),
 		URL: fmt.Sprintf("http://127.0.0.1:%d", port), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
 	p.cmd = exec.Command(bin)
 	p.cmd.Env = append([]string{

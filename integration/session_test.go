@@ -26,6 +26,7 @@ import (
 	"github.com/sessiongate/sessiongate/app"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
@@ -42,7 +43,7 @@ type sessionStack struct {
 
 type sessionGW struct {
 	URL  string
-	Logs *syncBuffer
+	Logs *testlog.Buffer
 }
 
 type stackOpts struct {
@@ -135,7 +136,7 @@ func startGateways(t *testing.T, cfg *config.Config, n int) []*sessionGW {
 	t.Helper()
 	var gws []*sessionGW
 	for i := 0; i < n; i++ {
-		logs := &syncBuffer{}
+		logs := &testlog.Buffer{}
 		a, err := app.Build(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 		if err != nil {
 			t.Fatal(err)

@@ -21,30 +21,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/sessionbridge"
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
 )
 
 const testSecret = "wsgi-unit-test-secret-0123456789abcdef"
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // seen is what the fake Django app observed about one request.
 type seen struct {
@@ -129,7 +112,7 @@ type env struct {
 	app   *fakeDjango
 	proxy *Proxy
 	gw    *httptest.Server
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 }
 
 type envOpts struct {
@@ -141,7 +124,7 @@ type envOpts struct {
 
 func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
-	e := &env{t: t, logs: &syncBuffer{}}
+	e := &env{t: t, logs: &testlog.Buffer{}}
 	e.app = &fakeDjango{t: t, key: HeaderKey([]byte(testSecret)), handle: func(http.ResponseWriter, *http.Request, seen) (answer, bool) {
 		return answer{}, true
 	}}
@@ -907,7 +890,7 @@ func TestSessionsOff(t *testing.T) {
 	}}
 	srv := httptest.NewServer(up)
 	defer srv.Close()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	p, err := New(Options{Backends: []string{srv.URL}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

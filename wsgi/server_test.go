@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/server"
 )
 
@@ -34,7 +35,7 @@ func TestBehindServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), server.WithPHPBackend(noPHP{}),
 		server.WithMount("django", []string{"/admin/", "/accounts/"}, e.proxy))
 	if err != nil {
