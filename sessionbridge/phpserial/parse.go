@@ -99,19 +99,20 @@ func (p *parser) expect(s string) error {
 	return nil
 }
 
-// uint reads [0-9]+ as a non-negative number no larger than max.
-func (p *parser) uint(max int64) (int64, error) {
+// digits reads [0-9]+ at the current position. A value past MaxUint64 is
+// reported at errPos with tooLarge.
+func (p *parser) digits(errPos int, tooLarge string) (uint64, error) {
 	start := p.pos
-	var v int64
+	var u uint64
 	for p.pos < len(p.in) {
 		c := p.in[p.pos]
 		if c < '0' || c > '9' {
 			break
 		}
-		if v > (math.MaxInt64-9)/10 {
-			return 0, p.errAt(start, "number too large")
+		if u > (math.MaxUint64-9)/10 {
+			return 0, p.errAt(errPos, tooLarge)
 		}
-		v = v*10 + int64(c-'0')
+		u = u*10 + uint64(c-'0')
 		p.pos++
 	}
 	if p.pos == start {
@@ -120,10 +121,20 @@ func (p *parser) uint(max int64) (int64, error) {
 		}
 		return 0, p.errAt(p.pos, "expected a digit")
 	}
-	if v > max {
+	return u, nil
+}
+
+// uint reads [0-9]+ as a non-negative number no larger than max.
+func (p *parser) uint(max int64) (int64, error) {
+	start := p.pos
+	u, err := p.digits(start, "number too large")
+	if err != nil {
+		return 0, err
+	}
+	if u > uint64(max) {
 		return 0, p.errAt(start, "number too large")
 	}
-	return v, nil
+	return int64(u), nil
 }
 
 // int reads PHP's iv: [+-]?[0-9]+, which must fit int64.
@@ -134,24 +145,9 @@ func (p *parser) int() (int64, error) {
 		neg = p.in[p.pos] == '-'
 		p.pos++
 	}
-	dstart := p.pos
-	var u uint64
-	for p.pos < len(p.in) {
-		c := p.in[p.pos]
-		if c < '0' || c > '9' {
-			break
-		}
-		if u > (math.MaxUint64-9)/10 {
-			return 0, p.errAt(start, "integer out of range")
-		}
-		u = u*10 + uint64(c-'0')
-		p.pos++
-	}
-	if p.pos == dstart {
-		if p.pos == len(p.in) {
-			return 0, p.truncated()
-		}
-		return 0, p.errAt(p.pos, "expected a digit")
+	u, err := p.digits(start, "integer out of range")
+	if err != nil {
+		return 0, err
 	}
 	if neg {
 		if u > 1<<63 {

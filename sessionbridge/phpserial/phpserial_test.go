@@ -237,6 +237,21 @@ func TestDecodeErrors(t *testing.T) {
 			t.Errorf("DecodeSession(%q) = %v; want a *SyntaxError", in, err)
 		}
 	}
+	// Numbers past int64 (or uint64, while still reading digits) are refused
+	// at the number's first byte, with the parser's own words.
+	for in, want := range map[string]string{
+		`a:1:{i:0;i:9223372036854775808;}`:     "integer out of range",
+		`a:1:{i:0;i:-9223372036854775809;}`:    "integer out of range",
+		`a:1:{i:0;i:99999999999999999999999;}`: "integer out of range",
+		`a:99999999999999999999999:{}`:         "number too large",
+		`a:1:{i:0;s:18446744073709551616:"";}`: "number too large",
+	} {
+		_, err := DecodeSession([]byte(in), Limits{})
+		var se *SyntaxError
+		if !errors.As(err, &se) || se.Msg != want {
+			t.Errorf("DecodeSession(%q) = %v; want a *SyntaxError %q", in, err, want)
+		}
+	}
 	// Every strict prefix of a valid session is an error.
 	full := sessionCases[len(sessionCases)-5].php
 	for i := 0; i < len(full); i++ {
