@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -37,12 +36,10 @@ type Gunicorn struct {
 	// LogPath receives gunicorn's error log (tracebacks included).
 	LogPath string
 
-	t    testing.TB
+	server
 	bin  string
 	opts GunicornOptions
 	env  []string
-	mu   sync.Mutex
-	p    *proc
 }
 
 // StartGunicorn runs Debian's /usr/bin/gunicorn, whose shebang is
@@ -64,11 +61,12 @@ func StartGunicorn(t testing.TB, o GunicornOptions) *Gunicorn {
 	dir := t.TempDir()
 	g := &Gunicorn{
 		LogPath: filepath.Join(dir, "gunicorn.log"),
-		t:       t,
+		server:  server{t: t},
 		bin:     bin,
 		opts:    o,
 		env:     append(cleanPythonEnv(os.Environ()), o.Env...),
 	}
+	g.launch = g.launchProc
 	t.Cleanup(g.Stop)
 	err := retryPortRace(func() error {
 		g.Addr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
@@ -118,43 +116,30 @@ func cleanPythonEnv(env []string) []string {
 // URL returns "http://127.0.0.1:port".
 func (g *Gunicorn) URL() string { return "http://" + g.Addr }
 
-// Start (re)starts gunicorn on the same address. No-op while running.
-func (g *Gunicorn) Start() {
-	g.t.Helper()
-	if err := g.start(); err != nil {
-		g.t.Fatalf("harness: %v", err)
-	}
-}
-
-func (g *Gunicorn) start() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.p != nil && !g.p.exited() {
-		return nil
-	}
+// launchProc runs gunicorn and waits until a worker answers HTTP.
+func (g *Gunicorn) launchProc() (*proc, error) {
 	cmd := exec.Command(g.bin, g.argv()...)
 	cmd.Env = g.env
 	p, err := startProc("gunicorn "+g.Addr, cmd, g.LogPath+".stderr")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	g.p = p
-	if err := g.waitHTTP(30 * time.Second); err != nil {
+	if err := g.waitHTTP(p, 30*time.Second); err != nil {
 		p.stop(3 * time.Second)
-		return fmt.Errorf("gunicorn did not start: %w\n%s", err, tailLogs(4096, g.LogPath+".stderr", g.LogPath))
+		return nil, fmt.Errorf("gunicorn did not start: %w\n%s", err, tailLogs(4096, g.LogPath+".stderr", g.LogPath))
 	}
-	return nil
+	return p, nil
 }
 
 // waitHTTP waits until gunicorn says it listens on our address (so that an
 // HTTP answer cannot come from another server that took the port), then for
 // any HTTP answer from a worker.
-func (g *Gunicorn) waitHTTP(d time.Duration) error {
+func (g *Gunicorn) waitHTTP(p *proc, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	listening := "Listening at: http://" + g.Addr + " "
 	for !strings.Contains(g.Log(), listening) {
-		if g.p.exited() {
-			return fmt.Errorf("gunicorn exited: %v", g.p.err)
+		if p.exited() {
+			return fmt.Errorf("gunicorn exited: %v", p.err)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("gunicorn did not report %q after %v", strings.TrimSpace(listening), d)
@@ -168,23 +153,13 @@ func (g *Gunicorn) waitHTTP(d time.Duration) error {
 			resp.Body.Close()
 			return nil
 		}
-		if g.p.exited() {
-			return fmt.Errorf("gunicorn exited: %v", g.p.err)
+		if p.exited() {
+			return fmt.Errorf("gunicorn exited: %v", p.err)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no HTTP answer from %s after %v: %w", g.Addr, d, err)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// Stop terminates gunicorn and its workers and waits. Safe to call twice and
-// from any goroutine.
-func (g *Gunicorn) Stop() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.p != nil {
-		g.p.stop(5 * time.Second)
 	}
 }
 

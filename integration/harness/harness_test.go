@@ -375,8 +375,9 @@ func TestPortTakenIsRecognised(t *testing.T) {
 	dir := t.TempDir()
 	f := &PHPFPM{
 		Addr: "127.0.0.1:" + itoa(taken), ConfPath: filepath.Join(dir, "php-fpm.conf"),
-		LogPath: filepath.Join(dir, "php-fpm.log"), t: t, bin: Bin(t, "php-fpm8.2"), children: 1,
+		LogPath: filepath.Join(dir, "php-fpm.log"), server: server{t: t}, bin: Bin(t, "php-fpm8.2"), children: 1,
 	}
+	f.launch = f.launchProc
 	t.Cleanup(f.Stop)
 	if err := os.WriteFile(f.ConfPath, []byte(phpFPMConf(dir, f.Addr, PHPFPMOptions{Children: 1})), 0o644); err != nil {
 		t.Fatal(err)

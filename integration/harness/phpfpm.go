@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -65,11 +64,9 @@ type PHPFPM struct {
 	ConfPath string
 	LogPath  string
 
-	t        testing.TB
+	server
 	opts     PHPFPMOptions
 	bin      string
-	mu       sync.Mutex
-	p        *proc
 	children int
 }
 
@@ -91,11 +88,12 @@ func StartPHPFPM(t testing.TB, o PHPFPMOptions) *PHPFPM {
 		DocRoot:  o.DocRoot,
 		ConfPath: filepath.Join(dir, "php-fpm.conf"),
 		LogPath:  filepath.Join(dir, "php-fpm.log"),
-		t:        t,
+		server:   server{t: t},
 		opts:     o,
 		bin:      bin,
 		children: o.Children,
 	}
+	f.launch = f.launchProc
 	t.Cleanup(f.Stop)
 	if o.Unix {
 		// sun_path holds 108 bytes; t.TempDir() paths derive from long test
@@ -158,22 +156,9 @@ func phpFPMConf(dir, listen string, o PHPFPMOptions) string {
 	return b.String()
 }
 
-// Start starts the master again after Stop, on the same address and config.
-// It is a no-op while running.
-func (f *PHPFPM) Start() {
-	f.t.Helper()
-	if err := f.start(); err != nil {
-		f.t.Fatalf("harness: %v", err)
-	}
-}
-
-// start runs php-fpm and waits for its socket and its full pool of workers.
-func (f *PHPFPM) start() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.p != nil && !f.p.exited() {
-		return nil
-	}
+// launchProc runs php-fpm and waits for its socket and its full pool of
+// workers.
+func (f *PHPFPM) launchProc() (*proc, error) {
 	args := []string{"-F", "-y", f.ConfPath}
 	if os.Geteuid() == 0 {
 		args = append(args, "-R")
@@ -183,12 +168,11 @@ func (f *PHPFPM) start() error {
 	// open: keep them next to the log.
 	p, err := startProc("php-fpm "+f.Addr, cmd, f.LogPath+".stderr")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	f.p = p
 	if err := waitAccept(f.Addr, 15*time.Second, p); err != nil {
 		p.stop(time.Second)
-		return fmt.Errorf("php-fpm did not start: %w\n%s", err, tailLogs(4096, f.LogPath+".stderr", f.LogPath))
+		return nil, fmt.Errorf("php-fpm did not start: %w\n%s", err, tailLogs(4096, f.LogPath+".stderr", f.LogPath))
 	}
 	// The listening socket exists before the workers are forked; wait for
 	// them so that KillWorkers and worker-count tests see the full pool.
@@ -196,28 +180,11 @@ func (f *PHPFPM) start() error {
 	for len(childrenOf(p.cmd.Process.Pid)) < f.children {
 		if time.Now().After(deadline) || p.exited() {
 			p.stop(time.Second)
-			return fmt.Errorf("php-fpm workers did not start\n%s", tailLogs(4096, f.LogPath+".stderr", f.LogPath))
+			return nil, fmt.Errorf("php-fpm workers did not start\n%s", tailLogs(4096, f.LogPath+".stderr", f.LogPath))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return nil
-}
-
-// Stop terminates the master and its workers (SIGTERM, then SIGKILL after 5 s)
-// and waits for them. Safe to call twice and from any goroutine.
-func (f *PHPFPM) Stop() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.p != nil {
-		f.p.stop(5 * time.Second)
-	}
-}
-
-// Restart is Stop then Start: same address, new processes.
-func (f *PHPFPM) Restart() {
-	f.t.Helper()
-	f.Stop()
-	f.Start()
+	return p, nil
 }
 
 // PID returns the master's process id (0 when stopped).

@@ -9,28 +9,26 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
 // Redis is a redis-server started by StartRedis (or one node of a
-// RedisCluster): no persistence, loopback only. Start and Restart call
-// t.Fatal and must run on the test's goroutine.
+// RedisCluster): no persistence, loopback only, so Restart loses all data,
+// as a crash of a cache-only Redis does. Start and Restart call t.Fatal and
+// must run on the test's goroutine.
 type Redis struct {
 	// Addr is "127.0.0.1:port".
 	Addr string
 	// LogPath is the server's log file.
 	LogPath string
 
-	t       testing.TB
+	server
 	bin     string
 	dir     string
 	port    int
 	cluster bool
 	busPort int // cluster bus port, when cluster
-	mu      sync.Mutex
-	p       *proc
 }
 
 // StartRedis starts a standalone redis-server on a free loopback port with
@@ -50,11 +48,12 @@ func newRedis(t testing.TB, cluster bool) *Redis {
 	dir := t.TempDir()
 	r := &Redis{
 		LogPath: filepath.Join(dir, "redis.log"),
-		t:       t,
+		server:  server{t: t},
 		bin:     Bin(t, "redis-server"),
 		dir:     dir,
 		cluster: cluster,
 	}
+	r.launch = r.launchProc
 	t.Cleanup(r.Stop)
 	return r
 }
@@ -102,25 +101,13 @@ func (r *Redis) argv() []string {
 // URL returns the go-redis URL of the server, database 0.
 func (r *Redis) URL() string { return "redis://" + r.Addr + "/0" }
 
-// Start (re)starts the server on the same port. No-op while running.
-func (r *Redis) Start() {
-	r.t.Helper()
-	if err := r.start(); err != nil {
-		r.t.Fatalf("harness: %v", err)
-	}
-}
-
-func (r *Redis) start() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.p != nil && !r.p.exited() {
-		return nil
-	}
+// launchProc runs redis-server and waits until it answers PING as our
+// server.
+func (r *Redis) launchProc() (*proc, error) {
 	p, err := startProc("redis-server "+r.Addr, exec.Command(r.bin, r.argv()...), r.LogPath+".stderr")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	r.p = p
 	// A listening socket is not enough: redis answers -LOADING at first.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -130,36 +117,18 @@ func (r *Redis) start() error {
 			// took the port first: each has its own dir.
 			if dir, err := redisDo(r.Addr, "CONFIG", "GET", "dir"); err != nil || dir != "dir\n"+r.dir {
 				p.stop(time.Second)
-				return fmt.Errorf("redis-server %s: another server answers on this port (dir %q)\n%s",
+				return nil, fmt.Errorf("redis-server %s: another server answers on this port (dir %q)\n%s",
 					r.Addr, dir, tailLogs(4096, r.LogPath+".stderr", r.LogPath))
 			}
-			return nil
+			return p, nil
 		}
 		if p.exited() || time.Now().After(deadline) {
 			p.stop(time.Second)
-			return fmt.Errorf("redis-server %s did not start (last PING: %q, %v)\n%s",
+			return nil, fmt.Errorf("redis-server %s did not start (last PING: %q, %v)\n%s",
 				r.Addr, reply, err, tailLogs(4096, r.LogPath+".stderr", r.LogPath))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// Stop terminates the server (SIGTERM, SIGKILL after 5 s) and waits for it.
-// Safe to call twice and from any goroutine.
-func (r *Redis) Stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.p != nil {
-		r.p.stop(5 * time.Second)
-	}
-}
-
-// Restart is Stop then Start on the same port. All data is lost (no
-// persistence), as after a crash of a cache-only Redis.
-func (r *Redis) Restart() {
-	r.t.Helper()
-	r.Stop()
-	r.Start()
 }
 
 // Do sends one command over a fresh connection and returns the reply as a
