@@ -61,9 +61,7 @@ func forwardableHeader(name string) bool {
 // the client's Connection header names. PHP never sees them, the way
 // net/http/httputil.ReverseProxy drops them before any upstream.
 func hopByHop(name string, connection []string) bool {
-	switch name { // canonical keys, as net/http stores them
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+	if hopByHopName(name) {
 		return true
 	}
 	for _, v := range connection {
@@ -72,6 +70,17 @@ func hopByHop(name string, connection []string) bool {
 				return true
 			}
 		}
+	}
+	return false
+}
+
+// hopByHopName reports the standard hop-by-hop header names (canonical
+// keys, as net/http stores them), in a request or in PHP's response.
+func hopByHopName(name string) bool {
+	switch name {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
 	}
 	return false
 }

@@ -442,6 +442,14 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	} else if done {
 		resp.ContentLength = int64(len(rb.pending))
 	}
+	// What PHP says about a connection (Connection, Keep-Alive, Upgrade...)
+	// is not the response's: the server in front decides those itself
+	// (RFC 9110 7.6.1), as nginx does for FastCGI.
+	for name := range header {
+		if hopByHopName(name) {
+			delete(header, name)
+		}
+	}
 	b.lastOK.Store(time.Now().UnixNano())
 	return resp, false, nil
 }

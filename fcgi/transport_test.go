@@ -86,6 +86,8 @@ func TestResponseStatusAndHeaders(t *testing.T) {
 			c.End()
 		case "cl":
 			respond(c, "Content-Length: 3\r\n", "abc")
+		case "hop":
+			respond(c, "Connection: close\r\nKeep-Alive: timeout=9\r\nUpgrade: h2c\r\nX-Kept: 1\r\n", "ok")
 		}
 		return true
 	})
@@ -101,6 +103,12 @@ func TestResponseStatusAndHeaders(t *testing.T) {
 	resp, body, err = roundTrip(t, tr, newReq(nil, "GET", "/?cl", nil, nil))
 	if err != nil || resp.ContentLength != 3 || body != "abc" {
 		t.Fatalf("content-length: %v %+v", err, resp)
+	}
+	// What PHP says about the connection is the front server's business.
+	resp, body, err = roundTrip(t, tr, newReq(nil, "GET", "/?hop", nil, nil))
+	if err != nil || body != "ok" || resp.Header.Get("X-Kept") != "1" ||
+		resp.Header.Get("Connection") != "" || resp.Header.Get("Keep-Alive") != "" || resp.Header.Get("Upgrade") != "" {
+		t.Fatalf("hop-by-hop: %v %q %v", err, body, resp.Header)
 	}
 	for _, q := range []string{"malformed", "noheader"} {
 		_, err := tr.RoundTrip(newReq(nil, "GET", "/?"+q, nil, nil))
