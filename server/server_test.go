@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/fcgi"
+	"github.com/sessiongate/sessiongate/internal/testlog"
 )
 
 func TestClientOf(t *testing.T) {
@@ -109,7 +109,7 @@ func (f *fakePHP) calls() int                 { f.mu.Lock(); defer f.mu.Unlock()
 type env struct {
 	srv  *Server
 	php  *fakePHP
-	logs *lockedWriter
+	logs *testlog.Buffer
 	root string
 }
 
@@ -134,7 +134,7 @@ func newEnv(t *testing.T, mod func(*config.Config), opts ...Option) *env {
 		mod(cfg)
 	}
 	php := &fakePHP{}
-	logs := &lockedWriter{}
+	logs := &testlog.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	s, err := New(cfg, logger, append([]Option{WithPHPBackend(php)}, opts...)...)
 	if err != nil {
@@ -143,25 +143,6 @@ func newEnv(t *testing.T, mod func(*config.Config), opts ...Option) *env {
 	t.Cleanup(func() { s.Close() })
 	return &env{srv: s, php: php, logs: logs, root: root}
 }
-
-type lockedWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *lockedWriter) Len() int { return len(l.String()) }
 
 func (e *env) do(r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
@@ -378,7 +359,7 @@ func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 func TestAccessLogOff(t *testing.T) {
 	e := newEnv(t, func(c *config.Config) { c.AccessLog = false })
 	e.do(httptest.NewRequest("GET", "/style.css", nil))
-	if e.logs.Len() != 0 {
+	if e.logs.String() != "" {
 		t.Errorf("access log off, but: %s", e.logs)
 	}
 	e.php.respond = func(r *http.Request) (*http.Response, error) {
