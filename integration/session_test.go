@@ -576,3 +576,45 @@ func TestSessionDataNeverLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionEndWriteRidesInHeader: a session written when the request ends,
+// before PHP sent its headers, comes back in the X-Sessiongate-Frame response
+// header (stripped before the client), so php-fpm copies no frame into its
+// log; a write after output started still comes back over stderr. The frame
+// count in php-fpm's log (catch_workers_output is on) tells the two apart.
+func TestSessionEndWriteRidesInHeader(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	frames := func() int {
+		time.Sleep(200 * time.Millisecond) // php-fpm's master writes its log asynchronously
+		return strings.Count(s.fpm.Log(), "@sg1:")
+	}
+	before := frames()
+	resp, body, _ := s.gws[0].get(t, "/set.php?k=cart&v=%5B1%2C2%5D", ck)
+	if resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("set: %d %q", resp.StatusCode, body)
+	}
+	for name := range resp.Header {
+		if strings.Contains(strings.ToLower(name), "sessiongate") {
+			t.Errorf("client got internal header %s", name)
+		}
+	}
+	if n := frames() - before; n != 0 {
+		t.Errorf("end-of-request write sent %d frames through php-fpm's log, want 0 (header channel)", n)
+	}
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"cart":[1,2]`) {
+		t.Fatalf("write through the header not saved: %s", d.Data)
+	}
+
+	before = frames()
+	resp, _, _ = s.gws[0].get(t, "/late_write.php", ck)
+	if resp.StatusCode != 200 {
+		t.Fatalf("late_write: %d", resp.StatusCode)
+	}
+	if n := frames() - before; n == 0 {
+		t.Error("a write after output started sent no stderr frame: the count above proves nothing")
+	}
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"late":"yes"`) {
+		t.Fatalf("late write not saved: %s", d.Data)
+	}
+}

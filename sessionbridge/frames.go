@@ -8,17 +8,25 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
-// PHP talks back to the gateway over FCGI_STDERR, the only channel that
-// reaches us while the script still runs: response headers set by PHP stay
-// in its output buffer until the first flush, so a lock could not be released
-// at session_write_close(). The prepend writes each message with
-// error_log($frame, 4) followed by flush(); php-fpm wraps every call in
-// "PHP message: " ... "; " and may split them across records anywhere, so
-// frames carry their own delimiters:
+// PHP talks back to the gateway in frames over two channels. While the
+// script runs, FCGI_STDERR is the only one that reaches us: response headers
+// set by PHP stay in its output buffer until the first flush, so a lock could
+// not be released at session_write_close(). There the prepend writes each
+// message with error_log($frame, 4) followed by flush(); php-fpm wraps every
+// call in "PHP message: " ... "; " and may split them across records
+// anywhere, so frames carry their own delimiters:
 //
 //	@sg1:<nonce>:<seq>:<last 0|1>:<base64 chunk>#
+//
+// When the request ends before its headers were sent (the common case: the
+// session is written at shutdown, output still buffered), the prepend puts
+// the whole message, as one frame, in a FrameHeader response header instead:
+// it reaches us before anything goes to the client, has no size limit, and
+// stays out of php-fpm's worker log pipe (catch_workers_output copies every
+// error_log() line through the master process).
 //
 // Chunks of one message (same seq) are concatenated and base64-decoded into
 // iv(12) | tag(16) | AES-256-GCM ciphertext of "<op>\n<session id>\n<payload>"
@@ -36,6 +44,11 @@ const (
 	// phpMessage is php-fpm's prefix for every error_log() message.
 	phpMessage = "PHP message: "
 )
+
+// FrameHeader is the response header that carries a frame when PHP ends the
+// request before sending its headers. Like every X-Sessiongate- header it
+// never reaches the client.
+const FrameHeader = "X-Sessiongate-Frame"
 
 // message is one decoded PHP -> gateway message.
 type message struct {
@@ -128,6 +141,20 @@ func (f *frameScanner) feed(rec []byte) (msgs []message, rest []byte) {
 		data = data[end+1:]
 	}
 	return msgs, cleanLog(logText)
+}
+
+// headerFrame decodes the frame in one FrameHeader value. Sequence numbers
+// continue those of the stderr frames of the same request.
+func (f *frameScanner) headerFrame(v string) (message, bool) {
+	body, ok := strings.CutPrefix(v, framePrefix)
+	if ok {
+		body, ok = strings.CutSuffix(body, string(frameEnd))
+	}
+	if !ok {
+		f.fail(errors.New("malformed frame header"))
+		return message{}, false
+	}
+	return f.frame([]byte(body))
 }
 
 func (f *frameScanner) fail(err error) {

@@ -110,3 +110,38 @@ func TestIsInternalHeader(t *testing.T) {
 		}
 	}
 }
+
+// headerFrameValue renders a message the way prepend.php puts it in the
+// FrameHeader response header: the whole message in one frame.
+func headerFrameValue(nonce string, seq int, op, id, payload string) string {
+	text := base64.StdEncoding.EncodeToString(sealLikePHP(testFrameKey, op+"\n"+id+"\n"+payload))
+	return fmt.Sprintf("@sg1:%s:%d:1:%s#", nonce, seq, text)
+}
+
+func TestHeaderFrameContinuesStderrSequence(t *testing.T) {
+	const nonce = "00112233445566778899aabbccddeeff"
+	f := newFrameScanner(nonce, testFrameKey)
+	msgs, _ := f.feed([]byte(phpFrames(nonce, 0, "open", "abc", "", 800)))
+	big := strings.Repeat("v", 300<<10) // far over php-fpm's log_limit: headers have none
+	m, ok := f.headerFrame(headerFrameValue(nonce, 1, "write", "abc", big))
+	if !ok || len(msgs) != 1 || msgs[0].Op != "open" || m.Op != "write" || string(m.Payload) != big || len(f.errs) > 0 {
+		t.Fatalf("open %+v, write ok=%v op=%q len=%d, errs %v", msgs, ok, m.Op, len(m.Payload), f.errs)
+	}
+}
+
+func TestHeaderFrameRejectsForgeries(t *testing.T) {
+	const nonce = "00112233445566778899aabbccddeeff"
+	good := headerFrameValue(nonce, 0, "write", "abc", "x")
+	for name, v := range map[string]string{
+		"foreign nonce": headerFrameValue("ffeeddccbbaa99887766554433221100", 0, "write", "abc", "x"),
+		"no prefix":     strings.TrimPrefix(good, "@sg1:"),
+		"no end":        strings.TrimSuffix(good, "#"),
+		"not sealed":    fmt.Sprintf("@sg1:%s:0:1:%s#", nonce, base64.StdEncoding.EncodeToString([]byte("write\nabc\nx"))),
+		"empty":         "",
+	} {
+		f := newFrameScanner(nonce, testFrameKey)
+		if m, ok := f.headerFrame(v); ok || len(f.errs) == 0 {
+			t.Errorf("%s: accepted %+v (errs %v)", name, m, f.errs)
+		}
+	}
+}

@@ -217,6 +217,27 @@ func (b *phpBridge) onStderr(rec []byte) []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	msgs, rest := b.scanner.feed(rec)
+	b.applyAll(msgs)
+	return rest
+}
+
+// onFrameHeaders applies the messages PHP put in response headers; the
+// bridge calls it before the headers leave, so a change that cannot be
+// saved still turns the response into a 503.
+func (b *phpBridge) onFrameHeaders(values []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	msgs := make([]message, 0, len(values))
+	for _, v := range values {
+		if m, ok := b.scanner.headerFrame(v); ok {
+			msgs = append(msgs, m)
+		}
+	}
+	b.applyAll(msgs)
+}
+
+// applyAll applies messages in order and logs what failed; b.mu is held.
+func (b *phpBridge) applyAll(msgs []message) {
 	for _, m := range msgs {
 		if err := b.apply(m); err != nil {
 			b.h.m.log.Error("session change from PHP not saved", "script", b.path, "op", m.Op, "error", err.Error())
@@ -229,7 +250,6 @@ func (b *phpBridge) onStderr(rec []byte) []byte {
 		b.h.m.log.Warn("session frame from PHP rejected", "script", b.path, "error", err.Error())
 	}
 	b.scanner.errs = b.scanner.errs[:0]
-	return rest
 }
 
 func (b *phpBridge) apply(m message) error {
@@ -310,6 +330,9 @@ func (w *bridgeWriter) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	h := w.Header()
+	if frames := h[FrameHeader]; len(frames) > 0 {
+		w.b.onFrameHeaders(frames)
+	}
 	StripInternalHeaders(h)
 	if err := w.b.failure(); err != nil && code < 500 {
 		for k := range h {

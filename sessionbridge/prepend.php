@@ -8,8 +8,9 @@
  *
  * Protocol (docs/protocol.md): the session arrives base64-encoded in the
  * FastCGI params SESSIONGATE_DATA_0..N-1 (php_serialize format); changes go
- * back as frames on FCGI_STDERR via error_log($frame, 4) + flush(), which the
- * gateway strips from the log.
+ * back as frames: in an X-Sessiongate-Frame response header when the request
+ * ends before its headers were sent, otherwise on FCGI_STDERR via
+ * error_log($frame, 4) + flush(). The gateway strips both.
  */
 
 if (!class_exists('SessiongateSessionHandler', false)) {
@@ -19,6 +20,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /* Frames stay under php-fpm's default log_limit (1024 bytes including
      * its "PHP message: " prefix), so they arrive whole on any pool. */
     private const CHUNK = 800;
+    private const FRAME_HEADER = 'X-Sessiongate-Frame';
 
     private string $nonce;
     private string $key = '';
@@ -163,6 +165,14 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         }
         $text = base64_encode($iv . $tag . $sealed);
         $seq = $this->seq++;
+        if ($this->finishing && !headers_sent()) {
+            // The request is ending and its headers are still in PHP's
+            // buffer: the message rides in a response header, which the
+            // gateway reads before anything reaches the client. No size
+            // limit, and nothing passes through php-fpm's log pipe.
+            header(self::FRAME_HEADER . ': @sg1:' . $this->nonce . ':' . $seq . ':1:' . $text . '#', false);
+            return true;
+        }
         $chunks = $text === '' ? [''] : str_split($text, self::CHUNK);
         $last = count($chunks) - 1;
         foreach ($chunks as $i => $chunk) {
@@ -170,9 +180,10 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         }
         // php-fpm holds stderr in its buffer until a flush; this sends the
         // frames now (without sending headers), so the gateway can release
-        // the session lock at once. Not when the request is ending: the
-        // frames then leave in the same write as the response, and a
-        // separate small write would wait for a delayed TCP ACK (40 ms).
+        // the session lock at once. Not when the request is ending (after
+        // output started): the frames then leave in the same write as the
+        // response, and a separate small write would wait for a delayed
+        // TCP ACK (40 ms).
         if (!$this->finishing) {
             flush();
         }
