@@ -53,15 +53,11 @@ func putDecoder(d *decoder) {
 // package documentation for the mapping.
 func DecodeSession(phpSerialized []byte, l Limits) ([]byte, error) {
 	l = l.norm()
-	if len(phpSerialized) > l.MaxBytes {
-		return nil, limitErr("input size", len(phpSerialized), l.MaxBytes, 0)
-	}
-	d := getDecoder(l)
-	defer putDecoder(d)
-	d.p.reset(phpSerialized, 0, l, &d.elems)
-	if err := d.p.parseRoot(); err != nil {
+	d, err := parseInput(phpSerialized, l)
+	if err != nil {
 		return nil, err
 	}
+	defer putDecoder(d)
 	if d.p.nodes[0].kind != pArray {
 		return nil, &SyntaxError{Offset: 0, Msg: "a php_serialize session must be an array (a:N:{...})"}
 	}
@@ -69,7 +65,6 @@ func DecodeSession(phpSerialized []byte, l Limits) ([]byte, error) {
 		return nil, err
 	}
 	out := make([]byte, 0, len(phpSerialized)+len(phpSerialized)/8+16)
-	var err error
 	if d.p.nodes[0].tag {
 		out = d.appendSessionTag(out, 0, false)
 	} else if out, err = d.emit(out, 0, true); err != nil {
@@ -87,15 +82,11 @@ func DecodeSession(phpSerialized []byte, l Limits) ([]byte, error) {
 // (references inside it count slots from 1 at the value itself).
 func DecodeValue(phpSerialized []byte, l Limits) ([]byte, error) {
 	l = l.norm()
-	if len(phpSerialized) > l.MaxBytes {
-		return nil, limitErr("input size", len(phpSerialized), l.MaxBytes, 0)
-	}
-	d := getDecoder(l)
-	defer putDecoder(d)
-	d.p.reset(phpSerialized, 0, l, &d.elems)
-	if err := d.p.parseRoot(); err != nil {
+	d, err := parseInput(phpSerialized, l)
+	if err != nil {
 		return nil, err
 	}
+	defer putDecoder(d)
 	if err := d.analyze(false); err != nil {
 		return nil, err
 	}
@@ -107,6 +98,21 @@ func DecodeValue(phpSerialized []byte, l Limits) ([]byte, error) {
 		return nil, limitErr("output size", len(out), l.MaxBytes, 0)
 	}
 	return out, nil
+}
+
+// parseInput checks the input size and parses it with a pooled decoder,
+// which the caller returns with putDecoder once done with the nodes.
+func parseInput(phpSerialized []byte, l Limits) (*decoder, error) {
+	if len(phpSerialized) > l.MaxBytes {
+		return nil, limitErr("input size", len(phpSerialized), l.MaxBytes, 0)
+	}
+	d := getDecoder(l)
+	d.p.reset(phpSerialized, 0, l, &d.elems)
+	if err := d.p.parseRoot(); err != nil {
+		putDecoder(d)
+		return nil, err
+	}
+	return d, nil
 }
 
 func isTagName(b []byte, session bool) bool {

@@ -505,46 +505,26 @@ func (p *parser) token(parent int32, key pnode) error {
 		}
 		return p.finishScalar(n)
 	case 'a':
-		at := p.pos
-		cnt, err := p.uint(math.MaxInt64 / 2)
+		cnt, err := p.memberCount()
 		if err != nil {
-			return err
-		}
-		if err := p.expect(":{"); err != nil {
-			return err
-		}
-		if err := p.checkCount(cnt, at); err != nil {
 			return err
 		}
 		n.kind, n.count = pArray, int32(cnt)
 		return p.open(n, false)
 	case 'O':
-		s, e, err := p.quoted()
+		s, e, err := p.className()
 		if err != nil {
 			return err
 		}
-		if err := p.expect(":"); err != nil {
-			return err
-		}
-		at := p.pos
-		cnt, err := p.uint(math.MaxInt64 / 2)
+		cnt, err := p.memberCount()
 		if err != nil {
-			return err
-		}
-		if err := p.expect(":{"); err != nil {
-			return err
-		}
-		if err := p.checkCount(cnt, at); err != nil {
 			return err
 		}
 		n.kind, n.count, n.vs, n.ve = pObject, int32(cnt), s, e
 		return p.open(n, true)
 	case 'C':
-		s, e, err := p.quoted()
+		s, e, err := p.className()
 		if err != nil {
-			return err
-		}
-		if err := p.expect(":"); err != nil {
 			return err
 		}
 		at := p.pos
@@ -570,6 +550,30 @@ func (p *parser) token(parent int32, key pnode) error {
 		return p.finishScalar(n)
 	}
 	return p.errAt(int(n.start), "unknown type letter "+strconv.QuoteRune(rune(c)))
+}
+
+// memberCount reads the "<count>:{" that opens an array or an object and
+// checks the count against the limits and the data left.
+func (p *parser) memberCount() (int64, error) {
+	at := p.pos
+	cnt, err := p.uint(math.MaxInt64 / 2)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.expect(":{"); err != nil {
+		return 0, err
+	}
+	return cnt, p.checkCount(cnt, at)
+}
+
+// className reads the quoted class name and its ':' in front of an object's
+// members or a Serializable's payload.
+func (p *parser) className() (int32, int32, error) {
+	s, e, err := p.quoted()
+	if err != nil {
+		return 0, 0, err
+	}
+	return s, e, p.expect(":")
 }
 
 func (p *parser) takeSlot(n *pnode) {
