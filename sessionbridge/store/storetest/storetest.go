@@ -511,7 +511,19 @@ func testLockTimeout(t *testing.T, a, b store.Store) {
 // 64 goroutines split over both instances increment one counter under the
 // lock: every increment must survive.
 func testNoLostUpdateLocked(t *testing.T, a, b store.Store) {
-	const workers, rounds = 64, 8
+	countConcurrently(t, a, b, 64, 8, incrementLocked)
+}
+
+// The merge mode's compare-and-set: concurrent Load+Save loops retrying on
+// ErrConflict must not lose an increment either.
+func testNoLostUpdateCAS(t *testing.T, a, b store.Store) {
+	countConcurrently(t, a, b, 16, 8, incrementCAS)
+}
+
+// countConcurrently runs workers goroutines, alternately on a and b, that
+// each call increment rounds times on one fresh session; the counter must
+// then read workers*rounds on both stores.
+func countConcurrently(t *testing.T, a, b store.Store, workers, rounds int, increment func(ctx context.Context, s store.Store, id string) error) {
 	id := newID()
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -521,8 +533,10 @@ func testNoLostUpdateLocked(t *testing.T, a, b store.Store) {
 			s = b
 		}
 		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
 			for range rounds {
-				if err := increment(s, id); err != nil {
+				if err := increment(ctx, s, id); err != nil {
 					errs <- err
 					return
 				}
@@ -534,15 +548,14 @@ func testNoLostUpdateLocked(t *testing.T, a, b store.Store) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	r := mustLoad(t, a, id)
-	if got := string(r.Value); got != strconv.Itoa(workers*rounds) {
-		t.Fatalf("counter = %s, want %d (lost updates)", got, workers*rounds)
+	for _, s := range []store.Store{a, b} {
+		if got := string(mustLoad(t, s, id).Value); got != strconv.Itoa(workers*rounds) {
+			t.Fatalf("counter = %s, want %d (lost updates)", got, workers*rounds)
+		}
 	}
 }
 
-func increment(s store.Store, id string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+func incrementLocked(ctx context.Context, s store.Store, id string) error {
 	l, r, err := s.Lock(ctx, id, 30*time.Second)
 	if err != nil {
 		return fmt.Errorf("Lock: %w", err)
@@ -564,51 +577,20 @@ func increment(s store.Store, id string) error {
 	return nil
 }
 
-// The merge mode's compare-and-set: concurrent Load+Save loops retrying on
-// ErrConflict must not lose an increment either.
-func testNoLostUpdateCAS(t *testing.T, a, b store.Store) {
-	const workers, rounds = 16, 8
-	id := newID()
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		s := a
-		if w%2 == 1 {
-			s = b
+func incrementCAS(ctx context.Context, s store.Store, id string) error {
+	for {
+		r, err := s.Load(ctx, id)
+		if err != nil {
+			return err
 		}
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			for range rounds {
-				for {
-					r, err := s.Load(ctx, id)
-					if err != nil {
-						errs <- err
-						return
-					}
-					n := 0
-					if r.Version != 0 {
-						n, _ = strconv.Atoi(string(r.Value))
-					}
-					_, err = s.Save(ctx, id, r.Version, []byte(strconv.Itoa(n+1)), time.Minute)
-					if err == nil {
-						break
-					}
-					if !errors.Is(err, store.ErrConflict) {
-						errs <- err
-						return
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	if got := string(mustLoad(t, b, id).Value); got != strconv.Itoa(workers*rounds) {
-		t.Fatalf("counter = %s, want %d", got, workers*rounds)
+		n := 0
+		if r.Version != 0 {
+			n, _ = strconv.Atoi(string(r.Value))
+		}
+		_, err = s.Save(ctx, id, r.Version, []byte(strconv.Itoa(n+1)), time.Minute)
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
 	}
 }
 
@@ -721,10 +703,12 @@ func BenchHotSession(b *testing.B, s store.Store) {
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
 	for range clients {
 		wg.Go(func() {
 			for next.Add(1) <= total {
-				if err := increment(s, id); err != nil {
+				if err := incrementLocked(ctx, s, id); err != nil {
 					failed.CompareAndSwap(nil, &err)
 					return
 				}
