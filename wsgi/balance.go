@@ -127,7 +127,7 @@ func (p *pool) dialer(timeout time.Duration) func(ctx context.Context, network, 
 // tries the next one. Nothing was sent then, so even a POST may move on.
 type balancer struct {
 	pool *pool
-	t    *http.Transport
+	t    http.RoundTripper
 	log  *slog.Logger
 }
 

@@ -60,7 +60,7 @@ type Options struct {
 // Proxy forwards requests to Django with the shared session.
 type Proxy struct {
 	rp       *httputil.ReverseProxy
-	t        *http.Transport
+	t        *h1Transport
 	pool     *pool
 	sessions *sessionbridge.Manager
 	key      []byte // signs requests, verifies responses
@@ -102,17 +102,12 @@ func New(o Options) (*Proxy, error) {
 		p.pool.backends = append(p.pool.backends, b)
 		p.pool.byHost[b.host] = b
 	}
-	p.t = &http.Transport{
-		// Never an environment proxy: Django is on our network.
-		Proxy:                 nil,
-		DialContext:           p.pool.dialer(o.DialTimeout),
-		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       60 * time.Second,
-		// The client's Accept-Encoding goes through as sent; the
-		// transport must not add gzip and decode it behind our back.
-		DisableCompression:    true,
-		ExpectContinueTimeout: time.Second,
+	p.t = &h1Transport{
+		dial:                  p.pool.dialer(o.DialTimeout),
+		responseHeaderTimeout: o.ResponseHeaderTimeout,
+		idleTimeout:           60 * time.Second,
+		maxIdlePerHost:        64,
+		maxHeaderBytes:        maxResponseHeaderBytes,
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,

@@ -1,0 +1,307 @@
+package wsgi
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/http/httputil"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func testTransport() *h1Transport {
+	d := &net.Dialer{Timeout: time.Second}
+	return &h1Transport{
+		dial:                  d.DialContext,
+		responseHeaderTimeout: 5 * time.Second,
+		idleTimeout:           time.Minute,
+		maxIdlePerHost:        4,
+		maxHeaderBytes:        maxResponseHeaderBytes,
+	}
+}
+
+// proxyTo is a bare ReverseProxy on t in front of backend (host:port).
+func proxyTo(t *testing.T, tr *h1Transport, backend string) *httptest.Server {
+	t.Helper()
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", backend
+		},
+		Transport: tr,
+		ErrorLog:  nil,
+	}
+	front := httptest.NewServer(rp)
+	t.Cleanup(front.Close)
+	t.Cleanup(tr.CloseIdleConnections)
+	return front
+}
+
+// countingServer counts the connections an httptest server accepted.
+// idleTimeout, when set, is how long the server keeps an idle connection.
+func countingServer(t *testing.T, h http.Handler, idleTimeout time.Duration) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var n atomic.Int32
+	s := httptest.NewUnstartedServer(h)
+	s.Config.IdleTimeout = idleTimeout
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			n.Add(1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s, &n
+}
+
+func mustGet(t *testing.T, c *http.Client, method, u, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, strings.NewReader(body))
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s body: %v", method, u, err)
+	}
+	return res.StatusCode, string(b)
+}
+
+func TestTransportKeepsConnectionsAlive(t *testing.T) {
+	back, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" "+string(b))
+	}), 0)
+	front := proxyTo(t, testTransport(), back.Listener.Addr().String())
+	c := front.Client()
+	for i := range 20 {
+		method, body := "GET", ""
+		if i%2 == 1 {
+			method, body = "POST", "form=1"
+		}
+		code, got := mustGet(t, c, method, front.URL+"/p?i=1", body)
+		if want := method + " /p?i=1 " + body; code != 200 || got != want {
+			t.Fatalf("request %d: %d %q, want %q", i, code, got, want)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("20 sequential requests used %d backend connections, want 1", n)
+	}
+}
+
+// A backend that closes idle keep-alive connections (gunicorn: after 2 s)
+// must never cost a request, not even a POST, which cannot be retried.
+func TestTransportSkipsConnectionsTheBackendClosed(t *testing.T) {
+	back, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}), 50*time.Millisecond)
+	front := proxyTo(t, testTransport(), back.Listener.Addr().String())
+	c := front.Client()
+	for i, method := range []string{"GET", "POST", "GET", "POST"} {
+		if code, got := mustGet(t, c, method, front.URL+"/", "x=1"); code != 200 || got != "ok" {
+			t.Fatalf("request %d (%s): %d %q", i, method, code, got)
+		}
+		time.Sleep(200 * time.Millisecond) // the backend closes the idle connection
+	}
+	if n := conns.Load(); n != 4 {
+		t.Fatalf("backend saw %d connections, want 4 (one per request)", n)
+	}
+}
+
+// rawBackend serves each accepted connection with serve, for behaviour
+// net/http's server does not produce.
+func rawBackend(t *testing.T, serve func(n int, c net.Conn, br *bufio.Reader)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				serve(n, c, bufio.NewReader(c))
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+func readRequest(t *testing.T, br *bufio.Reader) *http.Request {
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return nil
+	}
+	io.Copy(io.Discard, req.Body)
+	return req
+}
+
+// The backend closes a kept-alive connection just as the next request
+// arrives, without answering: a GET goes again on a new connection, a POST
+// (which may have had an effect) fails with 502 instead of running twice.
+func TestTransportRetriesOnlyIdempotentRequests(t *testing.T) {
+	var posts atomic.Int32
+	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		for i := 0; ; i++ {
+			req := readRequest(t, br)
+			if req == nil {
+				return
+			}
+			if req.Method == "POST" {
+				posts.Add(1)
+			}
+			if i == 1 {
+				return // the race: gone without an answer
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	tr := testTransport()
+	front := proxyTo(t, tr, addr)
+	c := front.Client()
+	mustGet(t, c, "GET", front.URL+"/", "")
+	if code, got := mustGet(t, c, "GET", front.URL+"/", ""); code != 200 || got != "ok" {
+		t.Fatalf("GET on a dropped connection: %d %q, want it sent again", code, got)
+	}
+	posts.Store(0)
+	if code, _ := mustGet(t, c, "POST", front.URL+"/", "a=1"); code != http.StatusBadGateway {
+		t.Fatalf("POST on a dropped connection: %d, want 502", code)
+	}
+	if n := posts.Load(); n != 1 {
+		t.Fatalf("the backend saw the POST %d times, want 1", n)
+	}
+}
+
+// A body the proxy stops reading leaves unread bytes on the connection:
+// it is closed, never handed to the next request.
+func TestTransportDropsConnectionsWithUnreadBody(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	back, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			io.WriteString(w, big)
+			return
+		}
+		io.WriteString(w, "small")
+	}), 0)
+	tr := testTransport()
+	u, _ := url.Parse("http://" + back.Listener.Addr().String() + "/big")
+	res, err := tr.RoundTrip(&http.Request{Method: "GET", URL: u, Header: http.Header{}, Host: u.Host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	if _, err := io.ReadFull(res.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	u.Path = "/small"
+	res, err = tr.RoundTrip((&http.Request{Method: "GET", URL: u, Header: http.Header{}, Host: u.Host}).WithContext(context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != "small" || conns.Load() != 2 {
+		t.Fatalf("after an unread body: %q over %d connections, want \"small\" over 2", b, conns.Load())
+	}
+	tr.CloseIdleConnections()
+}
+
+// 103 Early Hints reach the client before the final response, as with
+// net/http.Transport; 100 Continue is the gateway's own business.
+func TestTransportForwardsInformationalResponses(t *testing.T) {
+	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		if readRequest(t, br) == nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"+
+			"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndone")
+	})
+	front := proxyTo(t, testTransport(), addr)
+	var got []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		got = append(got, http.StatusText(code)+": "+h.Get("Link"))
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", front.URL+"/", nil)
+	res, err := front.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(b) != "done" || len(got) != 1 || got[0] != "Early Hints: </app.css>; rel=preload" {
+		t.Fatalf("got %d %q, 1xx %q", res.StatusCode, b, got)
+	}
+}
+
+// A protocol upgrade (WebSocket) hands the connection to ReverseProxy,
+// which copies both ways.
+func TestTransportUpgrade(t *testing.T) {
+	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		req := readRequest(t, br)
+		if req == nil || req.Header.Get("Upgrade") != "echo" {
+			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		line, _ := br.ReadString('\n')
+		io.WriteString(c, "echo "+line)
+	})
+	front := proxyTo(t, testTransport(), addr)
+	c, err := net.Dial("tcp", front.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	io.WriteString(c, "ping\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo ping\n" {
+		t.Fatalf("through the upgraded connection: %q %v", line, err)
+	}
+}
+
+// Response headers are bounded: a backend that never ends its headers gets
+// 502, not the gateway's memory.
+func TestTransportBoundsResponseHeaders(t *testing.T) {
+	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		if readRequest(t, br) == nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := "X-Pad: " + strings.Repeat("p", 8000) + "\r\n"
+		for {
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+	})
+	tr := testTransport()
+	tr.maxHeaderBytes = 1 << 20
+	front := proxyTo(t, tr, addr)
+	if code, _ := mustGet(t, front.Client(), "GET", front.URL+"/", ""); code != http.StatusBadGateway {
+		t.Fatalf("endless headers: %d, want 502", code)
+	}
+}
