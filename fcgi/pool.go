@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/connpeek"
 )
 
 const (
@@ -171,7 +173,7 @@ func (b *backend) granted(ctx context.Context, c *conn, fresh, peek bool) (*conn
 // connection had swallowed part of it (a streamed body): any other request
 // on a connection php-fpm closed is retried on a fresh one.
 func (b *backend) checkIdle(ctx context.Context, c *conn, peek bool) (*conn, error) {
-	if c.br.Buffered() == 0 && (!peek || connAlive(c.nc)) {
+	if c.br.Buffered() == 0 && (!peek || connpeek.Alive(c.nc)) {
 		c.reused = true
 		return c, nil
 	}

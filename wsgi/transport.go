@@ -11,8 +11,9 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/connpeek"
 )
 
 // h1Transport is the Django upstream's RoundTripper: HTTP/1.1 over kept-alive
@@ -135,7 +136,7 @@ func (t *h1Transport) getConn(ctx context.Context, addr string) (c *h1Conn, reus
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		if now.Sub(c.lastUsed) < t.idleTimeout && stillOpen(c.nc) {
+		if now.Sub(c.lastUsed) < t.idleTimeout && connpeek.Alive(c.nc) {
 			return c, true, nil
 		}
 		c.nc.Close()
@@ -148,29 +149,6 @@ func (t *h1Transport) getConn(ctx context.Context, addr string) (c *h1Conn, reus
 	c.br = bufio.NewReaderSize(c, 16<<10)
 	c.bw = bufio.NewWriterSize(nc, 8<<10)
 	return c, false, nil
-}
-
-// stillOpen peeks at an idle connection without blocking: a backend that
-// closed it (gunicorn closes keep-alive connections after 2 s by default)
-// left an EOF there, and a backend that sent unasked bytes broke the
-// protocol; either way it must not carry a request.
-func stillOpen(nc net.Conn) bool {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	open := false
-	var buf [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		open = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
-		return true // never wait for readiness
-	})
-	return err == nil && open
 }
 
 func (t *h1Transport) putConn(addr string, c *h1Conn) {

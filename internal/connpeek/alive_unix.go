@@ -1,6 +1,6 @@
 //go:build linux || darwin
 
-package fcgi
+package connpeek
 
 import (
 	"net"
@@ -8,12 +8,13 @@ import (
 	"time"
 )
 
-// connAlive reports whether an idle connection can still carry a request:
-// php-fpm closes kept-alive connections when a worker is recycled
-// (pm.max_requests) or restarted. A non-blocking MSG_PEEK sees that FIN (or
-// RST, or stray bytes) before we write, so the common stale case never
-// reaches the retry path. One recvfrom per reuse.
-func connAlive(nc net.Conn) bool {
+// Alive reports whether an idle kept-alive connection can still carry a
+// request: backends close them (php-fpm when a worker is recycled by
+// pm.max_requests or restarted, gunicorn after its keep-alive timeout). A
+// non-blocking MSG_PEEK sees that FIN (or RST, or stray bytes) before we
+// write, so the common stale case never reaches a retry. One recvfrom per
+// reuse.
+func Alive(nc net.Conn) bool {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return true
