@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 	"unicode/utf8"
 )
@@ -28,27 +29,85 @@ const recordVersion = 1
 
 var emptyObject = json.RawMessage("{}")
 
+// decodeRecord reads what encode wrote (and what encoding/json wrote before
+// it). It runs on every session load, so it splits the record with the
+// members scanner instead of reflection.
 func decodeRecord(b []byte) (record, error) {
-	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
+	fields, err := objectMembers(b)
+	if err != nil {
 		return record{}, fmt.Errorf("decode session record: %w", err)
 	}
-	if r.Version != recordVersion {
-		return record{}, fmt.Errorf("decode session record: unknown version %d", r.Version)
+	var r record
+	version := int64(0)
+	for _, f := range fields {
+		switch f.Key {
+		case "v":
+			version, err = recordInt(f)
+		case "created":
+			r.Created, err = recordInt(f)
+		case "seen":
+			r.Seen, err = recordInt(f)
+		case "expiry":
+			r.Expiry, err = recordInt(f)
+		case "browser":
+			switch string(f.Value) {
+			case "true":
+				r.Browser = true
+			case "false":
+				r.Browser = false
+			default:
+				err = fmt.Errorf("field browser is %s, not a boolean", f.Value)
+			}
+		case "data":
+			r.Data = f.Value
+		}
+		if err != nil {
+			return record{}, fmt.Errorf("decode session record: %w", err)
+		}
 	}
+	if version != recordVersion {
+		return record{}, fmt.Errorf("decode session record: unknown version %d", version)
+	}
+	r.Version = recordVersion
 	if len(r.Data) == 0 || r.Data[0] != '{' {
 		return record{}, errors.New("decode session record: data is not a JSON object")
 	}
 	return r, nil
 }
 
-func (r record) encode() []byte {
-	b, err := json.Marshal(r)
+func recordInt(f member) (int64, error) {
+	n, err := strconv.ParseInt(string(f.Value), 10, 64)
 	if err != nil {
-		// Data is validated JSON and the rest are integers.
-		panic(fmt.Sprintf("sessionbridge: encode record: %v", err))
+		return 0, fmt.Errorf("field %s is %s, not an integer", f.Key, f.Value)
 	}
-	return b
+	return n, nil
+}
+
+// encode writes the record as JSON. Data is a JSON object every path has
+// already validated (objectMembers, buildObject), so it goes in as is: no
+// second scan, and no HTML escaping that would make stored text differ from
+// what the apps wrote.
+func (r record) encode() []byte {
+	b := make([]byte, 0, len(r.Data)+96)
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(r.Version), 10)
+	b = append(b, `,"created":`...)
+	b = strconv.AppendInt(b, r.Created, 10)
+	b = append(b, `,"seen":`...)
+	b = strconv.AppendInt(b, r.Seen, 10)
+	if r.Expiry != 0 {
+		b = append(b, `,"expiry":`...)
+		b = strconv.AppendInt(b, r.Expiry, 10)
+	}
+	if r.Browser {
+		b = append(b, `,"browser":true`...)
+	}
+	b = append(b, `,"data":`...)
+	if len(r.Data) == 0 {
+		b = append(b, emptyObject...)
+	}
+	b = append(b, r.Data...)
+	return append(b, '}')
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }

@@ -132,3 +132,56 @@ func checkMembersAgree(t *testing.T, in []byte) {
 		t.Fatalf("%q:\n fast    %q\n decoder %q", in, got, want)
 	}
 }
+
+// The record codec agrees with encoding/json, which wrote the records of
+// earlier versions: both read each other's output to the same record.
+func TestRecordCodecAgreesWithEncodingJSON(t *testing.T) {
+	for _, r := range []record{
+		{Version: 1, Created: 1, Seen: 2, Data: json.RawMessage(`{}`)},
+		{Version: 1, Created: 1795423068123, Seen: 1795423068999, Expiry: 1209600000, Data: json.RawMessage(`{"a":[1,{"b":"<&>é\u0000"}],"c":null}`)},
+		{Version: 1, Created: -5, Seen: 0, Browser: true, Data: json.RawMessage(`{"k":"v"}`)},
+	} {
+		ours := r.encode()
+		var viaJSON record
+		if err := json.Unmarshal(ours, &viaJSON); err != nil {
+			t.Fatalf("encoding/json cannot read %s: %v", ours, err)
+		}
+		old, _ := json.Marshal(r)
+		for name, b := range map[string][]byte{"ours": ours, "encoding/json's": old} {
+			got, err := decodeRecord(b)
+			if err != nil {
+				t.Fatalf("decode %s %s: %v", name, b, err)
+			}
+			var gotData, wantData any
+			json.Unmarshal(got.Data, &gotData)
+			json.Unmarshal(r.Data, &wantData)
+			got.Data, viaJSON.Data = nil, nil
+			want := r
+			want.Data = nil
+			if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotData, wantData) || !reflect.DeepEqual(viaJSON, want) {
+				t.Errorf("%s %s: decoded %+v %v, encoding/json %+v, want %+v %v", name, b, got, gotData, viaJSON, want, wantData)
+			}
+		}
+		if r.Data[0] == '{' && !bytes.Contains(ours, r.Data) {
+			t.Errorf("data not stored as written: %s", ours)
+		}
+	}
+}
+
+func TestDecodeRecordRefusesMalformed(t *testing.T) {
+	for _, bad := range []string{
+		``, `[]`, `{"v":1,"created":1,"seen":1,"data":{}`, // not an object
+		`{"v":2,"created":1,"seen":1,"data":{}}`,       // unknown version
+		`{"created":1,"seen":1,"data":{}}`,             // no version
+		`{"v":1,"created":1.5,"seen":1,"data":{}}`,     // not an integer
+		`{"v":1,"created":"1","seen":1,"data":{}}`,
+		`{"v":1,"created":1,"seen":1,"browser":1,"data":{}}`,
+		`{"v":1,"created":1,"seen":1,"data":[]}`, // data not an object
+		`{"v":1,"created":1,"seen":1,"data":null}`,
+		`{"v":1,"created":1,"seen":1}`,
+	} {
+		if r, err := decodeRecord([]byte(bad)); err == nil {
+			t.Errorf("%s accepted as %+v", bad, r)
+		}
+	}
+}
