@@ -274,16 +274,21 @@ type h1Body struct {
 	stop     func() bool
 	mu       sync.Mutex
 	done     bool
+	eof      bool // done because the body ended, not because it was closed
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.done {
+		if b.eof {
+			return 0, io.EOF
+		}
 		return 0, errBodyClosed
 	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
+		b.eof = true
 		b.finish(b.reusable)
 	}
 	return n, err
