@@ -617,4 +617,15 @@ func TestSessionEndWriteRidesInHeader(t *testing.T) {
 	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"late":"yes"`) {
 		t.Fatalf("late write not saved: %s", d.Data)
 	}
+
+	// A message too big for a header (the gateway caps PHP's header block
+	// at 8 MiB) goes over stderr even at the end of the request.
+	if resp, body, _ := s.gws[0].get(t, "/big.php?set=7&ascii=1", ck); resp.StatusCode != 200 || body != "set" {
+		t.Fatalf("7 MiB set at the end: %d %.200q", resp.StatusCode, body)
+	}
+	sum := sha256.Sum256([]byte(strings.Repeat("a", 7<<20)))
+	want := fmt.Sprintf("%d %s", 7<<20, hex.EncodeToString(sum[:]))
+	if _, body, _ := s.gws[1].get(t, "/big.php", ck); body != want {
+		t.Fatalf("7 MiB value: %.200q, want %q", body, want)
+	}
 }

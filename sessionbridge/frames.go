@@ -23,8 +23,9 @@ import (
 //
 // When the request ends before its headers were sent (the common case: the
 // session is written at shutdown, output still buffered), the prepend puts
-// the whole message, as one frame, in a FrameHeader response header instead:
-// it reaches us before anything goes to the client, has no size limit, and
+// the whole message, as one frame, in a FrameHeader response header instead,
+// unless it is over 1 MiB (fcgi caps PHP's header block at 8 MiB): it
+// reaches us before anything goes to the client, needs no chunking, and
 // stays out of php-fpm's worker log pipe (catch_workers_output copies every
 // error_log() line through the master process).
 //

@@ -21,6 +21,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
      * its "PHP message: " prefix), so they arrive whole on any pool. */
     private const CHUNK = 800;
     private const FRAME_HEADER = 'X-Sessiongate-Frame';
+    /* Larger messages take stderr even at the end: the gateway caps the
+     * header block PHP may send (8 MiB, shared with the app's headers). */
+    private const FRAME_HEADER_MAX = 1048576;
 
     private string $nonce;
     private string $key = '';
@@ -165,7 +168,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         }
         $text = base64_encode($iv . $tag . $sealed);
         $seq = $this->seq++;
-        if ($this->finishing && !headers_sent()) {
+        if ($this->finishing && strlen($text) <= self::FRAME_HEADER_MAX && !headers_sent()) {
             // The request is ending and its headers are still in PHP's
             // buffer: the message rides in a response header, which the
             // gateway reads before anything reaches the client. No size

@@ -1,9 +1,13 @@
 <?php
-// big.php?set=1 stores a 1 MiB value; without it, prints its length and hash.
+// big.php?set=N stores an N MiB value (binary; with ascii=1, the letter a);
+// without set, prints the value's length and hash.
 session_start();
 header('Content-Type: text/plain');
 if (isset($_GET['set'])) {
-    $_SESSION['big'] = str_repeat(hash('sha256', 'sessiongate', true), 32768); // 1 MiB binary
+    $n = max(1, (int)$_GET['set']);
+    $_SESSION['big'] = isset($_GET['ascii'])
+        ? str_repeat('a', $n << 20)
+        : str_repeat(hash('sha256', 'sessiongate', true), 32768 * $n);
     echo "set";
 } else {
     $b = $_SESSION['big'] ?? '';
