@@ -171,9 +171,9 @@ func TestRecordCodecAgreesWithEncodingJSON(t *testing.T) {
 func TestDecodeRecordRefusesMalformed(t *testing.T) {
 	for _, bad := range []string{
 		``, `[]`, `{"v":1,"created":1,"seen":1,"data":{}`, // not an object
-		`{"v":2,"created":1,"seen":1,"data":{}}`,       // unknown version
-		`{"created":1,"seen":1,"data":{}}`,             // no version
-		`{"v":1,"created":1.5,"seen":1,"data":{}}`,     // not an integer
+		`{"v":2,"created":1,"seen":1,"data":{}}`,   // unknown version
+		`{"created":1,"seen":1,"data":{}}`,         // no version
+		`{"v":1,"created":1.5,"seen":1,"data":{}}`, // not an integer
 		`{"v":1,"created":"1","seen":1,"data":{}}`,
 		`{"v":1,"created":1,"seen":1,"browser":1,"data":{}}`,
 		`{"v":1,"created":1,"seen":1,"data":[]}`, // data not an object
