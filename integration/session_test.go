@@ -629,3 +629,19 @@ func TestSessionEndWriteRidesInHeader(t *testing.T) {
 		t.Fatalf("7 MiB value: %.200q, want %q", body, want)
 	}
 }
+
+// TestSessionFastCGIFinishRequest: a script that closes its session, then
+// answers with fastcgi_finish_request() and goes on working (the order the
+// README asks for), gets its change saved.
+func TestSessionFastCGIFinishRequest(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	resp, body, _ := s.gws[0].get(t, "/finish_request.php?k=after&v=finish", ck)
+	if resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("finish_request: %d %q", resp.StatusCode, body)
+	}
+	d := s.gws[1].dump(t, ck)
+	if !strings.Contains(string(d.Data), `"after":"finish"`) {
+		t.Fatalf("change before fastcgi_finish_request() not saved: %s", d.Data)
+	}
+}
