@@ -106,6 +106,7 @@ func New(o Options) (*Proxy, error) {
 		dial:                  p.pool.dialer(o.DialTimeout),
 		responseHeaderTimeout: o.ResponseHeaderTimeout,
 		idleTimeout:           60 * time.Second,
+		reapEvery:             5 * time.Second,
 		maxIdlePerHost:        64,
 		maxHeaderBytes:        maxResponseHeaderBytes,
 	}

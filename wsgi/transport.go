@@ -34,8 +34,14 @@ type h1Transport struct {
 	maxIdlePerHost        int
 	maxHeaderBytes        int64
 
-	mu   sync.Mutex
-	idle map[string][]*h1Conn // by host:port, most recently used last
+	// reapEvery is how often idle connections are checked while there
+	// are any: those the backend closed, or idle past idleTimeout, are
+	// closed on our side too instead of lingering in CLOSE_WAIT.
+	reapEvery time.Duration
+
+	mu      sync.Mutex
+	idle    map[string][]*h1Conn // by host:port, most recently used last
+	reaping bool                 // a reap is scheduled
 }
 
 // maxResponseHeaderBytes bounds Django's response headers, which carry
@@ -161,9 +167,47 @@ func (t *h1Transport) putConn(addr string, c *h1Conn) {
 	if len(list) < t.maxIdlePerHost {
 		t.idle[addr] = append(list, c)
 		c = nil
+		if !t.reaping && t.reapEvery > 0 {
+			t.reaping = true
+			time.AfterFunc(t.reapEvery, t.reap)
+		}
 	}
 	t.mu.Unlock()
 	if c != nil {
+		c.nc.Close()
+	}
+}
+
+// reap closes the idle connections the backend closed or that sat idle past
+// idleTimeout, and runs again while idle connections remain.
+func (t *h1Transport) reap() {
+	now := time.Now()
+	var dead []*h1Conn
+	t.mu.Lock()
+	left := 0
+	for addr, list := range t.idle {
+		keep := list[:0]
+		for _, c := range list {
+			if now.Sub(c.lastUsed) < t.idleTimeout && connpeek.Alive(c.nc) {
+				keep = append(keep, c)
+			} else {
+				dead = append(dead, c)
+			}
+		}
+		clear(list[len(keep):])
+		if len(keep) == 0 {
+			delete(t.idle, addr)
+		} else {
+			t.idle[addr] = keep
+		}
+		left += len(keep)
+	}
+	t.reaping = left > 0
+	if t.reaping {
+		time.AfterFunc(t.reapEvery, t.reap)
+	}
+	t.mu.Unlock()
+	for _, c := range dead {
 		c.nc.Close()
 	}
 }

@@ -305,3 +305,40 @@ func TestTransportBoundsResponseHeaders(t *testing.T) {
 		t.Fatalf("endless headers: %d, want 502", code)
 	}
 }
+
+// Idle connections the backend closed are closed on our side too, without
+// waiting for the next request (no sockets left in CLOSE_WAIT).
+func TestTransportReapsConnectionsTheBackendClosed(t *testing.T) {
+	back, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}), 50*time.Millisecond)
+	tr := testTransport()
+	tr.reapEvery = 20 * time.Millisecond
+	front := proxyTo(t, tr, back.Listener.Addr().String())
+	mustGet(t, front.Client(), "GET", front.URL+"/", "")
+	idle := func() int {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		n := 0
+		for _, l := range tr.idle {
+			n += len(l)
+		}
+		return n
+	}
+	if idle() != 1 {
+		t.Fatalf("%d idle connections after one request, want 1", idle())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for idle() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection the backend closed is still in the pool")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tr.mu.Lock()
+	reaping := tr.reaping
+	tr.mu.Unlock()
+	if reaping {
+		t.Fatal("the reaper keeps running with an empty pool")
+	}
+}
