@@ -390,6 +390,10 @@ func statusOf(r *http.Request, err error) int {
 	if r.Context().Err() != nil {
 		return server.StatusClientClosedRequest
 	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return http.StatusRequestEntityTooLarge
+	}
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
 		return http.StatusGatewayTimeout

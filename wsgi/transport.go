@@ -243,11 +243,22 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		return nil, err
 	}
 	c.read = 0
+	var body *clientBody
+	if req.Body != nil && req.Body != http.NoBody {
+		body = &clientBody{rc: req.Body}
+		req = req.WithContext(ctx) // a copy, so the caller's Body stays
+		req.Body = body
+	}
 	werr := req.Write(c.bw)
 	if werr == nil {
 		werr = c.bw.Flush()
 	}
-	if werr != nil && (req.Body == nil || req.Body == http.NoBody) {
+	if werr != nil && body != nil && body.err != nil {
+		// The client's body failed (too large, cut short): the backend is
+		// still waiting for the rest, there is no answer to wait for.
+		return fail(body.err)
+	}
+	if werr != nil && body == nil {
 		return fail(werr)
 	}
 	// A backend may answer before it read the whole body (413, an early
@@ -301,6 +312,23 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	res.Body = &h1Body{rc: res.Body, t: t, c: c, addr: req.URL.Host, reusable: reusable, stop: stop}
 	return res, nil
 }
+
+// clientBody remembers why reading the client's request body failed, to
+// tell it from a failure to write to the backend.
+type clientBody struct {
+	rc  io.ReadCloser
+	err error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *clientBody) Close() error { return b.rc.Close() }
 
 func isTimeout(err error) bool {
 	var ne net.Error

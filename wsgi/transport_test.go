@@ -3,6 +3,8 @@ package wsgi
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -342,3 +344,42 @@ func TestTransportReapsConnectionsTheBackendClosed(t *testing.T) {
 		t.Fatal("the reaper keeps running with an empty pool")
 	}
 }
+
+// A client body that fails half way (over SESSIONGATE_MAX_BODY, or cut
+// short) ends the exchange with that error at once: the backend is still
+// waiting for the rest of the body, so there is no answer to wait for.
+func TestTransportClientBodyErrorEndsTheExchange(t *testing.T) {
+	back, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		io.WriteString(w, "read it all")
+	}), 0)
+	tr := testTransport()
+	tr.responseHeaderTimeout = time.Minute
+	broke := &http.MaxBytesError{Limit: 3}
+	u, _ := url.Parse("http://" + back.Listener.Addr().String() + "/upload")
+	req := &http.Request{Method: "POST", URL: u, Host: u.Host, Header: http.Header{}, ContentLength: -1,
+		Body: io.NopCloser(io.MultiReader(strings.NewReader("abc"), errorReader{broke}))}
+	done := make(chan error, 1)
+	go func() {
+		res, err := tr.RoundTrip(req)
+		if res != nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, broke) {
+			t.Fatalf("RoundTrip: %v, want the body's error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("RoundTrip waited for an answer the backend cannot give")
+	}
+	if code := statusOf(httptest.NewRequest("POST", "/", nil), fmt.Errorf("wrapped: %w", broke)); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status for a body over the limit: %d, want 413", code)
+	}
+}
+
+type errorReader struct{ err error }
+
+func (e errorReader) Read([]byte) (int, error) { return 0, e.err }
