@@ -3,6 +3,7 @@ package wsgi
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -31,6 +32,7 @@ func TestBehindServer(t *testing.T) {
 		"SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(),
 		"SESSIONGATE_SESSION_KEYS=" + testSecret,
 		"SESSIONGATE_TRUSTED_PROXIES=127.0.0.1",
+		"SESSIONGATE_MAX_BODY=1k",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -83,5 +85,20 @@ func TestBehindServer(t *testing.T) {
 	}
 	if lines != 1 || strings.Contains(e.logs.String(), "django upstream error") {
 		t.Errorf("%d access log lines; proxy log: %s", lines, e.logs.String())
+	}
+
+	// A chunked body over SESSIONGATE_MAX_BODY is refused with 413 as soon
+	// as it passes the limit, though Django already had the headers.
+	e.app.handle = nil
+	big := strings.Repeat("x", 4096)
+	req, _ = http.NewRequest("POST", front.URL+"/accounts/upload/", io.NopCloser(strings.NewReader(big)))
+	req.ContentLength = -1 // chunked: the limit is met while streaming
+	res, err = noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("chunked body over MAX_BODY: %d, want 413", res.StatusCode)
 	}
 }
