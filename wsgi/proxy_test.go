@@ -69,8 +69,9 @@ func (f *fakeDjango) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.last = s
+	handle := f.handle
 	f.mu.Unlock()
-	a, ok := f.handle(w, r, s)
+	a, ok := handle(w, r, s)
 	if !ok {
 		return
 	}
