@@ -142,7 +142,7 @@ func (t *h1Transport) getConn(ctx context.Context, addr string) (c *h1Conn, reus
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		if now.Sub(c.lastUsed) < t.idleTimeout && connpeek.Alive(c.nc) {
+		if t.stillUsable(c, now) {
 			return c, true, nil
 		}
 		c.nc.Close()
@@ -155,6 +155,12 @@ func (t *h1Transport) getConn(ctx context.Context, addr string) (c *h1Conn, reus
 	c.br = bufio.NewReaderSize(c, 16<<10)
 	c.bw = bufio.NewWriterSize(nc, 8<<10)
 	return c, false, nil
+}
+
+// stillUsable reports whether an idle connection may carry a request: not
+// idle past idleTimeout, and not closed by the backend meanwhile.
+func (t *h1Transport) stillUsable(c *h1Conn, now time.Time) bool {
+	return now.Sub(c.lastUsed) < t.idleTimeout && connpeek.Alive(c.nc)
 }
 
 func (t *h1Transport) putConn(addr string, c *h1Conn) {
@@ -188,7 +194,7 @@ func (t *h1Transport) reap() {
 	for addr, list := range t.idle {
 		keep := list[:0]
 		for _, c := range list {
-			if now.Sub(c.lastUsed) < t.idleTimeout && connpeek.Alive(c.nc) {
+			if t.stillUsable(c, now) {
 				keep = append(keep, c)
 			} else {
 				dead = append(dead, c)
