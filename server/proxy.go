@@ -16,8 +16,9 @@ import (
 // client's request and drops hop-by-hop headers both ways itself (and
 // untrusted forwarding headers, fcgi.Script.ForwardedTrusted), so the
 // outbound clone, header rewriting and hop-by-hop passes ReverseProxy makes
-// on every request have nothing to do here. On a hello-world page they cost about 13% of the
-// gateway's CPU per request (about 10 of 75 µs, bench/run.sh).
+// on every request have nothing to do here. On a hello-world page they cost
+// about 13% of the gateway's CPU per request (about 10 of 75 µs,
+// bench/run.sh).
 type phpProxy struct{ s *Server }
 
 func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
