@@ -171,8 +171,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if ($this->finishing && strlen($text) <= self::FRAME_HEADER_MAX && !headers_sent()) {
             // The request is ending and its headers are still in PHP's
             // buffer: the message rides in a response header, which the
-            // gateway reads before anything reaches the client. No size
-            // limit, and nothing passes through php-fpm's log pipe.
+            // gateway reads before anything reaches the client. One frame,
+            // no log_limit to respect, and nothing passes through php-fpm's
+            // log pipe.
             header(self::FRAME_HEADER . ': @sg1:' . $this->nonce . ':' . $seq . ':1:' . $text . '#', false);
             return true;
         }
