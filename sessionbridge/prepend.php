@@ -167,20 +167,21 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             return false;
         }
         $text = base64_encode($iv . $tag . $sealed);
-        $seq = $this->seq++;
+        // Every frame is "@sg1:<nonce>:<seq>:<last 0|1>:<chunk>#".
+        $head = '@sg1:' . $this->nonce . ':' . $this->seq++ . ':';
         if ($this->finishing && strlen($text) <= self::FRAME_HEADER_MAX && !headers_sent()) {
             // The request is ending and its headers are still in PHP's
             // buffer: the message rides in a response header, which the
             // gateway reads before anything reaches the client. One frame,
             // no log_limit to respect, and nothing passes through php-fpm's
             // log pipe.
-            header(self::FRAME_HEADER . ': @sg1:' . $this->nonce . ':' . $seq . ':1:' . $text . '#', false);
+            header(self::FRAME_HEADER . ': ' . $head . '1:' . $text . '#', false);
             return true;
         }
         $chunks = $text === '' ? [''] : str_split($text, self::CHUNK);
         $last = count($chunks) - 1;
         foreach ($chunks as $i => $chunk) {
-            error_log('@sg1:' . $this->nonce . ':' . $seq . ':' . ($i === $last ? '1' : '0') . ':' . $chunk . '#', 4);
+            error_log($head . ($i === $last ? '1' : '0') . ':' . $chunk . '#', 4);
         }
         // php-fpm holds stderr in its buffer until a flush; this sends the
         // frames now (without sending headers), so the gateway can release
