@@ -98,10 +98,7 @@ func (e *dialError) Error() string {
 func (e *dialError) Unwrap() error { return e.err }
 
 // Timeout lets the error handler answer 504 for a connect timeout.
-func (e *dialError) Timeout() bool {
-	var ne net.Error
-	return errors.As(e.err, &ne) && ne.Timeout()
-}
+func (e *dialError) Timeout() bool { return isTimeout(e.err) }
 
 func (p *pool) dialer(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
