@@ -103,5 +103,4 @@ func TestBehindServer(t *testing.T) {
 	if lines != 1 || strings.Contains(e.logs.String(), "django upstream error") {
 		t.Errorf("%d access log lines; proxy log: %s", lines, e.logs.String())
 	}
-
 }
