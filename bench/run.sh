@@ -179,6 +179,11 @@ cleanup() {
 	for pid in "${ALL_PIDS[@]}"; do
 		stop_group "$pid"
 	done
+	# The gateway's own log (warnings, GOMAXPROCS changes at debug level)
+	# stays with the run's wrk outputs.
+	if [[ -s $WORK/gateway.log && -d $RAW ]]; then
+		cp "$WORK/gateway.log" "$RAW/gateway.log" || true
+	fi
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -986,7 +991,7 @@ report() {
 	echo "sessiongate bench $STAMP: wrk -t$BENCH_THREADS (sessions: -t$BENCH_CONNS) -c$BENCH_CONNS -d$BENCH_DURATION, $BENCH_ROUNDS round(s), php-fpm pm=static $BENCH_CHILDREN children on $BENCH_FPM_LISTEN, $(nproc) CPUs"
 	[[ -z $GUNICORN_PID ]] || echo "django: one gunicorn $(/usr/bin/gunicorn --version 2>&1 | awk '{ print $NF }' | tr -d '()'), $BENCH_GUNICORN_WORKERS workers x $BENCH_GUNICORN_THREADS threads, examples/django $DJANGO_PAGE, no session cookie; nginx_django keepalive $BENCH_CONNS per nginx worker"
 	echo "load average (1/5/15 min): $LOAD_BEFORE before, $LOAD_AFTER after (other users of the machine included)"
-	echo "every server in its own session (setsid); kernel.sched_autogroup_enabled=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo '?'); gateway GOMAXPROCS ${GOMAXPROCS:-unset, as Go decides}"
+	echo "every server in its own session (setsid); kernel.sched_autogroup_enabled=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo '?'); gateway GOMAXPROCS ${GOMAXPROCS:-unset: adaptive, 1 while one processor is enough}"
 	echo "gateway binary $GATEWAY_BIN ($(stat -c %y "$GATEWAY_BIN" 2>/dev/null | cut -d. -f1)); working tree $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')"
 	echo
 	printf '%-10s %-16s %11s %11s %7s %7s %6s %7s  %s\n' scenario front "req/s mean" "p99 ms max" errors lost "lost%" dup "req/s per round"

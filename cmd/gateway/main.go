@@ -97,7 +97,8 @@ func usage(w io.Writer) {
 	b.WriteString("\nConfiguration comes only from the environment:\n\n")
 	io.WriteString(w, b.String())
 	config.WriteHelp(w)
-	io.WriteString(w, "\nGo runtime: GOGC defaults to 400 (collect at 4x the live heap); GOMAXPROCS as Go decides. On a small\n"+
-		"host shared with Django, GOMAXPROCS=1 can leave more CPU to the backends (README: CPU use).\n")
+	io.WriteString(w, "\nGo runtime: GOGC defaults to 400 (collect at 4x the live heap). Unless GOMAXPROCS is set, the gateway\n"+
+		"runs on one processor while that is enough (fewer thread wake-ups, more CPU left to the backends) and on\n"+
+		"Go's default when one is saturated (README: CPU use).\n")
 	io.WriteString(w, "\nExit status: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.\n")
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/app"
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/procs"
 )
 
 // serve runs the gateway until SIGTERM or SIGINT.
@@ -36,6 +37,12 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+
+	if ok, why := procs.Enabled(envLookup(environ)); ok {
+		go procs.Run(ctx, procs.Settings{}, logger)
+	} else {
+		logger.Debug("GOMAXPROCS left to Go", "why", why)
+	}
 
 	gw, err := app.Build(ctx, cfg, logger)
 	if err != nil {
@@ -162,4 +169,17 @@ func (l *serverErrorLog) Write(p []byte) (int, error) {
 	}
 	l.log.Log(context.Background(), level, msg, "source", "net/http")
 	return len(p), nil
+}
+
+// envLookup reads a variable from the environment serve was given (tests
+// pass their own).
+func envLookup(environ []string) func(string) string {
+	return func(name string) string {
+		for _, kv := range environ {
+			if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+				return v
+			}
+		}
+		return ""
+	}
 }
