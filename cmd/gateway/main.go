@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/procs"
 	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
@@ -53,6 +54,13 @@ func init() {
 }
 
 func main() {
+	if len(os.Args) == 1 {
+		// Serving (no command): keep Go's monitor thread out of its deep
+		// sleep, which a proxy would otherwise leave and re-enter many
+		// times a second (see procs.QuietSysmon). On success this does
+		// not return; on failure the gateway runs on as it is and says so.
+		reexecErr = procs.ReexecQuietSysmon(os.Args, os.Environ())
+	}
 	if os.Getenv("GOGC") == "" {
 		// A proxy's garbage is short-lived per-request buffers; collecting
 		// at 4x the live heap instead of 2x costs a few MiB and saves a
@@ -61,6 +69,10 @@ func main() {
 	}
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
+
+// reexecErr is why the gateway could not restart itself with
+// procs.QuietSysmon; serve logs it once the logger exists.
+var reexecErr error
 
 func run(args, environ []string, stdout, stderr io.Writer) int {
 	name := ""
@@ -99,6 +111,7 @@ func usage(w io.Writer) {
 	config.WriteHelp(w)
 	io.WriteString(w, "\nGo runtime: GOGC defaults to 400 (collect at 4x the live heap). Unless GOMAXPROCS is set, the gateway\n"+
 		"runs on one processor while that is enough (fewer thread wake-ups, more CPU left to the backends) and on\n"+
-		"Go's default when one is saturated (README: CPU use).\n")
+		"Go's default when one is saturated. Serving, it restarts itself once in place with GODEBUG=schedtrace=2147483647\n"+
+		"(keeps Go's monitor thread out of a sleep/wake cycle that costs CPU; GODEBUG=schedtrace=0 turns it off).\n")
 	io.WriteString(w, "\nExit status: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.\n")
 }

@@ -38,6 +38,9 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	if reexecErr != nil {
+		logger.Warn("running without GODEBUG="+procs.QuietSysmon+": more CPU per request", "error", reexecErr.Error())
+	}
 	if ok, why := procs.Enabled(envLookup(environ)); ok {
 		go procs.Run(ctx, procs.Settings{}, logger)
 	} else {
