@@ -3,6 +3,7 @@ package server
 import (
 	"io"
 	"net/http"
+	"net/http/httputil"
 	"sync"
 
 	"github.com/sessiongate/sessiongate/fcgi"
@@ -98,9 +99,17 @@ func (s *Server) phpError(w http.ResponseWriter, r *http.Request, err error) {
 	s.fail(w, r, status)
 }
 
-// copyBuffers recycles the 32 KiB buffers PHP response bodies are copied
-// through.
+// copyBuffers recycles the 32 KiB buffers response bodies are copied
+// through, on the PHP path and (CopyBuffers) the Django path.
 var copyBuffers = &bufferPool{}
+
+// CopyBuffers lends the same buffers to an httputil.ReverseProxy.
+var CopyBuffers httputil.BufferPool = reverseProxyBuffers{}
+
+type reverseProxyBuffers struct{}
+
+func (reverseProxyBuffers) Get() []byte  { return *copyBuffers.Get() }
+func (reverseProxyBuffers) Put(b []byte) { copyBuffers.Put(&b) }
 
 type bufferPool struct{ p sync.Pool }
 
