@@ -827,7 +827,9 @@ to_ms() {
 # CPU cost per request: on a shared 2-core machine req/s ratios swing with
 # the neighbours' load, CPU per request much less.
 cpu_ticks() {
-	cat /proc/[0-9]*/stat 2>/dev/null | awk '{
+	# A process that exits between the glob and cat's read makes cat fail;
+	# under pipefail and set -e that ended the whole run without a word.
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk '{
 		i = index($0, "("); j = 0
 		for (k = length($0); k > i; k--) if (substr($0, k, 1) == ")") { j = k; break }
 		if (!i || !j) next
