@@ -90,7 +90,11 @@ var errHeadersTooLarge = errors.New("django response headers too large")
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.getConn(ctx, req.URL.Host)
+		// A request that may be sent twice skips the liveness peek (a
+		// system call per request) on its first try: on a connection the
+		// backend closed it fails before any answer and is sent again, on
+		// a connection that is peeked first.
+		c, reused, err := t.getConn(ctx, req.URL.Host, attempt > 0 || !replayable(req))
 		if err != nil {
 			return nil, err
 		}
@@ -128,8 +132,9 @@ func replayable(req *http.Request) bool {
 }
 
 // getConn returns an idle connection to addr that is still open, or a new
-// one. reused reports a kept-alive connection.
-func (t *h1Transport) getConn(ctx context.Context, addr string) (c *h1Conn, reused bool, err error) {
+// one. reused reports a kept-alive connection. Without peek, an idle
+// connection is taken without checking that the backend kept it open.
+func (t *h1Transport) getConn(ctx context.Context, addr string, peek bool) (c *h1Conn, reused bool, err error) {
 	now := time.Now()
 	for {
 		t.mu.Lock()
@@ -142,7 +147,7 @@ func (t *h1Transport) getConn(ctx context.Context, addr string) (c *h1Conn, reus
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		if t.stillUsable(c, now) {
+		if now.Sub(c.lastUsed) < t.idleTimeout && (!peek || connpeek.Alive(c.nc)) {
 			return c, true, nil
 		}
 		c.nc.Close()

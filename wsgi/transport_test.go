@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/connpeek"
 )
 
 func testTransport() *h1Transport {
@@ -117,6 +119,70 @@ func TestTransportSkipsConnectionsTheBackendClosed(t *testing.T) {
 	}
 	if n := conns.Load(); n != 4 {
 		t.Fatalf("backend saw %d connections, want 4 (one per request)", n)
+	}
+}
+
+// The first try of a request that may be sent twice takes an idle
+// connection without the liveness peek (a system call per request); a
+// request that must not be sent twice, and every retry, peeks and so
+// never gets a connection the backend closed.
+func TestTransportPeeksOnlyWhenARetryIsNotPossible(t *testing.T) {
+	back, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}), 0)
+	addr := back.Listener.Addr().String()
+	tr := testTransport()
+	t.Cleanup(tr.CloseIdleConnections)
+	// idleClosed leaves one kept-alive connection in the pool that the
+	// backend has closed, and returns it.
+	idleClosed := func() *h1Conn {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+		res, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close() // the connection goes back to the pool
+		back.CloseClientConnections()
+		c, reused, err := tr.getConn(context.Background(), addr, false)
+		if err != nil || !reused {
+			t.Fatalf("no pooled connection: reused %v, err %v", reused, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for connpeek.Alive(c.nc) {
+			if time.Now().After(deadline) {
+				t.Fatal("closed connection still looks alive")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		tr.putConn(addr, c)
+		return c
+	}
+
+	closed := idleClosed()
+	if c, reused, err := tr.getConn(context.Background(), addr, false); err != nil || c != closed || !reused {
+		t.Fatalf("without peek: got %p reused %v err %v, want the idle connection %p", c, reused, err, closed)
+	}
+	closed.nc.Close()
+
+	closed = idleClosed()
+	c, reused, err := tr.getConn(context.Background(), addr, true)
+	if err != nil || c == closed || reused {
+		t.Fatalf("with peek: got %p reused %v err %v, want a new connection", c, reused, err)
+	}
+	c.nc.Close()
+
+	// End to end: a GET on the closed connection fails before any answer
+	// and is sent again; a POST never takes it.
+	front := proxyTo(t, tr, addr)
+	idleClosed()
+	if code, got := mustGet(t, front.Client(), "GET", front.URL+"/", ""); code != 200 || got != "ok" {
+		t.Fatalf("GET after the backend closed the idle connection: %d %q", code, got)
+	}
+	idleClosed()
+	if code, got := mustGet(t, front.Client(), "POST", front.URL+"/", "x=1"); code != 200 || got != "ok" {
+		t.Fatalf("POST after the backend closed the idle connection: %d %q", code, got)
 	}
 }
 
