@@ -109,6 +109,7 @@ func New(o Options) (*Proxy, error) {
 		reapEvery:             5 * time.Second,
 		maxIdlePerHost:        64,
 		maxHeaderBytes:        maxResponseHeaderBytes,
+		maxRequestsPerConn:    1000,
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,

@@ -103,6 +103,25 @@ func TestTransportKeepsConnectionsAlive(t *testing.T) {
 	}
 }
 
+// After maxRequestsPerConn requests a connection is closed, so that a
+// backend whose workers split the connections unevenly gets a new split.
+func TestTransportRotatesConnections(t *testing.T) {
+	back, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}), 0)
+	tr := testTransport()
+	tr.maxRequestsPerConn = 3
+	front := proxyTo(t, tr, back.Listener.Addr().String())
+	for i := range 10 {
+		if code, got := mustGet(t, front.Client(), "GET", front.URL+"/", ""); code != 200 || got != "ok" {
+			t.Fatalf("request %d: %d %q", i, code, got)
+		}
+	}
+	if n := conns.Load(); n != 4 {
+		t.Fatalf("backend saw %d connections for 10 requests at 3 per connection, want 4", n)
+	}
+}
+
 // A backend that closes idle keep-alive connections (gunicorn: after 2 s)
 // must never cost a request, not even a POST, which cannot be retried.
 func TestTransportSkipsConnectionsTheBackendClosed(t *testing.T) {
