@@ -157,7 +157,7 @@ func (t *h1Transport) getConn(ctx context.Context, addr string, peek bool) (c *h
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		if now.Sub(c.lastUsed) < t.idleTimeout && (!peek || connpeek.Alive(c.nc)) {
+		if t.stillUsable(c, now, peek) {
 			return c, true, nil
 		}
 		c.nc.Close()
@@ -173,9 +173,9 @@ func (t *h1Transport) getConn(ctx context.Context, addr string, peek bool) (c *h
 }
 
 // stillUsable reports whether an idle connection may carry a request: not
-// idle past idleTimeout, and not closed by the backend meanwhile.
-func (t *h1Transport) stillUsable(c *h1Conn, now time.Time) bool {
-	return now.Sub(c.lastUsed) < t.idleTimeout && connpeek.Alive(c.nc)
+// idle past idleTimeout and, with peek, not closed by the backend meanwhile.
+func (t *h1Transport) stillUsable(c *h1Conn, now time.Time, peek bool) bool {
+	return now.Sub(c.lastUsed) < t.idleTimeout && (!peek || connpeek.Alive(c.nc))
 }
 
 func (t *h1Transport) putConn(addr string, c *h1Conn) {
@@ -214,7 +214,7 @@ func (t *h1Transport) reap() {
 	for addr, list := range t.idle {
 		keep := list[:0]
 		for _, c := range list {
-			if t.stillUsable(c, now) {
+			if t.stillUsable(c, now, true) {
 				keep = append(keep, c)
 			} else {
 				dead = append(dead, c)
