@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -41,7 +42,9 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	if reexecErr != nil {
 		logger.Warn("running without GODEBUG="+procs.QuietSysmon+": more CPU per request", "error", reexecErr.Error())
 	}
-	if ok, why := procs.Enabled(envLookup(environ)); ok {
+	// The process's own environment, not environ: GOMAXPROCS matters as the
+	// Go runtime read it at start.
+	if ok, why := procs.Enabled(os.Getenv); ok {
 		go procs.Run(ctx, procs.Settings{}, logger)
 	} else {
 		logger.Debug("GOMAXPROCS left to Go", "why", why)
@@ -172,17 +175,4 @@ func (l *serverErrorLog) Write(p []byte) (int, error) {
 	}
 	l.log.Log(context.Background(), level, msg, "source", "net/http")
 	return len(p), nil
-}
-
-// envLookup reads a variable from the environment serve was given (tests
-// pass their own).
-func envLookup(environ []string) func(string) string {
-	return func(name string) string {
-		for _, kv := range environ {
-			if k, v, ok := strings.Cut(kv, "="); ok && k == name {
-				return v
-			}
-		}
-		return ""
-	}
 }
