@@ -291,23 +291,37 @@ func TestPoolWaitBounded(t *testing.T) {
 }
 
 // php-fpm recycling workers (pm.max_requests): the connection is closed
-// after a response. The pool notices before reuse, so no request fails.
+// after a response. No request fails: a POST's pool checks the connection
+// before reuse; a GET is sent without that check, fails to read (the close
+// arrived while the connection was idle in the pool) and is retried on a
+// fresh connection.
 func TestWorkerRecycledBetweenRequests(t *testing.T) {
-	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
-		respond(c, "", "ok")
-		return r.N < 2 // close after the 2nd request on each connection
-	})
-	tr, lb := newTransport(t, Options{MaxConnsPerBackend: 2}, srv.Addr())
-	for i := 0; i < 10; i++ {
-		if _, body, err := roundTrip(t, tr, newReq(nil, "POST", "/", strings.NewReader("k=v"), nil)); err != nil || body != "ok" {
-			t.Fatalf("request %d: %v %q", i, err, body)
-		}
-		time.Sleep(2 * time.Millisecond) // let the FIN arrive, as between real requests
+	for _, method := range []string{"POST", "GET"} {
+		t.Run(method, func(t *testing.T) {
+			srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+				respond(c, "", "ok")
+				return r.N < 2 // close after the 2nd request on each connection
+			})
+			tr, _ := newTransport(t, Options{MaxConnsPerBackend: 2, ReadTimeout: 5 * time.Second}, srv.Addr())
+			for i := 0; i < 10; i++ {
+				var body io.Reader
+				if method == "POST" {
+					body = strings.NewReader("k=v")
+				}
+				start := time.Now()
+				if _, got, err := roundTrip(t, tr, newReq(nil, method, "/", body, nil)); err != nil || got != "ok" {
+					t.Fatalf("request %d: %v %q after %v", i, err, got, time.Since(start))
+				}
+				if d := time.Since(start); d > 2*time.Second {
+					t.Fatalf("request %d took %v", i, d)
+				}
+				time.Sleep(2 * time.Millisecond) // let the FIN arrive, as between real requests
+			}
+			if n := len(srv.Requests()); n != 10 {
+				t.Fatalf("server saw %d requests for 10 (a retry of one it had, or a loss)", n)
+			}
+		})
 	}
-	if n := len(srv.Requests()); n != 10 {
-		t.Fatalf("server saw %d requests for 10 (a retry or a loss)", n)
-	}
-	_ = lb
 }
 
 // A reused connection that dies before any response byte is retried once
@@ -530,6 +544,26 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("cancel during body: %v status %d", err, StatusOf(err))
 	}
 	waitFor(t, "slots freed", func() bool { return tr.Stats()[0].Open == 0 })
+}
+
+// A kept-alive connection that sat idle for longer than ReadTimeout still
+// serves the next request: the deadline of its last read has passed, and
+// the next request must get a fresh one.
+func TestIdleLongerThanReadTimeout(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	tr, _ := newTransport(t, Options{ReadTimeout: 100 * time.Millisecond}, srv.Addr())
+	for i := 0; i < 2; i++ {
+		if i > 0 {
+			time.Sleep(250 * time.Millisecond)
+		}
+		_, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+		if err != nil || body != "hello" {
+			t.Fatalf("request %d: %q %v (status %d)", i, body, err, StatusOf(err))
+		}
+	}
+	if n := srv.accepted.Load(); n != 1 {
+		t.Fatalf("%d connections, want the kept-alive one reused", n)
+	}
 }
 
 func TestTimeouts(t *testing.T) {
