@@ -291,10 +291,12 @@ func TestPoolWaitBounded(t *testing.T) {
 }
 
 // php-fpm recycling workers (pm.max_requests): the connection is closed
-// after a response. No request fails: a POST's pool checks the connection
-// before reuse; a GET is sent without that check, fails to read (the close
-// arrived while the connection was idle in the pool) and is retried on a
-// fresh connection.
+// after a response. No request fails, on either path of the pool: a
+// streamed body (larger than memBodyLimit, so it could not be sent twice)
+// takes a connection only after checking that php-fpm kept it open; a GET,
+// like any request held in memory, is sent without that check, fails to read
+// (the close arrived while the connection sat in the pool) and is sent again
+// on a fresh connection.
 func TestWorkerRecycledBetweenRequests(t *testing.T) {
 	for _, method := range []string{"POST", "GET"} {
 		t.Run(method, func(t *testing.T) {
@@ -306,7 +308,7 @@ func TestWorkerRecycledBetweenRequests(t *testing.T) {
 			for i := 0; i < 10; i++ {
 				var body io.Reader
 				if method == "POST" {
-					body = strings.NewReader("k=v")
+					body = strings.NewReader("k=" + strings.Repeat("v", memBodyLimit))
 				}
 				start := time.Now()
 				if _, got, err := roundTrip(t, tr, newReq(nil, method, "/", body, nil)); err != nil || got != "ok" {
