@@ -256,7 +256,7 @@ func (t *h1Transport) CloseIdleConnections() {
 func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request, reused bool) (*http.Response, error) {
 	// A client that leaves (or the request's deadline) unblocks whatever
 	// read or write is in progress, here or in the body.
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(brokenDeadline) })
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		c.nc.Close()
@@ -291,7 +291,7 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	// 400) and stop reading: what it said is worth more than our write
 	// error, so look for it.
 	if t.responseHeaderTimeout > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(t.responseHeaderTimeout))
+		setReadDeadline(ctx, c.nc, time.Now().Add(t.responseHeaderTimeout))
 	}
 	c.limiting, c.left = true, t.maxHeaderBytes
 	var res *http.Response
@@ -323,7 +323,7 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		}
 	}
 	c.limiting = false
-	c.nc.SetReadDeadline(time.Time{})
+	setReadDeadline(ctx, c.nc, time.Time{})
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		// The connection now belongs to the upgraded protocol:
 		// ReverseProxy copies both ways through the body.
@@ -337,6 +337,22 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	}
 	res.Body = &h1Body{rc: res.Body, t: t, c: c, addr: req.URL.Host, reusable: reusable, stop: stop}
 	return res, nil
+}
+
+// brokenDeadline is the deadline that unblocks a connection's reads and
+// writes when the request's context ends.
+var brokenDeadline = time.Unix(1, 0)
+
+// setReadDeadline sets d on nc unless ctx has ended. The context's
+// AfterFunc breaks the deadlines once, and may already have run: a new
+// deadline set after it would let the read wait for the backend (up to the
+// response header timeout, holding a strict session lock) for a client that
+// has left.
+func setReadDeadline(ctx context.Context, nc net.Conn, d time.Time) {
+	nc.SetReadDeadline(d)
+	if ctx.Err() != nil {
+		nc.SetReadDeadline(brokenDeadline)
+	}
 }
 
 // clientBody remembers why reading the client's request body failed, to

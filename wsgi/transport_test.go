@@ -468,3 +468,70 @@ func TestTransportClientBodyErrorEndsTheExchange(t *testing.T) {
 type errorReader struct{ err error }
 
 func (e errorReader) Read([]byte) (int, error) { return 0, e.err }
+
+// cancelingBody cancels the request's context while the request is being
+// written, and waits until the transport has reacted (it breaks the
+// connection's deadlines), then ends the body normally.
+type cancelingBody struct {
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+func (b *cancelingBody) Read(p []byte) (int, error) {
+	b.once.Do(func() {
+		b.cancel()
+		// context.AfterFunc runs the transport's reaction in a goroutine
+		// of its own: give it time to run.
+		time.Sleep(100 * time.Millisecond)
+	})
+	return 0, io.EOF
+}
+
+func (b *cancelingBody) Close() error { return nil }
+
+// A request whose client left while it was being sent ends at once. The
+// transport arms the wait for the response headers after the write; that
+// must not undo the broken deadline the client's departure set, or the
+// request (and the strict session lock held around it) would wait for the
+// backend or the whole ResponseHeaderTimeout.
+func TestTransportClientGoneDuringWriteDoesNotWaitForAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		// A backend that reads and never answers.
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	tr := testTransport()
+	tr.responseHeaderTimeout = time.Minute
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	u, _ := url.Parse("http://" + ln.Addr().String() + "/upload")
+	req := (&http.Request{Method: "POST", URL: u, Host: u.Host, Header: http.Header{}, ContentLength: -1,
+		Body: &cancelingBody{cancel: cancel}}).WithContext(ctx)
+	done := make(chan error, 1)
+	go func() {
+		res, err := tr.RoundTrip(req)
+		if res != nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("RoundTrip: %v, want context.Canceled", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("RoundTrip still waits for the backend after the client left")
+	}
+}
