@@ -316,7 +316,9 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 		return nil, errors.New("write: malformed session id")
 	}
 	now := ms(s.m.now())
-	if id != s.id {
+	// A session created empty in this request (create) has no record yet:
+	// its first real write creates it.
+	if id != s.id || !s.exists && s.version == 0 {
 		return nil, s.create(ctx, id, next, now)
 	}
 	if sentView != nil {
@@ -409,7 +411,7 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 		s.announced = ""
 	}
 	if len(next) == 0 {
-		s.id, s.exists, s.stored = id, false, nil
+		s.id, s.exists, s.stored, s.version = id, false, nil, 0
 		s.rec = record{}
 		return nil
 	}

@@ -405,3 +405,68 @@ func TestAppExpiryPersists(t *testing.T) {
 		t.Fatalf("cookie re-sent without a change: %v", h)
 	}
 }
+
+// A new session first written empty (PHP: session_start(), then
+// session_write_close() with nothing set) and then written again with data
+// in the same request must be stored as a proper record that later
+// requests can load, with a TTL.
+func TestWriteAfterEmptyCreateIsLoadable(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		m := newTestManager(t, mode, nil)
+		s, err := m.Open(ctx, requestWithCookie(t, m, ""), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := NewID()
+		if _, err := s.Write(ctx, id, json.RawMessage(`{}`), nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write(ctx, id, json.RawMessage(`{"user":"ana"}`), nil); err != nil {
+			t.Fatalf("%s: second write: %v", mode, err)
+		}
+		h := http.Header{}
+		s.SetCookie(h)
+		s.Release(ctx)
+		if !strings.HasPrefix(h.Get("Set-Cookie"), "sessionid=") {
+			t.Fatalf("%s: no cookie for the new session: %v", mode, h)
+		}
+		next, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := string(next.Data())
+		next.Release(ctx)
+		if got != `{"user":"ana"}` {
+			t.Fatalf("%s: next request sees %s, want the written data", mode, got)
+		}
+	}
+}
+
+// The same, for a session regenerated without destroy: the old session's
+// version must not be used as the base of the new ID's first real write.
+func TestWriteAfterEmptyRegenerateIsLoadable(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockStrict, nil)
+	old := createSession(t, m, `{"a":1}`)
+	s, err := m.Open(ctx, requestWithCookie(t, m, old), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := NewID()
+	if _, err := s.Write(ctx, id, json.RawMessage(`{}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(ctx, id, json.RawMessage(`{"a":2}`), nil); err != nil {
+		t.Fatalf("second write: %v", err)
+	}
+	s.Release(ctx)
+	next, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Release(ctx)
+	if got := string(next.Data()); got != `{"a":2}` {
+		t.Fatalf("next request sees %s, want {\"a\":2}", got)
+	}
+}
