@@ -645,3 +645,31 @@ func TestSessionFastCGIFinishRequest(t *testing.T) {
 		t.Fatalf("change before fastcgi_finish_request() not saved: %s", d.Data)
 	}
 }
+
+// TestSessionWrittenTwiceInOneRequest: a script that closes its session and
+// opens it again gets both writes stored as it made them. A new visitor's
+// first close stores nothing (the session is empty); the second write must
+// still create a session the next request loads. And a key set back to the
+// value the request started with must not be taken for untouched.
+func TestSessionWrittenTwiceInOneRequest(t *testing.T) {
+	sessionBackends(t, func(t *testing.T, o stackOpts) {
+		s := startSessionStack(t, o)
+		resp, id, ck := s.gws[0].get(t, "/reopen.php?mode=new", "")
+		if resp.StatusCode != 200 || ck == "" || ck == "-" {
+			t.Fatalf("new visitor: %d id %q cookie %q", resp.StatusCode, id, ck)
+		}
+		if d := s.gws[1].dump(t, ck); d.ID != id || !strings.Contains(string(d.Data), `"user":"ana"`) {
+			t.Fatalf("next request after a write, close, reopen and write: %+v (id %s)", d, id)
+		}
+		if _, body, _ := s.gws[0].get(t, "/set.php?k=k&v=A", ck); body != "ok" {
+			t.Fatalf("set k: %q", body)
+		}
+		if resp, _, _ := s.gws[0].get(t, "/reopen.php?mode=revert", ck); resp.StatusCode != 200 {
+			t.Fatalf("revert: %d", resp.StatusCode)
+		}
+		d := s.gws[1].dump(t, ck)
+		if !strings.Contains(string(d.Data), `"k":"A"`) || !strings.Contains(string(d.Data), `"n":2`) {
+			t.Fatalf("second write lost a key set back to its first value: %s", d.Data)
+		}
+	})
+}

@@ -271,6 +271,13 @@ func (b *phpBridge) apply(m message) error {
 		if len(conflicts) > 0 {
 			b.h.m.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "script", b.path, "keys", conflicts)
 		}
+		if err == nil {
+			// PHP reads back what it wrote (the prepend's read handler), so
+			// that, not the data it was first given, is its view from now
+			// on. Non-nil even when empty: nil means "not computed yet".
+			view, _ := objectMembers(data)
+			b.sentView = append([]member{}, view...)
+		}
 		return err
 	case "touch":
 		return b.sess.Touch(ctx, m.ID)
