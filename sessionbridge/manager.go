@@ -238,6 +238,11 @@ func (m *Manager) expired(r record) bool {
 // timeout, cut short by the absolute lifetime.
 func (m *Manager) ttl(created int64) time.Duration {
 	left := time.UnixMilli(created).Add(m.o.Cookie.MaxAge).Sub(m.now())
+	if left <= 0 {
+		// Lifetime over (it ended while the request ran): expire at once.
+		// A TTL <= 0 would mean "never expires" to the store.
+		return time.Millisecond
+	}
 	if left < m.o.IdleTimeout {
 		return left
 	}

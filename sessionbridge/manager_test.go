@@ -470,3 +470,37 @@ func TestWriteAfterEmptyRegenerateIsLoadable(t *testing.T) {
 		t.Fatalf("next request sees %s, want {\"a\":2}", got)
 	}
 }
+
+// A session whose absolute lifetime ends while a request holds it must not
+// be written back without expiry: a TTL <= 0 means "never expires" to the
+// store, so the record would outlive its cookie for ever.
+func TestWriteAtMaxAgeNeverStoresWithoutExpiry(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		mem := memory.New(memory.Options{})
+		t.Cleanup(func() { mem.Close() })
+		ts := &ttlStore{Store: mem}
+		m := newTestManager(t, mode, ts)
+		base := time.UnixMilli(time.Now().UnixMilli())
+		m.now = func() time.Time { return base }
+		id := NewID()
+		// Created just under MaxAge (1h) ago, used a moment ago.
+		rec := record{Version: recordVersion, Created: ms(base.Add(-time.Hour + time.Second)), Seen: ms(base), Data: json.RawMessage(`{"a":1}`)}
+		if _, err := mem.Save(ctx, id, 0, rec.encode(), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+		if err != nil || s.ID() != id {
+			t.Fatalf("%s: open: %v %q", mode, err, s.ID())
+		}
+		// The script runs for 2 s: the absolute lifetime ends meanwhile.
+		m.now = func() time.Time { return base.Add(2 * time.Second) }
+		if _, err := s.Write(ctx, id, json.RawMessage(`{"a":2}`), nil); err != nil {
+			t.Fatalf("%s: write: %v", mode, err)
+		}
+		s.Release(ctx)
+		if ttl := ts.last(t); ttl <= 0 {
+			t.Fatalf("%s: written with TTL %v: the record never expires", mode, ttl)
+		}
+	}
+}
