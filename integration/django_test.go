@@ -377,6 +377,14 @@ func TestDjango(t *testing.T) {
 				"X-Sessiongate-Nonce":  nonce, "X-Sessiongate-Timestamp": now,
 				"X-Sessiongate-Signature": wsgi.RequestSignature(wrong, nonce, now, id, data),
 			},
+			// Header bytes over 0x7f reach Django as latin-1 text, which
+			// hmac.compare_digest refuses with a TypeError.
+			"non-ASCII signature": {
+				"X-Sessiongate-Session-Id": id, "X-Sessiongate-Data-Count": "1",
+				"X-Sessiongate-Data-0": base64.StdEncoding.EncodeToString(data),
+				"X-Sessiongate-Nonce":  nonce, "X-Sessiongate-Timestamp": now,
+				"X-Sessiongate-Signature": strings.Repeat("\xe9", 64),
+			},
 			"no signature, underscores": {
 				"X_Sessiongate_Session_Id": id, "X_Sessiongate_Data_Count": "1",
 				"X_Sessiongate_Data_0": base64.StdEncoding.EncodeToString(data),

@@ -171,6 +171,10 @@ def verify_request(meta, keys, now):
     if sid and not _HEX64.match(sid):
         raise ProtocolError("bad session id")
     data = decode_chunks(meta.get, META_DATA, META_DATA_COUNT)
+    # compare_digest raises TypeError on non-ASCII str (header bytes are
+    # latin-1 in WSGI): refuse anything that is not a hex digest first.
+    if not _HEX64.match(sig):
+        raise ProtocolError("bad signature (not 64 hex characters)")
     matched = None
     for key in keys:
         if hmac.compare_digest(request_signature(key, nonce, ts, sid, data), sig):

@@ -284,6 +284,13 @@ class UntrustedRequestTests(unittest.TestCase):
         out = self.check(signed_meta(SID, {"_auth_user_id": "1"}, ts=int(time.time()) - 120), "WARNING")
         self.assertIn("more than 60 s", out)
 
+    def test_non_ascii_signature(self):
+        # WSGI decodes header bytes as latin-1: a client can send any of them.
+        meta = signed_meta(SID, {"_auth_user_id": "1"})
+        meta[protocol.META_SIGNATURE] = "\u00e9" * 64
+        out = self.check(meta, "WARNING")
+        self.assertIn("bad signature", out)
+
     def test_aliased_header_spelling_is_same_environ_key(self):
         # WSGI servers map X_Sessiongate_Signature and X-Sessiongate-Signature
         # to the same key: only the signature protects the session.

@@ -139,6 +139,10 @@ class RefusalTests(unittest.TestCase):
             meta, _ = meta_for(self.v, req)
             meta[name] = value
             self.refused(meta)
+        # A signature with non-ASCII characters (latin-1 header bytes).
+        meta, _ = meta_for(self.v, req)
+        meta[protocol.META_SIGNATURE] = "\u00e9" * 64
+        self.refused(meta)
         meta, _ = meta_for(self.v, self.v["requests"][2])
         del meta[protocol.META_DATA + "1"]
         self.refused(meta)
