@@ -20,6 +20,9 @@ MAX_CHUNKS = 4096
 # A request signed further than this from our clock is refused.
 MAX_SKEW = 60
 MIN_SECRET_LEN = 32
+# Longest X-Sessiongate-Expiry the gateway accepts (10 years, wsgi/headers.go
+# maxExpiry); over it the gateway ignores the whole change.
+MAX_EXPIRY = 10 * 365 * 24 * 3600
 
 _HEX32 = re.compile(r"[0-9a-f]{32}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")

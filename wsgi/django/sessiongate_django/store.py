@@ -15,6 +15,8 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.utils import timezone
 
+from .protocol import MAX_EXPIRY
+
 EXPIRY_KEY = "_session_expiry"
 
 
@@ -94,7 +96,9 @@ class SessionStore(SessionBase):
             return "browser"
         value = self.get(EXPIRY_KEY)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return str(value)
+            # The gateway caps it further; over MAX_EXPIRY it would refuse
+            # the whole change.
+            return str(min(value, MAX_EXPIRY))
         return ""
 
     # -- what the middleware sends back -----------------------------------

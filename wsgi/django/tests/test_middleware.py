@@ -214,6 +214,21 @@ class SessionAPITests(unittest.TestCase):
         c = Change(resp)
         self.assertEqual((c.op, c.expiry, c.data), ("write", "", {"a": 1}))
 
+    def test_huge_expiry_is_capped_to_what_the_gateway_accepts(self):
+        # The gateway refuses the whole change (the write too) for an
+        # X-Sessiongate-Expiry over 10 years (wsgi/headers.go maxExpiry).
+        for value in [timedelta(days=365 * 20), 10**12]:
+
+            def view(request):
+                request.session["user"] = "u"
+                request.session.set_expiry(value)
+                return HttpResponse("ok")
+
+            _, resp = run(view, signed_meta(SID, {"a": 1}))
+            c = Change(resp)
+            self.assertEqual(c.op, "write")
+            self.assertTrue(1 <= int(c.expiry) <= 10 * 365 * 24 * 3600, c.expiry)
+
     def test_own_expiry_repeated_on_unchanged_requests(self):
         _, resp = run(lambda r: HttpResponse("x"), signed_meta(SID, {"a": 1, "_session_expiry": 600}))
         c = Change(resp)
