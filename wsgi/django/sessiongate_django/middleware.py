@@ -1,6 +1,8 @@
 """sessiongate_django.SessionMiddleware: Django's session middleware for a
 site behind sessiongate."""
 
+import hashlib
+import hmac
 import logging
 import os
 import time
@@ -17,6 +19,30 @@ from .store import SessionStore
 logger = logging.getLogger("sessiongate_django")
 
 SETTING = "SESSIONGATE_SESSION_KEYS"
+
+# The cookie name under which the session is put back into the Cookie
+# header Django sees (see _key_cache_by_session).
+CACHE_COOKIE = "sessiongate"
+
+
+def _key_cache_by_session(meta, verified):
+    """Django's cache (cache middleware, cache_page) keys a response marked
+    Vary: Cookie on the request's Cookie header, and the gateway removes its
+    session cookie from that header: without this, one visitor's cached page
+    would be served to every other visitor with the same other cookies. A
+    cookie derived from the session ID, which nobody can compute without the
+    key, restores what Django's own session cookie does for the cache. A
+    copy the client sent under that name is replaced."""
+    token = hmac.new(
+        verified.key, b"sg1-cache\n" + verified.session_id.encode("ascii"), hashlib.sha256
+    ).hexdigest()[:32]
+    pairs = [
+        p.strip()
+        for p in meta.get("HTTP_COOKIE", "").split(";")
+        if p.strip() and p.split("=", 1)[0].strip() != CACHE_COOKIE
+    ]
+    pairs.append("%s=%s" % (CACHE_COOKIE, token))
+    meta["HTTP_COOKIE"] = "; ".join(pairs)
 
 
 def load_keys():
@@ -71,6 +97,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
             request.session = SessionStore()
         else:
             request.session = SessionStore(verified.session_id, verified.data)
+            if verified.session_id:
+                _key_cache_by_session(request.META, verified)
 
     def process_response(self, request, response):
         session = getattr(request, "session", None)

@@ -95,6 +95,46 @@ def internal_headers(response):
     return [k for k, _ in response.items() if k.lower().startswith("x-sessiongate")]
 
 
+class CacheTests(unittest.TestCase):
+    """Django's cache keys a response marked Vary: Cookie on the Cookie
+    header, from which the gateway removes its session cookie: the session
+    must still be part of that key."""
+
+    def test_cached_page_is_not_served_to_another_session(self):
+        from django.core.cache import cache
+        from django.middleware.cache import FetchFromCacheMiddleware, UpdateCacheMiddleware
+
+        cache.clear()
+
+        def view(request):
+            return HttpResponse("user=%s" % request.session.get("user"))
+
+        # MIDDLEWARE order: UpdateCacheMiddleware first, sessions, then
+        # FetchFromCacheMiddleware last, as Django's documentation asks.
+        stack = UpdateCacheMiddleware(SessionMiddleware(FetchFromCacheMiddleware(view)))
+        rf = RequestFactory()
+        bodies = []
+        for sid, user in (("ab" * 32, "ana"), ("cd" * 32, "bob"), ("ab" * 32, "ana")):
+            request = rf.get("/accounts/profile/", **signed_meta(sid, {"user": user}))
+            response = stack(request)
+            self.assertIn("Cookie", response["Vary"])
+            bodies.append(response.content.decode())
+        self.assertEqual(bodies, ["user=ana", "user=bob", "user=ana"])
+        # And a request without a session never gets a session's page.
+        response = stack(rf.get("/accounts/profile/", **signed_meta()))
+        self.assertEqual(response.content.decode(), "user=None")
+        cache.clear()
+
+    def test_client_copy_of_the_cache_cookie_is_replaced(self):
+        meta = signed_meta("ab" * 32, {"user": "ana"})
+        meta["HTTP_COOKIE"] = "theme=dark; sessiongate=forged"
+        request, _ = run(lambda r: HttpResponse(r.session.get("user")), meta)
+        pairs = [p.strip() for p in request.META["HTTP_COOKIE"].split(";")]
+        self.assertEqual(pairs[0], "theme=dark")
+        self.assertEqual(len(pairs), 2)
+        self.assertRegex(pairs[1], r"^sessiongate=[0-9a-f]{32}$")
+
+
 class SessionAPITests(unittest.TestCase):
     def test_new_session_write(self):
         def view(request):
