@@ -92,7 +92,7 @@ func prepareBody(ctx context.Context, req *http.Request, maxBody int64, tempDir 
 	// client requests).
 	bp := bodyBufPool.Get().(*[]byte)
 	buf := *bp
-	if int64(len(buf)) > maxBody+1 {
+	if int64(len(buf))-1 > maxBody { // not maxBody+1: it overflows at math.MaxInt64
 		buf = buf[:maxBody+1]
 	}
 	m, err := io.ReadFull(req.Body, buf)
