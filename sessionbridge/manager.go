@@ -593,13 +593,15 @@ func (s *Session) SetCookie(h http.Header) {
 // can exceed SESSIONGATE_SESSION_IDLE_TIMEOUT or _MAX_AGE. The record keeps
 // it, so later requests of any app honour it; call it before Write, Touch
 // or Release.
+//
+// Each call replaces the expiry the session had, as set_expiry does: a
+// browser-session cookie followed by set_expiry(300) is a 300 s cookie, and
+// idle 0 without browser is the gateway's own policy again
+// (set_expiry(None)).
 func (s *Session) SetExpiry(idle time.Duration, browser bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if idle > 0 {
-		s.expiry = idle
-	}
-	s.browserCookie = s.browserCookie || browser
+	s.expiry, s.browserCookie = max(idle, 0), browser
 	s.expirySet = true
 	s.rec.Expiry, s.rec.Browser = s.expiry.Milliseconds(), s.browserCookie
 }

@@ -141,7 +141,10 @@ type change struct {
 	// expiry is the app's expiry: browser, or seconds > 0; zero = none.
 	browser bool
 	expiry  time.Duration
-	data    []byte // for write
+	// reset: the app dropped its own expiry (set_expiry(None)), back to
+	// the gateway's policy.
+	reset bool
+	data  []byte // for write
 }
 
 // errNoChange: the response carries no session change.
@@ -192,6 +195,8 @@ func readChange(h http.Header, key []byte, nonce string) (*change, error) {
 	case "":
 	case "browser":
 		c.browser = true
+	case "default":
+		c.reset = true
 	default:
 		n, err := strconv.ParseInt(expiry, 10, 64)
 		if err != nil || n < 1 || n > int64(maxExpiry/time.Second) || strconv.FormatInt(n, 10) != expiry {

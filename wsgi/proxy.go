@@ -302,7 +302,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 }
 
 func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *change, path string) error {
-	if ch.expiry > 0 || ch.browser {
+	if ch.expiry > 0 || ch.browser || ch.reset {
 		sess.SetExpiry(ch.expiry, ch.browser)
 	}
 	id := sess.ID()

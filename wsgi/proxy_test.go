@@ -463,6 +463,32 @@ func TestExpiryHeader(t *testing.T) {
 	if c := res.Cookies(); len(c) != 1 || c[0].MaxAge != 0 || c[0].Value == "" || strings.Contains(res.Header.Get("Set-Cookie"), "Max-Age") {
 		t.Fatalf("set_expiry(0): %v", res.Header["Set-Cookie"])
 	}
+	// Each set_expiry replaces the last: after a browser-session cookie,
+	// set_expiry(300) is a 300 s cookie again.
+	e.respond(answer{op: "touch", expiry: "300"})
+	res, _, _ = e.do("GET", "/a/", ck[0].Value, nil)
+	if c := res.Cookies(); len(c) != 1 || c[0].MaxAge != 300 {
+		t.Fatalf("set_expiry(300) after set_expiry(0): %v", res.Header["Set-Cookie"])
+	}
+	// set_expiry(None): the gateway's policy again, for the cookie and for
+	// later requests that say nothing about the expiry.
+	e.respond(answer{op: "write", expiry: "default", data: `{"a":2}`})
+	res, _, _ = e.do("GET", "/a/", ck[0].Value, nil)
+	if c := res.Cookies(); len(c) != 1 || c[0].MaxAge != int(time.Hour/time.Second) {
+		t.Fatalf("set_expiry(None): %v", res.Header["Set-Cookie"])
+	}
+	id, _ := e.open(ck[0].Value)
+	stored, err := e.store.Load(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Expiry  int64 `json:"expiry"`
+		Browser bool  `json:"browser"`
+	}
+	if err := json.Unmarshal(stored.Value, &rec); err != nil || rec.Expiry != 0 || rec.Browser {
+		t.Fatalf("set_expiry(None) left the app's expiry in the record: %s (%v)", stored.Value, err)
+	}
 }
 
 func TestForgedOrMissingResponseSignatureChangesNothing(t *testing.T) {

@@ -90,8 +90,10 @@ class SessionStore(SessionBase):
         self.set_expiry(value)
 
     def expiry_header(self):
-        """X-Sessiongate-Expiry for this session: "browser", seconds, or ""
-        when the gateway's own policy applies."""
+        """X-Sessiongate-Expiry for this session: "browser", seconds,
+        "default" when the view dropped the expiry the session had
+        (set_expiry(None): the gateway's own policy again), or "" when the
+        gateway's own policy applies and did before."""
         if self.get_expire_at_browser_close():
             return "browser"
         value = self.get(EXPIRY_KEY)
@@ -99,6 +101,8 @@ class SessionStore(SessionBase):
             # The gateway caps it further; over MAX_EXPIRY it would refuse
             # the whole change.
             return str(min(value, MAX_EXPIRY))
+        if EXPIRY_KEY in self._loaded and EXPIRY_KEY not in self._session:
+            return "default"
         return ""
 
     # -- what the middleware sends back -----------------------------------

@@ -244,15 +244,18 @@ class SessionAPITests(unittest.TestCase):
                 self.assertIsInstance(c.data["_session_expiry"], int)
             else:
                 self.assertEqual(c.expiry, header)
-        # set_expiry(None) goes back to the gateway's policy.
+        # set_expiry(None) goes back to the gateway's policy, which the
+        # gateway must be told: "" would mean "no change" and keep the old
+        # expiry (a time or a browser-session cookie).
 
         def reset(request):
             request.session.set_expiry(None)
             return HttpResponse("ok")
 
-        _, resp = run(reset, signed_meta(SID, {"a": 1, "_session_expiry": 300}))
-        c = Change(resp)
-        self.assertEqual((c.op, c.expiry, c.data), ("write", "", {"a": 1}))
+        for loaded in (300, 0):
+            _, resp = run(reset, signed_meta(SID, {"a": 1, "_session_expiry": loaded}))
+            c = Change(resp)
+            self.assertEqual((c.op, c.expiry, c.data), ("write", "default", {"a": 1}))
 
     def test_huge_expiry_is_capped_to_what_the_gateway_accepts(self):
         # The gateway refuses the whole change (the write too) for an
