@@ -252,7 +252,7 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 		if err != nil {
 			// The script may have run and the reply been lost: release
 			// the lock if this token holds it.
-			s.releaseToken(id, keys, token)
+			s.releaseToken(id, keys, token, nil)
 			s.headDone(id, q, gen)
 			if ctxEnded(ctx) {
 				return nil, store.Record{}, lockTimeout(ctx)
@@ -261,7 +261,7 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 		}
 		ok, pttl, rec, perr := parseLockReply(res)
 		if perr != nil {
-			s.releaseToken(id, keys, token)
+			s.releaseToken(id, keys, token, nil)
 			s.headDone(id, q, gen)
 			return nil, store.Record{}, perr
 		}
@@ -315,8 +315,10 @@ func parseLockReply(res []any) (ok bool, pttl time.Duration, rec store.Record, e
 
 // releaseToken deletes the lock if token holds it, in the background: used
 // when a Lock reply was lost and the lock may or may not be ours. Without
-// it such a lock would block the session until its lease ends.
-func (s *Store) releaseToken(id string, keys []string, token string) {
+// it such a lock would block the session until its lease ends. A non-nil
+// after is a write in flight that may still give the lock to token: the
+// release waits for it to finish (bounded by the client's timeouts).
+func (s *Store) releaseToken(id string, keys []string, token string, after <-chan struct{}) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -326,6 +328,9 @@ func (s *Store) releaseToken(id string, keys []string, token string) {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
+		if after != nil {
+			<-after
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
 		// A Keep with no TTL changes nothing but the lock.
@@ -385,7 +390,11 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 			perr = unavailable("unlock", fmt.Errorf("waiting for the previous write: %w", ctx.Err()))
 		}
 		if perr != nil {
-			return 0, l.abandon(perr)
+			// If we stopped waiting, that write may still re-key the lock
+			// to our token: the release must reach Redis after it, or it
+			// finds the previous token, does nothing, and the lock stays
+			// ours until the lease ends.
+			return 0, l.abandon(perr, p.done)
 		}
 	}
 
@@ -457,9 +466,9 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		// run with its reply lost (with a hand-over the lock now carries
 		// nextToken). Either way nobody will unlock it: free it now rather
 		// than block the session until the lease ends.
-		s.releaseToken(l.id, l.keys, l.token)
+		s.releaseToken(l.id, l.keys, l.token, nil)
 		if pw != nil {
-			s.releaseToken(l.id, l.keys, nextToken)
+			s.releaseToken(l.id, l.keys, nextToken, nil)
 		}
 		return 0, err
 	}
@@ -487,10 +496,11 @@ func (l *lease) after(m store.Mutation, initial string) store.Record {
 	}
 }
 
-// abandon ends a lease whose previous holder's write failed: nothing of
-// this holder's is applied (its data was built on that write), the lock is
-// freed, and the local queue moves on.
-func (l *lease) abandon(cause error) error {
+// abandon ends a lease whose previous holder's write failed or was not
+// waited for: nothing of this holder's is applied (its data was built on
+// that write), the lock is freed once that write is done, and the local
+// queue moves on.
+func (l *lease) abandon(cause error, prevDone <-chan struct{}) error {
 	s := l.s
 	s.mu.Lock()
 	if l.done {
@@ -500,7 +510,7 @@ func (l *lease) abandon(cause error) error {
 	l.done = true
 	s.mu.Unlock()
 	s.headDone(l.id, l.q, l.gen)
-	s.releaseToken(l.id, l.keys, l.token)
+	s.releaseToken(l.id, l.keys, l.token, prevDone)
 	if errors.Is(cause, store.ErrLeaseLost) {
 		return fmt.Errorf("%w: the previous holder's write was not applied", store.ErrLeaseLost)
 	}

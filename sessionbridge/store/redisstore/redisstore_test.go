@@ -312,3 +312,169 @@ func TestHandOverRecordMatchesRedis(t *testing.T) {
 		}
 	}
 }
+
+// handOverGate is a client hook that holds every hand-over unlock script
+// (one with a next token) until open is closed, and reports when an unlock
+// script for token watch has completed.
+type handOverGate struct {
+	entered chan struct{} // closed when a hand-over script reaches the hook
+	open    chan struct{}
+	once    sync.Once
+
+	mu      sync.Mutex
+	watch   string
+	watched chan struct{} // closed when an unlock script of watch ran
+}
+
+func (g *handOverGate) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (g *handOverGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (g *handOverGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		name := strings.ToLower(fmt.Sprint(args[0]))
+		// EVAL[SHA] script 2 KEYS[1] KEYS[2] ARGV[1..9]: the unlock script.
+		if (name != "evalsha" && name != "eval") || len(args) != 14 {
+			return next(ctx, cmd)
+		}
+		token, nextToken := fmt.Sprint(args[5]), fmt.Sprint(args[12])
+		if nextToken != "" {
+			g.once.Do(func() { close(g.entered) })
+			<-g.open
+			return next(ctx, cmd)
+		}
+		err := next(ctx, cmd)
+		g.mu.Lock()
+		if token == g.watch && cmd.Err() == nil {
+			select {
+			case <-g.watched:
+			default:
+				close(g.watched)
+			}
+		}
+		g.mu.Unlock()
+		return err
+	}
+}
+
+// A lease whose Unlock gives up waiting for the previous holder's hand-over
+// write must not free the lock before that write has re-keyed it to this
+// lease's token: a release that reaches Redis first finds the old token,
+// does nothing, and the hand-over then leaves the lock held by a token
+// nobody will ever unlock, until the lease ends.
+func TestAbandonedHandOverDoesNotStrandLock(t *testing.T) {
+	m := startMiniredis(t)
+	s, other := newTestStore(t, m.Addr()), newTestStore(t, m.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Loaded up front so every script call is one EVALSHA.
+	if err := unlockScript.Load(ctx, s.c).Err(); err != nil {
+		t.Fatal(err)
+	}
+	g := &handOverGate{entered: make(chan struct{}), open: make(chan struct{}), watched: make(chan struct{})}
+	s.c.AddHook(g)
+	defer func() {
+		select {
+		case <-g.open:
+		default:
+			close(g.open)
+		}
+	}()
+
+	const id = "abandon"
+	l1, _, err := s.Lock(ctx, id, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		l   store.Lease
+		err error
+	}
+	granted := make(chan result, 1)
+	go func() {
+		l, _, err := s.Lock(ctx, id, time.Minute)
+		granted <- result{l, err}
+	}()
+	// Wait until the second caller is queued behind l1.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		s.mu.Lock()
+		q := s.queues[id]
+		n := 0
+		if q != nil {
+			n = len(q.waiters)
+		}
+		s.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("second Lock never queued")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	unlocked := make(chan error, 1)
+	go func() {
+		_, err := l1.Unlock(ctx, store.Mutation{Kind: store.Put, Value: []byte("x"), TTL: time.Minute})
+		unlocked <- err
+	}()
+	var r result
+	select {
+	case r = <-granted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter was not handed the lock")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hand-over write never started")
+	}
+	l2 := r.l.(*lease)
+	g.mu.Lock()
+	g.watch = l2.token
+	g.mu.Unlock()
+
+	// The second holder gives up while l1's write is still in flight.
+	gone, giveUp := context.WithCancel(ctx)
+	giveUp()
+	if _, err := l2.Unlock(gone, store.Mutation{Kind: store.Keep}); err == nil {
+		t.Fatal("Unlock with an ended context while the previous write is pending succeeded")
+	}
+	// Let a release of l2's token that does not wait for l1's write reach
+	// Redis first. A correct release waits for the write, so nothing comes
+	// and the grace period runs out; it only bounds how long we look.
+	select {
+	case <-g.watched:
+	case <-time.After(time.Second):
+	}
+	close(g.open)
+	select {
+	case err := <-unlocked:
+		if err != nil {
+			t.Fatalf("first holder's Unlock: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("first holder's Unlock did not return")
+	}
+
+	// The session must be free now, not when l2's one-minute lease ends.
+	lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer lcancel()
+	l3, rec, err := other.Lock(lctx, id, time.Minute)
+	if err != nil {
+		t.Fatalf("lock stranded after an abandoned hand-over (holder %q, pttl %v): %v",
+			m.HGet("test:{"+id+"}:lock", ""), m.TTL("test:{"+id+"}:lock"), err)
+	}
+	if string(rec.Value) != "x" {
+		t.Fatalf("record = %q, want the first holder's write", rec.Value)
+	}
+	if _, err := l3.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+}
