@@ -108,6 +108,7 @@ func (a *App) openStore(ctx context.Context, sc *config.SessionConfig, log *slog
 		a.closers = append(a.closers, st.Close)
 		return st, nil
 	}
+	redisstore.RouteClientLog(log)
 	client, err := redisstore.OpenClient(sc.RedisURL, redisstore.WithTimeouts(sc.RedisTimeout, sc.RedisTimeout, sc.RedisTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("SESSIONGATE_REDIS_URL: %w", err)
