@@ -316,10 +316,19 @@ func TestByteSize(t *testing.T) {
 			t.Errorf("parseByteSize(%q) = %v, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "k", "-1", "+1", "1.5m", "1 m", "1t", "0x10", "99999999999999999999", "9000000000g"} {
-		if got, err := parseByteSize(in); err == nil {
-			t.Errorf("parseByteSize(%q) = %v, want error", in, got)
+	for _, in := range []string{"", "k", "-1", "+1", "1.5m", "1 m", "1t", "0x10"} {
+		if got, err := parseByteSize(in); err != errByteSize {
+			t.Errorf("parseByteSize(%q) = %v, %v; want %v", in, got, err, errByteSize)
 		}
+	}
+	// Well-formed but too big for a byte count: the message says so.
+	for _, in := range []string{"99999999999999999999", "9000000000g", "8589934592g"} {
+		if got, err := parseByteSize(in); err != errByteSizeTooLarge {
+			t.Errorf("parseByteSize(%q) = %v, %v; want %v", in, got, err, errByteSizeTooLarge)
+		}
+	}
+	if got, err := parseByteSize("8589934591g"); err != nil || int64(got.(ByteSize)) != 8589934591<<30 {
+		t.Errorf("parseByteSize(8589934591g) = %v, %v", got, err)
 	}
 	for n, want := range map[ByteSize]string{0: "0", 1 << 20: "1m", 512 << 10: "512k", 3 << 30: "3g", 1000: "1000"} {
 		if n.String() != want {

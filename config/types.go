@@ -32,12 +32,14 @@ func (b ByteSize) String() string {
 // that are not secret.
 var (
 	errByteSize = errors.New("not a size: use a number with an optional unit k, m or g (e.g. 512k, 1m, 2g)")
-	errDuration = errors.New("not a duration: use a number with a unit (e.g. 500ms, 60s, 2m) or 0")
-	errNegative = errors.New("must not be negative")
-	errInt      = errors.New("not an integer")
-	errBool     = errors.New("must be on or off")
-	errEmptyEnt = errors.New("has an empty entry in its comma-separated list")
-	errPrefix   = errors.New("each entry must be an IP address or a CIDR such as 10.0.0.0/8 or fd00::/8")
+	// errByteSizeTooLarge: 8 EiB and more do not fit in a byte count.
+	errByteSizeTooLarge = errors.New("too large: a size must stay below 8589934592g (8 EiB)")
+	errDuration         = errors.New("not a duration: use a number with a unit (e.g. 500ms, 60s, 2m) or 0")
+	errNegative         = errors.New("must not be negative")
+	errInt              = errors.New("not an integer")
+	errBool             = errors.New("must be on or off")
+	errEmptyEnt         = errors.New("has an empty entry in its comma-separated list")
+	errPrefix           = errors.New("each entry must be an IP address or a CIDR such as 10.0.0.0/8 or fd00::/8")
 )
 
 func parseByteSize(s string) (any, error) {
@@ -63,7 +65,8 @@ func parseByteSize(s string) (any, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n > math.MaxInt64>>shift {
-		return nil, errByteSize
+		// Digits only, so the number is too big: say that, not "not a size".
+		return nil, errByteSizeTooLarge
 	}
 	return ByteSize(n << shift), nil
 }
