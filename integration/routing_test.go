@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +172,23 @@ func TestStreamingThroughGateway(t *testing.T) {
 	// PHP sleeps 2 s between the two bytes: the first must not wait for it.
 	if firstAt > time.Second || total < 2*time.Second {
 		t.Errorf("first byte after %v, whole body after %v: output was buffered", firstAt, total)
+	}
+}
+
+// TestNoBodyStatusWithPHPOutput: a script that answers 204 or 304 and still
+// prints something (the blank lines after a closing ?> of a framework's
+// conditional GET) gets its status to the client, the output dropped, as
+// nginx does, not a connection closed without an answer.
+func TestNoBodyStatusWithPHPOutput(t *testing.T) {
+	g := startGW(t, nil)
+	for _, code := range []int{204, 304} {
+		res, body := g.get(t, "/nobody.php?code="+strconv.Itoa(code))
+		if res.StatusCode != code || res.Header.Get("Etag") != `"v1"` || body != "" {
+			t.Errorf("%d: got %d %q %v", code, res.StatusCode, body, res.Header)
+		}
+	}
+	// The connection to php-fpm stays usable.
+	if res, _ := g.get(t, "/info.php"); res.StatusCode != 200 {
+		t.Fatalf("after: %d", res.StatusCode)
 	}
 }

@@ -62,6 +62,7 @@ var gwFiles = map[string]string{
 	"smuggled.php":                  `<?php touch(__DIR__ . '/smuggled.ran'); echo 'SMUGGLED';`,
 	"flush.php":                     `<?php echo 'a'; flush(); sleep(2); echo 'b';`,
 	"slow.php":                      `<?php touch(__DIR__ . '/slow.started'); sleep(2); echo 'slow done';`,
+	"nobody.php":                    "<?php http_response_code((int)$_GET['code']); header('ETag: \"v1\"'); ?>\n\n",
 	".env":                          "DB_PASSWORD=TOPSECRET",
 	".git/config":                   "[remote] url = TOPSECRET",
 	"sub/.htaccess":                 "TOPSECRET",

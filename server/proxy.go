@@ -34,13 +34,17 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h[k] = v
 	}
 	w.WriteHeader(res.StatusCode)
+	// 204 and 304 carry no body (net/http refuses to write one): whatever
+	// PHP printed anyway is read and dropped, as nginx does, rather than
+	// aborting the response.
+	noBody := res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified
 
 	// A response the transport received whole has its length: it goes out
 	// in one write when the handler returns. One without (PHP's flush(),
 	// long polling, server-sent events) is flushed after every piece, as PHP
 	// sent it.
 	var flusher http.Flusher
-	if res.ContentLength < 0 {
+	if res.ContentLength < 0 && !noBody {
 		flusher, _ = w.(http.Flusher)
 	}
 	bp := copyBuffers.Get()
@@ -48,7 +52,7 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ri := Info(r.Context())
 	for {
 		n, rerr := res.Body.Read(*bp)
-		if n > 0 {
+		if n > 0 && !noBody {
 			if _, werr := w.Write((*bp)[:n]); werr != nil {
 				// The client is gone; the deferred Close frees the php-fpm
 				// connection (php-fpm sees the abort).
