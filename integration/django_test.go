@@ -361,6 +361,22 @@ func TestDjango(t *testing.T) {
 		}
 	})
 
+	t.Run("paths are routed as nginx normalises them", func(t *testing.T) {
+		// Django's prefix is /accounts/: merged slashes and dot segments
+		// decide the upstream, the request goes out as sent.
+		for target, django := range map[string]bool{
+			"//accounts/whoami/":        true,
+			"/x/../accounts/whoami/":    true,
+			"/accounts/../whoami.php":   false,
+			"/accounts/./../whoami.php": false,
+		} {
+			res, body, _ := gw0.get(t, target, "")
+			if fromDjango := res.Header.Get("Server") == "gunicorn"; fromDjango != django {
+				t.Errorf("%s: from Django %v, want %v (%d %.80q)", target, fromDjango, django, res.StatusCode, body)
+			}
+		}
+	})
+
 	t.Run("forged headers straight to gunicorn", func(t *testing.T) {
 		// A real logged-in session, to be impersonated.
 		j := jar{}

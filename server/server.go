@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -313,8 +314,9 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(s.mounts) > 0 {
+		p := mountPath(r.URL.Path)
 		for _, m := range s.mounts {
-			if strings.HasPrefix(r.URL.Path, m.prefix) {
+			if strings.HasPrefix(p, m.prefix) {
 				Info(r.Context()).Upstream = m.upstream
 				m.h.ServeHTTP(w, r)
 				return
@@ -322,6 +324,23 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.site(w, r)
+}
+
+// mountPath is the path as nginx matches it against its locations:
+// duplicate slashes merged, dot segments resolved, a trailing slash kept.
+// Mounts are chosen on it, so "//admin/" cannot reach PHP's /admin/ and
+// "/admin/../x.php" cannot reach Django; the request itself goes out as the
+// client sent it, as with nginx's proxy_pass without a URI.
+func mountPath(p string) string {
+	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return p
+	}
+	dir := strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")
+	c := path.Clean("/" + p)
+	if dir && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 // site serves the PHP site: static files, redirects and scripts.

@@ -408,6 +408,29 @@ func TestWrapAndMounts(t *testing.T) {
 	}
 }
 
+// Mounts are chosen on the path as nginx normalises it for its locations
+// (duplicate slashes merged, dot segments resolved), so "//admin/" cannot
+// reach PHP's /admin/ and "/admin/../x.php" cannot reach Django. The
+// request itself goes out unchanged, as with nginx's proxy_pass without a
+// URI.
+func TestMountsMatchTheNormalisedPath(t *testing.T) {
+	var seen []string
+	e := newEnv(t, nil, WithMount("django", []string{"/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, "django:"+r.URL.Path)
+	})))
+	for _, target := range []string{"//admin/", "/./admin/login/", "/x/../admin/", "/admin/../hello.php", "/admin", "/admin//"} {
+		e.do(httptest.NewRequest("GET", target, nil))
+	}
+	want := []string{"django://admin/", "django:/./admin/login/", "django:/x/../admin/", "django:/admin//"}
+	if strings.Join(seen, " ") != strings.Join(want, " ") {
+		t.Errorf("to Django: %v, want %v", seen, want)
+	}
+	// "/admin" is not under "/admin/": PHP's front controller, as in nginx.
+	if len(e.php.scripts) != 2 || e.php.scripts[0].ScriptName != "/hello.php" || e.php.scripts[1].ScriptName != "/index.php" {
+		t.Errorf("to PHP: %+v, want /hello.php, then /index.php for /admin", e.php.scripts)
+	}
+}
+
 func TestAdmin(t *testing.T) {
 	e := newEnv(t, nil, WithReadyCheck("redis", func(context.Context) error { return nil }))
 	h := e.srv.AdminHandler()
