@@ -14,7 +14,7 @@ import (
 // no Django: every request stays on the PHP site.
 type DjangoConfig struct {
 	URL         []string      `env:"SESSIONGATE_DJANGO_URL" help:"Django (gunicorn) addresses, comma-separated: http://host:port or unix:/path/to/gunicorn.sock; several are balanced, one that refuses connections is skipped for 10s; set together with SESSIONGATE_DJANGO_PATHS"`
-	Paths       []string      `env:"SESSIONGATE_DJANGO_PATHS" help:"comma-separated path prefixes served by Django, e.g. /admin/,/accounts/,/static/admin/; the longest matching prefix wins, everything else stays PHP"`
+	Paths       []string      `env:"SESSIONGATE_DJANGO_PATHS" help:"comma-separated path prefixes served by Django, e.g. /admin/,/accounts/,/static/admin/; the longest matching prefix wins, matched like nginx locations (// merged, . and .. resolved), everything else stays PHP"`
 	Timeout     time.Duration `env:"SESSIONGATE_DJANGO_TIMEOUT" envDefault:"60s" help:"longest wait for Django's response headers before 504 (a streamed body may take longer)"`
 	DialTimeout time.Duration `env:"SESSIONGATE_DJANGO_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to a Django backend before trying the next one (or 504)"`
 }
