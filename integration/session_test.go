@@ -673,3 +673,47 @@ func TestSessionWrittenTwiceInOneRequest(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionCreateIDWhileActive: session_create_id() in an active session
+// returns a fresh ID, as with PHP's files handler. The handler's validateId
+// answers PHP's collision check ("does this ID exist?"); an ID it had just
+// minted and nobody opened must not count as existing, or every attempt
+// collides and PHP warns "Failed to create new ID" and returns false.
+func TestSessionCreateIDWhileActive(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	resp, body, _ := s.gws[0].get(t, "/create_id.php", ck)
+	var out struct {
+		New any    `json:"new"`
+		ID  string `json:"id"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &out) != nil {
+		t.Fatalf("create_id: %d %s", resp.StatusCode, body)
+	}
+	id, _ := out.New.(string)
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(id) || id == out.ID {
+		t.Fatalf("session_create_id() = %v (session %s), want a new 64-hex ID: %s", out.New, out.ID, body)
+	}
+	if d := s.gws[1].dump(t, ck); d.ID != out.ID || !strings.Contains(string(d.Data), `"created":true`) {
+		t.Fatalf("session after session_create_id(): %+v", d)
+	}
+}
+
+// TestSessionUserIDFollowsChanges: sessiongate_user_id() called after the
+// script closed its session reports the session as the script left it: no
+// user after session_destroy() (logout), the new user after a login written
+// with session_write_close(); not the user the request started with.
+func TestSessionUserIDFollowsChanges(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	_, _, ck := s.gws[0].get(t, "/set.php?k=_auth_user_id&v=7", "")
+	if _, body, _ := s.gws[1].get(t, "/whoami.php", ck); body != "user:7" {
+		t.Fatalf("whoami: %q", body)
+	}
+	if _, body, _ := s.gws[0].get(t, "/user_change.php?op=login", ck); body != "user:9" {
+		t.Errorf("after a login and session_write_close(): %q, want user:9", body)
+	}
+	_, _, ck = s.gws[0].get(t, "/set.php?k=_auth_user_id&v=7", "")
+	if _, body, set := s.gws[0].get(t, "/user_change.php?op=logout", ck); body != "anonymous" || set != "-" {
+		t.Errorf("after session_destroy(): %q (cookie %q), want anonymous", body, set)
+	}
+}

@@ -34,6 +34,11 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     private string $encoded = '';
     /** @var array<string, true> IDs minted in this request */
     private array $minted = [];
+    /** @var array<string, true> minted IDs a session was opened with */
+    private array $opened = [];
+    /** The ID whose data is the session now ('' none): what
+     * sessiongate_user_id() reads once the script closed its session. */
+    private string $current;
     /** @var array<string, string> what this request wrote, by ID */
     private array $written = [];
     private int $seq = 0;
@@ -44,6 +49,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     {
         $this->nonce = (string)($server['SESSIONGATE_NONCE'] ?? '');
         $this->gatewayId = (string)($server['SESSIONGATE_SESSION_ID'] ?? '');
+        $this->current = $this->gatewayId;
         $key = (string)($server['SESSIONGATE_FRAME_KEY'] ?? '');
         if ($this->nonce !== '' && (strlen($key) !== 64 || !function_exists('openssl_encrypt'))) {
             // Frames are encrypted so that a php-fpm log that copies
@@ -55,6 +61,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if ($this->nonce === '') {
             // Not reached through the gateway: fail closed, no session.
             $this->gatewayId = '';
+            $this->current = '';
             return;
         }
         $this->key = (string)hex2bin($key);
@@ -80,6 +87,19 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         return $this->data;
     }
 
+    /** The php_serialize text of the session as the script left it. */
+    public function currentData(): string
+    {
+        $id = $this->current;
+        if ($id === '') {
+            return '';
+        }
+        if (isset($this->written[$id])) {
+            return $this->written[$id];
+        }
+        return $id === $this->gatewayId ? $this->loadedData() : '';
+    }
+
     public function open(string $path, string $name): bool
     {
         return true;
@@ -98,6 +118,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     public function read(string $id): string|false
     {
         $this->active = $id;
+        $this->current = $id;
         $this->closedByWrite = false;
         if (isset($this->written[$id])) {
             return $this->written[$id];
@@ -106,6 +127,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             return $this->loadedData();
         }
         if (isset($this->minted[$id])) {
+            $this->opened[$id] = true;
             // A new session: the gateway must send its cookie with the
             // headers, which may leave before the data is written.
             $this->send('open', $id, '');
@@ -116,6 +138,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     public function write(string $id, string $data): bool
     {
         $this->written[$id] = $data;
+        $this->current = $id;
         $this->closedByWrite = true;
         return $this->send('write', $id, $data);
     }
@@ -131,6 +154,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         unset($this->written[$id]);
         if ($id === $this->gatewayId) {
             $this->gatewayId = '';
+        }
+        if ($id === $this->current) {
+            $this->current = '';
         }
         $this->closedByWrite = true;
         return $this->send('destroy', $id, '');
@@ -152,7 +178,13 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     {
         // session.use_strict_mode: only the gateway's ID or ours are valid,
         // so session_id('chosen-by-attacker') cannot fixate a session.
-        return ($id !== '' && $id === $this->gatewayId) || isset($this->minted[$id]);
+        // PHP asks "does this session exist?": also to detect collisions of
+        // an ID create_sid() just returned (session_create_id(),
+        // session_regenerate_id()), so an ID minted here counts only once a
+        // session was opened with it, as a files handler's would once its
+        // file exists. Otherwise session_create_id() in an active session
+        // always "collides" and returns false with a warning.
+        return ($id !== '' && $id === $this->gatewayId) || isset($this->opened[$id]);
     }
 
     private function send(string $op, string $id, string $payload): bool
@@ -206,7 +238,9 @@ function sessiongate_user_id(): ?string
         $id = $_SESSION['_auth_user_id'] ?? null;
     } else {
         $h = $GLOBALS['__sessiongate_handler'] ?? null;
-        $raw = $h instanceof SessiongateSessionHandler ? $h->loadedData() : '';
+        // The session as the script left it (written, destroyed,
+        // regenerated), not necessarily as the request found it.
+        $raw = $h instanceof SessiongateSessionHandler ? $h->currentData() : '';
         $data = $raw === '' ? [] : @unserialize($raw, ['allowed_classes' => false]);
         $id = is_array($data) ? ($data['_auth_user_id'] ?? null) : null;
     }
