@@ -113,7 +113,7 @@ func New(o Options) (*Proxy, error) {
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
-		Transport: &balancer{pool: p.pool, t: p.t, log: log},
+		Transport: &balancer{pool: p.pool, t: p.t, log: log, clean1xx: p.cleanHeader},
 		// 0: ReverseProxy already flushes every write of a streamed
 		// response (no Content-Length, or text/event-stream); a response
 		// with a length then leaves in one write instead of two.
@@ -276,11 +276,13 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	} else if res.Header.Get(hdrOp) != "" {
 		chErr = errors.New("sessions are off")
 	}
-	sessionbridge.StripInternalHeaders(res.Header)
-	if p.sessions != nil {
-		// The gateway owns the session cookie; a cookie of that name from
-		// Django (its own SessionMiddleware left in place) would fight it.
-		dropSetCookie(res.Header, p.sessions.CookieName())
+	p.cleanHeader(res.Header)
+	if len(res.TransferEncoding) > 0 && res.StatusCode != http.StatusSwitchingProtocols {
+		// A chunked body may end with trailers, which ReverseProxy passes
+		// on after the body: announced ones are in res.Trailer now, the
+		// values (and any unannounced ones) arrive at the end of the body.
+		p.cleanHeader(res.Trailer)
+		res.Body = &trailerFilter{ReadCloser: res.Body, res: res, clean: p.cleanHeader}
 	}
 	if chErr != nil && !errors.Is(chErr, errNoChange) {
 		p.log.Warn("session change from Django ignored", "path", res.Request.URL.Path, "status", res.StatusCode, "reason", chErr.Error())
@@ -336,6 +338,39 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 		return sess.Touch(ctx, id)
 	}
 	return fmt.Errorf("unknown op %q", ch.op)
+}
+
+// cleanHeader removes from a header (or trailer) map of Django's what must
+// not reach the client: X-Sessiongate-* in any spelling and a Set-Cookie of
+// the gateway's session cookie (the gateway owns it; Django's own
+// SessionMiddleware left in place would fight it).
+func (p *Proxy) cleanHeader(h http.Header) {
+	sessionbridge.StripInternalHeaders(h)
+	if p.sessions != nil {
+		dropSetCookie(h, p.sessions.CookieName())
+	}
+}
+
+// trailerFilter cleans a response's trailers once the body has filled them
+// in, before ReverseProxy copies them to the client.
+type trailerFilter struct {
+	io.ReadCloser
+	res   *http.Response
+	clean func(http.Header)
+}
+
+func (f *trailerFilter) Read(b []byte) (int, error) {
+	n, err := f.ReadCloser.Read(b)
+	if err != nil {
+		f.clean(f.res.Trailer)
+	}
+	return n, err
+}
+
+func (f *trailerFilter) Close() error {
+	err := f.ReadCloser.Close()
+	f.clean(f.res.Trailer)
+	return err
 }
 
 func dropSetCookie(h http.Header, name string) {
