@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -35,21 +36,33 @@ func healthcheck(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gateway healthcheck: SESSIONGATE_ADMIN_LISTEN is not set: there is no admin listener to probe")
 		return 2
 	}
-	addr, err := probeAddr(listen)
+	addrs, err := probeAddrs(listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway healthcheck: SESSIONGATE_ADMIN_LISTEN=%q: %v\n", listen, err)
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), healthcheckTimeout)
 	defer cancel()
-	url := "http://" + addr + "/healthz"
+	url := "http://" + addrs[0] + "/healthz"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway healthcheck: %v\n", err)
 		return 2
 	}
 	// No proxy from the environment: the probe talks to this container.
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			var errs []error
+			for _, a := range addrs {
+				c, err := d.DialContext(ctx, network, a)
+				if err == nil {
+					return c, nil
+				}
+				errs = append(errs, err)
+			}
+			return nil, errors.Join(errs...)
+		}}}
 	res, err := client.Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway healthcheck: %s: %v\n", url, err)
@@ -65,21 +78,24 @@ func healthcheck(args, environ []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// probeAddr turns a listen address into one to dial: an empty or wildcard
-// host (":8081", "0.0.0.0:8081", "[::]:8081") means this host's loopback.
-func probeAddr(listen string) (string, error) {
+// probeAddrs turns a listen address into the addresses to dial, in order:
+// an empty or wildcard host (":8081", "0.0.0.0:8081", "[::]:8081") means
+// this host's loopback. Go serves "[::]" on a dual-stack socket, which
+// answers only over IPv4 where IPv6 is disabled, so ::1 falls back to
+// 127.0.0.1.
+func probeAddrs(listen string) ([]string, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return "", fmt.Errorf("want host:port: %w", err)
+		return nil, fmt.Errorf("want host:port: %w", err)
 	}
 	if port == "" || port == "0" {
-		return "", fmt.Errorf("port %q cannot be probed", port)
+		return nil, fmt.Errorf("port %q cannot be probed", port)
 	}
 	switch host {
 	case "", "0.0.0.0":
 		host = "127.0.0.1"
 	case "::", "[::]":
-		host = "::1"
+		return []string{net.JoinHostPort("::1", port), net.JoinHostPort("127.0.0.1", port)}, nil
 	}
-	return net.JoinHostPort(host, port), nil
+	return []string{net.JoinHostPort(host, port)}, nil
 }
