@@ -310,6 +310,12 @@ func (s *Session) Write(ctx context.Context, id string, data json.RawMessage, se
 	if err != nil {
 		return nil, fmt.Errorf("write: %w", err)
 	}
+	return s.writeMembers(ctx, id, next, sentView)
+}
+
+// writeMembers is Write on data already parsed (next is kept, not copied:
+// the members are never changed in place).
+func (s *Session) writeMembers(ctx context.Context, id string, next, sentView []member) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.writeLocked(ctx, id, next, sentView)

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -267,7 +268,11 @@ func (b *phpBridge) apply(m message) error {
 				b.sentView, _ = objectMembers(view)
 			}
 		}
-		conflicts, err := b.sess.Write(ctx, m.ID, data, b.sentView)
+		next, err := objectMembers(data)
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		conflicts, err := b.sess.writeMembers(ctx, m.ID, next, b.sentView)
 		if len(conflicts) > 0 {
 			b.h.m.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "script", b.path, "keys", conflicts)
 		}
@@ -275,8 +280,10 @@ func (b *phpBridge) apply(m message) error {
 			// PHP reads back what it wrote (the prepend's read handler), so
 			// that, not the data it was first given, is its view from now
 			// on. Non-nil even when empty: nil means "not computed yet".
-			view, _ := objectMembers(data)
-			b.sentView = append([]member{}, view...)
+			if next == nil {
+				next = []member{}
+			}
+			b.sentView = next
 		}
 		return err
 	case "touch":
