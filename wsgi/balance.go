@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptrace"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -128,27 +126,14 @@ type balancer struct {
 	pool *pool
 	t    http.RoundTripper
 	log  *slog.Logger
-	// clean1xx cleans the headers of a 1xx informational response, which
-	// ReverseProxy hands to the client as they come (no ModifyResponse).
-	clean1xx func(http.Header)
 }
 
 func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 	order := b.pool.order()
 	orig := req.Body
-	ctx := req.Context()
-	if tr := httptrace.ContextClientTrace(ctx); b.clean1xx != nil && tr != nil && tr.Got1xxResponse != nil {
-		// The hooks of the new trace run first, on the same header map.
-		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			Got1xxResponse: func(_ int, h textproto.MIMEHeader) error {
-				b.clean1xx(http.Header(h))
-				return nil
-			},
-		})
-	}
 	var lastErr error
 	for _, be := range order {
-		out := req.WithContext(ctx) // shallow copy
+		out := req.WithContext(req.Context()) // shallow copy
 		u := *req.URL
 		u.Host = be.host
 		out.URL = &u

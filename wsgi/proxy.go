@@ -110,10 +110,11 @@ func New(o Options) (*Proxy, error) {
 		maxIdlePerHost:        64,
 		maxHeaderBytes:        maxResponseHeaderBytes,
 		maxRequestsPerConn:    1000,
+		clean1xx:              p.cleanHeader,
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
-		Transport: &balancer{pool: p.pool, t: p.t, log: log, clean1xx: p.cleanHeader},
+		Transport: &balancer{pool: p.pool, t: p.t, log: log},
 		// 0: ReverseProxy already flushes every write of a streamed
 		// response (no Content-Length, or text/event-stream); a response
 		// with a length then leaves in one write instead of two.

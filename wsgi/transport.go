@@ -41,6 +41,10 @@ type h1Transport struct {
 	// Reconnecting now and then lets the worker with time to accept take
 	// the new connection.
 	maxRequestsPerConn int
+	// clean1xx, when set, cleans the headers of a 1xx informational
+	// response before the trace hook hands them on: ReverseProxy sends
+	// them to the client as they come, without ModifyResponse.
+	clean1xx func(http.Header)
 
 	// reapEvery is how often idle connections are checked while there
 	// are any: those the backend closed, or idle past idleTimeout, are
@@ -317,6 +321,9 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 			continue
 		}
 		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+			if t.clean1xx != nil {
+				t.clean1xx(res.Header)
+			}
 			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(res.Header)); err != nil {
 				return fail(err)
 			}
