@@ -444,21 +444,8 @@ func TestTransportClientBodyErrorEndsTheExchange(t *testing.T) {
 	u, _ := url.Parse("http://" + back.Listener.Addr().String() + "/upload")
 	req := &http.Request{Method: "POST", URL: u, Host: u.Host, Header: http.Header{}, ContentLength: -1,
 		Body: io.NopCloser(io.MultiReader(strings.NewReader("abc"), errorReader{broke}))}
-	done := make(chan error, 1)
-	go func() {
-		res, err := tr.RoundTrip(req)
-		if res != nil {
-			res.Body.Close()
-		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, broke) {
-			t.Fatalf("RoundTrip: %v, want the body's error", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("RoundTrip waited for an answer the backend cannot give")
+	if err := roundTripWithin(t, tr, req, 30*time.Second, "RoundTrip waited for an answer the backend cannot give"); !errors.Is(err, broke) {
+		t.Fatalf("RoundTrip: %v, want the body's error", err)
 	}
 	if code := statusOf(httptest.NewRequest("POST", "/", nil), fmt.Errorf("wrapped: %w", broke)); code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("status for a body over the limit: %d, want 413", code)
@@ -518,6 +505,15 @@ func TestTransportClientGoneDuringWriteDoesNotWaitForAnswer(t *testing.T) {
 	u, _ := url.Parse("http://" + ln.Addr().String() + "/upload")
 	req := (&http.Request{Method: "POST", URL: u, Host: u.Host, Header: http.Header{}, ContentLength: -1,
 		Body: &cancelingBody{cancel: cancel}}).WithContext(ctx)
+	if err := roundTripWithin(t, tr, req, 20*time.Second, "RoundTrip still waits for the backend after the client left"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("RoundTrip: %v, want context.Canceled", err)
+	}
+}
+
+// roundTripWithin runs req on tr and returns its error; a RoundTrip still
+// running after limit fails the test with hung.
+func roundTripWithin(t *testing.T, tr *h1Transport, req *http.Request, limit time.Duration, hung string) error {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() {
 		res, err := tr.RoundTrip(req)
@@ -528,10 +524,9 @@ func TestTransportClientGoneDuringWriteDoesNotWaitForAnswer(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("RoundTrip: %v, want context.Canceled", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("RoundTrip still waits for the backend after the client left")
+		return err
+	case <-time.After(limit):
+		t.Fatal(hung)
+		return nil
 	}
 }
