@@ -1,8 +1,6 @@
 """sessiongate_django.SessionMiddleware: Django's session middleware for a
 site behind sessiongate."""
 
-import hashlib
-import hmac
 import logging
 import os
 import time
@@ -33,9 +31,7 @@ def _key_cache_by_session(meta, verified):
     cookie derived from the session ID, which nobody can compute without the
     key, restores what Django's own session cookie does for the cache. A
     copy the client sent under that name is replaced."""
-    token = hmac.new(
-        verified.key, b"sg1-cache\n" + verified.session_id.encode("ascii"), hashlib.sha256
-    ).hexdigest()[:32]
+    token = protocol.mac(verified.key, "sg1-cache", verified.session_id)[:32]
     pairs = [
         p.strip()
         for p in meta.get("HTTP_COOKIE", "").split(";")

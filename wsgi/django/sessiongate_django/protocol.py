@@ -90,18 +90,20 @@ def data_hash(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def _mac(key, *parts):
+def mac(key, *parts):
+    """hex(HMAC-SHA256(key, parts joined by newlines)): every signature of
+    docs/protocol.md section 5."""
     msg = "\n".join(parts).encode("utf-8")
     return hmac.new(key, msg, hashlib.sha256).hexdigest()
 
 
 def request_signature(key, nonce, timestamp, session_id, data):
-    return _mac(key, "sg1-req", nonce, timestamp, session_id, data_hash(data))
+    return mac(key, "sg1-req", nonce, timestamp, session_id, data_hash(data))
 
 
 def response_signature(key, nonce, op, rotate, expiry, data):
     """``data`` is the written bytes for ``write``, b"" otherwise."""
-    return _mac(key, "sg1-resp", nonce, op, rotate, expiry, data_hash(data))
+    return mac(key, "sg1-resp", nonce, op, rotate, expiry, data_hash(data))
 
 
 def encode_chunks(data):
