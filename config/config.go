@@ -146,7 +146,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	checkListen("SESSIONGATE_LISTEN", c.Listen)
 	check("SESSIONGATE_LISTEN", c.Listen != "", "must not be empty")
 	checkListen("SESSIONGATE_ADMIN_LISTEN", c.AdminListen)
-	check("SESSIONGATE_ADMIN_LISTEN", c.AdminListen == "" || c.AdminListen != c.Listen, "must differ from SESSIONGATE_LISTEN")
+	check("SESSIONGATE_ADMIN_LISTEN", c.AdminListen == "" || !sameListener(c.Listen, c.AdminListen), "must differ from SESSIONGATE_LISTEN: same port on the same or a wildcard host")
 	check("SESSIONGATE_ADMIN_PPROF", !c.AdminPprof || c.AdminListen != "", "needs SESSIONGATE_ADMIN_LISTEN")
 
 	seen := map[string]bool{}
@@ -181,7 +181,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	if c.Index != IndexOff {
 		idx := strings.TrimPrefix(c.Index, "/")
 		clean := path.Clean(idx)
-		check("SESSIONGATE_INDEX", idx != "" && clean == idx && !strings.HasPrefix(clean, "../") && clean != ".." && !hasDotSegment(clean) && strings.HasSuffix(clean, ".php"),
+		check("SESSIONGATE_INDEX", idx != "" && clean == idx && !path.IsAbs(idx) && !strings.HasPrefix(clean, "../") && clean != ".." && !hasDotSegment(clean) && strings.HasSuffix(clean, ".php"),
 			"must be 'off' or a clean relative path to a .php file without dot segments, e.g. index.php or public/app.php")
 	}
 
@@ -201,7 +201,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		check("SESSIONGATE_LOG_FORMAT", false, "must be json or text")
 	}
 
-	c.Session.validate(check)
+	// An unreadable SESSIONGATE_SESSIONS must not hide the session
+	// variables' own problems: check them as if sessions were on.
+	c.Session.validate(check, bad.has("SESSIONGATE_SESSIONS"))
 	c.Django.validate(check)
 
 	switch {
@@ -231,6 +233,30 @@ func checkBackend(a string) string {
 		return fmt.Sprintf("%q is not host:port or unix:/path", a)
 	}
 	return ""
+}
+
+// sameListener reports whether listening on a and then on b would clash:
+// the same port (not 0, which picks a free one each time) on the same host
+// or with either host a wildcard.
+func sameListener(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	na, errA := strconv.Atoi(pa)
+	nb, errB := strconv.Atoi(pb)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	if na != nb || na == 0 {
+		return false
+	}
+	wildcard := func(h string) bool {
+		ip := net.ParseIP(h)
+		return h == "" || ip != nil && ip.IsUnspecified()
+	}
+	return ha == hb || wildcard(ha) || wildcard(hb)
 }
 
 func validPort(p string, allowZero bool) bool {

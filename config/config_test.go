@@ -489,3 +489,49 @@ func TestAdminPprofNeedsAdminListener(t *testing.T) {
 		t.Fatalf("Load = %+v, %v", cfg, err)
 	}
 }
+
+// "//index.php" survived the clean-path check (path.Clean keeps a leading
+// slash) and became the front controller "//index.php", which the router
+// never finds: every unmatched URL answered 404.
+func TestIndexMustBeRelative(t *testing.T) {
+	for _, v := range []string{"//index.php", "///index.php", "//public/app.php"} {
+		_, err := Load(append(base(t), "SESSIONGATE_INDEX="+v))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_INDEX"}) {
+			t.Errorf("SESSIONGATE_INDEX=%s: got %v", v, err)
+		}
+	}
+	c, err := Load(append(base(t), "SESSIONGATE_INDEX=/index.php"))
+	if err != nil || c.IndexScript() != "/index.php" {
+		t.Fatalf("SESSIONGATE_INDEX=/index.php: %v", err)
+	}
+}
+
+// The admin listener must not take the public listener's socket; port 0
+// (a free port each) never clashes, and a wildcard host clashes with any
+// host on the same port.
+func TestAdminListenClash(t *testing.T) {
+	for _, tc := range []struct {
+		listen, admin string
+		clash         bool
+	}{
+		{":8080", ":8080", true},
+		{":8080", "0.0.0.0:8080", true},
+		{"[::]:8080", "127.0.0.1:8080", true},
+		{"127.0.0.1:8080", ":8080", true},
+		{"127.0.0.1:8080", "127.0.0.1:8080", true},
+		{"127.0.0.1:8080", "127.0.0.2:8080", false},
+		{":8080", ":8081", false},
+		{":0", ":0", false},
+		{"127.0.0.1:0", "127.0.0.1:0", false},
+	} {
+		_, err := Load(append(base(t), "SESSIONGATE_LISTEN="+tc.listen, "SESSIONGATE_ADMIN_LISTEN="+tc.admin))
+		var cerr *Error
+		switch {
+		case tc.clash && (!errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_ADMIN_LISTEN"})):
+			t.Errorf("%s and %s: got %v, want a clash", tc.listen, tc.admin, err)
+		case !tc.clash && err != nil:
+			t.Errorf("%s and %s: %v", tc.listen, tc.admin, err)
+		}
+	}
+}

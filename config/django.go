@@ -40,8 +40,10 @@ func (d *DjangoConfig) validate(check func(name string, ok bool, format string, 
 	check("SESSIONGATE_DJANGO_URL", len(d.URL) <= 64, "at most 64 backends")
 	seenPath := map[string]bool{}
 	for _, p := range d.Paths {
-		check("SESSIONGATE_DJANGO_PATHS", strings.HasPrefix(p, "/") && !strings.ContainsAny(p, "?#%\\ \t") && !hasDotDot(p),
-			"%q: each prefix must be a URL path starting with / (no query, %%-escapes or .. segments), e.g. /admin/", p)
+		// Request paths have // merged before they are matched, so a prefix
+		// holding // would never match.
+		check("SESSIONGATE_DJANGO_PATHS", strings.HasPrefix(p, "/") && !strings.ContainsAny(p, "?#%\\ \t") && !strings.Contains(p, "//") && !hasDotDot(p),
+			"%q: each prefix must be a URL path starting with / (no query, %%-escapes, // or .. segments), e.g. /admin/", p)
 		check("SESSIONGATE_DJANGO_PATHS", p != "/", "\"/\" would send the whole site to Django; list the prefixes Django serves")
 		check("SESSIONGATE_DJANGO_PATHS", !seenPath[p], "%q is listed twice", p)
 		seenPath[p] = true

@@ -44,6 +44,10 @@ func TestDjangoBadValues(t *testing.T) {
 		{"SESSIONGATE_DJANGO_PATHS", "/", "whole site"},
 		{"SESSIONGATE_DJANGO_PATHS", "/admin/,/admin/", "listed twice"},
 		{"SESSIONGATE_DJANGO_PATHS", "/admin/,,/x/", "empty"},
+		// Request paths have // merged before matching: such a prefix
+		// could never match anything.
+		{"SESSIONGATE_DJANGO_PATHS", "/admin//", "no query"},
+		{"SESSIONGATE_DJANGO_PATHS", "//admin/", "no query"},
 		{"SESSIONGATE_DJANGO_TIMEOUT", "0", "> 0"},
 		{"SESSIONGATE_DJANGO_DIAL_TIMEOUT", "-1s", "negative"},
 		{"SESSIONGATE_DJANGO_DIAL_TIMEOUT", "0s", "> 0"},
@@ -54,6 +58,29 @@ func TestDjangoBadValues(t *testing.T) {
 		e, ok := err.(*Error)
 		if !ok || !slices.Equal(e.Vars(), []string{c.name}) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s=%s: got %v", c.name, c.value, err)
+		}
+	}
+}
+
+// A refused Django URL is echoed, but never the password it carries.
+func TestDjangoURLCredentialsNotEchoed(t *testing.T) {
+	for _, v := range []string{
+		"http://user:hunter2@127.0.0.1:8000",
+		"http://127.0.0.1:8001, http://user:hunter2@127.0.0.1:8000",
+		"http://hunter2@127.0.0.1:8000",
+		"http://user:hunter2/x@127.0.0.1:8000",
+	} {
+		_, err := Load(append(base(t), "SESSIONGATE_DJANGO_URL="+v, "SESSIONGATE_DJANGO_PATHS=/admin/"))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_DJANGO_URL"}) {
+			t.Errorf("%s: got %v", v, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: password echoed:\n%v", v, err)
+		}
+		if !strings.Contains(err.Error(), "127.0.0.1:8000") {
+			t.Errorf("%s: the rest of the value should still be shown:\n%v", v, err)
 		}
 	}
 }

@@ -219,9 +219,40 @@ func finish(dst any, ps Problems, environ map[string]string) Problems {
 		if v, set := environ[ps[i].Var]; set && v != "" && !ps[i].hasValue && !secret[ps[i].Var] {
 			ps[i].Value, ps[i].hasValue = v, true
 		}
+		// A URL refused because it carries credentials (a Django URL) is
+		// still shown, but not its password. (Messages about secret
+		// variables never quote their value.)
+		if !secret[ps[i].Var] {
+			ps[i].Value, ps[i].Msg = redactUserinfo(ps[i].Value), redactUserinfo(ps[i].Msg)
+		}
 	}
 	slices.SortStableFunc(ps, func(a, b Problem) int { return order[a.Var] - order[b.Var] })
 	return ps
+}
+
+// redactUserinfo masks the user info of every URL in s
+// ("http://u:pw@h:80" becomes "http://xxxxx@h:80"). The user info ends at
+// the last '@' before the end of the list entry or quoted string, so a
+// password holding an unencoded '/' is masked whole.
+func redactUserinfo(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "://")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i+3])
+		s = s[i+3:]
+		end := strings.IndexAny(s, "\",' \t\n")
+		if end < 0 {
+			end = len(s)
+		}
+		if at := strings.LastIndexByte(s[:end], '@'); at >= 0 {
+			b.WriteString("xxxxx")
+			s = s[at:]
+		}
+	}
 }
 
 // varOfField maps a Go field name (what env.ParseError carries) back to its

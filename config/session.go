@@ -1,8 +1,12 @@
 package config
 
 import (
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
+
+	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
 )
 
 // SessionConfig is the shared session: cookie, keys, expiry, locking and the
@@ -26,8 +30,10 @@ type SessionConfig struct {
 	PHPPrepend   string        `env:"SESSIONGATE_PHP_PREPEND" help:"path of the prepend file (gateway php-prepend) on the php-fpm host; the gateway then sends auto_prepend_file and the session settings in PHP_VALUE on every request. Empty = install it in the pool config"`
 }
 
-func (s *SessionConfig) validate(check func(name string, ok bool, format string, args ...any)) {
-	if !s.Enabled {
+// validate checks the session variables when sessions are on, or when
+// SESSIONGATE_SESSIONS could not be read (unknown).
+func (s *SessionConfig) validate(check func(name string, ok bool, format string, args ...any), unknown bool) {
+	if !s.Enabled && !unknown {
 		return
 	}
 	check("SESSIONGATE_SESSION_COOKIE", validCookieName(s.Cookie), "must be a non-empty cookie name (letters, digits, !#$%%&'*+-.^_`|~)")
@@ -35,11 +41,20 @@ func (s *SessionConfig) validate(check func(name string, ok bool, format string,
 	for _, k := range s.Keys {
 		check("SESSIONGATE_SESSION_KEYS", len(k) >= 32, "every key must be at least 32 bytes long")
 	}
+	// net/http drops an invalid Domain from Set-Cookie (logging each time),
+	// which would silently make the cookie host-only.
+	check("SESSIONGATE_SESSION_COOKIE_DOMAIN", s.Domain == "" || (&http.Cookie{Name: "x", Domain: s.Domain}).Valid() == nil,
+		"must be a domain such as example.com or .example.com (no scheme, port, path or spaces)")
 	check("SESSIONGATE_SESSION_IDLE_TIMEOUT", s.IdleTimeout >= time.Second, "must be at least 1s")
 	check("SESSIONGATE_SESSION_MAX_AGE", s.MaxAge >= time.Second, "must be at least 1s")
 	check("SESSIONGATE_SESSION_LOCK", s.Lock == "strict" || s.Lock == "merge", "must be strict or merge")
 	check("SESSIONGATE_SESSION_LOCK_TIMEOUT", s.LockTimeout > 0, "must be positive")
 	check("SESSIONGATE_SESSION_LOCK_LEASE", s.LockLease >= time.Second, "must be at least 1s")
+	if s.RedisURL != "" {
+		msg := checkRedisURL(s.RedisURL)
+		check("SESSIONGATE_REDIS_URL", msg == "", "%s", msg)
+	}
+	check("SESSIONGATE_REDIS_PREFIX", !strings.ContainsAny(s.RedisPrefix, "{}"), "must not contain '{' or '}' (in a Redis Cluster it would become a hash tag shared by every session)")
 	check("SESSIONGATE_REDIS_TIMEOUT", s.RedisTimeout > 0, "must be positive")
 	check("SESSIONGATE_PHP_PREPEND", s.PHPPrepend == "" || strings.HasPrefix(s.PHPPrepend, "/"), "must be an absolute path on the php-fpm host")
 }
@@ -54,4 +69,56 @@ func validCookieName(n string) bool {
 		}
 	}
 	return true
+}
+
+// checkRedisURL explains what is wrong with a SESSIONGATE_REDIS_URL, or
+// returns "". It runs the store's own parser (which does not connect), so
+// what passes here is what the gateway opens at start.
+func checkRedisURL(raw string) (msg string) {
+	defer func() {
+		// go-redis panics on some option values (a negative pool_size).
+		if recover() != nil {
+			msg = "the Redis client refuses its options (e.g. a negative pool_size)"
+		}
+	}()
+	c, err := redisstore.OpenClient(raw)
+	if err != nil {
+		return withholdCredentials(raw, err.Error())
+	}
+	c.Close()
+	return ""
+}
+
+// withholdCredentials returns msg unless it contains a word of what may be
+// the URL's credentials. The store masks the password it parsed, but a
+// password with an unencoded '/', '?', '#' or '&' is cut in two by the
+// parser, and the tail then shows up quoted as a path, host or option name.
+func withholdCredentials(raw, msg string) string {
+	var parts []string
+	if i := strings.Index(raw, "://"); i >= 0 {
+		if at := strings.LastIndexByte(raw, '@'); at > i+3 {
+			parts = append(parts, raw[i+3:at])
+		}
+	}
+	if _, after, ok := strings.Cut(raw, "password="); ok { // also sentinel_password=
+		parts = append(parts, after)
+	}
+	for _, p := range parts {
+		for _, w := range strings.FieldsFunc(p, func(r rune) bool { return strings.ContainsRune(":/?#&=@", r) }) {
+			forms := []string{w}
+			if u, err := url.PathUnescape(w); err == nil {
+				forms = append(forms, u)
+			}
+			if u, err := url.QueryUnescape(w); err == nil {
+				forms = append(forms, u)
+			}
+			for _, f := range forms {
+				if f != "" && strings.Contains(msg, f) {
+					return "is not a valid Redis URL (its explanation is withheld: it would show part of the credentials); " +
+						"percent-encode : / ? # @ & in a user name or password, e.g. redis://:p%2Fss@host:6379/0"
+				}
+			}
+		}
+	}
+	return msg
 }

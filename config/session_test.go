@@ -1,0 +1,109 @@
+package config
+
+import (
+	"errors"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestSessionBadValues: each value is refused at Load, in the one error,
+// under its own name, and never echoes the password it carries.
+func TestSessionBadValues(t *testing.T) {
+	for _, c := range []struct {
+		name, value, want string
+	}{
+		// A Redis URL is checked by the very parser the store uses, so a bad
+		// one stops the start with the other bad variables (exit 2), not
+		// later as a runtime failure.
+		{"SESSIONGATE_REDIS_URL", "localhost:6379", "needs a scheme"},
+		{"SESSIONGATE_REDIS_URL", "http://:hunter2@127.0.0.1:6379", "unknown Redis URL scheme"},
+		{"SESSIONGATE_REDIS_URL", "redis://:hunter2@127.0.0.1:6379/0?foo=1", "unexpected option: foo"},
+		{"SESSIONGATE_REDIS_URL", "redis://:hunter2@127.0.0.1:6379/abc", "invalid database number"},
+		{"SESSIONGATE_REDIS_URL", "redis://:hunter2@127.0.0.1:6379,127.0.0.2:6379/0", "names one server"},
+		{"SESSIONGATE_REDIS_URL", "redis-sentinel://:hunter2@s1:26379,s2:26379/0", "master"},
+		{"SESSIONGATE_REDIS_URL", "redis-cluster://:hunter2@n1:6379,n2:6379/0", "no database number"},
+		{"SESSIONGATE_REDIS_URL", "unix://:hunter2@", "empty unix socket path"},
+		// go-redis panics on a negative pool size: a refusal, not a crash.
+		{"SESSIONGATE_REDIS_URL", "redis://:hunter2@127.0.0.1:6379/0?pool_size=-1", "SESSIONGATE_REDIS_URL: "},
+		{"SESSIONGATE_REDIS_URL", "redis-sentinel://:hunter2@s1:26379/0?master=m&pool_size=-3", "SESSIONGATE_REDIS_URL: "},
+		// An unencoded '/' in the password makes the rest of it the path,
+		// which go-redis quotes: the detail must be withheld.
+		{"SESSIONGATE_REDIS_URL", "redis://default:1234/wxyz@127.0.0.1:6379/0", "percent-encode"},
+		{"SESSIONGATE_REDIS_URL", "redis://default:hunter2/wxyz@127.0.0.1:6379/0", "non-numeric port"},
+		{"SESSIONGATE_REDIS_URL", "redis-sentinel://s1:26379/0?master=m&sentinel_password=hunter2&wxyz&x=1", "percent-encode"},
+		{"SESSIONGATE_REDIS_PREFIX", "sg{x}:", "'{'"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "example.com:8443", "domain"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "https://example.com", "domain"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "exa mple.com", "domain"},
+	} {
+		t.Run(c.name+"="+c.value, func(t *testing.T) {
+			var err error
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("Load panicked: %v", r)
+					}
+				}()
+				_, err = Load(append(base(t), c.name+"="+c.value))
+			}()
+			var cerr *Error
+			if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{c.name}) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want only %s with %q", err, c.name, c.want)
+			}
+			if msg := err.Error(); strings.Contains(msg, "hunter2") || strings.Contains(msg, "wxyz") {
+				t.Errorf("password echoed:\n%s", msg)
+			}
+		})
+	}
+}
+
+func TestSessionGoodValues(t *testing.T) {
+	for _, env := range [][]string{
+		{"SESSIONGATE_REDIS_URL=redis://:pw@10.0.0.5:6379/0"},
+		{"SESSIONGATE_REDIS_URL=rediss://user:p%2Fw@[::1]:6380/1?dial_timeout=1s"},
+		{"SESSIONGATE_REDIS_URL=unix:///run/redis/redis.sock?db=0"},
+		{"SESSIONGATE_REDIS_URL=redis-sentinel://:pw@s1:26379,s2:26379/0?master=mymaster"},
+		{"SESSIONGATE_REDIS_URL=redis-cluster://:pw@n1:6379,n2:6379,n3:6379"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN=example.com"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN=.example.co.uk"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN=localhost"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN=10.0.0.5"},
+		{"SESSIONGATE_REDIS_PREFIX=app1:sessions:"},
+		// Session variables are not used, so not checked, with sessions off.
+		{"SESSIONGATE_SESSIONS=off", "SESSIONGATE_REDIS_URL=nonsense", "SESSIONGATE_REDIS_PREFIX={x}"},
+	} {
+		before := runtime.NumGoroutine()
+		if _, err := Load(append(base(t), env...)); err != nil {
+			t.Errorf("%v: %v", env, err)
+		}
+		if after := runtime.NumGoroutine(); after > before {
+			t.Errorf("%v: Load left %d goroutines running", env, after-before)
+		}
+	}
+}
+
+// An unreadable SESSIONGATE_SESSIONS must not hide the session variables'
+// own problems: they are checked as if sessions were on.
+func TestBadSessionsSwitchHidesNothing(t *testing.T) {
+	_, err := Load(append(base(t), "SESSIONGATE_SESSIONS=maybe", "SESSIONGATE_SESSION_LOCK=bogus", "SESSIONGATE_REDIS_URL=localhost:6379"))
+	var cerr *Error
+	want := []string{"SESSIONGATE_SESSIONS", "SESSIONGATE_SESSION_LOCK", "SESSIONGATE_REDIS_URL"}
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), want) {
+		t.Fatalf("got %v, want %v", err, want)
+	}
+}
+
+// The message's own example and the store's hints keep their user info.
+func TestRedisURLHintsIntact(t *testing.T) {
+	for v, want := range map[string]string{
+		"redis://default:1234/wxyz@127.0.0.1:6379/0":           "redis://:p%2Fss@host:6379/0",
+		"redis-sentinel://:pw@s1:26379/0?master=m&password=pw": "redis-sentinel://user:pass@...",
+	} {
+		_, err := Load(append(base(t), "SESSIONGATE_REDIS_URL="+v))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", v, err, want)
+		}
+	}
+}
