@@ -155,7 +155,9 @@ func (e *encoder) loadTag(v int32, name string, depth int) error {
 	}
 	lim := e.jp.lim
 	lim.MaxDepth -= depth - 1
-	if lim.MaxDepth < 1 {
+	// At depth MaxDepth+1 (see jparser.value) only a scalar fits: the
+	// parser, left with MaxDepth 0, refuses any array or object.
+	if lim.MaxDepth < 1 && (lim.MaxDepth < 0 || len(e.tagText) > 0 && (e.tagText[0] == 'a' || e.tagText[0] == 'O')) {
 		return limitErr("nesting depth", depth, e.jp.lim.MaxDepth, int(n.start))
 	}
 	e.pp.reset(e.tagText, 0, lim, &e.elems)
@@ -239,6 +241,9 @@ func (e *encoder) emit(out []byte, mode encodeMode) ([]byte, error) {
 				}
 				if err := handlerName(k); err != nil {
 					return nil, err
+				}
+				if len(k) > lim.MaxStringLen {
+					return nil, limitErr("string length", len(k), lim.MaxStringLen, int(n.ks))
 				}
 				out = append(out, k...)
 				out = append(out, '|')

@@ -87,7 +87,9 @@ func (p *jparser) parse() error {
 			c := p.in[p.pos]
 			if c == ']' && top.kind == jArray || c == '}' && top.kind == jObject {
 				p.pos++
-				p.close()
+				if err := p.close(); err != nil {
+					return err
+				}
 			} else {
 				if top.kind == jObject {
 					if key, err = p.member(); err != nil {
@@ -128,7 +130,9 @@ func (p *jparser) parse() error {
 			}
 			if c == ']' && top.kind == jArray || c == '}' && top.kind == jObject {
 				p.pos++
-				p.close()
+				if err := p.close(); err != nil {
+					return err
+				}
 				continue
 			}
 			if top.kind == jObject {
@@ -139,7 +143,7 @@ func (p *jparser) parse() error {
 	}
 }
 
-func (p *jparser) close() {
+func (p *jparser) close() error {
 	idx := p.stack[len(p.stack)-1]
 	p.stack = p.stack[:len(p.stack)-1]
 	n := &p.nodes[idx]
@@ -148,6 +152,26 @@ func (p *jparser) close() {
 	if len(p.stack) > 0 {
 		p.nodes[p.stack[len(p.stack)-1]].count++
 	}
+	if int(n.depth) > p.lim.MaxDepth && !p.scalarTag(idx) {
+		return limitErr("nesting depth", int(n.depth), p.lim.MaxDepth, int(n.start))
+	}
+	return nil
+}
+
+// scalarTag reports whether the closed object idx is a tag whose only
+// member is a string: the one JSON container allowed past MaxDepth (its
+// PHP text is then checked to hold no array or object).
+func (p *jparser) scalarTag(idx int32) bool {
+	n := &p.nodes[idx]
+	if n.kind != jObject || n.count != 1 || p.nodes[idx+1].kind != jString {
+		return false
+	}
+	m := &p.nodes[idx+1]
+	k := p.in[m.ks:m.ke]
+	if m.kesc {
+		k = unescape(nil, k)
+	}
+	return string(k) == tagKey || string(k) == tagKeyB64
 }
 
 // member reads `"name" :` and returns a node template carrying the name.
@@ -197,8 +221,11 @@ func (p *jparser) value(n jnode) (opened bool, err error) {
 	n.start = int32(p.pos)
 	switch c := p.in[p.pos]; c {
 	case '{', '[':
-		if len(p.stack)+1 > p.lim.MaxDepth {
-			return false, limitErr("nesting depth", len(p.stack)+1, p.lim.MaxDepth, p.pos)
+		// A tag holding a scalar (d:INF;, a binary string, an enum) is a
+		// JSON object where PHP has no array, so an object may be one
+		// level deeper; close() checks that it is such a tag.
+		if d := len(p.stack) + 1; d > p.lim.MaxDepth && (c == '[' || d > p.lim.MaxDepth+1) {
+			return false, limitErr("nesting depth", d, p.lim.MaxDepth, p.pos)
 		}
 		n.kind = jArray
 		if c == '{' {

@@ -292,6 +292,23 @@ func TestLimits(t *testing.T) {
 		}},
 		{"json string length", func() error { _, err := EncodeSession([]byte(`{"a":"hello"}`), Limits{MaxStringLen: 4}); return err }},
 		{"json key length", func() error { _, err := EncodeSession([]byte(`{"hello":1}`), Limits{MaxStringLen: 4}); return err }},
+		// DecodePHPHandler refuses this name with the same limits.
+		{"php handler name length", func() error {
+			_, err := EncodePHPHandler([]byte(`{"hello":1}`), Limits{MaxStringLen: 4})
+			return err
+		}},
+		{"json depth past a tag-sized level", func() error {
+			_, err := EncodeSession([]byte(`{"a":[{"b":1}]}`), Limits{MaxDepth: 2})
+			return err
+		}},
+		{"json depth: not a tag", func() error {
+			_, err := EncodeSession([]byte(`{"a":{"b":1}}`), Limits{MaxDepth: 1})
+			return err
+		}},
+		{"json depth: tag holding an array one level too deep", func() error {
+			_, err := EncodeSession([]byte(`{"a":{"__php__":"a:0:{}"}}`), Limits{MaxDepth: 1})
+			return err
+		}},
 		{"input bytes", func() error { _, err := DecodeSession([]byte(deep(2)), Limits{MaxBytes: 10}); return err }},
 		{"output bytes", func() error {
 			_, err := DecodeSession([]byte("a:1:{i:0;s:8:\"\x00\x00\x00\x00\x00\x00\x00\x00\";}"), Limits{MaxBytes: 40})
@@ -307,6 +324,34 @@ func TestLimits(t *testing.T) {
 	}
 	if _, err := EncodeSession([]byte(deepJSON(64)), Limits{}); err != nil {
 		t.Errorf("JSON depth 64 must pass: %v", err)
+	}
+}
+
+// TestTagAtMaxDepthRoundTrips: a PHP array at the depth limit may hold a
+// value JSON writes as a tag; the tag object is one JSON level deeper than
+// any PHP array, and EncodeSession must still take back what
+// DecodeSession wrote.
+func TestTagAtMaxDepthRoundTrips(t *testing.T) {
+	deep := func(n int, leaf string) string { return strings.Repeat("a:1:{i:0;", n) + leaf + strings.Repeat("}", n) }
+	for _, c := range []struct {
+		php string
+		l   Limits
+	}{
+		{deep(64, "d:INF;"), Limits{}},
+		{deep(64, "s:1:\"\xff\";"), Limits{}},
+		{deep(64, "d:-0;"), Limits{}},
+		{`a:1:{s:1:"a";d:NAN;}`, Limits{MaxDepth: 1}},
+		{`a:1:{s:1:"a";a:1:{i:0;E:6:"Suit:H";}}`, Limits{MaxDepth: 2}},
+	} {
+		j, err := DecodeSession([]byte(c.php), c.l)
+		if err != nil {
+			t.Errorf("DecodeSession(%.40q...): %v", c.php, err)
+			continue
+		}
+		back, err := EncodeSession(j, c.l)
+		if err != nil || string(back) != c.php {
+			t.Errorf("EncodeSession(%.60s...) = %.40q, %v; want the input back", j, back, err)
+		}
 	}
 }
 
