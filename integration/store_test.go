@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -346,3 +347,143 @@ func (t twoStores) Lock(ctx context.Context, id string, lease time.Duration) (st
 }
 func (t twoStores) Ping(ctx context.Context) error { return t.a.Ping(ctx) }
 func (t twoStores) Close() error                   { return nil }
+
+// lostReply lets the next script call run once armed, then reports the
+// connection as broken, as when the reply is lost on the way back; it
+// counts the script runs (NOSCRIPT replies aside).
+type lostReply struct {
+	armed atomic.Bool
+	evals atomic.Int32
+}
+
+func (h *lostReply) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *lostReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *lostReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !strings.HasPrefix(cmd.Name(), "eval") {
+			return next(ctx, cmd)
+		}
+		err := next(ctx, cmd)
+		if err == nil || !strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			h.evals.Add(1)
+		}
+		if err == nil && h.armed.CompareAndSwap(true, false) {
+			return io.ErrUnexpectedEOF
+		}
+		return err
+	}
+}
+
+// On a cluster, a script whose reply was lost is not sent again (it may
+// have run: a second Save reports a false conflict, a second Lock waits for
+// the lock it already holds), while MOVED is still followed.
+func TestStoreRedisClusterScriptsNotResent(t *testing.T) {
+	harness.Require(t, "redis-server", "redis-cli")
+	c := harness.StartRedisCluster(t)
+	rc, err := redisstore.OpenClient(clusterURL(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &lostReply{}
+	rc.(*redis.ClusterClient).OnNewNode(func(n *redis.Client) { n.AddHook(h) })
+	s, err := redisstore.New(rc, redisstore.Options{Prefix: "resend:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		_ = rc.Close()
+	})
+	ctx := context.Background()
+	const id = "lost"
+	v, err := s.Save(ctx, id, 0, []byte("a"), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h.armed.Store(true)
+	h.evals.Store(0)
+	if _, err := s.Save(ctx, id, v, []byte("b"), time.Minute); !errors.Is(err, store.ErrUnavailable) || h.evals.Load() != 1 {
+		t.Fatalf("Save with its reply lost: err = %v after %d script runs, want ErrUnavailable after 1", err, h.evals.Load())
+	}
+	rec, err := s.Load(ctx, id)
+	if err != nil || string(rec.Value) != "b" {
+		t.Fatalf("Load = %q, %v; want the write that was applied", rec.Value, err)
+	}
+
+	h.armed.Store(true)
+	h.evals.Store(0)
+	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, _, err := s.Lock(lctx, id, 30*time.Second); !errors.Is(err, store.ErrUnavailable) || h.evals.Load() != 1 {
+		t.Fatalf("Lock with its reply lost: err = %v after %d script runs, want ErrUnavailable after 1", err, h.evals.Load())
+	}
+	lctx, cancel = context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	l, _, err := s.Lock(lctx, id, 30*time.Second)
+	if err != nil {
+		t.Fatalf("Lock after the lost reply: %v", err)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Move the session's slot to another master behind the client's back:
+	// the scripts follow the MOVED reply.
+	key := "resend:{" + id + "}"
+	slot, err := c.Nodes[0].Do("CLUSTER", "KEYSLOT", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src, dst *harness.Redis
+	for _, n := range c.Nodes {
+		if cnt, _ := n.Do("CLUSTER", "COUNTKEYSINSLOT", slot); cnt != "0" {
+			src = n
+		} else if dst == nil {
+			dst = n
+		}
+	}
+	if src == nil || dst == nil {
+		t.Fatal("session key not found on any node")
+	}
+	dstID, err := dst.Do("CLUSTER", "MYID")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcID, err := src.Do("CLUSTER", "MYID")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(dst.Addr, ":")
+	for _, step := range []struct {
+		n    *harness.Redis
+		args []string
+	}{
+		{dst, []string{"CLUSTER", "SETSLOT", slot, "IMPORTING", srcID}},
+		{src, []string{"CLUSTER", "SETSLOT", slot, "MIGRATING", dstID}},
+		{src, []string{"MIGRATE", host, port, "", "0", "5000", "KEYS", key}},
+		{dst, []string{"CLUSTER", "SETSLOT", slot, "NODE", dstID}},
+		{src, []string{"CLUSTER", "SETSLOT", slot, "NODE", dstID}},
+	} {
+		if _, err := step.n.Do(step.args...); err != nil {
+			t.Fatalf("%v: %v", step.args, err)
+		}
+	}
+	if _, err := s.Save(ctx, id, rec.Version, []byte("c"), time.Minute); err != nil {
+		t.Fatalf("Save after the slot moved: %v", err)
+	}
+	l, rec, err = s.Lock(ctx, id, 30*time.Second)
+	if err != nil {
+		t.Fatalf("Lock after the slot moved: %v", err)
+	}
+	if string(rec.Value) != "c" {
+		t.Fatalf("record = %q", rec.Value)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: []byte("d"), TTL: time.Minute}); err != nil {
+		t.Fatalf("Unlock after the slot moved: %v", err)
+	}
+}

@@ -248,7 +248,7 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 		}
 		token := s.newToken()
 		start := time.Now()
-		res, err := lockScript.Run(ctx, s.c, keys, token, ms(leaseTTL)).Slice()
+		res, err := lockScript.Run(ctx, noRetry{s.c}, keys, token, ms(leaseTTL)).Slice()
 		if err != nil {
 			// The script may have run and the reply been lost: release
 			// the lock if this token holds it.
@@ -334,7 +334,7 @@ func (s *Store) releaseToken(id string, keys []string, token string, after <-cha
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
 		// A Keep with no TTL changes nothing but the lock.
-		_ = unlockScript.Run(ctx, s.c, keys, token, "k", 0, "", "", s.channel, id, "", 0).Err()
+		_ = unlockScript.Run(ctx, noRetry{s.c}, keys, token, "k", 0, "", "", s.channel, id, "", 0).Err()
 	}()
 }
 
@@ -437,7 +437,7 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 	if pw != nil {
 		scriptNext = nextToken
 	}
-	res, err := unlockScript.Run(ctx, s.c, l.keys, l.token, kind, ms(m.TTL), m.Value,
+	res, err := unlockScript.Run(ctx, noRetry{s.c}, l.keys, l.token, kind, ms(m.TTL), m.Value,
 		iv, s.channel, l.id, scriptNext, ms(nextLease)).Slice()
 	var (
 		ver  uint64

@@ -65,6 +65,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -268,6 +269,54 @@ return {1, v, d}
 `)
 )
 
+// noRetry runs scripts as commands go-redis does not send twice once they
+// may have run. A script whose reply was lost may have run, and a second run
+// reports a false conflict (Save), waits for the lock it already holds
+// (Lock) or reports a false lost lease (Unlock). MaxRetries (see
+// noRetriesUnlessAsked) is not enough: the cluster client re-sends a command
+// after a broken connection or a timeout on its own, up to MaxRedirects
+// times. Redirections and refusals (MOVED, ASK, TRYAGAIN, READONLY, ...) are
+// still followed and retried as before.
+type noRetry struct{ redis.UniversalClient }
+
+func (c noRetry) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return c.eval(ctx, "eval", script, keys, args)
+}
+
+func (c noRetry) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return c.eval(ctx, "evalsha", sha1, keys, args)
+}
+
+func (c noRetry) eval(ctx context.Context, name, script string, keys []string, args []any) *redis.Cmd {
+	a := make([]any, 0, 3+len(keys)+len(args))
+	a = append(a, name, script, len(keys))
+	for _, k := range keys {
+		a = append(a, k)
+	}
+	a = append(a, args...)
+	cmd := redis.NewCmd(ctx, a...)
+	if len(keys) > 0 {
+		cmd.SetFirstKeyPos(3)
+	}
+	_ = c.Process(ctx, noRetryCmd{cmd})
+	return cmd
+}
+
+type noRetryCmd struct{ *redis.Cmd }
+
+// NoRetry allows another attempt only when the failed one provably did not
+// run the script: an error reply (the server refused the command), a failed
+// dial or no free pool connection. go-redis asks after the attempt failed.
+func (c noRetryCmd) NoRetry() bool {
+	err := c.Err()
+	var refused redis.Error
+	var op *net.OpError
+	if errors.As(err, &refused) || errors.Is(err, redis.ErrPoolTimeout) || (errors.As(err, &op) && op.Op == "dial") {
+		return false
+	}
+	return true
+}
+
 // Load implements store.Store.
 func (s *Store) Load(ctx context.Context, id string) (store.Record, error) {
 	keys, err := s.keys(id)
@@ -308,7 +357,7 @@ func (s *Store) Save(ctx context.Context, id string, expect uint64, value []byte
 	if err != nil {
 		return 0, err
 	}
-	n, err := saveScript.Run(ctx, s.c, keys[:1], strconv.FormatUint(expect, 10), value, ms(ttl), initialVersion()).Int64()
+	n, err := saveScript.Run(ctx, noRetry{s.c}, keys[:1], strconv.FormatUint(expect, 10), value, ms(ttl), initialVersion()).Int64()
 	if err != nil {
 		return 0, unavailable("save", err)
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -475,6 +477,95 @@ func TestAbandonedHandOverDoesNotStrandLock(t *testing.T) {
 		t.Fatalf("record = %q, want the first holder's write", rec.Value)
 	}
 	if _, err := l3.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lostReply is a client hook that, once armed, lets the next script call
+// run in Redis and then reports its connection as broken, as when the reply
+// is lost on the way back. It counts the script calls Redis received.
+type lostReply struct {
+	armed atomic.Bool
+	evals atomic.Int32
+}
+
+func (h *lostReply) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *lostReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *lostReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !strings.HasPrefix(cmd.Name(), "eval") {
+			return next(ctx, cmd)
+		}
+		err := next(ctx, cmd)
+		if err == nil || !strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			h.evals.Add(1)
+		}
+		if err == nil && h.armed.CompareAndSwap(true, false) {
+			return io.ErrUnexpectedEOF
+		}
+		return err
+	}
+}
+
+// A script whose reply was lost may have run: the cluster client must not
+// send it again (go-redis's cluster loop retries lost connections on its
+// own, whatever MaxRetries says). A second run reports a conflict for a
+// Save that was applied, and a Lock that waits for its own lock.
+// (miniredis answers CLUSTER SLOTS as a one-node cluster.)
+func TestClusterScriptsAreNotResent(t *testing.T) {
+	m := startMiniredis(t)
+	c, err := OpenClient("redis-cluster://" + m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &lostReply{}
+	c.(*redis.ClusterClient).OnNewNode(func(n *redis.Client) { n.AddHook(h) })
+	s, err := New(c, Options{Prefix: "test:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		_ = c.Close()
+	})
+	ctx := context.Background()
+
+	h.armed.Store(true)
+	h.evals.Store(0)
+	_, err = s.Save(ctx, "lost", 0, []byte("x"), time.Minute)
+	if !errors.Is(err, store.ErrUnavailable) || h.evals.Load() != 1 {
+		t.Fatalf("Save with its reply lost: err = %v after %d script runs, want ErrUnavailable after 1 (the write may have been applied: not a conflict)",
+			err, h.evals.Load())
+	}
+	if got := m.HGet("test:{lost}", "d"); got != "x" {
+		t.Fatalf("record = %q", got)
+	}
+
+	h.armed.Store(true)
+	h.evals.Store(0)
+	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, _, err = s.Lock(lctx, "lost", 30*time.Second)
+	if !errors.Is(err, store.ErrUnavailable) || h.evals.Load() != 1 {
+		t.Fatalf("Lock with its reply lost: err = %v after %v and %d script runs, want ErrUnavailable at once",
+			err, time.Since(start), h.evals.Load())
+	}
+	// The lock the lost reply took is released in the background.
+	lctx, cancel = context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	l, rec, err := s.Lock(lctx, "lost", 30*time.Second)
+	if err != nil {
+		t.Fatalf("Lock after the lost reply: %v", err)
+	}
+	if string(rec.Value) != "x" {
+		t.Fatalf("record under the lock = %q", rec.Value)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
 		t.Fatal(err)
 	}
 }

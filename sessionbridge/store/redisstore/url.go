@@ -349,6 +349,13 @@ func (p *parsedURL) addSecret(s string) {
 // occurrence of a password (raw or encoded) is masked, and the original
 // error is not kept in the chain (errors.Unwrap would hand it out again).
 func (p *parsedURL) scrub(err error) error {
+	// net/url quotes pieces of the URL, such as what is left of a password
+	// whose unencoded '#' or '?' ended the user info early; they are not
+	// in p.secrets, so say nothing of the URL's text.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("redisstore: %s URL is malformed (percent-encode '@', '#', '?', '/' and '%%' in the user info)", p.scheme)
+	}
 	// The translated URL never appears verbatim: go-redis's own messages
 	// name options and numbers, but net/url's quote the whole URL.
 	msg := strings.ReplaceAll(err.Error(), p.goRedisURL, "<url>")

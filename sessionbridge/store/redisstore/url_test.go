@@ -179,6 +179,10 @@ func TestOpenClientErrorsHidePassword(t *testing.T) {
 		"redis://:%zz" + secret + "@h",
 		"unix://:" + secret + "@?db=1",
 		"redis://:" + secret + "@h/0?db=%" + secret,
+		// A '#' or '?' left unencoded in a password ends the user info
+		// early; what comes before must not be echoed either.
+		"unix://:" + secret + "#2@/run/redis.sock",
+		"unix://u:" + secret + "?2@/run/redis.sock",
 	}
 	for _, u := range bad {
 		c, err := OpenClient(u)
