@@ -3,7 +3,9 @@ package integration
 import (
 	"bufio"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -37,6 +39,9 @@ func TestRouting(t *testing.T) {
 		{"/dir/", want{file("dir/index.php"), "/dir/index.php", "", "/dir/", "", "/dir/index.php"}},
 		{"/missing.html", want{file("index.php"), "/index.php", "", "/missing.html", "", "/index.php"}},
 		{"/info.php?a=1;b=2", want{file("info.php"), "/info.php", "", "/info.php?a=1;b=2", "a=1;b=2", "/info.php"}},
+		// A segment too long for a file name (a token, a long slug) is a
+		// pretty URL like any other, as with try_files.
+		{"/" + strings.Repeat("t", 300), want{file("index.php"), "/index.php", "", "/" + strings.Repeat("t", 300), "", "/index.php"}},
 	}
 	for _, tc := range php {
 		res, body := g.get(t, tc.target)
@@ -140,6 +145,57 @@ func TestStaticServing(t *testing.T) {
 		if strings.Contains(line, `"upstream":"php"`) {
 			t.Errorf("static request went to PHP: %s", line)
 		}
+	}
+}
+
+// TestStaticLikeNginx: static answers a site moving from nginx relies on:
+// resuming with the ETag, ranges in another unit ignored, no charset the
+// file does not declare, and 499 in the log for a download the client
+// abandoned.
+func TestStaticLikeNginx(t *testing.T) {
+	g := startGW(t, nil)
+
+	res, _ := g.get(t, "/big.bin")
+	etag := res.Header.Get("ETag")
+	if res, body := g.get(t, "/big.bin", "Range", "bytes=1048560-", "If-Range", etag); res.StatusCode != 206 || body != "0123456789abcdef" {
+		t.Errorf("If-Range with the ETag %s: %d, %d bytes; want 206 and the last 16", etag, res.StatusCode, len(body))
+	}
+	if res, body := g.get(t, "/big.bin", "Range", "items=0-1"); res.StatusCode != 200 || len(body) != 1<<20 {
+		t.Errorf("Range in an unknown unit: %d, %d bytes; want the whole file", res.StatusCode, len(body))
+	}
+	for target, ctype := range map[string]string{"/style.css": "text/css", "/docs/": "text/html", "/notes.txt": "text/plain"} {
+		if res, _ := g.get(t, target); res.Header.Get("Content-Type") != ctype {
+			t.Errorf("%s: Content-Type %q, want %q", target, res.Header.Get("Content-Type"), ctype)
+		}
+	}
+
+	// A download abandoned half-way.
+	huge := filepath.Join(g.Root, "huge.bin")
+	if err := os.WriteFile(huge, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", g.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := io.ReadFull(c, make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	var line string
+	for deadline := time.Now().Add(10 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, l := range strings.Split(g.Logs.String(), "\n") {
+			if strings.Contains(l, `"path":"/huge.bin"`) {
+				line = l
+			}
+		}
+	}
+	if !strings.Contains(line, `"status":499`) {
+		t.Errorf("abandoned download logged as %s, want status 499", line)
 	}
 }
 

@@ -142,11 +142,13 @@ func (r *Router) Resolve(escapedPath string) Route {
 		return r.directory(rel, clean)
 	case err != nil && errors.Is(err, fs.ErrPermission):
 		return Route{Kind: Forbidden, Reason: "permission denied"}
-	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
+	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, syscall.ENAMETOOLONG):
 		// A symlink leading out of the root ("path escapes from parent"),
 		// a symlink loop, or anything unexpected: refuse, never fall back
 		// to the front controller, so the answer does not depend on what
-		// lies outside the root.
+		// lies outside the root. A name too long for the filesystem (a
+		// token or a long slug in a pretty URL) names no file, as for
+		// nginx's try_files.
 		return Route{Kind: NotFound, Reason: "not resolvable inside the root: " + err.Error()}
 	}
 

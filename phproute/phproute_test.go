@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -128,6 +129,13 @@ func TestResolve(t *testing.T) {
 		{"/blog/2024/hello-world", front},
 		{"/missing.html", front},
 		{"/uploads/x.jpg/whatever", front},
+		// A segment longer than a file name can be (a token or a long
+		// slug) names no file: the front controller's, as with try_files.
+		{"/" + strings.Repeat("a", 300), front},
+		{"/docs/" + strings.Repeat("%C3%A9", 150), front},
+		{"/dir/" + strings.Repeat("a", 300) + "/x", front},
+		{"/" + strings.Repeat("a", 300) + ".php", k(NotFound)},
+		{"/hello.php/" + strings.Repeat("a", 300), php("/hello.php", "/"+strings.Repeat("a", 300))},
 
 		// Missing scripts: 404, never the front controller.
 		{"/missing.php", k(NotFound)},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -154,10 +155,19 @@ func finalStatus(r *http.Request, ri *RequestInfo, rec *recorder, aborted bool) 
 	if ri.Status != 0 {
 		status = ri.Status
 	}
-	if (rec.writeErr != nil || aborted) && r.Context().Err() != nil {
+	if (rec.writeErr != nil || aborted) && (r.Context().Err() != nil || connGone(rec.writeErr)) {
 		status = StatusClientClosedRequest
 	}
 	return status
+}
+
+// connGone reports whether a write to the client failed because the client
+// closed or reset the connection. net/http cancels the request's context
+// when a buffered write fails, but not when sendfile does (static files go
+// out through ReadFrom, straight to the socket); then only its background
+// read notices, usually after the handler has returned.
+func connGone(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status int, d time.Duration, aborted bool) {

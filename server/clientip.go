@@ -28,7 +28,10 @@ func clientOf(r *http.Request, trusted config.Prefixes) (remote string, https bo
 		return r.RemoteAddr, https, false
 	}
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil || !trusted.Contains(peer.Addr()) {
+	// A link-local peer comes with its zone ("fe80::1%eth0"), which
+	// netip.Prefix.Contains never matches: the zone says which interface,
+	// not which network.
+	if err != nil || !trusted.Contains(peer.Addr().WithZone("")) {
 		return r.RemoteAddr, https, false
 	}
 	if v := lastListValue(r.Header["X-Forwarded-Proto"]); strings.EqualFold(v, "https") {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,6 +62,7 @@ func TestClientOf(t *testing.T) {
 		{name: "proto from untrusted ignored", peer: "1.2.3.4:5", proto: []string{"https"}, trusted: trusted, want: "1.2.3.4:5"},
 		{name: "tls is https", peer: "1.2.3.4:5", tls: true, trusted: trusted, want: "1.2.3.4:5", https: true},
 		{name: "unparsable peer", peer: "@", xff: []string{"9.9.9.9"}, trusted: trusted, want: "@"},
+		{name: "link-local peer with its zone", peer: "[fe80::1%eth0]:5", xff: []string{"9.9.9.9"}, trusted: config.Prefixes{netip.MustParsePrefix("fe80::/10")}, want: "9.9.9.9:0", via: true},
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest("GET", "/", nil)
@@ -167,7 +170,7 @@ func TestStatic(t *testing.T) {
 		t.Fatalf("GET /style.css: %d %q %v", w.Code, w.Body, w.Header())
 	}
 	etag := w.Header().Get("ETag")
-	if !strings.HasPrefix(etag, `W/"`) || w.Header().Get("Last-Modified") == "" {
+	if !strings.HasPrefix(etag, `"`) || w.Header().Get("Last-Modified") == "" {
 		t.Errorf("validators: ETag %q Last-Modified %q", etag, w.Header().Get("Last-Modified"))
 	}
 
@@ -206,6 +209,108 @@ func TestStatic(t *testing.T) {
 	log := e.lastLog(t)
 	if log["upstream"] != "static" || log["msg"] != "request" {
 		t.Errorf("log: %v", log)
+	}
+}
+
+// TestStaticLikeNginx: what a site that drops nginx sees on its static
+// files, where the gateway used to differ.
+func TestStaticLikeNginx(t *testing.T) {
+	e := newEnv(t, nil)
+	etag := e.do(httptest.NewRequest("GET", "/style.css", nil)).Header().Get("ETag")
+	tests := []struct {
+		name   string
+		path   string
+		header []string
+		code   int
+		body   string
+		ctype  string
+	}{
+		// Resuming a download with the validator the server gave (browsers
+		// send the ETag in If-Range): the rest, not the whole file again.
+		{"If-Range with our ETag", "/style.css", []string{"Range", "bytes=5-9", "If-Range", etag}, 206, "color", ""},
+		{"If-Range with another ETag", "/style.css", []string{"Range", "bytes=5-9", "If-Range", `"other"`}, 200, "body{color:red}", ""},
+		{"If-Match with our ETag", "/style.css", []string{"If-Match", etag}, 200, "body{color:red}", ""},
+		// A range unit is case-insensitive, and one the server does not
+		// know is ignored (RFC 9110 14.2), as nginx does.
+		{"range unit case", "/style.css", []string{"Range", "Bytes=5-9"}, 206, "color", ""},
+		{"unknown range unit", "/style.css", []string{"Range", "items=0-1"}, 200, "body{color:red}", ""},
+		// No charset the gateway cannot know: a file's own <meta charset>
+		// or @charset decides, as behind nginx.
+		{"html type", "/page.html", nil, 200, "<p>hi</p>", "text/html"},
+		{"css type", "/style.css", nil, 200, "body{color:red}", "text/css"},
+		{"txt type", "/notes.txt", nil, 200, "<?php echo 1;", "text/plain"},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", tt.path, nil)
+		for i := 0; i+1 < len(tt.header); i += 2 {
+			r.Header.Set(tt.header[i], tt.header[i+1])
+		}
+		w := e.do(r)
+		if w.Code != tt.code || w.Body.String() != tt.body || (tt.ctype != "" && w.Header().Get("Content-Type") != tt.ctype) {
+			t.Errorf("%s: %d %q %q, want %d %q %q", tt.name, w.Code, w.Body, w.Header().Get("Content-Type"), tt.code, tt.body, tt.ctype)
+		}
+	}
+}
+
+// TestStaticClientGoneIs499: a client that leaves in the middle of a
+// static download is logged (and observed) as 499, not as a 200.
+func TestStaticClientGoneIs499(t *testing.T) {
+	var o observations
+	e := newEnv(t, nil, WithObserver(o.observe))
+	// Far more than the socket buffers hold, so the server is still
+	// sending when the client goes.
+	if err := os.WriteFile(filepath.Join(e.root, "big.bin"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(e.root, "big.bin"), 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+	buf := make([]byte, 4096)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	c.Close() // unread data: the kernel resets the connection
+	var got []observed
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if got = o.all(); len(got) > 0 {
+			break
+		}
+	}
+	if len(got) != 1 || got[0].upstream != "static" || got[0].status != 499 {
+		t.Errorf("observations %+v, want one static 499", got)
+	}
+	if log := e.lastLog(t); log["status"] != float64(499) || log["upstream"] != "static" {
+		t.Errorf("log: %v", log)
+	}
+}
+
+// TestFinalStatusClientGone: a write the client's connection refused is a
+// client that left (499), even before net/http has cancelled the request's
+// context; other write errors keep the status.
+func TestFinalStatusClientGone(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"broken pipe", &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}, 499},
+		{"reset during sendfile", &net.OpError{Op: "readfrom", Net: "tcp", Err: os.NewSyscallError("sendfile", syscall.ECONNRESET)}, 499},
+		{"body not allowed", http.ErrBodyNotAllowed, 200},
+		{"write timeout", &net.OpError{Op: "write", Net: "tcp", Err: os.ErrDeadlineExceeded}, 200},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", "/", nil) // context still live
+		rec := &recorder{status: 200, writeErr: tt.err}
+		if got := finalStatus(r, &RequestInfo{}, rec, false); got != tt.want {
+			t.Errorf("%s: status %d, want %d", tt.name, got, tt.want)
+		}
 	}
 }
 
