@@ -573,3 +573,38 @@ func TestChunkedRequestClosesConnection(t *testing.T) {
 		t.Errorf("chunked request: Connection %q", w.Header().Get("Connection"))
 	}
 }
+
+// TestContentTypeWithoutHostTable: the common web types do not depend on
+// the host's /etc/mime.types (absent from scratch images), and the host's
+// table still answers the rest, without a charset.
+func TestContentTypeWithoutHostTable(t *testing.T) {
+	none := func(string) string { return "" }
+	host := func(ext string) string {
+		if ext == ".webm" {
+			return "audio/webm"
+		}
+		if ext == ".md" {
+			return "text/markdown; charset=utf-8"
+		}
+		return ""
+	}
+	for _, tt := range []struct {
+		ext    string
+		byHost func(string) string
+		want   string
+	}{
+		{".txt", none, "text/plain"},
+		{".ico", none, "image/x-icon"},
+		{".woff2", none, "font/woff2"},
+		{".CSS", none, "text/css"},
+		{".js", none, "text/javascript"},
+		{".webm", host, "video/webm"},
+		{".md", host, "text/markdown"},
+		{".md", none, "application/octet-stream"},
+		{"", none, "application/octet-stream"},
+	} {
+		if got := contentType(tt.ext, tt.byHost); got != tt.want {
+			t.Errorf("contentType(%q) = %q, want %q", tt.ext, got, tt.want)
+		}
+	}
+}

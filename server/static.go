@@ -36,13 +36,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel string)
 	defer f.Close()
 
 	h := w.Header()
-	ctype := mime.TypeByExtension(path.Ext(rel))
-	if ctype == "" {
-		ctype = "application/octet-stream"
-	}
-	// Package mime adds "; charset=utf-8" to every text/* type.
-	ctype, _, _ = strings.Cut(ctype, ";")
-	h.Set("Content-Type", ctype)
+	h.Set("Content-Type", contentType(path.Ext(rel), mime.TypeByExtension))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("ETag", etag(fi))
 	// A range unit is case-insensitive, and a Range in a unit other than
@@ -56,6 +50,47 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel string)
 		}
 	}
 	http.ServeContent(w, r, "", fi.ModTime(), f)
+}
+
+// webTypes are the types of the files a site serves most, the values of
+// nginx's own mime.types (with text/javascript, RFC 9239). Why a table of
+// our own: package mime reads the host's /etc/mime.types, and without one
+// (a scratch image, an older distroless) its built-in list has no .txt,
+// .ico or .woff2, which would then go out as application/octet-stream:
+// fonts refused, icons missing. Hosts also disagree (Debian maps .webm to
+// audio/webm); nginx ships its table, so the site looks the same on any
+// host, and so does the gateway.
+var webTypes = map[string]string{
+	".html": "text/html", ".htm": "text/html", ".css": "text/css",
+	".js": "text/javascript", ".mjs": "text/javascript",
+	".json": "application/json", ".map": "application/json",
+	".webmanifest": "application/manifest+json", ".xml": "text/xml",
+	".rss": "application/rss+xml", ".atom": "application/atom+xml",
+	".txt": "text/plain", ".csv": "text/csv",
+	".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg",
+	".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp",
+	".avif": "image/avif", ".ico": "image/x-icon", ".bmp": "image/bmp",
+	".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf",
+	".otf": "font/otf", ".eot": "application/vnd.ms-fontobject",
+	".wasm": "application/wasm", ".pdf": "application/pdf",
+	".zip": "application/zip", ".mp4": "video/mp4", ".webm": "video/webm",
+	".mov": "video/quicktime", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
+	".m4a": "audio/x-m4a",
+}
+
+// contentType is the Content-Type of a static file with extension ext:
+// webTypes, then the host's table (byHost, mime.TypeByExtension), then
+// application/octet-stream. Never a charset: package mime adds
+// "; charset=utf-8" to text types, which is dropped.
+func contentType(ext string, byHost func(string) string) string {
+	if t, ok := webTypes[strings.ToLower(ext)]; ok {
+		return t
+	}
+	t, _, _ := strings.Cut(byHost(ext), ";")
+	if t == "" {
+		return "application/octet-stream"
+	}
+	return t
 }
 
 // etag is a validator from size and modification time, like nginx's: cheap,
