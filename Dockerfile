@@ -6,7 +6,7 @@
 #   docker build -t sessiongate .
 #   docker compose up --build        (the whole stack: docker-compose.yml)
 #
-# deploy/deploy_test.go runs this file's build step (the RUN line with
+# deploy/dockerfile_test.go runs this file's build step (the RUN line with
 # `go build`) outside Docker, with OUT set to a temporary directory, and
 # checks that it yields a static binary and the prepend file: keep that
 # step one plain sh command that writes only under "$OUT".

@@ -11,6 +11,7 @@
 # Everything the demo keeps is in .demo/: the logs, the cookie-signing key
 # (session-key) and Django's secret key, so that a restart keeps the logins,
 # Django's database with the demo user, and Redis' snapshot (redis.rdb).
+# One demo runs per checkout (it holds .demo/lock while it runs).
 # redis-server, php-fpm and gunicorn listen on loopback ports picked at start.
 set -euo pipefail
 
@@ -44,6 +45,9 @@ die() {
 
 stop_all() {
 	local i pid
+	# A second Ctrl-C or SIGTERM (make passes its own SIGTERM on to this
+	# script) must not cut the clean-up short and leave services running.
+	trap '' INT TERM HUP
 	# Reverse start order: the gateway first, then what it depends on.
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
 		pid=${PIDS[i]}
@@ -58,7 +62,7 @@ stop_all() {
 	PIDS=() NAMES=() LOGS=()
 }
 trap stop_all EXIT
-trap 'log "stopping"; exit 0' INT TERM
+trap 'trap "" INT TERM HUP; log "stopping"; exit 0' INT TERM
 
 # spawn NAME LOGFILE CMD...: run CMD in its own process group (so stopping it
 # takes its workers), output to LOGFILE; sets SPAWNED_PID.
@@ -66,7 +70,7 @@ spawn() {
 	local name=$1 logfile=$2
 	shift 2
 	: >"$logfile"
-	setsid "$@" >>"$logfile" 2>&1 </dev/null &
+	setsid "$@" >>"$logfile" 2>&1 </dev/null {LOCK_FD}>&- &
 	SPAWNED_PID=$!
 	PIDS+=("$SPAWNED_PID")
 	NAMES+=("$name")
@@ -181,9 +185,20 @@ start_gateway() {
 	wait_port "$DEMO_LISTEN" "$SPAWNED_PID" "$DEMO/gateway.log"
 }
 
+# One demo per checkout: a second one would share .demo/ (truncate the
+# logs, migrate the same database, snapshot into the same redis.rdb). The
+# lock goes with this process, however it ends, so it is never stale; the
+# services do not inherit it (spawn closes it).
+exec {LOCK_FD}>>"$DEMO/lock"
+if ! flock -n "$LOCK_FD"; then
+	die "a demo is already running from $ROOT (pid $(cat "$DEMO/lock" 2>/dev/null || echo '?')): stop it (Ctrl-C) first"
+fi
+echo $$ >"$DEMO/lock"
+
 preflight
 [[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing: run 'make build'"
 ! port_busy "$DEMO_LISTEN" || die "$DEMO_LISTEN is in use (set DEMO_LISTEN=host:port)"
+! port_busy "$DEMO_ADMIN_LISTEN" || die "$DEMO_ADMIN_LISTEN is in use (set DEMO_ADMIN_LISTEN=host:port)"
 start_redis
 start_php_fpm
 start_django

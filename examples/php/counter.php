@@ -13,8 +13,8 @@ session_write_close();
 
 page_start('Counter');
 ?>
-<p>You have visited this counter <strong id="counter"><?= $n ?></strong> time<?= $n === 1 ? '' : 's' ?>
-in this session. Reload to count; <a href="/accounts/counter/">/accounts/counter/</a>
+<p>You have visited this counter <strong id="counter"><?= $n ?></strong>
+time<?= $n === 1 ? '' : 's' ?> in this session. Reload to count; <a href="/accounts/counter/">/accounts/counter/</a>
 counts in the same key from Django.</p>
 <?php
 page_end();

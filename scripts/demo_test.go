@@ -1,0 +1,331 @@
+package scripts
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+// The tests run scripts/demo.sh for real (redis-server, php-fpm, gunicorn
+// and the gateway), each from a temporary directory laid out like the
+// repository: a copy of the scripts, links to examples/ and wsgi/, and its
+// own .demo/. They never touch the checkout's .demo/ or port 8080.
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// demoRoot makes a repository-shaped directory for demo.sh and returns it
+// with the gateway binary built once for the test.
+func demoRoot(t *testing.T) (root, gateway string) {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2", "redis-server", "gunicorn", "django")
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root = t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "scripts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"demo.sh", "ports.sh"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "scripts", f), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"examples", "wsgi"} {
+		if err := os.Symlink(filepath.Join(repo, d), filepath.Join(root, d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sessiongate-demo-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtGateway = filepath.Join(dir, "gateway")
+		build := exec.Command("go", "build", "-o", builtGateway, "./cmd/gateway")
+		build.Dir = repo
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/gateway: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return root, builtGateway
+}
+
+// The gateway is built once for every test of the package (TestMain
+// removes it).
+var (
+	buildOnce    sync.Once
+	builtGateway string
+	buildErr     error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtGateway != "" {
+		os.RemoveAll(filepath.Dir(builtGateway))
+	}
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// demo is one run of scripts/demo.sh.
+type demo struct {
+	t             *testing.T
+	cmd           *exec.Cmd
+	out           *syncBuffer
+	done          chan struct{}
+	err           error // the exit status, once done is closed
+	listen, admin string
+}
+
+// startDemo runs ROOT/scripts/demo.sh in its own process group. t.Cleanup
+// kills whatever it started that is still there, so that a failing test
+// leaves nothing behind either.
+func startDemo(t *testing.T, root, gateway, listen, admin string) *demo {
+	t.Helper()
+	d := &demo{t: t, out: &syncBuffer{}, done: make(chan struct{}), listen: listen, admin: admin}
+	d.cmd = exec.Command("bash", filepath.Join(root, "scripts", "demo.sh"))
+	d.cmd.Env = append(os.Environ(), "GATEWAY_BIN="+gateway, "DEMO_LISTEN="+listen, "DEMO_ADMIN_LISTEN="+admin)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+			<-d.done
+		}
+		for _, g := range d.groups() {
+			syscall.Kill(-g, syscall.SIGKILL)
+		}
+	})
+	return d
+}
+
+var startedRE = regexp.MustCompile(`demo: (\S+) started \(pid (\d+),`)
+
+// groups are the process groups of the services the demo started (spawn
+// puts each in its own session, pid = process group id).
+func (d *demo) groups() []int {
+	var out []int
+	for _, m := range startedRE.FindAllStringSubmatch(d.out.String(), -1) {
+		n, _ := strconv.Atoi(m[2])
+		out = append(out, n)
+	}
+	return out
+}
+
+func (d *demo) exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitReady waits for the "Press Ctrl-C" banner.
+func (d *demo) waitReady() {
+	d.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(d.out.String(), "Press Ctrl-C to stop.") {
+		if d.exited() {
+			d.t.Fatalf("demo.sh exited before it was ready (%v):\n%s", d.err, d.out)
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("demo.sh not ready after 90s:\n%s", d.out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitExit waits up to limit for demo.sh to exit and reports whether it did.
+func (d *demo) waitExit(limit time.Duration) bool {
+	select {
+	case <-d.done:
+		return true
+	case <-time.After(limit):
+		return false
+	}
+}
+
+// leftovers lists the started process groups that still have a member.
+func (d *demo) leftovers() []string {
+	var left []string
+	deadline := time.Now().Add(3 * time.Second)
+	for _, g := range d.groups() {
+		for syscall.Kill(-g, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := syscall.Kill(-g, 0); !errors.Is(err, syscall.ESRCH) {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", g))
+			left = append(left, fmt.Sprintf("process group %d (%s)", g, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+		}
+	}
+	return left
+}
+
+func accepts(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
+}
+
+// TestDemoStopsEverything: a second SIGTERM (make passes its own SIGTERM on
+// to the script, and an impatient user presses Ctrl-C twice) arriving while
+// the demo is stopping must not cut the clean-up short and leave redis,
+// php-fpm or gunicorn running. A second demo from the same checkout is
+// refused with a clear message while the first runs, and after a stop the
+// next start works.
+func TestDemoStopsEverything(t *testing.T) {
+	root, gateway := demoRoot(t)
+	first := startDemo(t, root, gateway, freeAddr(t), freeAddr(t))
+	first.waitReady()
+	if n := len(first.groups()); n != 4 {
+		t.Fatalf("want 4 services started, got %d:\n%s", n, first.out)
+	}
+	res, err := http.Get("http://" + first.listen + "/counter.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET /counter.php: %s %v", res.Status, err)
+	}
+	// PHP drops the newline right after "?>": the words must not run together.
+	text := strings.Join(strings.Fields(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(string(body), "")), " ")
+	if !strings.Contains(text, "visited this counter 1 time in this session.") {
+		t.Errorf("GET /counter.php: want \"1 time in this session.\":\n%s", body)
+	}
+	gatewayLog, err := os.ReadFile(filepath.Join(root, ".demo", "gateway.log"))
+	if err != nil || len(gatewayLog) == 0 {
+		t.Fatalf("gateway.log: %v (%d bytes)", err, len(gatewayLog))
+	}
+
+	// A second demo of the same checkout, on other ports: refused at once,
+	// without starting anything or truncating the first one's logs.
+	second := startDemo(t, root, gateway, freeAddr(t), freeAddr(t))
+	if !second.waitExit(20 * time.Second) {
+		t.Errorf("a second demo.sh of the same checkout kept running:\n%s", second.out)
+	} else if second.err == nil || !strings.Contains(second.out.String(), "already running") {
+		t.Errorf("second demo.sh: %v, want a failure saying a demo is already running:\n%s", second.err, second.out)
+	}
+	if g := second.groups(); len(g) > 0 {
+		t.Errorf("the second demo.sh started services %v:\n%s", g, second.out)
+	}
+	if after, _ := os.ReadFile(filepath.Join(root, ".demo", "gateway.log")); !bytes.HasPrefix(after, gatewayLog) {
+		t.Errorf("the second demo.sh clobbered the running demo's gateway.log")
+	}
+
+	// SIGTERM, then SIGTERM again once the clean-up has begun (the gateway,
+	// stopped first, no longer accepts).
+	first.cmd.Process.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(20 * time.Second)
+	for accepts(first.listen) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	first.cmd.Process.Signal(syscall.SIGTERM)
+	if !first.waitExit(60 * time.Second) {
+		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", first.out)
+	}
+	if left := first.leftovers(); len(left) > 0 {
+		t.Fatalf("after a repeated SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), first.out)
+	}
+
+	// Nothing left behind stops the next start.
+	again := startDemo(t, root, gateway, freeAddr(t), freeAddr(t))
+	again.waitReady()
+	again.cmd.Process.Signal(syscall.SIGTERM)
+	if !again.waitExit(60 * time.Second) {
+		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", again.out)
+	}
+	if left := again.leftovers(); len(left) > 0 {
+		t.Fatalf("after SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), again.out)
+	}
+}
+
+// TestDemoPortInUse: a taken public or admin port stops the demo before it
+// starts anything, with a message naming the address and the variable.
+func TestDemoPortInUse(t *testing.T) {
+	root, gateway := demoRoot(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	busy := l.Addr().String()
+	for _, tc := range []struct{ name, listen, admin, variable string }{
+		{"public", busy, freeAddr(t), "DEMO_LISTEN"},
+		{"admin", freeAddr(t), busy, "DEMO_ADMIN_LISTEN"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := startDemo(t, root, gateway, tc.listen, tc.admin)
+			if !d.waitExit(20 * time.Second) {
+				t.Fatalf("demo.sh kept running with %s taken:\n%s", busy, d.out)
+			}
+			out := d.out.String()
+			if d.err == nil || !strings.Contains(out, busy+" is in use") || !strings.Contains(out, tc.variable+"=") {
+				t.Errorf("demo.sh: %v, want a failure saying %s is in use and naming %s:\n%s", d.err, busy, tc.variable, out)
+			}
+			if g := d.groups(); len(g) > 0 {
+				t.Errorf("demo.sh started services %v before noticing the taken port:\n%s", g, out)
+			}
+		})
+	}
+}
