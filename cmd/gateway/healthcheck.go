@@ -16,7 +16,8 @@ import (
 var healthcheckTimeout = 2 * time.Second
 
 // healthcheck probes http://$SESSIONGATE_ADMIN_LISTEN/healthz and exits 0
-// on a 200, 1 otherwise. It exists for container images without a shell or
+// on a 200, 1 otherwise, a misconfigured probe included: Docker reserves
+// exit code 2 of a HEALTHCHECK ("do not use"). It exists for container images without a shell or
 // curl (distroless, scratch): the image's HEALTHCHECK runs the gateway
 // binary itself, with the environment the gateway runs with. It reads only
 // SESSIONGATE_ADMIN_LISTEN, so a probe never depends on the rest of the
@@ -24,7 +25,7 @@ var healthcheckTimeout = 2 * time.Second
 func healthcheck(args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "gateway healthcheck: unexpected argument %q\n", args[0])
-		return 2
+		return 1
 	}
 	listen := ""
 	for _, kv := range environ {
@@ -34,12 +35,12 @@ func healthcheck(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	if listen == "" {
 		fmt.Fprintln(stderr, "gateway healthcheck: SESSIONGATE_ADMIN_LISTEN is not set: there is no admin listener to probe")
-		return 2
+		return 1
 	}
 	addrs, err := probeAddrs(listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway healthcheck: SESSIONGATE_ADMIN_LISTEN=%q: %v\n", listen, err)
-		return 2
+		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), healthcheckTimeout)
 	defer cancel()
@@ -47,7 +48,7 @@ func healthcheck(args, environ []string, stdout, stderr io.Writer) int {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway healthcheck: %v\n", err)
-		return 2
+		return 1
 	}
 	// No proxy from the environment: the probe talks to this container.
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,

@@ -56,7 +56,7 @@ func TestHealthcheck(t *testing.T) {
 		t.Errorf("closed port: exit %d: %s", code, out)
 	}
 
-	// Usage errors: exit 2, with the reason.
+	// Usage errors: exit 1 (Docker reserves 2), with the reason.
 	for _, tc := range []struct {
 		env  []string
 		args []string
@@ -67,8 +67,8 @@ func TestHealthcheck(t *testing.T) {
 		{[]string{"SESSIONGATE_ADMIN_LISTEN=:0"}, nil, "cannot be probed"},
 		{env, []string{"extra"}, "unexpected argument"},
 	} {
-		if code, out := runHealthcheck(t, tc.env, tc.args...); code != 2 || !strings.Contains(out, tc.want) {
-			t.Errorf("env %v args %v: exit %d: %s (want 2 and %q)", tc.env, tc.args, code, out, tc.want)
+		if code, out := runHealthcheck(t, tc.env, tc.args...); code != 1 || !strings.Contains(out, tc.want) {
+			t.Errorf("env %v args %v: exit %d: %s (want 1 and %q)", tc.env, tc.args, code, out, tc.want)
 		}
 	}
 }
