@@ -37,6 +37,8 @@ func TestSessionBadValues(t *testing.T) {
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "example.com:8443", "domain"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "https://example.com", "domain"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "exa mple.com", "domain"},
+		// The start-up probe waits 5x this: an absurd value overflowed it.
+		{"SESSIONGATE_REDIS_TIMEOUT", "600000h", "at most 1m"},
 	} {
 		t.Run(c.name+"="+c.value, func(t *testing.T) {
 			var err error
