@@ -2,5 +2,5 @@
 session_start();
 $_SESSION['a'] = 1;
 session_write_close();
-sleep(2);
+sleep(3);
 echo "slept";
