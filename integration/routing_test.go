@@ -225,8 +225,9 @@ func TestStreamingThroughGateway(t *testing.T) {
 	if err != nil || string(rest) != "b" {
 		t.Fatalf("rest %q %v", rest, err)
 	}
-	// PHP sleeps 2 s between the two bytes: the first must not wait for it.
-	if firstAt > time.Second || total < 2*time.Second {
+	// PHP sleeps 2 s between the two bytes: streamed, the first arrives
+	// about 2 s before the end; buffered, with it (on any machine's speed).
+	if total-firstAt < time.Second {
 		t.Errorf("first byte after %v, whole body after %v: output was buffered", firstAt, total)
 	}
 }
