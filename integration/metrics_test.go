@@ -226,3 +226,74 @@ func TestMetricsRealStack(t *testing.T) {
 		t.Errorf("gateway healthcheck on a stopped gateway: exit %d: %s", code, out)
 	}
 }
+
+// TestMetricsClientLeavesDuringLockWait: a client that gives up while its
+// request waits for the session's strict lock left first: the request is
+// counted as 499 (README: "code 499 means the client left first"), never as
+// a 200 the client did not get, and not as a lock timeout.
+func TestMetricsClientLeavesDuringLockWait(t *testing.T) {
+	harness.Require(t, "php-fpm8.2", "redis-server")
+	root := sessionFixtureRoot(t)
+	prepend := filepath.Join(t.TempDir(), "prepend.php")
+	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
+	red := harness.StartRedis(t)
+	gw := startBinary(t, buildGateway(t), []string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=metrics-integration-key-0123456789abcdef",
+		"SESSIONGATE_REDIS_URL=" + red.URL(),
+		"SESSIONGATE_PHP_PREPEND=" + prepend,
+		"SESSIONGATE_SESSION_LOCK_TIMEOUT=5s",
+		"SESSIONGATE_ACCESS_LOG=off",
+	})
+	get := func(path, cookie string, timeout time.Duration) (*http.Response, error) {
+		req, _ := http.NewRequest("GET", gw.URL+path, nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", "sessionid="+cookie)
+		}
+		res, err := (&http.Client{Timeout: timeout}).Do(req)
+		if err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		return res, err
+	}
+	res, err := get("/counter.php", "", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie := ""
+	for _, c := range res.Cookies() {
+		if c.Name == "sessionid" {
+			cookie = c.Value
+		}
+	}
+	if res.StatusCode != 200 || cookie == "" {
+		t.Fatalf("counter.php: %d, cookie %q", res.StatusCode, cookie)
+	}
+
+	held := make(chan error, 1)
+	go func() { _, err := get("/hold.php?ms=1500", cookie, 10*time.Second); held <- err }()
+	time.Sleep(300 * time.Millisecond)
+	// This one waits for the lock hold.php has, and gives up first.
+	if _, err := get("/counter.php", cookie, 200*time.Millisecond); err == nil {
+		t.Fatal("counter.php answered while hold.php held the session")
+	}
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+
+	m := metricstest.Scrape(t, gw.Admin+"/metrics")
+	if got := m[`sessiongate_http_requests_total{code="200",upstream="php"}`]; got != 2 {
+		t.Errorf(`requests{code="200",upstream="php"} = %v, want 2 (the first counter.php and hold.php)`, got)
+	}
+	if got := m[`sessiongate_http_requests_total{code="499",upstream="php"}`]; got != 1 {
+		t.Errorf(`requests{code="499",upstream="php"} = %v, want 1 (the client that left during the lock wait)`, got)
+	}
+	if got := m[`sessiongate_session_events_total{event="lock_timeout"}`]; got != 0 {
+		t.Errorf("lock_timeout events %v, want 0: the lock did not time out, the client left", got)
+	}
+}

@@ -158,6 +158,12 @@ func finalStatus(r *http.Request, ri *RequestInfo, rec *recorder, aborted bool) 
 	if (rec.writeErr != nil || aborted) && (r.Context().Err() != nil || connGone(rec.writeErr)) {
 		status = StatusClientClosedRequest
 	}
+	// Nothing answered because the client left first (it gave up while
+	// its request waited for the session lock): not the 200 net/http would
+	// send to nobody.
+	if rec.status == 0 && ri.Status == 0 && r.Context().Err() != nil {
+		status = StatusClientClosedRequest
+	}
 	return status
 }
 

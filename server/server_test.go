@@ -312,6 +312,27 @@ func TestFinalStatusClientGone(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", tt.name, got, tt.want)
 		}
 	}
+
+	// Nothing written: 499 when the client left meanwhile (a session lock
+	// wait it gave up on), net/http's 200 when it is still there, and a
+	// layer's own status wins.
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tt := range []struct {
+		name string
+		ctx  context.Context
+		ri   RequestInfo
+		want int
+	}{
+		{"nothing written, client gone", gone, RequestInfo{}, 499},
+		{"nothing written, client there", context.Background(), RequestInfo{}, 200},
+		{"nothing written, status set by a layer", gone, RequestInfo{Status: 503}, 503},
+	} {
+		r := httptest.NewRequest("GET", "/", nil).WithContext(tt.ctx)
+		if got := finalStatus(r, &tt.ri, &recorder{}, false); got != tt.want {
+			t.Errorf("%s: status %d, want %d", tt.name, got, tt.want)
+		}
+	}
 }
 
 func TestPHPRequest(t *testing.T) {
