@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // TestCVE_2019_11043_PathInfoNewline: the php-fpm underflow was reached
@@ -262,5 +264,33 @@ func TestForwardingAndHopByHopHeaders(t *testing.T) {
 	res, body := g.get(t, "/hop.php")
 	if body != "ok" || res.Header.Get("X-Kept") != "1" || res.Header.Get("Keep-Alive") != "" || res.Header.Get("Upgrade") != "" {
 		t.Errorf("hop.php: %q, header %v", body, res.Header)
+	}
+}
+
+// TestSessionRefusedFrameNeverReportedAsSaved: when the gateway refuses the
+// frames of a change PHP made before its output (here php-fpm's log_limit
+// cuts them), the change is not applied and the client must not get a
+// response that pretends it was: 503, as for a change the store refused.
+func TestSessionRefusedFrameNeverReportedAsSaved(t *testing.T) {
+	s := startSessionStack(t, stackOpts{fpm: harness.PHPFPMOptions{LogLimit: 600}})
+	ck := s.newSession(t)
+	// finish_request.php writes the session with session_write_close()
+	// before any output: its frames go over FCGI_STDERR, where a message
+	// this long is cut.
+	// 350: one frame, cut (its end never comes); 600: two frames, the
+	// first cut.
+	for _, n := range []int{350, 600} {
+		long := strings.Repeat("v", n)
+		resp, body, _ := s.gws[0].get(t, "/finish_request.php?k=cart&v="+long, ck)
+		stored := strings.Contains(string(s.gws[1].dump(t, ck).Data), long)
+		if !stored && resp.StatusCode < 500 {
+			t.Errorf("%d: change not saved but the client got %d %q", n, resp.StatusCode, body)
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%d: 503 without Retry-After", n)
+		}
+	}
+	if logs := s.gws[0].Logs.String(); !strings.Contains(logs, "rejected") || !strings.Contains(logs, "cut short") {
+		t.Errorf("refused frames not logged:\n%s", logs)
 	}
 }

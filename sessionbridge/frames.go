@@ -68,6 +68,10 @@ type frameScanner struct {
 	seq     int         // seq of the message being assembled (-1: none)
 	msg     []byte      // base64 text gathered for seq
 	errs    []error
+	// lost: a frame carrying this request's nonce was refused, so a
+	// message PHP sent is gone. Foreign text that merely looks like a
+	// frame (an app logging what a client sent) never sets it.
+	lost bool
 }
 
 func newFrameScanner(nonce string, key [32]byte) *frameScanner {
@@ -125,11 +129,13 @@ func (f *frameScanner) feed(rec []byte) (msgs []message, rest []byte) {
 		if end < 0 || (next >= 0 && next+len(framePrefix) < end) {
 			if next >= 0 {
 				// A frame cut short (log_limit truncation): drop it.
+				f.lost = f.lost || f.ours(data)
 				f.fail(errors.New("truncated frame"))
 				data = data[len(framePrefix)+next:]
 				continue
 			}
 			if len(data) > maxPending {
+				f.lost = f.lost || f.ours(data)
 				f.fail(errors.New("unterminated frame"))
 				break
 			}
@@ -152,6 +158,7 @@ func (f *frameScanner) headerFrame(v string) (message, bool) {
 		body, ok = strings.CutSuffix(body, string(frameEnd))
 	}
 	if !ok {
+		f.lost = f.lost || f.ours([]byte(v))
 		f.fail(errors.New("malformed frame header"))
 		return message{}, false
 	}
@@ -163,6 +170,20 @@ func (f *frameScanner) fail(err error) {
 	f.seq, f.msg = -1, nil
 }
 
+// ours reports whether frame text (starting at framePrefix) carries this
+// request's nonce: then PHP sent it, and refusing it loses a message.
+func (f *frameScanner) ours(b []byte) bool {
+	rest, ok := bytes.CutPrefix(b, []byte(framePrefix))
+	return ok && bytes.HasPrefix(rest, []byte(f.nonce+":"))
+}
+
+// cutShort reports whether a message of this request is still incomplete:
+// called when PHP's output starts, after which none of its frames of the
+// time before can arrive, it means that message was cut.
+func (f *frameScanner) cutShort() bool {
+	return f.seq >= 0 || f.ours(f.pending)
+}
+
 // frame handles "<nonce>:<seq>:<last>:<chunk>".
 func (f *frameScanner) frame(b []byte) (message, bool) {
 	parts := bytes.SplitN(b, []byte(":"), 4)
@@ -170,6 +191,12 @@ func (f *frameScanner) frame(b []byte) (message, bool) {
 		f.fail(errors.New("frame with a foreign nonce ignored"))
 		return message{}, false
 	}
+	// From here on the frame is PHP's: refusing it loses its message.
+	defer func(n int) {
+		if len(f.errs) > n {
+			f.lost = true
+		}
+	}(len(f.errs))
 	seq, err := strconv.Atoi(string(parts[1]))
 	if err != nil || seq < 0 {
 		f.fail(errors.New("bad frame sequence"))

@@ -251,6 +251,10 @@ func (b *phpBridge) applyAll(msgs []message) {
 		b.h.m.log.Warn("session frame from PHP rejected", "script", b.path, "error", err.Error())
 	}
 	b.scanner.errs = b.scanner.errs[:0]
+	if b.scanner.lost && b.failed == nil {
+		// PHP believes its change was sent; it was not applied.
+		b.failed = errors.New("session message from PHP refused")
+	}
 }
 
 func (b *phpBridge) apply(m message) error {
@@ -325,6 +329,12 @@ func (b *phpBridge) finish() {
 func (b *phpBridge) failure() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.failed == nil && b.scanner.cutShort() {
+		// PHP's output starts while one of its messages is incomplete:
+		// the rest of it can no longer come (log_limit cut it); finish
+		// logs it.
+		b.failed = errors.New("session message from PHP cut short")
+	}
 	return b.failed
 }
 

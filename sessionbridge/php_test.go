@@ -2,6 +2,9 @@ package sessionbridge
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
@@ -50,5 +53,58 @@ func TestPHPSecondWriteRevertingAKeyIsKept(t *testing.T) {
 		if got != `{"k":"A","n":2}` {
 			t.Fatalf("%s: stored %s, want {\"k\":\"A\",\"n\":2}", mode, got)
 		}
+	}
+}
+
+// A change PHP made before its output whose frames the gateway refuses
+// (php-fpm's log_limit cut them) is lost: the client must get the 503 a
+// change the store refused gets, not the app's success page. Text that
+// merely looks like a frame (an app logging what a client sent) carries no
+// nonce of this request and must not cost the app its response.
+func TestRefusedPHPFrameIsNeverReportedAsSaved(t *testing.T) {
+	const nonce = "00112233445566778899aabbccddeeff"
+	m := newTestManager(t, LockStrict, nil)
+	id := createSession(t, m, `{"k":"A"}`)
+	cut := func(s string, n int) string { return s[:len(s)-n] }
+	write := phpFrames(nonce, 0, "write", id, `a:1:{s:1:"k";s:1:"B";}`, 60)
+	destroy := phpFrames(nonce, 0, "destroy", id, "", 800)
+	chunks := strings.SplitAfter(write, "#")
+	for name, c := range map[string]struct {
+		stderr string
+		lost   bool
+	}{
+		// log_limit cuts every frame of a long message: the next frame
+		// shows the first was truncated.
+		"first chunk cut": {cut(chunks[0], 20) + strings.Join(chunks[1:], ""), true},
+		// a one-frame message cut: no end ever comes.
+		"only frame cut": {cut(destroy, 10), true},
+		"tampered":       {strings.Replace(destroy, ":1:", ":1:AAAA", 1), true},
+		"foreign nonce":  {phpFrames("ffffffffffffffffffffffffffffffff", 0, "destroy", id, "", 800), false},
+		"client text":    {"; PHP message: login failed for @sg1:" + nonce[:8] + "x#; PHP message: user @sg1:abc", false},
+	} {
+		b := newTestBridge(t, m, id)
+		b.scanner = newFrameScanner(nonce, testFrameKey)
+		b.path = "/t.php"
+		b.onStderr([]byte(c.stderr))
+		rec := httptest.NewRecorder()
+		w := &bridgeWriter{ResponseWriter: rec, b: b}
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("saved!"))
+		if c.lost && (rec.Code != http.StatusServiceUnavailable || rec.Body.String() == "saved!") {
+			t.Errorf("%s: change refused, client got %d %q", name, rec.Code, rec.Body.String())
+		}
+		if !c.lost && (rec.Code != http.StatusOK || rec.Body.String() != "saved!") {
+			t.Errorf("%s: app response replaced: %d %q", name, rec.Code, rec.Body.String())
+		}
+		b.sess.Release(context.Background())
+		b.finish()
+	}
+	s, err := m.Open(context.Background(), requestWithCookie(t, m, id), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release(context.Background())
+	if got := string(s.Data()); got != `{"k":"A"}` {
+		t.Fatalf("a refused frame changed the session: %s", got)
 	}
 }
