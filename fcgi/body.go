@@ -16,7 +16,9 @@ import (
 // a worker for them and the request can be resent on a fresh connection.
 const memBodyLimit = 64 << 10
 
-var bodyBufPool = sync.Pool{New: func() any { b := make([]byte, memBodyLimit); return &b }}
+// One byte more than memBodyLimit: a chunked body of exactly memBodyLimit
+// bytes then reads as short of the buffer and stays in memory.
+var bodyBufPool = sync.Pool{New: func() any { b := make([]byte, memBodyLimit+1); return &b }}
 
 // requestBody is a request body made ready for the wire. Exactly one of mem,
 // file or stream is set when size > 0; size < 0 means no body.

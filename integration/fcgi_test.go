@@ -506,6 +506,32 @@ func TestFCGIChunkedBody(t *testing.T) {
 	}
 }
 
+// A chunked body of exactly 64 KiB (the in-memory buffer) reaches PHP
+// without a temp file: it must pass even when the temp directory is gone.
+// One byte more needs the file and fails with 500 naming the directory.
+func TestFCGIChunkedBodyAtMemoryLimit(t *testing.T) {
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
+	missing := filepath.Join(t.TempDir(), "missing")
+	tr := newFCGI(t, fcgi.Options{MaxBody: 1 << 20, TempDir: missing}, fpm.Addr)
+	const size = 64 << 10
+	payload := bytes.Repeat([]byte("sessiongate!"), size/12+1)[:size]
+	req := fcgiReq(nil, fpm, "POST", "/body.php", fcgiChunked{bytes.NewReader(payload)}, nil)
+	req.ContentLength = -1
+	_, body, err := fcgiDo(t, tr, req)
+	if err != nil {
+		t.Fatalf("%d-byte chunked body: %v (status %d)", size, err, fcgi.StatusOf(err))
+	}
+	sum := md5.Sum(payload)
+	if want := fmt.Sprintf(`{"len":%d,"md5":"%s","cl":"%d"}`, size, hex.EncodeToString(sum[:]), size); body != want {
+		t.Fatalf("PHP saw %s, want %s", body, want)
+	}
+	req = fcgiReq(nil, fpm, "POST", "/body.php", fcgiChunked{bytes.NewReader(append(payload, 'x'))}, nil)
+	req.ContentLength = -1
+	if _, err := tr.RoundTrip(req); fcgi.StatusOf(err) != 500 || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("%d bytes, no temp dir: %v (status %d), want 500 naming %s", size+1, err, fcgi.StatusOf(err), missing)
+	}
+}
+
 func TestFCGIBackendDown(t *testing.T) {
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
