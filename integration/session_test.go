@@ -736,3 +736,41 @@ func TestSessionUserIDFollowsChanges(t *testing.T) {
 		t.Errorf("after session_destroy(): %q (cookie %q), want anonymous", body, set)
 	}
 }
+
+// TestSessionScriptPicksSerializeHandler: a script that sets
+// session.serialize_handler to PHP's own "php" or "php_binary" format at
+// run time (legacy code does) sees the session the gateway loaded and its
+// changes are stored, and every other app keeps seeing them. Before, PHP
+// decoded the gateway's php_serialize text with the script's handler,
+// failed, and destroyed the session: a login was lost.
+func TestSessionScriptPicksSerializeHandler(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	// "a|b" cannot be named in the "php" format: that script does not see
+	// it, and its writes keep it.
+	for _, tc := range []struct{ handler, sees string }{
+		{"php", `"user":"ana"`},
+		{"php_binary", `"user":"ana","a|b":1`},
+	} {
+		t.Run(tc.handler, func(t *testing.T) {
+			ck := s.newSession(t)
+			if resp, body, _ := s.gws[0].get(t, "/set.php?k=a%7Cb&v=1", ck); resp.StatusCode != 200 || body != "ok" {
+				t.Fatalf("set a|b: %d %q", resp.StatusCode, body)
+			}
+			resp, body, _ := s.gws[0].get(t, "/handler_php.php?h="+tc.handler+"&k=cart&v=%7B%22apple%22%3A2%7D", ck)
+			if resp.StatusCode != 200 || body != "{"+tc.sees+"}" {
+				t.Fatalf("first request: %d %q, want {%s}", resp.StatusCode, body, tc.sees)
+			}
+			resp, body, _ = s.gws[1].get(t, "/handler_php.php?h="+tc.handler, ck)
+			if want := "{" + tc.sees + `,"visits":1,"cart":{"apple":2}}`; resp.StatusCode != 200 || body != want {
+				t.Fatalf("second request: %d %q, want %s", resp.StatusCode, body, want)
+			}
+			// The stored session stays php_serialize/JSON for everybody else.
+			d := s.gws[0].dump(t, ck)
+			for _, want := range []string{`"user":"ana"`, `"a|b":1`, `"visits":2`, `"cart":{"apple":2}`} {
+				if !strings.Contains(string(d.Data), want) {
+					t.Errorf("stored session %s lacks %s", d.Data, want)
+				}
+			}
+		})
+	}
+}

@@ -44,6 +44,8 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     private int $seq = 0;
     private ?string $active = null;
     private bool $closedByWrite = false;
+    /** @var array<string, mixed> keys forScript() could not show the script */
+    private array $hidden = [];
 
     public function __construct(array $server)
     {
@@ -121,10 +123,10 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         $this->current = $id;
         $this->closedByWrite = false;
         if (isset($this->written[$id])) {
-            return $this->written[$id];
+            return $this->forScript($this->written[$id]);
         }
         if ($id === $this->gatewayId && $id !== '') {
-            return $this->loadedData();
+            return $this->forScript($this->loadedData());
         }
         if (isset($this->minted[$id])) {
             $this->opened[$id] = true;
@@ -137,10 +139,62 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function write(string $id, string $data): bool
     {
+        if (ini_get('session.serialize_handler') !== 'php_serialize') {
+            // $data is in the script's own format (see forScript); the
+            // gateway and every other app read php_serialize, which is
+            // what serialize() makes of the session array.
+            // Keys that format could not show the script go back as they
+            // were.
+            $session = is_array($_SESSION ?? null) ? $_SESSION : [];
+            foreach ($this->hidden as $name => $value) {
+                if (!array_key_exists($name, $session)) {
+                    $session[$name] = $value;
+                }
+            }
+            $data = serialize($session);
+        }
         $this->written[$id] = $data;
         $this->current = $id;
         $this->closedByWrite = true;
         return $this->send('write', $id, $data);
+    }
+
+    /**
+     * The session text $raw (php_serialize, the gateway's format) in the
+     * format PHP will decode it with. The gateway sets php_serialize, but a
+     * script may ini_set('session.serialize_handler') to PHP's own "php" or
+     * "php_binary" before session_start(), as legacy code does; PHP would
+     * then fail to decode the text and destroy the session. Any other
+     * handler (igbinary, msgpack) cannot be served: false makes
+     * session_start() fail without destroying anything.
+     */
+    private function forScript(string $raw): string|false
+    {
+        $this->hidden = [];
+        $format = (string)ini_get('session.serialize_handler');
+        if ($format === 'php_serialize' || $raw === '') {
+            return $raw;
+        }
+        if ($format !== 'php' && $format !== 'php_binary') {
+            error_log("sessiongate: session.serialize_handler=$format cannot read the shared session; use php_serialize (the gateway's), php or php_binary", 4);
+            return false;
+        }
+        $session = unserialize($raw);
+        if (!is_array($session)) {
+            return false;
+        }
+        $out = '';
+        foreach ($session as $name => $value) {
+            $name = (string)$name;
+            // What these formats cannot name, PHP's own encoders skip too.
+            if ($format === 'php' ? str_contains($name, '|') : strlen($name) > 127) {
+                error_log("sessiongate: session key \"$name\" cannot be read with session.serialize_handler=$format; hidden from this script and kept", 4);
+                $this->hidden[$name] = $value;
+                continue;
+            }
+            $out .= ($format === 'php' ? $name . '|' : chr(strlen($name)) . $name) . serialize($value);
+        }
+        return $out;
     }
 
     public function updateTimestamp(string $id, string $data): bool

@@ -1,0 +1,16 @@
+<?php
+// A script that picks PHP's own session format at run time, as legacy
+// code does: ini_set('session.serialize_handler', ?h=) before
+// session_start(). Answers the session it sees as JSON, then adds one to
+// "visits" and sets ?k= to ?v= (JSON) when given.
+ini_set('session.serialize_handler', $_GET['h'] ?? 'php');
+if (!session_start()) {
+    http_response_code(500);
+    echo "session_start failed";
+    return;
+}
+echo json_encode($_SESSION);
+$_SESSION['visits'] = ($_SESSION['visits'] ?? 0) + 1;
+if (isset($_GET['k'])) {
+    $_SESSION[$_GET['k']] = json_decode($_GET['v'] ?? 'null', true);
+}
