@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/sessiongate/sessiongate/integration/harness"
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore/redisstoretest"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/storetest"
 )
 
@@ -348,36 +348,6 @@ func (t twoStores) Lock(ctx context.Context, id string, lease time.Duration) (st
 func (t twoStores) Ping(ctx context.Context) error { return t.a.Ping(ctx) }
 func (t twoStores) Close() error                   { return nil }
 
-// lostReply lets the next script call run once armed, then reports the
-// connection as broken, as when the reply is lost on the way back; it
-// counts the script runs (NOSCRIPT replies aside).
-type lostReply struct {
-	armed atomic.Bool
-	evals atomic.Int32
-}
-
-func (h *lostReply) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *lostReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (h *lostReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !strings.HasPrefix(cmd.Name(), "eval") {
-			return next(ctx, cmd)
-		}
-		err := next(ctx, cmd)
-		if err == nil || !strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			h.evals.Add(1)
-		}
-		if err == nil && h.armed.CompareAndSwap(true, false) {
-			return io.ErrUnexpectedEOF
-		}
-		return err
-	}
-}
-
 // On a cluster, a script whose reply was lost is not sent again (it may
 // have run: a second Save reports a false conflict, a second Lock waits for
 // the lock it already holds), while MOVED is still followed.
@@ -388,7 +358,7 @@ func TestStoreRedisClusterScriptsNotResent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &lostReply{}
+	h := &redisstoretest.LostReply{}
 	rc.(*redis.ClusterClient).OnNewNode(func(n *redis.Client) { n.AddHook(h) })
 	s, err := redisstore.New(rc, redisstore.Options{Prefix: "resend:"})
 	if err != nil {
@@ -405,22 +375,20 @@ func TestStoreRedisClusterScriptsNotResent(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h.armed.Store(true)
-	h.evals.Store(0)
-	if _, err := s.Save(ctx, id, v, []byte("b"), time.Minute); !errors.Is(err, store.ErrUnavailable) || h.evals.Load() != 1 {
-		t.Fatalf("Save with its reply lost: err = %v after %d script runs, want ErrUnavailable after 1", err, h.evals.Load())
+	h.Arm()
+	if _, err := s.Save(ctx, id, v, []byte("b"), time.Minute); !errors.Is(err, store.ErrUnavailable) || h.Runs() != 1 {
+		t.Fatalf("Save with its reply lost: err = %v after %d script runs, want ErrUnavailable after 1", err, h.Runs())
 	}
 	rec, err := s.Load(ctx, id)
 	if err != nil || string(rec.Value) != "b" {
 		t.Fatalf("Load = %q, %v; want the write that was applied", rec.Value, err)
 	}
 
-	h.armed.Store(true)
-	h.evals.Store(0)
+	h.Arm()
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if _, _, err := s.Lock(lctx, id, 30*time.Second); !errors.Is(err, store.ErrUnavailable) || h.evals.Load() != 1 {
-		t.Fatalf("Lock with its reply lost: err = %v after %d script runs, want ErrUnavailable after 1", err, h.evals.Load())
+	if _, _, err := s.Lock(lctx, id, 30*time.Second); !errors.Is(err, store.ErrUnavailable) || h.Runs() != 1 {
+		t.Fatalf("Lock with its reply lost: err = %v after %d script runs, want ErrUnavailable after 1", err, h.Runs())
 	}
 	lctx, cancel = context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()

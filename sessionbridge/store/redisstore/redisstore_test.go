@@ -2,14 +2,10 @@ package redisstore
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore/redisstoretest"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/storetest"
 )
 
@@ -483,54 +480,6 @@ func TestAbandonedHandOverDoesNotStrandLock(t *testing.T) {
 	}
 }
 
-// lostReply is a client hook that, once armed, lets the next script call
-// run in Redis and then reports its connection as broken, as when the reply
-// is lost on the way back. It counts the script calls Redis received.
-type lostReply struct {
-	armed atomic.Bool
-	evals atomic.Int32
-	// only: the SHA-1 of the script whose runs are counted and whose reply
-	// is lost, so that the background release of a lost Lock (another
-	// script, run at any moment) does not count.
-	only atomic.Value
-}
-
-// scriptSHA is the SHA-1 of the script an EVAL or EVALSHA runs.
-func scriptSHA(cmd redis.Cmder) string {
-	a := cmd.Args()
-	if len(a) < 2 {
-		return ""
-	}
-	s, _ := a[1].(string)
-	if cmd.Name() == "eval" {
-		sum := sha1.Sum([]byte(s))
-		return hex.EncodeToString(sum[:])
-	}
-	return s
-}
-
-func (h *lostReply) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *lostReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (h *lostReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !strings.HasPrefix(cmd.Name(), "eval") || scriptSHA(cmd) != h.only.Load() {
-			return next(ctx, cmd)
-		}
-		err := next(ctx, cmd)
-		if err == nil || !strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			h.evals.Add(1)
-		}
-		if err == nil && h.armed.CompareAndSwap(true, false) {
-			return io.ErrUnexpectedEOF
-		}
-		return err
-	}
-}
-
 // A script whose reply was lost may have run: the cluster client must not
 // send it again (go-redis's cluster loop retries lost connections on its
 // own, whatever MaxRetries says). A second run reports a conflict for a
@@ -542,7 +491,7 @@ func TestClusterScriptsAreNotResent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &lostReply{}
+	h := &redisstoretest.LostReply{}
 	c.(*redis.ClusterClient).OnNewNode(func(n *redis.Client) { n.AddHook(h) })
 	s, err := New(c, Options{Prefix: "test:"})
 	if err != nil {
@@ -554,28 +503,24 @@ func TestClusterScriptsAreNotResent(t *testing.T) {
 	})
 	ctx := context.Background()
 
-	h.only.Store(saveScript.Hash())
-	h.armed.Store(true)
-	h.evals.Store(0)
+	h.Arm()
 	_, err = s.Save(ctx, "lost", 0, []byte("x"), time.Minute)
-	if !errors.Is(err, store.ErrUnavailable) || h.evals.Load() != 1 {
+	if !errors.Is(err, store.ErrUnavailable) || h.Runs() != 1 {
 		t.Fatalf("Save with its reply lost: err = %v after %d script runs, want ErrUnavailable after 1 (the write may have been applied: not a conflict)",
-			err, h.evals.Load())
+			err, h.Runs())
 	}
 	if got := m.HGet("test:{lost}", "d"); got != "x" {
 		t.Fatalf("record = %q", got)
 	}
 
-	h.only.Store(lockScript.Hash())
-	h.armed.Store(true)
-	h.evals.Store(0)
+	h.Arm()
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	start := time.Now()
 	_, _, err = s.Lock(lctx, "lost", 30*time.Second)
-	if !errors.Is(err, store.ErrUnavailable) || h.evals.Load() != 1 {
+	if !errors.Is(err, store.ErrUnavailable) || h.Runs() != 1 {
 		t.Fatalf("Lock with its reply lost: err = %v after %v and %d script runs, want ErrUnavailable at once",
-			err, time.Since(start), h.evals.Load())
+			err, time.Since(start), h.Runs())
 	}
 	// The lock the lost reply took is released in the background.
 	lctx, cancel = context.WithTimeout(ctx, 3*time.Second)
