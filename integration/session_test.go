@@ -771,6 +771,24 @@ func TestSessionScriptPicksSerializeHandler(t *testing.T) {
 					t.Errorf("stored session %s lacks %s", d.Data, want)
 				}
 			}
+			// A login (session_regenerate_id) moves all of it, hidden keys
+			// included, to the new ID.
+			_, _, moved := s.gws[0].get(t, "/handler_php.php?h="+tc.handler+"&op=regenerate", ck)
+			if moved == "" || moved == "-" || moved == ck {
+				t.Fatalf("regenerate: cookie %q", moved)
+			}
+			if d := s.gws[1].dump(t, moved); !strings.Contains(string(d.Data), `"a|b":1`) || !strings.Contains(string(d.Data), `"user":"ana"`) {
+				t.Errorf("after regenerate: %s", d.Data)
+			}
+			// A logout and a new session in the same request: nothing of
+			// the old session reaches the new one.
+			_, _, fresh := s.gws[0].get(t, "/handler_php.php?h="+tc.handler+"&op=restart", moved)
+			if fresh == "" || fresh == "-" || fresh == moved {
+				t.Fatalf("restart: cookie %q", fresh)
+			}
+			if d := s.gws[1].dump(t, fresh); string(d.Data) != `{"fresh":1}` {
+				t.Errorf("new session after logout: %s, want {\"fresh\":1}", d.Data)
+			}
 		})
 	}
 }

@@ -119,6 +119,12 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function read(string $id): string|false
     {
+        // Keys hidden from the script (forScript) belong to the data it
+        // holds: session_regenerate_id() keeps that data under a new ID, any
+        // other open (session_start after session_destroy) starts afresh.
+        if ($this->hidden !== [] && (debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 2)[1]['function'] ?? '') !== 'session_regenerate_id') {
+            $this->hidden = [];
+        }
         $this->active = $id;
         $this->current = $id;
         $this->closedByWrite = false;
@@ -170,7 +176,6 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
      */
     private function forScript(string $raw): string|false
     {
-        $this->hidden = [];
         $format = (string)ini_get('session.serialize_handler');
         if ($format === 'php_serialize' || $raw === '') {
             return $raw;

@@ -14,3 +14,12 @@ $_SESSION['visits'] = ($_SESSION['visits'] ?? 0) + 1;
 if (isset($_GET['k'])) {
     $_SESSION[$_GET['k']] = json_decode($_GET['v'] ?? 'null', true);
 }
+// ?op=regenerate: a login (the data moves to a new ID); ?op=restart: a
+// logout followed by a new session in the same request.
+if (($_GET['op'] ?? '') === 'regenerate') {
+    session_regenerate_id(true);
+} elseif (($_GET['op'] ?? '') === 'restart') {
+    session_destroy();
+    session_start();
+    $_SESSION['fresh'] = 1;
+}
