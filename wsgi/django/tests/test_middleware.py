@@ -1,3 +1,4 @@
+import asyncio
 import base64
 import json
 import logging
@@ -311,6 +312,32 @@ class SessionAPITests(unittest.TestCase):
         _, resp = run(view, signed_meta(SID, {"a": 1}, key=OLD_KEY))
         c = Change(resp, key=OLD_KEY)
         self.assertEqual(c.data, {"a": 2})
+
+
+class AsyncAPITests(unittest.TestCase):
+    """Django 5.1's SessionBase.aset_expiry stores a datetime as an ISO
+    string, which the gateway cannot use: ours must keep whole seconds, as
+    set_expiry does. (The other async methods of 5.1 reach our load, create,
+    delete and save through sync_to_async and need nothing of their own.)"""
+
+    def test_aset_expiry_keeps_whole_seconds(self):
+        from django.utils import timezone
+
+        for value, want in [
+            (timedelta(minutes=5), (295, 300)),
+            (timezone.now() + timedelta(minutes=5), (295, 300)),
+            (600, (600, 600)),
+        ]:
+            store = SessionStore(SID, {"a": 1})
+            asyncio.run(store.aset_expiry(value))
+            stored = store["_session_expiry"]
+            self.assertIsInstance(stored, int)
+            self.assertTrue(want[0] <= stored <= want[1], stored)
+            self.assertEqual(store.expiry_header(), str(stored))
+        store = SessionStore(SID, {"a": 1, "_session_expiry": 300})
+        asyncio.run(store.aset_expiry(None))
+        self.assertEqual(store.gateway_change(False), ("write", False, {"a": 1}))
+        self.assertEqual(store.expiry_header(), "default")
 
 
 class UntrustedRequestTests(unittest.TestCase):
