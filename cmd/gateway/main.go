@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 
@@ -53,6 +54,13 @@ func init() {
 		func(_, _ []string, stdout, _ io.Writer) int { usage(stdout); return 0 }})
 }
 
+func init() {
+	// Locked here, main runs on the main thread: Linux keeps a parent-death
+	// signal (prctl PR_SET_PDEATHSIG, set by a supervisor) across an exec
+	// only when the main thread makes it. main unlocks after the re-exec.
+	runtime.LockOSThread()
+}
+
 func main() {
 	if len(os.Args) == 1 {
 		// Serving (no command): keep Go's monitor thread out of its deep
@@ -61,6 +69,7 @@ func main() {
 		// not return; on failure the gateway runs on as it is and says so.
 		reexecErr = procs.ReexecQuietSysmon(os.Args, os.Environ())
 	}
+	runtime.UnlockOSThread()
 	if os.Getenv("GOGC") == "" {
 		// A proxy's garbage is short-lived per-request buffers; collecting
 		// at 4x the live heap instead of 2x costs a few MiB and saves a

@@ -71,6 +71,14 @@ func ReexecQuietSysmon(args, environ []string) error {
 	if err != nil {
 		return fmt.Errorf("quiet sysmon: finding the binary: %w", err)
 	}
+	// syscall.Exec lowers the soft RLIMIT_NOFILE to what it was before Go
+	// raised it, for the new image; if the exec fails, the process runs on
+	// and needs its raised limit back.
+	var nofile syscall.Rlimit
+	haveNofile := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile) == nil
 	err = syscall.Exec(exe, args, env)
+	if haveNofile {
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nofile)
+	}
 	return fmt.Errorf("quiet sysmon: exec %s: %w", exe, err)
 }
