@@ -136,8 +136,8 @@ func startDemo(t *testing.T, root, gateway, listen, admin string) *demo {
 	d.cmd = exec.Command("bash", filepath.Join(root, "scripts", "demo.sh"))
 	d.cmd.Env = append(os.Environ(), "GATEWAY_BIN="+gateway, "DEMO_LISTEN="+listen, "DEMO_ADMIN_LISTEN="+admin)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.cmd.Start(); err != nil {
+	// SIGTERM if the test binary dies: demo.sh then stops what it started.
+	if err := harness.StartInGroup(d.cmd); err != nil {
 		t.Fatal(err)
 	}
 	go func() { d.err = d.cmd.Wait(); close(d.done) }()

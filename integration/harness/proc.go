@@ -63,6 +63,16 @@ func spawn(cmd *exec.Cmd) error {
 	return <-reply
 }
 
+// StartInGroup starts cmd in its own process group, with SIGTERM as the
+// parent death signal delivered from the harness's long-lived thread (see
+// spawn), for tests that drive a process tree of their own (scripts/
+// demo.sh): if the test binary dies (a -timeout panic runs no cleanup), the
+// process is told to stop its tree. Waiting for it is the caller's.
+func StartInGroup(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	return spawn(cmd)
+}
+
 // startProc starts cmd in its own process group with SIGTERM as the parent
 // death signal (php-fpm, gunicorn and redis all shut their workers down on
 // SIGTERM), and registers it for Main's emergency cleanup. The process's
