@@ -30,9 +30,23 @@ func startMiniredis(t testing.TB) *miniredis.Miniredis {
 }
 
 func newTestStore(t testing.TB, addr string) *Store {
-	c, err := OpenClient("redis://" + addr + "/0")
+	return openTestStore(t, "redis://"+addr+"/0", nil)
+}
+
+// openTestStore opens url as the gateway does, with hook (if not nil) on
+// every connection, including those to the nodes a cluster finds later,
+// and closes the store with the test.
+func openTestStore(t testing.TB, url string, hook redis.Hook) *Store {
+	c, err := OpenClient(url)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hook != nil {
+		if cc, ok := c.(*redis.ClusterClient); ok {
+			cc.OnNewNode(func(n *redis.Client) { n.AddHook(hook) })
+		} else {
+			c.AddHook(hook)
+		}
 	}
 	s, err := New(c, Options{Prefix: "test:"})
 	if err != nil {
@@ -487,24 +501,12 @@ func TestAbandonedHandOverDoesNotStrandLock(t *testing.T) {
 // (miniredis answers CLUSTER SLOTS as a one-node cluster.)
 func TestClusterScriptsAreNotResent(t *testing.T) {
 	m := startMiniredis(t)
-	c, err := OpenClient("redis-cluster://" + m.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := &redisstoretest.LostReply{}
-	c.(*redis.ClusterClient).OnNewNode(func(n *redis.Client) { n.AddHook(h) })
-	s, err := New(c, Options{Prefix: "test:"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.Close()
-		_ = c.Close()
-	})
+	s := openTestStore(t, "redis-cluster://"+m.Addr(), h)
 	ctx := context.Background()
 
 	h.Arm()
-	_, err = s.Save(ctx, "lost", 0, []byte("x"), time.Minute)
+	_, err := s.Save(ctx, "lost", 0, []byte("x"), time.Minute)
 	if !errors.Is(err, store.ErrUnavailable) || h.Runs() != 1 {
 		t.Fatalf("Save with its reply lost: err = %v after %d script runs, want ErrUnavailable after 1 (the write may have been applied: not a conflict)",
 			err, h.Runs())
