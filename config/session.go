@@ -2,7 +2,6 @@ package config
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -74,53 +73,14 @@ func validCookieName(n string) bool {
 }
 
 // checkRedisURL explains what is wrong with a SESSIONGATE_REDIS_URL, or
-// returns "". It runs the store's own parser (which does not connect), so
-// what passes here is what the gateway opens at start.
-func checkRedisURL(raw string) (msg string) {
-	defer func() {
-		// go-redis panics on some option values (a negative pool_size).
-		if recover() != nil {
-			msg = "the Redis client refuses its options (e.g. a negative pool_size)"
-		}
-	}()
+// returns "". It runs the store's own parser (which does not connect and
+// never quotes the URL's credentials), so what passes here is what the
+// gateway opens at start.
+func checkRedisURL(raw string) string {
 	c, err := redisstore.OpenClient(raw)
 	if err != nil {
-		return withholdCredentials(raw, err.Error())
+		return err.Error()
 	}
 	c.Close()
 	return ""
-}
-
-// withholdCredentials returns msg unless it contains a word of what may be
-// the URL's credentials. The store masks the password it parsed, but a
-// password with an unencoded '/', '?', '#' or '&' is cut in two by the
-// parser, and the tail then shows up quoted as a path, host or option name.
-func withholdCredentials(raw, msg string) string {
-	var parts []string
-	if i := strings.Index(raw, "://"); i >= 0 {
-		if at := strings.LastIndexByte(raw, '@'); at > i+3 {
-			parts = append(parts, raw[i+3:at])
-		}
-	}
-	if _, after, ok := strings.Cut(raw, "password="); ok { // also sentinel_password=
-		parts = append(parts, after)
-	}
-	for _, p := range parts {
-		for _, w := range strings.FieldsFunc(p, func(r rune) bool { return strings.ContainsRune(":/?#&=@", r) }) {
-			forms := []string{w}
-			if u, err := url.PathUnescape(w); err == nil {
-				forms = append(forms, u)
-			}
-			if u, err := url.QueryUnescape(w); err == nil {
-				forms = append(forms, u)
-			}
-			for _, f := range forms {
-				if f != "" && strings.Contains(msg, f) {
-					return "is not a valid Redis URL (its explanation is withheld: it would show part of the credentials); " +
-						"percent-encode : / ? # @ & in a user name or password, e.g. redis://:p%2Fss@host:6379/0"
-				}
-			}
-		}
-	}
-	return msg
 }

@@ -62,7 +62,57 @@ func WithPoolSize(n int) ClientOption {
 // Errors never contain the password: go-redis and net/url echo parts of the
 // URL in their messages, so every message is scrubbed before it is
 // returned.
-func OpenClient(rawURL string, opts ...ClientOption) (redis.UniversalClient, error) {
+func OpenClient(rawURL string, opts ...ClientOption) (c redis.UniversalClient, err error) {
+	defer func() {
+		// go-redis panics on some option values (a negative pool_size).
+		if recover() != nil {
+			c, err = nil, errors.New("redisstore: the Redis client refuses its options (e.g. a negative pool_size)")
+		}
+	}()
+	c, err = openClient(rawURL, opts...)
+	if err != nil {
+		return nil, withholdCredentials(rawURL, err)
+	}
+	return c, nil
+}
+
+// withholdCredentials returns err unless its text holds a word of what may
+// be the URL's credentials. scrub masks the secrets as they were parsed,
+// but a password with an unencoded '/', '?', '#' or '&' is cut in two by
+// the parser, and its tail then shows up quoted as a path, host or option
+// name.
+func withholdCredentials(raw string, err error) error {
+	msg := err.Error()
+	var parts []string
+	if i := strings.Index(raw, "://"); i >= 0 {
+		if at := strings.LastIndexByte(raw, '@'); at > i+3 {
+			parts = append(parts, raw[i+3:at])
+		}
+	}
+	if _, after, ok := strings.Cut(raw, "password="); ok { // also sentinel_password=
+		parts = append(parts, after)
+	}
+	for _, p := range parts {
+		for _, w := range strings.FieldsFunc(p, func(r rune) bool { return strings.ContainsRune(":/?#&=@", r) }) {
+			forms := []string{w}
+			if u, err := url.PathUnescape(w); err == nil {
+				forms = append(forms, u)
+			}
+			if u, err := url.QueryUnescape(w); err == nil {
+				forms = append(forms, u)
+			}
+			for _, f := range forms {
+				if f != "" && strings.Contains(msg, f) {
+					return errors.New("redisstore: not a valid Redis URL (its explanation is withheld: it would show part of the credentials); " +
+						"percent-encode : / ? # @ & in a user name or password, e.g. redis://:p%2Fss@host:6379/0")
+				}
+			}
+		}
+	}
+	return err
+}
+
+func openClient(rawURL string, opts ...ClientOption) (redis.UniversalClient, error) {
 	cfg := clientConfig{dial: DefaultTimeout, read: DefaultTimeout, write: DefaultTimeout}
 	for _, o := range opts {
 		o(&cfg)

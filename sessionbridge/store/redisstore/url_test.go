@@ -183,6 +183,10 @@ func TestOpenClientErrorsHidePassword(t *testing.T) {
 		// early; what comes before must not be echoed either.
 		"unix://:" + secret + "#2@/run/redis.sock",
 		"unix://u:" + secret + "?2@/run/redis.sock",
+		// An unencoded '/' or '&' cuts a password in two: the parser
+		// quotes the tail as a path or an option name.
+		"redis://default:x/" + secret + "@127.0.0.1:6379/0",
+		"redis-sentinel://s1:26379/0?master=m&sentinel_password=x&" + secret + "&a=1",
 	}
 	for _, u := range bad {
 		c, err := OpenClient(u)
@@ -195,6 +199,18 @@ func TestOpenClientErrorsHidePassword(t *testing.T) {
 			if strings.Contains(e.Error(), secret) {
 				t.Errorf("%q: error reveals the password: %v", u, e)
 			}
+		}
+	}
+}
+
+// go-redis panics on a negative pool size; OpenClient refuses it instead.
+func TestOpenClientRefusesWhatGoRedisPanicsOn(t *testing.T) {
+	for _, u := range []string{"redis://h/0?pool_size=-1", "redis-sentinel://s1/0?master=m&pool_size=-3"} {
+		if c, err := OpenClient(u); err == nil {
+			c.Close()
+			t.Errorf("%q accepted", u)
+		} else if !strings.Contains(err.Error(), "refuses its options") {
+			t.Errorf("%q: %v", u, err)
 		}
 	}
 }
