@@ -126,9 +126,20 @@ class SessionMiddleware(DjangoSessionMiddleware):
             except (TypeError, ValueError) as e:
                 # A value JSON cannot hold is a bug in the view, as with
                 # Django's JSONSerializer: fail loudly.
+                logger.error("session change refused: data is not JSON-serializable: %s; path=%s", e, request.path)
                 raise TypeError("session data is not JSON-serializable: %s" % e) from e
         if op != "delete":
             expiry = session.expiry_header()
-        for name, value in protocol.change_headers(verified, op, rotate, expiry, payload):
+        try:
+            if op == "write":
+                protocol.check_php_limits(data, payload)
+            headers = protocol.change_headers(verified, op, rotate, expiry, payload)
+        except ValueError as e:
+            # Too large for the gateway (it would answer 502 and drop the
+            # change without a word here) or too deep or big for PHP (every
+            # PHP page of the session would fail). Fail loudly instead.
+            logger.error("session change refused: %s; path=%s", e, request.path)
+            raise
+        for name, value in headers:
             response[name] = value
         return response

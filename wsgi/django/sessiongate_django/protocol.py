@@ -17,6 +17,15 @@ KEY_PURPOSE = b"sessiongate:django-headers"
 # 8190 bytes by default.
 DATA_CHUNK = 8000
 MAX_CHUNKS = 4096
+# The gateway reads at most 10 MiB of response headers from the app
+# (wsgi/transport.go maxResponseHeaderBytes) and answers 502 past that,
+# dropping the change. A change is kept under this, which leaves the app's
+# own headers 1 MiB.
+MAX_CHANGE_HEADER_BYTES = 9 * 1024 * 1024
+# What the gateway can give PHP (sessionbridge/phpserial DefaultLimits):
+# past these it refuses every PHP request of the session with a 500.
+PHP_MAX_DEPTH = 64  # open arrays/objects, the session itself being 1
+PHP_MAX_VALUES = 1000000  # every value, containers included
 # A request signed further than this from our clock is refused.
 MAX_SKEW = 60
 MIN_SECRET_LEN = 32
@@ -159,6 +168,41 @@ def dumps(obj):
     ).encode("utf-8")
 
 
+def _scalar_tag(c):
+    # {"__php__": "..."}: the one container the gateway lets past the
+    # depth limit (a PHP scalar it could not put in JSON).
+    if not isinstance(c, dict) or len(c) != 1:
+        return False
+    (k, v), = c.items()
+    return k in ("__php__", "__php__b64") and isinstance(v, str)
+
+
+def check_php_limits(obj, data):
+    """Raises ValueError when PHP could not be given the session ``obj``
+    (``data`` being its JSON): the gateway would store it and then answer
+    every PHP request of the session with a 500."""
+    # Cheap bounds first: no more containers than brackets, no more values
+    # than bytes. Only a session past them is walked.
+    if data.count(b"[") + data.count(b"{") <= PHP_MAX_DEPTH and len(data) <= PHP_MAX_VALUES:
+        return
+    values = 1
+    stack = [(obj, 1)]
+    while stack:
+        c, depth = stack.pop()
+        if depth > PHP_MAX_DEPTH and not _scalar_tag(c):
+            raise ValueError(
+                "session data nested more than %d deep: PHP could not read the session" % PHP_MAX_DEPTH
+            )
+        values += len(c)
+        for v in c.values() if isinstance(c, dict) else c:
+            if isinstance(v, (dict, list, tuple)):
+                stack.append((v, depth + 1))
+    if values > PHP_MAX_VALUES:
+        raise ValueError(
+            "session data holds %d values, more than the %d PHP can be given" % (values, PHP_MAX_VALUES)
+        )
+
+
 def verify_request(meta, keys, now):
     """Checks the gateway's headers in a WSGI environ (or request.META)
     against ``keys`` (derived, first = current) and the clock ``now`` (unix
@@ -214,6 +258,13 @@ def change_headers(verified, op, rotate=False, expiry="", data=b""):
         headers.append(("X-Sessiongate-Data-Count", str(len(chunks))))
         for i, c in enumerate(chunks):
             headers.append(("X-Sessiongate-Data-%d" % i, c))
+        # "Name: value\r\n" on the wire.
+        size = sum(len(k) + len(v) + 4 for k, v in headers)
+        if size > MAX_CHANGE_HEADER_BYTES:
+            raise ValueError(
+                "session data too large for the gateway: %d bytes of JSON take %d bytes "
+                "of response headers, at most %d" % (len(data), size, MAX_CHANGE_HEADER_BYTES)
+            )
     headers.append(
         (
             "X-Sessiongate-Signature",

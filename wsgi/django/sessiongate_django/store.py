@@ -38,13 +38,21 @@ class SessionStore(SessionBase):
         return dict(self._loaded)
 
     def exists(self, session_key):
-        # Only the gateway knows; it mints every new ID itself, so Django
-        # never needs to probe for a free one.
-        return False
+        # The only session this request can know of is the one the gateway
+        # loaded; it mints every new ID itself, so Django never needs to
+        # probe for a free one. The common "if not
+        # exists(session_key): create()" must leave a live session alone.
+        return bool(session_key) and session_key == self._gateway_id and not self._deleted
 
     def create(self):
-        # A new session: its ID comes from the gateway with the response.
+        # A new session, as Django's create() makes one: the client's
+        # session is replaced (the gateway's, if any, goes with the
+        # response) and the new one starts with what is cached, else empty.
+        # Its ID comes from the gateway with the response.
+        if self._gateway_id:
+            self._deleted = True
         self._session_key = None
+        self._get_session(no_load=True)
         self.modified = True
 
     def save(self, must_create=False):

@@ -210,6 +210,49 @@ class SessionAPITests(unittest.TestCase):
         self.assertEqual((c.op, c.rotate), ("write", "1"))
         self.assertEqual(c.data, {"cart": [1]})
 
+    def test_exists_then_create_idiom_keeps_the_session(self):
+        # "if not exists(session_key): create()" is a common way to make
+        # sure a session exists; on a live session it must change nothing.
+        def view(request):
+            if not request.session.exists(request.session.session_key):
+                request.session.create()
+            return HttpResponse("user=%s" % request.session.get("user"))
+
+        _, resp = run(view, signed_meta(SID, {"user": "ana", "php": 1}))
+        self.assertEqual(resp.content, b"user=ana")
+        self.assertEqual(internal_headers(resp), [])
+
+    def test_exists(self):
+        store = SessionStore(SID, {"a": 1})
+        self.assertTrue(store.exists(SID))
+        self.assertFalse(store.exists("cd" * 32))
+        self.assertFalse(store.exists(None))
+        self.assertFalse(SessionStore().exists(None))
+        store.cycle_key()
+        self.assertFalse(store.exists(SID))
+
+    def test_create_replaces_the_session(self):
+        # Django's create() gives the client a new session, empty unless
+        # the data was already loaded; the old ID is not the client's any
+        # more.
+        def fresh(request):
+            request.session.create()
+            request.session["n"] = 1
+            return HttpResponse("ok")
+
+        _, resp = run(fresh, signed_meta(SID, {"user": "ana"}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.data), ("write", "1", {"n": 1}))
+
+        def keep(request):
+            request.session["n"] = 1
+            request.session.create()
+            return HttpResponse("ok")
+
+        _, resp = run(keep, signed_meta(SID, {"user": "ana"}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.data), ("write", "1", {"user": "ana", "n": 1}))
+
     def test_flush_deletes(self):
         def view(request):
             request.session.flush()
@@ -301,8 +344,75 @@ class SessionAPITests(unittest.TestCase):
             request.session["when"] = object()
             return HttpResponse("x")
 
-        with self.assertRaises(TypeError):
-            run(view)
+        with self.assertLogs("sessiongate_django", "ERROR"):
+            with self.assertRaises(TypeError):
+                run(view)
+
+    def test_session_too_large_for_the_gateway_raises(self):
+        # Over the gateway's response header limit the gateway answers 502
+        # and drops the change; the view must get a clear error instead.
+        def view(request):
+            request.session["big"] = "x" * (8 << 20)
+            return HttpResponse("x")
+
+        with self.assertLogs("sessiongate_django", "ERROR") as logs:
+            with self.assertRaisesRegex(ValueError, "too large for the gateway"):
+                run(view, signed_meta(SID, {"a": 1}))
+        self.assertIn("session change refused", "\n".join(logs.output))
+
+        # Just under the limit still goes.
+        def under(request):
+            request.session["big"] = "x" * (6 << 20)
+            return HttpResponse("x")
+
+        _, resp = run(under, signed_meta(SID, {"a": 1}))
+        self.assertEqual(len(Change(resp).data["big"]), 6 << 20)
+        size = sum(len(k) + len(v) + 4 for k, v in resp.items() if k.startswith("X-Sessiongate"))
+        self.assertLess(size, protocol.MAX_CHANGE_HEADER_BYTES)
+
+    def test_session_php_cannot_read_raises(self):
+        # The gateway stores what PHP cannot be given (phpserial's depth
+        # and value limits) and then answers every PHP page of the session
+        # with a 500: refuse it here, where the view can see why.
+        def nested(depth):
+            v = 1
+            for _ in range(depth):
+                v = [v]
+            return v
+
+        for value, reason in [
+            (nested(protocol.PHP_MAX_DEPTH), "nested more than"),
+            ([0] * protocol.PHP_MAX_VALUES, "values"),
+        ]:
+
+            def view(request, value=value):
+                request.session["v"] = value
+                return HttpResponse("x")
+
+            with self.assertLogs("sessiongate_django", "ERROR"):
+                with self.assertRaisesRegex(ValueError, reason):
+                    run(view, signed_meta(SID, {"a": 1}))
+
+        # At the limits (the session object is depth 1 and one value), and
+        # a PHP scalar tag one level deeper, which the gateway allows.
+        deepest_tag = nested(protocol.PHP_MAX_DEPTH - 1)
+        inner = deepest_tag
+        while isinstance(inner[0], list):
+            inner = inner[0]
+        inner[0] = {"__php__": "d:INF;"}
+        for value in [
+            nested(protocol.PHP_MAX_DEPTH - 1),
+            [0] * (protocol.PHP_MAX_VALUES - 3),
+            deepest_tag,
+            [{"k": "[" * 100}],
+        ]:
+
+            def ok(request, value=value):
+                request.session["v"] = value
+                return HttpResponse("x")
+
+            _, resp = run(ok, signed_meta(SID, {"a": 1}))
+            self.assertEqual(Change(resp).op, "write")
 
     def test_old_key_verifies_and_signs_the_answer(self):
         def view(request):

@@ -1,0 +1,206 @@
+package integration
+
+import (
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/sessionbridge"
+)
+
+// startDjangoAPIStack is one gateway (with php-fpm for get.php) in front of
+// the project of testdata/djangoapi: Django's framework features that keep
+// their state in the session (auth, messages, CSRF_USE_SESSIONS) and the
+// SessionBase API, through the real wire.
+func startDjangoAPIStack(t *testing.T) (*sessionStack, *harness.Gunicorn) {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2", "redis-server", "gunicorn", "django")
+	root := sessionFixtureRoot(t)
+	prepend := filepath.Join(t.TempDir(), "sessiongate-prepend.php")
+	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
+	red := harness.StartRedis(t)
+	project, err := filepath.Abs("testdata/djangoapi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	djEnv := []string{
+		"DJANGO_DATABASE=" + filepath.Join(t.TempDir(), "db.sqlite3"),
+		"DJANGO_SETTINGS_MODULE=sgapi.settings",
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+	}
+	cmd := exec.Command("/usr/bin/python3", "-E", "manage.py", "migrate", "--noinput")
+	cmd.Dir = project
+	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + t.TempDir()}, djEnv...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: project, App: "sgapi.wsgi:application", Env: djEnv, Workers: 1, Threads: 4})
+	cfg, err := config.Load([]string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_REDIS_URL=" + red.URL(),
+		"SESSIONGATE_PHP_PREPEND=" + prepend,
+		"SESSIONGATE_DJANGO_URL=" + g.URL(),
+		"SESSIONGATE_DJANGO_PATHS=/accounts/",
+		"SESSIONGATE_DJANGO_TIMEOUT=20s",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &sessionStack{red: red, redis: redis.NewClient(&redis.Options{Addr: red.Addr})}
+	t.Cleanup(func() { st.redis.Close() })
+	st.gws = startGateways(t, cfg, 1)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gunicorn log:\n%s", g.Log())
+		}
+	})
+	return st, g
+}
+
+const formType = "application/x-www-form-urlencoded"
+
+func TestDjangoSessionAPI(t *testing.T) {
+	s, g := startDjangoAPIStack(t)
+	gw := s.gws[0]
+
+	t.Run("login with the CSRF token kept in the session", func(t *testing.T) {
+		j := jar{}
+		res, tok := call(t, gw, j, "GET", "/accounts/api/token/", "")
+		if res.StatusCode != 200 || j["sessionid"] == "" || j["csrftoken"] != "" {
+			t.Fatalf("token: %d %q cookies %v", res.StatusCode, tok, j)
+		}
+		pre := j["sessionid"]
+		form := url.Values{"csrfmiddlewaretoken": {tok}, "username": {"api"}, "password": {"api-password"}}
+		res, body := call(t, gw, j, "POST", "/accounts/api/login/", form.Encode(), "Content-Type", formType)
+		if res.StatusCode != 200 || body != "in" {
+			t.Fatalf("login: %d %.300s", res.StatusCode, body)
+		}
+		if j["sessionid"] == "" || j["sessionid"] == pre {
+			t.Fatalf("session not rotated at login: %v", j)
+		}
+		if _, body := call(t, gw, j, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, `"user": "api"`) {
+			t.Fatalf("whoami: %s", body)
+		}
+		// login() rotates the token: a POST with the old one is refused,
+		// with the new one accepted.
+		res, _ = call(t, gw, j, "POST", "/accounts/api/set/", `{"a":1}`, "Content-Type", "application/json", "X-CSRFToken", tok)
+		if res.StatusCode != 403 {
+			t.Fatalf("POST with the pre-login token: %d", res.StatusCode)
+		}
+		_, tok = call(t, gw, j, "GET", "/accounts/api/token/", "")
+		res, body = call(t, gw, j, "POST", "/accounts/api/set/", `{"a":1}`, "Content-Type", "application/json", "X-CSRFToken", tok)
+		if res.StatusCode != 200 {
+			t.Fatalf("POST with the new token: %d %.200s", res.StatusCode, body)
+		}
+	})
+
+	t.Run("login, logout, then a write in one request", func(t *testing.T) {
+		ck := s.newSession(t)
+		j := jar{"sessionid": ck}
+		res, body := call(t, gw, j, "GET", "/accounts/api/login-logout-write/", "")
+		if res.StatusCode != 200 || j["sessionid"] == "" || j["sessionid"] == ck {
+			t.Fatalf("%d %q cookies %v", res.StatusCode, body, j)
+		}
+		// Nobody logged in, the old data gone, the new value and the CSRF
+		// token login() rotated (Django's CsrfViewMiddleware writes it).
+		d := gw.dump(t, j["sessionid"])
+		data := decodeJSON(t, string(d.Data)).(map[string]any)
+		if data["after_logout"] != "kept" || data["user"] != nil || data["_auth_user_id"] != nil || len(data) != 2 || data["_csrftoken"] == nil {
+			t.Fatalf("new session: %s", d.Data)
+		}
+		if old := gw.dump(t, ck); string(old.Data) != "[]" {
+			t.Fatalf("old session still there: %s", old.Data)
+		}
+	})
+
+	t.Run("messages survive the redirect", func(t *testing.T) {
+		j := jar{}
+		res, _ := call(t, gw, j, "GET", "/accounts/api/message/?text=saved", "")
+		if res.StatusCode != 302 || j["sessionid"] == "" {
+			t.Fatalf("message: %d cookies %v", res.StatusCode, j)
+		}
+		if _, body := call(t, gw, j, "GET", "/accounts/api/messages/", ""); body != `{"messages": ["saved"]}` {
+			t.Fatalf("shown: %s", body)
+		}
+		if _, body := call(t, gw, j, "GET", "/accounts/api/messages/", ""); body != `{"messages": []}` {
+			t.Fatalf("shown twice: %s", body)
+		}
+	})
+
+	t.Run("a streamed response and a process_exception response save", func(t *testing.T) {
+		ck := s.newSession(t)
+		j := jar{"sessionid": ck}
+		if res, body := call(t, gw, j, "GET", "/accounts/api/stream/", ""); res.StatusCode != 200 || body != "ab" {
+			t.Fatalf("stream: %d %q", res.StatusCode, body)
+		}
+		if res, _ := call(t, gw, j, "GET", "/accounts/api/conflict/", ""); res.StatusCode != 409 {
+			t.Fatalf("conflict: %d", res.StatusCode)
+		}
+		if d := gw.dump(t, ck); string(d.Data) != `{"user":"ana","streamed":true,"before_conflict":true}` {
+			t.Fatalf("session: %s", d.Data)
+		}
+	})
+
+	t.Run("data PHP could not be given is refused", func(t *testing.T) {
+		// The gateway gives PHP at most 64 levels (the session itself
+		// being one): Django must not store more, or every PHP page of the
+		// session fails.
+		ck := s.newSession(t)
+		j := jar{"sessionid": ck}
+		_, tok := call(t, gw, j, "GET", "/accounts/api/token/", "")
+		deep := func(n int, inner string) string {
+			return strings.Repeat("[", n) + inner + strings.Repeat("]", n)
+		}
+		for _, c := range []struct {
+			value  string
+			status int
+		}{
+			{deep(64, "1"), 500},
+			{deep(63, "1"), 200},
+			// A PHP scalar tag may sit one level deeper.
+			{deep(63, `{"__php__":"d:INF;"}`), 200},
+		} {
+			res, _ := call(t, gw, j, "POST", "/accounts/api/set/", `{"deep":`+c.value+`}`, "Content-Type", "application/json", "X-CSRFToken", tok)
+			if res.StatusCode != c.status {
+				t.Errorf("%.80s...: %d, want %d", c.value, res.StatusCode, c.status)
+			}
+			if res, body, _ := gw.get(t, "/get.php", ck); res.StatusCode != 200 {
+				t.Fatalf("PHP after %.80s...: %d %s", c.value, res.StatusCode, body)
+			}
+		}
+		if !strings.Contains(g.Log(), "nested more than 64 deep") {
+			t.Errorf("no reason in Django's log")
+		}
+	})
+
+	t.Run("a session too big for the gateway", func(t *testing.T) {
+		// Over the gateway's response header limit: a 500 from Django with
+		// the reason in its log, not a 502 from the gateway; the session
+		// keeps what it had.
+		ck := s.newSession(t)
+		j := jar{"sessionid": ck}
+		res, _ := call(t, gw, j, "GET", "/accounts/api/big/?n="+strconv.Itoa(9<<20), "")
+		if res.StatusCode != 500 {
+			t.Errorf("status %d, want 500 from Django", res.StatusCode)
+		}
+		if !strings.Contains(g.Log(), "session data too large for the gateway") {
+			t.Errorf("no reason in Django's log")
+		}
+		if d := gw.dump(t, ck); string(d.Data) != `{"user":"ana"}` || j["sessionid"] != ck {
+			t.Fatalf("session after the refused write: %.200s, cookie %q", d.Data, j["sessionid"])
+		}
+	})
+}

@@ -1,0 +1,112 @@
+"""Views of the session API integration tests: each answers with what the
+test checks, as JSON or plain text."""
+
+import json
+
+from django.contrib import auth, messages
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.middleware.csrf import get_token
+from django.urls import path
+
+
+class Conflict(Exception):
+    pass
+
+
+class HandleConflict:
+    """A middleware that turns Conflict into a 409 (process_exception)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, Conflict):
+            return HttpResponse("conflict", status=409)
+        return None
+
+
+def public(session):
+    return {k: v for k, v in session.items() if not k.startswith("_")}
+
+
+def token(request):
+    return HttpResponse(get_token(request), content_type="text/plain")
+
+
+def login(request):
+    User = auth.get_user_model()
+    if not User.objects.filter(username="api").exists():
+        User.objects.create_user("api", password="api-password")
+    user = auth.authenticate(request, username=request.POST["username"], password=request.POST["password"])
+    if user is None:
+        return HttpResponse("bad credentials", status=403)
+    auth.login(request, user)
+    return HttpResponse("in", content_type="text/plain")
+
+
+def whoami(request):
+    u = request.user
+    return JsonResponse({"user": u.get_username() if u.is_authenticated else None, "session": public(request.session)})
+
+
+def login_logout_write(request):
+    # login(), logout(), then a value: flush then write in one request.
+    auth.login(request, auth.get_user_model().objects.get(username="api"), backend="django.contrib.auth.backends.ModelBackend")
+    auth.logout(request)
+    request.session["after_logout"] = "kept"
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def message(request):
+    messages.info(request, request.GET.get("text", "hello"))
+    return HttpResponseRedirect("/accounts/api/messages/")
+
+
+def show_messages(request):
+    return JsonResponse({"messages": [str(m) for m in messages.get_messages(request)]})
+
+
+def set_value(request):
+    # POST body: a JSON object whose members are stored.
+    for k, v in json.loads(request.body.decode("utf-8")).items():
+        request.session[k] = v
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def set_big(request):
+    # ?n=bytes: a string that long under "big" (a POST body that big would
+    # be slow to send for nothing).
+    request.session["big"] = "x" * int(request.GET["n"])
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def stream(request):
+    request.session["streamed"] = True
+
+    def body():
+        yield "a"
+        yield "b"
+
+    return StreamingHttpResponse(body(), content_type="text/plain")
+
+
+def conflict(request):
+    request.session["before_conflict"] = True
+    raise Conflict()
+
+
+urlpatterns = [
+    path("accounts/api/token/", token),
+    path("accounts/api/login/", login),
+    path("accounts/api/whoami/", whoami),
+    path("accounts/api/login-logout-write/", login_logout_write),
+    path("accounts/api/message/", message),
+    path("accounts/api/messages/", show_messages),
+    path("accounts/api/set/", set_value),
+    path("accounts/api/big/", set_big),
+    path("accounts/api/stream/", stream),
+    path("accounts/api/conflict/", conflict),
+]
