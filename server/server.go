@@ -357,7 +357,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 			DocumentRoot: s.cfg.DocumentRoot,
 			ScriptName:   route.ScriptName,
 			PathInfo:     route.PathInfo,
-			RequestURI:   r.RequestURI,
+			RequestURI:   originForm(r.RequestURI),
 			DocumentURI:  route.ScriptName + route.PathInfo,
 			HTTPS:        ri.HTTPS,
 			RemoteAddr:   ri.RemoteAddr,
@@ -379,6 +379,30 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.fail(w, r, http.StatusNotFound)
 	}
+}
+
+// originForm returns the path and query of a request target as the client
+// sent them. HTTP/1.1 servers must accept the absolute form ("GET
+// http://host/path?q"), whose host net/http already took as the request's
+// Host; nginx's $request_uri, and so REQUEST_URI, is then "/path?q", which
+// front controllers route on.
+func originForm(target string) string {
+	if target == "" || target[0] == '/' {
+		return target
+	}
+	i := strings.Index(target, "://")
+	if i < 0 {
+		return target // "*" (OPTIONS) or an authority (CONNECT)
+	}
+	rest := target[i+3:]
+	j := strings.IndexAny(rest, "/?")
+	switch {
+	case j < 0:
+		return "/"
+	case rest[j] == '?':
+		return "/" + rest[j:]
+	}
+	return rest[j:]
 }
 
 // fail answers with a short plain-text status page, like nginx's.

@@ -629,3 +629,27 @@ func TestContentTypeWithoutHostTable(t *testing.T) {
 		}
 	}
 }
+
+// TestPHPRequestURIAbsoluteForm: a request line in absolute form ("GET
+// http://host/path?q HTTP/1.1", which HTTP/1.1 servers must accept) gives
+// PHP the path and query as sent in REQUEST_URI, like nginx's
+// $request_uri, not the whole URL: front controllers route on it.
+func TestPHPRequestURIAbsoluteForm(t *testing.T) {
+	e := newEnv(t, nil)
+	for target, want := range map[string]string{
+		"http://evil.example/hello.php/x%2Fy?a=1&b=%zz": "/hello.php/x%2Fy?a=1&b=%zz",
+		"https://evil.example:8443/blog/post?x=1":       "/blog/post?x=1",
+		"http://user@[2001:db8::1]:80/hello.php":        "/hello.php",
+		"/hello.php?a=1":                                "/hello.php?a=1",
+	} {
+		before := len(e.php.scripts)
+		w := e.do(httptest.NewRequest("GET", target, nil))
+		if w.Code != 200 || len(e.php.scripts) != before+1 {
+			t.Errorf("%s: %d %q", target, w.Code, w.Body)
+			continue
+		}
+		if got := e.php.scripts[before].RequestURI; got != want {
+			t.Errorf("%s: REQUEST_URI %q, want %q", target, got, want)
+		}
+	}
+}
