@@ -455,3 +455,44 @@ func TestStoreRedisClusterScriptsNotResent(t *testing.T) {
 		t.Fatalf("Unlock after the slot moved: %v", err)
 	}
 }
+
+// A Redis stall longer than the client's timeout while a holder unlocks: the
+// unlock fails (ErrUnavailable, the caller answers 503), and the lock must
+// still be freed once Redis answers again, not stay until its lease ends
+// (every request of that session would meanwhile wait LOCK_TIMEOUT and get
+// 503 busy). The lease here is a minute; the waiter gives up long before.
+func TestStoreRedisUnlockDuringStallFreesLockAfterwards(t *testing.T) {
+	harness.Require(t, "redis-server")
+	r := harness.StartRedis(t)
+	a := openStore(t, r.URL(), "stall:")
+	b := openStore(t, r.URL(), "stall:")
+	ctx := context.Background()
+	for _, kind := range []store.MutationKind{store.Put, store.Keep} {
+		id := fmt.Sprintf("stall-%d", kind)
+		l, _, err := a.Lock(ctx, id, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Longer than the client's 500 ms timeouts, far shorter than the lease.
+		if _, err := r.Do("CLIENT", "PAUSE", "1500", "ALL"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Unlock(ctx, store.Mutation{Kind: kind, Value: []byte("v"), TTL: time.Minute}); !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("unlock during the stall: %v, want ErrUnavailable", err)
+		}
+		// Redis answers again (a PING waits out the pause).
+		if _, err := r.Do("PING"); err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		l2, _, err := b.Lock(wctx, id, time.Minute)
+		cancel()
+		if err != nil {
+			pttl, _ := r.Do("PTTL", "stall:{"+id+"}:lock")
+			t.Fatalf("mutation %d: lock still held after the stall (PTTL %s ms): %v", kind, pttl, err)
+		}
+		if _, err := l2.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

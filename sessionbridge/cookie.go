@@ -111,22 +111,37 @@ func newCookieCodec(secrets [][]byte, o CookieOptions) (*cookieCodec, error) {
 	return c, nil
 }
 
+// maxSameNameCookies bounds how many cookies of the session cookie's name
+// one request may make us verify.
+const maxSameNameCookies = 8
+
 // idFrom returns the verified session ID carried by the request's cookie.
 // A forged, expired or malformed cookie is simply no session: no error the
 // caller could turn into a store lookup.
+//
+// A browser sends every cookie of the name that matches the request, and
+// ours need not come first: another app's cookie of the same name set for a
+// parent domain (Django's default is "sessionid" too), a stale one, or one
+// a sibling subdomain planted. Taking only the first, as r.Cookie does,
+// would hide the session for good (each new cookie we set still comes after
+// the older one), so the first that verifies wins.
 func (c *cookieCodec) idFrom(r *http.Request) (string, bool) {
-	ck, err := r.Cookie(c.opts.Name)
-	if err != nil || ck.Value == "" {
-		return "", false
+	for i, ck := range r.CookiesNamed(c.opts.Name) {
+		if i == maxSameNameCookies {
+			break
+		}
+		if ck.Value == "" {
+			continue
+		}
+		var id string
+		if err := securecookie.DecodeMulti(c.opts.Name, ck.Value, &id, c.codecs...); err != nil {
+			continue
+		}
+		if ValidID(id) {
+			return id, true
+		}
 	}
-	var id string
-	if err := securecookie.DecodeMulti(c.opts.Name, ck.Value, &id, c.codecs...); err != nil {
-		return "", false
-	}
-	if !ValidID(id) {
-		return "", false
-	}
-	return id, true
+	return "", false
 }
 
 // cookie builds the Set-Cookie for id; an empty id expires the cookie.

@@ -471,6 +471,13 @@ func (s *Session) touchLocked(ctx context.Context) error {
 			mu = store.Mutation{Kind: store.Put, Value: rec.encode(), TTL: ttl}
 		}
 		v, err := s.releaseLease(ctx, mu)
+		if errors.Is(err, store.ErrLeaseLost) {
+			// The request outlived SESSIONGATE_SESSION_LOCK_LEASE. It
+			// changed nothing, so nothing is lost: no 503, as for a
+			// close (read_and_close) in the same situation.
+			s.m.log.Warn("session lock lease ran out before the request released it; raise SESSIONGATE_SESSION_LOCK_LEASE above your longest request", "session", shortID(s.id))
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("%w: touch: %w", ErrUnavailable, err)
 		}

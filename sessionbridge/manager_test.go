@@ -504,3 +504,41 @@ func TestWriteAtMaxAgeNeverStoresWithoutExpiry(t *testing.T) {
 		}
 	}
 }
+
+// A browser sends every cookie of the name that matches the request: one
+// set for a parent domain (another app's "sessionid", Django's default name,
+// on Domain=example.com), a stale one, or junk a sibling subdomain planted
+// can come before ours. The one that verifies is the session, whatever its
+// position, in one Cookie header or several.
+func TestSessionCookieFoundAmongSameNameCookies(t *testing.T) {
+	m := newTestManager(t, LockStrict, nil)
+	id := createSession(t, m, `{"a":1}`)
+	mine, _ := m.cookie.cookie(id, false)
+	other, err := New(Options{Store: memory.New(memory.Options{}), Secrets: [][]byte{[]byte(strings.Repeat("x", 40))}, Cookie: CookieOptions{Name: "sessionid", MaxAge: time.Hour},
+		IdleTimeout: time.Minute, LockTimeout: time.Second, LockLease: time.Second, StoreTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, _ := other.cookie.cookie(NewID(), false)
+	for name, headers := range map[string][]string{
+		"junk first":      {"sessionid=ab7k2q9z0django0key; sessionid=" + mine.Value},
+		"foreign first":   {"sessionid=" + foreign.Value + "; sessionid=" + mine.Value},
+		"two headers":     {"sessionid=" + foreign.Value, "theme=dark; sessionid=" + mine.Value},
+		"mine first":      {"sessionid=" + mine.Value + "; sessionid=junk"},
+		"empty then ours": {"sessionid=; sessionid=" + mine.Value},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		for _, h := range headers {
+			r.Header.Add("Cookie", h)
+		}
+		s, err := m.Open(context.Background(), r, false)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got := s.ID()
+		s.Release(context.Background())
+		if got != id {
+			t.Errorf("%s: session %q, want %q", name, got, id)
+		}
+	}
+}

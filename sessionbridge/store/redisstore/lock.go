@@ -252,7 +252,9 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 		if err != nil {
 			// The script may have run and the reply been lost: release
 			// the lock if this token holds it.
-			s.releaseToken(id, keys, token, nil)
+			if !notSent(err) {
+				s.releaseToken(id, keys, token, leaseTTL, nil)
+			}
 			s.headDone(id, q, gen)
 			if ctxEnded(ctx) {
 				return nil, store.Record{}, lockTimeout(ctx)
@@ -261,12 +263,12 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 		}
 		ok, pttl, rec, perr := parseLockReply(res)
 		if perr != nil {
-			s.releaseToken(id, keys, token, nil)
+			s.releaseToken(id, keys, token, leaseTTL, nil)
 			s.headDone(id, q, gen)
 			return nil, store.Record{}, perr
 		}
 		if ok {
-			l := &lease{s: s, id: id, keys: keys, token: token, q: q, gen: gen, rec: rec}
+			l := &lease{s: s, id: id, keys: keys, token: token, ttl: leaseTTL, q: q, gen: gen, rec: rec}
 			s.mu.Lock()
 			if s.queues[id] == q && q.gen == gen {
 				q.holding = true
@@ -314,27 +316,59 @@ func parseLockReply(res []any) (ok bool, pttl time.Duration, rec store.Record, e
 }
 
 // releaseToken deletes the lock if token holds it, in the background: used
-// when a Lock reply was lost and the lock may or may not be ours. Without
-// it such a lock would block the session until its lease ends. A non-nil
-// after is a write in flight that may still give the lock to token: the
-// release waits for it to finish (bounded by the client's timeouts).
-func (s *Store) releaseToken(id string, keys []string, token string, after <-chan struct{}) {
+// when a Lock or Unlock reply was lost, or Redis did not answer in time, and
+// the lock may or may not be ours. Without it such a lock would block the
+// session until its lease ends. A non-nil after is a write in flight that
+// may still give the lock to token: the release waits for it to finish
+// (bounded by the client's timeouts). lease is the token's lease: until it
+// ends (or the store closes) a release that gets no answer is tried again,
+// since the failure that got us here (Redis stalled or restarting) usually
+// outlasts one attempt; past it the lock has expired by itself.
+func (s *Store) releaseToken(id string, keys []string, token string, lease time.Duration, after <-chan struct{}) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return
 	}
 	s.wg.Add(1)
+	// Past maxRetriedReleases (a stall while thousands of requests held or
+	// wanted locks) a release is tried once: the goroutines stay bounded.
+	retry := s.releasing < maxRetriedReleases
+	if retry {
+		s.releasing++
+	}
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
+		if retry {
+			defer func() {
+				s.mu.Lock()
+				s.releasing--
+				s.mu.Unlock()
+			}()
+		}
 		if after != nil {
 			<-after
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		defer cancel()
-		// A Keep with no TTL changes nothing but the lock.
-		_ = unlockScript.Run(ctx, noRetry{s.c}, keys, token, "k", 0, "", "", s.channel, id, "", 0).Err()
+		until := time.Now().Add(lease)
+		pause := releaseRetryMin
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+			// A Keep with no TTL changes nothing but the lock.
+			err := unlockScript.Run(ctx, noRetry{s.c}, keys, token, "k", 0, "", "", s.channel, id, "", 0).Err()
+			cancel()
+			if err == nil || !retry || !time.Now().Add(pause).Before(until) {
+				return
+			}
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-s.stop:
+				t.Stop()
+				return
+			}
+			pause = min(2*pause, maxWait)
+		}
 	}()
 }
 
@@ -343,6 +377,7 @@ type lease struct {
 	id       string
 	keys     []string
 	token    string
+	ttl      time.Duration // the lease this token was granted
 	q        *queue
 	gen      uint64
 	handoffs int
@@ -422,7 +457,7 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		q.holding = true
 		q.expires = time.Now().Add(next.leaseTTL)
 		next.gen = q.gen
-		next.lease = &lease{s: s, id: l.id, keys: l.keys, token: nextToken, q: q, gen: q.gen,
+		next.lease = &lease{s: s, id: l.id, keys: l.keys, token: nextToken, ttl: next.leaseTTL, q: q, gen: q.gen,
 			handoffs: l.handoffs + 1, rec: rec, prev: pw}
 		next.rec = rec
 		next.state = granted
@@ -466,9 +501,9 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		// run with its reply lost (with a hand-over the lock now carries
 		// nextToken). Either way nobody will unlock it: free it now rather
 		// than block the session until the lease ends.
-		s.releaseToken(l.id, l.keys, l.token, nil)
+		s.releaseToken(l.id, l.keys, l.token, l.ttl, nil)
 		if pw != nil {
-			s.releaseToken(l.id, l.keys, nextToken, nil)
+			s.releaseToken(l.id, l.keys, nextToken, nextLease, nil)
 		}
 		return 0, err
 	}
@@ -510,7 +545,7 @@ func (l *lease) abandon(cause error, prevDone <-chan struct{}) error {
 	l.done = true
 	s.mu.Unlock()
 	s.headDone(l.id, l.q, l.gen)
-	s.releaseToken(l.id, l.keys, l.token, prevDone)
+	s.releaseToken(l.id, l.keys, l.token, l.ttl, prevDone)
 	if errors.Is(cause, store.ErrLeaseLost) {
 		return fmt.Errorf("%w: the previous holder's write was not applied", store.ErrLeaseLost)
 	}

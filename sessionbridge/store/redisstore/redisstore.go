@@ -89,6 +89,11 @@ const (
 	// cleanupTimeout bounds background releases of locks whose acquisition
 	// outcome is unknown.
 	cleanupTimeout = 2 * time.Second
+	// releaseRetryMin is the first pause between attempts of a background
+	// release that got no answer; it doubles up to maxWait.
+	releaseRetryMin = 50 * time.Millisecond
+	// maxRetriedReleases bounds the background releases retried at once.
+	maxRetriedReleases = 1024
 )
 
 // Options configure New.
@@ -116,6 +121,10 @@ type Store struct {
 	mu     sync.Mutex
 	queues map[string]*queue
 	closed bool
+	// releasing counts background releases that retry (releaseToken).
+	releasing int
+	// stop is closed by Close: background releases stop retrying.
+	stop chan struct{}
 
 	subMu sync.Mutex
 	sub   *redis.PubSub
@@ -148,6 +157,7 @@ func New(client redis.UniversalClient, o Options) (*Store, error) {
 		log:         o.Logger.With("component", "redisstore"),
 		tokenPrefix: hex.EncodeToString(rnd[:]) + ":",
 		queues:      make(map[string]*queue),
+		stop:        make(chan struct{}),
 	}, nil
 }
 
@@ -310,11 +320,18 @@ type noRetryCmd struct{ *redis.Cmd }
 func (c noRetryCmd) NoRetry() bool {
 	err := c.Err()
 	var refused redis.Error
-	var op *net.OpError
-	if errors.As(err, &refused) || errors.Is(err, redis.ErrPoolTimeout) || (errors.As(err, &op) && op.Op == "dial") {
+	if errors.As(err, &refused) || notSent(err) {
 		return false
 	}
 	return true
+}
+
+// notSent reports whether a failed command never left: a failed dial or no
+// free pool connection. (An error reply is not enough for a script: what it
+// wrote before failing stays.)
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, redis.ErrPoolTimeout) || (errors.As(err, &op) && op.Op == "dial")
 }
 
 // Load implements store.Store.
@@ -425,7 +442,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // still in Lock end with their context. The client stays open.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	s.closed = true
+	if !s.closed {
+		s.closed = true
+		close(s.stop)
+	}
 	s.mu.Unlock()
 	s.subMu.Lock()
 	if s.sub != nil {

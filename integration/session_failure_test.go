@@ -1,0 +1,136 @@
+package integration
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSessionLeaseRunOutReadOnlyIsNotRefused: a page that keeps the session
+// open longer than SESSIONGATE_SESSION_LOCK_LEASE and changes nothing (PHP
+// sends a lazy-write touch) lost nothing when its lease ran out: it gets its
+// page, not "session could not be saved" (as a read_and_close page already
+// did).
+func TestSessionLeaseRunOutReadOnlyIsNotRefused(t *testing.T) {
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_LEASE=1s"}})
+	ck := s.newSession(t)
+	resp, body, _ := s.gws[0].get(t, "/sleep_read.php?ms=2500", ck)
+	if resp.StatusCode != 200 || body != "read ana" {
+		t.Fatalf("read-only page that outlived its lease: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestSessionLeaseRunOutWriteIsRefusedNotLost: a request that outlives its
+// lease while another request of the session takes the lock over must not
+// overwrite that request's change, and must not pretend its own was saved:
+// it gets 503, the other's write stays.
+func TestSessionLeaseRunOutWriteIsRefusedNotLost(t *testing.T) {
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_LEASE=1s"}})
+	ck := s.newSession(t)
+	slow := make(chan int, 1)
+	go func() {
+		resp, _, _ := s.gws[0].get(t, "/hold.php?ms=3000", ck)
+		slow <- resp.StatusCode
+	}()
+	time.Sleep(300 * time.Millisecond)
+	// Waits for the slow request's lease (1 s), then runs and writes.
+	if resp, body, _ := s.gws[1].get(t, "/counter.php", ck); resp.StatusCode != 200 || body != "1" {
+		t.Fatalf("second request: %d %q", resp.StatusCode, body)
+	}
+	if code := <-slow; code != 503 {
+		t.Errorf("the request whose lease was taken over got %d, want 503", code)
+	}
+	d := s.gws[1].dump(t, ck)
+	if !strings.Contains(string(d.Data), `"n":1`) || strings.Contains(string(d.Data), `"held"`) {
+		t.Fatalf("session after the take-over: %s", d.Data)
+	}
+}
+
+// TestSessionRedisStallDuringSaveDoesNotStrandLock: Redis stops answering
+// (CLIENT PAUSE, longer than SESSIONGATE_REDIS_TIMEOUT) while a request
+// saves: that request gets 503, and once Redis answers again the session's
+// lock is free; the next request does not wait for the lease (60 s, more
+// than its 20 s lock timeout) and then fail busy.
+func TestSessionRedisStallDuringSaveDoesNotStrandLock(t *testing.T) {
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_REDIS_TIMEOUT=300ms", "SESSIONGATE_SESSION_LOCK_LEASE=60s"}})
+	ck := s.newSession(t)
+	id := s.gws[0].dump(t, ck).ID
+	held := make(chan int, 1)
+	go func() {
+		resp, _, _ := s.gws[0].get(t, "/hold.php?ms=1500", ck)
+		held <- resp.StatusCode
+	}()
+	// PHP runs (and sleeps 1.5 s) once the lock is taken: pause Redis
+	// then, past the end of the request.
+	for {
+		if n, _ := s.red.Do("EXISTS", "sessiongate:{"+id+"}:lock"); n == "1" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := s.red.Do("CLIENT", "PAUSE", "4000", "ALL"); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-held; code != 503 {
+		t.Fatalf("save during the stall: %d, want 503", code)
+	}
+	if _, err := s.red.Do("PING"); err != nil { // waits out the pause
+		t.Fatal(err)
+	}
+	if resp, body, _ := s.gws[1].get(t, "/counter.php", ck); resp.StatusCode != 200 {
+		t.Fatalf("next request after the stall: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestSessionLockReleasedOnEveryExitPath: however a PHP request ends (fatal
+// error, exit(), max_execution_time, the gateway's SESSIONGATE_PHP_TIMEOUT,
+// the client hanging up, the worker killed), the session's lock is released
+// with it: the next request of the session, on the other gateway, runs at
+// once instead of waiting for the 60 s lease (its lock timeout is 15 s).
+func TestSessionLockReleasedOnEveryExitPath(t *testing.T) {
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_TIMEOUT=15s", "SESSIONGATE_SESSION_LOCK_LEASE=60s", "SESSIONGATE_PHP_TIMEOUT=2s"}})
+	ck := s.newSession(t)
+	n := 0
+	next := func(what string) {
+		t.Helper()
+		n++
+		if resp, body, _ := s.gws[1].get(t, "/counter.php", ck); resp.StatusCode != 200 || body != strconv.Itoa(n) {
+			t.Fatalf("after %s: next request %d %q, want 200 %d", what, resp.StatusCode, body, n)
+		}
+	}
+	for target, want := range map[string]int{"/fatal.php": 500, "/exit.php": 200, "/maxexec.php": 500, "/hold.php?ms=5000": 504} {
+		if resp, _, _ := s.gws[0].get(t, target, ck); resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", target, resp.StatusCode, want)
+		}
+		next(target)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.gws[0].URL+"/hold.php?ms=3000", nil)
+	req.Header.Set("Cookie", "sessionid="+ck)
+	if resp, err := sessionClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("client hang-up: got %d", resp.StatusCode)
+	}
+	cancel()
+	next("the client hanging up")
+
+	killed := make(chan int, 1)
+	go func() {
+		resp, _, _ := s.gws[0].get(t, "/hold.php?ms=3000", ck)
+		killed <- resp.StatusCode
+	}()
+	for s.fpm.KillWorkers() == 0 || len(killed) == 0 {
+		// Kill until the request has been answered (it may not have
+		// reached a worker the first time).
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code := <-killed; code != 502 {
+		t.Errorf("killed worker: %d, want 502", code)
+	}
+	s.fpm.WaitWorkers(nil, 10*time.Second)
+	next("the worker being killed")
+}

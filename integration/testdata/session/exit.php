@@ -1,0 +1,4 @@
+<?php
+session_start();
+$_SESSION['exited'] = ($_SESSION['exited'] ?? 0) + 1;
+exit("bye");
