@@ -249,3 +249,60 @@ func TestNoBodyStatusWithPHPOutput(t *testing.T) {
 		t.Fatalf("after: %d", res.StatusCode)
 	}
 }
+
+// TestPHPContentLengthMismatch: a script whose output does not match the
+// Content-Length it set. More output than announced (the newline after a
+// closing ?> of a download script that sent filesize()) gets the announced
+// bytes and a complete response, the excess dropped, as nginx does; less
+// output ends in a cut connection, never in a response the client could
+// take as complete. Either way php-fpm's connection stays usable.
+func TestPHPContentLengthMismatch(t *testing.T) {
+	g := startGW(t, nil)
+	for name, src := range map[string]string{
+		"cl-more.php":     `<?php header('Content-Length: 10'); echo str_repeat('a', 20);`,
+		"cl-more-big.php": "<?php header('Content-Length: 300000'); echo str_repeat('b', 300000); ?>\n\n",
+		"cl-less.php":     `<?php header('Content-Length: 10'); echo '12345';`,
+	} {
+		if err := os.WriteFile(filepath.Join(g.Root, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		path string
+		want string
+	}{
+		{"/cl-more.php", strings.Repeat("a", 10)},
+		{"/cl-more-big.php", strings.Repeat("b", 300000)},
+	} {
+		for _, method := range []string{"GET", "HEAD"} {
+			// Two requests on one connection: the first must end cleanly
+			// for the second to be answered.
+			resp, _ := raw(t, g.Addr, method+" "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\nGET /info.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			head, rest, _ := strings.Cut(resp, "\r\n\r\n")
+			if statusOf(resp) != 200 || !strings.Contains(head, "Content-Length: "+strconv.Itoa(len(tc.want))) {
+				t.Errorf("%s %s: head %q", method, tc.path, head[:min(len(head), 300)])
+				continue
+			}
+			want := tc.want
+			if method == "HEAD" {
+				want = ""
+			}
+			if !strings.HasPrefix(rest, want+"HTTP/1.1 200 ") {
+				t.Errorf("%s %s: body not exactly the announced %d bytes, or no second response: %q...", method, tc.path, len(want), rest[:min(len(rest), 100)])
+			}
+		}
+	}
+	// Less than announced: the client sees a response cut short.
+	res, err := http.Get(g.URL + "/cl-less.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err == nil {
+		t.Errorf("short body %q read as complete", b)
+	}
+	if res, _ := g.get(t, "/info.php"); res.StatusCode != 200 {
+		t.Fatalf("after: %d", res.StatusCode)
+	}
+}

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"sync"
 
 	"github.com/sessiongate/sessiongate/fcgi"
@@ -47,11 +49,30 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if res.ContentLength < 0 && !noBody {
 		flusher, _ = w.(http.Flusher)
 	}
+	// PHP's own Content-Length (header('Content-Length: ...')) is what goes
+	// to the client, so its output is cut there: net/http refuses a write
+	// that would pass it, which would abort the whole response (a download
+	// script's newline after "?>" cost the client the file). The excess is
+	// read and dropped, as nginx does.
+	left := int64(-1)
+	if cl := res.Header.Get("Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			left = n
+		}
+	}
+	excess := false
 	bp := copyBuffers.Get()
 	defer copyBuffers.Put(bp)
 	ri := Info(r.Context())
 	for {
 		n, rerr := res.Body.Read(*bp)
+		if left >= 0 && int64(n) > left {
+			excess = true
+			n = int(left)
+		}
+		if left >= 0 {
+			left -= int64(n)
+		}
 		if n > 0 && !noBody {
 			if _, werr := w.Write((*bp)[:n]); werr != nil {
 				// The client is gone; the deferred Close frees the php-fpm
@@ -63,6 +84,16 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if rerr == io.EOF {
+			if ri != nil && ri.Err == nil {
+				switch {
+				case excess:
+					ri.Err = errMoreThanContentLength
+				case left > 0 && !noBody && r.Method != http.MethodHead:
+					// net/http closes the connection after a response
+					// shorter than its Content-Length; the log says why.
+					ri.Err = errLessThanContentLength
+				}
+			}
 			return
 		}
 		if rerr != nil {
@@ -79,6 +110,11 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+var (
+	errMoreThanContentLength = errors.New("PHP sent more output than its Content-Length; the excess was dropped")
+	errLessThanContentLength = errors.New("PHP sent less output than its Content-Length; response cut short")
+)
 
 // phpError answers for a failed upstream request with the status the fcgi
 // error carries (502, 504, 413, ...). The error is logged once, in the
