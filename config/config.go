@@ -50,6 +50,9 @@ type Config struct {
 	StaticRoot   string   `env:"SESSIONGATE_STATIC_ROOT" help:"the same tree as the gateway sees it (routing and static files); must be an existing directory (default: SESSIONGATE_DOCUMENT_ROOT)"`
 	Index        string   `env:"SESSIONGATE_INDEX" envDefault:"index.php" help:"front controller that receives every request no file matches, relative to the root; 'off' answers 404 instead"`
 	MaxBody      ByteSize `env:"SESSIONGATE_MAX_BODY" envDefault:"1m" help:"largest request body, units k/m/g like nginx's client_max_body_size; larger bodies get 413; 0 = unlimited"`
+	// RequestBuffering is off by default: a large upload of known length
+	// then reaches the app as it arrives, without a temp file.
+	RequestBuffering bool `env:"SESSIONGATE_REQUEST_BUFFERING" envDefault:"off" help:"on: read every request body whole (memory, then a temp file) before PHP or Django gets it, so a slow upload holds no php-fpm worker, gunicorn thread or session lock, like nginx's fastcgi_request_buffering and proxy_request_buffering on; off: a body of known length over 64 KiB streams to the app as it arrives (bodies up to 64 KiB and chunked ones are always read whole first)"`
 
 	PHPMaxConns     int           `env:"SESSIONGATE_PHP_MAX_CONNS" envDefault:"8" help:"most connections kept open to each php-fpm backend; keep it <= pm.max_children"`
 	PHPDialTimeout  time.Duration `env:"SESSIONGATE_PHP_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to php-fpm before 502"`

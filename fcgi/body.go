@@ -1,6 +1,7 @@
 package fcgi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,10 +11,12 @@ import (
 	"sync"
 )
 
-// memBodyLimit is how much of a request body is held in memory: chunked
-// bodies up to this size and every known-length body up to this size are
-// read before a php-fpm connection is taken, so a slow client does not pin
-// a worker for them and the request can be resent on a fresh connection.
+// memBodyLimit is how much of a request body is held in memory; a larger
+// one goes to a temp file, or, of known length and without
+// Options.BufferBodies, streams to php-fpm as it arrives. Every body up to
+// this size, and every chunked one, is read whole before a php-fpm
+// connection is taken, so a slow client does not pin a worker for it and
+// the request can be resent on a fresh connection.
 const memBodyLimit = 64 << 10
 
 // One byte more than memBodyLimit: a chunked body of exactly memBodyLimit
@@ -26,7 +29,7 @@ type requestBody struct {
 	size   int64
 	mem    []byte
 	memBuf *[]byte   // pooled backing array of mem
-	file   *os.File  // spooled chunked body, already unlinked
+	file   *os.File  // spooled body, already unlinked
 	stream io.Reader // known-length body read while sending
 	// consumed is set once stream has given up a byte: from then on the
 	// request can no longer be resent.
@@ -48,15 +51,20 @@ func (b *requestBody) release() {
 }
 
 // clientBodyError wraps a failure to read the request body from the client:
-// 413 when a MaxBytesReader refused it, 499 when the client went away,
-// otherwise 400 (truncated or malformed chunked encoding).
+// 413 when a MaxBytesReader refused it, 499 when the client went away, 408
+// when it was too slow (the server's read timeout, like nginx's
+// client_body_timeout), otherwise 400 (truncated or malformed chunked
+// encoding).
 func clientBodyError(ctx context.Context, err error) *Error {
 	var mbe *http.MaxBytesError
+	var ne interface{ Timeout() bool }
 	switch {
 	case errors.As(err, &mbe):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Op: "read request body", Err: err}
 	case ctx.Err() != nil:
 		return &Error{Status: classify(ctx.Err()), Op: "read request body", Err: fmt.Errorf("%w (%w)", err, ctx.Err())}
+	case errors.As(err, &ne) && ne.Timeout():
+		return &Error{Status: http.StatusRequestTimeout, Op: "read request body", Err: err}
 	}
 	return &Error{Status: http.StatusBadRequest, Op: "read request body", Err: err}
 }
@@ -71,8 +79,9 @@ func tooLarge(n, limit int64) *Error {
 // length (chunked) are buffered in memory up to memBodyLimit, then in an
 // unlinked temp file, up to maxBody; beyond that 413. Known-length bodies
 // above maxBody are refused at once; small ones are read into memory; large
-// ones are streamed while sending.
-func prepareBody(ctx context.Context, req *http.Request, maxBody int64, tempDir string) (requestBody, error) {
+// ones go to an unlinked temp file when buffer is set (nginx's
+// fastcgi_request_buffering on), else they are streamed while sending.
+func prepareBody(ctx context.Context, req *http.Request, maxBody int64, tempDir string, buffer bool) (requestBody, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return requestBody{size: -1}, nil
 	}
@@ -80,8 +89,18 @@ func prepareBody(ctx context.Context, req *http.Request, maxBody int64, tempDir 
 	switch {
 	case n > maxBody:
 		return requestBody{size: -1}, tooLarge(n, maxBody)
-	case n > memBodyLimit:
+	case n > memBodyLimit && !buffer:
 		return requestBody{size: n, stream: req.Body}, nil
+	case n > memBodyLimit:
+		f, err := spoolFile(tempDir)
+		if err != nil {
+			return requestBody{size: -1}, err
+		}
+		if _, err := io.CopyN(f, req.Body, n); err != nil {
+			f.Close()
+			return requestBody{size: -1}, spoolError(ctx, err)
+		}
+		return requestBody{size: n, file: f}, nil
 	case n > 0:
 		bp := bodyBufPool.Get().(*[]byte)
 		if _, err := io.ReadFull(req.Body, (*bp)[:n]); err != nil {
@@ -118,14 +137,11 @@ func prepareBody(ctx context.Context, req *http.Request, maxBody int64, tempDir 
 		return requestBody{size: -1}, tooLarge(int64(m), maxBody)
 	}
 	// The buffer is full: spill to disk.
-	f, err := os.CreateTemp(tempDir, "sessiongate-body-*")
+	f, err := spoolFile(tempDir)
 	if err != nil {
 		bodyBufPool.Put(bp)
-		return requestBody{size: -1}, &Error{Status: http.StatusInternalServerError, Op: "spool request body", Err: err}
+		return requestBody{size: -1}, err
 	}
-	// Unlink at once: the open descriptor keeps the data, and nothing is
-	// left behind if the process dies.
-	os.Remove(f.Name())
 	_, werr := f.Write(buf[:m])
 	bodyBufPool.Put(bp)
 	if werr != nil {
@@ -136,15 +152,84 @@ func prepareBody(ctx context.Context, req *http.Request, maxBody int64, tempDir 
 	total := int64(m) + rest
 	if err != nil {
 		f.Close()
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			return requestBody{size: -1}, &Error{Status: http.StatusInternalServerError, Op: "spool request body", Err: err}
-		}
-		return requestBody{size: -1}, clientBodyError(ctx, err)
+		return requestBody{size: -1}, spoolError(ctx, err)
 	}
 	if total > maxBody {
 		f.Close()
 		return requestBody{size: -1}, tooLarge(total, maxBody)
 	}
 	return requestBody{size: total, file: f}, nil
+}
+
+// spoolFile creates the temp file a large body goes to. It is unlinked at
+// once: the open descriptor keeps the data, and nothing is left behind
+// whatever happens to the request or the process.
+func spoolFile(tempDir string) (*os.File, error) {
+	f, err := os.CreateTemp(tempDir, "sessiongate-body-*")
+	if err != nil {
+		return nil, &Error{Status: http.StatusInternalServerError, Op: "spool request body", Err: err}
+	}
+	os.Remove(f.Name())
+	return f, nil
+}
+
+// spoolError maps a failed copy of the body to its file: the disk's fault
+// (500) or the client's (clientBodyError; a body shorter than its
+// Content-Length is io.EOF from io.CopyN).
+func spoolError(ctx context.Context, err error) *Error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return &Error{Status: http.StatusInternalServerError, Op: "spool request body", Err: err}
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return clientBodyError(ctx, err)
+}
+
+// preparedBody is a request body ReadBody already read whole. RoundTrip
+// sends it as it is; whoever called ReadBody frees it.
+type preparedBody struct {
+	b requestBody
+	r io.Reader
+}
+
+func (p *preparedBody) Read(b []byte) (int, error) { return p.r.Read(b) }
+func (p *preparedBody) Close() error               { return nil }
+
+// ReadBody reads r's body as RoundTrip would (in memory, beyond 64 KiB in
+// an unlinked temp file; 413 over MaxBody), and returns r with that body in
+// its place and the function that frees it once the response is done. A
+// caller that takes something before RoundTrip (the session lock) calls it
+// first, so that a slow upload holds nothing: with nginx and PHP's files
+// handler, the session is locked only once the script runs, after the body
+// is in. A body RoundTrip would stream (known length over 64 KiB, without
+// BufferBodies) is left as it is. Errors are *Error values, like
+// RoundTrip's.
+func (t *Transport) ReadBody(r *http.Request) (*http.Request, func(), error) {
+	if _, ok := r.Body.(*preparedBody); ok {
+		return r, func() {}, nil
+	}
+	if !t.o.BufferBodies && r.ContentLength > memBodyLimit && r.ContentLength <= t.o.MaxBody {
+		return r, func() {}, nil
+	}
+	body, err := prepareBody(r.Context(), r, t.o.MaxBody, t.o.TempDir, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if body.size < 0 {
+		return r, func() {}, nil
+	}
+	pb := &preparedBody{b: body}
+	if body.mem != nil {
+		pb.r = bytes.NewReader(body.mem)
+	} else {
+		pb.r = io.NewSectionReader(body.file, 0, body.size)
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Body = pb
+	r2.ContentLength = body.size
+	r2.TransferEncoding = nil
+	return r2, body.release, nil
 }

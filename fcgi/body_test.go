@@ -2,7 +2,10 @@ package fcgi
 
 import (
 	"bytes"
+	"io"
 	"math"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,5 +62,73 @@ func TestChunkedBodyMemoryThreshold(t *testing.T) {
 		if got != string(payload) || resp.Header.Get("X-Content-Length") != itoa(tc.size) {
 			t.Fatalf("%d bytes: PHP got %d bytes, CONTENT_LENGTH %q", tc.size, len(got), resp.Header.Get("X-Content-Length"))
 		}
+	}
+}
+
+// timeoutReader is a client body whose read deadline (SESSIONGATE_READ_TIMEOUT)
+// ran out after a few bytes.
+type timeoutReader struct{ n int }
+
+func (r *timeoutReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, os.ErrDeadlineExceeded
+	}
+	n := min(len(p), r.n)
+	r.n -= n
+	return n, nil
+}
+
+// A client too slow to send its body within the read timeout gets 408,
+// like nginx's client_body_timeout, not a 400 that blames its encoding.
+func TestClientBodyTimeoutIs408(t *testing.T) {
+	srv := newFakeServer(t, echoBody)
+	tr, _ := newTransport(t, Options{MaxBody: 1 << 20, TempDir: t.TempDir()}, srv.Addr())
+	for _, size := range []int64{1000, 200 << 10, -1} {
+		req := newReq(nil, "POST", "/", &timeoutReader{n: 500}, nil)
+		req.ContentLength = size
+		if _, err := tr.RoundTrip(req); StatusOf(err) != http.StatusRequestTimeout {
+			t.Errorf("Content-Length %d: %v (status %d), want 408", size, err, StatusOf(err))
+		}
+	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("php-fpm saw %d requests", n)
+	}
+}
+
+// Which body is read ahead and which streams: SESSIONGATE_REQUEST_BUFFERING
+// off (the default) streams a known-length body over memBodyLimit to
+// php-fpm as it arrives; on (BufferBodies) reads it into an unlinked temp
+// file first, like nginx. Small bodies are always held in memory.
+func TestBodyBufferingPolicy(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		size                int
+		buffer              bool
+		stream, file, inMem bool
+	}{
+		{1000, false, false, false, true},
+		{memBodyLimit, false, false, false, true},
+		{memBodyLimit + 1, false, true, false, false},
+		{memBodyLimit + 1, true, false, true, false},
+		{200 << 10, true, false, true, false},
+	} {
+		req, _ := http.NewRequest("POST", "/", bytes.NewReader(make([]byte, tc.size)))
+		b, err := prepareBody(req.Context(), req, 1<<20, dir, tc.buffer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (b.stream != nil) != tc.stream || (b.file != nil) != tc.file || (b.mem != nil) != tc.inMem || b.size != int64(tc.size) {
+			t.Errorf("%d bytes, buffer %v: stream %v file %v mem %v size %d", tc.size, tc.buffer, b.stream != nil, b.file != nil, b.mem != nil, b.size)
+		}
+		if tc.file {
+			got, _ := io.ReadAll(io.NewSectionReader(b.file, 0, b.size))
+			if len(got) != tc.size {
+				t.Errorf("temp file holds %d bytes, want %d", len(got), tc.size)
+			}
+		}
+		b.release()
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("temp files left behind: %v", ents)
 	}
 }

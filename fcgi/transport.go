@@ -1,8 +1,9 @@
 // Package fcgi is sessiongate's FastCGI client: an http.RoundTripper that
 // speaks FastCGI 1.0 to php-fpm over a bounded keep-alive pool, builds
-// nginx's CGI params from the request and the router's Script, streams
-// request and response bodies, and turns upstream failures into *Error
-// values that carry the HTTP status to answer.
+// nginx's CGI params from the request and the router's Script, sends
+// request bodies with their exact length (read whole, or streamed when
+// their length is known), streams response bodies, and turns upstream
+// failures into *Error values that carry the HTTP status to answer.
 //
 // One request, on the wire: BEGIN_REQUEST (responder, KEEP_CONN), PARAMS
 // records (each pair inside one record), an empty PARAMS, STDIN records
@@ -37,9 +38,14 @@ type Options struct {
 	ReadTimeout        time.Duration // max wait for the next bytes from php-fpm, and for a free connection (default 60s) -> 504
 	WriteTimeout       time.Duration // max wait for each write of params/body to php-fpm (default 60s) -> 504
 	MaxBody            int64         // largest request body, known length or chunked (default 1 MiB) -> 413
-	TempDir            string        // where large chunked bodies spill ("" = os.TempDir())
-	StderrLogLimit     int           // max bytes of PHP stderr logged per request (default 4096); the rest is counted
-	Logger             *slog.Logger  // default slog.Default()
+	TempDir            string        // where large bodies spill ("" = os.TempDir())
+	// BufferBodies reads a known-length body over 64 KiB into a temp file
+	// before a php-fpm connection is taken, like nginx's
+	// fastcgi_request_buffering on; without it such a body streams to
+	// php-fpm as it arrives. Chunked bodies are always read whole.
+	BufferBodies   bool
+	StderrLogLimit int          // max bytes of PHP stderr logged per request (default 4096); the rest is counted
+	Logger         *slog.Logger // default slog.Default()
 }
 
 const (
@@ -244,11 +250,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, &Error{Status: http.StatusInternalServerError, Op: "route", Err: ErrNoScript}
 	}
 
-	body, err := prepareBody(ctx, req, t.o.MaxBody, t.o.TempDir)
-	if err != nil {
-		return nil, err
+	var body requestBody
+	if pb, ok := req.Body.(*preparedBody); ok {
+		body = pb.b // freed by ReadBody's caller
+	} else {
+		var err error
+		if body, err = prepareBody(ctx, req, t.o.MaxBody, t.o.TempDir, t.o.BufferBodies); err != nil {
+			return nil, err
+		}
+		defer body.release()
 	}
-	defer body.release()
 
 	bp := encBufPool.Get().(*[]byte)
 	defer func() {
@@ -257,7 +268,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}()
 	enc := newParamEncoder(appendBeginRequest((*bp)[:0]))
-	err = encodeParams(&enc, req, s, body.size, func(name string) {
+	err := encodeParams(&enc, req, s, body.size, func(name string) {
 		t.log.Warn("fcgi: Extra param may not replace a standard or HTTP_* param; dropped",
 			"param", name, "script", s.ScriptName)
 	})
@@ -271,6 +282,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	fresh := false
 	for {
 		b := t.pick(tried)
+		// A streamed body can be sent only once: its connection is
+		// peeked at first. Any other request a stale connection swallowed
+		// is simply sent again.
 		c, err := b.acquire(ctx, t.o.ReadTimeout, fresh, body.stream != nil)
 		if err != nil {
 			var de *dialError

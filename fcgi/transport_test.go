@@ -394,6 +394,29 @@ func TestNoRetryWhenUnsafe(t *testing.T) {
 	})
 }
 
+// With BufferBodies a large body is read whole (into a temp file) before a
+// connection is taken, so it too is resent on a fresh connection when
+// php-fpm had closed the kept-alive one.
+func TestRetryLargeBody(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		if r.N == 2 {
+			return false
+		}
+		respond(c, "", "ok")
+		return true
+	})
+	tr, _ := newTransport(t, Options{MaxBody: 1 << 20, BufferBodies: true}, srv.Addr())
+	roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+	big := strings.Repeat("z", 200<<10) // above the in-memory size
+	if _, got, err := roundTrip(t, tr, newReq(nil, "POST", "/", strings.NewReader(big), nil)); err != nil || got != "ok" {
+		t.Fatalf("%v %q", err, got)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 3 || string(reqs[2].Stdin) != big || reqs[2].N != 1 {
+		t.Fatalf("want the POST resent once on a fresh connection; server saw %d", len(reqs))
+	}
+}
+
 // A worker dying mid-body: Read returns an error, never io.EOF, and a log
 // line names the script.
 func TestTruncatedBody(t *testing.T) {

@@ -1,12 +1,18 @@
 package integration
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
@@ -292,5 +298,49 @@ func TestSessionRefusedFrameNeverReportedAsSaved(t *testing.T) {
 	}
 	if logs := s.gws[0].Logs.String(); !strings.Contains(logs, "rejected") || !strings.Contains(logs, "cut short") {
 		t.Errorf("refused frames not logged:\n%s", logs)
+	}
+}
+
+// TestSlowUploadDoesNotHoldPHP: a client that sends a large body slowly
+// (here: a part, then nothing) must not hold a php-fpm connection while it
+// does, or SESSIONGATE_PHP_MAX_CONNS such clients stop the site. Like
+// nginx, the gateway reads the whole body before it takes a connection:
+// always up to 64 KiB, and any size with SESSIONGATE_REQUEST_BUFFERING=on.
+func TestSlowUploadDoesNotHoldPHP(t *testing.T) {
+	t.Run("small body, buffering off", func(t *testing.T) {
+		slowUploadHoldsNoPHP(t, false, 60<<10)
+	})
+	t.Run("large bodies, buffering on", func(t *testing.T) {
+		slowUploadHoldsNoPHP(t, true, 100<<10, 900<<10)
+	})
+}
+
+func slowUploadHoldsNoPHP(t *testing.T, buffering bool, sizes ...int) {
+	g := startGW(t, func(c *config.Config) { c.PHPMaxConns = 1; c.RequestBuffering = buffering })
+	for _, size := range sizes {
+		c, err := net.Dial("tcp", g.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", size, strings.Repeat("u", size/2))
+		// The stalled upload is in the gateway once the next request gets
+		// through; with a connection held for it, that one waits.
+		res, body := g.get(t, "/info.php")
+		if res.StatusCode != 200 {
+			t.Errorf("%d-byte upload stalled: another request got %d %q", size, res.StatusCode, body)
+		}
+		// The rest arrives: the upload is answered in full.
+		io.WriteString(c, strings.Repeat("u", size-size/2))
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c.Close()
+		if resp.StatusCode != 200 || string(b) != "len="+strconv.Itoa(size) {
+			t.Errorf("%d-byte upload: %d %q", size, resp.StatusCode, b)
+		}
 	}
 }

@@ -47,6 +47,19 @@ func Info(ctx context.Context) *RequestInfo {
 	return ri
 }
 
+// sendTimeout bounds how long one write to a client may make no progress,
+// like nginx's send_timeout (60 s by default), when
+// SESSIONGATE_WRITE_TIMEOUT sets no bound on the whole response. Without it
+// a client that stays connected but stops reading holds its php-fpm
+// connection (a worker) or gunicorn connection for ever: a few such
+// clients starve the pool. Static files (sendfile) hold no upstream and
+// are left unbounded.
+const sendTimeout = 60 * time.Second
+
+// writeDeadliner is net/http's ResponseWriter, which the recorder wraps
+// directly.
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+
 // recorder captures status and size for the access log. It keeps the
 // optional interfaces that matter: Flush (streamed PHP output, through
 // http.ResponseController via Unwrap) and ReadFrom (sendfile for static
@@ -56,6 +69,38 @@ type recorder struct {
 	status   int
 	bytes    int64
 	writeErr error
+	// sendTimeout, when set, gives each write (and the final flush after
+	// the handler) that long to go out.
+	sendTimeout time.Duration
+	// deadlineSetAt is when the write deadline was last moved (zero: it
+	// is not set).
+	deadlineSetAt time.Time
+}
+
+// setWriteDeadline moves the connection's write deadline: sendTimeout from
+// now, or none (zero d). A deadline set less than a quarter of sendTimeout
+// ago is left as it is: each write still gets at least three quarters of
+// it (45 s of no progress), and a response of many small writes or the
+// final flush of a small one does not pay for moving a timer each time.
+func (w *recorder) setWriteDeadline(d time.Duration) {
+	if w.sendTimeout == 0 {
+		return
+	}
+	wd, ok := w.ResponseWriter.(writeDeadliner)
+	if !ok {
+		return
+	}
+	if d == 0 {
+		w.deadlineSetAt = time.Time{}
+		wd.SetWriteDeadline(time.Time{})
+		return
+	}
+	now := time.Now()
+	if !w.deadlineSetAt.IsZero() && now.Sub(w.deadlineSetAt) < w.sendTimeout/4 {
+		return
+	}
+	w.deadlineSetAt = now
+	wd.SetWriteDeadline(now.Add(d))
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -69,6 +114,7 @@ func (w *recorder) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	w.setWriteDeadline(w.sendTimeout)
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
 	if err != nil && w.writeErr == nil {
@@ -85,6 +131,7 @@ func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
 		n   int64
 		err error
 	)
+	w.setWriteDeadline(0)
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
 		n, err = rf.ReadFrom(r)
 	} else {
@@ -98,6 +145,7 @@ func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
 }
 
 func (w *recorder) Flush() {
+	w.setWriteDeadline(w.sendTimeout)
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
@@ -116,9 +164,15 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		ri := &RequestInfo{Upstream: "gateway"}
 		ri.RemoteAddr, ri.HTTPS, ri.ViaProxy = clientOf(r, s.cfg.TrustedProxies)
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
-		rec := &recorder{ResponseWriter: w}
+		// net/http clears the write deadline after each response and on
+		// Hijack: nothing is left over for the next request.
+		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout}
 
 		defer func() {
+			// net/http writes what is still buffered (the end of a
+			// chunked body) after the handler, however long ago its last
+			// write was.
+			rec.setWriteDeadline(rec.sendTimeout)
 			v := recover()
 			if v != nil && ri.Err == nil {
 				// The PHP and Django proxies panic with ErrAbortHandler when a

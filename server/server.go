@@ -45,6 +45,12 @@ type PHPBackend interface {
 	Close() error
 }
 
+// bodyReader is a PHPBackend that can read a request body whole ahead of
+// RoundTrip (*fcgi.Transport.ReadBody).
+type bodyReader interface {
+	ReadBody(*http.Request) (*http.Request, func(), error)
+}
+
 // Option changes how New builds the server.
 type Option func(*options)
 
@@ -141,6 +147,11 @@ type Server struct {
 
 	observers []Observer
 
+	// sendTimeout bounds each write to a client (sendTimeout in
+	// accesslog.go); 0 when SESSIONGATE_WRITE_TIMEOUT bounds the whole
+	// response instead.
+	sendTimeout time.Duration
+
 	draining atomic.Bool
 
 	closeOnce sync.Once
@@ -175,6 +186,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 			ReadTimeout:        orForever(cfg.PHPTimeout),
 			WriteTimeout:       orForever(cfg.PHPWriteTimeout),
 			MaxBody:            maxBody,
+			BufferBodies:       cfg.RequestBuffering,
 			Logger:             logger,
 		})
 		if err != nil {
@@ -192,6 +204,9 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		checks: append([]readyCheck{{"php-fpm", php.Ping}}, o.checks...),
 
 		observers: o.observers,
+	}
+	if cfg.WriteTimeout == 0 {
+		s.sendTimeout = sendTimeout
 	}
 	// Longest prefix first, so the first match is the longest.
 	sort.SliceStable(s.mounts, func(i, j int) bool { return len(s.mounts[i].prefix) > len(s.mounts[j].prefix) })
@@ -363,6 +378,18 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 			RemoteAddr:   ri.RemoteAddr,
 			// Forwarding headers reach PHP only from a trusted proxy.
 			ForwardedTrusted: ri.ViaProxy,
+		}
+		if rb, ok := s.php.(bodyReader); ok && r.Body != nil && r.Body != http.NoBody {
+			// The whole body first, before the session lock (the PHP
+			// wrappers) and a php-fpm connection are taken: a slow
+			// upload holds neither.
+			r2, release, err := rb.ReadBody(r)
+			if err != nil {
+				s.phpError(w, r, err)
+				return
+			}
+			defer release()
+			r = r2
 		}
 		s.phpH.ServeHTTP(w, r.WithContext(fcgi.WithScript(r.Context(), script)))
 	case phproute.Redirect:

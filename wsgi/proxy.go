@@ -7,6 +7,8 @@
 // One request, as Proxy.ServeHTTP runs it:
 //
 //	strip client X-Sessiongate-* headers (any spelling)
+//	read the request body whole (memory, then a temp file; body.go),
+//	         unless it has a known length over 64 KiB and is streamed
 //	open the session (strict: locked until the response headers arrive)
 //	Rewrite: Host kept, X-Forwarded-* from the real client, session cookie
 //	         hidden, signed session headers added
@@ -54,7 +56,13 @@ type Options struct {
 	// Secrets are SESSIONGATE_SESSION_KEYS: the first signs the headers.
 	// Required with Sessions.
 	Secrets [][]byte
-	Logger  *slog.Logger
+	// BufferBodies reads a known-length body over 64 KiB into a temp file
+	// before the session is opened and gunicorn gets the request
+	// (SESSIONGATE_REQUEST_BUFFERING, nginx's proxy_request_buffering on);
+	// without it such a body streams to Django as it arrives. Chunked
+	// bodies and smaller ones are always read whole first.
+	BufferBodies bool
+	Logger       *slog.Logger
 }
 
 // Proxy forwards requests to Django with the shared session.
@@ -66,6 +74,8 @@ type Proxy struct {
 	key      []byte // signs requests, verifies responses
 	log      *slog.Logger
 	now      func() time.Time
+	// bufferBodies: Options.BufferBodies.
+	bufferBodies bool
 }
 
 // New checks o and builds the proxy.
@@ -86,7 +96,7 @@ func New(o Options) (*Proxy, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Proxy{sessions: o.Sessions, log: log, now: time.Now}
+	p := &Proxy{sessions: o.Sessions, log: log, now: time.Now, bufferBodies: o.BufferBodies}
 	if o.Sessions != nil {
 		if len(o.Secrets) == 0 {
 			return nil, errors.New("wsgi: sessions need the session secrets to sign the Django headers")
@@ -160,6 +170,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Before anything reads the request: nobody but the gateway speaks
 	// the session headers.
 	sessionbridge.StripInternalHeaders(r.Header)
+	if r.Body != nil && r.Body != http.NoBody && (p.bufferBodies || r.ContentLength <= memBodyLimit) {
+		// Before the session is opened: a slow upload holds no lock.
+		// (ContentLength is -1 for a chunked body, which Django could not
+		// read at all: it reads up to CONTENT_LENGTH.)
+		release, err := spoolBody(r)
+		if err != nil {
+			p.errorHandler(w, r, err)
+			return
+		}
+		defer release()
+	}
 	if p.sessions != nil {
 		sess, err := p.sessions.Open(r.Context(), r, st.https)
 		if err != nil {
@@ -434,6 +455,15 @@ func statusOf(r *http.Request, err error) int {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return http.StatusRequestEntityTooLarge
+	}
+	var bad *errClientBody
+	if errors.As(err, &bad) {
+		if isTimeout(bad.err) {
+			// The server's read timeout: too slow, like nginx's
+			// client_body_timeout.
+			return http.StatusRequestTimeout
+		}
+		return http.StatusBadRequest
 	}
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {

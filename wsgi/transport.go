@@ -337,9 +337,14 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		res.Body = &upgraded{c: c, stop: stop}
 		return res, nil
 	}
-	reusable := werr == nil && !res.Close && !req.Close
+	// A response to HEAD has no body, but gunicorn sends the one Django
+	// wrote anyway (it leaves HEAD to the app): left on the connection,
+	// those bytes would be read as the start of the next response (a 502
+	// for whoever came next). The connection is closed instead, as it is
+	// when bytes nobody asked for are already buffered.
+	reusable := werr == nil && !res.Close && !req.Close && req.Method != http.MethodHead
 	if res.Body == http.NoBody {
-		t.release(req.URL.Host, c, reusable, stop)
+		t.release(req.URL.Host, c, reusable && c.br.Buffered() == 0, stop)
 		return res, nil
 	}
 	res.Body = &h1Body{rc: res.Body, t: t, c: c, addr: req.URL.Host, reusable: reusable, stop: stop}
@@ -410,7 +415,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
 		b.eof = true
-		b.finish(b.reusable)
+		b.finish(b.reusable && b.c.br.Buffered() == 0)
 	}
 	return n, err
 }

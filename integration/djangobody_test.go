@@ -1,0 +1,230 @@
+package integration
+
+// Request and response bodies on the Django path, against a real gunicorn
+// serving a minimal Django project written by the test (the example project
+// has no streaming or echo views).
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+const bodyDjangoSettings = `
+import os, sys
+sys.path.insert(0, os.environ["SG_PKG"])
+SECRET_KEY = "body-test-secret-key-0123456789-0123456789-0123456789"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth"]
+MIDDLEWARE = ["sessiongate_django.SessionMiddleware", "django.middleware.common.CommonMiddleware"]
+ROOT_URLCONF = "bodyproj.urls"
+DATABASES = {}
+USE_TZ = True
+`
+
+const bodyDjangoURLs = `
+import hashlib
+from django.urls import path
+from django.http import HttpResponse, JsonResponse
+
+def page(request):
+    return HttpResponse(b"x" * int(request.GET.get("n", "100")))
+
+def echo(request):
+    b = request.body
+    return JsonResponse({"len": len(b), "md5": hashlib.md5(b).hexdigest(),
+                         "cl": request.META.get("CONTENT_LENGTH")})
+
+def setkey(request):
+    request.session["k"] = request.GET.get("v", "1")
+    return HttpResponse(b"ok")
+
+urlpatterns = [path("dj/page/", page), path("dj/echo/", echo), path("dj/set/", setkey)]
+`
+
+// startBodyDjango starts gunicorn (one worker, so that kept-alive
+// connections are reused) and one gateway sending /dj/ to it.
+func startBodyDjango(t *testing.T, extra ...string) *sessionGW {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2", "gunicorn", "django")
+	proj := t.TempDir()
+	files := map[string]string{
+		"bodyproj/__init__.py": "",
+		"bodyproj/settings.py": bodyDjangoSettings,
+		"bodyproj/urls.py":     bodyDjangoURLs,
+		"bodyproj/wsgi.py": "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'bodyproj.settings')\n" +
+			"from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n",
+	}
+	for name, src := range files {
+		p := filepath.Join(proj, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pkg, err := filepath.Abs("../wsgi/django")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: proj, App: "bodyproj.wsgi:application",
+		Env: []string{"SG_PKG=" + pkg, "SESSIONGATE_SESSION_KEYS=" + sessionTestKey}, Workers: 1, Threads: 2})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gunicorn log:\n%s", g.Log())
+		}
+	})
+	root := t.TempDir()
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	cfg, err := config.Load(append([]string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_INDEX=off",
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_DJANGO_URL=" + g.URL(),
+		"SESSIONGATE_DJANGO_PATHS=/dj/",
+	}, extra...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startGateways(t, cfg, 1)[0]
+}
+
+// TestDjangoHeadKeepsUpstreamConnectionClean: gunicorn sends the body of a
+// response to HEAD (it leaves that to the app, and Django writes it). The
+// client must get none, and the bytes must not be read as the start of the
+// next response on that kept-alive connection: each GET after a HEAD used
+// to get a 502 ("malformed HTTP version").
+func TestDjangoHeadKeepsUpstreamConnectionClean(t *testing.T) {
+	gw := startBodyDjango(t)
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	for i := 0; i < 5; i++ {
+		req, _ := http.NewRequest("HEAD", gw.URL+"/dj/page/?n=100", nil)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || res.ContentLength != 100 || len(b) != 0 {
+			t.Fatalf("HEAD %d: %d, Content-Length %d, body %q", i, res.StatusCode, res.ContentLength, b)
+		}
+		res, err = client.Get(gw.URL + "/dj/page/?n=7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(b) != "xxxxxxx" {
+			t.Fatalf("GET after HEAD %d: %d %q", i, res.StatusCode, b)
+		}
+	}
+}
+
+// TestDjangoChunkedRequestBody: Django reads a request body only up to
+// CONTENT_LENGTH, so a chunked upload reached it empty and the view
+// answered 200 as if nothing had been sent. Like nginx (proxy_request_buffering),
+// the gateway buffers a body of unknown length and sends it with its length;
+// over SESSIONGATE_MAX_BODY it is 413.
+func TestDjangoChunkedRequestBody(t *testing.T) {
+	gw := startBodyDjango(t, "SESSIONGATE_MAX_BODY=300k")
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	for _, size := range []int{5, 70 << 10, 300 << 10} {
+		body := strings.Repeat("q", size)
+		req, _ := http.NewRequest("POST", gw.URL+"/dj/echo/", io.NopCloser(strings.NewReader(body))) // unknown length: chunked
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(got), `"len": `+strconv.Itoa(size)) {
+			t.Errorf("chunked body of %d bytes: %d %s", size, res.StatusCode, got)
+		}
+	}
+	// With Expect: 100-continue the client gets 100 Continue, then the answer.
+	resp, _ := raw(t, addr, "POST /dj/echo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	if !strings.HasPrefix(resp, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ") || !strings.Contains(resp, `"len": 5`) {
+		t.Errorf("Expect: 100-continue, chunked: %q", resp)
+	}
+	// Over the limit.
+	big := strings.Repeat("q", 300<<10+1)
+	req, _ := http.NewRequest("POST", gw.URL+"/dj/echo/", io.NopCloser(strings.NewReader(big)))
+	res, err := http.DefaultClient.Do(req)
+	if err == nil {
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("chunked body over the limit: %d", res.StatusCode)
+		}
+	}
+}
+
+// TestDjangoSlowUploadHoldsNothing: while a client is still sending a body
+// to Django, the other pages of its session are served (the session lock is
+// taken only once the body is in), as nginx's request buffering gives:
+// the upload reaches gunicorn whole, so it holds no gunicorn thread either.
+// A body up to 64 KiB is always read first; a larger one of known length
+// with SESSIONGATE_REQUEST_BUFFERING=on (off, it streams to Django).
+func TestDjangoSlowUploadHoldsNothing(t *testing.T) {
+	for _, tc := range []struct {
+		buffering string
+		size      int
+	}{{"off", 1000}, {"on", 200 << 10}} {
+		t.Run(fmt.Sprintf("%d bytes, buffering %s", tc.size, tc.buffering), func(t *testing.T) {
+			djangoSlowUploadHoldsNothing(t, tc.buffering, tc.size)
+		})
+	}
+}
+
+func djangoSlowUploadHoldsNothing(t *testing.T, buffering string, size int) {
+	gw := startBodyDjango(t, "SESSIONGATE_SESSION_LOCK_TIMEOUT=3s", "SESSIONGATE_REQUEST_BUFFERING="+buffering)
+	_, _, cookie := gw.get(t, "/dj/set/", "")
+	if cookie == "" || cookie == "-" {
+		t.Fatal("no session")
+	}
+	{
+		c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		br := bufio.NewReader(c)
+		fmt.Fprintf(c, "POST /dj/echo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: sessionid=%s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", cookie, size)
+		// 100 Continue: the gateway has started reading the body.
+		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+			t.Fatalf("waiting for 100 Continue: %q %v", line, err)
+		}
+		br.ReadString('\n')
+		io.WriteString(c, strings.Repeat("u", size/2))
+		res, body, _ := gw.get(t, "/dj/page/?n=3", cookie)
+		if res.StatusCode != 200 || body != "xxx" {
+			t.Errorf("%d-byte upload under way: the same session's page got %d %q", size, res.StatusCode, body)
+		}
+		io.WriteString(c, strings.Repeat("u", size-size/2))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"len": `+strconv.Itoa(size)) {
+			t.Errorf("%d-byte upload: %d %q", size, resp.StatusCode, b)
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package server
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// endless is a PHP response body that never ends; closed reports when the
+// proxy gave it up (what frees the php-fpm connection).
+type endless struct{ closed chan struct{} }
+
+func (endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}
+
+func (e endless) Close() error {
+	select {
+	case <-e.closed:
+	default:
+		close(e.closed)
+	}
+	return nil
+}
+
+// TestStalledClientReleasesUpstream: a client that keeps its connection
+// open but stops reading must not hold the php-fpm connection (a worker)
+// for ever. With SESSIONGATE_WRITE_TIMEOUT 0 (no bound on the whole
+// response) a write that makes no progress for sendTimeout ends the
+// response, like nginx's send_timeout.
+func TestStalledClientReleasesUpstream(t *testing.T) {
+	e := newEnv(t, nil)
+	e.srv.sendTimeout = 200 * time.Millisecond
+	body := endless{closed: make(chan struct{})}
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: body, ContentLength: -1, Request: r}, nil
+	}
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /hello.php HTTP/1.1\r\nHost: x\r\n\r\n")
+	// The client reads nothing and stays connected.
+	select {
+	case <-body.closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the upstream response is still held for a client that stopped reading")
+	}
+}
+
+// TestSendTimeoutIsPerWrite: the bound is on each write's progress, not on
+// the whole response: a slow but live download outlasts it many times,
+// the end of a chunked body written after a long silence still goes out,
+// and a later request on the kept-alive connection is not hit by an old
+// deadline.
+func TestSendTimeoutIsPerWrite(t *testing.T) {
+	e := newEnv(t, nil)
+	e.srv.sendTimeout = 300 * time.Millisecond
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		pr, pw := io.Pipe()
+		go func() {
+			if r.URL.Query().Get("tail") != "" {
+				// One piece, then a long silence before the end.
+				pw.Write([]byte("a"))
+				time.Sleep(time.Second)
+				pw.Close()
+				return
+			}
+			for i := 0; i < 10; i++ {
+				time.Sleep(100 * time.Millisecond)
+				pw.Write([]byte("chunk\n"))
+			}
+			pw.Close()
+		}()
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: pr, ContentLength: -1, Request: r}, nil
+	}
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := client.Get(srv.URL + "/hello.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || len(b) != 60 {
+		t.Fatalf("slow stream: %d bytes, %v", len(b), err)
+	}
+	time.Sleep(time.Second) // idle on the kept-alive connection, past the bound
+	res, err = client.Get(srv.URL + "/hello.php?tail=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || string(b) != "a" {
+		t.Fatalf("end of a stream after a silence: %q, %v", b, err)
+	}
+	res, err = client.Get(srv.URL + "/style.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(b) != "body{color:red}" {
+		t.Fatalf("static after idle: %d %q", res.StatusCode, b)
+	}
+}

@@ -1,0 +1,119 @@
+package wsgi
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+)
+
+// memBodyLimit is how much of a request body is held in memory; a larger
+// one goes to a temp file.
+const memBodyLimit = 64 << 10
+
+// errClientBody wraps a failure to read a chunked request body from the
+// client that is neither the size limit nor the client leaving: a
+// malformed or truncated chunked encoding, 400.
+type errClientBody struct{ err error }
+
+func (e *errClientBody) Error() string { return "read request body: " + e.err.Error() }
+func (e *errClientBody) Unwrap() error { return e.err }
+
+// spoolBody reads a request body whole before anything else happens to the
+// request, and gives r a body of known length in its place: in memory up
+// to memBodyLimit, else in an unlinked temp file, as nginx does
+// (proxy_request_buffering). A client that sends slowly then holds neither
+// the session lock (taken after this) nor a gunicorn thread, and a chunked
+// body reaches Django at all: Django reads a body only up to
+// CONTENT_LENGTH, so a chunked one arrived empty and the request
+// "succeeded". The size limit is the http.MaxBytesReader the server put
+// around the body (SESSIONGATE_MAX_BODY). The returned function releases
+// what the body holds.
+func spoolBody(r *http.Request) (func(), error) {
+	if n := r.ContentLength; n > 0 && n <= memBodyLimit {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, clientBodyErr(err)
+		}
+		setBody(r, bytes.NewReader(buf), n)
+		return func() {}, nil
+	}
+	var (
+		f   *os.File
+		n   int64
+		err error
+	)
+	if r.ContentLength > 0 {
+		if f, err = spoolFile(); err != nil {
+			return nil, err
+		}
+		n, err = io.CopyN(f, r.Body, r.ContentLength)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	} else {
+		buf := make([]byte, memBodyLimit+1)
+		m, rerr := io.ReadFull(r.Body, buf)
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			setBody(r, bytes.NewReader(buf[:m]), int64(m))
+			return func() {}, nil
+		case rerr != nil:
+			return nil, clientBodyErr(rerr)
+		}
+		if f, err = spoolFile(); err != nil {
+			return nil, err
+		}
+		if _, err = f.Write(buf); err == nil {
+			n, err = io.Copy(f, r.Body)
+			n += int64(len(buf))
+		}
+	}
+	if err != nil {
+		var pe *os.PathError
+		if !errors.As(err, &pe) {
+			err = clientBodyErr(err)
+		}
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	setBody(r, f, n)
+	return func() { f.Close() }, nil
+}
+
+// spoolFile creates the temp file of a large body, unlinked at once:
+// nothing is left behind, whatever happens next.
+func spoolFile() (*os.File, error) {
+	f, err := os.CreateTemp("", "sessiongate-django-body-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool request body: %w", err)
+	}
+	os.Remove(f.Name())
+	return f, nil
+}
+
+// clientBodyErr keeps the errors statusOf maps (413, the client gone) and
+// marks any other read failure as the client's.
+func clientBodyErr(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err
+	}
+	return &errClientBody{err}
+}
+
+func setBody(r *http.Request, body io.Reader, n int64) {
+	r.Body = io.NopCloser(body)
+	r.ContentLength = n
+	r.TransferEncoding = nil
+	if n == 0 {
+		r.Body = http.NoBody
+	}
+}

@@ -1,0 +1,84 @@
+package wsgi
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestRequestBodiesReachDjangoWithTheirLength: every body reaches Django
+// whole and with a Content-Length (Django reads no further), whether the
+// client sent it chunked or not, small or spooled to a temp file.
+func TestRequestBodiesReachDjangoWithTheirLength(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, _ seen) (answer, bool) {
+		b, _ := io.ReadAll(r.Body)
+		sum := md5.Sum(b)
+		fmt.Fprintf(w, "%d %v %d %s", r.ContentLength, r.TransferEncoding, len(b), hex.EncodeToString(sum[:]))
+		return answer{}, false
+	}
+	for _, size := range []int{1, 1000, memBodyLimit, memBodyLimit + 1, 300 << 10} {
+		for _, chunked := range []bool{false, true} {
+			payload := strings.Repeat("0123456789abcdef", size/16+1)[:size]
+			var body io.Reader = strings.NewReader(payload)
+			if chunked {
+				body = io.NopCloser(body) // hides the length: sent chunked
+			}
+			sum := md5.Sum([]byte(payload))
+			want := fmt.Sprintf("%d [] %d %s", size, size, hex.EncodeToString(sum[:]))
+			if res, got, _ := e.do("POST", "/up", "", body); res.StatusCode != 200 || got != want {
+				t.Errorf("%d bytes, chunked %v: %d %q, want %q", size, chunked, res.StatusCode, got, want)
+			}
+		}
+	}
+}
+
+// TestBrokenRequestBodyIs400: a chunked body the client cuts short or
+// garbles is the client's error (400), and Django never sees the request.
+func TestBrokenRequestBodyIs400(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	var calls atomic.Int32
+	e.app.handle = func(http.ResponseWriter, *http.Request, seen) (answer, bool) {
+		calls.Add(1)
+		return answer{}, true
+	}
+	c, err := net.Dial("tcp", e.gw.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n")
+	b, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 400 ") {
+		t.Errorf("garbled chunked body: %q", b)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("Django saw %d requests", n)
+	}
+}
+
+// A body the client was too slow to send (the server's read timeout) is
+// 408, like nginx's client_body_timeout; a garbled one 400.
+func TestClientBodyErrorStatus(t *testing.T) {
+	r := httptest.NewRequest("POST", "/", nil)
+	if got := statusOf(r, clientBodyErr(os.ErrDeadlineExceeded)); got != http.StatusRequestTimeout {
+		t.Errorf("read timeout: %d", got)
+	}
+	if got := statusOf(r, clientBodyErr(errors.New("malformed chunked encoding"))); got != http.StatusBadRequest {
+		t.Errorf("garbled: %d", got)
+	}
+	if got := statusOf(r, clientBodyErr(&http.MaxBytesError{Limit: 1})); got != http.StatusRequestEntityTooLarge {
+		t.Errorf("too large: %d", got)
+	}
+}
