@@ -59,8 +59,9 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	srv := gw.Server
 
 	errLog := log.New(&serverErrorLog{logger}, "", 0)
+	var running inflight
 	public := &http.Server{
-		Handler: srv.Handler(),
+		Handler: running.track(srv.Handler()),
 		// Every timeout explicit. ReadHeaderTimeout above all: without it a
 		// client sending headers a byte at a time holds a connection forever.
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -125,12 +126,8 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 
 	logger.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	srv.Drain()
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
 	code := 0
-	if err := public.Shutdown(sctx); err != nil {
-		logger.Error("shutdown deadline passed: closing remaining connections", "error", err)
-		public.Close()
+	if !drain(public, &running, cfg.ShutdownTimeout, cutHandlerGrace, logger) {
 		code = 1
 	}
 	if admin != nil {

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// cutHandlerGrace is how long, after SESSIONGATE_SHUTDOWN_TIMEOUT has run
+// out and the remaining connections were closed, the handlers of those
+// requests get to finish before the process closes the session store.
+// Closing a connection does not stop its handler: it sees its request's
+// context end and still releases what it holds (a session lock in Redis,
+// bounded by SESSIONGATE_REDIS_TIMEOUT). A store closed under it would
+// leave that lock in place until its lease ran out.
+const cutHandlerGrace = 5 * time.Second
+
+// inflight counts the public listener's running handlers.
+type inflight struct{ n atomic.Int64 }
+
+func (f *inflight) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.n.Add(1)
+		defer f.n.Add(-1)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// wait returns once no handler runs or d has passed, with how many still
+// run.
+func (f *inflight) wait(d time.Duration) int64 {
+	deadline := time.Now().Add(d)
+	for f.n.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return f.n.Load()
+}
+
+// drain stops public the graceful way: in-flight requests may finish
+// within timeout. Past it the remaining connections are closed and their
+// handlers get grace to let go of what they hold. It reports whether every
+// request finished within timeout.
+func drain(public *http.Server, running *inflight, timeout, grace time.Duration, logger *slog.Logger) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := public.Shutdown(ctx)
+	if err == nil {
+		return true
+	}
+	logger.Error("shutdown deadline passed: closing remaining connections", "error", err)
+	public.Close()
+	if n := running.wait(grace); n > 0 {
+		logger.Error("requests still running after their connections were closed; the session locks they hold expire with their lease",
+			"requests", n, "grace", grace.String())
+	}
+	return false
+}

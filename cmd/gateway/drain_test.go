@@ -1,0 +1,83 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A request still running when SESSIONGATE_SHUTDOWN_TIMEOUT runs out has
+// its connection closed; drain must not return (after which the process
+// closes the session store and exits) before its handler has let go of
+// what it holds. The handler here stands for one releasing a session lock
+// after its context ended.
+func TestDrainWaitsForHandlersOfClosedConnections(t *testing.T) {
+	var released atomic.Bool
+	started := make(chan struct{})
+	var running inflight
+	public := &http.Server{Handler: running.track(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done()
+		time.Sleep(300 * time.Millisecond) // the release, a Redis round trip
+		released.Store(true)
+	}))}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go public.Serve(ln)
+	go func() {
+		res, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err == nil {
+			res.Body.Close()
+		}
+	}()
+	<-started
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if drain(public, &running, 50*time.Millisecond, 10*time.Second, logger) {
+		t.Fatal("drain reported a clean stop with a request cut at the deadline")
+	}
+	if !released.Load() {
+		t.Fatal("drain returned while the handler of a closed connection was still releasing what it holds")
+	}
+}
+
+// A handler that never returns costs the shutdown no more than the grace.
+func TestDrainGraceIsBounded(t *testing.T) {
+	started := make(chan struct{})
+	block := make(chan struct{})
+	defer close(block)
+	var running inflight
+	public := &http.Server{Handler: running.track(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-block
+	}))}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go public.Serve(ln)
+	go func() {
+		res, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err == nil {
+			res.Body.Close()
+		}
+	}()
+	<-started
+	done := make(chan bool)
+	go func() {
+		done <- drain(public, &running, 50*time.Millisecond, 200*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	select {
+	case clean := <-done:
+		if clean {
+			t.Fatal("clean stop reported")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("drain waits for a handler that never returns")
+	}
+}
