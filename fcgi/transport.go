@@ -725,8 +725,11 @@ func (r *responseReader) stderr(msg []byte) {
 		m = m[:budget]
 	}
 	r.logged += len(m)
+	// "stderr", not "msg": a second "msg" key in the same JSON object
+	// would replace the record's message in most parsers, and make strict
+	// ones refuse the line.
 	r.t.log.Warn("php stderr", "script", r.script.ScriptName, "backend", r.c.b.addr,
-		"msg", string(bytes.TrimRight(m, "\n")))
+		"stderr", string(bytes.TrimRight(m, "\n")))
 }
 
 // logDropped reports stderr bytes that exceeded the log budget.

@@ -1,0 +1,162 @@
+package integration
+
+// The gateway's own log lines against a real php-fpm: each one a JSON
+// object a log pipeline can take as it is.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sessiongate/sessiongate/app"
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/testlog"
+	"github.com/sessiongate/sessiongate/sessionbridge"
+)
+
+// TestLogPHPStderrKeepsItsMessage: PHP's error_log() text reaches the log
+// (through the FastCGI transport, and through the session bridge for a
+// tail it held back) under its own key, never as a second "msg" in the
+// same JSON object: most parsers keep the last of two equal keys, so the
+// record's message "php stderr" was replaced by PHP's text, and strict
+// ones (Elasticsearch) refuse the whole line, dropping exactly the PHP
+// errors an operator looks for.
+func TestLogPHPStderrKeepsItsMessage(t *testing.T) {
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "noisy.php"), []byte(`<?php
+session_start();
+error_log("first complaint");
+error_log("price was 5; PHP");
+echo "done";
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prepend := filepath.Join(t.TempDir(), "prepend.php")
+	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	cfg, err := config.Load([]string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_INDEX=off",
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_PHP_PREPEND=" + prepend,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testlog.Buffer{}
+	a, err := app.Build(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(a.Server.Handler())
+	defer func() { ts.Close(); a.Close() }()
+
+	res, err := http.Get(ts.URL + "/noisy.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(body) != "done" {
+		t.Fatalf("noisy.php: %d %q", res.StatusCode, body)
+	}
+
+	var stderr []string
+	fromBridge := 0 // the bridge's records name no backend
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if err := uniqueKeys([]byte(line)); err != nil {
+			t.Errorf("log line with %v: %s", err, line)
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line not JSON: %v: %s", err, line)
+		}
+		if rec["msg"] == "php stderr" {
+			s, _ := rec["stderr"].(string)
+			stderr = append(stderr, s)
+			if _, ok := rec["backend"]; !ok && s != "" {
+				fromBridge++
+			}
+		}
+	}
+	// The second message ends like the start of a session frame's
+	// wrapper, so the bridge holds its tail back and logs it at the end:
+	// at least two records.
+	all := strings.Join(stderr, "\n")
+	for _, want := range []string{"first complaint", "price was 5"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("PHP's %q not logged as a php stderr record's stderr; got %q", want, stderr)
+		}
+	}
+	if fromBridge == 0 || len(stderr) < 2 {
+		t.Errorf("%d php stderr records with their text under stderr, %d of them from the bridge; want both the transport's and the bridge's: %q", len(stderr), fromBridge, stderr)
+	}
+	if t.Failed() {
+		t.Logf("log:\n%s", logs.String())
+	}
+}
+
+// uniqueKeys reports a JSON object (at any depth) holding the same key
+// twice, which encoding/json itself accepts silently.
+func uniqueKeys(line []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	var walk func() error
+	walk = func() error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key := k.(string)
+				if seen[key] {
+					return fmt.Errorf("duplicate key %q", key)
+				}
+				seen[key] = true
+				if err := walk(); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token() // '}'
+			return err
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token() // ']'
+			return err
+		}
+		return nil
+	}
+	if err := walk(); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data")
+	}
+	return nil
+}
