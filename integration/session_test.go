@@ -792,3 +792,54 @@ func TestSessionScriptPicksSerializeHandler(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionIDEmptyBeforeStart: session_id() is "" until session_start(),
+// as with PHP's files handler, so the idiom `if (!session_id())
+// session_start();` starts the session. Before, the prepend set the ID
+// ahead of the script: such a script never started the session, saw no
+// login and lost its writes. An ID the script picks itself is still never
+// used.
+func TestSessionIDEmptyBeforeStart(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	id := s.gws[1].dump(t, ck).ID
+	var out struct {
+		Before string `json:"before"`
+		ID     string `json:"id"`
+		User   any    `json:"user"`
+	}
+	resp, body, set := s.gws[0].get(t, "/start_if_no_id.php", ck)
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &out) != nil {
+		t.Fatalf("start_if_no_id: %d %s", resp.StatusCode, body)
+	}
+	if out.Before != "" || out.ID != id || out.User != "ana" || set != "" {
+		t.Fatalf("session_id() before session_start() = %q, then id %q user %v (cookie %q); want \"\", then %s, ana, no new cookie", out.Before, out.ID, out.User, set, id)
+	}
+	if d := s.gws[1].dump(t, ck); d.ID != id || !strings.Contains(string(d.Data), `"seen":1`) {
+		t.Fatalf("write of a session started by the idiom lost: %+v", d)
+	}
+
+	// A new visitor gets a new session the same way.
+	resp, body, set = s.gws[0].get(t, "/start_if_no_id.php", "")
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &out) != nil || set == "" || set == "-" {
+		t.Fatalf("new visitor: %d %s cookie %q", resp.StatusCode, body, set)
+	}
+	if d := s.gws[1].dump(t, set); d.ID != out.ID || string(d.Data) != `{"seen":1}` {
+		t.Fatalf("new visitor's session: %+v, id %s", d, out.ID)
+	}
+
+	// An ID the script chooses is refused: never stored, never the cookie.
+	chosen := strings.Repeat("a", 64)
+	resp, body, set = s.gws[0].get(t, "/start_if_no_id.php?chosen=1", ck)
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &out) != nil || out.ID == chosen {
+		t.Fatalf("chosen id: %d %s", resp.StatusCode, body)
+	}
+	if n, _ := s.redis.Exists(context.Background(), "sessiongate:{"+chosen+"}").Result(); n != 0 {
+		t.Fatal("a session was stored under the ID the script chose")
+	}
+	if set != "" && set != "-" {
+		if d := s.gws[1].dump(t, set); d.ID == chosen {
+			t.Fatal("the client got a cookie for the ID the script chose")
+		}
+	}
+}

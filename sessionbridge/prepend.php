@@ -46,6 +46,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     private bool $closedByWrite = false;
     /** @var array<string, mixed> keys forScript() could not show the script */
     private array $hidden = [];
+    /** A session was opened in this request: the gateway's ID has been
+     * handed to PHP (or replaced) and create_sid() mints from now on. */
+    private bool $started = false;
 
     public function __construct(array $server)
     {
@@ -71,11 +74,6 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         for ($i = 0; $i < $n; $i++) {
             $this->encoded .= (string)($server['SESSIONGATE_DATA_' . $i] ?? '');
         }
-    }
-
-    public function gatewayId(): string
-    {
-        return $this->gatewayId;
     }
 
     /** The php_serialize text the gateway loaded, '' when none. */
@@ -127,6 +125,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         }
         $this->active = $id;
         $this->current = $id;
+        $this->started = true;
         $this->closedByWrite = false;
         if (isset($this->written[$id])) {
             return $this->forScript($this->written[$id]);
@@ -228,6 +227,18 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function create_sid(): string
     {
+        // The gateway's session reaches PHP here, not through session_id()
+        // before the script runs: with PHP's files handler session_id() is
+        // "" until session_start() (the ID comes from the cookie then), and
+        // scripts test `if (!session_id()) session_start();`. So the first
+        // session_start() of the request, which asks for an ID because it
+        // has none (or refused the one the script named), gets the
+        // gateway's. session_create_id() and session_regenerate_id() always
+        // get a new one, as does a session_start() after session_destroy().
+        if (!$this->started && $this->gatewayId !== ''
+            && (debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 2)[1]['function'] ?? '') === 'session_start') {
+            return $this->gatewayId;
+        }
         $id = bin2hex(random_bytes(32));
         $this->minted[$id] = true;
         return $id;
@@ -330,10 +341,9 @@ function sessiongate_user_id(): ?string
     $GLOBALS['__sessiongate_handler'] = $handler;
     // false: PHP's own shutdown hook would close the session before the
     // application's shutdown functions run; ours runs after them.
+    // No session_id() here: the ID reaches PHP when the script starts its
+    // session (create_sid), so that session_id() is "" until then.
     session_set_save_handler($handler, false);
-    if ($handler->gatewayId() !== '') {
-        session_id($handler->gatewayId());
-    }
     register_shutdown_function(static function () use ($handler): void {
         register_shutdown_function(static function () use ($handler): void {
             $handler->finishing = true;
