@@ -236,9 +236,11 @@ var encBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return 
 // RoundTrip sends req to php-fpm and returns the response as soon as its
 // CGI header is complete; the body streams record by record. Errors are
 // *Error values (see StatusOf). A request is retried on a fresh connection
-// only when it provably never reached PHP: a failed dial, or a reused
-// connection that failed before any response byte while the body can still
-// be sent again.
+// only when it never reached PHP: a failed dial, or a reused connection
+// that failed before any response byte while the body can still be sent
+// again. A request that must not run twice (POST, PATCH, ... without an
+// idempotency key) is sent again only if the worker is provably still
+// reading, i.e. retiring rather than killed with it (workerStillReading).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil {
 		// The body is fully consumed (or abandoned) before RoundTrip returns.
@@ -378,7 +380,8 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		}
 		if err != nil {
 			putBuf()
-			retryable := c.reused && !rr.gotAny && c.br.Buffered() == 0 && body.replayable() && connGone(err)
+			retryable := c.reused && !rr.gotAny && c.br.Buffered() == 0 && body.replayable() && connGone(err) &&
+				(idempotent(req) || workerStillReading(c.nc))
 			return fail("read response header", err, retryable)
 		}
 		if len(buf)+rr.remaining > maxHeaderBlock+drainLimit {
@@ -473,6 +476,45 @@ func statusLine(code int) string {
 		return "200 OK"
 	}
 	return strconv.Itoa(code) + " " + http.StatusText(code)
+}
+
+// idempotent reports a request that may run twice without harm, as
+// net/http.Transport decides it: GET, HEAD, OPTIONS, TRACE, or one that
+// carries an idempotency key.
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+}
+
+// probeWait is how long workerStillReading waits for a reset: it is there
+// at once on loopback and unix sockets; this covers a php-fpm a round trip
+// away on a LAN.
+const probeWait = 5 * time.Millisecond
+
+// workerStillReading tells apart the two ways php-fpm closes a kept-alive
+// connection after a request was written on it and before any answer. A
+// worker retiring after pm.max_requests has shut down its sending side and
+// reads until we close, discarding what we sent: the script never ran and
+// the request may go out again. A worker killed with the request in hand
+// (request_terminate_timeout, a crash, the OOM killer) may have run part of
+// the script: its socket is gone, and a record written now is answered with
+// a reset, after which a second write fails (a read would only repeat the
+// end of the stream). The record is an FCGI_ABORT_REQUEST, which a live
+// worker ignores. Only a request that must not run twice pays for the
+// probe.
+func workerStillReading(nc net.Conn) bool {
+	var rec [headerLen]byte
+	putHeader(rec[:], typeAbortRequest, 0, 0)
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := nc.Write(rec[:]); err != nil {
+		return false
+	}
+	time.Sleep(probeWait)
+	_, err := nc.Write(rec[:])
+	return err == nil
 }
 
 // connGone reports errors that mean php-fpm had closed the connection

@@ -884,3 +884,51 @@ func TestStatusOf(t *testing.T) {
 		t.Error("StatusOf(nil) != 0")
 	}
 }
+
+// workerStillReading tells a retiring php-fpm worker (it shut down its
+// sending side and reads on) from a dead one (socket closed): only the
+// first may get the request again.
+func TestWorkerStillReading(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		retires bool
+	}{{"retiring worker", true}, {"dead worker", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				if tc.retires {
+					c.(*net.TCPConn).CloseWrite()
+					io.Copy(io.Discard, c) // until the gateway closes
+				}
+			}()
+			nc, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// What the exchange saw: the end of the stream.
+			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := nc.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("read: %v", err)
+			}
+			if !tc.retires {
+				<-done // the socket is gone
+			}
+			if got := workerStillReading(nc); got != tc.retires {
+				t.Errorf("workerStillReading = %v, want %v", got, tc.retires)
+			}
+			nc.Close()
+			<-done
+		})
+	}
+}

@@ -597,3 +597,33 @@ func BenchmarkFCGIHelloPHP(b *testing.B) {
 		}
 	})
 }
+
+// A POST whose worker request_terminate_timeout kills before any output
+// (the common case: PHP's output buffer holds it) looks, on a kept-alive
+// connection, like a connection php-fpm had closed while idle. It must not
+// be sent again: the script already ran once, and charging twice is worse
+// than the 502. A GET may be, as nginx and net/http do.
+func TestFCGIPostKilledBeforeOutputRunsOnce(t *testing.T) {
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1, RequestTerminateTimeout: time.Second})
+	runs := filepath.Join(t.TempDir(), "runs")
+	script := fmt.Sprintf(`<?php file_put_contents(%q, "x", FILE_APPEND); sleep(30); echo "charged";`, runs)
+	if err := os.WriteFile(filepath.Join(fpm.DocRoot, "charge.php"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tr := newFCGI(t, fcgi.Options{MaxConnsPerBackend: 1}, fpm.Addr)
+	// A kept-alive connection for the POST to reuse.
+	if _, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil || body != "Hello, world!" {
+		t.Fatalf("warm-up: %v %q", err, body)
+	}
+	_, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "POST", "/charge.php", strings.NewReader("amount=100"), nil))
+	if fcgi.StatusOf(err) != 502 {
+		t.Fatalf("killed POST: %v (status %d) %q, want 502", err, fcgi.StatusOf(err), body)
+	}
+	if n, _ := os.ReadFile(runs); len(n) != 1 {
+		t.Fatalf("the POST's script ran %d times, want once", len(n))
+	}
+	// The pool recovers.
+	if _, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "POST", "/hello.php", strings.NewReader("k=v"), nil)); err != nil || body != "Hello, world!" {
+		t.Fatalf("after the kill: %v %q", err, body)
+	}
+}
