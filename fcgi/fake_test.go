@@ -51,6 +51,14 @@ func (c *fakeConn) record(typ uint8, p []byte) {
 	c.bw.Write(make([]byte, pad))
 }
 
+// Retire does what a php-fpm worker past pm.max_requests does with the
+// request it will not run: it shuts down its sending side and reads (and
+// drops) what comes until the other side closes.
+func (c *fakeConn) Retire() {
+	c.nc.(*net.TCPConn).CloseWrite()
+	io.Copy(io.Discard, c.nc)
+}
+
 // Stdout writes p as STDOUT records of at most 65535 bytes.
 func (c *fakeConn) Stdout(p string) {
 	for len(p) > 0 {

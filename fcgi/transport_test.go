@@ -329,23 +329,48 @@ func TestWorkerRecycledBetweenRequests(t *testing.T) {
 // A reused connection that dies before any response byte is retried once
 // on a fresh connection: the request never produced output.
 func TestRetryWhenNothingReceived(t *testing.T) {
-	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
-		if r.N == 2 {
-			return false // php-fpm closed the kept-alive conn: no answer at all
-		}
-		respond(c, "", "ok")
-		return true
-	})
-	tr, _ := newTransport(t, Options{}, srv.Addr())
-	for i := 0; i < 2; i++ {
-		body := strings.NewReader("a=1")
-		if _, got, err := roundTrip(t, tr, newReq(nil, "POST", "/", body, nil)); err != nil || got != "ok" {
-			t.Fatalf("request %d: %v %q", i, err, got)
-		}
-	}
-	reqs := srv.Requests()
-	if len(reqs) != 3 || string(reqs[2].Stdin) != "a=1" || reqs[2].N != 1 {
-		t.Fatalf("want the 2nd request resent once on a fresh connection; server saw %d", len(reqs))
+	for _, tc := range []struct {
+		name   string
+		method string
+		retire bool // the worker retires (reads on) rather than dies
+		resent bool
+	}{
+		{"POST, retiring worker", "POST", true, true},
+		{"GET, retiring worker", "GET", true, true},
+		{"GET, dead worker", "GET", false, true},
+		// The script may have run: never twice.
+		{"POST, dead worker", "POST", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+				if r.N == 2 {
+					if tc.retire {
+						c.Retire()
+					}
+					return false // no answer at all
+				}
+				respond(c, "", "ok")
+				return true
+			})
+			tr, _ := newTransport(t, Options{}, srv.Addr())
+			if _, got, err := roundTrip(t, tr, newReq(nil, tc.method, "/", strings.NewReader("a=1"), nil)); err != nil || got != "ok" {
+				t.Fatalf("request 1: %v %q", err, got)
+			}
+			_, got, err := roundTrip(t, tr, newReq(nil, tc.method, "/", strings.NewReader("a=1"), nil))
+			reqs := srv.Requests()
+			if !tc.resent {
+				if StatusOf(err) != 502 || len(reqs) != 2 {
+					t.Fatalf("%v %q, server saw %d requests; want 502 and no resend", err, got, len(reqs))
+				}
+				return
+			}
+			if err != nil || got != "ok" {
+				t.Fatalf("request 2: %v %q", err, got)
+			}
+			if len(reqs) != 3 || string(reqs[2].Stdin) != "a=1" || reqs[2].N != 1 {
+				t.Fatalf("want the 2nd request resent once on a fresh connection; server saw %d", len(reqs))
+			}
+		})
 	}
 }
 
@@ -400,6 +425,7 @@ func TestNoRetryWhenUnsafe(t *testing.T) {
 func TestRetryLargeBody(t *testing.T) {
 	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
 		if r.N == 2 {
+			c.Retire()
 			return false
 		}
 		respond(c, "", "ok")
