@@ -21,7 +21,7 @@ type SessionConfig struct {
 	IdleTimeout  time.Duration `env:"SESSIONGATE_SESSION_IDLE_TIMEOUT" envDefault:"2h" help:"a session unused this long expires (sliding; the Redis TTL)"`
 	MaxAge       time.Duration `env:"SESSIONGATE_SESSION_MAX_AGE" envDefault:"336h" help:"absolute lifetime of a session and its cookie, however active (default 14 days, like Django)"`
 	Lock         string        `env:"SESSIONGATE_SESSION_LOCK" envDefault:"strict" help:"strict: requests of one session run one at a time across gateways (PHP files semantics, no lost update); merge: no waiting, per-key three-way merge, same-key conflicts last-writer-wins"`
-	LockTimeout  time.Duration `env:"SESSIONGATE_SESSION_LOCK_TIMEOUT" envDefault:"10s" help:"longest wait for a busy session in strict mode, then 503 with Retry-After"`
+	LockTimeout  time.Duration `env:"SESSIONGATE_SESSION_LOCK_TIMEOUT" envDefault:"10s" help:"longest wait for a busy session in strict mode (in merge mode: how long a write retries against concurrent writes), then 503 with Retry-After"`
 	LockLease    time.Duration `env:"SESSIONGATE_SESSION_LOCK_LEASE" envDefault:"60s" help:"a lock left by a crashed gateway expires after this; keep it above your longest request"`
 	RedisURL     string        `env:"SESSIONGATE_REDIS_URL" secret:"true" help:"session store; empty = in-process memory (one instance only). redis://[:pass@]host:port/db, rediss://, unix:///path.sock, redis-sentinel://, redis-cluster:// (README: Sessions)"`
 	RedisPrefix  string        `env:"SESSIONGATE_REDIS_PREFIX" envDefault:"sessiongate:" help:"prefix of every Redis key and channel the gateway uses"`

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math"
 	"math/big"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -131,8 +132,14 @@ type Session struct {
 	rec    record
 	// version of rec in the store, the base of the next compare-and-set.
 	version uint64
-	// stored is rec.Data split in members: what the app was given.
+	// stored is the app's view in members: rec.Data as loaded, then what
+	// the app last wrote. It is the base of the next merge and the text
+	// keepUntouched restores.
 	stored []member
+	// latest is rec.Data in members when a merge write took in other
+	// requests' changes the app never saw (so it differs from stored); nil
+	// means the same as stored. It is the start of the next merge.
+	latest []member
 	lease  store.Lease
 	// announced is a new ID the app started but did not write yet: the
 	// cookie must go out with the headers, before the write arrives.
@@ -346,7 +353,7 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 		if err != nil {
 			return nil, fmt.Errorf("%w: save: %w", ErrUnavailable, err)
 		}
-		s.rec, s.version, s.stored = rec, v, next
+		s.rec, s.version, s.stored, s.latest = rec, v, next, nil
 		s.m.event("save")
 		return nil, nil
 	}
@@ -356,12 +363,38 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 // casLocked writes next over whatever is stored now, merging key by key
 // with changes other requests made since this one loaded the session.
 func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]string, error) {
+	// The base is what the app's data derives from, not what the store
+	// holds now: a second write of the same request (PHP's session_start
+	// after session_write_close works on its own copy) must not read the
+	// changes its first write merged in as deletions and reverts.
 	base := s.stored
 	expect := s.version
 	theirs := s.stored
+	if s.latest != nil {
+		theirs = s.latest
+	}
 	rec := s.rec
 	var conflicts []string
-	for attempt := 0; attempt < 16; attempt++ {
+	// Every lost compare-and-set means another write landed, so the
+	// session as a whole always progresses, but one write can lose many
+	// times in a row: with 32 requests of one session at once a fixed
+	// count of tries failed (503, change lost) while the others won. So a
+	// write keeps trying, with growing random pauses that spread the
+	// contenders, for as long as strict mode would wait for a busy
+	// session (SESSIONGATE_SESSION_LOCK_TIMEOUT), then gives up as busy.
+	deadline := s.m.now().Add(s.m.o.LockTimeout)
+	backoff := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if !s.m.now().Before(deadline) {
+				s.m.event("lock_timeout")
+				return nil, fmt.Errorf("%w: save: %d concurrent writes won the compare-and-set over this one", ErrBusy, attempt)
+			}
+			if attempt > 1 {
+				time.Sleep(rand.N(backoff))
+				backoff = min(2*backoff, 50*time.Millisecond)
+			}
+		}
 		res := merge3(base, next, theirs)
 		rec.Data, rec.Seen = res.Data, now
 		sctx, cancel := s.storeCtx(ctx)
@@ -369,7 +402,10 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 		cancel()
 		if err == nil {
 			s.rec, s.version = rec, v
-			s.stored, _ = objectMembers(rec.Data)
+			s.stored, s.latest = next, nil
+			if !bytes.Equal(res.Data, buildObject(next)) {
+				s.latest, _ = objectMembers(res.Data)
+			}
 			s.m.event("save")
 			conflicts = res.Conflicts
 			for range conflicts {
@@ -406,7 +442,6 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 			rec.Expiry, rec.Browser = s.expiry.Milliseconds(), s.browserCookie
 		}
 	}
-	return nil, errors.New("save: too many concurrent writers")
 }
 
 // create stores a brand-new session under id. Empty data creates nothing:
@@ -421,6 +456,7 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 	if s.announced == id {
 		s.announced = ""
 	}
+	s.latest = nil
 	if len(next) == 0 {
 		s.id, s.exists, s.stored, s.version = id, false, nil, 0
 		s.rec = record{}
@@ -526,7 +562,7 @@ func (s *Session) Destroy(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: destroy: %w", ErrUnavailable, err)
 	}
 	s.m.event("destroy")
-	s.id, s.exists, s.stored, s.rec, s.destroyed = "", false, nil, record{}, true
+	s.id, s.exists, s.stored, s.latest, s.rec, s.destroyed = "", false, nil, nil, record{}, true
 	return nil
 }
 

@@ -46,6 +46,10 @@ func TestMerge3(t *testing.T) {
 		{"we delete, they changed", `{"a":1}`, `{}`, `{"a":2}`, `{}`, []string{"a"}},
 		{"they delete", `{"a":1,"b":1}`, `{"a":1,"b":1}`, `{"b":1}`, `{"b":1}`, nil},
 		{"they delete, we changed", `{"a":1}`, `{"a":5}`, `{}`, `{"a":5}`, []string{"a"}},
+		{"both delete", `{"a":1,"b":1}`, `{"b":1}`, `{"b":1}`, `{"b":1}`, nil},
+		// The merge is per top-level key: changes to different members of
+		// one nested array are a same-key conflict, ours wins.
+		{"nested change on both sides", `{"a":{"x":1,"y":1}}`, `{"a":{"x":2,"y":1}}`, `{"a":{"x":1,"y":2}}`, `{"a":{"x":2,"y":1}}`, []string{"a"}},
 	}
 	for _, c := range cases {
 		res := merge3(mustMembers(t, c.base), mustMembers(t, c.ours), mustMembers(t, c.theirs))

@@ -1,0 +1,137 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// startMergeWait runs merge_wait.php with params on gw in the background and
+// returns once PHP holds the session; the request finishes after release is
+// called, and its status and body come on the channel.
+func startMergeWait(t *testing.T, gw *sessionGW, ck string, params url.Values) (release func(), done <-chan [2]string) {
+	t.Helper()
+	dir := t.TempDir()
+	started, goFile := filepath.Join(dir, "started"), filepath.Join(dir, "go")
+	params.Set("started", started)
+	params.Set("go", goFile)
+	ch := make(chan [2]string, 1)
+	go func() {
+		resp, body, _ := gw.get(t, "/merge_wait.php?"+params.Encode(), ck)
+		ch <- [2]string{strconv.Itoa(resp.StatusCode), body}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("merge_wait.php never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return func() { os.WriteFile(goFile, nil, 0o644) }, ch
+}
+
+// TestSessionMergeReopenKeepsOtherRequestsChanges: a script that closes its
+// session and starts it again works on its own copy; its second write must
+// still keep what another request stored before its first write (README:
+// "Its later write keeps their changes to other keys").
+func TestSessionMergeReopenKeepsOtherRequestsChanges(t *testing.T) {
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
+	ck := s.newSession(t)
+	if resp, _, _ := s.gws[0].get(t, "/set.php?k=gone&v=1", ck); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	release, done := startMergeWait(t, s.gws[0], ck, url.Values{"k": {"mine"}, "v": {"1"}, "k2": {"mine2"}, "v2": {"2"}})
+	// Meanwhile another request adds a key and deletes one.
+	if resp, _, _ := s.gws[1].get(t, "/set.php?k=added&v=yes", ck); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	if resp, _, _ := s.gws[1].get(t, "/unset.php?k=gone", ck); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	release()
+	if r := <-done; r != [2]string{"200", "ok"} {
+		t.Fatalf("merge_wait.php: %v", r)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(s.gws[1].dump(t, ck).Data, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"user": "ana", "mine": "1", "mine2": "2", "added": "yes"}
+	if len(got) != len(want) {
+		t.Fatalf("session %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("session %v, want %v", got, want)
+		}
+	}
+}
+
+// TestSessionMergeOwnKeysLoseNothing: 32 clients through two gateways
+// increment their own key of one session at the same time: every key ends
+// exact, and no request fails.
+func TestSessionMergeOwnKeysLoseNothing(t *testing.T) {
+	sessionBackends(t, func(t *testing.T, o stackOpts) {
+		o.env = append(o.env, "SESSIONGATE_SESSION_LOCK=merge")
+		o.fpm.Children = 32
+		s := startSessionStack(t, o)
+		ck := s.newSession(t)
+		const clients, each = 32, 5
+		var wg sync.WaitGroup
+		for c := 0; c < clients; c++ {
+			wg.Add(1)
+			go func(c int) {
+				defer wg.Done()
+				for i := 1; i <= each; i++ {
+					resp, body, _ := s.gws[c%2].get(t, "/incr.php?k=c"+strconv.Itoa(c), ck)
+					if resp.StatusCode != 200 || body != strconv.Itoa(i) {
+						t.Errorf("client %d increment %d: %d %q", c, i, resp.StatusCode, body)
+					}
+				}
+			}(c)
+		}
+		wg.Wait()
+		var got map[string]any
+		if err := json.Unmarshal(s.gws[0].dump(t, ck).Data, &got); err != nil {
+			t.Fatal(err)
+		}
+		for c := 0; c < clients; c++ {
+			if v := got["c"+strconv.Itoa(c)]; v != float64(each) {
+				t.Errorf("key c%d = %v, want %d", c, v, each)
+			}
+		}
+	})
+}
+
+// TestSessionMergeLogoutRacingSlowPage: a logout (session_destroy) while a
+// slow page of the same session runs; the slow page's later write must not
+// bring the destroyed session back.
+func TestSessionMergeLogoutRacingSlowPage(t *testing.T) {
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
+	ck := s.newSession(t)
+	release, done := startMergeWait(t, s.gws[0], ck, url.Values{"k": {"late"}, "v": {"1"}})
+	if resp, body, set := s.gws[1].get(t, "/destroy.php", ck); resp.StatusCode != 200 || set != "-" {
+		t.Fatalf("destroy: %d %q cookie %q", resp.StatusCode, body, set)
+	}
+	release()
+	// Its change cannot be kept: a 503 says so (Django's own sessions
+	// answer such a request with SessionInterrupted, a 400).
+	if r := <-done; r[0] != "503" {
+		t.Errorf("slow page: %v, want 503", r)
+	}
+	if d := s.gws[1].dump(t, ck); string(d.Data) != "[]" {
+		t.Fatalf("destroyed session came back: %s", d.Data)
+	}
+	if n, err := s.redis.DBSize(context.Background()).Result(); s.red != nil && (err != nil || n != 0) {
+		t.Fatalf("redis holds %d keys (%v) after the logout", n, err)
+	}
+}

@@ -1,0 +1,24 @@
+<?php
+// Overlapping requests in merge mode, ordered without timing: reads the
+// session, creates the file ?started=, waits until the file ?go= exists,
+// then sets ?k= to ?v=. With ?k2=, it then closes the session, starts it
+// again (its own copy) and sets ?k2= to ?v2= as well. ?destroy=1 destroys
+// the session instead of setting anything.
+session_start();
+touch($_GET['started']);
+for ($i = 0; $i < 3000 && !file_exists($_GET['go']); $i++) {
+    usleep(10000);
+}
+if (!empty($_GET['destroy'])) {
+    session_destroy();
+    echo "destroyed";
+    return;
+}
+$_SESSION[$_GET['k']] = $_GET['v'];
+if (isset($_GET['k2'])) {
+    session_write_close();
+    session_start();
+    $_SESSION[$_GET['k2']] = $_GET['v2'];
+}
+header('Content-Type: text/plain');
+echo "ok";
