@@ -415,7 +415,8 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 }
 
 // Ping is the fail-fast probe: PING, and on a cluster also that the cluster
-// reports cluster_state:ok and every master answers.
+// reports cluster_state:ok and every master answers; otherwise also that the
+// server is a writable master outside any cluster (checkRole).
 func (s *Store) Ping(ctx context.Context) error {
 	if cc, ok := s.c.(*redis.ClusterClient); ok {
 		info, err := cc.ClusterInfo(ctx).Result()
@@ -434,6 +435,42 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	if err := s.c.Ping(ctx).Err(); err != nil {
 		return unavailable("ping", err)
+	}
+	return s.checkRole(ctx)
+}
+
+// checkRole refuses a server that answers PING but cannot hold sessions
+// through this client: a Cluster node behind redis:// (sessions in other
+// nodes' slots would all fail with MOVED), a Sentinel (it knows no data
+// command) or a read-only replica (every write would fail). The gateway
+// would start and fail most requests; the probe says why instead. A server
+// that refuses INFO (an ACL without @dangerous, a renamed command) is not
+// checked.
+func (s *Store) checkRole(ctx context.Context) error {
+	info, err := s.c.Info(ctx, "server").Result()
+	if err != nil {
+		var refused redis.Error
+		if errors.As(err, &refused) {
+			return nil
+		}
+		return unavailable("ping: info", err)
+	}
+	switch {
+	case strings.Contains(info, "redis_mode:cluster"):
+		return unavailable("ping", errors.New("the server is a Redis Cluster node: use a redis-cluster:// (or rediss-cluster://) URL"))
+	case strings.Contains(info, "redis_mode:sentinel"):
+		return unavailable("ping", errors.New("the server is a Redis Sentinel: use a redis-sentinel://host:26379/0?master=NAME URL"))
+	}
+	info, err = s.c.Info(ctx, "replication").Result()
+	if err != nil {
+		var refused redis.Error
+		if errors.As(err, &refused) {
+			return nil
+		}
+		return unavailable("ping: info", err)
+	}
+	if strings.Contains(info, "role:slave") && strings.Contains(info, "slave_read_only:1") {
+		return unavailable("ping", errors.New("the server is a read-only replica: point the URL at the master (or use redis-sentinel://)"))
 	}
 	return nil
 }
