@@ -107,8 +107,20 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// A request that may be sent twice skips the liveness peek (a
 		// system call per request) on its first try: on a connection the
 		// backend closed it fails before any answer and is sent again, on
-		// a connection that is peeked first.
-		c, reused, err := t.getConn(ctx, req.URL.Host, attempt > 0 || !replayable(req))
+		// a new connection. Not on another idle one: a gunicorn worker
+		// that is exiting (--max-requests, a reload, a restart) stops
+		// reading its kept-alive connections but leaves them open until
+		// it exits, so a peek finds them alive and the retry failed like
+		// the first try (502 for a request Django never saw). A new
+		// connection goes to a worker that accepts.
+		var c *h1Conn
+		var reused bool
+		var err error
+		if attempt > 0 {
+			c, err = t.dialConn(ctx, req.URL.Host)
+		} else {
+			c, reused, err = t.getConn(ctx, req.URL.Host, !replayable(req))
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -166,14 +178,20 @@ func (t *h1Transport) getConn(ctx context.Context, addr string, peek bool) (c *h
 		}
 		c.nc.Close()
 	}
+	c, err = t.dialConn(ctx, addr)
+	return c, false, err
+}
+
+// dialConn opens a new connection to addr.
+func (t *h1Transport) dialConn(ctx context.Context, addr string) (*h1Conn, error) {
 	nc, err := t.dial(ctx, "tcp", addr)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	c = &h1Conn{nc: nc}
+	c := &h1Conn{nc: nc}
 	c.br = bufio.NewReaderSize(c, 16<<10)
 	c.bw = bufio.NewWriterSize(nc, 8<<10)
-	return c, false, nil
+	return c, nil
 }
 
 // stillUsable reports whether an idle connection may carry a request: not

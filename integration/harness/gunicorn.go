@@ -1,7 +1,9 @@
 package harness
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +29,11 @@ type GunicornOptions struct {
 	// default of 1, the sync worker).
 	Workers int
 	Threads int
+	// Unix, when set, binds the socket path instead of a loopback port
+	// (Addr is then "unix:" + Unix).
+	Unix string
+	// Args are more gunicorn options (--timeout, --max-requests, ...).
+	Args []string
 }
 
 // Gunicorn is a running gunicorn started by StartGunicorn.
@@ -70,6 +77,9 @@ func StartGunicorn(t testing.TB, o GunicornOptions) *Gunicorn {
 	t.Cleanup(g.Stop)
 	err := retryPortRace(func() error {
 		g.Addr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
+		if o.Unix != "" {
+			g.Addr = "unix:" + o.Unix
+		}
 		return g.start()
 	}, g.LogPath+".stderr", g.LogPath)
 	if err != nil {
@@ -94,6 +104,7 @@ func (g *Gunicorn) argv() []string {
 	if g.opts.Dir != "" {
 		args = append(args, "--chdir", g.opts.Dir, "--pythonpath", g.opts.Dir)
 	}
+	args = append(args, g.opts.Args...)
 	return append(args, g.opts.App)
 }
 
@@ -113,8 +124,32 @@ func cleanPythonEnv(env []string) []string {
 	return append(out, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 }
 
-// URL returns "http://127.0.0.1:port".
-func (g *Gunicorn) URL() string { return "http://" + g.Addr }
+// URL returns "http://127.0.0.1:port", or "unix:/path" with Unix.
+func (g *Gunicorn) URL() string {
+	if g.opts.Unix != "" {
+		return g.Addr
+	}
+	return "http://" + g.Addr
+}
+
+// PID returns the master's process id (0 when stopped).
+func (g *Gunicorn) PID() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.p == nil || g.p.exited() {
+		return 0
+	}
+	return g.p.cmd.Process.Pid
+}
+
+// Workers returns the process ids of the master's current workers.
+func (g *Gunicorn) Workers() []int {
+	pid := g.PID()
+	if pid == 0 {
+		return nil
+	}
+	return childrenOf(pid)
+}
 
 // launchProc runs gunicorn and waits until a worker answers HTTP.
 func (g *Gunicorn) launchProc() (*proc, error) {
@@ -137,6 +172,16 @@ func (g *Gunicorn) launchProc() (*proc, error) {
 func (g *Gunicorn) waitHTTP(p *proc, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	listening := "Listening at: http://" + g.Addr + " "
+	client := &http.Client{Timeout: 2 * time.Second}
+	get := g.URL() + "/"
+	if g.opts.Unix != "" {
+		listening = "Listening at: " + g.Addr + " "
+		client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", g.opts.Unix)
+		}}
+		get = "http://gunicorn/"
+	}
 	for !strings.Contains(g.Log(), listening) {
 		if p.exited() {
 			return fmt.Errorf("gunicorn exited: %v", p.err)
@@ -146,9 +191,8 @@ func (g *Gunicorn) waitHTTP(p *proc, d time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
 	for {
-		resp, err := client.Get(g.URL() + "/")
+		resp, err := client.Get(get)
 		if err == nil {
 			resp.Body.Close()
 			return nil

@@ -1,0 +1,497 @@
+package integration
+
+// The Django upstream under gunicorn faults (restart, reload, killed
+// workers), with several backends and a unix socket backend.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+const faultDjangoURLs = `
+import os, time
+from django.urls import path
+from django.http import HttpResponse
+
+def slow(request):
+    ms = int(request.GET.get("ms", "0"))
+    rid = request.headers.get("X-Req-Id", "")
+    if request.method == "POST" and rid:
+        with open(os.environ["SG_RUNLOG"], "a") as f:
+            f.write(rid + "\n")
+    if ms:
+        time.sleep(ms / 1000.0)
+    if rid:
+        with open(os.environ["SG_RUNLOG"], "a") as f:
+            f.write("done-" + rid + "\n")
+    return HttpResponse(b"ok " + str(os.getpid()).encode())
+
+def setkey(request):
+    request.session["k"] = "v"
+    return HttpResponse(b"ok")
+
+urlpatterns = [path("dj/slow/", slow), path("dj/set/", setkey)]
+`
+
+// faultProject writes a minimal Django project whose view records every
+// POST's X-Req-Id in runlog, and returns its directory.
+func faultProject(t *testing.T) (dir string) {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2", "gunicorn", "django")
+	proj := t.TempDir()
+	files := map[string]string{
+		"faultproj/__init__.py": "",
+		"faultproj/settings.py": strings.ReplaceAll(bodyDjangoSettings, "bodyproj", "faultproj"),
+		"faultproj/urls.py":     faultDjangoURLs,
+		"faultproj/wsgi.py": "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'faultproj.settings')\n" +
+			"from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n",
+	}
+	for name, src := range files {
+		p := filepath.Join(proj, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return proj
+}
+
+func startFaultGunicorn(t *testing.T, proj, runlog string, o harness.GunicornOptions) *harness.Gunicorn {
+	t.Helper()
+	pkg, err := filepath.Abs("../wsgi/django")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Dir, o.App = proj, "faultproj.wsgi:application"
+	o.Env = append(o.Env, "SG_PKG="+pkg, "SESSIONGATE_SESSION_KEYS="+sessionTestKey, "SG_RUNLOG="+runlog)
+	if o.Workers == 0 {
+		o.Workers = 2
+	}
+	if o.Threads == 0 {
+		o.Threads = 4
+	}
+	g := harness.StartGunicorn(t, o)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gunicorn %s log:\n%s", g.Addr, g.Log())
+		}
+	})
+	return g
+}
+
+func startFaultGateway(t *testing.T, djangoURL string, extra ...string) *sessionGW {
+	t.Helper()
+	root := t.TempDir()
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	cfg, err := config.Load(append([]string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_INDEX=off",
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_DJANGO_URL=" + djangoURL,
+		"SESSIONGATE_DJANGO_PATHS=/dj/",
+	}, extra...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startGateways(t, cfg, 1)[0]
+}
+
+type faultResult struct {
+	method string
+	id     string
+	status int
+	err    error
+}
+
+// faultLoad runs workers clients sending GETs and POSTs (each POST with
+// its own X-Req-Id) until stop is closed, and returns every result.
+func faultLoad(t *testing.T, gw *sessionGW, workers int, ms int, stop <-chan struct{}) func() []faultResult {
+	var mu sync.Mutex
+	var out []faultResult
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				method := "GET"
+				if i%2 == 1 {
+					method = "POST"
+				}
+				id := fmt.Sprintf("w%d-%d", w, i)
+				var body io.Reader
+				if method == "POST" {
+					body = strings.NewReader("a=1")
+				}
+				req, _ := http.NewRequest(method, fmt.Sprintf("%s/dj/slow/?ms=%d", gw.URL, ms), body)
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("X-Req-Id", id)
+				r := faultResult{method: method, id: id}
+				res, err := client.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					r.status = res.StatusCode
+				}
+				r.err = err
+				mu.Lock()
+				out = append(out, r)
+				mu.Unlock()
+			}
+		}()
+	}
+	return func() []faultResult { wg.Wait(); return out }
+}
+
+// checkFaultRun fails on a hang (client error), on a POST run twice, and
+// on a POST that failed without having reached Django.
+func checkFaultRun(t *testing.T, results []faultResult, runlog string) {
+	t.Helper()
+	b, _ := os.ReadFile(runlog)
+	seen := map[string]int{}
+	for _, id := range strings.Fields(string(b)) {
+		seen[id]++
+	}
+	var ok, failed int
+	for _, r := range results {
+		if r.err != nil {
+			t.Errorf("%s %s: client error %v", r.method, r.id, r.err)
+			continue
+		}
+		if r.method == "POST" && seen[r.id] > 1 {
+			t.Errorf("POST %s ran %d times in Django (status %d)", r.id, seen[r.id], r.status)
+		}
+		if r.status == 200 {
+			ok++
+			continue
+		}
+		failed++
+		t.Logf("%s %s: %d (reached django: %v)", r.method, r.id, r.status, seen[r.id] > 0)
+	}
+	t.Logf("%d requests: %d ok, %d failed", len(results), ok, failed)
+	if ok == 0 {
+		t.Errorf("no request succeeded")
+	}
+}
+
+func faultRecovered(t *testing.T, gw *sessionGW) {
+	t.Helper()
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	for i := 0; i < 20; i++ {
+		for _, m := range []string{"GET", "POST"} {
+			req, _ := http.NewRequest(m, gw.URL+"/dj/slow/", strings.NewReader("a=1"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			res, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("after the fault: %v", err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				t.Fatalf("after the fault, %s %d: %d", m, i, res.StatusCode)
+			}
+		}
+	}
+}
+
+func TestDjangoGunicornFaultsUnderLoad(t *testing.T) {
+	faults := map[string]func(g *harness.Gunicorn){
+		"restart": func(g *harness.Gunicorn) { g.Restart() },
+		"hup": func(g *harness.Gunicorn) {
+			syscall.Kill(g.PID(), syscall.SIGHUP)
+			time.Sleep(3 * time.Second)
+		},
+		"kill9": func(g *harness.Gunicorn) {
+			for _, pid := range g.Workers() {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			time.Sleep(3 * time.Second)
+		},
+	}
+	for name, fault := range faults {
+		t.Run(name, func(t *testing.T) {
+			proj := faultProject(t)
+			runlog := filepath.Join(t.TempDir(), "runlog")
+			g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{})
+			gw := startFaultGateway(t, g.URL())
+			stop := make(chan struct{})
+			wait := faultLoad(t, gw, 6, 50, stop)
+			time.Sleep(time.Second)
+			fault(g)
+			time.Sleep(time.Second)
+			close(stop)
+			results := wait()
+			checkFaultRun(t, results, runlog)
+			faultRecovered(t, gw)
+		})
+	}
+}
+
+// TestDjangoSeveralBackendsFailover: with a TCP and a unix socket backend,
+// one stopped is skipped, both stopped answer 502, and both come back
+// (the unix socket file recreated) without a gateway restart.
+func TestDjangoSeveralBackendsFailover(t *testing.T) {
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1,
+		Unix: filepath.Join(t.TempDir(), "gunicorn.sock")})
+	gw := startFaultGateway(t, a.URL()+","+b.URL())
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	pids := func(n int, method string) (map[string]int, []int) {
+		t.Helper()
+		seen := map[string]int{}
+		var bad []int
+		for i := 0; i < n; i++ {
+			req, _ := http.NewRequest(method, gw.URL+"/dj/slow/", strings.NewReader("a=1"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			res, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				bad = append(bad, res.StatusCode)
+				continue
+			}
+			seen[string(body)]++
+		}
+		return seen, bad
+	}
+	for _, m := range []string{"GET", "POST"} {
+		if seen, bad := pids(10, m); len(seen) != 2 || len(bad) > 0 {
+			t.Fatalf("both up, %s: workers %v, failures %v", m, seen, bad)
+		}
+	}
+	for _, g := range []*harness.Gunicorn{a, b} {
+		g.Stop()
+		for _, m := range []string{"GET", "POST"} {
+			if seen, bad := pids(10, m); len(seen) != 1 || len(bad) > 0 {
+				t.Fatalf("%s down, %s: workers %v, failures %v", g.Addr, m, seen, bad)
+			}
+		}
+		g.Start()
+		time.Sleep(100 * time.Millisecond)
+		for _, m := range []string{"GET", "POST"} {
+			if _, bad := pids(10, m); len(bad) > 0 {
+				t.Fatalf("%s back, %s: failures %v", g.Addr, m, bad)
+			}
+		}
+	}
+	a.Stop()
+	b.Stop()
+	if _, bad := pids(4, "POST"); len(bad) != 4 || bad[0] != 502 {
+		t.Fatalf("both down: %v", bad)
+	}
+	a.Start()
+	b.Start()
+	for _, m := range []string{"GET", "POST"} {
+		if _, bad := pids(10, m); len(bad) > 0 {
+			t.Fatalf("both back, %s: failures %v", m, bad)
+		}
+	}
+	// Both are tried again (the back-off ends) and both serve.
+	time.Sleep(11 * time.Second)
+	if seen, bad := pids(10, "GET"); len(seen) != 2 || len(bad) > 0 {
+		t.Fatalf("after the back-off: workers %v, failures %v", seen, bad)
+	}
+}
+
+// TestDjangoTimeoutAndClientGoneReleaseTheSession: a 504
+// (SESSIONGATE_DJANGO_TIMEOUT) and a client that leaves (499) release the
+// session lock at once: the next request of the session is answered while
+// Django is still busy with the abandoned one, and the gunicorn connection
+// is not reused in a bad state.
+func TestDjangoTimeoutAndClientGoneReleaseTheSession(t *testing.T) {
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	gw := startFaultGateway(t, g.URL(), "SESSIONGATE_DJANGO_TIMEOUT=1s", "SESSIONGATE_SESSION_LOCK_TIMEOUT=30s")
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	res, err := client.Get(gw.URL + "/dj/set/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	var cookie string
+	for _, c := range res.Cookies() {
+		cookie = c.Name + "=" + c.Value
+	}
+	if cookie == "" {
+		t.Fatalf("no session cookie: %v", res.Header)
+	}
+	do := func(ctx context.Context, id string, ms int) (int, string, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/dj/slow/?ms=%d", gw.URL, ms), nil)
+		req.Header.Set("Cookie", cookie)
+		req.Header.Set("X-Req-Id", id)
+		res, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b), nil
+	}
+	ran := func(id string) bool {
+		b, _ := os.ReadFile(runlog)
+		return strings.Contains(string(b), "done-"+id+"\n")
+	}
+	// 504: Django sleeps 8 s, the gateway waits 1 s.
+	if st, _, err := do(context.Background(), "timeout", 8000); err != nil || st != 504 {
+		t.Fatalf("slow view: %d %v", st, err)
+	}
+	if st, body, err := do(context.Background(), "after-timeout", 0); err != nil || st != 200 || !strings.HasPrefix(body, "ok ") {
+		t.Fatalf("after the 504: %d %q %v", st, body, err)
+	}
+	if ran("timeout") {
+		t.Fatalf("the request after the 504 waited for the abandoned one")
+	}
+	// 499: the client leaves while Django sleeps.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for !strings.Contains(func() string { b, _ := os.ReadFile(runlog); return string(b) }(), "done-after-timeout") {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		cancel()
+	}()
+	if _, _, err := do(ctx, "gone", 8000); err == nil {
+		t.Fatalf("cancelled request answered")
+	}
+	if st, body, err := do(context.Background(), "after-gone", 0); err != nil || st != 200 || !strings.HasPrefix(body, "ok ") {
+		t.Fatalf("after the 499: %d %q %v", st, body, err)
+	}
+	if ran("gone") {
+		t.Fatalf("the request after the 499 waited for the abandoned one")
+	}
+	logs := gw.Logs.String()
+	for _, want := range []string{`"status":504`, `"status":499`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no %s in the gateway log:\n%s", want, logs)
+		}
+	}
+}
+
+// TestDjangoNoCloseWaitPileUp: connections gunicorn closed after its
+// keep-alive (2 s) are closed on the gateway's side too, not left in
+// CLOSE_WAIT, and the next requests do not get them as live.
+func TestDjangoNoCloseWaitPileUp(t *testing.T) {
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{})
+	gw := startFaultGateway(t, g.URL())
+	_, port, _ := strings.Cut(g.Addr, ":")
+	closeWait := func() int {
+		b, _ := os.ReadFile("/proc/net/tcp")
+		n := 0
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 4 {
+				continue
+			}
+			var p int
+			fmt.Sscanf(f[2][strings.IndexByte(f[2], ':')+1:], "%X", &p)
+			if fmt.Sprint(p) == port && f[3] == "08" {
+				n++
+			}
+		}
+		return n
+	}
+	for round := 0; round < 2; round++ {
+		stop := make(chan struct{})
+		wait := faultLoad(t, gw, 8, 20, stop)
+		time.Sleep(time.Second)
+		close(stop)
+		for _, r := range wait() {
+			if r.err != nil || r.status != 200 {
+				t.Fatalf("round %d: %s %s: %d %v", round, r.method, r.id, r.status, r.err)
+			}
+		}
+		// gunicorn's keep-alive (2 s) then the reaper's period (5 s).
+		time.Sleep(3 * time.Second)
+		t.Logf("round %d: %d in CLOSE_WAIT after gunicorn's keep-alive", round, closeWait())
+		deadline := time.Now().Add(30 * time.Second)
+		for closeWait() > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d connections to gunicorn in CLOSE_WAIT", round, closeWait())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// TestDjangoWorkerRecycling: gunicorn's --max-requests replaces workers
+// under load; no request fails, no POST runs twice.
+func TestDjangoWorkerRecycling(t *testing.T) {
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Args: []string{"--max-requests", "15", "--max-requests-jitter", "5"}})
+	gw := startFaultGateway(t, g.URL())
+	stop := make(chan struct{})
+	wait := faultLoad(t, gw, 6, 5, stop)
+	time.Sleep(4 * time.Second)
+	close(stop)
+	results := wait()
+	checkFaultRun(t, results, runlog)
+	// A GET that failed never got an answer: it was sent again, on a new
+	// connection, so a worker that exits (and stopped reading the
+	// connections it kept alive) cannot fail it. A POST on such a
+	// connection fails (it may have reached Django), as with nginx.
+	for _, r := range results {
+		if r.method == "GET" && r.status != 200 {
+			t.Errorf("GET %s: %d while gunicorn recycled workers", r.id, r.status)
+		}
+	}
+}
+
+// TestDjangoGunicornTimeoutKillsWorker: gunicorn's own --timeout kills a
+// worker stuck in a slow view: the client gets a 502, not a hang, and the
+// next requests are served.
+func TestDjangoGunicornTimeoutKillsWorker(t *testing.T) {
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1, Threads: 1, Args: []string{"--timeout", "2"}})
+	gw := startFaultGateway(t, g.URL())
+	req, _ := http.NewRequest("POST", gw.URL+"/dj/slow/?ms=20000", strings.NewReader("a=1"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Req-Id", "slow")
+	res, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 502 {
+		t.Fatalf("worker killed by gunicorn's timeout: %d", res.StatusCode)
+	}
+	faultRecovered(t, gw)
+	b, _ := os.ReadFile(runlog)
+	if n := strings.Count(string(b), "slow\n"); n != 1 {
+		t.Fatalf("the POST ran %d times", n)
+	}
+}
