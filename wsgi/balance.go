@@ -148,9 +148,18 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			return res, nil
 		}
 		var de *dialError
-		if !errors.As(err, &de) || req.Context().Err() != nil || (tb != nil && tb.touched()) {
+		if !errors.As(err, &de) || req.Context().Err() != nil || (tb != nil && tb.touched() && req.GetBody == nil) {
 			closeBody(orig)
 			return nil, err
+		}
+		if tb != nil && tb.touched() {
+			// A replayable request whose body went out on a kept-alive
+			// connection the backend had closed, and whose retry could
+			// not connect: a body read ahead (GetBody) starts again.
+			closeBody(orig)
+			if orig, err = req.GetBody(); err != nil {
+				return nil, err
+			}
 		}
 		be.downUntil.Store(b.pool.now().Add(b.pool.failTimeout).UnixNano())
 		b.log.Warn("django backend unreachable; marked down", "backend", be.name, "for", b.pool.failTimeout.String(), "error", de.err.Error())

@@ -37,7 +37,7 @@ func spoolBody(r *http.Request) (func(), error) {
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
 			return nil, clientBodyErr(err)
 		}
-		setBody(r, bytes.NewReader(buf), n)
+		setBody(r, func() io.Reader { return bytes.NewReader(buf) }, n)
 		return func() {}, nil
 	}
 	var (
@@ -58,7 +58,7 @@ func spoolBody(r *http.Request) (func(), error) {
 		m, rerr := io.ReadFull(r.Body, buf)
 		switch {
 		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
-			setBody(r, bytes.NewReader(buf[:m]), int64(m))
+			setBody(r, func() io.Reader { return bytes.NewReader(buf[:m]) }, int64(m))
 			return func() {}, nil
 		case rerr != nil:
 			return nil, clientBodyErr(rerr)
@@ -77,14 +77,11 @@ func spoolBody(r *http.Request) (func(), error) {
 			err = clientBodyErr(err)
 		}
 	}
-	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
-	}
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	setBody(r, f, n)
+	setBody(r, func() io.Reader { return io.NewSectionReader(f, 0, n) }, n)
 	return func() { f.Close() }, nil
 }
 
@@ -109,11 +106,16 @@ func clientBodyErr(err error) error {
 	return &errClientBody{err}
 }
 
-func setBody(r *http.Request, body io.Reader, n int64) {
-	r.Body = io.NopCloser(body)
+// setBody gives r the body open returns, of n bytes, and GetBody, so that
+// a request that may be sent twice (replayable) is sent again from the
+// start when a kept-alive connection failed under it.
+func setBody(r *http.Request, open func() io.Reader, n int64) {
 	r.ContentLength = n
 	r.TransferEncoding = nil
 	if n == 0 {
-		r.Body = http.NoBody
+		r.Body, r.GetBody = http.NoBody, nil
+		return
 	}
+	r.Body = io.NopCloser(open())
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(open()), nil }
 }

@@ -82,3 +82,42 @@ func TestClientBodyErrorStatus(t *testing.T) {
 		t.Errorf("too large: %d", got)
 	}
 }
+
+// A body read ahead can be sent again from the start: spoolBody sets
+// GetBody, without which a replayable request (a GET with a body, a POST
+// with an Idempotency-Key) was never resent after a stale kept-alive
+// connection and got a 502 instead.
+func TestSpooledBodyCanBeSentAgain(t *testing.T) {
+	for _, size := range []int{10, memBodyLimit + 1, 200 << 10} {
+		for _, chunked := range []bool{false, true} {
+			payload := strings.Repeat("x", size)
+			r := httptest.NewRequest("POST", "/", strings.NewReader(payload))
+			if chunked {
+				r.ContentLength = -1
+				r.Body = io.NopCloser(strings.NewReader(payload))
+			}
+			release, err := spoolBody(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.GetBody == nil {
+				t.Fatalf("%d bytes, chunked %v: no GetBody", size, chunked)
+			}
+			first, _ := io.ReadAll(r.Body)
+			for i := 0; i < 2; i++ {
+				b, err := r.GetBody()
+				if err != nil {
+					t.Fatal(err)
+				}
+				again, _ := io.ReadAll(b)
+				if string(again) != payload || string(first) != payload {
+					t.Fatalf("%d bytes, chunked %v: read %d then %d bytes", size, chunked, len(first), len(again))
+				}
+			}
+			if !replayable(func() *http.Request { r.Method = "GET"; return r }()) {
+				t.Errorf("%d bytes: a GET with a read-ahead body is not replayable", size)
+			}
+			release()
+		}
+	}
+}
