@@ -160,13 +160,14 @@ func (t *Transport) Stats() []BackendStats {
 }
 
 // Ping returns nil if at least one backend accepts connections: it answered
-// a request within the last second, or a probe dial succeeds now. The probe
-// connection is closed at once and does not count against the pool (it
-// never carries a request), so readiness checks are not starved by load.
+// a request within the last second and has not refused one since, or a
+// probe dial succeeds now. The probe connection is closed at once and does
+// not count against the pool (it never carries a request), so readiness
+// checks are not starved by load.
 func (t *Transport) Ping(ctx context.Context) error {
-	now := time.Now()
+	now := time.Now().UnixNano()
 	for _, b := range t.backends {
-		if now.UnixNano()-b.lastOK.Load() < int64(time.Second) {
+		if now-b.lastOK.Load() < int64(time.Second) && b.healthy(now) {
 			return nil
 		}
 	}

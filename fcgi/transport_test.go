@@ -892,6 +892,26 @@ func TestPing(t *testing.T) {
 	}
 }
 
+// A request that answered a moment ago does not make /readyz say ready
+// once php-fpm has since refused a connection: a load balancer would keep
+// sending requests that get 502.
+func TestPingAfterBackendWentAway(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	// The pooled connection is gone with the server; the request's new
+	// connection is refused, which marks the backend down.
+	if _, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil)); StatusOf(err) != 502 {
+		t.Fatalf("request to a stopped php-fpm: %v", err)
+	}
+	if err := tr.Ping(context.Background()); err == nil {
+		t.Fatal("Ping reports php-fpm reachable right after a refused connection")
+	}
+}
+
 func TestStatusOf(t *testing.T) {
 	for err, want := range map[error]int{
 		context.Canceled:                         499,
