@@ -57,6 +57,9 @@ type backend struct {
 	open    int
 	waiters []chan *conn // nil received = a slot to dial in
 	closed  bool
+	// unanswered holds freshly dialed connections whose request is written
+	// and whose answer has not begun, with when it was written (unix nanos).
+	unanswered map[*conn]int64
 
 	fails     atomic.Int32
 	downUntil atomic.Int64 // unix nanos; 0 = healthy
@@ -202,10 +205,50 @@ func (b *backend) dial(ctx context.Context) (*conn, error) {
 	}, nil
 }
 
+// starveAfter is how long a freshly dialed connection may wait for the
+// start of its answer before put stops keeping connections alive.
+const starveAfter = 100 * time.Millisecond
+
+// awaitAnswer records that c, freshly dialed, carries a written request
+// whose answer has not begun; answered ends that.
+func (b *backend) awaitAnswer(c *conn) {
+	b.mu.Lock()
+	if b.unanswered == nil {
+		b.unanswered = make(map[*conn]int64)
+	}
+	b.unanswered[c] = time.Now().UnixNano()
+	b.mu.Unlock()
+}
+
+func (b *backend) answered(c *conn) {
+	b.mu.Lock()
+	delete(b.unanswered, c)
+	b.mu.Unlock()
+}
+
+// starvedLocked reports a fresh connection that php-fpm may not have
+// accepted: each php-fpm worker serves one connection at a time and stays
+// with a kept-alive one until it is closed, so with more connections than
+// workers (SESSIONGATE_PHP_MAX_CONNS above pm.max_children, or several
+// gateways on one pool) a new connection can sit in the listen queue while
+// every worker waits on a connection idle in some pool, and its request
+// would wait for the read timeout (504). Closing a finished connection
+// instead of keeping it frees its worker, which then accepts the oldest
+// queued one. A fresh connection that is merely running a slow script
+// only costs some reconnects meanwhile.
+func (b *backend) starvedLocked(now int64) bool {
+	for _, since := range b.unanswered {
+		if now-since > int64(starveAfter) {
+			return true
+		}
+	}
+	return false
+}
+
 // put returns a healthy connection after a complete exchange.
 func (b *backend) put(c *conn) {
 	b.mu.Lock()
-	if b.closed {
+	if b.closed || (len(b.unanswered) > 0 && b.starvedLocked(time.Now().UnixNano())) {
 		b.mu.Unlock()
 		b.discard(c)
 		return

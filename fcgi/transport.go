@@ -362,6 +362,11 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		}
 		return fail("write request", err, c.reused && body.replayable() && connGone(err))
 	}
+	if !c.reused {
+		// Until its answer begins, a new connection may be one php-fpm
+		// has not accepted (starvedLocked).
+		b.awaitAnswer(c)
+	}
 
 	rr := &responseReader{t: t, c: c, script: s}
 	hb := encBufPool.Get().(*[]byte)
@@ -375,6 +380,9 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	end := -1
 	for end < 0 {
 		err := rr.next(false)
+		if !c.reused {
+			b.answered(c)
+		}
 		if err == errEndRequest {
 			putBuf()
 			return fail("read response header", errors.New("php-fpm ended the request before a complete CGI header"), false)

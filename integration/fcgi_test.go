@@ -627,3 +627,39 @@ func TestFCGIPostKilledBeforeOutputRunsOnce(t *testing.T) {
 		t.Fatalf("after the kill: %v %q", err, body)
 	}
 }
+
+// More connections than php-fpm workers (SESSIONGATE_PHP_MAX_CONNS above
+// pm.max_children: Debian's stock pool has 5 workers, the default is 8).
+// Each worker stays with a kept-alive connection, so a new connection can
+// sit unaccepted in php-fpm's listen queue while the others idle in the
+// pool; its request waited for the read timeout and got 504. Finished
+// connections are now closed while a new one waits for its answer, which
+// frees a worker for it.
+func TestFCGIMoreConnectionsThanWorkers(t *testing.T) {
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 2})
+	if err := os.WriteFile(filepath.Join(fpm.DocRoot, "nap.php"), []byte(`<?php usleep(200000); echo "ok";`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tr := newFCGI(t, fcgi.Options{MaxConnsPerBackend: 4, ReadTimeout: 15 * time.Second}, fpm.Addr)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				_, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/nap.php", nil, nil))
+				if err != nil || body != "ok" {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("%v %q", err, body))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d of 20 requests failed with 2 workers and 4 connections: %v", len(failures), failures)
+	}
+}
