@@ -234,11 +234,13 @@ func (b *backend) answered(c *conn) {
 // every worker waits on a connection idle in some pool, and its request
 // would wait for the read timeout (504). Closing a finished connection
 // instead of keeping it frees its worker, which then accepts the oldest
-// queued one. A fresh connection that is merely running a slow script
-// only costs some reconnects meanwhile.
+// queued one. One connection is closed per waiting one and starveAfter,
+// so a fresh connection that is merely running a slow script (a long
+// poll) costs at most ten reconnects a second, not one per request.
 func (b *backend) starvedLocked(now int64) bool {
-	for _, since := range b.unanswered {
+	for w, since := range b.unanswered {
 		if now-since > int64(starveAfter) {
+			b.unanswered[w] = now
 			return true
 		}
 	}

@@ -978,3 +978,28 @@ func TestWorkerStillReading(t *testing.T) {
 		})
 	}
 }
+
+// A new connection still waiting for its answer makes finished connections
+// close (a worker is freed for it), but one per starveAfter: a long poll on
+// a new connection must not turn every later request into a reconnect.
+func TestStarvedConnectionFreesOneWorkerAtATime(t *testing.T) {
+	b := &backend{}
+	c := &conn{}
+	b.awaitAnswer(c)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now().UnixNano()
+	if b.starvedLocked(now) {
+		t.Fatal("a connection that has just been written is starved")
+	}
+	later := now + int64(2*starveAfter)
+	if !b.starvedLocked(later) {
+		t.Fatal("a connection unanswered for twice starveAfter is not starved")
+	}
+	if b.starvedLocked(later + 1) {
+		t.Fatal("a second close for the same waiting connection within starveAfter")
+	}
+	if !b.starvedLocked(later + int64(2*starveAfter)) {
+		t.Fatal("still unanswered another starveAfter later, and not helped again")
+	}
+}
