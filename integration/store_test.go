@@ -496,3 +496,71 @@ func TestStoreRedisUnlockDuringStallFreesLockAfterwards(t *testing.T) {
 		}
 	}
 }
+
+// While the session's slot moves between masters (resharding), its record
+// may already be on the new node and its lock key not: the lock script is
+// then refused with TRYAGAIN without running. Lock must wait that out
+// within the caller's deadline, as it waits for a busy lock, not answer
+// 503 at once.
+func TestStoreRedisClusterLockWaitsOutSlotMigration(t *testing.T) {
+	harness.Require(t, "redis-server", "redis-cli")
+	c := harness.StartRedisCluster(t)
+	s := openStore(t, clusterURL(c), "move:")
+	ctx := context.Background()
+	const id = "moving"
+	if _, err := s.Save(ctx, id, 0, []byte("a"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	key := "move:{" + id + "}"
+	slot, err := c.Nodes[0].Do("CLUSTER", "KEYSLOT", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src, dst *harness.Redis
+	for _, n := range c.Nodes {
+		if cnt, _ := n.Do("CLUSTER", "COUNTKEYSINSLOT", slot); cnt != "0" {
+			src = n
+		} else if dst == nil {
+			dst = n
+		}
+	}
+	if src == nil || dst == nil {
+		t.Fatal("session key not found on any node")
+	}
+	dstID, _ := dst.Do("CLUSTER", "MYID")
+	srcID, _ := src.Do("CLUSTER", "MYID")
+	host, port, _ := strings.Cut(dst.Addr, ":")
+	run := func(steps ...[]any) {
+		for _, st := range steps {
+			n, args := st[0].(*harness.Redis), st[1].([]string)
+			if _, err := n.Do(args...); err != nil {
+				t.Errorf("%v: %v", args, err)
+			}
+		}
+	}
+	// Half-way: the record moved, the (absent) lock key's slot still
+	// migrating.
+	run([]any{dst, []string{"CLUSTER", "SETSLOT", slot, "IMPORTING", srcID}},
+		[]any{src, []string{"CLUSTER", "SETSLOT", slot, "MIGRATING", dstID}},
+		[]any{src, []string{"MIGRATE", host, port, "", "0", "5000", "KEYS", key}})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		time.Sleep(500 * time.Millisecond)
+		run([]any{dst, []string{"CLUSTER", "SETSLOT", slot, "NODE", dstID}},
+			[]any{src, []string{"CLUSTER", "SETSLOT", slot, "NODE", dstID}})
+	}()
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	l, rec, err := s.Lock(lctx, id, 30*time.Second)
+	<-finished
+	if err != nil {
+		t.Fatalf("Lock during the slot's migration: %v", err)
+	}
+	if string(rec.Value) != "a" {
+		t.Fatalf("record = %q", rec.Value)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: []byte("b"), TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+}

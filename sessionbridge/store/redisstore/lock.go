@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -249,6 +250,19 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 		token := s.newToken()
 		start := time.Now()
 		res, err := lockScript.Run(ctx, noRetry{s.c}, keys, token, ms(leaseTTL)).Slice()
+		if err != nil && slotMoving(err) {
+			// The slot is moving between Cluster masters and the
+			// session's keys are on both sides for now: the script did
+			// not run. Wait it out like a busy lock, within the caller's
+			// deadline, instead of failing the request.
+			t := time.NewTimer(slotMoveWait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			continue
+		}
 		if err != nil {
 			// The script may have run and the reply been lost: release
 			// the lock if this token holds it.
@@ -313,6 +327,17 @@ func parseLockReply(res []any) (ok bool, pttl time.Duration, rec store.Record, e
 	}
 	n, _ := res[1].(int64)
 	return false, time.Duration(n) * time.Millisecond, rec, nil
+}
+
+// slotMoveWait is the pause before trying a lock again while the session's
+// Cluster slot is being migrated.
+const slotMoveWait = 20 * time.Millisecond
+
+// slotMoving reports Redis Cluster's TRYAGAIN: a command on several keys of
+// a slot being migrated, found partly on each node, is refused unrun.
+func slotMoving(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "TRYAGAIN")
 }
 
 // releaseToken deletes the lock if token holds it, in the background: used
