@@ -402,44 +402,12 @@ func TestStoreRedisClusterScriptsNotResent(t *testing.T) {
 
 	// Move the session's slot to another master behind the client's back:
 	// the scripts follow the MOVED reply.
-	key := "resend:{" + id + "}"
-	slot, err := c.Nodes[0].Do("CLUSTER", "KEYSLOT", key)
-	if err != nil {
+	m := newSlotMove(t, c, "resend:{"+id+"}")
+	if err := m.begin(); err != nil {
 		t.Fatal(err)
 	}
-	var src, dst *harness.Redis
-	for _, n := range c.Nodes {
-		if cnt, _ := n.Do("CLUSTER", "COUNTKEYSINSLOT", slot); cnt != "0" {
-			src = n
-		} else if dst == nil {
-			dst = n
-		}
-	}
-	if src == nil || dst == nil {
-		t.Fatal("session key not found on any node")
-	}
-	dstID, err := dst.Do("CLUSTER", "MYID")
-	if err != nil {
+	if err := m.finish(); err != nil {
 		t.Fatal(err)
-	}
-	srcID, err := src.Do("CLUSTER", "MYID")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := strings.Cut(dst.Addr, ":")
-	for _, step := range []struct {
-		n    *harness.Redis
-		args []string
-	}{
-		{dst, []string{"CLUSTER", "SETSLOT", slot, "IMPORTING", srcID}},
-		{src, []string{"CLUSTER", "SETSLOT", slot, "MIGRATING", dstID}},
-		{src, []string{"MIGRATE", host, port, "", "0", "5000", "KEYS", key}},
-		{dst, []string{"CLUSTER", "SETSLOT", slot, "NODE", dstID}},
-		{src, []string{"CLUSTER", "SETSLOT", slot, "NODE", dstID}},
-	} {
-		if _, err := step.n.Do(step.args...); err != nil {
-			t.Fatalf("%v: %v", step.args, err)
-		}
 	}
 	if _, err := s.Save(ctx, id, rec.Version, []byte("c"), time.Minute); err != nil {
 		t.Fatalf("Save after the slot moved: %v", err)
@@ -511,44 +479,19 @@ func TestStoreRedisClusterLockWaitsOutSlotMigration(t *testing.T) {
 	if _, err := s.Save(ctx, id, 0, []byte("a"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	key := "move:{" + id + "}"
-	slot, err := c.Nodes[0].Do("CLUSTER", "KEYSLOT", key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var src, dst *harness.Redis
-	for _, n := range c.Nodes {
-		if cnt, _ := n.Do("CLUSTER", "COUNTKEYSINSLOT", slot); cnt != "0" {
-			src = n
-		} else if dst == nil {
-			dst = n
-		}
-	}
-	if src == nil || dst == nil {
-		t.Fatal("session key not found on any node")
-	}
-	dstID, _ := dst.Do("CLUSTER", "MYID")
-	srcID, _ := src.Do("CLUSTER", "MYID")
-	host, port, _ := strings.Cut(dst.Addr, ":")
-	run := func(steps ...[]any) {
-		for _, st := range steps {
-			n, args := st[0].(*harness.Redis), st[1].([]string)
-			if _, err := n.Do(args...); err != nil {
-				t.Errorf("%v: %v", args, err)
-			}
-		}
-	}
+	m := newSlotMove(t, c, "move:{"+id+"}")
 	// Half-way: the record moved, the (absent) lock key's slot still
 	// migrating.
-	run([]any{dst, []string{"CLUSTER", "SETSLOT", slot, "IMPORTING", srcID}},
-		[]any{src, []string{"CLUSTER", "SETSLOT", slot, "MIGRATING", dstID}},
-		[]any{src, []string{"MIGRATE", host, port, "", "0", "5000", "KEYS", key}})
+	if err := m.begin(); err != nil {
+		t.Fatal(err)
+	}
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
 		time.Sleep(500 * time.Millisecond)
-		run([]any{dst, []string{"CLUSTER", "SETSLOT", slot, "NODE", dstID}},
-			[]any{src, []string{"CLUSTER", "SETSLOT", slot, "NODE", dstID}})
+		if err := m.finish(); err != nil {
+			t.Error(err)
+		}
 	}()
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -563,4 +506,71 @@ func TestStoreRedisClusterLockWaitsOutSlotMigration(t *testing.T) {
 	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: []byte("b"), TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// slotMove moves the Cluster slot that holds key from its master to
+// another one, in the steps of redis-cli --cluster reshard, behind the
+// clients' back.
+type slotMove struct {
+	slot, key    string
+	src, dst     *harness.Redis
+	srcID, dstID string
+}
+
+func newSlotMove(t *testing.T, c *harness.RedisCluster, key string) *slotMove {
+	t.Helper()
+	m := &slotMove{key: key}
+	var err error
+	if m.slot, err = c.Nodes[0].Do("CLUSTER", "KEYSLOT", key); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		if cnt, _ := n.Do("CLUSTER", "COUNTKEYSINSLOT", m.slot); cnt != "0" {
+			m.src = n
+		} else if m.dst == nil {
+			m.dst = n
+		}
+	}
+	if m.src == nil || m.dst == nil {
+		t.Fatal("session key not found on any node")
+	}
+	if m.dstID, err = m.dst.Do("CLUSTER", "MYID"); err != nil {
+		t.Fatal(err)
+	}
+	if m.srcID, err = m.src.Do("CLUSTER", "MYID"); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// begin marks the slot importing and migrating and moves key (only) to the
+// new master: the slot is half-way.
+func (m *slotMove) begin() error {
+	host, port, _ := strings.Cut(m.dst.Addr, ":")
+	return runSteps(
+		redisStep{m.dst, []string{"CLUSTER", "SETSLOT", m.slot, "IMPORTING", m.srcID}},
+		redisStep{m.src, []string{"CLUSTER", "SETSLOT", m.slot, "MIGRATING", m.dstID}},
+		redisStep{m.src, []string{"MIGRATE", host, port, "", "0", "5000", "KEYS", m.key}})
+}
+
+// finish gives the slot to the new master on both sides.
+func (m *slotMove) finish() error {
+	return runSteps(
+		redisStep{m.dst, []string{"CLUSTER", "SETSLOT", m.slot, "NODE", m.dstID}},
+		redisStep{m.src, []string{"CLUSTER", "SETSLOT", m.slot, "NODE", m.dstID}})
+}
+
+// redisStep is one command for one node.
+type redisStep struct {
+	n    *harness.Redis
+	args []string
+}
+
+func runSteps(steps ...redisStep) error {
+	for _, st := range steps {
+		if _, err := st.n.Do(st.args...); err != nil {
+			return fmt.Errorf("%v: %w", st.args, err)
+		}
+	}
+	return nil
 }
