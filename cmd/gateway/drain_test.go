@@ -17,28 +17,13 @@ import (
 // after its context ended.
 func TestDrainWaitsForHandlersOfClosedConnections(t *testing.T) {
 	var released atomic.Bool
-	started := make(chan struct{})
-	var running inflight
-	public := &http.Server{Handler: running.track(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(started)
+	public, running := serveOneRequest(t, func(r *http.Request) {
 		<-r.Context().Done()
 		time.Sleep(300 * time.Millisecond) // the release, a Redis round trip
 		released.Store(true)
-	}))}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go public.Serve(ln)
-	go func() {
-		res, err := http.Get("http://" + ln.Addr().String() + "/")
-		if err == nil {
-			res.Body.Close()
-		}
-	}()
-	<-started
+	})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if drain(public, &running, 50*time.Millisecond, 10*time.Second, logger) {
+	if drain(public, running, 50*time.Millisecond, 10*time.Second, logger) {
 		t.Fatal("drain reported a clean stop with a request cut at the deadline")
 	}
 	if !released.Load() {
@@ -48,13 +33,32 @@ func TestDrainWaitsForHandlersOfClosedConnections(t *testing.T) {
 
 // A handler that never returns costs the shutdown no more than the grace.
 func TestDrainGraceIsBounded(t *testing.T) {
-	started := make(chan struct{})
 	block := make(chan struct{})
 	defer close(block)
-	var running inflight
+	public, running := serveOneRequest(t, func(*http.Request) { <-block })
+	done := make(chan bool)
+	go func() {
+		done <- drain(public, running, 50*time.Millisecond, 200*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	select {
+	case clean := <-done:
+		if clean {
+			t.Fatal("clean stop reported")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("drain waits for a handler that never returns")
+	}
+}
+
+// serveOneRequest serves handle, counted like the gateway's public
+// handlers, on a loopback listener, and returns once one request is in it.
+func serveOneRequest(t *testing.T, handle func(*http.Request)) (*http.Server, *inflight) {
+	t.Helper()
+	started := make(chan struct{})
+	running := &inflight{}
 	public := &http.Server{Handler: running.track(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
-		<-block
+		handle(r)
 	}))}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,16 +72,5 @@ func TestDrainGraceIsBounded(t *testing.T) {
 		}
 	}()
 	<-started
-	done := make(chan bool)
-	go func() {
-		done <- drain(public, &running, 50*time.Millisecond, 200*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	}()
-	select {
-	case clean := <-done:
-		if clean {
-			t.Fatal("clean stop reported")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("drain waits for a handler that never returns")
-	}
+	return public, running
 }
