@@ -5,17 +5,14 @@ package integration
 // has no streaming or echo views).
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
@@ -197,34 +194,12 @@ func djangoSlowUploadHoldsNothing(t *testing.T, buffering string, size int) {
 	if cookie == "" || cookie == "-" {
 		t.Fatal("no session")
 	}
-	{
-		c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(20 * time.Second))
-		br := bufio.NewReader(c)
-		fmt.Fprintf(c, "POST /dj/echo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: sessionid=%s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", cookie, size)
-		// 100 Continue: the gateway has started reading the body.
-		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
-			t.Fatalf("waiting for 100 Continue: %q %v", line, err)
-		}
-		br.ReadString('\n')
-		io.WriteString(c, strings.Repeat("u", size/2))
-		res, body, _ := gw.get(t, "/dj/page/?n=3", cookie)
-		if res.StatusCode != 200 || body != "xxx" {
-			t.Errorf("%d-byte upload under way: the same session's page got %d %q", size, res.StatusCode, body)
-		}
-		io.WriteString(c, strings.Repeat("u", size-size/2))
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		c.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(b), `"len": `+strconv.Itoa(size)) {
-			t.Errorf("%d-byte upload: %d %q", size, resp.StatusCode, b)
-		}
+	finish := startSlowUpload(t, gw.URL, "/dj/echo/", "127.0.0.1", cookie, size)
+	res, body, _ := gw.get(t, "/dj/page/?n=3", cookie)
+	if res.StatusCode != 200 || body != "xxx" {
+		t.Errorf("%d-byte upload under way: the same session's page got %d %q", size, res.StatusCode, body)
+	}
+	if status, b := finish(); status != 200 || !strings.Contains(b, `"len": `+strconv.Itoa(size)) {
+		t.Errorf("%d-byte upload: %d %q", size, status, b)
 	}
 }

@@ -34,25 +34,41 @@ func slowUploadHoldsNoSession(t *testing.T, buffering string, size int) {
 	st := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_TIMEOUT=3s", "SESSIONGATE_REQUEST_BUFFERING=" + buffering}})
 	cookie := st.newSession(t)
 	g := st.gws[0]
-	{
-		c, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(20 * time.Second))
-		br := bufio.NewReader(c)
-		fmt.Fprintf(c, "POST /set.php?k=up&v=1 HTTP/1.1\r\nHost: x\r\nCookie: sessionid=%s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", cookie, size)
-		// 100 Continue: the gateway has started reading the body (with
-		// the session locked, or not).
-		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
-			t.Fatalf("waiting for 100 Continue: %q %v", line, err)
-		}
-		br.ReadString('\n')
-		io.WriteString(c, strings.Repeat("u", size/2))
-		res, body, _ := g.get(t, "/get.php", cookie)
-		if res.StatusCode != 200 {
-			t.Errorf("%d-byte upload under way: the same session's page got %d %q", size, res.StatusCode, body)
-		}
+	finish := startSlowUpload(t, g.URL, "/set.php?k=up&v=1", "x", cookie, size)
+	res, body, _ := g.get(t, "/get.php", cookie)
+	if res.StatusCode != 200 {
+		t.Errorf("%d-byte upload under way: the same session's page got %d %q", size, res.StatusCode, body)
+	}
+	if status, b := finish(); status != 200 || b != "ok" {
+		t.Errorf("%d-byte upload: %d %q", size, status, b)
+	}
+	if d := g.dump(t, cookie); !strings.Contains(string(d.Data), `"up":1`) {
+		t.Errorf("upload's session change lost: %s", d.Data)
+	}
+}
+
+// startSlowUpload begins a POST of size bytes to target with Expect:
+// 100-continue, waits for the gateway's 100 Continue (it has started
+// reading the body), and sends half the body. finish sends the rest and
+// returns the response.
+func startSlowUpload(t *testing.T, baseURL, target, host, cookie string, size int) (finish func() (status int, body string)) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(baseURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nCookie: sessionid=%s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", target, host, cookie, size)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		c.Close()
+		t.Fatalf("waiting for 100 Continue: %q %v", line, err)
+	}
+	br.ReadString('\n')
+	io.WriteString(c, strings.Repeat("u", size/2))
+	return func() (int, string) {
+		t.Helper()
+		defer c.Close()
 		io.WriteString(c, strings.Repeat("u", size-size/2))
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
@@ -60,12 +76,6 @@ func slowUploadHoldsNoSession(t *testing.T, buffering string, size int) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		c.Close()
-		if resp.StatusCode != 200 || string(b) != "ok" {
-			t.Errorf("%d-byte upload: %d %q", size, resp.StatusCode, b)
-		}
-	}
-	if d := g.dump(t, cookie); !strings.Contains(string(d.Data), `"up":1`) {
-		t.Errorf("upload's session change lost: %s", d.Data)
+		return resp.StatusCode, string(b)
 	}
 }
