@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,23 +55,7 @@ urlpatterns = [path("dj/page/", page), path("dj/echo/", echo), path("dj/set/", s
 func startBodyDjango(t *testing.T, extra ...string) *sessionGW {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "gunicorn", "django")
-	proj := t.TempDir()
-	files := map[string]string{
-		"bodyproj/__init__.py": "",
-		"bodyproj/settings.py": bodyDjangoSettings,
-		"bodyproj/urls.py":     bodyDjangoURLs,
-		"bodyproj/wsgi.py": "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'bodyproj.settings')\n" +
-			"from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n",
-	}
-	for name, src := range files {
-		p := filepath.Join(proj, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	proj := djangoProject(t, "bodyproj", bodyDjangoSettings, bodyDjangoURLs)
 	pkg, err := filepath.Abs("../wsgi/django")
 	if err != nil {
 		t.Fatal(err)
@@ -202,4 +185,19 @@ func djangoSlowUploadHoldsNothing(t *testing.T, buffering string, size int) {
 	if status, b := finish(); status != 200 || !strings.Contains(b, `"len": `+strconv.Itoa(size)) {
 		t.Errorf("%d-byte upload: %d %q", size, status, b)
 	}
+}
+
+// djangoProject writes a Django project package named module (settings and
+// urls given, a wsgi.py that loads them) into a new directory and returns it.
+func djangoProject(t *testing.T, module, settings, urls string) string {
+	t.Helper()
+	proj := t.TempDir()
+	writeTree(t, proj, map[string]string{
+		module + "/__init__.py": "",
+		module + "/settings.py": settings,
+		module + "/urls.py":     urls,
+		module + "/wsgi.py": "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', '" + module + ".settings')\n" +
+			"from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n",
+	})
+	return proj
 }

@@ -50,24 +50,7 @@ urlpatterns = [path("dj/slow/", slow), path("dj/set/", setkey)]
 func faultProject(t *testing.T) (dir string) {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "gunicorn", "django")
-	proj := t.TempDir()
-	files := map[string]string{
-		"faultproj/__init__.py": "",
-		"faultproj/settings.py": strings.ReplaceAll(bodyDjangoSettings, "bodyproj", "faultproj"),
-		"faultproj/urls.py":     faultDjangoURLs,
-		"faultproj/wsgi.py": "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'faultproj.settings')\n" +
-			"from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n",
-	}
-	for name, src := range files {
-		p := filepath.Join(proj, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return proj
+	return djangoProject(t, "faultproj", strings.ReplaceAll(bodyDjangoSettings, "bodyproj", "faultproj"), faultDjangoURLs)
 }
 
 func startFaultGunicorn(t *testing.T, proj, runlog string, o harness.GunicornOptions) *harness.Gunicorn {

@@ -71,13 +71,11 @@ var gwFiles = map[string]string{
 	"../outside/evil.php":           `<?php echo 'EXECUTED';`,
 }
 
-// gwSite writes gwFiles (plus a large file and escaping symlinks) and
-// returns the root.
-func gwSite(t *testing.T) string {
+// writeTree writes files (path relative to root: contents) under root,
+// making directories as needed.
+func writeTree(t *testing.T, root string, files map[string]string) {
 	t.Helper()
-	base := t.TempDir()
-	root := filepath.Join(base, "root")
-	for name, body := range gwFiles {
+	for name, body := range files {
 		p := filepath.Join(root, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
@@ -86,6 +84,15 @@ func gwSite(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
+}
+
+// gwSite writes gwFiles (plus a large file and escaping symlinks) and
+// returns the root.
+func gwSite(t *testing.T) string {
+	t.Helper()
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	writeTree(t, root, gwFiles)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
 	if err := os.WriteFile(filepath.Join(root, "big.bin"), big, 0o644); err != nil {
 		t.Fatal(err)
