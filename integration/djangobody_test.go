@@ -13,7 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
@@ -67,20 +66,7 @@ func startBodyDjango(t *testing.T, extra ...string) *sessionGW {
 			t.Logf("gunicorn log:\n%s", g.Log())
 		}
 	})
-	root := t.TempDir()
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
-	cfg, err := config.Load(append([]string{
-		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
-		"SESSIONGATE_DOCUMENT_ROOT=" + root,
-		"SESSIONGATE_INDEX=off",
-		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
-		"SESSIONGATE_DJANGO_URL=" + g.URL(),
-		"SESSIONGATE_DJANGO_PATHS=/dj/",
-	}, extra...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startGateways(t, cfg, 1)[0]
+	return startDjangoGateway(t, g.URL(), extra...)
 }
 
 // TestDjangoHeadKeepsUpstreamConnectionClean: gunicorn sends the body of a

@@ -76,7 +76,9 @@ func startFaultGunicorn(t *testing.T, proj, runlog string, o harness.GunicornOpt
 	return g
 }
 
-func startFaultGateway(t *testing.T, djangoURL string, extra ...string) *sessionGW {
+// startDjangoGateway starts one gateway (sessions on, an idle php-fpm)
+// that sends /dj/ to djangoURL; extra adds SESSIONGATE_* settings.
+func startDjangoGateway(t *testing.T, djangoURL string, extra ...string) *sessionGW {
 	t.Helper()
 	root := t.TempDir()
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
@@ -219,7 +221,7 @@ func TestDjangoGunicornFaultsUnderLoad(t *testing.T) {
 			proj := faultProject(t)
 			runlog := filepath.Join(t.TempDir(), "runlog")
 			g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{})
-			gw := startFaultGateway(t, g.URL())
+			gw := startDjangoGateway(t, g.URL())
 			stop := make(chan struct{})
 			wait := faultLoad(t, gw, 6, 50, stop)
 			time.Sleep(time.Second)
@@ -242,7 +244,7 @@ func TestDjangoSeveralBackendsFailover(t *testing.T) {
 	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
 	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1,
 		Unix: filepath.Join(t.TempDir(), "gunicorn.sock")})
-	gw := startFaultGateway(t, a.URL()+","+b.URL())
+	gw := startDjangoGateway(t, a.URL()+","+b.URL())
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	pids := func(n int, method string) (map[string]int, []int) {
@@ -314,7 +316,7 @@ func TestDjangoTimeoutAndClientGoneReleaseTheSession(t *testing.T) {
 	proj := faultProject(t)
 	runlog := filepath.Join(t.TempDir(), "runlog")
 	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
-	gw := startFaultGateway(t, g.URL(), "SESSIONGATE_DJANGO_TIMEOUT=1s", "SESSIONGATE_SESSION_LOCK_TIMEOUT=30s")
+	gw := startDjangoGateway(t, g.URL(), "SESSIONGATE_DJANGO_TIMEOUT=1s", "SESSIONGATE_SESSION_LOCK_TIMEOUT=30s")
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	res, err := client.Get(gw.URL + "/dj/set/")
@@ -388,7 +390,7 @@ func TestDjangoNoCloseWaitPileUp(t *testing.T) {
 	proj := faultProject(t)
 	runlog := filepath.Join(t.TempDir(), "runlog")
 	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{})
-	gw := startFaultGateway(t, g.URL())
+	gw := startDjangoGateway(t, g.URL())
 	_, port, _ := strings.Cut(g.Addr, ":")
 	closeWait := func() int {
 		b, _ := os.ReadFile("/proc/net/tcp")
@@ -435,7 +437,7 @@ func TestDjangoWorkerRecycling(t *testing.T) {
 	proj := faultProject(t)
 	runlog := filepath.Join(t.TempDir(), "runlog")
 	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Args: []string{"--max-requests", "15", "--max-requests-jitter", "5"}})
-	gw := startFaultGateway(t, g.URL())
+	gw := startDjangoGateway(t, g.URL())
 	stop := make(chan struct{})
 	wait := faultLoad(t, gw, 6, 5, stop)
 	time.Sleep(4 * time.Second)
@@ -460,7 +462,7 @@ func TestDjangoGunicornTimeoutKillsWorker(t *testing.T) {
 	proj := faultProject(t)
 	runlog := filepath.Join(t.TempDir(), "runlog")
 	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1, Threads: 1, Args: []string{"--timeout", "2"}})
-	gw := startFaultGateway(t, g.URL())
+	gw := startDjangoGateway(t, g.URL())
 	req, _ := http.NewRequest("POST", gw.URL+"/dj/slow/?ms=20000", strings.NewReader("a=1"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Req-Id", "slow")
