@@ -173,16 +173,17 @@ func parseCGIHeader(block []byte) (int, http.Header, error) {
 	return status, h, nil
 }
 
-// parseStatus reads "404", "404 Not Found". Codes outside 200..599 are
-// refused: a 1xx as a final status is meaningless here and Go's server
-// panics on codes it cannot write.
+// parseStatus reads "404", "404 Not Found". Any three-digit code from 200
+// up passes, as with nginx (an API's private 6xx/7xx reaches its client).
+// A 1xx is refused: as a final status it is meaningless, and Go's server
+// would treat it as an informational response and wait for another.
 func parseStatus(v []byte) (int, error) {
 	digits := v
 	if i := bytes.IndexByte(v, ' '); i >= 0 {
 		digits = v[:i]
 	}
 	code, err := strconv.Atoi(string(digits))
-	if err != nil || len(digits) != 3 || code < 200 || code > 599 {
+	if err != nil || len(digits) != 3 || code < 200 {
 		return 0, fmt.Errorf("%w: bad Status %q", errBadHeader, truncateForLog(v))
 	}
 	return code, nil

@@ -484,7 +484,10 @@ func statusLine(code int) string {
 	if code == http.StatusOK {
 		return "200 OK"
 	}
-	return strconv.Itoa(code) + " " + http.StatusText(code)
+	if text := http.StatusText(code); text != "" {
+		return strconv.Itoa(code) + " " + text
+	}
+	return strconv.Itoa(code)
 }
 
 // idempotent reports a request that may run twice without harm, as

@@ -250,6 +250,37 @@ func TestNoBodyStatusWithPHPOutput(t *testing.T) {
 	}
 }
 
+// TestPHPUnregisteredStatusCode: an API that answers with its own
+// three-digit code (600 and up, outside the registered range) gets it to the
+// client with its body, as nginx passes it; only a code that cannot be a
+// final status (1xx) is PHP's error, a 502.
+func TestPHPUnregisteredStatusCode(t *testing.T) {
+	g := startGW(t, nil)
+	for name, src := range map[string]string{
+		"s600.php": `<?php header('Status: 600 Custom Thing'); echo 'six';`,
+		"s799.php": `<?php http_response_code(799); echo 'seven';`,
+		"s103.php": `<?php header('Status: 103 Early Hints'); echo 'early';`,
+	} {
+		if err := os.WriteFile(filepath.Join(g.Root, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/s600.php", 600, "six"},
+		{"/s799.php", 799, "seven"},
+		{"/s103.php", 502, ""},
+	} {
+		res, body := g.get(t, tc.path)
+		if res.StatusCode != tc.status || (tc.body != "" && body != tc.body) {
+			t.Errorf("%s: got %d %q, want %d %q", tc.path, res.StatusCode, body, tc.status, tc.body)
+		}
+	}
+}
+
 // TestPHPContentLengthMismatch: a script whose output does not match the
 // Content-Length it set. More output than announced (the newline after a
 // closing ?> of a download script that sent filesize()) gets the announced
