@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -20,6 +21,9 @@ const (
 	// downBase, doubled on each further failure up to downMax.
 	downBase = 500 * time.Millisecond
 	downMax  = 30 * time.Second
+	// probeEvery is how often a backend in back-off is dialed to see
+	// whether it accepts connections again.
+	probeEvery = time.Second
 )
 
 // conn is one kept-alive connection to php-fpm. It carries one request at a
@@ -64,6 +68,8 @@ type backend struct {
 	fails     atomic.Int32
 	downUntil atomic.Int64 // unix nanos; 0 = healthy
 	lastOK    atomic.Int64 // unix nanos of the last successful exchange
+	probing   atomic.Bool  // a probeUntilUp goroutine runs
+	log       *slog.Logger
 }
 
 func (b *backend) healthy(now int64) bool { return b.downUntil.Load() <= now }
@@ -75,7 +81,40 @@ func (b *backend) markDown() time.Duration {
 		d = downMax
 	}
 	b.downUntil.Store(time.Now().Add(d).UnixNano())
+	if b.probing.CompareAndSwap(false, true) {
+		go b.probeUntilUp()
+	}
 	return d
+}
+
+// probeUntilUp dials a backend in back-off every probeEvery and puts it back
+// in rotation as soon as it accepts a connection. Without it, a php-fpm that
+// comes back after a long outage would wait out its back-off (up to
+// downMax) with no request sent to it. The probe connection carries no
+// request and is closed at once; it runs only while the backend is down.
+func (b *backend) probeUntilUp() {
+	tick := time.NewTicker(probeEvery)
+	defer tick.Stop()
+	for range tick.C {
+		b.mu.Lock()
+		closed := b.closed
+		b.mu.Unlock()
+		if !closed && b.fails.Load() != 0 {
+			nc, err := b.dialer.Dial(b.network, b.address)
+			if err != nil {
+				continue
+			}
+			nc.Close()
+			b.markUp()
+			b.log.Info("php-fpm backend accepts connections again; back in rotation", "backend", b.addr)
+		}
+		b.probing.Store(false)
+		// A failure between the check above and the Store found the probe
+		// still running and started none: carry on for it.
+		if closed || b.fails.Load() == 0 || !b.probing.CompareAndSwap(false, true) {
+			return
+		}
+	}
 }
 
 func (b *backend) markUp() {

@@ -129,7 +129,7 @@ func NewTransport(o Options) (*Transport, error) {
 			continue
 		}
 		seen[a] = true
-		b := &backend{addr: a, network: network, address: address, max: o.MaxConnsPerBackend}
+		b := &backend{addr: a, network: network, address: address, max: o.MaxConnsPerBackend, log: o.Logger}
 		b.dialer.Timeout = o.DialTimeout
 		t.backends = append(t.backends, b)
 	}

@@ -685,6 +685,55 @@ func TestBackendsFailover(t *testing.T) {
 	}
 }
 
+// A backend down long enough to reach the longest back-off (downMax) is
+// back in rotation within about probeEvery of accepting connections again,
+// without a request having to find out; the probe stops once it is up.
+func TestBackendBackAfterLongOutage(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	tr, _ := newTransport(t, Options{}, dead, srv.Addr())
+	b := tr.backends[0]
+	for i := 0; i < 12; i++ {
+		b.markDown()
+	}
+	if d := time.Until(time.Unix(0, b.downUntil.Load())); d < downMax-time.Second {
+		t.Fatalf("back-off %v, want about %v", d, downMax)
+	}
+	time.Sleep(probeEvery + probeEvery/2) // probes that find nothing
+	if tr.Stats()[0].Healthy {
+		t.Fatal("healthy before it accepts connections")
+	}
+	back, err := net.Listen("tcp", dead)
+	if err != nil {
+		t.Skipf("port taken meanwhile: %v", err)
+	}
+	defer back.Close()
+	go func() {
+		for {
+			c, err := back.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	deadline := time.Now().Add(probeEvery + time.Second)
+	for !tr.Stats()[0].Healthy {
+		if time.Now().After(deadline) {
+			t.Fatalf("still skipped %v after it accepts connections", probeEvery+time.Second)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := 0; i < 50 && b.probing.Load(); i++ {
+		time.Sleep(probeEvery / 20)
+	}
+	if b.probing.Load() {
+		t.Fatal("the probe goes on after the backend is back")
+	}
+}
+
 // Two live backends share concurrent load.
 func TestBackendsBalance(t *testing.T) {
 	h := func(c *fakeConn, r *fakeRequest) bool {

@@ -15,6 +15,8 @@ import (
 	"net/http/httputil"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -554,6 +556,53 @@ func TestFCGIBackendDown(t *testing.T) {
 	if _, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil || body != "Hello, world!" {
 		t.Fatalf("after start: %v %q", err, body)
 	}
+}
+
+// TestFCGIBackendBackAfterOutage: of two php-fpm backends, one is down long
+// enough for its back-off to grow (8 s under load: 0.5, 1, 2, 4, 8 s); once
+// it is started again it serves within about a second (the probe), not at
+// the end of its back-off. Requests meanwhile all succeed on the other.
+func TestFCGIBackendBackAfterOutage(t *testing.T) {
+	a := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 2})
+	b := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 2, DocRoot: a.DocRoot})
+	tr, err := fcgi.NewTransport(fcgi.Options{
+		Backends:    []string{a.Addr, b.Addr},
+		DialTimeout: time.Second,
+		Logger:      slog.New(slog.NewTextHandler(fcgiLogWriter{t}, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	// servedBy runs count.php once and tells whether b's worker answered.
+	servedBy := func() (onB bool) {
+		_, pid, err := fcgiDo(t, tr, fcgiReq(nil, a, "GET", "/count.php", nil, nil))
+		if err != nil {
+			t.Fatalf("request failed while one backend is up: %v", err)
+		}
+		n, err := strconv.Atoi(pid)
+		if err != nil {
+			t.Fatalf("count.php answered %q", pid)
+		}
+		return slices.Contains(b.Workers(), n)
+	}
+	b.Stop()
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); {
+		servedBy()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if tr.Stats()[1].Healthy {
+		t.Fatal("the stopped backend is not in back-off")
+	}
+	b.Start()
+	started := time.Now()
+	for !servedBy() {
+		if time.Since(started) > 3*time.Second {
+			t.Fatalf("the restarted backend got no request within %v", time.Since(started))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("restarted backend served after %v", time.Since(started).Round(time.Millisecond))
 }
 
 func TestFCGISlowScriptTimesOut(t *testing.T) {
