@@ -346,6 +346,51 @@ func TestSessionRegenerateAndDestroy(t *testing.T) {
 	})
 }
 
+// TestSessionPHPOwnCookieNeverCarriesRawID: an application that turns
+// session.use_cookies back on makes PHP send its own session cookie with the
+// raw ID (the store's key). It never reaches the browser, whatever name the
+// app gives it, even the gateway's own (where it would replace the signed
+// cookie and log the user out); the app's other cookies do, and the session
+// works on.
+func TestSessionPHPOwnCookieNeverCarriesRawID(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	for i, target := range []string{
+		"/use_cookies.php",
+		"/use_cookies.php?name=sessionid",
+		"/use_cookies.php?name=sessionid&regen=1",
+	} {
+		before := s.gws[1].dump(t, ck).ID
+		resp, id, set := s.gws[0].get(t, target, ck)
+		if resp.StatusCode != 200 || id == "" {
+			t.Fatalf("%s: %d %q", target, resp.StatusCode, id)
+		}
+		theme := false
+		for _, c := range resp.Cookies() {
+			if c.Value == id || c.Value == before {
+				t.Errorf("%s: cookie %s carries the raw session ID", target, c.Name)
+			}
+			theme = theme || c.Name == "theme" && c.Value == "dark"
+		}
+		if !theme {
+			t.Errorf("%s: the app's own cookie was lost: %q", target, resp.Header.Values("Set-Cookie"))
+		}
+		if set != "" {
+			if set == "-" {
+				t.Fatalf("%s: session cookie deleted", target)
+			}
+			ck = set
+		}
+		d := s.gws[1].dump(t, ck)
+		if d.ID != id || !strings.Contains(string(d.Data), fmt.Sprintf(`"uc":%d`, i+1)) {
+			t.Fatalf("%s: session after the request: %+v, PHP's id %s", target, d, id)
+		}
+	}
+	if !strings.Contains(s.gws[0].Logs.String(), "raw session ID") {
+		t.Error("no warning that PHP sent its own session cookie")
+	}
+}
+
 func redisCommands(t *testing.T, c redis.UniversalClient) int64 {
 	t.Helper()
 	info, err := c.Info(context.Background(), "stats").Result()

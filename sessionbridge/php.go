@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
@@ -109,6 +111,10 @@ type phpHandler struct {
 	next     http.Handler
 	opts     PHPOptions
 	phpValue string
+	// rawCookieWarned is when the last "PHP sent its own session cookie"
+	// warning went out (unix seconds): one a minute tells the operator
+	// without a line per request.
+	rawCookieWarned atomic.Int64
 }
 
 func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -148,6 +154,7 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		extra = appendDataParams(extra, sent)
 	}
 	b := &phpBridge{h: h, sess: sess, sent: sent, scanner: newFrameScanner(nonce, key), ctx: r.Context(), path: script.ScriptName}
+	b.noteID(sess.ID())
 	s2 := *script
 	s2.Extra = append(append([]fcgi.Param(nil), script.Extra...), extra...)
 	s2.OnStderr = b.onStderr
@@ -212,6 +219,72 @@ type phpBridge struct {
 	mu       sync.Mutex
 	sentView []member // sent, as PHP's write would render it (lazy)
 	failed   error    // a change PHP made could not be saved
+	// ids are the session IDs PHP knew in this request (given, created,
+	// regenerated): none of them may leave in a cookie of PHP's own.
+	ids []string
+}
+
+// noteID remembers an ID PHP knows. Callers hold b.mu, except the first
+// call, made before PHP runs.
+func (b *phpBridge) noteID(id string) {
+	if id != "" && !slices.Contains(b.ids, id) {
+		b.ids = append(b.ids, id)
+	}
+}
+
+// dropRawIDCookies removes the Set-Cookie lines PHP itself made with a raw
+// session ID as their value. PHP sends them when an application turns
+// session.use_cookies back on (ini_set, a framework's session options).
+// The raw ID is not a valid cookie for the gateway, so it grants nothing,
+// but it is the store's key and must not reach the browser; and under the
+// gateway's own cookie name it would replace the signed cookie there and
+// log the user out.
+func (b *phpBridge) dropRawIDCookies(h http.Header) {
+	lines := h["Set-Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	b.mu.Lock()
+	ids := slices.Clone(b.ids)
+	b.mu.Unlock()
+	ids = append(ids, b.sess.ID())
+	kept := lines[:0:0]
+	var dropped []string
+	for _, line := range lines {
+		if name, value, ok := cookieNameValue(line); ok && value != "" && slices.Contains(ids, value) {
+			dropped = append(dropped, name)
+			continue
+		}
+		kept = append(kept, line)
+	}
+	if len(dropped) == 0 {
+		return
+	}
+	if len(kept) == 0 {
+		delete(h, "Set-Cookie")
+	} else {
+		h["Set-Cookie"] = kept
+	}
+	now := b.h.m.now().Unix()
+	if last := b.h.rawCookieWarned.Load(); now-last >= 60 && b.h.rawCookieWarned.CompareAndSwap(last, now) {
+		b.h.m.log.Warn("PHP sent a cookie holding the raw session ID (session.use_cookies turned on by the application?); dropped, the gateway's signed cookie carries the session. Logged once a minute.",
+			"script", b.path, "cookies", dropped)
+	}
+}
+
+// cookieNameValue splits a Set-Cookie line's first pair; the value loses
+// the double quotes a cookie value may have.
+func cookieNameValue(line string) (name, value string, ok bool) {
+	pair, _, _ := strings.Cut(line, ";")
+	name, value, ok = strings.Cut(pair, "=")
+	if !ok {
+		return "", "", false
+	}
+	value = strings.TrimSpace(value)
+	if len(value) > 1 && value[0] == '"' && value[len(value)-1] == '"' {
+		value = value[1 : len(value)-1]
+	}
+	return strings.TrimSpace(name), value, true
 }
 
 func (b *phpBridge) onStderr(rec []byte) []byte {
@@ -259,6 +332,7 @@ func (b *phpBridge) applyAll(msgs []message) {
 
 func (b *phpBridge) apply(m message) error {
 	ctx := b.ctx
+	b.noteID(m.ID)
 	switch m.Op {
 	case "open":
 		return b.sess.Announce(m.ID)
@@ -358,6 +432,7 @@ func (w *bridgeWriter) WriteHeader(code int) {
 		w.b.onFrameHeaders(frames)
 	}
 	StripInternalHeaders(h)
+	w.b.dropRawIDCookies(h)
 	if err := w.b.failure(); err != nil && code < 500 {
 		for k := range h {
 			delete(h, k)

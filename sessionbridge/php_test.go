@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -107,4 +108,45 @@ func TestRefusedPHPFrameIsNeverReportedAsSaved(t *testing.T) {
 	if got := string(s.Data()); got != `{"k":"A"}` {
 		t.Fatalf("a refused frame changed the session: %s", got)
 	}
+}
+
+// An application that turns session.use_cookies back on makes PHP send its
+// own cookie with the raw session ID: the ID the request was given, or one
+// it created or regenerated. Those lines never reach the browser (the
+// gateway's signed cookie carries the session); the app's other cookies do.
+func TestPHPRawSessionIDCookieIsDropped(t *testing.T) {
+	m := newTestManager(t, LockStrict, nil)
+	id := createSession(t, m, `{"k":"A"}`)
+	b := newTestBridge(t, m, id)
+	b.noteID(id)
+	b.path = "/t.php"
+	b.scanner = newFrameScanner("00112233445566778899aabbccddeeff", testFrameKey)
+	regenerated := strings.Repeat("b", len(id))
+	if err := b.apply(message{Op: "open", ID: regenerated}); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	w := &bridgeWriter{ResponseWriter: rec, b: b}
+	w.Header()["Set-Cookie"] = []string{
+		"PHPSESSID=" + id + "; path=/",
+		"theme=dark; path=/",
+		"PHPSESSID=" + regenerated + "; path=/; HttpOnly",
+		`sid="` + id + `"`,
+		"note=" + id + "x",
+	}
+	_, _ = w.Write([]byte("ok"))
+	var app []string
+	for _, line := range rec.Result().Header.Values("Set-Cookie") {
+		if strings.HasPrefix(line, m.cookie.opts.Name+"=") {
+			continue // the gateway's signed cookie
+		}
+		if _, value, _ := cookieNameValue(line); value == id || value == regenerated {
+			t.Errorf("raw session ID left in a cookie: %q", line)
+		}
+		app = append(app, line)
+	}
+	if !slices.Contains(app, "theme=dark; path=/") || !slices.Contains(app, "note="+id+"x") {
+		t.Errorf("the app's own cookies were dropped: %q", rec.Result().Header.Values("Set-Cookie"))
+	}
+	b.sess.Release(context.Background())
 }
