@@ -1,0 +1,258 @@
+// Package readahead frees an upstream (a php-fpm worker, a gunicorn thread,
+// the session lock PHP holds until its script ends) from a client that reads
+// slowly, as nginx's fastcgi_buffering and proxy_buffering do.
+//
+// A Body's first read starts one goroutine that reads the upstream to its
+// end into memory, then an unlinked temp file, while the caller writes to
+// the client what has arrived. A fast client still gets each piece as soon
+// as the upstream sends it (PHP's flush(), server-sent events); a slow one
+// no longer holds the upstream until it has downloaded everything. Callers
+// wrap only responses that did not arrive whole: the reader cannot tell a
+// slow client from a fast one before it is too late (it is blocked in a
+// write to the client, not in a read).
+package readahead
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// Options bound what one response may hold.
+type Options struct {
+	// Memory is how many bytes are held in memory before the temp file is
+	// used (default 64 KiB).
+	Memory int
+	// Max is the most bytes held at once; at that point the upstream waits
+	// for the client, as without read-ahead (default 1 GiB, nginx's
+	// fastcgi_max_temp_file_size).
+	Max int64
+	// TempDir holds the temp files (default os.TempDir()).
+	TempDir string
+	// OnTempFileError is told once when the temp file cannot be created or
+	// written; the response then goes on with memory only (Max becomes
+	// Memory), never failing because of the disk.
+	OnTempFileError func(error)
+}
+
+const (
+	defaultMemory = 64 << 10
+	defaultMax    = 1 << 30
+	chunkSize     = 32 << 10
+)
+
+// ErrClosed is returned by Read after Close.
+var ErrClosed = errors.New("readahead: read on closed body")
+
+// Body reads src ahead of its consumer. Read and Close follow io.ReadCloser:
+// one reader; Close may run while a Read waits.
+type Body struct {
+	src io.ReadCloser
+	o   Options
+
+	mu      sync.Mutex
+	cond    sync.Cond
+	started bool
+	closed  bool
+	// mem[memOff:] and the file between fileR and fileW hold the bytes read
+	// ahead, mem first: data goes to the file once mem is full, and keeps
+	// going there until the file is drained, so the order is kept.
+	mem          []byte
+	memOff       int
+	file         *os.File
+	fileR, fileW int64
+	noFile       bool  // the temp file failed: memory only
+	end          error // src's end (io.EOF or its failure), once read ahead
+	exited       chan struct{}
+}
+
+// New wraps src.
+func New(src io.ReadCloser, o Options) *Body {
+	if o.Memory <= 0 {
+		o.Memory = defaultMemory
+	}
+	if o.Max <= 0 {
+		o.Max = defaultMax
+	}
+	if o.Max < int64(o.Memory) {
+		o.Max = int64(o.Memory)
+	}
+	if o.TempDir == "" {
+		o.TempDir = os.TempDir()
+	}
+	b := &Body{src: src, o: o}
+	b.cond.L = &b.mu
+	return b
+}
+
+func (b *Body) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return 0, ErrClosed
+	}
+	if !b.started {
+		b.started = true
+		b.exited = make(chan struct{})
+		go b.readAhead()
+	}
+	defer b.mu.Unlock()
+	for b.held() == 0 && b.end == nil && !b.closed {
+		b.cond.Wait()
+	}
+	switch {
+	case b.closed:
+		return 0, ErrClosed
+	case b.held() > 0:
+		n, err := b.take(p)
+		b.cond.Broadcast() // room for the reader-ahead
+		return n, err
+	default:
+		return 0, b.end
+	}
+}
+
+// held is the number of bytes read ahead and not yet consumed; b.mu held.
+func (b *Body) held() int64 {
+	return int64(len(b.mem)-b.memOff) + b.fileW - b.fileR
+}
+
+// limit is how much may be held before the reader-ahead waits; b.mu held.
+func (b *Body) limit() int64 {
+	if b.noFile {
+		return int64(b.o.Memory)
+	}
+	return b.o.Max
+}
+
+// readAhead reads src to its end (or until Close) into the spool.
+func (b *Body) readAhead() {
+	defer close(b.exited)
+	buf := make([]byte, chunkSize)
+	for {
+		b.mu.Lock()
+		for b.held() >= b.limit() && !b.closed {
+			b.cond.Wait()
+		}
+		closed := b.closed
+		b.mu.Unlock()
+		if closed {
+			return
+		}
+		n, err := b.src.Read(buf)
+		b.mu.Lock()
+		if n > 0 {
+			if perr := b.put(buf[:n]); perr != nil && err == nil {
+				err = perr
+				defer b.src.Close() // the upstream must see the abort
+			}
+		}
+		if err != nil {
+			b.end = err
+		}
+		b.cond.Broadcast()
+		b.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// put appends p to the spool; b.mu held. A temp file that cannot be
+// created or written while it holds nothing turns the body into memory only
+// (p is kept); one that fails while it holds part of the response loses
+// that part, so the body must end in an error.
+func (b *Body) put(p []byte) error {
+	fileInUse := b.fileW > b.fileR
+	if !fileInUse && (b.noFile || len(b.mem)-b.memOff+len(p) <= b.o.Memory) {
+		if b.memOff > 0 && b.memOff == len(b.mem) {
+			b.mem, b.memOff = b.mem[:0], 0
+		} else if b.memOff > 0 && len(b.mem)+len(p) > cap(b.mem) {
+			b.mem = append(b.mem[:0], b.mem[b.memOff:]...)
+			b.memOff = 0
+		}
+		b.mem = append(b.mem, p...)
+		return nil
+	}
+	err := b.writeFile(p)
+	if err == nil {
+		return nil
+	}
+	if b.o.OnTempFileError != nil {
+		b.o.OnTempFileError(err)
+	}
+	if fileInUse {
+		return fmt.Errorf("readahead: temp file: %w", err)
+	}
+	b.noFile = true
+	b.mem = append(b.mem, p...)
+	return nil
+}
+
+func (b *Body) writeFile(p []byte) error {
+	if b.file == nil {
+		f, err := os.CreateTemp(b.o.TempDir, "sessiongate-response-*")
+		if err != nil {
+			return err
+		}
+		// Unlinked at once: nothing is left behind if the process dies.
+		os.Remove(f.Name())
+		b.file = f
+	}
+	if _, err := b.file.WriteAt(p, b.fileW); err != nil {
+		return err
+	}
+	b.fileW += int64(len(p))
+	return nil
+}
+
+// take moves held bytes into p, memory first; b.mu held.
+func (b *Body) take(p []byte) (int, error) {
+	if b.memOff < len(b.mem) {
+		n := copy(p, b.mem[b.memOff:])
+		b.memOff += n
+		if b.memOff == len(b.mem) {
+			b.mem, b.memOff = b.mem[:0], 0
+		}
+		return n, nil
+	}
+	n := int(min(int64(len(p)), b.fileW-b.fileR))
+	n, err := b.file.ReadAt(p[:n], b.fileR)
+	b.fileR += int64(n)
+	if b.fileR == b.fileW {
+		b.fileR, b.fileW = 0, 0
+	}
+	if err != nil && n == 0 {
+		return 0, fmt.Errorf("readahead: temp file: %w", err)
+	}
+	return n, nil
+}
+
+// Close ends the body. Before src's end it closes src (for an upstream
+// response: the upstream sees the abort), stops the reader-ahead and drops
+// what it held.
+func (b *Body) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	started := b.started
+	b.cond.Broadcast()
+	b.mu.Unlock()
+	err := b.src.Close() // unblocks a reader-ahead waiting on the upstream
+	if started {
+		<-b.exited
+	}
+	b.mu.Lock()
+	b.mem, b.memOff = nil, 0
+	if b.file != nil {
+		b.file.Close()
+		b.file = nil
+	}
+	b.mu.Unlock()
+	return err
+}
