@@ -54,6 +54,11 @@ type Script struct {
 	// its own messages can keep a frame split across records and log the
 	// text around it.
 	OnStderr func(msg []byte) (logRest []byte)
+	// OnEnd, when set, runs once when php-fpm has sent the whole response
+	// (END_REQUEST), from whichever goroutine read it: PHP's work for the
+	// request is over, though with Options.ReadAhead the client may still
+	// be downloading. It does not run for a response cut short.
+	OnEnd func()
 }
 
 type scriptKey struct{}

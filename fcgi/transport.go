@@ -27,6 +27,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/readahead"
 )
 
 // Options configures a Transport. Zero values take the documented
@@ -43,7 +45,14 @@ type Options struct {
 	// before a php-fpm connection is taken, like nginx's
 	// fastcgi_request_buffering on; without it such a body streams to
 	// php-fpm as it arrives. Chunked bodies are always read whole.
-	BufferBodies   bool
+	BufferBodies bool
+	// ReadAhead reads a response php-fpm sends faster than the client
+	// takes it into memory, then a temp file (up to 1 GiB), like nginx's
+	// fastcgi_buffering on: a slow client then holds no php-fpm worker.
+	// A response that arrived whole by the time its header is parsed
+	// (most pages) is left as it is. Without it the worker waits for the
+	// client.
+	ReadAhead      bool
 	StderrLogLimit int          // max bytes of PHP stderr logged per request (default 4096); the rest is counted
 	Logger         *slog.Logger // default slog.Default()
 }
@@ -441,8 +450,16 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	}
 
 	rb := &responseBody{t: t, rr: rr, stop: stop, ctx: ctx, pending: buf[end:], buf: buf, hb: hb}
+	var respBody io.ReadCloser = rb
 	if done {
 		rb.finish()
+	} else if t.o.ReadAhead {
+		respBody = readahead.New(rb, readahead.Options{
+			TempDir: t.o.TempDir,
+			OnTempFileError: func(err error) {
+				t.log.Warn("fcgi: no temp file for a response read ahead; the rest waits for the client", "script", s.ScriptName, "error", err.Error())
+			},
+		})
 	}
 	resp := &http.Response{
 		Status:        statusLine(status),
@@ -451,7 +468,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        header,
-		Body:          rb,
+		Body:          respBody,
 		ContentLength: -1,
 		Request:       req,
 	}
@@ -833,9 +850,12 @@ func (b *responseBody) finish() {
 	if !b.stop() {
 		// The context fired: its callback closed the connection.
 		c.b.discard(c)
-		return
+	} else {
+		c.b.put(c)
 	}
-	c.b.put(c)
+	if h := b.rr.script.OnEnd; h != nil {
+		h()
+	}
 }
 
 // abandon throws the connection away. It may run concurrently with Read:

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -1050,5 +1051,72 @@ func TestStarvedConnectionFreesOneWorkerAtATime(t *testing.T) {
 	}
 	if !b.starvedLocked(later + int64(2*starveAfter)) {
 		t.Fatal("still unanswered another starveAfter later, and not helped again")
+	}
+}
+
+// With ReadAhead, a response bigger than any socket buffer is read to its
+// end while the client has read ten bytes: the connection goes back to the
+// pool and OnEnd runs (the session bridge releases the lock there); the
+// client then gets every byte. Without ReadAhead the worker waits.
+func TestReadAheadFreesConnectionBeforeClientReads(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<20) // 16 MiB
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		respond(c, "Content-Type: application/octet-stream\r\n", big)
+		return true
+	})
+	for _, ahead := range []bool{true, false} {
+		tr, _ := newTransport(t, Options{ReadAhead: ahead, TempDir: t.TempDir()}, srv.Addr())
+		ended := make(chan struct{})
+		s := *testScript
+		s.OnEnd = func() { close(ended) }
+		resp, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, &s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := make([]byte, 10)
+		if _, err := io.ReadFull(resp.Body, first); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ended:
+			if !ahead {
+				t.Fatal("without ReadAhead, 16 MiB went through socket buffers with 10 bytes read")
+			}
+			if st := tr.Stats()[0]; st.Busy != 0 || st.Idle != 1 {
+				t.Fatalf("connection not back in the pool: %+v", st)
+			}
+		case <-time.After(3 * time.Second):
+			if ahead {
+				t.Fatal("the response was not read ahead of the client")
+			}
+		}
+		rest, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(first)+string(rest) != big {
+			t.Fatalf("ReadAhead %v: got %d bytes, err %v", ahead, len(rest)+10, err)
+		}
+		<-ended
+	}
+}
+
+// ReadAhead keeps a response that arrived whole on the caller's goroutine,
+// and OnEnd runs for it too.
+func TestReadAheadWholeResponseOnEnd(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	tr, _ := newTransport(t, Options{ReadAhead: true}, srv.Addr())
+	var ends atomic.Int32
+	s := *testScript
+	s.OnEnd = func() { ends.Add(1) }
+	resp, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, &s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := resp.Body.(*responseBody); !ok {
+		t.Errorf("a whole response is wrapped in %T", resp.Body)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hello" || ends.Load() != 1 {
+		t.Fatalf("body %q, OnEnd ran %d times", body, ends.Load())
 	}
 }

@@ -33,9 +33,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/readahead"
 	"github.com/sessiongate/sessiongate/server"
 	"github.com/sessiongate/sessiongate/sessionbridge"
 )
+
+// readAheadAbove is the response size from which Options.ReadAhead applies:
+// below it, the socket buffers between gunicorn and the gateway hold the
+// whole response.
+const readAheadAbove = 64 << 10
 
 // Options configure a Proxy.
 type Options struct {
@@ -62,7 +68,16 @@ type Options struct {
 	// without it such a body streams to Django as it arrives. Chunked
 	// bodies and smaller ones are always read whole first.
 	BufferBodies bool
-	Logger       *slog.Logger
+	// ReadAhead reads a large or streamed response (over 64 KiB, or of
+	// unknown length) ahead of a client that takes it slowly, into memory
+	// then a temp file (SESSIONGATE_RESPONSE_BUFFERING, nginx's
+	// proxy_buffering on), so a slow download holds no gunicorn thread. A
+	// smaller response fits in the socket buffers: gunicorn is done with it
+	// whatever the client does.
+	ReadAhead bool
+	// TempDir holds read-ahead temp files ("" = os.TempDir()).
+	TempDir string
+	Logger  *slog.Logger
 }
 
 // Proxy forwards requests to Django with the shared session.
@@ -76,6 +91,8 @@ type Proxy struct {
 	now      func() time.Time
 	// bufferBodies: Options.BufferBodies.
 	bufferBodies bool
+	readAhead    bool
+	tempDir      string
 }
 
 // New checks o and builds the proxy.
@@ -96,7 +113,7 @@ func New(o Options) (*Proxy, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Proxy{sessions: o.Sessions, log: log, now: time.Now, bufferBodies: o.BufferBodies}
+	p := &Proxy{sessions: o.Sessions, log: log, now: time.Now, bufferBodies: o.BufferBodies, readAhead: o.ReadAhead, tempDir: o.TempDir}
 	if o.Sessions != nil {
 		if len(o.Secrets) == 0 {
 			return nil, errors.New("wsgi: sessions need the session secrets to sign the Django headers")
@@ -305,6 +322,16 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		// values (and any unannounced ones) arrive at the end of the body.
 		p.cleanHeader(res.Trailer)
 		res.Body = &trailerFilter{ReadCloser: res.Body, res: res, clean: p.cleanHeader}
+	}
+	if p.readAhead && res.Body != http.NoBody && res.StatusCode != http.StatusSwitchingProtocols &&
+		(res.ContentLength < 0 || res.ContentLength > readAheadAbove) {
+		path := res.Request.URL.Path
+		res.Body = readahead.New(res.Body, readahead.Options{
+			TempDir: p.tempDir,
+			OnTempFileError: func(err error) {
+				p.log.Warn("no temp file for a Django response read ahead; the rest waits for the client", "path", path, "error", err.Error())
+			},
+		})
 	}
 	if chErr != nil && !errors.Is(chErr, errNoChange) {
 		p.log.Warn("session change from Django ignored", "path", res.Request.URL.Path, "status", res.StatusCode, "reason", chErr.Error())

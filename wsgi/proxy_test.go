@@ -952,3 +952,65 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// With ReadAhead, a Django response bigger than the socket buffers (known
+// length or streamed) is taken from gunicorn while the client has read ten
+// bytes: the Django thread is free; the client still gets every byte. A
+// small response is not read ahead (the socket buffers hold it anyway).
+func TestReadAheadFreesDjangoFromSlowClient(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<20) // 16 MiB
+	for _, tc := range []struct {
+		name          string
+		ahead, length bool
+	}{
+		{"known length", true, true},
+		{"streamed", true, false},
+		{"off", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			finished := make(chan struct{}, 1)
+			e := newEnv(t, envOpts{
+				backends: func(http.Handler) []string {
+					up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						if tc.length {
+							w.Header().Set("Content-Length", strconv.Itoa(len(big)))
+						}
+						for i := 0; i < len(big); i += 1 << 20 {
+							w.Write([]byte(big[i : i+1<<20]))
+							if !tc.length {
+								w.(http.Flusher).Flush()
+							}
+						}
+						finished <- struct{}{}
+					}))
+					t.Cleanup(up.Close)
+					return []string{up.URL}
+				},
+				opts: func(o *Options) { o.ReadAhead = tc.ahead; o.TempDir = t.TempDir() },
+			})
+			res, err := http.Get(e.gw.URL + "/big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			first := make([]byte, 10)
+			if _, err := io.ReadFull(res.Body, first); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-finished:
+				if !tc.ahead {
+					t.Fatal("without ReadAhead, 16 MiB went through with 10 bytes read")
+				}
+			case <-time.After(3 * time.Second):
+				if tc.ahead {
+					t.Fatal("Django still writes to a client that reads nothing")
+				}
+			}
+			rest, err := io.ReadAll(res.Body)
+			if err != nil || string(first)+string(rest) != big {
+				t.Fatalf("got %d bytes, %v", len(rest)+10, err)
+			}
+		})
+	}
+}
