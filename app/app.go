@@ -81,7 +81,7 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...s
 		}
 		dj, err := wsgi.New(wsgi.Options{
 			Backends: cfg.Django.URL, DialTimeout: cfg.Django.DialTimeout, ResponseHeaderTimeout: cfg.Django.Timeout,
-			Sessions: a.Sessions, Secrets: secrets, BufferBodies: cfg.RequestBuffering, Logger: log,
+			Sessions: a.Sessions, Secrets: secrets, BufferBodies: cfg.RequestBuffering, ReadAhead: cfg.ResponseBuffering, Logger: log,
 		})
 		if err != nil {
 			a.Close()

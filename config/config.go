@@ -53,6 +53,9 @@ type Config struct {
 	// RequestBuffering is off by default: a large upload of known length
 	// then reaches the app as it arrives, without a temp file.
 	RequestBuffering bool `env:"SESSIONGATE_REQUEST_BUFFERING" envDefault:"off" help:"on: read every request body whole (memory, then a temp file) before PHP or Django gets it, so a slow upload holds no php-fpm worker, gunicorn thread or session lock, like nginx's fastcgi_request_buffering and proxy_request_buffering on; off: a body of known length over 64 KiB streams to the app as it arrives (bodies up to 64 KiB and chunked ones are always read whole first)"`
+	// ResponseBuffering is on by default, like nginx's fastcgi_buffering:
+	// slow clients must not be able to pin every php-fpm worker.
+	ResponseBuffering bool `env:"SESSIONGATE_RESPONSE_BUFFERING" envDefault:"on" help:"on: a PHP response still coming when its headers arrive, or a Django one over 64 KiB or streamed, is read ahead of the client into memory (64 KiB), then a temp file (up to 1 GiB per response), so a slow client holds no php-fpm worker, gunicorn thread or session lock, like nginx's fastcgi_buffering and proxy_buffering on; a client that keeps up still gets the output as the app flushes it; off: the app waits for the client"`
 
 	PHPMaxConns     int           `env:"SESSIONGATE_PHP_MAX_CONNS" envDefault:"8" help:"most connections kept open to each php-fpm backend; keep it <= pm.max_children"`
 	PHPDialTimeout  time.Duration `env:"SESSIONGATE_PHP_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to php-fpm before 502"`

@@ -5,6 +5,7 @@ package integration
 // has no streaming or echo views).
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessiongate/sessiongate/integration/harness"
 )
@@ -186,4 +188,48 @@ func djangoProject(t *testing.T, module, settings, urls string) string {
 			"from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n",
 	})
 	return proj
+}
+
+// TestDjangoSlowDownloadsHoldNoThread: two clients download a 32 MiB page
+// slowly (ten bytes, then nothing) from a gunicorn with two threads. The
+// gateway reads Django's output ahead of them (SESSIONGATE_RESPONSE_BUFFERING,
+// nginx's proxy_buffering), so both threads are free: a third page answers
+// at once, and the slow clients still get every byte.
+func TestDjangoSlowDownloadsHoldNoThread(t *testing.T) {
+	gw := startBodyDjango(t)
+	const size = 32 << 20
+	var slow []*http.Response
+	for i := 0; i < 2; i++ {
+		client := &http.Client{Transport: &http.Transport{}}
+		res, err := client.Get(gw.URL + "/dj/page/?n=" + strconv.Itoa(size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		first := make([]byte, 10)
+		if _, err := io.ReadFull(res.Body, first); err != nil || res.StatusCode != 200 {
+			t.Fatalf("download %d: %d %v", i, res.StatusCode, err)
+		}
+		slow = append(slow, res)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", gw.URL+"/dj/page/?n=3", nil)
+	start := time.Now()
+	res, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+	if err != nil {
+		t.Fatalf("a page while two downloads are slow: %v after %v", err, time.Since(start))
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(b) != "xxx" {
+		t.Fatalf("a page while two downloads are slow: %d %q", res.StatusCode, b)
+	}
+	t.Logf("page answered in %v while two downloads waited", time.Since(start).Round(time.Millisecond))
+	for i, res := range slow {
+		n, err := io.Copy(io.Discard, res.Body)
+		if err != nil || n != size-10 {
+			t.Errorf("download %d: %d more bytes, %v", i, n, err)
+		}
+	}
 }

@@ -391,6 +391,54 @@ func TestSessionPHPOwnCookieNeverCarriesRawID(t *testing.T) {
 	}
 }
 
+// TestSessionSlowDownloadHoldsNoWorkerNorLock: a client that downloads a big
+// page slowly must not hold the php-fpm connection (the gateway has one)
+// nor the session lock, whether the script keeps its session open to the
+// end or never starts it: the gateway reads PHP's output ahead of the
+// client, as nginx buffers it, and the lock goes when PHP ends. The same
+// user's next page answers at once (with the first page's change saved),
+// and the slow client still gets every byte.
+func TestSessionSlowDownloadHoldsNoWorkerNorLock(t *testing.T) {
+	s := startSessionStack(t, stackOpts{fpm: harness.PHPFPMOptions{Children: 2}}) // one connection per gateway
+	ck := s.newSession(t)
+	chunk := strings.Repeat(fmt.Sprintf("%x", sha256.Sum256([]byte("sessiongate"))), 1024)
+	for i, target := range []string{"/download.php?session=1", "/download.php"} {
+		req, _ := http.NewRequest("GET", s.gws[0].URL+target, nil)
+		req.Header.Set("Cookie", "sessionid="+ck)
+		slow, err := sessionClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := make([]byte, 10)
+		if _, err := io.ReadFull(slow.Body, first); err != nil || slow.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", target, slow.StatusCode, err)
+		}
+		// The slow client reads nothing more while the same user opens a
+		// page on the same gateway.
+		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+		next, _ := http.NewRequestWithContext(ctx, "GET", s.gws[0].URL+"/get.php", nil)
+		next.Header.Set("Cookie", "sessionid="+ck)
+		start := time.Now()
+		res, err := sessionClient.Do(next)
+		if err != nil {
+			cancel()
+			t.Fatalf("%s: next page while the download is slow: %v after %v", target, err, time.Since(start))
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		cancel()
+		if res.StatusCode != 200 || !strings.Contains(string(body), `"downloads":1`) {
+			t.Fatalf("%s: next page: %d %s", target, res.StatusCode, body)
+		}
+		t.Logf("%s: next page answered in %v while the download waited", target, time.Since(start).Round(time.Millisecond))
+		rest, err := io.ReadAll(slow.Body)
+		slow.Body.Close()
+		if err != nil || string(first)+string(rest) != strings.Repeat(chunk, 512) {
+			t.Fatalf("download %d: %d bytes (want %d), %v", i, len(first)+len(rest), 512*len(chunk), err)
+		}
+	}
+}
+
 func redisCommands(t *testing.T, c redis.UniversalClient) int64 {
 	t.Helper()
 	info, err := c.Info(context.Background(), "stats").Result()

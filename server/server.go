@@ -187,6 +187,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 			WriteTimeout:       orForever(cfg.PHPWriteTimeout),
 			MaxBody:            maxBody,
 			BufferBodies:       cfg.RequestBuffering,
+			ReadAhead:          cfg.ResponseBuffering,
 			Logger:             logger,
 		})
 		if err != nil {

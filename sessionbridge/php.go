@@ -158,6 +158,7 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s2 := *script
 	s2.Extra = append(append([]fcgi.Param(nil), script.Extra...), extra...)
 	s2.OnStderr = b.onStderr
+	s2.OnEnd = b.onPHPEnd
 	r = r.WithContext(fcgi.WithScript(r.Context(), &s2))
 
 	bw := &bridgeWriter{ResponseWriter: w, b: b}
@@ -222,6 +223,36 @@ type phpBridge struct {
 	// ids are the session IDs PHP knew in this request (given, created,
 	// regenerated): none of them may leave in a cookie of PHP's own.
 	ids []string
+	// phpEnded: php-fpm sent the whole response. headersOut: the response
+	// headers (and the session messages they carry) were handled.
+	phpEnded, headersOut bool
+}
+
+// onPHPEnd runs when php-fpm has sent the whole response: PHP can no longer
+// change the session, so its lock goes then, not once a slow client has
+// downloaded the page (the transport reads ahead of the client). A script
+// that closed its session released it already; this is for one that never
+// started it (the gateway locked it before PHP ran). While the headers are
+// not out, the lock stays: messages in them are applied first.
+func (b *phpBridge) onPHPEnd() {
+	b.mu.Lock()
+	b.phpEnded = true
+	release := b.headersOut
+	b.mu.Unlock()
+	if release {
+		b.sess.Release(b.ctx)
+	}
+}
+
+// headersHandled is onPHPEnd's other half, called once the headers left.
+func (b *phpBridge) headersHandled() {
+	b.mu.Lock()
+	b.headersOut = true
+	release := b.phpEnded
+	b.mu.Unlock()
+	if release {
+		b.sess.Release(b.ctx)
+	}
 }
 
 // noteID remembers an ID PHP knows. Callers hold b.mu, except the first
@@ -442,10 +473,12 @@ func (w *bridgeWriter) WriteHeader(code int) {
 		w.swallow = true
 		w.ResponseWriter.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.ResponseWriter.Write([]byte("session could not be saved, retry\n"))
+		w.b.headersHandled()
 		return
 	}
 	w.b.sess.SetCookie(h)
 	w.ResponseWriter.WriteHeader(code)
+	w.b.headersHandled()
 }
 
 func (w *bridgeWriter) Write(p []byte) (int, error) {
