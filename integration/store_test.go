@@ -508,6 +508,55 @@ func TestStoreRedisClusterLockWaitsOutSlotMigration(t *testing.T) {
 	}
 }
 
+// TestStoreRedisClusterSaveWaitsOutSlotMigration: a session locked before
+// its Cluster slot starts to move is saved while the move is half-way (the
+// record already on the new master, the lock still on the old one): the
+// save script is refused unrun with TRYAGAIN, and must be tried again
+// until the move is through rather than fail the request with 503. Within
+// the default SESSIONGATE_REDIS_TIMEOUT (500 ms).
+func TestStoreRedisClusterSaveWaitsOutSlotMigration(t *testing.T) {
+	harness.Require(t, "redis-server", "redis-cli")
+	c := harness.StartRedisCluster(t)
+	s := openStore(t, clusterURL(c), "save:")
+	ctx := context.Background()
+	const id = "saving"
+	if _, err := s.Save(ctx, id, 0, []byte("a"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	l, _, err := s.Lock(ctx, id, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "save:{" + id + "}"
+	m := newSlotMove(t, c, key)
+	if err := m.begin(); err != nil {
+		t.Fatal(err)
+	}
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		time.Sleep(250 * time.Millisecond)
+		host, port, _ := strings.Cut(m.dst.Addr, ":")
+		if err := runSteps(redisStep{m.src, []string{"MIGRATE", host, port, "", "0", "5000", "KEYS", key + ":lock"}}); err != nil {
+			t.Error(err)
+		}
+		if err := m.finish(); err != nil {
+			t.Error(err)
+		}
+	}()
+	uctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err = l.Unlock(uctx, store.Mutation{Kind: store.Put, Value: []byte("b"), TTL: time.Minute})
+	<-finished
+	if err != nil {
+		t.Fatalf("save during the slot's migration: %v", err)
+	}
+	rec, err := s.Load(ctx, id)
+	if err != nil || string(rec.Value) != "b" {
+		t.Fatalf("after the move: %q %v", rec.Value, err)
+	}
+}
+
 // slotMove moves the Cluster slot that holds key from its master to
 // another one, in the steps of redis-cli --cluster reshard, behind the
 // clients' back.

@@ -250,19 +250,6 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 		token := s.newToken()
 		start := time.Now()
 		res, err := lockScript.Run(ctx, noRetry{s.c}, keys, token, ms(leaseTTL)).Slice()
-		if err != nil && slotMoving(err) {
-			// The slot is moving between Cluster masters and the
-			// session's keys are on both sides for now: the script did
-			// not run. Wait it out like a busy lock, within the caller's
-			// deadline, instead of failing the request.
-			t := time.NewTimer(slotMoveWait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
-			continue
-		}
 		if err != nil {
 			// The script may have run and the reply been lost: release
 			// the lock if this token holds it.

@@ -304,12 +304,27 @@ func (c noRetry) eval(ctx context.Context, name, script string, keys []string, a
 		a = append(a, k)
 	}
 	a = append(a, args...)
-	cmd := redis.NewCmd(ctx, a...)
-	if len(keys) > 0 {
-		cmd.SetFirstKeyPos(3)
+	for {
+		cmd := redis.NewCmd(ctx, a...)
+		if len(keys) > 0 {
+			cmd.SetFirstKeyPos(3)
+		}
+		_ = c.Process(ctx, noRetryCmd{cmd})
+		if !slotMoving(cmd.Err()) {
+			return cmd
+		}
+		// The slot is moving between Cluster masters and the keys are on
+		// both sides for now: the script did not run. Wait the move out
+		// within the caller's deadline (a lock, a save, a release alike)
+		// instead of failing the request with 503.
+		t := time.NewTimer(slotMoveWait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return cmd
+		}
 	}
-	_ = c.Process(ctx, noRetryCmd{cmd})
-	return cmd
 }
 
 type noRetryCmd struct{ *redis.Cmd }
