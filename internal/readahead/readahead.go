@@ -127,10 +127,15 @@ func (b *Body) limit() int64 {
 	return b.o.Max
 }
 
+// chunks recycles the reader-ahead's read buffers.
+var chunks = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
 // readAhead reads src to its end (or until Close) into the spool.
 func (b *Body) readAhead() {
 	defer close(b.exited)
-	buf := make([]byte, chunkSize)
+	bp := chunks.Get().(*[]byte)
+	defer chunks.Put(bp)
+	buf := *bp
 	for {
 		b.mu.Lock()
 		for b.held() >= b.limit() && !b.closed {
