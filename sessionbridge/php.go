@@ -464,7 +464,10 @@ func (w *bridgeWriter) WriteHeader(code int) {
 	}
 	StripInternalHeaders(h)
 	w.b.dropRawIDCookies(h)
-	if err := w.b.failure(); err != nil && code < 500 {
+	// A 5xx already tells the client the request failed; any other code,
+	// a private 6xx-9xx included (the transport passes those, as nginx
+	// does), would pass for a success.
+	if err := w.b.failure(); err != nil && (code < 500 || code > 599) {
 		for k := range h {
 			delete(h, k)
 		}

@@ -150,3 +150,29 @@ func TestPHPRawSessionIDCookieIsDropped(t *testing.T) {
 	}
 	b.sess.Release(context.Background())
 }
+
+// A status outside the standard classes (an API's private 6xx/7xx, which
+// the transport passes like nginx) is not a server error: a session change
+// lost before the headers left must turn it into the 503 too, not leave
+// the client believing the change was made.
+func TestLostPHPChangeWithNonStandardStatusIs503(t *testing.T) {
+	const nonce = "00112233445566778899aabbccddeeff"
+	m := newTestManager(t, LockStrict, nil)
+	id := createSession(t, m, `{"k":"A"}`)
+	destroy := phpFrames(nonce, 0, "destroy", id, "", 800)
+	for _, code := range []int{600, 799, 999} {
+		b := newTestBridge(t, m, id)
+		b.scanner = newFrameScanner(nonce, testFrameKey)
+		b.path = "/t.php"
+		b.onStderr([]byte(destroy[:len(destroy)-10])) // cut: never applied
+		rec := httptest.NewRecorder()
+		w := &bridgeWriter{ResponseWriter: rec, b: b}
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte("done"))
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("status %d with the change lost: client got %d %q", code, rec.Code, rec.Body.String())
+		}
+		b.sess.Release(context.Background())
+		b.finish()
+	}
+}
