@@ -8,12 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
@@ -107,14 +109,11 @@ func (m *Manager) PHPHandler(next http.Handler, o PHPOptions) http.Handler {
 }
 
 type phpHandler struct {
-	m        *Manager
-	next     http.Handler
-	opts     PHPOptions
-	phpValue string
-	// rawCookieWarned is when the last "PHP sent its own session cookie"
-	// warning went out (unix seconds): one a minute tells the operator
-	// without a line per request.
-	rawCookieWarned atomic.Int64
+	m          *Manager
+	next       http.Handler
+	opts       PHPOptions
+	phpValue   string
+	rawCookies RawIDCookieGuard
 }
 
 func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -271,16 +270,47 @@ func (b *phpBridge) noteID(id string) {
 // gateway's own cookie name it would replace the signed cookie there and
 // log the user out.
 func (b *phpBridge) dropRawIDCookies(h http.Header) {
-	lines := h["Set-Cookie"]
-	if len(lines) == 0 {
+	if len(h["Set-Cookie"]) == 0 {
 		return
 	}
 	b.mu.Lock()
 	ids := slices.Clone(b.ids)
 	b.mu.Unlock()
 	ids = append(ids, b.sess.ID())
+	b.h.rawCookies.Drop(h, ids, b.h.m.log, b.h.m.now(),
+		"PHP sent a cookie holding the raw session ID (session.use_cookies turned on by the application?)", "script", b.path)
+}
+
+// RawIDCookieGuard keeps raw session IDs out of an app's cookies (the PHP
+// bridge and the Django proxy each have one) and tells the operator, once a
+// minute rather than on every request.
+type RawIDCookieGuard struct {
+	warned atomic.Int64 // unix seconds of the last warning
+}
+
+// Drop removes the Set-Cookie lines of h holding one of ids and logs why
+// (at most once a minute), with attrs.
+func (g *RawIDCookieGuard) Drop(h http.Header, ids []string, log *slog.Logger, now time.Time, why string, attrs ...any) {
+	dropped := DropRawIDCookies(h, ids)
+	if len(dropped) == 0 {
+		return
+	}
+	t := now.Unix()
+	if last := g.warned.Load(); t-last >= 60 && g.warned.CompareAndSwap(last, t) {
+		log.Warn(why+"; dropped, the gateway's signed cookie carries the session. Logged once a minute.",
+			append(attrs, "cookies", dropped)...)
+	}
+}
+
+// DropRawIDCookies removes from h every Set-Cookie line whose value is one
+// of ids (raw session IDs, the store's keys, which must never reach the
+// browser), and returns the names of the cookies it removed.
+func DropRawIDCookies(h http.Header, ids []string) (dropped []string) {
+	lines := h["Set-Cookie"]
+	if len(lines) == 0 {
+		return nil
+	}
 	kept := lines[:0:0]
-	var dropped []string
 	for _, line := range lines {
 		if name, value, ok := cookieNameValue(line); ok && value != "" && slices.Contains(ids, value) {
 			dropped = append(dropped, name)
@@ -289,18 +319,14 @@ func (b *phpBridge) dropRawIDCookies(h http.Header) {
 		kept = append(kept, line)
 	}
 	if len(dropped) == 0 {
-		return
+		return nil
 	}
 	if len(kept) == 0 {
 		delete(h, "Set-Cookie")
 	} else {
 		h["Set-Cookie"] = kept
 	}
-	now := b.h.m.now().Unix()
-	if last := b.h.rawCookieWarned.Load(); now-last >= 60 && b.h.rawCookieWarned.CompareAndSwap(last, now) {
-		b.h.m.log.Warn("PHP sent a cookie holding the raw session ID (session.use_cookies turned on by the application?); dropped, the gateway's signed cookie carries the session. Logged once a minute.",
-			"script", b.path, "cookies", dropped)
-	}
+	return dropped
 }
 
 // cookieNameValue splits a Set-Cookie line's first pair; the value loses

@@ -93,6 +93,7 @@ type Proxy struct {
 	bufferBodies bool
 	readAhead    bool
 	tempDir      string
+	rawCookies   sessionbridge.RawIDCookieGuard
 }
 
 // New checks o and builds the proxy.
@@ -338,6 +339,14 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	}
 	if st == nil || st.sess == nil {
 		return nil
+	}
+	if id := st.sess.ID(); id != "" {
+		// The raw ID Django was given is the store's key: a cookie of
+		// Django's holding it (its own SessionMiddleware left in under
+		// another name than the gateway's, a view's set_cookie) must not
+		// reach the browser, as on the PHP side.
+		p.rawCookies.Drop(res.Header, []string{id}, p.log, p.now(),
+			"Django sent a cookie holding the raw session ID", "path", res.Request.URL.Path)
 	}
 	ctx := res.Request.Context()
 	if ch != nil {

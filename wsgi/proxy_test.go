@@ -1014,3 +1014,40 @@ func TestReadAheadFreesDjangoFromSlowClient(t *testing.T) {
 		})
 	}
 }
+
+// A Django app that puts the raw session ID it got from the gateway in a
+// cookie of its own (Django's SessionMiddleware left in under another
+// cookie name than the gateway's, or a view's set_cookie) must not send the
+// store's key to the browser, as on the PHP side; its other cookies pass.
+func TestDjangoRawSessionIDCookieIsDropped(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.respond(answer{op: "write", data: `{"n":1}`})
+	_, _, ck := e.do("POST", "/a/", "", strings.NewReader("x=1"))
+	id, _ := e.open(ck)
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+		http.SetCookie(w, &http.Cookie{Name: "django_sid", Value: s.ID, Path: "/", HttpOnly: true})
+		w.Header().Add("Set-Cookie", `quoted="`+s.ID+`"`)
+		http.SetCookie(w, &http.Cookie{Name: "csrftoken", Value: "tok"})
+		return answer{op: "write", data: `{"n":2}`}, true
+	}
+	res, _, set := e.do("GET", "/a/", ck, nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	csrf := false
+	for _, c := range res.Cookies() {
+		if c.Value == id {
+			t.Errorf("cookie %s carries the raw session ID", c.Name)
+		}
+		csrf = csrf || c.Name == "csrftoken" && c.Value == "tok"
+	}
+	if !csrf {
+		t.Errorf("the app's own cookie was lost: %q", res.Header.Values("Set-Cookie"))
+	}
+	if set == "-" {
+		t.Fatal("session cookie deleted")
+	}
+	if _, data := e.open(ck); data != `{"n":2}` {
+		t.Fatalf("session after the request: %s", data)
+	}
+}
