@@ -36,8 +36,12 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Kind is what a path resolves to.
@@ -89,9 +93,18 @@ type Route struct {
 
 // Router resolves paths against one static root.
 type Router struct {
-	root  *os.Root
+	path  string // the static root as configured, maybe through symlinks
 	index string // front controller URL path, "" when off
+
+	// root is the directory path named when last checked, and checked when
+	// that was (UnixNano); see current.
+	root    atomic.Pointer[os.Root]
+	checked atomic.Int64
 }
+
+// recheckRoot is how often the router looks whether its root path names
+// another directory than the one it has open.
+var recheckRoot = time.Second
 
 // New opens staticRoot for routing. index is the front controller as a URL
 // path ("/index.php") or "" to answer 404 when no file matches.
@@ -103,11 +116,47 @@ func New(staticRoot, index string) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("phproute: open static root: %w", err)
 	}
-	return &Router{root: root, index: index}, nil
+	r := &Router{path: staticRoot, index: index}
+	r.root.Store(root)
+	r.checked.Store(time.Now().UnixNano())
+	return r, nil
 }
 
 // Close releases the root directory.
-func (r *Router) Close() error { return r.root.Close() }
+func (r *Router) Close() error { return r.root.Load().Close() }
+
+// current returns the open root, first opening the root path again (at most
+// once per recheckRoot) when it names another directory than the one open.
+// PHP sites are deployed by repointing a symlink (current -> releases/N,
+// Capistrano, Deployer, Envoyer) or renaming directories, and old releases
+// are deleted later: nginx looks the root up on every request, and php-fpm
+// runs the new release's scripts, so a router kept on the directory it
+// opened at start would route against a stale tree, then against a deleted
+// one (every URL 404) until a restart. If the path cannot be opened (a
+// switch in progress) the old root is kept. The old root is not closed
+// here, so that requests still resolving in it finish; its finalizer closes
+// it once they are done.
+func (r *Router) current() *os.Root {
+	root := r.root.Load()
+	now := time.Now().UnixNano()
+	last := r.checked.Load()
+	if now-last < int64(recheckRoot) || !r.checked.CompareAndSwap(last, now) {
+		return root
+	}
+	want, err := os.Stat(r.path)
+	if err != nil {
+		return root
+	}
+	if have, err := root.Stat("."); err == nil && os.SameFile(want, have) {
+		return root
+	}
+	nr, err := os.OpenRoot(r.path)
+	if err != nil {
+		return root
+	}
+	r.root.Store(nr)
+	return nr
+}
 
 // Index returns the front controller URL path, or "" when it is off.
 func (r *Router) Index() string { return r.index }
@@ -131,7 +180,8 @@ func (r *Router) Resolve(escapedPath string) Route {
 		trailing = true // "/" is the root directory itself
 	}
 
-	fi, err := r.root.Stat(rel)
+	root := r.current()
+	fi, rel, err := r.stat(root, rel)
 	switch {
 	case err == nil && fi.Mode().IsRegular() && !trailing:
 		return r.file(rel, clean)
@@ -139,7 +189,7 @@ func (r *Router) Resolve(escapedPath string) Route {
 		if !trailing {
 			return Route{Kind: Redirect, Location: escape(clean + "/")}
 		}
-		return r.directory(rel, clean)
+		return r.directory(root, rel, clean)
 	case err != nil && errors.Is(err, fs.ErrPermission):
 		return Route{Kind: Forbidden, Reason: "permission denied"}
 	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, syscall.ENAMETOOLONG):
@@ -157,7 +207,7 @@ func (r *Router) Resolve(escapedPath string) Route {
 	if trailing && clean != "/" {
 		full += "/"
 	}
-	if rt, ok := r.splitPathInfo(full); ok {
+	if rt, ok := r.splitPathInfo(root, full); ok {
 		return rt
 	}
 	// A path that names a PHP script that is not there is 404, as with
@@ -168,7 +218,7 @@ func (r *Router) Resolve(escapedPath string) Route {
 			return Route{Kind: NotFound, Reason: "no such PHP script"}
 		}
 	}
-	return r.frontController()
+	return r.frontController(root)
 }
 
 // file routes an existing regular file.
@@ -183,14 +233,14 @@ func (r *Router) file(rel, clean string) Route {
 }
 
 // directory routes an existing directory requested with its trailing slash.
-func (r *Router) directory(rel, clean string) Route {
+func (r *Router) directory(root *os.Root, rel, clean string) Route {
 	base := strings.TrimSuffix(clean, "/") + "/"
 	for _, name := range dirIndex {
 		p := name
 		if rel != "." {
 			p = rel + "/" + name
 		}
-		if fi, err := r.root.Stat(p); err == nil && fi.Mode().IsRegular() {
+		if fi, p, err := r.stat(root, p); err == nil && fi.Mode().IsRegular() {
 			if strings.HasSuffix(name, ".php") {
 				return Route{Kind: PHP, ScriptName: base + name}
 			}
@@ -199,12 +249,12 @@ func (r *Router) directory(rel, clean string) Route {
 	}
 	// A directory without an index is never listed; like any other
 	// unmatched URL it belongs to the application.
-	return r.frontController()
+	return r.frontController(root)
 }
 
 // splitPathInfo finds the first ".php/" in full whose prefix is a regular
 // file and returns it as a script with the rest as PATH_INFO.
-func (r *Router) splitPathInfo(full string) (Route, bool) {
+func (r *Router) splitPathInfo(root *os.Root, full string) (Route, bool) {
 	from := 0
 	for {
 		i := strings.Index(full[from:], ".php/")
@@ -213,22 +263,74 @@ func (r *Router) splitPathInfo(full string) (Route, bool) {
 		}
 		end := from + i + len(".php")
 		script := full[:end]
-		if fi, err := r.root.Stat(strings.TrimPrefix(script, "/")); err == nil && fi.Mode().IsRegular() {
+		if fi, _, err := r.stat(root, strings.TrimPrefix(script, "/")); err == nil && fi.Mode().IsRegular() {
 			return Route{Kind: PHP, ScriptName: script, PathInfo: full[end:]}, true
 		}
 		from = end
 	}
 }
 
-func (r *Router) frontController() Route {
+func (r *Router) frontController(root *os.Root) Route {
 	if r.index == "" {
 		return Route{Kind: NotFound, Reason: "no file matches and the front controller is off"}
 	}
-	fi, err := r.root.Stat(strings.TrimPrefix(r.index, "/"))
+	fi, _, err := r.stat(root, strings.TrimPrefix(r.index, "/"))
 	if err != nil || !fi.Mode().IsRegular() {
 		return Route{Kind: NotFound, Reason: "front controller " + r.index + " not found"}
 	}
 	return Route{Kind: PHP, ScriptName: r.index}
+}
+
+// stat looks rel up in root and returns its info and the path to open it
+// by. os.Root refuses every absolute symlink, even one leading back inside
+// the root (ln -s /srv/www/img/logo.png logo.png), which nginx and php-fpm
+// follow; such a path is looked up again by its target when that is inside
+// the root (the path returned). Anything else os.Root refuses stays
+// refused, with its error.
+func (r *Router) stat(root *os.Root, rel string) (fs.FileInfo, string, error) {
+	fi, err := root.Stat(rel)
+	if !refused(err) {
+		return fi, rel, err
+	}
+	if t, ok := r.insideTarget(rel); ok {
+		if fi, err2 := root.Stat(t); !refused(err2) {
+			return fi, t, err2
+		}
+	}
+	return nil, rel, err
+}
+
+// refused reports whether err is os.Root's refusal (a symlink leading out
+// of the root, a loop, ...) rather than a plain answer about the file.
+func refused(err error) bool {
+	return err != nil && !errors.Is(err, fs.ErrPermission) && !errors.Is(err, fs.ErrNotExist) &&
+		!errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, syscall.ENAMETOOLONG)
+}
+
+// insideTarget resolves the symlinks of rel's longest existing prefix by
+// path and returns rel relative to the root's real path, or false when
+// that prefix leads outside the root (or cannot be resolved).
+func (r *Router) insideTarget(rel string) (string, bool) {
+	base, err := filepath.EvalSymlinks(r.path)
+	if err != nil {
+		return "", false
+	}
+	segs := strings.Split(rel, "/")
+	for n := len(segs); n > 0; n-- {
+		real, err := filepath.EvalSymlinks(filepath.Join(base, filepath.Join(segs[:n]...)))
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			continue
+		}
+		if err != nil {
+			return "", false
+		}
+		t, err := filepath.Rel(base, real)
+		if err != nil || t == ".." || strings.HasPrefix(t, "../") {
+			return "", false
+		}
+		return path.Join(append([]string{filepath.ToSlash(t)}, segs[n:]...)...), true
+	}
+	return "", false
 }
 
 // Open opens a Static route's file inside the root and returns it with its
@@ -236,7 +338,7 @@ func (r *Router) frontController() Route {
 // itself, so a file swapped for a directory or device after Resolve is not
 // served.
 func (r *Router) Open(rel string) (*os.File, fs.FileInfo, error) {
-	f, err := r.root.Open(rel)
+	f, err := r.current().Open(rel)
 	if err != nil {
 		return nil, nil, fmt.Errorf("phproute: open %s: %w", rel, err)
 	}

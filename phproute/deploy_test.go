@@ -1,0 +1,124 @@
+package phproute
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestRootFollowsSymlinkSwitch is the atomic deploy of Capistrano, Deployer
+// and Envoyer: the document root is current/public, current is a symlink to
+// releases/N, and a deploy repoints it (ln -sfn) and later deletes old
+// releases. Like nginx, which looks the root up per request, the router must
+// route against the new release, not keep the directory it opened at start.
+func TestRootFollowsSymlinkSwitch(t *testing.T) {
+	base := t.TempDir()
+	write := func(name, body string) {
+		p := filepath.Join(base, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("releases/1/public/index.php", "<?php")
+	write("releases/1/public/app.111.js", "old")
+	write("releases/2/public/index.php", "<?php")
+	write("releases/2/public/app.222.js", "new")
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(filepath.Join(current, "public"), "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if rt := r.Resolve("/app.111.js"); rt.Kind != Static {
+		t.Fatalf("before the deploy: %+v", rt)
+	}
+
+	// ln -sfn releases/2 current; then the old release is removed.
+	tmp := filepath.Join(base, "current.tmp")
+	if err := os.Symlink("releases/2", tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, current); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(base, "releases/1")); err != nil {
+		t.Fatal(err)
+	}
+
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		new, front := r.Resolve("/app.222.js"), r.Resolve("/some/pretty/url")
+		if new.Kind == Static && new.File == "app.222.js" && front.Kind == PHP {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("3s after the deploy: /app.222.js = %+v, /some/pretty/url = %+v", new, front)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f, _, err := r.Open("app.222.js")
+	if err != nil {
+		t.Fatalf("open after the deploy: %v", err)
+	}
+	defer f.Close()
+	b := make([]byte, 3)
+	if _, err := f.Read(b); err != nil || string(b) != "new" {
+		t.Fatalf("read %q, %v; want the new release's file", b, err)
+	}
+}
+
+// TestAbsoluteSymlinkInsideRoot: os.Root refuses every absolute symlink,
+// but one that leads back inside the root (ln -s /srv/www/img/logo.png
+// logo.png, how many deploy scripts and `ln -s "$PWD/..."` write them)
+// reaches nothing outside it; nginx serves it, and so must the router.
+// One leading outside stays refused.
+func TestAbsoluteSymlinkInsideRoot(t *testing.T) {
+	root, outside := site(t)
+	for link, target := range map[string]string{
+		"abs.css":   filepath.Join(root, "style.css"),
+		"abs-dir":   filepath.Join(root, "docs"),
+		"abs-out":   filepath.Join(outside, "secret.txt"),
+		"abs-front": filepath.Join(root, "sub"),
+	} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := New(root, "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for path, want := range map[string]Route{
+		"/abs.css":                {Kind: Static, File: "style.css"},
+		"/abs-dir/index.html":     {Kind: Static, File: "docs/index.html"},
+		"/abs-dir/":               {Kind: Static, File: "docs/index.html"},
+		"/abs-dir":                {Kind: Redirect, Location: "/abs-dir/"},
+		"/abs-front/script.php":   {Kind: PHP, ScriptName: "/abs-front/script.php"},
+		"/abs-front/script.php/x": {Kind: PHP, ScriptName: "/abs-front/script.php", PathInfo: "/x"},
+	} {
+		got := r.Resolve(path)
+		got.Reason = ""
+		if got != want {
+			t.Errorf("%s: %+v, want %+v", path, got, want)
+		}
+		if got.Kind == Static {
+			f, _, err := r.Open(got.File)
+			if err != nil {
+				t.Errorf("%s: open: %v", path, err)
+			} else {
+				f.Close()
+			}
+		}
+	}
+	if got := r.Resolve("/abs-out"); got.Kind != NotFound {
+		t.Errorf("/abs-out (outside the root): %+v, want not found", got)
+	}
+}
