@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"path"
 	"sort"
 	"strings"
@@ -335,6 +336,21 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(p, m.prefix) {
 				Info(r.Context()).Upstream = m.upstream
 				m.h.ServeHTTP(w, r)
+				return
+			}
+		}
+		// A prefix asked for without its trailing slash ("/admin" for
+		// "/admin/") is redirected to it, as nginx does for a proxy_pass
+		// location ending in "/": the PHP site would only answer it with
+		// its front controller's 404.
+		for _, m := range s.mounts {
+			if strings.HasSuffix(m.prefix, "/") && p == m.prefix[:len(m.prefix)-1] {
+				loc := (&url.URL{Path: m.prefix}).EscapedPath()
+				if r.URL.RawQuery != "" {
+					loc += "?" + r.URL.RawQuery
+				}
+				w.Header().Set("Location", loc)
+				s.fail(w, r, http.StatusMovedPermanently)
 				return
 			}
 		}

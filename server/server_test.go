@@ -544,16 +544,46 @@ func TestMountsMatchTheNormalisedPath(t *testing.T) {
 	e := newEnv(t, nil, WithMount("django", []string{"/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = append(seen, "django:"+r.URL.Path)
 	})))
-	for _, target := range []string{"//admin/", "/./admin/login/", "/x/../admin/", "/admin/../hello.php", "/admin", "/admin//"} {
+	for _, target := range []string{"//admin/", "/./admin/login/", "/x/../admin/", "/admin/../hello.php", "/admin//"} {
 		e.do(httptest.NewRequest("GET", target, nil))
 	}
 	want := []string{"django://admin/", "django:/./admin/login/", "django:/x/../admin/", "django:/admin//"}
 	if strings.Join(seen, " ") != strings.Join(want, " ") {
 		t.Errorf("to Django: %v, want %v", seen, want)
 	}
-	// "/admin" is not under "/admin/": PHP's front controller, as in nginx.
-	if len(e.php.scripts) != 2 || e.php.scripts[0].ScriptName != "/hello.php" || e.php.scripts[1].ScriptName != "/index.php" {
-		t.Errorf("to PHP: %+v, want /hello.php, then /index.php for /admin", e.php.scripts)
+	if len(e.php.scripts) != 1 || e.php.scripts[0].ScriptName != "/hello.php" {
+		t.Errorf("to PHP: %+v, want /hello.php", e.php.scripts)
+	}
+}
+
+// A mounted prefix requested without its trailing slash ("/admin" for
+// "/admin/") is redirected to it, as nginx does for a proxy_pass location
+// ending in a slash: people type example.com/admin, and the PHP front
+// controller (whose 404 they would get) knows nothing of Django's admin.
+func TestMountWithoutSlashRedirects(t *testing.T) {
+	var seen []string
+	e := newEnv(t, nil, WithMount("django", []string{"/admin/", "/static/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.URL.Path)
+	})))
+	for target, loc := range map[string]string{
+		"/admin":               "/admin/",
+		"/admin?next=/x":       "/admin/?next=/x",
+		"//admin":              "/admin/",
+		"/x/../static/admin":   "/static/admin/",
+		"/static/admin?v=1&w=": "/static/admin/?v=1&w=",
+	} {
+		w := e.do(httptest.NewRequest("GET", target, nil))
+		if w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != loc {
+			t.Errorf("%s: %d Location %q, want 301 to %q", target, w.Code, w.Header().Get("Location"), loc)
+		}
+	}
+	if len(seen) != 0 || len(e.php.scripts) != 0 {
+		t.Errorf("redirects reached an upstream: Django %v, PHP %+v", seen, e.php.scripts)
+	}
+	// Not a prefix without its slash: PHP as before.
+	e.do(httptest.NewRequest("GET", "/administrator", nil))
+	if len(e.php.scripts) != 1 || e.php.scripts[0].ScriptName != "/index.php" {
+		t.Errorf("/administrator: %+v, want the front controller", e.php.scripts)
 	}
 }
 
