@@ -52,9 +52,15 @@ func Info(ctx context.Context) *RequestInfo {
 // SESSIONGATE_WRITE_TIMEOUT sets no bound on the whole response. Without it
 // a client that stays connected but stops reading holds its php-fpm
 // connection (a worker) or gunicorn connection for ever: a few such
-// clients starve the pool. Static files (sendfile) hold no upstream and
-// are left unbounded.
+// clients starve the pool. A static file holds no upstream, but a
+// connection, a goroutine and an open file: enough stalled downloads run
+// the gateway out of file descriptors.
 const sendTimeout = 60 * time.Second
+
+// sendfileChunk is how much of a static file one sendfile call may send
+// before the write deadline moves: a download must go on at about 1 KiB/s
+// (64 KiB per three quarters of sendTimeout), not finish within one.
+const sendfileChunk = 64 << 10
 
 // writeDeadliner is net/http's ResponseWriter, which the recorder wraps
 // directly.
@@ -131,17 +137,49 @@ func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
 		n   int64
 		err error
 	)
-	w.setWriteDeadline(0)
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(r)
-	} else {
-		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(struct{ io.Writer }{w}, r) // through Write: counted, deadlines
 	}
+	n, err = w.readFromInChunks(rf, r)
 	w.bytes += n
 	if err != nil && w.writeErr == nil {
 		w.writeErr = err
 	}
 	return n, err
+}
+
+// readFromInChunks sends r (a static file, maybe limited to a range, as
+// http.ServeContent passes it) with sendfile, sendfileChunk at a time, each
+// with the send timeout. One call for the whole file would give all of it
+// one deadline.
+func (w *recorder) readFromInChunks(rf io.ReaderFrom, r io.Reader) (int64, error) {
+	if w.sendTimeout == 0 {
+		return rf.ReadFrom(r)
+	}
+	// sendfile sees through one *io.LimitedReader to the file, not two.
+	left := int64(-1)
+	if lr, ok := r.(*io.LimitedReader); ok {
+		r, left = lr.R, lr.N
+		defer func() { lr.N = left }()
+	}
+	var total int64
+	for left != 0 {
+		size := int64(sendfileChunk)
+		if left > 0 && left < size {
+			size = left
+		}
+		w.setWriteDeadline(w.sendTimeout)
+		n, err := rf.ReadFrom(&io.LimitedReader{R: r, N: size})
+		total += n
+		if left > 0 {
+			left -= n
+		}
+		if err != nil || n < size {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 func (w *recorder) Flush() {

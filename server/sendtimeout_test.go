@@ -1,10 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -113,5 +117,78 @@ func TestSendTimeoutIsPerWrite(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 || string(b) != "body{color:red}" {
 		t.Fatalf("static after idle: %d %q", res.StatusCode, b)
+	}
+}
+
+// TestStalledStaticDownloadIsCut: a static file sent to a client that
+// stopped reading ends after the send timeout, like nginx's send_timeout,
+// instead of holding a connection, a goroutine and an open file for ever; a
+// slow but live download of the same file, and a range of it, still arrive
+// whole (the timeout bounds each sendfile chunk's progress, not the file).
+func TestStalledStaticDownloadIsCut(t *testing.T) {
+	e := newEnv(t, nil)
+	e.srv.sendTimeout = time.Second
+	big := make([]byte, 32<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(filepath.Join(e.root, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(3 * time.Second) // reads nothing; socket buffers hold far less than 32 MiB
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, _ := io.Copy(io.Discard, c)
+	if n >= int64(len(big)) {
+		t.Fatalf("a client that stopped reading for 3 s still got all %d bytes: the send timeout did not cut it", n)
+	}
+	if !strings.Contains(e.logs.String(), `"path":"/big.bin"`) {
+		t.Errorf("no access log line for the cut download:\n%s", e.logs.String())
+	}
+
+	// Slow but live: 32 MiB with a 400 ms pause after every 4 MiB, longer
+	// in all than several send timeouts.
+	res, err := http.Get(srv.URL + "/big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 0, len(big))
+	buf := make([]byte, 1<<20)
+	for {
+		m, err := res.Body.Read(buf)
+		got = append(got, buf[:m]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("slow download cut after %d bytes: %v", len(got), err)
+		}
+		if len(got)%(4<<20) < m {
+			time.Sleep(400 * time.Millisecond)
+		}
+	}
+	res.Body.Close()
+	if !bytes.Equal(got, big) {
+		t.Fatalf("slow download: %d bytes, want %d", len(got), len(big))
+	}
+
+	req, _ := http.NewRequest("GET", srv.URL+"/big.bin", nil)
+	req.Header.Set("Range", "bytes=100000-300000")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 206 || !bytes.Equal(part, big[100000:300001]) {
+		t.Fatalf("range: %d, %d bytes", res.StatusCode, len(part))
 	}
 }
