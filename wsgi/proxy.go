@@ -334,6 +334,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 			},
 		})
 	}
+	if ri := server.Info(res.Request.Context()); ri != nil && res.Body != http.NoBody && res.StatusCode != http.StatusSwitchingProtocols {
+		res.Body = &cutShortBody{ReadCloser: res.Body, req: res.Request, ri: ri}
+	}
 	if chErr != nil && !errors.Is(chErr, errNoChange) {
 		p.log.Warn("session change from Django ignored", "path", res.Request.URL.Path, "status", res.StatusCode, "reason", chErr.Error())
 	}
@@ -429,6 +432,27 @@ func (f *trailerFilter) Close() error {
 	err := f.ReadCloser.Close()
 	f.clean(f.res.Trailer)
 	return err
+}
+
+// cutShortBody records why a Django response broke off mid-body (a
+// gunicorn worker killed while it streamed, the connection reset), as the
+// PHP proxy does: ReverseProxy only aborts the client's response, so the
+// access log and the metrics would otherwise count the status its headers
+// carried (a 200) with no cause. It wraps the read-ahead body, so Read runs
+// on the handler's goroutine, which owns RequestInfo.
+type cutShortBody struct {
+	io.ReadCloser
+	req *http.Request
+	ri  *server.RequestInfo
+}
+
+func (b *cutShortBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.ri.Err == nil {
+		b.ri.Err = fmt.Errorf("django response cut short: %w", err)
+		b.ri.Status = statusOf(b.req, err)
+	}
+	return n, err
 }
 
 func dropSetCookie(h http.Header, name string) {
