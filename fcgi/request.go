@@ -54,10 +54,12 @@ type Script struct {
 	// its own messages can keep a frame split across records and log the
 	// text around it.
 	OnStderr func(msg []byte) (logRest []byte)
-	// OnEnd, when set, runs once when php-fpm has sent the whole response
-	// (END_REQUEST), from whichever goroutine read it: PHP's work for the
-	// request is over, though with Options.ReadAhead the client may still
-	// be downloading. It does not run for a response cut short.
+	// OnEnd, when set, runs once when php-fpm's part of the response is
+	// over, from whichever goroutine saw it: the whole response arrived
+	// (END_REQUEST), or the connection was given up (the response cut short,
+	// a timeout, the client gone). PHP can send nothing more for the
+	// request, though with Options.ReadAhead the client may still be
+	// downloading what arrived. It does not run when RoundTrip fails.
 	OnEnd func()
 }
 

@@ -853,6 +853,11 @@ func (b *responseBody) finish() {
 	} else {
 		c.b.put(c)
 	}
+	b.ended()
+}
+
+// ended runs the script's OnEnd hook; the caller won b.released.
+func (b *responseBody) ended() {
 	if h := b.rr.script.OnEnd; h != nil {
 		h()
 	}
@@ -866,6 +871,7 @@ func (b *responseBody) abandon() {
 	}
 	b.stop()
 	b.rr.c.b.discard(b.rr.c)
+	b.ended()
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {

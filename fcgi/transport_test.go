@@ -1120,3 +1120,32 @@ func TestReadAheadWholeResponseOnEnd(t *testing.T) {
 		t.Fatalf("body %q, OnEnd ran %d times", body, ends.Load())
 	}
 }
+
+// OnEnd also runs, once, when php-fpm's part ends without END_REQUEST (the
+// worker died mid-response), with or without ReadAhead: PHP can send
+// nothing more, so what waits for it (the session lock) can go.
+func TestOnEndRunsForCutResponse(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stdout("Content-Type: text/plain\r\n\r\n" + strings.Repeat("x", 100<<10))
+		c.Flush()
+		return false // connection closed, no END_REQUEST
+	})
+	for _, ahead := range []bool{true, false} {
+		tr, _ := newTransport(t, Options{ReadAhead: ahead, TempDir: t.TempDir()}, srv.Addr())
+		var ends atomic.Int32
+		s := *testScript
+		s.OnEnd = func() { ends.Add(1) }
+		resp, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, &s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil || StatusOf(err) != 502 {
+			t.Fatalf("ReadAhead %v: cut response read with %v (status %d)", ahead, err, StatusOf(err))
+		}
+		if ends.Load() != 1 {
+			t.Fatalf("ReadAhead %v: OnEnd ran %d times, want 1", ahead, ends.Load())
+		}
+	}
+}

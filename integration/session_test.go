@@ -394,16 +394,25 @@ func TestSessionPHPOwnCookieNeverCarriesRawID(t *testing.T) {
 // TestSessionSlowDownloadHoldsNoWorkerNorLock: a client that downloads a big
 // page slowly must not hold the php-fpm connection (the gateway has one)
 // nor the session lock, whether the script keeps its session open to the
-// end or never starts it: the gateway reads PHP's output ahead of the
-// client, as nginx buffers it, and the lock goes when PHP ends. The same
-// user's next page answers at once (with the first page's change saved),
-// and the slow client still gets every byte.
+// end, never starts it, or is killed before it could save it: the gateway
+// reads PHP's output ahead of the client, as nginx buffers it, and the lock
+// goes when PHP is done. The same user's next page answers at once (with
+// the first page's change saved, if it was), and the slow client still gets
+// every byte, or an aborted download when PHP died.
 func TestSessionSlowDownloadHoldsNoWorkerNorLock(t *testing.T) {
 	s := startSessionStack(t, stackOpts{fpm: harness.PHPFPMOptions{Children: 2}}) // one connection per gateway
 	ck := s.newSession(t)
 	chunk := strings.Repeat(fmt.Sprintf("%x", sha256.Sum256([]byte("sessiongate"))), 1024)
-	for i, target := range []string{"/download.php?session=1", "/download.php"} {
-		req, _ := http.NewRequest("GET", s.gws[0].URL+target, nil)
+	for _, tc := range []struct {
+		target    string
+		downloads int // the session's count after the download
+		dies      bool
+	}{
+		{"/download.php?session=1", 1, false},
+		{"/download.php", 1, false},
+		{"/download.php?session=1&die=1", 1, true},
+	} {
+		req, _ := http.NewRequest("GET", s.gws[0].URL+tc.target, nil)
 		req.Header.Set("Cookie", "sessionid="+ck)
 		slow, err := sessionClient.Do(req)
 		if err != nil {
@@ -411,7 +420,7 @@ func TestSessionSlowDownloadHoldsNoWorkerNorLock(t *testing.T) {
 		}
 		first := make([]byte, 10)
 		if _, err := io.ReadFull(slow.Body, first); err != nil || slow.StatusCode != 200 {
-			t.Fatalf("%s: %d %v", target, slow.StatusCode, err)
+			t.Fatalf("%s: %d %v", tc.target, slow.StatusCode, err)
 		}
 		// The slow client reads nothing more while the same user opens a
 		// page on the same gateway.
@@ -422,19 +431,25 @@ func TestSessionSlowDownloadHoldsNoWorkerNorLock(t *testing.T) {
 		res, err := sessionClient.Do(next)
 		if err != nil {
 			cancel()
-			t.Fatalf("%s: next page while the download is slow: %v after %v", target, err, time.Since(start))
+			t.Fatalf("%s: next page while the download is slow: %v after %v", tc.target, err, time.Since(start))
 		}
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		cancel()
-		if res.StatusCode != 200 || !strings.Contains(string(body), `"downloads":1`) {
-			t.Fatalf("%s: next page: %d %s", target, res.StatusCode, body)
+		if want := fmt.Sprintf(`"downloads":%d`, tc.downloads); res.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("%s: next page: %d %s, want %s", tc.target, res.StatusCode, body, want)
 		}
-		t.Logf("%s: next page answered in %v while the download waited", target, time.Since(start).Round(time.Millisecond))
+		t.Logf("%s: next page answered in %v while the download waited", tc.target, time.Since(start).Round(time.Millisecond))
 		rest, err := io.ReadAll(slow.Body)
 		slow.Body.Close()
+		if tc.dies {
+			if err == nil {
+				t.Fatalf("%s: the download of a killed script ended cleanly (%d bytes)", tc.target, len(first)+len(rest))
+			}
+			continue
+		}
 		if err != nil || string(first)+string(rest) != strings.Repeat(chunk, 512) {
-			t.Fatalf("download %d: %d bytes (want %d), %v", i, len(first)+len(rest), 512*len(chunk), err)
+			t.Fatalf("%s: %d bytes (want %d), %v", tc.target, len(first)+len(rest), 512*len(chunk), err)
 		}
 	}
 }

@@ -227,11 +227,12 @@ type phpBridge struct {
 	phpEnded, headersOut bool
 }
 
-// onPHPEnd runs when php-fpm has sent the whole response: PHP can no longer
-// change the session, so its lock goes then, not once a slow client has
-// downloaded the page (the transport reads ahead of the client). A script
-// that closed its session released it already; this is for one that never
-// started it (the gateway locked it before PHP ran). While the headers are
+// onPHPEnd runs when php-fpm's part of the response is over (all of it
+// arrived, or it was cut short): PHP can no longer change the session, so
+// its lock goes then, not once a slow client has downloaded the page (the
+// transport reads ahead of the client). A script that closed its session
+// released it already; this is for one that never started it (the gateway
+// locked it before PHP ran) or died before it could. While the headers are
 // not out, the lock stays: messages in them are applied first.
 func (b *phpBridge) onPHPEnd() {
 	b.mu.Lock()

@@ -11,3 +11,7 @@ $chunk = str_repeat(hash('sha256', 'sessiongate'), 1024); // 64 KiB
 for ($i = 0; $i < 512; $i++) {
     echo $chunk;
 }
+if (!empty($_GET['die'])) {
+    flush();
+    posix_kill(getmypid(), 9); // killed before the session is saved
+}
