@@ -320,11 +320,18 @@ func parseLockReply(res []any) (ok bool, pttl time.Duration, rec store.Record, e
 // Cluster slot is being migrated.
 const slotMoveWait = 20 * time.Millisecond
 
-// slotMoving reports Redis Cluster's TRYAGAIN: a command on several keys of
-// a slot being migrated, found partly on each node, is refused unrun.
+// slotMoving reports the replies of Redis Cluster to a command that did not
+// run because its slot is being moved: TRYAGAIN (a command on several keys
+// found partly on each node), and a MOVED or ASK redirect that go-redis did
+// not follow because TRYAGAIN pauses used up its redirects (MaxRedirects)
+// within the same call.
 func slotMoving(err error) bool {
 	var re redis.Error
-	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "TRYAGAIN")
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	return strings.HasPrefix(msg, "TRYAGAIN") || strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
 }
 
 // releaseToken deletes the lock if token holds it, in the background: used
