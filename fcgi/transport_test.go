@@ -1059,7 +1059,7 @@ func TestStarvedConnectionFreesOneWorkerAtATime(t *testing.T) {
 // pool and OnEnd runs (the session bridge releases the lock there); the
 // client then gets every byte. Without ReadAhead the worker waits.
 func TestReadAheadFreesConnectionBeforeClientReads(t *testing.T) {
-	big := strings.Repeat("0123456789abcdef", 1<<20) // 16 MiB
+	big := strings.Repeat("0123456789abcdef", 2<<20) // 32 MiB, more than the socket buffers hold
 	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
 		respond(c, "Content-Type: application/octet-stream\r\n", big)
 		return true
@@ -1080,7 +1080,7 @@ func TestReadAheadFreesConnectionBeforeClientReads(t *testing.T) {
 		select {
 		case <-ended:
 			if !ahead {
-				t.Fatal("without ReadAhead, 16 MiB went through socket buffers with 10 bytes read")
+				t.Fatal("without ReadAhead, 32 MiB went through socket buffers with 10 bytes read")
 			}
 			if st := tr.Stats()[0]; st.Busy != 0 || st.Idle != 1 {
 				t.Fatalf("connection not back in the pool: %+v", st)

@@ -958,7 +958,9 @@ func TestNewRefusesBadOptions(t *testing.T) {
 // bytes: the Django thread is free; the client still gets every byte. A
 // small response is not read ahead (the socket buffers hold it anyway).
 func TestReadAheadFreesDjangoFromSlowClient(t *testing.T) {
-	big := strings.Repeat("0123456789abcdef", 1<<20) // 16 MiB
+	// 64 MiB: more than every socket buffer between Django, the gateway and
+	// the client can hold (autotuned loopback buffers took 16 MiB whole).
+	big := strings.Repeat("0123456789abcdef", 4<<20)
 	for _, tc := range []struct {
 		name          string
 		ahead, length bool
@@ -1000,7 +1002,7 @@ func TestReadAheadFreesDjangoFromSlowClient(t *testing.T) {
 			select {
 			case <-finished:
 				if !tc.ahead {
-					t.Fatal("without ReadAhead, 16 MiB went through with 10 bytes read")
+					t.Fatal("without ReadAhead, 64 MiB went through with 10 bytes read")
 				}
 			case <-time.After(3 * time.Second):
 				if tc.ahead {
