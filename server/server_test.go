@@ -234,6 +234,11 @@ func TestStaticLikeNginx(t *testing.T) {
 		// know is ignored (RFC 9110 14.2), as nginx does.
 		{"range unit case", "/style.css", []string{"Range", "Bytes=5-9"}, 206, "color", ""},
 		{"unknown range unit", "/style.css", []string{"Range", "items=0-1"}, 200, "body{color:red}", ""},
+		// A suffix of zero bytes selects nothing (RFC 9110 14.1.1): 416
+		// like nginx, not an empty 206 with an impossible Content-Range;
+		// next to a satisfiable range it is left out.
+		{"zero suffix", "/style.css", []string{"Range", "bytes=-0"}, 416, "invalid range: failed to overlap\n", ""},
+		{"zero suffix and a range", "/style.css", []string{"Range", "bytes=-0, 5-9"}, 206, "color", ""},
 		// No charset the gateway cannot know: a file's own <meta charset>
 		// or @charset decides, as behind nginx.
 		{"html type", "/page.html", nil, 200, "<p>hi</p>", "text/html"},
@@ -248,6 +253,9 @@ func TestStaticLikeNginx(t *testing.T) {
 		w := e.do(r)
 		if w.Code != tt.code || w.Body.String() != tt.body || (tt.ctype != "" && w.Header().Get("Content-Type") != tt.ctype) {
 			t.Errorf("%s: %d %q %q, want %d %q %q", tt.name, w.Code, w.Body, w.Header().Get("Content-Type"), tt.code, tt.body, tt.ctype)
+		}
+		if w.Code == http.StatusRequestedRangeNotSatisfiable && w.Header().Get("Content-Range") != "bytes */15" {
+			t.Errorf("%s: Content-Range %q, want bytes */15", tt.name, w.Header().Get("Content-Range"))
 		}
 	}
 }

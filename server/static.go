@@ -49,7 +49,30 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel string)
 			r.Header.Del("Range")
 		}
 	}
+	if v := r.Header.Get("Range"); strings.HasPrefix(v, "bytes=") {
+		r.Header.Set("Range", "bytes="+dropZeroSuffixes(v[len("bytes="):], fi.Size()))
+	}
 	http.ServeContent(w, r, "", fi.ModTime(), f)
+}
+
+// dropZeroSuffixes turns each suffix range of zero bytes ("-0") of a Range
+// header's specs into one that starts past the end of the file. A zero
+// suffix selects nothing (RFC 9110 14.1.1), but ServeContent answers it
+// with an empty 206 and an impossible Content-Range ("bytes 15-14/15");
+// past the end, it leaves the spec out as unsatisfiable, and answers 416
+// when nothing else is asked for, as nginx does.
+func dropZeroSuffixes(specs string, size int64) string {
+	if !strings.Contains(specs, "-0") {
+		return specs
+	}
+	parts := strings.Split(specs, ",")
+	for i, p := range parts {
+		t := strings.TrimSpace(p)
+		if len(t) > 1 && t[0] == '-' && strings.Trim(t[1:], "0") == "" {
+			parts[i] = strconv.FormatInt(size, 10) + "-"
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // webTypes are the types of the files a site serves most, the values of
