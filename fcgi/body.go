@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"sync"
+
+	"github.com/sessiongate/sessiongate/internal/tempfile"
 )
 
 // memBodyLimit is how much of a request body is held in memory; a larger
@@ -161,15 +163,12 @@ func prepareBody(ctx context.Context, req *http.Request, maxBody int64, tempDir 
 	return requestBody{size: total, file: f}, nil
 }
 
-// spoolFile creates the temp file a large body goes to. It is unlinked at
-// once: the open descriptor keeps the data, and nothing is left behind
-// whatever happens to the request or the process.
+// spoolFile creates the unlinked temp file a large body goes to.
 func spoolFile(tempDir string) (*os.File, error) {
-	f, err := os.CreateTemp(tempDir, "sessiongate-body-*")
+	f, err := tempfile.Unlinked(tempDir, "sessiongate-body-*")
 	if err != nil {
 		return nil, &Error{Status: http.StatusInternalServerError, Op: "spool request body", Err: err}
 	}
-	os.Remove(f.Name())
 	return f, nil
 }
 

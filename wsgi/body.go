@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+
+	"github.com/sessiongate/sessiongate/internal/tempfile"
 )
 
 // memBodyLimit is how much of a request body is held in memory; a larger
@@ -85,14 +87,12 @@ func spoolBody(r *http.Request) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// spoolFile creates the temp file of a large body, unlinked at once:
-// nothing is left behind, whatever happens next.
+// spoolFile creates the unlinked temp file of a large body.
 func spoolFile() (*os.File, error) {
-	f, err := os.CreateTemp("", "sessiongate-django-body-*")
+	f, err := tempfile.Unlinked("", "sessiongate-django-body-*")
 	if err != nil {
 		return nil, fmt.Errorf("spool request body: %w", err)
 	}
-	os.Remove(f.Name())
 	return f, nil
 }
 

@@ -18,6 +18,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/sessiongate/sessiongate/internal/tempfile"
 )
 
 // Options bound what one response may hold.
@@ -198,12 +200,10 @@ func (b *Body) put(p []byte) error {
 
 func (b *Body) writeFile(p []byte) error {
 	if b.file == nil {
-		f, err := os.CreateTemp(b.o.TempDir, "sessiongate-response-*")
+		f, err := tempfile.Unlinked(b.o.TempDir, "sessiongate-response-*")
 		if err != nil {
 			return err
 		}
-		// Unlinked at once: nothing is left behind if the process dies.
-		os.Remove(f.Name())
 		b.file = f
 	}
 	if _, err := b.file.WriteAt(p, b.fileW); err != nil {
