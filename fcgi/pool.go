@@ -100,12 +100,9 @@ func (b *backend) probeUntilUp() {
 		closed := b.closed
 		b.mu.Unlock()
 		if !closed && b.fails.Load() != 0 {
-			nc, err := b.dialer.Dial(b.network, b.address)
-			if err != nil {
+			if b.probe(context.Background()) != nil {
 				continue
 			}
-			nc.Close()
-			b.markUp()
 			b.log.Info("php-fpm backend accepts connections again; back in rotation", "backend", b.addr)
 		}
 		b.probing.Store(false)
@@ -115,6 +112,19 @@ func (b *backend) probeUntilUp() {
 			return
 		}
 	}
+}
+
+// probe dials the backend, closes the connection at once (it never carries
+// a request, so it does not count against the pool) and, when the dial
+// succeeded, puts the backend back in rotation.
+func (b *backend) probe(ctx context.Context) error {
+	nc, err := b.dialer.DialContext(ctx, b.network, b.address)
+	if err != nil {
+		return err
+	}
+	nc.Close()
+	b.markUp()
+	return nil
 }
 
 func (b *backend) markUp() {

@@ -182,18 +182,14 @@ func (t *Transport) Ping(ctx context.Context) error {
 	}
 	var errs []error
 	for _, b := range t.backends {
-		d := net.Dialer{Timeout: t.o.DialTimeout}
-		nc, err := d.DialContext(ctx, b.network, b.address)
-		if err != nil {
-			if ctx.Err() == nil {
-				b.markDown()
-			}
-			errs = append(errs, fmt.Errorf("%s: %w", b.addr, err))
-			continue
+		err := b.probe(ctx)
+		if err == nil {
+			return nil
 		}
-		nc.Close()
-		b.markUp()
-		return nil
+		if ctx.Err() == nil {
+			b.markDown()
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", b.addr, err))
 	}
 	return upstreamError("ping", "", errors.Join(errs...))
 }

@@ -644,12 +644,21 @@ func TestTimeouts(t *testing.T) {
 	}
 }
 
+// deadAddr is a loopback address nothing listens on (any more).
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 // A blackholed address (no SYN-ACK) fails within DialTimeout as 504; a
 // refused port fails at once as 502.
 func TestDialFailures(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := deadAddr(t)
 	tr, _ := newTransport(t, Options{DialTimeout: 200 * time.Millisecond}, dead)
 	start := time.Now()
 	_, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
@@ -668,9 +677,7 @@ func TestDialFailures(t *testing.T) {
 // serves every request.
 func TestBackendsFailover(t *testing.T) {
 	srv := newFakeServer(t, helloHandler)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := deadAddr(t)
 	tr, _ := newTransport(t, Options{}, dead, srv.Addr())
 	for i := 0; i < 10; i++ {
 		if _, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil || body != "hello" {
@@ -691,9 +698,7 @@ func TestBackendsFailover(t *testing.T) {
 // without a request having to find out; the probe stops once it is up.
 func TestBackendBackAfterLongOutage(t *testing.T) {
 	srv := newFakeServer(t, helloHandler)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := deadAddr(t)
 	tr, _ := newTransport(t, Options{}, dead, srv.Addr())
 	b := tr.backends[0]
 	for i := 0; i < 12; i++ {
