@@ -234,23 +234,19 @@ type phpBridge struct {
 // released it already; this is for one that never started it (the gateway
 // locked it before PHP ran) or died before it could. While the headers are
 // not out, the lock stays: messages in them are applied first.
-func (b *phpBridge) onPHPEnd() {
-	b.mu.Lock()
-	b.phpEnded = true
-	release := b.headersOut
-	b.mu.Unlock()
-	if release {
-		b.sess.Release(b.ctx)
-	}
-}
+func (b *phpBridge) onPHPEnd() { b.releaseOnceBoth(&b.phpEnded) }
 
 // headersHandled is onPHPEnd's other half, called once the headers left.
-func (b *phpBridge) headersHandled() {
+func (b *phpBridge) headersHandled() { b.releaseOnceBoth(&b.headersOut) }
+
+// releaseOnceBoth sets one of phpEnded and headersOut and releases the lock
+// when both hold.
+func (b *phpBridge) releaseOnceBoth(flag *bool) {
 	b.mu.Lock()
-	b.headersOut = true
-	release := b.phpEnded
+	*flag = true
+	both := b.phpEnded && b.headersOut
 	b.mu.Unlock()
-	if release {
+	if both {
 		b.sess.Release(b.ctx)
 	}
 }
