@@ -485,14 +485,7 @@ func TestStoreRedisClusterLockWaitsOutSlotMigration(t *testing.T) {
 	if err := m.begin(); err != nil {
 		t.Fatal(err)
 	}
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		time.Sleep(500 * time.Millisecond)
-		if err := m.finish(); err != nil {
-			t.Error(err)
-		}
-	}()
+	finished := m.finishAfter(t, 500*time.Millisecond)
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	l, rec, err := s.Lock(lctx, id, 30*time.Second)
@@ -532,18 +525,7 @@ func TestStoreRedisClusterSaveWaitsOutSlotMigration(t *testing.T) {
 	if err := m.begin(); err != nil {
 		t.Fatal(err)
 	}
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		time.Sleep(250 * time.Millisecond)
-		host, port, _ := strings.Cut(m.dst.Addr, ":")
-		if err := runSteps(redisStep{m.src, []string{"MIGRATE", host, port, "", "0", "5000", "KEYS", key + ":lock"}}); err != nil {
-			t.Error(err)
-		}
-		if err := m.finish(); err != nil {
-			t.Error(err)
-		}
-	}()
+	finished := m.finishAfter(t, 250*time.Millisecond, key+":lock")
 	uctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	_, err = l.Unlock(uctx, store.Mutation{Kind: store.Put, Value: []byte("b"), TTL: time.Minute})
@@ -595,18 +577,42 @@ func newSlotMove(t *testing.T, c *harness.RedisCluster, key string) *slotMove {
 // begin marks the slot importing and migrating and moves key (only) to the
 // new master: the slot is half-way.
 func (m *slotMove) begin() error {
-	host, port, _ := strings.Cut(m.dst.Addr, ":")
 	return runSteps(
 		redisStep{m.dst, []string{"CLUSTER", "SETSLOT", m.slot, "IMPORTING", m.srcID}},
 		redisStep{m.src, []string{"CLUSTER", "SETSLOT", m.slot, "MIGRATING", m.dstID}},
-		redisStep{m.src, []string{"MIGRATE", host, port, "", "0", "5000", "KEYS", m.key}})
+		m.migrate(m.key))
 }
 
-// finish gives the slot to the new master on both sides.
-func (m *slotMove) finish() error {
-	return runSteps(
+// migrate is the step that moves keys from the old master to the new one.
+func (m *slotMove) migrate(keys ...string) redisStep {
+	host, port, _ := strings.Cut(m.dst.Addr, ":")
+	return redisStep{m.src, append([]string{"MIGRATE", host, port, "", "0", "5000", "KEYS"}, keys...)}
+}
+
+// finish moves the slot's other keys (rest) to the new master and gives it
+// the slot on both sides, as a reshard ends.
+func (m *slotMove) finish(rest ...string) error {
+	var steps []redisStep
+	if len(rest) > 0 {
+		steps = append(steps, m.migrate(rest...))
+	}
+	return runSteps(append(steps,
 		redisStep{m.dst, []string{"CLUSTER", "SETSLOT", m.slot, "NODE", m.dstID}},
-		redisStep{m.src, []string{"CLUSTER", "SETSLOT", m.slot, "NODE", m.dstID}})
+		redisStep{m.src, []string{"CLUSTER", "SETSLOT", m.slot, "NODE", m.dstID}})...)
+}
+
+// finishAfter finishes the move after d, behind the test's back, and closes
+// the returned channel once it is done.
+func (m *slotMove) finishAfter(t *testing.T, d time.Duration, rest ...string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(d)
+		if err := m.finish(rest...); err != nil {
+			t.Error(err)
+		}
+	}()
+	return done
 }
 
 // redisStep is one command for one node.

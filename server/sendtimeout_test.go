@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -47,12 +46,7 @@ func TestStalledClientReleasesUpstream(t *testing.T) {
 	}
 	srv := httptest.NewServer(e.srv.Handler())
 	defer srv.Close()
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, "GET /hello.php HTTP/1.1\r\nHost: x\r\n\r\n")
+	rawGet(t, srv, "/hello.php")
 	// The client reads nothing and stays connected.
 	select {
 	case <-body.closed:
@@ -138,12 +132,7 @@ func TestStalledStaticDownloadIsCut(t *testing.T) {
 	srv := httptest.NewServer(e.srv.Handler())
 	defer srv.Close()
 
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+	c := rawGet(t, srv, "/big.bin")
 	time.Sleep(3 * time.Second) // reads nothing; socket buffers hold far less than 32 MiB
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	n, _ := io.Copy(io.Discard, c)

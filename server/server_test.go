@@ -260,6 +260,22 @@ func TestStaticLikeNginx(t *testing.T) {
 	}
 }
 
+// rawGet sends GET target on a connection of its own, so that the test
+// decides when (and whether) the response is read; the connection is closed
+// at the end of the test if the test did not close it.
+func rawGet(t *testing.T, srv *httptest.Server, target string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestStaticClientGoneIs499: a client that leaves in the middle of a
 // static download is logged (and observed) as 499, not as a 200.
 func TestStaticClientGoneIs499(t *testing.T) {
@@ -275,11 +291,7 @@ func TestStaticClientGoneIs499(t *testing.T) {
 	}
 	srv := httptest.NewServer(e.srv.Handler())
 	defer srv.Close()
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(c, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+	c := rawGet(t, srv, "/big.bin")
 	buf := make([]byte, 4096)
 	if _, err := io.ReadFull(c, buf); err != nil {
 		t.Fatal(err)

@@ -54,6 +54,20 @@ func (u *upstream) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// sendAll sends data in pieces of piece() bytes (at most what is left),
+// calling between (if set) after each, then ends the response.
+func (u *upstream) sendAll(data []byte, piece func() int, between func()) {
+	for len(data) > 0 {
+		n := min(len(data), piece())
+		u.pieces <- data[:n]
+		data = data[n:]
+		if between != nil {
+			between()
+		}
+	}
+	close(u.pieces)
+}
+
 func (u *upstream) Close() error {
 	u.once.Do(func() { close(u.closed) })
 	return nil
@@ -75,14 +89,7 @@ func TestSlowClientFreesUpstream(t *testing.T) {
 	want := randomBytes(3<<20 + 12345)
 	u := newUpstream(0)
 	b := New(u, Options{Memory: 4 << 10, TempDir: dir})
-	go func() {
-		for rest := want; len(rest) > 0; {
-			n := min(len(rest), 1+rand.IntN(40<<10))
-			u.pieces <- rest[:n]
-			rest = rest[n:]
-		}
-		close(u.pieces)
-	}()
+	go u.sendAll(want, func() int { return 1 + rand.IntN(40<<10) }, nil)
 	first := make([]byte, 10)
 	if _, err := io.ReadFull(b, first); err != nil {
 		t.Fatal(err)
@@ -123,17 +130,11 @@ func TestInterleavedReadsKeepOrder(t *testing.T) {
 		want := randomBytes(200<<10 + rand.IntN(100<<10))
 		u := newUpstream(0)
 		b := New(u, Options{Memory: 1 << 10, TempDir: t.TempDir()})
-		go func() {
-			for rest := want; len(rest) > 0; {
-				n := min(len(rest), 1+rand.IntN(3000))
-				u.pieces <- rest[:n]
-				rest = rest[n:]
-				if rand.IntN(4) == 0 {
-					time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
-				}
+		go u.sendAll(want, func() int { return 1 + rand.IntN(3000) }, func() {
+			if rand.IntN(4) == 0 {
+				time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
 			}
-			close(u.pieces)
-		}()
+		})
 		var got bytes.Buffer
 		p := make([]byte, 5000)
 		for {
@@ -275,14 +276,7 @@ func TestTempFileFailureFallsBackToMemory(t *testing.T) {
 	u := newUpstream(0)
 	b := New(u, Options{Memory: 8 << 10, TempDir: filepath.Join(t.TempDir(), "missing"),
 		OnTempFileError: func(err error) { reported = append(reported, err) }})
-	go func() {
-		for rest := want; len(rest) > 0; {
-			n := min(len(rest), 5000)
-			u.pieces <- rest[:n]
-			rest = rest[n:]
-		}
-		close(u.pieces)
-	}()
+	go u.sendAll(want, func() int { return 5000 }, nil)
 	first := make([]byte, 1)
 	if _, err := io.ReadFull(b, first); err != nil {
 		t.Fatal(err)
