@@ -133,15 +133,11 @@ func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	var (
-		n   int64
-		err error
-	)
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
 	if !ok {
 		return io.Copy(struct{ io.Writer }{w}, r) // through Write: counted, deadlines
 	}
-	n, err = w.readFromInChunks(rf, r)
+	n, err := w.readFromInChunks(rf, r)
 	w.bytes += n
 	if err != nil && w.writeErr == nil {
 		w.writeErr = err
