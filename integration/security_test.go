@@ -53,6 +53,29 @@ func TestCVE_2019_11043_PathInfoNewline(t *testing.T) {
 	}
 }
 
+// TestCrossSiteTracing: TRACE echoes a request back with its cookies, which
+// lets a script read HttpOnly session cookies (cross-site tracing, XST). As
+// with nginx, the method gets 405 and never reaches php-fpm.
+func TestCrossSiteTracing(t *testing.T) {
+	g := startGW(t, nil)
+	for _, path := range []string{"/info.php", "/style.css", "/no/such/page"} {
+		req, err := http.NewRequest("TRACE", g.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Cookie", "sessionid=secret")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusMethodNotAllowed || strings.Contains(string(body), "secret") || strings.Contains(string(body), "_file") {
+			t.Errorf("TRACE %s: %d %q, want 405 from the gateway", path, res.StatusCode, body)
+		}
+	}
+}
+
 // TestHttpoxy_CVE_2016_5385: a client "Proxy:" header must not become
 // HTTP_PROXY, which CGI programs and libraries read as their outgoing proxy.
 func TestHttpoxy_CVE_2016_5385(t *testing.T) {

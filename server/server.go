@@ -307,6 +307,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // front applies what holds for every request, then dispatches to a mounted
 // upstream or the PHP site.
 func (s *Server) front(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodTrace {
+		// TRACE echoes the request, cookies included, to whatever sent it:
+		// cross-site tracing reads HttpOnly session cookies that way. nginx
+		// refuses it before any location runs; so does the gateway, for
+		// PHP, static files and mounts alike. No Allow header: the methods
+		// a PHP or Django resource accepts are theirs to say.
+		s.fail(w, r, http.StatusMethodNotAllowed)
+		return
+	}
 	if r.TransferEncoding != nil {
 		// net/http accepts a request carrying both Transfer-Encoding:
 		// chunked and Content-Length (it drops the latter, leaving no trace

@@ -703,3 +703,26 @@ func TestPHPRequestURIAbsoluteForm(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossSiteTracing: TRACE echoes the request back, cookies included, so
+// a script that can send TRACE reads HttpOnly cookies (cross-site tracing).
+// nginx refuses the method with 405 before any location runs; so does the
+// gateway, on every path: PHP, static files and mounted upstreams.
+func TestCrossSiteTracing(t *testing.T) {
+	mounted := 0
+	e := newEnv(t, nil, WithMount("django", []string{"/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
+	for _, path := range []string{"/hello.php", "/style.css", "/admin/login/", "/nowhere"} {
+		r := httptest.NewRequest("TRACE", path, nil)
+		r.Header.Set("Cookie", "sessionid=secret")
+		w := e.do(r)
+		if w.Code != http.StatusMethodNotAllowed || strings.Contains(w.Body.String(), "secret") {
+			t.Errorf("TRACE %s: %d %q, want 405 without the request echoed", path, w.Code, w.Body.String())
+		}
+		if log := e.lastLog(t); log["status"] != float64(405) || log["method"] != "TRACE" {
+			t.Errorf("TRACE %s: access log %v", path, log)
+		}
+	}
+	if e.php.calls() != 0 || mounted != 0 {
+		t.Errorf("TRACE reached an upstream: php %d, mount %d", e.php.calls(), mounted)
+	}
+}
