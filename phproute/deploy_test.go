@@ -97,9 +97,9 @@ func TestAbsoluteSymlinkInsideRoot(t *testing.T) {
 	}
 	defer r.Close()
 	for path, want := range map[string]Route{
-		"/abs.css":                {Kind: Static, File: "style.css"},
-		"/abs-dir/index.html":     {Kind: Static, File: "docs/index.html"},
-		"/abs-dir/":               {Kind: Static, File: "docs/index.html"},
+		"/abs.css":                {Kind: Static, File: "style.css", Name: "abs.css"},
+		"/abs-dir/index.html":     {Kind: Static, File: "docs/index.html", Name: "index.html"},
+		"/abs-dir/":               {Kind: Static, File: "docs/index.html", Name: "index.html"},
 		"/abs-dir":                {Kind: Redirect, Location: "/abs-dir/"},
 		"/abs-front/script.php":   {Kind: PHP, ScriptName: "/abs-front/script.php"},
 		"/abs-front/script.php/x": {Kind: PHP, ScriptName: "/abs-front/script.php", PathInfo: "/x"},

@@ -80,6 +80,13 @@ type Route struct {
 	// File is, for Static, the file relative to the static root
 	// ("css/site.css"), to be opened with Router.Open.
 	File string
+	// Name is, for Static, the file's name as the URL gives it ("site.css";
+	// "index.html" for a directory's index). Its extension, not File's,
+	// decides the Content-Type, as with nginx: File is an absolute
+	// symlink's target when the URL names one (report.pdf ->
+	// /srv/www/files/blob), and the target's name may have another
+	// extension or none.
+	Name string
 	// ScriptName is, for PHP, the script's URL path ("/index.php"); it always
 	// ends in ".php". PathInfo is what follows it ("/extra") or "".
 	ScriptName string
@@ -229,7 +236,7 @@ func (r *Router) file(rel, clean string) Route {
 	case strings.HasSuffix(strings.ToLower(clean), ".php"):
 		return Route{Kind: NotFound, Reason: "PHP source with a non-.php extension case"}
 	}
-	return Route{Kind: Static, File: rel}
+	return Route{Kind: Static, File: rel, Name: path.Base(clean)}
 }
 
 // directory routes an existing directory requested with its trailing slash.
@@ -244,7 +251,7 @@ func (r *Router) directory(root *os.Root, rel, clean string) Route {
 			if strings.HasSuffix(name, ".php") {
 				return Route{Kind: PHP, ScriptName: base + name}
 			}
-			return Route{Kind: Static, File: p}
+			return Route{Kind: Static, File: p, Name: name}
 		}
 	}
 	// A directory without an index is never listed; like any other

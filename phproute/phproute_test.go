@@ -3,6 +3,7 @@ package phproute
 import (
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -80,7 +81,7 @@ func TestResolve(t *testing.T) {
 	defer r.Close()
 
 	php := func(script, info string) Route { return Route{Kind: PHP, ScriptName: script, PathInfo: info} }
-	static := func(file string) Route { return Route{Kind: Static, File: file} }
+	static := func(file string) Route { return Route{Kind: Static, File: file, Name: path.Base(file)} }
 	front := php("/index.php", "")
 	k := func(kind Kind) Route { return Route{Kind: kind} }
 

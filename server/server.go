@@ -391,7 +391,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 	switch route.Kind {
 	case phproute.Static:
 		ri.Upstream = "static"
-		s.serveStatic(w, r, route.File)
+		s.serveStatic(w, r, route.File, route.Name)
 	case phproute.PHP:
 		ri.Upstream = "php"
 		script := &fcgi.Script{

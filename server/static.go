@@ -10,7 +10,8 @@ import (
 	"strings"
 )
 
-// serveStatic sends a file from the static root. http.ServeContent does
+// serveStatic sends rel, a file from the static root that the URL calls
+// name (see phproute.Route.Name). http.ServeContent does
 // Range (206, multipart), If-Modified-Since / If-None-Match (304),
 // If-Range and HEAD; we give it an ETag and a Content-Type chosen by
 // extension only. Unknown extensions are application/octet-stream rather
@@ -18,7 +19,7 @@ import (
 // rendered as HTML by a browser. Like nginx, the type carries no charset:
 // the gateway does not know a file's encoding, and a charset in the header
 // would override the file's own <meta charset> or @charset.
-func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel string) {
+func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		s.fail(w, r, http.StatusMethodNotAllowed)
@@ -36,7 +37,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel string)
 	defer f.Close()
 
 	h := w.Header()
-	h.Set("Content-Type", contentType(path.Ext(rel), mime.TypeByExtension))
+	h.Set("Content-Type", contentType(path.Ext(name), mime.TypeByExtension))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("ETag", etag(fi))
 	// A range unit is case-insensitive, and a Range in a unit other than
