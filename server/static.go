@@ -40,6 +40,13 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	h.Set("Content-Type", contentType(path.Ext(name), mime.TypeByExtension))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("ETag", etag(fi))
+	if fi.Size() == 0 {
+		// An empty file has no byte a range could name: nginx ignores
+		// Range and sends it whole (200). ServeContent does so for most
+		// ranges but answers a suffix range ("bytes=-5") with a 206 whose
+		// Content-Range, "bytes 0--1/0", no client can parse.
+		r.Header.Del("Range")
+	}
 	// A range unit is case-insensitive, and a Range in a unit other than
 	// bytes must be ignored (RFC 9110 14.2), as nginx does; ServeContent
 	// knows only "bytes=" and answers anything else with 416.

@@ -8,6 +8,29 @@ import (
 	"testing"
 )
 
+// TestStaticEmptyFileRange: an empty file has no byte a range could name,
+// so a Range on it is ignored and the empty file goes out whole with 200,
+// as nginx does. http.ServeContent answered a suffix range ("bytes=-5",
+// what a player or PDF viewer sends to read a file's tail) with a 206
+// whose Content-Range, "bytes 0--1/0", no client can parse.
+func TestStaticEmptyFileRange(t *testing.T) {
+	e := newEnv(t, nil)
+	if err := os.WriteFile(filepath.Join(e.root, "empty.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{"GET", "HEAD"} {
+		for _, rng := range []string{"bytes=-5", "bytes=-5,0-1", "bytes=0-", "bytes=0-0"} {
+			r := httptest.NewRequest(method, "/empty.txt", nil)
+			r.Header.Set("Range", rng)
+			w := e.do(r)
+			if w.Code != http.StatusOK || w.Header().Get("Content-Range") != "" || w.Header().Get("Content-Length") != "0" || w.Body.Len() != 0 {
+				t.Errorf("%s Range %s: %d Content-Range %q Content-Length %q body %q, want 200 with the empty file",
+					method, rng, w.Code, w.Header().Get("Content-Range"), w.Header().Get("Content-Length"), w.Body)
+			}
+		}
+	}
+}
+
 // TestStaticTypeFromURLName: the Content-Type of a static file comes from
 // the name in the URL, as with nginx, also when that name is an absolute
 // symlink to a file inside the root whose own name has another extension
