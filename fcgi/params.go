@@ -85,13 +85,15 @@ func hopByHopName(name string) bool {
 	return false
 }
 
-// forwardingHeader reports the headers a proxy sets to describe the client.
+// forwardingHeader reports the headers a proxy sets to describe the client:
+// Forwarded and the whole X-Forwarded-* family, not only -For, -Host and
+// -Proto, because frameworks that trust their proxy also read -Port and
+// -Prefix (Symfony, Laravel) or -Ssl, and build URLs from them. Any case:
+// a request built by hand may carry a key net/http did not canonicalize.
 func forwardingHeader(name string) bool {
-	switch name {
-	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
-		return true
-	}
-	return false
+	const prefix = "X-Forwarded-"
+	return strings.EqualFold(name, "Forwarded") ||
+		len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix)
 }
 
 // joinPath concatenates a root and a URL path with exactly one '/' between.
@@ -222,6 +224,17 @@ func encodeParams(e *paramEncoder, req *http.Request, s *Script, bodyLen int64, 
 		default:
 			serverPort = "80"
 		}
+	}
+	if serverName == "" {
+		// No Host (HTTP/1.0): the gateway has no server_name to fall back
+		// on as nginx does, so name the address the client reached.
+		serverName = serverAddr
+	}
+	if strings.Contains(serverName, ":") {
+		// RFC 3875 4.1.14: an IPv6 literal keeps its brackets, so that
+		// scripts can put SERVER_NAME in a URL (Apache and nginx's $host
+		// do the same).
+		serverName = "[" + serverName + "]"
 	}
 	add("SERVER_ADDR", serverAddr)
 	add("SERVER_PORT", serverPort)

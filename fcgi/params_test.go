@@ -312,3 +312,65 @@ func TestEncodeHeaderBytes(t *testing.T) {
 		t.Fatal("name not upper-cased in place")
 	}
 }
+
+// SERVER_NAME is a host a script can put in a URL: RFC 3875 4.1.14 spells
+// an IPv6 literal with its brackets ("[::1]", as Apache sends it and as
+// nginx's $host keeps it); "http://::1:8080/" is no URL. A request without
+// Host (HTTP/1.0) still names the server: the address it reached, since the
+// gateway has no server_name of its own.
+func TestParamsServerName(t *testing.T) {
+	for _, c := range []struct {
+		host  string
+		local net.Addr
+		want  string
+	}{
+		{host: "[::1]:8080", want: "[::1]"},
+		{host: "[2001:db8::1]", want: "[2001:db8::1]"},
+		{host: "Example.COM:8443", want: "Example.COM"},
+		{host: "192.0.2.1:80", want: "192.0.2.1"},
+		{host: "", local: &net.TCPAddr{IP: net.ParseIP("10.0.0.5"), Port: 8080}, want: "10.0.0.5"},
+		{host: "", local: &net.TCPAddr{IP: net.ParseIP("2001:db8::5"), Port: 8080}, want: "[2001:db8::5]"},
+	} {
+		r := httptest.NewRequest("GET", "/index.php", nil)
+		r.Host = c.host
+		if c.local != nil {
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, c.local))
+		}
+		m, _ := encode(t, r, testScript, -1)
+		if m["SERVER_NAME"] != c.want {
+			t.Errorf("Host %q: SERVER_NAME = %q, want %q", c.host, m["SERVER_NAME"], c.want)
+		}
+		if v, ok := m["HTTP_HOST"]; c.host == "" && ok {
+			t.Errorf("no Host: HTTP_HOST = %q sent", v)
+		}
+	}
+}
+
+// Script.ForwardedTrusted promises that a client's own Forwarded and
+// X-Forwarded-* headers never reach PHP: frameworks told to trust their
+// proxy (Laravel's TrustProxies '*', Symfony's trusted_proxies) read
+// X-Forwarded-Port and X-Forwarded-Prefix too, and would build URLs (a
+// password reset link, a redirect) from a client's forgery.
+func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
+	req := httptest.NewRequest("GET", "http://shop.example/index.php", nil)
+	hdrs := map[string]string{
+		"X-Forwarded-Port": "4444", "X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Ssl": "on",
+		"X-Forwarded-Server": "evil.example", "x-forwarded-scheme": "https",
+	}
+	for k, v := range hdrs {
+		req.Header.Set(k, v)
+	}
+	direct := *testScript
+	m, _ := encode(t, req, &direct, -1)
+	for k := range m {
+		if strings.HasPrefix(k, "HTTP_X_FORWARDED_") {
+			t.Errorf("direct client: %s=%q sent", k, m[k])
+		}
+	}
+	viaProxy := *testScript
+	viaProxy.ForwardedTrusted = true
+	m, _ = encode(t, req, &viaProxy, -1)
+	if m["HTTP_X_FORWARDED_PORT"] != "4444" || m["HTTP_X_FORWARDED_PREFIX"] != "//evil.example" || m["HTTP_X_FORWARDED_SCHEME"] != "https" {
+		t.Errorf("trusted proxy: its X-Forwarded-* headers not sent: %v", m)
+	}
+}
