@@ -37,7 +37,7 @@ type djangoStack struct {
 	userID   string // the demo user's primary key
 }
 
-func startDjangoStack(t *testing.T) *djangoStack {
+func startDjangoStack(t *testing.T, extraEnv ...string) *djangoStack {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "redis-server", "gunicorn", "django")
 	root := t.TempDir()
@@ -107,6 +107,7 @@ func startDjangoStack(t *testing.T) *djangoStack {
 		"SESSIONGATE_DJANGO_PATHS=/admin/,/accounts/,/static/admin/",
 		"SESSIONGATE_DJANGO_TIMEOUT=20s",
 	}
+	env = append(env, extraEnv...)
 	cfg, err := config.Load(env)
 	if err != nil {
 		t.Fatal(err)

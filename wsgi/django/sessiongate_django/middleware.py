@@ -107,7 +107,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         # Like Django: nothing is saved on a 500 (the view failed halfway).
         if response.status_code == 500:
             return response
-        change = session.gateway_change()
+        change = session.gateway_change(accessed=accessed)
         if change is None:
             return response
         verified = getattr(request, "_sessiongate", None)

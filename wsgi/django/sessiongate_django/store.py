@@ -115,10 +115,12 @@ class SessionStore(SessionBase):
 
     # -- what the middleware sends back -----------------------------------
 
-    def gateway_change(self, save_every_request=None):
+    def gateway_change(self, save_every_request=None, accessed=False):
         """Returns (op, rotate, data) for the response, or None when the
         gateway has nothing to do. ``data`` is the dict to write (write) or
-        None."""
+        None. ``accessed``: the view read the session (request.user does),
+        which is use of it: the gateway is told, so its idle timeout counts
+        from this request, as it does for a PHP page that only reads."""
         if save_every_request is None:
             save_every_request = settings.SESSION_SAVE_EVERY_REQUEST
         had = bool(self._gateway_id)
@@ -135,9 +137,12 @@ class SessionStore(SessionBase):
             if not data and not had:
                 return None  # an empty new session is no session
             return ("write", False, data)
-        if had and (save_every_request or self.expiry_header()):
+        if had and (save_every_request or accessed or self.expiry_header()):
             # Unchanged: refresh the expiry. A session with its own expiry
             # repeats it on every response, or the gateway's idle timeout
-            # would take over again.
+            # would take over again; one that was only read was still used
+            # (SESSIONGATE_SESSION_IDLE_TIMEOUT: "a session unused this
+            # long expires"), or a user who only browses would be logged
+            # out while active.
             return ("touch", False, None)
         return None

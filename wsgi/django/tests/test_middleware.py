@@ -149,14 +149,20 @@ class SessionAPITests(unittest.TestCase):
         self.assertEqual(c.data, {"cart": {"apple": 2}})
         self.assertIn("Cookie", resp["Vary"])
 
-    def test_read_only_sends_nothing_but_vary(self):
+    def test_read_only_touches(self):
+        # A read is use: the gateway's idle timeout must count from it, as
+        # from a PHP page that only reads (lazy write sends touch).
         def view(request):
             return HttpResponse(request.session.get("name"))
 
         _, resp = run(view, signed_meta(SID, {"name": "José"}))
         self.assertEqual(resp.content.decode(), "José")
-        self.assertEqual(internal_headers(resp), [])
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.expiry), ("touch", "", ""))
         self.assertIn("Cookie", resp["Vary"])
+        # Reading no session at all sends nothing.
+        _, resp = run(view)
+        self.assertEqual(internal_headers(resp), [])
 
     def test_untouched_session_no_vary(self):
         _, resp = run(lambda r: HttpResponse("x"), signed_meta(SID, {"a": 1}))
@@ -220,7 +226,9 @@ class SessionAPITests(unittest.TestCase):
 
         _, resp = run(view, signed_meta(SID, {"user": "ana", "php": 1}))
         self.assertEqual(resp.content, b"user=ana")
-        self.assertEqual(internal_headers(resp), [])
+        # The view read the session: a touch, nothing written or rotated.
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate), ("touch", ""))
 
     def test_exists(self):
         store = SessionStore(SID, {"a": 1})
