@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -115,17 +116,23 @@ func newCookieCodec(secrets [][]byte, o CookieOptions) (*cookieCodec, error) {
 // one request may make us verify.
 const maxSameNameCookies = 8
 
-// idFrom returns the verified session ID carried by the request's cookie.
-// A forged, expired or malformed cookie is simply no session: no error the
-// caller could turn into a store lookup.
+// idsFrom returns the verified session IDs carried by the request's
+// cookies, in the order the client sent them, without duplicates. A forged,
+// expired or malformed cookie is simply no session: no error the caller
+// could turn into a store lookup.
 //
 // A browser sends every cookie of the name that matches the request, and
 // ours need not come first: another app's cookie of the same name set for a
 // parent domain (Django's default is "sessionid" too), a stale one, or one
 // a sibling subdomain planted. Taking only the first, as r.Cookie does,
 // would hide the session for good (each new cookie we set still comes after
-// the older one), so the first that verifies wins.
-func (c *cookieCodec) idFrom(r *http.Request) (string, bool) {
+// the older one). Even a cookie that verifies can be stale: once
+// SESSIONGATE_SESSION_COOKIE_DOMAIN changes, a host-only cookie of a
+// session that has ended stays next to the new Domain cookie and is sent
+// first. So every verified ID is returned and Open takes the first that
+// names a live session.
+func (c *cookieCodec) idsFrom(r *http.Request) []string {
+	var ids []string
 	for i, ck := range r.CookiesNamed(c.opts.Name) {
 		if i == maxSameNameCookies {
 			break
@@ -137,11 +144,11 @@ func (c *cookieCodec) idFrom(r *http.Request) (string, bool) {
 		if err := securecookie.DecodeMulti(c.opts.Name, ck.Value, &id, c.codecs...); err != nil {
 			continue
 		}
-		if ValidID(id) {
-			return id, true
+		if ValidID(id) && !slices.Contains(ids, id) {
+			ids = append(ids, id)
 		}
 	}
-	return "", false
+	return ids
 }
 
 // cookie builds the Set-Cookie for id; an empty id expires the cookie.

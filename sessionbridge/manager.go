@@ -162,13 +162,26 @@ type Session struct {
 
 // Open reads the cookie and, if it names a live session, loads it — under
 // the session lock in strict mode. A request without a valid cookie costs no
-// store access at all.
+// store access at all. With several verified cookies (see idsFrom) the
+// first live session wins; the others cost a lookup each.
 func (m *Manager) Open(ctx context.Context, r *http.Request, https bool) (*Session, error) {
 	s := &Session{m: m, https: https}
-	id, ok := m.cookie.idFrom(r)
-	if !ok {
-		return s, nil
+	for _, id := range m.cookie.idsFrom(r) {
+		found, err := m.load(ctx, s, id)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			break
+		}
 	}
+	return s, nil
+}
+
+// load loads session id into s (locked in strict mode) and reports whether
+// it is live; an absent, expired or unreadable one leaves s without a
+// session.
+func (m *Manager) load(ctx context.Context, s *Session, id string) (bool, error) {
 	s.cookieID = id
 	var rec store.Record
 	var err error
@@ -189,19 +202,19 @@ func (m *Manager) Open(ctx context.Context, r *http.Request, https bool) (*Sessi
 		switch {
 		case ctx.Err() != nil:
 			// The client left while waiting: not a busy session.
-			return nil, ctx.Err()
+			return false, ctx.Err()
 		case errors.Is(err, store.ErrLockTimeout):
 			m.event("lock_timeout")
-			return nil, ErrBusy
+			return false, ErrBusy
 		default:
 			m.event("store_error")
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	if rec.Version == 0 {
 		m.event("load_absent")
 		s.releaseLease(ctx, store.Mutation{Kind: store.Keep})
-		return s, nil
+		return false, nil
 	}
 	dec, err := decodeRecord(rec.Value)
 	if err == nil && m.expired(dec) {
@@ -222,12 +235,12 @@ func (m *Manager) Open(ctx context.Context, r *http.Request, https bool) (*Sessi
 			_ = m.o.Store.Delete(dctx, id)
 			cancel()
 		}
-		return s, nil
+		return false, nil
 	}
 	m.event("load")
 	s.id, s.exists, s.rec, s.version, s.stored = id, true, dec, rec.Version, members
 	s.expiry, s.browserCookie = time.Duration(dec.Expiry)*time.Millisecond, dec.Browser
-	return s, nil
+	return true, nil
 }
 
 func (m *Manager) expired(r record) bool {
@@ -612,7 +625,12 @@ func (s *Session) SetCookie(h http.Header) {
 		want = s.id
 	}
 	// A new expiry must reach the browser even when the ID is unchanged.
-	expiryChanged := want != "" && s.expirySet
+	// So must an app's expiry in seconds on every response: it is an idle
+	// timeout, each request slides the store TTL by it (ttl), and a cookie
+	// sent only when it was set would end that long after, however active
+	// the user is on the pages of the app that did not set it.
+	slidingCookie := s.expiry > 0 && !s.browserCookie && s.expiry < s.m.o.Cookie.MaxAge
+	expiryChanged := want != "" && (s.expirySet || slidingCookie)
 	if want == s.cookieID && !expiryChanged {
 		return
 	}
