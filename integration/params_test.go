@@ -7,7 +7,7 @@ import (
 
 // TestPHPServerNameAndForwardedFamily: what PHP sees through the gateway
 // for an IPv6 literal Host, a request without Host, and forwarding headers
-// a direct (untrusted) client made up.
+// a direct (untrusted) client made up, which reach neither PHP nor Django.
 func TestPHPServerNameAndForwardedFamily(t *testing.T) {
 	gw := startEchoStack(t)
 	d := rawJSON(t, gw, "GET /info.php HTTP/1.1", "Host: [::1]:8080")
@@ -23,6 +23,19 @@ func TestPHPServerNameAndForwardedFamily(t *testing.T) {
 	for k, v := range d {
 		if strings.HasPrefix(k, "HTTP_X_FORWARDED_") {
 			t.Errorf("untrusted client's %s=%q reached PHP", k, v)
+		}
+	}
+	// Django gets the gateway's own X-Forwarded-For, -Proto and -Host,
+	// and none of the client's.
+	d = rawJSON(t, gw, "GET /dj/ HTTP/1.1", "Host: example.com",
+		"X-Forwarded-Port: 4444", "X-Forwarded-Prefix: //evil.example", "X-Forwarded-Ssl: on")
+	for k, v := range d {
+		switch k {
+		case "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST":
+		default:
+			if strings.HasPrefix(k, "HTTP_X_FORWARDED_") {
+				t.Errorf("untrusted client's %s=%q reached Django", k, v)
+			}
 		}
 	}
 }

@@ -171,8 +171,11 @@ type stateKey struct{}
 type reqState struct {
 	remote string // client address after trusted proxies
 	https  bool
-	sess   *sessionbridge.Session
-	nonce  string
+	// viaProxy: a trusted proxy sent the request, so the X-Forwarded-*
+	// headers the gateway does not set itself are its, not the client's.
+	viaProxy bool
+	sess     *sessionbridge.Session
+	nonce    string
 }
 
 func stateOf(ctx context.Context) *reqState {
@@ -183,7 +186,7 @@ func stateOf(ctx context.Context) *reqState {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{remote: r.RemoteAddr, https: r.TLS != nil}
 	if ri := server.Info(r.Context()); ri != nil {
-		st.remote, st.https = ri.RemoteAddr, ri.HTTPS
+		st.remote, st.https, st.viaProxy = ri.RemoteAddr, ri.HTTPS, ri.ViaProxy
 	}
 	// Before anything reads the request: nobody but the gateway speaks
 	// the session headers.
@@ -222,7 +225,8 @@ func newNonce() string {
 }
 
 // rewrite prepares the request for Django. ReverseProxy has already removed
-// hop-by-hop headers and the client's Forwarded and X-Forwarded-* headers.
+// hop-by-hop headers and the client's Forwarded and X-Forwarded-For, -Host
+// and -Proto.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	st := stateOf(pr.In.Context())
 	out := pr.Out
@@ -234,11 +238,17 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// ReverseProxy drops query parameters it cannot parse; Django gets the
 	// query exactly as sent.
 	out.URL.RawQuery = pr.In.URL.RawQuery
+	viaProxy := st != nil && st.viaProxy
 	for name := range out.Header {
 		// WSGI servers map '-' and '_' to the same environ key, so
 		// X_Forwarded_For would pass for X-Forwarded-For, X_Sessiongate_...
 		// for ours. Like nginx (underscores_in_headers off), drop them.
-		if strings.ContainsRune(name, '_') {
+		// ReverseProxy removed only Forwarded and X-Forwarded-For, -Host
+		// and -Proto: a client's own X-Forwarded-Port (Django's
+		// USE_X_FORWARDED_PORT), -Prefix or -Ssl would still pass, so the
+		// whole family goes unless a trusted proxy sent it, as on the PHP
+		// side.
+		if strings.ContainsRune(name, '_') || !viaProxy && hasPrefixFold(name, "X-Forwarded-") {
 			delete(out.Header, name)
 		}
 	}
@@ -260,6 +270,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// value, which it has no use for.
 	hideCookie(out.Header, p.sessions.CookieName())
 	setSessionHeaders(out.Header, p.key, st.nonce, p.now(), st.sess.ID(), st.sess.Data())
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // clientIP is the address part of "ip:port" (the port is 0 or missing for

@@ -104,3 +104,58 @@ func TestBehindServer(t *testing.T) {
 		t.Errorf("%d access log lines; proxy log: %s", lines, e.logs.String())
 	}
 }
+
+// TestForwardedFamilyOnlyFromTrustedProxy: the X-Forwarded-* headers the
+// gateway does not set itself (Port, Prefix, Ssl, ...) reach Django only
+// from a trusted proxy, as on the PHP side: Django reads X-Forwarded-Port
+// with USE_X_FORWARDED_PORT, and apps read the others to build URLs.
+func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	frontFor := func(trusted string) *httptest.Server {
+		cfg, err := config.Load([]string{
+			"SESSIONGATE_PHP_FPM=127.0.0.1:9",
+			"SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(),
+			"SESSIONGATE_SESSION_KEYS=" + testSecret,
+			"SESSIONGATE_TRUSTED_PROXIES=" + trusted,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := server.New(cfg, slog.New(slog.DiscardHandler), server.WithPHPBackend(noPHP{}),
+			server.WithMount("django", []string{"/admin/"}, e.proxy))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		front := httptest.NewServer(srv.Handler())
+		t.Cleanup(front.Close)
+		return front
+	}
+	client := map[string]string{"X-Forwarded-Port": "4444", "X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Ssl": "on", "X-Forwarded-Server": "evil.example"}
+	for _, c := range []struct {
+		name, trusted string
+		kept          bool
+	}{
+		{"direct client", "10.9.9.9/32", false},
+		{"trusted proxy", "127.0.0.1", true},
+	} {
+		req, _ := http.NewRequest("GET", frontFor(c.trusted).URL+"/admin/", nil)
+		for k, v := range client {
+			req.Header.Set(k, v)
+		}
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		s := e.app.seen()
+		for k, v := range client {
+			if got := s.Header.Get(k); (got == v) != c.kept {
+				t.Errorf("%s: %s reached Django as %q (want it there: %v)", c.name, k, got, c.kept)
+			}
+		}
+		if s.Header.Get("X-Forwarded-For") != "127.0.0.1" || s.Header.Get("X-Forwarded-Proto") != "http" {
+			t.Errorf("%s: the gateway's own X-Forwarded-For %q / -Proto %q", c.name, s.Header.Get("X-Forwarded-For"), s.Header.Get("X-Forwarded-Proto"))
+		}
+	}
+}
