@@ -287,8 +287,10 @@ func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status
 	} else if rec.writeErr != nil && status != StatusClientClosedRequest {
 		attrs = append(attrs, slog.String("error", rec.writeErr.Error()))
 	}
+	// A failed request is a warning with the access log on as well as off:
+	// at SESSIONGATE_LOG_LEVEL=warn it must still be seen.
 	level := slog.LevelInfo
-	if !s.cfg.AccessLog {
+	if failed {
 		level = slog.LevelWarn
 	}
 	s.log.LogAttrs(r.Context(), level, "request", attrs...)

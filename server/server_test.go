@@ -517,6 +517,31 @@ func TestAccessLogOff(t *testing.T) {
 	}
 }
 
+// SESSIONGATE_LOG_LEVEL=warn keeps warnings and errors. A request that
+// failed (a 502 because php-fpm is down) is one of them whether the access
+// log is on or off: turning the access log on must not hide it.
+func TestFailedRequestLoggedAtWarnWithAccessLogOn(t *testing.T) {
+	e := newEnv(t, nil)
+	if !e.srv.cfg.AccessLog {
+		t.Fatal("the access log is on by default")
+	}
+	e.srv.log = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e.do(httptest.NewRequest("GET", "/style.css", nil))
+	if e.logs.String() != "" {
+		t.Errorf("a served request logged at warn: %s", e.logs)
+	}
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return nil, &fcgi.Error{Status: 502, Op: "dial", Err: errors.New("connection refused")}
+	}
+	e.do(httptest.NewRequest("GET", "/hello.php", nil))
+	if e.logs.String() == "" {
+		t.Fatal("a 502 left no log line with SESSIONGATE_LOG_LEVEL=warn and the access log on")
+	}
+	if log := e.lastLog(t); log["level"] != "WARN" || log["status"] != float64(502) {
+		t.Errorf("failed request not logged at warn: %v", log)
+	}
+}
+
 func TestWrapAndMounts(t *testing.T) {
 	var seen []string
 	wrap := func(next http.Handler) http.Handler {
