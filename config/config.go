@@ -218,9 +218,18 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	case c.TLSCert == "" && c.TLSKey != "":
 		check("SESSIONGATE_TLS_CERT", false, "must be set when SESSIONGATE_TLS_KEY is (set both or neither)")
 	case c.TLSCert != "":
-		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
-			// crypto/tls errors name files and PEM block types, never key bytes.
-			check("SESSIONGATE_TLS_CERT", false, "cannot load the certificate and key: %v", err)
+		// Each file is read on its own first, so that a missing or
+		// unreadable key is reported under SESSIONGATE_TLS_KEY, and both
+		// variables when both paths are wrong, not just the certificate.
+		certPEM, certErr := os.ReadFile(c.TLSCert)
+		check("SESSIONGATE_TLS_CERT", certErr == nil, "cannot read the certificate: %s", describeFSErrorOrNil(certErr))
+		keyPEM, keyErr := os.ReadFile(c.TLSKey)
+		check("SESSIONGATE_TLS_KEY", keyErr == nil, "cannot read the key: %s", describeFSErrorOrNil(keyErr))
+		if certErr == nil && keyErr == nil {
+			if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+				// crypto/tls errors name PEM block types, never key bytes.
+				check("SESSIONGATE_TLS_CERT", false, "cannot load the certificate and key: %v", err)
+			}
 		}
 	}
 	return p
@@ -280,6 +289,15 @@ func hasDotSegment(p string) bool {
 		}
 	}
 	return false
+}
+
+// describeFSErrorOrNil is describeFSError for a check's message, which is
+// formatted whether or not the check fails.
+func describeFSErrorOrNil(err error) string {
+	if err == nil {
+		return ""
+	}
+	return describeFSError(err)
 }
 
 func describeFSError(err error) string {

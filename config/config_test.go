@@ -303,6 +303,32 @@ func TestTLSBothOrNeither(t *testing.T) {
 	}
 }
 
+// A certificate or key file that cannot be read is reported under its own
+// variable, and both when both are missing, so one start-up attempt shows
+// every path to fix.
+func TestTLSUnreadableFileNamesItsVariable(t *testing.T) {
+	cert, key := selfSigned(t)
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	for _, tc := range []struct {
+		env  []string
+		want []string
+	}{
+		{[]string{"SESSIONGATE_TLS_CERT=" + cert, "SESSIONGATE_TLS_KEY=" + missing}, []string{"SESSIONGATE_TLS_KEY"}},
+		{[]string{"SESSIONGATE_TLS_CERT=" + missing, "SESSIONGATE_TLS_KEY=" + key}, []string{"SESSIONGATE_TLS_CERT"}},
+		{[]string{"SESSIONGATE_TLS_CERT=" + missing, "SESSIONGATE_TLS_KEY=" + missing + "2"}, []string{"SESSIONGATE_TLS_CERT", "SESSIONGATE_TLS_KEY"}},
+	} {
+		_, err := Load(append(base(t), tc.env...))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), tc.want) {
+			t.Errorf("%v: err = %v, want exactly %v", tc.env, err, tc.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), "does not exist") {
+			t.Errorf("%v: message does not say the file is missing:\n%v", tc.env, err)
+		}
+	}
+}
+
 func TestUnknownVariableWarns(t *testing.T) {
 	c, err := Load(append(base(t), "SESSIONGATE_LISTN=:9", "OTHER=1"))
 	if err != nil {
