@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -40,6 +41,9 @@ type composeService struct {
 	Restart     string                       `yaml:"restart"`
 	Healthcheck *composeHealthcheck          `yaml:"healthcheck"`
 	Command     []string                     `yaml:"command"`
+	// StopGracePeriod is how long `docker compose stop` waits after
+	// SIGTERM before it kills (Docker's default: 10s).
+	StopGracePeriod string `yaml:"stop_grace_period"`
 }
 
 // composeBuild accepts both "build: dir" and "build: {context, dockerfile}".
@@ -319,6 +323,23 @@ func TestComposeGatewayConfig(t *testing.T) {
 		if name == "SESSIONGATE_ADMIN_LISTEN" && !strings.HasPrefix(host, "127.0.0.1:") {
 			t.Errorf("admin port published on %q, want 127.0.0.1 only", host)
 		}
+	}
+
+	// `docker compose stop` (and down, and a restart) must leave the
+	// gateway the drain the README promises: SESSIONGATE_SHUTDOWN_TIMEOUT
+	// for in-flight requests, then up to 5s for the handlers of cut
+	// connections to release their session locks, then up to 1s to close
+	// the admin listener. Killed earlier, a request is cut mid-response and
+	// the session locks it holds stay until their lease ends.
+	grace := 10 * time.Second // Docker's default
+	if gw.StopGracePeriod != "" {
+		if grace, err = time.ParseDuration(gw.StopGracePeriod); err != nil {
+			t.Fatalf("gateway stop_grace_period %q: %v", gw.StopGracePeriod, err)
+		}
+	}
+	if need := cfg.ShutdownTimeout + 5*time.Second + time.Second; grace <= need {
+		t.Errorf("the gateway is killed %v after SIGTERM (stop_grace_period), but its drain may take up to %v (SESSIONGATE_SHUTDOWN_TIMEOUT %v + 5s + 1s): set stop_grace_period above it",
+			grace, need, cfg.ShutdownTimeout)
 	}
 
 	// The gateway's pool fits in php-fpm's (an idle kept-alive connection
