@@ -462,6 +462,13 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	if len(Variables()) < 23 {
 		t.Errorf("only %d variables", len(Variables()))
 	}
+	// A variable without a default is not optional when its help says when
+	// it is required (SESSIONGATE_SESSION_KEYS): the label must not say so.
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "SESSIONGATE_SESSION_KEYS  ") && strings.Contains(line, "optional") {
+			t.Errorf("help calls a required-unless variable optional: %q", line)
+		}
+	}
 }
 
 // TestEveryFieldTypeHasParser keeps caarlos0/env's own parsers (whose errors

@@ -304,7 +304,9 @@ func WriteHelp(w io.Writer) error {
 		case v.HasDefault:
 			fmt.Fprintf(&b, "  (default %q)", v.Default)
 		default:
-			b.WriteString("  (optional)")
+			// Not "optional": some are required in some setups, which
+			// their help says (SESSIONGATE_SESSION_KEYS).
+			b.WriteString("  (no default)")
 		}
 		if v.Secret {
 			b.WriteString(" (secret: never logged)")
