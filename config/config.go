@@ -21,6 +21,7 @@ package config
 
 import (
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -227,12 +228,39 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		check("SESSIONGATE_TLS_KEY", keyErr == nil, "cannot read the key: %s", describeFSErrorOrNil(keyErr))
 		if certErr == nil && keyErr == nil {
 			if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
-				// crypto/tls errors name PEM block types, never key bytes.
-				check("SESSIONGATE_TLS_CERT", false, "cannot load the certificate and key: %v", err)
+				// crypto/tls errors name PEM block types, never key bytes,
+				// but not the file at fault: name the variable whose file
+				// lacks its part (a key path pointing at the certificate
+				// is the key's mistake), or both when each file has its
+				// part and they do not belong together.
+				certOK := hasPEMBlock(certPEM, func(typ string) bool { return typ == "CERTIFICATE" })
+				keyOK := hasPEMBlock(keyPEM, func(typ string) bool {
+					return typ == "PRIVATE KEY" || strings.HasSuffix(typ, " PRIVATE KEY")
+				})
+				if certOK && keyOK {
+					certOK, keyOK = false, false
+				}
+				check("SESSIONGATE_TLS_CERT", certOK, "cannot load the certificate and key: %v", err)
+				check("SESSIONGATE_TLS_KEY", keyOK, "cannot load the certificate and key: %v", err)
 			}
 		}
 	}
 	return p
+}
+
+// hasPEMBlock reports whether data holds a PEM block whose type is
+// wanted, as crypto/tls looks for certificates and private keys.
+func hasPEMBlock(data []byte, wanted func(typ string) bool) bool {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return false
+		}
+		if wanted(b.Type) {
+			return true
+		}
+	}
 }
 
 // checkBackend explains what is wrong with one php-fpm address, or returns "".

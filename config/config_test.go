@@ -293,12 +293,43 @@ func TestTLSBothOrNeither(t *testing.T) {
 	}{
 		{[]string{"SESSIONGATE_TLS_CERT=" + cert}, "SESSIONGATE_TLS_KEY"},
 		{[]string{"SESSIONGATE_TLS_KEY=" + key}, "SESSIONGATE_TLS_CERT"},
-		{[]string{"SESSIONGATE_TLS_CERT=" + key, "SESSIONGATE_TLS_KEY=" + cert}, "SESSIONGATE_TLS_CERT"},
 	} {
 		_, err := Load(append(base(t), tc.env...))
 		var cerr *Error
 		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{tc.bad}) {
 			t.Errorf("%v: err = %v, want only %s", tc.env, err, tc.bad)
+		}
+	}
+}
+
+// A file that is read but holds the wrong thing is reported under the
+// variable that names it: a key path pointing at the certificate must not
+// send the operator to fix SESSIONGATE_TLS_CERT. A certificate and key that
+// are each fine but do not belong together name both, since either file may
+// be the wrong one.
+func TestTLSWrongContentNamesItsVariable(t *testing.T) {
+	cert, key := selfSigned(t)
+	_, otherKey := selfSigned(t)
+	empty := filepath.Join(t.TempDir(), "empty.pem")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	both := []string{"SESSIONGATE_TLS_CERT", "SESSIONGATE_TLS_KEY"}
+	for _, tc := range []struct {
+		cert, key string
+		want      []string
+	}{
+		{cert, cert, []string{"SESSIONGATE_TLS_KEY"}},
+		{cert, empty, []string{"SESSIONGATE_TLS_KEY"}},
+		{key, key, []string{"SESSIONGATE_TLS_CERT"}},
+		{empty, key, []string{"SESSIONGATE_TLS_CERT"}},
+		{key, cert, both},
+		{cert, otherKey, both},
+	} {
+		_, err := Load(append(base(t), "SESSIONGATE_TLS_CERT="+tc.cert, "SESSIONGATE_TLS_KEY="+tc.key))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), tc.want) {
+			t.Errorf("cert %s key %s: err = %v, want exactly %v", filepath.Base(tc.cert), filepath.Base(tc.key), err, tc.want)
 		}
 	}
 }
