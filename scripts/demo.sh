@@ -89,7 +89,7 @@ preflight() {
 	((${#missing[@]} == 0)) || die "missing: ${missing[*]} (scripts/deps.sh demo installs them as root)"
 }
 
-# free_port, port_busy HOST:PORT, wait_port HOST:PORT PID LOGFILE
+# free_port, loopback_addr HOST:PORT, port_busy HOST:PORT, wait_port HOST:PORT PID LOGFILE
 source "$ROOT/scripts/ports.sh"
 
 start_php_fpm() {
@@ -205,7 +205,9 @@ start_django
 start_gateway
 
 {
-	u=http://$DEMO_LISTEN
+	# URLs a browser opens: ":8080" or "0.0.0.0:8080" is not one.
+	u=http://$(loopback_addr "$DEMO_LISTEN")
+	admin=http://$(loopback_addr "$DEMO_ADMIN_LISTEN")
 	echo
 	echo "  sessiongate demo is running: PHP and Django behind one gateway, one session."
 	echo
@@ -222,9 +224,9 @@ start_gateway
 		"$u/" "PHP front controller: what PHP receives" \
 		"$u/pathinfo.php/articles/42" "a script with PATH_INFO" \
 		"$u/assets/style.css" "a static file served by the gateway" \
-		"http://$DEMO_ADMIN_LISTEN/healthz" "admin listener: liveness" \
-		"http://$DEMO_ADMIN_LISTEN/readyz" "admin listener: readiness" \
-		"http://$DEMO_ADMIN_LISTEN/metrics" "admin listener: Prometheus metrics"
+		"$admin/healthz" "admin listener: liveness" \
+		"$admin/readyz" "admin listener: readiness" \
+		"$admin/metrics" "admin listener: Prometheus metrics"
 	echo
 	echo "  Logs in $DEMO/ (the gateway's access log is gateway.log)."
 	echo "  Press Ctrl-C to stop."

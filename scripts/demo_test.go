@@ -301,7 +301,9 @@ func TestDemoStopsEverything(t *testing.T) {
 }
 
 // TestDemoPortInUse: a taken public or admin port stops the demo before it
-// starts anything, with a message naming the address and the variable.
+// starts anything, with a message naming the address and the variable,
+// also when the address is written without a host (":8080", the gateway's
+// own form for every interface).
 func TestDemoPortInUse(t *testing.T) {
 	root, gateway := demoRoot(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -310,9 +312,11 @@ func TestDemoPortInUse(t *testing.T) {
 	}
 	defer l.Close()
 	busy := l.Addr().String()
-	for _, tc := range []struct{ name, listen, admin, variable string }{
-		{"public", busy, freeAddr(t), "DEMO_LISTEN"},
-		{"admin", freeAddr(t), busy, "DEMO_ADMIN_LISTEN"},
+	_, busyPort, _ := net.SplitHostPort(busy)
+	for _, tc := range []struct{ name, listen, admin, variable, inUse string }{
+		{"public", busy, freeAddr(t), "DEMO_LISTEN", busy},
+		{"admin", freeAddr(t), busy, "DEMO_ADMIN_LISTEN", busy},
+		{"public without host", ":" + busyPort, freeAddr(t), "DEMO_LISTEN", ":" + busyPort},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := startDemo(t, root, gateway, tc.listen, tc.admin)
@@ -320,12 +324,43 @@ func TestDemoPortInUse(t *testing.T) {
 				t.Fatalf("demo.sh kept running with %s taken:\n%s", busy, d.out)
 			}
 			out := d.out.String()
-			if d.err == nil || !strings.Contains(out, busy+" is in use") || !strings.Contains(out, tc.variable+"=") {
-				t.Errorf("demo.sh: %v, want a failure saying %s is in use and naming %s:\n%s", d.err, busy, tc.variable, out)
+			if d.err == nil || !strings.Contains(out, tc.inUse+" is in use") || !strings.Contains(out, tc.variable+"=") {
+				t.Errorf("demo.sh: %v, want a failure saying %s is in use and naming %s:\n%s", d.err, tc.inUse, tc.variable, out)
 			}
 			if g := d.groups(); len(g) > 0 {
 				t.Errorf("demo.sh started services %v before noticing the taken port:\n%s", g, out)
 			}
 		})
+	}
+}
+
+// TestDemoListenWithoutHost: DEMO_LISTEN=":PORT" (the gateway's form for
+// every interface, as in SESSIONGATE_LISTEN's default) starts a demo that
+// works, and the banner prints URLs a browser can open (loopback), not
+// "http://:PORT/". It used to wait 15 s for a gateway that was up all along
+// and then stop everything with ":PORT not accepting after 15s".
+func TestDemoListenWithoutHost(t *testing.T) {
+	root, gateway := demoRoot(t)
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	d := startDemo(t, root, gateway, ":"+port, freeAddr(t))
+	d.waitReady()
+	url := "http://127.0.0.1:" + port + "/counter.php"
+	if !strings.Contains(d.out.String(), url) {
+		t.Errorf("the banner does not offer %s:\n%s", url, d.out)
+	}
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("GET %s: %s", url, res.Status)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if !d.waitExit(60 * time.Second) {
+		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", d.out)
+	}
+	if left := d.leftovers(); len(left) > 0 {
+		t.Fatalf("after SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
 	}
 }
