@@ -95,7 +95,7 @@ func New(logger *slog.Logger) *Metrics {
 		}, []string{"upstream"}),
 		sessionEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Subsystem: "session", Name: "events_total",
-			Help: "Session operations: load (an existing session was read), load_absent (a signed cookie named no live session), save, touch (expiry extended), destroy, conflict (merge mode: a key changed concurrently, last writer won), lock_timeout (strict mode: 503 busy), store_error (Redis failed).",
+			Help: "Session operations: load (an existing session was read), load_absent (a signed cookie named no live session), save, touch (expiry extended), destroy, conflict (merge mode: a key changed concurrently, last writer won), lock_timeout (503: the strict lock wait, or a merge write's retries, ran out), store_error (Redis failed).",
 		}, []string{"event"}),
 		lockWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Subsystem: "session", Name: "lock_wait_seconds",
