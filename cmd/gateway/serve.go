@@ -68,7 +68,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
+		MaxHeaderBytes:    serverMaxHeaderBytes(int(cfg.MaxHeaderBytes)),
 		ErrorLog:          errLog,
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -172,4 +172,12 @@ func (l *serverErrorLog) Write(p []byte) (int, error) {
 	}
 	l.log.Log(context.Background(), level, msg, "source", "net/http")
 	return len(p), nil
+}
+
+// serverMaxHeaderBytes is the http.Server MaxHeaderBytes that enforces a
+// limit of n bytes of request line plus headers
+// (SESSIONGATE_MAX_HEADER_BYTES): net/http allows 4096 bytes more than
+// MaxHeaderBytes. It stays above 0, which would mean net/http's default.
+func serverMaxHeaderBytes(n int) int {
+	return max(n-4096, 1)
 }
