@@ -63,10 +63,13 @@ func clientBodyError(ctx context.Context, err error) *Error {
 	switch {
 	case errors.As(err, &mbe):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Op: "read request body", Err: err}
+	case errors.As(err, &ne) && ne.Timeout():
+		// Before the context: net/http cancels it when a body read fails,
+		// its read deadline included, so a slow client would pass for
+		// one that left (499, and nothing sent).
+		return &Error{Status: http.StatusRequestTimeout, Op: "read request body", Err: err}
 	case ctx.Err() != nil:
 		return &Error{Status: classify(ctx.Err()), Op: "read request body", Err: fmt.Errorf("%w (%w)", err, ctx.Err())}
-	case errors.As(err, &ne) && ne.Timeout():
-		return &Error{Status: http.StatusRequestTimeout, Op: "read request body", Err: err}
 	}
 	return &Error{Status: http.StatusBadRequest, Op: "read request body", Err: err}
 }

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"io"
 	"math"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // MaxBody is an int64 and NewTransport accepts any non-negative value, so
@@ -130,5 +133,49 @@ func TestBodyBufferingPolicy(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Fatalf("temp files left behind: %v", ents)
+	}
+}
+
+// The same through a real net/http server, whose ReadTimeout is what runs
+// out: net/http cancels the request's context when a body read fails, the
+// deadline included, so the timeout must be recognised before the context.
+// It was taken for a client that left: the client got "200 OK" with an
+// empty body and the log said 499.
+func TestSlowClientBodyThroughServerIs408(t *testing.T) {
+	srv := newFakeServer(t, echoBody)
+	tr, _ := newTransport(t, Options{MaxBody: 1 << 20, TempDir: t.TempDir()}, srv.Addr())
+	status := make(chan int, 1)
+	front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res, err := tr.RoundTrip(r.WithContext(WithScript(r.Context(), testScript)))
+		if err == nil {
+			res.Body.Close()
+		}
+		status <- StatusOf(err)
+		if st := StatusOf(err); st != 0 && st != StatusClientClosedRequest {
+			w.WriteHeader(st)
+		}
+	}))
+	front.Config.ReadTimeout = 300 * time.Millisecond
+	front.Start()
+	t.Cleanup(front.Close)
+	for name, head := range map[string]string{
+		"in memory": "Content-Length: 1000\r\n\r\nabc",
+		"streamed":  "Content-Length: 204800\r\n\r\nabc",
+		"chunked":   "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+	} {
+		c, err := net.Dial("tcp", front.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "POST /upload.php HTTP/1.1\r\nHost: x\r\n"+head)
+		got, _ := io.ReadAll(c)
+		c.Close()
+		if st := <-status; st != http.StatusRequestTimeout {
+			t.Errorf("%s: a body stalled past the read timeout gave status %d, want 408", name, st)
+		}
+		if !strings.HasPrefix(string(got), "HTTP/1.1 408 ") {
+			t.Errorf("%s: the client got %q, want a 408", name, got)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // StatusClientClosedRequest is nginx's 499: the client went away before the
@@ -67,6 +68,11 @@ func classify(err error) int {
 		return StatusClientClosedRequest
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return 504
+	case errors.Is(err, syscall.EAGAIN):
+		// A unix socket whose listen queue is full refuses a connect
+		// at once with EAGAIN, which calls itself a timeout: nothing
+		// was waited for (nginx answers 502).
+		return 502
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

@@ -290,6 +290,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	fresh := false
 	for {
 		b := t.pick(tried)
+		wasUp := b.healthy(time.Now().UnixNano())
 		// A streamed body can be sent only once: its connection is
 		// peeked at first. Any other request a stale connection swallowed
 		// is simply sent again.
@@ -299,7 +300,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if errors.As(err, &de) {
 				tried |= 1 << t.index(b)
 				if ctx.Err() == nil && tried != (uint64(1)<<len(t.backends))-1 {
-					t.log.Warn("fcgi: php-fpm backend down, trying another", "backend", b.addr, "err", de.err)
+					// Once when the backend goes down, not again for
+					// each request that tries it during its back-off
+					// (every backend down): those log their own 502.
+					if wasUp {
+						t.log.Warn("fcgi: php-fpm backend down, trying another", "backend", b.addr, "err", de.err)
+					}
 					continue
 				}
 				return nil, upstreamError("dial", b.addr, de.err)
@@ -350,12 +356,15 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	fail := func(op string, err error, retryable bool) (*http.Response, bool, error) {
 		stop()
 		b.discard(c)
-		if ctx.Err() != nil {
-			return nil, false, upstreamError(op, b.addr, fmt.Errorf("%w (%w)", ctx.Err(), err))
-		}
+		// A client body failure (clientBodyError) already accounts for
+		// the context: net/http cancels it on a body read timeout too,
+		// which is 408, not the client leaving.
 		var ce *Error
 		if errors.As(err, &ce) {
 			return nil, false, ce
+		}
+		if ctx.Err() != nil {
+			return nil, false, upstreamError(op, b.addr, fmt.Errorf("%w (%w)", ctx.Err(), err))
 		}
 		return nil, retryable, upstreamError(op, b.addr, err)
 	}

@@ -10,9 +10,11 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -673,6 +675,87 @@ func TestDialFailures(t *testing.T) {
 	}
 }
 
+// fullUnixListener is a php-fpm whose listen queue is full (every worker
+// busy, listen.backlog reached): a connect to it fails at once with EAGAIN.
+func fullUnixListener(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "full.sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			if !errors.Is(err, syscall.EAGAIN) {
+				t.Fatalf("filling the listen queue: %v", err)
+			}
+			return path
+		}
+		t.Cleanup(func() { c.Close() })
+		if i > 16 {
+			t.Fatal("the listen queue never filled")
+		}
+	}
+}
+
+// A php-fpm whose listen queue overflows refuses the connection at once
+// ("Resource temporarily unavailable"): 502, as nginx answers, not a 504
+// Gateway Timeout sent in a millisecond for a wait that never happened.
+// EAGAIN is a net.Error whose Timeout() is true.
+func TestListenQueueFullIs502(t *testing.T) {
+	tr, _ := newTransport(t, Options{}, "unix:"+fullUnixListener(t))
+	_, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+	if StatusOf(err) != http.StatusBadGateway {
+		t.Fatalf("listen queue full: %v (status %d), want 502", err, StatusOf(err))
+	}
+}
+
+// Over TCP a full listen queue drops the SYN instead: the connect waits,
+// and SESSIONGATE_PHP_DIAL_TIMEOUT ends it with 504, as nginx's
+// fastcgi_connect_timeout does (the README said 502).
+func TestListenQueueFullTCPIs504AfterDialTimeout(t *testing.T) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", itoa(sa.(*syscall.SockaddrInet4).Port))
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			break // the queue is full: SYNs are dropped
+		}
+		t.Cleanup(func() { c.Close() })
+		if i > 16 {
+			t.Fatal("the listen queue never filled")
+		}
+	}
+	tr, _ := newTransport(t, Options{DialTimeout: 300 * time.Millisecond}, addr)
+	start := time.Now()
+	_, err = tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+	if StatusOf(err) != http.StatusGatewayTimeout || time.Since(start) > 2*time.Second {
+		t.Fatalf("TCP listen queue full: %v (status %d) after %v, want 504 after the dial timeout", err, StatusOf(err), time.Since(start))
+	}
+}
+
 // With several backends, a dead one is skipped and marked down; the live one
 // serves every request.
 func TestBackendsFailover(t *testing.T) {
@@ -690,6 +773,23 @@ func TestBackendsFailover(t *testing.T) {
 	}
 	if err := tr.Ping(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// With every backend down, each request still tries them all (and gets
+// 502), but "trying another" is logged when a backend believed up fails,
+// not on every request during the back-off: an outage under load wrote it
+// once per request, next to the request's own 502 line.
+func TestAllBackendsDownLoggedOncePerBackOff(t *testing.T) {
+	dir := t.TempDir()
+	tr, logs := newTransport(t, Options{}, "unix:"+dir+"/a.sock", "unix:"+dir+"/b.sock")
+	for i := 0; i < 20; i++ {
+		if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); StatusOf(err) != 502 {
+			t.Fatalf("request %d with every backend down: %v (status %d), want 502", i, err, StatusOf(err))
+		}
+	}
+	if n := strings.Count(logs.String(), "trying another"); n > 2 {
+		t.Errorf("\"trying another\" logged %d times for 20 requests within the back-off, want at most 2", n)
 	}
 }
 

@@ -161,8 +161,13 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, err
 			}
 		}
-		be.downUntil.Store(b.pool.now().Add(b.pool.failTimeout).UnixNano())
-		b.log.Warn("django backend unreachable; marked down", "backend", be.name, "for", b.pool.failTimeout.String(), "error", de.err.Error())
+		now := b.pool.now()
+		// Logged when the backend goes down, not on every request that
+		// still tries it (all backends down): each of those has its own
+		// 502 line already.
+		if prev := be.downUntil.Swap(now.Add(b.pool.failTimeout).UnixNano()); prev <= now.UnixNano() {
+			b.log.Warn("django backend unreachable; marked down", "backend", be.name, "for", b.pool.failTimeout.String(), "error", de.err.Error())
+		}
 		lastErr = err
 	}
 	closeBody(orig)

@@ -121,3 +121,40 @@ func TestSpooledBodyCanBeSentAgain(t *testing.T) {
 		}
 	}
 }
+
+// The same through a real net/http server, whose ReadTimeout runs out:
+// net/http cancels the request's context when a body read fails, its
+// deadline included, and the slow client was taken for one that left
+// (nothing answered, so "200 OK" with no body, and 499 in the log).
+func TestSlowClientBodyThroughServerIs408(t *testing.T) {
+	for _, buffer := range []bool{false, true} {
+		e := newEnv(t, envOpts{opts: func(o *Options) { o.BufferBodies = buffer }})
+		var calls atomic.Int32
+		e.app.handle = func(w http.ResponseWriter, r *http.Request, _ seen) (answer, bool) {
+			calls.Add(1)
+			io.Copy(io.Discard, r.Body)
+			return answer{}, true
+		}
+		front := httptest.NewUnstartedServer(e.proxy)
+		front.Config.ReadTimeout = 300 * time.Millisecond
+		front.Start()
+		t.Cleanup(front.Close)
+		for name, head := range map[string]string{
+			"in memory": "Content-Length: 1000\r\n\r\nabc",
+			"large":     "Content-Length: 204800\r\n\r\nabc",
+			"chunked":   "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+		} {
+			c, err := net.Dial("tcp", front.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\n"+head)
+			got, _ := io.ReadAll(c)
+			c.Close()
+			if !strings.HasPrefix(string(got), "HTTP/1.1 408 ") {
+				t.Errorf("buffering %v, %s: a body stalled past the read timeout got %q, want a 408", buffer, name, got)
+			}
+		}
+	}
+}

@@ -523,6 +523,13 @@ func statusOf(r *http.Request, err error) int {
 	if errors.As(err, &pe) {
 		return http.StatusServiceUnavailable
 	}
+	var bad *errClientBody
+	if errors.As(err, &bad) && isTimeout(bad.err) {
+		// The server's read timeout: too slow, like nginx's
+		// client_body_timeout. Checked before the context, which
+		// net/http cancels when a body read fails, on a timeout too.
+		return http.StatusRequestTimeout
+	}
 	if r.Context().Err() != nil {
 		return server.StatusClientClosedRequest
 	}
@@ -530,13 +537,7 @@ func statusOf(r *http.Request, err error) int {
 	if errors.As(err, &tooLarge) {
 		return http.StatusRequestEntityTooLarge
 	}
-	var bad *errClientBody
-	if errors.As(err, &bad) {
-		if isTimeout(bad.err) {
-			// The server's read timeout: too slow, like nginx's
-			// client_body_timeout.
-			return http.StatusRequestTimeout
-		}
+	if bad != nil {
 		return http.StatusBadRequest
 	}
 	var ne interface{ Timeout() bool }

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1051,5 +1052,64 @@ func TestDjangoRawSessionIDCookieIsDropped(t *testing.T) {
 	}
 	if _, data := e.open(ck); data != `{"n":2}` {
 		t.Fatalf("session after the request: %s", data)
+	}
+}
+
+// With every backend down (a single gunicorn restarting, say), each
+// request still tries them, but the log says "marked down" once per
+// backend and back-off, not once per request: at a few thousand requests
+// a second an outage wrote that line thousands of times a second, next to
+// each request's own 502 line.
+func TestAllBackendsDownLoggedOncePerBackOff(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, envOpts{
+		backends: func(http.Handler) []string {
+			return []string{"unix:" + filepath.Join(dir, "a.sock"), "unix:" + filepath.Join(dir, "b.sock")}
+		},
+		opts: func(o *Options) { o.FailTimeout = time.Minute },
+	})
+	for i := 0; i < 20; i++ {
+		if res, _, _ := e.do("GET", "/a/", "", nil); res.StatusCode != 502 {
+			t.Fatalf("request %d with every backend down: %d, want 502", i, res.StatusCode)
+		}
+	}
+	if n := strings.Count(e.logs.String(), "marked down"); n != 2 {
+		t.Errorf("\"marked down\" logged %d times for 2 backends down and 20 requests, want 2", n)
+	}
+}
+
+// A gunicorn whose listen queue is full (every thread busy, the backlog
+// reached) refuses a unix socket connect at once with EAGAIN: 502, as
+// nginx answers, not a 504 Gateway Timeout sent in a millisecond. EAGAIN
+// is a net.Error whose Timeout() is true.
+func TestListenQueueFullIs502(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "full.sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			if !errors.Is(err, syscall.EAGAIN) {
+				t.Fatalf("filling the listen queue: %v", err)
+			}
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+		if i > 16 {
+			t.Fatal("the listen queue never filled")
+		}
+	}
+	e := newEnv(t, envOpts{backends: func(http.Handler) []string { return []string{"unix:" + path} }})
+	if res, _, _ := e.do("GET", "/a/", "", nil); res.StatusCode != http.StatusBadGateway {
+		t.Fatalf("listen queue full: %d, want 502", res.StatusCode)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/connpeek"
@@ -282,6 +283,12 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		c.nc.Close()
+		var cb *errClientBody
+		if errors.As(err, &cb) {
+			// The client's body failed, not the backend; statusOf
+			// tells a read timeout (408) from the client leaving.
+			return nil, err
+		}
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, fmt.Errorf("django request: %w", context.Cause(ctx))
 		}
@@ -302,9 +309,10 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		werr = c.bw.Flush()
 	}
 	if werr != nil && body != nil && body.err != nil {
-		// The client's body failed (too large, cut short): the backend is
-		// still waiting for the rest, there is no answer to wait for.
-		return fail(body.err)
+		// The client's body failed (too large, cut short, too slow): the
+		// backend is still waiting for the rest, there is no answer to
+		// wait for.
+		return fail(clientBodyErr(body.err))
 	}
 	if werr != nil && body == nil {
 		return fail(werr)
@@ -402,9 +410,12 @@ func (b *clientBody) Read(p []byte) (int, error) {
 
 func (b *clientBody) Close() error { return b.rc.Close() }
 
+// isTimeout reports a deadline that ran out. EAGAIN calls itself a timeout
+// too, but from a connect it means a unix socket's listen queue is full
+// and was refused at once (nginx answers that 502).
 func isTimeout(err error) bool {
 	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	return errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, syscall.EAGAIN)
 }
 
 // h1Body returns the connection to the pool when the body was read to its
