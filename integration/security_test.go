@@ -76,6 +76,32 @@ func TestCrossSiteTracing(t *testing.T) {
 	}
 }
 
+// TestHeaderFieldFlood: php-fpm's work grows faster than the number of
+// params, so a request of tens of thousands of small headers (well under
+// SESSIONGATE_MAX_HEADER_BYTES) would keep a worker busy for a long time.
+// More than 100 header lines get 431 before PHP; a request just under the
+// cap still runs with every header.
+func TestHeaderFieldFlood(t *testing.T) {
+	g := startGW(t, nil)
+	request := func(n int) string {
+		var b strings.Builder
+		b.WriteString("GET /info.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n")
+		for i := range n {
+			fmt.Fprintf(&b, "X-H%d: v\r\n", i)
+		}
+		b.WriteString("\r\n")
+		return b.String()
+	}
+	out, _ := raw(t, g.Addr, request(20000))
+	if !strings.HasPrefix(out, "HTTP/1.1 431 ") || strings.Contains(out, "_file") {
+		t.Errorf("20000 header lines: %.80q, want 431 without PHP", out)
+	}
+	out, _ = raw(t, g.Addr, request(97)) // + Host and Connection (Host is not a field)
+	if !strings.HasPrefix(out, "HTTP/1.1 200 ") || !strings.Contains(out, "HTTP_X_H96") {
+		t.Errorf("98 header lines: %.200q, want 200 with every header in PHP", out)
+	}
+}
+
 // TestHttpoxy_CVE_2016_5385: a client "Proxy:" header must not become
 // HTTP_PROXY, which CGI programs and libraries read as their outgoing proxy.
 func TestHttpoxy_CVE_2016_5385(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -749,5 +750,33 @@ func TestCrossSiteTracing(t *testing.T) {
 	}
 	if e.php.calls() != 0 || mounted != 0 {
 		t.Errorf("TRACE reached an upstream: php %d, mount %d", e.php.calls(), mounted)
+	}
+}
+
+// TestTooManyHeaderFields: php-fpm's cost per request grows faster than the
+// number of params it parses (a 640 KB request of 50,000 small headers kept
+// a worker busy 0.4 s here, well within SESSIONGATE_MAX_HEADER_BYTES). Like
+// Apache's LimitRequestFields and gunicorn's limit_request_fields, more than
+// maxHeaderFields header lines get 431 before any upstream runs.
+func TestTooManyHeaderFields(t *testing.T) {
+	e := newEnv(t, nil)
+	req := func(n int) *http.Request {
+		r := httptest.NewRequest("GET", "/hello.php", nil)
+		for i := range n {
+			r.Header.Add("X-Field", strconv.Itoa(i))
+		}
+		return r
+	}
+	if w := e.do(req(maxHeaderFields)); w.Code != http.StatusOK {
+		t.Fatalf("%d header lines: %d, want 200", maxHeaderFields, w.Code)
+	}
+	if w := e.do(req(maxHeaderFields + 1)); w.Code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("%d header lines: %d, want 431", maxHeaderFields+1, w.Code)
+	}
+	if log := e.lastLog(t); log["status"] != float64(431) {
+		t.Errorf("access log %v", log)
+	}
+	if e.php.calls() != 1 {
+		t.Errorf("php calls %d, want 1 (the refused request must not run)", e.php.calls())
 	}
 }
