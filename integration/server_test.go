@@ -456,6 +456,76 @@ func TestGatewayBinary(t *testing.T) {
 		}
 	})
 
+	// certbot, acme.sh and lego renew the files in place and send SIGHUP
+	// (nginx reloads then); Go's default for SIGHUP is to exit.
+	t.Run("TLSReloadOnSIGHUP", func(t *testing.T) {
+		cert, key := selfSignedPair(t)
+		p := startBinary(t, bin, append(env, "SESSIONGATE_TLS_CERT="+cert, "SESSIONGATE_TLS_KEY="+key))
+		served := func() []byte {
+			t.Helper()
+			c, err := tls.Dial("tcp", strings.TrimPrefix(p.URL, "http://"), &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatalf("TLS handshake: %v", err)
+			}
+			defer c.Close()
+			return c.ConnectionState().PeerCertificates[0].Raw
+		}
+		first := served()
+		cert2, key2 := selfSignedPair(t)
+		for dst, src := range map[string]string{cert: cert2, key: key2} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dst, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		var second []byte
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if second = served(); !bytes.Equal(second, first) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("still the old certificate 5 s after SIGHUP; log:\n%s", p.stderr.String())
+			}
+		}
+		// A broken renewal keeps the certificate in use.
+		if err := os.WriteFile(cert, []byte("not a certificate"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p.cmd.Process.Signal(syscall.SIGHUP)
+		time.Sleep(300 * time.Millisecond)
+		if !bytes.Equal(served(), second) {
+			t.Error("a broken certificate file replaced the one in use")
+		}
+		if !strings.Contains(p.stderr.String(), "SESSIONGATE_TLS_CERT") {
+			t.Errorf("the failed reload is not logged with the variable:\n%s", p.stderr.String())
+		}
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		if c := p.wait(t, 10*time.Second); c != 0 {
+			t.Errorf("exit %d", c)
+		}
+	})
+
+	t.Run("SIGHUPWithoutTLSKeepsServing", func(t *testing.T) {
+		p := startBinary(t, bin, env)
+		p.cmd.Process.Signal(syscall.SIGHUP)
+		time.Sleep(300 * time.Millisecond)
+		res, err := http.Get(p.URL + "/style.css")
+		if err != nil {
+			t.Fatalf("after SIGHUP: %v; log:\n%s", err, p.stderr.String())
+		}
+		res.Body.Close()
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		if c := p.wait(t, 10*time.Second); c != 0 {
+			t.Errorf("exit %d", c)
+		}
+	})
+
 	t.Run("SIGTERMDrainsInFlight", func(t *testing.T) {
 		os.Remove(filepath.Join(root, "slow.started"))
 		p := startBinary(t, bin, append(env, "SESSIONGATE_SHUTDOWN_TIMEOUT=20s"))

@@ -1,6 +1,7 @@
-// Command gateway is sessiongate: one binary in front of php-fpm (and, with
-// later features, Django) that replaces nginx. It is configured only through
-// SESSIONGATE_* environment variables; `gateway -h` lists them.
+// Command gateway is sessiongate: one binary in front of php-fpm and Django
+// that replaces nginx. It is configured only through SESSIONGATE_*
+// environment variables; `gateway -h` lists them. SIGHUP reloads the TLS
+// certificate and key.
 //
 // Exit status: 0 after a clean shutdown (SIGTERM/SIGINT with every in-flight
 // request finished), 1 on a runtime failure, 2 on a usage or configuration
@@ -122,5 +123,7 @@ func usage(w io.Writer) {
 		"runs on one processor while that is enough (fewer thread wake-ups, more CPU left to the backends) and on\n"+
 		"Go's default when one is saturated. Serving, it restarts itself once in place with GODEBUG=schedtrace=2147483647\n"+
 		"(keeps Go's monitor thread out of a sleep/wake cycle that costs CPU; GODEBUG=schedtrace=0 turns it off).\n")
+	io.WriteString(w, "\nSignals: SIGTERM or SIGINT drain in-flight requests (SESSIONGATE_SHUTDOWN_TIMEOUT) and stop; SIGHUP reloads\n"+
+		"the TLS certificate and key files (other settings take a restart).\n")
 	io.WriteString(w, "\nExit status: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.\n")
 }

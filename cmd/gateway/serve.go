@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log"
@@ -20,7 +21,8 @@ import (
 	"github.com/sessiongate/sessiongate/internal/procs"
 )
 
-// serve runs the gateway until SIGTERM or SIGINT.
+// serve runs the gateway until SIGTERM or SIGINT; SIGHUP reloads the TLS
+// certificate (certs.go).
 func serve(args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "gateway: unexpected argument %q (configuration comes from SESSIONGATE_* variables; see gateway -h)\n", args[0])
@@ -71,6 +73,16 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		MaxHeaderBytes:    serverMaxHeaderBytes(int(cfg.MaxHeaderBytes)),
 		ErrorLog:          errLog,
 	}
+	var certs *certFiles
+	if cfg.TLS() {
+		if certs, err = loadCertFiles(cfg.TLSCert, cfg.TLSKey); err != nil {
+			logger.Error("cannot load the TLS certificate", "error", err.Error())
+			return 1
+		}
+		// ServeTLS still adds HTTP/2 to a config without NextProtos.
+		public.TLSConfig = &tls.Config{GetCertificate: certs.getCertificate}
+	}
+	reloadOnHangup(ctx, certs, logger)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		logger.Error("cannot listen", "addr", cfg.Listen, "error", err)
@@ -102,7 +114,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	go func() {
 		var err error
 		if cfg.TLS() {
-			err = public.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+			err = public.ServeTLS(ln, "", "") // certificates from certs
 		} else {
 			err = public.Serve(ln)
 		}
