@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -8,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,7 +23,7 @@ import (
 // the project of testdata/djangoapi: Django's framework features that keep
 // their state in the session (auth, messages, CSRF_USE_SESSIONS) and the
 // SessionBase API, through the real wire.
-func startDjangoAPIStack(t *testing.T) (*sessionStack, *harness.Gunicorn) {
+func startDjangoAPIStack(t *testing.T, extraEnv ...string) (*sessionStack, *harness.Gunicorn) {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "redis-server", "gunicorn", "django")
 	root := sessionFixtureRoot(t)
@@ -46,7 +49,7 @@ func startDjangoAPIStack(t *testing.T) (*sessionStack, *harness.Gunicorn) {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
 	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: project, App: "sgapi.wsgi:application", Env: djEnv, Workers: 1, Threads: 4})
-	cfg, err := config.Load([]string{
+	cfg, err := config.Load(append([]string{
 		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
 		"SESSIONGATE_DOCUMENT_ROOT=" + root,
 		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
@@ -55,7 +58,7 @@ func startDjangoAPIStack(t *testing.T) (*sessionStack, *harness.Gunicorn) {
 		"SESSIONGATE_DJANGO_URL=" + g.URL(),
 		"SESSIONGATE_DJANGO_PATHS=/accounts/",
 		"SESSIONGATE_DJANGO_TIMEOUT=20s",
-	})
+	}, extraEnv...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,4 +206,43 @@ func TestDjangoSessionAPI(t *testing.T) {
 			t.Fatalf("session after the refused write: %.200s, cookie %q", d.Data, j["sessionid"])
 		}
 	})
+}
+
+// TestDjangoBodyStallTimesOut: SESSIONGATE_DJANGO_TIMEOUT bounds each wait
+// for more of a Django body, as proxy_read_timeout does, not only the wait
+// for its headers: a view stuck mid-stream ends as a cut response and a 504
+// in the log instead of holding the client and the connection for ever.
+func TestDjangoBodyStallTimesOut(t *testing.T) {
+	st, _ := startDjangoAPIStack(t, "SESSIONGATE_DJANGO_TIMEOUT=1s")
+	gw := st.gws[0]
+	start := time.Now()
+	res, err := http.Get(gw.URL + "/accounts/api/stall/?ms=6000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err == nil || string(body) != "a" {
+		t.Errorf("stalled body: %q, %v; want the first part and a cut", body, err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("the stalled body took %v to end (timeout 1s)", d)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(gw.Logs.String(), `"path":"/accounts/api/stall/","status":504`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no 504 in the access log:\n%s", gw.Logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A stream that keeps moving within the timeout still arrives whole.
+	res, err = http.Get(gw.URL + "/accounts/api/stall/?ms=300")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err = io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || string(body) != "ab" {
+		t.Errorf("moving stream: %q, %v", body, err)
+	}
 }

@@ -50,9 +50,10 @@ type Options struct {
 	Backends []string
 	// DialTimeout bounds connecting to one backend (default 3s).
 	DialTimeout time.Duration
-	// ResponseHeaderTimeout bounds the wait for Django's response headers
-	// after the request was sent (default 60s); then 504.
-	ResponseHeaderTimeout time.Duration
+	// ReadTimeout bounds the wait for Django's response headers after the
+	// request was sent, and then each wait for more of the body, like
+	// nginx's proxy_read_timeout (default 60s); then 504.
+	ReadTimeout time.Duration
 	// FailTimeout is how long a backend that refused a connection is
 	// skipped (default 10s, like nginx's fail_timeout).
 	FailTimeout time.Duration
@@ -104,8 +105,8 @@ func New(o Options) (*Proxy, error) {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 3 * time.Second
 	}
-	if o.ResponseHeaderTimeout <= 0 {
-		o.ResponseHeaderTimeout = 60 * time.Second
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 60 * time.Second
 	}
 	if o.FailTimeout <= 0 {
 		o.FailTimeout = 10 * time.Second
@@ -131,14 +132,14 @@ func New(o Options) (*Proxy, error) {
 		p.pool.byHost[b.host] = b
 	}
 	p.t = &h1Transport{
-		dial:                  p.pool.dialer(o.DialTimeout),
-		responseHeaderTimeout: o.ResponseHeaderTimeout,
-		idleTimeout:           60 * time.Second,
-		reapEvery:             5 * time.Second,
-		maxIdlePerHost:        64,
-		maxHeaderBytes:        maxResponseHeaderBytes,
-		maxRequestsPerConn:    1000,
-		clean1xx:              p.cleanHeader,
+		dial:               p.pool.dialer(o.DialTimeout),
+		readTimeout:        o.ReadTimeout,
+		idleTimeout:        60 * time.Second,
+		reapEvery:          5 * time.Second,
+		maxIdlePerHost:     64,
+		maxHeaderBytes:     maxResponseHeaderBytes,
+		maxRequestsPerConn: 1000,
+		clean1xx:           p.cleanHeader,
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,

@@ -161,7 +161,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 		backends = []string{up.URL}
 	}
 	opts := Options{Backends: backends, Sessions: mgr, Secrets: [][]byte{[]byte(testSecret)}, Logger: log,
-		ResponseHeaderTimeout: 2 * time.Second, DialTimeout: time.Second}
+		ReadTimeout: 2 * time.Second, DialTimeout: time.Second}
 	if o.opts != nil {
 		o.opts(&opts)
 	}
@@ -634,7 +634,7 @@ func TestUpstreamErrors(t *testing.T) {
 	})
 	t.Run("504", func(t *testing.T) {
 		release := make(chan struct{})
-		e := newEnv(t, envOpts{opts: func(o *Options) { o.ResponseHeaderTimeout = 200 * time.Millisecond }})
+		e := newEnv(t, envOpts{opts: func(o *Options) { o.ReadTimeout = 200 * time.Millisecond }})
 		defer close(release)
 		e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
 			select {

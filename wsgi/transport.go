@@ -28,12 +28,13 @@ import (
 // bodies, trailers, Connection: close, HTTP/1.0 answers).
 type h1Transport struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
-	// responseHeaderTimeout bounds the wait for the response headers once
-	// the request is written; a timeout is a net.Error with Timeout().
-	responseHeaderTimeout time.Duration
-	idleTimeout           time.Duration
-	maxIdlePerHost        int
-	maxHeaderBytes        int64
+	// readTimeout bounds the wait for the response headers once the
+	// request is written, then each wait for more of the body (h1Body); a
+	// timeout is a net.Error with Timeout().
+	readTimeout    time.Duration
+	idleTimeout    time.Duration
+	maxIdlePerHost int
+	maxHeaderBytes int64
 	// maxRequestsPerConn closes a connection after that many requests
 	// (0: never), like nginx's upstream keepalive_requests (1000). gunicorn
 	// workers share one listening socket and keep the connections they
@@ -320,8 +321,8 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	// A backend may answer before it read the whole body (413, an early
 	// 400) and stop reading: what it said is worth more than our write
 	// error, so look for it.
-	if t.responseHeaderTimeout > 0 {
-		setReadDeadline(ctx, c.nc, time.Now().Add(t.responseHeaderTimeout))
+	if t.readTimeout > 0 {
+		setReadDeadline(ctx, c.nc, time.Now().Add(t.readTimeout))
 	}
 	c.limiting, c.left = true, t.maxHeaderBytes
 	var res *http.Response
@@ -356,8 +357,10 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		}
 	}
 	c.limiting = false
-	setReadDeadline(ctx, c.nc, time.Time{})
 	if res.StatusCode == http.StatusSwitchingProtocols {
+		// An upgraded connection (WebSocket) may be quiet for as long
+		// as its peers like.
+		setReadDeadline(ctx, c.nc, time.Time{})
 		// The connection now belongs to the upgraded protocol:
 		// ReverseProxy copies both ways through the body.
 		res.Body = &upgraded{c: c, stop: stop}
@@ -373,7 +376,9 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		t.release(req.URL.Host, c, reusable && c.br.Buffered() == 0, stop)
 		return res, nil
 	}
-	res.Body = &h1Body{rc: res.Body, t: t, c: c, addr: req.URL.Host, reusable: reusable, stop: stop}
+	// The header deadline now bounds the body's first read; each read
+	// after it gets the same time again (h1Body.Read).
+	res.Body = &h1Body{rc: res.Body, t: t, c: c, addr: req.URL.Host, reusable: reusable, stop: stop, ctx: ctx, armedAt: time.Now()}
 	return res, nil
 }
 
@@ -427,9 +432,12 @@ type h1Body struct {
 	addr     string
 	reusable bool
 	stop     func() bool
-	mu       sync.Mutex
-	done     bool
-	eof      bool // done because the body ended, not because it was closed
+	ctx      context.Context
+	// armedAt is when the read deadline was last moved.
+	armedAt time.Time
+	mu      sync.Mutex
+	done    bool
+	eof     bool // done because the body ended, not because it was closed
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
@@ -440,6 +448,17 @@ func (b *h1Body) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		return 0, errBodyClosed
+	}
+	// Like nginx's proxy_read_timeout, the read timeout bounds each wait
+	// for more of the body, not only the headers: a stalled body ends
+	// with a timeout instead of holding the request for ever. The
+	// deadline moves at most every quarter of the timeout, so a body read
+	// in many small pieces does not reset a timer each time.
+	if d := b.t.readTimeout; d > 0 {
+		if now := time.Now(); now.Sub(b.armedAt) > d/4 {
+			b.armedAt = now
+			setReadDeadline(b.ctx, b.c.nc, now.Add(d))
+		}
 	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
@@ -469,6 +488,7 @@ func (b *h1Body) finish(keep bool) {
 // request's context already ended and broke the connection's deadlines.
 func (t *h1Transport) release(addr string, c *h1Conn, keep bool, stop func() bool) {
 	if stop() && keep {
+		c.nc.SetReadDeadline(time.Time{}) // what is left of the body's
 		t.putConn(addr, c)
 		return
 	}

@@ -25,11 +25,11 @@ import (
 func testTransport() *h1Transport {
 	d := &net.Dialer{Timeout: time.Second}
 	return &h1Transport{
-		dial:                  d.DialContext,
-		responseHeaderTimeout: 5 * time.Second,
-		idleTimeout:           time.Minute,
-		maxIdlePerHost:        4,
-		maxHeaderBytes:        maxResponseHeaderBytes,
+		dial:           d.DialContext,
+		readTimeout:    5 * time.Second,
+		idleTimeout:    time.Minute,
+		maxIdlePerHost: 4,
+		maxHeaderBytes: maxResponseHeaderBytes,
 	}
 }
 
@@ -439,7 +439,7 @@ func TestTransportClientBodyErrorEndsTheExchange(t *testing.T) {
 		io.WriteString(w, "read it all")
 	}), 0)
 	tr := testTransport()
-	tr.responseHeaderTimeout = time.Minute
+	tr.readTimeout = time.Minute
 	broke := &http.MaxBytesError{Limit: 3}
 	u, _ := url.Parse("http://" + back.Listener.Addr().String() + "/upload")
 	req := &http.Request{Method: "POST", URL: u, Host: u.Host, Header: http.Header{}, ContentLength: -1,
@@ -480,7 +480,7 @@ func (b *cancelingBody) Close() error { return nil }
 // transport arms the wait for the response headers after the write; that
 // must not undo the broken deadline the client's departure set, or the
 // request (and the strict session lock held around it) would wait for the
-// backend or the whole ResponseHeaderTimeout.
+// backend or the whole ReadTimeout.
 func TestTransportClientGoneDuringWriteDoesNotWaitForAnswer(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -498,7 +498,7 @@ func TestTransportClientGoneDuringWriteDoesNotWaitForAnswer(t *testing.T) {
 		}
 	}()
 	tr := testTransport()
-	tr.responseHeaderTimeout = time.Minute
+	tr.readTimeout = time.Minute
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -528,5 +528,51 @@ func roundTripWithin(t *testing.T, tr *h1Transport, req *http.Request, limit tim
 	case <-time.After(limit):
 		t.Fatal(hung)
 		return nil
+	}
+}
+
+// TestTransportBodyStallTimesOut: a Django response that stops mid-body (a
+// worker stuck in a view that streams, a lost peer) ends after the read
+// timeout, as nginx's proxy_read_timeout bounds the gap between two reads,
+// not only the wait for the headers: without it the request, its
+// connection and its client are held for ever.
+func TestTransportBodyStallTimesOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	release := make(chan struct{})
+	defer close(release)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		bufio.NewReader(c).ReadString('\n')
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+		<-release
+	}()
+	tr := testTransport()
+	tr.readTimeout = 300 * time.Millisecond
+	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/stream/", nil)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(res.Body)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		res.Body.Close()
+		if !isTimeout(err) {
+			t.Fatalf("stalled body ended with %v, want a timeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a body that stalled was still being read 5 s later (read timeout 300 ms)")
 	}
 }

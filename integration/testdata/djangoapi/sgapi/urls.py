@@ -4,6 +4,8 @@ test checks, as JSON or plain text."""
 import json
 
 from django.contrib import auth, messages
+import time
+
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.middleware.csrf import get_token
 from django.urls import path
@@ -93,6 +95,19 @@ def stream(request):
     return StreamingHttpResponse(body(), content_type="text/plain")
 
 
+def stall(request):
+    # ?ms=: a streamed body that stops after its first part for that long
+    # (a view stuck mid-export).
+    ms = int(request.GET.get("ms", "1000"))
+
+    def body():
+        yield "a"
+        time.sleep(ms / 1000)
+        yield "b"
+
+    return StreamingHttpResponse(body(), content_type="text/plain")
+
+
 def conflict(request):
     request.session["before_conflict"] = True
     raise Conflict()
@@ -108,5 +123,6 @@ urlpatterns = [
     path("accounts/api/set/", set_value),
     path("accounts/api/big/", set_big),
     path("accounts/api/stream/", stream),
+    path("accounts/api/stall/", stall),
     path("accounts/api/conflict/", conflict),
 ]
