@@ -464,8 +464,14 @@ type cutShortBody struct {
 func (b *cutShortBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF && b.ri.Err == nil {
-		b.ri.Err = fmt.Errorf("django response cut short: %w", err)
 		b.ri.Status = statusOf(b.req, err)
+		if cerr := b.req.Context().Err(); cerr != nil {
+			// The client left: its going broke the upstream read's
+			// deadline, so err (an i/o timeout) would blame Django.
+			b.ri.Err = fmt.Errorf("django response not finished: the client left (%w)", cerr)
+		} else {
+			b.ri.Err = fmt.Errorf("django response cut short: %w", err)
+		}
 	}
 	return n, err
 }
