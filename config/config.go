@@ -58,7 +58,7 @@ type Config struct {
 	// slow clients must not be able to pin every php-fpm worker.
 	ResponseBuffering bool `env:"SESSIONGATE_RESPONSE_BUFFERING" envDefault:"on" help:"on: a PHP response still coming when its headers arrive, or a Django one over 64 KiB or streamed, is read ahead of the client into memory (64 KiB), then a temp file (up to 1 GiB per response), so a slow client holds no php-fpm worker, gunicorn thread or session lock, like nginx's fastcgi_buffering and proxy_buffering on; a client that keeps up still gets the output as the app flushes it; off: the app waits for the client"`
 
-	PHPMaxConns     int           `env:"SESSIONGATE_PHP_MAX_CONNS" envDefault:"8" help:"most connections kept open to each php-fpm backend; keep it <= pm.max_children"`
+	PHPMaxConns     int           `env:"SESSIONGATE_PHP_MAX_CONNS" envDefault:"8" help:"most connections kept open to each php-fpm backend; keep it <= pm.max_children; a request finding them all busy waits for one up to SESSIONGATE_PHP_TIMEOUT (then 504), and that wait does not count against its own PHP_TIMEOUT"`
 	PHPDialTimeout  time.Duration `env:"SESSIONGATE_PHP_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to php-fpm before 504, like fastcgi_connect_timeout (a refused connection is 502 at once)"`
 	PHPTimeout      time.Duration `env:"SESSIONGATE_PHP_TIMEOUT" envDefault:"60s" help:"longest wait for the next bytes from php-fpm before 504, like fastcgi_read_timeout; 0 = none"`
 	PHPWriteTimeout time.Duration `env:"SESSIONGATE_PHP_WRITE_TIMEOUT" envDefault:"60s" help:"longest wait while sending a request to php-fpm, like fastcgi_send_timeout; 0 = none"`
