@@ -951,3 +951,27 @@ func TestSessionIDEmptyBeforeStart(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionChangesAtShutdownSaved: PHP's files handler writes the session
+// after the script's shutdown functions and object destructors have run, so
+// a cart object that saves itself in __destruct, an object holding a
+// reference into $_SESSION, and a shutdown function registered during
+// shutdown all get their changes saved. Behind the gateway they must too,
+// whether the headers are still unsent at the end or left long before.
+func TestSessionChangesAtShutdownSaved(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	for _, target := range []string{"/destruct.php", "/destruct.php?big=1"} {
+		ck := s.newSession(t)
+		for i := 0; i < 2; i++ {
+			if resp, _, _ := s.gws[0].get(t, target, ck); resp.StatusCode != 200 {
+				t.Fatalf("%s: %d", target, resp.StatusCode)
+			}
+		}
+		d := s.gws[1].dump(t, ck)
+		for _, want := range []string{`"cart":["apple"]`, `"visits":2`, `"nested":2`, `"user":"ana"`} {
+			if !strings.Contains(string(d.Data), want) {
+				t.Errorf("%s twice: session %s lacks %s", target, d.Data, want)
+			}
+		}
+	}
+}

@@ -53,6 +53,7 @@ const FrameHeader = "X-Sessiongate-Frame"
 
 // message is one decoded PHP -> gateway message.
 type message struct {
+	Seq     int    // PHP's order of the message within the request
 	Op      string // open, write, touch, close, destroy
 	ID      string
 	Payload []byte
@@ -234,7 +235,7 @@ func (f *frameScanner) frame(b []byte) (message, bool) {
 		f.fail(fmt.Errorf("message %d: malformed", seq))
 		return message{}, false
 	}
-	return message{Op: string(op), ID: string(id), Payload: payload}, true
+	return message{Seq: seq, Op: string(op), ID: string(id), Payload: payload}, true
 }
 
 // wrapperTail is the length of the longest suffix of b that could be the

@@ -225,6 +225,13 @@ type phpBridge struct {
 	// phpEnded: php-fpm sent the whole response. headersOut: the response
 	// headers (and the session messages they carry) were handled.
 	phpEnded, headersOut bool
+	// nextSeq is the seq of the next message to apply; held are messages
+	// that came over stderr ahead of an earlier one still in the response
+	// headers (the transport reads stderr records ahead of handing over
+	// the headers). They wait for it: PHP's last change must win.
+	nextSeq     int
+	held        []message
+	headersRead bool
 }
 
 // onPHPEnd runs when php-fpm's part of the response is over (all of it
@@ -345,8 +352,26 @@ func (b *phpBridge) onStderr(rec []byte) []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	msgs, rest := b.scanner.feed(rec)
-	b.applyAll(msgs)
+	b.applyInOrder(msgs, false)
 	return rest
+}
+
+// applyInOrder applies msgs in PHP's order: a message comes either in seq
+// order over stderr, or in the response headers at the very end, so one
+// that skips a seq waits until the headers were read (fromHeaders), after
+// which nothing else can fill the gap. b.mu is held.
+func (b *phpBridge) applyInOrder(msgs []message, fromHeaders bool) {
+	b.held = append(b.held, msgs...)
+	slices.SortStableFunc(b.held, func(x, y message) int { return x.Seq - y.Seq })
+	b.headersRead = b.headersRead || fromHeaders
+	n := 0
+	for n < len(b.held) && (b.headersRead || b.held[n].Seq <= b.nextSeq) {
+		b.nextSeq = b.held[n].Seq + 1
+		n++
+	}
+	ready := b.held[:n:n]
+	b.held = b.held[n:]
+	b.applyAll(ready)
 }
 
 // onFrameHeaders applies the messages PHP put in response headers; the
@@ -361,7 +386,7 @@ func (b *phpBridge) onFrameHeaders(values []string) {
 			msgs = append(msgs, m)
 		}
 	}
-	b.applyAll(msgs)
+	b.applyInOrder(msgs, true)
 }
 
 // applyAll applies messages in order and logs what failed; b.mu is held.
@@ -446,6 +471,11 @@ func decodePHPSession(payload []byte, l phpserial.Limits) ([]byte, error) {
 func (b *phpBridge) finish() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if len(b.held) > 0 {
+		// No headers were handed over (the response failed): apply what
+		// came, in order, rather than drop it.
+		b.applyInOrder(nil, true)
+	}
 	if rest := b.scanner.flushLog(); len(rest) > 0 {
 		b.h.m.log.Warn("php stderr", "script", b.path, "stderr", string(rest)) // as fcgi logs it
 	}
@@ -482,9 +512,8 @@ func (w *bridgeWriter) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	h := w.Header()
-	if frames := h[FrameHeader]; len(frames) > 0 {
-		w.b.onFrameHeaders(frames)
-	}
+	// Also without frames: stderr messages held for the headers go now.
+	w.b.onFrameHeaders(h[FrameHeader])
 	StripInternalHeaders(h)
 	w.b.dropRawIDCookies(h)
 	// A 5xx already tells the client the request failed; any other code,

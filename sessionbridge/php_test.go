@@ -176,3 +176,36 @@ func TestLostPHPChangeWithNonStandardStatusIs503(t *testing.T) {
 		b.finish()
 	}
 }
+
+// PHP's messages must take effect in the order PHP sent them (their seq),
+// whichever channel carried them. The transport hands the bridge stderr
+// records as it reads ahead, before the response headers: a write PHP made
+// after its header-borne write (the prepend writes once more after object
+// destructors, over stderr) arrives first and must not be overwritten by
+// the older one.
+func TestPHPMessagesApplyInSequenceAcrossChannels(t *testing.T) {
+	const nonce = "00112233445566778899aabbccddeeff"
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		m := newTestManager(t, mode, nil)
+		id := createSession(t, m, `{"k":"A"}`)
+		b := newTestBridge(t, m, id)
+		b.scanner = newFrameScanner(nonce, testFrameKey)
+		if rest := b.onStderr([]byte(phpFrames(nonce, 1, "write", id, `a:1:{s:1:"k";s:1:"C";}`, 800))); len(rest) > 0 {
+			t.Fatalf("%s: log text %q", mode, rest)
+		}
+		b.onFrameHeaders([]string{headerFrameValue(nonce, 0, "write", id, `a:1:{s:1:"k";s:1:"B";}`)})
+		if err := b.failure(); err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		b.sess.Release(context.Background())
+		s, err := m.Open(context.Background(), requestWithCookie(t, m, id), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := string(s.Data())
+		s.Release(context.Background())
+		if got != `{"k":"C"}` {
+			t.Fatalf("%s: stored %s, want the later write {\"k\":\"C\"}", mode, got)
+		}
+	}
+}

@@ -49,6 +49,15 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** A session was opened in this request: the gateway's ID has been
      * handed to PHP (or replaced) and create_sid() mints from now on. */
     private bool $started = false;
+    /** @var array<string, string> the data PHP last handed to write() or
+     * updateTimestamp(), by ID, in the script's format */
+    private array $seen = [];
+    /** The ID reopenAfterShutdown() opened again ('' none): PHP writes it
+     * once more at the very end, and only a change goes to the gateway. */
+    private string $late = '';
+    /** reopenAfterShutdown() is in session_start(): read() has nothing to
+     * load, the script's $_SESSION is put back as it is. */
+    private bool $reopening = false;
 
     public function __construct(array $server)
     {
@@ -117,6 +126,14 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function read(string $id): string|false
     {
+        if ($this->reopening) {
+            if ($id !== $this->late) {
+                return false;
+            }
+            $this->active = $id;
+            $this->closedByWrite = false;
+            return '';
+        }
         // Keys hidden from the script (forScript) belong to the data it
         // holds: session_regenerate_id() keeps that data under a new ID, any
         // other open (session_start after session_destroy) starts afresh.
@@ -144,6 +161,13 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function write(string $id, string $data): bool
     {
+        if ($id === $this->late && $data === ($this->seen[$id] ?? null)) {
+            // The last write of the request (reopenAfterShutdown): nothing
+            // changed since the one the gateway already has.
+            $this->closedByWrite = true;
+            return true;
+        }
+        $this->seen[$id] = $data;
         if (ini_get('session.serialize_handler') !== 'php_serialize') {
             // $data is in the script's own format (see forScript); the
             // gateway and every other app read php_serialize, which is
@@ -203,6 +227,12 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function updateTimestamp(string $id, string $data): bool
     {
+        if ($id === $this->late) {
+            // read() gave '' on the reopen: "unchanged" means "now empty"
+            // here, which write() tells apart from the previous write.
+            return $this->write($id, $data);
+        }
+        $this->seen[$id] = $data;
         $this->closedByWrite = true;
         return $this->send('touch', $id, '');
     }
@@ -218,6 +248,38 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         }
         $this->closedByWrite = true;
         return $this->send('destroy', $id, '');
+    }
+
+    /**
+     * Opens the session that the request's end just wrote again, quietly,
+     * so that PHP writes it once more when it shuts the request down. PHP
+     * writes a session after the script's object destructors and the
+     * shutdown functions registered during shutdown (its files handler
+     * saves a cart object's __destruct), but the end-of-request write must
+     * happen before them, while the headers can still carry it. The second
+     * write sends only a change from the first.
+     */
+    public function reopenAfterShutdown(): void
+    {
+        $id = (string)session_id();
+        if ($this->nonce === '' || $id === '' || !isset($this->seen[$id]) || !is_array($_SESSION ?? null)) {
+            return;
+        }
+        // The script's array as it is, with any references objects hold
+        // into it: a fresh read would cut those.
+        $data = $_SESSION;
+        $this->late = $id;
+        $this->reopening = true;
+        try {
+            $ok = @session_start(['cache_limiter' => '']);
+        } finally {
+            $this->reopening = false;
+        }
+        if ($ok) {
+            $_SESSION = $data;
+        } else {
+            $this->late = '';
+        }
     }
 
     public function gc(int $max_lifetime): int|false
@@ -347,8 +409,14 @@ function sessiongate_user_id(): ?string
     register_shutdown_function(static function () use ($handler): void {
         register_shutdown_function(static function () use ($handler): void {
             $handler->finishing = true;
-            if (session_status() === PHP_SESSION_ACTIVE) {
+            // PHP itself writes an active session later, after object
+            // destructors (which may still change it). Once the headers
+            // are out, nothing is gained by writing earlier; before, the
+            // write rides in a header and reopenAfterShutdown() catches
+            // what comes later.
+            if (session_status() === PHP_SESSION_ACTIVE && !headers_sent()) {
                 session_write_close();
+                $handler->reopenAfterShutdown();
             }
         });
     });
