@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -87,7 +88,11 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 	fo := o.fpm
 	fo.DocRoot = root
 	if o.prependInPool {
-		fo.AdminValues = map[string]string{"auto_prepend_file": prepend}
+		fo.AdminValues = maps.Clone(fo.AdminValues)
+		if fo.AdminValues == nil {
+			fo.AdminValues = map[string]string{}
+		}
+		fo.AdminValues["auto_prepend_file"] = prepend
 	}
 	if fo.Children == 0 {
 		fo.Children = 8
@@ -665,6 +670,18 @@ func TestSessionPrependFromPoolConfig(t *testing.T) {
 	}
 	if d := s.gws[0].dump(t, ck); !strings.Contains(string(d.Data), `"user":"ana"`) {
 		t.Fatalf("data: %s", d.Data)
+	}
+}
+
+// TestSessionAutoStartHidesInternalParams: with session.auto_start on in
+// the pool, PHP starts its session before the prepend runs, so the prepend
+// cannot take it over (it logs why). The frame key and the session data the
+// gateway passed must still not stay in the application's $_SERVER.
+func TestSessionAutoStartHidesInternalParams(t *testing.T) {
+	s := startSessionStack(t, stackOpts{prependInPool: true, fpm: harness.PHPFPMOptions{AdminValues: map[string]string{"session.auto_start": "1"}}})
+	_, body, _ := s.gws[0].get(t, "/server_keys.php", "")
+	if body != "" {
+		t.Errorf("the application's $_SERVER holds %s", body)
 	}
 }
 

@@ -380,6 +380,15 @@ function sessiongate_user_id(): ?string
 }
 
 (static function (): void {
+    // Internal params are the gateway's business: the handler takes what it
+    // needs, the application's $_SERVER does not carry them (the frame key
+    // above all), also when no handler could be installed.
+    $server = $_SERVER;
+    foreach (array_keys($_SERVER) as $k) {
+        if (is_string($k) && strncmp($k, 'SESSIONGATE_', 12) === 0) {
+            unset($_SERVER[$k]);
+        }
+    }
     if (session_status() === PHP_SESSION_ACTIVE) {
         error_log('sessiongate: session.auto_start is on; the session started before the gateway handler could be installed. Turn session.auto_start off.', 4);
         return;
@@ -399,7 +408,7 @@ function sessiongate_user_id(): ?string
             ini_set($name, $value);
         }
     }
-    $handler = new SessiongateSessionHandler($_SERVER);
+    $handler = new SessiongateSessionHandler($server);
     $GLOBALS['__sessiongate_handler'] = $handler;
     // false: PHP's own shutdown hook would close the session before the
     // application's shutdown functions run; ours runs after them.
@@ -420,13 +429,6 @@ function sessiongate_user_id(): ?string
             }
         });
     });
-    // Internal params are the gateway's business: the handler took what it
-    // needs, the application's $_SERVER does not carry them.
-    foreach (array_keys($_SERVER) as $k) {
-        if (is_string($k) && strncmp($k, 'SESSIONGATE_', 12) === 0) {
-            unset($_SERVER[$k]);
-        }
-    }
 })();
 
 }
