@@ -526,6 +526,41 @@ func TestGatewayBinary(t *testing.T) {
 		}
 	})
 
+	// A request still running when SESSIONGATE_SHUTDOWN_TIMEOUT runs out
+	// is cut by the gateway: logged 503 with the reason, not 499.
+	t.Run("SIGTERMCutAtDeadlineIs503", func(t *testing.T) {
+		os.Remove(filepath.Join(root, "slow.started"))
+		p := startBinary(t, bin, append(env, "SESSIONGATE_SHUTDOWN_TIMEOUT=300ms"))
+		go func() {
+			if res, err := http.Get(p.URL + "/slow.php"); err == nil {
+				res.Body.Close()
+			}
+		}()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(root, "slow.started")); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("slow.php never started")
+			}
+		}
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		if c := p.wait(t, 15*time.Second); c != 1 {
+			t.Errorf("exit %d after cutting a request, want 1", c)
+		}
+		var line map[string]any
+		sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == "request" && m["path"] == "/slow.php" {
+				line = m
+			}
+		}
+		if line == nil || line["status"] != float64(503) || !strings.Contains(fmt.Sprint(line["error"]), "cut at shutdown") {
+			t.Errorf("access log line of the cut request: %v, want 503 cut at shutdown; log:\n%s", line, p.stderr.String())
+		}
+	})
+
 	t.Run("SIGTERMDrainsInFlight", func(t *testing.T) {
 		os.Remove(filepath.Join(root, "slow.started"))
 		p := startBinary(t, bin, append(env, "SESSIONGATE_SHUTDOWN_TIMEOUT=20s"))

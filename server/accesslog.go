@@ -218,6 +218,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 				}
 			}
 			status := finalStatus(r, ri, rec, v != nil)
+			if cause := context.Cause(r.Context()); errors.Is(cause, ErrShutdownCut) {
+				ri.Err = cause
+			}
 			d := time.Since(start)
 			s.logLine(r, ri, rec, status, d, v != nil)
 			for _, obs := range s.observers {
@@ -231,11 +234,21 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	})
 }
 
+// ErrShutdownCut is the cause the gateway cancels its requests' base
+// context with when SESSIONGATE_SHUTDOWN_TIMEOUT runs out: those requests
+// are logged and counted as 503 with this error, not as clients that left
+// (499), which they did not.
+var ErrShutdownCut = errors.New("cut at shutdown: SESSIONGATE_SHUTDOWN_TIMEOUT passed")
+
 // finalStatus is the status a request ended with, as the access log and the
 // observers report it: what was written (200 when nothing was), unless a
-// layer said otherwise (RequestInfo.Status), and 499 when the client left
-// before the response was complete.
+// layer said otherwise (RequestInfo.Status), 499 when the client left
+// before the response was complete, and 503 when the shutdown deadline cut
+// it (ErrShutdownCut).
 func finalStatus(r *http.Request, ri *RequestInfo, rec *recorder, aborted bool) int {
+	if errors.Is(context.Cause(r.Context()), ErrShutdownCut) {
+		return http.StatusServiceUnavailable
+	}
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK // what net/http sends for a handler that wrote nothing

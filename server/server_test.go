@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -778,5 +779,28 @@ func TestTooManyHeaderFields(t *testing.T) {
 	}
 	if e.php.calls() != 1 {
 		t.Errorf("php calls %d, want 1 (the refused request must not run)", e.php.calls())
+	}
+}
+
+// TestShutdownCutIsNot499: a request still running when
+// SESSIONGATE_SHUTDOWN_TIMEOUT ran out is cut by the gateway (its context
+// canceled with ErrShutdownCut), not by its client: the access log and the
+// metrics say 503 and why, whatever the upstream made of the cancellation.
+func TestShutdownCutIsNot499(t *testing.T) {
+	e := newEnv(t, nil)
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		<-r.Context().Done()
+		return nil, &fcgi.Error{Status: fcgi.StatusClientClosedRequest, Op: "read response header", Err: r.Context().Err()}
+	}
+	base, cut := context.WithCancelCause(context.Background())
+	r := httptest.NewRequest("GET", "/hello.php", nil).WithContext(base)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		cut(ErrShutdownCut)
+	}()
+	e.do(r)
+	log := e.lastLog(t)
+	if log["status"] != float64(503) || !strings.Contains(fmt.Sprint(log["error"]), "shutdown") {
+		t.Errorf("access log %v, want 503 saying the shutdown cut it", log)
 	}
 }

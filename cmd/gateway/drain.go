@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/sessiongate/sessiongate/server"
 )
 
 // cutHandlerGrace is how long, after SESSIONGATE_SHUTDOWN_TIMEOUT has run
@@ -17,8 +20,23 @@ import (
 // leave that lock in place until its lease ran out.
 const cutHandlerGrace = 5 * time.Second
 
-// inflight counts the public listener's running handlers.
-type inflight struct{ n atomic.Int64 }
+// inflight counts the public listener's running handlers and holds the
+// base context of their requests (http.Server.BaseContext), which drain
+// cancels with server.ErrShutdownCut when the deadline passes: the access
+// log and the metrics then tell those requests from clients that left.
+type inflight struct {
+	n    atomic.Int64
+	base context.Context
+	cut  context.CancelCauseFunc
+}
+
+func newInflight() *inflight {
+	f := &inflight{}
+	f.base, f.cut = context.WithCancelCause(context.Background())
+	return f
+}
+
+func (f *inflight) baseContext(net.Listener) context.Context { return f.base }
 
 func (f *inflight) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -50,6 +68,7 @@ func drain(public *http.Server, running *inflight, timeout, grace time.Duration,
 		return true
 	}
 	logger.Error("shutdown deadline passed: closing remaining connections", "error", err)
+	running.cut(server.ErrShutdownCut) // before Close, so that this is the cause they see
 	public.Close()
 	if n := running.wait(grace); n > 0 {
 		logger.Error("requests still running after their connections were closed; the session locks they hold expire with their lease",

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -8,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/server"
 )
 
 // A request still running when SESSIONGATE_SHUTDOWN_TIMEOUT runs out has
@@ -28,6 +32,21 @@ func TestDrainWaitsForHandlersOfClosedConnections(t *testing.T) {
 	}
 	if !released.Load() {
 		t.Fatal("drain returned while the handler of a closed connection was still releasing what it holds")
+	}
+}
+
+// A request cut at the deadline sees server.ErrShutdownCut as its
+// context's cause, so it is logged as the gateway's doing (503), not as a
+// client that left (499).
+func TestDrainCutsWithShutdownCause(t *testing.T) {
+	cause := make(chan error, 1)
+	public, running := serveOneRequest(t, func(r *http.Request) {
+		<-r.Context().Done()
+		cause <- context.Cause(r.Context())
+	})
+	drain(public, running, 50*time.Millisecond, time.Second, slog.New(slog.DiscardHandler))
+	if err := <-cause; !errors.Is(err, server.ErrShutdownCut) {
+		t.Fatalf("cause %v, want server.ErrShutdownCut", err)
 	}
 }
 
@@ -55,8 +74,8 @@ func TestDrainGraceIsBounded(t *testing.T) {
 func serveOneRequest(t *testing.T, handle func(*http.Request)) (*http.Server, *inflight) {
 	t.Helper()
 	started := make(chan struct{})
-	running := &inflight{}
-	public := &http.Server{Handler: running.track(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	running := newInflight()
+	public := &http.Server{BaseContext: running.baseContext, Handler: running.track(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
 		handle(r)
 	}))}

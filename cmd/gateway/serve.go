@@ -61,9 +61,10 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	srv := gw.Server
 
 	errLog := log.New(&serverErrorLog{logger}, "", 0)
-	var running inflight
+	running := newInflight()
 	public := &http.Server{
-		Handler: running.track(srv.Handler()),
+		Handler:     running.track(srv.Handler()),
+		BaseContext: running.baseContext,
 		// Every timeout explicit. ReadHeaderTimeout above all: without it a
 		// client sending headers a byte at a time holds a connection forever.
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -139,7 +140,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	logger.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	srv.Drain()
 	code := 0
-	if !drain(public, &running, cfg.ShutdownTimeout, cutHandlerGrace, logger) {
+	if !drain(public, running, cfg.ShutdownTimeout, cutHandlerGrace, logger) {
 		code = 1
 	}
 	if admin != nil {
