@@ -133,6 +133,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         try:
             if op == "write":
                 protocol.check_php_limits(data, payload)
+                protocol.check_member_names(data)
             headers = protocol.change_headers(verified, op, rotate, expiry, payload)
         except ValueError as e:
             # Too large for the gateway (it would answer 502 and drop the

@@ -203,6 +203,37 @@ def check_php_limits(obj, data):
         )
 
 
+def _member_name(key):
+    # The name json.dumps gives a dict key that is not a str.
+    return next(iter(loads(dumps({key: None}))))
+
+
+def check_member_names(obj):
+    """Raises ValueError when a dict in the session ``obj`` has two keys
+    that JSON writes as the same member name ({1: "a", "1": "b"}): Python
+    reads such JSON back (the last one wins), but the gateway refuses it
+    when it gives PHP the session, so every PHP request of the session
+    would get a 500. Only dicts with a key that is not a str can collide."""
+    stack = [obj]
+    while stack:
+        c = stack.pop()
+        if isinstance(c, dict):
+            if not all(isinstance(k, str) for k in c):
+                names = {}
+                for k in c:
+                    name = k if isinstance(k, str) else _member_name(k)
+                    if name in names:
+                        raise ValueError(
+                            "session data has keys %r and %r, which are the same JSON member name: "
+                            "PHP could not read the session" % (names[name], k)
+                        )
+                    names[name] = k
+            values = c.values()
+        else:
+            values = c
+        stack.extend(v for v in values if isinstance(v, (dict, list, tuple)))
+
+
 def verify_request(meta, keys, now):
     """Checks the gateway's headers in a WSGI environ (or request.META)
     against ``keys`` (derived, first = current) and the clock ``now`` (unix

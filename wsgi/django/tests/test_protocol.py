@@ -165,6 +165,14 @@ class RefusalTests(unittest.TestCase):
             protocol.loads(b'{"x":NaN}')
         self.assertEqual(list(protocol.loads(b'{"b":1,"a":2}')), ["b", "a"])
 
+    def test_member_names(self):
+        # Keys JSON writes as one member name: PHP could not be given them.
+        for bad in [{1: "a", "1": "b"}, {"x": [{"true": 1, True: 2}]}, {"n": ({None: 1, "null": 2},)}, {0.5: 1, "0.5": 2}]:
+            with self.assertRaises(ValueError):
+                protocol.check_member_names(bad)
+        for good in [{1: "a", 2: "b"}, {"1": {"1": 1}}, {"x": [{True: 1, 1: 2}]}, {}]:
+            protocol.check_member_names(good)
+
 
 if __name__ == "__main__":
     unittest.main()

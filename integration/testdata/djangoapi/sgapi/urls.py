@@ -113,7 +113,75 @@ def conflict(request):
     raise Conflict()
 
 
+def types_show(request):
+    # What Django sees of the values types.php stored: type and repr.
+    rt = request.session.get("rt", {})
+    return JsonResponse({k: [type(v).__name__, repr(v)[:200]] for k, v in rt.items()})
+
+
+def types_mutate(request):
+    # Changes "rt" (so Django re-encodes all of it) and another key.
+    rt = request.session["rt"]
+    rt["py"] = 1
+    request.session["rt"] = rt
+    request.session["django_key"] = "d"
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def pyset(request):
+    # ?kind=: stores a Python value of that kind under "py".
+    import datetime
+    import decimal
+
+    values = {
+        "bigint": 2**70,
+        "tuple": (1, "a"),
+        "intkeys": {1: "a", 2: "b"},
+        "intkeys0": {0: "a", 1: "b"},
+        "dupkeys": {1: "a", "1": "b"},
+        "otherkeys": {True: "t", None: "n", 1.5: "f"},
+        "inf": float("inf"),
+        "nan": float("nan"),
+        "datetime": datetime.datetime(2020, 1, 2),
+        "decimal": decimal.Decimal("1.10"),
+        "bytes": b"ab",
+        "float_int": 3.0,
+        "negzero": -0.0,
+        "surrogate": "a\ud800b",
+        "emptydict": {},
+        "emptylist": [],
+    }
+    if request.GET["kind"] == "topdupkeys":
+        request.session[7] = "int"
+        request.session["7"] = "str"
+    else:
+        request.session["py"] = values[request.GET["kind"]]
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def login_as(request):
+    # ?u=name: logs that user in (created on first use), in whatever session
+    # the request has.
+    User = auth.get_user_model()
+    user, _ = User.objects.get_or_create(username=request.GET["u"])
+    auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return HttpResponse(str(user.pk), content_type="text/plain")
+
+
+def slow_set(request):
+    # ?ms=&k=&v=: reads the session, waits, then sets k to v.
+    request.session.get("x")
+    time.sleep(int(request.GET["ms"]) / 1000)
+    request.session[request.GET["k"]] = request.GET["v"]
+    return HttpResponse("ok", content_type="text/plain")
+
+
 urlpatterns = [
+    path("accounts/api/login-as/", login_as),
+    path("accounts/api/slow-set/", slow_set),
+    path("accounts/api/types-show/", types_show),
+    path("accounts/api/types-mutate/", types_mutate),
+    path("accounts/api/pyset/", pyset),
     path("accounts/api/token/", token),
     path("accounts/api/login/", login),
     path("accounts/api/whoami/", whoami),

@@ -1,0 +1,119 @@
+package integration
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDjangoPHPValueRoundTrip: values PHP writes (lists and maps, integer
+// keys, large integers, floats, tags for INF/NAN/-0.0/objects/invalid
+// UTF-8, deep nesting) survive Django's writes unchanged for PHP: a write
+// of another key, and one of the member that holds them, which Django
+// re-encodes.
+func TestDjangoPHPValueRoundTrip(t *testing.T) {
+	s, g := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	ck := s.newSession(t)
+	if res, body, _ := gw.get(t, "/types.php?op=set", ck); res.StatusCode != 200 || body != "ok" {
+		t.Fatalf("set: %d %s", res.StatusCode, body)
+	}
+	if _, body, _ := gw.get(t, "/types.php", ck); body != "same" {
+		t.Fatalf("PHP alone: %s", body)
+	}
+	j := jar{"sessionid": ck}
+	_, shown := call(t, gw, j, "GET", "/accounts/api/types-show/", "")
+	for _, want := range []string{`"list": ["list", "['a', 'b']"]`, `"one": ["dict", "{'1': 'a'}"]`, `"max": ["int", "9223372036854775807"]`, `"f3": ["float", "1.0"]`} {
+		if !strings.Contains(shown, want) {
+			t.Errorf("Django does not see %s in %.500s", want, shown)
+		}
+	}
+	for _, op := range []string{"/accounts/api/whoami/", "/accounts/api/types-mutate/"} {
+		if res, body := call(t, gw, j, "GET", op, ""); res.StatusCode != 200 {
+			t.Fatalf("%s: %d %.300s\n%s", op, res.StatusCode, body, g.Log())
+		}
+		if _, body, _ := gw.get(t, "/types.php", j["sessionid"]); body != "same" {
+			t.Errorf("after %s: %s", op, body)
+		}
+	}
+}
+
+// TestDjangoKeysThatCollideInJSON: a dict whose keys JSON turns into the
+// same member name ({1: "a", "1": "b"}) cannot be given to PHP; Django must
+// refuse it loudly, as it refuses data nested too deep, instead of storing
+// a session that every PHP page then answers with a 500.
+func TestDjangoKeysThatCollideInJSON(t *testing.T) {
+	s, g := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	for _, kind := range []string{"dupkeys", "topdupkeys"} {
+		ck := s.newSession(t)
+		j := jar{"sessionid": ck}
+		if res, _ := call(t, gw, j, "GET", "/accounts/api/pyset/?kind="+kind, ""); res.StatusCode != 500 {
+			t.Errorf("%s: Django answered %d, want 500", kind, res.StatusCode)
+		}
+		if res, body, _ := gw.get(t, "/get.php", ck); res.StatusCode != 200 || !strings.Contains(body, `"data":{"user":"ana"}`) {
+			t.Errorf("%s: PHP afterwards: %d %s", kind, res.StatusCode, body)
+		}
+	}
+	if !strings.Contains(g.Log(), "same JSON member name") {
+		t.Errorf("no reason in Django's log")
+	}
+}
+
+// TestDjangoUserSeenByPHP: sessiongate_user_id() follows Django's logins
+// in one session: a first login, a login as another user, a logout.
+func TestDjangoUserSeenByPHP(t *testing.T) {
+	s, _ := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	ck := s.newSession(t)
+	j := jar{"sessionid": ck}
+	for _, u := range []string{"alice", "bob", "bob"} {
+		res, pk := call(t, gw, j, "GET", "/accounts/api/login-as/?u="+u, "")
+		if res.StatusCode != 200 {
+			t.Fatalf("login %s: %d", u, res.StatusCode)
+		}
+		if _, body, _ := gw.get(t, "/whoami.php", j["sessionid"]); body != "user:"+pk {
+			t.Errorf("after login as %s (pk %s): PHP sees %s", u, pk, body)
+		}
+		if _, body := call(t, gw, j, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, `"user": "`+u+`"`) {
+			t.Errorf("after login as %s: Django sees %s", u, body)
+		}
+	}
+}
+
+// TestDjangoAndPHPWriteAtOnce: PHP and Django change different keys of one
+// session at the same time; in strict and in merge mode both changes stay.
+func TestDjangoAndPHPWriteAtOnce(t *testing.T) {
+	for _, mode := range []string{"strict", "merge"} {
+		t.Run(mode, func(t *testing.T) {
+			s, _ := startDjangoAPIStack(t, "SESSIONGATE_SESSION_LOCK="+mode)
+			gw := s.gws[0]
+			ck := s.newSession(t)
+			for i := range 3 {
+				done := make(chan string)
+				go func() {
+					_, body, _ := gw.get(t, "/merge_set.php?ms=200&k=php"+strconv.Itoa(i)+"&v=p", ck)
+					done <- body
+				}()
+				time.Sleep(50 * time.Millisecond)
+				j := jar{"sessionid": ck}
+				res, body := call(t, gw, j, "GET", "/accounts/api/slow-set/?ms=200&k=dj"+strconv.Itoa(i)+"&v=d", "")
+				if res.StatusCode != 200 {
+					t.Fatalf("django: %d %s", res.StatusCode, body)
+				}
+				if b := <-done; !strings.HasPrefix(b, "ok") {
+					t.Fatalf("php: %s", b)
+				}
+			}
+			d := string(gw.dump(t, ck).Data)
+			for i := range 3 {
+				for _, k := range []string{`"php` + strconv.Itoa(i) + `":"p"`, `"dj` + strconv.Itoa(i) + `":"d"`} {
+					if !strings.Contains(d, k) {
+						t.Errorf("%s lost: %s", k, d)
+					}
+				}
+			}
+		})
+	}
+}
