@@ -36,6 +36,7 @@ import (
 	"github.com/sessiongate/sessiongate/internal/readahead"
 	"github.com/sessiongate/sessiongate/server"
 	"github.com/sessiongate/sessiongate/sessionbridge"
+	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
 )
 
 // readAheadAbove is the response size from which Options.ReadAhead applies:
@@ -386,6 +387,14 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 	id := sess.ID()
 	switch ch.op {
 	case "write":
+		// What Django stores, PHP must be able to read: data it cannot be
+		// given (Django's keys next to the opaque member that stands for
+		// a whole PHP session PHP linked together, a key twice) would
+		// make every PHP page of the session a 500. The change is refused
+		// instead (503), before a rotation destroys anything.
+		if _, err := phpserial.EncodeSession(ch.data, phpserial.DefaultLimits()); err != nil {
+			return fmt.Errorf("Django's session data cannot be given to PHP: %w", err)
+		}
 		if ch.rotate && id != "" {
 			// cycle_key(): the old ID dies (fixation defence) and the
 			// data moves to a new one.

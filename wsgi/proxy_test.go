@@ -1113,3 +1113,29 @@ func TestListenQueueFullIs502(t *testing.T) {
 		t.Fatalf("listen queue full: %d, want 502", res.StatusCode)
 	}
 }
+
+// TestWriteUnreadableByPHPIs503: data PHP could not be given (a member
+// twice; Django's keys next to the member that stands for a whole linked
+// PHP session) is refused, with the change reported lost (503), and the
+// stored session, and its ID on a rotation, stay as they were: stored, it
+// would have made every PHP page of the session a 500.
+func TestWriteUnreadableByPHPIs503(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.respond(answer{op: "write", data: `{"n":1}`})
+	_, _, ck := e.do("GET", "/a/", "", nil)
+	for _, a := range []answer{
+		{op: "write", data: `{"k":1,"k":2}`},
+		{op: "write", rotate: "1", data: `{"__php_session__":"a:1:{s:1:\"x\";i:1;}","_auth_user_id":"1"}`},
+	} {
+		e.respond(a)
+		if res, body, set := e.do("GET", "/a/", ck, nil); res.StatusCode != 503 || set != "" {
+			t.Errorf("%s: %d %q cookie %q, want 503 and no new cookie", a.data, res.StatusCode, body, set)
+		}
+	}
+	if _, data := e.open(ck); data != `{"n":1}` {
+		t.Errorf("data after refused writes: %s", data)
+	}
+	if !strings.Contains(e.logs.String(), "cannot be given to PHP") {
+		t.Errorf("no reason logged:\n%s", e.logs.String())
+	}
+}
