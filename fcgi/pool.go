@@ -143,7 +143,12 @@ func (b *backend) load() int {
 }
 
 // dialError marks a failure to connect: the request never reached PHP.
-type dialError struct{ err error }
+// wentDown: this failure took the backend out of rotation (it was in), so
+// the caller says so once, not for every request of the back-off.
+type dialError struct {
+	err      error
+	wentDown bool
+}
 
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
@@ -240,10 +245,12 @@ func (b *backend) dial(ctx context.Context) (*conn, error) {
 	nc, err := b.dialer.DialContext(ctx, b.network, b.address)
 	if err != nil {
 		b.releaseSlot()
+		wentDown := false
 		if ctx.Err() == nil {
+			wentDown = b.healthy(time.Now().UnixNano())
 			b.markDown()
 		}
-		return nil, &dialError{err}
+		return nil, &dialError{err: err, wentDown: wentDown}
 	}
 	b.markUp()
 	return &conn{

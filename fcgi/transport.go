@@ -290,7 +290,6 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	fresh := false
 	for {
 		b := t.pick(tried)
-		wasUp := b.healthy(time.Now().UnixNano())
 		// A streamed body can be sent only once: its connection is
 		// peeked at first. Any other request a stale connection swallowed
 		// is simply sent again.
@@ -303,7 +302,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 					// Once when the backend goes down, not again for
 					// each request that tries it during its back-off
 					// (every backend down): those log their own 502.
-					if wasUp {
+					if de.wentDown {
 						t.log.Warn("fcgi: php-fpm backend down, trying another", "backend", b.addr, "err", de.err)
 					}
 					continue
