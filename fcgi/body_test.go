@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/testnet"
 )
 
 // MaxBody is an int64 and NewTransport accepts any non-negative value, so
@@ -163,18 +164,11 @@ func TestSlowClientBodyThroughServerIs408(t *testing.T) {
 		"streamed":  "Content-Length: 204800\r\n\r\nabc",
 		"chunked":   "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
 	} {
-		c, err := net.Dial("tcp", front.Listener.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(c, "POST /upload.php HTTP/1.1\r\nHost: x\r\n"+head)
-		got, _ := io.ReadAll(c)
-		c.Close()
+		got := testnet.Exchange(t, front.Listener.Addr().String(), "POST /upload.php HTTP/1.1\r\nHost: x\r\n"+head)
 		if st := <-status; st != http.StatusRequestTimeout {
 			t.Errorf("%s: a body stalled past the read timeout gave status %d, want 408", name, st)
 		}
-		if !strings.HasPrefix(string(got), "HTTP/1.1 408 ") {
+		if !strings.HasPrefix(got, "HTTP/1.1 408 ") {
 			t.Errorf("%s: the client got %q, want a 408", name, got)
 		}
 	}

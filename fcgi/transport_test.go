@@ -10,13 +10,14 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/testnet"
 )
 
 func TestHello(t *testing.T) {
@@ -675,43 +676,12 @@ func TestDialFailures(t *testing.T) {
 	}
 }
 
-// fullUnixListener is a php-fpm whose listen queue is full (every worker
-// busy, listen.backlog reached): a connect to it fails at once with EAGAIN.
-func fullUnixListener(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "full.sock")
-	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		c, err := net.Dial("unix", path)
-		if err != nil {
-			if !errors.Is(err, syscall.EAGAIN) {
-				t.Fatalf("filling the listen queue: %v", err)
-			}
-			return path
-		}
-		t.Cleanup(func() { c.Close() })
-		if i > 16 {
-			t.Fatal("the listen queue never filled")
-		}
-	}
-}
-
 // A php-fpm whose listen queue overflows refuses the connection at once
 // ("Resource temporarily unavailable"): 502, as nginx answers, not a 504
 // Gateway Timeout sent in a millisecond for a wait that never happened.
 // EAGAIN is a net.Error whose Timeout() is true.
 func TestListenQueueFullIs502(t *testing.T) {
-	tr, _ := newTransport(t, Options{}, "unix:"+fullUnixListener(t))
+	tr, _ := newTransport(t, Options{}, "unix:"+testnet.FullUnixListener(t))
 	_, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
 	if StatusOf(err) != http.StatusBadGateway {
 		t.Fatalf("listen queue full: %v (status %d), want 502", err, StatusOf(err))

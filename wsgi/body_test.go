@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/testnet"
 )
 
 // TestRequestBodiesReachDjangoWithTheirLength: every body reaches Django
@@ -144,15 +146,8 @@ func TestSlowClientBodyThroughServerIs408(t *testing.T) {
 			"large":     "Content-Length: 204800\r\n\r\nabc",
 			"chunked":   "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
 		} {
-			c, err := net.Dial("tcp", front.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\n"+head)
-			got, _ := io.ReadAll(c)
-			c.Close()
-			if !strings.HasPrefix(string(got), "HTTP/1.1 408 ") {
+			got := testnet.Exchange(t, front.Listener.Addr().String(), "POST /up HTTP/1.1\r\nHost: x\r\n"+head)
+			if !strings.HasPrefix(got, "HTTP/1.1 408 ") {
 				t.Errorf("buffering %v, %s: a body stalled past the read timeout got %q, want a 408", buffer, name, got)
 			}
 		}

@@ -18,11 +18,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/testlog"
+	"github.com/sessiongate/sessiongate/internal/testnet"
 	"github.com/sessiongate/sessiongate/sessionbridge"
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
@@ -1083,31 +1083,7 @@ func TestAllBackendsDownLoggedOncePerBackOff(t *testing.T) {
 // nginx answers, not a 504 Gateway Timeout sent in a millisecond. EAGAIN
 // is a net.Error whose Timeout() is true.
 func TestListenQueueFullIs502(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "full.sock")
-	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		c, err := net.Dial("unix", path)
-		if err != nil {
-			if !errors.Is(err, syscall.EAGAIN) {
-				t.Fatalf("filling the listen queue: %v", err)
-			}
-			break
-		}
-		t.Cleanup(func() { c.Close() })
-		if i > 16 {
-			t.Fatal("the listen queue never filled")
-		}
-	}
+	path := testnet.FullUnixListener(t)
 	e := newEnv(t, envOpts{backends: func(http.Handler) []string { return []string{"unix:" + path} }})
 	if res, _, _ := e.do("GET", "/a/", "", nil); res.StatusCode != http.StatusBadGateway {
 		t.Fatalf("listen queue full: %d, want 502", res.StatusCode)
