@@ -71,6 +71,17 @@ func requestWithCookie(t *testing.T, m *Manager, id string) *http.Request {
 	return r
 }
 
+// storedData is the data a new request of session id would load.
+func storedData(t *testing.T, m *Manager, id string) string {
+	t.Helper()
+	s, err := m.Open(context.Background(), requestWithCookie(t, m, id), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release(context.Background())
+	return string(s.Data())
+}
+
 // createSession stores data under a fresh ID the way a first PHP write does.
 func createSession(t *testing.T, m *Manager, data string) string {
 	t.Helper()

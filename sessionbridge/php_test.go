@@ -45,12 +45,7 @@ func TestPHPSecondWriteRevertingAKeyIsKept(t *testing.T) {
 			}
 		}
 		b.sess.Release(context.Background())
-		s, err := m.Open(context.Background(), requestWithCookie(t, m, id), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := string(s.Data())
-		s.Release(context.Background())
+		got := storedData(t, m, id)
 		if got != `{"k":"A","n":2}` {
 			t.Fatalf("%s: stored %s, want {\"k\":\"A\",\"n\":2}", mode, got)
 		}
@@ -100,12 +95,7 @@ func TestRefusedPHPFrameIsNeverReportedAsSaved(t *testing.T) {
 		b.sess.Release(context.Background())
 		b.finish()
 	}
-	s, err := m.Open(context.Background(), requestWithCookie(t, m, id), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release(context.Background())
-	if got := string(s.Data()); got != `{"k":"A"}` {
+	if got := storedData(t, m, id); got != `{"k":"A"}` {
 		t.Fatalf("a refused frame changed the session: %s", got)
 	}
 }
@@ -198,12 +188,7 @@ func TestPHPMessagesApplyInSequenceAcrossChannels(t *testing.T) {
 			t.Fatalf("%s: %v", mode, err)
 		}
 		b.sess.Release(context.Background())
-		s, err := m.Open(context.Background(), requestWithCookie(t, m, id), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := string(s.Data())
-		s.Release(context.Background())
+		got := storedData(t, m, id)
 		if got != `{"k":"C"}` {
 			t.Fatalf("%s: stored %s, want the later write {\"k\":\"C\"}", mode, got)
 		}
