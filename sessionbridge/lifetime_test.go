@@ -68,19 +68,12 @@ func TestAppExpiryCookieSlidesWithTTL(t *testing.T) {
 		m := newTestManager(t, mode, ts)
 		id := createSession(t, m, `{"a":1}`)
 		// Django: set_expiry(90).
-		s, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
-		s.SetExpiry(90*time.Second, false)
-		if err := s.Touch(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-		h := http.Header{}
-		s.SetCookie(h)
-		s.Release(ctx)
+		h := setAppExpiry(t, m, id, 90*time.Second)
 		if ck := cookieOf(t, h); ck.MaxAge != 90 {
 			t.Fatalf("%s: cookie after set_expiry(90): %v", mode, h)
 		}
 		// PHP, later: session_start() and the lazy write's touch.
-		s, _ = m.Open(ctx, requestWithCookie(t, m, id), false)
+		s, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
 		if err := s.Touch(ctx, id); err != nil {
 			t.Fatal(err)
 		}

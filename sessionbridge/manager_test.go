@@ -71,6 +71,25 @@ func requestWithCookie(t *testing.T, m *Manager, id string) *http.Request {
 	return r
 }
 
+// setAppExpiry plays a request in which the app gives session id its own
+// expiry (Django's set_expiry(d)) and returns the headers it answers with.
+func setAppExpiry(t *testing.T, m *Manager, id string, d time.Duration) http.Header {
+	t.Helper()
+	ctx := context.Background()
+	s, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release(ctx)
+	s.SetExpiry(d, false)
+	if err := s.Touch(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	s.SetCookie(h)
+	return h
+}
+
 // storedData is the data a new request of session id would load.
 func storedData(t *testing.T, m *Manager, id string) string {
 	t.Helper()
@@ -394,13 +413,7 @@ func TestAppExpiryPersists(t *testing.T) {
 	ctx := context.Background()
 	m := newTestManager(t, LockStrict, nil)
 	id := createSession(t, m, `{"a":1}`)
-	s, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
-	s.SetExpiry(90*time.Second, false)
-	if err := s.Touch(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	h := http.Header{}
-	s.SetCookie(h)
+	h := setAppExpiry(t, m, id, 90*time.Second)
 	resp := http.Response{Header: h}
 	if cks := resp.Cookies(); len(cks) != 1 || cks[0].MaxAge != 90 {
 		t.Fatalf("cookie after set_expiry: %v", h)
