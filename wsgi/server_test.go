@@ -22,30 +22,37 @@ func (noPHP) RoundTrip(*http.Request) (*http.Response, error) { return nil, erro
 func (noPHP) Ping(context.Context) error                      { return nil }
 func (noPHP) Close() error                                    { return nil }
 
-// TestBehindServer mounts the proxy in server.Server, as app.Build does: the
-// client address and scheme come from the trusted-proxy processing, and the
-// access log carries the upstream error once.
-func TestBehindServer(t *testing.T) {
-	e := newEnv(t, envOpts{})
-	cfg, err := config.Load([]string{
+// behindServer mounts e's proxy on /admin/ and /accounts/ of a
+// server.Server, as app.Build does, configured with env on top of the
+// essentials, and serves it; the access log goes to logs.
+func behindServer(t *testing.T, e *env, logs io.Writer, env ...string) *httptest.Server {
+	t.Helper()
+	cfg, err := config.Load(append([]string{
 		"SESSIONGATE_PHP_FPM=127.0.0.1:9",
 		"SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(),
 		"SESSIONGATE_SESSION_KEYS=" + testSecret,
-		"SESSIONGATE_TRUSTED_PROXIES=127.0.0.1",
-		"SESSIONGATE_MAX_BODY=1k",
-	})
+	}, env...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &testlog.Buffer{}
 	srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), server.WithPHPBackend(noPHP{}),
 		server.WithMount("django", []string{"/admin/", "/accounts/"}, e.proxy))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
 	front := httptest.NewServer(srv.Handler())
-	defer front.Close()
+	t.Cleanup(front.Close)
+	return front
+}
+
+// TestBehindServer mounts the proxy in server.Server, as app.Build does: the
+// client address and scheme come from the trusted-proxy processing, and the
+// access log carries the upstream error once.
+func TestBehindServer(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	logs := &testlog.Buffer{}
+	front := behindServer(t, e, logs, "SESSIONGATE_TRUSTED_PROXIES=127.0.0.1", "SESSIONGATE_MAX_BODY=1k")
 
 	req, _ := http.NewRequest("GET", front.URL+"/admin/", nil)
 	req.Header.Set("X-Forwarded-For", "198.51.100.1, 203.0.113.9")
@@ -112,24 +119,7 @@ func TestBehindServer(t *testing.T) {
 func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	frontFor := func(trusted string) *httptest.Server {
-		cfg, err := config.Load([]string{
-			"SESSIONGATE_PHP_FPM=127.0.0.1:9",
-			"SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(),
-			"SESSIONGATE_SESSION_KEYS=" + testSecret,
-			"SESSIONGATE_TRUSTED_PROXIES=" + trusted,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := server.New(cfg, slog.New(slog.DiscardHandler), server.WithPHPBackend(noPHP{}),
-			server.WithMount("django", []string{"/admin/"}, e.proxy))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Close() })
-		front := httptest.NewServer(srv.Handler())
-		t.Cleanup(front.Close)
-		return front
+		return behindServer(t, e, io.Discard, "SESSIONGATE_TRUSTED_PROXIES="+trusted)
 	}
 	client := map[string]string{"X-Forwarded-Port": "4444", "X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Ssl": "on", "X-Forwarded-Server": "evil.example"}
 	for _, c := range []struct {
