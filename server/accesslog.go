@@ -218,8 +218,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 				}
 			}
 			status := finalStatus(r, ri, rec, v != nil)
-			if cause := context.Cause(r.Context()); errors.Is(cause, ErrShutdownCut) {
-				ri.Err = cause
+			if err := shutdownCut(r); err != nil {
+				ri.Err = err
 			}
 			d := time.Since(start)
 			s.logLine(r, ri, rec, status, d, v != nil)
@@ -240,13 +240,25 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 // (499), which they did not.
 var ErrShutdownCut = errors.New("cut at shutdown: SESSIONGATE_SHUTDOWN_TIMEOUT passed")
 
+// shutdownCut returns ErrShutdownCut when it ended r's context. The cause is
+// looked up only for a context that ended, not on every request.
+func shutdownCut(r *http.Request) error {
+	if r.Context().Err() == nil {
+		return nil
+	}
+	if cause := context.Cause(r.Context()); errors.Is(cause, ErrShutdownCut) {
+		return cause
+	}
+	return nil
+}
+
 // finalStatus is the status a request ended with, as the access log and the
 // observers report it: what was written (200 when nothing was), unless a
 // layer said otherwise (RequestInfo.Status), 499 when the client left
 // before the response was complete, and 503 when the shutdown deadline cut
 // it (ErrShutdownCut).
 func finalStatus(r *http.Request, ri *RequestInfo, rec *recorder, aborted bool) int {
-	if errors.Is(context.Cause(r.Context()), ErrShutdownCut) {
+	if shutdownCut(r) != nil {
 		return http.StatusServiceUnavailable
 	}
 	status := rec.status

@@ -304,8 +304,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ok\n")
 }
 
-// front applies what holds for every request, then dispatches to a mounted
-// upstream or the PHP site.
 // maxHeaderFields caps the header lines of one request, as Apache's
 // LimitRequestFields and gunicorn's limit_request_fields do (100 both):
 // SESSIONGATE_MAX_HEADER_BYTES bounds their size, but php-fpm's work per
@@ -314,6 +312,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // 100 with a bare 400. Browsers send about twenty.
 const maxHeaderFields = 100
 
+// front applies what holds for every request, then dispatches to a mounted
+// upstream or the PHP site.
 func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 	if headerFields(r.Header) > maxHeaderFields {
 		w.Header().Set("Connection", "close")
