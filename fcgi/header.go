@@ -79,9 +79,8 @@ var isTokenChar = func() (t [128]bool) {
 	return t
 }()
 
-// validHeaderValue refuses control characters other than HTAB: PHP's
-// header() already rejects CR, LF and NUL, so anything else here means the
-// stream is not what a PHP script produced.
+// validHeaderValue reports a value without control characters other than
+// HTAB, as an HTTP field value must be (RFC 9110 5.5).
 func validHeaderValue(v []byte) bool {
 	for _, c := range v {
 		if c < 0x20 && c != '\t' || c == 0x7f {
@@ -89,6 +88,30 @@ func validHeaderValue(v []byte) bool {
 		}
 	}
 	return true
+}
+
+// headerValue returns the value of a CGI header line, spaces around it
+// trimmed. PHP's header() refuses CR, LF and NUL, so one of those means the
+// stream is not what a PHP script produced: ok is false. Any other control
+// character but HTAB passes header() (a file name from an upload in
+// Content-Disposition, say) yet may not be sent in an HTTP field: each
+// becomes a space, as RFC 9110 5.5 has recipients do with CR and LF, so the
+// header still works and the page is not lost to a 502 (nginx passes such a
+// value on as it is).
+func headerValue(raw []byte) (v []byte, ok bool) {
+	if validHeaderValue(raw) {
+		return trimSpace(raw), true
+	}
+	if bytes.ContainsAny(raw, "\x00\r\n") {
+		return nil, false
+	}
+	v = bytes.Clone(raw) // the block itself stays as PHP sent it
+	for i, c := range v {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			v[i] = ' '
+		}
+	}
+	return trimSpace(v), true
 }
 
 func trimSpace(b []byte) []byte {
@@ -125,8 +148,8 @@ func parseCGIHeader(block []byte) (int, http.Header, error) {
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			v := trimSpace(line)
-			if lastKey == "" || !validHeaderValue(v) {
+			v, ok := headerValue(line)
+			if lastKey == "" || !ok {
 				return 0, nil, fmt.Errorf("%w: continuation line without a header", errBadHeader)
 			}
 			vs := h[lastKey]
@@ -143,8 +166,8 @@ func parseCGIHeader(block []byte) (int, http.Header, error) {
 		if !validHeaderName(name) {
 			return 0, nil, fmt.Errorf("%w: invalid header name %q", errBadHeader, truncateForLog(name))
 		}
-		value := trimSpace(line[colon+1:])
-		if !validHeaderValue(value) {
+		value, ok := headerValue(line[colon+1:])
+		if !ok {
 			return 0, nil, fmt.Errorf("%w: control character in value of %q", errBadHeader, truncateForLog(name))
 		}
 		key := textproto.CanonicalMIMEHeaderKey(string(name))

@@ -479,8 +479,8 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	if _, ok := header["Transfer-Encoding"]; ok {
 		delete(header, "Content-Length")
 	} else if cl, ok := header["Content-Length"]; ok {
-		n, err := strconv.ParseInt(cl[0], 10, 64)
-		if len(cl) != 1 || err != nil || n < 0 {
+		n, err := parseContentLength(cl[0])
+		if len(cl) != 1 || err != nil {
 			t.log.Warn("fcgi: PHP sent an invalid Content-Length; dropped", "script", s.ScriptName, "value", cl)
 			delete(header, "Content-Length")
 		} else {
@@ -492,13 +492,49 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	// What PHP says about a connection (Connection, Keep-Alive, Upgrade...)
 	// is not the response's: the server in front decides those itself
 	// (RFC 9110 7.6.1), as nginx does for FastCGI.
+	// Nor is what PHP tells nginx (X-Accel-Redirect, X-Accel-Buffering...):
+	// nginx acts on those and never passes them on. An internal redirect
+	// the gateway cannot perform (it has no internal locations) is logged,
+	// so that an empty download is traced to it; the response itself,
+	// session frames included, goes on as PHP made it.
+	if v, ok := header["X-Accel-Redirect"]; ok {
+		t.log.Warn("fcgi: PHP sent X-Accel-Redirect, an nginx internal redirect the gateway does not perform; header dropped, send the file from PHP instead",
+			"script", s.ScriptName, "value", v[0])
+	}
 	for name := range header {
-		if hopByHopName(name) {
+		if hopByHopName(name) || nginxControlHeader(name) {
 			delete(header, name)
 		}
 	}
 	b.lastOK.Store(time.Now().UnixNano())
 	return resp, false, nil
+}
+
+// nginxControlHeader reports the response headers nginx hides by default
+// from a FastCGI response (fastcgi_hide_header): instructions from PHP to
+// nginx, meaningless to a client.
+func nginxControlHeader(name string) bool {
+	switch name {
+	case "X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset":
+		return true
+	}
+	return false
+}
+
+// parseContentLength reads a Content-Length value: digits only (RFC 9110
+// 8.6). strconv.ParseInt alone also takes a sign ("+5", "-0"), and such a
+// value, passed on, is one a client or a proxy further on reads
+// differently or refuses: the response's framing would be in doubt.
+func parseContentLength(v string) (int64, error) {
+	if v == "" {
+		return 0, errors.New("empty")
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, fmt.Errorf("not a number of bytes: %q", v)
+		}
+	}
+	return strconv.ParseInt(v, 10, 64)
 }
 
 func statusLine(code int) string {

@@ -1224,3 +1224,61 @@ func TestOnEndRunsForCutResponse(t *testing.T) {
 		}
 	}
 }
+
+// Headers a PHP app sends to instruct nginx (X-Accel-*, hidden by nginx's
+// fastcgi_hide_header defaults) never reach the client: X-Accel-Redirect's
+// value is an internal path. The gateway does not perform that internal
+// redirect, so it says so in the log; the response goes on as PHP made it.
+func TestNginxControlHeaders(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		switch r.Params["QUERY_STRING"] {
+		case "accel":
+			respond(c, "X-Accel-Buffering: no\r\nX-Accel-Expires: 10\r\nX-Accel-Limit-Rate: 1024\r\nX-Accel-Charset: utf-8\r\nX-Kept: 1\r\n", "ok")
+		case "redirect":
+			respond(c, "X-Accel-Redirect: /protected/invoice-42.pdf\r\nContent-Type: application/pdf\r\n", "")
+		}
+		return true
+	})
+	tr, logs := newTransport(t, Options{}, srv.Addr())
+	for _, q := range []string{"accel", "redirect"} {
+		resp, body, err := roundTrip(t, tr, newReq(nil, "GET", "/?"+q, nil, nil))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %v %+v", q, err, resp)
+		}
+		if q == "accel" && (body != "ok" || resp.Header.Get("X-Kept") != "1") {
+			t.Errorf("accel: %q %v", body, resp.Header)
+		}
+		for name := range resp.Header {
+			if strings.HasPrefix(name, "X-Accel-") {
+				t.Errorf("%s: %s reached the client: %v", q, name, resp.Header)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "X-Accel-Redirect") || !strings.Contains(logs.String(), "/protected/invoice-42.pdf") {
+		t.Errorf("X-Accel-Redirect not logged:\n%s", logs.String())
+	}
+}
+
+// A Content-Length PHP sends that is not all digits ("+5", "-0", which
+// strconv.ParseInt takes) is dropped like any other invalid one, not passed
+// on: a client or a proxy further on reads such a header differently (or
+// refuses the response), and the response's framing is then in doubt.
+func TestSignedContentLengthDropped(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		respond(c, "Content-Length: "+r.Params["QUERY_STRING"]+"\r\n", "hello world")
+		return true
+	})
+	tr, logs := newTransport(t, Options{}, srv.Addr())
+	for _, v := range []string{"+5", "-0", "+0005"} {
+		resp, body, err := roundTrip(t, tr, newReq(nil, "GET", "/?"+v, nil, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cl := resp.Header.Get("Content-Length"); cl != "" || resp.ContentLength == 5 || resp.ContentLength == 0 || body != "hello world" {
+			t.Errorf("Content-Length %q: passed on as %q (ContentLength %d), body %q", v, cl, resp.ContentLength, body)
+		}
+	}
+	if !strings.Contains(logs.String(), "invalid Content-Length") {
+		t.Errorf("not logged:\n%s", logs.String())
+	}
+}

@@ -281,6 +281,68 @@ func TestPHPUnregisteredStatusCode(t *testing.T) {
 	}
 }
 
+// TestPHPNginxControlHeadersHidden: headers a PHP app sends for nginx
+// (X-Accel-Redirect for a protected download, X-Accel-Buffering...) never
+// reach the client, as nginx hides them (fastcgi_hide_header): the redirect
+// target is an internal path. The gateway does not perform the redirect
+// and says so in its log.
+func TestPHPNginxControlHeadersHidden(t *testing.T) {
+	g := startGW(t, nil)
+	src := `<?php header('X-Accel-Redirect: /protected/invoice-42.pdf'); header('X-Accel-Buffering: no'); header('X-Accel-Expires: 60'); header('Content-Type: application/pdf');`
+	if err := os.WriteFile(filepath.Join(g.Root, "accel.php"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := g.get(t, "/accel.php")
+	for name, v := range res.Header {
+		if strings.HasPrefix(name, "X-Accel-") {
+			t.Errorf("%s: %q reached the client", name, v)
+		}
+	}
+	if !strings.Contains(g.Logs.String(), "X-Accel-Redirect") {
+		t.Errorf("the X-Accel-Redirect the gateway ignored is not logged:\n%s", g.Logs.String())
+	}
+}
+
+// TestPHPHeaderControlCharacters: PHP's header() refuses CR, LF and NUL
+// but lets other control characters through, typically in a file name taken
+// from an upload. The page still arrives, as it does through nginx, with
+// each such character sent as a space (an HTTP field may not carry it).
+func TestPHPHeaderControlCharacters(t *testing.T) {
+	g := startGW(t, nil)
+	src := `<?php header('Content-Disposition: attachment; filename="a' . "\x01" . 'b' . "\x7f" . '.txt"'); echo 'file';`
+	if err := os.WriteFile(filepath.Join(g.Root, "ctl.php"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, body := g.get(t, "/ctl.php")
+	if res.StatusCode != 200 || body != "file" || res.Header.Get("Content-Disposition") != `attachment; filename="a b .txt"` {
+		t.Errorf("got %d %q, Content-Disposition %q; want 200 \"file\" with the control characters as spaces",
+			res.StatusCode, body, res.Header.Get("Content-Disposition"))
+	}
+}
+
+// TestPHPSignedContentLength: header('Content-Length: +5') (or -0) is not
+// a Content-Length (RFC 9110: digits only). nginx drops it and sends the
+// whole output; passed on, it left the client unable to frame the response
+// (Go's client refuses it, other clients read to the end of the connection
+// while the gateway keeps it open for the next response).
+func TestPHPSignedContentLength(t *testing.T) {
+	g := startGW(t, nil)
+	src := `<?php header('Content-Length: ' . $_GET['v']); echo 'hello world';`
+	if err := os.WriteFile(filepath.Join(g.Root, "clv.php"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"%2B5", "-0"} {
+		resp, _ := raw(t, g.Addr, "GET /clv.php?v="+v+" HTTP/1.1\r\nHost: x\r\n\r\nGET /info.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		head, rest, _ := strings.Cut(resp, "\r\n\r\n")
+		if statusOf(resp) != 200 || strings.Contains(head, "Content-Length") {
+			t.Errorf("v=%s: head %q", v, head)
+		}
+		if !strings.Contains(rest, "hello world") || !strings.Contains(rest, "HTTP/1.1 200 ") {
+			t.Errorf("v=%s: whole output and the next response not received: %q", v, rest[:min(len(rest), 200)])
+		}
+	}
+}
+
 // TestPHPContentLengthMismatch: a script whose output does not match the
 // Content-Length it set. More output than announced (the newline after a
 // closing ?> of a download script that sent filesize()) gets the announced
