@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -395,6 +396,9 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 		if _, err := phpserial.EncodeSession(ch.data, phpserial.DefaultLimits()); err != nil {
 			return fmt.Errorf("Django's session data cannot be given to PHP: %w", err)
 		}
+		if err := checkNoPlantedObjects(sess.Data(), ch.data); err != nil {
+			return err
+		}
 		if ch.rotate && id != "" {
 			// cycle_key(): the old ID dies (fixation defence) and the
 			// data moves to a new one.
@@ -423,6 +427,34 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 		return sess.Touch(ctx, id)
 	}
 	return fmt.Errorf("unknown op %q", ch.op)
+}
+
+// checkNoPlantedObjects refuses Django's data when it holds a PHP object,
+// Serializable or enum tag that the session Django was given (given) did
+// not hold with the same text. PHP builds such a value, running code of the
+// class it names, whenever it reads the session; in Django a dict is only
+// data, and views store what clients send ({"__php__": "O:..."} as JSON, or
+// request.GET.dict()). Only PHP's own objects, handed back unchanged as the
+// protocol asks, may come back.
+func checkNoPlantedObjects(given, data []byte) error {
+	lim := phpserial.DefaultLimits()
+	written, err := phpserial.ObjectTags(data, lim)
+	if err != nil {
+		return fmt.Errorf("Django's session data: %w", err)
+	}
+	if len(written) == 0 {
+		return nil
+	}
+	had, err := phpserial.ObjectTags(given, lim)
+	if err != nil {
+		return fmt.Errorf("session data given to Django: %w", err)
+	}
+	for _, t := range written {
+		if !slices.Contains(had, t) {
+			return errors.New("Django's session data holds a PHP object the session did not hold (only PHP may create PHP objects; a view stored a client's {\"__php__\": ...} dict?): write refused")
+		}
+	}
+	return nil
 }
 
 // cleanHeader removes from a header (or trailer) map of Django's what must

@@ -1115,3 +1115,52 @@ func TestWriteUnreadableByPHPIs503(t *testing.T) {
 		t.Errorf("no reason logged:\n%s", e.logs.String())
 	}
 }
+
+// Django may hand back the PHP objects it was given (tags, unchanged), but
+// never add one: PHP would build it, running its class's code, from what a
+// view stored of a client's input. The write is refused (503) and the
+// session keeps what it had.
+func TestDjangoCannotPlantPHPObjects(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	ctx := context.Background()
+	// PHP's own object, as the PHP bridge stores it.
+	s, err := e.mgr.Open(ctx, httptest.NewRequest("GET", "/", nil), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const own = `{"basket":{"__php__":"O:6:\"Basket\":0:{}"}}`
+	if _, err := s.Write(ctx, sessionbridge.NewID(), json.RawMessage(own), nil); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	s.SetCookie(h)
+	s.Release(ctx)
+	ck := (&http.Response{Header: h}).Cookies()[0].Value
+
+	for _, data := range []string{
+		`{"basket":{"__php__":"O:6:\"Basket\":0:{}"},"prefs":{"__php__":"O:7:\"Planted\":0:{}"}}`,
+		`{"basket":{"__php__":"O:6:\"Basket\":1:{s:1:\"x\";i:1;}"}}`,
+		`{"basket":{"__php__":"O:6:\"Basket\":0:{}"},"prefs":[{"__php__b64":"Tzo3OiJQbGFudGVkIjowOnt9"}]}`,
+	} {
+		e.respond(answer{op: "write", data: data})
+		if res, body, set := e.do("POST", "/a/", ck, nil); res.StatusCode != 503 || set != "" {
+			t.Errorf("%s: %d %q cookie %q, want 503", data, res.StatusCode, body, set)
+		}
+		if _, got := e.open(ck); got != own {
+			t.Fatalf("after a planted object: %s", got)
+		}
+	}
+	if !strings.Contains(e.logs.String(), "PHP object the session did not hold") {
+		t.Errorf("no reason logged:\n%s", e.logs.String())
+	}
+	// PHP's object handed back, moved, next to Django's own data; and a
+	// scalar PHP value Django may write (INF).
+	const back = `{"django":1,"moved":[{"__php__":"O:6:\"Basket\":0:{}"}],"inf":{"__php__":"d:INF;"}}`
+	e.respond(answer{op: "write", data: back})
+	if res, body, _ := e.do("POST", "/a/", ck, nil); res.StatusCode != 200 {
+		t.Fatalf("write-back of PHP's object: %d %q", res.StatusCode, body)
+	}
+	if _, got := e.open(ck); got != back {
+		t.Errorf("stored %s, want %s", got, back)
+	}
+}
