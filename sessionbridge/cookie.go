@@ -74,8 +74,17 @@ type CookieOptions struct {
 
 // cookieCodec signs and verifies session cookies. The first secret signs,
 // all of them verify, so keys rotate without logging everybody out.
+//
+// For the same reason a cookie verifies whether or not it is encrypted:
+// turning SESSIONGATE_SESSION_ENCRYPT on or off is a rolling change too
+// (gateways with either setting serve the same users meanwhile, and every
+// cookie set before it stays in browsers). Either form needs a valid HMAC
+// under one of the keys, so accepting both forges nothing; what a gateway
+// sets always follows its own setting.
 type cookieCodec struct {
-	opts   CookieOptions
+	opts CookieOptions
+	// codecs verify: every secret in the configured form first (codecs[0]
+	// signs), then every secret in the other form.
 	codecs []securecookie.Codec
 }
 
@@ -94,15 +103,19 @@ func newCookieCodec(secrets [][]byte, o CookieOptions) (*cookieCodec, error) {
 		if len(s) < MinKeyLen {
 			return nil, fmt.Errorf("session key %d is %d bytes, need at least %d", i+1, len(s), MinKeyLen)
 		}
-		var block []byte
-		if o.Encrypt {
-			block = DeriveKey(s, "cookie-encryption")
+	}
+	for _, encrypt := range []bool{o.Encrypt, !o.Encrypt} {
+		for _, s := range secrets {
+			var block []byte
+			if encrypt {
+				block = DeriveKey(s, "cookie-encryption")
+			}
+			sc := securecookie.New(DeriveKey(s, "cookie-signing"), block)
+			sc.SetSerializer(securecookie.JSONEncoder{})
+			sc.MaxAge(int(o.MaxAge / time.Second))
+			sc.MaxLength(4096)
+			c.codecs = append(c.codecs, sc)
 		}
-		sc := securecookie.New(DeriveKey(s, "cookie-signing"), block)
-		sc.SetSerializer(securecookie.JSONEncoder{})
-		sc.MaxAge(int(o.MaxAge / time.Second))
-		sc.MaxLength(4096)
-		c.codecs = append(c.codecs, sc)
 	}
 	// securecookie.New never fails; encoding once surfaces a bad key now
 	// rather than on the first login.

@@ -77,9 +77,13 @@ class SessionMiddleware(DjangoSessionMiddleware):
 
     def process_request(self, request):
         verified = None
+        # Why the request has no gateway session, for the log line of a
+        # change dropped because of it.
+        request._sessiongate_refused = None
         try:
             verified = protocol.verify_request(request.META, self._keys, time.time())
         except protocol.ProtocolError as e:
+            request._sessiongate_refused = e
             # Never a 500: the request simply has no session.
             level = logging.INFO if e.missing else logging.WARNING
             logger.log(
@@ -112,10 +116,16 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return response
         verified = getattr(request, "_sessiongate", None)
         if verified is None:
-            logger.warning(
-                "session change dropped: the request did not come through the gateway; path=%s",
-                request.path,
-            )
+            # A request with gateway headers that fail (keys that differ
+            # during a rotation, clock skew) did come through a gateway:
+            # say what was wrong rather than send the operator looking for
+            # a way around it.
+            refused = getattr(request, "_sessiongate_refused", None)
+            if refused is None or refused.missing:
+                reason = "the request did not come through the gateway"
+            else:
+                reason = "the gateway's session headers were refused (%s)" % refused
+            logger.warning("session change dropped: %s; path=%s", reason, request.path)
             return response
         op, rotate, data = change
         payload = b""
