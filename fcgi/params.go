@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/sessiongate/sessiongate/internal/proxyheader"
 )
 
 // standardParams are the names the transport itself sets. Script.Extra may
@@ -83,17 +85,6 @@ func hopByHopName(name string) bool {
 		return true
 	}
 	return false
-}
-
-// forwardingHeader reports the headers a proxy sets to describe the client:
-// Forwarded and the whole X-Forwarded-* family, not only -For, -Host and
-// -Proto, because frameworks that trust their proxy also read -Port and
-// -Prefix (Symfony, Laravel) or -Ssl, and build URLs from them. Any case:
-// a request built by hand may carry a key net/http did not canonicalize.
-func forwardingHeader(name string) bool {
-	const prefix = "X-Forwarded-"
-	return strings.EqualFold(name, "Forwarded") ||
-		len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix)
 }
 
 // joinPath concatenates a root and a URL path with exactly one '/' between.
@@ -260,7 +251,7 @@ func encodeParams(e *paramEncoder, req *http.Request, s *Script, bodyLen int64, 
 	connTokens := req.Header["Connection"]
 	for name, values := range req.Header {
 		if len(values) == 0 || !forwardableHeader(name) || hopByHop(name, connTokens) ||
-			(!s.ForwardedTrusted && forwardingHeader(name)) {
+			(!s.ForwardedTrusted && proxyheader.Forwarding(name)) {
 			continue
 		}
 		sep := ", "

@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/proxyheader"
 	"github.com/sessiongate/sessiongate/internal/readahead"
 )
 
@@ -502,23 +503,12 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 			"script", s.ScriptName, "value", v[0])
 	}
 	for name := range header {
-		if hopByHopName(name) || nginxControlHeader(name) {
+		if hopByHopName(name) || proxyheader.NginxControl(name) {
 			delete(header, name)
 		}
 	}
 	b.lastOK.Store(time.Now().UnixNano())
 	return resp, false, nil
-}
-
-// nginxControlHeader reports the response headers nginx hides by default
-// from a FastCGI response (fastcgi_hide_header): instructions from PHP to
-// nginx, meaningless to a client.
-func nginxControlHeader(name string) bool {
-	switch name {
-	case "X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset":
-		return true
-	}
-	return false
 }
 
 // parseContentLength reads a Content-Length value: digits only (RFC 9110

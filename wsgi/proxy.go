@@ -34,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/proxyheader"
 	"github.com/sessiongate/sessiongate/internal/readahead"
 	"github.com/sessiongate/sessiongate/server"
 	"github.com/sessiongate/sessiongate/sessionbridge"
@@ -251,7 +252,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		// USE_X_FORWARDED_PORT), -Prefix or -Ssl would still pass, so the
 		// whole family goes unless a trusted proxy sent it, as on the PHP
 		// side.
-		if strings.ContainsRune(name, '_') || !viaProxy && hasPrefixFold(name, "X-Forwarded-") {
+		if strings.ContainsRune(name, '_') || !viaProxy && proxyheader.Forwarding(name) {
 			delete(out.Header, name)
 		}
 	}
@@ -273,10 +274,6 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// value, which it has no use for.
 	hideCookie(out.Header, p.sessions.CookieName())
 	setSessionHeaders(out.Header, p.key, st.nonce, p.now(), st.sess.ID(), st.sess.Data())
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // clientIP is the address part of "ip:port" (the port is 0 or missing for
@@ -332,6 +329,12 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		ch, chErr = readChange(res.Header, p.key, st.nonce)
 	} else if res.Header.Get(hdrOp) != "" {
 		chErr = errors.New("sessions are off")
+	}
+	if v := res.Header.Get("X-Accel-Redirect"); v != "" {
+		// cleanHeader drops it, as nginx's proxy_hide_header does; nginx
+		// would have served the internal path instead of this body.
+		p.log.Warn("Django sent X-Accel-Redirect, an nginx internal redirect the gateway does not perform; header dropped, send the file from Django instead",
+			"path", res.Request.URL.Path, "value", v)
 	}
 	p.cleanHeader(res.Header)
 	if len(res.TransferEncoding) > 0 && res.StatusCode != http.StatusSwitchingProtocols {
@@ -460,9 +463,15 @@ func checkNoPlantedObjects(given, data []byte) error {
 // cleanHeader removes from a header (or trailer) map of Django's what must
 // not reach the client: X-Sessiongate-* in any spelling and a Set-Cookie of
 // the gateway's session cookie (the gateway owns it; Django's own
-// SessionMiddleware left in place would fight it).
+// SessionMiddleware left in place would fight it), and the X-Accel-*
+// instructions to nginx, which nginx hides by default.
 func (p *Proxy) cleanHeader(h http.Header) {
 	sessionbridge.StripInternalHeaders(h)
+	for name := range h {
+		if proxyheader.NginxControl(name) {
+			delete(h, name)
+		}
+	}
 	if p.sessions != nil {
 		dropSetCookie(h, p.sessions.CookieName())
 	}

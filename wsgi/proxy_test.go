@@ -1164,3 +1164,32 @@ func TestDjangoCannotPlantPHPObjects(t *testing.T) {
 		t.Errorf("stored %s, want %s", got, back)
 	}
 }
+
+// Django apps send nginx instructions too (django-sendfile2's nginx
+// backend sets X-Accel-Redirect): nginx hides them from the client
+// (proxy_hide_header), so the gateway does as well, and logs the internal
+// redirect it cannot perform, whose path must not reach the client.
+func TestNginxControlHeadersHiddenFromDjango(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+		w.Header().Set("X-Accel-Redirect", "/protected/invoice-42.pdf")
+		w.Header().Set("X-Accel-Buffering", "no")
+		w.Header().Set("X-Accel-Expires", "60")
+		w.Header().Set("X-Accel-Limit-Rate", "1024")
+		w.Header().Set("X-Accel-Charset", "utf-8")
+		w.Header().Set("X-Kept", "1")
+		return answer{}, true
+	}
+	res, _, _ := e.do("GET", "/a/", "", nil)
+	for name, v := range res.Header {
+		if strings.HasPrefix(name, "X-Accel-") {
+			t.Errorf("%s: %q reached the client", name, v)
+		}
+	}
+	if res.Header.Get("X-Kept") != "1" {
+		t.Errorf("other headers lost: %v", res.Header)
+	}
+	if !strings.Contains(e.logs.String(), "X-Accel-Redirect") {
+		t.Errorf("the X-Accel-Redirect the gateway ignored is not logged:\n%s", e.logs.String())
+	}
+}

@@ -176,7 +176,17 @@ def slow_set(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
+def accel(request):
+    # A protected download the nginx way (django-sendfile2's nginx backend):
+    # nginx would serve the internal path and hide the headers.
+    response = HttpResponse("", content_type="application/pdf")
+    response["X-Accel-Redirect"] = "/protected/invoice-42.pdf"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
 urlpatterns = [
+    path("accounts/api/accel/", accel),
     path("accounts/api/login-as/", login_as),
     path("accounts/api/slow-set/", slow_set),
     path("accounts/api/types-show/", types_show),

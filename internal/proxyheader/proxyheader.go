@@ -1,0 +1,30 @@
+// Package proxyheader holds the header rules the PHP (fcgi) and Django
+// (wsgi) paths share, so that both upstreams see and return the same thing
+// for the same request, as they did behind nginx.
+package proxyheader
+
+import "strings"
+
+// Forwarding reports the headers a proxy sets to describe the client:
+// Forwarded and the whole X-Forwarded-* family, in any case. Not only -For,
+// -Host and -Proto: frameworks that trust their proxy also read -Port and
+// -Prefix (Symfony, Laravel, Django's USE_X_FORWARDED_PORT) or -Ssl and
+// build URLs from them, so a client's own copy is an open redirect unless
+// a trusted proxy sent it.
+func Forwarding(name string) bool {
+	const prefix = "X-Forwarded-"
+	return strings.EqualFold(name, "Forwarded") ||
+		len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix)
+}
+
+// NginxControl reports the response headers (canonical names) an app sends
+// to instruct nginx, which nginx acts on and hides from the client by
+// default (fastcgi_hide_header, proxy_hide_header): X-Accel-Redirect names
+// an internal path, the others tune nginx's buffering and caching.
+func NginxControl(name string) bool {
+	switch name {
+	case "X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset":
+		return true
+	}
+	return false
+}
