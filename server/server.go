@@ -352,6 +352,20 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 			r.Body = http.MaxBytesReader(w, r.Body, max)
 		}
 	}
+	if strings.IndexByte(r.URL.Path, '#') >= 0 {
+		r = withoutFragment(r)
+	}
+	if r.URL.Path == "" && r.URL.Scheme != "" {
+		// A request line in absolute form may leave the path empty ("GET
+		// http://example.com HTTP/1.1"); its path is then "/" (RFC 9112
+		// section 3.2.2), as nginx takes it, where routing would refuse an
+		// empty path with 400. CONNECT's authority form has no scheme and
+		// stays refused. The URL is replaced, not changed in place.
+		u := *r.URL
+		u.Path, u.RawPath = "/", ""
+		r = r.WithContext(r.Context())
+		r.URL = &u
+	}
 	if len(s.mounts) > 0 {
 		p := mountPath(r.URL.Path)
 		for _, m := range s.mounts {
@@ -378,6 +392,33 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.site(w, r)
+}
+
+// withoutFragment returns r with its URL's path cut at a "#" the client
+// sent unescaped in the request target. A request target has no fragment
+// (RFC 9112), but nginx ends the path its locations match there, as do
+// gunicorn and PHP's parse_url (which front controllers route on), while
+// net/http keeps the "#" and what follows in URL.Path: routed on that,
+// "/admin/users#/../../x" was matched as "/x" and reached PHP, whose router
+// read "/admin/users", a path the operator gave to Django. An escaped "%23"
+// is part of the path and stays. REQUEST_URI keeps the target as sent, like
+// nginx's $request_uri.
+func withoutFragment(r *http.Request) *http.Request {
+	target := originForm(r.RequestURI)
+	i := strings.IndexAny(target, "?#")
+	if i < 0 || target[i] != '#' {
+		return r
+	}
+	p, err := url.PathUnescape(target[:i])
+	if err != nil {
+		// net/http accepted the same bytes; keep its reading.
+		return r
+	}
+	u := *r.URL
+	u.Path, u.RawPath = p, target[:i]
+	r = r.WithContext(r.Context())
+	r.URL = &u
+	return r
 }
 
 // headerFields counts header lines (a repeated name counts each time).

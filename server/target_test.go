@@ -1,0 +1,90 @@
+package server
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// TestAbsoluteFormWithoutPath: a request line in absolute form may leave
+// the path empty ("GET http://example.com HTTP/1.1", RFC 9112 section 3.2.2);
+// its path is "/", as nginx takes it: the site's home page, with
+// REQUEST_URI "/" (and the query kept), not a 400.
+func TestAbsoluteFormWithoutPath(t *testing.T) {
+	mounted := 0
+	e := newEnv(t, nil, WithMount("django", []string{"/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
+	for target, want := range map[string]string{
+		"http://example.com":           "/",
+		"http://example.com?a=1&b=%2F": "/?a=1&b=%2F",
+		"https://example.com:8443":     "/",
+	} {
+		before := len(e.php.scripts)
+		w := e.do(httptest.NewRequest("GET", target, nil))
+		if w.Code != http.StatusOK || len(e.php.scripts) != before+1 {
+			t.Errorf("%s: %d %q, want 200 from the front controller", target, w.Code, w.Body)
+			continue
+		}
+		if s := e.php.scripts[before]; s.ScriptName != "/index.php" || s.RequestURI != want {
+			t.Errorf("%s: SCRIPT_NAME %q REQUEST_URI %q, want /index.php and %q", target, s.ScriptName, s.RequestURI, want)
+		}
+	}
+	if mounted != 0 {
+		t.Errorf("an empty path reached the Django mount %d times", mounted)
+	}
+	// CONNECT's authority form names no path either; it stays refused.
+	r := httptest.NewRequest("CONNECT", "example.com:443", nil)
+	if w := e.do(r); w.Code != http.StatusBadRequest {
+		t.Errorf("CONNECT example.com:443: %d, want 400", w.Code)
+	}
+}
+
+// TestRawFragmentInTarget: a "#" sent unescaped in the request target
+// starts a fragment, which nginx leaves out of the path its locations
+// match. Routed on the whole string instead, "/admin/users#/../../x" went
+// to PHP's front controller (normalised to "/x"), which routes on
+// REQUEST_URI and, like PHP's parse_url and Symfony, reads "/admin/users":
+// a PHP page under a prefix the operator gave to Django. An escaped "%23"
+// is part of the path, for nginx too.
+func TestRawFragmentInTarget(t *testing.T) {
+	var seen []string
+	e := newEnv(t, nil, WithMount("django", []string{"/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.URL.EscapedPath())
+	})))
+	for target, want := range map[string]string{
+		"/admin/users#/../../x":                 "/admin/users",
+		"/admin/a%2Fb#/../../x":                 "/admin/a%2Fb",
+		"http://example.com/admin/x#/../../y?q": "/admin/x",
+	} {
+		seen = nil
+		w := e.do(httptest.NewRequest("GET", target, nil))
+		if w.Code != http.StatusOK || len(seen) != 1 || seen[0] != want {
+			t.Errorf("%s: %d, Django saw %q, want it to get %q", target, w.Code, seen, want)
+		}
+	}
+	if n := len(e.php.scripts); n != 0 {
+		t.Fatalf("PHP ran for a Django path: %+v", e.php.scripts)
+	}
+	if w := e.do(httptest.NewRequest("GET", "/admin#/../hello.php", nil)); w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != "/admin/" {
+		t.Errorf("/admin#/../hello.php: %d Location %q, want 301 to /admin/", w.Code, w.Header().Get("Location"))
+	}
+	// The path before the "#" decides; REQUEST_URI stays as sent, like
+	// nginx's $request_uri.
+	seen = nil
+	for target, script := range map[string]string{
+		"/hello.php#/../admin/":  "/hello.php",
+		"/admin%23/../hello.php": "/hello.php",
+	} {
+		before := len(e.php.scripts)
+		w := e.do(httptest.NewRequest("GET", target, nil))
+		if w.Code != http.StatusOK || len(e.php.scripts) != before+1 {
+			t.Errorf("%s: %d %q, want PHP", target, w.Code, w.Body)
+			continue
+		}
+		if s := e.php.scripts[before]; s.ScriptName != script || s.RequestURI != target {
+			t.Errorf("%s: SCRIPT_NAME %q REQUEST_URI %q, want %q and the target as sent", target, s.ScriptName, s.RequestURI, script)
+		}
+	}
+	if len(seen) != 0 {
+		t.Errorf("Django got %q, a path outside /admin/", seen)
+	}
+}
