@@ -136,7 +136,14 @@ func (f *frameScanner) feed(rec []byte) (msgs []message, rest []byte) {
 				continue
 			}
 			if len(data) > maxPending {
-				f.lost = f.lost || f.ours(data)
+				if f.ours(data) {
+					f.lost = true
+				} else {
+					// Not PHP's frame but text that looks like one (an
+					// app logging a client's input): the stderr held
+					// behind it is the app's and goes to the log.
+					logText = append(logText, data...)
+				}
 				f.fail(errors.New("unterminated frame"))
 				break
 			}
@@ -254,8 +261,11 @@ func wrapperTail(b []byte) int {
 }
 
 // flushLog returns text held back by feed once no more records will come.
+// An unterminated frame of this request stays pending (cutShort reports it);
+// any other held text, frame-like text without our nonce included (an app
+// logging what a client typed), is the app's stderr and is returned.
 func (f *frameScanner) flushLog() []byte {
-	if len(f.pending) == 0 || bytes.HasPrefix(f.pending, []byte(framePrefix)) {
+	if len(f.pending) == 0 || f.ours(f.pending) {
 		return nil
 	}
 	rest := cleanLog(f.pending)

@@ -145,3 +145,94 @@ func TestHeaderFrameRejectsForgeries(t *testing.T) {
 		}
 	}
 }
+
+// Frame-like text without this request's nonce (a client's input the app
+// logs) must not swallow the app's stderr that follows it, however long.
+func TestForeignFrameTextDoesNotHideLaterStderr(t *testing.T) {
+	const nonce = "00112233445566778899aabbccddeeff"
+	f := newFrameScanner(nonce, testFrameKey)
+	var logged strings.Builder
+	_, rest := f.feed([]byte("PHP message: login failed for @sg1:mallory"))
+	logged.Write(rest)
+	for i := 0; i < 100; i++ {
+		_, rest = f.feed([]byte(fmt.Sprintf("; PHP message: warning %d %s", i, strings.Repeat("w", 1000))))
+		logged.Write(rest)
+	}
+	logged.Write(f.flushLog())
+	for _, want := range []string{"@sg1:mallory", "warning 0 ", "warning 99 "} {
+		if !strings.Contains(logged.String(), want) {
+			t.Errorf("%q missing from the logged stderr (%d bytes logged)", want, logged.Len())
+		}
+	}
+	if f.lost || f.cutShort() {
+		t.Errorf("foreign text counted as a lost message: lost %v, cut short %v", f.lost, f.cutShort())
+	}
+}
+
+// FuzzFrameScanner: messages PHP sends over stderr, with the app's own log
+// text around them and php-fpm's records cut anywhere, come out whole and
+// in order; the scanner never holds more than maxPending back.
+func FuzzFrameScanner(f *testing.F) {
+	f.Add("hello", `a:1:{s:1:"k";s:1:"v";}`, "bye", uint8(100), []byte{1, 37, 200})
+	f.Add("", "", "", uint8(1), []byte{0})
+	f.Add("user @sg1:x", "x\x00y", "@sg1:ff#", uint8(7), []byte{3, 5, 250})
+	f.Add("PHP message: ; ", "", "; PHP", uint8(255), []byte{})
+	f.Fuzz(func(t *testing.T, pre, payload, mid string, chunk uint8, cuts []byte) {
+		const nonce = "00112233445566778899aabbccddeeff"
+		if strings.Contains(pre+mid, nonce) || strings.Contains(pre+mid, "#") {
+			t.Skip("app text that forges this request's frames or ends a frame")
+		}
+		stream := "PHP message: " + pre + phpFrames(nonce, 0, "write", "abc", payload, int(chunk)+1) +
+			"; PHP message: " + mid + phpFrames(nonce, 1, "close", "abc", "", int(chunk)+1)
+		sc := newFrameScanner(nonce, testFrameKey)
+		var got []message
+		for i := 0; len(stream) > 0; i++ {
+			n := len(stream)
+			if i < len(cuts) {
+				n = min(n, int(cuts[i])+1)
+			}
+			msgs, _ := sc.feed([]byte(stream[:n]))
+			got = append(got, msgs...)
+			stream = stream[n:]
+			if len(sc.pending) > maxPending {
+				t.Fatalf("%d bytes held back", len(sc.pending))
+			}
+		}
+		sc.flushLog()
+		if len(got) != 2 || got[0].Op != "write" || got[0].ID != "abc" || string(got[0].Payload) != payload ||
+			got[1].Op != "close" || got[0].Seq != 0 || got[1].Seq != 1 {
+			t.Fatalf("got %+v, errors %v", got, sc.errs)
+		}
+		if sc.lost || sc.cutShort() {
+			t.Fatalf("lost %v, cut short %v, errors %v", sc.lost, sc.cutShort(), sc.errs)
+		}
+	})
+}
+
+// FuzzFrameScannerGarbage: arbitrary stderr and header values are refused
+// or logged, never a panic, and never a message without the key.
+func FuzzFrameScannerGarbage(f *testing.F) {
+	f.Add([]byte("PHP message: @sg1:00112233445566778899aabbccddeeff:0:1:QUJD#; PHP message: x"), []byte{4, 9})
+	f.Add([]byte("@sg1:@sg1:@sg1:#"), []byte{1})
+	f.Add([]byte("; PHP message: @sg1:00112233445566778899aabbccddeeff:9999999999999999999999:0:AAAA"), []byte{})
+	f.Fuzz(func(t *testing.T, data, cuts []byte) {
+		sc := newFrameScanner("00112233445566778899aabbccddeeff", testFrameKey)
+		for i := 0; len(data) > 0; i++ {
+			n := len(data)
+			if i < len(cuts) {
+				n = min(n, int(cuts[i])+1)
+			}
+			if msgs, _ := sc.feed(data[:n]); len(msgs) > 0 {
+				t.Fatalf("unsealed message accepted: %+v", msgs)
+			}
+			if _, ok := sc.headerFrame(string(data[:n])); ok {
+				t.Fatal("unsealed header frame accepted")
+			}
+			data = data[n:]
+			if len(sc.pending) > maxPending {
+				t.Fatalf("%d bytes held back", len(sc.pending))
+			}
+		}
+		sc.flushLog()
+	})
+}

@@ -479,7 +479,7 @@ func (b *phpBridge) finish() {
 	if rest := b.scanner.flushLog(); len(rest) > 0 {
 		b.h.m.log.Warn("php stderr", "script", b.path, "stderr", string(rest)) // as fcgi logs it
 	}
-	if len(b.scanner.pending) > 0 || b.scanner.seq >= 0 {
+	if b.scanner.cutShort() {
 		b.h.m.log.Error("PHP session message cut short; change not saved", "script", b.path)
 	}
 }

@@ -2,6 +2,7 @@ package sessionbridge
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -192,5 +193,38 @@ func TestPHPMessagesApplyInSequenceAcrossChannels(t *testing.T) {
 		if got != `{"k":"C"}` {
 			t.Fatalf("%s: stored %s, want the later write {\"k\":\"C\"}", mode, got)
 		}
+	}
+}
+
+// Stderr text that merely looks like the start of a frame (an app logging
+// what a client typed, "@sg1:" with no end) is the app's log, not a session
+// message: when the request ends it must be logged as stderr, and the
+// gateway must not claim that a session change was lost.
+func TestForeignFrameTextAtEndOfStderrIsLoggedNotCutShort(t *testing.T) {
+	const nonce = "00112233445566778899aabbccddeeff"
+	m := newTestManager(t, LockStrict, nil)
+	var logs strings.Builder
+	m.log = slog.New(slog.NewTextHandler(&logs, nil))
+	id := createSession(t, m, `{"k":"A"}`)
+	b := newTestBridge(t, m, id)
+	b.scanner = newFrameScanner(nonce, testFrameKey)
+	b.path = "/t.php"
+	rest := b.onStderr([]byte(phpFrames(nonce, 0, "write", id, `a:1:{s:1:"k";s:1:"B";}`, 800) + "; PHP message: login failed for @sg1:mallory"))
+	rec := httptest.NewRecorder()
+	w := &bridgeWriter{ResponseWriter: rec, b: b}
+	_, _ = w.Write([]byte("ok"))
+	b.sess.Release(context.Background())
+	b.finish()
+	if rec.Code != http.StatusOK {
+		t.Errorf("client got %d %q", rec.Code, rec.Body.String())
+	}
+	if strings.Contains(logs.String(), "cut short") {
+		t.Errorf("foreign text reported as a lost session change:\n%s", logs.String())
+	}
+	if logged := string(rest) + logs.String(); !strings.Contains(logged, "@sg1:mallory") {
+		t.Errorf("the app's stderr text was not logged:\n%s", logged)
+	}
+	if got := storedData(t, m, id); got != `{"k":"B"}` {
+		t.Errorf("stored %s, want {\"k\":\"B\"}", got)
 	}
 }
