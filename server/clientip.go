@@ -50,14 +50,17 @@ func walkXFF(values []string, trusted config.Prefixes) (netip.Addr, bool) {
 		client netip.Addr
 		found  bool
 	)
+	// Several header lines are one list joined with commas (RFC 9110
+	// 5.3): an empty entry at the start of a line stops the walk as it
+	// would in the joined list.
 	for i := len(values) - 1; i >= 0; i-- {
 		v := values[i]
-		for v != "" {
+		for more := true; more; {
 			var entry string
 			if j := strings.LastIndexByte(v, ','); j >= 0 {
 				entry, v = v[j+1:], v[:j]
 			} else {
-				entry, v = v, ""
+				entry, more = v, false
 			}
 			a, ok := parseForwardedAddr(strings.TrimSpace(entry))
 			if !ok {

@@ -58,6 +58,7 @@ func TestClientOf(t *testing.T) {
 		{name: "mapped peer", peer: "[::ffff:10.0.0.1]:5", xff: []string{"9.9.9.9"}, trusted: trusted, want: "9.9.9.9:0", via: true},
 		{name: "zone refused", peer: "10.0.0.1:5", xff: []string{"fe80::1%eth0"}, trusted: trusted, want: "10.0.0.1:5", via: true},
 		{name: "empty entries", peer: "10.0.0.1:5", xff: []string{"9.9.9.9,,"}, trusted: trusted, want: "10.0.0.1:5", via: true},
+		{name: "empty entry starting a line", peer: "10.0.0.1:5", xff: []string{"9.9.9.9", ", 10.2.2.2"}, trusted: trusted, want: "10.2.2.2:0", via: true},
 		{name: "proto https from trusted", peer: "10.0.0.1:5", proto: []string{"https"}, trusted: trusted, want: "10.0.0.1:5", https: true, via: true},
 		{name: "proto rightmost value", peer: "10.0.0.1:5", proto: []string{"https, http"}, trusted: trusted, want: "10.0.0.1:5", via: true},
 		{name: "proto case", peer: "10.0.0.1:5", proto: []string{"HTTPS"}, trusted: trusted, want: "10.0.0.1:5", https: true, via: true},
