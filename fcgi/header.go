@@ -153,7 +153,12 @@ func parseCGIHeader(block []byte) (int, http.Header, error) {
 				return 0, nil, fmt.Errorf("%w: continuation line without a header", errBadHeader)
 			}
 			vs := h[lastKey]
-			if len(v) > 0 {
+			switch {
+			case len(v) == 0:
+			case vs[len(vs)-1] == "":
+				// No leading space: a value never starts with one.
+				vs[len(vs)-1] = string(v)
+			default:
 				vs[len(vs)-1] = vs[len(vs)-1] + " " + string(v)
 			}
 			continue

@@ -2,7 +2,9 @@ package fcgi
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -110,4 +112,59 @@ func TestFindHeaderEndSplit(t *testing.T) {
 	if got := findHeaderEnd([]byte("A: b\r\nC: d\r\n"), 0); got != -1 {
 		t.Fatalf("incomplete header: %d", got)
 	}
+}
+
+// FuzzParseCGIHeader: the end of the header block is found the same way
+// whatever records it arrives in; a block that parses has a final status,
+// canonical valid names and values free of control characters, and writing
+// it back as CGI lines parses to the same status and header.
+func FuzzParseCGIHeader(f *testing.F) {
+	f.Add([]byte("Status: 404 Not Found\r\nContent-Type: text/html\r\n\r\nbody"), uint8(3))
+	f.Add([]byte("X-Long: part one\r\n  part two\r\n\tpart three\n\n"), uint8(1))
+	f.Add([]byte("Location: /a\nSet-Cookie: a=1\nSet-Cookie: b=2\n\n"), uint8(0))
+	f.Add([]byte("\r\n"), uint8(7))
+	f.Add([]byte("X: \t \r\n \r\nStatus: 1000\r\n\r\n"), uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, step uint8) {
+		want := findHeaderEnd(data, 0)
+		got, from := -1, 0
+		for n := int(step) + 1; got < 0 && from < len(data); {
+			to := min(from+n, len(data))
+			got = findHeaderEnd(data[:to], from)
+			from = to
+		}
+		if got != want {
+			t.Fatalf("%q: end %d fed in steps of %d, %d at once", data, got, int(step)+1, want)
+		}
+		if want < 0 {
+			return
+		}
+		status, h, err := parseCGIHeader(data[:want])
+		if err != nil {
+			if !errors.Is(err, errBadHeader) {
+				t.Fatalf("%q: error %v is not errBadHeader", data, err)
+			}
+			return
+		}
+		if status < 200 || status > 999 {
+			t.Fatalf("%q: status %d", data, status)
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "Status: %d\r\n", status)
+		for k, vs := range h {
+			if k == "Status" || !validHeaderName([]byte(k)) || k != http.CanonicalHeaderKey(k) {
+				t.Fatalf("%q: header name %q", data, k)
+			}
+			for _, v := range vs {
+				if !validHeaderValue([]byte(v)) || strings.ContainsAny(v, "\r\n\x00") || v != string(trimSpace([]byte(v))) {
+					t.Fatalf("%q: value %q of %s", data, v, k)
+				}
+				fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+			}
+		}
+		b.WriteString("\r\n")
+		status2, h2, err := parseCGIHeader([]byte(b.String()))
+		if err != nil || status2 != status || !reflect.DeepEqual(h2, h) {
+			t.Fatalf("%q: %d %q rendered as %q parses to %d %q, %v", data, status, h, b.String(), status2, h2, err)
+		}
+	})
 }
