@@ -189,3 +189,33 @@ func TestDecodeRecordRefusesMalformed(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeRecord: whatever Redis hands back is a record or an error, and
+// a record that decodes encodes to one that decodes to the same fields,
+// its data byte for byte.
+func FuzzDecodeRecord(f *testing.F) {
+	for _, r := range []record{
+		{Version: 1, Created: 1, Seen: 2, Data: json.RawMessage(`{}`)},
+		{Version: 1, Created: 1795423068123, Seen: 1795423068999, Expiry: 1209600000, Browser: true, Data: json.RawMessage(`{"a":[1,{"b":"<&>é"}],"c":null}`)},
+	} {
+		f.Add(r.encode())
+	}
+	f.Add([]byte(`{"v":1,"created":1,"seen":1,"browser":false,"data":{"x":1},"extra":[1]}`))
+	f.Add([]byte(`{"v":1,"v":2,"created":-1,"seen":9223372036854775807,"data":{}}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r, err := decodeRecord(in)
+		if err != nil {
+			return
+		}
+		if _, err := objectMembers(r.Data); err != nil {
+			t.Fatalf("%q: decoded data is not an object: %v", in, err)
+		}
+		again, err := decodeRecord(r.encode())
+		if err != nil {
+			t.Fatalf("%q: re-encoded record %q refused: %v", in, r.encode(), err)
+		}
+		if !reflect.DeepEqual(again, r) {
+			t.Fatalf("%q: round trip %+v, want %+v", in, again, r)
+		}
+	})
+}

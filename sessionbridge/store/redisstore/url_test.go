@@ -214,3 +214,36 @@ func TestOpenClientRefusesWhatGoRedisPanicsOn(t *testing.T) {
 		}
 	}
 }
+
+// FuzzOpenClientHidesPassword: whatever else the URL holds, an error never
+// shows the password written in it, as user info or as a parameter.
+func FuzzOpenClientHidesPassword(f *testing.F) {
+	f.Add(uint8(0), "", "", "h/notanumber")
+	f.Add(uint8(5), "", "", "s1?master=m&db=x")
+	f.Add(uint8(2), "u", "?2", "/run/redis.sock")
+	f.Add(uint8(0), "default", "x/", "127.0.0.1:6379/0")
+	f.Add(uint8(0), "", "", "h/0?dial_timeout=xyz")
+	f.Add(uint8(9), "", "&db=", "x")
+	schemes := []string{"redis", "rediss", "unix", "redis-cluster", "rediss-cluster", "redis-sentinel", "rediss-sentinel"}
+	f.Fuzz(func(t *testing.T, form uint8, user, more, rest string) {
+		const secret = "Sup3r-S3cret"
+		if strings.Contains(strings.ToLower(user+more+rest), "s3cret") {
+			return // written elsewhere too, where it need not be a secret
+		}
+		scheme := schemes[int(form)%len(schemes)]
+		u := scheme + "://" + user + ":" + secret + more + "@" + rest
+		if form >= 128 {
+			u = scheme + "://" + rest + "?master=m&" + user + "password=" + secret + more
+		}
+		c, err := OpenClient(u)
+		if err == nil {
+			c.Close()
+			return
+		}
+		for e := error(err); e != nil; e = errors.Unwrap(e) {
+			if strings.Contains(e.Error(), secret) {
+				t.Fatalf("%q: error reveals the password: %v", u, e)
+			}
+		}
+	})
+}
