@@ -412,7 +412,8 @@ func TestPrefixesContains(t *testing.T) {
 			t.Errorf("Contains(%s) = %v", addr, got)
 		}
 	}
-	for _, bad := range []string{"10.0.0.0/33", "fe80::1%eth0", "host", ""} {
+	// ::ffff:10.0.0.0/8 was read as 0.0.0.0/0: every IPv4 client trusted.
+	for _, bad := range []string{"10.0.0.0/33", "fe80::1%eth0", "host", "", "::ffff:10.0.0.0/8", "::ffff:0:0/95"} {
 		if _, err := parsePrefixes(bad); err == nil {
 			t.Errorf("parsePrefixes(%q) accepted", bad)
 		}

@@ -40,6 +40,7 @@ var (
 	errBool             = errors.New("must be on or off")
 	errEmptyEnt         = errors.New("has an empty entry in its comma-separated list")
 	errPrefix           = errors.New("each entry must be an IP address or a CIDR such as 10.0.0.0/8 or fd00::/8")
+	errMappedPrefix     = errors.New("an IPv4-mapped CIDR needs /96 or more (::ffff:10.0.0.0/104 is 10.0.0.0/8); write the IPv4 CIDR")
 )
 
 func parseByteSize(s string) (any, error) {
@@ -129,7 +130,14 @@ func parsePrefixes(s string) (any, error) {
 				return nil, errPrefix
 			}
 			if pf.Addr().Is4In6() {
-				pf = netip.PrefixFrom(pf.Addr().Unmap(), max(pf.Bits()-96, 0))
+				// Shorter than /96, an IPv4-mapped CIDR also covers
+				// addresses that are not IPv4: taken as IPv4 it became
+				// 0.0.0.0/0 (::ffff:10.0.0.0/8 trusted every IPv4
+				// client), so it is refused.
+				if pf.Bits() < 96 {
+					return nil, errMappedPrefix
+				}
+				pf = netip.PrefixFrom(pf.Addr().Unmap(), pf.Bits()-96)
 			}
 			out = append(out, pf.Masked())
 			continue
