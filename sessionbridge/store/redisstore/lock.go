@@ -31,6 +31,10 @@ type queue struct {
 	// notify receives a token when an unlock notice for this session
 	// arrives (or after a resubscription); only the contending head reads.
 	notify chan struct{}
+	// yield: a contender on another instance claimed the next turn (an
+	// unlock reply said so), so the next unlock releases the lock in Redis
+	// instead of handing it to a local waiter.
+	yield bool
 }
 
 type waiterState int
@@ -244,22 +248,23 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 	}
 	for {
 		if ctx.Err() != nil {
-			s.headDone(id, q, gen)
+			s.giveUpHead(id, keys, q, gen)
 			return nil, store.Record{}, lockTimeout(ctx)
 		}
 		token := s.newToken()
 		start := time.Now()
-		res, err := lockScript.Run(ctx, noRetry{s.c}, keys, token, ms(leaseTTL)).Slice()
+		res, err := lockScript.Run(ctx, noRetry{s.c}, keys, token, ms(leaseTTL), s.tokenPrefix, ms(turnTTL), s.channel, id).Slice()
 		if err != nil {
 			// The script may have run and the reply been lost: release
 			// the lock if this token holds it.
 			if !notSent(err) {
 				s.releaseToken(id, keys, token, leaseTTL, nil)
 			}
-			s.headDone(id, q, gen)
 			if ctxEnded(ctx) {
+				s.giveUpHead(id, keys, q, gen)
 				return nil, store.Record{}, lockTimeout(ctx)
 			}
+			s.headDone(id, q, gen)
 			return nil, store.Record{}, unavailable("lock", err)
 		}
 		ok, pttl, rec, perr := parseLockReply(res)
@@ -273,6 +278,7 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 			s.mu.Lock()
 			if s.queues[id] == q && q.gen == gen {
 				q.holding = true
+				q.yield = false
 				q.expires = start.Add(leaseTTL)
 				if len(q.waiters) > 0 {
 					signal(q.waiters[0].wake) // arm its lease watch
@@ -293,10 +299,36 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 		}
 		timer.Stop()
 		if ctx.Err() != nil {
-			s.headDone(id, q, gen)
+			s.giveUpHead(id, keys, q, gen)
 			return nil, store.Record{}, lockTimeout(ctx)
 		}
 	}
+}
+
+// giveUpHead is headDone for a contender whose caller stopped waiting. When
+// no local waiter takes over, the instance's claim to the next turn (see
+// lockScript) is handed back at once, in the background, rather than left
+// to make the other instances wait until it lapses.
+func (s *Store) giveUpHead(id string, keys []string, q *queue, gen uint64) {
+	s.mu.Lock()
+	s.promoteLocked(id, q, gen)
+	idle := s.queues[id] == nil
+	closed := s.closed
+	if idle && !closed {
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if !idle || closed {
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		if err := clearTurnScript.Run(ctx, noRetry{s.c}, keys[2:3], s.tokenPrefix, s.channel, id).Err(); err != nil {
+			s.log.Debug("handing back a session lock turn failed; it lapses by itself", "error", err)
+		}
+	}()
 }
 
 // parseLockReply decodes {1, version, data} or {0, pttl}.
@@ -374,7 +406,7 @@ func (s *Store) releaseToken(id string, keys []string, token string, lease time.
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 			// A Keep with no TTL changes nothing but the lock.
-			err := unlockScript.Run(ctx, noRetry{s.c}, keys, token, "k", 0, "", "", s.channel, id, "", 0).Err()
+			err := unlockScript.Run(ctx, noRetry{s.c}, keys, token, "k", 0, "", "", s.channel, id, "", 0, s.tokenPrefix).Err()
 			cancel()
 			if err == nil || !retry || !time.Now().Add(pause).Before(until) {
 				return
@@ -467,7 +499,7 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		pw        *pendingWrite
 		nextLease time.Duration
 	)
-	if head && l.handoffs < maxHandoffs && len(q.waiters) > 0 && time.Now().Before(q.expires) {
+	if head && l.handoffs < maxHandoffs && !q.yield && len(q.waiters) > 0 && time.Now().Before(q.expires) {
 		next := q.waiters[0]
 		q.waiters = q.waiters[1:]
 		pw, nextLease = &pendingWrite{done: make(chan struct{})}, next.leaseTTL
@@ -492,15 +524,23 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		scriptNext = nextToken
 	}
 	res, err := unlockScript.Run(ctx, noRetry{s.c}, l.keys, l.token, kind, ms(m.TTL), m.Value,
-		iv, s.channel, l.id, scriptNext, ms(nextLease)).Slice()
+		iv, s.channel, l.id, scriptNext, ms(nextLease), s.tokenPrefix).Slice()
 	var (
 		ver  uint64
 		lost bool
+		turn bool
 	)
 	if err == nil {
-		ver, _, lost, err = parseUnlockReply(res, m)
+		ver, _, lost, turn, err = parseUnlockReply(res, m)
 	} else {
 		err = unavailable("unlock", err)
+	}
+	if turn {
+		s.mu.Lock()
+		if s.queues[l.id] == q {
+			q.yield = true
+		}
+		s.mu.Unlock()
 	}
 	if pw != nil {
 		switch {
@@ -571,22 +611,27 @@ func (l *lease) abandon(cause error, prevDone <-chan struct{}) error {
 	return cause
 }
 
-// parseUnlockReply decodes {-1} (lease lost) or {1, version, data|nil}. For
+// parseUnlockReply decodes {-1} (lease lost) or {1, version, data|nil,
+// turn}; turn reports another instance's claim to the next turn. For
 // a hand-over it also builds the next holder's record: Put and Delete leave
 // exactly what the mutation wrote; Keep returns the stored value.
-func parseUnlockReply(res []any, m store.Mutation) (ver uint64, rec store.Record, lost bool, err error) {
+func parseUnlockReply(res []any, m store.Mutation) (ver uint64, rec store.Record, lost, turn bool, err error) {
 	if len(res) == 0 {
-		return 0, rec, false, unavailable("unlock", errors.New("empty reply"))
+		return 0, rec, false, false, unavailable("unlock", errors.New("empty reply"))
 	}
 	if flag, _ := res[0].(int64); flag != 1 {
-		return 0, rec, true, nil
+		return 0, rec, true, false, nil
 	}
 	if len(res) < 2 {
-		return 0, rec, false, unavailable("unlock", errors.New("short reply"))
+		return 0, rec, false, false, unavailable("unlock", errors.New("short reply"))
 	}
 	n, _ := res[1].(int64)
 	if n < 0 {
-		return 0, rec, false, unavailable("unlock", errors.New("negative version"))
+		return 0, rec, false, false, unavailable("unlock", errors.New("negative version"))
+	}
+	if len(res) > 3 {
+		t, _ := res[3].(int64)
+		turn = t == 1
 	}
 	ver = uint64(n)
 	switch {
@@ -600,7 +645,7 @@ func parseUnlockReply(res []any, m store.Mutation) (ver uint64, rec store.Record
 		}
 		rec = store.Record{Value: []byte(d), Version: ver}
 	}
-	return ver, rec, false, nil
+	return ver, rec, false, turn, nil
 }
 
 // subscribe starts the store's single subscription to the unlock channel

@@ -54,8 +54,11 @@
 // local waiter is queued, the script applies the mutation and re-keys the
 // lock to the waiter's token instead of deleting it, and the waiter gets the
 // lease and the record from that reply: a hot session costs one round trip
-// per request. After maxHandoffs consecutive local hand-overs the lock is
-// released for real, so waiters on other gateways get a turn.
+// per request. The lock is released for real, so waiters on other gateways
+// get a turn, after maxHandoffs consecutive local hand-overs, and as soon as
+// a contender on another gateway has claimed the next turn (lockScript):
+// gateways then take turns instead of the holder's gateway winning every
+// race for a released lock.
 package redisstore
 
 import (
@@ -86,6 +89,10 @@ const (
 	// maxWait caps a waiter's sleep between attempts: a notice lost while
 	// the pub/sub connection was down costs at most this much delay.
 	maxWait = time.Second
+	// turnTTL is how long an instance's claim to the next turn of a lock
+	// outlives its contender's last try (contenders try at least every
+	// maxWait): a claim of a gateway that died lapses after it.
+	turnTTL = 2 * maxWait
 	// cleanupTimeout bounds background releases of locks whose acquisition
 	// outcome is unknown.
 	cleanupTimeout = 2 * time.Second
@@ -168,7 +175,7 @@ func (s *Store) keys(id string) ([]string, error) {
 		return nil, errBadID
 	}
 	k := s.prefix + "{" + id + "}"
-	return []string{k, k + ":lock"}, nil
+	return []string{k, k + ":lock", k + ":turn"}, nil
 }
 
 // newToken identifies one lease: unique per store instance (random prefix)
@@ -226,21 +233,41 @@ end
 return v
 `)
 
-	// KEYS[1] record, KEYS[2] lock; ARGV: token, lease ms.
-	// Returns {1, version|nil, data|nil} or {0, pttl of the lock}.
+	// KEYS[1] record, KEYS[2] lock, KEYS[3] turn; ARGV: token, lease ms,
+	// instance, turn ms, channel, id.
+	// Returns {1, version|nil, data|nil} or {0, ms to wait at most}.
+	//
+	// The turn key names the instance (gateway) whose contender found the
+	// lock taken since it was last acquired. While it is there, no other
+	// instance takes the lock: without it the holder's own gateway, which
+	// learns of the release first, took the lock again and again while
+	// another gateway's waiters timed out. It lives turn ms past each try;
+	// when its owner takes the lock, the others are told (PUBLISH) so their
+	// next try claims the next turn at once.
 	lockScript = redis.NewScript(`
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+local w = redis.call('GET', KEYS[3])
+local mine = (not w) or w == ARGV[3]
+if mine and redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if w then
+    redis.call('DEL', KEYS[3])
+    redis.call('PUBLISH', ARGV[5], ARGV[6])
+  end
   local r = redis.call('HMGET', KEYS[1], 'v', 'd')
   return {1, r[1], r[2]}
 end
-return {0, redis.call('PTTL', KEYS[2])}
+if mine then redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4]) end
+local p = redis.call('PTTL', KEYS[2])
+if p < 0 then p = redis.call('PTTL', KEYS[3]) end
+return {0, p}
 `)
 
-	// KEYS[1] record, KEYS[2] lock; ARGV: token, kind (k|p|d), ttl ms,
-	// value, initial version, channel, id, next token ('' = release), next
-	// lease ms. Returns {-1} when the token does not hold the lock (nothing
-	// applied), else {1, version, data|nil}; data is the record value for a
-	// Keep hand-over, so the next holder needs no load.
+	// KEYS[1] record, KEYS[2] lock, KEYS[3] turn; ARGV: token, kind
+	// (k|p|d), ttl ms, value, initial version, channel, id, next token (''
+	// = release), next lease ms, instance. Returns {-1} when the token does
+	// not hold the lock (nothing applied), else {1, version, data|nil,
+	// turn}; data is the record value for a Keep hand-over, so the next
+	// holder needs no load; turn is 1 when another instance waits for its
+	// turn (lockScript), so this one must stop handing the lock over.
 	unlockScript = redis.NewScript(`
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {-1} end
 local kind = ARGV[2]
@@ -275,7 +302,21 @@ else
   redis.call('DEL', KEYS[2])
   redis.call('PUBLISH', ARGV[6], ARGV[7])
 end
-return {1, v, d}
+local w = redis.call('GET', KEYS[3])
+local turn = 0
+if w and w ~= ARGV[10] then turn = 1 end
+return {1, v, d, turn}
+`)
+
+	// KEYS[1] turn; ARGV: instance, channel, id. A contender that gives up
+	// with nobody of its instance behind it hands its turn back, so the
+	// other instances need not wait for it to expire.
+	clearTurnScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+end
+return 1
 `)
 )
 

@@ -237,6 +237,92 @@ func TestHandoffIsBounded(t *testing.T) {
 	}
 }
 
+// Another instance's waiter gets the next turn once it has found the lock
+// taken: the holder's instance stops handing the lock to its own queue, and
+// its next local waiter does not win the race for the released lock (before,
+// it always did, since it learns of the release first, and the other
+// gateway's requests timed out while later local ones passed).
+func TestOtherInstanceGetsTheNextTurn(t *testing.T) {
+	m := startMiniredis(t)
+	a, b := newTestStore(t, m.Addr()), newTestStore(t, m.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const id = "turns"
+	l1, _, err := a.Lock(ctx, id, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := make(chan store.Lease, 1)
+	go func() {
+		l, _, err := b.Lock(ctx, id, 10*time.Second)
+		if err != nil {
+			l = nil // the test already failed, or times out below
+		}
+		other <- l
+	}()
+	keys, _ := a.keys(id)
+	for !m.Exists(keys[2]) {
+		if ctx.Err() != nil {
+			t.Fatal("the other instance never claimed a turn")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Three local clients queue behind l1, in order.
+	local := make(chan store.Lease, 3)
+	for i := range 3 {
+		go func() {
+			l, _, err := a.Lock(ctx, id, 10*time.Second)
+			if err != nil {
+				l = nil
+			}
+			local <- l
+		}()
+		for {
+			a.mu.Lock()
+			n := len(a.queues[id].waiters)
+			a.mu.Unlock()
+			if n == i+1 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if _, err := l1.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+	// l1's unlock may hand over once (its reply tells of the claim); the
+	// holder after it releases the lock, and the other instance gets it.
+	held := <-local
+	if held == nil {
+		t.Fatal("a local client's Lock failed")
+	}
+	if _, err := held.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case l := <-other:
+		if l == nil {
+			t.Fatal("the other instance's Lock failed")
+		}
+		if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+			t.Fatal(err)
+		}
+	case <-local:
+		t.Fatalf("a later local client got the lock before the other instance's waiter")
+	case <-ctx.Done():
+		t.Fatal("nobody got the lock")
+	}
+	for range 2 {
+		l := <-local
+		if l == nil {
+			t.Fatal("a local client's Lock failed")
+		}
+		if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // Waiting does not poll: a waiter on a held lock sends only a few commands
 // per second (the re-check cap), not a loop.
 func TestWaitDoesNotPoll(t *testing.T) {
@@ -351,11 +437,11 @@ func (g *handOverGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		args := cmd.Args()
 		name := strings.ToLower(fmt.Sprint(args[0]))
-		// EVAL[SHA] script 2 KEYS[1] KEYS[2] ARGV[1..9]: the unlock script.
-		if (name != "evalsha" && name != "eval") || len(args) != 14 {
+		// EVAL[SHA] script 3 KEYS[1..3] ARGV[1..10]: the unlock script.
+		if (name != "evalsha" && name != "eval") || len(args) != 16 {
 			return next(ctx, cmd)
 		}
-		token, nextToken := fmt.Sprint(args[5]), fmt.Sprint(args[12])
+		token, nextToken := fmt.Sprint(args[6]), fmt.Sprint(args[13])
 		if nextToken != "" {
 			g.once.Do(func() { close(g.entered) })
 			<-g.open

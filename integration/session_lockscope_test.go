@@ -1,0 +1,161 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestSessionLockScopeOfSlowPages: which slow pages of a user hold the
+// session lock (README, "Sessions"): the gateway locks the session before
+// PHP runs, so a slow page that never calls session_start() keeps the
+// user's other pages waiting until it ends, unlike PHP's files handler; a
+// page that opens its session with read_and_close (the README's advice for
+// such pages) lets them through at once.
+func TestSessionLockScopeOfSlowPages(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	for _, tc := range []struct {
+		page  string
+		holds bool
+	}{
+		{"/slow_nostart.php?ms=2000", true},
+		{"/slow_read_and_close.php?ms=2000", false},
+	} {
+		done := make(chan string, 1)
+		go func() {
+			_, body, _ := s.gws[0].get(t, tc.page, ck)
+			done <- body
+		}()
+		time.Sleep(300 * time.Millisecond)
+		d := s.gws[1].dump(t, ck)
+		if !strings.Contains(string(d.Data), `"user":"ana"`) {
+			t.Errorf("%s: the other page does not see the session: %s", tc.page, d.Data)
+		}
+		// Ordered without timing bounds: was the other page answered while
+		// the slow one still ran?
+		var waited bool
+		select {
+		case body := <-done:
+			done <- body
+			waited = true
+		default:
+		}
+		if waited != tc.holds {
+			t.Errorf("%s: the user's other page waited for it: %v, want %v", tc.page, waited, tc.holds)
+		}
+		if body := <-done; !strings.HasPrefix(body, "slept") {
+			t.Errorf("%s: %q", tc.page, body)
+		}
+	}
+}
+
+// TestSessionLockWaiterGivesUp: a request whose client leaves while it waits
+// for the session lock leaves the queue: its PHP never runs (the counter is
+// not incremented for it) and the user's next request is not held behind it.
+func TestSessionLockWaiterGivesUp(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		s.gws[0].get(t, "/hold.php?ms=1500", ck)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	// Three clients queue on the same gateway behind the holder, then leave.
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", s.gws[0].URL+"/counter.php", nil)
+			req.Header.Set("Cookie", "sessionid="+ck)
+			if resp, err := sessionClient.Do(req); err == nil {
+				resp.Body.Close()
+				t.Errorf("a waiting request was answered %d before its client gave up", resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	<-held
+	resp, body, _ := s.gws[0].get(t, "/counter.php", ck)
+	if resp.StatusCode != 200 || body != "1" {
+		t.Fatalf("counter after the gone clients: %d %q, want 1 (PHP ran for a client that had left)", resp.StatusCode, body)
+	}
+	if logs := s.gws[0].Logs.String(); !strings.Contains(logs, `"status":499`) {
+		t.Errorf("the gone clients are not logged as 499:\n%s", logs)
+	}
+}
+
+// TestSessionLockFairAcrossGateways: 20 requests of one user, spread over
+// two gateways (a load balancer in front), each holding the session 200 ms,
+// with a lock timeout that lets about half of them through. The ones that
+// get 503 must be the late ones: a request must not time out while requests
+// that arrived well after it, on the other gateway, pass one after another.
+func TestSessionLockFairAcrossGateways(t *testing.T) {
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_TIMEOUT=2s"}})
+	ck := s.newSession(t)
+	const n = 20
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			resp, _, _ := s.gws[i%2].get(t, "/hold.php?ms=200", ck)
+			codes[i] = resp.StatusCode
+		}(i)
+		time.Sleep(20 * time.Millisecond)
+	}
+	wg.Wait()
+	summary := fmt.Sprint(codes)
+	for i, c := range codes {
+		if c != 503 {
+			continue
+		}
+		for j := i + 4; j < n; j++ {
+			if codes[j] == 200 {
+				t.Fatalf("request %d (gateway %d) got 503 while request %d (gateway %d), arriving %d ms later, got 200: %s",
+					i, i%2, j, j%2, (j-i)*20, summary)
+			}
+		}
+	}
+	t.Logf("status by arrival: %s", summary)
+}
+
+// TestSessionMergeManyAtOnce: merge mode under the load of a busy page: 20
+// requests of one session at once over two gateways, each holding the
+// session 200 ms and writing its own key. None waits for a lock, none is
+// refused, and no write is lost.
+func TestSessionMergeManyAtOnce(t *testing.T) {
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge", "SESSIONGATE_SESSION_LOCK_TIMEOUT=2s"}})
+	ck := s.newSession(t)
+	const n = 20
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			resp, body, _ := s.gws[i%2].get(t, fmt.Sprintf("/merge_set.php?ms=200&k=k%d&v=%d", i, i), ck)
+			if resp.StatusCode != 200 || !strings.HasPrefix(body, "ok ") {
+				t.Errorf("request %d: %d %q", i, resp.StatusCode, body)
+			}
+		}(i)
+	}
+	wg.Wait()
+	d := s.gws[0].dump(t, ck)
+	for i := 0; i < n; i++ {
+		if want := fmt.Sprintf(`"k%d":"%d"`, i, i); !strings.Contains(string(d.Data), want) {
+			t.Errorf("write of request %d lost: %s", i, d.Data)
+		}
+	}
+	if !strings.Contains(string(d.Data), `"user":"ana"`) {
+		t.Errorf("the session's first key was lost: %s", d.Data)
+	}
+}
