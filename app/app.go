@@ -123,7 +123,7 @@ func (a *App) openStore(ctx context.Context, sc *config.SessionConfig, log *slog
 	pctx, cancel := context.WithTimeout(ctx, 5*sc.RedisTimeout)
 	defer cancel()
 	if err := st.Ping(pctx); err != nil {
-		return nil, fmt.Errorf("session store: Redis is not reachable at start (SESSIONGATE_REDIS_URL): %w", err)
+		return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check: %w", err)
 	}
 	return st, nil
 }

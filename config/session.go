@@ -25,7 +25,7 @@ type SessionConfig struct {
 	LockLease    time.Duration `env:"SESSIONGATE_SESSION_LOCK_LEASE" envDefault:"60s" help:"a lock left by a crashed gateway expires after this; keep it above your longest request"`
 	RedisURL     string        `env:"SESSIONGATE_REDIS_URL" secret:"true" help:"session store; empty = in-process memory (one instance only). redis://[:pass@]host:port/db, rediss://, unix:///path.sock, redis-sentinel://, redis-cluster:// (README: Sessions)"`
 	RedisPrefix  string        `env:"SESSIONGATE_REDIS_PREFIX" envDefault:"sessiongate:" help:"prefix of every Redis key and channel the gateway uses"`
-	RedisTimeout time.Duration `env:"SESSIONGATE_REDIS_TIMEOUT" envDefault:"500ms" help:"dial, read and write timeout of each Redis operation, at most 1m; a request that needs the session gets 503 after it"`
+	RedisTimeout time.Duration `env:"SESSIONGATE_REDIS_TIMEOUT" envDefault:"500ms" help:"dial, read and write timeout of each Redis operation, at most 1m; and the wait for a free Redis connection; a request that needs the session gets 503 within twice it when Redis stalls"`
 	PHPPrepend   string        `env:"SESSIONGATE_PHP_PREPEND" help:"path of the prepend file (gateway php-prepend) on the php-fpm host; the gateway then sends auto_prepend_file and the session settings in PHP_VALUE on every request. Empty = install it in the pool config"`
 }
 

@@ -472,7 +472,8 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 
 // Ping is the fail-fast probe: PING, and on a cluster also that the cluster
 // reports cluster_state:ok and every master answers; otherwise also that the
-// server is a writable master outside any cluster (checkRole).
+// server is a writable master outside any cluster (checkRole). Last, that
+// the Redis user may run every command sessions need (checkAccess).
 func (s *Store) Ping(ctx context.Context) error {
 	if cc, ok := s.c.(*redis.ClusterClient); ok {
 		info, err := cc.ClusterInfo(ctx).Result()
@@ -487,12 +488,75 @@ func (s *Store) Ping(ctx context.Context) error {
 		}); err != nil {
 			return unavailable("ping: cluster masters", err)
 		}
-		return nil
+		return s.checkAccess(ctx)
 	}
 	if err := s.c.Ping(ctx).Err(); err != nil {
 		return unavailable("ping", err)
 	}
-	return s.checkRole(ctx)
+	if err := s.checkRole(ctx); err != nil {
+		return err
+	}
+	return s.checkAccess(ctx)
+}
+
+// probeID names the keys checkAccess uses: a session ID the manager never
+// makes (its IDs have no '.').
+const probeID = ".sessiongate-probe"
+
+// accessScript runs every command the store's scripts and calls use, on
+// the keys of probeID and on the unlock channel, and leaves nothing
+// behind: the commands that create a key come last and are undone at
+// once. KEYS[1] record, KEYS[2] lock; ARGV: channel.
+var accessScript = redis.NewScript(`
+redis.call('GET', KEYS[2])
+redis.call('PTTL', KEYS[2])
+redis.call('HGET', KEYS[1], 'v')
+redis.call('HMGET', KEYS[1], 'v', 'd')
+redis.call('HEXISTS', KEYS[1], 'v')
+redis.call('PEXPIRE', KEYS[1], 1000)
+redis.call('PERSIST', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('PUBLISH', ARGV[1], '')
+redis.call('SET', KEYS[2], 'probe', 'NX', 'PX', 1000)
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'v', '1', 'd', '')
+redis.call('PEXPIRE', KEYS[1], 1000)
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('DEL', KEYS[1])
+return 1
+`)
+
+// checkAccess makes sure the Redis user may do what sessions need. PING
+// answers for any authenticated user, but an ACL without scripting, without
+// the unlock channel (Redis 7 gives new users no channel), with other key
+// patterns or read-only keys would let the gateway start and then answer
+// every request that needs the session with 503. Scripts are run both as
+// EVAL and EVALSHA, as redis.Script does, and the unlock channel is
+// subscribed to once.
+func (s *Store) checkAccess(ctx context.Context) error {
+	keys, err := s.keys(probeID)
+	if err != nil {
+		return err
+	}
+	wrap := func(err error) error {
+		var refused redis.Error
+		if !errors.As(err, &refused) {
+			return unavailable("ping: probe", err) // a timeout, a lost connection
+		}
+		return unavailable("ping", fmt.Errorf("the server refuses a command sessions need (see README: Redis permissions): %w", err))
+	}
+	if err := accessScript.Eval(ctx, s.c, keys, s.channel).Err(); err != nil {
+		return wrap(err)
+	}
+	if err := accessScript.EvalSha(ctx, s.c, keys, s.channel).Err(); err != nil {
+		return wrap(err)
+	}
+	ps := s.c.Subscribe(ctx, s.channel)
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		return wrap(err)
+	}
+	return nil
 }
 
 // checkRole refuses a server that answers PING but cannot hold sessions

@@ -127,14 +127,14 @@ func openClient(rawURL string, opts ...ClientOption) (redis.UniversalClient, err
 		if err != nil {
 			return nil, p.scrub(err)
 		}
-		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig})
+		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig})
 		return redis.NewClient(o), nil
 	case kindCluster:
 		o, err := redis.ParseClusterURL(p.goRedisURL)
 		if err != nil {
 			return nil, p.scrub(err)
 		}
-		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig})
+		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig})
 		return redis.NewClusterClient(o), nil
 	default: // kindSentinel
 		o, err := redis.ParseFailoverURL(p.goRedisURL)
@@ -149,7 +149,7 @@ func openClient(rawURL string, opts ...ClientOption) (redis.UniversalClient, err
 			// replicas would break the lock's read-your-writes.
 			return nil, errors.New("redisstore: sentinel URL: route_by_latency, route_randomly and replica_only are not supported (sessions need the master)")
 		}
-		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig})
+		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig})
 		return redis.NewFailoverClient(o), nil
 	}
 }
@@ -258,11 +258,13 @@ func splitURL(raw string) (*parsedURL, error) {
 			p.addSecret(pass)
 			p.addSecret(upass)
 		} else {
-			// redis://password@host is a common mistake; treat a lone
-			// user-info part as a secret too so it is never echoed.
-			user = url.User(uname)
-			p.addSecret(name)
-			p.addSecret(uname)
+			// redis://password@host is a common mistake. go-redis sends no
+			// AUTH without a password, so a lone user-info part is never
+			// used: the gateway would log in as nobody and the start-up
+			// check say only "NOAUTH Authentication required". Refuse it,
+			// without echoing it.
+			return nil, fmt.Errorf("redisstore: %s URL: the user info has no ':' and would be ignored; "+
+				"write redis://:PASSWORD@host, or redis://USER:PASSWORD@host for an ACL user", scheme)
 		}
 	}
 	q, err := url.ParseQuery(query)
@@ -459,6 +461,7 @@ func truncate(s string, n int) string {
 // so one function gives them the store's defaults.
 type common struct {
 	dial, read, write *time.Duration
+	poolTimeout       *time.Duration
 	ctxTimeout        *bool
 	retries           *int
 	dialerRetries     *int
@@ -469,6 +472,14 @@ type common struct {
 
 func (cfg *clientConfig) apply(p *parsedURL, c *common) {
 	*c.dial, *c.read, *c.write = orDefault(*c.dial, cfg.dial), orDefault(*c.read, cfg.read), orDefault(*c.write, cfg.write)
+	// go-redis waits read timeout + 1 s for a free pool connection. When
+	// Redis stalls, every connection is busy until its read times out, and
+	// a lock attempt (whose context is the lock wait, seconds) then got its
+	// 503 after more than twice the Redis timeout: wait one timeout at most.
+	// (A read timeout of -1 or -2, "none", keeps go-redis's default.)
+	if *c.poolTimeout == 0 && *c.read > 0 {
+		*c.poolTimeout = *c.read
+	}
 	*c.ctxTimeout = true
 	*c.retries = noRetriesUnlessAsked(*c.retries)
 	if *c.dialerRetries == 0 {

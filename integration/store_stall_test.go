@@ -1,0 +1,110 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/sessionbridge/store"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
+)
+
+// A Redis that stops answering (CLIENT PAUSE stands for a stall: a slow
+// script, a fork on a big dataset, a saturated network) while more session
+// requests arrive than the pool has connections: each still gets its 503
+// about SESSIONGATE_REDIS_TIMEOUT later (one timeout waiting for a
+// connection, one for the answer), not after a second of pool wait on top,
+// and the store serves again once Redis answers.
+func TestStoreRedisStallFailsWithinTimeout(t *testing.T) {
+	harness.Require(t, "redis-server")
+	r := harness.StartRedis(t)
+	const timeout = 200 * time.Millisecond
+	// Pool of 10: what the gateway gets, since it opens the client while
+	// running on one processor.
+	c, err := redisstore.OpenClient(r.URL(), redisstore.WithTimeouts(timeout, timeout, timeout), redisstore.WithPoolSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := redisstore.New(c, redisstore.Options{Prefix: "stall:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		_ = c.Close()
+	})
+	ctx := context.Background()
+	// A running gateway has its subscription already.
+	l, _, err := s.Lock(ctx, "warm", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+
+	if out, err := r.Do("CLIENT", "PAUSE", "3000", "ALL"); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v %s", err, out)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		worst time.Duration
+		errs  []error
+	)
+	for i := range 64 {
+		wg.Go(func() {
+			// The manager's context for a strict lock: SESSIONGATE_SESSION_LOCK_TIMEOUT.
+			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			l, _, err := s.Lock(lctx, fmt.Sprint("s", i), time.Minute)
+			took := time.Since(start)
+			if err == nil {
+				_, _ = l.Unlock(ctx, store.Mutation{Kind: store.Keep})
+				err = errors.New("locked while Redis was paused")
+			} else if !errors.Is(err, store.ErrUnavailable) {
+				err = fmt.Errorf("want ErrUnavailable, got %w", err)
+			} else {
+				err = nil
+			}
+			mu.Lock()
+			worst = max(worst, took)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of 64 Lock calls: %v", len(errs), errs[0])
+	}
+	t.Logf("slowest Lock: %v", worst)
+	if limit := 2*timeout + 150*time.Millisecond; worst > limit {
+		t.Errorf("slowest Lock failed after %v with a paused Redis; want <= %v (2 x the Redis timeout)", worst, limit)
+	}
+
+	// Served again once Redis answers.
+	_, _ = r.Do("CLIENT", "UNPAUSE")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		lctx, cancel := context.WithTimeout(ctx, time.Second)
+		l, _, err := s.Lock(lctx, "after", time.Minute)
+		cancel()
+		if err == nil {
+			if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after the stall: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
