@@ -1,0 +1,143 @@
+"""A test client for an app's own test suite.
+
+Django's ``django.test.Client`` keeps its sessions in ``SESSION_ENGINE``
+and sends their key in a cookie, but sessiongate_django.SessionMiddleware
+only takes the session from the gateway's signed headers: with the stock
+client, ``client.login()``, ``force_login()`` and ``client.session`` cannot
+reach a view (and fail outright when ``django.contrib.sessions`` is not
+installed). This Client plays the gateway instead: it keeps the sessions
+in memory, signs each request's session with SESSIONGATE_SESSION_KEYS as
+the gateway does, and applies the change the middleware answers with, so
+the real middleware runs in the tests.
+
+    from sessiongate_django.test import Client
+
+    class Tests(TestCase):
+        client_class = Client
+"""
+
+import secrets
+import time
+
+from django.conf import settings
+from django.test import Client as DjangoClient
+
+from . import protocol
+from .middleware import load_keys
+from .store import SessionStore
+
+_CHANGE_PREFIX = "x-sessiongate-"
+
+
+def _new_id():
+    # The gateway's IDs: 64 hex characters.
+    return secrets.token_hex(32)
+
+
+class _ClientSession(SessionStore):
+    """``client.session``: saving it stores the data where the next request
+    of the client finds it, as a save by Django's SESSION_ENGINE would."""
+
+    def __init__(self, client, session_key=None, data=None):
+        super().__init__(session_key, data)
+        self._client = client
+
+    def save(self, must_create=False):
+        super().save(must_create)
+        # Round-trip through JSON like the gateway, so a value the real
+        # session could not hold fails here too.
+        data = protocol.loads(protocol.dumps(self._get_session()))
+        if self._deleted and self._gateway_id:
+            self._client._sessions.pop(self._gateway_id, None)
+        if not self._session_key:
+            self._session_key = _new_id()
+        self._client._sessions[self._session_key] = data
+        self._gateway_id = self._session_key
+        self._loaded = dict(data)
+        self._deleted = False
+        self._client._set_session_cookie(self._session_key)
+
+    def delete(self, session_key=None):
+        super().delete(session_key)
+        key = session_key or self._gateway_id
+        if key:
+            self._client._sessions.pop(key, None)
+
+
+class Client(DjangoClient):
+    """django.test.Client with the gateway's part of the session played in
+    memory (see the module's doc comment). The cookie is
+    settings.SESSION_COOKIE_NAME, which the test client's login() uses."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Session ID -> data, what the gateway keeps in Redis.
+        self._sessions = {}
+
+    def _session_id(self):
+        cookie = self.cookies.get(settings.SESSION_COOKIE_NAME)
+        if cookie is not None and cookie.value in self._sessions:
+            return cookie.value
+        return ""
+
+    def _set_session_cookie(self, session_id):
+        name = settings.SESSION_COOKIE_NAME
+        self.cookies[name] = session_id
+        self.cookies[name]["path"] = "/"
+
+    @property
+    def session(self):
+        """The client's session, like Django's Client.session: change it
+        and call save() to have the next request see the change."""
+        sid = self._session_id()
+        if sid:
+            return _ClientSession(self, sid, dict(self._sessions[sid]))
+        session = _ClientSession(self)
+        session.save()
+        return session
+
+    def request(self, **request):
+        sid = self._session_id()
+        data = protocol.dumps(self._sessions[sid]) if sid else b"{}"
+        key = load_keys()[0]
+        nonce = secrets.token_hex(16)
+        ts = str(int(time.time()))
+        chunks = protocol.encode_chunks(data)
+        request.update(
+            {
+                protocol.META_SESSION_ID: sid,
+                protocol.META_NONCE: nonce,
+                protocol.META_TIMESTAMP: ts,
+                protocol.META_SIGNATURE: protocol.request_signature(key, nonce, ts, sid, data),
+                protocol.META_DATA_COUNT: str(len(chunks)),
+            }
+        )
+        for i, chunk in enumerate(chunks):
+            request[protocol.META_DATA + str(i)] = chunk
+        response = super().request(**request)
+        self._apply_change(sid, response)
+        return response
+
+    def _apply_change(self, sid, response):
+        """Does with the middleware's answer what the gateway does: store
+        or delete the session, mint a new ID, and keep the headers from
+        the client."""
+        headers = {}
+        for name, value in list(response.items()):
+            if name.lower().startswith(_CHANGE_PREFIX):
+                headers[name.lower()] = value
+                del response[name]
+        op = headers.get(_CHANGE_PREFIX + "op")
+        if op == "delete":
+            if sid:
+                self._sessions.pop(sid, None)
+                self.cookies.pop(settings.SESSION_COOKIE_NAME, None)
+        elif op == "write":
+            raw = protocol.decode_chunks(headers.get, _CHANGE_PREFIX + "data-", _CHANGE_PREFIX + "data-count")
+            if sid and headers.get(_CHANGE_PREFIX + "rotate") == "1":
+                self._sessions.pop(sid, None)
+                sid = ""
+            if not sid:
+                sid = _new_id()
+                self._set_session_cookie(sid)
+            self._sessions[sid] = protocol.loads(raw)

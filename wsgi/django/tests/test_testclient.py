@@ -1,0 +1,119 @@
+"""An app's own test suite with sessiongate_django installed: Django's test
+client has no gateway in front of it, so sessiongate_django.test.Client
+plays the gateway (see README.md, "Testing")."""
+
+import unittest
+
+from tests import test_middleware  # noqa: F401  (configures settings)
+
+from django.contrib import auth  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.http import HttpResponse, JsonResponse  # noqa: E402
+from django.test import override_settings  # noqa: E402
+from django.urls import path  # noqa: E402
+
+
+def whoami(request):
+    user = request.user
+    return JsonResponse(
+        {
+            "user": user.get_username() if user.is_authenticated else None,
+            "cart": request.session.get("cart"),
+        }
+    )
+
+
+def add(request):
+    cart = request.session.get("cart") or {}
+    cart[request.GET["item"]] = cart.get(request.GET["item"], 0) + 1
+    request.session["cart"] = cart
+    return HttpResponse("ok")
+
+
+def login_view(request):
+    user = auth.authenticate(request, username=request.POST["u"], password=request.POST["p"])
+    auth.login(request, user)
+    return HttpResponse("in")
+
+
+def logout_view(request):
+    auth.logout(request)
+    return HttpResponse("out")
+
+
+urlpatterns = [
+    path("whoami/", whoami),
+    path("add/", add),
+    path("login/", login_view),
+    path("logout/", logout_view),
+]
+
+MIDDLEWARE = [
+    "sessiongate_django.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+
+
+class TestClientTests(unittest.TestCase):
+    def setUp(self):
+        settings = override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=MIDDLEWARE)
+        settings.enable()
+        self.addCleanup(settings.disable)
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        call_command("migrate", verbosity=0, interactive=False)
+        User = auth.get_user_model()
+        cls.user = User.objects.filter(username="tc").first() or User.objects.create_user("tc", password="tc-password")
+
+    def client(self):
+        from sessiongate_django.test import Client
+
+        return Client()
+
+    def test_login_then_view_sees_the_user(self):
+        c = self.client()
+        self.assertTrue(c.login(username="tc", password="tc-password"))
+        self.assertEqual(c.get("/whoami/").json()["user"], "tc")
+
+    def test_force_login_and_logout(self):
+        c = self.client()
+        c.force_login(self.user)
+        self.assertEqual(c.get("/whoami/").json()["user"], "tc")
+        c.logout()
+        self.assertIsNone(c.get("/whoami/").json()["user"])
+
+    def test_client_session_set_then_save_reaches_the_view(self):
+        c = self.client()
+        s = c.session
+        s["cart"] = {"apple": 2}
+        s.save()
+        self.assertEqual(c.get("/whoami/").json()["cart"], {"apple": 2})
+
+    def test_view_writes_are_kept_and_visible_in_client_session(self):
+        c = self.client()
+        c.get("/add/?item=pear")
+        c.get("/add/?item=pear")
+        self.assertEqual(c.session["cart"], {"pear": 2})
+        self.assertEqual(c.get("/whoami/").json()["cart"], {"pear": 2})
+
+    def test_login_view_rotates_and_logout_view_ends_the_session(self):
+        c = self.client()
+        c.get("/add/?item=fig")
+        before = c.session.session_key
+        c.post("/login/", {"u": "tc", "p": "tc-password"})
+        after = c.session.session_key
+        self.assertTrue(after and after != before)
+        body = c.get("/whoami/").json()
+        self.assertEqual((body["user"], body["cart"]), ("tc", {"fig": 1}))
+        c.post("/logout/")
+        self.assertEqual(c.get("/whoami/").json(), {"user": None, "cart": None})
+
+    def test_gateway_headers_do_not_reach_the_test(self):
+        c = self.client()
+        resp = c.get("/add/?item=kiwi")
+        self.assertEqual([k for k, _ in resp.items() if k.lower().startswith("x-sessiongate")], [])
+
+
+if __name__ == "__main__":
+    unittest.main()
