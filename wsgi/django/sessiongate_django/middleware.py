@@ -60,6 +60,9 @@ def load_keys():
     return [protocol.derive_key(s) for s in secrets]
 
 
+_DJANGO_SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
+
+
 class SessionMiddleware(DjangoSessionMiddleware):
     """Put it where django.contrib.sessions.middleware.SessionMiddleware was.
 
@@ -72,6 +75,14 @@ class SessionMiddleware(DjangoSessionMiddleware):
         # Not DjangoSessionMiddleware.__init__: it would import
         # SESSION_ENGINE, which is not used.
         MiddlewareMixin.__init__(self, get_response)
+        # Left in next to this one, Django's own replaces request.session
+        # with a SESSION_ENGINE session that never reaches the gateway, and
+        # sets a cookie of the gateway's name: refuse to start instead.
+        if _DJANGO_SESSION_MIDDLEWARE in (getattr(settings, "MIDDLEWARE", None) or ()):
+            raise ImproperlyConfigured(
+                "MIDDLEWARE has both %s and sessiongate_django.SessionMiddleware: "
+                "replace Django's with ours, do not add ours next to it" % _DJANGO_SESSION_MIDDLEWARE
+            )
         self.SessionStore = SessionStore
         self._keys = load_keys()
 

@@ -576,6 +576,19 @@ class KeyConfigTests(unittest.TestCase):
             with self.assertRaises(ImproperlyConfigured):
                 SessionMiddleware(lambda r: HttpResponse())
 
+    def test_django_session_middleware_left_in_is_refused(self):
+        # Next to ours, Django's SessionMiddleware replaced request.session
+        # with a SESSION_ENGINE session: nothing reached the gateway, and a
+        # cookie of the gateway's name was set, with no word at start.
+        stock = "django.contrib.sessions.middleware.SessionMiddleware"
+        ours = "sessiongate_django.SessionMiddleware"
+        for mw in ([ours, stock], [stock, ours]):
+            with override_settings(MIDDLEWARE=mw):
+                with self.assertRaisesRegex(ImproperlyConfigured, "replace"):
+                    SessionMiddleware(lambda r: HttpResponse())
+        with override_settings(MIDDLEWARE=[ours]):
+            SessionMiddleware(lambda r: HttpResponse())
+
     def test_store_is_a_session_base(self):
         from django.contrib.sessions.backends.base import SessionBase
         from django.contrib.sessions.middleware import SessionMiddleware as Stock
