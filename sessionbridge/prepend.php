@@ -58,10 +58,14 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** reopenAfterShutdown() is in session_start(): read() has nothing to
      * load, the script's $_SESSION is put back as it is. */
     private bool $reopening = false;
+    /** The request came without the gateway's params and open() has yet
+     * to say so: its sessions cannot be kept. */
+    private bool $warnNoGateway = false;
 
     public function __construct(array $server)
     {
         $this->nonce = (string)($server['SESSIONGATE_NONCE'] ?? '');
+        $this->warnNoGateway = $this->nonce === '';
         $this->gatewayId = (string)($server['SESSIONGATE_SESSION_ID'] ?? '');
         $this->current = $this->gatewayId;
         $key = (string)($server['SESSIONGATE_FRAME_KEY'] ?? '');
@@ -111,6 +115,14 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function open(string $path, string $name): bool
     {
+        if ($this->warnNoGateway) {
+            // php CLI, php -S, or php-fpm reached without the gateway (a
+            // health check, another vhost on the pool): the session works
+            // until the script ends and its write fails. PHP's own warning
+            // then names session.save_path, which is not the cause.
+            $this->warnNoGateway = false;
+            error_log('sessiongate: this request did not come through the gateway (no SESSIONGATE_NONCE param: php CLI, php -S, or a direct FastCGI request); its session is not stored', 4);
+        }
         return true;
     }
 
@@ -414,7 +426,14 @@ function sessiongate_user_id(): ?string
     // application's shutdown functions run; ours runs after them.
     // No session_id() here: the ID reaches PHP when the script starts its
     // session (create_sid), so that session_id() is "" until then.
-    session_set_save_handler($handler, false);
+    if (!session_set_save_handler($handler, false) || ini_get('session.save_handler') !== 'user') {
+        // php_admin_value[session.save_handler] (a phpredis pool, say)
+        // makes PHP keep its own handler without a warning: the script's
+        // session would be neither shared nor, with the cookie off above,
+        // kept past the request.
+        error_log('sessiongate: PHP refused the gateway\'s session handler; session.save_handler stays "' . ini_get('session.save_handler') . '" (fixed by php_admin_value in the pool?), so this script\'s session is not shared or kept. Remove php_admin_value[session.save_handler].', 4);
+        return;
+    }
     register_shutdown_function(static function () use ($handler): void {
         register_shutdown_function(static function () use ($handler): void {
             $handler->finishing = true;
