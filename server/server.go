@@ -1,14 +1,15 @@
 // Package server is the gateway's http.Handler: it ties routing (phproute),
-// static files, the PHP upstream (fcgi) and, later, other upstreams mounted
-// on path prefixes, and writes the access log. It also provides the admin
-// handler (/healthz, /readyz).
+// static files, the PHP upstream (fcgi) and the upstreams mounted on path
+// prefixes (Django, package wsgi), and writes the access log. It also
+// provides the admin handler (/healthz, /readyz).
 //
 // One request, outermost first:
 //
 //	logRequests   RequestInfo, client address (trusted proxies), access log
 //	front         body limit (413), mounted prefixes (e.g. Django), else PHP site
-//	site          phproute.Resolve: static | redirect | refusal | PHP
-//	php           WrapPHP(proxy): the session bridge's slot, then
+//	site          phproute.Resolve: static | redirect | refusal | PHP,
+//	              whose body is read ahead first (ReadBody)
+//	php           WithWrapPHP's wrappers: the session bridge's slot, then
 //	phpProxy      fcgi.Transport (an http.RoundTripper) and the copy to the client
 //
 // The PHP handler receives requests whose context carries the routing

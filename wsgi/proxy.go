@@ -15,7 +15,9 @@
 //	balancer: a backend in turn; one that refuses connections is skipped
 //	ModifyResponse: verify and apply the change (write/rotate/delete/touch,
 //	         expiry), strip X-Sessiongate-*, set the cookie, release the lock
-//	then the body streams (FlushInterval -1)
+//	then the body is copied: read ahead of a slow client when over 64 KiB
+//	         or of unknown length (ReadAhead); ReverseProxy flushes a
+//	         streamed one after every write (FlushInterval 0)
 package wsgi
 
 import (
