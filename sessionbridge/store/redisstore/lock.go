@@ -50,7 +50,8 @@ type waiter struct {
 	wake     chan struct{} // cap 1: "look at state again"
 	state    waiterState
 	leaseTTL time.Duration
-	gen      uint64 // head generation, once promoted
+	since    time.Time // when Lock was called: its age in the turn order
+	gen      uint64    // head generation, once promoted
 	lease    *lease
 	rec      store.Record
 }
@@ -76,14 +77,15 @@ func (s *Store) Lock(ctx context.Context, id string, leaseTTL time.Duration) (st
 		s.mu.Unlock()
 		return nil, store.Record{}, errClosed
 	}
+	since := time.Now()
 	q := s.queues[id]
 	if q == nil {
 		q = &queue{gen: 1, notify: make(chan struct{}, 1)}
 		s.queues[id] = q
 		s.mu.Unlock()
-		return s.contend(ctx, id, keys, q, q.gen, leaseTTL)
+		return s.contend(ctx, id, keys, q, q.gen, leaseTTL, since)
 	}
-	w := &waiter{wake: make(chan struct{}, 1), leaseTTL: leaseTTL}
+	w := &waiter{wake: make(chan struct{}, 1), leaseTTL: leaseTTL, since: since}
 	q.waiters = append(q.waiters, w)
 	s.mu.Unlock()
 	return s.waitLocal(ctx, id, keys, q, w)
@@ -122,7 +124,7 @@ func (s *Store) waitLocal(ctx context.Context, id string, keys []string, q *queu
 		case contend:
 			gen := w.gen
 			s.mu.Unlock()
-			return s.contend(ctx, id, keys, q, gen, w.leaseTTL)
+			return s.contend(ctx, id, keys, q, gen, w.leaseTTL, w.since)
 		}
 		var timeout <-chan time.Time
 		var timer *time.Timer
@@ -138,7 +140,7 @@ func (s *Store) waitLocal(ctx context.Context, id string, keys []string, q *queu
 				gen := q.gen
 				s.mu.Unlock()
 				s.log.Warn("a local holder kept a session lock past its lease; the next waiter takes over")
-				return s.contend(ctx, id, keys, q, gen, w.leaseTTL)
+				return s.contend(ctx, id, keys, q, gen, w.leaseTTL, w.since)
 			}
 			timer = time.NewTimer(d)
 			timeout = timer.C
@@ -178,8 +180,11 @@ func (s *Store) waitLocal(ctx context.Context, id string, keys []string, q *queu
 		s.mu.Unlock()
 		if st == granted {
 			s.releaseAbandoned(ctx, l)
-		} else { // contend: pass the head role on
-			s.headDone(id, q, gen)
+		} else {
+			// contend: pass the head role on. The contender that promoted
+			// us may have left this instance's claim to the next turn for
+			// us to keep; if nobody is left to keep it, hand it back.
+			s.giveUpHead(id, keys, q, gen)
 		}
 		return nil, store.Record{}, lockTimeout(ctx)
 	}
@@ -232,13 +237,16 @@ func (s *Store) promoteLocked(id string, q *queue, gen uint64) {
 
 // contend is the head's loop in Redis: try the lock; on failure sleep until
 // an unlock notice for this session, the holder's lock TTL, maxWait, or the
-// caller's deadline, whichever comes first.
-func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue, gen uint64, leaseTTL time.Duration) (store.Lease, store.Record, error) {
+// caller's deadline, whichever comes first. since is when the caller asked
+// for the lock: an older caller takes the claim to the next turn over from
+// a younger one on another instance (lockScript).
+func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue, gen uint64, leaseTTL time.Duration, since time.Time) (store.Lease, store.Record, error) {
 	if err := s.subscribe(ctx); err != nil {
-		s.headDone(id, q, gen)
 		if ctxEnded(ctx) {
+			s.giveUpHead(id, keys, q, gen)
 			return nil, store.Record{}, lockTimeout(ctx)
 		}
+		s.headDone(id, q, gen)
 		return nil, store.Record{}, err
 	}
 	// Drop a notice meant for an earlier head.
@@ -253,7 +261,7 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 		}
 		token := s.newToken()
 		start := time.Now()
-		res, err := lockScript.Run(ctx, noRetry{s.c}, keys, token, ms(leaseTTL), s.tokenPrefix, ms(turnTTL), s.channel, id).Slice()
+		res, err := lockScript.Run(ctx, noRetry{s.c}, keys, token, ms(leaseTTL), s.tokenPrefix, ms(turnTTL), s.channel, id, since.UnixMilli()).Slice()
 		if err != nil {
 			// The script may have run and the reply been lost: release
 			// the lock if this token holds it.

@@ -57,8 +57,9 @@
 // per request. The lock is released for real, so waiters on other gateways
 // get a turn, after maxHandoffs consecutive local hand-overs, and as soon as
 // a contender on another gateway has claimed the next turn (lockScript):
-// gateways then take turns instead of the holder's gateway winning every
-// race for a released lock.
+// gateways then take turns, oldest waiter first, instead of the holder's
+// gateway (or the one nearest to Redis) winning every race for a released
+// lock.
 package redisstore
 
 import (
@@ -234,19 +235,29 @@ return v
 `)
 
 	// KEYS[1] record, KEYS[2] lock, KEYS[3] turn; ARGV: token, lease ms,
-	// instance, turn ms, channel, id.
+	// instance, turn ms, channel, id, since (unix ms the caller asked).
 	// Returns {1, version|nil, data|nil} or {0, ms to wait at most}.
 	//
-	// The turn key names the instance (gateway) whose contender found the
-	// lock taken since it was last acquired. While it is there, no other
-	// instance takes the lock: without it the holder's own gateway, which
-	// learns of the release first, took the lock again and again while
-	// another gateway's waiters timed out. It lives turn ms past each try;
-	// when its owner takes the lock, the others are told (PUBLISH) so their
-	// next try claims the next turn at once.
+	// The turn key ("instance since") names the instance (gateway) whose
+	// contender found the lock taken since it was last acquired. While it
+	// is there, no other instance takes the lock: without it the holder's
+	// own gateway, which learns of the release first, took the lock again
+	// and again while another gateway's waiters timed out. A contender that
+	// has waited longer than the claimant (an earlier since) takes the claim
+	// over: with three gateways or more, the one nearest to Redis otherwise
+	// won every race for the next claim and a farther one starved. (Gateway
+	// clocks that disagree only shift that order by the skew.) The key lives
+	// turn ms past each try; when its owner takes the lock, the others are
+	// told (PUBLISH) so their next try claims the next turn at once. A bare
+	// "instance" (a gateway of the release before "since") counts as oldest.
 	lockScript = redis.NewScript(`
 local w = redis.call('GET', KEYS[3])
-local mine = (not w) or w == ARGV[3]
+local mine = not w
+if w then
+  local wi, ws = string.match(w, '^(%S+) (%d+)$')
+  if not wi then wi, ws = w, nil end
+  mine = wi == ARGV[3] or (ws ~= nil and tonumber(ARGV[7]) < tonumber(ws))
+end
 if mine and redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   if w then
     redis.call('DEL', KEYS[3])
@@ -255,7 +266,7 @@ if mine and redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local r = redis.call('HMGET', KEYS[1], 'v', 'd')
   return {1, r[1], r[2]}
 end
-if mine then redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4]) end
+if mine then redis.call('SET', KEYS[3], ARGV[3] .. ' ' .. ARGV[7], 'PX', ARGV[4]) end
 local p = redis.call('PTTL', KEYS[2])
 if p < 0 then p = redis.call('PTTL', KEYS[3]) end
 return {0, p}
@@ -304,7 +315,7 @@ else
 end
 local w = redis.call('GET', KEYS[3])
 local turn = 0
-if w and w ~= ARGV[10] then turn = 1 end
+if w and string.match(w, '^%S+') ~= ARGV[10] then turn = 1 end
 return {1, v, d, turn}
 `)
 
@@ -312,7 +323,8 @@ return {1, v, d, turn}
 	// with nobody of its instance behind it hands its turn back, so the
 	// other instances need not wait for it to expire.
 	clearTurnScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local w = redis.call('GET', KEYS[1])
+if w and string.match(w, '^%S+') == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('PUBLISH', ARGV[2], ARGV[3])
 end
