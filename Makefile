@@ -48,7 +48,7 @@ unit:
 # the same concurrent code is already raced in the unit run. Add
 # INTEGRATION_FLAGS=-race to race them anyway.
 integration:
-	$(GO) test -count=1 -timeout 7m $(INTEGRATION_FLAGS) ./integration/...
+	$(GO) test -count=1 -timeout 9m $(INTEGRATION_FLAGS) ./integration/...
 
 bench:
 	scripts/deps.sh bench
