@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,30 @@ func TestUserInfoWithoutColonIsRefused(t *testing.T) {
 			continue
 		}
 		_ = c.Close()
+	}
+}
+
+// The gateway runs on one processor while one is enough (internal/procs),
+// and go-redis sized its default pool from GOMAXPROCS when the client was
+// made: a gateway started that way kept 10 connections per node for good,
+// however many CPUs it later used. The default follows the machine's CPUs.
+func TestPoolSizeDoesNotFollowGOMAXPROCSAtStart(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	want := 10 * runtime.NumCPU()
+	c, err := OpenClient("redis://h:6379/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.(*redis.Client).Options().PoolSize; got != want {
+		t.Errorf("PoolSize %d with GOMAXPROCS=1, want %d (10 per CPU)", got, want)
+	}
+	c2, err := OpenClient("redis://h:6379/0?pool_size=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if got := c2.(*redis.Client).Options().PoolSize; got != 3 {
+		t.Errorf("pool_size=3 in the URL: PoolSize %d", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -487,6 +488,14 @@ func (cfg *clientConfig) apply(p *parsedURL, c *common) {
 	}
 	if *c.poolSize == 0 {
 		*c.poolSize = cfg.poolSize
+	}
+	if *c.poolSize == 0 {
+		// go-redis's default, 10 per GOMAXPROCS, read when the client is
+		// made: the gateway may be on one processor then (internal/procs)
+		// and keep a 10-connection pool after it moves to every CPU. The
+		// pool only dials on demand, so sizing it for the machine costs
+		// nothing while the load is small.
+		*c.poolSize = 10 * runtime.NumCPU()
 	}
 	if *c.protocol == 0 {
 		// RESP2: the store uses no RESP3 feature, and go-redis then skips
