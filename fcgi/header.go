@@ -79,11 +79,16 @@ var isTokenChar = func() (t [128]bool) {
 	return t
 }()
 
-// validHeaderValue reports a value without control characters other than
-// HTAB, as an HTTP field value must be (RFC 9110 5.5).
+// fieldControl reports a byte an HTTP field value may not hold: a control
+// character other than HTAB (RFC 9110 5.5).
+func fieldControl(c byte) bool {
+	return c < 0x20 && c != '\t' || c == 0x7f
+}
+
+// validHeaderValue reports a value without such bytes.
 func validHeaderValue(v []byte) bool {
 	for _, c := range v {
-		if c < 0x20 && c != '\t' || c == 0x7f {
+		if fieldControl(c) {
 			return false
 		}
 	}
@@ -107,7 +112,7 @@ func headerValue(raw []byte) (v []byte, ok bool) {
 	}
 	v = bytes.Clone(raw) // the block itself stays as PHP sent it
 	for i, c := range v {
-		if c < 0x20 && c != '\t' || c == 0x7f {
+		if fieldControl(c) {
 			v[i] = ' '
 		}
 	}

@@ -361,11 +361,8 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		// http://example.com HTTP/1.1"); its path is then "/" (RFC 9112
 		// section 3.2.2), as nginx takes it, where routing would refuse an
 		// empty path with 400. CONNECT's authority form has no scheme and
-		// stays refused. The URL is replaced, not changed in place.
-		u := *r.URL
-		u.Path, u.RawPath = "/", ""
-		r = r.WithContext(r.Context())
-		r.URL = &u
+		// stays refused.
+		r = withPath(r, "/", "")
 	}
 	if len(s.mounts) > 0 {
 		p := mountPath(r.URL.Path)
@@ -415,8 +412,15 @@ func withoutFragment(r *http.Request) *http.Request {
 		// net/http accepted the same bytes; keep its reading.
 		return r
 	}
+	return withPath(r, p, target[:i])
+}
+
+// withPath returns a shallow copy of r routed on another path. The URL is
+// replaced, not changed in place: the request the handlers wrapped around
+// this one hold stays as the client sent it.
+func withPath(r *http.Request, path, rawPath string) *http.Request {
 	u := *r.URL
-	u.Path, u.RawPath = p, target[:i]
+	u.Path, u.RawPath = path, rawPath
 	r = r.WithContext(r.Context())
 	r.URL = &u
 	return r
