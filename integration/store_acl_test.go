@@ -31,23 +31,6 @@ func aclUser(t *testing.T, r *harness.Redis, name string, rules ...string) strin
 	return "redis://" + name + ":pw-" + name + "@" + r.Addr + "/0"
 }
 
-func storeFor(t *testing.T, url string) *redisstore.Store {
-	t.Helper()
-	c, err := redisstore.OpenClient(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := redisstore.New(c, redisstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.Close()
-		_ = c.Close()
-	})
-	return s
-}
-
 // A Redis user that can PING but not run what sessions need must stop the
 // gateway at start with the reason, not let it start and answer every
 // session request with 503.
@@ -67,7 +50,7 @@ func TestStoreRedisPingNamesMissingPermission(t *testing.T) {
 	}
 	for name, rules := range cases {
 		t.Run(name, func(t *testing.T) {
-			s := storeFor(t, aclUser(t, r, name, rules...))
+			s := newStore(t, aclUser(t, r, name, rules...), "", nil)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			err := s.Ping(ctx)
@@ -95,7 +78,7 @@ func TestStoreRedisMinimalACL(t *testing.T) {
 	harness.Require(t, "redis-server")
 	r := harness.StartRedis(t)
 	url := aclUser(t, r, "gateway", minimalACL...)
-	a, b := storeFor(t, url), storeFor(t, url)
+	a, b := newStore(t, url, "", nil), newStore(t, url, "", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, s := range []*redisstore.Store{a, b} {
@@ -157,7 +140,7 @@ func TestStoreRedisClusterMinimalACL(t *testing.T) {
 	for _, n := range c.Nodes {
 		aclUser(t, n, "gateway", rules...)
 	}
-	s := storeFor(t, "redis-cluster://gateway:pw-gateway@"+strings.Join(c.Addrs, ","))
+	s := newStore(t, "redis-cluster://gateway:pw-gateway@"+strings.Join(c.Addrs, ","), "", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.Ping(ctx); err != nil {

@@ -22,13 +22,33 @@ import (
 
 var prefixSeq atomic.Uint64
 
-// openStore opens a client on url and a store on it with prefix, both
-// closed by t.Cleanup.
+// openStore is newStore without a hook, checked by the start-up probe.
 func openStore(t testing.TB, url, prefix string) *redisstore.Store {
+	t.Helper()
+	s := newStore(t, url, prefix, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	return s
+}
+
+// newStore opens a client on url and a store on it with prefix (empty: the
+// store's default), both closed by t.Cleanup. hook, if not nil, goes on
+// every connection, including those to the nodes a cluster finds later.
+func newStore(t testing.TB, url, prefix string, hook redis.Hook) *redisstore.Store {
 	t.Helper()
 	c, err := redisstore.OpenClient(url)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hook != nil {
+		if cc, ok := c.(*redis.ClusterClient); ok {
+			cc.OnNewNode(func(n *redis.Client) { n.AddHook(hook) })
+		} else {
+			c.AddHook(hook)
+		}
 	}
 	s, err := redisstore.New(c, redisstore.Options{Prefix: prefix})
 	if err != nil {
@@ -38,11 +58,6 @@ func openStore(t testing.TB, url, prefix string) *redisstore.Store {
 		_ = s.Close()
 		_ = c.Close()
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Ping(ctx); err != nil {
-		t.Fatalf("Ping: %v", err)
-	}
 	return s
 }
 

@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore/redisstoretest"
 )
 
 // When every waiter of an instance gives up at once (the user closed the
@@ -72,21 +70,6 @@ func TestTurnHandedBackWhenAllLocalWaitersGiveUp(t *testing.T) {
 	}
 }
 
-// slowHook delays every command of one client: a gateway a little farther
-// from Redis than the others.
-type slowHook time.Duration
-
-func (h slowHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h slowHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		time.Sleep(time.Duration(h))
-		return next(ctx, cmd)
-	}
-}
-func (h slowHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
 // With three gateways, the one a few milliseconds farther from Redis is
 // not starved by the other two: before, whenever a claimant took the lock
 // and announced it, the nearer gateway always won the race for the next
@@ -95,47 +78,6 @@ func (h slowHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 func TestThreeGatewaysTakeTurns(t *testing.T) {
 	m := startMiniredis(t)
 	x, y := newTestStore(t, m.Addr()), newTestStore(t, m.Addr())
-	z := openTestStore(t, "redis://"+m.Addr()+"/0", slowHook(3*time.Millisecond))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	const id = "three"
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	var passed atomic.Int64
-	for _, s := range []*Store{x, y} {
-		for range 4 {
-			wg.Go(func() {
-				for {
-					select {
-					case <-done:
-						return
-					default:
-					}
-					l, _, err := s.Lock(ctx, id, 5*time.Second)
-					if err != nil {
-						return
-					}
-					time.Sleep(5 * time.Millisecond)
-					_, _ = l.Unlock(ctx, store.Mutation{Kind: store.Keep})
-					passed.Add(1)
-				}
-			})
-		}
-	}
-	time.Sleep(100 * time.Millisecond)
-	zctx, zcancel := context.WithTimeout(ctx, 3*time.Second)
-	defer zcancel()
-	start := time.Now()
-	before := passed.Load()
-	l, _, err := z.Lock(zctx, id, 5*time.Second)
-	waited, others := time.Since(start), passed.Load()-before
-	if err == nil {
-		_, _ = l.Unlock(ctx, store.Mutation{Kind: store.Keep})
-	}
-	close(done)
-	wg.Wait()
-	if err != nil || waited > time.Second {
-		t.Fatalf("the far gateway waited %v (err %v) while the other two passed %d later requests", waited, err, others)
-	}
-	t.Logf("the far gateway waited %v; %d requests of the others passed meanwhile", waited, others)
+	z := openTestStore(t, "redis://"+m.Addr()+"/0", redisstoretest.Delay(3*time.Millisecond))
+	redisstoretest.FarInstanceGetsATurn(t, []store.Store{x, y}, z, "three", 100*time.Millisecond)
 }
