@@ -37,47 +37,44 @@ type djangoStack struct {
 	userID   string // the demo user's primary key
 }
 
-func startDjangoStack(t *testing.T, extraEnv ...string) *djangoStack {
+// djangoSite is what a Django stack's gateways and gunicorn run on: php-fpm
+// on the session and Django fixtures, Redis, the prepend, and the example
+// project migrated, with its demo user. The caller starts gunicorn, with
+// env plus the SESSIONGATE_SESSION_KEYS it wants.
+type djangoSite struct {
+	root, prepend, project string
+	fpm                    *harness.PHPFPM
+	red                    *harness.Redis
+	env                    []string // the project's environment, keys aside
+	userID                 string   // the demo user's primary key
+}
+
+func startDjangoSite(t *testing.T) *djangoSite {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "redis-server", "gunicorn", "django")
-	root := t.TempDir()
-	for _, pattern := range []string{"testdata/session/*.php", "testdata/django/*.php"} {
-		files, err := filepath.Glob(pattern)
-		if err != nil || len(files) == 0 {
-			t.Fatalf("fixtures %s: %v", pattern, err)
-		}
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(root, filepath.Base(f)), b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	prepend := filepath.Join(t.TempDir(), "sessiongate-prepend.php")
-	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
+	site := &djangoSite{root: fixtureRoot(t, "testdata/session/*.php", "testdata/django/*.php")}
+	site.prepend = filepath.Join(t.TempDir(), "sessiongate-prepend.php")
+	if err := os.WriteFile(site.prepend, sessionbridge.PrependPHP, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 8})
-	red := harness.StartRedis(t)
+	site.fpm = harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: site.root, Children: 8})
+	site.red = harness.StartRedis(t)
 
-	// One migrated database per stack: migrate takes about a second.
+	// One migrated database per site: migrate takes about a second.
 	project, err := filepath.Abs("../examples/django")
 	if err != nil {
 		t.Fatal(err)
 	}
-	djEnv := []string{
+	site.project = project
+	site.env = []string{
 		"DJANGO_DATABASE=" + filepath.Join(t.TempDir(), "db.sqlite3"),
 		"DJANGO_SECRET_KEY=integration-django-secret-key-0123456789",
 		"DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost",
-		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
 	}
 	manage := func(args ...string) string {
 		cmd := exec.Command("/usr/bin/python3", append([]string{"-E", "manage.py"}, args...)...)
 		cmd.Dir = project
-		cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + t.TempDir()}, djEnv...)
+		cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + t.TempDir(), "SESSIONGATE_SESSION_KEYS=" + sessionTestKey}, site.env...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("manage.py %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -90,29 +87,43 @@ func startDjangoStack(t *testing.T, extraEnv ...string) *djangoStack {
 	if m == nil {
 		t.Fatalf("demo_user: %s", out)
 	}
-	g := harness.StartGunicorn(t, harness.GunicornOptions{
-		Dir: project, App: "sgdemo.wsgi:application", Env: djEnv, Workers: 2, Threads: 4,
-	})
+	site.userID = m[1]
+	return site
+}
 
-	env := []string{
-		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
-		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+// gatewayEnv configures a gateway in front of the site and the gunicorn at
+// djangoURL, signing with keys; extra comes last.
+func (s *djangoSite) gatewayEnv(keys, djangoURL string, extra ...string) []string {
+	return append([]string{
+		"SESSIONGATE_PHP_FPM=" + s.fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + s.root,
+		"SESSIONGATE_SESSION_KEYS=" + keys,
+		"SESSIONGATE_REDIS_URL=" + s.red.URL(),
+		"SESSIONGATE_PHP_PREPEND=" + s.prepend,
+		"SESSIONGATE_DJANGO_URL=" + djangoURL,
+		"SESSIONGATE_DJANGO_PATHS=/admin/,/accounts/,/static/admin/",
+	}, extra...)
+}
+
+func startDjangoStack(t *testing.T, extraEnv ...string) *djangoStack {
+	t.Helper()
+	site := startDjangoSite(t)
+	g := harness.StartGunicorn(t, harness.GunicornOptions{
+		Dir: site.project, App: "sgdemo.wsgi:application", Workers: 2, Threads: 4,
+		Env: append([]string{"SESSIONGATE_SESSION_KEYS=" + sessionTestKey}, site.env...),
+	})
+	env := site.gatewayEnv(sessionTestKey, g.URL(),
 		"SESSIONGATE_PHP_MAX_CONNS=4",
 		"SESSIONGATE_PHP_TIMEOUT=20s",
-		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
-		"SESSIONGATE_REDIS_URL=" + red.URL(),
-		"SESSIONGATE_PHP_PREPEND=" + prepend,
 		"SESSIONGATE_SESSION_LOCK_TIMEOUT=20s",
-		"SESSIONGATE_DJANGO_URL=" + g.URL(),
-		"SESSIONGATE_DJANGO_PATHS=/admin/,/accounts/,/static/admin/",
 		"SESSIONGATE_DJANGO_TIMEOUT=20s",
-	}
+	)
 	env = append(env, extraEnv...)
 	cfg, err := config.Load(env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &sessionStack{red: red, redis: redis.NewClient(&redis.Options{Addr: red.Addr})}
+	st := &sessionStack{red: site.red, redis: redis.NewClient(&redis.Options{Addr: site.red.Addr})}
 	t.Cleanup(func() { st.redis.Close() })
 	st.gws = startGateways(t, cfg, 2)
 	t.Cleanup(func() {
@@ -120,7 +131,7 @@ func startDjangoStack(t *testing.T, extraEnv ...string) *djangoStack {
 			t.Logf("gunicorn log:\n%s", g.Log())
 		}
 	})
-	return &djangoStack{sessionStack: st, gunicorn: g, userID: m[1]}
+	return &djangoStack{sessionStack: st, gunicorn: g, userID: site.userID}
 }
 
 // jar is a browser's cookies for one site, the session cookie included.

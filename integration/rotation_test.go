@@ -5,10 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +12,6 @@ import (
 	"github.com/sessiongate/sessiongate/app"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
-	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
 // rotationNewKey is the key rotated in; sessionTestKey is the old one.
@@ -41,54 +36,7 @@ type rotationState struct {
 // must stay logged in on every gateway, for PHP and Django alike, and a
 // login through any gateway must be seen through the other.
 func TestKeyRotationRollingUpgrade(t *testing.T) {
-	harness.Require(t, "php-fpm8.2", "redis-server", "gunicorn", "django")
-	root := t.TempDir()
-	for _, pattern := range []string{"testdata/session/*.php", "testdata/django/*.php"} {
-		files, err := filepath.Glob(pattern)
-		if err != nil || len(files) == 0 {
-			t.Fatalf("fixtures %s: %v", pattern, err)
-		}
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(root, filepath.Base(f)), b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	prepend := filepath.Join(t.TempDir(), "sessiongate-prepend.php")
-	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 8})
-	red := harness.StartRedis(t)
-	project, err := filepath.Abs("../examples/django")
-	if err != nil {
-		t.Fatal(err)
-	}
-	djEnv := []string{
-		"DJANGO_DATABASE=" + filepath.Join(t.TempDir(), "db.sqlite3"),
-		"DJANGO_SECRET_KEY=integration-django-secret-key-0123456789",
-		"DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost",
-	}
-	var userID string
-	for _, args := range [][]string{{"migrate", "--noinput"}, {"demo_user"}} {
-		cmd := exec.Command("/usr/bin/python3", append([]string{"-E", "manage.py"}, args...)...)
-		cmd.Dir = project
-		cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + t.TempDir(), "SESSIONGATE_SESSION_KEYS=" + sessionTestKey}, djEnv...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("manage.py %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		if m := regexp.MustCompile(`\(id (\d+)\)`).FindStringSubmatch(string(out)); m != nil {
-			userID = m[1]
-		}
-	}
-	if userID == "" {
-		t.Fatal("demo_user printed no id")
-	}
+	site := startDjangoSite(t)
 
 	// One Django (gunicorn) per key list: a restart with the new list.
 	djangos := map[string]*harness.Gunicorn{}
@@ -97,8 +45,8 @@ func TestKeyRotationRollingUpgrade(t *testing.T) {
 			return g
 		}
 		g := harness.StartGunicorn(t, harness.GunicornOptions{
-			Dir: project, App: "sgdemo.wsgi:application", Workers: 1, Threads: 4,
-			Env: append([]string{"SESSIONGATE_SESSION_KEYS=" + keys}, djEnv...),
+			Dir: site.project, App: "sgdemo.wsgi:application", Workers: 1, Threads: 4,
+			Env: append([]string{"SESSIONGATE_SESSION_KEYS=" + keys}, site.env...),
 		})
 		t.Cleanup(func() {
 			if t.Failed() {
@@ -117,16 +65,7 @@ func TestKeyRotationRollingUpgrade(t *testing.T) {
 	}
 	t.Cleanup(stopGateways)
 	gateway := func(keys string, dj *harness.Gunicorn) *sessionGW {
-		cfg, err := config.Load([]string{
-			"SESSIONGATE_PHP_FPM=" + fpm.Addr,
-			"SESSIONGATE_DOCUMENT_ROOT=" + root,
-			"SESSIONGATE_PHP_MAX_CONNS=2",
-			"SESSIONGATE_SESSION_KEYS=" + keys,
-			"SESSIONGATE_REDIS_URL=" + red.URL(),
-			"SESSIONGATE_PHP_PREPEND=" + prepend,
-			"SESSIONGATE_DJANGO_URL=" + dj.URL(),
-			"SESSIONGATE_DJANGO_PATHS=/admin/,/accounts/,/static/admin/",
-		})
+		cfg, err := config.Load(site.gatewayEnv(keys, dj.URL(), "SESSIONGATE_PHP_MAX_CONNS=2"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +111,7 @@ func TestKeyRotationRollingUpgrade(t *testing.T) {
 		loggedIn := func(l login) {
 			t.Helper()
 			for i, gw := range gws {
-				if _, body, _ := gw.get(t, "/whoami.php", l.j["sessionid"]); body != "user:"+userID {
+				if _, body, _ := gw.get(t, "/whoami.php", l.j["sessionid"]); body != "user:"+site.userID {
 					t.Fatalf("%s: user logged in at %q is %q in PHP through gateway %d (keys %d)", st.name, l.at, body, i, strings.Count(st.gws[i], ",")+1)
 				}
 				if _, body := call(t, gw, l.j, "GET", "/accounts/whoami/", ""); !strings.Contains(strings.ReplaceAll(body, " ", ""), `"user":"demo"`) {

@@ -59,18 +59,27 @@ type stackOpts struct {
 // sessionFixtureRoot copies the PHP session fixtures into a fresh docroot.
 func sessionFixtureRoot(t *testing.T) string {
 	t.Helper()
+	return fixtureRoot(t, "testdata/session/*.php")
+}
+
+// fixtureRoot copies the files matching each pattern (each must match
+// some) into a fresh docroot.
+func fixtureRoot(t *testing.T, patterns ...string) string {
+	t.Helper()
 	root := t.TempDir()
-	fixtures, err := filepath.Glob("testdata/session/*.php")
-	if err != nil || len(fixtures) == 0 {
-		t.Fatalf("fixtures: %v", err)
-	}
-	for _, f := range fixtures {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+	for _, pattern := range patterns {
+		files, err := filepath.Glob(pattern)
+		if err != nil || len(files) == 0 {
+			t.Fatalf("fixtures %s: %v", pattern, err)
 		}
-		if err := os.WriteFile(filepath.Join(root, filepath.Base(f)), b, 0o644); err != nil {
-			t.Fatal(err)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, filepath.Base(f)), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	return root
