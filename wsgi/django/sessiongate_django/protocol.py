@@ -234,6 +234,23 @@ def check_member_names(obj):
         stack.extend(v for v in values if isinstance(v, (dict, list, tuple)))
 
 
+def request_meta(key, session_id, data, nonce, timestamp):
+    """The WSGI environ entries the gateway sends with a request: what
+    verify_request checks. Only the gateway sends them in production; the
+    test client (sessiongate_django.test) and the tests play its part."""
+    chunks = encode_chunks(data)
+    meta = {
+        META_SESSION_ID: session_id,
+        META_NONCE: nonce,
+        META_TIMESTAMP: timestamp,
+        META_SIGNATURE: request_signature(key, nonce, timestamp, session_id, data),
+        META_DATA_COUNT: str(len(chunks)),
+    }
+    for i, chunk in enumerate(chunks):
+        meta[META_DATA + str(i)] = chunk
+    return meta
+
+
 def verify_request(meta, keys, now):
     """Checks the gateway's headers in a WSGI environ (or request.META)
     against ``keys`` (derived, first = current) and the clock ``now`` (unix

@@ -99,21 +99,7 @@ class Client(DjangoClient):
     def request(self, **request):
         sid = self._session_id()
         data = protocol.dumps(self._sessions[sid]) if sid else b"{}"
-        key = load_keys()[0]
-        nonce = secrets.token_hex(16)
-        ts = str(int(time.time()))
-        chunks = protocol.encode_chunks(data)
-        request.update(
-            {
-                protocol.META_SESSION_ID: sid,
-                protocol.META_NONCE: nonce,
-                protocol.META_TIMESTAMP: ts,
-                protocol.META_SIGNATURE: protocol.request_signature(key, nonce, ts, sid, data),
-                protocol.META_DATA_COUNT: str(len(chunks)),
-            }
-        )
-        for i, chunk in enumerate(chunks):
-            request[protocol.META_DATA + str(i)] = chunk
+        request.update(protocol.request_meta(load_keys()[0], sid, data, secrets.token_hex(16), str(int(time.time()))))
         response = super().request(**request)
         self._apply_change(sid, response)
         return response

@@ -52,17 +52,7 @@ def signed_meta(sid="", data=b"{}", key=KEY, ts=None, nonce=NONCE):
     if not isinstance(data, bytes):
         data = protocol.dumps(data)
     ts = str(int(time.time()) if ts is None else ts)
-    chunks = protocol.encode_chunks(data)
-    meta = {
-        protocol.META_SESSION_ID: sid,
-        protocol.META_NONCE: nonce,
-        protocol.META_TIMESTAMP: ts,
-        protocol.META_SIGNATURE: protocol.request_signature(key, nonce, ts, sid, data),
-        protocol.META_DATA_COUNT: str(len(chunks)),
-    }
-    for i, c in enumerate(chunks):
-        meta[protocol.META_DATA + str(i)] = c
-    return meta
+    return protocol.request_meta(key, sid, data, nonce, ts)
 
 
 class Change:
