@@ -501,14 +501,7 @@ func TestAbandonedHandOverDoesNotStrandLock(t *testing.T) {
 	}()
 	// Wait until the second caller is queued behind l1.
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		s.mu.Lock()
-		q := s.queues[id]
-		n := 0
-		if q != nil {
-			n = len(q.waiters)
-		}
-		s.mu.Unlock()
-		if n == 1 {
+		if localWaiters(s, id) == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -623,4 +616,15 @@ func TestClusterScriptsAreNotResent(t *testing.T) {
 	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// localWaiters is how many local callers wait behind the one holding or
+// contending for id's lock.
+func localWaiters(s *Store, id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q := s.queues[id]; q != nil {
+		return len(q.waiters)
+	}
+	return 0
 }

@@ -39,14 +39,7 @@ func TestTurnHandedBackWhenAllLocalWaitersGiveUp(t *testing.T) {
 		// b's contender has claimed the next turn and its second request
 		// waits behind it.
 		for deadline := time.Now().Add(5 * time.Second); ; {
-			b.mu.Lock()
-			q := b.queues[id]
-			n := 0
-			if q != nil {
-				n = len(q.waiters)
-			}
-			b.mu.Unlock()
-			if n == 1 && m.Exists(keys[2]) {
+			if localWaiters(b, id) == 1 && m.Exists(keys[2]) {
 				break
 			}
 			if time.Now().After(deadline) {
