@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,5 +65,48 @@ func TestSessionPrependWithoutGateway(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if l := fpm.Log(); !strings.Contains(l, "sessiongate: ") || !strings.Contains(l, "gateway") {
 		t.Fatalf("the log does not say why the session is not kept:\n%s", l)
+	}
+}
+
+// TestSessionPrependAppOwnHandler: a legacy script that installs a session
+// handler of its own replaces the prepend's. Under the gateway PHP's own
+// session cookie is off (the gateway's cookie carries the session), so such
+// a script's session silently starts afresh on every request: a login that
+// never sticks. The prepend must tell the operator, naming both ways out.
+func TestSessionPrependAppOwnHandler(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	resp, body, _ := s.gws[0].get(t, "/own_handler.php", "")
+	if resp.StatusCode != 200 || body != "1" {
+		t.Fatalf("first visit: %d %q", resp.StatusCode, body)
+	}
+	logs := s.gws[0].Logs.String()
+	if !strings.Contains(logs, "sessiongate: ") || !strings.Contains(logs, "session handler of its own") ||
+		!strings.Contains(logs, "session.use_cookies") {
+		t.Fatalf("nothing tells the operator that the script's own session handler keeps no session under the gateway:\n%s", logs)
+	}
+
+	// The way out the message names: the script's own cookie keeps its
+	// own session, and nothing is logged.
+	resp, body, _ = s.gws[1].get(t, "/own_handler.php?cookies=1", "")
+	var own *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "PHPSESSID" {
+			own = c
+		}
+	}
+	if resp.StatusCode != 200 || body != "1" || own == nil {
+		t.Fatalf("own cookie, first visit: %d %q, Set-Cookie %q", resp.StatusCode, body, resp.Header.Values("Set-Cookie"))
+	}
+	resp, body, _ = s.gws[1].get(t, "/own_handler.php?cookies=1", "", "Cookie", "PHPSESSID="+own.Value)
+	if resp.StatusCode != 200 || body != "2" {
+		t.Fatalf("own cookie, second visit: %d %q (the script's own session was not kept)", resp.StatusCode, body)
+	}
+	// And a script on the gateway's handler is not taken for one.
+	resp, body, _ = s.gws[1].get(t, "/counter.php", "")
+	if resp.StatusCode != 200 || body != "1" {
+		t.Fatalf("counter: %d %q", resp.StatusCode, body)
+	}
+	if logs := s.gws[1].Logs.String(); strings.Contains(logs, "of its own") {
+		t.Fatalf("warned although the script kept its session or used the gateway's:\n%s", logs)
 	}
 }
