@@ -20,8 +20,13 @@ import (
 // with nginx's real_ip_recursive. An address learnt from the header has no
 // port (REMOTE_PORT 0).
 //
-// X-Forwarded-Proto from a trusted peer sets HTTPS when its last value (the
-// one our peer wrote) is "https". A TLS connection is HTTPS regardless.
+// X-Forwarded-Proto from a trusted peer decides HTTPS by its last value (the
+// one our peer wrote): "https" or not. It wins over the TLS of the peer's own
+// connection, because a load balancer that re-encrypts to the gateway says
+// there which scheme its client used, and an http client told it is on
+// https gets no redirect to https and a Secure cookie its browser drops.
+// Without that header, and from any untrusted peer, a TLS connection is
+// HTTPS.
 func clientOf(r *http.Request, trusted config.Prefixes) (remote string, https bool, viaProxy bool) {
 	https = r.TLS != nil
 	if len(trusted) == 0 {
@@ -34,8 +39,8 @@ func clientOf(r *http.Request, trusted config.Prefixes) (remote string, https bo
 	if err != nil || !trusted.Contains(peer.Addr().WithZone("")) {
 		return r.RemoteAddr, https, false
 	}
-	if v := lastListValue(r.Header["X-Forwarded-Proto"]); strings.EqualFold(v, "https") {
-		https = true
+	if v := lastListValue(r.Header["X-Forwarded-Proto"]); v != "" {
+		https = strings.EqualFold(v, "https")
 	}
 	client, found := walkXFF(r.Header["X-Forwarded-For"], trusted)
 	if !found {

@@ -64,6 +64,11 @@ func TestClientOf(t *testing.T) {
 		{name: "proto case", peer: "10.0.0.1:5", proto: []string{"HTTPS"}, trusted: trusted, want: "10.0.0.1:5", https: true, via: true},
 		{name: "proto from untrusted ignored", peer: "1.2.3.4:5", proto: []string{"https"}, trusted: trusted, want: "1.2.3.4:5"},
 		{name: "tls is https", peer: "1.2.3.4:5", tls: true, trusted: trusted, want: "1.2.3.4:5", https: true},
+		// A load balancer that re-encrypts to the gateway's TLS listener
+		// says which scheme its client used: http there is not HTTPS.
+		{name: "trusted proxy over tls, client used http", peer: "10.0.0.1:5", proto: []string{"http"}, tls: true, trusted: trusted, want: "10.0.0.1:5", via: true},
+		{name: "trusted proxy over tls, no proto", peer: "10.0.0.1:5", tls: true, trusted: trusted, want: "10.0.0.1:5", https: true, via: true},
+		{name: "untrusted peer over tls says http", peer: "1.2.3.4:5", proto: []string{"http"}, tls: true, trusted: trusted, want: "1.2.3.4:5", https: true},
 		{name: "unparsable peer", peer: "@", xff: []string{"9.9.9.9"}, trusted: trusted, want: "@"},
 		{name: "link-local peer with its zone", peer: "[fe80::1%eth0]:5", xff: []string{"9.9.9.9"}, trusted: config.Prefixes{netip.MustParsePrefix("fe80::/10")}, want: "9.9.9.9:0", via: true},
 	}
