@@ -33,6 +33,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/sockpath"
 )
 
 // Prefix starts the name of every variable sessiongate reads.
@@ -268,6 +270,9 @@ func checkBackend(a string) string {
 	if rest, ok := strings.CutPrefix(a, "unix:"); ok {
 		if !filepath.IsAbs(rest) {
 			return fmt.Sprintf("%q: a unix socket needs an absolute path, unix:/path/to/php-fpm.sock", a)
+		}
+		if err := sockpath.Check(rest); err != nil {
+			return fmt.Sprintf("%q: %v", a, err)
 		}
 		return ""
 	}

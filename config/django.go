@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/sockpath"
 )
 
 // DjangoConfig is the Django upstream: which paths go to gunicorn (or any
@@ -68,6 +70,9 @@ func CheckDjangoURL(s string) string {
 	if rest, ok := strings.CutPrefix(s, "unix:"); ok {
 		if !filepath.IsAbs(rest) {
 			return fmt.Sprintf("%q: a unix socket needs an absolute path, unix:/path/to/gunicorn.sock", s)
+		}
+		if err := sockpath.Check(rest); err != nil {
+			return fmt.Sprintf("%q: %v", s, err)
 		}
 		return ""
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/sessiongate/sessiongate/internal/sockpath"
 )
 
 // DefaultTimeout is the dial, read and write timeout OpenClient uses unless
@@ -242,6 +243,10 @@ func splitURL(raw string) (*parsedURL, error) {
 		authority, path = "", rest
 		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
 			authority, path = rest[:at+1], rest[at+1:]
+		}
+		// The start-up check would only say "invalid argument".
+		if err := sockpath.Check(path); err != nil {
+			return nil, fmt.Errorf("redisstore: unix URL: %w", err)
 		}
 	}
 	var user *url.Userinfo
