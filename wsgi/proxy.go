@@ -241,6 +241,15 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Scheme = "http"
 	out.URL.Host = "django"
 	out.Host = pr.In.Host
+	if out.Host == "" {
+		// No Host (HTTP/1.0): name the address the client reached, as PHP
+		// gets it in SERVER_NAME. Left empty, the request would carry the
+		// placeholder the balancer pools backends under, which Django
+		// refuses (DisallowedHost) and asks to add to ALLOWED_HOSTS.
+		if la, ok := pr.In.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la != nil {
+			out.Host = la.String()
+		}
+	}
 	// ReverseProxy drops query parameters it cannot parse; Django gets the
 	// query exactly as sent.
 	out.URL.RawQuery = pr.In.URL.RawQuery
@@ -268,7 +277,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		proto = "https"
 	}
 	out.Header.Set("X-Forwarded-Proto", proto)
-	out.Header.Set("X-Forwarded-Host", pr.In.Host)
+	out.Header.Set("X-Forwarded-Host", out.Host)
 	if st.sess == nil {
 		return
 	}

@@ -1193,3 +1193,30 @@ func TestNginxControlHeadersHiddenFromDjango(t *testing.T) {
 		t.Errorf("the X-Accel-Redirect the gateway ignored is not logged:\n%s", e.logs.String())
 	}
 }
+
+// TestNoHostNamesTheReachedAddress: an HTTP/1.0 request without Host (a
+// load balancer's health check, an old client) reaches Django with the
+// address the client connected to, which PHP gets as SERVER_NAME too,
+// never the placeholder the transport pools backends under: Django would
+// refuse that name (DisallowedHost, 400) and ask for it in ALLOWED_HOSTS.
+func TestNoHostNamesTheReachedAddress(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	c, err := net.Dial("tcp", e.gw.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET /admin/ HTTP/1.0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := io.ReadAll(c)
+	if err != nil || !strings.HasPrefix(string(resp), "HTTP/1.0 200 ") {
+		t.Fatalf("response %q, %v", resp, err)
+	}
+	s := e.app.seen()
+	want := e.gw.Listener.Addr().String()
+	if s.Host != want || s.Header.Get("X-Forwarded-Host") != want {
+		t.Errorf("Django got Host %q, X-Forwarded-Host %q; want the reached address %q", s.Host, s.Header.Get("X-Forwarded-Host"), want)
+	}
+}
