@@ -292,7 +292,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		err := c.check(ctx)
 		cancel()
 		if err != nil {
-			failures = append(failures, c.name+": "+err.Error())
+			msg := err.Error()
+			if !strings.HasPrefix(msg, c.name+":") {
+				msg = c.name + ": " + msg
+			}
+			failures = append(failures, msg)
 		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -655,7 +655,8 @@ func TestMountWithoutSlashRedirects(t *testing.T) {
 }
 
 func TestAdmin(t *testing.T) {
-	e := newEnv(t, nil, WithReadyCheck("redis", func(context.Context) error { return nil }))
+	var storeErr error
+	e := newEnv(t, nil, WithReadyCheck("session store", func(context.Context) error { return storeErr }))
 	h := e.srv.AdminHandler()
 	get := func(p string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
@@ -673,6 +674,12 @@ func TestAdmin(t *testing.T) {
 		t.Errorf("readyz with php-fpm down: %d %s", w.Code, w.Body)
 	}
 	e.php.pingErr = nil
+	// A check whose error names it already is not named twice.
+	storeErr = errors.New("session store: unavailable: ping: connection refused")
+	if w := get("/readyz"); w.Code != 503 || strings.Count(w.Body.String(), "session store") != 1 {
+		t.Errorf("readyz with the store down: %d %s", w.Code, w.Body)
+	}
+	storeErr = nil
 	e.srv.Drain()
 	if w := get("/readyz"); w.Code != 503 || !strings.Contains(w.Body.String(), "shutting down") {
 		t.Errorf("readyz while draining: %d %s", w.Code, w.Body)
