@@ -382,6 +382,11 @@ func normalizeHost(h string) (string, error) {
 		if strings.Contains(host, "]") || strings.Contains(host, "[") {
 			return "", errors.New("malformed host in host list")
 		}
+		if !strings.HasPrefix(h, "[") && strings.Contains(host, ":") {
+			// ::1:6379 is itself an IPv6 address: without brackets
+			// nothing says where the port starts.
+			return "", errors.New("an IPv6 address needs brackets, as in any URL: [::1]:6379")
+		}
 	}
 	if host == "" {
 		return "", errors.New("empty host in host list")

@@ -247,3 +247,19 @@ func FuzzOpenClientHidesPassword(f *testing.F) {
 		}
 	})
 }
+
+// TestOpenClientIPv6NeedsBrackets: redis://::1:6379/0 used to become the
+// address [::1:6379]:6379 (every colon taken for the host), and start-up
+// then failed on that invented address. An IPv6 address without brackets
+// cannot say where its port starts, as in any URL; the message says how to
+// write it.
+func TestOpenClientIPv6NeedsBrackets(t *testing.T) {
+	for _, u := range []string{"redis://::1:6379/0", "redis://::1/0", "redis-cluster://a:7000,fe80::1:7001", "redis-sentinel://::1?master=m"} {
+		if c, err := OpenClient(u); err == nil {
+			t.Errorf("%q accepted as %v", u, c)
+			c.Close()
+		} else if !strings.Contains(err.Error(), "[::1]:6379") {
+			t.Errorf("%q: %v, want the bracketed form shown", u, err)
+		}
+	}
+}
