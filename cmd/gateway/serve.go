@@ -89,6 +89,9 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		logger.Error("cannot listen", "addr", cfg.Listen, "error", err)
 		return 1
 	}
+	if cfg.AccessLog && !cfg.TLS() {
+		ln = logRefusals(public, ln, logger)
+	}
 
 	var (
 		admin   *http.Server

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+)
+
+// logRefusals makes the requests net/http answers itself, before any
+// handler runs, show in the access log: a request line and headers over
+// SESSIONGATE_MAX_HEADER_BYTES (431), malformed framing or a missing Host
+// (400), an unsupported Transfer-Encoding (501), an unknown Expect (417).
+// net/http writes those answers straight to the connection and logs
+// nothing, so a client told 431 left no trace, where nginx logs its 400s
+// and 414s. Each gets one "request" line with the status, upstream
+// "gateway" and the peer address (the request was not read, so there is no
+// method, path or forwarded address).
+//
+// It sets srv.Handler, srv.ConnState and srv.ConnContext (keeping those
+// already set) and returns the listener to serve. It sees plain HTTP only:
+// on a TLS listener net/http writes to the *tls.Conn it made itself.
+func logRefusals(srv *http.Server, ln net.Listener, logger *slog.Logger) net.Listener {
+	next, state, connCtx := srv.Handler, srv.ConnState, srv.ConnContext
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := r.Context().Value(refusalConnKey{}).(*refusalConn); ok {
+			c.handled.Store(true)
+		}
+		next.ServeHTTP(w, r)
+	})
+	srv.ConnState = func(nc net.Conn, st http.ConnState) {
+		if c, ok := nc.(*refusalConn); ok && st == http.StateActive {
+			// net/http has read a request (or failed to); whatever it
+			// writes before the handler runs is its own answer.
+			c.handled.Store(false)
+		}
+		if state != nil {
+			state(nc, st)
+		}
+	}
+	srv.ConnContext = func(ctx context.Context, nc net.Conn) context.Context {
+		if connCtx != nil {
+			ctx = connCtx(ctx, nc)
+		}
+		if c, ok := nc.(*refusalConn); ok {
+			ctx = context.WithValue(ctx, refusalConnKey{}, c)
+		}
+		return ctx
+	}
+	return refusalListener{ln, logger}
+}
+
+type refusalConnKey struct{}
+
+type refusalListener struct {
+	net.Listener
+	log *slog.Logger
+}
+
+func (l refusalListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	rc := &refusalConn{Conn: c, log: l.log}
+	rc.handled.Store(true) // nothing read yet
+	return rc, nil
+}
+
+// refusalConn is a client connection that logs the answers net/http writes
+// on it while no handler has run for the current request.
+type refusalConn struct {
+	net.Conn
+	log     *slog.Logger
+	handled atomic.Bool
+}
+
+func (c *refusalConn) Write(p []byte) (int, error) {
+	if !c.handled.Load() {
+		c.handled.Store(true) // one line per refused request
+		if status, reason, ok := parseStatusLine(p); ok {
+			c.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
+				slog.Int("status", status),
+				slog.String("upstream", "gateway"),
+				slog.String("remote", c.RemoteAddr().String()),
+				slog.String("error", "refused by net/http: "+reason))
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// ReadFrom keeps sendfile and splice for static files: net/http uses them
+// only when the connection itself is an io.ReaderFrom. What goes this way
+// is a handler's response body, never net/http's own answer.
+func (c *refusalConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// CloseWrite keeps net/http's half-close before it drops a connection
+// whose request it did not read whole (the client then reads the answer
+// instead of a reset).
+func (c *refusalConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// parseStatusLine reads "HTTP/1.x NNN reason\r\n" at the start of p.
+func parseStatusLine(p []byte) (status int, reason string, ok bool) {
+	const prefix = "HTTP/1.x NNN "
+	if len(p) < len(prefix) || string(p[:7]) != "HTTP/1." || p[8] != ' ' || p[12] != ' ' {
+		return 0, "", false
+	}
+	status, err := strconv.Atoi(string(p[9:12]))
+	if err != nil {
+		return 0, "", false
+	}
+	rest := p[13:]
+	for i, b := range rest {
+		if b == '\r' || b == '\n' {
+			rest = rest[:i]
+			break
+		}
+	}
+	return status, string(rest), true
+}
