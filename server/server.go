@@ -320,9 +320,40 @@ const maxHeaderFields = 100
 // front applies what holds for every request, then dispatches to a mounted
 // upstream or the PHP site.
 func (s *Server) front(w http.ResponseWriter, r *http.Request) {
+	if r.TransferEncoding != nil {
+		// net/http accepts a request carrying both Transfer-Encoding:
+		// chunked and Content-Length (it drops the latter, leaving no trace
+		// for us to refuse it like nginx does). If a proxy in front of us
+		// framed that request by its Content-Length, whatever follows the
+		// chunked body on this connection could be a smuggled request:
+		// never read another request from a connection that sent a chunked
+		// body. Browsers do not send chunked request bodies, so this costs
+		// next to nothing. First of all, so that the refusals below close
+		// the connection too.
+		w.Header().Set("Connection", "close")
+	}
+	if !r.ProtoAtLeast(1, 1) {
+		// The same for every HTTP/1.0 request: net/http ignores a
+		// Transfer-Encoding on HTTP/1.0 and frames the body by its
+		// Content-Length (or as none), and removes the header, so a
+		// chunked HTTP/1.0 request cannot be told apart here. RFC 9112
+		// section 6.1 wants the connection closed after such a message;
+		// HTTP/1.0 keep-alive (rare: proxies speak HTTP/1.1 or do not
+		// keep HTTP/1.0 connections) is the price.
+		w.Header().Set("Connection", "close")
+	}
 	if headerFields(r.Header) > maxHeaderFields {
 		w.Header().Set("Connection", "close")
 		s.fail(w, r, http.StatusRequestHeaderFieldsTooLarge)
+		return
+	}
+	if hasLower(r.Method) {
+		// Methods are case-sensitive and nginx refuses one with lowercase
+		// letters (400). gunicorn upper-cases it instead, so Django would
+		// run "trace" as TRACE and "head" as HEAD while the gateway (its
+		// TRACE refusal, its HEAD handling) and PHP took them for other
+		// methods.
+		s.fail(w, r, http.StatusBadRequest)
 		return
 	}
 	if r.Method == http.MethodTrace {
@@ -333,17 +364,6 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		// a PHP or Django resource accepts are theirs to say.
 		s.fail(w, r, http.StatusMethodNotAllowed)
 		return
-	}
-	if r.TransferEncoding != nil {
-		// net/http accepts a request carrying both Transfer-Encoding:
-		// chunked and Content-Length (it drops the latter, leaving no trace
-		// for us to refuse it like nginx does). If a proxy in front of us
-		// framed that request by its Content-Length, whatever follows the
-		// chunked body on this connection could be a smuggled request:
-		// never read another request from a connection that sent a chunked
-		// body. Browsers do not send chunked request bodies, so this costs
-		// next to nothing.
-		w.Header().Set("Connection", "close")
 	}
 	if max := int64(s.cfg.MaxBody); max > 0 {
 		if r.ContentLength > max {
@@ -428,6 +448,16 @@ func withPath(r *http.Request, path, rawPath string) *http.Request {
 	r = r.WithContext(r.Context())
 	r.URL = &u
 	return r
+}
+
+// hasLower reports whether s has an ASCII lowercase letter.
+func hasLower(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'a' <= s[i] && s[i] <= 'z' {
+			return true
+		}
+	}
+	return false
 }
 
 // headerFields counts header lines (a repeated name counts each time).

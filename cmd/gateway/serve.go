@@ -73,6 +73,11 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    serverMaxHeaderBytes(int(cfg.MaxHeaderBytes)),
 		ErrorLog:          errLog,
+		// "OPTIONS *" goes to the handler too, which refuses it like nginx
+		// and logs it. net/http's own answer (200) skipped the handler and
+		// with it the close after a chunked body (server.front): the
+		// request after such a body ran, a smuggling path.
+		DisableGeneralOptionsHandler: true,
 	}
 	var certs *certFiles
 	if cfg.TLS() {

@@ -1,0 +1,139 @@
+package integration
+
+// HTTP/1.x request framing and methods compared with nginx 1.22 in front
+// of the same php-fpm and gunicorn: the shapes where the gateway differed.
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+// TestHTTP1RealBinary: the shapes that depend on the binary's own
+// http.Server, against a real php-fpm.
+func TestHTTP1RealBinary(t *testing.T) {
+	harness.Require(t, "php-fpm8.2")
+	root := gwSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	gw := startBinary(t, buildGateway(t), []string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off",
+		"SESSIONGATE_MAX_HEADER_BYTES=8k",
+	})
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	t.Run("SmugglingPastTheChunkedClose", func(t *testing.T) { smugglingPastTheChunkedClose(t, gw, addr, root) })
+	t.Run("RefusalsLogged", func(t *testing.T) { refusalsLogged(t, gw, addr) })
+}
+
+// refusalsLogged: a request net/http refuses before the handler runs
+// (headers over SESSIONGATE_MAX_HEADER_BYTES: 431) answered with nothing in
+// the log; nginx logs its 400 "Request Header Or Cookie Too Large".
+func refusalsLogged(t *testing.T, gw *gwProc, addr string) {
+	before := len(gw.stderr.String())
+	resp, _ := raw(t, addr, "GET /index.php HTTP/1.1\r\nHost: x\r\nCookie: a="+strings.Repeat("b", 9<<10)+"\r\n\r\n")
+	if statusOf(resp) != 431 {
+		t.Fatalf("headers over the limit: %.80q, want 431", resp)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(gw.stderr.String()[before:], `"status":431`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the 431 is not in the log:\n%s", gw.stderr.String()[before:])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// smugglingPastTheChunkedClose: the gateway never reads another request
+// from a connection whose request was framed differently from what a proxy
+// in front may have assumed (TestRequestSmuggling_CLTE). Two shapes got
+// around that, and the request after the body ran in PHP:
+//   - "OPTIONS *", which net/http answered itself (200, no log line) without
+//     the gateway's handler ever seeing the chunked body; nginx answers it
+//     400.
+//   - HTTP/1.0 with Transfer-Encoding: net/http ignores (and hides) the
+//     header on HTTP/1.0 and frames by Content-Length, on a kept-alive
+//     connection. RFC 9112 section 6.1 says to close the connection after
+//     such a message; nginx answers 400.
+//   - A request the gateway refuses before its framing checks (TRACE, too
+//     many header lines): the 405 kept the connection.
+//
+// The real binary, because the first shape depends on its http.Server.
+func smugglingPastTheChunkedClose(t *testing.T, gw *gwProc, addr, root string) {
+	marker := filepath.Join(root, "smuggled.ran")
+	smuggled := "GET /smuggled.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	// The smuggled request as one chunk: a front that honours the chunked
+	// encoding sees a body, a back end framing by Content-Length a request.
+	chunk := "3a\r\n" + smuggled + "\r\n0\r\n\r\n"
+
+	for _, tc := range []struct{ name, req string }{
+		{"OPTIONS * CL.TE", "OPTIONS * HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
+		{"OPTIONS * chunked", "OPTIONS * HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" + smuggled},
+		{"HTTP/1.0 TE.CL", "POST /echo.php HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n" + chunk},
+		{"HTTP/1.0 TE only", "GET /echo.php HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk},
+		{"OPTIONS * HTTP/1.0 TE.CL", "OPTIONS * HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n" + chunk},
+		// Refused before the framing checks ran.
+		{"TRACE CL.TE", "TRACE /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
+		{"TRACE HTTP/1.0 TE.CL", "TRACE /echo.php HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n" + chunk},
+	} {
+		os.Remove(marker)
+		resp, closed := raw(t, addr, tc.req)
+		if strings.Contains(resp, "SMUGGLED") {
+			t.Errorf("%s: smuggled request answered:\n%s", tc.name, resp)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Errorf("%s: smuggled request ran in PHP", tc.name)
+		}
+		if n := strings.Count(resp, "HTTP/1."); n != 1 || !closed {
+			t.Errorf("%s: %d responses, connection closed %v; want one response and a close:\n%s", tc.name, n, closed, resp)
+		}
+	}
+
+	// OPTIONS * is refused like nginx does, and logged like any request.
+	resp, _ := raw(t, addr, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if code := statusOf(resp); code != 400 {
+		t.Errorf("OPTIONS *: %d, want 400 like nginx:\n%s", code, resp)
+	}
+	if !strings.Contains(gw.stderr.String(), `"path":"*"`) {
+		t.Errorf("OPTIONS * not in the access log:\n%s", gw.stderr.String())
+	}
+
+	// HTTP/1.0 without Transfer-Encoding is still answered, keep-alive or not.
+	resp, _ = raw(t, addr, "POST /echo.php HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nabc")
+	if !strings.HasPrefix(resp, "HTTP/1.0 200 ") || !strings.Contains(resp, "len=3") {
+		t.Errorf("HTTP/1.0 keep-alive POST: %q", resp)
+	}
+}
+
+// TestMethodCase: methods are case-sensitive (RFC 9110 section 9.1), and
+// nginx refuses a method with lowercase letters (400). gunicorn upper-cases
+// the method instead, so "trace" reached Django as TRACE, which the gateway
+// promises never reaches it (TestCrossSiteTracing), and "head" was a HEAD
+// to Django but not to the gateway; PHP got "get" as REQUEST_METHOD. Such
+// requests now get 400 on every path; methods in capitals, known or not,
+// reach PHP and Django intact.
+func TestMethodCase(t *testing.T) {
+	addr := startEchoStack(t)
+	for _, target := range []string{"/dj/x", "/info.php", "/no/such/page", "/style.css"} {
+		for _, m := range []string{"trace", "get", "head", "Post", "pRoPfInD"} {
+			resp, _ := raw(t, addr, m+" "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			if code := statusOf(resp); code != 400 {
+				t.Errorf("%s %s: %d, want 400 like nginx:\n%.300s", m, target, code, resp)
+			}
+			if strings.Contains(resp, "REQUEST_METHOD") {
+				t.Errorf("%s %s reached the app:\n%.300s", m, target, resp)
+			}
+		}
+	}
+	for _, m := range []string{"PROPFIND", "PURGE", "M-SEARCH", "OPTIONS"} {
+		for _, target := range []string{"/dj/x", "/info.php"} {
+			if got := rawJSON(t, addr, m+" "+target+" HTTP/1.1", "Host: x")["REQUEST_METHOD"]; got != m {
+				t.Errorf("%s %s: REQUEST_METHOD %q", m, target, got)
+			}
+		}
+	}
+}
