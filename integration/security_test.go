@@ -74,6 +74,14 @@ func TestCrossSiteTracing(t *testing.T) {
 			t.Errorf("TRACE %s: %d %q, want 405 from the gateway", path, res.StatusCode, body)
 		}
 	}
+	// CONNECT (a tunnel neither app gives) too, as nginx; the front
+	// controller used to run it.
+	for _, target := range []string{"/info.php", "example.com:443"} {
+		out, _ := raw(t, g.Addr, "CONNECT "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(out, "HTTP/1.1 405 ") || strings.Contains(out, "_file") {
+			t.Errorf("CONNECT %s: %.200q, want 405 from the gateway", target, out)
+		}
+	}
 }
 
 // TestHeaderFieldFlood: php-fpm's work grows faster than the number of

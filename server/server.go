@@ -356,12 +356,13 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest)
 		return
 	}
-	if r.Method == http.MethodTrace {
+	if r.Method == http.MethodTrace || r.Method == http.MethodConnect {
 		// TRACE echoes the request, cookies included, to whatever sent it:
-		// cross-site tracing reads HttpOnly session cookies that way. nginx
-		// refuses it before any location runs; so does the gateway, for
-		// PHP, static files and mounts alike. No Allow header: the methods
-		// a PHP or Django resource accepts are theirs to say.
+		// cross-site tracing reads HttpOnly session cookies that way.
+		// CONNECT asks for a tunnel, which neither app gives. nginx refuses
+		// both before any location runs; so does the gateway, for PHP,
+		// static files and mounts alike. No Allow header: the methods a
+		// PHP or Django resource accepts are theirs to say.
 		s.fail(w, r, http.StatusMethodNotAllowed)
 		return
 	}
@@ -384,8 +385,8 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		// A request line in absolute form may leave the path empty ("GET
 		// http://example.com HTTP/1.1"); its path is then "/" (RFC 9112
 		// section 3.2.2), as nginx takes it, where routing would refuse an
-		// empty path with 400. CONNECT's authority form has no scheme and
-		// stays refused.
+		// empty path with 400. (CONNECT, whose authority form has none
+		// either, was refused above.)
 		r = withPath(r, "/", "")
 	}
 	if len(s.mounts) > 0 {

@@ -779,6 +779,27 @@ func TestCrossSiteTracing(t *testing.T) {
 	}
 }
 
+// TestConnectRefused: CONNECT asks for a tunnel, which a web server in
+// front of PHP and Django does not give; nginx answers 405 before any
+// location runs. It reached PHP's front controller and Django as a method
+// neither expects.
+func TestConnectRefused(t *testing.T) {
+	mounted := 0
+	e := newEnv(t, nil, WithMount("django", []string{"/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
+	for _, target := range []string{"example.com:443", "/hello.php", "/admin/login/"} {
+		w := e.do(httptest.NewRequest("CONNECT", target, nil))
+		if w.Code != http.StatusMethodNotAllowed {
+			t.Errorf("CONNECT %s: %d, want 405", target, w.Code)
+		}
+		if log := e.lastLog(t); log["status"] != float64(405) || log["method"] != "CONNECT" {
+			t.Errorf("CONNECT %s: access log %v", target, log)
+		}
+	}
+	if e.php.calls() != 0 || mounted != 0 {
+		t.Errorf("CONNECT reached an upstream: php %d, mount %d", e.php.calls(), mounted)
+	}
+}
+
 // TestTooManyHeaderFields: php-fpm's cost per request grows faster than the
 // number of params it parses (a 640 KB request of 50,000 small headers kept
 // a worker busy 0.4 s here, well within SESSIONGATE_MAX_HEADER_BYTES). Like

@@ -29,10 +29,11 @@ func TestAbsoluteFormWithoutPath(t *testing.T) {
 	if mounted != 0 {
 		t.Errorf("an empty path reached the Django mount %d times", mounted)
 	}
-	// CONNECT's authority form names no path either; it stays refused.
+	// CONNECT's authority form names no path either; it stays refused
+	// (405, TestConnectRefused).
 	r := httptest.NewRequest("CONNECT", "example.com:443", nil)
-	if w := e.do(r); w.Code != http.StatusBadRequest {
-		t.Errorf("CONNECT example.com:443: %d, want 400", w.Code)
+	if w := e.do(r); w.Code != http.StatusMethodNotAllowed {
+		t.Errorf("CONNECT example.com:443: %d, want 405", w.Code)
 	}
 }
 
