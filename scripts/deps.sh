@@ -4,7 +4,8 @@
 #
 #   test   what `make test` runs against: gcc (for -race), php-fpm, php CLI,
 #          redis-server, redis-cli, Debian's Django for /usr/bin/python3,
-#          gunicorn, chromium
+#          gunicorn, chromium, python3-venv and python3-pip (pip install of
+#          wsgi/django into a virtualenv)
 #   bench  php-fpm, php8.2-redis, redis, wrk, nginx, caddy, Django, gunicorn
 #   demo   php-fpm, redis, Django, gunicorn
 #
@@ -44,6 +45,15 @@ need_django() {
 	if ! /usr/bin/python3 -c 'import django' >/dev/null 2>&1; then
 		problems+=("/usr/bin/python3 cannot import django")
 		missing_pkgs+=(python3-django)
+	fi
+}
+
+need_python_mod() { # need_python_mod PACKAGE PYTHON-ARGS...: Debian's python3 runs them
+	local pkg=$1
+	shift
+	if ! /usr/bin/python3 "$@" >/dev/null 2>&1; then
+		problems+=("/usr/bin/python3 $* fails")
+		missing_pkgs+=("$pkg")
 	fi
 }
 
@@ -104,6 +114,10 @@ test)
 	need_bin redis-cli redis-tools
 	need_django
 	need_bin gunicorn gunicorn
+	# pip install ./wsgi/django into a virtualenv, offline (integration).
+	need_python_mod python3-venv -m venv --help
+	need_python_mod python3-pip -m pip --version
+	need_python_mod python3-pip -c 'import setuptools, wheel'
 	need_bin chromium chromium
 	# Validates docker-compose.yml offline (deploy tests); no engine needed.
 	need_bin docker-compose docker-compose

@@ -34,6 +34,10 @@ type GunicornOptions struct {
 	Unix string
 	// Args are more gunicorn options (--timeout, --max-requests, ...).
 	Args []string
+	// Python, when set, runs gunicorn as "Python -m gunicorn": a
+	// virtualenv's interpreter, so the app imports what was installed
+	// there.
+	Python string
 }
 
 // Gunicorn is a running gunicorn started by StartGunicorn.
@@ -154,6 +158,9 @@ func (g *Gunicorn) Workers() []int {
 // launchProc runs gunicorn and waits until a worker answers HTTP.
 func (g *Gunicorn) launchProc() (*proc, error) {
 	cmd := exec.Command(g.bin, g.argv()...)
+	if g.opts.Python != "" {
+		cmd = exec.Command(g.opts.Python, append([]string{"-m", "gunicorn"}, g.argv()...)...)
+	}
 	cmd.Env = g.env
 	p, err := startProc("gunicorn "+g.Addr, cmd, g.LogPath+".stderr")
 	if err != nil {

@@ -75,16 +75,33 @@ var binaries = map[string]dep{
 	"redis-cli":    {pkg: "redis-tools"},
 	"gunicorn":     {pkg: "gunicorn"},
 	"django": {pkg: "python3-django", check: func() error {
-		out, err := exec.Command("/usr/bin/python3", "-c", "import django").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("/usr/bin/python3 -c 'import django': %w: %s", err, strings.TrimSpace(string(out)))
+		return pythonCheck("-c", "import django")
+	}},
+	// A virtualenv of Debian's python3 that pip can install a local
+	// package into offline (--no-build-isolation: the setuptools and
+	// wheel python3-pip brings).
+	"venv": {pkg: "python3-venv", check: func() error {
+		return pythonCheck("-m", "venv", "--help")
+	}},
+	"pip": {pkg: "python3-pip", check: func() error {
+		if err := pythonCheck("-m", "pip", "--version"); err != nil {
+			return err
 		}
-		return nil
+		return pythonCheck("-c", "import setuptools, wheel")
 	}},
 	"wrk":      {pkg: "wrk"},
 	"nginx":    {pkg: "nginx-light"},
 	"caddy":    {pkg: "caddy"},
 	"chromium": {pkg: "chromium"},
+}
+
+// pythonCheck runs Debian's /usr/bin/python3 with args and says what failed.
+func pythonCheck(args ...string) error {
+	out, err := exec.Command("/usr/bin/python3", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("/usr/bin/python3 %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // searchDirs are tried after $PATH: php-fpm8.2 and nginx live in /usr/sbin,
@@ -107,7 +124,7 @@ func lookBin(name string) (string, error) {
 
 // Require fails the test unless every named program is installed. Known
 // names: php-fpm8.2, php, redis-server, redis-cli, gunicorn, django (Debian's
-// /usr/bin/python3 can import django), wrk, nginx, caddy, chromium; any
+// /usr/bin/python3 can import django), venv, pip, wrk, nginx, caddy, chromium; any
 // other name is looked up as a binary. The failure names what is missing and
 // the exact apt-get command. It never skips: a skipped integration test is a
 // test that did not run, in CI or not.
