@@ -32,16 +32,24 @@ def application(environ, start_response):
 // settings. It returns the gateway's address.
 func startEchoStack(t *testing.T, env ...string) string {
 	t.Helper()
+	u := serveEchoStack(t, gwSite(t), false, append([]string{"SESSIONGATE_SESSION_DEV=on"}, env...))
+	return strings.TrimPrefix(u, "http://")
+}
+
+// serveEchoStack runs a gateway (on TLS with tls) in front of php-fpm on
+// root and of a gunicorn serving echoWSGI under /dj/, configured with env
+// added, and returns its URL.
+func serveEchoStack(t *testing.T, root string, tls bool, env []string) string {
+	t.Helper()
 	harness.Require(t, "php-fpm8.2", "gunicorn")
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "echoapp.py"), []byte(echoWSGI), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: dir, App: "echoapp:application", Workers: 1, Threads: 2})
-	root := gwSite(t)
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
 	cfg, err := config.Load(append([]string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
-		"SESSIONGATE_SESSION_DEV=on", "SESSIONGATE_DJANGO_URL=" + g.URL(), "SESSIONGATE_DJANGO_PATHS=/dj/"}, env...))
+		"SESSIONGATE_DJANGO_URL=" + g.URL(), "SESSIONGATE_DJANGO_PATHS=/dj/"}, env...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +58,12 @@ func startEchoStack(t *testing.T, env ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(a.Server.Handler())
+	ts := httptest.NewUnstartedServer(a.Server.Handler())
+	if tls {
+		ts.StartTLS()
+	} else {
+		ts.Start()
+	}
 	t.Cleanup(func() {
 		ts.Close()
 		a.Close()
@@ -58,7 +71,7 @@ func startEchoStack(t *testing.T, env ...string) string {
 			t.Logf("gateway log:\n%s\ngunicorn log:\n%s", logs.String(), g.Log())
 		}
 	})
-	return ts.Listener.Addr().String()
+	return ts.URL
 }
 
 // rawJSON sends request (lines joined with CRLF, ending the header) on a

@@ -9,23 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // TestHTTP1RealBinary: the shapes that depend on the binary's own
 // http.Server, against a real php-fpm.
 func TestHTTP1RealBinary(t *testing.T) {
-	harness.Require(t, "php-fpm8.2")
-	root := gwSite(t)
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	gw := startBinary(t, buildGateway(t), []string{
-		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
-		"SESSIONGATE_DOCUMENT_ROOT=" + root,
-		"SESSIONGATE_SESSIONS=off",
-		"SESSIONGATE_MAX_HEADER_BYTES=8k",
-	})
-	addr := strings.TrimPrefix(gw.URL, "http://")
+	gw, addr, root := startPHPBinary(t)
 	t.Run("SmugglingPastTheChunkedClose", func(t *testing.T) { smugglingPastTheChunkedClose(t, gw, addr, root) })
 	t.Run("RefusalsLogged", func(t *testing.T) { refusalsLogged(t, gw, addr) })
 }

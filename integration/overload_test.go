@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // TestHostileClientsRealBinary: the gateway binary's own limits against
@@ -17,17 +15,7 @@ import (
 //   - SESSIONGATE_MAX_HEADER_BYTES is the largest request line plus
 //     headers: one byte more is 431 (net/http let 4 KiB more through).
 func TestHostileClientsRealBinary(t *testing.T) {
-	harness.Require(t, "php-fpm8.2")
-	root := gwSite(t)
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	gw := startBinary(t, buildGateway(t), []string{
-		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
-		"SESSIONGATE_DOCUMENT_ROOT=" + root,
-		"SESSIONGATE_SESSIONS=off",
-		"SESSIONGATE_READ_TIMEOUT=1s",
-		"SESSIONGATE_MAX_HEADER_BYTES=8k",
-	})
-	addr := strings.TrimPrefix(gw.URL, "http://")
+	_, addr, _ := startPHPBinary(t, "SESSIONGATE_READ_TIMEOUT=1s")
 
 	for name, head := range map[string]string{
 		"in memory": "Content-Length: 1000\r\n\r\nabc",

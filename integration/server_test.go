@@ -160,7 +160,15 @@ func startGWOn(t *testing.T, fpm *harness.PHPFPM, root string, mod func(*config.
 // get sends a GET with an exact request target (no client-side cleaning).
 func (g *gw) get(t *testing.T, target string, hdr ...string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", g.URL, nil)
+	return getVia(t, &http.Client{Timeout: 20 * time.Second}, g.URL, target, hdr...)
+}
+
+// getVia sends GET target to base through client, the target verbatim and
+// hdr (name, value pairs) not canonicalized, redirects not followed, and
+// returns the response and its body.
+func getVia(t *testing.T, client *http.Client, base, target string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", base, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +176,7 @@ func (g *gw) get(t *testing.T, target string, hdr ...string) (*http.Response, st
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header[hdr[i]] = append(req.Header[hdr[i]], hdr[i+1]) // not canonicalized
 	}
-	client := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	res, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", target, err)
@@ -237,6 +245,23 @@ type gwProc struct {
 	err    error
 	URL    string
 	Admin  string
+}
+
+// startPHPBinary runs the gateway binary without sessions in front of a
+// real php-fpm on gwSite, with SESSIONGATE_MAX_HEADER_BYTES=8k and env
+// added, and returns it, its address and the site's root.
+func startPHPBinary(t *testing.T, env ...string) (gw *gwProc, addr, root string) {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2")
+	root = gwSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	gw = startBinary(t, buildGateway(t), append([]string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off",
+		"SESSIONGATE_MAX_HEADER_BYTES=8k",
+	}, env...))
+	return gw, strings.TrimPrefix(gw.URL, "http://"), root
 }
 
 // startBinary runs the gateway binary with env and waits for /healthz.

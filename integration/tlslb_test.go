@@ -1,22 +1,14 @@
 package integration
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/sessiongate/sessiongate/app"
-	"github.com/sessiongate/sessiongate/config"
-	"github.com/sessiongate/sessiongate/integration/harness"
-	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
@@ -27,63 +19,22 @@ import (
 // It returns the gateway's https:// URL.
 func startTLSLBStack(t *testing.T, env ...string) string {
 	t.Helper()
-	harness.Require(t, "php-fpm8.2", "gunicorn")
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "echoapp.py"), []byte(echoWSGI), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: dir, App: "echoapp:application", Workers: 1, Threads: 2})
 	root := fixtureRoot(t, "testdata/session/set.php")
 	writeTree(t, root, map[string]string{"info.php": dumpPHP})
 	prepend := filepath.Join(t.TempDir(), "sessiongate-prepend.php")
 	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	cfg, err := config.Load(append([]string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
-		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey, "SESSIONGATE_PHP_PREPEND=" + prepend,
-		"SESSIONGATE_DJANGO_URL=" + g.URL(), "SESSIONGATE_DJANGO_PATHS=/dj/"}, env...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testlog.Buffer{}
-	a, err := app.Build(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewTLSServer(a.Server.Handler())
-	t.Cleanup(func() {
-		ts.Close()
-		a.Close()
-		if t.Failed() {
-			t.Logf("gateway log:\n%s\ngunicorn log:\n%s", logs.String(), g.Log())
-		}
-	})
-	return ts.URL
+	return serveEchoStack(t, root, true, append([]string{
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey, "SESSIONGATE_PHP_PREPEND=" + prepend}, env...))
 }
 
 // tlsGet sends GET target to the TLS gateway at base with hdr (name,
 // value pairs) and returns the response and its body.
 func tlsGet(t *testing.T, base, target string, hdr ...string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", base+target, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Add(hdr[i], hdr[i+1])
-	}
 	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	res, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", target, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("GET %s: body: %v", target, err)
-	}
-	return res, string(b)
+	return getVia(t, client, base, target, hdr...)
 }
 
 // TestTLSBehindReencryptingLB: a load balancer that terminates the

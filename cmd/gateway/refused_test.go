@@ -8,9 +8,9 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sessiongate/sessiongate/internal/testlog"
+	"github.com/sessiongate/sessiongate/internal/testnet"
 )
 
 // Requests net/http refuses before any handler runs (request line and
@@ -36,15 +36,7 @@ func TestRefusedRequestsAreLogged(t *testing.T) {
 
 	send := func(req string) string {
 		t.Helper()
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(c, req)
-		got, _ := io.ReadAll(c)
-		return string(got)
+		return testnet.Exchange(t, ln.Addr().String(), req)
 	}
 	for _, tc := range []struct {
 		name, req string
