@@ -22,6 +22,15 @@ var standardParams = map[string]struct{}{
 	"PATH_INFO": {}, "PATH_TRANSLATED": {},
 }
 
+// ServerSoftware is the SERVER_SOFTWARE param. It names nginx because PHP
+// applications read it to learn whether the server sends unmatched URLs to
+// the front controller: WordPress offers pretty permalinks (/hello-world/
+// rather than /index.php/hello-world/) only when it contains "nginx" (or
+// names Apache or IIS), and skips writing an .htaccess the server would
+// ignore. The gateway routes like nginx's try_files, so that is the true
+// answer; "sessiongate" alone made WordPress fall back to /index.php/ URLs.
+const ServerSoftware = "sessiongate (nginx-compatible)"
+
 // reservedParam reports whether an Extra param name is refused.
 func reservedParam(name string) bool {
 	if _, ok := standardParams[name]; ok {
@@ -181,7 +190,7 @@ func encodeParams(e *paramEncoder, req *http.Request, s *Script, bodyLen int64, 
 		add("REQUEST_SCHEME", "http")
 	}
 	add("GATEWAY_INTERFACE", "CGI/1.1")
-	add("SERVER_SOFTWARE", "sessiongate")
+	add("SERVER_SOFTWARE", ServerSoftware)
 
 	remote := s.RemoteAddr
 	if remote == "" {

@@ -210,7 +210,7 @@ func TestFCGIParamsSeenByPHP(t *testing.T) {
 		"REQUEST_SCHEME":    "https",
 		"HTTPS":             "on",
 		"GATEWAY_INTERFACE": "CGI/1.1",
-		"SERVER_SOFTWARE":   "sessiongate",
+		"SERVER_SOFTWARE":   "sessiongate (nginx-compatible)",
 		"REMOTE_ADDR":       "198.51.100.9",
 		"REMOTE_PORT":       "40000",
 		"SERVER_PORT":       "8443",
