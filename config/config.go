@@ -52,6 +52,7 @@ type Config struct {
 	DocumentRoot string   `env:"SESSIONGATE_DOCUMENT_ROOT,notEmpty" help:"absolute site root as php-fpm sees it: SCRIPT_FILENAME = DOCUMENT_ROOT + script path"`
 	StaticRoot   string   `env:"SESSIONGATE_STATIC_ROOT" help:"the same tree as the gateway sees it (routing and static files); must be an existing directory (default: SESSIONGATE_DOCUMENT_ROOT)"`
 	Index        string   `env:"SESSIONGATE_INDEX" envDefault:"index.php" help:"front controller that receives every request no file matches, relative to the root; 'off' answers 404 instead"`
+	NoPHPPaths   []string `env:"SESSIONGATE_NO_PHP_PATHS" help:"comma-separated URL directories where PHP never runs, e.g. /wp-content/uploads/,/uploads/: a .php file under them gets 403 and is not served either, like nginx's location ~ /uploads/.*\\.php$ { deny all; }, so a script uploaded there cannot run"`
 	MaxBody      ByteSize `env:"SESSIONGATE_MAX_BODY" envDefault:"1m" help:"largest request body, units k/m/g like nginx's client_max_body_size; larger bodies get 413; 0 = unlimited"`
 	// RequestBuffering is off by default: a large upload of known length
 	// then reaches the app as it arrives, without a temp file.
@@ -192,6 +193,19 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		clean := path.Clean(idx)
 		check("SESSIONGATE_INDEX", idx != "" && clean == idx && !path.IsAbs(idx) && !strings.HasPrefix(clean, "../") && clean != ".." && !hasDotSegment(clean) && strings.HasSuffix(clean, ".php"),
 			"must be 'off' or a clean relative path to a .php file without dot segments, e.g. index.php or public/app.php")
+	}
+
+	seenNoPHP := map[string]bool{}
+	for _, p := range c.NoPHPPaths {
+		dir := strings.TrimSuffix(p, "/") + "/"
+		check("SESSIONGATE_NO_PHP_PATHS", urlPrefixOK(p),
+			"%q: each directory must be a URL path starting with / (no query, %%-escapes, // or .. segments), e.g. /wp-content/uploads/", p)
+		check("SESSIONGATE_NO_PHP_PATHS", dir != "/", "\"/\" would keep every script from running")
+		check("SESSIONGATE_NO_PHP_PATHS", !seenNoPHP[dir], "%q is listed twice", p)
+		seenNoPHP[dir] = true
+		if idx := c.IndexScript(); idx != "" && urlPrefixOK(p) && dir != "/" {
+			check("SESSIONGATE_NO_PHP_PATHS", !strings.HasPrefix(idx, dir), "%q holds the front controller %s (SESSIONGATE_INDEX), which would then never run", p, idx)
+		}
 	}
 
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")

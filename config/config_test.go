@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_PHP_PREPEND=/srv/sessiongate/prepend.php",
 		"SESSIONGATE_DJANGO_URL=http://127.0.0.1:8000, unix:/run/gunicorn.sock",
 		"SESSIONGATE_DJANGO_PATHS=/admin/,/accounts/ ,/static/admin/",
+		"SESSIONGATE_NO_PHP_PATHS=/public/uploads/, /media",
 		"SESSIONGATE_DJANGO_TIMEOUT=90s",
 		"SESSIONGATE_DJANGO_DIAL_TIMEOUT=500ms",
 	}
@@ -136,6 +138,7 @@ func TestEveryVariable(t *testing.T) {
 		DocumentRoot:      "/srv/site",
 		StaticRoot:        static,
 		Index:             "public/app.php",
+		NoPHPPaths:        []string{"/public/uploads/", "/media"},
 		MaxBody:           512 << 10,
 		RequestBuffering:  true,
 		PHPMaxConns:       3,
@@ -189,6 +192,32 @@ func TestEveryVariable(t *testing.T) {
 	for _, v := range Variables() {
 		if !set[v.Name] {
 			t.Errorf("variable %s not covered by this test", v.Name)
+		}
+	}
+}
+
+func TestNoPHPPathsBadValues(t *testing.T) {
+	for _, c := range []struct {
+		value, index, want string
+	}{
+		{"uploads/", "", "starting with /"},
+		{"/a/../uploads/", "", "no query"},
+		{"/up%2floads/", "", "no query"},
+		{"/uploads//", "", "no query"},
+		{"/", "", "every script"},
+		{"/uploads,/uploads/", "", "listed twice"},
+		{"/uploads/,,/media/", "", "empty"},
+		// The front controller cannot live in such a directory.
+		{"/public", "public/index.php", "front controller /public/index.php"},
+	} {
+		env := base(t)
+		if c.index != "" {
+			env = append(env, "SESSIONGATE_INDEX="+c.index)
+		}
+		_, err := Load(append(env, "SESSIONGATE_NO_PHP_PATHS="+c.value))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_NO_PHP_PATHS"}) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("SESSIONGATE_NO_PHP_PATHS=%s: got %v, want an error naming only it, saying %q", c.value, err, c.want)
 		}
 	}
 }

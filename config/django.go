@@ -44,7 +44,7 @@ func (d *DjangoConfig) validate(check func(name string, ok bool, format string, 
 	for _, p := range d.Paths {
 		// Request paths have // merged before they are matched, so a prefix
 		// holding // would never match.
-		check("SESSIONGATE_DJANGO_PATHS", strings.HasPrefix(p, "/") && !strings.ContainsAny(p, "?#%\\ \t") && !strings.Contains(p, "//") && !hasDotDot(p),
+		check("SESSIONGATE_DJANGO_PATHS", urlPrefixOK(p),
 			"%q: each prefix must be a URL path starting with / (no query, %%-escapes, // or .. segments), e.g. /admin/", p)
 		check("SESSIONGATE_DJANGO_PATHS", p != "/", "\"/\" would send the whole site to Django; list the prefixes Django serves")
 		check("SESSIONGATE_DJANGO_PATHS", !seenPath[p], "%q is listed twice", p)
@@ -52,6 +52,12 @@ func (d *DjangoConfig) validate(check func(name string, ok bool, format string, 
 	}
 	check("SESSIONGATE_DJANGO_TIMEOUT", d.Timeout > 0, "must be > 0")
 	check("SESSIONGATE_DJANGO_DIAL_TIMEOUT", d.DialTimeout > 0, "must be > 0")
+}
+
+// urlPrefixOK reports whether p can be matched against request paths,
+// which have // merged and dot segments resolved before matching.
+func urlPrefixOK(p string) bool {
+	return strings.HasPrefix(p, "/") && !strings.ContainsAny(p, "?#%\\ \t") && !strings.Contains(p, "//") && !hasDotDot(p)
 }
 
 func hasDotDot(p string) bool {

@@ -195,6 +195,35 @@ func TestUploadsJpgPhp(t *testing.T) {
 	}
 }
 
+// TestUploadedScriptDoesNotRun: a script a client managed to upload (a
+// plugin's upload hole) must not run from the upload directory, which
+// nginx setups deny with `location ~* /uploads/.*\.php$ { deny all; }`.
+// With SESSIONGATE_NO_PHP_PATHS=/uploads/ it gets 403 and a warning, its
+// source stays unserved, and the directory's other files are served.
+func TestUploadedScriptDoesNotRun(t *testing.T) {
+	g := startGW(t, func(c *config.Config) { c.NoPHPPaths = []string{"/uploads/"} })
+	writeTree(t, g.Root, map[string]string{
+		"uploads/shell.php":      "<?php echo 'EXECUTED';",
+		"uploads/2026/index.php": "<?php echo 'EXECUTED';",
+		"uploads/photo.txt":      "a photo",
+	})
+	for _, target := range []string{"/uploads/shell.php", "/uploads//shell.php", "/uploads/shell.php/x", "/uploads/2026/", "/x/../uploads/shell.php"} {
+		res, body := g.get(t, target)
+		if res.StatusCode != 403 || strings.Contains(body, "EXECUTED") || strings.Contains(body, "<?php") {
+			t.Errorf("%s: %d %q, want 403 without running or showing the script", target, res.StatusCode, body)
+		}
+	}
+	if logs := g.Logs.String(); !strings.Contains(logs, `"level":"WARN"`) || !strings.Contains(logs, "SESSIONGATE_NO_PHP_PATHS") {
+		t.Errorf("no warning naming the rule:\n%s", logs)
+	}
+	if res, body := g.get(t, "/uploads/photo.txt"); res.StatusCode != 200 || body != "a photo" {
+		t.Errorf("a file in the upload directory: %d %q", res.StatusCode, body)
+	}
+	if res, body := g.get(t, "/info.php"); res.StatusCode != 200 || !strings.Contains(body, "info.php") {
+		t.Errorf("a script elsewhere: %d %.100q", res.StatusCode, body)
+	}
+}
+
 // TestDotfiles: .env, .git/ and .htaccess are never served; /.well-known/
 // (ACME challenges) is.
 func TestDotfiles(t *testing.T) {

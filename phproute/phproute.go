@@ -107,6 +107,9 @@ type Router struct {
 	// that was (UnixNano); see current.
 	root    atomic.Pointer[os.Root]
 	checked atomic.Int64
+
+	// noPHP are URL directories ("/uploads/") where no script runs.
+	noPHP []string
 }
 
 // recheckRoot is how often the router looks whether its root path names
@@ -127,6 +130,18 @@ func New(staticRoot, index string) (*Router, error) {
 	r.root.Store(root)
 	r.checked.Store(time.Now().UnixNano())
 	return r, nil
+}
+
+// NoPHPUnder makes every script under the URL directories dirs
+// ("/wp-content/uploads/", a trailing slash added when missing) Forbidden,
+// as nginx's `location ~ /uploads/.*\.php$ { deny all; }` does: upload
+// directories hold what clients sent, and a script one of them planted
+// there must not run. Call it before the router is used.
+func (r *Router) NoPHPUnder(dirs []string) {
+	r.noPHP = r.noPHP[:0]
+	for _, d := range dirs {
+		r.noPHP = append(r.noPHP, strings.TrimSuffix(d, "/")+"/")
+	}
 }
 
 // Close releases the root directory.
@@ -176,6 +191,18 @@ var dirIndex = []string{"index.php", "index.html"}
 // sent it (percent-encoded, e.g. from url.URL.EscapedPath): decoding happens
 // here, once, so that every check sees the same bytes the filesystem will.
 func (r *Router) Resolve(escapedPath string) Route {
+	rt := r.resolve(escapedPath)
+	if rt.Kind == PHP {
+		for _, d := range r.noPHP {
+			if strings.HasPrefix(rt.ScriptName, d) {
+				return Route{Kind: Forbidden, Reason: "no PHP runs under " + d + " (SESSIONGATE_NO_PHP_PATHS)"}
+			}
+		}
+	}
+	return rt
+}
+
+func (r *Router) resolve(escapedPath string) Route {
 	segs, trailing, bad := cleanPath(escapedPath)
 	if bad != nil {
 		return *bad

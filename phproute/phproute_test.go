@@ -228,6 +228,50 @@ func TestResolveIndexOff(t *testing.T) {
 	}
 }
 
+// TestNoPHPUnder: upload directories hold what clients sent, so a script
+// there must not run (nginx: location ~ /uploads/.*\.php$ { deny all; }),
+// however the URL names it, and its source is not served either. The
+// rest of the directory, the front controller for what is missing there,
+// and a sibling directory whose name only starts the same are unchanged.
+func TestNoPHPUnder(t *testing.T) {
+	root, _ := site(t)
+	for name, body := range map[string]string{
+		"uploads/shell.php":      "<?php",
+		"uploads/sub/index.php":  "<?php",
+		"uploads/deep/a.php":     "<?php",
+		"uploads-old/kept.php":   "<?php",
+		"uploads/deep/photo.png": "png",
+	} {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := New(root, "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.NoPHPUnder([]string{"/uploads"})
+	for _, p := range []string{"/uploads/shell.php", "/uploads//shell.php", "/x/../uploads/shell.php", "/uploads/shell%2ephp",
+		"/uploads/sub/", "/uploads/deep/a.php/extra", "/uploads/lnk.php"} {
+		if got := r.Resolve(p); got.Kind != Forbidden {
+			t.Errorf("Resolve(%q) = %+v, want Forbidden", p, got)
+		}
+	}
+	for p, want := range map[string]Route{
+		"/uploads/deep/photo.png": {Kind: Static, File: "uploads/deep/photo.png", Name: "photo.png"},
+		"/uploads/missing.jpg":    {Kind: PHP, ScriptName: "/index.php"},
+		"/uploads-old/kept.php":   {Kind: PHP, ScriptName: "/uploads-old/kept.php"},
+		"/hello.php":              {Kind: PHP, ScriptName: "/hello.php"},
+	} {
+		if got := r.Resolve(p); got != want {
+			t.Errorf("Resolve(%q) = %+v, want %+v", p, got, want)
+		}
+	}
+}
+
 func TestResolveMissingFrontController(t *testing.T) {
 	root := t.TempDir()
 	r, err := New(root, "/app.php")

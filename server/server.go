@@ -174,6 +174,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	router.NoPHPUnder(cfg.NoPHPPaths)
 	php := o.php
 	if php == nil {
 		maxBody := int64(cfg.MaxBody)
@@ -531,6 +532,10 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 	case phproute.BadRequest:
 		s.fail(w, r, http.StatusBadRequest)
 	case phproute.Forbidden:
+		// An unreadable file is the operator's to fix, a script in an
+		// upload directory may be an attack: either way, a warning with
+		// the reason.
+		ri.Err = errors.New(route.Reason)
 		s.fail(w, r, http.StatusForbidden)
 	default:
 		s.fail(w, r, http.StatusNotFound)
