@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -157,5 +158,24 @@ func TestSessionMergeManyAtOnce(t *testing.T) {
 	}
 	if !strings.Contains(string(d.Data), `"user":"ana"`) {
 		t.Errorf("the session's first key was lost: %s", d.Data)
+	}
+}
+
+// TestSessionLoopbackRequest: a page that requests another page of the site
+// with the visitor's cookies (WordPress's Site Health and file editors)
+// waits for the lock its own caller holds, and gets 503 when the wait runs
+// out (README, "Sessions"); opening the session with read_and_close first,
+// the README's must-use plugin for WordPress, lets it through.
+func TestSessionLoopbackRequest(t *testing.T) {
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_TIMEOUT=1s"}})
+	ck := s.newSession(t)
+	inner := url.QueryEscape(s.gws[0].URL + "/get.php?k=user")
+	_, body, _ := s.gws[0].get(t, "/loopback.php?url="+inner, ck)
+	if !strings.HasPrefix(body, "HTTP/1.1 503") {
+		t.Errorf("loopback while the caller holds the lock: %q, want the inner request's 503", body)
+	}
+	_, body, _ = s.gws[0].get(t, "/loopback.php?release=1&url="+inner, ck)
+	if !strings.HasPrefix(body, "HTTP/1.1 200") || !strings.Contains(body, "ana") {
+		t.Errorf("loopback after read_and_close: %q, want the inner page with the session", body)
 	}
 }
