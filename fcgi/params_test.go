@@ -206,6 +206,23 @@ func TestParams(t *testing.T) {
 	}
 }
 
+// SCRIPT_FILENAME and PATH_TRANSLATED join the root and the URL path with
+// one slash, whatever slashes SESSIONGATE_DOCUMENT_ROOT ends with: a root
+// of "/" (a container whose site is the whole filesystem view) must not
+// give PHP "//index.php", which $_SERVER consumers compare and log.
+func TestFilenamesJoinRootWithOneSlash(t *testing.T) {
+	for _, root := range []string{"/", "/srv/www", "/srv/www/", "/srv/www//"} {
+		req := httptest.NewRequest("GET", "http://shop.example/index.php/a/b", nil)
+		s := &Script{DocumentRoot: root, ScriptName: "/index.php", PathInfo: "/a/b"}
+		m, _ := encode(t, req, s, -1)
+		base := strings.TrimRight(root, "/")
+		if m["SCRIPT_FILENAME"] != base+"/index.php" || m["PATH_TRANSLATED"] != base+"/a/b" {
+			t.Errorf("root %q: SCRIPT_FILENAME %q PATH_TRANSLATED %q, want %q and %q",
+				root, m["SCRIPT_FILENAME"], m["PATH_TRANSLATED"], base+"/index.php", base+"/a/b")
+		}
+	}
+}
+
 // Every header spelling that is not letters/digits/'-' is refused, so two
 // headers can never land on the same HTTP_* name.
 func TestForwardableHeader(t *testing.T) {

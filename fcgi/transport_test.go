@@ -405,6 +405,38 @@ func TestNoRetryWhenUnsafe(t *testing.T) {
 			t.Fatalf("err %v, server saw %d requests; want 502 and no retry", err, len(srv.Requests()))
 		}
 	})
+	t.Run("fresh connection reset while sending", func(t *testing.T) {
+		// A worker that takes the params and ends (a script that never
+		// reads a JSON body, then exits or dies) resets the connection
+		// while the body is still being sent: the script may have run, so
+		// a new connection's failed write is never sent again, however
+		// replayable the body is.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		var accepted atomic.Int64
+		go func() {
+			for {
+				nc, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				accepted.Add(1)
+				var b [headerLen]byte
+				io.ReadFull(nc, b[:])
+				nc.(*net.TCPConn).SetLinger(0) // close with a reset
+				nc.Close()
+			}
+		}()
+		tr, _ := newTransport(t, Options{MaxBody: 64 << 20, BufferBodies: true}, ln.Addr().String())
+		big := strings.Repeat("z", 32<<20) // far more than the socket buffers hold
+		_, err = tr.RoundTrip(newReq(nil, "POST", "/", strings.NewReader(big), nil))
+		if StatusOf(err) != 502 || accepted.Load() != 1 {
+			t.Fatalf("err %v, %d connections; want 502 and no resend", err, accepted.Load())
+		}
+	})
 	t.Run("streamed body consumed", func(t *testing.T) {
 		srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
 			if r.N == 2 {

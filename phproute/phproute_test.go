@@ -125,6 +125,11 @@ func TestResolve(t *testing.T) {
 		{"/a.php/b.php/more", php("/a.php/b.php", "/more")}, // a.php is a directory
 		{"/a.php/c/x", k(NotFound)},                         // names a .php that is no script
 		{"/style.css/x", front},
+		// Like nginx's fastcgi_split_path_info ^(.+?\.php)(/.*)$: a script
+		// name is cut only before a "/", so a longer name that merely
+		// starts like a script does not run it.
+		{"/hello.phpx", front},
+		{"/hello.php.bak/x", front},
 
 		// Front controller for everything else, REQUEST_URI kept by the caller.
 		{"/blog/2024/hello-world", front},

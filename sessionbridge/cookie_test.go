@@ -47,3 +47,19 @@ func FuzzCookieIDs(f *testing.F) {
 		}
 	})
 }
+
+// ValidID accepts exactly the IDs NewID mints (64 lowercase hex digits):
+// it is what keeps an ID a PHP script reports back (session_id('abc'),
+// a custom save handler) from becoming a short, guessable Redis key and
+// cookie.
+func TestValidID(t *testing.T) {
+	id := NewID()
+	if !ValidID(id) {
+		t.Fatalf("NewID() = %q is not valid", id)
+	}
+	for _, bad := range []string{"", "abc", id[:63], id + "0", strings.ToUpper(id), id[:63] + "g", id[:63] + "/"} {
+		if ValidID(bad) {
+			t.Errorf("ValidID(%q) = true", bad)
+		}
+	}
+}

@@ -150,13 +150,19 @@ func TestExpiredCookieSignatureIsNoSession(t *testing.T) {
 	m := newTestManager(t, LockStrict, nil)
 	id := createSession(t, m, `{"a":1}`)
 	r := requestWithCookie(t, m, id)
-	// securecookie checks its own timestamp against MaxAge.
-	short, _ := New(Options{Store: m.o.Store, Secrets: [][]byte{[]byte(testSecret)}, Cookie: CookieOptions{Name: "sessionid", MaxAge: time.Second},
+	// securecookie checks its own timestamp against MaxAge: the cookie is
+	// refused as such, before any store lookup (the record's own Created
+	// would end the session too, but only after a lock and a load).
+	cs := &countingStore{Store: m.o.Store}
+	short, _ := New(Options{Store: cs, Secrets: [][]byte{[]byte(testSecret)}, Cookie: CookieOptions{Name: "sessionid", MaxAge: time.Second},
 		IdleTimeout: time.Minute, LockTimeout: time.Second, LockLease: time.Second, StoreTimeout: time.Second})
 	time.Sleep(2100 * time.Millisecond)
 	s, err := short.Open(context.Background(), r, false)
 	if err != nil || s.ID() != "" {
 		t.Fatalf("expired cookie accepted: %v %q", err, s.ID())
+	}
+	if n := cs.calls.Load(); n != 0 {
+		t.Fatalf("expired cookie signature verified: the store was asked %d times", n)
 	}
 }
 
@@ -324,6 +330,33 @@ func TestMergeModeKeepsConcurrentKeys(t *testing.T) {
 	}
 }
 
+// TestAbsoluteExpiryOfAnActiveSession: SESSIONGATE_SESSION_MAX_AGE ends a
+// session however active it is. The session here is used every 8 minutes
+// (never idle: IdleTimeout is 10 min), so only the absolute lifetime, 1h
+// from its creation, can end it at 61 minutes.
+func TestAbsoluteExpiryOfAnActiveSession(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockStrict, nil)
+	id := createSession(t, m, `{"a":1}`)
+	base := time.Now()
+	for minute := 8; minute <= 56; minute += 8 {
+		m.now = func() time.Time { return base.Add(time.Duration(minute) * time.Minute) }
+		s, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+		if err != nil || s.ID() != id {
+			t.Fatalf("minute %d: active session lost: %v %q", minute, err, s.ID())
+		}
+		if err := s.Touch(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		s.Release(ctx)
+	}
+	m.now = func() time.Time { return base.Add(61 * time.Minute) }
+	s, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+	if err != nil || s.ID() != "" {
+		t.Fatalf("active session past max age (1h) still loads: %v %q", err, s.ID())
+	}
+}
+
 func TestAbsoluteAndIdleExpiry(t *testing.T) {
 	ctx := context.Background()
 	m := newTestManager(t, LockStrict, nil)
@@ -343,10 +376,19 @@ func TestAbsoluteAndIdleExpiry(t *testing.T) {
 }
 
 func TestShortKeyRefused(t *testing.T) {
-	_, err := New(Options{Store: memory.New(memory.Options{}), Secrets: [][]byte{[]byte("short")}, Cookie: CookieOptions{Name: "s", MaxAge: time.Hour},
-		IdleTimeout: time.Minute, LockTimeout: time.Second, LockLease: time.Second, StoreTimeout: time.Second})
-	if err == nil || !strings.Contains(err.Error(), "at least 32") {
-		t.Fatalf("got %v", err)
+	withKey := func(k string) error {
+		_, err := New(Options{Store: memory.New(memory.Options{}), Secrets: [][]byte{[]byte(k)}, Cookie: CookieOptions{Name: "s", MaxAge: time.Hour},
+			IdleTimeout: time.Minute, LockTimeout: time.Second, LockLease: time.Second, StoreTimeout: time.Second})
+		return err
+	}
+	// The README promises "at least 32 bytes": 31 is refused, 32 is not.
+	for _, k := range []string{"short", strings.Repeat("k", MinKeyLen-1)} {
+		if err := withKey(k); err == nil || !strings.Contains(err.Error(), "at least 32") {
+			t.Errorf("%d-byte key: got %v, want refused", len(k), err)
+		}
+	}
+	if err := withKey(strings.Repeat("k", MinKeyLen)); err != nil {
+		t.Errorf("%d-byte key refused: %v", MinKeyLen, err)
 	}
 }
 
