@@ -151,6 +151,10 @@ type Session struct {
 	// lateCookie: a session was created after the headers left, so the
 	// client can never reference it (logged once).
 	lateCookie bool
+	// headerCookieID is the ID the client holds once the headers left: the
+	// one their cookie named (an announced session not written yet
+	// included), else the one it came with.
+	headerCookieID string
 	// expiry and browserCookie are the app's own expiry for this session
 	// (Django's set_expiry), see SetExpiry.
 	expiry        time.Duration
@@ -489,7 +493,7 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 	}
 	s.id, s.exists, s.rec, s.version, s.stored = id, true, rec, v, next
 	s.m.event("save")
-	if s.headersSent && !s.lateCookie {
+	if s.headersSent && id != s.headerCookieID && !s.lateCookie {
 		s.lateCookie = true
 		s.m.log.Warn("session created after the response headers were sent; the client cannot get its cookie", "session", shortID(id))
 	}
@@ -617,6 +621,7 @@ func (s *Session) SetCookie(h http.Header) {
 		return
 	}
 	s.cookieDone = true
+	s.headerCookieID = s.cookieID
 	want := ""
 	switch {
 	case s.announced != "":
@@ -642,6 +647,7 @@ func (s *Session) SetCookie(h http.Header) {
 		s.m.log.Error("session cookie", "error", err.Error())
 		return
 	}
+	s.headerCookieID = want
 	if want != "" {
 		switch {
 		case s.browserCookie:
