@@ -61,6 +61,12 @@ type Script struct {
 	// request, though with Options.ReadAhead the client may still be
 	// downloading what arrived. It does not run when RoundTrip fails.
 	OnEnd func()
+	// OnHeader, when set, runs once the CGI header block has arrived and
+	// before any record after it is read, on the goroutine calling
+	// RoundTrip: what OnStderr received by then PHP wrote before its output
+	// began, and what comes later was written after it. It does not run
+	// when RoundTrip fails before the header block is complete.
+	OnHeader func()
 }
 
 type scriptKey struct{}

@@ -428,6 +428,9 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		putBuf()
 		return fail("parse response header", err, false)
 	}
+	if s.OnHeader != nil {
+		s.OnHeader()
+	}
 
 	// Take whatever complete records are already buffered: for most
 	// responses this reaches END_REQUEST and the connection goes back to

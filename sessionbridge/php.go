@@ -158,6 +158,7 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s2.Extra = append(append([]fcgi.Param(nil), script.Extra...), extra...)
 	s2.OnStderr = b.onStderr
 	s2.OnEnd = b.onPHPEnd
+	s2.OnHeader = b.onPHPHeader
 	r = r.WithContext(fcgi.WithScript(r.Context(), &s2))
 
 	bw := &bridgeWriter{ResponseWriter: w, b: b}
@@ -232,6 +233,23 @@ type phpBridge struct {
 	nextSeq     int
 	held        []message
 	headersRead bool
+	// headerSeen: the transport reported PHP's CGI header block
+	// (onPHPHeader); cutAtHeader: a message of PHP's was incomplete then.
+	headerSeen, cutAtHeader bool
+}
+
+// onPHPHeader runs when PHP's header block has arrived, before any record
+// after it is read. A message still incomplete at that point began before
+// the output and can never be completed (log_limit cut it). One incomplete
+// later, when the response headers are handled, may just be on its way:
+// PHP sends a change made after its output started (its end-of-request
+// write once the output buffer was flushed) behind that output, and the
+// transport reads some of it ahead before the headers go out.
+func (b *phpBridge) onPHPHeader() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.headerSeen = true
+	b.cutAtHeader = b.scanner.cutShort()
 }
 
 // onPHPEnd runs when php-fpm's part of the response is over (all of it
@@ -487,8 +505,12 @@ func (b *phpBridge) finish() {
 func (b *phpBridge) failure() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.failed == nil && b.scanner.cutShort() {
-		// PHP's output starts while one of its messages is incomplete:
+	cut := b.cutAtHeader
+	if !b.headerSeen {
+		cut = b.scanner.cutShort()
+	}
+	if b.failed == nil && cut {
+		// PHP's output started while one of its messages was incomplete:
 		// the rest of it can no longer come (log_limit cut it); finish
 		// logs it.
 		b.failed = errors.New("session message from PHP cut short")
