@@ -81,11 +81,15 @@ type PHPOptions struct {
 
 // phpINI is what the prepend relies on. serialize_handler php_serialize
 // keeps integer keys and '|' in keys (the classic format loses them);
-// use_cookies=0 because the gateway owns the cookie; strict mode so only
-// IDs known to the handler are accepted.
+// strict mode so only IDs known to the handler are accepted. use_cookies
+// stays on although the gateway owns the cookie (it drops the one PHP
+// sends, dropRawIDCookies): with it off PHP 8 refuses
+// session_set_cookie_params() with a warning, which applications call on
+// every request (phpMyAdmin shows it in its pages), and a script's own
+// save handler could keep no session.
 var phpINI = []string{
 	"session.serialize_handler=php_serialize",
-	"session.use_cookies=0",
+	"session.use_cookies=1",
 	"session.use_only_cookies=1",
 	"session.use_trans_sid=0",
 	"session.use_strict_mode=1",
@@ -109,11 +113,10 @@ func (m *Manager) PHPHandler(next http.Handler, o PHPOptions) http.Handler {
 }
 
 type phpHandler struct {
-	m          *Manager
-	next       http.Handler
-	opts       PHPOptions
-	phpValue   string
-	rawCookies RawIDCookieGuard
+	m        *Manager
+	next     http.Handler
+	opts     PHPOptions
+	phpValue string
 }
 
 func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -285,12 +288,13 @@ func (b *phpBridge) noteID(id string) {
 }
 
 // dropRawIDCookies removes the Set-Cookie lines PHP itself made with a raw
-// session ID as their value. PHP sends them when an application turns
-// session.use_cookies back on (ini_set, a framework's session options).
+// session ID as their value: PHP's own session cookie (session.use_cookies
+// is on, see phpINI), or an application's cookie holding session_id().
 // The raw ID is not a valid cookie for the gateway, so it grants nothing,
 // but it is the store's key and must not reach the browser; and under the
 // gateway's own cookie name it would replace the signed cookie there and
-// log the user out.
+// log the user out. PHP sends its cookie on most requests that start a
+// session, so this is no news for the log above debug level.
 func (b *phpBridge) dropRawIDCookies(h http.Header) {
 	if len(h["Set-Cookie"]) == 0 {
 		return
@@ -299,13 +303,14 @@ func (b *phpBridge) dropRawIDCookies(h http.Header) {
 	ids := slices.Clone(b.ids)
 	b.mu.Unlock()
 	ids = append(ids, b.sess.ID())
-	b.h.rawCookies.Drop(h, ids, b.h.m.log, b.h.m.now(),
-		"PHP sent a cookie holding the raw session ID (session.use_cookies turned on by the application?)", "script", b.path)
+	if dropped := DropRawIDCookies(h, ids); len(dropped) > 0 {
+		b.h.m.log.Debug("cookie holding the raw session ID dropped; the gateway's signed cookie carries the session",
+			"script", b.path, "cookies", dropped)
+	}
 }
 
-// RawIDCookieGuard keeps raw session IDs out of an app's cookies (the PHP
-// bridge and the Django proxy each have one) and tells the operator, once a
-// minute rather than on every request.
+// RawIDCookieGuard keeps raw session IDs out of a Django app's cookies and
+// tells the operator, once a minute rather than on every request.
 type RawIDCookieGuard struct {
 	warned atomic.Int64 // unix seconds of the last warning
 }

@@ -101,9 +101,8 @@ func TestRefusedPHPFrameIsNeverReportedAsSaved(t *testing.T) {
 	}
 }
 
-// An application that turns session.use_cookies back on makes PHP send its
-// own cookie with the raw session ID: the ID the request was given, or one
-// it created or regenerated. Those lines never reach the browser (the
+// PHP sends its own session cookie with the raw session ID: the ID the
+// request was given, or one it created or regenerated. Those lines never reach the browser (the
 // gateway's signed cookie carries the session); the app's other cookies do.
 func TestPHPRawSessionIDCookieIsDropped(t *testing.T) {
 	m := newTestManager(t, LockStrict, nil)

@@ -61,8 +61,6 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** The request came without the gateway's params and open() has yet
      * to say so: its sessions cannot be kept. */
     private bool $warnNoGateway = false;
-    /** @var array<string, true> IDs PHP read through this handler */
-    private array $read = [];
 
     public function __construct(array $server)
     {
@@ -89,16 +87,6 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         for ($i = 0; $i < $n; $i++) {
             $this->encoded .= (string)($server['SESSIONGATE_DATA_' . $i] ?? '');
         }
-    }
-
-    /**
-     * Whether the script's session (session_id() $id) was opened through
-     * another handler: one the script installed over this one, as legacy
-     * code with a database handler does.
-     */
-    public function isForeign(string $id): bool
-    {
-        return $id !== '' && !isset($this->read[$id]);
     }
 
     /** The php_serialize text the gateway loaded, '' when none. */
@@ -167,7 +155,6 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         $this->active = $id;
         $this->current = $id;
         $this->started = true;
-        $this->read[$id] = true;
         $this->closedByWrite = false;
         if (isset($this->written[$id])) {
             return $this->forScript($this->written[$id]);
@@ -422,7 +409,7 @@ function sessiongate_user_id(): ?string
     // this file with php_admin_value[auto_prepend_file] instead.
     foreach ([
         'session.serialize_handler' => 'php_serialize',
-        'session.use_cookies' => '0',
+        'session.use_cookies' => '1',
         'session.use_only_cookies' => '1',
         'session.use_trans_sid' => '0',
         'session.use_strict_mode' => '1',
@@ -442,19 +429,14 @@ function sessiongate_user_id(): ?string
     if (!session_set_save_handler($handler, false) || ini_get('session.save_handler') !== 'user') {
         // php_admin_value[session.save_handler] (a phpredis pool, say)
         // makes PHP keep its own handler without a warning: the script's
-        // session would be neither shared nor, with the cookie off above,
-        // kept past the request.
-        error_log('sessiongate: PHP refused the gateway\'s session handler; session.save_handler stays "' . ini_get('session.save_handler') . '" (fixed by php_admin_value in the pool?), so this script\'s session is not shared or kept. Remove php_admin_value[session.save_handler].', 4);
+        // session stays in PHP's own store, under PHP's own cookie, and
+        // is not shared.
+        error_log('sessiongate: PHP refused the gateway\'s session handler; session.save_handler stays "' . ini_get('session.save_handler') . '" (fixed by php_admin_value in the pool?), so this script\'s session is not shared. Remove php_admin_value[session.save_handler].', 4);
         return;
     }
     register_shutdown_function(static function () use ($handler): void {
         register_shutdown_function(static function () use ($handler): void {
             $handler->finishing = true;
-            if ($handler->isForeign((string)session_id()) && ini_get('session.use_cookies') !== '1') {
-                // With the cookie off (ours carries the session), such a
-                // session starts afresh on every request, without a word.
-                error_log('sessiongate: this script installed a session handler of its own over the gateway\'s: its session is not shared, and with session.use_cookies=0 (the gateway\'s cookie carries the session) it does not outlast the request. Drop its session_set_save_handler() to use the shared session, or set session.use_cookies=1 and a session.name other than the gateway\'s cookie to keep a session of its own.', 4);
-            }
             // PHP itself writes an active session later, after object
             // destructors (which may still change it). Once the headers
             // are out, nothing is gained by writing earlier; before, the

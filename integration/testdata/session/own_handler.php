@@ -16,10 +16,6 @@ class OwnFileHandler implements SessionHandlerInterface
     public function gc(int $max): int|false { return 0; }
 }
 session_set_save_handler(new OwnFileHandler(), true);
-// ?cookies=1: the script also turns PHP's own cookie back on.
-if (isset($_GET['cookies'])) {
-    ini_set('session.use_cookies', '1');
-}
 session_start();
 $_SESSION['own'] = ($_SESSION['own'] ?? 0) + 1;
 echo $_SESSION['own'];
