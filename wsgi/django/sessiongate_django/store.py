@@ -131,7 +131,12 @@ class SessionStore(SessionBase):
                 # the old one destroyed.
                 return ("write", True, data)
             return ("delete", False, None)
-        if self.modified:
+        if self.modified or (save_every_request and had and data is not None):
+            # SESSION_SAVE_EVERY_REQUEST saves a session the view loaded
+            # even when it is not marked modified: Django documents it as
+            # the way to keep changes made inside stored dicts and lists,
+            # which do not set session.modified. One never loaded cannot
+            # have changed: a touch below does the rest of a save.
             if data is None:
                 data = self._loaded
             if not data and not had:

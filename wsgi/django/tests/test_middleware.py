@@ -327,6 +327,22 @@ class SessionAPITests(unittest.TestCase):
             _, resp = run(lambda r: HttpResponse("x"))
             self.assertEqual(internal_headers(resp), [])
 
+    def test_save_every_request_saves_nested_changes(self):
+        # Django's documented remedy for a change inside a stored dict,
+        # which does not set session.modified: with SESSION_SAVE_EVERY_REQUEST
+        # it saves the session on every request, so the change is kept.
+        def view(request):
+            request.session["cart"]["pear"] = 1
+            return HttpResponse("x")
+
+        with override_settings(SESSION_SAVE_EVERY_REQUEST=True):
+            _, resp = run(view, signed_meta(SID, {"cart": {"apple": 2}}))
+            c = Change(resp)
+            self.assertEqual((c.op, c.rotate, c.data), ("write", "", {"cart": {"apple": 2, "pear": 1}}))
+        # Without the setting, as in Django, only session.modified saves it.
+        _, resp = run(view, signed_meta(SID, {"cart": {"apple": 2}}))
+        self.assertEqual(Change(resp).op, "touch")
+
     def test_expire_at_browser_close_setting(self):
         with override_settings(SESSION_EXPIRE_AT_BROWSER_CLOSE=True):
 
