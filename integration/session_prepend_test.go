@@ -91,6 +91,45 @@ func TestSessionPrependAppOwnHandler(t *testing.T) {
 	}
 }
 
+// TestSessionPrependAppOwnHandlerDestructor: an application with a session
+// handler of its own, installed without PHP's shutdown hook, keeps a change
+// its objects' destructors make, as behind nginx: PHP writes that session
+// after the destructors. The prepend's end-of-request write is for the
+// gateway's session only; it closed the application's session before the
+// destructors ran, and the change was lost.
+func TestSessionPrependAppOwnHandlerDestructor(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	own := ""
+	for i := 0; i < 3; i++ {
+		var hdr []string
+		if own != "" {
+			hdr = []string{"Cookie", "PHPSESSID=" + own}
+		}
+		resp, body, _ := s.gws[0].get(t, "/own_handler_destruct.php", "", hdr...)
+		for _, c := range resp.Cookies() {
+			if c.Name == "PHPSESSID" {
+				own = c.Value
+			}
+		}
+		if resp.StatusCode != 200 || body != fmt.Sprint(i) || own == "" {
+			t.Fatalf("visit %d: %d %q, own cookie %q (the destructor's change to the script's own session was lost)", i+1, resp.StatusCode, body, own)
+		}
+	}
+}
+
+// TestSessionUserIDUnderAppOwnHandler: sessiongate_user_id() names the
+// Django user of the gateway's session also while a session of the
+// application's own handler is active (MediaWiki keeps one for every
+// visitor who opened its login page), as a single sign-on hook needs. It
+// read $_SESSION, the application's own session, and said "anonymous".
+func TestSessionUserIDUnderAppOwnHandler(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	_, _, ck := s.gws[0].get(t, "/set.php?k=_auth_user_id&v=7", "")
+	if resp, body, _ := s.gws[1].get(t, "/own_handler_whoami.php", ck); resp.StatusCode != 200 || body != "user:7" {
+		t.Fatalf("with the application's own session active: %d %q, want user:7", resp.StatusCode, body)
+	}
+}
+
 // TestSessionCookieParamsAccepted: applications call
 // session_set_cookie_params() before session_start() on every request
 // (phpMyAdmin, DokuWiki, CodeIgniter). With PHP's session cookie turned off

@@ -294,6 +294,17 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         }
     }
 
+    /**
+     * The active session is this handler's: the script did not replace it
+     * with one of its own (session_set_save_handler() before
+     * session_start()). PHP writes a session of the script's own handler
+     * itself, after the object destructors, as it would without the gateway.
+     */
+    public function holdsSession(): bool
+    {
+        return $this->active !== null;
+    }
+
     public function gc(int $max_lifetime): int|false
     {
         return 0; // expiry is the gateway's job
@@ -378,10 +389,13 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
  */
 function sessiongate_user_id(): ?string
 {
-    if (session_status() === PHP_SESSION_ACTIVE) {
+    $h = $GLOBALS['__sessiongate_handler'] ?? null;
+    // $_SESSION is the shared session only while the gateway's handler has
+    // it open: an application with a handler of its own (MediaWiki) keeps
+    // its own session there.
+    if (session_status() === PHP_SESSION_ACTIVE && (!($h instanceof SessiongateSessionHandler) || $h->holdsSession())) {
         $id = $_SESSION['_auth_user_id'] ?? null;
     } else {
-        $h = $GLOBALS['__sessiongate_handler'] ?? null;
         // The session as the script left it (written, destroyed,
         // regenerated), not necessarily as the request found it.
         $raw = $h instanceof SessiongateSessionHandler ? $h->currentData() : '';
@@ -441,8 +455,9 @@ function sessiongate_user_id(): ?string
             // destructors (which may still change it). Once the headers
             // are out, nothing is gained by writing earlier; before, the
             // write rides in a header and reopenAfterShutdown() catches
-            // what comes later.
-            if (session_status() === PHP_SESSION_ACTIVE && !headers_sent()) {
+            // what comes later. A session of the script's own handler is
+            // left to PHP, as without the gateway.
+            if (session_status() === PHP_SESSION_ACTIVE && $handler->holdsSession() && !headers_sent()) {
                 session_write_close();
                 $handler->reopenAfterShutdown();
             }
