@@ -563,6 +563,12 @@ func (s *Session) touchLocked(ctx context.Context) error {
 func (s *Session) Destroy(ctx context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if id != "" && id == s.announced {
+		// A new session destroyed before its first write (session_start()
+		// then session_destroy() on a logout page): nothing is stored, and
+		// the client must not get a cookie naming it.
+		s.announced = ""
+	}
 	if id != s.id || id == "" {
 		return nil // not ours, or nothing stored yet
 	}

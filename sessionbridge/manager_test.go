@@ -259,6 +259,47 @@ func TestAnnouncedSessionGetsCookieBeforeWrite(t *testing.T) {
 	}
 }
 
+// A new session destroyed before it was written (session_start() then
+// session_destroy() on a logout page, or session_regenerate_id() then
+// session_destroy()) gets no cookie: nothing is stored under its ID.
+func TestAnnouncedSessionDestroyedGetsNoCookie(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockStrict, nil)
+	s, _ := m.Open(ctx, requestWithCookie(t, m, ""), false)
+	id := NewID()
+	_ = s.Announce(id)
+	if err := s.Destroy(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	s.SetCookie(h)
+	if len(h) != 0 {
+		t.Fatalf("cookie for a new session destroyed unwritten: %v", h)
+	}
+
+	// Regenerated (old one destroyed), then the new one destroyed: the
+	// client's cookie is expired, not replaced by one naming nothing.
+	old := createSession(t, m, `{"user":"ana"}`)
+	s, err := m.Open(ctx, requestWithCookie(t, m, old), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release(ctx)
+	if err := s.Destroy(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	regen := NewID()
+	_ = s.Announce(regen)
+	if err := s.Destroy(ctx, regen); err != nil {
+		t.Fatal(err)
+	}
+	h = http.Header{}
+	s.SetCookie(h)
+	if cks := (&http.Response{Header: h}).Cookies(); len(cks) != 1 || cks[0].MaxAge >= 0 {
+		t.Fatalf("want the cookie expired, got %v", h)
+	}
+}
+
 func TestStrictModeSerializesAndLosesNothing(t *testing.T) {
 	ctx := context.Background()
 	m := newTestManager(t, LockStrict, nil)
