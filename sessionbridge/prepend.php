@@ -61,6 +61,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** The request came without the gateway's params and open() has yet
      * to say so: its sessions cannot be kept. */
     private bool $warnNoGateway = false;
+    /** @var array<string, string> IDs PHP took without asking this handler,
+     * each mapped to the session it stands for (see adopt) */
+    private array $alias = [];
 
     public function __construct(array $server)
     {
@@ -138,6 +141,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function read(string $id): string|false
     {
+        $id = $this->reopening ? $this->canonical($id) : $this->adopt($id);
         if ($this->reopening) {
             if ($id !== $this->late) {
                 return false;
@@ -173,6 +177,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function write(string $id, string $data): bool
     {
+        $id = $this->canonical($id);
         if ($id === $this->late && $data === ($this->seen[$id] ?? null)) {
             // The last write of the request (reopenAfterShutdown): nothing
             // changed since the one the gateway already has.
@@ -239,6 +244,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function updateTimestamp(string $id, string $data): bool
     {
+        $id = $this->canonical($id);
         if ($id === $this->late) {
             // read() gave '' on the reopen: "unchanged" means "now empty"
             // here, which write() tells apart from the previous write.
@@ -251,6 +257,10 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function destroy(string $id): bool
     {
+        $id = $this->canonical($id);
+        // The ID that stood for it names nothing now: PHP reads it again
+        // from its cookie at a session_start() after session_destroy().
+        $this->alias = array_filter($this->alias, static fn(string $to): bool => $to !== $id);
         unset($this->written[$id]);
         if ($id === $this->gatewayId) {
             $this->gatewayId = '';
@@ -273,7 +283,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
      */
     public function reopenAfterShutdown(): void
     {
-        $id = (string)session_id();
+        $id = $this->canonical((string)session_id());
         if ($this->nonce === '' || $id === '' || !isset($this->seen[$id]) || !is_array($_SESSION ?? null)) {
             return;
         }
@@ -324,9 +334,41 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             && (debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 2)[1]['function'] ?? '') === 'session_start') {
             return $this->gatewayId;
         }
+        return $this->mint();
+    }
+
+    private function mint(): string
+    {
         $id = bin2hex(random_bytes(32));
         $this->minted[$id] = true;
         return $id;
+    }
+
+    /** The session ID that $id, as PHP names the session, stands for. */
+    private function canonical(string $id): string
+    {
+        return $this->alias[$id] ?? $id;
+    }
+
+    /**
+     * The session ID that read($id) opens. PHP takes an ID without asking
+     * the handler when the script turned session.use_strict_mode off
+     * (daloRADIUS does before every session_start(), as does code that
+     * follows the PHP manual's custom regeneration): the one its own cookie
+     * names, which the client chose (a PHPSESSID left from before the
+     * gateway, from another PHP site on the domain, or planted), or one the
+     * script named with session_id(). Such an ID is no session of the
+     * gateway's; it stands for the one create_sid() would have given, so
+     * the script keeps the request's session and the client's choice of ID
+     * is never stored. session_id() still shows the script PHP's ID.
+     */
+    private function adopt(string $id): string
+    {
+        if ($this->nonce !== '' && $id !== '' && !isset($this->alias[$id]) && $id !== $this->gatewayId
+            && !isset($this->minted[$id]) && !isset($this->written[$id])) {
+            $this->alias[$id] = !$this->started && $this->gatewayId !== '' ? $this->gatewayId : $this->mint();
+        }
+        return $this->canonical($id);
     }
 
     public function validateId(string $id): bool
@@ -339,6 +381,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         // session was opened with it, as a files handler's would once its
         // file exists. Otherwise session_create_id() in an active session
         // always "collides" and returns false with a warning.
+        $id = $this->canonical($id);
         return ($id !== '' && $id === $this->gatewayId) || isset($this->opened[$id]);
     }
 
