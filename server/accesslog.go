@@ -215,6 +215,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 				ri.Err = errors.New("response aborted")
 				if err, ok := v.(error); ok && !errors.Is(err, http.ErrAbortHandler) {
 					ri.Err = err
+				} else if r.Context().Err() != nil || connGone(rec.writeErr) {
+					// The write to the client failed before the upstream
+					// read noticed: the same 499 as when it noticed first.
+					ri.Err = errors.New("response not finished: the client left")
 				}
 			}
 			status := finalStatus(r, ri, rec, v != nil)
