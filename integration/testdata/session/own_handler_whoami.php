@@ -2,16 +2,8 @@
 // An application with a session handler of its own (MediaWiki's, say) that
 // asks for the Django user while its own session is active, as a single
 // sign-on hook does.
-class OwnWhoamiHandler implements SessionHandlerInterface
-{
-    public function open(string $path, string $name): bool { return true; }
-    public function close(): bool { return true; }
-    public function read(string $id): string|false { return ''; }
-    public function write(string $id, string $data): bool { return true; }
-    public function destroy(string $id): bool { return true; }
-    public function gc(int $max): int|false { return 0; }
-}
-session_set_save_handler(new OwnWhoamiHandler(), true);
+require __DIR__ . '/own_handler_class.php';
+session_set_save_handler(new OwnFileHandler('own_whoami_sess'), true);
 session_start();
 $_SESSION['_auth_user_id'] = 'app-own';
 header('Content-Type: text/plain');
