@@ -8,14 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
@@ -306,26 +303,6 @@ func (b *phpBridge) dropRawIDCookies(h http.Header) {
 	if dropped := DropRawIDCookies(h, ids); len(dropped) > 0 {
 		b.h.m.log.Debug("cookie holding the raw session ID dropped; the gateway's signed cookie carries the session",
 			"script", b.path, "cookies", dropped)
-	}
-}
-
-// RawIDCookieGuard keeps raw session IDs out of a Django app's cookies and
-// tells the operator, once a minute rather than on every request.
-type RawIDCookieGuard struct {
-	warned atomic.Int64 // unix seconds of the last warning
-}
-
-// Drop removes the Set-Cookie lines of h holding one of ids and logs why
-// (at most once a minute), with attrs.
-func (g *RawIDCookieGuard) Drop(h http.Header, ids []string, log *slog.Logger, now time.Time, why string, attrs ...any) {
-	dropped := DropRawIDCookies(h, ids)
-	if len(dropped) == 0 {
-		return
-	}
-	t := now.Unix()
-	if last := g.warned.Load(); t-last >= 60 && g.warned.CompareAndSwap(last, t) {
-		log.Warn(why+"; dropped, the gateway's signed cookie carries the session. Logged once a minute.",
-			append(attrs, "cookies", dropped)...)
 	}
 }
 

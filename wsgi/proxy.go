@@ -34,6 +34,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/proxyheader"
@@ -99,7 +100,8 @@ type Proxy struct {
 	bufferBodies bool
 	readAhead    bool
 	tempDir      string
-	rawCookies   sessionbridge.RawIDCookieGuard
+	// rawCookieWarned is when (unix seconds) dropRawIDCookie last logged.
+	rawCookieWarned atomic.Int64
 }
 
 // New checks o and builds the proxy.
@@ -379,8 +381,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		// Django's holding it (its own SessionMiddleware left in under
 		// another name than the gateway's, a view's set_cookie) must not
 		// reach the browser, as on the PHP side.
-		p.rawCookies.Drop(res.Header, []string{id}, p.log, p.now(),
-			"Django sent a cookie holding the raw session ID", "path", res.Request.URL.Path)
+		p.dropRawIDCookie(res.Header, id, res.Request.URL.Path)
 	}
 	ctx := res.Request.Context()
 	if ch != nil {
@@ -535,6 +536,22 @@ func (b *cutShortBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// dropRawIDCookie removes the Set-Cookie lines of h holding the raw
+// session ID id and tells the operator, once a minute rather than on every
+// request: unlike PHP, Django sends such a cookie only when an app is set
+// up wrong.
+func (p *Proxy) dropRawIDCookie(h http.Header, id, path string) {
+	dropped := sessionbridge.DropRawIDCookies(h, []string{id})
+	if len(dropped) == 0 {
+		return
+	}
+	t := p.now().Unix()
+	if last := p.rawCookieWarned.Load(); t-last >= 60 && p.rawCookieWarned.CompareAndSwap(last, t) {
+		p.log.Warn("Django sent a cookie holding the raw session ID; dropped, the gateway's signed cookie carries the session. Logged once a minute.",
+			"path", path, "cookies", dropped)
+	}
 }
 
 func dropSetCookie(h http.Header, name string) {
