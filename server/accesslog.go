@@ -215,7 +215,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 				ri.Err = errors.New("response aborted")
 				if err, ok := v.(error); ok && !errors.Is(err, http.ErrAbortHandler) {
 					ri.Err = err
-				} else if r.Context().Err() != nil || connGone(rec.writeErr) {
+				} else if clientLeft(r, rec) {
 					// The write to the client failed before the upstream
 					// read noticed: the same 499 as when it noticed first.
 					ri.Err = errors.New("response not finished: the client left")
@@ -272,7 +272,7 @@ func finalStatus(r *http.Request, ri *RequestInfo, rec *recorder, aborted bool) 
 	if ri.Status != 0 {
 		status = ri.Status
 	}
-	if (rec.writeErr != nil || aborted) && (r.Context().Err() != nil || connGone(rec.writeErr)) {
+	if (rec.writeErr != nil || aborted) && clientLeft(r, rec) {
 		status = StatusClientClosedRequest
 	}
 	// Nothing answered because the client left first (it gave up while
@@ -282,6 +282,12 @@ func finalStatus(r *http.Request, ri *RequestInfo, rec *recorder, aborted bool) 
 		status = StatusClientClosedRequest
 	}
 	return status
+}
+
+// clientLeft reports whether the client is gone: its request's context
+// ended, or a write to it found the connection closed (connGone).
+func clientLeft(r *http.Request, rec *recorder) bool {
+	return r.Context().Err() != nil || connGone(rec.writeErr)
 }
 
 // connGone reports whether a write to the client failed because the client
