@@ -296,8 +296,10 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 			return l, rec, nil
 		}
 		wait := maxWait
-		if pttl > 0 && pttl < wait {
-			wait = pttl
+		if pttl >= 0 && pttl < wait {
+			// 0: the key ends within the millisecond, so try again
+			// right after it, not after maxWait.
+			wait = max(pttl, time.Millisecond)
 		}
 		timer := time.NewTimer(wait)
 		select {

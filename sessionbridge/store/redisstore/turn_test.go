@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore/redisstoretest"
 )
@@ -73,4 +75,41 @@ func TestThreeGatewaysTakeTurns(t *testing.T) {
 	x, y := newTestStore(t, m.Addr()), newTestStore(t, m.Addr())
 	z := openTestStore(t, "redis://"+m.Addr()+"/0", redisstoretest.Delay(3*time.Millisecond))
 	redisstoretest.FarInstanceGetsATurn(t, []store.Store{x, y}, z, "three", 100*time.Millisecond)
+}
+
+// A claim to the next turn with less than a millisecond left (PTTL 0) is
+// tried again as soon as it lapses, not after maxWait: the contender used
+// to read 0 as "no time known" and sleep a whole second on a lock that was
+// free by then.
+func TestTurnAboutToLapseIsTriedAgainAtOnce(t *testing.T) {
+	m := miniredis.RunT(t) // its clock moves only when told (FastForward)
+	s := newTestStore(t, m.Addr())
+	id := "lapsing"
+	keys, _ := s.keys(id)
+	m.Set(keys[2], "otherinstance 1")
+	m.SetTTL(keys[2], 500*time.Microsecond) // PTTL reads 0
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		l, _, err := s.Lock(ctx, id, time.Second)
+		if err == nil {
+			_, err = l.Unlock(ctx, store.Mutation{Kind: store.Keep})
+		}
+		done <- err
+	}()
+	// The claim keeps the contender off the free lock while it stands.
+	select {
+	case err := <-done:
+		t.Fatalf("took the lock past another instance's claim to the turn (err %v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	m.FastForward(time.Millisecond) // the claim lapses
+	lapsed := time.Now()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(lapsed); waited >= maxWait/2 {
+		t.Errorf("took the free lock %v after the claim lapsed, want well under maxWait (%v)", waited, maxWait)
+	}
 }
