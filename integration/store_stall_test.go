@@ -85,7 +85,10 @@ func TestStoreRedisStallFailsWithinTimeout(t *testing.T) {
 		t.Fatalf("%d of 64 Lock calls: %v", len(errs), errs[0])
 	}
 	t.Logf("slowest Lock: %v", worst)
-	if limit := 2*timeout + 150*time.Millisecond; worst > limit {
+	// The defect this guards added a second of pool wait (1.2 s and more);
+	// the slack above 2 x the timeout is for a loaded CI machine, which
+	// must not fail this test (it measured 400 ms on an idle 2-CPU VM).
+	if limit := 2*timeout + 500*time.Millisecond; worst > limit {
 		t.Errorf("slowest Lock failed after %v with a paused Redis; want <= %v (2 x the Redis timeout)", worst, limit)
 	}
 
