@@ -117,6 +117,57 @@ func TestSessionPrependAppOwnHandlerDestructor(t *testing.T) {
 	}
 }
 
+// TestSessionPrependAppProceduralHandler: an application that installs its
+// own handler with the six callbacks of session_set_save_handler()
+// (Roundcube's database handler) gets PHP's own behaviour for the three it
+// leaves out, as behind nginx. PHP kept the prepend's create_sid,
+// validateId and updateTimestamp for that handler: strict mode then refused
+// the application's ID on every request (Roundcube's login failed with
+// "Invalid request! No data was saved."), session_regenerate_id() failed,
+// an unchanged session never reached the application's write (Roundcube
+// keeps its session alive there), and a visitor with a gateway session got
+// the gateway's raw ID as the application's own, whose cookie the gateway
+// then dropped. The outputs are nginx's for the same visits.
+func TestSessionPrependAppProceduralHandler(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	gatewayCookie := s.newSession(t)
+	for _, ck := range []string{"", gatewayCookie} {
+		own := ""
+		for i, v := range []struct{ op, want string }{
+			{"inc", "n=1 writes=1 regen=-"},
+			{"inc", "n=2 writes=2 regen=-"},
+			{"read", "n=2 writes=3 regen=-"},
+			{"regen", "n=2 writes=1 regen=ok"},
+			{"inc", "n=3 writes=2 regen=ok"},
+		} {
+			var hdr []string
+			if own != "" {
+				hdr = []string{"Cookie", "own_proc_sid=" + own}
+			}
+			resp, body, _ := s.gws[i%2].get(t, "/own_handler_procedural.php?op="+v.op, ck, hdr...)
+			for _, c := range resp.Cookies() {
+				if c.Name == "own_proc_sid" {
+					own = c.Value
+				}
+			}
+			if resp.StatusCode != 200 || body != v.want || own == "" {
+				t.Fatalf("gateway session %v, visit %d (%s): %d %q, want %q; own cookie %q",
+					ck != "", i+1, v.op, resp.StatusCode, body, v.want, own)
+			}
+		}
+	}
+	for _, gw := range s.gws {
+		for _, line := range strings.Split(gw.Logs.String(), "\n") {
+			if strings.Contains(line, "session") && (strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`)) {
+				t.Fatalf("the gateway complains about a session: %s", line)
+			}
+		}
+	}
+	if l := s.fpm.Log(); strings.Contains(l, "PHP Warning") {
+		t.Fatalf("PHP warns:\n%s", l)
+	}
+}
+
 // TestSessionUserIDUnderAppOwnHandler: sessiongate_user_id() names the
 // Django user of the gateway's session also while a session of the
 // application's own handler is active (MediaWiki keeps one for every

@@ -15,7 +15,16 @@
 
 if (!class_exists('SessiongateSessionHandler', false)) {
 
-final class SessiongateSessionHandler implements SessionHandlerInterface, SessionIdInterface, SessionUpdateTimestampHandlerInterface
+/*
+ * No updateTimestamp() method: PHP keeps this handler's create_sid,
+ * validateId and updateTimestamp for an application that installs its own
+ * handler with the six callbacks of session_set_save_handler() (Roundcube),
+ * and an updateTimestamp of ours would take that handler's writes of an
+ * unchanged session (with none, PHP calls its write). write() tells an
+ * unchanged session apart itself; create_sid() and validateId() check that
+ * the session is this handler's (isOpen).
+ */
+final class SessiongateSessionHandler implements SessionHandlerInterface, SessionIdInterface
 {
     /* Frames stay under php-fpm's default log_limit (1024 bytes including
      * its "PHP message: " prefix), so they arrive whole on any pool. */
@@ -49,8 +58,8 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** A session was opened in this request: the gateway's ID has been
      * handed to PHP (or replaced) and create_sid() mints from now on. */
     private bool $started = false;
-    /** @var array<string, string> the data PHP last handed to write() or
-     * updateTimestamp(), by ID, in the script's format */
+    /** @var array<string, string> the data PHP last handed to write()
+     * (a touch included), by ID, in the script's format */
     private array $seen = [];
     /** The ID reopenAfterShutdown() opened again ('' none): PHP writes it
      * once more at the very end, and only a change goes to the gateway. */
@@ -64,6 +73,12 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** @var array<string, string> IDs PHP took without asking this handler,
      * each mapped to the session it stands for (see adopt) */
     private array $alias = [];
+    /** open() was called and close() not yet: the active session, if any,
+     * is this handler's and not one of the application's own handler. */
+    private bool $isOpen = false;
+    /** @var array<string, string> what read() gave PHP, by ID: PHP's
+     * lazy_write compares the session with it before writing */
+    private array $readBack = [];
 
     public function __construct(array $server)
     {
@@ -126,11 +141,13 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             $this->warnNoGateway = false;
             error_log('sessiongate: this request did not come through the gateway (no SESSIONGATE_NONCE param: php CLI, php -S, or a direct FastCGI request); its session is not stored', 4);
         }
+        $this->isOpen = true;
         return true;
     }
 
     public function close(): bool
     {
+        $this->isOpen = false;
         if ($this->active !== null && !$this->closedByWrite) {
             $this->send('close', $this->active, '');
         }
@@ -161,18 +178,22 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         $this->started = true;
         $this->closedByWrite = false;
         if (isset($this->written[$id])) {
-            return $this->forScript($this->written[$id]);
+            $data = $this->forScript($this->written[$id]);
+        } elseif ($id === $this->gatewayId && $id !== '') {
+            $data = $this->forScript($this->loadedData());
+        } else {
+            if (isset($this->minted[$id])) {
+                $this->opened[$id] = true;
+                // A new session: the gateway must send its cookie with the
+                // headers, which may leave before the data is written.
+                $this->send('open', $id, '');
+            }
+            $data = '';
         }
-        if ($id === $this->gatewayId && $id !== '') {
-            return $this->forScript($this->loadedData());
+        if ($data !== false) {
+            $this->readBack[$id] = $data;
         }
-        if (isset($this->minted[$id])) {
-            $this->opened[$id] = true;
-            // A new session: the gateway must send its cookie with the
-            // headers, which may leave before the data is written.
-            $this->send('open', $id, '');
-        }
-        return '';
+        return $data;
     }
 
     public function write(string $id, string $data): bool
@@ -183,6 +204,14 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             // changed since the one the gateway already has.
             $this->closedByWrite = true;
             return true;
+        }
+        if ($id !== $this->late && $data === ($this->readBack[$id] ?? null) && ini_get('session.lazy_write')
+            && (debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 2)[1]['function'] ?? '') !== 'session_regenerate_id') {
+            // PHP's lazy_write found the session unchanged and, as this
+            // handler has no updateTimestamp(), writes it: a touch.
+            $this->seen[$id] = $data;
+            $this->closedByWrite = true;
+            return $this->send('touch', $id, '');
         }
         $this->seen[$id] = $data;
         if (ini_get('session.serialize_handler') !== 'php_serialize') {
@@ -240,19 +269,6 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             $out .= ($format === 'php' ? $name . '|' : chr(strlen($name)) . $name) . serialize($value);
         }
         return $out;
-    }
-
-    public function updateTimestamp(string $id, string $data): bool
-    {
-        $id = $this->canonical($id);
-        if ($id === $this->late) {
-            // read() gave '' on the reopen: "unchanged" means "now empty"
-            // here, which write() tells apart from the previous write.
-            return $this->write($id, $data);
-        }
-        $this->seen[$id] = $data;
-        $this->closedByWrite = true;
-        return $this->send('touch', $id, '');
     }
 
     public function destroy(string $id): bool
@@ -322,6 +338,12 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function create_sid(): string
     {
+        if (!$this->isOpen) {
+            // The application's own handler asks (see the class comment):
+            // PHP's own ID, never the gateway's, whose cookie would not
+            // reach the browser.
+            return self::phpSessionId();
+        }
         // The gateway's session reaches PHP here, not through session_id()
         // before the script runs: with PHP's files handler session_id() is
         // "" until session_start() (the ID comes from the cookie then), and
@@ -335,6 +357,18 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             return $this->gatewayId;
         }
         return $this->mint();
+    }
+
+    /** A new ID as PHP makes one for a handler without create_sid. */
+    private static function phpSessionId(): string
+    {
+        $bits = min(6, max(4, (int)(ini_get('session.sid_bits_per_character') ?: 4)));
+        $chars = substr('0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ,-', 0, 1 << $bits);
+        $id = '';
+        for ($n = max(22, (int)(ini_get('session.sid_length') ?: 32)); $n > 0; $n--) {
+            $id .= $chars[random_int(0, strlen($chars) - 1)];
+        }
+        return $id;
     }
 
     private function mint(): string
@@ -373,6 +407,14 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function validateId(string $id): bool
     {
+        if (!$this->isOpen) {
+            // The application's own handler, which has no validate_sid:
+            // PHP would take any ID as it comes and check no new one, so
+            // session_start() keeps the application's ID and
+            // session_regenerate_id() gets its new one at once.
+            $caller = debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 2)[1]['function'] ?? '';
+            return $caller !== 'session_regenerate_id' && $caller !== 'session_create_id';
+        }
         // session.use_strict_mode: only the gateway's ID or ours are valid,
         // so session_id('chosen-by-attacker') cannot fixate a session.
         // PHP asks "does this session exist?": also to detect collisions of
