@@ -107,6 +107,26 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         }
     }
 
+    /**
+     * Once the script opened the gateway's session, shows it in $_COOKIE
+     * under the session's name, where the browser's session cookie is
+     * behind nginx; the browser holds the gateway's signed cookie instead,
+     * under another name. Symfony's Request::hasPreviousSession() looks
+     * there, and its firewall loads the logged-in user, and migrates the
+     * session at login, only when it finds it (php_bridge storage, which
+     * starts the session before the Request is made). Not before
+     * session_start(): PHP would take the entry as the session ID of an
+     * application's own handler. A cookie of that name the client sent is
+     * left as it came.
+     */
+    public function exposeCookie(): void
+    {
+        $name = session_name();
+        if ($this->gatewayId !== '' && is_string($name) && $name !== '' && !isset($_COOKIE[$name])) {
+            $_COOKIE[$name] = $this->gatewayId;
+        }
+    }
+
     /** The php_serialize text the gateway loaded, '' when none. */
     public function loadedData(): string
     {
@@ -177,6 +197,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         $this->current = $id;
         $this->started = true;
         $this->closedByWrite = false;
+        if ($id === $this->gatewayId) {
+            $this->exposeCookie();
+        }
         if (isset($this->written[$id])) {
             $data = $this->forScript($this->written[$id]);
         } elseif ($id === $this->gatewayId && $id !== '') {
