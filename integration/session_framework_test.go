@@ -44,3 +44,48 @@ func TestSessionCookieVisibleToPHP(t *testing.T) {
 		t.Fatalf("without a session: %s, cookie %q", body, set)
 	}
 }
+
+// TestSessionResumedOnlyWithCookie: code that starts the session only when
+// $_COOKIE[session_name()] says the visitor has one (Yii, CakePHP,
+// hand-written "if (isset($_COOKIE[...])) session_start();") finds the
+// gateway's session there before session_start(), as it finds the
+// browser's PHPSESSID behind nginx. Without it such code took every
+// visitor for one without a session: logged out on every page.
+func TestSessionResumedOnlyWithCookie(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	resp, body, set := s.gws[1].get(t, "/resume_if_cookie.php", ck)
+	if resp.StatusCode != 200 || body != `{"has":true,"user":"ana"}` {
+		t.Fatalf("with a session: %d %s, want the session resumed (behind nginx the script sees PHPSESSID)", resp.StatusCode, body)
+	}
+	if len(resp.Header.Values("Set-Cookie")) != 0 || set != "" {
+		t.Fatalf("resuming a session sent cookies: %q", resp.Header.Values("Set-Cookie"))
+	}
+	if _, body, set := s.gws[0].get(t, "/resume_if_cookie.php", ""); body != `{"has":false,"user":null}` || set != "" {
+		t.Fatalf("without a session: %s, cookie %q", body, set)
+	}
+
+	// An application's own handler under PHP's default cookie name is
+	// given an ID of its own and its cookie, never the gateway's ID that
+	// now stands where PHP looks for that cookie.
+	own := ""
+	for i, want := range []string{"n=1 writes=1 regen=-", "n=2 writes=2 regen=-"} {
+		var hdr []string
+		if own != "" {
+			hdr = []string{"Cookie", "PHPSESSID=" + own}
+		}
+		resp, body, _ := s.gws[i%2].get(t, "/own_handler_procedural.php?op=inc&default_name=1", ck, hdr...)
+		for _, c := range resp.Cookies() {
+			if c.Name == "PHPSESSID" {
+				own = c.Value
+			}
+		}
+		if resp.StatusCode != 200 || body != want || own == "" {
+			t.Fatalf("own handler, visit %d: %d %q, want %q; its cookie %q", i+1, resp.StatusCode, body, want, own)
+		}
+	}
+	// The gateway's session is untouched by the application's.
+	if _, body, _ := s.gws[0].get(t, "/resume_if_cookie.php", ck); body != `{"has":true,"user":"ana"}` {
+		t.Fatalf("the gateway's session after the application's own: %s", body)
+	}
+}

@@ -79,6 +79,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** @var array<string, string> what read() gave PHP, by ID: PHP's
      * lazy_write compares the session with it before writing */
     private array $readBack = [];
+    /** The ID exposeCookie() put in $_COOKIE ('' none): it is the
+     * gateway's, never an ID for an application's own handler. */
+    private string $exposed = '';
 
     public function __construct(array $server)
     {
@@ -108,22 +111,27 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     }
 
     /**
-     * Once the script opened the gateway's session, shows it in $_COOKIE
-     * under the session's name, where the browser's session cookie is
-     * behind nginx; the browser holds the gateway's signed cookie instead,
-     * under another name. Symfony's Request::hasPreviousSession() looks
-     * there, and its firewall loads the logged-in user, and migrates the
-     * session at login, only when it finds it (php_bridge storage, which
-     * starts the session before the Request is made). Not before
-     * session_start(): PHP would take the entry as the session ID of an
-     * application's own handler. A cookie of that name the client sent is
-     * left as it came.
+     * Shows the gateway's session in $_COOKIE under the session's name,
+     * where the browser's session cookie is behind nginx; the browser holds
+     * the gateway's signed cookie instead, under another name. Code that
+     * resumes a session only for a visitor who has one tests
+     * isset($_COOKIE[session_name()]) before session_start() (Yii's
+     * Session::getHasSessionId(), CakePHP's Session::_hasSession(),
+     * hand-written "if (isset($_COOKIE[...])) session_start();"), and
+     * Symfony's Request::hasPreviousSession() looks there too: its firewall
+     * loads the logged-in user, and migrates the session at login, only
+     * when it finds it. Called before the script runs, under the name the
+     * pool gives sessions, and again when the script opens the session
+     * under a name of its own. A cookie of that name the client sent is left
+     * as it came. PHP's session_start() then takes the ID from there, so
+     * PHP sends no cookie of its own for it.
      */
     public function exposeCookie(): void
     {
         $name = session_name();
         if ($this->gatewayId !== '' && is_string($name) && $name !== '' && !isset($_COOKIE[$name])) {
             $_COOKIE[$name] = $this->gatewayId;
+            $this->exposed = $this->gatewayId;
         }
     }
 
@@ -435,8 +443,12 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             // PHP would take any ID as it comes and check no new one, so
             // session_start() keeps the application's ID and
             // session_regenerate_id() gets its new one at once.
+            // The gateway's ID that exposeCookie() put where PHP looks for
+            // the session cookie is refused: the application gets an ID of
+            // its own and its cookie, as behind nginx.
             $caller = debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 2)[1]['function'] ?? '';
-            return $caller !== 'session_regenerate_id' && $caller !== 'session_create_id';
+            return $caller !== 'session_regenerate_id' && $caller !== 'session_create_id'
+                && ($id !== $this->exposed || $id === '');
         }
         // session.use_strict_mode: only the gateway's ID or ours are valid,
         // so session_id('chosen-by-attacker') cannot fixate a session.
@@ -556,6 +568,7 @@ function sessiongate_user_id(): ?string
         error_log('sessiongate: PHP refused the gateway\'s session handler; session.save_handler stays "' . ini_get('session.save_handler') . '" (fixed by php_admin_value in the pool?), so this script\'s session is not shared. Remove php_admin_value[session.save_handler].', 4);
         return;
     }
+    $handler->exposeCookie();
     register_shutdown_function(static function () use ($handler): void {
         register_shutdown_function(static function () use ($handler): void {
             $handler->finishing = true;

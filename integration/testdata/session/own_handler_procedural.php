@@ -7,7 +7,8 @@
 // PHP makes on every request (with lazy_write, an unchanged session goes
 // through update_timestamp, which falls back to write).
 // Its cookie has a name of its own, as Roundcube's (roundcube_sessid).
-// ?op=inc counts visits, ?op=read only reads, ?op=regen regenerates the ID.
+// ?op=inc counts visits, ?op=read only reads, ?op=regen regenerates the ID;
+// ?default_name=1 keeps PHP's default cookie name (PHPSESSID).
 $file = static fn(string $id, string $kind): string => sys_get_temp_dir() . '/own_proc_' . $kind . '_' . preg_replace('/[^A-Za-z0-9,-]/', '', $id);
 session_set_save_handler(
     static fn(string $path, string $name): bool => true,
@@ -23,7 +24,9 @@ session_set_save_handler(
     },
     static fn(int $max): int => 0
 );
-session_name('own_proc_sid');
+if (!isset($_GET['default_name'])) {
+    session_name('own_proc_sid');
+}
 session_start();
 $op = $_GET['op'] ?? 'inc';
 if ($op === 'inc') {
