@@ -39,8 +39,9 @@ func TestSessionCookieVisibleToPHP(t *testing.T) {
 	if resp.StatusCode != 200 || body != `{"previous":true,"n":4}` {
 		t.Fatalf("with a PHPSESSID of the client's: %d %s", resp.StatusCode, body)
 	}
-	// No session, no cookie.
-	if _, body, set := s.gws[1].get(t, "/prev_cookie.php", ""); body != `{"previous":false,"n":null}` || set != "" {
+	// A visitor without a session sees no cookie; the session_start()
+	// gives them a new one, as PHP's files handler does.
+	if _, body, set := s.gws[1].get(t, "/prev_cookie.php", ""); body != `{"previous":false,"n":null}` || set == "" || set == "-" || set == ck {
 		t.Fatalf("without a session: %s, cookie %q", body, set)
 	}
 }
@@ -87,5 +88,29 @@ func TestSessionResumedOnlyWithCookie(t *testing.T) {
 	// The gateway's session is untouched by the application's.
 	if _, body, _ := s.gws[0].get(t, "/resume_if_cookie.php", ck); body != `{"has":true,"user":"ana"}` {
 		t.Fatalf("the gateway's session after the application's own: %s", body)
+	}
+}
+
+// TestSessionEmptyButStartedIsKept: a session PHP started is kept, and its
+// cookie sent, even while nothing is stored in it, as PHP's files handler
+// does. Icinga Web 2 keys its login form's CSRF token on the ID of such a
+// session; the gateway used to store nothing and send no cookie, so every
+// request got a new ID and no login ever passed ("invalid CSRF token").
+func TestSessionEmptyButStartedIsKept(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	for _, mode := range []string{"write", "close", "abort", "php"} {
+		target := "/empty_session.php?mode=" + mode
+		resp, first, ck := s.gws[0].get(t, target, "")
+		if resp.StatusCode != 200 || len(first) != 64 || ck == "" || ck == "-" {
+			t.Fatalf("%s, first visit: %d %q, cookie %q; want the new session's cookie", mode, resp.StatusCode, first, ck)
+		}
+		resp, again, set := s.gws[1].get(t, target, ck)
+		if resp.StatusCode != 200 || again != first || set != "" {
+			t.Fatalf("%s, with its cookie: %d ID %q, want %q; cookie %q", mode, resp.StatusCode, again, first, set)
+		}
+	}
+	// A page that never starts a session still creates none.
+	if _, _, set := s.gws[0].get(t, "/nosession.php", ""); set != "" {
+		t.Fatalf("a page without session_start() sent a session cookie %q", set)
 	}
 }

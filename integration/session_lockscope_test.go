@@ -178,4 +178,8 @@ func TestSessionLoopbackRequest(t *testing.T) {
 	if !strings.HasPrefix(body, "HTTP/1.1 200") || !strings.Contains(body, "ana") {
 		t.Errorf("loopback after read_and_close: %q, want the inner page with the session", body)
 	}
+	// The recipe starts no session for a visitor who has none.
+	if _, body, set := s.gws[0].get(t, "/loopback.php?release=1&url="+inner, ""); !strings.HasPrefix(body, "HTTP/1.1 200") || set != "" {
+		t.Errorf("loopback without a session: %q, cookie %q; want the inner page and no session", body, set)
+	}
 }

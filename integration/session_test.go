@@ -486,7 +486,8 @@ func redisCommands(t *testing.T, c redis.UniversalClient) int64 {
 }
 
 // TestSessionNoCookieNoRedis: requests without a session cookie (or with a
-// forged one) and static files never touch Redis and never wait.
+// forged one) and static files never touch Redis and never wait; a
+// session_start() with a forged cookie gets a new session.
 func TestSessionNoCookieNoRedis(t *testing.T) {
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
@@ -505,8 +506,8 @@ func TestSessionNoCookieNoRedis(t *testing.T) {
 		if resp, _, _ := s.gws[i%2].get(t, "/style.css", ck); resp.StatusCode != 200 {
 			t.Fatalf("static: %d", resp.StatusCode)
 		}
-		if resp, _, set := s.gws[i%2].get(t, "/get.php", "forged-"+ck[:20]); resp.StatusCode != 200 || set != "" {
-			t.Fatalf("forged cookie: %d %q", resp.StatusCode, set)
+		if resp, body, set := s.gws[i%2].get(t, "/nosession.php", "forged-"+ck[:20]); resp.StatusCode != 200 || body != "no session here" || set != "" {
+			t.Fatalf("forged cookie: %d %q, cookie %q", resp.StatusCode, body, set)
 		}
 	}
 	// No request waited for the lock: all of them are done while it is
@@ -519,6 +520,18 @@ func TestSessionNoCookieNoRedis(t *testing.T) {
 	// INFO itself is one command.
 	if after := redisCommands(t, s.redis); after-before != 1 {
 		t.Errorf("Redis saw %d commands from session-less requests", after-before-1)
+	}
+	// A forged cookie names no session: session_start() makes a new one,
+	// without waiting for the held lock.
+	resp, body, set := s.gws[0].get(t, "/get.php", "forged-"+ck[:20])
+	var d sessionDump
+	if err := json.Unmarshal([]byte(body), &d); resp.StatusCode != 200 || err != nil || string(d.Data) != "[]" || set == "" || set == "-" || set == ck {
+		t.Fatalf("session_start() with a forged cookie: %d %s, cookie %q", resp.StatusCode, body, set)
+	}
+	select {
+	case <-held:
+		t.Errorf("the new session waited for the held lock")
+	default:
 	}
 	<-held
 }

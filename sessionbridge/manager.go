@@ -141,8 +141,10 @@ type Session struct {
 	// means the same as stored. It is the start of the next merge.
 	latest []member
 	lease  store.Lease
-	// announced is a new ID the app started but did not write yet: the
-	// cookie must go out with the headers, before the write arrives.
+	// announced is a new ID PHP started but did not write yet: the cookie
+	// must go out with the headers, before the write arrives. It is
+	// stored at the write, the close or the touch that ends it, even
+	// empty (see create).
 	announced string
 	destroyed bool
 	// headersSent: the cookie can no longer change.
@@ -461,8 +463,13 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 	}
 }
 
-// create stores a brand-new session under id. Empty data creates nothing:
-// a session exists only once an app wrote something into it.
+// create stores a brand-new session under id. Empty data creates nothing,
+// as in Django, which stores no empty session, unless PHP opened the
+// session (announced): PHP's handlers keep a session from its
+// session_start() on, and its cookie reaches the browser, empty or not.
+// Applications rely on that: Icinga Web 2 keys its login form's CSRF token
+// on the ID of a session it leaves empty, which must be the same at the
+// form's post.
 func (s *Session) create(ctx context.Context, id string, next []member, now int64) error {
 	if s.lease != nil {
 		// Regeneration without destroy: the old session stays as it is.
@@ -470,11 +477,12 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 			s.m.log.Warn("session unlock failed", "error", err.Error())
 		}
 	}
-	if s.announced == id {
+	opened := s.announced == id
+	if opened {
 		s.announced = ""
 	}
 	s.latest = nil
-	if len(next) == 0 {
+	if len(next) == 0 && !opened {
 		s.id, s.exists, s.stored, s.version = id, false, nil, 0
 		s.rec = record{}
 		return nil
@@ -501,10 +509,13 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 }
 
 // Touch tells the store the session is still in use (PHP's lazy write:
-// nothing changed).
+// nothing changed). A new session PHP opened is stored empty.
 func (s *Session) Touch(ctx context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if id != "" && id == s.announced {
+		return s.create(ctx, id, nil, ms(s.m.now()))
+	}
 	if id != s.id || !s.exists {
 		return nil
 	}
@@ -590,12 +601,16 @@ func (s *Session) Destroy(ctx context.Context, id string) error {
 }
 
 // Close ends the app's use of session id without a write (PHP's
-// read_and_close or session_abort): a new session that was only announced
-// needs no cookie after all, and the lock is released.
+// read_and_close or session_abort), and the lock is released. A new
+// session PHP opened is stored empty, as PHP's own handlers keep it (see
+// create); if the store refuses, it gets no cookie.
 func (s *Session) Close(ctx context.Context, id string) {
 	s.mu.Lock()
-	if s.announced == id {
-		s.announced = ""
+	if id != "" && s.announced == id {
+		if err := s.create(ctx, id, nil, ms(s.m.now())); err != nil {
+			s.announced = ""
+			s.m.log.Warn("new session not stored", "session", shortID(id), "error", err.Error())
+		}
 	}
 	s.mu.Unlock()
 	s.Release(ctx)

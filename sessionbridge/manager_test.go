@@ -244,18 +244,54 @@ func TestAnnouncedSessionGetsCookieBeforeWrite(t *testing.T) {
 	if !strings.HasPrefix(h.Get("Set-Cookie"), "sessionid=") {
 		t.Fatalf("no cookie: %v", h)
 	}
-	// read_and_close on the new session: nothing written, no cookie.
-	s2, _ := m.Open(context.Background(), requestWithCookie(t, m, ""), false)
-	other := NewID()
-	_ = s2.Announce(other)
-	s2.Close(context.Background(), other)
-	h = http.Header{}
-	s2.SetCookie(h)
-	if len(h) != 0 {
-		t.Fatalf("cookie for a session closed unwritten: %v", h)
-	}
 	if s.Announce("not-an-id") == nil {
 		t.Fatal("malformed id accepted")
+	}
+}
+
+// A new session PHP opened is kept, and its cookie sent, however it ends
+// without a destroy: written empty (session_start(); session_write_close();
+// as Icinga Web 2's login page does before it keys its CSRF token on the
+// ID), closed unwritten (read_and_close, session_abort), or touched (an
+// empty session in PHP's own format equals what was read). PHP's files
+// handler keeps all three, so the next request sees the same ID. A write
+// of an empty session PHP did not open (Django's) still stores nothing
+// (TestEmptyNewSessionCreatesNothing).
+func TestOpenedEmptySessionIsKept(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockStrict, nil)
+	for _, end := range []string{"write", "close", "touch"} {
+		s, _ := m.Open(ctx, requestWithCookie(t, m, ""), false)
+		id := NewID()
+		if err := s.Announce(id); err != nil {
+			t.Fatal(err)
+		}
+		switch end {
+		case "write":
+			if _, err := s.Write(ctx, id, json.RawMessage(`{}`), nil); err != nil {
+				t.Fatal(err)
+			}
+		case "close":
+			s.Close(ctx, id)
+		case "touch":
+			if err := s.Touch(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h := http.Header{}
+		s.SetCookie(h)
+		if !strings.HasPrefix(h.Get("Set-Cookie"), "sessionid=") {
+			t.Fatalf("%s: no cookie for the session PHP opened: %v", end, h)
+		}
+		s.Release(ctx)
+		next, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.ID() != id {
+			t.Fatalf("%s: the next request does not find the session PHP opened (got %q)", end, next.ID())
+		}
+		next.Release(ctx)
 	}
 }
 

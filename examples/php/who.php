@@ -6,8 +6,10 @@
 declare(strict_types=1);
 require __DIR__ . '/lib/page.php';
 
-if (bridged()) {
-    // Read only: the session is released at once and no cookie is created.
+if (bridged() && isset($_COOKIE[session_name()])) {
+    // Read only, and only for a visitor who has a session: it is released
+    // at once, and an anonymous visitor gets no session from this page
+    // (session_start() would give one, as PHP does behind nginx).
     session_start(['read_and_close' => true]);
 }
 $id = bridged() ? sessiongate_user_id() : null;
