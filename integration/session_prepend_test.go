@@ -211,3 +211,30 @@ func TestSessionCookieParamsAccepted(t *testing.T) {
 		t.Errorf("warnings for a script that sets its cookie parameters:\n%s", logs)
 	}
 }
+
+// TestSessionPrependSettingLocked: a pool that loads the prepend itself
+// (php_admin_value[auto_prepend_file], so the gateway sends no PHP_VALUE)
+// and pins one of the session settings the gateway relies on with
+// php_admin_value (here the session cookie off, which makes PHP warn at
+// every session_set_cookie_params()) keeps it without a word from PHP; the
+// prepend names the setting, the pool's value and the one it needs. (The
+// gateway's PHP_VALUE, when it sends one, overrides the pool's value.)
+func TestSessionPrependSettingLocked(t *testing.T) {
+	s := startSessionStack(t, stackOpts{prependInPool: true, fpm: harness.PHPFPMOptions{
+		AdminValues: map[string]string{"session.use_cookies": "0"},
+	}})
+	resp, body, _ := s.gws[0].get(t, "/counter.php", "")
+	if resp.StatusCode != 200 || body != "1" {
+		t.Fatalf("counter: %d %q", resp.StatusCode, body)
+	}
+	logs := s.gws[0].Logs.String()
+	if !strings.Contains(logs, "sessiongate: php_admin_value") || !strings.Contains(logs, `session.use_cookies (the pool has \"0\", the gateway needs \"1\")`) {
+		t.Fatalf("nothing names the pinned setting:\n%s", logs)
+	}
+	// A pool that pins nothing hears nothing of it.
+	plain := startSessionStack(t, stackOpts{prependInPool: true})
+	plain.gws[0].get(t, "/counter.php", "")
+	if strings.Contains(plain.gws[0].Logs.String(), "php_admin_value") {
+		t.Fatalf("a message without a pinned setting:\n%s", plain.gws[0].Logs.String())
+	}
+}

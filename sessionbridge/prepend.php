@@ -540,7 +540,12 @@ function sessiongate_user_id(): ?string
         return;
     }
     // The same settings the gateway sends in PHP_VALUE, for pools that load
-    // this file with php_admin_value[auto_prepend_file] instead.
+    // this file with php_admin_value[auto_prepend_file] instead. Such a
+    // pool that also fixes one of them with php_admin_value keeps it, and
+    // PHP says nothing: it then warns at every session_set_cookie_params()
+    // (use_cookies off) or rewrites links (use_trans_sid), and the operator
+    // reads the cause here. (The gateway's PHP_VALUE overrides the pool.)
+    $pinned = [];
     foreach ([
         'session.serialize_handler' => 'php_serialize',
         'session.use_cookies' => '1',
@@ -550,9 +555,12 @@ function sessiongate_user_id(): ?string
         'session.lazy_write' => '1',
         'session.gc_probability' => '0',
     ] as $name => $value) {
-        if (ini_get($name) !== $value) {
-            ini_set($name, $value);
+        if (ini_get($name) !== $value && ini_set($name, $value) === false) {
+            $pinned[] = $name . ' (the pool has "' . ini_get($name) . '", the gateway needs "' . $value . '")';
         }
+    }
+    if ($pinned !== []) {
+        error_log('sessiongate: php_admin_value in the pool fixes ' . implode(', ', $pinned) . '; use php_value or nothing for these settings', 4);
     }
     $handler = new SessiongateSessionHandler($server);
     $GLOBALS['__sessiongate_handler'] = $handler;
