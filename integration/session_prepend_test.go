@@ -20,14 +20,7 @@ import (
 // own store with the cookie the prepend turned off: nothing is shared and
 // nothing survives the request. The prepend must say so, naming the setting.
 func TestSessionPrependSaveHandlerLocked(t *testing.T) {
-	s := startSessionStack(t, stackOpts{prependInPool: true, fpm: harness.PHPFPMOptions{
-		AdminValues: map[string]string{"session.save_handler": "files"},
-	}})
-	resp, body, _ := s.gws[0].get(t, "/counter.php", "")
-	if resp.StatusCode != 200 || body != "1" {
-		t.Fatalf("counter: %d %q", resp.StatusCode, body)
-	}
-	logs := s.gws[0].Logs.String()
+	logs := counterOnPinnedPool(t, map[string]string{"session.save_handler": "files"})
 	if !strings.Contains(logs, "sessiongate: ") || !strings.Contains(logs, "session.save_handler") {
 		t.Fatalf("nothing tells the operator that the gateway's session handler could not be installed:\n%s", logs)
 	}
@@ -220,21 +213,25 @@ func TestSessionCookieParamsAccepted(t *testing.T) {
 // prepend names the setting, the pool's value and the one it needs. (The
 // gateway's PHP_VALUE, when it sends one, overrides the pool's value.)
 func TestSessionPrependSettingLocked(t *testing.T) {
-	s := startSessionStack(t, stackOpts{prependInPool: true, fpm: harness.PHPFPMOptions{
-		AdminValues: map[string]string{"session.use_cookies": "0"},
-	}})
-	resp, body, _ := s.gws[0].get(t, "/counter.php", "")
-	if resp.StatusCode != 200 || body != "1" {
-		t.Fatalf("counter: %d %q", resp.StatusCode, body)
-	}
-	logs := s.gws[0].Logs.String()
+	logs := counterOnPinnedPool(t, map[string]string{"session.use_cookies": "0"})
 	if !strings.Contains(logs, "sessiongate: php_admin_value") || !strings.Contains(logs, `session.use_cookies (the pool has \"0\", the gateway needs \"1\")`) {
 		t.Fatalf("nothing names the pinned setting:\n%s", logs)
 	}
 	// A pool that pins nothing hears nothing of it.
-	plain := startSessionStack(t, stackOpts{prependInPool: true})
-	plain.gws[0].get(t, "/counter.php", "")
-	if strings.Contains(plain.gws[0].Logs.String(), "php_admin_value") {
-		t.Fatalf("a message without a pinned setting:\n%s", plain.gws[0].Logs.String())
+	if logs := counterOnPinnedPool(t, nil); strings.Contains(logs, "php_admin_value") {
+		t.Fatalf("a message without a pinned setting:\n%s", logs)
 	}
+}
+
+// counterOnPinnedPool runs /counter.php once on a pool that loads the
+// prepend itself and pins admin with php_admin_value, and returns the
+// gateway's log.
+func counterOnPinnedPool(t *testing.T, admin map[string]string) string {
+	t.Helper()
+	s := startSessionStack(t, stackOpts{prependInPool: true, fpm: harness.PHPFPMOptions{AdminValues: admin}})
+	resp, body, _ := s.gws[0].get(t, "/counter.php", "")
+	if resp.StatusCode != 200 || body != "1" {
+		t.Fatalf("counter: %d %q", resp.StatusCode, body)
+	}
+	return s.gws[0].Logs.String()
 }
