@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,9 @@ type conn struct {
 	bw     *bufio.Writer
 	b      *backend
 	reused bool // taken from the idle list rather than freshly dialed
+	// idleSince is when the connection last went back to the idle list
+	// (unix nanos).
+	idleSince int64
 }
 
 // errNoFreeConn: every connection of the backend stayed busy for the whole
@@ -55,9 +59,13 @@ type backend struct {
 	network, address string
 	max              int
 	dialer           net.Dialer
+	idleTimeout      time.Duration // Options.IdleTimeout
 
-	mu      sync.Mutex
-	idle    []*conn // LIFO: the most recently used is the most likely alive
+	mu   sync.Mutex
+	idle []*conn // LIFO: the most recently used is the most likely alive
+	// reaper closes idle connections once idleTimeout passed; set while
+	// idle holds any.
+	reaper  *time.Timer
 	open    int
 	waiters []chan *conn // nil received = a slot to dial in
 	closed  bool
@@ -318,8 +326,37 @@ func (b *backend) put(c *conn) {
 		w <- c
 		return
 	}
+	c.idleSince = time.Now().UnixNano()
 	b.idle = append(b.idle, c)
+	if b.reaper == nil && b.idleTimeout > 0 {
+		b.reaper = time.AfterFunc(b.idleTimeout, b.reapIdle)
+	}
 	b.mu.Unlock()
+}
+
+// reapIdle closes the connections idle for idleTimeout, freeing their
+// slots, and waits for the next one to come due. The idle list is in the
+// order the connections went idle (put appends; acquire takes from either
+// end), so the due ones are at its front.
+func (b *backend) reapIdle() {
+	now := time.Now().UnixNano()
+	limit := int64(b.idleTimeout)
+	b.mu.Lock()
+	n := 0
+	for n < len(b.idle) && now-b.idle[n].idleSince >= limit {
+		n++
+	}
+	due := append([]*conn(nil), b.idle[:n]...)
+	b.idle = slices.Delete(b.idle, 0, n)
+	b.open -= n
+	b.reaper = nil
+	if len(b.idle) > 0 {
+		b.reaper = time.AfterFunc(time.Duration(limit-(now-b.idle[0].idleSince)), b.reapIdle)
+	}
+	b.mu.Unlock()
+	for _, c := range due {
+		c.nc.Close()
+	}
 }
 
 // discard closes a connection that must not be reused and frees its slot.

@@ -40,8 +40,13 @@ type Options struct {
 	DialTimeout        time.Duration // default 3s
 	ReadTimeout        time.Duration // max wait for the next bytes from php-fpm, and for a free connection (default 60s) -> 504
 	WriteTimeout       time.Duration // max wait for each write of params/body to php-fpm (default 60s) -> 504
-	MaxBody            int64         // largest request body, known length or chunked (default 1 MiB) -> 413
-	TempDir            string        // where large bodies spill ("" = os.TempDir())
+	// IdleTimeout closes a kept-alive connection unused this long
+	// (default 60s, nginx's keepalive_timeout for upstreams): an idle
+	// connection pins a php-fpm worker, which a pm = ondemand pool cannot
+	// retire and another gateway on the same pool cannot get.
+	IdleTimeout time.Duration
+	MaxBody     int64  // largest request body, known length or chunked (default 1 MiB) -> 413
+	TempDir     string // where large bodies spill ("" = os.TempDir())
 	// BufferBodies reads a known-length body over 64 KiB into a temp file
 	// before a php-fpm connection is taken, like nginx's
 	// fastcgi_request_buffering on; without it such a body streams to
@@ -63,6 +68,7 @@ const (
 	defaultDialTimeout    = 3 * time.Second
 	defaultReadTimeout    = 60 * time.Second
 	defaultWriteTimeout   = 60 * time.Second
+	defaultIdleTimeout    = 60 * time.Second
 	defaultMaxBody        = 1 << 20
 	defaultStderrLogLimit = 4096
 	maxBackends           = 64
@@ -100,6 +106,7 @@ func NewTransport(o Options) (*Transport, error) {
 	neg("DialTimeout", o.DialTimeout < 0)
 	neg("ReadTimeout", o.ReadTimeout < 0)
 	neg("WriteTimeout", o.WriteTimeout < 0)
+	neg("IdleTimeout", o.IdleTimeout < 0)
 	neg("MaxBody", o.MaxBody < 0)
 	neg("StderrLogLimit", o.StderrLogLimit < 0)
 	if o.MaxConnsPerBackend == 0 {
@@ -113,6 +120,9 @@ func NewTransport(o Options) (*Transport, error) {
 	}
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = defaultWriteTimeout
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = defaultIdleTimeout
 	}
 	if o.MaxBody == 0 {
 		o.MaxBody = defaultMaxBody
@@ -139,7 +149,7 @@ func NewTransport(o Options) (*Transport, error) {
 			continue
 		}
 		seen[a] = true
-		b := &backend{addr: a, network: network, address: address, max: o.MaxConnsPerBackend, log: o.Logger}
+		b := &backend{addr: a, network: network, address: address, max: o.MaxConnsPerBackend, idleTimeout: o.IdleTimeout, log: o.Logger}
 		b.dialer.Timeout = o.DialTimeout
 		t.backends = append(t.backends, b)
 	}

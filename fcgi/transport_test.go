@@ -1314,3 +1314,36 @@ func TestSignedContentLengthDropped(t *testing.T) {
 		t.Errorf("not logged:\n%s", logs.String())
 	}
 }
+
+// A kept-alive connection unused for Options.IdleTimeout is closed and its
+// slot freed, as nginx closes idle upstream connections after
+// keepalive_timeout: an idle connection pins a php-fpm worker, which a
+// pm = ondemand pool could not retire and another gateway on the same
+// pool could not get. One used again in time is kept.
+func TestIdleConnectionClosedAfterTimeout(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	tr, _ := newTransport(t, Options{IdleTimeout: 300 * time.Millisecond}, srv.Addr())
+	for i := 0; i < 2; i++ {
+		if i > 0 {
+			time.Sleep(150 * time.Millisecond)
+		}
+		if _, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil || body != "hello" {
+			t.Fatalf("request %d: %q %v", i, body, err)
+		}
+	}
+	// The first timer fires 300 ms after the first request, while the
+	// connection has been idle for only 150 ms: it stays.
+	time.Sleep(200 * time.Millisecond)
+	if n, open := srv.accepted.Load(), srv.open.Load(); n != 1 || open != 1 {
+		t.Fatalf("%d connections dialed, %d open: want the one reused in time kept", n, open)
+	}
+	waitFor(t, "the idle connection closed", func() bool {
+		return srv.open.Load() == 0 && tr.Stats()[0].Open == 0 && tr.Stats()[0].Idle == 0
+	})
+	if _, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil || body != "hello" {
+		t.Fatalf("after the close: %q %v", body, err)
+	}
+	if n := srv.accepted.Load(); n != 2 {
+		t.Fatalf("%d connections dialed, want a new one after the close", n)
+	}
+}

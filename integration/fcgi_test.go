@@ -712,3 +712,24 @@ func TestFCGIMoreConnectionsThanWorkers(t *testing.T) {
 		t.Fatalf("%d of 20 requests failed with 2 workers and 4 connections: %v", len(failures), failures)
 	}
 }
+
+// TestFCGIIdleConnectionFreesWorker: two gateways on a php-fpm pool with a
+// single worker (more connections than pm.max_children, against the
+// README's advice). The first one's kept-alive connection, left idle, pins
+// the worker; the second one's request waits in php-fpm's listen queue and
+// is served once the first closes that connection after its IdleTimeout,
+// instead of failing with 504 at its read timeout.
+func TestFCGIIdleConnectionFreesWorker(t *testing.T) {
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
+	first := newFCGI(t, fcgi.Options{IdleTimeout: 500 * time.Millisecond}, fpm.Addr)
+	second := newFCGI(t, fcgi.Options{ReadTimeout: 5 * time.Second}, fpm.Addr)
+	for i, tr := range []*fcgi.Transport{first, second} {
+		resp, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil))
+		if err != nil || resp.StatusCode != 200 || body != "Hello, world!" {
+			t.Fatalf("gateway %d: %v %v %q", i+1, err, resp, body)
+		}
+	}
+	if st := first.Stats()[0]; st.Open != 0 {
+		t.Fatalf("the first gateway still holds %d connections", st.Open)
+	}
+}
