@@ -639,15 +639,7 @@ func TestCancel(t *testing.T) {
 func TestIdleLongerThanReadTimeout(t *testing.T) {
 	srv := newFakeServer(t, helloHandler)
 	tr, _ := newTransport(t, Options{ReadTimeout: 100 * time.Millisecond}, srv.Addr())
-	for i := 0; i < 2; i++ {
-		if i > 0 {
-			time.Sleep(250 * time.Millisecond)
-		}
-		_, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
-		if err != nil || body != "hello" {
-			t.Fatalf("request %d: %q %v (status %d)", i, body, err, StatusOf(err))
-		}
-	}
+	helloTwice(t, tr, 250*time.Millisecond)
 	if n := srv.accepted.Load(); n != 1 {
 		t.Fatalf("%d connections, want the kept-alive one reused", n)
 	}
@@ -1323,14 +1315,7 @@ func TestSignedContentLengthDropped(t *testing.T) {
 func TestIdleConnectionClosedAfterTimeout(t *testing.T) {
 	srv := newFakeServer(t, helloHandler)
 	tr, _ := newTransport(t, Options{IdleTimeout: 300 * time.Millisecond}, srv.Addr())
-	for i := 0; i < 2; i++ {
-		if i > 0 {
-			time.Sleep(150 * time.Millisecond)
-		}
-		if _, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil || body != "hello" {
-			t.Fatalf("request %d: %q %v", i, body, err)
-		}
-	}
+	helloTwice(t, tr, 150*time.Millisecond)
 	// The first timer fires 300 ms after the first request, while the
 	// connection has been idle for only 150 ms: it stays.
 	time.Sleep(200 * time.Millisecond)
@@ -1345,5 +1330,19 @@ func TestIdleConnectionClosedAfterTimeout(t *testing.T) {
 	}
 	if n := srv.accepted.Load(); n != 2 {
 		t.Fatalf("%d connections dialed, want a new one after the close", n)
+	}
+}
+
+// helloTwice sends two requests to helloHandler, gap apart.
+func helloTwice(t *testing.T, tr *Transport, gap time.Duration) {
+	t.Helper()
+	for i := 0; i < 2; i++ {
+		if i > 0 {
+			time.Sleep(gap)
+		}
+		_, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+		if err != nil || body != "hello" {
+			t.Fatalf("request %d: %q %v (status %d)", i, body, err, StatusOf(err))
+		}
 	}
 }
