@@ -198,7 +198,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         // Keys hidden from the script (forScript) belong to the data it
         // holds: session_regenerate_id() keeps that data under a new ID, any
         // other open (session_start after session_destroy) starts afresh.
-        if ($this->hidden !== [] && (debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 2)[1]['function'] ?? '') !== 'session_regenerate_id') {
+        if ($this->hidden !== [] && self::phpCaller() !== 'session_regenerate_id') {
             $this->hidden = [];
         }
         $this->active = $id;
@@ -237,7 +237,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             return true;
         }
         if ($id !== $this->late && $data === ($this->readBack[$id] ?? null) && ini_get('session.lazy_write')
-            && (debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 2)[1]['function'] ?? '') !== 'session_regenerate_id') {
+            && self::phpCaller() !== 'session_regenerate_id') {
             // PHP's lazy_write found the session unchanged and, as this
             // handler has no updateTimestamp(), writes it: a touch.
             $this->seen[$id] = $data;
@@ -384,10 +384,20 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         // gateway's. session_create_id() and session_regenerate_id() always
         // get a new one, as does a session_start() after session_destroy().
         if (!$this->started && $this->gatewayId !== ''
-            && (debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 2)[1]['function'] ?? '') === 'session_start') {
+            && self::phpCaller() === 'session_start') {
             return $this->gatewayId;
         }
         return $this->mint();
+    }
+
+    /**
+     * The PHP function that called the handler method now running
+     * (session_start, session_regenerate_id, ...), '' when none: PHP asks
+     * the handler the same questions for different reasons.
+     */
+    private static function phpCaller(): string
+    {
+        return debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 3)[2]['function'] ?? '';
     }
 
     /** A new ID as PHP makes one for a handler without create_sid. */
@@ -446,7 +456,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             // The gateway's ID that exposeCookie() put where PHP looks for
             // the session cookie is refused: the application gets an ID of
             // its own and its cookie, as behind nginx.
-            $caller = debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 2)[1]['function'] ?? '';
+            $caller = self::phpCaller();
             return $caller !== 'session_regenerate_id' && $caller !== 'session_create_id'
                 && ($id !== $this->exposed || $id === '');
         }
