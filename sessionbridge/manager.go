@@ -508,12 +508,18 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 	return nil
 }
 
+// isAnnounced reports whether id is the new session PHP opened and has not
+// ended yet (Announce); s.mu must be held.
+func (s *Session) isAnnounced(id string) bool {
+	return id != "" && id == s.announced
+}
+
 // Touch tells the store the session is still in use (PHP's lazy write:
 // nothing changed). A new session PHP opened is stored empty.
 func (s *Session) Touch(ctx context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if id != "" && id == s.announced {
+	if s.isAnnounced(id) {
 		return s.create(ctx, id, nil, ms(s.m.now()))
 	}
 	if id != s.id || !s.exists {
@@ -574,7 +580,7 @@ func (s *Session) touchLocked(ctx context.Context) error {
 func (s *Session) Destroy(ctx context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if id != "" && id == s.announced {
+	if s.isAnnounced(id) {
 		// A new session destroyed before its first write (session_start()
 		// then session_destroy() on a logout page): nothing is stored, and
 		// the client must not get a cookie naming it.
@@ -606,7 +612,7 @@ func (s *Session) Destroy(ctx context.Context, id string) error {
 // create); if the store refuses, it gets no cookie.
 func (s *Session) Close(ctx context.Context, id string) {
 	s.mu.Lock()
-	if id != "" && s.announced == id {
+	if s.isAnnounced(id) {
 		if err := s.create(ctx, id, nil, ms(s.m.now())); err != nil {
 			s.announced = ""
 			s.m.log.Warn("new session not stored", "session", shortID(id), "error", err.Error())
