@@ -55,6 +55,7 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...s
 			Cookie: sessionbridge.CookieOptions{
 				Name: cfg.Session.Cookie, Domain: cfg.Session.Domain, Secure: cfg.Session.Secure,
 				MaxAge: cfg.Session.MaxAge, Encrypt: cfg.Session.Encrypt,
+				SameSite: cfg.Session.CookieSameSite(), BrowserSession: cfg.Session.BrowserClose,
 			},
 			IdleTimeout:  cfg.Session.IdleTimeout,
 			LockMode:     sessionbridge.LockMode(cfg.Session.Lock),

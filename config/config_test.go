@@ -61,7 +61,7 @@ func TestDefaults(t *testing.T) {
 		LogFormat:         "json",
 		AccessLog:         true,
 		Session: SessionConfig{
-			Enabled: true, Cookie: "sessionid", Keys: []string{testKey},
+			Enabled: true, Cookie: "sessionid", Keys: []string{testKey}, SameSite: "lax",
 			IdleTimeout: 2 * time.Hour, MaxAge: 336 * time.Hour,
 			Lock: "strict", LockTimeout: 10 * time.Second, LockLease: time.Minute,
 			RedisPrefix: "sessiongate:", RedisTimeout: 500 * time.Millisecond,
@@ -113,6 +113,8 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_SESSION_COOKIE_DOMAIN=example.com",
 		"SESSIONGATE_SESSION_COOKIE_SECURE=on",
 		"SESSIONGATE_SESSION_ENCRYPT=on",
+		"SESSIONGATE_SESSION_COOKIE_SAMESITE=none",
+		"SESSIONGATE_SESSION_EXPIRE_AT_BROWSER_CLOSE=on",
 		"SESSIONGATE_SESSION_IDLE_TIMEOUT=30m",
 		"SESSIONGATE_SESSION_MAX_AGE=24h",
 		"SESSIONGATE_SESSION_LOCK=merge",
@@ -166,7 +168,7 @@ func TestEveryVariable(t *testing.T) {
 		TLSKey:      key,
 		Session: SessionConfig{
 			Enabled: true, Cookie: "sid", Keys: []string{testKey, "old-key-0123456789abcdef0123456789ab"},
-			Domain: "example.com", Secure: true, Encrypt: true,
+			Domain: "example.com", Secure: true, Encrypt: true, SameSite: "none", BrowserClose: true,
 			IdleTimeout: 30 * time.Minute, MaxAge: 24 * time.Hour,
 			Lock: "merge", LockTimeout: 3 * time.Second, LockLease: 20 * time.Second,
 			RedisURL: "redis://:pw@127.0.0.1:6379/0", RedisPrefix: "sg:", RedisTimeout: 250 * time.Millisecond,

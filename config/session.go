@@ -17,6 +17,8 @@ type SessionConfig struct {
 	Dev          bool          `env:"SESSIONGATE_SESSION_DEV" envDefault:"off" help:"development mode: without SESSIONGATE_SESSION_KEYS a throwaway key is generated at start (sessions die with the process)"`
 	Domain       string        `env:"SESSIONGATE_SESSION_COOKIE_DOMAIN" help:"cookie Domain attribute, e.g. example.com to share the session with www. and other subdomains; empty = host only"`
 	Secure       bool          `env:"SESSIONGATE_SESSION_COOKIE_SECURE" envDefault:"off" help:"always mark the cookie Secure (it is always Secure on HTTPS requests)"`
+	SameSite     string        `env:"SESSIONGATE_SESSION_COOKIE_SAMESITE" envDefault:"lax" help:"cookie SameSite attribute: lax, strict (a visitor arriving by a link from another site is anonymous on that first page) or none (needed when a payment or identity provider posts back from another site; requires SESSIONGATE_SESSION_COOKIE_SECURE=on)"`
+	BrowserClose bool          `env:"SESSIONGATE_SESSION_EXPIRE_AT_BROWSER_CLOSE" envDefault:"off" help:"on: the cookie has no Max-Age and ends when the browser closes, like PHP's default session.cookie_lifetime=0 (the session still expires in the store as usual; an app's set_expiry(n) still gives that session a cookie of n seconds)"`
 	Encrypt      bool          `env:"SESSIONGATE_SESSION_ENCRYPT" envDefault:"off" help:"encrypt the cookie value (AES) on top of the HMAC signature"`
 	IdleTimeout  time.Duration `env:"SESSIONGATE_SESSION_IDLE_TIMEOUT" envDefault:"2h" help:"a session unused this long expires (sliding; the Redis TTL)"`
 	MaxAge       time.Duration `env:"SESSIONGATE_SESSION_MAX_AGE" envDefault:"336h" help:"absolute lifetime of a session and its cookie, however active (default 14 days, like Django)"`
@@ -44,6 +46,15 @@ func (s *SessionConfig) validate(check func(name string, ok bool, format string,
 	// which would silently make the cookie host-only.
 	check("SESSIONGATE_SESSION_COOKIE_DOMAIN", s.Domain == "" || (&http.Cookie{Name: "x", Domain: s.Domain}).Valid() == nil,
 		"must be a domain such as example.com or .example.com (no scheme, port, path or spaces)")
+	switch strings.ToLower(s.SameSite) {
+	case "lax", "strict":
+	case "none":
+		// Browsers drop a SameSite=None cookie that is not Secure: every
+		// login would silently fail on plain HTTP.
+		check("SESSIONGATE_SESSION_COOKIE_SAMESITE", s.Secure, "none requires SESSIONGATE_SESSION_COOKIE_SECURE=on (browsers refuse SameSite=None cookies without Secure)")
+	default:
+		check("SESSIONGATE_SESSION_COOKIE_SAMESITE", false, "must be lax, strict or none")
+	}
 	check("SESSIONGATE_SESSION_IDLE_TIMEOUT", s.IdleTimeout >= time.Second, "must be at least 1s")
 	check("SESSIONGATE_SESSION_MAX_AGE", s.MaxAge >= time.Second, "must be at least 1s")
 	check("SESSIONGATE_SESSION_LOCK", s.Lock == "strict" || s.Lock == "merge", "must be strict or merge")
@@ -58,6 +69,17 @@ func (s *SessionConfig) validate(check func(name string, ok bool, format string,
 	// minute it is a typo (and the start-up probe's 5x would overflow).
 	check("SESSIONGATE_REDIS_TIMEOUT", s.RedisTimeout > 0 && s.RedisTimeout <= time.Minute, "must be positive and at most 1m")
 	check("SESSIONGATE_PHP_PREPEND", s.PHPPrepend == "" || strings.HasPrefix(s.PHPPrepend, "/"), "must be an absolute path on the php-fpm host")
+}
+
+// CookieSameSite is SESSIONGATE_SESSION_COOKIE_SAMESITE as net/http spells it.
+func (s *SessionConfig) CookieSameSite() http.SameSite {
+	switch strings.ToLower(s.SameSite) {
+	case "strict":
+		return http.SameSiteStrictMode
+	case "none":
+		return http.SameSiteNoneMode
+	}
+	return http.SameSiteLaxMode
 }
 
 func validCookieName(n string) bool {

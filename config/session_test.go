@@ -37,6 +37,9 @@ func TestSessionBadValues(t *testing.T) {
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "example.com:8443", "domain"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "https://example.com", "domain"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "exa mple.com", "domain"},
+		{"SESSIONGATE_SESSION_COOKIE_SAMESITE", "lax;", "must be lax, strict or none"},
+		{"SESSIONGATE_SESSION_COOKIE_SAMESITE", "off", "must be lax, strict or none"},
+		{"SESSIONGATE_SESSION_COOKIE_SAMESITE", "none", "requires SESSIONGATE_SESSION_COOKIE_SECURE=on"},
 		// The start-up probe waits 5x this: an absurd value overflowed it.
 		{"SESSIONGATE_REDIS_TIMEOUT", "600000h", "at most 1m"},
 	} {
@@ -73,6 +76,9 @@ func TestSessionGoodValues(t *testing.T) {
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN=localhost"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN=10.0.0.5"},
 		{"SESSIONGATE_REDIS_PREFIX=app1:sessions:"},
+		{"SESSIONGATE_SESSION_COOKIE_SAMESITE=Strict"},
+		{"SESSIONGATE_SESSION_COOKIE_SAMESITE=none", "SESSIONGATE_SESSION_COOKIE_SECURE=on"},
+		{"SESSIONGATE_SESSION_EXPIRE_AT_BROWSER_CLOSE=on"},
 		// Session variables are not used, so not checked, with sessions off.
 		{"SESSIONGATE_SESSIONS=off", "SESSIONGATE_REDIS_URL=nonsense", "SESSIONGATE_REDIS_PREFIX={x}"},
 	} {

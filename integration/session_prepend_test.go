@@ -235,3 +235,32 @@ func counterOnPinnedPool(t *testing.T, admin map[string]string) string {
 	}
 	return s.gws[0].Logs.String()
 }
+
+// TestSessionCookieSettings: SESSIONGATE_SESSION_COOKIE_SAMESITE=none (a
+// shop whose payment provider posts the customer back from its own site)
+// and SESSIONGATE_SESSION_EXPIRE_AT_BROWSER_CLOSE (PHP's default
+// session.cookie_lifetime=0) shape the cookie a real PHP session gets, and
+// the session still resumes with it.
+func TestSessionCookieSettings(t *testing.T) {
+	s := startSessionStack(t, stackOpts{env: []string{
+		"SESSIONGATE_SESSION_COOKIE_SAMESITE=none",
+		"SESSIONGATE_SESSION_COOKIE_SECURE=on",
+		"SESSIONGATE_SESSION_EXPIRE_AT_BROWSER_CLOSE=on",
+	}})
+	resp, body, ck := s.gws[0].get(t, "/counter.php", "")
+	line := resp.Header.Get("Set-Cookie")
+	if resp.StatusCode != 200 || body != "1" || ck == "" {
+		t.Fatalf("first visit: %d %q, cookie %q", resp.StatusCode, body, line)
+	}
+	for _, attr := range []string{"SameSite=None", "Secure", "HttpOnly"} {
+		if !strings.Contains(line, attr) {
+			t.Errorf("cookie %q lacks %s", line, attr)
+		}
+	}
+	if strings.Contains(line, "Max-Age") || strings.Contains(line, "Expires") {
+		t.Errorf("cookie %q outlives the browser", line)
+	}
+	if resp, body, _ := s.gws[1].get(t, "/counter.php", ck); resp.StatusCode != 200 || body != "2" {
+		t.Fatalf("second visit through the other gateway: %d %q", resp.StatusCode, body)
+	}
+}

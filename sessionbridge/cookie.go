@@ -70,6 +70,14 @@ type CookieOptions struct {
 	MaxAge time.Duration
 	// Encrypt adds AES encryption of the cookie value on top of the HMAC.
 	Encrypt bool
+	// SameSite is the cookie's SameSite attribute; zero means Lax. None is
+	// for sites that a payment provider or identity provider posts back to
+	// from another site; browsers accept it only with Secure.
+	SameSite http.SameSite
+	// BrowserSession leaves Max-Age out, so the cookie ends when the
+	// browser closes (PHP's default session.cookie_lifetime=0). An app's
+	// own expiry in seconds still makes a session's cookie persistent.
+	BrowserSession bool
 }
 
 // cookieCodec signs and verifies session cookies. The first secret signs,
@@ -172,7 +180,10 @@ func (c *cookieCodec) cookie(id string, https bool) (*http.Cookie, error) {
 		Domain:   c.opts.Domain,
 		HttpOnly: true,
 		Secure:   https || c.opts.Secure,
-		SameSite: http.SameSiteLaxMode,
+		SameSite: c.opts.SameSite,
+	}
+	if ck.SameSite == 0 {
+		ck.SameSite = http.SameSiteLaxMode
 	}
 	if id == "" {
 		ck.MaxAge = -1

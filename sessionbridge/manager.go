@@ -681,6 +681,8 @@ func (s *Session) SetCookie(h http.Header) {
 			ck.MaxAge = 0 // no Max-Age: gone when the browser closes
 		case s.expiry > 0 && s.expiry < s.m.o.Cookie.MaxAge:
 			ck.MaxAge = int((s.expiry + time.Second - 1) / time.Second)
+		case s.expiry == 0 && s.m.o.Cookie.BrowserSession:
+			ck.MaxAge = 0
 		}
 	}
 	h.Add("Set-Cookie", ck.String())

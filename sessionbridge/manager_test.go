@@ -688,3 +688,96 @@ func TestSessionCookieFoundAmongSameNameCookies(t *testing.T) {
 		}
 	}
 }
+
+// SESSIONGATE_SESSION_COOKIE_SAMESITE: a shop whose payment provider or
+// SAML identity provider posts back from another site needs SameSite=None
+// (PHP's session.cookie_samesite, which the gateway's cookie does not
+// follow); one that wants no cross-site navigation to carry the session
+// needs Strict.
+func TestCookieSameSiteSetting(t *testing.T) {
+	for _, tc := range []struct {
+		set  http.SameSite
+		want string
+	}{
+		{0, "SameSite=Lax"},
+		{http.SameSiteLaxMode, "SameSite=Lax"},
+		{http.SameSiteStrictMode, "SameSite=Strict"},
+		{http.SameSiteNoneMode, "SameSite=None"},
+	} {
+		m, err := New(Options{Store: memory.New(memory.Options{}), Secrets: [][]byte{[]byte(testSecret)},
+			Cookie:      CookieOptions{Name: "sessionid", MaxAge: time.Hour, Secure: true, SameSite: tc.set},
+			IdleTimeout: time.Minute, LockTimeout: time.Second, LockLease: time.Second, StoreTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{NewID(), ""} {
+			ck, _ := m.cookie.cookie(id, false)
+			if line := ck.String(); strings.Count(line, "SameSite=") != 1 || !strings.Contains(line, tc.want) {
+				t.Errorf("SameSite %v, id %q: cookie %q, want %s", tc.set, id, line, tc.want)
+			}
+		}
+	}
+}
+
+// SESSIONGATE_SESSION_EXPIRE_AT_BROWSER_CLOSE: the cookie has no Max-Age,
+// as PHP's default session.cookie_lifetime=0 and Django's
+// SESSION_EXPIRE_AT_BROWSER_CLOSE give, so that closing the browser of a
+// shared computer ends the login. The store's expiry is unchanged, and an
+// app's own expiry in seconds (a "remember me" login) still gets a
+// persistent cookie, capped at the max age, as set_expiry(n) does in Django.
+func TestExpireAtBrowserClose(t *testing.T) {
+	ctx := context.Background()
+	mem := memory.New(memory.Options{})
+	defer mem.Close()
+	ts := &ttlStore{Store: mem}
+	m, err := New(Options{Store: ts, Secrets: [][]byte{[]byte(testSecret)},
+		Cookie:      CookieOptions{Name: "sessionid", MaxAge: time.Hour, BrowserSession: true},
+		IdleTimeout: 10 * time.Minute, LockTimeout: time.Second, LockLease: time.Second, StoreTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Open(ctx, requestWithCookie(t, m, ""), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := NewID()
+	if _, err := s.Write(ctx, id, json.RawMessage(`{"a":1}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	s.SetCookie(h)
+	s.Release(ctx)
+	if ck := cookieOf(t, h); ck.Value == "" || ck.MaxAge != 0 || strings.Contains(h.Get("Set-Cookie"), "Max-Age") {
+		t.Errorf("new session: want a browser-session cookie, got %q", h.Get("Set-Cookie"))
+	}
+	if got := ts.last(t); got != 10*time.Minute {
+		t.Errorf("store TTL %v, want the idle timeout", got)
+	}
+
+	// A "remember me" expiry: a persistent cookie of that length.
+	h = setAppExpiry(t, m, id, 30*time.Minute)
+	if ck := cookieOf(t, h); ck.MaxAge != 1800 {
+		t.Errorf("set_expiry(1800): cookie %q, want Max-Age=1800", h.Get("Set-Cookie"))
+	}
+	// Longer than the max age: capped, still persistent.
+	h = setAppExpiry(t, m, id, 48*time.Hour)
+	if ck := cookieOf(t, h); ck.MaxAge != 3600 {
+		t.Errorf("set_expiry(48h): cookie %q, want Max-Age=3600", h.Get("Set-Cookie"))
+	}
+	// set_expiry(None): the gateway's policy again, a browser-session cookie.
+	h = setAppExpiry(t, m, id, 0)
+	if ck := cookieOf(t, h); ck.Value == "" || ck.MaxAge != 0 || strings.Contains(h.Get("Set-Cookie"), "Max-Age") {
+		t.Errorf("set_expiry(None): want a browser-session cookie, got %q", h.Get("Set-Cookie"))
+	}
+	// Logout still expires the cookie.
+	s, _ = m.Open(ctx, requestWithCookie(t, m, id), false)
+	if err := s.Destroy(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	h = http.Header{}
+	s.SetCookie(h)
+	s.Release(ctx)
+	if ck := cookieOf(t, h); ck.MaxAge >= 0 {
+		t.Errorf("destroyed session: cookie %q does not expire", h.Get("Set-Cookie"))
+	}
+}
