@@ -1,8 +1,9 @@
 // Package deploy holds the deployment files that are not Go: the pool
-// snippet for php-fpm and the Django example image. Its tests check what can
-// be checked without a Docker engine: the Dockerfile's build step, run for
-// real; the instructions of the images; docker-compose.yml against the
-// gateway's own configuration rules.
+// snippet for php-fpm, the Django example image and the systemd unit. Its
+// tests check what can be checked without a Docker engine or a running
+// systemd: the Dockerfile's build step, run for real; the instructions of
+// the images; docker-compose.yml and the unit's environment file against
+// the gateway's own configuration rules; the unit with systemd-analyze.
 package deploy
 
 import (

@@ -121,6 +121,8 @@ test)
 	need_bin chromium chromium
 	# Validates docker-compose.yml offline (deploy tests); no engine needed.
 	need_bin docker-compose docker-compose
+	# Checks deploy/systemd/sessiongate.service offline (deploy tests).
+	need_bin systemd-analyze systemd
 	# make test-python (wsgi/django) needs only need_django above: the
 	# standard library's unittest and sqlite3 come with Debian's python3.
 	;;

@@ -1,0 +1,190 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+)
+
+const (
+	unitPath    = "systemd/sessiongate.service"
+	envFilePath = "systemd/sessiongate.env"
+)
+
+// unitFile is a systemd unit: section -> key -> values in file order.
+type unitFile map[string]map[string][]string
+
+func (u unitFile) get(section, key string) string {
+	v := u[section][key]
+	if len(v) == 0 {
+		return ""
+	}
+	return v[len(v)-1]
+}
+
+func parseUnit(t *testing.T, path string) unitFile {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := unitFile{}
+	section := ""
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || line[0] == '#' || line[0] == ';':
+		case line[0] == '[' && line[len(line)-1] == ']':
+			section = line[1 : len(line)-1]
+			u[section] = map[string][]string{}
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || section == "" || strings.HasSuffix(line, "\\") {
+				t.Fatalf("%s:%d: not a key=value line of a section: %q", path, n, line)
+			}
+			u[section][strings.TrimSpace(k)] = append(u[section][strings.TrimSpace(k)], strings.TrimSpace(v))
+		}
+	}
+	return u
+}
+
+// readEnvFile reads a systemd EnvironmentFile of plain KEY=value lines.
+func readEnvFile(t *testing.T, path string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for n, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.ContainsAny(v, `"'$\`) {
+			t.Fatalf("%s:%d: want KEY=value without quotes or expansions: %q", path, n+1, line)
+		}
+		env[k] = v
+	}
+	return env
+}
+
+// buildGateway builds cmd/gateway into a temp dir.
+func buildGateway(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "gateway")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/gateway")
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestSystemdUnit: the unit starts the gateway with the example environment
+// file, which the gateway's configuration rules accept, and what the unit
+// assumes about the gateway holds: the exit status it does not restart on
+// is the gateway's status for a configuration error, it waits longer than
+// the default drain, and reload is the SIGHUP that reloads certificates.
+func TestSystemdUnit(t *testing.T) {
+	u := parseUnit(t, unitPath)
+	svc := u["Service"]
+	if svc == nil || u["Install"] == nil {
+		t.Fatal("no [Service] or [Install] section")
+	}
+	if got := u.get("Service", "ExecStart"); got != "/usr/local/bin/gateway" {
+		t.Errorf("ExecStart=%s, want the binary the README installs, without arguments", got)
+	}
+	if got := u.get("Service", "EnvironmentFile"); got != "/etc/sessiongate/env" {
+		t.Errorf("EnvironmentFile=%s, want /etc/sessiongate/env", got)
+	}
+	if got := u.get("Service", "ExecReload"); !strings.Contains(got, "-HUP $MAINPID") {
+		t.Errorf("ExecReload=%s does not send SIGHUP", got)
+	}
+
+	// The drain must end before systemd's SIGKILL.
+	var drain time.Duration
+	for _, v := range config.Variables() {
+		if v.Name == "SESSIONGATE_SHUTDOWN_TIMEOUT" {
+			d, err := time.ParseDuration(v.Default)
+			if err != nil {
+				t.Fatal(err)
+			}
+			drain = d
+		}
+	}
+	stop, err := time.ParseDuration(u.get("Service", "TimeoutStopSec"))
+	if err != nil || stop <= drain {
+		t.Errorf("TimeoutStopSec=%s, want a duration above SESSIONGATE_SHUTDOWN_TIMEOUT's default %v", u.get("Service", "TimeoutStopSec"), drain)
+	}
+
+	// A configuration error exits with the status the unit does not
+	// restart on.
+	bin := buildGateway(t)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=/srv", "SESSIONGATE_LISTEN=not-an-address", "SESSIONGATE_SESSION_DEV=on"}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || u.get("Service", "RestartPreventExitStatus") != "2" || exit.ExitCode() != 2 {
+		t.Errorf("configuration error: gateway exit %v (%s), unit RestartPreventExitStatus=%s; want both 2",
+			err, bytes.TrimSpace(out), u.get("Service", "RestartPreventExitStatus"))
+	}
+
+	// The example environment is a configuration the gateway starts with,
+	// once the key is filled in and the site exists.
+	env := readEnvFile(t, envFilePath)
+	if _, err := config.Load(envList(env)); err == nil || !strings.Contains(err.Error(), "SESSIONGATE_SESSION_KEYS") {
+		t.Errorf("the example's placeholder key is accepted: %v", err)
+	}
+	site := t.TempDir()
+	env["SESSIONGATE_SESSION_KEYS"] = "systemd-test-secret-0123456789abcdef0123456789"
+	env["SESSIONGATE_DOCUMENT_ROOT"] = site
+	cfg, err := config.Load(envList(env))
+	if err != nil {
+		t.Fatalf("the gateway would not start with %s: %v", envFilePath, err)
+	}
+	if len(cfg.Warnings) > 0 {
+		t.Errorf("configuration warnings: %v", cfg.Warnings)
+	}
+	if cfg.Session.PHPPrepend == "" || cfg.Session.RedisURL == "" || cfg.AdminListen == "" {
+		t.Errorf("the example leaves out the prepend, Redis or the admin listener: %+v", cfg.Session)
+	}
+
+	// systemd's own check of the unit, with ExecStart pointing at the
+	// binary just built (it must exist). Unknown or misspelt keys are only
+	// warnings for systemd, so any word about the unit fails the test.
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatal("systemd-analyze is not installed: apt-get install -y systemd")
+	}
+	b, err := os.ReadFile(unitPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := filepath.Join(t.TempDir(), "sessiongate.service")
+	if err := os.WriteFile(unit, bytes.ReplaceAll(b, []byte("ExecStart=/usr/local/bin/gateway"), []byte("ExecStart="+bin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(analyze, "verify", unit).CombinedOutput()
+	if err != nil || bytes.Contains(out, []byte("sessiongate.service")) {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+func envList(env map[string]string) []string {
+	var l []string
+	for k, v := range env {
+		l = append(l, k+"="+v)
+	}
+	return l
+}
