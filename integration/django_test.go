@@ -371,6 +371,16 @@ func TestDjango(t *testing.T) {
 		if res, _, set := gw1.get(t, "/accounts/boom/", ""); res.StatusCode != 500 || set != "" {
 			t.Fatalf("anonymous boom: %d cookie %q", res.StatusCode, set)
 		}
+		// A logout before the failure stands, as Django's own backends
+		// delete the session at flush(): for Django and for PHP.
+		before := gw1.dump(t, ck).ID
+		res, _, _ = gw0.get(t, "/accounts/boom/?logout=1", ck)
+		if line := res.Header.Get("Set-Cookie"); res.StatusCode != 500 || !strings.Contains(line, "Max-Age=0") {
+			t.Fatalf("logout then boom: %d cookie %q, want the cookie expired", res.StatusCode, line)
+		}
+		if d := gw1.dump(t, ck); d.ID == before || strings.Contains(string(d.Data), "ana") {
+			t.Fatalf("session after a logout and a 500: %+v", d)
+		}
 	})
 
 	t.Run("paths are routed as nginx normalises them", func(t *testing.T) {

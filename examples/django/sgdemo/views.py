@@ -2,6 +2,7 @@
 
 import json
 
+from django.contrib.auth import logout
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.middleware.csrf import get_token
 from django.views.decorators.http import require_http_methods
@@ -66,7 +67,10 @@ def counter(request):
 
 def boom(request):
     """Changes the session, then fails: Django answers 500 and nothing is
-    saved."""
+    saved. With ?logout=1 it logs out first, and the logout stands, as with
+    Django's own sessions (flush() deletes the stored session at once)."""
+    if request.GET.get("logout"):
+        logout(request)
     request.session["boom"] = "this must never be stored"
     raise RuntimeError("boom (on purpose)")
 

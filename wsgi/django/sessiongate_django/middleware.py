@@ -120,9 +120,16 @@ class SessionMiddleware(DjangoSessionMiddleware):
         if accessed:
             patch_vary_headers(response, ("Cookie",))
         # Like Django: nothing is saved on a 500 (the view failed halfway).
+        # But Django's flush() and cycle_key() delete the stored session at
+        # once, whatever the response: a logout (django-session-security's
+        # idle logout included) before the view failed still logs the user
+        # out, and so must it here, for Django and PHP alike.
         if response.status_code == 500:
-            return response
-        change = session.gateway_change(accessed=accessed)
+            if not session.deleted_by_view():
+                return response
+            change = ("delete", False, None)
+        else:
+            change = session.gateway_change(accessed=accessed)
         if change is None:
             return response
         verified = getattr(request, "_sessiongate", None)

@@ -115,6 +115,12 @@ class SessionStore(SessionBase):
 
     # -- what the middleware sends back -----------------------------------
 
+    def deleted_by_view(self):
+        """True when the view deleted the session the gateway loaded
+        (flush(), cycle_key()): Django's own backends delete it there and
+        then, so the deletion stands even when the response is a 500."""
+        return self._deleted
+
     def gateway_change(self, save_every_request=None, accessed=False):
         """Returns (op, rotate, data) for the response, or None when the
         gateway has nothing to do. ``data`` is the dict to write (write) or

@@ -194,6 +194,31 @@ class SessionAPITests(unittest.TestCase):
         self.assertEqual(internal_headers(resp), [])
         self.assertIn("Cookie", resp["Vary"])
 
+    def test_logout_then_500_still_deletes(self):
+        # Django's flush() deletes the stored session at once, so a logout
+        # whose page then fails (django-session-security's idle logout
+        # before a view that errors, a logout view whose template breaks)
+        # still logs the user out behind nginx: it must here too.
+        def view(request):
+            request.session.flush()
+            return HttpResponseServerError("boom")
+
+        _, resp = run(view, signed_meta(SID, {"_auth_user_id": "2"}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.data), ("delete", "", None))
+
+    def test_cycle_key_then_500_deletes_old_session(self):
+        # Django's cycle_key() deletes the old session at once too; the new
+        # one never reaches the client on a 500.
+        def view(request):
+            request.session.cycle_key()
+            request.session["_auth_user_id"] = "2"
+            return HttpResponseServerError("boom")
+
+        _, resp = run(view, signed_meta(SID, {"cart": [1]}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.data), ("delete", "", None))
+
     def test_cycle_key_rotates(self):
         def view(request):
             request.session.cycle_key()
