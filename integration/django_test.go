@@ -248,8 +248,17 @@ func TestDjango(t *testing.T) {
 			t.Fatal("pre-login session still in Redis")
 		}
 		// Django agrees, on the other gateway, and the admin works.
-		if _, body := call(t, gw1, j, "GET", "/accounts/whoami/", ""); !strings.Contains(body, `"user": "demo"`) && !strings.Contains(body, `"user":"demo"`) {
+		_, body := call(t, gw1, j, "GET", "/accounts/whoami/", "")
+		var who struct {
+			SessionKey string `json:"session_key"`
+		}
+		if err := json.Unmarshal([]byte(body), &who); err != nil || (!strings.Contains(body, `"user": "demo"`) && !strings.Contains(body, `"user":"demo"`)) {
 			t.Fatalf("Django whoami: %s", body)
+		}
+		// Its session_key fits Django's own column (CharField(max_length=40),
+		// which apps that record it copy) and is the session's ID.
+		if who.SessionKey != d.ID[:40] {
+			t.Fatalf("Django's session_key %q, want the first 40 characters of %s", who.SessionKey, d.ID)
 		}
 		if res, body := call(t, gw1, j, "GET", "/admin/", ""); res.StatusCode != 200 || !strings.Contains(body, "Site administration") {
 			t.Fatalf("admin index: %d", res.StatusCode)

@@ -19,12 +19,27 @@ from .protocol import MAX_EXPIRY
 
 EXPIRY_KEY = "_session_expiry"
 
+# Django keeps its own session keys (32 characters) in a
+# CharField(max_length=40), and apps that record
+# request.session.session_key copy that column (django-cas-server's User,
+# visitor trackers); PostgreSQL and MySQL in strict mode refuse a longer
+# value. The gateway's IDs are 64 hex characters, so Django sees their first
+# 40: still unique (160 bits), and no more use to a thief than the whole ID,
+# since only a cookie signed by the gateway opens a session.
+DJANGO_KEY_LENGTH = 40
+
+
+def django_session_key(gateway_id):
+    """The session_key Django code sees for the gateway's ID."""
+    return gateway_id[:DJANGO_KEY_LENGTH] or None
+
 
 class SessionStore(SessionBase):
     def __init__(self, session_key=None, data=None):
-        super().__init__(session_key or None)
-        # The ID the gateway loaded this request's data for ("" = none).
+        # The ID the gateway loaded this request's data for ("" = none);
+        # session_key is its Django form.
         self._gateway_id = session_key or ""
+        super().__init__(django_session_key(self._gateway_id))
         self._loaded = data if data is not None else {}
         # True once the gateway's session was deleted (flush(), or
         # cycle_key() which moves the data to a new ID).
@@ -42,7 +57,7 @@ class SessionStore(SessionBase):
         # loaded; it mints every new ID itself, so Django never needs to
         # probe for a free one. The common "if not
         # exists(session_key): create()" must leave a live session alone.
-        return bool(session_key) and session_key == self._gateway_id and not self._deleted
+        return self._is_gateway_session(session_key) and not self._deleted
 
     def create(self):
         # A new session, as Django's create() makes one: the client's
@@ -59,8 +74,13 @@ class SessionStore(SessionBase):
         # Persisting happens when the response passes the gateway.
         self.modified = True
 
+    def _is_gateway_session(self, session_key):
+        """True when session_key names the session the gateway loaded, in
+        Django's form or as the whole ID."""
+        return bool(session_key) and session_key in (self._gateway_id, django_session_key(self._gateway_id))
+
     def delete(self, session_key=None):
-        if session_key is None or session_key == self._gateway_id:
+        if session_key is None or self._is_gateway_session(session_key):
             if self._gateway_id:
                 self._deleted = True
             self.modified = True

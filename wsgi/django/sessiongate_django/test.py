@@ -24,7 +24,7 @@ from django.test import Client as DjangoClient
 
 from . import protocol
 from .middleware import load_keys
-from .store import SessionStore
+from .store import SessionStore, django_session_key
 
 _CHANGE_PREFIX = "x-sessiongate-"
 
@@ -50,16 +50,16 @@ class _ClientSession(SessionStore):
         if self._deleted and self._gateway_id:
             self._client._sessions.pop(self._gateway_id, None)
         if not self._session_key:
-            self._session_key = _new_id()
-        self._client._sessions[self._session_key] = data
-        self._gateway_id = self._session_key
+            self._gateway_id = _new_id()
+            self._session_key = django_session_key(self._gateway_id)
+        self._client._sessions[self._gateway_id] = data
         self._loaded = dict(data)
         self._deleted = False
-        self._client._set_session_cookie(self._session_key)
+        self._client._set_session_cookie(self._gateway_id)
 
     def delete(self, session_key=None):
         super().delete(session_key)
-        key = session_key or self._gateway_id
+        key = self._gateway_id if session_key is None or self._is_gateway_session(session_key) else session_key
         if key:
             self._client._sessions.pop(key, None)
 
@@ -76,8 +76,15 @@ class Client(DjangoClient):
 
     def _session_id(self):
         cookie = self.cookies.get(settings.SESSION_COOKIE_NAME)
-        if cookie is not None and cookie.value in self._sessions:
+        if cookie is None:
+            return ""
+        if cookie.value in self._sessions:
             return cookie.value
+        # Django's Client.login() and force_login() set the cookie to
+        # session_key, the Django form of the ID.
+        for sid in self._sessions:
+            if django_session_key(sid) == cookie.value:
+                return sid
         return ""
 
     def _set_session_cookie(self, session_id):

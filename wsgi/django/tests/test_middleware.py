@@ -245,6 +245,26 @@ class SessionAPITests(unittest.TestCase):
         c = Change(resp)
         self.assertEqual((c.op, c.rotate), ("touch", ""))
 
+    def test_session_key_fits_djangos_column(self):
+        # Django keeps session keys in CharField(max_length=40), and apps
+        # that record request.session.session_key copy that column
+        # (django-cas-server's User): PostgreSQL refuses a longer value.
+        sid = "0123456789abcdef" * 4
+        seen = {}
+
+        def view(request):
+            seen["key"] = request.session.session_key
+            seen["exists"] = request.session.exists(request.session.session_key)
+            request.session.delete(request.session.session_key)
+            return HttpResponse("ok")
+
+        _, resp = run(view, signed_meta(sid, {"user": "ana"}))
+        self.assertLessEqual(len(seen["key"]), 40)
+        self.assertEqual(seen["key"], sid[:40])
+        self.assertTrue(seen["exists"])
+        # delete(session_key) is the gateway's session: deleted.
+        self.assertEqual(Change(resp).op, "delete")
+
     def test_exists(self):
         store = SessionStore(SID, {"a": 1})
         self.assertTrue(store.exists(SID))
