@@ -96,6 +96,11 @@ type Route struct {
 	Location string
 	// Reason says, for refusals, why; for logs and tests, never for clients.
 	Reason string
+	// Warn marks a refusal the operator must hear of because nginx would
+	// have served the path: a symlink leading out of the root (Laravel's
+	// storage:link) or a symlink loop. Clients cannot make symlinks, so it
+	// is no noise from probes; the server logs Reason as a warning.
+	Warn bool
 }
 
 // Router resolves paths against one static root.
@@ -107,6 +112,9 @@ type Router struct {
 	// that was (UnixNano); see current.
 	root    atomic.Pointer[os.Root]
 	checked atomic.Int64
+	// real is the root path with its symlinks resolved when root was
+	// opened (see RealPath).
+	real atomic.Pointer[string]
 
 	// noPHP are URL directories ("/uploads/") where no script runs.
 	noPHP []string
@@ -127,6 +135,7 @@ func New(staticRoot, index string) (*Router, error) {
 		return nil, fmt.Errorf("phproute: open static root: %w", err)
 	}
 	r := &Router{path: staticRoot, index: index}
+	r.real.Store(realPath(staticRoot))
 	r.root.Store(root)
 	r.checked.Store(time.Now().UnixNano())
 	return r, nil
@@ -176,8 +185,30 @@ func (r *Router) current() *os.Root {
 	if err != nil {
 		return root
 	}
+	r.real.Store(realPath(r.path))
 	r.root.Store(nr)
 	return nr
+}
+
+// RealPath returns the static root with its symlinks resolved, as of the
+// last look at the root (at most recheckRoot ago), like nginx's
+// $realpath_root. Laravel's and Symfony's nginx configurations build
+// SCRIPT_FILENAME from it: php-fpm keeps resolved paths in its realpath
+// cache (realpath_cache_ttl, 120 s), so a worker given the symlinked path
+// after a deploy repointed current -> releases/N would go on running the
+// old release, or fail once that release is deleted.
+func (r *Router) RealPath() string {
+	r.current()
+	return *r.real.Load()
+}
+
+// realPath resolves p's symlinks, or returns p as it is when that fails
+// (the root vanished in the middle of a switch).
+func realPath(p string) *string {
+	if rp, err := filepath.EvalSymlinks(p); err == nil {
+		return &rp
+	}
+	return &p
 }
 
 // Index returns the front controller URL path, or "" when it is off.
@@ -233,7 +264,7 @@ func (r *Router) resolve(escapedPath string) Route {
 		// lies outside the root. A name too long for the filesystem (a
 		// token or a long slug in a pretty URL) names no file, as for
 		// nginx's try_files.
-		return Route{Kind: NotFound, Reason: "not resolvable inside the root: " + err.Error()}
+		return Route{Kind: NotFound, Warn: true, Reason: "not resolvable inside SESSIONGATE_STATIC_ROOT (a symlink leading out of it, or a loop; symlinks are followed only inside the root, README: disable_symlinks): " + err.Error()}
 	}
 
 	// Not an existing file: maybe /script.php/path/info.

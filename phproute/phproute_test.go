@@ -84,6 +84,8 @@ func TestResolve(t *testing.T) {
 	static := func(file string) Route { return Route{Kind: Static, File: file, Name: path.Base(file)} }
 	front := php("/index.php", "")
 	k := func(kind Kind) Route { return Route{Kind: kind} }
+	// A link out of the root, which nginx would follow: 404 with a warning.
+	outOfRoot := Route{Kind: NotFound, Warn: true}
 
 	tests := []struct {
 		path string
@@ -174,15 +176,15 @@ func TestResolve(t *testing.T) {
 		{"/docs/../../outside/secret.txt", k(BadRequest)},
 		{"/..%2f..%2fetc/passwd", k(BadRequest)},
 
-		// Symlinks leaving the root: 404.
-		{"/out-file.txt", k(NotFound)},
-		{"/out-rel.txt", k(NotFound)},
-		{"/out-dir/secret.txt", k(NotFound)},
-		{"/out-dir/", k(NotFound)},
-		{"/out-dir", k(NotFound)},
-		{"/out-evil.php", k(NotFound)},
-		{"/out-evil.php/x", k(NotFound)},
-		{"/sub/up-and-out/secret.txt", k(NotFound)},
+		// Symlinks leaving the root: 404, and the operator is told.
+		{"/out-file.txt", outOfRoot},
+		{"/out-rel.txt", outOfRoot},
+		{"/out-dir/secret.txt", outOfRoot},
+		{"/out-dir/", outOfRoot},
+		{"/out-dir", outOfRoot},
+		{"/out-evil.php", outOfRoot},
+		{"/out-evil.php/x", outOfRoot},
+		{"/sub/up-and-out/secret.txt", outOfRoot},
 		{"/dangling.txt", front},
 
 		// Hostile encodings: 400.

@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -147,6 +148,10 @@ type Server struct {
 	handler http.Handler
 	admin   *http.ServeMux
 
+	// sameRoot: php-fpm sees the site at the path the gateway routes in
+	// (SESSIONGATE_STATIC_ROOT unset or equal to DOCUMENT_ROOT).
+	sameRoot bool
+
 	observers []Observer
 
 	// sendTimeout bounds each write to a client (sendTimeout in
@@ -208,6 +213,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		checks: append([]readyCheck{{"php-fpm", php.Ping}}, o.checks...),
 
 		observers: o.observers,
+		sameRoot:  filepath.Clean(cfg.StaticRoot) == filepath.Clean(cfg.DocumentRoot),
 	}
 	if cfg.WriteTimeout == 0 {
 		s.sendTimeout = sendTimeout
@@ -499,7 +505,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 	case phproute.PHP:
 		ri.Upstream = "php"
 		script := &fcgi.Script{
-			DocumentRoot: s.cfg.DocumentRoot,
+			DocumentRoot: s.documentRoot(),
 			ScriptName:   route.ScriptName,
 			PathInfo:     route.PathInfo,
 			RequestURI:   originForm(r.RequestURI),
@@ -538,8 +544,29 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 		ri.Err = errors.New(route.Reason)
 		s.fail(w, r, http.StatusForbidden)
 	default:
+		if route.Warn {
+			// nginx would have served it (a link out of the root):
+			// without the reason the operator sees a bare 404.
+			ri.Err = errors.New(route.Reason)
+		}
 		s.fail(w, r, http.StatusNotFound)
 	}
+}
+
+// documentRoot is DOCUMENT_ROOT, from which SCRIPT_FILENAME and
+// PATH_TRANSLATED are built. When php-fpm sees the site at the gateway's
+// path, it is the root with its symlinks resolved, like $realpath_root in
+// Laravel's and Symfony's nginx configurations: php-fpm keeps resolved
+// paths in its realpath cache, so a worker given the symlinked path after
+// a deploy repointed current -> releases/N would go on running the old
+// release, or fail once that release is deleted. php-fpm in another
+// container sees other paths, which the gateway cannot resolve: there it is
+// SESSIONGATE_DOCUMENT_ROOT as configured.
+func (s *Server) documentRoot() string {
+	if !s.sameRoot {
+		return s.cfg.DocumentRoot
+	}
+	return s.router.RealPath()
 }
 
 // originForm returns the path and query of a request target as the client

@@ -1,0 +1,107 @@
+package integration
+
+// Behaviour a Laravel site (or any site deployed the same way) sees behind
+// the gateway, compared with Laravel's documented nginx configuration.
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+// TestDeploySymlinkSwitchRunsNewRelease is the atomic deploy of Laravel
+// Envoyer, Deployer and Capistrano: the document root is current/public,
+// current -> releases/N, and a deploy repoints current and later deletes
+// old releases. Laravel's nginx configuration sends SCRIPT_FILENAME as
+// $realpath_root$fastcgi_script_name, so php-fpm runs the new release at
+// once. Given the symlinked path instead, a php-fpm worker that already ran
+// the script resolves it from its realpath cache (realpath_cache_ttl, 120 s
+// by default) and keeps running the old release, or fails with "File not
+// found." once the old release is deleted.
+func TestDeploySymlinkSwitchRunsNewRelease(t *testing.T) {
+	harness.Require(t, "php-fpm8.2")
+	base := t.TempDir()
+	// SCRIPT_FILENAME = DOCUMENT_ROOT + script path stays true (the
+	// configuration table promises it, and scripts derive paths from it).
+	const check = `if (strpos($_SERVER['SCRIPT_FILENAME'], $_SERVER['DOCUMENT_ROOT'] . '/') !== 0) { echo ' outside DOCUMENT_ROOT'; }`
+	writeTree(t, base, map[string]string{
+		"releases/1/public/index.php": `<?php echo 'release 1'; ` + check,
+		"releases/2/public/index.php": `<?php echo 'release 2'; ` + check,
+	})
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	docRoot := filepath.Join(current, "public")
+	// One worker, so that the request after the deploy meets the worker
+	// (and the realpath cache) that ran the one before.
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: base, Children: 1})
+	g := startGWOn(t, fpm, docRoot, func(c *config.Config) { c.StaticRoot = docRoot })
+
+	for i := 0; i < 3; i++ {
+		if res, body := g.get(t, "/some/page"); res.StatusCode != 200 || body != "release 1" {
+			t.Fatalf("before the deploy: %d %q", res.StatusCode, body)
+		}
+	}
+
+	// ln -sfn releases/2 current, then the old release is removed.
+	tmp := filepath.Join(base, "current.tmp")
+	if err := os.Symlink("releases/2", tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, current); err != nil {
+		t.Fatal(err)
+	}
+	// The router looks at its root again at most once a second.
+	time.Sleep(1500 * time.Millisecond)
+	for i := 0; i < 3; i++ {
+		if res, body := g.get(t, "/some/page"); res.StatusCode != 200 || body != "release 2" {
+			t.Fatalf("after the deploy: %d %q, want 200 %q (nginx with $realpath_root runs the new release at once)", res.StatusCode, body, "release 2")
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(base, "releases/1")); err != nil {
+		t.Fatal(err)
+	}
+	if res, body := g.get(t, "/some/page"); res.StatusCode != 200 || body != "release 2" {
+		t.Fatalf("after the old release was deleted: %d %q", res.StatusCode, body)
+	}
+}
+
+// TestStorageLinkOutOfRootIsLogged: Laravel's `php artisan storage:link`
+// makes public/storage -> ../storage/app/public, a link out of the root.
+// nginx follows it; the gateway answers 404 by design (README, "From nginx
+// to sessiongate"), and its log must say why: a bare 404 line, the same as
+// for a missing file, leaves the operator nothing to go on.
+func TestStorageLinkOutOfRootIsLogged(t *testing.T) {
+	g := startGW(t, nil)
+	writeTree(t, filepath.Dir(g.Root), map[string]string{"storage/app/public/avatar.txt": "avatar"})
+	if err := os.Symlink("../storage/app/public", filepath.Join(g.Root, "storage")); err != nil {
+		t.Fatal(err)
+	}
+	if res, body := g.get(t, "/storage/avatar.txt"); res.StatusCode != 404 || strings.Contains(body, "avatar") {
+		t.Fatalf("/storage/avatar.txt: %d %q, want the documented 404", res.StatusCode, body)
+	}
+	logLine := func(path string) string {
+		for _, l := range strings.Split(g.Logs.String(), "\n") {
+			if strings.Contains(l, `"path":"`+path+`"`) {
+				return l
+			}
+		}
+		return ""
+	}
+	if l := logLine("/storage/avatar.txt"); !strings.Contains(l, `"level":"WARN"`) || !strings.Contains(l, "symlink") || !strings.Contains(l, "SESSIONGATE_STATIC_ROOT") {
+		t.Errorf("the 404 of a link out of the root is not a warning that says so:\n%s", l)
+	}
+	// A missing file stays an ordinary request for the front controller.
+	if res, _ := g.get(t, "/storage-missing.txt"); res.StatusCode != 200 {
+		t.Errorf("/storage-missing.txt: %d, want the front controller's 200", res.StatusCode)
+	}
+	if l := logLine("/storage-missing.txt"); !strings.Contains(l, `"level":"INFO"`) {
+		t.Errorf("a missing file logged as more than a request:\n%s", l)
+	}
+}
