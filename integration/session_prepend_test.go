@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -263,4 +265,44 @@ func TestSessionCookieSettings(t *testing.T) {
 	if resp, body, _ := s.gws[1].get(t, "/counter.php", ck); resp.StatusCode != 200 || body != "2" {
 		t.Fatalf("second visit through the other gateway: %d %q", resp.StatusCode, body)
 	}
+}
+
+// TestSessionNamedIDIsLogged: session_id($x) with an ID the gateway did not
+// mint gets a new, empty session (strict mode). phpCAS's single logout
+// relies on such IDs and silently failed to log anybody out: the operator
+// is now told, once per request. A leftover PHPSESSID cookie from before
+// the gateway is the same refusal but the client's doing, not the
+// script's, and stays quiet.
+func TestSessionNamedIDIsLogged(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	if resp, body, _ := s.gws[0].get(t, "/named_id.php", ""); resp.StatusCode != 200 || body != "new" {
+		t.Fatalf("named ID: %d %q, want a new session", resp.StatusCode, body)
+	}
+	logs := s.gws[0].Logs.String()
+	if n := strings.Count(logs, "did not mint"); n != 1 {
+		t.Fatalf("%d log lines about the named ID, want 1:\n%s", n, logs)
+	}
+	if strings.Contains(logs, hashHex("ST-1-demo")) {
+		t.Errorf("the named ID is in the log:\n%s", logs)
+	}
+
+	// A client's own stale PHPSESSID: refused without a word.
+	req, _ := http.NewRequest("GET", s.gws[1].URL+"/counter.php", nil)
+	req.AddCookie(&http.Cookie{Name: "PHPSESSID", Value: "0123456789abcdefghijklmnop"})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("counter with a stale PHPSESSID: %d", resp.StatusCode)
+	}
+	if logs := s.gws[1].Logs.String(); strings.Contains(logs, "did not mint") {
+		t.Errorf("a client's stale PHPSESSID logged as the script's doing:\n%s", logs)
+	}
+}
+
+func hashHex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

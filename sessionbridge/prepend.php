@@ -82,9 +82,14 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** The ID exposeCookie() put in $_COOKIE ('' none): it is the
      * gateway's, never an ID for an application's own handler. */
     private string $exposed = '';
+    /** @var array the cookies the client sent, before exposeCookie() */
+    private array $clientCookies = [];
+    /** validateId() has told the log of an ID the script named. */
+    private bool $warnedNamedId = false;
 
     public function __construct(array $server)
     {
+        $this->clientCookies = $_COOKIE;
         $this->nonce = (string)($server['SESSIONGATE_NONCE'] ?? '');
         $this->warnNoGateway = $this->nonce === '';
         $this->gatewayId = (string)($server['SESSIONGATE_SESSION_ID'] ?? '');
@@ -468,8 +473,24 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         // session was opened with it, as a files handler's would once its
         // file exists. Otherwise session_create_id() in an active session
         // always "collides" and returns false with a warning.
+        $named = $id;
         $id = $this->canonical($id);
-        return ($id !== '' && $id === $this->gatewayId) || isset($this->opened[$id]);
+        if (($id !== '' && $id === $this->gatewayId) || isset($this->opened[$id])) {
+            return true;
+        }
+        if (!$this->warnedNamedId && $named !== '' && self::phpCaller() === 'session_start'
+            && !isset($this->minted[$id]) && !in_array($named, $this->clientCookies, true)) {
+            // Not the client's cookie (a PHPSESSID left from before the
+            // gateway is refused the same way, and is no news) nor an ID
+            // session_create_id() gave: the script chose the ID with
+            // session_id(). Code that finds sessions by
+            // IDs it computes, such as phpCAS's single logout, then works
+            // on an empty session and fails without a word. The ID itself
+            // stays out of the log.
+            $this->warnedNamedId = true;
+            error_log('sessiongate: session_start() with an ID the script chose (session_id()) that the gateway did not mint: PHP starts a new, empty session instead. Code that finds sessions by IDs it computes (phpCAS single logout) does not work behind the gateway; see README, "The gateway mints every session ID"', 4);
+        }
+        return false;
     }
 
     private function send(string $op, string $id, string $payload): bool
