@@ -302,6 +302,25 @@ func TestSessionNamedIDIsLogged(t *testing.T) {
 	}
 }
 
+// TestSessionRestartAfterDestroyIsQuiet: session_destroy() then
+// session_start() (a logout page that keeps a flash message) has PHP take
+// the ID from $_COOKIE again, where the prepend put the gateway's ID. That
+// ID is the gateway's, not one the script chose with session_id(): the
+// named-ID warning must not fire on every logout.
+func TestSessionRestartAfterDestroyIsQuiet(t *testing.T) {
+	s := startSessionStack(t, stackOpts{})
+	_, _, ck := s.gws[0].get(t, "/counter.php", "")
+	if ck == "" {
+		t.Fatal("no session cookie")
+	}
+	if resp, body, _ := s.gws[0].get(t, "/logout_restart.php", ck); resp.StatusCode != 200 || body != "restarted" {
+		t.Fatalf("logout_restart: %d %q", resp.StatusCode, body)
+	}
+	if logs := s.gws[0].Logs.String(); strings.Contains(logs, "did not mint") {
+		t.Errorf("session_start() after session_destroy() logged as an ID the script chose:\n%s", logs)
+	}
+}
+
 func hashHex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])

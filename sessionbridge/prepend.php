@@ -479,9 +479,13 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             return true;
         }
         if (!$this->warnedNamedId && $named !== '' && self::phpCaller() === 'session_start'
-            && !isset($this->minted[$id]) && !in_array($named, $this->clientCookies, true)) {
+            && !isset($this->minted[$id]) && $named !== $this->exposed
+            && !in_array($named, $this->clientCookies, true)) {
             // Not the client's cookie (a PHPSESSID left from before the
-            // gateway is refused the same way, and is no news) nor an ID
+            // gateway is refused the same way, and is no news), nor the
+            // gateway's ID exposeCookie() put in $_COOKIE (PHP takes it
+            // from there again at a session_start() after
+            // session_destroy(), a logout page's fresh session), nor an ID
             // session_create_id() gave: the script chose the ID with
             // session_id(). Code that finds sessions by
             // IDs it computes, such as phpCAS's single logout, then works
