@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,16 +130,15 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("TimeoutStopSec=%s, want a duration above SESSIONGATE_SHUTDOWN_TIMEOUT's default %v", u.get("Service", "TimeoutStopSec"), drain)
 	}
 
-	// A configuration error exits with the status the unit does not
-	// restart on.
+	// A configuration error exits at once with status 2, which the unit
+	// restarts only up to its start limit (TestSystemdUnitRestartsCrashes).
 	bin := buildGateway(t)
 	cmd := exec.Command(bin)
 	cmd.Env = []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=/srv", "SESSIONGATE_LISTEN=not-an-address", "SESSIONGATE_SESSION_DEV=on"}
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) || u.get("Service", "RestartPreventExitStatus") != "2" || exit.ExitCode() != 2 {
-		t.Errorf("configuration error: gateway exit %v (%s), unit RestartPreventExitStatus=%s; want both 2",
-			err, bytes.TrimSpace(out), u.get("Service", "RestartPreventExitStatus"))
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Errorf("configuration error: gateway exit %v (%s), want status 2", err, bytes.TrimSpace(out))
 	}
 
 	// The example environment is a configuration the gateway starts with,
@@ -178,6 +179,45 @@ func TestSystemdUnit(t *testing.T) {
 	out, err = exec.Command(analyze, "verify", unit).CombinedOutput()
 	if err != nil || bytes.Contains(out, []byte("sessiongate.service")) {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestSystemdUnitRestartsCrashes: Go exits with status 2 when the runtime
+// dies (an unrecovered panic in a goroutine, "fatal error: concurrent map
+// writes", running out of memory), the same status as the gateway's
+// configuration error. A unit that does not restart on 2 leaves the site
+// down after a crash until someone notices; a start limit is what keeps a
+// configuration error from restarting for ever.
+func TestSystemdUnitRestartsCrashes(t *testing.T) {
+	u := parseUnit(t, unitPath)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "main.go")
+	if err := os.WriteFile(src, []byte("package main\n\nfunc main() { var m map[string]int; m[\"x\"] = 1 }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "crash")
+	if out, err := exec.Command("go", "build", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var exit *exec.ExitError
+	if err := exec.Command(bin).Run(); !errors.As(err, &exit) {
+		t.Fatalf("the crashing program: %v", err)
+	}
+	crash := strconv.Itoa(exit.ExitCode())
+	for _, v := range u["Service"]["RestartPreventExitStatus"] {
+		if slices.Contains(strings.Fields(v), crash) {
+			t.Errorf("RestartPreventExitStatus=%s: a Go crash exits %s and would not be restarted", v, crash)
+		}
+	}
+	if u.get("Service", "Restart") != "on-failure" {
+		t.Errorf("Restart=%s, want on-failure", u.get("Service", "Restart"))
+	}
+	burst, _ := strconv.Atoi(u.get("Unit", "StartLimitBurst"))
+	interval, err := time.ParseDuration(u.get("Unit", "StartLimitIntervalSec"))
+	restart, err2 := time.ParseDuration(u.get("Service", "RestartSec"))
+	if burst < 1 || err != nil || err2 != nil || time.Duration(burst)*restart >= interval {
+		t.Errorf("StartLimitBurst=%s StartLimitIntervalSec=%s RestartSec=%s: a configuration error would be restarted for ever",
+			u.get("Unit", "StartLimitBurst"), u.get("Unit", "StartLimitIntervalSec"), u.get("Service", "RestartSec"))
 	}
 }
 
