@@ -325,3 +325,33 @@ func hashHex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+// TestSessionSameSiteNoneAskedFor: a script that asks PHP for SameSite=None
+// session cookies (SimpleSAMLphp does, for the identity provider's POST
+// back) gets the gateway's cookie, whose SameSite is
+// SESSIONGATE_SESSION_COOKIE_SAMESITE. Under the default lax the browser
+// leaves the session out of that POST and the script's state is lost
+// without a word from the gateway: the prepend names the setting to change.
+// Under none it stays quiet.
+func TestSessionSameSiteNoneAskedFor(t *testing.T) {
+	const hint = "SESSIONGATE_SESSION_COOKIE_SAMESITE=none"
+	lax := startSessionStack(t, stackOpts{})
+	if resp, body, _ := lax.gws[0].get(t, "/samesite_none.php", ""); resp.StatusCode != 200 || body != "1" {
+		t.Fatalf("lax: %d %q", resp.StatusCode, body)
+	}
+	if logs := lax.gws[0].Logs.String(); strings.Count(logs, hint) != 1 {
+		t.Errorf("lax: want one line naming %s:\n%s", hint, logs)
+	}
+	if _, body, _ := lax.gws[0].get(t, "/counter.php", ""); body != "1" || strings.Count(lax.gws[0].Logs.String(), hint) != 1 {
+		t.Errorf("a script that does not ask for SameSite=None logged it too:\n%s", lax.gws[0].Logs.String())
+	}
+
+	none := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_COOKIE_SAMESITE=none", "SESSIONGATE_SESSION_COOKIE_SECURE=on"}})
+	resp, body, _ := none.gws[0].get(t, "/samesite_none.php", "")
+	if resp.StatusCode != 200 || body != "1" || !strings.Contains(resp.Header.Get("Set-Cookie"), "SameSite=None") {
+		t.Fatalf("none: %d %q %q", resp.StatusCode, body, resp.Header.Get("Set-Cookie"))
+	}
+	if logs := none.gws[0].Logs.String(); strings.Contains(logs, hint) {
+		t.Errorf("none: the hint although the cookie is SameSite=None:\n%s", logs)
+	}
+}

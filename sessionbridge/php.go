@@ -139,6 +139,11 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	extra = append(extra,
 		fcgi.Param{Name: "SESSIONGATE_NONCE", Value: nonce},
 		fcgi.Param{Name: "SESSIONGATE_FRAME_KEY", Value: hex.EncodeToString(key[:])})
+	if h.m.o.Cookie.SameSite == http.SameSiteNoneMode {
+		// The prepend warns a script that asks for SameSite=None cookies
+		// unless the gateway's cookie is one.
+		extra = append(extra, fcgi.Param{Name: "SESSIONGATE_COOKIE_SAMESITE", Value: "none"})
+	}
 	var sent []byte // php_serialize text PHP was given
 	if id := sess.ID(); id != "" {
 		sent, err = phpserial.EncodeSession(sess.Data(), h.opts.Limits)

@@ -86,6 +86,10 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     private array $clientCookies = [];
     /** validateId() has told the log of an ID the script named. */
     private bool $warnedNamedId = false;
+    /** The gateway's cookie is SameSite=None (SESSIONGATE_SESSION_COOKIE_SAMESITE). */
+    private bool $sameSiteNone = false;
+    /** open() has told the log of a script that asks for SameSite=None. */
+    private bool $warnedSameSite = false;
 
     public function __construct(array $server)
     {
@@ -93,6 +97,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         $this->nonce = (string)($server['SESSIONGATE_NONCE'] ?? '');
         $this->warnNoGateway = $this->nonce === '';
         $this->gatewayId = (string)($server['SESSIONGATE_SESSION_ID'] ?? '');
+        $this->sameSiteNone = ($server['SESSIONGATE_COOKIE_SAMESITE'] ?? '') === 'none';
         $this->current = $this->gatewayId;
         $key = (string)($server['SESSIONGATE_FRAME_KEY'] ?? '');
         if ($this->nonce !== '' && (strlen($key) !== 64 || !function_exists('openssl_encrypt'))) {
@@ -173,6 +178,15 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             // then names session.save_path, which is not the cause.
             $this->warnNoGateway = false;
             error_log('sessiongate: this request did not come through the gateway (no SESSIONGATE_NONCE param: php CLI, php -S, or a direct FastCGI request); its session is not stored', 4);
+        }
+        if (!$this->warnedSameSite && !$this->sameSiteNone && $this->nonce !== ''
+            && strcasecmp((string)ini_get('session.cookie_samesite'), 'None') === 0) {
+            // SimpleSAMLphp and payment-return pages need the session on a
+            // POST back from another site. The gateway's cookie, not PHP's,
+            // reaches the browser, and its SameSite is the gateway's: under
+            // Lax the state is lost with no other trace.
+            $this->warnedSameSite = true;
+            error_log('sessiongate: the script asks for SameSite=None session cookies (session.cookie_samesite), which the gateway\'s cookie does not follow: a POST back from another site (SAML, a payment provider) arrives without the session. Set SESSIONGATE_SESSION_COOKIE_SAMESITE=none and SESSIONGATE_SESSION_COOKIE_SECURE=on', 4);
         }
         $this->isOpen = true;
         return true;
