@@ -49,11 +49,12 @@ type Config struct {
 
 	PHPFPM []string `env:"SESSIONGATE_PHP_FPM,notEmpty" help:"php-fpm addresses, comma-separated: host:port or unix:/path/to/socket; several are balanced"`
 
-	DocumentRoot string   `env:"SESSIONGATE_DOCUMENT_ROOT,notEmpty" help:"absolute site root as php-fpm sees it: SCRIPT_FILENAME = DOCUMENT_ROOT + script path"`
-	StaticRoot   string   `env:"SESSIONGATE_STATIC_ROOT" help:"the same tree as the gateway sees it (routing and static files); must be an existing directory (default: SESSIONGATE_DOCUMENT_ROOT)"`
-	Index        string   `env:"SESSIONGATE_INDEX" envDefault:"index.php" help:"front controller that receives every request no file matches, relative to the root; 'off' answers 404 instead"`
-	NoPHPPaths   []string `env:"SESSIONGATE_NO_PHP_PATHS" help:"comma-separated URL directories where PHP never runs, e.g. /wp-content/uploads/,/uploads/: a .php file under them gets 403 and is not served either, like nginx's location ~ /uploads/.*\\.php$ { deny all; }, so a script uploaded there cannot run"`
-	MaxBody      ByteSize `env:"SESSIONGATE_MAX_BODY" envDefault:"1m" help:"largest request body, units k/m/g like nginx's client_max_body_size; larger bodies get 413; 0 = unlimited"`
+	DocumentRoot   string   `env:"SESSIONGATE_DOCUMENT_ROOT,notEmpty" help:"absolute site root as php-fpm sees it: SCRIPT_FILENAME = DOCUMENT_ROOT + script path"`
+	StaticRoot     string   `env:"SESSIONGATE_STATIC_ROOT" help:"the same tree as the gateway sees it (routing and static files); must be an existing directory (default: SESSIONGATE_DOCUMENT_ROOT)"`
+	Index          string   `env:"SESSIONGATE_INDEX" envDefault:"index.php" help:"front controller that receives every request no file matches, relative to the root; 'off' answers 404 instead"`
+	FollowSymlinks []string `env:"SESSIONGATE_FOLLOW_SYMLINKS" envDefault:"root" help:"where symlinks inside the static root may lead: root (only inside it), any (anywhere, nginx's default), or comma-separated absolute directories besides the root, e.g. /usr/share/javascript,/etc/phpmyadmin for Debian's packaged phpMyAdmin, Roundcube or Horde, whose static files link out of their root"`
+	NoPHPPaths     []string `env:"SESSIONGATE_NO_PHP_PATHS" help:"comma-separated URL directories where PHP never runs, e.g. /wp-content/uploads/,/uploads/: a .php file under them gets 403 and is not served either, like nginx's location ~ /uploads/.*\\.php$ { deny all; }, so a script uploaded there cannot run"`
+	MaxBody        ByteSize `env:"SESSIONGATE_MAX_BODY" envDefault:"1m" help:"largest request body, units k/m/g like nginx's client_max_body_size; larger bodies get 413; 0 = unlimited"`
 	// RequestBuffering is off by default: a large upload of known length
 	// then reaches the app as it arrives, without a temp file.
 	RequestBuffering bool `env:"SESSIONGATE_REQUEST_BUFFERING" envDefault:"off" help:"on: read every request body whole (memory, then a temp file) before PHP or Django gets it, so a slow upload holds no php-fpm worker, gunicorn thread or session lock, like nginx's fastcgi_request_buffering and proxy_request_buffering on; off: a body of known length over 64 KiB streams to the app as it arrives (bodies up to 64 KiB and chunked ones are always read whole first)"`
@@ -100,6 +101,20 @@ type Config struct {
 	// Warnings lists non-fatal findings of Load (an unknown SESSIONGATE_
 	// variable, most likely a typo), to be logged at start.
 	Warnings []string `env:"-"`
+}
+
+// SymlinkTargets is SESSIONGATE_FOLLOW_SYMLINKS for the router: anywhere,
+// or the directories besides the root that symlinks may lead into.
+func (c *Config) SymlinkTargets() (anywhere bool, dirs []string) {
+	if len(c.FollowSymlinks) == 1 {
+		switch c.FollowSymlinks[0] {
+		case "root":
+			return false, nil
+		case "any":
+			return true, nil
+		}
+	}
+	return false, c.FollowSymlinks
 }
 
 // IndexScript returns the front controller as a URL path ("/index.php"), or
@@ -193,6 +208,22 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		clean := path.Clean(idx)
 		check("SESSIONGATE_INDEX", idx != "" && clean == idx && !path.IsAbs(idx) && !strings.HasPrefix(clean, "../") && clean != ".." && !hasDotSegment(clean) && strings.HasSuffix(clean, ".php"),
 			"must be 'off' or a clean relative path to a .php file without dot segments, e.g. index.php or public/app.php")
+	}
+
+	if len(c.FollowSymlinks) == 1 && (c.FollowSymlinks[0] == "root" || c.FollowSymlinks[0] == "any") {
+		// one of the two words
+	} else {
+		for _, d := range c.FollowSymlinks {
+			if d == "root" || d == "any" {
+				check("SESSIONGATE_FOLLOW_SYMLINKS", false, "%q cannot be combined with directories: use root, any, or a list of directories", d)
+			} else if !filepath.IsAbs(d) {
+				check("SESSIONGATE_FOLLOW_SYMLINKS", false, "%q: must be root, any or absolute directories", d)
+			} else if fi, err := os.Stat(d); err != nil {
+				check("SESSIONGATE_FOLLOW_SYMLINKS", false, "%q: %s", d, describeFSError(err))
+			} else {
+				check("SESSIONGATE_FOLLOW_SYMLINKS", fi.IsDir(), "%q is not a directory", d)
+			}
+		}
 	}
 
 	seenNoPHP := map[string]bool{}

@@ -45,6 +45,7 @@ func TestDefaults(t *testing.T) {
 		DocumentRoot:      root,
 		StaticRoot:        root,
 		Index:             "index.php",
+		FollowSymlinks:    []string{"root"},
 		MaxBody:           1 << 20,
 		ResponseBuffering: true,
 		PHPMaxConns:       8,
@@ -85,6 +86,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_DOCUMENT_ROOT=/srv/site",
 		"SESSIONGATE_STATIC_ROOT=" + static,
 		"SESSIONGATE_INDEX=public/app.php",
+		"SESSIONGATE_FOLLOW_SYMLINKS=" + static + ", /usr",
 		"SESSIONGATE_MAX_BODY=512K",
 		"SESSIONGATE_REQUEST_BUFFERING=on",
 		"SESSIONGATE_RESPONSE_BUFFERING=off",
@@ -140,6 +142,7 @@ func TestEveryVariable(t *testing.T) {
 		DocumentRoot:      "/srv/site",
 		StaticRoot:        static,
 		Index:             "public/app.php",
+		FollowSymlinks:    []string{static, "/usr"},
 		NoPHPPaths:        []string{"/public/uploads/", "/media"},
 		MaxBody:           512 << 10,
 		RequestBuffering:  true,
@@ -194,6 +197,41 @@ func TestEveryVariable(t *testing.T) {
 	for _, v := range Variables() {
 		if !set[v.Name] {
 			t.Errorf("variable %s not covered by this test", v.Name)
+		}
+	}
+}
+
+func TestFollowSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	os.WriteFile(file, nil, 0o644)
+	for value, want := range map[string]string{
+		"any,/usr":    "cannot be combined",
+		"usr/share":   "must be root, any or absolute directories",
+		dir + "/nope": "does not exist",
+		file:          "is not a directory",
+		"Root":        "must be root, any or absolute directories",
+	} {
+		_, err := Load(append(base(t), "SESSIONGATE_FOLLOW_SYMLINKS="+value))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_FOLLOW_SYMLINKS"}) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want SESSIONGATE_FOLLOW_SYMLINKS with %q", value, err, want)
+		}
+	}
+	for value, want := range map[string]struct {
+		anywhere bool
+		dirs     []string
+	}{
+		"root":         {false, nil},
+		"any":          {true, nil},
+		dir + ", /usr": {false, []string{dir, "/usr"}},
+	} {
+		c, err := Load(append(base(t), "SESSIONGATE_FOLLOW_SYMLINKS="+value))
+		if err != nil {
+			t.Fatalf("%q: %v", value, err)
+		}
+		if a, d := c.SymlinkTargets(); a != want.anywhere || !reflect.DeepEqual(d, want.dirs) {
+			t.Errorf("%q: SymlinkTargets() = %v %v", value, a, d)
 		}
 	}
 }

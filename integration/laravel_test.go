@@ -105,3 +105,58 @@ func TestStorageLinkOutOfRootIsLogged(t *testing.T) {
 		t.Errorf("a missing file logged as more than a request:\n%s", l)
 	}
 }
+
+// TestFollowSymlinksOutOfRoot: Debian's packaged PHP applications link
+// their static files out of their root (phpMyAdmin's
+// themes/pmahomme/jquery/jquery-ui.css -> /usr/share/javascript/...,
+// Horde's themes -> /etc/horde/...), and nginx follows such links. By
+// default the gateway does not (404, with a warning); with the target
+// directory in SESSIONGATE_FOLLOW_SYMLINKS, or `any`, the static file is
+// served and a linked script runs in php-fpm.
+func TestFollowSymlinksOutOfRoot(t *testing.T) {
+	harness.Require(t, "php-fpm8.2")
+	base := t.TempDir()
+	writeTree(t, base, map[string]string{
+		"site/index.php":                 `<?php echo 'front';`,
+		"javascript/jquery-ui/theme.css": "body{color:red}",
+		"javascript/.secret":             "dot",
+		"app-lib/tool.php":               `<?php echo 'tool ran';`,
+		"elsewhere/private.txt":          "private",
+	})
+	site := filepath.Join(base, "site")
+	for name, target := range map[string]string{
+		"jquery":      filepath.Join(base, "javascript/jquery-ui"),
+		"js":          filepath.Join(base, "javascript"),
+		"tool.php":    filepath.Join(base, "app-lib/tool.php"),
+		"private.txt": filepath.Join(base, "elsewhere/private.txt"),
+	} {
+		if err := os.Symlink(target, filepath.Join(site, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: site, Children: 2})
+	for _, tc := range []struct {
+		follow  []string
+		allowed map[string]string // path -> body, "" = 404
+	}{
+		{nil, map[string]string{"/jquery/theme.css": "", "/tool.php": "", "/private.txt": ""}},
+		{[]string{filepath.Join(base, "javascript"), filepath.Join(base, "app-lib")},
+			map[string]string{"/jquery/theme.css": "body{color:red}", "/tool.php": "tool ran", "/private.txt": "", "/js/.secret": ""}},
+		{[]string{"any"}, map[string]string{"/jquery/theme.css": "body{color:red}", "/tool.php": "tool ran", "/private.txt": "private"}},
+	} {
+		g := startGWOn(t, fpm, site, func(c *config.Config) {
+			if tc.follow != nil {
+				c.FollowSymlinks = tc.follow
+			}
+		})
+		for p, want := range tc.allowed {
+			res, body := g.get(t, p)
+			if want == "" && res.StatusCode != 404 || want != "" && (res.StatusCode != 200 || body != want) {
+				t.Errorf("FOLLOW_SYMLINKS %v: %s: %d %q, want %q", tc.follow, p, res.StatusCode, body, want)
+			}
+		}
+		if res, _ := g.get(t, "/jquery/theme.css"); tc.follow != nil && res.Header.Get("Content-Type") != "text/css" {
+			t.Errorf("FOLLOW_SYMLINKS %v: Content-Type %q", tc.follow, res.Header.Get("Content-Type"))
+		}
+	}
+}

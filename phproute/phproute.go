@@ -118,6 +118,11 @@ type Router struct {
 
 	// noPHP are URL directories ("/uploads/") where no script runs.
 	noPHP []string
+
+	// outAnywhere and outDirs say where a symlink inside the root may lead
+	// besides the root itself (FollowSymlinksOut); outDirs are resolved.
+	outAnywhere bool
+	outDirs     []string
 }
 
 // recheckRoot is how often the router looks whether its root path names
@@ -151,6 +156,38 @@ func (r *Router) NoPHPUnder(dirs []string) {
 	for _, d := range dirs {
 		r.noPHP = append(r.noPHP, strings.TrimSuffix(d, "/")+"/")
 	}
+}
+
+// FollowSymlinksOut lets symlinks inside the root lead into dirs
+// (absolute), or anywhere, as nginx's default (disable_symlinks off) does.
+// Debian's packaged PHP applications link their static files out of their
+// root (phpMyAdmin and Roundcube to /usr/share/javascript, Horde and Cacti
+// to /etc and /usr/share): without it their pages come without styles and
+// scripts. URL rules (dotfiles, SESSIONGATE_NO_PHP_PATHS, .php only) apply
+// as before. Call it before the router is used.
+func (r *Router) FollowSymlinksOut(anywhere bool, dirs []string) {
+	r.outAnywhere = anywhere
+	r.outDirs = r.outDirs[:0]
+	for _, d := range dirs {
+		if real, err := filepath.EvalSymlinks(d); err == nil {
+			d = real
+		}
+		r.outDirs = append(r.outDirs, filepath.Clean(d))
+	}
+}
+
+// mayLeadTo reports whether a symlink inside the root may lead to the
+// resolved absolute path real.
+func (r *Router) mayLeadTo(real string) bool {
+	if r.outAnywhere {
+		return true
+	}
+	for _, d := range r.outDirs {
+		if real == d || strings.HasPrefix(real, d+string(filepath.Separator)) || d == string(filepath.Separator) {
+			return true
+		}
+	}
+	return false
 }
 
 // Close releases the root directory.
@@ -264,7 +301,7 @@ func (r *Router) resolve(escapedPath string) Route {
 		// lies outside the root. A name too long for the filesystem (a
 		// token or a long slug in a pretty URL) names no file, as for
 		// nginx's try_files.
-		return Route{Kind: NotFound, Warn: true, Reason: "not resolvable inside SESSIONGATE_STATIC_ROOT (a symlink leading out of it, or a loop; symlinks are followed only inside the root, README: disable_symlinks): " + err.Error()}
+		return Route{Kind: NotFound, Warn: true, Reason: "not resolvable inside SESSIONGATE_STATIC_ROOT (a symlink leading out of it, or a loop; SESSIONGATE_FOLLOW_SYMLINKS lists where links may lead, README: disable_symlinks): " + err.Error()}
 	}
 
 	// Not an existing file: maybe /script.php/path/info.
@@ -362,6 +399,14 @@ func (r *Router) stat(root *os.Root, rel string) (fs.FileInfo, string, error) {
 			return fi, t, err2
 		}
 	}
+	if r.outAnywhere || len(r.outDirs) > 0 {
+		// A link out of the root, to where FollowSymlinksOut allows: the
+		// path returned is the resolved absolute one, which Open accepts.
+		if real, _, ok := r.realOf(rel); ok && r.mayLeadTo(real) {
+			fi, err2 := os.Stat(real)
+			return fi, real, err2
+		}
+	}
 	return nil, rel, err
 }
 
@@ -376,26 +421,37 @@ func refused(err error) bool {
 // path and returns rel relative to the root's real path, or false when
 // that prefix leads outside the root (or cannot be resolved).
 func (r *Router) insideTarget(rel string) (string, bool) {
+	real, base, ok := r.realOf(rel)
+	if !ok {
+		return "", false
+	}
+	t, err := filepath.Rel(base, real)
+	if err != nil || t == ".." || strings.HasPrefix(t, "../") {
+		return "", false
+	}
+	return filepath.ToSlash(t), true
+}
+
+// realOf resolves the symlinks of rel's longest existing prefix and
+// returns the absolute path rel names with them resolved, and the root's
+// resolved path; false when no prefix exists or one cannot be resolved.
+func (r *Router) realOf(rel string) (real, base string, ok bool) {
 	base, err := filepath.EvalSymlinks(r.path)
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
 	segs := strings.Split(rel, "/")
 	for n := len(segs); n > 0; n-- {
-		real, err := filepath.EvalSymlinks(filepath.Join(base, filepath.Join(segs[:n]...)))
+		prefix, err := filepath.EvalSymlinks(filepath.Join(base, filepath.Join(segs[:n]...)))
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			continue
 		}
 		if err != nil {
-			return "", false
+			return "", "", false
 		}
-		t, err := filepath.Rel(base, real)
-		if err != nil || t == ".." || strings.HasPrefix(t, "../") {
-			return "", false
-		}
-		return path.Join(append([]string{filepath.ToSlash(t)}, segs[n:]...)...), true
+		return filepath.Join(append([]string{prefix}, segs[n:]...)...), base, true
 	}
-	return "", false
+	return "", "", false
 }
 
 // Open opens a Static route's file inside the root and returns it with its
@@ -403,7 +459,13 @@ func (r *Router) insideTarget(rel string) (string, bool) {
 // itself, so a file swapped for a directory or device after Resolve is not
 // served.
 func (r *Router) Open(rel string) (*os.File, fs.FileInfo, error) {
-	f, err := r.current().Open(rel)
+	var f *os.File
+	var err error
+	if filepath.IsAbs(rel) {
+		f, err = r.openOutside(rel)
+	} else {
+		f, err = r.current().Open(rel)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("phproute: open %s: %w", rel, err)
 	}
@@ -417,6 +479,20 @@ func (r *Router) Open(rel string) (*os.File, fs.FileInfo, error) {
 		return nil, nil, fmt.Errorf("phproute: %s: %w", rel, fs.ErrNotExist)
 	}
 	return f, fi, nil
+}
+
+// openOutside opens a file a symlink led out of the root to (stat gave its
+// resolved absolute path), checking again that links may lead there and
+// that the path still has no symlink in it, as the link may have changed
+// since Resolve.
+func (r *Router) openOutside(real string) (*os.File, error) {
+	if !r.mayLeadTo(real) {
+		return nil, fs.ErrNotExist
+	}
+	if again, err := filepath.EvalSymlinks(real); err != nil || again != real {
+		return nil, fs.ErrNotExist
+	}
+	return os.Open(real)
 }
 
 // cleanPath decodes and normalizes an escaped URL path into its segments,

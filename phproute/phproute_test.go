@@ -358,3 +358,75 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// Debian's packaged PHP applications (phpMyAdmin, Roundcube, Horde, Cacti)
+// link their static files out of their root (to /usr/share/javascript,
+// /etc/<app>): FollowSymlinksOut lets an operator allow that, into listed
+// directories or anywhere, as nginx's default does.
+func TestFollowSymlinksOut(t *testing.T) {
+	root, outside := site(t)
+	realOutside, err := filepath.EvalSymlinks(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		anywhere bool
+		dirs     []string
+		allowed  bool
+	}{
+		{"into a listed directory", false, []string{outside}, true},
+		{"into a parent of a listed directory", false, []string{filepath.Dir(outside)}, true},
+		{"anywhere", true, nil, true},
+		{"into another directory", false, []string{t.TempDir()}, false},
+		{"root only", false, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := New(root, "/index.php")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			r.FollowSymlinksOut(tc.anywhere, tc.dirs)
+			for path, want := range map[string]Route{
+				"/out-file.txt":              {Kind: Static, File: filepath.Join(realOutside, "secret.txt"), Name: "out-file.txt"},
+				"/out-rel.txt":               {Kind: Static, File: filepath.Join(realOutside, "secret.txt"), Name: "out-rel.txt"},
+				"/out-dir/secret.txt":        {Kind: Static, File: filepath.Join(realOutside, "secret.txt"), Name: "secret.txt"},
+				"/sub/up-and-out/secret.txt": {Kind: Static, File: filepath.Join(realOutside, "secret.txt"), Name: "secret.txt"},
+				"/out-evil.php":              {Kind: PHP, ScriptName: "/out-evil.php"},
+				"/out-dir/evil.php/x":        {Kind: PHP, ScriptName: "/out-dir/evil.php", PathInfo: "/x"},
+			} {
+				got := r.Resolve(path)
+				got.Reason = ""
+				if !tc.allowed {
+					want = Route{Kind: NotFound, Warn: true}
+				}
+				if got != want {
+					t.Errorf("%s: got %+v, want %+v", path, got, want)
+				}
+				if tc.allowed && want.Kind == Static {
+					f, _, err := r.Open(got.File)
+					if err != nil {
+						t.Fatalf("Open(%s): %v", got.File, err)
+					}
+					b, _ := io.ReadAll(f)
+					f.Close()
+					if string(b) != "secret" {
+						t.Errorf("Open(%s) = %q", got.File, b)
+					}
+				}
+			}
+			// An absolute path is opened only where links may lead.
+			if f, _, err := r.Open(filepath.Join(realOutside, "secret.txt")); (err == nil) != tc.allowed {
+				if f != nil {
+					f.Close()
+				}
+				t.Errorf("Open of the absolute target: err %v, allowed %v", err, tc.allowed)
+			}
+			if f, _, err := r.Open("/etc/passwd"); err == nil && !tc.anywhere {
+				f.Close()
+				t.Error("Open(/etc/passwd) succeeded")
+			}
+		})
+	}
+}

@@ -180,6 +180,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	router.NoPHPUnder(cfg.NoPHPPaths)
+	router.FollowSymlinksOut(cfg.SymlinkTargets())
 	php := o.php
 	if php == nil {
 		maxBody := int64(cfg.MaxBody)
