@@ -121,6 +121,7 @@ func TestFollowSymlinksOutOfRoot(t *testing.T) {
 		"javascript/jquery-ui/theme.css": "body{color:red}",
 		"javascript/.secret":             "dot",
 		"app-lib/tool.php":               `<?php echo 'tool ran';`,
+		"app-lib/index.php":              `<?php echo 'app index';`,
 		"elsewhere/private.txt":          "private",
 	})
 	site := filepath.Join(base, "site")
@@ -128,6 +129,7 @@ func TestFollowSymlinksOutOfRoot(t *testing.T) {
 		"jquery":      filepath.Join(base, "javascript/jquery-ui"),
 		"js":          filepath.Join(base, "javascript"),
 		"tool.php":    filepath.Join(base, "app-lib/tool.php"),
+		"app":         filepath.Join(base, "app-lib"),
 		"private.txt": filepath.Join(base, "elsewhere/private.txt"),
 	} {
 		if err := os.Symlink(target, filepath.Join(site, name)); err != nil {
@@ -139,10 +141,10 @@ func TestFollowSymlinksOutOfRoot(t *testing.T) {
 		follow  []string
 		allowed map[string]string // path -> body, "" = 404
 	}{
-		{nil, map[string]string{"/jquery/theme.css": "", "/tool.php": "", "/private.txt": ""}},
+		{nil, map[string]string{"/jquery/theme.css": "", "/tool.php": "", "/private.txt": "", "/app/": ""}},
 		{[]string{filepath.Join(base, "javascript"), filepath.Join(base, "app-lib")},
-			map[string]string{"/jquery/theme.css": "body{color:red}", "/tool.php": "tool ran", "/private.txt": "", "/js/.secret": ""}},
-		{[]string{"any"}, map[string]string{"/jquery/theme.css": "body{color:red}", "/tool.php": "tool ran", "/private.txt": "private"}},
+			map[string]string{"/jquery/theme.css": "body{color:red}", "/tool.php": "tool ran", "/private.txt": "", "/js/.secret": "", "/app/": "app index"}},
+		{[]string{"any"}, map[string]string{"/jquery/theme.css": "body{color:red}", "/tool.php": "tool ran", "/private.txt": "private", "/app/": "app index"}},
 	} {
 		g := startGWOn(t, fpm, site, func(c *config.Config) {
 			if tc.follow != nil {

@@ -388,8 +388,13 @@ func (r *Router) frontController(root *os.Root) Route {
 // the root (ln -s /srv/www/img/logo.png logo.png), which nginx and php-fpm
 // follow; such a path is looked up again by its target when that is inside
 // the root (the path returned). Anything else os.Root refuses stays
-// refused, with its error.
+// refused, with its error. rel may also be an absolute path that stat
+// returned before for a link out of the root, when a directory's index is
+// looked up under it (see statOutside).
 func (r *Router) stat(root *os.Root, rel string) (fs.FileInfo, string, error) {
+	if filepath.IsAbs(rel) {
+		return r.statOutside(root, rel)
+	}
 	fi, err := root.Stat(rel)
 	if !refused(err) {
 		return fi, rel, err
@@ -408,6 +413,30 @@ func (r *Router) stat(root *os.Root, rel string) (fs.FileInfo, string, error) {
 		}
 	}
 	return nil, rel, err
+}
+
+// statOutside looks up abs, a path under a directory a symlink led out of
+// the root to (a linked application directory's index.php, for
+// /phpmyadmin/ -> /usr/share/phpmyadmin), with the same rule as the link
+// itself: its own symlinks resolved, it must lead where FollowSymlinksOut
+// allows, or back inside the root.
+func (r *Router) statOutside(root *os.Root, abs string) (fs.FileInfo, string, error) {
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, abs, err
+	}
+	if r.mayLeadTo(real) {
+		fi, err := os.Stat(real)
+		return fi, real, err
+	}
+	if base, err := filepath.EvalSymlinks(r.path); err == nil {
+		if t, err := filepath.Rel(base, real); err == nil && t != ".." && !strings.HasPrefix(t, "../") {
+			t = filepath.ToSlash(t)
+			fi, err := root.Stat(t)
+			return fi, t, err
+		}
+	}
+	return nil, abs, fmt.Errorf("phproute: %s leads to %s, outside SESSIONGATE_FOLLOW_SYMLINKS", abs, real)
 }
 
 // refused reports whether err is os.Root's refusal (a symlink leading out

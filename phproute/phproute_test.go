@@ -369,6 +369,17 @@ func TestFollowSymlinksOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A linked application directory (/phpmyadmin -> /usr/share/phpmyadmin)
+	// is asked for by its directory URL, which runs its own index.
+	for name, body := range map[string]string{"app/index.php": "<?php", "docs/index.html": "secret"} {
+		p := filepath.Join(outside, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		name     string
 		anywhere bool
@@ -395,6 +406,8 @@ func TestFollowSymlinksOut(t *testing.T) {
 				"/sub/up-and-out/secret.txt": {Kind: Static, File: filepath.Join(realOutside, "secret.txt"), Name: "secret.txt"},
 				"/out-evil.php":              {Kind: PHP, ScriptName: "/out-evil.php"},
 				"/out-dir/evil.php/x":        {Kind: PHP, ScriptName: "/out-dir/evil.php", PathInfo: "/x"},
+				"/out-dir/app/":              {Kind: PHP, ScriptName: "/out-dir/app/index.php"},
+				"/out-dir/docs/":             {Kind: Static, File: filepath.Join(realOutside, "docs/index.html"), Name: "index.html"},
 			} {
 				got := r.Resolve(path)
 				got.Reason = ""
