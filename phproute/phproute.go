@@ -301,7 +301,13 @@ func (r *Router) resolve(escapedPath string) Route {
 		// lies outside the root. A name too long for the filesystem (a
 		// token or a long slug in a pretty URL) names no file, as for
 		// nginx's try_files.
-		return Route{Kind: NotFound, Warn: true, Reason: "not resolvable inside SESSIONGATE_STATIC_ROOT (a symlink leading out of it, or a loop; SESSIONGATE_FOLLOW_SYMLINKS lists where links may lead, README: disable_symlinks): " + err.Error()}
+		reason := "not resolvable inside SESSIONGATE_STATIC_ROOT (a symlink leading out of it, or a loop; SESSIONGATE_FOLLOW_SYMLINKS lists where links may lead, README: disable_symlinks): " + err.Error()
+		// Name where the path leads: that directory, not the URL, is what
+		// the operator has to add to SESSIONGATE_FOLLOW_SYMLINKS.
+		if real, _, ok := r.realOf(rel); ok {
+			reason += " (leads to " + real + ")"
+		}
+		return Route{Kind: NotFound, Warn: true, Reason: reason}
 	}
 
 	// Not an existing file: maybe /script.php/path/info.

@@ -443,3 +443,29 @@ func TestFollowSymlinksOut(t *testing.T) {
 		})
 	}
 }
+
+// TestOutOfRootWarningNamesTarget: the warning for a link out of the root
+// is how an operator finds what to add to SESSIONGATE_FOLLOW_SYMLINKS
+// (README, Debian's packaged applications), so it names where the path
+// leads, not only the path asked for.
+func TestOutOfRootWarningNamesTarget(t *testing.T) {
+	root, outside := site(t)
+	realOutside, err := filepath.EvalSymlinks(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(root, "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for path, target := range map[string]string{
+		"/out-file.txt":       filepath.Join(realOutside, "secret.txt"),
+		"/out-dir/secret.txt": filepath.Join(realOutside, "secret.txt"),
+	} {
+		got := r.Resolve(path)
+		if got.Kind != NotFound || !got.Warn || !strings.Contains(got.Reason, target) {
+			t.Errorf("%s: got %+v, want a warning naming %s", path, got, target)
+		}
+	}
+}
