@@ -371,8 +371,16 @@ func (r *Router) splitPathInfo(root *os.Root, full string) (Route, bool) {
 		}
 		end := from + i + len(".php")
 		script := full[:end]
-		if fi, _, err := r.stat(root, strings.TrimPrefix(script, "/")); err == nil && fi.Mode().IsRegular() {
+		fi, _, err := r.stat(root, strings.TrimPrefix(script, "/"))
+		if err == nil && fi.Mode().IsRegular() {
 			return Route{Kind: PHP, ScriptName: script, PathInfo: full[end:]}, true
+		}
+		if err != nil {
+			// Missing (or not a directory on the way): no longer prefix
+			// exists either. Going on would look up ever longer prefixes,
+			// as many as the client put ".php/" in the path, at a cost
+			// quadratic in their number.
+			return Route{}, false
 		}
 		from = end
 	}
@@ -470,36 +478,52 @@ func (r *Router) insideTarget(rel string) (string, bool) {
 // realOf resolves the symlinks of rel's longest existing prefix and
 // returns the absolute path rel names with them resolved, and the root's
 // resolved path; false when no prefix exists or one cannot be resolved.
+//
+// It walks down from the root one segment at a time, each resolved from
+// the prefix already resolved, and stops at the first segment that does
+// not exist: the client chooses how many segments follow a link, and
+// resolving every prefix from the longest down cost time quadratic in
+// them (a 40 KB path took seconds of CPU).
 func (r *Router) realOf(rel string) (real, base string, ok bool) {
 	base, err := filepath.EvalSymlinks(r.path)
 	if err != nil {
 		return "", "", false
 	}
 	segs := strings.Split(rel, "/")
-	for n := len(segs); n > 0; n-- {
-		prefix, err := filepath.EvalSymlinks(filepath.Join(base, filepath.Join(segs[:n]...)))
+	real = base
+	for i, s := range segs {
+		next, err := filepath.EvalSymlinks(filepath.Join(real, s))
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			continue
+			if i == 0 {
+				return "", "", false
+			}
+			return filepath.Join(append([]string{real}, segs[i:]...)...), base, true
 		}
 		if err != nil {
 			return "", "", false
 		}
-		return filepath.Join(append([]string{prefix}, segs[n:]...)...), base, true
+		real = next
 	}
-	return "", "", false
+	return real, base, true
 }
+
+// openFlags open a static file without blocking: open(2) of a FIFO
+// waits for a writer, so a file swapped for one after Resolve would hold
+// its request (and an OS thread) for ever before the regular-file check
+// below could refuse it. Reads of a regular file ignore O_NONBLOCK.
+const openFlags = os.O_RDONLY | syscall.O_NONBLOCK
 
 // Open opens a Static route's file inside the root and returns it with its
 // info. It refuses anything but a regular file, checked on the open file
-// itself, so a file swapped for a directory or device after Resolve is not
-// served.
+// itself, so a file swapped for a directory, device or FIFO after Resolve
+// is not served.
 func (r *Router) Open(rel string) (*os.File, fs.FileInfo, error) {
 	var f *os.File
 	var err error
 	if filepath.IsAbs(rel) {
 		f, err = r.openOutside(rel)
 	} else {
-		f, err = r.current().Open(rel)
+		f, err = r.current().OpenFile(rel, openFlags, 0)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("phproute: open %s: %w", rel, err)
@@ -517,17 +541,29 @@ func (r *Router) Open(rel string) (*os.File, fs.FileInfo, error) {
 }
 
 // openOutside opens a file a symlink led out of the root to (stat gave its
-// resolved absolute path), checking again that links may lead there and
-// that the path still has no symlink in it, as the link may have changed
-// since Resolve.
+// resolved absolute path), checking again that links may lead there, as
+// the link may have changed since Resolve. The file is opened through an
+// os.Root on the listed directory that holds it, so a symlink swapped into
+// the path between any check and the open cannot lead out of that
+// directory; resolving the path first and opening it after left that
+// window open.
 func (r *Router) openOutside(real string) (*os.File, error) {
-	if !r.mayLeadTo(real) {
-		return nil, fs.ErrNotExist
+	if r.outAnywhere {
+		return os.OpenFile(real, openFlags, 0)
 	}
-	if again, err := filepath.EvalSymlinks(real); err != nil || again != real {
-		return nil, fs.ErrNotExist
+	for _, d := range r.outDirs {
+		rel, err := filepath.Rel(d, real)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			continue
+		}
+		dir, err := os.OpenRoot(d)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", d, err)
+		}
+		defer dir.Close()
+		return dir.OpenFile(rel, openFlags, 0)
 	}
-	return os.Open(real)
+	return nil, fs.ErrNotExist
 }
 
 // cleanPath decodes and normalizes an escaped URL path into its segments,

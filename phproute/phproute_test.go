@@ -6,7 +6,9 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // site builds a document root next to a directory outside it, with the
@@ -467,5 +469,195 @@ func TestOutOfRootWarningNamesTarget(t *testing.T) {
 		if got.Kind != NotFound || !got.Warn || !strings.Contains(got.Reason, target) {
 			t.Errorf("%s: got %+v, want a warning naming %s", path, got, target)
 		}
+	}
+}
+
+// TestDeepPathThroughLinkOutOfRootIsCheap guards against a client making
+// the gateway spin: a path under a link out of the root (allowed or not)
+// is resolved to name where it leads, and a client chooses how many
+// segments follow the link. 20,000 of them (a 40 KB request line, well
+// under SESSIONGATE_MAX_HEADER_BYTES) took seconds of CPU when every
+// prefix was resolved from the longest down.
+func TestDeepPathThroughLinkOutOfRootIsCheap(t *testing.T) {
+	root, outside := site(t)
+	deep := "/out-dir/" + strings.Repeat("a/", 20000)
+	for _, tc := range []struct {
+		name string
+		dirs []string
+		want Kind
+	}{
+		{"root only", nil, NotFound},
+		{"into a listed directory", []string{outside}, PHP},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := New(root, "/index.php")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			r.FollowSymlinksOut(false, tc.dirs)
+			start := time.Now()
+			got := r.Resolve(deep)
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("Resolve of a %d-byte path under a link took %v", len(deep), took)
+			}
+			if got.Kind != tc.want {
+				t.Errorf("got %+v, want %v", got.Kind, tc.want)
+			}
+		})
+	}
+}
+
+// TestLinkSwappedAfterRoutingStaysInListedDirectory guards the re-check at
+// open time for a file a link led out of the root to: whoever can write in
+// a listed directory (an application's own data directory) swaps a routed
+// file for a symlink leading elsewhere between Resolve and Open, in a loop,
+// and must never get a file outside SESSIONGATE_FOLLOW_SYMLINKS served.
+func TestLinkSwappedAfterRoutingStaysInListedDirectory(t *testing.T) {
+	root, outside := site(t)
+	allowed := filepath.Join(filepath.Dir(root), "allowed")
+	if err := os.Mkdir(allowed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(allowed, filepath.Join(root, "lib")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(root, "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.FollowSymlinksOut(false, []string{allowed})
+
+	target := filepath.Join(allowed, "file.txt")
+	if err := os.WriteFile(target, []byte("public"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tmpFile, tmpLink := filepath.Join(allowed, "f.tmp"), filepath.Join(allowed, "l.tmp")
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.Remove(tmpLink)
+			if os.Symlink(filepath.Join(outside, "secret.txt"), tmpLink) == nil {
+				os.Rename(tmpLink, target)
+			}
+			if os.WriteFile(tmpFile, []byte("public"), 0o644) == nil {
+				os.Rename(tmpFile, target)
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+
+	served := 0
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+		rt := r.Resolve("/lib/file.txt")
+		if rt.Kind != Static {
+			continue
+		}
+		f, _, err := r.Open(rt.File)
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(f)
+		f.Close()
+		served++
+		if string(b) == "secret" {
+			t.Fatalf("after %d files served, %s was served through %s, a link swapped in after routing", served, filepath.Join(outside, "secret.txt"), rt.File)
+		}
+	}
+	if served == 0 {
+		t.Error("the file was never served")
+	}
+}
+
+// TestOpenDoesNotHangOnFIFOSwappedIn guards against a request that hangs
+// for ever: a routed file swapped for a FIFO before Open (in the root, or in
+// a directory a link led out to) blocked open(2) until a writer came, a
+// goroutine and an OS thread held per request, instead of being refused as
+// not a regular file.
+func TestOpenDoesNotHangOnFIFOSwappedIn(t *testing.T) {
+	root, outside := site(t)
+	if err := os.WriteFile(filepath.Join(outside, "lib.js"), []byte("js"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(root, "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.FollowSymlinksOut(false, []string{outside})
+	for path, file := range map[string]string{
+		"/style.css":      filepath.Join(root, "style.css"),
+		"/out-dir/lib.js": filepath.Join(outside, "lib.js"),
+	} {
+		rt := r.Resolve(path)
+		if rt.Kind != Static {
+			t.Fatalf("%s: %+v", path, rt)
+		}
+		if err := os.Remove(file); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			f, _, err := r.Open(rt.File)
+			if f != nil {
+				f.Close()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s: a FIFO was opened as a static file", path)
+			}
+		case <-time.After(2 * time.Second):
+			t.Errorf("%s: Open of a file swapped for a FIFO after routing still blocks after 2s", path)
+			// Let the blocked open return so the test can end.
+			if w, err := os.OpenFile(file, os.O_WRONLY, 0); err == nil {
+				w.Close()
+			}
+		}
+	}
+}
+
+// A client chooses how many ".php/" a path holds. Each made the PATH_INFO
+// search look up a longer prefix, so the work grew with the square of
+// their number (a 96 KB path took 5 s of CPU, 384 KB over three minutes,
+// both under the default header limit), with no symlink needed. Once a
+// prefix does not exist, no longer one can.
+func TestManyPHPSegmentsAreCheap(t *testing.T) {
+	root, _ := site(t)
+	r, err := New(root, "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, p := range []string{
+		strings.Repeat("/x.php", 16000) + "/",
+		"/hello.php" + strings.Repeat("/x.php", 16000),
+		"/a.php" + strings.Repeat("/x.php", 16000),
+	} {
+		start := time.Now()
+		got := r.Resolve(p)
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("Resolve of a %d-byte path of .php segments took %v", len(p), took)
+		}
+		if got.Kind != NotFound && got.Kind != PHP {
+			t.Errorf("%.20s...: %+v", p, got)
+		}
+	}
+	// The search still finds a script behind a directory named like one.
+	if got := r.Resolve("/a.php/b.php/extra"); got.Kind != PHP || got.ScriptName != "/a.php/b.php" || got.PathInfo != "/extra" {
+		t.Errorf("/a.php/b.php/extra: %+v", got)
 	}
 }
