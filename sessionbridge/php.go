@@ -83,7 +83,12 @@ type PHPOptions struct {
 // sends, dropRawIDCookies): with it off PHP 8 refuses
 // session_set_cookie_params() with a warning, which applications call on
 // every request (phpMyAdmin shows it in its pages), and a script's own
-// save handler could keep no session.
+// save handler could keep no session. upload_progress off: PHP writes an
+// upload's progress while the body arrives, before the prepend runs, with
+// its own save handler under its own cookie, so it never reaches the
+// gateway's session; and with it on, some PHP builds (8.2.36, measured
+// here) refuse session_set_save_handler() and every session setting at run
+// time, which failed every page with 500.
 var phpINI = []string{
 	"session.serialize_handler=php_serialize",
 	"session.use_cookies=1",
@@ -93,6 +98,7 @@ var phpINI = []string{
 	"session.lazy_write=1",
 	"session.auto_start=0",
 	"session.gc_probability=0",
+	"session.upload_progress.enabled=0",
 	"fastcgi.logging=1",
 }
 

@@ -595,29 +595,40 @@ function sessiongate_user_id(): ?string
     // (use_cookies off) or rewrites links (use_trans_sid), and the operator
     // reads the cause here. (The gateway's PHP_VALUE overrides the pool.)
     $pinned = [];
-    foreach ([
-        'session.serialize_handler' => 'php_serialize',
-        'session.use_cookies' => '1',
-        'session.use_only_cookies' => '1',
-        'session.use_trans_sid' => '0',
-        'session.use_strict_mode' => '1',
-        'session.lazy_write' => '1',
-        'session.gc_probability' => '0',
-    ] as $name => $value) {
-        if (ini_get($name) !== $value && ini_set($name, $value) === false) {
-            $pinned[] = $name . ' (the pool has "' . ini_get($name) . '", the gateway needs "' . $value . '")';
+    try {
+        foreach ([
+            'session.serialize_handler' => 'php_serialize',
+            'session.use_cookies' => '1',
+            'session.use_only_cookies' => '1',
+            'session.use_trans_sid' => '0',
+            'session.use_strict_mode' => '1',
+            'session.lazy_write' => '1',
+            'session.gc_probability' => '0',
+        ] as $name => $value) {
+            if (ini_get($name) !== $value && ini_set($name, $value) === false) {
+                $pinned[] = $name . ' (the pool has "' . ini_get($name) . '", the gateway needs "' . $value . '")';
+            }
         }
+        $handler = new SessiongateSessionHandler($server);
+        // false: PHP's own shutdown hook would close the session before
+        // the application's shutdown functions run; ours runs after them.
+        // No session_id() here: the ID reaches PHP when the script starts
+        // its session (create_sid), so that session_id() is "" until then.
+        $installed = session_set_save_handler($handler, false);
+    } catch (\Error $e) {
+        // Some PHP builds (8.2.36 here) refuse every change of a session
+        // setting at run time, this handler included, while
+        // session.upload_progress.enabled is on, with an Error that would
+        // fail every page. The gateway's PHP_VALUE turns it off; a pool
+        // that loads this file itself must.
+        error_log('sessiongate: PHP refused the gateway\'s session settings (' . $e->getMessage() . '), so this script\'s session is not shared. Set php_value[session.upload_progress.enabled] = 0 in the pool (upload progress cannot reach the gateway\'s session anyway)', 4);
+        return;
     }
     if ($pinned !== []) {
         error_log('sessiongate: php_admin_value in the pool fixes ' . implode(', ', $pinned) . '; use php_value or nothing for these settings', 4);
     }
-    $handler = new SessiongateSessionHandler($server);
     $GLOBALS['__sessiongate_handler'] = $handler;
-    // false: PHP's own shutdown hook would close the session before the
-    // application's shutdown functions run; ours runs after them.
-    // No session_id() here: the ID reaches PHP when the script starts its
-    // session (create_sid), so that session_id() is "" until then.
-    if (!session_set_save_handler($handler, false) || ini_get('session.save_handler') !== 'user') {
+    if (!$installed || ini_get('session.save_handler') !== 'user') {
         // php_admin_value[session.save_handler] (a phpredis pool, say)
         // makes PHP keep its own handler without a warning: the script's
         // session stays in PHP's own store, under PHP's own cookie, and

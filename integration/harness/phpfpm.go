@@ -31,6 +31,9 @@ type PHPFPMOptions struct {
 	LogLimit int
 	// AdminValues become php_admin_value[name] = value pool entries.
 	AdminValues map[string]string
+	// Values become php_value[name] = value pool entries: defaults a
+	// request's PHP_VALUE and the script may still change, like php.ini's.
+	Values map[string]string
 	// RequestTerminateTimeout kills a worker whose request runs longer
 	// (0 = off). Rounded up to whole seconds, php-fpm's unit.
 	RequestTerminateTimeout time.Duration
@@ -145,13 +148,18 @@ func phpFPMConf(dir, listen string, o PHPFPMOptions) string {
 		secs := int((o.RequestTerminateTimeout + time.Second - 1) / time.Second)
 		fmt.Fprintf(&b, "request_terminate_timeout = %ds\n", secs)
 	}
-	names := make([]string, 0, len(o.AdminValues))
-	for k := range o.AdminValues {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		fmt.Fprintf(&b, "php_admin_value[%s] = %s\n", k, o.AdminValues[k])
+	for _, kind := range []struct {
+		directive string
+		values    map[string]string
+	}{{"php_value", o.Values}, {"php_admin_value", o.AdminValues}} {
+		names := make([]string, 0, len(kind.values))
+		for k := range kind.values {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			fmt.Fprintf(&b, "%s[%s] = %s\n", kind.directive, k, kind.values[k])
+		}
 	}
 	return b.String()
 }
