@@ -247,6 +247,9 @@ type phpBridge struct {
 	// headerSeen: the transport reported PHP's CGI header block
 	// (onPHPHeader); cutAtHeader: a message of PHP's was incomplete then.
 	headerSeen, cutAtHeader bool
+	// frameWarnings counts the frames rejected in this request (see
+	// maxFrameWarnings).
+	frameWarnings int
 }
 
 // onPHPHeader runs when PHP's header block has arrived, before any record
@@ -411,7 +414,9 @@ func (b *phpBridge) applyAll(msgs []message) {
 		}
 	}
 	for _, err := range b.scanner.errs {
-		b.h.m.log.Warn("session frame from PHP rejected", "script", b.path, "error", err.Error())
+		if b.frameWarnings++; b.frameWarnings <= maxFrameWarnings {
+			b.h.m.log.Warn("session frame from PHP rejected", "script", b.path, "error", err.Error())
+		}
 	}
 	b.scanner.errs = b.scanner.errs[:0]
 	if b.scanner.lost && b.failed == nil {
@@ -486,6 +491,9 @@ func (b *phpBridge) finish() {
 		// No headers were handed over (the response failed): apply what
 		// came, in order, rather than drop it.
 		b.applyInOrder(nil, true)
+	}
+	if more := b.frameWarnings - maxFrameWarnings; more > 0 {
+		b.h.m.log.Warn("session frames from PHP rejected, not logged one by one", "script", b.path, "more", more)
 	}
 	if rest := b.scanner.flushLog(); len(rest) > 0 {
 		b.h.m.log.Warn("php stderr", "script", b.path, "stderr", string(rest)) // as fcgi logs it
@@ -571,3 +579,10 @@ func (w *bridgeWriter) Flush() {
 }
 
 func (w *bridgeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// maxFrameWarnings bounds the "session frame from PHP rejected" warnings of
+// one request; the rest are counted in one line at the end. Text an app logs
+// on a client's behalf can hold "@sg1:" hundreds of times per error_log()
+// call, and each would otherwise be a log line of its own, outside the
+// per-request stderr log budget.
+const maxFrameWarnings = 5

@@ -227,3 +227,31 @@ func TestForeignFrameTextAtEndOfStderrIsLoggedNotCutShort(t *testing.T) {
 		t.Errorf("stored %s, want {\"k\":\"B\"}", got)
 	}
 }
+
+// TestFrameLikeClientTextLogsBoundedWarnings: an app that logs what a
+// client typed (error_log("login failed for $user")) made every "@sg1:" in
+// it a "session frame from PHP rejected" warning: one 1 KiB message
+// (php-fpm's log_limit) of them gave about 200 log lines, past the
+// per-request stderr log budget, for every request the client sent.
+func TestFrameLikeClientTextLogsBoundedWarnings(t *testing.T) {
+	const nonce = "00112233445566778899aabbccddeeff"
+	m := newTestManager(t, LockStrict, nil)
+	var logs strings.Builder
+	m.log = slog.New(slog.NewTextHandler(&logs, nil))
+	id := createSession(t, m, `{"k":"A"}`)
+	b := newTestBridge(t, m, id)
+	b.scanner = newFrameScanner(nonce, testFrameKey)
+	b.path = "/t.php"
+	for range 10 {
+		b.onStderr([]byte("; PHP message: login failed for " + strings.Repeat("@sg1:", 200)))
+		b.onStderr([]byte("; PHP message: login failed for " + strings.Repeat("@sg1:x:0:1:QQ==#", 60)))
+	}
+	b.sess.Release(context.Background())
+	b.finish()
+	if n := strings.Count(logs.String(), "\n"); n > 2*maxFrameWarnings {
+		t.Errorf("%d log lines for frame-like stderr text, want at most %d:\n%.2000s", n, 2*maxFrameWarnings, logs.String())
+	}
+	if !strings.Contains(logs.String(), "more=") {
+		t.Errorf("no count of the rejections left out of the log:\n%.2000s", logs.String())
+	}
+}
