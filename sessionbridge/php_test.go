@@ -29,6 +29,23 @@ func newTestBridge(t *testing.T, m *Manager, id string) *phpBridge {
 	return &phpBridge{h: h, sess: s, sent: sent, ctx: context.Background()}
 }
 
+// newFramingBridge is newTestBridge reading PHP's frames sealed under
+// nonce, for the script /t.php.
+func newFramingBridge(t *testing.T, m *Manager, id, nonce string) *phpBridge {
+	t.Helper()
+	b := newTestBridge(t, m, id)
+	b.scanner = newFrameScanner(nonce, testFrameKey)
+	b.path = "/t.php"
+	return b
+}
+
+// captureLog sends m's log to the returned builder, as text.
+func captureLog(m *Manager) *strings.Builder {
+	var logs strings.Builder
+	m.log = slog.New(slog.NewTextHandler(&logs, nil))
+	return &logs
+}
+
 // A script that writes, reopens the session and writes again (PHP reads
 // back what it wrote) must have its second write persisted as sent, even
 // when it sets a key back to the value it was first given.
@@ -79,9 +96,7 @@ func TestRefusedPHPFrameIsNeverReportedAsSaved(t *testing.T) {
 		"foreign nonce":  {phpFrames("ffffffffffffffffffffffffffffffff", 0, "destroy", id, "", 800), false},
 		"client text":    {"; PHP message: login failed for @sg1:" + nonce[:8] + "x#; PHP message: user @sg1:abc", false},
 	} {
-		b := newTestBridge(t, m, id)
-		b.scanner = newFrameScanner(nonce, testFrameKey)
-		b.path = "/t.php"
+		b := newFramingBridge(t, m, id, nonce)
 		b.onStderr([]byte(c.stderr))
 		rec := httptest.NewRecorder()
 		w := &bridgeWriter{ResponseWriter: rec, b: b}
@@ -151,9 +166,7 @@ func TestLostPHPChangeWithNonStandardStatusIs503(t *testing.T) {
 	id := createSession(t, m, `{"k":"A"}`)
 	destroy := phpFrames(nonce, 0, "destroy", id, "", 800)
 	for _, code := range []int{600, 799, 999} {
-		b := newTestBridge(t, m, id)
-		b.scanner = newFrameScanner(nonce, testFrameKey)
-		b.path = "/t.php"
+		b := newFramingBridge(t, m, id, nonce)
 		b.onStderr([]byte(destroy[:len(destroy)-10])) // cut: never applied
 		rec := httptest.NewRecorder()
 		w := &bridgeWriter{ResponseWriter: rec, b: b}
@@ -178,8 +191,7 @@ func TestPHPMessagesApplyInSequenceAcrossChannels(t *testing.T) {
 	for _, mode := range []LockMode{LockStrict, LockMerge} {
 		m := newTestManager(t, mode, nil)
 		id := createSession(t, m, `{"k":"A"}`)
-		b := newTestBridge(t, m, id)
-		b.scanner = newFrameScanner(nonce, testFrameKey)
+		b := newFramingBridge(t, m, id, nonce)
 		if rest := b.onStderr([]byte(phpFrames(nonce, 1, "write", id, `a:1:{s:1:"k";s:1:"C";}`, 800))); len(rest) > 0 {
 			t.Fatalf("%s: log text %q", mode, rest)
 		}
@@ -202,12 +214,9 @@ func TestPHPMessagesApplyInSequenceAcrossChannels(t *testing.T) {
 func TestForeignFrameTextAtEndOfStderrIsLoggedNotCutShort(t *testing.T) {
 	const nonce = "00112233445566778899aabbccddeeff"
 	m := newTestManager(t, LockStrict, nil)
-	var logs strings.Builder
-	m.log = slog.New(slog.NewTextHandler(&logs, nil))
+	logs := captureLog(m)
 	id := createSession(t, m, `{"k":"A"}`)
-	b := newTestBridge(t, m, id)
-	b.scanner = newFrameScanner(nonce, testFrameKey)
-	b.path = "/t.php"
+	b := newFramingBridge(t, m, id, nonce)
 	rest := b.onStderr([]byte(phpFrames(nonce, 0, "write", id, `a:1:{s:1:"k";s:1:"B";}`, 800) + "; PHP message: login failed for @sg1:mallory"))
 	rec := httptest.NewRecorder()
 	w := &bridgeWriter{ResponseWriter: rec, b: b}
@@ -236,12 +245,9 @@ func TestForeignFrameTextAtEndOfStderrIsLoggedNotCutShort(t *testing.T) {
 func TestFrameLikeClientTextLogsBoundedWarnings(t *testing.T) {
 	const nonce = "00112233445566778899aabbccddeeff"
 	m := newTestManager(t, LockStrict, nil)
-	var logs strings.Builder
-	m.log = slog.New(slog.NewTextHandler(&logs, nil))
+	logs := captureLog(m)
 	id := createSession(t, m, `{"k":"A"}`)
-	b := newTestBridge(t, m, id)
-	b.scanner = newFrameScanner(nonce, testFrameKey)
-	b.path = "/t.php"
+	b := newFramingBridge(t, m, id, nonce)
 	for range 10 {
 		b.onStderr([]byte("; PHP message: login failed for " + strings.Repeat("@sg1:", 200)))
 		b.onStderr([]byte("; PHP message: login failed for " + strings.Repeat("@sg1:x:0:1:QQ==#", 60)))
