@@ -443,12 +443,10 @@ func (r *Router) statOutside(root *os.Root, abs string) (fs.FileInfo, string, er
 		fi, err := os.Stat(real)
 		return fi, real, err
 	}
-	if base, err := filepath.EvalSymlinks(r.path); err == nil {
-		if t, err := filepath.Rel(base, real); err == nil && t != ".." && !strings.HasPrefix(t, "../") {
-			t = filepath.ToSlash(t)
-			fi, err := root.Stat(t)
-			return fi, t, err
-		}
+	if t, err := filepath.Rel(*r.real.Load(), real); err == nil && t != ".." && !strings.HasPrefix(t, "../") {
+		t = filepath.ToSlash(t)
+		fi, err := root.Stat(t)
+		return fi, t, err
 	}
 	return nil, abs, fmt.Errorf("phproute: %s leads to %s, outside SESSIONGATE_FOLLOW_SYMLINKS", abs, real)
 }
@@ -485,10 +483,9 @@ func (r *Router) insideTarget(rel string) (string, bool) {
 // resolving every prefix from the longest down cost time quadratic in
 // them (a 40 KB path took seconds of CPU).
 func (r *Router) realOf(rel string) (real, base string, ok bool) {
-	base, err := filepath.EvalSymlinks(r.path)
-	if err != nil {
-		return "", "", false
-	}
+	// The root's resolved path as of the open root (current keeps the two
+	// together), not resolved again on every lookup.
+	base = *r.real.Load()
 	segs := strings.Split(rel, "/")
 	real = base
 	for i, s := range segs {
