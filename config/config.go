@@ -62,6 +62,11 @@ type Config struct {
 	// slow clients must not be able to pin every php-fpm worker.
 	ResponseBuffering bool `env:"SESSIONGATE_RESPONSE_BUFFERING" envDefault:"on" help:"on: a PHP response still coming when its headers arrive, or a Django one over 64 KiB or streamed, is read ahead of the client into memory (64 KiB), then a temp file (up to 1 GiB per response), so a slow client holds no php-fpm worker, gunicorn thread or session lock, like nginx's fastcgi_buffering and proxy_buffering on; a client that keeps up still gets the output as the app flushes it; off: the app waits for the client"`
 
+	// Compress is on by default: a PHP shop moving from nginx had gzip on
+	// for its text types, and pages would otherwise go out several times
+	// larger.
+	Compress bool `env:"SESSIONGATE_COMPRESS" envDefault:"on" help:"on: gzip text responses (HTML, CSS, JavaScript, JSON, XML, SVG, ...) of 256 bytes or more, from PHP, Django and static files, for clients that accept it, like nginx's gzip on with gzip_types (level 1, a random-length gzip header against BREACH); a static file's precompressed name.br or name.gz, when present and not older, is sent instead, like gzip_static and brotli_static; a response that has a Content-Encoding or Cache-Control: no-transform is left alone; off: never"`
+
 	PHPMaxConns     int           `env:"SESSIONGATE_PHP_MAX_CONNS" envDefault:"8" help:"most connections kept open to each php-fpm backend; keep it <= pm.max_children; a request finding them all busy waits for one up to SESSIONGATE_PHP_TIMEOUT (then 504), and that wait does not count against its own PHP_TIMEOUT"`
 	PHPDialTimeout  time.Duration `env:"SESSIONGATE_PHP_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to php-fpm before 504, like fastcgi_connect_timeout (a refused connection is 502 at once)"`
 	PHPTimeout      time.Duration `env:"SESSIONGATE_PHP_TIMEOUT" envDefault:"60s" help:"longest wait for the next bytes from php-fpm before 504, like fastcgi_read_timeout; 0 = none"`

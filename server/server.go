@@ -36,6 +36,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/fcgi"
+	"github.com/sessiongate/sessiongate/internal/compress"
 	"github.com/sessiongate/sessiongate/phproute"
 )
 
@@ -227,7 +228,11 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		phpH = o.wrapPHP[i](phpH)
 	}
 	s.phpH = phpH
-	s.handler = s.logRequests(http.HandlerFunc(s.front))
+	var front http.Handler = http.HandlerFunc(s.front)
+	if cfg.Compress {
+		front = compressResponses(front)
+	}
+	s.handler = s.logRequests(front)
 
 	s.admin = http.NewServeMux()
 	s.admin.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -324,6 +329,20 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // 640 KB, kept a worker busy for 0.4 s), and gunicorn answers more than
 // 100 with a bare 400. Browsers send about twenty.
 const maxHeaderFields = 100
+
+// compressResponses gzips what next sends, when the client and the
+// response allow it (package compress). Inside logRequests, so the access
+// log counts the bytes that went out.
+func compressResponses(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := compress.NewWriter(w, r)
+		next.ServeHTTP(cw, r)
+		// Not after a panic (an aborted response): a body cut short must
+		// not get a gzip trailer that makes it look whole. A write error
+		// here is the client's, which the recorder has already seen.
+		cw.Finish()
+	})
+}
 
 // front applies what holds for every request, then dispatches to a mounted
 // upstream or the PHP site.

@@ -5,9 +5,12 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"os"
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/sessiongate/sessiongate/internal/compress"
 )
 
 // serveStatic sends rel, a file from the static root that the URL calls
@@ -34,10 +37,19 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 		s.fail(w, r, http.StatusNotFound)
 		return
 	}
+	h := w.Header()
+	ctype := contentType(path.Ext(name), mime.TypeByExtension)
+	if s.cfg.Compress && compress.Compressible(ctype) {
+		if pf, pfi, coding := s.openPrecompressed(r, rel, fi); pf != nil {
+			f.Close()
+			f, fi = pf, pfi
+			h.Set("Content-Encoding", coding)
+		}
+		compress.AddVary(h, "Accept-Encoding")
+	}
 	defer f.Close()
 
-	h := w.Header()
-	h.Set("Content-Type", contentType(path.Ext(name), mime.TypeByExtension))
+	h.Set("Content-Type", ctype)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("ETag", etag(fi))
 	if fi.Size() == 0 {
@@ -64,6 +76,45 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 		r.Header.Set("Range", "bytes="+dropZeroSuffixes(v[len("bytes="):], fi.Size()))
 	}
 	http.ServeContent(w, r, "", fi.ModTime(), f)
+}
+
+// precompressedCodings are the copies a build step may leave next to a
+// static file, best first, with the coding each is sent as.
+var precompressedCodings = []struct {
+	ext    string
+	coding string
+	accept compress.Encodings
+}{
+	{".br", "br", compress.Brotli},
+	{".gz", "gzip", compress.Gzip},
+}
+
+// openPrecompressed opens the best copy of rel that the client accepts
+// (rel.br, then rel.gz), as nginx's brotli_static and gzip_static do: the
+// file is sent as it is, so compressing it costs nothing per request and
+// may use the slowest, best settings. A copy older than the file is
+// ignored: it was left behind by an earlier build, and nginx would send
+// the old content. Nothing is found for a client that accepts neither.
+func (s *Server) openPrecompressed(r *http.Request, rel string, fi fs.FileInfo) (*os.File, fs.FileInfo, string) {
+	accepted := compress.Accepted(r.Header)
+	if accepted == 0 {
+		return nil, nil, ""
+	}
+	for _, c := range precompressedCodings {
+		if accepted&c.accept == 0 {
+			continue
+		}
+		f, cfi, err := s.router.Open(rel + c.ext)
+		if err != nil {
+			continue
+		}
+		if cfi.ModTime().Before(fi.ModTime()) {
+			f.Close()
+			continue
+		}
+		return f, cfi, c.coding
+	}
+	return nil, nil, ""
 }
 
 // dropZeroSuffixes turns each suffix range of zero bytes ("-0") of a Range

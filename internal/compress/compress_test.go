@@ -1,0 +1,377 @@
+package compress
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestAccepted(t *testing.T) {
+	cases := []struct {
+		header []string
+		want   Encodings
+	}{
+		{nil, 0},
+		{[]string{""}, 0},
+		{[]string{"gzip"}, Gzip},
+		{[]string{"GZIP"}, Gzip},
+		{[]string{"x-gzip"}, Gzip},
+		{[]string{"gzip, deflate, br, zstd"}, Gzip | Brotli},
+		{[]string{"deflate"}, 0},
+		{[]string{"gzip;q=0"}, 0},
+		{[]string{"gzip; q=0.000"}, 0},
+		{[]string{"gzip;q=0.001"}, Gzip},
+		{[]string{"gzip;q=1.0, br;q=0"}, Gzip},
+		{[]string{"*"}, Gzip | Brotli},
+		{[]string{"*;q=0"}, 0},
+		{[]string{"*, gzip;q=0"}, Brotli},
+		{[]string{"identity"}, 0},
+		{[]string{"br", "gzip"}, Gzip | Brotli},
+		{[]string{"gzip;q=0, gzip"}, 0}, // the first mention counts
+		{[]string{"gzip;q=junk"}, Gzip},
+		{[]string{" gzip ;level=1"}, Gzip},
+	}
+	for _, c := range cases {
+		h := http.Header{}
+		for _, v := range c.header {
+			h.Add("Accept-Encoding", v)
+		}
+		if got := Accepted(h); got != c.want {
+			t.Errorf("Accept-Encoding %q: got %b, want %b", c.header, got, c.want)
+		}
+	}
+}
+
+func TestCompressible(t *testing.T) {
+	yes := []string{"text/html", "text/html; charset=UTF-8", "TEXT/CSS", "text/javascript",
+		"application/javascript", "application/json", "application/ld+json",
+		"application/rss+xml", "image/svg+xml", "application/wasm", "text/plain", "font/ttf"}
+	no := []string{"", "image/png", "image/jpeg", "video/mp4", "application/zip",
+		"application/octet-stream", "text/event-stream", "text/event-stream; charset=utf-8",
+		"font/woff2", "application/pdf", "multipart/byteranges; boundary=x"}
+	for _, ct := range yes {
+		if !Compressible(ct) {
+			t.Errorf("Compressible(%q) = false", ct)
+		}
+	}
+	for _, ct := range no {
+		if Compressible(ct) {
+			t.Errorf("Compressible(%q) = true", ct)
+		}
+	}
+}
+
+// serve runs handler through a Writer for a request with the given
+// Accept-Encoding and method, the way the server does.
+func serve(t *testing.T, method, acceptEncoding string, handler http.HandlerFunc) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(method, "/", nil)
+	if acceptEncoding != "" {
+		r.Header.Set("Accept-Encoding", acceptEncoding)
+	}
+	rec := httptest.NewRecorder()
+	w := NewWriter(rec, r)
+	handler(w, r)
+	if err := w.Finish(); err != nil {
+		t.Fatalf("Finish: %v", err)
+	}
+	return rec
+}
+
+func gunzip(t *testing.T, b []byte) string {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("not gzip: %v (%q)", err, b[:min(len(b), 40)])
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("gunzip: %v", err)
+	}
+	return string(out)
+}
+
+var page = strings.Repeat("<p>hello, compressible world</p>\n", 40)
+
+func TestWriterCompresses(t *testing.T) {
+	cases := []struct {
+		name    string
+		handler http.HandlerFunc
+	}{
+		{"unknown length", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=UTF-8")
+			io.WriteString(w, page[:100])
+			io.WriteString(w, page[100:])
+		}},
+		{"known length", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=UTF-8")
+			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+			io.WriteString(w, page)
+		}},
+		{"through ReadFrom", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/css")
+			w.WriteHeader(200)
+			w.(io.ReaderFrom).ReadFrom(strings.NewReader(page))
+		}},
+		{"a 404 page", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(404)
+			io.WriteString(w, page)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := serve(t, "GET", "gzip, deflate, br", c.handler)
+			h := rec.Header()
+			if h.Get("Content-Encoding") != "gzip" {
+				t.Fatalf("Content-Encoding %q, headers %v", h.Get("Content-Encoding"), h)
+			}
+			if h.Get("Content-Length") != "" {
+				t.Errorf("Content-Length %q left on a compressed body", h.Get("Content-Length"))
+			}
+			if h.Get("Vary") != "Accept-Encoding" {
+				t.Errorf("Vary %q", h.Get("Vary"))
+			}
+			if got := gunzip(t, rec.Body.Bytes()); got != page {
+				t.Errorf("body differs after gunzip: %d bytes, want %d", len(got), len(page))
+			}
+			if rec.Body.Len() >= len(page)/2 {
+				t.Errorf("compressed %d bytes to %d", len(page), rec.Body.Len())
+			}
+		})
+	}
+}
+
+func TestWriterLeavesAlone(t *testing.T) {
+	html := func(status int, set map[string]string, body string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			for k, v := range set {
+				w.Header().Set(k, v)
+			}
+			w.WriteHeader(status)
+			io.WriteString(w, body)
+		}
+	}
+	cases := []struct {
+		name     string
+		accept   string
+		handler  http.HandlerFunc
+		wantVary bool
+	}{
+		{"client without gzip", "deflate", html(200, nil, page), true},
+		{"no Accept-Encoding", "", html(200, nil, page), true},
+		{"short page, unknown length", "gzip", html(200, nil, "<p>hi</p>"), true},
+		{"short page, known length", "gzip", html(200, map[string]string{"Content-Length": "9"}, "<p>hi</p>"), true},
+		{"an image", "gzip", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "image/png")
+			io.WriteString(w, page)
+		}, false},
+		{"no Content-Type", "gzip", func(w http.ResponseWriter, r *http.Request) {
+			w.Header()["Content-Type"] = nil // no sniffing either
+			io.WriteString(w, page)
+		}, false},
+		{"compressed by the app", "gzip", html(200, map[string]string{"Content-Encoding": "br"}, page), false},
+		{"no-transform", "gzip", html(200, map[string]string{"Cache-Control": "public, No-Transform"}, page), false},
+		{"partial content", "gzip", html(206, map[string]string{"Content-Range": "bytes 0-1319/5000"}, page), false},
+		{"event stream", "gzip", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, page)
+		}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var wantBody string
+			rec0 := httptest.NewRecorder()
+			c.handler(rec0, httptest.NewRequest("GET", "/", nil))
+			wantBody = rec0.Body.String()
+
+			rec := serve(t, "GET", c.accept, c.handler)
+			if ce := rec.Header().Get("Content-Encoding"); ce == "gzip" {
+				t.Fatalf("compressed")
+			}
+			if rec.Body.String() != wantBody {
+				t.Errorf("body %q, want %q", rec.Body.String(), wantBody)
+			}
+			if got := rec.Header().Get("Vary") == "Accept-Encoding"; got != c.wantVary {
+				t.Errorf("Vary %q, want Accept-Encoding: %v", rec.Header().Get("Vary"), c.wantVary)
+			}
+			if rec.Code != rec0.Code {
+				t.Errorf("status %d, want %d", rec.Code, rec0.Code)
+			}
+		})
+	}
+}
+
+func TestWriterNoBodyStatuses(t *testing.T) {
+	for _, status := range []int{204, 304} {
+		rec := serve(t, "GET", "gzip", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("ETag", `"abc"`)
+			w.WriteHeader(status)
+		})
+		if rec.Code != status || rec.Header().Get("Content-Encoding") != "" || rec.Body.Len() != 0 {
+			t.Errorf("%d: got %d, Content-Encoding %q, body %q", status, rec.Code, rec.Header().Get("Content-Encoding"), rec.Body.String())
+		}
+	}
+}
+
+func TestWriterHeadGetsGETsHeaders(t *testing.T) {
+	rec := serve(t, "HEAD", "gzip", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css")
+		w.Header().Set("Content-Length", "5000")
+		w.Header().Set("ETag", `"5000-1"`)
+		w.Header().Set("Accept-Ranges", "bytes")
+		w.WriteHeader(200)
+	})
+	h := rec.Header()
+	if h.Get("Content-Encoding") != "gzip" || h.Get("Content-Length") != "" || h.Get("Accept-Ranges") != "" || h.Get("ETag") != `W/"5000-1"` {
+		t.Errorf("headers %v", h)
+	}
+	if rec.Body.Len() != 0 {
+		t.Errorf("body %q", rec.Body.String())
+	}
+}
+
+func TestWriterWeakensETagAndDropsRanges(t *testing.T) {
+	rec := serve(t, "GET", "gzip", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/javascript")
+		w.Header().Set("ETag", `"abc"`)
+		w.Header().Set("Accept-Ranges", "bytes")
+		w.Header().Set("Vary", "Cookie")
+		io.WriteString(w, page)
+	})
+	h := rec.Header()
+	if h.Get("ETag") != `W/"abc"` {
+		t.Errorf("ETag %q", h.Get("ETag"))
+	}
+	if h.Get("Accept-Ranges") != "" {
+		t.Errorf("Accept-Ranges %q", h.Get("Accept-Ranges"))
+	}
+	if got := h.Values("Vary"); len(got) != 2 || got[0] != "Cookie" || got[1] != "Accept-Encoding" {
+		t.Errorf("Vary %q", got)
+	}
+	// A weak tag stays as it is.
+	rec = serve(t, "GET", "gzip", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("ETag", `W/"abc"`)
+		w.Header().Set("Vary", "accept-encoding, Cookie")
+		io.WriteString(w, page)
+	})
+	if rec.Header().Get("ETag") != `W/"abc"` || len(rec.Header().Values("Vary")) != 1 {
+		t.Errorf("headers %v", rec.Header())
+	}
+}
+
+// flushRecorder records what reached the client at each Flush.
+type flushRecorder struct {
+	*httptest.ResponseRecorder
+	atFlush [][]byte
+}
+
+func (f *flushRecorder) Flush() {
+	f.atFlush = append(f.atFlush, bytes.Clone(f.Body.Bytes()))
+	f.ResponseRecorder.Flush()
+}
+
+func TestWriterFlushReachesClient(t *testing.T) {
+	// PHP's `echo 'a'; flush(); sleep(2);`: the 'a' must be readable by the
+	// client at the flush, long before the body is over.
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	fr := &flushRecorder{ResponseRecorder: httptest.NewRecorder()}
+	w := NewWriter(fr, r)
+	w.Header().Set("Content-Type", "text/html")
+	io.WriteString(w, "a")
+	w.Flush()
+	io.WriteString(w, page)
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if len(fr.atFlush) != 1 {
+		t.Fatalf("%d flushes reached the client, want 1", len(fr.atFlush))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(fr.atFlush[0]))
+	if err != nil {
+		t.Fatalf("what was flushed is no gzip stream: %v", err)
+	}
+	got := make([]byte, 1)
+	if _, err := io.ReadFull(zr, got); err != nil || string(got) != "a" {
+		t.Fatalf("read %q, %v from the flushed bytes", got, err)
+	}
+	if got := gunzip(t, fr.Body.Bytes()); got != "a"+page {
+		t.Errorf("whole body differs")
+	}
+}
+
+func TestWriterPaddingVariesLength(t *testing.T) {
+	// BREACH: the same page must not always compress to the same size.
+	sizes := map[int]bool{}
+	for i := 0; i < 20; i++ {
+		rec := serve(t, "GET", "gzip", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, page)
+		})
+		if got := gunzip(t, rec.Body.Bytes()); got != page {
+			t.Fatal("body differs")
+		}
+		sizes[rec.Body.Len()] = true
+	}
+	if len(sizes) < 5 {
+		t.Errorf("20 responses of one page came in %d sizes", len(sizes))
+	}
+}
+
+func TestWriterInformationalPassesThrough(t *testing.T) {
+	// 103 Early Hints before the page, through a real net/http server.
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w := NewWriter(rw, r)
+		w.Header().Set("Link", "</app.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, page)
+		w.Finish()
+	}))
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	res, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "gzip" || gunzip(t, body) != page {
+		t.Errorf("status %d, headers %v", res.StatusCode, res.Header)
+	}
+}
+
+// readFromRecorder says whether ReadFrom (sendfile for a static file) was
+// used.
+type readFromRecorder struct {
+	*httptest.ResponseRecorder
+	readFrom int
+}
+
+func (r *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
+	r.readFrom++
+	return io.Copy(r.ResponseRecorder, src)
+}
+
+func TestWriterKeepsReadFromWhenNotCompressing(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	rr := &readFromRecorder{ResponseRecorder: httptest.NewRecorder()}
+	w := NewWriter(rr, r)
+	w.Header().Set("Content-Type", "image/png")
+	w.ReadFrom(strings.NewReader(page))
+	w.Finish()
+	if rr.readFrom != 1 || rr.Body.String() != page {
+		t.Errorf("ReadFrom calls %d, body %d bytes", rr.readFrom, rr.Body.Len())
+	}
+}

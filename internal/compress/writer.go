@@ -1,0 +1,294 @@
+package compress
+
+import (
+	"compress/gzip"
+	"crypto/rand"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// MinSize is the smallest body worth compressing: below it, gzip's 18 bytes
+// of framing and the CPU outweigh what is saved (h5bp's nginx settings use
+// the same gzip_min_length).
+const MinSize = 256
+
+// maxPadding bounds the random bytes each compressed response carries in
+// its gzip header, against BREACH: an attacker who can put chosen text
+// into a page next to a secret (a CSRF token, a session-bound value) and
+// watch the compressed size guesses the secret a byte at a time; a length
+// that varies randomly per response makes that take many times more
+// requests ("Heal the Breach", as Django 4.2's GZipMiddleware does with up
+// to 100 bytes).
+const maxPadding = 100
+
+// Writer is an http.ResponseWriter that gzips the body when the client
+// accepts gzip and the response is worth it (Compressible type, a status
+// with a full body, no Content-Encoding of its own, no Cache-Control:
+// no-transform, MinSize or more). Otherwise it passes everything through
+// unchanged, adding only Vary: Accept-Encoding to responses that another
+// client would get compressed, so that caches keep the two apart.
+//
+// A body of unknown length is held back until MinSize bytes, a Flush, or
+// the end decide; a Flush from the app (PHP's flush(), a streamed Django
+// response) always reaches the client, compressed as far as it went.
+// Finish must be called once the handler has returned normally; after a
+// panic (an aborted response) it must not be, so that a cut-short body
+// never gets a clean gzip ending.
+type Writer struct {
+	rw      http.ResponseWriter
+	accepts bool
+	head    bool
+
+	state   state
+	status  int
+	pending []byte
+	gz      *gzip.Writer
+	err     error
+}
+
+type state uint8
+
+const (
+	undecided state = iota // WriteHeader not called yet
+	holding                // compressible, length unknown: pending holds the body so far
+	passing                // not compressing; headers are out
+	gzipping               // compressing; headers are out
+)
+
+// NewWriter wraps rw for the request r.
+func NewWriter(rw http.ResponseWriter, r *http.Request) *Writer {
+	return &Writer{
+		rw:      rw,
+		accepts: Accepted(r.Header)&Gzip != 0,
+		head:    r.Method == http.MethodHead,
+	}
+}
+
+func (w *Writer) Header() http.Header { return w.rw.Header() }
+
+// Unwrap lets http.ResponseController reach the connection's writer
+// (write deadlines, hijacking for an upgrade).
+func (w *Writer) Unwrap() http.ResponseWriter { return w.rw }
+
+func (w *Writer) WriteHeader(code int) {
+	if code < 200 {
+		// 1xx: informational, any number of them, before the real one.
+		w.rw.WriteHeader(code)
+		return
+	}
+	if w.state != undecided {
+		return // superfluous, as net/http ignores it
+	}
+	w.status = code
+	h := w.rw.Header()
+	if !w.worthIt(code, h) {
+		w.pass()
+		return
+	}
+	AddVary(h, "Accept-Encoding")
+	if !w.accepts {
+		w.pass()
+		return
+	}
+	if w.head {
+		// The headers a GET would get, and no body to compress.
+		w.setGzipHeaders(h)
+		w.state = passing
+		w.rw.WriteHeader(code)
+		return
+	}
+	if cl := first(h["Content-Length"]); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n < MinSize {
+			w.pass()
+			return
+		}
+		w.startGzip()
+		return
+	}
+	w.state = holding
+}
+
+// worthIt reports whether a response with this status and these headers
+// is one to compress for a client that accepts gzip.
+func (w *Writer) worthIt(code int, h http.Header) bool {
+	switch code {
+	case http.StatusNoContent, http.StatusPartialContent, http.StatusNotModified,
+		http.StatusRequestedRangeNotSatisfiable:
+		return false
+	}
+	// Direct map lookups: the keys are canonical (set through Header.Set,
+	// or by the transports), and this runs on every response.
+	if ce := first(h["Content-Encoding"]); ce != "" && !strings.EqualFold(ce, "identity") {
+		return false
+	}
+	if len(h["Content-Range"]) > 0 {
+		return false
+	}
+	for _, v := range h["Cache-Control"] {
+		if strings.Contains(strings.ToLower(v), "no-transform") {
+			return false
+		}
+	}
+	return Compressible(first(h["Content-Type"]))
+}
+
+func (w *Writer) pass() {
+	w.state = passing
+	w.rw.WriteHeader(w.status)
+}
+
+func (w *Writer) setGzipHeaders(h http.Header) {
+	h.Del("Content-Length")
+	// Ranges of the compressed body are not ranges of the file.
+	h.Del("Accept-Ranges")
+	if ce := h.Get("Content-Encoding"); ce != "" {
+		h.Del("Content-Encoding") // "identity"
+	}
+	h.Set("Content-Encoding", "gzip")
+	WeakETag(h)
+}
+
+func (w *Writer) startGzip() {
+	w.setGzipHeaders(w.rw.Header())
+	w.state = gzipping
+	w.rw.WriteHeader(w.status)
+	w.gz = getGzip(w.rw)
+	if len(w.pending) > 0 {
+		_, w.err = w.gz.Write(w.pending)
+	}
+	w.pending = nil
+}
+
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.state == undecided {
+		w.WriteHeader(http.StatusOK)
+	}
+	switch w.state {
+	case holding:
+		w.pending = append(w.pending, p...)
+		if len(w.pending) >= MinSize {
+			w.startGzip()
+			if w.err != nil {
+				return 0, w.err
+			}
+		}
+		return len(p), nil
+	case gzipping:
+		if w.err != nil {
+			return 0, w.err
+		}
+		n, err := w.gz.Write(p)
+		if err != nil {
+			w.err = err
+		}
+		return n, err
+	default:
+		return w.rw.Write(p)
+	}
+}
+
+// ReadFrom keeps sendfile for a static file that goes out as it is.
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	if w.state == undecided {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.state == passing {
+		if rf, ok := w.rw.(io.ReaderFrom); ok {
+			return rf.ReadFrom(r)
+		}
+	}
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	return io.CopyBuffer(writerOnly{w}, r, *bp)
+}
+
+// Flush sends what the app has written so far: held bytes start the
+// compressed body, and the compressor gives up what it buffered (a sync
+// flush, which the client can decompress at once).
+func (w *Writer) Flush() {
+	if w.state == undecided {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.state == holding {
+		w.startGzip()
+	}
+	if w.state == gzipping && w.err == nil {
+		w.err = w.gz.Flush()
+	}
+	if f, ok := w.rw.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Finish ends the response: a held body shorter than MinSize goes out as
+// it is, a compressed one gets its gzip trailer.
+func (w *Writer) Finish() error {
+	switch w.state {
+	case holding:
+		w.pass()
+		if len(w.pending) > 0 {
+			_, err := w.rw.Write(w.pending)
+			w.pending = nil
+			return err
+		}
+	case gzipping:
+		err := w.err
+		if err == nil {
+			err = w.gz.Close()
+		}
+		putGzip(w.gz)
+		w.gz = nil
+		return err
+	}
+	return nil
+}
+
+func first(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	return values[0]
+}
+
+type writerOnly struct{ io.Writer }
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// gzip writers are reused: each holds about 800 KiB of compressor state,
+// too much to allocate per response.
+var gzipWriters sync.Pool
+
+func getGzip(dst io.Writer) *gzip.Writer {
+	gz, _ := gzipWriters.Get().(*gzip.Writer)
+	if gz == nil {
+		// BestSpeed, as nginx's default gzip_comp_level 1: most of the
+		// saving at a fraction of the CPU of the higher levels.
+		gz, _ = gzip.NewWriterLevel(dst, gzip.BestSpeed)
+	} else {
+		gz.Reset(dst)
+	}
+	gz.Header.Name = padding()
+	return gz
+}
+
+func putGzip(gz *gzip.Writer) {
+	gz.Reset(io.Discard)
+	gzipWriters.Put(gz)
+}
+
+// padding returns 0 to maxPadding random letters for the gzip header's
+// file name field, which decompressors ignore (see maxPadding).
+func padding() string {
+	var b [1 + maxPadding]byte
+	rand.Read(b[:])
+	n := int(b[0]) % (maxPadding + 1)
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	out := b[1 : 1+n]
+	for i := range out {
+		out[i] = letters[int(out[i])%len(letters)]
+	}
+	return string(out)
+}

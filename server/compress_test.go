@@ -1,0 +1,219 @@
+package server
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+)
+
+var bigCSS = strings.Repeat("body { color: red; margin: 0 auto; }\n", 100)
+
+func writeFile(t *testing.T, path, body string, mtime time.Time) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func gzipped(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	io.WriteString(zw, s)
+	zw.Close()
+	return b.String()
+}
+
+// TestStaticCompressed: a static text file goes out gzipped to a client
+// that accepts gzip, as with nginx's gzip on; to one that does not, as it
+// is; and Range requests still get ranges of the file itself.
+func TestStaticCompressed(t *testing.T) {
+	e := newEnv(t, nil)
+	writeFile(t, filepath.Join(e.root, "app.css"), bigCSS, time.Now())
+
+	r := httptest.NewRequest("GET", "/app.css", nil)
+	r.Header.Set("Accept-Encoding", "gzip, deflate, br")
+	w := e.do(r)
+	if w.Code != 200 || w.Header().Get("Content-Encoding") != "gzip" || w.Header().Get("Vary") != "Accept-Encoding" {
+		t.Fatalf("%d %v", w.Code, w.Header())
+	}
+	if !strings.HasPrefix(w.Header().Get("ETag"), `W/"`) || w.Header().Get("Accept-Ranges") != "" {
+		t.Errorf("ETag %q Accept-Ranges %q", w.Header().Get("ETag"), w.Header().Get("Accept-Ranges"))
+	}
+	zr, err := gzip.NewReader(w.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := io.ReadAll(zr); string(got) != bigCSS {
+		t.Errorf("gunzipped body differs")
+	}
+	etag := w.Header().Get("ETag")
+
+	// Revalidation with the weak tag: 304.
+	r = httptest.NewRequest("GET", "/app.css", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	r.Header.Set("If-None-Match", etag)
+	if w := e.do(r); w.Code != http.StatusNotModified {
+		t.Errorf("If-None-Match %s: %d", etag, w.Code)
+	}
+
+	r = httptest.NewRequest("GET", "/app.css", nil)
+	w = e.do(r)
+	if w.Code != 200 || w.Header().Get("Content-Encoding") != "" || w.Body.String() != bigCSS || w.Header().Get("Vary") != "Accept-Encoding" {
+		t.Errorf("without Accept-Encoding: %d %v", w.Code, w.Header())
+	}
+
+	r = httptest.NewRequest("GET", "/app.css", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	r.Header.Set("Range", "bytes=0-3")
+	w = e.do(r)
+	if w.Code != http.StatusPartialContent || w.Header().Get("Content-Encoding") != "" || w.Body.String() != bigCSS[:4] {
+		t.Errorf("Range: %d %v %q", w.Code, w.Header(), w.Body)
+	}
+}
+
+// TestStaticPrecompressed: app.css.br or app.css.gz next to app.css is
+// sent instead of compressing app.css again, to clients that accept its
+// coding (nginx's brotli_static, gzip_static), unless it is older than
+// app.css, a leftover of an earlier build.
+func TestStaticPrecompressed(t *testing.T) {
+	e := newEnv(t, nil)
+	now := time.Now()
+	css := filepath.Join(e.root, "app.css")
+	writeFile(t, css, bigCSS, now)
+	gz := gzipped(t, bigCSS)
+	writeFile(t, css+".gz", gz, now)
+	writeFile(t, css+".br", "pretend-brotli", now.Add(time.Second))
+
+	get := func(accept string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/app.css", nil)
+		if accept != "" {
+			r.Header.Set("Accept-Encoding", accept)
+		}
+		return e.do(r)
+	}
+	cases := []struct {
+		accept, coding, body string
+	}{
+		{"gzip, deflate, br", "br", "pretend-brotli"},
+		{"gzip", "gzip", gz},
+		{"br;q=0, gzip", "gzip", gz},
+		{"", "", bigCSS},
+		{"deflate", "", bigCSS},
+	}
+	for _, c := range cases {
+		w := get(c.accept)
+		if w.Code != 200 || w.Header().Get("Content-Encoding") != c.coding || w.Body.String() != c.body {
+			t.Errorf("Accept-Encoding %q: %d Content-Encoding %q body %d bytes, want %q and %d bytes",
+				c.accept, w.Code, w.Header().Get("Content-Encoding"), w.Body.Len(), c.coding, len(c.body))
+		}
+		if w.Header().Get("Content-Type") != "text/css" || w.Header().Get("Vary") != "Accept-Encoding" {
+			t.Errorf("Accept-Encoding %q: Content-Type %q Vary %q", c.accept, w.Header().Get("Content-Type"), w.Header().Values("Vary"))
+		}
+	}
+
+	// A precompressed copy is exact bytes: its tag is strong, and Range works on it.
+	r := httptest.NewRequest("GET", "/app.css", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	r.Header.Set("Range", "bytes=0-1")
+	if w := e.do(r); w.Code != http.StatusPartialContent || w.Body.String() != gz[:2] || w.Header().Get("Content-Encoding") != "gzip" {
+		t.Errorf("Range on the .gz: %d %v %q", w.Code, w.Header(), w.Body)
+	}
+
+	// app.css rebuilt after the copies: they are stale and ignored.
+	writeFile(t, css, bigCSS+"/* v2 */", now.Add(time.Hour))
+	w := get("gzip, br")
+	if w.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("Content-Encoding %q", w.Header().Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(w.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := io.ReadAll(zr); string(got) != bigCSS+"/* v2 */" {
+		t.Errorf("a stale precompressed copy was sent")
+	}
+}
+
+// TestCompressOff: SESSIONGATE_COMPRESS=off sends everything as it is.
+func TestCompressOff(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.Compress = false })
+	now := time.Now()
+	writeFile(t, filepath.Join(e.root, "app.css"), bigCSS, now)
+	writeFile(t, filepath.Join(e.root, "app.css.gz"), gzipped(t, bigCSS), now)
+	r := httptest.NewRequest("GET", "/app.css", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	w := e.do(r)
+	if w.Code != 200 || w.Header().Get("Content-Encoding") != "" || w.Body.String() != bigCSS || w.Header().Get("Vary") != "" {
+		t.Errorf("%d %v", w.Code, w.Header())
+	}
+}
+
+// TestPHPResponseCompressed: a PHP page goes out gzipped, and the access
+// log counts the bytes sent, as nginx's $body_bytes_sent does.
+func TestPHPResponseCompressed(t *testing.T) {
+	e := newEnv(t, nil)
+	page := strings.Repeat("<li>item</li>\n", 200)
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/html; charset=UTF-8"}},
+			Body: io.NopCloser(strings.NewReader(page)), ContentLength: -1, Request: r}, nil
+	}
+	r := httptest.NewRequest("GET", "/hello.php", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	w := e.do(r)
+	if w.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("%d %v", w.Code, w.Header())
+	}
+	sent := w.Body.Len()
+	zr, err := gzip.NewReader(w.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := io.ReadAll(zr); string(got) != page {
+		t.Errorf("body differs")
+	}
+	if log := e.lastLog(t); log["bytes"] != float64(sent) {
+		t.Errorf("logged bytes %v, sent %d", log["bytes"], sent)
+	}
+}
+
+// TestCutPHPBodyNotCompletedByGzip: a PHP body cut short after the
+// response started still reaches a gzip client as a cut response, neither
+// a complete HTTP body nor a gzip stream that decodes to the end.
+func TestCutPHPBodyNotCompletedByGzip(t *testing.T) {
+	e := newEnv(t, nil)
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		body := io.MultiReader(strings.NewReader(strings.Repeat("<p>partial</p>", 100)), errReader{io.ErrUnexpectedEOF})
+		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/html"}}, Body: io.NopCloser(body), ContentLength: -1, Request: r}, nil
+	}
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/hello.php", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	res, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err == nil {
+		t.Errorf("the cut body reached the client as complete (%d bytes, Content-Encoding %q)", len(raw), res.Header.Get("Content-Encoding"))
+	}
+	if zr, zerr := gzip.NewReader(bytes.NewReader(raw)); zerr == nil {
+		if _, zerr = io.ReadAll(zr); zerr == nil {
+			t.Errorf("what arrived decodes as a whole gzip stream")
+		}
+	}
+}
