@@ -1,0 +1,212 @@
+package integration
+
+// Response compression (SESSIONGATE_COMPRESS, on by default) against the
+// real php-fpm and gunicorn: what nginx's gzip on with gzip_types and
+// gzip_static gave a site.
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+// rawClient sends the Accept-Encoding a test sets and hands back the body
+// as it came, where Go's default transport would ask for gzip itself and
+// decompress out of sight.
+func rawClient() *http.Client {
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableCompression: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func rawGet(t *testing.T, method, url, acceptEncoding string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acceptEncoding != "" {
+		req.Header.Set("Accept-Encoding", acceptEncoding)
+	}
+	res, err := rawClient().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s body: %v", method, url, err)
+	}
+	return res, b
+}
+
+func gunzipAll(t *testing.T, b []byte) string {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("not a gzip body: %v (%.40q)", err, b)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("gunzip: %v", err)
+	}
+	return string(out)
+}
+
+func TestCompressPHP(t *testing.T) {
+	g := startGW(t, nil)
+	rows := strings.Repeat("<li>row</li>\n", 500)
+	writeTree(t, g.Root, map[string]string{
+		"long.php":  `<?php header('ETag: "v1"'); echo str_repeat("<li>row</li>\n", 500);`,
+		"self.php":  `<?php ob_start('ob_gzhandler'); echo str_repeat("<li>row</li>\n", 500);`,
+		"short.php": `<?php echo "<p>short</p>";`,
+		"png.php":   `<?php header('Content-Type: image/png'); echo str_repeat("x", 5000);`,
+	})
+
+	res, body := rawGet(t, "GET", g.URL+"/long.php", "gzip, deflate, br")
+	if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "gzip" || res.Header.Get("Vary") != "Accept-Encoding" || res.Header.Get("ETag") != `W/"v1"` {
+		t.Fatalf("gzip client: %d %v", res.StatusCode, res.Header)
+	}
+	if got := gunzipAll(t, body); got != rows {
+		t.Errorf("gunzipped page differs: %d bytes, want %d", len(got), len(rows))
+	}
+	if len(body) > len(rows)/10 {
+		t.Errorf("%d bytes of repeated rows went out as %d", len(rows), len(body))
+	}
+	sent := len(body)
+
+	res, body = rawGet(t, "GET", g.URL+"/long.php", "")
+	if res.Header.Get("Content-Encoding") != "" || string(body) != rows || res.Header.Get("Vary") != "Accept-Encoding" || res.Header.Get("ETag") != `"v1"` {
+		t.Errorf("client without gzip: %v, %d bytes", res.Header, len(body))
+	}
+
+	res, body = rawGet(t, "HEAD", g.URL+"/long.php", "gzip")
+	if res.Header.Get("Content-Encoding") != "gzip" || len(body) != 0 {
+		t.Errorf("HEAD: %v %q", res.Header, body)
+	}
+
+	// A script that compresses itself is not compressed twice.
+	res, body = rawGet(t, "GET", g.URL+"/self.php", "gzip")
+	if res.Header.Get("Content-Encoding") != "gzip" || gunzipAll(t, body) != rows {
+		t.Errorf("ob_gzhandler page: %v", res.Header)
+	}
+	// Too short to gain, or not text: as PHP sent it.
+	if res, body = rawGet(t, "GET", g.URL+"/short.php", "gzip"); res.Header.Get("Content-Encoding") != "" || string(body) != "<p>short</p>" {
+		t.Errorf("short page: %v %q", res.Header, body)
+	}
+	if res, body = rawGet(t, "GET", g.URL+"/png.php", "gzip"); res.Header.Get("Content-Encoding") != "" || len(body) != 5000 {
+		t.Errorf("image from PHP: %v, %d bytes", res.Header, len(body))
+	}
+
+	// The access log counts what went out.
+	var logged float64 = -1
+	for _, line := range strings.Split(g.Logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["path"] == "/long.php" {
+			logged = m["bytes"].(float64)
+			break
+		}
+	}
+	if int(logged) != sent {
+		t.Errorf("access log bytes %v, sent %d", logged, sent)
+	}
+}
+
+func TestCompressStatic(t *testing.T) {
+	g := startGW(t, nil)
+	js := strings.Repeat("function f(a){return a+1}\n", 200)
+	now := time.Now()
+	writeTree(t, g.Root, map[string]string{"app.js": js, "plain.js": js})
+	var pre bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&pre, gzip.BestCompression)
+	io.WriteString(zw, js)
+	zw.Close()
+	if err := os.WriteFile(filepath.Join(g.Root, "app.js.gz"), pre.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"app.js", "app.js.gz"} {
+		os.Chtimes(filepath.Join(g.Root, p), now, now)
+	}
+
+	// The precompressed copy, byte for byte.
+	res, body := rawGet(t, "GET", g.URL+"/app.js", "gzip")
+	if res.Header.Get("Content-Encoding") != "gzip" || !bytes.Equal(body, pre.Bytes()) || res.Header.Get("Content-Type") != "text/javascript" {
+		t.Errorf("app.js with app.js.gz: %v, %d bytes (the .gz has %d)", res.Header, len(body), pre.Len())
+	}
+	// Compressed on the fly.
+	res, body = rawGet(t, "GET", g.URL+"/plain.js", "gzip")
+	if res.Header.Get("Content-Encoding") != "gzip" || gunzipAll(t, body) != js {
+		t.Errorf("plain.js: %v", res.Header)
+	}
+	// Not to a client without gzip; and an image never.
+	if res, body = rawGet(t, "GET", g.URL+"/app.js", "br;q=0"); res.Header.Get("Content-Encoding") != "" || string(body) != js {
+		t.Errorf("app.js without gzip: %v", res.Header)
+	}
+	if res, _ = rawGet(t, "GET", g.URL+"/uploads/x.jpg", "gzip"); res.Header.Get("Content-Encoding") != "" || res.Header.Get("Vary") != "" {
+		t.Errorf("x.jpg: %v", res.Header)
+	}
+}
+
+// TestCompressKeepsPHPFlush: PHP's flush() still reaches a gzip client at
+// once: what was flushed can be decompressed before the script ends.
+func TestCompressKeepsPHPFlush(t *testing.T) {
+	harness.Require(t, "php-fpm8.2")
+	root := gwSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2, AdminValues: map[string]string{"output_buffering": "0"}})
+	g := startGWOn(t, fpm, root, nil)
+	req, _ := http.NewRequest("GET", g.URL+"/flush.php", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	start := time.Now()
+	res, err := rawClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("not compressed: %v", res.Header)
+	}
+	zr, err := gzip.NewReader(bufio.NewReader(res.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(zr, first); err != nil || first[0] != 'a' {
+		t.Fatalf("first byte %q %v", first, err)
+	}
+	firstAt := time.Since(start)
+	rest, err := io.ReadAll(zr)
+	total := time.Since(start)
+	if err != nil || string(rest) != "b" {
+		t.Fatalf("rest %q %v", rest, err)
+	}
+	// PHP sleeps 2 s between the two bytes.
+	if total-firstAt < time.Second {
+		t.Errorf("first byte after %v, whole body after %v: the compressor held the flushed output", firstAt, total)
+	}
+}
+
+// TestCompressDjango: Django's pages through gunicorn are compressed too,
+// and a response that sets the session still does.
+func TestCompressDjango(t *testing.T) {
+	gw := startBodyDjango(t)
+	res, body := rawGet(t, "GET", gw.URL+"/dj/page/?n=5000", "gzip")
+	if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "gzip" || gunzipAll(t, body) != strings.Repeat("x", 5000) {
+		t.Fatalf("Django page: %d %v", res.StatusCode, res.Header)
+	}
+	if res, body = rawGet(t, "GET", gw.URL+"/dj/page/?n=5000", ""); res.Header.Get("Content-Encoding") != "" || len(body) != 5000 {
+		t.Errorf("without gzip: %v, %d bytes", res.Header, len(body))
+	}
+	res, body = rawGet(t, "GET", gw.URL+"/dj/set/?v=2", "gzip")
+	if res.StatusCode != 200 || string(body) != "ok" || res.Header.Get("Set-Cookie") == "" {
+		t.Errorf("session write: %d %q %v", res.StatusCode, body, res.Header)
+	}
+}
