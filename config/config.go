@@ -98,6 +98,10 @@ type Config struct {
 
 	TLSCert string `env:"SESSIONGATE_TLS_CERT" help:"PEM certificate (chain) file; with SESSIONGATE_TLS_KEY the public listener speaks HTTPS; set both or neither"`
 	TLSKey  string `env:"SESSIONGATE_TLS_KEY" help:"PEM private key file for SESSIONGATE_TLS_CERT"`
+	// HTTPRedirectListen replaces nginx's port-80 server block: without a
+	// listener there, a visitor typing the bare domain is refused and
+	// certbot's --webroot renewal (ACME HTTP-01, always on port 80) fails.
+	HTTPRedirectListen string `env:"SESSIONGATE_HTTP_REDIRECT_LISTEN" help:"address of a plain-HTTP listener, host:port, e.g. :80, that redirects every request to https:// on the same host (301 for GET and HEAD, 308 for other methods), except ACME HTTP-01 challenges, which it serves from SESSIONGATE_STATIC_ROOT/.well-known/acme-challenge/ for certbot --webroot; needs SESSIONGATE_TLS_CERT; empty = none"`
 
 	Session SessionConfig
 
@@ -178,6 +182,15 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	checkListen("SESSIONGATE_ADMIN_LISTEN", c.AdminListen)
 	check("SESSIONGATE_ADMIN_LISTEN", c.AdminListen == "" || !sameListener(c.Listen, c.AdminListen), "must differ from SESSIONGATE_LISTEN: same port on the same or a wildcard host")
 	check("SESSIONGATE_ADMIN_PPROF", !c.AdminPprof || c.AdminListen != "", "needs SESSIONGATE_ADMIN_LISTEN")
+	if c.HTTPRedirectListen != "" {
+		const name = "SESSIONGATE_HTTP_REDIRECT_LISTEN"
+		checkListen(name, c.HTTPRedirectListen)
+		// Only TLS gives it somewhere to redirect to; without it the
+		// redirect would send visitors to a port that speaks plain HTTP.
+		check(name, c.TLSCert != "", "needs SESSIONGATE_TLS_CERT: it redirects to HTTPS")
+		check(name, !sameListener(c.Listen, c.HTTPRedirectListen), "must differ from SESSIONGATE_LISTEN: same port on the same or a wildcard host")
+		check(name, c.AdminListen == "" || !sameListener(c.AdminListen, c.HTTPRedirectListen), "must differ from SESSIONGATE_ADMIN_LISTEN: same port on the same or a wildcard host")
+	}
 
 	seen := map[string]bool{}
 	for _, a := range c.PHPFPM {

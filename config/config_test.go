@@ -110,6 +110,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_ACCESS_LOG=off",
 		"SESSIONGATE_TLS_CERT=" + cert,
 		"SESSIONGATE_TLS_KEY=" + key,
+		"SESSIONGATE_HTTP_REDIRECT_LISTEN=127.0.0.1:8080",
 		"SESSIONGATE_SESSIONS=on",
 		"SESSIONGATE_SESSION_COOKIE=sid",
 		"SESSIONGATE_SESSION_KEYS=" + testKey + ",old-key-0123456789abcdef0123456789ab",
@@ -171,6 +172,8 @@ func TestEveryVariable(t *testing.T) {
 		AccessLog:   false,
 		TLSCert:     cert,
 		TLSKey:      key,
+
+		HTTPRedirectListen: "127.0.0.1:8080",
 		Session: SessionConfig{
 			Enabled: true, Cookie: "sid", Keys: []string{testKey, "old-key-0123456789abcdef0123456789ab"},
 			Domain: "example.com", Secure: true, Encrypt: true, SameSite: "none", BrowserClose: true,
@@ -673,5 +676,55 @@ func TestAdminListenClash(t *testing.T) {
 		case !tc.clash && err != nil:
 			t.Errorf("%s and %s: %v", tc.listen, tc.admin, err)
 		}
+	}
+}
+
+// The redirect listener sends visitors to HTTPS: without TLS there is none
+// to send them to. It must not take the public or admin listener's socket,
+// and a bad address is named like the other listeners'. Each problem is
+// reported under SESSIONGATE_HTTP_REDIRECT_LISTEN alone.
+func TestHTTPRedirectListen(t *testing.T) {
+	cert, key := selfSigned(t)
+	tls := []string{"SESSIONGATE_TLS_CERT=" + cert, "SESSIONGATE_TLS_KEY=" + key}
+	for _, tc := range []struct {
+		name string
+		env  []string
+		msg  string // "" when valid
+	}{
+		{"with TLS", append(slices.Clone(tls), "SESSIONGATE_LISTEN=:443", "SESSIONGATE_HTTP_REDIRECT_LISTEN=:80"), ""},
+		{"other host, same port", append(slices.Clone(tls), "SESSIONGATE_LISTEN=127.0.0.1:443", "SESSIONGATE_HTTP_REDIRECT_LISTEN=127.0.0.2:443"), ""},
+		{"port 0 twice", append(slices.Clone(tls), "SESSIONGATE_LISTEN=127.0.0.1:0", "SESSIONGATE_HTTP_REDIRECT_LISTEN=127.0.0.1:0"), ""},
+		{"without TLS", []string{"SESSIONGATE_LISTEN=:443", "SESSIONGATE_HTTP_REDIRECT_LISTEN=:80"}, "needs SESSIONGATE_TLS_CERT"},
+		{"without TLS, key only", []string{"SESSIONGATE_TLS_KEY=" + key, "SESSIONGATE_HTTP_REDIRECT_LISTEN=:80"}, "needs SESSIONGATE_TLS_CERT"},
+		{"same as LISTEN", append(slices.Clone(tls), "SESSIONGATE_LISTEN=:443", "SESSIONGATE_HTTP_REDIRECT_LISTEN=:443"), "must differ from SESSIONGATE_LISTEN"},
+		{"wildcard LISTEN", append(slices.Clone(tls), "SESSIONGATE_LISTEN=:8443", "SESSIONGATE_HTTP_REDIRECT_LISTEN=127.0.0.1:8443"), "must differ from SESSIONGATE_LISTEN"},
+		{"same as ADMIN_LISTEN", append(slices.Clone(tls), "SESSIONGATE_ADMIN_LISTEN=127.0.0.1:8081", "SESSIONGATE_HTTP_REDIRECT_LISTEN=:8081"), "must differ from SESSIONGATE_ADMIN_LISTEN"},
+		{"not host:port", append(slices.Clone(tls), "SESSIONGATE_HTTP_REDIRECT_LISTEN=80"), "must be host:port"},
+		{"bad port", append(slices.Clone(tls), "SESSIONGATE_HTTP_REDIRECT_LISTEN=:http"), "must be host:port"},
+		{"port out of range", append(slices.Clone(tls), "SESSIONGATE_HTTP_REDIRECT_LISTEN=:65536"), "must be host:port"},
+	} {
+		cfg, err := Load(append(base(t), tc.env...))
+		if tc.msg == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			} else if cfg.HTTPRedirectListen == "" {
+				t.Errorf("%s: HTTPRedirectListen not set", tc.name)
+			}
+			continue
+		}
+		var cerr *Error
+		wantVars := []string{"SESSIONGATE_HTTP_REDIRECT_LISTEN"}
+		if strings.Contains(tc.name, "key only") {
+			// The lone key is its own mistake too.
+			wantVars = []string{"SESSIONGATE_TLS_CERT", "SESSIONGATE_HTTP_REDIRECT_LISTEN"}
+		}
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), wantVars) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: got %v, want %v with %q", tc.name, err, wantVars, tc.msg)
+		}
+	}
+	// Off by default, and off needs nothing.
+	cfg, err := Load(base(t))
+	if err != nil || cfg.HTTPRedirectListen != "" {
+		t.Fatalf("default: %+v, %v", cfg, err)
 	}
 }
