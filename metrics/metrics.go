@@ -82,7 +82,7 @@ func New(logger *slog.Logger) *Metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Subsystem: "http", Name: "requests_total",
-			Help: "Finished client requests by upstream (static, php, django, or gateway for answers the gateway gives itself: 404, 413, refusals) and status code; 499 means the client left first.",
+			Help: "Finished client requests by upstream (static, php, django, redirect for the plain-HTTP redirect listener, or gateway for answers the gateway gives itself: 404, 413, refusals) and status code; 499 means the client left first.",
 		}, []string{"upstream", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Subsystem: "http", Name: "request_duration_seconds",

@@ -29,7 +29,8 @@ type RequestInfo struct {
 	// forwarding headers may then be passed on.
 	ViaProxy bool
 	// Upstream names who produced the response: "static", "php", "django",
-	// or "gateway" for answers the gateway gives itself (404, 413, ...).
+	// "redirect" for every answer of the plain-HTTP redirect listener, or
+	// "gateway" for answers the gateway gives itself (404, 413, ...).
 	Upstream string
 	// Err is the upstream or I/O error that spoiled the request, if any.
 	Err error

@@ -1,0 +1,266 @@
+package server
+
+import (
+	"errors"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// acmeChallengeDir is where certbot --webroot (and every HTTP-01 client
+// given a webroot) writes its tokens, relative to the webroot, and the URL
+// path the certificate authority fetches them from (RFC 8555 section 8.3).
+const acmeChallengeDir = ".well-known/acme-challenge"
+
+// RedirectHandler returns the handler of the plain-HTTP listener
+// (SESSIONGATE_HTTP_REDIRECT_LISTEN), with the same access log and
+// observers as the public handler, under upstream "redirect".
+//
+// It takes the place of nginx's `server { listen 80; return 301
+// https://$host$request_uri; }`, plus the ACME HTTP-01 files certbot
+// --webroot writes, which must be answered on port 80. Nothing else of the
+// site is served over plain HTTP, and neither PHP nor Django is reached.
+func (s *Server) RedirectHandler() http.Handler {
+	port := ""
+	if _, p, err := net.SplitHostPort(s.cfg.Listen); err == nil && p != "443" {
+		port = ":" + p
+	}
+	rh := &redirecter{s: s, httpsPort: port}
+	return s.logRequests(http.HandlerFunc(rh.serve))
+}
+
+type redirecter struct {
+	s *Server
+	// httpsPort is ":port" of the TLS listener, or "" for 443, which a
+	// https:// URL implies.
+	httpsPort string
+}
+
+func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
+	s := rh.s
+	Info(r.Context()).Upstream = "redirect"
+	if r.ContentLength != 0 || r.TransferEncoding != nil || !r.ProtoAtLeast(1, 1) {
+		// The body is never read. Reading another request after it would
+		// mean reading (or skipping) it first; a 308 makes the client
+		// send it again over TLS anyway. HTTP/1.0 closes for the same
+		// reason as on the public listener (front).
+		w.Header().Set("Connection", "close")
+	}
+	if hasLower(r.Method) {
+		// As on the public listener (front): a method is case-sensitive.
+		s.fail(w, r, http.StatusBadRequest)
+		return
+	}
+	if r.Method == http.MethodTrace || r.Method == http.MethodConnect {
+		// Refused as on the public listener rather than redirected: a
+		// redirect would have the client send its TRACE over TLS, where it
+		// is refused anyway.
+		s.fail(w, r, http.StatusMethodNotAllowed)
+		return
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if token, ok := strings.CutPrefix(r.URL.Path, "/"+acmeChallengeDir+"/"); ok {
+			rh.serveChallenge(w, r, token)
+			return
+		}
+	}
+	host, ok := redirectHost(r.Host)
+	if !ok {
+		// The Host ends up in the Location header: nothing but a plain
+		// name or address may, or a crafted one would send the visitor
+		// elsewhere.
+		s.fail(w, r, http.StatusBadRequest)
+		return
+	}
+	target, ok := redirectTarget(r.RequestURI)
+	if !ok {
+		// "OPTIONS *" and anything else without a path: nothing to redirect
+		// to. The public listener answers those 400 too.
+		s.fail(w, r, http.StatusBadRequest)
+		return
+	}
+	status := http.StatusPermanentRedirect // keeps the method and body, unlike 301
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		status = http.StatusMovedPermanently // what nginx's return 301 sends, and what every client follows
+	}
+	w.Header().Set("Location", "https://"+host+rh.httpsPort+target)
+	s.fail(w, r, status)
+}
+
+// serveChallenge answers an ACME HTTP-01 challenge with the file certbot
+// --webroot -w <static root> wrote for it. The challenge directory is
+// opened as an os.Root inside the static root, and the token inside that:
+// a symlink can lead out of neither (a link planted in the challenge
+// directory cannot publish the site's source over plain HTTP), and a token
+// that is not a base64url name, a missing file or anything but a regular
+// file is 404.
+func (rh *redirecter) serveChallenge(w http.ResponseWriter, r *http.Request, token string) {
+	s := rh.s
+	if !validToken(token) {
+		s.fail(w, r, http.StatusNotFound)
+		return
+	}
+	f, fi, err := openChallenge(s.cfg.StaticRoot, token)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			// A missing token is the client's business (scanners, an old
+			// challenge); one the gateway cannot read fails a renewal.
+			Info(r.Context()).Err = err
+		}
+		s.fail(w, r, http.StatusNotFound)
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	http.ServeContent(w, r, "", fi.ModTime(), f)
+}
+
+// openChallenge opens <staticRoot>/.well-known/acme-challenge/<token>
+// without following a symlink out of the challenge directory or blocking
+// on a FIFO (O_NONBLOCK, as phproute opens static files), and only if it is
+// a regular file.
+func openChallenge(staticRoot, token string) (*os.File, fs.FileInfo, error) {
+	root, err := os.OpenRoot(staticRoot)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer root.Close()
+	dir, err := root.OpenRoot(acmeChallengeDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer dir.Close()
+	f, err := dir.OpenFile(token, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, &fs.PathError{Op: "open", Path: token, Err: fs.ErrNotExist}
+	}
+	return f, fi, nil
+}
+
+// validToken reports whether token can be an ACME HTTP-01 token: base64url
+// characters only (RFC 8555 section 8.1), so never a path, a dot name or
+// empty.
+func validToken(token string) bool {
+	if token == "" || len(token) > 255 {
+		return false
+	}
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// redirectHost returns the host of a Host header (or absolute-form
+// request target) for a https:// URL: lower-cased, without its port (the
+// TLS listener's is used), and only if it is a DNS name, an IPv4 address
+// or a bracketed IPv6 address. Anything else (userinfo, backslashes,
+// spaces, percent signs, a zone) could make the URL name another host
+// than the one it appears to, so it is refused.
+func redirectHost(hostport string) (string, bool) {
+	host, port := hostport, ""
+	if strings.HasPrefix(hostport, "[") {
+		end := strings.IndexByte(hostport, ']')
+		if end < 0 {
+			return "", false
+		}
+		host, port = hostport[:end+1], hostport[end+1:]
+		if port != "" && port[0] != ':' {
+			return "", false
+		}
+		a, err := netip.ParseAddr(host[1:end])
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return "", false
+		}
+	} else if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
+		host, port = hostport[:i], hostport[i:]
+	}
+	if len(port) > 6 {
+		return "", false
+	}
+	for i := 1; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return "", false
+		}
+	}
+	if host == "" {
+		return "", false
+	}
+	host = strings.ToLower(host)
+	if host[0] == '[' {
+		return host, true
+	}
+	return host, dnsName(host)
+}
+
+// dnsName reports whether h is made of letters, digits and hyphens in
+// dot-separated labels of at most 63 bytes (one trailing dot allowed, as
+// in a fully qualified name), which also covers IPv4 addresses.
+func dnsName(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// redirectTarget returns the path and query the client asked for, as it
+// sent them (an absolute-form target reduced to them, like nginx's
+// $request_uri), to follow the https:// origin. Bytes a URL may not hold
+// raw (non-ASCII, quotes, backslashes, ...) are percent-encoded, as a
+// browser would send them; a target that does not start with "/" has no
+// place after a host and is refused.
+func redirectTarget(requestURI string) (string, bool) {
+	t := originForm(requestURI)
+	if t == "" || t[0] != '/' {
+		return "", false
+	}
+	const hex = "0123456789ABCDEF"
+	var b []byte // nil while nothing needs escaping
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if c > ' ' && c < 0x7f && !strings.ContainsRune("\"<>\\^`{|}", rune(c)) {
+			if b != nil {
+				b = append(b, c)
+			}
+			continue
+		}
+		if b == nil {
+			b = append(make([]byte, 0, len(t)+16), t[:i]...)
+		}
+		b = append(b, '%', hex[c>>4], hex[c&15])
+	}
+	if b == nil {
+		return t, true
+	}
+	return string(b), true
+}
