@@ -119,7 +119,39 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	serveErr := make(chan error, 2)
+	var (
+		redirect   *http.Server
+		redirectLn net.Listener
+	)
+	if cfg.HTTPRedirectListen != "" {
+		redirect = &http.Server{
+			Handler:           srv.RedirectHandler(),
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			// It reads no body and sends a redirect or an ACME token, a
+			// few hundred bytes: no request needs the public listener's
+			// bounds here.
+			ReadTimeout:    10 * time.Second,
+			WriteTimeout:   10 * time.Second,
+			IdleTimeout:    cfg.IdleTimeout,
+			MaxHeaderBytes: serverMaxHeaderBytes(redirectMaxHeaderBytes),
+			ErrorLog:       errLog,
+			// "OPTIONS *" reaches the handler and its access log (400).
+			DisableGeneralOptionsHandler: true,
+		}
+		if redirectLn, err = net.Listen("tcp", cfg.HTTPRedirectListen); err != nil {
+			ln.Close()
+			if adminLn != nil {
+				adminLn.Close()
+			}
+			logger.Error("cannot listen", "addr", cfg.HTTPRedirectListen, "error", err)
+			return 1
+		}
+		if cfg.AccessLog {
+			redirectLn = logRefusals(redirect, redirectLn, logger)
+		}
+	}
+
+	serveErr := make(chan error, 3)
 	go func() {
 		var err error
 		if cfg.TLS() {
@@ -134,8 +166,13 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		adminAddr = adminLn.Addr().String()
 		go func() { serveErr <- fmt.Errorf("admin listener: %w", admin.Serve(adminLn)) }()
 	}
+	redirectAddr := ""
+	if redirect != nil {
+		redirectAddr = redirectLn.Addr().String()
+		go func() { serveErr <- fmt.Errorf("redirect listener: %w", redirect.Serve(redirectLn)) }()
+	}
 	logger.Info("sessiongate started",
-		"listen", ln.Addr().String(), "tls", cfg.TLS(), "admin", adminAddr, "config", cfg)
+		"listen", ln.Addr().String(), "tls", cfg.TLS(), "admin", adminAddr, "http_redirect", redirectAddr, "config", cfg)
 
 	select {
 	case err := <-serveErr:
@@ -147,10 +184,25 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 
 	logger.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	srv.Drain()
+	redirectDone := make(chan struct{})
+	go func() {
+		defer close(redirectDone)
+		if redirect == nil {
+			return
+		}
+		// Closed with the public listener, not after it: a redirect to a
+		// listener that takes no more connections would be a dead end.
+		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer rcancel()
+		if redirect.Shutdown(rctx) != nil {
+			redirect.Close()
+		}
+	}()
 	code := 0
 	if !drain(public, running, cfg.ShutdownTimeout, cutHandlerGrace, logger) {
 		code = 1
 	}
+	<-redirectDone
 	if admin != nil {
 		// The admin listener outlives the drain so probes see /readyz fail
 		// while requests finish; it closes last.
@@ -194,6 +246,12 @@ func (l *serverErrorLog) Write(p []byte) (int, error) {
 	l.log.Log(context.Background(), level, msg, "source", "net/http")
 	return len(p), nil
 }
+
+// redirectMaxHeaderBytes bounds a request line plus headers on the
+// redirect listener, nginx's default large_client_header_buffers (4 lines
+// of 8 KiB): browsers send a host's cookies that lack the Secure flag over
+// plain HTTP too, and a visitor refused with 431 would never reach HTTPS.
+const redirectMaxHeaderBytes = 32 << 10
 
 // serverMaxHeaderBytes is the http.Server MaxHeaderBytes that enforces a
 // limit of n bytes of request line plus headers
