@@ -3,7 +3,13 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,6 +167,27 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("the example leaves out the prepend, Redis or the admin listener: %+v", cfg.Session)
 	}
 
+	// Its commented HTTPS block, uncommented, starts too: TLS on 443 and
+	// the redirect listener on 80, clashing with neither other listener.
+	src, err := os.ReadFile(envFilePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	https := map[string]bool{"SESSIONGATE_LISTEN": true, "SESSIONGATE_TLS_CERT": true, "SESSIONGATE_TLS_KEY": true, "SESSIONGATE_HTTP_REDIRECT_LISTEN": true}
+	for line := range strings.SplitSeq(string(src), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "#"), "="); ok && strings.HasPrefix(line, "#") && https[k] {
+			env[k] = v
+		}
+	}
+	env["SESSIONGATE_TLS_CERT"], env["SESSIONGATE_TLS_KEY"] = testCertPair(t)
+	cfg, err = config.Load(envList(env))
+	if err != nil {
+		t.Fatalf("the example's HTTPS block: %v", err)
+	}
+	if cfg.Listen != ":443" || cfg.HTTPRedirectListen != ":80" {
+		t.Errorf("the example's HTTPS block: listen %q, redirect %q", cfg.Listen, cfg.HTTPRedirectListen)
+	}
+
 	// systemd's own check of the unit, with ExecStart pointing at the
 	// binary just built (it must exist). Unknown or misspelt keys are only
 	// warnings for systemd, so any word about the unit fails the test.
@@ -227,4 +254,33 @@ func envList(env map[string]string) []string {
 		l = append(l, k+"="+v)
 	}
 	return l
+}
+
+// testCertPair writes a self-signed certificate and its key, for
+// configurations that need TLS files to exist.
+func testCertPair(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
