@@ -67,6 +67,8 @@ type Config struct {
 	// larger.
 	Compress bool `env:"SESSIONGATE_COMPRESS" envDefault:"on" help:"on: gzip text responses (HTML, CSS, JavaScript, JSON, XML, SVG, ...) of 256 bytes or more, from PHP, Django and static files, for clients that accept it, like nginx's gzip on with gzip_types (level 1, a random-length gzip header against BREACH); a static file's precompressed name.br or name.gz, when present and not older, is sent instead, like gzip_static and brotli_static; a response that has a Content-Encoding or Cache-Control: no-transform is left alone; off: never"`
 
+	CompressCache ByteSize `env:"SESSIONGATE_COMPRESS_CACHE" envDefault:"32m" help:"memory for gzipped copies of static files, units k/m/g: a file is compressed once (level 6) and then sent from memory until it changes or is least recently used; files over an eighth of it are compressed on every request; 0 = no cache"`
+
 	PHPMaxConns     int           `env:"SESSIONGATE_PHP_MAX_CONNS" envDefault:"8" help:"most connections kept open to each php-fpm backend; keep it <= pm.max_children; a request finding them all busy waits for one up to SESSIONGATE_PHP_TIMEOUT (then 504), and that wait does not count against its own PHP_TIMEOUT"`
 	PHPDialTimeout  time.Duration `env:"SESSIONGATE_PHP_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to php-fpm before 504, like fastcgi_connect_timeout (a refused connection is 502 at once)"`
 	PHPTimeout      time.Duration `env:"SESSIONGATE_PHP_TIMEOUT" envDefault:"60s" help:"longest wait for the next bytes from php-fpm before 504, like fastcgi_read_timeout; 0 = none"`

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
@@ -142,10 +143,19 @@ func TestCompressStatic(t *testing.T) {
 	if res.Header.Get("Content-Encoding") != "gzip" || !bytes.Equal(body, pre.Bytes()) || res.Header.Get("Content-Type") != "text/javascript" {
 		t.Errorf("app.js with app.js.gz: %v, %d bytes (the .gz has %d)", res.Header, len(body), pre.Len())
 	}
-	// Compressed on the fly.
+	// Compressed once, then sent from memory with its length.
 	res, body = rawGet(t, "GET", g.URL+"/plain.js", "gzip")
-	if res.Header.Get("Content-Encoding") != "gzip" || gunzipAll(t, body) != js {
+	if res.Header.Get("Content-Encoding") != "gzip" || gunzipAll(t, body) != js || res.ContentLength != int64(len(body)) {
 		t.Errorf("plain.js: %v", res.Header)
+	}
+	if res, again := rawGet(t, "GET", g.URL+"/plain.js", "gzip"); !bytes.Equal(again, body) || res.Header.Get("ETag") == "" {
+		t.Errorf("plain.js again: %v, %d bytes, first time %d", res.Header, len(again), len(body))
+	}
+	// With SESSIONGATE_COMPRESS_CACHE=0, on every request.
+	g0 := startGW(t, func(c *config.Config) { c.CompressCache = 0 })
+	writeTree(t, g0.Root, map[string]string{"plain.js": js})
+	if res, body := rawGet(t, "GET", g0.URL+"/plain.js", "gzip"); res.Header.Get("Content-Encoding") != "gzip" || gunzipAll(t, body) != js {
+		t.Errorf("plain.js without the cache: %v", res.Header)
 	}
 	// Not to a client without gzip; and an image never.
 	if res, body = rawGet(t, "GET", g.URL+"/app.js", "br;q=0"); res.Header.Get("Content-Encoding") != "" || string(body) != js {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,9 @@ func TestStaticPrecompressed(t *testing.T) {
 			t.Errorf("Accept-Encoding %q: %d Content-Encoding %q body %d bytes, want %q and %d bytes",
 				c.accept, w.Code, w.Header().Get("Content-Encoding"), w.Body.Len(), c.coding, len(c.body))
 		}
+		if cl := w.Header().Get("Content-Length"); cl != strconv.Itoa(len(c.body)) {
+			t.Errorf("Accept-Encoding %q: Content-Length %q, want %d", c.accept, cl, len(c.body))
+		}
 		if w.Header().Get("Content-Type") != "text/css" || w.Header().Get("Vary") != "Accept-Encoding" {
 			t.Errorf("Accept-Encoding %q: Content-Type %q Vary %q", c.accept, w.Header().Get("Content-Type"), w.Header().Values("Vary"))
 		}
@@ -215,5 +219,64 @@ func TestCutPHPBodyNotCompletedByGzip(t *testing.T) {
 		if _, zerr = io.ReadAll(zr); zerr == nil {
 			t.Errorf("what arrived decodes as a whole gzip stream")
 		}
+	}
+}
+
+// TestStaticGzipCached: a static text file is compressed once and then
+// sent from memory; a new version of the file is compressed again; a
+// Range request still gets ranges of the file itself.
+func TestStaticGzipCached(t *testing.T) {
+	e := newEnv(t, nil)
+	css := filepath.Join(e.root, "app.css")
+	now := time.Now()
+	writeFile(t, css, bigCSS, now)
+	get := func(method string, hdr ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, "/app.css", nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			r.Header.Set(hdr[i], hdr[i+1])
+		}
+		return e.do(r)
+	}
+	unzip := func(w *httptest.ResponseRecorder) string {
+		zr, err := gzip.NewReader(w.Body)
+		if err != nil {
+			t.Fatalf("not gzip: %v %v", err, w.Header())
+		}
+		b, _ := io.ReadAll(zr)
+		return string(b)
+	}
+	w := get("GET")
+	if w.Header().Get("Content-Encoding") != "gzip" || unzip(w) != bigCSS || w.Header().Get("Accept-Ranges") != "" {
+		t.Fatalf("first: %v", w.Header())
+	}
+	sent := w.Header().Get("Content-Length")
+	if n, _ := e.srv.gzCache.Len(); n != 1 || sent == "" {
+		t.Fatalf("cache holds %d copies, Content-Length %q", n, sent)
+	}
+	w = get("HEAD")
+	if w.Header().Get("Content-Length") != sent || w.Header().Get("Content-Encoding") != "gzip" || w.Body.Len() != 0 {
+		t.Errorf("HEAD: %v", w.Header())
+	}
+	if w := get("GET", "If-None-Match", w.Header().Get("ETag")); w.Code != http.StatusNotModified {
+		t.Errorf("revalidation: %d", w.Code)
+	}
+	if w := get("GET", "Range", "bytes=0-3"); w.Code != http.StatusPartialContent || w.Body.String() != bigCSS[:4] || w.Header().Get("Content-Encoding") != "" {
+		t.Errorf("Range: %d %v", w.Code, w.Header())
+	}
+
+	writeFile(t, css, bigCSS+"/* v2 */", now.Add(time.Second))
+	if w := get("GET"); unzip(w) != bigCSS+"/* v2 */" {
+		t.Errorf("the old version was sent after the file changed")
+	}
+	if n, _ := e.srv.gzCache.Len(); n != 2 {
+		t.Errorf("cache holds %d copies, want 2", n)
+	}
+
+	// SESSIONGATE_COMPRESS_CACHE=0: compressed on every request instead.
+	e = newEnv(t, func(c *config.Config) { c.CompressCache = 0 })
+	writeFile(t, filepath.Join(e.root, "app.css"), bigCSS, now)
+	if w := get("GET"); w.Header().Get("Content-Encoding") != "gzip" || unzip(w) != bigCSS || e.srv.gzCache != nil {
+		t.Errorf("without the cache: %v", w.Header())
 	}
 }

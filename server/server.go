@@ -155,6 +155,9 @@ type Server struct {
 
 	observers []Observer
 
+	// gzCache holds gzipped copies of static files (nil: none).
+	gzCache *compress.Cache
+
 	// sendTimeout bounds each write to a client (sendTimeout in
 	// accesslog.go); 0 when SESSIONGATE_WRITE_TIMEOUT bounds the whole
 	// response instead.
@@ -219,6 +222,9 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	}
 	if cfg.WriteTimeout == 0 {
 		s.sendTimeout = sendTimeout
+	}
+	if cfg.Compress && cfg.CompressCache > 0 {
+		s.gzCache = compress.NewCache(int64(cfg.CompressCache))
 	}
 	// Longest prefix first, so the first match is the longest.
 	sort.SliceStable(s.mounts, func(i, j int) bool { return len(s.mounts[i].prefix) > len(s.mounts[j].prefix) })

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"mime"
@@ -9,6 +10,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/sessiongate/sessiongate/internal/compress"
 )
@@ -39,15 +41,26 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	}
 	h := w.Header()
 	ctype := contentType(path.Ext(name), mime.TypeByExtension)
+	var gzipped []byte
 	if s.cfg.Compress && compress.Compressible(ctype) {
+		compress.AddVary(h, "Accept-Encoding")
 		if pf, pfi, coding := s.openPrecompressed(r, rel, fi); pf != nil {
 			f.Close()
 			f, fi = pf, pfi
 			h.Set("Content-Encoding", coding)
+		} else {
+			gzipped = s.cachedGzip(r, rel, f, fi)
 		}
-		compress.AddVary(h, "Accept-Encoding")
 	}
 	defer f.Close()
+	if gzipped != nil {
+		h.Set("Content-Type", ctype)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Encoding", "gzip")
+		h.Set("ETag", "W/"+etag(fi))
+		http.ServeContent(encodedCopy{w, int64(len(gzipped)), true}, r, "", fi.ModTime(), bytes.NewReader(gzipped))
+		return
+	}
 
 	h.Set("Content-Type", ctype)
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -74,6 +87,9 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	}
 	if v := r.Header.Get("Range"); strings.HasPrefix(v, "bytes=") {
 		r.Header.Set("Range", "bytes="+dropZeroSuffixes(v[len("bytes="):], fi.Size()))
+	}
+	if h.Get("Content-Encoding") != "" {
+		w = encodedCopy{w, fi.Size(), false}
 	}
 	http.ServeContent(w, r, "", fi.ModTime(), f)
 }
@@ -115,6 +131,54 @@ func (s *Server) openPrecompressed(r *http.Request, rel string, fi fs.FileInfo) 
 		return f, cfi, c.coding
 	}
 	return nil, nil, ""
+}
+
+// cachedGzip returns the gzipped content of the static file f from the
+// cache, compressing it on a miss, when the client takes gzip and the
+// file is worth it; nil otherwise, and then the response writer's
+// compression (on every request) or none applies. A request with a Range
+// asks for bytes of the file itself and is left to that path, which
+// answers ranges uncompressed.
+func (s *Server) cachedGzip(r *http.Request, rel string, f *os.File, fi fs.FileInfo) []byte {
+	if !s.gzCache.Fits(fi.Size()) || fi.Size() < compress.MinSize ||
+		r.Header.Get("Range") != "" || compress.Accepted(r.Header)&compress.Gzip == 0 {
+		return nil
+	}
+	key := compress.FileKey{Path: rel, Size: fi.Size(), ModNanos: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		key.Dev, key.Ino = uint64(st.Dev), st.Ino
+	}
+	gz, err := s.gzCache.Gzipped(key, f)
+	if err != nil {
+		// Changed or unreadable while it was compressed: sent the
+		// ordinary way (ServeContent seeks back to its start).
+		return nil
+	}
+	return gz
+}
+
+// encodedCopy sends a compressed copy of a static file (precompressed on
+// disk, or cached) through http.ServeContent, for its 304s, HEAD and
+// ranges, with the headers that ServeContent leaves out or gets wrong once
+// there is a Content-Encoding: the copy's Content-Length on a 200 (it
+// knows the length but sends it chunked), and no Accept-Ranges for a
+// cached copy, which is only ever sent whole (a Range request gets ranges
+// of the file itself, uncompressed: cachedGzip).
+type encodedCopy struct {
+	http.ResponseWriter
+	size  int64
+	whole bool
+}
+
+func (w encodedCopy) WriteHeader(code int) {
+	h := w.Header()
+	if w.whole {
+		h.Del("Accept-Ranges")
+	}
+	if code == http.StatusOK {
+		h.Set("Content-Length", strconv.FormatInt(w.size, 10))
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // dropZeroSuffixes turns each suffix range of zero bytes ("-0") of a Range

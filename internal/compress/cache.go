@@ -1,0 +1,145 @@
+package compress
+
+import (
+	"bytes"
+	"compress/gzip"
+	"container/list"
+	"errors"
+	"io"
+	"sync"
+)
+
+// FileKey names one version of a static file: the same path with another
+// size, modification time or inode is another entry, so a deploy that
+// rewrites or replaces a file is never answered from the old one.
+type FileKey struct {
+	Path     string
+	Size     int64
+	ModNanos int64
+	Dev, Ino uint64
+}
+
+// Cache keeps gzipped copies of static files in memory, least recently
+// used out first. Compressing a 290 KB script at level 1 costs about 3 ms
+// of CPU, on every request where nginx's gzip would pay it; from the cache
+// a file is compressed once, at the default level (smaller than level 1),
+// and then costs what sending its bytes costs. Safe for concurrent use.
+type Cache struct {
+	max      int64 // total bytes of compressed copies
+	maxEntry int64 // largest file taken in (uncompressed)
+
+	mu       sync.Mutex
+	used     int64
+	lru      *list.List // of *cacheEntry, most recent first
+	entries  map[FileKey]*list.Element
+	inflight map[FileKey]*call
+}
+
+type cacheEntry struct {
+	key FileKey
+	gz  []byte
+}
+
+// call is one compression in progress, which concurrent misses for the
+// same file wait for instead of compressing it again.
+type call struct {
+	done chan struct{}
+	gz   []byte
+	err  error
+}
+
+// NewCache returns a cache holding at most max bytes of compressed copies.
+// Files larger than an eighth of it are not taken in, so that one of them
+// cannot push out everything else.
+func NewCache(max int64) *Cache {
+	return &Cache{
+		max:      max,
+		maxEntry: max / 8,
+		lru:      list.New(),
+		entries:  make(map[FileKey]*list.Element),
+		inflight: make(map[FileKey]*call),
+	}
+}
+
+// Fits reports whether a file of size bytes may be cached.
+func (c *Cache) Fits(size int64) bool { return c != nil && size <= c.maxEntry }
+
+// Gzipped returns the gzipped content of the file key names, reading it
+// from r (at most key.Size bytes) only when the cache does not have it.
+// The returned slice is shared: read it, never change it.
+func (c *Cache) Gzipped(key FileKey, r io.Reader) ([]byte, error) {
+	c.mu.Lock()
+	if el, ok := c.entries[key]; ok {
+		c.lru.MoveToFront(el)
+		gz := el.Value.(*cacheEntry).gz
+		c.mu.Unlock()
+		return gz, nil
+	}
+	if cl, ok := c.inflight[key]; ok {
+		c.mu.Unlock()
+		<-cl.done
+		return cl.gz, cl.err
+	}
+	cl := &call{done: make(chan struct{})}
+	c.inflight[key] = cl
+	c.mu.Unlock()
+
+	cl.gz, cl.err = gzipAll(r, key.Size)
+
+	c.mu.Lock()
+	delete(c.inflight, key)
+	if cl.err == nil {
+		c.add(key, cl.gz)
+	}
+	c.mu.Unlock()
+	close(cl.done)
+	return cl.gz, cl.err
+}
+
+// add stores gz under key, evicting the least recently used copies to stay
+// within max. Called with mu held.
+func (c *Cache) add(key FileKey, gz []byte) {
+	size := int64(len(gz))
+	if size > c.max {
+		return
+	}
+	for c.used+size > c.max {
+		oldest := c.lru.Back()
+		e := oldest.Value.(*cacheEntry)
+		c.lru.Remove(oldest)
+		delete(c.entries, e.key)
+		c.used -= int64(len(e.gz))
+	}
+	c.entries[key] = c.lru.PushFront(&cacheEntry{key: key, gz: gz})
+	c.used += size
+}
+
+// Len returns the number of cached copies and their total size.
+func (c *Cache) Len() (n int, bytes int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries), c.used
+}
+
+// gzipAll compresses what r yields, which must be exactly size bytes: a
+// file that changed while it was read is an error, not a cached copy of
+// half of it. No random padding here: a static file holds no secret a
+// BREACH attacker could be after.
+func gzipAll(r io.Reader, size int64) ([]byte, error) {
+	var b bytes.Buffer
+	b.Grow(int(size/3) + 64)
+	zw, _ := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
+	n, err := io.Copy(zw, io.LimitReader(r, size+1))
+	if err != nil {
+		return nil, err
+	}
+	if n != size {
+		return nil, errChanged
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(b.Bytes()), nil
+}
+
+var errChanged = errors.New("compress: the file changed size while it was read")
