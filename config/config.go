@@ -69,6 +69,8 @@ type Config struct {
 
 	CompressCache ByteSize `env:"SESSIONGATE_COMPRESS_CACHE" envDefault:"32m" help:"memory for gzipped copies of static files, units k/m/g: a file is compressed once (level 6) and then sent from memory until it changes or is least recently used; files over an eighth of it are compressed on every request; 0 = no cache"`
 
+	StaticMaxAge time.Duration `env:"SESSIONGATE_STATIC_MAX_AGE" envDefault:"0" help:"Cache-Control: public, max-age for static files other than HTML pages, like nginx's expires, e.g. 720h: browsers reuse them that long without asking, so give assets versioned names (app.3f2a9c.js) or a new release reaches visitors only after it; 0 = no Cache-Control: browsers revalidate with ETag and Last-Modified as they see fit"`
+
 	PHPMaxConns     int           `env:"SESSIONGATE_PHP_MAX_CONNS" envDefault:"8" help:"most connections kept open to each php-fpm backend; keep it <= pm.max_children; a request finding them all busy waits for one up to SESSIONGATE_PHP_TIMEOUT (then 504), and that wait does not count against its own PHP_TIMEOUT"`
 	PHPDialTimeout  time.Duration `env:"SESSIONGATE_PHP_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to php-fpm before 504, like fastcgi_connect_timeout (a refused connection is 502 at once)"`
 	PHPTimeout      time.Duration `env:"SESSIONGATE_PHP_TIMEOUT" envDefault:"60s" help:"longest wait for the next bytes from php-fpm before 504, like fastcgi_read_timeout; 0 = none"`
@@ -100,6 +102,10 @@ type Config struct {
 
 	TLSCert string `env:"SESSIONGATE_TLS_CERT" help:"PEM certificate (chain) file; with SESSIONGATE_TLS_KEY the public listener speaks HTTPS; set both or neither"`
 	TLSKey  string `env:"SESSIONGATE_TLS_KEY" help:"PEM private key file for SESSIONGATE_TLS_CERT"`
+	// HSTS is off by default: browsers hold on to it for max-age, so
+	// turning it on is the operator's call, once every host it covers
+	// speaks HTTPS.
+	HSTS string `env:"SESSIONGATE_HSTS" help:"Strict-Transport-Security value sent on every HTTPS response (TLS here, or X-Forwarded-Proto: https from SESSIONGATE_TRUSTED_PROXIES), replacing any the app sends, like nginx's add_header Strict-Transport-Security \"...\" always; e.g. max-age=63072000; includeSubDomains; empty = none (an app's own header goes out as it is)"`
 	// HTTPRedirectListen replaces nginx's port-80 server block: without a
 	// listener there, a visitor typing the bare domain is refused and
 	// certbot's --webroot renewal (ACME HTTP-01, always on port 80) fails.
@@ -194,6 +200,14 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		check(name, c.AdminListen == "" || !sameListener(c.AdminListen, c.HTTPRedirectListen), "must differ from SESSIONGATE_ADMIN_LISTEN: same port on the same or a wildcard host")
 	}
 
+	if c.HSTS != "" {
+		check("SESSIONGATE_HSTS", c.TLSCert != "" || len(c.TrustedProxies) > 0,
+			"needs SESSIONGATE_TLS_CERT, or SESSIONGATE_TRUSTED_PROXIES for a TLS proxy in front: it is only sent on HTTPS responses")
+		if msg := checkHSTS(c.HSTS); msg != "" {
+			check("SESSIONGATE_HSTS", false, "%s", msg)
+		}
+	}
+
 	seen := map[string]bool{}
 	for _, a := range c.PHPFPM {
 		if msg := checkBackend(a); msg != "" {
@@ -230,9 +244,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 			"must be 'off' or a clean relative path to a .php file without dot segments, e.g. index.php or public/app.php")
 	}
 
-	if len(c.FollowSymlinks) == 1 && (c.FollowSymlinks[0] == "root" || c.FollowSymlinks[0] == "any") {
-		// one of the two words
-	} else {
+	if oneWord := len(c.FollowSymlinks) == 1 && (c.FollowSymlinks[0] == "root" || c.FollowSymlinks[0] == "any"); !oneWord {
 		for _, d := range c.FollowSymlinks {
 			if d == "root" || d == "any" {
 				check("SESSIONGATE_FOLLOW_SYMLINKS", false, "%q cannot be combined with directories: use root, any, or a list of directories", d)
@@ -426,4 +438,42 @@ func (ps Prefixes) Contains(addr netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// checkHSTS returns what is wrong with a Strict-Transport-Security value
+// (RFC 6797 section 6.1), or "": a max-age in seconds, once, and at most
+// includeSubDomains and preload besides. A typo there would otherwise reach
+// every browser, which ignores a header it cannot parse, silently.
+func checkHSTS(v string) string {
+	maxAge := false
+	seen := map[string]bool{}
+	for _, d := range strings.Split(v, ";") {
+		d = strings.TrimSpace(d)
+		name, value, hasValue := strings.Cut(d, "=")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if seen[name] {
+			return fmt.Sprintf("%q is given twice", name)
+		}
+		seen[name] = true
+		switch name {
+		case "max-age":
+			value = strings.Trim(strings.TrimSpace(value), `"`)
+			if _, err := strconv.ParseUint(value, 10, 32); err != nil || !hasValue {
+				return "max-age must be a number of seconds, e.g. max-age=63072000"
+			}
+			maxAge = true
+		case "includesubdomains", "preload":
+			if hasValue {
+				return fmt.Sprintf("%s takes no value", name)
+			}
+		case "":
+			return "an empty directive (two ';' in a row, or one at the end)"
+		default:
+			return fmt.Sprintf("unknown directive %q: use max-age=SECONDS, includeSubDomains and preload", name)
+		}
+	}
+	if !maxAge {
+		return "needs max-age=SECONDS, e.g. max-age=63072000; includeSubDomains"
+	}
+	return ""
 }

@@ -113,6 +113,8 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_TLS_CERT=" + cert,
 		"SESSIONGATE_TLS_KEY=" + key,
 		"SESSIONGATE_HTTP_REDIRECT_LISTEN=127.0.0.1:8080",
+		"SESSIONGATE_HSTS=max-age=63072000; includeSubDomains",
+		"SESSIONGATE_STATIC_MAX_AGE=720h",
 		"SESSIONGATE_SESSIONS=on",
 		"SESSIONGATE_SESSION_COOKIE=sid",
 		"SESSIONGATE_SESSION_KEYS=" + testKey + ",old-key-0123456789abcdef0123456789ab",
@@ -152,6 +154,7 @@ func TestEveryVariable(t *testing.T) {
 		MaxBody:           512 << 10,
 		RequestBuffering:  true,
 		CompressCache:     1 << 20,
+		StaticMaxAge:      720 * time.Hour,
 		PHPMaxConns:       3,
 		PHPDialTimeout:    250 * time.Millisecond,
 		PHPTimeout:        2 * time.Minute,
@@ -175,6 +178,7 @@ func TestEveryVariable(t *testing.T) {
 		AccessLog:   false,
 		TLSCert:     cert,
 		TLSKey:      key,
+		HSTS:        "max-age=63072000; includeSubDomains",
 
 		HTTPRedirectListen: "127.0.0.1:8080",
 		Session: SessionConfig{
@@ -728,6 +732,48 @@ func TestHTTPRedirectListen(t *testing.T) {
 	// Off by default, and off needs nothing.
 	cfg, err := Load(base(t))
 	if err != nil || cfg.HTTPRedirectListen != "" {
+		t.Fatalf("default: %+v, %v", cfg, err)
+	}
+}
+
+func TestHSTS(t *testing.T) {
+	cert, key := selfSigned(t)
+	tls := []string{"SESSIONGATE_TLS_CERT=" + cert, "SESSIONGATE_TLS_KEY=" + key}
+	for _, tc := range []struct {
+		value string
+		env   []string
+		msg   string // "" when valid
+	}{
+		{"max-age=63072000", tls, ""},
+		{"max-age=31536000; includeSubDomains; preload", tls, ""},
+		{` MAX-AGE="600" ;INCLUDESUBDOMAINS`, tls, ""},
+		{"max-age=0", tls, ""},
+		{"max-age=600", []string{"SESSIONGATE_TRUSTED_PROXIES=10.0.0.0/8"}, ""},
+		{"max-age=600", nil, "needs SESSIONGATE_TLS_CERT"},
+		{"includeSubDomains", tls, "needs max-age"},
+		{"max-age=1y", tls, "max-age must be a number of seconds"},
+		{"max-age", tls, "max-age must be a number of seconds"},
+		{"max-age=-1", tls, "max-age must be a number of seconds"},
+		{"max-age=600; max-age=700", tls, "given twice"},
+		{"max-age=600;", tls, "empty directive"},
+		{"max-age=600, includeSubDomains", tls, "max-age must be a number"},
+		{"max-age=600; includeSubdomains=1", tls, "takes no value"},
+		{"max-age=600; always", tls, "unknown directive"},
+	} {
+		cfg, err := Load(append(append(base(t), tc.env...), "SESSIONGATE_HSTS="+tc.value))
+		if tc.msg == "" {
+			if err != nil || cfg.HSTS != tc.value {
+				t.Errorf("%q: %v", tc.value, err)
+			}
+			continue
+		}
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_HSTS"}) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%q: got %v, want SESSIONGATE_HSTS with %q", tc.value, err, tc.msg)
+		}
+	}
+	cfg, err := Load(base(t))
+	if err != nil || cfg.HSTS != "" || cfg.StaticMaxAge != 0 {
 		t.Fatalf("default: %+v, %v", cfg, err)
 	}
 }

@@ -48,7 +48,13 @@ def setkey(request):
     request.session["k"] = request.GET.get("v", "1")
     return HttpResponse(b"ok")
 
-urlpatterns = [path("dj/page/", page), path("dj/echo/", echo), path("dj/set/", setkey)]
+def hsts(request):
+    r = HttpResponse(b"x" * 300)
+    r["Strict-Transport-Security"] = "max-age=5"
+    return r
+
+urlpatterns = [path("dj/page/", page), path("dj/echo/", echo), path("dj/set/", setkey),
+               path("dj/hsts/", hsts)]
 `
 
 // startBodyDjango starts gunicorn (one worker, so that kept-alive

@@ -82,6 +82,18 @@ type recorder struct {
 	// deadlineSetAt is when the write deadline was last moved (zero: it
 	// is not set).
 	deadlineSetAt time.Time
+	// hsts is the Strict-Transport-Security value this response gets
+	// (SESSIONGATE_HSTS on an HTTPS request), set as its header goes out so
+	// that it replaces the app's, whichever upstream answered.
+	hsts string
+}
+
+// headerGoesOut is called once, just before the response's header is
+// written (explicitly or by the first write of the body).
+func (w *recorder) headerGoesOut() {
+	if w.hsts != "" {
+		w.ResponseWriter.Header().Set("Strict-Transport-Security", w.hsts)
+	}
 }
 
 // setWriteDeadline moves the connection's write deadline: sendTimeout from
@@ -113,6 +125,7 @@ func (w *recorder) setWriteDeadline(d time.Duration) {
 func (w *recorder) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
+		w.headerGoesOut()
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -120,6 +133,7 @@ func (w *recorder) WriteHeader(code int) {
 func (w *recorder) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		w.headerGoesOut()
 	}
 	w.setWriteDeadline(w.sendTimeout)
 	n, err := w.ResponseWriter.Write(p)
@@ -133,6 +147,7 @@ func (w *recorder) Write(p []byte) (int, error) {
 func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		w.headerGoesOut()
 	}
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
 	if !ok {
@@ -202,6 +217,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		// net/http clears the write deadline after each response and on
 		// Hijack: nothing is left over for the next request.
 		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout}
+		if ri.HTTPS {
+			rec.hsts = s.cfg.HSTS
+		}
 
 		defer func() {
 			// net/http writes what is still buffered (the end of a

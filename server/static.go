@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sessiongate/sessiongate/internal/compress"
 )
@@ -58,6 +59,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Content-Encoding", "gzip")
 		h.Set("ETag", "W/"+etag(fi))
+		s.setMaxAge(h, ctype)
 		http.ServeContent(encodedCopy{w, int64(len(gzipped)), true}, r, "", fi.ModTime(), bytes.NewReader(gzipped))
 		return
 	}
@@ -65,6 +67,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	h.Set("Content-Type", ctype)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("ETag", etag(fi))
+	s.setMaxAge(h, ctype)
 	if fi.Size() == 0 {
 		// An empty file has no byte a range could name: nginx ignores
 		// Range and sends it whole (200). ServeContent does so for most
@@ -92,6 +95,16 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 		w = encodedCopy{w, fi.Size(), false}
 	}
 	http.ServeContent(w, r, "", fi.ModTime(), f)
+}
+
+// setMaxAge gives a static file SESSIONGATE_STATIC_MAX_AGE, as nginx's
+// expires does, except an HTML page: a page is how visitors find a new
+// release's assets, so it must stay revalidated whatever the assets get.
+func (s *Server) setMaxAge(h http.Header, ctype string) {
+	if s.cfg.StaticMaxAge <= 0 || ctype == "text/html" {
+		return
+	}
+	h.Set("Cache-Control", "public, max-age="+strconv.FormatInt(int64(s.cfg.StaticMaxAge/time.Second), 10))
 }
 
 // precompressedCodings are the copies a build step may leave next to a
