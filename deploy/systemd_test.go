@@ -173,7 +173,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	https := map[string]bool{"SESSIONGATE_LISTEN": true, "SESSIONGATE_TLS_CERT": true, "SESSIONGATE_TLS_KEY": true, "SESSIONGATE_HTTP_REDIRECT_LISTEN": true}
+	https := map[string]bool{"SESSIONGATE_LISTEN": true, "SESSIONGATE_TLS_CERT": true, "SESSIONGATE_TLS_KEY": true, "SESSIONGATE_HTTP_REDIRECT_LISTEN": true, "SESSIONGATE_HSTS": true}
 	for line := range strings.SplitSeq(string(src), "\n") {
 		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "#"), "="); ok && strings.HasPrefix(line, "#") && https[k] {
 			env[k] = v
@@ -184,8 +184,8 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the example's HTTPS block: %v", err)
 	}
-	if cfg.Listen != ":443" || cfg.HTTPRedirectListen != ":80" {
-		t.Errorf("the example's HTTPS block: listen %q, redirect %q", cfg.Listen, cfg.HTTPRedirectListen)
+	if cfg.Listen != ":443" || cfg.HTTPRedirectListen != ":80" || cfg.HSTS == "" {
+		t.Errorf("the example's HTTPS block: listen %q, redirect %q, HSTS %q", cfg.Listen, cfg.HTTPRedirectListen, cfg.HSTS)
 	}
 
 	// systemd's own check of the unit, with ExecStart pointing at the
