@@ -209,6 +209,12 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // once either way), and the observers (WithObserver), which see every
 // request exactly once with the same status as the log.
 func (s *Server) logRequests(next http.Handler) http.Handler {
+	return s.logRequestsHSTS(next, s.cfg.HSTS)
+}
+
+// logRequestsHSTS is logRequests with hsts as the Strict-Transport-Security
+// of HTTPS responses ("" for none).
+func (s *Server) logRequestsHSTS(next http.Handler, hsts string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ri := &RequestInfo{Upstream: "gateway"}
@@ -218,7 +224,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		// Hijack: nothing is left over for the next request.
 		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout}
 		if ri.HTTPS {
-			rec.hsts = s.cfg.HSTS
+			rec.hsts = hsts
 		}
 
 		defer func() {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -56,8 +57,8 @@ func TestHSTS(t *testing.T) {
 }
 
 // TestStaticMaxAge: SESSIONGATE_STATIC_MAX_AGE gives static assets a
-// Cache-Control max-age, as nginx's expires, on 200 and 304, but not HTML
-// pages and not PHP.
+// Cache-Control max-age, as nginx's expires, on 200 and 304; HTML pages
+// get no-cache, and PHP what it sends.
 func TestStaticMaxAge(t *testing.T) {
 	e := newEnv(t, func(c *config.Config) { c.StaticMaxAge = 720 * time.Hour })
 	want := "public, max-age=2592000"
@@ -77,14 +78,44 @@ func TestStaticMaxAge(t *testing.T) {
 	if w := e.do(r); w.Header().Get("Content-Encoding") != "gzip" || w.Header().Get("Cache-Control") != want {
 		t.Errorf("compressed: Content-Encoding %q Cache-Control %q", w.Header().Get("Content-Encoding"), w.Header().Get("Cache-Control"))
 	}
-	for _, target := range []string{"/page.html", "/hello.php"} {
-		if w := e.do(httptest.NewRequest("GET", target, nil)); w.Header().Get("Cache-Control") != "" {
-			t.Errorf("%s: Cache-Control %q", target, w.Header().Get("Cache-Control"))
+	// HTML pages are revalidated every time instead; PHP keeps its own.
+	writeFile(t, e.root+"/page.xhtml", "<html/>", time.Now())
+	for target, want := range map[string]string{"/page.html": "no-cache", "/page.xhtml": "no-cache", "/hello.php": ""} {
+		if w := e.do(httptest.NewRequest("GET", target, nil)); w.Header().Get("Cache-Control") != want {
+			t.Errorf("%s: Cache-Control %q, want %q", target, w.Header().Get("Cache-Control"), want)
 		}
 	}
 	// Off by default.
 	e = newEnv(t, nil)
 	if w := e.do(httptest.NewRequest("GET", "/style.css", nil)); w.Header().Get("Cache-Control") != "" {
 		t.Errorf("default: Cache-Control %q", w.Header().Get("Cache-Control"))
+	}
+}
+
+// TestRedirectListenerNeverSendsHSTS: the plain-HTTP listener sends no
+// Strict-Transport-Security (RFC 6797 section 7.2), even when a trusted
+// proxy says the request was HTTPS; such a request is a proxy pointed at
+// the wrong port, which a redirect to https:// would loop back here: 421,
+// logged with the fix.
+func TestRedirectListenerNeverSendsHSTS(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.Listen, c.HSTS = ":443", "max-age=63072000"
+		c.TrustedProxies = config.Prefixes{netip.MustParsePrefix("192.0.2.0/24")}
+	})
+	for _, target := range []string{"/x", "/.well-known/acme-challenge/none"} {
+		r := httptest.NewRequest("GET", target, nil)
+		r.RemoteAddr = "192.0.2.7:5555"
+		r.Header.Set("X-Forwarded-Proto", "https")
+		w := httptest.NewRecorder()
+		e.srv.RedirectHandler().ServeHTTP(w, r)
+		if v := w.Header().Get("Strict-Transport-Security"); v != "" {
+			t.Errorf("%s: %d with Strict-Transport-Security %q", target, w.Code, v)
+		}
+		if target == "/x" {
+			log := e.lastLog(t)
+			if w.Code != http.StatusMisdirectedRequest || w.Header().Get("Location") != "" || !strings.Contains(fmt.Sprint(log["error"]), "point the proxy at SESSIONGATE_LISTEN") {
+				t.Errorf("HTTPS through a proxy on the redirect listener: %d Location %q, log %v", w.Code, w.Header().Get("Location"), log)
+			}
+		}
 	}
 }

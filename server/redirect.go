@@ -6,9 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
-	"syscall"
+
+	"github.com/sessiongate/sessiongate/phproute"
 )
 
 // acmeChallengeDir is where certbot --webroot (and every HTTP-01 client
@@ -30,7 +30,9 @@ func (s *Server) RedirectHandler() http.Handler {
 		port = ":" + p
 	}
 	rh := &redirecter{s: s, httpsPort: port}
-	return s.logRequests(http.HandlerFunc(rh.serve))
+	// No HSTS here, whatever a proxy's X-Forwarded-Proto says: the header
+	// must never go out over plain HTTP (RFC 6797 section 7.2).
+	return s.logRequestsHSTS(http.HandlerFunc(rh.serve), "")
 }
 
 type redirecter struct {
@@ -68,6 +70,14 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if Info(r.Context()).HTTPS {
+		// A TLS proxy in front sends its HTTPS traffic here: redirecting
+		// it to https:// would bring it straight back, a loop the browser
+		// ends with "too many redirects" and no word in any log.
+		Info(r.Context()).Err = errors.New("an HTTPS request (X-Forwarded-Proto from SESSIONGATE_TRUSTED_PROXIES) reached SESSIONGATE_HTTP_REDIRECT_LISTEN: point the proxy at SESSIONGATE_LISTEN")
+		s.fail(w, r, http.StatusMisdirectedRequest)
+		return
+	}
 	host, ok := redirectHost(r.Host)
 	if !ok {
 		// The Host ends up in the Location header: nothing but a plain
@@ -92,19 +102,30 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveChallenge answers an ACME HTTP-01 challenge with the file certbot
-// --webroot -w <static root> wrote for it. The challenge directory is
-// opened as an os.Root inside the static root, and the token inside that:
-// a symlink can lead out of neither (a link planted in the challenge
-// directory cannot publish the site's source over plain HTTP), and a token
-// that is not a base64url name, a missing file or anything but a regular
-// file is 404.
+// --webroot -w <static root> wrote for it. The token is routed and opened
+// as the public listener would route and open /.well-known/acme-challenge/
+// TOKEN (the same symlink rules, SESSIONGATE_FOLLOW_SYMLINKS included, and
+// no FIFO can hold the request), so this listener serves nothing over
+// plain HTTP that the site does not already serve over TLS; only a static
+// file is sent, never a script run, and a token that is not a base64url
+// name is 404 before any lookup.
 func (rh *redirecter) serveChallenge(w http.ResponseWriter, r *http.Request, token string) {
 	s := rh.s
 	if !validToken(token) {
 		s.fail(w, r, http.StatusNotFound)
 		return
 	}
-	f, fi, err := openChallenge(s.cfg.StaticRoot, token)
+	route := s.router.Resolve("/" + acmeChallengeDir + "/" + token)
+	if route.Kind != phproute.Static {
+		if route.Warn {
+			// A link out of the root, say: the renewal fails, and the
+			// operator must hear why.
+			Info(r.Context()).Err = errors.New(route.Reason)
+		}
+		s.fail(w, r, http.StatusNotFound)
+		return
+	}
+	f, fi, err := s.router.Open(route.File)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			// A missing token is the client's business (scanners, an old
@@ -120,37 +141,6 @@ func (rh *redirecter) serveChallenge(w http.ResponseWriter, r *http.Request, tok
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	http.ServeContent(w, r, "", fi.ModTime(), f)
-}
-
-// openChallenge opens <staticRoot>/.well-known/acme-challenge/<token>
-// without following a symlink out of the challenge directory or blocking
-// on a FIFO (O_NONBLOCK, as phproute opens static files), and only if it is
-// a regular file.
-func openChallenge(staticRoot, token string) (*os.File, fs.FileInfo, error) {
-	root, err := os.OpenRoot(staticRoot)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer root.Close()
-	dir, err := root.OpenRoot(acmeChallengeDir)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer dir.Close()
-	f, err := dir.OpenFile(token, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, nil, &fs.PathError{Op: "open", Path: token, Err: fs.ErrNotExist}
-	}
-	return f, fi, nil
 }
 
 // validToken reports whether token can be an ACME HTTP-01 token: base64url

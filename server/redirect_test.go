@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -155,9 +156,11 @@ func TestRedirectRefusesBadHosts(t *testing.T) {
 }
 
 // The files certbot --webroot -w <static root> writes under
-// .well-known/acme-challenge/ are served over plain HTTP, and nothing else
-// is: not another name, not a directory, not a FIFO, and not through a
-// symlink leading out of the challenge directory.
+// .well-known/acme-challenge/ are served over plain HTTP, as the public
+// listener serves the same URLs (its symlink rules included: a link inside
+// the root is followed, one out of it only as SESSIONGATE_FOLLOW_SYMLINKS
+// allows), and nothing else is: not another name, not a directory, not a
+// FIFO, never a script run.
 func TestRedirectServesACMEChallenges(t *testing.T) {
 	e := redirectEnv(t, ":443")
 	dir := filepath.Join(e.root, ".well-known", "acme-challenge")
@@ -210,6 +213,8 @@ func TestRedirectServesACMEChallenges(t *testing.T) {
 		"/.well-known/acme-challenge/tok_EN-1?x=1":                                "key-authorization",
 		"http://example.com/.well-known/acme-challenge/tok_EN-1":                  "key-authorization",
 		"/.well-known/acme-challenge/sideways":                                    "key-authorization",
+		"/.well-known/acme-challenge/uptoroot":                                    "site file", // public over TLS too
+		"/.well-known/acme-challenge/intoscripts":                                 "<?php",     // its source, as over TLS; never run
 	} {
 		w := get("GET", target)
 		if w.Code != 200 || w.Body.String() != body || w.Header().Get("Location") != "" {
@@ -238,9 +243,7 @@ func TestRedirectServesACMEChallenges(t *testing.T) {
 		"/.well-known/acme-challenge/../../secret.txt",
 		"/.well-known/acme-challenge/..%2f..%2fsecret.txt",
 		"/.well-known/acme-challenge/tok%00",
-		"/.well-known/acme-challenge/uptoroot",
 		"/.well-known/acme-challenge/absolute",
-		"/.well-known/acme-challenge/intoscripts",
 		"/.well-known/acme-challenge/dirtoken",
 		"/.well-known/acme-challenge/sub",
 		"/.well-known/acme-challenge/fifo",
@@ -264,6 +267,19 @@ func TestRedirectServesACMEChallenges(t *testing.T) {
 	}
 	if w := get("GET", "/.well-known/acme-challenge/elsewhere"); w.Code != http.StatusNotFound {
 		t.Errorf("challenge directory linked out of the root: %d %q, want 404", w.Code, w.Body)
+	}
+	if log := e.lastLog(t); !strings.Contains(fmt.Sprint(log["error"]), "SESSIONGATE_STATIC_ROOT") {
+		t.Errorf("the link out of the root is not in the log line: %v", log)
+	}
+
+	// Where SESSIONGATE_FOLLOW_SYMLINKS lets links lead there, it is served,
+	// as over TLS (a certbot directory shared between sites).
+	e2 := newEnv(t, func(c *config.Config) { c.Listen, c.FollowSymlinks = ":443", []string{"any"} })
+	if err := os.Symlink(outside, filepath.Join(e2.root, ".well-known")); err != nil {
+		t.Fatal(err)
+	}
+	if w := e2.redirect(rawRequest(t, "GET /.well-known/acme-challenge/elsewhere HTTP/1.1\r\nHost: example.com\r\n\r\n")); w.Code != 200 || w.Body.String() != "outside the root" {
+		t.Errorf("with SESSIONGATE_FOLLOW_SYMLINKS=any: %d %q", w.Code, w.Body)
 	}
 }
 
