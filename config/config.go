@@ -69,7 +69,7 @@ type Config struct {
 
 	CompressCache ByteSize `env:"SESSIONGATE_COMPRESS_CACHE" envDefault:"32m" help:"memory for gzipped copies of static files, units k/m/g: a file is compressed once (level 6) and then sent from memory until it changes or is least recently used; files over an eighth of it are compressed on every request; 0 = no cache"`
 
-	StaticMaxAge time.Duration `env:"SESSIONGATE_STATIC_MAX_AGE" envDefault:"0" help:"Cache-Control: public, max-age for static files other than HTML pages, like nginx's expires, e.g. 720h: browsers reuse them that long without asking, so give assets versioned names (app.3f2a9c.js) or a new release reaches visitors only after it; 0 = no Cache-Control: browsers revalidate with ETag and Last-Modified as they see fit"`
+	StaticMaxAge time.Duration `env:"SESSIONGATE_STATIC_MAX_AGE" envDefault:"0" help:"Cache-Control: public, max-age for static files other than HTML pages (which get no-cache), like nginx's expires, e.g. 720h: browsers reuse them that long without asking, so give assets versioned names (app.3f2a9c.js) or a new release reaches visitors only after it; 0 = no Cache-Control: browsers revalidate with ETag and Last-Modified as they see fit"`
 
 	PHPMaxConns     int           `env:"SESSIONGATE_PHP_MAX_CONNS" envDefault:"8" help:"most connections kept open to each php-fpm backend; keep it <= pm.max_children; a request finding them all busy waits for one up to SESSIONGATE_PHP_TIMEOUT (then 504), and that wait does not count against its own PHP_TIMEOUT"`
 	PHPDialTimeout  time.Duration `env:"SESSIONGATE_PHP_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to php-fpm before 504, like fastcgi_connect_timeout (a refused connection is 502 at once)"`
@@ -442,13 +442,20 @@ func (ps Prefixes) Contains(addr netip.Addr) bool {
 
 // checkHSTS returns what is wrong with a Strict-Transport-Security value
 // (RFC 6797 section 6.1), or "": a max-age in seconds, once, and at most
-// includeSubDomains and preload besides. A typo there would otherwise reach
-// every browser, which ignores a header it cannot parse, silently.
+// includeSubDomains and preload besides; empty directives (";;", a
+// trailing ";") are allowed, as browsers skip them. A typo would otherwise
+// reach every browser, which drops a header it cannot parse and ignores a
+// directive it does not know (a misspelt includeSubDomains), without a
+// word; so an unknown directive is refused here, though the RFC lets
+// browsers ignore it.
 func checkHSTS(v string) string {
 	maxAge := false
 	seen := map[string]bool{}
 	for _, d := range strings.Split(v, ";") {
 		d = strings.TrimSpace(d)
+		if d == "" {
+			continue
+		}
 		name, value, hasValue := strings.Cut(d, "=")
 		name = strings.ToLower(strings.TrimSpace(name))
 		if seen[name] {
@@ -457,8 +464,11 @@ func checkHSTS(v string) string {
 		seen[name] = true
 		switch name {
 		case "max-age":
-			value = strings.Trim(strings.TrimSpace(value), `"`)
-			if _, err := strconv.ParseUint(value, 10, 32); err != nil || !hasValue {
+			value = strings.TrimSpace(value)
+			if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+				value = value[1 : len(value)-1] // a quoted-string, quotes balanced
+			}
+			if _, err := strconv.ParseUint(value, 10, 64); err != nil || !hasValue {
 				return "max-age must be a number of seconds, e.g. max-age=63072000"
 			}
 			maxAge = true
@@ -466,8 +476,6 @@ func checkHSTS(v string) string {
 			if hasValue {
 				return fmt.Sprintf("%s takes no value", name)
 			}
-		case "":
-			return "an empty directive (two ';' in a row, or one at the end)"
 		default:
 			return fmt.Sprintf("unknown directive %q: use max-age=SECONDS, includeSubDomains and preload", name)
 		}

@@ -99,9 +99,16 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 
 // setMaxAge gives a static file SESSIONGATE_STATIC_MAX_AGE, as nginx's
 // expires does, except an HTML page: a page is how visitors find a new
-// release's assets, so it must stay revalidated whatever the assets get.
+// release's assets, so it gets no-cache instead. Without any Cache-Control
+// a browser may reuse a page for a tenth of its age (RFC 9111 section
+// 4.2.2), days for a page last changed weeks ago, while the assets it
+// names stay fresh for the max-age.
 func (s *Server) setMaxAge(h http.Header, ctype string) {
-	if s.cfg.StaticMaxAge <= 0 || ctype == "text/html" {
+	if s.cfg.StaticMaxAge <= 0 {
+		return
+	}
+	if ctype == "text/html" || ctype == "application/xhtml+xml" {
+		h.Set("Cache-Control", "no-cache")
 		return
 	}
 	h.Set("Cache-Control", "public, max-age="+strconv.FormatInt(int64(s.cfg.StaticMaxAge/time.Second), 10))
