@@ -65,9 +65,12 @@ type Config struct {
 	// Compress is on by default: a PHP shop moving from nginx had gzip on
 	// for its text types, and pages would otherwise go out several times
 	// larger.
-	Compress bool `env:"SESSIONGATE_COMPRESS" envDefault:"on" help:"on: gzip text responses (HTML, CSS, JavaScript, JSON, XML, SVG, ...) of 256 bytes or more, from PHP, Django and static files, for clients that accept it, like nginx's gzip on with gzip_types (level 1, a random-length gzip header against BREACH); a static file's precompressed name.br or name.gz, when present and not older, is sent instead, like gzip_static and brotli_static; a response that has a Content-Encoding or Cache-Control: no-transform is left alone; off: never"`
+	Compress bool `env:"SESSIONGATE_COMPRESS" envDefault:"on" help:"on: gzip text responses (HTML, CSS, JavaScript, JSON, XML, SVG, ...) of 256 bytes or more, from PHP, Django and static files, for clients that accept it, like nginx's gzip on with gzip_types (level 1, a random-length gzip header against BREACH); static files are compressed once and kept (SESSIONGATE_COMPRESS_CACHE), or sent as a build step's name.br/name.gz under SESSIONGATE_PRECOMPRESSED; a response that has a Content-Encoding or Cache-Control: no-transform is left alone; off: never"`
 
-	CompressCache ByteSize `env:"SESSIONGATE_COMPRESS_CACHE" envDefault:"32m" help:"memory for gzipped copies of static files, units k/m/g: a file is compressed once (level 6) and then sent from memory until it changes or is least recently used; files over an eighth of it are compressed on every request; 0 = no cache"`
+	// Precompressed is empty by default: a name.gz next to a file could
+	// also be an upload, sent in place of the file the app checked.
+	Precompressed []string `env:"SESSIONGATE_PRECOMPRESSED" help:"comma-separated URL directories whose static files may be sent as the name.br or name.gz a build step left next to them (when not older than the file), like nginx's gzip_static and brotli_static in those locations, e.g. /static/,/build/; / for the whole site; never under SESSIONGATE_NO_PHP_PATHS; list no directory users upload to: an uploaded x.svg.gz would be sent as x.svg"`
+	CompressCache ByteSize `env:"SESSIONGATE_COMPRESS_CACHE" envDefault:"32m" help:"memory for gzipped copies of static files, units k/m/g: a file is compressed once (level 6) and then sent from memory until it changes or is least recently used; files over an eighth of it, and every static file when 0, go out uncompressed (with sendfile, ranges and their length) unless SESSIONGATE_PRECOMPRESSED has a copy"`
 
 	StaticMaxAge time.Duration `env:"SESSIONGATE_STATIC_MAX_AGE" envDefault:"0" help:"Cache-Control: public, max-age for static files other than HTML pages (which get no-cache), like nginx's expires, e.g. 720h: browsers reuse them that long without asking, so give assets versioned names (app.3f2a9c.js) or a new release reaches visitors only after it; 0 = no Cache-Control: browsers revalidate with ETag and Last-Modified as they see fit"`
 
@@ -256,6 +259,11 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 				check("SESSIONGATE_FOLLOW_SYMLINKS", fi.IsDir(), "%q is not a directory", d)
 			}
 		}
+	}
+
+	for _, p := range c.Precompressed {
+		check("SESSIONGATE_PRECOMPRESSED", urlPrefixOK(p),
+			"%q: each directory must be a URL path starting with / (no query, %%-escapes, // or .. segments), e.g. /static/", p)
 	}
 
 	seenNoPHP := map[string]bool{}

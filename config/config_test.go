@@ -94,6 +94,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_RESPONSE_BUFFERING=off",
 		"SESSIONGATE_COMPRESS=off",
 		"SESSIONGATE_COMPRESS_CACHE=1m",
+		"SESSIONGATE_PRECOMPRESSED=/static/,/build/",
 		"SESSIONGATE_PHP_MAX_CONNS=3",
 		"SESSIONGATE_PHP_DIAL_TIMEOUT=250ms",
 		"SESSIONGATE_PHP_TIMEOUT=2m",
@@ -154,6 +155,7 @@ func TestEveryVariable(t *testing.T) {
 		MaxBody:           512 << 10,
 		RequestBuffering:  true,
 		CompressCache:     1 << 20,
+		Precompressed:     []string{"/static/", "/build/"},
 		StaticMaxAge:      720 * time.Hour,
 		PHPMaxConns:       3,
 		PHPDialTimeout:    250 * time.Millisecond,
@@ -781,5 +783,19 @@ func TestHSTS(t *testing.T) {
 	cfg, err := Load(base(t))
 	if err != nil || cfg.HSTS != "" || cfg.StaticMaxAge != 0 {
 		t.Fatalf("default: %+v, %v", cfg, err)
+	}
+}
+
+func TestPrecompressedPaths(t *testing.T) {
+	for _, bad := range []string{"static/", "/static/../x", "/a//b", "/a?b"} {
+		_, err := Load(append(base(t), "SESSIONGATE_PRECOMPRESSED="+bad))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_PRECOMPRESSED"}) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	cfg, err := Load(append(base(t), "SESSIONGATE_PRECOMPRESSED=/"))
+	if err != nil || !reflect.DeepEqual(cfg.Precompressed, []string{"/"}) {
+		t.Errorf("/: %v %v", cfg, err)
 	}
 }

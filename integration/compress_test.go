@@ -123,7 +123,7 @@ func TestCompressPHP(t *testing.T) {
 }
 
 func TestCompressStatic(t *testing.T) {
-	g := startGW(t, nil)
+	g := startGW(t, func(c *config.Config) { c.Precompressed = []string{"/"} })
 	js := strings.Repeat("function f(a){return a+1}\n", 200)
 	now := time.Now()
 	writeTree(t, g.Root, map[string]string{"app.js": js, "plain.js": js})
@@ -151,11 +151,18 @@ func TestCompressStatic(t *testing.T) {
 	if res, again := rawGet(t, "GET", g.URL+"/plain.js", "gzip"); !bytes.Equal(again, body) || res.Header.Get("ETag") == "" {
 		t.Errorf("plain.js again: %v, %d bytes, first time %d", res.Header, len(again), len(body))
 	}
-	// With SESSIONGATE_COMPRESS_CACHE=0, on every request.
+	// With SESSIONGATE_COMPRESS_CACHE=0, as it is (never compressed anew
+	// on every request); and without SESSIONGATE_PRECOMPRESSED, no copy.
 	g0 := startGW(t, func(c *config.Config) { c.CompressCache = 0 })
 	writeTree(t, g0.Root, map[string]string{"plain.js": js})
-	if res, body := rawGet(t, "GET", g0.URL+"/plain.js", "gzip"); res.Header.Get("Content-Encoding") != "gzip" || gunzipAll(t, body) != js {
+	if res, body := rawGet(t, "GET", g0.URL+"/plain.js", "gzip"); res.Header.Get("Content-Encoding") != "" || string(body) != js || res.ContentLength != int64(len(js)) {
 		t.Errorf("plain.js without the cache: %v", res.Header)
+	}
+	if err := os.WriteFile(filepath.Join(g0.Root, "plain.js.gz"), pre.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, body := rawGet(t, "GET", g0.URL+"/plain.js", "gzip"); res.Header.Get("Content-Encoding") != "" || string(body) != js {
+		t.Errorf("plain.js.gz sent without SESSIONGATE_PRECOMPRESSED: %v", res.Header)
 	}
 	// Not to a client without gzip; and an image never.
 	if res, body = rawGet(t, "GET", g.URL+"/app.js", "br;q=0"); res.Header.Get("Content-Encoding") != "" || string(body) != js {
@@ -167,13 +174,23 @@ func TestCompressStatic(t *testing.T) {
 }
 
 // TestCompressKeepsPHPFlush: PHP's flush() still reaches a gzip client at
-// once: what was flushed can be decompressed before the script ends.
+// once: what was flushed can be decompressed before the script ends. A
+// script that flushes a few bytes at a time gets them as they are.
 func TestCompressKeepsPHPFlush(t *testing.T) {
 	harness.Require(t, "php-fpm8.2")
 	root := gwSite(t)
+	head := strings.Repeat("<meta name=x>", 30)
+	writeTree(t, root, map[string]string{"flushhead.php": `<?php echo str_repeat('<meta name=x>', 30); flush(); sleep(2); echo 'b';`})
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2, AdminValues: map[string]string{"output_buffering": "0"}})
 	g := startGWOn(t, fpm, root, nil)
-	req, _ := http.NewRequest("GET", g.URL+"/flush.php", nil)
+
+	// flush.php: echo 'a'; flush(); sleep(2); echo 'b';
+	res, body := rawGet(t, "GET", g.URL+"/flush.php", "gzip")
+	if res.Header.Get("Content-Encoding") != "" || string(body) != "ab" {
+		t.Errorf("flush.php: %v %q", res.Header, body)
+	}
+
+	req, _ := http.NewRequest("GET", g.URL+"/flushhead.php", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
 	start := time.Now()
 	res, err := rawClient().Do(req)
@@ -188,9 +205,9 @@ func TestCompressKeepsPHPFlush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := make([]byte, 1)
-	if _, err := io.ReadFull(zr, first); err != nil || first[0] != 'a' {
-		t.Fatalf("first byte %q %v", first, err)
+	first := make([]byte, len(head))
+	if _, err := io.ReadFull(zr, first); err != nil || string(first) != head {
+		t.Fatalf("first part %q %v", first, err)
 	}
 	firstAt := time.Since(start)
 	rest, err := io.ReadAll(zr)
@@ -201,6 +218,30 @@ func TestCompressKeepsPHPFlush(t *testing.T) {
 	// PHP sleeps 2 s between the two bytes.
 	if total-firstAt < time.Second {
 		t.Errorf("first byte after %v, whole body after %v: the compressor held the flushed output", firstAt, total)
+	}
+}
+
+// TestCompressedShortPHPBodyIsCut: a script that declares a Content-Length
+// and prints less reaches a gzip client as a cut response, as it does a
+// client without gzip, never as a complete page.
+func TestCompressedShortPHPBodyIsCut(t *testing.T) {
+	g := startGW(t, nil)
+	writeTree(t, g.Root, map[string]string{"shortcl.php": `<?php header('Content-Length: 100000'); echo str_repeat("<li>row</li>
+", 400);`})
+	for _, ae := range []string{"", "gzip"} {
+		req, _ := http.NewRequest("GET", g.URL+"/shortcl.php", nil)
+		if ae != "" {
+			req.Header.Set("Accept-Encoding", ae)
+		}
+		res, err := rawClient().Do(req)
+		if err != nil {
+			continue // cut before the header went out: a failure too
+		}
+		_, err = io.ReadAll(res.Body)
+		res.Body.Close()
+		if err == nil {
+			t.Errorf("Accept-Encoding %q: the cut body arrived as complete (Content-Encoding %q)", ae, res.Header.Get("Content-Encoding"))
+		}
 	}
 }
 

@@ -90,7 +90,7 @@ func TestStaticCompressed(t *testing.T) {
 // coding (nginx's brotli_static, gzip_static), unless it is older than
 // app.css, a leftover of an earlier build.
 func TestStaticPrecompressed(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, func(c *config.Config) { c.Precompressed = []string{"/"} })
 	now := time.Now()
 	css := filepath.Join(e.root, "app.css")
 	writeFile(t, css, bigCSS, now)
@@ -153,7 +153,7 @@ func TestStaticPrecompressed(t *testing.T) {
 
 // TestCompressOff: SESSIONGATE_COMPRESS=off sends everything as it is.
 func TestCompressOff(t *testing.T) {
-	e := newEnv(t, func(c *config.Config) { c.Compress = false })
+	e := newEnv(t, func(c *config.Config) { c.Compress, c.Precompressed = false, []string{"/"} })
 	now := time.Now()
 	writeFile(t, filepath.Join(e.root, "app.css"), bigCSS, now)
 	writeFile(t, filepath.Join(e.root, "app.css.gz"), gzipped(t, bigCSS), now)
@@ -273,10 +273,87 @@ func TestStaticGzipCached(t *testing.T) {
 		t.Errorf("cache holds %d copies, want 2", n)
 	}
 
-	// SESSIONGATE_COMPRESS_CACHE=0: compressed on every request instead.
+	// Headers and 304s need no compression: a file not yet cached is not
+	// compressed for them.
+	writeFile(t, filepath.Join(e.root, "other.css"), bigCSS, now)
+	for _, hdr := range [][]string{{}, {"If-Modified-Since", now.Add(-time.Hour).UTC().Format(http.TimeFormat)}, {"If-None-Match", `"x"`}} {
+		r := httptest.NewRequest("HEAD", "/other.css", nil)
+		if len(hdr) == 0 {
+			r.Method = "HEAD"
+		} else {
+			r.Method = "GET"
+			r.Header.Set(hdr[0], hdr[1])
+		}
+		r.Header.Set("Accept-Encoding", "gzip")
+		e.do(r)
+	}
+	if n, _ := e.srv.gzCache.Len(); n != 2 {
+		t.Errorf("HEAD and conditional requests filled the cache: %d copies, want 2", n)
+	}
+
+	// SESSIONGATE_COMPRESS_CACHE=0: static files go out as they are, with
+	// their length and ranges, never compressed on every request.
 	e = newEnv(t, func(c *config.Config) { c.CompressCache = 0 })
 	writeFile(t, filepath.Join(e.root, "app.css"), bigCSS, now)
-	if w := get("GET"); w.Header().Get("Content-Encoding") != "gzip" || unzip(w) != bigCSS || e.srv.gzCache != nil {
+	if w := get("GET"); w.Header().Get("Content-Encoding") != "" || w.Body.String() != bigCSS || w.Header().Get("Content-Length") == "" || e.srv.gzCache != nil {
 		t.Errorf("without the cache: %v", w.Header())
+	}
+}
+
+// TestPrecompressedOnlyWhereListed: name.gz next to a file is sent only
+// under SESSIONGATE_PRECOMPRESSED, and never under SESSIONGATE_NO_PHP_PATHS,
+// where users upload: there an uploaded pic.svg.gz would replace the
+// pic.svg the app checked.
+func TestPrecompressedOnlyWhereListed(t *testing.T) {
+	now := time.Now()
+	svg := `<svg xmlns="http://www.w3.org/2000/svg">` + strings.Repeat("<rect/>", 60) + `</svg>`
+	evil := gzipped(t, `<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`)
+	for _, tc := range []struct {
+		name          string
+		precompressed []string
+		noPHP         []string
+		wantCopy      bool
+	}{
+		{"default", nil, nil, false},
+		{"listed elsewhere", []string{"/static/"}, nil, false},
+		{"whole site", []string{"/"}, nil, true},
+		{"listed directory", []string{"/uploads/"}, nil, true},
+		{"upload directory", []string{"/"}, []string{"/uploads/"}, false},
+	} {
+		e := newEnv(t, func(c *config.Config) { c.Precompressed, c.NoPHPPaths = tc.precompressed, tc.noPHP })
+		os.MkdirAll(filepath.Join(e.root, "uploads"), 0o755)
+		writeFile(t, filepath.Join(e.root, "uploads", "pic.svg"), svg, now)
+		writeFile(t, filepath.Join(e.root, "uploads", "pic.svg.gz"), evil, now.Add(time.Second))
+		r := httptest.NewRequest("GET", "/uploads/pic.svg", nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		w := e.do(r)
+		if got := w.Body.String() == evil; got != tc.wantCopy {
+			t.Errorf("%s: the .gz copy sent: %v, want %v (Content-Encoding %q)", tc.name, got, tc.wantCopy, w.Header().Get("Content-Encoding"))
+		}
+	}
+}
+
+type readFromCounter struct {
+	*httptest.ResponseRecorder
+	calls int
+}
+
+func (r *readFromCounter) ReadFrom(src io.Reader) (int64, error) {
+	r.calls++
+	return io.Copy(r.ResponseRecorder, src)
+}
+
+// TestEncodedCopyKeepsSendfile: a precompressed copy on disk goes out
+// through the connection's ReadFrom (sendfile), like any static file.
+func TestEncodedCopyKeepsSendfile(t *testing.T) {
+	rr := &readFromCounter{ResponseRecorder: httptest.NewRecorder()}
+	var w http.ResponseWriter = encodedCopy{rr, 5, false}
+	rf, ok := w.(io.ReaderFrom)
+	if !ok {
+		t.Fatal("encodedCopy hides ReadFrom")
+	}
+	rf.ReadFrom(strings.NewReader("hello"))
+	if rr.calls != 1 || rr.Body.String() != "hello" {
+		t.Errorf("ReadFrom calls %d, body %q", rr.calls, rr.Body)
 	}
 }

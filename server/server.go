@@ -346,7 +346,15 @@ func compressResponses(next http.Handler) http.Handler {
 		// Not after a panic (an aborted response): a body cut short must
 		// not get a gzip trailer that makes it look whole. A write error
 		// here is the client's, which the recorder has already seen.
-		cw.Finish()
+		if err := cw.Finish(); errors.Is(err, compress.ErrShort) {
+			// Shorter than its Content-Length: uncompressed, net/http
+			// would close the connection and the client see the cut;
+			// compressed, aborting is how it does.
+			if ri := Info(r.Context()); ri != nil && ri.Err == nil {
+				ri.Err = err
+			}
+			panic(http.ErrAbortHandler)
+		}
 	})
 }
 

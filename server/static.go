@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"errors"
+	"io"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -49,8 +50,12 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 			f.Close()
 			f, fi = pf, pfi
 			h.Set("Content-Encoding", coding)
-		} else {
-			gzipped = s.cachedGzip(r, rel, f, fi)
+		} else if gzipped = s.cachedGzip(r, rel, f, fi); gzipped == nil {
+			// Never compressed on the fly: a file that is not in the
+			// cache this time goes out as it is, with sendfile, its
+			// length and its ranges, and costs no CPU a client could
+			// multiply by asking for many large files.
+			compress.SkipCompression(w)
 		}
 	}
 	defer f.Close()
@@ -132,6 +137,9 @@ var precompressedCodings = []struct {
 // ignored: it was left behind by an earlier build, and nginx would send
 // the old content. Nothing is found for a client that accepts neither.
 func (s *Server) openPrecompressed(r *http.Request, rel string, fi fs.FileInfo) (*os.File, fs.FileInfo, string) {
+	if !s.precompressedUnder(r.URL.Path) {
+		return nil, nil, ""
+	}
 	accepted := compress.Accepted(r.Header)
 	if accepted == 0 {
 		return nil, nil, ""
@@ -168,10 +176,16 @@ func (s *Server) cachedGzip(r *http.Request, rel string, f *os.File, fi fs.FileI
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		key.Dev, key.Ino = uint64(st.Dev), st.Ino
 	}
+	if r.Method == http.MethodHead || r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Modified-Since") != "" {
+		// Headers or a 304 need no compressed body: only a copy the cache
+		// already has is worth using, or a HEAD would cost a whole
+		// compression for a few hundred bytes of answer.
+		return s.gzCache.Cached(key)
+	}
 	gz, err := s.gzCache.Gzipped(key, f)
 	if err != nil {
-		// Changed or unreadable while it was compressed: sent the
-		// ordinary way (ServeContent seeks back to its start).
+		// Changed or unreadable while it was compressed (ServeContent
+		// seeks back to the start), or ErrBusy: sent as it is.
 		return nil
 	}
 	return gz
@@ -190,6 +204,14 @@ type encodedCopy struct {
 	whole bool
 }
 
+// ReadFrom keeps sendfile for a precompressed copy on disk.
+func (w encodedCopy) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+}
+
 func (w encodedCopy) WriteHeader(code int) {
 	h := w.Header()
 	if w.whole {
@@ -199,6 +221,28 @@ func (w encodedCopy) WriteHeader(code int) {
 		h.Set("Content-Length", strconv.FormatInt(w.size, 10))
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// precompressedUnder reports whether SESSIONGATE_PRECOMPRESSED lets the
+// file at urlPath be sent as a copy found next to it: under a listed
+// directory, and not under SESSIONGATE_NO_PHP_PATHS, which names the
+// directories users upload to. There an uploaded x.svg.gz would be sent in
+// place of the x.svg the app accepted, unchecked, as image/svg+xml.
+func (s *Server) precompressedUnder(urlPath string) bool {
+	if len(s.cfg.Precompressed) == 0 {
+		return false
+	}
+	p := path.Clean("/" + urlPath)
+	under := func(dirs []string) bool {
+		for _, d := range dirs {
+			d = strings.TrimSuffix(d, "/") + "/"
+			if strings.HasPrefix(p+"/", d) || d == "/" {
+				return true
+			}
+		}
+		return false
+	}
+	return under(s.cfg.Precompressed) && !under(s.cfg.NoPHPPaths)
 }
 
 // dropZeroSuffixes turns each suffix range of zero bytes ("-0") of a Range

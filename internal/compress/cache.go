@@ -28,6 +28,11 @@ type Cache struct {
 	max      int64 // total bytes of compressed copies
 	maxEntry int64 // largest file taken in (uncompressed)
 
+	// fills bounds the compressions running at once: a client asking for
+	// many large files it knows are not cached gets them uncompressed
+	// (ErrBusy) rather than keeping every CPU compressing.
+	fills chan struct{}
+
 	mu       sync.Mutex
 	used     int64
 	lru      *list.List // of *cacheEntry, most recent first
@@ -55,10 +60,32 @@ func NewCache(max int64) *Cache {
 	return &Cache{
 		max:      max,
 		maxEntry: max / 8,
+		fills:    make(chan struct{}, maxFills),
 		lru:      list.New(),
 		entries:  make(map[FileKey]*list.Element),
 		inflight: make(map[FileKey]*call),
 	}
+}
+
+// maxFills is how many files may be compressed into the cache at once.
+// Each holds a buffer of up to an eighth of the cache meanwhile, so this
+// also bounds that memory.
+const maxFills = 2
+
+// ErrBusy is Gzipped's answer when the file is not cached and maxFills
+// other files are being compressed: send it uncompressed this time.
+var ErrBusy = errors.New("compress: busy compressing other files")
+
+// Cached returns the cached gzipped content of the file key names, or nil.
+// The returned slice is shared: read it, never change it.
+func (c *Cache) Cached(key FileKey) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[key]; ok {
+		c.lru.MoveToFront(el)
+		return el.Value.(*cacheEntry).gz
+	}
+	return nil
 }
 
 // Fits reports whether a file of size bytes may be cached.
@@ -80,11 +107,18 @@ func (c *Cache) Gzipped(key FileKey, r io.Reader) ([]byte, error) {
 		<-cl.done
 		return cl.gz, cl.err
 	}
+	select {
+	case c.fills <- struct{}{}:
+	default:
+		c.mu.Unlock()
+		return nil, ErrBusy
+	}
 	cl := &call{done: make(chan struct{})}
 	c.inflight[key] = cl
 	c.mu.Unlock()
 
 	cl.gz, cl.err = gzipAll(r, key.Size)
+	<-c.fills
 
 	c.mu.Lock()
 	delete(c.inflight, key)

@@ -3,6 +3,7 @@ package compress
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -177,6 +178,8 @@ func TestWriterLeavesAlone(t *testing.T) {
 			io.WriteString(w, page)
 		}, false},
 		{"compressed by the app", "gzip", html(200, map[string]string{"Content-Encoding": "br"}, page), false},
+		{"identity asked for by the app", "gzip", html(200, map[string]string{"Content-Encoding": "identity"}, page), false},
+		{"a download", "gzip", html(200, map[string]string{"Content-Disposition": `attachment; filename="export.csv"`}, page), false},
 		{"no-transform", "gzip", html(200, map[string]string{"Cache-Control": "public, No-Transform"}, page), false},
 		{"partial content", "gzip", html(206, map[string]string{"Content-Range": "bytes 0-1319/5000"}, page), false},
 		{"event stream", "gzip", func(w http.ResponseWriter, r *http.Request) {
@@ -238,6 +241,26 @@ func TestWriterHeadGetsGETsHeaders(t *testing.T) {
 	}
 }
 
+// TestWriterHeadSmallAsGet: a HEAD whose declared length is too short to
+// compress gets the headers its GET gets: as they are.
+func TestWriterHeadSmallAsGet(t *testing.T) {
+	for _, method := range []string{"HEAD", "GET"} {
+		rec := serve(t, method, "gzip", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/css")
+			w.Header().Set("Content-Length", "80")
+			w.Header().Set("ETag", `"80-1"`)
+			w.WriteHeader(200)
+			if method == "GET" {
+				io.WriteString(w, strings.Repeat("a", 80))
+			}
+		})
+		h := rec.Header()
+		if h.Get("Content-Encoding") != "" || h.Get("Content-Length") != "80" || h.Get("ETag") != `"80-1"` {
+			t.Errorf("%s: headers %v", method, h)
+		}
+	}
+}
+
 func TestWriterWeakensETagAndDropsRanges(t *testing.T) {
 	rec := serve(t, "GET", "gzip", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/javascript")
@@ -280,34 +303,146 @@ func (f *flushRecorder) Flush() {
 }
 
 func TestWriterFlushReachesClient(t *testing.T) {
-	// PHP's `echo 'a'; flush(); sleep(2);`: the 'a' must be readable by the
-	// client at the flush, long before the body is over.
+	// A page that flushes its first part (PHP's flush() after the <head>):
+	// that part must be readable by the client at the flush, long before
+	// the body is over.
+	head := page[:300]
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header.Set("Accept-Encoding", "gzip")
 	fr := &flushRecorder{ResponseRecorder: httptest.NewRecorder()}
 	w := NewWriter(fr, r)
 	w.Header().Set("Content-Type", "text/html")
-	io.WriteString(w, "a")
+	io.WriteString(w, head)
 	w.Flush()
 	io.WriteString(w, page)
 	if err := w.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	if len(fr.atFlush) != 1 {
-		t.Fatalf("%d flushes reached the client, want 1", len(fr.atFlush))
+	if len(fr.atFlush) != 1 || fr.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("%d flushes reached the client, headers %v", len(fr.atFlush), fr.Header())
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(fr.atFlush[0]))
 	if err != nil {
 		t.Fatalf("what was flushed is no gzip stream: %v", err)
 	}
-	got := make([]byte, 1)
-	if _, err := io.ReadFull(zr, got); err != nil || string(got) != "a" {
+	got := make([]byte, len(head))
+	if _, err := io.ReadFull(zr, got); err != nil || string(got) != head {
 		t.Fatalf("read %q, %v from the flushed bytes", got, err)
 	}
-	if got := gunzip(t, fr.Body.Bytes()); got != "a"+page {
+	if got := gunzip(t, fr.Body.Bytes()); got != head+page {
 		t.Errorf("whole body differs")
 	}
 }
+
+// TestWriterSmallFlushesStayPlain: a response that flushes before MinSize
+// bytes (echo 'a'; flush(); progress output, a row at a time) goes out as
+// it is: compressed, each small piece would grow by the compressor's
+// framing.
+func TestWriterSmallFlushesStayPlain(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	fr := &flushRecorder{ResponseRecorder: httptest.NewRecorder()}
+	w := NewWriter(fr, r)
+	w.Header().Set("Content-Type", "text/plain")
+	body := ""
+	for i := 0; i < 50; i++ {
+		row := "row " + strconv.Itoa(i) + " of the export\n"
+		body += row
+		io.WriteString(w, row)
+		w.Flush()
+	}
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if fr.Header().Get("Content-Encoding") != "" || fr.Body.String() != body || string(fr.atFlush[0]) != "row 0 of the export\n" {
+		t.Errorf("headers %v, first flush %q", fr.Header(), fr.atFlush[0])
+	}
+}
+
+// TestWriterFlushesArePadded: every flushed piece of a compressed stream
+// varies in size, not only the first (BREACH, see maxPadding).
+func TestWriterFlushesArePadded(t *testing.T) {
+	second := map[int]bool{}
+	for i := 0; i < 20; i++ {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		fr := &flushRecorder{ResponseRecorder: httptest.NewRecorder()}
+		w := NewWriter(fr, r)
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, page[:300])
+		w.Flush()
+		io.WriteString(w, "<input name=csrf value=0123456789abcdef><p>you searched for: 0123</p>")
+		w.Flush()
+		w.Finish()
+		second[len(fr.atFlush[1])-len(fr.atFlush[0])] = true
+		if gunzip(t, fr.Body.Bytes()) != page[:300]+"<input name=csrf value=0123456789abcdef><p>you searched for: 0123</p>" {
+			t.Fatal("body differs")
+		}
+	}
+	if len(second) < 5 {
+		t.Errorf("the second flushed piece came in %d sizes over 20 responses", len(second))
+	}
+}
+
+// TestWriterShortBodyIsNotCompleted: a handler that declared a
+// Content-Length and wrote less (an upstream cut short, a file truncated
+// while it was sent) ends a cut response; compressed, Finish must say so
+// rather than write a gzip trailer that makes it look whole.
+func TestWriterShortBodyIsNotCompleted(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	rec := httptest.NewRecorder()
+	w := NewWriter(rec, r)
+	w.Header().Set("Content-Type", "text/csv")
+	w.Header().Set("Content-Length", "100000")
+	io.WriteString(w, page)
+	if err := w.Finish(); !errors.Is(err, ErrShort) {
+		t.Fatalf("Finish: %v, want ErrShort", err)
+	}
+	if _, err := io.ReadAll(mustGzipReader(t, rec.Body.Bytes())); err == nil {
+		t.Errorf("the cut body decodes to its end")
+	}
+	// The whole declared length: a clean end.
+	rec = httptest.NewRecorder()
+	w = NewWriter(rec, r)
+	w.Header().Set("Content-Type", "text/csv")
+	w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+	io.WriteString(w, page)
+	if err := w.Finish(); err != nil || gunzip(t, rec.Body.Bytes()) != page {
+		t.Errorf("Finish: %v", err)
+	}
+}
+
+func mustGzipReader(t *testing.T, b []byte) io.Reader {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zr
+}
+
+func TestSkipCompression(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	rec := httptest.NewRecorder()
+	w := NewWriter(rec, r)
+	// Through a wrapper, as a handler further in would see it.
+	SkipCompression(struct{ unwrapper }{unwrapper{w}})
+	w.Header().Set("Content-Type", "text/css")
+	io.WriteString(w, page)
+	w.Finish()
+	if rec.Header().Get("Content-Encoding") != "" || rec.Body.String() != page {
+		t.Errorf("headers %v", rec.Header())
+	}
+}
+
+type unwrapper struct{ w http.ResponseWriter }
+
+func (u unwrapper) Header() http.Header         { return u.w.Header() }
+func (u unwrapper) Write(p []byte) (int, error) { return u.w.Write(p) }
+func (u unwrapper) WriteHeader(code int)        { u.w.WriteHeader(code) }
+func (u unwrapper) Unwrap() http.ResponseWriter { return u.w }
 
 func TestWriterPaddingVariesLength(t *testing.T) {
 	// BREACH: the same page must not always compress to the same size.

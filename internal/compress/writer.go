@@ -3,6 +3,7 @@ package compress
 import (
 	"compress/gzip"
 	"crypto/rand"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -47,7 +48,23 @@ type Writer struct {
 	pending []byte
 	gz      *gzip.Writer
 	err     error
+	// skip: the handler asked for no compression (SkipCompression).
+	skip bool
+
+	// declared is the Content-Length the handler set before it was
+	// removed for the compressed body (-1: none); written counts the
+	// bytes the handler has given since.
+	declared int64
+	written  int64
 }
+
+// ErrShort is Finish's answer for a compressed body shorter than the
+// Content-Length its handler declared. Handlers end such a response by
+// returning (net/http then closes the connection, and the client sees a
+// cut body); compressed, it would end with a clean gzip trailer and a last
+// chunk, a truncated page or download the browser takes as whole. The
+// caller must abort the response instead (panic(http.ErrAbortHandler)).
+var ErrShort = errors.New("compress: the body ended before its declared Content-Length")
 
 type state uint8
 
@@ -68,6 +85,28 @@ func NewWriter(rw http.ResponseWriter, r *http.Request) *Writer {
 }
 
 func (w *Writer) Header() http.Header { return w.rw.Header() }
+
+// SkipCompression makes the response go out as the handler writes it,
+// whatever its type: a static file the cache cannot take, sent with
+// sendfile, its length and ranges, rather than compressed anew on every
+// request. Call it before the header is written.
+func (w *Writer) SkipCompression() { w.skip = true }
+
+// SkipCompression calls SkipCompression on the compress.Writer in w's
+// chain of wrappers (through Unwrap), if there is one.
+func SkipCompression(w http.ResponseWriter) {
+	for w != nil {
+		if cw, ok := w.(*Writer); ok {
+			cw.SkipCompression()
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
+}
 
 // Unwrap lets http.ResponseController reach the connection's writer
 // (write deadlines, hijacking for an upgrade).
@@ -93,19 +132,23 @@ func (w *Writer) WriteHeader(code int) {
 		w.pass()
 		return
 	}
-	if w.head {
-		// The headers a GET would get, and no body to compress.
-		w.setGzipHeaders(h)
-		w.state = passing
-		w.rw.WriteHeader(code)
-		return
-	}
 	if cl := first(h["Content-Length"]); cl != "" {
 		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n < MinSize {
 			w.pass()
 			return
 		}
+		if w.head {
+			// The headers a GET would get, and no body to compress.
+			w.setGzipHeaders(h)
+			w.pass()
+			return
+		}
 		w.startGzip()
+		return
+	}
+	if w.head {
+		w.setGzipHeaders(h)
+		w.pass()
 		return
 	}
 	w.state = holding
@@ -114,6 +157,9 @@ func (w *Writer) WriteHeader(code int) {
 // worthIt reports whether a response with this status and these headers
 // is one to compress for a client that accepts gzip.
 func (w *Writer) worthIt(code int, h http.Header) bool {
+	if w.skip {
+		return false
+	}
 	switch code {
 	case http.StatusNoContent, http.StatusPartialContent, http.StatusNotModified,
 		http.StatusRequestedRangeNotSatisfiable:
@@ -121,7 +167,15 @@ func (w *Writer) worthIt(code int, h http.Header) bool {
 	}
 	// Direct map lookups: the keys are canonical (set through Header.Set,
 	// or by the transports), and this runs on every response.
-	if ce := first(h["Content-Encoding"]); ce != "" && !strings.EqualFold(ce, "identity") {
+	if len(h["Content-Encoding"]) > 0 {
+		// The app's own coding, "identity" included (a script asking
+		// for its output as it is), as nginx leaves it.
+		return false
+	}
+	if strings.HasPrefix(strings.TrimSpace(strings.ToLower(first(h["Content-Disposition"]))), "attachment") {
+		// A download (a CSV or log export): its Content-Length gives the
+		// browser a progress bar and Accept-Ranges a resume after a cut,
+		// which a compressed body has neither of.
 		return false
 	}
 	if len(h["Content-Range"]) > 0 {
@@ -144,20 +198,23 @@ func (w *Writer) setGzipHeaders(h http.Header) {
 	h.Del("Content-Length")
 	// Ranges of the compressed body are not ranges of the file.
 	h.Del("Accept-Ranges")
-	if ce := h.Get("Content-Encoding"); ce != "" {
-		h.Del("Content-Encoding") // "identity"
-	}
 	h.Set("Content-Encoding", "gzip")
 	WeakETag(h)
 }
 
 func (w *Writer) startGzip() {
-	w.setGzipHeaders(w.rw.Header())
+	h := w.rw.Header()
+	w.declared = -1
+	if n, err := strconv.ParseInt(first(h["Content-Length"]), 10, 64); err == nil && n >= 0 {
+		w.declared = n
+	}
+	w.setGzipHeaders(h)
 	w.state = gzipping
 	w.rw.WriteHeader(w.status)
 	w.gz = getGzip(w.rw)
 	if len(w.pending) > 0 {
 		_, w.err = w.gz.Write(w.pending)
+		w.written += int64(len(w.pending))
 	}
 	w.pending = nil
 }
@@ -181,6 +238,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 			return 0, w.err
 		}
 		n, err := w.gz.Write(p)
+		w.written += int64(n)
 		if err != nil {
 			w.err = err
 		}
@@ -205,18 +263,38 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	return io.CopyBuffer(writerOnly{w}, r, *bp)
 }
 
-// Flush sends what the app has written so far: held bytes start the
-// compressed body, and the compressor gives up what it buffered (a sync
-// flush, which the client can decompress at once).
+// Flush sends what the app has written so far. A response that flushes
+// before MinSize bytes is a stream of small pieces (progress output, long
+// polling, a row at a time), which compression would make larger, not
+// smaller (each flush costs the compressor's framing): it goes out as it
+// is. Otherwise the compressor gives up what it buffered (a sync flush,
+// which the client can decompress at once), padded like the header (see
+// maxPadding): each flushed piece is a size an attacker could measure.
 func (w *Writer) Flush() {
 	if w.state == undecided {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.state == holding {
-		w.startGzip()
+		if len(w.pending) < MinSize {
+			w.pass()
+			if len(w.pending) > 0 {
+				_, err := w.rw.Write(w.pending)
+				if err != nil {
+					w.err = err
+				}
+			}
+			w.pending = nil
+		} else {
+			w.startGzip()
+		}
 	}
 	if w.state == gzipping && w.err == nil {
 		w.err = w.gz.Flush()
+		// Each further flush adds an empty stored block: 5 bytes that
+		// decompress to nothing.
+		for n := randomBelow(maxPadding/5 + 1); n > 0 && w.err == nil; n-- {
+			w.err = w.gz.Flush()
+		}
 	}
 	if f, ok := w.rw.(http.Flusher); ok {
 		f.Flush()
@@ -236,7 +314,9 @@ func (w *Writer) Finish() error {
 		}
 	case gzipping:
 		err := w.err
-		if err == nil {
+		if err == nil && w.declared >= 0 && w.written < w.declared {
+			err = ErrShort
+		} else if err == nil {
 			err = w.gz.Close()
 		}
 		putGzip(w.gz)
@@ -277,6 +357,13 @@ func getGzip(dst io.Writer) *gzip.Writer {
 func putGzip(gz *gzip.Writer) {
 	gz.Reset(io.Discard)
 	gzipWriters.Put(gz)
+}
+
+// randomBelow returns a random number in [0, n), n at most 256.
+func randomBelow(n int) int {
+	var b [1]byte
+	rand.Read(b[:])
+	return int(b[0]) % n
 }
 
 // padding returns 0 to maxPadding random letters for the gzip header's
