@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // countingReader counts the reads of the file it stands for.
@@ -145,4 +146,44 @@ func blockUntil(ch chan struct{}) io.Reader { return blocker(ch) }
 func (b blocker) Read([]byte) (int, error) {
 	<-b
 	return 0, io.EOF
+}
+
+// TestCacheFillsAreBounded: while maxFills files are being compressed,
+// another file not cached is refused (ErrBusy: sent as it is) rather than
+// compressed too; a copy already cached is still served.
+func TestCacheFillsAreBounded(t *testing.T) {
+	c := NewCache(1 << 20)
+	body := strings.Repeat("a", 1000)
+	if _, err := c.Gzipped(key("cached.txt", body, 1), strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < maxFills; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r := io.MultiReader(blockUntil(release), strings.NewReader(body))
+			if _, err := c.Gzipped(key("slow"+string(rune('a'+i)), body, 1), r); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	// Wait until both fills hold their slot.
+	for deadline := time.Now().Add(5 * time.Second); len(c.fills) < maxFills; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the fills did not start")
+		}
+	}
+	if _, err := c.Gzipped(key("third.txt", body, 1), strings.NewReader(body)); !errors.Is(err, ErrBusy) {
+		t.Errorf("a third fill: %v, want ErrBusy", err)
+	}
+	if gz, err := c.Gzipped(key("cached.txt", body, 1), failReader{t}); err != nil || gz == nil {
+		t.Errorf("a cached copy while busy: %v", err)
+	}
+	close(release)
+	wg.Wait()
+	if _, err := c.Gzipped(key("third.txt", body, 1), strings.NewReader(body)); err != nil {
+		t.Errorf("after the fills: %v", err)
+	}
 }
