@@ -1,11 +1,15 @@
 // Package server is the gateway's http.Handler: it ties routing (phproute),
 // static files, the PHP upstream (fcgi) and the upstreams mounted on path
 // prefixes (Django, package wsgi), and writes the access log. It also
-// provides the admin handler (/healthz, /readyz).
+// provides the admin handler (/healthz, /readyz) and the plain-HTTP
+// redirect listener's handler (RedirectHandler).
 //
 // One request, outermost first:
 //
-//	logRequests   RequestInfo, client address (trusted proxies), access log
+//	logRequests   RequestInfo, client address (trusted proxies), access log,
+//	              HSTS as the header goes out
+//	compress      gzip for clients that take it (package compress; static
+//	              files from its cache, see serveStatic)
 //	front         body limit (413), mounted prefixes (e.g. Django), else PHP site
 //	site          phproute.Resolve: static | redirect | refusal | PHP,
 //	              whose body is read ahead first (ReadBody)
