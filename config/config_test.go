@@ -2,15 +2,8 @@ package config
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"log/slog"
-	"math/big"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/testtls"
 )
 
 // base is the smallest valid environment.
@@ -81,7 +76,7 @@ func TestDefaults(t *testing.T) {
 
 func TestEveryVariable(t *testing.T) {
 	static := t.TempDir()
-	cert, key := selfSigned(t)
+	cert, key := testtls.Pair(t)
 	env := []string{
 		"SESSIONGATE_LISTEN=127.0.0.1:8443",
 		"SESSIONGATE_PHP_FPM=127.0.0.1:9000, unix:/run/php/fpm.sock ,[::1]:9001",
@@ -369,7 +364,7 @@ func TestStaticRootDefaultMustExist(t *testing.T) {
 }
 
 func TestTLSBothOrNeither(t *testing.T) {
-	cert, key := selfSigned(t)
+	cert, key := testtls.Pair(t)
 	for _, tc := range []struct {
 		env []string
 		bad string
@@ -391,8 +386,8 @@ func TestTLSBothOrNeither(t *testing.T) {
 // are each fine but do not belong together name both, since either file may
 // be the wrong one.
 func TestTLSWrongContentNamesItsVariable(t *testing.T) {
-	cert, key := selfSigned(t)
-	_, otherKey := selfSigned(t)
+	cert, key := testtls.Pair(t)
+	_, otherKey := testtls.Pair(t)
 	empty := filepath.Join(t.TempDir(), "empty.pem")
 	if err := os.WriteFile(empty, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -421,7 +416,7 @@ func TestTLSWrongContentNamesItsVariable(t *testing.T) {
 // variable, and both when both are missing, so one start-up attempt shows
 // every path to fix.
 func TestTLSUnreadableFileNamesItsVariable(t *testing.T) {
-	cert, key := selfSigned(t)
+	cert, key := testtls.Pair(t)
 	missing := filepath.Join(t.TempDir(), "missing.pem")
 	for _, tc := range []struct {
 		env  []string
@@ -605,28 +600,6 @@ func TestEveryFieldTypeHasParser(t *testing.T) {
 	}
 }
 
-func selfSigned(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	return certFile, keyFile
-}
-
 // The profiler lives on the admin listener only: asking for it without one
 // is a mistake to report, not to ignore.
 func TestAdminPprofNeedsAdminListener(t *testing.T) {
@@ -693,7 +666,7 @@ func TestAdminListenClash(t *testing.T) {
 // and a bad address is named like the other listeners'. Each problem is
 // reported under SESSIONGATE_HTTP_REDIRECT_LISTEN alone.
 func TestHTTPRedirectListen(t *testing.T) {
-	cert, key := selfSigned(t)
+	cert, key := testtls.Pair(t)
 	tls := []string{"SESSIONGATE_TLS_CERT=" + cert, "SESSIONGATE_TLS_KEY=" + key}
 	for _, tc := range []struct {
 		name string
@@ -739,7 +712,7 @@ func TestHTTPRedirectListen(t *testing.T) {
 }
 
 func TestHSTS(t *testing.T) {
-	cert, key := selfSigned(t)
+	cert, key := testtls.Pair(t)
 	tls := []string{"SESSIONGATE_TLS_CERT=" + cert, "SESSIONGATE_TLS_KEY=" + key}
 	for _, tc := range []struct {
 		value string

@@ -3,13 +3,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/testtls"
 )
 
 const (
@@ -179,7 +174,7 @@ func TestSystemdUnit(t *testing.T) {
 			env[k] = v
 		}
 	}
-	env["SESSIONGATE_TLS_CERT"], env["SESSIONGATE_TLS_KEY"] = testCertPair(t)
+	env["SESSIONGATE_TLS_CERT"], env["SESSIONGATE_TLS_KEY"] = testtls.Pair(t)
 	cfg, err = config.Load(envList(env))
 	if err != nil {
 		t.Fatalf("the example's HTTPS block: %v", err)
@@ -254,33 +249,4 @@ func envList(env map[string]string) []string {
 		l = append(l, k+"="+v)
 	}
 	return l
-}
-
-// testCertPair writes a self-signed certificate and its key, for
-// configurations that need TLS files to exist.
-func testCertPair(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"example.com"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }

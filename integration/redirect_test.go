@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/testtls"
 )
 
 // TestRedirectListener runs the real binary with TLS and
@@ -35,7 +36,7 @@ func TestRedirectListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	cert, key := selfSignedPair(t)
+	cert, key := testtls.Pair(t)
 	plain := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	p := startBinary(t, bin, []string{
 		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
@@ -164,7 +165,7 @@ func TestRedirectListenerListenFailure(t *testing.T) {
 	harness.Require(t, "php-fpm8.2")
 	bin := buildGateway(t)
 	root := gwSite(t)
-	cert, key := selfSignedPair(t)
+	cert, key := testtls.Pair(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

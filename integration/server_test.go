@@ -7,19 +7,12 @@ package integration
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -34,6 +27,7 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
 	"github.com/sessiongate/sessiongate/internal/testlog"
+	"github.com/sessiongate/sessiongate/internal/testtls"
 	"github.com/sessiongate/sessiongate/server"
 )
 
@@ -463,7 +457,7 @@ func TestGatewayBinary(t *testing.T) {
 	})
 
 	t.Run("TLS", func(t *testing.T) {
-		cert, key := selfSignedPair(t)
+		cert, key := testtls.Pair(t)
 		p := startBinary(t, bin, append(env, "SESSIONGATE_TLS_CERT="+cert, "SESSIONGATE_TLS_KEY="+key))
 		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 		res, err := client.Get(strings.Replace(p.URL, "http://", "https://", 1) + "/info.php")
@@ -484,7 +478,7 @@ func TestGatewayBinary(t *testing.T) {
 	// certbot, acme.sh and lego renew the files in place and send SIGHUP
 	// (nginx reloads then); Go's default for SIGHUP is to exit.
 	t.Run("TLSReloadOnSIGHUP", func(t *testing.T) {
-		cert, key := selfSignedPair(t)
+		cert, key := testtls.Pair(t)
 		p := startBinary(t, bin, append(env, "SESSIONGATE_TLS_CERT="+cert, "SESSIONGATE_TLS_KEY="+key))
 		served := func() []byte {
 			t.Helper()
@@ -496,7 +490,7 @@ func TestGatewayBinary(t *testing.T) {
 			return c.ConnectionState().PeerCertificates[0].Raw
 		}
 		first := served()
-		cert2, key2 := selfSignedPair(t)
+		cert2, key2 := testtls.Pair(t)
 		for dst, src := range map[string]string{cert: cert2, key: key2} {
 			b, err := os.ReadFile(src)
 			if err != nil {
@@ -635,31 +629,4 @@ func TestGatewayBinary(t *testing.T) {
 			t.Errorf("shutdown took %v", time.Since(start))
 		}
 	})
-}
-
-func selfSignedPair(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }
