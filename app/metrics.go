@@ -50,4 +50,7 @@ func (g *gatewayMetrics) watch(srv *server.Server) {
 		// the gateway serves without pool gauges rather than not at all.
 		g.log.Error("FastCGI pool metrics unavailable", "error", err.Error())
 	}
+	if err := g.RegisterGzipCache(srv.GzipCacheStats); err != nil {
+		g.log.Error("gzip cache metrics unavailable", "error", err.Error())
+	}
 }

@@ -31,6 +31,9 @@ func TestMetricsRealStack(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "style.css"), []byte("body{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(root, "app.css"), []byte(strings.Repeat("p { margin: 0; }\n", 100)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	prepend := filepath.Join(t.TempDir(), "prepend.php")
 	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
 		t.Fatal(err)
@@ -106,6 +109,7 @@ func TestMetricsRealStack(t *testing.T) {
 
 	for i := 0; i < 3; i++ {
 		get("/style.css", "static", "")
+		get("/app.css", "static", "") // Go's client asks for gzip
 	}
 	get("/nothing-here", "gateway", "") // no front controller in this site: 404
 	code, _, cookie := get("/counter.php", "php", "")
@@ -136,6 +140,18 @@ func TestMetricsRealStack(t *testing.T) {
 	// Pool gauges while idle: the configured backend, kept-alive
 	// connections, nobody waiting, healthy, its limit.
 	m := metricstest.Scrape(t, gw.Admin+"/metrics")
+
+	// app.css compressed once, then sent from the cache twice.
+	for series, want := range map[string]float64{
+		`sessiongate_static_gzip_cache_lookups_total{result="miss"}`: 1,
+		`sessiongate_static_gzip_cache_lookups_total{result="hit"}`:  2,
+		`sessiongate_static_gzip_cache_lookups_total{result="busy"}`: 0,
+		`sessiongate_static_gzip_cache_files`:                        1,
+	} {
+		if got, ok := m[series]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
+		}
+	}
 	b := `backend="` + fpm.Addr + `"`
 	idle, okIdle := m[`sessiongate_fcgi_connections{`+b+`,state="idle"}`]
 	busyConns, okBusy := m[`sessiongate_fcgi_connections{`+b+`,state="busy"}`]

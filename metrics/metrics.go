@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sessiongate/sessiongate/fcgi"
+	"github.com/sessiongate/sessiongate/internal/compress"
 )
 
 // Namespace starts the name of every metric of the gateway's own.
@@ -281,6 +282,54 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(poolMaxDesc, prometheus.GaugeValue, float64(c.maxConns), b.Addr)
 		}
 	}
+}
+
+// RegisterGzipCache adds the gauges and counters of the static files'
+// gzip cache (SESSIONGATE_COMPRESS_CACHE), read at scrape time from stats
+// (server.(*Server).GzipCacheStats), so that an operator can tell whether
+// the cache holds the site's assets: misses that keep growing under
+// steady traffic mean it is too small.
+func (m *Metrics) RegisterGzipCache(stats func() (compress.CacheStats, bool)) error {
+	if err := m.reg.Register(&gzipCacheCollector{stats: stats}); err != nil {
+		return fmt.Errorf("metrics: gzip cache: %w", err)
+	}
+	return nil
+}
+
+var (
+	gzipCacheBytesDesc = prometheus.NewDesc(Namespace+"_static_gzip_cache_bytes",
+		"Bytes of gzipped static files held in memory.", nil, nil)
+	gzipCacheMaxDesc = prometheus.NewDesc(Namespace+"_static_gzip_cache_max_bytes",
+		"Most bytes the gzip cache may hold (SESSIONGATE_COMPRESS_CACHE).", nil, nil)
+	gzipCacheFilesDesc = prometheus.NewDesc(Namespace+"_static_gzip_cache_files",
+		"Static files whose gzipped copy is held in memory.", nil, nil)
+	gzipCacheLookupsDesc = prometheus.NewDesc(Namespace+"_static_gzip_cache_lookups_total",
+		"Static files asked for gzipped, by result: hit (sent from memory), miss (compressed, then kept), busy (sent uncompressed: two compressions were running).",
+		[]string{"result"}, nil)
+)
+
+type gzipCacheCollector struct {
+	stats func() (compress.CacheStats, bool)
+}
+
+func (c *gzipCacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- gzipCacheBytesDesc
+	ch <- gzipCacheMaxDesc
+	ch <- gzipCacheFilesDesc
+	ch <- gzipCacheLookupsDesc
+}
+
+func (c *gzipCacheCollector) Collect(ch chan<- prometheus.Metric) {
+	st, ok := c.stats()
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(gzipCacheBytesDesc, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(gzipCacheMaxDesc, prometheus.GaugeValue, float64(st.MaxBytes))
+	ch <- prometheus.MustNewConstMetric(gzipCacheFilesDesc, prometheus.GaugeValue, float64(st.Files))
+	ch <- prometheus.MustNewConstMetric(gzipCacheLookupsDesc, prometheus.CounterValue, float64(st.Hits), "hit")
+	ch <- prometheus.MustNewConstMetric(gzipCacheLookupsDesc, prometheus.CounterValue, float64(st.Misses), "miss")
+	ch <- prometheus.MustNewConstMetric(gzipCacheLookupsDesc, prometheus.CounterValue, float64(st.Busy), "busy")
 }
 
 // errorLog adapts slog to promhttp's Println logger.

@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sessiongate/sessiongate/fcgi"
+	"github.com/sessiongate/sessiongate/internal/compress"
 )
 
 func scrape(t *testing.T, m *Metrics) string {
@@ -196,6 +197,28 @@ func TestPHPPoolGauges(t *testing.T) {
 	}
 }
 
+// TestGzipCacheMetrics: the static files' gzip cache is read at scrape
+// time, and a gateway without one exposes none of its series.
+func TestGzipCacheMetrics(t *testing.T) {
+	m := New(nil)
+	on := true
+	st := compress.CacheStats{Files: 3, Bytes: 9000, MaxBytes: 32 << 20, Hits: 40, Misses: 3, Busy: 1}
+	if err := m.RegisterGzipCache(func() (compress.CacheStats, bool) { return st, on }); err != nil {
+		t.Fatal(err)
+	}
+	g := m.Gatherer()
+	expect(t, g, "sessiongate_static_gzip_cache_bytes", labels{}, 9000)
+	expect(t, g, "sessiongate_static_gzip_cache_max_bytes", labels{}, 32<<20)
+	expect(t, g, "sessiongate_static_gzip_cache_files", labels{}, 3)
+	for result, want := range map[string]float64{"hit": 40, "miss": 3, "busy": 1} {
+		expect(t, g, "sessiongate_static_gzip_cache_lookups_total", labels{"result": result}, want)
+	}
+	on = false
+	if n := seriesCount(t, g, "sessiongate_static_gzip_cache_files"); n != 0 {
+		t.Errorf("%d series without a cache", n)
+	}
+}
+
 // TestLint runs promlint over everything the registry exposes: names,
 // units and help texts follow the Prometheus conventions.
 func TestLint(t *testing.T) {
@@ -204,6 +227,9 @@ func TestLint(t *testing.T) {
 	m.SessionEvent("load")
 	m.LockWait(time.Millisecond)
 	if err := m.RegisterPHPPool(func() []fcgi.BackendStats { return []fcgi.BackendStats{{Addr: "a:1"}} }, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RegisterGzipCache(func() (compress.CacheStats, bool) { return compress.CacheStats{Files: 1}, true }); err != nil {
 		t.Fatal(err)
 	}
 	problems, err := promlint.NewWithMetricFamilies(gather(t, m.Gatherer())).Lint()

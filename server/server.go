@@ -291,6 +291,16 @@ func (s *Server) PHPStats() []fcgi.BackendStats {
 	return nil
 }
 
+// GzipCacheStats returns the counts of the static files' gzip cache, and
+// false when there is none (SESSIONGATE_COMPRESS off, or its cache at 0).
+// Safe for concurrent use.
+func (s *Server) GzipCacheStats() (compress.CacheStats, bool) {
+	if s.gzCache == nil {
+		return compress.CacheStats{}, false
+	}
+	return s.gzCache.Stats(), true
+}
+
 // Drain makes /readyz fail from now on, so that load balancers stop sending
 // new requests while in-flight ones finish. Call it when shutdown starts.
 func (s *Server) Drain() { s.draining.Store(true) }

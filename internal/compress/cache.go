@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // FileKey names one version of a static file: the same path with another
@@ -32,6 +33,8 @@ type Cache struct {
 	// many large files it knows are not cached gets them uncompressed
 	// (ErrBusy) rather than keeping every CPU compressing.
 	fills chan struct{}
+
+	hits, misses, busy atomic.Int64
 
 	mu       sync.Mutex
 	used     int64
@@ -83,6 +86,7 @@ func (c *Cache) Cached(key FileKey) []byte {
 	defer c.mu.Unlock()
 	if el, ok := c.entries[key]; ok {
 		c.lru.MoveToFront(el)
+		c.hits.Add(1)
 		return el.Value.(*cacheEntry).gz
 	}
 	return nil
@@ -100,19 +104,23 @@ func (c *Cache) Gzipped(key FileKey, r io.Reader) ([]byte, error) {
 		c.lru.MoveToFront(el)
 		gz := el.Value.(*cacheEntry).gz
 		c.mu.Unlock()
+		c.hits.Add(1)
 		return gz, nil
 	}
 	if cl, ok := c.inflight[key]; ok {
 		c.mu.Unlock()
 		<-cl.done
+		c.hits.Add(1)
 		return cl.gz, cl.err
 	}
 	select {
 	case c.fills <- struct{}{}:
 	default:
 		c.mu.Unlock()
+		c.busy.Add(1)
 		return nil, ErrBusy
 	}
+	c.misses.Add(1)
 	cl := &call{done: make(chan struct{})}
 	c.inflight[key] = cl
 	c.mu.Unlock()
@@ -146,6 +154,24 @@ func (c *Cache) add(key FileKey, gz []byte) {
 	}
 	c.entries[key] = c.lru.PushFront(&cacheEntry{key: key, gz: gz})
 	c.used += size
+}
+
+// CacheStats is what the cache reports for metrics.
+type CacheStats struct {
+	Files, Bytes, MaxBytes int64
+	// Hits counts requests answered from a cached copy (or one being
+	// made), Misses the compressions, Busy the files sent uncompressed
+	// because maxFills compressions were running.
+	Hits, Misses, Busy int64
+}
+
+// Stats returns the cache's counts, for metrics taken at scrape time.
+func (c *Cache) Stats() CacheStats {
+	c.mu.Lock()
+	st := CacheStats{Files: int64(len(c.entries)), Bytes: c.used, MaxBytes: c.max}
+	c.mu.Unlock()
+	st.Hits, st.Misses, st.Busy = c.hits.Load(), c.misses.Load(), c.busy.Load()
+	return st
 }
 
 // Len returns the number of cached copies and their total size.
