@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -255,6 +256,22 @@ func TestCompressDjango(t *testing.T) {
 	}
 	if res, body = rawGet(t, "GET", gw.URL+"/dj/page/?n=5000", ""); res.Header.Get("Content-Encoding") != "" || len(body) != 5000 {
 		t.Errorf("without gzip: %v, %d bytes", res.Header, len(body))
+	}
+	// A streamed response (no Content-Length), which the proxy flushes
+	// before its first byte.
+	var rows strings.Builder
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&rows, "<li>row %d</li>\n", i)
+	}
+	for _, buffering := range []string{"on", "off"} {
+		g := gw
+		if buffering == "off" {
+			g = startBodyDjango(t, "SESSIONGATE_RESPONSE_BUFFERING=off")
+		}
+		res, body := rawGet(t, "GET", g.URL+"/dj/stream/", "gzip")
+		if res.Header.Get("Content-Encoding") != "gzip" || gunzipAll(t, body) != rows.String() {
+			t.Errorf("streamed Django page, response buffering %s: %v", buffering, res.Header)
+		}
 	}
 	res, body = rawGet(t, "GET", gw.URL+"/dj/set/?v=2", "gzip")
 	if res.StatusCode != 200 || string(body) != "ok" || res.Header.Get("Set-Cookie") == "" {

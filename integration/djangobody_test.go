@@ -53,8 +53,12 @@ def hsts(request):
     r["Strict-Transport-Security"] = "max-age=5"
     return r
 
+def stream(request):
+    from django.http import StreamingHttpResponse
+    return StreamingHttpResponse((b"<li>row %d</li>\n" % i for i in range(300)), content_type="text/html")
+
 urlpatterns = [path("dj/page/", page), path("dj/echo/", echo), path("dj/set/", setkey),
-               path("dj/hsts/", hsts)]
+               path("dj/hsts/", hsts), path("dj/stream/", stream)]
 `
 
 // startBodyDjango starts gunicorn (one worker, so that kept-alive

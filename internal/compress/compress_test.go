@@ -359,6 +359,28 @@ func TestWriterSmallFlushesStayPlain(t *testing.T) {
 	}
 }
 
+// TestWriterFlushBeforeAnyByte: httputil.ReverseProxy flushes a response
+// of unknown length before its first byte (a Django page without
+// Content-Length, a StreamingHttpResponse); that is no stream of small
+// pieces, and the page is still compressed.
+func TestWriterFlushBeforeAnyByte(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	fr := &flushRecorder{ResponseRecorder: httptest.NewRecorder()}
+	w := NewWriter(fr, r)
+	w.Header().Set("Content-Type", "text/html")
+	w.WriteHeader(200)
+	w.Flush()
+	io.WriteString(w, page)
+	w.Flush()
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if fr.Header().Get("Content-Encoding") != "gzip" || gunzip(t, fr.Body.Bytes()) != page {
+		t.Errorf("headers %v", fr.Header())
+	}
+}
+
 // TestWriterFlushesArePadded: every flushed piece of a compressed stream
 // varies in size, not only the first (BREACH, see maxPadding).
 func TestWriterFlushesArePadded(t *testing.T) {

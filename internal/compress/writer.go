@@ -29,8 +29,8 @@ const maxPadding = 100
 // accepts gzip and the response is worth it (Compressible type, a status
 // with a full body, no Content-Encoding of its own, no Cache-Control:
 // no-transform, MinSize or more). Otherwise it passes everything through
-// unchanged, adding only Vary: Accept-Encoding to responses that another
-// client would get compressed, so that caches keep the two apart.
+// unchanged, adding only Vary: Accept-Encoding to every response of a
+// compressible type, so that caches keep the two apart.
 //
 // A body of unknown length is held back until MinSize bytes, a Flush, or
 // the end decide; a Flush from the app (PHP's flush(), a streamed Django
@@ -273,6 +273,15 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 func (w *Writer) Flush() {
 	if w.state == undecided {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.state == holding && len(w.pending) == 0 {
+		// Nothing written yet: no piece to send, and no sign of a stream
+		// of small ones. httputil.ReverseProxy flushes a response of
+		// unknown length (a Django page without Content-Length, a
+		// StreamingHttpResponse) before its first byte; taken as "flushed
+		// early", that response would never be compressed. Its header
+		// goes out with the first bytes instead.
+		return
 	}
 	if w.state == holding {
 		if len(w.pending) < MinSize {
