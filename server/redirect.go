@@ -22,8 +22,9 @@ const acmeChallengeDir = ".well-known/acme-challenge"
 //
 // It takes the place of nginx's `server { listen 80; return 301
 // https://$host$request_uri; }`, plus the ACME HTTP-01 files certbot
-// --webroot writes, which must be answered on port 80. Nothing else of the
-// site is served over plain HTTP, and neither PHP nor Django is reached.
+// --webroot writes, which must be answered on port 80 (served as the TLS
+// listener serves them). Nothing else of the site is served over plain
+// HTTP, and neither PHP nor Django is reached.
 func (s *Server) RedirectHandler() http.Handler {
 	port := ""
 	if _, p, err := net.SplitHostPort(s.cfg.Listen); err == nil && p != "443" {

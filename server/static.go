@@ -163,10 +163,9 @@ func (s *Server) openPrecompressed(r *http.Request, rel string, fi fs.FileInfo) 
 
 // cachedGzip returns the gzipped content of the static file f from the
 // cache, compressing it on a miss, when the client takes gzip and the
-// file is worth it; nil otherwise, and then the response writer's
-// compression (on every request) or none applies. A request with a Range
-// asks for bytes of the file itself and is left to that path, which
-// answers ranges uncompressed.
+// file is worth it; nil otherwise, and then the file goes out uncompressed
+// (serveStatic). A request with a Range asks for bytes of the file itself,
+// which it then gets, uncompressed.
 func (s *Server) cachedGzip(r *http.Request, rel string, f *os.File, fi fs.FileInfo) []byte {
 	if !s.gzCache.Fits(fi.Size()) || fi.Size() < compress.MinSize ||
 		r.Header.Get("Range") != "" || compress.Accepted(r.Header)&compress.Gzip == 0 {

@@ -2,8 +2,9 @@
 // gzip module does for a shop that turned it on for its text types: pages,
 // stylesheets and scripts are mostly text that shrinks to a fifth, and
 // nothing behind the gateway compresses them by itself (php-fpm's output
-// and gunicorn's are plain). It also picks a precompressed copy of a static
-// file (gzip_static, brotli_static).
+// and gunicorn's are plain), and keeps gzipped copies of static files
+// (Cache). Its Accepted also serves the server's choice of a precompressed
+// copy on disk (gzip_static, brotli_static).
 package compress
 
 import (
