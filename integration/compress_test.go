@@ -91,8 +91,10 @@ func TestCompressPHP(t *testing.T) {
 		t.Errorf("client without gzip: %v, %d bytes", res.Header, len(body))
 	}
 
+	// PHP answers HEAD without a length: whether its GET would reach 256
+	// bytes is unknown, so the headers stay as PHP sent them.
 	res, body = rawGet(t, "HEAD", g.URL+"/long.php", "gzip")
-	if res.Header.Get("Content-Encoding") != "gzip" || len(body) != 0 {
+	if res.Header.Get("Content-Encoding") != "" || res.Header.Get("ETag") != `"v1"` || len(body) != 0 {
 		t.Errorf("HEAD: %v %q", res.Header, body)
 	}
 

@@ -55,7 +55,10 @@ def hsts(request):
 
 def stream(request):
     from django.http import StreamingHttpResponse
-    return StreamingHttpResponse((b"<li>row %d</li>\n" % i for i in range(300)), content_type="text/html")
+    # 10 pieces of 30 rows: each is more than the 256 bytes under which a
+    # flushed piece makes the response a plain stream.
+    rows = [b"<li>row %d</li>\n" % i for i in range(300)]
+    return StreamingHttpResponse((b"".join(rows[i:i + 30]) for i in range(0, 300, 30)), content_type="text/html")
 
 urlpatterns = [path("dj/page/", page), path("dj/echo/", echo), path("dj/set/", setkey),
                path("dj/hsts/", hsts), path("dj/stream/", stream)]

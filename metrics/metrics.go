@@ -304,7 +304,7 @@ var (
 	gzipCacheFilesDesc = prometheus.NewDesc(Namespace+"_static_gzip_cache_files",
 		"Static files whose gzipped copy is held in memory.", nil, nil)
 	gzipCacheLookupsDesc = prometheus.NewDesc(Namespace+"_static_gzip_cache_lookups_total",
-		"Static files asked for gzipped, by result: hit (sent from memory), miss (compressed, then kept), busy (sent uncompressed: two compressions were running).",
+		"Static files asked for gzipped, by result: hit (sent from memory), miss (compressed, then kept); sent uncompressed: busy (two compressions were running), too_large (over an eighth of the cache), failed (changed while compressed), uncached (a HEAD or revalidation found no copy).",
 		[]string{"result"}, nil)
 )
 
@@ -330,6 +330,9 @@ func (c *gzipCacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(gzipCacheLookupsDesc, prometheus.CounterValue, float64(st.Hits), "hit")
 	ch <- prometheus.MustNewConstMetric(gzipCacheLookupsDesc, prometheus.CounterValue, float64(st.Misses), "miss")
 	ch <- prometheus.MustNewConstMetric(gzipCacheLookupsDesc, prometheus.CounterValue, float64(st.Busy), "busy")
+	ch <- prometheus.MustNewConstMetric(gzipCacheLookupsDesc, prometheus.CounterValue, float64(st.TooLarge), "too_large")
+	ch <- prometheus.MustNewConstMetric(gzipCacheLookupsDesc, prometheus.CounterValue, float64(st.Failed), "failed")
+	ch <- prometheus.MustNewConstMetric(gzipCacheLookupsDesc, prometheus.CounterValue, float64(st.Uncached), "uncached")
 }
 
 // errorLog adapts slog to promhttp's Println logger.

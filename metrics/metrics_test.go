@@ -202,7 +202,7 @@ func TestPHPPoolGauges(t *testing.T) {
 func TestGzipCacheMetrics(t *testing.T) {
 	m := New(nil)
 	on := true
-	st := compress.CacheStats{Files: 3, Bytes: 9000, MaxBytes: 32 << 20, Hits: 40, Misses: 3, Busy: 1}
+	st := compress.CacheStats{Files: 3, Bytes: 9000, MaxBytes: 32 << 20, Hits: 40, Misses: 3, Busy: 1, TooLarge: 2, Failed: 4, Uncached: 5}
 	if err := m.RegisterGzipCache(func() (compress.CacheStats, bool) { return st, on }); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestGzipCacheMetrics(t *testing.T) {
 	expect(t, g, "sessiongate_static_gzip_cache_bytes", labels{}, 9000)
 	expect(t, g, "sessiongate_static_gzip_cache_max_bytes", labels{}, 32<<20)
 	expect(t, g, "sessiongate_static_gzip_cache_files", labels{}, 3)
-	for result, want := range map[string]float64{"hit": 40, "miss": 3, "busy": 1} {
+	for result, want := range map[string]float64{"hit": 40, "miss": 3, "busy": 1, "too_large": 2, "failed": 4, "uncached": 5} {
 		expect(t, g, "sessiongate_static_gzip_cache_lookups_total", labels{"result": result}, want)
 	}
 	on = false

@@ -274,21 +274,48 @@ func TestStaticGzipCached(t *testing.T) {
 	}
 
 	// Headers and 304s need no compression: a file not yet cached is not
-	// compressed for them.
+	// compressed for them. A HEAD still gets the headers its GET gets.
 	writeFile(t, filepath.Join(e.root, "other.css"), bigCSS, now)
-	for _, hdr := range [][]string{{}, {"If-Modified-Since", now.Add(-time.Hour).UTC().Format(http.TimeFormat)}, {"If-None-Match", `"x"`}} {
-		r := httptest.NewRequest("HEAD", "/other.css", nil)
+	fresh := etag(mustStat(t, filepath.Join(e.root, "other.css")))
+	for _, hdr := range [][]string{{}, {"If-Modified-Since", now.Add(time.Hour).UTC().Format(http.TimeFormat)}, {"If-None-Match", "W/" + fresh}, {"If-None-Match", `"x", ` + fresh}} {
+		r := httptest.NewRequest("GET", "/other.css", nil)
 		if len(hdr) == 0 {
 			r.Method = "HEAD"
 		} else {
-			r.Method = "GET"
 			r.Header.Set(hdr[0], hdr[1])
 		}
 		r.Header.Set("Accept-Encoding", "gzip")
-		e.do(r)
+		w := e.do(r)
+		switch {
+		case len(hdr) == 0 && (w.Header().Get("Content-Encoding") != "gzip" || w.Header().Get("Content-Length") != "" || w.Header().Get("Accept-Ranges") != ""):
+			t.Errorf("HEAD of a file not yet cached: %v, want a GET's gzip headers", w.Header())
+		case len(hdr) > 0 && w.Code != http.StatusNotModified:
+			t.Errorf("%s: %d, want 304", hdr, w.Code)
+		}
 	}
 	if n, _ := e.srv.gzCache.Len(); n != 2 {
-		t.Errorf("HEAD and conditional requests filled the cache: %d copies, want 2", n)
+		t.Errorf("HEAD and 304s filled the cache: %d copies, want 2", n)
+	}
+	// A revalidation of a file that has changed since gets the new version
+	// compressed (after a deploy, every returning visitor's first request).
+	for i := 0; i < 2; i++ {
+		r := httptest.NewRequest("GET", "/other.css", nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		r.Header.Set("If-None-Match", `W/"old"`)
+		r.Header.Set("If-Modified-Since", now.Add(-time.Hour).UTC().Format(http.TimeFormat))
+		if w := e.do(r); w.Code != 200 || w.Header().Get("Content-Encoding") != "gzip" {
+			t.Errorf("stale revalidation %d: %d %v", i, w.Code, w.Header())
+		}
+	}
+	if st := e.srv.gzCache.Stats(); st.Files != 3 || st.Uncached != 4 {
+		t.Errorf("after the stale revalidations: %+v", st)
+	}
+	// If-Match is about the file's own bytes: the plain path answers it.
+	r := httptest.NewRequest("GET", "/other.css", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	r.Header.Set("If-Match", fresh)
+	if w := e.do(r); w.Code != 200 || w.Header().Get("Content-Encoding") != "" {
+		t.Errorf("If-Match with the file's ETag: %d %v", w.Code, w.Header())
 	}
 
 	// SESSIONGATE_COMPRESS_CACHE=0: static files go out as they are, with
@@ -356,4 +383,13 @@ func TestEncodedCopyKeepsSendfile(t *testing.T) {
 	if rr.calls != 1 || rr.Body.String() != "hello" {
 		t.Errorf("ReadFrom calls %d, body %q", rr.calls, rr.Body)
 	}
+}
+
+func mustStat(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
 }

@@ -50,11 +50,13 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 			f.Close()
 			f, fi = pf, pfi
 			h.Set("Content-Encoding", coding)
-		} else if gzipped = s.cachedGzip(r, rel, f, fi); gzipped == nil {
+		} else if gzipped = s.cachedGzip(r, rel, f, fi); gzipped == nil && !(r.Method == http.MethodHead && s.gzippable(r, fi)) {
 			// Never compressed on the fly: a file that is not in the
 			// cache this time goes out as it is, with sendfile, its
 			// length and its ranges, and costs no CPU a client could
-			// multiply by asking for many large files.
+			// multiply by asking for many large files. (A HEAD for a
+			// file a GET would get gzipped is left to the response
+			// writer, which gives it the GET's headers.)
 			compress.SkipCompression(w)
 		}
 	}
@@ -161,33 +163,74 @@ func (s *Server) openPrecompressed(r *http.Request, rel string, fi fs.FileInfo) 
 	return nil, nil, ""
 }
 
+// gzippable reports whether a GET like r would get the static file fi
+// gzipped from the cache: a client that takes gzip, a file the cache can
+// hold and worth compressing, and no Range or If-Match/If-Unmodified-Since,
+// which are about the bytes of the file itself (they get it uncompressed:
+// its ranges, its strong ETag).
+func (s *Server) gzippable(r *http.Request, fi fs.FileInfo) bool {
+	h := r.Header
+	return s.gzCache.Fits(fi.Size()) && fi.Size() >= compress.MinSize &&
+		h.Get("Range") == "" && h.Get("If-Match") == "" && h.Get("If-Unmodified-Since") == "" &&
+		compress.Accepted(h)&compress.Gzip != 0
+}
+
 // cachedGzip returns the gzipped content of the static file f from the
-// cache, compressing it on a miss, when the client takes gzip and the
-// file is worth it; nil otherwise, and then the file goes out uncompressed
-// (serveStatic). A request with a Range asks for bytes of the file itself,
-// which it then gets, uncompressed.
+// cache, compressing it on a miss, when gzippable says a GET gets it; nil
+// otherwise, and then the file goes out uncompressed (serveStatic). A HEAD,
+// or a revalidation that will be answered 304, needs no body: only a copy
+// the cache already has is used, or every HEAD could cost a compression.
 func (s *Server) cachedGzip(r *http.Request, rel string, f *os.File, fi fs.FileInfo) []byte {
-	if !s.gzCache.Fits(fi.Size()) || fi.Size() < compress.MinSize ||
-		r.Header.Get("Range") != "" || compress.Accepted(r.Header)&compress.Gzip == 0 {
+	if s.gzCache == nil || fi.Size() < compress.MinSize {
+		return nil
+	}
+	h := r.Header
+	if h.Get("Range") != "" || h.Get("If-Match") != "" || h.Get("If-Unmodified-Since") != "" ||
+		compress.Accepted(h)&compress.Gzip == 0 {
 		return nil
 	}
 	key := compress.FileKey{Path: rel, Size: fi.Size(), ModNanos: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		key.Dev, key.Ino = uint64(st.Dev), st.Ino
 	}
-	if r.Method == http.MethodHead || r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Modified-Since") != "" {
-		// Headers or a 304 need no compressed body: only a copy the cache
-		// already has is worth using, or a HEAD would cost a whole
-		// compression for a few hundred bytes of answer.
-		return s.gzCache.Cached(key)
+	if r.Method == http.MethodHead || notModified(r, etag(fi), fi.ModTime()) {
+		gz := s.gzCache.Cached(key)
+		if gz == nil {
+			s.gzCache.NotCached()
+		}
+		return gz
 	}
+	// A revalidation of a file that has changed since (after a deploy)
+	// gets the new version compressed, as a first visit does.
 	gz, err := s.gzCache.Gzipped(key, f)
 	if err != nil {
-		// Changed or unreadable while it was compressed (ServeContent
-		// seeks back to the start), or ErrBusy: sent as it is.
+		// Too large, busy, or changed while it was compressed
+		// (ServeContent seeks back to the start): sent as it is.
 		return nil
 	}
 	return gz
+}
+
+// notModified reports whether http.ServeContent will answer r with 304 for
+// a file with this ETag (strong, as etag makes it) and modification time:
+// If-None-Match by weak comparison (RFC 9110 13.1.2), or, without it,
+// If-Modified-Since at or after the modification time.
+func notModified(r *http.Request, etag string, mod time.Time) bool {
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		for _, tag := range strings.Split(inm, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" || strings.TrimPrefix(tag, "W/") == etag {
+				return true
+			}
+		}
+		return false
+	}
+	ims := r.Header.Get("If-Modified-Since")
+	if ims == "" || mod.IsZero() || mod.Equal(time.Unix(0, 0)) {
+		return false
+	}
+	t, err := http.ParseTime(ims)
+	return err == nil && !mod.Truncate(time.Second).After(t)
 }
 
 // encodedCopy sends a compressed copy of a static file (precompressed on

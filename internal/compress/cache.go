@@ -34,7 +34,7 @@ type Cache struct {
 	// (ErrBusy) rather than keeping every CPU compressing.
 	fills chan struct{}
 
-	hits, misses, busy atomic.Int64
+	hits, misses, busy, tooLarge, failed, uncached atomic.Int64
 
 	mu       sync.Mutex
 	used     int64
@@ -75,6 +75,10 @@ func NewCache(max int64) *Cache {
 // also bounds that memory.
 const maxFills = 2
 
+// ErrTooLarge is Gzipped's answer for a file over an eighth of the cache:
+// send it uncompressed.
+var ErrTooLarge = errors.New("compress: file too large for the cache")
+
 // ErrBusy is Gzipped's answer when the file is not cached and maxFills
 // other files are being compressed: send it uncompressed this time.
 var ErrBusy = errors.New("compress: busy compressing other files")
@@ -95,10 +99,19 @@ func (c *Cache) Cached(key FileKey) []byte {
 // Fits reports whether a file of size bytes may be cached.
 func (c *Cache) Fits(size int64) bool { return c != nil && size <= c.maxEntry }
 
+// NotCached counts a request that wanted a gzipped copy the cache did not
+// have and was not to make (a HEAD, a revalidation): it got the file as
+// it is, or a 304.
+func (c *Cache) NotCached() { c.uncached.Add(1) }
+
 // Gzipped returns the gzipped content of the file key names, reading it
 // from r (at most key.Size bytes) only when the cache does not have it.
 // The returned slice is shared: read it, never change it.
 func (c *Cache) Gzipped(key FileKey, r io.Reader) ([]byte, error) {
+	if key.Size > c.maxEntry {
+		c.tooLarge.Add(1)
+		return nil, ErrTooLarge
+	}
 	c.mu.Lock()
 	if el, ok := c.entries[key]; ok {
 		c.lru.MoveToFront(el)
@@ -110,7 +123,9 @@ func (c *Cache) Gzipped(key FileKey, r io.Reader) ([]byte, error) {
 	if cl, ok := c.inflight[key]; ok {
 		c.mu.Unlock()
 		<-cl.done
-		c.hits.Add(1)
+		if cl.err == nil {
+			c.hits.Add(1)
+		}
 		return cl.gz, cl.err
 	}
 	select {
@@ -120,7 +135,7 @@ func (c *Cache) Gzipped(key FileKey, r io.Reader) ([]byte, error) {
 		c.busy.Add(1)
 		return nil, ErrBusy
 	}
-	c.misses.Add(1)
+
 	cl := &call{done: make(chan struct{})}
 	c.inflight[key] = cl
 	c.mu.Unlock()
@@ -128,6 +143,11 @@ func (c *Cache) Gzipped(key FileKey, r io.Reader) ([]byte, error) {
 	cl.gz, cl.err = gzipAll(r, key.Size)
 	<-c.fills
 
+	if cl.err == nil {
+		c.misses.Add(1)
+	} else {
+		c.failed.Add(1)
+	}
 	c.mu.Lock()
 	delete(c.inflight, key)
 	if cl.err == nil {
@@ -159,10 +179,14 @@ func (c *Cache) add(key FileKey, gz []byte) {
 // CacheStats is what the cache reports for metrics.
 type CacheStats struct {
 	Files, Bytes, MaxBytes int64
-	// Hits counts requests answered from a cached copy (or one being
-	// made), Misses the compressions, Busy the files sent uncompressed
-	// because maxFills compressions were running.
-	Hits, Misses, Busy int64
+	// Hits counts requests answered from a cached copy (or from one
+	// another request was making), Misses the compressions that were
+	// kept; the others were sent uncompressed: Busy because maxFills
+	// compressions were running, TooLarge because the file was over an
+	// eighth of the cache, Failed because it changed or could not be read
+	// while it was compressed, Uncached because only a cached copy would
+	// do (a HEAD, a revalidation) and there was none.
+	Hits, Misses, Busy, TooLarge, Failed, Uncached int64
 }
 
 // Stats returns the cache's counts, for metrics taken at scrape time.
@@ -171,6 +195,7 @@ func (c *Cache) Stats() CacheStats {
 	st := CacheStats{Files: int64(len(c.entries)), Bytes: c.used, MaxBytes: c.max}
 	c.mu.Unlock()
 	st.Hits, st.Misses, st.Busy = c.hits.Load(), c.misses.Load(), c.busy.Load()
+	st.TooLarge, st.Failed, st.Uncached = c.tooLarge.Load(), c.failed.Load(), c.uncached.Load()
 	return st
 }
 

@@ -241,6 +241,44 @@ func TestWriterHeadGetsGETsHeaders(t *testing.T) {
 	}
 }
 
+// TestWriterFinishOnce: Finish may be called twice, and a write after it
+// is an error, not a crash.
+func TestWriterFinishOnce(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	rec := httptest.NewRecorder()
+	w := NewWriter(rec, r)
+	w.Header().Set("Content-Type", "text/html")
+	io.WriteString(w, page)
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(); err != nil {
+		t.Errorf("second Finish: %v", err)
+	}
+	if _, err := io.WriteString(w, "more"); !errors.Is(err, ErrFinished) {
+		t.Errorf("Write after Finish: %v", err)
+	}
+	w.Flush()
+	if gunzip(t, rec.Body.Bytes()) != page {
+		t.Error("body changed after Finish")
+	}
+}
+
+// TestWriterHeadWithoutLength: a HEAD without a Content-Length cannot
+// know whether its GET would be compressed (a short page is not), so its
+// headers stay as the app sent them.
+func TestWriterHeadWithoutLength(t *testing.T) {
+	rec := serve(t, "HEAD", "gzip", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("ETag", `"v1"`)
+		w.WriteHeader(200)
+	})
+	if rec.Header().Get("Content-Encoding") != "" || rec.Header().Get("ETag") != `"v1"` {
+		t.Errorf("headers %v", rec.Header())
+	}
+}
+
 // TestWriterHeadSmallAsGet: a HEAD whose declared length is too short to
 // compress gets the headers its GET gets: as they are.
 func TestWriterHeadSmallAsGet(t *testing.T) {
@@ -401,7 +439,7 @@ func TestWriterFlushesArePadded(t *testing.T) {
 			t.Fatal("body differs")
 		}
 	}
-	if len(second) < 5 {
+	if len(second) < 3 {
 		t.Errorf("the second flushed piece came in %d sizes over 20 responses", len(second))
 	}
 }

@@ -25,6 +25,13 @@ const MinSize = 256
 // to 100 bytes).
 const maxPadding = 100
 
+// maxFlushPadding bounds the random bytes added at each flush of a
+// compressed body, after the first piece (whose padding is in the gzip
+// header): enough that a flushed piece's size no longer tells one guess
+// from the next in a single request, small enough that a stream of many
+// flushed lines does not double in size.
+const maxFlushPadding = 20
+
 // Writer is an http.ResponseWriter that gzips the body when the client
 // accepts gzip and the response is worth it (Compressible type, a status
 // with a full body, no Content-Encoding of its own, no Cache-Control:
@@ -73,7 +80,11 @@ const (
 	holding                // compressible, length unknown: pending holds the body so far
 	passing                // not compressing; headers are out
 	gzipping               // compressing; headers are out
+	finished               // Finish ended a compressed body
 )
+
+// ErrFinished is what a write after Finish gets.
+var ErrFinished = errors.New("compress: write after the response was finished")
 
 // NewWriter wraps rw for the request r.
 func NewWriter(rw http.ResponseWriter, r *http.Request) *Writer {
@@ -147,7 +158,9 @@ func (w *Writer) WriteHeader(code int) {
 		return
 	}
 	if w.head {
-		w.setGzipHeaders(h)
+		// No length to go by: whether the GET's body would reach
+		// MinSize is unknown, so the headers stay as the app sent them
+		// rather than promise a coding the GET may not get.
 		w.pass()
 		return
 	}
@@ -233,6 +246,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 			}
 		}
 		return len(p), nil
+	case finished:
+		return 0, ErrFinished
 	case gzipping:
 		if w.err != nil {
 			return 0, w.err
@@ -300,8 +315,9 @@ func (w *Writer) Flush() {
 	if w.state == gzipping && w.err == nil {
 		w.err = w.gz.Flush()
 		// Each further flush adds an empty stored block: 5 bytes that
-		// decompress to nothing.
-		for n := randomBelow(maxPadding/5 + 1); n > 0 && w.err == nil; n-- {
+		// decompress to nothing. Up to 20 bytes, not maxPadding: a stream
+		// of many small pieces pays it on every one.
+		for n := randomBelow(maxFlushPadding/5 + 1); n > 0 && w.err == nil; n-- {
 			w.err = w.gz.Flush()
 		}
 	}
@@ -330,6 +346,7 @@ func (w *Writer) Finish() error {
 		}
 		putGzip(w.gz)
 		w.gz = nil
+		w.state = finished
 		return err
 	}
 	return nil
