@@ -190,7 +190,8 @@ func TestRedirectListenerListenFailure(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("exit %v, want status 1:\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "cannot listen") || !strings.Contains(string(out), taken.Addr().String()) {
-		t.Errorf("the message does not name the address:\n%s", out)
+	if !strings.Contains(string(out), "cannot listen") || !strings.Contains(string(out), taken.Addr().String()) ||
+		!strings.Contains(string(out), "SESSIONGATE_HTTP_REDIRECT_LISTEN") {
+		t.Errorf("the message does not name the address and the variable:\n%s", out)
 	}
 }

@@ -91,7 +91,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	reloadOnHangup(ctx, certs, logger)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		logger.Error("cannot listen", "addr", cfg.Listen, "error", err)
+		logger.Error("cannot listen", "variable", "SESSIONGATE_LISTEN", "addr", cfg.Listen, "error", err)
 		return 1
 	}
 	if cfg.AccessLog && !cfg.TLS() {
@@ -114,7 +114,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		}
 		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			ln.Close()
-			logger.Error("cannot listen", "addr", cfg.AdminListen, "error", err)
+			logger.Error("cannot listen", "variable", "SESSIONGATE_ADMIN_LISTEN", "addr", cfg.AdminListen, "error", err)
 			return 1
 		}
 	}
@@ -143,7 +143,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			if adminLn != nil {
 				adminLn.Close()
 			}
-			logger.Error("cannot listen", "addr", cfg.HTTPRedirectListen, "error", err)
+			logger.Error("cannot listen", "variable", "SESSIONGATE_HTTP_REDIRECT_LISTEN", "addr", cfg.HTTPRedirectListen, "error", err)
 			return 1
 		}
 		if cfg.AccessLog {
