@@ -46,35 +46,39 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	var gzipped []byte
 	if s.cfg.Compress && compress.Compressible(ctype) {
 		compress.AddVary(h, "Accept-Encoding")
-		if pf, pfi, coding := s.openPrecompressed(r, rel, fi); pf != nil {
+		accepted := compress.Accepted(r.Header)
+		if pf, pfi, coding := s.openPrecompressed(r, accepted, rel, fi); pf != nil {
 			f.Close()
 			f, fi = pf, pfi
 			h.Set("Content-Encoding", coding)
-		} else if gzipped = s.cachedGzip(r, rel, f, fi); gzipped == nil && !(r.Method == http.MethodHead && s.gzippable(r, fi)) {
+		} else {
+			gzippable := s.gzippable(r, accepted, fi)
+			if gzippable {
+				gzipped = s.cachedGzip(r, rel, f, fi)
+			}
 			// Never compressed on the fly: a file that is not in the
 			// cache this time goes out as it is, with sendfile, its
 			// length and its ranges, and costs no CPU a client could
-			// multiply by asking for many large files. (A HEAD for a
+			// multiply by asking for many large files. A HEAD for a
 			// file a GET would get gzipped is left to the response
-			// writer, which gives it the GET's headers.)
-			compress.SkipCompression(w)
+			// writer, which gives it the GET's headers.
+			headOfGzipped := r.Method == http.MethodHead && gzippable && s.gzCache.Fits(fi.Size())
+			if gzipped == nil && !headOfGzipped {
+				compress.SkipCompression(w)
+			}
 		}
 	}
 	defer f.Close()
+	h.Set("Content-Type", ctype)
+	h.Set("X-Content-Type-Options", "nosniff")
+	s.setMaxAge(h, ctype)
 	if gzipped != nil {
-		h.Set("Content-Type", ctype)
-		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Content-Encoding", "gzip")
 		h.Set("ETag", "W/"+etag(fi))
-		s.setMaxAge(h, ctype)
 		http.ServeContent(encodedCopy{w, int64(len(gzipped)), true}, r, "", fi.ModTime(), bytes.NewReader(gzipped))
 		return
 	}
-
-	h.Set("Content-Type", ctype)
-	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("ETag", etag(fi))
-	s.setMaxAge(h, ctype)
 	if fi.Size() == 0 {
 		// An empty file has no byte a range could name: nginx ignores
 		// Range and sends it whole (200). ServeContent does so for most
@@ -138,12 +142,8 @@ var precompressedCodings = []struct {
 // may use the slowest, best settings. A copy older than the file is
 // ignored: it was left behind by an earlier build, and nginx would send
 // the old content. Nothing is found for a client that accepts neither.
-func (s *Server) openPrecompressed(r *http.Request, rel string, fi fs.FileInfo) (*os.File, fs.FileInfo, string) {
-	if !s.precompressedUnder(r.URL.Path) {
-		return nil, nil, ""
-	}
-	accepted := compress.Accepted(r.Header)
-	if accepted == 0 {
+func (s *Server) openPrecompressed(r *http.Request, accepted compress.Encodings, rel string, fi fs.FileInfo) (*os.File, fs.FileInfo, string) {
+	if accepted == 0 || !s.precompressedUnder(r.URL.Path) {
 		return nil, nil, ""
 	}
 	for _, c := range precompressedCodings {
@@ -163,32 +163,26 @@ func (s *Server) openPrecompressed(r *http.Request, rel string, fi fs.FileInfo) 
 	return nil, nil, ""
 }
 
-// gzippable reports whether a GET like r would get the static file fi
-// gzipped from the cache: a client that takes gzip, a file the cache can
-// hold and worth compressing, and no Range or If-Match/If-Unmodified-Since,
-// which are about the bytes of the file itself (they get it uncompressed:
-// its ranges, its strong ETag).
-func (s *Server) gzippable(r *http.Request, fi fs.FileInfo) bool {
+// gzippable reports whether a GET like r, from a client that accepts
+// these codings, is one to answer with the static file fi gzipped from
+// the cache: a client that takes gzip, a file worth compressing, and no
+// Range or If-Match/If-Unmodified-Since, which are about the bytes of the
+// file itself (they get it uncompressed: its ranges, its strong ETag).
+// Whether the cache can hold the file is the cache's to say (Gzipped
+// counts the files it turns away as too large).
+func (s *Server) gzippable(r *http.Request, accepted compress.Encodings, fi fs.FileInfo) bool {
 	h := r.Header
-	return s.gzCache.Fits(fi.Size()) && fi.Size() >= compress.MinSize &&
-		h.Get("Range") == "" && h.Get("If-Match") == "" && h.Get("If-Unmodified-Since") == "" &&
-		compress.Accepted(h)&compress.Gzip != 0
+	return s.gzCache != nil && fi.Size() >= compress.MinSize && accepted&compress.Gzip != 0 &&
+		h.Get("Range") == "" && h.Get("If-Match") == "" && h.Get("If-Unmodified-Since") == ""
 }
 
 // cachedGzip returns the gzipped content of the static file f from the
-// cache, compressing it on a miss, when gzippable says a GET gets it; nil
-// otherwise, and then the file goes out uncompressed (serveStatic). A HEAD,
-// or a revalidation that will be answered 304, needs no body: only a copy
-// the cache already has is used, or every HEAD could cost a compression.
+// cache, compressing it on a miss, for a request gzippable said yes to;
+// nil when the cache cannot give it, and then the file goes out
+// uncompressed (serveStatic). A HEAD, or a revalidation that will be
+// answered 304, needs no body: only a copy the cache already has is used,
+// or every HEAD could cost a compression.
 func (s *Server) cachedGzip(r *http.Request, rel string, f *os.File, fi fs.FileInfo) []byte {
-	if s.gzCache == nil || fi.Size() < compress.MinSize {
-		return nil
-	}
-	h := r.Header
-	if h.Get("Range") != "" || h.Get("If-Match") != "" || h.Get("If-Unmodified-Since") != "" ||
-		compress.Accepted(h)&compress.Gzip == 0 {
-		return nil
-	}
 	key := compress.FileKey{Path: rel, Size: fi.Size(), ModNanos: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		key.Dev, key.Ino = uint64(st.Dev), st.Ino
