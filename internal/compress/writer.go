@@ -144,7 +144,8 @@ func (w *Writer) WriteHeader(code int) {
 		return
 	}
 	if cl := first(h["Content-Length"]); cl != "" {
-		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n < MinSize {
+		n, err := strconv.ParseInt(cl, 10, 64)
+		if err == nil && n < MinSize {
 			w.pass()
 			return
 		}
@@ -154,7 +155,10 @@ func (w *Writer) WriteHeader(code int) {
 			w.pass()
 			return
 		}
-		w.startGzip()
+		if err != nil {
+			n = -1
+		}
+		w.startGzip(n)
 		return
 	}
 	if w.head {
@@ -215,12 +219,11 @@ func (w *Writer) setGzipHeaders(h http.Header) {
 	WeakETag(h)
 }
 
-func (w *Writer) startGzip() {
+// startGzip sends the header of a compressed body whose handler declared
+// declared bytes (-1: no Content-Length).
+func (w *Writer) startGzip(declared int64) {
 	h := w.rw.Header()
-	w.declared = -1
-	if n, err := strconv.ParseInt(first(h["Content-Length"]), 10, 64); err == nil && n >= 0 {
-		w.declared = n
-	}
+	w.declared = declared
 	w.setGzipHeaders(h)
 	w.state = gzipping
 	w.rw.WriteHeader(w.status)
@@ -240,7 +243,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	case holding:
 		w.pending = append(w.pending, p...)
 		if len(w.pending) >= MinSize {
-			w.startGzip()
+			w.startGzip(-1)
 			if w.err != nil {
 				return 0, w.err
 			}
@@ -300,16 +303,11 @@ func (w *Writer) Flush() {
 	}
 	if w.state == holding {
 		if len(w.pending) < MinSize {
-			w.pass()
-			if len(w.pending) > 0 {
-				_, err := w.rw.Write(w.pending)
-				if err != nil {
-					w.err = err
-				}
+			if err := w.passPending(); err != nil {
+				w.err = err
 			}
-			w.pending = nil
 		} else {
-			w.startGzip()
+			w.startGzip(-1)
 		}
 	}
 	if w.state == gzipping && w.err == nil {
@@ -331,12 +329,7 @@ func (w *Writer) Flush() {
 func (w *Writer) Finish() error {
 	switch w.state {
 	case holding:
-		w.pass()
-		if len(w.pending) > 0 {
-			_, err := w.rw.Write(w.pending)
-			w.pending = nil
-			return err
-		}
+		return w.passPending()
 	case gzipping:
 		err := w.err
 		if err == nil && w.declared >= 0 && w.written < w.declared {
@@ -350,6 +343,17 @@ func (w *Writer) Finish() error {
 		return err
 	}
 	return nil
+}
+
+// passPending sends the held body as it is, uncompressed.
+func (w *Writer) passPending() error {
+	w.pass()
+	var err error
+	if len(w.pending) > 0 {
+		_, err = w.rw.Write(w.pending)
+	}
+	w.pending = nil
+	return err
 }
 
 func first(values []string) string {
