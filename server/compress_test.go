@@ -251,7 +251,7 @@ func TestStaticGzipCached(t *testing.T) {
 		t.Fatalf("first: %v", w.Header())
 	}
 	sent := w.Header().Get("Content-Length")
-	if n, _ := e.srv.gzCache.Len(); n != 1 || sent == "" {
+	if n := e.srv.gzCache.Stats().Files; n != 1 || sent == "" {
 		t.Fatalf("cache holds %d copies, Content-Length %q", n, sent)
 	}
 	w = get("HEAD")
@@ -269,7 +269,7 @@ func TestStaticGzipCached(t *testing.T) {
 	if w := get("GET"); unzip(w) != bigCSS+"/* v2 */" {
 		t.Errorf("the old version was sent after the file changed")
 	}
-	if n, _ := e.srv.gzCache.Len(); n != 2 {
+	if n := e.srv.gzCache.Stats().Files; n != 2 {
 		t.Errorf("cache holds %d copies, want 2", n)
 	}
 
@@ -293,7 +293,7 @@ func TestStaticGzipCached(t *testing.T) {
 			t.Errorf("%s: %d, want 304", hdr, w.Code)
 		}
 	}
-	if n, _ := e.srv.gzCache.Len(); n != 2 {
+	if n := e.srv.gzCache.Stats().Files; n != 2 {
 		t.Errorf("HEAD and 304s filled the cache: %d copies, want 2", n)
 	}
 	// A revalidation of a file that has changed since gets the new version

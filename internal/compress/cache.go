@@ -199,13 +199,6 @@ func (c *Cache) Stats() CacheStats {
 	return st
 }
 
-// Len returns the number of cached copies and their total size.
-func (c *Cache) Len() (n int, bytes int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries), c.used
-}
-
 // gzipAll compresses what r yields, which must be exactly size bytes: a
 // file that changed while it was read is an error, not a cached copy of
 // half of it. No random padding here: a static file holds no secret a

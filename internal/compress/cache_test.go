@@ -55,7 +55,7 @@ func TestCacheHitAndVersions(t *testing.T) {
 	if _, err := c.Gzipped(k, countingReader{strings.NewReader(v2), &reads}); err != nil || reads.Load() == 0 {
 		t.Errorf("a replaced file (other inode) was not read: %v", err)
 	}
-	if n, _ := c.Len(); n != 3 {
+	if n := c.Stats().Files; n != 3 {
 		t.Errorf("%d entries, want 3", n)
 	}
 }
@@ -69,7 +69,7 @@ func TestCacheChangedWhileRead(t *testing.T) {
 			t.Errorf("%d bytes for a %d-byte key: err %v", len(now), len(body), err)
 		}
 	}
-	if n, _ := c.Len(); n != 0 {
+	if n := c.Stats().Files; n != 0 {
 		t.Errorf("a torn read was cached")
 	}
 }
@@ -86,12 +86,11 @@ func TestCacheStaysWithinBound(t *testing.T) {
 		if _, err := c.Gzipped(FileKey{Path: "f", Size: 4096, ModNanos: int64(i)}, strings.NewReader(string(b))); err != nil {
 			t.Fatal(err)
 		}
-		if _, used := c.Len(); used > max {
+		if used := c.Stats().Bytes; used > max {
 			t.Fatalf("after %d files: %d bytes cached, bound %d", i+1, used, max)
 		}
 	}
-	n, used := c.Len()
-	if n == 0 || used == 0 {
+	if st := c.Stats(); st.Files == 0 || st.Bytes == 0 {
 		t.Errorf("nothing cached")
 	}
 	if c.Fits(max/8+1) || !c.Fits(max/8) {
