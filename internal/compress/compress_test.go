@@ -244,11 +244,8 @@ func TestWriterHeadGetsGETsHeaders(t *testing.T) {
 // TestWriterFinishOnce: Finish may be called twice, and a write after it
 // is an error, not a crash.
 func TestWriterFinishOnce(t *testing.T) {
-	r := httptest.NewRequest("GET", "/", nil)
-	r.Header.Set("Accept-Encoding", "gzip")
 	rec := httptest.NewRecorder()
-	w := NewWriter(rec, r)
-	w.Header().Set("Content-Type", "text/html")
+	w := newGzipWriter(rec, "text/html")
 	io.WriteString(w, page)
 	if err := w.Finish(); err != nil {
 		t.Fatal(err)
@@ -329,6 +326,16 @@ func TestWriterWeakensETagAndDropsRanges(t *testing.T) {
 	}
 }
 
+// newGzipWriter wraps rw in a Writer for a GET from a client that accepts
+// gzip, its response typed contentType.
+func newGzipWriter(rw http.ResponseWriter, contentType string) *Writer {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	w := NewWriter(rw, r)
+	w.Header().Set("Content-Type", contentType)
+	return w
+}
+
 // flushRecorder records what reached the client at each Flush.
 type flushRecorder struct {
 	*httptest.ResponseRecorder
@@ -345,11 +352,8 @@ func TestWriterFlushReachesClient(t *testing.T) {
 	// that part must be readable by the client at the flush, long before
 	// the body is over.
 	head := page[:300]
-	r := httptest.NewRequest("GET", "/", nil)
-	r.Header.Set("Accept-Encoding", "gzip")
 	fr := &flushRecorder{ResponseRecorder: httptest.NewRecorder()}
-	w := NewWriter(fr, r)
-	w.Header().Set("Content-Type", "text/html")
+	w := newGzipWriter(fr, "text/html")
 	io.WriteString(w, head)
 	w.Flush()
 	io.WriteString(w, page)
@@ -377,11 +381,8 @@ func TestWriterFlushReachesClient(t *testing.T) {
 // it is: compressed, each small piece would grow by the compressor's
 // framing.
 func TestWriterSmallFlushesStayPlain(t *testing.T) {
-	r := httptest.NewRequest("GET", "/", nil)
-	r.Header.Set("Accept-Encoding", "gzip")
 	fr := &flushRecorder{ResponseRecorder: httptest.NewRecorder()}
-	w := NewWriter(fr, r)
-	w.Header().Set("Content-Type", "text/plain")
+	w := newGzipWriter(fr, "text/plain")
 	body := ""
 	for i := 0; i < 50; i++ {
 		row := "row " + strconv.Itoa(i) + " of the export\n"
@@ -402,11 +403,8 @@ func TestWriterSmallFlushesStayPlain(t *testing.T) {
 // Content-Length, a StreamingHttpResponse); that is no stream of small
 // pieces, and the page is still compressed.
 func TestWriterFlushBeforeAnyByte(t *testing.T) {
-	r := httptest.NewRequest("GET", "/", nil)
-	r.Header.Set("Accept-Encoding", "gzip")
 	fr := &flushRecorder{ResponseRecorder: httptest.NewRecorder()}
-	w := NewWriter(fr, r)
-	w.Header().Set("Content-Type", "text/html")
+	w := newGzipWriter(fr, "text/html")
 	w.WriteHeader(200)
 	w.Flush()
 	io.WriteString(w, page)
@@ -424,11 +422,8 @@ func TestWriterFlushBeforeAnyByte(t *testing.T) {
 func TestWriterFlushesArePadded(t *testing.T) {
 	second := map[int]bool{}
 	for i := 0; i < 20; i++ {
-		r := httptest.NewRequest("GET", "/", nil)
-		r.Header.Set("Accept-Encoding", "gzip")
 		fr := &flushRecorder{ResponseRecorder: httptest.NewRecorder()}
-		w := NewWriter(fr, r)
-		w.Header().Set("Content-Type", "text/html")
+		w := newGzipWriter(fr, "text/html")
 		io.WriteString(w, page[:300])
 		w.Flush()
 		io.WriteString(w, "<input name=csrf value=0123456789abcdef><p>you searched for: 0123</p>")
@@ -449,11 +444,8 @@ func TestWriterFlushesArePadded(t *testing.T) {
 // while it was sent) ends a cut response; compressed, Finish must say so
 // rather than write a gzip trailer that makes it look whole.
 func TestWriterShortBodyIsNotCompleted(t *testing.T) {
-	r := httptest.NewRequest("GET", "/", nil)
-	r.Header.Set("Accept-Encoding", "gzip")
 	rec := httptest.NewRecorder()
-	w := NewWriter(rec, r)
-	w.Header().Set("Content-Type", "text/csv")
+	w := newGzipWriter(rec, "text/csv")
 	w.Header().Set("Content-Length", "100000")
 	io.WriteString(w, page)
 	if err := w.Finish(); !errors.Is(err, ErrShort) {
@@ -464,8 +456,7 @@ func TestWriterShortBodyIsNotCompleted(t *testing.T) {
 	}
 	// The whole declared length: a clean end.
 	rec = httptest.NewRecorder()
-	w = NewWriter(rec, r)
-	w.Header().Set("Content-Type", "text/csv")
+	w = newGzipWriter(rec, "text/csv")
 	w.Header().Set("Content-Length", strconv.Itoa(len(page)))
 	io.WriteString(w, page)
 	if err := w.Finish(); err != nil || gunzip(t, rec.Body.Bytes()) != page {
@@ -483,13 +474,10 @@ func mustGzipReader(t *testing.T, b []byte) io.Reader {
 }
 
 func TestSkipCompression(t *testing.T) {
-	r := httptest.NewRequest("GET", "/", nil)
-	r.Header.Set("Accept-Encoding", "gzip")
 	rec := httptest.NewRecorder()
-	w := NewWriter(rec, r)
+	w := newGzipWriter(rec, "text/css")
 	// Through a wrapper, as a handler further in would see it.
 	SkipCompression(struct{ unwrapper }{unwrapper{w}})
-	w.Header().Set("Content-Type", "text/css")
 	io.WriteString(w, page)
 	w.Finish()
 	if rec.Header().Get("Content-Encoding") != "" || rec.Body.String() != page {
@@ -559,11 +547,8 @@ func (r *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
 }
 
 func TestWriterKeepsReadFromWhenNotCompressing(t *testing.T) {
-	r := httptest.NewRequest("GET", "/", nil)
-	r.Header.Set("Accept-Encoding", "gzip")
 	rr := &readFromRecorder{ResponseRecorder: httptest.NewRecorder()}
-	w := NewWriter(rr, r)
-	w.Header().Set("Content-Type", "image/png")
+	w := newGzipWriter(rr, "image/png")
 	w.ReadFrom(strings.NewReader(page))
 	w.Finish()
 	if rr.readFrom != 1 || rr.Body.String() != page {
