@@ -89,9 +89,8 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		public.TLSConfig = &tls.Config{GetCertificate: certs.getCertificate}
 	}
 	reloadOnHangup(ctx, certs, logger)
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := listen(logger, "SESSIONGATE_LISTEN", cfg.Listen)
 	if err != nil {
-		logger.Error("cannot listen", "variable", "SESSIONGATE_LISTEN", "addr", cfg.Listen, "error", err)
 		return 1
 	}
 	if cfg.AccessLog && !cfg.TLS() {
@@ -112,9 +111,8 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          errLog,
 		}
-		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		if adminLn, err = listen(logger, "SESSIONGATE_ADMIN_LISTEN", cfg.AdminListen); err != nil {
 			ln.Close()
-			logger.Error("cannot listen", "variable", "SESSIONGATE_ADMIN_LISTEN", "addr", cfg.AdminListen, "error", err)
 			return 1
 		}
 	}
@@ -138,12 +136,11 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			// "OPTIONS *" reaches the handler and its access log (400).
 			DisableGeneralOptionsHandler: true,
 		}
-		if redirectLn, err = net.Listen("tcp", cfg.HTTPRedirectListen); err != nil {
+		if redirectLn, err = listen(logger, "SESSIONGATE_HTTP_REDIRECT_LISTEN", cfg.HTTPRedirectListen); err != nil {
 			ln.Close()
 			if adminLn != nil {
 				adminLn.Close()
 			}
-			logger.Error("cannot listen", "variable", "SESSIONGATE_HTTP_REDIRECT_LISTEN", "addr", cfg.HTTPRedirectListen, "error", err)
 			return 1
 		}
 		if cfg.AccessLog {
@@ -212,6 +209,17 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("stopped", "clean", code == 0)
 	return code
+}
+
+// listen opens the TCP listener at addr, which the variable named gives; a
+// failure (the port taken, an address not on this host) is logged naming
+// both, the line an operator needs to fix it.
+func listen(logger *slog.Logger, variable, addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		logger.Error("cannot listen", "variable", variable, "addr", addr, "error", err)
+	}
+	return l, err
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
