@@ -261,13 +261,25 @@ var dirIndex = []string{"index.php", "index.html"}
 func (r *Router) Resolve(escapedPath string) Route {
 	rt := r.resolve(escapedPath)
 	if rt.Kind == PHP {
-		for _, d := range r.noPHP {
-			if strings.HasPrefix(rt.ScriptName, d) {
-				return Route{Kind: Forbidden, Reason: "no PHP runs under " + d + " (SESSIONGATE_NO_PHP_PATHS)"}
-			}
+		if d := r.noPHPDirOf(rt.ScriptName); d != "" {
+			return Route{Kind: Forbidden, Reason: "no PHP runs under " + d + " (SESSIONGATE_NO_PHP_PATHS)"}
 		}
 	}
 	return rt
+}
+
+// UnderNoPHPPath reports whether the clean URL path p lies under one of
+// the directories given to NoPHPUnder: the directories users upload to.
+func (r *Router) UnderNoPHPPath(p string) bool { return r.noPHPDirOf(p) != "" }
+
+// noPHPDirOf returns the NoPHPUnder directory that holds p, or "".
+func (r *Router) noPHPDirOf(p string) string {
+	for _, d := range r.noPHP {
+		if strings.HasPrefix(p, d) {
+			return d
+		}
+	}
+	return ""
 }
 
 func (r *Router) resolve(escapedPath string) Route {

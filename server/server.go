@@ -161,6 +161,9 @@ type Server struct {
 
 	// gzCache holds gzipped copies of static files (nil: none).
 	gzCache *compress.Cache
+	// precompressedDirs are SESSIONGATE_PRECOMPRESSED's directories, each
+	// ending in "/".
+	precompressedDirs []string
 
 	// sendTimeout bounds each write to a client (sendTimeout in
 	// accesslog.go); 0 when SESSIONGATE_WRITE_TIMEOUT bounds the whole
@@ -229,6 +232,9 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	}
 	if cfg.Compress && cfg.CompressCache > 0 {
 		s.gzCache = compress.NewCache(int64(cfg.CompressCache))
+	}
+	for _, d := range cfg.Precompressed {
+		s.precompressedDirs = append(s.precompressedDirs, strings.TrimSuffix(d, "/")+"/")
 	}
 	// Longest prefix first, so the first match is the longest.
 	sort.SliceStable(s.mounts, func(i, j int) bool { return len(s.mounts[i].prefix) > len(s.mounts[j].prefix) })

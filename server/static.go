@@ -265,20 +265,17 @@ func (w encodedCopy) WriteHeader(code int) {
 // directories users upload to. There an uploaded x.svg.gz would be sent in
 // place of the x.svg the app accepted, unchecked, as image/svg+xml.
 func (s *Server) precompressedUnder(urlPath string) bool {
-	if len(s.cfg.Precompressed) == 0 {
+	if len(s.precompressedDirs) == 0 {
 		return false
 	}
-	p := path.Clean("/" + urlPath)
-	under := func(dirs []string) bool {
-		for _, d := range dirs {
-			d = strings.TrimSuffix(d, "/") + "/"
-			if strings.HasPrefix(p+"/", d) || d == "/" {
-				return true
-			}
+	// As a directory too: "/static" is under "/static/".
+	p := path.Clean("/"+urlPath) + "/"
+	for _, d := range s.precompressedDirs {
+		if strings.HasPrefix(p, d) {
+			return !s.router.UnderNoPHPPath(p)
 		}
-		return false
 	}
-	return under(s.cfg.Precompressed) && !under(s.cfg.NoPHPPaths)
+	return false
 }
 
 // dropZeroSuffixes turns each suffix range of zero bytes ("-0") of a Range
