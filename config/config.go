@@ -263,14 +263,14 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 
 	for _, p := range c.Precompressed {
 		check("SESSIONGATE_PRECOMPRESSED", urlPrefixOK(p),
-			"%q: each directory must be a URL path starting with / (no query, %%-escapes, // or .. segments), e.g. /static/", p)
+			urlPrefixRule("directory", "/static/"), p)
 	}
 
 	seenNoPHP := map[string]bool{}
 	for _, p := range c.NoPHPPaths {
 		dir := strings.TrimSuffix(p, "/") + "/"
 		check("SESSIONGATE_NO_PHP_PATHS", urlPrefixOK(p),
-			"%q: each directory must be a URL path starting with / (no query, %%-escapes, // or .. segments), e.g. /wp-content/uploads/", p)
+			urlPrefixRule("directory", "/wp-content/uploads/"), p)
 		check("SESSIONGATE_NO_PHP_PATHS", dir != "/", "\"/\" would keep every script from running")
 		check("SESSIONGATE_NO_PHP_PATHS", !seenNoPHP[dir], "%q is listed twice", p)
 		seenNoPHP[dir] = true

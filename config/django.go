@@ -45,7 +45,7 @@ func (d *DjangoConfig) validate(check func(name string, ok bool, format string, 
 		// Request paths have // merged before they are matched, so a prefix
 		// holding // would never match.
 		check("SESSIONGATE_DJANGO_PATHS", urlPrefixOK(p),
-			"%q: each prefix must be a URL path starting with / (no query, %%-escapes, // or .. segments), e.g. /admin/", p)
+			urlPrefixRule("prefix", "/admin/"), p)
 		check("SESSIONGATE_DJANGO_PATHS", p != "/", "\"/\" would send the whole site to Django; list the prefixes Django serves")
 		check("SESSIONGATE_DJANGO_PATHS", !seenPath[p], "%q is listed twice", p)
 		seenPath[p] = true
@@ -58,6 +58,13 @@ func (d *DjangoConfig) validate(check func(name string, ok bool, format string, 
 // which have // merged and dot segments resolved before matching.
 func urlPrefixOK(p string) bool {
 	return strings.HasPrefix(p, "/") && !strings.ContainsAny(p, "?#%\\ \t") && !strings.Contains(p, "//") && !hasDotDot(p)
+}
+
+// urlPrefixRule is the message format (for one %q, the value) of an entry
+// urlPrefixOK refuses, for lists of URL paths of the given kind, with an
+// example.
+func urlPrefixRule(kind, example string) string {
+	return "%q: each " + kind + " must be a URL path starting with / (no query, %%-escapes, // or .. segments), e.g. " + example
 }
 
 func hasDotDot(p string) bool {
