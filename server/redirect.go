@@ -53,16 +53,9 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 		// reason as on the public listener (front).
 		w.Header().Set("Connection", "close")
 	}
-	if hasLower(r.Method) {
-		// As on the public listener (front): a method is case-sensitive.
-		s.fail(w, r, http.StatusBadRequest)
-		return
-	}
-	if r.Method == http.MethodTrace || r.Method == http.MethodConnect {
-		// Refused as on the public listener rather than redirected: a
-		// redirect would have the client send its TRACE over TLS, where it
-		// is refused anyway.
-		s.fail(w, r, http.StatusMethodNotAllowed)
+	if s.refusedMethod(w, r) {
+		// As on the public listener, rather than redirected: over TLS it
+		// would be refused anyway.
 		return
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {

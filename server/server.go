@@ -408,23 +408,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusRequestHeaderFieldsTooLarge)
 		return
 	}
-	if hasLower(r.Method) {
-		// Methods are case-sensitive and nginx refuses one with lowercase
-		// letters (400). gunicorn upper-cases it instead, so Django would
-		// run "trace" as TRACE and "head" as HEAD while the gateway (its
-		// TRACE refusal, its HEAD handling) and PHP took them for other
-		// methods.
-		s.fail(w, r, http.StatusBadRequest)
-		return
-	}
-	if r.Method == http.MethodTrace || r.Method == http.MethodConnect {
-		// TRACE echoes the request, cookies included, to whatever sent it:
-		// cross-site tracing reads HttpOnly session cookies that way.
-		// CONNECT asks for a tunnel, which neither app gives. nginx refuses
-		// both before any location runs; so does the gateway, for PHP,
-		// static files and mounts alike. No Allow header: the methods a
-		// PHP or Django resource accepts are theirs to say.
-		s.fail(w, r, http.StatusMethodNotAllowed)
+	if s.refusedMethod(w, r) {
 		return
 	}
 	if max := int64(s.cfg.MaxBody); max > 0 {
@@ -476,6 +460,32 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.site(w, r)
+}
+
+// refusedMethod answers a request whose method no listener of the gateway
+// takes, and reports whether it did:
+//   - a method with lowercase letters (400): methods are case-sensitive
+//     and nginx refuses those. gunicorn upper-cases it instead, so Django
+//     would run "trace" as TRACE and "head" as HEAD while the gateway (its
+//     TRACE refusal, its HEAD handling) and PHP took them for other
+//     methods;
+//   - TRACE and CONNECT (405). TRACE echoes the request, cookies included,
+//     to whatever sent it: cross-site tracing reads HttpOnly session
+//     cookies that way. CONNECT asks for a tunnel, which neither app
+//     gives. nginx refuses both before any location runs; so does the
+//     gateway, for PHP, static files, mounts and the redirect listener
+//     alike. No Allow header: the methods a PHP or Django resource accepts
+//     are theirs to say.
+func (s *Server) refusedMethod(w http.ResponseWriter, r *http.Request) bool {
+	switch {
+	case hasLower(r.Method):
+		s.fail(w, r, http.StatusBadRequest)
+	case r.Method == http.MethodTrace || r.Method == http.MethodConnect:
+		s.fail(w, r, http.StatusMethodNotAllowed)
+	default:
+		return false
+	}
+	return true
 }
 
 // withoutFragment returns r with its URL's path cut at a "#" the client
