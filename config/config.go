@@ -54,7 +54,10 @@ type Config struct {
 	Index          string   `env:"SESSIONGATE_INDEX" envDefault:"index.php" help:"front controller that receives every request no file matches, relative to the root; 'off' answers 404 instead"`
 	FollowSymlinks []string `env:"SESSIONGATE_FOLLOW_SYMLINKS" envDefault:"root" help:"where symlinks inside the static root may lead: root (only inside it), any (anywhere, nginx's default), or comma-separated absolute directories besides the root, e.g. /usr/share/javascript for Debian's packaged phpMyAdmin and Roundcube, and /etc/horde as well for Horde, whose static files link out of their root"`
 	NoPHPPaths     []string `env:"SESSIONGATE_NO_PHP_PATHS" help:"comma-separated URL directories where PHP never runs, e.g. /wp-content/uploads/,/uploads/: a .php file under them gets 403 and is not served either, like nginx's location ~ /uploads/.*\\.php$ { deny all; }, so a script uploaded there cannot run"`
-	MaxBody        ByteSize `env:"SESSIONGATE_MAX_BODY" envDefault:"1m" help:"largest request body, units k/m/g like nginx's client_max_body_size; larger bodies get 413; 0 = unlimited"`
+	// InternalPaths is empty by default: an X-Accel-Redirect then sends
+	// files clients may fetch anyway, and nothing is hidden from them.
+	InternalPaths []string `env:"SESSIONGATE_INTERNAL_PATHS" help:"comma-separated URL directories that clients cannot request (404) and that PHP and Django send files from with an X-Accel-Redirect response header, like nginx's internal locations: /dir/ holds files under SESSIONGATE_STATIC_ROOT (e.g. /wp-content/uploads/woocommerce_uploads/), /dir/=/abs/path files of another directory (an alias, e.g. /protected/=/srv/private for django-sendfile2); an X-Accel-Redirect to any other URL sends the static file at that URL; .php files and dotfiles are never sent"`
+	MaxBody       ByteSize `env:"SESSIONGATE_MAX_BODY" envDefault:"1m" help:"largest request body, units k/m/g like nginx's client_max_body_size; larger bodies get 413; 0 = unlimited"`
 	// RequestBuffering is off by default: a large upload of known length
 	// then reaches the app as it arrives, without a temp file.
 	RequestBuffering bool `env:"SESSIONGATE_REQUEST_BUFFERING" envDefault:"off" help:"on: read every request body whole (memory, then a temp file) before PHP or Django gets it, so a slow upload holds no php-fpm worker, gunicorn thread or session lock, like nginx's fastcgi_request_buffering and proxy_request_buffering on; off: a body of known length over 64 KiB streams to the app as it arrives (bodies up to 64 KiB and chunked ones are always read whole first)"`
@@ -278,6 +281,8 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 			check("SESSIONGATE_NO_PHP_PATHS", !strings.HasPrefix(idx, dir), "%q holds the front controller %s (SESSIONGATE_INDEX), which would then never run", p, idx)
 		}
 	}
+
+	c.checkInternalPaths(check)
 
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")

@@ -111,6 +111,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_HTTP_REDIRECT_LISTEN=127.0.0.1:8080",
 		"SESSIONGATE_HSTS=max-age=63072000; includeSubDomains",
 		"SESSIONGATE_STATIC_MAX_AGE=720h",
+		"SESSIONGATE_INTERNAL_PATHS=/files/, /protected/=" + static,
 		"SESSIONGATE_SESSIONS=on",
 		"SESSIONGATE_SESSION_COOKIE=sid",
 		"SESSIONGATE_SESSION_KEYS=" + testKey + ",old-key-0123456789abcdef0123456789ab",
@@ -147,6 +148,7 @@ func TestEveryVariable(t *testing.T) {
 		Index:             "public/app.php",
 		FollowSymlinks:    []string{static, "/usr"},
 		NoPHPPaths:        []string{"/public/uploads/", "/media"},
+		InternalPaths:     []string{"/files/", "/protected/=" + static},
 		MaxBody:           512 << 10,
 		RequestBuffering:  true,
 		CompressCache:     1 << 20,
@@ -770,5 +772,40 @@ func TestPrecompressedPaths(t *testing.T) {
 	cfg, err := Load(append(base(t), "SESSIONGATE_PRECOMPRESSED=/"))
 	if err != nil || !reflect.DeepEqual(cfg.Precompressed, []string{"/"}) {
 		t.Errorf("/: %v %v", cfg, err)
+	}
+}
+
+func TestInternalPaths(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o644)
+	cfg, err := Load(append(base(t), "SESSIONGATE_INTERNAL_PATHS=/wp-content/uploads/woocommerce_uploads,/protected/="+dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []InternalLocation{{Prefix: "/wp-content/uploads/woocommerce_uploads/"}, {Prefix: "/protected/", Dir: dir}}
+	if got := cfg.InternalLocations(); !reflect.DeepEqual(got, want) {
+		t.Errorf("InternalLocations() = %v, want %v", got, want)
+	}
+	for _, c := range []struct{ value, index, want string }{
+		{"protected/", "", "starting with /"},
+		{"/a/../b/", "", "no query"},
+		{"/", "", "whole site"},
+		{"/p/,/p", "", "listed twice"},
+		{"/p/=relative", "", "absolute path"},
+		{"/p/=" + filepath.Join(dir, "missing"), "", "does not exist"},
+		{"/p/=" + file, "", "not a directory"},
+		{"/public/", "public/index.php", "front controller /public/index.php"},
+		{"=/srv", "", "starting with /"},
+	} {
+		env := base(t)
+		if c.index != "" {
+			env = append(env, "SESSIONGATE_INDEX="+c.index)
+		}
+		_, err := Load(append(env, "SESSIONGATE_INTERNAL_PATHS="+c.value))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_INTERNAL_PATHS"}) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("SESSIONGATE_INTERNAL_PATHS=%s: got %v, want an error naming only it, saying %q", c.value, err, c.want)
+		}
 	}
 }

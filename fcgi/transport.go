@@ -506,17 +506,11 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	// What PHP says about a connection (Connection, Keep-Alive, Upgrade...)
 	// is not the response's: the server in front decides those itself
 	// (RFC 9110 7.6.1), as nginx does for FastCGI.
-	// Nor is what PHP tells nginx (X-Accel-Redirect, X-Accel-Buffering...):
-	// nginx acts on those and never passes them on. An internal redirect
-	// the gateway cannot perform (it has no internal locations) is logged,
-	// so that an empty download is traced to it; the response itself,
-	// session frames included, goes on as PHP made it.
-	if v, ok := header["X-Accel-Redirect"]; ok {
-		t.log.Warn("fcgi: PHP sent X-Accel-Redirect, an nginx internal redirect the gateway does not perform; header dropped, send the file from PHP instead",
-			"script", s.ScriptName, "value", v[0])
-	}
+	// Nor is what PHP tells nginx about buffering and caching
+	// (X-Accel-Buffering...): nginx acts on those and never passes them
+	// on. X-Accel-Redirect stays for the server to act on.
 	for name := range header {
-		if hopByHopName(name) || proxyheader.NginxControl(name) {
+		if hopByHopName(name) || proxyheader.NginxControl(name) && name != proxyheader.AccelRedirect {
 			delete(header, name)
 		}
 	}

@@ -281,14 +281,14 @@ func TestPHPUnregisteredStatusCode(t *testing.T) {
 	}
 }
 
-// TestPHPNginxControlHeadersHidden: headers a PHP app sends for nginx
-// (X-Accel-Redirect for a protected download, X-Accel-Buffering...) never
-// reach the client, as nginx hides them (fastcgi_hide_header): the redirect
-// target is an internal path. The gateway does not perform the redirect
-// and says so in its log.
+// TestPHPNginxControlHeadersHidden: headers a PHP app sends to tune nginx
+// (X-Accel-Buffering, X-Accel-Expires...) never reach the client, as nginx
+// hides them (fastcgi_hide_header). An X-Accel-Redirect to a file that is
+// not there is a 404 and a log line naming it (TestAccelRedirect has the
+// redirects that work), never PHP's empty body with its Content-Length.
 func TestPHPNginxControlHeadersHidden(t *testing.T) {
 	g := startGW(t, nil)
-	src := `<?php header('X-Accel-Redirect: /protected/invoice-42.pdf'); header('X-Accel-Buffering: no'); header('X-Accel-Expires: 60'); header('Content-Type: application/pdf');`
+	src := `<?php header('X-Accel-Redirect: /protected/invoice-42.pdf'); header('X-Accel-Buffering: no'); header('X-Accel-Expires: 60'); header('Content-Type: application/pdf'); header('Content-Length: 5000');`
 	if err := os.WriteFile(filepath.Join(g.Root, "accel.php"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -298,8 +298,8 @@ func TestPHPNginxControlHeadersHidden(t *testing.T) {
 			t.Errorf("%s: %q reached the client", name, v)
 		}
 	}
-	if !strings.Contains(g.Logs.String(), "X-Accel-Redirect") {
-		t.Errorf("the X-Accel-Redirect the gateway ignored is not logged:\n%s", g.Logs.String())
+	if res.StatusCode != 404 || !strings.Contains(g.Logs.String(), `X-Accel-Redirect \"/protected/invoice-42.pdf\": no such file`) {
+		t.Errorf("status %d, want 404 and a log line naming the missing file:\n%s", res.StatusCode, g.Logs.String())
 	}
 }
 

@@ -32,6 +32,9 @@ type RequestInfo struct {
 	// "redirect" for every answer of the plain-HTTP redirect listener, or
 	// "gateway" for answers the gateway gives itself (404, 413, ...).
 	Upstream string
+	// InternalRedirect is the X-Accel-Redirect the app answered with, if
+	// any: the response is that file's.
+	InternalRedirect string
 	// Err is the upstream or I/O error that spoiled the request, if any.
 	Err error
 	// Status, when set, overrides the written status in the log: 499 when
@@ -339,6 +342,9 @@ func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status
 		slog.String("upstream", ri.Upstream),
 		slog.String("remote", ri.RemoteAddr),
 	)
+	if ri.InternalRedirect != "" {
+		attrs = append(attrs, slog.String("internal_redirect", ri.InternalRedirect))
+	}
 	if aborted {
 		attrs = append(attrs, slog.Bool("aborted", true))
 	}

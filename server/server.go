@@ -10,9 +10,12 @@
 //	              HSTS as the header goes out
 //	compress      gzip for clients that take it (package compress; static
 //	              files from its cache, see serveStatic)
-//	front         body limit (413), mounted prefixes (e.g. Django), else PHP site
+//	front         body limit (413), internal paths (404), mounted prefixes
+//	              (e.g. Django), else PHP site
 //	site          phproute.Resolve: static | redirect | refusal | PHP,
 //	              whose body is read ahead first (ReadBody)
+//	serveApp      around PHP and each mount: an X-Accel-Redirect in the
+//	              app's answer is sent as the file it names (accel.go)
 //	php           WithWrapPHP's wrappers: the session bridge's slot, then
 //	phpProxy      fcgi.Transport (an http.RoundTripper) and the copy to the client
 //
@@ -165,6 +168,9 @@ type Server struct {
 	// ending in "/".
 	precompressedDirs []string
 
+	// internal are SESSIONGATE_INTERNAL_PATHS, longest first (accel.go).
+	internal []internalLocation
+
 	// sendTimeout bounds each write to a client (sendTimeout in
 	// accesslog.go); 0 when SESSIONGATE_WRITE_TIMEOUT bounds the whole
 	// response instead.
@@ -192,6 +198,11 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	}
 	router.NoPHPUnder(cfg.NoPHPPaths)
 	router.FollowSymlinksOut(cfg.SymlinkTargets())
+	internal, err := openInternalLocations(cfg)
+	if err != nil {
+		router.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	php := o.php
 	if php == nil {
 		maxBody := int64(cfg.MaxBody)
@@ -212,6 +223,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		})
 		if err != nil {
 			router.Close()
+			closeInternalLocations(internal)
 			return nil, fmt.Errorf("server: %w", err)
 		}
 		php = t
@@ -225,6 +237,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		checks: append([]readyCheck{{"php-fpm", php.Ping}}, o.checks...),
 
 		observers: o.observers,
+		internal:  internal,
 		sameRoot:  filepath.Clean(cfg.StaticRoot) == filepath.Clean(cfg.DocumentRoot),
 	}
 	if cfg.WriteTimeout == 0 {
@@ -315,6 +328,7 @@ func (s *Server) Drain() { s.draining.Store(true) }
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.closeErr = errors.Join(s.php.Close(), s.router.Close())
+		closeInternalLocations(s.internal)
 	})
 	return s.closeErr
 }
@@ -434,12 +448,18 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		// either, was refused above.)
 		r = withPath(r, "/", "")
 	}
+	if len(s.internal) > 0 && s.internalLocationOf(mountPath(r.URL.Path)) != nil {
+		// Like nginx's internal locations: reached through an app's
+		// X-Accel-Redirect only, whatever prefix a mount has.
+		s.fail(w, r, http.StatusNotFound)
+		return
+	}
 	if len(s.mounts) > 0 {
 		p := mountPath(r.URL.Path)
 		for _, m := range s.mounts {
 			if strings.HasPrefix(p, m.prefix) {
 				Info(r.Context()).Upstream = m.upstream
-				m.h.ServeHTTP(w, r)
+				s.serveApp(m.h, w, r, r)
 				return
 			}
 		}
@@ -591,7 +611,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 			defer release()
 			r = r2
 		}
-		s.phpH.ServeHTTP(w, r.WithContext(fcgi.WithScript(r.Context(), script)))
+		s.serveApp(s.phpH, w, r, r.WithContext(fcgi.WithScript(r.Context(), script)))
 	case phproute.Redirect:
 		loc := route.Location
 		if r.URL.RawQuery != "" {

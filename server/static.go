@@ -78,6 +78,20 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 		http.ServeContent(encodedCopy{w, int64(len(gzipped)), true}, r, "", fi.ModTime(), bytes.NewReader(gzipped))
 		return
 	}
+	s.sendFile(w, r, fileToSend{f, fi})
+}
+
+// fileToSend is an open regular file and its info.
+type fileToSend struct {
+	file *os.File
+	info fs.FileInfo
+}
+
+// sendFile sends f as it is on disk, with its ETag and Last-Modified,
+// answering ranges and conditional requests; the caller has set the other
+// headers (a Content-Encoding when f is a precompressed copy).
+func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, f fileToSend) {
+	h, fi := w.Header(), f.info
 	h.Set("ETag", etag(fi))
 	if fi.Size() == 0 {
 		// An empty file has no byte a range could name: nginx ignores
@@ -105,7 +119,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	if h.Get("Content-Encoding") != "" {
 		w = encodedCopy{w, fi.Size(), false}
 	}
-	http.ServeContent(w, r, "", fi.ModTime(), f)
+	http.ServeContent(w, r, "", fi.ModTime(), f.file)
 }
 
 // setMaxAge gives a static file SESSIONGATE_STATIC_MAX_AGE, as nginx's

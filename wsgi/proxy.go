@@ -343,13 +343,13 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	} else if res.Header.Get(hdrOp) != "" {
 		chErr = errors.New("sessions are off")
 	}
-	if v := res.Header.Get("X-Accel-Redirect"); v != "" {
-		// cleanHeader drops it, as nginx's proxy_hide_header does; nginx
-		// would have served the internal path instead of this body.
-		p.log.Warn("Django sent X-Accel-Redirect, an nginx internal redirect the gateway does not perform; header dropped, send the file from Django instead",
-			"path", res.Request.URL.Path, "value", v)
-	}
+	// The server in front acts on an X-Accel-Redirect (the file it names
+	// replaces the body); in the trailer it means nothing and goes.
+	accel, hasAccel := res.Header[proxyheader.AccelRedirect]
 	p.cleanHeader(res.Header)
+	if hasAccel {
+		res.Header[proxyheader.AccelRedirect] = accel
+	}
 	if len(res.TransferEncoding) > 0 && res.StatusCode != http.StatusSwitchingProtocols {
 		// A chunked body may end with trailers, which ReverseProxy passes
 		// on after the body: announced ones are in res.Trailer now, the

@@ -17,10 +17,17 @@ func Forwarding(name string) bool {
 		len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix)
 }
 
+// AccelRedirect is the response header with which an app asks the server in
+// front to send a file in place of its body. The transports pass it on in
+// the response headers, and the server acts on it (server/accel.go), so
+// that it never reaches a client.
+const AccelRedirect = "X-Accel-Redirect"
+
 // NginxControl reports the response headers (canonical names) an app sends
 // to instruct nginx, which nginx acts on and hides from the client by
 // default (fastcgi_hide_header, proxy_hide_header): X-Accel-Redirect names
-// an internal path, the others tune nginx's buffering and caching.
+// an internal path (see AccelRedirect), the others tune nginx's buffering
+// and caching, which the gateway does its own way.
 func NginxControl(name string) bool {
 	switch name {
 	case "X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset":

@@ -2,6 +2,7 @@
 test checks, as JSON or plain text."""
 
 import json
+from urllib.parse import quote
 
 from django.contrib import auth, messages
 import time
@@ -176,17 +177,22 @@ def slow_set(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
-def accel(request):
-    # A protected download the nginx way (django-sendfile2's nginx backend):
-    # nginx would serve the internal path and hide the headers.
-    response = HttpResponse("", content_type="application/pdf")
-    response["X-Accel-Redirect"] = "/protected/invoice-42.pdf"
+def protected(request, name):
+    # A protected download the way django-sendfile2's nginx backend sends
+    # one: the view checks the session, the server in front sends the file
+    # from the internal URL (SENDFILE_URL), percent-encoded.
+    if not request.session.get("user"):
+        return HttpResponse("log in first", status=403, content_type="text/plain")
+    request.session["downloads"] = request.session.get("downloads", 0) + 1
+    response = HttpResponse(content_type="application/pdf")
+    response["Content-Disposition"] = 'inline; filename="%s"' % name
+    response["X-Accel-Redirect"] = "/protected/" + quote(name)
     response["X-Accel-Buffering"] = "no"
     return response
 
 
 urlpatterns = [
-    path("accounts/api/accel/", accel),
+    path("accounts/api/protected/<str:name>", protected),
     path("accounts/api/login-as/", login_as),
     path("accounts/api/slow-set/", slow_set),
     path("accounts/api/types-show/", types_show),

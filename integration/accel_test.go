@@ -1,0 +1,137 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAccelRedirect: protected downloads the way PHP and Django apps send
+// them to nginx, through the real php-fpm, gunicorn and Redis. WooCommerce
+// (its X-Accel-Redirect method, chosen because SERVER_SOFTWARE names
+// nginx) and django-sendfile2 check the shared session, count the download
+// in it and answer with an empty body and X-Accel-Redirect; the gateway
+// sends the file from an internal location clients cannot open themselves,
+// with the app's headers, ranges, and the session already saved and
+// unlocked while the file goes out.
+func TestAccelRedirect(t *testing.T) {
+	private := t.TempDir()
+	s, _ := startDjangoAPIStack(t, "SESSIONGATE_INTERNAL_PATHS=/wp-content/uploads/woocommerce_uploads/,/protected/="+private)
+	gw := s.gws[0]
+	uploads := filepath.Join(s.fpm.DocRoot, "wp-content/uploads/woocommerce_uploads")
+	if err := os.MkdirAll(uploads, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for name, size := range map[string]int{"song.mp3": 3 << 20, "my album.zip": 1000, "big.bin": 32 << 20} {
+		b := make([]byte, size)
+		rand.Read(b)
+		files[name] = b
+		if err := os.WriteFile(filepath.Join(uploads, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	invoice := []byte("%PDF-1.7 invoice 42")
+	if err := os.WriteFile(filepath.Join(private, "invoice 42.pdf"), invoice, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hidden := func(t *testing.T, res *http.Response) {
+		t.Helper()
+		for name, v := range res.Header {
+			if strings.HasPrefix(name, "X-Accel-") {
+				t.Errorf("%s: %q reached the client", name, v)
+			}
+		}
+	}
+
+	// Without a session both apps refuse, and the files cannot be fetched
+	// directly.
+	if res, body, _ := gw.get(t, "/accel_download.php?file=song.mp3", ""); res.StatusCode != 403 || body != "log in first" {
+		t.Fatalf("PHP without a session: %d %q", res.StatusCode, body)
+	}
+	if res, body, _ := gw.get(t, "/accounts/api/protected/invoice%2042.pdf", ""); res.StatusCode != 403 || body != "log in first" {
+		t.Fatalf("Django without a session: %d %q", res.StatusCode, body)
+	}
+	for _, target := range []string{"/wp-content/uploads/woocommerce_uploads/song.mp3", "/wp-content/uploads//woocommerce_uploads/song.mp3", "/protected/invoice%2042.pdf"} {
+		if res, body, _ := gw.get(t, target, ""); res.StatusCode != 404 || len(body) > 100 {
+			t.Errorf("%s: %d, %d bytes; want 404", target, res.StatusCode, len(body))
+		}
+	}
+
+	ck := s.newSession(t)
+	for _, name := range []string{"song.mp3", "my album.zip"} {
+		res, body, _ := gw.get(t, "/accel_download.php?file="+strings.ReplaceAll(name, " ", "%20"), ck)
+		hidden(t, res)
+		if res.StatusCode != 200 || !bytes.Equal([]byte(body), files[name]) {
+			t.Fatalf("PHP %s: %d, %d bytes (want %d)", name, res.StatusCode, len(body), len(files[name]))
+		}
+		for hdr, want := range map[string]string{
+			"Content-Type":        "application/octet-stream",
+			"Content-Disposition": `attachment; filename="` + name + `";`,
+			"Content-Length":      strconv.Itoa(len(files[name])),
+			"X-Robots-Tag":        "noindex, nofollow",
+			"Accept-Ranges":       "bytes",
+		} {
+			if got := res.Header.Get(hdr); got != want {
+				t.Errorf("PHP %s: %s %q, want %q", name, hdr, got, want)
+			}
+		}
+	}
+	res, body, _ := gw.get(t, "/accel_download.php?file=song.mp3", ck, "Range", "bytes=100-199")
+	if res.StatusCode != 206 || body != string(files["song.mp3"][100:200]) {
+		t.Errorf("PHP range: %d, %d bytes", res.StatusCode, len(body))
+	}
+	res, body, _ = gw.get(t, "/accounts/api/protected/invoice%2042.pdf", ck)
+	hidden(t, res)
+	if res.StatusCode != 200 || body != string(invoice) || res.Header.Get("Content-Type") != "application/pdf" ||
+		res.Header.Get("Content-Disposition") != `inline; filename="invoice 42.pdf"` {
+		t.Fatalf("Django: %d %q %v", res.StatusCode, body, res.Header)
+	}
+	// Every download counted in the one session, by PHP and Django.
+	if d := gw.dump(t, ck); !strings.Contains(string(d.Data), `"downloads":4`) {
+		t.Fatalf("session after 3 PHP and 1 Django downloads: %s", d.Data)
+	}
+	if !strings.Contains(gw.Logs.String(), `"internal_redirect":"/wp-content/uploads/woocommerce_uploads/song.mp3"`) ||
+		!strings.Contains(gw.Logs.String(), `"internal_redirect":"/protected/invoice%2042.pdf"`) {
+		t.Errorf("the access log does not name the internal redirects:\n%s", gw.Logs.String())
+	}
+
+	// A download the client reads slowly holds no session lock: the same
+	// user's next page answers meanwhile, and sees the count.
+	req, _ := http.NewRequest("GET", gw.URL+"/accel_download.php?file=big.bin", nil)
+	req.Header.Set("Cookie", "sessionid="+ck)
+	slow, err := sessionClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Body.Close()
+	first := make([]byte, 10)
+	if _, err := io.ReadFull(slow.Body, first); err != nil || slow.StatusCode != 200 {
+		t.Fatalf("big download: %d %v", slow.StatusCode, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	next, _ := http.NewRequestWithContext(ctx, "GET", gw.URL+"/get.php", nil)
+	next.Header.Set("Cookie", "sessionid="+ck)
+	nres, err := sessionClient.Do(next)
+	if err != nil {
+		t.Fatalf("next page while the download waits: %v", err)
+	}
+	nbody, _ := io.ReadAll(nres.Body)
+	nres.Body.Close()
+	if nres.StatusCode != 200 || !strings.Contains(string(nbody), `"downloads":5`) {
+		t.Fatalf("next page: %d %s", nres.StatusCode, nbody)
+	}
+	rest, err := io.ReadAll(slow.Body)
+	if err != nil || !bytes.Equal(append(first, rest...), files["big.bin"]) {
+		t.Fatalf("big download: %d bytes of %d, %v", len(first)+len(rest), len(files["big.bin"]), err)
+	}
+}

@@ -1,0 +1,279 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"mime"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/compress"
+	"github.com/sessiongate/sessiongate/phproute"
+)
+
+// X-Accel-Redirect: an app answers a download it has authorised with only
+// this header, naming a URL, and the server in front sends the file at
+// that URL instead of the app's (empty) body. WooCommerce's protected
+// downloads, django-sendfile2, django-private-storage and Yii's xSendFile
+// do so whenever SERVER_SOFTWARE says nginx, as ours does. The file then
+// goes out with sendfile and ranges while the php-fpm worker or gunicorn
+// thread, and the session lock, are already free.
+//
+// As with nginx, the app's response decides nothing but the file and the
+// headers that describe the download (Content-Type, Content-Disposition,
+// Cache-Control, Set-Cookie, its own others); the status, length and
+// validators are the file's. Unlike nginx, the target can only be a file:
+// a URL that would run PHP, or Django, is answered 404 with the reason in
+// the log.
+
+// internalLocation is one SESSIONGATE_INTERNAL_PATHS directory.
+type internalLocation struct {
+	prefix string // URL directory, ending in "/"
+	// files resolves the path after prefix in an alias directory; nil
+	// when the files are under the static root at their URL.
+	files *phproute.Router
+}
+
+// openInternalLocations opens the routers of the alias directories, with
+// the static root's symlink rules.
+func openInternalLocations(cfg *config.Config) ([]internalLocation, error) {
+	var out []internalLocation
+	for _, l := range cfg.InternalLocations() {
+		il := internalLocation{prefix: l.Prefix}
+		if l.Dir != "" {
+			r, err := phproute.New(l.Dir, "")
+			if err != nil {
+				closeInternalLocations(out)
+				return nil, fmt.Errorf("SESSIONGATE_INTERNAL_PATHS %s: %w", l.Prefix, err)
+			}
+			r.FollowSymlinksOut(cfg.SymlinkTargets())
+			il.files = r
+		}
+		out = append(out, il)
+	}
+	// Longest first, so that the first match is the longest.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && len(out[j].prefix) > len(out[j-1].prefix); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out, nil
+}
+
+func closeInternalLocations(ls []internalLocation) {
+	for _, l := range ls {
+		if l.files != nil {
+			l.files.Close()
+		}
+	}
+}
+
+// internalLocationOf returns the internal location a clean URL path lies
+// in (a directory asked for without its slash included), or nil.
+func (s *Server) internalLocationOf(p string) *internalLocation {
+	for i := range s.internal {
+		pre := s.internal[i].prefix
+		if strings.HasPrefix(p, pre) || p == pre[:len(pre)-1] {
+			return &s.internal[i]
+		}
+	}
+	return nil
+}
+
+// serveApp runs an app's handler (PHP's chain, a Django mount) and carries
+// out the X-Accel-Redirect its response names, once the handler has
+// returned: the app's session is then saved and its lock released, so a
+// slow download holds neither.
+func (s *Server) serveApp(h http.Handler, w http.ResponseWriter, r *http.Request, appReq *http.Request) {
+	aw := &accelWriter{ResponseWriter: w}
+	h.ServeHTTP(aw, appReq)
+	if aw.redirected {
+		s.serveAccel(w, r, aw.target)
+	}
+}
+
+// accelWriter holds back an app's response that carries X-Accel-Redirect
+// and drops its body; any other response passes through untouched.
+type accelWriter struct {
+	http.ResponseWriter
+	wroteHeader bool
+	redirected  bool
+	target      string
+}
+
+// bodyHeaders describe the bytes of the app's body, which the file
+// replaces, or its transfer.
+var bodyHeaders = []string{
+	"Content-Length", "Content-Encoding", "Content-Range", "Accept-Ranges",
+	"Etag", "Last-Modified", "Transfer-Encoding", "Trailer",
+	"Content-Md5", "Digest", "Content-Digest", "Repr-Digest",
+}
+
+func (w *accelWriter) WriteHeader(code int) {
+	if w.wroteHeader || w.redirected {
+		return
+	}
+	h := w.Header()
+	v, ok := h["X-Accel-Redirect"]
+	if !ok || code < 200 {
+		if code >= 200 {
+			w.wroteHeader = true
+		}
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	// nginx takes the first one too.
+	w.redirected, w.target = true, v[0]
+	delete(h, "X-Accel-Redirect")
+	for _, name := range bodyHeaders {
+		delete(h, name)
+	}
+}
+
+func (w *accelWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader && !w.redirected {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.redirected {
+		// What the app printed anyway is read and dropped, as nginx
+		// does, so that its connection stays usable.
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *accelWriter) Flush() {
+	if !w.wroteHeader && !w.redirected {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.redirected {
+		return
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *accelWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// errAccel is why an X-Accel-Redirect was answered with an error.
+type errAccel struct {
+	target string
+	why    string
+	status int
+}
+
+func (e *errAccel) Error() string {
+	return fmt.Sprintf("X-Accel-Redirect %q: %s", e.target, e.why)
+}
+
+// serveAccel sends the file target names, with the headers the app's
+// response left in w, to the client of r.
+func (s *Server) serveAccel(w http.ResponseWriter, r *http.Request, target string) {
+	ri := Info(r.Context())
+	if ri != nil {
+		ri.InternalRedirect = target
+	}
+	files, route, err := s.resolveAccel(target)
+	var f fileToSend
+	if err == nil {
+		f.file, f.info, err = files.Open(route.File)
+		if err != nil {
+			status := http.StatusNotFound
+			if errors.Is(err, fs.ErrPermission) {
+				status = http.StatusForbidden
+			}
+			err = &errAccel{target, err.Error(), status}
+		}
+	}
+	var ae *errAccel
+	if errors.As(err, &ae) {
+		if ri != nil {
+			ri.Err = ae
+		}
+		// The app's Set-Cookie (a new session's cookie) and Cache-Control
+		// stay; what it said about the download does not fit the error.
+		h := w.Header()
+		h.Del("Content-Disposition")
+		h.Del("Content-Type")
+		s.fail(w, r, ae.status)
+		return
+	}
+	defer f.file.Close()
+	h := w.Header()
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", contentType(path.Ext(route.Name), mime.TypeByExtension))
+	}
+	h.Set("X-Content-Type-Options", "nosniff")
+	// A file the app handed out after checking who asks is that user's:
+	// no shared cache may keep it unless the app says so.
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "private")
+	}
+	// Downloads keep their length, ranges and sendfile, as with a
+	// Content-Disposition: attachment from the app.
+	compress.SkipCompression(w)
+	if r.Method != http.MethodHead && r.Method != http.MethodGet {
+		// A POST that answered with a file gets the file, as with nginx,
+		// and not ServeContent's refusals of conditional non-GETs.
+		r = r.WithContext(r.Context())
+		r.Method = http.MethodGet
+	}
+	s.sendFile(w, r, f)
+}
+
+// resolveAccel finds the file an X-Accel-Redirect value names: the router
+// to open it with and its route, or an *errAccel.
+func (s *Server) resolveAccel(target string) (*phproute.Router, phproute.Route, error) {
+	fail := func(status int, format string, args ...any) (*phproute.Router, phproute.Route, error) {
+		return nil, phproute.Route{}, &errAccel{target, fmt.Sprintf(format, args...), status}
+	}
+	if strings.HasPrefix(target, "@") {
+		return fail(http.StatusNotFound, "named locations are nginx's; the gateway sends files only, give the file's URL")
+	}
+	p, _, _ := strings.Cut(target, "?")
+	if !strings.HasPrefix(p, "/") {
+		return fail(http.StatusNotFound, "not a URL path starting with /")
+	}
+	// nginx unescapes the value when it has a %, and refuses .. either
+	// way: an app that builds the header from a request parameter must
+	// not be led out of the directory it meant.
+	decoded, err := url.PathUnescape(p)
+	if err != nil {
+		return fail(http.StatusNotFound, "invalid percent-encoding")
+	}
+	for seg := range strings.SplitSeq(decoded, "/") {
+		if seg == ".." {
+			return fail(http.StatusNotFound, "a .. segment (refused, as nginx refuses it)")
+		}
+	}
+	clean := path.Clean(decoded)
+	files, at := s.router, clean
+	if l := s.internalLocationOf(clean); l != nil && l.files != nil {
+		files, at = l.files, "/"+strings.TrimPrefix(clean, l.prefix)
+	}
+	route := files.Resolve((&url.URL{Path: at}).EscapedPath())
+	switch route.Kind {
+	case phproute.Static:
+		return files, route, nil
+	case phproute.PHP:
+		if route.ScriptName == clean || strings.HasPrefix(clean, route.ScriptName+"/") {
+			return fail(http.StatusNotFound, "names a PHP script; the gateway sends files only, never a script or its source")
+		}
+		// The front controller, which nginx would run: not a file.
+		return fail(http.StatusNotFound, "no such file")
+	case phproute.Forbidden:
+		return fail(http.StatusForbidden, "%s", route.Reason)
+	case phproute.Redirect:
+		return fail(http.StatusNotFound, "names a directory")
+	}
+	why := "no such file"
+	if route.Reason != "" && route.Reason != "no such PHP script" {
+		why += " (" + route.Reason + ")"
+	}
+	return fail(http.StatusNotFound, "%s", why)
+}

@@ -1,0 +1,245 @@
+package server
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sessiongate/sessiongate/config"
+)
+
+// accelEnv is a site whose PHP answers every request with the headers
+// given, X-Accel-Redirect among them, and "php output" as its body. Its
+// static root holds /private/ (SESSIONGATE_INTERNAL_PATHS) and public
+// files; /alias/ is another directory.
+func accelEnv(t *testing.T, phpHeader http.Header, opts ...Option) (*env, string) {
+	t.Helper()
+	alias := t.TempDir()
+	e := newEnv(t, func(c *config.Config) {
+		c.InternalPaths = []string{"/private/", "/alias/=" + alias}
+	}, opts...)
+	for name, body := range map[string]string{
+		"download.php":         "<?php",
+		"private/report.pdf":   "%PDF-1.7 report",
+		"private/my file.zip":  "zip bytes",
+		"private/secret.php":   "<?php $password = 1;",
+		"private/.htpasswd":    "admin:x",
+		"private/sub/deep.txt": "deep",
+	} {
+		p := filepath.Join(e.root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, body := range map[string]string{"invoice-42.pdf": "%PDF invoice 42", "a/b.txt": "alias b"} {
+		p := filepath.Join(alias, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		h := phpHeader.Clone()
+		if v, ok := r.URL.Query()["accel"]; ok {
+			h.Set("X-Accel-Redirect", v[0])
+		}
+		return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(strings.NewReader("php output")), Request: r}, nil
+	}
+	return e, alias
+}
+
+func TestAccelRedirectSendsTheFile(t *testing.T) {
+	e, _ := accelEnv(t, http.Header{
+		"Content-Type":        {"application/pdf"},
+		"Content-Disposition": {`attachment; filename="report.pdf"`},
+		"Content-Length":      {"999"},
+		"Etag":                {`"app"`},
+		"Last-Modified":       {"Mon, 02 Jan 2006 15:04:05 GMT"},
+		"X-Robots-Tag":        {"noindex, nofollow"},
+		"Set-Cookie":          {"wc_download=1; Path=/"},
+	})
+	for _, tc := range []struct{ accel, body string }{
+		{"/private/report.pdf", "%PDF-1.7 report"},
+		{"/alias/invoice-42.pdf", "%PDF invoice 42"},
+		{"/alias/a/b.txt", "alias b"},
+		{"/private/sub/deep.txt", "deep"},
+		// WooCommerce sends file names as they are; django-sendfile2
+		// percent-encodes them; nginx takes both.
+		{"/private/my file.zip", "zip bytes"},
+		{"/private/my%20file.zip", "zip bytes"},
+		{"/private/report.pdf?token=1", "%PDF-1.7 report"},
+		// A public file of the site may be named too, as nginx allows.
+		{"/style.css", "body{color:red}"},
+		{"//private/./report.pdf", "%PDF-1.7 report"},
+	} {
+		w := accelGet(e, "GET", tc.accel)
+		h := w.Header()
+		if w.Code != 200 || w.Body.String() != tc.body {
+			t.Errorf("%s: %d %q, want 200 %q; log %s", tc.accel, w.Code, w.Body, tc.body, e.lastLog(t)["error"])
+			continue
+		}
+		for name, want := range map[string]string{
+			"Content-Type":        "application/pdf",
+			"Content-Disposition": `attachment; filename="report.pdf"`,
+			"X-Robots-Tag":        "noindex, nofollow",
+			"Set-Cookie":          "wc_download=1; Path=/",
+			"Cache-Control":       "private",
+			"Content-Length":      strconv.Itoa(len(tc.body)),
+			"Accept-Ranges":       "bytes",
+			"X-Accel-Redirect":    "",
+		} {
+			if got := h.Get(name); got != want {
+				t.Errorf("%s: %s %q, want %q", tc.accel, name, got, want)
+			}
+		}
+		if h.Get("Etag") == `"app"` || h.Get("Last-Modified") == "Mon, 02 Jan 2006 15:04:05 GMT" {
+			t.Errorf("%s: the app's validators describe its body, not the file: %v", tc.accel, h)
+		}
+		if log := e.lastLog(t); log["internal_redirect"] != tc.accel || log["status"] != float64(200) {
+			t.Errorf("%s: access log %v", tc.accel, log)
+		}
+	}
+}
+
+// accelGet asks the fake PHP for a response naming target.
+func accelGet(e *env, method, target string, hdr ...string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, "/download.php?accel="+url.QueryEscape(target), nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	return e.do(r)
+}
+
+func TestAccelRedirectRefusals(t *testing.T) {
+	e, _ := accelEnv(t, http.Header{
+		"Content-Type":        {"application/zip"},
+		"Content-Disposition": {"attachment"},
+		"Set-Cookie":          {"sid=new; Path=/"},
+	})
+	for _, tc := range []struct {
+		accel  string
+		status int
+		why    string
+	}{
+		{"/private/missing.zip", 404, "no such file"},
+		{"/private/secret.php", 404, "PHP script"},
+		{"/private/.htpasswd", 404, "hidden file"},
+		{"/private/../index.php", 404, ".. segment"},
+		{"/alias/../private/report.pdf", 404, ".. segment"},
+		{"/alias/%2e%2e/private/report.pdf", 404, ".. segment"},
+		{"/private/%zz", 404, "percent-encoding"},
+		{"@protected", 404, "named locations"},
+		{"private/report.pdf", 404, "starting with /"},
+		{"", 404, "starting with /"},
+		{"/private/sub", 404, "directory"},
+		{"/alias/a", 404, "directory"},
+		// No file there: nginx would have run the front controller.
+		{"/no/such/page", 404, "no such file"},
+		{"/private/report.pdf%00.txt", 404, "control character"},
+	} {
+		w := accelGet(e, "GET", tc.accel)
+		h := w.Header()
+		if w.Code != tc.status || h.Get("Content-Disposition") != "" || !strings.HasPrefix(h.Get("Content-Type"), "text/plain") {
+			t.Errorf("%q: %d %v, want %d, plain text, no Content-Disposition", tc.accel, w.Code, h, tc.status)
+		}
+		if h.Get("Set-Cookie") != "sid=new; Path=/" {
+			t.Errorf("%q: the app's Set-Cookie was lost: %v", tc.accel, h)
+		}
+		if strings.Contains(w.Body.String(), "php output") || strings.Contains(w.Body.String(), "password") {
+			t.Errorf("%q: body %q", tc.accel, w.Body)
+		}
+		log := e.lastLog(t)
+		if msg, _ := log["error"].(string); log["level"] != "WARN" || !strings.Contains(msg, tc.why) || !strings.Contains(msg, "X-Accel-Redirect") {
+			t.Errorf("%q: log %v, want a warning saying %q", tc.accel, log, tc.why)
+		}
+	}
+}
+
+// Clients cannot reach an internal location, by any spelling of its path,
+// as with nginx's internal; the same files through the app are served.
+func TestInternalPathsHiddenFromClients(t *testing.T) {
+	e, _ := accelEnv(t, nil, WithMount("django", []string{"/private/django/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "django")
+	})))
+	for _, target := range []string{
+		"/private/report.pdf", "/private/", "/private", "//private/report.pdf", "/x/../private/report.pdf",
+		"/%70rivate/report.pdf", "/private/secret.php", "/private/nothing", "/alias/invoice-42.pdf",
+		"/alias/", "/private/django/x",
+	} {
+		w := e.do(httptest.NewRequest("GET", target, nil))
+		if w.Code != 404 || strings.Contains(w.Body.String(), "report") || strings.Contains(w.Body.String(), "django") {
+			t.Errorf("%s: %d %q, want 404", target, w.Code, w.Body)
+		}
+	}
+	if n := e.php.calls(); n != 0 {
+		t.Errorf("PHP ran %d times for internal paths", n)
+	}
+	// Paths that only look alike stay public.
+	if w := e.do(httptest.NewRequest("GET", "/privatefile.txt", nil)); w.Code != 200 {
+		t.Errorf("/privatefile.txt: %d, want 200 from PHP's front controller", w.Code)
+	}
+}
+
+// The file is sent the way a static file is: ranges, HEAD, revalidation,
+// and for a POST (a form that answered with a download) the file too.
+func TestAccelRedirectLikeAStaticFile(t *testing.T) {
+	e, _ := accelEnv(t, http.Header{"Cache-Control": {"private, max-age=60"}})
+	w := accelGet(e, "GET", "/private/report.pdf", "Range", "bytes=0-3")
+	if w.Code != 206 || w.Body.String() != "%PDF" || w.Header().Get("Content-Range") != "bytes 0-3/15" {
+		t.Errorf("range: %d %q %v", w.Code, w.Body, w.Header())
+	}
+	w = accelGet(e, "GET", "/private/report.pdf")
+	etag := w.Header().Get("Etag")
+	if w.Header().Get("Content-Type") != "application/pdf" || w.Header().Get("Cache-Control") != "private, max-age=60" || etag == "" {
+		t.Errorf("without the app's Content-Type: the file's by extension, and the app's Cache-Control: %v", w.Header())
+	}
+	if w := accelGet(e, "GET", "/private/report.pdf", "If-None-Match", etag); w.Code != 304 || w.Body.Len() != 0 {
+		t.Errorf("revalidation: %d %q", w.Code, w.Body)
+	}
+	if w := accelGet(e, "HEAD", "/private/report.pdf"); w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("Content-Length") != "15" {
+		t.Errorf("HEAD: %d %q %v", w.Code, w.Body, w.Header())
+	}
+	if w := accelGet(e, "POST", "/private/report.pdf"); w.Code != 200 || w.Body.String() != "%PDF-1.7 report" {
+		t.Errorf("POST: %d %q", w.Code, w.Body)
+	}
+	// A download keeps its length and ranges: never compressed.
+	w = accelGet(e, "GET", "/alias/a/b.txt", "Accept-Encoding", "gzip")
+	if w.Header().Get("Content-Encoding") != "" || w.Body.String() != "alias b" {
+		t.Errorf("compressed: %v %q", w.Header(), w.Body)
+	}
+}
+
+// A Django mount's X-Accel-Redirect (django-sendfile2) is carried out the
+// same way; its other answers pass untouched, streamed ones included.
+func TestAccelRedirectFromAMount(t *testing.T) {
+	e, _ := accelEnv(t, nil, WithMount("django", []string{"/accounts/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.URL.Query().Get("accel"); v != "" {
+			w.Header().Set("X-Accel-Redirect", v)
+			w.Header().Set("Content-Type", "application/pdf")
+			w.Header().Set("Vary", "Cookie")
+			w.WriteHeader(200)
+			io.WriteString(w, "ignored")
+			w.(http.Flusher).Flush()
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "first ")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "second")
+	})))
+	w := e.do(httptest.NewRequest("GET", "/accounts/dl/?accel=/alias/invoice-42.pdf", nil))
+	if w.Code != 200 || w.Body.String() != "%PDF invoice 42" || w.Header().Get("Vary") != "Cookie" || w.Header().Get("X-Accel-Redirect") != "" {
+		t.Errorf("django accel: %d %q %v", w.Code, w.Body, w.Header())
+	}
+	w = e.do(httptest.NewRequest("GET", "/accounts/page/", nil))
+	if w.Code != 200 || w.Body.String() != "first second" || !w.Flushed {
+		t.Errorf("django page: %d %q flushed=%v", w.Code, w.Body, w.Flushed)
+	}
+}
