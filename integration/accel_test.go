@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // TestAccelRedirect: protected downloads the way PHP and Django apps send
@@ -133,5 +136,69 @@ func TestAccelRedirect(t *testing.T) {
 	rest, err := io.ReadAll(slow.Body)
 	if err != nil || !bytes.Equal(append(first, rest...), files["big.bin"]) {
 		t.Fatalf("big download: %d bytes of %d, %v", len(first)+len(rest), len(files["big.bin"]), err)
+	}
+}
+
+// TestAccelRedirectSymfony: Symfony's BinaryFileResponse (Laravel's
+// response()->download too) sends X-Accel-Redirect when the app trusts
+// X-Sendfile-Type and the server says which directory maps to which
+// internal URL, which nginx configurations do with fastcgi_param and a
+// php-fpm pool does with env[]. Debian's Symfony 5.4 runs the download;
+// the gateway sends the file, ranges included, from the alias directory.
+func TestAccelRedirectSymfony(t *testing.T) {
+	harness.Require(t, "php-fpm8.2")
+	const autoload = "/usr/share/php/Symfony/Component/HttpFoundation/autoload.php"
+	if _, err := os.Stat(autoload); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Debian's php-symfony-http-foundation is missing (scripts/deps.sh test installs it): %v", err)
+		}
+		t.Skipf("php-symfony-http-foundation not installed: %v", err)
+	}
+	private := t.TempDir()
+	report := make([]byte, 100<<10)
+	rand.Read(report)
+	if err := os.WriteFile(filepath.Join(private, "report 2026.pdf"), report, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := gwSite(t)
+	src := `<?php
+require '` + autoload + `';
+use Symfony\Component\HttpFoundation\BinaryFileResponse;
+use Symfony\Component\HttpFoundation\Request;
+use Symfony\Component\HttpFoundation\ResponseHeaderBag;
+BinaryFileResponse::trustXSendfileTypeHeader();
+$request = Request::createFromGlobals();
+$response = new BinaryFileResponse(getenv('PRIVATE_DIR') . '/report 2026.pdf');
+$response->setContentDisposition(ResponseHeaderBag::DISPOSITION_ATTACHMENT);
+$response->prepare($request);
+$response->send();
+`
+	if err := os.WriteFile(filepath.Join(root, "report.php"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2, Env: map[string]string{
+		"PRIVATE_DIR":          private,
+		"HTTP_X_SENDFILE_TYPE": "X-Accel-Redirect",
+		"HTTP_X_ACCEL_MAPPING": private + "/=/private-files/",
+	}})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.InternalPaths = []string{"/private-files/=" + private}
+	})
+	res, body := g.get(t, "/report.php")
+	if res.StatusCode != 200 || body != string(report) {
+		t.Fatalf("download: %d, %d bytes (want %d); %v", res.StatusCode, len(body), len(report), res.Header)
+	}
+	if cd := res.Header.Get("Content-Disposition"); cd != `attachment; filename="report 2026.pdf"` {
+		t.Errorf("Content-Disposition %q", cd)
+	}
+	if !strings.Contains(g.Logs.String(), `"internal_redirect":"/private-files/report 2026.pdf"`) {
+		t.Errorf("not sent through X-Accel-Redirect:\n%s", g.Logs.String())
+	}
+	res, body = g.get(t, "/report.php", "Range", "bytes=-10")
+	if res.StatusCode != 206 || body != string(report[len(report)-10:]) {
+		t.Errorf("range: %d %d bytes", res.StatusCode, len(body))
+	}
+	if res, _ := g.get(t, "/private-files/report%202026.pdf"); res.StatusCode != 404 {
+		t.Errorf("the internal URL answered a client: %d", res.StatusCode)
 	}
 }

@@ -57,10 +57,10 @@ need_python_mod() { # need_python_mod PACKAGE PYTHON-ARGS...: Debian's python3 r
 	fi
 }
 
-need_php_redis() {
-	if ! dpkg-query -W -f='${Status}' php8.2-redis 2>/dev/null | grep -q 'install ok installed'; then
-		problems+=("php8.2-redis (phpredis) not installed")
-		missing_pkgs+=(php8.2-redis)
+need_deb() { # need_deb PACKAGE WHAT: a Debian package that installs no command
+	if ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; then
+		problems+=("$1 ($2) not installed")
+		missing_pkgs+=("$1")
 	fi
 }
 
@@ -119,6 +119,8 @@ test)
 	need_python_mod python3-pip -m pip --version
 	need_python_mod python3-pip -c 'import setuptools, wheel'
 	need_bin chromium chromium
+	# Symfony's BinaryFileResponse sends X-Accel-Redirect (integration).
+	need_deb php-symfony-http-foundation "Symfony's HttpFoundation"
 	# Validates docker-compose.yml offline (deploy tests); no engine needed.
 	need_bin docker-compose docker-compose
 	# Checks deploy/systemd/sessiongate.service offline (deploy tests).
@@ -131,7 +133,7 @@ bench)
 	need_certs
 	need_bin php-fpm8.2 php8.2-fpm
 	need_bin php php8.2-cli
-	need_php_redis
+	need_deb php8.2-redis phpredis
 	need_bin redis-server redis-server
 	need_bin redis-cli redis-tools
 	need_bin wrk wrk

@@ -34,6 +34,9 @@ type PHPFPMOptions struct {
 	// Values become php_value[name] = value pool entries: defaults a
 	// request's PHP_VALUE and the script may still change, like php.ini's.
 	Values map[string]string
+	// Env become env[name] = value pool entries, which PHP sees in getenv()
+	// and $_SERVER (where nginx configurations put fastcgi_param).
+	Env map[string]string
 	// RequestTerminateTimeout kills a worker whose request runs longer
 	// (0 = off). Rounded up to whole seconds, php-fpm's unit.
 	RequestTerminateTimeout time.Duration
@@ -151,14 +154,20 @@ func phpFPMConf(dir, listen string, o PHPFPMOptions) string {
 	for _, kind := range []struct {
 		directive string
 		values    map[string]string
-	}{{"php_value", o.Values}, {"php_admin_value", o.AdminValues}} {
+	}{{"php_value", o.Values}, {"php_admin_value", o.AdminValues}, {"env", o.Env}} {
 		names := make([]string, 0, len(kind.values))
 		for k := range kind.values {
 			names = append(names, k)
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			fmt.Fprintf(&b, "%s[%s] = %s\n", kind.directive, k, kind.values[k])
+			v := kind.values[k]
+			if kind.directive == "env" {
+				// Quoted: a path mapping holds "=", which the ini
+				// syntax refuses bare.
+				v = `"` + v + `"`
+			}
+			fmt.Fprintf(&b, "%s[%s] = %s\n", kind.directive, k, v)
 		}
 	}
 	return b.String()
