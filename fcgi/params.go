@@ -276,7 +276,7 @@ func encodeParams(e *paramEncoder, req *http.Request, s *Script, bodyLen int64, 
 	connNamed := connectionNamed(req.Header)
 	for name, values := range req.Header {
 		if len(values) == 0 || !forwardableHeader(name) || hopByHop(name, connNamed) ||
-			(!s.ForwardedTrusted && proxyheader.Forwarding(name)) {
+			(!s.ForwardedTrusted && proxyheader.Forwarding(name)) || proxyheader.SendfileControl(name) {
 			continue
 		}
 		sep := ", "

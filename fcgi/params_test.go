@@ -422,3 +422,29 @@ func TestLongConnectionHeaderIsCheap(t *testing.T) {
 		t.Errorf("X-Hop named by Connection sent: %q; X-H5 %q", m["HTTP_X_HOP"], m["HTTP_X_H5"])
 	}
 }
+
+// TestSendfileControlNeverFromClients: X-Sendfile-Type and X-Accel-Mapping
+// are the server's to give (the pool's env[]); a client's copy, in any
+// spelling and even through a trusted proxy, would make Symfony's
+// BinaryFileResponse send back the file's path on disk (X-Sendfile) or
+// point its X-Accel-Redirect at another internal directory.
+func TestSendfileControlNeverFromClients(t *testing.T) {
+	req := httptest.NewRequest("GET", "http://shop.example/report.php", nil)
+	req.Header["x-sendfile-type"] = []string{"X-Sendfile"}
+	req.Header.Set("X-Accel-Mapping", "/srv/private/=/other/")
+	req.Header.Set("X-Sendfile-Kept", "1")
+	for _, trusted := range []bool{false, true} {
+		s := *testScript
+		s.ForwardedTrusted = trusted
+		m, _ := encode(t, req, &s, -1)
+		if v, ok := m["HTTP_X_SENDFILE_TYPE"]; ok {
+			t.Errorf("trusted=%v: HTTP_X_SENDFILE_TYPE=%q sent", trusted, v)
+		}
+		if v, ok := m["HTTP_X_ACCEL_MAPPING"]; ok {
+			t.Errorf("trusted=%v: HTTP_X_ACCEL_MAPPING=%q sent", trusted, v)
+		}
+		if m["HTTP_X_SENDFILE_KEPT"] != "1" {
+			t.Errorf("trusted=%v: other headers lost: %v", trusted, m)
+		}
+	}
+}

@@ -198,6 +198,12 @@ $response->send();
 	if res.StatusCode != 206 || body != string(report[len(report)-10:]) {
 		t.Errorf("range: %d %d bytes", res.StatusCode, len(body))
 	}
+	// A client's own X-Sendfile-Type would have Symfony send the file's
+	// path on disk back; its own mapping, point the redirect elsewhere.
+	res, body = g.get(t, "/report.php", "X-Sendfile-Type", "X-Sendfile", "X-Accel-Mapping", private+"/=/elsewhere/")
+	if res.StatusCode != 200 || body != string(report) || res.Header.Get("X-Sendfile") != "" {
+		t.Errorf("with a client's X-Sendfile-Type and X-Accel-Mapping: %d, %d bytes, %v", res.StatusCode, len(body), res.Header)
+	}
 	if res, _ := g.get(t, "/private-files/report%202026.pdf"); res.StatusCode != 404 {
 		t.Errorf("the internal URL answered a client: %d", res.StatusCode)
 	}

@@ -122,6 +122,9 @@ func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
 		return behindServer(t, e, io.Discard, "SESSIONGATE_TRUSTED_PROXIES="+trusted)
 	}
 	client := map[string]string{"X-Forwarded-Port": "4444", "X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Ssl": "on", "X-Forwarded-Server": "evil.example"}
+	// The server's instructions to an app (proxyheader.SendfileControl)
+	// never come from a client, trusted proxy or not.
+	never := map[string]string{"X-Sendfile-Type": "X-Sendfile", "X-Accel-Mapping": "/srv/=/other/"}
 	for _, c := range []struct {
 		name, trusted string
 		kept          bool
@@ -133,6 +136,9 @@ func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
 		for k, v := range client {
 			req.Header.Set(k, v)
 		}
+		for k, v := range never {
+			req.Header.Set(k, v)
+		}
 		res, err := noRedirect.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -142,6 +148,11 @@ func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
 		for k, v := range client {
 			if got := s.Header.Get(k); (got == v) != c.kept {
 				t.Errorf("%s: %s reached Django as %q (want it there: %v)", c.name, k, got, c.kept)
+			}
+		}
+		for k := range never {
+			if got, ok := s.Header[k]; ok {
+				t.Errorf("%s: %s reached Django as %q", c.name, k, got)
 			}
 		}
 		if s.Header.Get("X-Forwarded-For") != "127.0.0.1" || s.Header.Get("X-Forwarded-Proto") != "http" {

@@ -17,6 +17,20 @@ func Forwarding(name string) bool {
 		len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix)
 }
 
+// SendfileControl reports the request headers with which the server in
+// front tells an app how to hand it a file (Rack::Sendfile's convention,
+// which Symfony's and Laravel's BinaryFileResponse follow): X-Sendfile-Type
+// names the response header to use, X-Accel-Mapping the internal URL of a
+// directory. An app that trusts them takes them from the server: nginx
+// configurations set them with fastcgi_param, which hides the client's own,
+// and behind the gateway they come from the php-fpm pool (env[]). A
+// client's copy never reaches an app: "X-Sendfile-Type: X-Sendfile" would
+// have the file's path on disk sent back to it, and its own mapping could
+// point the redirect at another internal directory.
+func SendfileControl(name string) bool {
+	return strings.EqualFold(name, "X-Sendfile-Type") || strings.EqualFold(name, "X-Accel-Mapping")
+}
+
 // AccelRedirect is the response header with which an app asks the server in
 // front to send a file in place of its body. The transports pass it on in
 // the response headers, and the server acts on it (server/accel.go), so
