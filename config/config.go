@@ -47,6 +47,11 @@ const IndexOff = "off"
 type Config struct {
 	Listen string `env:"SESSIONGATE_LISTEN" envDefault:":8080" help:"address of the public HTTP(S) listener, host:port"`
 
+	// ServerNames is empty by default, like a lone nginx server block that
+	// answers every Host; listing the names is how nginx sites keep forged
+	// Host headers out of PHP (password-reset links built from them).
+	ServerNames []string `env:"SESSIONGATE_SERVER_NAMES" help:"comma-separated host names the site answers to, like nginx's server_name with a default_server that refuses the rest: example.com, *.example.com (any subdomain), or an IP address; a request for another Host gets 421 and reaches neither PHP nor Django, and PHP's SERVER_NAME is the request's host as listed (the first name for a request without Host); empty = every Host is served and SERVER_NAME is what the client sent"`
+
 	PHPFPM []string `env:"SESSIONGATE_PHP_FPM,notEmpty" help:"php-fpm addresses, comma-separated: host:port or unix:/path/to/socket; several are balanced"`
 
 	DocumentRoot   string   `env:"SESSIONGATE_DOCUMENT_ROOT,notEmpty" help:"absolute site root as php-fpm sees it: SCRIPT_FILENAME = DOCUMENT_ROOT + script path"`
@@ -283,6 +288,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	}
 
 	c.checkInternalPaths(check)
+	c.checkServerNames(check)
 
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")

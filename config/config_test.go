@@ -112,6 +112,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_HSTS=max-age=63072000; includeSubDomains",
 		"SESSIONGATE_STATIC_MAX_AGE=720h",
 		"SESSIONGATE_INTERNAL_PATHS=/files/, /protected/=" + static,
+		"SESSIONGATE_SERVER_NAMES=Example.com.,*.example.com,2001:db8::1",
 		"SESSIONGATE_SESSIONS=on",
 		"SESSIONGATE_SESSION_COOKIE=sid",
 		"SESSIONGATE_SESSION_KEYS=" + testKey + ",old-key-0123456789abcdef0123456789ab",
@@ -149,6 +150,7 @@ func TestEveryVariable(t *testing.T) {
 		FollowSymlinks:    []string{static, "/usr"},
 		NoPHPPaths:        []string{"/public/uploads/", "/media"},
 		InternalPaths:     []string{"/files/", "/protected/=" + static},
+		ServerNames:       []string{"Example.com.", "*.example.com", "2001:db8::1"},
 		MaxBody:           512 << 10,
 		RequestBuffering:  true,
 		CompressCache:     1 << 20,
@@ -806,6 +808,27 @@ func TestInternalPaths(t *testing.T) {
 		e, ok := err.(*Error)
 		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_INTERNAL_PATHS"}) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("SESSIONGATE_INTERNAL_PATHS=%s: got %v, want an error naming only it, saying %q", c.value, err, c.want)
+		}
+	}
+}
+
+func TestServerNames(t *testing.T) {
+	cfg, err := Load(append(base(t), "SESSIONGATE_SERVER_NAMES=Shop.Example.COM.,*.cdn.example.com,203.0.113.5,[2001:DB8::1],::2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"shop.example.com", "*.cdn.example.com", "203.0.113.5", "[2001:db8::1]", "[::2]"}
+	if got := cfg.HostNames(); !reflect.DeepEqual(got, want) {
+		t.Errorf("HostNames() = %q, want %q", got, want)
+	}
+	for _, bad := range []string{
+		"https://example.com", "example.com:443", "*.com", "*", "a*.example.com", "exa_mple.com",
+		"-x.example.com", "example..com", "[::1", "fe80::1%eth0", "example.com,EXAMPLE.com", "ex ample.com",
+	} {
+		_, err := Load(append(base(t), "SESSIONGATE_SERVER_NAMES="+bad))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_SERVER_NAMES"}) {
+			t.Errorf("SESSIONGATE_SERVER_NAMES=%s: got %v, want an error naming only it", bad, err)
 		}
 	}
 }

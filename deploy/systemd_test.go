@@ -162,13 +162,14 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("the example leaves out the prepend, Redis or the admin listener: %+v", cfg.Session)
 	}
 
-	// Its commented HTTPS block, uncommented, starts too: TLS on 443 and
-	// the redirect listener on 80, clashing with neither other listener.
+	// Its commented HTTPS block and server names, uncommented, start too:
+	// TLS on 443 and the redirect listener on 80, clashing with neither
+	// other listener.
 	src, err := os.ReadFile(envFilePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	https := map[string]bool{"SESSIONGATE_LISTEN": true, "SESSIONGATE_TLS_CERT": true, "SESSIONGATE_TLS_KEY": true, "SESSIONGATE_HTTP_REDIRECT_LISTEN": true, "SESSIONGATE_HSTS": true}
+	https := map[string]bool{"SESSIONGATE_LISTEN": true, "SESSIONGATE_TLS_CERT": true, "SESSIONGATE_TLS_KEY": true, "SESSIONGATE_HTTP_REDIRECT_LISTEN": true, "SESSIONGATE_HSTS": true, "SESSIONGATE_SERVER_NAMES": true}
 	for line := range strings.SplitSeq(string(src), "\n") {
 		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "#"), "="); ok && strings.HasPrefix(line, "#") && https[k] {
 			env[k] = v
@@ -179,8 +180,8 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the example's HTTPS block: %v", err)
 	}
-	if cfg.Listen != ":443" || cfg.HTTPRedirectListen != ":80" || cfg.HSTS == "" {
-		t.Errorf("the example's HTTPS block: listen %q, redirect %q, HSTS %q", cfg.Listen, cfg.HTTPRedirectListen, cfg.HSTS)
+	if cfg.Listen != ":443" || cfg.HTTPRedirectListen != ":80" || cfg.HSTS == "" || len(cfg.ServerNames) == 0 {
+		t.Errorf("the example's HTTPS block: listen %q, redirect %q, HSTS %q, server names %q", cfg.Listen, cfg.HTTPRedirectListen, cfg.HSTS, cfg.ServerNames)
 	}
 
 	// systemd's own check of the unit, with ExecStart pointing at the

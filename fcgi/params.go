@@ -241,12 +241,15 @@ func encodeParams(e *paramEncoder, req *http.Request, s *Script, bodyLen int64, 
 			serverPort = "80"
 		}
 	}
+	if s.ServerName != "" {
+		serverName = s.ServerName
+	}
 	if serverName == "" {
-		// No Host (HTTP/1.0): the gateway has no server_name to fall back
-		// on as nginx does, so name the address the client reached.
+		// No Host (HTTP/1.0) and no configured name to fall back on as
+		// nginx does: name the address the client reached.
 		serverName = serverAddr
 	}
-	if strings.Contains(serverName, ":") {
+	if strings.Contains(serverName, ":") && !strings.HasPrefix(serverName, "[") {
 		// RFC 3875 4.1.14: an IPv6 literal keeps its brackets, so that
 		// scripts can put SERVER_NAME in a URL (Apache and nginx's $host
 		// do the same).

@@ -363,6 +363,22 @@ func TestParamsServerName(t *testing.T) {
 			t.Errorf("no Host: HTTP_HOST = %q sent", v)
 		}
 	}
+	// A configured name (SESSIONGATE_SERVER_NAMES) wins over the Host and
+	// the address, as nginx's server_name does; HTTP_HOST stays as sent.
+	for _, c := range []struct{ host, name string }{
+		{"Shop.Example.com:8443", "shop.example.com"},
+		{"", "shop.example.com"},
+		{"[2001:db8::1]:8080", "[2001:db8::1]"},
+	} {
+		r := httptest.NewRequest("GET", "/index.php", nil)
+		r.Host = c.host
+		s := *testScript
+		s.ServerName = c.name
+		m, _ := encode(t, r, &s, -1)
+		if m["SERVER_NAME"] != c.name || m["HTTP_HOST"] != c.host {
+			t.Errorf("Host %q, ServerName %q: SERVER_NAME %q, HTTP_HOST %q", c.host, c.name, m["SERVER_NAME"], m["HTTP_HOST"])
+		}
+	}
 }
 
 // Script.ForwardedTrusted promises that a client's own Forwarded and

@@ -37,6 +37,10 @@ type Script struct {
 	// RemoteAddr is the client address ("ip:port") after trusted-proxy
 	// processing; REMOTE_ADDR and REMOTE_PORT come from it.
 	RemoteAddr string
+	// ServerName, when set, is SERVER_NAME: the name the site is
+	// configured with, as nginx sends its server_name, rather than one
+	// taken from the request's Host.
+	ServerName string
 	// ForwardedTrusted is true when the request came through a trusted
 	// proxy. Only then do its Forwarded and X-Forwarded-* headers reach PHP
 	// (as HTTP_X_FORWARDED_FOR, ...): a PHP app that naively believes them

@@ -184,6 +184,10 @@ func (g *sessionGW) get(t testing.TB, target, cookie string, hdr ...string) (*ht
 		req.Header.Set("Cookie", "sessionid="+cookie)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if strings.EqualFold(hdr[i], "Host") {
+			req.Host = hdr[i+1] // net/http sends req.Host, not a Host header
+			continue
+		}
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
 	// Errorf, not Fatalf: this runs on client goroutines too.

@@ -32,6 +32,9 @@ type RequestInfo struct {
 	// "redirect" for every answer of the plain-HTTP redirect listener, or
 	// "gateway" for answers the gateway gives itself (404, 413, ...).
 	Upstream string
+	// ServerName is the SESSIONGATE_SERVER_NAMES name the request is for,
+	// or "" when that list is empty.
+	ServerName string
 	// InternalRedirect is the X-Accel-Redirect the app answered with, if
 	// any: the response is that file's.
 	InternalRedirect string

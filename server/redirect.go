@@ -58,6 +58,14 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 		// would be refused anyway.
 		return
 	}
+	if s.names != nil {
+		if _, ok := s.names.name(r); !ok {
+			// Neither a redirect to nor a certificate for a name the site
+			// does not have.
+			s.fail(w, r, http.StatusMisdirectedRequest)
+			return
+		}
+	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		if token, ok := strings.CutPrefix(r.URL.Path, "/"+acmeChallengeDir+"/"); ok {
 			rh.serveChallenge(w, r, token)
@@ -72,7 +80,7 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusMisdirectedRequest)
 		return
 	}
-	host, ok := redirectHost(r.Host)
+	host, ok := requestHost(r.Host)
 	if !ok {
 		// The Host ends up in the Location header: nothing but a plain
 		// name or address may, or a crafted one would send the visitor
@@ -153,13 +161,13 @@ func validToken(token string) bool {
 	return true
 }
 
-// redirectHost returns the host of a Host header (or absolute-form
-// request target) for a https:// URL: lower-cased, without its port (the
-// TLS listener's is used), and only if it is a DNS name, an IPv4 address
-// or a bracketed IPv6 address. Anything else (userinfo, backslashes,
+// requestHost returns the host of a Host header (or absolute-form
+// request target), as a https:// URL and SESSIONGATE_SERVER_NAMES take it:
+// lower-cased, without its port, and only if it is a DNS name, an IPv4
+// address or a bracketed IPv6 address. Anything else (userinfo, backslashes,
 // spaces, percent signs, a zone) could make the URL name another host
 // than the one it appears to, so it is refused.
-func redirectHost(hostport string) (string, bool) {
+func requestHost(hostport string) (string, bool) {
 	host, port := hostport, ""
 	if strings.HasPrefix(hostport, "[") {
 		end := strings.IndexByte(hostport, ']')

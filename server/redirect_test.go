@@ -294,3 +294,31 @@ func TestRedirectObserved(t *testing.T) {
 		t.Errorf("observed %+v", got)
 	}
 }
+
+// With SESSIONGATE_SERVER_NAMES, port 80 redirects (and answers ACME
+// challenges for) the listed names only.
+func TestRedirectOnlyServerNames(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.Listen = ":443"
+		c.ServerNames = []string{"example.com", "*.example.com"}
+	})
+	os.MkdirAll(filepath.Join(e.root, ".well-known/acme-challenge"), 0o755)
+	os.WriteFile(filepath.Join(e.root, ".well-known/acme-challenge/tok-1"), []byte("tok-1.key"), 0o644)
+	for _, tc := range []struct {
+		host, target string
+		status       int
+		location     string
+	}{
+		{"example.com", "/a?b", 301, "https://example.com/a?b"},
+		{"www.example.com:80", "/", 301, "https://www.example.com/"},
+		{"www.example.com", "/.well-known/acme-challenge/tok-1", 200, ""},
+		{"evil.example", "/a", 421, ""},
+		{"evil.example", "/.well-known/acme-challenge/tok-1", 421, ""},
+	} {
+		r := rawRequest(t, "GET "+tc.target+" HTTP/1.1\r\nHost: "+tc.host+"\r\n\r\n")
+		w := e.redirect(r)
+		if w.Code != tc.status || w.Header().Get("Location") != tc.location {
+			t.Errorf("%s %s: %d %q, want %d %q", tc.host, tc.target, w.Code, w.Header().Get("Location"), tc.status, tc.location)
+		}
+	}
+}

@@ -170,6 +170,8 @@ type Server struct {
 
 	// internal are SESSIONGATE_INTERNAL_PATHS, longest first (accel.go).
 	internal []internalLocation
+	// names are SESSIONGATE_SERVER_NAMES (nil: every Host is served).
+	names *serverNames
 
 	// sendTimeout bounds each write to a client (sendTimeout in
 	// accesslog.go); 0 when SESSIONGATE_WRITE_TIMEOUT bounds the whole
@@ -238,6 +240,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 
 		observers: o.observers,
 		internal:  internal,
+		names:     newServerNames(cfg.HostNames()),
 		sameRoot:  filepath.Clean(cfg.StaticRoot) == filepath.Clean(cfg.DocumentRoot),
 	}
 	if cfg.WriteTimeout == 0 {
@@ -416,6 +419,16 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		// HTTP/1.0 keep-alive (rare: proxies speak HTTP/1.1 or do not
 		// keep HTTP/1.0 connections) is the price.
 		w.Header().Set("Connection", "close")
+	}
+	if s.names != nil {
+		name, ok := s.names.name(r)
+		if !ok {
+			// A Host the site does not have: nginx's default_server
+			// refusing it. Neither app sees the forged name.
+			s.fail(w, r, http.StatusMisdirectedRequest)
+			return
+		}
+		Info(r.Context()).ServerName = name
 	}
 	if headerFields(r.Header) > maxHeaderFields {
 		w.Header().Set("Connection", "close")
@@ -596,6 +609,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 			DocumentURI:  route.ScriptName + route.PathInfo,
 			HTTPS:        ri.HTTPS,
 			RemoteAddr:   ri.RemoteAddr,
+			ServerName:   ri.ServerName,
 			// Forwarding headers reach PHP only from a trusted proxy.
 			ForwardedTrusted: ri.ViaProxy,
 		}

@@ -1,0 +1,70 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// HostNames returns SESSIONGATE_SERVER_NAMES as Host headers spell them:
+// lower case, no trailing dot, IPv6 addresses in brackets.
+func (c *Config) HostNames() []string {
+	var out []string
+	for _, n := range c.ServerNames {
+		out = append(out, normalHostName(n))
+	}
+	return out
+}
+
+func normalHostName(n string) string {
+	n = strings.ToLower(strings.TrimSuffix(n, "."))
+	if a, err := netip.ParseAddr(n); err == nil && a.Is6() {
+		return "[" + n + "]"
+	}
+	return n
+}
+
+// checkServerNames checks SESSIONGATE_SERVER_NAMES: host names, leading
+// wildcards and IP addresses, without ports.
+func (c *Config) checkServerNames(check func(name string, ok bool, format string, args ...any)) {
+	const name = "SESSIONGATE_SERVER_NAMES"
+	seen := map[string]bool{}
+	for _, n := range c.ServerNames {
+		norm := normalHostName(n)
+		check(name, !seen[norm], "%q is listed twice", n)
+		seen[norm] = true
+		var ok bool
+		switch {
+		case strings.HasPrefix(norm, "["):
+			a, err := netip.ParseAddr(strings.TrimSuffix(norm[1:], "]"))
+			ok = err == nil && strings.HasSuffix(norm, "]") && a.Is6() && a.Zone() == ""
+		case strings.HasPrefix(norm, "*."):
+			// A wildcard for the subdomains of a name with a dot at least:
+			// "*.com" would take in a whole top-level domain.
+			ok = hostName(norm[2:]) && strings.Contains(norm[2:], ".")
+		default:
+			ok = hostName(norm)
+		}
+		check(name, ok, "%q: each entry must be a host name (example.com), a wildcard for its subdomains (*.example.com) or an IP address, without port or scheme", n)
+	}
+}
+
+// hostName reports whether h is dot-separated labels of letters, digits and
+// hyphens, each 1-63 bytes, not starting or ending with a hyphen (an IPv4
+// address is one too).
+func hostName(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}

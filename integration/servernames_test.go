@@ -1,0 +1,50 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestServerNames: SESSIONGATE_SERVER_NAMES keeps forged Host headers away
+// from the apps, through the real php-fpm and gunicorn. A password-reset
+// page that builds its link from the Host (as many PHP apps do) only ever
+// sees a listed name; PHP's SERVER_NAME is that name, as nginx sends its
+// server_name; Django is not reached for another Host either.
+func TestServerNames(t *testing.T) {
+	s, _ := startDjangoAPIStack(t, "SESSIONGATE_SERVER_NAMES=shop.example.com,*.shop.example.com,127.0.0.1")
+	gw := s.gws[0]
+	src := `<?php echo 'https://' . $_SERVER['HTTP_HOST'] . '/reset?token=42 ' . $_SERVER['SERVER_NAME'];`
+	if err := os.WriteFile(filepath.Join(s.fpm.DocRoot, "reset.php"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		host, body string
+	}{
+		{"Shop.Example.com", "https://Shop.Example.com/reset?token=42 shop.example.com"},
+		{"de.shop.example.com:8443", "https://de.shop.example.com:8443/reset?token=42 de.shop.example.com"},
+		{"", ""}, // the test client's own Host, 127.0.0.1:port
+	} {
+		var hdr []string
+		if tc.host != "" {
+			hdr = []string{"Host", tc.host}
+		}
+		res, body, _ := gw.get(t, "/reset.php", "", hdr...)
+		if res.StatusCode != 200 || (tc.body != "" && body != tc.body) || (tc.body == "" && !strings.HasSuffix(body, " 127.0.0.1")) {
+			t.Errorf("Host %q: %d %q, want 200 %q", tc.host, res.StatusCode, body, tc.body)
+		}
+	}
+	for _, host := range []string{"evil.example", "shop.example.com.evil.example", "example.com"} {
+		for _, target := range []string{"/reset.php", "/accounts/api/whoami/", "/get.php"} {
+			res, body, _ := gw.get(t, target, "", "Host", host)
+			if res.StatusCode != 421 || strings.Contains(body, "evil") || strings.Contains(body, "{") {
+				t.Errorf("Host %q %s: %d %q, want 421 from the gateway", host, target, res.StatusCode, body)
+			}
+		}
+	}
+	// The listed names reach Django too (ALLOWED_HOSTS has 127.0.0.1).
+	if res, body, _ := gw.get(t, "/accounts/api/whoami/", ""); res.StatusCode != 200 {
+		t.Errorf("Django with a listed Host: %d %q", res.StatusCode, body)
+	}
+}
