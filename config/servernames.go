@@ -40,18 +40,19 @@ func (c *Config) checkServerNames(check func(name string, ok bool, format string
 		case strings.HasPrefix(norm, "*."):
 			// A wildcard for the subdomains of a name with a dot at least:
 			// "*.com" would take in a whole top-level domain.
-			ok = hostName(norm[2:]) && strings.Contains(norm[2:], ".")
+			ok = ValidHostName(norm[2:]) && strings.Contains(norm[2:], ".")
 		default:
-			ok = hostName(norm)
+			ok = ValidHostName(norm)
 		}
 		check(name, ok, "%q: each entry must be a host name (example.com), a wildcard for its subdomains (*.example.com) or an IP address, without port or scheme", n)
 	}
 }
 
-// hostName reports whether h is dot-separated labels of letters, digits and
-// hyphens, each 1-63 bytes, not starting or ending with a hyphen (an IPv4
-// address is one too).
-func hostName(h string) bool {
+// ValidHostName reports whether h, in lower case and without a trailing
+// dot, is dot-separated labels of letters, digits and hyphens, each 1-63
+// bytes, not starting or ending with a hyphen (an IPv4 address is one
+// too): a name that can stand in a URL's host as it is.
+func ValidHostName(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}

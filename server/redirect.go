@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/phproute"
 )
 
@@ -200,29 +201,7 @@ func requestHost(hostport string) (string, bool) {
 	if host[0] == '[' {
 		return host, true
 	}
-	return host, dnsName(host)
-}
-
-// dnsName reports whether h is made of letters, digits and hyphens in
-// dot-separated labels of at most 63 bytes (one trailing dot allowed, as
-// in a fully qualified name), which also covers IPv4 addresses.
-func dnsName(h string) bool {
-	h = strings.TrimSuffix(h, ".")
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(h, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
+	return host, config.ValidHostName(strings.TrimSuffix(host, "."))
 }
 
 // redirectTarget returns the path and query the client asked for, as it
