@@ -127,7 +127,8 @@ type Config struct {
 	Django DjangoConfig
 
 	// Warnings lists non-fatal findings of Load (an unknown SESSIONGATE_
-	// variable, most likely a typo), to be logged at start.
+	// variable, most likely a typo; an internal directory that is public
+	// too), to be logged at start.
 	Warnings []string `env:"-"`
 }
 
@@ -174,7 +175,7 @@ func Load(environ []string) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, &Error{Problems: finish(&c, errs, env)}
 	}
-	c.Warnings = unknownVariables(&c, env)
+	c.Warnings = append(unknownVariables(&c, env), c.internalPathWarnings()...)
 	return &c, nil
 }
 

@@ -76,6 +76,7 @@ func TestDefaults(t *testing.T) {
 
 func TestEveryVariable(t *testing.T) {
 	static := t.TempDir()
+	private := t.TempDir()
 	cert, key := testtls.Pair(t)
 	env := []string{
 		"SESSIONGATE_LISTEN=127.0.0.1:8443",
@@ -111,7 +112,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_HTTP_REDIRECT_LISTEN=127.0.0.1:8080",
 		"SESSIONGATE_HSTS=max-age=63072000; includeSubDomains",
 		"SESSIONGATE_STATIC_MAX_AGE=720h",
-		"SESSIONGATE_INTERNAL_PATHS=/files/, /protected/=" + static,
+		"SESSIONGATE_INTERNAL_PATHS=/files/, /protected/=" + private,
 		"SESSIONGATE_SERVER_NAMES=Example.com.,*.example.com,2001:db8::1",
 		"SESSIONGATE_SESSIONS=on",
 		"SESSIONGATE_SESSION_COOKIE=sid",
@@ -149,7 +150,7 @@ func TestEveryVariable(t *testing.T) {
 		Index:             "public/app.php",
 		FollowSymlinks:    []string{static, "/usr"},
 		NoPHPPaths:        []string{"/public/uploads/", "/media"},
-		InternalPaths:     []string{"/files/", "/protected/=" + static},
+		InternalPaths:     []string{"/files/", "/protected/=" + private},
 		ServerNames:       []string{"Example.com.", "*.example.com", "2001:db8::1"},
 		MaxBody:           512 << 10,
 		RequestBuffering:  true,
@@ -830,5 +831,29 @@ func TestServerNames(t *testing.T) {
 		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_SERVER_NAMES"}) {
 			t.Errorf("SESSIONGATE_SERVER_NAMES=%s: got %v, want an error naming only it", bad, err)
 		}
+	}
+}
+
+func TestInternalAliasInsideTheRootWarns(t *testing.T) {
+	env := base(t)
+	var root string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "SESSIONGATE_DOCUMENT_ROOT="); ok {
+			root = v
+		}
+	}
+	os.MkdirAll(filepath.Join(root, "files/private"), 0o755)
+	outside := t.TempDir()
+	cfg, err := Load(append(env, "SESSIONGATE_INTERNAL_PATHS=/p/="+filepath.Join(root, "files/private")+",/q/="+outside))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "/files/private/") || !strings.Contains(cfg.Warnings[0], "SESSIONGATE_INTERNAL_PATHS") {
+		t.Errorf("warnings %q, want one naming the alias inside the root and its public URL", cfg.Warnings)
+	}
+	// Its URL internal too: nothing to warn about.
+	cfg, err = Load(append(env, "SESSIONGATE_INTERNAL_PATHS=/p/="+filepath.Join(root, "files/private")+",/files/"))
+	if err != nil || len(cfg.Warnings) != 0 {
+		t.Errorf("with /files/ internal: %q %v", cfg.Warnings, err)
 	}
 }

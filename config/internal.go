@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,4 +56,46 @@ func (c *Config) checkInternalPaths(check func(name string, ok bool, format stri
 			check(name, fi.IsDir(), "%q: %s is not a directory", e, dir)
 		}
 	}
+}
+
+// internalPathWarnings names the alias directories that lie inside the
+// static root: their files are then also public at their own URL, which
+// is most likely not what an internal location was set up for.
+func (c *Config) internalPathWarnings() []string {
+	var out []string
+	root := resolved(c.StaticRoot)
+	for _, l := range c.InternalLocations() {
+		if l.Dir == "" {
+			continue
+		}
+		rel, err := filepath.Rel(root, resolved(l.Dir))
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			continue
+		}
+		url := "/"
+		if rel != "." {
+			url += filepath.ToSlash(rel) + "/"
+		}
+		if !internalURL(c.InternalLocations(), url) {
+			out = append(out, fmt.Sprintf("SESSIONGATE_INTERNAL_PATHS: %s (for %s) is inside SESSIONGATE_STATIC_ROOT, so clients also get its files at %s; list that URL directory too", l.Dir, l.Prefix, url))
+		}
+	}
+	return out
+}
+
+func internalURL(ls []InternalLocation, url string) bool {
+	for _, l := range ls {
+		if strings.HasPrefix(url, l.Prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolved is p with its symlinks resolved, or p when that fails.
+func resolved(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return filepath.Clean(p)
 }

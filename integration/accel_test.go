@@ -92,7 +92,7 @@ func TestAccelRedirect(t *testing.T) {
 	if res.StatusCode != 206 || body != string(files["song.mp3"][100:200]) {
 		t.Errorf("PHP range: %d, %d bytes", res.StatusCode, len(body))
 	}
-	res, body, _ = gw.get(t, "/accounts/api/protected/invoice%2042.pdf", ck)
+	res, body, _ = gw.get(t, "/accounts/api/protected/invoice%2042.pdf?size="+strconv.Itoa(len(invoice)), ck)
 	hidden(t, res)
 	if res.StatusCode != 200 || body != string(invoice) || res.Header.Get("Content-Type") != "application/pdf" ||
 		res.Header.Get("Content-Disposition") != `inline; filename="invoice 42.pdf"` {

@@ -252,8 +252,16 @@ func (s *Server) resolveAccel(target string) (*phproute.Router, phproute.Route, 
 		}
 	}
 	clean := path.Clean(decoded)
+	for seg := range strings.SplitSeq(clean, "/") {
+		if strings.HasSuffix(strings.ToLower(seg), ".php") {
+			return fail(http.StatusNotFound, "names a PHP script; the gateway sends files only, never a script or its source")
+		}
+	}
 	files, at := s.router, clean
 	if l := s.internalLocationOf(clean); l != nil && l.files != nil {
+		if !strings.HasPrefix(clean, l.prefix) {
+			return fail(http.StatusNotFound, "names a directory")
+		}
 		files, at = l.files, "/"+strings.TrimPrefix(clean, l.prefix)
 	}
 	route := files.Resolve((&url.URL{Path: at}).EscapedPath())
@@ -261,9 +269,6 @@ func (s *Server) resolveAccel(target string) (*phproute.Router, phproute.Route, 
 	case phproute.Static:
 		return files, route, nil
 	case phproute.PHP:
-		if route.ScriptName == clean || strings.HasPrefix(clean, route.ScriptName+"/") {
-			return fail(http.StatusNotFound, "names a PHP script; the gateway sends files only, never a script or its source")
-		}
 		// The front controller, which nginx would run: not a file.
 		return fail(http.StatusNotFound, "no such file")
 	case phproute.Forbidden:

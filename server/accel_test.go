@@ -23,9 +23,11 @@ func accelEnv(t *testing.T, phpHeader http.Header, opts ...Option) (*env, string
 	alias := t.TempDir()
 	e := newEnv(t, func(c *config.Config) {
 		c.InternalPaths = []string{"/private/", "/alias/=" + alias}
+		c.NoPHPPaths = []string{"/uploads/"}
 	}, opts...)
 	for name, body := range map[string]string{
 		"download.php":         "<?php",
+		"uploads/shell.php":    "<?php",
 		"private/report.pdf":   "%PDF-1.7 report",
 		"private/my file.zip":  "zip bytes",
 		"private/secret.php":   "<?php $password = 1;",
@@ -38,7 +40,7 @@ func accelEnv(t *testing.T, phpHeader http.Header, opts ...Option) (*env, string
 			t.Fatal(err)
 		}
 	}
-	for name, body := range map[string]string{"invoice-42.pdf": "%PDF invoice 42", "a/b.txt": "alias b"} {
+	for name, body := range map[string]string{"invoice-42.pdf": "%PDF invoice 42", "a/b.txt": "alias b", "alias": "a file named alias"} {
 		p := filepath.Join(alias, name)
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
@@ -102,7 +104,8 @@ func TestAccelRedirectSendsTheFile(t *testing.T) {
 		if h.Get("Etag") == `"app"` || h.Get("Last-Modified") == "Mon, 02 Jan 2006 15:04:05 GMT" {
 			t.Errorf("%s: the app's validators describe its body, not the file: %v", tc.accel, h)
 		}
-		if log := e.lastLog(t); log["internal_redirect"] != tc.accel || log["status"] != float64(200) {
+		// The app's Content-Length is the file's, not a body cut short.
+		if log := e.lastLog(t); log["internal_redirect"] != tc.accel || log["status"] != float64(200) || log["level"] != "INFO" || log["error"] != nil {
 			t.Errorf("%s: access log %v", tc.accel, log)
 		}
 	}
@@ -130,6 +133,13 @@ func TestAccelRedirectRefusals(t *testing.T) {
 	}{
 		{"/private/missing.zip", 404, "no such file"},
 		{"/private/secret.php", 404, "PHP script"},
+		{"/private/secret.PHP", 404, "PHP script"},
+		{"/private/secret.php/extra", 404, "PHP script"},
+		{"/alias/x.php/extra", 404, "PHP script"},
+		{"/uploads/shell.php", 404, "PHP script"},
+		// The alias itself, without its slash, is a directory, not a
+		// file named "alias" in it.
+		{"/alias", 404, "directory"},
 		{"/private/.htpasswd", 404, "hidden file"},
 		{"/private/../index.php", 404, ".. segment"},
 		{"/alias/../private/report.pdf", 404, ".. segment"},

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/sessiongate/sessiongate/fcgi"
+	"github.com/sessiongate/sessiongate/internal/proxyheader"
 )
 
 // phpProxy sends a routed request to php-fpm through the FastCGI
@@ -55,7 +56,10 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// script's newline after "?>" cost the client the file). The excess is
 	// read and dropped, as nginx does.
 	left := int64(-1)
-	if cl := res.Header.Get("Content-Length"); cl != "" {
+	if _, accel := res.Header[proxyheader.AccelRedirect]; accel {
+		// The length is the file's (WooCommerce declares it on an empty
+		// body): the body is dropped, the file sent instead (accel.go).
+	} else if cl := res.Header.Get("Content-Length"); cl != "" {
 		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
 			left = n
 		}

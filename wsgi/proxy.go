@@ -347,8 +347,18 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	// replaces the body); in the trailer it means nothing and goes.
 	accel, hasAccel := res.Header[proxyheader.AccelRedirect]
 	p.cleanHeader(res.Header)
-	if hasAccel {
+	if hasAccel && res.StatusCode != http.StatusSwitchingProtocols {
 		res.Header[proxyheader.AccelRedirect] = accel
+		// The file replaces the body, which is not read at all:
+		// django-sendfile2 declares the file's length on an empty body,
+		// which, read, would end as a cut response and abort the request
+		// before the file could go out. The session change came in the
+		// headers; the connection is closed rather than reused, as nginx
+		// does.
+		res.Body.Close()
+		res.Body = http.NoBody
+		res.ContentLength = 0
+		res.TransferEncoding, res.Trailer = nil, nil
 	}
 	if len(res.TransferEncoding) > 0 && res.StatusCode != http.StatusSwitchingProtocols {
 		// A chunked body may end with trailers, which ReverseProxy passes

@@ -186,6 +186,8 @@ def protected(request, name):
     request.session["downloads"] = request.session.get("downloads", 0) + 1
     response = HttpResponse(content_type="application/pdf")
     response["Content-Disposition"] = 'inline; filename="%s"' % name
+    # sendfile2 also declares the file's length on the empty body.
+    response["Content-length"] = request.GET.get("size", "0")
     response["X-Accel-Redirect"] = "/protected/" + quote(name)
     response["X-Accel-Buffering"] = "no"
     return response
