@@ -98,6 +98,8 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SESSIONGATE_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM/SIGINT, how long in-flight requests may run; then their connections are closed (logged as 503, cut at shutdown) and their handlers get up to 5s more to release session locks before the process exits"`
 	MaxHeaderBytes  ByteSize      `env:"SESSIONGATE_MAX_HEADER_BYTES" envDefault:"1m" help:"largest request line plus headers, units k/m/g"`
 
+	// RateLimitSpecs is empty by default: nginx limits nothing unless told.
+	RateLimitSpecs []string `env:"SESSIONGATE_RATE_LIMITS" help:"comma-separated limits of requests per client address (its /64 for IPv6, after SESSIONGATE_TRUSTED_PROXIES), like nginx's limit_req with nodelay: PATH RATE [burst=N], e.g. /wp-login.php 10r/m burst=5,/xmlrpc.php 1r/s; a path ending in / covers everything under it; a client may send burst+1 requests at once, then one per 1/RATE, and what comes faster gets 429 with Retry-After before PHP or Django runs; each gateway counts on its own"`
 	TrustedProxies Prefixes `env:"SESSIONGATE_TRUSTED_PROXIES" help:"comma-separated CIDRs or IPs of proxies in front of the gateway; only their X-Forwarded-For and X-Forwarded-Proto are believed (default: none)"`
 
 	AdminListen string `env:"SESSIONGATE_ADMIN_LISTEN" help:"address of the admin listener serving /healthz, /readyz and /metrics (Prometheus), host:port; empty = no admin listener"`
@@ -290,6 +292,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 
 	c.checkInternalPaths(check)
 	c.checkServerNames(check)
+	c.checkRateLimits(check)
 
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")

@@ -114,6 +114,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_STATIC_MAX_AGE=720h",
 		"SESSIONGATE_INTERNAL_PATHS=/files/, /protected/=" + private,
 		"SESSIONGATE_SERVER_NAMES=Example.com.,*.example.com,2001:db8::1",
+		"SESSIONGATE_RATE_LIMITS=/wp-login.php 10r/m burst=5, /api/  20r/s",
 		"SESSIONGATE_SESSIONS=on",
 		"SESSIONGATE_SESSION_COOKIE=sid",
 		"SESSIONGATE_SESSION_KEYS=" + testKey + ",old-key-0123456789abcdef0123456789ab",
@@ -152,6 +153,7 @@ func TestEveryVariable(t *testing.T) {
 		NoPHPPaths:        []string{"/public/uploads/", "/media"},
 		InternalPaths:     []string{"/files/", "/protected/=" + private},
 		ServerNames:       []string{"Example.com.", "*.example.com", "2001:db8::1"},
+		RateLimitSpecs:    []string{"/wp-login.php 10r/m burst=5", "/api/  20r/s"},
 		MaxBody:           512 << 10,
 		RequestBuffering:  true,
 		CompressCache:     1 << 20,
@@ -855,5 +857,38 @@ func TestInternalAliasInsideTheRootWarns(t *testing.T) {
 	cfg, err = Load(append(env, "SESSIONGATE_INTERNAL_PATHS=/p/="+filepath.Join(root, "files/private")+",/files/"))
 	if err != nil || len(cfg.Warnings) != 0 {
 		t.Errorf("with /files/ internal: %q %v", cfg.Warnings, err)
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	cfg, err := Load(append(base(t), "SESSIONGATE_RATE_LIMITS=/wp-login.php 10r/m burst=5,/api/ 20r/s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []RateLimit{
+		{Path: "/wp-login.php", PerSecond: 10.0 / 60, Burst: 5, Spec: "/wp-login.php 10r/m burst=5"},
+		{Path: "/api/", PerSecond: 20, Spec: "/api/ 20r/s"},
+	}
+	if got := cfg.RateLimits(); !reflect.DeepEqual(got, want) {
+		t.Errorf("RateLimits() = %+v, want %+v", got, want)
+	}
+	for _, c := range []struct{ value, want string }{
+		{"/wp-login.php", "PATH RATE"},
+		{"/wp-login.php 10r/m burst=5 nodelay", "PATH RATE"},
+		{"wp-login.php 10r/m", "starting with /"},
+		{"/a/../b 10r/m", "starting with /"},
+		{"/x 10/m", "10r/s or 30r/m"},
+		{"/x 0r/s", "10r/s or 30r/m"},
+		{"/x 5r/h", "10r/s or 30r/m"},
+		{"/x 1.5r/s", "10r/s or 30r/m"},
+		{"/x 5r/s burst", "burst=N"},
+		{"/x 5r/s burst=-1", "burst=N"},
+		{"/x 5r/s,/x 6r/s", "listed twice"},
+	} {
+		_, err := Load(append(base(t), "SESSIONGATE_RATE_LIMITS="+c.value))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_RATE_LIMITS"}) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("SESSIONGATE_RATE_LIMITS=%s: got %v, want an error naming only it, saying %q", c.value, err, c.want)
+		}
 	}
 }

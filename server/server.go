@@ -10,8 +10,9 @@
 //	              HSTS as the header goes out
 //	compress      gzip for clients that take it (package compress; static
 //	              files from its cache, see serveStatic)
-//	front         body limit (413), internal paths (404), mounted prefixes
-//	              (e.g. Django), else PHP site
+//	front         server names (421), rate limits (429), body limit (413),
+//	              internal paths (404), mounted prefixes (e.g. Django),
+//	              else PHP site
 //	site          phproute.Resolve: static | redirect | refusal | PHP,
 //	              whose body is read ahead first (ReadBody)
 //	serveApp      around PHP and each mount: an X-Accel-Redirect in the
@@ -172,6 +173,8 @@ type Server struct {
 	internal []internalLocation
 	// names are SESSIONGATE_SERVER_NAMES (nil: every Host is served).
 	names *serverNames
+	// rates are SESSIONGATE_RATE_LIMITS, in the order they are tried.
+	rates []rateRule
 
 	// sendTimeout bounds each write to a client (sendTimeout in
 	// accesslog.go); 0 when SESSIONGATE_WRITE_TIMEOUT bounds the whole
@@ -241,6 +244,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		observers: o.observers,
 		internal:  internal,
 		names:     newServerNames(cfg.HostNames()),
+		rates:     newRateRules(cfg.RateLimits()),
 		sameRoot:  filepath.Clean(cfg.StaticRoot) == filepath.Clean(cfg.DocumentRoot),
 	}
 	if cfg.WriteTimeout == 0 {
@@ -436,6 +440,9 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.refusedMethod(w, r) {
+		return
+	}
+	if len(s.rates) > 0 && s.rateLimited(w, r) {
 		return
 	}
 	if max := int64(s.cfg.MaxBody); max > 0 {

@@ -1,0 +1,53 @@
+package integration
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRateLimits: SESSIONGATE_RATE_LIMITS against password guessing, as
+// nginx's limit_req is set up in front of wp-login.php, through the real
+// php-fpm and gunicorn: a client gets its burst, then 429 with Retry-After,
+// and the refused attempts never run PHP or Django.
+func TestRateLimits(t *testing.T) {
+	s, _ := startDjangoAPIStack(t, "SESSIONGATE_RATE_LIMITS=/wp-login.php 2r/m burst=2,/accounts/api/login/ 1r/m burst=1")
+	gw := s.gws[0]
+	runs := filepath.Join(s.fpm.DocRoot, "runs.txt")
+	src := `<?php file_put_contents(__DIR__ . '/runs.txt', "x", FILE_APPEND); echo 'ERROR: The password you entered is incorrect.';`
+	if err := os.WriteFile(filepath.Join(s.fpm.DocRoot, "wp-login.php"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"log": {"admin"}, "pwd": {"guess"}}.Encode()
+	for i, want := range []int{200, 200, 200, 429, 429} {
+		res, body := call(t, gw, jar{}, "POST", "/wp-login.php", form, "Content-Type", formType)
+		if res.StatusCode != want {
+			t.Fatalf("attempt %d: %d %q, want %d", i+1, res.StatusCode, body, want)
+		}
+		if want == 429 && (res.Header.Get("Retry-After") == "" || strings.Contains(body, "password")) {
+			t.Errorf("attempt %d: Retry-After %q, body %q", i+1, res.Header.Get("Retry-After"), body)
+		}
+	}
+	if b, _ := os.ReadFile(runs); string(b) != "xxx" {
+		t.Errorf("PHP ran %d times, want 3", len(b))
+	}
+	// Other pages are not limited.
+	for range 5 {
+		if res, _, _ := gw.get(t, "/get.php", ""); res.StatusCode != 200 {
+			t.Fatalf("get.php: %d", res.StatusCode)
+		}
+	}
+	// Django's login view (its CSRF check answers 403 without a token):
+	// two attempts reach it, the third does not.
+	for i, want := range []int{403, 403, 429} {
+		res, body := call(t, gw, jar{}, "POST", "/accounts/api/login/", form, "Content-Type", formType)
+		if res.StatusCode != want {
+			t.Errorf("Django attempt %d: %d %.100q, want %d", i+1, res.StatusCode, body, want)
+		}
+	}
+	if !strings.Contains(gw.Logs.String(), `over SESSIONGATE_RATE_LIMITS /wp-login.php 2r/m burst=2`) {
+		t.Errorf("refusals not logged with their rule")
+	}
+}

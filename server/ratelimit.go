@@ -1,0 +1,76 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/ratelimit"
+)
+
+// rateRule is one SESSIONGATE_RATE_LIMITS entry: nginx's limit_req in a
+// location, against password guessing on a login page and the like.
+type rateRule struct {
+	path    string // exact, or a directory ending in "/" (prefix)
+	spec    string
+	limiter *ratelimit.Limiter
+}
+
+// maxRateClients bounds the clients one rule tells apart (about 6 MB),
+// like the size of nginx's limit_req_zone.
+const maxRateClients = 100_000
+
+// newRateRules orders the rules as nginx picks a location: an exact path
+// first, then the longest directory.
+func newRateRules(ls []config.RateLimit) []rateRule {
+	var out []rateRule
+	for _, l := range ls {
+		out = append(out, rateRule{path: l.Path, spec: l.Spec, limiter: ratelimit.New(l.PerSecond, l.Burst, maxRateClients)})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		ei, ej := !strings.HasSuffix(out[i].path, "/"), !strings.HasSuffix(out[j].path, "/")
+		if ei != ej {
+			return ei
+		}
+		return len(out[i].path) > len(out[j].path)
+	})
+	return out
+}
+
+// rateLimited answers 429 to a request over its rule's limit, and reports
+// whether it did.
+func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request) bool {
+	p := mountPath(r.URL.Path)
+	var rule *rateRule
+	for i := range s.rates {
+		rr := &s.rates[i]
+		if p == rr.path || strings.HasSuffix(rr.path, "/") && strings.HasPrefix(p, rr.path) {
+			rule = rr
+			break
+		}
+	}
+	if rule == nil {
+		return false
+	}
+	ri := Info(r.Context())
+	client, err := netip.ParseAddrPort(ri.RemoteAddr)
+	if err != nil {
+		// Not an IP address (a unix socket listener): nothing to tell
+		// clients apart by.
+		return false
+	}
+	ok, retry := rule.limiter.Allow(ratelimit.Key(client.Addr()), time.Now())
+	if ok {
+		return false
+	}
+	ri.Err = fmt.Errorf("over SESSIONGATE_RATE_LIMITS %s", rule.spec)
+	secs := int64((retry + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	s.fail(w, r, http.StatusTooManyRequests)
+	return true
+}

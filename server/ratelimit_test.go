@@ -1,0 +1,79 @@
+package server
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sessiongate/sessiongate/config"
+)
+
+// TestRateLimits: like nginx's limit_req nodelay, a client gets burst+1
+// requests at once, then 429 with Retry-After, before PHP or a mount runs;
+// each client (after trusted proxies) and each rule counts on its own; an
+// exact path wins over a directory.
+func TestRateLimits(t *testing.T) {
+	mounted := 0
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/hello.php 1r/m burst=2", "/admin/ 2r/m", "/admin/login/ 1r/m"}
+		c.TrustedProxies = config.Prefixes{netip.MustParsePrefix("10.0.0.1/32")}
+	}, WithMount("django", []string{"/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
+	get := func(target, remote string, hdr ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", target, nil)
+		r.RemoteAddr = remote
+		for i := 0; i+1 < len(hdr); i += 2 {
+			r.Header.Set(hdr[i], hdr[i+1])
+		}
+		return e.do(r)
+	}
+	for i := range 3 {
+		if w := get("/hello.php", "192.0.2.1:1000"); w.Code != 200 {
+			t.Fatalf("request %d of the burst: %d", i+1, w.Code)
+		}
+	}
+	before := e.php.calls()
+	w := get("/hello.php", "192.0.2.1:1001")
+	retry, _ := strconv.Atoi(w.Header().Get("Retry-After"))
+	if w.Code != http.StatusTooManyRequests || retry < 55 || retry > 60 || e.php.calls() != before {
+		t.Fatalf("4th: %d, Retry-After %q, PHP ran %d; want 429, about 60 s, not run", w.Code, w.Header().Get("Retry-After"), e.php.calls()-before)
+	}
+	if log := e.lastLog(t); log["status"] != float64(429) || log["level"] != "WARN" || !strings.Contains(log["error"].(string), "/hello.php 1r/m burst=2") {
+		t.Errorf("log %v", log)
+	}
+	// Another client, another path, the same client's other spellings.
+	if w := get("/hello.php", "192.0.2.2:1000"); w.Code != 200 {
+		t.Errorf("another client: %d", w.Code)
+	}
+	if w := get("/index.php", "192.0.2.1:1000"); w.Code != 200 {
+		t.Errorf("another path: %d", w.Code)
+	}
+	if w := get("//hello.php", "192.0.2.1:1000"); w.Code != 429 {
+		t.Errorf("//hello.php: %d, want 429 like /hello.php", w.Code)
+	}
+	// Behind a trusted proxy the client is the one it names.
+	for i, want := range []int{200, 200, 200, 429} {
+		if w := get("/hello.php", "10.0.0.1:5000", "X-Forwarded-For", "198.51.100.7"); w.Code != want {
+			t.Errorf("via the proxy, request %d: %d, want %d", i+1, w.Code, want)
+		}
+	}
+	if w := get("/hello.php", "10.0.0.1:5000", "X-Forwarded-For", "198.51.100.8"); w.Code != 200 {
+		t.Errorf("another client via the proxy: %d", w.Code)
+	}
+	// A mount's directory rule, and an exact-er one inside it.
+	for i, want := range []int{200, 429} {
+		if w := get("/admin/login/", "192.0.2.3:1"); w.Code != want {
+			t.Errorf("/admin/login/ %d: %d, want %d", i+1, w.Code, want)
+		}
+	}
+	for i, want := range []int{200, 429} {
+		if w := get("/admin/users/", "192.0.2.3:1"); w.Code != want {
+			t.Errorf("/admin/users/ %d: %d, want %d", i+1, w.Code, want)
+		}
+	}
+	if mounted != 2 {
+		t.Errorf("Django ran %d times, want 2", mounted)
+	}
+}
