@@ -50,7 +50,7 @@ type Config struct {
 	// ServerNames is empty by default, like a lone nginx server block that
 	// answers every Host; listing the names is how nginx sites keep forged
 	// Host headers out of PHP (password-reset links built from them).
-	ServerNames []string `env:"SESSIONGATE_SERVER_NAMES" help:"comma-separated host names the site answers to, like nginx's server_name with a default_server that refuses the rest: example.com, *.example.com (any subdomain), or an IP address; a request for another Host gets 421 and reaches neither PHP nor Django, and PHP's SERVER_NAME is the request's host as listed (the first name for a request without Host); empty = every Host is served and SERVER_NAME is what the client sent"`
+	ServerNames []string `env:"SESSIONGATE_SERVER_NAMES" help:"comma-separated host names the site answers to, like nginx's server_name with a default_server that refuses the rest: example.com, *.example.com (any subdomain), or an IP address; a request for another Host gets 421 and reaches neither PHP nor Django, and PHP's SERVER_NAME is the request's host as listed (the first exact name for a request without Host, which Django then gets as its Host too); through SESSIONGATE_TRUSTED_PROXIES, X-Forwarded-Host and Forwarded: host= must be listed names as well; health checks by IP on this listener need the IP listed (or use the admin listener's /healthz); empty = every Host is served and SERVER_NAME is what the client sent"`
 
 	PHPFPM []string `env:"SESSIONGATE_PHP_FPM,notEmpty" help:"php-fpm addresses, comma-separated: host:port or unix:/path/to/socket; several are balanced"`
 

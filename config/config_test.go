@@ -821,12 +821,22 @@ func TestServerNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"shop.example.com", "*.cdn.example.com", "203.0.113.5", "[2001:db8::1]", "[::2]"}
+	for value, hint := range map[string]string{
+		"example.com www.example.com": "comma-separated",
+		".example.com":                "example.com,*.example.com",
+		"bücher.example":              "xn--",
+	} {
+		if _, err := Load(append(base(t), "SESSIONGATE_SERVER_NAMES="+value)); err == nil || !strings.Contains(err.Error(), hint) {
+			t.Errorf("%q: %v, want a hint saying %q", value, err, hint)
+		}
+	}
 	if got := cfg.HostNames(); !reflect.DeepEqual(got, want) {
 		t.Errorf("HostNames() = %q, want %q", got, want)
 	}
 	for _, bad := range []string{
 		"https://example.com", "example.com:443", "*.com", "*", "a*.example.com", "exa_mple.com",
 		"-x.example.com", "example..com", "[::1", "fe80::1%eth0", "example.com,EXAMPLE.com", "ex ample.com",
+		"2001:db8::1,[2001:0DB8::0001]",
 	} {
 		_, err := Load(append(base(t), "SESSIONGATE_SERVER_NAMES="+bad))
 		e, ok := err.(*Error)

@@ -17,8 +17,10 @@ func (c *Config) HostNames() []string {
 
 func normalHostName(n string) string {
 	n = strings.ToLower(strings.TrimSuffix(n, "."))
-	if a, err := netip.ParseAddr(n); err == nil && a.Is6() {
-		return "[" + n + "]"
+	bare := strings.TrimSuffix(strings.TrimPrefix(n, "["), "]")
+	if a, err := netip.ParseAddr(bare); err == nil && a.Is6() && a.Zone() == "" && (bare == n || "["+bare+"]" == n) {
+		// One spelling of each address: 2001:0DB8::0001 is 2001:db8::1.
+		return "[" + a.String() + "]"
 	}
 	return n
 }
@@ -44,8 +46,25 @@ func (c *Config) checkServerNames(check func(name string, ok bool, format string
 		default:
 			ok = ValidHostName(norm)
 		}
-		check(name, ok, "%q: each entry must be a host name (example.com), a wildcard for its subdomains (*.example.com) or an IP address, without port or scheme", n)
+		if !ok {
+			check(name, false, "%q: %s", n, serverNameHint(n))
+		}
 	}
+}
+
+// serverNameHint explains a refused SESSIONGATE_SERVER_NAMES entry, with
+// what nginx's server_name would have accepted in mind.
+func serverNameHint(n string) string {
+	const rule = "each entry must be a host name (example.com), a wildcard for its subdomains (*.example.com) or an IP address, without port or scheme"
+	switch {
+	case strings.ContainsAny(n, " \t"):
+		return rule + "; the list is comma-separated, not space-separated like nginx's server_name"
+	case strings.HasPrefix(n, "."):
+		return rule + "; nginx's .example.com is example.com,*.example.com here"
+	case strings.IndexFunc(n, func(r rune) bool { return r > 0x7f }) >= 0:
+		return rule + "; write an internationalized name in its ASCII (xn--) form"
+	}
+	return rule
 }
 
 // ValidHostName reports whether h, in lower case and without a trailing

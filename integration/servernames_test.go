@@ -13,7 +13,9 @@ import (
 // sees a listed name; PHP's SERVER_NAME is that name, as nginx sends its
 // server_name; Django is not reached for another Host either.
 func TestServerNames(t *testing.T) {
-	s, _ := startDjangoAPIStack(t, "SESSIONGATE_SERVER_NAMES=shop.example.com,*.shop.example.com,127.0.0.1")
+	// The test client counts as a trusted proxy: the hosts it forwards
+	// must be listed too.
+	s, _ := startDjangoAPIStack(t, "SESSIONGATE_SERVER_NAMES=shop.example.com,*.shop.example.com,127.0.0.1", "SESSIONGATE_TRUSTED_PROXIES=127.0.0.1")
 	gw := s.gws[0]
 	src := `<?php echo 'https://' . $_SERVER['HTTP_HOST'] . '/reset?token=42 ' . $_SERVER['SERVER_NAME'];`
 	if err := os.WriteFile(filepath.Join(s.fpm.DocRoot, "reset.php"), []byte(src), 0o644); err != nil {
@@ -42,6 +44,17 @@ func TestServerNames(t *testing.T) {
 				t.Errorf("Host %q %s: %d %q, want 421 from the gateway", host, target, res.StatusCode, body)
 			}
 		}
+	}
+	// Laravel's and Symfony's trusted-proxy settings build links from
+	// X-Forwarded-Host: a forged one is refused like a forged Host.
+	for _, hdr := range [][]string{{"X-Forwarded-Host", "evil.example"}, {"Forwarded", "host=evil.example;proto=https"}} {
+		res, body, _ := gw.get(t, "/reset.php", "", append([]string{"Host", "shop.example.com"}, hdr...)...)
+		if res.StatusCode != 421 || strings.Contains(body, "evil") {
+			t.Errorf("%v through the trusted proxy: %d %q, want 421", hdr, res.StatusCode, body)
+		}
+	}
+	if res, body, _ := gw.get(t, "/reset.php", "", "Host", "shop.example.com", "X-Forwarded-Host", "de.shop.example.com"); res.StatusCode != 200 {
+		t.Errorf("a listed X-Forwarded-Host: %d %q", res.StatusCode, body)
 	}
 	// The listed names reach Django too (ALLOWED_HOSTS has 127.0.0.1).
 	if res, body, _ := gw.get(t, "/accounts/api/whoami/", ""); res.StatusCode != 200 {

@@ -345,6 +345,15 @@ func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status
 		slog.String("upstream", ri.Upstream),
 		slog.String("remote", ri.RemoteAddr),
 	)
+	if status == http.StatusMisdirectedRequest {
+		// Which name was refused (SESSIONGATE_SERVER_NAMES): a probe by
+		// IP, a caller using a container's name, an attacker's.
+		host := r.Host
+		if len(host) > 100 {
+			host = host[:100] + "..."
+		}
+		attrs = append(attrs, slog.String("host", host))
+	}
 	if ri.InternalRedirect != "" {
 		attrs = append(attrs, slog.String("internal_redirect", ri.InternalRedirect))
 	}

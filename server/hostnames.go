@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 )
 
@@ -40,16 +41,34 @@ func newServerNames(names []string) *serverNames {
 
 // name returns the listed name r is for, as PHP's SERVER_NAME, and whether
 // the site answers to it. A request without Host (HTTP/1.0) names no other
-// site, so it is answered, under the first name.
-func (n *serverNames) name(r *http.Request) (string, bool) {
+// site, so it is answered, under the first name. From a trusted proxy, the
+// hosts it forwards (X-Forwarded-Host, Forwarded: host=) must be listed too:
+// frameworks told to trust the proxy build their links from those.
+func (n *serverNames) name(r *http.Request, viaProxy bool) (string, bool) {
+	if viaProxy && !n.forwardedHostsListed(r.Header) {
+		return "", false
+	}
 	if r.Host == "" {
 		return n.first, true
 	}
-	host, ok := requestHost(r.Host)
+	return n.match(r.Host)
+}
+
+// match returns the listed name a Host value is for.
+func (n *serverNames) match(hostport string) (string, bool) {
+	host, ok := requestHost(hostport)
 	if !ok {
 		return "", false
 	}
 	host = strings.TrimSuffix(host, ".")
+	if strings.HasPrefix(host, "[") {
+		// One spelling of each address, as config.HostNames lists them.
+		a, err := netip.ParseAddr(host[1 : len(host)-1])
+		if err != nil {
+			return "", false
+		}
+		host = "[" + a.String() + "]"
+	}
 	if n.exact[host] {
 		return host, true
 	}
@@ -59,4 +78,30 @@ func (n *serverNames) name(r *http.Request) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// forwardedHostsListed reports whether every host a proxy forwards is one
+// of the site's.
+func (n *serverNames) forwardedHostsListed(h http.Header) bool {
+	for _, v := range h.Values("X-Forwarded-Host") {
+		for part := range strings.SplitSeq(v, ",") {
+			if _, ok := n.match(strings.TrimSpace(part)); !ok {
+				return false
+			}
+		}
+	}
+	for _, v := range h.Values("Forwarded") {
+		for elem := range strings.SplitSeq(v, ",") {
+			for pair := range strings.SplitSeq(elem, ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+				if !ok || !strings.EqualFold(strings.TrimSpace(k), "host") {
+					continue
+				}
+				if _, ok := n.match(strings.Trim(strings.TrimSpace(val), `"`)); !ok {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }

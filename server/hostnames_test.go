@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -65,5 +66,48 @@ func TestServerNamesOff(t *testing.T) {
 	r.Host = "anything.example:81"
 	if w := e.do(r); w.Code != 200 || e.php.scripts[0].ServerName != "" {
 		t.Errorf("%d, Script.ServerName %q", w.Code, e.php.scripts[0].ServerName)
+	}
+}
+
+// From a trusted proxy, the hosts it forwards must be listed too:
+// Laravel's and Symfony's trusted-proxy settings build links from
+// X-Forwarded-Host (and Forwarded: host=). A direct client's copies never
+// reach PHP, so they change nothing.
+func TestServerNamesForwardedHosts(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.ServerNames = []string{"shop.example.com", "2001:0DB8::0001"}
+		c.TrustedProxies = config.Prefixes{netip.MustParsePrefix("10.0.0.1/32")}
+	})
+	for _, tc := range []struct {
+		remote, host string
+		hdr          []string
+		want         int
+	}{
+		{"10.0.0.1:1", "shop.example.com", []string{"X-Forwarded-Host", "shop.example.com"}, 200},
+		{"10.0.0.1:1", "shop.example.com", []string{"X-Forwarded-Host", "evil.example"}, 421},
+		{"10.0.0.1:1", "shop.example.com", []string{"X-Forwarded-Host", "shop.example.com, evil.example"}, 421},
+		{"10.0.0.1:1", "shop.example.com", []string{"Forwarded", `for=192.0.2.1;host="evil.example";proto=https`}, 421},
+		{"10.0.0.1:1", "shop.example.com", []string{"Forwarded", `for=192.0.2.1;Host=shop.example.com`}, 200},
+		{"192.0.2.9:1", "shop.example.com", []string{"X-Forwarded-Host", "evil.example"}, 200},
+		// One spelling of each IPv6 address.
+		{"192.0.2.9:1", "[2001:db8::1]:8080", nil, 200},
+		{"192.0.2.9:1", "[2001:DB8:0:0::1]", nil, 200},
+		{"192.0.2.9:1", "[2001:db8::2]", nil, 421},
+	} {
+		r := httptest.NewRequest("GET", "/hello.php", nil)
+		r.RemoteAddr, r.Host = tc.remote, tc.host
+		for i := 0; i+1 < len(tc.hdr); i += 2 {
+			r.Header.Set(tc.hdr[i], tc.hdr[i+1])
+		}
+		if w := e.do(r); w.Code != tc.want {
+			t.Errorf("%s %s %v: %d, want %d", tc.remote, tc.host, tc.hdr, w.Code, tc.want)
+		}
+	}
+	// A refusal's log line names the Host.
+	r := httptest.NewRequest("GET", "/hello.php", nil)
+	r.Host = "203.0.113.80"
+	e.do(r)
+	if log := e.lastLog(t); log["status"] != float64(421) || log["host"] != "203.0.113.80" {
+		t.Errorf("log %v, want the refused host", log)
 	}
 }

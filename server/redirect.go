@@ -60,7 +60,7 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.names != nil {
-		if _, ok := s.names.name(r); !ok {
+		if _, ok := s.names.name(r, Info(r.Context()).ViaProxy); !ok {
 			// Neither a redirect to nor a certificate for a name the site
 			// does not have.
 			s.fail(w, r, http.StatusMisdirectedRequest)

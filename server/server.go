@@ -425,7 +425,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	if s.names != nil {
-		name, ok := s.names.name(r)
+		name, ok := s.names.name(r, Info(r.Context()).ViaProxy)
 		if !ok {
 			// A Host the site does not have: nginx's default_server
 			// refusing it. Neither app sees the forged name.

@@ -243,6 +243,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Scheme = "http"
 	out.URL.Host = "django"
 	out.Host = pr.In.Host
+	if ri := server.Info(pr.In.Context()); out.Host == "" && ri != nil && ri.ServerName != "" {
+		// No Host (HTTP/1.0), and the site has names
+		// (SESSIONGATE_SERVER_NAMES): the one PHP gets in SERVER_NAME.
+		out.Host = ri.ServerName
+	}
 	if out.Host == "" {
 		// No Host (HTTP/1.0): name the address the client reached, as PHP
 		// gets it in SERVER_NAME. Left empty, the request would carry the

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/testlog"
@@ -158,5 +160,30 @@ func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
 		if s.Header.Get("X-Forwarded-For") != "127.0.0.1" || s.Header.Get("X-Forwarded-Proto") != "http" {
 			t.Errorf("%s: the gateway's own X-Forwarded-For %q / -Proto %q", c.name, s.Header.Get("X-Forwarded-For"), s.Header.Get("X-Forwarded-Proto"))
 		}
+	}
+}
+
+// TestNoHostGetsTheServerName: with SESSIONGATE_SERVER_NAMES, a request
+// without Host (HTTP/1.0) reaches Django under the first name, the one PHP
+// gets in SERVER_NAME, not the gateway's own address: Django would refuse
+// that (DisallowedHost, mailed to ADMINS) or build links with it.
+func TestNoHostGetsTheServerName(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	front := behindServer(t, e, io.Discard, "SESSIONGATE_SERVER_NAMES=shop.example.com,*.example.com")
+	c, err := net.Dial("tcp", front.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET /admin/ HTTP/1.0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := io.ReadAll(c)
+	if err != nil || !strings.HasPrefix(string(resp), "HTTP/1.0 200 ") {
+		t.Fatalf("response %q, %v", resp, err)
+	}
+	if s := e.app.seen(); s.Host != "shop.example.com" || s.Header.Get("X-Forwarded-Host") != "shop.example.com" {
+		t.Errorf("Django got Host %q, X-Forwarded-Host %q; want shop.example.com", s.Host, s.Header.Get("X-Forwarded-Host"))
 	}
 }
