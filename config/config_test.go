@@ -884,7 +884,9 @@ func TestRateLimits(t *testing.T) {
 	}
 	for _, c := range []struct{ value, want string }{
 		{"/wp-login.php", "PATH RATE"},
-		{"/wp-login.php 10r/m burst=5 nodelay", "PATH RATE"},
+		{"/wp-login.php 10r/m burst=5 nodelay", "drop nodelay"},
+		{"/wp-login.php 10r/m delay=2", "drop delay=2"},
+		{"/wp-login.php 10r/m burst=5 x", "PATH RATE"},
 		{"wp-login.php 10r/m", "starting with /"},
 		{"/a/../b 10r/m", "starting with /"},
 		{"/x 10/m", "10r/s or 30r/m"},

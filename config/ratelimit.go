@@ -33,6 +33,11 @@ func (c *Config) RateLimits() []RateLimit {
 // 10r/s or 30r/m.
 func parseRateLimit(e string) (RateLimit, error) {
 	f := strings.Fields(e)
+	for _, w := range f[min(len(f), 2):] {
+		if w == "nodelay" || strings.HasPrefix(w, "delay=") {
+			return RateLimit{}, fmt.Errorf("%q: drop %s: requests over the limit are always refused at once, as with nginx's nodelay; none are queued", e, w)
+		}
+	}
 	if len(f) < 2 || len(f) > 3 {
 		return RateLimit{}, fmt.Errorf("%q: each entry is PATH RATE [burst=N], e.g. /wp-login.php 10r/m burst=5", e)
 	}

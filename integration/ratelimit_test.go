@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -29,6 +30,15 @@ func TestRateLimits(t *testing.T) {
 		if want == 429 && (res.Header.Get("Retry-After") == "" || strings.Contains(body, "password")) {
 			t.Errorf("attempt %d: Retry-After %q, body %q", i+1, res.Header.Get("Retry-After"), body)
 		}
+	}
+	// Other URLs that run the same script count too: PATH_INFO, and a
+	// raw "#" routing cuts off (sent as is on its own connection).
+	res, body := call(t, gw, jar{}, "POST", "/wp-login.php/x", form, "Content-Type", formType)
+	if res.StatusCode != 429 {
+		t.Errorf("/wp-login.php/x: %d %q, want 429", res.StatusCode, body)
+	}
+	if out, _ := raw(t, strings.TrimPrefix(gw.URL, "http://"), "POST /wp-login.php#x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "+formType+"\r\nContent-Length: "+strconv.Itoa(len(form))+"\r\nConnection: close\r\n\r\n"+form); !strings.HasPrefix(out, "HTTP/1.1 429 ") {
+		t.Errorf("/wp-login.php#x: %.200q, want 429", out)
 	}
 	if b, _ := os.ReadFile(runs); string(b) != "xxx" {
 		t.Errorf("PHP ran %d times, want 3", len(b))

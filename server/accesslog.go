@@ -38,6 +38,9 @@ type RequestInfo struct {
 	// InternalRedirect is the X-Accel-Redirect the app answered with, if
 	// any: the response is that file's.
 	InternalRedirect string
+	// rateCounted is the SESSIONGATE_RATE_LIMITS rule that counted this
+	// request, if any (ratelimit.go).
+	rateCounted *rateRule
 	// Err is the upstream or I/O error that spoiled the request, if any.
 	Err error
 	// Status, when set, overrides the written status in the log: 499 when

@@ -42,26 +42,28 @@ func newRateRules(ls []config.RateLimit) []rateRule {
 	return out
 }
 
-// rateLimited answers 429 to a request over its rule's limit, and reports
-// whether it did.
-func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request) bool {
-	p := mountPath(r.URL.Path)
+// rateLimited answers 429 to a request over the limit of the rule for
+// path, and reports whether it did. A request is counted once: when a rule
+// has already counted it (for its URL), another path of the same request
+// (the script routing picked) that falls under the same rule is not
+// counted again.
+func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, path string) bool {
 	var rule *rateRule
 	for i := range s.rates {
 		rr := &s.rates[i]
-		if p == rr.path || strings.HasSuffix(rr.path, "/") && strings.HasPrefix(p, rr.path) {
+		if path == rr.path || strings.HasSuffix(rr.path, "/") && strings.HasPrefix(path, rr.path) {
 			rule = rr
 			break
 		}
 	}
-	if rule == nil {
+	ri := Info(r.Context())
+	if rule == nil || ri.rateCounted == rule {
 		return false
 	}
-	ri := Info(r.Context())
+	ri.rateCounted = rule
 	client, err := netip.ParseAddrPort(ri.RemoteAddr)
 	if err != nil {
-		// Not an IP address (a unix socket listener): nothing to tell
-		// clients apart by.
+		// Not an IP address: nothing to tell clients apart by.
 		return false
 	}
 	ok, retry := rule.limiter.Allow(ratelimit.Key(client.Addr()), time.Now())

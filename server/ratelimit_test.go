@@ -77,3 +77,38 @@ func TestRateLimits(t *testing.T) {
 		t.Errorf("Django ran %d times, want 2", mounted)
 	}
 }
+
+// A rule counts the script that runs, however the URL reaches it: with
+// PATH_INFO (/wp-login.php/x runs wp-login.php), through a directory's
+// index.php, or with a raw "#" that routing cuts off; and each request
+// once, though its URL and its script both match.
+func TestRateLimitsFollowTheScript(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/hello.php 1r/m burst=1", "/dir/index.php 1r/m"}
+	})
+	get := func(target string) int {
+		r := httptest.NewRequest("POST", target, nil)
+		r.RemoteAddr = "192.0.2.1:1000"
+		return e.do(r).Code
+	}
+	for i, want := range []int{200, 200, 429} {
+		if code := get("/hello.php"); code != want {
+			t.Errorf("/hello.php %d: %d, want %d (each request counted once)", i+1, code, want)
+		}
+	}
+	before := e.php.calls()
+	for _, target := range []string{"/hello.php/x", "/hello.php/", "/hello.php#x", "//hello.php"} {
+		if code := get(target); code != 429 {
+			t.Errorf("%s: %d, want 429 like /hello.php", target, code)
+		}
+	}
+	if e.php.calls() != before {
+		t.Errorf("PHP ran %d times past the limit", e.php.calls()-before)
+	}
+	for i, want := range []int{200, 429, 429} {
+		target := []string{"/dir/", "/dir/", "/dir/index.php"}[i]
+		if code := get(target); code != want {
+			t.Errorf("%s: %d, want %d", target, code, want)
+		}
+	}
+}

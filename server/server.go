@@ -442,9 +442,6 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 	if s.refusedMethod(w, r) {
 		return
 	}
-	if len(s.rates) > 0 && s.rateLimited(w, r) {
-		return
-	}
 	if max := int64(s.cfg.MaxBody); max > 0 {
 		if r.ContentLength > max {
 			// Like client_max_body_size: refused before anything runs or
@@ -467,6 +464,11 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		// empty path with 400. (CONNECT, whose authority form has none
 		// either, was refused above.)
 		r = withPath(r, "/", "")
+	}
+	// On the path routing will see (no fragment), after the 413, as
+	// nginx's limit_req runs in the location the path picks.
+	if len(s.rates) > 0 && s.rateLimited(w, r, mountPath(r.URL.Path)) {
+		return
 	}
 	if len(s.internal) > 0 && s.internalLocationOf(mountPath(r.URL.Path)) != nil {
 		// Like nginx's internal locations: reached through an app's
@@ -608,6 +610,12 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 		s.serveStatic(w, r, route.File, route.Name)
 	case phproute.PHP:
 		ri.Upstream = "php"
+		// The script that runs may have a rule its URL did not match:
+		// /wp-login.php/x runs /wp-login.php, /dir/ runs /dir/index.php
+		// (nginx's index redirects internally to the script's location).
+		if len(s.rates) > 0 && s.rateLimited(w, r, route.ScriptName) {
+			return
+		}
 		script := &fcgi.Script{
 			DocumentRoot: s.documentRoot(),
 			ScriptName:   route.ScriptName,

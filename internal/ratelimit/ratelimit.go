@@ -21,6 +21,10 @@ import (
 // at which its bucket would be empty again (GCRA), in integer nanoseconds,
 // so that "10 a minute" means exactly one every 6 s.
 type Limiter struct {
+	// base is when the limiter was made: times are kept as nanoseconds
+	// since then, on the monotonic clock, so that the wall clock stepping
+	// back (NTP, a VM resumed) cannot lock every client out for the step.
+	base      time.Time
 	interval  int64 // nanoseconds per request at the rate
 	tolerance int64 // burst * interval: how far ahead a client may be
 	maxKeys   int
@@ -34,6 +38,7 @@ type Limiter struct {
 func New(perSecond float64, burst, maxKeys int) *Limiter {
 	interval := int64(math.Round(float64(time.Second) / perSecond))
 	return &Limiter{
+		base:      time.Now(),
 		interval:  max(interval, 1),
 		tolerance: int64(burst) * max(interval, 1),
 		maxKeys:   max(maxKeys, 1),
@@ -56,7 +61,7 @@ func Key(a netip.Addr) netip.Addr {
 // how long until the next one would be allowed; a refused request takes
 // nothing from the client's allowance.
 func (l *Limiter) Allow(client netip.Addr, now time.Time) (ok bool, retry time.Duration) {
-	t := now.UnixNano()
+	t := int64(now.Sub(l.base))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	tat, seen := l.tat[client]
