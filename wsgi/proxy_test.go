@@ -1213,14 +1213,11 @@ func TestNginxControlHeadersHiddenFromDjango(t *testing.T) {
 	}
 }
 
-// TestNoHostNamesTheReachedAddress: an HTTP/1.0 request without Host (a
-// load balancer's health check, an old client) reaches Django with the
-// address the client connected to, which PHP gets as SERVER_NAME too,
-// never the placeholder the transport pools backends under: Django would
-// refuse that name (DisallowedHost, 400) and ask for it in ALLOWED_HOSTS.
-func TestNoHostNamesTheReachedAddress(t *testing.T) {
-	e := newEnv(t, envOpts{})
-	c, err := net.Dial("tcp", e.gw.Listener.Addr().String())
+// getWithoutHost sends GET /admin/ as HTTP/1.0 without Host to addr and
+// requires a 200.
+func getWithoutHost(t *testing.T, addr string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1233,6 +1230,16 @@ func TestNoHostNamesTheReachedAddress(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(resp), "HTTP/1.0 200 ") {
 		t.Fatalf("response %q, %v", resp, err)
 	}
+}
+
+// TestNoHostNamesTheReachedAddress: an HTTP/1.0 request without Host (a
+// load balancer's health check, an old client) reaches Django with the
+// address the client connected to, which PHP gets as SERVER_NAME too,
+// never the placeholder the transport pools backends under: Django would
+// refuse that name (DisallowedHost, 400) and ask for it in ALLOWED_HOSTS.
+func TestNoHostNamesTheReachedAddress(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	getWithoutHost(t, e.gw.Listener.Addr().String())
 	s := e.app.seen()
 	want := e.gw.Listener.Addr().String()
 	if s.Host != want || s.Header.Get("X-Forwarded-Host") != want {

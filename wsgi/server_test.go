@@ -5,12 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/testlog"
@@ -170,19 +168,7 @@ func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
 func TestNoHostGetsTheServerName(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	front := behindServer(t, e, io.Discard, "SESSIONGATE_SERVER_NAMES=shop.example.com,*.example.com")
-	c, err := net.Dial("tcp", front.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, "GET /admin/ HTTP/1.0\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := io.ReadAll(c)
-	if err != nil || !strings.HasPrefix(string(resp), "HTTP/1.0 200 ") {
-		t.Fatalf("response %q, %v", resp, err)
-	}
+	getWithoutHost(t, front.Listener.Addr().String())
 	if s := e.app.seen(); s.Host != "shop.example.com" || s.Header.Get("X-Forwarded-Host") != "shop.example.com" {
 		t.Errorf("Django got Host %q, X-Forwarded-Host %q; want shop.example.com", s.Host, s.Header.Get("X-Forwarded-Host"))
 	}
