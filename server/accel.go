@@ -3,15 +3,16 @@ package server
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"mime"
 	"net/http"
 	"net/url"
 	"path"
+	"sort"
 	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/compress"
+	"github.com/sessiongate/sessiongate/internal/proxyheader"
 	"github.com/sessiongate/sessiongate/phproute"
 )
 
@@ -56,11 +57,7 @@ func openInternalLocations(cfg *config.Config) ([]internalLocation, error) {
 		out = append(out, il)
 	}
 	// Longest first, so that the first match is the longest.
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && len(out[j].prefix) > len(out[j-1].prefix); j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	sort.SliceStable(out, func(i, j int) bool { return len(out[i].prefix) > len(out[j].prefix) })
 	return out, nil
 }
 
@@ -118,7 +115,7 @@ func (w *accelWriter) WriteHeader(code int) {
 		return
 	}
 	h := w.Header()
-	v, ok := h["X-Accel-Redirect"]
+	v, ok := h[proxyheader.AccelRedirect]
 	if !ok || code < 200 {
 		if code >= 200 {
 			w.wroteHeader = true
@@ -128,7 +125,7 @@ func (w *accelWriter) WriteHeader(code int) {
 	}
 	// nginx takes the first one too.
 	w.redirected, w.target = true, v[0]
-	delete(h, "X-Accel-Redirect")
+	delete(h, proxyheader.AccelRedirect)
 	for _, name := range bodyHeaders {
 		delete(h, name)
 	}
@@ -183,11 +180,7 @@ func (s *Server) serveAccel(w http.ResponseWriter, r *http.Request, target strin
 	if err == nil {
 		f.file, f.info, err = files.Open(route.File)
 		if err != nil {
-			status := http.StatusNotFound
-			if errors.Is(err, fs.ErrPermission) {
-				status = http.StatusForbidden
-			}
-			err = &errAccel{target, err.Error(), status}
+			err = &errAccel{target, err.Error(), openFailureStatus(err)}
 		}
 	}
 	var ae *errAccel
@@ -277,7 +270,7 @@ func (s *Server) resolveAccel(target string) (*phproute.Router, phproute.Route, 
 		return fail(http.StatusNotFound, "names a directory")
 	}
 	why := "no such file"
-	if route.Reason != "" && route.Reason != "no such PHP script" {
+	if route.Reason != "" {
 		why += " (" + route.Reason + ")"
 	}
 	return fail(http.StatusNotFound, "%s", why)

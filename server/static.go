@@ -34,11 +34,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	}
 	f, fi, err := s.router.Open(rel)
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) {
-			s.fail(w, r, http.StatusForbidden)
-			return
-		}
-		s.fail(w, r, http.StatusNotFound)
+		s.fail(w, r, openFailureStatus(err))
 		return
 	}
 	h := w.Header()
@@ -79,6 +75,16 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 		return
 	}
 	s.sendFile(w, r, fileToSend{f, fi})
+}
+
+// openFailureStatus is the answer for a file Router.Open could not open:
+// 403 when the gateway may not read it, else 404 (gone since routing, or
+// no longer a regular file).
+func openFailureStatus(err error) int {
+	if errors.Is(err, fs.ErrPermission) {
+		return http.StatusForbidden
+	}
+	return http.StatusNotFound
 }
 
 // fileToSend is an open regular file and its info.
