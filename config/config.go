@@ -279,7 +279,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 
 	seenNoPHP := map[string]bool{}
 	for _, p := range c.NoPHPPaths {
-		dir := strings.TrimSuffix(p, "/") + "/"
+		dir := dirPrefix(p)
 		check("SESSIONGATE_NO_PHP_PATHS", urlPrefixOK(p),
 			urlPrefixRule("directory", "/wp-content/uploads/"), p)
 		check("SESSIONGATE_NO_PHP_PATHS", dir != "/", "\"/\" would keep every script from running")

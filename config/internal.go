@@ -23,7 +23,7 @@ func (c *Config) InternalLocations() []InternalLocation {
 	var out []InternalLocation
 	for _, e := range c.InternalPaths {
 		prefix, dir, _ := strings.Cut(e, "=")
-		out = append(out, InternalLocation{Prefix: strings.TrimSuffix(prefix, "/") + "/", Dir: dir})
+		out = append(out, InternalLocation{Prefix: dirPrefix(prefix), Dir: dir})
 	}
 	return out
 }
@@ -37,7 +37,7 @@ func (c *Config) checkInternalPaths(check func(name string, ok bool, format stri
 			check(name, false, urlPrefixRule("directory", "/protected/ or /protected/=/srv/private"), prefix)
 			continue
 		}
-		p := strings.TrimSuffix(prefix, "/") + "/"
+		p := dirPrefix(prefix)
 		check(name, p != "/", "\"/\" would hide the whole site from its visitors")
 		check(name, !seen[p], "%q is listed twice", prefix)
 		seen[p] = true
@@ -64,7 +64,8 @@ func (c *Config) checkInternalPaths(check func(name string, ok bool, format stri
 func (c *Config) internalPathWarnings() []string {
 	var out []string
 	root := resolved(c.StaticRoot)
-	for _, l := range c.InternalLocations() {
+	locations := c.InternalLocations()
+	for _, l := range locations {
 		if l.Dir == "" {
 			continue
 		}
@@ -76,7 +77,7 @@ func (c *Config) internalPathWarnings() []string {
 		if rel != "." {
 			url += filepath.ToSlash(rel) + "/"
 		}
-		if !internalURL(c.InternalLocations(), url) {
+		if !internalURL(locations, url) {
 			out = append(out, fmt.Sprintf("SESSIONGATE_INTERNAL_PATHS: %s (for %s) is inside SESSIONGATE_STATIC_ROOT, so clients also get its files at %s; list that URL directory too", l.Dir, l.Prefix, url))
 		}
 	}
@@ -91,6 +92,10 @@ func internalURL(ls []InternalLocation, url string) bool {
 	}
 	return false
 }
+
+// dirPrefix is a URL directory as its list entries are matched: with one
+// trailing slash, so that /up and /up/ both mean everything under /up/.
+func dirPrefix(p string) string { return strings.TrimSuffix(p, "/") + "/" }
 
 // resolved is p with its symlinks resolved, or p when that fails.
 func resolved(p string) string {
