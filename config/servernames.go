@@ -10,16 +10,18 @@ import (
 func (c *Config) HostNames() []string {
 	var out []string
 	for _, n := range c.ServerNames {
-		out = append(out, normalHostName(n))
+		out = append(out, CanonicalHost(n))
 	}
 	return out
 }
 
-func normalHostName(n string) string {
+// CanonicalHost is a host name or address (no port) as the lists compare
+// it: lower case, no trailing dot, an IPv6 address in brackets and in its
+// one short spelling (2001:0DB8::0001 is [2001:db8::1]).
+func CanonicalHost(n string) string {
 	n = strings.ToLower(strings.TrimSuffix(n, "."))
 	bare := strings.TrimSuffix(strings.TrimPrefix(n, "["), "]")
 	if a, err := netip.ParseAddr(bare); err == nil && a.Is6() && a.Zone() == "" && (bare == n || "["+bare+"]" == n) {
-		// One spelling of each address: 2001:0DB8::0001 is 2001:db8::1.
 		return "[" + a.String() + "]"
 	}
 	return n
@@ -31,7 +33,7 @@ func (c *Config) checkServerNames(check func(name string, ok bool, format string
 	const name = "SESSIONGATE_SERVER_NAMES"
 	seen := map[string]bool{}
 	for _, n := range c.ServerNames {
-		norm := normalHostName(n)
+		norm := CanonicalHost(n)
 		check(name, !seen[norm], "%q is listed twice", n)
 		seen[norm] = true
 		var ok bool

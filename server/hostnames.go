@@ -2,8 +2,9 @@ package server
 
 import (
 	"net/http"
-	"net/netip"
 	"strings"
+
+	"github.com/sessiongate/sessiongate/config"
 )
 
 // serverNames is SESSIONGATE_SERVER_NAMES, nginx's server_name with a
@@ -60,15 +61,7 @@ func (n *serverNames) match(hostport string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	host = strings.TrimSuffix(host, ".")
-	if strings.HasPrefix(host, "[") {
-		// One spelling of each address, as config.HostNames lists them.
-		a, err := netip.ParseAddr(host[1 : len(host)-1])
-		if err != nil {
-			return "", false
-		}
-		host = "[" + a.String() + "]"
-	}
+	host = config.CanonicalHost(host)
 	if n.exact[host] {
 		return host, true
 	}
