@@ -148,11 +148,18 @@ func TestAccelRedirect(t *testing.T) {
 func TestAccelRedirectSymfony(t *testing.T) {
 	harness.Require(t, "php-fpm8.2")
 	const autoload = "/usr/share/php/Symfony/Component/HttpFoundation/autoload.php"
-	if _, err := os.Stat(autoload); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Debian's php-symfony-http-foundation is missing (scripts/deps.sh test installs it): %v", err)
+	// HttpFoundation's autoload loads Mime when present; without it
+	// BinaryFileResponse::prepare() throws instead of guessing the type.
+	for pkg, path := range map[string]string{
+		"php-symfony-http-foundation": autoload,
+		"php-symfony-mime":            "/usr/share/php/Symfony/Component/Mime/autoload.php",
+	} {
+		if _, err := os.Stat(path); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("Debian's %s is missing (scripts/deps.sh test installs it): %v", pkg, err)
+			}
+			t.Skipf("%s not installed: %v", pkg, err)
 		}
-		t.Skipf("php-symfony-http-foundation not installed: %v", err)
 	}
 	private := t.TempDir()
 	report := make([]byte, 100<<10)

@@ -121,6 +121,9 @@ test)
 	need_bin chromium chromium
 	# Symfony's BinaryFileResponse sends X-Accel-Redirect (integration).
 	need_deb php-symfony-http-foundation "Symfony's HttpFoundation"
+	# BinaryFileResponse guesses the file's type with symfony/mime, which
+	# Debian only suggests (a composer app has it).
+	need_deb php-symfony-mime "Symfony's Mime"
 	# Validates docker-compose.yml offline (deploy tests); no engine needed.
 	need_bin docker-compose docker-compose
 	# Checks deploy/systemd/sessiongate.service offline (deploy tests).
