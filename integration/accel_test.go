@@ -26,6 +26,7 @@ import (
 // with the app's headers, ranges, and the session already saved and
 // unlocked while the file goes out.
 func TestAccelRedirect(t *testing.T) {
+	t.Parallel()
 	private := t.TempDir()
 	s, _ := startDjangoAPIStack(t, "SESSIONGATE_INTERNAL_PATHS=/wp-content/uploads/woocommerce_uploads/,/protected/="+private)
 	gw := s.gws[0]
@@ -146,6 +147,7 @@ func TestAccelRedirect(t *testing.T) {
 // php-fpm pool does with env[]. Debian's Symfony 5.4 runs the download;
 // the gateway sends the file, ranges included, from the alias directory.
 func TestAccelRedirectSymfony(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	const autoload = "/usr/share/php/Symfony/Component/HttpFoundation/autoload.php"
 	// HttpFoundation's autoload loads Mime when present; without it

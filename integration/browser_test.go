@@ -41,6 +41,7 @@ import (
 // no such function and the page says "anonymous", so the check after login
 // fails.
 func TestBrowser(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "chromium", "php-fpm8.2", "redis-server", "gunicorn", "django")
 	start := time.Now()
 	base, userID := startBrowserStack(t)

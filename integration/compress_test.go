@@ -65,6 +65,7 @@ func gunzipAll(t *testing.T, b []byte) string {
 }
 
 func TestCompressPHP(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	rows := strings.Repeat("<li>row</li>\n", 500)
 	writeTree(t, g.Root, map[string]string{
@@ -126,6 +127,7 @@ func TestCompressPHP(t *testing.T) {
 }
 
 func TestCompressStatic(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, func(c *config.Config) { c.Precompressed = []string{"/"} })
 	js := strings.Repeat("function f(a){return a+1}\n", 200)
 	now := time.Now()
@@ -180,6 +182,7 @@ func TestCompressStatic(t *testing.T) {
 // once: what was flushed can be decompressed before the script ends. A
 // script that flushes a few bytes at a time gets them as they are.
 func TestCompressKeepsPHPFlush(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	root := gwSite(t)
 	head := strings.Repeat("<meta name=x>", 30)
@@ -228,6 +231,7 @@ func TestCompressKeepsPHPFlush(t *testing.T) {
 // and prints less reaches a gzip client as a cut response, as it does a
 // client without gzip, never as a complete page.
 func TestCompressedShortPHPBodyIsCut(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	writeTree(t, g.Root, map[string]string{"shortcl.php": `<?php header('Content-Length: 100000'); echo str_repeat("<li>row</li>
 ", 400);`})
@@ -251,6 +255,7 @@ func TestCompressedShortPHPBodyIsCut(t *testing.T) {
 // TestCompressDjango: Django's pages through gunicorn are compressed too,
 // and a response that sets the session still does.
 func TestCompressDjango(t *testing.T) {
+	t.Parallel()
 	gw := startBodyDjango(t)
 	res, body := rawGet(t, "GET", gw.URL+"/dj/page/?n=5000", "gzip")
 	if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "gzip" || gunzipAll(t, body) != strings.Repeat("x", 5000) {

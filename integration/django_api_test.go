@@ -76,6 +76,7 @@ func startDjangoAPIStack(t *testing.T, extraEnv ...string) (*sessionStack, *harn
 const formType = "application/x-www-form-urlencoded"
 
 func TestDjangoSessionAPI(t *testing.T) {
+	t.Parallel()
 	s, g := startDjangoAPIStack(t)
 	gw := s.gws[0]
 
@@ -214,6 +215,7 @@ func TestDjangoSessionAPI(t *testing.T) {
 // for its headers: a view stuck mid-stream ends as a cut response and a 504
 // in the log instead of holding the client and the connection for ever.
 func TestDjangoBodyStallTimesOut(t *testing.T) {
+	t.Parallel()
 	st, _ := startDjangoAPIStack(t, "SESSIONGATE_DJANGO_TIMEOUT=1s")
 	gw := st.gws[0]
 	start := time.Now()

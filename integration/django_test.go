@@ -217,6 +217,7 @@ func decodeJSON(t *testing.T, s string) any {
 }
 
 func TestDjango(t *testing.T) {
+	t.Parallel()
 	s := startDjangoStack(t)
 	gw0, gw1 := s.gws[0], s.gws[1]
 

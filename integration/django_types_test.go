@@ -13,6 +13,7 @@ import (
 // of another key, and one of the member that holds them, which Django
 // re-encodes.
 func TestDjangoPHPValueRoundTrip(t *testing.T) {
+	t.Parallel()
 	s, g := startDjangoAPIStack(t)
 	gw := s.gws[0]
 	ck := s.newSession(t)
@@ -44,6 +45,7 @@ func TestDjangoPHPValueRoundTrip(t *testing.T) {
 // refuse it loudly, as it refuses data nested too deep, instead of storing
 // a session that every PHP page then answers with a 500.
 func TestDjangoKeysThatCollideInJSON(t *testing.T) {
+	t.Parallel()
 	s, g := startDjangoAPIStack(t)
 	gw := s.gws[0]
 	for _, kind := range []string{"dupkeys", "topdupkeys"} {
@@ -64,6 +66,7 @@ func TestDjangoKeysThatCollideInJSON(t *testing.T) {
 // TestDjangoUserSeenByPHP: sessiongate_user_id() follows Django's logins
 // in one session: a first login, a login as another user, a logout.
 func TestDjangoUserSeenByPHP(t *testing.T) {
+	t.Parallel()
 	s, _ := startDjangoAPIStack(t)
 	gw := s.gws[0]
 	ck := s.newSession(t)
@@ -85,6 +88,7 @@ func TestDjangoUserSeenByPHP(t *testing.T) {
 // TestDjangoAndPHPWriteAtOnce: PHP and Django change different keys of one
 // session at the same time; in strict and in merge mode both changes stay.
 func TestDjangoAndPHPWriteAtOnce(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"strict", "merge"} {
 		t.Run(mode, func(t *testing.T) {
 			s, _ := startDjangoAPIStack(t, "SESSIONGATE_SESSION_LOCK="+mode)
@@ -124,6 +128,7 @@ func TestDjangoAndPHPWriteAtOnce(t *testing.T) {
 // must be refused with the change lost and said so (503), not stored as a
 // session every PHP page then answers with a 500.
 func TestDjangoWriteOnOpaquePHPSession(t *testing.T) {
+	t.Parallel()
 	s, _ := startDjangoAPIStack(t)
 	gw := s.gws[0]
 	ck := s.newSession(t)

@@ -90,6 +90,7 @@ func startBodyDjango(t *testing.T, extra ...string) *sessionGW {
 // next response on that kept-alive connection: each GET after a HEAD used
 // to get a 502 ("malformed HTTP version").
 func TestDjangoHeadKeepsUpstreamConnectionClean(t *testing.T) {
+	t.Parallel()
 	gw := startBodyDjango(t)
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
@@ -122,6 +123,7 @@ func TestDjangoHeadKeepsUpstreamConnectionClean(t *testing.T) {
 // the gateway buffers a body of unknown length and sends it with its length;
 // over SESSIONGATE_MAX_BODY it is 413.
 func TestDjangoChunkedRequestBody(t *testing.T) {
+	t.Parallel()
 	gw := startBodyDjango(t, "SESSIONGATE_MAX_BODY=300k")
 	addr := strings.TrimPrefix(gw.URL, "http://")
 	for _, size := range []int{5, 70 << 10, 300 << 10} {
@@ -162,6 +164,7 @@ func TestDjangoChunkedRequestBody(t *testing.T) {
 // A body up to 64 KiB is always read first; a larger one of known length
 // with SESSIONGATE_REQUEST_BUFFERING=on (off, it streams to Django).
 func TestDjangoSlowUploadHoldsNothing(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		buffering string
 		size      int
@@ -209,6 +212,7 @@ func djangoProject(t *testing.T, module, settings, urls string) string {
 // nginx's proxy_buffering), so both threads are free: a third page answers
 // at once, and the slow clients still get every byte.
 func TestDjangoSlowDownloadsHoldNoThread(t *testing.T) {
+	t.Parallel()
 	gw := startBodyDjango(t)
 	const size = 32 << 20
 	var slow []*http.Response

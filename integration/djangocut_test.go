@@ -17,6 +17,7 @@ import (
 // 502 in the access log and the metrics, as on the PHP path, whether the
 // body was read ahead of the client or not: never a 200.
 func TestDjangoResponseCutShortLogged(t *testing.T) {
+	t.Parallel()
 	for _, buffering := range []string{"on", "off"} {
 		t.Run("buffering "+buffering, func(t *testing.T) {
 			for _, length := range []bool{false, true} {

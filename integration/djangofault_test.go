@@ -202,6 +202,7 @@ func faultRecovered(t *testing.T, gw *sessionGW) {
 	}
 }
 
+// Not parallel: a load test; other tests' CPU would change its timing.
 func TestDjangoGunicornFaultsUnderLoad(t *testing.T) {
 	faults := map[string]func(g *harness.Gunicorn){
 		"restart": func(g *harness.Gunicorn) { g.Restart() },
@@ -239,6 +240,7 @@ func TestDjangoGunicornFaultsUnderLoad(t *testing.T) {
 // one stopped is skipped, both stopped answer 502, and both come back
 // (the unix socket file recreated) without a gateway restart.
 func TestDjangoSeveralBackendsFailover(t *testing.T) {
+	t.Parallel()
 	proj := faultProject(t)
 	runlog := filepath.Join(t.TempDir(), "runlog")
 	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
@@ -313,6 +315,7 @@ func TestDjangoSeveralBackendsFailover(t *testing.T) {
 // Django is still busy with the abandoned one, and the gunicorn connection
 // is not reused in a bad state.
 func TestDjangoTimeoutAndClientGoneReleaseTheSession(t *testing.T) {
+	t.Parallel()
 	proj := faultProject(t)
 	runlog := filepath.Join(t.TempDir(), "runlog")
 	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
@@ -387,6 +390,7 @@ func TestDjangoTimeoutAndClientGoneReleaseTheSession(t *testing.T) {
 // keep-alive (2 s) are closed on the gateway's side too, not left in
 // CLOSE_WAIT, and the next requests do not get them as live.
 func TestDjangoNoCloseWaitPileUp(t *testing.T) {
+	t.Parallel()
 	proj := faultProject(t)
 	runlog := filepath.Join(t.TempDir(), "runlog")
 	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{})
@@ -434,6 +438,7 @@ func TestDjangoNoCloseWaitPileUp(t *testing.T) {
 // TestDjangoWorkerRecycling: gunicorn's --max-requests replaces workers
 // under load; no request fails, no POST runs twice.
 func TestDjangoWorkerRecycling(t *testing.T) {
+	t.Parallel()
 	proj := faultProject(t)
 	runlog := filepath.Join(t.TempDir(), "runlog")
 	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Args: []string{"--max-requests", "15", "--max-requests-jitter", "5"}})
@@ -459,6 +464,7 @@ func TestDjangoWorkerRecycling(t *testing.T) {
 // worker stuck in a slow view: the client gets a 502, not a hang, and the
 // next requests are served.
 func TestDjangoGunicornTimeoutKillsWorker(t *testing.T) {
+	t.Parallel()
 	proj := faultProject(t)
 	runlog := filepath.Join(t.TempDir(), "runlog")
 	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1, Threads: 1, Args: []string{"--timeout", "2"}})

@@ -19,6 +19,7 @@ import (
 // from the installed package, not from the checkout, and a login through
 // Django's admin shows on a PHP page.
 func TestDjangoPackageFromPip(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "venv", "pip", "gunicorn")
 	site := startDjangoSite(t)
 

@@ -131,6 +131,7 @@ func fcgiProxy(t *testing.T, tr *fcgi.Transport, fpm *harness.PHPFPM) *httptest.
 }
 
 func TestFCGIHello(t *testing.T) {
+	t.Parallel()
 	for _, unix := range []bool{false, true} {
 		// Subtest names end up in php-fpm.conf paths, where php-fpm's ini
 		// parser refuses '='.
@@ -173,6 +174,7 @@ func TestFCGIHello(t *testing.T) {
 // The params PHP sees are exactly what nginx's fastcgi_params would give,
 // without the headers that must never reach PHP.
 func TestFCGIParamsSeenByPHP(t *testing.T) {
+	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
 	req := fcgiReq(nil, fpm, "POST", "http://shop.example:8443/server.php/extra/path?q=1&r=%20", strings.NewReader("a=b"), func(s *fcgi.Script) {
@@ -238,6 +240,7 @@ func TestFCGIParamsSeenByPHP(t *testing.T) {
 }
 
 func TestFCGIHugeResponseHeader(t *testing.T) {
+	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
 	resp, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/bigheader.php", nil, nil))
@@ -254,6 +257,7 @@ func TestFCGIHugeResponseHeader(t *testing.T) {
 // output_buffering=4096, which holds 'a' in PHP itself (nginx would not
 // stream it either), so the pool turns it off.
 func TestFCGIFlushStreaming(t *testing.T) {
+	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1, AdminValues: map[string]string{"output_buffering": "0"}})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
 	srv := fcgiProxy(t, tr, fpm)
@@ -282,6 +286,7 @@ func TestFCGIFlushStreaming(t *testing.T) {
 
 // error_log($m, 4) arrives as FCGI_STDERR, in order, at the hook.
 func TestFCGIStderrToHook(t *testing.T) {
+	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
 	var msgs []string
@@ -306,6 +311,7 @@ func TestFCGIStderrToHook(t *testing.T) {
 // A worker killed mid-response: reading the body fails (never a clean EOF),
 // and a client behind ReverseProxy sees an aborted response.
 func TestFCGIWorkerKilledMidResponse(t *testing.T) {
+	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 2, AdminValues: map[string]string{"output_buffering": "0"}})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
 	resp, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/die.php", nil, nil))
@@ -336,6 +342,7 @@ func TestFCGIWorkerKilledMidResponse(t *testing.T) {
 // kept-alive connection: every request must still succeed, and the pool
 // never opens more connections than its cap.
 func TestFCGIMaxRequestsRecycling(t *testing.T) {
+	t.Parallel()
 	const maxConns = 2
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: maxConns, MaxRequests: 3})
 	tr := newFCGI(t, fcgi.Options{MaxConnsPerBackend: maxConns}, fpm.Addr)
@@ -395,7 +402,7 @@ func TestFCGIMaxRequestsRecycling(t *testing.T) {
 }
 
 // php-fpm restarted under load: nothing hangs, failures are few and only
-// around the restart, and service resumes.
+// around the restart, and service resumes. Not parallel: a load test.
 func TestFCGIRestartUnderLoad(t *testing.T) {
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 4})
 	tr := newFCGI(t, fcgi.Options{MaxConnsPerBackend: 4, DialTimeout: time.Second, ReadTimeout: 5 * time.Second}, fpm.Addr)
@@ -464,6 +471,7 @@ func (c fcgiChunked) Read(p []byte) (int, error) { return c.r.Read(p) }
 // A fcgiChunked upload reaches PHP whole with an exact CONTENT_LENGTH; over
 // MaxBody it is refused with 413 before PHP runs.
 func TestFCGIChunkedBody(t *testing.T) {
+	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	tr := newFCGI(t, fcgi.Options{MaxBody: 1 << 20, TempDir: t.TempDir()}, fpm.Addr)
 	for _, size := range []int{10, 200 << 10, 1 << 20} {
@@ -512,6 +520,7 @@ func TestFCGIChunkedBody(t *testing.T) {
 // without a temp file: it must pass even when the temp directory is gone.
 // One byte more needs the file and fails with 500 naming the directory.
 func TestFCGIChunkedBodyAtMemoryLimit(t *testing.T) {
+	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	missing := filepath.Join(t.TempDir(), "missing")
 	tr := newFCGI(t, fcgi.Options{MaxBody: 1 << 20, TempDir: missing}, fpm.Addr)
@@ -535,6 +544,7 @@ func TestFCGIChunkedBodyAtMemoryLimit(t *testing.T) {
 }
 
 func TestFCGIBackendDown(t *testing.T) {
+	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
 	if _, _, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil {
@@ -563,6 +573,7 @@ func TestFCGIBackendDown(t *testing.T) {
 // it is started again it serves within about a second (the probe), not at
 // the end of its back-off. Requests meanwhile all succeed on the other.
 func TestFCGIBackendBackAfterOutage(t *testing.T) {
+	t.Parallel()
 	a := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 2})
 	b := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 2, DocRoot: a.DocRoot})
 	tr, err := fcgi.NewTransport(fcgi.Options{
@@ -606,6 +617,7 @@ func TestFCGIBackendBackAfterOutage(t *testing.T) {
 }
 
 func TestFCGISlowScriptTimesOut(t *testing.T) {
+	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	tr := newFCGI(t, fcgi.Options{ReadTimeout: 500 * time.Millisecond}, fpm.Addr)
 	start := time.Now()
@@ -653,6 +665,7 @@ func BenchmarkFCGIHelloPHP(b *testing.B) {
 // be sent again: the script already ran once, and charging twice is worse
 // than the 502. A GET may be, as nginx and net/http do.
 func TestFCGIPostKilledBeforeOutputRunsOnce(t *testing.T) {
+	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1, RequestTerminateTimeout: time.Second})
 	runs := filepath.Join(t.TempDir(), "runs")
 	script := fmt.Sprintf(`<?php file_put_contents(%q, "x", FILE_APPEND); sleep(30); echo "charged";`, runs)
@@ -685,6 +698,7 @@ func TestFCGIPostKilledBeforeOutputRunsOnce(t *testing.T) {
 // connections are now closed while a new one waits for its answer, which
 // frees a worker for it.
 func TestFCGIMoreConnectionsThanWorkers(t *testing.T) {
+	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 2})
 	if err := os.WriteFile(filepath.Join(fpm.DocRoot, "nap.php"), []byte(`<?php usleep(200000); echo "ok";`), 0o644); err != nil {
 		t.Fatal(err)
@@ -720,6 +734,7 @@ func TestFCGIMoreConnectionsThanWorkers(t *testing.T) {
 // is served once the first closes that connection after its IdleTimeout,
 // instead of failing with 504 at its read timeout.
 func TestFCGIIdleConnectionFreesWorker(t *testing.T) {
+	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1})
 	first := newFCGI(t, fcgi.Options{IdleTimeout: 500 * time.Millisecond}, fpm.Addr)
 	second := newFCGI(t, fcgi.Options{ReadTimeout: 5 * time.Second}, fpm.Addr)

@@ -36,6 +36,7 @@ func getHeaders(t *testing.T, base, target string, hdr ...string) http.Header {
 }
 
 func TestHSTSAndStaticMaxAgePHP(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, func(c *config.Config) {
 		c.HSTS = testHSTS
 		c.TrustedProxies = config.Prefixes{netip.MustParsePrefix("127.0.0.1/32")}
@@ -67,6 +68,7 @@ func TestHSTSAndStaticMaxAgePHP(t *testing.T) {
 }
 
 func TestHSTSDjango(t *testing.T) {
+	t.Parallel()
 	gw := startBodyDjango(t, "SESSIONGATE_HSTS="+testHSTS, "SESSIONGATE_TRUSTED_PROXIES=127.0.0.1")
 	h := getHeaders(t, gw.URL, "/dj/hsts/", "X-Forwarded-Proto", "https", "Accept-Encoding", "gzip")
 	if got := h.Values("Strict-Transport-Security"); strings.Join(got, "|") != testHSTS {

@@ -91,6 +91,7 @@ func rawJSON(t *testing.T, addr string, lines ...string) map[string]string {
 // REQUEST_URI "/path?query", as nginx's $request_uri, and Django the same
 // path; Host comes from the request line on both (RFC 9112 3.2.2).
 func TestAbsoluteFormRequestURI(t *testing.T) {
+	t.Parallel()
 	gw := startEchoStack(t)
 	d := rawJSON(t, gw, "GET http://other.example/info.php?a=1 HTTP/1.1", "Host: example.com")
 	if d["REQUEST_URI"] != "/info.php?a=1" || d["HTTP_HOST"] != "other.example" || d["SCRIPT_NAME"] != "/info.php" {
@@ -112,6 +113,7 @@ func TestAbsoluteFormRequestURI(t *testing.T) {
 // client's spellings of the forwarding, Remote-Addr or session headers may
 // reach the environ; the gateway's own values do.
 func TestDjangoHeaderAliasing(t *testing.T) {
+	t.Parallel()
 	gw := startEchoStack(t)
 	d := rawJSON(t, gw, "GET /dj/a HTTP/1.1", "Host: example.com",
 		"X_Forwarded_For: 6.6.6.6", "x_forwarded_proto: https", "X_FORWARDED_HOST: evil.example",
@@ -133,6 +135,7 @@ func TestDjangoHeaderAliasing(t *testing.T) {
 // REMOTE_ADDR/HTTPS and Django's X-Forwarded-For/Proto name the same client
 // and scheme, whatever the shape of the X-Forwarded-For chain.
 func TestTrustedProxyPHPAndDjangoAgree(t *testing.T) {
+	t.Parallel()
 	gw := startEchoStack(t, "SESSIONGATE_TRUSTED_PROXIES=127.0.0.0/8,10.0.0.0/8")
 	for _, c := range []struct {
 		hdr    []string

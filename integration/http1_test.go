@@ -14,6 +14,7 @@ import (
 // TestHTTP1RealBinary: the shapes that depend on the binary's own
 // http.Server, against a real php-fpm.
 func TestHTTP1RealBinary(t *testing.T) {
+	t.Parallel()
 	gw, addr, root := startPHPBinary(t)
 	t.Run("SmugglingPastTheChunkedClose", func(t *testing.T) { smugglingPastTheChunkedClose(t, gw, addr, root) })
 	t.Run("RefusalsLogged", func(t *testing.T) { refusalsLogged(t, gw, addr) })
@@ -106,6 +107,7 @@ func smugglingPastTheChunkedClose(t *testing.T, gw *gwProc, addr, root string) {
 // requests now get 400 on every path; methods in capitals, known or not,
 // reach PHP and Django intact.
 func TestMethodCase(t *testing.T) {
+	t.Parallel()
 	addr := startEchoStack(t)
 	for _, target := range []string{"/dj/x", "/info.php", "/no/such/page", "/style.css"} {
 		for _, m := range []string{"trace", "get", "head", "Post", "pRoPfInD"} {

@@ -24,6 +24,7 @@ import (
 // by default) and keeps running the old release, or fails with "File not
 // found." once the old release is deleted.
 func TestDeploySymlinkSwitchRunsNewRelease(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	base := t.TempDir()
 	// SCRIPT_FILENAME = DOCUMENT_ROOT + script path stays true (the
@@ -78,6 +79,7 @@ func TestDeploySymlinkSwitchRunsNewRelease(t *testing.T) {
 // to sessiongate"), and its log must say why: a bare 404 line, the same as
 // for a missing file, leaves the operator nothing to go on.
 func TestStorageLinkOutOfRootIsLogged(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	writeTree(t, filepath.Dir(g.Root), map[string]string{"storage/app/public/avatar.txt": "avatar"})
 	if err := os.Symlink("../storage/app/public", filepath.Join(g.Root, "storage")); err != nil {
@@ -114,6 +116,7 @@ func TestStorageLinkOutOfRootIsLogged(t *testing.T) {
 // directory in SESSIONGATE_FOLLOW_SYMLINKS, or `any`, the static file is
 // served and a linked script runs in php-fpm.
 func TestFollowSymlinksOutOfRoot(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	base := t.TempDir()
 	writeTree(t, base, map[string]string{

@@ -33,6 +33,7 @@ import (
 // ones (Elasticsearch) refuse the whole line, dropping exactly the PHP
 // errors an operator looks for.
 func TestLogPHPStderrKeepsItsMessage(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "noisy.php"), []byte(`<?php

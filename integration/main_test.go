@@ -1,3 +1,9 @@
+// The integration tests run in parallel (make test: -parallel 4): most of
+// their time is spent waiting for servers to start, for timeouts and for
+// back-offs, and each starts its own php-fpm, redis-server and gunicorn on
+// ports of its own. A test that measures throughput or the order of
+// closely spaced requests does not call t.Parallel(), and says why; Go runs
+// those first, alone.
 package integration
 
 import (
@@ -6,6 +12,6 @@ import (
 	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
-// TestMain lets the harness stop every process it started, even when the
-// test binary is interrupted.
-func TestMain(m *testing.M) { harness.Main(m) }
+// TestMain lets the harness stop every process it started, and removes the
+// shared gateway build, even when the test binary is interrupted.
+func TestMain(m *testing.M) { harness.Main(m, removeGatewayBuild) }

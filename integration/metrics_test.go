@@ -26,6 +26,7 @@ import (
 )
 
 func TestMetricsRealStack(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "php-fpm8.2", "redis-server")
 	root := sessionFixtureRoot(t)
 	if err := os.WriteFile(filepath.Join(root, "style.css"), []byte("body{}"), 0o644); err != nil {
@@ -248,6 +249,7 @@ func TestMetricsRealStack(t *testing.T) {
 // counted as 499 (README: "code 499 means the client left first"), never as
 // a 200 the client did not get, and not as a lock timeout.
 func TestMetricsClientLeavesDuringLockWait(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "php-fpm8.2", "redis-server")
 	root := sessionFixtureRoot(t)
 	prepend := filepath.Join(t.TempDir(), "prepend.php")

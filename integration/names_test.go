@@ -11,6 +11,7 @@ import (
 // accepts, as it does for PHP. The placeholder host the gateway pools
 // Django backends under made Django answer 400 (DisallowedHost).
 func TestDjangoRequestWithoutHost(t *testing.T) {
+	t.Parallel()
 	s := startDjangoStack(t)
 	addr := strings.TrimPrefix(s.gws[0].URL, "http://")
 	resp, _ := raw(t, addr, "GET /accounts/whoami/ HTTP/1.0\r\n\r\n")

@@ -15,6 +15,7 @@ import (
 //   - SESSIONGATE_MAX_HEADER_BYTES is the largest request line plus
 //     headers: one byte more is 431 (net/http let 4 KiB more through).
 func TestHostileClientsRealBinary(t *testing.T) {
+	t.Parallel()
 	_, addr, _ := startPHPBinary(t, "SESSIONGATE_READ_TIMEOUT=1s")
 
 	for name, head := range map[string]string{

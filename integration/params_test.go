@@ -9,6 +9,7 @@ import (
 // for an IPv6 literal Host, a request without Host, and forwarding headers
 // a direct (untrusted) client made up, which reach neither PHP nor Django.
 func TestPHPServerNameAndForwardedFamily(t *testing.T) {
+	t.Parallel()
 	gw := startEchoStack(t)
 	d := rawJSON(t, gw, "GET /info.php HTTP/1.1", "Host: [::1]:8080")
 	if d["SERVER_NAME"] != "[::1]" || d["HTTP_HOST"] != "[::1]:8080" {

@@ -14,6 +14,7 @@ import (
 // php-fpm and gunicorn: a client gets its burst, then 429 with Retry-After,
 // and the refused attempts never run PHP or Django.
 func TestRateLimits(t *testing.T) {
+	t.Parallel()
 	s, _ := startDjangoAPIStack(t, "SESSIONGATE_RATE_LIMITS=/wp-login.php 2r/m burst=2,/accounts/api/login/ 1r/m burst=1")
 	gw := s.gws[0]
 	runs := filepath.Join(s.fpm.DocRoot, "runs.txt")

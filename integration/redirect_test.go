@@ -28,6 +28,7 @@ import (
 // a redirect to the TLS listener, serves the ACME file certbot --webroot
 // wrote, and following the redirect reaches PHP over TLS.
 func TestRedirectListener(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	bin := buildGateway(t)
 	root := gwSite(t)
@@ -162,6 +163,7 @@ func TestRedirectListener(t *testing.T) {
 // exit status 1 and the address in the message, as the admin listener
 // does.
 func TestRedirectListenerListenFailure(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	bin := buildGateway(t)
 	root := gwSite(t)

@@ -36,6 +36,7 @@ type rotationState struct {
 // must stay logged in on every gateway, for PHP and Django alike, and a
 // login through any gateway must be seen through the other.
 func TestKeyRotationRollingUpgrade(t *testing.T) {
+	t.Parallel()
 	site := startDjangoSite(t)
 
 	// One Django (gunicorn) per key list: a restart with the new list.

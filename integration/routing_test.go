@@ -20,6 +20,7 @@ import (
 // of path and with which CGI params: static vs PHP vs front controller vs
 // 404, PATH_INFO, directory index and redirect.
 func TestRouting(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	file := func(name string) string { return filepath.Join(g.Root, name) }
 
@@ -84,6 +85,7 @@ func TestRouting(t *testing.T) {
 }
 
 func TestRoutingIndexOff(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, func(c *config.Config) { c.Index = config.IndexOff })
 	for target, status := range map[string]int{"/blog/post": 404, "/missing.html": 404, "/info.php": 200, "/style.css": 200} {
 		if res, body := g.get(t, target); res.StatusCode != status {
@@ -95,6 +97,7 @@ func TestRoutingIndexOff(t *testing.T) {
 // TestStaticServing: Range, validators and types come from the gateway,
 // and a static file never reaches PHP whatever it contains.
 func TestStaticServing(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 
 	res, body := g.get(t, "/notes.txt")
@@ -153,6 +156,7 @@ func TestStaticServing(t *testing.T) {
 // file does not declare, and 499 in the log for a download the client
 // abandoned.
 func TestStaticLikeNginx(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 
 	res, _ := g.get(t, "/big.bin")
@@ -204,6 +208,7 @@ func TestStaticLikeNginx(t *testing.T) {
 // Debian's php.ini sets output_buffering=4096, which holds small output in
 // PHP itself (with nginx too), so the pool turns it off.
 func TestStreamingThroughGateway(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	root := gwSite(t)
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2, AdminValues: map[string]string{"output_buffering": "0"}})
@@ -237,6 +242,7 @@ func TestStreamingThroughGateway(t *testing.T) {
 // conditional GET) gets its status to the client, the output dropped, as
 // nginx does, not a connection closed without an answer.
 func TestNoBodyStatusWithPHPOutput(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	for _, code := range []int{204, 304} {
 		res, body := g.get(t, "/nobody.php?code="+strconv.Itoa(code))
@@ -255,6 +261,7 @@ func TestNoBodyStatusWithPHPOutput(t *testing.T) {
 // client with its body, as nginx passes it; only a code that cannot be a
 // final status (1xx) is PHP's error, a 502.
 func TestPHPUnregisteredStatusCode(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	for name, src := range map[string]string{
 		"s600.php": `<?php header('Status: 600 Custom Thing'); echo 'six';`,
@@ -287,6 +294,7 @@ func TestPHPUnregisteredStatusCode(t *testing.T) {
 // not there is a 404 and a log line naming it (TestAccelRedirect has the
 // redirects that work), never PHP's empty body with its Content-Length.
 func TestPHPNginxControlHeadersHidden(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	src := `<?php header('X-Accel-Redirect: /protected/invoice-42.pdf'); header('X-Accel-Buffering: no'); header('X-Accel-Expires: 60'); header('Content-Type: application/pdf'); header('Content-Length: 5000');`
 	if err := os.WriteFile(filepath.Join(g.Root, "accel.php"), []byte(src), 0o644); err != nil {
@@ -308,6 +316,7 @@ func TestPHPNginxControlHeadersHidden(t *testing.T) {
 // from an upload. The page still arrives, as it does through nginx, with
 // each such character sent as a space (an HTTP field may not carry it).
 func TestPHPHeaderControlCharacters(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	src := `<?php header('Content-Disposition: attachment; filename="a' . "\x01" . 'b' . "\x7f" . '.txt"'); echo 'file';`
 	if err := os.WriteFile(filepath.Join(g.Root, "ctl.php"), []byte(src), 0o644); err != nil {
@@ -326,6 +335,7 @@ func TestPHPHeaderControlCharacters(t *testing.T) {
 // (Go's client refuses it, other clients read to the end of the connection
 // while the gateway keeps it open for the next response).
 func TestPHPSignedContentLength(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	src := `<?php header('Content-Length: ' . $_GET['v']); echo 'hello world';`
 	if err := os.WriteFile(filepath.Join(g.Root, "clv.php"), []byte(src), 0o644); err != nil {
@@ -350,6 +360,7 @@ func TestPHPSignedContentLength(t *testing.T) {
 // output ends in a cut connection, never in a response the client could
 // take as complete. Either way php-fpm's connection stays usable.
 func TestPHPContentLengthMismatch(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	for name, src := range map[string]string{
 		"cl-more.php":     `<?php header('Content-Length: 10'); echo str_repeat('a', 20);`,

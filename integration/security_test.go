@@ -24,6 +24,7 @@ import (
 // then wrote PHP_VALUE settings into the worker. Any control character in
 // the path is refused before PHP, and no setting leaks into later requests.
 func TestCVE_2019_11043_PathInfoNewline(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	q := strings.Repeat("Q", 1500)
 	for _, target := range []string{
@@ -57,6 +58,7 @@ func TestCVE_2019_11043_PathInfoNewline(t *testing.T) {
 // lets a script read HttpOnly session cookies (cross-site tracing, XST). As
 // with nginx, the method gets 405 and never reaches php-fpm.
 func TestCrossSiteTracing(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	for _, path := range []string{"/info.php", "/style.css", "/no/such/page"} {
 		req, err := http.NewRequest("TRACE", g.URL+path, nil)
@@ -90,6 +92,7 @@ func TestCrossSiteTracing(t *testing.T) {
 // More than 100 header lines get 431 before PHP; a request just under the
 // cap still runs with every header.
 func TestHeaderFieldFlood(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	request := func(n int) string {
 		var b strings.Builder
@@ -113,6 +116,7 @@ func TestHeaderFieldFlood(t *testing.T) {
 // TestHttpoxy_CVE_2016_5385: a client "Proxy:" header must not become
 // HTTP_PROXY, which CGI programs and libraries read as their outgoing proxy.
 func TestHttpoxy_CVE_2016_5385(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	for _, name := range []string{"Proxy", "proxy", "PROXY"} {
 		_, body := g.get(t, "/info.php", name, "http://attacker.example:8080")
@@ -133,6 +137,7 @@ func TestHttpoxy_CVE_2016_5385(t *testing.T) {
 // cannot shadow or inject a header that a proxy in front (or the gateway
 // itself, for session data) sets with dashes.
 func TestHeaderAliasing(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	_, body := g.get(t, "/info.php", "X_Session", "forged", "X-Session", "genuine")
 	if d := phpDump(t, "/info.php", body); d["HTTP_X_SESSION"] != "genuine" {
@@ -154,6 +159,7 @@ func TestHeaderAliasing(t *testing.T) {
 // TestPathTraversal: neither "..", in any encoding, nor a symlink leads
 // outside the root; sent raw so no client cleans the path first.
 func TestPathTraversal(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	for _, target := range []string{
 		"/../outside/secret.txt",
@@ -183,6 +189,7 @@ func TestPathTraversal(t *testing.T) {
 // TestUploadsJpgPhp: the classic "cgi.fix_pathinfo" hole. A request for
 // /uploads/x.jpg/x.php must never make php-fpm run x.jpg.
 func TestUploadsJpgPhp(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	for _, target := range []string{"/uploads/x.jpg/x.php", "/uploads/x.jpg/.php", "/uploads/x.jpg/x.php/more", "/uploads/x.jpg%00.php", "/uploads/x.jpg%20.php"} {
 		res, body := g.get(t, target)
@@ -201,6 +208,7 @@ func TestUploadsJpgPhp(t *testing.T) {
 // With SESSIONGATE_NO_PHP_PATHS=/uploads/ it gets 403 and a warning, its
 // source stays unserved, and the directory's other files are served.
 func TestUploadedScriptDoesNotRun(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, func(c *config.Config) { c.NoPHPPaths = []string{"/uploads/"} })
 	writeTree(t, g.Root, map[string]string{
 		"uploads/shell.php":      "<?php echo 'EXECUTED';",
@@ -227,6 +235,7 @@ func TestUploadedScriptDoesNotRun(t *testing.T) {
 // TestDotfiles: .env, .git/ and .htaccess are never served; /.well-known/
 // (ACME challenges) is.
 func TestDotfiles(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	for _, target := range []string{"/.env", "/.git/config", "/.git/", "/.git", "/sub/.htaccess", "/%2eenv", "/.well-known/../.env", "/sub/app.php/../../.env"} {
 		res, body := g.get(t, target)
@@ -249,6 +258,7 @@ func TestDotfiles(t *testing.T) {
 // The gateway answers the first request and closes the connection: the
 // smuggled one never runs.
 func TestRequestSmuggling_CLTE(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	marker := filepath.Join(g.Root, "smuggled.ran")
 	smuggled := "GET /smuggled.php HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -300,6 +310,7 @@ func TestRequestSmuggling_CLTE(t *testing.T) {
 // TestBodyLimit: Content-Length over SESSIONGATE_MAX_BODY is refused with
 // 413 before PHP runs; a chunked body over it too.
 func TestBodyLimit(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil) // default 1m
 	big := strings.Repeat("x", 1<<20+1)
 	resp, _ := raw(t, g.Addr, "POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\nConnection: close\r\n\r\n")
@@ -323,6 +334,7 @@ func TestBodyLimit(t *testing.T) {
 // Connection names) are not the request's: PHP never sees them, and PHP's
 // own never reach the client.
 func TestForwardingAndHopByHopHeaders(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	_, body := g.get(t, "/info.php",
 		"X-Forwarded-For", "6.6.6.6", "X-Forwarded-Proto", "https", "X-Forwarded-Host", "evil.example",
@@ -364,6 +376,7 @@ func TestForwardingAndHopByHopHeaders(t *testing.T) {
 // cuts them), the change is not applied and the client must not get a
 // response that pretends it was: 503, as for a change the store refused.
 func TestSessionRefusedFrameNeverReportedAsSaved(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{fpm: harness.PHPFPMOptions{LogLimit: 600}})
 	ck := s.newSession(t)
 	// finish_request.php writes the session with session_write_close()
@@ -393,6 +406,7 @@ func TestSessionRefusedFrameNeverReportedAsSaved(t *testing.T) {
 // nginx, the gateway reads the whole body before it takes a connection:
 // always up to 64 KiB, and any size with SESSIONGATE_REQUEST_BUFFERING=on.
 func TestSlowUploadDoesNotHoldPHP(t *testing.T) {
+	t.Parallel()
 	t.Run("small body, buffering off", func(t *testing.T) {
 		slowUploadHoldsNoPHP(t, false, 60<<10)
 	})

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -221,15 +222,41 @@ func statusOf(resp string) int {
 
 // ---- the real binary ----
 
-// buildGateway compiles cmd/gateway into dir.
+// gatewayBuild is cmd/gateway compiled once per test binary: each link
+// costs a second or more of CPU, which tests running in parallel share.
+var gatewayBuild struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// buildGateway returns the path of the gateway binary, built on first use.
+// Tests run it and never modify it.
 func buildGateway(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "gateway")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/sessiongate/sessiongate/cmd/gateway")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	b := &gatewayBuild
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "sessiongate-integration-"); b.err != nil {
+			return
+		}
+		b.bin = filepath.Join(b.dir, "gateway")
+		cmd := exec.Command("go", "build", "-o", b.bin, "github.com/sessiongate/sessiongate/cmd/gateway")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return bin
+	return b.bin
+}
+
+// removeGatewayBuild deletes the binary buildGateway made, if any.
+func removeGatewayBuild() {
+	if gatewayBuild.dir != "" {
+		os.RemoveAll(gatewayBuild.dir)
+	}
 }
 
 type gwProc struct {
@@ -328,6 +355,7 @@ func (p *gwProc) wait(t *testing.T, d time.Duration) int {
 }
 
 func TestGatewayBinary(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	bin := buildGateway(t)
 	root := gwSite(t)

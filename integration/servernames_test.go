@@ -13,6 +13,7 @@ import (
 // sees a listed name; PHP's SERVER_NAME is that name, as nginx sends its
 // server_name; Django is not reached for another Host either.
 func TestServerNames(t *testing.T) {
+	t.Parallel()
 	// The test client counts as a trusted proxy: the hosts it forwards
 	// must be listed too.
 	s, _ := startDjangoAPIStack(t, "SESSIONGATE_SERVER_NAMES=shop.example.com,*.shop.example.com,127.0.0.1", "SESSIONGATE_TRUSTED_PROXIES=127.0.0.1")

@@ -17,6 +17,7 @@ import (
 // that visitor lock and load in Redis (and wait for it, or get 503 while
 // it is down) although it has no session.
 func TestSessionDestroyUnsavedSessionSetsNoCookie(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 
 	resp, body, set := s.gws[0].get(t, "/destroy.php", "")
@@ -53,6 +54,7 @@ func TestSessionDestroyUnsavedSessionSetsNoCookie(t *testing.T) {
 // gateway stored the session under the client's choice of ID. The session
 // must stay the one the gateway gave the request.
 func TestSessionStrictModeOffAdoptsNoClientID(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	type page struct {
 		User   any `json:"user"`

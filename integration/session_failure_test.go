@@ -15,6 +15,7 @@ import (
 // page, not "session could not be saved" (as a read_and_close page already
 // did).
 func TestSessionLeaseRunOutReadOnlyIsNotRefused(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_LEASE=1s"}})
 	ck := s.newSession(t)
 	resp, body, _ := s.gws[0].get(t, "/sleep_read.php?ms=2500", ck)
@@ -28,6 +29,7 @@ func TestSessionLeaseRunOutReadOnlyIsNotRefused(t *testing.T) {
 // overwrite that request's change, and must not pretend its own was saved:
 // it gets 503, the other's write stays.
 func TestSessionLeaseRunOutWriteIsRefusedNotLost(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_LEASE=1s"}})
 	ck := s.newSession(t)
 	slow := make(chan int, 1)
@@ -55,6 +57,7 @@ func TestSessionLeaseRunOutWriteIsRefusedNotLost(t *testing.T) {
 // lock is free; the next request does not wait for the lease (60 s, more
 // than its 20 s lock timeout) and then fail busy.
 func TestSessionRedisStallDuringSaveDoesNotStrandLock(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_REDIS_TIMEOUT=300ms", "SESSIONGATE_SESSION_LOCK_LEASE=60s"}})
 	ck := s.newSession(t)
 	id := s.gws[0].dump(t, ck).ID
@@ -91,7 +94,10 @@ func TestSessionRedisStallDuringSaveDoesNotStrandLock(t *testing.T) {
 // with it: the next request of the session, on the other gateway, runs at
 // once instead of waiting for the 60 s lease (its lock timeout is 15 s).
 func TestSessionLockReleasedOnEveryExitPath(t *testing.T) {
-	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_TIMEOUT=15s", "SESSIONGATE_SESSION_LOCK_LEASE=60s", "SESSIONGATE_PHP_TIMEOUT=2s"}})
+	t.Parallel()
+	// PHP_TIMEOUT is well above maxexec.php's 1 s limit, which counts CPU
+	// time: with other tests running, that second took over 2 s.
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_TIMEOUT=15s", "SESSIONGATE_SESSION_LOCK_LEASE=60s", "SESSIONGATE_PHP_TIMEOUT=5s"}})
 	ck := s.newSession(t)
 	n := 0
 	next := func(what string) {
@@ -101,7 +107,7 @@ func TestSessionLockReleasedOnEveryExitPath(t *testing.T) {
 			t.Fatalf("after %s: next request %d %q, want 200 %d", what, resp.StatusCode, body, n)
 		}
 	}
-	for target, want := range map[string]int{"/fatal.php": 500, "/exit.php": 200, "/maxexec.php": 500, "/hold.php?ms=5000": 504} {
+	for target, want := range map[string]int{"/fatal.php": 500, "/exit.php": 200, "/maxexec.php": 500, "/hold.php?ms=8000": 504} {
 		if resp, _, _ := s.gws[0].get(t, target, ck); resp.StatusCode != want {
 			t.Errorf("%s: %d, want %d", target, resp.StatusCode, want)
 		}

@@ -14,6 +14,7 @@ import (
 // so a login lasted one page, and its SessionStrategyListener left the
 // session ID unchanged at login (fixation).
 func TestSessionCookieVisibleToPHP(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	resp, body, ck := s.gws[0].get(t, "/prev_cookie.php?new=1", "")
 	if resp.StatusCode != 200 || body != `{"previous":false,"n":1}` || ck == "" || ck == "-" {
@@ -53,6 +54,7 @@ func TestSessionCookieVisibleToPHP(t *testing.T) {
 // browser's PHPSESSID behind nginx. Without it such code took every
 // visitor for one without a session: logged out on every page.
 func TestSessionResumedOnlyWithCookie(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
 	resp, body, set := s.gws[1].get(t, "/resume_if_cookie.php", ck)
@@ -97,6 +99,7 @@ func TestSessionResumedOnlyWithCookie(t *testing.T) {
 // session; the gateway used to store nothing and send no cookie, so every
 // request got a new ID and no login ever passed ("invalid CSRF token").
 func TestSessionEmptyButStartedIsKept(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	for _, mode := range []string{"write", "close", "abort", "php"} {
 		target := "/empty_session.php?mode=" + mode

@@ -12,6 +12,7 @@ import (
 // reads it (the admin reading request.user) must too, or an admin browsing
 // for a while is logged out although active.
 func TestSessionIdleTimeoutSlidesOnDjangoReads(t *testing.T) {
+	t.Parallel()
 	const idle = 4 * time.Second
 	s := startDjangoStack(t, "SESSIONGATE_SESSION_IDLE_TIMEOUT="+idle.String())
 	gw := s.gws[0]

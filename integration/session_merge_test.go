@@ -44,6 +44,7 @@ func startMergeWait(t *testing.T, gw *sessionGW, ck string, params url.Values) (
 // still keep what another request stored before its first write (README:
 // "Its later write keeps their changes to other keys").
 func TestSessionMergeReopenKeepsOtherRequestsChanges(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
 	ck := s.newSession(t)
 	if resp, _, _ := s.gws[0].get(t, "/set.php?k=gone&v=1", ck); resp.StatusCode != 200 {
@@ -80,6 +81,7 @@ func TestSessionMergeReopenKeepsOtherRequestsChanges(t *testing.T) {
 // increment their own key of one session at the same time: every key ends
 // exact, and no request fails.
 func TestSessionMergeOwnKeysLoseNothing(t *testing.T) {
+	t.Parallel()
 	sessionBackends(t, func(t *testing.T, o stackOpts) {
 		o.env = append(o.env, "SESSIONGATE_SESSION_LOCK=merge")
 		o.fpm.Children = 32
@@ -116,6 +118,7 @@ func TestSessionMergeOwnKeysLoseNothing(t *testing.T) {
 // slow page of the same session runs; the slow page's later write must not
 // bring the destroyed session back.
 func TestSessionMergeLogoutRacingSlowPage(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
 	ck := s.newSession(t)
 	release, done := startMergeWait(t, s.gws[0], ck, url.Values{"k": {"late"}, "v": {"1"}})

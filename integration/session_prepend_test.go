@@ -22,6 +22,7 @@ import (
 // own store with the cookie the prepend turned off: nothing is shared and
 // nothing survives the request. The prepend must say so, naming the setting.
 func TestSessionPrependSaveHandlerLocked(t *testing.T) {
+	t.Parallel()
 	logs := counterOnPinnedPool(t, map[string]string{"session.save_handler": "files"})
 	if !strings.Contains(logs, "sessiongate: ") || !strings.Contains(logs, "session.save_handler") {
 		t.Fatalf("nothing tells the operator that the gateway's session handler could not be installed:\n%s", logs)
@@ -35,6 +36,7 @@ func TestSessionPrependSaveHandlerLocked(t *testing.T) {
 // the log says why its session is not kept instead of only PHP's "Failed
 // to write session data ... (session.save_path: ...)".
 func TestSessionPrependWithoutGateway(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	root := sessionFixtureRoot(t)
 	prepend := filepath.Join(t.TempDir(), "sessiongate-prepend.php")
@@ -69,6 +71,7 @@ func TestSessionPrependWithoutGateway(t *testing.T) {
 // pages keep working: its session lasts across requests under PHP's own
 // cookie, as behind nginx.
 func TestSessionPrependAppOwnHandler(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	resp, body, _ := s.gws[0].get(t, "/own_handler.php", "")
 	var own *http.Cookie
@@ -93,6 +96,7 @@ func TestSessionPrependAppOwnHandler(t *testing.T) {
 // gateway's session only; it closed the application's session before the
 // destructors ran, and the change was lost.
 func TestSessionPrependAppOwnHandlerDestructor(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	own := ""
 	for i := 0; i < 3; i++ {
@@ -124,6 +128,7 @@ func TestSessionPrependAppOwnHandlerDestructor(t *testing.T) {
 // the gateway's raw ID as the application's own, whose cookie the gateway
 // then dropped. The outputs are nginx's for the same visits.
 func TestSessionPrependAppProceduralHandler(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	gatewayCookie := s.newSession(t)
 	for _, ck := range []string{"", gatewayCookie} {
@@ -169,6 +174,7 @@ func TestSessionPrependAppProceduralHandler(t *testing.T) {
 // visitor who opened its login page), as a single sign-on hook needs. It
 // read $_SESSION, the application's own session, and said "anonymous".
 func TestSessionUserIDUnderAppOwnHandler(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	_, _, ck := s.gws[0].get(t, "/set.php?k=_auth_user_id&v=7", "")
 	if resp, body, _ := s.gws[1].get(t, "/own_handler_whoami.php", ck); resp.StatusCode != 200 || body != "user:7" {
@@ -184,6 +190,7 @@ func TestSessionUserIDUnderAppOwnHandler(t *testing.T) {
 // gateway's, and PHP's own cookie with the raw ID never leaves the gateway,
 // without a warning in the log either.
 func TestSessionCookieParamsAccepted(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	ck := ""
 	for i := 1; i <= 2; i++ {
@@ -215,6 +222,7 @@ func TestSessionCookieParamsAccepted(t *testing.T) {
 // prepend names the setting, the pool's value and the one it needs. (The
 // gateway's PHP_VALUE, when it sends one, overrides the pool's value.)
 func TestSessionPrependSettingLocked(t *testing.T) {
+	t.Parallel()
 	logs := counterOnPinnedPool(t, map[string]string{"session.use_cookies": "0"})
 	if !strings.Contains(logs, "sessiongate: php_admin_value") || !strings.Contains(logs, `session.use_cookies (the pool has \"0\", the gateway needs \"1\")`) {
 		t.Fatalf("nothing names the pinned setting:\n%s", logs)
@@ -244,6 +252,7 @@ func counterOnPinnedPool(t *testing.T, admin map[string]string) string {
 // session.cookie_lifetime=0) shape the cookie a real PHP session gets, and
 // the session still resumes with it.
 func TestSessionCookieSettings(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{env: []string{
 		"SESSIONGATE_SESSION_COOKIE_SAMESITE=none",
 		"SESSIONGATE_SESSION_COOKIE_SECURE=on",
@@ -274,6 +283,7 @@ func TestSessionCookieSettings(t *testing.T) {
 // the gateway is the same refusal but the client's doing, not the
 // script's, and stays quiet.
 func TestSessionNamedIDIsLogged(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	if resp, body, _ := s.gws[0].get(t, "/named_id.php", ""); resp.StatusCode != 200 || body != "new" {
 		t.Fatalf("named ID: %d %q, want a new session", resp.StatusCode, body)
@@ -308,6 +318,7 @@ func TestSessionNamedIDIsLogged(t *testing.T) {
 // ID is the gateway's, not one the script chose with session_id(): the
 // named-ID warning must not fire on every logout.
 func TestSessionRestartAfterDestroyIsQuiet(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	_, _, ck := s.gws[0].get(t, "/counter.php", "")
 	if ck == "" {
@@ -334,6 +345,7 @@ func hashHex(s string) string {
 // without a word from the gateway: the prepend names the setting to change.
 // Under none it stays quiet.
 func TestSessionSameSiteNoneAskedFor(t *testing.T) {
+	t.Parallel()
 	const hint = "SESSIONGATE_SESSION_COOKIE_SAMESITE=none"
 	lax := startSessionStack(t, stackOpts{})
 	if resp, body, _ := lax.gws[0].get(t, "/samesite_none.php", ""); resp.StatusCode != 200 || body != "1" {

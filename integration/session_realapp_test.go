@@ -13,6 +13,7 @@ import (
 // were sent after the output started, so they are not "cut short" when the
 // headers are handled before the last of them arrived.
 func TestSessionWriteAfterHeadersLeft(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
 	const n = 20
@@ -34,6 +35,7 @@ func TestSessionWriteAfterHeadersLeft(t *testing.T) {
 // the client cannot get its cookie (phpMyAdmin's login page: a warning on
 // every visit that pointed operators at a session problem there was not).
 func TestSessionNewSessionWrittenAfterHeaders(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	resp, body, ck := s.gws[0].get(t, "/write_after_flush.php", "")
 	if resp.StatusCode != 200 || len(body) != 5000 || ck == "" || ck == "-" {

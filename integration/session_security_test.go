@@ -15,6 +15,7 @@ import (
 // session already held (PHP's own, written back unchanged) may come back
 // from Django; the write is refused otherwise and PHP builds nothing.
 func TestDjangoCannotPlantPHPObjects(t *testing.T) {
+	t.Parallel()
 	s, _ := startDjangoAPIStack(t)
 	gw := s.gws[0]
 	obj := `O:7:"Planted":0:{}`

@@ -250,6 +250,7 @@ func sessionBackends(t *testing.T, run func(t *testing.T, o stackOpts)) {
 // TestSessionNoLostUpdates: two gateways, 64 concurrent clients, one
 // session, strict locking: N increments end at exactly N.
 func TestSessionNoLostUpdates(t *testing.T) {
+	t.Parallel()
 	sessionBackends(t, func(t *testing.T, o stackOpts) {
 		s := startSessionStack(t, o)
 		ck := s.newSession(t)
@@ -280,6 +281,7 @@ func TestSessionNoLostUpdates(t *testing.T) {
 // TestSessionWriteCloseReleases: a page that closes the session and then
 // sleeps does not hold other requests of the session.
 func TestSessionWriteCloseReleases(t *testing.T) {
+	t.Parallel()
 	sessionBackends(t, func(t *testing.T, o stackOpts) {
 		s := startSessionStack(t, o)
 		ck := s.newSession(t)
@@ -310,6 +312,7 @@ func TestSessionWriteCloseReleases(t *testing.T) {
 // TestSessionLateWrite: a change after 1 MiB of output persists, and a
 // 1 MiB binary value round-trips.
 func TestSessionLateWriteAndBigValue(t *testing.T) {
+	t.Parallel()
 	sessionBackends(t, func(t *testing.T, o stackOpts) {
 		s := startSessionStack(t, o)
 		ck := s.newSession(t)
@@ -336,6 +339,7 @@ func TestSessionLateWriteAndBigValue(t *testing.T) {
 // cookie and kills the old ID; session_destroy() removes the row and
 // expires the cookie.
 func TestSessionRegenerateAndDestroy(t *testing.T) {
+	t.Parallel()
 	sessionBackends(t, func(t *testing.T, o stackOpts) {
 		s := startSessionStack(t, o)
 		ck := s.newSession(t)
@@ -370,6 +374,7 @@ func TestSessionRegenerateAndDestroy(t *testing.T) {
 // replace the signed cookie and log the user out); the app's other cookies
 // do, and the session works on.
 func TestSessionPHPOwnCookieNeverCarriesRawID(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
 	for i, target := range []string{
@@ -419,6 +424,7 @@ func TestSessionPHPOwnCookieNeverCarriesRawID(t *testing.T) {
 // the first page's change saved, if it was), and the slow client still gets
 // every byte, or an aborted download when PHP died.
 func TestSessionSlowDownloadHoldsNoWorkerNorLock(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{fpm: harness.PHPFPMOptions{Children: 2}}) // one connection per gateway
 	ck := s.newSession(t)
 	chunk := strings.Repeat(fmt.Sprintf("%x", sha256.Sum256([]byte("sessiongate"))), 1024)
@@ -493,6 +499,7 @@ func redisCommands(t *testing.T, c redis.UniversalClient) int64 {
 // forged one) and static files never touch Redis and never wait; a
 // session_start() with a forged cookie gets a new session.
 func TestSessionNoCookieNoRedis(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
 	// Hold the session's lock meanwhile: nothing below may wait for it.
@@ -544,6 +551,7 @@ func TestSessionNoCookieNoRedis(t *testing.T) {
 // internal headers in any spelling, and internal response headers never
 // reach the client.
 func TestSessionInternalHeaders(t *testing.T) {
+	t.Parallel()
 	sessionBackends(t, func(t *testing.T, o stackOpts) {
 		s := startSessionStack(t, o)
 		ck := s.newSession(t)
@@ -567,6 +575,7 @@ func TestSessionInternalHeaders(t *testing.T) {
 // TestSessionLockTimeout: a session held longer than the lock timeout
 // answers 503 with Retry-After, and no PHP runs for it.
 func TestSessionLockTimeout(t *testing.T) {
+	t.Parallel()
 	sessionBackends(t, func(t *testing.T, o stackOpts) {
 		o.env = append(o.env, "SESSIONGATE_SESSION_LOCK_TIMEOUT=300ms")
 		s := startSessionStack(t, o)
@@ -595,6 +604,7 @@ func TestSessionLockTimeout(t *testing.T) {
 // the timeout while Redis does not answer; the cookie is kept, nothing is
 // deleted, and service resumes by itself.
 func TestSessionRedisDown(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_REDIS_TIMEOUT=300ms"}})
 	ck := s.newSession(t)
 	ctx := context.Background()
@@ -645,6 +655,7 @@ func TestSessionRedisDown(t *testing.T) {
 // TestSessionMergeMode: no waiting; concurrent writes to different keys
 // both survive; a same-key conflict is last-writer-wins and logged.
 func TestSessionMergeMode(t *testing.T) {
+	t.Parallel()
 	sessionBackends(t, func(t *testing.T, o stackOpts) {
 		o.env = append(o.env, "SESSIONGATE_SESSION_LOCK=merge")
 		s := startSessionStack(t, o)
@@ -688,6 +699,7 @@ func TestSessionMergeMode(t *testing.T) {
 // TestSessionPrependFromPoolConfig: the prepend installed with one line of
 // pool configuration (no PHP_VALUE from the gateway) works the same.
 func TestSessionPrependFromPoolConfig(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{prependInPool: true})
 	ck := s.newSession(t)
 	for i := 2; i <= 4; i++ {
@@ -705,6 +717,7 @@ func TestSessionPrependFromPoolConfig(t *testing.T) {
 // cannot take it over (it logs why). The frame key and the session data the
 // gateway passed must still not stay in the application's $_SERVER.
 func TestSessionAutoStartHidesInternalParams(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{prependInPool: true, fpm: harness.PHPFPMOptions{AdminValues: map[string]string{"session.auto_start": "1"}}})
 	_, body, _ := s.gws[0].get(t, "/server_keys.php", "")
 	if body != "" {
@@ -717,6 +730,7 @@ func TestSessionAutoStartHidesInternalParams(t *testing.T) {
 // frames carrying session data are encrypted per request, so neither that
 // log nor the gateway's shows the data.
 func TestSessionDataNeverLogged(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	const secret = "secret-cart-4242"
 	resp, _, ck := s.gws[0].get(t, "/set.php?k=cart&v="+secret, "")
@@ -754,6 +768,7 @@ func TestSessionDataNeverLogged(t *testing.T) {
 // log; a write after output started still comes back over stderr. The frame
 // count in php-fpm's log (catch_workers_output is on) tells the two apart.
 func TestSessionEndWriteRidesInHeader(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
 	frames := func() int {
@@ -805,6 +820,7 @@ func TestSessionEndWriteRidesInHeader(t *testing.T) {
 // answers with fastcgi_finish_request() and goes on working (the order the
 // README asks for), gets its change saved.
 func TestSessionFastCGIFinishRequest(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
 	resp, body, _ := s.gws[0].get(t, "/finish_request.php?k=after&v=finish", ck)
@@ -823,6 +839,7 @@ func TestSessionFastCGIFinishRequest(t *testing.T) {
 // still create a session the next request loads. And a key set back to the
 // value the request started with must not be taken for untouched.
 func TestSessionWrittenTwiceInOneRequest(t *testing.T) {
+	t.Parallel()
 	sessionBackends(t, func(t *testing.T, o stackOpts) {
 		s := startSessionStack(t, o)
 		resp, id, ck := s.gws[0].get(t, "/reopen.php?mode=new", "")
@@ -851,6 +868,7 @@ func TestSessionWrittenTwiceInOneRequest(t *testing.T) {
 // minted and nobody opened must not count as existing, or every attempt
 // collides and PHP warns "Failed to create new ID" and returns false.
 func TestSessionCreateIDWhileActive(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
 	resp, body, _ := s.gws[0].get(t, "/create_id.php", ck)
@@ -875,6 +893,7 @@ func TestSessionCreateIDWhileActive(t *testing.T) {
 // user after session_destroy() (logout), the new user after a login written
 // with session_write_close(); not the user the request started with.
 func TestSessionUserIDFollowsChanges(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	_, _, ck := s.gws[0].get(t, "/set.php?k=_auth_user_id&v=7", "")
 	if _, body, _ := s.gws[1].get(t, "/whoami.php", ck); body != "user:7" {
@@ -896,6 +915,7 @@ func TestSessionUserIDFollowsChanges(t *testing.T) {
 // decoded the gateway's php_serialize text with the script's handler,
 // failed, and destroyed the session: a login was lost.
 func TestSessionScriptPicksSerializeHandler(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	// "a|b" cannot be named in the "php" format: that script does not see
 	// it, and its writes keep it.
@@ -952,6 +972,7 @@ func TestSessionScriptPicksSerializeHandler(t *testing.T) {
 // login and lost its writes. An ID the script picks itself is still never
 // used.
 func TestSessionIDEmptyBeforeStart(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
 	id := s.gws[1].dump(t, ck).ID
@@ -1003,6 +1024,7 @@ func TestSessionIDEmptyBeforeStart(t *testing.T) {
 // shutdown all get their changes saved. Behind the gateway they must too,
 // whether the headers are still unsent at the end or left long before.
 func TestSessionChangesAtShutdownSaved(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	for _, target := range []string{"/destruct.php", "/destruct.php?big=1"} {
 		ck := s.newSession(t)

@@ -35,6 +35,7 @@ func aclUser(t *testing.T, r *harness.Redis, name string, rules ...string) strin
 // gateway at start with the reason, not let it start and answer every
 // session request with 503.
 func TestStoreRedisPingNamesMissingPermission(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server")
 	r := harness.StartRedis(t)
 	cases := map[string][]string{
@@ -75,6 +76,7 @@ func TestStoreRedisPingNamesMissingPermission(t *testing.T) {
 // does: two gateways contending for one session, saves, loads, touches and
 // deletes.
 func TestStoreRedisMinimalACL(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server")
 	r := harness.StartRedis(t)
 	url := aclUser(t, r, "gateway", minimalACL...)
@@ -133,6 +135,7 @@ func TestStoreRedisMinimalACL(t *testing.T) {
 // The README's permissions plus the three it lists for a Cluster are enough
 // on a Cluster too.
 func TestStoreRedisClusterMinimalACL(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server")
 	c := harness.StartRedisCluster(t)
 	c.WaitOK(t, 20*time.Second)

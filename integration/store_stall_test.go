@@ -20,6 +20,7 @@ import (
 // connection, one for the answer), not after a second of pool wait on top,
 // and the store serves again once Redis answers.
 func TestStoreRedisStallFailsWithinTimeout(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server")
 	r := harness.StartRedis(t)
 	const timeout = 200 * time.Millisecond

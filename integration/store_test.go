@@ -75,12 +75,14 @@ func clusterURL(c *harness.RedisCluster) string {
 }
 
 func TestStoreRedisConformance(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server")
 	r := harness.StartRedis(t)
 	storetest.Run(t, pairOn(r.URL()))
 }
 
 func TestStoreRedisClusterConformance(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server", "redis-cli")
 	c := harness.StartRedisCluster(t)
 	storetest.Run(t, pairOn(clusterURL(c)))
@@ -130,6 +132,7 @@ func TestStoreRedisClusterConformance(t *testing.T) {
 // Redis down: every operation fails fast with ErrUnavailable (no hang); when
 // Redis is back, the same store works again by itself, waiters included.
 func TestStoreRedisOutage(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server")
 	r := harness.StartRedis(t)
 	a := openStore(t, r.URL(), "outage:")
@@ -240,6 +243,7 @@ func assertPromptWake(t *testing.T, a, b store.Store) {
 // waiters on two store instances send a handful of commands, counted by the
 // server itself.
 func TestStoreRedisWaitDoesNotPoll(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server")
 	r := harness.StartRedis(t)
 	a := openStore(t, r.URL(), "poll:")
@@ -291,6 +295,7 @@ func TestStoreRedisWaitDoesNotPoll(t *testing.T) {
 // A lock whose holder crashed (its gateway is gone: the key just stays until
 // its PX) is taken over by another instance when it expires, not earlier.
 func TestStoreRedisCrashedGatewayLock(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server")
 	r := harness.StartRedis(t)
 	s := openStore(t, r.URL(), "crash:")
@@ -367,6 +372,7 @@ func (t twoStores) Close() error                   { return nil }
 // have run: a second Save reports a false conflict, a second Lock waits for
 // the lock it already holds), while MOVED is still followed.
 func TestStoreRedisClusterScriptsNotResent(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server", "redis-cli")
 	c := harness.StartRedisCluster(t)
 	rc, err := redisstore.OpenClient(clusterURL(c))
@@ -445,6 +451,7 @@ func TestStoreRedisClusterScriptsNotResent(t *testing.T) {
 // (every request of that session would meanwhile wait LOCK_TIMEOUT and get
 // 503 busy). The lease here is a minute; the waiter gives up long before.
 func TestStoreRedisUnlockDuringStallFreesLockAfterwards(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server")
 	r := harness.StartRedis(t)
 	a := openStore(t, r.URL(), "stall:")
@@ -486,6 +493,7 @@ func TestStoreRedisUnlockDuringStallFreesLockAfterwards(t *testing.T) {
 // within the caller's deadline, as it waits for a busy lock, not answer
 // 503 at once.
 func TestStoreRedisClusterLockWaitsOutSlotMigration(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server", "redis-cli")
 	c := harness.StartRedisCluster(t)
 	s := openStore(t, clusterURL(c), "move:")
@@ -523,6 +531,7 @@ func TestStoreRedisClusterLockWaitsOutSlotMigration(t *testing.T) {
 // until the move is through rather than fail the request with 503. Within
 // the default SESSIONGATE_REDIS_TIMEOUT (500 ms).
 func TestStoreRedisClusterSaveWaitsOutSlotMigration(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server", "redis-cli")
 	c := harness.StartRedisCluster(t)
 	s := openStore(t, clusterURL(c), "save:")

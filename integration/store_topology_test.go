@@ -55,6 +55,7 @@ func startSentinel(t *testing.T, master string) string {
 // at a Cluster node (sessions in other nodes' slots get MOVED), at a
 // Sentinel (no data commands) or at a read-only replica (no writes).
 func TestStoreRedisProbeRefusesWrongTopology(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server", "redis-cli")
 	c := harness.StartRedisCluster(t)
 	master := harness.StartRedis(t)

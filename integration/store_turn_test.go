@@ -16,6 +16,7 @@ import (
 // from Redis gets its turn within a few requests of the others, instead of
 // losing every race for the claim to the next turn to the nearer two.
 func TestStoreRedisThreeGatewaysTakeTurns(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server", "redis-cli")
 	r := harness.StartRedis(t)
 	c := harness.StartRedisCluster(t)
@@ -32,6 +33,7 @@ func TestStoreRedisThreeGatewaysTakeTurns(t *testing.T) {
 // the previous release, whose claim is the bare instance) keeps others off a
 // free lock for about 2 s at most, and not forever.
 func TestStoreRedisDeadGatewayTurnLapses(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "redis-server")
 	r := harness.StartRedis(t)
 	s := openStore(t, r.URL(), "lapse:")

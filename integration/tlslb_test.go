@@ -48,6 +48,7 @@ func tlsGet(t *testing.T, base, target string, hdr ...string) (*http.Response, s
 // browser drops, so it can never log in. An untrusted peer's header, and a
 // trusted one that says nothing, leave the TLS connection HTTPS.
 func TestTLSBehindReencryptingLB(t *testing.T) {
+	t.Parallel()
 	base := startTLSLBStack(t, "SESSIONGATE_TRUSTED_PROXIES=127.0.0.0/8")
 	untrusted := startTLSLBStack(t)
 	for _, c := range []struct {

@@ -68,6 +68,7 @@ func slowMultipart(t *testing.T, addr, target, cookie, key string, size, pieces 
 // can turn it off before the script runs, gets a message naming the
 // setting instead of a fatal error.
 func TestSessionUploadProgressOn(t *testing.T) {
+	t.Parallel()
 	on := map[string]string{"session.upload_progress.enabled": "1"}
 	t.Run("prepend in PHP_VALUE", func(t *testing.T) {
 		savePath := t.TempDir()

@@ -20,6 +20,7 @@ import (
 // always read first; a larger one of known length with
 // SESSIONGATE_REQUEST_BUFFERING=on (off, it streams to PHP).
 func TestSlowUploadDoesNotHoldSession(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		buffering string
 		size      int

@@ -20,6 +20,7 @@ echo ($is_apache || $is_nginx) ? 'rewrites' : 'no rewriting: ' . $_SERVER['SERVE
 // SERVER_SOFTWARE to know whether pretty URLs work (WordPress's permalink
 // settings) must reach the same answer as behind nginx.
 func TestWordPressSeesURLRewriting(t *testing.T) {
+	t.Parallel()
 	g := startGW(t, nil)
 	writeTree(t, g.Root, map[string]string{"wp-server-check.php": wpServerCheckPHP})
 	res, body := g.get(t, "/wp-server-check.php")

@@ -43,20 +43,27 @@ import (
 // Main runs the tests and makes sure no server started by the harness
 // survives the test binary: leftovers are killed when m.Run returns and when
 // the binary receives SIGINT or SIGTERM (the servers run in their own process
-// groups, so a terminal's Ctrl-C does not reach them by itself).
-func Main(m *testing.M) {
+// groups, so a terminal's Ctrl-C does not reach them by itself). atExit runs
+// after that in both cases, for what tests share across the binary (t.Cleanup
+// is per test).
+func Main(m *testing.M, atExit ...func()) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	exit := func(code int) {
+		killAll()
+		for _, f := range atExit {
+			f()
+		}
+		os.Exit(code)
+	}
 	go func() {
 		s := <-sig
-		killAll()
-		fmt.Fprintf(os.Stderr, "harness: %v: killed all test servers\n", s)
-		os.Exit(2)
+		fmt.Fprintf(os.Stderr, "harness: %v: killing all test servers\n", s)
+		exit(2)
 	}()
 	code := m.Run()
 	signal.Stop(sig)
-	killAll()
-	os.Exit(code)
+	exit(code)
 }
 
 // dep describes an external program the tests need: where Debian puts it
