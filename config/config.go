@@ -100,6 +100,9 @@ type Config struct {
 
 	// RateLimitSpecs is empty by default: nginx limits nothing unless told.
 	RateLimitSpecs []string `env:"SESSIONGATE_RATE_LIMITS" help:"comma-separated limits of requests per client address (its /64 for IPv6, after SESSIONGATE_TRUSTED_PROXIES), like nginx's limit_req with nodelay: PATH RATE [burst=N], e.g. /wp-login.php 10r/m burst=5,/xmlrpc.php 1r/s; a path ending in / covers everything under it; a client may send burst+1 requests at once, then one per 1/RATE, and what comes faster gets 429 with Retry-After before PHP or Django runs; each gateway counts on its own"`
+	// ErrorPageSpecs is empty by default: errors are nginx-like one-line
+	// plain-text pages.
+	ErrorPageSpecs []string `env:"SESSIONGATE_ERROR_PAGES" help:"comma-separated CODES=URL entries, like nginx's error_page: the site's own page for the errors the gateway answers itself (php-fpm or Django down 502, timeouts 504, a busy session or an unavailable Redis 503, 404, 413, 429...), e.g. 502 503 504=/50x.html,404=/404.html; URL names a static file under SESSIONGATE_STATIC_ROOT, or in a SESSIONGATE_INTERNAL_PATHS directory to keep it from direct requests; the status code stays; the error responses PHP and Django make themselves pass unchanged"`
 	TrustedProxies Prefixes `env:"SESSIONGATE_TRUSTED_PROXIES" help:"comma-separated CIDRs or IPs of proxies in front of the gateway; only their X-Forwarded-For and X-Forwarded-Proto are believed (default: none)"`
 
 	AdminListen string `env:"SESSIONGATE_ADMIN_LISTEN" help:"address of the admin listener serving /healthz, /readyz and /metrics (Prometheus), host:port; empty = no admin listener"`
@@ -293,6 +296,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	c.checkInternalPaths(check)
 	c.checkServerNames(check)
 	c.checkRateLimits(check)
+	c.checkErrorPages(check)
 
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")

@@ -115,6 +115,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_INTERNAL_PATHS=/files/, /protected/=" + private,
 		"SESSIONGATE_SERVER_NAMES=Example.com.,*.example.com,2001:db8::1",
 		"SESSIONGATE_RATE_LIMITS=/wp-login.php 10r/m burst=5, /api/  20r/s",
+		"SESSIONGATE_ERROR_PAGES=502 503 504=/50x.html, 404 =/errors/404.html",
 		"SESSIONGATE_SESSIONS=on",
 		"SESSIONGATE_SESSION_COOKIE=sid",
 		"SESSIONGATE_SESSION_KEYS=" + testKey + ",old-key-0123456789abcdef0123456789ab",
@@ -154,6 +155,7 @@ func TestEveryVariable(t *testing.T) {
 		InternalPaths:     []string{"/files/", "/protected/=" + private},
 		ServerNames:       []string{"Example.com.", "*.example.com", "2001:db8::1"},
 		RateLimitSpecs:    []string{"/wp-login.php 10r/m burst=5", "/api/  20r/s"},
+		ErrorPageSpecs:    []string{"502 503 504=/50x.html", "404 =/errors/404.html"},
 		MaxBody:           512 << 10,
 		RequestBuffering:  true,
 		CompressCache:     1 << 20,
@@ -901,6 +903,44 @@ func TestRateLimits(t *testing.T) {
 		e, ok := err.(*Error)
 		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_RATE_LIMITS"}) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("SESSIONGATE_RATE_LIMITS=%s: got %v, want an error naming only it, saying %q", c.value, err, c.want)
+		}
+	}
+}
+
+func TestErrorPages(t *testing.T) {
+	cfg, err := Load(append(base(t), "SESSIONGATE_ERROR_PAGES=502 503  504=/50x.html, 404 = /errors/not-found.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]string{502: "/50x.html", 503: "/50x.html", 504: "/50x.html", 404: "/errors/not-found.html"}
+	if got := cfg.ErrorPages(); !reflect.DeepEqual(got, want) {
+		t.Errorf("ErrorPages() = %v, want %v", got, want)
+	}
+	for _, c := range []struct{ value, want string }{
+		{"502", "CODES=URL"},
+		{"=/50x.html", "CODES=URL"},
+		{"502=", "CODES=URL"},
+		{"502 /50x.html", "CODES=URL"},
+		{"302=/moved.html", "not an error status code"},
+		{"600=/x.html", "not an error status code"},
+		{"5xx=/50x.html", "not an error status code"},
+		{"499=/gone.html", "nothing is sent"},
+		{"502=@fallback", "named locations"},
+		{"502=https://status.example.com/", "not a redirect"},
+		{"502=50x.html", "starting with /"},
+		{"502=/errors/", "starting with /"},
+		{"502=/a/../50x.html", "starting with /"},
+		{"502=/50x.html?x=1", "starting with /"},
+		{"502=/50x%2ehtml", "starting with /"},
+		{"500=/error.php", "never run"},
+		{"500=/error.PHP/x.html", "never run"},
+		{"404=/.errors/404.html", "dotfiles"},
+		{"502=/a.html,404 502=/b.html", "502 is listed twice"},
+	} {
+		_, err := Load(append(base(t), "SESSIONGATE_ERROR_PAGES="+c.value))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_ERROR_PAGES"}) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("SESSIONGATE_ERROR_PAGES=%s: got %v, want an error naming only it, saying %q", c.value, err, c.want)
 		}
 	}
 }

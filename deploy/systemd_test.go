@@ -162,14 +162,15 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("the example leaves out the prepend, Redis or the admin listener: %+v", cfg.Session)
 	}
 
-	// Its commented HTTPS block and server names, uncommented, start too:
+	// Its commented HTTPS block, server names and error pages, uncommented,
+	// start too:
 	// TLS on 443 and the redirect listener on 80, clashing with neither
 	// other listener.
 	src, err := os.ReadFile(envFilePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	https := map[string]bool{"SESSIONGATE_LISTEN": true, "SESSIONGATE_TLS_CERT": true, "SESSIONGATE_TLS_KEY": true, "SESSIONGATE_HTTP_REDIRECT_LISTEN": true, "SESSIONGATE_HSTS": true, "SESSIONGATE_SERVER_NAMES": true}
+	https := map[string]bool{"SESSIONGATE_LISTEN": true, "SESSIONGATE_TLS_CERT": true, "SESSIONGATE_TLS_KEY": true, "SESSIONGATE_HTTP_REDIRECT_LISTEN": true, "SESSIONGATE_HSTS": true, "SESSIONGATE_SERVER_NAMES": true, "SESSIONGATE_ERROR_PAGES": true}
 	for line := range strings.SplitSeq(string(src), "\n") {
 		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "#"), "="); ok && strings.HasPrefix(line, "#") && https[k] {
 			env[k] = v
@@ -180,7 +181,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the example's HTTPS block: %v", err)
 	}
-	if cfg.Listen != ":443" || cfg.HTTPRedirectListen != ":80" || cfg.HSTS == "" || len(cfg.ServerNames) == 0 {
+	if cfg.Listen != ":443" || cfg.HTTPRedirectListen != ":80" || cfg.HSTS == "" || len(cfg.ServerNames) == 0 || len(cfg.ErrorPages()) != 3 {
 		t.Errorf("the example's HTTPS block: listen %q, redirect %q, HSTS %q, server names %q", cfg.Listen, cfg.HTTPRedirectListen, cfg.HSTS, cfg.ServerNames)
 	}
 

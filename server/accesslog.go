@@ -41,6 +41,9 @@ type RequestInfo struct {
 	// rateCounted is the SESSIONGATE_RATE_LIMITS rule that counted this
 	// request, if any (ratelimit.go).
 	rateCounted *rateRule
+	// srv answers the gateway's own errors with SESSIONGATE_ERROR_PAGES
+	// (WriteError).
+	srv *Server
 	// Err is the upstream or I/O error that spoiled the request, if any.
 	Err error
 	// Status, when set, overrides the written status in the log: 499 when
@@ -226,7 +229,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 func (s *Server) logRequestsHSTS(next http.Handler, hsts string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ri := &RequestInfo{Upstream: "gateway"}
+		ri := &RequestInfo{Upstream: "gateway", srv: s}
 		ri.RemoteAddr, ri.HTTPS, ri.ViaProxy = clientOf(r, s.cfg.TrustedProxies)
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
 		// net/http clears the write deadline after each response and on

@@ -175,6 +175,8 @@ type Server struct {
 	names *serverNames
 	// rates are SESSIONGATE_RATE_LIMITS, in the order they are tried.
 	rates []rateRule
+	// errorPages are SESSIONGATE_ERROR_PAGES by status (errorpage.go).
+	errorPages map[int]*errorPage
 
 	// sendTimeout bounds each write to a client (sendTimeout in
 	// accesslog.go); 0 when SESSIONGATE_WRITE_TIMEOUT bounds the whole
@@ -247,6 +249,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		rates:     newRateRules(cfg.RateLimits()),
 		sameRoot:  filepath.Clean(cfg.StaticRoot) == filepath.Clean(cfg.DocumentRoot),
 	}
+	s.errorPages = s.newErrorPages(cfg)
 	if cfg.WriteTimeout == 0 {
 		s.sendTimeout = sendTimeout
 	}
@@ -706,13 +709,8 @@ func originForm(target string) string {
 	return rest[j:]
 }
 
-// fail answers with a short plain-text status page, like nginx's.
+// fail answers with the status's page (SESSIONGATE_ERROR_PAGES) or its
+// name, like nginx's short status pages.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		io.WriteString(w, http.StatusText(status)+"\n")
-	}
+	WriteError(w, r, status, http.StatusText(status))
 }

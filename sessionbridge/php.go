@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/sessiongate/sessiongate/fcgi"
+	"github.com/sessiongate/sessiongate/server"
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
 )
 
@@ -126,7 +127,7 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	script := fcgi.ScriptFrom(r.Context())
 	if script == nil {
 		h.m.log.Error("session bridge: request reached PHP without a routing decision", "path", r.URL.Path)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		server.WriteError(w, r, http.StatusInternalServerError, "internal error")
 		return
 	}
 	StripInternalHeaders(r.Header)
@@ -157,7 +158,7 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// Data another app stored that PHP cannot take: PHP must
 			// not run on a session it would then overwrite.
 			h.m.log.Error("session data cannot be given to PHP", "session", shortID(id), "error", err.Error())
-			http.Error(w, "session data unreadable", http.StatusInternalServerError)
+			server.WriteError(w, r, http.StatusInternalServerError, "session data unreadable")
 			return
 		}
 		extra = append(extra, fcgi.Param{Name: "SESSIONGATE_SESSION_ID", Value: id})
@@ -172,7 +173,7 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s2.OnHeader = b.onPHPHeader
 	r = r.WithContext(fcgi.WithScript(r.Context(), &s2))
 
-	bw := &bridgeWriter{ResponseWriter: w, b: b}
+	bw := &bridgeWriter{ResponseWriter: w, req: r, b: b}
 	h.next.ServeHTTP(bw, r)
 	b.finish()
 }
@@ -209,13 +210,13 @@ func (m *Manager) RespondOpenError(w http.ResponseWriter, r *http.Request, err e
 	case errors.Is(err, ErrBusy):
 		m.log.Warn("session busy", "path", r.URL.Path, "error", err.Error())
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, "session busy, retry", http.StatusServiceUnavailable)
+		server.WriteError(w, r, http.StatusServiceUnavailable, "session busy, retry")
 	case errors.Is(err, context.Canceled):
 		// client gone while waiting; nothing to answer
 	default:
 		m.log.Error("session store unavailable", "path", r.URL.Path, "error", err.Error())
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
+		server.WriteError(w, r, http.StatusServiceUnavailable, "session store unavailable")
 	}
 }
 
@@ -524,6 +525,7 @@ func (b *phpBridge) failure() error {
 // before the headers left into a 503 instead of a silent success.
 type bridgeWriter struct {
 	http.ResponseWriter
+	req         *http.Request
 	b           *phpBridge
 	wroteHeader bool
 	swallow     bool
@@ -547,10 +549,8 @@ func (w *bridgeWriter) WriteHeader(code int) {
 			delete(h, k)
 		}
 		h.Set("Retry-After", "1")
-		h.Set("Content-Type", "text/plain; charset=utf-8")
 		w.swallow = true
-		w.ResponseWriter.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.ResponseWriter.Write([]byte("session could not be saved, retry\n"))
+		server.WriteError(w.ResponseWriter, w.req, http.StatusServiceUnavailable, "session could not be saved, retry")
 		w.b.headersHandled()
 		return
 	}

@@ -99,7 +99,7 @@ func TestRefusedPHPFrameIsNeverReportedAsSaved(t *testing.T) {
 		b := newFramingBridge(t, m, id, nonce)
 		b.onStderr([]byte(c.stderr))
 		rec := httptest.NewRecorder()
-		w := &bridgeWriter{ResponseWriter: rec, b: b}
+		w := &bridgeWriter{ResponseWriter: rec, req: httptest.NewRequest("GET", "/", nil), b: b}
 		w.Header().Set("Content-Type", "text/html")
 		_, _ = w.Write([]byte("saved!"))
 		if c.lost && (rec.Code != http.StatusServiceUnavailable || rec.Body.String() == "saved!") {
@@ -131,7 +131,7 @@ func TestPHPRawSessionIDCookieIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	w := &bridgeWriter{ResponseWriter: rec, b: b}
+	w := &bridgeWriter{ResponseWriter: rec, req: httptest.NewRequest("GET", "/", nil), b: b}
 	w.Header()["Set-Cookie"] = []string{
 		"PHPSESSID=" + id + "; path=/",
 		"theme=dark; path=/",
@@ -169,7 +169,7 @@ func TestLostPHPChangeWithNonStandardStatusIs503(t *testing.T) {
 		b := newFramingBridge(t, m, id, nonce)
 		b.onStderr([]byte(destroy[:len(destroy)-10])) // cut: never applied
 		rec := httptest.NewRecorder()
-		w := &bridgeWriter{ResponseWriter: rec, b: b}
+		w := &bridgeWriter{ResponseWriter: rec, req: httptest.NewRequest("GET", "/", nil), b: b}
 		w.WriteHeader(code)
 		_, _ = w.Write([]byte("done"))
 		if rec.Code != http.StatusServiceUnavailable {
@@ -219,7 +219,7 @@ func TestForeignFrameTextAtEndOfStderrIsLoggedNotCutShort(t *testing.T) {
 	b := newFramingBridge(t, m, id, nonce)
 	rest := b.onStderr([]byte(phpFrames(nonce, 0, "write", id, `a:1:{s:1:"k";s:1:"B";}`, 800) + "; PHP message: login failed for @sg1:mallory"))
 	rec := httptest.NewRecorder()
-	w := &bridgeWriter{ResponseWriter: rec, b: b}
+	w := &bridgeWriter{ResponseWriter: rec, req: httptest.NewRequest("GET", "/", nil), b: b}
 	_, _ = w.Write([]byte("ok"))
 	b.sess.Release(context.Background())
 	b.finish()

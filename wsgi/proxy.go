@@ -606,16 +606,10 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	if status == server.StatusClientClosedRequest {
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
 	if status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", "1")
+		w.Header().Set("Retry-After", "1")
 	}
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		io.WriteString(w, http.StatusText(status)+"\n")
-	}
+	server.WriteError(w, r, status, http.StatusText(status))
 }
 
 func statusOf(r *http.Request, err error) int {

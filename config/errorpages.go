@@ -1,0 +1,78 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ErrorPages parses SESSIONGATE_ERROR_PAGES (after Load has checked it):
+// the URL of the page for each status code that has one.
+func (c *Config) ErrorPages() map[int]string {
+	out := map[int]string{}
+	for _, e := range c.ErrorPageSpecs {
+		codes, url, err := parseErrorPage(e)
+		if err != nil {
+			continue
+		}
+		for _, code := range codes {
+			out[code] = url
+		}
+	}
+	return out
+}
+
+// parseErrorPage reads "CODE [CODE...]=URL", nginx's error_page line with
+// an = in place of the last space.
+func parseErrorPage(e string) ([]int, string, error) {
+	list, url, ok := strings.Cut(e, "=")
+	url = strings.TrimSpace(url)
+	fields := strings.Fields(list)
+	if !ok || len(fields) == 0 || url == "" {
+		return nil, "", fmt.Errorf("%q: each entry is CODES=URL, e.g. 502 503 504=/50x.html", e)
+	}
+	var codes []int
+	for _, f := range fields {
+		code, err := strconv.Atoi(f)
+		switch {
+		case err != nil || code < 400 || code > 599:
+			return nil, "", fmt.Errorf("%q: %q is not an error status code (400-599)", e, f)
+		case code == 499:
+			return nil, "", fmt.Errorf("%q: 499 is logged when the client left; nothing is sent to it", e)
+		}
+		codes = append(codes, code)
+	}
+	switch {
+	case strings.HasPrefix(url, "@"):
+		return nil, "", fmt.Errorf("%q: named locations are nginx's; give the URL of a file, e.g. /50x.html", e)
+	case strings.HasPrefix(url, "http://"), strings.HasPrefix(url, "https://"):
+		return nil, "", fmt.Errorf("%q: the page is a file of the site, not a redirect: give its URL path, e.g. /50x.html", e)
+	case !urlPrefixOK(url) || strings.HasSuffix(url, "/"):
+		return nil, "", fmt.Errorf("%q: the page must be a file's URL path starting with / (no query, %%-escapes, // or .. segments), e.g. /50x.html", e)
+	}
+	for seg := range strings.SplitSeq(url, "/") {
+		switch {
+		case strings.HasSuffix(strings.ToLower(seg), ".php"):
+			return nil, "", fmt.Errorf("%q: the page is sent as a file, never run: a PHP script cannot be one (the app's own error pages reach clients anyway)", e)
+		case strings.HasPrefix(seg, "."):
+			return nil, "", fmt.Errorf("%q: dotfiles are never sent", e)
+		}
+	}
+	return codes, url, nil
+}
+
+func (c *Config) checkErrorPages(check func(name string, ok bool, format string, args ...any)) {
+	const name = "SESSIONGATE_ERROR_PAGES"
+	seen := map[int]bool{}
+	for _, e := range c.ErrorPageSpecs {
+		codes, _, err := parseErrorPage(e)
+		if err != nil {
+			check(name, false, "%s", err.Error())
+			continue
+		}
+		for _, code := range codes {
+			check(name, !seen[code], "%d is listed twice", code)
+			seen[code] = true
+		}
+	}
+}

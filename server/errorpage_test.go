@@ -1,0 +1,193 @@
+package server
+
+import (
+	"compress/gzip"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/fcgi"
+)
+
+const (
+	maintenancePage = "<h1>Back soon</h1>\n"
+	notFoundPage    = "<h1>No such page</h1>\n"
+)
+
+// errorPageEnv is a site with SESSIONGATE_ERROR_PAGES set: 502 and 504 get
+// a maintenance page from an internal alias directory, 404 and 429 a
+// public page of the site. PHP answers /down.php with php-fpm down,
+// /slow.php with a timeout, /missing.php with its own 404 page, anything
+// else with 200.
+func errorPageEnv(t *testing.T) (*env, string) {
+	t.Helper()
+	pages := t.TempDir()
+	if err := os.WriteFile(filepath.Join(pages, "50x.html"), []byte(maintenancePage), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *config.Config) {
+		c.InternalPaths = []string{"/errors/=" + pages}
+		c.ErrorPageSpecs = []string{"502 504=/errors/50x.html", "404 429=/404.html"}
+		c.RateLimitSpecs = []string{"/limited.php 1r/m"}
+	})
+	if err := os.WriteFile(filepath.Join(e.root, "404.html"), []byte(notFoundPage), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		switch r.URL.Path {
+		case "/down.php":
+			return nil, &fcgi.Error{Status: 502, Op: "dial", Err: errors.New("connection refused")}
+		case "/slow.php":
+			return nil, &fcgi.Error{Status: 504, Op: "read response header", Err: errors.New("i/o timeout")}
+		case "/missing.php":
+			return &http.Response{StatusCode: 404, Header: http.Header{"Content-Type": {"text/html"}}, Body: io.NopCloser(strings.NewReader("the app's own 404")), Request: r}, nil
+		}
+		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/html"}}, Body: io.NopCloser(strings.NewReader("php")), Request: r}, nil
+	}
+	for _, name := range []string{"down.php", "slow.php", "missing.php", "limited.php", ".env"} {
+		if err := os.WriteFile(filepath.Join(e.root, name), []byte("<?php"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e, pages
+}
+
+func TestErrorPagesReplaceTheGatewaysOwnErrors(t *testing.T) {
+	e, _ := errorPageEnv(t)
+	e.do(httptest.NewRequest("GET", "/limited.php", nil)) // the one request the limit allows
+	for _, tc := range []struct {
+		target string
+		status int
+		body   string
+	}{
+		{"/down.php", 502, maintenancePage},
+		{"/slow.php", 504, maintenancePage},
+		{"/.env", 404, notFoundPage},
+		{"/errors/50x.html", 404, notFoundPage}, // internal: not for clients
+		{"/limited.php", 429, notFoundPage},
+		// PHP's own error page is the app's answer, as with nginx's
+		// fastcgi_intercept_errors off.
+		{"/missing.php", 404, "the app's own 404"},
+		{"/hello.php", 200, "php"},
+	} {
+		w := e.do(httptest.NewRequest("GET", tc.target, nil))
+		if w.Code != tc.status || w.Body.String() != tc.body {
+			t.Errorf("%s: %d %q, want %d %q", tc.target, w.Code, w.Body, tc.status, tc.body)
+		}
+		if tc.body == maintenancePage || tc.body == notFoundPage {
+			if ct := w.Header().Get("Content-Type"); ct != "text/html" {
+				t.Errorf("%s: Content-Type %q", tc.target, ct)
+			}
+		}
+	}
+	w := e.do(httptest.NewRequest("GET", "/limited.php", nil))
+	if w.Header().Get("Retry-After") == "" {
+		t.Errorf("429 with its page lost Retry-After: %v", w.Header())
+	}
+	w = e.do(httptest.NewRequest("HEAD", "/down.php", nil))
+	if w.Code != 502 || w.Body.Len() != 0 || w.Header().Get("Content-Length") != "19" {
+		t.Errorf("HEAD: %d %q %v", w.Code, w.Body, w.Header())
+	}
+	// 413 has no page: the line of text stays.
+	r := httptest.NewRequest("POST", "/hello.php", strings.NewReader(strings.Repeat("x", 2<<20)))
+	if w := e.do(r); w.Code != 413 || w.Body.String() != "Request Entity Too Large\n" {
+		t.Errorf("413: %d %q", w.Code, w.Body)
+	}
+}
+
+// A page that cannot be sent leaves the text answer in place; the
+// operator hears of it at start and once per outage, not per request.
+func TestErrorPageMissingFallsBackToText(t *testing.T) {
+	e, pages := errorPageEnv(t)
+	os.Remove(filepath.Join(pages, "50x.html"))
+	for range 3 {
+		if w := e.do(httptest.NewRequest("GET", "/down.php", nil)); w.Code != 502 || w.Body.String() != "Bad Gateway\n" {
+			t.Fatalf("no page: %d %q", w.Code, w.Body)
+		}
+	}
+	warnings := func() int {
+		return strings.Count(e.logs.String(), `cannot be sent; errors get a line of text until it can","page":"/errors/50x.html"`)
+	}
+	if n := warnings(); n != 1 {
+		t.Errorf("%d warnings for a missing page, want 1:\n%s", n, e.logs)
+	}
+	os.WriteFile(filepath.Join(pages, "50x.html"), []byte(maintenancePage), 0o644)
+	if w := e.do(httptest.NewRequest("GET", "/down.php", nil)); w.Code != 502 || w.Body.String() != maintenancePage {
+		t.Errorf("page back: %d %q", w.Code, w.Body)
+	}
+	if !strings.Contains(e.logs.String(), "page sent again") {
+		t.Errorf("no note that the page is back:\n%s", e.logs)
+	}
+	os.Remove(filepath.Join(pages, "50x.html"))
+	e.do(httptest.NewRequest("GET", "/down.php", nil))
+	if n := warnings(); n != 2 {
+		t.Errorf("%d warnings after the page went again, want 2", n)
+	}
+}
+
+// At start, a page that is not there is named with the variable, once
+// however many codes share it; the /404.html of errorPageEnv is written
+// after New, so it is missing then.
+func TestErrorPageCheckedAtStart(t *testing.T) {
+	e, _ := errorPageEnv(t)
+	logs := e.logs.String()
+	if n := strings.Count(logs, `"page":"/404.html"`); n != 1 || !strings.Contains(logs, "SESSIONGATE_ERROR_PAGES") {
+		t.Errorf("want one start-up warning naming /404.html and the variable:\n%s", logs)
+	}
+	if strings.Contains(logs, "50x.html") {
+		t.Errorf("a page that is there was warned about:\n%s", logs)
+	}
+	// The first request that can send it says so.
+	e.do(httptest.NewRequest("GET", "/.env", nil))
+	if !strings.Contains(e.logs.String(), "page sent again") {
+		t.Errorf("no note once /404.html could be sent:\n%s", e.logs)
+	}
+}
+
+// An X-Accel-Redirect that fails answers with the error page, without the
+// download headers the app set for the file.
+func TestErrorPageAfterFailedAccelRedirect(t *testing.T) {
+	e, _ := errorPageEnv(t)
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		h := http.Header{
+			"X-Accel-Redirect":    {"/errors/no-such.pdf"},
+			"Content-Type":        {"application/pdf"},
+			"Content-Disposition": {`attachment; filename="r.pdf"`},
+			"Content-Length":      {"5"},
+			"Set-Cookie":          {"a=b"},
+		}
+		return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(strings.NewReader("x")), Request: r}, nil
+	}
+	w := e.do(httptest.NewRequest("GET", "/hello.php", nil))
+	h := w.Header()
+	if w.Code != 404 || w.Body.String() != notFoundPage || h.Get("Content-Disposition") != "" || h.Get("Content-Type") != "text/html" || h.Get("Set-Cookie") != "a=b" {
+		t.Errorf("%d %q %v", w.Code, w.Body, h)
+	}
+}
+
+// A page of 256 bytes or more is gzipped like any HTML the gateway sends,
+// with the error's status.
+func TestErrorPageCompressed(t *testing.T) {
+	e, pages := errorPageEnv(t)
+	page := "<!doctype html>" + strings.Repeat("<p>We are updating the shop.</p>\n", 40)
+	os.WriteFile(filepath.Join(pages, "50x.html"), []byte(page), 0o644)
+	r := httptest.NewRequest("GET", "/down.php", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	w := e.do(r)
+	if w.Code != 502 || w.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("%d %v", w.Code, w.Header())
+	}
+	zr, err := gzip.NewReader(w.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(zr); err != nil || string(got) != page {
+		t.Errorf("gunzipped page: %q %v", got, err)
+	}
+}
