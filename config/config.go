@@ -51,6 +51,9 @@ type Config struct {
 	// answers every Host; listing the names is how nginx sites keep forged
 	// Host headers out of PHP (password-reset links built from them).
 	ServerNames []string `env:"SESSIONGATE_SERVER_NAMES" help:"comma-separated host names the site answers to, like nginx's server_name with a default_server that refuses the rest: example.com, *.example.com (any subdomain), or an IP address; a request for another Host gets 421 and reaches neither PHP nor Django, and PHP's SERVER_NAME is the request's host as listed (the first exact name for a request without Host, which Django then gets as its Host too); through SESSIONGATE_TRUSTED_PROXIES, X-Forwarded-Host and Forwarded: host= must be listed names as well; health checks by IP on this listener need the IP listed (or use the admin listener's /healthz); empty = every Host is served and SERVER_NAME is what the client sent"`
+	// CanonicalName is empty by default: every listed name is served as
+	// itself, as when each has its own nginx server block.
+	CanonicalName string `env:"SESSIONGATE_CANONICAL_NAME" help:"the one of SESSIONGATE_SERVER_NAMES the site lives on, e.g. example.com with www.example.com listed too: a request for any other listed host name gets 301 (308 for methods other than GET and HEAD) to the same URL on this one, scheme and port kept, before PHP or Django runs, like nginx's server { server_name www.example.com; return 301 $scheme://example.com$request_uri; }; the port-80 redirect listener goes to it in one hop; a request without Host is served under it; listed IP addresses are served as they are (health checks); empty = no redirect"`
 
 	PHPFPM []string `env:"SESSIONGATE_PHP_FPM,notEmpty" help:"php-fpm addresses, comma-separated: host:port or unix:/path/to/socket; several are balanced"`
 
@@ -295,6 +298,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 
 	c.checkInternalPaths(check)
 	c.checkServerNames(check)
+	c.checkCanonicalName(check)
 	c.checkRateLimits(check)
 	c.checkErrorPages(check)
 

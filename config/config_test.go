@@ -114,6 +114,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_STATIC_MAX_AGE=720h",
 		"SESSIONGATE_INTERNAL_PATHS=/files/, /protected/=" + private,
 		"SESSIONGATE_SERVER_NAMES=Example.com.,*.example.com,2001:db8::1",
+		"SESSIONGATE_CANONICAL_NAME=example.com",
 		"SESSIONGATE_RATE_LIMITS=/wp-login.php 10r/m burst=5, /api/  20r/s",
 		"SESSIONGATE_ERROR_PAGES=502 503 504=/50x.html, 404 =/errors/404.html",
 		"SESSIONGATE_SESSIONS=on",
@@ -154,6 +155,7 @@ func TestEveryVariable(t *testing.T) {
 		NoPHPPaths:        []string{"/public/uploads/", "/media"},
 		InternalPaths:     []string{"/files/", "/protected/=" + private},
 		ServerNames:       []string{"Example.com.", "*.example.com", "2001:db8::1"},
+		CanonicalName:     "example.com",
 		RateLimitSpecs:    []string{"/wp-login.php 10r/m burst=5", "/api/  20r/s"},
 		ErrorPageSpecs:    []string{"502 503 504=/50x.html", "404 =/errors/404.html"},
 		MaxBody:           512 << 10,
@@ -844,6 +846,29 @@ func TestServerNames(t *testing.T) {
 		e, ok := err.(*Error)
 		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_SERVER_NAMES"}) {
 			t.Errorf("SESSIONGATE_SERVER_NAMES=%s: got %v, want an error naming only it", bad, err)
+		}
+	}
+}
+
+func TestCanonicalName(t *testing.T) {
+	cfg, err := Load(append(base(t), "SESSIONGATE_SERVER_NAMES=www.example.com,Example.COM.", "SESSIONGATE_CANONICAL_NAME=EXAMPLE.com."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Canonical(); got != "example.com" {
+		t.Errorf("Canonical() = %q", got)
+	}
+	for _, c := range []struct{ names, canonical, want string }{
+		{"", "example.com", "list it in SESSIONGATE_SERVER_NAMES"},
+		{"www.example.com", "example.com", "not one of SESSIONGATE_SERVER_NAMES"},
+		{"*.example.com", "*.example.com", "a wildcard"},
+		{"example.com", "https://example.com", "without scheme or port"},
+		{"example.com", "example.com:443", "without scheme or port"},
+	} {
+		_, err := Load(append(base(t), "SESSIONGATE_SERVER_NAMES="+c.names, "SESSIONGATE_CANONICAL_NAME="+c.canonical))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_CANONICAL_NAME"}) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("names %q, canonical %q: got %v, want an error naming only SESSIONGATE_CANONICAL_NAME, saying %q", c.names, c.canonical, err, c.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -89,4 +90,31 @@ func ValidHostName(h string) bool {
 		}
 	}
 	return true
+}
+
+// Canonical returns SESSIONGATE_CANONICAL_NAME as HostNames spells it, or
+// "".
+func (c *Config) Canonical() string {
+	if c.CanonicalName == "" {
+		return ""
+	}
+	return CanonicalHost(c.CanonicalName)
+}
+
+func (c *Config) checkCanonicalName(check func(name string, ok bool, format string, args ...any)) {
+	const name = "SESSIONGATE_CANONICAL_NAME"
+	if c.CanonicalName == "" {
+		return
+	}
+	norm := c.Canonical()
+	switch {
+	case strings.HasPrefix(norm, "*"):
+		check(name, false, "%q: the site lives on one name; a wildcard cannot be redirected to", c.CanonicalName)
+	case !ValidHostName(norm):
+		check(name, false, "%q: must be a host name, e.g. example.com, without scheme or port (the request's are kept)", c.CanonicalName)
+	case len(c.ServerNames) == 0:
+		check(name, false, "%q: list it in SESSIONGATE_SERVER_NAMES with the names to redirect to it, e.g. example.com,www.example.com", c.CanonicalName)
+	case !slices.Contains(c.HostNames(), norm):
+		check(name, false, "%q is not one of SESSIONGATE_SERVER_NAMES; list it there too", c.CanonicalName)
+	}
 }

@@ -170,7 +170,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	https := map[string]bool{"SESSIONGATE_LISTEN": true, "SESSIONGATE_TLS_CERT": true, "SESSIONGATE_TLS_KEY": true, "SESSIONGATE_HTTP_REDIRECT_LISTEN": true, "SESSIONGATE_HSTS": true, "SESSIONGATE_SERVER_NAMES": true, "SESSIONGATE_ERROR_PAGES": true}
+	https := map[string]bool{"SESSIONGATE_LISTEN": true, "SESSIONGATE_TLS_CERT": true, "SESSIONGATE_TLS_KEY": true, "SESSIONGATE_HTTP_REDIRECT_LISTEN": true, "SESSIONGATE_HSTS": true, "SESSIONGATE_SERVER_NAMES": true, "SESSIONGATE_CANONICAL_NAME": true, "SESSIONGATE_ERROR_PAGES": true}
 	for line := range strings.SplitSeq(string(src), "\n") {
 		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "#"), "="); ok && strings.HasPrefix(line, "#") && https[k] {
 			env[k] = v
@@ -181,7 +181,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the example's HTTPS block: %v", err)
 	}
-	if cfg.Listen != ":443" || cfg.HTTPRedirectListen != ":80" || cfg.HSTS == "" || len(cfg.ServerNames) == 0 || len(cfg.ErrorPages()) != 3 {
+	if cfg.Listen != ":443" || cfg.HTTPRedirectListen != ":80" || cfg.HSTS == "" || len(cfg.ServerNames) == 0 || cfg.Canonical() != "example.com" || len(cfg.ErrorPages()) != 3 {
 		t.Errorf("the example's HTTPS block: listen %q, redirect %q, HSTS %q, server names %q", cfg.Listen, cfg.HTTPRedirectListen, cfg.HSTS, cfg.ServerNames)
 	}
 

@@ -62,3 +62,39 @@ func TestServerNames(t *testing.T) {
 		t.Errorf("Django with a listed Host: %d %q", res.StatusCode, body)
 	}
 }
+
+// TestCanonicalName: with SESSIONGATE_CANONICAL_NAME, www.example.com
+// moves to example.com (the same path, query and port) before PHP or Django
+// runs, through the real php-fpm and gunicorn, and a browser following the
+// redirect lands on the page PHP renders for the canonical name.
+func TestCanonicalName(t *testing.T) {
+	t.Parallel()
+	s, _ := startDjangoAPIStack(t, "SESSIONGATE_SERVER_NAMES=www.shop.example.com,shop.example.com,127.0.0.1", "SESSIONGATE_CANONICAL_NAME=shop.example.com")
+	gw := s.gws[0]
+	ran := filepath.Join(t.TempDir(), "ran")
+	src := `<?php file_put_contents('` + ran + `', $_SERVER['REQUEST_URI'] . "\n", FILE_APPEND); echo $_SERVER['HTTP_HOST'] . ' ' . $_SERVER['SERVER_NAME'] . ' ' . $_SERVER['REQUEST_URI'];`
+	if err := os.WriteFile(filepath.Join(s.fpm.DocRoot, "product.php"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(strings.TrimPrefix(gw.URL, "http://"), ":")
+	res, _, _ := gw.get(t, "/product.php?id=7&ref=a%2Fb", "", "Host", "www.shop.example.com:"+port)
+	want := "http://shop.example.com:" + port + "/product.php?id=7&ref=a%2Fb"
+	if res.StatusCode != 301 || res.Header.Get("Location") != want {
+		t.Errorf("www: %d %q, want 301 %q", res.StatusCode, res.Header.Get("Location"), want)
+	}
+	if res, _, _ := gw.get(t, "/accounts/api/whoami/", "", "Host", "www.shop.example.com"); res.StatusCode != 301 {
+		t.Errorf("www, a Django path: %d, want 301", res.StatusCode)
+	}
+	if b, _ := os.ReadFile(ran); len(b) != 0 {
+		t.Errorf("PHP ran for a redirected request: %q", b)
+	}
+	// Where the redirect leads (the client sends the canonical Host).
+	res, body, _ := gw.get(t, "/product.php?id=7&ref=a%2Fb", "", "Host", "shop.example.com:"+port)
+	if res.StatusCode != 200 || body != "shop.example.com:"+port+" shop.example.com /product.php?id=7&ref=a%2Fb" {
+		t.Errorf("canonical: %d %q", res.StatusCode, body)
+	}
+	// An address (a load balancer's health check) is served as it is.
+	if res, body, _ := gw.get(t, "/product.php", ""); res.StatusCode != 200 || !strings.HasPrefix(body, "127.0.0.1:") {
+		t.Errorf("by address: %d %q", res.StatusCode, body)
+	}
+}

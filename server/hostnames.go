@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -17,16 +18,20 @@ type serverNames struct {
 	// suffixes are ".example.com" for "*.example.com".
 	suffixes []string
 	// first is the first name that is not a wildcard: SERVER_NAME for a
-	// request without Host, as nginx sends its first server_name.
+	// request without Host, as nginx sends its first server_name; the
+	// canonical name when there is one.
 	first string
+	// canonical is SESSIONGATE_CANONICAL_NAME: requests for the other
+	// listed host names are redirected to it. "" for none.
+	canonical string
 }
 
 // newServerNames returns nil for an empty list: every Host is served.
-func newServerNames(names []string) *serverNames {
+func newServerNames(names []string, canonical string) *serverNames {
 	if len(names) == 0 {
 		return nil
 	}
-	n := &serverNames{exact: map[string]bool{}}
+	n := &serverNames{exact: map[string]bool{}, canonical: canonical, first: canonical}
 	for _, name := range names {
 		if suffix, ok := strings.CutPrefix(name, "*"); ok {
 			n.suffixes = append(n.suffixes, suffix)
@@ -97,4 +102,41 @@ func (n *serverNames) forwardedHostsListed(h http.Header) bool {
 		}
 	}
 	return true
+}
+
+// redirectsToCanonical reports whether a request served under the listed
+// name should move to the canonical one: www.example.com to example.com,
+// the www-or-not choice every shop makes once for its search ranking. An
+// IP address stays: load balancers check health by address, and expect
+// an answer, not a redirect.
+func (n *serverNames) redirectsToCanonical(name string) bool {
+	return n.canonical != "" && name != n.canonical && !isIPHost(name)
+}
+
+func isIPHost(h string) bool {
+	_, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
+	return err == nil
+}
+
+// canonicalLocation is the URL of r on the canonical name: the same
+// scheme, the port the client used and the request target as it was sent.
+func (n *serverNames) canonicalLocation(r *http.Request, https bool) (string, bool) {
+	target, ok := redirectTarget(r.RequestURI)
+	if !ok {
+		return "", false
+	}
+	port := ""
+	if _, ok := requestHost(r.Host); ok {
+		if i := strings.LastIndexByte(r.Host, ':'); i >= 0 && !strings.HasSuffix(r.Host, "]") {
+			port = r.Host[i:]
+		}
+	}
+	if port == ":" {
+		port = ""
+	}
+	scheme := "http://"
+	if https {
+		scheme = "https://"
+	}
+	return scheme + n.canonical + port + target, true
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -109,5 +111,92 @@ func TestServerNamesForwardedHosts(t *testing.T) {
 	e.do(r)
 	if log := e.lastLog(t); log["status"] != float64(421) || log["host"] != "203.0.113.80" {
 		t.Errorf("log %v, want the refused host", log)
+	}
+}
+
+// TestCanonicalName: requests for the site's other host names move to
+// SESSIONGATE_CANONICAL_NAME with their path, query, scheme and port,
+// before PHP or a mount runs; the canonical name, listed IP addresses and
+// a request without Host are served.
+func TestCanonicalName(t *testing.T) {
+	mounted := 0
+	e := newEnv(t, func(c *config.Config) {
+		c.ServerNames = []string{"www.example.com", "example.com", "*.example.com", "203.0.113.5"}
+		c.CanonicalName = "example.com"
+		c.TrustedProxies = config.Prefixes{netip.MustParsePrefix("10.0.0.1/32")}
+	}, WithMount("django", []string{"/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
+	for _, tc := range []struct {
+		method, host, target string
+		hdr                  []string
+		status               int
+		location             string
+	}{
+		{"GET", "www.example.com", "/shop/?p=2&q=a%20b", nil, 301, "http://example.com/shop/?p=2&q=a%20b"},
+		{"HEAD", "WWW.example.com.", "/", nil, 301, "http://example.com/"},
+		{"GET", "www.example.com:8443", "/hello.php", nil, 301, "http://example.com:8443/hello.php"},
+		{"GET", "shop.example.com", "/admin/", nil, 301, "http://example.com/admin/"},
+		{"POST", "www.example.com", "/wp-login.php", nil, 308, "http://example.com/wp-login.php"},
+		// Raw bytes a URL may not hold are escaped, as on the port-80
+		// redirect listener.
+		{"GET", "www.example.com", "/a\"b", nil, 301, "http://example.com/a%22b"},
+		// HTTPS through a trusted proxy keeps https.
+		{"GET", "www.example.com", "/x", []string{"X-Forwarded-Proto", "https"}, 301, "https://example.com/x"},
+		{"GET", "example.com", "/hello.php", nil, 200, ""},
+		{"GET", "example.com:8443", "/style.css", nil, 200, ""},
+		{"GET", "203.0.113.5", "/hello.php", nil, 200, ""},
+		{"GET", "", "/hello.php", nil, 200, ""},
+		{"GET", "evil.example", "/hello.php", nil, 421, ""},
+	} {
+		r := rawRequest(t, tc.method+" "+tc.target+" HTTP/1.1\r\nHost: "+tc.host+"\r\nContent-Length: 0\r\n\r\n")
+		if tc.host == "" {
+			r = rawRequest(t, tc.method+" "+tc.target+" HTTP/1.0\r\n\r\n")
+		}
+		if tc.hdr != nil {
+			r.RemoteAddr = "10.0.0.1:1"
+			r.Header.Set(tc.hdr[0], tc.hdr[1])
+		}
+		before, mountedBefore := e.php.calls(), mounted
+		w := e.do(r)
+		if w.Code != tc.status || w.Header().Get("Location") != tc.location {
+			t.Errorf("%s %s %s: %d %q, want %d %q", tc.method, tc.host, tc.target, w.Code, w.Header().Get("Location"), tc.status, tc.location)
+		}
+		if tc.status != 200 && (e.php.calls() != before || mounted != mountedBefore) {
+			t.Errorf("%s %s %s: PHP or Django ran for a redirect", tc.method, tc.host, tc.target)
+		}
+		if tc.status == 200 && tc.target == "/hello.php" {
+			want := tc.host
+			if want == "" {
+				want = "example.com"
+			}
+			if got := e.php.scripts[len(e.php.scripts)-1].ServerName; got != want {
+				t.Errorf("Host %q: SERVER_NAME %q, want %q", tc.host, got, want)
+			}
+		}
+	}
+}
+
+// On the port-80 listener, another name goes to the canonical one over
+// HTTPS in one hop; ACME challenges for it are still answered.
+func TestRedirectToCanonicalName(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.Listen = ":443"
+		c.ServerNames = []string{"example.com", "www.example.com"}
+		c.CanonicalName = "example.com"
+	})
+	os.MkdirAll(filepath.Join(e.root, ".well-known/acme-challenge"), 0o755)
+	os.WriteFile(filepath.Join(e.root, ".well-known/acme-challenge/tok-1"), []byte("tok-1.key"), 0o644)
+	for _, tc := range []struct {
+		host, target string
+		status       int
+		location     string
+	}{
+		{"www.example.com", "/a?b", 301, "https://example.com/a?b"},
+		{"example.com", "/a?b", 301, "https://example.com/a?b"},
+		{"www.example.com", "/.well-known/acme-challenge/tok-1", 200, ""},
+	} {
+		w := e.redirect(rawRequest(t, "GET "+tc.target+" HTTP/1.1\r\nHost: "+tc.host+"\r\n\r\n"))
+		if w.Code != tc.status || w.Header().Get("Location") != tc.location {
+			t.Errorf("%s %s: %d %q, want %d %q", tc.host, tc.target, w.Code, w.Header().Get("Location"), tc.status, tc.location)
+		}
 	}
 }

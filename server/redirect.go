@@ -60,12 +60,14 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.names != nil {
-		if _, ok := s.names.name(r, Info(r.Context()).ViaProxy); !ok {
+		name, ok := s.names.name(r, Info(r.Context()).ViaProxy)
+		if !ok {
 			// Neither a redirect to nor a certificate for a name the site
 			// does not have.
 			s.fail(w, r, http.StatusMisdirectedRequest)
 			return
 		}
+		Info(r.Context()).ServerName = name
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		if token, ok := strings.CutPrefix(r.URL.Path, "/"+acmeChallengeDir+"/"); ok {
@@ -100,7 +102,34 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		status = http.StatusMovedPermanently // what nginx's return 301 sends, and what every client follows
 	}
+	if s.names != nil && s.names.redirectsToCanonical(Info(r.Context()).ServerName) {
+		// Straight to the canonical name: one hop, not two.
+		host = s.names.canonical
+	}
 	w.Header().Set("Location", "https://"+host+rh.httpsPort+target)
+	s.fail(w, r, status)
+}
+
+// redirectToCanonical answers a request for another of the site's names
+// with the same URL on SESSIONGATE_CANONICAL_NAME, nginx's server block
+// that does nothing but return 301.
+func (s *Server) redirectToCanonical(w http.ResponseWriter, r *http.Request, https bool) {
+	loc, ok := s.names.canonicalLocation(r, https)
+	if !ok {
+		// "OPTIONS *" and other targets without a path.
+		s.fail(w, r, http.StatusBadRequest)
+		return
+	}
+	status := http.StatusPermanentRedirect // keeps the method and body
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		status = http.StatusMovedPermanently
+	}
+	if r.ContentLength != 0 || r.TransferEncoding != nil {
+		// The body is never read; the client sends it again to the
+		// canonical name.
+		w.Header().Set("Connection", "close")
+	}
+	w.Header().Set("Location", loc)
 	s.fail(w, r, status)
 }
 

@@ -245,7 +245,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 
 		observers: o.observers,
 		internal:  internal,
-		names:     newServerNames(cfg.HostNames()),
+		names:     newServerNames(cfg.HostNames(), cfg.Canonical()),
 		rates:     newRateRules(cfg.RateLimits()),
 		sameRoot:  filepath.Clean(cfg.StaticRoot) == filepath.Clean(cfg.DocumentRoot),
 	}
@@ -443,6 +443,10 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.refusedMethod(w, r) {
+		return
+	}
+	if ri := Info(r.Context()); s.names != nil && s.names.redirectsToCanonical(ri.ServerName) {
+		s.redirectToCanonical(w, r, ri.HTTPS)
 		return
 	}
 	if max := int64(s.cfg.MaxBody); max > 0 {
