@@ -106,7 +106,10 @@ type Config struct {
 	// ErrorPageSpecs is empty by default: errors are nginx-like one-line
 	// plain-text pages.
 	ErrorPageSpecs []string `env:"SESSIONGATE_ERROR_PAGES" help:"comma-separated CODES=URL entries, like nginx's error_page: the site's own page for the errors the gateway answers itself (php-fpm or Django down 502, timeouts 504, a busy session or an unavailable Redis 503, 404, 413, 429...), e.g. 502 503 504=/50x.html,404=/404.html; URL names a static file under SESSIONGATE_STATIC_ROOT, or in a SESSIONGATE_INTERNAL_PATHS directory to keep it from direct requests; the status code stays; the error responses PHP and Django make themselves pass unchanged"`
-	TrustedProxies Prefixes `env:"SESSIONGATE_TRUSTED_PROXIES" help:"comma-separated CIDRs or IPs of proxies in front of the gateway; only their X-Forwarded-For and X-Forwarded-Proto are believed (default: none)"`
+	// RestrictedPathSpecs is empty by default: nginx lets every address in
+	// unless told.
+	RestrictedPathSpecs []string `env:"SESSIONGATE_RESTRICTED_PATHS" help:"comma-separated URL paths only some client addresses may request, like nginx's allow lines followed by deny all: PATH ADDRESS..., with IPs or CIDRs after SESSIONGATE_TRUSTED_PROXIES, or PATH none for nobody (deny all), e.g. /phpmyadmin/ 10.0.0.0/8 192.168.1.7,/xmlrpc.php none; a path ending in / covers everything under it, static files included; an exact path wins over a directory, a longer directory over a shorter; a rule on a script also covers the URLs that run it; other clients get 403 before PHP or Django runs"`
+	TrustedProxies      Prefixes `env:"SESSIONGATE_TRUSTED_PROXIES" help:"comma-separated CIDRs or IPs of proxies in front of the gateway; only their X-Forwarded-For and X-Forwarded-Proto are believed (default: none)"`
 
 	AdminListen string `env:"SESSIONGATE_ADMIN_LISTEN" help:"address of the admin listener serving /healthz, /readyz and /metrics (Prometheus), host:port; empty = no admin listener"`
 	// AdminPprof is off by default: a profile exposes code paths and costs
@@ -301,6 +304,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	c.checkCanonicalName(check)
 	c.checkRateLimits(check)
 	c.checkErrorPages(check)
+	c.checkRestrictedPaths(check)
 
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")

@@ -117,6 +117,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_CANONICAL_NAME=example.com",
 		"SESSIONGATE_RATE_LIMITS=/wp-login.php 10r/m burst=5, /api/  20r/s",
 		"SESSIONGATE_ERROR_PAGES=502 503 504=/50x.html, 404 =/errors/404.html",
+		"SESSIONGATE_RESTRICTED_PATHS=/phpmyadmin/ 10.0.0.0/8 192.168.1.7,/xmlrpc.php none",
 		"SESSIONGATE_SESSIONS=on",
 		"SESSIONGATE_SESSION_COOKIE=sid",
 		"SESSIONGATE_SESSION_KEYS=" + testKey + ",old-key-0123456789abcdef0123456789ab",
@@ -146,33 +147,34 @@ func TestEveryVariable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Listen:            "127.0.0.1:8443",
-		PHPFPM:            []string{"127.0.0.1:9000", "unix:/run/php/fpm.sock", "[::1]:9001"},
-		DocumentRoot:      "/srv/site",
-		StaticRoot:        static,
-		Index:             "public/app.php",
-		FollowSymlinks:    []string{static, "/usr"},
-		NoPHPPaths:        []string{"/public/uploads/", "/media"},
-		InternalPaths:     []string{"/files/", "/protected/=" + private},
-		ServerNames:       []string{"Example.com.", "*.example.com", "2001:db8::1"},
-		CanonicalName:     "example.com",
-		RateLimitSpecs:    []string{"/wp-login.php 10r/m burst=5", "/api/  20r/s"},
-		ErrorPageSpecs:    []string{"502 503 504=/50x.html", "404 =/errors/404.html"},
-		MaxBody:           512 << 10,
-		RequestBuffering:  true,
-		CompressCache:     1 << 20,
-		Precompressed:     []string{"/static/", "/build/"},
-		StaticMaxAge:      720 * time.Hour,
-		PHPMaxConns:       3,
-		PHPDialTimeout:    250 * time.Millisecond,
-		PHPTimeout:        2 * time.Minute,
-		PHPWriteTimeout:   5 * time.Second,
-		ReadHeaderTimeout: 4 * time.Second,
-		ReadTimeout:       0,
-		WriteTimeout:      time.Hour,
-		IdleTimeout:       time.Second,
-		ShutdownTimeout:   7 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		Listen:              "127.0.0.1:8443",
+		PHPFPM:              []string{"127.0.0.1:9000", "unix:/run/php/fpm.sock", "[::1]:9001"},
+		DocumentRoot:        "/srv/site",
+		StaticRoot:          static,
+		Index:               "public/app.php",
+		FollowSymlinks:      []string{static, "/usr"},
+		NoPHPPaths:          []string{"/public/uploads/", "/media"},
+		InternalPaths:       []string{"/files/", "/protected/=" + private},
+		ServerNames:         []string{"Example.com.", "*.example.com", "2001:db8::1"},
+		CanonicalName:       "example.com",
+		RateLimitSpecs:      []string{"/wp-login.php 10r/m burst=5", "/api/  20r/s"},
+		ErrorPageSpecs:      []string{"502 503 504=/50x.html", "404 =/errors/404.html"},
+		RestrictedPathSpecs: []string{"/phpmyadmin/ 10.0.0.0/8 192.168.1.7", "/xmlrpc.php none"},
+		MaxBody:             512 << 10,
+		RequestBuffering:    true,
+		CompressCache:       1 << 20,
+		Precompressed:       []string{"/static/", "/build/"},
+		StaticMaxAge:        720 * time.Hour,
+		PHPMaxConns:         3,
+		PHPDialTimeout:      250 * time.Millisecond,
+		PHPTimeout:          2 * time.Minute,
+		PHPWriteTimeout:     5 * time.Second,
+		ReadHeaderTimeout:   4 * time.Second,
+		ReadTimeout:         0,
+		WriteTimeout:        time.Hour,
+		IdleTimeout:         time.Second,
+		ShutdownTimeout:     7 * time.Second,
+		MaxHeaderBytes:      64 << 10,
 		TrustedProxies: Prefixes{
 			netip.MustParsePrefix("10.0.0.0/8"),
 			netip.MustParsePrefix("192.168.1.7/32"),
@@ -966,6 +968,42 @@ func TestErrorPages(t *testing.T) {
 		e, ok := err.(*Error)
 		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_ERROR_PAGES"}) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("SESSIONGATE_ERROR_PAGES=%s: got %v, want an error naming only it, saying %q", c.value, err, c.want)
+		}
+	}
+}
+
+func TestRestrictedPaths(t *testing.T) {
+	cfg, err := Load(append(base(t), "SESSIONGATE_RESTRICTED_PATHS=/phpmyadmin/  10.0.0.0/8 192.168.1.7 ::ffff:172.16.0.0/108 fd00::/8, /xmlrpc.php none"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []RestrictedPath{
+		{Path: "/phpmyadmin/", Spec: "/phpmyadmin/ 10.0.0.0/8 192.168.1.7 ::ffff:172.16.0.0/108 fd00::/8", Allow: Prefixes{
+			netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
+			netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("fd00::/8"),
+		}},
+		{Path: "/xmlrpc.php", Spec: "/xmlrpc.php none"},
+	}
+	if got := cfg.RestrictedPaths(); !reflect.DeepEqual(got, want) {
+		t.Errorf("RestrictedPaths() = %+v, want %+v", got, want)
+	}
+	for _, c := range []struct{ value, want string }{
+		{"/phpmyadmin/", "PATH then the addresses"},
+		{"phpmyadmin/ 10.0.0.0/8", "starting with /"},
+		{"/a/../b none", "starting with /"},
+		{"/x 10.0.0.0/33", "IP address or a CIDR"},
+		{"/x example.com", "IP address or a CIDR"},
+		{"/x fe80::1%eth0", "IP address or a CIDR"},
+		{"/x ::ffff:10.0.0.0/8", "IPv4-mapped"},
+		{"/x 10.0.0.1 none", "none stands alone"},
+		{"/x all", "leave the path out"},
+		{"/ none", "whole site"},
+		{"/x none,/x 10.0.0.1", "listed twice"},
+	} {
+		_, err := Load(append(base(t), "SESSIONGATE_RESTRICTED_PATHS="+c.value))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_RESTRICTED_PATHS"}) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("SESSIONGATE_RESTRICTED_PATHS=%s: got %v, want an error naming only it, saying %q", c.value, err, c.want)
 		}
 	}
 }

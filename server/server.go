@@ -175,6 +175,9 @@ type Server struct {
 	names *serverNames
 	// rates are SESSIONGATE_RATE_LIMITS, in the order they are tried.
 	rates []rateRule
+	// restrictedPaths are SESSIONGATE_RESTRICTED_PATHS, in the order they
+	// are tried.
+	restrictedPaths []restrictedPath
 	// errorPages are SESSIONGATE_ERROR_PAGES by status (errorpage.go).
 	errorPages map[int]*errorPage
 
@@ -247,7 +250,9 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		internal:  internal,
 		names:     newServerNames(cfg.HostNames(), cfg.Canonical()),
 		rates:     newRateRules(cfg.RateLimits()),
-		sameRoot:  filepath.Clean(cfg.StaticRoot) == filepath.Clean(cfg.DocumentRoot),
+
+		restrictedPaths: newRestrictedPaths(cfg.RestrictedPaths()),
+		sameRoot:        filepath.Clean(cfg.StaticRoot) == filepath.Clean(cfg.DocumentRoot),
 	}
 	s.errorPages = s.newErrorPages(cfg)
 	if cfg.WriteTimeout == 0 {
@@ -477,6 +482,10 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 	if len(s.rates) > 0 && s.rateLimited(w, r, mountPath(r.URL.Path)) {
 		return
 	}
+	// After the rate limit, as nginx's access phase follows limit_req.
+	if len(s.restrictedPaths) > 0 && s.restricted(w, r, mountPath(r.URL.Path)) {
+		return
+	}
 	if len(s.internal) > 0 && s.internalLocationOf(mountPath(r.URL.Path)) != nil {
 		// Like nginx's internal locations: reached through an app's
 		// X-Accel-Redirect only, whatever prefix a mount has.
@@ -621,6 +630,9 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 		// /wp-login.php/x runs /wp-login.php, /dir/ runs /dir/index.php
 		// (nginx's index redirects internally to the script's location).
 		if len(s.rates) > 0 && s.rateLimited(w, r, route.ScriptName) {
+			return
+		}
+		if len(s.restrictedPaths) > 0 && s.restricted(w, r, route.ScriptName) {
 			return
 		}
 		script := &fcgi.Script{

@@ -1,0 +1,56 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestRestrictedPaths: SESSIONGATE_RESTRICTED_PATHS keeps phpMyAdmin-style
+// directories to the office network and xmlrpc.php to nobody, through the
+// real php-fpm and gunicorn: a client outside the list gets 403 and no
+// script runs (a file counts the runs); inside, the page. The client is the
+// one X-Forwarded-For names, the test client being a trusted proxy.
+func TestRestrictedPaths(t *testing.T) {
+	t.Parallel()
+	s, _ := startDjangoAPIStack(t,
+		"SESSIONGATE_TRUSTED_PROXIES=127.0.0.1",
+		"SESSIONGATE_RESTRICTED_PATHS=/pma/ 10.0.0.0/8,/xmlrpc.php none,/accounts/ 10.0.0.0/8")
+	gw := s.gws[0]
+	ran := filepath.Join(t.TempDir(), "ran")
+	src := `<?php file_put_contents('` + ran + `', $_SERVER['SCRIPT_NAME'] . "\n", FILE_APPEND); echo 'ran ', $_SERVER['REMOTE_ADDR'];`
+	os.MkdirAll(filepath.Join(s.fpm.DocRoot, "pma"), 0o755)
+	for _, name := range []string{"pma/index.php", "xmlrpc.php"} {
+		if err := os.WriteFile(filepath.Join(s.fpm.DocRoot, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := func() string { b, _ := os.ReadFile(ran); return string(b) }
+	for _, tc := range []struct {
+		client, target string
+		want           int
+	}{
+		{"198.51.100.7", "/pma/", 403},
+		{"198.51.100.7", "/pma/index.php/x", 403},
+		{"198.51.100.7", "/accounts/api/whoami/", 403},
+		{"10.1.2.3", "/xmlrpc.php", 403},
+		{"10.1.2.3", "/xmlrpc.php/x", 403},
+	} {
+		res, body, _ := gw.get(t, tc.target, "", "X-Forwarded-For", tc.client)
+		if res.StatusCode != tc.want {
+			t.Errorf("%s %s: %d %q, want %d", tc.client, tc.target, res.StatusCode, body, tc.want)
+		}
+	}
+	if r := runs(); r != "" {
+		t.Errorf("scripts ran for refused requests: %q", r)
+	}
+	if res, body, _ := gw.get(t, "/pma/", "", "X-Forwarded-For", "10.1.2.3"); res.StatusCode != 200 || body != "ran 10.1.2.3" {
+		t.Errorf("from the office: %d %q", res.StatusCode, body)
+	}
+	if res, body, _ := gw.get(t, "/accounts/api/whoami/", "", "X-Forwarded-For", "10.1.2.3"); res.StatusCode != 200 {
+		t.Errorf("Django from the office: %d %q", res.StatusCode, body)
+	}
+	if r := runs(); r != "/pma/index.php\n" {
+		t.Errorf("runs %q, want the one allowed", r)
+	}
+}
