@@ -860,12 +860,21 @@ func TestCanonicalName(t *testing.T) {
 	if got := cfg.Canonical(); got != "example.com" {
 		t.Errorf("Canonical() = %q", got)
 	}
+	// A name a wildcard lists is listed.
+	if _, err := Load(append(base(t), "SESSIONGATE_SERVER_NAMES=example.com,*.example.com", "SESSIONGATE_CANONICAL_NAME=www.example.com")); err != nil {
+		t.Errorf("canonical name under a listed wildcard: %v", err)
+	}
 	for _, c := range []struct{ names, canonical, want string }{
 		{"", "example.com", "list it in SESSIONGATE_SERVER_NAMES"},
 		{"www.example.com", "example.com", "not one of SESSIONGATE_SERVER_NAMES"},
 		{"*.example.com", "*.example.com", "a wildcard"},
-		{"example.com", "https://example.com", "without scheme or port"},
-		{"example.com", "example.com:443", "without scheme or port"},
+		{"example.com", "https://example.com", "without port or scheme"},
+		{"example.com", "example.com:443", "without port or scheme"},
+		{"example.com,203.0.113.5", "203.0.113.5", "listed addresses are served"},
+		{"example.com,2001:db8::1", "[2001:db8::1]", "listed addresses are served"},
+		{"example.com,2001:db8::1", "2001:db8::1", "listed addresses are served"},
+		{"xn--bcher-kva.example", "bücher.example", "xn--"},
+		{"example.com,app", "app", "without a dot"},
 	} {
 		_, err := Load(append(base(t), "SESSIONGATE_SERVER_NAMES="+c.names, "SESSIONGATE_CANONICAL_NAME="+c.canonical))
 		e, ok := err.(*Error)

@@ -2,7 +2,6 @@ package config
 
 import (
 	"net/netip"
-	"slices"
 	"strings"
 )
 
@@ -107,14 +106,34 @@ func (c *Config) checkCanonicalName(check func(name string, ok bool, format stri
 		return
 	}
 	norm := c.Canonical()
+	_, ipErr := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(norm, "["), "]"))
 	switch {
 	case strings.HasPrefix(norm, "*"):
 		check(name, false, "%q: the site lives on one name; a wildcard cannot be redirected to", c.CanonicalName)
+	case ipErr == nil:
+		check(name, false, "%q: the site lives on a host name; listed addresses are served as they are, never redirected", c.CanonicalName)
 	case !ValidHostName(norm):
-		check(name, false, "%q: must be a host name, e.g. example.com, without scheme or port (the request's are kept)", c.CanonicalName)
+		check(name, false, "%q: %s", c.CanonicalName, strings.Replace(serverNameHint(c.CanonicalName),
+			"each entry must be a host name (example.com), a wildcard for its subdomains (*.example.com) or an IP address", "must be a host name, e.g. example.com", 1))
+	case !strings.Contains(norm, "."):
+		check(name, false, "%q: names without a dot (container names, localhost) are served as they are, never redirected to", c.CanonicalName)
 	case len(c.ServerNames) == 0:
 		check(name, false, "%q: list it in SESSIONGATE_SERVER_NAMES with the names to redirect to it, e.g. example.com,www.example.com", c.CanonicalName)
-	case !slices.Contains(c.HostNames(), norm):
+	case !listedName(c.HostNames(), norm):
 		check(name, false, "%q is not one of SESSIONGATE_SERVER_NAMES; list it there too", c.CanonicalName)
 	}
+}
+
+// listedName reports whether SESSIONGATE_SERVER_NAMES (as HostNames spells
+// them) take in the host name h, exactly or by a wildcard.
+func listedName(names []string, h string) bool {
+	for _, n := range names {
+		if n == h {
+			return true
+		}
+		if suffix, ok := strings.CutPrefix(n, "*"); ok && strings.HasSuffix(h, suffix) {
+			return true
+		}
+	}
+	return false
 }

@@ -104,13 +104,14 @@ func (n *serverNames) forwardedHostsListed(h http.Header) bool {
 	return true
 }
 
-// redirectsToCanonical reports whether a request served under the listed
-// name should move to the canonical one: www.example.com to example.com,
-// the www-or-not choice every shop makes once for its search ranking. An
-// IP address stays: load balancers check health by address, and expect
-// an answer, not a redirect.
-func (n *serverNames) redirectsToCanonical(name string) bool {
-	return n.canonical != "" && name != n.canonical && !isIPHost(name)
+// movesToCanonical reports whether a request for the listed name should
+// move to the canonical one: www.example.com to example.com, the
+// www-or-not choice every shop makes once for its search ranking. An IP
+// address stays, as does a name without a dot (a container name,
+// localhost): load balancers check health and services call each other by
+// those, and expect an answer, not a redirect to the public name.
+func (n *serverNames) movesToCanonical(name string) bool {
+	return n.canonical != "" && name != n.canonical && strings.Contains(name, ".") && !isIPHost(name)
 }
 
 func isIPHost(h string) bool {
@@ -118,25 +119,60 @@ func isIPHost(h string) bool {
 	return err == nil
 }
 
-// canonicalLocation is the URL of r on the canonical name: the same
-// scheme, the port the client used and the request target as it was sent.
-func (n *serverNames) canonicalLocation(r *http.Request, https bool) (string, bool) {
-	target, ok := redirectTarget(r.RequestURI)
-	if !ok {
-		return "", false
-	}
-	port := ""
-	if _, ok := requestHost(r.Host); ok {
-		if i := strings.LastIndexByte(r.Host, ':'); i >= 0 && !strings.HasSuffix(r.Host, "]") {
-			port = r.Host[i:]
+// canonicalLocation returns the URL r moves to, when the host its client
+// asked for is another of the site's host names: the same scheme, port and
+// request target on the canonical name. Through a trusted proxy, the host
+// the client asked for is the proxy's X-Forwarded-Host (or Forwarded
+// host=) when it sends one, since a proxy may send its own Host (nginx's
+// proxy_pass sends the upstream's name). ok is false for a request to
+// move that names no path ("OPTIONS *").
+func (n *serverNames) canonicalLocation(r *http.Request, viaProxy, https bool) (loc string, move, ok bool) {
+	asked := r.Host
+	if viaProxy {
+		if fh := forwardedHost(r.Header); fh != "" {
+			asked = fh
 		}
 	}
-	if port == ":" {
-		port = ""
+	if asked == "" {
+		// HTTP/1.0 without Host: served under the canonical name.
+		return "", false, true
+	}
+	name, listed := n.match(asked)
+	if !listed || !n.movesToCanonical(name) {
+		return "", false, true
+	}
+	target, ok := redirectTarget(r.RequestURI)
+	if !ok {
+		return "", true, false
+	}
+	port := ""
+	if i := strings.LastIndexByte(asked, ':'); i >= 0 && !strings.HasSuffix(asked, "]") && i < len(asked)-1 {
+		port = asked[i:]
 	}
 	scheme := "http://"
 	if https {
 		scheme = "https://"
 	}
-	return scheme + n.canonical + port + target, true
+	return scheme + n.canonical + port + target, true, true
+}
+
+// forwardedHost is the host a trusted proxy says its client asked for: the
+// first X-Forwarded-Host value (the outermost proxy's, as Symfony and
+// Laravel read it), else the first Forwarded host=, else "".
+func forwardedHost(h http.Header) string {
+	if v := h.Get("X-Forwarded-Host"); v != "" {
+		first, _, _ := strings.Cut(v, ",")
+		return strings.TrimSpace(first)
+	}
+	for _, v := range h.Values("Forwarded") {
+		for elem := range strings.SplitSeq(v, ",") {
+			for pair := range strings.SplitSeq(elem, ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+				if ok && strings.EqualFold(strings.TrimSpace(k), "host") {
+					return strings.Trim(strings.TrimSpace(val), `"`)
+				}
+			}
+		}
+	}
+	return ""
 }

@@ -3,9 +3,11 @@ package server
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -198,5 +200,107 @@ func TestRedirectToCanonicalName(t *testing.T) {
 		if w.Code != tc.status || w.Header().Get("Location") != tc.location {
 			t.Errorf("%s %s: %d %q, want %d %q", tc.host, tc.target, w.Code, w.Header().Get("Location"), tc.status, tc.location)
 		}
+	}
+}
+
+// Behind a trusted proxy that sends its own Host (nginx's proxy_pass sends
+// the upstream's name), the host the client asked for is the proxy's
+// X-Forwarded-Host: the canonical name is served, not redirected to itself
+// with the proxy's port, and www is redirected even when the proxy's Host
+// is the canonical name.
+func TestCanonicalNameBehindHostRewritingProxy(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.ServerNames = []string{"example.com", "www.example.com", "app"}
+		c.CanonicalName = "example.com"
+		c.TrustedProxies = config.Prefixes{netip.MustParsePrefix("10.0.0.1/32")}
+	})
+	for _, tc := range []struct {
+		name, req string
+		status    int
+		location  string
+	}{
+		{"client on canonical, proxy Host app",
+			"GET /style.css HTTP/1.1\r\nHost: app\r\nX-Forwarded-Host: example.com\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n", 200, ""},
+		{"client on canonical, proxy Host app:8080",
+			"GET /style.css HTTP/1.1\r\nHost: app:8080\r\nX-Forwarded-Host: example.com\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n", 200, ""},
+		{"client on www, proxy Host = canonical",
+			"GET /x HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-Host: www.example.com\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n", 301, "https://example.com/x"},
+		{"client on www:8443 through Forwarded",
+			"GET /x HTTP/1.1\r\nHost: app\r\nForwarded: for=198.51.100.1;host=\"www.example.com:8443\"\r\nX-Forwarded-Proto: https\r\n\r\n", 301, "https://example.com:8443/x"},
+		{"proxy without X-Forwarded-Host, Host app",
+			"GET /style.css HTTP/1.1\r\nHost: app:8080\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n", 200, ""},
+	} {
+		r := rawRequest(t, tc.req)
+		r.RemoteAddr = "10.0.0.1:40000"
+		w := e.do(r)
+		if w.Code != tc.status || w.Header().Get("Location") != tc.location {
+			t.Errorf("%s: %d %q, want %d %q", tc.name, w.Code, w.Header().Get("Location"), tc.status, tc.location)
+		}
+	}
+}
+
+// A service calling the site by a container name, or a health check on
+// localhost, both listed, is served: names without a dot are not public.
+func TestCanonicalNameLeavesInternalNames(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.ServerNames = []string{"example.com", "www.example.com", "app", "localhost"}
+		c.CanonicalName = "example.com"
+	})
+	for _, host := range []string{"app:8080", "localhost:8080", "localhost"} {
+		w := e.do(rawRequest(t, "GET /hello.php HTTP/1.1\r\nHost: "+host+"\r\n\r\n"))
+		if w.Code != 200 {
+			t.Errorf("Host %s: %d %q, want 200", host, w.Code, w.Header().Get("Location"))
+		}
+	}
+}
+
+// Over HTTP/2 a redirected POST does not close the connection (GOAWAY),
+// which would end every other stream on it.
+func TestCanonicalNameHTTP2PostKeepsConnection(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.ServerNames = []string{"example.com", "www.example.com"}
+		c.CanonicalName = "example.com"
+	})
+	ts := httptest.NewUnstartedServer(e.srv.Handler())
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	defer ts.Close()
+	client := ts.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	_, port, _ := strings.Cut(ts.Listener.Addr().String(), ":")
+	do := func(method, host string) (int, bool, string) {
+		var reused bool
+		req, _ := http.NewRequest(method, ts.URL+"/style.css", strings.NewReader("a=b"))
+		req.Host = host + ":" + port
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+		}))
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode, reused, res.Proto
+	}
+	do("GET", "example.com")
+	if st, _, proto := do("POST", "www.example.com"); st != 308 || proto != "HTTP/2.0" {
+		t.Fatalf("POST www: %d %s", st, proto)
+	}
+	if _, reused, _ := do("GET", "example.com"); !reused {
+		t.Errorf("the HTTP/2 connection was closed (GOAWAY) after a redirected POST")
+	}
+}
+
+// The port-80 listener sends a request without Host (HTTP/1.0) to the
+// canonical name, under which it would be served.
+func TestRedirectToCanonicalNameWithoutHost(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.Listen = ":443"
+		c.ServerNames = []string{"example.com", "www.example.com"}
+		c.CanonicalName = "example.com"
+	})
+	w := e.redirect(rawRequest(t, "GET /a?b HTTP/1.0\r\n\r\n"))
+	if w.Code != 301 || w.Header().Get("Location") != "https://example.com/a?b" {
+		t.Errorf("HTTP/1.0 without Host: %d %q, want 301 https://example.com/a?b", w.Code, w.Header().Get("Location"))
 	}
 }

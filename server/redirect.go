@@ -84,6 +84,10 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host, ok := requestHost(r.Host)
+	if n := s.names; n != nil && n.canonical != "" && (r.Host == "" || n.movesToCanonical(Info(r.Context()).ServerName)) {
+		// Straight to the canonical name: one hop, not two.
+		host, ok = n.canonical, true
+	}
 	if !ok {
 		// The Host ends up in the Location header: nothing but a plain
 		// name or address may, or a crafted one would send the visitor
@@ -102,35 +106,37 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		status = http.StatusMovedPermanently // what nginx's return 301 sends, and what every client follows
 	}
-	if s.names != nil && s.names.redirectsToCanonical(Info(r.Context()).ServerName) {
-		// Straight to the canonical name: one hop, not two.
-		host = s.names.canonical
-	}
 	w.Header().Set("Location", "https://"+host+rh.httpsPort+target)
 	s.fail(w, r, status)
 }
 
-// redirectToCanonical answers a request for another of the site's names
+// redirectedToCanonical answers a request for another of the site's names
 // with the same URL on SESSIONGATE_CANONICAL_NAME, nginx's server block
-// that does nothing but return 301.
-func (s *Server) redirectToCanonical(w http.ResponseWriter, r *http.Request, https bool) {
-	loc, ok := s.names.canonicalLocation(r, https)
-	if !ok {
+// that does nothing but return 301, and reports whether it did.
+func (s *Server) redirectedToCanonical(w http.ResponseWriter, r *http.Request) bool {
+	ri := Info(r.Context())
+	loc, move, ok := s.names.canonicalLocation(r, ri.ViaProxy, ri.HTTPS)
+	switch {
+	case !move:
+		return false
+	case !ok:
 		// "OPTIONS *" and other targets without a path.
 		s.fail(w, r, http.StatusBadRequest)
-		return
+		return true
 	}
 	status := http.StatusPermanentRedirect // keeps the method and body
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		status = http.StatusMovedPermanently
 	}
-	if r.ContentLength != 0 || r.TransferEncoding != nil {
+	if r.ProtoMajor == 1 && (r.ContentLength != 0 || r.TransferEncoding != nil) {
 		// The body is never read; the client sends it again to the
-		// canonical name.
+		// canonical name. (HTTP/2 frames each request: closing would end
+		// every other stream of the connection.)
 		w.Header().Set("Connection", "close")
 	}
 	w.Header().Set("Location", loc)
 	s.fail(w, r, status)
+	return true
 }
 
 // serveChallenge answers an ACME HTTP-01 challenge with the file certbot

@@ -450,8 +450,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 	if s.refusedMethod(w, r) {
 		return
 	}
-	if ri := Info(r.Context()); s.names != nil && s.names.redirectsToCanonical(ri.ServerName) {
-		s.redirectToCanonical(w, r, ri.HTTPS)
+	if s.names != nil && s.names.canonical != "" && s.redirectedToCanonical(w, r) {
 		return
 	}
 	if max := int64(s.cfg.MaxBody); max > 0 {
