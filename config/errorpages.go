@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -22,6 +23,23 @@ func (c *Config) ErrorPages() map[int]string {
 	return out
 }
 
+// GatewayErrorCodes are the error statuses the gateway answers with
+// itself, and so those SESSIONGATE_ERROR_PAGES may give a page. Errors
+// that Go's file server answers for ranges and preconditions (412, 416)
+// are not among them.
+var GatewayErrorCodes = []int{400, 403, 404, 405, 408, 413, 414, 421, 429, 431, 500, 502, 503, 504}
+
+func codeList(codes []int) string {
+	var b strings.Builder
+	for i, c := range codes {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(strconv.Itoa(c))
+	}
+	return b.String()
+}
+
 // parseErrorPage reads "CODE [CODE...]=URL", nginx's error_page line with
 // an = in place of the last space.
 func parseErrorPage(e string) ([]int, string, error) {
@@ -35,10 +53,12 @@ func parseErrorPage(e string) ([]int, string, error) {
 	for _, f := range fields {
 		code, err := strconv.Atoi(f)
 		switch {
-		case err != nil || code < 400 || code > 599:
+		case err != nil || len(f) != 3 || f[0] < '1' || code < 400 || code > 599:
 			return nil, "", fmt.Errorf("%q: %q is not an error status code (400-599)", e, f)
 		case code == 499:
 			return nil, "", fmt.Errorf("%q: 499 is logged when the client left; nothing is sent to it", e)
+		case !slices.Contains(GatewayErrorCodes, code):
+			return nil, "", fmt.Errorf("%q: the gateway itself answers only %s, so a page for %d would never be sent (PHP's and Django's own error responses pass unchanged)", e, codeList(GatewayErrorCodes), code)
 		}
 		codes = append(codes, code)
 	}

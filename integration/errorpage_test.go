@@ -137,3 +137,55 @@ func TestErrorPages(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// The session bridge's own 503 (a change PHP made that could not be saved:
+// its lease was taken over) gets the page, Retry-After kept, gzipped for a
+// client that accepts it; and a request whose chunked body the gateway
+// does not read to the end still has its connection closed.
+func TestErrorPageSessionNotSaved(t *testing.T) {
+	t.Parallel()
+	pages := t.TempDir()
+	page := "<!doctype html><title>Maintenance</title>" + strings.Repeat("<p>Back in a minute.</p>\n", 30)
+	if err := os.WriteFile(filepath.Join(pages, "50x.html"), []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startSessionStack(t, stackOpts{env: []string{
+		"SESSIONGATE_SESSION_LOCK_LEASE=1s",
+		"SESSIONGATE_INTERNAL_PATHS=/errors/=" + pages,
+		"SESSIONGATE_ERROR_PAGES=503=/errors/50x.html",
+	}})
+	ck := s.newSession(t)
+	type result struct {
+		code        int
+		body, retry string
+		closed      bool
+	}
+	slow := make(chan result, 1)
+	go func() {
+		pr, pw := io.Pipe()
+		go func() { pw.Write([]byte("a=b")); pw.Close() }()
+		req, _ := http.NewRequest("POST", s.gws[0].URL+"/hold.php?ms=3000", pr) // no length: chunked
+		req.Header.Set("Cookie", "sessionid="+ck)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := sessionClient.Do(req)
+		if err != nil {
+			t.Errorf("POST: %v", err)
+			slow <- result{}
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		slow <- result{resp.StatusCode, string(body), resp.Header.Get("Retry-After"), resp.Close}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if resp, body, _ := s.gws[1].get(t, "/counter.php", ck); resp.StatusCode != 200 {
+		t.Fatalf("second request: %d %q", resp.StatusCode, body)
+	}
+	r := <-slow
+	if r.code != 503 || r.body != page || r.retry == "" {
+		t.Errorf("session change not saved: %d Retry-After %q body %q, want 503 with the page", r.code, r.retry, r.body)
+	}
+	if !r.closed {
+		t.Errorf("503 to a chunked request kept the connection open")
+	}
+}

@@ -188,11 +188,17 @@ func (s *Server) serveAccel(w http.ResponseWriter, r *http.Request, target strin
 		if ri != nil {
 			ri.Err = ae
 		}
-		// The app's Set-Cookie (a new session's cookie) and Cache-Control
-		// stay; what it said about the download does not fit the error.
+		// The app's Set-Cookie (a new session's cookie) stays, and a
+		// Cache-Control that keeps the answer out of shared caches; what it
+		// said about the download (a year of freshness included) does not
+		// fit the error.
 		h := w.Header()
 		h.Del("Content-Disposition")
 		h.Del("Content-Type")
+		h.Del("Expires")
+		if cc := strings.ToLower(h.Get("Cache-Control")); !strings.Contains(cc, "no-store") && !strings.Contains(cc, "private") && !strings.Contains(cc, "no-cache") {
+			h.Del("Cache-Control")
+		}
 		s.fail(w, r, ae.status)
 		return
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"mime"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/compress"
 )
 
 // Error pages: a shop's maintenance page when php-fpm is down, nginx's
@@ -40,56 +42,74 @@ func (s *Server) newErrorPages(cfg *config.Config) map[int]*errorPage {
 	if len(byStatus) == 0 {
 		return nil
 	}
-	byURL := map[string]*errorPage{}
-	out := make(map[int]*errorPage, len(byStatus))
-	for status, url := range byStatus {
-		p := byURL[url]
-		if p == nil {
-			p = &errorPage{url: url}
-			byURL[url] = p
-			if f, err := s.openErrorPage(url); err != nil {
-				s.warnErrorPage(p, status, err)
-			} else {
-				f.file.Close()
-			}
+	codesOf := map[string][]int{}
+	for _, status := range config.GatewayErrorCodes {
+		if url, ok := byStatus[status]; ok {
+			codesOf[url] = append(codesOf[url], status)
 		}
-		out[status] = p
+	}
+	out := make(map[int]*errorPage, len(byStatus))
+	for url, codes := range codesOf {
+		p := &errorPage{url: url}
+		for _, status := range codes {
+			out[status] = p
+		}
+		if ctype := contentType(path.Ext(url), mime.TypeByExtension); ctype == "application/octet-stream" {
+			s.log.Warn("SESSIONGATE_ERROR_PAGES: the page's extension gives it no type, so browsers may offer it as a download; name it .html",
+				"page", url, "statuses", codes)
+		}
+		if f, _, err := s.openErrorPage(url); err != nil {
+			s.warnErrorPage(p, codes, err)
+		} else {
+			f.file.Close()
+		}
 	}
 	return out
 }
 
 // openErrorPage opens the file a page URL names, as an X-Accel-Redirect
-// to it would: a public static file, or one in an internal location.
-func (s *Server) openErrorPage(url string) (fileToSend, error) {
+// to it would: a public static file, or one in an internal location. rel
+// is its path in the root it was found in.
+func (s *Server) openErrorPage(url string) (f fileToSend, rel string, err error) {
 	files, route, err := s.resolveAccel(url)
 	if ae := (*errAccel)(nil); errors.As(err, &ae) {
-		return fileToSend{}, errors.New(ae.why)
+		return fileToSend{}, "", errors.New(ae.why)
 	}
 	if err != nil {
-		return fileToSend{}, err
+		return fileToSend{}, "", err
 	}
-	var f fileToSend
 	f.file, f.info, err = files.Open(route.File)
 	if err != nil {
-		return fileToSend{}, err
+		return fileToSend{}, "", err
 	}
-	return f, nil
+	return f, route.File, nil
 }
 
-func (s *Server) warnErrorPage(p *errorPage, status int, err error) {
+func (s *Server) warnErrorPage(p *errorPage, statuses []int, err error) {
 	if !p.broken.Swap(true) {
 		s.log.Warn("SESSIONGATE_ERROR_PAGES: page cannot be sent; errors get a line of text until it can",
-			"page", p.url, "status", status, "error", err.Error())
+			"page", p.url, "statuses", statuses, "error", err.Error())
 	}
 }
 
 // WriteError answers a request the gateway itself could not serve: with
 // the site's page for status when SESSIONGATE_ERROR_PAGES has one, else
-// with text, one line. Headers already set (Retry-After, Set-Cookie) stay.
-// The PHP and Django paths and the session bridge answer their errors
-// through it, so every error of one status looks the same.
+// with text, one line. Headers already set (Retry-After, Set-Cookie,
+// Connection: close) stay. The Django proxy and the session bridge answer
+// their errors through it, and the server through fail, so every error of
+// one status looks the same; the server is found through the request's
+// RequestInfo.
 func WriteError(w http.ResponseWriter, r *http.Request, status int, text string) {
-	if ri := Info(r.Context()); ri != nil && ri.srv != nil && ri.srv.writeErrorPage(w, r, status) {
+	var s *Server
+	if ri := Info(r.Context()); ri != nil {
+		s = ri.srv
+	}
+	s.writeError(w, r, status, text)
+}
+
+// writeError is WriteError for a known server (nil: text only).
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, text string) {
+	if s != nil && s.writeErrorPage(w, r, status) {
 		return
 	}
 	h := w.Header()
@@ -102,15 +122,18 @@ func WriteError(w http.ResponseWriter, r *http.Request, status int, text string)
 }
 
 // writeErrorPage sends the page for status, if there is one and it can be
-// opened, and reports whether it did.
+// opened, and reports whether it did. The page goes out whole, whatever
+// Range or validators the request has, and gzipped only from the static
+// gzip cache: scanners and guessers cause errors by the thousand, and a
+// page compressed anew for each would be CPU they could multiply.
 func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, status int) bool {
 	p := s.errorPages[status]
 	if p == nil {
 		return false
 	}
-	f, err := s.openErrorPage(p.url)
+	f, rel, err := s.openErrorPage(p.url)
 	if err != nil {
-		s.warnErrorPage(p, status, err)
+		s.warnErrorPage(p, []int{status}, err)
 		return false
 	}
 	defer f.file.Close()
@@ -124,12 +147,33 @@ func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, status i
 		h.Del(k)
 	}
 	h.Del("Content-Disposition")
-	h.Set("Content-Type", contentType(path.Ext(p.url), mime.TypeByExtension))
+	ctype := contentType(path.Ext(p.url), mime.TypeByExtension)
+	h.Set("Content-Type", ctype)
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.FormatInt(f.info.Size(), 10))
+	body := io.Reader(f.file)
+	size := f.info.Size()
+	if s.cfg.Compress && compress.Compressible(ctype) {
+		compress.AddVary(h, "Accept-Encoding")
+		var gz []byte
+		gzippable := s.gzCache != nil && size >= compress.MinSize && compress.Accepted(r.Header)&compress.Gzip != 0
+		if gzippable {
+			gz = s.cachedGzip(r, rel, f.file, f.info)
+		}
+		switch {
+		case gz != nil:
+			h.Set("Content-Encoding", "gzip")
+			body, size = bytes.NewReader(gz), int64(len(gz))
+		case r.Method == http.MethodHead && gzippable && s.gzCache.Fits(size):
+			// Left to the response writer, which gives a HEAD the
+			// headers of the GET, gzipped into the cache.
+		default:
+			compress.SkipCompression(w)
+		}
+	}
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
-		if _, err := io.CopyN(w, f.file, f.info.Size()); err != nil {
+		if _, err := io.CopyN(w, body, size); err != nil {
 			s.log.Debug("error page not sent whole", "page", p.url, "error", err.Error())
 		}
 	}

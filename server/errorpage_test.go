@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -189,5 +190,81 @@ func TestErrorPageCompressed(t *testing.T) {
 	}
 	if got, err := io.ReadAll(zr); err != nil || string(got) != page {
 		t.Errorf("gunzipped page: %q %v", got, err)
+	}
+}
+
+// The page is gzipped through the static gzip cache, once, not anew for
+// each of the errors scanners cause; a HEAD gets the GET's headers.
+func TestErrorPageGzippedFromTheCache(t *testing.T) {
+	e, _ := errorPageEnv(t)
+	page := "<!doctype html>" + strings.Repeat("<p>No such page here.</p>\n", 2000)
+	os.WriteFile(filepath.Join(e.root, "404.html"), []byte(page), 0o644)
+	get := func(method string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, "/.env", nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		return e.do(r)
+	}
+	for range 3 {
+		w := get("GET")
+		if w.Code != 404 || w.Header().Get("Content-Encoding") != "gzip" || w.Header().Get("Content-Length") != strconv.Itoa(w.Body.Len()) {
+			t.Fatalf("%d %v", w.Code, w.Header())
+		}
+		zr, _ := gzip.NewReader(w.Body)
+		if b, _ := io.ReadAll(zr); string(b) != page {
+			t.Fatal("gunzipped page differs")
+		}
+	}
+	st, _ := e.srv.GzipCacheStats()
+	if st.Files != 1 || st.Misses != 1 {
+		t.Errorf("gzip cache %+v, want the page compressed once", st)
+	}
+	g, h := get("GET"), get("HEAD")
+	for _, k := range []string{"Content-Type", "Content-Encoding", "Vary", "Content-Length"} {
+		if g.Header().Get(k) != h.Header().Get(k) {
+			t.Errorf("%s: GET %q, HEAD %q", k, g.Header().Get(k), h.Header().Get(k))
+		}
+	}
+	if h.Code != 404 || h.Body.Len() != 0 {
+		t.Errorf("HEAD: %d %q", h.Code, h.Body)
+	}
+	// Ranges and validators do not apply to an error page.
+	r := httptest.NewRequest("GET", "/.env", nil)
+	r.Header.Set("Range", "bytes=0-3")
+	r.Header.Set("If-None-Match", "*")
+	if w := e.do(r); w.Code != 404 || w.Body.String() != page || w.Header().Get("Content-Range") != "" || w.Header().Get("ETag") != "" {
+		t.Errorf("with Range and If-None-Match: %d %v", w.Code, w.Header())
+	}
+}
+
+// A page whose extension gives it no type is named at start: browsers
+// would offer it as a download.
+func TestErrorPageWithoutTypeWarns(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.ErrorPageSpecs = []string{"404 502=/maintenance"} })
+	if logs := e.logs.String(); !strings.Contains(logs, "no type") || !strings.Contains(logs, `"statuses":[404,502]`) {
+		t.Errorf("no warning naming the page's statuses:\n%s", logs)
+	}
+}
+
+// A failed X-Accel-Redirect does not hand the download's freshness to the
+// 404: a shared cache would keep the error for a year. A Cache-Control
+// that keeps the answer private stays.
+func TestErrorPageAfterFailedAccelDropsDownloadCaching(t *testing.T) {
+	e, _ := errorPageEnv(t)
+	cacheControl := ""
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		h := http.Header{
+			"X-Accel-Redirect": {"/errors/no-such.pdf"},
+			"Content-Type":     {"application/pdf"},
+			"Cache-Control":    {cacheControl},
+			"Expires":          {"Fri, 03 Dec 2027 00:00:00 GMT"},
+		}
+		return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+	}
+	for cc, want := range map[string]string{"public, max-age=31536000, immutable": "", "private, max-age=60": "private, max-age=60", "no-store": "no-store"} {
+		cacheControl = cc
+		w := e.do(httptest.NewRequest("GET", "/hello.php", nil))
+		if w.Code != 404 || w.Header().Get("Cache-Control") != want || w.Header().Get("Expires") != "" {
+			t.Errorf("app's Cache-Control %q: 404 page with Cache-Control %q Expires %q, want %q and none", cc, w.Header().Get("Cache-Control"), w.Header().Get("Expires"), want)
+		}
 	}
 }

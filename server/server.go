@@ -727,5 +727,5 @@ func originForm(target string) string {
 // fail answers with the status's page (SESSIONGATE_ERROR_PAGES) or its
 // name, like nginx's short status pages.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int) {
-	WriteError(w, r, status, http.StatusText(status))
+	s.writeError(w, r, status, http.StatusText(status))
 }

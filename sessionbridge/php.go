@@ -545,8 +545,14 @@ func (w *bridgeWriter) WriteHeader(code int) {
 	// a private 6xx-9xx included (the transport passes those, as nginx
 	// does), would pass for a success.
 	if err := w.b.failure(); err != nil && (code < 500 || code > 599) {
+		// The gateway's own Connection: close (a request body it will not
+		// read to the end) must stay; the app's headers go.
+		conn := h["Connection"]
 		for k := range h {
 			delete(h, k)
+		}
+		if conn != nil {
+			h["Connection"] = conn
 		}
 		h.Set("Retry-After", "1")
 		w.swallow = true
