@@ -987,7 +987,13 @@ func TestErrorPages(t *testing.T) {
 }
 
 func TestRestrictedPaths(t *testing.T) {
-	cfg, err := Load(append(base(t), "SESSIONGATE_RESTRICTED_PATHS=/phpmyadmin/  10.0.0.0/8 192.168.1.7 ::ffff:172.16.0.0/108 fd00::/8, /xmlrpc.php none"))
+	env := base(t)
+	for _, kv := range env {
+		if root, ok := strings.CutPrefix(kv, "SESSIONGATE_DOCUMENT_ROOT="); ok {
+			os.MkdirAll(filepath.Join(root, "pma"), 0o755)
+		}
+	}
+	cfg, err := Load(append(env, "SESSIONGATE_RESTRICTED_PATHS=/phpmyadmin/  10.0.0.0/8 192.168.1.7 ::ffff:172.16.0.0/108 fd00::/8, /xmlrpc.php none"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1013,8 +1019,12 @@ func TestRestrictedPaths(t *testing.T) {
 		{"/x all", "leave the path out"},
 		{"/ none", "whole site"},
 		{"/x none,/x 10.0.0.1", "listed twice"},
+		// nginx's location /pma is a prefix: here it would leave /pma/ open.
+		{"/pma 10.0.0.0/8", "write /pma/"},
+		{"/wp-admin/* 10.0.0.0/8", "not as patterns"},
+		{"/admin/*.php none", "not as patterns"},
 	} {
-		_, err := Load(append(base(t), "SESSIONGATE_RESTRICTED_PATHS="+c.value))
+		_, err := Load(append(env, "SESSIONGATE_RESTRICTED_PATHS="+c.value))
 		e, ok := err.(*Error)
 		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_RESTRICTED_PATHS"}) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("SESSIONGATE_RESTRICTED_PATHS=%s: got %v, want an error naming only it, saying %q", c.value, err, c.want)

@@ -3,7 +3,11 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // TestRestrictedPaths: SESSIONGATE_RESTRICTED_PATHS keeps phpMyAdmin-style
@@ -52,5 +56,42 @@ func TestRestrictedPaths(t *testing.T) {
 	}
 	if r := runs(); r != "/pma/index.php\n" {
 		t.Errorf("runs %q, want the one allowed", r)
+	}
+}
+
+// TestRestrictedPathsSymfonyRouting: a front controller that routes like
+// Laravel and Symfony (HttpFoundation's getPathInfo, from REQUEST_URI,
+// dot segments left in) cannot be reached in its admin area from outside,
+// neither through dot segments nor through /index.php/admin/...
+func TestRestrictedPathsSymfonyRouting(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	const autoload = "/usr/share/php/Symfony/Component/HttpFoundation/autoload.php"
+	if _, err := os.Stat(autoload); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Debian's php-symfony-http-foundation is missing (scripts/deps.sh test installs it): %v", err)
+		}
+		t.Skipf("php-symfony-http-foundation not installed: %v", err)
+	}
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"index.php": `<?php
+require '` + autoload + `';
+$path = rawurldecode(Symfony\Component\HttpFoundation\Request::createFromGlobals()->getPathInfo());
+// Laravel: Route::get('/admin/{any}', ...)->where('any', '.*')
+if (preg_match('#^/admin(/|$)#', $path)) { echo 'ADMIN AREA ', $path; exit; }
+echo 'public ', $path;`,
+	})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{"/admin/users", "/admin", "/admin/%2e%2e/users", "/admin/users/%2e%2e/%2e%2e/delete-all", "/index.php/admin/users", "/index.php/admin"} {
+		if res, body := g.get(t, target); res.StatusCode != 403 || strings.Contains(body, "ADMIN") {
+			t.Errorf("%s from outside: %d %q, want 403", target, res.StatusCode, body)
+		}
+	}
+	if res, body := g.get(t, "/blog/post-1"); res.StatusCode != 200 || body != "public /blog/post-1" {
+		t.Errorf("a public page: %d %q", res.StatusCode, body)
 	}
 }

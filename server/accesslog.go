@@ -41,6 +41,9 @@ type RequestInfo struct {
 	// rateCounted is the SESSIONGATE_RATE_LIMITS rule that counted this
 	// request, if any (ratelimit.go).
 	rateCounted *rateRule
+	// restrictedRule is 1 + the index of the SESSIONGATE_RESTRICTED_PATHS
+	// entry for the URL, 0 for none (restricted.go).
+	restrictedRule int
 	// srv answers the gateway's own errors with SESSIONGATE_ERROR_PAGES
 	// (WriteError).
 	srv *Server

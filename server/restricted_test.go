@@ -87,3 +87,98 @@ func TestRestrictedPaths(t *testing.T) {
 		t.Errorf("Django mount from inside: %d, mounted %d", w.Code, mounted)
 	}
 }
+
+func restrictedDo(t *testing.T, e *env, remote, target string) int {
+	t.Helper()
+	r := rawRequest(t, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	r.RemoteAddr = remote
+	return e.do(r).Code
+}
+
+// Apps that route on REQUEST_URI without resolving dot segments read
+// /admin/%2e%2e/users as under /admin/: refused, for PHP and for a mount.
+func TestRestrictedPathsDotSegments(t *testing.T) {
+	var mountedURI []string
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8", "/app/admin/ 10.0.0.0/8"}
+	}, WithMount("django", []string{"/app/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mountedURI = append(mountedURI, r.RequestURI)
+	})))
+	for _, target := range []string{"/admin/%2e%2e/x", "/admin/users/%2E%2E/%2E%2E/x", "/admin/../x", "/index.php/admin/%2e%2e/x", "//admin//..//x",
+		"/app/admin/%2e%2e/x", "/app/admin/secret/../../x"} {
+		before, mounted := e.php.calls(), len(mountedURI)
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 || e.php.calls() != before || len(mountedURI) != mounted {
+			t.Errorf("outsider %s: %d, want 403 before PHP or Django", target, code)
+		}
+	}
+	// Inside the list, and paths without dot segments, as before.
+	if code := restrictedDo(t, e, "10.0.0.1:1", "/admin/%2e%2e/x"); code != 200 {
+		t.Errorf("office /admin/%%2e%%2e/x: %d", code)
+	}
+	if code := restrictedDo(t, e, "192.0.2.9:1", "/x/%2e%2e/y"); code != 200 {
+		t.Errorf("outsider /x/%%2e%%2e/y: %d", code)
+	}
+}
+
+// Front controllers route on the path after the script:
+// /index.php/admin/users is the admin area.
+func TestRestrictedPathsFrontControllerPathInfo(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{"/index.php/admin/users", "/index.php/admin", "/index.php//admin/x"} {
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 {
+			t.Errorf("outsider %s: %d, want 403", target, code)
+		}
+	}
+	if code := restrictedDo(t, e, "192.0.2.9:1", "/index.php/blog"); code != 200 {
+		t.Errorf("outsider /index.php/blog: %d", code)
+	}
+}
+
+// A broad entry on the front controller does not override the URL's more
+// specific one: a staging site kept to the office, with public webhooks.
+func TestRestrictedPathsFrontControllerKeepsSpecificRule(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/ 10.0.0.0/8", "/webhooks/ 0.0.0.0/0 ::/0"}
+	})
+	for remote, want := range map[string]int{"192.0.2.9:1": 200, "10.1.1.1:1": 200} {
+		if code := restrictedDo(t, e, remote, "/webhooks/stripe"); code != want {
+			t.Errorf("%s /webhooks/stripe: %d, want %d", remote, code, want)
+		}
+	}
+	if code := restrictedDo(t, e, "192.0.2.9:1", "/shop/"); code != 403 {
+		t.Errorf("outsider /shop/: %d, want 403", code)
+	}
+}
+
+// A link-local IPv6 client carries its zone; it matches its prefix.
+func TestRestrictedPathsLinkLocalClient(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/pma/ fe80::/10", "/open/ ::/0"}
+	})
+	for _, dir := range []string{"pma", "open"} {
+		os.MkdirAll(filepath.Join(e.root, dir), 0o755)
+		os.WriteFile(filepath.Join(e.root, dir, "a.txt"), []byte("a"), 0o644)
+		if code := restrictedDo(t, e, "[fe80::1%eth0]:1", "/"+dir+"/a.txt"); code != 200 {
+			t.Errorf("[fe80::1%%eth0] /%s/a.txt: %d, want 200", dir, code)
+		}
+	}
+}
+
+// An entry on a directory's static index covers the directory's URL.
+func TestRestrictedPathsStaticIndex(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/docs/index.html 10.0.0.0/8"}
+	})
+	os.MkdirAll(filepath.Join(e.root, "docs"), 0o755)
+	os.WriteFile(filepath.Join(e.root, "docs/index.html"), []byte("internal"), 0o644)
+	for _, target := range []string{"/docs/index.html", "/docs/"} {
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 {
+			t.Errorf("outsider %s: %d, want 403", target, code)
+		}
+	}
+	if code := restrictedDo(t, e, "10.0.0.1:1", "/docs/"); code != 200 {
+		t.Errorf("office /docs/: %d", code)
+	}
+}

@@ -482,7 +482,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// After the rate limit, as nginx's access phase follows limit_req.
-	if len(s.restrictedPaths) > 0 && s.restricted(w, r, mountPath(r.URL.Path)) {
+	if len(s.restrictedPaths) > 0 && s.restrictedURL(w, r) {
 		return
 	}
 	if len(s.internal) > 0 && s.internalLocationOf(mountPath(r.URL.Path)) != nil {
@@ -622,6 +622,10 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 	switch route.Kind {
 	case phproute.Static:
 		ri.Upstream = "static"
+		if p := mountPath(r.URL.Path); len(s.restrictedPaths) > 0 && strings.HasSuffix(p, "/") && s.restrictedRoute(w, r, p+route.Name) {
+			// A directory's index file.
+			return
+		}
 		s.serveStatic(w, r, route.File, route.Name)
 	case phproute.PHP:
 		ri.Upstream = "php"
@@ -631,7 +635,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 		if len(s.rates) > 0 && s.rateLimited(w, r, route.ScriptName) {
 			return
 		}
-		if len(s.restrictedPaths) > 0 && s.restricted(w, r, route.ScriptName) {
+		if len(s.restrictedPaths) > 0 && s.restrictedRoute(w, r, route.ScriptName, route.PathInfo) {
 			return
 		}
 		script := &fcgi.Script{
