@@ -112,3 +112,22 @@ func TestRateLimitsFollowTheScript(t *testing.T) {
 		}
 	}
 }
+
+// A front controller routes on the path after the script: /index.php/login
+// is the /login page, and counts against its rule.
+func TestRateLimitsFollowTheFrontControllersPath(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/login 1r/m"}
+	})
+	get := func(target string) int {
+		r := httptest.NewRequest("POST", target, nil)
+		r.RemoteAddr = "192.0.2.1:1000"
+		return e.do(r).Code
+	}
+	for i, target := range []string{"/login", "/index.php/login", "/login"} {
+		want := []int{200, 429, 429}[i]
+		if code := get(target); code != want {
+			t.Errorf("%s: %d, want %d", target, code, want)
+		}
+	}
+}

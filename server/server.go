@@ -631,8 +631,10 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 		ri.Upstream = "php"
 		// The script that runs may have a rule its URL did not match:
 		// /wp-login.php/x runs /wp-login.php, /dir/ runs /dir/index.php
-		// (nginx's index redirects internally to the script's location).
-		if len(s.rates) > 0 && s.rateLimited(w, r, route.ScriptName) {
+		// (nginx's index redirects internally to the script's location);
+		// and front controllers route on the path after the script, so
+		// /index.php/login is Laravel's /login.
+		if len(s.rates) > 0 && (s.rateLimited(w, r, route.ScriptName) || route.PathInfo != "" && s.rateLimited(w, r, route.PathInfo)) {
 			return
 		}
 		if len(s.restrictedPaths) > 0 && s.restrictedRoute(w, r, route.ScriptName, route.PathInfo) {
