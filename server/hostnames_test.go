@@ -5,8 +5,6 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -185,22 +183,11 @@ func TestRedirectToCanonicalName(t *testing.T) {
 		c.ServerNames = []string{"example.com", "www.example.com"}
 		c.CanonicalName = "example.com"
 	})
-	os.MkdirAll(filepath.Join(e.root, ".well-known/acme-challenge"), 0o755)
-	os.WriteFile(filepath.Join(e.root, ".well-known/acme-challenge/tok-1"), []byte("tok-1.key"), 0o644)
-	for _, tc := range []struct {
-		host, target string
-		status       int
-		location     string
-	}{
+	checkRedirects(t, e, []redirectCase{
 		{"www.example.com", "/a?b", 301, "https://example.com/a?b"},
 		{"example.com", "/a?b", 301, "https://example.com/a?b"},
 		{"www.example.com", "/.well-known/acme-challenge/tok-1", 200, ""},
-	} {
-		w := e.redirect(rawRequest(t, "GET "+tc.target+" HTTP/1.1\r\nHost: "+tc.host+"\r\n\r\n"))
-		if w.Code != tc.status || w.Header().Get("Location") != tc.location {
-			t.Errorf("%s %s: %d %q, want %d %q", tc.host, tc.target, w.Code, w.Header().Get("Location"), tc.status, tc.location)
-		}
-	}
+	})
 }
 
 // Behind a trusted proxy that sends its own Host (nginx's proxy_pass sends

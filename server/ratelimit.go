@@ -25,21 +25,28 @@ type rateRule struct {
 // like the size of nginx's limit_req_zone.
 const maxRateClients = 100_000
 
-// newRateRules orders the rules as nginx picks a location: an exact path
-// first, then the longest directory.
+// newRateRules orders the rules as nginx picks a location.
 func newRateRules(ls []config.RateLimit) []rateRule {
 	var out []rateRule
 	for _, l := range ls {
 		out = append(out, rateRule{path: l.Path, spec: l.Spec, limiter: ratelimit.New(l.PerSecond, l.Burst, maxRateClients)})
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		ei, ej := !strings.HasSuffix(out[i].path, "/"), !strings.HasSuffix(out[j].path, "/")
+	sortLocations(out, func(r rateRule) string { return r.path })
+	return out
+}
+
+// sortLocations orders entries keyed by URL path (exact, or a directory
+// ending in "/") as nginx picks a location, so that the first match is the
+// one that applies: exact paths first, then the longest directory.
+func sortLocations[T any](entries []T, path func(T) string) {
+	sort.SliceStable(entries, func(i, j int) bool {
+		pi, pj := path(entries[i]), path(entries[j])
+		ei, ej := !strings.HasSuffix(pi, "/"), !strings.HasSuffix(pj, "/")
 		if ei != ej {
 			return ei
 		}
-		return len(out[i].path) > len(out[j].path)
+		return len(pi) > len(pj)
 	})
-	return out
 }
 
 // rateLimited answers 429 to a request over the limit of the rule for

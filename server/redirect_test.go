@@ -302,21 +302,29 @@ func TestRedirectOnlyServerNames(t *testing.T) {
 		c.Listen = ":443"
 		c.ServerNames = []string{"example.com", "*.example.com"}
 	})
-	os.MkdirAll(filepath.Join(e.root, ".well-known/acme-challenge"), 0o755)
-	os.WriteFile(filepath.Join(e.root, ".well-known/acme-challenge/tok-1"), []byte("tok-1.key"), 0o644)
-	for _, tc := range []struct {
-		host, target string
-		status       int
-		location     string
-	}{
+	checkRedirects(t, e, []redirectCase{
 		{"example.com", "/a?b", 301, "https://example.com/a?b"},
 		{"www.example.com:80", "/", 301, "https://www.example.com/"},
 		{"www.example.com", "/.well-known/acme-challenge/tok-1", 200, ""},
 		{"evil.example", "/a", 421, ""},
 		{"evil.example", "/.well-known/acme-challenge/tok-1", 421, ""},
-	} {
-		r := rawRequest(t, "GET "+tc.target+" HTTP/1.1\r\nHost: "+tc.host+"\r\n\r\n")
-		w := e.redirect(r)
+	})
+}
+
+type redirectCase struct {
+	host, target string
+	status       int
+	location     string
+}
+
+// checkRedirects puts the ACME token tok-1 under e's root and sends each
+// case's GET to the port-80 listener.
+func checkRedirects(t *testing.T, e *env, cases []redirectCase) {
+	t.Helper()
+	os.MkdirAll(filepath.Join(e.root, ".well-known/acme-challenge"), 0o755)
+	os.WriteFile(filepath.Join(e.root, ".well-known/acme-challenge/tok-1"), []byte("tok-1.key"), 0o644)
+	for _, tc := range cases {
+		w := e.redirect(rawRequest(t, "GET "+tc.target+" HTTP/1.1\r\nHost: "+tc.host+"\r\n\r\n"))
 		if w.Code != tc.status || w.Header().Get("Location") != tc.location {
 			t.Errorf("%s %s: %d %q, want %d %q", tc.host, tc.target, w.Code, w.Header().Get("Location"), tc.status, tc.location)
 		}

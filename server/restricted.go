@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"sort"
 	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -19,20 +18,14 @@ type restrictedPath struct {
 	spec  string
 }
 
-// newRestrictedPaths orders the entries as nginx picks a location: an
-// exact path first, then the longest directory.
+// newRestrictedPaths orders the entries as nginx picks a location; an
+// entry's index is then its rank, lower being more specific.
 func newRestrictedPaths(ls []config.RestrictedPath) []restrictedPath {
 	var out []restrictedPath
 	for _, l := range ls {
 		out = append(out, restrictedPath{path: l.Path, allow: l.Allow, spec: l.Spec})
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		ei, ej := !strings.HasSuffix(out[i].path, "/"), !strings.HasSuffix(out[j].path, "/")
-		if ei != ej {
-			return ei
-		}
-		return len(out[i].path) > len(out[j].path)
-	})
+	sortLocations(out, func(r restrictedPath) string { return r.path })
 	return out
 }
 
