@@ -109,7 +109,10 @@ type Config struct {
 	// RestrictedPathSpecs is empty by default: nginx lets every address in
 	// unless told.
 	RestrictedPathSpecs []string `env:"SESSIONGATE_RESTRICTED_PATHS" help:"comma-separated URL paths only some client addresses may request, like nginx's allow lines followed by deny all: PATH ADDRESS..., with IPs or CIDRs after SESSIONGATE_TRUSTED_PROXIES, or PATH none for nobody (deny all), e.g. /phpmyadmin/ 10.0.0.0/8 192.168.1.7,/xmlrpc.php none; a path ending in / covers everything under it, static files included, and one without covers that exact URL only (no patterns); an exact path wins over a directory, a longer directory over a shorter; an entry on a script also covers the URLs that run it, and the path after a script (/index.php/admin/) counts like the URL; other clients get 403 before PHP or Django runs"`
-	TrustedProxies      Prefixes `env:"SESSIONGATE_TRUSTED_PROXIES" help:"comma-separated CIDRs or IPs of proxies in front of the gateway; only their X-Forwarded-For and X-Forwarded-Proto are believed (default: none)"`
+	// BasicAuthSpecs is empty by default: nginx asks for no password unless
+	// told.
+	BasicAuthSpecs []string `env:"SESSIONGATE_BASIC_AUTH" help:"comma-separated URL paths that ask for a user name and password, like nginx's auth_basic with auth_basic_user_file: PATH FILE, e.g. / /etc/sessiongate/staging.htpasswd for a staging site, /wp-admin/ /etc/sessiongate/admins.htpasswd; FILE is what htpasswd writes (bcrypt from htpasswd -B, htpasswd's default $apr1$, or {SHA}), read again when it changes; paths match as in SESSIONGATE_RESTRICTED_PATHS, and an entry there for the same path must be satisfied too; a more specific entry of either list without a password (e.g. /webhooks/ 0.0.0.0/0 ::/0) opens its part; PHP gets the user as REMOTE_USER"`
+	TrustedProxies Prefixes `env:"SESSIONGATE_TRUSTED_PROXIES" help:"comma-separated CIDRs or IPs of proxies in front of the gateway; only their X-Forwarded-For and X-Forwarded-Proto are believed (default: none)"`
 
 	AdminListen string `env:"SESSIONGATE_ADMIN_LISTEN" help:"address of the admin listener serving /healthz, /readyz and /metrics (Prometheus), host:port; empty = no admin listener"`
 	// AdminPprof is off by default: a profile exposes code paths and costs
@@ -305,6 +308,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	c.checkRateLimits(check)
 	c.checkErrorPages(check)
 	c.checkRestrictedPaths(check)
+	c.checkBasicAuth(check)
 
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")

@@ -78,6 +78,7 @@ func TestEveryVariable(t *testing.T) {
 	static := t.TempDir()
 	private := t.TempDir()
 	cert, key := testtls.Pair(t)
+	users := writeHtpasswd(t, "bo:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\n")
 	env := []string{
 		"SESSIONGATE_LISTEN=127.0.0.1:8443",
 		"SESSIONGATE_PHP_FPM=127.0.0.1:9000, unix:/run/php/fpm.sock ,[::1]:9001",
@@ -118,6 +119,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_RATE_LIMITS=/wp-login.php 10r/m burst=5, /api/  20r/s",
 		"SESSIONGATE_ERROR_PAGES=502 503 504=/50x.html, 404 =/errors/404.html",
 		"SESSIONGATE_RESTRICTED_PATHS=/phpmyadmin/ 10.0.0.0/8 192.168.1.7,/xmlrpc.php none",
+		"SESSIONGATE_BASIC_AUTH=/staging/ " + users,
 		"SESSIONGATE_SESSIONS=on",
 		"SESSIONGATE_SESSION_COOKIE=sid",
 		"SESSIONGATE_SESSION_KEYS=" + testKey + ",old-key-0123456789abcdef0123456789ab",
@@ -160,6 +162,7 @@ func TestEveryVariable(t *testing.T) {
 		RateLimitSpecs:      []string{"/wp-login.php 10r/m burst=5", "/api/  20r/s"},
 		ErrorPageSpecs:      []string{"502 503 504=/50x.html", "404 =/errors/404.html"},
 		RestrictedPathSpecs: []string{"/phpmyadmin/ 10.0.0.0/8 192.168.1.7", "/xmlrpc.php none"},
+		BasicAuthSpecs:      []string{"/staging/ " + users},
 		MaxBody:             512 << 10,
 		RequestBuffering:    true,
 		CompressCache:       1 << 20,
@@ -1028,6 +1031,48 @@ func TestRestrictedPaths(t *testing.T) {
 		e, ok := err.(*Error)
 		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_RESTRICTED_PATHS"}) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("SESSIONGATE_RESTRICTED_PATHS=%s: got %v, want an error naming only it, saying %q", c.value, err, c.want)
+		}
+	}
+}
+
+// writeHtpasswd writes a password file and returns its path.
+func writeHtpasswd(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestBasicAuth(t *testing.T) {
+	good := writeHtpasswd(t, "bo:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\n")
+	cfg, err := Load(append(base(t), "SESSIONGATE_BASIC_AUTH=/ "+good+", /wp-admin/  "+good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []BasicAuth{{Path: "/", File: good, Spec: "/ " + good}, {Path: "/wp-admin/", File: good, Spec: "/wp-admin/ " + good}}
+	if got := cfg.BasicAuths(); !reflect.DeepEqual(got, want) {
+		t.Errorf("BasicAuths() = %+v, want %+v", got, want)
+	}
+	sha6 := writeHtpasswd(t, "# users\nana:$6$saltsalt$cG1sLi5KbTzhI1WmNHyNMm4rVbEZ5wXoSEDF0Ko2Vw8\n")
+	for _, c := range []struct{ value, want string }{
+		{"/", "PATH then the password file"},
+		{"/ " + good + " extra", "PATH then the password file"},
+		{"/ htpasswd", "absolute path"},
+		{"admin/ " + good, "starting with /"},
+		{"/admin/* " + good, "not as patterns"},
+		{"/ /no/such/file", "/no/such/file: does not exist"},
+		{"/ " + sha6, "line 2 (user \"ana\"): $6$ crypt hashes are not supported"},
+		{"/a/ " + good + ",/a/ " + good, "listed twice"},
+	} {
+		_, err := Load(append(base(t), "SESSIONGATE_BASIC_AUTH="+c.value))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_BASIC_AUTH"}) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("SESSIONGATE_BASIC_AUTH=%s: got %v, want an error naming only it, saying %q", c.value, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "cG1sLi5K") {
+			t.Errorf("the error shows a hash: %v", err)
 		}
 	}
 }

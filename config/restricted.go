@@ -38,11 +38,8 @@ func parseRestrictedPath(e string) (RestrictedPath, error) {
 		return RestrictedPath{}, fmt.Errorf("%q: each entry is PATH then the addresses let in (IPs or CIDRs), or PATH none, e.g. /phpmyadmin/ 10.0.0.0/8 192.168.1.7", e)
 	}
 	rp := RestrictedPath{Path: f[0], Spec: strings.Join(f, " ")}
-	if strings.ContainsAny(rp.Path, "*~") {
-		return RestrictedPath{}, fmt.Errorf("%q: paths are matched as they are, not as patterns: /dir/ covers everything under /dir/, /file.php that exact URL", e)
-	}
-	if !urlPrefixOK(rp.Path) {
-		return RestrictedPath{}, fmt.Errorf(urlPrefixRule("path", "/phpmyadmin/ or /xmlrpc.php"), rp.Path)
+	if err := accessPathError(e, rp.Path); err != nil {
+		return RestrictedPath{}, err
 	}
 	if len(f) == 2 && f[1] == "none" {
 		return rp, nil
@@ -75,12 +72,30 @@ func (c *Config) checkRestrictedPaths(check func(name string, ok bool, format st
 		check(name, !seen[rp.Path], "%q is listed twice", rp.Path)
 		seen[rp.Path] = true
 		check(name, rp.Path != "/" || len(rp.Allow) > 0, "\"/ none\" would refuse the whole site to everyone")
-		if !strings.HasSuffix(rp.Path, "/") && c.StaticRoot != "" {
-			// nginx's location /phpmyadmin is a prefix; here that entry
-			// would cover the one URL, and the directory would stay open.
-			if fi, err := os.Stat(filepath.Join(c.StaticRoot, filepath.FromSlash(rp.Path))); err == nil && fi.IsDir() {
-				check(name, false, "%q: %s is a directory of SESSIONGATE_STATIC_ROOT, and an entry without a trailing / covers only that exact URL: write %s/", e, rp.Path, rp.Path)
-			}
-		}
+		c.checkExactEntry(check, name, e, rp.Path)
+	}
+}
+
+// accessPathError checks the path of a SESSIONGATE_RESTRICTED_PATHS or
+// SESSIONGATE_BASIC_AUTH entry e.
+func accessPathError(e, path string) error {
+	if strings.ContainsAny(path, "*~") {
+		return fmt.Errorf("%q: paths are matched as they are, not as patterns: /dir/ covers everything under /dir/, /file.php that exact URL", e)
+	}
+	if !urlPrefixOK(path) {
+		return fmt.Errorf(urlPrefixRule("path", "/phpmyadmin/ or /xmlrpc.php"), path)
+	}
+	return nil
+}
+
+// checkExactEntry refuses an entry without a trailing / that names a
+// directory of the site: nginx's location /phpmyadmin is a prefix, but
+// here that entry would cover the one URL and leave the directory open.
+func (c *Config) checkExactEntry(check func(name string, ok bool, format string, args ...any), name, e, path string) {
+	if strings.HasSuffix(path, "/") || c.StaticRoot == "" {
+		return
+	}
+	if fi, err := os.Stat(filepath.Join(c.StaticRoot, filepath.FromSlash(path))); err == nil && fi.IsDir() {
+		check(name, false, "%q: %s is a directory of SESSIONGATE_STATIC_ROOT, and an entry without a trailing / covers only that exact URL: write %s/", e, path, path)
 	}
 }

@@ -19,7 +19,7 @@ var standardParams = map[string]struct{}{
 	"SERVER_PROTOCOL": {}, "REQUEST_SCHEME": {}, "HTTPS": {}, "GATEWAY_INTERFACE": {},
 	"SERVER_SOFTWARE": {}, "REMOTE_ADDR": {}, "REMOTE_PORT": {}, "SERVER_ADDR": {},
 	"SERVER_PORT": {}, "SERVER_NAME": {}, "REDIRECT_STATUS": {}, "SCRIPT_FILENAME": {},
-	"PATH_INFO": {}, "PATH_TRANSLATED": {},
+	"PATH_INFO": {}, "PATH_TRANSLATED": {}, "REMOTE_USER": {},
 }
 
 // ServerSoftware is the SERVER_SOFTWARE param. It names nginx because PHP
@@ -215,6 +215,11 @@ func encodeParams(e *paramEncoder, req *http.Request, s *Script, bodyLen int64, 
 	rhost, rport := splitHostPortLoose(remote)
 	add("REMOTE_ADDR", rhost)
 	add("REMOTE_PORT", rport)
+	if s.RemoteUser != "" {
+		// Only a user the gateway checked: nginx's $remote_user is the
+		// name in any Authorization header, checked or not.
+		add("REMOTE_USER", s.RemoteUser)
+	}
 
 	host := req.Host
 	if host == "" && req.URL != nil {

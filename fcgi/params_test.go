@@ -464,3 +464,22 @@ func TestSendfileControlNeverFromClients(t *testing.T) {
 		}
 	}
 }
+
+// REMOTE_USER is the user the gateway checked, and only that: a client's
+// own Authorization header or a Remote-User header never sets it (nginx's
+// $remote_user takes the name from any Authorization header).
+func TestParamsRemoteUser(t *testing.T) {
+	r := httptest.NewRequest("GET", "/index.php", nil)
+	r.SetBasicAuth("mallory", "x")
+	r.Header.Set("Remote-User", "admin")
+	m, _ := encode(t, r, testScript, -1)
+	if v, ok := m["REMOTE_USER"]; ok {
+		t.Errorf("unchecked REMOTE_USER %q sent", v)
+	}
+	s := *testScript
+	s.RemoteUser = "bo"
+	s.Extra = []Param{{Name: "REMOTE_USER", Value: "admin"}}
+	if m, _ = encode(t, r, &s, -1); m["REMOTE_USER"] != "bo" {
+		t.Errorf("REMOTE_USER = %q, want bo", m["REMOTE_USER"])
+	}
+}

@@ -41,6 +41,9 @@ type Script struct {
 	// configured with, as nginx sends its server_name, rather than one
 	// taken from the request's Host.
 	ServerName string
+	// RemoteUser, when set, is REMOTE_USER: the user SESSIONGATE_BASIC_AUTH
+	// let in.
+	RemoteUser string
 	// ForwardedTrusted is true when the request came through a trusted
 	// proxy. Only then do its Forwarded and X-Forwarded-* headers reach PHP
 	// (as HTTP_X_FORWARDED_FOR, ...): a PHP app that naively believes them

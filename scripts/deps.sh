@@ -119,6 +119,8 @@ test)
 	need_python_mod python3-pip -m pip --version
 	need_python_mod python3-pip -c 'import setuptools, wheel'
 	need_bin chromium chromium
+	# Password files as users make them, for SESSIONGATE_BASIC_AUTH.
+	need_bin htpasswd apache2-utils
 	# Symfony's BinaryFileResponse sends X-Accel-Redirect (integration).
 	need_deb php-symfony-http-foundation "Symfony's HttpFoundation"
 	# BinaryFileResponse guesses the file's type with symfony/mime, which

@@ -35,6 +35,8 @@ type RequestInfo struct {
 	// ServerName is the SESSIONGATE_SERVER_NAMES name the request is for,
 	// or "" when that list is empty.
 	ServerName string
+	// RemoteUser is the user SESSIONGATE_BASIC_AUTH let in, or "".
+	RemoteUser string
 	// InternalRedirect is the X-Accel-Redirect the app answered with, if
 	// any: the response is that file's.
 	InternalRedirect string
@@ -365,6 +367,9 @@ func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status
 	}
 	if ri.InternalRedirect != "" {
 		attrs = append(attrs, slog.String("internal_redirect", ri.InternalRedirect))
+	}
+	if ri.RemoteUser != "" {
+		attrs = append(attrs, slog.String("user", ri.RemoteUser))
 	}
 	if aborted {
 		attrs = append(attrs, slog.Bool("aborted", true))

@@ -7,26 +7,68 @@ import (
 	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/htpasswd"
 )
 
-// restrictedPath is one SESSIONGATE_RESTRICTED_PATHS entry: nginx's allow
-// lines and deny all in a location, to keep phpMyAdmin or an admin area to
-// the office network, or xmlrpc.php to nobody.
+// restrictedPath is a URL path's entry in SESSIONGATE_RESTRICTED_PATHS,
+// SESSIONGATE_BASIC_AUTH or both: nginx's allow lines and deny all, and
+// its auth_basic, in one location (satisfy all). It keeps phpMyAdmin or an
+// admin area to the office network, xmlrpc.php to nobody, a staging site
+// to those with a password.
 type restrictedPath struct {
-	path  string // exact, or a directory ending in "/" (prefix)
-	allow config.Prefixes
+	path string // exact, or a directory ending in "/" (prefix)
+	// allow lets in only these client networks when restrictAddrs is set
+	// (empty: nobody); every address otherwise.
+	allow         config.Prefixes
+	restrictAddrs bool
+	// users, when set, must name the client's user and password.
+	users *htpasswd.File
 	spec  string
 }
 
-// newRestrictedPaths orders the entries as nginx picks a location; an
-// entry's index is then its rank, lower being more specific.
-func newRestrictedPaths(ls []config.RestrictedPath) []restrictedPath {
+// newRestrictedPaths merges both variables' entries by path and orders
+// them as nginx picks a location; an entry's index is then its rank, lower
+// being more specific. Each password file is opened once.
+func newRestrictedPaths(cfg *config.Config) ([]restrictedPath, error) {
 	var out []restrictedPath
-	for _, l := range ls {
-		out = append(out, restrictedPath{path: l.Path, allow: l.Allow, spec: l.Spec})
+	byPath := map[string]int{}
+	entry := func(path string) *restrictedPath {
+		i, ok := byPath[path]
+		if !ok {
+			i = len(out)
+			byPath[path] = i
+			out = append(out, restrictedPath{path: path})
+		}
+		return &out[i]
+	}
+	for _, l := range cfg.RestrictedPaths() {
+		e := entry(l.Path)
+		e.allow, e.restrictAddrs = l.Allow, true
+		e.spec = joinSpec(e.spec, "SESSIONGATE_RESTRICTED_PATHS "+l.Spec)
+	}
+	files := map[string]*htpasswd.File{}
+	for _, b := range cfg.BasicAuths() {
+		f := files[b.File]
+		if f == nil {
+			var err error
+			if f, err = htpasswd.Open(b.File); err != nil {
+				return nil, fmt.Errorf("SESSIONGATE_BASIC_AUTH %s: %w", b.Spec, err)
+			}
+			files[b.File] = f
+		}
+		e := entry(b.Path)
+		e.users = f
+		e.spec = joinSpec(e.spec, "SESSIONGATE_BASIC_AUTH "+b.Spec)
 	}
 	sortLocations(out, func(r restrictedPath) string { return r.path })
-	return out
+	return out, nil
+}
+
+func joinSpec(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + " and " + b
 }
 
 // restrictedRule returns the index in s.restrictedPaths of the entry for
@@ -44,18 +86,48 @@ func (s *Server) restrictedRule(path string) int {
 	return -1
 }
 
-// refuses reports whether entry i keeps the client of ri out. A client
-// whose address does not parse is in no list.
-func (s *Server) refuses(i int, ri *RequestInfo) bool {
-	client, err := netip.ParseAddrPort(ri.RemoteAddr)
-	// net/http gives a link-local IPv6 client its zone, which no prefix
-	// contains.
-	return err != nil || !s.restrictedPaths[i].allow.Contains(client.Addr().WithZone(""))
+// denial is 0 when entry i lets the client of r in, else the status to
+// refuse it with: 403 for an address outside the entry's list, 401 without
+// a user and password its file has. The user let in becomes REMOTE_USER.
+func (s *Server) denial(i int, r *http.Request) int {
+	e := &s.restrictedPaths[i]
+	ri := Info(r.Context())
+	if e.restrictAddrs {
+		// A client whose address does not parse is in no list; net/http
+		// gives a link-local IPv6 client its zone, which no prefix
+		// contains.
+		client, err := netip.ParseAddrPort(ri.RemoteAddr)
+		if err != nil || !e.allow.Contains(client.Addr().WithZone("")) {
+			return http.StatusForbidden
+		}
+	}
+	if e.users != nil {
+		user, password, ok := r.BasicAuth()
+		if !ok {
+			return http.StatusUnauthorized
+		}
+		if !e.users.Verify(user, password) {
+			// Logged, as nginx logs a wrong password; a browser's first
+			// request, without credentials, is not.
+			ri.Err = fmt.Errorf("%s: wrong password or unknown user %q", e.spec, user)
+			return http.StatusUnauthorized
+		}
+		if err := e.users.Err(); err != nil {
+			s.log.Warn("SESSIONGATE_BASIC_AUTH: password file unreadable, its last good contents are used", "error", err.Error())
+		}
+		ri.RemoteUser = user
+	}
+	return 0
 }
 
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, i int) bool {
-	Info(r.Context()).Err = fmt.Errorf("not let in by SESSIONGATE_RESTRICTED_PATHS %s", s.restrictedPaths[i].spec)
-	s.fail(w, r, http.StatusForbidden)
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, i, status int) bool {
+	ri := Info(r.Context())
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="Restricted", charset="UTF-8"`)
+	} else {
+		ri.Err = fmt.Errorf("not let in by %s", s.restrictedPaths[i].spec)
+	}
+	s.fail(w, r, status)
 	return true
 }
 
@@ -75,8 +147,10 @@ func (s *Server) restrictedURL(w http.ResponseWriter, r *http.Request) bool {
 	ri := Info(r.Context())
 	i := s.restrictedRule(mountPath(r.URL.Path))
 	ri.restrictedRule = i + 1
-	if i >= 0 && s.refuses(i, ri) {
-		return s.refuse(w, r, i)
+	if i >= 0 {
+		if status := s.denial(i, r); status != 0 {
+			return s.refuse(w, r, i, status)
+		}
 	}
 	if !hasDotSegment(r.URL.Path) {
 		return false
@@ -89,8 +163,10 @@ func (s *Server) restrictedURL(w http.ResponseWriter, r *http.Request) bool {
 		if raw[k] != '/' {
 			continue
 		}
-		if j := s.restrictedRule(raw[k:]); j >= 0 && s.refuses(j, ri) {
-			return s.refuse(w, r, j)
+		if j := s.restrictedRule(raw[k:]); j >= 0 {
+			if status := s.denial(j, r); status != 0 {
+				return s.refuse(w, r, j, status)
+			}
 		}
 	}
 	return false
@@ -121,8 +197,10 @@ func (s *Server) restrictedRoute(w http.ResponseWriter, r *http.Request, paths .
 			best = j
 		}
 	}
-	if best >= 0 && best != urlRule && s.refuses(best, ri) {
-		return s.refuse(w, r, best)
+	if best >= 0 && best != urlRule {
+		if status := s.denial(best, r); status != 0 {
+			return s.refuse(w, r, best, status)
+		}
 	}
 	return false
 }

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -180,5 +183,86 @@ func TestRestrictedPathsStaticIndex(t *testing.T) {
 	}
 	if code := restrictedDo(t, e, "10.0.0.1:1", "/docs/"); code != 200 {
 		t.Errorf("office /docs/: %d", code)
+	}
+}
+
+// basicAuthFile writes a password file with bo's password "secret"
+// ($apr1$, htpasswd's default) and returns its path.
+func basicAuthFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(p, []byte("bo:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestBasicAuth: SESSIONGATE_BASIC_AUTH asks for a password with 401 and
+// WWW-Authenticate before PHP, a static file or a mount runs; the right
+// one lets in, and PHP gets the user as REMOTE_USER; a more specific entry
+// without a password (a restricted path open to all) opens its part, and
+// an entry in both lists needs the address and the password.
+func TestBasicAuth(t *testing.T) {
+	users := basicAuthFile(t)
+	mounted := 0
+	e := newEnv(t, func(c *config.Config) {
+		c.BasicAuthSpecs = []string{"/ " + users, "/office/ " + users}
+		c.RestrictedPathSpecs = []string{"/webhooks/ 0.0.0.0/0 ::/0", "/office/ 10.0.0.0/8"}
+		c.AccessLog = true
+	}, WithMount("django", []string{"/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
+	os.MkdirAll(filepath.Join(e.root, "office"), 0o755)
+	os.WriteFile(filepath.Join(e.root, "office/index.php"), []byte("<?php"), 0o644)
+	do := func(target, remote, user, password string) *httptest.ResponseRecorder {
+		r := rawRequest(t, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		r.RemoteAddr = remote
+		if user != "" || password != "" {
+			r.SetBasicAuth(user, password)
+		}
+		return e.do(r)
+	}
+	for _, tc := range []struct {
+		target, remote, user, password string
+		want                           int
+	}{
+		{"/hello.php", "192.0.2.9:1", "", "", 401},
+		{"/style.css", "192.0.2.9:1", "", "", 401},
+		{"/admin/", "192.0.2.9:1", "", "", 401},
+		{"/hello.php", "192.0.2.9:1", "bo", "wrong", 401},
+		{"/hello.php", "192.0.2.9:1", "nobody", "secret", 401},
+		{"/hello.php", "192.0.2.9:1", "bo", "secret", 200},
+		{"/style.css", "192.0.2.9:1", "bo", "secret", 200},
+		{"/webhooks/stripe", "192.0.2.9:1", "", "", 200},
+		{"/office/", "192.0.2.9:1", "bo", "secret", 403},
+		{"/office/", "10.0.0.1:1", "", "", 401},
+		{"/office/", "10.0.0.1:1", "bo", "secret", 200},
+	} {
+		before := e.php.calls()
+		w := e.do(func() *http.Request {
+			r := rawRequest(t, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			r.RemoteAddr = tc.remote
+			if tc.user != "" {
+				r.SetBasicAuth(tc.user, tc.password)
+			}
+			return r
+		}())
+		if w.Code != tc.want {
+			t.Errorf("%s from %s as %q/%q: %d, want %d", tc.target, tc.remote, tc.user, tc.password, w.Code, tc.want)
+		}
+		if tc.want == 401 && (w.Header().Get("WWW-Authenticate") != `Basic realm="Restricted", charset="UTF-8"` || e.php.calls() != before) {
+			t.Errorf("%s: a 401 without the challenge, or after PHP ran: %v", tc.target, w.Header())
+		}
+	}
+	if mounted != 0 {
+		t.Errorf("Django ran %d times without a password", mounted)
+	}
+	if w := do("/hello.php", "192.0.2.9:1", "bo", "secret"); w.Code != 200 || e.php.scripts[len(e.php.scripts)-1].RemoteUser != "bo" {
+		t.Errorf("REMOTE_USER %q, want bo", e.php.scripts[len(e.php.scripts)-1].RemoteUser)
+	}
+	if log := e.lastLog(t); log["user"] != "bo" {
+		t.Errorf("access log %v, want the user", log)
+	}
+	do("/hello.php", "192.0.2.9:1", "bo", "wrong")
+	if log := e.lastLog(t); log["status"] != float64(401) || !strings.Contains(fmt.Sprint(log["error"]), `unknown user "bo"`) || strings.Contains(e.logs.String(), "wrong\"") {
+		t.Errorf("a wrong password's log line %v", log)
 	}
 }

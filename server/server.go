@@ -175,8 +175,8 @@ type Server struct {
 	names *serverNames
 	// rates are SESSIONGATE_RATE_LIMITS, in the order they are tried.
 	rates []rateRule
-	// restrictedPaths are SESSIONGATE_RESTRICTED_PATHS, in the order they
-	// are tried.
+	// restrictedPaths are SESSIONGATE_RESTRICTED_PATHS and
+	// SESSIONGATE_BASIC_AUTH, in the order they are tried.
 	restrictedPaths []restrictedPath
 	// errorPages are SESSIONGATE_ERROR_PAGES by status (errorpage.go).
 	errorPages map[int]*errorPage
@@ -211,6 +211,12 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	internal, err := openInternalLocations(cfg)
 	if err != nil {
 		router.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	restricted, err := newRestrictedPaths(cfg)
+	if err != nil {
+		router.Close()
+		closeInternalLocations(internal)
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	php := o.php
@@ -251,7 +257,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		names:     newServerNames(cfg.HostNames(), cfg.Canonical()),
 		rates:     newRateRules(cfg.RateLimits()),
 
-		restrictedPaths: newRestrictedPaths(cfg.RestrictedPaths()),
+		restrictedPaths: restricted,
 		sameRoot:        filepath.Clean(cfg.StaticRoot) == filepath.Clean(cfg.DocumentRoot),
 	}
 	s.errorPages = s.newErrorPages(cfg)
@@ -649,6 +655,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 			HTTPS:        ri.HTTPS,
 			RemoteAddr:   ri.RemoteAddr,
 			ServerName:   ri.ServerName,
+			RemoteUser:   ri.RemoteUser,
 			// Forwarding headers reach PHP only from a trusted proxy.
 			ForwardedTrusted: ri.ViaProxy,
 		}

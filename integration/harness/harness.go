@@ -100,6 +100,7 @@ var binaries = map[string]dep{
 	"nginx":    {pkg: "nginx-light"},
 	"caddy":    {pkg: "caddy"},
 	"chromium": {pkg: "chromium"},
+	"htpasswd": {pkg: "apache2-utils"},
 }
 
 // pythonCheck runs Debian's /usr/bin/python3 with args and says what failed.

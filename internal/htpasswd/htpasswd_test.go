@@ -1,0 +1,123 @@
+package htpasswd
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Hashes made by the tools users have: openssl passwd -apr1 (the same
+// algorithm as htpasswd's default), PHP's password_hash ($2y$, as
+// htpasswd -B writes), openssl's SHA-1 for {SHA}.
+func TestAPR1MatchesOpenSSL(t *testing.T) {
+	for _, tc := range []struct{ password, salt, want string }{
+		{"secret", "abcdefgh", "$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/"},
+		{"pässwörd", "x.Y/1", "$apr1$x.Y/1$c7cOCPW9iRAsWU9Oy2VR00"},
+		{"", "abcdefgh", "$apr1$abcdefgh$L.PT565ESX4Tp2bqNs7Ie."},
+		{"a-password-longer-than-sixteen-bytes", "q", "$apr1$q$eZtA5rhfzrsr/nIG7Aw6p1"},
+	} {
+		if got := APR1(tc.password, tc.salt); got != tc.want {
+			t.Errorf("APR1(%q, %q) = %q, want %q", tc.password, tc.salt, got, tc.want)
+		}
+	}
+}
+
+func TestVerify(t *testing.T) {
+	gen, _ := bcrypt.GenerateFromPassword([]byte("go pass"), bcrypt.MinCost)
+	users, err := Parse([]byte(strings.Join([]string{
+		"# staging users",
+		"ana:$2y$04$edQJaFhhHO19wSvun7o66.LHRTIGCBE1rS.TZpWzVMTirDhYKk9Wa",
+		"",
+		"bo:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/",
+		"cy:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=",
+		"dee:" + string(gen) + "\r",
+	}, "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		user, password string
+		ok             bool
+	}{
+		{"ana", "s3cret pass", true},
+		{"ana", "s3cret pass ", false},
+		{"bo", "secret", true},
+		{"bo", "Secret", false},
+		{"cy", "secret", true},
+		{"cy", "", false},
+		{"dee", "go pass", true},
+		{"nobody", "secret", false},
+		{"", "", false},
+	} {
+		if got := users.Verify(tc.user, tc.password); got != tc.ok {
+			t.Errorf("Verify(%q, %q) = %v, want %v", tc.user, tc.password, got, tc.ok)
+		}
+	}
+}
+
+// A file that would lock someone out, or that the gateway cannot check,
+// is refused with its line and never with the hash.
+func TestParseRefuses(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"", "no user"},
+		{"# only a comment\n", "no user"},
+		{"ana", "line 1: not user:hash"},
+		{":$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/", "line 1: not user:hash"},
+		{"ana:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\nana:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=", "line 2: user \"ana\" is listed twice"},
+		{"ana:$6$rounds=5000$saltsalt$cG1sLi5KbTzhI1WmNHyNMm4", "$6$ crypt hashes are not supported"},
+		{"ana:$1$saltsalt$2vnaRpHa6Jxjz5n83ok8Z0", "$1$ crypt hashes are not supported"},
+		{"ana:rl0c4JkM2sQ4E", "htpasswd -B"},
+		{"ana:plaintext-password", "htpasswd -B"},
+		{"ana:$apr1$abcdefgh$short", "malformed $apr1$"},
+		{"ana:{SHA}not-base64!", "malformed {SHA}"},
+		{"ana:$2y$04$tooshort", "malformed bcrypt"},
+	} {
+		_, err := Parse([]byte(tc.file))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.file, err, tc.want)
+		}
+		if err != nil && strings.Contains(tc.file, "$") && strings.Contains(err.Error(), tc.file[strings.IndexByte(tc.file, ':')+1:]) {
+			t.Errorf("%q: the error shows the hash: %v", tc.file, err)
+		}
+	}
+}
+
+// A File follows the file on disk: a user added, or a password changed,
+// counts within a second and without a restart, remembered credentials
+// included; a broken edit keeps the last good contents.
+func TestFileFollowsChanges(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	write := func(s string) {
+		tmp := p + ".tmp"
+		os.WriteFile(tmp, []byte(s), 0o600)
+		os.Rename(tmp, p) // as htpasswd and editors replace it
+	}
+	write("bo:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\n")
+	f, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Verify("bo", "secret") || !f.Verify("bo", "secret") {
+		t.Fatal("bo refused")
+	}
+	write("cy:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n")
+	f.checked = time.Time{} // as if a second had passed
+	if f.Verify("bo", "secret") {
+		t.Error("bo, removed from the file, still let in (remembered credentials)")
+	}
+	if !f.Verify("cy", "secret") {
+		t.Error("cy, added to the file, refused")
+	}
+	write("cy:garbage\n")
+	f.checked = time.Time{}
+	if !f.Verify("cy", "secret") || f.Err() == nil || strings.Contains(f.Err().Error(), "garbage") {
+		t.Errorf("a broken edit: cy refused or no error (or the hash shown): %v", f.Err())
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("a missing file opened")
+	}
+}
