@@ -175,6 +175,9 @@ func (s *Server) serveAccel(w http.ResponseWriter, r *http.Request, target strin
 	if ri != nil {
 		ri.InternalRedirect = target
 	}
+	if len(s.restrictedPaths) > 0 && s.accelRestricted(w, r, target) {
+		return
+	}
 	files, route, err := s.resolveAccel(target)
 	var f fileToSend
 	if err == nil {
@@ -223,6 +226,30 @@ func (s *Server) serveAccel(w http.ResponseWriter, r *http.Request, target strin
 		r.Method = http.MethodGet
 	}
 	s.sendFile(w, r, f)
+}
+
+// accelRestricted refuses an X-Accel-Redirect to a path that
+// SESSIONGATE_RESTRICTED_PATHS or SESSIONGATE_BASIC_AUTH keep the client
+// out of, as nginx runs its access checks again for the location an
+// internal redirect leads to, and reports whether it did.
+func (s *Server) accelRestricted(w http.ResponseWriter, r *http.Request, target string) bool {
+	p, _, _ := strings.Cut(target, "?")
+	decoded, err := url.PathUnescape(p)
+	if err != nil || !strings.HasPrefix(decoded, "/") {
+		return false // resolveAccel refuses it
+	}
+	i := s.restrictedRule(path.Clean(decoded))
+	if i < 0 {
+		return false
+	}
+	status := s.denial(i, r)
+	if status == 0 {
+		return false
+	}
+	h := w.Header()
+	h.Del("Content-Disposition")
+	h.Del("Content-Type")
+	return s.refuse(w, r, i, status)
 }
 
 // resolveAccel finds the file an X-Accel-Redirect value names: the router

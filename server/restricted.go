@@ -107,13 +107,16 @@ func (s *Server) denial(i int, r *http.Request) int {
 			return http.StatusUnauthorized
 		}
 		if !e.users.Verify(user, password) {
+			if err := e.users.NewErr(); err != nil {
+				s.log.Warn("SESSIONGATE_BASIC_AUTH: password file gone, empty or unreadable", "error", err.Error())
+			}
 			// Logged, as nginx logs a wrong password; a browser's first
 			// request, without credentials, is not.
 			ri.Err = fmt.Errorf("%s: wrong password or unknown user %q", e.spec, user)
 			return http.StatusUnauthorized
 		}
-		if err := e.users.Err(); err != nil {
-			s.log.Warn("SESSIONGATE_BASIC_AUTH: password file unreadable, its last good contents are used", "error", err.Error())
+		if err := e.users.NewErr(); err != nil {
+			s.log.Warn("SESSIONGATE_BASIC_AUTH: password file unreadable or malformed, its last good contents are used", "error", err.Error())
 		}
 		ri.RemoteUser = user
 	}

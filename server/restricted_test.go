@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessiongate/sessiongate/config"
 )
@@ -264,5 +265,64 @@ func TestBasicAuth(t *testing.T) {
 	do("/hello.php", "192.0.2.9:1", "bo", "wrong")
 	if log := e.lastLog(t); log["status"] != float64(401) || !strings.Contains(fmt.Sprint(log["error"]), `unknown user "bo"`) || strings.Contains(e.logs.String(), "wrong\"") {
 		t.Errorf("a wrong password's log line %v", log)
+	}
+}
+
+// A broken password file is warned about once, not on every request it
+// still lets in.
+func TestBasicAuthBrokenFileWarnsOnce(t *testing.T) {
+	users := basicAuthFile(t)
+	e := newEnv(t, func(c *config.Config) { c.BasicAuthSpecs = []string{"/ " + users} })
+	os.WriteFile(users+".tmp", []byte("bo:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\nbroken line\n"), 0o600)
+	os.Rename(users+".tmp", users)
+	time.Sleep(1100 * time.Millisecond)
+	for range 20 {
+		r := rawRequest(t, "GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n")
+		r.SetBasicAuth("bo", "secret")
+		if w := e.do(r); w.Code != 200 {
+			t.Fatalf("%d", w.Code)
+		}
+	}
+	if n := strings.Count(e.logs.String(), "password file unreadable or malformed"); n != 1 {
+		t.Errorf("%d warnings for 20 requests with the same broken file, want 1", n)
+	}
+}
+
+// An X-Accel-Redirect into a path the client may not reach is refused, as
+// nginx checks access again for an internal redirect's location.
+func TestBasicAuthAccelRedirect(t *testing.T) {
+	users := basicAuthFile(t)
+	e := newEnv(t, func(c *config.Config) {
+		c.BasicAuthSpecs = []string{"/private/ " + users}
+		c.RestrictedPathSpecs = []string{"/office/ 10.0.0.0/8"}
+	})
+	for _, dir := range []string{"private", "office"} {
+		os.MkdirAll(filepath.Join(e.root, dir), 0o755)
+		os.WriteFile(filepath.Join(e.root, dir, "data.txt"), []byte("SECRETTXT"), 0o644)
+	}
+	target := ""
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{"X-Accel-Redirect": {target}, "Content-Type": {"text/plain"}}, Body: http.NoBody, Request: r}, nil
+	}
+	for _, tc := range []struct {
+		target, remote, user string
+		want                 int
+	}{
+		{"/private/data.txt", "192.0.2.9:1", "", 401},
+		{"/private/%64ata.txt", "192.0.2.9:1", "", 401},
+		{"/private/data.txt", "192.0.2.9:1", "bo", 200},
+		{"/office/data.txt", "192.0.2.9:1", "", 403},
+		{"/office/data.txt", "10.0.0.1:1", "", 200},
+	} {
+		target = tc.target
+		r := rawRequest(t, "GET /hello.php HTTP/1.1\r\nHost: x\r\n\r\n")
+		r.RemoteAddr = tc.remote
+		if tc.user != "" {
+			r.SetBasicAuth(tc.user, "secret")
+		}
+		w := e.do(r)
+		if w.Code != tc.want || (tc.want != 200) == strings.Contains(w.Body.String(), "SECRETTXT") {
+			t.Errorf("X-Accel-Redirect %s from %s as %q: %d %q, want %d", tc.target, tc.remote, tc.user, w.Code, w.Body, tc.want)
+		}
 	}
 }

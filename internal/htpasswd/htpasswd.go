@@ -16,8 +16,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -26,45 +28,71 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Users is a parsed file: user name to hash.
-type Users map[string]string
+// Users is a parsed file.
+type Users struct {
+	hashes map[string]string
+	// decoy is the hash an unknown user's password is checked against
+	// (the first entry's), so that a 401 takes as long for a name the file
+	// lacks as for one it has: timing does not tell which names exist.
+	decoy string
+}
 
-// Parse reads a file's contents. Errors name the line, never its hash.
+// Parse reads a file's contents. As Apache does, a hash ends at the next
+// ':' or at trailing blanks, and a UTF-8 byte order mark is skipped.
+// Errors name the line, never a hash.
 func Parse(b []byte) (Users, error) {
-	users := Users{}
+	u := Users{hashes: map[string]string{}}
+	b = bytes.TrimPrefix(b, []byte("\ufeff"))
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 4096), 64<<10)
-	for n := 1; sc.Scan(); n++ {
+	n := 0
+	for sc.Scan() {
+		n++
 		line := strings.TrimRight(sc.Text(), "\r")
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
 			continue
 		}
 		user, hash, ok := strings.Cut(line, ":")
 		if !ok || user == "" {
-			return nil, fmt.Errorf("line %d: not user:hash", n)
+			return Users{}, fmt.Errorf("line %d: not user:hash", n)
 		}
-		if _, dup := users[user]; dup {
-			return nil, fmt.Errorf("line %d: user %q is listed twice", n, user)
+		hash, _, _ = strings.Cut(hash, ":")
+		hash = strings.TrimRight(hash, " \t")
+		who := fmt.Sprintf("user %q", user)
+		if strings.HasPrefix(user, "$") || strings.HasPrefix(user, "{") || len(user) > 64 {
+			who = "its user name looks like a hash" // never echo one
+		}
+		if _, dup := u.hashes[user]; dup {
+			return Users{}, fmt.Errorf("line %d: %s is listed twice", n, who)
 		}
 		if err := checkHash(hash); err != nil {
-			return nil, fmt.Errorf("line %d (user %q): %w", n, user, err)
+			return Users{}, fmt.Errorf("line %d (%s): %w", n, who, err)
 		}
-		users[user] = hash
+		u.hashes[user] = hash
+		if u.decoy == "" {
+			u.decoy = hash
+		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		if errors.Is(err, bufio.ErrTooLong) {
+			return Users{}, fmt.Errorf("line %d: longer than 64 KiB", n+1)
+		}
+		return Users{}, err
 	}
-	if len(users) == 0 {
-		return nil, errors.New("no user: every request would be refused")
+	if len(u.hashes) == 0 {
+		return Users{}, errNoUser
 	}
-	return users, nil
+	return u, nil
 }
+
+var errNoUser = errors.New("no user: every request would be refused")
 
 func checkHash(h string) error {
 	switch {
 	case strings.HasPrefix(h, "$2y$"), strings.HasPrefix(h, "$2a$"), strings.HasPrefix(h, "$2b$"):
-		if _, err := bcrypt.Cost([]byte(bcryptHash(h))); err != nil {
-			return fmt.Errorf("malformed bcrypt hash: %w", err)
+		// $2y$NN$ then 53 characters of bcrypt's base64 (salt and sum).
+		if _, err := bcrypt.Cost([]byte(bcryptHash(h))); err != nil || len(h) != 60 || strings.Trim(h[7:], bcryptAlphabet) != "" {
+			return errors.New("malformed bcrypt hash")
 		}
 		return nil
 	case strings.HasPrefix(h, "$apr1$"):
@@ -84,6 +112,8 @@ func checkHash(h string) error {
 	return errors.New("not a bcrypt ($2y$), $apr1$ or {SHA} hash (crypt's DES and plain text are not supported): make the entry with htpasswd -B")
 }
 
+const bcryptAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
 // bcryptHash spells $2y$ (PHP's and htpasswd's name for the same
 // algorithm) as $2b$, which Go's bcrypt reads.
 func bcryptHash(h string) string {
@@ -93,15 +123,18 @@ func bcryptHash(h string) string {
 	return h
 }
 
-// Verify reports whether password is user's. An unknown user costs the
-// same bcrypt work as a known one, so that timing does not tell them
-// apart.
+// Verify reports whether password is user's. An unknown user's password
+// is checked against the decoy hash, so it costs the same work.
 func (u Users) Verify(user, password string) bool {
-	hash, ok := u[user]
+	hash, ok := u.hashes[user]
 	if !ok {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		matches(u.decoy, password)
 		return false
 	}
+	return matches(hash, password)
+}
+
+func matches(hash, password string) bool {
 	switch {
 	case strings.HasPrefix(hash, "$2"):
 		return bcrypt.CompareHashAndPassword([]byte(bcryptHash(hash)), []byte(password)) == nil
@@ -115,9 +148,25 @@ func (u Users) Verify(user, password string) bool {
 	return false
 }
 
-// dummyHash is a bcrypt hash of cost 10 that no password matches in
-// practice.
-var dummyHash = []byte("$2b$10$" + strings.Repeat("A", 53))
+// cacheKey names a user's password as checked against hash. With the hash
+// in it, a password changed or a user removed since cannot match an old
+// key; with bcrypt's 72-byte limit applied, one user has one key, so the
+// cache holds at most one per user.
+func cacheKey(user, hash, password string) [32]byte {
+	if strings.HasPrefix(hash, "$2") && len(password) > 72 {
+		password = password[:72]
+	}
+	h := sha256.New()
+	for _, f := range []string{user, hash, password} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(f)))
+		h.Write(n[:])
+		h.Write([]byte(f))
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
 
 const itoa64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -182,18 +231,22 @@ func APR1(password, salt string) string {
 
 // File is a password file kept current: it is read again when it changes
 // on disk (checked at most once a second), so that adding a user needs no
-// restart. Verified credentials are remembered for a while, since bcrypt
-// costs tens of milliseconds of CPU by design and a browser sends them
-// with every request.
+// restart. A file emptied of users, or deleted, lets no one in, as with
+// nginx; one that an edit left malformed keeps its last good contents, so
+// that a typo does not lock everyone out, and Err says why. Verified
+// credentials are remembered for a while, since bcrypt costs tens of
+// milliseconds of CPU by design and a browser sends them with every
+// request.
 type File struct {
 	path string
 
-	mu      sync.Mutex
-	users   Users
-	stamp   fileStamp
-	checked time.Time
-	loadErr error
-	good    map[[32]byte]time.Time
+	mu         sync.Mutex
+	users      Users
+	stamp      fileStamp
+	checked    time.Time
+	loadErr    error
+	unreported bool
+	good       map[[32]byte]time.Time
 }
 
 type fileStamp struct {
@@ -202,12 +255,8 @@ type fileStamp struct {
 	ino  uint64
 }
 
-// goodFor is how long verified credentials are taken without bcrypt, and
-// maxGood how many are kept.
-const (
-	goodFor = 5 * time.Minute
-	maxGood = 10_000
-)
+// goodFor is how long verified credentials are taken without bcrypt.
+const goodFor = 5 * time.Minute
 
 // Open reads path.
 func Open(path string) (*File, error) {
@@ -215,17 +264,27 @@ func Open(path string) (*File, error) {
 	if err := f.reload(time.Now()); err != nil {
 		return nil, err
 	}
+	if f.users.hashes == nil {
+		return nil, fmt.Errorf("%s: %w", path, errNoUser)
+	}
 	return f, nil
 }
 
+// reload reads the file again if it changed. A missing or userless file
+// empties the users; a malformed one is an error and changes nothing.
 func (f *File) reload(now time.Time) error {
+	f.checked = now
 	fi, err := os.Stat(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		f.users, f.stamp = Users{}, fileStamp{}
+		clear(f.good)
+		return err
+	}
 	if err != nil {
 		return err
 	}
 	st := stampOf(fi)
-	f.checked = now
-	if f.users != nil && st == f.stamp {
+	if f.users.hashes != nil && st == f.stamp {
 		return nil
 	}
 	b, err := os.ReadFile(f.path)
@@ -233,6 +292,11 @@ func (f *File) reload(now time.Time) error {
 		return err
 	}
 	users, err := Parse(b)
+	if errors.Is(err, errNoUser) {
+		f.users, f.stamp = Users{}, st
+		clear(f.good)
+		return fmt.Errorf("%s: %w", f.path, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.path, err)
 	}
@@ -242,17 +306,20 @@ func (f *File) reload(now time.Time) error {
 }
 
 // Verify reports whether user and password are in the file as it is now.
-// A file that has become unreadable or malformed keeps its last good
-// contents (and Err says why), rather than locking every user out.
 func (f *File) Verify(user, password string) bool {
 	now := time.Now()
-	key := sha256.Sum256([]byte(user + "\x00" + password))
 	f.mu.Lock()
 	if now.Sub(f.checked) >= time.Second {
-		f.loadErr = f.reload(now)
+		err := f.reload(now)
+		if fmt.Sprint(err) != fmt.Sprint(f.loadErr) {
+			f.unreported = err != nil
+		}
+		f.loadErr = err
 	}
 	users := f.users
-	if t, ok := f.good[key]; ok && now.Sub(t) < goodFor {
+	hash, known := users.hashes[user]
+	key := cacheKey(user, hash, password)
+	if t, ok := f.good[key]; known && ok && now.Sub(t) < goodFor {
 		f.mu.Unlock()
 		return true
 	}
@@ -261,9 +328,8 @@ func (f *File) Verify(user, password string) bool {
 		return false
 	}
 	f.mu.Lock()
-	if len(f.good) >= maxGood {
-		clear(f.good)
-	}
+	// The key holds the hash: if the file changed meanwhile, it matches
+	// nothing the new contents would.
 	f.good[key] = now
 	f.mu.Unlock()
 	return true
@@ -273,5 +339,18 @@ func (f *File) Verify(user, password string) bool {
 func (f *File) Err() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.loadErr
+}
+
+// NewErr is Err the first time it is asked for after the file became
+// unreadable, malformed or empty (or did so differently), and nil
+// otherwise: one warning per problem, not one per request.
+func (f *File) NewErr() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.unreported {
+		return nil
+	}
+	f.unreported = false
 	return f.loadErr
 }

@@ -121,3 +121,106 @@ func TestFileFollowsChanges(t *testing.T) {
 		t.Error("a missing file opened")
 	}
 }
+
+// A 401 takes as long for a name the file lacks as for one it has: the
+// unknown user's password is checked against a real entry's hash.
+func TestUnknownUserCostsTheSame(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("secret"), 5) // htpasswd -B's default cost
+	users, err := Parse([]byte("ana:" + string(hash) + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fastest := func(user string) time.Duration {
+		best := time.Hour
+		for range 5 {
+			start := time.Now()
+			users.Verify(user, "wrong")
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	known, unknown := fastest("ana"), fastest("nobody")
+	if unknown > 3*known || known > 3*unknown {
+		t.Errorf("wrong password: known user %v, unknown user %v", known, unknown)
+	}
+}
+
+// Remembered credentials hold the hash they were checked against: a check
+// that ends after the file changed (the user removed, the password
+// changed) cannot let the old password in afterwards; and credentials of
+// one user never stand for another's (no ambiguity between fields).
+func TestRememberedCredentialsFollowTheHash(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	const bo = "$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/" // "secret"
+	os.WriteFile(p, []byte("ana:"+bo+"\nbo:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n"), 0o600)
+	f, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p+".tmp", []byte("bo:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n"), 0o600)
+	os.Rename(p+".tmp", p)
+	f.checked = time.Time{}
+	f.Verify("bo", "secret") // the reload
+	// What an in-flight check of ana's old password stores once it ends.
+	f.good[cacheKey("ana", bo, "secret")] = time.Now()
+	if f.Verify("ana", "secret") {
+		t.Error("ana, removed from the file, let in by a check that ended after the reload")
+	}
+	if cacheKey("a\x00b", "h", "c") == cacheKey("a", "h", "b\x00c") {
+		t.Error("cache keys of different users collide")
+	}
+	// bcrypt reads 72 bytes: one user's passwords past that are one key.
+	long := strings.Repeat("x", 72)
+	if cacheKey("u", "$2y$", long+"a") != cacheKey("u", "$2y$", long+"b") {
+		t.Error("a user's long bcrypt passwords fill the cache with keys")
+	}
+}
+
+// Emptying the file, leaving only comments or deleting it locks everyone
+// out, as with nginx; only a malformed edit keeps the last good contents.
+func TestEmptiedFileLetsNoOneIn(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	for _, revoke := range []func(){
+		func() { os.WriteFile(p, nil, 0o600) },
+		func() { os.WriteFile(p, []byte("# bo removed\n"), 0o600) },
+		func() { os.Remove(p) },
+	} {
+		os.WriteFile(p, []byte("bo:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\n"), 0o600)
+		f, err := Open(p)
+		if err != nil || !f.Verify("bo", "secret") {
+			t.Fatal("bo refused", err)
+		}
+		revoke()
+		f.checked = time.Time{}
+		if f.Verify("bo", "secret") || f.NewErr() == nil || f.NewErr() != nil {
+			t.Errorf("bo still let in, or the problem not reported once (%v)", f.Err())
+		}
+	}
+}
+
+// Files as Apache reads them: a byte order mark, trailing blanks, a
+// ":comment" field after the hash.
+func TestParseLikeApache(t *testing.T) {
+	const good = "$2y$04$edQJaFhhHO19wSvun7o66.LHRTIGCBE1rS.TZpWzVMTirDhYKk9Wa" // "s3cret pass"
+	for _, file := range []string{
+		"\ufeffana:" + good + "\n",
+		"ana:" + good + " \t\n",
+		"ana:" + good + ":Ana Smith\n",
+	} {
+		users, err := Parse([]byte(file))
+		if err != nil || !users.Verify("ana", "s3cret pass") {
+			t.Errorf("%q: %v, or ana refused", file, err)
+		}
+	}
+	for _, bad := range []string{good[:len(good)-1], good[:10] + "!" + good[11:], good + "x"} {
+		if _, err := Parse([]byte("ana:" + bad)); err == nil || !strings.Contains(err.Error(), "malformed bcrypt") {
+			t.Errorf("%q accepted (its user could never get in): %v", bad, err)
+		}
+	}
+	if _, err := Parse([]byte("bo:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n" + strings.Repeat("x", 70000) + "\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("a long line: %v, want its number", err)
+	}
+	if _, err := Parse([]byte(good + ":x\n")); err == nil || strings.Contains(err.Error(), "edQJ") {
+		t.Errorf("a hash in the user field is echoed: %v", err)
+	}
+}
