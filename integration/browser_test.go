@@ -23,7 +23,6 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
 	"github.com/sessiongate/sessiongate/internal/testlog"
-	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
 // TestBrowser is the user's view of issue 4: a real Chromium logs in with
@@ -117,10 +116,7 @@ func startBrowserStack(t *testing.T) (base, userID string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prepend := filepath.Join(t.TempDir(), "sessiongate-prepend.php")
-	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	prepend := writePrepend(t)
 
 	djEnv := []string{
 		"DJANGO_DATABASE=" + filepath.Join(t.TempDir(), "db.sqlite3"),

@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
-	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
 // startDjangoAPIStack is one gateway (with php-fpm for get.php) in front of
@@ -27,10 +25,7 @@ func startDjangoAPIStack(t *testing.T, extraEnv ...string) (*sessionStack, *harn
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "redis-server", "gunicorn", "django")
 	root := sessionFixtureRoot(t)
-	prepend := filepath.Join(t.TempDir(), "sessiongate-prepend.php")
-	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	prepend := writePrepend(t)
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
 	red := harness.StartRedis(t)
 	project, err := filepath.Abs("testdata/djangoapi")

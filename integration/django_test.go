@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
-	"github.com/sessiongate/sessiongate/sessionbridge"
 	"github.com/sessiongate/sessiongate/wsgi"
 )
 
@@ -53,10 +51,7 @@ func startDjangoSite(t *testing.T) *djangoSite {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "redis-server", "gunicorn", "django")
 	site := &djangoSite{root: fixtureRoot(t, "testdata/session/*.php", "testdata/django/*.php")}
-	site.prepend = filepath.Join(t.TempDir(), "sessiongate-prepend.php")
-	if err := os.WriteFile(site.prepend, sessionbridge.PrependPHP, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	site.prepend = writePrepend(t)
 	site.fpm = harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: site.root, Children: 8})
 	site.red = harness.StartRedis(t)
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/integration/harness"
-	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
 // TestErrorPages: SESSIONGATE_ERROR_PAGES as a shop sets it up, with the
@@ -36,10 +35,7 @@ func TestErrorPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	prepend := filepath.Join(t.TempDir(), "prepend.php")
-	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	prepend := writePrepend(t)
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
 	red := harness.StartRedis(t)
 	dj := startFaultGunicorn(t, proj, filepath.Join(t.TempDir(), "runlog"), harness.GunicornOptions{Workers: 1, Threads: 2})

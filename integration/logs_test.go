@@ -22,7 +22,6 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
 	"github.com/sessiongate/sessiongate/internal/testlog"
-	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
 // TestLogPHPStderrKeepsItsMessage: PHP's error_log() text reaches the log
@@ -44,10 +43,7 @@ echo "done";
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	prepend := filepath.Join(t.TempDir(), "prepend.php")
-	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	prepend := writePrepend(t)
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
 	cfg, err := config.Load([]string{
 		"SESSIONGATE_PHP_FPM=" + fpm.Addr,

@@ -22,7 +22,6 @@ import (
 
 	"github.com/sessiongate/sessiongate/integration/harness"
 	"github.com/sessiongate/sessiongate/metrics/metricstest"
-	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
 func TestMetricsRealStack(t *testing.T) {
@@ -35,10 +34,7 @@ func TestMetricsRealStack(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "app.css"), []byte(strings.Repeat("p { margin: 0; }\n", 100)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	prepend := filepath.Join(t.TempDir(), "prepend.php")
-	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	prepend := writePrepend(t)
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
 	red := harness.StartRedis(t)
 	bin := buildGateway(t)
@@ -252,10 +248,7 @@ func TestMetricsClientLeavesDuringLockWait(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2", "redis-server")
 	root := sessionFixtureRoot(t)
-	prepend := filepath.Join(t.TempDir(), "prepend.php")
-	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	prepend := writePrepend(t)
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
 	red := harness.StartRedis(t)
 	gw := startBinary(t, buildGateway(t), []string{

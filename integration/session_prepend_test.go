@@ -5,15 +5,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/integration/harness"
-	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
 // TestSessionPrependSaveHandlerLocked: a pool that pins session.save_handler
@@ -39,10 +36,7 @@ func TestSessionPrependWithoutGateway(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	root := sessionFixtureRoot(t)
-	prepend := filepath.Join(t.TempDir(), "sessiongate-prepend.php")
-	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	prepend := writePrepend(t)
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1,
 		AdminValues: map[string]string{"auto_prepend_file": prepend}})
 	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)

@@ -56,6 +56,18 @@ type stackOpts struct {
 	prependInPool bool
 }
 
+// writePrepend writes the session bridge's PHP prepend file (what
+// `gateway php-prepend` prints) where a test's php-fpm can read it, and
+// returns its path.
+func writePrepend(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "sessiongate-prepend.php")
+	if err := os.WriteFile(p, sessionbridge.PrependPHP, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // sessionFixtureRoot copies the PHP session fixtures into a fresh docroot.
 func sessionFixtureRoot(t *testing.T) string {
 	t.Helper()
@@ -90,10 +102,7 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 	harness.Require(t, "php-fpm8.2", "redis-server", "redis-cli")
 	root := sessionFixtureRoot(t)
 	os.WriteFile(filepath.Join(root, "style.css"), []byte("body{}"), 0o644)
-	prepend := filepath.Join(t.TempDir(), "sessiongate-prepend.php")
-	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	prepend := writePrepend(t)
 	fo := o.fpm
 	fo.DocRoot = root
 	if o.prependInPool {

@@ -4,12 +4,8 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
 // startTLSLBStack runs a gateway with sessions (the PHP prepend, an
@@ -21,10 +17,7 @@ func startTLSLBStack(t *testing.T, env ...string) string {
 	t.Helper()
 	root := fixtureRoot(t, "testdata/session/set.php")
 	writeTree(t, root, map[string]string{"info.php": dumpPHP})
-	prepend := filepath.Join(t.TempDir(), "sessiongate-prepend.php")
-	if err := os.WriteFile(prepend, sessionbridge.PrependPHP, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	prepend := writePrepend(t)
 	return serveEchoStack(t, root, true, append([]string{
 		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey, "SESSIONGATE_PHP_PREPEND=" + prepend}, env...))
 }
