@@ -123,6 +123,8 @@ func (s *Server) denial(i int, r *http.Request) int {
 	return 0
 }
 
+// refuse answers status for entry i; a 401 asks the browser for a password.
+// A 403 is logged with the entry; a 401 only for a wrong password (denial).
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, i, status int) bool {
 	ri := Info(r.Context())
 	if status == http.StatusUnauthorized {
@@ -134,8 +136,9 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, i, status int) b
 	return true
 }
 
-// restrictedURL answers 403 to a request whose URL path falls under an
-// entry that keeps its client out, and reports whether it did; it notes
+// restrictedURL refuses (403, or 401 for a password) a request whose URL
+// path falls under an entry that keeps its client out, and reports whether
+// it did; it notes
 // the URL's entry for restrictedRoute. Like nginx, only the most specific
 // entry counts: /admin/public/ with its own list lets its clients in
 // whatever /admin/ says.
@@ -184,8 +187,8 @@ func hasDotSegment(p string) bool {
 	return false
 }
 
-// restrictedRoute answers 403 when an entry more specific than the URL's
-// keeps the client out of what routing picked: the script that runs
+// restrictedRoute refuses a request when an entry more specific than the
+// URL's keeps the client out of what routing picked: the script that runs
 // (/xmlrpc.php for /xmlrpc.php/x, /dir/index.php for /dir/), the path after
 // it that front controllers route on (/admin/users for
 // /index.php/admin/users), or a directory's static index. An entry less
