@@ -138,10 +138,9 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, i, status int) b
 
 // restrictedURL refuses (403, or 401 for a password) a request whose URL
 // path falls under an entry that keeps its client out, and reports whether
-// it did; it notes
-// the URL's entry for restrictedRoute. Like nginx, only the most specific
-// entry counts: /admin/public/ with its own list lets its clients in
-// whatever /admin/ says.
+// it did; it notes the URL's entry for restrictedRoute. Like nginx, only
+// the most specific entry counts: /admin/public/ with its own list lets
+// its clients in whatever /admin/ says.
 //
 // A path with dot segments (/admin/%2e%2e/users) is also read as apps
 // that route on REQUEST_URI without resolving them may read it: from each
