@@ -143,10 +143,12 @@ func (s *Server) redirectedToCanonical(w http.ResponseWriter, r *http.Request) b
 // --webroot -w <static root> wrote for it. The token is routed and opened
 // as the public listener would route and open /.well-known/acme-challenge/
 // TOKEN (the same symlink rules, SESSIONGATE_FOLLOW_SYMLINKS included, and
-// no FIFO can hold the request), so this listener serves nothing over
-// plain HTTP that the site does not already serve over TLS; only a static
-// file is sent, never a script run, and a token that is not a base64url
-// name is 404 before any lookup.
+// no FIFO can hold the request); only a static file is sent, never a
+// script run, and a token that is not a base64url name is 404 before any
+// lookup. SESSIONGATE_RESTRICTED_PATHS and SESSIONGATE_BASIC_AUTH do not
+// apply here, as nginx's port-80 server block has none of the site's
+// locations: the certificate authority must fetch the token, however the
+// site is closed.
 func (rh *redirecter) serveChallenge(w http.ResponseWriter, r *http.Request, token string) {
 	s := rh.s
 	if !validToken(token) {
