@@ -966,7 +966,7 @@ func TestErrorPages(t *testing.T) {
 		{"499=/gone.html", "nothing is sent"},
 		{"+502=/50x.html", "not an error status code"},
 		{"0502=/50x.html", "not an error status code"},
-		{"401=/login.html", "would never be sent"},
+		{"410=/gone.html", "would never be sent"},
 		{"416 412=/range.html", "would never be sent"},
 		{"505=/x.html", "would never be sent"},
 		{"502=@fallback", "named locations"},

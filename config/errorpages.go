@@ -24,10 +24,10 @@ func (c *Config) ErrorPages() map[int]string {
 }
 
 // GatewayErrorCodes are the error statuses the gateway answers with
-// itself, and so those SESSIONGATE_ERROR_PAGES may give a page. Errors
+// itself (401 for SESSIONGATE_BASIC_AUTH), and so those SESSIONGATE_ERROR_PAGES may give a page. Errors
 // that Go's file server answers for ranges and preconditions (412, 416)
 // are not among them.
-var GatewayErrorCodes = []int{400, 403, 404, 405, 408, 413, 414, 421, 429, 431, 500, 502, 503, 504}
+var GatewayErrorCodes = []int{400, 401, 403, 404, 405, 408, 413, 414, 421, 429, 431, 500, 502, 503, 504}
 
 func codeList(codes []int) string {
 	var b strings.Builder

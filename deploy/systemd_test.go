@@ -182,7 +182,7 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatalf("the example's HTTPS block: %v", err)
 	}
 	if cfg.Listen != ":443" || cfg.HTTPRedirectListen != ":80" || cfg.HSTS == "" || len(cfg.ServerNames) == 0 || cfg.Canonical() != "example.com" || len(cfg.ErrorPages()) != 3 {
-		t.Errorf("the example's HTTPS block: listen %q, redirect %q, HSTS %q, server names %q", cfg.Listen, cfg.HTTPRedirectListen, cfg.HSTS, cfg.ServerNames)
+		t.Errorf("the example's commented block: listen %q, redirect %q, HSTS %q, server names %q, canonical %q, error pages %v", cfg.Listen, cfg.HTTPRedirectListen, cfg.HSTS, cfg.ServerNames, cfg.Canonical(), cfg.ErrorPages())
 	}
 
 	// systemd's own check of the unit, with ExecStart pointing at the

@@ -154,7 +154,7 @@ func TestErrorPageSessionNotSaved(t *testing.T) {
 	type result struct {
 		code        int
 		body, retry string
-		closed      bool
+		closed, gz  bool
 	}
 	slow := make(chan result, 1)
 	go func() {
@@ -171,15 +171,15 @@ func TestErrorPageSessionNotSaved(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		slow <- result{resp.StatusCode, string(body), resp.Header.Get("Retry-After"), resp.Close}
+		slow <- result{resp.StatusCode, string(body), resp.Header.Get("Retry-After"), resp.Close, resp.Uncompressed}
 	}()
 	time.Sleep(300 * time.Millisecond)
 	if resp, body, _ := s.gws[1].get(t, "/counter.php", ck); resp.StatusCode != 200 {
 		t.Fatalf("second request: %d %q", resp.StatusCode, body)
 	}
 	r := <-slow
-	if r.code != 503 || r.body != page || r.retry == "" {
-		t.Errorf("session change not saved: %d Retry-After %q body %q, want 503 with the page", r.code, r.retry, r.body)
+	if r.code != 503 || r.body != page || r.retry == "" || !r.gz {
+		t.Errorf("session change not saved: %d Retry-After %q gzipped %v body %q, want 503 with the page, gzipped", r.code, r.retry, r.gz, r.body)
 	}
 	if !r.closed {
 		t.Errorf("503 to a chunked request kept the connection open")

@@ -291,3 +291,24 @@ func TestRedirectToCanonicalNameWithoutHost(t *testing.T) {
 		t.Errorf("HTTP/1.0 without Host: %d %q, want 301 https://example.com/a?b", w.Code, w.Header().Get("Location"))
 	}
 }
+
+// Over HTTP/1, a redirected request whose body the gateway does not read
+// closes its connection: the body must not be read as the next request.
+func TestCanonicalNameClosesAfterUnreadBody(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.ServerNames = []string{"example.com", "www.example.com"}
+		c.CanonicalName = "example.com"
+	})
+	for _, req := range []string{
+		"POST /x HTTP/1.1\r\nHost: www.example.com\r\nContent-Length: 3\r\n\r\nabc",
+		"POST /x HTTP/1.1\r\nHost: www.example.com\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+	} {
+		w := e.do(rawRequest(t, req))
+		if w.Code != 308 || w.Header().Get("Connection") != "close" {
+			t.Errorf("%q: %d %v, want 308 and Connection: close", req, w.Code, w.Header())
+		}
+	}
+	if w := e.do(rawRequest(t, "GET /x HTTP/1.1\r\nHost: www.example.com\r\n\r\n")); w.Header().Get("Connection") != "" {
+		t.Errorf("a GET without a body: Connection %q", w.Header().Get("Connection"))
+	}
+}

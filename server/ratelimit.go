@@ -35,6 +35,18 @@ func newRateRules(ls []config.RateLimit) []rateRule {
 	return out
 }
 
+// underLocation reports whether a URL path falls under an entry's path:
+// the same path, or for a directory entry (ending in "/") anything under
+// it, and the directory asked for without its slash, whose redirect tells
+// nothing but whose index script may run for it.
+func underLocation(path, entry string) bool {
+	if path == entry {
+		return true
+	}
+	dir, ok := strings.CutSuffix(entry, "/")
+	return ok && (strings.HasPrefix(path, entry) || path == dir)
+}
+
 // sortLocations orders entries keyed by URL path (exact, or a directory
 // ending in "/") as nginx picks a location, so that the first match is the
 // one that applies: exact paths first, then the longest directory.
@@ -57,9 +69,8 @@ func sortLocations[T any](entries []T, path func(T) string) {
 func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, path string) bool {
 	var rule *rateRule
 	for i := range s.rates {
-		rr := &s.rates[i]
-		if path == rr.path || strings.HasSuffix(rr.path, "/") && strings.HasPrefix(path, rr.path) {
-			rule = rr
+		if underLocation(path, s.rates[i].path) {
+			rule = &s.rates[i]
 			break
 		}
 	}
@@ -78,6 +89,7 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, path string
 		return false
 	}
 	ri.Err = fmt.Errorf("over SESSIONGATE_RATE_LIMITS %s", rule.spec)
+	ri.Upstream = "gateway" // nothing ran, whatever routing picked
 	secs := int64((retry + time.Second - 1) / time.Second)
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	s.fail(w, r, http.StatusTooManyRequests)

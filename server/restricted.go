@@ -1,7 +1,9 @@
 package server
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -73,13 +75,10 @@ func joinSpec(a, b string) string {
 
 // restrictedRule returns the index in s.restrictedPaths of the entry for
 // path, the most specific one (the first: they are sorted that way), or
-// -1. A directory asked for without its slash is covered too: its redirect
-// tells nothing, but its index script may run for it.
+// -1.
 func (s *Server) restrictedRule(path string) int {
 	for i := range s.restrictedPaths {
-		rp := s.restrictedPaths[i].path
-		dir := strings.HasSuffix(rp, "/")
-		if path == rp || dir && (strings.HasPrefix(path, rp) || path == rp[:len(rp)-1]) {
+		if underLocation(path, s.restrictedPaths[i].path) {
 			return i
 		}
 	}
@@ -106,27 +105,36 @@ func (s *Server) denial(i int, r *http.Request) int {
 		if !ok {
 			return http.StatusUnauthorized
 		}
-		if !e.users.Verify(user, password) {
-			if err := e.users.NewErr(); err != nil {
-				s.log.Warn("SESSIONGATE_BASIC_AUTH: password file gone, empty or unreadable", "error", err.Error())
-			}
+		ok = e.users.Verify(user, password)
+		s.warnPasswordFile(e.users.NewErr())
+		if !ok {
 			// Logged, as nginx logs a wrong password; a browser's first
 			// request, without credentials, is not.
 			ri.Err = fmt.Errorf("%s: wrong password or unknown user %q", e.spec, user)
 			return http.StatusUnauthorized
-		}
-		if err := e.users.NewErr(); err != nil {
-			s.log.Warn("SESSIONGATE_BASIC_AUTH: password file unreadable or malformed, its last good contents are used", "error", err.Error())
 		}
 		ri.RemoteUser = user
 	}
 	return 0
 }
 
+// warnPasswordFile says, once per problem, what became of a password file
+// that changed for the worse.
+func (s *Server) warnPasswordFile(err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, htpasswd.ErrNoUser):
+		s.log.Warn("SESSIONGATE_BASIC_AUTH: password file gone or without users: no one gets in", "error", err.Error())
+	default:
+		s.log.Warn("SESSIONGATE_BASIC_AUTH: password file unreadable or malformed: its last good contents are used", "error", err.Error())
+	}
+}
+
 // refuse answers status for entry i; a 401 asks the browser for a password.
 // A 403 is logged with the entry; a 401 only for a wrong password (denial).
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, i, status int) bool {
 	ri := Info(r.Context())
+	ri.Upstream = "gateway" // nothing ran, whatever routing picked
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="Restricted", charset="UTF-8"`)
 	} else {
@@ -157,7 +165,7 @@ func (s *Server) restrictedURL(w http.ResponseWriter, r *http.Request) bool {
 			return s.refuse(w, r, i, status)
 		}
 	}
-	if !hasDotSegment(r.URL.Path) {
+	if !hasRelativeSegment(r.URL.Path) {
 		return false
 	}
 	raw := r.URL.Path
@@ -177,7 +185,7 @@ func (s *Server) restrictedURL(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-func hasDotSegment(p string) bool {
+func hasRelativeSegment(p string) bool {
 	for seg := range strings.SplitSeq(p, "/") {
 		if seg == "." || seg == ".." {
 			return true

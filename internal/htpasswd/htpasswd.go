@@ -80,12 +80,13 @@ func Parse(b []byte) (Users, error) {
 		return Users{}, err
 	}
 	if len(u.hashes) == 0 {
-		return Users{}, errNoUser
+		return Users{}, ErrNoUser
 	}
 	return u, nil
 }
 
-var errNoUser = errors.New("no user: every request would be refused")
+// ErrNoUser is a file without users: no one can get in.
+var ErrNoUser = errors.New("no user: every request would be refused")
 
 func checkHash(h string) error {
 	switch {
@@ -264,9 +265,6 @@ func Open(path string) (*File, error) {
 	if err := f.reload(time.Now()); err != nil {
 		return nil, err
 	}
-	if f.users.hashes == nil {
-		return nil, fmt.Errorf("%s: %w", path, errNoUser)
-	}
 	return f, nil
 }
 
@@ -292,7 +290,7 @@ func (f *File) reload(now time.Time) error {
 		return err
 	}
 	users, err := Parse(b)
-	if errors.Is(err, errNoUser) {
+	if errors.Is(err, ErrNoUser) {
 		f.users, f.stamp = Users{}, st
 		clear(f.good)
 		return fmt.Errorf("%s: %w", f.path, err)
@@ -311,6 +309,8 @@ func (f *File) Verify(user, password string) bool {
 	f.mu.Lock()
 	if now.Sub(f.checked) >= time.Second {
 		err := f.reload(now)
+		// By text: each reload makes a new error value, and the same
+		// problem must be reported once, not once a second.
 		if fmt.Sprint(err) != fmt.Sprint(f.loadErr) {
 			f.unreported = err != nil
 		}
