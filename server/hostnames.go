@@ -1,6 +1,7 @@
 package server
 
 import (
+	"iter"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -81,27 +82,36 @@ func (n *serverNames) match(hostport string) (string, bool) {
 // forwardedHostsListed reports whether every host a proxy forwards is one
 // of the site's.
 func (n *serverNames) forwardedHostsListed(h http.Header) bool {
-	for _, v := range h.Values("X-Forwarded-Host") {
-		for part := range strings.SplitSeq(v, ",") {
-			if _, ok := n.match(strings.TrimSpace(part)); !ok {
-				return false
-			}
-		}
-	}
-	for _, v := range h.Values("Forwarded") {
-		for elem := range strings.SplitSeq(v, ",") {
-			for pair := range strings.SplitSeq(elem, ";") {
-				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
-				if !ok || !strings.EqualFold(strings.TrimSpace(k), "host") {
-					continue
-				}
-				if _, ok := n.match(strings.Trim(strings.TrimSpace(val), `"`)); !ok {
-					return false
-				}
-			}
+	for host := range forwardedHosts(h) {
+		if _, ok := n.match(host); !ok {
+			return false
 		}
 	}
 	return true
+}
+
+// forwardedHosts yields the hosts a proxy says its client asked for: each
+// X-Forwarded-Host entry, then each Forwarded host=, in order.
+func forwardedHosts(h http.Header) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, v := range h.Values("X-Forwarded-Host") {
+			for part := range strings.SplitSeq(v, ",") {
+				if !yield(strings.TrimSpace(part)) {
+					return
+				}
+			}
+		}
+		for _, v := range h.Values("Forwarded") {
+			for elem := range strings.SplitSeq(v, ",") {
+				for pair := range strings.SplitSeq(elem, ";") {
+					k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+					if ok && strings.EqualFold(strings.TrimSpace(k), "host") && !yield(strings.Trim(strings.TrimSpace(val), `"`)) {
+						return
+					}
+				}
+			}
+		}
+	}
 }
 
 // movesToCanonical reports whether a request for the listed name should
@@ -156,23 +166,13 @@ func (n *serverNames) canonicalLocation(r *http.Request, viaProxy, https bool) (
 	return scheme + n.canonical + port + target, true, true
 }
 
-// forwardedHost is the host a trusted proxy says its client asked for: the
-// first X-Forwarded-Host value (the outermost proxy's, as Symfony and
-// Laravel read it), else the first Forwarded host=, else "".
+// forwardedHost is the host a trusted proxy says its client asked for:
+// the first of forwardedHosts (the outermost proxy's X-Forwarded-Host, as
+// Symfony and Laravel read it), or "". forwardedHostsListed has already
+// refused a request whose forwarded hosts are not all listed.
 func forwardedHost(h http.Header) string {
-	if v := h.Get("X-Forwarded-Host"); v != "" {
-		first, _, _ := strings.Cut(v, ",")
-		return strings.TrimSpace(first)
-	}
-	for _, v := range h.Values("Forwarded") {
-		for elem := range strings.SplitSeq(v, ",") {
-			for pair := range strings.SplitSeq(elem, ";") {
-				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
-				if ok && strings.EqualFold(strings.TrimSpace(k), "host") {
-					return strings.Trim(strings.TrimSpace(val), `"`)
-				}
-			}
-		}
+	for host := range forwardedHosts(h) {
+		return host
 	}
 	return ""
 }
