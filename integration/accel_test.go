@@ -140,6 +140,24 @@ func TestAccelRedirect(t *testing.T) {
 	}
 }
 
+// requireSymfony returns the autoload file of Debian's Symfony
+// HttpFoundation, having checked that it and the other components named are
+// installed (in CI a missing one fails the test).
+func requireSymfony(t *testing.T, others ...string) string {
+	t.Helper()
+	const dir = "/usr/share/php/Symfony/Component/"
+	for _, c := range append([]string{"HttpFoundation"}, others...) {
+		pkg := "php-symfony-" + strings.ToLower(strings.ReplaceAll(c, "Foundation", "-foundation"))
+		if _, err := os.Stat(dir + c + "/autoload.php"); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("Debian's %s is missing (scripts/deps.sh test installs it): %v", pkg, err)
+			}
+			t.Skipf("%s not installed: %v", pkg, err)
+		}
+	}
+	return dir + "HttpFoundation/autoload.php"
+}
+
 // TestAccelRedirectSymfony: Symfony's BinaryFileResponse (Laravel's
 // response()->download too) sends X-Accel-Redirect when the app trusts
 // X-Sendfile-Type and the server says which directory maps to which
@@ -149,20 +167,9 @@ func TestAccelRedirect(t *testing.T) {
 func TestAccelRedirectSymfony(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
-	const autoload = "/usr/share/php/Symfony/Component/HttpFoundation/autoload.php"
 	// HttpFoundation's autoload loads Mime when present; without it
 	// BinaryFileResponse::prepare() throws instead of guessing the type.
-	for pkg, path := range map[string]string{
-		"php-symfony-http-foundation": autoload,
-		"php-symfony-mime":            "/usr/share/php/Symfony/Component/Mime/autoload.php",
-	} {
-		if _, err := os.Stat(path); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("Debian's %s is missing (scripts/deps.sh test installs it): %v", pkg, err)
-			}
-			t.Skipf("%s not installed: %v", pkg, err)
-		}
-	}
+	autoload := requireSymfony(t, "Mime")
 	private := t.TempDir()
 	report := make([]byte, 100<<10)
 	rand.Read(report)

@@ -66,13 +66,7 @@ func TestRestrictedPaths(t *testing.T) {
 func TestRestrictedPathsSymfonyRouting(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
-	const autoload = "/usr/share/php/Symfony/Component/HttpFoundation/autoload.php"
-	if _, err := os.Stat(autoload); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Debian's php-symfony-http-foundation is missing (scripts/deps.sh test installs it): %v", err)
-		}
-		t.Skipf("php-symfony-http-foundation not installed: %v", err)
-	}
+	autoload := requireSymfony(t)
 	root := t.TempDir()
 	writeTree(t, root, map[string]string{
 		"index.php": `<?php
