@@ -49,15 +49,21 @@ func (c *Config) checkServerNames(check func(name string, ok bool, format string
 			ok = ValidHostName(norm)
 		}
 		if !ok {
-			check(name, false, "%q: %s", n, serverNameHint(n))
+			check(name, false, "%q: %s", n, serverNameHint(serverNameRule, n))
 		}
 	}
 }
 
+// serverNameRule and canonicalNameRule say what SESSIONGATE_SERVER_NAMES
+// entries and SESSIONGATE_CANONICAL_NAME may be.
+const (
+	serverNameRule    = "each entry must be a host name (example.com), a wildcard for its subdomains (*.example.com) or an IP address, without port or scheme"
+	canonicalNameRule = "must be a host name, e.g. example.com, without port or scheme"
+)
+
 // serverNameHint explains a refused SESSIONGATE_SERVER_NAMES entry, with
 // what nginx's server_name would have accepted in mind.
-func serverNameHint(n string) string {
-	const rule = "each entry must be a host name (example.com), a wildcard for its subdomains (*.example.com) or an IP address, without port or scheme"
+func serverNameHint(rule, n string) string {
 	switch {
 	case strings.ContainsAny(n, " \t"):
 		return rule + "; the list is comma-separated, not space-separated like nginx's server_name"
@@ -113,8 +119,7 @@ func (c *Config) checkCanonicalName(check func(name string, ok bool, format stri
 	case ipErr == nil:
 		check(name, false, "%q: the site lives on a host name; listed addresses are served as they are, never redirected", c.CanonicalName)
 	case !ValidHostName(norm):
-		check(name, false, "%q: %s", c.CanonicalName, strings.Replace(serverNameHint(c.CanonicalName),
-			"each entry must be a host name (example.com), a wildcard for its subdomains (*.example.com) or an IP address", "must be a host name, e.g. example.com", 1))
+		check(name, false, "%q: %s", c.CanonicalName, serverNameHint(canonicalNameRule, c.CanonicalName))
 	case !strings.Contains(norm, "."):
 		check(name, false, "%q: names without a dot (container names, localhost) are served as they are, never redirected to", c.CanonicalName)
 	case len(c.ServerNames) == 0:
