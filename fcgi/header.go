@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"strconv"
+
+	"github.com/sessiongate/sessiongate/internal/httpfield"
 )
 
 // maxHeaderBlock caps the CGI header block PHP may send. Single lines are
@@ -52,49 +54,6 @@ func findHeaderEnd(b []byte, from int) int {
 	}
 }
 
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name []byte) bool {
-	if len(name) == 0 {
-		return false
-	}
-	for _, c := range name {
-		if c >= 0x80 || !isTokenChar[c] {
-			return false
-		}
-	}
-	return true
-}
-
-var isTokenChar = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-// fieldControl reports a byte an HTTP field value may not hold: a control
-// character other than HTAB (RFC 9110 5.5).
-func fieldControl(c byte) bool {
-	return c < 0x20 && c != '\t' || c == 0x7f
-}
-
-// validHeaderValue reports a value without such bytes.
-func validHeaderValue(v []byte) bool {
-	for _, c := range v {
-		if fieldControl(c) {
-			return false
-		}
-	}
-	return true
-}
-
 // headerValue returns the value of a CGI header line, spaces around it
 // trimmed. PHP's header() refuses CR, LF and NUL, so one of those means the
 // stream is not what a PHP script produced: ok is false. Any other control
@@ -104,7 +63,7 @@ func validHeaderValue(v []byte) bool {
 // header still works and the page is not lost to a 502 (nginx passes such a
 // value on as it is).
 func headerValue(raw []byte) (v []byte, ok bool) {
-	if validHeaderValue(raw) {
+	if httpfield.ValidValue(raw) {
 		return trimSpace(raw), true
 	}
 	if bytes.ContainsAny(raw, "\x00\r\n") {
@@ -112,7 +71,7 @@ func headerValue(raw []byte) (v []byte, ok bool) {
 	}
 	v = bytes.Clone(raw) // the block itself stays as PHP sent it
 	for i, c := range v {
-		if fieldControl(c) {
+		if httpfield.Control(c) {
 			v[i] = ' '
 		}
 	}
@@ -173,7 +132,7 @@ func parseCGIHeader(block []byte) (int, http.Header, error) {
 			return 0, nil, fmt.Errorf("%w: line without colon", errBadHeader)
 		}
 		name := line[:colon]
-		if !validHeaderName(name) {
+		if !httpfield.ValidName(name) {
 			return 0, nil, fmt.Errorf("%w: invalid header name %q", errBadHeader, truncateForLog(name))
 		}
 		value, ok := headerValue(line[colon+1:])

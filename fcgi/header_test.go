@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/sessiongate/sessiongate/internal/httpfield"
 )
 
 func TestParseCGIHeader(t *testing.T) {
@@ -151,11 +153,11 @@ func FuzzParseCGIHeader(f *testing.F) {
 		var b strings.Builder
 		fmt.Fprintf(&b, "Status: %d\r\n", status)
 		for k, vs := range h {
-			if k == "Status" || !validHeaderName([]byte(k)) || k != http.CanonicalHeaderKey(k) {
+			if k == "Status" || !httpfield.ValidName(k) || k != http.CanonicalHeaderKey(k) {
 				t.Fatalf("%q: header name %q", data, k)
 			}
 			for _, v := range vs {
-				if !validHeaderValue([]byte(v)) || strings.ContainsAny(v, "\r\n\x00") || v != string(trimSpace([]byte(v))) {
+				if !httpfield.ValidValue(v) || strings.ContainsAny(v, "\r\n\x00") || v != string(trimSpace([]byte(v))) {
 					t.Fatalf("%q: value %q of %s", data, v, k)
 				}
 				fmt.Fprintf(&b, "%s: %s\r\n", k, v)
