@@ -131,6 +131,11 @@ type Config struct {
 	// turning it on is the operator's call, once every host it covers
 	// speaks HTTPS.
 	HSTS string `env:"SESSIONGATE_HSTS" help:"Strict-Transport-Security value sent on every HTTPS response (TLS here, or X-Forwarded-Proto: https from SESSIONGATE_TRUSTED_PROXIES), replacing any the app sends, like nginx's add_header Strict-Transport-Security \"...\" always; e.g. max-age=63072000; includeSubDomains; empty = none (an app's own header goes out as it is)"`
+	// ResponseHeaderSpecs are lines, not comma-separated entries: header
+	// values hold commas (Permissions-Policy, Link, CSP lists).
+	ResponseHeaderSpecs Lines `env:"SESSIONGATE_RESPONSE_HEADERS" help:"headers added to the site's responses, one per line, like nginx's add_header ... always: [PATH ]Name: value, e.g. the two lines X-Frame-Options: SAMEORIGIN and X-Content-Type-Options: nosniff, or /fonts/ Access-Control-Allow-Origin: *; every response gets them, static files, PHP, Django, redirects and error pages alike, unless it already has that header (the app's own value is kept, never doubled); a path ending in / covers everything under it, one without covers that exact URL; for each header the most specific path decides, and an empty value (/embed/ X-Frame-Options:) sends none there; headers the gateway or the app must set (caching, cookies, framing, Content-Type, Strict-Transport-Security: see SESSIONGATE_HSTS) are refused"`
+	// HideHeaders is empty by default, as nginx passes X-Powered-By on.
+	HideHeaders []string `env:"SESSIONGATE_HIDE_HEADERS" help:"comma-separated response headers removed from what PHP and Django send, like nginx's fastcgi_hide_header and proxy_hide_header, e.g. X-Powered-By; with SESSIONGATE_RESPONSE_HEADERS, hiding a header replaces the app's value with the gateway's; headers the gateway relies on (caching, cookies, framing) are refused"`
 	// HTTPRedirectListen replaces nginx's port-80 server block: without a
 	// listener there, a visitor typing the bare domain is refused and
 	// certbot's --webroot renewal (ACME HTTP-01, always on port 80) fails.
@@ -309,6 +314,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	c.checkErrorPages(check)
 	c.checkRestrictedPaths(check)
 	c.checkBasicAuth(check)
+	c.checkResponseHeaders(check)
 
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")

@@ -120,6 +120,8 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_ERROR_PAGES=502 503 504=/50x.html, 404 =/errors/404.html",
 		"SESSIONGATE_RESTRICTED_PATHS=/phpmyadmin/ 10.0.0.0/8 192.168.1.7,/xmlrpc.php none",
 		"SESSIONGATE_BASIC_AUTH=/staging/ " + users,
+		"SESSIONGATE_RESPONSE_HEADERS=X-Frame-Options: SAMEORIGIN\n /fonts/ Access-Control-Allow-Origin: *\n",
+		"SESSIONGATE_HIDE_HEADERS=X-Powered-By, x-generator",
 		"SESSIONGATE_SESSIONS=on",
 		"SESSIONGATE_SESSION_COOKIE=sid",
 		"SESSIONGATE_SESSION_KEYS=" + testKey + ",old-key-0123456789abcdef0123456789ab",
@@ -163,6 +165,8 @@ func TestEveryVariable(t *testing.T) {
 		ErrorPageSpecs:      []string{"502 503 504=/50x.html", "404 =/errors/404.html"},
 		RestrictedPathSpecs: []string{"/phpmyadmin/ 10.0.0.0/8 192.168.1.7", "/xmlrpc.php none"},
 		BasicAuthSpecs:      []string{"/staging/ " + users},
+		ResponseHeaderSpecs: Lines{"X-Frame-Options: SAMEORIGIN", "/fonts/ Access-Control-Allow-Origin: *"},
+		HideHeaders:         []string{"X-Powered-By", "x-generator"},
 		MaxBody:             512 << 10,
 		RequestBuffering:    true,
 		CompressCache:       1 << 20,
@@ -1074,5 +1078,80 @@ func TestBasicAuth(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "cG1sLi5K") {
 			t.Errorf("the error shows a hash: %v", err)
 		}
+	}
+}
+
+func TestResponseHeaders(t *testing.T) {
+	env := base(t)
+	for _, kv := range env {
+		if root, ok := strings.CutPrefix(kv, "SESSIONGATE_DOCUMENT_ROOT="); ok {
+			os.MkdirAll(filepath.Join(root, "fonts"), 0o755)
+		}
+	}
+	// As a YAML block gives it: indented, a CRLF, a blank line, the
+	// trailing newline.
+	value := "\n  x-frame-options:  SAMEORIGIN \r\n" +
+		"  Permissions-Policy: camera=(), microphone=()\n\n" +
+		"  /fonts/ Access-Control-Allow-Origin: *\n" +
+		"  /embed/widget.php X-Frame-Options:\n" +
+		"  X-Robots-Tag: googlebot: noindex, bingbot: nofollow\n"
+	cfg, err := Load(append(env, "SESSIONGATE_RESPONSE_HEADERS="+value, "SESSIONGATE_HIDE_HEADERS=x-powered-by, Server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ResponseHeader{
+		{"/", "X-Frame-Options", "SAMEORIGIN"},
+		{"/", "Permissions-Policy", "camera=(), microphone=()"},
+		{"/fonts/", "Access-Control-Allow-Origin", "*"},
+		{"/embed/widget.php", "X-Frame-Options", ""},
+		{"/", "X-Robots-Tag", "googlebot: noindex, bingbot: nofollow"},
+	}
+	if got := cfg.ResponseHeaders(); !reflect.DeepEqual(got, want) {
+		t.Errorf("ResponseHeaders() = %+v, want %+v", got, want)
+	}
+	if got := cfg.HiddenHeaders(); !slices.Equal(got, []string{"X-Powered-By", "Server"}) {
+		t.Errorf("HiddenHeaders() = %q", got)
+	}
+	if s := cfg.LogValue().String(); !strings.Contains(s, "SESSIONGATE_RESPONSE_HEADERS=x-frame-options:  SAMEORIGIN\n") {
+		t.Errorf("start-up line does not show the lines as lines: %s", s)
+	}
+
+	for _, c := range []struct{ variable, value, want string }{
+		{"SESSIONGATE_RESPONSE_HEADERS", "X-Frame-Options SAMEORIGIN", "each line is Name: value"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "X Frame: 1", "each line is Name: value"},
+		{"SESSIONGATE_RESPONSE_HEADERS", ": x", "each line is Name: value"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "/fonts/", "a path is followed by the header"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "/fonts/*.woff2 Access-Control-Allow-Origin: *", "not as patterns"},
+		// nginx's location /fonts is a prefix; here it would be one URL.
+		{"SESSIONGATE_RESPONSE_HEADERS", "/fonts Access-Control-Allow-Origin: *", "write /fonts/"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "X-A: 1\x00", "control character"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "X-Frame-Options: DENY, X-Content-Type-Options: nosniff", "each header on a line of its own"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "Referrer-Policy: no-referrer,Content-Security-Policy: default-src 'self'", "each header on a line of its own"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "X-A: 1\nx-a: 2", "given twice for /"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "X-Frame-Options:", "no broader line adds it"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "/a/ X-A: 1\n/b/ X-A:", "no broader line adds it"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "/a/x X-A: 1\n/a/x/ X-A:", "no broader line adds it"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "Set-Cookie: a=b", "session cookie"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "cache-control: public, max-age=600", "SESSIONGATE_STATIC_MAX_AGE"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "Strict-Transport-Security: max-age=600", "SESSIONGATE_HSTS"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "Content-Length: 0", "frames each response"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "X-Sessiongate-Op: delete", "protocol with the apps"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "X-Accel-Redirect: /files/a", "protocol with the apps"},
+		{"SESSIONGATE_HIDE_HEADERS", "X-Powered-By,x-powered-by", "listed twice"},
+		{"SESSIONGATE_HIDE_HEADERS", "X Powered", "not a header name"},
+		{"SESSIONGATE_HIDE_HEADERS", "Set-Cookie", "Set-Cookie cannot be hidden"},
+		{"SESSIONGATE_HIDE_HEADERS", "vary", "Vary cannot be hidden"},
+		{"SESSIONGATE_HIDE_HEADERS", "x,", "empty entry"},
+	} {
+		_, err := Load(append(env, c.variable+"="+c.value))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{c.variable}) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s=%q: got %v, want %q", c.variable, c.value, err, c.want)
+		}
+	}
+	// An empty value under a path a broader line covers is how a part of
+	// the site is kept out of a header.
+	if _, err := Load(append(env, "SESSIONGATE_RESPONSE_HEADERS=/ X-A: 1\n/a/ X-B: 2\n/a/b/ X-A:\n/a/c.php X-B:")); err != nil {
+		t.Error(err)
 	}
 }

@@ -350,6 +350,8 @@ func display(v reflect.Value) string {
 		return "off"
 	case []string:
 		return strings.Join(x, ",")
+	case Lines:
+		return strings.Join(x, "\n")
 	case Prefixes:
 		s := make([]string, len(x))
 		for i, p := range x {

@@ -117,6 +117,21 @@ func parseStrings(s string) (any, error) {
 	return splitList(s)
 }
 
+// Lines is a list written one entry per line (a YAML block, $'...\n...'),
+// for entries that hold commas themselves. Blank lines and the spaces
+// around entries are dropped; a CR before a newline too.
+type Lines []string
+
+func parseLines(s string) (any, error) {
+	var out Lines
+	for line := range strings.Lines(s) {
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, line)
+		}
+	}
+	return out, nil
+}
+
 func parsePrefixes(s string) (any, error) {
 	parts, err := splitList(s)
 	if err != nil {
@@ -162,4 +177,5 @@ var parsers = map[reflect.Type]func(string) (any, error){
 	reflect.TypeFor[bool]():          parseBool,
 	reflect.TypeFor[[]string]():      parseStrings,
 	reflect.TypeFor[Prefixes]():      parsePrefixes,
+	reflect.TypeFor[Lines]():         parseLines,
 }

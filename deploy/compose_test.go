@@ -272,6 +272,10 @@ func TestComposeGatewayConfig(t *testing.T) {
 	if len(cfg.Warnings) > 0 {
 		t.Errorf("configuration warnings: %v", cfg.Warnings)
 	}
+	// The YAML block gives one header per line.
+	if h := cfg.ResponseHeaders(); len(h) != 3 || h[0].Name != "X-Frame-Options" || h[0].Value != "SAMEORIGIN" {
+		t.Errorf("SESSIONGATE_RESPONSE_HEADERS from the YAML block: %+v", h)
+	}
 
 	// php-fpm sees the same directory at SESSIONGATE_DOCUMENT_ROOT.
 	if src := hostPathOf(t, "php", php, cfg.DocumentRoot); path.Clean(src) != path.Clean(staticSrc) {

@@ -99,17 +99,18 @@ type recorder struct {
 	// deadlineSetAt is when the write deadline was last moved (zero: it
 	// is not set).
 	deadlineSetAt time.Time
-	// hsts is the Strict-Transport-Security value this response gets
-	// (SESSIONGATE_HSTS on an HTTPS request), set as its header goes out so
-	// that it replaces the app's, whichever upstream answered.
-	hsts string
+	// out edits the headers as they go out (nil: left as they are), for
+	// a request to path over HTTPS or not.
+	out   *outHeaders
+	path  string
+	https bool
 }
 
 // headerGoesOut is called once, just before the response's header is
 // written (explicitly or by the first write of the body).
 func (w *recorder) headerGoesOut() {
-	if w.hsts != "" {
-		w.ResponseWriter.Header().Set("Strict-Transport-Security", w.hsts)
+	if w.out != nil {
+		w.out.apply(w.ResponseWriter.Header(), w.path, w.https)
 	}
 }
 
@@ -226,12 +227,12 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // once either way), and the observers (WithObserver), which see every
 // request exactly once with the same status as the log.
 func (s *Server) logRequests(next http.Handler) http.Handler {
-	return s.logRequestsHSTS(next, s.cfg.HSTS)
+	return s.logRequestsOut(next, s.out)
 }
 
-// logRequestsHSTS is logRequests with hsts as the Strict-Transport-Security
-// of HTTPS responses ("" for none).
-func (s *Server) logRequestsHSTS(next http.Handler, hsts string) http.Handler {
+// logRequestsOut is logRequests with out applied to the response headers
+// (nil: none).
+func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ri := &RequestInfo{Upstream: "gateway", srv: s}
@@ -239,9 +240,9 @@ func (s *Server) logRequestsHSTS(next http.Handler, hsts string) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
 		// net/http clears the write deadline after each response and on
 		// Hijack: nothing is left over for the next request.
-		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout}
-		if ri.HTTPS {
-			rec.hsts = hsts
+		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout, out: out, https: ri.HTTPS}
+		if out != nil && len(out.added) > 0 {
+			rec.path = mountPath(r.URL.Path)
 		}
 
 		defer func() {

@@ -4,14 +4,17 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/fcgi"
 )
 
 // TestHSTS: SESSIONGATE_HSTS goes out on every HTTPS response, static,
@@ -117,5 +120,105 @@ func TestRedirectListenerNeverSendsHSTS(t *testing.T) {
 				t.Errorf("HTTPS through a proxy on the redirect listener: %d Location %q, log %v", w.Code, w.Header().Get("Location"), log)
 			}
 		}
+	}
+}
+
+// TestResponseHeaders: SESSIONGATE_RESPONSE_HEADERS reach every response
+// of the site (static, PHP, a mount, 304, errors), the most specific line
+// deciding per header and an empty value keeping a header off a part of
+// the site; the app's own value is kept, never doubled;
+// SESSIONGATE_HIDE_HEADERS removes what the app sent, which lets the
+// gateway's value replace it. The plain-HTTP redirect listener gets none.
+func TestResponseHeaders(t *testing.T) {
+	mounted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Powered-By", "Django")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		io.WriteString(w, "django")
+	})
+	e := newEnv(t, func(c *config.Config) {
+		c.Listen = ":443"
+		c.ResponseHeaderSpecs = config.Lines{
+			"X-Frame-Options: SAMEORIGIN",
+			"X-Content-Type-Options: nosniff",
+			"Referrer-Policy: strict-origin-when-cross-origin",
+			"/fonts/ Access-Control-Allow-Origin: *",
+			"/embed/ X-Frame-Options:",
+			"/embed/ Content-Security-Policy: frame-ancestors https://partner.example",
+			"/embed/open.php Content-Security-Policy:",
+			"/hello.php Permissions-Policy: camera=(), microphone=()",
+		}
+		c.HideHeaders = []string{"X-Powered-By", "Referrer-Policy"}
+	}, WithMount("django", []string{"/app/"}, mounted))
+	os.MkdirAll(e.root+"/fonts", 0o755)
+	writeFile(t, e.root+"/fonts/a.woff2", "woff2", time.Now())
+	os.MkdirAll(e.root+"/embed", 0o755)
+	writeFile(t, e.root+"/embed/open.php", "<?php", time.Now())
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		h := http.Header{"Content-Type": {"text/html"}, "X-Powered-By": {"PHP/8.2.7"}, "Referrer-Policy": {"unsafe-url"}}
+		if s := fcgi.ScriptFrom(r.Context()); s != nil && s.ScriptName == "/hello.php" {
+			h.Set("X-Frame-Options", "DENY")
+		}
+		return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(strings.NewReader("php")), Request: r}, nil
+	}
+	all := map[string]string{
+		"X-Frame-Options":        "SAMEORIGIN",
+		"X-Content-Type-Options": "nosniff",
+		"Referrer-Policy":        "strict-origin-when-cross-origin",
+	}
+	with := func(changes ...string) map[string]string {
+		m := maps.Clone(all)
+		for i := 0; i < len(changes); i += 2 {
+			if changes[i+1] == "" {
+				delete(m, changes[i])
+			} else {
+				m[changes[i]] = changes[i+1]
+			}
+		}
+		return m
+	}
+	checked := []string{"X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Access-Control-Allow-Origin",
+		"Content-Security-Policy", "Permissions-Policy", "X-Powered-By"}
+	for _, tc := range []struct {
+		name, target string
+		status       int
+		want         map[string]string
+	}{
+		{"static file", "/style.css", 200, all},
+		{"PHP: the app's X-Frame-Options kept, X-Powered-By and its Referrer-Policy hidden", "/hello.php",
+			200, with("X-Frame-Options", "DENY", "Permissions-Policy", "camera=(), microphone=()")},
+		{"front controller", "/some/route", 200, all},
+		{"the gateway's 404", "/.env", 404, all},
+		{"a directory's line", "/fonts/a.woff2", 200, with("Access-Control-Allow-Origin", "*")},
+		{"the directory's line after dot segments", "/x/../fonts/a.woff2", 200, with("Access-Control-Allow-Origin", "*")},
+		{"an empty value keeps the header off", "/embed/page", 200,
+			with("X-Frame-Options", "", "Content-Security-Policy", "frame-ancestors https://partner.example")},
+		{"an exact URL's empty value beats the directory's", "/embed/open.php", 200, with("X-Frame-Options", "")},
+		{"a mount: its own nosniff kept once, X-Powered-By hidden", "/app/x", 200, all},
+		{"a redirect", "/dir", 301, all},
+	} {
+		w := e.do(httptest.NewRequest("GET", tc.target, nil))
+		if w.Code != tc.status {
+			t.Errorf("%s: %s gave %d, want %d", tc.name, tc.target, w.Code, tc.status)
+		}
+		for _, name := range checked {
+			if got := strings.Join(w.Header().Values(name), "|"); got != tc.want[name] {
+				t.Errorf("%s: %s: %s %q, want %q", tc.name, tc.target, name, got, tc.want[name])
+			}
+		}
+	}
+
+	// A 304 carries them too, as the 200 it stands for.
+	w := e.do(httptest.NewRequest("GET", "/style.css", nil))
+	r := httptest.NewRequest("GET", "/style.css", nil)
+	r.Header.Set("If-None-Match", w.Header().Get("ETag"))
+	if w := e.do(r); w.Code != http.StatusNotModified || w.Header().Get("X-Frame-Options") != "SAMEORIGIN" {
+		t.Errorf("304: %d X-Frame-Options %q", w.Code, w.Header().Get("X-Frame-Options"))
+	}
+
+	// The port-80 listener only redirects to the site: none of it.
+	w = httptest.NewRecorder()
+	e.srv.RedirectHandler().ServeHTTP(w, httptest.NewRequest("GET", "/style.css", nil))
+	if w.Code != http.StatusMovedPermanently || w.Header().Get("X-Frame-Options") != "" {
+		t.Errorf("redirect listener: %d X-Frame-Options %q", w.Code, w.Header().Get("X-Frame-Options"))
 	}
 }

@@ -32,9 +32,11 @@ func (s *Server) RedirectHandler() http.Handler {
 		port = ":" + p
 	}
 	rh := &redirecter{s: s, httpsPort: port}
-	// No HSTS here, whatever a proxy's X-Forwarded-Proto says: the header
-	// must never go out over plain HTTP (RFC 6797 section 7.2).
-	return s.logRequestsHSTS(http.HandlerFunc(rh.serve), "")
+	// No header edits here. No HSTS, whatever a proxy's X-Forwarded-Proto
+	// says: the header must never go out over plain HTTP (RFC 6797 section
+	// 7.2). No SESSIONGATE_RESPONSE_HEADERS: they are for the site's pages,
+	// which this listener only redirects to.
+	return s.logRequestsOut(http.HandlerFunc(rh.serve), nil)
 }
 
 type redirecter struct {

@@ -7,7 +7,8 @@
 // One request, outermost first:
 //
 //	logRequests   RequestInfo, client address (trusted proxies), access log,
-//	              HSTS as the header goes out
+//	              header edits as the header goes out (HIDE_HEADERS,
+//	              RESPONSE_HEADERS, HSTS: outheaders.go)
 //	compress      gzip for clients that take it (package compress; static
 //	              files from its cache, see serveStatic)
 //	front         server names (421), rate limits (429), body limit (413),
@@ -180,6 +181,8 @@ type Server struct {
 	restrictedPaths []restrictedPath
 	// errorPages are SESSIONGATE_ERROR_PAGES by status (errorpage.go).
 	errorPages map[int]*errorPage
+	// out are the header edits of every response (outheaders.go).
+	out *outHeaders
 
 	// sendTimeout bounds each write to a client (sendTimeout in
 	// accesslog.go); 0 when SESSIONGATE_WRITE_TIMEOUT bounds the whole
@@ -261,6 +264,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		sameRoot:        filepath.Clean(cfg.StaticRoot) == filepath.Clean(cfg.DocumentRoot),
 	}
 	s.errorPages = s.newErrorPages(cfg)
+	s.out = newOutHeaders(cfg)
 	if cfg.WriteTimeout == 0 {
 		s.sendTimeout = sendTimeout
 	}

@@ -10,6 +10,7 @@ import time
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.middleware.csrf import get_token
 from django.urls import path
+from django.views.decorators.clickjacking import xframe_options_deny
 
 
 class Conflict(Exception):
@@ -53,6 +54,13 @@ def login(request):
 def whoami(request):
     u = request.user
     return JsonResponse({"user": u.get_username() if u.is_authenticated else None, "session": public(request.session)})
+
+
+@xframe_options_deny
+def deny_frames(request):
+    # A view that sets a header of its own, as Django's clickjacking
+    # decorators do.
+    return HttpResponse("no frames")
 
 
 def login_logout_write(request):
@@ -203,6 +211,7 @@ urlpatterns = [
     path("accounts/api/token/", token),
     path("accounts/api/login/", login),
     path("accounts/api/whoami/", whoami),
+    path("accounts/api/deny-frames/", deny_frames),
     path("accounts/api/login-logout-write/", login_logout_write),
     path("accounts/api/message/", message),
     path("accounts/api/messages/", show_messages),
