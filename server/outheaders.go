@@ -33,7 +33,7 @@ func newOutHeaders(cfg *config.Config) *outHeaders {
 	if o.hsts == "" && len(o.hide) == 0 && len(o.added) == 0 {
 		return nil
 	}
-	sortLocations(o.added, func(h config.ResponseHeader) string { return h.Path })
+	config.SortLocations(o.added, func(h config.ResponseHeader) string { return h.Path })
 	var names []string
 	for _, h := range o.added {
 		if !slices.Contains(names, h.Name) {
@@ -65,7 +65,7 @@ func (o *outHeaders) add(h http.Header, urlPath string) {
 		if len(decided) == o.maxNames {
 			return
 		}
-		if slices.Contains(decided, a.Name) || !underLocation(urlPath, a.Path) {
+		if slices.Contains(decided, a.Name) || !config.UnderLocation(urlPath, a.Path) {
 			continue
 		}
 		decided = append(decided, a.Name)

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -31,34 +29,8 @@ func newRateRules(ls []config.RateLimit) []rateRule {
 	for _, l := range ls {
 		out = append(out, rateRule{path: l.Path, spec: l.Spec, limiter: ratelimit.New(l.PerSecond, l.Burst, maxRateClients)})
 	}
-	sortLocations(out, func(r rateRule) string { return r.path })
+	config.SortLocations(out, func(r rateRule) string { return r.path })
 	return out
-}
-
-// underLocation reports whether a URL path falls under an entry's path:
-// the same path, or for a directory entry (ending in "/") anything under
-// it, and the directory asked for without its slash, whose redirect tells
-// nothing but whose index script may run for it.
-func underLocation(path, entry string) bool {
-	if path == entry {
-		return true
-	}
-	dir, ok := strings.CutSuffix(entry, "/")
-	return ok && (strings.HasPrefix(path, entry) || path == dir)
-}
-
-// sortLocations orders entries keyed by URL path (exact, or a directory
-// ending in "/") as nginx picks a location, so that the first match is the
-// one that applies: exact paths first, then the longest directory.
-func sortLocations[T any](entries []T, path func(T) string) {
-	sort.SliceStable(entries, func(i, j int) bool {
-		pi, pj := path(entries[i]), path(entries[j])
-		ei, ej := !strings.HasSuffix(pi, "/"), !strings.HasSuffix(pj, "/")
-		if ei != ej {
-			return ei
-		}
-		return len(pi) > len(pj)
-	})
 }
 
 // rateLimited answers 429 to a request over the limit of the rule for
@@ -69,7 +41,7 @@ func sortLocations[T any](entries []T, path func(T) string) {
 func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, path string) bool {
 	var rule *rateRule
 	for i := range s.rates {
-		if underLocation(path, s.rates[i].path) {
+		if config.UnderLocation(path, s.rates[i].path) {
 			rule = &s.rates[i]
 			break
 		}

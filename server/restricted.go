@@ -62,7 +62,7 @@ func newRestrictedPaths(cfg *config.Config) ([]restrictedPath, error) {
 		e.users = f
 		e.spec = joinSpec(e.spec, "SESSIONGATE_BASIC_AUTH "+b.Spec)
 	}
-	sortLocations(out, func(r restrictedPath) string { return r.path })
+	config.SortLocations(out, func(r restrictedPath) string { return r.path })
 	return out, nil
 }
 
@@ -78,7 +78,7 @@ func joinSpec(a, b string) string {
 // -1.
 func (s *Server) restrictedRule(path string) int {
 	for i := range s.restrictedPaths {
-		if underLocation(path, s.restrictedPaths[i].path) {
+		if config.UnderLocation(path, s.restrictedPaths[i].path) {
 			return i
 		}
 	}

@@ -1,0 +1,37 @@
+package config
+
+import (
+	"sort"
+	"strings"
+)
+
+// The path lists (SESSIONGATE_RATE_LIMITS, _RESTRICTED_PATHS, _BASIC_AUTH,
+// _RESPONSE_HEADERS, _REDIRECTS) name nginx-like locations: an exact URL
+// path, or a directory ending in "/". The server matches requests with
+// these two, and the checks here follow requests the same way.
+
+// UnderLocation reports whether a URL path falls under an entry's path:
+// the same path, or for a directory entry (ending in "/") anything under
+// it, and the directory asked for without its slash, whose redirect tells
+// nothing but whose index script may run for it.
+func UnderLocation(path, entry string) bool {
+	if path == entry {
+		return true
+	}
+	dir, ok := strings.CutSuffix(entry, "/")
+	return ok && (strings.HasPrefix(path, entry) || path == dir)
+}
+
+// SortLocations orders entries keyed by URL path (exact, or a directory
+// ending in "/") as nginx picks a location, so that the first match is the
+// one that applies: exact paths first, then the longest directory.
+func SortLocations[T any](entries []T, path func(T) string) {
+	sort.SliceStable(entries, func(i, j int) bool {
+		pi, pj := path(entries[i]), path(entries[j])
+		ei, ej := !strings.HasSuffix(pi, "/"), !strings.HasSuffix(pj, "/")
+		if ei != ej {
+			return ei
+		}
+		return len(pi) > len(pj)
+	})
+}
