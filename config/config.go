@@ -131,6 +131,8 @@ type Config struct {
 	// turning it on is the operator's call, once every host it covers
 	// speaks HTTPS.
 	HSTS string `env:"SESSIONGATE_HSTS" help:"Strict-Transport-Security value sent on every HTTPS response (TLS here, or X-Forwarded-Proto: https from SESSIONGATE_TRUSTED_PROXIES), replacing any the app sends, like nginx's add_header Strict-Transport-Security \"...\" always; e.g. max-age=63072000; includeSubDomains; empty = none (an app's own header goes out as it is)"`
+	// RedirectSpecs is empty by default: nginx moves no URL unless told.
+	RedirectSpecs []string `env:"SESSIONGATE_REDIRECTS" help:"comma-separated URLs that moved, like nginx's return 301 in a location or rewrite ... permanent: FROM TO [CODE], e.g. /old-page /new-page,/blog/ https://blog.example.com/,/promo /sale 302; FROM ending in / covers everything under it and, when TO ends in / too, the rest of the path follows (/blog/2024/x to https://blog.example.com/2024/x), else every URL under it goes to TO; the query string follows; CODE is 301 (the default; 308 for methods other than GET and HEAD), 302, 303, 307 or 308; answered before PHP or Django runs, and before SESSIONGATE_RESTRICTED_PATHS and SESSIONGATE_RATE_LIMITS apply, as nginx's rewrite phase comes first; loops are refused at start"`
 	// ResponseHeaderSpecs are lines, not comma-separated entries: header
 	// values hold commas (Permissions-Policy, Link, CSP lists).
 	ResponseHeaderSpecs Lines `env:"SESSIONGATE_RESPONSE_HEADERS" help:"headers added to the site's responses, one per line, like nginx's add_header ... always: [PATH ]Name: value, e.g. the two lines X-Frame-Options: SAMEORIGIN and X-Content-Type-Options: nosniff, or /fonts/ Access-Control-Allow-Origin: *; every response gets them, static files, PHP, Django, redirects and error pages alike, unless it already has that header (the app's own value is kept, never doubled); a path ending in / covers everything under it, one without covers that exact URL; for each header the most specific path decides, and an empty value (/embed/ X-Frame-Options:) sends none there; headers the gateway or the app must set (caching, cookies, framing, Content-Type, Strict-Transport-Security: see SESSIONGATE_HSTS) are refused"`
@@ -315,6 +317,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	c.checkRestrictedPaths(check)
 	c.checkBasicAuth(check)
 	c.checkResponseHeaders(check)
+	c.checkRedirects(check)
 
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")

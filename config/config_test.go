@@ -122,6 +122,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_BASIC_AUTH=/staging/ " + users,
 		"SESSIONGATE_RESPONSE_HEADERS=X-Frame-Options: SAMEORIGIN\n /fonts/ Access-Control-Allow-Origin: *\n",
 		"SESSIONGATE_HIDE_HEADERS=X-Powered-By, x-generator",
+		"SESSIONGATE_REDIRECTS=/old-page /new-page,/blog/ https://blog.example.com/ 302",
 		"SESSIONGATE_SESSIONS=on",
 		"SESSIONGATE_SESSION_COOKIE=sid",
 		"SESSIONGATE_SESSION_KEYS=" + testKey + ",old-key-0123456789abcdef0123456789ab",
@@ -167,6 +168,7 @@ func TestEveryVariable(t *testing.T) {
 		BasicAuthSpecs:      []string{"/staging/ " + users},
 		ResponseHeaderSpecs: Lines{"X-Frame-Options: SAMEORIGIN", "/fonts/ Access-Control-Allow-Origin: *"},
 		HideHeaders:         []string{"X-Powered-By", "x-generator"},
+		RedirectSpecs:       []string{"/old-page /new-page", "/blog/ https://blog.example.com/ 302"},
 		MaxBody:             512 << 10,
 		RequestBuffering:    true,
 		CompressCache:       1 << 20,
@@ -1153,5 +1155,76 @@ func TestResponseHeaders(t *testing.T) {
 	// the site is kept out of a header.
 	if _, err := Load(append(env, "SESSIONGATE_RESPONSE_HEADERS=/ X-A: 1\n/a/ X-B: 2\n/a/b/ X-A:\n/a/c.php X-B:")); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestRedirects(t *testing.T) {
+	env := base(t)
+	for _, kv := range env {
+		if root, ok := strings.CutPrefix(kv, "SESSIONGATE_DOCUMENT_ROOT="); ok {
+			os.MkdirAll(filepath.Join(root, "shop"), 0o755)
+		}
+	}
+	cfg, err := Load(append(env, "SESSIONGATE_REDIRECTS=/old-page /new-page, /blog/  https://blog.example.com/ 302,/promo /sale?utm=x 307,/a/ /b/,/b/ /c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Redirect{
+		{From: "/old-page", To: "/new-page", Spec: "/old-page /new-page"},
+		{From: "/blog/", To: "https://blog.example.com/", Code: 302, Spec: "/blog/ https://blog.example.com/ 302"},
+		{From: "/promo", To: "/sale?utm=x", Code: 307, Spec: "/promo /sale?utm=x 307"},
+		{From: "/a/", To: "/b/", Spec: "/a/ /b/"},
+		{From: "/b/", To: "/c", Spec: "/b/ /c"},
+	}
+	if got := cfg.Redirects(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Redirects() = %+v, want %+v", got, want)
+	}
+	for i, keeps := range []bool{false, true, false, true, false} {
+		if want[i].KeepsRest() != keeps {
+			t.Errorf("%s: KeepsRest %v", want[i].Spec, !keeps)
+		}
+	}
+	for _, c := range []struct{ value, want string }{
+		{"/old", "FROM TO [CODE]"},
+		{"/a /b 301 x", "FROM TO [CODE]"},
+		{"old /new", "starting with /"},
+		{"/a/../b /new", "starting with /"},
+		{"/old* /new", "not as patterns"},
+		// nginx's location /shop is a prefix; here it would be one URL.
+		{"/shop /store/", "write /shop/"},
+		{"/a /b 200", "not a redirect status"},
+		{"/a /b 3011", "not a redirect status"},
+		{"/a //evil.example/", "another host"},
+		{"/a /b#top", "fragment"},
+		{"/a /b\\c", "percent-encode"},
+		{"/a ftp://example.com/", "http:// or https://"},
+		{"/a new-page", "http:// or https://"},
+		{"/a https:///x", "no host"},
+		{"/a https://user:pw@example.com/", "user or password"},
+		{"/a /x/../b", ". or .. segments"},
+		{"/a /b,/a /c", "listed twice"},
+		{"/a /b,/b /a", "redirect loop: /a -> /b -> /a"},
+		{"/a /b,/b /c,/c/ /a", "redirect loop"},
+		{"/x /x", "redirect loop"},
+		{"/ /new/", "never ends"},
+		{"/old/ /old/new/", "never ends"},
+		// /c/ moved to /a/ keeps the rest: /a/x goes to /c/x, and back.
+		{"/a/ /c/,/c/ /a/", "redirect loop"},
+		// The directory's own URL without its slash falls under it.
+		{"/docs /guide/,/guide/ /docs", "redirect loop"},
+		// One path under a moved directory comes back.
+		{"/a/ /b/,/b/c /a/c", "redirect loop: /b/c -> /a/c -> /b/c"},
+	} {
+		_, err := Load(append(env, "SESSIONGATE_REDIRECTS="+c.value))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_REDIRECTS"}) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want %q", c.value, err, c.want)
+		}
+	}
+	// A chain that ends, and a whole site moved to another host.
+	for _, v := range []string{"/a /b,/b /c,/c /d", "/ https://new.example.com/", "/old/ /new/,/new/x /old/y"} {
+		if _, err := Load(append(env, "SESSIONGATE_REDIRECTS="+v)); err != nil {
+			t.Errorf("%q: %v", v, err)
+		}
 	}
 }

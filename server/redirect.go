@@ -126,19 +126,27 @@ func (s *Server) redirectedToCanonical(w http.ResponseWriter, r *http.Request) b
 		s.fail(w, r, http.StatusBadRequest)
 		return true
 	}
-	status := http.StatusPermanentRedirect // keeps the method and body
-	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		status = http.StatusMovedPermanently
+	s.redirect(w, r, loc, 0)
+	return true
+}
+
+// redirect answers r with status and Location loc; status 0 is 301, or
+// 308 for methods other than GET and HEAD, which keeps the method and body.
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, loc string, status int) {
+	if status == 0 {
+		status = http.StatusPermanentRedirect
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			status = http.StatusMovedPermanently
+		}
 	}
 	if r.ProtoMajor == 1 && (r.ContentLength != 0 || r.TransferEncoding != nil) {
-		// The body is never read; the client sends it again to the
-		// canonical name. (HTTP/2 frames each request: closing would end
-		// every other stream of the connection.)
+		// The body is never read; the client sends it again to the new
+		// URL. (HTTP/2 frames each request: closing would end every other
+		// stream of the connection.)
 		w.Header().Set("Connection", "close")
 	}
 	w.Header().Set("Location", loc)
 	s.fail(w, r, status)
-	return true
 }
 
 // serveChallenge answers an ACME HTTP-01 challenge with the file certbot
@@ -254,6 +262,14 @@ func redirectTarget(requestURI string) (string, bool) {
 	if t == "" || t[0] != '/' {
 		return "", false
 	}
+	return escapeRaw(t), true
+}
+
+// escapeRaw percent-encodes the bytes of a client's path or query a URL
+// may not hold raw (non-ASCII, controls, space, quotes, backslashes, ...),
+// as a browser would send them, for a Location header; the rest, escapes
+// included, is kept as it is.
+func escapeRaw(t string) string {
 	const hex = "0123456789ABCDEF"
 	var b []byte // nil while nothing needs escaping
 	for i := 0; i < len(t); i++ {
@@ -270,7 +286,7 @@ func redirectTarget(requestURI string) (string, bool) {
 		b = append(b, '%', hex[c>>4], hex[c&15])
 	}
 	if b == nil {
-		return t, true
+		return t
 	}
-	return string(b), true
+	return string(b)
 }

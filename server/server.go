@@ -11,9 +11,10 @@
 //	              RESPONSE_HEADERS, HSTS: outheaders.go)
 //	compress      gzip for clients that take it (package compress; static
 //	              files from its cache, see serveStatic)
-//	front         server names (421), rate limits (429), body limit (413),
-//	              internal paths (404), mounted prefixes (e.g. Django),
-//	              else PHP site
+//	front         server names (421), the canonical name and moved URLs
+//	              (301), body limit (413), rate limits (429), access
+//	              rules (403, 401), internal paths (404), mounted
+//	              prefixes (e.g. Django), else PHP site
 //	site          phproute.Resolve: static | redirect | refusal | PHP,
 //	              whose body is read ahead first (ReadBody)
 //	serveApp      around PHP and each mount: an X-Accel-Redirect in the
@@ -181,6 +182,9 @@ type Server struct {
 	restrictedPaths []restrictedPath
 	// errorPages are SESSIONGATE_ERROR_PAGES by status (errorpage.go).
 	errorPages map[int]*errorPage
+	// redirects are SESSIONGATE_REDIRECTS, in the order they are tried
+	// (moved.go).
+	redirects []config.Redirect
 	// out are the header edits of every response (outheaders.go).
 	out *outHeaders
 
@@ -265,6 +269,8 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	}
 	s.errorPages = s.newErrorPages(cfg)
 	s.out = newOutHeaders(cfg)
+	s.redirects = cfg.Redirects()
+	config.SortLocations(s.redirects, func(m config.Redirect) string { return m.From })
 	if cfg.WriteTimeout == 0 {
 		s.sendTimeout = sendTimeout
 	}
@@ -461,6 +467,11 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.names != nil && s.names.canonical != "" && s.redirectedToCanonical(w, r) {
+		return
+	}
+	// Before the body limit, rate limits and access rules, as nginx's
+	// rewrite phase (return, rewrite ... permanent) comes before them.
+	if len(s.redirects) > 0 && s.movedTo(w, r) {
 		return
 	}
 	if max := int64(s.cfg.MaxBody); max > 0 {
