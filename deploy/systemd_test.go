@@ -252,3 +252,47 @@ func envList(env map[string]string) []string {
 	}
 	return l
 }
+
+// TestSystemdSocketUnit: sessiongate.socket holds the ports the example
+// environment listens on (the gateway refuses a socket no listener
+// variable names, and binds a port no socket covers itself), pairs with
+// sessiongate.service by name, and passes systemd's own check.
+func TestSystemdSocketUnit(t *testing.T) {
+	const socketPath = "systemd/sessiongate.socket"
+	u := parseUnit(t, socketPath)
+	streams := u["Socket"]["ListenStream"]
+	env := readEnvFile(t, envFilePath)
+	var ports []string
+	for _, v := range []string{"SESSIONGATE_LISTEN", "SESSIONGATE_HTTP_REDIRECT_LISTEN"} {
+		if addr := env[v]; addr != "" {
+			_, port, _ := strings.Cut(addr, ":")
+			ports = append(ports, port)
+		}
+	}
+	if !slices.Equal(streams, ports) {
+		t.Errorf("ListenStream=%q, want the example environment's public ports %q", streams, ports)
+	}
+	if u.get("Install", "WantedBy") != "sockets.target" {
+		t.Errorf("WantedBy=%s, want sockets.target", u.get("Install", "WantedBy"))
+	}
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatal("systemd-analyze is not installed: apt-get install -y systemd")
+	}
+	dir := t.TempDir()
+	svc, err := os.ReadFile(unitPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, err := os.ReadFile(socketPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := buildGateway(t)
+	os.WriteFile(filepath.Join(dir, "sessiongate.service"), bytes.ReplaceAll(svc, []byte("ExecStart=/usr/local/bin/gateway"), []byte("ExecStart="+bin)), 0o644)
+	os.WriteFile(filepath.Join(dir, "sessiongate.socket"), sock, 0o644)
+	out, err := exec.Command(analyze, "verify", filepath.Join(dir, "sessiongate.socket")).CombinedOutput()
+	if err != nil || bytes.Contains(out, []byte("sessiongate.")) {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}

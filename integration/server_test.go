@@ -297,6 +297,13 @@ func startBinary(t *testing.T, bin string, env []string) *gwProc {
 		fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
 		"PATH=" + os.Getenv("PATH"),
 	}, env...)
+	p.start(t)
+	return p
+}
+
+// start runs p.cmd and waits for /healthz on p.Admin.
+func (p *gwProc) start(t *testing.T) {
+	t.Helper()
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -321,7 +328,7 @@ func startBinary(t *testing.T, bin string, env []string) *gwProc {
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return p
+				return
 			}
 		}
 		select {

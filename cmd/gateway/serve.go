@@ -89,7 +89,12 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		public.TLSConfig = &tls.Config{GetCertificate: certs.getCertificate}
 	}
 	reloadOnHangup(ctx, certs, logger)
-	ln, err := listen(logger, "SESSIONGATE_LISTEN", cfg.Listen)
+	lns, err := passedSockets(environMap(environ), os.Getpid(), logger)
+	if err != nil {
+		logger.Error("cannot use the sockets systemd passed", "error", err.Error())
+		return 1
+	}
+	ln, err := lns.listen("SESSIONGATE_LISTEN", cfg.Listen)
 	if err != nil {
 		return 1
 	}
@@ -111,7 +116,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          errLog,
 		}
-		if adminLn, err = listen(logger, "SESSIONGATE_ADMIN_LISTEN", cfg.AdminListen); err != nil {
+		if adminLn, err = lns.listen("SESSIONGATE_ADMIN_LISTEN", cfg.AdminListen); err != nil {
 			ln.Close()
 			return 1
 		}
@@ -136,7 +141,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			// "OPTIONS *" reaches the handler and its access log (400).
 			DisableGeneralOptionsHandler: true,
 		}
-		if redirectLn, err = listen(logger, "SESSIONGATE_HTTP_REDIRECT_LISTEN", cfg.HTTPRedirectListen); err != nil {
+		if redirectLn, err = lns.listen("SESSIONGATE_HTTP_REDIRECT_LISTEN", cfg.HTTPRedirectListen); err != nil {
 			ln.Close()
 			if adminLn != nil {
 				adminLn.Close()
@@ -146,6 +151,11 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		if cfg.AccessLog {
 			redirectLn = logRefusals(redirect, redirectLn, logger)
 		}
+	}
+
+	if err := lns.unclaimed(); err != nil {
+		logger.Error("cannot start", "error", err.Error())
+		return 1
 	}
 
 	serveErr := make(chan error, 3)
@@ -211,15 +221,16 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// listen opens the TCP listener at addr, which the variable named gives; a
-// failure (the port taken, an address not on this host) is logged naming
-// both, the line an operator needs to fix it.
-func listen(logger *slog.Logger, variable, addr string) (net.Listener, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		logger.Error("cannot listen", "variable", variable, "addr", addr, "error", err)
+// environMap reads environ ("NAME=value" lines), later lines winning as
+// with os.Getenv.
+func environMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
 	}
-	return l, err
+	return m
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
