@@ -38,6 +38,9 @@ type conn struct {
 	// idleSince is when the connection last went back to the idle list
 	// (unix nanos).
 	idleSince int64
+	// rescue, while a freshly dialed connection waits for its answer,
+	// frees a worker for it after starveAfter (backend.rescue).
+	rescue *time.Timer
 }
 
 // errNoFreeConn: every connection of the backend stayed busy for the whole
@@ -281,13 +284,43 @@ func (b *backend) awaitAnswer(c *conn) {
 		b.unanswered = make(map[*conn]int64)
 	}
 	b.unanswered[c] = time.Now().UnixNano()
+	c.rescue = time.AfterFunc(starveAfter, func() { b.rescue(c) })
 	b.mu.Unlock()
 }
 
 func (b *backend) answered(c *conn) {
 	b.mu.Lock()
-	delete(b.unanswered, c)
+	if _, ok := b.unanswered[c]; ok {
+		delete(b.unanswered, c)
+		c.rescue.Stop()
+	}
 	b.mu.Unlock()
+}
+
+// rescue frees a worker for c, still unanswered starveAfter after its
+// request went out, by closing an idle connection: its worker then accepts
+// the oldest connection in php-fpm's listen queue. put does the same when
+// a connection comes back, but after a burst no connection may come back:
+// the burst's first requests finished before starveAfter, their
+// connections went idle holding every worker, and the rest would wait for
+// SESSIONGATE_PHP_TIMEOUT. While c stays unanswered and idle connections
+// are left, one more is closed each starveAfter (the freed worker may have
+// taken another gateway's connection first).
+func (b *backend) rescue(c *conn) {
+	b.mu.Lock()
+	if _, waiting := b.unanswered[c]; !waiting || len(b.idle) == 0 {
+		b.mu.Unlock()
+		return
+	}
+	// With an idle connection there is no waiter (put hands connections
+	// to waiters first): its slot simply frees.
+	idle := b.idle[0] // the longest idle
+	b.idle = slices.Delete(b.idle, 0, 1)
+	b.open--
+	b.unanswered[c] = time.Now().UnixNano()
+	c.rescue.Reset(starveAfter)
+	b.mu.Unlock()
+	idle.nc.Close()
 }
 
 // starvedLocked reports a fresh connection that php-fpm may not have

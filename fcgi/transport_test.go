@@ -1153,6 +1153,44 @@ func TestStarvedConnectionFreesOneWorkerAtATime(t *testing.T) {
 	}
 }
 
+// A new connection still unanswered starveAfter after its request went
+// out gets a worker freed for it even when no other connection comes back
+// (a burst that ended): the longest idle one is closed, one per
+// starveAfter, and none once it is answered.
+func TestStarvedConnectionRescuedWithoutTraffic(t *testing.T) {
+	b := &backend{max: 4}
+	var idle []net.Conn
+	for range 2 {
+		ours, theirs := net.Pipe()
+		defer theirs.Close()
+		idle = append(idle, theirs)
+		b.idle = append(b.idle, &conn{nc: ours})
+	}
+	b.open = 3
+	c := &conn{}
+	b.awaitAnswer(c)
+	closed := func(nc net.Conn) bool {
+		nc.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		_, err := nc.Read(make([]byte, 1))
+		return errors.Is(err, io.EOF)
+	}
+	time.Sleep(starveAfter + starveAfter/2)
+	if !closed(idle[0]) || closed(idle[1]) {
+		t.Fatalf("after starveAfter: longest idle closed %v, the other %v; want only the first", closed(idle[0]), closed(idle[1]))
+	}
+	b.mu.Lock()
+	open, left := b.open, len(b.idle)
+	b.mu.Unlock()
+	if open != 2 || left != 1 {
+		t.Errorf("open %d idle %d, want 2 and 1", open, left)
+	}
+	b.answered(c)
+	time.Sleep(2 * starveAfter)
+	if closed(idle[1]) {
+		t.Error("an idle connection was closed after the answer began")
+	}
+}
+
 // With ReadAhead, a response bigger than any socket buffer is read to its
 // end while the client has read ten bytes: the connection goes back to the
 // pool and OnEnd runs (the session bridge releases the lock there); the

@@ -58,8 +58,7 @@ func TestSocketActivationRestartRefusesNothing(t *testing.T) {
 		"slow.php":  `<?php usleep(1500000); echo 'slow done';`,
 	})
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
-	// At most pm.max_children connections, as deploy/ advises: a fifth
-	// kept-alive connection would wait for a worker the others hold.
+	// At most pm.max_children connections, as deploy/ advises.
 	env := []string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_PHP_MAX_CONNS=4", "SESSIONGATE_DOCUMENT_ROOT=" + root, "SESSIONGATE_SESSIONS=off"}
 	// The socket systemd would hold: bound and listening here, never
 	// accepted on by the test.

@@ -1,0 +1,64 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+// TestMoreConnsThanWorkersBurstThenQuiet: SESSIONGATE_PHP_MAX_CONNS above
+// pm.max_children (the default 8 against Debian's pool of 5), a burst of
+// quick requests, then nothing. Each php-fpm worker stays with the
+// kept-alive connection it accepted, so the burst's extra connections sit
+// in php-fpm's listen queue while the workers wait on connections idle in
+// the gateway's pool. With more requests coming, a finished connection is
+// closed for them; here none come, and the pool must free a worker by
+// itself: every request of the burst gets its page, none waits for the
+// 504 of SESSIONGATE_PHP_TIMEOUT.
+func TestMoreConnsThanWorkersBurstThenQuiet(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := gwSite(t)
+	writeTree(t, root, map[string]string{"quick.php": `<?php usleep(10000); echo 'quick';`})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.PHPMaxConns = 4
+		c.PHPTimeout = 5 * time.Second
+	})
+	client := &http.Client{Timeout: 15 * time.Second}
+	for round := range 3 {
+		var wg sync.WaitGroup
+		results := make([]string, 4)
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start := time.Now()
+				res, err := client.Get(g.URL + "/quick.php")
+				if err != nil {
+					results[i] = err.Error()
+					return
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				results[i] = fmt.Sprintf("%d %s", res.StatusCode, body)
+				if res.StatusCode == 200 {
+					t.Logf("round %d request %d: %v", round, i, time.Since(start).Round(time.Millisecond))
+				}
+			}()
+		}
+		wg.Wait()
+		for i, r := range results {
+			if r != "200 quick" {
+				t.Errorf("round %d, request %d of the burst: %s", round, i, r)
+			}
+		}
+		time.Sleep(300 * time.Millisecond) // quiet
+	}
+}
