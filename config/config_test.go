@@ -1190,8 +1190,7 @@ func TestRedirects(t *testing.T) {
 		{"old /new", "starting with /"},
 		{"/a/../b /new", "starting with /"},
 		{"/old* /new", "not as patterns"},
-		// nginx's location /shop is a prefix; here it would be one URL.
-		{"/shop /store/", "write /shop/"},
+		{"/old /new?a=1,2", "written %2C"},
 		{"/a /b 200", "not a redirect status"},
 		{"/a /b 3011", "not a redirect status"},
 		{"/a //evil.example/", "another host"},
@@ -1206,14 +1205,21 @@ func TestRedirects(t *testing.T) {
 		{"/a /b,/b /a", "redirect loop: /a -> /b -> /a"},
 		{"/a /b,/b /c,/c/ /a", "redirect loop"},
 		{"/x /x", "redirect loop"},
-		{"/ /new/", "never ends"},
-		{"/old/ /old/new/", "never ends"},
+		{"/ /new/", "do not end"},
+		{"/old/ /old/new/", "do not end"},
 		// /c/ moved to /a/ keeps the rest: /a/x goes to /c/x, and back.
 		{"/a/ /c/,/c/ /a/", "redirect loop"},
 		// The directory's own URL without its slash falls under it.
 		{"/docs /guide/,/guide/ /docs", "redirect loop"},
 		// One path under a moved directory comes back.
 		{"/a/ /b/,/b/c /a/c", "redirect loop: /b/c -> /a/c -> /b/c"},
+		// A chain that grows without end, a cycle longer than the list, and
+		// targets the server reads as the same path as an entry.
+		{"/a/ /b/x/,/b/ /a/", "do not end"},
+		{"/a/ /b/,/b/1 /a/2,/b/2 /a/3,/b/3 /a/1", "redirect loop"},
+		{"/a /b%2Dc,/b-c /a", "redirect loop"},
+		{"/a /b//c,/b/c /a", "redirect loop"},
+		{"/café /x,/x /caf%C3%A9", "redirect loop"},
 	} {
 		_, err := Load(append(env, "SESSIONGATE_REDIRECTS="+c.value))
 		e, ok := err.(*Error)
@@ -1221,8 +1227,11 @@ func TestRedirects(t *testing.T) {
 			t.Errorf("%q: got %v, want %q", c.value, err, c.want)
 		}
 	}
-	// A chain that ends, and a whole site moved to another host.
-	for _, v := range []string{"/a /b,/b /c,/c /d", "/ https://new.example.com/", "/old/ /new/,/new/x /old/y"} {
+	// A chain that ends, a whole site moved to another host, a directory
+	// whose more specific part moves elsewhere first, and an exact URL that
+	// is a directory of the site (nginx's location = /shop).
+	for _, v := range []string{"/a /b,/b /c,/c /d", "/ https://new.example.com/", "/old/ /new/,/new/x /old/y",
+		"/docs/ /docs/v1/,/docs/v1/ https://archive.example.com/", "/shop /store/"} {
 		if _, err := Load(append(env, "SESSIONGATE_REDIRECTS="+v)); err != nil {
 			t.Errorf("%q: %v", v, err)
 		}

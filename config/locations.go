@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path"
 	"sort"
 	"strings"
 )
@@ -34,4 +35,22 @@ func SortLocations[T any](entries []T, path func(T) string) {
 		}
 		return len(pi) > len(pj)
 	})
+}
+
+// CleanPath is the path as nginx matches it against its locations:
+// duplicate slashes merged, dot segments resolved, a trailing slash kept.
+// The server picks mounts and every path-list entry on it, so "//admin/"
+// cannot reach PHP's /admin/ and "/admin/../x.php" cannot reach Django;
+// the request itself goes out as the client sent it, as with nginx's
+// proxy_pass without a URI.
+func CleanPath(p string) string {
+	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return p
+	}
+	dir := strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")
+	c := path.Clean("/" + p)
+	if dir && c != "/" {
+		c += "/"
+	}
+	return c
 }

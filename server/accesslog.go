@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"syscall"
 	"time"
+
+	"github.com/sessiongate/sessiongate/config"
 )
 
 // StatusClientClosedRequest is nginx's 499, logged (never sent) when the
@@ -242,7 +244,7 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 		// Hijack: nothing is left over for the next request.
 		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout, out: out, https: ri.HTTPS}
 		if out != nil && len(out.added) > 0 {
-			rec.path = mountPath(r.URL.Path)
+			rec.path = config.CleanPath(r.URL.Path)
 		}
 
 		defer func() {

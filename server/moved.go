@@ -13,7 +13,7 @@ import (
 // picks a location (exact path, then the longest directory), on the path
 // with dot segments and doubled slashes resolved, as routing reads it.
 func (s *Server) movedTo(w http.ResponseWriter, r *http.Request) bool {
-	p := mountPath(r.URL.Path)
+	p := config.CleanPath(r.URL.Path)
 	for _, m := range s.redirects {
 		if !config.UnderLocation(p, m.From) {
 			continue
@@ -26,8 +26,8 @@ func (s *Server) movedTo(w http.ResponseWriter, r *http.Request) bool {
 
 // movedLocation is where a request for path (under m.From) with query goes:
 // m.To, with the rest of the path after m.From when a directory moved to a
-// directory, and the query after m.To's own (nginx's rewrite appends the
-// request's arguments the same way).
+// directory, and the query after m.To's own, unless m.To ends in "?"
+// (nginx's rewrite appends the request's arguments the same way).
 func movedLocation(m config.Redirect, path, query string) string {
 	loc, own, hasOwn := strings.Cut(m.To, "?")
 	if m.KeepsRest() && strings.HasPrefix(path, m.From) {
@@ -37,6 +37,8 @@ func movedLocation(m config.Redirect, path, query string) string {
 		loc += (&url.URL{Path: path[len(m.From):]}).EscapedPath()
 	}
 	switch {
+	case hasOwn && own == "":
+		return loc // "/new?": the query stays behind, as with nginx's rewrite
 	case hasOwn && query != "":
 		return loc + "?" + own + "&" + escapeRaw(query)
 	case hasOwn:

@@ -26,6 +26,8 @@ func TestMovedURLs(t *testing.T) {
 			"/promo /sale?utm_source=old 307",
 			"/app/legacy/ /app/current/",
 			"/admin/old/ /admin/new/",
+			"/campaign /landing?",
+			"/archive/ /old-site/?",
 		}
 		c.RestrictedPathSpecs = []string{"/admin/ none"}
 		c.MaxBody = 10
@@ -53,6 +55,12 @@ func TestMovedURLs(t *testing.T) {
 		{"GET /shop/cart/42 HTTP/1.1", 301, "/store"},
 		{"GET /promo?x=1 HTTP/1.1", 307, "/sale?utm_source=old&x=1"},
 		{"GET /app/legacy/page HTTP/1.1", 301, "/app/current/page"},
+		// A target ending in "?" leaves the query behind (nginx's idiom).
+		{"GET /campaign?utm_source=x HTTP/1.1", 301, "/landing"},
+		{"GET /archive/2019/a?page=2 HTTP/1.1", 301, "/old-site/2019/a"},
+		// A raw # ends the path, for the redirect as for routing.
+		{"GET /old-page#x HTTP/1.1", 301, "/new-page"},
+		{"GET /docs/a#/../../old-page HTTP/1.1", 301, "/guide/a"},
 		// Before the access rules, as nginx's return in a location.
 		{"GET /admin/old/users HTTP/1.1", 301, "/admin/new/users"},
 		{"GET /admin/new/users HTTP/1.1", 403, ""},

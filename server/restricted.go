@@ -158,7 +158,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, i, status int) b
 // refused this way.
 func (s *Server) restrictedURL(w http.ResponseWriter, r *http.Request) bool {
 	ri := Info(r.Context())
-	i := s.restrictedRule(mountPath(r.URL.Path))
+	i := s.restrictedRule(config.CleanPath(r.URL.Path))
 	ri.restrictedRule = i + 1
 	if i >= 0 {
 		if status := s.denial(i, r); status != 0 {

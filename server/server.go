@@ -36,7 +36,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -469,6 +468,17 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 	if s.names != nil && s.names.canonical != "" && s.redirectedToCanonical(w, r) {
 		return
 	}
+	if strings.IndexByte(r.URL.Path, '#') >= 0 {
+		r = withoutFragment(r)
+	}
+	if r.URL.Path == "" && r.URL.Scheme != "" {
+		// A request line in absolute form may leave the path empty ("GET
+		// http://example.com HTTP/1.1"); its path is then "/" (RFC 9112
+		// section 3.2.2), as nginx takes it, where routing would refuse an
+		// empty path with 400. (CONNECT, whose authority form has none
+		// either, was refused above.)
+		r = withPath(r, "/", "")
+	}
 	// Before the body limit, rate limits and access rules, as nginx's
 	// rewrite phase (return, rewrite ... permanent) comes before them.
 	if len(s.redirects) > 0 && s.movedTo(w, r) {
@@ -486,34 +496,23 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 			r.Body = http.MaxBytesReader(w, r.Body, max)
 		}
 	}
-	if strings.IndexByte(r.URL.Path, '#') >= 0 {
-		r = withoutFragment(r)
-	}
-	if r.URL.Path == "" && r.URL.Scheme != "" {
-		// A request line in absolute form may leave the path empty ("GET
-		// http://example.com HTTP/1.1"); its path is then "/" (RFC 9112
-		// section 3.2.2), as nginx takes it, where routing would refuse an
-		// empty path with 400. (CONNECT, whose authority form has none
-		// either, was refused above.)
-		r = withPath(r, "/", "")
-	}
 	// On the path routing will see (no fragment), after the 413, as
 	// nginx's limit_req runs in the location the path picks.
-	if len(s.rates) > 0 && s.rateLimited(w, r, mountPath(r.URL.Path)) {
+	if len(s.rates) > 0 && s.rateLimited(w, r, config.CleanPath(r.URL.Path)) {
 		return
 	}
 	// After the rate limit, as nginx's access phase follows limit_req.
 	if len(s.restrictedPaths) > 0 && s.restrictedURL(w, r) {
 		return
 	}
-	if len(s.internal) > 0 && s.internalLocationOf(mountPath(r.URL.Path)) != nil {
+	if len(s.internal) > 0 && s.internalLocationOf(config.CleanPath(r.URL.Path)) != nil {
 		// Like nginx's internal locations: reached through an app's
 		// X-Accel-Redirect only, whatever prefix a mount has.
 		s.fail(w, r, http.StatusNotFound)
 		return
 	}
 	if len(s.mounts) > 0 {
-		p := mountPath(r.URL.Path)
+		p := config.CleanPath(r.URL.Path)
 		for _, m := range s.mounts {
 			if strings.HasPrefix(p, m.prefix) {
 				Info(r.Context()).Upstream = m.upstream
@@ -619,23 +618,6 @@ func headerFields(h http.Header) int {
 	return n
 }
 
-// mountPath is the path as nginx matches it against its locations:
-// duplicate slashes merged, dot segments resolved, a trailing slash kept.
-// Mounts are chosen on it, so "//admin/" cannot reach PHP's /admin/ and
-// "/admin/../x.php" cannot reach Django; the request itself goes out as the
-// client sent it, as with nginx's proxy_pass without a URI.
-func mountPath(p string) string {
-	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
-		return p
-	}
-	dir := strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")
-	c := path.Clean("/" + p)
-	if dir && c != "/" {
-		c += "/"
-	}
-	return c
-}
-
 // site serves the PHP site: static files, redirects and scripts.
 func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 	ri := Info(r.Context())
@@ -643,7 +625,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 	switch route.Kind {
 	case phproute.Static:
 		ri.Upstream = "static"
-		if p := mountPath(r.URL.Path); len(s.restrictedPaths) > 0 && strings.HasSuffix(p, "/") && s.restrictedRoute(w, r, p+route.Name) {
+		if p := config.CleanPath(r.URL.Path); len(s.restrictedPaths) > 0 && strings.HasSuffix(p, "/") && s.restrictedRoute(w, r, p+route.Name) {
 			// A directory's index file.
 			return
 		}
