@@ -1139,6 +1139,19 @@ func TestResponseHeaders(t *testing.T) {
 		{"SESSIONGATE_RESPONSE_HEADERS", "Content-Length: 0", "frames each response"},
 		{"SESSIONGATE_RESPONSE_HEADERS", "X-Sessiongate-Op: delete", "protocol with the apps"},
 		{"SESSIONGATE_RESPONSE_HEADERS", "X-Accel-Redirect: /files/a", "protocol with the apps"},
+		// Values as other configurations write them, which browsers would
+		// drop without a word.
+		{"SESSIONGATE_RESPONSE_HEADERS", "X-Frame-Options: SAMEORIGIN X-Content-Type-Options: nosniff", "X-Content-Type-Options: starts a second header"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "X-Frame-Options: SAMEORIGIN; X-Content-Type-Options: nosniff", "second header"},
+		{"SESSIONGATE_RESPONSE_HEADERS", `X-Frame-Options: SAMEORIGIN\nX-Content-Type-Options: nosniff`, `a literal \n`},
+		{"SESSIONGATE_RESPONSE_HEADERS", `X-Frame-Options: "SAMEORIGIN"`, "drop nginx's quotes"},
+		{"SESSIONGATE_RESPONSE_HEADERS", `Referrer-Policy: "no-referrer" always;`, "nginx's always"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "Referrer-Policy: no-referrer always", "nginx's always"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "X-Frame-Options: ALLOW-FROM https://a.example", "DENY or SAMEORIGIN"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "X-Frame-Options: SAMEORIGIN;", "DENY or SAMEORIGIN"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "X-Content-Type-Options: nosniff;", "is nosniff"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "/downloads/ Content-Disposition: attachment", "error pages downloads"},
+		{"SESSIONGATE_HIDE_HEADERS", "Allow", "Allow cannot be hidden"},
 		{"SESSIONGATE_HIDE_HEADERS", "X-Powered-By,x-powered-by", "listed twice"},
 		{"SESSIONGATE_HIDE_HEADERS", "X Powered", "not a header name"},
 		{"SESSIONGATE_HIDE_HEADERS", "Set-Cookie", "Set-Cookie cannot be hidden"},
@@ -1149,6 +1162,22 @@ func TestResponseHeaders(t *testing.T) {
 		e, ok := err.(*Error)
 		if !ok || !slices.Equal(e.Vars(), []string{c.variable}) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s=%q: got %v, want %q", c.variable, c.value, err, c.want)
+		}
+	}
+	// Real values with commas, semicolons, colons and spaces pass.
+	for _, v := range []string{
+		"Content-Security-Policy: default-src 'self'; img-src 'self' data: https:; frame-ancestors 'self'",
+		"Content-Security-Policy: default-src 'self'; report-uri https://csp.example/r;",
+		"Link: </app.css>; rel=preload; as=style, </app.js>; rel=preload; as=script",
+		`Report-To: {"group":"csp","max_age":10886400,"endpoints":[{"url":"https://r.example/csp"}]}`,
+		`NEL: {"report_to":"csp","max_age":31536000}`,
+		"X-Robots-Tag: googlebot: noindex, bingbot: nofollow",
+		"x-frame-options: deny",
+		"Cross-Origin-Opener-Policy: same-origin",
+		"Alt-Svc: h3=\":443\"; ma=86400",
+	} {
+		if _, err := Load(append(env, "SESSIONGATE_RESPONSE_HEADERS="+v)); err != nil {
+			t.Errorf("%q: %v", v, err)
 		}
 	}
 	// An empty value under a path a broader line covers is how a part of

@@ -71,18 +71,52 @@ func parseResponseHeader(line string) (h ResponseHeader, err error) {
 	if why := gatewayOwnedHeader(h.Name); why != "" {
 		return h, fmt.Errorf("%q: %s is not set here: %s", line, h.Name, why)
 	}
-	if m := commaJoinedHeader.FindStringSubmatch(h.Value); m != nil {
-		return h, fmt.Errorf("%q: put each header on a line of its own (%s starts a new header after a comma here)", line, m[1])
+	if msg := checkHeaderValue(h.Name, h.Value); msg != "" {
+		return h, fmt.Errorf("%q: %s", line, msg)
 	}
 	return h, nil
 }
 
-// commaJoinedHeader finds a second header written after a comma, as the
-// comma-separated variables are written: "X-Frame-Options: DENY,
-// X-Content-Type-Options: nosniff" would otherwise send one X-Frame-Options
-// value browsers reject. Only names such lists hold are looked for, so a
-// value like X-Robots-Tag's "googlebot: noindex, bingbot: nofollow" passes.
-var commaJoinedHeader = regexp.MustCompile(`(?i),\s*((?:x-[a-z0-9-]+|content-security-policy(?:-report-only)?|referrer-policy|permissions-policy|cross-origin-[a-z-]+|access-control-[a-z-]+|strict-transport-security|cache-control|server|link)\s*:)`)
+// checkHeaderValue explains what is wrong with a value copied the way
+// other configurations write it, or returns "": browsers drop a header
+// they cannot parse without a word, so the site would go without it.
+func checkHeaderValue(name, v string) string {
+	if v == "" {
+		return "" // keeps a broader line's header off
+	}
+	if strings.Contains(v, `\n`) {
+		return `a literal \n: put each header on a line of its own (a real newline: a YAML block, $'...' in a shell)`
+	}
+	if m := joinedHeader.FindStringSubmatch(v); m != nil {
+		return fmt.Sprintf("put each header on a line of its own (%s starts a second header here)", strings.TrimSpace(m[1]))
+	}
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		return "the value is sent as it is written: drop nginx's quotes"
+	}
+	if l := strings.ToLower(strings.TrimSuffix(v, ";")); strings.HasSuffix(l, " always") || strings.HasSuffix(l, `" always`) {
+		return "nginx's always is how every response gets a header here: drop it"
+	}
+	switch name {
+	case "X-Frame-Options":
+		if !strings.EqualFold(v, "DENY") && !strings.EqualFold(v, "SAMEORIGIN") {
+			return "X-Frame-Options is DENY or SAMEORIGIN (browsers ignore other values; Content-Security-Policy: frame-ancestors names other sites)"
+		}
+	case "X-Content-Type-Options":
+		if !strings.EqualFold(v, "nosniff") {
+			return "X-Content-Type-Options is nosniff"
+		}
+	}
+	return ""
+}
+
+// joinedHeader finds a second header written on the same line: after a
+// comma, as the comma-separated variables are written, after a semicolon
+// or a space (a YAML > block or a quoted string folds lines into one).
+// "X-Frame-Options: DENY, X-Content-Type-Options: nosniff" would otherwise
+// send one X-Frame-Options value browsers reject. Only names such lists
+// hold are looked for, so a value like X-Robots-Tag's "googlebot: noindex,
+// bingbot: nofollow" passes.
+var joinedHeader = regexp.MustCompile(`(?i)[,;\s]\s*((?:x-[a-z0-9-]+|content-security-policy(?:-report-only)?|referrer-policy|permissions-policy|cross-origin-[a-z-]+|access-control-[a-z-]+|strict-transport-security|cache-control|server|link)\s*:)`)
 
 // gatewayOwned are the response headers an operator may neither add nor
 // hide, with the reason: the gateway sets them itself, the response's
@@ -112,6 +146,8 @@ var gatewayOwned = map[string]string{
 	"Accept-Ranges":             "the gateway sends it for the files it serves ranges of",
 	"Retry-After":               "the gateway and the app set it with the error that needs it",
 	"Www-Authenticate":          "SESSIONGATE_BASIC_AUTH and the app set it with their 401",
+	"Allow":                     "the gateway and the app send it with their 405",
+	"Content-Disposition":       "it belongs to the download that sends it (the app sets it, X-Accel-Redirect keeps it); a fixed one would make error pages downloads",
 	"Cache-Control":             "caching is SESSIONGATE_STATIC_MAX_AGE's for static files and the app's for its pages; a fixed value would also reach error pages and responses that set the session cookie",
 	"Expires":                   "caching is SESSIONGATE_STATIC_MAX_AGE's for static files and the app's for its pages; a fixed value would also reach error pages and responses that set the session cookie",
 	"Strict-Transport-Security": "SESSIONGATE_HSTS sets it, on HTTPS responses only",

@@ -22,6 +22,7 @@ func TestResponseHeaders(t *testing.T) {
   Permissions-Policy: camera=(), microphone=()
   /fonts/ Access-Control-Allow-Origin: *
   /embed/ X-Frame-Options:
+  /admin/ X-Frame-Options: DENY
 `
 	s, _ := startDjangoAPIStack(t, "SESSIONGATE_RESPONSE_HEADERS="+headers, "SESSIONGATE_HIDE_HEADERS=X-Powered-By")
 	gw := s.gws[0]
@@ -32,6 +33,7 @@ func TestResponseHeaders(t *testing.T) {
 		"embed/index.php": `<?php echo 'widget';`,
 		"fonts/a.woff2":   "wOF2",
 		"style.css":       "body{}",
+		"index.php":       `<?php echo 'front controller ', $_SERVER['PATH_INFO'] ?? '';`,
 	} {
 		p := filepath.Join(root, name)
 		os.MkdirAll(filepath.Dir(p), 0o755)
@@ -67,6 +69,11 @@ func TestResponseHeaders(t *testing.T) {
 		{"/.env", 404, site},
 		{"/fonts/a.woff2", 200, except("Access-Control-Allow-Origin", "*")},
 		{"/embed/", 200, except("X-Frame-Options", "")},
+		// The route after the front controller is /admin/'s, the path
+		// after another script only its argument.
+		{"/admin/users", 200, except("X-Frame-Options", "DENY")},
+		{"/index.php/admin/users", 200, except("X-Frame-Options", "DENY")},
+		{"/page.php/admin/users", 200, site},
 		{"/accounts/api/whoami/", 200, site},
 		{"/accounts/api/deny-frames/", 200, except("X-Frame-Options", "DENY")},
 	} {

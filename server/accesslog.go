@@ -42,6 +42,11 @@ type RequestInfo struct {
 	// InternalRedirect is the X-Accel-Redirect the app answered with, if
 	// any: the response is that file's.
 	InternalRedirect string
+	// script is the URL path of the script routing ran (or the static
+	// index it served for a directory), and frontRoute the path after the
+	// front controller (SESSIONGATE_INDEX) that it routes on, for
+	// SESSIONGATE_RESPONSE_HEADERS (outheaders.go).
+	script, frontRoute string
 	// rateCounted is the SESSIONGATE_RATE_LIMITS rule that counted this
 	// request, if any (ratelimit.go).
 	rateCounted *rateRule
@@ -102,8 +107,9 @@ type recorder struct {
 	// is not set).
 	deadlineSetAt time.Time
 	// out edits the headers as they go out (nil: left as they are), for
-	// a request to path over HTTPS or not.
+	// the request ri describes, to path, over HTTPS or not.
 	out   *outHeaders
+	ri    *RequestInfo
 	path  string
 	https bool
 }
@@ -112,7 +118,7 @@ type recorder struct {
 // written (explicitly or by the first write of the body).
 func (w *recorder) headerGoesOut() {
 	if w.out != nil {
-		w.out.apply(w.ResponseWriter.Header(), w.path, w.https)
+		w.out.apply(w.ResponseWriter.Header(), w.ri, w.path, w.https)
 	}
 }
 
@@ -146,6 +152,11 @@ func (w *recorder) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
 		w.headerGoesOut()
+	} else if code < 200 && w.out != nil {
+		// An informational response (103 Early Hints, passed on from
+		// Django) carries the headers set so far: none of the hidden ones
+		// either.
+		w.out.hideFrom(w.ResponseWriter.Header())
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -242,7 +253,7 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
 		// net/http clears the write deadline after each response and on
 		// Hijack: nothing is left over for the next request.
-		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout, out: out, https: ri.HTTPS}
+		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout, out: out, ri: ri, https: ri.HTTPS}
 		if out != nil && len(out.added) > 0 {
 			rec.path = config.CleanPath(r.URL.Path)
 		}

@@ -146,17 +146,28 @@ func TestResponseHeaders(t *testing.T) {
 			"/embed/ Content-Security-Policy: frame-ancestors https://partner.example",
 			"/embed/open.php Content-Security-Policy:",
 			"/hello.php Permissions-Policy: camera=(), microphone=()",
+			"/admin/ X-Frame-Options: DENY",
+			"/docs/index.html X-Robots-Tag: noindex",
+			"/private/ X-Robots-Tag: noarchive",
 		}
+		c.InternalPaths = []string{"/private/"}
 		c.HideHeaders = []string{"X-Powered-By", "Referrer-Policy"}
 	}, WithMount("django", []string{"/app/"}, mounted))
 	os.MkdirAll(e.root+"/fonts", 0o755)
 	writeFile(t, e.root+"/fonts/a.woff2", "woff2", time.Now())
 	os.MkdirAll(e.root+"/embed", 0o755)
 	writeFile(t, e.root+"/embed/open.php", "<?php", time.Now())
+	os.MkdirAll(e.root+"/docs", 0o755)
+	writeFile(t, e.root+"/docs/index.html", "<p>docs</p>", time.Now())
+	os.MkdirAll(e.root+"/private", 0o755)
+	writeFile(t, e.root+"/private/report.pdf", "%PDF", time.Now())
 	e.php.respond = func(r *http.Request) (*http.Response, error) {
 		h := http.Header{"Content-Type": {"text/html"}, "X-Powered-By": {"PHP/8.2.7"}, "Referrer-Policy": {"unsafe-url"}}
 		if s := fcgi.ScriptFrom(r.Context()); s != nil && s.ScriptName == "/hello.php" {
 			h.Set("X-Frame-Options", "DENY")
+		}
+		if r.URL.Query().Get("download") != "" {
+			h.Set("X-Accel-Redirect", "/private/report.pdf?v=1")
 		}
 		return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(strings.NewReader("php")), Request: r}, nil
 	}
@@ -177,7 +188,7 @@ func TestResponseHeaders(t *testing.T) {
 		return m
 	}
 	checked := []string{"X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Access-Control-Allow-Origin",
-		"Content-Security-Policy", "Permissions-Policy", "X-Powered-By"}
+		"Content-Security-Policy", "Permissions-Policy", "X-Powered-By", "X-Robots-Tag"}
 	for _, tc := range []struct {
 		name, target string
 		status       int
@@ -195,6 +206,20 @@ func TestResponseHeaders(t *testing.T) {
 		{"an exact URL's empty value beats the directory's", "/embed/open.php", 200, with("X-Frame-Options", "")},
 		{"a mount: its own nosniff kept once, X-Powered-By hidden", "/app/x", 200, all},
 		{"a redirect", "/dir", 301, all},
+		// The script that ran, the path after it and the file sent count
+		// for a line with a value; a client cannot pick a URL that dodges
+		// a page's policy.
+		{"the script behind the URL", "/hello.php/x", 200,
+			with("X-Frame-Options", "DENY", "Permissions-Policy", "camera=(), microphone=()")},
+		{"the path after the front controller", "/index.php/admin/users", 200, with("X-Frame-Options", "DENY")},
+		{"a directory's URL", "/admin/users", 200, with("X-Frame-Options", "DENY")},
+		{"a directory's static index", "/docs/", 200, with("X-Robots-Tag", "noindex")},
+		{"the file an X-Accel-Redirect sent", "/some/route?download=1", 200, with("X-Robots-Tag", "noarchive")},
+		// The path after another script than the front controller is
+		// only its argument: /embed/'s lines are not its.
+		{"the path after another script", "/dir/index.php/embed/x", 200, all},
+		{"the path after the front controller, an empty value", "/index.php/embed/x", 200,
+			with("X-Frame-Options", "", "Content-Security-Policy", "frame-ancestors https://partner.example")},
 	} {
 		w := e.do(httptest.NewRequest("GET", tc.target, nil))
 		if w.Code != tc.status {

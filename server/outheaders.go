@@ -2,7 +2,9 @@ package server
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
 )
@@ -44,28 +46,52 @@ func newOutHeaders(cfg *config.Config) *outHeaders {
 	return o
 }
 
-// apply edits h, the headers of a response to a request for urlPath (as
-// mountPath cleans it), just before they are written.
-func (o *outHeaders) apply(h http.Header, urlPath string, https bool) {
-	for _, name := range o.hide {
-		delete(h, name)
-	}
+// apply edits h, the headers of a response to the request ri describes,
+// for urlPath (config.CleanPath of its path), just before they are
+// written.
+func (o *outHeaders) apply(h http.Header, ri *RequestInfo, urlPath string, https bool) {
+	o.hideFrom(h)
 	if len(o.added) > 0 {
-		o.add(h, urlPath)
+		o.add(h, ri, urlPath)
 	}
 	if https && o.hsts != "" {
 		h["Strict-Transport-Security"] = []string{o.hsts}
 	}
 }
 
-func (o *outHeaders) add(h http.Header, urlPath string) {
+// hideFrom removes SESSIONGATE_HIDE_HEADERS from h.
+func (o *outHeaders) hideFrom(h http.Header) {
+	for _, name := range o.hide {
+		delete(h, name)
+	}
+}
+
+// add puts SESSIONGATE_RESPONSE_HEADERS into h. A line applies when its
+// path covers the URL, the script that ran (/hello.php for /hello.php/x,
+// /dir/index.php for /dir/) or a directory's static index, the file an
+// X-Accel-Redirect sent, or the route a front controller serves
+// (/admin/users for /index.php/admin/users): a client cannot pick a URL
+// that dodges a page's policy. The path after another script is only an
+// argument of that script, and does not count: /account.php/embed/x must
+// not get a line for /embed/. For each header the most specific line that
+// applies decides.
+func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath string) {
+	readings := [4]string{urlPath}
+	if ri != nil {
+		readings[1], readings[2] = ri.script, ri.frontRoute
+		if ri.InternalRedirect != "" {
+			readings[3] = accelPath(ri.InternalRedirect)
+		}
+	}
 	var buf [16]string
 	decided := buf[:0]
 	for _, a := range o.added {
 		if len(decided) == o.maxNames {
 			return
 		}
-		if slices.Contains(decided, a.Name) || !config.UnderLocation(urlPath, a.Path) {
+		if slices.Contains(decided, a.Name) || !slices.ContainsFunc(readings[:], func(p string) bool {
+			return p != "" && config.UnderLocation(p, a.Path)
+		}) {
 			continue
 		}
 		decided = append(decided, a.Name)
@@ -75,5 +101,25 @@ func (o *outHeaders) add(h http.Header, urlPath string) {
 		if a.Value != "" && len(h[a.Name]) == 0 {
 			h[a.Name] = []string{a.Value}
 		}
+	}
+}
+
+// accelPath is the path of the file an X-Accel-Redirect target names, as
+// lines are matched: without its query, decoded, cleaned.
+func accelPath(target string) string {
+	p, _, _ := strings.Cut(target, "?")
+	if u, err := url.PathUnescape(p); err == nil {
+		p = u
+	}
+	return config.CleanPath(p)
+}
+
+// HideHeaders removes SESSIONGATE_HIDE_HEADERS from h, the headers of a
+// response that goes out without passing the access log's writer: a
+// protocol switch (101), which httputil.ReverseProxy writes on the
+// hijacked connection.
+func (ri *RequestInfo) HideHeaders(h http.Header) {
+	if ri != nil && ri.srv != nil && ri.srv.out != nil {
+		ri.srv.out.hideFrom(h)
 	}
 }

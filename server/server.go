@@ -625,13 +625,20 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 	switch route.Kind {
 	case phproute.Static:
 		ri.Upstream = "static"
-		if p := config.CleanPath(r.URL.Path); len(s.restrictedPaths) > 0 && strings.HasSuffix(p, "/") && s.restrictedRoute(w, r, p+route.Name) {
+		if p := config.CleanPath(r.URL.Path); strings.HasSuffix(p, "/") {
 			// A directory's index file.
-			return
+			ri.script = p + route.Name
+			if len(s.restrictedPaths) > 0 && s.restrictedRoute(w, r, ri.script) {
+				return
+			}
 		}
 		s.serveStatic(w, r, route.File, route.Name)
 	case phproute.PHP:
 		ri.Upstream = "php"
+		ri.script = route.ScriptName
+		if route.ScriptName == s.router.Index() {
+			ri.frontRoute = route.PathInfo
+		}
 		// The script that runs may have a rule its URL did not match:
 		// /wp-login.php/x runs /wp-login.php, /dir/ runs /dir/index.php
 		// (nginx's index redirects internally to the script's location);

@@ -352,6 +352,11 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	// replaces the body); in the trailer it means nothing and goes.
 	accel, hasAccel := res.Header[proxyheader.AccelRedirect]
 	p.cleanHeader(res.Header)
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		// ReverseProxy writes a protocol switch on the hijacked
+		// connection, past the server's writer and its header edits.
+		server.Info(res.Request.Context()).HideHeaders(res.Header)
+	}
 	if hasAccel && res.StatusCode != http.StatusSwitchingProtocols {
 		res.Header[proxyheader.AccelRedirect] = accel
 		// The file replaces the body, which is not read at all:

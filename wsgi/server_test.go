@@ -1,14 +1,20 @@
 package wsgi
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/testlog"
@@ -171,5 +177,53 @@ func TestNoHostGetsTheServerName(t *testing.T) {
 	getWithoutHost(t, front.Listener.Addr().String())
 	if s := e.app.seen(); s.Host != "shop.example.com" || s.Header.Get("X-Forwarded-Host") != "shop.example.com" {
 		t.Errorf("Django got Host %q, X-Forwarded-Host %q; want shop.example.com", s.Host, s.Header.Get("X-Forwarded-Host"))
+	}
+}
+
+// TestHiddenHeadersOnInformationalResponses: SESSIONGATE_HIDE_HEADERS
+// also keeps X-Powered-By out of a 103 Early Hints Django passes on and out
+// of a protocol switch (101), which ReverseProxy writes on the hijacked
+// connection past the server's writer.
+func TestHiddenHeadersOnInformationalResponses(t *testing.T) {
+	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		req := readRequest(t, br)
+		if req == nil {
+			return
+		}
+		if req.Header.Get("Upgrade") == "echo" {
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\nX-Powered-By: Daphne\r\n\r\n")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\nX-Powered-By: Django\r\n\r\n"+
+			"HTTP/1.1 200 OK\r\nX-Powered-By: Django\r\nContent-Length: 2\r\n\r\nok")
+	})
+	e := newEnv(t, envOpts{backends: func(http.Handler) []string { return []string{"http://" + addr} }})
+	front := behindServer(t, e, io.Discard, "SESSIONGATE_HIDE_HEADERS=X-Powered-By")
+
+	var hints []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		hints = append(hints, fmt.Sprintf("%d %q %q", code, h.Get("Link"), h.Get("X-Powered-By")))
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", front.URL+"/admin/", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if len(hints) != 1 || hints[0] != `103 "</app.css>; rel=preload" ""` || res.Header.Get("X-Powered-By") != "" {
+		t.Errorf("1xx %q, final X-Powered-By %q", hints, res.Header.Get("X-Powered-By"))
+	}
+
+	c, err := net.Dial("tcp", front.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /admin/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	up, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || up.StatusCode != http.StatusSwitchingProtocols || up.Header.Get("X-Powered-By") != "" {
+		t.Errorf("upgrade: %v, X-Powered-By %q", err, up.Header.Get("X-Powered-By"))
 	}
 }
