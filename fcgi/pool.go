@@ -298,17 +298,36 @@ func (b *backend) answered(c *conn) {
 }
 
 // rescue frees a worker for c, still unanswered starveAfter after its
-// request went out, by closing an idle connection: its worker then accepts
-// the oldest connection in php-fpm's listen queue. put does the same when
-// a connection comes back, but after a burst no connection may come back:
-// the burst's first requests finished before starveAfter, their
-// connections went idle holding every worker, and the rest would wait for
-// SESSIONGATE_PHP_TIMEOUT. While c stays unanswered and idle connections
-// are left, one more is closed each starveAfter (the freed worker may have
-// taken another gateway's connection first).
+// request went out (or after the last worker freed for it), by closing an
+// idle connection: its worker then accepts the oldest connection in
+// php-fpm's listen queue. put does the same when a connection comes back,
+// but after a burst no connection may come back: the burst's first
+// requests finished before starveAfter, their connections went idle
+// holding every worker, and the rest would wait for SESSIONGATE_PHP_TIMEOUT.
+// While c stays unanswered, one idle connection is closed each starveAfter
+// (the freed worker may have taken an older queued connection, ours or
+// another gateway's). A slow script on a new connection (a long poll)
+// looks the same from here and costs the idle connections a reconnect.
 func (b *backend) rescue(c *conn) {
 	b.mu.Lock()
-	if _, waiting := b.unanswered[c]; !waiting || len(b.idle) == 0 {
+	since, waiting := b.unanswered[c]
+	if !waiting || b.closed {
+		b.mu.Unlock()
+		return
+	}
+	// Checked again each starveAfter while c waits, idle connections or
+	// not: the workers may go idle later, on connections that put kept
+	// because they came back before anyone had waited starveAfter.
+	now := time.Now().UnixNano()
+	if wait := time.Duration(int64(starveAfter) - (now - since)); wait > 0 {
+		// put freed a worker for c less than starveAfter ago, and
+		// restarted its clock.
+		c.rescue.Reset(wait)
+		b.mu.Unlock()
+		return
+	}
+	if len(b.idle) == 0 {
+		c.rescue.Reset(starveAfter) // nothing to close yet
 		b.mu.Unlock()
 		return
 	}
@@ -317,7 +336,7 @@ func (b *backend) rescue(c *conn) {
 	idle := b.idle[0] // the longest idle
 	b.idle = slices.Delete(b.idle, 0, 1)
 	b.open--
-	b.unanswered[c] = time.Now().UnixNano()
+	b.unanswered[c] = now
 	c.rescue.Reset(starveAfter)
 	b.mu.Unlock()
 	idle.nc.Close()

@@ -24,17 +24,26 @@ import (
 func TestMoreConnsThanWorkersBurstThenQuiet(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
+	for _, conns := range []int{4, 8} {
+		t.Run(fmt.Sprintf("2 workers, %d connections", conns), func(t *testing.T) {
+			t.Parallel()
+			burstThenQuiet(t, conns)
+		})
+	}
+}
+
+func burstThenQuiet(t *testing.T, conns int) {
 	root := gwSite(t)
 	writeTree(t, root, map[string]string{"quick.php": `<?php usleep(10000); echo 'quick';`})
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
 	g := startGWOn(t, fpm, root, func(c *config.Config) {
-		c.PHPMaxConns = 4
+		c.PHPMaxConns = conns
 		c.PHPTimeout = 5 * time.Second
 	})
 	client := &http.Client{Timeout: 15 * time.Second}
-	for round := range 3 {
+	for round := range 4 {
 		var wg sync.WaitGroup
-		results := make([]string, 4)
+		results := make([]string, conns)
 		for i := range results {
 			wg.Add(1)
 			go func() {
