@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -105,21 +106,37 @@ func (l *listeners) listen(variable, addr string) (net.Listener, error) {
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		l.log.Error("cannot listen", "variable", variable, "addr", addr, "error", err)
+		attrs := []any{"variable", variable, "addr", addr, "error", err}
+		for _, p := range l.passed {
+			if _, port, _ := net.SplitHostPort(addr); p.use == "" && port == strconv.Itoa(p.ln.Addr().(*net.TCPAddr).Port) {
+				// The socket systemd holds takes the port: the two
+				// addresses differ.
+				attrs = append(attrs, "hint", fmt.Sprintf("systemd passed a socket on %s, which %s does not name: make them the same address", p.ln.Addr(), variable))
+			}
+		}
+		l.log.Error("cannot listen", attrs...)
 	}
 	return ln, err
 }
 
 // boundTo reports whether a socket bound to a serves addr (host:port): the
-// same port, and the same address unless addr's host is empty, a wildcard
-// or a name.
+// same port, and the same address unless addr's host is empty or a
+// wildcard. A host name must resolve to the socket's address: a wildcard
+// socket would open SESSIONGATE_ADMIN_LISTEN=localhost:8081 to every
+// interface.
 func boundTo(a *net.TCPAddr, addr string) bool {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || port != strconv.Itoa(a.Port) {
 		return false
 	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip == nil || ip.IsUnspecified() || ip.Equal(a.IP)
+	if host == "" {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsUnspecified() || ip.Equal(a.IP)
+	}
+	ips, err := net.LookupIP(host)
+	return err == nil && slices.ContainsFunc(ips, a.IP.Equal)
 }
 
 // unclaimed returns an error naming the passed sockets no listener took.

@@ -18,7 +18,8 @@ func TestBoundTo(t *testing.T) {
 		{v4, "127.0.0.1:8080", true},
 		{v4, ":8080", true},
 		{v4, "0.0.0.0:8080", true},
-		{v4, "localhost:8080", true}, // a name: the port decides
+		{v4, "localhost:8080", true}, // a name: its addresses
+		{any6, "localhost:443", false},
 		{v4, "127.0.0.2:8080", false},
 		{v4, "127.0.0.1:8081", false},
 		{any6, ":443", true},

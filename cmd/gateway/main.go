@@ -125,7 +125,8 @@ func usage(w io.Writer) {
 		"(keeps Go's monitor thread out of a sleep/wake cycle that costs CPU; GODEBUG=schedtrace=0 turns it off).\n")
 	io.WriteString(w, "\nSignals: SIGTERM or SIGINT drain in-flight requests (SESSIONGATE_SHUTDOWN_TIMEOUT) and stop; SIGHUP reloads\n"+
 		"the TLS certificate and key files (other settings take a restart).\n")
-	io.WriteString(w, "\nSocket activation: listening sockets systemd passes (LISTEN_FDS, deploy/systemd/sessiongate.socket) serve\n"+
-		"the listener variable with the same port, so that a restart refuses no connection.\n")
+	io.WriteString(w, "\nSocket activation: a listening socket systemd passes (LISTEN_FDS, deploy/systemd/sessiongate.socket) serves\n"+
+		"the listener variable with its port and address (any, for a variable without a host or with a wildcard),\n"+
+		"so that a restart refuses no connection; a passed socket no variable takes stops the start.\n")
 	io.WriteString(w, "\nExit status: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.\n")
 }

@@ -221,8 +221,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// environMap reads environ ("NAME=value" lines), later lines winning as
-// with os.Getenv.
+// environMap reads environ ("NAME=value" lines; of duplicates, the last).
 func environMap(environ []string) map[string]string {
 	m := make(map[string]string, len(environ))
 	for _, kv := range environ {
