@@ -85,7 +85,7 @@ func checkHeaderValue(name, v string) string {
 		return "" // keeps a broader line's header off
 	}
 	if strings.Contains(v, `\n`) {
-		return `a literal \n: put each header on a line of its own (a real newline: a YAML block, $'...' in a shell)`
+		return `a literal \n: put each header on a line of its own (a real newline: a YAML block, $'...' in a shell, a single-quoted value over several lines in a systemd EnvironmentFile)`
 	}
 	if m := joinedHeader.FindStringSubmatch(v); m != nil {
 		return fmt.Sprintf("put each header on a line of its own (%s starts a second header here)", strings.TrimSpace(m[1]))
@@ -93,7 +93,7 @@ func checkHeaderValue(name, v string) string {
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		return "the value is sent as it is written: drop nginx's quotes"
 	}
-	if l := strings.ToLower(strings.TrimSuffix(v, ";")); strings.HasSuffix(l, " always") || strings.HasSuffix(l, `" always`) {
+	if l := strings.ToLower(strings.TrimSuffix(v, ";")); strings.HasSuffix(l, " always") {
 		return "nginx's always is how every response gets a header here: drop it"
 	}
 	switch name {

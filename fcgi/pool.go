@@ -273,11 +273,13 @@ func (b *backend) dial(ctx context.Context) (*conn, error) {
 }
 
 // starveAfter is how long a freshly dialed connection may wait for the
-// start of its answer before put stops keeping connections alive.
+// start of its answer before a worker is freed for it: put closes the
+// connections that come back instead of keeping them, and rescue closes
+// an idle one, each once per starveAfter.
 const starveAfter = 100 * time.Millisecond
 
-// awaitAnswer records that c, freshly dialed, carries a written request
-// whose answer has not begun; answered ends that.
+// awaitAnswer records that c, freshly dialed, carries a request whose
+// answer has not begun; answered ends that.
 func (b *backend) awaitAnswer(c *conn) {
 	b.mu.Lock()
 	if b.unanswered == nil {

@@ -379,17 +379,22 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		return nil, retryable, upstreamError(op, b.addr, err)
 	}
 
+	if !c.reused {
+		// Until its answer begins, a new connection may be one php-fpm
+		// has not accepted (starvedLocked, rescue): from before the
+		// write, which a body larger than the socket buffers blocks on
+		// such a connection.
+		b.awaitAnswer(c)
+	}
 	if err := t.writeRequest(ctx, c, prefix, body); err != nil {
+		if !c.reused {
+			b.answered(c)
+		}
 		var ce *Error
 		if errors.As(err, &ce) { // the client's body failed, not php-fpm
 			return fail("write request", err, false)
 		}
 		return fail("write request", err, c.reused && body.replayable() && connGone(err))
-	}
-	if !c.reused {
-		// Until its answer begins, a new connection may be one php-fpm
-		// has not accepted (starvedLocked).
-		b.awaitAnswer(c)
 	}
 
 	rr := &responseReader{t: t, c: c, script: s}

@@ -1156,7 +1156,9 @@ func TestStarvedConnectionFreesOneWorkerAtATime(t *testing.T) {
 // A new connection still unanswered starveAfter after its request went
 // out gets a worker freed for it even when no other connection comes back
 // (a burst that ended): the longest idle one is closed, one per
-// starveAfter, and none once it is answered.
+// starveAfter; nothing while it has been waiting less than that (put may
+// just have freed one), nothing with no idle connection, and nothing once
+// it is answered. The timer's moments are played by calling rescue.
 func TestStarvedConnectionRescuedWithoutTraffic(t *testing.T) {
 	b := &backend{max: 4}
 	var idle []net.Conn
@@ -1169,25 +1171,73 @@ func TestStarvedConnectionRescuedWithoutTraffic(t *testing.T) {
 	b.open = 3
 	c := &conn{}
 	b.awaitAnswer(c)
+	defer b.answered(c)
+	// The test plays the timer: the real one is stopped after each call.
+	rescue := func() {
+		b.rescue(c)
+		b.mu.Lock()
+		c.rescue.Stop()
+		b.mu.Unlock()
+	}
+	rescue() // nothing is due yet; the real timer stops
 	closed := func(nc net.Conn) bool {
 		nc.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
 		_, err := nc.Read(make([]byte, 1))
 		return errors.Is(err, io.EOF)
 	}
-	time.Sleep(starveAfter + starveAfter/2)
+	waitedFor := func(d time.Duration) {
+		b.mu.Lock()
+		b.unanswered[c] = time.Now().UnixNano() - int64(d)
+		b.mu.Unlock()
+	}
+	state := func() (open, idle int) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.open, len(b.idle)
+	}
+
+	waitedFor(starveAfter / 2)
+	rescue()
+	if closed(idle[0]) || closed(idle[1]) {
+		t.Fatal("a connection closed for one waiting less than starveAfter")
+	}
+	waitedFor(starveAfter + time.Millisecond)
+	rescue()
 	if !closed(idle[0]) || closed(idle[1]) {
 		t.Fatalf("after starveAfter: longest idle closed %v, the other %v; want only the first", closed(idle[0]), closed(idle[1]))
 	}
-	b.mu.Lock()
-	open, left := b.open, len(b.idle)
-	b.mu.Unlock()
-	if open != 2 || left != 1 {
+	if open, left := state(); open != 2 || left != 1 {
 		t.Errorf("open %d idle %d, want 2 and 1", open, left)
 	}
-	b.answered(c)
-	time.Sleep(2 * starveAfter)
+	rescue() // its clock restarted with the close
 	if closed(idle[1]) {
-		t.Error("an idle connection was closed after the answer began")
+		t.Error("a second close right after the first")
+	}
+	waitedFor(starveAfter + time.Millisecond)
+	rescue()
+	if !closed(idle[1]) {
+		t.Error("still waiting another starveAfter later, and no second close")
+	}
+	if open, left := state(); open != 1 || left != 0 {
+		t.Errorf("open %d idle %d, want 1 and 0", open, left)
+	}
+	waitedFor(starveAfter + time.Millisecond)
+	rescue() // nothing left to close: it waits on
+	if open, _ := state(); open != 1 {
+		t.Errorf("open %d with nothing to close", open)
+	}
+
+	// Answered: a late timer changes nothing.
+	ours, theirs := net.Pipe()
+	defer theirs.Close()
+	b.mu.Lock()
+	b.idle = append(b.idle, &conn{nc: ours})
+	b.open++
+	b.mu.Unlock()
+	b.answered(c)
+	rescue()
+	if closed(theirs) {
+		t.Error("an idle connection closed after the answer began")
 	}
 }
 

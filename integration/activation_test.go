@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,9 +54,10 @@ func TestSocketActivationRestartRefusesNothing(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	root := t.TempDir()
+	running := filepath.Join(t.TempDir(), "slow-running")
 	writeTree(t, root, map[string]string{
 		"index.php": `<?php echo 'pid ', getmypid();`,
-		"slow.php":  `<?php usleep(1500000); echo 'slow done';`,
+		"slow.php":  `<?php touch('` + running + `'); usleep(1500000); echo 'slow done';`,
 	})
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
 	// At most pm.max_children connections, as deploy/ advises.
@@ -92,7 +94,15 @@ func TestSocketActivationRestartRefusesNothing(t *testing.T) {
 		code, body, err := get("/slow.php")
 		slow <- fmt.Sprintf("%d %s %v", code, body, err)
 	}()
-	time.Sleep(300 * time.Millisecond) // the slow request is running
+	// SIGTERM once the first gateway has the slow request in PHP.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(running); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("slow.php did not start")
+		}
+	}
 	first.cmd.Process.Signal(syscall.SIGTERM)
 
 	// Clients keep coming, one new connection every 20 ms, through the

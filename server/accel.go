@@ -228,17 +228,28 @@ func (s *Server) serveAccel(w http.ResponseWriter, r *http.Request, target strin
 	s.sendFile(w, r, f)
 }
 
+// accelPath is the path of the file an X-Accel-Redirect target names, as
+// the path lists match it: without its query, decoded, config.CleanPath;
+// ok is false for a target resolveAccel refuses anyway.
+func accelPath(target string) (string, bool) {
+	p, _, _ := strings.Cut(target, "?")
+	decoded, err := url.PathUnescape(p)
+	if err != nil || !strings.HasPrefix(decoded, "/") {
+		return "", false
+	}
+	return config.CleanPath(decoded), true
+}
+
 // accelRestricted refuses an X-Accel-Redirect to a path that
 // SESSIONGATE_RESTRICTED_PATHS or SESSIONGATE_BASIC_AUTH keep the client
 // out of, as nginx runs its access checks again for the location an
 // internal redirect leads to, and reports whether it did.
 func (s *Server) accelRestricted(w http.ResponseWriter, r *http.Request, target string) bool {
-	p, _, _ := strings.Cut(target, "?")
-	decoded, err := url.PathUnescape(p)
-	if err != nil || !strings.HasPrefix(decoded, "/") {
+	p, ok := accelPath(target)
+	if !ok {
 		return false // resolveAccel refuses it
 	}
-	i := s.restrictedRule(path.Clean(decoded))
+	i := s.restrictedRule(p)
 	if i < 0 {
 		return false
 	}

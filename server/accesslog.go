@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
+	"strings"
 )
 
 // StatusClientClosedRequest is nginx's 499, logged (never sent) when the
@@ -243,6 +244,19 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	return s.logRequestsOut(next, s.out)
 }
 
+// servedPath is the path routing serves for a request's URL path: cut at a
+// raw "#" and "/" for an empty one (front does the same to the request),
+// then config.CleanPath.
+func servedPath(p string) string {
+	if i := strings.IndexByte(p, '#'); i >= 0 {
+		p = p[:i]
+	}
+	if p == "" {
+		p = "/"
+	}
+	return config.CleanPath(p)
+}
+
 // logRequestsOut is logRequests with out applied to the response headers
 // (nil: none).
 func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler {
@@ -255,7 +269,7 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 		// Hijack: nothing is left over for the next request.
 		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout, out: out, ri: ri, https: ri.HTTPS}
 		if out != nil && len(out.added) > 0 {
-			rec.path = config.CleanPath(r.URL.Path)
+			rec.path = servedPath(r.URL.Path)
 		}
 
 		defer func() {

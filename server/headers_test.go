@@ -232,6 +232,11 @@ func TestResponseHeaders(t *testing.T) {
 		}
 	}
 
+	// A raw # ends the path, for the lines as for routing: this is /admin/x.
+	if w := e.do(rawRequest(t, "GET /admin/x#/../../embed/y HTTP/1.1\r\nHost: example.com\r\n\r\n")); w.Header().Get("X-Frame-Options") != "DENY" {
+		t.Errorf("/admin/x#/../../embed/y: %d X-Frame-Options %q, want /admin/'s DENY", w.Code, w.Header().Get("X-Frame-Options"))
+	}
+
 	// A 304 carries them too, as the 200 it stands for.
 	w := e.do(httptest.NewRequest("GET", "/style.css", nil))
 	r := httptest.NewRequest("GET", "/style.css", nil)

@@ -2,9 +2,7 @@ package server
 
 import (
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
 )
@@ -22,8 +20,8 @@ type outHeaders struct {
 	hsts string
 	hide []string // canonical names
 	// added are SESSIONGATE_RESPONSE_HEADERS, most specific path first
-	// (sortLocations): the first line matching a request decides for its
-	// header name.
+	// (config.SortLocations): the first line matching a request decides
+	// for its header name.
 	added []config.ResponseHeader
 	// maxNames is how many header names added holds.
 	maxNames int
@@ -80,7 +78,7 @@ func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath string) {
 	if ri != nil {
 		readings[1], readings[2] = ri.script, ri.frontRoute
 		if ri.InternalRedirect != "" {
-			readings[3] = accelPath(ri.InternalRedirect)
+			readings[3], _ = accelPath(ri.InternalRedirect)
 		}
 	}
 	var buf [16]string
@@ -104,21 +102,11 @@ func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath string) {
 	}
 }
 
-// accelPath is the path of the file an X-Accel-Redirect target names, as
-// lines are matched: without its query, decoded, cleaned.
-func accelPath(target string) string {
-	p, _, _ := strings.Cut(target, "?")
-	if u, err := url.PathUnescape(p); err == nil {
-		p = u
-	}
-	return config.CleanPath(p)
-}
-
-// HideHeaders removes SESSIONGATE_HIDE_HEADERS from h, the headers of a
+// HideResponseHeaders removes SESSIONGATE_HIDE_HEADERS from h, the headers of a
 // response that goes out without passing the access log's writer: a
 // protocol switch (101), which httputil.ReverseProxy writes on the
 // hijacked connection.
-func (ri *RequestInfo) HideHeaders(h http.Header) {
+func (ri *RequestInfo) HideResponseHeaders(h http.Header) {
 	if ri != nil && ri.srv != nil && ri.srv.out != nil {
 		ri.srv.out.hideFrom(h)
 	}

@@ -355,7 +355,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		// ReverseProxy writes a protocol switch on the hijacked
 		// connection, past the server's writer and its header edits.
-		server.Info(res.Request.Context()).HideHeaders(res.Header)
+		server.Info(res.Request.Context()).HideResponseHeaders(res.Header)
 	}
 	if hasAccel && res.StatusCode != http.StatusSwitchingProtocols {
 		res.Header[proxyheader.AccelRedirect] = accel
