@@ -1,9 +1,12 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -69,5 +72,63 @@ func burstThenQuiet(t *testing.T, conns int) {
 			}
 		}
 		time.Sleep(300 * time.Millisecond) // quiet
+	}
+}
+
+// TestMoreConnsThanWorkersLargeBody: the request a new connection carries
+// may be an upload larger than the socket buffers, whose write blocks while
+// php-fpm has not accepted the connection. The only worker runs a slow
+// script on the other connection when the upload dials; once that script
+// ends, its connection is closed for the upload rather than kept, before
+// the write timeout.
+func TestMoreConnsThanWorkersLargeBody(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := gwSite(t)
+	running := filepath.Join(t.TempDir(), "slow-running")
+	writeTree(t, root, map[string]string{
+		"slow.php":   `<?php touch('` + running + `'); usleep(500000); echo 'slow';`,
+		"upload.php": `<?php echo strlen(file_get_contents('php://input'));`,
+	})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.PHPMaxConns = 2
+		c.PHPTimeout = 5 * time.Second
+		c.PHPWriteTimeout = 5 * time.Second
+		c.MaxBody = 64 << 20
+	})
+	client := &http.Client{Timeout: 15 * time.Second}
+	slow := make(chan string, 1)
+	go func() {
+		res, err := client.Get(g.URL + "/slow.php")
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		slow <- fmt.Sprintf("%d %s", res.StatusCode, b)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(running); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("slow.php did not start")
+		}
+	}
+	const size = 32 << 20
+	start := time.Now()
+	res, err := client.Post(g.URL+"/upload.php", "application/octet-stream", bytes.NewReader(make([]byte, size)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(body) != fmt.Sprint(size) {
+		t.Errorf("upload: %d %q after %v", res.StatusCode, body, time.Since(start).Round(time.Millisecond))
+	}
+	if got := <-slow; got != "200 slow" {
+		t.Errorf("slow: %s", got)
 	}
 }
