@@ -95,14 +95,7 @@ func TestSocketActivationRestartRefusesNothing(t *testing.T) {
 		slow <- fmt.Sprintf("%d %s %v", code, body, err)
 	}()
 	// SIGTERM once the first gateway has the slow request in PHP.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(running); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("slow.php did not start")
-		}
-	}
+	waitForFile(t, running, "slow.php")
 	first.cmd.Process.Signal(syscall.SIGTERM)
 
 	// Clients keep coming, one new connection every 20 ms, through the

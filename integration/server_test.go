@@ -343,6 +343,20 @@ func (p *gwProc) start(t *testing.T) {
 	}
 }
 
+// waitForFile returns once path exists: a script (what) has started and
+// touched it. It fails the test after 30 s.
+func waitForFile(t testing.TB, path, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never started (%s not written)", what, path)
+		}
+	}
+}
+
 // wait returns the exit code, failing the test after d.
 func (p *gwProc) wait(t *testing.T, d time.Duration) int {
 	t.Helper()
@@ -590,14 +604,7 @@ func TestGatewayBinary(t *testing.T) {
 				res.Body.Close()
 			}
 		}()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if _, err := os.Stat(filepath.Join(root, "slow.started")); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("slow.php never started")
-			}
-		}
+		waitForFile(t, filepath.Join(root, "slow.started"), "slow.php")
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		if c := p.wait(t, 15*time.Second); c != 1 {
 			t.Errorf("exit %d after cutting a request, want 1", c)
@@ -635,14 +642,7 @@ func TestGatewayBinary(t *testing.T) {
 			done <- result{res.StatusCode, string(b), err}
 		}()
 		// Signal only once PHP is running the request.
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if _, err := os.Stat(filepath.Join(root, "slow.started")); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("slow.php never started")
-			}
-		}
+		waitForFile(t, filepath.Join(root, "slow.started"), "slow.php")
 		start := time.Now()
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 )
 
 // startMergeWait runs merge_wait.php with params on gw in the background and
@@ -26,16 +25,7 @@ func startMergeWait(t *testing.T, gw *sessionGW, ck string, params url.Values) (
 		resp, body, _ := gw.get(t, "/merge_wait.php?"+params.Encode(), ck)
 		ch <- [2]string{strconv.Itoa(resp.StatusCode), body}
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(started); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("merge_wait.php never started")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitForFile(t, started, "merge_wait.php")
 	return func() { os.WriteFile(goFile, nil, 0o644) }, ch
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -109,14 +108,7 @@ func TestMoreConnsThanWorkersLargeBody(t *testing.T) {
 		res.Body.Close()
 		slow <- fmt.Sprintf("%d %s", res.StatusCode, b)
 	}()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if _, err := os.Stat(running); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("slow.php did not start")
-		}
-	}
+	waitForFile(t, running, "slow.php")
 	const size = 32 << 20
 	start := time.Now()
 	res, err := client.Post(g.URL+"/upload.php", "application/octet-stream", bytes.NewReader(make([]byte, size)))
