@@ -6,11 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
-	"strings"
 )
 
 // StatusClientClosedRequest is nginx's 499, logged (never sent) when the

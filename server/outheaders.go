@@ -102,8 +102,8 @@ func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath string) {
 	}
 }
 
-// HideResponseHeaders removes SESSIONGATE_HIDE_HEADERS from h, the headers of a
-// response that goes out without passing the access log's writer: a
+// HideResponseHeaders removes SESSIONGATE_HIDE_HEADERS from h, the headers
+// of a response that goes out without passing the access log's writer: a
 // protocol switch (101), which httputil.ReverseProxy writes on the
 // hijacked connection.
 func (ri *RequestInfo) HideResponseHeaders(h http.Header) {

@@ -12,9 +12,9 @@
 //	compress      gzip for clients that take it (package compress; static
 //	              files from its cache, see serveStatic)
 //	front         server names (421), the canonical name and moved URLs
-//	              (301 and the like), body limit (413), rate limits (429), access
-//	              rules (403, 401), internal paths (404), mounted
-//	              prefixes (e.g. Django), else PHP site
+//	              (301 and the like), body limit (413), rate limits
+//	              (429), access rules (403, 401), internal paths (404),
+//	              mounted prefixes (e.g. Django), else PHP site
 //	site          phproute.Resolve: static | redirect | refusal | PHP,
 //	              whose body is read ahead first (ReadBody)
 //	serveApp      around PHP and each mount: an X-Accel-Redirect in the
