@@ -57,7 +57,7 @@ func (d *DjangoConfig) validate(check func(name string, ok bool, format string, 
 // urlPrefixOK reports whether p can be matched against request paths,
 // which have // merged and dot segments resolved before matching.
 func urlPrefixOK(p string) bool {
-	return strings.HasPrefix(p, "/") && !strings.ContainsAny(p, "?#%\\ \t") && !strings.Contains(p, "//") && !hasDotDot(p)
+	return strings.HasPrefix(p, "/") && !strings.ContainsAny(p, "?#%\\ \t") && !strings.Contains(p, "//") && !HasRelativeSegment(p)
 }
 
 // urlPrefixRule is the message format (for one %q, the value) of an entry
@@ -65,15 +65,6 @@ func urlPrefixOK(p string) bool {
 // example.
 func urlPrefixRule(kind, example string) string {
 	return "%q: each " + kind + " must be a URL path starting with / (no query, %%-escapes, // or .. segments), e.g. " + example
-}
-
-func hasDotDot(p string) bool {
-	for seg := range strings.SplitSeq(p, "/") {
-		if seg == ".." || seg == "." {
-			return true
-		}
-	}
-	return false
 }
 
 // CheckDjangoURL explains what is wrong with one SESSIONGATE_DJANGO_URL

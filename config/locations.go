@@ -54,3 +54,16 @@ func CleanPath(p string) string {
 	}
 	return c
 }
+
+// HasRelativeSegment reports a "." or ".." segment in a URL path: a
+// configured path with one is refused, and a request path with one is
+// read in more than one way (apps that route on REQUEST_URI do not resolve
+// them).
+func HasRelativeSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == ".." || seg == "." {
+			return true
+		}
+	}
+	return false
+}

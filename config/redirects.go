@@ -89,7 +89,7 @@ func checkRedirectTarget(to string) string {
 		if err != nil {
 			return "the target is not a URL path: " + err.Error()
 		}
-		if hasDotDot(u.Path) {
+		if HasRelativeSegment(u.Path) {
 			return "the target may not hold . or .. segments"
 		}
 		return ""

@@ -165,7 +165,7 @@ func (s *Server) restrictedURL(w http.ResponseWriter, r *http.Request) bool {
 			return s.refuse(w, r, i, status)
 		}
 	}
-	if !hasRelativeSegment(r.URL.Path) {
+	if !config.HasRelativeSegment(r.URL.Path) {
 		return false
 	}
 	raw := r.URL.Path
@@ -180,15 +180,6 @@ func (s *Server) restrictedURL(w http.ResponseWriter, r *http.Request) bool {
 			if status := s.denial(j, r); status != 0 {
 				return s.refuse(w, r, j, status)
 			}
-		}
-	}
-	return false
-}
-
-func hasRelativeSegment(p string) bool {
-	for seg := range strings.SplitSeq(p, "/") {
-		if seg == "." || seg == ".." {
-			return true
 		}
 	}
 	return false
