@@ -22,15 +22,7 @@ type BasicAuth struct {
 }
 
 // BasicAuths parses SESSIONGATE_BASIC_AUTH (after Load has checked it).
-func (c *Config) BasicAuths() []BasicAuth {
-	var out []BasicAuth
-	for _, e := range c.BasicAuthSpecs {
-		if ba, err := parseBasicAuth(e); err == nil {
-			out = append(out, ba)
-		}
-	}
-	return out
-}
+func (c *Config) BasicAuths() []BasicAuth { return parsed(c.BasicAuthSpecs, parseBasicAuth) }
 
 // parseBasicAuth reads "PATH FILE": nginx's auth_basic with its
 // auth_basic_user_file in a location.

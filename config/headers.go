@@ -25,13 +25,7 @@ type ResponseHeader struct {
 // ResponseHeaders parses SESSIONGATE_RESPONSE_HEADERS (after Load has
 // checked it).
 func (c *Config) ResponseHeaders() []ResponseHeader {
-	var out []ResponseHeader
-	for _, line := range c.ResponseHeaderSpecs {
-		if h, err := parseResponseHeader(line); err == nil {
-			out = append(out, h)
-		}
-	}
-	return out
+	return parsed(c.ResponseHeaderSpecs, parseResponseHeader)
 }
 
 // HiddenHeaders returns SESSIONGATE_HIDE_HEADERS in canonical form.

@@ -19,15 +19,7 @@ type RateLimit struct {
 }
 
 // RateLimits parses SESSIONGATE_RATE_LIMITS (after Load has checked it).
-func (c *Config) RateLimits() []RateLimit {
-	var out []RateLimit
-	for _, e := range c.RateLimitSpecs {
-		if rl, err := parseRateLimit(e); err == nil {
-			out = append(out, rl)
-		}
-	}
-	return out
-}
+func (c *Config) RateLimits() []RateLimit { return parsed(c.RateLimitSpecs, parseRateLimit) }
 
 // parseRateLimit reads "PATH RATE [burst=N]", RATE as nginx writes it:
 // 10r/s or 30r/m.

@@ -33,15 +33,7 @@ func (r Redirect) KeepsRest() bool {
 }
 
 // Redirects parses SESSIONGATE_REDIRECTS (after Load has checked it).
-func (c *Config) Redirects() []Redirect {
-	var out []Redirect
-	for _, e := range c.RedirectSpecs {
-		if r, err := parseRedirect(e); err == nil {
-			out = append(out, r)
-		}
-	}
-	return out
-}
+func (c *Config) Redirects() []Redirect { return parsed(c.RedirectSpecs, parseRedirect) }
 
 // redirectCodes are the statuses a redirect may have.
 var redirectCodes = []int{301, 302, 303, 307, 308}

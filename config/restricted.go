@@ -21,13 +21,7 @@ type RestrictedPath struct {
 // RestrictedPaths parses SESSIONGATE_RESTRICTED_PATHS (after Load has
 // checked it).
 func (c *Config) RestrictedPaths() []RestrictedPath {
-	var out []RestrictedPath
-	for _, e := range c.RestrictedPathSpecs {
-		if rp, err := parseRestrictedPath(e); err == nil {
-			out = append(out, rp)
-		}
-	}
-	return out
+	return parsed(c.RestrictedPathSpecs, parseRestrictedPath)
 }
 
 // parseRestrictedPath reads "PATH ADDRESS..." (IP addresses or CIDRs) or

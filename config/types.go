@@ -113,6 +113,19 @@ func splitList(s string) ([]string, error) {
 	return parts, nil
 }
 
+// parsed returns the entries of a list variable that parse, for the
+// accessors Load's checks stand behind (an entry that does not parse has
+// already stopped the start with its message).
+func parsed[T any](specs []string, parse func(string) (T, error)) []T {
+	var out []T
+	for _, e := range specs {
+		if v, err := parse(e); err == nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 func parseStrings(s string) (any, error) {
 	return splitList(s)
 }
