@@ -184,7 +184,7 @@ func (c *Config) TLS() bool { return c.TLSCert != "" }
 // that do not parse and values that parse but cannot work together.
 func Load(environ []string) (*Config, error) {
 	var c Config
-	env := toMap(environ)
+	env := EnvironMap(environ)
 	errs := parse(&c, env)
 	if len(errs) == 0 || !errs.has("SESSIONGATE_DOCUMENT_ROOT") {
 		// Only a sound DOCUMENT_ROOT can serve as STATIC_ROOT's default.

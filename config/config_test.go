@@ -531,7 +531,7 @@ type secretConfig struct {
 
 func TestSecretNeverEchoed(t *testing.T) {
 	const pw = "hunter2-Pa55word"
-	env := toMap([]string{"SESSIONGATE_TEST_LIMIT=" + pw, "SESSIONGATE_TEST_PLAIN=notanumber"})
+	env := EnvironMap([]string{"SESSIONGATE_TEST_LIMIT=" + pw, "SESSIONGATE_TEST_PLAIN=notanumber"})
 	var c secretConfig
 	ps := finish(&c, parse(&c, env), env)
 	msg := (&Error{Problems: ps}).Error()

@@ -124,12 +124,14 @@ func describe(dst any) []Var {
 	return out
 }
 
-func toMap(environ []string) map[string]string {
+// EnvironMap reads environ ("NAME=value" lines, as os.Environ gives
+// them); of duplicates, the last.
+func EnvironMap(environ []string) map[string]string {
 	m := make(map[string]string, len(environ))
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
 		if ok {
-			m[k] = v // later entries win, as with os.Getenv
+			m[k] = v
 		}
 	}
 	return m

@@ -89,7 +89,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		public.TLSConfig = &tls.Config{GetCertificate: certs.getCertificate}
 	}
 	reloadOnHangup(ctx, certs, logger)
-	lns, err := passedSockets(environMap(environ), os.Getpid(), logger)
+	lns, err := passedSockets(config.EnvironMap(environ), os.Getpid(), logger)
 	if err != nil {
 		logger.Error("cannot use the sockets systemd passed", "error", err.Error())
 		return 1
@@ -219,17 +219,6 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("stopped", "clean", code == 0)
 	return code
-}
-
-// environMap reads environ ("NAME=value" lines; of duplicates, the last).
-func environMap(environ []string) map[string]string {
-	m := make(map[string]string, len(environ))
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
