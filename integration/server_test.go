@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -355,6 +356,16 @@ func waitForFile(t testing.TB, path, what string) {
 			t.Fatalf("%s never started (%s not written)", what, path)
 		}
 	}
+}
+
+// markFile returns a fresh path for a fixture to create when it reaches a
+// point (hold.php's ?started=: it holds the session), and the same path
+// escaped for a query string. waitForFile then orders the test after that
+// point, where a sleep would only hope PHP got there in time.
+func markFile(t testing.TB) (path, query string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "mark")
+	return path, url.QueryEscape(path)
 }
 
 // wait returns the exit code, failing the test after d.

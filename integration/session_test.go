@@ -295,11 +295,13 @@ func TestSessionWriteCloseReleases(t *testing.T) {
 		s := startSessionStack(t, o)
 		ck := s.newSession(t)
 		done := make(chan string, 1)
+		closed, q := markFile(t)
 		go func() {
-			_, body, _ := s.gws[0].get(t, "/write_close_sleep.php", ck)
+			_, body, _ := s.gws[0].get(t, "/write_close_sleep.php?closed="+q, ck)
 			done <- body
 		}()
-		time.Sleep(300 * time.Millisecond)
+		// B starts once A has closed its session (A then sleeps 3 s).
+		waitForFile(t, closed, "write_close_sleep.php")
 		d := s.gws[1].dump(t, ck)
 		// B is answered while A still sleeps: it did not wait for A (a time
 		// bound would also fail on a slow machine).
@@ -512,12 +514,15 @@ func TestSessionNoCookieNoRedis(t *testing.T) {
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
 	// Hold the session's lock meanwhile: nothing below may wait for it.
+	// Counting starts once PHP holds the session, so the holder's own
+	// lock and load are not counted.
 	held := make(chan struct{})
+	started, q := markFile(t)
 	go func() {
 		defer close(held)
-		s.gws[0].get(t, "/hold.php?ms=4000", ck)
+		s.gws[0].get(t, "/hold.php?ms=4000&started="+q, ck)
 	}()
-	time.Sleep(200 * time.Millisecond)
+	waitForFile(t, started, "hold.php")
 	before := redisCommands(t, s.redis)
 	for i := 0; i < 20; i++ {
 		if resp, body, _ := s.gws[i%2].get(t, "/nosession.php", ""); resp.StatusCode != 200 || body != "no session here" {
@@ -590,11 +595,12 @@ func TestSessionLockTimeout(t *testing.T) {
 		s := startSessionStack(t, o)
 		ck := s.newSession(t)
 		held := make(chan struct{})
+		started, q := markFile(t)
 		go func() {
 			defer close(held)
-			s.gws[0].get(t, "/hold.php?ms=3000", ck)
+			s.gws[0].get(t, "/hold.php?ms=3000&started="+q, ck)
 		}()
-		time.Sleep(200 * time.Millisecond)
+		waitForFile(t, started, "hold.php")
 		resp, _, set := s.gws[1].get(t, "/counter.php", ck)
 		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || set != "" {
 			t.Fatalf("busy session: %d Retry-After %q cookie %q", resp.StatusCode, resp.Header.Get("Retry-After"), set)
