@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -675,33 +676,41 @@ func TestSessionMergeMode(t *testing.T) {
 		o.env = append(o.env, "SESSIONGATE_SESSION_LOCK=merge")
 		s := startSessionStack(t, o)
 		ck := s.newSession(t)
-		var wg sync.WaitGroup
-		var spans [2][2]float64 // when each request's session_start returned, and its wait ended
-		for i, kv := range [][2]string{{"a", "1"}, {"b", "2"}} {
-			wg.Add(1)
-			go func(i int, k, v string) {
-				defer wg.Done()
-				_, body, _ := s.gws[i].get(t, "/merge_set.php?ms=500&k="+k+"&v="+v, ck)
-				if _, err := fmt.Sscanf(body, "ok %f %f", &spans[i][0], &spans[i][1]); err != nil {
-					t.Errorf("merge_set.php: %q: %v", body, err)
-				}
-			}(i, kv[0], kv[1])
+		// B gets the session while A has it and cannot end before it is
+		// released: neither waited for the other's lock, whatever the
+		// machine's load. (Two timed requests overlapping only showed
+		// that when neither was delayed by half a second.)
+		releaseA, doneA := startMergeWait(t, s.gws[0], ck, url.Values{"k": {"a"}, "v": {"1"}})
+		releaseB, doneB := startMergeWait(t, s.gws[1], ck, url.Values{"k": {"b"}, "v": {"2"}})
+		select {
+		case r := <-doneA:
+			t.Fatalf("merge mode waited: the second request got the session only after the first ended (%v)", r)
+		default:
 		}
-		wg.Wait()
-		// Both got the session before either finished: neither waited for
-		// the other's lock (whatever the machine's load).
-		if max(spans[0][0], spans[1][0]) >= min(spans[0][1], spans[1][1]) {
-			t.Errorf("merge mode waited: the requests ran one after the other: %v", spans)
+		releaseA()
+		releaseB()
+		for _, r := range [][2]string{<-doneA, <-doneB} {
+			if r != [2]string{"200", "ok"} {
+				t.Errorf("merge_wait.php: %v", r)
+			}
 		}
 		d := s.gws[0].dump(t, ck)
 		if !strings.Contains(string(d.Data), `"a":"1"`) || !strings.Contains(string(d.Data), `"b":"2"`) {
 			t.Fatalf("a concurrent write was lost: %s", d.Data)
 		}
-		// Same key: the later writer wins and the conflict is logged.
-		go s.gws[0].get(t, "/merge_set.php?ms=100&k=c&v=first", ck)
-		time.Sleep(30 * time.Millisecond)
-		s.gws[1].get(t, "/merge_set.php?ms=600&k=c&v=second", ck)
-		time.Sleep(100 * time.Millisecond)
+		// Same key: the later writer wins and the conflict is logged. Both
+		// requests have read the session before the first one writes; the
+		// second writes after it.
+		releaseFirst, first := startMergeWait(t, s.gws[0], ck, url.Values{"k": {"c"}, "v": {"first"}})
+		releaseSecond, second := startMergeWait(t, s.gws[1], ck, url.Values{"k": {"c"}, "v": {"second"}})
+		releaseFirst()
+		if r := <-first; r != [2]string{"200", "ok"} {
+			t.Fatalf("first writer: %v", r)
+		}
+		releaseSecond()
+		if r := <-second; r != [2]string{"200", "ok"} {
+			t.Fatalf("second writer: %v", r)
+		}
 		if d := s.gws[0].dump(t, ck); !strings.Contains(string(d.Data), `"c":"second"`) {
 			t.Fatalf("last writer did not win: %s", d.Data)
 		}
