@@ -252,6 +252,39 @@ func (g *sessionGW) dump(t testing.TB, cookie string) sessionDump {
 	return d
 }
 
+// fpmLogWhen returns php-fpm's log once cond holds for it, failing the test
+// (with what) after 10 s. The master copies its workers' output
+// (catch_workers_output) into the log when it gets to it, which may be after
+// the response reached the test.
+func fpmLogWhen(t testing.TB, fpm *harness.PHPFPM, what string, cond func(log string) bool) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		l := fpm.Log()
+		if cond(l) {
+			return l
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("php-fpm's log, 10 s on: %s\n%s", what, l)
+		}
+	}
+}
+
+// fpmLogSettled returns php-fpm's log once it has not grown for 500 ms (at
+// most 10 s): what the requests before the call left there, the worker
+// output the master copies late included.
+func fpmLogSettled(fpm *harness.PHPFPM) string {
+	l := fpm.Log()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		next := fpm.Log()
+		if next == l {
+			break
+		}
+		l = next
+	}
+	return l
+}
+
 func sessionBackends(t *testing.T, run func(t *testing.T, o stackOpts)) {
 	t.Run("standalone", func(t *testing.T) { run(t, stackOpts{}) })
 	t.Run("cluster", func(t *testing.T) { run(t, stackOpts{cluster: true}) })
@@ -764,11 +797,8 @@ func TestSessionDataNeverLogged(t *testing.T) {
 	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), secret) {
 		t.Fatalf("value not stored: %s", d.Data)
 	}
-	time.Sleep(200 * time.Millisecond) // php-fpm's master writes its log asynchronously
-	fpmLog := s.fpm.Log()
-	if !strings.Contains(fpmLog, "@sg1:") {
-		t.Fatalf("php-fpm log shows no frames: the test would prove nothing\n%s", fpmLog)
-	}
+	fpmLogWhen(t, s.fpm, "no frames: the test would prove nothing", func(l string) bool { return strings.Contains(l, "@sg1:") })
+	fpmLog := fpmLogSettled(s.fpm)
 	// The frames' base64 chunks (800 characters: each decodes alone) must
 	// not hold the data either.
 	var decoded strings.Builder
@@ -795,10 +825,7 @@ func TestSessionEndWriteRidesInHeader(t *testing.T) {
 	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
-	frames := func() int {
-		time.Sleep(200 * time.Millisecond) // php-fpm's master writes its log asynchronously
-		return strings.Count(s.fpm.Log(), "@sg1:")
-	}
+	frames := func() int { return strings.Count(fpmLogSettled(s.fpm), "@sg1:") }
 	before := frames()
 	resp, body, _ := s.gws[0].get(t, "/set.php?k=cart&v=%5B1%2C2%5D", ck)
 	if resp.StatusCode != 200 || body != "ok" {
@@ -821,9 +848,9 @@ func TestSessionEndWriteRidesInHeader(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("late_write: %d", resp.StatusCode)
 	}
-	if n := frames() - before; n == 0 {
-		t.Error("a write after output started sent no stderr frame: the count above proves nothing")
-	}
+	fpmLogWhen(t, s.fpm, "a write after output started sent no stderr frame: the count above proves nothing", func(l string) bool {
+		return strings.Count(l, "@sg1:") > before
+	})
 	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"late":"yes"`) {
 		t.Fatalf("late write not saved: %s", d.Data)
 	}
