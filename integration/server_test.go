@@ -358,6 +358,23 @@ func waitForFile(t testing.TB, path, what string) {
 	}
 }
 
+// waitForLog returns the first line of log holding substr, failing the test
+// after 10 s: the gateway logs when it acted on a signal, which may be after
+// kill() returned.
+func waitForLog(t testing.TB, log *testlog.Buffer, substr string) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for line := range strings.SplitSeq(log.String(), "\n") {
+			if strings.Contains(line, substr) {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log after 10 s:\n%s", substr, log.String())
+		}
+	}
+}
+
 // markFile returns a fresh path for a fixture to create when it reaches a
 // point (hold.php's ?started=: it holds the session), and the same path
 // escaped for a query string. waitForFile then orders the test after that
@@ -572,16 +589,17 @@ func TestGatewayBinary(t *testing.T) {
 				t.Fatalf("still the old certificate 5 s after SIGHUP; log:\n%s", p.stderr.String())
 			}
 		}
-		// A broken renewal keeps the certificate in use.
+		// A broken renewal keeps the certificate in use. Checked once the
+		// gateway has tried it (its log says so), not after a guessed delay.
 		if err := os.WriteFile(cert, []byte("not a certificate"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		p.cmd.Process.Signal(syscall.SIGHUP)
-		time.Sleep(300 * time.Millisecond)
+		failed := waitForLog(t, p.stderr, "TLS certificate not reloaded")
 		if !bytes.Equal(served(), second) {
 			t.Error("a broken certificate file replaced the one in use")
 		}
-		if !strings.Contains(p.stderr.String(), "SESSIONGATE_TLS_CERT") {
+		if !strings.Contains(failed, "SESSIONGATE_TLS_CERT") {
 			t.Errorf("the failed reload is not logged with the variable:\n%s", p.stderr.String())
 		}
 		p.cmd.Process.Signal(syscall.SIGTERM)
@@ -593,7 +611,9 @@ func TestGatewayBinary(t *testing.T) {
 	t.Run("SIGHUPWithoutTLSKeepsServing", func(t *testing.T) {
 		p := startBinary(t, bin, env)
 		p.cmd.Process.Signal(syscall.SIGHUP)
-		time.Sleep(300 * time.Millisecond)
+		// Asked once the signal was handled: a request racing a gateway
+		// that dies of it could still be answered.
+		waitForLog(t, p.stderr, "SIGHUP: no TLS certificate to reload")
 		res, err := http.Get(p.URL + "/style.css")
 		if err != nil {
 			t.Fatalf("after SIGHUP: %v; log:\n%s", err, p.stderr.String())
@@ -658,11 +678,21 @@ func TestGatewayBinary(t *testing.T) {
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		// New connections are refused while draining.
-		time.Sleep(200 * time.Millisecond)
-		if res, err := http.Get(p.URL + "/style.css"); err == nil {
+		// New connections are refused while draining: tried once the
+		// gateway says it drains (it closes its listener right after),
+		// while the slow request still runs.
+		waitForLog(t, p.stderr, "shutting down: draining")
+		fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		for deadline := time.Now().Add(500 * time.Millisecond); ; time.Sleep(20 * time.Millisecond) {
+			res, err := fresh.Get(p.URL + "/style.css")
+			if err != nil {
+				break
+			}
 			res.Body.Close()
-			t.Errorf("new request accepted after SIGTERM: %d", res.StatusCode)
+			if time.Now().After(deadline) {
+				t.Errorf("new requests still accepted 500 ms into the drain: %d", res.StatusCode)
+				break
+			}
 		}
 		r := <-done
 		if r.err != nil || r.code != 200 || r.body != "slow done" {
