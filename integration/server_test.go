@@ -286,30 +286,54 @@ func startPHPBinary(t *testing.T, env ...string) (gw *gwProc, addr, root string)
 	return gw, strings.TrimPrefix(gw.URL, "http://"), root
 }
 
-// startBinary runs the gateway binary with env and waits for /healthz.
+// startBinary runs the gateway binary with env and waits for /healthz. The
+// ports FreePort picked may be taken before the gateway binds them (another
+// process, or an outgoing connection given that ephemeral port): the start
+// is then tried again on new ports, as the harness does for its servers.
 func startBinary(t *testing.T, bin string, env []string) *gwProc {
 	t.Helper()
-	port, admin := harness.FreePort(t), harness.FreePort(t)
-	p := &gwProc{stderr: &testlog.Buffer{}, done: make(chan struct{}),
-		URL: fmt.Sprintf("http://127.0.0.1:%d", port), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
-	p.cmd = exec.Command(bin)
-	p.cmd.Env = append([]string{
-		fmt.Sprintf("SESSIONGATE_LISTEN=127.0.0.1:%d", port),
-		fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
-		"PATH=" + os.Getenv("PATH"),
-	}, env...)
-	p.start(t)
-	return p
+	for attempt := 1; ; attempt++ {
+		port, admin := harness.FreePort(t), harness.FreePort(t)
+		p := &gwProc{stderr: &testlog.Buffer{}, done: make(chan struct{}),
+			URL: fmt.Sprintf("http://127.0.0.1:%d", port), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
+		p.cmd = exec.Command(bin)
+		p.cmd.Env = append([]string{
+			fmt.Sprintf("SESSIONGATE_LISTEN=127.0.0.1:%d", port),
+			fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
+			"PATH=" + os.Getenv("PATH"),
+		}, env...)
+		err := p.tryStart(t)
+		if err == nil {
+			return p
+		}
+		if attempt < 3 && errors.Is(err, errExitedAtStart) && strings.Contains(p.stderr.String(), "address already in use") {
+			t.Logf("gateway start, attempt %d: a port picked for it was taken meanwhile; trying others", attempt)
+			continue
+		}
+		t.Fatal(err)
+	}
 }
+
+// errExitedAtStart: the gateway exited before it was healthy.
+var errExitedAtStart = errors.New("gateway exited at start")
 
 // start runs p.cmd and waits for /healthz on p.Admin.
 func (p *gwProc) start(t *testing.T) {
+	t.Helper()
+	if err := p.tryStart(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryStart runs p.cmd and waits for /healthz on p.Admin; t.Cleanup kills
+// the process if it still runs.
+func (p *gwProc) tryStart(t *testing.T) error {
 	t.Helper()
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
@@ -329,16 +353,16 @@ func (p *gwProc) start(t *testing.T) {
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return
+				return nil
 			}
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("gateway exited at start: %v\n%s", p.err, p.stderr.String())
+			return fmt.Errorf("%w: %v\n%s", errExitedAtStart, p.err, p.stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gateway not healthy after 10s:\n%s", p.stderr.String())
+			return fmt.Errorf("gateway not healthy after 10s:\n%s", p.stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
