@@ -84,7 +84,7 @@ func TestSocketActivationRestartRefusesNothing(t *testing.T) {
 	defer ln.Close()
 
 	first := startActivated(t, ln, env)
-	if !strings.Contains(first.stderr.String(), "listening on the socket systemd passed") {
+	if _, ok := logLine(first.stderr, "listening on the socket systemd passed"); !ok {
 		t.Errorf("no log line for the passed socket:\n%s", first.stderr.String())
 	}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}

@@ -387,14 +387,27 @@ func waitForFile(t testing.TB, path, what string) {
 // kill() returned.
 func waitForLog(t testing.TB, log *testlog.Buffer, substr string) string {
 	t.Helper()
+	line, ok := logLine(log, substr)
+	if !ok {
+		t.Fatalf("no %q in the log after 10 s:\n%s", substr, log.String())
+	}
+	return line
+}
+
+// logLine returns the first line of log holding substr, waiting up to 10 s
+// for it. A gateway binary's output reaches its gwProc.stderr through a
+// pipe and a copying goroutine of the test binary: a line the gateway wrote
+// before it answered a request may still be on its way when the answer is
+// in.
+func logLine(log *testlog.Buffer, substr string) (string, bool) {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		for line := range strings.SplitSeq(log.String(), "\n") {
 			if strings.Contains(line, substr) {
-				return line
+				return line, true
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the log after 10 s:\n%s", substr, log.String())
+			return "", false
 		}
 	}
 }
