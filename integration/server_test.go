@@ -347,9 +347,12 @@ func (p *gwProc) tryStart(t *testing.T) error {
 			t.Logf("gateway output:\n%s", p.stderr.String())
 		}
 	})
+	// Each probe bounded: a port taken by some other listener meanwhile
+	// (see startBinary) would hold a probe without a timeout for ever.
+	probe := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		res, err := http.Get(p.Admin + "/healthz")
+		res, err := probe.Get(p.Admin + "/healthz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
