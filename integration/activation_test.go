@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -29,19 +30,30 @@ func startActivated(t *testing.T, ln *net.TCPListener, env []string) *gwProc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	admin := harness.FreePort(t)
-	p := &gwProc{stderr: &testlog.Buffer{}, done: make(chan struct{}),
-		URL: "http://" + ln.Addr().String(), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
-	p.cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0"`, buildGateway(t))
-	p.cmd.ExtraFiles = []*os.File{f}
-	p.cmd.Env = append([]string{
-		"LISTEN_FDS=1",
-		"SESSIONGATE_LISTEN=" + ln.Addr().String(),
-		fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
-		"PATH=" + os.Getenv("PATH"),
-	}, env...)
-	p.start(t)
-	return p
+	// The admin port FreePort picked may be taken before the gateway binds
+	// it: tried again on another, as startBinary does.
+	for attempt := 1; ; attempt++ {
+		admin := harness.FreePort(t)
+		p := &gwProc{stderr: &testlog.Buffer{}, done: make(chan struct{}),
+			URL: "http://" + ln.Addr().String(), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
+		p.cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0"`, buildGateway(t))
+		p.cmd.ExtraFiles = []*os.File{f}
+		p.cmd.Env = append([]string{
+			"LISTEN_FDS=1",
+			"SESSIONGATE_LISTEN=" + ln.Addr().String(),
+			fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
+			"PATH=" + os.Getenv("PATH"),
+		}, env...)
+		err := p.tryStart(t)
+		if err == nil {
+			return p
+		}
+		if attempt < 3 && errors.Is(err, errExitedAtStart) && strings.Contains(p.stderr.String(), "address already in use") {
+			t.Logf("gateway start, attempt %d: the admin port picked for it was taken meanwhile; trying another", attempt)
+			continue
+		}
+		t.Fatal(err)
+	}
 }
 
 // TestSocketActivationRestartRefusesNothing: with the socket systemd holds
@@ -72,7 +84,7 @@ func TestSocketActivationRestartRefusesNothing(t *testing.T) {
 	defer ln.Close()
 
 	first := startActivated(t, ln, env)
-	if !strings.Contains(first.stderr.String(), "listening on the socket systemd passed") {
+	if _, ok := logLine(first.stderr, "listening on the socket systemd passed"); !ok {
 		t.Errorf("no log line for the passed socket:\n%s", first.stderr.String())
 	}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}

@@ -97,11 +97,12 @@ func TestErrorPages(t *testing.T) {
 
 	// A session busy past SESSIONGATE_SESSION_LOCK_TIMEOUT.
 	held := make(chan int, 1)
+	started, q := markFile(t)
 	go func() {
-		res, _ := get("/hold.php?ms=2000", cookie)
+		res, _ := get("/hold.php?ms=2000&started="+q, cookie)
 		held <- res.StatusCode
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitForFile(t, started, "hold.php")
 	if res := expect("session busy", "/counter.php", cookie, 503, maintenance); res.Header.Get("Retry-After") == "" {
 		t.Errorf("session busy: no Retry-After with the page")
 	}
@@ -157,10 +158,11 @@ func TestErrorPageSessionNotSaved(t *testing.T) {
 		closed, gz  bool
 	}
 	slow := make(chan result, 1)
+	started, q := markFile(t)
 	go func() {
 		pr, pw := io.Pipe()
 		go func() { pw.Write([]byte("a=b")); pw.Close() }()
-		req, _ := http.NewRequest("POST", s.gws[0].URL+"/hold.php?ms=3000", pr) // no length: chunked
+		req, _ := http.NewRequest("POST", s.gws[0].URL+"/hold.php?ms=3000&started="+q, pr) // no length: chunked
 		req.Header.Set("Cookie", "sessionid="+ck)
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		resp, err := sessionClient.Do(req)
@@ -173,7 +175,9 @@ func TestErrorPageSessionNotSaved(t *testing.T) {
 		resp.Body.Close()
 		slow <- result{resp.StatusCode, string(body), resp.Header.Get("Retry-After"), resp.Close, resp.Uncompressed}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Once PHP holds the session, the second request waits out the lease
+	// (1 s) and takes the lock over.
+	waitForFile(t, started, "hold.php")
 	if resp, body, _ := s.gws[1].get(t, "/counter.php", ck); resp.StatusCode != 200 {
 		t.Fatalf("second request: %d %q", resp.StatusCode, body)
 	}

@@ -122,8 +122,9 @@ func TestMetricsRealStack(t *testing.T) {
 	// Strict lock held by a slow request: the next one times out (503 busy).
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); get("/hold.php?ms=2500", "php", cookie) }()
-	time.Sleep(300 * time.Millisecond)
+	started, q := markFile(t)
+	go func() { defer wg.Done(); get("/hold.php?ms=2500&started="+q, "php", cookie) }()
+	waitForFile(t, started, "hold.php")
 	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
 		if code, _, _ := get("/counter.php", "php", cookie); code == 503 {
 			break
@@ -287,8 +288,9 @@ func TestMetricsClientLeavesDuringLockWait(t *testing.T) {
 	}
 
 	held := make(chan error, 1)
-	go func() { _, err := get("/hold.php?ms=1500", cookie, 10*time.Second); held <- err }()
-	time.Sleep(300 * time.Millisecond)
+	started, q := markFile(t)
+	go func() { _, err := get("/hold.php?ms=1500&started="+q, cookie, 10*time.Second); held <- err }()
+	waitForFile(t, started, "hold.php")
 	// This one waits for the lock hold.php has, and gives up first.
 	if _, err := get("/counter.php", cookie, 200*time.Millisecond); err == nil {
 		t.Fatal("counter.php answered while hold.php held the session")

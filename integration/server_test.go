@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -285,30 +286,54 @@ func startPHPBinary(t *testing.T, env ...string) (gw *gwProc, addr, root string)
 	return gw, strings.TrimPrefix(gw.URL, "http://"), root
 }
 
-// startBinary runs the gateway binary with env and waits for /healthz.
+// startBinary runs the gateway binary with env and waits for /healthz. The
+// ports FreePort picked may be taken before the gateway binds them (another
+// process, or an outgoing connection given that ephemeral port): the start
+// is then tried again on new ports, as the harness does for its servers.
 func startBinary(t *testing.T, bin string, env []string) *gwProc {
 	t.Helper()
-	port, admin := harness.FreePort(t), harness.FreePort(t)
-	p := &gwProc{stderr: &testlog.Buffer{}, done: make(chan struct{}),
-		URL: fmt.Sprintf("http://127.0.0.1:%d", port), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
-	p.cmd = exec.Command(bin)
-	p.cmd.Env = append([]string{
-		fmt.Sprintf("SESSIONGATE_LISTEN=127.0.0.1:%d", port),
-		fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
-		"PATH=" + os.Getenv("PATH"),
-	}, env...)
-	p.start(t)
-	return p
+	for attempt := 1; ; attempt++ {
+		port, admin := harness.FreePort(t), harness.FreePort(t)
+		p := &gwProc{stderr: &testlog.Buffer{}, done: make(chan struct{}),
+			URL: fmt.Sprintf("http://127.0.0.1:%d", port), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
+		p.cmd = exec.Command(bin)
+		p.cmd.Env = append([]string{
+			fmt.Sprintf("SESSIONGATE_LISTEN=127.0.0.1:%d", port),
+			fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
+			"PATH=" + os.Getenv("PATH"),
+		}, env...)
+		err := p.tryStart(t)
+		if err == nil {
+			return p
+		}
+		if attempt < 3 && errors.Is(err, errExitedAtStart) && strings.Contains(p.stderr.String(), "address already in use") {
+			t.Logf("gateway start, attempt %d: a port picked for it was taken meanwhile; trying others", attempt)
+			continue
+		}
+		t.Fatal(err)
+	}
 }
+
+// errExitedAtStart: the gateway exited before it was healthy.
+var errExitedAtStart = errors.New("gateway exited at start")
 
 // start runs p.cmd and waits for /healthz on p.Admin.
 func (p *gwProc) start(t *testing.T) {
+	t.Helper()
+	if err := p.tryStart(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryStart runs p.cmd and waits for /healthz on p.Admin; t.Cleanup kills
+// the process if it still runs.
+func (p *gwProc) tryStart(t *testing.T) error {
 	t.Helper()
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
@@ -322,22 +347,25 @@ func (p *gwProc) start(t *testing.T) {
 			t.Logf("gateway output:\n%s", p.stderr.String())
 		}
 	})
+	// Each probe bounded: a port taken by some other listener meanwhile
+	// (see startBinary) would hold a probe without a timeout for ever.
+	probe := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		res, err := http.Get(p.Admin + "/healthz")
+		res, err := probe.Get(p.Admin + "/healthz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return
+				return nil
 			}
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("gateway exited at start: %v\n%s", p.err, p.stderr.String())
+			return fmt.Errorf("%w: %v\n%s", errExitedAtStart, p.err, p.stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gateway not healthy after 10s:\n%s", p.stderr.String())
+			return fmt.Errorf("gateway not healthy after 10s:\n%s", p.stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -355,6 +383,46 @@ func waitForFile(t testing.TB, path, what string) {
 			t.Fatalf("%s never started (%s not written)", what, path)
 		}
 	}
+}
+
+// waitForLog returns the first line of log holding substr, failing the test
+// after 10 s: the gateway logs when it acted on a signal, which may be after
+// kill() returned.
+func waitForLog(t testing.TB, log *testlog.Buffer, substr string) string {
+	t.Helper()
+	line, ok := logLine(log, substr)
+	if !ok {
+		t.Fatalf("no %q in the log after 10 s:\n%s", substr, log.String())
+	}
+	return line
+}
+
+// logLine returns the first line of log holding substr, waiting up to 10 s
+// for it. A gateway binary's output reaches its gwProc.stderr through a
+// pipe and a copying goroutine of the test binary: a line the gateway wrote
+// before it answered a request may still be on its way when the answer is
+// in.
+func logLine(log *testlog.Buffer, substr string) (string, bool) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for line := range strings.SplitSeq(log.String(), "\n") {
+			if strings.Contains(line, substr) {
+				return line, true
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", false
+		}
+	}
+}
+
+// markFile returns a fresh path for a fixture to create when it reaches a
+// point (hold.php's ?started=: it holds the session), and the same path
+// escaped for a query string. waitForFile then orders the test after that
+// point, where a sleep would only hope PHP got there in time.
+func markFile(t testing.TB) (path, query string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "mark")
+	return path, url.QueryEscape(path)
 }
 
 // wait returns the exit code, failing the test after d.
@@ -561,16 +629,17 @@ func TestGatewayBinary(t *testing.T) {
 				t.Fatalf("still the old certificate 5 s after SIGHUP; log:\n%s", p.stderr.String())
 			}
 		}
-		// A broken renewal keeps the certificate in use.
+		// A broken renewal keeps the certificate in use. Checked once the
+		// gateway has tried it (its log says so), not after a guessed delay.
 		if err := os.WriteFile(cert, []byte("not a certificate"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		p.cmd.Process.Signal(syscall.SIGHUP)
-		time.Sleep(300 * time.Millisecond)
+		failed := waitForLog(t, p.stderr, "TLS certificate not reloaded")
 		if !bytes.Equal(served(), second) {
 			t.Error("a broken certificate file replaced the one in use")
 		}
-		if !strings.Contains(p.stderr.String(), "SESSIONGATE_TLS_CERT") {
+		if !strings.Contains(failed, "SESSIONGATE_TLS_CERT") {
 			t.Errorf("the failed reload is not logged with the variable:\n%s", p.stderr.String())
 		}
 		p.cmd.Process.Signal(syscall.SIGTERM)
@@ -582,7 +651,9 @@ func TestGatewayBinary(t *testing.T) {
 	t.Run("SIGHUPWithoutTLSKeepsServing", func(t *testing.T) {
 		p := startBinary(t, bin, env)
 		p.cmd.Process.Signal(syscall.SIGHUP)
-		time.Sleep(300 * time.Millisecond)
+		// Asked once the signal was handled: a request racing a gateway
+		// that dies of it could still be answered.
+		waitForLog(t, p.stderr, "SIGHUP: no TLS certificate to reload")
 		res, err := http.Get(p.URL + "/style.css")
 		if err != nil {
 			t.Fatalf("after SIGHUP: %v; log:\n%s", err, p.stderr.String())
@@ -647,11 +718,21 @@ func TestGatewayBinary(t *testing.T) {
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		// New connections are refused while draining.
-		time.Sleep(200 * time.Millisecond)
-		if res, err := http.Get(p.URL + "/style.css"); err == nil {
+		// New connections are refused while draining: tried once the
+		// gateway says it drains (it closes its listener right after),
+		// while the slow request still runs.
+		waitForLog(t, p.stderr, "shutting down: draining")
+		fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		for deadline := time.Now().Add(500 * time.Millisecond); ; time.Sleep(20 * time.Millisecond) {
+			res, err := fresh.Get(p.URL + "/style.css")
+			if err != nil {
+				break
+			}
 			res.Body.Close()
-			t.Errorf("new request accepted after SIGTERM: %d", res.StatusCode)
+			if time.Now().After(deadline) {
+				t.Errorf("new requests still accepted 500 ms into the drain: %d", res.StatusCode)
+				break
+			}
 		}
 		r := <-done
 		if r.err != nil || r.code != 200 || r.body != "slow done" {

@@ -33,11 +33,12 @@ func TestSessionLeaseRunOutWriteIsRefusedNotLost(t *testing.T) {
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_LEASE=1s"}})
 	ck := s.newSession(t)
 	slow := make(chan int, 1)
+	started, q := markFile(t)
 	go func() {
-		resp, _, _ := s.gws[0].get(t, "/hold.php?ms=3000", ck)
+		resp, _, _ := s.gws[0].get(t, "/hold.php?ms=3000&started="+q, ck)
 		slow <- resp.StatusCode
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitForFile(t, started, "hold.php")
 	// Waits for the slow request's lease (1 s), then runs and writes.
 	if resp, body, _ := s.gws[1].get(t, "/counter.php", ck); resp.StatusCode != 200 || body != "1" {
 		t.Fatalf("second request: %d %q", resp.StatusCode, body)

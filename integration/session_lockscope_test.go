@@ -29,11 +29,13 @@ func TestSessionLockScopeOfSlowPages(t *testing.T) {
 		{"/slow_read_and_close.php?ms=2000", false},
 	} {
 		done := make(chan string, 1)
+		started, q := markFile(t)
 		go func() {
-			_, body, _ := s.gws[0].get(t, tc.page, ck)
+			_, body, _ := s.gws[0].get(t, tc.page+"&started="+q, ck)
 			done <- body
 		}()
-		time.Sleep(300 * time.Millisecond)
+		// The other page is asked for once the slow one runs in PHP.
+		waitForFile(t, started, tc.page)
 		d := s.gws[1].dump(t, ck)
 		if !strings.Contains(string(d.Data), `"user":"ana"`) {
 			t.Errorf("%s: the other page does not see the session: %s", tc.page, d.Data)
@@ -64,11 +66,12 @@ func TestSessionLockWaiterGivesUp(t *testing.T) {
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
 	held := make(chan struct{})
+	started, q := markFile(t)
 	go func() {
 		defer close(held)
-		s.gws[0].get(t, "/hold.php?ms=1500", ck)
+		s.gws[0].get(t, "/hold.php?ms=1500&started="+q, ck)
 	}()
-	time.Sleep(200 * time.Millisecond)
+	waitForFile(t, started, "hold.php")
 	// Three clients queue on the same gateway behind the holder, then leave.
 	var wg sync.WaitGroup
 	for i := 0; i < 3; i++ {

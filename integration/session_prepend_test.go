@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/integration/harness"
@@ -45,8 +44,7 @@ func TestSessionPrependWithoutGateway(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 || body != "no session here" {
 		t.Fatalf("nosession: %v %v %q", err, resp, body)
 	}
-	time.Sleep(200 * time.Millisecond) // php-fpm's master writes its log asynchronously
-	if l := fpm.Log(); strings.Contains(l, "PHP message") {
+	if l := fpmLogSettled(fpm); strings.Contains(l, "PHP message") {
 		t.Fatalf("a script without sessions logged:\n%s", l)
 	}
 
@@ -54,10 +52,9 @@ func TestSessionPrependWithoutGateway(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 || body != "1" {
 		t.Fatalf("counter: %v %v %q", err, resp, body)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if l := fpm.Log(); !strings.Contains(l, "sessiongate: ") || !strings.Contains(l, "gateway") {
-		t.Fatalf("the log does not say why the session is not kept:\n%s", l)
-	}
+	fpmLogWhen(t, fpm, "it does not say why the session is not kept", func(l string) bool {
+		return strings.Contains(l, "sessiongate: ") && strings.Contains(l, "gateway")
+	})
 }
 
 // TestSessionPrependAppOwnHandler: a legacy script that installs a session
@@ -157,7 +154,7 @@ func TestSessionPrependAppProceduralHandler(t *testing.T) {
 			}
 		}
 	}
-	if l := s.fpm.Log(); strings.Contains(l, "PHP Warning") {
+	if l := fpmLogSettled(s.fpm); strings.Contains(l, "PHP Warning") {
 		t.Fatalf("PHP warns:\n%s", l)
 	}
 }

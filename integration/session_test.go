@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -251,6 +252,39 @@ func (g *sessionGW) dump(t testing.TB, cookie string) sessionDump {
 	return d
 }
 
+// fpmLogWhen returns php-fpm's log once cond holds for it, failing the test
+// (with what) after 10 s. The master copies its workers' output
+// (catch_workers_output) into the log when it gets to it, which may be after
+// the response reached the test.
+func fpmLogWhen(t testing.TB, fpm *harness.PHPFPM, what string, cond func(log string) bool) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		l := fpm.Log()
+		if cond(l) {
+			return l
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("php-fpm's log, 10 s on: %s\n%s", what, l)
+		}
+	}
+}
+
+// fpmLogSettled returns php-fpm's log once it has not grown for 500 ms (at
+// most 10 s): what the requests before the call left there, the worker
+// output the master copies late included.
+func fpmLogSettled(fpm *harness.PHPFPM) string {
+	l := fpm.Log()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		next := fpm.Log()
+		if next == l {
+			break
+		}
+		l = next
+	}
+	return l
+}
+
 func sessionBackends(t *testing.T, run func(t *testing.T, o stackOpts)) {
 	t.Run("standalone", func(t *testing.T) { run(t, stackOpts{}) })
 	t.Run("cluster", func(t *testing.T) { run(t, stackOpts{cluster: true}) })
@@ -295,11 +329,13 @@ func TestSessionWriteCloseReleases(t *testing.T) {
 		s := startSessionStack(t, o)
 		ck := s.newSession(t)
 		done := make(chan string, 1)
+		closed, q := markFile(t)
 		go func() {
-			_, body, _ := s.gws[0].get(t, "/write_close_sleep.php", ck)
+			_, body, _ := s.gws[0].get(t, "/write_close_sleep.php?closed="+q, ck)
 			done <- body
 		}()
-		time.Sleep(300 * time.Millisecond)
+		// B starts once A has closed its session (A then sleeps 3 s).
+		waitForFile(t, closed, "write_close_sleep.php")
 		d := s.gws[1].dump(t, ck)
 		// B is answered while A still sleeps: it did not wait for A (a time
 		// bound would also fail on a slow machine).
@@ -512,12 +548,15 @@ func TestSessionNoCookieNoRedis(t *testing.T) {
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
 	// Hold the session's lock meanwhile: nothing below may wait for it.
+	// Counting starts once PHP holds the session, so the holder's own
+	// lock and load are not counted.
 	held := make(chan struct{})
+	started, q := markFile(t)
 	go func() {
 		defer close(held)
-		s.gws[0].get(t, "/hold.php?ms=4000", ck)
+		s.gws[0].get(t, "/hold.php?ms=4000&started="+q, ck)
 	}()
-	time.Sleep(200 * time.Millisecond)
+	waitForFile(t, started, "hold.php")
 	before := redisCommands(t, s.redis)
 	for i := 0; i < 20; i++ {
 		if resp, body, _ := s.gws[i%2].get(t, "/nosession.php", ""); resp.StatusCode != 200 || body != "no session here" {
@@ -590,11 +629,12 @@ func TestSessionLockTimeout(t *testing.T) {
 		s := startSessionStack(t, o)
 		ck := s.newSession(t)
 		held := make(chan struct{})
+		started, q := markFile(t)
 		go func() {
 			defer close(held)
-			s.gws[0].get(t, "/hold.php?ms=3000", ck)
+			s.gws[0].get(t, "/hold.php?ms=3000&started="+q, ck)
 		}()
-		time.Sleep(200 * time.Millisecond)
+		waitForFile(t, started, "hold.php")
 		resp, _, set := s.gws[1].get(t, "/counter.php", ck)
 		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || set != "" {
 			t.Fatalf("busy session: %d Retry-After %q cookie %q", resp.StatusCode, resp.Header.Get("Retry-After"), set)
@@ -669,33 +709,41 @@ func TestSessionMergeMode(t *testing.T) {
 		o.env = append(o.env, "SESSIONGATE_SESSION_LOCK=merge")
 		s := startSessionStack(t, o)
 		ck := s.newSession(t)
-		var wg sync.WaitGroup
-		var spans [2][2]float64 // when each request's session_start returned, and its wait ended
-		for i, kv := range [][2]string{{"a", "1"}, {"b", "2"}} {
-			wg.Add(1)
-			go func(i int, k, v string) {
-				defer wg.Done()
-				_, body, _ := s.gws[i].get(t, "/merge_set.php?ms=500&k="+k+"&v="+v, ck)
-				if _, err := fmt.Sscanf(body, "ok %f %f", &spans[i][0], &spans[i][1]); err != nil {
-					t.Errorf("merge_set.php: %q: %v", body, err)
-				}
-			}(i, kv[0], kv[1])
+		// B gets the session while A has it and cannot end before it is
+		// released: neither waited for the other's lock, whatever the
+		// machine's load. (Two timed requests overlapping only showed
+		// that when neither was delayed by half a second.)
+		releaseA, doneA := startMergeWait(t, s.gws[0], ck, url.Values{"k": {"a"}, "v": {"1"}})
+		releaseB, doneB := startMergeWait(t, s.gws[1], ck, url.Values{"k": {"b"}, "v": {"2"}})
+		select {
+		case r := <-doneA:
+			t.Fatalf("merge mode waited: the second request got the session only after the first ended (%v)", r)
+		default:
 		}
-		wg.Wait()
-		// Both got the session before either finished: neither waited for
-		// the other's lock (whatever the machine's load).
-		if max(spans[0][0], spans[1][0]) >= min(spans[0][1], spans[1][1]) {
-			t.Errorf("merge mode waited: the requests ran one after the other: %v", spans)
+		releaseA()
+		releaseB()
+		for _, r := range [][2]string{<-doneA, <-doneB} {
+			if r != [2]string{"200", "ok"} {
+				t.Errorf("merge_wait.php: %v", r)
+			}
 		}
 		d := s.gws[0].dump(t, ck)
 		if !strings.Contains(string(d.Data), `"a":"1"`) || !strings.Contains(string(d.Data), `"b":"2"`) {
 			t.Fatalf("a concurrent write was lost: %s", d.Data)
 		}
-		// Same key: the later writer wins and the conflict is logged.
-		go s.gws[0].get(t, "/merge_set.php?ms=100&k=c&v=first", ck)
-		time.Sleep(30 * time.Millisecond)
-		s.gws[1].get(t, "/merge_set.php?ms=600&k=c&v=second", ck)
-		time.Sleep(100 * time.Millisecond)
+		// Same key: the later writer wins and the conflict is logged. Both
+		// requests have read the session before the first one writes; the
+		// second writes after it.
+		releaseFirst, first := startMergeWait(t, s.gws[0], ck, url.Values{"k": {"c"}, "v": {"first"}})
+		releaseSecond, second := startMergeWait(t, s.gws[1], ck, url.Values{"k": {"c"}, "v": {"second"}})
+		releaseFirst()
+		if r := <-first; r != [2]string{"200", "ok"} {
+			t.Fatalf("first writer: %v", r)
+		}
+		releaseSecond()
+		if r := <-second; r != [2]string{"200", "ok"} {
+			t.Fatalf("second writer: %v", r)
+		}
 		if d := s.gws[0].dump(t, ck); !strings.Contains(string(d.Data), `"c":"second"`) {
 			t.Fatalf("last writer did not win: %s", d.Data)
 		}
@@ -749,11 +797,8 @@ func TestSessionDataNeverLogged(t *testing.T) {
 	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), secret) {
 		t.Fatalf("value not stored: %s", d.Data)
 	}
-	time.Sleep(200 * time.Millisecond) // php-fpm's master writes its log asynchronously
-	fpmLog := s.fpm.Log()
-	if !strings.Contains(fpmLog, "@sg1:") {
-		t.Fatalf("php-fpm log shows no frames: the test would prove nothing\n%s", fpmLog)
-	}
+	fpmLogWhen(t, s.fpm, "no frames: the test would prove nothing", func(l string) bool { return strings.Contains(l, "@sg1:") })
+	fpmLog := fpmLogSettled(s.fpm)
 	// The frames' base64 chunks (800 characters: each decodes alone) must
 	// not hold the data either.
 	var decoded strings.Builder
@@ -780,10 +825,7 @@ func TestSessionEndWriteRidesInHeader(t *testing.T) {
 	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
-	frames := func() int {
-		time.Sleep(200 * time.Millisecond) // php-fpm's master writes its log asynchronously
-		return strings.Count(s.fpm.Log(), "@sg1:")
-	}
+	frames := func() int { return strings.Count(fpmLogSettled(s.fpm), "@sg1:") }
 	before := frames()
 	resp, body, _ := s.gws[0].get(t, "/set.php?k=cart&v=%5B1%2C2%5D", ck)
 	if resp.StatusCode != 200 || body != "ok" {
@@ -806,9 +848,9 @@ func TestSessionEndWriteRidesInHeader(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("late_write: %d", resp.StatusCode)
 	}
-	if n := frames() - before; n == 0 {
-		t.Error("a write after output started sent no stderr frame: the count above proves nothing")
-	}
+	fpmLogWhen(t, s.fpm, "a write after output started sent no stderr frame: the count above proves nothing", func(l string) bool {
+		return strings.Count(l, "@sg1:") > before
+	})
 	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"late":"yes"`) {
 		t.Fatalf("late write not saved: %s", d.Data)
 	}

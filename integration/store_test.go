@@ -304,10 +304,14 @@ func TestStoreRedisCrashedGatewayLock(t *testing.T) {
 	rc := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer rc.Close()
 	ctx := context.Background()
+	// Timed from before the SET: the key expires 700 ms after Redis ran
+	// it, so the wait is at least that long from here whatever the test
+	// goroutine's delays (timed from after it, a goroutine descheduled for
+	// 300 ms looked like a lock taken over early).
+	start := time.Now()
 	if err := rc.Set(ctx, "crash:{dead}:lock", "someone-else", 700*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	l, _, err := s.Lock(ctx, "dead", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -534,7 +538,8 @@ func TestStoreRedisClusterSaveWaitsOutSlotMigration(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "redis-server", "redis-cli")
 	c := harness.StartRedisCluster(t)
-	s := openStore(t, clusterURL(c), "save:")
+	refused := &tryAgainCount{}
+	s := newStore(t, clusterURL(c), "save:", refused)
 	ctx := context.Background()
 	const id = "saving"
 	if _, err := s.Save(ctx, id, 0, []byte("a"), time.Minute); err != nil {
@@ -549,18 +554,64 @@ func TestStoreRedisClusterSaveWaitsOutSlotMigration(t *testing.T) {
 	if err := m.begin(); err != nil {
 		t.Fatal(err)
 	}
-	finished := m.finishAfter(t, 250*time.Millisecond, key+":lock")
+	// The move finishes once the save has been refused five times, not
+	// after a fixed 250 ms, which left the rest of the move and the next
+	// try as little as 250 ms of the deadline on a loaded machine. Five
+	// is more than one go-redis call's own tries (MaxRedirects 3): the
+	// store itself has tried again by then, which is what is under test.
+	unlocked := make(chan struct{})
+	finished := make(chan struct{})
+	begun := time.Now()
+	go func() {
+		defer close(finished)
+	wait:
+		for refused.n.Load() < 5 {
+			select {
+			case <-unlocked:
+				break wait
+			case <-time.After(time.Millisecond):
+			}
+		}
+		t.Logf("finishing the move %v after it began, %d refusals", time.Since(begun), refused.n.Load())
+		if err := m.finish(key + ":lock"); err != nil {
+			t.Error(err)
+		}
+	}()
 	uctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	_, err = l.Unlock(uctx, store.Mutation{Kind: store.Put, Value: []byte("b"), TTL: time.Minute})
+	close(unlocked)
 	<-finished
 	if err != nil {
-		t.Fatalf("save during the slot's migration: %v", err)
+		t.Fatalf("save during the slot's migration (refused %d times with TRYAGAIN): %v", refused.n.Load(), err)
+	}
+	if n := refused.n.Load(); n < 5 {
+		t.Fatalf("the save ended after %d TRYAGAIN refusals: the move was not under way", n)
 	}
 	rec, err := s.Load(ctx, id)
 	if err != nil || string(rec.Value) != "b" {
 		t.Fatalf("after the move: %q %v", rec.Value, err)
 	}
+}
+
+// tryAgainCount is a go-redis hook counting the commands a node refused
+// with TRYAGAIN (a slot half-way through a move).
+type tryAgainCount struct{ n atomic.Int64 }
+
+func (h *tryAgainCount) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *tryAgainCount) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err != nil && strings.HasPrefix(err.Error(), "TRYAGAIN") {
+			h.n.Add(1)
+		}
+		return err
+	}
+}
+
+func (h *tryAgainCount) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 // slotMove moves the Cluster slot that holds key from its master to

@@ -125,16 +125,35 @@ func TestTransportRotatesConnections(t *testing.T) {
 // A backend that closes idle keep-alive connections (gunicorn: after 2 s)
 // must never cost a request, not even a POST, which cannot be retried.
 func TestTransportSkipsConnectionsTheBackendClosed(t *testing.T) {
-	back, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var conns, closed atomic.Int32
+	back := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
-	}), 50*time.Millisecond)
+	}))
+	back.Config.IdleTimeout = 50 * time.Millisecond
+	back.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			conns.Add(1)
+		case http.StateClosed:
+			closed.Add(1)
+		}
+	}
+	back.Start()
+	t.Cleanup(back.Close)
 	front := proxyTo(t, testTransport(), back.Listener.Addr().String())
 	c := front.Client()
 	for i, method := range []string{"GET", "POST", "GET", "POST"} {
 		if code, got := mustGet(t, c, method, front.URL+"/", "x=1"); code != 200 || got != "ok" {
 			t.Fatalf("request %d (%s): %d %q", i, method, code, got)
 		}
-		time.Sleep(200 * time.Millisecond) // the backend closes the idle connection
+		// The backend closes the idle connection: waited for (a sleep
+		// was outlasted by the backend's idle timer on a loaded machine,
+		// and the next request then reused the connection).
+		for deadline := time.Now().Add(10 * time.Second); closed.Load() < conns.Load(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("request %d: the backend kept its idle connection for 10 s", i)
+			}
+		}
 	}
 	if n := conns.Load(); n != 4 {
 		t.Fatalf("backend saw %d connections, want 4 (one per request)", n)
