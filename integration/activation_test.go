@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -30,9 +29,7 @@ func startActivated(t *testing.T, ln *net.TCPListener, env []string) *gwProc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	// The admin port FreePort picked may be taken before the gateway binds
-	// it: tried again on another, as startBinary does.
-	for attempt := 1; ; attempt++ {
+	return startOnFreePorts(t, func() *gwProc {
 		admin := harness.FreePort(t)
 		p := &gwProc{stderr: &testlog.Buffer{}, done: make(chan struct{}),
 			URL: "http://" + ln.Addr().String(), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
@@ -44,16 +41,8 @@ func startActivated(t *testing.T, ln *net.TCPListener, env []string) *gwProc {
 			fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
 			"PATH=" + os.Getenv("PATH"),
 		}, env...)
-		err := p.tryStart(t)
-		if err == nil {
-			return p
-		}
-		if attempt < 3 && errors.Is(err, errExitedAtStart) && strings.Contains(p.stderr.String(), "address already in use") {
-			t.Logf("gateway start, attempt %d: the admin port picked for it was taken meanwhile; trying another", attempt)
-			continue
-		}
-		t.Fatal(err)
-	}
+		return p
+	})
 }
 
 // TestSocketActivationRestartRefusesNothing: with the socket systemd holds

@@ -286,13 +286,10 @@ func startPHPBinary(t *testing.T, env ...string) (gw *gwProc, addr, root string)
 	return gw, strings.TrimPrefix(gw.URL, "http://"), root
 }
 
-// startBinary runs the gateway binary with env and waits for /healthz. The
-// ports FreePort picked may be taken before the gateway binds them (another
-// process, or an outgoing connection given that ephemeral port): the start
-// is then tried again on new ports, as the harness does for its servers.
+// startBinary runs the gateway binary with env and waits for /healthz.
 func startBinary(t *testing.T, bin string, env []string) *gwProc {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
+	return startOnFreePorts(t, func() *gwProc {
 		port, admin := harness.FreePort(t), harness.FreePort(t)
 		p := &gwProc{stderr: &testlog.Buffer{}, done: make(chan struct{}),
 			URL: fmt.Sprintf("http://127.0.0.1:%d", port), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
@@ -302,6 +299,19 @@ func startBinary(t *testing.T, bin string, env []string) *gwProc {
 			fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
 			"PATH=" + os.Getenv("PATH"),
 		}, env...)
+		return p
+	})
+}
+
+// startOnFreePorts starts the gateway newProc prepares on ports from
+// harness.FreePort. Those may be taken before the gateway binds them
+// (another process, or an outgoing connection given that ephemeral port):
+// a gateway that exits saying so is prepared again, on new ports, up to
+// three times, as the harness does for its servers.
+func startOnFreePorts(t *testing.T, newProc func() *gwProc) *gwProc {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p := newProc()
 		err := p.tryStart(t)
 		if err == nil {
 			return p
