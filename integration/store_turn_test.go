@@ -53,7 +53,10 @@ func TestStoreRedisDeadGatewayTurnLapses(t *testing.T) {
 			t.Fatalf("claim %q: %v", claim, err)
 		}
 		waited := time.Since(start)
-		if waited > 2500*time.Millisecond {
+		// The claim lapses after 2 s; the bound leaves a loaded machine
+		// 1.5 s for the waiter's next poll and stays clear of the 5 s the
+		// lock may wait.
+		if waited > 3500*time.Millisecond {
 			t.Fatalf("claim %q: waited %v on a free lock", claim, waited)
 		}
 		t.Logf("claim %q: waited %v", claim, waited)
