@@ -284,6 +284,16 @@ func TestRedisCluster(t *testing.T) {
 	}
 }
 
+func TestRedisSentinel(t *testing.T) {
+	Require(t, "redis-server")
+	r := StartRedis(t)
+	sentinel := StartRedisSentinel(t, r.Addr)
+	host, port, _ := strings.Cut(r.Addr, ":")
+	if got, err := redisDo(sentinel, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"); err != nil || got != host+"\n"+port {
+		t.Fatalf("the sentinel's master = %q, %v; want %s", got, err, r.Addr)
+	}
+}
+
 func TestGunicorn(t *testing.T) {
 	Require(t, "gunicorn")
 	dir := t.TempDir()

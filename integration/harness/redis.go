@@ -2,9 +2,11 @@ package harness
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -210,6 +212,54 @@ func (c *RedisCluster) WaitOK(t testing.TB, d time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// StartRedisSentinel starts a redis-sentinel (redis-server --sentinel) on
+// a free loopback port, monitoring master ("host:port") as "mymaster", and
+// returns its address. t.Cleanup stops it.
+func StartRedisSentinel(t testing.TB, master string) string {
+	t.Helper()
+	host, masterPort, err := net.SplitHostPort(master)
+	if err != nil {
+		t.Fatalf("harness: sentinel for %q: %v", master, err)
+	}
+	bin := Bin(t, "redis-server")
+	dir := t.TempDir()
+	confPath, logPath := filepath.Join(dir, "sentinel.conf"), filepath.Join(dir, "sentinel.log")
+	var addr string
+	err = retryPortRace(func() error {
+		port := FreePort(t)
+		addr = "127.0.0.1:" + strconv.Itoa(port)
+		// Written for each try: the sentinel rewrites its file with its
+		// state.
+		conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster %s %s 1\n", port, dir, host, masterPort)
+		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+			return err
+		}
+		p, err := startProc("redis-sentinel "+addr, exec.Command(bin, confPath, "--sentinel"), logPath)
+		if err != nil {
+			return err
+		}
+		// Ready when its own log says it runs on the port, which redis
+		// writes once it has bound it; another listener there proves
+		// nothing (waitAccept).
+		running := []byte(fmt.Sprintf("Running mode=sentinel, port=%d.", port))
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			gone := p.exited() // before the read: the log is complete then
+			if b, _ := os.ReadFile(logPath); bytes.Contains(b, running) {
+				t.Cleanup(func() { p.stop(time.Second) })
+				return nil
+			}
+			if gone || time.Now().After(deadline) {
+				p.stop(time.Second)
+				return fmt.Errorf("redis sentinel %s did not start\n%s", addr, tailLogs(4096, logPath))
+			}
+		}
+	}, logPath)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return addr
 }
 
 // redisDo speaks just enough RESP2 for the harness: one command, one reply.
