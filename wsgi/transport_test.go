@@ -49,22 +49,27 @@ func proxyTo(t *testing.T, tr *h1Transport, backend string) *httptest.Server {
 	return front
 }
 
-// countingServer counts the connections an httptest server accepted.
-// idleTimeout, when set, is how long the server keeps an idle connection.
-func countingServer(t *testing.T, h http.Handler, idleTimeout time.Duration) (*httptest.Server, *atomic.Int32) {
+// countingServer counts the connections an httptest server accepted and
+// closed.
+func countingServer(t *testing.T, h http.Handler, idleTimeout time.Duration) (*httptest.Server, *connCounts) {
 	t.Helper()
-	var n atomic.Int32
+	var n connCounts
 	s := httptest.NewUnstartedServer(h)
 	s.Config.IdleTimeout = idleTimeout
 	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			n.Add(1)
+		switch st {
+		case http.StateNew:
+			n.accepted.Add(1)
+		case http.StateClosed:
+			n.closed.Add(1)
 		}
 	}
 	s.Start()
 	t.Cleanup(s.Close)
 	return s, &n
 }
+
+type connCounts struct{ accepted, closed atomic.Int32 }
 
 func mustGet(t *testing.T, c *http.Client, method, u, body string) (int, string) {
 	t.Helper()
@@ -98,7 +103,7 @@ func TestTransportKeepsConnectionsAlive(t *testing.T) {
 			t.Fatalf("request %d: %d %q, want %q", i, code, got, want)
 		}
 	}
-	if n := conns.Load(); n != 1 {
+	if n := conns.accepted.Load(); n != 1 {
 		t.Fatalf("20 sequential requests used %d backend connections, want 1", n)
 	}
 }
@@ -117,7 +122,7 @@ func TestTransportRotatesConnections(t *testing.T) {
 			t.Fatalf("request %d: %d %q", i, code, got)
 		}
 	}
-	if n := conns.Load(); n != 4 {
+	if n := conns.accepted.Load(); n != 4 {
 		t.Fatalf("backend saw %d connections for 10 requests at 3 per connection, want 4", n)
 	}
 }
@@ -125,21 +130,9 @@ func TestTransportRotatesConnections(t *testing.T) {
 // A backend that closes idle keep-alive connections (gunicorn: after 2 s)
 // must never cost a request, not even a POST, which cannot be retried.
 func TestTransportSkipsConnectionsTheBackendClosed(t *testing.T) {
-	var conns, closed atomic.Int32
-	back := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	back, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
-	}))
-	back.Config.IdleTimeout = 50 * time.Millisecond
-	back.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		switch st {
-		case http.StateNew:
-			conns.Add(1)
-		case http.StateClosed:
-			closed.Add(1)
-		}
-	}
-	back.Start()
-	t.Cleanup(back.Close)
+	}), 50*time.Millisecond)
 	front := proxyTo(t, testTransport(), back.Listener.Addr().String())
 	c := front.Client()
 	for i, method := range []string{"GET", "POST", "GET", "POST"} {
@@ -149,13 +142,13 @@ func TestTransportSkipsConnectionsTheBackendClosed(t *testing.T) {
 		// The backend closes the idle connection: waited for (a sleep
 		// was outlasted by the backend's idle timer on a loaded machine,
 		// and the next request then reused the connection).
-		for deadline := time.Now().Add(10 * time.Second); closed.Load() < conns.Load(); time.Sleep(5 * time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); conns.closed.Load() < conns.accepted.Load(); time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("request %d: the backend kept its idle connection for 10 s", i)
 			}
 		}
 	}
-	if n := conns.Load(); n != 4 {
+	if n := conns.accepted.Load(); n != 4 {
 		t.Fatalf("backend saw %d connections, want 4 (one per request)", n)
 	}
 }
@@ -323,8 +316,8 @@ func TestTransportDropsConnectionsWithUnreadBody(t *testing.T) {
 	}
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if string(b) != "small" || conns.Load() != 2 {
-		t.Fatalf("after an unread body: %q over %d connections, want \"small\" over 2", b, conns.Load())
+	if string(b) != "small" || conns.accepted.Load() != 2 {
+		t.Fatalf("after an unread body: %q over %d connections, want \"small\" over 2", b, conns.accepted.Load())
 	}
 	tr.CloseIdleConnections()
 }
