@@ -413,14 +413,29 @@ func waitForLog(t testing.TB, log *testlog.Buffer, substr string) string {
 // before it answered a request may still be on its way when the answer is
 // in.
 func logLine(log *testlog.Buffer, substr string) (string, bool) {
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		for line := range strings.SplitSeq(log.String(), "\n") {
-			if strings.Contains(line, substr) {
-				return line, true
+	var line string
+	_, ok := textWhen(log.String, func(text string) bool {
+		for l := range strings.SplitSeq(text, "\n") {
+			if strings.Contains(l, substr) {
+				line = l
+				return true
 			}
 		}
+		return false
+	})
+	return line, ok
+}
+
+// textWhen reads a log that another process or goroutine writes (read)
+// until cond holds for it, for up to 10 s, and returns the last reading.
+func textWhen(read func() string, cond func(text string) bool) (string, bool) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		text := read()
+		if cond(text) {
+			return text, true
+		}
 		if time.Now().After(deadline) {
-			return "", false
+			return text, false
 		}
 	}
 }

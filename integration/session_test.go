@@ -258,15 +258,11 @@ func (g *sessionGW) dump(t testing.TB, cookie string) sessionDump {
 // the response reached the test.
 func fpmLogWhen(t testing.TB, fpm *harness.PHPFPM, what string, cond func(log string) bool) string {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		l := fpm.Log()
-		if cond(l) {
-			return l
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("php-fpm's log, 10 s on: %s\n%s", what, l)
-		}
+	l, ok := textWhen(fpm.Log, cond)
+	if !ok {
+		t.Fatalf("php-fpm's log, 10 s on: %s\n%s", what, l)
 	}
+	return l
 }
 
 // fpmLogSettled returns php-fpm's log once it has not grown for 500 ms (at
