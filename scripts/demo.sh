@@ -89,11 +89,28 @@ preflight() {
 	((${#missing[@]} == 0)) || die "missing: ${missing[*]} (scripts/deps.sh demo installs them as root)"
 }
 
-# free_port, loopback_addr HOST:PORT, port_busy HOST:PORT, wait_port HOST:PORT PID LOGFILE
+# free_port, loopback_addr HOST:PORT, port_busy HOST:PORT, listening and
+# wait_port HOST:PORT PID LOGFILE
 source "$ROOT/scripts/ports.sh"
 
-start_php_fpm() {
-	FPM_ADDR=127.0.0.1:$(free_port)
+# on_free_port NAME SPAWN: SPAWN PORT spawns NAME to listen on
+# 127.0.0.1:PORT, a port free_port picked. Another process can take that
+# port before NAME binds it; NAME then exits saying so and is spawned again
+# on a new port (3 tries), forgotten by stop_all and the watch loop.
+on_free_port() {
+	local name=$1 spawn_on=$2 port
+	for _ in 1 2 3; do
+		port=$(free_port)
+		"$spawn_on" "$port"
+		listening "127.0.0.1:$port" "$SPAWNED_PID" "${LOGS[-1]}" && return 0
+		log "$name: 127.0.0.1:$port was taken before it bound it; another port"
+		unset 'PIDS[-1]' 'NAMES[-1]' 'LOGS[-1]'
+	done
+	die "$name: the port was taken three times in a row"
+}
+
+spawn_php_fpm() {
+	FPM_ADDR=127.0.0.1:$1
 	cat >"$DEMO/php-fpm.conf" <<CONF
 [global]
 pid = $DEMO/php-fpm.pid
@@ -113,7 +130,6 @@ CONF
 	[[ $(id -u) -ne 0 ]] || args+=(-R)
 	# Start-up errors go to stderr before error_log opens: same file.
 	spawn php-fpm "$DEMO/php-fpm.log" php-fpm8.2 "${args[@]}"
-	wait_port "$FPM_ADDR" "$SPAWNED_PID" "$DEMO/php-fpm.log"
 }
 
 # secret FILE prints a random secret made once and kept in .demo/, so that
@@ -126,15 +142,14 @@ secret() {
 	cat "$f"
 }
 
-start_redis() {
-	REDIS_ADDR=127.0.0.1:$(free_port)
+spawn_redis() {
+	REDIS_ADDR=127.0.0.1:$1
 	# Snapshots into .demo/redis.rdb (at most a minute behind, and on a
 	# clean stop), so sessions outlive a restart of the demo, like the key.
 	spawn redis-server "$DEMO/redis.log" redis-server \
 		--bind 127.0.0.1 --port "${REDIS_ADDR##*:}" --protected-mode yes \
 		--dir "$DEMO" --dbfilename redis.rdb --save "60 1" --appendonly no \
 		--daemonize no
-	wait_port "$REDIS_ADDR" "$SPAWNED_PID" "$DEMO/redis.log"
 }
 
 # with_django_env CMD...: runs CMD (a program, or spawn) with what
@@ -158,12 +173,15 @@ start_django() {
 		tail -20 "$DEMO/django-setup.log" >&2 || true
 		die "Django set-up failed"
 	fi
-	DJANGO_ADDR=127.0.0.1:$(free_port)
+	on_free_port gunicorn spawn_gunicorn
+}
+
+spawn_gunicorn() {
+	DJANGO_ADDR=127.0.0.1:$1
 	with_django_env spawn gunicorn "$DEMO/gunicorn.log" "$GUNICORN" \
 		--chdir "$DJANGO_PROJECT" --pythonpath "$DJANGO_PROJECT" \
 		--bind "$DJANGO_ADDR" --workers 2 --threads 4 --graceful-timeout 3 \
 		sgdemo.wsgi:application
-	wait_port "$DJANGO_ADDR" "$SPAWNED_PID" "$DEMO/gunicorn.log"
 }
 
 start_gateway() {
@@ -199,8 +217,8 @@ preflight
 [[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing: run 'make build'"
 ! port_busy "$DEMO_LISTEN" || die "$DEMO_LISTEN is in use (set DEMO_LISTEN=host:port)"
 ! port_busy "$DEMO_ADMIN_LISTEN" || die "$DEMO_ADMIN_LISTEN is in use (set DEMO_ADMIN_LISTEN=host:port)"
-start_redis
-start_php_fpm
+on_free_port redis-server spawn_redis
+on_free_port php-fpm spawn_php_fpm
 start_django
 start_gateway
 

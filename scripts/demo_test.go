@@ -122,6 +122,7 @@ type demo struct {
 	t             *testing.T
 	cmd           *exec.Cmd
 	out           *syncBuffer
+	output        *os.File // the reading end of demo.sh's stdout and stderr, copied to out
 	done          chan struct{}
 	err           error // the exit status, once done is closed
 	listen, admin string
@@ -135,13 +136,25 @@ func startDemo(t *testing.T, root, gateway, listen, admin string) *demo {
 	d := &demo{t: t, out: &syncBuffer{}, done: make(chan struct{}), listen: listen, admin: admin}
 	d.cmd = exec.Command("bash", filepath.Join(root, "scripts", "demo.sh"))
 	d.cmd.Env = append(os.Environ(), "GATEWAY_BIN="+gateway, "DEMO_LISTEN="+listen, "DEMO_ADMIN_LISTEN="+admin)
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	// SIGTERM if the test binary dies: demo.sh then stops what it started.
-	if err := harness.StartInGroup(d.cmd); err != nil {
+	// A pipe of the test's own rather than exec's copying: closeOutput can
+	// take the reader away, as when a user's `make demo | tee` ends.
+	output, w, err := os.Pipe()
+	if err != nil {
 		t.Fatal(err)
 	}
+	d.output = output
+	d.cmd.Stdout, d.cmd.Stderr = w, w
+	// SIGTERM if the test binary dies: demo.sh then stops what it started.
+	err = harness.StartInGroup(d.cmd)
+	w.Close()
+	if err != nil {
+		output.Close()
+		t.Fatal(err)
+	}
+	go io.Copy(d.out, output)
 	go func() { d.err = d.cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() {
+		defer output.Close()
 		select {
 		case <-d.done:
 		default:
@@ -177,20 +190,59 @@ func (d *demo) exited() bool {
 	}
 }
 
-// waitReady waits for the "Press Ctrl-C" banner.
-func (d *demo) waitReady() {
-	d.t.Helper()
+// errPortTaken: demo.sh stopped because one of the addresses it was given
+// is in use, which for a port freeAddr picked means another process took it
+// before the demo bound it.
+var errPortTaken = errors.New("an address demo.sh was given is in use")
+
+// ready waits for the "Press Ctrl-C" banner.
+func (d *demo) ready() error {
 	deadline := time.Now().Add(90 * time.Second)
 	for !strings.Contains(d.out.String(), "Press Ctrl-C to stop.") {
 		if d.exited() {
-			d.t.Fatalf("demo.sh exited before it was ready (%v):\n%s", d.err, d.out)
+			out := d.out.String()
+			if strings.Contains(out, d.listen+" is in use") || strings.Contains(out, d.admin+" is in use") {
+				return fmt.Errorf("%w (%v):\n%s", errPortTaken, d.err, out)
+			}
+			return fmt.Errorf("demo.sh exited before it was ready (%v):\n%s", d.err, out)
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("demo.sh not ready after 90s:\n%s", d.out)
+			return fmt.Errorf("demo.sh not ready after 90s:\n%s", d.out)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return nil
 }
+
+// startReadyDemo starts demo.sh on the public and admin addresses that
+// addrs picks and waits until it is ready. A port picked free can be taken
+// by another process before the demo binds it; the demo then stops saying
+// so, and it is started again on new addresses (3 tries).
+func startReadyDemo(t *testing.T, root, gateway string, addrs func() (listen, admin string)) *demo {
+	t.Helper()
+	var err error
+	for range 3 {
+		listen, admin := addrs()
+		d := startDemo(t, root, gateway, listen, admin)
+		if err = d.ready(); err == nil {
+			return d
+		}
+		if !errors.Is(err, errPortTaken) {
+			break
+		}
+	}
+	t.Fatal(err)
+	return nil
+}
+
+// freeAddrs is startReadyDemo's usual pick: two loopback addresses.
+func freeAddrs(t *testing.T) func() (string, string) {
+	return func() (string, string) { return freeAddr(t), freeAddr(t) }
+}
+
+// closeOutput takes the reader of demo.sh's output away: its next write
+// gets SIGPIPE.
+func (d *demo) closeOutput() { d.output.Close() }
 
 // waitExit waits up to limit for demo.sh to exit and reports whether it did.
 func (d *demo) waitExit(limit time.Duration) bool {
@@ -234,8 +286,7 @@ func accepts(addr string) bool {
 // next start works.
 func TestDemoStopsEverything(t *testing.T) {
 	root, gateway := demoRoot(t)
-	first := startDemo(t, root, gateway, freeAddr(t), freeAddr(t))
-	first.waitReady()
+	first := startReadyDemo(t, root, gateway, freeAddrs(t))
 	if n := len(first.groups()); n != 4 {
 		t.Fatalf("want 4 services started, got %d:\n%s", n, first.out)
 	}
@@ -289,8 +340,7 @@ func TestDemoStopsEverything(t *testing.T) {
 	}
 
 	// Nothing left behind stops the next start.
-	again := startDemo(t, root, gateway, freeAddr(t), freeAddr(t))
-	again.waitReady()
+	again := startReadyDemo(t, root, gateway, freeAddrs(t))
 	again.cmd.Process.Signal(syscall.SIGTERM)
 	if !again.waitExit(60 * time.Second) {
 		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", again.out)
@@ -341,9 +391,11 @@ func TestDemoPortInUse(t *testing.T) {
 // and then stop everything with ":PORT not accepting after 15s".
 func TestDemoListenWithoutHost(t *testing.T) {
 	root, gateway := demoRoot(t)
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	d := startDemo(t, root, gateway, ":"+port, freeAddr(t))
-	d.waitReady()
+	var port string
+	d := startReadyDemo(t, root, gateway, func() (string, string) {
+		_, port, _ = net.SplitHostPort(freeAddr(t))
+		return ":" + port, freeAddr(t)
+	})
 	url := "http://127.0.0.1:" + port + "/counter.php"
 	if !strings.Contains(d.out.String(), url) {
 		t.Errorf("the banner does not offer %s:\n%s", url, d.out)
