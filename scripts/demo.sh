@@ -63,6 +63,12 @@ stop_all() {
 }
 trap stop_all EXIT
 trap 'trap "" INT TERM HUP; log "stopping"; exit 0' INT TERM
+# The script's output may go to a reader that is gone (`make demo | tee`,
+# tee stopped by the same Ctrl-C): a write there fails instead of killing
+# the script, which could then die with a stop signal pending and skip the
+# EXIT trap, leaving every service running. spawn gives the services the
+# default back.
+trap '' PIPE
 
 # spawn NAME LOGFILE CMD...: run CMD in its own process group (so stopping it
 # takes its workers), output to LOGFILE; sets SPAWNED_PID.
@@ -70,7 +76,10 @@ spawn() {
 	local name=$1 logfile=$2
 	shift 2
 	: >"$logfile"
-	setsid "$@" >>"$logfile" 2>&1 </dev/null {LOCK_FD}>&- &
+	(
+		trap - PIPE
+		exec setsid "$@"
+	) >>"$logfile" 2>&1 </dev/null {LOCK_FD}>&- &
 	SPAWNED_PID=$!
 	PIDS+=("$SPAWNED_PID")
 	NAMES+=("$name")

@@ -416,3 +416,27 @@ func TestDemoListenWithoutHost(t *testing.T) {
 		t.Fatalf("after SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
 	}
 }
+
+// TestDemoStopsWithoutItsOutput: `timeout 300 make demo 2>&1 | tee
+// demo.log`, as a CI job might smoke-run the demo. tee is gone by the time
+// timeout(1) sends SIGTERM to demo.sh and then to its whole process group,
+// so demo.sh says "stopping" into a pipe nobody reads. Neither that write's
+// SIGPIPE nor the second SIGTERM may end the script before it has stopped
+// redis, php-fpm, gunicorn and the gateway, which run in sessions of their
+// own and get neither signal.
+func TestDemoStopsWithoutItsOutput(t *testing.T) {
+	root, gateway := demoRoot(t)
+	d := startReadyDemo(t, root, gateway, freeAddrs(t))
+	if n := len(d.groups()); n != 4 {
+		t.Fatalf("want 4 services started, got %d:\n%s", n, d.out)
+	}
+	d.closeOutput()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
+	if !d.waitExit(60 * time.Second) {
+		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", d.out)
+	}
+	if left := d.leftovers(); len(left) > 0 {
+		t.Fatalf("stopped with its output gone, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
+	}
+}
