@@ -643,13 +643,8 @@ func TestGatewayBinary(t *testing.T) {
 			t.Fatal(err)
 		}
 		var second []byte
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if second = served(); !bytes.Equal(second, first) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("still the old certificate 5 s after SIGHUP; log:\n%s", p.stderr.String())
-			}
+		if !poll(5*time.Second, func() bool { second = served(); return !bytes.Equal(second, first) }) {
+			t.Fatalf("still the old certificate 5 s after SIGHUP; log:\n%s", p.stderr.String())
 		}
 		// A broken renewal keeps the certificate in use. Checked once the
 		// gateway has tried it (its log says so), not after a guessed delay.
@@ -745,16 +740,18 @@ func TestGatewayBinary(t *testing.T) {
 		// while the slow request still runs.
 		waitForLog(t, p.stderr, "shutting down: draining")
 		fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-		for deadline := time.Now().Add(500 * time.Millisecond); ; time.Sleep(20 * time.Millisecond) {
+		accepted := 0 // the last answer's status
+		refused := poll(500*time.Millisecond, func() bool {
 			res, err := fresh.Get(p.URL + "/style.css")
 			if err != nil {
-				break
+				return true
 			}
 			res.Body.Close()
-			if time.Now().After(deadline) {
-				t.Errorf("new requests still accepted 500 ms into the drain: %d", res.StatusCode)
-				break
-			}
+			accepted = res.StatusCode
+			return false
+		})
+		if !refused {
+			t.Errorf("new requests still accepted 500 ms into the drain: %d", accepted)
 		}
 		r := <-done
 		if r.err != nil || r.code != 200 || r.body != "slow done" {
