@@ -269,15 +269,13 @@ func fpmLogWhen(t testing.TB, fpm *harness.PHPFPM, what string, cond func(log st
 // most 10 s): what the requests before the call left there, the worker
 // output the master copies late included.
 func fpmLogSettled(fpm *harness.PHPFPM) string {
-	l := fpm.Log()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		time.Sleep(500 * time.Millisecond)
-		next := fpm.Log()
-		if next == l {
-			break
+	l, changed := fpm.Log(), time.Now()
+	poll(10*time.Second, func() bool {
+		if next := fpm.Log(); next != l {
+			l, changed = next, time.Now()
 		}
-		l = next
-	}
+		return time.Since(changed) >= 500*time.Millisecond
+	})
 	return l
 }
 
