@@ -682,16 +682,12 @@ func TestSessionRedisDown(t *testing.T) {
 		t.Errorf("503 took %v", took)
 	}
 	s.red.Start()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, _, set := s.gws[1].get(t, "/set.php?k=back&v=1", "")
-		if resp.StatusCode == 200 && set != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery after Redis came back: %d", resp.StatusCode)
-		}
-		time.Sleep(100 * time.Millisecond)
+	back := func() bool {
+		resp, _, set = s.gws[1].get(t, "/set.php?k=back&v=1", "")
+		return resp.StatusCode == 200 && set != ""
+	}
+	if !poll(10*time.Second, back) {
+		t.Fatalf("no recovery after Redis came back: %d", resp.StatusCode)
 	}
 }
 
