@@ -82,15 +82,7 @@ func TestBasicAuth(t *testing.T) {
 		t.Errorf("webhooks: %d %q", code, body)
 	}
 	htpasswd("-b", "-B", "-C", "5", users, "cy", "new user")
-	deadline := 0
-	for {
-		code, _, _ := get("/", "cy", "new user")
-		if code == 200 {
-			break
-		}
-		if deadline++; deadline > 30 {
-			t.Fatalf("a user added with htpasswd still refused: %d", code)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !poll(3*time.Second, func() bool { code, _, _ = get("/", "cy", "new user"); return code == 200 }) {
+		t.Fatalf("a user added with htpasswd still refused: %d", code)
 	}
 }

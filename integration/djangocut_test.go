@@ -71,10 +71,7 @@ func TestDjangoResponseCutShortLogged(t *testing.T) {
 			}
 			io.ReadFull(res.Body, make([]byte, 1000))
 			res.Body.Close()
-			deadline := time.Now().Add(5 * time.Second)
-			for !strings.Contains(gw.Logs.String(), `"path":"/dj/gone/"`) && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
+			poll(5*time.Second, func() bool { return strings.Contains(gw.Logs.String(), `"path":"/dj/gone/"`) })
 			if logs := gw.Logs.String(); !strings.Contains(logs, `"path":"/dj/gone/","status":499`) || !strings.Contains(logs, "the client left") || strings.Contains(logs, "i/o timeout") {
 				t.Errorf("client gone: want 499 saying the client left, not blaming Django: %s", logs)
 			}

@@ -122,16 +122,13 @@ func TestErrorPages(t *testing.T) {
 		t.Errorf("Redis down: no Retry-After with the page")
 	}
 	red.Start()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res, body := get("/counter.php", cookie)
-		if res.StatusCode == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after Redis came back: %d %q", res.StatusCode, body)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var body string
+	back := func() bool {
+		res, body = get("/counter.php", cookie)
+		return res.StatusCode == 200
+	}
+	if !poll(10*time.Second, back) {
+		t.Fatalf("after Redis came back: %d %q", res.StatusCode, body)
 	}
 }
 

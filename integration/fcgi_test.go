@@ -607,11 +607,8 @@ func TestFCGIBackendBackAfterOutage(t *testing.T) {
 	}
 	b.Start()
 	started := time.Now()
-	for !servedBy() {
-		if time.Since(started) > 3*time.Second {
-			t.Fatalf("the restarted backend got no request within %v", time.Since(started))
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !poll(3*time.Second, servedBy) {
+		t.Fatalf("the restarted backend got no request within %v", time.Since(started))
 	}
 	t.Logf("restarted backend served after %v", time.Since(started).Round(time.Millisecond))
 }

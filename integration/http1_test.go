@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestHTTP1RealBinary: the shapes that depend on the binary's own
@@ -29,12 +28,9 @@ func refusalsLogged(t *testing.T, gw *gwProc, addr string) {
 	if statusOf(resp) != 431 {
 		t.Fatalf("headers over the limit: %.80q, want 431", resp)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(gw.stderr.String()[before:], `"status":431`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the 431 is not in the log:\n%s", gw.stderr.String()[before:])
-		}
-		time.Sleep(10 * time.Millisecond)
+	since := func() string { return gw.stderr.String()[before:] }
+	if log, ok := textWhen(since, func(log string) bool { return strings.Contains(log, `"status":431`) }); !ok {
+		t.Fatalf("the 431 is not in the log:\n%s", log)
 	}
 }
 

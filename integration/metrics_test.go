@@ -125,11 +125,7 @@ func TestMetricsRealStack(t *testing.T) {
 	started, q := markFile(t)
 	go func() { defer wg.Done(); get("/hold.php?ms=2500&started="+q, "php", cookie) }()
 	waitForFile(t, started, "hold.php")
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
-		if code, _, _ := get("/counter.php", "php", cookie); code == 503 {
-			break
-		}
-	}
+	poll(2*time.Second, func() bool { code, _, _ := get("/counter.php", "php", cookie); return code == 503 })
 	wg.Wait()
 	if busy == 0 {
 		t.Fatal("no request found the session busy while hold.php held it")

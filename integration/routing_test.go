@@ -190,14 +190,7 @@ func TestStaticLikeNginx(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	var line string
-	for deadline := time.Now().Add(10 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		for _, l := range strings.Split(g.Logs.String(), "\n") {
-			if strings.Contains(l, `"path":"/huge.bin"`) {
-				line = l
-			}
-		}
-	}
+	line, _ := logLine(g.Logs, `"path":"/huge.bin"`)
 	if !strings.Contains(line, `"status":499`) {
 		t.Errorf("abandoned download logged as %s, want status 499", line)
 	}

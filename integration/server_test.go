@@ -360,39 +360,39 @@ func (p *gwProc) tryStart(t *testing.T) error {
 	// Each probe bounded: a port taken by some other listener meanwhile
 	// (see startBinary) would hold a probe without a timeout for ever.
 	probe := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	exited := false
+	healthy := poll(10*time.Second, func() bool {
 		res, err := probe.Get(p.Admin + "/healthz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return nil
+				return true
 			}
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%w: %v\n%s", errExitedAtStart, p.err, p.stderr.String())
+			exited = true // no point waiting longer
 		default:
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("gateway not healthy after 10s:\n%s", p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return exited
+	})
+	switch {
+	case exited:
+		return fmt.Errorf("%w: %v\n%s", errExitedAtStart, p.err, p.stderr.String())
+	case !healthy:
+		return fmt.Errorf("gateway not healthy after 10s:\n%s", p.stderr.String())
 	}
+	return nil
 }
 
 // waitForFile returns once path exists: a script (what) has started and
 // touched it. It fails the test after 30 s.
 func waitForFile(t testing.TB, path, what string) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never started (%s not written)", what, path)
-		}
-	}
+	eventually(t, 30*time.Second, what+" to start (to write "+path+")", func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
 }
 
 // waitForLog returns the first line of log holding substr, failing the test
@@ -429,15 +429,12 @@ func logLine(log *testlog.Buffer, substr string) (string, bool) {
 // textWhen reads a log that another process or goroutine writes (read)
 // until cond holds for it, for up to 10 s, and returns the last reading.
 func textWhen(read func() string, cond func(text string) bool) (string, bool) {
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		text := read()
-		if cond(text) {
-			return text, true
-		}
-		if time.Now().After(deadline) {
-			return text, false
-		}
-	}
+	var text string
+	ok := poll(10*time.Second, func() bool {
+		text = read()
+		return cond(text)
+	})
+	return text, ok
 }
 
 // markFile returns a fresh path for a fixture to create when it reaches a
@@ -646,13 +643,8 @@ func TestGatewayBinary(t *testing.T) {
 			t.Fatal(err)
 		}
 		var second []byte
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if second = served(); !bytes.Equal(second, first) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("still the old certificate 5 s after SIGHUP; log:\n%s", p.stderr.String())
-			}
+		if !poll(5*time.Second, func() bool { second = served(); return !bytes.Equal(second, first) }) {
+			t.Fatalf("still the old certificate 5 s after SIGHUP; log:\n%s", p.stderr.String())
 		}
 		// A broken renewal keeps the certificate in use. Checked once the
 		// gateway has tried it (its log says so), not after a guessed delay.
@@ -748,16 +740,18 @@ func TestGatewayBinary(t *testing.T) {
 		// while the slow request still runs.
 		waitForLog(t, p.stderr, "shutting down: draining")
 		fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-		for deadline := time.Now().Add(500 * time.Millisecond); ; time.Sleep(20 * time.Millisecond) {
+		accepted := 0 // the last answer's status
+		refused := poll(500*time.Millisecond, func() bool {
 			res, err := fresh.Get(p.URL + "/style.css")
 			if err != nil {
-				break
+				return true
 			}
 			res.Body.Close()
-			if time.Now().After(deadline) {
-				t.Errorf("new requests still accepted 500 ms into the drain: %d", res.StatusCode)
-				break
-			}
+			accepted = res.StatusCode
+			return false
+		})
+		if !refused {
+			t.Errorf("new requests still accepted 500 ms into the drain: %d", accepted)
 		}
 		r := <-done
 		if r.err != nil || r.code != 200 || r.body != "slow done" {

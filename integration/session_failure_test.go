@@ -69,12 +69,10 @@ func TestSessionRedisStallDuringSaveDoesNotStrandLock(t *testing.T) {
 	}()
 	// PHP runs (and sleeps 1.5 s) once the lock is taken: pause Redis
 	// then, past the end of the request.
-	for {
-		if n, _ := s.red.Do("EXISTS", "sessiongate:{"+id+"}:lock"); n == "1" {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, "hold.php to take the session's lock", func() bool {
+		n, _ := s.red.Do("EXISTS", "sessiongate:{"+id+"}:lock")
+		return n == "1"
+	})
 	if _, err := s.red.Do("CLIENT", "PAUSE", "4000", "ALL"); err != nil {
 		t.Fatal(err)
 	}
@@ -130,11 +128,11 @@ func TestSessionLockReleasedOnEveryExitPath(t *testing.T) {
 		resp, _, _ := s.gws[0].get(t, "/hold.php?ms=3000", ck)
 		killed <- resp.StatusCode
 	}()
-	for s.fpm.KillWorkers() == 0 || len(killed) == 0 {
-		// Kill until the request has been answered (it may not have
-		// reached a worker the first time).
-		time.Sleep(200 * time.Millisecond)
-	}
+	// Kill until the request has been answered (it may not have reached a
+	// worker the first time).
+	eventually(t, 10*time.Second, "the request on the killed worker to be answered", func() bool {
+		return s.fpm.KillWorkers() > 0 && len(killed) > 0
+	})
 	if code := <-killed; code != 502 {
 		t.Errorf("killed worker: %d, want 502", code)
 	}

@@ -269,15 +269,13 @@ func fpmLogWhen(t testing.TB, fpm *harness.PHPFPM, what string, cond func(log st
 // most 10 s): what the requests before the call left there, the worker
 // output the master copies late included.
 func fpmLogSettled(fpm *harness.PHPFPM) string {
-	l := fpm.Log()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		time.Sleep(500 * time.Millisecond)
-		next := fpm.Log()
-		if next == l {
-			break
+	l, changed := fpm.Log(), time.Now()
+	poll(10*time.Second, func() bool {
+		if next := fpm.Log(); next != l {
+			l, changed = next, time.Now()
 		}
-		l = next
-	}
+		return time.Since(changed) >= 500*time.Millisecond
+	})
 	return l
 }
 
@@ -684,16 +682,12 @@ func TestSessionRedisDown(t *testing.T) {
 		t.Errorf("503 took %v", took)
 	}
 	s.red.Start()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, _, set := s.gws[1].get(t, "/set.php?k=back&v=1", "")
-		if resp.StatusCode == 200 && set != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery after Redis came back: %d", resp.StatusCode)
-		}
-		time.Sleep(100 * time.Millisecond)
+	back := func() bool {
+		resp, _, set = s.gws[1].get(t, "/set.php?k=back&v=1", "")
+		return resp.StatusCode == 200 && set != ""
+	}
+	if !poll(10*time.Second, back) {
+		t.Fatalf("no recovery after Redis came back: %d", resp.StatusCode)
 	}
 }
 

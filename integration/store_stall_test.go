@@ -95,20 +95,18 @@ func TestStoreRedisStallFailsWithinTimeout(t *testing.T) {
 
 	// Served again once Redis answers.
 	_, _ = r.Do("CLIENT", "UNPAUSE")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	if !poll(5*time.Second, func() bool {
 		lctx, cancel := context.WithTimeout(ctx, time.Second)
-		l, _, err := s.Lock(lctx, "after", time.Minute)
-		cancel()
-		if err == nil {
-			if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
-				t.Fatal(err)
-			}
-			break
+		defer cancel()
+		l, _, lerr := s.Lock(lctx, "after", time.Minute)
+		if err = lerr; err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery after the stall: %v", err)
+		if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return true
+	}) {
+		t.Fatalf("no recovery after the stall: %v", err)
 	}
 }

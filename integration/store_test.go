@@ -180,16 +180,12 @@ func TestStoreRedisOutage(t *testing.T) {
 
 	r.Start()
 	// Operations recover by themselves (the pool redials).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := a.Save(ctx, "back", 0, []byte("v"), time.Minute)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("store did not recover after Redis restart: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	saved := func() bool {
+		_, err = a.Save(ctx, "back", 0, []byte("v"), time.Minute)
+		return err == nil
+	}
+	if !poll(10*time.Second, saved) {
+		t.Fatalf("store did not recover after Redis restart: %v", err)
 	}
 	// The waiter path too: the subscription came back by itself.
 	assertPromptWake(t, a, b)
