@@ -123,7 +123,11 @@ func TestFileFollowsChanges(t *testing.T) {
 }
 
 // A 401 takes as long for a name the file lacks as for one it has: the
-// unknown user's password is checked against a real entry's hash.
+// unknown user's password is checked against a real entry's hash. The
+// defect this guards against, an early return for a name not in the file,
+// makes that check thousands of times faster than a bcrypt one, so the
+// bound is one-sided and wide: load on the machine can slow either timing
+// (the fastest of five is kept) but never make the unknown user's cheap.
 func TestUnknownUserCostsTheSame(t *testing.T) {
 	hash, _ := bcrypt.GenerateFromPassword([]byte("secret"), 5) // htpasswd -B's default cost
 	users, err := Parse([]byte("ana:" + string(hash) + "\n"))
@@ -140,8 +144,8 @@ func TestUnknownUserCostsTheSame(t *testing.T) {
 		return best
 	}
 	known, unknown := fastest("ana"), fastest("nobody")
-	if unknown > 3*known || known > 3*unknown {
-		t.Errorf("wrong password: known user %v, unknown user %v", known, unknown)
+	if unknown < known/10 {
+		t.Errorf("wrong password: known user %v, unknown user only %v", known, unknown)
 	}
 }
 
