@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/url"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,6 +80,12 @@ func OpenClient(rawURL string, opts ...ClientOption) (c redis.UniversalClient, e
 	return c, nil
 }
 
+// quotedText is s as quote writes it, without the quotes around it.
+func quotedText(s string, quote func(string) string) string {
+	q := quote(s)
+	return q[1 : len(q)-1]
+}
+
 // withholdCredentials returns err unless its text holds a word of what may
 // be the URL's credentials. scrub masks the secrets as they were parsed,
 // but a password with an unencoded '/', '?', '#' or '&' is cut in two by
@@ -102,6 +110,12 @@ func withholdCredentials(raw string, err error) error {
 			}
 			if u, err := url.QueryUnescape(w); err == nil {
 				forms = append(forms, u)
+			}
+			// Quoted too: the parsers' messages quote what they refuse
+			// (%q), which escapes a double quote or a control character
+			// in a password.
+			for _, f := range slices.Clone(forms) {
+				forms = append(forms, quotedText(f, strconv.Quote), quotedText(f, strconv.QuoteToASCII))
 			}
 			for _, f := range forms {
 				if f != "" && strings.Contains(msg, f) {

@@ -187,6 +187,11 @@ func TestOpenClientErrorsHidePassword(t *testing.T) {
 		// quotes the tail as a path or an option name.
 		"redis://default:x/" + secret + "@127.0.0.1:6379/0",
 		"redis-sentinel://s1:26379/0?master=m&sentinel_password=x&" + secret + "&a=1",
+		// ... and quotes it with %q, which escapes a '"' or a control
+		// character: the tail must not be echoed in its quoted form either
+		// (found by FuzzOpenClientHidesPassword).
+		"redis-sentinel://s1/:" + secret + `"@h?master=m`,
+		"redis-sentinel://s1/:" + secret + "\x7f@h?master=m",
 	}
 	for _, u := range bad {
 		c, err := OpenClient(u)
