@@ -119,12 +119,11 @@ func freeAddr(t *testing.T) string {
 
 // demo is one run of scripts/demo.sh.
 type demo struct {
-	t             *testing.T
 	cmd           *exec.Cmd
 	out           *syncBuffer
-	output        *os.File // the reading end of demo.sh's stdout and stderr, copied to out
-	done          chan struct{}
-	err           error // the exit status, once done is closed
+	output        *os.File      // the reading end of demo.sh's stdout and stderr, copied to out
+	done          chan struct{} // closed once demo.sh exited and its output is in out
+	err           error         // the exit status, once done is closed
 	listen, admin string
 }
 
@@ -133,7 +132,7 @@ type demo struct {
 // leaves nothing behind either.
 func startDemo(t *testing.T, root, gateway, listen, admin string) *demo {
 	t.Helper()
-	d := &demo{t: t, out: &syncBuffer{}, done: make(chan struct{}), listen: listen, admin: admin}
+	d := &demo{out: &syncBuffer{}, done: make(chan struct{}), listen: listen, admin: admin}
 	d.cmd = exec.Command("bash", filepath.Join(root, "scripts", "demo.sh"))
 	d.cmd.Env = append(os.Environ(), "GATEWAY_BIN="+gateway, "DEMO_LISTEN="+listen, "DEMO_ADMIN_LISTEN="+admin)
 	// A pipe of the test's own rather than exec's copying: closeOutput can
@@ -151,8 +150,11 @@ func startDemo(t *testing.T, root, gateway, listen, admin string) *demo {
 		output.Close()
 		t.Fatal(err)
 	}
-	go io.Copy(d.out, output)
-	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	// done waits for the copy too, as exec's own copying did: whoever
+	// sees demo.sh exited reads all it wrote ("... is in use").
+	copied := make(chan struct{})
+	go func() { io.Copy(d.out, output); close(copied) }()
+	go func() { d.err = d.cmd.Wait(); <-copied; close(d.done) }()
 	t.Cleanup(func() {
 		defer output.Close()
 		select {
