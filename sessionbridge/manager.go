@@ -140,7 +140,11 @@ type Session struct {
 	// requests' changes the app never saw (so it differs from stored); nil
 	// means the same as stored. It is the start of the next merge.
 	latest []member
-	lease  store.Lease
+	// ended is stored as it was when Destroy ended the session: the base
+	// of keepUntouched for the session PHP moves its data to
+	// (session_regenerate_id(true) destroys before it writes).
+	ended []member
+	lease store.Lease
 	// announced is a new ID PHP started but did not write yet: the cookie
 	// must go out with the headers, before the write arrives. It is
 	// stored at the write, the close or the touch that ends it, even
@@ -356,6 +360,16 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 	// A session created empty in this request (create) has no record yet:
 	// its first real write creates it.
 	if id != s.id || !s.exists && s.version == 0 {
+		if sentView != nil {
+			// A regeneration: the app moves the data it was given to a
+			// new ID, and what it did not change keeps its stored text,
+			// as below.
+			base := s.stored
+			if base == nil {
+				base = s.ended
+			}
+			next = keepUntouched(base, sentView, next)
+		}
 		return nil, s.create(ctx, id, next, now)
 	}
 	if sentView != nil {
@@ -602,6 +616,7 @@ func (s *Session) Destroy(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: destroy: %w", ErrUnavailable, err)
 	}
 	s.m.event("destroy")
+	s.ended = s.stored
 	s.id, s.exists, s.stored, s.latest, s.rec, s.destroyed = "", false, nil, nil, record{}, true
 	return nil
 }
