@@ -150,7 +150,14 @@ type Session struct {
 	// stored at the write, the close or the touch that ends it, even
 	// empty (see create).
 	announced string
-	destroyed bool
+	// announcedLease (strict mode) locks the announced session from the
+	// moment its cookie left with the headers until it is stored: the
+	// client can use that cookie before the write arrives (the page's
+	// output started first), and its requests must wait for the session,
+	// as PHP's files handler makes them wait for the file session_start()
+	// created and locked.
+	announcedLease store.Lease
+	destroyed      bool
 	// headersSent: the cookie can no longer change.
 	headersSent bool
 	cookieDone  bool
@@ -503,8 +510,22 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 	}
 	rec := record{Version: recordVersion, Created: now, Seen: now, Data: buildObject(next),
 		Expiry: s.expiry.Milliseconds(), Browser: s.browserCookie}
+	var v uint64
+	var err error
 	sctx, cancel := s.storeCtx(ctx)
-	v, err := s.m.o.Store.Save(sctx, id, 0, rec.encode(), s.ttl(now))
+	if l := s.announcedLease; opened && l != nil {
+		// Its cookie is out and the session locked: store and unlock.
+		s.announcedLease = nil
+		v, err = l.Unlock(sctx, store.Mutation{Kind: store.Put, Value: rec.encode(), TTL: s.ttl(now)})
+		if errors.Is(err, store.ErrLeaseLost) {
+			// The page outlived SESSIONGATE_SESSION_LOCK_LEASE. Only
+			// this request knows the new ID to store under it, so the
+			// record is created all the same, as it was without a lock.
+			v, err = s.m.o.Store.Save(sctx, id, 0, rec.encode(), s.ttl(now))
+		}
+	} else {
+		v, err = s.m.o.Store.Save(sctx, id, 0, rec.encode(), s.ttl(now))
+	}
 	cancel()
 	if errors.Is(err, store.ErrConflict) {
 		return errors.New("create: session id already in use")
@@ -599,6 +620,7 @@ func (s *Session) Destroy(ctx context.Context, id string) error {
 		// then session_destroy() on a logout page): nothing is stored, and
 		// the client must not get a cookie naming it.
 		s.announced = ""
+		s.releaseAnnounced(ctx)
 	}
 	if id != s.id || id == "" {
 		return nil // not ours, or nothing stored yet
@@ -637,10 +659,27 @@ func (s *Session) Close(ctx context.Context, id string) {
 	s.Release(ctx)
 }
 
+// releaseAnnounced unlocks the announced session's lock, if taken, without
+// storing anything; s.mu must be held.
+func (s *Session) releaseAnnounced(ctx context.Context) {
+	l := s.announcedLease
+	if l == nil {
+		return
+	}
+	s.announcedLease = nil
+	sctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	if _, err := l.Unlock(sctx, store.Mutation{Kind: store.Keep}); err != nil {
+		s.m.event("store_error")
+		s.m.log.Warn("session unlock failed", "error", err.Error())
+	}
+}
+
 // Release lets other requests of the session run (the end of the request).
 func (s *Session) Release(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.releaseAnnounced(ctx)
 	if s.lease == nil {
 		return
 	}
@@ -690,6 +729,19 @@ func (s *Session) SetCookie(h http.Header) {
 		return
 	}
 	s.headerCookieID = want
+	if want != "" && want == s.announced && s.m.o.LockMode == LockStrict && s.announcedLease == nil {
+		// The cookie of a session not stored yet leaves now: lock it
+		// until it is (a new ID, so the lock is free).
+		lctx, cancel := context.WithTimeout(context.Background(), s.m.o.StoreTimeout)
+		l, _, err := s.m.o.Store.Lock(lctx, want, s.m.o.LockLease)
+		cancel()
+		if err != nil {
+			s.m.event("store_error")
+			s.m.log.Warn("new session not locked before its cookie left; a request that uses the cookie before the session is written finds no session", "session", shortID(want), "error", err.Error())
+		} else {
+			s.announcedLease = l
+		}
+	}
 	if want != "" {
 		switch {
 		case s.browserCookie:

@@ -1,0 +1,17 @@
+<?php
+// A new visitor's page that starts its session, then sends its first output
+// (with it the headers and the session cookie) before it is done, as a page
+// over output_buffering's 4 KiB does; the session is written at its end.
+// It ends once the file ?go= exists (at most 10 s).
+session_start();
+$_SESSION['csrf'] = 't0k';
+while (ob_get_level()) {
+    ob_end_flush();
+}
+echo "started\n";
+flush();
+$deadline = microtime(true) + 10;
+while (!file_exists((string)($_GET['go'] ?? '')) && microtime(true) < $deadline) {
+    usleep(20000);
+}
+echo "done";
