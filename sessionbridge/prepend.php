@@ -307,18 +307,33 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if (!is_array($session)) {
             return false;
         }
-        $out = '';
-        foreach ($session as $name => $value) {
-            $name = (string)$name;
-            // What these formats cannot name, PHP's own encoders skip too.
-            if ($format === 'php' ? str_contains($name, '|') : strlen($name) > 127) {
-                error_log("sessiongate: session key \"$name\" cannot be read with session.serialize_handler=$format; hidden from this script and kept", 4);
-                $this->hidden[$name] = $value;
-                continue;
+        foreach (array_keys($session) as $name) {
+            $key = (string)$name;
+            // What these formats cannot name, PHP's own encoders skip too:
+            // an integer key, a '|' (php), over 127 bytes (php_binary).
+            if (is_int($name) || ($format === 'php' ? str_contains($key, '|') : strlen($key) > 127)) {
+                error_log("sessiongate: session key \"$key\" cannot be read with session.serialize_handler=$format; hidden from this script and kept", 4);
+                $this->hidden[$name] = $session[$name];
+                unset($session[$name]);
             }
-            $out .= ($format === 'php' ? $name . '|' : chr(strlen($name)) . $name) . serialize($value);
         }
-        return $out;
+        if ($session === []) {
+            return '';
+        }
+        if (!is_array($_SESSION ?? null)) {
+            return false;
+        }
+        // PHP's own encoder, as its decoder reads it: these formats number
+        // references (R:, r:) across the whole session, so serialize() of
+        // each value alone would point those of every value but the first
+        // at other slots, and PHP would fail to decode the session and
+        // destroy it. read() runs inside session_start(), with $_SESSION
+        // already the session's (empty) array; the script's is put back.
+        $before = $_SESSION;
+        $_SESSION = $session;
+        $out = session_encode();
+        $_SESSION = $before;
+        return is_string($out) ? $out : false;
     }
 
     public function destroy(string $id): bool
