@@ -91,3 +91,46 @@ func TestNewSessionWrittenAfterItsLockLeaseIsKept(t *testing.T) {
 		t.Fatalf("stored %s", got)
 	}
 }
+
+// Merge mode never waits, but a request made with the cookie of a new
+// session that left before the session's write must still find that
+// session, not start one of its own (whose cookie replaces the page's);
+// then its change and the page's both survive, as for any two requests of
+// one session.
+func TestMergeNewSessionWhoseCookieLeftBeforeItsWriteIsFound(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockMerge, nil)
+	s, err := m.Open(ctx, requestWithCookie(t, m, ""), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := NewID()
+	if err := s.Announce(id); err != nil {
+		t.Fatal(err)
+	}
+	s.SetCookie(http.Header{})
+
+	s2, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.ID() != id {
+		t.Fatalf("a request with the new session's cookie found session %q, want %s", s2.ID(), id)
+	}
+	if _, err := s2.Write(ctx, id, json.RawMessage(`{"captcha":"42"}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	s2.SetCookie(h)
+	s2.Release(ctx)
+	if len(h.Values("Set-Cookie")) != 0 {
+		t.Fatalf("the second request replaced the cookie: %v", h)
+	}
+	if _, err := s.Write(ctx, id, json.RawMessage(`{"csrf":"t0k"}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Release(ctx)
+	if got := storedData(t, m, id); got != `{"captcha":"42","csrf":"t0k"}` {
+		t.Fatalf("stored %s", got)
+	}
+}

@@ -729,17 +729,28 @@ func (s *Session) SetCookie(h http.Header) {
 		return
 	}
 	s.headerCookieID = want
-	if want != "" && want == s.announced && s.m.o.LockMode == LockStrict && s.announcedLease == nil {
-		// The cookie of a session not stored yet leaves now: lock it
-		// until it is (a new ID, so the lock is free).
-		lctx, cancel := context.WithTimeout(context.Background(), s.m.o.StoreTimeout)
-		l, _, err := s.m.o.Store.Lock(lctx, want, s.m.o.LockLease)
-		cancel()
-		if err != nil {
-			s.m.event("store_error")
-			s.m.log.Warn("new session not locked before its cookie left; a request that uses the cookie before the session is written finds no session", "session", shortID(want), "error", err.Error())
-		} else {
-			s.announcedLease = l
+	if want != "" && want == s.announced {
+		// The cookie of a session not stored yet leaves now, and the
+		// client may use it before the session's write arrives. Strict
+		// mode locks the session until it is stored (a new ID, so the
+		// lock is free); merge mode, which never waits, stores it empty
+		// now, so that such a request finds it and the page's write
+		// merges with what that request changed.
+		if s.m.o.LockMode == LockStrict {
+			if s.announcedLease == nil {
+				lctx, cancel := context.WithTimeout(context.Background(), s.m.o.StoreTimeout)
+				l, _, err := s.m.o.Store.Lock(lctx, want, s.m.o.LockLease)
+				cancel()
+				if err != nil {
+					s.m.event("store_error")
+					s.m.log.Warn("new session not locked before its cookie left; a request that uses the cookie before the session is written finds no session", "session", shortID(want), "error", err.Error())
+				} else {
+					s.announcedLease = l
+				}
+			}
+		} else if err := s.create(context.Background(), want, nil, ms(s.m.now())); err != nil {
+			s.announced = want // stored at its write, as before
+			s.m.log.Warn("new session not stored before its cookie left; a request that uses the cookie before the session is written finds no session", "session", shortID(want), "error", err.Error())
 		}
 	}
 	if want != "" {
