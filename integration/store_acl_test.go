@@ -92,6 +92,9 @@ func TestStoreRedisMinimalACL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := l.Renew(ctx, time.Minute); err != nil {
+		t.Fatalf("Renew with the documented permissions: %v", err)
+	}
 	got := make(chan error, 1)
 	go func() {
 		l2, rec, err := b.Lock(ctx, "s1", time.Minute)

@@ -56,7 +56,9 @@ type Options struct {
 	LockMode    LockMode
 	// LockTimeout bounds the wait for a strict lock.
 	LockTimeout time.Duration
-	// LockLease is how long a lock outlives a crashed gateway.
+	// LockLease is how long a lock outlives a crashed gateway. A live
+	// request renews its lock every LockLease/3 (see renewal), so it holds
+	// the session until it ends however long it runs.
 	LockLease time.Duration
 	// StoreTimeout bounds each store operation that is not a lock wait.
 	StoreTimeout time.Duration
@@ -121,6 +123,8 @@ func (m *Manager) event(e string) {
 type Session struct {
 	m     *Manager
 	https bool
+	// ctx is the request's: the locks it holds are renewed while it lasts.
+	ctx context.Context
 
 	mu sync.Mutex
 	// cookieID is the verified ID the client presented ("" if none).
@@ -145,6 +149,8 @@ type Session struct {
 	// (session_regenerate_id(true) destroys before it writes).
 	ended []member
 	lease store.Lease
+	// renew keeps lease alive while the request runs (nil without lease).
+	renew *renewal
 	// announced is a new ID PHP started but did not write yet: the cookie
 	// must go out with the headers, before the write arrives. It is
 	// stored at the write, the close or the touch that ends it, even
@@ -157,6 +163,7 @@ type Session struct {
 	// as PHP's files handler makes them wait for the file session_start()
 	// created and locked.
 	announcedLease store.Lease
+	announcedRenew *renewal
 	destroyed      bool
 	// headersSent: the cookie can no longer change.
 	headersSent bool
@@ -182,7 +189,7 @@ type Session struct {
 // store access at all. With several verified cookies (see idsFrom) the
 // first live session wins; the others cost a lookup each.
 func (m *Manager) Open(ctx context.Context, r *http.Request, https bool) (*Session, error) {
-	s := &Session{m: m, https: https}
+	s := &Session{m: m, https: https, ctx: ctx}
 	for _, id := range m.cookie.idsFrom(r) {
 		found, err := m.load(ctx, s, id)
 		if err != nil {
@@ -255,6 +262,9 @@ func (m *Manager) load(ctx context.Context, s *Session, id string) (bool, error)
 		return false, nil
 	}
 	m.event("load")
+	if s.lease != nil {
+		s.renew = m.keepAlive(ctx, s.lease, id)
+	}
 	s.id, s.exists, s.rec, s.version, s.stored = id, true, dec, rec.Version, members
 	s.expiry, s.browserCookie = time.Duration(dec.Expiry)*time.Millisecond, dec.Browser
 	return true, nil
@@ -315,6 +325,8 @@ func (s *Session) releaseLease(ctx context.Context, mu store.Mutation) (uint64, 
 	}
 	l := s.lease
 	s.lease = nil
+	s.renew.stop()
+	s.renew = nil
 	sctx, cancel := s.storeCtx(ctx)
 	defer cancel()
 	v, err := l.Unlock(sctx, mu)
@@ -516,11 +528,14 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 	if l := s.announcedLease; opened && l != nil {
 		// Its cookie is out and the session locked: store and unlock.
 		s.announcedLease = nil
+		s.announcedRenew.stop()
+		s.announcedRenew = nil
 		v, err = l.Unlock(sctx, store.Mutation{Kind: store.Put, Value: rec.encode(), TTL: s.ttl(now)})
 		if errors.Is(err, store.ErrLeaseLost) {
-			// The page outlived SESSIONGATE_SESSION_LOCK_LEASE. Only
-			// this request knows the new ID to store under it, so the
-			// record is created all the same, as it was without a lock.
+			// The lock ran out under the page (its renewal failed, or
+			// the client left and renewal stopped). Only this request
+			// knows the new ID to store under it, so the record is
+			// created all the same, as it was without a lock.
 			v, err = s.m.o.Store.Save(sctx, id, 0, rec.encode(), s.ttl(now))
 		}
 	} else {
@@ -577,10 +592,11 @@ func (s *Session) touchLocked(ctx context.Context) error {
 		}
 		v, err := s.releaseLease(ctx, mu)
 		if errors.Is(err, store.ErrLeaseLost) {
-			// The request outlived SESSIONGATE_SESSION_LOCK_LEASE. It
-			// changed nothing, so nothing is lost: no 503, as for a
-			// close (read_and_close) in the same situation.
-			s.m.log.Warn("session lock lease ran out before the request released it; raise SESSIONGATE_SESSION_LOCK_LEASE above your longest request", "session", shortID(s.id))
+			// The lock ran out under the request (its renewal failed,
+			// or the client left and renewal stopped). It changed
+			// nothing, so nothing is lost: no 503, as for a close
+			// (read_and_close) in the same situation.
+			s.m.log.Warn("session lock lease ran out before the request released it (its renewal failed, or the client left)", "session", shortID(s.id))
 			return nil
 		}
 		if err != nil {
@@ -667,6 +683,8 @@ func (s *Session) releaseAnnounced(ctx context.Context) {
 		return
 	}
 	s.announcedLease = nil
+	s.announcedRenew.stop()
+	s.announcedRenew = nil
 	sctx, cancel := s.storeCtx(ctx)
 	defer cancel()
 	if _, err := l.Unlock(sctx, store.Mutation{Kind: store.Keep}); err != nil {
@@ -746,6 +764,7 @@ func (s *Session) SetCookie(h http.Header) {
 					s.m.log.Warn("new session not locked before its cookie left; a request that uses the cookie before the session is written finds no session", "session", shortID(want), "error", err.Error())
 				} else {
 					s.announcedLease = l
+					s.announcedRenew = s.m.keepAlive(s.ctx, l, want)
 				}
 			}
 		} else if err := s.create(context.Background(), want, nil, ms(s.m.now())); err != nil {
@@ -819,6 +838,76 @@ func (s *Session) WriteReencoded(ctx context.Context, id string, data json.RawMe
 		}
 	}
 	return s.writeLocked(ctx, id, next, view)
+}
+
+// renewal keeps one held lock alive while its request runs: a single timer
+// renews the lease every LockLease/3, so the lease only bounds how long a
+// crashed gateway's lock blocks a session, and a request shorter than
+// LockLease/3 costs no renewal. It ends when the lock is released (stop),
+// when the request's context ends (the client left, a timeout: the lease
+// then runs out unless the holder releases first, as before), or when a
+// renewal finds the lock lost (the final Unlock reports the loss). A
+// renewal the store fails is tried again at the next tick.
+type renewal struct {
+	m   *Manager
+	l   store.Lease
+	ctx context.Context
+	id  string
+
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+func (m *Manager) keepAlive(ctx context.Context, l store.Lease, id string) *renewal {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	r := &renewal{m: m, l: l, ctx: ctx, id: id}
+	r.mu.Lock()
+	r.t = time.AfterFunc(m.o.LockLease/3, r.tick)
+	r.mu.Unlock()
+	return r
+}
+
+func (r *renewal) tick() {
+	r.mu.Lock()
+	stopped := r.stopped
+	r.mu.Unlock()
+	if stopped || r.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.m.o.StoreTimeout)
+	err := r.l.Renew(ctx, r.m.o.LockLease)
+	cancel()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped || r.ctx.Err() != nil {
+		return // released meanwhile (a renewal racing Unlock is harmless)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrLeaseLost):
+		r.stopped = true
+		r.m.log.Warn("session lock lost while the request still runs; another request may use the session meanwhile, and this one's write will fail", "session", shortID(r.id), "error", err.Error())
+		return
+	default:
+		r.m.event("store_error")
+		r.m.log.Warn("session lock renewal failed; trying again", "session", shortID(r.id), "error", err.Error())
+	}
+	r.t.Reset(r.m.o.LockLease / 3)
+}
+
+// stop ends the renewals (a renewal in flight completes, harmlessly: the
+// store refuses it once the lock is released). nil is a no-op.
+func (r *renewal) stop() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.stopped = true
+	r.t.Stop()
+	r.mu.Unlock()
 }
 
 // shortID keeps logs useful without handing out live session IDs.

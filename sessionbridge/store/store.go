@@ -17,8 +17,8 @@ var (
 	ErrConflict = errors.New("session store: version conflict")
 	// ErrLockTimeout: the lock was not obtained before the context ended.
 	ErrLockTimeout = errors.New("session store: lock wait timed out")
-	// ErrLeaseLost: the lock expired (or was taken over) before Unlock.
-	// The mutation was NOT applied.
+	// ErrLeaseLost: the lock expired (or was taken over) before Unlock
+	// or Renew. The mutation was NOT applied.
 	ErrLeaseLost = errors.New("session store: lock lease lost")
 	// ErrUnavailable wraps every backend failure (network, timeout, Redis
 	// error) so callers can answer 503 without knowing the backend.
@@ -95,4 +95,12 @@ type Lease interface {
 	// Unlock applies m and releases the lock in one atomic step, returning
 	// the record's new version (0 after Delete or for an absent record).
 	Unlock(ctx context.Context, m Mutation) (uint64, error)
+	// Renew extends the lock so that it expires leaseTTL from now (> 0):
+	// a live holder renews its lease, which then only bounds how long a
+	// crashed holder blocks the session. It returns ErrLeaseLost when the
+	// lock is no longer this holder's (it expired, was taken over, or
+	// Unlock ended the lease), and then changes nothing. It may run
+	// concurrently with Unlock; a renewal that loses that race is
+	// ErrLeaseLost and does not extend the next holder's lock.
+	Renew(ctx context.Context, leaseTTL time.Duration) error
 }

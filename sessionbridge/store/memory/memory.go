@@ -380,6 +380,37 @@ func (l *lease) Unlock(_ context.Context, m store.Mutation) (uint64, error) {
 	return v, nil
 }
 
+// Renew implements store.Lease.
+func (l *lease) Renew(_ context.Context, leaseTTL time.Duration) error {
+	s := l.s
+	if leaseTTL <= 0 {
+		return errors.New("memory store: lock lease TTL must be positive")
+	}
+	if s.closed.Load() {
+		return errClosed
+	}
+	sh := s.shard(l.id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if l.done {
+		return store.ErrLeaseLost
+	}
+	ls := sh.locks[l.id]
+	if ls == nil || ls.token != l.token {
+		return store.ErrLeaseLost
+	}
+	now := time.Now()
+	if !now.Before(ls.expires) {
+		// Expired, not taken yet: it is free from now on, as a waiter
+		// would find it (Unlock reports the loss too).
+		s.releaseLocked(sh, l.id, ls)
+		return store.ErrLeaseLost
+	}
+	// Waiters sleep until the old expiry, then see this one and sleep on.
+	ls.expires = now.Add(leaseTTL)
+	return nil
+}
+
 func (s *Store) sweepLoop(every time.Duration) {
 	defer close(s.done)
 	t := time.NewTicker(every)

@@ -582,6 +582,54 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 	return ver, nil
 }
 
+// Renew implements store.Lease: one round trip (renewScript), after the
+// previous holder's write when this lease was handed over while it was in
+// flight (until that write lands the lock still carries the previous
+// holder's token). The local queue's view of the lease moves with it, so
+// the first local waiter does not take over from a live holder.
+func (l *lease) Renew(ctx context.Context, leaseTTL time.Duration) error {
+	s := l.s
+	if leaseTTL <= 0 {
+		return errors.New("redisstore: lock lease TTL must be positive")
+	}
+	s.mu.Lock()
+	done, closed := l.done, s.closed
+	s.mu.Unlock()
+	if done {
+		return store.ErrLeaseLost
+	}
+	if closed {
+		return errClosed
+	}
+	if p := l.prev; p != nil {
+		select {
+		case <-p.done:
+			if p.err != nil {
+				// This holder's Unlock will apply nothing (see abandon).
+				return fmt.Errorf("%w: the previous holder's write failed: %v", store.ErrLeaseLost, p.err)
+			}
+		case <-ctx.Done():
+			return unavailable("renew", fmt.Errorf("waiting for the previous write: %w", ctx.Err()))
+		}
+	}
+	start := time.Now()
+	n, err := renewScript.Run(ctx, noRetry{s.c}, l.keys[1:2], l.token, ms(leaseTTL)).Int64()
+	if err != nil {
+		return unavailable("renew", err)
+	}
+	if n != 1 {
+		return store.ErrLeaseLost
+	}
+	s.mu.Lock()
+	if q := l.q; !l.done && s.queues[l.id] == q && q.gen == l.gen && q.holding {
+		// Measured from before the request, so never later than Redis's.
+		// A first waiter asleep until the old expiry looks again then.
+		q.expires = start.Add(leaseTTL)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
 // after is the record as it will be once m is applied, for the next local
 // holder: exactly what the unlock script writes when nobody else touched
 // the session meanwhile (nobody can while the lock is held).

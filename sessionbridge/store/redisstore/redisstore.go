@@ -40,7 +40,10 @@
 // # Locks and waiting
 //
 // Lock is one round trip: a script does SET NX PX and, when it got the lock,
-// HMGET of the record. Unlock is one round trip: a script checks the token,
+// HMGET of the record. A holder whose request runs long renews the lock
+// (Renew: PEXPIRE while it still holds the holder's token), so the lease
+// only bounds how long a crashed gateway blocks a session. Unlock is one
+// round trip: a script checks the token,
 // applies the mutation, deletes the lock and publishes the session ID on
 // <prefix>unlock. A waiter does not poll: every Store has one pub/sub
 // subscription to that channel, started on first need, and a waiter sleeps
@@ -319,6 +322,16 @@ if w and string.match(w, '^%S+') ~= ARGV[10] then turn = 1 end
 return {1, v, d, turn}
 `)
 
+	// KEYS[1] lock; ARGV: token, lease ms. A live holder extends its lock:
+	// only while the lock still carries its token, so a renewal never
+	// extends a lock that expired and was taken, or was passed on.
+	// Returns 1 when renewed, 0 when the token does not hold the lock.
+	renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
 	// KEYS[1] turn; ARGV: instance, channel, id. A contender that gives up
 	// with nobody of its instance behind it hands its turn back, so the
 	// other instances need not wait for it to expire.
@@ -530,6 +543,7 @@ redis.call('PERSIST', KEYS[1])
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('PUBLISH', ARGV[1], '')
 redis.call('SET', KEYS[2], 'probe', 'NX', 'PX', 1000)
+redis.call('PEXPIRE', KEYS[2], 1000)
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'v', '1', 'd', '')
 redis.call('PEXPIRE', KEYS[1], 1000)

@@ -628,3 +628,51 @@ func localWaiters(s *Store, id string) int {
 	}
 	return 0
 }
+
+// TestRenewKeepsLocalWaiterQueued: a renewal moves the local view of the
+// lease too, so a waiter of the same Store stays queued behind a live
+// holder (no "kept a session lock past its lease" take-over) and gets the
+// lock by in-process hand-over when the holder unlocks.
+func TestRenewKeepsLocalWaiterQueued(t *testing.T) {
+	m := startMiniredis(t)
+	s := newTestStore(t, m.Addr())
+	ctx := context.Background()
+	const leaseTTL = 300 * time.Millisecond
+	l, _, err := s.Lock(ctx, "renewed", leaseTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan store.Lease, 1)
+	go func() {
+		l2, _, err := s.Lock(ctx, "renewed", 5*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l2
+	}()
+	for end := time.Now().Add(4 * leaseTTL); time.Now().Before(end); {
+		time.Sleep(leaseTTL / 4)
+		if err := l.Renew(ctx, leaseTTL); err != nil {
+			t.Fatalf("Renew: %v", err)
+		}
+	}
+	s.mu.Lock()
+	took := s.queues["renewed"] == nil || s.queues["renewed"].gen != l.(*lease).gen
+	s.mu.Unlock()
+	if took {
+		t.Fatal("the local waiter took the head role from a holder that renewed its lease")
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: []byte("v"), TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	l2 := <-got
+	if l2 == nil {
+		return
+	}
+	if h := l2.(*lease).handoffs; h != 1 {
+		t.Errorf("the waiter got the lock after %d in-process hand-overs, want 1", h)
+	}
+	if _, err := l2.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -54,6 +54,10 @@ func Run(t *testing.T, newPair NewPair) {
 		{"UnlockTwice", testUnlockTwice},
 		{"LeaseExpiryTakeover", testLeaseExpiryTakeover},
 		{"LeaseExpiredNoWaiter", testLeaseExpiredNoWaiter},
+		{"RenewOutlivesLease", testRenewOutlivesLease},
+		{"RenewAfterLossIsLeaseLost", testRenewAfterLoss},
+		{"RenewAfterUnlock", testRenewAfterUnlock},
+		{"RenewRightAfterHandOver", testRenewAfterHandOver},
 		{"LockTimeout", testLockTimeout},
 		{"NoLostUpdateLocked", testNoLostUpdateLocked},
 		{"NoLostUpdateCAS", testNoLostUpdateCAS},
@@ -480,6 +484,176 @@ func testLeaseExpiredNoWaiter(t *testing.T, a, b store.Store) {
 		t.Fatalf("Delete after the lease ended: err = %v, want ErrLeaseLost", err)
 	}
 	wantRecord(t, mustLoad(t, a, id), []byte("kept"), v)
+}
+
+// renewFor renews l every lease/4 for d, failing the test on any error.
+func renewFor(t *testing.T, l store.Lease, lease, d time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		time.Sleep(lease / 4)
+		if err := l.Renew(ctxT(t, 5*time.Second), lease); err != nil {
+			t.Fatalf("Renew: %v", err)
+		}
+	}
+}
+
+// A holder that renews keeps the lock well past its first lease: waiters,
+// on its instance or another, wait for its Unlock, whose mutation applies.
+func testRenewOutlivesLease(t *testing.T, a, b store.Store) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		second store.Store
+	}{{"same instance", a}, {"other instance", b}} {
+		id := newID()
+		const lease = 400 * time.Millisecond
+		l, _ := mustLock(t, a, id, lease)
+		var released atomic.Bool
+		type res struct {
+			l   store.Lease
+			r   store.Record
+			err error
+		}
+		got := make(chan res, 1)
+		go func() {
+			l, r, err := tc.second.Lock(ctxT(t, 20*time.Second), id, 10*time.Second)
+			if err == nil && !released.Load() {
+				err = fmt.Errorf("%s: a waiter got the lock while its holder renewed it", tc.name)
+			}
+			got <- res{l, r, err}
+		}()
+		renewFor(t, l, lease, 4*lease)
+		select {
+		case x := <-got:
+			t.Fatalf("%s: waiter returned during renewals: %v", tc.name, x.err)
+		default:
+		}
+		released.Store(true)
+		v := mustUnlock(t, l, store.Mutation{Kind: store.Put, Value: []byte("renewed"), TTL: time.Minute})
+		if v == 0 {
+			t.Fatalf("%s: Put after renewals returned version 0", tc.name)
+		}
+		var x res
+		select {
+		case x = <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: waiter still waiting 5s after Unlock", tc.name)
+		}
+		if x.err != nil {
+			t.Fatal(x.err)
+		}
+		wantRecord(t, x.r, []byte("renewed"), v)
+		mustUnlock(t, x.l, store.Mutation{Kind: store.Keep})
+		wantRecord(t, mustLoad(t, b, id), []byte("renewed"), v)
+	}
+}
+
+// A renewal after the lease ran out and another holder took the lock is
+// ErrLeaseLost and leaves the new holder's lock alone; so is one after the
+// lease ran out with nobody waiting.
+func testRenewAfterLoss(t *testing.T, a, b store.Store) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		second store.Store
+	}{{"same instance", a}, {"other instance", b}} {
+		id := newID()
+		const lease = 300 * time.Millisecond
+		old, _ := mustLock(t, a, id, lease)
+		next, _, err := tc.second.Lock(ctxT(t, 10*time.Second), id, 2*time.Second)
+		if err != nil {
+			t.Fatalf("%s: take-over: %v", tc.name, err)
+		}
+		if err := old.Renew(ctxT(t, 5*time.Second), time.Minute); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("%s: Renew of a lost lease: err = %v, want ErrLeaseLost", tc.name, err)
+		}
+		if _, _, err := b.Lock(ctxT(t, 200*time.Millisecond), id, 5*time.Second); !errors.Is(err, store.ErrLockTimeout) {
+			t.Fatalf("%s: the new holder lost its lock to a stale renewal: Lock err = %v", tc.name, err)
+		}
+		v := mustUnlock(t, next, store.Mutation{Kind: store.Put, Value: []byte("new holder"), TTL: time.Minute})
+		if _, err := old.Unlock(ctxT(t, 5*time.Second), store.Mutation{Kind: store.Put, Value: []byte("stale"), TTL: time.Minute}); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("%s: Unlock of a lost lease: err = %v, want ErrLeaseLost", tc.name, err)
+		}
+		wantRecord(t, mustLoad(t, a, id), []byte("new holder"), v)
+	}
+
+	// Ran out with nobody waiting: lost too, and the lock is free.
+	id := newID()
+	l, _ := mustLock(t, a, id, 300*time.Millisecond)
+	time.Sleep(900 * time.Millisecond)
+	if err := l.Renew(ctxT(t, 5*time.Second), time.Minute); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("Renew after the lease ended: err = %v, want ErrLeaseLost", err)
+	}
+	l2, _, err := b.Lock(ctxT(t, 2*time.Second), id, 5*time.Second)
+	if err != nil {
+		t.Fatalf("Lock after a failed renewal: %v", err)
+	}
+	if _, err := l.Unlock(ctxT(t, 5*time.Second), store.Mutation{Kind: store.Put, Value: []byte("late"), TTL: time.Minute}); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("Unlock after a failed renewal: err = %v, want ErrLeaseLost", err)
+	}
+	mustUnlock(t, l2, store.Mutation{Kind: store.Keep})
+	wantRecord(t, mustLoad(t, a, id), nil, 0)
+}
+
+// Renew after Unlock is ErrLeaseLost and does not extend the lock of the
+// holder that came next.
+func testRenewAfterUnlock(t *testing.T, a, b store.Store) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		second store.Store
+	}{{"same instance", a}, {"other instance", b}} {
+		id := newID()
+		l, _ := mustLock(t, a, id, 5*time.Second)
+		mustUnlock(t, l, store.Mutation{Kind: store.Put, Value: []byte("x"), TTL: time.Minute})
+		if err := l.Renew(ctxT(t, 5*time.Second), time.Minute); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("%s: Renew after Unlock (lock free): err = %v, want ErrLeaseLost", tc.name, err)
+		}
+		const lease = 300 * time.Millisecond
+		crashed, _ := mustLock(t, tc.second, id, lease)
+		_ = crashed // never unlocked: its lease must end on time
+		if err := l.Renew(ctxT(t, 5*time.Second), time.Minute); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("%s: Renew after Unlock (lock taken): err = %v, want ErrLeaseLost", tc.name, err)
+		}
+		start := time.Now()
+		l3, _, err := b.Lock(ctxT(t, 10*time.Second), id, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: Lock after the next holder's lease: %v", tc.name, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("%s: the next holder's %v lock lasted %v: a stale renewal extended it", tc.name, lease, d)
+		}
+		mustUnlock(t, l3, store.Mutation{Kind: store.Keep})
+	}
+}
+
+// A lease handed to a local waiter while the releasing holder's write may
+// still be in flight (see store.Lease) can be renewed at once.
+func testRenewAfterHandOver(t *testing.T, a, _ store.Store) {
+	t.Parallel()
+	id := newID()
+	const lease = 2 * time.Second
+	l1, _ := mustLock(t, a, id, lease)
+	got := make(chan error, 1)
+	var l2 store.Lease
+	go func() {
+		var err error
+		l2, _, err = a.Lock(ctxT(t, 10*time.Second), id, lease)
+		if err == nil {
+			err = l2.Renew(ctxT(t, 5*time.Second), lease)
+		}
+		got <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // queued behind l1
+	v := mustUnlock(t, l1, store.Mutation{Kind: store.Put, Value: []byte("first"), TTL: time.Minute})
+	if err := <-got; err != nil {
+		t.Fatalf("Renew right after the hand-over: %v", err)
+	}
+	v2 := mustUnlock(t, l2, store.Mutation{Kind: store.Put, Value: []byte("second"), TTL: time.Minute})
+	if v2 == v {
+		t.Fatalf("second Put kept version %d", v)
+	}
+	wantRecord(t, mustLoad(t, a, id), []byte("second"), v2)
 }
 
 func testLockTimeout(t *testing.T, a, b store.Store) {
