@@ -301,10 +301,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	fresh := false
 	for {
 		b := t.pick(tried)
-		// A streamed body can be sent only once: its connection is
-		// peeked at first. Any other request a stale connection swallowed
-		// is simply sent again.
-		c, err := b.acquire(ctx, t.o.ReadTimeout, fresh, body.stream != nil)
+		// A streamed body can be sent only once, and a request that must
+		// not run twice is not sent again once part of it went out on a
+		// connection that then failed: their connection is peeked at
+		// first. Any other request a stale connection swallowed is simply
+		// sent again.
+		c, err := b.acquire(ctx, t.o.ReadTimeout, fresh, body.stream != nil || !idempotent(req))
 		if err != nil {
 			var de *dialError
 			if errors.As(err, &de) {
@@ -386,6 +388,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		// such a connection.
 		b.awaitAnswer(c)
 	}
+	sentBefore := c.sent
 	if err := t.writeRequest(ctx, c, prefix, body); err != nil {
 		if !c.reused {
 			b.answered(c)
@@ -394,7 +397,13 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		if errors.As(err, &ce) { // the client's body failed, not php-fpm
 			return fail("write request", err, false)
 		}
-		return fail("write request", err, c.reused && body.replayable() && connGone(err))
+		// A connection that fails once part of the request went out
+		// may be a worker that took the params, ran the script and died
+		// (request_terminate_timeout, a crash) while the body was still
+		// coming: like a reset before any answer, that is resent only
+		// when running twice does no harm.
+		return fail("write request", err, c.reused && body.replayable() && connGone(err) &&
+			(idempotent(req) || c.sent == sentBefore))
 	}
 
 	rr := &responseReader{t: t, c: c, script: s}

@@ -1,6 +1,7 @@
 package fcgi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -1485,5 +1486,70 @@ func helloTwice(t *testing.T, tr *Transport, gap time.Duration) {
 		if err != nil || body != "hello" {
 			t.Fatalf("request %d: %q %v (status %d)", i, body, err, StatusOf(err))
 		}
+	}
+}
+
+// A kept-alive worker that takes a request's params and then dies (killed by
+// request_terminate_timeout, a crash) resets the connection while a large
+// body is still being sent: the script may have run, so a request that must
+// not run twice is never sent again, as when the reset comes before any
+// response byte.
+func TestNoRetryOfPOSTResetWhileSendingOnReusedConn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var begun atomic.Int64
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				br := bufio.NewReader(nc)
+				c := &fakeConn{nc: nc, bw: bufio.NewWriter(nc)}
+				for {
+					// The params, then a little of the body.
+					typ, _, err := readRecord(br)
+					if err != nil || typ != typeBeginRequest {
+						return
+					}
+					n := begun.Add(1)
+					if n == 1 {
+						for {
+							typ, p, err := readRecord(br)
+							if err != nil {
+								return
+							}
+							if typ == typeStdin && len(p) == 0 {
+								break
+							}
+						}
+						respond(c, "", "ok")
+						c.Flush()
+						continue
+					}
+					for typ != typeStdin {
+						if typ, _, err = readRecord(br); err != nil {
+							return
+						}
+					}
+					nc.(*net.TCPConn).SetLinger(0) // the worker dies: a reset
+					return
+				}
+			}()
+		}
+	}()
+	tr, _ := newTransport(t, Options{MaxBody: 64 << 20, BufferBodies: true}, ln.Addr().String())
+	if _, got, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil || got != "ok" {
+		t.Fatalf("request 1: %v %q", err, got)
+	}
+	big := strings.Repeat("z", 32<<20) // far more than the socket buffers hold
+	_, err = tr.RoundTrip(newReq(nil, "POST", "/", strings.NewReader(big), nil))
+	if StatusOf(err) != 502 || begun.Load() != 2 {
+		t.Fatalf("err %v, %d requests begun; want 502 and the POST not sent again", err, begun.Load())
 	}
 }
