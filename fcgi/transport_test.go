@@ -1553,3 +1553,80 @@ func TestNoRetryOfPOSTResetWhileSendingOnReusedConn(t *testing.T) {
 		t.Fatalf("err %v, %d requests begun; want 502 and the POST not sent again", err, begun.Load())
 	}
 }
+
+// A script that answers before it reads the body (PHP reads it ahead only
+// for a POST with a Content-Type; a PUT's waits for php://input) may write
+// more than the socket buffers hold while the body is still being sent: the
+// response must be read meanwhile. Writing the whole body first left both
+// sides blocked in a write until WriteTimeout, and the answer PHP had given
+// was lost to a 504.
+func TestResponseReadWhileBodyIsSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const size = 16 << 20 // far more than the socket buffers hold, both ways
+	got := make(chan int, 2)
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				br := bufio.NewReader(nc)
+				c := &fakeConn{nc: nc, bw: bufio.NewWriter(nc)}
+				for {
+					typ, p, err := readRecord(br)
+					if err != nil {
+						return
+					}
+					if typ == typeParams && len(p) == 0 {
+						break
+					}
+				}
+				c.Stdout("Status: 403\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat("x", size))
+				if c.Flush() != nil {
+					return
+				}
+				n := 0 // then the body, as PHP consumes it at the end of the request
+				for {
+					_, p, err := readRecord(br)
+					if err != nil {
+						return
+					}
+					if len(p) == 0 {
+						break
+					}
+					n += len(p)
+				}
+				got <- n
+				c.End()
+				c.Flush()
+			}()
+		}
+	}()
+	// Spooled bodies: of known length with BufferBodies, and chunked ones.
+	// (One streamed from the client as it is sent is still written first.)
+	for _, chunked := range []bool{false, true} {
+		tr, _ := newTransport(t, Options{MaxBody: 64 << 20, BufferBodies: !chunked, WriteTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second}, ln.Addr().String())
+		var src io.Reader = strings.NewReader(strings.Repeat("z", size))
+		if chunked {
+			src = io.MultiReader(src) // no length: chunked
+		}
+		resp, body, err := roundTrip(t, tr, newReq(nil, "PUT", "/", src, nil))
+		if err != nil || resp.StatusCode != 403 || len(body) != size {
+			t.Fatalf("chunked %v: %v status %d, %d bytes; want the 403 whole", chunked, err, StatusOf(err), len(body))
+		}
+		select {
+		case n := <-got:
+			if n != size {
+				t.Fatalf("chunked %v: server got %d body bytes of %d", chunked, n, size)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("chunked %v: the server never got the whole body", chunked)
+		}
+	}
+}
