@@ -959,6 +959,10 @@ type responseBody struct {
 	// released is set by whoever first gives the connection back (end of
 	// stream) or throws it away (error, early Close).
 	released atomic.Bool
+	// closing is set by Close before it throws the connection away: a Read
+	// it cuts short (ReadAhead's goroutine) was stopped by the caller, not
+	// by php-fpm.
+	closing atomic.Bool
 }
 
 // finish gives the connection back after END_REQUEST.
@@ -1089,9 +1093,12 @@ func (b *responseBody) fail(err error) error {
 		b.err = ce
 		return b.err
 	}
-	if b.ctx.Err() != nil {
+	switch {
+	case b.ctx.Err() != nil:
 		err = fmt.Errorf("%w (%w)", b.ctx.Err(), err)
-	} else {
+	case b.closing.Load():
+		err = fmt.Errorf("%w (%w)", errBodyClosed, err)
+	default:
 		b.t.log.Warn("fcgi: php-fpm response cut short; aborting the client response",
 			"script", b.rr.script.ScriptName, "backend", c.b.addr, "err", err)
 	}
@@ -1103,6 +1110,7 @@ func (b *responseBody) fail(err error) error {
 // reading: the connection is closed (php-fpm sees the abort) and its slot
 // freed.
 func (b *responseBody) Close() error {
+	b.closing.Store(true)
 	if !b.released.Load() {
 		b.abandon() // also unblocks a concurrent Read
 	}

@@ -1630,3 +1630,35 @@ func TestResponseReadWhileBodyIsSent(t *testing.T) {
 		}
 	}
 }
+
+// A caller that stops reading (the client went away, or was too slow for
+// the send timeout) closes the body while ReadAhead's goroutine waits in a
+// Read for PHP: that is not php-fpm cutting its response short, and the
+// log must not say so.
+func TestReadAheadCloseIsNotLoggedAsCutShort(t *testing.T) {
+	proceed := make(chan struct{})
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stdout("Content-Type: text/plain\r\n\r\nfirst")
+		c.Flush()
+		<-proceed
+		return false
+	})
+	defer close(proceed)
+	tr, lb := newTransport(t, Options{ReadAhead: true, TempDir: t.TempDir()}, srv.Addr())
+	resp, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "first" {
+		t.Fatalf("%q %v", first, err)
+	}
+	time.Sleep(50 * time.Millisecond) // the read-ahead goroutine waits for PHP
+	resp.Body.Close()
+	if strings.Contains(lb.String(), "cut short") {
+		t.Fatalf("a close by the caller logged as a cut-short response:\n%s", lb.String())
+	}
+	if st := tr.Stats()[0]; st.Open != 0 {
+		t.Fatalf("connection kept: %+v", st)
+	}
+}
