@@ -68,7 +68,8 @@ func FuzzResponseParser(f *testing.F) {
 		b.mu.Unlock()
 		c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 64), bw: bufio.NewWriter(nc), b: b}
 		body := requestBody{size: -1}
-		resp, _, err := tr.exchange(context.Background(), req, testScript, c, appendBeginRequest(nil), &body)
+		var handedOff bool
+		resp, _, err := tr.exchange(context.Background(), req, testScript, c, appendBeginRequest(nil), &body, func() {}, &handedOff)
 		if err != nil {
 			if s := StatusOf(err); s != 502 && s != 504 {
 				t.Fatalf("status %d for %v", s, err)

@@ -41,6 +41,19 @@ type conn struct {
 	// rescue, while a freshly dialed connection waits for its answer,
 	// frees a worker for it after starveAfter (backend.rescue).
 	rescue *time.Timer
+	// sent counts the bytes bw got onto the connection, over its life.
+	sent int64
+}
+
+// sentCounter is the writer under a conn's bw: it counts what the kernel
+// took, which tells a write that failed before any byte of a request left
+// from one that failed partway (exchange's retry rule).
+type sentCounter struct{ c *conn }
+
+func (w sentCounter) Write(p []byte) (int, error) {
+	n, err := w.c.nc.Write(p)
+	w.c.sent += int64(n)
+	return n, err
 }
 
 // errNoFreeConn: every connection of the backend stayed busy for the whole
@@ -264,12 +277,13 @@ func (b *backend) dial(ctx context.Context) (*conn, error) {
 		return nil, &dialError{err: err, wentDown: wentDown}
 	}
 	b.markUp()
-	return &conn{
+	c := &conn{
 		nc: nc,
 		br: bufio.NewReaderSize(nc, connBufSize),
-		bw: bufio.NewWriterSize(nc, connBufSize),
 		b:  b,
-	}, nil
+	}
+	c.bw = bufio.NewWriterSize(sentCounter{c}, connBufSize)
+	return c, nil
 }
 
 // starveAfter is how long a freshly dialed connection may wait for the

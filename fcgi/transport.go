@@ -259,9 +259,19 @@ var encBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return 
 // idempotency key) is sent again only if the worker is provably still
 // reading, i.e. retiring rather than killed with it (workerStillReading).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// What writing the request uses is freed once the write is over: when
+	// RoundTrip returns, or, for a response that began while a spooled body
+	// was still being sent (exchange), when that write ends.
+	var cleanups []func()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			runAll(cleanups)
+		}
+	}()
 	if req.Body != nil {
-		// The body is fully consumed (or abandoned) before RoundTrip returns.
-		defer req.Body.Close()
+		// The body is fully consumed (or abandoned) once the write ends.
+		cleanups = append(cleanups, func() { req.Body.Close() })
 	}
 	ctx := req.Context()
 	s := ScriptFrom(ctx)
@@ -277,15 +287,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if body, err = prepareBody(ctx, req, t.o.MaxBody, t.o.TempDir, t.o.BufferBodies); err != nil {
 			return nil, err
 		}
-		defer body.release()
+		cleanups = append(cleanups, body.release)
 	}
 
 	bp := encBufPool.Get().(*[]byte)
-	defer func() {
+	cleanups = append(cleanups, func() {
 		if cap(*bp) <= 1<<20 {
 			encBufPool.Put(bp)
 		}
-	}()
+	})
 	enc := newParamEncoder(appendBeginRequest((*bp)[:0]))
 	err := encodeParams(&enc, req, s, body.size, func(name string) {
 		t.log.Warn("fcgi: Extra param may not replace a standard or HTTP_* param; dropped",
@@ -301,10 +311,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	fresh := false
 	for {
 		b := t.pick(tried)
-		// A streamed body can be sent only once: its connection is
-		// peeked at first. Any other request a stale connection swallowed
-		// is simply sent again.
-		c, err := b.acquire(ctx, t.o.ReadTimeout, fresh, body.stream != nil)
+		// A streamed body can be sent only once, and a request that must
+		// not run twice is not sent again once part of it went out on a
+		// connection that then failed: their connection is peeked at
+		// first. Any other request a stale connection swallowed is simply
+		// sent again.
+		c, err := b.acquire(ctx, t.o.ReadTimeout, fresh, body.stream != nil || !idempotent(req))
 		if err != nil {
 			var de *dialError
 			if errors.As(err, &de) {
@@ -325,7 +337,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, upstreamError("wait for connection", b.addr, err)
 		}
-		resp, retry, err := t.exchange(ctx, req, s, c, prefix, &body)
+		resp, retry, err := t.exchange(ctx, req, s, c, prefix, &body, func() { runAll(cleanups) }, &handedOff)
 		if err == nil {
 			return resp, nil
 		}
@@ -335,6 +347,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			continue
 		}
 		return nil, err
+	}
+}
+
+func runAll(fs []func()) {
+	for _, f := range fs {
+		f()
 	}
 }
 
@@ -356,16 +374,36 @@ func paramError(err error) *Error {
 
 // exchange runs one request on c. On error the connection is already
 // discarded; retry reports that the request never reached PHP and may be
-// sent again on a fresh connection.
-func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, c *conn, prefix []byte, body *requestBody) (*http.Response, bool, error) {
+// sent again on a fresh connection. When the response it returns began
+// while a spooled body was still being sent, it sets *handedOff and the
+// response body runs afterWrite once that write is over; otherwise the
+// write is over when exchange returns.
+func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, c *conn, prefix []byte, body *requestBody, afterWrite func(), handedOff *bool) (*http.Response, bool, error) {
 	b := c.b
 	// The client going away aborts the request: closing the connection is
 	// what php-fpm understands (the worker sees it and stops), and the
 	// blocked read or write below returns at once.
 	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
+	// A spooled body is written by a goroutine of its own while this one
+	// reads the answer: a script that answers before it reads the body
+	// (PHP reads it ahead only for a POST with a Content-Type) may write
+	// more than the socket buffers hold, and would wait for that to be read
+	// while the gateway waited for it to take the body, until WriteTimeout.
+	// A body streamed from the client stays written first: net/http reads
+	// what is left of it when the response header goes out.
+	var wdone chan error
+	waitWrite := func() error {
+		if wdone == nil {
+			return nil
+		}
+		err := <-wdone
+		wdone = nil
+		return err
+	}
 	fail := func(op string, err error, retryable bool) (*http.Response, bool, error) {
 		stop()
 		b.discard(c)
+		waitWrite() // the connection is closed: the write ends at once
 		// A client body failure (clientBodyError) already accounts for
 		// the context: net/http cancels it on a body read timeout too,
 		// which is 408, not the client leaving.
@@ -386,7 +424,8 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		// such a connection.
 		b.awaitAnswer(c)
 	}
-	if err := t.writeRequest(ctx, c, prefix, body); err != nil {
+	sentBefore := c.sent
+	writeFailed := func(err error) (*http.Response, bool, error) {
 		if !c.reused {
 			b.answered(c)
 		}
@@ -394,7 +433,27 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		if errors.As(err, &ce) { // the client's body failed, not php-fpm
 			return fail("write request", err, false)
 		}
-		return fail("write request", err, c.reused && body.replayable() && connGone(err))
+		// A connection that fails once part of the request went out
+		// may be a worker that took the params, ran the script and died
+		// (request_terminate_timeout, a crash) while the body was still
+		// coming: like a reset before any answer, that is resent only
+		// when running twice does no harm.
+		return fail("write request", err, c.reused && body.replayable() && connGone(err) &&
+			(idempotent(req) || c.sent == sentBefore))
+	}
+	if body.file != nil {
+		wdone = make(chan error, 1)
+		go func() {
+			err := t.writeRequest(ctx, c, prefix, body)
+			if err != nil {
+				// No answer is worth waiting for to a request not sent
+				// whole: the read below returns.
+				c.nc.Close()
+			}
+			wdone <- err
+		}()
+	} else if err := t.writeRequest(ctx, c, prefix, body); err != nil {
+		return writeFailed(err)
 	}
 
 	rr := &responseReader{t: t, c: c, script: s}
@@ -418,6 +477,18 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		}
 		if err != nil {
 			putBuf()
+			if wdone != nil {
+				// The write may be why the answer failed: then its error
+				// says what happened. A failure of the answer itself (a
+				// timeout, a protocol error) ends the write.
+				ours := !connGone(err)
+				if ours {
+					c.nc.Close()
+				}
+				if werr := waitWrite(); werr != nil && !ours {
+					return writeFailed(werr)
+				}
+			}
 			retryable := c.reused && !rr.gotAny && c.br.Buffered() == 0 && body.replayable() && connGone(err) &&
 				(idempotent(req) || workerStillReading(c.nc))
 			return fail("read response header", err, retryable)
@@ -473,6 +544,10 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	}
 
 	rb := &responseBody{t: t, rr: rr, stop: stop, ctx: ctx, pending: buf[end:], buf: buf, hb: hb}
+	if wdone != nil {
+		rb.wdone, rb.afterWrite = wdone, afterWrite
+		*handedOff = true
+	}
 	var respBody io.ReadCloser = rb
 	if done {
 		rb.finish()
@@ -871,6 +946,11 @@ type responseBody struct {
 	pending []byte // STDOUT bytes received with the header
 	buf     []byte
 	hb      *[]byte
+	// wdone, when not nil, delivers the result of the write of a spooled
+	// body still going on (exchange); afterWrite frees what it used. Only
+	// whoever wins released touches them.
+	wdone      chan error
+	afterWrite func()
 
 	mu     sync.Mutex // serializes Read and the end of Close
 	done   bool       // END_REQUEST seen
@@ -879,6 +959,10 @@ type responseBody struct {
 	// released is set by whoever first gives the connection back (end of
 	// stream) or throws it away (error, early Close).
 	released atomic.Bool
+	// closing is set by Close before it throws the connection away: a Read
+	// it cuts short (ReadAhead's goroutine) was stopped by the caller, not
+	// by php-fpm.
+	closing atomic.Bool
 }
 
 // finish gives the connection back after END_REQUEST.
@@ -889,13 +973,45 @@ func (b *responseBody) finish() {
 		return
 	}
 	c := b.rr.c
-	if !b.stop() {
-		// The context fired: its callback closed the connection.
+	werr := b.endWrite(false)
+	if !b.stop() || werr != nil {
+		// The context fired (its callback closed the connection), or the
+		// request was not sent whole.
 		c.b.discard(c)
 	} else {
 		c.b.put(c)
 	}
 	b.ended()
+}
+
+// errWriteCut: PHP ended its answer before it took the whole body, whose
+// write was then cut.
+var errWriteCut = errors.New("fcgi: request body write cut: PHP answered before taking it whole")
+
+// endWrite waits for the end of a write still going on, first closing the
+// connection when closeFirst or when it has not ended by itself (PHP
+// answered in full without taking the whole body), and frees what it
+// used. The caller won released.
+func (b *responseBody) endWrite(closeFirst bool) error {
+	if b.wdone == nil {
+		return nil
+	}
+	var err error
+	if closeFirst {
+		b.rr.c.nc.Close()
+		err = <-b.wdone
+	} else {
+		select {
+		case err = <-b.wdone:
+		default:
+			b.rr.c.nc.Close()
+			<-b.wdone
+			err = errWriteCut
+		}
+	}
+	b.wdone = nil
+	b.afterWrite()
+	return err
 }
 
 // ended runs the script's OnEnd hook; the caller won b.released.
@@ -905,15 +1021,19 @@ func (b *responseBody) ended() {
 	}
 }
 
-// abandon throws the connection away. It may run concurrently with Read:
-// closing the connection is what unblocks a Read stuck on the network.
-func (b *responseBody) abandon() {
+// abandon throws the connection away and returns the error of a write it
+// ended (nil when another caller had released the connection). It may run
+// concurrently with Read: closing the connection is what unblocks a Read
+// stuck on the network.
+func (b *responseBody) abandon() error {
 	if !b.released.CompareAndSwap(false, true) {
-		return
+		return nil
 	}
 	b.stop()
 	b.rr.c.b.discard(b.rr.c)
+	werr := b.endWrite(true)
 	b.ended()
+	return werr
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
@@ -964,11 +1084,21 @@ func (b *responseBody) Read(p []byte) (int, error) {
 // fail records a body error, drops the connection and logs once.
 func (b *responseBody) fail(err error) error {
 	c := b.rr.c
-	b.abandon()
+	werr := b.abandon()
 	b.rr.logDropped()
-	if b.ctx.Err() != nil {
+	var ce *Error
+	if errors.As(werr, &ce) {
+		// The client's body failed (the write closed the connection):
+		// its status, not a cut-short answer.
+		b.err = ce
+		return b.err
+	}
+	switch {
+	case b.ctx.Err() != nil:
 		err = fmt.Errorf("%w (%w)", b.ctx.Err(), err)
-	} else {
+	case b.closing.Load():
+		err = fmt.Errorf("%w (%w)", errBodyClosed, err)
+	default:
 		b.t.log.Warn("fcgi: php-fpm response cut short; aborting the client response",
 			"script", b.rr.script.ScriptName, "backend", c.b.addr, "err", err)
 	}
@@ -980,6 +1110,7 @@ func (b *responseBody) fail(err error) error {
 // reading: the connection is closed (php-fpm sees the abort) and its slot
 // freed.
 func (b *responseBody) Close() error {
+	b.closing.Store(true)
 	if !b.released.Load() {
 		b.abandon() // also unblocks a concurrent Read
 	}

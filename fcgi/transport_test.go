@@ -1,6 +1,7 @@
 package fcgi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -1485,5 +1486,179 @@ func helloTwice(t *testing.T, tr *Transport, gap time.Duration) {
 		if err != nil || body != "hello" {
 			t.Fatalf("request %d: %q %v (status %d)", i, body, err, StatusOf(err))
 		}
+	}
+}
+
+// A kept-alive worker that takes a request's params and then dies (killed by
+// request_terminate_timeout, a crash) resets the connection while a large
+// body is still being sent: the script may have run, so a request that must
+// not run twice is never sent again, as when the reset comes before any
+// response byte.
+func TestNoRetryOfPOSTResetWhileSendingOnReusedConn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var begun atomic.Int64
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				br := bufio.NewReader(nc)
+				c := &fakeConn{nc: nc, bw: bufio.NewWriter(nc)}
+				for {
+					// The params, then a little of the body.
+					typ, _, err := readRecord(br)
+					if err != nil || typ != typeBeginRequest {
+						return
+					}
+					n := begun.Add(1)
+					if n == 1 {
+						for {
+							typ, p, err := readRecord(br)
+							if err != nil {
+								return
+							}
+							if typ == typeStdin && len(p) == 0 {
+								break
+							}
+						}
+						respond(c, "", "ok")
+						c.Flush()
+						continue
+					}
+					for typ != typeStdin {
+						if typ, _, err = readRecord(br); err != nil {
+							return
+						}
+					}
+					nc.(*net.TCPConn).SetLinger(0) // the worker dies: a reset
+					return
+				}
+			}()
+		}
+	}()
+	tr, _ := newTransport(t, Options{MaxBody: 64 << 20, BufferBodies: true}, ln.Addr().String())
+	if _, got, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil || got != "ok" {
+		t.Fatalf("request 1: %v %q", err, got)
+	}
+	big := strings.Repeat("z", 32<<20) // far more than the socket buffers hold
+	_, err = tr.RoundTrip(newReq(nil, "POST", "/", strings.NewReader(big), nil))
+	if StatusOf(err) != 502 || begun.Load() != 2 {
+		t.Fatalf("err %v, %d requests begun; want 502 and the POST not sent again", err, begun.Load())
+	}
+}
+
+// A script that answers before it reads the body (PHP reads it ahead only
+// for a POST with a Content-Type; a PUT's waits for php://input) may write
+// more than the socket buffers hold while the body is still being sent: the
+// response must be read meanwhile. Writing the whole body first left both
+// sides blocked in a write until WriteTimeout, and the answer PHP had given
+// was lost to a 504.
+func TestResponseReadWhileBodyIsSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const size = 16 << 20 // far more than the socket buffers hold, both ways
+	got := make(chan int, 2)
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				br := bufio.NewReader(nc)
+				c := &fakeConn{nc: nc, bw: bufio.NewWriter(nc)}
+				for {
+					typ, p, err := readRecord(br)
+					if err != nil {
+						return
+					}
+					if typ == typeParams && len(p) == 0 {
+						break
+					}
+				}
+				c.Stdout("Status: 403\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat("x", size))
+				if c.Flush() != nil {
+					return
+				}
+				n := 0 // then the body, as PHP consumes it at the end of the request
+				for {
+					_, p, err := readRecord(br)
+					if err != nil {
+						return
+					}
+					if len(p) == 0 {
+						break
+					}
+					n += len(p)
+				}
+				got <- n
+				c.End()
+				c.Flush()
+			}()
+		}
+	}()
+	// Spooled bodies: of known length with BufferBodies, and chunked ones.
+	// (One streamed from the client as it is sent is still written first.)
+	for _, chunked := range []bool{false, true} {
+		tr, _ := newTransport(t, Options{MaxBody: 64 << 20, BufferBodies: !chunked, WriteTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second}, ln.Addr().String())
+		var src io.Reader = strings.NewReader(strings.Repeat("z", size))
+		if chunked {
+			src = io.MultiReader(src) // no length: chunked
+		}
+		resp, body, err := roundTrip(t, tr, newReq(nil, "PUT", "/", src, nil))
+		if err != nil || resp.StatusCode != 403 || len(body) != size {
+			t.Fatalf("chunked %v: %v status %d, %d bytes; want the 403 whole", chunked, err, StatusOf(err), len(body))
+		}
+		select {
+		case n := <-got:
+			if n != size {
+				t.Fatalf("chunked %v: server got %d body bytes of %d", chunked, n, size)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("chunked %v: the server never got the whole body", chunked)
+		}
+	}
+}
+
+// A caller that stops reading (the client went away, or was too slow for
+// the send timeout) closes the body while ReadAhead's goroutine waits in a
+// Read for PHP: that is not php-fpm cutting its response short, and the
+// log must not say so.
+func TestReadAheadCloseIsNotLoggedAsCutShort(t *testing.T) {
+	proceed := make(chan struct{})
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stdout("Content-Type: text/plain\r\n\r\nfirst")
+		c.Flush()
+		<-proceed
+		return false
+	})
+	defer close(proceed)
+	tr, lb := newTransport(t, Options{ReadAhead: true, TempDir: t.TempDir()}, srv.Addr())
+	resp, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "first" {
+		t.Fatalf("%q %v", first, err)
+	}
+	time.Sleep(50 * time.Millisecond) // the read-ahead goroutine waits for PHP
+	resp.Body.Close()
+	if strings.Contains(lb.String(), "cut short") {
+		t.Fatalf("a close by the caller logged as a cut-short response:\n%s", lb.String())
+	}
+	if st := tr.Stats()[0]; st.Open != 0 {
+		t.Fatalf("connection kept: %+v", st)
 	}
 }

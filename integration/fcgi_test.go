@@ -687,6 +687,56 @@ func TestFCGIPostKilledBeforeOutputRunsOnce(t *testing.T) {
 	}
 }
 
+// The same with a PATCH whose large body the script never reads (PHP reads
+// a body ahead of the script only for a POST with a Content-Type): the
+// worker killed while the body is still being sent resets the kept-alive
+// connection mid-write. The script had run; it must not run again.
+func TestFCGIPatchKilledWhileSendingBodyRunsOnce(t *testing.T) {
+	t.Parallel()
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1, RequestTerminateTimeout: time.Second})
+	runs := filepath.Join(t.TempDir(), "runs")
+	script := fmt.Sprintf(`<?php file_put_contents(%q, "x", FILE_APPEND); sleep(30); echo "charged";`, runs)
+	if err := os.WriteFile(filepath.Join(fpm.DocRoot, "charge.php"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tr := newFCGI(t, fcgi.Options{MaxConnsPerBackend: 1, MaxBody: 64 << 20, BufferBodies: true}, fpm.Addr)
+	if _, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil || body != "Hello, world!" {
+		t.Fatalf("warm-up: %v %q", err, body)
+	}
+	big := strings.Repeat("z", 32<<20) // far more than the socket buffers hold
+	_, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "PATCH", "/charge.php", strings.NewReader(big), nil))
+	if fcgi.StatusOf(err) != 502 {
+		t.Fatalf("killed PATCH: %v (status %d) %q, want 502", err, fcgi.StatusOf(err), body)
+	}
+	if n, _ := os.ReadFile(runs); len(n) != 1 {
+		t.Fatalf("the PATCH's script ran %d times, want once", len(n))
+	}
+	if _, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil || body != "Hello, world!" {
+		t.Fatalf("after the kill: %v %q", err, body)
+	}
+}
+
+// A PUT whose script answers before it reads the body, with more than a
+// unix socket's buffers hold (a page rendered whatever the upload): the
+// answer is read while the body is still being sent. Sending the whole body
+// first left php-fpm and the gateway each waiting for the other to read,
+// until the write timeout (504).
+func TestFCGIAnswerBeforeBodyIsRead(t *testing.T) {
+	t.Parallel()
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1, Unix: true})
+	script := `<?php http_response_code(403); echo str_repeat('x', 1 << 20); echo strlen(file_get_contents('php://input'));`
+	if err := os.WriteFile(filepath.Join(fpm.DocRoot, "early.php"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tr := newFCGI(t, fcgi.Options{MaxConnsPerBackend: 1, MaxBody: 8 << 20, BufferBodies: true, WriteTimeout: 5 * time.Second}, fpm.Addr)
+	for i := 0; i < 2; i++ {
+		resp, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "PUT", "/early.php", strings.NewReader(strings.Repeat("z", 1<<20)), nil))
+		if err != nil || resp.StatusCode != 403 || body != strings.Repeat("x", 1<<20)+"1048576" {
+			t.Fatalf("request %d: %v (status %d), %d bytes", i, err, fcgi.StatusOf(err), len(body))
+		}
+	}
+}
+
 // More connections than php-fpm workers (SESSIONGATE_PHP_MAX_CONNS above
 // pm.max_children: Debian's stock pool has 5 workers, the default is 8).
 // Each worker stays with a kept-alive connection, so a new connection can
