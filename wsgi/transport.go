@@ -372,6 +372,14 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	// for whoever came next). The connection is closed instead, as it is
 	// when bytes nobody asked for are already buffered.
 	reusable := werr == nil && !res.Close && !req.Close && req.Method != http.MethodHead
+	if (res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified) &&
+		res.Header.Get("Content-Length") != "0" {
+		// The same for a 204 or 304: gunicorn writes whatever body Django
+		// gave it (JsonResponse({}, status=204)) after the headers, in a
+		// write of its own that may arrive after we looked, and keeps the
+		// connection. Only a declared empty body leaves it clean.
+		reusable = false
+	}
 	if res.Body == http.NoBody {
 		t.release(req.URL.Host, c, reusable && c.br.Buffered() == 0, stop)
 		return res, nil
