@@ -321,8 +321,9 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	// A backend may answer before it read the whole body (413, an early
 	// 400) and stop reading: what it said is worth more than our write
 	// error, so look for it.
+	armedAt := time.Now()
 	if t.readTimeout > 0 {
-		setReadDeadline(ctx, c.nc, time.Now().Add(t.readTimeout))
+		setReadDeadline(ctx, c.nc, armedAt.Add(t.readTimeout))
 	}
 	c.limiting, c.left = true, t.maxHeaderBytes
 	var res *http.Response
@@ -384,9 +385,12 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		t.release(req.URL.Host, c, reusable && c.br.Buffered() == 0, stop)
 		return res, nil
 	}
-	// The header deadline now bounds the body's first read; each read
-	// after it gets the same time again (h1Body.Read).
-	res.Body = &h1Body{rc: res.Body, t: t, c: c, addr: req.URL.Host, reusable: reusable, stop: stop, ctx: ctx, armedAt: time.Now()}
+	// The header deadline still runs: armedAt is when it was set, so the
+	// body's first read moves it unless it was set just now (h1Body.Read).
+	// Taken as set when the headers arrived, a view that used most of the
+	// timeout before them left its body only the rest, however steadily
+	// the body then came.
+	res.Body = &h1Body{rc: res.Body, t: t, c: c, addr: req.URL.Host, reusable: reusable, stop: stop, ctx: ctx, armedAt: armedAt}
 	return res, nil
 }
 

@@ -588,3 +588,35 @@ func TestTransportBodyStallTimesOut(t *testing.T) {
 		t.Fatal("a body that stalled was still being read 5 s later (read timeout 300 ms)")
 	}
 }
+
+// The read timeout bounds each wait: a view slow to answer (most of the
+// timeout before its headers) whose body then comes steadily, in pieces
+// far apart less than the timeout, is read whole, however long the body
+// takes in all.
+func TestTransportSlowHeadersThenSteadyBody(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		if readRequest(t, br) == nil {
+			return
+		}
+		time.Sleep(timeout * 3 / 4)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n")
+		for range 20 {
+			time.Sleep(timeout / 8)
+			io.WriteString(c, "x")
+		}
+	})
+	tr := testTransport()
+	tr.readTimeout = timeout
+	t.Cleanup(tr.CloseIdleConnections)
+	req, _ := http.NewRequest("GET", "http://"+addr+"/report", nil)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || len(b) != 20 {
+		t.Fatalf("body: %d bytes, %v; want 20 bytes (no wait was longer than %v)", len(b), err, timeout/8)
+	}
+}
