@@ -116,6 +116,33 @@ class CacheTests(unittest.TestCase):
         self.assertEqual(response.content.decode(), "user=None")
         cache.clear()
 
+    def test_page_that_starts_a_session_is_not_cached_for_everyone(self):
+        # Django's own SessionMiddleware sets the new session's cookie on
+        # such a response, and UpdateCacheMiddleware never caches a
+        # response that sets a cookie for a request without cookies: the
+        # next cookieless visitor must not get the first one's page.
+        from django.core.cache import cache
+        from django.middleware.cache import FetchFromCacheMiddleware, UpdateCacheMiddleware
+
+        cache.clear()
+        visitors = iter(range(1, 10))
+
+        def view(request):
+            if "visitor" not in request.session:
+                request.session["visitor"] = next(visitors)
+            return HttpResponse("visitor=%s" % request.session["visitor"])
+
+        stack = UpdateCacheMiddleware(SessionMiddleware(FetchFromCacheMiddleware(view)))
+        rf = RequestFactory()
+        bodies, changes = [], []
+        for nonce in ("1" * 32, "2" * 32):
+            response = stack(rf.get("/accounts/welcome/", **signed_meta(nonce=nonce)))
+            bodies.append(response.content.decode())
+            changes.append(Change(response, nonce=nonce).data)
+        self.assertEqual(bodies, ["visitor=1", "visitor=2"])
+        self.assertEqual(changes, [{"visitor": 1}, {"visitor": 2}])
+        cache.clear()
+
     def test_client_copy_of_the_cache_cookie_is_replaced(self):
         meta = signed_meta("ab" * 32, {"user": "ana"})
         meta["HTTP_COOKIE"] = "theme=dark; sessiongate=forged"
