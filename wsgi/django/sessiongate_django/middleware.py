@@ -112,6 +112,12 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 _key_cache_by_session(request.META, verified)
 
     def process_response(self, request, response):
+        # A response from Django's cache (FetchFromCacheMiddleware) still
+        # has the change of the request it was made for, signed for that
+        # request's nonce: the gateway would refuse and log it on every
+        # hit. Only this request's change may go back.
+        for name in [k for k, _ in response.items() if k.lower().replace("_", "-").startswith("x-sessiongate-")]:
+            del response[name]
         session = getattr(request, "session", None)
         if not isinstance(session, SessionStore):
             return response
