@@ -541,6 +541,7 @@ func (b *h1Body) finish(keep bool) {
 // release ends a request on c: back to the pool when keep, unless the
 // request's context already ended and broke the connection's deadlines.
 func (t *h1Transport) release(addr string, c *h1Conn, keep bool, stop func() bool) {
+	c.ctx = nil // an idle connection must not keep the request alive
 	if stop() && keep {
 		c.nc.SetReadDeadline(time.Time{}) // what is left of the body's
 		t.putConn(addr, c)
