@@ -58,7 +58,8 @@ type Options struct {
 	DialTimeout time.Duration
 	// ReadTimeout bounds the wait for Django's response headers after the
 	// request was sent, and then each wait for more of the body, like
-	// nginx's proxy_read_timeout (default 60s); then 504.
+	// nginx's proxy_read_timeout (default 60s); then 504. It also bounds
+	// each wait for Django to take more of the request (proxy_send_timeout).
 	ReadTimeout time.Duration
 	// FailTimeout is how long a backend that refused a connection is
 	// skipped (default 10s, like nginx's fail_timeout).

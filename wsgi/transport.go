@@ -29,8 +29,9 @@ import (
 type h1Transport struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// readTimeout bounds the wait for the response headers once the
-	// request is written, then each wait for more of the body (h1Body); a
-	// timeout is a net.Error with Timeout().
+	// request is written, then each wait for more of the body (h1Body),
+	// and each wait for the backend to take more of the request
+	// (h1Conn.Write); a timeout is a net.Error with Timeout().
 	readTimeout    time.Duration
 	idleTimeout    time.Duration
 	maxIdlePerHost int
@@ -84,6 +85,39 @@ type h1Conn struct {
 	// more bytes may be read.
 	limiting bool
 	left     int64
+	// The request being written: writes to the backend must make
+	// progress within writeTimeout (Write), unless ctx ended.
+	ctx          context.Context
+	writeTimeout time.Duration
+	// wArmed is when the write deadline was last moved.
+	wArmed time.Time
+	// werr is why the last write to the backend failed: Request.Write
+	// reports a failure inside its body copy as a body read error that
+	// hides it (a write timeout would not be one).
+	werr error
+}
+
+// Write sends p to the backend. Like nginx's proxy_send_timeout, the
+// timeout bounds each wait for the backend to take more of the request (a
+// worker that stops reading an upload), not the whole request; the
+// deadline moves at most every quarter of it, as h1Body's does.
+func (c *h1Conn) Write(p []byte) (int, error) {
+	if d := c.writeTimeout; d > 0 {
+		if now := time.Now(); now.Sub(c.wArmed) > d/4 {
+			c.wArmed = now
+			c.nc.SetWriteDeadline(now.Add(d))
+			if c.ctx != nil && c.ctx.Err() != nil {
+				// The context's AfterFunc may have broken the
+				// deadlines already: keep them broken.
+				c.nc.SetWriteDeadline(brokenDeadline)
+			}
+		}
+	}
+	n, err := c.nc.Write(p)
+	if err != nil {
+		c.werr = err
+	}
+	return n, err
 }
 
 func (c *h1Conn) Read(p []byte) (int, error) {
@@ -192,7 +226,7 @@ func (t *h1Transport) dialConn(ctx context.Context, addr string) (*h1Conn, error
 	}
 	c := &h1Conn{nc: nc}
 	c.br = bufio.NewReaderSize(c, 16<<10)
-	c.bw = bufio.NewWriterSize(nc, 8<<10)
+	c.bw = bufio.NewWriterSize(c, 8<<10)
 	return c, nil
 }
 
@@ -299,6 +333,7 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		return nil, err
 	}
 	c.read = 0
+	c.ctx, c.writeTimeout, c.werr = ctx, t.readTimeout, nil
 	var body *clientBody
 	if req.Body != nil && req.Body != http.NoBody {
 		body = &clientBody{rc: req.Body}
@@ -308,6 +343,9 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	werr := req.Write(c.bw)
 	if werr == nil {
 		werr = c.bw.Flush()
+	}
+	if werr != nil && c.werr != nil {
+		werr = c.werr
 	}
 	if werr != nil && body != nil && body.err != nil {
 		// The client's body failed (too large, cut short, too slow): the
@@ -321,8 +359,9 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	// A backend may answer before it read the whole body (413, an early
 	// 400) and stop reading: what it said is worth more than our write
 	// error, so look for it.
+	armedAt := time.Now()
 	if t.readTimeout > 0 {
-		setReadDeadline(ctx, c.nc, time.Now().Add(t.readTimeout))
+		setReadDeadline(ctx, c.nc, armedAt.Add(t.readTimeout))
 	}
 	c.limiting, c.left = true, t.maxHeaderBytes
 	var res *http.Response
@@ -359,8 +398,12 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	c.limiting = false
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		// An upgraded connection (WebSocket) may be quiet for as long
-		// as its peers like.
+		// as its peers like, both ways.
+		c.nc.SetWriteDeadline(time.Time{})
 		setReadDeadline(ctx, c.nc, time.Time{})
+		if ctx.Err() != nil {
+			c.nc.SetDeadline(brokenDeadline)
+		}
 		// The connection now belongs to the upgraded protocol:
 		// ReverseProxy copies both ways through the body.
 		res.Body = &upgraded{c: c, stop: stop}
@@ -372,13 +415,24 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	// for whoever came next). The connection is closed instead, as it is
 	// when bytes nobody asked for are already buffered.
 	reusable := werr == nil && !res.Close && !req.Close && req.Method != http.MethodHead
+	if (res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified) &&
+		res.Header.Get("Content-Length") != "0" {
+		// The same for a 204 or 304: gunicorn writes whatever body Django
+		// gave it (JsonResponse({}, status=204)) after the headers, in a
+		// write of its own that may arrive after we looked, and keeps the
+		// connection. Only a declared empty body leaves it clean.
+		reusable = false
+	}
 	if res.Body == http.NoBody {
 		t.release(req.URL.Host, c, reusable && c.br.Buffered() == 0, stop)
 		return res, nil
 	}
-	// The header deadline now bounds the body's first read; each read
-	// after it gets the same time again (h1Body.Read).
-	res.Body = &h1Body{rc: res.Body, t: t, c: c, addr: req.URL.Host, reusable: reusable, stop: stop, ctx: ctx, armedAt: time.Now()}
+	// The header deadline still runs: armedAt is when it was set, so the
+	// body's first read moves it unless it was set just now (h1Body.Read).
+	// Taken as set when the headers arrived, a view that used most of the
+	// timeout before them left its body only the rest, however steadily
+	// the body then came.
+	res.Body = &h1Body{rc: res.Body, t: t, c: c, addr: req.URL.Host, reusable: reusable, stop: stop, ctx: ctx, armedAt: armedAt}
 	return res, nil
 }
 
@@ -487,6 +541,7 @@ func (b *h1Body) finish(keep bool) {
 // release ends a request on c: back to the pool when keep, unless the
 // request's context already ended and broke the connection's deadlines.
 func (t *h1Transport) release(addr string, c *h1Conn, keep bool, stop func() bool) {
+	c.ctx = nil // an idle connection must not keep the request alive
 	if stop() && keep {
 		c.nc.SetReadDeadline(time.Time{}) // what is left of the body's
 		t.putConn(addr, c)

@@ -588,3 +588,126 @@ func TestTransportBodyStallTimesOut(t *testing.T) {
 		t.Fatal("a body that stalled was still being read 5 s later (read timeout 300 ms)")
 	}
 }
+
+// The read timeout bounds each wait: a view slow to answer (most of the
+// timeout before its headers) whose body then comes steadily, in pieces
+// far apart less than the timeout, is read whole, however long the body
+// takes in all.
+func TestTransportSlowHeadersThenSteadyBody(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		if readRequest(t, br) == nil {
+			return
+		}
+		time.Sleep(timeout * 3 / 4)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n")
+		for range 20 {
+			time.Sleep(timeout / 8)
+			io.WriteString(c, "x")
+		}
+	})
+	tr := testTransport()
+	tr.readTimeout = timeout
+	t.Cleanup(tr.CloseIdleConnections)
+	req, _ := http.NewRequest("GET", "http://"+addr+"/report", nil)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || len(b) != 20 {
+		t.Fatalf("body: %d bytes, %v; want 20 bytes (no wait was longer than %v)", len(b), err, timeout/8)
+	}
+}
+
+// A backend that stops reading a request body it was sent (a worker stuck
+// before the view reads the upload; one answering a large page without
+// reading it) fills the socket buffers: the write is bounded by the same
+// timeout as each wait for the answer, like nginx's proxy_send_timeout,
+// instead of holding the request, its session lock and its client for
+// ever. What the backend answered meanwhile still goes to the client.
+func TestTransportStalledUploadTimesOut(t *testing.T) {
+	const size = 64 << 20
+	release := make(chan struct{})
+	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		if req.URL.Path == "/answers" {
+			io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\n\r\nforbidden")
+		}
+		select { // reads no more of the body
+		case <-release:
+		case <-time.After(20 * time.Second):
+		}
+	})
+	t.Cleanup(func() { close(release) }) // before rawBackend's, which waits
+	tr := testTransport()
+	tr.readTimeout = 300 * time.Millisecond
+	t.Cleanup(tr.CloseIdleConnections)
+	for _, path := range []string{"/stuck", "/answers"} {
+		req, _ := http.NewRequest("POST", "http://"+addr+path, io.NopCloser(strings.NewReader(strings.Repeat("y", size))))
+		req.ContentLength = size
+		done := make(chan struct{})
+		var res *http.Response
+		var err error
+		go func() {
+			defer close(done)
+			res, err = tr.RoundTrip(req)
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the upload the backend stopped reading was still being written 10 s later (timeout 300 ms)", path)
+		}
+		if path == "/stuck" {
+			if !isTimeout(err) {
+				t.Fatalf("%s: %v, want a timeout", path, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v, want the backend's answer", path, err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 403 || string(b) != "forbidden" {
+			t.Fatalf("%s: %d %q, want the backend's 403", path, res.StatusCode, b)
+		}
+	}
+}
+
+// An upgraded connection may be quiet longer than the timeout, both ways:
+// the deadlines of the request that upgraded it do not stay on it.
+func TestTransportUpgradedConnectionOutlivesTheTimeout(t *testing.T) {
+	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		if readRequest(t, br) == nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		line, _ := br.ReadString('\n')
+		io.WriteString(c, "echo "+line)
+	})
+	tr := testTransport()
+	tr.readTimeout = 200 * time.Millisecond
+	front := proxyTo(t, tr, addr)
+	c, err := net.Dial("tcp", front.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	time.Sleep(3 * tr.readTimeout)
+	io.WriteString(c, "ping\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo ping\n" {
+		t.Fatalf("through the upgraded connection after a quiet spell: %q %v", line, err)
+	}
+}

@@ -8,7 +8,7 @@ import time
 from django.conf import settings
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.cache import patch_vary_headers
+from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.deprecation import MiddlewareMixin
 
 from . import protocol
@@ -112,6 +112,12 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 _key_cache_by_session(request.META, verified)
 
     def process_response(self, request, response):
+        # A response from Django's cache (FetchFromCacheMiddleware) still
+        # has the change of the request it was made for, signed for that
+        # request's nonce: the gateway would refuse and log it on every
+        # hit. Only this request's change may go back.
+        for name in [k for k, _ in response.items() if k.lower().replace("_", "-").startswith("x-sessiongate-")]:
+            del response[name]
         session = getattr(request, "session", None)
         if not isinstance(session, SessionStore):
             return response
@@ -171,4 +177,12 @@ class SessionMiddleware(DjangoSessionMiddleware):
             raise
         for name, value in headers:
             response[name] = value
+        if op == "write" and not verified.session_id:
+            # A new session: the gateway sets its cookie on this response,
+            # as Django's own middleware would. Django's cache never stores
+            # a response that sets a cookie while varying on Cookie; this
+            # one sets none Django can see, and its cache key (the client's
+            # other cookies, often none) is every new visitor's: cached, the
+            # first visitor's page would be served to the next ones.
+            patch_cache_control(response, private=True)
         return response

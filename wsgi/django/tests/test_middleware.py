@@ -116,6 +116,58 @@ class CacheTests(unittest.TestCase):
         self.assertEqual(response.content.decode(), "user=None")
         cache.clear()
 
+    def test_page_that_starts_a_session_is_not_cached_for_everyone(self):
+        # Django's own SessionMiddleware sets the new session's cookie on
+        # such a response, and UpdateCacheMiddleware never caches a
+        # response that sets a cookie for a request without cookies: the
+        # next cookieless visitor must not get the first one's page.
+        from django.core.cache import cache
+        from django.middleware.cache import FetchFromCacheMiddleware, UpdateCacheMiddleware
+
+        cache.clear()
+        visitors = iter(range(1, 10))
+
+        def view(request):
+            if "visitor" not in request.session:
+                request.session["visitor"] = next(visitors)
+            return HttpResponse("visitor=%s" % request.session["visitor"])
+
+        stack = UpdateCacheMiddleware(SessionMiddleware(FetchFromCacheMiddleware(view)))
+        rf = RequestFactory()
+        bodies, changes = [], []
+        for nonce in ("1" * 32, "2" * 32):
+            response = stack(rf.get("/accounts/welcome/", **signed_meta(nonce=nonce)))
+            bodies.append(response.content.decode())
+            changes.append(Change(response, nonce=nonce).data)
+        self.assertEqual(bodies, ["visitor=1", "visitor=2"])
+        self.assertEqual(changes, [{"visitor": 1}, {"visitor": 2}])
+        cache.clear()
+
+    def test_cached_page_carries_no_stale_change(self):
+        # A page cached with its session change (a logged-in page read the
+        # session: touch) is served from the cache to the same session
+        # later, without the view: the old change, signed for another
+        # request's nonce, must not go with it (the gateway refuses and
+        # logs it on every hit).
+        from django.core.cache import cache
+        from django.middleware.cache import FetchFromCacheMiddleware, UpdateCacheMiddleware
+
+        cache.clear()
+
+        def view(request):
+            return HttpResponse("user=%s" % request.session.get("user"))
+
+        stack = UpdateCacheMiddleware(SessionMiddleware(FetchFromCacheMiddleware(view)))
+        rf = RequestFactory()
+        ops = []
+        for nonce in ("1" * 32, "2" * 32):
+            response = stack(rf.get("/accounts/profile/", **signed_meta("ab" * 32, {"user": "ana"}, nonce=nonce)))
+            self.assertEqual(response.content.decode(), "user=ana")
+            ops.append(Change(response, nonce=nonce).op)
+        self.assertEqual(ops[0], "touch")
+        self.assertIn(ops[1], (None, "touch"))
+        cache.clear()
+
     def test_client_copy_of_the_cache_cookie_is_replaced(self):
         meta = signed_meta("ab" * 32, {"user": "ana"})
         meta["HTTP_COOKIE"] = "theme=dark; sessiongate=forged"
