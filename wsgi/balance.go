@@ -152,13 +152,15 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(orig)
 			return nil, err
 		}
+		lastErr = err
 		if tb != nil && tb.touched() {
 			// A replayable request whose body went out on a kept-alive
 			// connection the backend had closed, and whose retry could
 			// not connect: a body read ahead (GetBody) starts again.
 			closeBody(orig)
-			if orig, err = req.GetBody(); err != nil {
-				return nil, err
+			var gerr error
+			if orig, gerr = req.GetBody(); gerr != nil {
+				return nil, gerr
 			}
 		}
 		now := b.pool.now()
@@ -168,7 +170,6 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		if prev := be.downUntil.Swap(now.Add(b.pool.failTimeout).UnixNano()); prev <= now.UnixNano() {
 			b.log.Warn("django backend unreachable; marked down", "backend", be.name, "for", b.pool.failTimeout.String(), "error", de.err.Error())
 		}
-		lastErr = err
 	}
 	closeBody(orig)
 	return nil, lastErr
