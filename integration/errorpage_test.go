@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"os"
@@ -178,13 +177,7 @@ func TestErrorPageSessionNotSaved(t *testing.T) {
 	// its lease, so waiting it out no longer takes the lock over), and
 	// another request takes it.
 	waitForFile(t, started, "hold.php")
-	locks, err := s.redis.Keys(context.Background(), "*:lock").Result()
-	if err != nil || len(locks) != 1 {
-		t.Fatalf("session locks in Redis: %v %v", locks, err)
-	}
-	if err := s.redis.Del(context.Background(), locks[0]).Err(); err != nil {
-		t.Fatal(err)
-	}
+	dropSessionLock(t, s)
 	if resp, body, _ := s.gws[1].get(t, "/counter.php", ck); resp.StatusCode != 200 {
 		t.Fatalf("second request: %d %q", resp.StatusCode, body)
 	}

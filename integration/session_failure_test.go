@@ -9,25 +9,45 @@ import (
 	"time"
 )
 
+// dropSessionLock deletes the one session lock in s's Redis, as a failover
+// to a replica that had not got it can lose it: a live request renews its
+// lease, so waiting the lease out no longer takes a lock from it.
+func dropSessionLock(t *testing.T, s *sessionStack) {
+	t.Helper()
+	var locks []string
+	eventually(t, 10*time.Second, "a session lock in Redis", func() bool {
+		var err error
+		locks, err = s.redis.Keys(context.Background(), "*:lock").Result()
+		return err == nil && len(locks) == 1
+	})
+	if err := s.redis.Del(context.Background(), locks[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSessionLeaseRunOutReadOnlyIsNotRefused: a page that keeps the session
-// open longer than SESSIONGATE_SESSION_LOCK_LEASE and changes nothing (PHP
-// sends a lazy-write touch) lost nothing when its lease ran out: it gets its
-// page, not "session could not be saved" (as a read_and_close page already
-// did).
+// open, changes nothing (PHP sends a lazy-write touch) and loses its lock
+// meanwhile lost nothing: it gets its page, not "session could not be
+// saved" (as a read_and_close page already did).
 func TestSessionLeaseRunOutReadOnlyIsNotRefused(t *testing.T) {
 	t.Parallel()
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_LEASE=1s"}})
 	ck := s.newSession(t)
-	resp, body, _ := s.gws[0].get(t, "/sleep_read.php?ms=2500", ck)
-	if resp.StatusCode != 200 || body != "read ana" {
-		t.Fatalf("read-only page that outlived its lease: %d %q", resp.StatusCode, body)
+	page := make(chan string, 1)
+	go func() {
+		resp, body, _ := s.gws[0].get(t, "/sleep_read.php?ms=2500", ck)
+		page <- strconv.Itoa(resp.StatusCode) + " " + body
+	}()
+	dropSessionLock(t, s)
+	if got := <-page; got != "200 read ana" {
+		t.Fatalf("read-only page that lost its lock: %q", got)
 	}
 }
 
-// TestSessionLeaseRunOutWriteIsRefusedNotLost: a request that outlives its
-// lease while another request of the session takes the lock over must not
-// overwrite that request's change, and must not pretend its own was saved:
-// it gets 503, the other's write stays.
+// TestSessionLeaseRunOutWriteIsRefusedNotLost: a request that loses its
+// lock while another request of the session takes it must not overwrite
+// that request's change, and must not pretend its own was saved: it gets
+// 503, the other's write stays.
 func TestSessionLeaseRunOutWriteIsRefusedNotLost(t *testing.T) {
 	t.Parallel()
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_LEASE=1s"}})
@@ -39,7 +59,8 @@ func TestSessionLeaseRunOutWriteIsRefusedNotLost(t *testing.T) {
 		slow <- resp.StatusCode
 	}()
 	waitForFile(t, started, "hold.php")
-	// Waits for the slow request's lease (1 s), then runs and writes.
+	dropSessionLock(t, s)
+	// Takes the lock the slow request lost, runs and writes.
 	if resp, body, _ := s.gws[1].get(t, "/counter.php", ck); resp.StatusCode != 200 || body != "1" {
 		t.Fatalf("second request: %d %q", resp.StatusCode, body)
 	}
