@@ -42,7 +42,18 @@ def setkey(request):
     request.session["k"] = "v"
     return HttpResponse(b"ok")
 
-urlpatterns = [path("dj/slow/", slow), path("dj/set/", setkey)]
+def die(request):
+    # Under SG_DIE the worker dies mid-request without answering, as one
+    # killed by the OOM killer or a segfaulting C extension does.
+    rid = request.headers.get("X-Req-Id", "")
+    if rid:
+        with open(os.environ["SG_RUNLOG"], "a") as f:
+            f.write(rid + "\n")
+    if os.environ.get("SG_DIE"):
+        os._exit(1)
+    return HttpResponse(b"ok " + str(os.getpid()).encode())
+
+urlpatterns = [path("dj/slow/", slow), path("dj/set/", setkey), path("dj/die/", die)]
 `
 
 // faultProject writes a minimal Django project whose view records every
@@ -306,6 +317,55 @@ func TestDjangoSeveralBackendsFailover(t *testing.T) {
 	time.Sleep(11 * time.Second)
 	if seen, bad := pids(10, "GET"); len(seen) != 2 || len(bad) > 0 {
 		t.Fatalf("after the back-off: workers %v, failures %v", seen, bad)
+	}
+}
+
+// TestDjangoDroppedRequestMovesToTheNextBackend: a gunicorn worker that
+// dies mid-request drops its connection without an answer. A GET then gets
+// its answer from the next backend, as behind nginx's default
+// proxy_next_upstream error; a POST, which may have run, is answered 502
+// and runs once.
+func TestDjangoDroppedRequestMovesToTheNextBackend(t *testing.T) {
+	t.Parallel()
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1, Env: []string{"SG_DIE=1"}})
+	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	gw := startDjangoGateway(t, a.URL()+","+b.URL())
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	send := func(method, id string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, gw.URL+"/dj/die/", nil)
+		req.Header.Set("X-Req-Id", id)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for i := 0; i < 4; i++ {
+		if code := send("GET", fmt.Sprintf("get%d", i)); code != 200 {
+			t.Fatalf("GET %d: %d, want the next backend's 200\n%s", i, code, gw.Logs.String())
+		}
+	}
+	codes := map[int]int{}
+	for i := 0; i < 4; i++ {
+		codes[send("POST", fmt.Sprintf("post%d", i))]++
+	}
+	if codes[502] == 0 || codes[200] == 0 || codes[502]+codes[200] != 4 {
+		t.Fatalf("POSTs answered %v: want some 502 (dropped by A, not sent again) and some 200 (B)", codes)
+	}
+	ran, _ := os.ReadFile(runlog)
+	for i := 0; i < 4; i++ {
+		if n := strings.Count(string(ran), fmt.Sprintf("post%d\n", i)); n != 1 {
+			t.Fatalf("POST %d ran %d times:\n%s", i, n, ran)
+		}
+	}
+	if !strings.Contains(gw.Logs.String(), "trying the next backend") {
+		t.Fatalf("no log line for the move to the next backend:\n%s", gw.Logs.String())
 	}
 }
 

@@ -122,6 +122,8 @@ func (p *pool) dialer(timeout time.Duration) func(ctx context.Context, network, 
 // balancer is the proxy's RoundTripper: it sends each request to a backend
 // in turn and, when a backend cannot be connected to, marks it down and
 // tries the next one. Nothing was sent then, so even a POST may move on.
+// A GET, HEAD or OPTIONS that a backend drops without answering moves on
+// too; a POST does not, since it may have run.
 type balancer struct {
 	pool *pool
 	t    http.RoundTripper
@@ -148,20 +150,32 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			return res, nil
 		}
 		var de *dialError
-		if !errors.As(err, &de) || req.Context().Err() != nil || (tb != nil && tb.touched() && req.GetBody == nil) {
+		dialFailed := errors.As(err, &de)
+		// A safe request the backend dropped without an answer may have
+		// run there; running it again elsewhere is harmless by its
+		// method, so it moves on like one that could not connect.
+		dropped := !dialFailed && errors.Is(err, errNoAnswer) && replayable(req)
+		if !dialFailed && !dropped || req.Context().Err() != nil || (tb != nil && tb.touched() && req.GetBody == nil) {
 			closeBody(orig)
 			return nil, err
 		}
 		lastErr = err
 		if tb != nil && tb.touched() {
-			// A replayable request whose body went out on a kept-alive
-			// connection the backend had closed, and whose retry could
-			// not connect: a body read ahead (GetBody) starts again.
+			// A replayable request whose body went out to a backend that
+			// dropped it, or on a kept-alive connection the backend had
+			// closed and whose retry could not connect: a body read
+			// ahead (GetBody) starts again.
 			closeBody(orig)
 			var gerr error
 			if orig, gerr = req.GetBody(); gerr != nil {
 				return nil, gerr
 			}
+		}
+		if dropped {
+			// One request's failure, not the backend's: it stays in
+			// turn (a refused connection marks it down).
+			b.log.Warn("django backend dropped a request without answering; trying the next backend", "backend", be.name, "method", req.Method, "error", err.Error())
+			continue
 		}
 		now := b.pool.now()
 		// Logged when the backend goes down, not on every request that

@@ -71,6 +71,13 @@ const max1xx = 5
 // response arrived: the backend closed the idle connection as we sent.
 var errRetryable = errors.New("kept-alive connection closed by the backend")
 
+// errNoAnswer marks a backend that closed or reset a new connection
+// before any byte of its answer (a worker killed mid-request, a crashed
+// gunicorn): the balancer may give a safe request to another backend, as
+// nginx's proxy_next_upstream error does. A timeout is not one: a slow
+// view would then hold two backends for it.
+var errNoAnswer = errors.New("django backend closed the connection without answering")
+
 type h1Conn struct {
 	nc       net.Conn
 	br       *bufio.Reader
@@ -327,8 +334,11 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, fmt.Errorf("django request: %w", context.Cause(ctx))
 		}
-		if reused && c.read == 0 && !isTimeout(err) {
-			return nil, fmt.Errorf("%w: %w", errRetryable, err)
+		if c.read == 0 && !isTimeout(err) {
+			if reused {
+				return nil, fmt.Errorf("%w: %w", errRetryable, err)
+			}
+			return nil, fmt.Errorf("%w: %w", errNoAnswer, err)
 		}
 		return nil, err
 	}

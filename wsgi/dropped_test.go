@@ -1,0 +1,79 @@
+package wsgi
+
+import (
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// dropOn answers like app except for requests to /drop/, whose connection
+// it closes without a byte of answer, as a gunicorn worker killed
+// mid-request does.
+func dropOn(app http.Handler, hits *atomic.Int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if strings.HasPrefix(r.URL.Path, "/drop/") {
+			io.Copy(io.Discard, r.Body)
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				c.Close()
+			}
+			return
+		}
+		app.ServeHTTP(w, r)
+	})
+}
+
+// A GET, HEAD or OPTIONS that one backend drops without answering is
+// answered by the next, as nginx's default proxy_next_upstream error does;
+// a POST, which may have run, is not sent again (502), and the backend
+// that dropped a request is not marked down.
+func TestDroppedSafeRequestMovesToTheNextBackend(t *testing.T) {
+	dir := t.TempDir()
+	var dropHits, okHits atomic.Int64
+	e := newEnv(t, envOpts{backends: func(app http.Handler) []string {
+		a, b := filepath.Join(dir, "a.sock"), filepath.Join(dir, "b.sock")
+		unixServer(t, a, dropOn(app, &dropHits))
+		unixServer(t, b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			okHits.Add(1)
+			app.ServeHTTP(w, r)
+		}))
+		return []string{"unix:" + a, "unix:" + b}
+	}})
+	// Each request goes first to A or B in turn; those A drops must end on B.
+	for i := 0; i < 6; i++ {
+		for _, m := range []string{"GET", "HEAD", "OPTIONS"} {
+			if res, _, _ := e.do(m, "/drop/x", "", nil); res.StatusCode != 200 {
+				t.Fatalf("%s %d: status %d\n%s", m, i, res.StatusCode, e.logs)
+			}
+		}
+	}
+	if dropHits.Load() == 0 || okHits.Load() != 18 {
+		t.Fatalf("A saw %d, B answered %d of 18", dropHits.Load(), okHits.Load())
+	}
+	if strings.Contains(e.logs.String(), "marked down") {
+		t.Fatalf("a backend that dropped a request was marked down:\n%s", e.logs)
+	}
+	if !strings.Contains(e.logs.String(), "trying the next backend") {
+		t.Fatalf("the move to the next backend is not logged:\n%s", e.logs)
+	}
+
+	dropHits.Store(0)
+	okHits.Store(0)
+	var bad int
+	for i := 0; i < 4; i++ {
+		res, _, _ := e.do("POST", "/drop/x", "", strings.NewReader("a=1"), "Content-Type", "application/x-www-form-urlencoded")
+		if res.StatusCode != 200 {
+			if res.StatusCode != 502 {
+				t.Fatalf("dropped POST: %d", res.StatusCode)
+			}
+			bad++
+		}
+	}
+	if bad != int(dropHits.Load()) || bad == 0 || okHits.Load() != int64(4-bad) {
+		t.Fatalf("POSTs: %d failed, A saw %d, B answered %d: a dropped POST was sent again", bad, dropHits.Load(), okHits.Load())
+	}
+}
