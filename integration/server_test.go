@@ -764,4 +764,45 @@ func TestGatewayBinary(t *testing.T) {
 			t.Errorf("shutdown took %v", time.Since(start))
 		}
 	})
+
+	// A certificate renewal hook may send SIGHUP while the gateway drains
+	// (a deploy's SIGTERM and a renewal at the same time): Go's default
+	// action for SIGHUP would end the process there and then, cutting the
+	// in-flight requests and leaving their session locks behind.
+	t.Run("SIGHUPDuringDrainKeepsDraining", func(t *testing.T) {
+		os.Remove(filepath.Join(root, "slow.started"))
+		p := startBinary(t, bin, append(env, "SESSIONGATE_SHUTDOWN_TIMEOUT=20s"))
+		type result struct {
+			code int
+			body string
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			res, err := http.Get(p.URL + "/slow.php")
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			done <- result{res.StatusCode, string(b), err}
+		}()
+		waitForFile(t, filepath.Join(root, "slow.started"), "slow.php")
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		waitForLog(t, p.stderr, "shutting down: draining")
+		time.Sleep(50 * time.Millisecond)
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		r := <-done
+		if r.err != nil || r.code != 200 || r.body != "slow done" {
+			t.Errorf("in-flight request after SIGHUP during the drain: %d %q %v", r.code, r.body, r.err)
+		}
+		if c := p.wait(t, 15*time.Second); c != 0 {
+			t.Errorf("exit %d after draining, want 0; log:\n%s", c, p.stderr.String())
+		}
+	})
 }

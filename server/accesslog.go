@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -234,6 +236,19 @@ func (w *recorder) Flush() {
 }
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands the connection over, for a protocol switch (a WebSocket the
+// Django proxy passes on): httputil.ReverseProxy writes the 101 on the
+// hijacked connection, past this writer, so the log would show the 200
+// net/http never sent. A successful hijack with no status written is that
+// switch.
+func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return c, brw, err
+}
 
 // logRequests wraps next with the per-request bookkeeping: RequestInfo,
 // client address, the access log line (or, with the access log off, a

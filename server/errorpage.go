@@ -168,6 +168,15 @@ func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, status i
 			// headers of the GET, gzipped into the cache.
 		default:
 			compress.SkipCompression(w)
+			if gzippable {
+				// A compression for the cache that failed (the page
+				// changed while it was read) has moved the file's
+				// position: the page is sent from its start.
+				if _, err := f.file.Seek(0, io.SeekStart); err != nil {
+					s.warnErrorPage(p, []int{status}, err)
+					return false
+				}
+			}
 		}
 	}
 	h.Set("Content-Length", strconv.FormatInt(size, 10))

@@ -192,18 +192,22 @@ func (s *Server) restrictedURL(w http.ResponseWriter, r *http.Request) bool {
 // /index.php/admin/users), or a directory's static index. An entry less
 // specific than the URL's does not: with "/ 10.0.0.0/8,/webhooks/
 // 0.0.0.0/0", /webhooks/stripe runs /index.php for everyone.
+//
+// Each of those paths counts on its own, as reading more paths may only
+// refuse more: an open entry on the script (/index.php) does not let in a
+// client that the entry of the route after it (/admin/) keeps out.
 func (s *Server) restrictedRoute(w http.ResponseWriter, r *http.Request, paths ...string) bool {
 	ri := Info(r.Context())
 	urlRule := ri.restrictedRule - 1
-	best := urlRule
+	checked := urlRule
 	for _, p := range paths {
-		if j := s.restrictedRule(p); j >= 0 && (best < 0 || j < best) {
-			best = j
+		j := s.restrictedRule(p)
+		if j < 0 || (urlRule >= 0 && j >= urlRule) || j == checked {
+			continue
 		}
-	}
-	if best >= 0 && best != urlRule {
-		if status := s.denial(best, r); status != 0 {
-			return s.refuse(w, r, best, status)
+		checked = j
+		if status := s.denial(j, r); status != 0 {
+			return s.refuse(w, r, j, status)
 		}
 	}
 	return false

@@ -319,3 +319,20 @@ func TestBasicAuthAccelRedirect(t *testing.T) {
 		}
 	}
 }
+
+// Each reading of a request counts: an open entry on the front controller
+// itself does not open the route after it (/index.php/admin/users is
+// Laravel's /admin/users) to clients the route's own entry keeps out.
+func TestRestrictedPathsOpenScriptKeepsRouteRule(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8", "/index.php 0.0.0.0/0 ::/0"}
+	})
+	if code := restrictedDo(t, e, "192.0.2.9:1", "/index.php/admin/users"); code != 403 {
+		t.Errorf("outsider /index.php/admin/users: %d, want 403", code)
+	}
+	for remote, target := range map[string]string{"192.0.2.9:1": "/index.php/blog", "10.1.1.1:1": "/index.php/admin/users"} {
+		if code := restrictedDo(t, e, remote, target); code != 200 {
+			t.Errorf("%s %s: %d, want 200", remote, target, code)
+		}
+	}
+}

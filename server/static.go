@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"mime"
@@ -126,6 +127,24 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, f fileToSend) 
 		w = encodedCopy{w, fi.Size(), false}
 	}
 	http.ServeContent(w, r, "", fi.ModTime(), f.file)
+	if r.Method != http.MethodHead {
+		checkNotShrunk(r, f)
+	}
+}
+
+// checkNotShrunk notes in the access log a file that became shorter while
+// it was sent (a deploy rewriting it in place): ServeContent declared its
+// old length and stops at the new end without a word, net/http then
+// closes the connection, and the log would show a clean 200 for a cut
+// download. Growth cuts nothing (the declared length bounds what is sent).
+func checkNotShrunk(r *http.Request, f fileToSend) {
+	now, err := f.file.Stat()
+	if err != nil || now.Size() >= f.info.Size() {
+		return
+	}
+	if ri := Info(r.Context()); ri != nil && ri.Err == nil {
+		ri.Err = fmt.Errorf("static file shrank from %d to %d bytes while it was sent: response cut short", f.info.Size(), now.Size())
+	}
 }
 
 // setMaxAge gives a static file SESSIONGATE_STATIC_MAX_AGE, as nginx's

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -61,11 +62,19 @@ func (f *inflight) wait(d time.Duration) int64 {
 // handlers get grace to let go of what they hold. It reports whether every
 // request finished within timeout.
 func drain(public *http.Server, running *inflight, timeout, grace time.Duration, logger *slog.Logger) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	err := public.Shutdown(ctx)
 	if err == nil {
-		return true
+		// Shutdown neither waits for nor closes the connections handlers
+		// took over (a protocol switch proxied to Django, a WebSocket):
+		// their handlers are in-flight requests all the same.
+		n := running.wait(time.Until(deadline))
+		if n == 0 {
+			return true
+		}
+		err = fmt.Errorf("%d requests on connections taken over by a protocol switch still running", n)
 	}
 	logger.Error("shutdown deadline passed: closing remaining connections", "error", err)
 	running.cut(server.ErrShutdownCut) // before Close, so that this is the cause they see

@@ -77,7 +77,7 @@ func serveOneRequest(t *testing.T, handle func(*http.Request)) (*http.Server, *i
 	running := newInflight()
 	public := &http.Server{BaseContext: running.baseContext, Handler: running.track(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
-		handle(r)
+		handle(r.WithContext(context.WithValue(r.Context(), hijackerKey{}, w)))
 	}))}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -92,4 +92,65 @@ func serveOneRequest(t *testing.T, handle func(*http.Request)) (*http.Server, *i
 	}()
 	<-started
 	return public, running
+}
+
+// serveOneHijacked is serveOneRequest for a handler that takes over its
+// connection, as the Django proxy does for a protocol switch (WebSocket):
+// http.Server.Shutdown neither waits for nor closes such connections.
+func serveOneHijacked(t *testing.T, handle func(*http.Request)) (*http.Server, *inflight) {
+	t.Helper()
+	return serveOneRequest(t, func(r *http.Request) {
+		w := r.Context().Value(hijackerKey{}).(http.ResponseWriter)
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		handle(r)
+	})
+}
+
+type hijackerKey struct{}
+
+// A protocol switch still running at SIGTERM is an in-flight request too:
+// drain gives it SESSIONGATE_SHUTDOWN_TIMEOUT like any other, instead of
+// returning at once (after which the process exits under it).
+func TestDrainWaitsForHijackedConnections(t *testing.T) {
+	var finished atomic.Bool
+	public, running := serveOneHijacked(t, func(r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		finished.Store(true)
+	})
+	if !drain(public, running, 10*time.Second, time.Second, slog.New(slog.DiscardHandler)) {
+		t.Error("not a clean stop")
+	}
+	if !finished.Load() {
+		t.Fatal("drain returned while a hijacked connection's handler still ran")
+	}
+}
+
+// One that outlives the timeout is cut like the others: its context ends
+// with server.ErrShutdownCut (the Django proxy then closes both sides).
+func TestDrainCutsHijackedConnections(t *testing.T) {
+	cause := make(chan error, 1)
+	public, running := serveOneHijacked(t, func(r *http.Request) {
+		<-r.Context().Done()
+		cause <- context.Cause(r.Context())
+	})
+	done := make(chan bool, 1)
+	go func() {
+		done <- drain(public, running, 100*time.Millisecond, time.Second, slog.New(slog.DiscardHandler))
+	}()
+	select {
+	case err := <-cause:
+		if !errors.Is(err, server.ErrShutdownCut) {
+			t.Fatalf("cause %v, want server.ErrShutdownCut", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a hijacked connection's handler was never told of the shutdown")
+	}
+	if <-done {
+		t.Error("clean stop reported with a request cut")
+	}
 }

@@ -88,7 +88,11 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		// ServeTLS still adds HTTP/2 to a config without NextProtos.
 		public.TLSConfig = &tls.Config{GetCertificate: certs.getCertificate}
 	}
-	reloadOnHangup(ctx, certs, logger)
+	// Not ctx, which SIGTERM ends: SIGHUP stays handled through the drain,
+	// where Go's default action (exit) would cut the requests still running.
+	hupCtx, hupStop := context.WithCancel(context.Background())
+	defer hupStop()
+	reloadOnHangup(hupCtx, certs, logger)
 	lns, err := passedSockets(config.EnvironMap(environ), os.Getpid(), logger)
 	if err != nil {
 		logger.Error("cannot use the sockets systemd passed", "error", err.Error())

@@ -1,0 +1,99 @@
+package server
+
+import (
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStaticTruncatedWhileSentIsLogged: a static file that shrinks while
+// it is being sent (a deploy rewriting it in place) reaches the client cut
+// short; the access log must say why, not show a clean 200.
+func TestStaticTruncatedWhileSentIsLogged(t *testing.T) {
+	var o observations
+	e := newEnv(t, nil, WithObserver(o.observe))
+	p := filepath.Join(e.root, "big.bin")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	c := rawGet(t, srv, "/big.bin")
+	buf := make([]byte, 4096)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, c) // the server closes the connection after the cut
+	var got []observed
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if got = o.all(); len(got) > 0 {
+			break
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("observations %+v", got)
+	}
+	log := e.lastLog(t)
+	if log["level"] != "WARN" || !strings.Contains(toString(log["error"]), "shrank") {
+		t.Errorf("log of a download cut by a truncated file: %v", log)
+	}
+}
+
+func toString(v any) string { s, _ := v.(string); return s }
+
+// TestErrorPageGrowingWhileGzippedIsSentWhole: an error page that changes
+// while the gzip cache compresses it is sent as it is; the cache has read
+// the file by then, and the page must not go out empty.
+func TestErrorPageGrowingWhileGzippedIsSentWhole(t *testing.T) {
+	e, _ := errorPageEnv(t)
+	p := filepath.Join(e.root, "404.html")
+	page := "<!doctype html>" + strings.Repeat("<p>No such page here.</p>\n", 20000)
+	if err := os.WriteFile(p, []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f.Write([]byte("\n"))
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	plain := 0
+	for i := 0; i < 200 && plain < 5; i++ {
+		r := httptest.NewRequest("GET", "/.env", nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		w := e.do(r)
+		if w.Header().Get("Content-Encoding") == "gzip" {
+			continue
+		}
+		plain++
+		if w.Code != 404 || !strings.HasPrefix(w.Body.String(), "<!doctype html>") {
+			t.Fatalf("page sent uncompressed after a failed compression: %d, %d bytes (Content-Length %s)", w.Code, w.Body.Len(), w.Header().Get("Content-Length"))
+		}
+	}
+	if plain == 0 {
+		t.Skip("no compression failed")
+	}
+}
