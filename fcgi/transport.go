@@ -38,7 +38,7 @@ type Options struct {
 	Backends           []string      // "host:port" or "unix:/path/to.sock"; at least one, at most 64
 	MaxConnsPerBackend int           // hard cap on open conns per backend (default 8)
 	DialTimeout        time.Duration // default 3s
-	ReadTimeout        time.Duration // max wait for the next bytes from php-fpm, and for a free connection (default 60s) -> 504
+	ReadTimeout        time.Duration // max wait for the next bytes from php-fpm once the request is sent, and for a free connection (default 60s) -> 504
 	WriteTimeout       time.Duration // max wait for each write of params/body to php-fpm (default 60s) -> 504
 	// IdleTimeout closes a kept-alive connection unused this long
 	// (default 60s, nginx's keepalive_timeout for upstreams): an idle
