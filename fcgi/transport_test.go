@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1871,5 +1872,35 @@ func TestStreamedBodyWriteTimeoutAfterAnswerBegan(t *testing.T) {
 	}
 	if strings.Contains(lb.String(), "cut short") {
 		t.Fatalf("logged as PHP cutting its answer short:\n%s", lb.String())
+	}
+}
+
+// A streamed body that takes longer than ReadTimeout to arrive, to a script
+// that answers once it has it: the read timeout runs once the request is
+// sent whole (nginx's fastcgi_read_timeout), not while the answer is read
+// alongside the body.
+func TestStreamedSlowBodyLongerThanReadTimeout(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		respond(c, "Content-Type: text/plain\r\n", strconv.Itoa(len(r.Stdin)))
+		return true
+	})
+	tr, _ := newTransport(t, Options{ReadTimeout: 200 * time.Millisecond, WriteTimeout: time.Second}, srv.Addr())
+	const size = 100 << 10
+	pr, pw := io.Pipe()
+	go func() {
+		chunk := []byte(strings.Repeat("z", 10<<10))
+		for n := 0; n < size; n += len(chunk) {
+			time.Sleep(60 * time.Millisecond) // 600 ms in all
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	req := newReq(nil, "PUT", "/", pr, nil)
+	req.ContentLength = size
+	_, body, err := roundTrip(t, tr, req)
+	if err != nil || body != strconv.Itoa(size) {
+		t.Fatalf("%v (status %d) %q", err, StatusOf(err), body)
 	}
 }
