@@ -833,6 +833,32 @@ $_SESSION['early'] = strlen($b); echo strlen($b), ' ', md5($b);`
 	}
 	c.Close()
 	<-sent
+
+	// A client that leaves halfway through its body once the answer began:
+	// the request ends (499), PHP's worker and the session are freed.
+	c2, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(c2, "PUT /early.php?gone HTTP/1.1\r\nHost: x\r\nCookie: sessionid=%s\r\nContent-Length: %d\r\n\r\n", cookie, 4<<20)
+	go io.WriteString(c2, strings.Repeat("z", 1<<20))
+	resp, err = http.ReadResponse(bufio.NewReader(c2), nil)
+	if err != nil || resp.StatusCode != 403 {
+		t.Fatalf("leaving client: %v %v", err, resp)
+	}
+	c2.Close()
+	start = time.Now()
+	if d := g.dump(t, cookie); !strings.Contains(string(d.Data), `"early":1048576`) || time.Since(start) > 5*time.Second {
+		t.Errorf("after a client left mid-body: session %s after %v", d.Data, time.Since(start))
+	}
+	waitForLog := time.Now().Add(5 * time.Second)
+	for !strings.Contains(g.Logs.String(), `"path":"/early.php","status":499`) {
+		if time.Now().After(waitForLog) {
+			t.Fatalf("no 499 logged for the client that left:\n%s", g.Logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // More connections than php-fpm workers (SESSIONGATE_PHP_MAX_CONNS above
