@@ -1022,7 +1022,11 @@ var errWriteCut = errors.New("fcgi: request body write cut: PHP answered before 
 // endWrite waits for the end of a write still going on, first closing the
 // connection when closeFirst or when it has not ended by itself (PHP
 // answered in full without taking the whole body), and frees what it
-// used. The caller won released.
+// used. The caller won released. A streamed body's write may be waiting
+// for the client's next bytes: it ends when they come (its write to the
+// closed connection fails), when the client leaves, or at the server's
+// read timeout; net/http discards the rest of the body after the handler,
+// or closes the connection.
 func (b *responseBody) endWrite(closeFirst bool) error {
 	if b.wdone == nil {
 		return nil
