@@ -87,7 +87,7 @@ type Config struct {
 
 	PHPMaxConns     int           `env:"SESSIONGATE_PHP_MAX_CONNS" envDefault:"8" help:"most connections kept open to each php-fpm backend; keep it <= pm.max_children; a request finding them all busy waits for one up to SESSIONGATE_PHP_TIMEOUT (then 504), and that wait does not count against its own PHP_TIMEOUT"`
 	PHPDialTimeout  time.Duration `env:"SESSIONGATE_PHP_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to php-fpm before 504, like fastcgi_connect_timeout (a refused connection is 502 at once)"`
-	PHPTimeout      time.Duration `env:"SESSIONGATE_PHP_TIMEOUT" envDefault:"60s" help:"longest wait for the next bytes from php-fpm before 504, like fastcgi_read_timeout; 0 = none"`
+	PHPTimeout      time.Duration `env:"SESSIONGATE_PHP_TIMEOUT" envDefault:"60s" help:"longest wait for the next bytes from php-fpm once the request is sent (a body still being sent is bounded by SESSIONGATE_PHP_WRITE_TIMEOUT instead) before 504, like fastcgi_read_timeout; 0 = none"`
 	PHPWriteTimeout time.Duration `env:"SESSIONGATE_PHP_WRITE_TIMEOUT" envDefault:"60s" help:"longest wait while sending a request to php-fpm, like fastcgi_send_timeout; 0 = none"`
 
 	ReadHeaderTimeout time.Duration `env:"SESSIONGATE_READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers (slowloris defence); must be > 0"`

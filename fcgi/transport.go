@@ -38,7 +38,7 @@ type Options struct {
 	Backends           []string      // "host:port" or "unix:/path/to.sock"; at least one, at most 64
 	MaxConnsPerBackend int           // hard cap on open conns per backend (default 8)
 	DialTimeout        time.Duration // default 3s
-	ReadTimeout        time.Duration // max wait for the next bytes from php-fpm, and for a free connection (default 60s) -> 504
+	ReadTimeout        time.Duration // max wait for the next bytes from php-fpm once the request is sent, and for a free connection (default 60s) -> 504
 	WriteTimeout       time.Duration // max wait for each write of params/body to php-fpm (default 60s) -> 504
 	// IdleTimeout closes a kept-alive connection unused this long
 	// (default 60s, nginx's keepalive_timeout for upstreams): an idle
@@ -260,7 +260,7 @@ var encBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return 
 // reading, i.e. retiring rather than killed with it (workerStillReading).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// What writing the request uses is freed once the write is over: when
-	// RoundTrip returns, or, for a response that began while a spooled body
+	// RoundTrip returns, or, for a response that began while a large body
 	// was still being sent (exchange), when that write ends.
 	var cleanups []func()
 	handedOff := false
@@ -375,7 +375,7 @@ func paramError(err error) *Error {
 // exchange runs one request on c. On error the connection is already
 // discarded; retry reports that the request never reached PHP and may be
 // sent again on a fresh connection. When the response it returns began
-// while a spooled body was still being sent, it sets *handedOff and the
+// while a large body was still being sent, it sets *handedOff and the
 // response body runs afterWrite once that write is over; otherwise the
 // write is over when exchange returns.
 func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, c *conn, prefix []byte, body *requestBody, afterWrite func(), handedOff *bool) (*http.Response, bool, error) {
@@ -384,13 +384,15 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	// what php-fpm understands (the worker sees it and stops), and the
 	// blocked read or write below returns at once.
 	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
-	// A spooled body is written by a goroutine of its own while this one
-	// reads the answer: a script that answers before it reads the body
-	// (PHP reads it ahead only for a POST with a Content-Type) may write
-	// more than the socket buffers hold, and would wait for that to be read
-	// while the gateway waited for it to take the body, until WriteTimeout.
-	// A body streamed from the client stays written first: net/http reads
-	// what is left of it when the response header goes out.
+	// A body larger than memBodyLimit (spooled, or streamed from the
+	// client) is written by a goroutine of its own while this one reads
+	// the answer: a script that answers before it reads the body (PHP
+	// reads it ahead only for a POST with a Content-Type) may write more
+	// than the socket buffers hold, and would wait for that to be read
+	// while the gateway waited for it to take the body, until
+	// WriteTimeout. A streamed body is then read from the client after the
+	// response header went out: the server runs the PHP proxy full duplex
+	// for it (net/http would otherwise consume what is left of it then).
 	var wdone chan error
 	waitWrite := func() error {
 		if wdone == nil {
@@ -441,7 +443,9 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		return fail("write request", err, c.reused && body.replayable() && connGone(err) &&
 			(idempotent(req) || c.sent == sentBefore))
 	}
-	if body.file != nil {
+	rr := &responseReader{t: t, c: c, script: s}
+	if body.file != nil || body.stream != nil {
+		rr.duplex, rr.sending = true, true
 		wdone = make(chan error, 1)
 		go func() {
 			err := t.writeRequest(ctx, c, prefix, body)
@@ -449,6 +453,8 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 				// No answer is worth waiting for to a request not sent
 				// whole: the read below returns.
 				c.nc.Close()
+			} else {
+				rr.sentWhole()
 			}
 			wdone <- err
 		}()
@@ -456,7 +462,6 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		return writeFailed(err)
 	}
 
-	rr := &responseReader{t: t, c: c, script: s}
 	hb := encBufPool.Get().(*[]byte)
 	buf := (*hb)[:0]
 	putBuf := func() {
@@ -763,10 +768,36 @@ type responseReader struct {
 	gotAny    bool
 	// stderr accounting, per request
 	logged, dropped int
+	// duplex: the request is written by a goroutine of its own (exchange)
+	// while the answer is read. Until it is sent whole (sending), the
+	// answer has no read timeout, as nginx's fastcgi_read_timeout runs
+	// once the request is sent: a body streamed from a slow client may
+	// take longer than ReadTimeout to arrive, and PHP may answer only
+	// once it has it. Each write still has WriteTimeout, and the client's
+	// body the server's read timeout.
+	duplex  bool
+	wmu     sync.Mutex // serializes sentWhole and setReadDeadline
+	sending bool
 }
 
 func (r *responseReader) setReadDeadline() error {
+	if r.duplex {
+		r.wmu.Lock()
+		defer r.wmu.Unlock()
+		if r.sending {
+			return r.c.nc.SetReadDeadline(time.Time{})
+		}
+	}
 	return r.c.nc.SetReadDeadline(time.Now().Add(r.t.o.ReadTimeout))
+}
+
+// sentWhole starts the read timeout once the request is sent: a read
+// already waiting gets it too.
+func (r *responseReader) sentWhole() {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	r.sending = false
+	r.c.nc.SetReadDeadline(time.Now().Add(r.t.o.ReadTimeout))
 }
 
 // next positions the reader on STDOUT content (remaining > 0), or returns
@@ -946,9 +977,9 @@ type responseBody struct {
 	pending []byte // STDOUT bytes received with the header
 	buf     []byte
 	hb      *[]byte
-	// wdone, when not nil, delivers the result of the write of a spooled
-	// body still going on (exchange); afterWrite frees what it used. Only
-	// whoever wins released touches them.
+	// wdone, when not nil, delivers the result of the write of a large
+	// body (spooled or streamed) still going on (exchange); afterWrite
+	// frees what it used. Only whoever wins released touches them.
 	wdone      chan error
 	afterWrite func()
 
@@ -991,7 +1022,11 @@ var errWriteCut = errors.New("fcgi: request body write cut: PHP answered before 
 // endWrite waits for the end of a write still going on, first closing the
 // connection when closeFirst or when it has not ended by itself (PHP
 // answered in full without taking the whole body), and frees what it
-// used. The caller won released.
+// used. The caller won released. A streamed body's write may be waiting
+// for the client's next bytes: it ends when they come (its write to the
+// closed connection fails), when the client leaves, or at the server's
+// read timeout; net/http discards the rest of the body after the handler,
+// or closes the connection.
 func (b *responseBody) endWrite(closeFirst bool) error {
 	if b.wdone == nil {
 		return nil
@@ -1091,6 +1126,15 @@ func (b *responseBody) fail(err error) error {
 		// The client's body failed (the write closed the connection):
 		// its status, not a cut-short answer.
 		b.err = ce
+		return b.err
+	}
+	var ne net.Error
+	if errors.As(werr, &ne) && ne.Timeout() {
+		// PHP stopped taking the body for WriteTimeout: the write closed
+		// the connection, which is all the read saw.
+		b.t.log.Warn("fcgi: php-fpm stopped taking the request body; aborting the client response",
+			"script", b.rr.script.ScriptName, "backend", c.b.addr, "err", werr)
+		b.err = upstreamError("write request", c.b.addr, werr)
 		return b.err
 	}
 	switch {

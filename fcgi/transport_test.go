@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1608,25 +1609,29 @@ func TestResponseReadWhileBodyIsSent(t *testing.T) {
 			}()
 		}
 	}()
-	// Spooled bodies: of known length with BufferBodies, and chunked ones.
-	// (One streamed from the client as it is sent is still written first.)
-	for _, chunked := range []bool{false, true} {
-		tr, _ := newTransport(t, Options{MaxBody: 64 << 20, BufferBodies: !chunked, WriteTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second}, ln.Addr().String())
+	// Bodies spooled first (of known length with BufferBodies, chunked
+	// ones) and one of known length streamed from the client as it is sent.
+	for _, mode := range []string{"spooled", "chunked", "streamed"} {
+		tr, _ := newTransport(t, Options{MaxBody: 64 << 20, BufferBodies: mode == "spooled", WriteTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second}, ln.Addr().String())
 		var src io.Reader = strings.NewReader(strings.Repeat("z", size))
-		if chunked {
+		if mode == "chunked" {
 			src = io.MultiReader(src) // no length: chunked
 		}
-		resp, body, err := roundTrip(t, tr, newReq(nil, "PUT", "/", src, nil))
+		req := newReq(nil, "PUT", "/", src, nil)
+		if mode == "streamed" && (req.ContentLength != size || req.GetBody != nil) {
+			t.Fatalf("streamed: want a known length and no GetBody")
+		}
+		resp, body, err := roundTrip(t, tr, req)
 		if err != nil || resp.StatusCode != 403 || len(body) != size {
-			t.Fatalf("chunked %v: %v status %d, %d bytes; want the 403 whole", chunked, err, StatusOf(err), len(body))
+			t.Fatalf("%s: %v status %d, %d bytes; want the 403 whole", mode, err, StatusOf(err), len(body))
 		}
 		select {
 		case n := <-got:
 			if n != size {
-				t.Fatalf("chunked %v: server got %d body bytes of %d", chunked, n, size)
+				t.Fatalf("%s: server got %d body bytes of %d", mode, n, size)
 			}
 		case <-time.After(10 * time.Second):
-			t.Fatalf("chunked %v: the server never got the whole body", chunked)
+			t.Fatalf("%s: the server never got the whole body", mode)
 		}
 	}
 }
@@ -1660,5 +1665,242 @@ func TestReadAheadCloseIsNotLoggedAsCutShort(t *testing.T) {
 	}
 	if st := tr.Stats()[0]; st.Open != 0 {
 		t.Fatalf("connection kept: %+v", st)
+	}
+}
+
+// A body streamed from the client (known length, not read ahead) while PHP
+// answers before it reads it. An answer that ends (END_REQUEST) before the
+// body is in is the client's whole: the connection to PHP is closed, not
+// pooled, and the body is no longer read, so nothing waits on the client
+// once the response is done. A body that fails after the answer began
+// aborts the answer: never a clean end with PHP given part of the body.
+func TestStreamedBodyWhileAnswerIsRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	stdinEnd := make(chan error, 4)
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer nc.Close()
+				br := bufio.NewReader(nc)
+				c := &fakeConn{nc: nc, bw: bufio.NewWriter(nc)}
+				method := ""
+				for {
+					typ, p, err := readRecord(br)
+					if err != nil {
+						return
+					}
+					if typ == typeParams && len(p) > 0 {
+						if ps, err := decodePairs(p); err == nil {
+							for _, pr := range ps {
+								if pr.Name == "REQUEST_METHOD" {
+									method = pr.Value
+								}
+							}
+						}
+					}
+					if typ == typeParams && len(p) == 0 {
+						break
+					}
+				}
+				switch method {
+				case "PUT": // answers whole, never reads the body
+					c.Stdout("Content-Type: text/plain\r\n\r\nearly")
+					c.End()
+					c.Flush()
+				case "POST": // begins to answer, then reads the body
+					c.Stdout("Content-Type: text/plain\r\n\r\n" + strings.Repeat("a", 1000))
+					c.Flush()
+				default:
+					respond(c, "Content-Type: text/plain\r\n", "hello")
+					c.Flush()
+					return
+				}
+				for { // what is left, until the gateway closes
+					_, p, err := readRecord(br)
+					if err != nil {
+						stdinEnd <- err
+						return
+					}
+					if len(p) == 0 {
+						stdinEnd <- nil
+						return
+					}
+				}
+			}()
+		}
+	}()
+	tr, _ := newTransport(t, Options{MaxBody: 64 << 20, WriteTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second}, ln.Addr().String())
+
+	// streamedReq returns a request whose body of size bytes comes, 4 KiB
+	// at a time, from a client that keeps sending until the body is
+	// closed, and a channel closed once that client stopped.
+	streamedReq := func(method string, size int64) (*http.Request, *io.PipeWriter, chan struct{}) {
+		pr, pw := io.Pipe()
+		req := newReq(nil, method, "/", pr, nil)
+		req.ContentLength = size
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			chunk := []byte(strings.Repeat("z", 4096))
+			for {
+				if _, err := pw.Write(chunk); err != nil {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		return req, pw, stopped
+	}
+
+	t.Run("answer ends first", func(t *testing.T) {
+		req, _, stopped := streamedReq("PUT", 64<<20)
+		resp, body, err := roundTrip(t, tr, req)
+		if err != nil || resp.StatusCode != 200 || body != "early" {
+			t.Fatalf("%v (status %d) %q; want 200 early", err, StatusOf(err), body)
+		}
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the request body is still being read after the response")
+		}
+		select {
+		case err := <-stdinEnd:
+			if err == nil {
+				t.Fatal("PHP got the whole body")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the connection to PHP was not closed")
+		}
+		if st := tr.Stats()[0]; st.Open != 0 {
+			t.Fatalf("%+v: the connection was kept", st)
+		}
+	})
+
+	t.Run("body fails after the answer began", func(t *testing.T) {
+		req, pw, stopped := streamedReq("POST", 64<<20)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		buf := make([]byte, 1000)
+		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			t.Fatal(err)
+		}
+		pw.CloseWithError(io.ErrUnexpectedEOF) // the client's connection broke
+		<-stopped
+		_, err = io.ReadAll(resp.Body)
+		if StatusOf(err) != http.StatusBadRequest {
+			t.Fatalf("after the body failed: %v (status %d); want the client's 400", err, StatusOf(err))
+		}
+		select {
+		case err := <-stdinEnd:
+			if err == nil {
+				t.Fatal("PHP got the end of the body")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the connection to PHP was not closed")
+		}
+	})
+
+	_, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+	if err != nil || body != "hello" {
+		t.Fatalf("next request: %v %q", err, body)
+	}
+	if n := accepted.Load(); n != 3 {
+		t.Fatalf("%d connections; want 3, none reused after a request cut", n)
+	}
+}
+
+// PHP that begins its answer, then neither takes the rest of a streamed
+// body nor ends: SESSIONGATE_PHP_WRITE_TIMEOUT ends the request, and the
+// answer fails with the write's timeout (504), not as PHP cutting it short.
+func TestStreamedBodyWriteTimeoutAfterAnswerBegan(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	release := make(chan struct{})
+	defer close(release)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		br := bufio.NewReader(nc)
+		for {
+			typ, p, err := readRecord(br)
+			if err != nil {
+				return
+			}
+			if typ == typeParams && len(p) == 0 {
+				break
+			}
+		}
+		c := &fakeConn{nc: nc, bw: bufio.NewWriter(nc)}
+		c.Stdout("Content-Type: text/plain\r\n\r\nbegun")
+		c.Flush()
+		<-release // and reads no more
+	}()
+	tr, lb := newTransport(t, Options{MaxBody: 64 << 20, WriteTimeout: 300 * time.Millisecond, ReadTimeout: 10 * time.Second}, ln.Addr().String())
+	const size = 32 << 20 // more than the socket buffers hold
+	req := newReq(nil, "PUT", "/", strings.NewReader(strings.Repeat("z", size)), nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	start := time.Now()
+	b, err := io.ReadAll(resp.Body)
+	if string(b) != "begun" || StatusOf(err) != http.StatusGatewayTimeout || !strings.Contains(err.Error(), "write request") {
+		t.Fatalf("%q, %v (status %d); want the write's 504", b, err, StatusOf(err))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("ended after %v", d)
+	}
+	if strings.Contains(lb.String(), "cut short") {
+		t.Fatalf("logged as PHP cutting its answer short:\n%s", lb.String())
+	}
+}
+
+// A streamed body that takes longer than ReadTimeout to arrive, to a script
+// that answers once it has it: the read timeout runs once the request is
+// sent whole (nginx's fastcgi_read_timeout), not while the answer is read
+// alongside the body.
+func TestStreamedSlowBodyLongerThanReadTimeout(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		respond(c, "Content-Type: text/plain\r\n", strconv.Itoa(len(r.Stdin)))
+		return true
+	})
+	tr, _ := newTransport(t, Options{ReadTimeout: 200 * time.Millisecond, WriteTimeout: time.Second}, srv.Addr())
+	const size = 100 << 10
+	pr, pw := io.Pipe()
+	go func() {
+		chunk := []byte(strings.Repeat("z", 10<<10))
+		for n := 0; n < size; n += len(chunk) {
+			time.Sleep(60 * time.Millisecond) // 600 ms in all
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	req := newReq(nil, "PUT", "/", pr, nil)
+	req.ContentLength = size
+	_, body, err := roundTrip(t, tr, req)
+	if err != nil || body != strconv.Itoa(size) {
+		t.Fatalf("%v (status %d) %q", err, StatusOf(err), body)
 	}
 }

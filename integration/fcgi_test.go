@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -734,6 +736,128 @@ func TestFCGIAnswerBeforeBodyIsRead(t *testing.T) {
 		if err != nil || resp.StatusCode != 403 || body != strings.Repeat("x", 1<<20)+"1048576" {
 			t.Fatalf("request %d: %v (status %d), %d bytes", i, err, fcgi.StatusOf(err), len(body))
 		}
+	}
+}
+
+// The same through the gateway's HTTP server with its defaults
+// (SESSIONGATE_REQUEST_BUFFERING=off): a body of known length over 64 KiB
+// streams from the client to PHP, and the script answers before it reads
+// it. The body goes on being sent while the answer is relayed, as nginx
+// does; it used to be sent whole first, and php-fpm and the gateway each
+// waited for the other until the write timeout (504, PHP's answer lost).
+// The session change the script makes once it has the body is kept, and
+// the connection is closed after the answer (its header went out before
+// the body was in).
+func TestFCGIStreamedBodyAnswerFirstThroughGateway(t *testing.T) {
+	t.Parallel()
+	st := startSessionStack(t, stackOpts{
+		fpm: harness.PHPFPMOptions{Unix: true, Children: 2},
+		env: []string{"SESSIONGATE_REQUEST_BUFFERING=off", "SESSIONGATE_MAX_BODY=8m", "SESSIONGATE_PHP_WRITE_TIMEOUT=5s"},
+	})
+	script := `<?php session_start(); http_response_code(403); header('Content-Type: text/plain');
+echo str_repeat('x', 1 << 20); $b = file_get_contents('php://input');
+$_SESSION['early'] = strlen($b); echo strlen($b), ' ', md5($b);`
+	if err := os.WriteFile(filepath.Join(st.fpm.DocRoot, "early.php"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cookie := st.newSession(t)
+	g := st.gws[0]
+	// 1 MiB: more than the socket buffers hold. 300 KiB: more too, but
+	// what is left of it when the response header goes out is less than
+	// net/http reads then (256 KiB), and would be taken from PHP.
+	for _, size := range []int{1 << 20, 300 << 10, 1 << 20} {
+		payload := strings.Repeat("z", size)
+		sum := md5.Sum([]byte(payload))
+		want := strings.Repeat("x", 1<<20) + strconv.Itoa(size) + " " + hex.EncodeToString(sum[:])
+		c, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		go func() {
+			// The client sends while it reads, as browsers and curl do.
+			fmt.Fprintf(c, "PUT /early.php HTTP/1.1\r\nHost: x\r\nCookie: sessionid=%s\r\nContent-Length: %d\r\n\r\n", cookie, size)
+			io.WriteString(c, payload)
+		}()
+		start := time.Now()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			c.Close()
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		c.Close()
+		if err != nil || resp.StatusCode != 403 || string(body) != want {
+			t.Fatalf("%d bytes: %v, status %d after %v, %d bytes %q...; want the 403 whole", size, err, resp.StatusCode, time.Since(start), len(body), body[:min(len(body), 40)])
+		}
+		if size == 1<<20 && !resp.Close {
+			t.Errorf("%d bytes: connection kept after a response that began before the body was in", size)
+		}
+		if d := g.dump(t, cookie); !strings.Contains(string(d.Data), fmt.Sprintf(`"early":%d`, size)) {
+			t.Errorf("%d bytes: session change made after the body was read lost: %s", size, d.Data)
+		}
+	}
+
+	// A script that ends without reading the body, while the client still
+	// sends it: the answer is the client's whole, at once.
+	if err := os.WriteFile(filepath.Join(st.fpm.DocRoot, "ignore.php"), []byte(`<?php echo "ignored";`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	const size = 4 << 20
+	fmt.Fprintf(c, "PUT /ignore.php HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+	sent := make(chan struct{})
+	go func() { // slowly, so that most of it is still to come
+		defer close(sent)
+		chunk := strings.Repeat("z", 16<<10)
+		for n := 0; n < size; n += len(chunk) {
+			if _, err := io.WriteString(c, chunk); err != nil {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || string(body) != "ignored" || time.Since(start) > 2*time.Second {
+		t.Fatalf("%v, status %d after %v: %q; want 200 ignored at once", err, resp.StatusCode, time.Since(start), body)
+	}
+	c.Close()
+	<-sent
+
+	// A client that leaves halfway through its body once the answer began:
+	// the request ends (499), PHP's worker and the session are freed.
+	c2, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(c2, "PUT /early.php?gone HTTP/1.1\r\nHost: x\r\nCookie: sessionid=%s\r\nContent-Length: %d\r\n\r\n", cookie, 4<<20)
+	go io.WriteString(c2, strings.Repeat("z", 1<<20))
+	resp, err = http.ReadResponse(bufio.NewReader(c2), nil)
+	if err != nil || resp.StatusCode != 403 {
+		t.Fatalf("leaving client: %v %v", err, resp)
+	}
+	c2.Close()
+	start = time.Now()
+	if d := g.dump(t, cookie); !strings.Contains(string(d.Data), `"early":1048576`) || time.Since(start) > 5*time.Second {
+		t.Errorf("after a client left mid-body: session %s after %v", d.Data, time.Since(start))
+	}
+	waitForLog := time.Now().Add(5 * time.Second)
+	for !strings.Contains(g.Logs.String(), `"path":"/early.php","status":499`) {
+		if time.Now().After(waitForLog) {
+			t.Fatalf("no 499 logged for the client that left:\n%s", g.Logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

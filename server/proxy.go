@@ -7,6 +7,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/internal/proxyheader"
@@ -26,8 +27,20 @@ import (
 type phpProxy struct{ s *Server }
 
 func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sb, streamed := r.Body.(*streamedBody)
+	if streamed {
+		// The transport sends the body as it comes from the client while
+		// it reads PHP's answer, which may begin first (a script that
+		// answers before it reads php://input). HTTP/1.1 net/http would
+		// consume the rest of the body when the response header goes
+		// out, and PHP, waiting for it, would never finish.
+		http.NewResponseController(w).EnableFullDuplex()
+	}
 	res, err := p.s.php.RoundTrip(r)
 	if err != nil {
+		if streamed {
+			sb.closeIfUnread(w)
+		}
 		p.s.phpError(w, r, err)
 		return
 	}
@@ -35,6 +48,9 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	for k, v := range res.Header {
 		h[k] = v
+	}
+	if streamed {
+		sb.closeIfUnread(w)
 	}
 	w.WriteHeader(res.StatusCode)
 	// 204 and 304 carry no body (net/http refuses to write one): whatever
@@ -112,6 +128,40 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			panic(http.ErrAbortHandler)
 		}
+	}
+}
+
+// streamedBody is a request body of known length that is not read ahead
+// (fcgi.Transport.ReadBody left it): it goes to php-fpm as it arrives,
+// full duplex with PHP's answer (phpProxy).
+type streamedBody struct {
+	io.ReadCloser
+	eof atomic.Bool // read to its end
+}
+
+func (b *streamedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
+	return n, err
+}
+
+// Close leaves the body to net/http, which closes it after the handler:
+// what is left of it (PHP answered without reading it whole) is then
+// discarded, or the connection closed, once the response is out, rather
+// than by the transport before the response goes.
+func (b *streamedBody) Close() error { return nil }
+
+// closeIfUnread asks net/http to close the connection after the response
+// when its header goes out before the body was read whole. In full duplex
+// net/http no longer reads what is left of the body at that point, and
+// what it reads after the handler may fail (the read timeout) without
+// closing the connection: the rest of the body would then be read as the
+// next request.
+func (b *streamedBody) closeIfUnread(w http.ResponseWriter) {
+	if !b.eof.Load() {
+		w.Header().Set("Connection", "close")
 	}
 }
 

@@ -673,6 +673,11 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			defer release()
+			if r2 == r && r.ContentLength > 0 && r.ProtoMajor == 1 {
+				// Left to stream to php-fpm: phpProxy reads PHP's
+				// answer, and may send it, while the body still comes.
+				r.Body = &streamedBody{ReadCloser: r.Body}
+			}
 			r = r2
 		}
 		s.serveApp(s.phpH, w, r, r.WithContext(fcgi.WithScript(r.Context(), script)))
