@@ -665,6 +665,52 @@ func TestGatewayBinary(t *testing.T) {
 		}
 	})
 
+	// A SIGHUP while the gateway still waits at start (here for a Redis
+	// that accepts and never answers) is no exit by Go's default action:
+	// the start goes on and ends as it would have, here with Redis's error.
+	t.Run("SIGHUPDuringStartIsNotFatal", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		accepted := make(chan net.Conn, 4)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				accepted <- c
+			}
+		}()
+		cmd := exec.Command(bin)
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "SESSIONGATE_LISTEN=127.0.0.1:0",
+			"SESSIONGATE_REDIS_URL=redis://" + ln.Addr().String(), "SESSIONGATE_REDIS_TIMEOUT=2s"}, env...)
+		var stderr testlog.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case c := <-accepted:
+			defer c.Close()
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the gateway did not connect to Redis; log:\n%s", stderr.String())
+		}
+		cmd.Process.Signal(syscall.SIGHUP)
+		err = cmd.Wait()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Fatalf("gateway ended with %v after a SIGHUP at start, want exit 1 for the silent Redis; log:\n%s", err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "cannot start") {
+			t.Errorf("the start's own failure is not logged:\n%s", stderr.String())
+		}
+	})
+
 	t.Run("SIGHUPWithoutTLSKeepsServing", func(t *testing.T) {
 		p := startBinary(t, bin, env)
 		p.cmd.Process.Signal(syscall.SIGHUP)

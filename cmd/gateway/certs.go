@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 )
 
 // certFiles serves the TLS certificate and key files and reads them again
@@ -43,15 +41,13 @@ func (c *certFiles) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, erro
 	return c.current.Load(), nil
 }
 
-// reloadOnHangup handles SIGHUP until ctx ends. Go's default for SIGHUP is
-// to exit without draining, which a renewal hook or a closed terminal
-// would trigger; here it reloads the certificate (certs may be nil: no
-// TLS) and nothing else, since the rest of the configuration is read once.
-func reloadOnHangup(ctx context.Context, certs *certFiles, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+// reloadOnHangup handles the SIGHUPs hup receives until ctx ends. Go's
+// default for SIGHUP is to exit without draining, which a renewal hook or
+// a closed terminal would trigger; here it reloads the certificate (certs
+// may be nil: no TLS) and nothing else, since the rest of the
+// configuration is read once.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, certs *certFiles, log *slog.Logger) {
 	go func() {
-		defer signal.Stop(hup)
 		for {
 			select {
 			case <-ctx.Done():

@@ -40,6 +40,13 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// Caught from the start: Go's default action for SIGHUP (exit) would
+	// kill a gateway still waiting for Redis or php-fpm at start, when a
+	// renewal hook or a closed terminal sends one. It is handled once the
+	// certificate is loaded (reloadOnHangup).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	if reexecErr != nil {
 		logger.Warn("running without GODEBUG="+procs.QuietSysmon+": more CPU per request", "error", reexecErr.Error())
@@ -92,7 +99,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	// where Go's default action (exit) would cut the requests still running.
 	hupCtx, hupStop := context.WithCancel(context.Background())
 	defer hupStop()
-	reloadOnHangup(hupCtx, certs, logger)
+	reloadOnHangup(hupCtx, hup, certs, logger)
 	lns, err := passedSockets(config.EnvironMap(environ), os.Getpid(), logger)
 	if err != nil {
 		logger.Error("cannot use the sockets systemd passed", "error", err.Error())
