@@ -2,13 +2,15 @@
 client has no gateway in front of it, so sessiongate_django.test.Client
 plays the gateway (see README.md, "Testing")."""
 
+import asyncio
 import unittest
 
 from tests import test_middleware  # noqa: F401  (configures settings)
 
+from django.conf import settings  # noqa: E402
 from django.contrib import auth  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.http import HttpResponse, JsonResponse  # noqa: E402
+from django.http import HttpRequest, HttpResponse, JsonResponse  # noqa: E402
 from django.test import override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
@@ -108,6 +110,31 @@ class TestClientTests(unittest.TestCase):
         self.assertEqual((body["user"], body["cart"]), ("tc", {"fig": 1}))
         c.post("/logout/")
         self.assertEqual(c.get("/whoami/").json(), {"user": None, "cart": None})
+
+    def test_asession_is_the_gateway_session(self):
+        # Django 5.0's ClientMixin.alogin(), aforce_login() and alogout()
+        # take the session from `await self.asession()`, which opens a
+        # SESSION_ENGINE session of the cookie's value: it must be the
+        # session this client plays the gateway for, as `session` is.
+        c = self.client()
+        c.get("/add/?item=plum")
+        session = asyncio.run(c.asession())
+        self.assertEqual(session["cart"], {"plum": 1})
+        # What 5.x's _alogin() then does (alogin, asave, the cookie set to
+        # session_key), with the sync calls 3.2 has.
+        request = HttpRequest()
+        request.session = session
+        auth.login(request, self.user, "django.contrib.auth.backends.ModelBackend")
+        request.session.save()
+        c.cookies[settings.SESSION_COOKIE_NAME] = request.session.session_key
+        self.assertEqual(c.get("/whoami/").json(), {"user": "tc", "cart": {"plum": 1}})
+
+    def test_asession_starts_a_session_like_session(self):
+        c = self.client()
+        session = asyncio.run(c.asession())
+        session["cart"] = {"lime": 1}
+        session.save()
+        self.assertEqual(c.get("/whoami/").json()["cart"], {"lime": 1})
 
     def test_gateway_headers_do_not_reach_the_test(self):
         c = self.client()
