@@ -5,6 +5,7 @@ import logging
 import os
 import time
 
+import django
 from django.conf import settings
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core.exceptions import ImproperlyConfigured
@@ -61,6 +62,15 @@ def load_keys():
 
 
 _DJANGO_SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
+
+
+def _django_skips_save(status):
+    """Whether Django's own SessionMiddleware leaves the session unsaved
+    for a response of this status: a 500 up to Django 4.1, every 5xx since
+    4.2 (ticket #34173)."""
+    if django.VERSION >= (4, 2):
+        return status >= 500
+    return status == 500
 
 
 class SessionMiddleware(DjangoSessionMiddleware):
@@ -125,12 +135,13 @@ class SessionMiddleware(DjangoSessionMiddleware):
         accessed = session.accessed
         if accessed:
             patch_vary_headers(response, ("Cookie",))
-        # Like Django: nothing is saved on a 500 (the view failed halfway).
-        # But Django's flush() and cycle_key() delete the stored session at
-        # once, whatever the response: a logout (django-session-security's
-        # idle logout included) before the view failed still logs the user
-        # out, and so must it here, for Django and PHP alike.
-        if response.status_code == 500:
+        # Like Django: nothing is saved on a 500 (the view failed halfway),
+        # nor, from Django 4.2 on, on any 5xx. But Django's flush() and
+        # cycle_key() delete the stored session at once, whatever the
+        # response: a logout (django-session-security's idle logout
+        # included) before the view failed still logs the user out, and so
+        # must it here, for Django and PHP alike.
+        if _django_skips_save(response.status_code):
             if not session.deleted_by_view():
                 return response
             change = ("delete", False, None)

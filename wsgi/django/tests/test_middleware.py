@@ -246,6 +246,33 @@ class SessionAPITests(unittest.TestCase):
         self.assertEqual(internal_headers(resp), [])
         self.assertIn("Cookie", resp["Vary"])
 
+    def test_5xx_saves_nothing_from_django_4_2(self):
+        # Django 4.2's SessionMiddleware saves for status_code < 500 (ticket
+        # #34173; 3.2 skipped only 500): a view that changed the session
+        # and then answers 502 or 503 (an upstream payment API failed) keeps
+        # the old session under Django's own sessions, and must here too.
+        from unittest import mock
+
+        def view(request):
+            request.session["step"] = 2
+            return HttpResponse("upstream failed", status=503)
+
+        with mock.patch.object(django, "VERSION", (4, 2, 0, "final", 0)):
+            _, resp = run(view, signed_meta(SID, {"step": 1}))
+        self.assertEqual(internal_headers(resp), [])
+        # 3.2, like its own middleware, saves it.
+        with mock.patch.object(django, "VERSION", (3, 2, 25, "final", 0)):
+            _, resp = run(view, signed_meta(SID, {"step": 1}))
+        self.assertEqual(Change(resp).data, {"step": 2})
+
+        def logout(request):
+            request.session.flush()
+            return HttpResponse("upstream failed", status=502)
+
+        with mock.patch.object(django, "VERSION", (5, 2, 0, "final", 0)):
+            _, resp = run(logout, signed_meta(SID, {"_auth_user_id": "2"}))
+        self.assertEqual(Change(resp).op, "delete")
+
     def test_logout_then_500_still_deletes(self):
         # Django's flush() deletes the stored session at once, so a logout
         # whose page then fails (django-session-security's idle logout
