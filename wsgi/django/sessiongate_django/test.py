@@ -98,7 +98,9 @@ class Client(DjangoClient):
         and call save() to have the next request see the change."""
         sid = self._session_id()
         if sid:
-            return _ClientSession(self, sid, dict(self._sessions[sid]))
+            # A copy of every level, as a load from the store would give:
+            # a change the test does not save() must not reach a view.
+            return _ClientSession(self, sid, protocol.loads(protocol.dumps(self._sessions[sid])))
         session = _ClientSession(self)
         session.save()
         return session

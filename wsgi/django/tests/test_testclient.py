@@ -92,6 +92,15 @@ class TestClientTests(unittest.TestCase):
         s.save()
         self.assertEqual(c.get("/whoami/").json()["cart"], {"apple": 2})
 
+    def test_client_session_unsaved_nested_change_does_not_reach_the_view(self):
+        # As with Django's Client, whose session is loaded afresh from
+        # SESSION_ENGINE: only save() stores a change, nested ones included.
+        c = self.client()
+        c.get("/add/?item=apple")
+        s = c.session
+        s["cart"]["apple"] = 9
+        self.assertEqual(c.get("/whoami/").json()["cart"], {"apple": 1})
+
     def test_view_writes_are_kept_and_visible_in_client_session(self):
         c = self.client()
         c.get("/add/?item=pear")
