@@ -73,6 +73,8 @@ class Client(DjangoClient):
         super().__init__(*args, **kwargs)
         # Session ID -> data, what the gateway keeps in Redis.
         self._sessions = {}
+        # The session the request under way was signed with.
+        self._request_sid = ""
 
     def _session_id(self):
         cookie = self.cookies.get(settings.SESSION_COOKIE_NAME)
@@ -116,9 +118,15 @@ class Client(DjangoClient):
         sid = self._session_id()
         data = protocol.dumps(self._sessions[sid]) if sid else b"{}"
         request.update(protocol.request_meta(load_keys()[0], sid, data, secrets.token_hex(16), str(int(time.time()))))
-        response = super().request(**request)
-        self._apply_change(sid, response)
-        return response
+        self._request_sid = sid
+        return super().request(**request)
+
+    def check_exception(self, response):
+        # Django's Client.request() calls this with the response before it
+        # re-raises a view's exception: the middleware's change (a logout's
+        # delete goes with a 500) is applied first, as the gateway would.
+        self._apply_change(self._request_sid, response)
+        super().check_exception(response)
 
     def _apply_change(self, sid, response):
         """Does with the middleware's answer what the gateway does: store

@@ -43,11 +43,17 @@ def logout_view(request):
     return HttpResponse("out")
 
 
+def logout_then_fail(request):
+    auth.logout(request)
+    raise RuntimeError("boom after logout")
+
+
 urlpatterns = [
     path("whoami/", whoami),
     path("add/", add),
     path("login/", login_view),
     path("logout/", logout_view),
+    path("logout-fail/", logout_then_fail),
 ]
 
 MIDDLEWARE = [
@@ -144,6 +150,16 @@ class TestClientTests(unittest.TestCase):
         session["cart"] = {"lime": 1}
         session.save()
         self.assertEqual(c.get("/whoami/").json()["cart"], {"lime": 1})
+
+    def test_logout_then_exception_still_logs_out(self):
+        # The middleware sends delete with the 500 (Django's backends delete
+        # a flushed session at once), but the test client re-raises the
+        # view's exception: the delete must be applied all the same.
+        c = self.client()
+        c.force_login(self.user)
+        with self.assertRaises(RuntimeError):
+            c.get("/logout-fail/")
+        self.assertIsNone(c.get("/whoami/").json()["user"])
 
     def test_gateway_headers_do_not_reach_the_test(self):
         c = self.client()
