@@ -130,8 +130,10 @@ class Client(DjangoClient):
 
     def _apply_change(self, sid, response):
         """Does with the middleware's answer what the gateway does: store
-        or delete the session, mint a new ID, and keep the headers from
-        the client."""
+        or delete the session, mint a new ID, and keep the headers (and a
+        cookie of the session cookie's name) from the client."""
+        # The gateway drops a Set-Cookie of its cookie's name from the app.
+        response.cookies.pop(settings.SESSION_COOKIE_NAME, None)
         headers = {}
         for name, value in list(response.items()):
             if name.lower().startswith(_CHANGE_PREFIX):

@@ -43,6 +43,12 @@ def logout_view(request):
     return HttpResponse("out")
 
 
+def sets_session_named_cookie(request):
+    response = HttpResponse("cookie")
+    response.set_cookie(settings.SESSION_COOKIE_NAME, "not-the-gateway's")
+    return response
+
+
 def logout_then_fail(request):
     auth.logout(request)
     raise RuntimeError("boom after logout")
@@ -54,6 +60,7 @@ urlpatterns = [
     path("login/", login_view),
     path("logout/", logout_view),
     path("logout-fail/", logout_then_fail),
+    path("cookie/", sets_session_named_cookie),
 ]
 
 MIDDLEWARE = [
@@ -160,6 +167,14 @@ class TestClientTests(unittest.TestCase):
         with self.assertRaises(RuntimeError):
             c.get("/logout-fail/")
         self.assertIsNone(c.get("/whoami/").json()["user"])
+
+    def test_app_cookie_of_the_session_name_is_dropped(self):
+        # The gateway drops a Set-Cookie the app sends under its cookie's
+        # name (protocol.md section 5): the client keeps its session.
+        c = self.client()
+        c.get("/add/?item=fig")
+        c.get("/cookie/")
+        self.assertEqual(c.get("/whoami/").json()["cart"], {"fig": 1})
 
     def test_gateway_headers_do_not_reach_the_test(self):
         c = self.client()
