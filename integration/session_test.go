@@ -1082,3 +1082,27 @@ func TestSessionChangesAtShutdownSaved(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionCookieResponseIsPrivate: a page that starts a session while it
+// asks for shared caching (PHP's "public" cache limiter) goes out private:
+// a CDN that stored it would give its session cookie to every visitor.
+// The page's own max-age for the browser stays; a response that sets no
+// cookie keeps what the app said.
+func TestSessionCookieResponseIsPrivate(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	resp, body, ck := s.gws[0].get(t, "/public_cache.php", "")
+	if resp.StatusCode != 200 || body != "ok" || ck == "" || ck == "-" {
+		t.Fatalf("new session: %d %q cookie %q", resp.StatusCode, body, ck)
+	}
+	if cc := resp.Header.Values("Cache-Control"); len(cc) != 1 || cc[0] != "private, max-age=10800" {
+		t.Fatalf("Cache-Control of the response that sets the session cookie: %q", cc)
+	}
+	resp, _, again := s.gws[0].get(t, "/public_cache.php", ck)
+	if again != "" {
+		t.Fatalf("a resumed session's cookie was sent again: %q", again)
+	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=10800" {
+		t.Fatalf("Cache-Control of a page that sets no cookie: %q, want the app's", cc)
+	}
+}

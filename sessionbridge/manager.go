@@ -783,6 +783,7 @@ func (s *Session) SetCookie(h http.Header) {
 		}
 	}
 	h.Add("Set-Cookie", ck.String())
+	keepFromSharedCaches(h)
 }
 
 // SetExpiry applies an app's own expiry to this request's writes and cookie

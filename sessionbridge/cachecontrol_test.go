@@ -1,0 +1,43 @@
+package sessionbridge
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestKeepFromSharedCaches(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   []string
+		want string
+	}{
+		{"none", nil, "private"},
+		{"public max-age", []string{"public, max-age=600"}, "private, max-age=600"},
+		{"s-maxage", []string{"max-age=60, s-maxage=3600"}, "private, max-age=60, s-maxage=3600"},
+		{"no-cache", []string{"no-cache"}, "private, no-cache"},
+		{"two lines, case", []string{"PUBLIC", "Max-Age=5"}, "private, Max-Age=5"},
+		{"already private", []string{"private, max-age=600"}, "private, max-age=600"},
+		{"private with fields", []string{`private="Set-Cookie", max-age=5`}, `private="Set-Cookie", max-age=5`},
+		{"no-store (PHP's nocache limiter)", []string{"no-store, no-cache, must-revalidate"}, "no-store, no-cache, must-revalidate"},
+		{"empty directives", []string{" , public ,"}, "private"},
+	} {
+		h := http.Header{}
+		for _, v := range c.in {
+			h.Add("Cache-Control", v)
+		}
+		keepFromSharedCaches(h)
+		got := h.Values("Cache-Control")
+		if c.want == "" || len(got) == 0 {
+			t.Fatalf("%s: %q", c.name, got)
+		}
+		if len(c.in) > 0 && c.in[0] == c.want {
+			if len(got) != len(c.in) || got[0] != c.in[0] {
+				t.Errorf("%s: changed to %q", c.name, got)
+			}
+			continue
+		}
+		if len(got) != 1 || got[0] != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
