@@ -50,9 +50,9 @@ type RequestInfo struct {
 	// front controller (SESSIONGATE_INDEX) that it routes on, for
 	// SESSIONGATE_RESPONSE_HEADERS (outheaders.go).
 	script, frontRoute string
-	// rateCounted is the SESSIONGATE_RATE_LIMITS rule that counted this
-	// request, if any (ratelimit.go).
-	rateCounted *rateRule
+	// rateCounted are the SESSIONGATE_RATE_LIMITS rules that counted
+	// this request, for its URL, script and PATH_INFO (ratelimit.go).
+	rateCounted [3]*rateRule
 	// restrictedRule is 1 + the index of the SESSIONGATE_RESTRICTED_PATHS
 	// entry for the URL, 0 for none (restricted.go).
 	restrictedRule int

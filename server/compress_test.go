@@ -393,3 +393,31 @@ func mustStat(t *testing.T, path string) os.FileInfo {
 	}
 	return fi
 }
+
+// TestStaticGzip304CarriesWeakETag: a revalidation of a file a GET would
+// get gzipped from the cache is answered 304 with the weak ETag that GET
+// gets (RFC 9110 15.4.5), even when the gzipped copy has left the cache:
+// a 304 with the file's strong ETag does not select the browser's stored
+// gzipped response (RFC 9111 4.3.4), or relabels it as the plain file.
+func TestStaticGzip304CarriesWeakETag(t *testing.T) {
+	e := newEnv(t, nil)
+	css := filepath.Join(e.root, "app.css")
+	now := time.Now()
+	writeFile(t, css, bigCSS, now)
+	weak := "W/" + etag(mustStat(t, css))
+	for _, hdr := range [][3]string{{"GET", "If-None-Match", weak}, {"GET", "If-Modified-Since", now.Add(time.Hour).UTC().Format(http.TimeFormat)}, {"HEAD", "If-None-Match", weak}} {
+		r := httptest.NewRequest(hdr[0], "/app.css", nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		r.Header.Set(hdr[1], hdr[2])
+		w := e.do(r)
+		if w.Code != http.StatusNotModified || w.Header().Get("ETag") != weak || w.Header().Get("Vary") != "Accept-Encoding" {
+			t.Errorf("%s %s, not cached: %d ETag %q Vary %q, want 304 %s", hdr[0], hdr[1], w.Code, w.Header().Get("ETag"), w.Header().Get("Vary"), weak)
+		}
+	}
+	// Without gzip the 304 is the plain file's, strong.
+	r := httptest.NewRequest("GET", "/app.css", nil)
+	r.Header.Set("If-None-Match", weak)
+	if w := e.do(r); w.Code != http.StatusNotModified || w.Header().Get("ETag") != weak[2:] {
+		t.Errorf("without gzip: %d ETag %q", w.Code, w.Header().Get("ETag"))
+	}
+}

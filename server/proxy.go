@@ -188,7 +188,7 @@ func (s *Server) phpError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	if status == http.StatusRequestEntityTooLarge {
-		w.Header().Set("Connection", "close")
+		closeAfter(w, r)
 	}
 	s.fail(w, r, status)
 }

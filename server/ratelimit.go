@@ -34,10 +34,10 @@ func newRateRules(ls []config.RateLimit) []rateRule {
 }
 
 // rateLimited answers 429 to a request over the limit of the rule for
-// path, and reports whether it did. A request is counted once: when a rule
-// has already counted it (for its URL), another path of the same request
-// (the script routing picked) that falls under the same rule is not
-// counted again.
+// path, and reports whether it did. A request is counted once by each
+// rule: when a rule has already counted it (for its URL, or its script),
+// another path of the same request (the script routing picked, the
+// PATH_INFO after it) that falls under the same rule is not counted again.
 func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, path string) bool {
 	var rule *rateRule
 	for i := range s.rates {
@@ -46,11 +46,20 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, path string
 			break
 		}
 	}
-	ri := Info(r.Context())
-	if rule == nil || ri.rateCounted == rule {
+	if rule == nil {
 		return false
 	}
-	ri.rateCounted = rule
+	ri := Info(r.Context())
+	counted := false
+	for i, c := range ri.rateCounted {
+		if c == rule {
+			return false
+		}
+		if c == nil && !counted {
+			ri.rateCounted[i] = rule
+			counted = true
+		}
+	}
 	client, err := netip.ParseAddrPort(ri.RemoteAddr)
 	if err != nil {
 		// Not an IP address: nothing to tell clients apart by.

@@ -131,3 +131,21 @@ func TestRateLimitsFollowTheFrontControllersPath(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitCountsARequestOnceAcrossItsPaths: a request whose URL and
+// PATH_INFO fall under one rule and whose script under another is counted
+// once by each, as the doc of rateLimited says (nginx's limit_req counts a
+// request once): /hello.php/x under "/" and "/hello.php" used two of the
+// client's "/" allowance.
+func TestRateLimitCountsARequestOnceAcrossItsPaths(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/ 1r/m burst=1", "/hello.php 100r/m burst=100"}
+	})
+	for i, want := range []int{200, 200, 429} {
+		r := httptest.NewRequest("GET", "/hello.php/x", nil)
+		r.RemoteAddr = "192.0.2.1:1000"
+		if w := e.do(r); w.Code != want {
+			t.Errorf("request %d: %d, want %d", i+1, w.Code, want)
+		}
+	}
+}

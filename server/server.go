@@ -458,7 +458,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		Info(r.Context()).ServerName = name
 	}
 	if headerFields(r.Header) > maxHeaderFields {
-		w.Header().Set("Connection", "close")
+		closeAfter(w, r)
 		s.fail(w, r, http.StatusRequestHeaderFieldsTooLarge)
 		return
 	}
@@ -488,7 +488,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
 			// Like client_max_body_size: refused before anything runs or
 			// any byte of the body is read.
-			w.Header().Set("Connection", "close")
+			closeAfter(w, r)
 			s.fail(w, r, http.StatusRequestEntityTooLarge)
 			return
 		}
@@ -597,6 +597,18 @@ func withPath(r *http.Request, path, rawPath string) *http.Request {
 	r = r.WithContext(r.Context())
 	r.URL = &u
 	return r
+}
+
+// closeAfter asks net/http to close an HTTP/1 connection after this
+// response, whose request (its unread body, its header) must not be
+// followed by another on the same connection. Not over HTTP/2, which frames
+// each request: there net/http takes Connection: close as a GOAWAY, which
+// ends the connection for every request after this one, the client's
+// other streams included.
+func closeAfter(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 // hasLower reports whether s has an ASCII lowercase letter.

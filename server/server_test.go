@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -848,5 +849,88 @@ func TestShutdownCutIsNot499(t *testing.T) {
 	log := e.lastLog(t)
 	if log["status"] != float64(503) || !strings.Contains(fmt.Sprint(log["error"]), "shutdown") {
 		t.Errorf("access log %v, want 503 saying the shutdown cut it", log)
+	}
+}
+
+// TestRefusalsKeepHTTP2Connection: over HTTP/2, the answers that close an
+// HTTP/1 connection (413 for a body over SESSIONGATE_MAX_BODY, from the
+// gateway or the PHP side, 431 for too many header lines) leave the
+// connection open. HTTP/2 frames each request, so no unread body or header
+// can be taken for the next request; net/http's HTTP/2 server takes a
+// Connection: close header as a GOAWAY, which ends the client's
+// connection for every request after the refused one.
+func TestRefusalsKeepHTTP2Connection(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.MaxBody = 10 })
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		if r.Header.Get("X-Too-Large") != "" {
+			return nil, &fcgi.Error{Status: http.StatusRequestEntityTooLarge, Op: "read request body", Err: errors.New("too large")}
+		}
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	}
+	// Over HTTP/1 they still close it: the unread body or header lines
+	// must not be read as the next request.
+	over := httptest.NewRequest("POST", "/hello.php", strings.NewReader(strings.Repeat("x", 11)))
+	if w := e.do(over); w.Code != 413 || w.Header().Get("Connection") != "close" {
+		t.Errorf("HTTP/1 413: %d Connection %q", w.Code, w.Header().Get("Connection"))
+	}
+	tooMany := httptest.NewRequest("GET", "/hello.php", nil)
+	for i := range maxHeaderFields + 1 {
+		tooMany.Header.Add("X-Field", strconv.Itoa(i))
+	}
+	if w := e.do(tooMany); w.Code != 431 || w.Header().Get("Connection") != "close" {
+		t.Errorf("HTTP/1 431: %d Connection %q", w.Code, w.Header().Get("Connection"))
+	}
+
+	ts := httptest.NewUnstartedServer(e.srv.Handler())
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	defer ts.Close()
+	client := ts.Client()
+	do := func(method string, body io.Reader, hdr http.Header) (int, bool) {
+		t.Helper()
+		var reused bool
+		req, _ := http.NewRequest(method, ts.URL+"/hello.php", body)
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+		}))
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.ProtoMajor != 2 {
+			t.Fatalf("%s over %s, want HTTP/2", method, res.Proto)
+		}
+		return res.StatusCode, reused
+	}
+	do("GET", nil, nil)
+	many := http.Header{}
+	for i := range maxHeaderFields + 1 {
+		many.Add("X-Field", strconv.Itoa(i))
+	}
+	for _, c := range []struct {
+		name   string
+		method string
+		body   io.Reader
+		hdr    http.Header
+		want   int
+	}{
+		{"Content-Length over the limit", "POST", strings.NewReader(strings.Repeat("x", 11)), nil, 413},
+		{"PHP side's 413", "POST", strings.NewReader("x"), http.Header{"X-Too-Large": {"1"}}, 413},
+		{"too many header lines", "GET", nil, many, 431},
+	} {
+		if st, _ := do(c.method, c.body, c.hdr); st != c.want {
+			t.Errorf("%s: %d, want %d", c.name, st, c.want)
+		}
+		// The GOAWAY, if any, reaches the client just after the answer.
+		time.Sleep(50 * time.Millisecond)
+		if _, reused := do("GET", nil, nil); !reused {
+			t.Errorf("%s: the HTTP/2 connection was closed (GOAWAY)", c.name)
+			do("GET", nil, nil)
+		}
 	}
 }

@@ -41,6 +41,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	h := w.Header()
 	ctype := contentType(path.Ext(name), mime.TypeByExtension)
 	var gzipped []byte
+	gzippable := false
 	if s.cfg.Compress && compress.Compressible(ctype) {
 		compress.AddVary(h, "Accept-Encoding")
 		accepted := compress.Accepted(r.Header)
@@ -49,7 +50,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 			f, fi = pf, pfi
 			h.Set("Content-Encoding", coding)
 		} else {
-			gzippable := s.gzippable(r, accepted, fi)
+			gzippable = s.gzippable(r, accepted, fi)
 			if gzippable {
 				gzipped = s.cachedGzip(r, rel, f, fi)
 			}
@@ -69,6 +70,17 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	h.Set("Content-Type", ctype)
 	h.Set("X-Content-Type-Options", "nosniff")
 	s.setMaxAge(h, ctype)
+	if gzipped == nil && gzippable && s.gzCache.Fits(fi.Size()) && notModified(r, etag(fi), fi.ModTime()) {
+		// A 304 for a GET (or HEAD) that would get the gzipped copy,
+		// which has left the cache (or was never in it): it carries the
+		// weak ETag that copy goes out with (RFC 9110 15.4.5), the
+		// validator of the response the client stored. With the file's strong ETag
+		// it would not select that response for update (RFC 9111
+		// 4.3.4), or relabel a gzipped body as the file's own bytes.
+		h.Set("ETag", "W/"+etag(fi))
+		http.ServeContent(w, r, "", fi.ModTime(), f)
+		return
+	}
 	if gzipped != nil {
 		h.Set("Content-Encoding", "gzip")
 		h.Set("ETag", "W/"+etag(fi))
