@@ -240,9 +240,7 @@ func TestDjango(t *testing.T) {
 		if _, body, _ := gw0.get(t, "/whoami.php", pre); body != "anonymous" {
 			t.Fatalf("pre-login cookie: %q", body)
 		}
-		if n, _ := s.redis.Exists(context.Background(), "sessiongate:{"+before.ID+"}").Result(); n != 0 {
-			t.Fatal("pre-login session still in Redis")
-		}
+		assertRetired(t, s.redis, before.ID)
 		// Django agrees, on the other gateway, and the admin works.
 		_, body := call(t, gw1, j, "GET", "/accounts/whoami/", "")
 		var who struct {

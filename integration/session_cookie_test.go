@@ -39,9 +39,7 @@ func TestSessionDestroyUnsavedSessionSetsNoCookie(t *testing.T) {
 	if set != "-" {
 		t.Fatalf("regenerate then destroy: session cookie %q (Set-Cookie %q); want it expired", set, resp.Header.Values("Set-Cookie"))
 	}
-	if n, _ := s.redis.Exists(context.Background(), "sessiongate:{"+id+"}").Result(); n != 0 {
-		t.Fatal("regenerate then destroy: the old session is still stored")
-	}
+	assertRetired(t, s.redis, id)
 }
 
 // TestSessionStrictModeOffAdoptsNoClientID: PHP reads its own session

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -394,9 +395,7 @@ func TestSessionRegenerateAndDestroy(t *testing.T) {
 		if cur.ID != newID || !strings.Contains(string(cur.Data), `"user":"ana"`) || !strings.Contains(string(cur.Data), `"regenerated":true`) {
 			t.Fatalf("new session: %+v", cur)
 		}
-		if n, _ := s.redis.Exists(context.Background(), "sessiongate:{"+before.ID+"}").Result(); n != 0 {
-			t.Fatal("old row still in Redis")
-		}
+		assertRetired(t, s.redis, before.ID)
 		resp, _, set := s.gws[0].get(t, "/destroy.php", newCk)
 		if resp.StatusCode != 200 || set != "-" {
 			t.Fatalf("destroy: %d cookie %q", resp.StatusCode, set)
@@ -405,6 +404,88 @@ func TestSessionRegenerateAndDestroy(t *testing.T) {
 			t.Fatal("destroyed row still in Redis")
 		}
 	})
+}
+
+// assertRetired checks that session id, which a regeneration moved to a new
+// ID, holds no data in Redis: at most the short-lived tombstone that tells
+// a request still carrying the old cookie not to replace the new one.
+func assertRetired(t testing.TB, rdb redis.UniversalClient, id string) {
+	t.Helper()
+	key := "sessiongate:{" + id + "}"
+	ctx := context.Background()
+	d, err := rdb.HGet(ctx, key, "d").Result()
+	if errors.Is(err, redis.Nil) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("HGET %s d: %v", key, err)
+	}
+	if !strings.HasPrefix(d, `{"v":1,"retired":`) || strings.Contains(d, "data") {
+		t.Fatalf("the old ID still holds a session in Redis: %s", d)
+	}
+	if ttl, _ := rdb.PTTL(ctx, key).Result(); ttl <= 0 || ttl > 2*time.Minute {
+		t.Fatalf("the old ID's tombstone expires in %v, want within 2 minutes", ttl)
+	}
+}
+
+// TestSessionRegenerateRaceKeepsNewCookie: a slow login page holds the
+// session, then session_regenerate_id(true) moves it to a new ID whose
+// cookie it answers with. Requests the same browser sent with the old
+// cookie meanwhile (an XHR poll, a second tab) wait for the session, find
+// it gone and start one: they must answer without a session cookie, or
+// arriving after the login's answer they would replace its cookie and log
+// the user out. One goes through each gateway: the lock passes within a
+// gateway and across them.
+func TestSessionRegenerateRaceKeepsNewCookie(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	oldID := s.gws[0].dump(t, ck).ID
+	started, q := markFile(t)
+	type result struct {
+		code      int
+		body, set string
+		cookies   []string
+	}
+	login := make(chan result, 1)
+	go func() {
+		resp, body, set := s.gws[0].get(t, "/login_hold.php?ms=1000&started="+q, ck)
+		login <- result{resp.StatusCode, body, set, resp.Header.Values("Set-Cookie")}
+	}()
+	waitForFile(t, started, "login_hold.php")
+	polls := make(chan result, 2)
+	for i := range 2 {
+		go func() {
+			resp, body, set := s.gws[i].get(t, "/set.php?k=poll&v="+strconv.Itoa(i), ck)
+			polls <- result{resp.StatusCode, body, set, resp.Header.Values("Set-Cookie")}
+		}()
+	}
+	l := <-login
+	if l.code != 200 || l.set == "" || l.set == "-" || l.set == ck || l.body == oldID {
+		t.Fatalf("login: %d %q cookie %q", l.code, l.body, l.set)
+	}
+	for range 2 {
+		p := <-polls
+		if p.code != 200 || p.body != "ok" {
+			t.Fatalf("request with the pre-login cookie: %d %q", p.code, p.body)
+		}
+		if p.set != "" {
+			t.Errorf("request with the pre-login cookie answered with a session cookie, which replaces the login's: %q", p.cookies)
+		}
+	}
+	d := s.gws[1].dump(t, l.set)
+	if d.ID != l.body || !strings.Contains(string(d.Data), `"user":"ana"`) || !strings.Contains(string(d.Data), `"logged":"yes"`) || strings.Contains(string(d.Data), "poll") {
+		t.Fatalf("session after the login: %+v", d)
+	}
+	if old := s.gws[1].dump(t, ck); old.ID == oldID || string(old.Data) != "[]" {
+		t.Fatalf("pre-login ID still resolves: %+v", old)
+	}
+	assertRetired(t, s.redis, oldID)
+	for _, g := range s.gws {
+		if !strings.Contains(g.Logs.String(), "new session not started") {
+			t.Errorf("gateway %s did not log why the request's new session was not kept", g.URL)
+		}
+	}
 }
 
 // TestSessionPHPOwnCookieNeverCarriesRawID: PHP sends its own session

@@ -182,6 +182,15 @@ type Session struct {
 	// expirySet: the app changed the expiry in this request, so the cookie
 	// must be sent again even if the ID stays.
 	expirySet bool
+	// retired: the client's cookie names an ID a regeneration retired
+	// moments ago (retiredRecord) and no live session: the request was
+	// sent before the regenerating one's answer, which gives the browser
+	// the new cookie. It gets no session, as without the tombstone, but a
+	// session its app starts is neither stored nor given a cookie: that
+	// cookie would replace the new one in the browser, logging out a user
+	// who just logged in.
+	retired       bool
+	retiredLogged bool
 }
 
 // Open reads the cookie and, if it names a live session, loads it — under
@@ -241,6 +250,13 @@ func (m *Manager) load(ctx context.Context, s *Session, id string) (bool, error)
 		return false, nil
 	}
 	dec, err := decodeRecord(rec.Value)
+	if errors.Is(err, errRetired) {
+		// Left alone: it expires by itself (retiredTTL).
+		m.event("load_absent")
+		s.retired = true
+		s.releaseLease(ctx, store.Mutation{Kind: store.Keep})
+		return false, nil
+	}
 	if err == nil && m.expired(dec) {
 		err = errors.New("expired")
 	}
@@ -267,6 +283,7 @@ func (m *Manager) load(ctx context.Context, s *Session, id string) (bool, error)
 	}
 	s.id, s.exists, s.rec, s.version, s.stored = id, true, dec, rec.Version, members
 	s.expiry, s.browserCookie = time.Duration(dec.Expiry)*time.Millisecond, dec.Browser
+	s.retired = false // another of the client's cookies names a live one
 	return true, nil
 }
 
@@ -476,13 +493,13 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 			s.m.event("store_error")
 			return nil, fmt.Errorf("%w: reload: %w", ErrUnavailable, err)
 		}
-		if cur.Version == 0 {
-			// Destroyed meanwhile (logout elsewhere): a write must not
-			// resurrect it.
+		curRec, err := decodeRecord(cur.Value)
+		if cur.Version == 0 || errors.Is(err, errRetired) {
+			// Destroyed meanwhile (logout elsewhere), or moved to a new
+			// ID by a regeneration: a write must not resurrect it.
 			s.exists = false
 			return nil, errors.New("session was destroyed concurrently; write dropped")
 		}
-		curRec, err := decodeRecord(cur.Value)
 		if err != nil {
 			return nil, fmt.Errorf("reload: %w", err)
 		}
@@ -504,6 +521,16 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 // on the ID of a session it leaves empty, which must be the same at the
 // form's post.
 func (s *Session) create(ctx context.Context, id string, next []member, now int64) error {
+	if s.retired {
+		// The client's cookie names a session just regenerated: the
+		// browser gets the new one from that request, and this one must
+		// not replace it (see retired).
+		if s.announced == id {
+			s.announced = ""
+		}
+		s.logRetired()
+		return nil
+	}
 	if s.lease != nil {
 		// Regeneration without destroy: the old session stays as it is.
 		if _, err := s.releaseLease(ctx, store.Mutation{Kind: store.Keep, TTL: s.m.ttl(s.rec.Created)}); err != nil {
@@ -556,6 +583,16 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 		s.m.log.Warn("session created after the response headers were sent; the client cannot get its cookie", "session", shortID(id))
 	}
 	return nil
+}
+
+// logRetired says once per request why its new session was not kept;
+// s.mu must be held.
+func (s *Session) logRetired() {
+	if s.retiredLogged {
+		return
+	}
+	s.retiredLogged = true
+	s.m.log.Info("new session not started: the request's cookie names a session a regeneration (a login) retired while the request waited; the browser keeps the new session's cookie", "session", shortID(s.cookieID))
 }
 
 // isAnnounced reports whether id is the new session PHP opened and has not
@@ -627,8 +664,48 @@ func (s *Session) touchLocked(ctx context.Context) error {
 	return nil
 }
 
-// Destroy deletes session id (PHP session_destroy, Django flush/cycle_key).
+// Destroy deletes session id (PHP session_destroy, Django flush): a later
+// request with its cookie has no session and may start one.
 func (s *Session) Destroy(ctx context.Context, id string) error {
+	return s.destroy(ctx, id, false)
+}
+
+// Retire is Destroy for a regeneration (PHP session_regenerate_id(true),
+// Django cycle_key()): the data moves on under a new ID, and the old ID
+// keeps a tombstone for retiredTTL (retiredRecord) instead of nothing, so
+// that a request of the same browser still carrying the old cookie does
+// not replace the new cookie with one of its own.
+func (s *Session) Retire(ctx context.Context, id string) error {
+	return s.destroy(ctx, id, true)
+}
+
+// retiredTTL is how long a tombstone outlives the regeneration: a request
+// sent with the old cookie before the browser got the new one arrives
+// within moments, and waits for the lock at most LockTimeout.
+func (m *Manager) retiredTTL() time.Duration {
+	return max(2*time.Minute, 2*m.o.LockTimeout)
+}
+
+// putRetired replaces session id's record with its tombstone without
+// holding its lock (merge mode, or strict mode once the request released
+// it): under the lock for a moment, so that the tombstone replaces
+// whatever version is stored. A session locked by another request beyond
+// the store timeout is deleted instead, as before tombstones.
+func (m *Manager) putRetired(ctx context.Context, id string) error {
+	l, _, err := m.o.Store.Lock(ctx, id, m.o.LockLease)
+	if errors.Is(err, store.ErrLockTimeout) {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
+		defer cancel()
+		return m.o.Store.Delete(dctx, id)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: retiredRecord(ms(m.now())), TTL: m.retiredTTL()})
+	return err
+}
+
+func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.isAnnounced(id) {
@@ -642,11 +719,19 @@ func (s *Session) Destroy(ctx context.Context, id string) error {
 		return nil // not ours, or nothing stored yet
 	}
 	var err error
+	mu := store.Mutation{Kind: store.Delete}
+	if retire {
+		mu = store.Mutation{Kind: store.Put, Value: retiredRecord(ms(s.m.now())), TTL: s.m.retiredTTL()}
+	}
 	if s.lease != nil {
-		_, err = s.releaseLease(ctx, store.Mutation{Kind: store.Delete})
+		_, err = s.releaseLease(ctx, mu)
 	} else if s.exists {
 		sctx, cancel := s.storeCtx(ctx)
-		err = s.m.o.Store.Delete(sctx, id)
+		if retire {
+			err = s.m.putRetired(sctx, id)
+		} else {
+			err = s.m.o.Store.Delete(sctx, id)
+		}
 		cancel()
 	}
 	if err != nil {
@@ -727,6 +812,13 @@ func (s *Session) SetCookie(h http.Header) {
 		want = s.announced
 	case s.exists:
 		want = s.id
+	}
+	if s.retired && want != "" {
+		// A new session of a request whose cookie a regeneration
+		// retired: its cookie would replace the new one (see retired).
+		// Its writes store nothing either (create).
+		s.logRetired()
+		return
 	}
 	// A new expiry must reach the browser even when the ID is unchanged.
 	// So must an app's expiry in seconds on every response: it is an idle

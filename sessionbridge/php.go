@@ -466,6 +466,10 @@ func (b *phpBridge) apply(m message) error {
 		b.sess.Close(ctx, m.ID)
 		return nil
 	case "destroy":
+		if string(m.Payload) == "regenerate" {
+			// session_regenerate_id(true): the data moves to a new ID.
+			return b.sess.Retire(ctx, m.ID)
+		}
 		return b.sess.Destroy(ctx, m.ID)
 	default:
 		return errors.New("unknown message " + strconv.Quote(m.Op))

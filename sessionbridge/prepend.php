@@ -350,7 +350,12 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             $this->current = '';
         }
         $this->closedByWrite = true;
-        return $this->send('destroy', $id, '');
+        // session_regenerate_id(true) moves the session to a new ID: the
+        // gateway then keeps a tombstone under the old one, so a request
+        // the browser sent with the old cookie meanwhile does not replace
+        // the new cookie (docs/protocol.md). A gateway that predates it
+        // ignores the payload.
+        return $this->send('destroy', $id, self::phpCaller() === 'session_regenerate_id' ? 'regenerate' : '');
     }
 
     /**

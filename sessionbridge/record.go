@@ -27,6 +27,26 @@ type record struct {
 
 const recordVersion = 1
 
+// errRetired: the record is the tombstone of a session ID that a
+// regeneration retired (see retiredRecord), not a session.
+var errRetired = errors.New("session id retired by a regeneration")
+
+// retiredRecord is what a session ID retired by a regeneration (PHP's
+// session_regenerate_id(true), Django's cycle_key()) holds for a short
+// while (Manager.retiredTTL) instead of its data: a request still carrying
+// the old cookie (sent while the regenerating request ran) then knows not
+// to start a session of its own, whose cookie would replace the new one
+// in the browser. It holds no data and no pointer to the new ID (a holder
+// of the old cookie must not get the new session: fixation). A gateway
+// that does not know the member finds no "data" in it and drops it as an
+// unreadable record: no session either way.
+func retiredRecord(now int64) []byte {
+	b := append([]byte(`{"v":`), strconv.Itoa(recordVersion)...)
+	b = append(b, `,"retired":`...)
+	b = strconv.AppendInt(b, now, 10)
+	return append(b, '}')
+}
+
 var emptyObject = json.RawMessage("{}")
 
 // decodeRecord reads what encode wrote (and what encoding/json wrote before
@@ -41,6 +61,9 @@ func decodeRecord(b []byte) (record, error) {
 	version := int64(0)
 	for _, f := range fields {
 		switch f.Key {
+		case "retired":
+			// Whatever else it holds, never a session.
+			return record{}, errRetired
 		case "v":
 			version, err = recordInt(f)
 		case "created":

@@ -437,8 +437,10 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 		}
 		if ch.rotate && id != "" {
 			// cycle_key(): the old ID dies (fixation defence) and the
-			// data moves to a new one.
-			if err := sess.Destroy(ctx, id); err != nil {
+			// data moves to a new one; the old ID keeps a tombstone, so
+			// a request sent with its cookie meanwhile does not replace
+			// the new cookie.
+			if err := sess.Retire(ctx, id); err != nil {
 				return err
 			}
 			id = ""

@@ -436,8 +436,9 @@ func TestRotateAndDelete(t *testing.T) {
 	if newID == oldID || data != `{"cart":[1],"_auth_user_id":"7"}` {
 		t.Fatalf("after rotate: %q %s", newID, data)
 	}
-	if rec, _ := e.store.Load(context.Background(), oldID); rec.Version != 0 {
-		t.Fatal("old record still stored")
+	// The old ID holds only a short-lived tombstone, no data.
+	if rec, _ := e.store.Load(context.Background(), oldID); rec.Version != 0 && (bytes.Contains(rec.Value, []byte("cart")) || !bytes.Contains(rec.Value, []byte(`"retired"`))) {
+		t.Fatalf("old record still stored: %s", rec.Value)
 	}
 
 	// flush() at logout: gone, cookie expired.
@@ -787,6 +788,64 @@ func TestBalancingAndPassiveHealth(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if res, _, _ := e.do("GET", "/a/", "", nil); res.StatusCode != 502 {
 		t.Errorf("all down: %d", res.StatusCode)
+	}
+}
+
+// A login's cycle_key() (rotate) while another request of the same
+// browser waits with the old cookie: that request finds no session, and
+// when its view then saves one, its answer must carry no session cookie.
+// Arriving after the login's, it would replace the new cookie and log the
+// user out.
+func TestRotateRaceKeepsTheNewCookie(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.respond(answer{op: "write", data: `{"cart":[1]}`})
+	_, _, ck := e.do("GET", "/a/", "", nil)
+
+	inLogin := make(chan struct{})
+	finishLogin := make(chan struct{})
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+		if r.URL.Path == "/login/" {
+			close(inLogin)
+			<-finishLogin
+			return answer{op: "write", rotate: "1", data: `{"cart":[1],"_auth_user_id":"7"}`}, true
+		}
+		// A view that saves a session: a new one when it got none.
+		data := `{"seen":1}`
+		if s.ID != "" {
+			data = s.Data
+		}
+		return answer{op: "write", data: data}, true
+	}
+	type result struct {
+		status int
+		set    string
+	}
+	login := make(chan result, 1)
+	go func() {
+		res, _, set := e.do("POST", "/login/", ck, nil)
+		login <- result{res.StatusCode, set}
+	}()
+	<-inLogin
+	poll := make(chan result, 1)
+	go func() {
+		res, _, set := e.do("GET", "/poll/", ck, nil)
+		poll <- result{res.StatusCode, set}
+	}()
+	time.Sleep(100 * time.Millisecond) // the poll waits for the session
+	close(finishLogin)
+	l := <-login
+	if l.status != 200 || l.set == "" || l.set == "-" || l.set == ck {
+		t.Fatalf("login: %d cookie %q", l.status, l.set)
+	}
+	p := <-poll
+	if p.status != 200 || p.set != "" {
+		t.Fatalf("request with the pre-login cookie: %d, session cookie %q; want 200 and none", p.status, p.set)
+	}
+	if id, data := e.open(l.set); id == "" || data != `{"cart":[1],"_auth_user_id":"7"}` {
+		t.Fatalf("after login: %q %s", id, data)
+	}
+	if id, data := e.open(ck); id != "" || data != "{}" {
+		t.Fatalf("pre-login ID resolves: %q %s", id, data)
 	}
 }
 
