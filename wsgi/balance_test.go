@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A replayable request whose body went out on a kept-alive connection the
@@ -51,5 +53,61 @@ func TestReplayedBodyToADeadBackendIs502(t *testing.T) {
 	res, _, _ := e.do("PUT", "/a/", "", io.NopCloser(strings.NewReader("payload")), "Idempotency-Key", "k1")
 	if res.StatusCode != 502 {
 		t.Fatalf("status %d, want 502\n%s", res.StatusCode, e.logs)
+	}
+}
+
+// A POST does not go out on a kept-alive connection idle for
+// unsafeReuseIdle or more. The backend here closes a connection that
+// idled that long when the next request arrives, without answering: on the
+// wire that is gunicorn's keep-alive close (2 s by default) crossing the
+// request, which no liveness check can see coming. The POST must get a new
+// connection (200) instead of a 502 for a request Django never saw; a GET
+// may still take the old connection, since it can be sent again.
+func TestPOSTAvoidsConnectionsIdleNearTheBackendsKeepAlive(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				last := time.Now()
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if time.Since(last) >= unsafeReuseIdle {
+						return // closed as the request arrives
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					last = time.Now()
+				}
+			}()
+		}
+	}()
+	e := newEnv(t, envOpts{backends: func(http.Handler) []string {
+		return []string{"http://" + ln.Addr().String()}
+	}})
+	if res, _, _ := e.do("GET", "/a/", "", nil); res.StatusCode != 200 {
+		t.Fatalf("first GET: %d", res.StatusCode)
+	}
+	time.Sleep(unsafeReuseIdle + 100*time.Millisecond)
+	res, _, _ := e.do("POST", "/a/", "", strings.NewReader("a=1"), "Content-Type", "application/x-www-form-urlencoded")
+	if res.StatusCode != 200 {
+		t.Fatalf("POST after %v idle: %d, want 200 on a new connection\n%s", unsafeReuseIdle, res.StatusCode, e.logs)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
 	}
 }

@@ -213,6 +213,13 @@ func (t *h1Transport) getConn(ctx context.Context, addr string, peek bool) (c *h
 			break
 		}
 		c = list[len(list)-1]
+		if peek && now.Sub(c.lastUsed) >= unsafeReuseIdle {
+			// The newest idle connection is too old for a request
+			// that must not be sent twice, and so are the others:
+			// they stay for those that may be.
+			t.mu.Unlock()
+			break
+		}
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
@@ -236,6 +243,16 @@ func (t *h1Transport) dialConn(ctx context.Context, addr string) (*h1Conn, error
 	c.bw = bufio.NewWriterSize(c, 8<<10)
 	return c, nil
 }
+
+// unsafeReuseIdle is how long a kept-alive connection may have been idle
+// and still carry a request that must not be sent twice (a POST). gunicorn
+// closes an idle connection after its --keep-alive, 2 s by default; a
+// close that crosses such a request on the wire loses it (502, and no
+// retry, though Django never saw it), and the liveness peek cannot see a
+// close that has not happened yet. Below that timeout by a margin, the
+// close cannot come: such a request takes a new connection instead, one
+// connect on a quiet backend.
+const unsafeReuseIdle = time.Second
 
 // stillUsable reports whether an idle connection may carry a request: not
 // idle past idleTimeout and, with peek, not closed by the backend meanwhile.
