@@ -733,9 +733,11 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 			err = s.m.o.Store.Delete(sctx, id)
 		}
 		cancel()
+		if err != nil {
+			s.m.event("store_error") // releaseLease counts its own
+		}
 	}
 	if err != nil {
-		s.m.event("store_error")
 		return fmt.Errorf("%w: destroy: %w", ErrUnavailable, err)
 	}
 	s.m.event("destroy")
