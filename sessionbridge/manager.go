@@ -348,7 +348,12 @@ func (s *Session) releaseLease(ctx context.Context, mu store.Mutation) (uint64, 
 	defer cancel()
 	v, err := l.Unlock(sctx, mu)
 	if err != nil {
-		s.m.event("store_error")
+		// A lease that ran out (its renewal stopped with the client, or
+		// failed and was counted then) is no failure of the store, as
+		// for the renewal.
+		if !errors.Is(err, store.ErrLeaseLost) {
+			s.m.event("store_error")
+		}
 		return 0, err
 	}
 	return v, nil
