@@ -13,6 +13,14 @@ def _public(session):
     return {k: v for k, v in session.items() if not k.startswith("_")}
 
 
+def _private(key):
+    # Django's own keys are never the client's to write: PHP's
+    # sessiongate_user_id() believes _auth_user_id, so a view that stored
+    # a key the client names would let anyone log in as anyone on the PHP
+    # side. Copy this check into any view that does.
+    return not isinstance(key, str) or key.startswith("_")
+
+
 def index(request):
     user = request.user.get_username() if request.user.is_authenticated else "nobody"
     html = (
@@ -39,6 +47,8 @@ def cart(request):
             return HttpResponseBadRequest("body must be a JSON object\n")
         if not isinstance(change, dict):
             return HttpResponseBadRequest("body must be a JSON object\n")
+        if any(_private(k) for k in change):
+            return HttpResponseBadRequest("keys starting with _ are Django's own\n")
         item = change.pop("add", None)
         if isinstance(item, str):
             c = request.session.get("cart") or {}
@@ -60,6 +70,8 @@ def counter(request):
     """Adds one to the session's counter (?key=, default "counter") and
     returns it; PHP can count in the same key."""
     key = request.GET.get("key", "counter")
+    if _private(key):
+        return HttpResponseBadRequest("keys starting with _ are Django's own\n")
     n = request.session.get(key, 0)
     request.session[key] = (n if isinstance(n, int) else 0) + 1
     return HttpResponse(str(request.session[key]), content_type="text/plain")
