@@ -357,6 +357,12 @@ func finalStatus(r *http.Request, ri *RequestInfo, rec *recorder, aborted bool) 
 	if ri.Status != 0 {
 		status = ri.Status
 	}
+	if aborted && rec.status == 0 && ri.Status == 0 {
+		// A panic before any response (a bug): the client gets a closed
+		// connection, not the 200 net/http sends for a handler that
+		// wrote nothing.
+		status = http.StatusInternalServerError
+	}
 	if (rec.writeErr != nil || aborted) && clientLeft(r, rec) {
 		status = StatusClientClosedRequest
 	}
