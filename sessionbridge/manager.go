@@ -38,6 +38,10 @@ const (
 	LockMerge LockMode = "merge"
 )
 
+// errDestroyedConcurrently: a merge-mode compare-and-set found the session
+// destroyed or retired by another request; the change is dropped.
+var errDestroyedConcurrently = errors.New("session was destroyed concurrently; write dropped")
+
 var (
 	// ErrBusy: the session lock was not obtained in time (answer 503).
 	ErrBusy = errors.New("session busy: lock wait timed out")
@@ -498,7 +502,7 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 			// Destroyed meanwhile (logout elsewhere), or moved to a new
 			// ID by a regeneration: a write must not resurrect it.
 			s.exists = false
-			return nil, errors.New("session was destroyed concurrently; write dropped")
+			return nil, errDestroyedConcurrently
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reload: %w", err)
@@ -650,13 +654,24 @@ func (s *Session) touchLocked(ctx context.Context) error {
 	if refreshSeen {
 		rec := s.rec
 		rec.Seen = ms(now)
-		if v, err := s.m.o.Store.Save(sctx, s.id, s.version, rec.encode(), ttl); err == nil {
+		v, err := s.m.o.Store.Save(sctx, s.id, s.version, rec.encode(), ttl)
+		if err == nil {
 			s.rec, s.version = rec, v
 			s.m.event("touch")
 			return nil
 		}
+		if errors.Is(err, store.ErrConflict) {
+			// Another request wrote since this one loaded the session
+			// (its write refreshed the record and its TTL), or destroyed
+			// or retired it: a refresh must not stretch its tombstone
+			// or revive it.
+			s.m.event("touch")
+			return nil
+		}
 	}
-	if err := s.m.o.Store.Touch(sctx, s.id, ttl); err != nil {
+	// Only the version this request knows: never a tombstone or a
+	// record another request wrote.
+	if err := s.m.o.Store.Touch(sctx, s.id, s.version, ttl); err != nil {
 		s.m.event("store_error")
 		return fmt.Errorf("%w: touch: %w", ErrUnavailable, err)
 	}

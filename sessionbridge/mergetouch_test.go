@@ -1,0 +1,62 @@
+package sessionbridge
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
+)
+
+// A merge-mode request that loaded session X before a login retired it
+// (a tombstone now, living retiredTTL) and then only touches X (PHP's lazy
+// write, a Django read, a write that changes nothing) must not stretch the
+// tombstone to the full idle timeout: the browser still holding X's cookie
+// could start no session for that long instead of for moments. Redis store
+// (miniredis: its TTLs can be read), both touch paths (a plain TTL refresh,
+// and one due to refresh the record's last-seen time).
+func TestMergeStaleTouchKeepsTheTombstoneShort(t *testing.T) {
+	for _, refreshSeen := range []bool{false, true} {
+		mr := miniredis.RunT(t)
+		c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		t.Cleanup(func() { c.Close() })
+		st, err := redisstore.New(c, redisstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		m := newTestManager(t, LockMerge, st)
+		m.o.IdleTimeout = 2 * time.Hour
+		ctx := context.Background()
+		x := createSession(t, m, `{"user":"ana"}`)
+		if refreshSeen {
+			later := time.Now().Add(40 * time.Minute) // beyond IdleTimeout/4
+			m.now = func() time.Time { return later }
+		}
+		b, err := m.Open(ctx, requestWithCookie(t, m, x), false)
+		if err != nil || b.ID() != x {
+			t.Fatalf("B: %v %q", err, b.ID())
+		}
+		a, _ := m.Open(ctx, requestWithCookie(t, m, x), false)
+		if err := a.Retire(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Touch(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+		keys := mr.Keys()
+		if len(keys) != 1 {
+			t.Fatalf("keys %v", keys)
+		}
+		if ttl := mr.TTL(keys[0]); ttl > m.retiredTTL() {
+			t.Errorf("refreshSeen %v: the tombstone lives %v after a stale touch, want <= %v", refreshSeen, ttl, m.retiredTTL())
+		}
+		rec, _ := st.Load(ctx, x)
+		if _, err := decodeRecord(rec.Value); err != errRetired {
+			t.Errorf("refreshSeen %v: not a tombstone any more: %s", refreshSeen, rec.Value)
+		}
+	}
+}
