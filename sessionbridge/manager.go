@@ -649,6 +649,17 @@ func (s *Session) touchLocked(ctx context.Context) error {
 		s.m.event("touch")
 		return nil
 	}
+	if s.expirySet {
+		// A new app expiry changes the record: merged like a write with
+		// what other requests stored meanwhile (casLocked applies it
+		// again after each reload), not lost to a bare TTL refresh while
+		// the browser's cookie already carries it.
+		_, err := s.casLocked(ctx, s.stored, ms(now))
+		if errors.Is(err, errDestroyedConcurrently) {
+			return nil // nothing left to keep
+		}
+		return err
+	}
 	sctx, cancel := s.storeCtx(ctx)
 	defer cancel()
 	if refreshSeen {

@@ -2,6 +2,7 @@ package sessionbridge
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -58,5 +59,46 @@ func TestMergeStaleTouchKeepsTheTombstoneShort(t *testing.T) {
 		if _, err := decodeRecord(rec.Value); err != errRetired {
 			t.Errorf("refreshSeen %v: not a tombstone any more: %s", refreshSeen, rec.Value)
 		}
+	}
+}
+
+// A merge-mode request that changes the session's expiry (Django's
+// set_expiry, nothing else changed: a touch) while another request wrote
+// the session must still store the new expiry: the browser gets the new
+// cookie lifetime, and later requests of every app must honour it too.
+func TestMergeTouchWithNewExpiryOutlastsAConcurrentWrite(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockMerge, nil)
+	x := createSession(t, m, `{"n":1}`)
+	s, _ := m.Open(ctx, requestWithCookie(t, m, x), false)
+	other, _ := m.Open(ctx, requestWithCookie(t, m, x), false)
+	if _, err := other.Write(ctx, x, json.RawMessage(`{"n":2}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.SetExpiry(5*time.Minute, false)
+	if err := s.Touch(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := m.o.Store.Load(ctx, x)
+	dec, err := decodeRecord(rec.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec.Expiry != (5*time.Minute).Milliseconds() || string(dec.Data) != `{"n":2}` {
+		t.Fatalf("stored expiry %d ms, data %s; want %d ms, {\"n\":2}", dec.Expiry, dec.Data, (5 * time.Minute).Milliseconds())
+	}
+	// And the browser-session flag alike.
+	s2, _ := m.Open(ctx, requestWithCookie(t, m, x), false)
+	if _, err := other.Write(ctx, x, json.RawMessage(`{"n":3}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	s2.SetExpiry(0, true)
+	if err := s2.Touch(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ = m.o.Store.Load(ctx, x)
+	dec, _ = decodeRecord(rec.Value)
+	if !dec.Browser || dec.Expiry != 0 || string(dec.Data) != `{"n":3}` {
+		t.Fatalf("stored browser %v expiry %d data %s; want browser, no expiry, {\"n\":3}", dec.Browser, dec.Expiry, dec.Data)
 	}
 }
