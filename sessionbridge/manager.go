@@ -152,7 +152,13 @@ type Session struct {
 	// of keepUntouched for the session PHP moves its data to
 	// (session_regenerate_id(true) destroys before it writes).
 	ended []member
-	lease store.Lease
+	// retiredData is what the store held under the ID a merge-mode
+	// regeneration retired (Retire without the lock), other requests'
+	// changes since this one loaded it included: PHP's write of the new
+	// ID merges them in, as if they had run before it (strict mode's
+	// order). nil otherwise.
+	retiredData []member
+	lease       store.Lease
 	// renew keeps lease alive while the request runs (nil without lease).
 	renew *renewal
 	// announced is a new ID PHP started but did not write yet: the cookie
@@ -409,6 +415,26 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 				base = s.ended
 			}
 			next = keepUntouched(base, sentView, next)
+			if theirs := s.retiredData; theirs != nil && id != s.id {
+				// Merge mode: what other requests stored in the
+				// retired session after this one loaded it moves
+				// along with the app's data.
+				s.retiredData = nil
+				res := merge3(base, next, theirs)
+				merged, err := objectMembers(res.Data)
+				if err == nil {
+					if err := s.create(ctx, id, merged, now); err != nil {
+						return nil, err
+					}
+					if s.id == id && s.exists {
+						s.stored, s.latest = next, merged
+					}
+					for range res.Conflicts {
+						s.m.event("conflict")
+					}
+					return res.Conflicts, nil
+				}
+			}
 		}
 		return nil, s.create(ctx, id, next, now)
 	}
@@ -717,18 +743,22 @@ func (m *Manager) retiredTTL() time.Duration {
 // it): under the lock for a moment, so that the tombstone replaces
 // whatever version is stored. A session locked by another request beyond
 // the store timeout is deleted instead, as before tombstones.
-func (m *Manager) putRetired(ctx context.Context, id string) error {
-	l, _, err := m.o.Store.Lock(ctx, id, m.o.LockLease)
+// It returns the record the tombstone replaced (zero when deleted).
+func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, error) {
+	l, rec, err := m.o.Store.Lock(ctx, id, m.o.LockLease)
 	if errors.Is(err, store.ErrLockTimeout) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
 		defer cancel()
-		return m.o.Store.Delete(dctx, id)
+		return store.Record{}, m.o.Store.Delete(dctx, id)
 	}
 	if err != nil {
-		return err
+		return store.Record{}, err
 	}
 	_, err = l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: retiredRecord(ms(m.now())), TTL: m.retiredTTL()})
-	return err
+	if err != nil {
+		return store.Record{}, err
+	}
+	return rec, nil
 }
 
 func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
@@ -745,6 +775,7 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 		return nil // not ours, or nothing stored yet
 	}
 	var err error
+	var replaced []member
 	mu := store.Mutation{Kind: store.Delete}
 	if retire {
 		mu = store.Mutation{Kind: store.Put, Value: retiredRecord(ms(s.m.now())), TTL: s.m.retiredTTL()}
@@ -754,7 +785,11 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 	} else if s.exists {
 		sctx, cancel := s.storeCtx(ctx)
 		if retire {
-			err = s.m.putRetired(sctx, id)
+			var cur store.Record
+			cur, err = s.m.putRetired(sctx, id)
+			if dec, derr := decodeRecord(cur.Value); err == nil && cur.Version != 0 && derr == nil {
+				replaced, _ = objectMembers(dec.Data)
+			}
 		} else {
 			err = s.m.o.Store.Delete(sctx, id)
 		}
@@ -765,7 +800,7 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 		return fmt.Errorf("%w: destroy: %w", ErrUnavailable, err)
 	}
 	s.m.event("destroy")
-	s.ended = s.stored
+	s.ended, s.retiredData = s.stored, replaced
 	s.id, s.exists, s.stored, s.latest, s.rec, s.destroyed = "", false, nil, nil, record{}, true
 	return nil
 }
