@@ -130,3 +130,41 @@ func TestSessionMergeLogoutRacingSlowPage(t *testing.T) {
 		t.Fatalf("destroyed session came back: %s", d.Data)
 	}
 }
+
+// TestSessionMergeLoginKeepsAConcurrentWrite: a login page (merge mode,
+// session_regenerate_id(true)) loaded the session; another tab then stored
+// a key and got its 200. The key must reach the new session as if that tab
+// had run first, not vanish with the old ID.
+func TestSessionMergeLoginKeepsAConcurrentWrite(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
+	ck := s.newSession(t)
+	dir := t.TempDir()
+	started, goFile := filepath.Join(dir, "started"), filepath.Join(dir, "go")
+	q := url.Values{"k": {"logged"}, "v": {"1"}, "regen": {"1"}, "started": {started}, "go": {goFile}}
+	type answer struct {
+		status int
+		set    string
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		resp, _, set := s.gws[0].get(t, "/merge_wait.php?"+q.Encode(), ck)
+		ch <- answer{resp.StatusCode, set}
+	}()
+	waitForFile(t, started, "merge_wait.php")
+	if resp, body, _ := s.gws[1].get(t, "/set.php?k=cart&v=3", ck); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("other tab: %d %q", resp.StatusCode, body)
+	}
+	os.WriteFile(goFile, nil, 0o644)
+	a := <-ch
+	if a.status != 200 || a.set == "" || a.set == "-" || a.set == ck {
+		t.Fatalf("login: %d, cookie %q", a.status, a.set)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(s.gws[1].dump(t, a.set).Data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["cart"] != float64(3) || got["logged"] != "1" || got["user"] != "ana" {
+		t.Fatalf("the new session holds %v, want user, logged and the other tab's cart", got)
+	}
+}
