@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // startMergeWait runs merge_wait.php with params on gw in the background and
@@ -166,5 +168,46 @@ func TestSessionMergeLoginKeepsAConcurrentWrite(t *testing.T) {
 	}
 	if got["cart"] != float64(3) || got["logged"] != "1" || got["user"] != "ana" {
 		t.Fatalf("the new session holds %v, want user, logged and the other tab's cart", got)
+	}
+}
+
+// TestSessionMergeStaleReadKeepsTheTombstoneShort: a page that read the
+// session before a login retired its ID and changed nothing (PHP's lazy
+// write touches the session) must not stretch the old ID's tombstone
+// (2 minutes) to the session's idle timeout.
+func TestSessionMergeStaleReadKeepsTheTombstoneShort(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
+	ck := s.newSession(t)
+	done := make(chan int, 1)
+	go func() {
+		resp, _, _ := s.gws[0].get(t, "/sleep_read.php?ms=1000", ck)
+		done <- resp.StatusCode
+	}()
+	time.Sleep(300 * time.Millisecond) // the slow page has read the session
+	if resp, body, set := s.gws[1].get(t, "/regenerate.php", ck); resp.StatusCode != 200 || set == "" || set == ck {
+		t.Fatalf("login: %d %q cookie %q", resp.StatusCode, body, set)
+	}
+	if st := <-done; st != 200 {
+		t.Fatalf("slow page: %d", st)
+	}
+	ctx := context.Background()
+	keys, err := s.redis.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, k := range keys {
+		d, err := s.redis.HGet(ctx, k, "d").Result()
+		if err != nil || !strings.Contains(d, `"retired"`) {
+			continue
+		}
+		found = true
+		if ttl := s.redis.PTTL(ctx, k).Val(); ttl > 2*time.Minute {
+			t.Errorf("the old ID's tombstone lives %v after the slow page's touch, want <= 2m", ttl)
+		}
+	}
+	if !found {
+		t.Fatalf("no tombstone among %v", keys)
 	}
 }
