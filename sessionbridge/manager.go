@@ -539,6 +539,10 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 		rec, expect = curRec, cur.Version
 		if s.expirySet {
 			rec.Expiry, rec.Browser = s.expiry.Milliseconds(), s.browserCookie
+		} else {
+			// Another request may have changed the app's expiry: the
+			// TTL of this write (and the cookie) follow the record.
+			s.expiry, s.browserCookie = time.Duration(rec.Expiry)*time.Millisecond, rec.Browser
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
 )
 
@@ -100,5 +101,43 @@ func TestMergeTouchWithNewExpiryOutlastsAConcurrentWrite(t *testing.T) {
 	dec, _ = decodeRecord(rec.Value)
 	if !dec.Browser || dec.Expiry != 0 || string(dec.Data) != `{"n":3}` {
 		t.Fatalf("stored browser %v expiry %d data %s; want browser, no expiry, {\"n\":3}", dec.Browser, dec.Expiry, dec.Data)
+	}
+}
+
+// Merge mode: request S loaded a session whose app expiry was 5 minutes;
+// request R then set the expiry back to the gateway's own (Django's
+// set_expiry(None)) and stored that. S's later write of another key, merged
+// onto R's record, must store it with the TTL of the expiry the record now
+// holds (the idle timeout), not the 5 minutes S loaded: the session would
+// otherwise end after 5 idle minutes although its app, and the cookie the
+// browser got, say otherwise.
+func TestMergeWriteUsesTheMergedRecordsExpiry(t *testing.T) {
+	ctx := context.Background()
+	mem := memory.New(memory.Options{})
+	t.Cleanup(func() { mem.Close() })
+	ts := &ttlStore{Store: mem}
+	m := newTestManager(t, LockMerge, ts)
+	x := createSession(t, m, `{"n":1}`)
+	p, _ := m.Open(ctx, requestWithCookie(t, m, x), false)
+	p.SetExpiry(5*time.Minute, false)
+	if err := p.Touch(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := m.Open(ctx, requestWithCookie(t, m, x), false)
+	r, _ := m.Open(ctx, requestWithCookie(t, m, x), false)
+	r.SetExpiry(0, false)
+	if _, err := r.Write(ctx, x, json.RawMessage(`{"n":2}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(ctx, x, json.RawMessage(`{"n":1,"k":true}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := mem.Load(ctx, x)
+	dec, _ := decodeRecord(rec.Value)
+	if dec.Expiry != 0 || string(dec.Data) != `{"n":2,"k":true}` {
+		t.Fatalf("stored expiry %d, data %s", dec.Expiry, dec.Data)
+	}
+	if got := ts.last(t); got != m.o.IdleTimeout {
+		t.Fatalf("S's merged write stored TTL %v, want the idle timeout %v (the record's expiry is the gateway's)", got, m.o.IdleTimeout)
 	}
 }
