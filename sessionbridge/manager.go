@@ -745,15 +745,42 @@ func (m *Manager) retiredTTL() time.Duration {
 // putRetired replaces session id's record with its tombstone without
 // holding its lock (merge mode, or strict mode once the request released
 // it): under the lock for a moment, so that the tombstone replaces
-// whatever version is stored. A session locked by another request beyond
-// the store timeout is deleted instead, as before tombstones.
+// whatever version is stored (merge mode: by compare-and-set). A session
+// locked by another request beyond the store timeout (merge mode: written
+// again and again by others until then) is deleted instead, as before
+// tombstones.
 // It returns the record the tombstone replaced (zero when deleted).
 func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, error) {
-	l, rec, err := m.o.Store.Lock(ctx, id, m.o.LockLease)
-	if errors.Is(err, store.ErrLockTimeout) {
+	deleteInstead := func() (store.Record, error) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
 		defer cancel()
 		return store.Record{}, m.o.Store.Delete(dctx, id)
+	}
+	if m.o.LockMode == LockMerge {
+		// Merge-mode writes ignore locks: the tombstone goes in by
+		// compare-and-set, so that the record returned is exactly the
+		// one it replaced (a write landing meanwhile is read again,
+		// and moves on with the data, not lost under the tombstone).
+		for {
+			cur, err := m.o.Store.Load(ctx, id)
+			if err != nil {
+				return store.Record{}, err
+			}
+			_, err = m.o.Store.Save(ctx, id, cur.Version, retiredRecord(ms(m.now())), m.retiredTTL())
+			if err == nil {
+				return cur, nil
+			}
+			if !errors.Is(err, store.ErrConflict) {
+				return store.Record{}, err
+			}
+			if ctx.Err() != nil {
+				return deleteInstead()
+			}
+		}
+	}
+	l, rec, err := m.o.Store.Lock(ctx, id, m.o.LockLease)
+	if errors.Is(err, store.ErrLockTimeout) {
+		return deleteInstead()
 	}
 	if err != nil {
 		return store.Record{}, err
