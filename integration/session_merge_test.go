@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // startMergeWait runs merge_wait.php with params on gw in the background and
@@ -128,5 +130,84 @@ func TestSessionMergeLogoutRacingSlowPage(t *testing.T) {
 	// empty session.
 	if d := s.gws[1].dump(t, ck); string(d.Data) != "[]" {
 		t.Fatalf("destroyed session came back: %s", d.Data)
+	}
+}
+
+// TestSessionMergeLoginKeepsAConcurrentWrite: a login page (merge mode,
+// session_regenerate_id(true)) loaded the session; another tab then stored
+// a key and got its 200. The key must reach the new session as if that tab
+// had run first, not vanish with the old ID.
+func TestSessionMergeLoginKeepsAConcurrentWrite(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
+	ck := s.newSession(t)
+	dir := t.TempDir()
+	started, goFile := filepath.Join(dir, "started"), filepath.Join(dir, "go")
+	q := url.Values{"k": {"logged"}, "v": {"1"}, "regen": {"1"}, "started": {started}, "go": {goFile}}
+	type answer struct {
+		status int
+		set    string
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		resp, _, set := s.gws[0].get(t, "/merge_wait.php?"+q.Encode(), ck)
+		ch <- answer{resp.StatusCode, set}
+	}()
+	waitForFile(t, started, "merge_wait.php")
+	if resp, body, _ := s.gws[1].get(t, "/set.php?k=cart&v=3", ck); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("other tab: %d %q", resp.StatusCode, body)
+	}
+	os.WriteFile(goFile, nil, 0o644)
+	a := <-ch
+	if a.status != 200 || a.set == "" || a.set == "-" || a.set == ck {
+		t.Fatalf("login: %d, cookie %q", a.status, a.set)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(s.gws[1].dump(t, a.set).Data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["cart"] != float64(3) || got["logged"] != "1" || got["user"] != "ana" {
+		t.Fatalf("the new session holds %v, want user, logged and the other tab's cart", got)
+	}
+}
+
+// TestSessionMergeStaleReadKeepsTheTombstoneShort: a page that read the
+// session before a login retired its ID and changed nothing (PHP's lazy
+// write touches the session) must not stretch the old ID's tombstone
+// (2 minutes) to the session's idle timeout.
+func TestSessionMergeStaleReadKeepsTheTombstoneShort(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
+	ck := s.newSession(t)
+	done := make(chan int, 1)
+	go func() {
+		resp, _, _ := s.gws[0].get(t, "/sleep_read.php?ms=1000", ck)
+		done <- resp.StatusCode
+	}()
+	time.Sleep(300 * time.Millisecond) // the slow page has read the session
+	if resp, body, set := s.gws[1].get(t, "/regenerate.php", ck); resp.StatusCode != 200 || set == "" || set == ck {
+		t.Fatalf("login: %d %q cookie %q", resp.StatusCode, body, set)
+	}
+	if st := <-done; st != 200 {
+		t.Fatalf("slow page: %d", st)
+	}
+	ctx := context.Background()
+	keys, err := s.redis.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, k := range keys {
+		d, err := s.redis.HGet(ctx, k, "d").Result()
+		if err != nil || !strings.Contains(d, `"retired"`) {
+			continue
+		}
+		found = true
+		if ttl := s.redis.PTTL(ctx, k).Val(); ttl > 2*time.Minute {
+			t.Errorf("the old ID's tombstone lives %v after the slow page's touch, want <= 2m", ttl)
+		}
+	}
+	if !found {
+		t.Fatalf("no tombstone among %v", keys)
 	}
 }

@@ -117,10 +117,11 @@ func TestStoreRedisMinimalACL(t *testing.T) {
 	if err != nil || string(rec.Value) != "one" {
 		t.Fatalf("Load: %q, %v", rec.Value, err)
 	}
-	if _, err := a.Save(ctx, "s1", rec.Version, []byte("two"), time.Hour); err != nil {
+	v, err := a.Save(ctx, "s1", rec.Version, []byte("two"), time.Hour)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Touch(ctx, "s1", time.Hour); err != nil {
+	if err := a.Touch(ctx, "s1", v, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Delete(ctx, "s1"); err != nil {

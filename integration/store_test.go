@@ -158,7 +158,7 @@ func TestStoreRedisOutage(t *testing.T) {
 	ops := map[string]func(context.Context) error{
 		"load":   func(ctx context.Context) error { _, err := a.Load(ctx, "x"); return err },
 		"save":   func(ctx context.Context) error { _, err := a.Save(ctx, "x", 0, []byte("v"), time.Minute); return err },
-		"touch":  func(ctx context.Context) error { return a.Touch(ctx, "x", time.Minute) },
+		"touch":  func(ctx context.Context) error { return a.Touch(ctx, "x", 1, time.Minute) },
 		"delete": func(ctx context.Context) error { return a.Delete(ctx, "x") },
 		"ping":   func(ctx context.Context) error { return a.Ping(ctx) },
 		"lock": func(ctx context.Context) error {
@@ -355,8 +355,8 @@ func (t twoStores) Load(ctx context.Context, id string) (store.Record, error) {
 func (t twoStores) Save(ctx context.Context, id string, e uint64, v []byte, ttl time.Duration) (uint64, error) {
 	return t.a.Save(ctx, id, e, v, ttl)
 }
-func (t twoStores) Touch(ctx context.Context, id string, ttl time.Duration) error {
-	return t.a.Touch(ctx, id, ttl)
+func (t twoStores) Touch(ctx context.Context, id string, e uint64, ttl time.Duration) error {
+	return t.a.Touch(ctx, id, e, ttl)
 }
 func (t twoStores) Delete(ctx context.Context, id string) error { return t.a.Delete(ctx, id) }
 func (t twoStores) Lock(ctx context.Context, id string, lease time.Duration) (store.Lease, store.Record, error) {

@@ -43,9 +43,9 @@ func (s *ttlStore) Save(ctx context.Context, id string, expect uint64, v []byte,
 	return s.Store.Save(ctx, id, expect, v, ttl)
 }
 
-func (s *ttlStore) Touch(ctx context.Context, id string, ttl time.Duration) error {
+func (s *ttlStore) Touch(ctx context.Context, id string, expect uint64, ttl time.Duration) error {
 	s.note(ttl)
-	return s.Store.Touch(ctx, id, ttl)
+	return s.Store.Touch(ctx, id, expect, ttl)
 }
 
 func (s *ttlStore) Lock(ctx context.Context, id string, lease time.Duration) (store.Lease, store.Record, error) {

@@ -38,6 +38,10 @@ const (
 	LockMerge LockMode = "merge"
 )
 
+// errDestroyedConcurrently: a merge-mode compare-and-set found the session
+// destroyed or retired by another request; the change is dropped.
+var errDestroyedConcurrently = errors.New("session was destroyed concurrently; write dropped")
+
 var (
 	// ErrBusy: the session lock was not obtained in time (answer 503).
 	ErrBusy = errors.New("session busy: lock wait timed out")
@@ -148,7 +152,13 @@ type Session struct {
 	// of keepUntouched for the session PHP moves its data to
 	// (session_regenerate_id(true) destroys before it writes).
 	ended []member
-	lease store.Lease
+	// retiredData is what the store held under the ID a merge-mode
+	// regeneration retired (Retire without the lock), other requests'
+	// changes since this one loaded it included: PHP's write of the new
+	// ID merges them in, as if they had run before it (strict mode's
+	// order). nil otherwise.
+	retiredData []member
+	lease       store.Lease
 	// renew keeps lease alive while the request runs (nil without lease).
 	renew *renewal
 	// announced is a new ID PHP started but did not write yet: the cookie
@@ -410,6 +420,26 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 				base = s.ended
 			}
 			next = keepUntouched(base, sentView, next)
+			if theirs := s.retiredData; theirs != nil && id != s.id {
+				// Merge mode: what other requests stored in the
+				// retired session after this one loaded it moves
+				// along with the app's data.
+				s.retiredData = nil
+				res := merge3(base, next, theirs)
+				merged, err := objectMembers(res.Data)
+				if err == nil {
+					if err := s.create(ctx, id, merged, now); err != nil {
+						return nil, err
+					}
+					if s.id == id && s.exists {
+						s.stored, s.latest = next, merged
+					}
+					for range res.Conflicts {
+						s.m.event("conflict")
+					}
+					return res.Conflicts, nil
+				}
+			}
 		}
 		return nil, s.create(ctx, id, next, now)
 	}
@@ -503,7 +533,7 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 			// Destroyed meanwhile (logout elsewhere), or moved to a new
 			// ID by a regeneration: a write must not resurrect it.
 			s.exists = false
-			return nil, errors.New("session was destroyed concurrently; write dropped")
+			return nil, errDestroyedConcurrently
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reload: %w", err)
@@ -514,6 +544,10 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 		rec, expect = curRec, cur.Version
 		if s.expirySet {
 			rec.Expiry, rec.Browser = s.expiry.Milliseconds(), s.browserCookie
+		} else {
+			// Another request may have changed the app's expiry: the
+			// TTL of this write (and the cookie) follow the record.
+			s.expiry, s.browserCookie = time.Duration(rec.Expiry)*time.Millisecond, rec.Browser
 		}
 	}
 }
@@ -650,18 +684,40 @@ func (s *Session) touchLocked(ctx context.Context) error {
 		s.m.event("touch")
 		return nil
 	}
+	if s.expirySet {
+		// A new app expiry changes the record: merged like a write with
+		// what other requests stored meanwhile (casLocked applies it
+		// again after each reload), not lost to a bare TTL refresh while
+		// the browser's cookie already carries it.
+		_, err := s.casLocked(ctx, s.stored, ms(now))
+		if errors.Is(err, errDestroyedConcurrently) {
+			return nil // nothing left to keep
+		}
+		return err
+	}
 	sctx, cancel := s.storeCtx(ctx)
 	defer cancel()
 	if refreshSeen {
 		rec := s.rec
 		rec.Seen = ms(now)
-		if v, err := s.m.o.Store.Save(sctx, s.id, s.version, rec.encode(), ttl); err == nil {
+		v, err := s.m.o.Store.Save(sctx, s.id, s.version, rec.encode(), ttl)
+		if err == nil {
 			s.rec, s.version = rec, v
 			s.m.event("touch")
 			return nil
 		}
+		if errors.Is(err, store.ErrConflict) {
+			// Another request wrote since this one loaded the session
+			// (its write refreshed the record and its TTL), or destroyed
+			// or retired it: a refresh must not stretch its tombstone
+			// or revive it.
+			s.m.event("touch")
+			return nil
+		}
 	}
-	if err := s.m.o.Store.Touch(sctx, s.id, ttl); err != nil {
+	// Only the version this request knows: never a tombstone or a
+	// record another request wrote.
+	if err := s.m.o.Store.Touch(sctx, s.id, s.version, ttl); err != nil {
 		s.m.event("store_error")
 		return fmt.Errorf("%w: touch: %w", ErrUnavailable, err)
 	}
@@ -694,20 +750,51 @@ func (m *Manager) retiredTTL() time.Duration {
 // putRetired replaces session id's record with its tombstone without
 // holding its lock (merge mode, or strict mode once the request released
 // it): under the lock for a moment, so that the tombstone replaces
-// whatever version is stored. A session locked by another request beyond
-// the store timeout is deleted instead, as before tombstones.
-func (m *Manager) putRetired(ctx context.Context, id string) error {
-	l, _, err := m.o.Store.Lock(ctx, id, m.o.LockLease)
-	if errors.Is(err, store.ErrLockTimeout) {
+// whatever version is stored (merge mode: by compare-and-set). A session
+// locked by another request beyond the store timeout (merge mode: written
+// again and again by others until then) is deleted instead, as before
+// tombstones.
+// It returns the record the tombstone replaced (zero when deleted).
+func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, error) {
+	deleteInstead := func() (store.Record, error) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
 		defer cancel()
-		return m.o.Store.Delete(dctx, id)
+		return store.Record{}, m.o.Store.Delete(dctx, id)
+	}
+	if m.o.LockMode == LockMerge {
+		// Merge-mode writes ignore locks: the tombstone goes in by
+		// compare-and-set, so that the record returned is exactly the
+		// one it replaced (a write landing meanwhile is read again,
+		// and moves on with the data, not lost under the tombstone).
+		for {
+			cur, err := m.o.Store.Load(ctx, id)
+			if err != nil {
+				return store.Record{}, err
+			}
+			_, err = m.o.Store.Save(ctx, id, cur.Version, retiredRecord(ms(m.now())), m.retiredTTL())
+			if err == nil {
+				return cur, nil
+			}
+			if !errors.Is(err, store.ErrConflict) {
+				return store.Record{}, err
+			}
+			if ctx.Err() != nil {
+				return deleteInstead()
+			}
+		}
+	}
+	l, rec, err := m.o.Store.Lock(ctx, id, m.o.LockLease)
+	if errors.Is(err, store.ErrLockTimeout) {
+		return deleteInstead()
 	}
 	if err != nil {
-		return err
+		return store.Record{}, err
 	}
 	_, err = l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: retiredRecord(ms(m.now())), TTL: m.retiredTTL()})
-	return err
+	if err != nil {
+		return store.Record{}, err
+	}
+	return rec, nil
 }
 
 func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
@@ -724,6 +811,7 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 		return nil // not ours, or nothing stored yet
 	}
 	var err error
+	var replaced []member
 	mu := store.Mutation{Kind: store.Delete}
 	if retire {
 		mu = store.Mutation{Kind: store.Put, Value: retiredRecord(ms(s.m.now())), TTL: s.m.retiredTTL()}
@@ -733,7 +821,11 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 	} else if s.exists {
 		sctx, cancel := s.storeCtx(ctx)
 		if retire {
-			err = s.m.putRetired(sctx, id)
+			var cur store.Record
+			cur, err = s.m.putRetired(sctx, id)
+			if dec, derr := decodeRecord(cur.Value); err == nil && cur.Version != 0 && derr == nil {
+				replaced, _ = objectMembers(dec.Data)
+			}
 		} else {
 			err = s.m.o.Store.Delete(sctx, id)
 		}
@@ -746,7 +838,7 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 		return fmt.Errorf("%w: destroy: %w", ErrUnavailable, err)
 	}
 	s.m.event("destroy")
-	s.ended = s.stored
+	s.ended, s.retiredData = s.stored, replaced
 	s.id, s.exists, s.stored, s.latest, s.rec, s.destroyed = "", false, nil, nil, record{}, true
 	return nil
 }

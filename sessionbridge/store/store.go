@@ -70,8 +70,11 @@ type Store interface {
 	// must not exist) and returns the new version, or ErrConflict.
 	// It ignores locks: it is the merge mode's compare-and-set.
 	Save(ctx context.Context, id string, expect uint64, value []byte, ttl time.Duration) (uint64, error)
-	// Touch refreshes the TTL of a present record; absent is not an error.
-	Touch(ctx context.Context, id string, ttl time.Duration) error
+	// Touch refreshes the TTL of the record if its version is still
+	// expect (the one the caller loaded or wrote). A record of another
+	// version (a later write, which set its own TTL; a value that replaced
+	// the caller's) or an absent one is left alone, and is not an error.
+	Touch(ctx context.Context, id string, expect uint64, ttl time.Duration) error
 	// Delete removes the record; absent is not an error.
 	Delete(ctx context.Context, id string) error
 	// Lock waits for the session's exclusive lock without polling the

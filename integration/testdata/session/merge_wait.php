@@ -3,7 +3,8 @@
 // session, creates the file ?started=, waits until the file ?go= exists,
 // then sets ?k= to ?v=. With ?k2=, it then closes the session, starts it
 // again (its own copy) and sets ?k2= to ?v2= as well. ?destroy=1 destroys
-// the session instead of setting anything.
+// the session instead of setting anything. ?regen=1 calls
+// session_regenerate_id(true) (a login) before setting ?k=.
 session_start();
 touch($_GET['started']);
 for ($i = 0; $i < 3000 && !file_exists($_GET['go']); $i++) {
@@ -13,6 +14,9 @@ if (!empty($_GET['destroy'])) {
     session_destroy();
     echo "destroyed";
     return;
+}
+if (!empty($_GET['regen'])) {
+    session_regenerate_id(true);
 }
 $_SESSION[$_GET['k']] = $_GET['v'];
 if (isset($_GET['k2'])) {

@@ -181,7 +181,7 @@ func (s *Store) putLocked(sh *shard, id string, value []byte, ttl time.Duration,
 }
 
 // Touch implements store.Store.
-func (s *Store) Touch(_ context.Context, id string, ttl time.Duration) error {
+func (s *Store) Touch(_ context.Context, id string, expect uint64, ttl time.Duration) error {
 	if s.closed.Load() {
 		return errClosed
 	}
@@ -192,7 +192,7 @@ func (s *Store) Touch(_ context.Context, id string, ttl time.Duration) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	now := time.Now()
-	if r := sh.getLocked(id, now); r != nil {
+	if r := sh.getLocked(id, now); r != nil && r.version == expect {
 		r.expires = now.Add(ttl)
 	}
 	return nil

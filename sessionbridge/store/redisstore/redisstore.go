@@ -237,6 +237,15 @@ end
 return v
 `)
 
+	// KEYS[1] record; ARGV: expected version, ttl ms. Refreshes the TTL
+	// only if the record is still of that version. Returns 1.
+	touchScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'v') == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+`)
+
 	// KEYS[1] record, KEYS[2] lock, KEYS[3] turn; ARGV: token, lease ms,
 	// instance, turn ms, channel, id, since (unix ms the caller asked).
 	// Returns {1, version|nil, data|nil} or {0, ms to wait at most}.
@@ -469,7 +478,7 @@ func (s *Store) Save(ctx context.Context, id string, expect uint64, value []byte
 }
 
 // Touch implements store.Store.
-func (s *Store) Touch(ctx context.Context, id string, ttl time.Duration) error {
+func (s *Store) Touch(ctx context.Context, id string, expect uint64, ttl time.Duration) error {
 	keys, err := s.keys(id)
 	if err != nil {
 		return err
@@ -477,7 +486,8 @@ func (s *Store) Touch(ctx context.Context, id string, ttl time.Duration) error {
 	if ttl <= 0 {
 		return nil
 	}
-	if err := s.c.PExpire(ctx, keys[0], time.Duration(ms(ttl))*time.Millisecond).Err(); err != nil {
+	// Idempotent: a reply lost and the script run twice does no harm.
+	if err := touchScript.Run(ctx, s.c, keys[:1], strconv.FormatUint(expect, 10), ms(ttl)).Err(); err != nil {
 		return unavailable("touch", err)
 	}
 	return nil

@@ -128,7 +128,7 @@ func TestUnavailableFailsFast(t *testing.T) {
 	checks := map[string]error{}
 	_, checks["load"] = s.Load(ctx, "x")
 	_, checks["save"] = s.Save(ctx, "x", 0, []byte("v"), time.Minute)
-	checks["touch"] = s.Touch(ctx, "x", time.Minute)
+	checks["touch"] = s.Touch(ctx, "x", 1, time.Minute)
 	checks["delete"] = s.Delete(ctx, "x")
 	checks["ping"] = s.Ping(ctx)
 	_, _, checks["lock"] = s.Lock(ctx, "x", time.Second)

@@ -236,26 +236,36 @@ func testTouch(t *testing.T, a, b store.Store) {
 	id := newID()
 	v := mustSave(t, a, id, 0, []byte("x"), 400*time.Millisecond)
 	time.Sleep(200 * time.Millisecond)
-	if err := b.Touch(ctxT(t, 5*time.Second), id, 3*time.Second); err != nil {
+	if err := b.Touch(ctxT(t, 5*time.Second), id, v, 3*time.Second); err != nil {
 		t.Fatalf("Touch: %v", err)
+	}
+	// A touch expecting another version (a stale one) changes nothing.
+	stale := newID()
+	sv := mustSave(t, a, stale, 0, []byte("old"), time.Minute)
+	sv2 := mustSave(t, a, stale, sv, []byte("new"), 400*time.Millisecond)
+	if err := b.Touch(ctxT(t, 5*time.Second), stale, sv, 3*time.Second); err != nil {
+		t.Fatalf("Touch stale: %v", err)
 	}
 	time.Sleep(700 * time.Millisecond) // past the original TTL
 	wantRecord(t, mustLoad(t, a, id), []byte("x"), v)
+	if r := mustLoad(t, a, stale); r.Version != 0 {
+		t.Fatalf("a touch of version %d extended version %d: %+v", sv, sv2, r)
+	}
 
 	// Touch with ttl <= 0 changes nothing; Touch of an absent record does
 	// not create it.
-	if err := a.Touch(ctxT(t, 5*time.Second), id, 0); err != nil {
+	if err := a.Touch(ctxT(t, 5*time.Second), id, v, 0); err != nil {
 		t.Fatalf("Touch(0): %v", err)
 	}
 	wantRecord(t, mustLoad(t, a, id), []byte("x"), v)
 	absent := newID()
-	if err := a.Touch(ctxT(t, 5*time.Second), absent, time.Minute); err != nil {
+	if err := a.Touch(ctxT(t, 5*time.Second), absent, v, time.Minute); err != nil {
 		t.Fatalf("Touch absent: %v", err)
 	}
 	wantRecord(t, mustLoad(t, b, absent), nil, 0)
 
 	// Touch can also shorten.
-	if err := a.Touch(ctxT(t, 5*time.Second), id, 300*time.Millisecond); err != nil {
+	if err := a.Touch(ctxT(t, 5*time.Second), id, v, 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(900 * time.Millisecond)
