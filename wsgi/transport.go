@@ -109,17 +109,7 @@ type h1Conn struct {
 // worker that stops reading an upload), not the whole request; the
 // deadline moves at most every quarter of it, as h1Body's does.
 func (c *h1Conn) Write(p []byte) (int, error) {
-	if d := c.writeTimeout; d > 0 {
-		if now := time.Now(); now.Sub(c.wArmed) > d/4 {
-			c.wArmed = now
-			c.nc.SetWriteDeadline(now.Add(d))
-			if c.ctx != nil && c.ctx.Err() != nil {
-				// The context's AfterFunc may have broken the
-				// deadlines already: keep them broken.
-				c.nc.SetWriteDeadline(brokenDeadline)
-			}
-		}
-	}
+	moveDeadline(c.ctx, c.nc, &c.wArmed, c.writeTimeout, true)
 	n, err := c.nc.Write(p)
 	if err != nil {
 		c.werr = err
@@ -479,6 +469,31 @@ func setReadDeadline(ctx context.Context, nc net.Conn, d time.Time) {
 	}
 }
 
+// moveDeadline gives nc's read deadline (or write deadline) d from now,
+// so that d bounds each wait for the backend rather than the whole
+// transfer. It moves at most every quarter of d (armed is when it last
+// did), so a transfer in many small pieces does not reset a timer each
+// time. Once ctx has ended, its AfterFunc may have broken the deadlines
+// already: they stay broken. d <= 0: no timeout.
+func moveDeadline(ctx context.Context, nc net.Conn, armed *time.Time, d time.Duration, write bool) {
+	if d <= 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(*armed) <= d/4 {
+		return
+	}
+	*armed = now
+	set := nc.SetReadDeadline
+	if write {
+		set = nc.SetWriteDeadline
+	}
+	set(now.Add(d))
+	if ctx != nil && ctx.Err() != nil {
+		set(brokenDeadline)
+	}
+}
+
 // clientBody remembers why reading the client's request body failed, to
 // tell it from a failure to write to the backend.
 type clientBody struct {
@@ -532,15 +547,8 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	}
 	// Like nginx's proxy_read_timeout, the read timeout bounds each wait
 	// for more of the body, not only the headers: a stalled body ends
-	// with a timeout instead of holding the request for ever. The
-	// deadline moves at most every quarter of the timeout, so a body read
-	// in many small pieces does not reset a timer each time.
-	if d := b.t.readTimeout; d > 0 {
-		if now := time.Now(); now.Sub(b.armedAt) > d/4 {
-			b.armedAt = now
-			setReadDeadline(b.ctx, b.c.nc, now.Add(d))
-		}
-	}
+	// with a timeout instead of holding the request for ever.
+	moveDeadline(b.ctx, b.c.nc, &b.armedAt, b.t.readTimeout, false)
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
 		b.eof = true
