@@ -591,11 +591,9 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 	var v uint64
 	var err error
 	sctx, cancel := s.storeCtx(ctx)
-	if l := s.announcedLease; opened && l != nil {
+	if opened && s.announcedLease != nil {
 		// Its cookie is out and the session locked: store and unlock.
-		s.announcedLease = nil
-		s.announcedRenew.stop()
-		s.announcedRenew = nil
+		l := s.takeAnnounced()
 		v, err = l.Unlock(sctx, store.Mutation{Kind: store.Put, Value: rec.encode(), TTL: s.ttl(now)})
 		if errors.Is(err, store.ErrLeaseLost) {
 			// The lock ran out under the page (its renewal failed, or
@@ -859,16 +857,23 @@ func (s *Session) Close(ctx context.Context, id string) {
 	s.Release(ctx)
 }
 
-// releaseAnnounced unlocks the announced session's lock, if taken, without
-// storing anything; s.mu must be held.
-func (s *Session) releaseAnnounced(ctx context.Context) {
+// takeAnnounced hands over the announced session's lock (nil if none),
+// its renewal stopped; s.mu must be held.
+func (s *Session) takeAnnounced() store.Lease {
 	l := s.announcedLease
-	if l == nil {
-		return
-	}
 	s.announcedLease = nil
 	s.announcedRenew.stop()
 	s.announcedRenew = nil
+	return l
+}
+
+// releaseAnnounced unlocks the announced session's lock, if taken, without
+// storing anything; s.mu must be held.
+func (s *Session) releaseAnnounced(ctx context.Context) {
+	l := s.takeAnnounced()
+	if l == nil {
+		return
+	}
 	sctx, cancel := s.storeCtx(ctx)
 	defer cancel()
 	if _, err := l.Unlock(sctx, store.Mutation{Kind: store.Keep}); err != nil {
