@@ -488,6 +488,53 @@ func TestSessionRegenerateRaceKeepsNewCookie(t *testing.T) {
 	}
 }
 
+// TestSessionLostLoginAnswerDoesNotLockOutTheOldCookie: a login
+// (session_regenerate_id(true)) whose answer never reached the browser
+// leaves it with the old cookie, whose ID is a tombstone in Redis. Right
+// after the login, a request with it is one of the login's race and sends
+// no cookie (TestSessionRegenerateRaceKeepsNewCookie). Once the
+// regeneration is older than the grace (its time in the tombstone is set a
+// minute back here), the old cookie starts a new, empty session with a
+// cookie of its own, so the user can log in again; the login's session
+// stays as it is.
+func TestSessionLostLoginAnswerDoesNotLockOutTheOldCookie(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	oldID := s.gws[0].dump(t, ck).ID
+	resp, newID, lost := s.gws[0].get(t, "/regenerate.php", ck)
+	if resp.StatusCode != 200 || lost == "" || lost == "-" || lost == ck {
+		t.Fatalf("login: %d %q cookie %q", resp.StatusCode, newID, lost)
+	}
+	if resp, body, set := s.gws[1].get(t, "/set.php?k=csrf&v=t1", ck); resp.StatusCode != 200 || body != "ok" || set != "" {
+		t.Fatalf("old cookie right after the login: %d %q cookie %q, want no cookie", resp.StatusCode, body, set)
+	}
+	key := "sessiongate:{" + oldID + "}"
+	ctx := context.Background()
+	ttl := s.redis.PTTL(ctx, key).Val()
+	past := time.Now().Add(-time.Minute).UnixMilli()
+	if err := s.redis.HSet(ctx, key, "d", fmt.Sprintf(`{"v":1,"retired":%d}`, past)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.redis.PTTL(ctx, key).Val(); got <= 0 || got > ttl {
+		t.Fatalf("tombstone TTL %v after rewriting its time, was %v", got, ttl)
+	}
+	resp, body, set := s.gws[1].get(t, "/set.php?k=csrf&v=t2", ck)
+	if resp.StatusCode != 200 || body != "ok" || set == "" || set == "-" || set == ck || set == lost {
+		t.Fatalf("old cookie a minute after the login: %d %q cookie %q, want a new session's cookie", resp.StatusCode, body, set)
+	}
+	d := s.gws[0].dump(t, set)
+	if d.ID == oldID || d.ID == newID || string(d.Data) != `{"csrf":"t2"}` {
+		t.Fatalf("the old cookie's new session: %+v", d)
+	}
+	if d := s.gws[0].dump(t, lost); d.ID != newID || !strings.Contains(string(d.Data), `"regenerated":true`) || strings.Contains(string(d.Data), "csrf") {
+		t.Fatalf("the login's session: %+v", d)
+	}
+	if !strings.Contains(s.gws[1].Logs.String(), "the browser never got the new cookie") {
+		t.Errorf("gateway did not log why the old cookie started a session:\n%s", s.gws[1].Logs.String())
+	}
+}
+
 // TestSessionPHPOwnCookieNeverCarriesRawID: PHP sends its own session
 // cookie with the raw ID (the store's key). It never reaches the browser,
 // whatever name the app gives it, even the gateway's own (where it would

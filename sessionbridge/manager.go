@@ -193,9 +193,9 @@ type Session struct {
 	// must be sent again even if the ID stays.
 	expirySet bool
 	// retired: the client's cookie names an ID a regeneration retired
-	// moments ago (retiredRecord) and no live session: the request was
-	// sent before the regenerating one's answer, which gives the browser
-	// the new cookie. It gets no session, as without the tombstone, but a
+	// moments ago (retiredRecord, at most retiredGrace before the request
+	// arrived) and no live session: the request was sent before the
+	// regenerating one's answer, which gives the browser the new cookie. It gets no session, as without the tombstone, but a
 	// session its app starts is neither stored nor given a cookie: that
 	// cookie would replace the new one in the browser, logging out a user
 	// who just logged in.
@@ -209,8 +209,12 @@ type Session struct {
 // first live session wins; the others cost a lookup each.
 func (m *Manager) Open(ctx context.Context, r *http.Request, https bool) (*Session, error) {
 	s := &Session{m: m, https: https, ctx: ctx}
+	var arrived time.Time
 	for _, id := range m.cookie.idsFrom(r) {
-		found, err := m.load(ctx, s, id)
+		if arrived.IsZero() {
+			arrived = m.now() // before any lock wait
+		}
+		found, err := m.load(ctx, s, id, arrived)
 		if err != nil {
 			return nil, err
 		}
@@ -223,8 +227,9 @@ func (m *Manager) Open(ctx context.Context, r *http.Request, https bool) (*Sessi
 
 // load loads session id into s (locked in strict mode) and reports whether
 // it is live; an absent, expired or unreadable one leaves s without a
-// session.
-func (m *Manager) load(ctx context.Context, s *Session, id string) (bool, error) {
+// session. arrived is when the request came in, before it waited for the
+// lock.
+func (m *Manager) load(ctx context.Context, s *Session, id string, arrived time.Time) (bool, error) {
 	s.cookieID = id
 	var rec store.Record
 	var err error
@@ -263,8 +268,17 @@ func (m *Manager) load(ctx context.Context, s *Session, id string) (bool, error)
 	if errors.Is(err, errRetired) {
 		// Left alone: it expires by itself (retiredTTL).
 		m.event("load_absent")
-		s.retired = true
 		s.releaseLease(ctx, store.Mutation{Kind: store.Keep})
+		if at, ok := retiredAt(rec.Value); ok && arrived.Sub(time.UnixMilli(at)) > retiredGrace {
+			// Not a request of the regeneration's race: the browser
+			// never got the new cookie (the login's answer was lost, or
+			// the user stopped the page) and still sends the old one. It
+			// must be able to start a session again, or it could not even
+			// log in again until the tombstone expires.
+			m.log.Info("the request's cookie names a session a regeneration retired; the browser never got the new cookie, so a new session may start", "session", shortID(id), "retired_ago", arrived.Sub(time.UnixMilli(at)).Round(time.Second).String())
+			return false, nil
+		}
+		s.retired = true
 		return false, nil
 	}
 	if err == nil && m.expired(dec) {
@@ -737,6 +751,16 @@ func (s *Session) Destroy(ctx context.Context, id string) error {
 func (s *Session) Retire(ctx context.Context, id string) error {
 	return s.destroy(ctx, id, true)
 }
+
+// retiredGrace is how long after a regeneration a request with the old
+// cookie counts as one of its race: sent before the browser got the new
+// cookie, which the regenerating page sends within moments (a login
+// redirects at once). A request arriving later with the old cookie never
+// got the new one and may start a session of its own. Requests that waited
+// for the lock arrived before the regeneration and always count. The
+// tombstone's time is the regenerating gateway's clock: gateways' clocks
+// must agree to well within this.
+const retiredGrace = 10 * time.Second
 
 // retiredTTL is how long a tombstone outlives the regeneration: a request
 // sent with the old cookie before the browser got the new one arrives

@@ -47,6 +47,23 @@ func retiredRecord(now int64) []byte {
 	return append(b, '}')
 }
 
+// retiredAt is when the regeneration wrote tombstone b (retiredRecord), in
+// Unix milliseconds of that gateway's clock; ok is false for a tombstone
+// without a readable time.
+func retiredAt(b []byte) (at int64, ok bool) {
+	fields, err := objectMembers(b)
+	if err != nil {
+		return 0, false
+	}
+	for _, f := range fields {
+		if f.Key == "retired" {
+			at, err = recordInt(f)
+			return at, err == nil
+		}
+	}
+	return 0, false
+}
+
 var emptyObject = json.RawMessage("{}")
 
 // decodeRecord reads what encode wrote (and what encoding/json wrote before

@@ -267,3 +267,70 @@ func TestRetiredRecordIsNoSession(t *testing.T) {
 		}
 	}
 }
+
+// A login's answer that never reached the browser (a lost connection, the
+// user pressed stop) leaves the browser with the old cookie only. Past
+// retiredGrace its requests are no longer the login's race: the first one
+// that writes starts a new session and sends its cookie, so the user can
+// log in again at once instead of after the tombstone expires. Within the
+// grace it still gets none.
+func TestRetiredCookieLongAfterTheRegenerationStartsANewSession(t *testing.T) {
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		ctx := context.Background()
+		m := newTestManager(t, mode, nil)
+		logs := captureLog(m)
+		x := createSession(t, m, `{"user":"ana"}`)
+		a, err := m.Open(ctx, requestWithCookie(t, m, x), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Retire(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+		y := NewID()
+		if _, err := a.WriteReencoded(ctx, y, json.RawMessage(`{"user":"ana","logged":true}`)); err != nil {
+			t.Fatal(err)
+		}
+		a.SetCookie(http.Header{}) // lost on its way to the browser
+		a.Release(ctx)
+
+		retired := time.Now()
+		for _, tc := range []struct {
+			after      time.Duration
+			wantCookie bool
+		}{{retiredGrace - time.Second, false}, {retiredGrace + time.Second, true}} {
+			m.now = func() time.Time { return retired.Add(tc.after) }
+			b, err := m.Open(ctx, requestWithCookie(t, m, x), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.ID() != "" || string(b.Data()) != "{}" {
+				t.Fatalf("%s +%v: the old cookie got session %q %s", mode, tc.after, b.ID(), b.Data())
+			}
+			z := NewID()
+			if _, err := b.WriteReencoded(ctx, z, json.RawMessage(`{"csrf":"t"}`)); err != nil {
+				t.Fatalf("%s +%v: %v", mode, tc.after, err)
+			}
+			h := http.Header{}
+			b.SetCookie(h)
+			b.Release(ctx)
+			got := setCookieID(t, m, h)
+			if tc.wantCookie {
+				if got != z {
+					t.Errorf("%s +%v: the old cookie's new session answers with cookie %q, want %s", mode, tc.after, got, z)
+				}
+				if d := storedData(t, m, z); d != `{"csrf":"t"}` {
+					t.Errorf("%s +%v: the new session holds %s", mode, tc.after, d)
+				}
+			} else if got != "" {
+				t.Errorf("%s +%v: a request of the login's race answers with a session cookie %q", mode, tc.after, got)
+			}
+		}
+		if got := storedData(t, m, y); got != `{"user":"ana","logged":true}` {
+			t.Errorf("%s: the login's session holds %s", mode, got)
+		}
+		if !strings.Contains(logs.String(), "the browser never got the new cookie") {
+			t.Errorf("%s: not logged why the old cookie may start a session:\n%s", mode, logs)
+		}
+	}
+}
