@@ -491,15 +491,15 @@ func TestGatewayBinary(t *testing.T) {
 		}
 	})
 
-	t.Run("BadEnvExits2", func(t *testing.T) {
+	t.Run("BadEnvExits78", func(t *testing.T) {
 		cmd := exec.Command(bin)
 		cmd.Env = []string{"SESSIONGATE_PHP_FPM=localhost", "SESSIONGATE_MAX_BODY=lots", "SESSIONGATE_LOG_FORMAT=xml", "SESSIONGATE_READ_HEADER_TIMEOUT=0"}
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-			t.Fatalf("exit = %v, want status 2; stderr:\n%s", err, stderr.String())
+		if !errors.As(err, &ee) || ee.ExitCode() != 78 {
+			t.Fatalf("exit = %v, want status 78 (EX_CONFIG); stderr:\n%s", err, stderr.String())
 		}
 		msg := stderr.String()
 		for _, v := range []string{"SESSIONGATE_PHP_FPM", "SESSIONGATE_DOCUMENT_ROOT", "SESSIONGATE_MAX_BODY", "SESSIONGATE_LOG_FORMAT", "SESSIONGATE_READ_HEADER_TIMEOUT"} {

@@ -21,17 +21,24 @@ import (
 	"github.com/sessiongate/sessiongate/internal/procs"
 )
 
+// exitConfig is the exit status for a configuration the gateway can never
+// start with (EX_CONFIG in sysexits.h). It differs from Go's status for a
+// crash (2) and from a start that failed for now (1: Redis not answering
+// yet, the port still taken), so a supervisor can restart those and stop
+// on this one (deploy/systemd: RestartPreventExitStatus).
+const exitConfig = 78
+
 // serve runs the gateway until SIGTERM or SIGINT; SIGHUP reloads the TLS
 // certificate (certs.go).
 func serve(args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "gateway: unexpected argument %q (configuration comes from SESSIONGATE_* variables; see gateway -h)\n", args[0])
-		return 2
+		return exitConfig
 	}
 	cfg, err := config.Load(environ)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
-		return 2
+		return exitConfig
 	}
 	logger := newLogger(cfg, stderr)
 	for _, w := range cfg.Warnings {
