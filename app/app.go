@@ -25,14 +25,19 @@ import (
 type App struct {
 	Server   *server.Server
 	Sessions *sessionbridge.Manager // nil when SESSIONGATE_SESSIONS=off
+	metrics  *gatewayMetrics
 	closers  []func() error
 }
+
+// CountRefusal counts a request net/http answered itself (431, 400, 501,
+// 417) before any handler ran, so it never reached the server's observer.
+func (a *App) CountRefusal(status int) { a.metrics.CountRefusal(status) }
 
 // Build wires the gateway. It fails fast: an unreachable Redis or a bad key
 // stops the start, with the reason.
 func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...server.Option) (*App, error) {
-	a := &App{}
 	mx := newMetrics(cfg, log)
+	a := &App{metrics: mx}
 	opts := append(mx.serverOptions(), extra...)
 	if cfg.AdminPprof {
 		opts = append(opts, pprofOptions()...)

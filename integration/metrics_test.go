@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/testnet"
 	"github.com/sessiongate/sessiongate/metrics/metricstest"
 )
 
@@ -216,6 +217,22 @@ func TestMetricsRealStack(t *testing.T) {
 	}
 	if over := waits - m[`sessiongate_session_lock_wait_seconds_bucket{le="0.25"}`]; over < float64(busy) {
 		t.Errorf("%v lock waits above 0.25 s, want >= %d (the timed-out ones)", over, busy)
+	}
+	// A request net/http refuses before any handler runs (headers over
+	// SESSIONGATE_MAX_HEADER_BYTES) is counted too, access log off, with
+	// no duration sample: it was never timed.
+	refused := `sessiongate_http_requests_total{code="431",upstream="gateway"}`
+	gwDurations := m[`sessiongate_http_request_duration_seconds_count{upstream="gateway"}`]
+	u, _ := url.Parse(gw.URL)
+	if resp := testnet.Exchange(t, u.Host, "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: "+strings.Repeat("a", 2<<20)+"\r\n\r\n"); !strings.Contains(resp, " 431 ") {
+		t.Errorf("oversized headers: %.60q, want 431", resp)
+	}
+	m2 := metricstest.Scrape(t, gw.Admin+"/metrics")
+	if got := m2[refused]; got != m[refused]+1 {
+		t.Errorf("%s = %v after one refused request, was %v", refused, got, m[refused])
+	}
+	if got := m2[`sessiongate_http_request_duration_seconds_count{upstream="gateway"}`]; got != gwDurations {
+		t.Errorf("gateway duration samples %v after a refusal, was %v", got, gwDurations)
 	}
 	if t.Failed() {
 		var dump bytes.Buffer

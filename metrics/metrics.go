@@ -83,7 +83,7 @@ func New(logger *slog.Logger) *Metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Subsystem: "http", Name: "requests_total",
-			Help: "Finished client requests by upstream (static, php, django, redirect for the plain-HTTP redirect listener, or gateway for answers the gateway gives itself: 404, 413, refusals) and status code; 499 means the client left first.",
+			Help: "Finished client requests by upstream (static, php, django, redirect for the plain-HTTP redirect listener, or gateway for answers the gateway gives itself: 404, 413, and net/http's refusals of malformed or oversized requests on plain-HTTP listeners, which have no duration sample) and status code; 499 means the client left first.",
 		}, []string{"upstream", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Subsystem: "http", Name: "request_duration_seconds",
@@ -163,6 +163,14 @@ func (m *Metrics) ObserveRequest(upstream string, status int, bytes int64, d tim
 	if bytes > 0 {
 		u.bytes.Add(float64(bytes))
 	}
+}
+
+// CountRefusal counts a request net/http refused before any handler ran
+// (431, 400, 501, 417) under upstream "gateway". Only requests_total: the
+// request was never timed, and a made-up duration would pull the
+// latency histogram down.
+func (m *Metrics) CountRefusal(status int) {
+	m.requests.WithLabelValues("gateway", statusLabel(status)).Inc()
 }
 
 func (m *Metrics) series(upstream string) *upstreamSeries {

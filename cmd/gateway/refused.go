@@ -11,7 +11,8 @@ import (
 )
 
 // logRefusals makes the requests net/http answers itself, before any
-// handler runs, show in the access log: a request line and headers over
+// handler runs, show in the access log (logger; nil: not logged) and in
+// the request metrics (count; nil: not counted): a request line and headers over
 // SESSIONGATE_MAX_HEADER_BYTES (431), malformed framing or a missing Host
 // (400), an unsupported Transfer-Encoding (501), an unknown Expect (417).
 // net/http writes those answers straight to the connection and logs
@@ -23,7 +24,7 @@ import (
 // It sets srv.Handler, srv.ConnState and srv.ConnContext (keeping those
 // already set) and returns the listener to serve. It sees plain HTTP only:
 // on a TLS listener net/http writes to the *tls.Conn it made itself.
-func logRefusals(srv *http.Server, ln net.Listener, logger *slog.Logger) net.Listener {
+func logRefusals(srv *http.Server, ln net.Listener, logger *slog.Logger, count func(status int)) net.Listener {
 	next, state, connCtx := srv.Handler, srv.ConnState, srv.ConnContext
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, ok := r.Context().Value(refusalConnKey{}).(*refusalConn); ok {
@@ -50,14 +51,15 @@ func logRefusals(srv *http.Server, ln net.Listener, logger *slog.Logger) net.Lis
 		}
 		return ctx
 	}
-	return refusalListener{ln, logger}
+	return refusalListener{ln, logger, count}
 }
 
 type refusalConnKey struct{}
 
 type refusalListener struct {
 	net.Listener
-	log *slog.Logger
+	log   *slog.Logger
+	count func(status int)
 }
 
 func (l refusalListener) Accept() (net.Conn, error) {
@@ -65,7 +67,7 @@ func (l refusalListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := &refusalConn{Conn: c, log: l.log}
+	rc := &refusalConn{Conn: c, log: l.log, count: l.count}
 	rc.handled.Store(true) // nothing read yet
 	return rc, nil
 }
@@ -75,6 +77,7 @@ func (l refusalListener) Accept() (net.Conn, error) {
 type refusalConn struct {
 	net.Conn
 	log     *slog.Logger
+	count   func(status int)
 	handled atomic.Bool
 }
 
@@ -82,11 +85,16 @@ func (c *refusalConn) Write(p []byte) (int, error) {
 	if !c.handled.Load() {
 		c.handled.Store(true) // one line per refused request
 		if status, reason, ok := parseStatusLine(p); ok {
-			c.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
-				slog.Int("status", status),
-				slog.String("upstream", "gateway"),
-				slog.String("remote", c.RemoteAddr().String()),
-				slog.String("error", "refused by net/http: "+reason))
+			if c.count != nil {
+				c.count(status)
+			}
+			if c.log != nil {
+				c.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
+					slog.Int("status", status),
+					slog.String("upstream", "gateway"),
+					slog.String("remote", c.RemoteAddr().String()),
+					slog.String("error", "refused by net/http: "+reason))
+			}
 		}
 	}
 	return c.Conn.Write(p)

@@ -6,7 +6,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sessiongate/sessiongate/internal/testlog"
@@ -31,7 +34,19 @@ func TestRefusedRequestsAreLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(logRefusals(srv, ln, slog.New(slog.NewJSONHandler(logs, nil))))
+	var counted []string
+	var countMu sync.Mutex
+	count := func(status int) {
+		countMu.Lock()
+		counted = append(counted, strconv.Itoa(status))
+		countMu.Unlock()
+	}
+	countedSince := func(n int) []string {
+		countMu.Lock()
+		defer countMu.Unlock()
+		return slices.Clone(counted[n:])
+	}
+	go srv.Serve(logRefusals(srv, ln, slog.New(slog.NewJSONHandler(logs, nil)), count))
 	t.Cleanup(func() { srv.Close() })
 
 	send := func(req string) string {
@@ -48,7 +63,7 @@ func TestRefusedRequestsAreLogged(t *testing.T) {
 		{"expect", "POST / HTTP/1.1\r\nHost: x\r\nExpect: x\r\nContent-Length: 1\r\n\r\na", "417"},
 		{"after a served request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("a", 16<<10) + "\r\n\r\n", "431"},
 	} {
-		before := len(logs.String())
+		before, countedBefore := len(logs.String()), len(countedSince(0))
 		resp := send(tc.req)
 		if !strings.Contains(resp, "HTTP/1.1 "+tc.status+" ") {
 			t.Fatalf("%s: got %q, want %s", tc.name, resp, tc.status)
@@ -58,13 +73,39 @@ func TestRefusedRequestsAreLogged(t *testing.T) {
 			!strings.Contains(line, `"upstream":"gateway"`) || !strings.Contains(line, `"remote":"127.0.0.1:`) {
 			t.Errorf("%s: log %q, want one request line with status %s", tc.name, line, tc.status)
 		}
+		if got := countedSince(countedBefore); !slices.Equal(got, []string{tc.status}) {
+			t.Errorf("%s: counted %v, want [%s]", tc.name, got, tc.status)
+		}
 	}
-	before := len(logs.String())
+	before, countedBefore := len(logs.String()), len(countedSince(0))
 	if resp := send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(resp, "HTTP/1.1 200 ") {
 		t.Fatalf("served request: %.60q", resp)
 	}
 	if s := logs.String()[before:]; s != "" {
 		t.Errorf("a request the handler answered logged %q", s)
+	}
+	if got := countedSince(countedBefore); len(got) != 0 {
+		t.Errorf("a request the handler answered was counted as refused: %v", got)
+	}
+}
+
+// With the access log off (no logger) refusals are still counted for the
+// metrics, and nothing is logged.
+func TestRefusedRequestsCountedWithoutAccessLog(t *testing.T) {
+	srv := &http.Server{Handler: http.NotFoundHandler(), MaxHeaderBytes: serverMaxHeaderBytes(8 << 10)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int, 1)
+	go srv.Serve(logRefusals(srv, ln, nil, func(status int) { got <- status }))
+	t.Cleanup(func() { srv.Close() })
+	resp := testnet.Exchange(t, ln.Addr().String(), "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: "+strings.Repeat("a", 9<<10)+"\r\n\r\n")
+	if !strings.Contains(resp, "HTTP/1.1 431 ") {
+		t.Fatalf("got %.60q, want 431", resp)
+	}
+	if status := <-got; status != 431 {
+		t.Errorf("counted %d, want 431", status)
 	}
 }
 
@@ -77,7 +118,7 @@ func TestRefusalConnKeepsTCPFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	wl := logRefusals(&http.Server{Handler: http.NotFoundHandler()}, ln, slog.New(slog.DiscardHandler))
+	wl := logRefusals(&http.Server{Handler: http.NotFoundHandler()}, ln, slog.New(slog.DiscardHandler), nil)
 	go func() {
 		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 			defer c.Close()

@@ -116,8 +116,14 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 1
 	}
-	if cfg.AccessLog && !cfg.TLS() {
-		ln = logRefusals(public, ln, logger)
+	// net/http's own answers (431, 400, ...) are counted in the metrics,
+	// and logged with the access log on.
+	var refusalLog *slog.Logger
+	if cfg.AccessLog {
+		refusalLog = logger
+	}
+	if !cfg.TLS() {
+		ln = logRefusals(public, ln, refusalLog, gw.CountRefusal)
 	}
 
 	var (
@@ -166,9 +172,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			}
 			return 1
 		}
-		if cfg.AccessLog {
-			redirectLn = logRefusals(redirect, redirectLn, logger)
-		}
+		redirectLn = logRefusals(redirect, redirectLn, refusalLog, gw.CountRefusal)
 	}
 
 	if err := lns.unclaimed(); err != nil {
