@@ -41,7 +41,11 @@ type sessionStack struct {
 	fpm   *harness.PHPFPM
 	gws   []*sessionGW
 	redis redis.UniversalClient
-	red   *harness.Redis // nil on a cluster
+	red   *harness.Redis // nil on a cluster; the first master with sentinel
+	// sentinel is the Sentinel's address and replica the master's
+	// (stackOpts.sentinel).
+	sentinel string
+	replica  *harness.Redis
 }
 
 type sessionGW struct {
@@ -51,8 +55,11 @@ type sessionGW struct {
 
 type stackOpts struct {
 	cluster bool
-	env     []string // extra SESSIONGATE_* settings
-	fpm     harness.PHPFPMOptions
+	// sentinel: a master, one replica and a Sentinel, the gateways on
+	// redis-sentinel:// (sessionStack.sentinel is its address).
+	sentinel bool
+	env      []string // extra SESSIONGATE_* settings
+	fpm      harness.PHPFPMOptions
 	// prependInPool installs the prepend with php_admin_value instead of
 	// SESSIONGATE_PHP_PREPEND.
 	prependInPool bool
@@ -121,11 +128,21 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 
 	st := &sessionStack{fpm: fpm}
 	var url string
-	if o.cluster {
+	switch {
+	case o.cluster:
 		c := harness.StartRedisCluster(t)
 		url = "redis-cluster://" + strings.Join(c.Addrs, ",")
 		st.redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
-	} else {
+	case o.sentinel:
+		st.red, st.replica = harness.StartRedis(t), harness.StartRedis(t)
+		host, port, _ := strings.Cut(st.red.Addr, ":")
+		if _, err := st.replica.Do("REPLICAOF", host, port); err != nil {
+			t.Fatal(err)
+		}
+		st.sentinel = harness.StartRedisSentinel(t, st.red.Addr)
+		url = "redis-sentinel://" + st.sentinel + "/0?master=mymaster"
+		st.redis = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "mymaster", SentinelAddrs: []string{st.sentinel}})
+	default:
 		st.red = harness.StartRedis(t)
 		url = st.red.URL()
 		st.redis = redis.NewClient(&redis.Options{Addr: st.red.Addr})

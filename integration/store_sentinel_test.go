@@ -1,0 +1,198 @@
+package integration
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// sentinelCounter drives the counter page of one session through the two
+// gateways of a Sentinel stack and checks that its values stay in sequence.
+type sentinelCounter struct {
+	t  *testing.T
+	s  *sessionStack
+	ck string
+	n  int // the last value a 200 showed
+}
+
+func (c *sentinelCounter) increment(gw *sessionGW) (int, string) {
+	c.t.Helper()
+	resp, body, _ := gw.get(c.t, "/counter.php", c.ck)
+	return resp.StatusCode, body
+}
+
+// next increments through gw and requires the next value of the sequence.
+func (c *sentinelCounter) next(gw *sessionGW, when string) {
+	c.t.Helper()
+	code, body := c.increment(gw)
+	c.expect(code, body, when)
+}
+
+func (c *sentinelCounter) expect(code int, body, when string) {
+	c.t.Helper()
+	if code != 200 || body != strconv.Itoa(c.n+1) {
+		c.t.Fatalf("%s: counter %d %q, want 200 %d", when, code, body, c.n+1)
+	}
+	c.n++
+}
+
+// startSentinelStack starts the stack, waits for the replica to be in
+// sync, applies the masters' settings, and writes a session that reaches
+// the replica (WAIT) before the failover.
+func startSentinelStack(t *testing.T, masterSettings ...string) *sentinelCounter {
+	s := startSessionStack(t, stackOpts{sentinel: true})
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, err := s.red.Do("INFO", "replication")
+		if err == nil && strings.Contains(info, "state=online") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica is not in sync with the master: %q %v", info, err)
+		}
+	}
+	for _, addr := range []string{s.red.Addr, s.replica.Addr} {
+		for i := 0; i+1 < len(masterSettings); i += 2 {
+			c := redis.NewClient(&redis.Options{Addr: addr})
+			err := c.ConfigSet(context.Background(), masterSettings[i], masterSettings[i+1]).Err()
+			c.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c := &sentinelCounter{t: t, s: s, ck: s.newSession(t)}
+	for i := range 6 {
+		c.next(s.gws[i%2], "before the failover")
+	}
+	if acked, err := s.red.Do("WAIT", "1", "5000"); err != nil || acked != "1" {
+		t.Fatalf("WAIT for the replica: %q %v", acked, err)
+	}
+	return c
+}
+
+// failover has the Sentinel promote the replica and returns once the
+// Sentinel names it as the master.
+func (c *sentinelCounter) failover() {
+	t, s := c.t, c.s
+	ctx := context.Background()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.sentinel})
+	defer sc.Close()
+	// The Sentinel learns of the replica from the master's INFO: until
+	// then it has none to promote (NOGOODSLAVE).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := sc.Failover(ctx, "mymaster").Err()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SENTINEL FAILOVER: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for {
+		addr, err := sc.GetMasterAddrByName(ctx, "mymaster").Result()
+		if err == nil && len(addr) == 2 && net.JoinHostPort(addr[0], addr[1]) == s.replica.Addr {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Sentinel names %v as the master, want the replica %s (%v)", addr, s.replica.Addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// lockAcrossGateways: a request waiting for the session's lock on gateway
+// 1 runs as soon as hold.php on gateway 0 ends, not at the lock timeout
+// (20 s in these stacks).
+func (c *sentinelCounter) lockAcrossGateways(when string) {
+	t, s := c.t, c.s
+	started, q := markFile(t)
+	held := make(chan int, 1)
+	go func() {
+		resp, _, _ := s.gws[0].get(t, "/hold.php?ms=1000&started="+q, c.ck)
+		held <- resp.StatusCode
+	}()
+	waitForFile(t, started, "hold.php")
+	begin := time.Now()
+	code, body := c.increment(s.gws[1])
+	waited := time.Since(begin)
+	if hc := <-held; hc != 200 {
+		t.Fatalf("%s: hold.php: %d", when, hc)
+	}
+	c.expect(code, body, when+", waiting for the lock")
+	if waited > 10*time.Second {
+		t.Errorf("%s: the waiting request took %v, for a 1 s hold: it was not woken when the lock was released", when, waited)
+	}
+}
+
+// TestSessionSentinelFailover: two gateways on redis-sentinel:// keep one
+// shared session through a Sentinel failover (SENTINEL FAILOVER: the
+// replica is promoted, the old master demoted).
+//
+// Default settings: each gateway switches to the new master by itself
+// (go-redis follows the Sentinel's +switch-master, some 30 ms after the
+// promotion here). The session written before the failover (replicated:
+// WAIT) is there on the new master; increments through both gateways go on
+// in sequence from it, none refused; locks work across the gateways. Writes
+// made between the promotion and a gateway's switch go to the old master,
+// which still takes them, and are lost (README, Store: "Replication is
+// asynchronous"); the test makes none.
+//
+// With min-replicas-to-write 1, as the README advises, the old master
+// refuses writes as soon as its replica leaves it, and the new master until
+// the old one replicates from it: the test sends increments all along, and
+// every 200 is in sequence (none lost), the others are 503s, and they end.
+func TestSessionSentinelFailover(t *testing.T) {
+	t.Parallel()
+	t.Run("Default", func(t *testing.T) {
+		t.Parallel()
+		c := startSentinelStack(t)
+		c.failover()
+		// No request until the Sentinel has made the old master a
+		// replica (some 10 s later: its next look at it): from then on a
+		// gateway that missed the switch gets READONLY, a 503, instead
+		// of writes that vanish.
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			role, err := c.s.red.Do("ROLE")
+			if err == nil && strings.HasPrefix(role, "slave") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the old master's role is still %q (%v)", role, err)
+			}
+		}
+		for i := range 6 {
+			c.next(c.s.gws[i%2], "after the failover")
+		}
+		c.lockAcrossGateways("after the failover")
+	})
+	t.Run("MinReplicasToWrite", func(t *testing.T) {
+		t.Parallel()
+		c := startSentinelStack(t, "min-replicas-to-write", "1", "min-replicas-max-lag", "10")
+		c.failover()
+		refused, since := 0, time.Now()
+		for i := 0; i < 2 || refused > 0 && c.n < 8; i++ {
+			code, body := c.increment(c.s.gws[i%2])
+			if code == 503 {
+				refused++
+				if time.Since(since) > 60*time.Second {
+					t.Fatalf("the gateways still answer 503 %v after the failover (%d so far)", time.Since(since), refused)
+				}
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			c.expect(code, body, "during the failover")
+		}
+		t.Logf("%d increments refused with 503 for %v after the failover; none lost", refused, time.Since(since).Round(100*time.Millisecond))
+		for i := range 6 {
+			c.next(c.s.gws[i%2], "once the new master has its replica")
+		}
+		c.lockAcrossGateways("once the new master has its replica")
+	})
+}
