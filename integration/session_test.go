@@ -46,6 +46,7 @@ type sessionStack struct {
 	// (stackOpts.sentinel).
 	sentinel string
 	replica  *harness.Redis
+	cluster  *harness.RedisCluster // stackOpts.cluster
 }
 
 type sessionGW struct {
@@ -131,6 +132,7 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 	switch {
 	case o.cluster:
 		c := harness.StartRedisCluster(t)
+		st.cluster = c
 		url = "redis-cluster://" + strings.Join(c.Addrs, ",")
 		st.redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
 	case o.sentinel:

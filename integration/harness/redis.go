@@ -171,6 +171,33 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 	return c
 }
 
+// AddReplica starts one more cluster node and makes it a replica of the
+// master at masterAddr (one of Addrs), then waits until the master reports
+// it in sync. The replica is appended to Nodes, not to Addrs (the seeds).
+func (c *RedisCluster) AddReplica(t testing.TB, masterAddr string) *Redis {
+	t.Helper()
+	id, err := redisDo(masterAddr, "CLUSTER", "MYID")
+	if err != nil {
+		t.Fatalf("harness: CLUSTER MYID on %s: %v", masterAddr, err)
+	}
+	n := newRedis(t, true)
+	n.firstStart()
+	args := []string{"--cluster", "add-node", n.Addr, masterAddr, "--cluster-slave", "--cluster-master-id", id}
+	if out, err := exec.Command(Bin(t, "redis-cli"), args...).CombinedOutput(); err != nil {
+		t.Fatalf("harness: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	c.Nodes = append(c.Nodes, n)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, err := redisDo(masterAddr, "INFO", "replication")
+		if err == nil && strings.Contains(info, "state=online") {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("harness: cluster replica %s of %s not in sync: %q %v", n.Addr, masterAddr, info, err)
+		}
+	}
+}
+
 // URL returns the go-redis ParseClusterURL form:
 // "redis://first?addr=second&addr=third".
 func (c *RedisCluster) URL() string {

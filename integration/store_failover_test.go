@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"strings"
@@ -11,29 +12,29 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// sentinelCounter drives the counter page of one session through the two
-// gateways of a Sentinel stack and checks that its values stay in sequence.
-type sentinelCounter struct {
+// failoverCounter drives the counter page of one session through the two
+// gateways of a stack and checks that its values stay in sequence.
+type failoverCounter struct {
 	t  *testing.T
 	s  *sessionStack
 	ck string
 	n  int // the last value a 200 showed
 }
 
-func (c *sentinelCounter) increment(gw *sessionGW) (int, string) {
+func (c *failoverCounter) increment(gw *sessionGW) (int, string) {
 	c.t.Helper()
 	resp, body, _ := gw.get(c.t, "/counter.php", c.ck)
 	return resp.StatusCode, body
 }
 
 // next increments through gw and requires the next value of the sequence.
-func (c *sentinelCounter) next(gw *sessionGW, when string) {
+func (c *failoverCounter) next(gw *sessionGW, when string) {
 	c.t.Helper()
 	code, body := c.increment(gw)
 	c.expect(code, body, when)
 }
 
-func (c *sentinelCounter) expect(code int, body, when string) {
+func (c *failoverCounter) expect(code int, body, when string) {
 	c.t.Helper()
 	if code != 200 || body != strconv.Itoa(c.n+1) {
 		c.t.Fatalf("%s: counter %d %q, want 200 %d", when, code, body, c.n+1)
@@ -44,7 +45,7 @@ func (c *sentinelCounter) expect(code int, body, when string) {
 // startSentinelStack starts the stack, waits for the replica to be in
 // sync, applies the masters' settings, and writes a session that reaches
 // the replica (WAIT) before the failover.
-func startSentinelStack(t *testing.T, masterSettings ...string) *sentinelCounter {
+func startSentinelStack(t *testing.T, masterSettings ...string) *failoverCounter {
 	s := startSessionStack(t, stackOpts{sentinel: true})
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		info, err := s.red.Do("INFO", "replication")
@@ -65,7 +66,7 @@ func startSentinelStack(t *testing.T, masterSettings ...string) *sentinelCounter
 			}
 		}
 	}
-	c := &sentinelCounter{t: t, s: s, ck: s.newSession(t)}
+	c := &failoverCounter{t: t, s: s, ck: s.newSession(t)}
 	for i := range 6 {
 		c.next(s.gws[i%2], "before the failover")
 	}
@@ -77,7 +78,7 @@ func startSentinelStack(t *testing.T, masterSettings ...string) *sentinelCounter
 
 // failover has the Sentinel promote the replica and returns once the
 // Sentinel names it as the master.
-func (c *sentinelCounter) failover() {
+func (c *failoverCounter) failover() {
 	t, s := c.t, c.s
 	ctx := context.Background()
 	sc := redis.NewSentinelClient(&redis.Options{Addr: s.sentinel})
@@ -110,7 +111,7 @@ func (c *sentinelCounter) failover() {
 // lockAcrossGateways: a request waiting for the session's lock on gateway
 // 1 runs as soon as hold.php on gateway 0 ends, not at the lock timeout
 // (20 s in these stacks).
-func (c *sentinelCounter) lockAcrossGateways(when string) {
+func (c *failoverCounter) lockAcrossGateways(when string) {
 	t, s := c.t, c.s
 	started, q := markFile(t)
 	held := make(chan int, 1)
@@ -195,4 +196,73 @@ func TestSessionSentinelFailover(t *testing.T) {
 		}
 		c.lockAcrossGateways("once the new master has its replica")
 	})
+}
+
+// TestSessionClusterFailover: two gateways on redis-cluster:// keep one
+// shared session while the master of its slot hands over to a replica
+// (CLUSTER FAILOVER, as an operator does before maintenance), with
+// increments running through both gateways all along. A manual failover is
+// coordinated (the master stops taking writes until the replica has caught
+// up), so every 200 stays in sequence: none lost; go-redis follows the
+// MOVED answers to the new master; any refusal meanwhile is a 503, and
+// they end. Locks then work across the gateways on the new master.
+func TestSessionClusterFailover(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{cluster: true})
+	ctx := context.Background()
+	c := &failoverCounter{t: t, s: s, ck: s.newSession(t)}
+	for i := range 6 {
+		c.next(s.gws[i%2], "before the failover")
+	}
+	key := "sessiongate:{" + s.gws[0].dump(t, c.ck).ID + "}"
+	master, err := s.redis.(*redis.ClusterClient).MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := s.cluster.AddReplica(t, master.Options().Addr)
+
+	promoted := make(chan error, 1)
+	go func() {
+		if _, err := replica.Do("CLUSTER", "FAILOVER"); err != nil {
+			promoted <- err
+			return
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if role, err := replica.Do("ROLE"); err == nil && strings.HasPrefix(role, "master") {
+				promoted <- nil
+				return
+			}
+			if time.Now().After(deadline) {
+				promoted <- errors.New("the replica is not master 30 s after CLUSTER FAILOVER")
+				return
+			}
+		}
+	}()
+	refused, during := 0, 0
+	for i, done := 0, false; !done; i++ {
+		select {
+		case err := <-promoted:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = true
+		default:
+		}
+		code, body := c.increment(s.gws[i%2])
+		if code == 503 {
+			refused++
+			if refused > 300 {
+				t.Fatalf("%d increments refused during the failover", refused)
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		c.expect(code, body, "during the failover")
+		during++
+	}
+	t.Logf("during the failover: %d increments, %d refused with 503; none lost", during, refused)
+	for i := range 6 {
+		c.next(s.gws[i%2], "after the failover")
+	}
+	c.lockAcrossGateways("after the failover")
 }
