@@ -375,6 +375,41 @@ class SessionAPITests(unittest.TestCase):
         c = Change(resp)
         self.assertEqual((c.op, c.rotate, c.data), ("write", "1", {"user": "ana", "n": 1}))
 
+    def test_delete_after_a_read_deletes(self):
+        # Django's delete() removes the stored session, whatever the view
+        # read before: a "logout" written as request.session.delete() after
+        # request.user loaded the session must not keep the user logged in
+        # under a new ID.
+        def view(request):
+            self.assertEqual(request.session.get("_auth_user_id"), "1")
+            request.session.delete()
+            return HttpResponse("ok")
+
+        _, resp = run(view, signed_meta(SID, {"_auth_user_id": "1", "cart": [1]}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.data), ("delete", "", None))
+
+        # The same with the session's own key, as Django code often passes it.
+        def by_key(request):
+            request.session.get("cart")
+            request.session.delete(request.session.session_key)
+            return HttpResponse("ok")
+
+        _, resp = run(by_key, signed_meta(SID, {"_auth_user_id": "1", "cart": [1]}))
+        self.assertEqual(Change(resp).op, "delete")
+
+        # A value stored after the delete starts a new session with only
+        # that value, as after flush(): the deleted data does not come back.
+        def then_write(request):
+            request.session.get("cart")
+            request.session.delete()
+            request.session["after"] = 1
+            return HttpResponse("ok")
+
+        _, resp = run(then_write, signed_meta(SID, {"_auth_user_id": "1", "cart": [1]}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.data), ("write", "1", {"after": 1}))
+
     def test_flush_deletes(self):
         def view(request):
             request.session.flush()
