@@ -9,6 +9,7 @@ import django
 from django.conf import settings
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.exception import response_for_exception
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.deprecation import MiddlewareMixin
 
@@ -162,6 +163,36 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 reason = "the gateway's session headers were refused (%s)" % refused
             logger.warning("session change dropped: %s; path=%s", reason, request.path)
             return response
+        try:
+            headers = self._change_headers(request, session, verified, change)
+        except (TypeError, ValueError) as e:
+            if not session.deleted_by_view():
+                raise
+            # flush() or cycle_key() came first: Django's backends deleted
+            # the stored session there and then, and its failed save() only
+            # turns the page into a 500. A logout that then stored a value
+            # JSON cannot hold (a datetime) must still log the user out, so
+            # the 500 Django makes of the error (logged, got_request_exception
+            # sent, handler500's page) carries the deletion.
+            error = response_for_exception(request, e)
+            for name, value in protocol.change_headers(verified, "delete"):
+                error[name] = value
+            return error
+        for name, value in headers:
+            response[name] = value
+        if change[0] == "write" and not verified.session_id:
+            # A new session: the gateway sets its cookie on this response,
+            # as Django's own middleware would. Django's cache never stores
+            # a response that sets a cookie while varying on Cookie; this
+            # one sets none Django can see, and its cache key (the client's
+            # other cookies, often none) is every new visitor's: cached, the
+            # first visitor's page would be served to the next ones.
+            patch_cache_control(response, private=True)
+        return response
+
+    def _change_headers(self, request, session, verified, change):
+        """The signed response headers for change; raises TypeError or
+        ValueError (logged) for data the gateway or PHP could not take."""
         op, rotate, data = change
         payload = b""
         expiry = ""
@@ -186,14 +217,4 @@ class SessionMiddleware(DjangoSessionMiddleware):
             # PHP page of the session would fail). Fail loudly instead.
             logger.error("session change refused: %s; path=%s", e, request.path)
             raise
-        for name, value in headers:
-            response[name] = value
-        if op == "write" and not verified.session_id:
-            # A new session: the gateway sets its cookie on this response,
-            # as Django's own middleware would. Django's cache never stores
-            # a response that sets a cookie while varying on Cookie; this
-            # one sets none Django can see, and its cache key (the client's
-            # other cookies, often none) is every new visitor's: cached, the
-            # first visitor's page would be served to the next ones.
-            patch_cache_control(response, private=True)
-        return response
+        return headers

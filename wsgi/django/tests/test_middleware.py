@@ -521,6 +521,38 @@ class SessionAPITests(unittest.TestCase):
             with self.assertRaises(TypeError):
                 run(view)
 
+    def test_refused_write_after_logout_still_deletes(self):
+        # Django's flush() deletes the stored session at once: a logout
+        # view that then stores a value JSON cannot hold (a datetime) fails
+        # with a 500 under Django's own sessions, but the user is logged
+        # out. The refused write must not keep the old session alive here.
+        from datetime import datetime
+
+        def view(request):
+            request.session.get("_auth_user_id")
+            request.session.flush()
+            request.session["logged_out_at"] = datetime(2024, 1, 2)
+            return HttpResponse("x")
+
+        with self.assertLogs("sessiongate_django", "ERROR") as logs:
+            _, resp = run(view, signed_meta(SID, {"_auth_user_id": "2"}))
+        self.assertIn("not JSON-serializable", "\n".join(logs.output))
+        self.assertEqual(resp.status_code, 500)
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.data), ("delete", "", None))
+
+        # The same for a write too large for the gateway after a login's
+        # cycle_key(), which deletes the old session at once too.
+        def big(request):
+            request.session.cycle_key()
+            request.session["big"] = "x" * (8 << 20)
+            return HttpResponse("x")
+
+        with self.assertLogs("sessiongate_django", "ERROR"):
+            _, resp = run(big, signed_meta(SID, {"cart": [1]}))
+        self.assertEqual(resp.status_code, 500)
+        self.assertEqual(Change(resp).op, "delete")
+
     def test_session_too_large_for_the_gateway_raises(self):
         # Over the gateway's response header limit the gateway answers 502
         # and drops the change; the view must get a clear error instead.
