@@ -74,6 +74,34 @@ def _django_skips_save(status):
     return status == 500
 
 
+def _check_conditional_get_order(middleware):
+    """Refuses ConditionalGetMiddleware (or a subclass) before ours in
+    MIDDLEWARE. Its process_response then runs after ours and replaces a
+    revalidated page with a new 304 that keeps only a few headers and
+    Django's cookies: the session change is lost (a logout page the browser
+    revalidates leaves the user logged in), where Django's own sessions
+    were saved or deleted before any response existed. After ours, Django's
+    documented place for it, the 304 is made first and carries the change."""
+    from django.middleware.http import ConditionalGetMiddleware
+    from django.utils.module_loading import import_string
+
+    for path in middleware:
+        try:
+            cls = import_string(path)
+        except ImportError:
+            continue  # Django reports it when it loads the middleware
+        if not isinstance(cls, type):
+            continue
+        if issubclass(cls, SessionMiddleware):
+            return
+        if issubclass(cls, ConditionalGetMiddleware):
+            raise ImproperlyConfigured(
+                "MIDDLEWARE has %s before sessiongate_django.SessionMiddleware: its 304 responses "
+                "would drop the session changes; put it after ours, as Django's documentation orders "
+                "ConditionalGetMiddleware after SessionMiddleware" % path
+            )
+
+
 class SessionMiddleware(DjangoSessionMiddleware):
     """Put it where django.contrib.sessions.middleware.SessionMiddleware was.
 
@@ -94,6 +122,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 "MIDDLEWARE has both %s and sessiongate_django.SessionMiddleware: "
                 "replace Django's with ours, do not add ours next to it" % _DJANGO_SESSION_MIDDLEWARE
             )
+        _check_conditional_get_order(getattr(settings, "MIDDLEWARE", None) or ())
         self.SessionStore = SessionStore
         self._keys = load_keys()
 

@@ -786,6 +786,37 @@ class KeyConfigTests(unittest.TestCase):
         with override_settings(MIDDLEWARE=[ours]):
             SessionMiddleware(lambda r: HttpResponse())
 
+    def test_conditional_get_outside_is_refused(self):
+        # ConditionalGetMiddleware before ours in MIDDLEWARE runs its
+        # process_response after ours and turns a revalidated page into a
+        # fresh 304 that keeps only a few headers (and Django's cookies):
+        # the session change is lost. A logout page the browser revalidates
+        # would leave the user logged in, where Django's own flush() has
+        # deleted the session before any response exists.
+        from django.http import HttpResponse
+        from django.middleware.http import ConditionalGetMiddleware
+
+        def logout(request):
+            request.session.flush()
+            return HttpResponse("You are logged out")
+
+        cond = "django.middleware.http.ConditionalGetMiddleware"
+        ours = "sessiongate_django.SessionMiddleware"
+        with override_settings(MIDDLEWARE=[cond, ours]):
+            with self.assertRaisesRegex(ImproperlyConfigured, "ConditionalGetMiddleware"):
+                ConditionalGetMiddleware(SessionMiddleware(logout))
+        # After ours (Django's documented order) the 304 is made inside and
+        # carries the change.
+        with override_settings(MIDDLEWARE=[ours, cond]):
+            stack = SessionMiddleware(ConditionalGetMiddleware(logout))
+            rf = RequestFactory()
+            first = stack(rf.get("/x/", **signed_meta(SID, {"_auth_user_id": "1"})))
+            meta = signed_meta(SID, {"_auth_user_id": "1"})
+            meta["HTTP_IF_NONE_MATCH"] = first["ETag"]
+            resp = stack(rf.get("/x/", **meta))
+            self.assertEqual(resp.status_code, 304)
+            self.assertEqual(Change(resp).op, "delete")
+
     def test_store_is_a_session_base(self):
         from django.contrib.sessions.backends.base import SessionBase
         from django.contrib.sessions.middleware import SessionMiddleware as Stock
