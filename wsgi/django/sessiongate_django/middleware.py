@@ -74,17 +74,27 @@ def _django_skips_save(status):
     return status == 500
 
 
-def _check_conditional_get_order(middleware):
-    """Refuses ConditionalGetMiddleware (or a subclass) before ours in
-    MIDDLEWARE. Its process_response then runs after ours and replaces a
-    revalidated page with a new 304 that keeps only a few headers and
-    Django's cookies: the session change is lost (a logout page the browser
-    revalidates leaves the user logged in), where Django's own sessions
-    were saved or deleted before any response existed. After ours, Django's
-    documented place for it, the 304 is made first and carries the change."""
+def _check_middleware(middleware):
+    """Refuses, in MIDDLEWARE:
+
+    - another subclass of Django's SessionMiddleware that keeps Django's
+      process_request (a project's own, built on Django's to change what
+      process_response does), anywhere: like Django's own (checked by name
+      in SessionMiddleware.__init__), it puts a SESSION_ENGINE session in
+      request.session and nothing reaches the gateway. One with its own
+      process_request keeps a session elsewhere (djangosaml2's
+      SamlSessionMiddleware: request.saml_session) and may stay;
+    - ConditionalGetMiddleware (or a subclass) before ours. Its
+      process_response then runs after ours and replaces a revalidated page
+      with a new 304 that keeps only a few headers and Django's cookies:
+      the session change is lost (a logout page the browser revalidates
+      leaves the user logged in), where Django's own sessions were saved or
+      deleted before any response existed. After ours, Django's documented
+      place for it, the 304 is made first and carries the change."""
     from django.middleware.http import ConditionalGetMiddleware
     from django.utils.module_loading import import_string
 
+    ours_seen = False
     for path in middleware:
         try:
             cls = import_string(path)
@@ -93,8 +103,14 @@ def _check_conditional_get_order(middleware):
         if not isinstance(cls, type):
             continue
         if issubclass(cls, SessionMiddleware):
-            return
-        if issubclass(cls, ConditionalGetMiddleware):
+            ours_seen = True
+        elif issubclass(cls, DjangoSessionMiddleware) and cls.process_request is DjangoSessionMiddleware.process_request:
+            raise ImproperlyConfigured(
+                "MIDDLEWARE has %s, a session middleware built on Django's, next to "
+                "sessiongate_django.SessionMiddleware: its SESSION_ENGINE session never reaches the "
+                "gateway; remove it, or build it on sessiongate_django.SessionMiddleware" % path
+            )
+        elif issubclass(cls, ConditionalGetMiddleware) and not ours_seen:
             raise ImproperlyConfigured(
                 "MIDDLEWARE has %s before sessiongate_django.SessionMiddleware: its 304 responses "
                 "would drop the session changes; put it after ours, as Django's documentation orders "
@@ -122,7 +138,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 "MIDDLEWARE has both %s and sessiongate_django.SessionMiddleware: "
                 "replace Django's with ours, do not add ours next to it" % _DJANGO_SESSION_MIDDLEWARE
             )
-        _check_conditional_get_order(getattr(settings, "MIDDLEWARE", None) or ())
+        _check_middleware(getattr(settings, "MIDDLEWARE", None) or ())
         self.SessionStore = SessionStore
         self._keys = load_keys()
 

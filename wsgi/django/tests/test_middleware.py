@@ -86,6 +86,24 @@ def internal_headers(response):
     return [k for k, _ in response.items() if k.lower().startswith("x-sessiongate")]
 
 
+from django.contrib.sessions.middleware import SessionMiddleware as _StockSessionMiddleware  # noqa: E402
+
+
+class ProjectSessionMiddleware(_StockSessionMiddleware):
+    """A project's own session middleware, built on Django's."""
+
+
+class SamlLikeSessionMiddleware(_StockSessionMiddleware):
+    """djangosaml2's SamlSessionMiddleware: its own session, elsewhere."""
+
+    def process_request(self, request):
+        request.saml_session = self.SessionStore(request.COOKIES.get("saml_session"))
+
+
+class OwnSubclass(SessionMiddleware):
+    """A project's subclass of sessiongate_django's middleware."""
+
+
 class CacheTests(unittest.TestCase):
     """Django's cache keys a response marked Vary: Cookie on the Cookie
     header, from which the gateway removes its session cookie: the session
@@ -785,6 +803,23 @@ class KeyConfigTests(unittest.TestCase):
                     SessionMiddleware(lambda r: HttpResponse())
         with override_settings(MIDDLEWARE=[ours]):
             SessionMiddleware(lambda r: HttpResponse())
+
+    def test_subclass_of_djangos_session_middleware_left_in_is_refused(self):
+        # A project's own subclass of Django's SessionMiddleware (one that
+        # turns SessionInterrupted into a redirect, say) left next to ours
+        # does the same: after ours it replaces request.session with a
+        # SESSION_ENGINE session, and ours then sends nothing.
+        custom = __name__ + ".ProjectSessionMiddleware"
+        ours = "sessiongate_django.SessionMiddleware"
+        for mw in ([ours, custom], [custom, ours]):
+            with override_settings(MIDDLEWARE=mw):
+                with self.assertRaisesRegex(ImproperlyConfigured, "ProjectSessionMiddleware"):
+                    SessionMiddleware(lambda r: HttpResponse())
+        # Subclasses of ours are ours; one that keeps a session of its own
+        # elsewhere (djangosaml2's SamlSessionMiddleware) may stay.
+        for other in ("OwnSubclass", "SamlLikeSessionMiddleware"):
+            with override_settings(MIDDLEWARE=[ours, __name__ + "." + other]):
+                OwnSubclass(lambda r: HttpResponse())
 
     def test_conditional_get_outside_is_refused(self):
         # ConditionalGetMiddleware before ours in MIDDLEWARE runs its
