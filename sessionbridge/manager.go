@@ -1018,10 +1018,20 @@ func (s *Session) SetCookie(h http.Header) {
 // browser-session cookie followed by set_expiry(300) is a 300 s cookie, and
 // idle 0 without browser is the gateway's own policy again
 // (set_expiry(None)).
+//
+// The expiry the session already has is no change: sessiongate_django
+// repeats it with every response, also of pages that never use the
+// session, and a change would send the cookie again (turning a public page
+// private) and, in merge mode, put this request's copy over one another
+// request changed meanwhile.
 func (s *Session) SetExpiry(idle time.Duration, browser bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.expiry, s.browserCookie = max(idle, 0), browser
+	idle = max(idle, 0)
+	if idle == s.expiry && browser == s.browserCookie {
+		return
+	}
+	s.expiry, s.browserCookie = idle, browser
 	s.expirySet = true
 	s.rec.Expiry, s.rec.Browser = s.expiry.Milliseconds(), s.browserCookie
 }

@@ -493,6 +493,36 @@ func TestExpiryHeader(t *testing.T) {
 	}
 }
 
+// TestUnchangedBrowserExpiryIsNoChange: sessiongate_django repeats the
+// session's expiry with every response (set_expiry(0), or
+// SESSION_EXPIRE_AT_BROWSER_CLOSE for every session), also for pages that
+// never touch the session. Repeated unchanged, it is not a new expiry: no
+// Set-Cookie (the browser already has the session cookie), so a page the
+// app marks public stays cacheable, as under Django's own sessions, which
+// send no cookie for an unmodified session.
+func TestUnchangedBrowserExpiryIsNoChange(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.respond(answer{op: "write", expiry: "browser", data: `{"a":1}`})
+	res, _, ck := e.do("GET", "/a/", "", nil)
+	if ck == "" || strings.Contains(res.Header.Get("Set-Cookie"), "Max-Age") {
+		t.Fatalf("set_expiry(0): %v", res.Header["Set-Cookie"])
+	}
+	e.app.handle = func(w http.ResponseWriter, _ *http.Request, _ seen) (answer, bool) {
+		w.Header().Set("Cache-Control", "public, max-age=600")
+		return answer{op: "touch", expiry: "browser"}, true
+	}
+	res, _, set := e.do("GET", "/public/", ck, nil)
+	if set != "" || res.Header.Get("Cache-Control") != "public, max-age=600" {
+		t.Fatalf("unchanged browser expiry: Set-Cookie %q, Cache-Control %q", res.Header["Set-Cookie"], res.Header.Get("Cache-Control"))
+	}
+	// A change still reaches the browser: set_expiry(300) after it.
+	e.respond(answer{op: "touch", expiry: "300"})
+	res, _, _ = e.do("GET", "/a/", ck, nil)
+	if c := res.Cookies(); len(c) != 1 || c[0].MaxAge != 300 {
+		t.Fatalf("set_expiry(300) after set_expiry(0): %v", res.Header["Set-Cookie"])
+	}
+}
+
 func TestForgedOrMissingResponseSignatureChangesNothing(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	e.respond(answer{op: "write", data: `{"user":"ana"}`})

@@ -9,6 +9,7 @@ import django
 from django.conf import settings
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.exception import response_for_exception
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.deprecation import MiddlewareMixin
 
@@ -73,6 +74,50 @@ def _django_skips_save(status):
     return status == 500
 
 
+def _check_middleware(middleware):
+    """Refuses, in MIDDLEWARE:
+
+    - another subclass of Django's SessionMiddleware that keeps Django's
+      process_request (a project's own, built on Django's to change what
+      process_response does), anywhere: like Django's own (checked by name
+      in SessionMiddleware.__init__), it puts a SESSION_ENGINE session in
+      request.session and nothing reaches the gateway. One with its own
+      process_request keeps a session elsewhere (djangosaml2's
+      SamlSessionMiddleware: request.saml_session) and may stay;
+    - ConditionalGetMiddleware (or a subclass) before ours. Its
+      process_response then runs after ours and replaces a revalidated page
+      with a new 304 that keeps only a few headers and Django's cookies:
+      the session change is lost (a logout page the browser revalidates
+      leaves the user logged in), where Django's own sessions were saved or
+      deleted before any response existed. After ours, Django's documented
+      place for it, the 304 is made first and carries the change."""
+    from django.middleware.http import ConditionalGetMiddleware
+    from django.utils.module_loading import import_string
+
+    ours_seen = False
+    for path in middleware:
+        try:
+            cls = import_string(path)
+        except ImportError:
+            continue  # Django reports it when it loads the middleware
+        if not isinstance(cls, type):
+            continue
+        if issubclass(cls, SessionMiddleware):
+            ours_seen = True
+        elif issubclass(cls, DjangoSessionMiddleware) and cls.process_request is DjangoSessionMiddleware.process_request:
+            raise ImproperlyConfigured(
+                "MIDDLEWARE has %s, a session middleware built on Django's, next to "
+                "sessiongate_django.SessionMiddleware: its SESSION_ENGINE session never reaches the "
+                "gateway; remove it, or build it on sessiongate_django.SessionMiddleware" % path
+            )
+        elif issubclass(cls, ConditionalGetMiddleware) and not ours_seen:
+            raise ImproperlyConfigured(
+                "MIDDLEWARE has %s before sessiongate_django.SessionMiddleware: its 304 responses "
+                "would drop the session changes; put it after ours, as Django's documentation orders "
+                "ConditionalGetMiddleware after SessionMiddleware" % path
+            )
+
+
 class SessionMiddleware(DjangoSessionMiddleware):
     """Put it where django.contrib.sessions.middleware.SessionMiddleware was.
 
@@ -93,6 +138,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 "MIDDLEWARE has both %s and sessiongate_django.SessionMiddleware: "
                 "replace Django's with ours, do not add ours next to it" % _DJANGO_SESSION_MIDDLEWARE
             )
+        _check_middleware(getattr(settings, "MIDDLEWARE", None) or ())
         self.SessionStore = SessionStore
         self._keys = load_keys()
 
@@ -162,6 +208,36 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 reason = "the gateway's session headers were refused (%s)" % refused
             logger.warning("session change dropped: %s; path=%s", reason, request.path)
             return response
+        try:
+            headers = self._change_headers(request, session, verified, change)
+        except (TypeError, ValueError) as e:
+            if not session.deleted_by_view():
+                raise
+            # flush() or cycle_key() came first: Django's backends deleted
+            # the stored session there and then, and its failed save() only
+            # turns the page into a 500. A logout that then stored a value
+            # JSON cannot hold (a datetime) must still log the user out, so
+            # the 500 Django makes of the error (logged, got_request_exception
+            # sent, handler500's page) carries the deletion.
+            error = response_for_exception(request, e)
+            for name, value in protocol.change_headers(verified, "delete"):
+                error[name] = value
+            return error
+        for name, value in headers:
+            response[name] = value
+        if change[0] == "write" and not verified.session_id:
+            # A new session: the gateway sets its cookie on this response,
+            # as Django's own middleware would. Django's cache never stores
+            # a response that sets a cookie while varying on Cookie; this
+            # one sets none Django can see, and its cache key (the client's
+            # other cookies, often none) is every new visitor's: cached, the
+            # first visitor's page would be served to the next ones.
+            patch_cache_control(response, private=True)
+        return response
+
+    def _change_headers(self, request, session, verified, change):
+        """The signed response headers for change; raises TypeError or
+        ValueError (logged) for data the gateway or PHP could not take."""
         op, rotate, data = change
         payload = b""
         expiry = ""
@@ -186,14 +262,4 @@ class SessionMiddleware(DjangoSessionMiddleware):
             # PHP page of the session would fail). Fail loudly instead.
             logger.error("session change refused: %s; path=%s", e, request.path)
             raise
-        for name, value in headers:
-            response[name] = value
-        if op == "write" and not verified.session_id:
-            # A new session: the gateway sets its cookie on this response,
-            # as Django's own middleware would. Django's cache never stores
-            # a response that sets a cookie while varying on Cookie; this
-            # one sets none Django can see, and its cache key (the client's
-            # other cookies, often none) is every new visitor's: cached, the
-            # first visitor's page would be served to the next ones.
-            patch_cache_control(response, private=True)
-        return response
+        return headers

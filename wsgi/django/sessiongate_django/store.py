@@ -82,6 +82,15 @@ class SessionStore(SessionBase):
     def delete(self, session_key=None):
         if session_key is None or self._is_gateway_session(session_key):
             if self._gateway_id:
+                if self._session_key is not None:
+                    # The session under its stored ID (not cycle_key(),
+                    # whose create() dropped the ID and which moves the
+                    # data on): Django deletes the stored data, and what it
+                    # still holds in memory is never saved again. Without
+                    # this, the data read before would move to a new ID:
+                    # a logout by delete() after request.user read the
+                    # session would keep the user logged in.
+                    self._session_cache = {}
                 self._deleted = True
             self.modified = True
 

@@ -86,6 +86,24 @@ def internal_headers(response):
     return [k for k, _ in response.items() if k.lower().startswith("x-sessiongate")]
 
 
+from django.contrib.sessions.middleware import SessionMiddleware as _StockSessionMiddleware  # noqa: E402
+
+
+class ProjectSessionMiddleware(_StockSessionMiddleware):
+    """A project's own session middleware, built on Django's."""
+
+
+class SamlLikeSessionMiddleware(_StockSessionMiddleware):
+    """djangosaml2's SamlSessionMiddleware: its own session, elsewhere."""
+
+    def process_request(self, request):
+        request.saml_session = self.SessionStore(request.COOKIES.get("saml_session"))
+
+
+class OwnSubclass(SessionMiddleware):
+    """A project's subclass of sessiongate_django's middleware."""
+
+
 class CacheTests(unittest.TestCase):
     """Django's cache keys a response marked Vary: Cookie on the Cookie
     header, from which the gateway removes its session cookie: the session
@@ -375,6 +393,41 @@ class SessionAPITests(unittest.TestCase):
         c = Change(resp)
         self.assertEqual((c.op, c.rotate, c.data), ("write", "1", {"user": "ana", "n": 1}))
 
+    def test_delete_after_a_read_deletes(self):
+        # Django's delete() removes the stored session, whatever the view
+        # read before: a "logout" written as request.session.delete() after
+        # request.user loaded the session must not keep the user logged in
+        # under a new ID.
+        def view(request):
+            self.assertEqual(request.session.get("_auth_user_id"), "1")
+            request.session.delete()
+            return HttpResponse("ok")
+
+        _, resp = run(view, signed_meta(SID, {"_auth_user_id": "1", "cart": [1]}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.data), ("delete", "", None))
+
+        # The same with the session's own key, as Django code often passes it.
+        def by_key(request):
+            request.session.get("cart")
+            request.session.delete(request.session.session_key)
+            return HttpResponse("ok")
+
+        _, resp = run(by_key, signed_meta(SID, {"_auth_user_id": "1", "cart": [1]}))
+        self.assertEqual(Change(resp).op, "delete")
+
+        # A value stored after the delete starts a new session with only
+        # that value, as after flush(): the deleted data does not come back.
+        def then_write(request):
+            request.session.get("cart")
+            request.session.delete()
+            request.session["after"] = 1
+            return HttpResponse("ok")
+
+        _, resp = run(then_write, signed_meta(SID, {"_auth_user_id": "1", "cart": [1]}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.data), ("write", "1", {"after": 1}))
+
     def test_flush_deletes(self):
         def view(request):
             request.session.flush()
@@ -485,6 +538,38 @@ class SessionAPITests(unittest.TestCase):
         with self.assertLogs("sessiongate_django", "ERROR"):
             with self.assertRaises(TypeError):
                 run(view)
+
+    def test_refused_write_after_logout_still_deletes(self):
+        # Django's flush() deletes the stored session at once: a logout
+        # view that then stores a value JSON cannot hold (a datetime) fails
+        # with a 500 under Django's own sessions, but the user is logged
+        # out. The refused write must not keep the old session alive here.
+        from datetime import datetime
+
+        def view(request):
+            request.session.get("_auth_user_id")
+            request.session.flush()
+            request.session["logged_out_at"] = datetime(2024, 1, 2)
+            return HttpResponse("x")
+
+        with self.assertLogs("sessiongate_django", "ERROR") as logs:
+            _, resp = run(view, signed_meta(SID, {"_auth_user_id": "2"}))
+        self.assertIn("not JSON-serializable", "\n".join(logs.output))
+        self.assertEqual(resp.status_code, 500)
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.data), ("delete", "", None))
+
+        # The same for a write too large for the gateway after a login's
+        # cycle_key(), which deletes the old session at once too.
+        def big(request):
+            request.session.cycle_key()
+            request.session["big"] = "x" * (8 << 20)
+            return HttpResponse("x")
+
+        with self.assertLogs("sessiongate_django", "ERROR"):
+            _, resp = run(big, signed_meta(SID, {"cart": [1]}))
+        self.assertEqual(resp.status_code, 500)
+        self.assertEqual(Change(resp).op, "delete")
 
     def test_session_too_large_for_the_gateway_raises(self):
         # Over the gateway's response header limit the gateway answers 502
@@ -718,6 +803,54 @@ class KeyConfigTests(unittest.TestCase):
                     SessionMiddleware(lambda r: HttpResponse())
         with override_settings(MIDDLEWARE=[ours]):
             SessionMiddleware(lambda r: HttpResponse())
+
+    def test_subclass_of_djangos_session_middleware_left_in_is_refused(self):
+        # A project's own subclass of Django's SessionMiddleware (one that
+        # turns SessionInterrupted into a redirect, say) left next to ours
+        # does the same: after ours it replaces request.session with a
+        # SESSION_ENGINE session, and ours then sends nothing.
+        custom = __name__ + ".ProjectSessionMiddleware"
+        ours = "sessiongate_django.SessionMiddleware"
+        for mw in ([ours, custom], [custom, ours]):
+            with override_settings(MIDDLEWARE=mw):
+                with self.assertRaisesRegex(ImproperlyConfigured, "ProjectSessionMiddleware"):
+                    SessionMiddleware(lambda r: HttpResponse())
+        # Subclasses of ours are ours; one that keeps a session of its own
+        # elsewhere (djangosaml2's SamlSessionMiddleware) may stay.
+        for other in ("OwnSubclass", "SamlLikeSessionMiddleware"):
+            with override_settings(MIDDLEWARE=[ours, __name__ + "." + other]):
+                OwnSubclass(lambda r: HttpResponse())
+
+    def test_conditional_get_outside_is_refused(self):
+        # ConditionalGetMiddleware before ours in MIDDLEWARE runs its
+        # process_response after ours and turns a revalidated page into a
+        # fresh 304 that keeps only a few headers (and Django's cookies):
+        # the session change is lost. A logout page the browser revalidates
+        # would leave the user logged in, where Django's own flush() has
+        # deleted the session before any response exists.
+        from django.http import HttpResponse
+        from django.middleware.http import ConditionalGetMiddleware
+
+        def logout(request):
+            request.session.flush()
+            return HttpResponse("You are logged out")
+
+        cond = "django.middleware.http.ConditionalGetMiddleware"
+        ours = "sessiongate_django.SessionMiddleware"
+        with override_settings(MIDDLEWARE=[cond, ours]):
+            with self.assertRaisesRegex(ImproperlyConfigured, "ConditionalGetMiddleware"):
+                ConditionalGetMiddleware(SessionMiddleware(logout))
+        # After ours (Django's documented order) the 304 is made inside and
+        # carries the change.
+        with override_settings(MIDDLEWARE=[ours, cond]):
+            stack = SessionMiddleware(ConditionalGetMiddleware(logout))
+            rf = RequestFactory()
+            first = stack(rf.get("/x/", **signed_meta(SID, {"_auth_user_id": "1"})))
+            meta = signed_meta(SID, {"_auth_user_id": "1"})
+            meta["HTTP_IF_NONE_MATCH"] = first["ETag"]
+            resp = stack(rf.get("/x/", **meta))
+            self.assertEqual(resp.status_code, 304)
+            self.assertEqual(Change(resp).op, "delete")
 
     def test_store_is_a_session_base(self):
         from django.contrib.sessions.backends.base import SessionBase
