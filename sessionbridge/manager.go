@@ -475,7 +475,38 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 		s.m.event("save")
 		return nil, nil
 	}
+	if s.m.o.LockMode == LockStrict {
+		return s.saveRelocked(ctx, next, now)
+	}
 	return s.casLocked(ctx, next, now)
+}
+
+// saveRelocked is a strict-mode write made after this request released the
+// lock (PHP's session_start() again after session_write_close() or
+// read_and_close, or its last write at the end of the request, after the
+// one that released it). Another request may hold the session by now, and
+// its write under the lock replaces the whole record: a change saved beside
+// it by compare-and-set would be lost. So the lock is taken again, as PHP's
+// files handler locks its file again at that session_start(), and the
+// change is merged with what other requests stored meanwhile. s.mu is held.
+func (s *Session) saveRelocked(ctx context.Context, next []member, now int64) ([]string, error) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.m.o.LockTimeout)
+	l, _, err := s.m.o.Store.Lock(lctx, s.id, s.m.o.LockLease)
+	cancel()
+	switch {
+	case errors.Is(err, store.ErrLockTimeout):
+		s.m.event("lock_timeout")
+		return nil, fmt.Errorf("%w: save: %w", ErrBusy, err)
+	case err != nil:
+		s.m.event("store_error")
+		return nil, fmt.Errorf("%w: save: %w", ErrUnavailable, err)
+	}
+	s.lease = l
+	conflicts, err := s.casLocked(ctx, next, now)
+	if _, uerr := s.releaseLease(ctx, store.Mutation{Kind: store.Keep}); uerr != nil {
+		s.m.log.Warn("session unlock failed", "session", shortID(s.id), "error", uerr.Error())
+	}
+	return conflicts, err
 }
 
 // casLocked writes next over whatever is stored now, merging key by key

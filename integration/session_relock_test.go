@@ -1,0 +1,68 @@
+package integration
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// startReopenWait runs reopen_wait.php (read_and_close, wait, then change
+// the session) on gw with params, and returns once it has let its session
+// go; release lets it make its change.
+func startReopenWait(t *testing.T, gw *sessionGW, ck string, params url.Values) (release func(), done <-chan [2]string) {
+	t.Helper()
+	dir := t.TempDir()
+	closed, goFile := filepath.Join(dir, "closed"), filepath.Join(dir, "go")
+	params.Set("closed", closed)
+	params.Set("go", goFile)
+	ch := make(chan [2]string, 1)
+	go func() {
+		resp, body, _ := gw.get(t, "/reopen_wait.php?"+params.Encode(), ck)
+		ch <- [2]string{strconv.Itoa(resp.StatusCode), body}
+	}()
+	waitForFile(t, closed, "reopen_wait.php")
+	return func() { os.WriteFile(goFile, nil, 0o644) }, ch
+}
+
+// holdWhile starts hold.php (session held 1.5 s, then "held" incremented) on
+// gw and returns once it holds the session's lock.
+func holdWhile(t *testing.T, gw *sessionGW, ck string) <-chan [2]string {
+	t.Helper()
+	started, q := markFile(t)
+	ch := make(chan [2]string, 1)
+	go func() {
+		resp, body, _ := gw.get(t, "/hold.php?ms=1500&started="+q, ck)
+		ch <- [2]string{strconv.Itoa(resp.StatusCode), body}
+	}()
+	waitForFile(t, started, "hold.php")
+	return ch
+}
+
+// TestSessionStrictReopenedWriteNotLost: strict mode. A page lets its
+// session go (read_and_close), and while another request of the session
+// holds it, starts the session again and stores a key. PHP's files handler
+// makes that session_start() wait for the other request, so both changes
+// stay. The other request's write, made under the lock, must not drop it.
+func TestSessionStrictReopenedWriteNotLost(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	release, done := startReopenWait(t, s.gws[0], ck, url.Values{"k": {"second"}, "v": {"kept"}})
+	held := holdWhile(t, s.gws[1], ck)
+	release()
+	if r := <-done; r != [2]string{"200", "ok"} {
+		t.Fatalf("reopen_wait.php: %v", r)
+	}
+	if r := <-held; r != [2]string{"200", "held"} {
+		t.Fatalf("hold.php: %v", r)
+	}
+	d := string(s.gws[1].dump(t, ck).Data)
+	for _, want := range []string{`"user":"ana"`, `"held":1`, `"second":"kept"`} {
+		if !strings.Contains(d, want) {
+			t.Errorf("session %s lacks %s", d, want)
+		}
+	}
+}
