@@ -66,3 +66,26 @@ func TestSessionStrictReopenedWriteNotLost(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionStrictReopenedDestroyStays: strict mode. A page lets its
+// session go (read_and_close), and while another request of the session
+// holds it, starts the session again and destroys it (a logout). The other
+// request's write, made under the lock, must not bring the session back:
+// PHP's files handler makes the logout wait for it, then deletes the file.
+func TestSessionStrictReopenedDestroyStays(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	release, done := startReopenWait(t, s.gws[0], ck, url.Values{"destroy": {"1"}})
+	held := holdWhile(t, s.gws[1], ck)
+	release()
+	if r := <-done; r != [2]string{"200", "destroyed"} {
+		t.Fatalf("reopen_wait.php: %v", r)
+	}
+	if r := <-held; r != [2]string{"200", "held"} {
+		t.Fatalf("hold.php: %v", r)
+	}
+	if d := s.gws[1].dump(t, ck); string(d.Data) != "[]" && string(d.Data) != "{}" {
+		t.Fatalf("logged out, but the old cookie still has its session: %s", d.Data)
+	}
+}

@@ -850,6 +850,31 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, erro
 	return rec, nil
 }
 
+// deleteLocked deletes session id under its lock: strict mode, once the
+// request released it (PHP's session_start() again after
+// session_write_close() or read_and_close, then session_destroy()). A
+// request holding the session stores its whole record when it releases the
+// lock, and would bring back a session deleted beside it: the logout would
+// be undone. PHP's files handler makes that session_start() wait too. A
+// session locked beyond the lock timeout is deleted all the same, as
+// putRetired does.
+func (m *Manager) deleteLocked(ctx context.Context, id string) error {
+	ctx = context.WithoutCancel(ctx)
+	lctx, cancel := context.WithTimeout(ctx, m.o.LockTimeout)
+	l, _, err := m.o.Store.Lock(lctx, id, m.o.LockLease)
+	cancel()
+	sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
+	defer cancel()
+	if errors.Is(err, store.ErrLockTimeout) {
+		return m.o.Store.Delete(sctx, id)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = l.Unlock(sctx, store.Mutation{Kind: store.Delete})
+	return err
+}
+
 func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -879,6 +904,8 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 			if dec, derr := decodeRecord(cur.Value); err == nil && cur.Version != 0 && derr == nil {
 				replaced, _ = objectMembers(dec.Data)
 			}
+		} else if s.m.o.LockMode == LockStrict {
+			err = s.m.deleteLocked(ctx, id)
 		} else {
 			err = s.m.o.Store.Delete(sctx, id)
 		}
