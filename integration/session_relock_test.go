@@ -89,3 +89,25 @@ func TestSessionStrictReopenedDestroyStays(t *testing.T) {
 		t.Fatalf("logged out, but the old cookie still has its session: %s", d.Data)
 	}
 }
+
+// TestSessionStrictReopenedRegenerateRetiresOldID: strict mode. A page lets
+// its session go (read_and_close), and while another request of the
+// session holds it, starts the session again and regenerates its ID (a
+// login). The old ID must end as a tombstone, not as the other request's
+// session, which it would store under the old ID when it ends.
+func TestSessionStrictReopenedRegenerateRetiresOldID(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	old := s.gws[0].dump(t, ck).ID
+	release, done := startReopenWait(t, s.gws[0], ck, url.Values{"regen": {"1"}, "k": {"login"}, "v": {"yes"}})
+	held := holdWhile(t, s.gws[1], ck)
+	release()
+	if r := <-done; r != [2]string{"200", "ok"} {
+		t.Fatalf("reopen_wait.php: %v", r)
+	}
+	if r := <-held; r != [2]string{"200", "held"} {
+		t.Fatalf("hold.php: %v", r)
+	}
+	assertRetired(t, s.redis, old)
+}

@@ -804,9 +804,9 @@ func (m *Manager) retiredTTL() time.Duration {
 // holding its lock (merge mode, or strict mode once the request released
 // it): under the lock for a moment, so that the tombstone replaces
 // whatever version is stored (merge mode: by compare-and-set). A session
-// locked by another request beyond the store timeout (merge mode: written
-// again and again by others until then) is deleted instead, as before
-// tombstones.
+// locked by another request beyond the lock timeout (merge mode: written
+// again and again by others for the store timeout) is deleted instead, as
+// before tombstones.
 // It returns the record the tombstone replaced (zero when deleted).
 func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, error) {
 	deleteInstead := func() (store.Record, error) {
@@ -836,14 +836,21 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, erro
 			}
 		}
 	}
-	l, rec, err := m.o.Store.Lock(ctx, id, m.o.LockLease)
+	// Strict mode: as long as a request waits for the session, so that
+	// one holding it now, which stores its whole record under the old ID
+	// when it ends, cannot bring the session back under it.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.LockTimeout)
+	l, rec, err := m.o.Store.Lock(lctx, id, m.o.LockLease)
+	cancel()
 	if errors.Is(err, store.ErrLockTimeout) {
 		return deleteInstead()
 	}
 	if err != nil {
 		return store.Record{}, err
 	}
-	_, err = l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: retiredRecord(ms(m.now())), TTL: m.retiredTTL()})
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
+	defer cancel()
+	_, err = l.Unlock(uctx, store.Mutation{Kind: store.Put, Value: retiredRecord(ms(m.now())), TTL: m.retiredTTL()})
 	if err != nil {
 		return store.Record{}, err
 	}
