@@ -111,3 +111,32 @@ func TestSessionStrictReopenedRegenerateRetiresOldID(t *testing.T) {
 	}
 	assertRetired(t, s.redis, old)
 }
+
+// TestSessionUndecodableForOneAppIsKept: one application keeps an enum in
+// the shared session; another one, which does not define it, starts the
+// session. PHP fails to decode it there ("Failed to decode session object.
+// Session has been destroyed") and destroys it, which behind the gateway is
+// the session of every application: the user's login, Django's included,
+// would end on every visit to the other application. It stays for the
+// application that can read it.
+func TestSessionUndecodableForOneAppIsKept(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	if resp, body, _ := s.gws[0].get(t, "/enum_role.php?op=set", ck); resp.StatusCode != 200 || !strings.Contains(body, `"role":"admin"`) {
+		t.Fatalf("enum_role.php?op=set: %d %s", resp.StatusCode, body)
+	}
+	resp, _, set := s.gws[1].get(t, "/counter.php", ck)
+	if resp.StatusCode != 200 {
+		t.Fatalf("counter.php: %d", resp.StatusCode)
+	}
+	if set == "-" {
+		t.Errorf("the other application's page expired the session cookie")
+	}
+	if resp, body, _ := s.gws[0].get(t, "/enum_role.php", ck); resp.StatusCode != 200 || body != `{"user":"ana","role":"admin"}` {
+		t.Fatalf("the session after a page that could not decode it: %d %s", resp.StatusCode, body)
+	}
+	fpmLogWhen(t, s.fpm, "the prepend's explanation", func(l string) bool {
+		return strings.Contains(l, "sessiongate: PHP could not decode the shared session")
+	})
+}

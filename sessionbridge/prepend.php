@@ -338,6 +338,19 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function destroy(string $id): bool
     {
+        $caller = self::phpCaller();
+        if ($caller === 'session_start' || $caller === 'session_reset') {
+            // No script asks this: PHP destroys a session it failed to
+            // decode ("Failed to decode session object"), which with data
+            // the gateway checked means an object or enum whose class this
+            // script does not have (another application's, or one
+            // autoloaded only after session_start()). The session is every
+            // application's here, the user's login (Django's) included:
+            // it stays, and is only closed. The script gets what PHP
+            // gives it then, no session.
+            error_log('sessiongate: PHP could not decode the shared session (it holds an object or enum of a class this script does not define or autoload before session_start()) and would destroy it; it is kept for the applications that can read it, and this script runs without a session', 4);
+            return true;
+        }
         $id = $this->canonical($id);
         // The ID that stood for it names nothing now: PHP reads it again
         // from its cookie at a session_start() after session_destroy().
