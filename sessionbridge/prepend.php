@@ -61,12 +61,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** @var array<string, string> the data PHP last handed to write()
      * (a touch included), by ID, in the script's format */
     private array $seen = [];
-    /** The ID reopenAfterShutdown() opened again ('' none): PHP writes it
-     * once more at the very end, and only a change goes to the gateway. */
+    /** The ID writeAtShutdown() wrote ('' none): PHP writes it once more
+     * at the very end, and only a change goes to the gateway. */
     private string $late = '';
-    /** reopenAfterShutdown() is in session_start(): read() has nothing to
-     * load, the script's $_SESSION is put back as it is. */
-    private bool $reopening = false;
     /** The request came without the gateway's params and open() has yet
      * to say so: its sessions cannot be kept. */
     private bool $warnNoGateway = false;
@@ -205,15 +202,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function read(string $id): string|false
     {
-        $id = $this->reopening ? $this->canonical($id) : $this->adopt($id);
-        if ($this->reopening) {
-            if ($id !== $this->late) {
-                return false;
-            }
-            $this->active = $id;
-            $this->closedByWrite = false;
-            return '';
-        }
+        $id = $this->adopt($id);
         // Keys hidden from the script (forScript) belong to the data it
         // holds: session_regenerate_id() keeps that data under a new ID, any
         // other open (session_start after session_destroy) starts afresh.
@@ -250,7 +239,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     {
         $id = $this->canonical($id);
         if ($id === $this->late && $data === ($this->seen[$id] ?? null)) {
-            // The last write of the request (reopenAfterShutdown): nothing
+            // The last write of the request (writeAtShutdown): nothing
             // changed since the one the gateway already has.
             $this->closedByWrite = true;
             return true;
@@ -372,35 +361,31 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     }
 
     /**
-     * Opens the session that the request's end just wrote again, quietly,
-     * so that PHP writes it once more when it shuts the request down. PHP
-     * writes a session after the script's object destructors and the
-     * shutdown functions registered during shutdown (its files handler
-     * saves a cart object's __destruct), but the end-of-request write must
-     * happen before them, while the headers can still carry it. The second
-     * write sends only a change from the first.
+     * Writes the active session now, while the headers can still carry it,
+     * and leaves it open, so that PHP writes it once more when it shuts the
+     * request down. PHP writes a session after the script's object
+     * destructors and the shutdown functions registered during shutdown
+     * (its files handler saves a cart object's __destruct), but the
+     * end-of-request write must happen before them. The second write sends
+     * only a change from the first. The session is not closed and opened
+     * again: a new session_start() would give $_SESSION a new reference,
+     * and an object that holds one to the whole $_SESSION (Kohana's
+     * session: $this->_data =& $_SESSION) would change an array PHP no
+     * longer writes.
      */
-    public function reopenAfterShutdown(): void
+    public function writeAtShutdown(): void
     {
-        $id = $this->canonical((string)session_id());
-        if ($this->nonce === '' || $id === '' || !isset($this->seen[$id]) || !is_array($_SESSION ?? null)) {
-            return;
+        $named = (string)session_id();
+        $id = $this->canonical($named);
+        if ($this->nonce === '' || $id === '' || !is_array($_SESSION ?? null)) {
+            return; // PHP's own write at the end decides, as it would
         }
-        // The script's array as it is, with any references objects hold
-        // into it: a fresh read would cut those.
-        $data = $_SESSION;
+        $data = session_encode();
+        if (!is_string($data)) {
+            return; // PHP's own write at the end meets the same trouble
+        }
+        $this->write($named, $data);
         $this->late = $id;
-        $this->reopening = true;
-        try {
-            $ok = @session_start(['cache_limiter' => '']);
-        } finally {
-            $this->reopening = false;
-        }
-        if ($ok) {
-            $_SESSION = $data;
-        } else {
-            $this->late = '';
-        }
     }
 
     /**
@@ -676,12 +661,11 @@ function sessiongate_user_id(): ?string
             // PHP itself writes an active session later, after object
             // destructors (which may still change it). Once the headers
             // are out, nothing is gained by writing earlier; before, the
-            // write rides in a header and reopenAfterShutdown() catches
-            // what comes later. A session of the script's own handler is
-            // left to PHP, as without the gateway.
+            // write rides in a header and PHP's own write at the end
+            // sends what changed later (writeAtShutdown). A session of the
+            // script's own handler is left to PHP, as without the gateway.
             if (session_status() === PHP_SESSION_ACTIVE && $handler->holdsSession() && !headers_sent()) {
-                session_write_close();
-                $handler->reopenAfterShutdown();
+                $handler->writeAtShutdown();
             }
         });
     });
