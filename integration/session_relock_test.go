@@ -140,3 +140,22 @@ func TestSessionUndecodableForOneAppIsKept(t *testing.T) {
 		return strings.Contains(l, "sessiongate: PHP could not decode the shared session")
 	})
 }
+
+// TestSessionNamedIDIsNotTheUsersSession: a script that names a session ID
+// the gateway did not mint (session_id($x) before session_start()) gets a
+// new, empty session, as PHP's files handler gives it in strict mode and as
+// README and the prepend's log line say, also when the visitor has a
+// session: not the visitor's own, which an admin page that ends another
+// user's session by its ID would then destroy.
+func TestSessionNamedIDIsNotTheUsersSession(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	resp, body, _ := s.gws[0].get(t, "/named_id_dump.php?destroy=1", ck)
+	if resp.StatusCode != 200 || body != "[]" {
+		t.Errorf("named ID: %d %s, want a new, empty session", resp.StatusCode, body)
+	}
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"user":"ana"`) {
+		t.Errorf("the visitor's own session after a script destroyed the one it named: %s", d.Data)
+	}
+}

@@ -83,6 +83,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     private array $clientCookies = [];
     /** validateId() has told the log of an ID the script named. */
     private bool $warnedNamedId = false;
+    /** validateId() refused an ID the script chose: the session_start()
+     * asking create_sid() now gets a new session, not the gateway's. */
+    private bool $namedRefused = false;
     /** The gateway's cookie is SameSite=None (SESSIONGATE_SESSION_COOKIE_SAMESITE). */
     private bool $sameSiteNone = false;
     /** open() has told the log of a script that asks for SameSite=None. */
@@ -417,10 +420,13 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         // "" until session_start() (the ID comes from the cookie then), and
         // scripts test `if (!session_id()) session_start();`. So the first
         // session_start() of the request, which asks for an ID because it
-        // has none (or refused the one the script named), gets the
+        // has none (or refused the client's own stale PHPSESSID), gets the
         // gateway's. session_create_id() and session_regenerate_id() always
-        // get a new one, as does a session_start() after session_destroy().
-        if (!$this->started && $this->gatewayId !== ''
+        // get a new one, as does a session_start() after session_destroy()
+        // or one whose ID the script chose and validateId() refused.
+        $named = $this->namedRefused;
+        $this->namedRefused = false;
+        if (!$this->started && $this->gatewayId !== '' && !$named
             && self::phpCaller() === 'session_start') {
             return $this->gatewayId;
         }
@@ -510,7 +516,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if (($id !== '' && $id === $this->gatewayId) || isset($this->opened[$id])) {
             return true;
         }
-        if (!$this->warnedNamedId && $named !== '' && self::phpCaller() === 'session_start'
+        if ($named !== '' && self::phpCaller() === 'session_start'
             && !isset($this->minted[$id]) && $named !== $this->exposed
             && !in_array($named, $this->clientCookies, true)) {
             // Not the client's cookie (a PHPSESSID left from before the
@@ -521,8 +527,15 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             // session_create_id() gave: the script chose the ID with
             // session_id(). Code that finds sessions by
             // IDs it computes, such as phpCAS's single logout, then works
-            // on an empty session and fails without a word. The ID itself
-            // stays out of the log.
+            // on an empty session and fails without a word. It gets a new
+            // session, as from PHP's files handler in strict mode: the
+            // visitor's own is not the session it named (an admin page
+            // that ends a user's session by its ID would end the admin's).
+            // The ID itself stays out of the log.
+            $this->namedRefused = true;
+            if ($this->warnedNamedId) {
+                return false;
+            }
             $this->warnedNamedId = true;
             error_log('sessiongate: session_start() with an ID the script chose (session_id()) that the gateway did not mint: PHP starts a new, empty session instead. Code that finds sessions by IDs it computes (phpCAS single logout) does not work behind the gateway; see README, "The gateway mints every session ID"', 4);
         }
