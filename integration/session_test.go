@@ -1228,6 +1228,17 @@ func TestSessionChangesAtShutdownSaved(t *testing.T) {
 			}
 		}
 	}
+	// A destructor that changes the session through a reference to the
+	// whole $_SESSION it took after session_start().
+	ck := s.newSession(t)
+	for i := 0; i < 2; i++ {
+		if resp, _, _ := s.gws[0].get(t, "/whole_ref.php", ck); resp.StatusCode != 200 {
+			t.Fatalf("whole_ref.php: %d", resp.StatusCode)
+		}
+	}
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"bag_visits":2`) {
+		t.Errorf("whole_ref.php twice: session %s lacks \"bag_visits\":2", d.Data)
+	}
 }
 
 // TestSessionCookieResponseIsPrivate: a page that starts a session while it

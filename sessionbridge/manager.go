@@ -475,7 +475,38 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 		s.m.event("save")
 		return nil, nil
 	}
+	if s.m.o.LockMode == LockStrict {
+		return s.saveRelocked(ctx, next, now)
+	}
 	return s.casLocked(ctx, next, now)
+}
+
+// saveRelocked is a strict-mode write made after this request released the
+// lock (PHP's session_start() again after session_write_close() or
+// read_and_close, or its last write at the end of the request, after the
+// one that released it). Another request may hold the session by now, and
+// its write under the lock replaces the whole record: a change saved beside
+// it by compare-and-set would be lost. So the lock is taken again, as PHP's
+// files handler locks its file again at that session_start(), and the
+// change is merged with what other requests stored meanwhile. s.mu is held.
+func (s *Session) saveRelocked(ctx context.Context, next []member, now int64) ([]string, error) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.m.o.LockTimeout)
+	l, _, err := s.m.o.Store.Lock(lctx, s.id, s.m.o.LockLease)
+	cancel()
+	switch {
+	case errors.Is(err, store.ErrLockTimeout):
+		s.m.event("lock_timeout")
+		return nil, fmt.Errorf("%w: save: %w", ErrBusy, err)
+	case err != nil:
+		s.m.event("store_error")
+		return nil, fmt.Errorf("%w: save: %w", ErrUnavailable, err)
+	}
+	s.lease = l
+	conflicts, err := s.casLocked(ctx, next, now)
+	if _, uerr := s.releaseLease(ctx, store.Mutation{Kind: store.Keep}); uerr != nil {
+		s.m.log.Warn("session unlock failed", "session", shortID(s.id), "error", uerr.Error())
+	}
+	return conflicts, err
 }
 
 // casLocked writes next over whatever is stored now, merging key by key
@@ -773,9 +804,9 @@ func (m *Manager) retiredTTL() time.Duration {
 // holding its lock (merge mode, or strict mode once the request released
 // it): under the lock for a moment, so that the tombstone replaces
 // whatever version is stored (merge mode: by compare-and-set). A session
-// locked by another request beyond the store timeout (merge mode: written
-// again and again by others until then) is deleted instead, as before
-// tombstones.
+// locked by another request beyond the lock timeout (merge mode: written
+// again and again by others for the store timeout) is deleted instead, as
+// before tombstones.
 // It returns the record the tombstone replaced (zero when deleted).
 func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, error) {
 	deleteInstead := func() (store.Record, error) {
@@ -805,18 +836,50 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, erro
 			}
 		}
 	}
-	l, rec, err := m.o.Store.Lock(ctx, id, m.o.LockLease)
+	// Strict mode: as long as a request waits for the session, so that
+	// one holding it now, which stores its whole record under the old ID
+	// when it ends, cannot bring the session back under it.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.LockTimeout)
+	l, rec, err := m.o.Store.Lock(lctx, id, m.o.LockLease)
+	cancel()
 	if errors.Is(err, store.ErrLockTimeout) {
 		return deleteInstead()
 	}
 	if err != nil {
 		return store.Record{}, err
 	}
-	_, err = l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: retiredRecord(ms(m.now())), TTL: m.retiredTTL()})
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
+	defer cancel()
+	_, err = l.Unlock(uctx, store.Mutation{Kind: store.Put, Value: retiredRecord(ms(m.now())), TTL: m.retiredTTL()})
 	if err != nil {
 		return store.Record{}, err
 	}
 	return rec, nil
+}
+
+// deleteLocked deletes session id under its lock: strict mode, once the
+// request released it (PHP's session_start() again after
+// session_write_close() or read_and_close, then session_destroy()). A
+// request holding the session stores its whole record when it releases the
+// lock, and would bring back a session deleted beside it: the logout would
+// be undone. PHP's files handler makes that session_start() wait too. A
+// session locked beyond the lock timeout is deleted all the same, as
+// putRetired does.
+func (m *Manager) deleteLocked(ctx context.Context, id string) error {
+	ctx = context.WithoutCancel(ctx)
+	lctx, cancel := context.WithTimeout(ctx, m.o.LockTimeout)
+	l, _, err := m.o.Store.Lock(lctx, id, m.o.LockLease)
+	cancel()
+	sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
+	defer cancel()
+	if errors.Is(err, store.ErrLockTimeout) {
+		return m.o.Store.Delete(sctx, id)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = l.Unlock(sctx, store.Mutation{Kind: store.Delete})
+	return err
 }
 
 func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
@@ -848,6 +911,8 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 			if dec, derr := decodeRecord(cur.Value); err == nil && cur.Version != 0 && derr == nil {
 				replaced, _ = objectMembers(dec.Data)
 			}
+		} else if s.m.o.LockMode == LockStrict {
+			err = s.m.deleteLocked(ctx, id)
 		} else {
 			err = s.m.o.Store.Delete(sctx, id)
 		}

@@ -61,12 +61,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** @var array<string, string> the data PHP last handed to write()
      * (a touch included), by ID, in the script's format */
     private array $seen = [];
-    /** The ID reopenAfterShutdown() opened again ('' none): PHP writes it
-     * once more at the very end, and only a change goes to the gateway. */
+    /** The ID writeAtShutdown() wrote ('' none): PHP writes it once more
+     * at the very end, and only a change goes to the gateway. */
     private string $late = '';
-    /** reopenAfterShutdown() is in session_start(): read() has nothing to
-     * load, the script's $_SESSION is put back as it is. */
-    private bool $reopening = false;
     /** The request came without the gateway's params and open() has yet
      * to say so: its sessions cannot be kept. */
     private bool $warnNoGateway = false;
@@ -86,6 +83,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     private array $clientCookies = [];
     /** validateId() has told the log of an ID the script named. */
     private bool $warnedNamedId = false;
+    /** validateId() refused an ID the script chose: the session_start()
+     * asking create_sid() now gets a new session, not the gateway's. */
+    private bool $namedRefused = false;
     /** The gateway's cookie is SameSite=None (SESSIONGATE_SESSION_COOKIE_SAMESITE). */
     private bool $sameSiteNone = false;
     /** open() has told the log of a script that asks for SameSite=None. */
@@ -205,15 +205,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function read(string $id): string|false
     {
-        $id = $this->reopening ? $this->canonical($id) : $this->adopt($id);
-        if ($this->reopening) {
-            if ($id !== $this->late) {
-                return false;
-            }
-            $this->active = $id;
-            $this->closedByWrite = false;
-            return '';
-        }
+        $id = $this->adopt($id);
         // Keys hidden from the script (forScript) belong to the data it
         // holds: session_regenerate_id() keeps that data under a new ID, any
         // other open (session_start after session_destroy) starts afresh.
@@ -250,7 +242,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     {
         $id = $this->canonical($id);
         if ($id === $this->late && $data === ($this->seen[$id] ?? null)) {
-            // The last write of the request (reopenAfterShutdown): nothing
+            // The last write of the request (writeAtShutdown): nothing
             // changed since the one the gateway already has.
             $this->closedByWrite = true;
             return true;
@@ -338,6 +330,19 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function destroy(string $id): bool
     {
+        $caller = self::phpCaller();
+        if ($caller === 'session_start' || $caller === 'session_reset') {
+            // No script asks this: PHP destroys a session it failed to
+            // decode ("Failed to decode session object"), which with data
+            // the gateway checked means an object or enum whose class this
+            // script does not have (another application's, or one
+            // autoloaded only after session_start()). The session is every
+            // application's here, the user's login (Django's) included:
+            // it stays, and is only closed. The script gets what PHP
+            // gives it then, no session.
+            error_log('sessiongate: PHP could not decode the shared session (it holds an object or enum of a class this script does not define or autoload before session_start()) and would destroy it; it is kept for the applications that can read it, and this script runs without a session', 4);
+            return true;
+        }
         $id = $this->canonical($id);
         // The ID that stood for it names nothing now: PHP reads it again
         // from its cookie at a session_start() after session_destroy().
@@ -359,35 +364,31 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     }
 
     /**
-     * Opens the session that the request's end just wrote again, quietly,
-     * so that PHP writes it once more when it shuts the request down. PHP
-     * writes a session after the script's object destructors and the
-     * shutdown functions registered during shutdown (its files handler
-     * saves a cart object's __destruct), but the end-of-request write must
-     * happen before them, while the headers can still carry it. The second
-     * write sends only a change from the first.
+     * Writes the active session now, while the headers can still carry it,
+     * and leaves it open, so that PHP writes it once more when it shuts the
+     * request down. PHP writes a session after the script's object
+     * destructors and the shutdown functions registered during shutdown
+     * (its files handler saves a cart object's __destruct), but the
+     * end-of-request write must happen before them. The second write sends
+     * only a change from the first. The session is not closed and opened
+     * again: a new session_start() would give $_SESSION a new reference,
+     * and an object that holds one to the whole $_SESSION (Kohana's
+     * session: $this->_data =& $_SESSION) would change an array PHP no
+     * longer writes.
      */
-    public function reopenAfterShutdown(): void
+    public function writeAtShutdown(): void
     {
-        $id = $this->canonical((string)session_id());
-        if ($this->nonce === '' || $id === '' || !isset($this->seen[$id]) || !is_array($_SESSION ?? null)) {
-            return;
+        $named = (string)session_id();
+        $id = $this->canonical($named);
+        if ($this->nonce === '' || $id === '' || !is_array($_SESSION ?? null)) {
+            return; // PHP's own write at the end decides, as it would
         }
-        // The script's array as it is, with any references objects hold
-        // into it: a fresh read would cut those.
-        $data = $_SESSION;
+        $data = session_encode();
+        if (!is_string($data)) {
+            return; // PHP's own write at the end meets the same trouble
+        }
+        $this->write($named, $data);
         $this->late = $id;
-        $this->reopening = true;
-        try {
-            $ok = @session_start(['cache_limiter' => '']);
-        } finally {
-            $this->reopening = false;
-        }
-        if ($ok) {
-            $_SESSION = $data;
-        } else {
-            $this->late = '';
-        }
     }
 
     /**
@@ -419,10 +420,13 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         // "" until session_start() (the ID comes from the cookie then), and
         // scripts test `if (!session_id()) session_start();`. So the first
         // session_start() of the request, which asks for an ID because it
-        // has none (or refused the one the script named), gets the
+        // has none (or refused the client's own stale PHPSESSID), gets the
         // gateway's. session_create_id() and session_regenerate_id() always
-        // get a new one, as does a session_start() after session_destroy().
-        if (!$this->started && $this->gatewayId !== ''
+        // get a new one, as does a session_start() after session_destroy()
+        // or one whose ID the script chose and validateId() refused.
+        $named = $this->namedRefused;
+        $this->namedRefused = false;
+        if (!$this->started && $this->gatewayId !== '' && !$named
             && self::phpCaller() === 'session_start') {
             return $this->gatewayId;
         }
@@ -512,7 +516,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if (($id !== '' && $id === $this->gatewayId) || isset($this->opened[$id])) {
             return true;
         }
-        if (!$this->warnedNamedId && $named !== '' && self::phpCaller() === 'session_start'
+        if ($named !== '' && self::phpCaller() === 'session_start'
             && !isset($this->minted[$id]) && $named !== $this->exposed
             && !in_array($named, $this->clientCookies, true)) {
             // Not the client's cookie (a PHPSESSID left from before the
@@ -523,8 +527,15 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             // session_create_id() gave: the script chose the ID with
             // session_id(). Code that finds sessions by
             // IDs it computes, such as phpCAS's single logout, then works
-            // on an empty session and fails without a word. The ID itself
-            // stays out of the log.
+            // on an empty session and fails without a word. It gets a new
+            // session, as from PHP's files handler in strict mode: the
+            // visitor's own is not the session it named (an admin page
+            // that ends a user's session by its ID would end the admin's).
+            // The ID itself stays out of the log.
+            $this->namedRefused = true;
+            if ($this->warnedNamedId) {
+                return false;
+            }
             $this->warnedNamedId = true;
             error_log('sessiongate: session_start() with an ID the script chose (session_id()) that the gateway did not mint: PHP starts a new, empty session instead. Code that finds sessions by IDs it computes (phpCAS single logout) does not work behind the gateway; see README, "The gateway mints every session ID"', 4);
         }
@@ -663,12 +674,11 @@ function sessiongate_user_id(): ?string
             // PHP itself writes an active session later, after object
             // destructors (which may still change it). Once the headers
             // are out, nothing is gained by writing earlier; before, the
-            // write rides in a header and reopenAfterShutdown() catches
-            // what comes later. A session of the script's own handler is
-            // left to PHP, as without the gateway.
+            // write rides in a header and PHP's own write at the end
+            // sends what changed later (writeAtShutdown). A session of the
+            // script's own handler is left to PHP, as without the gateway.
             if (session_status() === PHP_SESSION_ACTIVE && $handler->holdsSession() && !headers_sent()) {
-                session_write_close();
-                $handler->reopenAfterShutdown();
+                $handler->writeAtShutdown();
             }
         });
     });
