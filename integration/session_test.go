@@ -1264,3 +1264,27 @@ func TestSessionCookieResponseIsPrivate(t *testing.T) {
 		t.Fatalf("Cache-Control of a page that sets no cookie: %q, want the app's", cc)
 	}
 }
+
+// TestSessionTooDeepWriteIs500: PHP data nested deeper than the gateway
+// converts (64 levels, the session itself being one) is refused. That is
+// the script's data, not a passing failure: 500 without Retry-After, where
+// it was a 503 "retry" that could never succeed; logged, and the session
+// keeps what it had.
+func TestSessionTooDeepWriteIs500(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	if resp, body, _ := s.gws[0].get(t, "/deep.php?levels=10", ck); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("10 levels: %d %q", resp.StatusCode, body)
+	}
+	resp, body, set := s.gws[0].get(t, "/deep.php?levels=70", ck)
+	if resp.StatusCode != 500 || resp.Header.Get("Retry-After") != "" || set != "" || !strings.Contains(body, "session data could not be saved") {
+		t.Fatalf("70 levels: %d %q Retry-After %q cookie %q, want 500 without Retry-After", resp.StatusCode, body, resp.Header.Get("Retry-After"), set)
+	}
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"user":"ana"`) || strings.Count(string(d.Data), "[") != 10 {
+		t.Errorf("session after the refused write: %s", d.Data)
+	}
+	if !strings.Contains(s.gws[0].Logs.String(), "session change from PHP not saved") {
+		t.Errorf("refused write not logged:\n%s", s.gws[0].Logs.String())
+	}
+}

@@ -47,6 +47,10 @@ var (
 	ErrBusy = errors.New("session busy: lock wait timed out")
 	// ErrUnavailable: the store failed (answer 503, keep the cookie).
 	ErrUnavailable = errors.New("session store unavailable")
+	// ErrUnstorable: the app wrote session data the gateway refuses to
+	// store (beyond the conversion limits, a PHP object Django planted):
+	// an application error, answer 500. A retry would write the same.
+	ErrUnstorable = errors.New("session data refused")
 )
 
 // Options configure a Manager. Durations must be positive.

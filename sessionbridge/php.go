@@ -435,7 +435,7 @@ func (b *phpBridge) apply(m message) error {
 	case "write":
 		data, err := decodePHPSession(m.Payload, b.h.opts.Limits)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ErrUnstorable, err)
 		}
 		if b.sentView == nil && len(b.sent) > 0 {
 			if view, err := phpserial.DecodeSession(b.sent, b.h.opts.Limits); err == nil {
@@ -558,9 +558,15 @@ func (w *bridgeWriter) WriteHeader(code int) {
 		if conn != nil {
 			h["Connection"] = conn
 		}
-		h.Set("Retry-After", "1")
 		w.swallow = true
-		server.WriteError(w.ResponseWriter, w.req, http.StatusServiceUnavailable, "session could not be saved, retry")
+		if errors.Is(err, ErrUnstorable) {
+			// The script wrote what cannot be stored: the same again
+			// on a retry.
+			server.WriteError(w.ResponseWriter, w.req, http.StatusInternalServerError, "session data could not be saved")
+		} else {
+			h.Set("Retry-After", "1")
+			server.WriteError(w.ResponseWriter, w.req, http.StatusServiceUnavailable, "session could not be saved, retry")
+		}
 		w.b.headersHandled()
 		return
 	}

@@ -428,12 +428,13 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 		// given (Django's keys next to the opaque member that stands for
 		// a whole PHP session PHP linked together, a key twice) would
 		// make every PHP page of the session a 500. The change is refused
-		// instead (503), before a rotation destroys anything.
+		// instead (500: Django's data is at fault, a retry writes it
+		// again), before a rotation destroys anything.
 		if _, err := phpserial.EncodeSession(ch.data, phpserial.DefaultLimits()); err != nil {
-			return fmt.Errorf("Django's session data cannot be given to PHP: %w", err)
+			return fmt.Errorf("%w: Django's session data cannot be given to PHP: %w", sessionbridge.ErrUnstorable, err)
 		}
 		if err := checkNoPlantedObjects(sess.Data(), ch.data); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", sessionbridge.ErrUnstorable, err)
 		}
 		if ch.rotate && id != "" {
 			// cycle_key(): the old ID dies (fixation defence) and the
@@ -598,7 +599,8 @@ func dropSetCookie(h http.Header, name string) {
 
 // errorHandler answers for a failed upstream request like the PHP path:
 // 502 when Django failed, 504 on a timeout, 503 when Django's session change
-// could not be saved, and nothing (499 in the log) when the client left.
+// could not be saved (500 when the gateway refused its data), and nothing
+// (499 in the log) when the client left.
 // The error is logged once: in the access log line when the request came
 // through server.Server, here otherwise.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
@@ -623,6 +625,9 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 func statusOf(r *http.Request, err error) int {
 	var pe *persistError
 	if errors.As(err, &pe) {
+		if errors.Is(pe.err, sessionbridge.ErrUnstorable) {
+			return http.StatusInternalServerError
+		}
 		return http.StatusServiceUnavailable
 	}
 	var bad *errClientBody

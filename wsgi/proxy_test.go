@@ -1184,12 +1184,13 @@ func TestListenQueueFullIs502(t *testing.T) {
 	}
 }
 
-// TestWriteUnreadableByPHPIs503: data PHP could not be given (a member
+// TestWriteUnreadableByPHPIs500: data PHP could not be given (a member
 // twice; Django's keys next to the member that stands for a whole linked
-// PHP session) is refused, with the change reported lost (503), and the
-// stored session, and its ID on a rotation, stay as they were: stored, it
-// would have made every PHP page of the session a 500.
-func TestWriteUnreadableByPHPIs503(t *testing.T) {
+// PHP session) is refused, with the change reported lost as Django's fault
+// (500: a retry writes the same; no Retry-After), and the stored session,
+// and its ID on a rotation, stay as they were: stored, it would have made
+// every PHP page of the session a 500.
+func TestWriteUnreadableByPHPIs500(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	e.respond(answer{op: "write", data: `{"n":1}`})
 	_, _, ck := e.do("GET", "/a/", "", nil)
@@ -1198,8 +1199,8 @@ func TestWriteUnreadableByPHPIs503(t *testing.T) {
 		{op: "write", rotate: "1", data: `{"__php_session__":"a:1:{s:1:\"x\";i:1;}","_auth_user_id":"1"}`},
 	} {
 		e.respond(a)
-		if res, body, set := e.do("GET", "/a/", ck, nil); res.StatusCode != 503 || set != "" {
-			t.Errorf("%s: %d %q cookie %q, want 503 and no new cookie", a.data, res.StatusCode, body, set)
+		if res, body, set := e.do("GET", "/a/", ck, nil); res.StatusCode != 500 || set != "" || res.Header.Get("Retry-After") != "" {
+			t.Errorf("%s: %d %q cookie %q Retry-After %q, want 500, no new cookie and no Retry-After", a.data, res.StatusCode, body, set, res.Header.Get("Retry-After"))
 		}
 	}
 	if _, data := e.open(ck); data != `{"n":1}` {
@@ -1212,7 +1213,7 @@ func TestWriteUnreadableByPHPIs503(t *testing.T) {
 
 // Django may hand back the PHP objects it was given (tags, unchanged), but
 // never add one: PHP would build it, running its class's code, from what a
-// view stored of a client's input. The write is refused (503) and the
+// view stored of a client's input. The write is refused (500) and the
 // session keeps what it had.
 func TestDjangoCannotPlantPHPObjects(t *testing.T) {
 	e := newEnv(t, envOpts{})
@@ -1237,8 +1238,8 @@ func TestDjangoCannotPlantPHPObjects(t *testing.T) {
 		`{"basket":{"__php__":"O:6:\"Basket\":0:{}"},"prefs":[{"__php__b64":"Tzo3OiJQbGFudGVkIjowOnt9"}]}`,
 	} {
 		e.respond(answer{op: "write", data: data})
-		if res, body, set := e.do("POST", "/a/", ck, nil); res.StatusCode != 503 || set != "" {
-			t.Errorf("%s: %d %q cookie %q, want 503", data, res.StatusCode, body, set)
+		if res, body, set := e.do("POST", "/a/", ck, nil); res.StatusCode != 500 || set != "" {
+			t.Errorf("%s: %d %q cookie %q, want 500", data, res.StatusCode, body, set)
 		}
 		if _, got := e.open(ck); got != own {
 			t.Fatalf("after a planted object: %s", got)
