@@ -357,12 +357,14 @@ func runAll(fs []func()) {
 }
 
 // paramError maps an unsendable param to a status: an oversized header is
-// the client's (431), an oversized URI too (414), anything else is ours.
+// the client's (431), whether it travels as HTTP_* or as CONTENT_TYPE
+// (Content-Type) or SERVER_NAME (Host, when SESSIONGATE_SERVER_NAMES does
+// not name the server); an oversized URI too (414); anything else is ours.
 func paramError(err error) *Error {
 	var pe *errPairTooLarge
 	if errors.As(err, &pe) {
 		switch {
-		case len(pe.name) > 5 && pe.name[:5] == "HTTP_":
+		case len(pe.name) > 5 && pe.name[:5] == "HTTP_" || pe.name == "CONTENT_TYPE" || pe.name == "SERVER_NAME":
 			return &Error{Status: http.StatusRequestHeaderFieldsTooLarge, Op: "encode params", Err: err}
 		case pe.name == "REQUEST_URI" || pe.name == "QUERY_STRING" || pe.name == "DOCUMENT_URI" ||
 			pe.name == "SCRIPT_NAME" || pe.name == "PATH_INFO" || pe.name == "PATH_TRANSLATED" || pe.name == "SCRIPT_FILENAME":
