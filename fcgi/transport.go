@@ -553,6 +553,9 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	rb := &responseBody{t: t, rr: rr, stop: stop, ctx: ctx, pending: buf[end:], buf: buf, hb: hb}
 	if wdone != nil {
 		rb.wdone, rb.afterWrite = wdone, afterWrite
+		if s, ok := body.stream.(BodyReadStopper); ok {
+			rb.stopRead = s.StopReading
+		}
 		*handedOff = true
 	}
 	var respBody io.ReadCloser = rb
@@ -984,6 +987,9 @@ type responseBody struct {
 	// frees what it used. Only whoever wins released touches them.
 	wdone      chan error
 	afterWrite func()
+	// stopRead, when not nil, ends a read of a streamed body that waits
+	// for the client (BodyReadStopper).
+	stopRead func()
 
 	mu     sync.Mutex // serializes Read and the end of Close
 	done   bool       // END_REQUEST seen
@@ -1017,6 +1023,15 @@ func (b *responseBody) finish() {
 	b.ended()
 }
 
+// BodyReadStopper is a request body, streamed from the client to php-fpm
+// (a known length over 64 KiB without Options.BufferBodies), whose reads
+// can be ended from another goroutine: StopReading makes a read waiting
+// for the client's next bytes return at once with an error, and the rest
+// of the body go unread (the connection it comes on must then be closed
+// after the response). The transport calls it when PHP has answered in
+// full without taking the whole body.
+type BodyReadStopper interface{ StopReading() }
+
 // errWriteCut: PHP ended its answer before it took the whole body, whose
 // write was then cut.
 var errWriteCut = errors.New("fcgi: request body write cut: PHP answered before taking it whole")
@@ -1028,7 +1043,10 @@ var errWriteCut = errors.New("fcgi: request body write cut: PHP answered before 
 // for the client's next bytes: it ends when they come (its write to the
 // closed connection fails), when the client leaves, or at the server's
 // read timeout; net/http discards the rest of the body after the handler,
-// or closes the connection.
+// or closes the connection. Once PHP answered in full, that wait is cut
+// short (BodyReadStopper): a client that paused its upload, or stopped it
+// on seeing the answer begin (curl does on a status of 300 or more),
+// would otherwise wait that long for an answer already here.
 func (b *responseBody) endWrite(closeFirst bool) error {
 	if b.wdone == nil {
 		return nil
@@ -1042,6 +1060,9 @@ func (b *responseBody) endWrite(closeFirst bool) error {
 		case err = <-b.wdone:
 		default:
 			b.rr.c.nc.Close()
+			if b.stopRead != nil {
+				b.stopRead()
+			}
 			<-b.wdone
 			err = errWriteCut
 		}

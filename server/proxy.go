@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/internal/proxyheader"
@@ -34,7 +35,9 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// answers before it reads php://input). HTTP/1.1 net/http would
 		// consume the rest of the body when the response header goes
 		// out, and PHP, waiting for it, would never finish.
-		http.NewResponseController(w).EnableFullDuplex()
+		rc := http.NewResponseController(w)
+		rc.EnableFullDuplex()
+		sb.rc = rc
 	}
 	res, err := p.s.php.RoundTrip(r)
 	if err != nil {
@@ -137,6 +140,8 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type streamedBody struct {
 	io.ReadCloser
 	eof atomic.Bool // read to its end
+	// rc is the response's controller, set before the body is read.
+	rc *http.ResponseController
 }
 
 func (b *streamedBody) Read(p []byte) (int, error) {
@@ -152,6 +157,16 @@ func (b *streamedBody) Read(p []byte) (int, error) {
 // discarded, or the connection closed, once the response is out, rather
 // than by the transport before the response goes.
 func (b *streamedBody) Close() error { return nil }
+
+// StopReading ends a read waiting for the client's next bytes, for the
+// transport once PHP has answered in full without taking the whole body
+// (fcgi.BodyReadStopper): the connection's read deadline is moved to now.
+// That connection is closed after the response (closeIfUnread).
+func (b *streamedBody) StopReading() {
+	if b.rc != nil && !b.eof.Load() {
+		b.rc.SetReadDeadline(time.Now())
+	}
+}
 
 // closeIfUnread asks net/http to close the connection after the response
 // when its header goes out before the body was read whole. In full duplex

@@ -1,0 +1,77 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEarlyAnswerWhileUploadPauses: a script that answers in full without
+// reading its body (fastcgi_finish_request(), which Symfony's
+// Response::send() calls on php-fpm, ends the answer before PHP reads what
+// is left of the body), while the client's upload, streamed to php-fpm
+// (SESSIONGATE_REQUEST_BUFFERING off, the default), has paused: the client
+// must get the whole answer at once, on a connection the gateway then
+// closes. Clients pause uploads, or stop them once an answer begins (curl
+// does on a status of 300 or more); the gateway held the answer until the
+// client sent more of the body, or until the read timeout.
+func TestEarlyAnswerWhileUploadPauses(t *testing.T) {
+	t.Parallel()
+	g := startGW(t, nil)
+	for name, src := range map[string]string{
+		// Symfony's Response::send() ends every request so on php-fpm:
+		// php-fpm then answers at once, where the end of a script
+		// first reads what is left of the body.
+		"ignore.php": `<?php echo "ignored"; fastcgi_finish_request();`,
+		"refuse.php": `<?php http_response_code(401); echo "no"; fastcgi_finish_request(); sleep(1);`,
+		// An answer larger than php-fpm's buffer goes out before the
+		// script ends, its header first.
+		"flushed.php": `<?php http_response_code(403); echo str_repeat("x", 100000); fastcgi_finish_request();`,
+	} {
+		if err := os.WriteFile(filepath.Join(g.Root, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		path, body string
+		status     int
+	}{
+		{"/ignore.php", "ignored", 200},
+		{"/refuse.php", "no", 401},
+		{"/flushed.php", strings.Repeat("x", 100000), 403},
+	} {
+		c, err := net.Dial("tcp", g.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		// 100 KiB of 900 KiB, then the client waits.
+		fmt.Fprintf(c, "PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", tc.path, 900<<10)
+		io.WriteString(c, strings.Repeat("z", 100<<10))
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			c.Close()
+			t.Errorf("%s: no answer while the upload pauses (%v after %v)", tc.path, err, time.Since(start).Round(time.Millisecond))
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		c.Close()
+		if err != nil || resp.StatusCode != tc.status || string(body) != tc.body || !resp.Close {
+			t.Errorf("%s: %d, %d bytes %q..., close=%v, err %v after %v; want %d and %d bytes whole, then the connection closed",
+				tc.path, resp.StatusCode, len(body), body[:min(len(body), 20)], resp.Close, err, time.Since(start).Round(time.Millisecond), tc.status, len(tc.body))
+		}
+	}
+	// php-fpm and the gateway still serve.
+	if res, _ := g.get(t, "/info.php"); res.StatusCode != 200 {
+		t.Fatalf("after: %d", res.StatusCode)
+	}
+}
