@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,6 +29,12 @@ func TestStaticOpenFailureIs500(t *testing.T) {
 		return
 	}
 	e := newEnv(t, nil)
+	if err := os.MkdirAll(filepath.Join(e.root, "css/deep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.root, "css/deep/site.css"), []byte("a{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Skip("no /proc/self/fd")
@@ -50,12 +57,17 @@ func TestStaticOpenFailureIs500(t *testing.T) {
 		hogs = append(hogs, f)
 	}
 	w := e.do(httptest.NewRequest("GET", "/style.css", nil))
+	// Below the top level, the lookup itself fails (phproute.Failed).
+	wNested := e.do(httptest.NewRequest("GET", "/css/deep/site.css", nil))
 	for _, f := range hogs {
 		f.Close()
 	}
 	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
 	if w.Code != http.StatusInternalServerError || !strings.Contains(e.logs.String(), "too many open files") {
 		t.Errorf("static file with no file descriptor left: %d, log:\n%s\nwant 500 and a warning naming the error", w.Code, e.logs.String())
+	}
+	if wNested.Code != http.StatusInternalServerError {
+		t.Errorf("nested static file with no file descriptor left: %d, want 500", wNested.Code)
 	}
 	// The file itself is fine.
 	if w := e.do(httptest.NewRequest("GET", "/style.css", nil)); w.Code != http.StatusOK {

@@ -708,6 +708,11 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 		// the reason.
 		ri.Err = errors.New(route.Reason)
 		s.fail(w, r, http.StatusForbidden)
+	case phproute.Failed:
+		// The system's failure (no file descriptor left): not a 404
+		// that browsers and CDNs would keep.
+		ri.Err = errors.New(route.Reason)
+		s.fail(w, r, http.StatusInternalServerError)
 	default:
 		if route.Warn {
 			// nginx would have served it (a link out of the root):
