@@ -142,6 +142,8 @@ type streamedBody struct {
 	eof atomic.Bool // read to its end
 	// rc is the response's controller, set before the body is read.
 	rc *http.ResponseController
+	// stopped: StopReading moved the read deadline.
+	stopped atomic.Bool
 }
 
 func (b *streamedBody) Read(p []byte) (int, error) {
@@ -164,6 +166,11 @@ func (b *streamedBody) Close() error { return nil }
 // That connection is closed after the response (closeIfUnread).
 func (b *streamedBody) StopReading() {
 	if b.rc != nil && !b.eof.Load() {
+		// Before the deadline: a read that reaches the end meanwhile
+		// may have started net/http's background read, which the
+		// deadline fails, cancelling the connection's context; such a
+		// connection must not serve another request.
+		b.stopped.Store(true)
 		b.rc.SetReadDeadline(time.Now())
 	}
 }
@@ -175,7 +182,7 @@ func (b *streamedBody) StopReading() {
 // closing the connection: the rest of the body would then be read as the
 // next request.
 func (b *streamedBody) closeIfUnread(w http.ResponseWriter) {
-	if !b.eof.Load() {
+	if !b.eof.Load() || b.stopped.Load() {
 		w.Header().Set("Connection", "close")
 	}
 }
