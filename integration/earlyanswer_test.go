@@ -4,13 +4,19 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/server"
 )
 
 // TestEarlyAnswerWhileUploadPauses: a script that answers in full without
@@ -74,4 +80,52 @@ func TestEarlyAnswerWhileUploadPauses(t *testing.T) {
 	if res, _ := g.get(t, "/info.php"); res.StatusCode != 200 {
 		t.Fatalf("after: %d", res.StatusCode)
 	}
+}
+
+// TestEarlyAnswerWhileUploadPausesHTTP2: the same over HTTP/2, whose
+// request bodies stream to php-fpm as well: the answer must not wait for
+// more of the body, and the connection stays open for other requests.
+func TestEarlyAnswerWhileUploadPausesHTTP2(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := gwSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	cfg, err := config.Load([]string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root, "SESSIONGATE_SESSIONS=off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(s.Handler())
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(func() { ts.Close(); s.Close() })
+	if err := os.WriteFile(filepath.Join(root, "refuse.php"), []byte(`<?php http_response_code(401); echo "no"; fastcgi_finish_request();`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	client := ts.Client()
+	client.Timeout = 3 * time.Second
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { pw.Write([]byte(strings.Repeat("z", 100<<10))) }() // then nothing more
+	req, _ := http.NewRequest("PUT", ts.URL+"/refuse.php", pr)
+	req.ContentLength = 900 << 10
+	start := time.Now()
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("no answer while the upload pauses (%v after %v)", err, time.Since(start).Round(time.Millisecond))
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 401 || string(body) != "no" || res.ProtoMajor != 2 {
+		t.Fatalf("%s %d %q, err %v after %v; want HTTP/2 401 \"no\"", res.Proto, res.StatusCode, body, err, time.Since(start).Round(time.Millisecond))
+	}
+	// The connection serves on.
+	res, err = client.Get(ts.URL + "/info.php")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("after: %v %v", res, err)
+	}
+	res.Body.Close()
 }

@@ -42,7 +42,7 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res, err := p.s.php.RoundTrip(r)
 	if err != nil {
 		if streamed {
-			sb.closeIfUnread(w)
+			sb.closeIfUnread(w, r)
 		}
 		p.s.phpError(w, r, err)
 		return
@@ -53,7 +53,7 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h[k] = v
 	}
 	if streamed {
-		sb.closeIfUnread(w)
+		sb.closeIfUnread(w, r)
 	}
 	w.WriteHeader(res.StatusCode)
 	// 204 and 304 carry no body (net/http refuses to write one): whatever
@@ -180,10 +180,10 @@ func (b *streamedBody) StopReading() {
 // net/http no longer reads what is left of the body at that point, and
 // what it reads after the handler may fail (the read timeout) without
 // closing the connection: the rest of the body would then be read as the
-// next request.
-func (b *streamedBody) closeIfUnread(w http.ResponseWriter) {
+// next request. Not over HTTP/2, which frames each request (closeAfter).
+func (b *streamedBody) closeIfUnread(w http.ResponseWriter, r *http.Request) {
 	if !b.eof.Load() || b.stopped.Load() {
-		w.Header().Set("Connection", "close")
+		closeAfter(w, r)
 	}
 }
 

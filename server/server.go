@@ -685,9 +685,10 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			defer release()
-			if r2 == r && r.ContentLength > 0 && r.ProtoMajor == 1 {
+			if r2 == r && r.ContentLength > 0 {
 				// Left to stream to php-fpm: phpProxy reads PHP's
-				// answer, and may send it, while the body still comes.
+				// answer, and may send it, while the body still comes
+				// (over HTTP/2 as well, where only StopReading applies).
 				r.Body = &streamedBody{ReadCloser: r.Body}
 			}
 			r = r2
