@@ -396,18 +396,28 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	// response header went out: the server runs the PHP proxy full duplex
 	// for it (net/http would otherwise consume what is left of it then).
 	var wdone chan error
+	var stopRead func()
+	if s, ok := body.stream.(BodyReadStopper); ok {
+		stopRead = s.StopReading
+	}
+	// waitWrite waits for the end of the write, on a connection closed or
+	// failed: nil when it was cut waiting for the client (waitCut), which
+	// cut notes: that cut may have cancelled ctx (HTTP/1 net/http cancels
+	// a request's context when a read of its connection fails).
+	cut := false
 	waitWrite := func() error {
 		if wdone == nil {
 			return nil
 		}
-		err := <-wdone
+		err, stopped := waitCut(wdone, stopRead)
+		cut = cut || stopped
 		wdone = nil
 		return err
 	}
 	fail := func(op string, err error, retryable bool) (*http.Response, bool, error) {
 		stop()
 		b.discard(c)
-		waitWrite() // the connection is closed: the write ends at once
+		waitWrite() // the connection is closed: the write ends at once, or is cut
 		// A client body failure (clientBodyError) already accounts for
 		// the context: net/http cancels it on a body read timeout too,
 		// which is 408, not the client leaving.
@@ -415,7 +425,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		if errors.As(err, &ce) {
 			return nil, false, ce
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !cut {
 			return nil, false, upstreamError(op, b.addr, fmt.Errorf("%w (%w)", ctx.Err(), err))
 		}
 		return nil, retryable, upstreamError(op, b.addr, err)
@@ -553,9 +563,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	rb := &responseBody{t: t, rr: rr, stop: stop, ctx: ctx, pending: buf[end:], buf: buf, hb: hb}
 	if wdone != nil {
 		rb.wdone, rb.afterWrite = wdone, afterWrite
-		if s, ok := body.stream.(BodyReadStopper); ok {
-			rb.stopRead = s.StopReading
-		}
+		rb.stopRead = stopRead
 		*handedOff = true
 	}
 	var respBody io.ReadCloser = rb
@@ -988,8 +996,10 @@ type responseBody struct {
 	wdone      chan error
 	afterWrite func()
 	// stopRead, when not nil, ends a read of a streamed body that waits
-	// for the client (BodyReadStopper).
+	// for the client (BodyReadStopper); cut notes that it was called,
+	// which may have cancelled ctx.
 	stopRead func()
+	cut      atomic.Bool
 
 	mu     sync.Mutex // serializes Read and the end of Close
 	done   bool       // END_REQUEST seen
@@ -1054,13 +1064,18 @@ func (b *responseBody) endWrite(closeFirst bool) error {
 	var err error
 	if closeFirst {
 		b.rr.c.nc.Close()
-		err = <-b.wdone
+		var stopped bool
+		err, stopped = waitCut(b.wdone, b.stopRead)
+		if stopped {
+			b.cut.Store(true)
+		}
 	} else {
 		select {
 		case err = <-b.wdone:
 		default:
 			b.rr.c.nc.Close()
 			if b.stopRead != nil {
+				b.cut.Store(true)
 				b.stopRead()
 			}
 			<-b.wdone
@@ -1070,6 +1085,27 @@ func (b *responseBody) endWrite(closeFirst bool) error {
 	b.wdone = nil
 	b.afterWrite()
 	return err
+}
+
+// waitCut waits for the end of a body write whose php-fpm connection is
+// closed (or failed). A streamed body's write may be waiting for the
+// client's next bytes, which a client that paused its upload may not send
+// for long: that read is ended through stopRead (BodyReadStopper), stopped
+// is true, and the write's error, then the gateway's own doing, is
+// reported as nil, so that what failed on php-fpm's side is what the
+// caller reports. Ending the read may cancel the request's context.
+func waitCut(wdone chan error, stopRead func()) (err error, stopped bool) {
+	select {
+	case err := <-wdone:
+		return err, false
+	default:
+	}
+	if stopRead == nil {
+		return <-wdone, false
+	}
+	stopRead()
+	<-wdone
+	return nil, true
 }
 
 // ended runs the script's OnEnd hook; the caller won b.released.
@@ -1161,7 +1197,7 @@ func (b *responseBody) fail(err error) error {
 		return b.err
 	}
 	switch {
-	case b.ctx.Err() != nil:
+	case b.ctx.Err() != nil && !b.cut.Load():
 		err = fmt.Errorf("%w (%w)", b.ctx.Err(), err)
 	case b.closing.Load():
 		err = fmt.Errorf("%w (%w)", errBodyClosed, err)

@@ -129,3 +129,36 @@ func TestEarlyAnswerWhileUploadPausesHTTP2(t *testing.T) {
 	}
 	res.Body.Close()
 }
+
+// TestWorkerDeathWhileUploadPauses: a php-fpm worker that dies (killed,
+// request_terminate_timeout, a crash) while the client's streamed upload
+// has paused gets its 502 at once, not when the client sends more of the
+// body: the gateway waited for its body write, blocked on the client,
+// before it answered.
+func TestWorkerDeathWhileUploadPauses(t *testing.T) {
+	t.Parallel()
+	g := startGW(t, nil)
+	if err := os.WriteFile(filepath.Join(g.Root, "wait.php"), []byte(`<?php sleep(30); echo "late";`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", g.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(c, "PUT /wait.php HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 900<<10)
+	io.WriteString(c, strings.Repeat("z", 100<<10))
+	time.Sleep(500 * time.Millisecond) // the script runs
+	g.FPM.KillWorkers()
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to a request whose worker died while the upload pauses (%v after %v)", err, time.Since(start).Round(time.Millisecond))
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || !resp.Close {
+		t.Errorf("%d close=%v, want 502 and the connection closed", resp.StatusCode, resp.Close)
+	}
+}
