@@ -506,7 +506,8 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 					return writeFailed(werr)
 				}
 			}
-			retryable := c.reused && !rr.gotAny && c.br.Buffered() == 0 && body.replayable() && connGone(err) &&
+			// A body whose read was cut (waitCut) cannot be read again.
+			retryable := c.reused && !rr.gotAny && c.br.Buffered() == 0 && body.replayable() && !cut && connGone(err) &&
 				(idempotent(req) || workerStillReading(c.nc))
 			return fail("read response header", err, retryable)
 		}
