@@ -503,3 +503,23 @@ func TestParamsRemoteUser(t *testing.T) {
 		t.Errorf("REMOTE_USER = %q, want bo", m["REMOTE_USER"])
 	}
 }
+
+// TestOversizedClientValuesAre431: a request header too large for one
+// FastCGI record is the client's fault (431) whatever param carries it:
+// Content-Type travels as CONTENT_TYPE and Host as SERVER_NAME, ahead of
+// HTTP_HOST. Both were answered 500, the status of a gateway bug.
+func TestOversizedClientValuesAre431(t *testing.T) {
+	big := strings.Repeat("h", 70000)
+	for name, set := range map[string]func(*http.Request){
+		"Content-Type": func(r *http.Request) { r.Header.Set("Content-Type", "text/plain; x="+big) },
+		"Host":         func(r *http.Request) { r.Host = big + ".example" },
+	} {
+		req := newReq(nil, "GET", "/", nil, nil)
+		set(req)
+		e := newParamEncoder(nil)
+		err := encodeParams(&e, req, testScript, -1, nil)
+		if got := StatusOf(paramError(err)); got != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("oversized %s: status %d (%v), want 431", name, got, err)
+		}
+	}
+}

@@ -357,12 +357,14 @@ func runAll(fs []func()) {
 }
 
 // paramError maps an unsendable param to a status: an oversized header is
-// the client's (431), an oversized URI too (414), anything else is ours.
+// the client's (431), whether it travels as HTTP_* or as CONTENT_TYPE
+// (Content-Type) or SERVER_NAME (Host, when SESSIONGATE_SERVER_NAMES does
+// not name the server); an oversized URI too (414); anything else is ours.
 func paramError(err error) *Error {
 	var pe *errPairTooLarge
 	if errors.As(err, &pe) {
 		switch {
-		case len(pe.name) > 5 && pe.name[:5] == "HTTP_":
+		case len(pe.name) > 5 && pe.name[:5] == "HTTP_" || pe.name == "CONTENT_TYPE" || pe.name == "SERVER_NAME":
 			return &Error{Status: http.StatusRequestHeaderFieldsTooLarge, Op: "encode params", Err: err}
 		case pe.name == "REQUEST_URI" || pe.name == "QUERY_STRING" || pe.name == "DOCUMENT_URI" ||
 			pe.name == "SCRIPT_NAME" || pe.name == "PATH_INFO" || pe.name == "PATH_TRANSLATED" || pe.name == "SCRIPT_FILENAME":
@@ -394,18 +396,28 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	// response header went out: the server runs the PHP proxy full duplex
 	// for it (net/http would otherwise consume what is left of it then).
 	var wdone chan error
+	var stopRead func()
+	if s, ok := body.stream.(BodyReadStopper); ok {
+		stopRead = s.StopReading
+	}
+	// waitWrite waits for the end of the write, on a connection closed or
+	// failed: nil when it was cut waiting for the client (waitCut), which
+	// cut notes: that cut may have cancelled ctx (HTTP/1 net/http cancels
+	// a request's context when a read of its connection fails).
+	cut := false
 	waitWrite := func() error {
 		if wdone == nil {
 			return nil
 		}
-		err := <-wdone
+		err, stopped := waitCut(wdone, stopRead)
+		cut = cut || stopped
 		wdone = nil
 		return err
 	}
 	fail := func(op string, err error, retryable bool) (*http.Response, bool, error) {
 		stop()
 		b.discard(c)
-		waitWrite() // the connection is closed: the write ends at once
+		waitWrite() // the connection is closed: the write ends at once, or is cut
 		// A client body failure (clientBodyError) already accounts for
 		// the context: net/http cancels it on a body read timeout too,
 		// which is 408, not the client leaving.
@@ -413,7 +425,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		if errors.As(err, &ce) {
 			return nil, false, ce
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !cut {
 			return nil, false, upstreamError(op, b.addr, fmt.Errorf("%w (%w)", ctx.Err(), err))
 		}
 		return nil, retryable, upstreamError(op, b.addr, err)
@@ -494,7 +506,8 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 					return writeFailed(werr)
 				}
 			}
-			retryable := c.reused && !rr.gotAny && c.br.Buffered() == 0 && body.replayable() && connGone(err) &&
+			// A body whose read was cut (waitCut) cannot be read again.
+			retryable := c.reused && !rr.gotAny && c.br.Buffered() == 0 && body.replayable() && !cut && connGone(err) &&
 				(idempotent(req) || workerStillReading(c.nc))
 			return fail("read response header", err, retryable)
 		}
@@ -551,6 +564,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	rb := &responseBody{t: t, rr: rr, stop: stop, ctx: ctx, pending: buf[end:], buf: buf, hb: hb}
 	if wdone != nil {
 		rb.wdone, rb.afterWrite = wdone, afterWrite
+		rb.stopRead = stopRead
 		*handedOff = true
 	}
 	var respBody io.ReadCloser = rb
@@ -982,6 +996,11 @@ type responseBody struct {
 	// frees what it used. Only whoever wins released touches them.
 	wdone      chan error
 	afterWrite func()
+	// stopRead, when not nil, ends a read of a streamed body that waits
+	// for the client (BodyReadStopper); cut notes that it was called,
+	// which may have cancelled ctx.
+	stopRead func()
+	cut      atomic.Bool
 
 	mu     sync.Mutex // serializes Read and the end of Close
 	done   bool       // END_REQUEST seen
@@ -1015,6 +1034,15 @@ func (b *responseBody) finish() {
 	b.ended()
 }
 
+// BodyReadStopper is a request body, streamed from the client to php-fpm
+// (a known length over 64 KiB without Options.BufferBodies), whose reads
+// can be ended from another goroutine: StopReading makes a read waiting
+// for the client's next bytes return at once with an error, and the rest
+// of the body go unread (the connection it comes on must then be closed
+// after the response). The transport calls it when PHP has answered in
+// full without taking the whole body.
+type BodyReadStopper interface{ StopReading() }
+
 // errWriteCut: PHP ended its answer before it took the whole body, whose
 // write was then cut.
 var errWriteCut = errors.New("fcgi: request body write cut: PHP answered before taking it whole")
@@ -1026,7 +1054,10 @@ var errWriteCut = errors.New("fcgi: request body write cut: PHP answered before 
 // for the client's next bytes: it ends when they come (its write to the
 // closed connection fails), when the client leaves, or at the server's
 // read timeout; net/http discards the rest of the body after the handler,
-// or closes the connection.
+// or closes the connection. Once PHP answered in full, that wait is cut
+// short (BodyReadStopper): a client that paused its upload, or stopped it
+// on seeing the answer begin (curl does on a status of 300 or more),
+// would otherwise wait that long for an answer already here.
 func (b *responseBody) endWrite(closeFirst bool) error {
 	if b.wdone == nil {
 		return nil
@@ -1034,12 +1065,20 @@ func (b *responseBody) endWrite(closeFirst bool) error {
 	var err error
 	if closeFirst {
 		b.rr.c.nc.Close()
-		err = <-b.wdone
+		var stopped bool
+		err, stopped = waitCut(b.wdone, b.stopRead)
+		if stopped {
+			b.cut.Store(true)
+		}
 	} else {
 		select {
 		case err = <-b.wdone:
 		default:
 			b.rr.c.nc.Close()
+			if b.stopRead != nil {
+				b.cut.Store(true)
+				b.stopRead()
+			}
 			<-b.wdone
 			err = errWriteCut
 		}
@@ -1047,6 +1086,27 @@ func (b *responseBody) endWrite(closeFirst bool) error {
 	b.wdone = nil
 	b.afterWrite()
 	return err
+}
+
+// waitCut waits for the end of a body write whose php-fpm connection is
+// closed (or failed). A streamed body's write may be waiting for the
+// client's next bytes, which a client that paused its upload may not send
+// for long: that read is ended through stopRead (BodyReadStopper), stopped
+// is true, and the write's error, then the gateway's own doing, is
+// reported as nil, so that what failed on php-fpm's side is what the
+// caller reports. Ending the read may cancel the request's context.
+func waitCut(wdone chan error, stopRead func()) (err error, stopped bool) {
+	select {
+	case err := <-wdone:
+		return err, false
+	default:
+	}
+	if stopRead == nil {
+		return <-wdone, false
+	}
+	stopRead()
+	<-wdone
+	return nil, true
 }
 
 // ended runs the script's OnEnd hook; the caller won b.released.
@@ -1138,7 +1198,7 @@ func (b *responseBody) fail(err error) error {
 		return b.err
 	}
 	switch {
-	case b.ctx.Err() != nil:
+	case b.ctx.Err() != nil && !b.cut.Load():
 		err = fmt.Errorf("%w (%w)", b.ctx.Err(), err)
 	case b.closing.Load():
 		err = fmt.Errorf("%w (%w)", errBodyClosed, err)

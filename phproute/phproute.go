@@ -54,6 +54,10 @@ const (
 	Redirect               // 301 to Route.Location (a directory without its slash)
 	Static                 // a regular file served by the gateway
 	PHP                    // a script run by php-fpm
+	// Failed (500): the lookup failed for a reason of the system's (no
+	// file descriptor left, an I/O error), not the path's; Reason says
+	// which.
+	Failed
 )
 
 func (k Kind) String() string {
@@ -70,6 +74,8 @@ func (k Kind) String() string {
 		return "static"
 	case PHP:
 		return "php"
+	case Failed:
+		return "failed"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -306,6 +312,8 @@ func (r *Router) resolve(escapedPath string) Route {
 		return r.directory(root, rel, clean)
 	case err != nil && errors.Is(err, fs.ErrPermission):
 		return Route{Kind: Forbidden, Reason: "permission denied"}
+	case systemFailure(err):
+		return failed(err)
 	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, syscall.ENAMETOOLONG):
 		// A symlink leading out of the root ("path escapes from parent"),
 		// a symlink loop, or anything unexpected: refuse, never fall back
@@ -360,11 +368,15 @@ func (r *Router) directory(root *os.Root, rel, clean string) Route {
 		if rel != "." {
 			p = rel + "/" + name
 		}
-		if fi, p, err := r.stat(root, p); err == nil && fi.Mode().IsRegular() {
+		fi, p, err := r.stat(root, p)
+		if err == nil && fi.Mode().IsRegular() {
 			if strings.HasSuffix(name, ".php") {
 				return Route{Kind: PHP, ScriptName: base + name}
 			}
 			return Route{Kind: Static, File: p, Name: name}
+		}
+		if systemFailure(err) {
+			return failed(err)
 		}
 	}
 	// A directory without an index is never listed; like any other
@@ -387,6 +399,9 @@ func (r *Router) splitPathInfo(root *os.Root, full string) (Route, bool) {
 		if err == nil && fi.Mode().IsRegular() {
 			return Route{Kind: PHP, ScriptName: script, PathInfo: full[end:]}, true
 		}
+		if systemFailure(err) {
+			return failed(err), true
+		}
 		if err != nil {
 			// Missing (or not a directory on the way): no longer prefix
 			// exists either. Going on would look up ever longer prefixes,
@@ -403,6 +418,9 @@ func (r *Router) frontController(root *os.Root) Route {
 		return Route{Kind: NotFound, Reason: "no file matches and the front controller is off"}
 	}
 	fi, _, err := r.stat(root, strings.TrimPrefix(r.index, "/"))
+	if systemFailure(err) {
+		return failed(err)
+	}
 	if err != nil || !fi.Mode().IsRegular() {
 		return Route{Kind: NotFound, Reason: "front controller " + r.index + " not found"}
 	}
@@ -461,6 +479,27 @@ func (r *Router) statOutside(root *os.Root, abs string) (fs.FileInfo, string, er
 		return fi, t, err
 	}
 	return nil, abs, fmt.Errorf("phproute: %s leads to %s, outside SESSIONGATE_FOLLOW_SYMLINKS", abs, real)
+}
+
+// systemFailure reports a lookup that failed for a reason of the system's
+// (no file descriptor left, an I/O error, no memory): an errno that says
+// nothing about the path. Those are not a missing file, nor a link out of
+// the root or a loop (os.Root's refusals carry no errno, ELOOP its own).
+func systemFailure(err error) bool {
+	var errno syscall.Errno
+	if err == nil || !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case syscall.ENOENT, syscall.ENOTDIR, syscall.ENAMETOOLONG, syscall.ELOOP, syscall.EACCES, syscall.EPERM:
+		return false
+	}
+	return true
+}
+
+// failed is the route of a lookup that failed with a system error.
+func failed(err error) Route {
+	return Route{Kind: Failed, Warn: true, Reason: "cannot look the path up under SESSIONGATE_STATIC_ROOT: " + err.Error()}
 }
 
 // refused reports whether err is os.Root's refusal (a symlink leading out

@@ -310,6 +310,8 @@ func (s *Server) resolveAccel(target string) (*phproute.Router, phproute.Route, 
 		return fail(http.StatusNotFound, "no such file")
 	case phproute.Forbidden:
 		return fail(http.StatusForbidden, "%s", route.Reason)
+	case phproute.Failed:
+		return fail(http.StatusInternalServerError, "%s", route.Reason)
 	case phproute.Redirect:
 		return fail(http.StatusNotFound, "names a directory")
 	}

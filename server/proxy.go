@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/internal/proxyheader"
@@ -34,12 +35,14 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// answers before it reads php://input). HTTP/1.1 net/http would
 		// consume the rest of the body when the response header goes
 		// out, and PHP, waiting for it, would never finish.
-		http.NewResponseController(w).EnableFullDuplex()
+		rc := http.NewResponseController(w)
+		rc.EnableFullDuplex()
+		sb.rc = rc
 	}
 	res, err := p.s.php.RoundTrip(r)
 	if err != nil {
 		if streamed {
-			sb.closeIfUnread(w)
+			sb.closeIfUnread(w, r)
 		}
 		p.s.phpError(w, r, err)
 		return
@@ -50,7 +53,7 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h[k] = v
 	}
 	if streamed {
-		sb.closeIfUnread(w)
+		sb.closeIfUnread(w, r)
 	}
 	w.WriteHeader(res.StatusCode)
 	// 204 and 304 carry no body (net/http refuses to write one): whatever
@@ -137,6 +140,10 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type streamedBody struct {
 	io.ReadCloser
 	eof atomic.Bool // read to its end
+	// rc is the response's controller, set before the body is read.
+	rc *http.ResponseController
+	// stopped: StopReading moved the read deadline.
+	stopped atomic.Bool
 }
 
 func (b *streamedBody) Read(p []byte) (int, error) {
@@ -153,15 +160,30 @@ func (b *streamedBody) Read(p []byte) (int, error) {
 // than by the transport before the response goes.
 func (b *streamedBody) Close() error { return nil }
 
+// StopReading ends a read waiting for the client's next bytes, for the
+// transport once PHP has answered in full without taking the whole body
+// (fcgi.BodyReadStopper): the connection's read deadline is moved to now.
+// That connection is closed after the response (closeIfUnread).
+func (b *streamedBody) StopReading() {
+	if b.rc != nil && !b.eof.Load() {
+		// Before the deadline: a read that reaches the end meanwhile
+		// may have started net/http's background read, which the
+		// deadline fails, cancelling the connection's context; such a
+		// connection must not serve another request.
+		b.stopped.Store(true)
+		b.rc.SetReadDeadline(time.Now())
+	}
+}
+
 // closeIfUnread asks net/http to close the connection after the response
 // when its header goes out before the body was read whole. In full duplex
 // net/http no longer reads what is left of the body at that point, and
 // what it reads after the handler may fail (the read timeout) without
 // closing the connection: the rest of the body would then be read as the
-// next request.
-func (b *streamedBody) closeIfUnread(w http.ResponseWriter) {
-	if !b.eof.Load() {
-		w.Header().Set("Connection", "close")
+// next request. Not over HTTP/2, which frames each request (closeAfter).
+func (b *streamedBody) closeIfUnread(w http.ResponseWriter, r *http.Request) {
+	if !b.eof.Load() || b.stopped.Load() {
+		closeAfter(w, r)
 	}
 }
 

@@ -172,7 +172,11 @@ func (rh *redirecter) serveChallenge(w http.ResponseWriter, r *http.Request, tok
 			// operator must hear why.
 			Info(r.Context()).Err = errors.New(route.Reason)
 		}
-		s.fail(w, r, http.StatusNotFound)
+		status := http.StatusNotFound
+		if route.Kind == phproute.Failed {
+			status = http.StatusInternalServerError
+		}
+		s.fail(w, r, status)
 		return
 	}
 	f, fi, err := s.router.Open(route.File)

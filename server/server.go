@@ -685,9 +685,10 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			defer release()
-			if r2 == r && r.ContentLength > 0 && r.ProtoMajor == 1 {
+			if r2 == r && r.ContentLength > 0 {
 				// Left to stream to php-fpm: phpProxy reads PHP's
-				// answer, and may send it, while the body still comes.
+				// answer, and may send it, while the body still comes
+				// (over HTTP/2 as well, where only StopReading applies).
 				r.Body = &streamedBody{ReadCloser: r.Body}
 			}
 			r = r2
@@ -708,6 +709,11 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 		// the reason.
 		ri.Err = errors.New(route.Reason)
 		s.fail(w, r, http.StatusForbidden)
+	case phproute.Failed:
+		// The system's failure (no file descriptor left): not a 404
+		// that browsers and CDNs would keep.
+		ri.Err = errors.New(route.Reason)
+		s.fail(w, r, http.StatusInternalServerError)
 	default:
 		if route.Warn {
 			// nginx would have served it (a link out of the root):

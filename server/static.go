@@ -35,7 +35,11 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	}
 	f, fi, err := s.router.Open(rel)
 	if err != nil {
-		s.fail(w, r, openFailureStatus(err))
+		status := openFailureStatus(err)
+		if status == http.StatusInternalServerError {
+			Info(r.Context()).Err = err
+		}
+		s.fail(w, r, status)
 		return
 	}
 	h := w.Header()
@@ -91,11 +95,20 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 }
 
 // openFailureStatus is the answer for a file Router.Open could not open:
-// 403 when the gateway may not read it, else 404 (gone since routing, or
-// no longer a regular file).
+// 403 when the gateway may not read it; 500 when the system failed (no
+// file descriptor left, an I/O error: any other errno), as nginx answers
+// those; else 404 (gone since routing, no longer a regular file, a link
+// that now leads out of the root).
 func openFailureStatus(err error) int {
-	if errors.Is(err, fs.ErrPermission) {
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, fs.ErrPermission):
 		return http.StatusForbidden
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR),
+		errors.Is(err, syscall.ENAMETOOLONG), errors.Is(err, syscall.ELOOP):
+		return http.StatusNotFound
+	case errors.As(err, &errno):
+		return http.StatusInternalServerError
 	}
 	return http.StatusNotFound
 }
