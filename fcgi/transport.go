@@ -409,7 +409,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		if wdone == nil {
 			return nil
 		}
-		err, stopped := waitCut(wdone, stopRead)
+		err, stopped := waitCut(ctx, wdone, stopRead)
 		cut = cut || stopped
 		wdone = nil
 		return err
@@ -1066,7 +1066,7 @@ func (b *responseBody) endWrite(closeFirst bool) error {
 	if closeFirst {
 		b.rr.c.nc.Close()
 		var stopped bool
-		err, stopped = waitCut(b.wdone, b.stopRead)
+		err, stopped = waitCut(b.ctx, b.wdone, b.stopRead)
 		if stopped {
 			b.cut.Store(true)
 		}
@@ -1095,7 +1095,13 @@ func (b *responseBody) endWrite(closeFirst bool) error {
 // is true, and the write's error, then the gateway's own doing, is
 // reported as nil, so that what failed on php-fpm's side is what the
 // caller reports. Ending the read may cancel the request's context.
-func waitCut(wdone chan error, stopRead func()) (err error, stopped bool) {
+//
+// A context already ended is no cut of ours: net/http cancels it when a
+// read of the client's body fails (SESSIONGATE_READ_TIMEOUT: 408), and that
+// failure may close the php-fpm connection (exchange's AfterFunc) before
+// the write has reported it. The read is still ended, so nothing waits on
+// the client, but the caller reports by the context, as without a cut.
+func waitCut(ctx context.Context, wdone chan error, stopRead func()) (err error, stopped bool) {
 	select {
 	case err := <-wdone:
 		return err, false
@@ -1104,8 +1110,12 @@ func waitCut(wdone chan error, stopRead func()) (err error, stopped bool) {
 	if stopRead == nil {
 		return <-wdone, false
 	}
+	ended := ctx.Err() != nil
 	stopRead()
-	<-wdone
+	err = <-wdone
+	if ended {
+		return err, false
+	}
 	return nil, true
 }
 
