@@ -110,3 +110,71 @@ func TestStoreRedisStallFailsWithinTimeout(t *testing.T) {
 		t.Fatalf("no recovery after the stall: %v", err)
 	}
 }
+
+// A Redis that stalls before this gateway's first session request (the
+// store subscribes to the unlock channel on first need, not at start): the
+// requests still get their 503 about 2 x SESSIONGATE_REDIS_TIMEOUT later,
+// not after the whole lock wait (SESSIONGATE_SESSION_LOCK_TIMEOUT).
+func TestStoreRedisStallBeforeFirstLockFailsWithinTimeout(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server")
+	r := harness.StartRedis(t)
+	const timeout = 200 * time.Millisecond
+	c, err := redisstore.OpenClient(r.URL(), redisstore.WithTimeouts(timeout, timeout, timeout), redisstore.WithPoolSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := redisstore.New(c, redisstore.Options{Prefix: "stall1:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		_ = c.Close()
+	})
+	ctx := context.Background()
+	// The start-up check passed; no session request yet.
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := r.Do("CLIENT", "PAUSE", "4000", "ALL"); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v %s", err, out)
+	}
+	defer r.Do("CLIENT", "UNPAUSE")
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		worst time.Duration
+		errs  []error
+	)
+	for i := range 8 {
+		wg.Go(func() {
+			lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			start := time.Now()
+			l, _, err := s.Lock(lctx, fmt.Sprint("s", i), time.Minute)
+			took := time.Since(start)
+			if err == nil {
+				_, _ = l.Unlock(ctx, store.Mutation{Kind: store.Keep})
+				err = errors.New("locked while Redis was paused")
+			} else if !errors.Is(err, store.ErrUnavailable) {
+				err = fmt.Errorf("want ErrUnavailable, got %w", err)
+			} else {
+				err = nil
+			}
+			mu.Lock()
+			worst = max(worst, took)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Errorf("%d of 8 Lock calls: %v", len(errs), errs[0])
+	}
+	if limit := 2*timeout + 500*time.Millisecond; worst > limit {
+		t.Errorf("slowest Lock ended after %v with a paused Redis; want <= %v (2 x the Redis timeout)", worst, limit)
+	}
+}

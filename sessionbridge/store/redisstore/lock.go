@@ -709,28 +709,114 @@ func parseUnlockReply(res []any, m store.Mutation) (ver uint64, rec store.Record
 // subscribe starts the store's single subscription to the unlock channel
 // on first use and waits for Redis to confirm it, so that no notice sent
 // after the caller's first lock attempt is missed.
+//
+// One attempt runs at a time, and callers that arrive meanwhile share its
+// outcome. The attempt is bounded by the client's dial and read timeouts,
+// not by the caller's context (the whole lock wait, or a client that went
+// away): a Redis that stalls before this gateway's first session request
+// otherwise held every request for its whole lock wait, each queued behind
+// the one subscribing, instead of the 503 within twice
+// SESSIONGATE_REDIS_TIMEOUT other commands give.
 func (s *Store) subscribe(ctx context.Context) error {
 	s.subMu.Lock()
-	defer s.subMu.Unlock()
 	if s.sub != nil {
+		s.subMu.Unlock()
 		return nil
 	}
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return errClosed
+	a := s.subTry
+	if a == nil {
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			// Close has begun (it takes subMu after setting closed), so
+			// no attempt may join its WaitGroup.
+			s.subMu.Unlock()
+			return errClosed
+		}
+		a = &subAttempt{done: make(chan struct{})}
+		s.subTry = a
+		s.wg.Add(1)
+		// Detached: a caller that goes away must not fail the others.
+		base := context.WithoutCancel(ctx)
+		var (
+			actx   context.Context
+			cancel context.CancelFunc
+		)
+		if d := subscribeTimeout(s.c); d > 0 {
+			actx, cancel = context.WithTimeout(base, d)
+		} else if dl, ok := ctx.Deadline(); ok {
+			// No read timeout (read_timeout=-1): at least not past the
+			// deadline of the caller that starts the attempt.
+			actx, cancel = context.WithDeadline(base, dl)
+		} else {
+			actx, cancel = context.WithCancel(base)
+		}
+		go s.trySubscribe(actx, cancel, a)
 	}
+	s.subMu.Unlock()
+	select {
+	case <-a.done:
+		return a.err
+	case <-ctx.Done():
+		return unavailable("subscribe", context.Cause(ctx))
+	}
+}
+
+// subAttempt is one subscription attempt that callers of subscribe share.
+type subAttempt struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+func (s *Store) trySubscribe(ctx context.Context, cancel context.CancelFunc, a *subAttempt) {
+	defer s.wg.Done()
+	defer cancel()
 	ps := s.c.Subscribe(ctx, s.channel)
-	if _, err := ps.Receive(ctx); err != nil {
+	_, err := ps.Receive(ctx)
+	if err != nil {
 		_ = ps.Close()
-		return unavailable("subscribe", err)
+		ps, err = nil, unavailable("subscribe", err)
 	}
-	s.sub = ps
-	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
-	s.wg.Add(1)
-	go s.fanOut(ch)
-	return nil
+	s.subMu.Lock()
+	s.subTry = nil
+	if ps != nil {
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			// Close ran meanwhile and found no subscription to stop.
+			_ = ps.Close()
+			err = errClosed
+		} else {
+			s.sub = ps
+			ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
+			s.wg.Add(1)
+			go s.fanOut(ch)
+		}
+	}
+	a.err = err
+	close(a.done)
+	s.subMu.Unlock()
+}
+
+// subscribeTimeout bounds one subscription attempt: a dial and the wait for
+// the confirmation, as the client's timeouts bound any other command. 0:
+// the client has no read timeout.
+func subscribeTimeout(c redis.UniversalClient) time.Duration {
+	var dial, read time.Duration
+	switch c := c.(type) {
+	case *redis.Client:
+		dial, read = c.Options().DialTimeout, c.Options().ReadTimeout
+	case *redis.ClusterClient:
+		dial, read = c.Options().DialTimeout, c.Options().ReadTimeout
+	default:
+		return 0
+	}
+	if read <= 0 {
+		return 0
+	}
+	return max(dial, 0) + read
 }
 
 // fanOut wakes the contending head of each session named by a notice. A

@@ -137,8 +137,9 @@ type Store struct {
 	// stop is closed by Close: background releases stop retrying.
 	stop chan struct{}
 
-	subMu sync.Mutex
-	sub   *redis.PubSub
+	subMu  sync.Mutex
+	sub    *redis.PubSub
+	subTry *subAttempt // the subscription attempt in flight, if any
 
 	wg sync.WaitGroup // subscription reader and background cleanups
 }
