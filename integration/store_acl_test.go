@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"errors"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +166,49 @@ func TestStoreRedisClusterMinimalACL(t *testing.T) {
 		if rec, err := s.Load(ctx, id); err != nil || string(rec.Value) != "x" {
 			t.Fatalf("Load %s: %q, %v", id, rec.Value, err)
 		}
+	}
+}
+
+// The ACL line of the README ("Redis permissions"), as an operator copies
+// it, works with a URL that names a database other than 0, which the README
+// offers for keeping two deployments apart ("or database numbers"): go-redis
+// sends SELECT on every new connection then.
+func TestStoreRedisReadmeACLWithDatabase(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server")
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lead = "ACL SETUSER sessiongate on >PASSWORD "
+	var rules []string
+	for line := range strings.SplitSeq(string(readme), "\n") {
+		if rest, ok := strings.CutPrefix(line, lead); ok {
+			rules = strings.Fields(rest)
+		}
+	}
+	if len(rules) == 0 {
+		t.Fatalf("README has no line starting %q", lead)
+	}
+	r := harness.StartRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Without SELECT the start-up check says where the permissions are listed.
+	noSelect := slices.DeleteFunc(slices.Clone(rules), func(r string) bool { return r == "+select" })
+	err = newStore(t, strings.TrimSuffix(aclUser(t, r, "noselect", noSelect...), "/0")+"/3", "", nil).Ping(ctx)
+	if err == nil || !strings.Contains(err.Error(), "'select'") || !strings.Contains(err.Error(), "Redis permissions") {
+		t.Errorf("Ping without SELECT and database 3: want the refused command and the README section named, got %v", err)
+	}
+	url := strings.TrimSuffix(aclUser(t, r, "readme", rules...), "/0") + "/3"
+	s := newStore(t, url, "", nil)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping with the README's permissions and database 3: %v", err)
+	}
+	l, _, err := s.Lock(ctx, "s", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: []byte("v"), TTL: time.Hour}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -527,6 +527,11 @@ func (s *Store) Ping(ctx context.Context) error {
 		return s.checkAccess(ctx)
 	}
 	if err := s.c.Ping(ctx).Err(); err != nil {
+		if strings.HasPrefix(err.Error(), "NOPERM") {
+			// A command of the connection's set-up (SELECT for a database
+			// other than 0) or PING itself.
+			return unavailable("ping", fmt.Errorf("the server refuses a command sessions need (see README: Redis permissions): %w", err))
+		}
 		return unavailable("ping", err)
 	}
 	if err := s.checkRole(ctx); err != nil {
