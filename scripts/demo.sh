@@ -163,9 +163,13 @@ spawn_redis() {
 
 # with_django_env CMD...: runs CMD (a program, or spawn) with what
 # manage.py and gunicorn read. Variables, not arguments: the secrets stay out
-# of the process list, and out of the other services' environment.
+# of the process list, and out of the other services' environment. The
+# settings are the example project's, whatever DJANGO_SETTINGS_MODULE the
+# user's shell exports for a project of their own (manage.py and wsgi.py
+# only set it when it is unset).
 with_django_env() {
-	DJANGO_DATABASE=$DEMO/django.sqlite3 \
+	DJANGO_SETTINGS_MODULE=sgdemo.settings \
+		DJANGO_DATABASE=$DEMO/django.sqlite3 \
 		DJANGO_SECRET_KEY=$(secret django-secret-key) \
 		DJANGO_ALLOWED_HOSTS=${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost} \
 		SESSIONGATE_SESSION_KEYS=$(secret session-key) \

@@ -130,11 +130,13 @@ type demo struct {
 // startDemo runs ROOT/scripts/demo.sh in its own process group. t.Cleanup
 // kills whatever it started that is still there, so that a failing test
 // leaves nothing behind either.
-func startDemo(t *testing.T, root, gateway, listen, admin string) *demo {
+// env adds to the test's own environment.
+func startDemo(t *testing.T, root, gateway, listen, admin string, env ...string) *demo {
 	t.Helper()
 	d := &demo{out: &syncBuffer{}, done: make(chan struct{}), listen: listen, admin: admin}
 	d.cmd = exec.Command("bash", filepath.Join(root, "scripts", "demo.sh"))
 	d.cmd.Env = append(os.Environ(), "GATEWAY_BIN="+gateway, "DEMO_LISTEN="+listen, "DEMO_ADMIN_LISTEN="+admin)
+	d.cmd.Env = append(d.cmd.Env, env...)
 	// A pipe of the test's own rather than exec's copying: closeOutput can
 	// take the reader away, as when a user's `make demo | tee` ends.
 	output, w, err := os.Pipe()
@@ -220,12 +222,12 @@ func (d *demo) ready() error {
 // addrs picks and waits until it is ready. A port picked free can be taken
 // by another process before the demo binds it; the demo then stops saying
 // so, and it is started again on new addresses (3 tries).
-func startReadyDemo(t *testing.T, root, gateway string, addrs func() (listen, admin string)) *demo {
+func startReadyDemo(t *testing.T, root, gateway string, addrs func() (listen, admin string), env ...string) *demo {
 	t.Helper()
 	var err error
 	for range 3 {
 		listen, admin := addrs()
-		d := startDemo(t, root, gateway, listen, admin)
+		d := startDemo(t, root, gateway, listen, admin, env...)
 		if err = d.ready(); err == nil {
 			return d
 		}
@@ -440,5 +442,31 @@ func TestDemoStopsWithoutItsOutput(t *testing.T) {
 	}
 	if left := d.leftovers(); len(left) > 0 {
 		t.Fatalf("stopped with its output gone, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
+	}
+}
+
+// TestDemoIgnoresTheUsersDjangoSettings: a Django developer's shell often
+// exports DJANGO_SETTINGS_MODULE for a project of their own (a virtualenv's
+// activate script, direnv). The demo runs its own project, whose manage.py
+// and wsgi.py only set it when it is unset: the user's module was taken,
+// and the demo stopped with "Django set-up failed" (ModuleNotFoundError).
+func TestDemoIgnoresTheUsersDjangoSettings(t *testing.T) {
+	root, gateway := demoRoot(t)
+	d := startReadyDemo(t, root, gateway, freeAddrs(t), "DJANGO_SETTINGS_MODULE=someoneelses.settings")
+	res, err := http.Get("http://" + d.listen + "/accounts/whoami/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), `"user": null`) {
+		t.Errorf("GET /accounts/whoami/: %s %.300s", res.Status, body)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if !d.waitExit(60 * time.Second) {
+		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", d.out)
+	}
+	if left := d.leftovers(); len(left) > 0 {
+		t.Fatalf("after SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
 	}
 }
