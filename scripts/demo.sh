@@ -161,6 +161,15 @@ spawn_redis() {
 		--daemonize no
 }
 
+# demo_host: the host of the URLs the banner prints (DEMO_LISTEN's, or
+# 127.0.0.1 for a wildcard), which Django must accept as a Host: [::1] or a
+# LAN address is not in its default list.
+demo_host() {
+	local addr
+	addr=$(loopback_addr "$DEMO_LISTEN")
+	echo "${addr%:*}"
+}
+
 # with_django_env CMD...: runs CMD (a program, or spawn) with what
 # manage.py and gunicorn read. Variables, not arguments: the secrets stay out
 # of the process list, and out of the other services' environment. The
@@ -171,7 +180,7 @@ with_django_env() {
 	DJANGO_SETTINGS_MODULE=sgdemo.settings \
 		DJANGO_DATABASE=$DEMO/django.sqlite3 \
 		DJANGO_SECRET_KEY=$(secret django-secret-key) \
-		DJANGO_ALLOWED_HOSTS=${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost} \
+		DJANGO_ALLOWED_HOSTS=${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost,$(demo_host)} \
 		SESSIONGATE_SESSION_KEYS=$(secret session-key) \
 		"$@"
 }

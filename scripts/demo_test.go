@@ -470,3 +470,38 @@ func TestDemoIgnoresTheUsersDjangoSettings(t *testing.T) {
 		t.Fatalf("after SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
 	}
 }
+
+// TestDemoOnAnotherHost: DEMO_LISTEN=[::1]:PORT (or a LAN address) prints
+// URLs on that host, and Django must answer them: its ALLOWED_HOSTS was
+// 127.0.0.1 and localhost only, so the admin the banner offers answered
+// 400 Bad Request (DisallowedHost) and no login was possible.
+func TestDemoOnAnotherHost(t *testing.T) {
+	root, gateway := demoRoot(t)
+	d := startReadyDemo(t, root, gateway, func() (string, string) {
+		l, err := net.Listen("tcp", "[::1]:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String(), freeAddr(t)
+	})
+	if admin := "http://" + d.listen + "/admin/"; !strings.Contains(d.out.String(), admin) {
+		t.Errorf("the banner does not offer %s:\n%s", admin, d.out)
+	}
+	url := "http://" + d.listen + "/admin/login/"
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("GET %s: %s", url, res.Status)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if !d.waitExit(60 * time.Second) {
+		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", d.out)
+	}
+	if left := d.leftovers(); len(left) > 0 {
+		t.Fatalf("after SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
+	}
+}
