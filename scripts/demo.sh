@@ -12,7 +12,8 @@
 # (session-key) and Django's secret key, so that a restart keeps the logins,
 # Django's database with the demo user, and Redis' snapshot (redis.rdb).
 # One demo runs per checkout (it holds .demo/lock while it runs).
-# redis-server, php-fpm and gunicorn listen on loopback ports picked at start.
+# redis-server and gunicorn listen on loopback ports picked at start, php-fpm
+# on a unix socket in .demo/ that only the demo's user may use.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,6 +61,7 @@ stop_all() {
 		wait "$pid" 2>/dev/null || true
 	done
 	PIDS=() NAMES=() LOGS=()
+	[[ -z ${FPM_TMP:-} ]] || rm -rf "$FPM_TMP"
 }
 trap stop_all EXIT
 trap 'trap "" INT TERM HUP; log "stopping"; exit 0' INT TERM
@@ -118,8 +120,19 @@ on_free_port() {
 	die "$name: the port was taken three times in a row"
 }
 
-spawn_php_fpm() {
-	FPM_ADDR=127.0.0.1:$1
+# start_php_fpm: php-fpm on a unix socket only the demo's user may use.
+# php-fpm runs any script, with any php.ini setting (auto_prepend_file),
+# for whoever connects: on a 127.0.0.1 port every local user could, and as
+# root (-R) that was every local user running code as root.
+start_php_fpm() {
+	local sock=$DEMO/php-fpm.sock
+	# A unix socket path has room for 107 bytes.
+	if ((${#sock} > 100)); then
+		FPM_TMP=$(mktemp -d /tmp/sessiongate-demo.XXXXXX)
+		sock=$FPM_TMP/php-fpm.sock
+	fi
+	rm -f "$sock"
+	FPM_ADDR=unix:$sock
 	cat >"$DEMO/php-fpm.conf" <<CONF
 [global]
 pid = $DEMO/php-fpm.pid
@@ -127,7 +140,8 @@ error_log = $DEMO/php-fpm.log
 daemonize = no
 
 [demo]
-listen = $FPM_ADDR
+listen = $sock
+listen.mode = 0600
 pm = static
 pm.max_children = 4
 catch_workers_output = yes
@@ -135,10 +149,22 @@ security.limit_extensions = .php
 php_admin_value[display_errors] = stderr
 CONF
 	local args=(-F -y "$DEMO/php-fpm.conf")
-	# Root may run workers as root only with -R: acceptable for a local demo.
+	# Root may run workers as root only with -R: acceptable for a local demo,
+	# whose socket only root may use.
 	[[ $(id -u) -ne 0 ]] || args+=(-R)
 	# Start-up errors go to stderr before error_log opens: same file.
 	spawn php-fpm "$DEMO/php-fpm.log" php-fpm8.2 "${args[@]}"
+	local pid=$SPAWNED_PID
+	for _ in $(seq 150); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -20 "$DEMO/php-fpm.log" >&2 || true
+			die "php-fpm exited before it listened on $sock (log: $DEMO/php-fpm.log)"
+		fi
+		[[ ! -S $sock ]] || return 0
+		sleep 0.1
+	done
+	tail -20 "$DEMO/php-fpm.log" >&2 || true
+	die "php-fpm not listening on $sock after 15s (log: $DEMO/php-fpm.log)"
 }
 
 # secret FILE prints a random secret made once and kept in .demo/, so that
@@ -240,7 +266,7 @@ preflight
 ! port_busy "$DEMO_LISTEN" || die "$DEMO_LISTEN is in use (set DEMO_LISTEN=host:port)"
 ! port_busy "$DEMO_ADMIN_LISTEN" || die "$DEMO_ADMIN_LISTEN is in use (set DEMO_ADMIN_LISTEN=host:port)"
 on_free_port redis-server spawn_redis
-on_free_port php-fpm spawn_php_fpm
+start_php_fpm
 start_django
 start_gateway
 

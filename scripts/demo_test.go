@@ -505,3 +505,86 @@ func TestDemoOnAnotherHost(t *testing.T) {
 		t.Fatalf("after SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
 	}
 }
+
+// fcgiProbe is a FastCGI client (python3 -c fcgiProbe ADDR SCRIPT PREPEND):
+// it asks php-fpm to run SCRIPT with PHP_ADMIN_VALUE auto_prepend_file
+// set to PREPEND, as any client of php-fpm may, and prints the answer.
+const fcgiProbe = `
+import socket, struct, sys
+addr, script, prepend = sys.argv[1], sys.argv[2], sys.argv[3]
+def rec(t, content):
+    return struct.pack("!BBHHBx", 1, t, 1, len(content), 0) + content
+def nv(k, v):
+    k, v = k.encode(), v.encode()
+    return struct.pack("!BB", len(k), len(v)) + k + v
+params = {"SCRIPT_FILENAME": script, "REQUEST_METHOD": "GET", "SCRIPT_NAME": "/x.php",
+          "REQUEST_URI": "/x.php", "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1",
+          "PHP_ADMIN_VALUE": "auto_prepend_file=" + prepend}
+if addr.startswith("unix:"):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(addr[5:])
+else:
+    h, p = addr.rsplit(":", 1)
+    s = socket.create_connection((h, int(p)))
+s.settimeout(10)
+body = b"".join(nv(k, v) for k, v in params.items())
+s.sendall(rec(1, struct.pack("!HB5x", 1, 0)) + rec(4, body) + rec(4, b"") + rec(5, b""))
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+sys.stdout.write(out.decode("latin-1"))
+`
+
+// TestDemoPHPFPMOnlyForItsUser: php-fpm runs any script, with any
+// php.ini setting (auto_prepend_file), for whoever can connect to it. The
+// demo's php-fpm listened on a 127.0.0.1 port, and `make demo` runs as
+// root (php-fpm -R, workers as root): every local user could run PHP code
+// of their own as root while the demo ran. Only the demo's own user (the
+// gateway's) may connect.
+func TestDemoPHPFPMOnlyForItsUser(t *testing.T) {
+	root, gateway := demoRoot(t)
+	d := startReadyDemo(t, root, gateway, freeAddrs(t))
+	defer func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		d.waitExit(60 * time.Second)
+	}()
+	conf, err := os.ReadFile(filepath.Join(root, ".demo", "php-fpm.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^listen = (.+)$`).FindSubmatch(conf)
+	if m == nil {
+		t.Fatalf("no listen line in php-fpm.conf:\n%s", conf)
+	}
+	addr := string(m[1])
+	if !strings.HasPrefix(addr, "/") {
+		addr = strings.TrimSpace(addr)
+	} else {
+		addr = "unix:" + addr
+	}
+	if os.Geteuid() != 0 {
+		// Another user cannot be played: the socket must be the user's alone.
+		path, ok := strings.CutPrefix(addr, "unix:")
+		fi, err := os.Stat(path)
+		if !ok || err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("php-fpm listens on %s (%v): other local users can connect", addr, err)
+		}
+		return
+	}
+	evil := filepath.Join(t.TempDir(), "evil.php")
+	if err := os.WriteFile(evil, []byte("<?php echo 'EUID=', posix_geteuid(), \"\\n\"; exit;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	probe := exec.Command("/usr/bin/python3", "-c", fcgiProbe, addr, filepath.Join(root, "examples", "php", "pathinfo.php"), evil)
+	probe.Dir = "/"
+	probe.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}} // nobody
+	out, err := probe.CombinedOutput()
+	if strings.Contains(string(out), "EUID=") {
+		t.Errorf("the user nobody had php-fpm at %s run its own code: %q", addr, bytes.Trim(out, "\x00"))
+	} else if err == nil {
+		t.Errorf("the user nobody reached php-fpm at %s: %q", addr, out)
+	}
+}
