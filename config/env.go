@@ -45,6 +45,10 @@ func (ps Problems) has(name string) bool {
 // Error is returned by Load: every bad variable, one per line.
 type Error struct {
 	Problems Problems
+	// Unknown holds the warnings about SESSIONGATE_ variables nothing
+	// reads: a misspelt required variable shows up as "required, not
+	// set", and its typo is the answer.
+	Unknown []string
 }
 
 func (e *Error) Error() string {
@@ -53,6 +57,10 @@ func (e *Error) Error() string {
 	for _, p := range e.Problems {
 		b.WriteString("\n  ")
 		b.WriteString(p.String())
+	}
+	for _, u := range e.Unknown {
+		b.WriteString("\n  ")
+		b.WriteString(u)
 	}
 	b.WriteString("\n(run `gateway -h` for the list of variables)")
 	return b.String()
