@@ -12,8 +12,8 @@
 # (session-key) and Django's secret key, so that a restart keeps the logins,
 # Django's database with the demo user, and Redis' snapshot (redis.rdb).
 # One demo runs per checkout (it holds .demo/lock while it runs).
-# redis-server and gunicorn listen on loopback ports picked at start, php-fpm
-# on a unix socket in .demo/ that only the demo's user may use.
+# gunicorn listens on a loopback port picked at start, redis-server and
+# php-fpm on unix sockets in .demo/ that only the demo's user may use.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -61,7 +61,7 @@ stop_all() {
 		wait "$pid" 2>/dev/null || true
 	done
 	PIDS=() NAMES=() LOGS=()
-	[[ -z ${FPM_TMP:-} ]] || rm -rf "$FPM_TMP"
+	[[ -z ${SOCK_TMP:-} ]] || rm -rf "$SOCK_TMP"
 }
 trap stop_all EXIT
 trap 'trap "" INT TERM HUP; log "stopping"; exit 0' INT TERM
@@ -125,13 +125,8 @@ on_free_port() {
 # for whoever connects: on a 127.0.0.1 port every local user could, and as
 # root (-R) that was every local user running code as root.
 start_php_fpm() {
-	local sock=$DEMO/php-fpm.sock
-	# A unix socket path has room for 107 bytes.
-	if ((${#sock} > 100)); then
-		FPM_TMP=$(mktemp -d /tmp/sessiongate-demo.XXXXXX)
-		sock=$FPM_TMP/php-fpm.sock
-	fi
-	rm -f "$sock"
+	sock_path php-fpm.sock
+	local sock=$SOCK
 	FPM_ADDR=unix:$sock
 	cat >"$DEMO/php-fpm.conf" <<CONF
 [global]
@@ -154,17 +149,35 @@ CONF
 	[[ $(id -u) -ne 0 ]] || args+=(-R)
 	# Start-up errors go to stderr before error_log opens: same file.
 	spawn php-fpm "$DEMO/php-fpm.log" php-fpm8.2 "${args[@]}"
-	local pid=$SPAWNED_PID
+	wait_sock php-fpm "$sock"
+}
+
+# sock_path NAME sets SOCK to where a service of the demo puts its unix
+# socket NAME, a path not there yet: in .demo/, or a private directory in
+# /tmp (removed by stop_all) when that path is too long for a socket (107
+# bytes).
+sock_path() {
+	SOCK=$DEMO/$1
+	if ((${#SOCK} > 100)); then
+		[[ -n ${SOCK_TMP:-} ]] || SOCK_TMP=$(mktemp -d /tmp/sessiongate-demo.XXXXXX)
+		SOCK=$SOCK_TMP/$1
+	fi
+	rm -f "$SOCK"
+}
+
+# wait_sock NAME SOCKET: the service just spawned listens on SOCKET.
+wait_sock() {
+	local name=$1 sock=$2 pid=$SPAWNED_PID log=${LOGS[-1]}
 	for _ in $(seq 150); do
 		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -20 "$DEMO/php-fpm.log" >&2 || true
-			die "php-fpm exited before it listened on $sock (log: $DEMO/php-fpm.log)"
+			tail -20 "$log" >&2 || true
+			die "$name exited before it listened on $sock (log: $log)"
 		fi
 		[[ ! -S $sock ]] || return 0
 		sleep 0.1
 	done
-	tail -20 "$DEMO/php-fpm.log" >&2 || true
-	die "php-fpm not listening on $sock after 15s (log: $DEMO/php-fpm.log)"
+	tail -20 "$log" >&2 || true
+	die "$name not listening on $sock after 15s (log: $log)"
 }
 
 # secret FILE prints a random secret made once and kept in .demo/, so that
@@ -177,14 +190,20 @@ secret() {
 	cat "$f"
 }
 
-spawn_redis() {
-	REDIS_ADDR=127.0.0.1:$1
+# start_redis: redis-server on a unix socket only the demo's user may use,
+# and no port: it holds the sessions, logins included, without a password,
+# and any local user could otherwise log themselves in as the demo's admin.
+start_redis() {
+	sock_path redis.sock
+	local sock=$SOCK
+	REDIS_SOCK=$sock
 	# Snapshots into .demo/redis.rdb (at most a minute behind, and on a
 	# clean stop), so sessions outlive a restart of the demo, like the key.
 	spawn redis-server "$DEMO/redis.log" redis-server \
-		--bind 127.0.0.1 --port "${REDIS_ADDR##*:}" --protected-mode yes \
+		--port 0 --unixsocket "$sock" --unixsocketperm 600 \
 		--dir "$DEMO" --dbfilename redis.rdb --save "60 1" --appendonly no \
 		--daemonize no
+	wait_sock redis-server "$sock"
 }
 
 # demo_host: the host of the URLs the banner prints (DEMO_LISTEN's, or
@@ -237,7 +256,7 @@ start_gateway() {
 	"$GATEWAY_BIN" php-prepend >"$DEMO/sessiongate-prepend.php" ||
 		die "$GATEWAY_BIN php-prepend failed"
 	SESSIONGATE_SESSION_KEYS=$(secret session-key) \
-		SESSIONGATE_REDIS_URL=redis://$REDIS_ADDR/0 \
+		SESSIONGATE_REDIS_URL=unix://$REDIS_SOCK?db=0 \
 		SESSIONGATE_PHP_PREPEND=$DEMO/sessiongate-prepend.php \
 		SESSIONGATE_DJANGO_URL=http://$DJANGO_ADDR \
 		SESSIONGATE_DJANGO_PATHS=/admin/,/accounts/,/static/admin/ \
@@ -265,7 +284,7 @@ preflight
 [[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing: run 'make build'"
 ! port_busy "$DEMO_LISTEN" || die "$DEMO_LISTEN is in use (set DEMO_LISTEN=host:port)"
 ! port_busy "$DEMO_ADMIN_LISTEN" || die "$DEMO_ADMIN_LISTEN is in use (set DEMO_ADMIN_LISTEN=host:port)"
-on_free_port redis-server spawn_redis
+start_redis
 start_php_fpm
 start_django
 start_gateway

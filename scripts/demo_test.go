@@ -588,3 +588,67 @@ func TestDemoPHPFPMOnlyForItsUser(t *testing.T) {
 		t.Errorf("the user nobody reached php-fpm at %s: %q", addr, out)
 	}
 }
+
+// listeners returns what process pid listens on: "tcp" for each TCP
+// listening socket, the path of each listening unix socket.
+func listeners(t *testing.T, pid int) []string {
+	t.Helper()
+	inodes := map[string]bool{}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if ino, ok := strings.CutPrefix(l, "socket:["); err == nil && ok {
+			inodes[strings.TrimSuffix(ino, "]")] = true
+		}
+	}
+	var out []string
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if f := strings.Fields(line); len(f) > 9 && f[3] == "0A" && inodes[f[9]] {
+				out = append(out, "tcp")
+			}
+		}
+	}
+	b, _ := os.ReadFile("/proc/net/unix")
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		// Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 = listening.
+		if f := strings.Fields(line); len(f) > 7 && f[3] == "00010000" && inodes[f[6]] {
+			out = append(out, f[7])
+		}
+	}
+	return out
+}
+
+// TestDemoRedisOnlyForItsUser: the demo's Redis holds the sessions, the
+// logins among them, with no password: on a 127.0.0.1 port every local user
+// could write _auth_user_id into a session of their own and be the demo's
+// admin on PHP and Django alike. Like php-fpm, it must listen only where
+// the demo's user alone may connect.
+func TestDemoRedisOnlyForItsUser(t *testing.T) {
+	root, gateway := demoRoot(t)
+	d := startReadyDemo(t, root, gateway, freeAddrs(t))
+	defer func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		d.waitExit(60 * time.Second)
+	}()
+	m := regexp.MustCompile(`demo: redis-server started \(pid (\d+),`).FindStringSubmatch(d.out.String())
+	if m == nil {
+		t.Fatalf("no redis-server started:\n%s", d.out)
+	}
+	pid, _ := strconv.Atoi(m[1])
+	ls := listeners(t, pid)
+	if len(ls) == 0 {
+		t.Fatalf("redis-server (pid %d) listens on nothing found", pid)
+	}
+	for _, l := range ls {
+		if l == "tcp" {
+			t.Errorf("redis-server listens on a TCP port: every local user can connect")
+			continue
+		}
+		fi, err := os.Stat(l)
+		if err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("redis-server listens on %s (%v, %v): other local users can connect", l, fi.Mode(), err)
+		}
+	}
+}
