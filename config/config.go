@@ -194,7 +194,7 @@ func Load(environ []string) (*Config, error) {
 	}
 	errs = append(errs, c.validate(errs, env)...)
 	if len(errs) > 0 {
-		return nil, &Error{Problems: finish(&c, errs, env)}
+		return nil, &Error{Problems: finish(&c, errs, env), Unknown: unknownVariables(&c, env)}
 	}
 	c.Warnings = append(unknownVariables(&c, env), c.internalPathWarnings()...)
 	return &c, nil

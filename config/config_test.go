@@ -470,6 +470,22 @@ func TestUnknownVariableWarns(t *testing.T) {
 	}
 }
 
+// TestUnknownVariableNamedWithTheErrors: the typo warning matters most when
+// the misspelt variable is a required one, and then the start stops with
+// "required, not set" and no warning was ever given: the message must
+// name the unknown variable too.
+func TestUnknownVariableNamedWithTheErrors(t *testing.T) {
+	env := []string{"SESSIONGATE_PHP_FMP=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(), "SESSIONGATE_SESSION_KEYS=" + testKey}
+	_, err := Load(env)
+	var e *Error
+	if !errors.As(err, &e) || !slices.Equal(e.Vars(), []string{"SESSIONGATE_PHP_FPM"}) {
+		t.Fatalf("got %v, want SESSIONGATE_PHP_FPM refused", err)
+	}
+	if !strings.Contains(err.Error(), "SESSIONGATE_PHP_FMP") {
+		t.Errorf("the message does not name the unknown SESSIONGATE_PHP_FMP:\n%v", err)
+	}
+}
+
 func TestByteSize(t *testing.T) {
 	for in, want := range map[string]int64{"0": 0, "1": 1, "1k": 1024, "1K": 1024, "2m": 2 << 20, "3G": 3 << 30, "007": 7} {
 		got, err := parseByteSize(in)

@@ -69,6 +69,12 @@ func TestDjangoURLCredentialsNotEchoed(t *testing.T) {
 		"http://127.0.0.1:8001, http://user:hunter2@127.0.0.1:8000",
 		"http://hunter2@127.0.0.1:8000",
 		"http://user:hunter2/x@127.0.0.1:8000",
+		// Characters that end a quoted value in the messages (a space,
+		// quotes) may be in a password too.
+		"http://user:hun ter2@127.0.0.1:8000",
+		`http://user:hun"ter2@127.0.0.1:8000`,
+		"http://user:hun'ter2@127.0.0.1:8000",
+		"http://user:hun\tter2@127.0.0.1:8000",
 	} {
 		_, err := Load(append(base(t), "SESSIONGATE_DJANGO_URL="+v, "SESSIONGATE_DJANGO_PATHS=/admin/"))
 		e, ok := err.(*Error)
@@ -76,7 +82,7 @@ func TestDjangoURLCredentialsNotEchoed(t *testing.T) {
 			t.Errorf("%s: got %v", v, err)
 			continue
 		}
-		if strings.Contains(err.Error(), "hunter2") {
+		if msg := err.Error(); strings.Contains(msg, "hunter2") || strings.Contains(msg, "ter2@") {
 			t.Errorf("%s: password echoed:\n%v", v, err)
 		}
 		if !strings.Contains(err.Error(), "127.0.0.1:8000") {

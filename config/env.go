@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,10 @@ func (ps Problems) has(name string) bool {
 // Error is returned by Load: every bad variable, one per line.
 type Error struct {
 	Problems Problems
+	// Unknown holds the warnings about SESSIONGATE_ variables nothing
+	// reads: a misspelt required variable shows up as "required, not
+	// set", and its typo is the answer.
+	Unknown []string
 }
 
 func (e *Error) Error() string {
@@ -52,6 +57,10 @@ func (e *Error) Error() string {
 	for _, p := range e.Problems {
 		b.WriteString("\n  ")
 		b.WriteString(p.String())
+	}
+	for _, u := range e.Unknown {
+		b.WriteString("\n  ")
+		b.WriteString(u)
 	}
 	b.WriteString("\n(run `gateway -h` for the list of variables)")
 	return b.String()
@@ -225,7 +234,9 @@ func finish(dst any, ps Problems, environ map[string]string) Problems {
 		// still shown, but not its password. (Messages about secret
 		// variables never quote their value.)
 		if !secret[ps[i].Var] {
-			ps[i].Value, ps[i].Msg = redactUserinfo(ps[i].Value), redactUserinfo(ps[i].Msg)
+			infos := userinfos(environ[ps[i].Var])
+			ps[i].Value = redactUserinfo(maskAll(ps[i].Value, infos))
+			ps[i].Msg = redactUserinfo(maskAll(ps[i].Msg, infos))
 		}
 	}
 	slices.SortStableFunc(ps, func(a, b Problem) int { return order[a.Var] - order[b.Var] })
@@ -255,6 +266,42 @@ func redactUserinfo(s string) string {
 			s = s[at:]
 		}
 	}
+}
+
+// userinfos returns the user info of every URL in a variable's raw
+// value, each entry's up to its last '@'. redactUserinfo finds the end of
+// a URL at a quote or a space, which a password may hold as well: these
+// are masked first, wherever they show.
+func userinfos(raw string) []string {
+	var out []string
+	for entry := range strings.SplitSeq(raw, ",") {
+		i := strings.Index(entry, "://")
+		if i < 0 {
+			continue
+		}
+		rest := entry[i+3:]
+		if at := strings.LastIndexByte(rest, '@'); at > 0 {
+			out = append(out, rest[:at])
+		}
+	}
+	return out
+}
+
+// maskAll replaces each of secrets in s, as written and as %q quotes it,
+// with xxxxx.
+func maskAll(s string, secrets []string) string {
+	for _, x := range secrets {
+		for _, form := range []string{x, quotedText(x, strconv.Quote), quotedText(x, strconv.QuoteToASCII)} {
+			s = strings.ReplaceAll(s, form, "xxxxx")
+		}
+	}
+	return s
+}
+
+// quotedText is s as quote writes it, without the quotes around it.
+func quotedText(s string, quote func(string) string) string {
+	q := quote(s)
+	return q[1 : len(q)-1]
 }
 
 // varOfField maps a Go field name (what env.ParseError carries) back to its

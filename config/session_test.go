@@ -15,7 +15,7 @@ func TestSessionBadValues(t *testing.T) {
 		name, value, want string
 	}{
 		// A Redis URL is checked by the very parser the store uses, so a bad
-		// one stops the start with the other bad variables (exit 2), not
+		// one stops the start with the other bad variables (exit 78), not
 		// later as a runtime failure.
 		{"SESSIONGATE_REDIS_URL", "localhost:6379", "needs a scheme"},
 		{"SESSIONGATE_REDIS_URL", "http://:hunter2@127.0.0.1:6379", "unknown Redis URL scheme"},
@@ -33,6 +33,14 @@ func TestSessionBadValues(t *testing.T) {
 		{"SESSIONGATE_REDIS_URL", "redis://default:1234/wxyz@127.0.0.1:6379/0", "percent-encode"},
 		{"SESSIONGATE_REDIS_URL", "redis://default:hunter2/wxyz@127.0.0.1:6379/0", "non-numeric port"},
 		{"SESSIONGATE_REDIS_URL", "redis-sentinel://s1:26379/0?master=m&sentinel_password=hunter2&wxyz&x=1", "percent-encode"},
+		// A port out of range is as wrong as one with letters: refused
+		// here (exit 78, not restarted), not found by the start-up
+		// check (exit 1, which a supervisor restarts for ever).
+		{"SESSIONGATE_REDIS_URL", "redis://:hunter2@127.0.0.1:99999/0", "port"},
+		{"SESSIONGATE_REDIS_URL", "redis://:hunter2@127.0.0.1:0/0", "port"},
+		{"SESSIONGATE_REDIS_URL", "rediss://:hunter2@[::1]:65536/0", "port"},
+		{"SESSIONGATE_REDIS_URL", "redis-cluster://:hunter2@n1:6379,n2:70000", "port"},
+		{"SESSIONGATE_REDIS_URL", "redis-sentinel://:hunter2@s1:26379,s2:0/0?master=m", "port"},
 		{"SESSIONGATE_REDIS_PREFIX", "sg{x}:", "'{'"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "example.com:8443", "domain"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "https://example.com", "domain"},

@@ -12,7 +12,8 @@
 # (session-key) and Django's secret key, so that a restart keeps the logins,
 # Django's database with the demo user, and Redis' snapshot (redis.rdb).
 # One demo runs per checkout (it holds .demo/lock while it runs).
-# redis-server, php-fpm and gunicorn listen on loopback ports picked at start.
+# gunicorn listens on a loopback port picked at start, redis-server and
+# php-fpm on unix sockets in .demo/ that only the demo's user may use.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,6 +61,7 @@ stop_all() {
 		wait "$pid" 2>/dev/null || true
 	done
 	PIDS=() NAMES=() LOGS=()
+	[[ -z ${SOCK_TMP:-} ]] || rm -rf "$SOCK_TMP"
 }
 trap stop_all EXIT
 trap 'trap "" INT TERM HUP; log "stopping"; exit 0' INT TERM
@@ -118,8 +120,14 @@ on_free_port() {
 	die "$name: the port was taken three times in a row"
 }
 
-spawn_php_fpm() {
-	FPM_ADDR=127.0.0.1:$1
+# start_php_fpm: php-fpm on a unix socket only the demo's user may use.
+# php-fpm runs any script, with any php.ini setting (auto_prepend_file),
+# for whoever connects: on a 127.0.0.1 port every local user could, and as
+# root (-R) that was every local user running code as root.
+start_php_fpm() {
+	sock_path php-fpm.sock
+	local sock=$SOCK
+	FPM_ADDR=unix:$sock
 	cat >"$DEMO/php-fpm.conf" <<CONF
 [global]
 pid = $DEMO/php-fpm.pid
@@ -127,7 +135,8 @@ error_log = $DEMO/php-fpm.log
 daemonize = no
 
 [demo]
-listen = $FPM_ADDR
+listen = $sock
+listen.mode = 0600
 pm = static
 pm.max_children = 4
 catch_workers_output = yes
@@ -135,10 +144,40 @@ security.limit_extensions = .php
 php_admin_value[display_errors] = stderr
 CONF
 	local args=(-F -y "$DEMO/php-fpm.conf")
-	# Root may run workers as root only with -R: acceptable for a local demo.
+	# Root may run workers as root only with -R: acceptable for a local demo,
+	# whose socket only root may use.
 	[[ $(id -u) -ne 0 ]] || args+=(-R)
 	# Start-up errors go to stderr before error_log opens: same file.
 	spawn php-fpm "$DEMO/php-fpm.log" php-fpm8.2 "${args[@]}"
+	wait_sock php-fpm "$sock"
+}
+
+# sock_path NAME sets SOCK to where a service of the demo puts its unix
+# socket NAME, a path not there yet: in .demo/, or a private directory in
+# /tmp (removed by stop_all) when that path is too long for a socket (107
+# bytes).
+sock_path() {
+	SOCK=$DEMO/$1
+	if ((${#SOCK} > 100)); then
+		[[ -n ${SOCK_TMP:-} ]] || SOCK_TMP=$(mktemp -d /tmp/sessiongate-demo.XXXXXX)
+		SOCK=$SOCK_TMP/$1
+	fi
+	rm -f "$SOCK"
+}
+
+# wait_sock NAME SOCKET: the service just spawned listens on SOCKET.
+wait_sock() {
+	local name=$1 sock=$2 pid=$SPAWNED_PID log=${LOGS[-1]}
+	for _ in $(seq 150); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -20 "$log" >&2 || true
+			die "$name exited before it listened on $sock (log: $log)"
+		fi
+		[[ ! -S $sock ]] || return 0
+		sleep 0.1
+	done
+	tail -20 "$log" >&2 || true
+	die "$name not listening on $sock after 15s (log: $log)"
 }
 
 # secret FILE prints a random secret made once and kept in .demo/, so that
@@ -151,23 +190,42 @@ secret() {
 	cat "$f"
 }
 
-spawn_redis() {
-	REDIS_ADDR=127.0.0.1:$1
+# start_redis: redis-server on a unix socket only the demo's user may use,
+# and no port: it holds the sessions, logins included, without a password,
+# and any local user could otherwise log themselves in as the demo's admin.
+start_redis() {
+	sock_path redis.sock
+	local sock=$SOCK
+	REDIS_SOCK=$sock
 	# Snapshots into .demo/redis.rdb (at most a minute behind, and on a
 	# clean stop), so sessions outlive a restart of the demo, like the key.
 	spawn redis-server "$DEMO/redis.log" redis-server \
-		--bind 127.0.0.1 --port "${REDIS_ADDR##*:}" --protected-mode yes \
+		--port 0 --unixsocket "$sock" --unixsocketperm 600 \
 		--dir "$DEMO" --dbfilename redis.rdb --save "60 1" --appendonly no \
 		--daemonize no
+	wait_sock redis-server "$sock"
+}
+
+# demo_host: the host of the URLs the banner prints (DEMO_LISTEN's, or
+# 127.0.0.1 for a wildcard), which Django must accept as a Host: [::1] or a
+# LAN address is not in its default list.
+demo_host() {
+	local addr
+	addr=$(loopback_addr "$DEMO_LISTEN")
+	echo "${addr%:*}"
 }
 
 # with_django_env CMD...: runs CMD (a program, or spawn) with what
 # manage.py and gunicorn read. Variables, not arguments: the secrets stay out
-# of the process list, and out of the other services' environment.
+# of the process list, and out of the other services' environment. The
+# settings are the example project's, whatever DJANGO_SETTINGS_MODULE the
+# user's shell exports for a project of their own (manage.py and wsgi.py
+# only set it when it is unset).
 with_django_env() {
-	DJANGO_DATABASE=$DEMO/django.sqlite3 \
+	DJANGO_SETTINGS_MODULE=sgdemo.settings \
+		DJANGO_DATABASE=$DEMO/django.sqlite3 \
 		DJANGO_SECRET_KEY=$(secret django-secret-key) \
-		DJANGO_ALLOWED_HOSTS=${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost} \
+		DJANGO_ALLOWED_HOSTS=${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost,$(demo_host)} \
 		SESSIONGATE_SESSION_KEYS=$(secret session-key) \
 		"$@"
 }
@@ -198,7 +256,7 @@ start_gateway() {
 	"$GATEWAY_BIN" php-prepend >"$DEMO/sessiongate-prepend.php" ||
 		die "$GATEWAY_BIN php-prepend failed"
 	SESSIONGATE_SESSION_KEYS=$(secret session-key) \
-		SESSIONGATE_REDIS_URL=redis://$REDIS_ADDR/0 \
+		SESSIONGATE_REDIS_URL=unix://$REDIS_SOCK?db=0 \
 		SESSIONGATE_PHP_PREPEND=$DEMO/sessiongate-prepend.php \
 		SESSIONGATE_DJANGO_URL=http://$DJANGO_ADDR \
 		SESSIONGATE_DJANGO_PATHS=/admin/,/accounts/,/static/admin/ \
@@ -226,8 +284,8 @@ preflight
 [[ -x $GATEWAY_BIN ]] || die "$GATEWAY_BIN missing: run 'make build'"
 ! port_busy "$DEMO_LISTEN" || die "$DEMO_LISTEN is in use (set DEMO_LISTEN=host:port)"
 ! port_busy "$DEMO_ADMIN_LISTEN" || die "$DEMO_ADMIN_LISTEN is in use (set DEMO_ADMIN_LISTEN=host:port)"
-on_free_port redis-server spawn_redis
-on_free_port php-fpm spawn_php_fpm
+start_redis
+start_php_fpm
 start_django
 start_gateway
 

@@ -130,11 +130,13 @@ type demo struct {
 // startDemo runs ROOT/scripts/demo.sh in its own process group. t.Cleanup
 // kills whatever it started that is still there, so that a failing test
 // leaves nothing behind either.
-func startDemo(t *testing.T, root, gateway, listen, admin string) *demo {
+// env adds to the test's own environment.
+func startDemo(t *testing.T, root, gateway, listen, admin string, env ...string) *demo {
 	t.Helper()
 	d := &demo{out: &syncBuffer{}, done: make(chan struct{}), listen: listen, admin: admin}
 	d.cmd = exec.Command("bash", filepath.Join(root, "scripts", "demo.sh"))
 	d.cmd.Env = append(os.Environ(), "GATEWAY_BIN="+gateway, "DEMO_LISTEN="+listen, "DEMO_ADMIN_LISTEN="+admin)
+	d.cmd.Env = append(d.cmd.Env, env...)
 	// A pipe of the test's own rather than exec's copying: closeOutput can
 	// take the reader away, as when a user's `make demo | tee` ends.
 	output, w, err := os.Pipe()
@@ -220,12 +222,12 @@ func (d *demo) ready() error {
 // addrs picks and waits until it is ready. A port picked free can be taken
 // by another process before the demo binds it; the demo then stops saying
 // so, and it is started again on new addresses (3 tries).
-func startReadyDemo(t *testing.T, root, gateway string, addrs func() (listen, admin string)) *demo {
+func startReadyDemo(t *testing.T, root, gateway string, addrs func() (listen, admin string), env ...string) *demo {
 	t.Helper()
 	var err error
 	for range 3 {
 		listen, admin := addrs()
-		d := startDemo(t, root, gateway, listen, admin)
+		d := startDemo(t, root, gateway, listen, admin, env...)
 		if err = d.ready(); err == nil {
 			return d
 		}
@@ -440,5 +442,213 @@ func TestDemoStopsWithoutItsOutput(t *testing.T) {
 	}
 	if left := d.leftovers(); len(left) > 0 {
 		t.Fatalf("stopped with its output gone, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
+	}
+}
+
+// TestDemoIgnoresTheUsersDjangoSettings: a Django developer's shell often
+// exports DJANGO_SETTINGS_MODULE for a project of their own (a virtualenv's
+// activate script, direnv). The demo runs its own project, whose manage.py
+// and wsgi.py only set it when it is unset: the user's module was taken,
+// and the demo stopped with "Django set-up failed" (ModuleNotFoundError).
+func TestDemoIgnoresTheUsersDjangoSettings(t *testing.T) {
+	root, gateway := demoRoot(t)
+	d := startReadyDemo(t, root, gateway, freeAddrs(t), "DJANGO_SETTINGS_MODULE=someoneelses.settings")
+	res, err := http.Get("http://" + d.listen + "/accounts/whoami/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), `"user": null`) {
+		t.Errorf("GET /accounts/whoami/: %s %.300s", res.Status, body)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if !d.waitExit(60 * time.Second) {
+		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", d.out)
+	}
+	if left := d.leftovers(); len(left) > 0 {
+		t.Fatalf("after SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
+	}
+}
+
+// TestDemoOnAnotherHost: DEMO_LISTEN=[::1]:PORT (or a LAN address) prints
+// URLs on that host, and Django must answer them: its ALLOWED_HOSTS was
+// 127.0.0.1 and localhost only, so the admin the banner offers answered
+// 400 Bad Request (DisallowedHost) and no login was possible.
+func TestDemoOnAnotherHost(t *testing.T) {
+	root, gateway := demoRoot(t)
+	d := startReadyDemo(t, root, gateway, func() (string, string) {
+		l, err := net.Listen("tcp", "[::1]:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String(), freeAddr(t)
+	})
+	if admin := "http://" + d.listen + "/admin/"; !strings.Contains(d.out.String(), admin) {
+		t.Errorf("the banner does not offer %s:\n%s", admin, d.out)
+	}
+	url := "http://" + d.listen + "/admin/login/"
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("GET %s: %s", url, res.Status)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if !d.waitExit(60 * time.Second) {
+		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", d.out)
+	}
+	if left := d.leftovers(); len(left) > 0 {
+		t.Fatalf("after SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
+	}
+}
+
+// fcgiProbe is a FastCGI client (python3 -c fcgiProbe ADDR SCRIPT PREPEND):
+// it asks php-fpm to run SCRIPT with PHP_ADMIN_VALUE auto_prepend_file
+// set to PREPEND, as any client of php-fpm may, and prints the answer.
+const fcgiProbe = `
+import socket, struct, sys
+addr, script, prepend = sys.argv[1], sys.argv[2], sys.argv[3]
+def rec(t, content):
+    return struct.pack("!BBHHBx", 1, t, 1, len(content), 0) + content
+def nv(k, v):
+    k, v = k.encode(), v.encode()
+    return struct.pack("!BB", len(k), len(v)) + k + v
+params = {"SCRIPT_FILENAME": script, "REQUEST_METHOD": "GET", "SCRIPT_NAME": "/x.php",
+          "REQUEST_URI": "/x.php", "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1",
+          "PHP_ADMIN_VALUE": "auto_prepend_file=" + prepend}
+if addr.startswith("unix:"):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(addr[5:])
+else:
+    h, p = addr.rsplit(":", 1)
+    s = socket.create_connection((h, int(p)))
+s.settimeout(10)
+body = b"".join(nv(k, v) for k, v in params.items())
+s.sendall(rec(1, struct.pack("!HB5x", 1, 0)) + rec(4, body) + rec(4, b"") + rec(5, b""))
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+sys.stdout.write(out.decode("latin-1"))
+`
+
+// TestDemoPHPFPMOnlyForItsUser: php-fpm runs any script, with any
+// php.ini setting (auto_prepend_file), for whoever can connect to it. The
+// demo's php-fpm listened on a 127.0.0.1 port, and `make demo` runs as
+// root (php-fpm -R, workers as root): every local user could run PHP code
+// of their own as root while the demo ran. Only the demo's own user (the
+// gateway's) may connect.
+func TestDemoPHPFPMOnlyForItsUser(t *testing.T) {
+	root, gateway := demoRoot(t)
+	d := startReadyDemo(t, root, gateway, freeAddrs(t))
+	defer func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		d.waitExit(60 * time.Second)
+	}()
+	conf, err := os.ReadFile(filepath.Join(root, ".demo", "php-fpm.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^listen = (.+)$`).FindSubmatch(conf)
+	if m == nil {
+		t.Fatalf("no listen line in php-fpm.conf:\n%s", conf)
+	}
+	addr := string(m[1])
+	if !strings.HasPrefix(addr, "/") {
+		addr = strings.TrimSpace(addr)
+	} else {
+		addr = "unix:" + addr
+	}
+	if os.Geteuid() != 0 {
+		// Another user cannot be played: the socket must be the user's alone.
+		path, ok := strings.CutPrefix(addr, "unix:")
+		fi, err := os.Stat(path)
+		if !ok || err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("php-fpm listens on %s (%v): other local users can connect", addr, err)
+		}
+		return
+	}
+	evil := filepath.Join(t.TempDir(), "evil.php")
+	if err := os.WriteFile(evil, []byte("<?php echo 'EUID=', posix_geteuid(), \"\\n\"; exit;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	probe := exec.Command("/usr/bin/python3", "-c", fcgiProbe, addr, filepath.Join(root, "examples", "php", "pathinfo.php"), evil)
+	probe.Dir = "/"
+	probe.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}} // nobody
+	out, err := probe.CombinedOutput()
+	if strings.Contains(string(out), "EUID=") {
+		t.Errorf("the user nobody had php-fpm at %s run its own code: %q", addr, bytes.Trim(out, "\x00"))
+	} else if err == nil {
+		t.Errorf("the user nobody reached php-fpm at %s: %q", addr, out)
+	}
+}
+
+// listeners returns what process pid listens on: "tcp" for each TCP
+// listening socket, the path of each listening unix socket.
+func listeners(t *testing.T, pid int) []string {
+	t.Helper()
+	inodes := map[string]bool{}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if ino, ok := strings.CutPrefix(l, "socket:["); err == nil && ok {
+			inodes[strings.TrimSuffix(ino, "]")] = true
+		}
+	}
+	var out []string
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if f := strings.Fields(line); len(f) > 9 && f[3] == "0A" && inodes[f[9]] {
+				out = append(out, "tcp")
+			}
+		}
+	}
+	b, _ := os.ReadFile("/proc/net/unix")
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		// Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 = listening.
+		if f := strings.Fields(line); len(f) > 7 && f[3] == "00010000" && inodes[f[6]] {
+			out = append(out, f[7])
+		}
+	}
+	return out
+}
+
+// TestDemoRedisOnlyForItsUser: the demo's Redis holds the sessions, the
+// logins among them, with no password: on a 127.0.0.1 port every local user
+// could write _auth_user_id into a session of their own and be the demo's
+// admin on PHP and Django alike. Like php-fpm, it must listen only where
+// the demo's user alone may connect.
+func TestDemoRedisOnlyForItsUser(t *testing.T) {
+	root, gateway := demoRoot(t)
+	d := startReadyDemo(t, root, gateway, freeAddrs(t))
+	defer func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		d.waitExit(60 * time.Second)
+	}()
+	m := regexp.MustCompile(`demo: redis-server started \(pid (\d+),`).FindStringSubmatch(d.out.String())
+	if m == nil {
+		t.Fatalf("no redis-server started:\n%s", d.out)
+	}
+	pid, _ := strconv.Atoi(m[1])
+	ls := listeners(t, pid)
+	if len(ls) == 0 {
+		t.Fatalf("redis-server (pid %d) listens on nothing found", pid)
+	}
+	for _, l := range ls {
+		if l == "tcp" {
+			t.Errorf("redis-server listens on a TCP port: every local user can connect")
+			continue
+		}
+		fi, err := os.Stat(l)
+		if err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("redis-server listens on %s (%v, %v): other local users can connect", l, fi.Mode(), err)
+		}
 	}
 }

@@ -6,7 +6,7 @@
 #          redis-server, redis-cli, Debian's Django for /usr/bin/python3,
 #          gunicorn, chromium, python3-venv and python3-pip (pip install of
 #          wsgi/django into a virtualenv)
-#   bench  php-fpm, php8.2-redis, redis, wrk, nginx, caddy, Django, gunicorn
+#   bench  php-fpm, php8.2-redis, redis, wrk, curl, nginx, caddy, Django, gunicorn
 #   demo   php-fpm, redis, Django, gunicorn
 #
 # As root with apt-get: runs `apt-get update` once and installs the missing
@@ -142,6 +142,8 @@ bench)
 	need_bin redis-server redis-server
 	need_bin redis-cli redis-tools
 	need_bin wrk wrk
+	# bench/run.sh checks each front's pages with curl before measuring.
+	need_bin curl curl
 	need_bin nginx nginx-light
 	need_bin caddy caddy
 	need_django

@@ -4,8 +4,9 @@
 // certificate and key.
 //
 // Exit status: 0 after a clean shutdown (SIGTERM/SIGINT with every in-flight
-// request finished), 1 on a runtime failure, 2 on a usage or configuration
-// error.
+// request finished), 1 on a runtime failure or a start that failed for now
+// (Redis not answering, the port taken), 2 on a usage error (and a Go
+// crash), 78 (EX_CONFIG) on a configuration error.
 package main
 
 import (
@@ -128,5 +129,6 @@ func usage(w io.Writer) {
 	io.WriteString(w, "\nSocket activation: a listening socket systemd passes (LISTEN_FDS, deploy/systemd/sessiongate.socket) serves\n"+
 		"the listener variable with its port and address (any, for a variable without a host or with a wildcard),\n"+
 		"so that a restart refuses no connection; a passed socket no variable takes stops the start.\n")
-	io.WriteString(w, "\nExit status: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.\n")
+	io.WriteString(w, "\nExit status: 0 clean shutdown, 1 runtime failure or a start that failed for now (Redis not answering, the\n"+
+		"port taken), 2 usage error (and a Go crash), 78 configuration error (EX_CONFIG: starting again cannot help).\n")
 }

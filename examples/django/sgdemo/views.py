@@ -68,12 +68,18 @@ def cart(request):
 
 def counter(request):
     """Adds one to the session's counter (?key=, default "counter") and
-    returns it; PHP can count in the same key."""
+    returns it; PHP can count in the same key. A key that holds anything
+    but a number is left alone (400)."""
     key = request.GET.get("key", "counter")
     if _private(key):
         return HttpResponseBadRequest("keys starting with _ are Django's own\n")
     n = request.session.get(key, 0)
-    request.session[key] = (n if isinstance(n, int) else 0) + 1
+    # A GET needs no CSRF token, so a link on another site can make a
+    # visitor's browser count here: only ever in a counter, never over the
+    # cart or the user name PHP shows.
+    if isinstance(n, bool) or not isinstance(n, int):
+        return HttpResponseBadRequest("that key holds something other than a counter\n")
+    request.session[key] = n + 1
     return HttpResponse(str(request.session[key]), content_type="text/plain")
 
 

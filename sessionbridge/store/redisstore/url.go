@@ -413,6 +413,11 @@ func normalizeHost(h string) (string, error) {
 			return "", errors.New("non-numeric port in host list")
 		}
 	}
+	// Refused here, with the URL's other mistakes, rather than by the
+	// dial at start, which reads as Redis being down for now.
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", errors.New("port out of range in host list (1-65535)")
+	}
 	return net.JoinHostPort(host, port), nil
 }
 

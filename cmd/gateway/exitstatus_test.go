@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestHelpStatesTheExitStatuses: `gateway -h` tells an operator (and the
+// author of a supervisor's configuration) what each exit status means. It
+// must give the status run really returns for a configuration the gateway
+// refuses, and for a usage error.
+func TestHelpStatesTheExitStatuses(t *testing.T) {
+	var help bytes.Buffer
+	run([]string{"-h"}, nil, &help, &help)
+	// The paragraph, its lines joined.
+	line := strings.Join(strings.Fields(regexp.MustCompile(`(?ms)^Exit status: .*?(\n\n|\z)`).FindString(help.String())), " ")
+	if line == "" {
+		t.Fatalf("help has no \"Exit status:\" line:\n%s", help.String())
+	}
+	var out bytes.Buffer
+	bad := run(nil, []string{"SESSIONGATE_MAX_BODY=lots"}, &out, &out)
+	usage := run([]string{"no-such-command"}, nil, &out, &out)
+	for _, want := range []string{
+		fmt.Sprintf("%d configuration error", bad),
+		fmt.Sprintf("%d usage error", usage),
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("help says %q; want it to say %q", line, want)
+		}
+	}
+}
