@@ -450,7 +450,7 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 						return nil, err
 					}
 					if s.id == id && s.exists {
-						s.stored, s.latest = next, merged
+						s.stored, s.latest = next, nonNilMembers(merged)
 					}
 					for range res.Conflicts {
 						s.m.event("conflict")
@@ -557,7 +557,7 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 			s.rec, s.version = rec, v
 			s.stored, s.latest = next, nil
 			if !bytes.Equal(res.Data, buildObject(next)) {
-				s.latest, _ = objectMembers(res.Data)
+				s.latest = latestMembers(res.Data)
 			}
 			s.m.event("save")
 			conflicts = res.Conflicts
@@ -599,6 +599,23 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 			s.expiry, s.browserCookie = time.Duration(rec.Expiry)*time.Millisecond, rec.Browser
 		}
 	}
+}
+
+// latestMembers is the members of merged data for Session.latest, which
+// must not be nil when they differ from the app's view: nil there means
+// "the same as stored", and objectMembers gives nil for {} (a merge that
+// left nothing would then turn into the app's view again, and its next
+// write would bring back what others deleted).
+func latestMembers(data []byte) []member {
+	ms, _ := objectMembers(data)
+	return nonNilMembers(ms)
+}
+
+func nonNilMembers(ms []member) []member {
+	if ms == nil {
+		return []member{}
+	}
+	return ms
 }
 
 // create stores a brand-new session under id. Empty data creates nothing,
