@@ -162,6 +162,14 @@ type Session struct {
 	// ID merges them in, as if they had run before it (strict mode's
 	// order). nil otherwise.
 	retiredData []member
+	// movePending: the new session PHP opened was stored empty before its
+	// first write (merge mode stores it when its cookie leaves, see
+	// SetCookie), so that write, not create, moves the app's data there
+	// (a regeneration whose page's output started before its write):
+	// with moveBase, the view it derives from (what stored or ended held
+	// then), it gets what create would have done for it.
+	movePending bool
+	moveBase    []member
 	lease       store.Lease
 	// renew keeps lease alive while the request runs (nil without lease).
 	renew *renewal
@@ -461,6 +469,9 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 		}
 		return nil, s.create(ctx, id, next, now)
 	}
+	if s.movePending {
+		return s.moveLocked(ctx, next, sentView, now)
+	}
 	if sentView != nil {
 		next = keepUntouched(s.stored, sentView, next)
 	}
@@ -483,6 +494,42 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 		return s.saveRelocked(ctx, next, now)
 	}
 	return s.casLocked(ctx, next, now)
+}
+
+// moveLocked is the first write of a new session stored empty before it
+// (movePending): what the create branch of writeLocked does for a
+// regeneration (members the app did not touch keep their stored text,
+// what other requests stored in the retired session moves along), merged
+// by compare-and-set with what requests using the new cookie stored in it
+// meanwhile. s.mu is held.
+func (s *Session) moveLocked(ctx context.Context, next, sentView []member, now int64) ([]string, error) {
+	base := s.moveBase
+	s.movePending, s.moveBase = false, nil
+	if sentView != nil {
+		next = keepUntouched(base, sentView, next)
+	}
+	ours := next
+	var conflicts []string
+	if theirs := s.retiredData; theirs != nil && sentView != nil {
+		s.retiredData = nil
+		res := merge3(base, next, theirs)
+		if merged, err := objectMembers(res.Data); err == nil {
+			ours, conflicts = merged, res.Conflicts
+			for range conflicts {
+				s.m.event("conflict")
+			}
+		}
+	}
+	more, err := s.casLocked(ctx, ours, now)
+	if err != nil {
+		return nil, err
+	}
+	// The app's view is what it wrote, as after create.
+	s.stored, s.latest = next, nil
+	if !bytes.Equal(s.rec.Data, buildObject(next)) {
+		s.latest = latestMembers(s.rec.Data)
+	}
+	return append(conflicts, more...), nil
 }
 
 // saveRelocked is a strict-mode write made after this request released the
@@ -647,6 +694,15 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 		s.announced = ""
 	}
 	s.latest = nil
+	var moveBase []member
+	movePending := false
+	if opened && len(next) == 0 && s.m.o.LockMode == LockMerge {
+		// Its first write moves the app's data here (moveLocked).
+		movePending, moveBase = true, s.stored
+		if moveBase == nil {
+			moveBase = s.ended
+		}
+	}
 	if len(next) == 0 && !opened {
 		s.id, s.exists, s.stored, s.version = id, false, nil, 0
 		s.rec = record{}
@@ -680,6 +736,7 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 		return fmt.Errorf("%w: create: %w", ErrUnavailable, err)
 	}
 	s.id, s.exists, s.rec, s.version, s.stored = id, true, rec, v, next
+	s.movePending, s.moveBase = movePending, moveBase
 	s.m.event("save")
 	if s.headersSent && id != s.headerCookieID && !s.lateCookie {
 		s.lateCookie = true
@@ -948,6 +1005,7 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 	s.m.event("destroy")
 	s.ended, s.retiredData = s.stored, replaced
 	s.id, s.exists, s.stored, s.latest, s.rec, s.destroyed = "", false, nil, nil, record{}, true
+	s.movePending, s.moveBase = false, nil
 	return nil
 }
 

@@ -3,7 +3,10 @@ package sessionbridge
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"testing"
+
+	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
 )
 
 // Merge mode: request S loaded {"a":1,"b":1}; request R then deleted "a".
@@ -31,5 +34,49 @@ func TestMergeSecondWriteAfterAnEmptyMergeKeepsADeletion(t *testing.T) {
 	}
 	if got, want := storedData(t, m, id), `{"c":1}`; got != want {
 		t.Fatalf("after S's second write: %s, want %s (R's deletion of a undone)", got, want)
+	}
+}
+
+// TestMergePHPRegenerationKeepsAConcurrentWriteAfterOutput is
+// TestMergePHPRegenerationKeepsAConcurrentWrite with the login page's
+// output starting between session_regenerate_id(true) and its write at the
+// end of the script (a page larger than PHP's output buffer): the new
+// session's cookie leaves with the headers, and merge mode stores it empty
+// then. The write must still carry the other tab's key, and keep the text
+// of members the page did not touch (Django's {} must not become PHP's []).
+func TestMergePHPRegenerationKeepsAConcurrentWriteAfterOutput(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockMerge, nil)
+	x := createSession(t, m, `{"user":"ana","n":1,"prefs":{}}`)
+	a := newTestBridge(t, m, x)
+	c, _ := m.Open(ctx, requestWithCookie(t, m, x), false)
+	if _, err := c.Write(ctx, x, json.RawMessage(`{"user":"ana","n":1,"prefs":{},"cart":3}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	y := NewID()
+	for _, msg := range []message{
+		{Op: "destroy", ID: x, Payload: []byte("regenerate")},
+		{Op: "open", ID: y},
+	} {
+		if err := a.apply(msg); err != nil {
+			t.Fatalf("A %s: %v", msg.Op, err)
+		}
+	}
+	h := http.Header{}
+	a.sess.SetCookie(h) // the page's output starts
+	if got := setCookieID(t, m, h); got != y {
+		t.Fatalf("cookie %q, want the new session's", got)
+	}
+	// PHP renders {} as an empty array.
+	payload, err := phpserial.EncodeSession(json.RawMessage(`{"user":"ana","n":2,"prefs":[],"logged":true}`), phpserial.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.apply(message{Op: "write", ID: y, Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	a.sess.Release(ctx)
+	if got, want := storedData(t, m, y), `{"user":"ana","n":2,"prefs":{},"cart":3,"logged":true}`; got != want {
+		t.Fatalf("the new session holds %s, want %s", got, want)
 	}
 }
