@@ -80,3 +80,59 @@ func TestMergePHPRegenerationKeepsAConcurrentWriteAfterOutput(t *testing.T) {
 		t.Fatalf("the new session holds %s, want %s", got, want)
 	}
 }
+
+// Merge mode: two requests of one browser loaded session X and both call
+// session_regenerate_id(true) (a double-submitted login form, two tabs).
+// A moved X to Y and answered with Y's cookie. B's regeneration then finds
+// X already retired: its write of a session of its own must not be
+// stored, nor B answer with its cookie, which would replace Y's in the
+// browser and lose what A stored there (the tombstone is there to prevent
+// exactly that; strict mode's B finds no session). As for a plain write
+// that finds the tombstone, B's change is refused (a 503), not dropped
+// behind a 200.
+func TestMergeSecondRegenerationOfARetiredSessionIsRefused(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockMerge, nil)
+	x := createSession(t, m, `{"user":"guest"}`)
+	a := newFramingBridge(t, m, x, "0123456789abcdef0123456789abcdef")
+	b := newFramingBridge(t, m, x, "0123456789abcdef0123456789abcdef")
+	regenerate := func(br *phpBridge, data string) (string, http.Header, error) {
+		id := NewID()
+		payload, err := phpserial.EncodeSession(json.RawMessage(data), phpserial.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range []message{
+			{Op: "destroy", ID: x, Payload: []byte("regenerate")},
+			{Op: "open", ID: id},
+			{Op: "write", ID: id, Payload: payload},
+		} {
+			br.mu.Lock()
+			br.applyAll([]message{msg})
+			br.mu.Unlock()
+		}
+		h := http.Header{}
+		if err := br.failure(); err == nil {
+			br.sess.SetCookie(h)
+		}
+		br.sess.Release(ctx)
+		return id, h, br.failure()
+	}
+	y, ha, err := regenerate(a, `{"user":"ana","logged":true}`)
+	if err != nil || setCookieID(t, m, ha) != y {
+		t.Fatalf("A: %v, cookie %v", err, ha)
+	}
+	z, hb, err := regenerate(b, `{"user":"guest","theme":"dark"}`)
+	if got := setCookieID(t, m, hb); got != "" {
+		t.Errorf("B answers with a session cookie (%q; A's is %q) that replaces A's new session", got, y)
+	}
+	if err == nil {
+		t.Errorf("B's regeneration of a retired session succeeded; its change is lost behind a 200")
+	}
+	if rec, err := m.o.Store.Load(ctx, z); err != nil || rec.Version != 0 {
+		t.Errorf("B's session was stored (%v): %s", err, rec.Value)
+	}
+	if got := storedData(t, m, y); got != `{"user":"ana","logged":true}` {
+		t.Errorf("A's new session holds %s", got)
+	}
+}
