@@ -902,11 +902,11 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, erro
 			if err != nil {
 				return store.Record{}, err
 			}
-			if _, derr := decodeRecord(cur.Value); errors.Is(derr, errRetired) {
-				// Another request's regeneration retired it first:
-				// its tombstone stays as it is (destroy refuses this
-				// one's).
-				return cur, nil
+			if _, derr := decodeRecord(cur.Value); cur.Version == 0 || errors.Is(derr, errRetired) {
+				// A logout deleted it, or another request's
+				// regeneration retired it, after this request loaded
+				// it: nothing to retire (a tombstone stays as it is).
+				return cur, errDestroyedConcurrently
 			}
 			_, err = m.o.Store.Save(ctx, id, cur.Version, retiredRecord(ms(m.now())), m.retiredTTL())
 			if err == nil {
@@ -992,25 +992,26 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 		if retire {
 			var cur store.Record
 			cur, err = s.m.putRetired(sctx, id)
-			dec, derr := decodeRecord(cur.Value)
-			if err == nil && cur.Version != 0 && derr == nil {
+			if dec, derr := decodeRecord(cur.Value); err == nil && cur.Version != 0 && derr == nil {
 				replaced, _ = objectMembers(dec.Data)
 			}
-			if err == nil && s.m.o.LockMode == LockMerge && errors.Is(derr, errRetired) {
-				// Another request's regeneration retired the session
-				// after this one loaded it (a double-submitted login,
-				// two tabs), and moved its data to an ID this one
-				// cannot know. This one's new session would replace
-				// that one's cookie in the browser: like a write that
-				// finds the tombstone, its change is refused, and the
-				// session it starts next is neither stored nor given a
-				// cookie (retired), as in strict mode, where it would
-				// have found no session.
+			if errors.Is(err, errDestroyedConcurrently) {
+				// Merge mode: a logout deleted the session after this
+				// request loaded it, or another request's regeneration
+				// (a double-submitted login, two tabs) retired it and
+				// moved its data to an ID this one cannot know. Moving
+				// this request's copy to a new ID would bring the
+				// logged-out data back, or replace the other login's
+				// cookie in the browser. Like a write that finds the
+				// session gone, its change is refused, and the session
+				// it starts next is neither stored nor given a cookie
+				// (retired), as in strict mode, where it would have
+				// found no session.
 				cancel()
 				s.id, s.exists, s.stored, s.latest, s.rec = "", false, nil, nil, record{}
 				s.movePending, s.moveBase = false, nil
 				s.retired = true
-				return fmt.Errorf("regenerate: %w", errDestroyedConcurrently)
+				return fmt.Errorf("regenerate: %w", err)
 			}
 		} else if s.m.o.LockMode == LockStrict {
 			err = s.m.deleteLocked(ctx, id)

@@ -136,3 +136,46 @@ func TestMergeSecondRegenerationOfARetiredSessionIsRefused(t *testing.T) {
 		t.Errorf("A's new session holds %s", got)
 	}
 }
+
+// Merge mode: a login page A loaded session X (a cart, a previous user's
+// data); a logout (session_destroy() in another tab) then deleted X, and
+// A's session_regenerate_id(true) comes after it. The logout must win as
+// it does over a plain write of A's (503, nothing stored): A must not
+// bring X's data back under a new ID with a cookie.
+func TestMergeRegenerationAfterALogoutDoesNotResurrect(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockMerge, nil)
+	x := createSession(t, m, `{"user":"ana","cart":3}`)
+	a := newFramingBridge(t, m, x, "0123456789abcdef0123456789abcdef")
+	logout, _ := m.Open(ctx, requestWithCookie(t, m, x), false)
+	if err := logout.Destroy(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	y := NewID()
+	payload, err := phpserial.EncodeSession(json.RawMessage(`{"user":"ana","cart":3,"logged":true}`), phpserial.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	a.applyAll([]message{
+		{Op: "destroy", ID: x, Payload: []byte("regenerate")},
+		{Op: "open", ID: y},
+		{Op: "write", ID: y, Payload: payload},
+	})
+	a.mu.Unlock()
+	h := http.Header{}
+	failed := a.failure()
+	if failed == nil {
+		a.sess.SetCookie(h)
+	}
+	a.sess.Release(ctx)
+	if rec, _ := m.o.Store.Load(ctx, y); rec.Version != 0 {
+		t.Errorf("the logged-out session came back under a new ID: %s", rec.Value)
+	}
+	if got := setCookieID(t, m, h); got != "" {
+		t.Errorf("A answers with cookie %q", got)
+	}
+	if failed == nil {
+		t.Errorf("A's change was dropped behind a 200")
+	}
+}
