@@ -179,3 +179,36 @@ func TestMergeRegenerationAfterALogoutDoesNotResurrect(t *testing.T) {
 		t.Errorf("A's change was dropped behind a 200")
 	}
 }
+
+// Merge mode: a PHP page that links top-level keys (the same object under
+// two keys) stores its session as the single member "__php_session__",
+// which must stay the only member (PHP could not be given anything else).
+// A concurrent write of another request adding a key, landing before or
+// after it, must not be merged next to it: every PHP page of the session
+// would fail with 500 from then on.
+func TestMergeNeverPutsKeysNextToAWholeLinkedSession(t *testing.T) {
+	const linked = `{"__php_session__":"a:2:{s:1:\"a\";O:8:\"stdClass\":0:{}s:1:\"b\";r:2;}"}`
+	for _, linkedFirst := range []bool{false, true} {
+		ctx := context.Background()
+		m := newTestManager(t, LockMerge, nil)
+		id := createSession(t, m, `{"a":1,"b":1}`)
+		p, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
+		r, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
+		writes := []func() error{
+			func() error { _, err := r.Write(ctx, id, json.RawMessage(`{"a":1,"b":1,"c":1}`), nil); return err },
+			func() error { _, err := p.Write(ctx, id, json.RawMessage(linked), nil); return err },
+		}
+		if linkedFirst {
+			writes[0], writes[1] = writes[1], writes[0]
+		}
+		for _, w := range writes {
+			if err := w(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := storedData(t, m, id)
+		if _, err := phpserial.EncodeSession(json.RawMessage(got), phpserial.DefaultLimits()); err != nil {
+			t.Errorf("linkedFirst %v: the merged session %s cannot be given to PHP: %v", linkedFirst, got, err)
+		}
+	}
+}
