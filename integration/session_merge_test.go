@@ -139,11 +139,28 @@ func TestSessionMergeLogoutRacingSlowPage(t *testing.T) {
 // had run first, not vanish with the old ID.
 func TestSessionMergeLoginKeepsAConcurrentWrite(t *testing.T) {
 	t.Parallel()
+	testMergeLoginKeepsAConcurrentWrite(t, false)
+}
+
+// TestSessionMergeLoginAfterOutputKeepsAConcurrentWrite: the same with the
+// login page's output leaving between session_regenerate_id(true) and its
+// write (a page larger than PHP's output buffer): merge mode stores the
+// new session empty when its cookie leaves, and the write must still carry
+// the other tab's key.
+func TestSessionMergeLoginAfterOutputKeepsAConcurrentWrite(t *testing.T) {
+	t.Parallel()
+	testMergeLoginKeepsAConcurrentWrite(t, true)
+}
+
+func testMergeLoginKeepsAConcurrentWrite(t *testing.T, flush bool) {
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
 	ck := s.newSession(t)
 	dir := t.TempDir()
 	started, goFile := filepath.Join(dir, "started"), filepath.Join(dir, "go")
 	q := url.Values{"k": {"logged"}, "v": {"1"}, "regen": {"1"}, "started": {started}, "go": {goFile}}
+	if flush {
+		q.Set("flush", "1")
+	}
 	type answer struct {
 		status int
 		set    string
