@@ -228,3 +228,27 @@ func TestSessionMergeStaleReadKeepsTheTombstoneShort(t *testing.T) {
 		t.Fatalf("no tombstone among %v", keys)
 	}
 }
+
+// TestSessionMergeNextToALinkedSession: a page stores one object under two
+// keys (PHP links them: the session is kept whole as one opaque member)
+// while a slower page of the same session, which loaded it before, sets a
+// key. The merge must not put that key next to the linked session: every
+// PHP page of the session would then fail with 500.
+func TestSessionMergeNextToALinkedSession(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
+	ck := s.newSession(t)
+	release, done := startMergeWait(t, s.gws[0], ck, url.Values{"k": {"c"}, "v": {"1"}})
+	if resp, body, _ := s.gws[1].get(t, "/shared_object.php", ck); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("shared_object.php: %d %q", resp.StatusCode, body)
+	}
+	release()
+	if r := <-done; r != [2]string{"200", "ok"} {
+		t.Fatalf("merge_wait.php: %v", r)
+	}
+	for _, gw := range s.gws {
+		if resp, body, _ := gw.get(t, "/get.php?k=c", ck); resp.StatusCode != 200 {
+			t.Fatalf("a PHP page of the session after the merge: %d %q", resp.StatusCode, body)
+		}
+	}
+}
