@@ -213,6 +213,11 @@ type Session struct {
 	// who just logged in.
 	retired       bool
 	retiredLogged bool
+	// loadedVersion is the version load found; touched: touchLocked ran.
+	// Release refreshes the expiry of a session the request neither
+	// wrote nor touched.
+	loadedVersion uint64
+	touched       bool
 }
 
 // Open reads the cookie and, if it names a live session, loads it — under
@@ -318,6 +323,7 @@ func (m *Manager) load(ctx context.Context, s *Session, id string, arrived time.
 		s.renew = m.keepAlive(ctx, s.lease, id)
 	}
 	s.id, s.exists, s.rec, s.version, s.stored = id, true, dec, rec.Version, members
+	s.loadedVersion = rec.Version
 	s.expiry, s.browserCookie = time.Duration(dec.Expiry)*time.Millisecond, dec.Browser
 	s.retired = false // another of the client's cookies names a live one
 	return true, nil
@@ -776,6 +782,7 @@ func (s *Session) Touch(ctx context.Context, id string) error {
 }
 
 func (s *Session) touchLocked(ctx context.Context) error {
+	s.touched = true
 	ttl := s.ttl(s.rec.Created)
 	now := s.m.now()
 	// A new app expiry must reach the record too, not only the TTL.
@@ -1079,13 +1086,23 @@ func (s *Session) Release(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.releaseAnnounced(ctx)
+	if s.exists && (s.lease != nil || s.m.o.LockMode == LockMerge && !s.touched && s.version == s.loadedVersion) {
+		// The request used the session, if only to read it (PHP's
+		// read_and_close, a page that never started it): the idle
+		// timeout slides, the record's last-seen time included
+		// (expired), as for a touch. Merge mode holds no lock to release
+		// but refreshes only the version it loaded (never a tombstone
+		// or another request's record); one that wrote or touched it
+		// has done so already.
+		if err := s.touchLocked(ctx); err != nil {
+			s.m.log.Warn("session expiry not refreshed at the end of the request", "session", shortID(s.id), "error", err.Error())
+		}
+		return
+	}
 	if s.lease == nil {
 		return
 	}
 	mu := store.Mutation{Kind: store.Keep}
-	if s.exists {
-		mu.TTL = s.ttl(s.rec.Created)
-	}
 	if _, err := s.releaseLease(ctx, mu); err != nil {
 		s.m.log.Warn("session unlock failed", "session", shortID(s.cookieID), "error", err.Error())
 	}

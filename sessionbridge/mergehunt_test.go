@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
 )
@@ -209,6 +210,32 @@ func TestMergeNeverPutsKeysNextToAWholeLinkedSession(t *testing.T) {
 		got := storedData(t, m, id)
 		if _, err := phpserial.EncodeSession(json.RawMessage(got), phpserial.DefaultLimits()); err != nil {
 			t.Errorf("linkedFirst %v: the merged session %s cannot be given to PHP: %v", linkedFirst, got, err)
+		}
+	}
+}
+
+// A user who only reads the session (PHP's session_start() with
+// read_and_close on every page, as the README's WordPress plugin does, or
+// pages that never start it) uses it: the idle timeout is sliding, so the
+// session must outlive SESSIONGATE_SESSION_IDLE_TIMEOUT as long as such
+// requests keep coming, in either lock mode.
+func TestReadOnlyUseKeepsTheSessionAlive(t *testing.T) {
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		ctx := context.Background()
+		m := newTestManager(t, mode, nil)
+		m.o.IdleTimeout = 400 * time.Millisecond
+		id := createSession(t, m, `{"user":"ana"}`)
+		for i := 0; i < 8; i++ { // 1.6 s, four idle timeouts
+			time.Sleep(200 * time.Millisecond)
+			s, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.ID() != id {
+				t.Errorf("%s: after %d read-only requests %v apart the session is gone", mode, i, 200*time.Millisecond)
+				break
+			}
+			s.Close(ctx, id) // read_and_close
 		}
 	}
 }
