@@ -139,11 +139,28 @@ func TestSessionMergeLogoutRacingSlowPage(t *testing.T) {
 // had run first, not vanish with the old ID.
 func TestSessionMergeLoginKeepsAConcurrentWrite(t *testing.T) {
 	t.Parallel()
+	testMergeLoginKeepsAConcurrentWrite(t, false)
+}
+
+// TestSessionMergeLoginAfterOutputKeepsAConcurrentWrite: the same with the
+// login page's output leaving between session_regenerate_id(true) and its
+// write (a page larger than PHP's output buffer): merge mode stores the
+// new session empty when its cookie leaves, and the write must still carry
+// the other tab's key.
+func TestSessionMergeLoginAfterOutputKeepsAConcurrentWrite(t *testing.T) {
+	t.Parallel()
+	testMergeLoginKeepsAConcurrentWrite(t, true)
+}
+
+func testMergeLoginKeepsAConcurrentWrite(t *testing.T, flush bool) {
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
 	ck := s.newSession(t)
 	dir := t.TempDir()
 	started, goFile := filepath.Join(dir, "started"), filepath.Join(dir, "go")
 	q := url.Values{"k": {"logged"}, "v": {"1"}, "regen": {"1"}, "started": {started}, "go": {goFile}}
+	if flush {
+		q.Set("flush", "1")
+	}
 	type answer struct {
 		status int
 		set    string
@@ -209,5 +226,83 @@ func TestSessionMergeStaleReadKeepsTheTombstoneShort(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no tombstone among %v", keys)
+	}
+}
+
+// TestSessionMergeNextToALinkedSession: a page stores one object under two
+// keys (PHP links them: the session is kept whole as one opaque member)
+// while a slower page of the same session, which loaded it before, sets a
+// key. The merge must not put that key next to the linked session: every
+// PHP page of the session would then fail with 500.
+func TestSessionMergeNextToALinkedSession(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
+	ck := s.newSession(t)
+	release, done := startMergeWait(t, s.gws[0], ck, url.Values{"k": {"c"}, "v": {"1"}})
+	if resp, body, _ := s.gws[1].get(t, "/shared_object.php", ck); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("shared_object.php: %d %q", resp.StatusCode, body)
+	}
+	release()
+	if r := <-done; r != [2]string{"200", "ok"} {
+		t.Fatalf("merge_wait.php: %v", r)
+	}
+	for _, gw := range s.gws {
+		if resp, body, _ := gw.get(t, "/get.php?k=c", ck); resp.StatusCode != 200 {
+			t.Fatalf("a PHP page of the session after the merge: %d %q", resp.StatusCode, body)
+		}
+	}
+}
+
+// TestSessionMergeDoubleLogin: two login requests of one browser (a
+// double-submitted form) loaded the session, and both call
+// session_regenerate_id(true). The first moves the session to a new ID and
+// answers with its cookie; the second finds the old ID retired and must not
+// answer with a cookie of a session of its own, which would replace the
+// first's in the browser: it gets 503 (Retry-After), and nothing of it is
+// stored.
+func TestSessionMergeDoubleLogin(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
+	ck := s.newSession(t)
+	type answer struct {
+		status int
+		set    string
+	}
+	login := func(gw *sessionGW, v string) (release func(), done <-chan answer) {
+		dir := t.TempDir()
+		started, goFile := filepath.Join(dir, "started"), filepath.Join(dir, "go")
+		q := url.Values{"k": {"logged"}, "v": {v}, "regen": {"1"}, "started": {started}, "go": {goFile}}
+		ch := make(chan answer, 1)
+		go func() {
+			resp, _, set := gw.get(t, "/merge_wait.php?"+q.Encode(), ck)
+			ch <- answer{resp.StatusCode, set}
+		}()
+		waitForFile(t, started, "merge_wait.php")
+		return func() { os.WriteFile(goFile, nil, 0o644) }, ch
+	}
+	releaseA, doneA := login(s.gws[0], "a")
+	releaseB, doneB := login(s.gws[1], "b")
+	releaseA()
+	a := <-doneA
+	if a.status != 200 || a.set == "" || a.set == "-" || a.set == ck {
+		t.Fatalf("first login: %d, cookie %q", a.status, a.set)
+	}
+	releaseB()
+	b := <-doneB
+	if b.set != "" {
+		t.Errorf("second login answers %d with cookie %q, which replaces the first login's", b.status, b.set)
+	}
+	if b.status != 503 {
+		t.Errorf("second login: %d, want 503", b.status)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(s.gws[1].dump(t, a.set).Data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["logged"] != "a" {
+		t.Fatalf("the first login's session holds %v", got)
+	}
+	if n, err := s.redis.DBSize(context.Background()).Result(); err != nil || n != 2 {
+		t.Errorf("redis holds %d keys (%v), want the first login's session and the old ID's tombstone", n, err)
 	}
 }

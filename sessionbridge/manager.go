@@ -162,6 +162,14 @@ type Session struct {
 	// ID merges them in, as if they had run before it (strict mode's
 	// order). nil otherwise.
 	retiredData []member
+	// movePending: the new session PHP opened was stored empty before its
+	// first write (merge mode stores it when its cookie leaves, see
+	// SetCookie), so that write, not create, moves the app's data there
+	// (a regeneration whose page's output started before its write):
+	// with moveBase, the view it derives from (what stored or ended held
+	// then), it gets what create would have done for it.
+	movePending bool
+	moveBase    []member
 	lease       store.Lease
 	// renew keeps lease alive while the request runs (nil without lease).
 	renew *renewal
@@ -205,6 +213,11 @@ type Session struct {
 	// who just logged in.
 	retired       bool
 	retiredLogged bool
+	// loadedVersion is the version load found; touched: touchLocked ran.
+	// Release refreshes the expiry of a session the request neither
+	// wrote nor touched.
+	loadedVersion uint64
+	touched       bool
 }
 
 // Open reads the cookie and, if it names a live session, loads it — under
@@ -310,6 +323,7 @@ func (m *Manager) load(ctx context.Context, s *Session, id string, arrived time.
 		s.renew = m.keepAlive(ctx, s.lease, id)
 	}
 	s.id, s.exists, s.rec, s.version, s.stored = id, true, dec, rec.Version, members
+	s.loadedVersion = rec.Version
 	s.expiry, s.browserCookie = time.Duration(dec.Expiry)*time.Millisecond, dec.Browser
 	s.retired = false // another of the client's cookies names a live one
 	return true, nil
@@ -450,7 +464,7 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 						return nil, err
 					}
 					if s.id == id && s.exists {
-						s.stored, s.latest = next, merged
+						s.stored, s.latest = next, nonNilMembers(merged)
 					}
 					for range res.Conflicts {
 						s.m.event("conflict")
@@ -460,6 +474,9 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 			}
 		}
 		return nil, s.create(ctx, id, next, now)
+	}
+	if s.movePending {
+		return s.moveLocked(ctx, next, sentView, now)
 	}
 	if sentView != nil {
 		next = keepUntouched(s.stored, sentView, next)
@@ -483,6 +500,42 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 		return s.saveRelocked(ctx, next, now)
 	}
 	return s.casLocked(ctx, next, now)
+}
+
+// moveLocked is the first write of a new session stored empty before it
+// (movePending): what the create branch of writeLocked does for a
+// regeneration (members the app did not touch keep their stored text,
+// what other requests stored in the retired session moves along), merged
+// by compare-and-set with what requests using the new cookie stored in it
+// meanwhile. s.mu is held.
+func (s *Session) moveLocked(ctx context.Context, next, sentView []member, now int64) ([]string, error) {
+	base := s.moveBase
+	s.movePending, s.moveBase = false, nil
+	if sentView != nil {
+		next = keepUntouched(base, sentView, next)
+	}
+	ours := next
+	var conflicts []string
+	if theirs := s.retiredData; theirs != nil && sentView != nil {
+		s.retiredData = nil
+		res := merge3(base, next, theirs)
+		if merged, err := objectMembers(res.Data); err == nil {
+			ours, conflicts = merged, res.Conflicts
+			for range conflicts {
+				s.m.event("conflict")
+			}
+		}
+	}
+	more, err := s.casLocked(ctx, ours, now)
+	if err != nil {
+		return nil, err
+	}
+	// The app's view is what it wrote, as after create.
+	s.stored, s.latest = next, nil
+	if !bytes.Equal(s.rec.Data, buildObject(next)) {
+		s.latest = latestMembers(s.rec.Data)
+	}
+	return append(conflicts, more...), nil
 }
 
 // saveRelocked is a strict-mode write made after this request released the
@@ -557,7 +610,7 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 			s.rec, s.version = rec, v
 			s.stored, s.latest = next, nil
 			if !bytes.Equal(res.Data, buildObject(next)) {
-				s.latest, _ = objectMembers(res.Data)
+				s.latest = latestMembers(res.Data)
 			}
 			s.m.event("save")
 			conflicts = res.Conflicts
@@ -601,6 +654,23 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 	}
 }
 
+// latestMembers is the members of merged data for Session.latest, which
+// must not be nil when they differ from the app's view: nil there means
+// "the same as stored", and objectMembers gives nil for {} (a merge that
+// left nothing would then turn into the app's view again, and its next
+// write would bring back what others deleted).
+func latestMembers(data []byte) []member {
+	ms, _ := objectMembers(data)
+	return nonNilMembers(ms)
+}
+
+func nonNilMembers(ms []member) []member {
+	if ms == nil {
+		return []member{}
+	}
+	return ms
+}
+
 // create stores a brand-new session under id. Empty data creates nothing,
 // as in Django, which stores no empty session, unless PHP opened the
 // session (announced): PHP's handlers keep a session from its
@@ -630,6 +700,15 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 		s.announced = ""
 	}
 	s.latest = nil
+	var moveBase []member
+	movePending := false
+	if opened && len(next) == 0 && s.m.o.LockMode == LockMerge {
+		// Its first write moves the app's data here (moveLocked).
+		movePending, moveBase = true, s.stored
+		if moveBase == nil {
+			moveBase = s.ended
+		}
+	}
 	if len(next) == 0 && !opened {
 		s.id, s.exists, s.stored, s.version = id, false, nil, 0
 		s.rec = record{}
@@ -663,6 +742,7 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 		return fmt.Errorf("%w: create: %w", ErrUnavailable, err)
 	}
 	s.id, s.exists, s.rec, s.version, s.stored = id, true, rec, v, next
+	s.movePending, s.moveBase = movePending, moveBase
 	s.m.event("save")
 	if s.headersSent && id != s.headerCookieID && !s.lateCookie {
 		s.lateCookie = true
@@ -702,6 +782,7 @@ func (s *Session) Touch(ctx context.Context, id string) error {
 }
 
 func (s *Session) touchLocked(ctx context.Context) error {
+	s.touched = true
 	ttl := s.ttl(s.rec.Created)
 	now := s.m.now()
 	// A new app expiry must reach the record too, not only the TTL.
@@ -828,6 +909,12 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, erro
 			if err != nil {
 				return store.Record{}, err
 			}
+			if _, derr := decodeRecord(cur.Value); cur.Version == 0 || errors.Is(derr, errRetired) {
+				// A logout deleted it, or another request's
+				// regeneration retired it, after this request loaded
+				// it: nothing to retire (a tombstone stays as it is).
+				return cur, errDestroyedConcurrently
+			}
 			_, err = m.o.Store.Save(ctx, id, cur.Version, retiredRecord(ms(m.now())), m.retiredTTL())
 			if err == nil {
 				return cur, nil
@@ -915,6 +1002,24 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 			if dec, derr := decodeRecord(cur.Value); err == nil && cur.Version != 0 && derr == nil {
 				replaced, _ = objectMembers(dec.Data)
 			}
+			if errors.Is(err, errDestroyedConcurrently) {
+				// Merge mode: a logout deleted the session after this
+				// request loaded it, or another request's regeneration
+				// (a double-submitted login, two tabs) retired it and
+				// moved its data to an ID this one cannot know. Moving
+				// this request's copy to a new ID would bring the
+				// logged-out data back, or replace the other login's
+				// cookie in the browser. Like a write that finds the
+				// session gone, its change is refused, and the session
+				// it starts next is neither stored nor given a cookie
+				// (retired), as in strict mode, where it would have
+				// found no session.
+				cancel()
+				s.id, s.exists, s.stored, s.latest, s.rec = "", false, nil, nil, record{}
+				s.movePending, s.moveBase = false, nil
+				s.retired = true
+				return fmt.Errorf("regenerate: %w", err)
+			}
 		} else if s.m.o.LockMode == LockStrict {
 			err = s.m.deleteLocked(ctx, id)
 		} else {
@@ -931,6 +1036,7 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 	s.m.event("destroy")
 	s.ended, s.retiredData = s.stored, replaced
 	s.id, s.exists, s.stored, s.latest, s.rec, s.destroyed = "", false, nil, nil, record{}, true
+	s.movePending, s.moveBase = false, nil
 	return nil
 }
 
@@ -980,13 +1086,23 @@ func (s *Session) Release(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.releaseAnnounced(ctx)
+	if s.exists && (s.lease != nil || s.m.o.LockMode == LockMerge && !s.touched && s.version == s.loadedVersion) {
+		// The request used the session, if only to read it (PHP's
+		// read_and_close, a page that never started it): the idle
+		// timeout slides, the record's last-seen time included
+		// (expired), as for a touch. Merge mode holds no lock to release
+		// but refreshes only the version it loaded (never a tombstone
+		// or another request's record); one that wrote or touched it
+		// has done so already.
+		if err := s.touchLocked(ctx); err != nil {
+			s.m.log.Warn("session expiry not refreshed at the end of the request", "session", shortID(s.id), "error", err.Error())
+		}
+		return
+	}
 	if s.lease == nil {
 		return
 	}
 	mu := store.Mutation{Kind: store.Keep}
-	if s.exists {
-		mu.TTL = s.ttl(s.rec.Created)
-	}
 	if _, err := s.releaseLease(ctx, mu); err != nil {
 		s.m.log.Warn("session unlock failed", "session", shortID(s.cookieID), "error", err.Error())
 	}

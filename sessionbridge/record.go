@@ -322,6 +322,9 @@ type mergeResult struct {
 // of ours (last writer wins) and reported. Order: theirs' order, then keys
 // new in ours in ours' order.
 func merge3(base, ours, theirs []member) mergeResult {
+	if wholeSession(base) || wholeSession(ours) || wholeSession(theirs) {
+		return mergeWhole(base, ours, theirs)
+	}
 	baseIdx := indexMembers(base)
 	oursIdx := indexMembers(ours)
 	theirsIdx := indexMembers(theirs)
@@ -360,5 +363,44 @@ func merge3(base, ours, theirs []member) mergeResult {
 		out = append(out, o)
 	}
 	res.Data = buildObject(out)
+	return res
+}
+
+// wholeSession reports whether ms is a PHP session kept whole as one
+// opaque member (its top-level keys linked: docs/protocol.md, "A whole
+// linked PHP session"), which must stay the only member.
+func wholeSession(ms []member) bool {
+	for _, m := range ms {
+		if m.Key == "__php_session__" || m.Key == "__php_session__b64" {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeWhole is merge3 when a side holds a whole linked PHP session: the
+// session is then one value, so a key-by-key merge would put keys next to
+// it that PHP cannot be given (every PHP page of the session would fail).
+// A change of ours replaces theirs whole; both changed is a conflict that
+// ours wins, reported with the keys theirs changed.
+func mergeWhole(base, ours, theirs []member) mergeResult {
+	b, o, t := buildObject(base), buildObject(ours), buildObject(theirs)
+	if bytes.Equal(o, b) {
+		return mergeResult{Data: t}
+	}
+	res := mergeResult{Data: o}
+	if !bytes.Equal(t, b) && !bytes.Equal(t, o) {
+		baseIdx, theirsIdx := indexMembers(base), indexMembers(theirs)
+		for _, m := range theirs {
+			if bv, ok := baseIdx[m.Key]; !ok || !bytes.Equal(bv, m.Value) {
+				res.Conflicts = append(res.Conflicts, m.Key)
+			}
+		}
+		for _, m := range base {
+			if _, ok := theirsIdx[m.Key]; !ok {
+				res.Conflicts = append(res.Conflicts, m.Key)
+			}
+		}
+	}
 	return res
 }

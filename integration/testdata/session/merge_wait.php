@@ -4,7 +4,8 @@
 // then sets ?k= to ?v=. With ?k2=, it then closes the session, starts it
 // again (its own copy) and sets ?k2= to ?v2= as well. ?destroy=1 destroys
 // the session instead of setting anything. ?regen=1 calls
-// session_regenerate_id(true) (a login) before setting ?k=.
+// session_regenerate_id(true) (a login) before setting ?k=; with ?flush=1
+// the page's output (and so its headers) leaves before its write.
 session_start();
 touch($_GET['started']);
 for ($i = 0; $i < 3000 && !file_exists($_GET['go']); $i++) {
@@ -17,6 +18,15 @@ if (!empty($_GET['destroy'])) {
 }
 if (!empty($_GET['regen'])) {
     session_regenerate_id(true);
+}
+if (!empty($_GET['flush'])) {
+    header('Content-Type: text/plain');
+    echo "o";
+    while (ob_get_level() > 0) {
+        ob_end_flush();
+    }
+    flush();
+    usleep(300000); // the headers are surely out before the write
 }
 $_SESSION[$_GET['k']] = $_GET['v'];
 if (isset($_GET['k2'])) {
