@@ -5,6 +5,7 @@ import json
 from django.contrib.auth import logout
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.middleware.csrf import get_token
+from django.utils.html import escape
 from django.views.decorators.http import require_http_methods
 
 
@@ -31,7 +32,7 @@ def index(request):
         '<li><a href="/accounts/counter/">counter</a></li>'
         '<li><a href="/accounts/whoami/">whoami (JSON)</a></li>'
         '<li><a href="/">the PHP side</a></li></ul>'
-    ) % user
+    ) % escape(user)
     return HttpResponse(html)
 
 
