@@ -894,11 +894,6 @@ func (m *Manager) retiredTTL() time.Duration {
 // before tombstones.
 // It returns the record the tombstone replaced (zero when deleted).
 func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, error) {
-	deleteInstead := func() (store.Record, error) {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
-		defer cancel()
-		return store.Record{}, m.o.Store.Delete(dctx, id)
-	}
 	if m.o.LockMode == LockMerge {
 		// Merge-mode writes ignore locks: the tombstone goes in by
 		// compare-and-set, so that the record returned is exactly the
@@ -923,54 +918,42 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, erro
 				return store.Record{}, err
 			}
 			if ctx.Err() != nil {
-				return deleteInstead()
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
+				defer cancel()
+				return store.Record{}, m.o.Store.Delete(dctx, id)
 			}
 		}
 	}
-	// Strict mode: as long as a request waits for the session, so that
-	// one holding it now, which stores its whole record under the old ID
-	// when it ends, cannot bring the session back under it.
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.LockTimeout)
-	l, rec, err := m.o.Store.Lock(lctx, id, m.o.LockLease)
-	cancel()
-	if errors.Is(err, store.ErrLockTimeout) {
-		return deleteInstead()
-	}
-	if err != nil {
-		return store.Record{}, err
-	}
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
-	defer cancel()
-	_, err = l.Unlock(uctx, store.Mutation{Kind: store.Put, Value: retiredRecord(ms(m.now())), TTL: m.retiredTTL()})
-	if err != nil {
-		return store.Record{}, err
-	}
-	return rec, nil
+	return m.replaceLocked(ctx, id, store.Mutation{Kind: store.Put, Value: retiredRecord(ms(m.now())), TTL: m.retiredTTL()})
 }
 
-// deleteLocked deletes session id under its lock: strict mode, once the
-// request released it (PHP's session_start() again after
-// session_write_close() or read_and_close, then session_destroy()). A
-// request holding the session stores its whole record when it releases the
-// lock, and would bring back a session deleted beside it: the logout would
-// be undone. PHP's files handler makes that session_start() wait too. A
-// session locked beyond the lock timeout is deleted all the same, as
-// putRetired does.
-func (m *Manager) deleteLocked(ctx context.Context, id string) error {
+// replaceLocked applies mu (a tombstone, a delete) to session id under its
+// lock: strict mode, once the request released it (PHP's session_start()
+// again after session_write_close() or read_and_close, then
+// session_destroy() or session_regenerate_id(true)). A request holding the
+// session stores its whole record when it releases the lock, and would
+// bring back a session deleted or retired beside it: the logout or login
+// would be undone. PHP's files handler makes that session_start() wait too,
+// so the lock is waited for as long as a request waits for a session
+// (LockTimeout); a session locked beyond that is deleted all the same. It
+// returns the record the lock found (zero when deleted).
+func (m *Manager) replaceLocked(ctx context.Context, id string, mu store.Mutation) (store.Record, error) {
 	ctx = context.WithoutCancel(ctx)
 	lctx, cancel := context.WithTimeout(ctx, m.o.LockTimeout)
-	l, _, err := m.o.Store.Lock(lctx, id, m.o.LockLease)
+	l, rec, err := m.o.Store.Lock(lctx, id, m.o.LockLease)
 	cancel()
 	sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
 	defer cancel()
 	if errors.Is(err, store.ErrLockTimeout) {
-		return m.o.Store.Delete(sctx, id)
+		return store.Record{}, m.o.Store.Delete(sctx, id)
 	}
 	if err != nil {
-		return err
+		return store.Record{}, err
 	}
-	_, err = l.Unlock(sctx, store.Mutation{Kind: store.Delete})
-	return err
+	if _, err := l.Unlock(sctx, mu); err != nil {
+		return store.Record{}, err
+	}
+	return rec, nil
 }
 
 func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
@@ -1021,7 +1004,7 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 				return fmt.Errorf("regenerate: %w", err)
 			}
 		} else if s.m.o.LockMode == LockStrict {
-			err = s.m.deleteLocked(ctx, id)
+			_, err = s.m.replaceLocked(ctx, id, store.Mutation{Kind: store.Delete})
 		} else {
 			err = s.m.o.Store.Delete(sctx, id)
 		}
