@@ -452,24 +452,18 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 				base = s.ended
 			}
 			next = keepUntouched(base, sentView, next)
-			if theirs := s.retiredData; theirs != nil && id != s.id {
-				// Merge mode: what other requests stored in the
-				// retired session after this one loaded it moves
-				// along with the app's data.
-				s.retiredData = nil
-				res := merge3(base, next, theirs)
-				merged, err := objectMembers(res.Data)
-				if err == nil {
+			if id != s.id {
+				if merged, conflicts, ok := s.mergeRetired(base, next); ok {
 					if err := s.create(ctx, id, merged, now); err != nil {
 						return nil, err
 					}
 					if s.id == id && s.exists {
 						s.stored, s.latest = next, nonNilMembers(merged)
 					}
-					for range res.Conflicts {
+					for range conflicts {
 						s.m.event("conflict")
 					}
-					return res.Conflicts, nil
+					return conflicts, nil
 				}
 			}
 		}
@@ -516,11 +510,9 @@ func (s *Session) moveLocked(ctx context.Context, next, sentView []member, now i
 	}
 	ours := next
 	var conflicts []string
-	if theirs := s.retiredData; theirs != nil && sentView != nil {
-		s.retiredData = nil
-		res := merge3(base, next, theirs)
-		if merged, err := objectMembers(res.Data); err == nil {
-			ours, conflicts = merged, res.Conflicts
+	if sentView != nil {
+		if merged, c, ok := s.mergeRetired(base, next); ok {
+			ours, conflicts = merged, c
 			for range conflicts {
 				s.m.event("conflict")
 			}
@@ -536,6 +528,25 @@ func (s *Session) moveLocked(ctx context.Context, next, sentView []member, now i
 		s.latest = latestMembers(s.rec.Data)
 	}
 	return append(conflicts, more...), nil
+}
+
+// mergeRetired merges into the app's data moving to a new ID (next, derived
+// from base) what other requests stored in the session a merge-mode
+// regeneration retired after this request loaded it (retiredData, taken
+// here), as if they had run before it. ok is false when there is none.
+// s.mu is held.
+func (s *Session) mergeRetired(base, next []member) (merged []member, conflicts []string, ok bool) {
+	theirs := s.retiredData
+	if theirs == nil {
+		return nil, nil, false
+	}
+	s.retiredData = nil
+	res := merge3(base, next, theirs)
+	merged, err := objectMembers(res.Data)
+	if err != nil {
+		return nil, nil, false
+	}
+	return merged, res.Conflicts, true
 }
 
 // saveRelocked is a strict-mode write made after this request released the
