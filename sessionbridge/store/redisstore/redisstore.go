@@ -530,7 +530,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		if strings.HasPrefix(err.Error(), "NOPERM") {
 			// A command of the connection's set-up (SELECT for a database
 			// other than 0) or PING itself.
-			return unavailable("ping", fmt.Errorf("the server refuses a command sessions need (see README: Redis permissions): %w", err))
+			return refusedCommand(err)
 		}
 		return unavailable("ping", err)
 	}
@@ -568,6 +568,12 @@ redis.call('DEL', KEYS[1])
 return 1
 `)
 
+// refusedCommand is the start-up check's error for a command the server
+// refuses (an ACL, a renamed command): it points at the README's list.
+func refusedCommand(err error) error {
+	return unavailable("ping", fmt.Errorf("the server refuses a command sessions need (see README: Redis permissions): %w", err))
+}
+
 // checkAccess makes sure the Redis user may do what sessions need. PING
 // answers for any authenticated user, but an ACL without scripting, without
 // the unlock channel (Redis 7 gives new users no channel), with other key
@@ -585,7 +591,7 @@ func (s *Store) checkAccess(ctx context.Context) error {
 		if !errors.As(err, &refused) {
 			return unavailable("ping: probe", err) // a timeout, a lost connection
 		}
-		return unavailable("ping", fmt.Errorf("the server refuses a command sessions need (see README: Redis permissions): %w", err))
+		return refusedCommand(err)
 	}
 	if err := accessScript.Eval(ctx, s.c, keys, s.channel).Err(); err != nil {
 		return wrap(err)
