@@ -1,11 +1,10 @@
 package phproute
 
 import (
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/sessiongate/sessiongate/internal/testfd"
 )
 
 // TestResolveSystemFailureIsFailed: a path whose lookup fails for a reason
@@ -17,12 +16,7 @@ import (
 // warning that sent the operator after symlinks. The shortage is made in a
 // child process, whose limit on open files is lowered.
 func TestResolveSystemFailureIsFailed(t *testing.T) {
-	if os.Getenv("SESSIONGATE_TEST_EMFILE") != "1" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestResolveSystemFailureIsFailed$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "SESSIONGATE_TEST_EMFILE=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("child: %v\n%s", err, out)
-		}
+	if !testfd.InChild(t) {
 		return
 	}
 	root, _ := site(t)
@@ -32,35 +26,12 @@ func TestResolveSystemFailureIsFailed(t *testing.T) {
 	}
 	defer r.Close()
 	paths := []string{"/sub/script.php", "/docs/index.html", "/docs/", "/pretty/url", "/sub/script.php/info"}
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	lim := old
-	lim.Cur = uint64(len(entries) + 16)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Skip("cannot lower RLIMIT_NOFILE:", err)
-	}
-	var hogs []*os.File
-	for {
-		f, err := os.Open(os.DevNull)
-		if err != nil {
-			break
-		}
-		hogs = append(hogs, f)
-	}
+	restore := testfd.Exhaust(t)
 	got := make([]Route, len(paths))
 	for i, p := range paths {
 		got[i] = r.Resolve(p)
 	}
-	for _, f := range hogs {
-		f.Close()
-	}
-	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	restore()
 	for i, p := range paths {
 		// Either the route it has with descriptors (looked up without
 		// a new one), or Failed: never another route.

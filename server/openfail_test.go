@@ -4,11 +4,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/sessiongate/sessiongate/internal/testfd"
 )
 
 // TestStaticOpenFailureIs500: a static file the gateway cannot open for a
@@ -20,12 +20,7 @@ import (
 // and the operator had nothing to go by. The shortage is made in a child
 // process, whose limit on open files is lowered.
 func TestStaticOpenFailureIs500(t *testing.T) {
-	if os.Getenv("SESSIONGATE_TEST_EMFILE") != "1" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestStaticOpenFailureIs500$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "SESSIONGATE_TEST_EMFILE=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("child: %v\n%s", err, out)
-		}
+	if !testfd.InChild(t) {
 		return
 	}
 	e := newEnv(t, nil)
@@ -35,34 +30,11 @@ func TestStaticOpenFailureIs500(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(e.root, "css/deep/site.css"), []byte("a{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	lim := old
-	lim.Cur = uint64(len(entries) + 16)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Skip("cannot lower RLIMIT_NOFILE:", err)
-	}
-	var hogs []*os.File
-	for {
-		f, err := os.Open(os.DevNull)
-		if err != nil {
-			break
-		}
-		hogs = append(hogs, f)
-	}
+	restore := testfd.Exhaust(t)
 	w := e.do(httptest.NewRequest("GET", "/style.css", nil))
 	// Below the top level, the lookup itself fails (phproute.Failed).
 	wNested := e.do(httptest.NewRequest("GET", "/css/deep/site.css", nil))
-	for _, f := range hogs {
-		f.Close()
-	}
-	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	restore()
 	if w.Code != http.StatusInternalServerError || !strings.Contains(e.logs.String(), "too many open files") {
 		t.Errorf("static file with no file descriptor left: %d, log:\n%s\nwant 500 and a warning naming the error", w.Code, e.logs.String())
 	}
