@@ -21,23 +21,8 @@ import (
 // and the store serves again once Redis answers.
 func TestStoreRedisStallFailsWithinTimeout(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "redis-server")
-	r := harness.StartRedis(t)
 	const timeout = 200 * time.Millisecond
-	// Pool of 10: what the gateway gets, since it opens the client while
-	// running on one processor.
-	c, err := redisstore.OpenClient(r.URL(), redisstore.WithTimeouts(timeout, timeout, timeout), redisstore.WithPoolSize(10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := redisstore.New(c, redisstore.Options{Prefix: "stall:"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.Close()
-		_ = c.Close()
-	})
+	r, s := stallStore(t, timeout)
 	ctx := context.Background()
 	// A running gateway has its subscription already.
 	l, _, err := s.Lock(ctx, "warm", time.Minute)
@@ -88,21 +73,8 @@ func TestStoreRedisStallFailsWithinTimeout(t *testing.T) {
 // not after the whole lock wait (SESSIONGATE_SESSION_LOCK_TIMEOUT).
 func TestStoreRedisStallBeforeFirstLockFailsWithinTimeout(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "redis-server")
-	r := harness.StartRedis(t)
 	const timeout = 200 * time.Millisecond
-	c, err := redisstore.OpenClient(r.URL(), redisstore.WithTimeouts(timeout, timeout, timeout), redisstore.WithPoolSize(10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := redisstore.New(c, redisstore.Options{Prefix: "stall1:"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.Close()
-		_ = c.Close()
-	})
+	r, s := stallStore(t, timeout)
 	ctx := context.Background()
 	// The start-up check passed; no session request yet.
 	if err := s.Ping(ctx); err != nil {
@@ -156,4 +128,26 @@ func lockAllWhilePaused(s store.Store, n int, wait time.Duration) (worst time.Du
 	}
 	wg.Wait()
 	return worst, errs
+}
+
+// stallStore starts a redis-server and a store on it whose client has
+// timeout for dial, read and write, and a pool of 10: what the gateway
+// gets, since it opens the client while running on one processor.
+func stallStore(t *testing.T, timeout time.Duration) (*harness.Redis, *redisstore.Store) {
+	t.Helper()
+	harness.Require(t, "redis-server")
+	r := harness.StartRedis(t)
+	c, err := redisstore.OpenClient(r.URL(), redisstore.WithTimeouts(timeout, timeout, timeout), redisstore.WithPoolSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := redisstore.New(c, redisstore.Options{Prefix: "stall:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		_ = c.Close()
+	})
+	return r, s
 }
