@@ -27,25 +27,12 @@ func TestMergePHPRegenerationKeepsAConcurrentWrite(t *testing.T) {
 	if _, err := c.Write(ctx, x, json.RawMessage(`{"user":"ana","n":1,"cart":3}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	y := NewID()
-	payload, err := phpserial.EncodeSession(json.RawMessage(`{"user":"ana","n":2,"logged":true}`), phpserial.DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, msg := range []message{
-		{Op: "destroy", ID: x, Payload: []byte("regenerate")},
-		{Op: "open", ID: y},
-		{Op: "write", ID: y, Payload: payload},
-	} {
-		if err := a.apply(msg); err != nil {
-			t.Fatalf("A %s: %v", msg.Op, err)
-		}
-	}
+	y := regenerateAs(t, "A", a, x, `{"user":"ana","n":2,"logged":true}`)
 	if got, want := storedData(t, m, y), `{"user":"ana","n":2,"cart":3,"logged":true}`; got != want {
 		t.Fatalf("the new session holds %s, want %s", got, want)
 	}
 	// A second write of A's, from its own copy (no "cart"), keeps it.
-	payload, _ = phpserial.EncodeSession(json.RawMessage(`{"user":"ana","n":3,"logged":true}`), phpserial.DefaultLimits())
+	payload, _ := phpserial.EncodeSession(json.RawMessage(`{"user":"ana","n":3,"logged":true}`), phpserial.DefaultLimits())
 	if err := a.apply(message{Op: "write", ID: y, Payload: payload}); err != nil {
 		t.Fatal(err)
 	}
@@ -124,20 +111,7 @@ func TestMergePHPRegenerationKeepsAWriteRacingTheTombstone(t *testing.T) {
 	m := newTestManager(t, LockMerge, &raceRetireStore{Store: mem})
 	x := createSession(t, m, `{"user":"ana","n":1}`)
 	a := newTestBridge(t, m, x)
-	y := NewID()
-	payload, err := phpserial.EncodeSession(json.RawMessage(`{"user":"ana","n":2,"logged":true}`), phpserial.DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, msg := range []message{
-		{Op: "destroy", ID: x, Payload: []byte("regenerate")},
-		{Op: "open", ID: y},
-		{Op: "write", ID: y, Payload: payload},
-	} {
-		if err := a.apply(msg); err != nil {
-			t.Fatalf("A %s: %v", msg.Op, err)
-		}
-	}
+	y := regenerateAs(t, "A", a, x, `{"user":"ana","n":2,"logged":true}`)
 	a.sess.Release(ctx)
 	if got, want := storedData(t, m, y), `{"user":"ana","n":2,"cart":3,"logged":true}`; got != want {
 		t.Fatalf("the new session holds %s, want %s", got, want)

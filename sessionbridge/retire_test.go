@@ -33,6 +33,29 @@ func setCookieID(t *testing.T, m *Manager, h http.Header) string {
 	return ""
 }
 
+// regenerateAs applies, as bridge a, what PHP sends for
+// session_regenerate_id(true) of session old followed by a write of data
+// (JSON) under the new ID; each message must apply (label names the
+// request in the failure). It returns the new ID.
+func regenerateAs(t *testing.T, label string, a *phpBridge, old, data string) string {
+	t.Helper()
+	id := NewID()
+	payload, err := phpserial.EncodeSession(json.RawMessage(data), phpserial.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []message{
+		{Op: "destroy", ID: old, Payload: []byte("regenerate")},
+		{Op: "open", ID: id},
+		{Op: "write", ID: id, Payload: payload},
+	} {
+		if err := a.apply(msg); err != nil {
+			t.Fatalf("%s %s: %v", label, msg.Op, err)
+		}
+	}
+	return id
+}
+
 // waitingOpen opens the session of cookie id in the background, as a
 // request the same browser sent while another one holds the session.
 func waitingOpen(t *testing.T, m *Manager, id string) <-chan *Session {
@@ -77,20 +100,7 @@ func TestPHPRegenerationRaceKeepsTheNewCookie(t *testing.T) {
 				}
 			}
 			// A: session_regenerate_id(true); $_SESSION['logged'] = true.
-			y := NewID()
-			payload, err := phpserial.EncodeSession(json.RawMessage(`{"user":"ana","logged":true}`), phpserial.DefaultLimits())
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, msg := range []message{
-				{Op: "destroy", ID: x, Payload: []byte("regenerate")},
-				{Op: "open", ID: y},
-				{Op: "write", ID: y, Payload: payload},
-			} {
-				if err := a.apply(msg); err != nil {
-					t.Fatalf("%s A %s: %v", mode, msg.Op, err)
-				}
-			}
+			y := regenerateAs(t, string(mode)+" A", a, x, `{"user":"ana","logged":true}`)
 			ha := http.Header{}
 			a.sess.SetCookie(ha)
 			a.sess.Release(ctx)
