@@ -258,6 +258,19 @@ func (d *demo) waitExit(limit time.Duration) bool {
 	}
 }
 
+// mustStopClean waits up to 60 s for demo.sh to exit after the signals the
+// caller sent, and fails t if it still runs or left anything running
+// (after says when, in the failure).
+func (d *demo) mustStopClean(t *testing.T, after string) {
+	t.Helper()
+	if !d.waitExit(60 * time.Second) {
+		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", d.out)
+	}
+	if left := d.leftovers(); len(left) > 0 {
+		t.Fatalf("%s, the demo left running: %s\n%s", after, strings.Join(left, "; "), d.out)
+	}
+}
+
 // leftovers lists the started process groups that still have a member.
 func (d *demo) leftovers() []string {
 	var left []string
@@ -336,22 +349,12 @@ func TestDemoStopsEverything(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	first.cmd.Process.Signal(syscall.SIGTERM)
-	if !first.waitExit(60 * time.Second) {
-		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", first.out)
-	}
-	if left := first.leftovers(); len(left) > 0 {
-		t.Fatalf("after a repeated SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), first.out)
-	}
+	first.mustStopClean(t, "after a repeated SIGTERM")
 
 	// Nothing left behind stops the next start.
 	again := startReadyDemo(t, root, gateway, freeAddrs(t))
 	again.cmd.Process.Signal(syscall.SIGTERM)
-	if !again.waitExit(60 * time.Second) {
-		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", again.out)
-	}
-	if left := again.leftovers(); len(left) > 0 {
-		t.Fatalf("after SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), again.out)
-	}
+	again.mustStopClean(t, "after SIGTERM")
 }
 
 // TestDemoPortInUse: a taken public or admin port stops the demo before it
@@ -413,12 +416,7 @@ func TestDemoListenWithoutHost(t *testing.T) {
 		t.Errorf("GET %s: %s", url, res.Status)
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	if !d.waitExit(60 * time.Second) {
-		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", d.out)
-	}
-	if left := d.leftovers(); len(left) > 0 {
-		t.Fatalf("after SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
-	}
+	d.mustStopClean(t, "after SIGTERM")
 }
 
 // TestDemoStopsWithoutItsOutput: `timeout 300 make demo 2>&1 | tee
@@ -437,12 +435,7 @@ func TestDemoStopsWithoutItsOutput(t *testing.T) {
 	d.closeOutput()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
-	if !d.waitExit(60 * time.Second) {
-		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", d.out)
-	}
-	if left := d.leftovers(); len(left) > 0 {
-		t.Fatalf("stopped with its output gone, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
-	}
+	d.mustStopClean(t, "stopped with its output gone")
 }
 
 // TestDemoIgnoresTheUsersDjangoSettings: a Django developer's shell often
@@ -463,12 +456,7 @@ func TestDemoIgnoresTheUsersDjangoSettings(t *testing.T) {
 		t.Errorf("GET /accounts/whoami/: %s %.300s", res.Status, body)
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	if !d.waitExit(60 * time.Second) {
-		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", d.out)
-	}
-	if left := d.leftovers(); len(left) > 0 {
-		t.Fatalf("after SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
-	}
+	d.mustStopClean(t, "after SIGTERM")
 }
 
 // TestDemoOnAnotherHost: DEMO_LISTEN=[::1]:PORT (or a LAN address) prints
@@ -498,12 +486,7 @@ func TestDemoOnAnotherHost(t *testing.T) {
 		t.Errorf("GET %s: %s", url, res.Status)
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	if !d.waitExit(60 * time.Second) {
-		t.Fatalf("demo.sh still running 60s after SIGTERM:\n%s", d.out)
-	}
-	if left := d.leftovers(); len(left) > 0 {
-		t.Fatalf("after SIGTERM, the demo left running: %s\n%s", strings.Join(left, "; "), d.out)
-	}
+	d.mustStopClean(t, "after SIGTERM")
 }
 
 // fcgiProbe is a FastCGI client (python3 -c fcgiProbe ADDR SCRIPT PREPEND):
