@@ -18,16 +18,25 @@ import (
 // called, and its status and body come on the channel.
 func startMergeWait(t *testing.T, gw *sessionGW, ck string, params url.Values) (release func(), done <-chan [2]string) {
 	t.Helper()
+	return startPaused(t, gw, ck, "merge_wait.php", "started", params)
+}
+
+// startPaused runs script with params on gw in the background and returns
+// once the script has created the file its parameter mark names (it
+// reached its pause); it goes on once release is called (the file its
+// parameter go names appears), and its status and body come on the channel.
+func startPaused(t *testing.T, gw *sessionGW, ck, script, mark string, params url.Values) (release func(), done <-chan [2]string) {
+	t.Helper()
 	dir := t.TempDir()
-	started, goFile := filepath.Join(dir, "started"), filepath.Join(dir, "go")
-	params.Set("started", started)
+	reached, goFile := filepath.Join(dir, mark), filepath.Join(dir, "go")
+	params.Set(mark, reached)
 	params.Set("go", goFile)
 	ch := make(chan [2]string, 1)
 	go func() {
-		resp, body, _ := gw.get(t, "/merge_wait.php?"+params.Encode(), ck)
+		resp, body, _ := gw.get(t, "/"+script+"?"+params.Encode(), ck)
 		ch <- [2]string{strconv.Itoa(resp.StatusCode), body}
 	}()
-	waitForFile(t, started, "merge_wait.php")
+	waitForFile(t, reached, script)
 	return func() { os.WriteFile(goFile, nil, 0o644) }, ch
 }
 

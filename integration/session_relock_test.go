@@ -2,8 +2,6 @@ package integration
 
 import (
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,17 +12,7 @@ import (
 // go; release lets it make its change.
 func startReopenWait(t *testing.T, gw *sessionGW, ck string, params url.Values) (release func(), done <-chan [2]string) {
 	t.Helper()
-	dir := t.TempDir()
-	closed, goFile := filepath.Join(dir, "closed"), filepath.Join(dir, "go")
-	params.Set("closed", closed)
-	params.Set("go", goFile)
-	ch := make(chan [2]string, 1)
-	go func() {
-		resp, body, _ := gw.get(t, "/reopen_wait.php?"+params.Encode(), ck)
-		ch <- [2]string{strconv.Itoa(resp.StatusCode), body}
-	}()
-	waitForFile(t, closed, "reopen_wait.php")
-	return func() { os.WriteFile(goFile, nil, 0o644) }, ch
+	return startPaused(t, gw, ck, "reopen_wait.php", "closed", params)
 }
 
 // holdWhile starts hold.php (session held 1.5 s, then "held" incremented) on
