@@ -237,6 +237,12 @@ start_php_fpm() {
 		;;
 	*) die "BENCH_FPM_LISTEN must be tcp or unix, not '$BENCH_FPM_LISTEN'" ;;
 	esac
+	# As root the workers run as nobody, like nginx's: a root worker behind
+	# a loopback port would run any local user's FastCGI request (whose
+	# PHP_ADMIN_VALUE can set auto_prepend_file) as root for the whole run.
+	local pool_user=""
+	[[ $(id -u) -ne 0 ]] || pool_user="user = nobody
+group = $(id -gn nobody)"
 	cat >"$WORK/php-fpm.conf" <<EOF
 [global]
 pid = $WORK/php-fpm.pid
@@ -245,6 +251,7 @@ daemonize = no
 
 [bench]
 listen = $listen
+$pool_user
 ; nginx workers run as nobody when the script runs as root
 listen.mode = 0666
 ; the default backlog; connections over the worker count wait here
@@ -254,9 +261,7 @@ pm.max_requests = 0
 catch_workers_output = yes
 security.limit_extensions = .php
 EOF
-	local args=(-F -y "$WORK/php-fpm.conf")
-	[[ $(id -u) -ne 0 ]] || args+=(-R)
-	spawn "$WORK/php-fpm.log" "$PHP_FPM" "${args[@]}"
+	spawn "$WORK/php-fpm.log" "$PHP_FPM" -F -y "$WORK/php-fpm.conf"
 	FPM_PID=$SPAWNED_PID
 	if [[ $BENCH_FPM_LISTEN == tcp ]]; then
 		wait_port "$listen" "$FPM_PID" "$WORK/php-fpm.log"
@@ -395,6 +400,8 @@ start_nginx_redis_lock() {
 
 start_nginx_files() {
 	mkdir -p "$WORK/sessions"
+	# PHP's files handler writes here as php-fpm's workers (nobody as root)
+	[[ $(id -u) -ne 0 ]] || chown nobody "$WORK/sessions"
 	start_nginx "$(nginx_session_line "session.save_handler=files" \
 		"session.save_path=\"$WORK/sessions\"" \
 		"redis.session.locking_enabled=0")"

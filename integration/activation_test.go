@@ -55,7 +55,7 @@ func TestSocketActivationRestartRefusesNothing(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	root := t.TempDir()
-	running := filepath.Join(t.TempDir(), "slow-running")
+	running := filepath.Join(harness.PHPTempDir(t), "slow-running")
 	writeTree(t, root, map[string]string{
 		"index.php": `<?php echo 'pid ', getmypid();`,
 		"slow.php":  `<?php touch('` + running + `'); usleep(1500000); echo 'slow done';`,

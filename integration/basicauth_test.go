@@ -34,7 +34,7 @@ func TestBasicAuth(t *testing.T) {
 	htpasswd("-c", "-b", "-B", "-C", "5", users, "ana", "bcrypt pass")
 	htpasswd("-b", "-m", users, "bo", "apr1-pass")
 	root := t.TempDir()
-	ran := filepath.Join(t.TempDir(), "ran")
+	ran := filepath.Join(harness.PHPTempDir(t), "ran")
 	writeTree(t, root, map[string]string{
 		"index.php":           `<?php file_put_contents('` + ran + `', "x", FILE_APPEND); echo $_SERVER['REMOTE_USER'] ?? '-', ' ', $_SERVER['PHP_AUTH_USER'] ?? '-';`,
 		"webhooks/stripe.php": `<?php echo 'hook';`,

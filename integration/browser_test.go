@@ -102,14 +102,15 @@ func TestBrowser(t *testing.T) {
 	t.Logf("browser scenario in %v (base %s)", time.Since(start).Round(time.Millisecond), base)
 }
 
-// startBrowserStack starts php-fpm on examples/php with the gateway's
+// startBrowserStack starts php-fpm on a copy of examples/php with the gateway's
 // prepend, redis-server, gunicorn on examples/django (migrated into a fresh
 // database, demo user created), and one gateway in front of them. It returns
 // the gateway's base URL and the demo user's id.
 func startBrowserStack(t *testing.T) (base, userID string) {
 	t.Helper()
-	site, err := filepath.Abs("../examples/php")
-	if err != nil {
+	// A copy: php-fpm's workers may run as another user (harness.ShareWithPHP).
+	site := t.TempDir()
+	if err := os.CopyFS(site, os.DirFS("../examples/php")); err != nil {
 		t.Fatal(err)
 	}
 	project, err := filepath.Abs("../examples/django")

@@ -666,7 +666,7 @@ func BenchmarkFCGIHelloPHP(b *testing.B) {
 func TestFCGIPostKilledBeforeOutputRunsOnce(t *testing.T) {
 	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1, RequestTerminateTimeout: time.Second})
-	runs := filepath.Join(t.TempDir(), "runs")
+	runs := filepath.Join(harness.PHPTempDir(t), "runs")
 	script := fmt.Sprintf(`<?php file_put_contents(%q, "x", FILE_APPEND); sleep(30); echo "charged";`, runs)
 	if err := os.WriteFile(filepath.Join(fpm.DocRoot, "charge.php"), []byte(script), 0o644); err != nil {
 		t.Fatal(err)
@@ -696,7 +696,7 @@ func TestFCGIPostKilledBeforeOutputRunsOnce(t *testing.T) {
 func TestFCGIPatchKilledWhileSendingBodyRunsOnce(t *testing.T) {
 	t.Parallel()
 	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1, RequestTerminateTimeout: time.Second})
-	runs := filepath.Join(t.TempDir(), "runs")
+	runs := filepath.Join(harness.PHPTempDir(t), "runs")
 	script := fmt.Sprintf(`<?php file_put_contents(%q, "x", FILE_APPEND); sleep(30); echo "charged";`, runs)
 	if err := os.WriteFile(filepath.Join(fpm.DocRoot, "charge.php"), []byte(script), 0o644); err != nil {
 		t.Fatal(err)

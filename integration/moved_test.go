@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // TestMovedURLs: SESSIONGATE_REDIRECTS on the real php-fpm and gunicorn.
@@ -20,7 +22,7 @@ func TestMovedURLs(t *testing.T) {
 	t.Parallel()
 	s, _ := startDjangoAPIStack(t, "SESSIONGATE_REDIRECTS=/old.php /new.php?from=old,/legacy/ /catalog/,/old-accounts/ /accounts/api/,/promo /new.php 302")
 	gw := s.gws[0]
-	ran := filepath.Join(t.TempDir(), "ran")
+	ran := filepath.Join(harness.PHPTempDir(t), "ran")
 	count := `<?php file_put_contents('` + ran + `', $_SERVER['REQUEST_URI'] . "\n", FILE_APPEND); `
 	for name, body := range map[string]string{
 		"old.php":            count + `echo 'old';`,

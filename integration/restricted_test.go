@@ -21,7 +21,7 @@ func TestRestrictedPaths(t *testing.T) {
 		"SESSIONGATE_TRUSTED_PROXIES=127.0.0.1",
 		"SESSIONGATE_RESTRICTED_PATHS=/pma/ 10.0.0.0/8,/xmlrpc.php none,/accounts/ 10.0.0.0/8")
 	gw := s.gws[0]
-	ran := filepath.Join(t.TempDir(), "ran")
+	ran := filepath.Join(harness.PHPTempDir(t), "ran")
 	src := `<?php file_put_contents('` + ran + `', $_SERVER['SCRIPT_NAME'] . "\n", FILE_APPEND); echo 'ran ', $_SERVER['REMOTE_ADDR'];`
 	os.MkdirAll(filepath.Join(s.fpm.DocRoot, "pma"), 0o755)
 	for _, name := range []string{"pma/index.php", "xmlrpc.php"} {

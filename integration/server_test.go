@@ -443,7 +443,7 @@ func textWhen(read func() string, cond func(text string) bool) (string, bool) {
 // point, where a sleep would only hope PHP got there in time.
 func markFile(t testing.TB) (path, query string) {
 	t.Helper()
-	path = filepath.Join(t.TempDir(), "mark")
+	path = filepath.Join(harness.PHPTempDir(t), "mark")
 	return path, url.QueryEscape(path)
 }
 

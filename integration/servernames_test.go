@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // TestServerNames: SESSIONGATE_SERVER_NAMES keeps forged Host headers away
@@ -71,7 +73,7 @@ func TestCanonicalName(t *testing.T) {
 	t.Parallel()
 	s, _ := startDjangoAPIStack(t, "SESSIONGATE_SERVER_NAMES=www.shop.example.com,shop.example.com,127.0.0.1", "SESSIONGATE_CANONICAL_NAME=shop.example.com")
 	gw := s.gws[0]
-	ran := filepath.Join(t.TempDir(), "ran")
+	ran := filepath.Join(harness.PHPTempDir(t), "ran")
 	src := `<?php file_put_contents('` + ran + `', $_SERVER['REQUEST_URI'] . "\n", FILE_APPEND); echo $_SERVER['HTTP_HOST'] . ' ' . $_SERVER['SERVER_NAME'] . ' ' . $_SERVER['REQUEST_URI'];`
 	if err := os.WriteFile(filepath.Join(s.fpm.DocRoot, "product.php"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)

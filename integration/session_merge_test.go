@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // startMergeWait runs merge_wait.php with params on gw in the background and
@@ -27,7 +29,7 @@ func startMergeWait(t *testing.T, gw *sessionGW, ck string, params url.Values) (
 // parameter go names appears), and its status and body come on the channel.
 func startPaused(t *testing.T, gw *sessionGW, ck, script, mark string, params url.Values) (release func(), done <-chan [2]string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir := harness.PHPTempDir(t)
 	reached, goFile := filepath.Join(dir, mark), filepath.Join(dir, "go")
 	params.Set(mark, reached)
 	params.Set("go", goFile)
@@ -164,7 +166,7 @@ func TestSessionMergeLoginAfterOutputKeepsAConcurrentWrite(t *testing.T) {
 func testMergeLoginKeepsAConcurrentWrite(t *testing.T, flush bool) {
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
 	ck := s.newSession(t)
-	dir := t.TempDir()
+	dir := harness.PHPTempDir(t)
 	started, goFile := filepath.Join(dir, "started"), filepath.Join(dir, "go")
 	q := url.Values{"k": {"logged"}, "v": {"1"}, "regen": {"1"}, "started": {started}, "go": {goFile}}
 	if flush {
@@ -278,7 +280,7 @@ func TestSessionMergeDoubleLogin(t *testing.T) {
 		set    string
 	}
 	login := func(gw *sessionGW, v string) (release func(), done <-chan answer) {
-		dir := t.TempDir()
+		dir := harness.PHPTempDir(t)
 		started, goFile := filepath.Join(dir, "started"), filepath.Join(dir, "go")
 		q := url.Values{"k": {"logged"}, "v": {v}, "regen": {"1"}, "started": {started}, "go": {goFile}}
 		ch := make(chan answer, 1)

@@ -75,6 +75,7 @@ func writePrepend(t *testing.T) string {
 	if err := os.WriteFile(p, sessionbridge.PrependPHP, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	harness.ShareWithPHP(t, p)
 	return p
 }
 

@@ -84,7 +84,7 @@ func TestMoreConnsThanWorkersLargeBody(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
 	root := gwSite(t)
-	running := filepath.Join(t.TempDir(), "slow-running")
+	running := filepath.Join(harness.PHPTempDir(t), "slow-running")
 	writeTree(t, root, map[string]string{
 		"slow.php":   `<?php touch('` + running + `'); usleep(500000); echo 'slow';`,
 		"upload.php": `<?php echo strlen(file_get_contents('php://input'));`,

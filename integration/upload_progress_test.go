@@ -71,7 +71,7 @@ func TestSessionUploadProgressOn(t *testing.T) {
 	t.Parallel()
 	on := map[string]string{"session.upload_progress.enabled": "1"}
 	t.Run("prepend in PHP_VALUE", func(t *testing.T) {
-		savePath := t.TempDir()
+		savePath := harness.PHPTempDir(t)
 		s := startSessionStack(t, stackOpts{fpm: harness.PHPFPMOptions{Values: on, AdminValues: map[string]string{"session.save_path": savePath}}})
 		ck := s.newSession(t)
 		g := s.gws[0]

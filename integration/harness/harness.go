@@ -3,7 +3,9 @@
 // Each server gets its own configuration in t.TempDir(), listens on a
 // loopback port (or unix socket) picked at run time, runs as the current user
 // and is stopped by t.Cleanup, so tests are independent and nothing needs to
-// be running beforehand.
+// be running beforehand. One exception: run as root, php-fpm's workers run as
+// nobody (phpWorkerUser says why), and the files scripts read or write are
+// shared with them (StartPHPFPM's DocRoot, ShareWithPHP, PHPTempDir).
 //
 // Processes never outlive the test binary: each runs in its own process group
 // (stopping it stops its workers), with SIGTERM as parent-death signal (this

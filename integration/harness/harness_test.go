@@ -88,7 +88,7 @@ func TestWaitTCPFailsOnClosedPort(t *testing.T) {
 }
 
 func TestPHPFPMConf(t *testing.T) {
-	conf := phpFPMConf("/d", "127.0.0.1:9000", PHPFPMOptions{
+	conf := phpFPMConf("/d", "127.0.0.1:9000", "", PHPFPMOptions{
 		Children: 3, MaxRequests: 5, LogLimit: 1 << 20,
 		AdminValues:             map[string]string{"memory_limit": "64M", "error_log": "/dev/stderr"},
 		RequestTerminateTimeout: 1500 * time.Millisecond,
@@ -106,6 +106,62 @@ func TestPHPFPMConf(t *testing.T) {
 	if strings.Contains(conf, "user =") {
 		t.Errorf("config sets a user:\n%s", conf)
 	}
+	conf = phpFPMConf("/d", "127.0.0.1:9000", "user = nobody\ngroup = nogroup\n", PHPFPMOptions{Children: 1})
+	if !strings.Contains(conf, "[test]\nlisten = 127.0.0.1:9000\nuser = nobody\ngroup = nogroup\n") {
+		t.Errorf("pool lacks its user lines:\n%s", conf)
+	}
+}
+
+// TestPHPFPMWorkersNotRoot guards the machine running the suite: php-fpm's
+// workers listen on loopback TCP, where any local user can send them
+// FastCGI params, PHP_ADMIN_VALUE included. Run as root, the workers must not
+// be root; otherwise they run as the current user.
+func TestPHPFPMWorkersNotRoot(t *testing.T) {
+	f := StartPHPFPM(t, PHPFPMOptions{DocRoot: t.TempDir(), Children: 1})
+	want := os.Geteuid()
+	if want == 0 {
+		w, err := workerAccount()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = w.uid
+	}
+	// A worker is forked as root and drops to its user right after: poll.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		bad := workersNotRunningAs(f.Workers(), want)
+		if bad == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(bad)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// workersNotRunningAs describes the first worker whose real, effective or
+// saved uid is not uid ("" when all are; "no workers" when there are none).
+func workersNotRunningAs(workers []int, uid int) string {
+	if len(workers) == 0 {
+		return "no workers"
+	}
+	for _, pid := range workers {
+		b, err := os.ReadFile("/proc/" + itoa(pid) + "/status")
+		if err != nil {
+			return err.Error()
+		}
+		var real, eff, saved int
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "Uid:") {
+				fmt.Sscan(strings.TrimPrefix(line, "Uid:"), &real, &eff, &saved)
+			}
+		}
+		if real != uid || eff != uid || saved != uid {
+			return fmt.Sprintf("worker %d runs with uids %d/%d/%d, want %d", pid, real, eff, saved, uid)
+		}
+	}
+	return ""
 }
 
 // fcgiGetValues sends FCGI_GET_VALUES (a management record every FastCGI
@@ -389,7 +445,7 @@ func TestPortTakenIsRecognised(t *testing.T) {
 	}
 	f.launch = f.launchProc
 	t.Cleanup(f.Stop)
-	if err := os.WriteFile(f.ConfPath, []byte(phpFPMConf(dir, f.Addr, PHPFPMOptions{Children: 1})), 0o644); err != nil {
+	if err := os.WriteFile(f.ConfPath, []byte(phpFPMConf(dir, f.Addr, mustPoolUser(t), PHPFPMOptions{Children: 1})), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.start(); err == nil {
@@ -414,4 +470,13 @@ func TestPortTakenIsRecognised(t *testing.T) {
 	if err == nil || calls != 1 {
 		t.Fatalf("retryPortRace: %d calls, err %v", calls, err)
 	}
+}
+
+func mustPoolUser(t *testing.T) string {
+	t.Helper()
+	lines, err := poolUserLines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lines
 }

@@ -77,9 +77,9 @@ type PHPFPM struct {
 }
 
 // StartPHPFPM writes a php-fpm.conf into t.TempDir(), starts php-fpm in the
-// foreground and waits until the pool accepts connections. It runs as the
-// current user (with -R when that is root: allowed for tests only). t.Cleanup
-// stops it.
+// foreground and waits until the pool accepts connections. Its workers run as
+// the current user, or as nobody when that is root (see phpWorkerUser; the
+// DocRoot is then shared with them, ShareWithPHP). t.Cleanup stops it.
 func StartPHPFPM(t testing.TB, o PHPFPMOptions) *PHPFPM {
 	t.Helper()
 	bin := Bin(t, "php-fpm8.2")
@@ -88,6 +88,13 @@ func StartPHPFPM(t testing.TB, o PHPFPMOptions) *PHPFPM {
 	}
 	if o.MaxRequests < 0 {
 		t.Fatalf("harness: PHPFPMOptions.MaxRequests %d < 0", o.MaxRequests)
+	}
+	poolUser, err := poolUserLines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.DocRoot != "" {
+		ShareWithPHP(t, o.DocRoot)
 	}
 	dir := t.TempDir()
 	f := &PHPFPM{
@@ -111,15 +118,15 @@ func StartPHPFPM(t testing.TB, o PHPFPMOptions) *PHPFPM {
 		t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
 		listen := filepath.Join(sockDir, "php-fpm.sock")
 		f.Addr = "unix:" + listen
-		if err := os.WriteFile(f.ConfPath, []byte(phpFPMConf(dir, listen, o)), 0o644); err != nil {
+		if err := os.WriteFile(f.ConfPath, []byte(phpFPMConf(dir, listen, poolUser, o)), 0o644); err != nil {
 			t.Fatalf("harness: write php-fpm.conf: %v", err)
 		}
 		f.Start()
 		return f
 	}
-	err := retryPortRace(func() error {
+	err = retryPortRace(func() error {
 		f.Addr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
-		if err := os.WriteFile(f.ConfPath, []byte(phpFPMConf(dir, f.Addr, o)), 0o644); err != nil {
+		if err := os.WriteFile(f.ConfPath, []byte(phpFPMConf(dir, f.Addr, poolUser, o)), 0o644); err != nil {
 			return fmt.Errorf("write php-fpm.conf: %w", err)
 		}
 		return f.start()
@@ -130,17 +137,17 @@ func StartPHPFPM(t testing.TB, o PHPFPMOptions) *PHPFPM {
 	return f
 }
 
-// phpFPMConf renders the master and pool configuration.
-func phpFPMConf(dir, listen string, o PHPFPMOptions) string {
+// phpFPMConf renders the master and pool configuration; poolUser holds the
+// pool's user and group lines (poolUserLines).
+func phpFPMConf(dir, listen, poolUser string, o PHPFPMOptions) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[global]\npid = %s\nerror_log = %s\ndaemonize = no\n",
 		filepath.Join(dir, "php-fpm.pid"), filepath.Join(dir, "php-fpm.log"))
 	if o.LogLimit > 0 {
 		fmt.Fprintf(&b, "log_limit = %d\n", o.LogLimit)
 	}
-	// No user/group lines: as non-root php-fpm runs workers as the current
-	// user; as root -R allows it (tests only).
 	fmt.Fprintf(&b, "\n[test]\nlisten = %s\n", listen)
+	b.WriteString(poolUser)
 	if strings.HasPrefix(listen, "/") {
 		b.WriteString("listen.mode = 0666\n")
 	}
@@ -176,11 +183,7 @@ func phpFPMConf(dir, listen string, o PHPFPMOptions) string {
 // launchProc runs php-fpm and waits for its socket and its full pool of
 // workers.
 func (f *PHPFPM) launchProc() (*proc, error) {
-	args := []string{"-F", "-y", f.ConfPath}
-	if os.Geteuid() == 0 {
-		args = append(args, "-R")
-	}
-	cmd := exec.Command(f.bin, args...)
+	cmd := exec.Command(f.bin, "-F", "-y", f.ConfPath)
 	// php-fpm writes configuration errors to stderr before error_log is
 	// open: keep them next to the log.
 	p, err := startProc("php-fpm "+f.Addr, cmd, f.LogPath+".stderr")
