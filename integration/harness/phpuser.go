@@ -55,6 +55,22 @@ func workerAccount() (phpWorker, error) {
 			phpWorkerErr = fmt.Errorf("harness: %q has uid %q gid %q", phpWorkerUser, u.Uid, u.Gid)
 			return
 		}
+		// The shared files live under the temporary directory: the
+		// workers must be able to reach it (TMPDIR=/root/tmp would not do).
+		for dir := os.TempDir(); ; dir = filepath.Dir(dir) {
+			fi, err := os.Stat(dir)
+			if err != nil {
+				phpWorkerErr = fmt.Errorf("harness: temporary directory: %w", err)
+				return
+			}
+			if fi.Mode().Perm()&0o001 == 0 {
+				phpWorkerErr = fmt.Errorf("harness: php-fpm's workers run as %s when the tests run as root and cannot reach the temporary directory %s (%s is %v): set TMPDIR to a directory others may traverse, such as /tmp", u.Username, os.TempDir(), dir, fi.Mode().Perm())
+				return
+			}
+			if dir == filepath.Dir(dir) {
+				break
+			}
+		}
 		phpWorkerVal = phpWorker{user: u.Username, group: g.Name, uid: uid, gid: gid}
 	})
 	return phpWorkerVal, phpWorkerErr
