@@ -40,6 +40,13 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
 		return exitConfig
 	}
+	// A log line written to a pipe whose reader is gone (`gateway 2>&1 |
+	// tee log`, where one Ctrl-C stops both) would end the process by Go's
+	// default (SIGPIPE on stdout and stderr), cutting the requests in
+	// flight, a drain included, and leaving their session locks to block
+	// the sessions until the lease runs out. Serving goes on; the line is
+	// lost, as it has nowhere to go.
+	signal.Ignore(syscall.SIGPIPE)
 	logger := newLogger(cfg, stderr)
 	for _, w := range cfg.Warnings {
 		logger.Warn(w)

@@ -1,0 +1,147 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/testlog"
+)
+
+// TestDrainSurvivesLostLogReader: the gateway's log goes to a pipe whose
+// reader stops with the same Ctrl-C that stops the gateway (`gateway 2>&1 |
+// tee gateway.log`: the terminal interrupts both, tee exits at once). The
+// gateway's next log line ("shutting down") then meets a pipe without a
+// reader. It must still drain: the request in flight, which holds its
+// session's lock in Redis, gets its page, the session keeps its change,
+// the lock is released and the exit status says the stop was clean. Go's
+// default for a broken pipe on stderr is to die of SIGPIPE, which cut the
+// request and left the lock to block the session until its lease ran out.
+func TestDrainSurvivesLostLogReader(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2", "redis-server")
+	root := sessionFixtureRoot(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	red := harness.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
+	defer rc.Close()
+	port, admin := harness.FreePort(t), harness.FreePort(t)
+	gwURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+
+	cmd := exec.Command(buildGateway(t))
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		fmt.Sprintf("SESSIONGATE_LISTEN=127.0.0.1:%d", port),
+		fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_REDIS_URL=" + red.URL(),
+		"SESSIONGATE_PHP_PREPEND=" + writePrepend(t),
+		"SESSIONGATE_SHUTDOWN_TIMEOUT=20s",
+	}
+	// The log reader: this test, until it "exits".
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	var logs testlog.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&logs, pr); close(copied) }()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		select {
+		case <-done:
+		default:
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("gateway output (until its reader went away):\n%s", logs.String())
+		}
+	}()
+	eventually(t, 10*time.Second, "the gateway to answer /healthz", func() bool {
+		res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", admin))
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
+
+	g := &sessionGW{URL: gwURL}
+	ck := (&sessionStack{gws: []*sessionGW{g}}).newSession(t)
+	started, q := markFile(t)
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	held := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", gwURL+"/hold.php?ms=1500&started="+q, nil)
+		req.Header.Set("Cookie", "sessionid="+ck)
+		res, err := sessionClient.Do(req)
+		if err != nil {
+			held <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		held <- result{res.StatusCode, string(b), err}
+	}()
+	waitForFile(t, started, "hold.php")
+
+	// Ctrl-C: the log reader goes first, then the gateway is told to stop.
+	pr.Close()
+	<-copied
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-held; r.err != nil || r.code != 200 || r.body != "held" {
+		t.Errorf("request in flight at the stop: %d %q %v", r.code, r.body, r.err)
+	}
+	select {
+	case err := <-done:
+		done <- err
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Errorf("gateway ended with %v, want exit status 0 after a clean drain", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("gateway still running 30 s after SIGINT")
+	}
+	keys, err := rc.Keys(context.Background(), "*:lock").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		t.Errorf("session lock left in Redis after the stop: %v", keys)
+	}
+	vals, err := rc.Keys(context.Background(), "*").Result()
+	if err != nil || len(vals) != 1 {
+		t.Fatalf("Redis keys after the stop: %v %v", vals, err)
+	}
+	v, _ := rc.HGet(context.Background(), vals[0], "d").Result()
+	if !strings.Contains(v, `"held":1`) {
+		t.Errorf("the in-flight request's session change was not saved: %s", v)
+	}
+}
