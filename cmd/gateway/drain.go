@@ -29,6 +29,9 @@ type inflight struct {
 	n    atomic.Int64
 	base context.Context
 	cut  context.CancelCauseFunc
+	// cutEnded counts the handlers that ended after the cut: requests the
+	// shutdown cut short.
+	cutEnded atomic.Int64
 }
 
 func newInflight() *inflight {
@@ -42,7 +45,14 @@ func (f *inflight) baseContext(net.Listener) context.Context { return f.base }
 func (f *inflight) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.n.Add(1)
-		defer f.n.Add(-1)
+		defer func() {
+			// Before n goes down: once wait sees none running, the
+			// count is final.
+			if f.base.Err() != nil {
+				f.cutEnded.Add(1)
+			}
+			f.n.Add(-1)
+		}()
 		h.ServeHTTP(w, r)
 	})
 }
@@ -60,7 +70,9 @@ func (f *inflight) wait(d time.Duration) int64 {
 // drain stops public the graceful way: in-flight requests may finish
 // within timeout. Past it the remaining connections are closed and their
 // handlers get grace to let go of what they hold. It reports whether every
-// request finished within timeout.
+// request finished within timeout: connections that never sent one (a
+// browser's preconnect), which http.Server.Shutdown waits for until they
+// are 5 s old, are closed at the deadline without making the stop unclean.
 func drain(public *http.Server, running *inflight, timeout, grace time.Duration, logger *slog.Logger) bool {
 	deadline := time.Now().Add(timeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -76,12 +88,17 @@ func drain(public *http.Server, running *inflight, timeout, grace time.Duration,
 		}
 		err = fmt.Errorf("%d requests on connections taken over by a protocol switch still running", n)
 	}
-	logger.Error("shutdown deadline passed: closing remaining connections", "error", err)
+	if running.n.Load() > 0 {
+		logger.Error("shutdown deadline passed: closing remaining connections", "error", err)
+	} else {
+		logger.Info("shutdown deadline passed: closing connections that have not sent a request", "error", err)
+	}
 	running.cut(server.ErrShutdownCut) // before Close, so that this is the cause they see
 	public.Close()
 	if n := running.wait(grace); n > 0 {
 		logger.Error("requests still running after their connections were closed; the session locks they hold expire with their lease",
 			"requests", n, "grace", grace.String())
+		return false
 	}
-	return false
+	return running.cutEnded.Load() == 0
 }

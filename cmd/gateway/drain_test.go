@@ -154,3 +154,33 @@ func TestDrainCutsHijackedConnections(t *testing.T) {
 		t.Error("clean stop reported with a request cut")
 	}
 }
+
+// A connection that never sent a request (a browser's preconnect, a TLS
+// handshake not finished) keeps http.Server.Shutdown waiting until it is 5
+// s old. With a SESSIONGATE_SHUTDOWN_TIMEOUT shorter than that, drain
+// closes it at the deadline: no request was cut, so the stop is clean
+// (exit status 0), not a failure.
+func TestDrainIdleNewConnectionIsClean(t *testing.T) {
+	running := newInflight()
+	public := &http.Server{BaseContext: running.baseContext, Handler: running.track(http.NotFoundHandler())}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go public.Serve(ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Served: the server has the connection (in StateNew) once it answers
+	// a request on another one.
+	res, err := http.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if !drain(public, running, 200*time.Millisecond, time.Second, slog.New(slog.DiscardHandler)) {
+		t.Fatal("drain reported requests cut, with none in flight (a connection that sent nothing)")
+	}
+}
