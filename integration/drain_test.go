@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -143,5 +144,66 @@ func TestDrainSurvivesLostLogReader(t *testing.T) {
 	v, _ := rc.HGet(context.Background(), vals[0], "d").Result()
 	if !strings.Contains(v, `"held":1`) {
 		t.Errorf("the in-flight request's session change was not saved: %s", v)
+	}
+}
+
+// TestStopDuringStartIsClean: SIGTERM while the gateway still waits at
+// start (here for a Redis that accepts and never answers) is a stop asked
+// for, not a failed start: the gateway exits with status 0 once the Redis
+// command under way gives up (systemd's stop then leaves the unit
+// inactive, not failed), and logs no "cannot start" error.
+func TestStopDuringStartIsClean(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	root := gwSite(t)
+	cmd := exec.Command(buildGateway(t))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SESSIONGATE_LISTEN=127.0.0.1:0",
+		"SESSIONGATE_PHP_FPM=127.0.0.1:9", "SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_REDIS_URL=redis://" + ln.Addr().String(), "SESSIONGATE_REDIS_TIMEOUT=1s"}
+	var stderr testlog.Buffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the gateway did not connect to Redis; log:\n%s", stderr.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("gateway stopped during its start ended with %v, want exit status 0; log:\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("gateway still running 10 s after SIGTERM at start; log:\n%s", stderr.String())
+	}
+	if strings.Contains(stderr.String(), "cannot start") {
+		t.Errorf("a stop during the start is logged as a failed start:\n%s", stderr.String())
 	}
 }

@@ -75,6 +75,12 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 
 	gw, err := app.Build(ctx, cfg, logger)
 	if err != nil {
+		if ctx.Err() != nil {
+			// SIGTERM or SIGINT while the start waited (for Redis): a
+			// stop asked for, with no request in flight, not a failure.
+			logger.Info("stopped before the start completed", "interrupted", err.Error())
+			return 0
+		}
 		logger.Error("cannot start", "error", err)
 		return 1
 	}
