@@ -207,3 +207,67 @@ func TestStopDuringStartIsClean(t *testing.T) {
 		t.Errorf("a stop during the start is logged as a failed start:\n%s", stderr.String())
 	}
 }
+
+// TestSecondSignalCutsDrainReleasingLocks: a second SIGTERM (or Ctrl-C)
+// during the drain means "stop now". The gateway cuts the requests still
+// running at once instead of waiting out SESSIONGATE_SHUTDOWN_TIMEOUT, but,
+// as at the deadline, their handlers release the session locks they hold
+// before the process exits (status 1: requests were cut). Dying of the
+// signal left the lock in Redis, and every request of that session, on
+// every gateway, waited for it until its lease (60 s) ran out.
+func TestSecondSignalCutsDrainReleasingLocks(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2", "redis-server")
+	root := sessionFixtureRoot(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	red := harness.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
+	defer rc.Close()
+	p := startBinary(t, buildGateway(t), []string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_REDIS_URL=" + red.URL(),
+		"SESSIONGATE_PHP_PREPEND=" + writePrepend(t),
+		"SESSIONGATE_SHUTDOWN_TIMEOUT=60s",
+	})
+	g := &sessionGW{URL: p.URL}
+	ck := (&sessionStack{gws: []*sessionGW{g}}).newSession(t)
+	started, q := markFile(t)
+	go func() {
+		req, _ := http.NewRequest("GET", p.URL+"/hold.php?ms=20000&started="+q, nil)
+		req.Header.Set("Cookie", "sessionid="+ck)
+		if res, err := (&http.Client{Timeout: 60 * time.Second}).Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	waitForFile(t, started, "hold.php")
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, p.stderr, "shutting down: draining")
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("gateway still draining 15 s after a second signal")
+	}
+	t.Logf("exited %v after the second signal", time.Since(start).Round(time.Millisecond))
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("gateway ended with %v after a second signal, want exit status 1 (requests cut)", p.err)
+	}
+	keys, err := rc.Keys(context.Background(), "*:lock").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		t.Errorf("session lock left in Redis: %v", keys)
+	}
+	if line, ok := logLine(p.stderr, `"path":"/hold.php"`); !ok || !strings.Contains(line, `"status":503`) || !strings.Contains(line, "second SIGTERM or SIGINT") {
+		t.Errorf("access log of the request cut by the second signal: %q", line)
+	}
+}

@@ -57,11 +57,10 @@ func (f *inflight) track(h http.Handler) http.Handler {
 	})
 }
 
-// wait returns once no handler runs or d has passed, with how many still
+// wait returns once no handler runs or ctx has ended, with how many still
 // run.
-func (f *inflight) wait(d time.Duration) int64 {
-	deadline := time.Now().Add(d)
-	for f.n.Load() > 0 && time.Now().Before(deadline) {
+func (f *inflight) wait(ctx context.Context) int64 {
+	for f.n.Load() > 0 && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return f.n.Load()
@@ -69,36 +68,67 @@ func (f *inflight) wait(d time.Duration) int64 {
 
 // drain stops public the graceful way: in-flight requests may finish
 // within timeout. Past it the remaining connections are closed and their
-// handlers get grace to let go of what they hold. It reports whether every
-// request finished within timeout: connections that never sent one (a
-// browser's preconnect), which http.Server.Shutdown waits for until they
-// are 5 s old, are closed at the deadline without making the stop unclean.
-func drain(public *http.Server, running *inflight, timeout, grace time.Duration, logger *slog.Logger) bool {
-	deadline := time.Now().Add(timeout)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+// handlers get grace to let go of what they hold. hurry (nil: never) ends
+// the wait for the requests early, as the deadline does (a second SIGTERM
+// or SIGINT): they are cut, and their handlers still get grace. It
+// reports whether every request finished: connections that never sent one
+// (a browser's preconnect), which http.Server.Shutdown waits for until
+// they are 5 s old, are closed at the deadline without making the stop
+// unclean.
+func drain(public *http.Server, running *inflight, timeout, grace time.Duration, hurry <-chan struct{}, logger *slog.Logger) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	hurried := make(chan struct{})
+	go func() {
+		select {
+		case <-hurry:
+			close(hurried)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	err := public.Shutdown(ctx)
 	if err == nil {
 		// Shutdown neither waits for nor closes the connections handlers
 		// took over (a protocol switch proxied to Django, a WebSocket):
 		// their handlers are in-flight requests all the same.
-		n := running.wait(time.Until(deadline))
+		n := running.wait(ctx)
 		if n == 0 {
 			return true
 		}
 		err = fmt.Errorf("%d requests on connections taken over by a protocol switch still running", n)
 	}
-	if running.n.Load() > 0 {
-		logger.Error("shutdown deadline passed: closing remaining connections", "error", err)
-	} else {
-		logger.Info("shutdown deadline passed: closing connections that have not sent a request", "error", err)
+	why := "shutdown deadline passed"
+	var cause error = server.ErrShutdownCut
+	select {
+	case <-hurried:
+		why = "second signal: not waiting for the drain"
+		cause = hurriedCut{}
+	default:
 	}
-	running.cut(server.ErrShutdownCut) // before Close, so that this is the cause they see
+	if running.n.Load() > 0 {
+		logger.Error(why+": closing remaining connections", "error", err)
+	} else {
+		logger.Info(why+": closing connections that have not sent a request", "error", err)
+	}
+	running.cut(cause) // before Close, so that this is the cause they see
 	public.Close()
-	if n := running.wait(grace); n > 0 {
+	gctx, gcancel := context.WithTimeout(context.Background(), grace)
+	defer gcancel()
+	if n := running.wait(gctx); n > 0 {
 		logger.Error("requests still running after their connections were closed; the session locks they hold expire with their lease",
 			"requests", n, "grace", grace.String())
 		return false
 	}
 	return running.cutEnded.Load() == 0
 }
+
+// hurriedCut is the cause of the requests cut by a second signal: an
+// ErrShutdownCut (503 in the access log), which says why.
+type hurriedCut struct{}
+
+func (hurriedCut) Error() string {
+	return "cut at shutdown: a second SIGTERM or SIGINT ended the drain"
+}
+
+func (hurriedCut) Is(target error) bool { return target == server.ErrShutdownCut }

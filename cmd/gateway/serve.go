@@ -222,7 +222,20 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		return 1
 	case <-ctx.Done():
 	}
-	stop() // a second signal now kills the process the default way
+	// A second SIGTERM or SIGINT stops the wait for the requests in
+	// flight: they are cut as at the deadline, and their handlers still
+	// release their session locks before the process exits (dying of the
+	// signal would leave those locks to block their sessions until the
+	// lease runs out). A third ends the process the default way.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, syscall.SIGTERM, syscall.SIGINT)
+	stop()
+	hurry := make(chan struct{})
+	go func() {
+		<-again
+		signal.Stop(again)
+		close(hurry)
+	}()
 
 	logger.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	srv.Drain()
@@ -241,7 +254,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	code := 0
-	if !drain(public, running, cfg.ShutdownTimeout, cutHandlerGrace, logger) {
+	if !drain(public, running, cfg.ShutdownTimeout, cutHandlerGrace, hurry, logger) {
 		code = 1
 	}
 	<-redirectDone
