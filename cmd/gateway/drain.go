@@ -29,6 +29,9 @@ type inflight struct {
 	n    atomic.Int64
 	base context.Context
 	cut  context.CancelCauseFunc
+	// cutEnded counts the handlers that ended after the cut: requests the
+	// shutdown cut short.
+	cutEnded atomic.Int64
 }
 
 func newInflight() *inflight {
@@ -42,16 +45,22 @@ func (f *inflight) baseContext(net.Listener) context.Context { return f.base }
 func (f *inflight) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.n.Add(1)
-		defer f.n.Add(-1)
+		defer func() {
+			// Before n goes down: once wait sees none running, the
+			// count is final.
+			if f.base.Err() != nil {
+				f.cutEnded.Add(1)
+			}
+			f.n.Add(-1)
+		}()
 		h.ServeHTTP(w, r)
 	})
 }
 
-// wait returns once no handler runs or d has passed, with how many still
+// wait returns once no handler runs or ctx has ended, with how many still
 // run.
-func (f *inflight) wait(d time.Duration) int64 {
-	deadline := time.Now().Add(d)
-	for f.n.Load() > 0 && time.Now().Before(deadline) {
+func (f *inflight) wait(ctx context.Context) int64 {
+	for f.n.Load() > 0 && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return f.n.Load()
@@ -59,29 +68,67 @@ func (f *inflight) wait(d time.Duration) int64 {
 
 // drain stops public the graceful way: in-flight requests may finish
 // within timeout. Past it the remaining connections are closed and their
-// handlers get grace to let go of what they hold. It reports whether every
-// request finished within timeout.
-func drain(public *http.Server, running *inflight, timeout, grace time.Duration, logger *slog.Logger) bool {
-	deadline := time.Now().Add(timeout)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+// handlers get grace to let go of what they hold. hurry (nil: never) ends
+// the wait for the requests early, as the deadline does (a second SIGTERM
+// or SIGINT): they are cut, and their handlers still get grace. It
+// reports whether every request finished: connections that never sent one
+// (a browser's preconnect), which http.Server.Shutdown waits for until
+// they are 5 s old, are closed at the deadline without making the stop
+// unclean.
+func drain(public *http.Server, running *inflight, timeout, grace time.Duration, hurry <-chan struct{}, logger *slog.Logger) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	hurried := make(chan struct{})
+	go func() {
+		select {
+		case <-hurry:
+			close(hurried)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	err := public.Shutdown(ctx)
 	if err == nil {
 		// Shutdown neither waits for nor closes the connections handlers
 		// took over (a protocol switch proxied to Django, a WebSocket):
 		// their handlers are in-flight requests all the same.
-		n := running.wait(time.Until(deadline))
+		n := running.wait(ctx)
 		if n == 0 {
 			return true
 		}
 		err = fmt.Errorf("%d requests on connections taken over by a protocol switch still running", n)
 	}
-	logger.Error("shutdown deadline passed: closing remaining connections", "error", err)
-	running.cut(server.ErrShutdownCut) // before Close, so that this is the cause they see
+	why := "shutdown deadline passed"
+	var cause error = server.ErrShutdownCut
+	select {
+	case <-hurried:
+		why = "second signal: not waiting for the drain"
+		cause = hurriedCut{}
+	default:
+	}
+	if running.n.Load() > 0 {
+		logger.Error(why+": closing remaining connections", "error", err)
+	} else {
+		logger.Info(why+": closing connections that have not sent a request", "error", err)
+	}
+	running.cut(cause) // before Close, so that this is the cause they see
 	public.Close()
-	if n := running.wait(grace); n > 0 {
+	gctx, gcancel := context.WithTimeout(context.Background(), grace)
+	defer gcancel()
+	if n := running.wait(gctx); n > 0 {
 		logger.Error("requests still running after their connections were closed; the session locks they hold expire with their lease",
 			"requests", n, "grace", grace.String())
+		return false
 	}
-	return false
+	return running.cutEnded.Load() == 0
 }
+
+// hurriedCut is the cause of the requests cut by a second signal: an
+// ErrShutdownCut (503 in the access log), which says why.
+type hurriedCut struct{}
+
+func (hurriedCut) Error() string {
+	return "cut at shutdown: a second SIGTERM or SIGINT ended the drain"
+}
+
+func (hurriedCut) Is(target error) bool { return target == server.ErrShutdownCut }

@@ -27,7 +27,7 @@ func TestDrainWaitsForHandlersOfClosedConnections(t *testing.T) {
 		released.Store(true)
 	})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if drain(public, running, 50*time.Millisecond, 10*time.Second, logger) {
+	if drain(public, running, 50*time.Millisecond, 10*time.Second, nil, logger) {
 		t.Fatal("drain reported a clean stop with a request cut at the deadline")
 	}
 	if !released.Load() {
@@ -44,7 +44,7 @@ func TestDrainCutsWithShutdownCause(t *testing.T) {
 		<-r.Context().Done()
 		cause <- context.Cause(r.Context())
 	})
-	drain(public, running, 50*time.Millisecond, time.Second, slog.New(slog.DiscardHandler))
+	drain(public, running, 50*time.Millisecond, time.Second, nil, slog.New(slog.DiscardHandler))
 	if err := <-cause; !errors.Is(err, server.ErrShutdownCut) {
 		t.Fatalf("cause %v, want server.ErrShutdownCut", err)
 	}
@@ -57,7 +57,7 @@ func TestDrainGraceIsBounded(t *testing.T) {
 	public, running := serveOneRequest(t, func(*http.Request) { <-block })
 	done := make(chan bool)
 	go func() {
-		done <- drain(public, running, 50*time.Millisecond, 200*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		done <- drain(public, running, 50*time.Millisecond, 200*time.Millisecond, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 	select {
 	case clean := <-done:
@@ -122,7 +122,7 @@ func TestDrainWaitsForHijackedConnections(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		finished.Store(true)
 	})
-	if !drain(public, running, 10*time.Second, time.Second, slog.New(slog.DiscardHandler)) {
+	if !drain(public, running, 10*time.Second, time.Second, nil, slog.New(slog.DiscardHandler)) {
 		t.Error("not a clean stop")
 	}
 	if !finished.Load() {
@@ -140,7 +140,7 @@ func TestDrainCutsHijackedConnections(t *testing.T) {
 	})
 	done := make(chan bool, 1)
 	go func() {
-		done <- drain(public, running, 100*time.Millisecond, time.Second, slog.New(slog.DiscardHandler))
+		done <- drain(public, running, 100*time.Millisecond, time.Second, nil, slog.New(slog.DiscardHandler))
 	}()
 	select {
 	case err := <-cause:
@@ -152,5 +152,63 @@ func TestDrainCutsHijackedConnections(t *testing.T) {
 	}
 	if <-done {
 		t.Error("clean stop reported with a request cut")
+	}
+}
+
+// A connection that never sent a request (a browser's preconnect, a TLS
+// handshake not finished) keeps http.Server.Shutdown waiting until it is 5
+// s old. With a SESSIONGATE_SHUTDOWN_TIMEOUT shorter than that, drain
+// closes it at the deadline: no request was cut, so the stop is clean
+// (exit status 0), not a failure.
+func TestDrainIdleNewConnectionIsClean(t *testing.T) {
+	running := newInflight()
+	public := &http.Server{BaseContext: running.baseContext, Handler: running.track(http.NotFoundHandler())}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go public.Serve(ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Served: the server has the connection (in StateNew) once it answers
+	// a request on another one.
+	res, err := http.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if !drain(public, running, 200*time.Millisecond, time.Second, nil, slog.New(slog.DiscardHandler)) {
+		t.Fatal("drain reported requests cut, with none in flight (a connection that sent nothing)")
+	}
+}
+
+// hurry (a second SIGTERM) cuts the requests at once, long before the
+// timeout, with the shutdown's cause, and still waits for their handlers.
+func TestDrainHurryCutsAtOnce(t *testing.T) {
+	var released atomic.Bool
+	cause := make(chan error, 1)
+	public, running := serveOneRequest(t, func(r *http.Request) {
+		<-r.Context().Done()
+		cause <- context.Cause(r.Context())
+		time.Sleep(100 * time.Millisecond) // the lock's release
+		released.Store(true)
+	})
+	hurry := make(chan struct{})
+	time.AfterFunc(50*time.Millisecond, func() { close(hurry) })
+	start := time.Now()
+	if drain(public, running, time.Minute, 10*time.Second, hurry, slog.New(slog.DiscardHandler)) {
+		t.Error("clean stop reported with a request cut")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("drain took %v after hurry", d)
+	}
+	if !released.Load() {
+		t.Error("drain returned before the cut handler released what it holds")
+	}
+	if err := <-cause; !errors.Is(err, server.ErrShutdownCut) {
+		t.Errorf("cause %v, want server.ErrShutdownCut", err)
 	}
 }

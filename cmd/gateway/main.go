@@ -124,8 +124,9 @@ func usage(w io.Writer) {
 		"runs on one processor while that is enough (fewer thread wake-ups, more CPU left to the backends) and on\n"+
 		"Go's default when one is saturated. Serving, it restarts itself once in place with GODEBUG=schedtrace=2147483647\n"+
 		"(keeps Go's monitor thread out of a sleep/wake cycle that costs CPU; GODEBUG=schedtrace=0 turns it off).\n")
-	io.WriteString(w, "\nSignals: SIGTERM or SIGINT drain in-flight requests (SESSIONGATE_SHUTDOWN_TIMEOUT) and stop; SIGHUP reloads\n"+
-		"the TLS certificate and key files (other settings take a restart).\n")
+	io.WriteString(w, "\nSignals: SIGTERM or SIGINT drain in-flight requests (SESSIONGATE_SHUTDOWN_TIMEOUT) and stop; a second one\n"+
+		"cuts the requests still running at once (their session locks are still released), a third kills; SIGHUP\n"+
+		"reloads the TLS certificate and key files (other settings take a restart).\n")
 	io.WriteString(w, "\nSocket activation: a listening socket systemd passes (LISTEN_FDS, deploy/systemd/sessiongate.socket) serves\n"+
 		"the listener variable with its port and address (any, for a variable without a host or with a wildcard),\n"+
 		"so that a restart refuses no connection; a passed socket no variable takes stops the start.\n")

@@ -40,6 +40,13 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
 		return exitConfig
 	}
+	// A log line written to a pipe whose reader is gone (`gateway 2>&1 |
+	// tee log`, where one Ctrl-C stops both) would end the process by Go's
+	// default (SIGPIPE on stdout and stderr), cutting the requests in
+	// flight, a drain included, and leaving their session locks to block
+	// the sessions until the lease runs out. Serving goes on; the line is
+	// lost, as it has nowhere to go.
+	signal.Ignore(syscall.SIGPIPE)
 	logger := newLogger(cfg, stderr)
 	for _, w := range cfg.Warnings {
 		logger.Warn(w)
@@ -68,6 +75,12 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 
 	gw, err := app.Build(ctx, cfg, logger)
 	if err != nil {
+		if ctx.Err() != nil {
+			// SIGTERM or SIGINT while the start waited (for Redis): a
+			// stop asked for, with no request in flight, not a failure.
+			logger.Info("stopped before the start completed", "interrupted", err.Error())
+			return 0
+		}
 		logger.Error("cannot start", "error", err)
 		return 1
 	}
@@ -209,7 +222,20 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		return 1
 	case <-ctx.Done():
 	}
-	stop() // a second signal now kills the process the default way
+	// A second SIGTERM or SIGINT stops the wait for the requests in
+	// flight: they are cut as at the deadline, and their handlers still
+	// release their session locks before the process exits (dying of the
+	// signal would leave those locks to block their sessions until the
+	// lease runs out). A third ends the process the default way.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, syscall.SIGTERM, syscall.SIGINT)
+	stop()
+	hurry := make(chan struct{})
+	go func() {
+		<-again
+		signal.Stop(again)
+		close(hurry)
+	}()
 
 	logger.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	srv.Drain()
@@ -228,7 +254,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	code := 0
-	if !drain(public, running, cfg.ShutdownTimeout, cutHandlerGrace, logger) {
+	if !drain(public, running, cfg.ShutdownTimeout, cutHandlerGrace, hurry, logger) {
 		code = 1
 	}
 	<-redirectDone

@@ -1,0 +1,273 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/testlog"
+)
+
+// TestDrainSurvivesLostLogReader: the gateway's log goes to a pipe whose
+// reader stops with the same Ctrl-C that stops the gateway (`gateway 2>&1 |
+// tee gateway.log`: the terminal interrupts both, tee exits at once). The
+// gateway's next log line ("shutting down") then meets a pipe without a
+// reader. It must still drain: the request in flight, which holds its
+// session's lock in Redis, gets its page, the session keeps its change,
+// the lock is released and the exit status says the stop was clean. Go's
+// default for a broken pipe on stderr is to die of SIGPIPE, which cut the
+// request and left the lock to block the session until its lease ran out.
+func TestDrainSurvivesLostLogReader(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2", "redis-server")
+	root := sessionFixtureRoot(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	red := harness.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
+	defer rc.Close()
+	port, admin := harness.FreePort(t), harness.FreePort(t)
+	gwURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+
+	cmd := exec.Command(buildGateway(t))
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		fmt.Sprintf("SESSIONGATE_LISTEN=127.0.0.1:%d", port),
+		fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_REDIS_URL=" + red.URL(),
+		"SESSIONGATE_PHP_PREPEND=" + writePrepend(t),
+		"SESSIONGATE_SHUTDOWN_TIMEOUT=20s",
+	}
+	// The log reader: this test, until it "exits".
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	var logs testlog.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&logs, pr); close(copied) }()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		select {
+		case <-done:
+		default:
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("gateway output (until its reader went away):\n%s", logs.String())
+		}
+	}()
+	eventually(t, 10*time.Second, "the gateway to answer /healthz", func() bool {
+		res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", admin))
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
+
+	g := &sessionGW{URL: gwURL}
+	ck := (&sessionStack{gws: []*sessionGW{g}}).newSession(t)
+	started, q := markFile(t)
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	held := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", gwURL+"/hold.php?ms=1500&started="+q, nil)
+		req.Header.Set("Cookie", "sessionid="+ck)
+		res, err := sessionClient.Do(req)
+		if err != nil {
+			held <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		held <- result{res.StatusCode, string(b), err}
+	}()
+	waitForFile(t, started, "hold.php")
+
+	// Ctrl-C: the log reader goes first, then the gateway is told to stop.
+	pr.Close()
+	<-copied
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-held; r.err != nil || r.code != 200 || r.body != "held" {
+		t.Errorf("request in flight at the stop: %d %q %v", r.code, r.body, r.err)
+	}
+	select {
+	case err := <-done:
+		done <- err
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Errorf("gateway ended with %v, want exit status 0 after a clean drain", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("gateway still running 30 s after SIGINT")
+	}
+	keys, err := rc.Keys(context.Background(), "*:lock").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		t.Errorf("session lock left in Redis after the stop: %v", keys)
+	}
+	vals, err := rc.Keys(context.Background(), "*").Result()
+	if err != nil || len(vals) != 1 {
+		t.Fatalf("Redis keys after the stop: %v %v", vals, err)
+	}
+	v, _ := rc.HGet(context.Background(), vals[0], "d").Result()
+	if !strings.Contains(v, `"held":1`) {
+		t.Errorf("the in-flight request's session change was not saved: %s", v)
+	}
+}
+
+// TestStopDuringStartIsClean: SIGTERM while the gateway still waits at
+// start (here for a Redis that accepts and never answers) is a stop asked
+// for, not a failed start: the gateway exits with status 0 once the Redis
+// command under way gives up (systemd's stop then leaves the unit
+// inactive, not failed), and logs no "cannot start" error.
+func TestStopDuringStartIsClean(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	root := gwSite(t)
+	cmd := exec.Command(buildGateway(t))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SESSIONGATE_LISTEN=127.0.0.1:0",
+		"SESSIONGATE_PHP_FPM=127.0.0.1:9", "SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_REDIS_URL=redis://" + ln.Addr().String(), "SESSIONGATE_REDIS_TIMEOUT=1s"}
+	var stderr testlog.Buffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the gateway did not connect to Redis; log:\n%s", stderr.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("gateway stopped during its start ended with %v, want exit status 0; log:\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("gateway still running 10 s after SIGTERM at start; log:\n%s", stderr.String())
+	}
+	if strings.Contains(stderr.String(), "cannot start") {
+		t.Errorf("a stop during the start is logged as a failed start:\n%s", stderr.String())
+	}
+}
+
+// TestSecondSignalCutsDrainReleasingLocks: a second SIGTERM (or Ctrl-C)
+// during the drain means "stop now". The gateway cuts the requests still
+// running at once instead of waiting out SESSIONGATE_SHUTDOWN_TIMEOUT, but,
+// as at the deadline, their handlers release the session locks they hold
+// before the process exits (status 1: requests were cut). Dying of the
+// signal left the lock in Redis, and every request of that session, on
+// every gateway, waited for it until its lease (60 s) ran out.
+func TestSecondSignalCutsDrainReleasingLocks(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2", "redis-server")
+	root := sessionFixtureRoot(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	red := harness.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
+	defer rc.Close()
+	p := startBinary(t, buildGateway(t), []string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_REDIS_URL=" + red.URL(),
+		"SESSIONGATE_PHP_PREPEND=" + writePrepend(t),
+		"SESSIONGATE_SHUTDOWN_TIMEOUT=60s",
+	})
+	g := &sessionGW{URL: p.URL}
+	ck := (&sessionStack{gws: []*sessionGW{g}}).newSession(t)
+	started, q := markFile(t)
+	go func() {
+		req, _ := http.NewRequest("GET", p.URL+"/hold.php?ms=20000&started="+q, nil)
+		req.Header.Set("Cookie", "sessionid="+ck)
+		if res, err := (&http.Client{Timeout: 60 * time.Second}).Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	waitForFile(t, started, "hold.php")
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, p.stderr, "shutting down: draining")
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("gateway still draining 15 s after a second signal")
+	}
+	t.Logf("exited %v after the second signal", time.Since(start).Round(time.Millisecond))
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("gateway ended with %v after a second signal, want exit status 1 (requests cut)", p.err)
+	}
+	keys, err := rc.Keys(context.Background(), "*:lock").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		t.Errorf("session lock left in Redis: %v", keys)
+	}
+	if line, ok := logLine(p.stderr, `"path":"/hold.php"`); !ok || !strings.Contains(line, `"status":503`) || !strings.Contains(line, "second SIGTERM or SIGINT") {
+		t.Errorf("access log of the request cut by the second signal: %q", line)
+	}
+}
