@@ -8,7 +8,7 @@ import (
 )
 
 // TestDjangoPHPValueRoundTrip: values PHP writes (lists and maps, integer
-// keys, large integers, floats, tags for INF/NAN/-0.0/objects/invalid
+// keys, large integers, floats, -0.0, tags for INF/NAN/objects/invalid
 // UTF-8, deep nesting) survive Django's writes unchanged for PHP: a write
 // of another key, and one of the member that holds them, which Django
 // re-encodes.
@@ -25,7 +25,7 @@ func TestDjangoPHPValueRoundTrip(t *testing.T) {
 	}
 	j := jar{"sessionid": ck}
 	_, shown := call(t, gw, j, "GET", "/accounts/api/types-show/", "")
-	for _, want := range []string{`"list": ["list", "['a', 'b']"]`, `"one": ["dict", "{'1': 'a'}"]`, `"max": ["int", "9223372036854775807"]`, `"f3": ["float", "1.0"]`} {
+	for _, want := range []string{`"list": ["list", "['a', 'b']"]`, `"one": ["dict", "{'1': 'a'}"]`, `"max": ["int", "9223372036854775807"]`, `"f3": ["float", "1.0"]`, `"negzero": ["float", "-0.0"]`} {
 		if !strings.Contains(shown, want) {
 			t.Errorf("Django does not see %s in %.500s", want, shown)
 		}
