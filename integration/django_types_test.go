@@ -146,3 +146,29 @@ func TestDjangoWriteOnOpaquePHPSession(t *testing.T) {
 		t.Errorf("no reason in the gateway's log:\n%s", gw.Logs.String())
 	}
 }
+
+// TestDjangoUserSeenByPHPNextToAnEnum: sessiongate_user_id() names the
+// Django user also on a page that does not define an enum another PHP
+// application keeps in the session (PHP cannot build the enum there, so
+// unserialize() of the whole session fails): the user is logged in for
+// Django and must not be anonymous to PHP.
+func TestDjangoUserSeenByPHPNextToAnEnum(t *testing.T) {
+	t.Parallel()
+	s, _ := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	ck := s.newSession(t)
+	j := jar{"sessionid": ck}
+	res, pk := call(t, gw, j, "GET", "/accounts/api/login-as/?u=alice", "")
+	if res.StatusCode != 200 {
+		t.Fatalf("login: %d", res.StatusCode)
+	}
+	if res, body, _ := gw.get(t, "/enum_role.php?op=set", j["sessionid"]); res.StatusCode != 200 || !strings.Contains(body, `"role":"admin"`) {
+		t.Fatalf("enum_role.php?op=set: %d %s", res.StatusCode, body)
+	}
+	if _, body := call(t, gw, j, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, `"user": "alice"`) {
+		t.Fatalf("Django sees %s", body)
+	}
+	if _, body, _ := gw.get(t, "/whoami.php", j["sessionid"]); body != "user:"+pk {
+		t.Errorf("PHP sees %q, want user:%s", body, pk)
+	}
+}
