@@ -8,7 +8,7 @@ import (
 )
 
 // TestDjangoPHPValueRoundTrip: values PHP writes (lists and maps, integer
-// keys, large integers, floats, tags for INF/NAN/-0.0/objects/invalid
+// keys, large integers, floats, -0.0, tags for INF/NAN/objects/invalid
 // UTF-8, deep nesting) survive Django's writes unchanged for PHP: a write
 // of another key, and one of the member that holds them, which Django
 // re-encodes.
@@ -25,7 +25,7 @@ func TestDjangoPHPValueRoundTrip(t *testing.T) {
 	}
 	j := jar{"sessionid": ck}
 	_, shown := call(t, gw, j, "GET", "/accounts/api/types-show/", "")
-	for _, want := range []string{`"list": ["list", "['a', 'b']"]`, `"one": ["dict", "{'1': 'a'}"]`, `"max": ["int", "9223372036854775807"]`, `"f3": ["float", "1.0"]`} {
+	for _, want := range []string{`"list": ["list", "['a', 'b']"]`, `"one": ["dict", "{'1': 'a'}"]`, `"max": ["int", "9223372036854775807"]`, `"f3": ["float", "1.0"]`, `"negzero": ["float", "-0.0"]`} {
 		if !strings.Contains(shown, want) {
 			t.Errorf("Django does not see %s in %.500s", want, shown)
 		}
@@ -144,5 +144,31 @@ func TestDjangoWriteOnOpaquePHPSession(t *testing.T) {
 	}
 	if !strings.Contains(gw.Logs.String(), "cannot be given to PHP") {
 		t.Errorf("no reason in the gateway's log:\n%s", gw.Logs.String())
+	}
+}
+
+// TestDjangoUserSeenByPHPNextToAnEnum: sessiongate_user_id() names the
+// Django user also on a page that does not define an enum another PHP
+// application keeps in the session (PHP cannot build the enum there, so
+// unserialize() of the whole session fails): the user is logged in for
+// Django and must not be anonymous to PHP.
+func TestDjangoUserSeenByPHPNextToAnEnum(t *testing.T) {
+	t.Parallel()
+	s, _ := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	ck := s.newSession(t)
+	j := jar{"sessionid": ck}
+	res, pk := call(t, gw, j, "GET", "/accounts/api/login-as/?u=alice", "")
+	if res.StatusCode != 200 {
+		t.Fatalf("login: %d", res.StatusCode)
+	}
+	if res, body, _ := gw.get(t, "/enum_role.php?op=set", j["sessionid"]); res.StatusCode != 200 || !strings.Contains(body, `"role":"admin"`) {
+		t.Fatalf("enum_role.php?op=set: %d %s", res.StatusCode, body)
+	}
+	if _, body := call(t, gw, j, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, `"user": "alice"`) {
+		t.Fatalf("Django sees %s", body)
+	}
+	if _, body, _ := gw.get(t, "/whoami.php", j["sessionid"]); body != "user:"+pk {
+		t.Errorf("PHP sees %q, want user:%s", body, pk)
 	}
 }

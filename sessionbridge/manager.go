@@ -1031,6 +1031,14 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 	s.ended, s.retiredData = s.stored, replaced
 	s.id, s.exists, s.stored, s.latest, s.rec, s.destroyed = "", false, nil, nil, record{}, true
 	s.movePending, s.moveBase = false, nil
+	if !retire {
+		// The app's own expiry went with the session (Django keeps it in
+		// its data as _session_expiry): a session started after a logout
+		// in the same request (session_destroy(); session_start()) gets
+		// the gateway's policy, not the old session's. A regeneration
+		// moves the session on, expiry included.
+		s.expiry, s.browserCookie = 0, false
+	}
 	return nil
 }
 

@@ -434,6 +434,103 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     }
 
     /**
+     * The string or integer stored under the top-level key $name of the
+     * php_serialize text $raw, or null (absent, another type, malformed),
+     * found without building any other value of the session.
+     */
+    public static function topLevelScalar(string $raw, string $name): string|int|null
+    {
+        if (!preg_match('/\Aa:(\d{1,18}):\{/', $raw, $m)) {
+            return null;
+        }
+        $p = strlen($m[0]);
+        for ($n = (int)$m[1]; $n > 0; $n--) {
+            if (($raw[$p] ?? '') !== 's' && ($raw[$p] ?? '') !== 'i') {
+                return null;
+            }
+            $k = self::skipValue($raw, $p, 0);
+            $v = $k < 0 ? -1 : self::skipValue($raw, $k, 0);
+            if ($v < 0) {
+                return null;
+            }
+            // An array key or a string or integer value: unserialize()
+            // builds nothing else from these tokens.
+            if (@unserialize(substr($raw, $p, $k - $p)) === $name) {
+                $t = $raw[$k];
+                return $t === 's' || $t === 'i' ? @unserialize(substr($raw, $k, $v - $k)) : null;
+            }
+            $p = $v;
+        }
+        return null;
+    }
+
+    /** The offset just past the serialize() value at $p of $s, -1 if malformed. */
+    private static function skipValue(string $s, int $p, int $depth): int
+    {
+        $t = $s[$p] ?? '';
+        if ($t === 'N') {
+            return ($s[$p + 1] ?? '') === ';' ? $p + 2 : -1;
+        }
+        if (($s[$p + 1] ?? '') !== ':' || $depth > 4096) {
+            return -1;
+        }
+        $p += 2;
+        switch ($t) {
+            case 'b':
+            case 'i':
+            case 'd':
+            case 'r':
+            case 'R':
+                $e = strpos($s, ';', $p);
+                return $e === false ? -1 : $e + 1;
+            case 's':
+            case 'E':
+                $e = self::skipQuoted($s, $p);
+                return $e >= 0 && ($s[$e] ?? '') === ';' ? $e + 1 : -1;
+            case 'a':
+            case 'O':
+            case 'C':
+                if ($t !== 'a') {
+                    // The class name and its ':'.
+                    $p = self::skipQuoted($s, $p);
+                    if ($p < 0 || ($s[$p] ?? '') !== ':') {
+                        return -1;
+                    }
+                    $p++;
+                }
+                $c = strpos($s, ':', $p);
+                $count = $c === false ? '' : substr($s, $p, $c - $p);
+                if (!ctype_digit($count) || strlen($count) > 18 || ($s[$c + 1] ?? '') !== '{') {
+                    return -1;
+                }
+                $p = $c + 2;
+                if ($t === 'C') {
+                    // A Serializable's payload: that many bytes.
+                    $p += (int)$count;
+                    return ($s[$p] ?? '') === '}' ? $p + 1 : -1;
+                }
+                for ($i = (int)$count; $i > 0 && $p >= 0; $i--) {
+                    $p = self::skipValue($s, $p, $depth + 1);
+                    $p = $p < 0 ? -1 : self::skipValue($s, $p, $depth + 1);
+                }
+                return $p >= 0 && ($s[$p] ?? '') === '}' ? $p + 1 : -1;
+        }
+        return -1;
+    }
+
+    /** At `<len>:"<len bytes>"` of $s: the offset past the closing quote, -1 if malformed. */
+    private static function skipQuoted(string $s, int $p): int
+    {
+        $c = strpos($s, ':', $p);
+        $len = $c === false ? '' : substr($s, $p, $c - $p);
+        if (!ctype_digit($len) || strlen($len) > 18 || ($s[$c + 1] ?? '') !== '"') {
+            return -1;
+        }
+        $e = $c + 2 + (int)$len;
+        return ($s[$e] ?? '') === '"' ? $e + 1 : -1;
+    }
+
+    /**
      * The PHP function that called the handler method now running
      * (session_start, session_regenerate_id, ...), '' when none: PHP asks
      * the handler the same questions for different reasons.
@@ -600,7 +697,11 @@ function sessiongate_user_id(): ?string
         // regenerated), not necessarily as the request found it.
         $raw = $h instanceof SessiongateSessionHandler ? $h->currentData() : '';
         $data = $raw === '' ? [] : @unserialize($raw, ['allowed_classes' => false]);
-        $id = is_array($data) ? ($data['_auth_user_id'] ?? null) : null;
+        // unserialize() fails on the whole session when it holds an enum
+        // of a class this script does not have (another application's):
+        // the key is then read without building any other value.
+        $id = is_array($data) ? ($data['_auth_user_id'] ?? null)
+            : SessiongateSessionHandler::topLevelScalar($raw, '_auth_user_id');
     }
     return ($id === null || $id === '') ? null : (string)$id;
 }

@@ -320,8 +320,13 @@ type mergeResult struct {
 // merge3 applies the change from base to ours onto theirs, key by key. A key
 // changed on both sides to different values is a conflict resolved in favour
 // of ours (last writer wins) and reported. Order: theirs' order, then keys
-// new in ours in ours' order.
+// new in ours in ours' order; when nobody else changed the session (theirs
+// is base), ours as it is, so that a writer's new key order (PHP moves a
+// key it unsets and sets again to the end) is kept.
 func merge3(base, ours, theirs []member) mergeResult {
+	if sameMembers(base, theirs) {
+		return mergeResult{Data: buildObject(ours)}
+	}
 	if wholeSession(base) || wholeSession(ours) || wholeSession(theirs) {
 		return mergeWhole(base, ours, theirs)
 	}
@@ -364,6 +369,20 @@ func merge3(base, ours, theirs []member) mergeResult {
 	}
 	res.Data = buildObject(out)
 	return res
+}
+
+// sameMembers reports whether a and b hold the same members, with the same
+// text, in the same order.
+func sameMembers(a, b []member) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Key != b[i].Key || !bytes.Equal(a[i].Value, b[i].Value) {
+			return false
+		}
+	}
+	return true
 }
 
 // wholeSession reports whether ms is a PHP session kept whole as one

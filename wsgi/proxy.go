@@ -21,9 +21,11 @@
 package wsgi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -430,6 +432,9 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 		// make every PHP page of the session a 500. The change is refused
 		// instead (500: Django's data is at fault, a retry writes it
 		// again), before a rotation destroys anything.
+		if err := storableObject(ch.data); err != nil {
+			return fmt.Errorf("%w: Django's session data: %w", sessionbridge.ErrUnstorable, err)
+		}
 		if _, err := phpserial.EncodeSession(ch.data, phpserial.DefaultLimits()); err != nil {
 			return fmt.Errorf("%w: Django's session data cannot be given to PHP: %w", sessionbridge.ErrUnstorable, err)
 		}
@@ -466,6 +471,25 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 		return sess.Touch(ctx, id)
 	}
 	return fmt.Errorf("unknown op %q", ch.op)
+}
+
+// storableObject refuses data the session store cannot hold although the
+// PHP codec takes it: anything but one strict JSON object (NaN and
+// Infinity, which Python's json.dumps writes by default, are no JSON; nor
+// is a session that is an array). The store would refuse it only after a
+// rotation had retired the session, losing it.
+func storableObject(data []byte) error {
+	if !json.Valid(data) {
+		var v any
+		if err := json.Unmarshal(data, &v); err != nil {
+			return fmt.Errorf("not JSON (NaN and Infinity are not): %w", err)
+		}
+		return errors.New("not JSON")
+	}
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return errors.New("not a JSON object")
+	}
+	return nil
 }
 
 // checkNoPlantedObjects refuses Django's data when it holds a PHP object,

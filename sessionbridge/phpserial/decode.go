@@ -126,7 +126,7 @@ func isTagName(b []byte, session bool) bool {
 }
 
 // analyze marks the nodes that must stay PHP text. A node is tagged when
-// JSON cannot hold it (objects, enums, INF/NAN/-0.0, non-UTF-8 strings),
+// JSON cannot hold it (objects, enums, INF/NAN, non-UTF-8 strings),
 // when it is an array JSON cannot key (a non-UTF-8 key) or that would read
 // back as a tag (its only key is a tag name), and for every reference the
 // smallest subtree holding both the reference and its target is tagged, so
@@ -142,7 +142,7 @@ func (d *decoder) analyze(session bool) error {
 			n.tag = true
 		case pFloat:
 			f := math.Float64frombits(n.num)
-			if math.IsNaN(f) || math.IsInf(f, 0) || (f == 0 && math.Signbit(f)) {
+			if math.IsNaN(f) || math.IsInf(f, 0) {
 				n.tag = true
 			}
 		case pString:

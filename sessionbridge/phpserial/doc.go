@@ -21,8 +21,8 @@
 //
 //   - null, true/false, integers -> the same JSON literal (int64 range).
 //   - float -> a JSON number that always has a '.' or an exponent (1.0 ->
-//     1.0, 1e25 -> 1e+25: Python's repr), so Python keeps it a float.
-//     INF, -INF, NAN and -0.0 become tags.
+//     1.0, 1e25 -> 1e+25, -0.0 -> -0.0: Python's repr), so Python keeps it
+//     a float (a negative zero too). INF, -INF and NAN become tags.
 //   - string -> JSON string if valid UTF-8, else a tag.
 //   - array with keys 0..n-1 in that order -> JSON array; any other array
 //     -> JSON object, integer keys written as decimal strings; an empty

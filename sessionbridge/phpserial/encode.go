@@ -72,6 +72,7 @@ func encode(in []byte, l Limits, mode encodeMode) ([]byte, error) {
 	e := getEncoder(l)
 	defer putEncoder(e)
 	e.jp.reset(in, l, &e.elems)
+	e.jp.session = mode != modeValue
 	if err := e.jp.parse(); err != nil {
 		return nil, err
 	}

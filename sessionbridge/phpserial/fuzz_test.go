@@ -55,13 +55,24 @@ func checkDecoded(t *testing.T, in, j []byte, decode func([]byte, Limits) ([]byt
 	}
 }
 
+// checkSameLimits: what a decoder accepted under l, EncodeSession takes
+// under l too (the gateway gives PHP, under the limits it stored it with,
+// what PHP wrote).
+func checkSameLimits(t *testing.T, in, j []byte, l Limits) {
+	if _, err := EncodeSession(j, l); err != nil {
+		t.Fatalf("decode(%q) = %s, which EncodeSession rejects under the same limits: %v", in, j, err)
+	}
+}
+
 func FuzzDecodeSession(f *testing.F) {
 	addSessionSeeds(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
-		j, err := DecodeSession(in, Limits{MaxBytes: 1 << 16, MaxElements: 10000})
+		l := Limits{MaxBytes: 1 << 16, MaxElements: 10000}
+		j, err := DecodeSession(in, l)
 		if err != nil {
 			return
 		}
+		checkSameLimits(t, in, j, l)
 		checkDecoded(t, in, j, DecodeSession)
 	})
 }
@@ -72,10 +83,12 @@ func FuzzDecodePHPHandler(f *testing.F) {
 	f.Add([]byte(`k|a:3:{i:0;i:1;i:1;i:2;i:2;R:2;}after|s:1:"x";`))
 	f.Add([]byte("\xff|a:1:{i:0;R:1;}"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		j, err := DecodePHPHandler(in, Limits{MaxBytes: 1 << 16, MaxElements: 10000})
+		l := Limits{MaxBytes: 1 << 16, MaxElements: 10000}
+		j, err := DecodePHPHandler(in, l)
 		if err != nil {
 			return
 		}
+		checkSameLimits(t, in, j, l)
 		checkDecoded(t, in, j, DecodePHPHandler)
 	})
 }

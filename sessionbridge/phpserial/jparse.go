@@ -43,12 +43,16 @@ type jparser struct {
 	elems *int
 	nodes []jnode
 	stack []int32
+	// session: the root is a session, whose only member may be any of the
+	// four tag names (a whole-session tag); set after reset.
+	session bool
 }
 
 func (p *jparser) reset(in []byte, lim Limits, elems *int) {
 	p.in, p.pos, p.lim, p.elems = in, 0, lim, elems
 	p.nodes = p.nodes[:0]
 	p.stack = p.stack[:0]
+	p.session = false
 }
 
 func (p *jparser) errAt(off int, msg string) error {
@@ -152,26 +156,45 @@ func (p *jparser) close() error {
 	if len(p.stack) > 0 {
 		p.nodes[p.stack[len(p.stack)-1]].count++
 	}
-	if int(n.depth) > p.lim.MaxDepth && !p.scalarTag(idx) {
+	name := p.tagObject(idx)
+	if int(n.depth) > p.lim.MaxDepth && name != tagKey && name != tagKeyB64 {
 		return limitErr("nesting depth", int(n.depth), p.lim.MaxDepth, int(n.start))
+	}
+	if name != "" {
+		// A tag stands for one PHP value, which its text holds and which
+		// the encoder charges when it parses that text: its JSON object
+		// and string are no values of their own. Charged, a session
+		// DecodeSession accepted (which counts PHP values only) could
+		// exceed the same limit here, and PHP could not be given it.
+		*p.elems += 2
 	}
 	return nil
 }
 
-// scalarTag reports whether the closed object idx is a tag whose only
-// member is a string: the one JSON container allowed past MaxDepth (its
-// PHP text is then checked to hold no array or object).
-func (p *jparser) scalarTag(idx int32) bool {
+// tagObject returns the tag name of the closed object idx when it is a tag
+// holding a string, else "": "__php__" or "__php__b64" at any depth, and
+// also "__php_session__" and "__php_session__b64" for a session's root. A
+// value tag is the one JSON container allowed past MaxDepth (its PHP text
+// is then checked to hold no array or object).
+func (p *jparser) tagObject(idx int32) string {
 	n := &p.nodes[idx]
 	if n.kind != jObject || n.count != 1 || p.nodes[idx+1].kind != jString {
-		return false
+		return ""
 	}
 	m := &p.nodes[idx+1]
 	k := p.in[m.ks:m.ke]
 	if m.kesc {
 		k = unescape(nil, k)
 	}
-	return string(k) == tagKey || string(k) == tagKeyB64
+	switch string(k) {
+	case tagKey, tagKeyB64:
+		return string(k)
+	case sessionTagKey, sessionTagKeyB64:
+		if idx == 0 && p.session {
+			return string(k)
+		}
+	}
+	return ""
 }
 
 // member reads `"name" :` and returns a node template carrying the name.

@@ -29,6 +29,7 @@ func ObjectTags(jsonObject []byte, l Limits) ([]string, error) {
 	e := getEncoder(l)
 	defer putEncoder(e)
 	e.jp.reset(jsonObject, l, &e.elems)
+	e.jp.session = true
 	if err := e.jp.parse(); err != nil {
 		return nil, err
 	}
