@@ -215,8 +215,8 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		if addr == "" {
 			return
 		}
-		_, port, err := net.SplitHostPort(addr)
-		check(name, err == nil && validPort(port, true), "must be host:port or :port, e.g. :8080 or 127.0.0.1:8080")
+		host, port, err := net.SplitHostPort(addr)
+		check(name, err == nil && (host == "" || addressHost(host)) && validPort(port, true), "must be host:port or :port, e.g. :8080 or 127.0.0.1:8080")
 	}
 	checkListen("SESSIONGATE_LISTEN", c.Listen)
 	check("SESSIONGATE_LISTEN", c.Listen != "", "must not be empty")
@@ -402,7 +402,7 @@ func checkBackend(a string) string {
 		return ""
 	}
 	host, port, err := net.SplitHostPort(a)
-	if err != nil || host == "" || !validPort(port, false) {
+	if err != nil || !addressHost(host) || !validPort(port, false) {
 		return fmt.Sprintf("%q is not host:port or unix:/path", a)
 	}
 	return ""
@@ -430,6 +430,28 @@ func sameListener(a, b string) bool {
 		return h == "" || ip != nil && ip.IsUnspecified()
 	}
 	return ha == hb || wildcard(ha) || wildcard(hb)
+}
+
+// addressHost reports whether h, the host of a host:port, can name an
+// address: an IP address (an IPv6 one with its zone), or a host name of
+// letters, digits, dots, hyphens and underscores (container names have
+// them). A space or a control character (a stray space in an env file, a
+// space-separated list) would pass net.SplitHostPort and fail only when
+// the gateway listens or dials.
+func addressHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func validPort(p string, allowZero bool) bool {

@@ -1282,3 +1282,36 @@ func TestRedirects(t *testing.T) {
 		}
 	}
 }
+
+// A listener or php-fpm host holding a space or a control character (a
+// stray space in an env file, a space-separated list) names no address:
+// it passed host:port, and the start failed later with exit status 1
+// ("lookup  : no such host"), which supervisors restart, or every PHP
+// request got 502. Host names (underscores included, as container names
+// have), IP addresses and IPv6 zones still pass.
+func TestListenAndBackendHostsNoAddressHas(t *testing.T) {
+	for _, tc := range []struct{ name, value string }{
+		{"SESSIONGATE_LISTEN", " :8080"},
+		{"SESSIONGATE_LISTEN", "\t127.0.0.1:8080"},
+		{"SESSIONGATE_ADMIN_LISTEN", "local host:8081"},
+		{"SESSIONGATE_ADMIN_LISTEN", " :8081"},
+		{"SESSIONGATE_PHP_FPM", "fpm1 fpm2:9000"},
+		{"SESSIONGATE_PHP_FPM", "fpm\x01:9000"},
+		{"SESSIONGATE_PHP_FPM", "fpm\u00a0x:9000"},
+	} {
+		_, err := Load(append(base(t), tc.name+"="+tc.value))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{tc.name}) {
+			t.Errorf("%s=%q: got %v, want it refused", tc.name, tc.value, err)
+		}
+	}
+	for _, env := range [][]string{
+		{"SESSIONGATE_LISTEN=localhost:8080", "SESSIONGATE_ADMIN_LISTEN=[fe80::1%eth0]:8081"},
+		{"SESSIONGATE_LISTEN=[::1]:8080", "SESSIONGATE_ADMIN_LISTEN=my_host-1.example:8081"},
+		{"SESSIONGATE_PHP_FPM=php_fpm:9000,[fe80::1%eth0]:9000,10.0.0.1:9000, fpm.local:9001 "},
+	} {
+		if _, err := Load(append(base(t), env...)); err != nil {
+			t.Errorf("%v: %v", env, err)
+		}
+	}
+}
