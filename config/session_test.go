@@ -129,3 +129,36 @@ func TestRedisURLHintsIntact(t *testing.T) {
 		}
 	}
 }
+
+// Browsers refuse a Set-Cookie whose name starts with __Secure- without
+// Secure, and one starting with __Host- without Secure or with a Domain
+// (RFC 6265bis 4.1.3; the prefixes match case-insensitively in current
+// browsers). Such a cookie name loaded, and every login then vanished:
+// for good with a cookie domain, on every plain-HTTP request without
+// SESSIONGATE_SESSION_COOKIE_SECURE=on. They are refused like
+// SameSite=None without Secure.
+func TestSessionCookiePrefixes(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		want string // "" when valid
+	}{
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__Host-sid"}, "SESSIONGATE_SESSION_COOKIE_SECURE=on"},
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__host-sid"}, "SESSIONGATE_SESSION_COOKIE_SECURE=on"},
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__Secure-sid"}, "SESSIONGATE_SESSION_COOKIE_SECURE=on"},
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__Host-sid", "SESSIONGATE_SESSION_COOKIE_SECURE=on", "SESSIONGATE_SESSION_COOKIE_DOMAIN=example.com"}, "SESSIONGATE_SESSION_COOKIE_DOMAIN"},
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__Host-sid", "SESSIONGATE_SESSION_COOKIE_SECURE=on"}, ""},
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__Secure-sid", "SESSIONGATE_SESSION_COOKIE_SECURE=on", "SESSIONGATE_SESSION_COOKIE_DOMAIN=example.com"}, ""},
+		{[]string{"SESSIONGATE_SESSION_COOKIE=_Host-sid"}, ""},
+		// Sessions off: the cookie is never set.
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__Host-sid", "SESSIONGATE_SESSIONS=off"}, ""},
+	} {
+		_, err := Load(append(base(t), c.env...))
+		var cerr *Error
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%v: %v", c.env, err)
+		case c.want != "" && (!errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_SESSION_COOKIE"}) || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%v: got %v, want SESSIONGATE_SESSION_COOKIE refused with %q", c.env, err, c.want)
+		}
+	}
+}
