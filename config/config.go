@@ -197,6 +197,7 @@ func Load(environ []string) (*Config, error) {
 		return nil, &Error{Problems: finish(&c, errs, env), Unknown: unknownVariables(&c, env)}
 	}
 	c.Warnings = append(unknownVariables(&c, env), c.internalPathWarnings()...)
+	c.Warnings = append(c.Warnings, c.hostBitsWarnings(env)...)
 	return &c, nil
 }
 
@@ -373,6 +374,23 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		}
 	}
 	return p
+}
+
+// hostBitsWarnings warns of the CIDRs with host bits in the address
+// lists, which Load takes as their whole network.
+func (c *Config) hostBitsWarnings(env map[string]string) []string {
+	var out []string
+	if raw := env["SESSIONGATE_TRUSTED_PROXIES"]; raw != "" {
+		if entries, err := splitList(raw); err == nil {
+			out = append(out, hostBitsWarnings("SESSIONGATE_TRUSTED_PROXIES", entries)...)
+		}
+	}
+	for _, e := range c.RestrictedPathSpecs {
+		if f := strings.Fields(e); len(f) > 1 {
+			out = append(out, hostBitsWarnings("SESSIONGATE_RESTRICTED_PATHS", f[1:])...)
+		}
+	}
+	return out
 }
 
 // hasPEMBlock reports whether data holds a PEM block whose type is

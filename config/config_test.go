@@ -1315,3 +1315,35 @@ func TestListenAndBackendHostsNoAddressHas(t *testing.T) {
 		}
 	}
 }
+
+// A CIDR with host bits (10.0.0.5/24, the proxy's address as `ip addr`
+// shows it) was masked to its network without a word: every host of that
+// /24 could then forge X-Forwarded-For, or pass a restricted path. nginx
+// says "low address bits of 10.0.0.5/24 are meaningless"; the gateway
+// warns at start too, naming the network it takes.
+func TestHostBitsInCIDRsWarn(t *testing.T) {
+	cfg, err := Load(append(base(t),
+		"SESSIONGATE_TRUSTED_PROXIES=10.0.0.5/24, 192.168.0.0/16,::ffff:172.16.0.9/124,2001:db8::1/64",
+		"SESSIONGATE_RESTRICTED_PATHS=/admin/ 192.168.1.7/24 10.0.0.0/8,/x.php none"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(cfg.Warnings, "\n")
+	for _, want := range []string{
+		"SESSIONGATE_TRUSTED_PROXIES: 10.0.0.5/24 is taken as 10.0.0.0/24",
+		"SESSIONGATE_TRUSTED_PROXIES: ::ffff:172.16.0.9/124 is taken as 172.16.0.0/28",
+		"SESSIONGATE_TRUSTED_PROXIES: 2001:db8::1/64 is taken as 2001:db8::/64",
+		"SESSIONGATE_RESTRICTED_PATHS: 192.168.1.7/24 is taken as 192.168.1.0/24",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
+		}
+	}
+	if n := len(cfg.Warnings); n != 4 {
+		t.Errorf("%d warnings, want 4:\n%s", n, got)
+	}
+	cfg, err = Load(append(base(t), "SESSIONGATE_TRUSTED_PROXIES=10.0.0.0/8,10.0.0.5,::ffff:172.16.0.0/108", "SESSIONGATE_RESTRICTED_PATHS=/admin/ 10.0.0.0/8 fd00::/8"))
+	if err != nil || len(cfg.Warnings) != 0 {
+		t.Errorf("networks without host bits: %v, warnings %q", err, cfg.Warnings)
+	}
+}
