@@ -198,6 +198,12 @@ func Load(environ []string) (*Config, error) {
 	}
 	c.Warnings = append(unknownVariables(&c, env), c.internalPathWarnings()...)
 	c.Warnings = append(c.Warnings, c.hostBitsWarnings(env)...)
+	if c.Session.Enabled {
+		if _, outside := c.cookieDomainHosts(); len(outside) > 0 {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("SESSIONGATE_SESSION_COOKIE_DOMAIN=%s does not cover %s of SESSIONGATE_SERVER_NAMES: browsers ignore the session cookie there, so visitors never keep a session on it (SESSIONGATE_CANONICAL_NAME would redirect them to the site's name)",
+				c.Session.Domain, strings.Join(outside, ", ")))
+		}
+	}
 	return &c, nil
 }
 
@@ -339,6 +345,11 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	// An unreadable SESSIONGATE_SESSIONS must not hide the session
 	// variables' own problems: check them as if sessions were on.
 	c.Session.validate(check, bad.has("SESSIONGATE_SESSIONS"))
+	if c.Session.Enabled && !bad.has("SESSIONGATE_SERVER_NAMES") && !p.has("SESSIONGATE_SERVER_NAMES") && !p.has("SESSIONGATE_CANONICAL_NAME") {
+		if hosts, outside := c.cookieDomainHosts(); len(hosts) > 0 && len(outside) == len(hosts) {
+			check("SESSIONGATE_SESSION_COOKIE_DOMAIN", false, "no name of SESSIONGATE_SERVER_NAMES (or SESSIONGATE_CANONICAL_NAME) is under it, and browsers ignore a cookie whose Domain the site's host is not under: no session would ever stick")
+		}
+	}
 	c.Django.validate(check)
 
 	switch {

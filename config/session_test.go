@@ -162,3 +162,52 @@ func TestSessionCookiePrefixes(t *testing.T) {
 		}
 	}
 }
+
+// A browser ignores a Set-Cookie whose Domain the request's host does not
+// domain-match (RFC 6265 5.3 step 6). SESSIONGATE_SESSION_COOKIE_DOMAIN
+// that none of SESSIONGATE_SERVER_NAMES falls under (a typo, the staging
+// domain left in) loaded, and then no session ever stuck on the site. It is
+// refused; a listed name outside it (which would never keep a session)
+// gets a warning, unless SESSIONGATE_CANONICAL_NAME sends it elsewhere.
+func TestSessionCookieDomainAgainstServerNames(t *testing.T) {
+	for _, c := range []struct {
+		names, canonical, domain string
+		refused                  bool
+		warn                     string
+	}{
+		{"example.com", "", "example.org", true, ""},
+		{"www.example.com,example.com", "", "ample.com", true, ""},
+		{"*.example.com", "", "other.example", true, ""},
+		{"example.com,www.example.com", "example.com", "www.example.com", true, ""},
+		{"www.example.com,example.com", "", ".Example.COM", false, ""},
+		{"*.example.com", "", "example.com", false, ""},
+		{"shop.example.com", "", "shop.example.com", false, ""},
+		{"example.com,example.net,127.0.0.1,app", "", "example.com", false, "example.net"},
+		{"example.com,example.net", "example.com", "example.com", false, ""},
+		{"127.0.0.1,app", "", "example.com", false, ""},
+	} {
+		env := append(base(t), "SESSIONGATE_SERVER_NAMES="+c.names, "SESSIONGATE_SESSION_COOKIE_DOMAIN="+c.domain)
+		if c.canonical != "" {
+			env = append(env, "SESSIONGATE_CANONICAL_NAME="+c.canonical)
+		}
+		cfg, err := Load(env)
+		var cerr *Error
+		switch {
+		case c.refused:
+			if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_SESSION_COOKIE_DOMAIN"}) || !strings.Contains(err.Error(), "SESSIONGATE_SERVER_NAMES") {
+				t.Errorf("names %q domain %q: got %v, want SESSIONGATE_SESSION_COOKIE_DOMAIN refused", c.names, c.domain, err)
+			}
+		case err != nil:
+			t.Errorf("names %q domain %q: %v", c.names, c.domain, err)
+		default:
+			got := strings.Join(cfg.Warnings, "\n")
+			if c.warn == "" && got != "" || c.warn != "" && (len(cfg.Warnings) != 1 || !strings.Contains(got, c.warn)) {
+				t.Errorf("names %q domain %q: warnings %q, want one about %q", c.names, c.domain, cfg.Warnings, c.warn)
+			}
+		}
+	}
+	// Sessions off: no cookie to refuse.
+	if _, err := Load(append(base(t), "SESSIONGATE_SESSIONS=off", "SESSIONGATE_SERVER_NAMES=example.com", "SESSIONGATE_SESSION_COOKIE_DOMAIN=example.org")); err != nil {
+		t.Errorf("sessions off: %v", err)
+	}
+}
