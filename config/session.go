@@ -77,6 +77,14 @@ func (s *SessionConfig) validate(check func(name string, ok bool, format string,
 	// minute it is a typo (and the start-up probe's 5x would overflow).
 	check("SESSIONGATE_REDIS_TIMEOUT", s.RedisTimeout > 0 && s.RedisTimeout <= time.Minute, "must be positive and at most 1m")
 	check("SESSIONGATE_PHP_PREPEND", s.PHPPrepend == "" || strings.HasPrefix(s.PHPPrepend, "/"), "must be an absolute path on the php-fpm host")
+	// It goes out in PHP_VALUE as auto_prepend_file=PATH, which php-fpm
+	// reads with PHP's ini parser: there ';' starts a comment, these are
+	// operators or quotes that make the whole PHP_VALUE unreadable (no
+	// prepend, none of the session settings), "${" names an environment
+	// variable and a control character ends the line.
+	check("SESSIONGATE_PHP_PREPEND", !strings.ContainsAny(s.PHPPrepend, "!\"&'();=^|~") && !strings.Contains(s.PHPPrepend, "${") &&
+		!strings.ContainsFunc(s.PHPPrepend, func(r rune) bool { return r < ' ' || r == 0x7f }),
+		"PHP reads the path in PHP_VALUE as an ini value, which cannot hold ! \" & ' ( ) ; = ^ | ~, ${ or control characters: move the prepend file to a plainer path")
 }
 
 // CookieSameSite is SESSIONGATE_SESSION_COOKIE_SAMESITE as net/http spells it.

@@ -211,3 +211,29 @@ func TestSessionCookieDomainAgainstServerNames(t *testing.T) {
 		t.Errorf("sessions off: %v", err)
 	}
 }
+
+// The gateway sends SESSIONGATE_PHP_PREPEND in PHP_VALUE as
+// auto_prepend_file=PATH, which php-fpm reads with PHP's ini parser: in a
+// path, ';' starts a comment (the prepend path is cut short and every
+// page fails to open it), '&' '|' '~' '^' '!' are operators, '(' ')' '='
+// both quotes and "${" make the whole PHP_VALUE unreadable (no prepend and
+// none of the session settings: sessions silently unshared), "${VAR}" is
+// replaced by an environment variable, and a newline starts another
+// setting (measured with parse_ini_string, INI_SCANNER_NORMAL, PHP 8.2).
+// Such a path loaded; it is refused.
+func TestPHPPrependPathPHPCanRead(t *testing.T) {
+	for _, p := range []string{"/srv/a;b/prepend.php", "/srv/site (old)/prepend.php", "/srv/a&b/prepend.php", "/srv/a=b/prepend.php",
+		"/srv/a\"b/prepend.php", "/srv/a'b/prepend.php", "/srv/a!b/prepend.php", "/srv/a^b/prepend.php", "/srv/a|b/prepend.php", "/srv/a~b/prepend.php",
+		"/srv/${HOME}/prepend.php", "/srv/prepend.php\nauto_append_file=/x.php"} {
+		_, err := Load(append(base(t), "SESSIONGATE_PHP_PREPEND="+p))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_PHP_PREPEND"}) {
+			t.Errorf("SESSIONGATE_PHP_PREPEND=%q: got %v, want it refused", p, err)
+		}
+	}
+	for _, p := range []string{"/etc/php/8.2/sessiongate-prepend.php", "/srv/my site/prepend.php", "/srv/a$b/x.php", "/srv/a[1]/{x}/#/ü.php"} {
+		if _, err := Load(append(base(t), "SESSIONGATE_PHP_PREPEND="+p)); err != nil {
+			t.Errorf("SESSIONGATE_PHP_PREPEND=%q: %v", p, err)
+		}
+	}
+}
