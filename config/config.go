@@ -274,6 +274,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 			check(name, false, "%s", describeFSError(err))
 		} else {
 			check(name, fi.IsDir(), "is not a directory")
+			// Every file of the host the gateway may read would be
+			// served: a variable that expanded to nothing ($SITE/)?
+			check(name, resolved(c.StaticRoot) != "/", "is the filesystem root: every file the gateway can read (/etc/passwd...) would be served")
 		}
 	}
 

@@ -1347,3 +1347,33 @@ func TestHostBitsInCIDRsWarn(t *testing.T) {
 		t.Errorf("networks without host bits: %v, warnings %q", err, cfg.Warnings)
 	}
 }
+
+// A static root that is the filesystem root serves every file of the host
+// the gateway may read (/etc/passwd answered 200), as a variable that
+// expanded to nothing (SESSIONGATE_DOCUMENT_ROOT=$SITE/) would make it. It
+// loaded; it is refused under the variable that gave it. php-fpm may still
+// see its site at / when the gateway serves another tree.
+func TestStaticRootIsNotTheFilesystemRoot(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "root")
+	if err := os.Symlink("/", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		env  []string
+		name string
+	}{
+		{[]string{"SESSIONGATE_DOCUMENT_ROOT=/"}, "SESSIONGATE_DOCUMENT_ROOT"},
+		{[]string{"SESSIONGATE_DOCUMENT_ROOT=//."}, "SESSIONGATE_DOCUMENT_ROOT"},
+		{[]string{"SESSIONGATE_DOCUMENT_ROOT=/srv/site", "SESSIONGATE_STATIC_ROOT=/"}, "SESSIONGATE_STATIC_ROOT"},
+		{[]string{"SESSIONGATE_DOCUMENT_ROOT=/srv/site", "SESSIONGATE_STATIC_ROOT=" + link}, "SESSIONGATE_STATIC_ROOT"},
+	} {
+		_, err := Load(append([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_SESSIONS=off"}, c.env...))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{c.name}) || !strings.Contains(err.Error(), "filesystem root") {
+			t.Errorf("%v: got %v, want %s refused", c.env, err, c.name)
+		}
+	}
+	if _, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_SESSIONS=off", "SESSIONGATE_DOCUMENT_ROOT=/", "SESSIONGATE_STATIC_ROOT=" + t.TempDir()}); err != nil {
+		t.Errorf("php-fpm's root at /, the gateway's elsewhere: %v", err)
+	}
+}
