@@ -305,6 +305,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		check("SESSIONGATE_PRECOMPRESSED", urlPrefixOK(p),
 			urlPrefixRule("directory", "/static/"), p)
 	}
+	// Off, nothing goes out compressed, the build step's copies included.
+	check("SESSIONGATE_PRECOMPRESSED", len(c.Precompressed) == 0 || c.Compress,
+		"needs SESSIONGATE_COMPRESS=on: with it off no response goes out compressed, the copies included (SESSIONGATE_COMPRESS_CACHE=0 keeps the gateway from compressing static files itself)")
 
 	seenNoPHP := map[string]bool{}
 	for _, p := range c.NoPHPPaths {

@@ -89,7 +89,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_MAX_BODY=512K",
 		"SESSIONGATE_REQUEST_BUFFERING=on",
 		"SESSIONGATE_RESPONSE_BUFFERING=off",
-		"SESSIONGATE_COMPRESS=off",
+		"SESSIONGATE_COMPRESS=yes", // off would refuse SESSIONGATE_PRECOMPRESSED
 		"SESSIONGATE_COMPRESS_CACHE=1m",
 		"SESSIONGATE_PRECOMPRESSED=/static/,/build/",
 		"SESSIONGATE_PHP_MAX_CONNS=3",
@@ -171,6 +171,7 @@ func TestEveryVariable(t *testing.T) {
 		RedirectSpecs:       []string{"/old-page /new-page", "/blog/ https://blog.example.com/ 302"},
 		MaxBody:             512 << 10,
 		RequestBuffering:    true,
+		Compress:            true,
 		CompressCache:       1 << 20,
 		Precompressed:       []string{"/static/", "/build/"},
 		StaticMaxAge:        720 * time.Hour,
@@ -1375,5 +1376,25 @@ func TestStaticRootIsNotTheFilesystemRoot(t *testing.T) {
 	}
 	if _, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_SESSIONS=off", "SESSIONGATE_DOCUMENT_ROOT=/", "SESSIONGATE_STATIC_ROOT=" + t.TempDir()}); err != nil {
 		t.Errorf("php-fpm's root at /, the gateway's elsewhere: %v", err)
+	}
+}
+
+// With SESSIONGATE_COMPRESS=off nothing goes out compressed, the copies
+// SESSIONGATE_PRECOMPRESSED names included (server/static.go looks for
+// them only when it is on; its help: "off: never"). Both set loaded, and
+// the build step's .br and .gz files were never sent, without a word, where
+// nginx's "gzip off; gzip_static on;" sends them. It is refused, as
+// SESSIONGATE_ADMIN_PPROF without an admin listener is.
+func TestPrecompressedNeedsCompress(t *testing.T) {
+	_, err := Load(append(base(t), "SESSIONGATE_COMPRESS=off", "SESSIONGATE_PRECOMPRESSED=/static/"))
+	var cerr *Error
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_PRECOMPRESSED"}) || !strings.Contains(err.Error(), "SESSIONGATE_COMPRESS=on") {
+		t.Errorf("got %v, want SESSIONGATE_PRECOMPRESSED refused", err)
+	}
+	if _, err := Load(append(base(t), "SESSIONGATE_COMPRESS=off")); err != nil {
+		t.Errorf("compression off alone: %v", err)
+	}
+	if _, err := Load(append(base(t), "SESSIONGATE_COMPRESS_CACHE=0", "SESSIONGATE_PRECOMPRESSED=/static/")); err != nil {
+		t.Errorf("precompressed copies only: %v", err)
 	}
 }
