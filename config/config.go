@@ -335,6 +335,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")
 	check("SESSIONGATE_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout > 0, "must be > 0: without it a client can hold a connection open forever by sending headers slowly")
+	// net/http takes ReadTimeout for a zero IdleTimeout, and with both
+	// zero a kept-alive connection waits for its next request for ever.
+	check("SESSIONGATE_IDLE_TIMEOUT", c.IdleTimeout > 0 || c.ReadTimeout > 0, "must be > 0 when SESSIONGATE_READ_TIMEOUT is 0: 0 means SESSIONGATE_READ_TIMEOUT's, and with none a client could keep idle connections open forever")
 	check("SESSIONGATE_MAX_HEADER_BYTES", c.MaxHeaderBytes >= 4096 && c.MaxHeaderBytes <= 64<<20, "must be between 4k and 64m")
 
 	switch strings.ToLower(c.LogLevel) {

@@ -1398,3 +1398,21 @@ func TestPrecompressedNeedsCompress(t *testing.T) {
 		t.Errorf("precompressed copies only: %v", err)
 	}
 }
+
+// SESSIONGATE_IDLE_TIMEOUT=0 means SESSIONGATE_READ_TIMEOUT, and with that
+// 0 too net/http puts no deadline on a kept-alive connection waiting for
+// its next request: a client could hold connections open for ever without
+// sending a byte, the hole SESSIONGATE_READ_HEADER_TIMEOUT > 0 is there to
+// close. Both 0 loaded; it is refused. Either alone still loads.
+func TestIdleConnectionsAreBounded(t *testing.T) {
+	_, err := Load(append(base(t), "SESSIONGATE_IDLE_TIMEOUT=0", "SESSIONGATE_READ_TIMEOUT=0"))
+	var cerr *Error
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_IDLE_TIMEOUT"}) || !strings.Contains(err.Error(), "SESSIONGATE_READ_TIMEOUT") {
+		t.Errorf("got %v, want SESSIONGATE_IDLE_TIMEOUT refused", err)
+	}
+	for _, env := range [][]string{{"SESSIONGATE_IDLE_TIMEOUT=0"}, {"SESSIONGATE_READ_TIMEOUT=0"}} {
+		if _, err := Load(append(base(t), env...)); err != nil {
+			t.Errorf("%v: %v", env, err)
+		}
+	}
+}
