@@ -306,7 +306,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 			urlPrefixRule("directory", "/static/"), p)
 	}
 	// Off, nothing goes out compressed, the build step's copies included.
-	check("SESSIONGATE_PRECOMPRESSED", len(c.Precompressed) == 0 || c.Compress,
+	check("SESSIONGATE_PRECOMPRESSED", len(c.Precompressed) == 0 || c.Compress || bad.has("SESSIONGATE_COMPRESS"),
 		"needs SESSIONGATE_COMPRESS=on: with it off no response goes out compressed, the copies included (SESSIONGATE_COMPRESS_CACHE=0 keeps the gateway from compressing static files itself)")
 
 	seenNoPHP := map[string]bool{}
@@ -337,7 +337,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	check("SESSIONGATE_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout > 0, "must be > 0: without it a client can hold a connection open forever by sending headers slowly")
 	// net/http takes ReadTimeout for a zero IdleTimeout, and with both
 	// zero a kept-alive connection waits for its next request for ever.
-	check("SESSIONGATE_IDLE_TIMEOUT", c.IdleTimeout > 0 || c.ReadTimeout > 0, "must be > 0 when SESSIONGATE_READ_TIMEOUT is 0: 0 means SESSIONGATE_READ_TIMEOUT's, and with none a client could keep idle connections open forever")
+	check("SESSIONGATE_IDLE_TIMEOUT", c.IdleTimeout > 0 || c.ReadTimeout > 0 || bad.has("SESSIONGATE_READ_TIMEOUT"), "must be > 0 when SESSIONGATE_READ_TIMEOUT is 0: 0 means SESSIONGATE_READ_TIMEOUT's, and with none a client could keep idle connections open forever")
 	check("SESSIONGATE_MAX_HEADER_BYTES", c.MaxHeaderBytes >= 4096 && c.MaxHeaderBytes <= 64<<20, "must be between 4k and 64m")
 
 	switch strings.ToLower(c.LogLevel) {

@@ -1394,6 +1394,11 @@ func TestPrecompressedNeedsCompress(t *testing.T) {
 	if _, err := Load(append(base(t), "SESSIONGATE_COMPRESS=off")); err != nil {
 		t.Errorf("compression off alone: %v", err)
 	}
+	// A SESSIONGATE_COMPRESS that does not parse is its own mistake only.
+	_, err = Load(append(base(t), "SESSIONGATE_COMPRESS=maybe", "SESSIONGATE_PRECOMPRESSED=/static/"))
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_COMPRESS"}) {
+		t.Errorf("unreadable SESSIONGATE_COMPRESS: got %v, want only it refused", err)
+	}
 	if _, err := Load(append(base(t), "SESSIONGATE_COMPRESS_CACHE=0", "SESSIONGATE_PRECOMPRESSED=/static/")); err != nil {
 		t.Errorf("precompressed copies only: %v", err)
 	}
@@ -1409,6 +1414,10 @@ func TestIdleConnectionsAreBounded(t *testing.T) {
 	var cerr *Error
 	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_IDLE_TIMEOUT"}) || !strings.Contains(err.Error(), "SESSIONGATE_READ_TIMEOUT") {
 		t.Errorf("got %v, want SESSIONGATE_IDLE_TIMEOUT refused", err)
+	}
+	_, err = Load(append(base(t), "SESSIONGATE_IDLE_TIMEOUT=0", "SESSIONGATE_READ_TIMEOUT=never"))
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_READ_TIMEOUT"}) {
+		t.Errorf("unreadable SESSIONGATE_READ_TIMEOUT: got %v, want only it refused", err)
 	}
 	for _, env := range [][]string{{"SESSIONGATE_IDLE_TIMEOUT=0"}, {"SESSIONGATE_READ_TIMEOUT=0"}} {
 		if _, err := Load(append(base(t), env...)); err != nil {
