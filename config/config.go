@@ -260,6 +260,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 
 	if !bad.has("SESSIONGATE_DOCUMENT_ROOT") {
 		check("SESSIONGATE_DOCUMENT_ROOT", filepath.IsAbs(c.DocumentRoot), "must be an absolute path")
+		// php-fpm gets it as it is (SCRIPT_FILENAME = it + the script),
+		// unchecked when SESSIONGATE_STATIC_ROOT names the gateway's tree.
+		check("SESSIONGATE_DOCUMENT_ROOT", strings.TrimSpace(c.DocumentRoot) == c.DocumentRoot, "has spaces or control characters around it, which php-fpm would take as part of the path")
 	}
 	if c.StaticRoot != "" && !bad.has("SESSIONGATE_STATIC_ROOT") {
 		name := "SESSIONGATE_STATIC_ROOT"

@@ -1425,3 +1425,22 @@ func TestIdleConnectionsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// SESSIONGATE_DOCUMENT_ROOT is php-fpm's view of the site, checked only
+// for being absolute when SESSIONGATE_STATIC_ROOT names the gateway's: a
+// stray space at its end (an env file, a quoted value) loaded, and every
+// PHP request then got php-fpm's "File not found." for SCRIPT_FILENAME
+// "/srv/site /index.php". Spaces around it are refused.
+func TestDocumentRootWithoutSpacesAround(t *testing.T) {
+	static := t.TempDir()
+	for _, v := range []string{"/srv/site ", "/srv/site\t", "/srv/site\r"} {
+		_, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_SESSIONS=off", "SESSIONGATE_STATIC_ROOT=" + static, "SESSIONGATE_DOCUMENT_ROOT=" + v})
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_DOCUMENT_ROOT"}) {
+			t.Errorf("%q: got %v, want SESSIONGATE_DOCUMENT_ROOT refused", v, err)
+		}
+	}
+	if _, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_SESSIONS=off", "SESSIONGATE_STATIC_ROOT=" + static, "SESSIONGATE_DOCUMENT_ROOT=/srv/my site"}); err != nil {
+		t.Errorf("a space inside: %v", err)
+	}
+}
