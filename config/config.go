@@ -197,6 +197,13 @@ func Load(environ []string) (*Config, error) {
 		return nil, &Error{Problems: finish(&c, errs, env), Unknown: unknownVariables(&c, env)}
 	}
 	c.Warnings = append(unknownVariables(&c, env), c.internalPathWarnings()...)
+	c.Warnings = append(c.Warnings, c.hostBitsWarnings(env)...)
+	if c.Session.Enabled {
+		if _, outside := c.cookieDomainHosts(); len(outside) > 0 {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("SESSIONGATE_SESSION_COOKIE_DOMAIN=%s does not cover %s of SESSIONGATE_SERVER_NAMES: browsers ignore the session cookie there, so visitors never keep a session on it (SESSIONGATE_CANONICAL_NAME would redirect them to the site's name)",
+				c.Session.Domain, strings.Join(outside, ", ")))
+		}
+	}
 	return &c, nil
 }
 
@@ -215,8 +222,8 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		if addr == "" {
 			return
 		}
-		_, port, err := net.SplitHostPort(addr)
-		check(name, err == nil && validPort(port, true), "must be host:port or :port, e.g. :8080 or 127.0.0.1:8080")
+		host, port, err := net.SplitHostPort(addr)
+		check(name, err == nil && (host == "" || addressHost(host)) && validPort(port, true), "must be host:port or :port, e.g. :8080 or 127.0.0.1:8080")
 	}
 	checkListen("SESSIONGATE_LISTEN", c.Listen)
 	check("SESSIONGATE_LISTEN", c.Listen != "", "must not be empty")
@@ -253,6 +260,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 
 	if !bad.has("SESSIONGATE_DOCUMENT_ROOT") {
 		check("SESSIONGATE_DOCUMENT_ROOT", filepath.IsAbs(c.DocumentRoot), "must be an absolute path")
+		// php-fpm gets it as it is (SCRIPT_FILENAME = it + the script),
+		// unchecked when SESSIONGATE_STATIC_ROOT names the gateway's tree.
+		check("SESSIONGATE_DOCUMENT_ROOT", strings.TrimSpace(c.DocumentRoot) == c.DocumentRoot, "has spaces or control characters around it, which php-fpm would take as part of the path")
 	}
 	if c.StaticRoot != "" && !bad.has("SESSIONGATE_STATIC_ROOT") {
 		name := "SESSIONGATE_STATIC_ROOT"
@@ -267,6 +277,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 			check(name, false, "%s", describeFSError(err))
 		} else {
 			check(name, fi.IsDir(), "is not a directory")
+			// Every file of the host the gateway may read would be
+			// served: a variable that expanded to nothing ($SITE/)?
+			check(name, resolved(c.StaticRoot) != "/", "is the filesystem root: every file the gateway can read (/etc/passwd...) would be served")
 		}
 	}
 
@@ -295,6 +308,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		check("SESSIONGATE_PRECOMPRESSED", urlPrefixOK(p),
 			urlPrefixRule("directory", "/static/"), p)
 	}
+	// Off, nothing goes out compressed, the build step's copies included.
+	check("SESSIONGATE_PRECOMPRESSED", len(c.Precompressed) == 0 || c.Compress || bad.has("SESSIONGATE_COMPRESS"),
+		"needs SESSIONGATE_COMPRESS=on: with it off no response goes out compressed, the copies included (SESSIONGATE_COMPRESS_CACHE=0 keeps the gateway from compressing static files itself)")
 
 	seenNoPHP := map[string]bool{}
 	for _, p := range c.NoPHPPaths {
@@ -322,6 +338,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")
 	check("SESSIONGATE_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout > 0, "must be > 0: without it a client can hold a connection open forever by sending headers slowly")
+	// net/http takes ReadTimeout for a zero IdleTimeout, and with both
+	// zero a kept-alive connection waits for its next request for ever.
+	check("SESSIONGATE_IDLE_TIMEOUT", c.IdleTimeout > 0 || c.ReadTimeout > 0 || bad.has("SESSIONGATE_READ_TIMEOUT"), "must be > 0 when SESSIONGATE_READ_TIMEOUT is 0: 0 means SESSIONGATE_READ_TIMEOUT's, and with none a client could keep idle connections open forever")
 	check("SESSIONGATE_MAX_HEADER_BYTES", c.MaxHeaderBytes >= 4096 && c.MaxHeaderBytes <= 64<<20, "must be between 4k and 64m")
 
 	switch strings.ToLower(c.LogLevel) {
@@ -338,6 +357,11 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	// An unreadable SESSIONGATE_SESSIONS must not hide the session
 	// variables' own problems: check them as if sessions were on.
 	c.Session.validate(check, bad.has("SESSIONGATE_SESSIONS"))
+	if c.Session.Enabled && !bad.has("SESSIONGATE_SERVER_NAMES") && !p.has("SESSIONGATE_SERVER_NAMES") && !p.has("SESSIONGATE_CANONICAL_NAME") {
+		if hosts, outside := c.cookieDomainHosts(); len(hosts) > 0 && len(outside) == len(hosts) {
+			check("SESSIONGATE_SESSION_COOKIE_DOMAIN", false, "no name of SESSIONGATE_SERVER_NAMES (or SESSIONGATE_CANONICAL_NAME) is under it, and browsers ignore a cookie whose Domain the site's host is not under: no session would ever stick")
+		}
+	}
 	c.Django.validate(check)
 
 	switch {
@@ -375,6 +399,23 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	return p
 }
 
+// hostBitsWarnings warns of the CIDRs with host bits in the address
+// lists, which Load takes as their whole network.
+func (c *Config) hostBitsWarnings(env map[string]string) []string {
+	var out []string
+	if raw := env["SESSIONGATE_TRUSTED_PROXIES"]; raw != "" {
+		if entries, err := splitList(raw); err == nil {
+			out = append(out, hostBitsWarnings("SESSIONGATE_TRUSTED_PROXIES", entries)...)
+		}
+	}
+	for _, e := range c.RestrictedPathSpecs {
+		if f := strings.Fields(e); len(f) > 1 {
+			out = append(out, hostBitsWarnings("SESSIONGATE_RESTRICTED_PATHS", f[1:])...)
+		}
+	}
+	return out
+}
+
 // hasPEMBlock reports whether data holds a PEM block whose type is
 // wanted, as crypto/tls looks for certificates and private keys.
 func hasPEMBlock(data []byte, wanted func(typ string) bool) bool {
@@ -402,7 +443,7 @@ func checkBackend(a string) string {
 		return ""
 	}
 	host, port, err := net.SplitHostPort(a)
-	if err != nil || host == "" || !validPort(port, false) {
+	if err != nil || !addressHost(host) || !validPort(port, false) {
 		return fmt.Sprintf("%q is not host:port or unix:/path", a)
 	}
 	return ""
@@ -430,6 +471,28 @@ func sameListener(a, b string) bool {
 		return h == "" || ip != nil && ip.IsUnspecified()
 	}
 	return ha == hb || wildcard(ha) || wildcard(hb)
+}
+
+// addressHost reports whether h, the host of a host:port, can name an
+// address: an IP address (an IPv6 one with its zone), or a host name of
+// letters, digits, dots, hyphens and underscores (container names have
+// them). A space or a control character (a stray space in an env file, a
+// space-separated list) would pass net.SplitHostPort and fail only when
+// the gateway listens or dials.
+func addressHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func validPort(p string, allowZero bool) bool {

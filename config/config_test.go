@@ -89,7 +89,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_MAX_BODY=512K",
 		"SESSIONGATE_REQUEST_BUFFERING=on",
 		"SESSIONGATE_RESPONSE_BUFFERING=off",
-		"SESSIONGATE_COMPRESS=off",
+		"SESSIONGATE_COMPRESS=yes", // off would refuse SESSIONGATE_PRECOMPRESSED
 		"SESSIONGATE_COMPRESS_CACHE=1m",
 		"SESSIONGATE_PRECOMPRESSED=/static/,/build/",
 		"SESSIONGATE_PHP_MAX_CONNS=3",
@@ -171,6 +171,7 @@ func TestEveryVariable(t *testing.T) {
 		RedirectSpecs:       []string{"/old-page /new-page", "/blog/ https://blog.example.com/ 302"},
 		MaxBody:             512 << 10,
 		RequestBuffering:    true,
+		Compress:            true,
 		CompressCache:       1 << 20,
 		Precompressed:       []string{"/static/", "/build/"},
 		StaticMaxAge:        720 * time.Hour,
@@ -1280,5 +1281,166 @@ func TestRedirects(t *testing.T) {
 		if _, err := Load(append(env, "SESSIONGATE_REDIRECTS="+v)); err != nil {
 			t.Errorf("%q: %v", v, err)
 		}
+	}
+}
+
+// A listener or php-fpm host holding a space or a control character (a
+// stray space in an env file, a space-separated list) names no address:
+// it passed host:port, and the start failed later with exit status 1
+// ("lookup  : no such host"), which supervisors restart, or every PHP
+// request got 502. Host names (underscores included, as container names
+// have), IP addresses and IPv6 zones still pass.
+func TestListenAndBackendHostsNoAddressHas(t *testing.T) {
+	for _, tc := range []struct{ name, value string }{
+		{"SESSIONGATE_LISTEN", " :8080"},
+		{"SESSIONGATE_LISTEN", "\t127.0.0.1:8080"},
+		{"SESSIONGATE_ADMIN_LISTEN", "local host:8081"},
+		{"SESSIONGATE_ADMIN_LISTEN", " :8081"},
+		{"SESSIONGATE_PHP_FPM", "fpm1 fpm2:9000"},
+		{"SESSIONGATE_PHP_FPM", "fpm\x01:9000"},
+		{"SESSIONGATE_PHP_FPM", "fpm\u00a0x:9000"},
+	} {
+		_, err := Load(append(base(t), tc.name+"="+tc.value))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{tc.name}) {
+			t.Errorf("%s=%q: got %v, want it refused", tc.name, tc.value, err)
+		}
+	}
+	for _, env := range [][]string{
+		{"SESSIONGATE_LISTEN=localhost:8080", "SESSIONGATE_ADMIN_LISTEN=[fe80::1%eth0]:8081"},
+		{"SESSIONGATE_LISTEN=[::1]:8080", "SESSIONGATE_ADMIN_LISTEN=my_host-1.example:8081"},
+		{"SESSIONGATE_PHP_FPM=php_fpm:9000,[fe80::1%eth0]:9000,10.0.0.1:9000, fpm.local:9001 "},
+	} {
+		if _, err := Load(append(base(t), env...)); err != nil {
+			t.Errorf("%v: %v", env, err)
+		}
+	}
+}
+
+// A CIDR with host bits (10.0.0.5/24, the proxy's address as `ip addr`
+// shows it) was masked to its network without a word: every host of that
+// /24 could then forge X-Forwarded-For, or pass a restricted path. nginx
+// says "low address bits of 10.0.0.5/24 are meaningless"; the gateway
+// warns at start too, naming the network it takes.
+func TestHostBitsInCIDRsWarn(t *testing.T) {
+	cfg, err := Load(append(base(t),
+		"SESSIONGATE_TRUSTED_PROXIES=10.0.0.5/24, 192.168.0.0/16,::ffff:172.16.0.9/124,2001:db8::1/64",
+		"SESSIONGATE_RESTRICTED_PATHS=/admin/ 192.168.1.7/24 10.0.0.0/8,/x.php none"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(cfg.Warnings, "\n")
+	for _, want := range []string{
+		"SESSIONGATE_TRUSTED_PROXIES: 10.0.0.5/24 is taken as 10.0.0.0/24",
+		"SESSIONGATE_TRUSTED_PROXIES: ::ffff:172.16.0.9/124 is taken as 172.16.0.0/28",
+		"SESSIONGATE_TRUSTED_PROXIES: 2001:db8::1/64 is taken as 2001:db8::/64",
+		"SESSIONGATE_RESTRICTED_PATHS: 192.168.1.7/24 is taken as 192.168.1.0/24",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
+		}
+	}
+	if n := len(cfg.Warnings); n != 4 {
+		t.Errorf("%d warnings, want 4:\n%s", n, got)
+	}
+	cfg, err = Load(append(base(t), "SESSIONGATE_TRUSTED_PROXIES=10.0.0.0/8,10.0.0.5,::ffff:172.16.0.0/108", "SESSIONGATE_RESTRICTED_PATHS=/admin/ 10.0.0.0/8 fd00::/8"))
+	if err != nil || len(cfg.Warnings) != 0 {
+		t.Errorf("networks without host bits: %v, warnings %q", err, cfg.Warnings)
+	}
+}
+
+// A static root that is the filesystem root serves every file of the host
+// the gateway may read (/etc/passwd answered 200), as a variable that
+// expanded to nothing (SESSIONGATE_DOCUMENT_ROOT=$SITE/) would make it. It
+// loaded; it is refused under the variable that gave it. php-fpm may still
+// see its site at / when the gateway serves another tree.
+func TestStaticRootIsNotTheFilesystemRoot(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "root")
+	if err := os.Symlink("/", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		env  []string
+		name string
+	}{
+		{[]string{"SESSIONGATE_DOCUMENT_ROOT=/"}, "SESSIONGATE_DOCUMENT_ROOT"},
+		{[]string{"SESSIONGATE_DOCUMENT_ROOT=//."}, "SESSIONGATE_DOCUMENT_ROOT"},
+		{[]string{"SESSIONGATE_DOCUMENT_ROOT=/srv/site", "SESSIONGATE_STATIC_ROOT=/"}, "SESSIONGATE_STATIC_ROOT"},
+		{[]string{"SESSIONGATE_DOCUMENT_ROOT=/srv/site", "SESSIONGATE_STATIC_ROOT=" + link}, "SESSIONGATE_STATIC_ROOT"},
+	} {
+		_, err := Load(append([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_SESSIONS=off"}, c.env...))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{c.name}) || !strings.Contains(err.Error(), "filesystem root") {
+			t.Errorf("%v: got %v, want %s refused", c.env, err, c.name)
+		}
+	}
+	if _, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_SESSIONS=off", "SESSIONGATE_DOCUMENT_ROOT=/", "SESSIONGATE_STATIC_ROOT=" + t.TempDir()}); err != nil {
+		t.Errorf("php-fpm's root at /, the gateway's elsewhere: %v", err)
+	}
+}
+
+// With SESSIONGATE_COMPRESS=off nothing goes out compressed, the copies
+// SESSIONGATE_PRECOMPRESSED names included (server/static.go looks for
+// them only when it is on; its help: "off: never"). Both set loaded, and
+// the build step's .br and .gz files were never sent, without a word, where
+// nginx's "gzip off; gzip_static on;" sends them. It is refused, as
+// SESSIONGATE_ADMIN_PPROF without an admin listener is.
+func TestPrecompressedNeedsCompress(t *testing.T) {
+	_, err := Load(append(base(t), "SESSIONGATE_COMPRESS=off", "SESSIONGATE_PRECOMPRESSED=/static/"))
+	var cerr *Error
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_PRECOMPRESSED"}) || !strings.Contains(err.Error(), "SESSIONGATE_COMPRESS=on") {
+		t.Errorf("got %v, want SESSIONGATE_PRECOMPRESSED refused", err)
+	}
+	if _, err := Load(append(base(t), "SESSIONGATE_COMPRESS=off")); err != nil {
+		t.Errorf("compression off alone: %v", err)
+	}
+	// A SESSIONGATE_COMPRESS that does not parse is its own mistake only.
+	_, err = Load(append(base(t), "SESSIONGATE_COMPRESS=maybe", "SESSIONGATE_PRECOMPRESSED=/static/"))
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_COMPRESS"}) {
+		t.Errorf("unreadable SESSIONGATE_COMPRESS: got %v, want only it refused", err)
+	}
+	if _, err := Load(append(base(t), "SESSIONGATE_COMPRESS_CACHE=0", "SESSIONGATE_PRECOMPRESSED=/static/")); err != nil {
+		t.Errorf("precompressed copies only: %v", err)
+	}
+}
+
+// SESSIONGATE_IDLE_TIMEOUT=0 means SESSIONGATE_READ_TIMEOUT, and with that
+// 0 too net/http puts no deadline on a kept-alive connection waiting for
+// its next request: a client could hold connections open for ever without
+// sending a byte, the hole SESSIONGATE_READ_HEADER_TIMEOUT > 0 is there to
+// close. Both 0 loaded; it is refused. Either alone still loads.
+func TestIdleConnectionsAreBounded(t *testing.T) {
+	_, err := Load(append(base(t), "SESSIONGATE_IDLE_TIMEOUT=0", "SESSIONGATE_READ_TIMEOUT=0"))
+	var cerr *Error
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_IDLE_TIMEOUT"}) || !strings.Contains(err.Error(), "SESSIONGATE_READ_TIMEOUT") {
+		t.Errorf("got %v, want SESSIONGATE_IDLE_TIMEOUT refused", err)
+	}
+	_, err = Load(append(base(t), "SESSIONGATE_IDLE_TIMEOUT=0", "SESSIONGATE_READ_TIMEOUT=never"))
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_READ_TIMEOUT"}) {
+		t.Errorf("unreadable SESSIONGATE_READ_TIMEOUT: got %v, want only it refused", err)
+	}
+	for _, env := range [][]string{{"SESSIONGATE_IDLE_TIMEOUT=0"}, {"SESSIONGATE_READ_TIMEOUT=0"}} {
+		if _, err := Load(append(base(t), env...)); err != nil {
+			t.Errorf("%v: %v", env, err)
+		}
+	}
+}
+
+// SESSIONGATE_DOCUMENT_ROOT is php-fpm's view of the site, checked only
+// for being absolute when SESSIONGATE_STATIC_ROOT names the gateway's: a
+// stray space at its end (an env file, a quoted value) loaded, and every
+// PHP request then got php-fpm's "File not found." for SCRIPT_FILENAME
+// "/srv/site /index.php". Spaces around it are refused.
+func TestDocumentRootWithoutSpacesAround(t *testing.T) {
+	static := t.TempDir()
+	for _, v := range []string{"/srv/site ", "/srv/site\t", "/srv/site\r"} {
+		_, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_SESSIONS=off", "SESSIONGATE_STATIC_ROOT=" + static, "SESSIONGATE_DOCUMENT_ROOT=" + v})
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_DOCUMENT_ROOT"}) {
+			t.Errorf("%q: got %v, want SESSIONGATE_DOCUMENT_ROOT refused", v, err)
+		}
+	}
+	if _, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_SESSIONS=off", "SESSIONGATE_STATIC_ROOT=" + static, "SESSIONGATE_DOCUMENT_ROOT=/srv/my site"}); err != nil {
+		t.Errorf("a space inside: %v", err)
 	}
 }

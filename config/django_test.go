@@ -90,3 +90,33 @@ func TestDjangoURLCredentialsNotEchoed(t *testing.T) {
 		}
 	}
 }
+
+// An internal directory answers clients 404 before Django's mounts are
+// looked at (server.front), and an X-Accel-Redirect into it sends a file,
+// never a Django page: a SESSIONGATE_DJANGO_PATHS prefix inside one could
+// never be reached. It loaded; it is refused like an internal directory
+// that holds the front controller. An internal directory inside a Django
+// prefix (Django's /media/, files sent from /media/private/) still loads.
+func TestDjangoPathInsideInternalPath(t *testing.T) {
+	django := []string{"SESSIONGATE_DJANGO_URL=http://127.0.0.1:8000"}
+	for _, c := range []struct{ internal, paths string }{
+		{"/private/", "/private/"},
+		{"/private", "/private/docs/"},
+		{"/private/", "/admin/,/private/reports"},
+	} {
+		_, err := Load(append(base(t), append(django, "SESSIONGATE_INTERNAL_PATHS="+c.internal, "SESSIONGATE_DJANGO_PATHS="+c.paths)...))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_INTERNAL_PATHS"}) || !strings.Contains(err.Error(), "SESSIONGATE_DJANGO_PATHS") {
+			t.Errorf("internal %s, Django %s: got %v, want SESSIONGATE_INTERNAL_PATHS refused", c.internal, c.paths, err)
+		}
+	}
+	for _, c := range []struct{ internal, paths string }{
+		{"/media/private/", "/media/"},
+		{"/private/", "/privately/,/priv"},
+		{"/private/", "/admin/"},
+	} {
+		if _, err := Load(append(base(t), append(django, "SESSIONGATE_INTERNAL_PATHS="+c.internal, "SESSIONGATE_DJANGO_PATHS="+c.paths)...)); err != nil {
+			t.Errorf("internal %s, Django %s: %v", c.internal, c.paths, err)
+		}
+	}
+}

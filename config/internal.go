@@ -44,6 +44,11 @@ func (c *Config) checkInternalPaths(check func(name string, ok bool, format stri
 		if idx := c.IndexScript(); idx != "" && p != "/" {
 			check(name, !strings.HasPrefix(idx, p), "%q holds the front controller %s (SESSIONGATE_INDEX), which clients could then never reach", prefix, idx)
 		}
+		// Clients get 404 under it before the Django mounts are looked
+		// at, and an X-Accel-Redirect into it sends a file, never a page.
+		for _, d := range c.Django.Paths {
+			check(name, p == "/" || !strings.HasPrefix(d, p), "%q holds %s of SESSIONGATE_DJANGO_PATHS, which clients could then never reach", prefix, d)
+		}
 		if !alias {
 			continue
 		}

@@ -142,3 +142,33 @@ func listedName(names []string, h string) bool {
 	}
 	return false
 }
+
+// cookieDomainHosts returns, when SESSIONGATE_SESSION_COOKIE_DOMAIN and
+// SESSIONGATE_SERVER_NAMES are both set, the host names browsers visit the
+// site under (the canonical name when there is one, else every listed name
+// with a dot; addresses and names without a dot are for health checks and
+// services), and those of them the cookie's Domain does not cover: a
+// browser ignores a Set-Cookie whose Domain the request's host does not
+// domain-match (RFC 6265 section 5.3, step 6). A wildcard stands for its
+// subdomains.
+func (c *Config) cookieDomainHosts() (hosts, outside []string) {
+	if c.Session.Domain == "" || len(c.ServerNames) == 0 {
+		return nil, nil
+	}
+	domain := strings.ToLower(strings.TrimPrefix(c.Session.Domain, "."))
+	names := c.HostNames()
+	if canonical := c.Canonical(); canonical != "" {
+		names = []string{canonical}
+	}
+	for _, n := range names {
+		base := strings.TrimPrefix(n, "*.")
+		if _, err := netip.ParseAddr(strings.Trim(base, "[]")); err == nil || !strings.Contains(base, ".") {
+			continue
+		}
+		hosts = append(hosts, n)
+		if base != domain && !strings.HasSuffix(base, "."+domain) {
+			outside = append(outside, n)
+		}
+	}
+	return hosts, outside
+}

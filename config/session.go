@@ -12,7 +12,7 @@ import (
 // store. Its variables are documented in README "Sessions".
 type SessionConfig struct {
 	Enabled      bool          `env:"SESSIONGATE_SESSIONS" envDefault:"on" help:"on: the gateway owns the session (cookie, store, PHP and Django bridges); off: a plain PHP front server"`
-	Cookie       string        `env:"SESSIONGATE_SESSION_COOKIE" envDefault:"sessionid" help:"name of the session cookie the gateway signs (the PHP and Django apps share it)"`
+	Cookie       string        `env:"SESSIONGATE_SESSION_COOKIE" envDefault:"sessionid" help:"name of the session cookie the gateway signs (the PHP and Django apps share it); a __Secure- or __Host- name needs SESSIONGATE_SESSION_COOKIE_SECURE=on, and __Host- no SESSIONGATE_SESSION_COOKIE_DOMAIN"`
 	Keys         []string      `env:"SESSIONGATE_SESSION_KEYS" secret:"true" help:"comma-separated secrets of at least 32 bytes; the first signs cookies, all verify (rotation); required unless SESSIONGATE_SESSION_DEV=on"`
 	Dev          bool          `env:"SESSIONGATE_SESSION_DEV" envDefault:"off" help:"development mode: without SESSIONGATE_SESSION_KEYS a throwaway key is generated at start (sessions die with the process)"`
 	Domain       string        `env:"SESSIONGATE_SESSION_COOKIE_DOMAIN" help:"cookie Domain attribute, e.g. example.com to share the session with www. and other subdomains; empty = host only"`
@@ -38,6 +38,14 @@ func (s *SessionConfig) validate(check func(name string, ok bool, format string,
 		return
 	}
 	check("SESSIONGATE_SESSION_COOKIE", validCookieName(s.Cookie), "must be a non-empty cookie name (letters, digits, !#$%%&'*+-.^_`|~)")
+	// Browsers refuse a cookie named __Secure-... without Secure, and
+	// __Host-... without Secure or with a Domain (RFC 6265bis 4.1.3): every
+	// login would vanish without a word.
+	if lower := strings.ToLower(s.Cookie); strings.HasPrefix(lower, "__secure-") || strings.HasPrefix(lower, "__host-") {
+		prefix := s.Cookie[:strings.IndexByte(s.Cookie, '-')+1]
+		check("SESSIONGATE_SESSION_COOKIE", s.Secure, "a %s name requires SESSIONGATE_SESSION_COOKIE_SECURE=on (browsers refuse such a cookie without Secure, which plain-HTTP requests would get)", prefix)
+		check("SESSIONGATE_SESSION_COOKIE", s.Domain == "" || !strings.HasPrefix(lower, "__host-"), "a %s name requires an empty SESSIONGATE_SESSION_COOKIE_DOMAIN (browsers refuse such a cookie with a Domain; __Secure- allows one)", prefix)
+	}
 	check("SESSIONGATE_SESSION_KEYS", len(s.Keys) > 0 || s.Dev, "is required (comma-separated secrets of at least 32 bytes each); set SESSIONGATE_SESSION_DEV=on for a throwaway development key")
 	for _, k := range s.Keys {
 		check("SESSIONGATE_SESSION_KEYS", len(k) >= 32, "every key must be at least 32 bytes long")
@@ -69,6 +77,14 @@ func (s *SessionConfig) validate(check func(name string, ok bool, format string,
 	// minute it is a typo (and the start-up probe's 5x would overflow).
 	check("SESSIONGATE_REDIS_TIMEOUT", s.RedisTimeout > 0 && s.RedisTimeout <= time.Minute, "must be positive and at most 1m")
 	check("SESSIONGATE_PHP_PREPEND", s.PHPPrepend == "" || strings.HasPrefix(s.PHPPrepend, "/"), "must be an absolute path on the php-fpm host")
+	// It goes out in PHP_VALUE as auto_prepend_file=PATH, which php-fpm
+	// reads with PHP's ini parser: there ';' starts a comment, these are
+	// operators or quotes that make the whole PHP_VALUE unreadable (no
+	// prepend, none of the session settings), "${" names an environment
+	// variable and a control character ends the line.
+	check("SESSIONGATE_PHP_PREPEND", !strings.ContainsAny(s.PHPPrepend, "!\"&'();=^|~") && !strings.Contains(s.PHPPrepend, "${") &&
+		!strings.ContainsFunc(s.PHPPrepend, func(r rune) bool { return r < ' ' || r == 0x7f }),
+		"PHP reads the path in PHP_VALUE as an ini value, which cannot hold ! \" & ' ( ) ; = ^ | ~, ${ or control characters: move the prepend file to a plainer path")
 }
 
 // CookieSameSite is SESSIONGATE_SESSION_COOKIE_SAMESITE as net/http spells it.

@@ -129,3 +129,111 @@ func TestRedisURLHintsIntact(t *testing.T) {
 		}
 	}
 }
+
+// Browsers refuse a Set-Cookie whose name starts with __Secure- without
+// Secure, and one starting with __Host- without Secure or with a Domain
+// (RFC 6265bis 4.1.3; the prefixes match case-insensitively in current
+// browsers). Such a cookie name loaded, and every login then vanished:
+// for good with a cookie domain, on every plain-HTTP request without
+// SESSIONGATE_SESSION_COOKIE_SECURE=on. They are refused like
+// SameSite=None without Secure.
+func TestSessionCookiePrefixes(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		want string // "" when valid
+	}{
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__Host-sid"}, "SESSIONGATE_SESSION_COOKIE_SECURE=on"},
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__host-sid"}, "SESSIONGATE_SESSION_COOKIE_SECURE=on"},
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__Secure-sid"}, "SESSIONGATE_SESSION_COOKIE_SECURE=on"},
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__Host-sid", "SESSIONGATE_SESSION_COOKIE_SECURE=on", "SESSIONGATE_SESSION_COOKIE_DOMAIN=example.com"}, "SESSIONGATE_SESSION_COOKIE_DOMAIN"},
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__Host-sid", "SESSIONGATE_SESSION_COOKIE_SECURE=on"}, ""},
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__Secure-sid", "SESSIONGATE_SESSION_COOKIE_SECURE=on", "SESSIONGATE_SESSION_COOKIE_DOMAIN=example.com"}, ""},
+		{[]string{"SESSIONGATE_SESSION_COOKIE=_Host-sid"}, ""},
+		// Sessions off: the cookie is never set.
+		{[]string{"SESSIONGATE_SESSION_COOKIE=__Host-sid", "SESSIONGATE_SESSIONS=off"}, ""},
+	} {
+		_, err := Load(append(base(t), c.env...))
+		var cerr *Error
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%v: %v", c.env, err)
+		case c.want != "" && (!errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_SESSION_COOKIE"}) || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%v: got %v, want SESSIONGATE_SESSION_COOKIE refused with %q", c.env, err, c.want)
+		}
+	}
+}
+
+// A browser ignores a Set-Cookie whose Domain the request's host does not
+// domain-match (RFC 6265 5.3 step 6). SESSIONGATE_SESSION_COOKIE_DOMAIN
+// that none of SESSIONGATE_SERVER_NAMES falls under (a typo, the staging
+// domain left in) loaded, and then no session ever stuck on the site. It is
+// refused; a listed name outside it (which would never keep a session)
+// gets a warning, unless SESSIONGATE_CANONICAL_NAME sends it elsewhere.
+func TestSessionCookieDomainAgainstServerNames(t *testing.T) {
+	for _, c := range []struct {
+		names, canonical, domain string
+		refused                  bool
+		warn                     string
+	}{
+		{"example.com", "", "example.org", true, ""},
+		{"www.example.com,example.com", "", "ample.com", true, ""},
+		{"*.example.com", "", "other.example", true, ""},
+		{"example.com,www.example.com", "example.com", "www.example.com", true, ""},
+		{"www.example.com,example.com", "", ".Example.COM", false, ""},
+		{"*.example.com", "", "example.com", false, ""},
+		{"shop.example.com", "", "shop.example.com", false, ""},
+		{"example.com,example.net,127.0.0.1,app", "", "example.com", false, "example.net"},
+		{"example.com,example.net", "example.com", "example.com", false, ""},
+		{"127.0.0.1,app", "", "example.com", false, ""},
+	} {
+		env := append(base(t), "SESSIONGATE_SERVER_NAMES="+c.names, "SESSIONGATE_SESSION_COOKIE_DOMAIN="+c.domain)
+		if c.canonical != "" {
+			env = append(env, "SESSIONGATE_CANONICAL_NAME="+c.canonical)
+		}
+		cfg, err := Load(env)
+		var cerr *Error
+		switch {
+		case c.refused:
+			if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_SESSION_COOKIE_DOMAIN"}) || !strings.Contains(err.Error(), "SESSIONGATE_SERVER_NAMES") {
+				t.Errorf("names %q domain %q: got %v, want SESSIONGATE_SESSION_COOKIE_DOMAIN refused", c.names, c.domain, err)
+			}
+		case err != nil:
+			t.Errorf("names %q domain %q: %v", c.names, c.domain, err)
+		default:
+			got := strings.Join(cfg.Warnings, "\n")
+			if c.warn == "" && got != "" || c.warn != "" && (len(cfg.Warnings) != 1 || !strings.Contains(got, c.warn)) {
+				t.Errorf("names %q domain %q: warnings %q, want one about %q", c.names, c.domain, cfg.Warnings, c.warn)
+			}
+		}
+	}
+	// Sessions off: no cookie to refuse.
+	if _, err := Load(append(base(t), "SESSIONGATE_SESSIONS=off", "SESSIONGATE_SERVER_NAMES=example.com", "SESSIONGATE_SESSION_COOKIE_DOMAIN=example.org")); err != nil {
+		t.Errorf("sessions off: %v", err)
+	}
+}
+
+// The gateway sends SESSIONGATE_PHP_PREPEND in PHP_VALUE as
+// auto_prepend_file=PATH, which php-fpm reads with PHP's ini parser: in a
+// path, ';' starts a comment (the prepend path is cut short and every
+// page fails to open it), '&' '|' '~' '^' '!' are operators, '(' ')' '='
+// both quotes and "${" make the whole PHP_VALUE unreadable (no prepend and
+// none of the session settings: sessions silently unshared), "${VAR}" is
+// replaced by an environment variable, and a newline starts another
+// setting (measured with parse_ini_string, INI_SCANNER_NORMAL, PHP 8.2).
+// Such a path loaded; it is refused.
+func TestPHPPrependPathPHPCanRead(t *testing.T) {
+	for _, p := range []string{"/srv/a;b/prepend.php", "/srv/site (old)/prepend.php", "/srv/a&b/prepend.php", "/srv/a=b/prepend.php",
+		"/srv/a\"b/prepend.php", "/srv/a'b/prepend.php", "/srv/a!b/prepend.php", "/srv/a^b/prepend.php", "/srv/a|b/prepend.php", "/srv/a~b/prepend.php",
+		"/srv/${HOME}/prepend.php", "/srv/prepend.php\nauto_append_file=/x.php"} {
+		_, err := Load(append(base(t), "SESSIONGATE_PHP_PREPEND="+p))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_PHP_PREPEND"}) {
+			t.Errorf("SESSIONGATE_PHP_PREPEND=%q: got %v, want it refused", p, err)
+		}
+	}
+	for _, p := range []string{"/etc/php/8.2/sessiongate-prepend.php", "/srv/my site/prepend.php", "/srv/a$b/x.php", "/srv/a[1]/{x}/#/ü.php"} {
+		if _, err := Load(append(base(t), "SESSIONGATE_PHP_PREPEND="+p)); err != nil {
+			t.Errorf("SESSIONGATE_PHP_PREPEND=%q: %v", p, err)
+		}
+	}
+}

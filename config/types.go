@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/netip"
 	"reflect"
@@ -153,19 +154,9 @@ func parsePrefixes(s string) (any, error) {
 	out := make(Prefixes, 0, len(parts))
 	for _, p := range parts {
 		if strings.Contains(p, "/") {
-			pf, err := netip.ParsePrefix(p)
+			pf, err := parseCIDR(p)
 			if err != nil {
-				return nil, errPrefix
-			}
-			if pf.Addr().Is4In6() {
-				// Shorter than /96, an IPv4-mapped CIDR also covers
-				// addresses that are not IPv4: taken as IPv4 it became
-				// 0.0.0.0/0 (::ffff:10.0.0.0/8 trusted every IPv4
-				// client), so it is refused.
-				if pf.Bits() < 96 {
-					return nil, errMappedPrefix
-				}
-				pf = netip.PrefixFrom(pf.Addr().Unmap(), pf.Bits()-96)
+				return nil, err
 			}
 			out = append(out, pf.Masked())
 			continue
@@ -178,6 +169,44 @@ func parsePrefixes(s string) (any, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
+}
+
+// parseCIDR reads one CIDR, an IPv4-mapped one as IPv4, host bits kept.
+func parseCIDR(p string) (netip.Prefix, error) {
+	pf, err := netip.ParsePrefix(p)
+	if err != nil {
+		return netip.Prefix{}, errPrefix
+	}
+	if pf.Addr().Is4In6() {
+		// Shorter than /96, an IPv4-mapped CIDR also covers
+		// addresses that are not IPv4: taken as IPv4 it became
+		// 0.0.0.0/0 (::ffff:10.0.0.0/8 trusted every IPv4
+		// client), so it is refused.
+		if pf.Bits() < 96 {
+			return netip.Prefix{}, errMappedPrefix
+		}
+		pf = netip.PrefixFrom(pf.Addr().Unmap(), pf.Bits()-96)
+	}
+	return pf, nil
+}
+
+// hostBitsWarnings names the CIDRs among entries (IPs or CIDRs, as
+// written) that have host bits set, with the network they are taken as:
+// 10.0.0.5/24, the proxy's address as `ip addr` shows it, covers all of
+// 10.0.0.0/24, which nginx warns about too ("low address bits ... are
+// meaningless").
+func hostBitsWarnings(name string, entries []string) []string {
+	var out []string
+	for _, e := range entries {
+		if !strings.Contains(e, "/") {
+			continue
+		}
+		if pf, err := parseCIDR(e); err == nil && pf != pf.Masked() {
+			out = append(out, fmt.Sprintf("%s: %s is taken as %s, every address of that network, since its host bits are ignored; write %s/%d for the one address",
+				name, e, pf.Masked(), pf.Addr(), pf.Addr().BitLen()))
+		}
+	}
+	return out
 }
 
 // parsers holds a parser for every non-string field type used in Config. A

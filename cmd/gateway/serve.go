@@ -122,8 +122,10 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	reloadOnHangup(hupCtx, hup, certs, logger)
 	lns, err := passedSockets(config.EnvironMap(environ), os.Getpid(), logger)
 	if err != nil {
+		// The socket unit and the gateway disagree: starting again with
+		// the same sockets cannot help.
 		logger.Error("cannot use the sockets systemd passed", "error", err.Error())
-		return 1
+		return exitConfig
 	}
 	ln, err := lns.listen("SESSIONGATE_LISTEN", cfg.Listen)
 	if err != nil {
@@ -189,8 +191,10 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	}
 
 	if err := lns.unclaimed(); err != nil {
+		// A socket the socket unit holds that no listener variable names:
+		// a configuration error, which a restart would only repeat.
 		logger.Error("cannot start", "error", err.Error())
-		return 1
+		return exitConfig
 	}
 
 	serveErr := make(chan error, 3)

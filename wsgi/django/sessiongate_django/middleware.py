@@ -48,8 +48,13 @@ def load_keys():
     or, when it is not set, the environment variable of the same name (the
     gateway's value)."""
     value = getattr(settings, SETTING, None)
-    if value in (None, "", [], ()):
-        value = os.environ.get(SETTING, "")
+    if value in (None, "", b"", [], ()):
+        # The variable's bytes, as the gateway reads them: os.environ would
+        # decode them with the locale's encoding.
+        if os.supports_bytes_environ:
+            value = os.environb.get(SETTING.encode(), b"")
+        else:
+            value = os.environ.get(SETTING, "")
     if not value:
         raise ImproperlyConfigured(
             "%s is not set: give Django the gateway's session keys "

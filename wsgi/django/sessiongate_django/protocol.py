@@ -68,19 +68,36 @@ class Verified:
         self.nonce = nonce
 
 
+# What Go's strings.TrimSpace (unicode.IsSpace) trims around each entry of
+# SESSIONGATE_SESSION_KEYS on the gateway. Python's str.strip() would also
+# drop the ASCII separators \x1c-\x1f, which the gateway keeps in the key.
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def _secret_text(value):
+    """An entry or the whole value as text whose surrogateescape encoding
+    is the bytes the gateway reads: bytes (os.environb, a bytes setting) are
+    decoded, never taken as their repr; a str from os.environ holds a byte
+    that is not UTF-8 as a lone surrogate, which encodes back to it."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    return str(value)
+
+
 def parse_secrets(value):
     """SESSIONGATE_SESSION_KEYS as the gateway reads it: comma-separated,
-    spaces around entries ignored, each at least 32 bytes. A list or tuple
-    (a Django setting) is taken as the entries. Returns a list of bytes."""
+    spaces around entries ignored, each at least 32 bytes, byte for byte
+    what the gateway has. A list or tuple (a Django setting) is taken as the
+    entries; bytes are taken as they are. Returns a list of bytes."""
     if isinstance(value, (list, tuple)):
-        parts = [str(p).strip() for p in value]
+        parts = [_secret_text(p).strip(_GO_SPACE) for p in value]
     else:
-        parts = [p.strip() for p in str(value).split(",")]
+        parts = [p.strip(_GO_SPACE) for p in _secret_text(value).split(",")]
     if not parts or any(not p for p in parts):
         raise ValueError("SESSIONGATE_SESSION_KEYS has an empty entry")
     out = []
     for i, p in enumerate(parts):
-        b = p.encode("utf-8")
+        b = p.encode("utf-8", "surrogateescape")
         if len(b) < MIN_SECRET_LEN:
             raise ValueError(
                 "SESSIONGATE_SESSION_KEYS: key %d is %d bytes, need at least %d"

@@ -787,6 +787,22 @@ class KeyConfigTests(unittest.TestCase):
             finally:
                 if old is not None:
                     os.environ["SESSIONGATE_SESSION_KEYS"] = old
+        # A key byte that is not UTF-8 (the gateway takes the variable's
+        # bytes): it failed to encode, and Django refused to start with a
+        # key the gateway accepted.
+        raw = OLD_SECRET.encode() + b"\xe9"
+        with override_settings(SESSIONGATE_SESSION_KEYS=None):
+            old = os.environb.get(b"SESSIONGATE_SESSION_KEYS")
+            try:
+                os.environb[b"SESSIONGATE_SESSION_KEYS"] = raw
+                self.assertEqual(load_keys(), [protocol.derive_key(raw)])
+            finally:
+                if old is None:
+                    del os.environb[b"SESSIONGATE_SESSION_KEYS"]
+                else:
+                    os.environb[b"SESSIONGATE_SESSION_KEYS"] = old
+        with override_settings(SESSIONGATE_SESSION_KEYS=SECRET.encode()):
+            self.assertEqual(load_keys(), [KEY])
         with override_settings(SESSIONGATE_SESSION_KEYS="too-short"):
             with self.assertRaises(ImproperlyConfigured):
                 SessionMiddleware(lambda r: HttpResponse())

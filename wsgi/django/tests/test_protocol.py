@@ -155,6 +155,35 @@ class RefusalTests(unittest.TestCase):
             with self.assertRaises(ValueError):
                 protocol.parse_secrets(bad)
 
+    def test_secrets_read_as_the_gateway_reads_them(self):
+        # The gateway (config.splitList) takes the variable's bytes as they
+        # are, split at commas, with Go's strings.TrimSpace around each
+        # entry; the key Django signs with must be the same bytes.
+        good = b"k" * 32
+        cases = [
+            # A byte that is not UTF-8: os.environ holds it as a lone
+            # surrogate (surrogateescape), which encode("utf-8") refused.
+            ("k" * 32 + "\udce9", [good + b"\xe9"]),
+            (good + b"\xe9", [good + b"\xe9"]),
+            # Python's str.strip() also drops the ASCII separators
+            # \x1c-\x1f, which Go's TrimSpace keeps.
+            ("k" * 32 + "\x1f", [good + b"\x1f"]),
+            ("\x1c" + "k" * 32, [b"\x1c" + good]),
+            # Go's TrimSpace drops Unicode spaces (NBSP, NEL, U+3000).
+            ("\u00a0" + "k" * 32 + "\u0085,\u3000" + "k" * 33, [good, good + b"k"]),
+            (b"\xc2\xa0" + good + b" , " + good + b"k", [good, good + b"k"]),
+            # A bytes setting (or one from os.environb) is its bytes, not
+            # its repr: str(b"...") made a key "b'...'" the gateway never
+            # had, and every request failed its signature check.
+            (good, [good]),
+            ([good, "k" * 33], [good, good + b"k"]),
+        ]
+        for value, want in cases:
+            self.assertEqual(protocol.parse_secrets(value), want, repr(value))
+        for bad in [b"", b"short", good + b",", [good, b"x" * 31], "\u00a0", b"k" * 31]:
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                protocol.parse_secrets(bad)
+
     def test_json(self):
         self.assertEqual(protocol.dumps({"é": [1, 2.5, None], "a": {}}), '{"é":[1,2.5,null],"a":{}}'.encode())
         with self.assertRaises(ValueError):
