@@ -114,9 +114,24 @@ func (l *listeners) listen(variable, addr string) (net.Listener, error) {
 				attrs = append(attrs, "hint", fmt.Sprintf("systemd passed a socket on %s, which %s does not name: make them the same address", p.ln.Addr(), variable))
 			}
 		}
+		if errors.Is(err, syscall.EACCES) {
+			attrs = append(attrs, "hint", "a port below 1024 needs root or CAP_NET_BIND_SERVICE (deploy/systemd's unit grants it); in a container, publish a high port instead")
+		}
 		l.log.Error("cannot listen", attrs...)
 	}
 	return ln, err
+}
+
+// listenFailedStatus is the exit status for a listener that could not be
+// opened: a port still taken by the old process, or an address not up yet
+// at boot, may work on the next start (1), but a port the user may not
+// bind never will, and a supervisor restarting on it forever only fills
+// the log (exitConfig).
+func listenFailedStatus(err error) int {
+	if errors.Is(err, syscall.EACCES) {
+		return exitConfig
+	}
+	return 1
 }
 
 // boundTo reports whether a socket bound to a serves addr (host:port): the

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -29,6 +32,27 @@ func TestHelpStatesTheExitStatuses(t *testing.T) {
 	} {
 		if !strings.Contains(line, want) {
 			t.Errorf("help says %q; want it to say %q", line, want)
+		}
+	}
+}
+
+// A port the gateway's user may not bind (EACCES: below 1024 without
+// CAP_NET_BIND_SERVICE, as the container's non-root user) fails every
+// start alike: 78, which the systemd unit does not restart, where a port
+// still taken by the old process (EADDRINUSE) may be free on the next
+// start (1).
+func TestListenFailedStatus(t *testing.T) {
+	for _, tc := range []struct {
+		errno syscall.Errno
+		want  int
+	}{
+		{syscall.EACCES, exitConfig},
+		{syscall.EADDRINUSE, 1},
+		{syscall.EADDRNOTAVAIL, 1},
+	} {
+		err := &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", tc.errno)}
+		if got := listenFailedStatus(err); got != tc.want {
+			t.Errorf("%v: exit %d, want %d", err, got, tc.want)
 		}
 	}
 }

@@ -131,5 +131,6 @@ func usage(w io.Writer) {
 		"the listener variable with its port and address (any, for a variable without a host or with a wildcard),\n"+
 		"so that a restart refuses no connection; a passed socket no variable takes stops the start.\n")
 	io.WriteString(w, "\nExit status: 0 clean shutdown, 1 runtime failure or a start that failed for now (Redis not answering, the\n"+
-		"port taken), 2 usage error (and a Go crash), 78 configuration error (EX_CONFIG: starting again cannot help).\n")
+		"port taken), 2 usage error (and a Go crash), 78 configuration error (EX_CONFIG: starting again cannot help; a\n"+
+		"port the user may not bind, below 1024 without CAP_NET_BIND_SERVICE, included).\n")
 }

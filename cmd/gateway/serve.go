@@ -129,7 +129,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	ln, err := lns.listen("SESSIONGATE_LISTEN", cfg.Listen)
 	if err != nil {
-		return 1
+		return listenFailedStatus(err)
 	}
 	// net/http's own answers (431, 400, ...) are counted in the metrics,
 	// and logged with the access log on.
@@ -157,7 +157,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		}
 		if adminLn, err = lns.listen("SESSIONGATE_ADMIN_LISTEN", cfg.AdminListen); err != nil {
 			ln.Close()
-			return 1
+			return listenFailedStatus(err)
 		}
 	}
 
@@ -185,7 +185,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			if adminLn != nil {
 				adminLn.Close()
 			}
-			return 1
+			return listenFailedStatus(err)
 		}
 		redirectLn = logRefusals(redirect, redirectLn, refusalLog, gw.CountRefusal)
 	}
