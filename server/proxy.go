@@ -52,15 +52,6 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for k, v := range res.Header {
 		h[k] = v
 	}
-	if _, ok := h["Content-Type"]; !ok {
-		// PHP sent no type (header_remove('Content-Type'), an empty
-		// default_mimetype): none goes out, as nginx passes it. net/http
-		// would sniff one from the first bytes, "text/html;
-		// charset=utf-8" for markup, which a browser honours where
-		// X-Content-Type-Options: nosniff kept it from rendering an
-		// untyped body as HTML, and whose charset overrides the page's.
-		h["Content-Type"] = nil
-	}
 	if streamed {
 		sb.closeIfUnread(w, r)
 	}

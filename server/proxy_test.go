@@ -64,3 +64,23 @@ func TestPHPWithoutContentTypeNotSniffed(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestMountWithoutContentTypeNotSniffed: the same for a mounted upstream
+// (Django behind httputil.ReverseProxy, which copies no Content-Type when
+// the app sent none): no type is invented for it.
+func TestMountWithoutContentTypeNotSniffed(t *testing.T) {
+	e := newEnv(t, nil, WithMount("django", []string{"/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "<html><script>alert(1)</script></html>")
+	})))
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/admin/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "" || !strings.HasPrefix(string(b), "<html>") {
+		t.Errorf("%d Content-Type %q body %.20q, want 200, no Content-Type, the body as the app sent it", res.StatusCode, res.Header.Get("Content-Type"), b)
+	}
+}
