@@ -36,7 +36,12 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	f, fi, err := s.router.Open(rel)
 	if err != nil {
 		status := openFailureStatus(err)
-		if status == http.StatusInternalServerError {
+		if status != http.StatusNotFound {
+			// The system failed (500), or the gateway may not read a
+			// file stat found (403: a deploy that left it 0600 to
+			// another user): the operator's to fix, so a warning with
+			// the reason, as the router's refusals of unreadable paths
+			// get. A file gone since routing is a plain 404.
 			Info(r.Context()).Err = err
 		}
 		s.fail(w, r, status)
