@@ -435,9 +435,16 @@ func (r *Router) frontController(root *os.Root) Route {
 	if r.index == "" {
 		return Route{Kind: NotFound, Reason: "no file matches and the front controller is off"}
 	}
-	fi, _, err := r.stat(root, strings.TrimPrefix(r.index, "/"))
+	rel := strings.TrimPrefix(r.index, "/")
+	fi, _, err := r.stat(root, rel)
 	if systemFailure(err) {
 		return failed(err)
+	}
+	if refused(err) {
+		// A link out of the root (or a loop): every URL it would answer
+		// is refused as the script asked for by name is, with the
+		// warning that says why.
+		return r.unresolvable(rel, err)
 	}
 	if err != nil || !fi.Mode().IsRegular() {
 		return Route{Kind: NotFound, Reason: "front controller " + r.index + " not found"}

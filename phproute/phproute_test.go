@@ -708,3 +708,34 @@ func TestIndexLinkOutOfRoot(t *testing.T) {
 		}
 	}
 }
+
+// TestFrontControllerLinkOutOfRoot: a front controller that is a link out
+// of the root is refused with the warning naming where it leads, as the
+// script asked for by name is; a URL for the front controller got a bare
+// "front controller not found" 404 with no warning, so with the link made
+// by a deploy after start every pretty URL of the site was a silent 404.
+func TestFrontControllerLinkOutOfRoot(t *testing.T) {
+	root, outside := site(t)
+	realOutside, err := filepath.EvalSymlinks(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, "index.php")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "evil.php"), filepath.Join(root, "index.php")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(root, "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := filepath.Join(realOutside, "evil.php")
+	for _, path := range []string{"/index.php", "/pretty/url", "/empty/"} {
+		got := r.Resolve(path)
+		if got.Kind != NotFound || !got.Warn || !strings.Contains(got.Reason, want) {
+			t.Errorf("%s: got %+v, want 404 with a warning naming %s", path, got, want)
+		}
+	}
+}
