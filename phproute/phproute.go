@@ -389,6 +389,13 @@ func (r *Router) directory(root *os.Root, rel, clean string) Route {
 		if systemFailure(err) {
 			return failed(err)
 		}
+		if errors.Is(err, fs.ErrPermission) {
+			// The directory cannot be entered (no x for the gateway's
+			// user): its index cannot be looked at, which is not its
+			// absence. Refused as the index asked for by name is, and as
+			// nginx's index answers (403).
+			return Route{Kind: Forbidden, Reason: "permission denied looking up the index of " + clean + ": " + err.Error()}
+		}
 		if refused(err) {
 			// An index that is a link out of the root (or a loop) is
 			// refused as a request for it by name is, not passed over
