@@ -1,7 +1,9 @@
 package fcgi
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"math"
 	"net/http"
@@ -170,6 +172,54 @@ func TestSlowClientBodyThroughServerIs408(t *testing.T) {
 		}
 		if !strings.HasPrefix(got, "HTTP/1.1 408 ") {
 			t.Errorf("%s: the client got %q, want a 408", name, got)
+		}
+	}
+}
+
+// TestContentLengthZeroLikeNginx: a request that frames an empty body
+// (Content-Length: 0, which browsers send with every POST that has no
+// body, or an empty chunked body) gets CONTENT_LENGTH "0", as nginx's
+// $content_length gives it; only a request with no body framing at all
+// gets "". The gateway sent "" for all three, so Symfony's ServerBag
+// (which drops an empty CONTENT_LENGTH) saw no Content-Length where
+// behind nginx it saw "0".
+func TestContentLengthZeroLikeNginx(t *testing.T) {
+	srv := newFakeServer(t, echoBody)
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+	for raw, want := range map[string]string{
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n":                   "0",
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n": "0",
+		"POST / HTTP/1.1\r\nHost: x\r\n\r\n":                                        "",
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n":                                         "",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc":                "3",
+	} {
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req = req.WithContext(WithScript(context.Background(), testScript))
+		for _, read := range []bool{false, true} {
+			r := req
+			if read {
+				// The server reads a body ahead first (ReadBody).
+				r2, release, err := tr.ReadBody(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer release()
+				r = r2
+			}
+			resp, _, err := roundTrip(t, tr, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cl := resp.Header.Get("X-Content-Length"); cl != want {
+				t.Errorf("%q (read ahead: %v): CONTENT_LENGTH %q, want %q", raw, read, cl, want)
+			}
+			if !read {
+				req, _ = http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+				req = req.WithContext(WithScript(context.Background(), testScript))
+			}
 		}
 	}
 }

@@ -138,8 +138,9 @@ func splitHostPortLoose(hp string) (host, port string) {
 // encodeParams appends the FCGI_PARAMS stream for req and s to e, in nginx's
 // fastcgi_params order, then SCRIPT_FILENAME and the PATH_* pair, the
 // request headers and finally s.Extra. bodyLen < 0 means the request has no
-// body: CONTENT_LENGTH is then empty, as nginx sends it. dropped is called
-// for every Extra param that was refused.
+// body: CONTENT_LENGTH is then empty, as nginx sends it, or "0" when the
+// request framed an empty one. dropped is called for every Extra param
+// that was refused.
 func encodeParams(e *paramEncoder, req *http.Request, s *Script, bodyLen int64, dropped func(name string)) error {
 	var err error
 	add := func(name, value string) {
@@ -164,10 +165,16 @@ func encodeParams(e *paramEncoder, req *http.Request, s *Script, bodyLen int64, 
 	add("QUERY_STRING", query)
 	add("REQUEST_METHOD", method)
 	add("CONTENT_TYPE", req.Header.Get("Content-Type"))
-	if bodyLen >= 0 {
+	switch {
+	case bodyLen >= 0:
 		var lb [20]byte
 		add("CONTENT_LENGTH", string(strconv.AppendInt(lb[:0], bodyLen, 10)))
-	} else {
+	case len(req.Header["Content-Length"]) > 0 || len(req.TransferEncoding) > 0:
+		// An empty body the request framed ("Content-Length: 0", which
+		// browsers send with a POST that has no body, or an empty
+		// chunked one): "0", as nginx's $content_length is then.
+		add("CONTENT_LENGTH", "0")
+	default:
 		add("CONTENT_LENGTH", "")
 	}
 	add("SCRIPT_NAME", s.ScriptName)

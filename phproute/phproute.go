@@ -321,13 +321,7 @@ func (r *Router) resolve(escapedPath string) Route {
 		// lies outside the root. A name too long for the filesystem (a
 		// token or a long slug in a pretty URL) names no file, as for
 		// nginx's try_files.
-		reason := "not resolvable inside SESSIONGATE_STATIC_ROOT (a symlink leading out of it, or a loop; SESSIONGATE_FOLLOW_SYMLINKS lists where links may lead, README: disable_symlinks): " + err.Error()
-		// Name where the path leads: that directory, not the URL, is what
-		// the operator has to add to SESSIONGATE_FOLLOW_SYMLINKS.
-		if real, _, ok := r.realOf(rel); ok {
-			reason += " (leads to " + real + ")"
-		}
-		return Route{Kind: NotFound, Warn: true, Reason: reason}
+		return r.unresolvable(rel, err)
 	}
 
 	// Not an existing file: maybe /script.php/path/info.
@@ -347,6 +341,23 @@ func (r *Router) resolve(escapedPath string) Route {
 		}
 	}
 	return r.frontController(root)
+}
+
+// unresolvable is the route of a path os.Root refused: a symlink leading
+// out of the root, a loop, or anything unexpected. nginx would have
+// followed it, so the operator hears of it (Warn).
+func (r *Router) unresolvable(rel string, err error) Route {
+	reason := "not resolvable inside SESSIONGATE_STATIC_ROOT (a symlink leading out of it, or a loop; SESSIONGATE_FOLLOW_SYMLINKS lists where links may lead, README: disable_symlinks): " + err.Error()
+	// Name where the path leads: that directory, not the URL, is what
+	// the operator has to add to SESSIONGATE_FOLLOW_SYMLINKS. (An
+	// absolute rel is already out of the root, and its error names
+	// where it leads.)
+	if !filepath.IsAbs(rel) {
+		if real, _, ok := r.realOf(rel); ok {
+			reason += " (leads to " + real + ")"
+		}
+	}
+	return Route{Kind: NotFound, Warn: true, Reason: reason}
 }
 
 // file routes an existing regular file.
@@ -377,6 +388,20 @@ func (r *Router) directory(root *os.Root, rel, clean string) Route {
 		}
 		if systemFailure(err) {
 			return failed(err)
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			// The directory cannot be entered (no x for the gateway's
+			// user): its index cannot be looked at, which is not its
+			// absence. Refused as the index asked for by name is, and as
+			// nginx's index answers (403).
+			return Route{Kind: Forbidden, Reason: "permission denied looking up the index of " + clean + ": " + err.Error()}
+		}
+		if refused(err) {
+			// An index that is a link out of the root (or a loop) is
+			// refused as a request for it by name is, not passed over
+			// for the next index name or the front controller: nginx
+			// would run or send it.
+			return r.unresolvable(p, err)
 		}
 	}
 	// A directory without an index is never listed; like any other
@@ -417,9 +442,16 @@ func (r *Router) frontController(root *os.Root) Route {
 	if r.index == "" {
 		return Route{Kind: NotFound, Reason: "no file matches and the front controller is off"}
 	}
-	fi, _, err := r.stat(root, strings.TrimPrefix(r.index, "/"))
+	rel := strings.TrimPrefix(r.index, "/")
+	fi, _, err := r.stat(root, rel)
 	if systemFailure(err) {
 		return failed(err)
+	}
+	if refused(err) {
+		// A link out of the root (or a loop): every URL it would answer
+		// is refused as the script asked for by name is, with the
+		// warning that says why.
+		return r.unresolvable(rel, err)
 	}
 	if err != nil || !fi.Mode().IsRegular() {
 		return Route{Kind: NotFound, Reason: "front controller " + r.index + " not found"}

@@ -661,3 +661,81 @@ func TestManyPHPSegmentsAreCheap(t *testing.T) {
 		t.Errorf("/a.php/b.php/extra: %+v", got)
 	}
 }
+
+// TestIndexLinkOutOfRoot: a directory whose index file is a link out of
+// the root (app/index.php -> /usr/share/app/index.php, the way Debian's
+// packaged applications are linked in) is refused like a request for
+// that index itself: 404 with the warning naming where it leads, which
+// tells the operator what SESSIONGATE_FOLLOW_SYMLINKS needs. nginx's index
+// follows the link and runs it. The gateway fell through to the next
+// index name or the front controller instead, without a word: "/app/"
+// answered with the site's home page (or index.html) while "/app/index.php"
+// was refused.
+func TestIndexLinkOutOfRoot(t *testing.T) {
+	root, outside := site(t)
+	realOutside, err := filepath.EvalSymlinks(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"app", "app2"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(outside, "evil.php"), filepath.Join(root, "app/index.php")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "app/index.html"), []byte("<p>stale</p>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(root, "app2/index.html")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(root, "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for path, target := range map[string]string{
+		"/app/index.php":   filepath.Join(realOutside, "evil.php"),
+		"/app/":            filepath.Join(realOutside, "evil.php"),
+		"/app2/":           filepath.Join(realOutside, "secret.txt"),
+		"/app2/index.html": filepath.Join(realOutside, "secret.txt"),
+	} {
+		got := r.Resolve(path)
+		if got.Kind != NotFound || !got.Warn || !strings.Contains(got.Reason, target) {
+			t.Errorf("%s: got %+v, want 404 with a warning naming %s", path, got, target)
+		}
+	}
+}
+
+// TestFrontControllerLinkOutOfRoot: a front controller that is a link out
+// of the root is refused with the warning naming where it leads, as the
+// script asked for by name is; a URL for the front controller got a bare
+// "front controller not found" 404 with no warning, so with the link made
+// by a deploy after start every pretty URL of the site was a silent 404.
+func TestFrontControllerLinkOutOfRoot(t *testing.T) {
+	root, outside := site(t)
+	realOutside, err := filepath.EvalSymlinks(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, "index.php")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "evil.php"), filepath.Join(root, "index.php")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(root, "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := filepath.Join(realOutside, "evil.php")
+	for _, path := range []string{"/index.php", "/pretty/url", "/empty/"} {
+		got := r.Resolve(path)
+		if got.Kind != NotFound || !got.Warn || !strings.Contains(got.Reason, want) {
+			t.Errorf("%s: got %+v, want 404 with a warning naming %s", path, got, want)
+		}
+	}
+}

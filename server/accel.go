@@ -119,6 +119,18 @@ func (w *accelWriter) WriteHeader(code int) {
 	if !ok || code < 200 {
 		if code >= 200 {
 			w.wroteHeader = true
+			if _, typed := h["Content-Type"]; !typed {
+				// The app sent no type (PHP's header_remove('Content-Type')
+				// or an empty default_mimetype, a Django response whose
+				// header was deleted): none goes out, as nginx passes it.
+				// net/http would sniff one from the first bytes,
+				// "text/html; charset=utf-8" for markup, which a browser
+				// honours where X-Content-Type-Options: nosniff kept it
+				// from rendering an untyped body as HTML, and whose
+				// charset overrides the page's. Static files are never
+				// sniffed either.
+				h["Content-Type"] = nil
+			}
 		}
 		w.ResponseWriter.WriteHeader(code)
 		return

@@ -31,3 +31,56 @@ func TestPHPNoBodyStatus(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestPHPWithoutContentTypeNotSniffed: a PHP response without a
+// Content-Type (header_remove('Content-Type'), default_mimetype "") goes
+// out without one, as nginx passes it. net/http's server sniffed one from
+// the first bytes instead ("text/html; charset=utf-8" for markup), a type
+// neither PHP nor nginx gave: with X-Content-Type-Options: nosniff (a
+// header sites add to every response) a browser then renders as HTML what
+// behind nginx it would not, and the asserted charset overrides the
+// page's own. Static files are never sniffed either (serveStatic).
+func TestPHPWithoutContentTypeNotSniffed(t *testing.T) {
+	for _, accept := range []string{"", "gzip"} {
+		e := newEnv(t, nil)
+		e.php.respond = func(r *http.Request) (*http.Response, error) {
+			body := "<html><script>alert(1)</script></html>" + strings.Repeat(" ", 300)
+			return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+		}
+		srv := httptest.NewServer(e.srv.Handler())
+		req, _ := http.NewRequest("GET", srv.URL+"/hello.php", nil)
+		if accept != "" {
+			req.Header.Set("Accept-Encoding", accept)
+		}
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || res.Header.Get("Content-Type") != "" || !strings.HasPrefix(string(b), "<html>") {
+			t.Errorf("Accept-Encoding %q: %d Content-Type %q body %.20q, want 200, no Content-Type, the body as PHP sent it", accept, res.StatusCode, res.Header.Get("Content-Type"), b)
+		}
+		srv.Close()
+	}
+}
+
+// TestMountWithoutContentTypeNotSniffed: the same for a mounted upstream
+// (Django behind httputil.ReverseProxy, which copies no Content-Type when
+// the app sent none): no type is invented for it.
+func TestMountWithoutContentTypeNotSniffed(t *testing.T) {
+	e := newEnv(t, nil, WithMount("django", []string{"/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "<html><script>alert(1)</script></html>")
+	})))
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/admin/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "" || !strings.HasPrefix(string(b), "<html>") {
+		t.Errorf("%d Content-Type %q body %.20q, want 200, no Content-Type, the body as the app sent it", res.StatusCode, res.Header.Get("Content-Type"), b)
+	}
+}

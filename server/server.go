@@ -468,7 +468,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 	if s.names != nil && s.names.canonical != "" && s.redirectedToCanonical(w, r) {
 		return
 	}
-	if strings.IndexByte(r.URL.Path, '#') >= 0 {
+	if strings.IndexByte(r.URL.Path, '#') >= 0 || strings.IndexByte(r.URL.RawQuery, '#') >= 0 {
 		r = withoutFragment(r)
 	}
 	if r.URL.Path == "" && r.URL.Scheme != "" {
@@ -565,27 +565,34 @@ func (s *Server) refusedMethod(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// withoutFragment returns r with its URL's path cut at a "#" the client
-// sent unescaped in the request target. A request target has no fragment
-// (RFC 9112), but nginx ends the path its locations match there, as do
-// gunicorn and PHP's parse_url (which front controllers route on), while
-// net/http keeps the "#" and what follows in URL.Path: routed on that,
+// withoutFragment returns r with its URL cut at a "#" the client sent
+// unescaped in the request target. A request target has no fragment (RFC
+// 9112), but nginx ends the path its locations match there, and its
+// $args (PHP's QUERY_STRING) too, as do gunicorn and PHP's parse_url (which
+// front controllers route on), while net/http keeps the "#" and what
+// follows in URL.Path or URL.RawQuery: routed on that,
 // "/admin/users#/../../x" was matched as "/x" and reached PHP, whose router
-// read "/admin/users", a path the operator gave to Django. An escaped "%23"
-// is part of the path and stays. REQUEST_URI keeps the target as sent, like
-// nginx's $request_uri.
+// read "/admin/users", a path the operator gave to Django; and
+// "?a=1#frag" gave PHP $_GET['a'] "1#frag". A "?" after the "#" is part of
+// the fragment, not a query. An escaped "%23" is part of the path or
+// query and stays. REQUEST_URI keeps the target as sent, like nginx's
+// $request_uri.
 func withoutFragment(r *http.Request) *http.Request {
 	target := originForm(r.RequestURI)
-	i := strings.IndexAny(target, "?#")
-	if i < 0 || target[i] != '#' {
+	i := strings.IndexByte(target, '#')
+	if i < 0 {
 		return r
 	}
-	p, err := url.PathUnescape(target[:i])
+	rawPath, query, _ := strings.Cut(target[:i], "?")
+	p, err := url.PathUnescape(rawPath)
 	if err != nil {
 		// net/http accepted the same bytes; keep its reading.
 		return r
 	}
-	return withPath(r, p, target[:i])
+	r = withPath(r, p, rawPath)
+	r.URL.RawQuery = query
+	r.URL.ForceQuery = false
+	return r
 }
 
 // withPath returns a shallow copy of r routed on another path. The URL is

@@ -36,7 +36,12 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	f, fi, err := s.router.Open(rel)
 	if err != nil {
 		status := openFailureStatus(err)
-		if status == http.StatusInternalServerError {
+		if status != http.StatusNotFound {
+			// The system failed (500), or the gateway may not read a
+			// file stat found (403: a deploy that left it 0600 to
+			// another user): the operator's to fix, so a warning with
+			// the reason, as the router's refusals of unreadable paths
+			// get. A file gone since routing is a plain 404.
 			Info(r.Context()).Err = err
 		}
 		s.fail(w, r, status)
@@ -73,7 +78,10 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	defer f.Close()
 	h.Set("Content-Type", ctype)
 	h.Set("X-Content-Type-Options", "nosniff")
-	s.setMaxAge(h, ctype)
+	if s.setMaxAge(h, ctype) && (r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "") {
+		// ServeContent may answer 412 with the headers set so far.
+		w = maxAgeOnSuccess{w}
+	}
 	if gzipped == nil && gzippable && s.gzCache.Fits(fi.Size()) && notModified(r, etag(fi), fi.ModTime()) {
 		// A 304 for a GET (or HEAD) that would get the gzipped copy,
 		// which has left the cache (or was never in it): it carries the
@@ -178,16 +186,49 @@ func checkNotShrunk(r *http.Request, f fileToSend) {
 // a browser may reuse a page for a tenth of its age (RFC 9111 section
 // 4.2.2), days for a page last changed weeks ago, while the assets it
 // names stay fresh for the max-age.
-func (s *Server) setMaxAge(h http.Header, ctype string) {
+//
+// It reports whether it set a Cache-Control.
+func (s *Server) setMaxAge(h http.Header, ctype string) bool {
 	if s.cfg.StaticMaxAge <= 0 {
-		return
+		return false
 	}
 	if ctype == "text/html" || ctype == "application/xhtml+xml" {
 		h.Set("Cache-Control", "no-cache")
-		return
+		return true
 	}
 	h.Set("Cache-Control", "public, max-age="+strconv.FormatInt(int64(s.cfg.StaticMaxAge/time.Second), 10))
+	return true
 }
+
+// maxAgeOnSuccess keeps setMaxAge's Cache-Control to the answers that are
+// the file (200, 206) or stand for it (304), as nginx's expires does: a
+// 412 for an If-Match or If-Unmodified-Since the file fails, which
+// http.ServeContent writes with the headers set so far, is no copy of
+// the file, and with "public, max-age" a shared cache could keep it for
+// every client of the URL. (ServeContent's other errors, 416 included,
+// drop Cache-Control themselves.)
+type maxAgeOnSuccess struct{ http.ResponseWriter }
+
+func (w maxAgeOnSuccess) WriteHeader(code int) {
+	switch code {
+	case http.StatusOK, http.StatusPartialContent, http.StatusNotModified:
+	default:
+		if code >= 200 {
+			w.Header().Del("Cache-Control")
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// ReadFrom keeps sendfile.
+func (w maxAgeOnSuccess) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+}
+
+func (w maxAgeOnSuccess) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // precompressedCodings are the copies a build step may leave next to a
 // static file, best first, with the coding each is sent as.

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
 )
 
 // TestStaticEmptyFileRange: an empty file has no byte a range could name,
@@ -101,5 +104,40 @@ func TestStaticManyRangesIgnored(t *testing.T) {
 	r.Header.Set("Range", "bytes="+strings.Repeat("0-0, ", maxRanges-1)+"0-0")
 	if w := e.do(r); w.Code != http.StatusPartialContent {
 		t.Errorf("%d ranges: %d, want 206", maxRanges, w.Code)
+	}
+}
+
+// TestStaticMaxAgeNotOnPreconditionFailed: a 412 (If-Match or
+// If-Unmodified-Since that the file fails) is no copy of the file, and
+// nginx's expires leaves it without Cache-Control. It went out with the
+// file's "public, max-age=...": a shared cache that stores any final
+// status with explicit freshness (RFC 9111 section 3) keyed it on the
+// URL alone, and one client's failed precondition became every client's
+// empty answer for the max-age. 200, 206 and 304 keep it.
+func TestStaticMaxAgeNotOnPreconditionFailed(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.StaticMaxAge = 720 * time.Hour })
+	const want = "public, max-age=2592000"
+	for _, tc := range []struct {
+		header []string
+		code   int
+		cc     string
+	}{
+		{[]string{"If-Match", `"nope"`}, http.StatusPreconditionFailed, ""},
+		{[]string{"If-Unmodified-Since", "Wed, 01 Jan 2020 00:00:00 GMT"}, http.StatusPreconditionFailed, ""},
+		{[]string{"If-Match", `"nope"`, "Accept-Encoding", "gzip"}, http.StatusPreconditionFailed, ""},
+		{[]string{"If-Match", "*"}, http.StatusOK, want},
+		{[]string{"If-Match", "*", "Range", "bytes=0-3"}, http.StatusPartialContent, want},
+		{[]string{"If-Unmodified-Since", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)}, http.StatusOK, want},
+	} {
+		for _, method := range []string{"GET", "HEAD"} {
+			r := httptest.NewRequest(method, "/style.css", nil)
+			for i := 0; i+1 < len(tc.header); i += 2 {
+				r.Header.Set(tc.header[i], tc.header[i+1])
+			}
+			w := e.do(r)
+			if w.Code != tc.code || w.Header().Get("Cache-Control") != tc.cc {
+				t.Errorf("%s %v: %d Cache-Control %q, want %d %q", method, tc.header, w.Code, w.Header().Get("Cache-Control"), tc.code, tc.cc)
+			}
+		}
 	}
 }

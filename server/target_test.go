@@ -85,3 +85,36 @@ func TestRawFragmentInTarget(t *testing.T) {
 		t.Errorf("Django got %q, a path outside /admin/", seen)
 	}
 }
+
+// TestRawFragmentInQuery: the fragment ends the query string too. nginx's
+// QUERY_STRING ($args) stops at a "#" sent unescaped, so PHP's $_GET has
+// a=1 for "/hello.php?a=1#frag", not "1#frag"; and a "?" after the "#"
+// ("/hello.php#x?c=d") is part of the fragment, no query at all. The query
+// also follows a redirect without the fragment. REQUEST_URI stays as sent.
+func TestRawFragmentInQuery(t *testing.T) {
+	e := newEnv(t, nil)
+	for target, want := range map[string]string{
+		"/hello.php?a=1#frag":    "a=1",
+		"/hello.php?a=1#f?g=2":   "a=1",
+		"/hello.php?#x":          "",
+		"/hello.php#x?c=d":       "",
+		"/hello.php?a=%23#b":     "a=%23",
+		"/hello.php?a=1&b=2":     "a=1&b=2",
+		"http://h/hello.php?q#r": "q",
+	} {
+		before := len(e.php.reqs)
+		if _, ok := e.runPHP(t, target); !ok {
+			continue
+		}
+		r := e.php.reqs[before]
+		if r.URL.RawQuery != want {
+			t.Errorf("%s: PHP's QUERY_STRING %q, want %q", target, r.URL.RawQuery, want)
+		}
+		if s := e.php.scripts[before]; s.RequestURI != originForm(target) {
+			t.Errorf("%s: REQUEST_URI %q, want the target as sent", target, s.RequestURI)
+		}
+	}
+	if w := e.do(httptest.NewRequest("GET", "/dir?x=1#f", nil)); w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != "/dir/?x=1" {
+		t.Errorf("/dir?x=1#f: %d Location %q, want 301 to /dir/?x=1", w.Code, w.Header().Get("Location"))
+	}
+}
