@@ -1444,3 +1444,25 @@ func TestDocumentRootWithoutSpacesAround(t *testing.T) {
 		t.Errorf("a space inside: %v", err)
 	}
 }
+
+// TestUnknownVariableLookingLikeAKnownOne: a name with a space around it
+// (an env file's `SESSIONGATE_LISTEN = :8080`) or in lower case is not the
+// variable, and printed bare the warning would name what looks like the
+// right one: it is quoted and points at the variable meant.
+func TestUnknownVariableLookingLikeAKnownOne(t *testing.T) {
+	for name, want := range map[string]string{
+		"SESSIONGATE_LISTEN ":  `unknown variable "SESSIONGATE_LISTEN " ignored: SESSIONGATE_LISTEN spelt otherwise`,
+		"SESSIONGATE_Listen":   `unknown variable "SESSIONGATE_Listen" ignored: SESSIONGATE_LISTEN spelt otherwise`,
+		"SESSIONGATE_LISTEN\t": `unknown variable "SESSIONGATE_LISTEN\t" ignored: SESSIONGATE_LISTEN spelt otherwise`,
+		"SESSIONGATE_NOPE-X":   `unknown variable "SESSIONGATE_NOPE-X" ignored (typo?)`,
+		"SESSIONGATE_NOPE":     `unknown variable SESSIONGATE_NOPE ignored (typo?)`,
+	} {
+		c, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(), "SESSIONGATE_SESSION_KEYS=" + testKey, name + "=:8081"})
+		if err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		if !slices.ContainsFunc(c.Warnings, func(w string) bool { return strings.HasPrefix(w, want) }) {
+			t.Errorf("%q: warnings %q, want one starting %q", name, c.Warnings, want)
+		}
+	}
+}

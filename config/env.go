@@ -332,12 +332,27 @@ func unknownVariables(dst any, environ map[string]string) []string {
 	}
 	var out []string
 	for k := range environ {
-		if strings.HasPrefix(k, Prefix) && !known[k] {
+		if !strings.HasPrefix(k, Prefix) || known[k] {
+			continue
+		}
+		switch trimmed := strings.ToUpper(strings.TrimSpace(k)); {
+		case trimmed != k && known[trimmed]:
+			// `SESSIONGATE_LISTEN = :8080` in an env file, or a lower-case
+			// letter: printed bare, the name looks like a known one.
+			out = append(out, fmt.Sprintf("unknown variable %q ignored: %s spelt otherwise (spaces or case)", k, trimmed))
+		case strings.TrimFunc(k, isNameChar) != "":
+			out = append(out, fmt.Sprintf("unknown variable %q ignored (typo?)", k))
+		default:
 			out = append(out, fmt.Sprintf("unknown variable %s ignored (typo?)", k))
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// isNameChar: the characters of a variable name a shell accepts.
+func isNameChar(r rune) bool {
+	return r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9'
 }
 
 // WriteHelp prints every variable with its default and meaning, for
