@@ -1289,3 +1289,29 @@ func TestSessionTooDeepWriteIs500(t *testing.T) {
 		t.Errorf("refused write not logged:\n%s", s.gws[0].Logs.String())
 	}
 }
+
+// TestSessionRegenerateWithRefusedDataKeepsTheOldSession: a login that
+// moves the session to a new ID (session_regenerate_id(true)) with data the
+// gateway refuses (nested deeper than 64) fails with 500, and must fail
+// whole: the old session stays as it was under the browser's cookie, where
+// the old ID's retirement had already thrown it away (the browser, keeping
+// the old cookie, was logged out and lost its data).
+func TestSessionRegenerateWithRefusedDataKeepsTheOldSession(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"strict", "merge"} {
+		t.Run(mode, func(t *testing.T) {
+			s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=" + mode}})
+			ck := s.newSession(t)
+			resp, _, set := s.gws[0].get(t, "/deep.php?levels=70&regen=1", ck)
+			if resp.StatusCode != 500 || set != "" {
+				t.Fatalf("refused regeneration: %d, cookie %q; want 500 and no cookie", resp.StatusCode, set)
+			}
+			if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"user":"ana"`) {
+				t.Errorf("the old session after the refused regeneration: %q, want it as it was", d.Data)
+			}
+			if resp, body, _ := s.gws[1].get(t, "/get.php", ck); resp.StatusCode != 200 || !strings.Contains(body, "ana") {
+				t.Errorf("the old cookie after the refused regeneration: %d %q", resp.StatusCode, body)
+			}
+		})
+	}
+}

@@ -64,7 +64,12 @@ func TestMergePHPRegenerationKeepsAConcurrentWriteAfterOutput(t *testing.T) {
 		}
 	}
 	h := http.Header{}
-	a.sess.SetCookie(h) // the page's output starts
+	// The page's output starts: the headers leave, and with them the
+	// regeneration is applied (onFrameHeaders).
+	if err := a.retirePending(); err != nil {
+		t.Fatal(err)
+	}
+	a.sess.SetCookie(h)
 	if got := setCookieID(t, m, h); got != y {
 		t.Fatalf("cookie %q, want the new session's", got)
 	}

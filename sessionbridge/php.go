@@ -251,6 +251,12 @@ type phpBridge struct {
 	// frameWarnings counts the frames rejected in this request (see
 	// maxFrameWarnings).
 	frameWarnings int
+	// retiring is the ID a session_regenerate_id(true) left, not retired
+	// yet: the data moving to the new ID may still be refused, and a
+	// request that fails with 500 must leave the browser's session (its
+	// old cookie) as it was. The next message retires it, unless it is a
+	// write the gateway refuses; finish does when none came.
+	retiring string
 }
 
 // onPHPHeader runs when PHP's header block has arrived, before any record
@@ -402,6 +408,15 @@ func (b *phpBridge) onFrameHeaders(values []string) {
 		}
 	}
 	b.applyInOrder(msgs, true)
+	// The headers leave with the new session's cookie: the browser moves
+	// to the new ID now, whatever comes after (merge mode stores the new
+	// session as the cookie leaves, from the retired one's data).
+	if err := b.retirePending(); err != nil {
+		b.h.m.log.Error("session change from PHP not saved", "script", b.path, "op", "destroy", "error", err.Error())
+		if b.failed == nil {
+			b.failed = err
+		}
+	}
 }
 
 // applyAll applies messages in order and logs what failed; b.mu is held.
@@ -429,22 +444,31 @@ func (b *phpBridge) applyAll(msgs []message) {
 func (b *phpBridge) apply(m message) error {
 	ctx := b.ctx
 	b.noteID(m.ID)
-	switch m.Op {
-	case "open":
+	if m.Op == "open" {
+		// The new ID's open comes between the regeneration and its
+		// write; it changes nothing stored.
 		return b.sess.Announce(m.ID)
+	}
+	if m.Op == "write" && b.retiring != "" {
+		if _, err := b.decodeWrite(m.Payload); err != nil {
+			b.h.m.log.Warn("session regeneration not applied: the data moving to the new ID was refused, the old session stays", "script", b.path, "session", shortID(b.retiring))
+			b.retiring = ""
+			return err
+		}
+	}
+	if err := b.retirePending(); err != nil {
+		return err
+	}
+	switch m.Op {
 	case "write":
-		data, err := decodePHPSession(m.Payload, b.h.opts.Limits)
+		next, err := b.decodeWrite(m.Payload)
 		if err != nil {
-			return fmt.Errorf("%w: %w", ErrUnstorable, err)
+			return err
 		}
 		if b.sentView == nil && len(b.sent) > 0 {
 			if view, err := phpserial.DecodeSession(b.sent, b.h.opts.Limits); err == nil {
 				b.sentView, _ = objectMembers(view)
 			}
-		}
-		next, err := objectMembers(data)
-		if err != nil {
-			return fmt.Errorf("write: %w", err)
 		}
 		conflicts, err := b.sess.writeMembers(ctx, m.ID, next, b.sentView)
 		if len(conflicts) > 0 {
@@ -467,13 +491,40 @@ func (b *phpBridge) apply(m message) error {
 		return nil
 	case "destroy":
 		if string(m.Payload) == "regenerate" {
-			// session_regenerate_id(true): the data moves to a new ID.
-			return b.sess.Retire(ctx, m.ID)
+			// session_regenerate_id(true): the data moves to a new ID,
+			// and the old one is retired once that can no longer fail
+			// for the data's sake (retiring).
+			b.retiring = m.ID
+			return nil
 		}
 		return b.sess.Destroy(ctx, m.ID)
 	default:
 		return errors.New("unknown message " + strconv.Quote(m.Op))
 	}
+}
+
+// decodeWrite parses a write's payload into the session's members; an
+// error is the data's fault (ErrUnstorable: a retry writes it again).
+func (b *phpBridge) decodeWrite(payload []byte) ([]member, error) {
+	data, err := decodePHPSession(payload, b.h.opts.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnstorable, err)
+	}
+	next, err := objectMembers(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: write: %w", ErrUnstorable, err)
+	}
+	return next, nil
+}
+
+// retirePending retires the ID a regeneration left (retiring), if any.
+func (b *phpBridge) retirePending() error {
+	id := b.retiring
+	if id == "" {
+		return nil
+	}
+	b.retiring = ""
+	return b.sess.Retire(b.ctx, id)
 }
 
 // decodePHPSession accepts the format the prepend configures
@@ -496,6 +547,11 @@ func (b *phpBridge) finish() {
 		// No headers were handed over (the response failed): apply what
 		// came, in order, rather than drop it.
 		b.applyInOrder(nil, true)
+	}
+	// A regeneration no write followed (session_abort(), a worker that
+	// died): the old ID is retired as PHP asked.
+	if err := b.retirePending(); err != nil {
+		b.h.m.log.Error("session change from PHP not saved", "script", b.path, "op", "destroy", "error", err.Error())
 	}
 	if more := b.frameWarnings - maxFrameWarnings; more > 0 {
 		b.h.m.log.Warn("session frames from PHP rejected, not logged one by one", "script", b.path, "more", more)
