@@ -729,10 +729,12 @@ func TestListenQueueFullIs502(t *testing.T) {
 	}
 }
 
-// Over TCP a full listen queue drops the SYN instead: the connect waits,
-// and SESSIONGATE_PHP_DIAL_TIMEOUT ends it with 504, as nginx's
-// fastcgi_connect_timeout does (the README said 502).
-func TestListenQueueFullTCPIs504AfterDialTimeout(t *testing.T) {
+// fullTCPListener returns the address of a loopback TCP listener whose
+// listen queue is full: the kernel drops further SYNs, so a connect waits
+// (a php-fpm with every worker busy and its backlog reached, or a host that
+// is down behind a firewall that drops packets).
+func fullTCPListener(t *testing.T) string {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -759,11 +761,41 @@ func TestListenQueueFullTCPIs504AfterDialTimeout(t *testing.T) {
 			t.Fatal("the listen queue never filled")
 		}
 	}
+	return addr
+}
+
+// Over TCP a full listen queue drops the SYN instead: the connect waits,
+// and SESSIONGATE_PHP_DIAL_TIMEOUT ends it with 504, as nginx's
+// fastcgi_connect_timeout does (the README said 502).
+func TestListenQueueFullTCPIs504AfterDialTimeout(t *testing.T) {
+	addr := fullTCPListener(t)
 	tr, _ := newTransport(t, Options{DialTimeout: 300 * time.Millisecond}, addr)
 	start := time.Now()
-	_, err = tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+	_, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
 	if StatusOf(err) != http.StatusGatewayTimeout || time.Since(start) > 2*time.Second {
 		t.Fatalf("TCP listen queue full: %v (status %d) after %v, want 504 after the dial timeout", err, StatusOf(err), time.Since(start))
+	}
+}
+
+// /readyz gives Ping 2 s; a backend whose connect hangs (its listen queue
+// full, its host gone behind a firewall that drops packets) must not use
+// that time up before the next one is tried. Ping probed the backends one
+// after another, so with the first hanging past the readiness check's limit
+// (the dial timeout is 3 s by default) the second, healthy one was never
+// dialed: /readyz answered 503 for as long as the first hung, and a gateway
+// out of rotation gets no traffic that could tell it otherwise.
+func TestPingIsNotHeldByAHangingBackend(t *testing.T) {
+	hung := fullTCPListener(t)
+	srv := newFakeServer(t, helloHandler)
+	tr, _ := newTransport(t, Options{}, hung, srv.Addr()) // the default 3 s dial timeout
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		start := time.Now()
+		err := tr.Ping(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Ping %d with the second of two backends up: %v after %v", i, err, time.Since(start).Round(time.Millisecond))
+		}
 	}
 }
 
