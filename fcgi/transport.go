@@ -428,9 +428,12 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		wdone = nil
 		return err
 	}
+	rr := &responseReader{t: t, c: c, script: s}
 	fail := func(op string, err error, retryable bool) (*http.Response, bool, error) {
 		stop()
 		b.discard(c)
+		// Stderr over the log limit that came before the failure.
+		rr.logDropped()
 		waitWrite() // the connection is closed: the write ends at once, or is cut
 		// A client body failure (clientBodyError) already accounts for
 		// the context: net/http cancels it on a body read timeout too,
@@ -469,7 +472,6 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		return fail("write request", err, c.reused && body.replayable() && connGone(err) &&
 			(idempotent(req) || c.sent == sentBefore))
 	}
-	rr := &responseReader{t: t, c: c, script: s}
 	if body.file != nil || body.stream != nil {
 		rr.duplex, rr.sending = true, true
 		wdone = make(chan error, 1)

@@ -1059,6 +1059,40 @@ func TestStderrLogging(t *testing.T) {
 	}
 }
 
+// Stderr over the log limit is reported as dropped when the request fails
+// before its CGI header as well: a worker that logs a burst of errors and
+// dies (request_terminate_timeout, a segfault), or a script whose header
+// is malformed. Only a response that got as far as a body said how much
+// was dropped; these left the log with the first StderrLogLimit bytes and
+// no word that more had come.
+func TestStderrDroppedReportedWhenTheRequestFails(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stderr("PHP message: " + strings.Repeat("x", 200))
+		c.Stderr("PHP message: last words")
+		switch r.Params["QUERY_STRING"] {
+		case "badheader":
+			c.Stdout("no colon here\r\n\r\nbody")
+			c.End()
+			return true
+		}
+		c.Flush()
+		return false // the worker dies: the connection closes
+	})
+	for _, q := range []string{"died", "badheader"} {
+		t.Run(q, func(t *testing.T) {
+			tr, lb := newTransport(t, Options{StderrLogLimit: 100}, srv.Addr())
+			_, err := tr.RoundTrip(newReq(nil, "GET", "/?"+q, nil, nil))
+			if StatusOf(err) != http.StatusBadGateway {
+				t.Fatalf("%v (status %d), want 502", err, StatusOf(err))
+			}
+			// 213+23 bytes sent, 100 logged.
+			if log := lb.String(); !strings.Contains(log, "dropped_bytes=136") {
+				t.Fatalf("stderr over the limit not reported as dropped: %s", log)
+			}
+		})
+	}
+}
+
 // A response header just under the cap passes; one over it is a 502.
 func TestHugeHeader(t *testing.T) {
 	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
