@@ -446,6 +446,11 @@ const (
 	maxLoggedMethod = 64
 )
 
+// LogValue is s as a log line may hold it when the client chose it (a
+// path): cut like the access log's values (clip), so that a line other
+// packages write about a request stays one line too.
+func LogValue(s string) string { return clip(s, maxLoggedValue) }
+
 // clip returns s cut, at a character boundary and with "..." after the cut,
 // where written out it would take more than max bytes: a control character,
 // a quote or backslash, an invalid byte or an unprintable character is

@@ -3,6 +3,9 @@ package sessionbridge
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,5 +134,24 @@ func TestRelockWaitIsALockWait(t *testing.T) {
 				t.Fatalf("lock waits %v (events %v): want the loads' and the relock's, which waited at least %v", mc.waits, mc.events, m.o.LockTimeout)
 			}
 		})
+	}
+}
+
+// The warnings about a request that the bridge writes name its path, which
+// the client chose and which may be as long as the request line allows
+// (1 MiB by default): cut like the access log's, so that each stays one
+// line a log pipeline takes whole (Docker cuts at 16 KiB). A client that
+// keeps its own session busy had each 503 write a line as long as its path.
+func TestRequestWarningsAreBounded(t *testing.T) {
+	m := newTestManager(t, LockStrict, nil)
+	var logs strings.Builder
+	m.log = slog.New(slog.NewJSONHandler(&logs, nil))
+	for _, err := range []error{ErrBusy, ErrUnavailable} {
+		logs.Reset()
+		r := httptest.NewRequest("GET", "/index.php/"+strings.Repeat("a", 200<<10), nil)
+		m.RespondOpenError(httptest.NewRecorder(), r, err)
+		if n := len(logs.String()); n == 0 || n > 16<<10 {
+			t.Errorf("%v: log of %d bytes", err, n)
+		}
 	}
 }
