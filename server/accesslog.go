@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -302,6 +304,8 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 				ri.Err = errors.New("response aborted")
 				if err, ok := v.(error); ok && !errors.Is(err, http.ErrAbortHandler) {
 					ri.Err = err
+				} else if writeTimedOut(rec.writeErr) {
+					ri.Err = fmt.Errorf("response cut: a write to the client timed out, it stopped reading or SESSIONGATE_WRITE_TIMEOUT passed (%w)", rec.writeErr)
 				} else if clientLeft(r, rec) {
 					// The write to the client failed before the upstream
 					// read noticed: the same 499 as when it noticed first.
@@ -378,9 +382,21 @@ func finalStatus(r *http.Request, ri *RequestInfo, rec *recorder, aborted bool) 
 }
 
 // clientLeft reports whether the client is gone: its request's context
-// ended, or a write to it found the connection closed (connGone).
+// ended, or a write to it found the connection closed (connGone). A write
+// that timed out is not a client that left but one the send timeout cut
+// (it stopped reading), though net/http cancels the request's context
+// after any failed write.
 func clientLeft(r *http.Request, rec *recorder) bool {
+	if writeTimedOut(rec.writeErr) {
+		return false
+	}
 	return r.Context().Err() != nil || connGone(rec.writeErr)
+}
+
+// writeTimedOut reports a write to the client that the connection's write
+// deadline ended (sendTimeout, or SESSIONGATE_WRITE_TIMEOUT).
+func writeTimedOut(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // connGone reports whether a write to the client failed because the client
@@ -393,7 +409,7 @@ func connGone(err error) bool {
 }
 
 func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status int, d time.Duration, aborted bool) {
-	failed := ri.Err != nil || aborted || status == StatusClientClosedRequest
+	failed := ri.Err != nil || aborted || status == StatusClientClosedRequest || writeTimedOut(rec.writeErr)
 	if !s.cfg.AccessLog && !failed {
 		return
 	}
