@@ -183,7 +183,10 @@ func (t *Transport) Stats() []BackendStats {
 // a request within the last second and has not refused one since, or a
 // probe dial succeeds now. The probe connection is closed at once and does
 // not count against the pool (it never carries a request), so readiness
-// checks are not starved by load.
+// checks are not starved by load. The backends are probed at once, not one
+// after another: a backend whose connect hangs (a full listen queue, a host
+// gone behind a firewall that drops packets) would otherwise use up ctx
+// before a healthy one after it was dialed.
 func (t *Transport) Ping(ctx context.Context) error {
 	now := time.Now().UnixNano()
 	for _, b := range t.backends {
@@ -191,16 +194,27 @@ func (t *Transport) Ping(ctx context.Context) error {
 			return nil
 		}
 	}
-	var errs []error
-	for _, b := range t.backends {
-		err := b.probe(ctx)
-		if err == nil {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		i   int
+		err error
+	}
+	results := make(chan result, len(t.backends)) // probes left behind never block
+	for i, b := range t.backends {
+		go func() { results <- result{i, b.probe(pctx)} }()
+	}
+	errs := make([]error, len(t.backends))
+	for range t.backends {
+		r := <-results
+		if r.err == nil {
 			return nil
 		}
+		b := t.backends[r.i]
 		if ctx.Err() == nil {
 			b.markDown()
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", b.addr, err))
+		errs[r.i] = fmt.Errorf("%s: %w", b.addr, r.err)
 	}
 	return upstreamError("ping", "", errors.Join(errs...))
 }
@@ -414,9 +428,12 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		wdone = nil
 		return err
 	}
+	rr := &responseReader{t: t, c: c, script: s}
 	fail := func(op string, err error, retryable bool) (*http.Response, bool, error) {
 		stop()
 		b.discard(c)
+		// Stderr over the log limit that came before the failure.
+		rr.logDropped()
 		waitWrite() // the connection is closed: the write ends at once, or is cut
 		// A client body failure (clientBodyError) already accounts for
 		// the context: net/http cancels it on a body read timeout too,
@@ -455,7 +472,6 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		return fail("write request", err, c.reused && body.replayable() && connGone(err) &&
 			(idempotent(req) || c.sent == sentBefore))
 	}
-	rr := &responseReader{t: t, c: c, script: s}
 	if body.file != nil || body.stream != nil {
 		rr.duplex, rr.sending = true, true
 		wdone = make(chan error, 1)

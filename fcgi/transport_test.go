@@ -729,10 +729,12 @@ func TestListenQueueFullIs502(t *testing.T) {
 	}
 }
 
-// Over TCP a full listen queue drops the SYN instead: the connect waits,
-// and SESSIONGATE_PHP_DIAL_TIMEOUT ends it with 504, as nginx's
-// fastcgi_connect_timeout does (the README said 502).
-func TestListenQueueFullTCPIs504AfterDialTimeout(t *testing.T) {
+// fullTCPListener returns the address of a loopback TCP listener whose
+// listen queue is full: the kernel drops further SYNs, so a connect waits
+// (a php-fpm with every worker busy and its backlog reached, or a host that
+// is down behind a firewall that drops packets).
+func fullTCPListener(t *testing.T) string {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -759,11 +761,41 @@ func TestListenQueueFullTCPIs504AfterDialTimeout(t *testing.T) {
 			t.Fatal("the listen queue never filled")
 		}
 	}
+	return addr
+}
+
+// Over TCP a full listen queue drops the SYN instead: the connect waits,
+// and SESSIONGATE_PHP_DIAL_TIMEOUT ends it with 504, as nginx's
+// fastcgi_connect_timeout does (the README said 502).
+func TestListenQueueFullTCPIs504AfterDialTimeout(t *testing.T) {
+	addr := fullTCPListener(t)
 	tr, _ := newTransport(t, Options{DialTimeout: 300 * time.Millisecond}, addr)
 	start := time.Now()
-	_, err = tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+	_, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
 	if StatusOf(err) != http.StatusGatewayTimeout || time.Since(start) > 2*time.Second {
 		t.Fatalf("TCP listen queue full: %v (status %d) after %v, want 504 after the dial timeout", err, StatusOf(err), time.Since(start))
+	}
+}
+
+// /readyz gives Ping 2 s; a backend whose connect hangs (its listen queue
+// full, its host gone behind a firewall that drops packets) must not use
+// that time up before the next one is tried. Ping probed the backends one
+// after another, so with the first hanging past the readiness check's limit
+// (the dial timeout is 3 s by default) the second, healthy one was never
+// dialed: /readyz answered 503 for as long as the first hung, and a gateway
+// out of rotation gets no traffic that could tell it otherwise.
+func TestPingIsNotHeldByAHangingBackend(t *testing.T) {
+	hung := fullTCPListener(t)
+	srv := newFakeServer(t, helloHandler)
+	tr, _ := newTransport(t, Options{}, hung, srv.Addr()) // the default 3 s dial timeout
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		start := time.Now()
+		err := tr.Ping(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Ping %d with the second of two backends up: %v after %v", i, err, time.Since(start).Round(time.Millisecond))
+		}
 	}
 }
 
@@ -1024,6 +1056,40 @@ func TestStderrLogging(t *testing.T) {
 	}
 	if len(got) != 3 || lb.String()[before:] != "" {
 		t.Fatalf("hook got %d messages; log grew by %q", len(got), lb.String()[before:])
+	}
+}
+
+// Stderr over the log limit is reported as dropped when the request fails
+// before its CGI header as well: a worker that logs a burst of errors and
+// dies (request_terminate_timeout, a segfault), or a script whose header
+// is malformed. Only a response that got as far as a body said how much
+// was dropped; these left the log with the first StderrLogLimit bytes and
+// no word that more had come.
+func TestStderrDroppedReportedWhenTheRequestFails(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stderr("PHP message: " + strings.Repeat("x", 200))
+		c.Stderr("PHP message: last words")
+		switch r.Params["QUERY_STRING"] {
+		case "badheader":
+			c.Stdout("no colon here\r\n\r\nbody")
+			c.End()
+			return true
+		}
+		c.Flush()
+		return false // the worker dies: the connection closes
+	})
+	for _, q := range []string{"died", "badheader"} {
+		t.Run(q, func(t *testing.T) {
+			tr, lb := newTransport(t, Options{StderrLogLimit: 100}, srv.Addr())
+			_, err := tr.RoundTrip(newReq(nil, "GET", "/?"+q, nil, nil))
+			if StatusOf(err) != http.StatusBadGateway {
+				t.Fatalf("%v (status %d), want 502", err, StatusOf(err))
+			}
+			// 213+23 bytes sent, 100 logged.
+			if log := lb.String(); !strings.Contains(log, "dropped_bytes=136") {
+				t.Fatalf("stderr over the limit not reported as dropped: %s", log)
+			}
+		})
 	}
 }
 

@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sessiongate/sessiongate/config"
 )
@@ -300,6 +304,8 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 				ri.Err = errors.New("response aborted")
 				if err, ok := v.(error); ok && !errors.Is(err, http.ErrAbortHandler) {
 					ri.Err = err
+				} else if writeTimedOut(rec.writeErr) {
+					ri.Err = fmt.Errorf("response cut: a write to the client timed out, it stopped reading or SESSIONGATE_WRITE_TIMEOUT passed (%w)", rec.writeErr)
 				} else if clientLeft(r, rec) {
 					// The write to the client failed before the upstream
 					// read noticed: the same 499 as when it noticed first.
@@ -376,9 +382,21 @@ func finalStatus(r *http.Request, ri *RequestInfo, rec *recorder, aborted bool) 
 }
 
 // clientLeft reports whether the client is gone: its request's context
-// ended, or a write to it found the connection closed (connGone).
+// ended, or a write to it found the connection closed (connGone). A write
+// that timed out is not a client that left but one the send timeout cut
+// (it stopped reading), though net/http cancels the request's context
+// after any failed write.
 func clientLeft(r *http.Request, rec *recorder) bool {
+	if writeTimedOut(rec.writeErr) {
+		return false
+	}
 	return r.Context().Err() != nil || connGone(rec.writeErr)
+}
+
+// writeTimedOut reports a write to the client that the connection's write
+// deadline ended (sendTimeout, or SESSIONGATE_WRITE_TIMEOUT).
+func writeTimedOut(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // connGone reports whether a write to the client failed because the client
@@ -391,14 +409,14 @@ func connGone(err error) bool {
 }
 
 func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status int, d time.Duration, aborted bool) {
-	failed := ri.Err != nil || aborted || status == StatusClientClosedRequest
+	failed := ri.Err != nil || aborted || status == StatusClientClosedRequest || writeTimedOut(rec.writeErr)
 	if !s.cfg.AccessLog && !failed {
 		return
 	}
 	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs,
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
+		slog.String("method", clip(r.Method, maxLoggedMethod)),
+		slog.String("path", clip(r.URL.Path, maxLoggedValue)),
 		slog.Int("status", status),
 		slog.Int64("bytes", rec.bytes),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
@@ -408,25 +426,21 @@ func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status
 	if status == http.StatusMisdirectedRequest {
 		// Which name was refused (SESSIONGATE_SERVER_NAMES): a probe by
 		// IP, a caller using a container's name, an attacker's.
-		host := r.Host
-		if len(host) > 100 {
-			host = host[:100] + "..."
-		}
-		attrs = append(attrs, slog.String("host", host))
+		attrs = append(attrs, slog.String("host", clip(r.Host, 100)))
 	}
 	if ri.InternalRedirect != "" {
-		attrs = append(attrs, slog.String("internal_redirect", ri.InternalRedirect))
+		attrs = append(attrs, slog.String("internal_redirect", clip(ri.InternalRedirect, maxLoggedValue)))
 	}
 	if ri.RemoteUser != "" {
-		attrs = append(attrs, slog.String("user", ri.RemoteUser))
+		attrs = append(attrs, slog.String("user", clip(ri.RemoteUser, maxLoggedValue)))
 	}
 	if aborted {
 		attrs = append(attrs, slog.Bool("aborted", true))
 	}
 	if ri.Err != nil {
-		attrs = append(attrs, slog.String("error", ri.Err.Error()))
+		attrs = append(attrs, slog.String("error", clip(ri.Err.Error(), maxLoggedValue)))
 	} else if rec.writeErr != nil && status != StatusClientClosedRequest {
-		attrs = append(attrs, slog.String("error", rec.writeErr.Error()))
+		attrs = append(attrs, slog.String("error", clip(rec.writeErr.Error(), maxLoggedValue)))
 	}
 	// A failed request is a warning with the access log on as well as off:
 	// at SESSIONGATE_LOG_LEVEL=warn it must still be seen.
@@ -435,4 +449,42 @@ func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status
 		level = slog.LevelWarn
 	}
 	s.log.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+// Bounds of what one access log line holds of a value the client chose
+// (the request line and headers may take SESSIONGATE_MAX_HEADER_BYTES, 1 MiB
+// by default), counted as written, escapes included: a line stays well under
+// what log pipelines take as one line (Docker's json-file driver cuts at
+// 16 KiB, journald at 48 KiB), so it reaches them as one JSON object, not
+// as fragments. Real paths are far shorter; the method is a short token.
+const (
+	maxLoggedValue  = 4096
+	maxLoggedMethod = 64
+)
+
+// LogValue is s as a log line may hold it when the client chose it (a
+// path): cut like the access log's values (clip), so that a line other
+// packages write about a request stays one line too.
+func LogValue(s string) string { return clip(s, maxLoggedValue) }
+
+// clip returns s cut, at a character boundary and with "..." after the cut,
+// where written out it would take more than max bytes: a control character,
+// a quote or backslash, an invalid byte or an unprintable character is
+// escaped by slog's JSON and text handlers into up to 6 bytes.
+func clip(s string, max int) string {
+	if len(s) <= max/6 {
+		return s // however escaped
+	}
+	size := 0
+	for i, r := range s {
+		n := utf8.RuneLen(r)
+		if r == utf8.RuneError || r == '"' || r == '\\' || r == '\u2028' || r == '\u2029' || !unicode.IsPrint(r) {
+			n = 6
+		}
+		if size+n > max {
+			return s[:i] + "..."
+		}
+		size += n
+	}
+	return s
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -179,5 +180,59 @@ func TestStalledStaticDownloadIsCut(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 206 || !bytes.Equal(part, big[100000:300001]) {
 		t.Fatalf("range: %d, %d bytes", res.StatusCode, len(part))
+	}
+}
+
+// TestStalledClientIsNotAClientThatLeft: a response the send timeout cut
+// (the client stayed connected but stopped reading) keeps the status it
+// went out with and says why, at warn, whether it came from PHP, through
+// buffered writes, or from a static file, through sendfile. A failed
+// buffered write makes net/http cancel the request's context, so the PHP
+// response was logged and counted as 499 "the client left", which the
+// client had not; the static one said "i/o timeout" at info, invisible
+// with the access log off.
+func TestStalledClientIsNotAClientThatLeft(t *testing.T) {
+	var mu sync.Mutex
+	var got []int
+	e := newEnv(t, nil, WithObserver(func(_ *RequestInfo, status int, _ int64, _ time.Duration) {
+		mu.Lock()
+		got = append(got, status)
+		mu.Unlock()
+	}))
+	e.srv.sendTimeout = time.Second
+	if err := os.WriteFile(filepath.Join(e.root, "big.bin"), make([]byte, 32<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: -1,
+			Body: io.NopCloser(bytes.NewReader(make([]byte, 32<<20))), Request: r}, nil
+	}
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	for i, target := range []string{"/hello.php", "/big.bin"} {
+		c := rawGet(t, srv, target)
+		time.Sleep(3 * time.Second) // reads nothing: the send timeout cuts it
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(io.Discard, c)
+		var line map[string]any
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			n := len(got)
+			mu.Unlock()
+			if n > i || time.Now().After(deadline) {
+				break
+			}
+		}
+		line = e.lastLog(t)
+		errText, _ := line["error"].(string)
+		if line["path"] != target || line["status"] != float64(200) || line["level"] != "WARN" ||
+			!strings.Contains(errText, "timeout") || strings.Contains(errText, "client left") {
+			t.Errorf("%s cut by the send timeout logged as %v; want status 200, a warning naming the timeout", target, line)
+		}
+		mu.Lock()
+		if len(got) != i+1 || got[i] != 200 {
+			t.Errorf("%s: observed %v, want 200", target, got)
+		}
+		mu.Unlock()
 	}
 }

@@ -135,6 +135,19 @@ func (f *frameScanner) feed(rec []byte) (msgs []message, rest []byte) {
 				data = data[len(framePrefix)+next:]
 				continue
 			}
+			if !f.mayBeOurs(data) {
+				// Not this request's frame (an app logging what a client
+				// typed): the app's stderr, returned now, to go through
+				// the transport's per-request log budget like the rest,
+				// rather than held to the end of the request. A tail
+				// that may begin the wrapper of the next frame is held.
+				keep := wrapperTail(data[len(framePrefix):])
+				logText = append(logText, data[:len(data)-keep]...)
+				if keep > 0 {
+					f.pending = append([]byte(nil), data[len(data)-keep:]...)
+				}
+				break
+			}
 			if len(data) > maxPending {
 				if f.ours(data) {
 					f.lost = true
@@ -183,6 +196,19 @@ func (f *frameScanner) fail(err error) {
 func (f *frameScanner) ours(b []byte) bool {
 	rest, ok := bytes.CutPrefix(b, []byte(framePrefix))
 	return ok && bytes.HasPrefix(rest, []byte(f.nonce+":"))
+}
+
+// mayBeOurs reports whether frame text (starting at framePrefix) may still
+// turn out to carry this request's nonce: it does, or what has come of it
+// so far agrees with it.
+func (f *frameScanner) mayBeOurs(b []byte) bool {
+	rest, ok := bytes.CutPrefix(b, []byte(framePrefix))
+	if !ok {
+		return false
+	}
+	want := f.nonce + ":"
+	n := min(len(rest), len(want))
+	return string(rest[:n]) == want[:n]
 }
 
 // cutShort reports whether a message of this request is still incomplete:

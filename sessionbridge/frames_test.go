@@ -169,6 +169,38 @@ func TestForeignFrameTextDoesNotHideLaterStderr(t *testing.T) {
 	}
 }
 
+// Frame-like text that cannot be this request's frame (its nonce differs
+// from the start) is the app's stderr: feed returns it as it comes, so it
+// goes through the transport's per-request stderr log budget with the rest.
+// Held back until the end of the request instead, up to maxPending of
+// stderr came out of flushLog as one line the budget never saw (a client
+// whose input the app logs could turn the 4 KiB bound into 64 KiB per
+// request), and after everything logged meanwhile.
+func TestForeignFrameTextIsNotHeldBack(t *testing.T) {
+	const nonce = "00112233445566778899aabbccddeeff"
+	f := newFrameScanner(nonce, testFrameKey)
+	var asItCame strings.Builder
+	_, rest := f.feed([]byte("PHP message: login failed for @sg1:mallory"))
+	asItCame.Write(rest)
+	for i := 0; i < 20; i++ {
+		_, rest = f.feed([]byte(fmt.Sprintf("; PHP message: warning %d %s", i, strings.Repeat("w", 1000))))
+		asItCame.Write(rest)
+	}
+	for _, want := range []string{"@sg1:mallory", "warning 0 ", "warning 19 "} {
+		if !strings.Contains(asItCame.String(), want) {
+			t.Errorf("%q not returned by feed as it came (%d bytes returned)", want, asItCame.Len())
+		}
+	}
+	if held := f.flushLog(); len(held) > len(framePrefix)+len(phpMessage)+2 {
+		t.Errorf("%d bytes held back to the end of the request", len(held))
+	}
+	// A frame of this request after such text still comes through.
+	msgs, _ := f.feed([]byte("; PHP message: " + phpFrames(nonce, 0, "close", "abc", "", 1000)))
+	if len(msgs) != 1 || msgs[0].Op != "close" || f.lost {
+		t.Errorf("this request's frame after foreign text: %+v, lost %v, errors %v", msgs, f.lost, f.errs)
+	}
+}
+
 // FuzzFrameScanner: messages PHP sends over stderr, with the app's own log
 // text around them and php-fpm's records cut anywhere, come out whole and
 // in order; the scanner never holds more than maxPending back.

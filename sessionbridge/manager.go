@@ -558,9 +558,13 @@ func (s *Session) mergeRetired(base, next []member) (merged []member, conflicts 
 // files handler locks its file again at that session_start(), and the
 // change is merged with what other requests stored meanwhile. s.mu is held.
 func (s *Session) saveRelocked(ctx context.Context, next []member, now int64) ([]string, error) {
+	start := s.m.now()
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.m.o.LockTimeout)
 	l, _, err := s.m.o.Store.Lock(lctx, s.id, s.m.o.LockLease)
 	cancel()
+	if s.m.o.Metrics != nil {
+		s.m.o.Metrics.LockWait(s.m.now().Sub(start))
+	}
 	switch {
 	case errors.Is(err, store.ErrLockTimeout):
 		s.m.event("lock_timeout")
@@ -950,9 +954,13 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, erro
 // returns the record the lock found (zero when deleted).
 func (m *Manager) replaceLocked(ctx context.Context, id string, mu store.Mutation) (store.Record, error) {
 	ctx = context.WithoutCancel(ctx)
+	start := m.now()
 	lctx, cancel := context.WithTimeout(ctx, m.o.LockTimeout)
 	l, rec, err := m.o.Store.Lock(lctx, id, m.o.LockLease)
 	cancel()
+	if m.o.Metrics != nil {
+		m.o.Metrics.LockWait(m.now().Sub(start))
+	}
 	sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
 	defer cancel()
 	if errors.Is(err, store.ErrLockTimeout) {

@@ -126,7 +126,7 @@ type phpHandler struct {
 func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	script := fcgi.ScriptFrom(r.Context())
 	if script == nil {
-		h.m.log.Error("session bridge: request reached PHP without a routing decision", "path", r.URL.Path)
+		h.m.log.Error("session bridge: request reached PHP without a routing decision", "path", server.LogValue(r.URL.Path))
 		server.WriteError(w, r, http.StatusInternalServerError, "internal error")
 		return
 	}
@@ -208,13 +208,13 @@ func newFrameSecrets() (nonce string, key [32]byte) {
 func (m *Manager) RespondOpenError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrBusy):
-		m.log.Warn("session busy", "path", r.URL.Path, "error", err.Error())
+		m.log.Warn("session busy", "path", server.LogValue(r.URL.Path), "error", err.Error())
 		w.Header().Set("Retry-After", "1")
 		server.WriteError(w, r, http.StatusServiceUnavailable, "session busy, retry")
 	case errors.Is(err, context.Canceled):
 		// client gone while waiting; nothing to answer
 	default:
-		m.log.Error("session store unavailable", "path", r.URL.Path, "error", err.Error())
+		m.log.Error("session store unavailable", "path", server.LogValue(r.URL.Path), "error", err.Error())
 		w.Header().Set("Retry-After", "1")
 		server.WriteError(w, r, http.StatusServiceUnavailable, "session store unavailable")
 	}

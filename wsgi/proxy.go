@@ -386,7 +386,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		res.Body = readahead.New(res.Body, readahead.Options{
 			TempDir: p.tempDir,
 			OnTempFileError: func(err error) {
-				p.log.Warn("no temp file for a Django response read ahead; the rest waits for the client", "path", path, "error", err.Error())
+				p.log.Warn("no temp file for a Django response read ahead; the rest waits for the client", "path", server.LogValue(path), "error", err.Error())
 			},
 		})
 	}
@@ -394,7 +394,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		res.Body = &cutShortBody{ReadCloser: res.Body, req: res.Request, ri: ri}
 	}
 	if chErr != nil && !errors.Is(chErr, errNoChange) {
-		p.log.Warn("session change from Django ignored", "path", res.Request.URL.Path, "status", res.StatusCode, "reason", chErr.Error())
+		p.log.Warn("session change from Django ignored", "path", server.LogValue(res.Request.URL.Path), "status", res.StatusCode, "reason", chErr.Error())
 	}
 	if st == nil || st.sess == nil {
 		return nil
@@ -456,7 +456,7 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 		}
 		conflicts, err := sess.WriteReencoded(ctx, id, ch.data)
 		if len(conflicts) > 0 {
-			p.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "path", path, "keys", conflicts)
+			p.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "path", server.LogValue(path), "keys", conflicts)
 		}
 		return err
 	case "delete":
@@ -598,7 +598,7 @@ func (p *Proxy) dropRawIDCookie(h http.Header, id, path string) {
 	t := p.now().Unix()
 	if last := p.rawCookieWarned.Load(); t-last >= 60 && p.rawCookieWarned.CompareAndSwap(last, t) {
 		p.log.Warn("Django sent a cookie holding the raw session ID; dropped, the gateway's signed cookie carries the session. Logged once a minute.",
-			"path", path, "cookies", dropped)
+			"path", server.LogValue(path), "cookies", dropped)
 	}
 }
 
@@ -635,7 +635,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 			ri.Status = status
 		}
 	} else {
-		p.log.Warn("django upstream error", "path", r.URL.Path, "status", status, "error", err.Error())
+		p.log.Warn("django upstream error", "path", server.LogValue(r.URL.Path), "status", status, "error", err.Error())
 	}
 	if status == server.StatusClientClosedRequest {
 		return

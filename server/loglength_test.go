@@ -1,0 +1,74 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/sessiongate/sessiongate/config"
+)
+
+// An access log line stays one short JSON object whatever the client sends.
+// The request line and headers may hold up to SESSIONGATE_MAX_HEADER_BYTES
+// (1 MiB by default), and the path, the method and a Basic user name went
+// into the line whole: a 200 KB path made a 200 KB line. Docker's json-file
+// driver cuts lines at 16 KiB and journald at 48 KiB (LineMax), so such a
+// line reached the log pipeline as fragments that are not JSON, where
+// README promises one object per line. The values are cut, at a character
+// boundary, with "..." to say so.
+func TestAccessLogLineIsBounded(t *testing.T) {
+	users := basicAuthFile(t)
+	e := newEnv(t, func(c *config.Config) {
+		c.AccessLog = true
+		c.BasicAuthSpecs = []string{"/private/ " + users}
+		c.ServerNames = []string{"example.com"}
+	})
+	long := strings.Repeat("é", 100<<10) // two bytes each: a cut may split one
+	var r *http.Request
+	check := func(what string) map[string]any {
+		t.Helper()
+		lines := strings.Split(strings.TrimSpace(e.logs.String()), "\n")
+		line := lines[len(lines)-1]
+		if len(line) > 16<<10 {
+			t.Errorf("%s: log line of %d bytes", what, len(line))
+		}
+		if !utf8.ValidString(line) || strings.Contains(line, `\ufffd`) {
+			t.Errorf("%s: a value was cut inside a character: %.200s", what, line)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return m
+	}
+
+	e.do(httptest.NewRequest("GET", "/"+long, nil))
+	if m := check("long path"); !strings.HasPrefix(m["path"].(string), "/éé") || !strings.HasSuffix(m["path"].(string), "...") {
+		t.Errorf("long path logged as %.100q", m["path"])
+	}
+
+	e.do(httptest.NewRequest("GET", "/"+strings.Repeat("%01", 50<<10), nil))
+	check("long path of control characters") // each escaped into six bytes
+
+	e.do(httptest.NewRequest(strings.Repeat("X", 100<<10), "/style.css", nil))
+	check("long method")
+
+	for _, user := range []string{long, strings.Repeat("\x01", 50<<10)} {
+		r := httptest.NewRequest("GET", "/private/", nil)
+		r.SetBasicAuth(user, "wrong")
+		if w := e.do(r); w.Code != 401 {
+			t.Fatalf("wrong password: %d", w.Code)
+		}
+		check("long user name")
+	}
+
+	r = httptest.NewRequest("GET", "/style.css", nil)
+	r.Host = "a" + strings.Repeat("é", 200) + ".example.org"
+	if w := e.do(r); w.Code != 421 {
+		t.Fatalf("foreign host: %d", w.Code)
+	}
+	check("long host")
+}
