@@ -89,3 +89,32 @@ echo 'public ', $path;`,
 		t.Errorf("a public page: %d %q", res.StatusCode, body)
 	}
 }
+
+// TestRestrictedPathsYiiRouting: Yii 2's Request::resolveRequestUri (and
+// Symfony's and Zend Framework's before CVE-2018-14773) takes the URL from
+// an X-Rewrite-Url or X-Original-Url header, which IIS's rewrite modules
+// set, before REQUEST_URI. A client's own copy reaching PHP routed any URL the gateway
+// let in to the admin area it keeps out: those headers never reach the
+// app, as the X-Sendfile-Type nginx configurations hide.
+func TestRestrictedPathsYiiRouting(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"index.php": `<?php
+// yii\web\Request::resolveRequestUri, then the route from its path.
+$uri = $_SERVER['HTTP_X_REWRITE_URL'] ?? $_SERVER['HTTP_X_ORIGINAL_URL'] ?? $_SERVER['REQUEST_URI'];
+$path = parse_url($uri, PHP_URL_PATH);
+if (preg_match('#^/admin(/|$)#', $path)) { echo 'ADMIN AREA ', $path; exit; }
+echo 'public ', $path;`,
+	})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8"}
+	})
+	for _, hdr := range []string{"X-Rewrite-Url", "X-Original-Url", "x-original-url"} {
+		if res, body := g.get(t, "/blog/post-1", hdr, "/admin/users"); res.StatusCode != 200 || body != "public /blog/post-1" {
+			t.Errorf("%s: /admin/users from outside: %d %q, want the public page", hdr, res.StatusCode, body)
+		}
+	}
+}

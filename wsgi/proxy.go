@@ -283,7 +283,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		// USE_X_FORWARDED_PORT), -Prefix or -Ssl would still pass, so the
 		// whole family goes unless a trusted proxy sent it, as on the PHP
 		// side.
-		if strings.ContainsRune(name, '_') || !viaProxy && proxyheader.Forwarding(name) || proxyheader.SendfileControl(name) {
+		if strings.ContainsRune(name, '_') || !viaProxy && proxyheader.Forwarding(name) || proxyheader.SendfileControl(name) || proxyheader.URLOverride(name) {
 			delete(out.Header, name)
 		}
 	}

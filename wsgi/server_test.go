@@ -129,9 +129,9 @@ func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
 		return behindServer(t, e, io.Discard, "SESSIONGATE_TRUSTED_PROXIES="+trusted)
 	}
 	client := map[string]string{"X-Forwarded-Port": "4444", "X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Ssl": "on", "X-Forwarded-Server": "evil.example"}
-	// The server's instructions to an app (proxyheader.SendfileControl)
-	// never come from a client, trusted proxy or not.
-	never := map[string]string{"X-Sendfile-Type": "X-Sendfile", "X-Accel-Mapping": "/srv/=/other/"}
+	// The server's instructions to an app (proxyheader.SendfileControl,
+	// URLOverride) never come from a client, trusted proxy or not.
+	never := map[string]string{"X-Sendfile-Type": "X-Sendfile", "X-Accel-Mapping": "/srv/=/other/", "X-Original-Url": "/admin/x", "X-Rewrite-Url": "/admin/x"}
 	for _, c := range []struct {
 		name, trusted string
 		kept          bool
