@@ -291,7 +291,7 @@ func encodeParams(e *paramEncoder, req *http.Request, s *Script, bodyLen int64, 
 	connNamed := connectionNamed(req.Header)
 	for name, values := range req.Header {
 		if len(values) == 0 || !forwardableHeader(name) || hopByHop(name, connNamed) ||
-			(!s.ForwardedTrusted && proxyheader.Forwarding(name)) || proxyheader.SendfileControl(name) {
+			(!s.ForwardedTrusted && proxyheader.Forwarding(name)) || proxyheader.SendfileControl(name) || proxyheader.URLOverride(name) {
 			continue
 		}
 		sep := ", "

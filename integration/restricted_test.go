@@ -89,3 +89,70 @@ echo 'public ', $path;`,
 		t.Errorf("a public page: %d %q", res.StatusCode, body)
 	}
 }
+
+// TestRestrictedPathsYiiRouting: Yii 2's Request::resolveRequestUri (and
+// Symfony's and Zend Framework's before CVE-2018-14773) takes the URL from
+// an X-Rewrite-Url or X-Original-Url header, which IIS's rewrite modules
+// set, before REQUEST_URI. A client's own copy reaching PHP routed any URL the gateway
+// let in to the admin area it keeps out: those headers never reach the
+// app, as the X-Sendfile-Type nginx configurations hide.
+func TestRestrictedPathsYiiRouting(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"index.php": `<?php
+// yii\web\Request::resolveRequestUri, then the route from its path.
+$uri = $_SERVER['HTTP_X_REWRITE_URL'] ?? $_SERVER['HTTP_X_ORIGINAL_URL'] ?? $_SERVER['REQUEST_URI'];
+$path = parse_url($uri, PHP_URL_PATH);
+if (preg_match('#^/admin(/|$)#', $path)) { echo 'ADMIN AREA ', $path; exit; }
+echo 'public ', $path;`,
+	})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8"}
+	})
+	for _, hdr := range []string{"X-Rewrite-Url", "X-Original-Url", "x-original-url"} {
+		if res, body := g.get(t, "/blog/post-1", hdr, "/admin/users"); res.StatusCode != 200 || body != "public /blog/post-1" {
+			t.Errorf("%s: /admin/users from outside: %d %q, want the public page", hdr, res.StatusCode, body)
+		}
+	}
+}
+
+// TestRestrictedPathsCodeIgniterRouting: CodeIgniter (3 and 4, in its
+// default REQUEST_URI mode) takes a query string that starts with "/" as
+// the route when the path names nothing after the front controller, for
+// servers that pass the route in the query (try_files ... /index.php?$uri):
+// /?/admin/users and /index.php?/admin/users are its /admin/users. Such a
+// query counts like the URL for the access rules, as the path after a
+// script does.
+func TestRestrictedPathsCodeIgniterRouting(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"index.php": `<?php
+// CodeIgniter 3's CI_URI::_parse_request_uri, shortened.
+$u = parse_url('http://dummy' . $_SERVER['REQUEST_URI']);
+$query = $u['query'] ?? ''; $uri = $u['path'] ?? '';
+if (strpos($uri, $_SERVER['SCRIPT_NAME']) === 0) { $uri = substr($uri, strlen($_SERVER['SCRIPT_NAME'])); }
+if (trim($uri, '/') === '' && strncmp($query, '/', 1) === 0) { $uri = explode('?', $query, 2)[0]; }
+$segs = array_values(array_filter(explode('/', $uri), fn($s) => $s !== '' && $s !== '..'));
+if (($segs[0] ?? '') === 'admin') { echo 'ADMIN AREA ', implode('/', $segs); exit; }
+echo 'public ', implode('/', $segs);`,
+	})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{"/?/admin/users", "/index.php?/admin/users", "/index.php/?/admin/users", "/?/admin", "/?/../admin/users", "/?/%61dmin/users", "/?//admin/users?x=1"} {
+		if res, body := g.get(t, target); res.StatusCode != 403 || strings.Contains(body, "ADMIN") {
+			t.Errorf("%s from outside: %d %q, want 403", target, res.StatusCode, body)
+		}
+	}
+	for target, want := range map[string]string{"/?/blog/post-1": "public blog/post-1", "/blog?x=/admin/": "public blog"} {
+		if res, body := g.get(t, target); res.StatusCode != 200 || body != want {
+			t.Errorf("%s: %d %q, want 200 %q", target, res.StatusCode, body, want)
+		}
+	}
+}

@@ -149,3 +149,19 @@ func TestRateLimitCountsARequestOnceAcrossItsPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitsFollowTheRouteInTheQuery: CodeIgniter routes /?/login and
+// /index.php?/login as /login (queryRoute): counted under /login's rule.
+func TestRateLimitsFollowTheRouteInTheQuery(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/login 1r/m"}
+	})
+	for i, target := range []string{"/login", "/?/login", "/index.php?/login", "/?x=/login"} {
+		want := []int{200, 429, 429, 200}[i]
+		r := httptest.NewRequest("POST", target, nil)
+		r.RemoteAddr = "192.0.2.1:1000"
+		if code := e.do(r).Code; code != want {
+			t.Errorf("%s: %d, want %d", target, code, want)
+		}
+	}
+}

@@ -85,10 +85,22 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusMisdirectedRequest)
 		return
 	}
-	host, ok := requestHost(r.Host)
-	if n := s.names; n != nil && n.canonical != "" && (r.Host == "" || n.movesToCanonical(Info(r.Context()).ServerName)) {
-		// Straight to the canonical name: one hop, not two.
-		host, ok = n.canonical, true
+	// The host the client asked for: through a trusted proxy, which may
+	// send its own Host (nginx's proxy_pass sends the upstream's name), its
+	// X-Forwarded-Host, as the canonical redirect reads it (names has
+	// checked that every forwarded host is listed).
+	asked := r.Host
+	if Info(r.Context()).ViaProxy {
+		if fh := forwardedHost(r.Header); fh != "" {
+			asked = fh
+		}
+	}
+	host, ok := requestHost(asked)
+	if n := s.names; n != nil && n.canonical != "" {
+		if name, listed := n.match(asked); asked == "" || listed && n.movesToCanonical(name) {
+			// Straight to the canonical name: one hop, not two.
+			host, ok = n.canonical, true
+		}
 	}
 	if !ok {
 		// The Host ends up in the Location header: nothing but a plain

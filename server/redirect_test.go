@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -328,5 +329,55 @@ func checkRedirects(t *testing.T, e *env, cases []redirectCase) {
 		if w.Code != tc.status || w.Header().Get("Location") != tc.location {
 			t.Errorf("%s %s: %d %q, want %d %q", tc.host, tc.target, w.Code, w.Header().Get("Location"), tc.status, tc.location)
 		}
+	}
+}
+
+// Behind a trusted proxy that sends its own Host (nginx's proxy_pass sends
+// the upstream's name), port 80 redirects to the host the client asked
+// for, its X-Forwarded-Host, as the public listener's canonical redirect
+// reads it: not to the proxy's name for the gateway.
+func TestRedirectBehindHostRewritingProxy(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		names     []string
+		canonical string
+		req       string
+		location  string
+	}{
+		{"no server names", nil, "",
+			"GET /x?a=1 HTTP/1.1\r\nHost: app:8080\r\nX-Forwarded-Host: www.example.com\r\nX-Forwarded-Proto: http\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n", "https://www.example.com/x?a=1"},
+		{"Forwarded host=", nil, "",
+			"GET /x HTTP/1.1\r\nHost: app\r\nForwarded: for=198.51.100.1;host=\"shop.example.com:80\"\r\n\r\n", "https://shop.example.com/x"},
+		{"listed names", []string{"example.com", "www.example.com", "app"}, "",
+			"GET /x HTTP/1.1\r\nHost: app\r\nX-Forwarded-Host: www.example.com\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n", "https://www.example.com/x"},
+		{"canonical name, in one hop", []string{"example.com", "www.example.com", "app"}, "example.com",
+			"GET /x HTTP/1.1\r\nHost: app\r\nX-Forwarded-Host: www.example.com\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n", "https://example.com/x"},
+		{"proxy Host is the canonical name, client asked for www", []string{"example.com", "www.example.com"}, "example.com",
+			"GET /x HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-Host: www.example.com\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n", "https://example.com/x"},
+		{"proxy without X-Forwarded-Host", nil, "",
+			"GET /x HTTP/1.1\r\nHost: www.example.com\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n", "https://www.example.com/x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *config.Config) {
+				c.Listen = ":443"
+				c.ServerNames, c.CanonicalName = tc.names, tc.canonical
+				c.TrustedProxies = config.Prefixes{netip.MustParsePrefix("10.0.0.1/32")}
+			})
+			r := rawRequest(t, tc.req)
+			r.RemoteAddr = "10.0.0.1:40000"
+			w := e.redirect(r)
+			if w.Code != 301 || w.Header().Get("Location") != tc.location {
+				t.Errorf("%d %q, want 301 %q", w.Code, w.Header().Get("Location"), tc.location)
+			}
+		})
+	}
+	// From anyone else X-Forwarded-Host is not believed.
+	e := newEnv(t, func(c *config.Config) {
+		c.Listen = ":443"
+		c.TrustedProxies = config.Prefixes{netip.MustParsePrefix("10.0.0.1/32")}
+	})
+	r := rawRequest(t, "GET /x HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-Host: evil.example\r\n\r\n")
+	if w := e.redirect(r); w.Code != 301 || w.Header().Get("Location") != "https://example.com/x" {
+		t.Errorf("untrusted client's X-Forwarded-Host: %d %q", w.Code, w.Header().Get("Location"))
 	}
 }

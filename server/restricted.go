@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"path"
 	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -165,10 +167,18 @@ func (s *Server) restrictedURL(w http.ResponseWriter, r *http.Request) bool {
 			return s.refuse(w, r, i, status)
 		}
 	}
-	if !config.HasRelativeSegment(r.URL.Path) {
+	return s.restrictedDotReadings(w, r, r.URL.Path)
+}
+
+// restrictedDotReadings refuses a request when path, which has dot
+// segments, falls under an entry that keeps its client out as an app that
+// does not resolve them reads it: from each of its slashes on, with the
+// segments left in (see restrictedURL).
+func (s *Server) restrictedDotReadings(w http.ResponseWriter, r *http.Request, path string) bool {
+	if !config.HasRelativeSegment(path) {
 		return false
 	}
-	raw := r.URL.Path
+	raw := path
 	for strings.Contains(raw, "//") {
 		raw = strings.ReplaceAll(raw, "//", "/")
 	}
@@ -183,6 +193,43 @@ func (s *Server) restrictedURL(w http.ResponseWriter, r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// queryRoute returns the route CodeIgniter (3 and 4) reads in the query
+// string, decoded, or "": when the URL names nothing after the front
+// controller (/, /index.php, /index.php/, or the script's directory), a
+// query that starts with "/" is the route, for servers that pass it there
+// (try_files ... /index.php?$uri), so /?/admin/users and
+// /index.php?/admin/users are its /admin/users. It ends at a further "?".
+// The access rules and rate limits read it like the URL, as they read the
+// path after a script: reading more paths can only refuse more.
+func queryRoute(r *http.Request, script, pathInfo string) string {
+	q := r.URL.RawQuery
+	if !strings.HasPrefix(q, "/") || pathInfo != "" && pathInfo != "/" {
+		return ""
+	}
+	switch p := config.CleanPath(r.URL.Path); p {
+	case "/", script, script + "/", path.Dir(script) + "/":
+	default:
+		return ""
+	}
+	p, _, _ := strings.Cut(q, "?")
+	if d, err := url.PathUnescape(p); err == nil {
+		p = d
+	}
+	return p
+}
+
+// restrictedReading refuses a request when p, another reading of its URL
+// (queryRoute), falls under an entry that keeps its client out, by p's own
+// most specific entry as for the URL, dot-segment readings included.
+func (s *Server) restrictedReading(w http.ResponseWriter, r *http.Request, p string) bool {
+	if i := s.restrictedRule(config.CleanPath(p)); i >= 0 {
+		if status := s.denial(i, r); status != 0 {
+			return s.refuse(w, r, i, status)
+		}
+	}
+	return s.restrictedDotReadings(w, r, p)
 }
 
 // restrictedRoute refuses a request when an entry more specific than the

@@ -336,3 +336,42 @@ func TestRestrictedPathsOpenScriptKeepsRouteRule(t *testing.T) {
 		}
 	}
 }
+
+// CodeIgniter routes /?/admin/users as /admin/users (queryRoute): refused
+// like the URL, dot segments included (it drops "..", so /?/admin/../x is
+// its admin/x).
+func TestRestrictedPathsRouteInTheQuery(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{"/?/admin/users", "/index.php?/admin", "/index.php/?/admin/", "/?/admin/../x", "/?/%61dmin/x", "/?//admin/x?y=1"} {
+		before := e.php.calls()
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 || e.php.calls() != before {
+			t.Errorf("outsider %s: %d, want 403 before PHP", target, code)
+		}
+	}
+	for _, target := range []string{"/?/blog/x", "/?x=/admin/", "/hello.php?/x"} {
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 200 {
+			t.Errorf("outsider %s: %d, want 200", target, code)
+		}
+	}
+	if code := restrictedDo(t, e, "10.0.0.1:1", "/?/admin/users"); code != 200 {
+		t.Errorf("office /?/admin/users: %d", code)
+	}
+}
+
+// The route in the query counts on its own, as the path after a script
+// does: an open entry on the front controller does not open it.
+func TestRestrictedPathsRouteInTheQueryKeepsItsRule(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8", "/index.php 0.0.0.0/0 ::/0"}
+	})
+	if code := restrictedDo(t, e, "192.0.2.9:1", "/index.php?/admin/users"); code != 403 {
+		t.Errorf("outsider /index.php?/admin/users: %d, want 403", code)
+	}
+	// Not read where CodeIgniter does not read it: after a path that names
+	// a route of its own.
+	if code := restrictedDo(t, e, "192.0.2.9:1", "/blog?/admin/users"); code != 200 {
+		t.Errorf("outsider /blog?/admin/users: %d, want 200", code)
+	}
+}

@@ -663,10 +663,14 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 		// (nginx's index redirects internally to the script's location);
 		// and front controllers route on the path after the script, so
 		// /index.php/login is Laravel's /login.
-		if len(s.rates) > 0 && (s.rateLimited(w, r, route.ScriptName) || route.PathInfo != "" && s.rateLimited(w, r, route.PathInfo)) {
+		// CodeIgniter routes /?/admin/users as /admin/users (queryRoute).
+		qr := queryRoute(r, route.ScriptName, route.PathInfo)
+		if len(s.rates) > 0 && (s.rateLimited(w, r, route.ScriptName) || route.PathInfo != "" && s.rateLimited(w, r, route.PathInfo) ||
+			qr != "" && s.rateLimited(w, r, config.CleanPath(qr))) {
 			return
 		}
-		if len(s.restrictedPaths) > 0 && s.restrictedRoute(w, r, route.ScriptName, route.PathInfo) {
+		if len(s.restrictedPaths) > 0 && (s.restrictedRoute(w, r, route.ScriptName, route.PathInfo) ||
+			qr != "" && s.restrictedReading(w, r, qr)) {
 			return
 		}
 		script := &fcgi.Script{

@@ -263,6 +263,18 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// ReverseProxy drops query parameters it cannot parse; Django gets the
 	// query exactly as sent.
 	out.URL.RawQuery = pr.In.URL.RawQuery
+	if upgradesTo(out.Header, "h2c") {
+		// Not passed on, so the request is the plain one it also is. A
+		// backend that speaks h2c (hypercorn) would answer 101 and the
+		// connection become a tunnel on which the client sends requests
+		// straight to it, past SESSIONGATE_RESTRICTED_PATHS, _BASIC_AUTH
+		// and _RATE_LIMITS (h2c smuggling). Its HTTP2-Settings is a
+		// connection header (RFC 7540 section 3.2.1): an h2c upgrade is
+		// never meant to cross a proxy.
+		out.Header.Del("Upgrade")
+		out.Header.Del("Connection")
+		out.Header.Del("Http2-Settings")
+	}
 	viaProxy := st != nil && st.viaProxy
 	for name := range out.Header {
 		// WSGI servers map '-' and '_' to the same environ key, so
@@ -273,7 +285,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		// USE_X_FORWARDED_PORT), -Prefix or -Ssl would still pass, so the
 		// whole family goes unless a trusted proxy sent it, as on the PHP
 		// side.
-		if strings.ContainsRune(name, '_') || !viaProxy && proxyheader.Forwarding(name) || proxyheader.SendfileControl(name) {
+		if strings.ContainsRune(name, '_') || !viaProxy && proxyheader.Forwarding(name) || proxyheader.SendfileControl(name) || proxyheader.URLOverride(name) {
 			delete(out.Header, name)
 		}
 	}
@@ -295,6 +307,19 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// value, which it has no use for.
 	hideCookie(out.Header, p.sessions.CookieName())
 	setSessionHeaders(out.Header, p.key, st.nonce, p.now(), st.sess.ID(), st.sess.Data())
+}
+
+// upgradesTo reports whether h's Upgrade lists protocol (any version).
+func upgradesTo(h http.Header, protocol string) bool {
+	for _, v := range h.Values("Upgrade") {
+		for tok := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(tok), "/")
+			if strings.EqualFold(name, protocol) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // clientIP is the address part of "ip:port" (the port is 0 or missing for

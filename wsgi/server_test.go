@@ -13,6 +13,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -128,9 +129,9 @@ func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
 		return behindServer(t, e, io.Discard, "SESSIONGATE_TRUSTED_PROXIES="+trusted)
 	}
 	client := map[string]string{"X-Forwarded-Port": "4444", "X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Ssl": "on", "X-Forwarded-Server": "evil.example"}
-	// The server's instructions to an app (proxyheader.SendfileControl)
-	// never come from a client, trusted proxy or not.
-	never := map[string]string{"X-Sendfile-Type": "X-Sendfile", "X-Accel-Mapping": "/srv/=/other/"}
+	// The server's instructions to an app (proxyheader.SendfileControl,
+	// URLOverride) never come from a client, trusted proxy or not.
+	never := map[string]string{"X-Sendfile-Type": "X-Sendfile", "X-Accel-Mapping": "/srv/=/other/", "X-Original-Url": "/admin/x", "X-Rewrite-Url": "/admin/x"}
 	for _, c := range []struct {
 		name, trusted string
 		kept          bool
@@ -225,5 +226,71 @@ func TestHiddenHeadersOnInformationalResponses(t *testing.T) {
 	up, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil || up.StatusCode != http.StatusSwitchingProtocols || up.Header.Get("X-Powered-By") != "" {
 		t.Errorf("upgrade: %v, X-Powered-By %q", err, up.Header.Get("X-Powered-By"))
+	}
+}
+
+// TestNoH2CUpgradeToDjango: a client's "Upgrade: h2c" is not passed on.
+// A backend that takes it (hypercorn, any h2c server) answers 101, and the
+// connection becomes a tunnel on which the client sends further requests
+// straight to it, past the gateway's SESSIONGATE_RESTRICTED_PATHS,
+// SESSIONGATE_BASIC_AUTH and rate limits (h2c smuggling). HTTP2-Settings
+// is a connection header (RFC 7540 section 3.2.1): an h2c upgrade never
+// crosses a proxy. The backend here serves HTTP/1.1 after its 101, where a
+// real one speaks HTTP/2: what it reads on the tunnel is unfiltered all the
+// same. The request is answered as the plain GET it also is.
+func TestNoH2CUpgradeToDjango(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		for {
+			req := readRequest(t, br)
+			if req == nil {
+				return
+			}
+			mu.Lock()
+			seen = append(seen, req.URL.Path+" upgrade="+req.Header.Get("Upgrade"))
+			mu.Unlock()
+			if strings.EqualFold(req.Header.Get("Upgrade"), "h2c") {
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+				continue // the tunnel: whatever comes next is served
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	e := newEnv(t, envOpts{backends: func(http.Handler) []string { return []string{"http://" + addr} }})
+	front := behindServer(t, e, io.Discard, "SESSIONGATE_RESTRICTED_PATHS=/admin/secret/ 10.0.0.0/8")
+
+	c, err := net.Dial("tcp", front.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET /admin/ HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		t.Errorf("h2c upgrade answered 101: the connection is a tunnel to Django")
+	}
+	// The next request on the connection: through the gateway, refused;
+	// through a tunnel, at Django.
+	io.WriteString(c, "GET /admin/secret/ HTTP/1.1\r\nHost: x\r\n\r\n")
+	if res, err := http.ReadResponse(br, nil); err == nil {
+		res.Body.Close()
+		if res.StatusCode != http.StatusForbidden {
+			t.Errorf("/admin/secret/ after the upgrade: %d, want the gateway's 403", res.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range seen {
+		if strings.HasPrefix(s, "/admin/secret/") || strings.Contains(s, "h2c") {
+			t.Errorf("Django got %q (all: %q)", s, seen)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,10 +32,27 @@ import (
 // Users is a parsed file.
 type Users struct {
 	hashes map[string]string
-	// decoy is the hash an unknown user's password is checked against
-	// (the first entry's), so that a 401 takes as long for a name the file
-	// lacks as for one it has: timing does not tell which names exist.
-	decoy string
+	// decoys hold the first entry of each kind of hash in the file (a
+	// bcrypt cost, $apr1$, {SHA}). Every check of a password costs one
+	// check against each kind: the user's own hash, and the decoys of the
+	// other kinds, or of all of them for a name the file lacks. So a 401
+	// takes as long for a name the file lacks as for one it has, whatever
+	// hash that user has: timing does not tell which names exist.
+	decoys []decoy
+}
+
+type decoy struct{ kind, hash string }
+
+// hashKind names what checking a password against h costs: bcrypt at its
+// cost, $apr1$ or {SHA}.
+func hashKind(h string) string {
+	if strings.HasPrefix(h, "$2") && len(h) >= 7 {
+		return "bcrypt" + h[4:6]
+	}
+	if strings.HasPrefix(h, "$apr1$") {
+		return "apr1"
+	}
+	return "sha"
 }
 
 // Parse reads a file's contents. As Apache does, a hash ends at the next
@@ -69,8 +87,8 @@ func Parse(b []byte) (Users, error) {
 			return Users{}, fmt.Errorf("line %d (%s): %w", n, who, err)
 		}
 		u.hashes[user] = hash
-		if u.decoy == "" {
-			u.decoy = hash
+		if k := hashKind(hash); !slices.ContainsFunc(u.decoys, func(d decoy) bool { return d.kind == k }) {
+			u.decoys = append(u.decoys, decoy{k, hash})
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -124,15 +142,20 @@ func bcryptHash(h string) string {
 	return h
 }
 
-// Verify reports whether password is user's. An unknown user's password
-// is checked against the decoy hash, so it costs the same work.
+// Verify reports whether password is user's. It costs the same work
+// whoever the user is, known or not (see decoys).
 func (u Users) Verify(user, password string) bool {
 	hash, ok := u.hashes[user]
-	if !ok {
-		matches(u.decoy, password)
-		return false
+	own := ""
+	if ok {
+		own = hashKind(hash)
 	}
-	return matches(hash, password)
+	for _, d := range u.decoys {
+		if d.kind != own {
+			matches(d.hash, password)
+		}
+	}
+	return ok && matches(hash, password)
 }
 
 func matches(hash, password string) bool {

@@ -228,3 +228,41 @@ func TestParseLikeApache(t *testing.T) {
 		t.Errorf("a hash in the user field is echoed: %v", err)
 	}
 }
+
+// The same holds in a file whose entries use different hashes (older
+// $apr1$ entries next to users added with htpasswd -B, or bcrypt entries
+// of different costs): whichever entry comes first, neither a name the
+// file lacks nor a name with a cheaper or dearer hash stands out by the
+// time its wrong password takes. Every check costs one check of each
+// kind of hash the file holds. One-sided and wide bounds, as above.
+func TestUnknownUserCostsTheSameInAMixedFile(t *testing.T) {
+	bc, _ := bcrypt.GenerateFromPassword([]byte("secret"), 7)
+	const apr1 = "$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/" // "secret"
+	for name, file := range map[string]string{
+		"apr1 first":   "ana:" + apr1 + "\nbo:" + string(bc) + "\n",
+		"bcrypt first": "bo:" + string(bc) + "\nana:" + apr1 + "\n",
+	} {
+		users, err := Parse([]byte(file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fastest := func(user string) time.Duration {
+			best := time.Hour
+			for range 5 {
+				start := time.Now()
+				users.Verify(user, "wrong")
+				best = min(best, time.Since(start))
+			}
+			return best
+		}
+		bcryptUser := fastest("bo")
+		for _, user := range []string{"nobody", "ana"} {
+			if d := fastest(user); d < bcryptUser/10 {
+				t.Errorf("%s: wrong password: bcrypt user %v, %s only %v", name, bcryptUser, user, d)
+			}
+		}
+		if !users.Verify("ana", "secret") || !users.Verify("bo", "secret") || users.Verify("nobody", "secret") {
+			t.Errorf("%s: right passwords refused or an unknown user let in", name)
+		}
+	}
+}

@@ -31,6 +31,18 @@ func SendfileControl(name string) bool {
 	return strings.EqualFold(name, "X-Sendfile-Type") || strings.EqualFold(name, "X-Accel-Mapping")
 }
 
+// URLOverride reports the request headers with which IIS's rewrite modules
+// hand an app the URL the client asked for: X-Original-Url (Microsoft's URL
+// Rewrite) and X-Rewrite-Url (ISAPI_Rewrite). Yii 2 (and Symfony and Zend
+// Framework releases before CVE-2018-14773) take the URL from them before
+// REQUEST_URI, so a client's own copy would route a URL the gateway's
+// access rules let in (/blog/x) to one they keep out (X-Rewrite-Url:
+// /admin/users). No server in front of the
+// gateway sets them: a client's copy never reaches an app.
+func URLOverride(name string) bool {
+	return strings.EqualFold(name, "X-Original-Url") || strings.EqualFold(name, "X-Rewrite-Url")
+}
+
 // AccelRedirect is the response header with which an app asks the server in
 // front to send a file in place of its body. The transports pass it on in
 // the response headers, and the server acts on it (server/accel.go), so
