@@ -23,14 +23,14 @@ import (
 // reading its body (fastcgi_finish_request(), which Symfony's
 // Response::send() calls on php-fpm, ends the answer before PHP reads what
 // is left of the body), while the client's upload, streamed to php-fpm
-// (SESSIONGATE_REQUEST_BUFFERING off, the default), has paused: the client
+// (SESSIONGATE_REQUEST_BUFFERING=off), has paused: the client
 // must get the whole answer at once, on a connection the gateway then
 // closes. Clients pause uploads, or stop them once an answer begins (curl
 // does on a status of 300 or more); the gateway held the answer until the
 // client sent more of the body, or until the read timeout.
 func TestEarlyAnswerWhileUploadPauses(t *testing.T) {
 	t.Parallel()
-	g := startGW(t, nil)
+	g := startGW(t, streamBodies)
 	for name, src := range map[string]string{
 		// Symfony's Response::send() ends every request so on php-fpm:
 		// php-fpm then answers at once, where the end of a script
@@ -90,7 +90,7 @@ func TestEarlyAnswerWhileUploadPausesHTTP2(t *testing.T) {
 	harness.Require(t, "php-fpm8.2")
 	root := gwSite(t)
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	cfg, err := config.Load([]string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root, "SESSIONGATE_SESSIONS=off"})
+	cfg, err := config.Load([]string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root, "SESSIONGATE_SESSIONS=off", "SESSIONGATE_REQUEST_BUFFERING=off"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestEarlyAnswerWhileUploadPausesHTTP2(t *testing.T) {
 // before it answered.
 func TestWorkerDeathWhileUploadPauses(t *testing.T) {
 	t.Parallel()
-	g := startGW(t, nil)
+	g := startGW(t, streamBodies)
 	if err := os.WriteFile(filepath.Join(g.Root, "wait.php"), []byte(`<?php sleep(30); echo "late";`), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -162,3 +162,7 @@ func TestWorkerDeathWhileUploadPauses(t *testing.T) {
 		t.Errorf("%d close=%v, want 502 and the connection closed", resp.StatusCode, resp.Close)
 	}
 }
+
+// streamBodies sets SESSIONGATE_REQUEST_BUFFERING=off: bodies over 64 KiB
+// stream to php-fpm as they arrive.
+func streamBodies(c *config.Config) { c.RequestBuffering = false }

@@ -1,0 +1,71 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+// TestClientGoneMidUploadRunsNoPHP: a client that goes away halfway through
+// a form post (a dropped connection, a closed tab) must not have the form
+// handled. php-fpm takes the end of its FastCGI connection for the end of
+// the body, and PHP reads no further than it is given: a body streamed to
+// it as it arrives (SESSIONGATE_REQUEST_BUFFERING=off) ran the script on
+// the first half, so a CMS saved the article cut in the middle. With the
+// default, as with nginx's, PHP gets only bodies that arrived whole.
+func TestClientGoneMidUploadRunsNoPHP(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	dir := harness.PHPTempDir(t)
+	ran := filepath.Join(dir, "ran")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"form.php": fmt.Sprintf(`<?php file_put_contents(%q, strlen($_POST['a'] ?? '') . "\n", FILE_APPEND); echo 'saved';`, ran),
+		"ping.php": `<?php echo 'pong';`,
+	})
+	// One worker: the ping after the abort is answered only once the form
+	// post, had PHP been given it, has run.
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	g := startGWOn(t, fpm, root, func(c *config.Config) { c.MaxBody = 8 << 20 })
+
+	const size = 900 << 10
+	c, err := net.Dial("tcp", g.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "POST /form.php HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\na=", size+2)
+	if _, err := c.Write([]byte(strings.Repeat("x", size/2))); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	if res, body := g.get(t, "/ping.php"); res.StatusCode != 200 || body != "pong" {
+		t.Fatalf("ping: %d %q", res.StatusCode, body)
+	}
+	if b, err := os.ReadFile(ran); err == nil {
+		t.Fatalf("PHP handled the form cut short (a of %s bytes, sent %d of %d)", strings.TrimSpace(string(b)), size/2, size)
+	} else if !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	// The whole form still goes through.
+	res, err := http.Post(g.URL+"/form.php", "application/x-www-form-urlencoded", strings.NewReader("a="+strings.Repeat("y", size)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(body) != "saved" {
+		t.Fatalf("whole form: %d %q", res.StatusCode, body)
+	}
+	if b, _ := os.ReadFile(ran); strings.TrimSpace(string(b)) != fmt.Sprint(size) {
+		t.Fatalf("whole form: PHP saw a of %q bytes, want %d", b, size)
+	}
+}
