@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -155,41 +154,16 @@ func TestDrainSurvivesLostLogReader(t *testing.T) {
 func TestStopDuringStartIsClean(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 4)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
+	redis := startSilentRedis(t)
 	root := gwSite(t)
 	cmd := exec.Command(buildGateway(t))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SESSIONGATE_LISTEN=127.0.0.1:0",
 		"SESSIONGATE_PHP_FPM=127.0.0.1:9", "SESSIONGATE_DOCUMENT_ROOT=" + root,
 		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
-		"SESSIONGATE_REDIS_URL=redis://" + ln.Addr().String(), "SESSIONGATE_REDIS_TIMEOUT=1s"}
-	var stderr testlog.Buffer
-	cmd.Stderr = &stderr
+		"SESSIONGATE_REDIS_URL=redis://" + redis.addr, "SESSIONGATE_REDIS_TIMEOUT=1s"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case c := <-accepted:
-		defer c.Close()
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("the gateway did not connect to Redis; log:\n%s", stderr.String())
-	}
+	var stderr testlog.Buffer
+	redis.startWaiting(t, cmd, &stderr)
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

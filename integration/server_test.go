@@ -447,6 +447,53 @@ func markFile(t testing.TB) (path, query string) {
 	return path, url.QueryEscape(path)
 }
 
+// silentRedis accepts connections like a Redis server and never answers:
+// a gateway starting against it waits there (its start-up probe) until
+// SESSIONGATE_REDIS_TIMEOUT.
+type silentRedis struct {
+	addr     string
+	accepted chan net.Conn
+}
+
+func startSilentRedis(t *testing.T) *silentRedis {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	r := &silentRedis{addr: ln.Addr().String(), accepted: make(chan net.Conn, 4)}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r.accepted <- c
+		}
+	}()
+	return r
+}
+
+// startWaiting starts cmd, a gateway configured with r's address, with its
+// stderr in stderr, and returns once it has connected: its start now waits
+// for r's answer.
+func (r *silentRedis) startWaiting(t *testing.T, cmd *exec.Cmd, stderr *testlog.Buffer) {
+	t.Helper()
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-r.accepted:
+		t.Cleanup(func() { c.Close() })
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the gateway did not connect to Redis; log:\n%s", stderr.String())
+	}
+}
+
 // wait returns the exit code, failing the test after d.
 func (p *gwProc) wait(t *testing.T, d time.Duration) int {
 	t.Helper()
@@ -669,39 +716,14 @@ func TestGatewayBinary(t *testing.T) {
 	// that accepts and never answers) is no exit by Go's default action:
 	// the start goes on and ends as it would have, here with Redis's error.
 	t.Run("SIGHUPDuringStartIsNotFatal", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		accepted := make(chan net.Conn, 4)
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				accepted <- c
-			}
-		}()
+		redis := startSilentRedis(t)
 		cmd := exec.Command(bin)
 		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "SESSIONGATE_LISTEN=127.0.0.1:0",
-			"SESSIONGATE_REDIS_URL=redis://" + ln.Addr().String(), "SESSIONGATE_REDIS_TIMEOUT=2s"}, env...)
+			"SESSIONGATE_REDIS_URL=redis://" + redis.addr, "SESSIONGATE_REDIS_TIMEOUT=2s"}, env...)
 		var stderr testlog.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case c := <-accepted:
-			defer c.Close()
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("the gateway did not connect to Redis; log:\n%s", stderr.String())
-		}
+		redis.startWaiting(t, cmd, &stderr)
 		cmd.Process.Signal(syscall.SIGHUP)
-		err = cmd.Wait()
+		err := cmd.Wait()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
 			t.Fatalf("gateway ended with %v after a SIGHUP at start, want exit 1 for the silent Redis; log:\n%s", err, stderr.String())
