@@ -156,3 +156,38 @@ echo 'public ', implode('/', $segs);`,
 		}
 	}
 }
+
+// TestRestrictedPathsWordPressRestRoute: WordPress answers
+// ?rest_route=/wp/v2/users on any URL its index.php serves as it answers
+// /wp-json/wp/v2/users (rest_api_loaded() reads the query var), so the usual
+// block of its user list, an entry on /wp-json/wp/v2/users/, must hold
+// for both, through the real php-fpm and PHP's own reading of the query.
+func TestRestrictedPathsWordPressRestRoute(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"index.php": `<?php
+// WordPress's routing, shortened: the query var first, then the pretty URL.
+$route = $_GET['rest_route'] ?? null;
+$path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
+if ($route === null && strncmp($path, '/wp-json/', 9) === 0) { $route = substr($path, 8); }
+if ($route !== null && preg_match('#^/wp/v2/users(/|$)#i', '/' . ltrim($route, '/'))) { echo 'USER LIST'; exit; }
+echo 'page';`,
+	})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/wp-json/wp/v2/users/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{"/wp-json/wp/v2/users", "/?rest_route=/wp/v2/users", "/index.php?rest_route=/wp/v2/users/1",
+		"/hello-world/?rest_route=/wp/v2/users", "/?rest.route=/wp/v2/users", "/?rest_route=%2Fwp%2Fv2%2Fusers", "/?rest_route=wp/v2/users"} {
+		if res, body := g.get(t, target); res.StatusCode != 403 || strings.Contains(body, "USER LIST") {
+			t.Errorf("%s from outside: %d %q, want 403", target, res.StatusCode, body)
+		}
+	}
+	for _, target := range []string{"/?rest_route=/wp/v2/posts", "/hello-world/"} {
+		if res, body := g.get(t, target); res.StatusCode != 200 || body != "page" {
+			t.Errorf("%s: %d %q, want 200 \"page\"", target, res.StatusCode, body)
+		}
+	}
+}

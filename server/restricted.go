@@ -220,6 +220,39 @@ func queryRoute(r *http.Request, script, pathInfo string) string {
 	return p
 }
 
+// restRoute returns the WordPress REST route a request asks for in its
+// query, as the path it has under WordPress's pretty URLs, or "": every
+// URL WordPress's index.php serves (the front controller, so /?rest_route=
+// and /any/page/?rest_route= alike) answers rest_route=/wp/v2/users as
+// it answers /wp-json/wp/v2/users, so a SESSIONGATE_RESTRICTED_PATHS or
+// SESSIONGATE_RATE_LIMITS entry on /wp-json/ (user enumeration) must read
+// it too. The key is read as PHP reads it ("." and " " in a name become
+// "_"; the last one counts), the value decoded. The rest prefix is
+// WordPress's default, wp-json.
+func restRoute(r *http.Request, script, index string) string {
+	if script != index && path.Base(script) != "index.php" {
+		return ""
+	}
+	route, found := "", false
+	for _, kv := range strings.Split(r.URL.RawQuery, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		if dk, err := url.QueryUnescape(k); err == nil {
+			k = dk
+		}
+		if strings.NewReplacer(".", "_", " ", "_").Replace(k) != "rest_route" {
+			continue
+		}
+		if dv, err := url.QueryUnescape(v); err == nil {
+			v = dv
+		}
+		route, found = v, true
+	}
+	if !found {
+		return ""
+	}
+	return "/wp-json/" + strings.TrimLeft(route, "/")
+}
+
 // restrictedReading refuses a request when p, another reading of its URL
 // (queryRoute), falls under an entry that keeps its client out, by p's own
 // most specific entry as for the URL, dot-segment readings included.

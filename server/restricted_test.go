@@ -375,3 +375,30 @@ func TestRestrictedPathsRouteInTheQueryKeepsItsRule(t *testing.T) {
 		t.Errorf("outsider /blog?/admin/users: %d, want 200", code)
 	}
 }
+
+// WordPress answers ?rest_route=/wp/v2/users on any URL its index.php
+// serves as it answers /wp-json/wp/v2/users: an entry on /wp-json/ (the
+// usual block of user enumeration) must keep the client out of both.
+func TestRestrictedPathsWordPressRestRoute(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/wp-json/wp/v2/users/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{
+		"/?rest_route=/wp/v2/users", "/index.php?rest_route=/wp/v2/users/1", "/some/page/?rest_route=/wp/v2/users",
+		"/?rest_route=%2Fwp%2Fv2%2Fusers", "/?rest.route=/wp/v2/users", "/?rest_route=/x&rest_route=/wp/v2/users",
+		"/?rest_route=/wp/v2/../v2/users", "/?rest_route=wp/v2/users",
+	} {
+		before := e.php.calls()
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 || e.php.calls() != before {
+			t.Errorf("outsider %s: %d, want 403 before PHP", target, code)
+		}
+	}
+	for _, target := range []string{"/?rest_route=/wp/v2/posts", "/?rest_route=/wp/v2/users&rest_route=/wp/v2/posts", "/hello.php?rest_route=/wp/v2/users", "/?x=/wp-json/wp/v2/users"} {
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 200 {
+			t.Errorf("outsider %s: %d, want 200", target, code)
+		}
+	}
+	if code := restrictedDo(t, e, "10.0.0.1:1", "/?rest_route=/wp/v2/users"); code != 200 {
+		t.Errorf("office ?rest_route=/wp/v2/users: %d", code)
+	}
+}
