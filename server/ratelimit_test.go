@@ -165,3 +165,19 @@ func TestRateLimitsFollowTheRouteInTheQuery(t *testing.T) {
 		}
 	}
 }
+
+// WordPress's ?rest_route= is its /wp-json/ URL (restRoute): a limit on
+// the REST API counts both.
+func TestRateLimitsFollowTheWordPressRestRoute(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/wp-json/ 1r/m"}
+	})
+	for i, target := range []string{"/wp-json/wp/v2/users", "/?rest_route=/wp/v2/users", "/page/?rest_route=/wp/v2/posts", "/?x=/wp-json/"} {
+		want := []int{200, 429, 429, 200}[i]
+		r := httptest.NewRequest("GET", target, nil)
+		r.RemoteAddr = "192.0.2.1:1000"
+		if code := e.do(r).Code; code != want {
+			t.Errorf("%s: %d, want %d", target, code, want)
+		}
+	}
+}
