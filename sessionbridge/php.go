@@ -411,12 +411,7 @@ func (b *phpBridge) onFrameHeaders(values []string) {
 	// The headers leave with the new session's cookie: the browser moves
 	// to the new ID now, whatever comes after (merge mode stores the new
 	// session as the cookie leaves, from the retired one's data).
-	if err := b.retirePending(); err != nil {
-		b.h.m.log.Error("session change from PHP not saved", "script", b.path, "op", "destroy", "error", err.Error())
-		if b.failed == nil {
-			b.failed = err
-		}
-	}
+	b.retireNow()
 }
 
 // applyAll applies messages in order and logs what failed; b.mu is held.
@@ -449,10 +444,16 @@ func (b *phpBridge) apply(m message) error {
 		// write; it changes nothing stored.
 		return b.sess.Announce(m.ID)
 	}
-	if m.Op == "write" && b.retiring != "" {
-		if _, err := b.decodeWrite(m.Payload); err != nil {
-			b.h.m.log.Warn("session regeneration not applied: the data moving to the new ID was refused, the old session stays", "script", b.path, "session", shortID(b.retiring))
-			b.retiring = ""
+	// A write's data is read before a pending retirement is applied: data
+	// the gateway refuses leaves the old session as it was.
+	var next []member
+	if m.Op == "write" {
+		var err error
+		if next, err = b.decodeWrite(m.Payload); err != nil {
+			if b.retiring != "" {
+				b.h.m.log.Warn("session regeneration not applied: the data moving to the new ID was refused, the old session stays", "script", b.path, "session", shortID(b.retiring))
+				b.retiring = ""
+			}
 			return err
 		}
 	}
@@ -461,10 +462,6 @@ func (b *phpBridge) apply(m message) error {
 	}
 	switch m.Op {
 	case "write":
-		next, err := b.decodeWrite(m.Payload)
-		if err != nil {
-			return err
-		}
 		if b.sentView == nil && len(b.sent) > 0 {
 			if view, err := phpserial.DecodeSession(b.sent, b.h.opts.Limits); err == nil {
 				b.sentView, _ = objectMembers(view)
@@ -527,6 +524,18 @@ func (b *phpBridge) retirePending() error {
 	return b.sess.Retire(b.ctx, id)
 }
 
+// retireNow applies a pending retirement outside a message (the headers
+// leaving, the end of the request), logged and recorded as a failed
+// message is.
+func (b *phpBridge) retireNow() {
+	if err := b.retirePending(); err != nil {
+		b.h.m.log.Error("session change from PHP not saved", "script", b.path, "op", "destroy", "error", err.Error())
+		if b.failed == nil {
+			b.failed = err
+		}
+	}
+}
+
 // decodePHPSession accepts the format the prepend configures
 // (php_serialize) and the classic one, in case a script switched
 // session.serialize_handler at run time.
@@ -550,9 +559,7 @@ func (b *phpBridge) finish() {
 	}
 	// A regeneration no write followed (session_abort(), a worker that
 	// died): the old ID is retired as PHP asked.
-	if err := b.retirePending(); err != nil {
-		b.h.m.log.Error("session change from PHP not saved", "script", b.path, "op", "destroy", "error", err.Error())
-	}
+	b.retireNow()
 	if more := b.frameWarnings - maxFrameWarnings; more > 0 {
 		b.h.m.log.Warn("session frames from PHP rejected, not logged one by one", "script", b.path, "more", more)
 	}
