@@ -55,9 +55,9 @@ type RequestInfo struct {
 	// SESSIONGATE_RESPONSE_HEADERS (outheaders.go).
 	script, frontRoute string
 	// rateCounted are the SESSIONGATE_RATE_LIMITS rules that counted
-	// this request, for its URL, script, PATH_INFO and the route in its
-	// query (ratelimit.go).
-	rateCounted [4]*rateRule
+	// this request, for its URL, script, PATH_INFO and the routes in its
+	// query (queryReadings; ratelimit.go).
+	rateCounted [5]*rateRule
 	// restrictedRule is 1 + the index of the SESSIONGATE_RESTRICTED_PATHS
 	// entry for the URL, 0 for none (restricted.go).
 	restrictedRule int

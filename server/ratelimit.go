@@ -33,6 +33,17 @@ func newRateRules(ls []config.RateLimit) []rateRule {
 	return out
 }
 
+// rateLimitedReadings is rateLimited for each of the request's query
+// readings (queryReadings), in turn.
+func (s *Server) rateLimitedReadings(w http.ResponseWriter, r *http.Request, readings []string) bool {
+	for _, p := range readings {
+		if s.rateLimited(w, r, config.CleanPath(p)) {
+			return true
+		}
+	}
+	return false
+}
+
 // rateLimited answers 429 to a request over the limit of the rule for
 // path, and reports whether it did. A request is counted once by each
 // rule: when a rule has already counted it (for its URL, or its script),

@@ -239,7 +239,7 @@ func restRoute(r *http.Request, script, index string) string {
 		if dk, err := url.QueryUnescape(k); err == nil {
 			k = dk
 		}
-		if strings.NewReplacer(".", "_", " ", "_").Replace(k) != "rest_route" {
+		if phpVarName.Replace(k) != "rest_route" {
 			continue
 		}
 		if dv, err := url.QueryUnescape(v); err == nil {
@@ -253,16 +253,40 @@ func restRoute(r *http.Request, script, index string) string {
 	return "/wp-json/" + strings.TrimLeft(route, "/")
 }
 
-// restrictedReading refuses a request when p, another reading of its URL
-// (queryRoute), falls under an entry that keeps its client out, by p's own
-// most specific entry as for the URL, dot-segment readings included.
-func (s *Server) restrictedReading(w http.ResponseWriter, r *http.Request, p string) bool {
-	if i := s.restrictedRule(config.CleanPath(p)); i >= 0 {
-		if status := s.denial(i, r); status != 0 {
-			return s.refuse(w, r, i, status)
+// phpVarName is what PHP does to a query parameter's name: "." and " "
+// become "_".
+var phpVarName = strings.NewReplacer(".", "_", " ", "_")
+
+// queryReadings returns the other paths a front controller routes this
+// request on, read from its query (queryRoute, restRoute), undecoded of
+// dot segments; none for most requests.
+func queryReadings(r *http.Request, script, pathInfo, index string) []string {
+	var out []string
+	if p := queryRoute(r, script, pathInfo); p != "" {
+		out = append(out, p)
+	}
+	if p := restRoute(r, script, index); p != "" {
+		out = append(out, p)
+	}
+	return out
+}
+
+// restrictedReadings refuses a request when one of readings, other
+// readings of its URL (queryReadings), falls under an entry that keeps its
+// client out, by the reading's own most specific entry as for the URL,
+// dot-segment readings included.
+func (s *Server) restrictedReadings(w http.ResponseWriter, r *http.Request, readings []string) bool {
+	for _, p := range readings {
+		if i := s.restrictedRule(config.CleanPath(p)); i >= 0 {
+			if status := s.denial(i, r); status != 0 {
+				return s.refuse(w, r, i, status)
+			}
+		}
+		if s.restrictedDotReadings(w, r, p) {
+			return true
 		}
 	}
-	return s.restrictedDotReadings(w, r, p)
+	return false
 }
 
 // restrictedRoute refuses a request when an entry more specific than the

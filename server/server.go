@@ -663,17 +663,19 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 		// (nginx's index redirects internally to the script's location);
 		// and front controllers route on the path after the script, so
 		// /index.php/login is Laravel's /login.
-		// CodeIgniter routes /?/admin/users as /admin/users (queryRoute),
-		// WordPress ?rest_route=/wp/v2/users as /wp-json/wp/v2/users
-		// (restRoute).
-		qr := queryRoute(r, route.ScriptName, route.PathInfo)
-		rr := restRoute(r, route.ScriptName, s.router.Index())
+		// CodeIgniter routes /?/admin/users as /admin/users, WordPress
+		// ?rest_route=/wp/v2/users as /wp-json/wp/v2/users
+		// (queryReadings): read only when there are rules to read them.
+		var readings []string
+		if len(s.rates) > 0 || len(s.restrictedPaths) > 0 {
+			readings = queryReadings(r, route.ScriptName, route.PathInfo, s.router.Index())
+		}
 		if len(s.rates) > 0 && (s.rateLimited(w, r, route.ScriptName) || route.PathInfo != "" && s.rateLimited(w, r, route.PathInfo) ||
-			qr != "" && s.rateLimited(w, r, config.CleanPath(qr)) || rr != "" && s.rateLimited(w, r, config.CleanPath(rr))) {
+			s.rateLimitedReadings(w, r, readings)) {
 			return
 		}
 		if len(s.restrictedPaths) > 0 && (s.restrictedRoute(w, r, route.ScriptName, route.PathInfo) ||
-			qr != "" && s.restrictedReading(w, r, qr) || rr != "" && s.restrictedReading(w, r, rr)) {
+			s.restrictedReadings(w, r, readings)) {
 			return
 		}
 		script := &fcgi.Script{
