@@ -19,6 +19,18 @@ import (
 	"github.com/sessiongate/sessiongate/internal/testlog"
 )
 
+// drainSessionEnv configures a gateway binary for the session pages of
+// root: php-fpm, the Redis store and the prepend.
+func drainSessionEnv(t *testing.T, fpm *harness.PHPFPM, root string, red *harness.Redis) []string {
+	return []string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_REDIS_URL=" + red.URL(),
+		"SESSIONGATE_PHP_PREPEND=" + writePrepend(t),
+	}
+}
+
 // TestDrainSurvivesLostLogReader: the gateway's log goes to a pipe whose
 // reader stops with the same Ctrl-C that stops the gateway (`gateway 2>&1 |
 // tee gateway.log`: the terminal interrupts both, tee exits at once). The
@@ -40,17 +52,12 @@ func TestDrainSurvivesLostLogReader(t *testing.T) {
 	gwURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 
 	cmd := exec.Command(buildGateway(t))
-	cmd.Env = []string{
+	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		fmt.Sprintf("SESSIONGATE_LISTEN=127.0.0.1:%d", port),
 		fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
-		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
-		"SESSIONGATE_DOCUMENT_ROOT=" + root,
-		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
-		"SESSIONGATE_REDIS_URL=" + red.URL(),
-		"SESSIONGATE_PHP_PREPEND=" + writePrepend(t),
 		"SESSIONGATE_SHUTDOWN_TIMEOUT=20s",
-	}
+	}, drainSessionEnv(t, fpm, root, red)...)
 	// The log reader: this test, until it "exits".
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -197,14 +204,7 @@ func TestSecondSignalCutsDrainReleasingLocks(t *testing.T) {
 	red := harness.StartRedis(t)
 	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
 	defer rc.Close()
-	p := startBinary(t, buildGateway(t), []string{
-		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
-		"SESSIONGATE_DOCUMENT_ROOT=" + root,
-		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
-		"SESSIONGATE_REDIS_URL=" + red.URL(),
-		"SESSIONGATE_PHP_PREPEND=" + writePrepend(t),
-		"SESSIONGATE_SHUTDOWN_TIMEOUT=60s",
-	})
+	p := startBinary(t, buildGateway(t), append(drainSessionEnv(t, fpm, root, red), "SESSIONGATE_SHUTDOWN_TIMEOUT=60s"))
 	g := &sessionGW{URL: p.URL}
 	ck := (&sessionStack{gws: []*sessionGW{g}}).newSession(t)
 	started, q := markFile(t)
