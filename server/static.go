@@ -369,7 +369,8 @@ func (w rangeRefusal) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // there is a Content-Encoding: the copy's Content-Length on a 200 (it
 // knows the length but sends it chunked), and no Accept-Ranges for a
 // cached copy, which is only ever sent whole (a Range request gets ranges
-// of the file itself, uncompressed: cachedGzip).
+// of the file itself, uncompressed: cachedGzip); and no Content-Encoding
+// on an answer that is not the copy.
 type encodedCopy struct {
 	http.ResponseWriter
 	size  int64
@@ -389,8 +390,15 @@ func (w encodedCopy) WriteHeader(code int) {
 	if w.whole {
 		h.Del("Accept-Ranges")
 	}
-	if code == http.StatusOK {
+	switch code {
+	case http.StatusOK:
 		h.Set("Content-Length", strconv.FormatInt(w.size, 10))
+	case http.StatusPartialContent, http.StatusNotModified:
+	default:
+		// Not the copy: a 412 for an If-Match or If-Unmodified-Since
+		// it fails, which ServeContent sends empty with the headers
+		// set so far. No body is no gzip stream to undo.
+		h.Del("Content-Encoding")
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
