@@ -73,6 +73,7 @@ func TestCompressPHP(t *testing.T) {
 		"self.php":  `<?php ob_start('ob_gzhandler'); echo str_repeat("<li>row</li>\n", 500);`,
 		"short.php": `<?php echo "<p>short</p>";`,
 		"png.php":   `<?php header('Content-Type: image/png'); echo str_repeat("x", 5000);`,
+		"md5.php":   `<?php header('ETag: ' . md5('v1')); echo str_repeat("<li>row</li>\n", 500);`,
 	})
 
 	res, body := rawGet(t, "GET", g.URL+"/long.php", "gzip, deflate, br")
@@ -97,6 +98,16 @@ func TestCompressPHP(t *testing.T) {
 	res, body = rawGet(t, "HEAD", g.URL+"/long.php", "gzip")
 	if res.Header.Get("Content-Encoding") != "" || res.Header.Get("ETag") != `"v1"` || len(body) != 0 {
 		t.Errorf("HEAD: %v %q", res.Header, body)
+	}
+
+	// An ETag without quotes cannot be made weak: a compressed page goes
+	// without it (a client would take it for a strong validator of the
+	// compressed bytes), as behind nginx; an uncompressed one keeps it.
+	if res, body = rawGet(t, "GET", g.URL+"/md5.php", "gzip"); res.Header.Get("Content-Encoding") != "gzip" || len(res.Header["Etag"]) != 0 || gunzipAll(t, body) != rows {
+		t.Errorf("unquoted ETag, gzipped: %v", res.Header)
+	}
+	if res, _ = rawGet(t, "GET", g.URL+"/md5.php", ""); res.Header.Get("ETag") != "6654c734ccab8f440ff0825eb443dc7f" {
+		t.Errorf("unquoted ETag, not gzipped: %v", res.Header)
 	}
 
 	// A script that compresses itself is not compressed twice.

@@ -266,12 +266,14 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 
 // servedPath is the path routing serves for a request's URL path: cut at a
 // raw "#" and "/" for an empty one (front does the same to the request),
-// then config.CleanPath.
+// then config.CleanPath. "OPTIONS *" asks about the whole server: it is
+// "/" too, so that the site's lines of SESSIONGATE_RESPONSE_HEADERS reach
+// its 400, as nginx's add_header ... always does.
 func servedPath(p string) string {
 	if i := strings.IndexByte(p, '#'); i >= 0 {
 		p = p[:i]
 	}
-	if p == "" {
+	if p == "" || p == "*" {
 		p = "/"
 	}
 	return config.CleanPath(p)

@@ -136,6 +136,22 @@ func TestStaticPrecompressed(t *testing.T) {
 		t.Errorf("Range on the .gz: %d %v %q", w.Code, w.Header(), w.Body)
 	}
 
+	// A precondition the copy fails: 412 with no body, and so no coding
+	// to undo; a 304 has none either.
+	for _, hdr := range [][2]string{
+		{"If-Match", `"other"`},
+		{"If-Unmodified-Since", now.Add(-time.Hour).UTC().Format(http.TimeFormat)},
+		{"If-None-Match", "*"},
+	} {
+		r := httptest.NewRequest("GET", "/app.css", nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		r.Header.Set(hdr[0], hdr[1])
+		w := e.do(r)
+		if w.Code != http.StatusPreconditionFailed && w.Code != http.StatusNotModified || w.Body.Len() != 0 || w.Header().Get("Content-Encoding") != "" {
+			t.Errorf("%s: %d %v %q, want 412 or 304 without a Content-Encoding or a body", hdr[0], w.Code, w.Header(), w.Body)
+		}
+	}
+
 	// app.css rebuilt after the copies: they are stale and ignored.
 	writeFile(t, css, bigCSS+"/* v2 */", now.Add(time.Hour))
 	w := get("gzip, br")

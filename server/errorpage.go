@@ -115,6 +115,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, 
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
+	// Set here, not left to net/http, which counts a GET's body but
+	// gives a HEAD, with none written, no length at all.
+	h.Set("Content-Length", strconv.Itoa(len(text)+1))
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		io.WriteString(w, text+"\n")

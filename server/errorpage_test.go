@@ -268,3 +268,31 @@ func TestErrorPageAfterFailedAccelDropsDownloadCaching(t *testing.T) {
 		}
 	}
 }
+
+// TestTextErrorHeadHasLength: a HEAD answered with the gateway's line of
+// text gets the headers its GET gets, Content-Length included (RFC 9110
+// 9.3.2), as nginx's HEAD of an error does: a monitor or a link checker
+// that probes with HEAD saw no length where the GET had one.
+func TestTextErrorHeadHasLength(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.Index = config.IndexOff })
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	for _, target := range []string{"/missing.css", "/dir"} {
+		var lengths [2]string
+		var codes [2]int
+		for i, method := range []string{"GET", "HEAD"} {
+			req, _ := http.NewRequest(method, srv.URL+target, nil)
+			res, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			codes[i], lengths[i] = res.StatusCode, res.Header.Get("Content-Length")
+		}
+		if codes[0] < 300 || codes[1] != codes[0] || lengths[0] == "" || lengths[1] != lengths[0] {
+			t.Errorf("%s: GET %d Content-Length %q, HEAD %d Content-Length %q; want an error with the same length",
+				target, codes[0], lengths[0], codes[1], lengths[1])
+		}
+	}
+}

@@ -237,6 +237,12 @@ func TestResponseHeaders(t *testing.T) {
 		t.Errorf("/admin/x#/../../embed/y: %d X-Frame-Options %q, want /admin/'s DENY", w.Code, w.Header().Get("X-Frame-Options"))
 	}
 
+	// "OPTIONS *" is about the whole server, whose lines apply: nginx's
+	// add_header ... always is on its 400 too.
+	if w := e.do(rawRequest(t, "OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n")); w.Code != http.StatusBadRequest || w.Header().Get("X-Frame-Options") != "SAMEORIGIN" {
+		t.Errorf("OPTIONS *: %d X-Frame-Options %q, want 400 with the site's SAMEORIGIN", w.Code, w.Header().Get("X-Frame-Options"))
+	}
+
 	// A 304 carries them too, as the 200 it stands for.
 	w := e.do(httptest.NewRequest("GET", "/style.css", nil))
 	r := httptest.NewRequest("GET", "/style.css", nil)

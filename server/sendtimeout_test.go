@@ -236,3 +236,64 @@ func TestStalledClientIsNotAClientThatLeft(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// TestStalledHTTP2ClientIsNotAClientThatLeft: over HTTP/2 too, a response
+// the send timeout cut (the client keeps the connection but stops reading,
+// so the stream's flow-control window stays full) keeps its status and
+// says why, at warn. net/http resets a timed-out stream and the handler's
+// write fails with "stream closed", the error a client's own RST_STREAM
+// gives, and the request's context ends, so the cut was logged and counted
+// as 499 "the client left".
+func TestStalledHTTP2ClientIsNotAClientThatLeft(t *testing.T) {
+	var mu sync.Mutex
+	var got []int
+	e := newEnv(t, nil, WithObserver(func(_ *RequestInfo, status int, _ int64, _ time.Duration) {
+		mu.Lock()
+		got = append(got, status)
+		mu.Unlock()
+	}))
+	e.srv.sendTimeout = time.Second
+	if err := os.WriteFile(filepath.Join(e.root, "big.bin"), make([]byte, 32<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: -1,
+			Body: io.NopCloser(bytes.NewReader(make([]byte, 32<<20))), Request: r}, nil
+	}
+	ts := httptest.NewUnstartedServer(e.srv.Handler())
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	defer ts.Close()
+	client := ts.Client()
+	for i, target := range []string{"/hello.php", "/big.bin"} {
+		res, err := client.Get(ts.URL + target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ProtoMajor != 2 {
+			t.Fatalf("%s over %s, want HTTP/2", target, res.Proto)
+		}
+		// Reads nothing: the stream's window (4 MiB) fills, the server's
+		// writes block, the send timeout cuts them.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			n := len(got)
+			mu.Unlock()
+			if n > i || time.Now().After(deadline) {
+				break
+			}
+		}
+		res.Body.Close()
+		line := e.lastLog(t)
+		errText, _ := line["error"].(string)
+		if line["path"] != target || line["status"] != float64(200) || line["level"] != "WARN" ||
+			!strings.Contains(errText, "timeout") || strings.Contains(errText, "client left") {
+			t.Errorf("%s cut by the send timeout over HTTP/2 logged as %v; want status 200, a warning naming the timeout", target, line)
+		}
+		mu.Lock()
+		if len(got) != i+1 || got[i] != 200 {
+			t.Errorf("%s: observed %v, want 200", target, got)
+		}
+		mu.Unlock()
+	}
+}

@@ -262,6 +262,13 @@ func TestStaticLikeNginx(t *testing.T) {
 		// next to a satisfiable range it is left out.
 		{"zero suffix", "/style.css", []string{"Range", "bytes=-0"}, 416, "invalid range: failed to overlap\n", ""},
 		{"zero suffix and a range", "/style.css", []string{"Range", "bytes=-0, 5-9"}, 206, "color", ""},
+		// A Range that does not parse (or whose last byte precedes its
+		// first) gets 416 too, and it says how long the file is, as for
+		// one past the end (RFC 9110 15.5.17), as nginx does.
+		{"range not a number", "/style.css", []string{"Range", "bytes=abc"}, 416, "invalid range\n", ""},
+		{"range ending before it starts", "/style.css", []string{"Range", "bytes=9-5"}, 416, "invalid range\n", ""},
+		{"range without positions", "/style.css", []string{"Range", "bytes=-"}, 416, "invalid range\n", ""},
+		{"a bad range among good ones", "/style.css", []string{"Range", "bytes=0-1,x"}, 416, "invalid range\n", ""},
 		// No charset the gateway cannot know: a file's own <meta charset>
 		// or @charset decides, as behind nginx.
 		{"html type", "/page.html", nil, 200, "<p>hi</p>", "text/html"},

@@ -159,6 +159,9 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, f fileToSend) 
 	if h.Get("Content-Encoding") != "" {
 		w = encodedCopy{w, fi.Size(), false}
 	}
+	if r.Header.Get("Range") != "" {
+		w = rangeRefusal{w, fi.Size()}
+	}
 	http.ServeContent(w, r, "", fi.ModTime(), f.file)
 	if r.Method != http.MethodHead {
 		checkNotShrunk(r, f)
@@ -332,13 +335,42 @@ func notModified(r *http.Request, etag string, mod time.Time) bool {
 	return err == nil && !mod.Truncate(time.Second).After(t)
 }
 
+// rangeRefusal gives every 416 of http.ServeContent for a file of size
+// bytes the Content-Range that tells the client the file's length (RFC
+// 9110 15.5.17), as nginx does. ServeContent sends it for a range past
+// the end, but not for one that does not parse ("bytes=abc", "bytes=9-5"),
+// and a client that could have asked again for what exists is left
+// without the length to ask for.
+type rangeRefusal struct {
+	http.ResponseWriter
+	size int64
+}
+
+func (w rangeRefusal) WriteHeader(code int) {
+	if h := w.Header(); code == http.StatusRequestedRangeNotSatisfiable && len(h["Content-Range"]) == 0 {
+		h.Set("Content-Range", "bytes */"+strconv.FormatInt(w.size, 10))
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// ReadFrom keeps sendfile.
+func (w rangeRefusal) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+}
+
+func (w rangeRefusal) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // encodedCopy sends a compressed copy of a static file (precompressed on
 // disk, or cached) through http.ServeContent, for its 304s, HEAD and
 // ranges, with the headers that ServeContent leaves out or gets wrong once
 // there is a Content-Encoding: the copy's Content-Length on a 200 (it
 // knows the length but sends it chunked), and no Accept-Ranges for a
 // cached copy, which is only ever sent whole (a Range request gets ranges
-// of the file itself, uncompressed: cachedGzip).
+// of the file itself, uncompressed: cachedGzip); and no Content-Encoding
+// on an answer that is not the copy.
 type encodedCopy struct {
 	http.ResponseWriter
 	size  int64
@@ -358,8 +390,15 @@ func (w encodedCopy) WriteHeader(code int) {
 	if w.whole {
 		h.Del("Accept-Ranges")
 	}
-	if code == http.StatusOK {
+	switch code {
+	case http.StatusOK:
 		h.Set("Content-Length", strconv.FormatInt(w.size, 10))
+	case http.StatusPartialContent, http.StatusNotModified:
+	default:
+		// Not the copy: a 412 for an If-Match or If-Unmodified-Since
+		// it fails, which ServeContent sends empty with the headers
+		// set so far. No body is no gzip stream to undo.
+		h.Del("Content-Encoding")
 	}
 	w.ResponseWriter.WriteHeader(code)
 }

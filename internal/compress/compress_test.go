@@ -326,6 +326,33 @@ func TestWriterWeakensETagAndDropsRanges(t *testing.T) {
 	}
 }
 
+// TestWriterDropsETagItCannotWeaken: an entity tag that is not one (PHP
+// apps often send an md5 without quotes) cannot be marked weak, and as it
+// is a client takes it for a strong validator of the compressed bytes
+// (browsers send it back in If-Range to resume, which the app would answer
+// with ranges of its uncompressed body). It goes, as nginx's gzip drops
+// it; a valid tag becomes weak, and the uncompressed response keeps it.
+func TestWriterDropsETagItCannotWeaken(t *testing.T) {
+	for _, tag := range []string{`d41d8cd98f00b204e9800998ecf8427e`, `w/"abc"`, `'abc'`} {
+		rec := serve(t, "GET", "gzip", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("ETag", tag)
+			io.WriteString(w, page)
+		})
+		if rec.Header().Get("Content-Encoding") != "gzip" || len(rec.Header()["Etag"]) != 0 {
+			t.Errorf("ETag %s on a compressed body: %v", tag, rec.Header())
+		}
+		rec = serve(t, "GET", "", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("ETag", tag)
+			io.WriteString(w, page)
+		})
+		if rec.Header().Get("Content-Encoding") != "" || rec.Header().Get("ETag") != tag {
+			t.Errorf("ETag %s on an uncompressed body: %v", tag, rec.Header())
+		}
+	}
+}
+
 // newGzipWriter wraps rw in a Writer for a GET from a client that accepts
 // gzip, its response typed contentType.
 func newGzipWriter(rw http.ResponseWriter, contentType string) *Writer {

@@ -145,9 +145,17 @@ func AddVary(h http.Header, token string) {
 // WeakETag turns a strong entity tag into a weak one: a compressed body is
 // not byte for byte the file or page the app's tag stands for, and a
 // compressor's output may differ between versions, so the tag may only
-// serve If-None-Match, not If-Range or If-Match (nginx does the same).
+// serve If-None-Match, not If-Range or If-Match (nginx does the same). A
+// value that is not a quoted tag (an md5 without its quotes, which PHP
+// apps often send) cannot be marked weak, and clients take it for a
+// strong one: it is dropped, as nginx drops it.
 func WeakETag(h http.Header) {
-	if v := h.Get("ETag"); strings.HasPrefix(v, `"`) {
+	v := h.Get("ETag")
+	switch {
+	case v == "" || strings.HasPrefix(v, "W/"):
+	case strings.HasPrefix(v, `"`):
 		h.Set("ETag", "W/"+v)
+	default:
+		h.Del("ETag")
 	}
 }
