@@ -1266,6 +1266,34 @@ func (s *Session) WriteReencoded(ctx context.Context, id string, data json.RawMe
 	return s.writeLocked(ctx, id, next, view)
 }
 
+// MoveReencoded is WriteReencoded for the data of the session this request
+// retired (Retire) moving to the new ID id, as Django's cycle_key() moves it
+// at a login: like PHP's session_regenerate_id(true), a member the app did
+// not change keeps its stored text, and in merge mode what other requests
+// stored in the old session after this one loaded it moves along, as if
+// they had run before the login (strict mode's order). Without it a PHP
+// page's write landing during a Django login was answered 200 and lost.
+// Not for flush() followed by a write: that data does not derive from the
+// old session, and nothing of it may move along.
+func (s *Session) MoveReencoded(ctx context.Context, id string, data json.RawMessage) ([]string, error) {
+	next, err := objectMembers(data)
+	if err != nil {
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Not nil: a view (even empty) is what makes writeLocked move the
+	// data rather than create a session from scratch.
+	view := []member{}
+	ended := indexMembers(s.ended)
+	for _, m := range next {
+		if old, ok := ended[m.Key]; ok && jsonEqual(old, m.Value) {
+			view = append(view, m)
+		}
+	}
+	return s.writeLocked(ctx, id, next, view)
+}
+
 // renewal keeps one held lock alive while its request runs: a single timer
 // renews the lease every LockLease/3, so the lease only bounds how long a
 // crashed gateway's lock blocks a session, and a request shorter than

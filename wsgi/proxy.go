@@ -466,6 +466,7 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 		if err := checkNoPlantedObjects(sess.Data(), ch.data); err != nil {
 			return fmt.Errorf("%w: %w", sessionbridge.ErrUnstorable, err)
 		}
+		write := sess.WriteReencoded
 		if ch.rotate && id != "" {
 			// cycle_key(): the old ID dies (fixation defence) and the
 			// data moves to a new one; the old ID keeps a tombstone, so
@@ -475,11 +476,14 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 				return err
 			}
 			id = ""
+			if ch.carry {
+				write = sess.MoveReencoded
+			}
 		}
 		if id == "" {
 			id = sessionbridge.NewID()
 		}
-		conflicts, err := sess.WriteReencoded(ctx, id, ch.data)
+		conflicts, err := write(ctx, id, ch.data)
 		if len(conflicts) > 0 {
 			p.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "path", server.LogValue(path), "keys", conflicts)
 		}

@@ -244,6 +244,10 @@ class SessionMiddleware(DjangoSessionMiddleware):
         """The signed response headers for change; raises TypeError or
         ValueError (logged) for data the gateway or PHP could not take."""
         op, rotate, data = change
+        if rotate == "carry" and protocol.ROTATE_CARRY not in verified.features:
+            # A gateway older than "carry" refuses it with the whole change:
+            # the rotation it knows moves only the data sent.
+            rotate = True
         payload = b""
         expiry = ""
         if op == "write":

@@ -44,6 +44,11 @@ class SessionStore(SessionBase):
         # True once the gateway's session was deleted (flush(), or
         # cycle_key() which moves the data to a new ID).
         self._deleted = False
+        # True once the data stopped deriving from what the gateway loaded
+        # (flush(), clear(), delete(), a create() before anything was
+        # read): a new ID then starts from nothing, and what other requests
+        # stored in the old session meanwhile must not move to it.
+        self._wiped = False
 
     # -- storage API (SessionBase subclasses must provide it) ------------
 
@@ -66,6 +71,8 @@ class SessionStore(SessionBase):
         # Its ID comes from the gateway with the response.
         if self._gateway_id:
             self._deleted = True
+            if not hasattr(self, "_session_cache"):
+                self._wiped = True  # nothing loaded: an empty session
         self._session_key = None
         self._get_session(no_load=True)
         self.modified = True
@@ -91,8 +98,13 @@ class SessionStore(SessionBase):
                     # a logout by delete() after request.user read the
                     # session would keep the user logged in.
                     self._session_cache = {}
+                    self._wiped = True
                 self._deleted = True
             self.modified = True
+
+    def clear(self):
+        super().clear()
+        self._wiped = True
 
     @classmethod
     def clear_expired(cls):
@@ -152,8 +164,12 @@ class SessionStore(SessionBase):
 
     def gateway_change(self, save_every_request=None, accessed=False):
         """Returns (op, rotate, data) for the response, or None when the
-        gateway has nothing to do. ``data`` is the dict to write (write) or
-        None. ``accessed``: the view read the session (request.user does),
+        gateway has nothing to do. ``rotate`` is False, True (a new ID for
+        data made anew: flush() then a write) or "carry" (a new ID for the
+        data the view was given: cycle_key(), whose gateway then moves along
+        what other requests stored in the old session meanwhile, as PHP's
+        session_regenerate_id() does). ``data`` is the dict to write (write)
+        or None. ``accessed``: the view read the session (request.user does),
         which is use of it: the gateway is told, so its idle timeout counts
         from this request, as it does for a PHP page that only reads."""
         if save_every_request is None:
@@ -164,7 +180,7 @@ class SessionStore(SessionBase):
             if data:
                 # flush()/cycle_key() then data: a new ID with that data,
                 # the old one destroyed.
-                return ("write", True, data)
+                return ("write", True if self._wiped else "carry", data)
             return ("delete", False, None)
         if self.modified or (save_every_request and had and data is not None):
             # SESSION_SAVE_EVERY_REQUEST saves a session the view loaded

@@ -325,8 +325,39 @@ class SessionAPITests(unittest.TestCase):
 
         _, resp = run(view, signed_meta(SID, {"cart": [1]}))
         c = Change(resp)
-        self.assertEqual((c.op, c.rotate), ("write", "1"))
+        # carry: the data is the session's, so what PHP stored in it
+        # meanwhile (merge mode) moves to the new ID along with it.
+        self.assertEqual((c.op, c.rotate), ("write", "carry"))
         self.assertEqual(c.data, {"cart": [1]})
+
+        # A gateway older than carry does not announce it, and refuses a
+        # change that uses it: the rotation it knows.
+        meta = signed_meta(SID, {"cart": [1]})
+        del meta[protocol.META_FEATURES]
+        _, resp = run(view, meta)
+        self.assertEqual((Change(resp).op, Change(resp).rotate), ("write", "1"))
+
+    def test_rotation_of_wiped_data_does_not_carry(self):
+        # Data that no longer derives from the old session (cleared,
+        # flushed, deleted) starts anew: nothing of the old one may move.
+        def clear_then_cycle(request):
+            request.session.get("cart")
+            request.session.clear()
+            request.session.cycle_key()
+            request.session["n"] = 1
+            return HttpResponse("ok")
+
+        def flush_then_cycle(request):
+            request.session.flush()
+            request.session.cycle_key()
+            request.session["n"] = 1
+            return HttpResponse("ok")
+
+        for view in (clear_then_cycle, flush_then_cycle):
+            with self.subTest(view.__name__):
+                _, resp = run(view, signed_meta(SID, {"cart": [1]}))
+                c = Change(resp)
+                self.assertEqual((c.op, c.rotate, c.data), ("write", "1", {"n": 1}))
 
     def test_exists_then_create_idiom_keeps_the_session(self):
         # "if not exists(session_key): create()" is a common way to make
@@ -391,7 +422,7 @@ class SessionAPITests(unittest.TestCase):
 
         _, resp = run(keep, signed_meta(SID, {"user": "ana"}))
         c = Change(resp)
-        self.assertEqual((c.op, c.rotate, c.data), ("write", "1", {"user": "ana", "n": 1}))
+        self.assertEqual((c.op, c.rotate, c.data), ("write", "carry", {"user": "ana", "n": 1}))
 
     def test_delete_after_a_read_deletes(self):
         # Django's delete() removes the stored session, whatever the view
@@ -739,7 +770,7 @@ class AuthTests(unittest.TestCase):
 
         _, resp = run(login, signed_meta(SID, {"cart": {"apple": 2}}), method="post")
         c = Change(resp)
-        self.assertEqual((c.op, c.rotate), ("write", "1"))
+        self.assertEqual((c.op, c.rotate), ("write", "carry"))
         self.assertEqual(c.data["_auth_user_id"], str(self.user.pk))
         self.assertEqual(c.data["cart"], {"apple": 2})
         self.assertIn("_auth_user_hash", c.data)

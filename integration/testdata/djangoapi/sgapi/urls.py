@@ -170,7 +170,8 @@ def pyset(request):
 
 def login_as(request):
     # ?u=name: logs that user in (created on first use), in whatever session
-    # the request has.
+    # the request has; after ?ms= (a slow password check).
+    time.sleep(int(request.GET.get("ms", "0")) / 1000)
     User = auth.get_user_model()
     user, _ = User.objects.get_or_create(username=request.GET["u"])
     auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
