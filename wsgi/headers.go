@@ -32,8 +32,9 @@ const (
 // features is X-Sessiongate-Features: the answers this gateway understands
 // beyond the first version of the protocol, so that a newer middleware
 // sends them only to a gateway that takes them (an older one refuses a
-// change it cannot read, whole). rotate-carry: X-Sessiongate-Rotate: carry.
-const features = "rotate-carry"
+// change it cannot read, whole). rotate-carry: X-Sessiongate-Rotate: carry;
+// expiry-at: X-Sessiongate-Expiry: at:<unix seconds>.
+const features = "rotate-carry expiry-at"
 
 // DataChunk is the longest X-Sessiongate-Data-n value the gateway sends:
 // gunicorn refuses header lines over 8190 bytes by default.
@@ -156,6 +157,9 @@ type change struct {
 	// reset: the app dropped its own expiry (set_expiry(None)), back to
 	// the gateway's policy.
 	reset bool
+	// until: the app's fixed end of the session (set_expiry() with a
+	// datetime); zero = none.
+	until time.Time
 	data  []byte // for write
 }
 
@@ -210,6 +214,14 @@ func readChange(h http.Header, key []byte, nonce string) (*change, error) {
 	case "default":
 		c.reset = true
 	default:
+		if at, ok := strings.CutPrefix(expiry, "at:"); ok {
+			n, err := strconv.ParseInt(at, 10, 64)
+			if err != nil || n < 0 || n > 1<<40 || strconv.FormatInt(n, 10) != at {
+				return nil, fmt.Errorf("bad %s %q", hdrExpiry, expiry)
+			}
+			c.until = time.Unix(n, 0)
+			break
+		}
 		n, err := strconv.ParseInt(expiry, 10, 64)
 		if err != nil || n < 1 || n > int64(maxExpiry/time.Second) || strconv.FormatInt(n, 10) != expiry {
 			return nil, fmt.Errorf("bad %s %q", hdrExpiry, expiry)

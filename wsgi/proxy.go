@@ -445,10 +445,22 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 }
 
 func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *change, path string) error {
-	if ch.expiry > 0 || ch.browser || ch.reset {
-		sess.SetExpiry(ch.expiry, ch.browser)
-	}
 	id := sess.ID()
+	if !ch.until.IsZero() && !ch.until.After(p.now()) {
+		// set_expiry() with a time already past: Django's session is
+		// over (its cookie is expired at once), whatever the view
+		// stored in it.
+		if id == "" {
+			return nil
+		}
+		return sess.Destroy(ctx, id)
+	}
+	switch {
+	case ch.expiry > 0 || ch.browser || ch.reset:
+		sess.SetExpiry(ch.expiry, ch.browser)
+	case !ch.until.IsZero():
+		sess.SetDeadline(ch.until)
+	}
 	switch ch.op {
 	case "write":
 		// What Django stores, PHP must be able to read: data it cannot be

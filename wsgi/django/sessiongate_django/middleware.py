@@ -259,7 +259,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 logger.error("session change refused: data is not JSON-serializable: %s; path=%s", e, request.path)
                 raise TypeError("session data is not JSON-serializable: %s" % e) from e
         if op != "delete":
-            expiry = session.expiry_header()
+            expiry = session.expiry_header(at=protocol.EXPIRY_AT in verified.features)
         try:
             if op == "write":
                 protocol.check_php_limits(data, payload)

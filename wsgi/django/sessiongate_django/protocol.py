@@ -50,7 +50,8 @@ META_FEATURES = "HTTP_X_SESSIONGATE_FEATURES"
 # version (X-Sessiongate-Features); an older gateway sends none, and refuses
 # a change that uses one.
 ROTATE_CARRY = "rotate-carry"
-FEATURES = ROTATE_CARRY
+EXPIRY_AT = "expiry-at"
+FEATURES = ROTATE_CARRY + " " + EXPIRY_AT
 
 
 class ProtocolError(Exception):
@@ -325,7 +326,8 @@ def change_headers(verified, op, rotate=False, expiry="", data=b""):
     touch; ``rotate`` False, True (a new ID for new data: flush() then a
     write) or "carry" (a new ID for the data the view was given:
     cycle_key()); ``data`` the JSON bytes for write; ``expiry`` "" (none),
-    "browser", or whole seconds as a string."""
+    "browser", "default", whole seconds as a string, or "at:" and unix
+    seconds."""
     if op not in ("write", "delete", "touch"):
         raise ValueError("unknown op %r" % op)
     if rotate == "carry":
