@@ -78,3 +78,45 @@ func TestMergeDjangoRotateKeepsConcurrentWrites(t *testing.T) {
 		})
 	}
 }
+
+// A logout (delete) that lands while a Django login of the same session
+// runs, in merge mode: the login's carry must not bring the logged-out data
+// back under a new ID; it is refused (503) and sets no cookie, as in strict
+// mode, where it would have found no session.
+func TestMergeDjangoRotateAfterLogoutIsRefused(t *testing.T) {
+	e := newEnv(t, envOpts{mode: sessionbridge.LockMerge})
+	e.respond(answer{op: "write", data: `{"cart":[1],"_auth_user_id":"3"}`})
+	_, _, ck := e.do("GET", "/a/", "", nil)
+
+	inLogin := make(chan struct{})
+	finishLogin := make(chan struct{})
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+		if r.URL.Path == "/logout/" {
+			return answer{op: "delete"}, true
+		}
+		close(inLogin)
+		<-finishLogin
+		return answer{op: "write", rotate: "carry", data: `{"cart":[1],"_auth_user_id":"7"}`}, true
+	}
+	type result struct {
+		status int
+		set    string
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, _, set := e.do("POST", "/login/", ck, nil)
+		done <- result{res.StatusCode, set}
+	}()
+	<-inLogin
+	if res, _, set := e.do("POST", "/logout/", ck, nil); res.StatusCode != 200 || set != "-" {
+		t.Fatalf("logout: %d cookie %q", res.StatusCode, set)
+	}
+	close(finishLogin)
+	l := <-done
+	if l.status != http.StatusServiceUnavailable || l.set != "" {
+		t.Fatalf("login after the logout: %d cookie %q; want 503 and no cookie", l.status, l.set)
+	}
+	if id, data := e.open(ck); id != "" {
+		t.Fatalf("logged-out session back: %s", data)
+	}
+}
