@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -122,6 +124,44 @@ func TestDjangoSessionAPI(t *testing.T) {
 		}
 		if old := gw.dump(t, ck); string(old.Data) != "[]" {
 			t.Fatalf("old session still there: %s", old.Data)
+		}
+	})
+
+	t.Run("set_expiry(timedelta) is a fixed end", func(t *testing.T) {
+		// Django ends such a session then, however much it is used until
+		// then; the gateway took it as an idle timeout that every Django
+		// or PHP request started again.
+		j := jar{}
+		res, _ := call(t, gw, j, "GET", "/accounts/api/expire-in/?s=3", "")
+		ck := j["sessionid"]
+		if res.StatusCode != 200 || ck == "" {
+			t.Fatalf("expire-in: %d cookies %v", res.StatusCode, j)
+		}
+		if c := res.Cookies(); len(c) != 1 || c[0].MaxAge < 2 || c[0].MaxAge > 4 {
+			t.Fatalf("cookie of a session ending in 3 s: %v", res.Header["Set-Cookie"])
+		}
+		raw, err := s.redis.HGet(context.Background(), "sessiongate:{"+gw.dump(t, ck).ID+"}", "d").Result()
+		var rec struct {
+			Until int64 `json:"until"`
+		}
+		if err != nil || json.Unmarshal([]byte(raw), &rec) != nil || rec.Until == 0 {
+			t.Fatalf("record: %s (%v)", raw, err)
+		}
+		end := time.UnixMilli(rec.Until)
+		if left := time.Until(end); left < 2*time.Second || left > 4*time.Second {
+			t.Fatalf("the session ends in %v, want about 3 s", left)
+		}
+		// Used by both apps shortly before the end.
+		time.Sleep(time.Until(end.Add(-time.Second)))
+		if _, body := call(t, gw, j, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, `"until": true`) {
+			t.Fatalf("whoami before the end: %s", body)
+		}
+		if d := gw.dump(t, ck); !strings.Contains(string(d.Data), `"until":true`) {
+			t.Fatalf("PHP before the end: %s", d.Data)
+		}
+		time.Sleep(time.Until(end.Add(300 * time.Millisecond)))
+		if d := gw.dump(t, ck); string(d.Data) != "[]" {
+			t.Fatalf("session still there after its end: %s", d.Data)
 		}
 	})
 

@@ -201,6 +201,9 @@ type Session struct {
 	// (Django's set_expiry), see SetExpiry.
 	expiry        time.Duration
 	browserCookie bool
+	// until is the app's fixed end of the session (unix ms, 0 none), see
+	// SetDeadline.
+	until int64
 	// expirySet: the app changed the expiry in this request, so the cookie
 	// must be sent again even if the ID stays.
 	expirySet bool
@@ -325,6 +328,7 @@ func (m *Manager) load(ctx context.Context, s *Session, id string, arrived time.
 	s.id, s.exists, s.rec, s.version, s.stored = id, true, dec, rec.Version, members
 	s.loadedVersion = rec.Version
 	s.expiry, s.browserCookie = time.Duration(dec.Expiry)*time.Millisecond, dec.Browser
+	s.until = dec.Until
 	s.retired = false // another of the client's cookies names a live one
 	return true, nil
 }
@@ -332,6 +336,9 @@ func (m *Manager) load(ctx context.Context, s *Session, id string, arrived time.
 func (m *Manager) expired(r record) bool {
 	now := m.now()
 	if now.Sub(time.UnixMilli(r.Created)) > m.o.Cookie.MaxAge {
+		return true
+	}
+	if r.Until != 0 && !now.Before(time.UnixMilli(r.Until)) {
 		return true
 	}
 	// Seen is refreshed at least every IdleTimeout/4 while the session is
@@ -660,11 +667,12 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 		}
 		rec, expect = curRec, cur.Version
 		if s.expirySet {
-			rec.Expiry, rec.Browser = s.expiry.Milliseconds(), s.browserCookie
+			rec.Expiry, rec.Browser, rec.Until = s.expiry.Milliseconds(), s.browserCookie, s.until
 		} else {
 			// Another request may have changed the app's expiry: the
 			// TTL of this write (and the cookie) follow the record.
 			s.expiry, s.browserCookie = time.Duration(rec.Expiry)*time.Millisecond, rec.Browser
+			s.until = rec.Until
 		}
 	}
 }
@@ -730,7 +738,7 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 		return nil
 	}
 	rec := record{Version: recordVersion, Created: now, Seen: now, Data: buildObject(next),
-		Expiry: s.expiry.Milliseconds(), Browser: s.browserCookie}
+		Expiry: s.expiry.Milliseconds(), Browser: s.browserCookie, Until: s.until}
 	var v uint64
 	var err error
 	sctx, cancel := s.storeCtx(ctx)
@@ -1045,7 +1053,7 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 		// in the same request (session_destroy(); session_start()) gets
 		// the gateway's policy, not the old session's. A regeneration
 		// moves the session on, expiry included.
-		s.expiry, s.browserCookie = 0, false
+		s.expiry, s.browserCookie, s.until = 0, false, 0
 	}
 	return nil
 }
@@ -1193,6 +1201,12 @@ func (s *Session) SetCookie(h http.Header) {
 			ck.MaxAge = 0 // no Max-Age: gone when the browser closes
 		case s.expiry > 0 && s.expiry < s.m.o.Cookie.MaxAge:
 			ck.MaxAge = int((s.expiry + time.Second - 1) / time.Second)
+		case s.until != 0:
+			// A persistent cookie that ends with the session, as Django
+			// sets it for a datetime expiry.
+			if left := time.UnixMilli(s.until).Sub(s.m.now()); left < s.m.o.Cookie.MaxAge {
+				ck.MaxAge = max(1, int((left+time.Second-1)/time.Second))
+			}
 		case s.expiry == 0 && s.m.o.Cookie.BrowserSession:
 			ck.MaxAge = 0
 		}
@@ -1223,12 +1237,29 @@ func (s *Session) SetExpiry(idle time.Duration, browser bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	idle = max(idle, 0)
-	if idle == s.expiry && browser == s.browserCookie {
+	if idle == s.expiry && browser == s.browserCookie && s.until == 0 {
 		return
 	}
-	s.expiry, s.browserCookie = idle, browser
+	s.expiry, s.browserCookie, s.until = idle, browser, 0
 	s.expirySet = true
-	s.rec.Expiry, s.rec.Browser = s.expiry.Milliseconds(), s.browserCookie
+	s.rec.Expiry, s.rec.Browser, s.rec.Until = s.expiry.Milliseconds(), s.browserCookie, 0
+}
+
+// SetDeadline gives the session a fixed end (Django's set_expiry() with a
+// datetime or timedelta): no request, of any app, extends it, and the
+// cookie ends then too. The gateway's idle timeout and max age still apply.
+// It replaces the expiry the session had, as SetExpiry does, and the same
+// deadline again is no change.
+func (s *Session) SetDeadline(until time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := max(ms(until), 1)
+	if u == s.until && s.expiry == 0 && !s.browserCookie {
+		return
+	}
+	s.expiry, s.browserCookie, s.until = 0, false, u
+	s.expirySet = true
+	s.rec.Expiry, s.rec.Browser, s.rec.Until = 0, false, u
 }
 
 // ttl is the store expiry of this session's next write: the manager's,
@@ -1237,6 +1268,14 @@ func (s *Session) ttl(created int64) time.Duration {
 	t := s.m.ttl(created)
 	if s.expiry > 0 && s.expiry < t {
 		return s.expiry
+	}
+	if s.until != 0 {
+		left := time.UnixMilli(s.until).Sub(s.m.now())
+		if left <= 0 {
+			// A TTL <= 0 would mean "never expires" to the store.
+			return time.Millisecond
+		}
+		t = min(t, left)
 	}
 	return t
 }
@@ -1261,6 +1300,34 @@ func (s *Session) WriteReencoded(ctx context.Context, id string, data json.RawMe
 			if old, ok := stored[m.Key]; ok && jsonEqual(old, m.Value) {
 				view = append(view, m)
 			}
+		}
+	}
+	return s.writeLocked(ctx, id, next, view)
+}
+
+// MoveReencoded is WriteReencoded for the data of the session this request
+// retired (Retire) moving to the new ID id, as Django's cycle_key() moves it
+// at a login: like PHP's session_regenerate_id(true), a member the app did
+// not change keeps its stored text, and in merge mode what other requests
+// stored in the old session after this one loaded it moves along, as if
+// they had run before the login (strict mode's order). Without it a PHP
+// page's write landing during a Django login was answered 200 and lost.
+// Not for flush() followed by a write: that data does not derive from the
+// old session, and nothing of it may move along.
+func (s *Session) MoveReencoded(ctx context.Context, id string, data json.RawMessage) ([]string, error) {
+	next, err := objectMembers(data)
+	if err != nil {
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Not nil: a view (even empty) is what makes writeLocked move the
+	// data rather than create a session from scratch.
+	view := []member{}
+	ended := indexMembers(s.ended)
+	for _, m := range next {
+		if old, ok := ended[m.Key]; ok && jsonEqual(old, m.Value) {
+			view = append(view, m)
 		}
 	}
 	return s.writeLocked(ctx, id, next, view)

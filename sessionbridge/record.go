@@ -20,9 +20,13 @@ type record struct {
 	// Expiry (milliseconds) and Browser are an app's own expiry for this
 	// session (Django's set_expiry), kept so that every app's requests
 	// honour it, not only the one that set it.
-	Expiry  int64           `json:"expiry,omitempty"`
-	Browser bool            `json:"browser,omitempty"`
-	Data    json.RawMessage `json:"data"`
+	Expiry  int64 `json:"expiry,omitempty"`
+	Browser bool  `json:"browser,omitempty"`
+	// Until (unix milliseconds) is an app's fixed end of the session
+	// (Django's set_expiry() with a datetime or timedelta), which no
+	// request extends; 0 for none.
+	Until int64           `json:"until,omitempty"`
+	Data  json.RawMessage `json:"data"`
 }
 
 const recordVersion = 1
@@ -89,6 +93,8 @@ func decodeRecord(b []byte) (record, error) {
 			r.Seen, err = recordInt(f)
 		case "expiry":
 			r.Expiry, err = recordInt(f)
+		case "until":
+			r.Until, err = recordInt(f)
 		case "browser":
 			switch string(f.Value) {
 			case "true":
@@ -141,6 +147,10 @@ func (r record) encode() []byte {
 	}
 	if r.Browser {
 		b = append(b, `,"browser":true`...)
+	}
+	if r.Until != 0 {
+		b = append(b, `,"until":`...)
+		b = strconv.AppendInt(b, r.Until, 10)
 	}
 	b = append(b, `,"data":`...)
 	if len(r.Data) == 0 {

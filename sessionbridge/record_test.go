@@ -144,6 +144,7 @@ func TestRecordCodecAgreesWithEncodingJSON(t *testing.T) {
 		{Version: 1, Created: 1, Seen: 2, Data: json.RawMessage(`{}`)},
 		{Version: 1, Created: 1795423068123, Seen: 1795423068999, Expiry: 1209600000, Data: json.RawMessage(`{"a":[1,{"b":"<&>é\u0000"}],"c":null}`)},
 		{Version: 1, Created: -5, Seen: 0, Browser: true, Data: json.RawMessage(`{"k":"v"}`)},
+		{Version: 1, Created: 1795423068123, Seen: 1795423068999, Until: 1795426668000, Data: json.RawMessage(`{"k":"v"}`)},
 	} {
 		ours := r.encode()
 		var viaJSON record

@@ -26,7 +26,15 @@ const (
 	hdrOp        = "X-Sessiongate-Op"
 	hdrRotate    = "X-Sessiongate-Rotate"
 	hdrExpiry    = "X-Sessiongate-Expiry"
+	hdrFeatures  = "X-Sessiongate-Features"
 )
+
+// features is X-Sessiongate-Features: the answers this gateway understands
+// beyond the first version of the protocol, so that a newer middleware
+// sends them only to a gateway that takes them (an older one refuses a
+// change it cannot read, whole). rotate-carry: X-Sessiongate-Rotate: carry;
+// expiry-at: X-Sessiongate-Expiry: at:<unix seconds>.
+const features = "rotate-carry expiry-at"
 
 // DataChunk is the longest X-Sessiongate-Data-n value the gateway sends:
 // gunicorn refuses header lines over 8190 bytes by default.
@@ -74,6 +82,7 @@ func setSessionHeaders(h http.Header, key []byte, nonce string, now time.Time, i
 	h.Set(hdrNonce, nonce)
 	h.Set(hdrTimestamp, ts)
 	h.Set(hdrSignature, RequestSignature(key, nonce, ts, id, data))
+	h.Set(hdrFeatures, features)
 }
 
 // setData writes data as base64 cut in DataChunk pieces.
@@ -138,12 +147,19 @@ func readData(h http.Header) ([]byte, error) {
 type change struct {
 	op     string // write, delete, touch
 	rotate bool
+	// carry: the rotation moves the data the app was given (Django's
+	// cycle_key(), X-Sessiongate-Rotate: carry), not data made anew after
+	// a flush() (1): what others stored meanwhile moves along.
+	carry bool
 	// expiry is the app's expiry: browser, or seconds > 0; zero = none.
 	browser bool
 	expiry  time.Duration
 	// reset: the app dropped its own expiry (set_expiry(None)), back to
 	// the gateway's policy.
 	reset bool
+	// until: the app's fixed end of the session (set_expiry() with a
+	// datetime); zero = none.
+	until time.Time
 	data  []byte // for write
 }
 
@@ -178,8 +194,8 @@ func readChange(h http.Header, key []byte, nonce string) (*change, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &change{op: op, rotate: rotate == "1"}
-	if rotate != "" && rotate != "1" {
+	c := &change{op: op, rotate: rotate == "1" || rotate == "carry", carry: rotate == "carry"}
+	if rotate != "" && !c.rotate {
 		return nil, fmt.Errorf("bad %s %q", hdrRotate, rotate)
 	}
 	switch op {
@@ -198,6 +214,14 @@ func readChange(h http.Header, key []byte, nonce string) (*change, error) {
 	case "default":
 		c.reset = true
 	default:
+		if at, ok := strings.CutPrefix(expiry, "at:"); ok {
+			n, err := strconv.ParseInt(at, 10, 64)
+			if err != nil || n < 0 || n > 1<<40 || strconv.FormatInt(n, 10) != at {
+				return nil, fmt.Errorf("bad %s %q", hdrExpiry, expiry)
+			}
+			c.until = time.Unix(n, 0)
+			break
+		}
 		n, err := strconv.ParseInt(expiry, 10, 64)
 		if err != nil || n < 1 || n > int64(maxExpiry/time.Second) || strconv.FormatInt(n, 10) != expiry {
 			return nil, fmt.Errorf("bad %s %q", hdrExpiry, expiry)

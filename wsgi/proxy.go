@@ -445,10 +445,22 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 }
 
 func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *change, path string) error {
-	if ch.expiry > 0 || ch.browser || ch.reset {
-		sess.SetExpiry(ch.expiry, ch.browser)
-	}
 	id := sess.ID()
+	if !ch.until.IsZero() && !ch.until.After(p.now()) {
+		// set_expiry() with a time already past: Django's session is
+		// over (its cookie is expired at once), whatever the view
+		// stored in it.
+		if id == "" {
+			return nil
+		}
+		return sess.Destroy(ctx, id)
+	}
+	switch {
+	case ch.expiry > 0 || ch.browser || ch.reset:
+		sess.SetExpiry(ch.expiry, ch.browser)
+	case !ch.until.IsZero():
+		sess.SetDeadline(ch.until)
+	}
 	switch ch.op {
 	case "write":
 		// What Django stores, PHP must be able to read: data it cannot be
@@ -466,6 +478,7 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 		if err := checkNoPlantedObjects(sess.Data(), ch.data); err != nil {
 			return fmt.Errorf("%w: %w", sessionbridge.ErrUnstorable, err)
 		}
+		write := sess.WriteReencoded
 		if ch.rotate && id != "" {
 			// cycle_key(): the old ID dies (fixation defence) and the
 			// data moves to a new one; the old ID keeps a tombstone, so
@@ -475,11 +488,14 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 				return err
 			}
 			id = ""
+			if ch.carry {
+				write = sess.MoveReencoded
+			}
 		}
 		if id == "" {
 			id = sessionbridge.NewID()
 		}
-		conflicts, err := sess.WriteReencoded(ctx, id, ch.data)
+		conflicts, err := write(ctx, id, ch.data)
 		if len(conflicts) > 0 {
 			p.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "path", server.LogValue(path), "keys", conflicts)
 		}

@@ -244,6 +244,10 @@ class SessionMiddleware(DjangoSessionMiddleware):
         """The signed response headers for change; raises TypeError or
         ValueError (logged) for data the gateway or PHP could not take."""
         op, rotate, data = change
+        if rotate == "carry" and protocol.ROTATE_CARRY not in verified.features:
+            # A gateway older than "carry" refuses it with the whole change:
+            # the rotation it knows moves only the data sent.
+            rotate = True
         payload = b""
         expiry = ""
         if op == "write":
@@ -255,7 +259,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 logger.error("session change refused: data is not JSON-serializable: %s; path=%s", e, request.path)
                 raise TypeError("session data is not JSON-serializable: %s" % e) from e
         if op != "delete":
-            expiry = session.expiry_header()
+            expiry = session.expiry_header(at=protocol.EXPIRY_AT in verified.features)
         try:
             if op == "write":
                 protocol.check_php_limits(data, payload)

@@ -44,6 +44,14 @@ META_DATA = "HTTP_X_SESSIONGATE_DATA_"
 META_NONCE = "HTTP_X_SESSIONGATE_NONCE"
 META_TIMESTAMP = "HTTP_X_SESSIONGATE_TIMESTAMP"
 META_SIGNATURE = "HTTP_X_SESSIONGATE_SIGNATURE"
+META_FEATURES = "HTTP_X_SESSIONGATE_FEATURES"
+
+# What this package's gateway understands beyond the protocol's first
+# version (X-Sessiongate-Features); an older gateway sends none, and refuses
+# a change that uses one.
+ROTATE_CARRY = "rotate-carry"
+EXPIRY_AT = "expiry-at"
+FEATURES = ROTATE_CARRY + " " + EXPIRY_AT
 
 
 class ProtocolError(Exception):
@@ -59,13 +67,18 @@ class ProtocolError(Exception):
 class Verified:
     """A request's session as the gateway vouched for it."""
 
-    __slots__ = ("session_id", "data", "key", "nonce")
+    __slots__ = ("session_id", "data", "key", "nonce", "features")
 
-    def __init__(self, session_id, data, key, nonce):
+    def __init__(self, session_id, data, key, nonce, features=frozenset()):
         self.session_id = session_id  # "" when the client has no session
         self.data = data  # dict
         self.key = key  # the key that verified: it signs the answer
         self.nonce = nonce
+        # What the gateway takes in the answer (X-Sessiongate-Features).
+        # Not signed: only the gateway reaches the app with it (it drops a
+        # client's copy), and a forged one could only make a gateway refuse
+        # a change of the forger's own request.
+        self.features = features
 
 
 # What Go's strings.TrimSpace (unicode.IsSpace) trims around each entry of
@@ -251,7 +264,7 @@ def check_member_names(obj):
         stack.extend(v for v in values if isinstance(v, (dict, list, tuple)))
 
 
-def request_meta(key, session_id, data, nonce, timestamp):
+def request_meta(key, session_id, data, nonce, timestamp, features=FEATURES):
     """The WSGI environ entries the gateway sends with a request: what
     verify_request checks. Only the gateway sends them in production; the
     test client (sessiongate_django.test) and the tests play its part."""
@@ -263,6 +276,8 @@ def request_meta(key, session_id, data, nonce, timestamp):
         META_SIGNATURE: request_signature(key, nonce, timestamp, session_id, data),
         META_DATA_COUNT: str(len(chunks)),
     }
+    if features:
+        meta[META_FEATURES] = features
     for i, chunk in enumerate(chunks):
         meta[META_DATA + str(i)] = chunk
     return meta
@@ -302,16 +317,23 @@ def verify_request(meta, keys, now):
         obj = loads(data)
     except ValueError as e:
         raise ProtocolError("session data: %s" % e) from None
-    return Verified(sid, obj, matched, nonce)
+    features = frozenset(meta.get(META_FEATURES, "").split())
+    return Verified(sid, obj, matched, nonce, features)
 
 
 def change_headers(verified, op, rotate=False, expiry="", data=b""):
     """The signed response headers for a change: ``op`` is write, delete or
-    touch; ``data`` the JSON bytes for write; ``expiry`` "" (none),
-    "browser", or whole seconds as a string."""
+    touch; ``rotate`` False, True (a new ID for new data: flush() then a
+    write) or "carry" (a new ID for the data the view was given:
+    cycle_key()); ``data`` the JSON bytes for write; ``expiry`` "" (none),
+    "browser", "default", whole seconds as a string, or "at:" and unix
+    seconds."""
     if op not in ("write", "delete", "touch"):
         raise ValueError("unknown op %r" % op)
-    rot = "1" if rotate else ""
+    if rotate == "carry":
+        rot = "carry"
+    else:
+        rot = "1" if rotate else ""
     signed = data if op == "write" else b""
     headers = [("X-Sessiongate-Op", op)]
     if rot:

@@ -9,6 +9,8 @@ use) is minted by the gateway when the response passes, and ``session_key``
 is ``None`` until then.
 """
 
+import math
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -44,6 +46,11 @@ class SessionStore(SessionBase):
         # True once the gateway's session was deleted (flush(), or
         # cycle_key() which moves the data to a new ID).
         self._deleted = False
+        # True once the data stopped deriving from what the gateway loaded
+        # (flush(), clear(), delete(), a create() before anything was
+        # read): a new ID then starts from nothing, and what other requests
+        # stored in the old session meanwhile must not move to it.
+        self._wiped = False
 
     # -- storage API (SessionBase subclasses must provide it) ------------
 
@@ -66,6 +73,8 @@ class SessionStore(SessionBase):
         # Its ID comes from the gateway with the response.
         if self._gateway_id:
             self._deleted = True
+            if not hasattr(self, "_session_cache"):
+                self._wiped = True  # nothing loaded: an empty session
         self._session_key = None
         self._get_session(no_load=True)
         self.modified = True
@@ -91,8 +100,13 @@ class SessionStore(SessionBase):
                     # a logout by delete() after request.user read the
                     # session would keep the user logged in.
                     self._session_cache = {}
+                    self._wiped = True
                 self._deleted = True
             self.modified = True
+
+    def clear(self):
+        super().clear()
+        self._wiped = True
 
     @classmethod
     def clear_expired(cls):
@@ -102,10 +116,11 @@ class SessionStore(SessionBase):
     # -- expiry -----------------------------------------------------------
 
     def set_expiry(self, value):
-        """Like Django's, but kept as whole seconds (JSON has no datetime):
-        an int n > 0 expires the session after n idle seconds, 0 at browser
-        close, None restores the gateway's policy. A datetime or timedelta
-        becomes the seconds from now to then (at least 1)."""
+        """Like Django's: an int n > 0 expires the session after n idle
+        seconds, 0 at browser close, None restores the gateway's policy, and
+        a datetime or timedelta is a fixed end that no request extends. That
+        end is kept as Django 4+ keeps it (an ISO 8601 string, JSON having
+        no datetime); a naive datetime is local time."""
         if value is None:
             try:
                 del self[EXPIRY_KEY]
@@ -113,10 +128,15 @@ class SessionStore(SessionBase):
                 pass
             return
         if isinstance(value, timedelta):
-            value = max(1, int(value.total_seconds()))
-        elif isinstance(value, datetime):
-            now = timezone.now() if timezone.is_aware(value) else datetime.now()
-            value = max(1, int((value - now).total_seconds()))
+            value = timezone.now() + value
+        if isinstance(value, datetime):
+            # In the form timezone.now() has, so that get_expiry_age() can
+            # subtract them: naive in local time without USE_TZ.
+            if settings.USE_TZ and timezone.is_naive(value):
+                value = value.astimezone()
+            elif not settings.USE_TZ and timezone.is_aware(value):
+                value = value.astimezone().replace(tzinfo=None)
+            value = value.isoformat()
         else:
             value = int(value)
             if value < 0:
@@ -126,13 +146,51 @@ class SessionStore(SessionBase):
     async def aset_expiry(self, value):
         self.set_expiry(value)
 
-    def expiry_header(self):
+    def _deadline(self):
+        """The fixed end set_expiry() gave the session, as unix seconds, or
+        None."""
+        value = self.get(EXPIRY_KEY)
+        if not isinstance(value, str):
+            return None
+        try:
+            # A naive one is local time, as datetime.timestamp() takes it.
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None
+
+    def _with_deadline(self, kwargs):
+        # Django 3.2's get_expiry_age() and get_expiry_date() take a
+        # datetime, not the ISO string this store (and Django 4+) keeps.
+        expiry = kwargs["expiry"] if "expiry" in kwargs else self.get(EXPIRY_KEY)
+        if isinstance(expiry, str):
+            try:
+                kwargs["expiry"] = datetime.fromisoformat(expiry)
+            except ValueError:
+                pass
+        return kwargs
+
+    def get_expiry_age(self, **kwargs):
+        return super().get_expiry_age(**self._with_deadline(kwargs))
+
+    def get_expiry_date(self, **kwargs):
+        return super().get_expiry_date(**self._with_deadline(kwargs))
+
+    def expiry_header(self, at=True):
         """X-Sessiongate-Expiry for this session: "browser", seconds,
-        "default" when the view dropped the expiry the session had
-        (set_expiry(None): the gateway's own policy again), or "" when the
-        gateway's own policy applies and did before."""
+        "at:" and the unix time of a fixed end, "default" when the view
+        dropped the expiry the session had (set_expiry(None): the gateway's
+        own policy again), or "" when the gateway's own policy applies and
+        did before. ``at``: the gateway takes "at:"; an older one gets the
+        seconds left, which it counts as idle time."""
         if self.get_expire_at_browser_close():
             return "browser"
+        deadline = self._deadline()
+        if deadline is not None:
+            if at:
+                # Rounded up: never before Django would end it.
+                return "at:%d" % max(0, math.ceil(deadline))
+            left = int(deadline - time.time())
+            return str(min(max(1, left), MAX_EXPIRY))
         value = self.get(EXPIRY_KEY)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             # The gateway caps it further; over MAX_EXPIRY it would refuse
@@ -152,8 +210,12 @@ class SessionStore(SessionBase):
 
     def gateway_change(self, save_every_request=None, accessed=False):
         """Returns (op, rotate, data) for the response, or None when the
-        gateway has nothing to do. ``data`` is the dict to write (write) or
-        None. ``accessed``: the view read the session (request.user does),
+        gateway has nothing to do. ``rotate`` is False, True (a new ID for
+        data made anew: flush() then a write) or "carry" (a new ID for the
+        data the view was given: cycle_key(), whose gateway then moves along
+        what other requests stored in the old session meanwhile, as PHP's
+        session_regenerate_id() does). ``data`` is the dict to write (write)
+        or None. ``accessed``: the view read the session (request.user does),
         which is use of it: the gateway is told, so its idle timeout counts
         from this request, as it does for a PHP page that only reads."""
         if save_every_request is None:
@@ -164,7 +226,7 @@ class SessionStore(SessionBase):
             if data:
                 # flush()/cycle_key() then data: a new ID with that data,
                 # the old one destroyed.
-                return ("write", True, data)
+                return ("write", True if self._wiped else "carry", data)
             return ("delete", False, None)
         if self.modified or (save_every_request and had and data is not None):
             # SESSION_SAVE_EVERY_REQUEST saves a session the view loaded

@@ -146,7 +146,7 @@ class Client(DjangoClient):
                 self.cookies.pop(settings.SESSION_COOKIE_NAME, None)
         elif op == "write":
             raw = protocol.decode_chunks(headers.get, _CHANGE_PREFIX + "data-", _CHANGE_PREFIX + "data-count")
-            if sid and headers.get(_CHANGE_PREFIX + "rotate") == "1":
+            if sid and headers.get(_CHANGE_PREFIX + "rotate") in ("1", "carry"):
                 self._sessions.pop(sid, None)
                 sid = ""
             if not sid:

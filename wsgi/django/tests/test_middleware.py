@@ -6,7 +6,7 @@ import os
 import sys
 import time
 import unittest
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -325,8 +325,39 @@ class SessionAPITests(unittest.TestCase):
 
         _, resp = run(view, signed_meta(SID, {"cart": [1]}))
         c = Change(resp)
-        self.assertEqual((c.op, c.rotate), ("write", "1"))
+        # carry: the data is the session's, so what PHP stored in it
+        # meanwhile (merge mode) moves to the new ID along with it.
+        self.assertEqual((c.op, c.rotate), ("write", "carry"))
         self.assertEqual(c.data, {"cart": [1]})
+
+        # A gateway older than carry does not announce it, and refuses a
+        # change that uses it: the rotation it knows.
+        meta = signed_meta(SID, {"cart": [1]})
+        del meta[protocol.META_FEATURES]
+        _, resp = run(view, meta)
+        self.assertEqual((Change(resp).op, Change(resp).rotate), ("write", "1"))
+
+    def test_rotation_of_wiped_data_does_not_carry(self):
+        # Data that no longer derives from the old session (cleared,
+        # flushed, deleted) starts anew: nothing of the old one may move.
+        def clear_then_cycle(request):
+            request.session.get("cart")
+            request.session.clear()
+            request.session.cycle_key()
+            request.session["n"] = 1
+            return HttpResponse("ok")
+
+        def flush_then_cycle(request):
+            request.session.flush()
+            request.session.cycle_key()
+            request.session["n"] = 1
+            return HttpResponse("ok")
+
+        for view in (clear_then_cycle, flush_then_cycle):
+            with self.subTest(view.__name__):
+                _, resp = run(view, signed_meta(SID, {"cart": [1]}))
+                c = Change(resp)
+                self.assertEqual((c.op, c.rotate, c.data), ("write", "1", {"n": 1}))
 
     def test_exists_then_create_idiom_keeps_the_session(self):
         # "if not exists(session_key): create()" is a common way to make
@@ -391,7 +422,7 @@ class SessionAPITests(unittest.TestCase):
 
         _, resp = run(keep, signed_meta(SID, {"user": "ana"}))
         c = Change(resp)
-        self.assertEqual((c.op, c.rotate, c.data), ("write", "1", {"user": "ana", "n": 1}))
+        self.assertEqual((c.op, c.rotate, c.data), ("write", "carry", {"user": "ana", "n": 1}))
 
     def test_delete_after_a_read_deletes(self):
         # Django's delete() removes the stored session, whatever the view
@@ -459,8 +490,11 @@ class SessionAPITests(unittest.TestCase):
             c = Change(resp)
             self.assertEqual(c.op, "write")
             if header is None:
-                self.assertTrue(295 <= int(c.expiry) <= 300, c.expiry)
-                self.assertIsInstance(c.data["_session_expiry"], int)
+                # A fixed end, which no later request extends.
+                now = time.time()
+                self.assertRegex(c.expiry, r"^at:[0-9]+$")
+                self.assertTrue(now + 298 <= int(c.expiry[3:]) <= now + 301, c.expiry)
+                self.assertIsInstance(c.data["_session_expiry"], str)
             else:
                 self.assertEqual(c.expiry, header)
         # set_expiry(None) goes back to the gateway's policy, which the
@@ -489,7 +523,55 @@ class SessionAPITests(unittest.TestCase):
             _, resp = run(view, signed_meta(SID, {"a": 1}))
             c = Change(resp)
             self.assertEqual(c.op, "write")
-            self.assertTrue(1 <= int(c.expiry) <= 10 * 365 * 24 * 3600, c.expiry)
+            if c.expiry.startswith("at:"):
+                self.assertLessEqual(int(c.expiry[3:]), 1 << 40)
+            else:
+                self.assertTrue(1 <= int(c.expiry) <= 10 * 365 * 24 * 3600, c.expiry)
+            # An older gateway gets the seconds left, which it takes as idle.
+            meta = signed_meta(SID, {"a": 1})
+            del meta[protocol.META_FEATURES]
+            _, resp = run(view, meta)
+            self.assertTrue(1 <= int(Change(resp).expiry) <= 10 * 365 * 24 * 3600, Change(resp).expiry)
+
+    def test_set_expiry_datetime_is_a_fixed_end(self):
+        # As in Django: a datetime (aware, or naive in local time) or a
+        # timedelta ends the session then, and the end is repeated, not
+        # moved, by later responses; a past one ends it now.
+        from django.utils import timezone
+
+        end = int(time.time()) + 600
+        for use_tz, value in [
+            (use_tz, value)
+            for use_tz in (True, False)
+            for value in [
+                datetime.fromtimestamp(end, timezone.utc),
+                datetime.fromtimestamp(end),
+                timedelta(seconds=end - time.time()),
+            ]
+        ]:
+            with self.subTest(value=value, use_tz=use_tz), override_settings(USE_TZ=use_tz):
+
+                def view(request):
+                    request.session.set_expiry(value)
+                    self.assertTrue(590 <= request.session.get_expiry_age() <= 600)
+                    self.assertFalse(request.session.get_expire_at_browser_close())
+                    return HttpResponse("ok")
+
+                _, resp = run(view, signed_meta(SID, {"a": 1}))
+                c = Change(resp)
+                self.assertIn(c.expiry, ("at:%d" % end, "at:%d" % (end + 1)))
+                # The next request, which does not touch the expiry, sends
+                # the same end.
+                _, resp = run(lambda r: HttpResponse("x"), signed_meta(SID, c.data))
+                self.assertEqual(Change(resp).expiry, c.expiry)
+
+        def past(request):
+            request.session.set_expiry(datetime.fromtimestamp(time.time() - 60, timezone.utc))
+            return HttpResponse("ok")
+
+        _, resp = run(past, signed_meta(SID, {"a": 1}))
+        c = Change(resp)
+        self.assertTrue(c.expiry.startswith("at:") and int(c.expiry[3:]) < time.time(), c.expiry)
 
     def test_own_expiry_repeated_on_unchanged_requests(self):
         _, resp = run(lambda r: HttpResponse("x"), signed_meta(SID, {"a": 1, "_session_expiry": 600}))
@@ -648,25 +730,23 @@ class SessionAPITests(unittest.TestCase):
 
 
 class AsyncAPITests(unittest.TestCase):
-    """Django 5.1's SessionBase.aset_expiry stores a datetime as an ISO
-    string, which the gateway cannot use: ours must keep whole seconds, as
-    set_expiry does. (The other async methods of 5.1 reach our load, create,
-    delete and save through sync_to_async and need nothing of their own.)"""
+    """Django 5.1's SessionBase.aset_expiry: ours must keep what set_expiry
+    keeps. (The other async methods of 5.1 reach our load, create, delete
+    and save through sync_to_async and need nothing of their own.)"""
 
-    def test_aset_expiry_keeps_whole_seconds(self):
+    def test_aset_expiry_is_set_expiry(self):
         from django.utils import timezone
 
         for value, want in [
-            (timedelta(minutes=5), (295, 300)),
-            (timezone.now() + timedelta(minutes=5), (295, 300)),
+            (timedelta(minutes=5), (298, 301)),
+            (timezone.now() + timedelta(minutes=5), (298, 301)),
             (600, (600, 600)),
         ]:
             store = SessionStore(SID, {"a": 1})
             asyncio.run(store.aset_expiry(value))
-            stored = store["_session_expiry"]
-            self.assertIsInstance(stored, int)
-            self.assertTrue(want[0] <= stored <= want[1], stored)
-            self.assertEqual(store.expiry_header(), str(stored))
+            header = store.expiry_header()
+            left = int(header[3:]) - time.time() if header.startswith("at:") else int(header)
+            self.assertTrue(want[0] <= left <= want[1], header)
         store = SessionStore(SID, {"a": 1, "_session_expiry": 300})
         asyncio.run(store.aset_expiry(None))
         self.assertEqual(store.gateway_change(False), ("write", False, {"a": 1}))
@@ -739,7 +819,7 @@ class AuthTests(unittest.TestCase):
 
         _, resp = run(login, signed_meta(SID, {"cart": {"apple": 2}}), method="post")
         c = Change(resp)
-        self.assertEqual((c.op, c.rotate), ("write", "1"))
+        self.assertEqual((c.op, c.rotate), ("write", "carry"))
         self.assertEqual(c.data["_auth_user_id"], str(self.user.pk))
         self.assertEqual(c.data["cart"], {"apple": 2})
         self.assertIn("_auth_user_hash", c.data)

@@ -80,6 +80,15 @@ def show_messages(request):
     return JsonResponse({"messages": [str(m) for m in messages.get_messages(request)]})
 
 
+def expire_in(request):
+    # ?s=seconds: set_expiry(timedelta), a fixed end, and a value.
+    from datetime import timedelta
+
+    request.session["until"] = True
+    request.session.set_expiry(timedelta(seconds=int(request.GET["s"])))
+    return HttpResponse("ok", content_type="text/plain")
+
+
 def set_value(request):
     # POST body: a JSON object whose members are stored.
     for k, v in json.loads(request.body.decode("utf-8")).items():
@@ -170,7 +179,8 @@ def pyset(request):
 
 def login_as(request):
     # ?u=name: logs that user in (created on first use), in whatever session
-    # the request has.
+    # the request has; after ?ms= (a slow password check).
+    time.sleep(int(request.GET.get("ms", "0")) / 1000)
     User = auth.get_user_model()
     user, _ = User.objects.get_or_create(username=request.GET["u"])
     auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
@@ -215,6 +225,7 @@ urlpatterns = [
     path("accounts/api/login-logout-write/", login_logout_write),
     path("accounts/api/message/", message),
     path("accounts/api/messages/", show_messages),
+    path("accounts/api/expire-in/", expire_in),
     path("accounts/api/set/", set_value),
     path("accounts/api/big/", set_big),
     path("accounts/api/stream/", stream),
