@@ -20,6 +20,7 @@
 package config
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/pem"
 	"errors"
@@ -450,8 +451,12 @@ func checkBackend(a string) string {
 }
 
 // sameListener reports whether listening on a and then on b would clash:
-// the same port (not 0, which picks a free one each time) on the same host
-// or with either host a wildcard.
+// the same port (not 0, which picks a free one each time) on the same
+// address or with either host a wildcard. Hosts are compared as the
+// kernel sees them, not as written (localhost and 127.0.0.1, ::ffff:a.b.c.d
+// and a.b.c.d): the clash would otherwise surface only at the second
+// listen, as "address already in use", which reads like another process
+// holding the port, and with an exit status that makes a supervisor retry.
 func sameListener(a, b string) bool {
 	ha, pa, errA := net.SplitHostPort(a)
 	hb, pb, errB := net.SplitHostPort(b)
@@ -470,7 +475,38 @@ func sameListener(a, b string) bool {
 		ip := net.ParseIP(h)
 		return h == "" || ip != nil && ip.IsUnspecified()
 	}
-	return ha == hb || wildcard(ha) || wildcard(hb)
+	if wildcard(ha) || wildcard(hb) || strings.EqualFold(ha, hb) {
+		return true
+	}
+	ia, okA := listenAddr(ha)
+	ib, okB := listenAddr(hb)
+	return okA && okB && ia == ib
+}
+
+// listenResolveTimeout bounds the look-up of a listener's host name at
+// start.
+const listenResolveTimeout = 2 * time.Second
+
+// listenAddr is the address net.Listen binds for host: the address itself
+// (an IPv4-mapped one as IPv4, as Go binds it), or for a name its first
+// IPv4 address, else its first. ok is false when a name does not resolve:
+// listening on it fails on its own, naming the variable.
+func listenAddr(host string) (addr netip.Addr, ok bool) {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap(), true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), listenResolveTimeout)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return netip.Addr{}, false
+	}
+	for _, a := range addrs {
+		if a.Unmap().Is4() {
+			return a.Unmap(), true
+		}
+	}
+	return addrs[0].Unmap(), true
 }
 
 // addressHost reports whether h, the host of a host:port, can name an
