@@ -84,7 +84,7 @@ type Config struct {
 	Precompressed []string `env:"SESSIONGATE_PRECOMPRESSED" help:"comma-separated URL directories whose static files of the types SESSIONGATE_COMPRESS compresses may be sent as the name.br or name.gz a build step left next to them (when not older than the file, whatever its size), like nginx's gzip_static and brotli_static in those locations, e.g. /static/,/build/; / for the whole site; never under SESSIONGATE_NO_PHP_PATHS; list no directory users upload to: an uploaded x.svg.gz would be sent as x.svg"`
 	CompressCache ByteSize `env:"SESSIONGATE_COMPRESS_CACHE" envDefault:"32m" help:"memory for gzipped copies of static files, units k/m/g: a file is compressed once (level 6) and then sent from memory until it changes or is least recently used; files over an eighth of it, and every static file when 0, go out uncompressed (with sendfile, ranges and their length) unless SESSIONGATE_PRECOMPRESSED has a copy"`
 
-	StaticMaxAge time.Duration `env:"SESSIONGATE_STATIC_MAX_AGE" envDefault:"0" help:"Cache-Control: public, max-age for static files other than HTML pages (which get no-cache), like nginx's expires, e.g. 720h for 30 days (Go durations: no d unit): browsers reuse them that long without asking, so give assets versioned names (app.3f2a9c.js) or a new release reaches visitors only after it; 0 = no Cache-Control: browsers revalidate with ETag and Last-Modified as they see fit"`
+	StaticMaxAge time.Duration `env:"SESSIONGATE_STATIC_MAX_AGE" envDefault:"0" help:"Cache-Control: public, max-age for static files other than HTML pages (which get no-cache), like nginx's expires, in whole seconds, e.g. 720h for 30 days (Go durations: no d unit): browsers reuse them that long without asking, so give assets versioned names (app.3f2a9c.js) or a new release reaches visitors only after it; 0 = no Cache-Control: browsers revalidate with ETag and Last-Modified as they see fit"`
 
 	PHPMaxConns     int           `env:"SESSIONGATE_PHP_MAX_CONNS" envDefault:"8" help:"most connections kept open to each php-fpm backend; keep it <= pm.max_children; a request finding them all busy waits for one up to SESSIONGATE_PHP_TIMEOUT (then 504), and that wait does not count against its own PHP_TIMEOUT"`
 	PHPDialTimeout  time.Duration `env:"SESSIONGATE_PHP_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to php-fpm before 504, like fastcgi_connect_timeout (a refused connection is 502 at once)"`
@@ -336,6 +336,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	c.checkResponseHeaders(check)
 	c.checkRedirects(check)
 
+	// max-age counts whole seconds: 500ms would go out as max-age=0,
+	// revalidation on every use, the opposite of what was asked.
+	check("SESSIONGATE_STATIC_MAX_AGE", c.StaticMaxAge%time.Second == 0, "must be 0 or a whole number of seconds (Cache-Control's max-age counts seconds), e.g. 3600s or 720h")
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")
 	check("SESSIONGATE_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout > 0, "must be > 0: without it a client can hold a connection open forever by sending headers slowly")

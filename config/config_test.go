@@ -1479,3 +1479,32 @@ func TestUnknownVariableLookingLikeAKnownOne(t *testing.T) {
 		}
 	}
 }
+
+// Cache-Control's max-age counts whole seconds: a value that is not one
+// would go out cut down (500ms as max-age=0, which asks browsers to
+// revalidate every time), so it is refused, naming the variable.
+func TestStaticMaxAgeWholeSeconds(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"0", true},
+		{"1s", true},
+		{"720h", true},
+		{"90m", true},
+		{"500ms", false},
+		{"1.5s", false},
+		{"1s1ns", false},
+	} {
+		c, err := Load(append(base(t), "SESSIONGATE_STATIC_MAX_AGE="+tc.value))
+		var cerr *Error
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: %v", tc.value, err)
+		case !tc.ok && (!errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_STATIC_MAX_AGE"})):
+			t.Errorf("%s: got %v (config %v), want an error naming SESSIONGATE_STATIC_MAX_AGE", tc.value, err, c != nil)
+		case !tc.ok && !strings.Contains(err.Error(), "whole number of seconds"):
+			t.Errorf("%s: message %q does not say why", tc.value, err)
+		}
+	}
+}
