@@ -254,8 +254,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		if msg := checkBackend(a); msg != "" {
 			check("SESSIONGATE_PHP_FPM", false, "%s", msg)
 		}
-		check("SESSIONGATE_PHP_FPM", !seen[a], "%q is listed twice", a)
-		seen[a] = true
+		key := backendKey(a)
+		check("SESSIONGATE_PHP_FPM", !seen[key], "%q is listed twice", a)
+		seen[key] = true
 	}
 	check("SESSIONGATE_PHP_FPM", len(c.PHPFPM) <= 64, "at most 64 backends")
 
@@ -451,6 +452,35 @@ func checkBackend(a string) string {
 		return fmt.Sprintf("%q is not host:port or unix:/path", a)
 	}
 	return ""
+}
+
+// backendKey is the backend a valid php-fpm address (host:port or
+// unix:/path) or Django URL (http://host:port) names, however it is
+// written: a host name in any case, an address in any spelling (::ffff:
+// a.b.c.d as a.b.c.d), a port with leading zeros, a socket path with
+// // or /./ in it, and a URL with or without its trailing /. A backend
+// listed twice would be balanced as two, with twice the connections
+// (SESSIONGATE_PHP_MAX_CONNS, more than pm.max_children) and share of the
+// load. Names are not resolved: two names may be one host now and two
+// after a DNS change.
+func backendKey(a string) string {
+	if rest, ok := strings.CutPrefix(a, "unix:"); ok {
+		return "unix:" + filepath.Clean(rest)
+	}
+	hostPort := a
+	if rest, ok := strings.CutPrefix(strings.ToLower(a), "http://"); ok {
+		hostPort, _, _ = strings.Cut(rest, "/")
+	}
+	host, port, err := net.SplitHostPort(hostPort)
+	n, errPort := strconv.Atoi(port)
+	if err != nil || errPort != nil {
+		return a
+	}
+	host = strings.ToLower(host)
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.Unmap().String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n))
 }
 
 // sameListener reports whether listening on a and then on b would clash:

@@ -120,3 +120,36 @@ func TestDjangoPathInsideInternalPath(t *testing.T) {
 		}
 	}
 }
+
+// One backend written two ways is still listed twice: it would be
+// balanced as two, with twice the connections (and share of the load) the
+// operator meant it to have.
+func TestBackendListedTwiceSpeltTwoWays(t *testing.T) {
+	for _, c := range []struct {
+		name, value string
+	}{
+		{"SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8000,http://127.0.0.1:8000/"},
+		{"SESSIONGATE_DJANGO_URL", "http://gunicorn:8000,http://GUNICORN:8000"},
+		{"SESSIONGATE_DJANGO_URL", "http://[::1]:8000,http://[0:0::1]:8000"},
+		{"SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8000,http://127.0.0.1:08000"},
+		{"SESSIONGATE_DJANGO_URL", "unix:/run/g.sock,unix:/run//g.sock"},
+		{"SESSIONGATE_PHP_FPM", "fpm:9000,FPM:9000"},
+		{"SESSIONGATE_PHP_FPM", "[::ffff:10.0.0.1]:9000,10.0.0.1:9000"},
+		{"SESSIONGATE_PHP_FPM", "10.0.0.1:9000,10.0.0.1:09000"},
+		{"SESSIONGATE_PHP_FPM", "unix:/run/php/fpm.sock,unix:/run/php/./fpm.sock"},
+	} {
+		env := append(base(t), "SESSIONGATE_DJANGO_URL=http://127.0.0.1:8000", "SESSIONGATE_DJANGO_PATHS=/admin/")
+		env = append(env, c.name+"="+c.value)
+		_, err := Load(env)
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{c.name}) || !strings.Contains(err.Error(), "listed twice") {
+			t.Errorf("%s=%s: got %v", c.name, c.value, err)
+		}
+	}
+	// Different backends stay different.
+	env := append(base(t), "SESSIONGATE_DJANGO_URL=http://127.0.0.1:8000,http://127.0.0.1:8001,unix:/run/g.sock", "SESSIONGATE_DJANGO_PATHS=/admin/",
+		"SESSIONGATE_PHP_FPM=127.0.0.1:9000,127.0.0.2:9000,fpm:9000,unix:/run/php/fpm.sock")
+	if _, err := Load(env); err != nil {
+		t.Errorf("distinct backends: %v", err)
+	}
+}
