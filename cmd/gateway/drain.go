@@ -69,8 +69,8 @@ func (f *inflight) wait(ctx context.Context) int64 {
 // drain stops public the graceful way: in-flight requests may finish
 // within timeout. Past it the remaining connections are closed and their
 // handlers get grace to let go of what they hold. hurry (nil: never) ends
-// the wait for the requests early, as the deadline does (a second SIGTERM
-// or SIGINT): they are cut, and their handlers still get grace. It
+// the wait for the requests early, as the deadline does (a second stop
+// signal): they are cut, and their handlers still get grace. It
 // reports whether every request finished: connections that never sent one
 // (a browser's preconnect), which http.Server.Shutdown waits for until
 // they are 5 s old, are closed at the deadline without making the stop
@@ -128,7 +128,7 @@ func drain(public *http.Server, running *inflight, timeout, grace time.Duration,
 type hurriedCut struct{}
 
 func (hurriedCut) Error() string {
-	return "cut at shutdown: a second SIGTERM or SIGINT ended the drain"
+	return "cut at shutdown: a second SIGTERM, SIGINT or SIGQUIT ended the drain"
 }
 
 func (hurriedCut) Is(target error) bool { return target == server.ErrShutdownCut }
