@@ -99,7 +99,7 @@ type Config struct {
 	// middle. Upstream silence is bounded by SESSIONGATE_PHP_TIMEOUT instead.
 	WriteTimeout    time.Duration `env:"SESSIONGATE_WRITE_TIMEOUT" envDefault:"0" help:"longest time to write a whole response; 0 = none, because responses stream (downloads, flushed PHP output) and PHP silence is bounded by SESSIONGATE_PHP_TIMEOUT"`
 	IdleTimeout     time.Duration `env:"SESSIONGATE_IDLE_TIMEOUT" envDefault:"75s" help:"how long an idle keep-alive client connection stays open, like keepalive_timeout; 0 = use SESSIONGATE_READ_TIMEOUT"`
-	ShutdownTimeout time.Duration `env:"SESSIONGATE_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, SIGINT or SIGQUIT, how long in-flight requests may run; then their connections are closed (logged as 503, cut at shutdown) and their handlers get up to 5s more to release session locks before the process exits; 0 cuts them at once"`
+	ShutdownTimeout time.Duration `env:"SESSIONGATE_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, SIGINT or SIGQUIT, how long in-flight requests may run; then their connections are closed (logged as 503, cut at shutdown) and their handlers get up to 5s more (3 times SESSIONGATE_REDIS_TIMEOUT when that is longer) to release session locks before the process exits; 0 cuts them at once"`
 	MaxHeaderBytes  ByteSize      `env:"SESSIONGATE_MAX_HEADER_BYTES" envDefault:"1m" help:"largest request line plus headers, units k/m/g"`
 
 	// RateLimitSpecs is empty by default: nginx limits nothing unless told.

@@ -303,3 +303,57 @@ func TestQuitSignalDrains(t *testing.T) {
 		t.Errorf("SIGQUIT dumped goroutines:\n%s", p.stderr.String())
 	}
 }
+
+// TestCutRequestReleasesLockWithSlowRedis: a request cut at shutdown
+// releases its session lock with one Redis write bounded by
+// SESSIONGATE_REDIS_TIMEOUT (up to 1m). The gateway gave those handlers a
+// fixed 5 s before closing the store and exiting: with Redis answering
+// within the timeout, but after 5 s (a failover, a fork for a snapshot), the
+// gateway was gone first and the lock stayed in Redis, blocking the session
+// on every gateway until its lease ran out. Redis is held here with CLIENT
+// PAUSE for 7 s, within the 10 s timeout the test sets.
+func TestCutRequestReleasesLockWithSlowRedis(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2", "redis-server")
+	root := sessionFixtureRoot(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	red := harness.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
+	defer rc.Close()
+	p := startBinary(t, buildGateway(t), append(drainSessionEnv(t, fpm, root, red),
+		"SESSIONGATE_REDIS_TIMEOUT=10s", "SESSIONGATE_SHUTDOWN_TIMEOUT=0"))
+	g := &sessionGW{URL: p.URL}
+	ck := (&sessionStack{gws: []*sessionGW{g}}).newSession(t)
+	started, q := markFile(t)
+	go func() {
+		req, _ := http.NewRequest("GET", p.URL+"/hold.php?ms=20000&started="+q, nil)
+		req.Header.Set("Cookie", "sessionid="+ck)
+		if res, err := (&http.Client{Timeout: 60 * time.Second}).Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	waitForFile(t, started, "hold.php")
+	const pause = 7 * time.Second
+	if err := rc.Do(context.Background(), "CLIENT", "PAUSE", pause.Milliseconds()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("gateway still running 30 s after SIGTERM")
+	}
+	t.Logf("exited %v after the pause began", time.Since(paused).Round(time.Millisecond))
+	// The pause over, whatever the gateway sent has run.
+	time.Sleep(time.Until(paused.Add(pause + 500*time.Millisecond)))
+	keys, err := rc.Keys(context.Background(), "*:lock").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		t.Errorf("session lock left in Redis: %v; log:\n%s", keys, p.stderr.String())
+	}
+}

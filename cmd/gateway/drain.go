@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/server"
 )
 
@@ -16,10 +17,20 @@ import (
 // out and the remaining connections were closed, the handlers of those
 // requests get to finish before the process closes the session store.
 // Closing a connection does not stop its handler: it sees its request's
-// context end and still releases what it holds (a session lock in Redis,
-// bounded by SESSIONGATE_REDIS_TIMEOUT). A store closed under it would
-// leave that lock in place until its lease ran out.
-const cutHandlerGrace = 5 * time.Second
+// context end and still releases what it holds (a session lock in Redis).
+// A store closed under it would leave that lock in place until its lease
+// ran out. A handler may be in a Redis operation when it is cut, then
+// writes and unlocks, each bounded by SESSIONGATE_REDIS_TIMEOUT (up to 1m):
+// a fixed 5 s let a Redis slower than that but within its timeout keep
+// the lock. It is a bound, not a wait: the process goes as soon as the
+// handlers are done.
+func cutHandlerGrace(cfg *config.Config) time.Duration {
+	grace := 5 * time.Second
+	if cfg.Session.Enabled {
+		grace = max(grace, 3*cfg.Session.RedisTimeout)
+	}
+	return grace
+}
 
 // inflight counts the public listener's running handlers and holds the
 // base context of their requests (http.Server.BaseContext), which drain

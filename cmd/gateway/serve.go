@@ -267,7 +267,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	code := 0
-	if !drain(public, running, cfg.ShutdownTimeout, cutHandlerGrace, hurry, logger) {
+	if !drain(public, running, cfg.ShutdownTimeout, cutHandlerGrace(cfg), hurry, logger) {
 		code = 1
 	}
 	<-redirectDone
