@@ -176,7 +176,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	)
 	if cfg.HTTPRedirectListen != "" {
 		redirect = &http.Server{
-			Handler:           srv.RedirectHandler(),
+			Handler:           srv.RedirectHandler(ln.Addr()),
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 			// It reads no body and sends a redirect or an ACME token, a
 			// few hundred bytes: no request needs the public listener's
