@@ -34,6 +34,9 @@ for v in $(compgen -e); do
 	case $v in PYTHON* | PYENV* | VIRTUAL_ENV | CONDA_PREFIX) unset "$v" ;; esac
 done
 
+# Seconds the gateway drains its requests on Ctrl-C; stop_all waits for it.
+GATEWAY_SHUTDOWN_TIMEOUT=3s
+
 mkdir -p "$DEMO"
 # The services started, in start order: process (group) id, name, log.
 declare -a PIDS=() NAMES=() LOGS=()
@@ -53,7 +56,13 @@ stop_all() {
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
 		pid=${PIDS[i]}
 		kill -TERM -- "-$pid" 2>/dev/null || continue
-		for _ in $(seq 50); do
+		# Tenths of a second before SIGKILL. The gateway's drain
+		# (GATEWAY_SHUTDOWN_TIMEOUT), then up to 5 s for the requests it
+		# cut to release their session locks, with some to spare: killed
+		# sooner, it would leave those locks in Redis, snapshot and all.
+		local wait=50
+		[[ ${NAMES[i]} != gateway ]] || wait=$(((${GATEWAY_SHUTDOWN_TIMEOUT%s} + 5 + 2) * 10))
+		for _ in $(seq "$wait"); do
 			kill -0 -- "-$pid" 2>/dev/null || break
 			sleep 0.1
 		done
@@ -264,6 +273,7 @@ start_gateway() {
 		SESSIONGATE_ADMIN_LISTEN=$DEMO_ADMIN_LISTEN \
 		SESSIONGATE_PHP_FPM=$FPM_ADDR \
 		SESSIONGATE_DOCUMENT_ROOT=$SITE \
+		SESSIONGATE_SHUTDOWN_TIMEOUT=$GATEWAY_SHUTDOWN_TIMEOUT \
 		SESSIONGATE_PHP_MAX_CONNS=4 \
 		SESSIONGATE_LOG_FORMAT=text \
 		spawn gateway "$DEMO/gateway.log" "$GATEWAY_BIN"

@@ -635,3 +635,34 @@ func TestDemoRedisOnlyForItsUser(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoGatewayDrainsOnStop: Ctrl-C gives the gateway its drain. The
+// demo's stop waited 5 s for each service and then killed it, while the
+// gateway drains for SESSIONGATE_SHUTDOWN_TIMEOUT (30 s by default): a
+// request still in flight (an upload on a slow link here) had the gateway
+// killed under it, without releasing what its requests held (a session
+// lock stayed in Redis, and the demo snapshots Redis for its next run).
+// The gateway must stop itself, saying so in its log.
+func TestDemoGatewayDrainsOnStop(t *testing.T) {
+	root, gateway := demoRoot(t)
+	d := startReadyDemo(t, root, gateway, freeAddrs(t))
+	c, err := net.Dial("tcp", d.listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Headers and half the body: the request stays in flight.
+	if _, err := io.WriteString(c, "POST /counter.php HTTP/1.1\r\nHost: "+d.listen+"\r\nContent-Length: 10\r\n\r\n01234"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.mustStopClean(t, "after SIGTERM")
+	log, err := os.ReadFile(filepath.Join(root, ".demo", "gateway.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "msg=stopped") {
+		t.Errorf("the gateway did not stop itself (killed during its drain); gateway.log:\n%s", log)
+	}
+}
