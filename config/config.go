@@ -28,9 +28,11 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -253,6 +255,8 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	for _, a := range c.PHPFPM {
 		if msg := checkBackend(a); msg != "" {
 			check("SESSIONGATE_PHP_FPM", false, "%s", msg)
+		} else if !strings.HasPrefix(a, "unix:") && !bad.has("SESSIONGATE_LISTEN") {
+			check("SESSIONGATE_PHP_FPM", !ownListener(c.Listen, a), "%q is SESSIONGATE_LISTEN, the gateway itself: give the address php-fpm's pool listens on (its listen = line)", a)
 		}
 		key := backendKey(a)
 		check("SESSIONGATE_PHP_FPM", !seen[key], "%q is listed twice", a)
@@ -368,6 +372,14 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		}
 	}
 	c.Django.validate(check)
+	for _, u := range c.Django.URL {
+		if CheckDjangoURL(u) != "" || strings.HasPrefix(u, "unix:") || bad.has("SESSIONGATE_LISTEN") {
+			continue
+		}
+		if pu, err := url.Parse(u); err == nil {
+			check("SESSIONGATE_DJANGO_URL", !ownListener(c.Listen, pu.Host), "%q is SESSIONGATE_LISTEN, the gateway itself: every Django request would be sent back to the gateway, again and again until it runs out of connections; give gunicorn's --bind address", u)
+		}
+	}
 
 	switch {
 	case c.TLSCert != "" && c.TLSKey == "":
@@ -514,6 +526,72 @@ func sameListener(a, b string) bool {
 	ia, okA := listenAddr(ha)
 	ib, okB := listenAddr(hb)
 	return okA && okB && ia == ib
+}
+
+// ownListener reports whether connecting to target (a backend's host:port)
+// would reach the gateway's own listener on listen: the same port, and the
+// listener's address, or for a listener on every address (no host, or a
+// wildcard) any address of this machine. A Django backend there sends each
+// request back to the gateway, which sends it on again, until connections
+// run out (one request became thousands); php-fpm's there gets HTTP
+// answers to FastCGI.
+func ownListener(listen, target string) bool {
+	lh, lp, errL := net.SplitHostPort(listen)
+	th, tp, errT := net.SplitHostPort(target)
+	if errL != nil || errT != nil {
+		return false
+	}
+	ln, errL := strconv.Atoi(lp)
+	tn, errT := strconv.Atoi(tp)
+	if errL != nil || errT != nil || ln != tn || ln == 0 {
+		return false
+	}
+	targets := dialAddrs(th)
+	if ip := net.ParseIP(lh); lh == "" || ip != nil && ip.IsUnspecified() {
+		for _, a := range targets {
+			if a.IsLoopback() || a.IsUnspecified() || localAddr(a) {
+				return true
+			}
+		}
+		return false
+	}
+	own, ok := listenAddr(lh)
+	return ok && slices.Contains(targets, own)
+}
+
+// dialAddrs are the addresses a connection to host may go to: host itself
+// (IPv4-mapped as IPv4), or every address the name resolves to.
+func dialAddrs(host string) []netip.Addr {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{a.Unmap()}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), listenResolveTimeout)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for i := range addrs {
+		addrs[i] = addrs[i].Unmap()
+	}
+	return addrs
+}
+
+// localAddr reports whether a is an address of one of this machine's
+// interfaces.
+func localAddr(a netip.Addr) bool {
+	ifAddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ia := range ifAddrs {
+		if n, ok := ia.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a.WithZone("") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // listenResolveTimeout bounds the look-up of a listener's host name at

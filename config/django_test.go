@@ -153,3 +153,36 @@ func TestBackendListedTwiceSpeltTwoWays(t *testing.T) {
 		t.Errorf("distinct backends: %v", err)
 	}
 }
+
+// A backend address that is the gateway's own public listener sends every
+// request back to the gateway: a Django request went round until the
+// process ran out of connections (one request became about 10,000 in 2 s,
+// then 502), and php-fpm's would be answered by an HTTP server. Refused at
+// start, naming the variable.
+func TestBackendIsTheGatewayItself(t *testing.T) {
+	for _, c := range []struct {
+		listen, name, value string
+		self                bool
+	}{
+		{"127.0.0.1:8000", "SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8000", true},
+		{":8000", "SESSIONGATE_DJANGO_URL", "http://localhost:8000/", true},
+		{"0.0.0.0:8000", "SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8001,http://[::1]:8000", true},
+		{"localhost:8000", "SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8000", true},
+		{":9000", "SESSIONGATE_PHP_FPM", "127.0.0.1:9000", true},
+		{":8000", "SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8001", false},
+		{":8000", "SESSIONGATE_DJANGO_URL", "http://192.0.2.10:8000", false},
+		{"127.0.0.1:8000", "SESSIONGATE_DJANGO_URL", "http://127.0.0.2:8000", false},
+		{"127.0.0.1:9000", "SESSIONGATE_PHP_FPM", "192.0.2.10:9000", false},
+	} {
+		env := append(base(t), "SESSIONGATE_LISTEN="+c.listen, "SESSIONGATE_DJANGO_URL=http://127.0.0.1:8001", "SESSIONGATE_DJANGO_PATHS=/admin/")
+		env = append(env, c.name+"="+c.value)
+		_, err := Load(env)
+		e, ok := err.(*Error)
+		switch {
+		case c.self && (!ok || !slices.Equal(e.Vars(), []string{c.name}) || !strings.Contains(err.Error(), "SESSIONGATE_LISTEN, the gateway itself")):
+			t.Errorf("LISTEN=%s %s=%s: got %v, want it refused as the gateway itself", c.listen, c.name, c.value, err)
+		case !c.self && err != nil:
+			t.Errorf("LISTEN=%s %s=%s: %v", c.listen, c.name, c.value, err)
+		}
+	}
+}
