@@ -231,7 +231,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	checkListen("SESSIONGATE_LISTEN", c.Listen)
 	check("SESSIONGATE_LISTEN", c.Listen != "", "must not be empty")
 	checkListen("SESSIONGATE_ADMIN_LISTEN", c.AdminListen)
-	check("SESSIONGATE_ADMIN_LISTEN", c.AdminListen == "" || !sameListener(c.Listen, c.AdminListen), "must differ from SESSIONGATE_LISTEN: same port on the same or a wildcard host")
+	check("SESSIONGATE_ADMIN_LISTEN", c.AdminListen == "" || !sameListener(c.Listen, c.AdminListen), "must differ from SESSIONGATE_LISTEN: same port on the same address (a host name counts as the address it resolves to) or a wildcard host")
 	check("SESSIONGATE_ADMIN_PPROF", !c.AdminPprof || c.AdminListen != "", "needs SESSIONGATE_ADMIN_LISTEN")
 	if c.HTTPRedirectListen != "" {
 		const name = "SESSIONGATE_HTTP_REDIRECT_LISTEN"
@@ -239,8 +239,8 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		// Only TLS gives it somewhere to redirect to; without it the
 		// redirect would send visitors to a port that speaks plain HTTP.
 		check(name, c.TLSCert != "", "needs SESSIONGATE_TLS_CERT: it redirects to HTTPS")
-		check(name, !sameListener(c.Listen, c.HTTPRedirectListen), "must differ from SESSIONGATE_LISTEN: same port on the same or a wildcard host")
-		check(name, c.AdminListen == "" || !sameListener(c.AdminListen, c.HTTPRedirectListen), "must differ from SESSIONGATE_ADMIN_LISTEN: same port on the same or a wildcard host")
+		check(name, !sameListener(c.Listen, c.HTTPRedirectListen), "must differ from SESSIONGATE_LISTEN: same port on the same address (a host name counts as the address it resolves to) or a wildcard host")
+		check(name, c.AdminListen == "" || !sameListener(c.AdminListen, c.HTTPRedirectListen), "must differ from SESSIONGATE_ADMIN_LISTEN: same port on the same address (a host name counts as the address it resolves to) or a wildcard host")
 	}
 
 	if c.HSTS != "" {
