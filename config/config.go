@@ -255,8 +255,8 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	for _, a := range c.PHPFPM {
 		if msg := checkBackend(a); msg != "" {
 			check("SESSIONGATE_PHP_FPM", false, "%s", msg)
-		} else if !strings.HasPrefix(a, "unix:") && !bad.has("SESSIONGATE_LISTEN") {
-			check("SESSIONGATE_PHP_FPM", !ownListener(c.Listen, a), "%q is SESSIONGATE_LISTEN, the gateway itself: give the address php-fpm's pool listens on (its listen = line)", a)
+		} else if own := c.ownListener(a, bad); own != "" && !strings.HasPrefix(a, "unix:") {
+			check("SESSIONGATE_PHP_FPM", false, "%q is %s, the gateway itself: give the address php-fpm's pool listens on (its listen = line)", a, own)
 		}
 		key := backendKey(a)
 		check("SESSIONGATE_PHP_FPM", !seen[key], "%q is listed twice", a)
@@ -373,11 +373,13 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	}
 	c.Django.validate(check)
 	for _, u := range c.Django.URL {
-		if CheckDjangoURL(u) != "" || strings.HasPrefix(u, "unix:") || bad.has("SESSIONGATE_LISTEN") {
+		if CheckDjangoURL(u) != "" || strings.HasPrefix(u, "unix:") {
 			continue
 		}
 		if pu, err := url.Parse(u); err == nil {
-			check("SESSIONGATE_DJANGO_URL", !ownListener(c.Listen, pu.Host), "%q is SESSIONGATE_LISTEN, the gateway itself: every Django request would be sent back to the gateway, again and again until it runs out of connections; give gunicorn's --bind address", u)
+			if own := c.ownListener(pu.Host, bad); own != "" {
+				check("SESSIONGATE_DJANGO_URL", false, "%q is %s, the gateway itself: Django requests would be sent back to the gateway (on SESSIONGATE_LISTEN again and again until it runs out of connections); give gunicorn's --bind address", u, own)
+			}
 		}
 	}
 
@@ -526,6 +528,21 @@ func sameListener(a, b string) bool {
 	ia, okA := listenAddr(ha)
 	ib, okB := listenAddr(hb)
 	return okA && okB && ia == ib
+}
+
+// ownListener returns the variable of the gateway's listener that a
+// backend at target (host:port) would reach, or "".
+func (c *Config) ownListener(target string, bad Problems) string {
+	for _, l := range []struct{ name, addr string }{
+		{"SESSIONGATE_LISTEN", c.Listen},
+		{"SESSIONGATE_ADMIN_LISTEN", c.AdminListen},
+		{"SESSIONGATE_HTTP_REDIRECT_LISTEN", c.HTTPRedirectListen},
+	} {
+		if l.addr != "" && !bad.has(l.name) && ownListener(l.addr, target) {
+			return l.name
+		}
+	}
+	return ""
 }
 
 // ownListener reports whether connecting to target (a backend's host:port)

@@ -173,13 +173,16 @@ func TestBackendIsTheGatewayItself(t *testing.T) {
 		{":8000", "SESSIONGATE_DJANGO_URL", "http://192.0.2.10:8000", false},
 		{"127.0.0.1:8000", "SESSIONGATE_DJANGO_URL", "http://127.0.0.2:8000", false},
 		{"127.0.0.1:9000", "SESSIONGATE_PHP_FPM", "192.0.2.10:9000", false},
+		// The admin listener answers /healthz, not Django's or PHP's pages.
+		{"127.0.0.1:8080", "SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8081", true},
+		{"127.0.0.1:8080", "SESSIONGATE_PHP_FPM", "localhost:8081", true},
 	} {
-		env := append(base(t), "SESSIONGATE_LISTEN="+c.listen, "SESSIONGATE_DJANGO_URL=http://127.0.0.1:8001", "SESSIONGATE_DJANGO_PATHS=/admin/")
+		env := append(base(t), "SESSIONGATE_LISTEN="+c.listen, "SESSIONGATE_ADMIN_LISTEN=127.0.0.1:8081", "SESSIONGATE_DJANGO_URL=http://127.0.0.1:8001", "SESSIONGATE_DJANGO_PATHS=/admin/")
 		env = append(env, c.name+"="+c.value)
 		_, err := Load(env)
 		e, ok := err.(*Error)
 		switch {
-		case c.self && (!ok || !slices.Equal(e.Vars(), []string{c.name}) || !strings.Contains(err.Error(), "SESSIONGATE_LISTEN, the gateway itself")):
+		case c.self && (!ok || !slices.Equal(e.Vars(), []string{c.name}) || !strings.Contains(err.Error(), "LISTEN, the gateway itself")):
 			t.Errorf("LISTEN=%s %s=%s: got %v, want it refused as the gateway itself", c.listen, c.name, c.value, err)
 		case !c.self && err != nil:
 			t.Errorf("LISTEN=%s %s=%s: %v", c.listen, c.name, c.value, err)
