@@ -20,6 +20,7 @@
 package config
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/pem"
 	"errors"
@@ -27,9 +28,11 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,7 +86,7 @@ type Config struct {
 	Precompressed []string `env:"SESSIONGATE_PRECOMPRESSED" help:"comma-separated URL directories whose static files of the types SESSIONGATE_COMPRESS compresses may be sent as the name.br or name.gz a build step left next to them (when not older than the file, whatever its size), like nginx's gzip_static and brotli_static in those locations, e.g. /static/,/build/; / for the whole site; never under SESSIONGATE_NO_PHP_PATHS; list no directory users upload to: an uploaded x.svg.gz would be sent as x.svg"`
 	CompressCache ByteSize `env:"SESSIONGATE_COMPRESS_CACHE" envDefault:"32m" help:"memory for gzipped copies of static files, units k/m/g: a file is compressed once (level 6) and then sent from memory until it changes or is least recently used; files over an eighth of it, and every static file when 0, go out uncompressed (with sendfile, ranges and their length) unless SESSIONGATE_PRECOMPRESSED has a copy"`
 
-	StaticMaxAge time.Duration `env:"SESSIONGATE_STATIC_MAX_AGE" envDefault:"0" help:"Cache-Control: public, max-age for static files other than HTML pages (which get no-cache), like nginx's expires, e.g. 720h for 30 days (Go durations: no d unit): browsers reuse them that long without asking, so give assets versioned names (app.3f2a9c.js) or a new release reaches visitors only after it; 0 = no Cache-Control: browsers revalidate with ETag and Last-Modified as they see fit"`
+	StaticMaxAge time.Duration `env:"SESSIONGATE_STATIC_MAX_AGE" envDefault:"0" help:"Cache-Control: public, max-age for static files other than HTML pages (which get no-cache), like nginx's expires, in whole seconds, e.g. 720h for 30 days (Go durations: no d unit): browsers reuse them that long without asking, so give assets versioned names (app.3f2a9c.js) or a new release reaches visitors only after it; 0 = no Cache-Control: browsers revalidate with ETag and Last-Modified as they see fit"`
 
 	PHPMaxConns     int           `env:"SESSIONGATE_PHP_MAX_CONNS" envDefault:"8" help:"most connections kept open to each php-fpm backend; keep it <= pm.max_children; a request finding them all busy waits for one up to SESSIONGATE_PHP_TIMEOUT (then 504), and that wait does not count against its own PHP_TIMEOUT"`
 	PHPDialTimeout  time.Duration `env:"SESSIONGATE_PHP_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to php-fpm before 504, like fastcgi_connect_timeout (a refused connection is 502 at once)"`
@@ -98,7 +101,7 @@ type Config struct {
 	// middle. Upstream silence is bounded by SESSIONGATE_PHP_TIMEOUT instead.
 	WriteTimeout    time.Duration `env:"SESSIONGATE_WRITE_TIMEOUT" envDefault:"0" help:"longest time to write a whole response; 0 = none, because responses stream (downloads, flushed PHP output) and PHP silence is bounded by SESSIONGATE_PHP_TIMEOUT"`
 	IdleTimeout     time.Duration `env:"SESSIONGATE_IDLE_TIMEOUT" envDefault:"75s" help:"how long an idle keep-alive client connection stays open, like keepalive_timeout; 0 = use SESSIONGATE_READ_TIMEOUT"`
-	ShutdownTimeout time.Duration `env:"SESSIONGATE_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM/SIGINT, how long in-flight requests may run; then their connections are closed (logged as 503, cut at shutdown) and their handlers get up to 5s more to release session locks before the process exits; 0 cuts them at once"`
+	ShutdownTimeout time.Duration `env:"SESSIONGATE_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, SIGINT or SIGQUIT, how long in-flight requests may run; then their connections are closed (logged as 503, cut at shutdown) and their handlers get up to 5s more (3 times SESSIONGATE_REDIS_TIMEOUT when that is longer) to release session locks before the process exits; 0 cuts them at once"`
 	MaxHeaderBytes  ByteSize      `env:"SESSIONGATE_MAX_HEADER_BYTES" envDefault:"1m" help:"largest request line plus headers, units k/m/g"`
 
 	// RateLimitSpecs is empty by default: nginx limits nothing unless told.
@@ -228,7 +231,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	checkListen("SESSIONGATE_LISTEN", c.Listen)
 	check("SESSIONGATE_LISTEN", c.Listen != "", "must not be empty")
 	checkListen("SESSIONGATE_ADMIN_LISTEN", c.AdminListen)
-	check("SESSIONGATE_ADMIN_LISTEN", c.AdminListen == "" || !sameListener(c.Listen, c.AdminListen), "must differ from SESSIONGATE_LISTEN: same port on the same or a wildcard host")
+	check("SESSIONGATE_ADMIN_LISTEN", c.AdminListen == "" || !sameListener(c.Listen, c.AdminListen), "must differ from SESSIONGATE_LISTEN: same port on the same address (a host name counts as the address it resolves to) or a wildcard host")
 	check("SESSIONGATE_ADMIN_PPROF", !c.AdminPprof || c.AdminListen != "", "needs SESSIONGATE_ADMIN_LISTEN")
 	if c.HTTPRedirectListen != "" {
 		const name = "SESSIONGATE_HTTP_REDIRECT_LISTEN"
@@ -236,8 +239,8 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		// Only TLS gives it somewhere to redirect to; without it the
 		// redirect would send visitors to a port that speaks plain HTTP.
 		check(name, c.TLSCert != "", "needs SESSIONGATE_TLS_CERT: it redirects to HTTPS")
-		check(name, !sameListener(c.Listen, c.HTTPRedirectListen), "must differ from SESSIONGATE_LISTEN: same port on the same or a wildcard host")
-		check(name, c.AdminListen == "" || !sameListener(c.AdminListen, c.HTTPRedirectListen), "must differ from SESSIONGATE_ADMIN_LISTEN: same port on the same or a wildcard host")
+		check(name, !sameListener(c.Listen, c.HTTPRedirectListen), "must differ from SESSIONGATE_LISTEN: same port on the same address (a host name counts as the address it resolves to) or a wildcard host")
+		check(name, c.AdminListen == "" || !sameListener(c.AdminListen, c.HTTPRedirectListen), "must differ from SESSIONGATE_ADMIN_LISTEN: same port on the same address (a host name counts as the address it resolves to) or a wildcard host")
 	}
 
 	if c.HSTS != "" {
@@ -252,9 +255,12 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	for _, a := range c.PHPFPM {
 		if msg := checkBackend(a); msg != "" {
 			check("SESSIONGATE_PHP_FPM", false, "%s", msg)
+		} else if own := c.ownListener(a, bad); own != "" && !strings.HasPrefix(a, "unix:") {
+			check("SESSIONGATE_PHP_FPM", false, "%q is %s, the gateway itself: give the address php-fpm's pool listens on (its listen = line)", a, own)
 		}
-		check("SESSIONGATE_PHP_FPM", !seen[a], "%q is listed twice", a)
-		seen[a] = true
+		key := backendKey(a)
+		check("SESSIONGATE_PHP_FPM", !seen[key], "%q is listed twice", a)
+		seen[key] = true
 	}
 	check("SESSIONGATE_PHP_FPM", len(c.PHPFPM) <= 64, "at most 64 backends")
 
@@ -335,6 +341,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	c.checkResponseHeaders(check)
 	c.checkRedirects(check)
 
+	// max-age counts whole seconds: 500ms would go out as max-age=0,
+	// revalidation on every use, the opposite of what was asked.
+	check("SESSIONGATE_STATIC_MAX_AGE", c.StaticMaxAge%time.Second == 0, "must be 0 or a whole number of seconds (Cache-Control's max-age counts seconds), e.g. 3600s or 720h")
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")
 	check("SESSIONGATE_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout > 0, "must be > 0: without it a client can hold a connection open forever by sending headers slowly")
@@ -363,6 +372,16 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		}
 	}
 	c.Django.validate(check)
+	for _, u := range c.Django.URL {
+		if CheckDjangoURL(u) != "" || strings.HasPrefix(u, "unix:") {
+			continue
+		}
+		if pu, err := url.Parse(u); err == nil {
+			if own := c.ownListener(pu.Host, bad); own != "" {
+				check("SESSIONGATE_DJANGO_URL", false, "%q is %s, the gateway itself: Django requests would be sent back to the gateway (on SESSIONGATE_LISTEN again and again until it runs out of connections); give gunicorn's --bind address", u, own)
+			}
+		}
+	}
 
 	switch {
 	case c.TLSCert != "" && c.TLSKey == "":
@@ -449,9 +468,42 @@ func checkBackend(a string) string {
 	return ""
 }
 
+// backendKey is the backend a valid php-fpm address (host:port or
+// unix:/path) or Django URL (http://host:port) names, however it is
+// written: a host name in any case, an address in any spelling (::ffff:
+// a.b.c.d as a.b.c.d), a port with leading zeros, a socket path with
+// // or /./ in it, and a URL with or without its trailing /. A backend
+// listed twice would be balanced as two, with twice the connections
+// (SESSIONGATE_PHP_MAX_CONNS, more than pm.max_children) and share of the
+// load. Names are not resolved: two names may be one host now and two
+// after a DNS change.
+func backendKey(a string) string {
+	if rest, ok := strings.CutPrefix(a, "unix:"); ok {
+		return "unix:" + filepath.Clean(rest)
+	}
+	hostPort := a
+	if rest, ok := strings.CutPrefix(strings.ToLower(a), "http://"); ok {
+		hostPort, _, _ = strings.Cut(rest, "/")
+	}
+	host, port, err := net.SplitHostPort(hostPort)
+	n, errPort := strconv.Atoi(port)
+	if err != nil || errPort != nil {
+		return a
+	}
+	host = strings.ToLower(host)
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.Unmap().String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n))
+}
+
 // sameListener reports whether listening on a and then on b would clash:
-// the same port (not 0, which picks a free one each time) on the same host
-// or with either host a wildcard.
+// the same port (not 0, which picks a free one each time) on the same
+// address or with either host a wildcard. Hosts are compared as the
+// kernel sees them, not as written (localhost and 127.0.0.1, ::ffff:a.b.c.d
+// and a.b.c.d): the clash would otherwise surface only at the second
+// listen, as "address already in use", which reads like another process
+// holding the port, and with an exit status that makes a supervisor retry.
 func sameListener(a, b string) bool {
 	ha, pa, errA := net.SplitHostPort(a)
 	hb, pb, errB := net.SplitHostPort(b)
@@ -470,7 +522,119 @@ func sameListener(a, b string) bool {
 		ip := net.ParseIP(h)
 		return h == "" || ip != nil && ip.IsUnspecified()
 	}
-	return ha == hb || wildcard(ha) || wildcard(hb)
+	if wildcard(ha) || wildcard(hb) || strings.EqualFold(ha, hb) {
+		return true
+	}
+	ia, okA := listenAddr(ha)
+	ib, okB := listenAddr(hb)
+	return okA && okB && ia == ib
+}
+
+// ownListener returns the variable of the gateway's listener that a
+// backend at target (host:port) would reach, or "".
+func (c *Config) ownListener(target string, bad Problems) string {
+	for _, l := range []struct{ name, addr string }{
+		{"SESSIONGATE_LISTEN", c.Listen},
+		{"SESSIONGATE_ADMIN_LISTEN", c.AdminListen},
+		{"SESSIONGATE_HTTP_REDIRECT_LISTEN", c.HTTPRedirectListen},
+	} {
+		if l.addr != "" && !bad.has(l.name) && ownListener(l.addr, target) {
+			return l.name
+		}
+	}
+	return ""
+}
+
+// ownListener reports whether connecting to target (a backend's host:port)
+// would reach the gateway's own listener on listen: the same port, and the
+// listener's address, or for a listener on every address (no host, or a
+// wildcard) any address of this machine. A Django backend there sends each
+// request back to the gateway, which sends it on again, until connections
+// run out (one request became thousands); php-fpm's there gets HTTP
+// answers to FastCGI.
+func ownListener(listen, target string) bool {
+	lh, lp, errL := net.SplitHostPort(listen)
+	th, tp, errT := net.SplitHostPort(target)
+	if errL != nil || errT != nil {
+		return false
+	}
+	ln, errL := strconv.Atoi(lp)
+	tn, errT := strconv.Atoi(tp)
+	if errL != nil || errT != nil || ln != tn || ln == 0 {
+		return false
+	}
+	targets := dialAddrs(th)
+	if ip := net.ParseIP(lh); lh == "" || ip != nil && ip.IsUnspecified() {
+		for _, a := range targets {
+			if a.IsLoopback() || a.IsUnspecified() || localAddr(a) {
+				return true
+			}
+		}
+		return false
+	}
+	own, ok := listenAddr(lh)
+	return ok && slices.Contains(targets, own)
+}
+
+// dialAddrs are the addresses a connection to host may go to: host itself
+// (IPv4-mapped as IPv4), or every address the name resolves to.
+func dialAddrs(host string) []netip.Addr {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{a.Unmap()}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), listenResolveTimeout)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for i := range addrs {
+		addrs[i] = addrs[i].Unmap()
+	}
+	return addrs
+}
+
+// localAddr reports whether a is an address of one of this machine's
+// interfaces.
+func localAddr(a netip.Addr) bool {
+	ifAddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ia := range ifAddrs {
+		if n, ok := ia.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a.WithZone("") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// listenResolveTimeout bounds the look-up of a listener's host name at
+// start.
+const listenResolveTimeout = 2 * time.Second
+
+// listenAddr is the address net.Listen binds for host: the address itself
+// (an IPv4-mapped one as IPv4, as Go binds it), or for a name its first
+// IPv4 address, else its first. ok is false when a name does not resolve:
+// listening on it fails on its own, naming the variable.
+func listenAddr(host string) (addr netip.Addr, ok bool) {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap(), true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), listenResolveTimeout)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return netip.Addr{}, false
+	}
+	for _, a := range addrs {
+		if a.Unmap().Is4() {
+			return a.Unmap(), true
+		}
+	}
+	return addrs[0].Unmap(), true
 }
 
 // addressHost reports whether h, the host of a host:port, can name an

@@ -689,6 +689,16 @@ func TestAdminListenClash(t *testing.T) {
 		{":8080", ":8081", false},
 		{":0", ":0", false},
 		{"127.0.0.1:0", "127.0.0.1:0", false},
+		// The same address spelt two ways, as the kernel sees it: Go
+		// listens on a name's first IPv4 address (localhost is 127.0.0.1
+		// in /etc/hosts), and on an IPv4-mapped address as IPv4.
+		{"localhost:8080", "127.0.0.1:8080", true},
+		{"127.0.0.1:8080", "LOCALHOST:8080", true},
+		{"[::ffff:127.0.0.1]:8080", "127.0.0.1:8080", true},
+		{"[::1]:8080", "[0:0::1]:8080", true},
+		{"127.0.0.1:8080", "127.0.0.1:08080", true},
+		{"localhost:8080", "127.0.0.2:8080", false},
+		{"localhost:8080", "localhost:8081", false},
 	} {
 		_, err := Load(append(base(t), "SESSIONGATE_LISTEN="+tc.listen, "SESSIONGATE_ADMIN_LISTEN="+tc.admin))
 		var cerr *Error
@@ -720,6 +730,8 @@ func TestHTTPRedirectListen(t *testing.T) {
 		{"without TLS, key only", []string{"SESSIONGATE_TLS_KEY=" + key, "SESSIONGATE_HTTP_REDIRECT_LISTEN=:80"}, "needs SESSIONGATE_TLS_CERT"},
 		{"same as LISTEN", append(slices.Clone(tls), "SESSIONGATE_LISTEN=:443", "SESSIONGATE_HTTP_REDIRECT_LISTEN=:443"), "must differ from SESSIONGATE_LISTEN"},
 		{"wildcard LISTEN", append(slices.Clone(tls), "SESSIONGATE_LISTEN=:8443", "SESSIONGATE_HTTP_REDIRECT_LISTEN=127.0.0.1:8443"), "must differ from SESSIONGATE_LISTEN"},
+		{"LISTEN's address by name", append(slices.Clone(tls), "SESSIONGATE_LISTEN=127.0.0.1:8443", "SESSIONGATE_HTTP_REDIRECT_LISTEN=localhost:8443"), "must differ from SESSIONGATE_LISTEN"},
+		{"ADMIN_LISTEN's address by name", append(slices.Clone(tls), "SESSIONGATE_ADMIN_LISTEN=localhost:8081", "SESSIONGATE_HTTP_REDIRECT_LISTEN=127.0.0.1:8081"), "must differ from SESSIONGATE_ADMIN_LISTEN"},
 		{"same as ADMIN_LISTEN", append(slices.Clone(tls), "SESSIONGATE_ADMIN_LISTEN=127.0.0.1:8081", "SESSIONGATE_HTTP_REDIRECT_LISTEN=:8081"), "must differ from SESSIONGATE_ADMIN_LISTEN"},
 		{"not host:port", append(slices.Clone(tls), "SESSIONGATE_HTTP_REDIRECT_LISTEN=80"), "must be host:port"},
 		{"bad port", append(slices.Clone(tls), "SESSIONGATE_HTTP_REDIRECT_LISTEN=:http"), "must be host:port"},
@@ -1464,6 +1476,35 @@ func TestUnknownVariableLookingLikeAKnownOne(t *testing.T) {
 		}
 		if !slices.ContainsFunc(c.Warnings, func(w string) bool { return strings.HasPrefix(w, want) }) {
 			t.Errorf("%q: warnings %q, want one starting %q", name, c.Warnings, want)
+		}
+	}
+}
+
+// Cache-Control's max-age counts whole seconds: a value that is not one
+// would go out cut down (500ms as max-age=0, which asks browsers to
+// revalidate every time), so it is refused, naming the variable.
+func TestStaticMaxAgeWholeSeconds(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"0", true},
+		{"1s", true},
+		{"720h", true},
+		{"90m", true},
+		{"500ms", false},
+		{"1.5s", false},
+		{"1s1ns", false},
+	} {
+		c, err := Load(append(base(t), "SESSIONGATE_STATIC_MAX_AGE="+tc.value))
+		var cerr *Error
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: %v", tc.value, err)
+		case !tc.ok && (!errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_STATIC_MAX_AGE"})):
+			t.Errorf("%s: got %v (config %v), want an error naming SESSIONGATE_STATIC_MAX_AGE", tc.value, err, c != nil)
+		case !tc.ok && !strings.Contains(err.Error(), "whole number of seconds"):
+			t.Errorf("%s: message %q does not say why", tc.value, err)
 		}
 	}
 }

@@ -36,8 +36,9 @@ func (d *DjangoConfig) validate(check func(name string, ok bool, format string, 
 		if msg := CheckDjangoURL(u); msg != "" {
 			check("SESSIONGATE_DJANGO_URL", false, "%s", msg)
 		}
-		check("SESSIONGATE_DJANGO_URL", !seen[u], "%q is listed twice", u)
-		seen[u] = true
+		key := backendKey(u)
+		check("SESSIONGATE_DJANGO_URL", !seen[key], "%q is listed twice", u)
+		seen[key] = true
 	}
 	check("SESSIONGATE_DJANGO_URL", len(d.URL) <= 64, "at most 64 backends")
 	seenPath := map[string]bool{}

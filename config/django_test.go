@@ -120,3 +120,72 @@ func TestDjangoPathInsideInternalPath(t *testing.T) {
 		}
 	}
 }
+
+// One backend written two ways is still listed twice: it would be
+// balanced as two, with twice the connections (and share of the load) the
+// operator meant it to have.
+func TestBackendListedTwiceSpeltTwoWays(t *testing.T) {
+	for _, c := range []struct {
+		name, value string
+	}{
+		{"SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8000,http://127.0.0.1:8000/"},
+		{"SESSIONGATE_DJANGO_URL", "http://gunicorn:8000,http://GUNICORN:8000"},
+		{"SESSIONGATE_DJANGO_URL", "http://[::1]:8000,http://[0:0::1]:8000"},
+		{"SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8000,http://127.0.0.1:08000"},
+		{"SESSIONGATE_DJANGO_URL", "unix:/run/g.sock,unix:/run//g.sock"},
+		{"SESSIONGATE_PHP_FPM", "fpm:9000,FPM:9000"},
+		{"SESSIONGATE_PHP_FPM", "[::ffff:10.0.0.1]:9000,10.0.0.1:9000"},
+		{"SESSIONGATE_PHP_FPM", "10.0.0.1:9000,10.0.0.1:09000"},
+		{"SESSIONGATE_PHP_FPM", "unix:/run/php/fpm.sock,unix:/run/php/./fpm.sock"},
+	} {
+		env := append(base(t), "SESSIONGATE_DJANGO_URL=http://127.0.0.1:8000", "SESSIONGATE_DJANGO_PATHS=/admin/")
+		env = append(env, c.name+"="+c.value)
+		_, err := Load(env)
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{c.name}) || !strings.Contains(err.Error(), "listed twice") {
+			t.Errorf("%s=%s: got %v", c.name, c.value, err)
+		}
+	}
+	// Different backends stay different.
+	env := append(base(t), "SESSIONGATE_DJANGO_URL=http://127.0.0.1:8000,http://127.0.0.1:8001,unix:/run/g.sock", "SESSIONGATE_DJANGO_PATHS=/admin/",
+		"SESSIONGATE_PHP_FPM=127.0.0.1:9000,127.0.0.2:9000,fpm:9000,unix:/run/php/fpm.sock")
+	if _, err := Load(env); err != nil {
+		t.Errorf("distinct backends: %v", err)
+	}
+}
+
+// A backend address that is the gateway's own public listener sends every
+// request back to the gateway: a Django request went round until the
+// process ran out of connections (one request became about 10,000 in 2 s,
+// then 502), and php-fpm's would be answered by an HTTP server. Refused at
+// start, naming the variable.
+func TestBackendIsTheGatewayItself(t *testing.T) {
+	for _, c := range []struct {
+		listen, name, value string
+		self                bool
+	}{
+		{"127.0.0.1:8000", "SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8000", true},
+		{":8000", "SESSIONGATE_DJANGO_URL", "http://localhost:8000/", true},
+		{"0.0.0.0:8000", "SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8001,http://[::1]:8000", true},
+		{"localhost:8000", "SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8000", true},
+		{":9000", "SESSIONGATE_PHP_FPM", "127.0.0.1:9000", true},
+		{":8000", "SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8001", false},
+		{":8000", "SESSIONGATE_DJANGO_URL", "http://192.0.2.10:8000", false},
+		{"127.0.0.1:8000", "SESSIONGATE_DJANGO_URL", "http://127.0.0.2:8000", false},
+		{"127.0.0.1:9000", "SESSIONGATE_PHP_FPM", "192.0.2.10:9000", false},
+		// The admin listener answers /healthz, not Django's or PHP's pages.
+		{"127.0.0.1:8080", "SESSIONGATE_DJANGO_URL", "http://127.0.0.1:8081", true},
+		{"127.0.0.1:8080", "SESSIONGATE_PHP_FPM", "localhost:8081", true},
+	} {
+		env := append(base(t), "SESSIONGATE_LISTEN="+c.listen, "SESSIONGATE_ADMIN_LISTEN=127.0.0.1:8081", "SESSIONGATE_DJANGO_URL=http://127.0.0.1:8001", "SESSIONGATE_DJANGO_PATHS=/admin/")
+		env = append(env, c.name+"="+c.value)
+		_, err := Load(env)
+		e, ok := err.(*Error)
+		switch {
+		case c.self && (!ok || !slices.Equal(e.Vars(), []string{c.name}) || !strings.Contains(err.Error(), "LISTEN, the gateway itself")):
+			t.Errorf("LISTEN=%s %s=%s: got %v, want it refused as the gateway itself", c.listen, c.name, c.value, err)
+		case !c.self && err != nil:
+			t.Errorf("LISTEN=%s %s=%s: %v", c.listen, c.name, c.value, err)
+		}
+	}
+}

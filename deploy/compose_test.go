@@ -331,8 +331,9 @@ func TestComposeGatewayConfig(t *testing.T) {
 
 	// `docker compose stop` (and down, and a restart) must leave the
 	// gateway the drain the README promises: SESSIONGATE_SHUTDOWN_TIMEOUT
-	// for in-flight requests, then up to 5s for the handlers of cut
-	// connections to release their session locks, then up to 1s to close
+	// for in-flight requests, then up to 5s (3x SESSIONGATE_REDIS_TIMEOUT
+	// when longer) for the handlers of cut connections to release their
+	// session locks, then up to 1s to close
 	// the admin listener. Killed earlier, a request is cut mid-response and
 	// the session locks it holds stay until their lease ends.
 	grace := 10 * time.Second // Docker's default
@@ -341,9 +342,10 @@ func TestComposeGatewayConfig(t *testing.T) {
 			t.Fatalf("gateway stop_grace_period %q: %v", gw.StopGracePeriod, err)
 		}
 	}
-	if need := cfg.ShutdownTimeout + 5*time.Second + time.Second; grace <= need {
-		t.Errorf("the gateway is killed %v after SIGTERM (stop_grace_period), but its drain may take up to %v (SESSIONGATE_SHUTDOWN_TIMEOUT %v + 5s + 1s): set stop_grace_period above it",
-			grace, need, cfg.ShutdownTimeout)
+	cutGrace := max(5*time.Second, 3*cfg.Session.RedisTimeout)
+	if need := cfg.ShutdownTimeout + cutGrace + time.Second; grace <= need {
+		t.Errorf("the gateway is killed %v after SIGTERM (stop_grace_period), but its drain may take up to %v (SESSIONGATE_SHUTDOWN_TIMEOUT %v + %v + 1s): set stop_grace_period above it",
+			grace, need, cfg.ShutdownTimeout, cutGrace)
 	}
 
 	// The gateway's pool fits in php-fpm's (an idle kept-alive connection

@@ -241,7 +241,119 @@ func TestSecondSignalCutsDrainReleasingLocks(t *testing.T) {
 	if len(keys) > 0 {
 		t.Errorf("session lock left in Redis: %v", keys)
 	}
-	if line, ok := logLine(p.stderr, `"path":"/hold.php"`); !ok || !strings.Contains(line, `"status":503`) || !strings.Contains(line, "second SIGTERM or SIGINT") {
+	if line, ok := logLine(p.stderr, `"path":"/hold.php"`); !ok || !strings.Contains(line, `"status":503`) || !strings.Contains(line, "second SIGTERM, SIGINT or SIGQUIT") {
 		t.Errorf("access log of the request cut by the second signal: %q", line)
+	}
+}
+
+// TestQuitSignalDrains: SIGQUIT stops the gateway as SIGTERM does,
+// draining: it is how nginx and php-fpm are stopped gracefully (nginx -s
+// quit, the nginx image's STOPSIGNAL), so a deployment moved from nginx
+// sends it. Go's default for SIGQUIT dumped every goroutine and exited at
+// once with status 2, cutting the request in flight and leaving its
+// session lock in Redis until its lease ran out.
+func TestQuitSignalDrains(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2", "redis-server")
+	root := sessionFixtureRoot(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	red := harness.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
+	defer rc.Close()
+	p := startBinary(t, buildGateway(t), drainSessionEnv(t, fpm, root, red))
+	g := &sessionGW{URL: p.URL}
+	ck := (&sessionStack{gws: []*sessionGW{g}}).newSession(t)
+	started, q := markFile(t)
+	status := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", p.URL+"/hold.php?ms=1500&started="+q, nil)
+		req.Header.Set("Cookie", "sessionid="+ck)
+		res, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		if err != nil {
+			status <- err.Error()
+			return
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		status <- fmt.Sprintf("%d %s", res.StatusCode, body)
+	}()
+	waitForFile(t, started, "hold.php")
+	if err := p.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("gateway still running 20 s after SIGQUIT")
+	}
+	if got := <-status; got != "200 held" {
+		t.Errorf("request in flight at SIGQUIT got %q, want 200 held", got)
+	}
+	if p.err != nil {
+		t.Errorf("gateway ended with %v after SIGQUIT, want a clean stop (0); log:\n%s", p.err, p.stderr.String())
+	}
+	keys, err := rc.Keys(context.Background(), "*:lock").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		t.Errorf("session lock left in Redis: %v", keys)
+	}
+	if strings.Contains(p.stderr.String(), "goroutine ") {
+		t.Errorf("SIGQUIT dumped goroutines:\n%s", p.stderr.String())
+	}
+}
+
+// TestCutRequestReleasesLockWithSlowRedis: a request cut at shutdown
+// releases its session lock with one Redis write bounded by
+// SESSIONGATE_REDIS_TIMEOUT (up to 1m). The gateway gave those handlers a
+// fixed 5 s before closing the store and exiting: with Redis answering
+// within the timeout, but after 5 s (a failover, a fork for a snapshot), the
+// gateway was gone first and the lock stayed in Redis, blocking the session
+// on every gateway until its lease ran out. Redis is held here with CLIENT
+// PAUSE for 7 s, within the 10 s timeout the test sets.
+func TestCutRequestReleasesLockWithSlowRedis(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2", "redis-server")
+	root := sessionFixtureRoot(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	red := harness.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
+	defer rc.Close()
+	p := startBinary(t, buildGateway(t), append(drainSessionEnv(t, fpm, root, red),
+		"SESSIONGATE_REDIS_TIMEOUT=10s", "SESSIONGATE_SHUTDOWN_TIMEOUT=0"))
+	g := &sessionGW{URL: p.URL}
+	ck := (&sessionStack{gws: []*sessionGW{g}}).newSession(t)
+	started, q := markFile(t)
+	go func() {
+		req, _ := http.NewRequest("GET", p.URL+"/hold.php?ms=20000&started="+q, nil)
+		req.Header.Set("Cookie", "sessionid="+ck)
+		if res, err := (&http.Client{Timeout: 60 * time.Second}).Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	waitForFile(t, started, "hold.php")
+	const pause = 7 * time.Second
+	if err := rc.Do(context.Background(), "CLIENT", "PAUSE", pause.Milliseconds()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("gateway still running 30 s after SIGTERM")
+	}
+	t.Logf("exited %v after the pause began", time.Since(paused).Round(time.Millisecond))
+	// The pause over, whatever the gateway sent has run.
+	time.Sleep(time.Until(paused.Add(pause + 500*time.Millisecond)))
+	keys, err := rc.Keys(context.Background(), "*:lock").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		t.Errorf("session lock left in Redis: %v; log:\n%s", keys, p.stderr.String())
 	}
 }

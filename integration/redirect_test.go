@@ -197,3 +197,43 @@ func TestRedirectListenerListenFailure(t *testing.T) {
 		t.Errorf("the message does not name the address and the variable:\n%s", out)
 	}
 }
+
+// TestRedirectListenerToPickedPort: with SESSIONGATE_LISTEN on port 0 the
+// kernel picks the TLS port at start, and the redirect listener must send
+// visitors there: it sent them to https://host:0/, a URL no browser can
+// open.
+func TestRedirectListenerToPickedPort(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := gwSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	cert, key := testtls.Pair(t)
+	plain := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	p := startBinary(t, buildGateway(t), []string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off",
+		"SESSIONGATE_TLS_CERT=" + cert,
+		"SESSIONGATE_TLS_KEY=" + key,
+		"SESSIONGATE_LISTEN=127.0.0.1:0", // after startBinary's own: this one counts
+		"SESSIONGATE_HTTP_REDIRECT_LISTEN=" + plain,
+	})
+	var started struct{ Listen string }
+	if err := json.Unmarshal([]byte(waitForLog(t, p.stderr, `"sessiongate started"`)), &started); err != nil {
+		t.Fatal(err)
+	}
+	_, port, err := net.SplitHostPort(started.Listen)
+	if err != nil || port == "0" {
+		t.Fatalf("started on %q", started.Listen)
+	}
+	c := &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.Get("http://" + plain + "/info.php?a=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if want := "https://127.0.0.1:" + port + "/info.php?a=1"; res.StatusCode != 301 || res.Header.Get("Location") != want {
+		t.Fatalf("%d Location %q, want 301 %q", res.StatusCode, res.Header.Get("Location"), want)
+	}
+}

@@ -14,6 +14,8 @@
 # One demo runs per checkout (it holds .demo/lock while it runs).
 # gunicorn listens on a loopback port picked at start, redis-server and
 # php-fpm on unix sockets in .demo/ that only the demo's user may use.
+# Run as root (`make demo` on Debian), php-fpm's workers run as nobody, on
+# a read-only copy of examples/php in /tmp that nobody can reach.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,6 +36,9 @@ for v in $(compgen -e); do
 	case $v in PYTHON* | PYENV* | VIRTUAL_ENV | CONDA_PREFIX) unset "$v" ;; esac
 done
 
+# Seconds the gateway drains its requests on Ctrl-C; stop_all waits for it.
+GATEWAY_SHUTDOWN_TIMEOUT=3s
+
 mkdir -p "$DEMO"
 # The services started, in start order: process (group) id, name, log.
 declare -a PIDS=() NAMES=() LOGS=()
@@ -53,7 +58,13 @@ stop_all() {
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
 		pid=${PIDS[i]}
 		kill -TERM -- "-$pid" 2>/dev/null || continue
-		for _ in $(seq 50); do
+		# Tenths of a second before SIGKILL. The gateway's drain
+		# (GATEWAY_SHUTDOWN_TIMEOUT), then up to 5 s for the requests it
+		# cut to release their session locks, with some to spare: killed
+		# sooner, it would leave those locks in Redis, snapshot and all.
+		local wait=50
+		[[ ${NAMES[i]} != gateway ]] || wait=$(((${GATEWAY_SHUTDOWN_TIMEOUT%s} + 5 + 2) * 10))
+		for _ in $(seq "$wait"); do
 			kill -0 -- "-$pid" 2>/dev/null || break
 			sleep 0.1
 		done
@@ -62,6 +73,7 @@ stop_all() {
 	done
 	PIDS=() NAMES=() LOGS=()
 	[[ -z ${SOCK_TMP:-} ]] || rm -rf "$SOCK_TMP"
+	[[ -z ${PHP_SHARE:-} ]] || rm -rf "$PHP_SHARE"
 }
 trap stop_all EXIT
 trap 'trap "" INT TERM HUP; log "stopping"; exit 0' INT TERM
@@ -120,14 +132,49 @@ on_free_port() {
 	die "$name: the port was taken three times in a row"
 }
 
+# PHP_WORKER_USER is who php-fpm's workers run as when the demo runs as
+# root (`make demo` installs packages as root on Debian): never root, as
+# in the integration tests (integration/harness/phpuser.go).
+PHP_WORKER_USER=nobody
+
+# prepare_php sets PHP_SITE, the site as php-fpm reads it, and PREPEND,
+# the PHP side of the session bridge (gateway php-prepend). As root, the
+# workers run as PHP_WORKER_USER, who may not reach the checkout (under
+# /root, mode 0700): they get read-only copies of both in a directory of
+# /tmp they can reach (removed by stop_all), and the gateway serves the
+# same copy.
+prepare_php() {
+	PHP_SITE=$SITE
+	PREPEND=$DEMO/sessiongate-prepend.php
+	if [[ $(id -u) -eq 0 ]]; then
+		id -u "$PHP_WORKER_USER" >/dev/null 2>&1 ||
+			die "the demo runs as root and runs PHP as $PHP_WORKER_USER, which does not exist"
+		PHP_SHARE=$(mktemp -d /tmp/sessiongate-demo-php.XXXXXX)
+		PHP_SITE=$PHP_SHARE/site
+		PREPEND=$PHP_SHARE/sessiongate-prepend.php
+		cp -R "$SITE/." "$PHP_SITE" || die "cannot copy $SITE to $PHP_SITE"
+	fi
+	"$GATEWAY_BIN" php-prepend >"$PREPEND" || die "$GATEWAY_BIN php-prepend failed"
+	[[ -z ${PHP_SHARE:-} ]] || chmod -R go-w,a+rX "$PHP_SHARE"
+}
+
 # start_php_fpm: php-fpm on a unix socket only the demo's user may use.
 # php-fpm runs any script, with any php.ini setting (auto_prepend_file),
-# for whoever connects: on a 127.0.0.1 port every local user could, and as
-# root (-R) that was every local user running code as root.
+# for whoever connects: on a 127.0.0.1 port every local user could, and
+# with workers running as root that was every local user running code as
+# root.
 start_php_fpm() {
 	sock_path php-fpm.sock
-	local sock=$SOCK
+	local sock=$SOCK pool_user=""
 	FPM_ADDR=unix:$sock
+	if [[ $(id -u) -eq 0 ]]; then
+		# The socket stays root's (the gateway's) alone: the workers get
+		# their connections from the master and need no access to it.
+		pool_user="user = $PHP_WORKER_USER
+group = $(id -gn "$PHP_WORKER_USER")
+listen.owner = root
+listen.group = root"
+	fi
 	cat >"$DEMO/php-fpm.conf" <<CONF
 [global]
 pid = $DEMO/php-fpm.pid
@@ -135,6 +182,7 @@ error_log = $DEMO/php-fpm.log
 daemonize = no
 
 [demo]
+$pool_user
 listen = $sock
 listen.mode = 0600
 pm = static
@@ -143,12 +191,8 @@ catch_workers_output = yes
 security.limit_extensions = .php
 php_admin_value[display_errors] = stderr
 CONF
-	local args=(-F -y "$DEMO/php-fpm.conf")
-	# Root may run workers as root only with -R: acceptable for a local demo,
-	# whose socket only root may use.
-	[[ $(id -u) -ne 0 ]] || args+=(-R)
 	# Start-up errors go to stderr before error_log opens: same file.
-	spawn php-fpm "$DEMO/php-fpm.log" php-fpm8.2 "${args[@]}"
+	spawn php-fpm "$DEMO/php-fpm.log" php-fpm8.2 -F -y "$DEMO/php-fpm.conf"
 	wait_sock php-fpm "$sock"
 }
 
@@ -252,18 +296,16 @@ spawn_gunicorn() {
 }
 
 start_gateway() {
-	# The PHP side of the session bridge, as php-fpm will read it.
-	"$GATEWAY_BIN" php-prepend >"$DEMO/sessiongate-prepend.php" ||
-		die "$GATEWAY_BIN php-prepend failed"
 	SESSIONGATE_SESSION_KEYS=$(secret session-key) \
 		SESSIONGATE_REDIS_URL=unix://$REDIS_SOCK?db=0 \
-		SESSIONGATE_PHP_PREPEND=$DEMO/sessiongate-prepend.php \
+		SESSIONGATE_PHP_PREPEND=$PREPEND \
 		SESSIONGATE_DJANGO_URL=http://$DJANGO_ADDR \
 		SESSIONGATE_DJANGO_PATHS=/admin/,/accounts/,/static/admin/ \
 		SESSIONGATE_LISTEN=$DEMO_LISTEN \
 		SESSIONGATE_ADMIN_LISTEN=$DEMO_ADMIN_LISTEN \
 		SESSIONGATE_PHP_FPM=$FPM_ADDR \
-		SESSIONGATE_DOCUMENT_ROOT=$SITE \
+		SESSIONGATE_DOCUMENT_ROOT=$PHP_SITE \
+		SESSIONGATE_SHUTDOWN_TIMEOUT=$GATEWAY_SHUTDOWN_TIMEOUT \
 		SESSIONGATE_PHP_MAX_CONNS=4 \
 		SESSIONGATE_LOG_FORMAT=text \
 		spawn gateway "$DEMO/gateway.log" "$GATEWAY_BIN"
@@ -285,6 +327,7 @@ preflight
 ! port_busy "$DEMO_LISTEN" || die "$DEMO_LISTEN is in use (set DEMO_LISTEN=host:port)"
 ! port_busy "$DEMO_ADMIN_LISTEN" || die "$DEMO_ADMIN_LISTEN is in use (set DEMO_ADMIN_LISTEN=host:port)"
 start_redis
+prepare_php
 start_php_fpm
 start_django
 start_gateway

@@ -635,3 +635,82 @@ func TestDemoRedisOnlyForItsUser(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoGatewayDrainsOnStop: Ctrl-C gives the gateway its drain. The
+// demo's stop waited 5 s for each service and then killed it, while the
+// gateway drains for SESSIONGATE_SHUTDOWN_TIMEOUT (30 s by default): a
+// request still in flight (an upload on a slow link here) had the gateway
+// killed under it, without releasing what its requests held (a session
+// lock stayed in Redis, and the demo snapshots Redis for its next run).
+// The gateway must stop itself, saying so in its log.
+func TestDemoGatewayDrainsOnStop(t *testing.T) {
+	root, gateway := demoRoot(t)
+	d := startReadyDemo(t, root, gateway, freeAddrs(t))
+	c, err := net.Dial("tcp", d.listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Headers and half the body: the request stays in flight.
+	if _, err := io.WriteString(c, "POST /counter.php HTTP/1.1\r\nHost: "+d.listen+"\r\nContent-Length: 10\r\n\r\n01234"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.mustStopClean(t, "after SIGTERM")
+	log, err := os.ReadFile(filepath.Join(root, ".demo", "gateway.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "msg=stopped") {
+		t.Errorf("the gateway did not stop itself (killed during its drain); gateway.log:\n%s", log)
+	}
+}
+
+// TestDemoPHPWorkersNotRoot: `make demo` runs as root on Debian (it
+// installs the packages), and its php-fpm ran the workers as root (-R):
+// every PHP script of the example site, and any bug in one, ran as root.
+// As root, the workers must run as an unprivileged user, as the
+// integration tests' php-fpm does (nobody), and the site must still work.
+func TestDemoPHPWorkersNotRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("runs as root only: otherwise the workers run as the user anyway")
+	}
+	root, gateway := demoRoot(t)
+	d := startReadyDemo(t, root, gateway, freeAddrs(t))
+	defer func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		d.mustStopClean(t, "after SIGTERM")
+	}()
+	m := regexp.MustCompile(`demo: php-fpm started \(pid (\d+),`).FindStringSubmatch(d.out.String())
+	if m == nil {
+		t.Fatalf("no php-fpm started:\n%s", d.out)
+	}
+	master := m[1]
+	workers := 0
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		status, err := os.ReadFile(filepath.Join("/proc", p.Name(), "status"))
+		if err != nil || !regexp.MustCompile(`(?m)^PPid:\s+`+master+`$`).Match(status) {
+			continue
+		}
+		workers++
+		uid := regexp.MustCompile(`(?m)^Uid:\s+(\d+)\s+(\d+)`).FindSubmatch(status)
+		if uid == nil || string(uid[1]) == "0" || string(uid[2]) == "0" {
+			t.Errorf("php-fpm worker %s runs as root: %s", p.Name(), uid)
+		}
+	}
+	if workers == 0 {
+		t.Fatalf("no worker of php-fpm %s found", master)
+	}
+	for _, path := range []string{"/counter.php", "/pathinfo.php/articles/42", "/assets/style.css"} {
+		res, err := http.Get("http://" + d.listen + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("GET %s: %s", path, res.Status)
+		}
+	}
+}

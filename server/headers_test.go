@@ -110,7 +110,7 @@ func TestRedirectListenerNeverSendsHSTS(t *testing.T) {
 		r.RemoteAddr = "192.0.2.7:5555"
 		r.Header.Set("X-Forwarded-Proto", "https")
 		w := httptest.NewRecorder()
-		e.srv.RedirectHandler().ServeHTTP(w, r)
+		e.srv.RedirectHandler(nil).ServeHTTP(w, r)
 		if v := w.Header().Get("Strict-Transport-Security"); v != "" {
 			t.Errorf("%s: %d with Strict-Transport-Security %q", target, w.Code, v)
 		}
@@ -253,7 +253,7 @@ func TestResponseHeaders(t *testing.T) {
 
 	// The port-80 listener only redirects to the site: none of it.
 	w = httptest.NewRecorder()
-	e.srv.RedirectHandler().ServeHTTP(w, httptest.NewRequest("GET", "/style.css", nil))
+	e.srv.RedirectHandler(nil).ServeHTTP(w, httptest.NewRequest("GET", "/style.css", nil))
 	if w.Code != http.StatusMovedPermanently || w.Header().Get("X-Frame-Options") != "" {
 		t.Errorf("redirect listener: %d X-Frame-Options %q", w.Code, w.Header().Get("X-Frame-Options"))
 	}

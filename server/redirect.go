@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -26,9 +27,18 @@ const acmeChallengeDir = ".well-known/acme-challenge"
 // --webroot writes, which must be answered on port 80 (served as the TLS
 // listener serves them). Nothing else of the site is served over plain
 // HTTP, and neither PHP nor Django is reached.
-func (s *Server) RedirectHandler() http.Handler {
+//
+// public is the address the TLS listener is bound to, whose port the
+// redirects name: SESSIONGATE_LISTEN's port 0 is only known once bound (a
+// redirect to port 0 leads nowhere). nil takes the port SESSIONGATE_LISTEN
+// names.
+func (s *Server) RedirectHandler(public net.Addr) http.Handler {
+	_, p, err := net.SplitHostPort(s.cfg.Listen)
+	if a, ok := public.(*net.TCPAddr); ok {
+		p, err = strconv.Itoa(a.Port), nil
+	}
 	port := ""
-	if _, p, err := net.SplitHostPort(s.cfg.Listen); err == nil && p != "443" {
+	if err == nil && p != "443" {
 		port = ":" + p
 	}
 	rh := &redirecter{s: s, httpsPort: port}

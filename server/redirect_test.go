@@ -38,7 +38,7 @@ func rawRequest(t *testing.T, s string) *http.Request {
 
 func (e *env) redirect(r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
-	e.srv.RedirectHandler().ServeHTTP(w, r)
+	e.srv.RedirectHandler(nil).ServeHTTP(w, r)
 	return w
 }
 

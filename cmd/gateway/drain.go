@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/server"
 )
 
@@ -16,10 +17,20 @@ import (
 // out and the remaining connections were closed, the handlers of those
 // requests get to finish before the process closes the session store.
 // Closing a connection does not stop its handler: it sees its request's
-// context end and still releases what it holds (a session lock in Redis,
-// bounded by SESSIONGATE_REDIS_TIMEOUT). A store closed under it would
-// leave that lock in place until its lease ran out.
-const cutHandlerGrace = 5 * time.Second
+// context end and still releases what it holds (a session lock in Redis).
+// A store closed under it would leave that lock in place until its lease
+// ran out. A handler may be in a Redis operation when it is cut, then
+// writes and unlocks, each bounded by SESSIONGATE_REDIS_TIMEOUT (up to 1m):
+// a fixed 5 s let a Redis slower than that but within its timeout keep
+// the lock. It is a bound, not a wait: the process goes as soon as the
+// handlers are done.
+func cutHandlerGrace(cfg *config.Config) time.Duration {
+	grace := 5 * time.Second
+	if cfg.Session.Enabled {
+		grace = max(grace, 3*cfg.Session.RedisTimeout)
+	}
+	return grace
+}
 
 // inflight counts the public listener's running handlers and holds the
 // base context of their requests (http.Server.BaseContext), which drain
@@ -69,8 +80,8 @@ func (f *inflight) wait(ctx context.Context) int64 {
 // drain stops public the graceful way: in-flight requests may finish
 // within timeout. Past it the remaining connections are closed and their
 // handlers get grace to let go of what they hold. hurry (nil: never) ends
-// the wait for the requests early, as the deadline does (a second SIGTERM
-// or SIGINT): they are cut, and their handlers still get grace. It
+// the wait for the requests early, as the deadline does (a second stop
+// signal): they are cut, and their handlers still get grace. It
 // reports whether every request finished: connections that never sent one
 // (a browser's preconnect), which http.Server.Shutdown waits for until
 // they are 5 s old, are closed at the deadline without making the stop
@@ -128,7 +139,7 @@ func drain(public *http.Server, running *inflight, timeout, grace time.Duration,
 type hurriedCut struct{}
 
 func (hurriedCut) Error() string {
-	return "cut at shutdown: a second SIGTERM or SIGINT ended the drain"
+	return "cut at shutdown: a second SIGTERM, SIGINT or SIGQUIT ended the drain"
 }
 
 func (hurriedCut) Is(target error) bool { return target == server.ErrShutdownCut }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -44,8 +45,10 @@ func healthcheck(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), healthcheckTimeout)
 	defer cancel()
-	url := "http://" + addrs[0] + "/healthz"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	// Built, not parsed: the zone of a link-local address ([fe80::1%eth0])
+	// is written %25 in a URL.
+	probeURL := (&url.URL{Scheme: "http", Host: addrs[0], Path: "/healthz"}).String()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, probeURL, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway healthcheck: %v\n", err)
 		return 1
@@ -66,16 +69,16 @@ func healthcheck(args, environ []string, stdout, stderr io.Writer) int {
 		}}}
 	res, err := client.Do(req)
 	if err != nil {
-		fmt.Fprintf(stderr, "gateway healthcheck: %s: %v\n", url, err)
+		fmt.Fprintf(stderr, "gateway healthcheck: %s: %v\n", probeURL, err)
 		return 1
 	}
 	defer res.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
 	if res.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "gateway healthcheck: %s: %s\n", url, res.Status)
+		fmt.Fprintf(stderr, "gateway healthcheck: %s: %s\n", probeURL, res.Status)
 		return 1
 	}
-	fmt.Fprintf(stdout, "ok %s\n", url)
+	fmt.Fprintf(stdout, "ok %s\n", probeURL)
 	return 0
 }
 

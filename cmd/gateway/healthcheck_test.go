@@ -135,3 +135,38 @@ func TestHealthcheckIPv6WildcardWithoutIPv6(t *testing.T) {
 		t.Errorf("listen [::]:%s, gateway up on 127.0.0.1: exit %d: %s", port, code, out)
 	}
 }
+
+// TestHealthcheckLinkLocalZone: the configuration takes a link-local
+// admin address with its zone ([fe80::1%eth0]:8081), and the gateway
+// listens there, but the probe put the zone raw into its URL, which does
+// not parse ("invalid URL escape"): the container was unhealthy for ever.
+func TestHealthcheckLinkLocalZone(t *testing.T) {
+	var listen string
+	ifaces, _ := net.Interfaces()
+	for _, ifc := range ifaces {
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() == nil && n.IP.IsLinkLocalUnicast() && listen == "" {
+				listen = net.JoinHostPort(n.IP.String()+"%"+ifc.Name, "0")
+			}
+		}
+	}
+	if listen == "" {
+		t.Skip("no link-local IPv6 address on this host")
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		t.Skipf("listen %s: %v", listen, err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	host, _, _ := net.SplitHostPort(listen)
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	env := []string{"SESSIONGATE_ADMIN_LISTEN=" + net.JoinHostPort(host, port)}
+	if code, out := runHealthcheck(t, env); code != 0 {
+		t.Errorf("%s: exit %d: %s", env[0], code, out)
+	}
+}

@@ -3,7 +3,7 @@
 // environment variables; `gateway -h` lists them. SIGHUP reloads the TLS
 // certificate and key.
 //
-// Exit status: 0 after a clean shutdown (SIGTERM/SIGINT with every in-flight
+// Exit status: 0 after a clean shutdown (SIGTERM/SIGINT/SIGQUIT with every in-flight
 // request finished), 1 on a runtime failure or a start that failed for now
 // (Redis not answering, the port taken), 2 on a usage error (and a Go
 // crash), 78 (EX_CONFIG) on a configuration error.
@@ -124,9 +124,10 @@ func usage(w io.Writer) {
 		"runs on one processor while that is enough (fewer thread wake-ups, more CPU left to the backends) and on\n"+
 		"Go's default when one is saturated. Serving, it restarts itself once in place with GODEBUG=schedtrace=2147483647\n"+
 		"(keeps Go's monitor thread out of a sleep/wake cycle that costs CPU; GODEBUG=schedtrace=0 turns it off).\n")
-	io.WriteString(w, "\nSignals: SIGTERM or SIGINT drain in-flight requests (SESSIONGATE_SHUTDOWN_TIMEOUT) and stop; a second one\n"+
-		"cuts the requests still running at once (their session locks are still released), a third kills; SIGHUP\n"+
-		"reloads the TLS certificate and key files (other settings take a restart).\n")
+	io.WriteString(w, "\nSignals: SIGTERM, SIGINT or SIGQUIT (nginx's graceful stop) drain in-flight requests\n"+
+		"(SESSIONGATE_SHUTDOWN_TIMEOUT) and stop; a second one cuts the requests still running at once (their session\n"+
+		"locks are still released), a third kills; SIGHUP reloads the TLS certificate and key files (other settings take\n"+
+		"a restart). SIGQUIT dumps no goroutines: SESSIONGATE_ADMIN_PPROF's /debug/pprof/goroutine?debug=2 shows them.\n")
 	io.WriteString(w, "\nSocket activation: a listening socket systemd passes (LISTEN_FDS, deploy/systemd/sessiongate.socket) serves\n"+
 		"the listener variable with its port and address (any, for a variable without a host or with a wildcard),\n"+
 		"so that a restart refuses no connection; a passed socket no variable takes stops the start.\n")

@@ -28,7 +28,16 @@ import (
 // on this one (deploy/systemd: RestartPreventExitStatus).
 const exitConfig = 78
 
-// serve runs the gateway until SIGTERM or SIGINT; SIGHUP reloads the TLS
+// stopSignals drain the gateway and stop it. SIGQUIT among them, as
+// nginx and php-fpm take it (nginx -s quit, STOPSIGNAL SIGQUIT in the
+// nginx image), so that a deployment moved from nginx stops gracefully:
+// Go's default for it, a goroutine dump and exit status 2, cut the
+// requests in flight and left their session locks in Redis. The goroutines
+// are on the admin listener's /debug/pprof/goroutine?debug=2 instead
+// (SESSIONGATE_ADMIN_PPROF).
+var stopSignals = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT}
+
+// serve runs the gateway until SIGTERM, SIGINT or SIGQUIT; SIGHUP reloads the TLS
 // certificate (certs.go).
 func serve(args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
@@ -52,7 +61,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		logger.Warn(w)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
 	// Caught from the start: Go's default action for SIGHUP (exit) would
 	// kill a gateway still waiting for Redis or php-fpm at start, when a
@@ -76,7 +85,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	gw, err := app.Build(ctx, cfg, logger)
 	if err != nil {
 		if ctx.Err() != nil {
-			// SIGTERM or SIGINT while the start waited (for Redis): a
+			// A stop signal while the start waited (for Redis): a
 			// stop asked for, with no request in flight, not a failure.
 			logger.Info("stopped before the start completed", "interrupted", err.Error())
 			return 0
@@ -167,7 +176,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	)
 	if cfg.HTTPRedirectListen != "" {
 		redirect = &http.Server{
-			Handler:           srv.RedirectHandler(),
+			Handler:           srv.RedirectHandler(ln.Addr()),
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 			// It reads no body and sends a redirect or an ACME token, a
 			// few hundred bytes: no request needs the public listener's
@@ -226,13 +235,13 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		return 1
 	case <-ctx.Done():
 	}
-	// A second SIGTERM or SIGINT stops the wait for the requests in
+	// A second stop signal stops the wait for the requests in
 	// flight: they are cut as at the deadline, and their handlers still
 	// release their session locks before the process exits (dying of the
 	// signal would leave those locks to block their sessions until the
 	// lease runs out). A third ends the process the default way.
 	again := make(chan os.Signal, 1)
-	signal.Notify(again, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(again, stopSignals...)
 	stop()
 	hurry := make(chan struct{})
 	go func() {
@@ -258,7 +267,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	code := 0
-	if !drain(public, running, cfg.ShutdownTimeout, cutHandlerGrace, hurry, logger) {
+	if !drain(public, running, cfg.ShutdownTimeout, cutHandlerGrace(cfg), hurry, logger) {
 		code = 1
 	}
 	<-redirectDone

@@ -546,9 +546,15 @@ const probeID = ".sessiongate-probe"
 
 // accessScript runs every command the store's scripts and calls use, on
 // the keys of probeID and on the unlock channel, and leaves nothing
-// behind: the commands that create a key come last and are undone at
-// once. KEYS[1] record, KEYS[2] lock; ARGV: channel.
+// behind: the commands that create a key are undone at once (the lock's
+// expires in a second). A SET comes first: Redis out of memory
+// (maxmemory with noeviction) refuses it, as it refuses every session
+// lock and write, but lets a script that has written once (the PEXPIRE
+// below) go on writing, so any later place would let the probe pass while
+// every request that needs the session failed. KEYS[1] record, KEYS[2]
+// lock; ARGV: channel.
 var accessScript = redis.NewScript(`
+redis.call('SET', KEYS[2], 'probe', 'NX', 'PX', 1000)
 redis.call('GET', KEYS[2])
 redis.call('PTTL', KEYS[2])
 redis.call('HGET', KEYS[1], 'v')
@@ -590,6 +596,9 @@ func (s *Store) checkAccess(ctx context.Context) error {
 		var refused redis.Error
 		if !errors.As(err, &refused) {
 			return unavailable("ping: probe", err) // a timeout, a lost connection
+		}
+		if strings.HasPrefix(refused.Error(), "OOM ") {
+			return unavailable("ping", fmt.Errorf("Redis is out of memory (maxmemory reached, and its maxmemory-policy evicts nothing): it refuses every session lock and write: %w", err))
 		}
 		return refusedCommand(err)
 	}

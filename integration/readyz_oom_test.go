@@ -1,0 +1,66 @@
+package integration
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+// TestReadyzRedisOutOfMemory: a Redis at its maxmemory with a policy that
+// evicts nothing refuses every write (OOM), so every request that needs
+// the session gets 503 (strict mode locks with a write). /readyz must say
+// so, as it does for a Redis that does not answer, and name the cause. Its
+// probe ran a read-only command and a write that Redis allows under OOM
+// first, after which a script may write on: it answered 200 "ok" while
+// pages failed.
+func TestReadyzRedisOutOfMemory(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2", "redis-server")
+	root := sessionFixtureRoot(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	red := harness.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
+	defer rc.Close()
+	p := startBinary(t, buildGateway(t), drainSessionEnv(t, fpm, root, red))
+	client := &http.Client{Timeout: 10 * time.Second}
+	get := func(url string) (int, string) {
+		t.Helper()
+		res, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res.StatusCode, string(b)
+	}
+	if code, body := get(p.Admin + "/readyz"); code != 200 {
+		t.Fatalf("readyz before: %d %q", code, body)
+	}
+	ctx := context.Background()
+	if err := rc.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(p.URL + "/set.php?k=a&v=b"); code != 503 {
+		t.Fatalf("a session write with Redis out of memory got %d %q, want 503", code, body)
+	}
+	code, body := get(p.Admin + "/readyz")
+	if code != 503 || !strings.Contains(body, "out of memory") || strings.Contains(body, "permissions") {
+		t.Errorf("readyz with Redis out of memory: %d %q, want 503 saying out of memory", code, body)
+	}
+	if err := rc.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(p.Admin + "/readyz"); code != 200 {
+		t.Errorf("readyz once Redis has memory again: %d %q", code, body)
+	}
+}
