@@ -218,6 +218,18 @@ type Session struct {
 	// wrote nor touched.
 	loadedVersion uint64
 	touched       bool
+	// unretire is what the tombstone of a regeneration made without the
+	// lock replaced, until the new session is stored (moveTo).
+	unretire *unretire
+}
+
+// unretire is a record a regeneration's tombstone replaced (putRetired),
+// to put back over that tombstone if the new session cannot be stored.
+type unretire struct {
+	id      string
+	rec     []byte
+	created int64
+	tomb    uint64 // the tombstone's version; 0: the record was deleted
 }
 
 // Open reads the cookie and, if it names a live session, loads it — under
@@ -907,8 +919,9 @@ func (m *Manager) retiredTTL() time.Duration {
 // locked by another request beyond the lock timeout (merge mode: written
 // again and again by others for the store timeout) is deleted instead, as
 // before tombstones.
-// It returns the record the tombstone replaced (zero when deleted).
-func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, error) {
+// It returns the record the tombstone replaced (zero when deleted) and the
+// tombstone's version (0 when deleted).
+func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, uint64, error) {
 	if m.o.LockMode == LockMerge {
 		// Merge-mode writes ignore locks: the tombstone goes in by
 		// compare-and-set, so that the record returned is exactly the
@@ -917,25 +930,25 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, erro
 		for {
 			cur, err := m.o.Store.Load(ctx, id)
 			if err != nil {
-				return store.Record{}, err
+				return store.Record{}, 0, err
 			}
 			if _, derr := decodeRecord(cur.Value); cur.Version == 0 || errors.Is(derr, errRetired) {
 				// A logout deleted it, or another request's
 				// regeneration retired it, after this request loaded
 				// it: nothing to retire (a tombstone stays as it is).
-				return cur, errDestroyedConcurrently
+				return cur, 0, errDestroyedConcurrently
 			}
-			_, err = m.o.Store.Save(ctx, id, cur.Version, retiredRecord(ms(m.now())), m.retiredTTL())
+			v, err := m.o.Store.Save(ctx, id, cur.Version, retiredRecord(ms(m.now())), m.retiredTTL())
 			if err == nil {
-				return cur, nil
+				return cur, v, nil
 			}
 			if !errors.Is(err, store.ErrConflict) {
-				return store.Record{}, err
+				return store.Record{}, 0, err
 			}
 			if ctx.Err() != nil {
 				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
 				defer cancel()
-				return store.Record{}, m.o.Store.Delete(dctx, id)
+				return store.Record{}, 0, m.o.Store.Delete(dctx, id)
 			}
 		}
 	}
@@ -951,8 +964,9 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, erro
 // would be undone. PHP's files handler makes that session_start() wait too,
 // so the lock is waited for as long as a request waits for a session
 // (LockTimeout); a session locked beyond that is deleted all the same. It
-// returns the record the lock found (zero when deleted).
-func (m *Manager) replaceLocked(ctx context.Context, id string, mu store.Mutation) (store.Record, error) {
+// returns the record the lock found (zero when deleted) and the version mu
+// left.
+func (m *Manager) replaceLocked(ctx context.Context, id string, mu store.Mutation) (store.Record, uint64, error) {
 	ctx = context.WithoutCancel(ctx)
 	start := m.now()
 	lctx, cancel := context.WithTimeout(ctx, m.o.LockTimeout)
@@ -964,20 +978,27 @@ func (m *Manager) replaceLocked(ctx context.Context, id string, mu store.Mutatio
 	sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
 	defer cancel()
 	if errors.Is(err, store.ErrLockTimeout) {
-		return store.Record{}, m.o.Store.Delete(sctx, id)
+		return store.Record{}, 0, m.o.Store.Delete(sctx, id)
 	}
 	if err != nil {
-		return store.Record{}, err
+		return store.Record{}, 0, err
 	}
-	if _, err := l.Unlock(sctx, mu); err != nil {
-		return store.Record{}, err
+	v, err := l.Unlock(sctx, mu)
+	if err != nil {
+		return store.Record{}, 0, err
 	}
-	return rec, nil
+	return rec, v, nil
 }
 
 func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.destroyLocked(ctx, id, retire)
+}
+
+// destroyLocked is destroy with s.mu held.
+func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) error {
+	s.unretire = nil
 	if s.isAnnounced(id) {
 		// A new session destroyed before its first write (session_start()
 		// then session_destroy() on a logout page): nothing is stored, and
@@ -1000,9 +1021,11 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 		sctx, cancel := s.storeCtx(ctx)
 		if retire {
 			var cur store.Record
-			cur, err = s.m.putRetired(sctx, id)
+			var tomb uint64
+			cur, tomb, err = s.m.putRetired(sctx, id)
 			if dec, derr := decodeRecord(cur.Value); err == nil && cur.Version != 0 && derr == nil {
 				replaced, _ = objectMembers(dec.Data)
+				s.unretire = &unretire{id: id, rec: cur.Value, created: dec.Created, tomb: tomb}
 			}
 			if errors.Is(err, errDestroyedConcurrently) {
 				// Merge mode: a logout deleted the session after this
@@ -1023,7 +1046,7 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 				return fmt.Errorf("regenerate: %w", err)
 			}
 		} else if s.m.o.LockMode == LockStrict {
-			_, err = s.m.replaceLocked(ctx, id, store.Mutation{Kind: store.Delete})
+			_, _, err = s.m.replaceLocked(ctx, id, store.Mutation{Kind: store.Delete})
 		} else {
 			err = s.m.o.Store.Delete(sctx, id)
 		}
@@ -1048,6 +1071,76 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 		s.expiry, s.browserCookie = 0, false
 	}
 	return nil
+}
+
+// moveTo is session_regenerate_id(true)'s write: the data PHP was given
+// moves from old to the new session id, which the old ID's tombstone
+// (Retire) must not outlive a failure of. The browser keeps the old cookie
+// when the request fails (503), so a store that fails the new session
+// (Redis stalling, timing out) must leave it the old session, not a
+// tombstone next to a new ID holding nothing. With the old session's lock
+// held (strict mode, the login page's usual case) the new session is
+// stored first and the tombstone goes in with the lock's release; without
+// it (merge mode, or the lock released earlier) the tombstone goes first,
+// as the new session merges what it replaced, and is replaced again by
+// the old record when the new one cannot be stored.
+func (s *Session) moveTo(ctx context.Context, old, id string, next, sentView []member) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old != s.id || id == old || s.lease == nil {
+		if err := s.destroyLocked(ctx, old, true); err != nil {
+			return nil, err
+		}
+		conflicts, err := s.writeLocked(ctx, id, next, sentView)
+		if err != nil {
+			s.putBack(ctx)
+		}
+		s.unretire = nil
+		return conflicts, err
+	}
+	l, r := s.lease, s.renew
+	s.lease, s.renew = nil, nil
+	stored := s.stored
+	conflicts, err := s.writeLocked(ctx, id, next, sentView)
+	s.lease, s.renew = l, r
+	if err != nil {
+		return nil, err
+	}
+	tomb := store.Mutation{Kind: store.Put, Value: retiredRecord(ms(s.m.now())), TTL: s.m.retiredTTL()}
+	if _, err := s.releaseLease(ctx, tomb); err != nil {
+		// The old ID may still hold its session, which the browser keeps
+		// on the 503: the new one, whose cookie it will not get, goes.
+		if s.exists {
+			sctx, cancel := s.storeCtx(ctx)
+			if derr := s.m.o.Store.Delete(sctx, id); derr != nil {
+				s.m.log.Warn("new session of a failed regeneration not deleted; it expires unused", "session", shortID(id), "error", derr.Error())
+			}
+			cancel()
+		}
+		s.id, s.exists, s.stored, s.latest, s.rec = "", false, nil, nil, record{}
+		return nil, fmt.Errorf("%w: destroy: %w", ErrUnavailable, err)
+	}
+	s.m.event("destroy")
+	s.ended, s.destroyed = stored, true
+	return conflicts, nil
+}
+
+// putBack puts the record a regeneration's tombstone replaced back over
+// that tombstone (unretire), the new session having failed; s.mu is held.
+func (s *Session) putBack(ctx context.Context) {
+	u := s.unretire
+	s.unretire = nil
+	if u == nil {
+		return
+	}
+	sctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	if _, err := s.m.o.Store.Save(sctx, u.id, u.tomb, u.rec, s.ttl(u.created)); err != nil {
+		s.m.event("store_error")
+		s.m.log.Error("session regeneration failed and the old session could not be put back; the browser's cookie names a retired session", "session", shortID(u.id), "error", err.Error())
+		return
+	}
+	s.m.log.Warn("session regeneration failed; the old session was put back", "session", shortID(u.id))
 }
 
 // Close ends the app's use of session id without a write (PHP's

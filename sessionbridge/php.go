@@ -457,7 +457,12 @@ func (b *phpBridge) apply(m message) error {
 			return err
 		}
 	}
-	if err := b.retirePending(); err != nil {
+	// A write of the new ID moves the data there before the old one is
+	// retired for good (moveTo); anything else retires it first.
+	retiring := ""
+	if m.Op == "write" && b.retiring != "" && b.retiring != m.ID {
+		retiring, b.retiring = b.retiring, ""
+	} else if err := b.retirePending(); err != nil {
 		return err
 	}
 	switch m.Op {
@@ -467,7 +472,13 @@ func (b *phpBridge) apply(m message) error {
 				b.sentView, _ = objectMembers(view)
 			}
 		}
-		conflicts, err := b.sess.writeMembers(ctx, m.ID, next, b.sentView)
+		var conflicts []string
+		var err error
+		if retiring != "" {
+			conflicts, err = b.sess.moveTo(ctx, retiring, m.ID, next, b.sentView)
+		} else {
+			conflicts, err = b.sess.writeMembers(ctx, m.ID, next, b.sentView)
+		}
 		if len(conflicts) > 0 {
 			b.h.m.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "script", b.path, "keys", conflicts)
 		}
