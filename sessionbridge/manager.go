@@ -165,7 +165,9 @@ type Session struct {
 	// movePending: the new session PHP opened was stored empty before its
 	// first write (merge mode stores it when its cookie leaves, see
 	// SetCookie), so that write, not create, moves the app's data there
-	// (a regeneration whose page's output started before its write):
+	// (session_regenerate_id() whose page's output started before its
+	// write; with true, only when the old session was empty, see
+	// moveAnnounced):
 	// with moveBase, the view it derives from (what stored or ended held
 	// then), it gets what create would have done for it.
 	movePending bool
@@ -1087,6 +1089,11 @@ func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) err
 func (s *Session) moveTo(ctx context.Context, old, id string, next, sentView []member) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.moveToLocked(ctx, old, id, next, sentView)
+}
+
+// moveToLocked is moveTo with s.mu held.
+func (s *Session) moveToLocked(ctx context.Context, old, id string, next, sentView []member) ([]string, error) {
 	if old != s.id || id == old || s.lease == nil {
 		if err := s.destroyLocked(ctx, old, true); err != nil {
 			return nil, err
@@ -1123,6 +1130,49 @@ func (s *Session) moveTo(ctx context.Context, old, id string, next, sentView []m
 	s.m.event("destroy")
 	s.ended, s.destroyed = stored, true
 	return conflicts, nil
+}
+
+// moveAnnounced moves the session from old to the new ID PHP opened after
+// session_regenerate_id(true) when the headers leave before PHP wrote it
+// (its output started first): the browser gets the new cookie now and
+// keeps only that one, so the new session must hold the session from now
+// on, whatever becomes of the write (a store failing it can no longer
+// fail the response, and the old ID is a tombstone). It takes the data PHP
+// was given; PHP's write then changes it as any write. Strict mode keeps
+// the new session locked until that write, as for any new session whose
+// cookie leaves first. moved is false when there is nothing to move (no
+// new ID opened, no live old session): the caller retires old as before.
+// A failure leaves the old session (the response becomes a 503).
+func (s *Session) moveAnnounced(ctx context.Context, old string) (moved bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.announced
+	if id == "" || id == old || s.retired || old != s.id || !s.exists {
+		return false, nil
+	}
+	var l store.Lease
+	if s.m.o.LockMode == LockStrict {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.m.o.StoreTimeout)
+		l, _, err = s.m.o.Store.Lock(lctx, id, s.m.o.LockLease)
+		cancel()
+		if err != nil {
+			s.m.event("store_error")
+			return true, fmt.Errorf("%w: lock the new session: %w", ErrUnavailable, err)
+		}
+	}
+	_, err = s.moveToLocked(ctx, old, id, s.stored, nonNilMembers(s.stored))
+	if l != nil {
+		if err == nil && s.id == id && s.lease == nil {
+			s.lease, s.renew = l, s.m.keepAlive(s.ctx, l, id)
+		} else {
+			sctx, cancel := s.storeCtx(ctx)
+			if _, uerr := l.Unlock(sctx, store.Mutation{Kind: store.Keep}); uerr != nil {
+				s.m.log.Warn("session unlock failed", "session", shortID(id), "error", uerr.Error())
+			}
+			cancel()
+		}
+	}
+	return true, err
 }
 
 // putBack puts the record a regeneration's tombstone replaced back over

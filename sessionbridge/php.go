@@ -409,8 +409,21 @@ func (b *phpBridge) onFrameHeaders(values []string) {
 	}
 	b.applyInOrder(msgs, true)
 	// The headers leave with the new session's cookie: the browser moves
-	// to the new ID now, whatever comes after (merge mode stores the new
-	// session as the cookie leaves, from the retired one's data).
+	// to the new ID now, whatever comes after, so the session moves there
+	// now (moveAnnounced), before PHP's write of it.
+	if old := b.retiring; old != "" {
+		moved, err := b.sess.moveAnnounced(b.ctx, old)
+		if moved {
+			b.retiring = ""
+			if err != nil {
+				b.h.m.log.Error("session change from PHP not saved", "script", b.path, "op", "destroy", "error", err.Error())
+				if b.failed == nil {
+					b.failed = err
+				}
+			}
+			return
+		}
+	}
 	b.retireNow()
 }
 

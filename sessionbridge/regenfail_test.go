@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -77,6 +78,104 @@ func TestRegenerationTheStoreFailsKeepsTheOldSession(t *testing.T) {
 		b.sess.Release(t.Context())
 		if got := storedData(t, m, x); !strings.Contains(got, `"user":"ana"`) {
 			t.Errorf("%v: after the failed regeneration the old cookie's session holds %s, want {\"user\":\"ana\"}", mode, got)
+		}
+	}
+}
+
+// failIDStore fails every change of the session IDs it is told to, once
+// they are armed: Saves, and lock releases that put a value.
+type failIDStore struct {
+	store.Store
+	mu   sync.Mutex
+	fail map[string]bool
+}
+
+func (f *failIDStore) failing(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fail[id]
+}
+
+func (f *failIDStore) setFailing(id string, on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail == nil {
+		f.fail = map[string]bool{}
+	}
+	f.fail[id] = on
+}
+
+func (f *failIDStore) Save(ctx context.Context, id string, expect uint64, v []byte, ttl time.Duration) (uint64, error) {
+	if f.failing(id) {
+		return 0, fmt.Errorf("%w: i/o timeout", store.ErrUnavailable)
+	}
+	return f.Store.Save(ctx, id, expect, v, ttl)
+}
+
+func (f *failIDStore) Lock(ctx context.Context, id string, lease time.Duration) (store.Lease, store.Record, error) {
+	l, rec, err := f.Store.Lock(ctx, id, lease)
+	if err != nil {
+		return nil, rec, err
+	}
+	return failIDLease{l, f, id}, rec, nil
+}
+
+type failIDLease struct {
+	store.Lease
+	f  *failIDStore
+	id string
+}
+
+func (l failIDLease) Unlock(ctx context.Context, mu store.Mutation) (uint64, error) {
+	if mu.Kind == store.Put && l.f.failing(l.id) {
+		_, _ = l.Lease.Unlock(ctx, store.Mutation{Kind: store.Keep})
+		return 0, fmt.Errorf("%w: i/o timeout", store.ErrUnavailable)
+	}
+	return l.Lease.Unlock(ctx, mu)
+}
+
+// session_regenerate_id(true), then output that sends the headers (and
+// the new cookie with them), then the write: the browser holds only the
+// new cookie from then on. A store failing that write (Redis stalling) can
+// no longer turn the response into an error, and loses that change, but
+// the session must not be lost with it: the new cookie must name the old
+// session's data, not nothing (the old ID already a tombstone).
+func TestRegenerationWrittenAfterTheHeadersKeepsTheSession(t *testing.T) {
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		mem := memory.New(memory.Options{})
+		t.Cleanup(func() { mem.Close() })
+		fs := &failIDStore{Store: mem}
+		m := newTestManager(t, mode, fs)
+		x := createSession(t, m, `{"user":"ana"}`)
+		b := newFramingBridge(t, m, x, "00112233445566778899aabbccddeeff")
+		y := NewID()
+		for _, msg := range []message{
+			{Op: "destroy", ID: x, Payload: []byte("regenerate")},
+			{Op: "open", ID: y},
+		} {
+			if err := b.apply(msg); err != nil {
+				t.Fatalf("%v %s: %v", mode, msg.Op, err)
+			}
+		}
+		b.onFrameHeaders(nil)
+		if err := b.failure(); err != nil {
+			t.Fatalf("%v: headers: %v", mode, err)
+		}
+		h := http.Header{}
+		b.sess.SetCookie(h)
+		if got := setCookieID(t, m, h); got != y {
+			t.Fatalf("%v: cookie for %q, want the new session %q", mode, got, y)
+		}
+		fs.setFailing(y, true)
+		payload, _ := phpserial.EncodeSession(json.RawMessage(`{"user":"ana","logged":true}`), phpserial.DefaultLimits())
+		if err := b.apply(message{Op: "write", ID: y, Payload: payload}); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("%v: the failing write gave %v, want ErrUnavailable", mode, err)
+		}
+		b.finish()
+		b.sess.Release(t.Context())
+		fs.setFailing(y, false)
+		if got := storedData(t, m, y); !strings.Contains(got, `"user":"ana"`) {
+			t.Errorf("%v: the new cookie's session holds %s after its write failed, want the old session's data", mode, got)
 		}
 	}
 }
