@@ -1069,7 +1069,8 @@ func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) err
 		// its data as _session_expiry): a session started after a logout
 		// in the same request (session_destroy(); session_start()) gets
 		// the gateway's policy, not the old session's. A regeneration
-		// moves the session on, expiry included.
+		// moves the session on, expiry included (unless PHP cleared the
+		// data it belongs to: expiryDropped).
 		s.expiry, s.browserCookie = 0, false
 	}
 	return nil
@@ -1372,6 +1373,40 @@ func (s *Session) SetExpiry(idle time.Duration, browser bool) {
 	s.expiry, s.browserCookie = idle, browser
 	s.expirySet = true
 	s.rec.Expiry, s.rec.Browser = s.expiry.Milliseconds(), s.browserCookie
+}
+
+// djangoExpiryKey is where Django keeps the expiry it gave the session
+// (set_expiry), in the session's data; the gateway keeps the same expiry
+// in the record (SetExpiry).
+const djangoExpiryKey = "_session_expiry"
+
+// expiryDropped reports whether next, a PHP write, drops the app's expiry
+// along with the data: the session has one, the data the app was given
+// held Django's _session_expiry, and next no longer does ($_SESSION = []
+// on a logout, before session_regenerate_id(true) or not). The expiry
+// belongs to that data, as after session_destroy(); session_start() (see
+// destroy), and Django, reading the session, then sees none: keeping it
+// would give the next user of the browser the previous one's choice.
+func (s *Session) expiryDropped(next []member) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.expiry == 0 && !s.browserCookie {
+		return false
+	}
+	base := s.stored
+	if base == nil {
+		base = s.ended
+	}
+	return hasMember(base, djangoExpiryKey) && !hasMember(next, djangoExpiryKey)
+}
+
+func hasMember(ms []member, key string) bool {
+	for _, m := range ms {
+		if m.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // ttl is the store expiry of this session's next write: the manager's,

@@ -470,6 +470,9 @@ func (b *phpBridge) apply(m message) error {
 			return err
 		}
 	}
+	if m.Op == "write" && b.sess.expiryDropped(next) {
+		b.sess.SetExpiry(0, false)
+	}
 	// A write of the new ID moves the data there before the old one is
 	// retired for good (moveTo); anything else retires it first.
 	retiring := ""
