@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 )
 
@@ -467,7 +468,11 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 			}
 			next = keepUntouched(base, sentView, next)
 			if id != s.id {
-				if merged, conflicts, ok := s.mergeRetired(base, next); ok {
+				merged, conflicts, ok, err := s.mergeRetired(base, next)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
 					if err := s.create(ctx, id, merged, now); err != nil {
 						return nil, err
 					}
@@ -525,7 +530,11 @@ func (s *Session) moveLocked(ctx context.Context, next, sentView []member, now i
 	ours := next
 	var conflicts []string
 	if sentView != nil {
-		if merged, c, ok := s.mergeRetired(base, next); ok {
+		merged, c, ok, err := s.mergeRetired(base, next)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			ours, conflicts = merged, c
 			for range conflicts {
 				s.m.event("conflict")
@@ -548,19 +557,42 @@ func (s *Session) moveLocked(ctx context.Context, next, sentView []member, now i
 // from base) what other requests stored in the session a merge-mode
 // regeneration retired after this request loaded it (retiredData, taken
 // here), as if they had run before it. ok is false when there is none.
-// s.mu is held.
-func (s *Session) mergeRetired(base, next []member) (merged []member, conflicts []string, ok bool) {
+// An error is merged data PHP could not be given (phpReadable). s.mu is
+// held.
+func (s *Session) mergeRetired(base, next []member) (merged []member, conflicts []string, ok bool, err error) {
 	theirs := s.retiredData
 	if theirs == nil {
-		return nil, nil, false
+		return nil, nil, false, nil
 	}
 	s.retiredData = nil
 	res := merge3(base, next, theirs)
-	merged, err := objectMembers(res.Data)
-	if err != nil {
-		return nil, nil, false
+	if !sameMembers(base, theirs) {
+		if err := phpReadable(res.Data); err != nil {
+			return nil, nil, false, err
+		}
 	}
-	return merged, res.Conflicts, true
+	merged, perr := objectMembers(res.Data)
+	if perr != nil {
+		return nil, nil, false, nil
+	}
+	return merged, res.Conflicts, true, nil
+}
+
+// phpReadable refuses merged data PHP could not be given, though each
+// side of the merge could: over the codec's limits together (two requests
+// each adding a large key), or a lone "__php__" or "__php__b64" key left
+// by concurrent deletes of the others, which PHP would read as a tag (an
+// error, or its text as the whole session). Stored, every later page of
+// the session would fail; refused, the write fails instead (500: the same
+// merge again on a retry) and the session stays as the others left it.
+func phpReadable(data []byte) error {
+	if ms, err := objectMembers(data); err == nil && len(ms) == 1 && (ms[0].Key == "__php__" || ms[0].Key == "__php__b64") {
+		return fmt.Errorf("%w: the merge with other requests' changes leaves only the key %q, which PHP would read as a tag", ErrUnstorable, ms[0].Key)
+	}
+	if _, err := phpserial.EncodeSession(data, phpserial.DefaultLimits()); err != nil {
+		return fmt.Errorf("%w: the merge with other requests' changes gives data PHP cannot be given: %w", ErrUnstorable, err)
+	}
+	return nil
 }
 
 // saveRelocked is a strict-mode write made after this request released the
@@ -631,6 +663,11 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 			}
 		}
 		res := merge3(base, next, theirs)
+		if !sameMembers(base, theirs) {
+			if err := phpReadable(res.Data); err != nil {
+				return nil, err
+			}
+		}
 		rec.Data, rec.Seen = res.Data, now
 		sctx, cancel := s.storeCtx(ctx)
 		v, err := s.m.o.Store.Save(sctx, s.id, expect, rec.encode(), s.ttl(rec.Created))
