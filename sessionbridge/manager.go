@@ -1113,10 +1113,11 @@ func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) err
 	return nil
 }
 
-// moveTo is session_regenerate_id(true)'s write: the data PHP was given
-// moves from old to the new session id, which the old ID's tombstone
-// (Retire) must not outlive a failure of. The browser keeps the old cookie
-// when the request fails (503), so a store that fails the new session
+// moveTo is a regeneration's write (PHP's session_regenerate_id(true),
+// Django's cycle_key()): the data moves from old to the new session id,
+// and old is retired (Retire) only so far as that cannot fail. The browser
+// keeps the old cookie when the request fails (503), so a store that fails
+// the new session
 // (Redis stalling, timing out) must leave it the old session, not a
 // tombstone next to a new ID holding nothing. With the old session's lock
 // held (strict mode, the login page's usual case) the new session is
@@ -1128,6 +1129,17 @@ func (s *Session) moveTo(ctx context.Context, old, id string, next, sentView []m
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.moveToLocked(ctx, old, id, next, sentView)
+}
+
+// Rotate moves the session old to the new ID id with data (a JSON
+// object), Django's cycle_key(): Retire and Write, except that a store
+// failing the new session leaves the old one (see moveTo).
+func (s *Session) Rotate(ctx context.Context, old, id string, data json.RawMessage) ([]string, error) {
+	next, err := objectMembers(data)
+	if err != nil {
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	return s.moveTo(ctx, old, id, next, nil)
 }
 
 // moveToLocked is moveTo with s.mu held.
