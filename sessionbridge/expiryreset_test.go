@@ -3,11 +3,13 @@ package sessionbridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
 )
 
 // TestNewSessionAfterDestroyHasNoOldExpiry: an app's own expiry belongs to
@@ -138,6 +140,46 @@ func TestPHPClearedSessionDropsItsAppExpiry(t *testing.T) {
 			if ck := cookieOf(t, h); !c.keep && ck.MaxAge != int(time.Hour/time.Second) {
 				t.Errorf("%s, %s: cookie Max-Age %d, want the gateway's %d", mode, c.name, ck.MaxAge, int(time.Hour/time.Second))
 			}
+		}
+	}
+}
+
+// A cleared session's regeneration that the store then fails (503) leaves
+// the old session as it was, its app expiry included: its data still holds
+// _session_expiry.
+func TestFailedClearingRegenerationKeepsTheAppExpiry(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		mem := memory.New(memory.Options{})
+		t.Cleanup(func() { mem.Close() })
+		fs := &failNewStore{Store: mem}
+		m := newTestManager(t, mode, fs)
+		x := createSession(t, m, `{"_auth_user_id":"1","_session_expiry":300}`)
+		setAppExpiry(t, m, x, 300*time.Second)
+		b := newTestBridge(t, m, x)
+		fs.arm()
+		y := NewID()
+		payload, _ := phpserial.EncodeSession(json.RawMessage(`{}`), phpserial.DefaultLimits())
+		var werr error
+		for _, msg := range []message{
+			{Op: "destroy", ID: x, Payload: []byte("regenerate")},
+			{Op: "open", ID: y},
+			{Op: "write", ID: y, Payload: payload},
+		} {
+			if err := b.apply(msg); err != nil {
+				werr = err
+			}
+		}
+		if !errors.Is(werr, ErrUnavailable) {
+			t.Fatalf("%v: %v, want ErrUnavailable", mode, werr)
+		}
+		b.sess.Release(ctx)
+		rec, err := mem.Load(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := decodeRecord(rec.Value); err != nil || r.Expiry != 300_000 {
+			t.Errorf("%v: the old session after the failed regeneration: %s (%v), want its app expiry kept", mode, rec.Value, err)
 		}
 	}
 }

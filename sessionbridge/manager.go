@@ -1429,24 +1429,35 @@ func (s *Session) SetExpiry(idle time.Duration, browser bool) {
 // in the record (SetExpiry).
 const djangoExpiryKey = "_session_expiry"
 
-// expiryDropped reports whether next, a PHP write, drops the app's expiry
-// along with the data: the session has one, the data the app was given
-// held Django's _session_expiry, and next no longer does ($_SESSION = []
-// on a logout, before session_regenerate_id(true) or not). The expiry
-// belongs to that data, as after session_destroy(); session_start() (see
-// destroy), and Django, reading the session, then sees none: keeping it
-// would give the next user of the browser the previous one's choice.
-func (s *Session) expiryDropped(next []member) bool {
+// dropExpiry drops the app's expiry (SetExpiry(0, false)) when next, a
+// PHP write, drops it along with the data: the session has one, the data
+// the app was given held Django's _session_expiry, and next no longer does
+// ($_SESSION = [] on a logout, before session_regenerate_id(true) or not).
+// The expiry belongs to that data, as after session_destroy();
+// session_start() (see destroy), and Django, reading the session, then
+// sees none: keeping it would give the next user of the browser the
+// previous one's choice. undo puts it back, for a write that failed.
+func (s *Session) dropExpiry(next []member) (undo func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.expiry == 0 && !s.browserCookie {
-		return false
-	}
 	base := s.stored
 	if base == nil {
 		base = s.ended
 	}
-	return hasMember(base, djangoExpiryKey) && !hasMember(next, djangoExpiryKey)
+	if s.expiry == 0 && !s.browserCookie || !hasMember(base, djangoExpiryKey) || hasMember(next, djangoExpiryKey) {
+		return func() {}
+	}
+	expiry, browser, set, rec := s.expiry, s.browserCookie, s.expirySet, s.rec
+	s.expiry, s.browserCookie, s.expirySet = 0, false, true
+	s.rec.Expiry, s.rec.Browser = 0, false
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.expiry, s.browserCookie, s.expirySet = expiry, browser, set
+		if s.id != "" && s.id == s.cookieID {
+			s.rec.Expiry, s.rec.Browser = rec.Expiry, rec.Browser
+		}
+	}
 }
 
 func hasMember(ms []member, key string) bool {

@@ -470,8 +470,11 @@ func (b *phpBridge) apply(m message) error {
 			return err
 		}
 	}
-	if m.Op == "write" && b.sess.expiryDropped(next) {
-		b.sess.SetExpiry(0, false)
+	// The app's expiry goes with the data it belongs to (dropExpiry),
+	// unless the write fails.
+	undoExpiry := func() {}
+	if m.Op == "write" {
+		undoExpiry = b.sess.dropExpiry(next)
 	}
 	// A write of the new ID moves the data there before the old one is
 	// retired for good (moveTo); anything else retires it first.
@@ -497,6 +500,9 @@ func (b *phpBridge) apply(m message) error {
 		}
 		if len(conflicts) > 0 {
 			b.h.m.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "script", b.path, "keys", conflicts)
+		}
+		if err != nil {
+			undoExpiry()
 		}
 		if err == nil {
 			// PHP reads back what it wrote (the prepend's read handler), so
