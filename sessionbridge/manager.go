@@ -221,18 +221,6 @@ type Session struct {
 	// wrote nor touched.
 	loadedVersion uint64
 	touched       bool
-	// unretire is what the tombstone of a regeneration made without the
-	// lock replaced, until the new session is stored (moveTo).
-	unretire *unretire
-}
-
-// unretire is a record a regeneration's tombstone replaced (putRetired),
-// to put back over that tombstone if the new session cannot be stored.
-type unretire struct {
-	id      string
-	rec     []byte
-	created int64
-	tomb    uint64 // the tombstone's version; 0: the record was deleted
 }
 
 // Open reads the cookie and, if it names a live session, loads it — under
@@ -958,9 +946,8 @@ func (m *Manager) retiredTTL() time.Duration {
 // locked by another request beyond the lock timeout (merge mode: written
 // again and again by others for the store timeout) is deleted instead, as
 // before tombstones.
-// It returns the record the tombstone replaced (zero when deleted) and the
-// tombstone's version (0 when deleted).
-func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, uint64, error) {
+// It returns the record the tombstone replaced (zero when deleted).
+func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, error) {
 	if m.o.LockMode == LockMerge {
 		// Merge-mode writes ignore locks: the tombstone goes in by
 		// compare-and-set, so that the record returned is exactly the
@@ -969,25 +956,25 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, uint
 		for {
 			cur, err := m.o.Store.Load(ctx, id)
 			if err != nil {
-				return store.Record{}, 0, err
+				return store.Record{}, err
 			}
 			if _, derr := decodeRecord(cur.Value); cur.Version == 0 || errors.Is(derr, errRetired) {
 				// A logout deleted it, or another request's
 				// regeneration retired it, after this request loaded
 				// it: nothing to retire (a tombstone stays as it is).
-				return cur, 0, errDestroyedConcurrently
+				return cur, errDestroyedConcurrently
 			}
-			v, err := m.o.Store.Save(ctx, id, cur.Version, retiredRecord(ms(m.now())), m.retiredTTL())
+			_, err = m.o.Store.Save(ctx, id, cur.Version, retiredRecord(ms(m.now())), m.retiredTTL())
 			if err == nil {
-				return cur, v, nil
+				return cur, nil
 			}
 			if !errors.Is(err, store.ErrConflict) {
-				return store.Record{}, 0, err
+				return store.Record{}, err
 			}
 			if ctx.Err() != nil {
 				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
 				defer cancel()
-				return store.Record{}, 0, m.o.Store.Delete(dctx, id)
+				return store.Record{}, m.o.Store.Delete(dctx, id)
 			}
 		}
 	}
@@ -1003,9 +990,8 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, uint
 // would be undone. PHP's files handler makes that session_start() wait too,
 // so the lock is waited for as long as a request waits for a session
 // (LockTimeout); a session locked beyond that is deleted all the same. It
-// returns the record the lock found (zero when deleted) and the version mu
-// left.
-func (m *Manager) replaceLocked(ctx context.Context, id string, mu store.Mutation) (store.Record, uint64, error) {
+// returns the record the lock found (zero when deleted).
+func (m *Manager) replaceLocked(ctx context.Context, id string, mu store.Mutation) (store.Record, error) {
 	ctx = context.WithoutCancel(ctx)
 	start := m.now()
 	lctx, cancel := context.WithTimeout(ctx, m.o.LockTimeout)
@@ -1017,16 +1003,15 @@ func (m *Manager) replaceLocked(ctx context.Context, id string, mu store.Mutatio
 	sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
 	defer cancel()
 	if errors.Is(err, store.ErrLockTimeout) {
-		return store.Record{}, 0, m.o.Store.Delete(sctx, id)
+		return store.Record{}, m.o.Store.Delete(sctx, id)
 	}
 	if err != nil {
-		return store.Record{}, 0, err
+		return store.Record{}, err
 	}
-	v, err := l.Unlock(sctx, mu)
-	if err != nil {
-		return store.Record{}, 0, err
+	if _, err := l.Unlock(sctx, mu); err != nil {
+		return store.Record{}, err
 	}
-	return rec, v, nil
+	return rec, nil
 }
 
 func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
@@ -1037,7 +1022,6 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 
 // destroyLocked is destroy with s.mu held.
 func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) error {
-	s.unretire = nil
 	if s.isAnnounced(id) {
 		// A new session destroyed before its first write (session_start()
 		// then session_destroy() on a logout page): nothing is stored, and
@@ -1060,11 +1044,9 @@ func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) err
 		sctx, cancel := s.storeCtx(ctx)
 		if retire {
 			var cur store.Record
-			var tomb uint64
-			cur, tomb, err = s.m.putRetired(sctx, id)
+			cur, err = s.m.putRetired(sctx, id)
 			if dec, derr := decodeRecord(cur.Value); err == nil && cur.Version != 0 && derr == nil {
 				replaced, _ = objectMembers(dec.Data)
-				s.unretire = &unretire{id: id, rec: cur.Value, created: dec.Created, tomb: tomb}
 			}
 			if errors.Is(err, errDestroyedConcurrently) {
 				// Merge mode: a logout deleted the session after this
@@ -1085,7 +1067,7 @@ func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) err
 				return fmt.Errorf("regenerate: %w", err)
 			}
 		} else if s.m.o.LockMode == LockStrict {
-			_, _, err = s.m.replaceLocked(ctx, id, store.Mutation{Kind: store.Delete})
+			_, err = s.m.replaceLocked(ctx, id, store.Mutation{Kind: store.Delete})
 		} else {
 			err = s.m.o.Store.Delete(sctx, id)
 		}
@@ -1115,16 +1097,14 @@ func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) err
 
 // moveTo is a regeneration's write (PHP's session_regenerate_id(true),
 // Django's cycle_key()): the data moves from old to the new session id,
-// and old is retired (Retire) only so far as that cannot fail. The browser
-// keeps the old cookie when the request fails (503), so a store that fails
-// the new session
-// (Redis stalling, timing out) must leave it the old session, not a
-// tombstone next to a new ID holding nothing. With the old session's lock
-// held (strict mode, the login page's usual case) the new session is
-// stored first and the tombstone goes in with the lock's release; without
-// it (merge mode, or the lock released earlier) the tombstone goes first,
-// as the new session merges what it replaced, and is replaced again by
-// the old record when the new one cannot be stored.
+// and old is retired (its tombstone, as Retire) only once the new session
+// is stored. The browser keeps the old cookie when the request fails
+// (503), so a store that fails the new session (Redis stalling, timing
+// out) must leave it the old session, not a tombstone next to a new ID
+// holding nothing. Strict mode stores the new session under the old one's
+// lock (taken again if the request released it) and puts the tombstone in
+// with the lock's release; merge mode by compare-and-set
+// (moveMergeLocked).
 func (s *Session) moveTo(ctx context.Context, old, id string, next, sentView []member) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1144,22 +1124,30 @@ func (s *Session) Rotate(ctx context.Context, old, id string, data json.RawMessa
 
 // moveToLocked is moveTo with s.mu held.
 func (s *Session) moveToLocked(ctx context.Context, old, id string, next, sentView []member) ([]string, error) {
+	if old == s.id && id != old && s.exists && s.lease == nil {
+		if s.m.o.LockMode == LockMerge {
+			return s.moveMergeLocked(ctx, old, id, next, sentView)
+		}
+		// Strict mode, the lock released earlier in the request (PHP's
+		// session_start() again after session_write_close() or
+		// read_and_close): it is taken again, as replaceLocked would for
+		// the tombstone, and what other requests stored meanwhile moves
+		// along (retiredData), as there.
+		if err := s.relockForMove(ctx, old); err != nil {
+			return nil, err
+		}
+	}
 	if old != s.id || id == old || s.lease == nil {
 		if err := s.destroyLocked(ctx, old, true); err != nil {
 			return nil, err
 		}
-		conflicts, err := s.writeLocked(ctx, id, next, sentView)
-		if err != nil {
-			s.putBack(ctx)
-		}
-		s.unretire = nil
-		return conflicts, err
+		return s.writeLocked(ctx, id, next, sentView)
 	}
 	l, r := s.lease, s.renew
 	s.lease, s.renew = nil, nil
 	stored := s.stored
 	conflicts, err := s.writeLocked(ctx, id, next, sentView)
-	s.lease, s.renew = l, r
+	s.lease, s.renew, s.retiredData = l, r, nil
 	if err != nil {
 		return nil, err
 	}
@@ -1180,6 +1168,147 @@ func (s *Session) moveToLocked(ctx context.Context, old, id string, next, sentVi
 	s.m.event("destroy")
 	s.ended, s.destroyed = stored, true
 	return conflicts, nil
+}
+
+// relockForMove takes session old's lock again for moveToLocked, waiting
+// as a request waits for a session; s.mu is held.
+func (s *Session) relockForMove(ctx context.Context, old string) error {
+	start := s.m.now()
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.m.o.LockTimeout)
+	l, rec, err := s.m.o.Store.Lock(lctx, old, s.m.o.LockLease)
+	cancel()
+	if s.m.o.Metrics != nil {
+		s.m.o.Metrics.LockWait(s.m.now().Sub(start))
+	}
+	switch {
+	case errors.Is(err, store.ErrLockTimeout):
+		s.m.event("lock_timeout")
+		return fmt.Errorf("%w: regenerate: %w", ErrBusy, err)
+	case err != nil:
+		s.m.event("store_error")
+		return fmt.Errorf("%w: regenerate: %w", ErrUnavailable, err)
+	}
+	s.lease = l
+	s.retiredData = nil
+	if dec, derr := decodeRecord(rec.Value); rec.Version != 0 && derr == nil {
+		s.retiredData, _ = objectMembers(dec.Data)
+	}
+	return nil
+}
+
+// moveMergeLocked is moveTo in merge mode, which holds no lock: the new
+// session is stored first, merged with what the old ID holds now (other
+// requests' changes since this one loaded it move along, see
+// retiredData), and the old ID's tombstone then goes in by compare-and-set
+// over exactly that version. A write landing on the old ID meanwhile makes
+// the new session merge again; a logout or another regeneration of it
+// refuses this one (see destroy). A store failing at any step leaves the
+// old session as it was. s.mu is held.
+func (s *Session) moveMergeLocked(ctx context.Context, old, id string, next, sentView []member) ([]string, error) {
+	base := s.stored
+	if sentView != nil {
+		// Members the app did not touch keep their stored text.
+		next = keepUntouched(base, sentView, next)
+	}
+	stored := false // the new session has a record
+	// drop ends a failed move: the new session goes, whose cookie the
+	// client will not get; the old one stays as it is.
+	drop := func() {
+		if stored {
+			sctx, cancel := s.storeCtx(ctx)
+			if err := s.m.o.Store.Delete(sctx, id); err != nil {
+				s.m.log.Warn("new session of a failed regeneration not deleted; it expires unused", "session", shortID(id), "error", err.Error())
+			}
+			cancel()
+		}
+		if s.id == id {
+			s.id, s.exists, s.stored, s.latest, s.rec, s.version = "", false, nil, nil, record{}, 0
+			s.movePending, s.moveBase = false, nil
+		}
+	}
+	deadline := s.m.now().Add(s.m.o.LockTimeout)
+	backoff := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if !s.m.now().Before(deadline) {
+				drop()
+				s.m.event("lock_timeout")
+				return nil, fmt.Errorf("%w: regenerate: %d concurrent writes to the old session won over the move", ErrBusy, attempt)
+			}
+			if attempt > 1 {
+				time.Sleep(rand.N(backoff))
+				backoff = min(2*backoff, 50*time.Millisecond)
+			}
+		}
+		sctx, cancel := s.storeCtx(ctx)
+		cur, err := s.m.o.Store.Load(sctx, old)
+		cancel()
+		if err != nil {
+			drop()
+			s.m.event("store_error")
+			return nil, fmt.Errorf("%w: regenerate: %w", ErrUnavailable, err)
+		}
+		dec, derr := decodeRecord(cur.Value)
+		if cur.Version == 0 || errors.Is(derr, errRetired) {
+			// As destroy's errDestroyedConcurrently.
+			drop()
+			s.id, s.exists, s.stored, s.latest, s.rec = "", false, nil, nil, record{}
+			s.movePending, s.moveBase = false, nil
+			s.retired = true
+			return nil, fmt.Errorf("regenerate: %w", errDestroyedConcurrently)
+		}
+		ours, conflicts := next, []string(nil)
+		if theirs, err := objectMembers(dec.Data); derr == nil && err == nil && sentView != nil && !sameMembers(base, theirs) {
+			res := merge3(base, next, theirs)
+			if err := phpReadable(res.Data); err != nil {
+				drop()
+				return nil, err
+			}
+			if ours, err = objectMembers(res.Data); err != nil {
+				ours = next
+			}
+			conflicts = res.Conflicts
+		}
+		now := ms(s.m.now())
+		if !stored {
+			if err := s.create(ctx, id, ours, now); err != nil {
+				return nil, err
+			}
+			stored = s.id == id && s.exists
+		} else {
+			rec := s.rec
+			rec.Data, rec.Seen = buildObject(ours), now
+			sctx, cancel := s.storeCtx(ctx)
+			v, err := s.m.o.Store.Save(sctx, id, s.version, rec.encode(), s.ttl(rec.Created))
+			cancel()
+			if err != nil {
+				drop()
+				s.m.event("store_error")
+				return nil, fmt.Errorf("%w: regenerate: %w", ErrUnavailable, err)
+			}
+			s.rec, s.version = rec, v
+		}
+		sctx, cancel = s.storeCtx(ctx)
+		_, err = s.m.o.Store.Save(sctx, old, cur.Version, retiredRecord(now), s.m.retiredTTL())
+		cancel()
+		if errors.Is(err, store.ErrConflict) {
+			continue // another write landed on the old ID: merge it too
+		}
+		if err != nil {
+			drop()
+			s.m.event("store_error")
+			return nil, fmt.Errorf("%w: destroy: %w", ErrUnavailable, err)
+		}
+		for range conflicts {
+			s.m.event("conflict")
+		}
+		s.m.event("destroy")
+		s.ended, s.destroyed, s.retiredData = base, true, nil
+		if s.id == id && s.exists {
+			s.stored, s.latest = next, nonNilMembers(ours)
+		}
+		return conflicts, nil
+	}
 }
 
 // moveAnnounced moves the session from old to the new ID PHP opened after
@@ -1223,24 +1352,6 @@ func (s *Session) moveAnnounced(ctx context.Context, old string) (moved bool, er
 		}
 	}
 	return true, err
-}
-
-// putBack puts the record a regeneration's tombstone replaced back over
-// that tombstone (unretire), the new session having failed; s.mu is held.
-func (s *Session) putBack(ctx context.Context) {
-	u := s.unretire
-	s.unretire = nil
-	if u == nil {
-		return
-	}
-	sctx, cancel := s.storeCtx(ctx)
-	defer cancel()
-	if _, err := s.m.o.Store.Save(sctx, u.id, u.tomb, u.rec, s.ttl(u.created)); err != nil {
-		s.m.event("store_error")
-		s.m.log.Error("session regeneration failed and the old session could not be put back; the browser's cookie names a retired session", "session", shortID(u.id), "error", err.Error())
-		return
-	}
-	s.m.log.Warn("session regeneration failed; the old session was put back", "session", shortID(u.id))
 }
 
 // Close ends the app's use of session id without a write (PHP's

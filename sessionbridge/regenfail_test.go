@@ -179,3 +179,90 @@ func TestRegenerationWrittenAfterTheHeadersKeepsTheSession(t *testing.T) {
 		}
 	}
 }
+
+// stallStore passes, once armed, one more change (a Save or a Delete), and
+// fails every call after it: a Redis that stalls in the middle of a
+// regeneration, as it does under a fork on a big dataset.
+type stallStore struct {
+	store.Store
+	mu      sync.Mutex
+	armed   bool
+	changes int
+}
+
+func (f *stallStore) stalled(change bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.armed {
+		return false
+	}
+	if f.changes > 0 {
+		return true
+	}
+	if change {
+		f.changes++
+	}
+	return false
+}
+
+func (f *stallStore) arm(on bool) {
+	f.mu.Lock()
+	f.armed, f.changes = on, 0
+	f.mu.Unlock()
+}
+
+var errStalled = fmt.Errorf("%w: i/o timeout", store.ErrUnavailable)
+
+func (f *stallStore) Load(ctx context.Context, id string) (store.Record, error) {
+	if f.stalled(false) {
+		return store.Record{}, errStalled
+	}
+	return f.Store.Load(ctx, id)
+}
+
+func (f *stallStore) Save(ctx context.Context, id string, expect uint64, v []byte, ttl time.Duration) (uint64, error) {
+	if f.stalled(true) {
+		return 0, errStalled
+	}
+	return f.Store.Save(ctx, id, expect, v, ttl)
+}
+
+func (f *stallStore) Delete(ctx context.Context, id string) error {
+	if f.stalled(true) {
+		return errStalled
+	}
+	return f.Store.Delete(ctx, id)
+}
+
+// Merge mode: a Redis that stalls in the middle of a regeneration, after
+// one of its writes: whichever it was, the old cookie, which the browser
+// keeps on the 503, must still name the session.
+func TestMergeRegenerationStallingKeepsTheOldSession(t *testing.T) {
+	mem := memory.New(memory.Options{})
+	t.Cleanup(func() { mem.Close() })
+	fs := &stallStore{Store: mem}
+	m := newTestManager(t, LockMerge, fs)
+	x := createSession(t, m, `{"user":"ana"}`)
+	b := newTestBridge(t, m, x)
+	fs.arm(true)
+	y := NewID()
+	payload, _ := phpserial.EncodeSession(json.RawMessage(`{"user":"ana","logged":true}`), phpserial.DefaultLimits())
+	var werr error
+	for _, msg := range []message{
+		{Op: "destroy", ID: x, Payload: []byte("regenerate")},
+		{Op: "open", ID: y},
+		{Op: "write", ID: y, Payload: payload},
+	} {
+		if err := b.apply(msg); err != nil {
+			werr = err
+		}
+	}
+	b.sess.Release(t.Context())
+	fs.arm(false)
+	if !errors.Is(werr, ErrUnavailable) {
+		t.Fatalf("the stalled regeneration gave %v, want ErrUnavailable (503)", werr)
+	}
+	if got := storedData(t, m, x); !strings.Contains(got, `"user":"ana"`) {
+		t.Errorf("after the stalled regeneration the old cookie's session holds %s, want {\"user\":\"ana\"}", got)
+	}
+}
