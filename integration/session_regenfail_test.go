@@ -51,12 +51,13 @@ func TestSessionRegenerateTheStoreFailsKeepsTheOldSession(t *testing.T) {
 // data, where it named nothing (the old ID a tombstone: logged out).
 func TestSessionRegenerateBeforeOutputWriteFailsKeepsTheSession(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"strict", "merge"} {
+	for _, mode := range []string{"strict", "merge", "strict/keep", "merge/keep"} {
 		t.Run(mode, func(t *testing.T) {
-			s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=" + mode}})
+			lock, keep, _ := strings.Cut(mode, "/")
+			s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=" + lock}})
 			ck := s.newSession(t)
 			goFile, q := markFile(t)
-			req, _ := http.NewRequest("GET", s.gws[0].URL+"/regen_flush.php?go="+q, nil)
+			req, _ := http.NewRequest("GET", s.gws[0].URL+"/regen_flush.php?keep="+keep+"&go="+q, nil)
 			req.Header.Set("Cookie", "sessionid="+ck)
 			resp, err := sessionClient.Do(req)
 			if err != nil {

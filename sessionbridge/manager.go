@@ -1312,21 +1312,22 @@ func (s *Session) moveMergeLocked(ctx context.Context, old, id string, next, sen
 }
 
 // moveAnnounced moves the session from old to the new ID PHP opened after
-// session_regenerate_id(true) when the headers leave before PHP wrote it
-// (its output started first): the browser gets the new cookie now and
-// keeps only that one, so the new session must hold the session from now
-// on, whatever becomes of the write (a store failing it can no longer
-// fail the response, and the old ID is a tombstone). It takes the data PHP
-// was given; PHP's write then changes it as any write. Strict mode keeps
-// the new session locked until that write, as for any new session whose
-// cookie leaves first. moved is false when there is nothing to move (no
-// new ID opened, no live old session): the caller retires old as before.
-// A failure leaves the old session (the response becomes a 503).
-func (s *Session) moveAnnounced(ctx context.Context, old string) (moved bool, err error) {
+// session_regenerate_id() when the headers leave before PHP wrote it (its
+// output started first): the browser gets the new cookie now and keeps
+// only that one, so the new session must hold the session from now on,
+// whatever becomes of the write (a store failing it can no longer fail the
+// response; with retire, session_regenerate_id(true), the old ID is a
+// tombstone). It takes the data PHP was given; PHP's write then changes it
+// as any write. Strict mode keeps the new session locked until that write,
+// as for any new session whose cookie leaves first. want, when set, is the
+// new ID. moved is false when there is nothing to move (no such new ID
+// opened, no live old session): the caller goes on as before. A failure
+// leaves the old session (the response becomes a 503).
+func (s *Session) moveAnnounced(ctx context.Context, old, want string, retire bool) (moved bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := s.announced
-	if id == "" || id == old || s.retired || old != s.id || !s.exists {
+	if id == "" || id == old || want != "" && id != want || s.retired || old != s.id || !s.exists {
 		return false, nil
 	}
 	var l store.Lease
@@ -1339,7 +1340,12 @@ func (s *Session) moveAnnounced(ctx context.Context, old string) (moved bool, er
 			return true, fmt.Errorf("%w: lock the new session: %w", ErrUnavailable, err)
 		}
 	}
-	_, err = s.moveToLocked(ctx, old, id, s.stored, nonNilMembers(s.stored))
+	if retire {
+		_, err = s.moveToLocked(ctx, old, id, s.stored, nonNilMembers(s.stored))
+	} else {
+		// The old session stays (session_regenerate_id(false)).
+		_, err = s.writeLocked(ctx, id, s.stored, nonNilMembers(s.stored))
+	}
 	if l != nil {
 		if err == nil && s.id == id && s.lease == nil {
 			s.lease, s.renew = l, s.m.keepAlive(s.ctx, l, id)

@@ -251,6 +251,10 @@ type phpBridge struct {
 	// frameWarnings counts the frames rejected in this request (see
 	// maxFrameWarnings).
 	frameWarnings int
+	// regenerated is the new ID session_regenerate_id() opened (the open
+	// message's "regenerate"): the session moves there if the headers
+	// leave before its write (moveAnnounced).
+	regenerated string
 	// retiring is the ID a session_regenerate_id(true) left, not retired
 	// yet: the data moving to the new ID may still be refused, and a
 	// request that fails with 500 must leave the browser's session (its
@@ -411,8 +415,12 @@ func (b *phpBridge) onFrameHeaders(values []string) {
 	// The headers leave with the new session's cookie: the browser moves
 	// to the new ID now, whatever comes after, so the session moves there
 	// now (moveAnnounced), before PHP's write of it.
-	if old := b.retiring; old != "" {
-		moved, err := b.sess.moveAnnounced(b.ctx, old)
+	old, want, retire := b.retiring, "", true
+	if old == "" && b.regenerated != "" {
+		old, want, retire = b.sess.ID(), b.regenerated, false
+	}
+	if old != "" {
+		moved, err := b.sess.moveAnnounced(b.ctx, old, want, retire)
 		if moved {
 			b.retiring = ""
 			if err != nil {
@@ -455,6 +463,9 @@ func (b *phpBridge) apply(m message) error {
 	if m.Op == "open" {
 		// The new ID's open comes between the regeneration and its
 		// write; it changes nothing stored.
+		if string(m.Payload) == "regenerate" {
+			b.regenerated = m.ID
+		}
 		return b.sess.Announce(m.ID)
 	}
 	// A write's data is read before a pending retirement is applied: data

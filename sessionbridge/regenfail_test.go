@@ -139,9 +139,15 @@ func (l failIDLease) Unlock(ctx context.Context, mu store.Mutation) (uint64, err
 // new cookie from then on. A store failing that write (Redis stalling) can
 // no longer turn the response into an error, and loses that change, but
 // the session must not be lost with it: the new cookie must name the old
-// session's data, not nothing (the old ID already a tombstone).
+// session's data, not nothing (the old ID already a tombstone). The same
+// for session_regenerate_id(false), which keeps the old session, but the
+// browser only the new cookie.
 func TestRegenerationWrittenAfterTheHeadersKeepsTheSession(t *testing.T) {
-	for _, mode := range []LockMode{LockStrict, LockMerge} {
+	for _, c := range []struct {
+		mode LockMode
+		keep bool
+	}{{LockStrict, false}, {LockMerge, false}, {LockStrict, true}, {LockMerge, true}} {
+		mode := c.mode
 		mem := memory.New(memory.Options{})
 		t.Cleanup(func() { mem.Close() })
 		fs := &failIDStore{Store: mem}
@@ -149,10 +155,15 @@ func TestRegenerationWrittenAfterTheHeadersKeepsTheSession(t *testing.T) {
 		x := createSession(t, m, `{"user":"ana"}`)
 		b := newFramingBridge(t, m, x, "00112233445566778899aabbccddeeff")
 		y := NewID()
-		for _, msg := range []message{
+		msgs := []message{
 			{Op: "destroy", ID: x, Payload: []byte("regenerate")},
-			{Op: "open", ID: y},
-		} {
+			{Op: "open", ID: y, Payload: []byte("regenerate")},
+		}
+		if c.keep {
+			old, _ := phpserial.EncodeSession(json.RawMessage(`{"user":"ana"}`), phpserial.DefaultLimits())
+			msgs[0] = message{Op: "write", ID: x, Payload: old}
+		}
+		for _, msg := range msgs {
 			if err := b.apply(msg); err != nil {
 				t.Fatalf("%v %s: %v", mode, msg.Op, err)
 			}
@@ -175,7 +186,7 @@ func TestRegenerationWrittenAfterTheHeadersKeepsTheSession(t *testing.T) {
 		b.sess.Release(t.Context())
 		fs.setFailing(y, false)
 		if got := storedData(t, m, y); !strings.Contains(got, `"user":"ana"`) {
-			t.Errorf("%v: the new cookie's session holds %s after its write failed, want the old session's data", mode, got)
+			t.Errorf("%v, keep %v: the new cookie's session holds %s after its write failed, want the old session's data", mode, c.keep, got)
 		}
 	}
 }

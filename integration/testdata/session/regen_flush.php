@@ -3,8 +3,9 @@
 // session_regenerate_id(true), then output that sends the headers (and the
 // new session's cookie), then the login's change, written at the end of
 // the request, which comes once the file ?go= exists (at most 10 s).
+// ?keep=1: session_regenerate_id(false), which keeps the old session.
 session_start();
-session_regenerate_id(true);
+session_regenerate_id(empty($_GET['keep']));
 while (ob_get_level()) {
     ob_end_flush();
 }
