@@ -14,12 +14,14 @@ import (
 // session's keys, standing for a Redis that stalls or times out just
 // then) fails with 503, and the browser keeps its old cookie: that cookie's
 // session must still be there as it was, not a tombstone next to a new ID
-// that holds nothing (the user was logged out and lost the session).
+// that holds nothing (the user was logged out and lost the session). The
+// same for a page that regenerates twice.
 func TestSessionRegenerateTheStoreFailsKeepsTheOldSession(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"strict", "merge"} {
+	for _, mode := range []string{"strict", "merge", "strict/twice", "merge/twice"} {
 		t.Run(mode, func(t *testing.T) {
-			s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=" + mode}})
+			lock, twice, _ := strings.Cut(mode, "/")
+			s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=" + lock}})
 			ck := s.newSession(t)
 			id := s.gws[0].dump(t, ck).ID
 			if len(id) != 64 {
@@ -28,7 +30,7 @@ func TestSessionRegenerateTheStoreFailsKeepsTheOldSession(t *testing.T) {
 			if out, err := s.red.Do("ACL", "SETUSER", "default", "resetkeys", "~sessiongate:{"+id+"}*"); err != nil {
 				t.Fatalf("ACL SETUSER: %v %s", err, out)
 			}
-			resp, body, set := s.gws[0].get(t, "/regenerate.php", ck)
+			resp, body, set := s.gws[0].get(t, "/regenerate.php?twice="+twice, ck)
 			if out, err := s.red.Do("ACL", "SETUSER", "default", "allkeys"); err != nil {
 				t.Fatalf("ACL SETUSER: %v %s", err, out)
 			}

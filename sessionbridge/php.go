@@ -481,6 +481,13 @@ func (b *phpBridge) apply(m message) error {
 			return err
 		}
 	}
+	if m.Op == "destroy" && b.retiring != "" && m.ID != b.retiring && m.ID != b.sess.ID() {
+		// A second session_regenerate_id(true) (or a session_destroy())
+		// of the ID the first one opened, which nothing stored yet: it is
+		// forgotten, and the session still moves from the first one's old
+		// ID, retired only once the data is stored (moveTo).
+		return b.sess.Destroy(ctx, m.ID)
+	}
 	// The app's expiry goes with the data it belongs to (dropExpiry),
 	// unless the write fails.
 	undoExpiry := func() {}

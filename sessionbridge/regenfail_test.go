@@ -277,3 +277,69 @@ func TestMergeRegenerationStallingKeepsTheOldSession(t *testing.T) {
 		t.Errorf("after the stalled regeneration the old cookie's session holds %s, want {\"user\":\"ana\"}", got)
 	}
 }
+
+// Two session_regenerate_id(true) in one request (a login that
+// regenerates, then a "remember me" step that does it again): the ID in
+// between was never stored, and the session moves from the old ID to the
+// last one as for one regeneration. A store failing that move must leave
+// the old session, not have retired it at the second regeneration.
+func TestDoubleRegenerationTheStoreFailsKeepsTheOldSession(t *testing.T) {
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		for _, fail := range []bool{true, false} {
+			mem := memory.New(memory.Options{})
+			t.Cleanup(func() { mem.Close() })
+			fs := &failNewStore{Store: mem}
+			m := newTestManager(t, mode, fs)
+			x := createSession(t, m, `{"user":"ana"}`)
+			b := newTestBridge(t, m, x)
+			if fail {
+				fs.arm()
+			}
+			y, z := NewID(), NewID()
+			payload, _ := phpserial.EncodeSession(json.RawMessage(`{"user":"ana","logged":true}`), phpserial.DefaultLimits())
+			var werr error
+			for _, msg := range []message{
+				{Op: "destroy", ID: x, Payload: []byte("regenerate")},
+				{Op: "open", ID: y, Payload: []byte("regenerate")},
+				{Op: "destroy", ID: y, Payload: []byte("regenerate")},
+				{Op: "open", ID: z, Payload: []byte("regenerate")},
+				{Op: "write", ID: z, Payload: payload},
+			} {
+				if err := b.apply(msg); err != nil && werr == nil {
+					werr = err
+				}
+			}
+			h := http.Header{}
+			if werr == nil {
+				b.sess.SetCookie(h)
+			}
+			b.sess.Release(t.Context())
+			fs.mu.Lock()
+			fs.armed = false
+			fs.mu.Unlock()
+			if fail {
+				if !errors.Is(werr, ErrUnavailable) {
+					t.Fatalf("%v: the failed regeneration gave %v, want ErrUnavailable", mode, werr)
+				}
+				if got := storedData(t, m, x); !strings.Contains(got, `"user":"ana"`) {
+					t.Errorf("%v: after the failed double regeneration the old cookie's session holds %s, want {\"user\":\"ana\"}", mode, got)
+				}
+				continue
+			}
+			if werr != nil {
+				t.Fatalf("%v: %v", mode, werr)
+			}
+			if got := setCookieID(t, m, h); got != z {
+				t.Errorf("%v: cookie for %q, want the last new ID", mode, got)
+			}
+			if got := storedData(t, m, z); got != `{"user":"ana","logged":true}` {
+				t.Errorf("%v: the last new ID holds %s", mode, got)
+			}
+			for _, id := range []string{x, y} {
+				if got := storedData(t, m, id); got != "{}" {
+					t.Errorf("%v: %s holds %s after the double regeneration, want nothing", mode, shortID(id), got)
+				}
+			}
+		}
+	}
+}
