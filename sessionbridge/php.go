@@ -256,10 +256,13 @@ type phpBridge struct {
 	// leave before its write (moveAnnounced).
 	regenerated string
 	// retiring is the ID a session_regenerate_id(true) left, not retired
-	// yet: the data moving to the new ID may still be refused, and a
-	// request that fails with 500 must leave the browser's session (its
-	// old cookie) as it was. The next message retires it, unless it is a
-	// write the gateway refuses; finish does when none came.
+	// yet: the data moving to the new ID may still be refused, or the
+	// store fail it, and a request that fails must leave the browser's
+	// session (its old cookie) as it was. The new ID's write moves the
+	// session and retires it then (moveTo), or drops it when the gateway
+	// refuses the data; the headers leaving move the session as the new
+	// cookie leaves (moveAnnounced); another message retires it first;
+	// finish does when none came.
 	retiring string
 }
 
