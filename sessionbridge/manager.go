@@ -157,11 +157,11 @@ type Session struct {
 	// of keepUntouched for the session PHP moves its data to
 	// (session_regenerate_id(true) destroys before it writes).
 	ended []member
-	// retiredData is what the store held under the ID a merge-mode
-	// regeneration retired (Retire without the lock), other requests'
-	// changes since this one loaded it included: PHP's write of the new
-	// ID merges them in, as if they had run before it (strict mode's
-	// order). nil otherwise.
+	// retiredData is what the store held under the ID a regeneration
+	// retires without the request's own lock (Retire without the lock,
+	// relockForMove), other requests' changes since this one loaded it
+	// included: PHP's write of the new ID merges them in, as if they had
+	// run before it (strict mode's order). nil otherwise.
 	retiredData []member
 	// movePending: the new session PHP opened was stored empty before its
 	// first write (merge mode stores it when its cookie leaves, see
@@ -1089,7 +1089,7 @@ func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) err
 		// in the same request (session_destroy(); session_start()) gets
 		// the gateway's policy, not the old session's. A regeneration
 		// moves the session on, expiry included (unless PHP cleared the
-		// data it belongs to: expiryDropped).
+		// data it belongs to: dropExpiry).
 		s.expiry, s.browserCookie = 0, false
 	}
 	return nil
