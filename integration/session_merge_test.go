@@ -317,3 +317,36 @@ func TestSessionMergeDoubleLogin(t *testing.T) {
 		t.Errorf("redis holds %d keys (%v), want the first login's session and the old ID's tombstone", n, err)
 	}
 }
+
+// Merge mode: two requests each delete a key of a session that also holds
+// one named "__php__" (an app's own key), leaving only that one. PHP reads
+// a session whose only member is "__php__" as a tag, so storing the merge
+// made every later page of the session fail (500 "session data
+// unreadable"). The second write is refused instead (500), and the session
+// stays readable, as the first one left it.
+func TestSessionMergeNeverLeavesALoneTagKey(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
+	ck := s.newSession(t)
+	for _, kv := range []string{"k=__php__&v=x", "k=b&v=2"} {
+		if resp, _, _ := s.gws[0].get(t, "/set.php?"+kv, ck); resp.StatusCode != 200 {
+			t.Fatal(resp.StatusCode)
+		}
+	}
+	release, done := startMergeWait(t, s.gws[0], ck, url.Values{"unset": {"user"}})
+	if resp, _, _ := s.gws[1].get(t, "/unset.php?k=b", ck); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	release()
+	r := <-done
+	resp, body, _ := s.gws[1].get(t, "/get.php", ck)
+	if resp.StatusCode != 200 {
+		t.Fatalf("after the merge (the merging request answered %v) every page of the session fails: %d %q", r, resp.StatusCode, body)
+	}
+	if r[0] != "500" {
+		t.Errorf("the write whose merge PHP could not read answered %v, want 500", r)
+	}
+	if d := decodeDump(t, body); string(d.Data) != `{"user":"ana","__php__":"x"}` {
+		t.Errorf("the session holds %s, want it as the other request left it", d.Data)
+	}
+}

@@ -3,9 +3,13 @@ package sessionbridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
 )
 
 // TestNewSessionAfterDestroyHasNoOldExpiry: an app's own expiry belongs to
@@ -65,6 +69,117 @@ func TestNewSessionAfterDestroyHasNoOldExpiry(t *testing.T) {
 			if r, err := decodeRecord(rec.Value); err != nil || r.Expiry != 0 || r.Browser {
 				t.Errorf("%s, old expiry %v browser %v: new record %s (%v), want no app expiry", mode, old.idle, old.browser, rec.Value, err)
 			}
+		}
+	}
+}
+
+// TestPHPClearedSessionDropsItsAppExpiry: the same for a PHP page that
+// clears the session instead of destroying it ($_SESSION = [], then
+// session_regenerate_id(true) or not): the data no longer holds Django's
+// _session_expiry, so the session's own expiry must go with it, as after
+// session_destroy(); session_start(), or the next user to log in on that
+// browser inherits the previous one's browser-session cookie or short idle
+// timeout while Django, reading the session, sees none. A regeneration
+// that moves the data, _session_expiry included (a login), keeps it.
+func TestPHPClearedSessionDropsItsAppExpiry(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		for _, c := range []struct {
+			name  string
+			regen bool
+			data  string
+			keep  bool
+		}{
+			{"regenerate cleared", true, `{}`, false},
+			{"regenerate cleared, then set", true, `{"flash":"bye"}`, false},
+			{"cleared", false, `{}`, false},
+			{"regenerate kept (a login)", true, `{"_auth_user_id":"1","_session_expiry":300,"n":1}`, true},
+			{"written, expiry kept", false, `{"_auth_user_id":"1","_session_expiry":300,"n":1}`, true},
+		} {
+			m := newTestManager(t, mode, nil)
+			x := createSession(t, m, `{"_auth_user_id":"1","_session_expiry":300}`)
+			setAppExpiry(t, m, x, 300*time.Second)
+			b := newTestBridge(t, m, x)
+			payload, err := phpserial.EncodeSession(json.RawMessage(c.data), phpserial.DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := x
+			msgs := []message{{Op: "write", ID: x, Payload: payload}}
+			if c.regen {
+				id = NewID()
+				msgs = []message{
+					{Op: "destroy", ID: x, Payload: []byte("regenerate")},
+					{Op: "open", ID: id},
+					{Op: "write", ID: id, Payload: payload},
+				}
+			}
+			for _, msg := range msgs {
+				if err := b.apply(msg); err != nil {
+					t.Fatalf("%s %s: %s: %v", mode, c.name, msg.Op, err)
+				}
+			}
+			h := http.Header{}
+			b.sess.SetCookie(h)
+			b.sess.Release(ctx)
+			rec, err := m.o.Store.Load(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := decodeRecord(rec.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := int64(0)
+			if c.keep {
+				want = 300_000
+			}
+			if r.Expiry != want {
+				t.Errorf("%s, %s: the session's app expiry is %d ms, want %d", mode, c.name, r.Expiry, want)
+			}
+			if ck := cookieOf(t, h); !c.keep && ck.MaxAge != int(time.Hour/time.Second) {
+				t.Errorf("%s, %s: cookie Max-Age %d, want the gateway's %d", mode, c.name, ck.MaxAge, int(time.Hour/time.Second))
+			}
+		}
+	}
+}
+
+// A cleared session's regeneration that the store then fails (503) leaves
+// the old session as it was, its app expiry included: its data still holds
+// _session_expiry.
+func TestFailedClearingRegenerationKeepsTheAppExpiry(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		mem := memory.New(memory.Options{})
+		t.Cleanup(func() { mem.Close() })
+		fs := &failNewStore{Store: mem}
+		m := newTestManager(t, mode, fs)
+		x := createSession(t, m, `{"_auth_user_id":"1","_session_expiry":300}`)
+		setAppExpiry(t, m, x, 300*time.Second)
+		b := newTestBridge(t, m, x)
+		fs.arm()
+		y := NewID()
+		payload, _ := phpserial.EncodeSession(json.RawMessage(`{}`), phpserial.DefaultLimits())
+		var werr error
+		for _, msg := range []message{
+			{Op: "destroy", ID: x, Payload: []byte("regenerate")},
+			{Op: "open", ID: y},
+			{Op: "write", ID: y, Payload: payload},
+		} {
+			if err := b.apply(msg); err != nil {
+				werr = err
+			}
+		}
+		if !errors.Is(werr, ErrUnavailable) {
+			t.Fatalf("%v: %v, want ErrUnavailable", mode, werr)
+		}
+		b.sess.Release(ctx)
+		rec, err := mem.Load(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := decodeRecord(rec.Value); err != nil || r.Expiry != 300_000 {
+			t.Errorf("%v: the old session after the failed regeneration: %s (%v), want its app expiry kept", mode, rec.Value, err)
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 )
 
@@ -156,16 +157,18 @@ type Session struct {
 	// of keepUntouched for the session PHP moves its data to
 	// (session_regenerate_id(true) destroys before it writes).
 	ended []member
-	// retiredData is what the store held under the ID a merge-mode
-	// regeneration retired (Retire without the lock), other requests'
-	// changes since this one loaded it included: PHP's write of the new
-	// ID merges them in, as if they had run before it (strict mode's
-	// order). nil otherwise.
+	// retiredData is what the store held under the ID a regeneration
+	// retires without the request's own lock (Retire without the lock,
+	// relockForMove), other requests' changes since this one loaded it
+	// included: PHP's write of the new ID merges them in, as if they had
+	// run before it (strict mode's order). nil otherwise.
 	retiredData []member
 	// movePending: the new session PHP opened was stored empty before its
 	// first write (merge mode stores it when its cookie leaves, see
 	// SetCookie), so that write, not create, moves the app's data there
-	// (a regeneration whose page's output started before its write):
+	// (session_regenerate_id() whose page's output started before its
+	// write; with true, only when the old session was empty, see
+	// moveAnnounced):
 	// with moveBase, the view it derives from (what stored or ended held
 	// then), it gets what create would have done for it.
 	movePending bool
@@ -460,7 +463,11 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 			}
 			next = keepUntouched(base, sentView, next)
 			if id != s.id {
-				if merged, conflicts, ok := s.mergeRetired(base, next); ok {
+				merged, conflicts, ok, err := s.mergeRetired(base, next)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
 					if err := s.create(ctx, id, merged, now); err != nil {
 						return nil, err
 					}
@@ -518,7 +525,11 @@ func (s *Session) moveLocked(ctx context.Context, next, sentView []member, now i
 	ours := next
 	var conflicts []string
 	if sentView != nil {
-		if merged, c, ok := s.mergeRetired(base, next); ok {
+		merged, c, ok, err := s.mergeRetired(base, next)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			ours, conflicts = merged, c
 			for range conflicts {
 				s.m.event("conflict")
@@ -541,19 +552,42 @@ func (s *Session) moveLocked(ctx context.Context, next, sentView []member, now i
 // from base) what other requests stored in the session a merge-mode
 // regeneration retired after this request loaded it (retiredData, taken
 // here), as if they had run before it. ok is false when there is none.
-// s.mu is held.
-func (s *Session) mergeRetired(base, next []member) (merged []member, conflicts []string, ok bool) {
+// An error is merged data PHP could not be given (phpReadable). s.mu is
+// held.
+func (s *Session) mergeRetired(base, next []member) (merged []member, conflicts []string, ok bool, err error) {
 	theirs := s.retiredData
 	if theirs == nil {
-		return nil, nil, false
+		return nil, nil, false, nil
 	}
 	s.retiredData = nil
 	res := merge3(base, next, theirs)
-	merged, err := objectMembers(res.Data)
-	if err != nil {
-		return nil, nil, false
+	if !sameMembers(base, theirs) {
+		if err := phpReadable(res.Data); err != nil {
+			return nil, nil, false, err
+		}
 	}
-	return merged, res.Conflicts, true
+	merged, perr := objectMembers(res.Data)
+	if perr != nil {
+		return nil, nil, false, nil
+	}
+	return merged, res.Conflicts, true, nil
+}
+
+// phpReadable refuses merged data PHP could not be given, though each
+// side of the merge could: over the codec's limits together (two requests
+// each adding a large key), or a lone "__php__" or "__php__b64" key left
+// by concurrent deletes of the others, which PHP would read as a tag (an
+// error, or its text as the whole session). Stored, every later page of
+// the session would fail; refused, the write fails instead (500: the same
+// merge again on a retry) and the session stays as the others left it.
+func phpReadable(data []byte) error {
+	if ms, err := objectMembers(data); err == nil && len(ms) == 1 && (ms[0].Key == "__php__" || ms[0].Key == "__php__b64") {
+		return fmt.Errorf("%w: the merge with other requests' changes leaves only the key %q, which PHP would read as a tag", ErrUnstorable, ms[0].Key)
+	}
+	if _, err := phpserial.EncodeSession(data, phpserial.DefaultLimits()); err != nil {
+		return fmt.Errorf("%w: the merge with other requests' changes gives data PHP cannot be given: %w", ErrUnstorable, err)
+	}
+	return nil
 }
 
 // saveRelocked is a strict-mode write made after this request released the
@@ -624,6 +658,11 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 			}
 		}
 		res := merge3(base, next, theirs)
+		if !sameMembers(base, theirs) {
+			if err := phpReadable(res.Data); err != nil {
+				return nil, err
+			}
+		}
 		rec.Data, rec.Seen = res.Data, now
 		sctx, cancel := s.storeCtx(ctx)
 		v, err := s.m.o.Store.Save(sctx, s.id, expect, rec.encode(), s.ttl(rec.Created))
@@ -986,6 +1025,11 @@ func (m *Manager) replaceLocked(ctx context.Context, id string, mu store.Mutatio
 func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.destroyLocked(ctx, id, retire)
+}
+
+// destroyLocked is destroy with s.mu held.
+func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) error {
 	if s.isAnnounced(id) {
 		// A new session destroyed before its first write (session_start()
 		// then session_destroy() on a logout page): nothing is stored, and
@@ -1052,10 +1096,298 @@ func (s *Session) destroy(ctx context.Context, id string, retire bool) error {
 		// its data as _session_expiry): a session started after a logout
 		// in the same request (session_destroy(); session_start()) gets
 		// the gateway's policy, not the old session's. A regeneration
-		// moves the session on, expiry included.
+		// moves the session on, expiry included (unless PHP cleared the
+		// data it belongs to: dropExpiry).
 		s.expiry, s.browserCookie, s.until = 0, false, 0
 	}
 	return nil
+}
+
+// moveTo is a regeneration's write (PHP's session_regenerate_id(true),
+// Django's cycle_key()): the data moves from old to the new session id,
+// and old is retired (its tombstone, as Retire) only once the new session
+// is stored. The browser keeps the old cookie when the request fails
+// (503), so a store that fails the new session (Redis stalling, timing
+// out) must leave it the old session, not a tombstone next to a new ID
+// holding nothing. Strict mode stores the new session under the old one's
+// lock (taken again if the request released it) and puts the tombstone in
+// with the lock's release; merge mode by compare-and-set
+// (moveMergeLocked).
+func (s *Session) moveTo(ctx context.Context, old, id string, next, sentView []member) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.moveToLocked(ctx, old, id, next, sentView)
+}
+
+// Rotate moves the session old to the new ID id with data (a JSON
+// object), Django's cycle_key(): Retire and Write, except that a store
+// failing the new session leaves the old one (see moveTo). With carry,
+// data derives from the session the request loaded (cycle_key(), not a
+// flush() and a fresh write): what other requests stored in the old
+// session while Django ran moves along, as a PHP regeneration's does
+// (merge mode), and members equal to the loaded ones keep their stored
+// text. Without it the new session holds data alone.
+func (s *Session) Rotate(ctx context.Context, old, id string, data json.RawMessage, carry bool) ([]string, error) {
+	next, err := objectMembers(data)
+	if err != nil {
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var view []member
+	if carry {
+		// Not nil: a view (even empty) is what makes the move merge.
+		view = []member{}
+		base := s.stored
+		if base == nil {
+			base = s.ended
+		}
+		loaded := indexMembers(base)
+		for _, m := range next {
+			if v, ok := loaded[m.Key]; ok && jsonEqual(v, m.Value) {
+				view = append(view, m)
+			}
+		}
+	}
+	return s.moveToLocked(ctx, old, id, next, view)
+}
+
+// moveToLocked is moveTo with s.mu held.
+func (s *Session) moveToLocked(ctx context.Context, old, id string, next, sentView []member) ([]string, error) {
+	if old == s.id && id != old && s.exists && s.lease == nil {
+		if s.m.o.LockMode == LockMerge {
+			return s.moveMergeLocked(ctx, old, id, next, sentView)
+		}
+		// Strict mode, the lock released earlier in the request (PHP's
+		// session_start() again after session_write_close() or
+		// read_and_close): it is taken again, as replaceLocked would for
+		// the tombstone, and what other requests stored meanwhile moves
+		// along (retiredData), as there.
+		if err := s.relockForMove(ctx, old); err != nil {
+			return nil, err
+		}
+	}
+	if old != s.id || id == old || s.lease == nil {
+		if err := s.destroyLocked(ctx, old, true); err != nil {
+			return nil, err
+		}
+		return s.writeLocked(ctx, id, next, sentView)
+	}
+	l, r := s.lease, s.renew
+	s.lease, s.renew = nil, nil
+	stored := s.stored
+	conflicts, err := s.writeLocked(ctx, id, next, sentView)
+	s.lease, s.renew, s.retiredData = l, r, nil
+	if err != nil {
+		return nil, err
+	}
+	tomb := store.Mutation{Kind: store.Put, Value: retiredRecord(ms(s.m.now())), TTL: s.m.retiredTTL()}
+	if _, err := s.releaseLease(ctx, tomb); err != nil {
+		// The old ID may still hold its session, which the browser keeps
+		// on the 503: the new one, whose cookie it will not get, goes.
+		if s.exists {
+			sctx, cancel := s.storeCtx(ctx)
+			if derr := s.m.o.Store.Delete(sctx, id); derr != nil {
+				s.m.log.Warn("new session of a failed regeneration not deleted; it expires unused", "session", shortID(id), "error", derr.Error())
+			}
+			cancel()
+		}
+		s.id, s.exists, s.stored, s.latest, s.rec = "", false, nil, nil, record{}
+		return nil, fmt.Errorf("%w: destroy: %w", ErrUnavailable, err)
+	}
+	s.m.event("destroy")
+	s.ended, s.destroyed = stored, true
+	return conflicts, nil
+}
+
+// relockForMove takes session old's lock again for moveToLocked, waiting
+// as a request waits for a session; s.mu is held.
+func (s *Session) relockForMove(ctx context.Context, old string) error {
+	start := s.m.now()
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.m.o.LockTimeout)
+	l, rec, err := s.m.o.Store.Lock(lctx, old, s.m.o.LockLease)
+	cancel()
+	if s.m.o.Metrics != nil {
+		s.m.o.Metrics.LockWait(s.m.now().Sub(start))
+	}
+	switch {
+	case errors.Is(err, store.ErrLockTimeout):
+		s.m.event("lock_timeout")
+		return fmt.Errorf("%w: regenerate: %w", ErrBusy, err)
+	case err != nil:
+		s.m.event("store_error")
+		return fmt.Errorf("%w: regenerate: %w", ErrUnavailable, err)
+	}
+	s.lease = l
+	s.retiredData = nil
+	if dec, derr := decodeRecord(rec.Value); rec.Version != 0 && derr == nil {
+		s.retiredData, _ = objectMembers(dec.Data)
+	}
+	return nil
+}
+
+// moveMergeLocked is moveTo in merge mode, which holds no lock: the new
+// session is stored first, merged with what the old ID holds now (other
+// requests' changes since this one loaded it move along, see
+// retiredData), and the old ID's tombstone then goes in by compare-and-set
+// over exactly that version. A write landing on the old ID meanwhile makes
+// the new session merge again; a logout or another regeneration of it
+// refuses this one (see destroy). A store failing at any step leaves the
+// old session as it was. s.mu is held.
+func (s *Session) moveMergeLocked(ctx context.Context, old, id string, next, sentView []member) ([]string, error) {
+	base := s.stored
+	if sentView != nil {
+		// Members the app did not touch keep their stored text.
+		next = keepUntouched(base, sentView, next)
+	}
+	stored := false // the new session has a record
+	// drop ends a failed move: the new session goes, whose cookie the
+	// client will not get; the old one stays as it is.
+	drop := func() {
+		if stored {
+			sctx, cancel := s.storeCtx(ctx)
+			if err := s.m.o.Store.Delete(sctx, id); err != nil {
+				s.m.log.Warn("new session of a failed regeneration not deleted; it expires unused", "session", shortID(id), "error", err.Error())
+			}
+			cancel()
+		}
+		if s.id == id {
+			s.id, s.exists, s.stored, s.latest, s.rec, s.version = "", false, nil, nil, record{}, 0
+			s.movePending, s.moveBase = false, nil
+		}
+	}
+	deadline := s.m.now().Add(s.m.o.LockTimeout)
+	backoff := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if !s.m.now().Before(deadline) {
+				drop()
+				s.m.event("lock_timeout")
+				return nil, fmt.Errorf("%w: regenerate: %d concurrent writes to the old session won over the move", ErrBusy, attempt)
+			}
+			if attempt > 1 {
+				time.Sleep(rand.N(backoff))
+				backoff = min(2*backoff, 50*time.Millisecond)
+			}
+		}
+		sctx, cancel := s.storeCtx(ctx)
+		cur, err := s.m.o.Store.Load(sctx, old)
+		cancel()
+		if err != nil {
+			drop()
+			s.m.event("store_error")
+			return nil, fmt.Errorf("%w: regenerate: %w", ErrUnavailable, err)
+		}
+		dec, derr := decodeRecord(cur.Value)
+		if cur.Version == 0 || errors.Is(derr, errRetired) {
+			// As destroy's errDestroyedConcurrently.
+			drop()
+			s.id, s.exists, s.stored, s.latest, s.rec = "", false, nil, nil, record{}
+			s.movePending, s.moveBase = false, nil
+			s.retired = true
+			return nil, fmt.Errorf("regenerate: %w", errDestroyedConcurrently)
+		}
+		ours, conflicts := next, []string(nil)
+		if theirs, err := objectMembers(dec.Data); derr == nil && err == nil && sentView != nil && !sameMembers(base, theirs) {
+			res := merge3(base, next, theirs)
+			if err := phpReadable(res.Data); err != nil {
+				drop()
+				return nil, err
+			}
+			if ours, err = objectMembers(res.Data); err != nil {
+				ours = next
+			}
+			conflicts = res.Conflicts
+		}
+		now := ms(s.m.now())
+		if !stored {
+			if err := s.create(ctx, id, ours, now); err != nil {
+				return nil, err
+			}
+			stored = s.id == id && s.exists
+		} else {
+			rec := s.rec
+			rec.Data, rec.Seen = buildObject(ours), now
+			sctx, cancel := s.storeCtx(ctx)
+			v, err := s.m.o.Store.Save(sctx, id, s.version, rec.encode(), s.ttl(rec.Created))
+			cancel()
+			if err != nil {
+				drop()
+				s.m.event("store_error")
+				return nil, fmt.Errorf("%w: regenerate: %w", ErrUnavailable, err)
+			}
+			s.rec, s.version = rec, v
+		}
+		sctx, cancel = s.storeCtx(ctx)
+		_, err = s.m.o.Store.Save(sctx, old, cur.Version, retiredRecord(now), s.m.retiredTTL())
+		cancel()
+		if errors.Is(err, store.ErrConflict) {
+			continue // another write landed on the old ID: merge it too
+		}
+		if err != nil {
+			drop()
+			s.m.event("store_error")
+			return nil, fmt.Errorf("%w: destroy: %w", ErrUnavailable, err)
+		}
+		for range conflicts {
+			s.m.event("conflict")
+		}
+		s.m.event("destroy")
+		s.ended, s.destroyed, s.retiredData = base, true, nil
+		if s.id == id && s.exists {
+			s.stored, s.latest = next, nonNilMembers(ours)
+		}
+		return conflicts, nil
+	}
+}
+
+// moveAnnounced moves the session from old to the new ID PHP opened after
+// session_regenerate_id() when the headers leave before PHP wrote it (its
+// output started first): the browser gets the new cookie now and keeps
+// only that one, so the new session must hold the session from now on,
+// whatever becomes of the write (a store failing it can no longer fail the
+// response; with retire, session_regenerate_id(true), the old ID is a
+// tombstone). It takes the data PHP was given; PHP's write then changes it
+// as any write. Strict mode keeps the new session locked until that write,
+// as for any new session whose cookie leaves first. want, when set, is the
+// new ID. moved is false when there is nothing to move (no such new ID
+// opened, no live old session): the caller goes on as before. A failure
+// leaves the old session (the response becomes a 503).
+func (s *Session) moveAnnounced(ctx context.Context, old, want string, retire bool) (moved bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.announced
+	if id == "" || id == old || want != "" && id != want || s.retired || old != s.id || !s.exists {
+		return false, nil
+	}
+	var l store.Lease
+	if s.m.o.LockMode == LockStrict {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.m.o.StoreTimeout)
+		l, _, err = s.m.o.Store.Lock(lctx, id, s.m.o.LockLease)
+		cancel()
+		if err != nil {
+			s.m.event("store_error")
+			return true, fmt.Errorf("%w: lock the new session: %w", ErrUnavailable, err)
+		}
+	}
+	if retire {
+		_, err = s.moveToLocked(ctx, old, id, s.stored, nonNilMembers(s.stored))
+	} else {
+		// The old session stays (session_regenerate_id(false)).
+		_, err = s.writeLocked(ctx, id, s.stored, nonNilMembers(s.stored))
+	}
+	if l != nil {
+		if err == nil && s.id == id && s.lease == nil {
+			s.lease, s.renew = l, s.m.keepAlive(s.ctx, l, id)
+		} else {
+			sctx, cancel := s.storeCtx(ctx)
+			if _, uerr := l.Unlock(sctx, store.Mutation{Kind: store.Keep}); uerr != nil {
+				s.m.log.Warn("session unlock failed", "session", shortID(id), "error", uerr.Error())
+			}
+			cancel()
+		}
+	}
+	return true, err
 }
 
 // Close ends the app's use of session id without a write (PHP's
@@ -1262,6 +1594,51 @@ func (s *Session) SetDeadline(until time.Time) {
 	s.rec.Expiry, s.rec.Browser, s.rec.Until = 0, false, u
 }
 
+// djangoExpiryKey is where Django keeps the expiry it gave the session
+// (set_expiry), in the session's data; the gateway keeps the same expiry
+// in the record (SetExpiry).
+const djangoExpiryKey = "_session_expiry"
+
+// dropExpiry drops the app's expiry (SetExpiry(0, false)) when next, a
+// PHP write, drops it along with the data: the session has one, the data
+// the app was given held Django's _session_expiry, and next no longer does
+// ($_SESSION = [] on a logout, before session_regenerate_id(true) or not).
+// The expiry belongs to that data, as after session_destroy();
+// session_start() (see destroy), and Django, reading the session, then
+// sees none: keeping it would give the next user of the browser the
+// previous one's choice. undo puts it back, for a write that failed.
+func (s *Session) dropExpiry(next []member) (undo func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	base := s.stored
+	if base == nil {
+		base = s.ended
+	}
+	if s.expiry == 0 && !s.browserCookie && s.until == 0 || !hasMember(base, djangoExpiryKey) || hasMember(next, djangoExpiryKey) {
+		return func() {}
+	}
+	expiry, browser, until, set, rec := s.expiry, s.browserCookie, s.until, s.expirySet, s.rec
+	s.expiry, s.browserCookie, s.until, s.expirySet = 0, false, 0, true
+	s.rec.Expiry, s.rec.Browser, s.rec.Until = 0, false, 0
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.expiry, s.browserCookie, s.until, s.expirySet = expiry, browser, until, set
+		if s.id != "" && s.id == s.cookieID {
+			s.rec.Expiry, s.rec.Browser, s.rec.Until = rec.Expiry, rec.Browser, rec.Until
+		}
+	}
+}
+
+func hasMember(ms []member, key string) bool {
+	for _, m := range ms {
+		if m.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
 // ttl is the store expiry of this session's next write: the manager's,
 // shortened by the app's own expiry (SetExpiry). s.mu must be held.
 func (s *Session) ttl(created int64) time.Duration {
@@ -1300,34 +1677,6 @@ func (s *Session) WriteReencoded(ctx context.Context, id string, data json.RawMe
 			if old, ok := stored[m.Key]; ok && jsonEqual(old, m.Value) {
 				view = append(view, m)
 			}
-		}
-	}
-	return s.writeLocked(ctx, id, next, view)
-}
-
-// MoveReencoded is WriteReencoded for the data of the session this request
-// retired (Retire) moving to the new ID id, as Django's cycle_key() moves it
-// at a login: like PHP's session_regenerate_id(true), a member the app did
-// not change keeps its stored text, and in merge mode what other requests
-// stored in the old session after this one loaded it moves along, as if
-// they had run before the login (strict mode's order). Without it a PHP
-// page's write landing during a Django login was answered 200 and lost.
-// Not for flush() followed by a write: that data does not derive from the
-// old session, and nothing of it may move along.
-func (s *Session) MoveReencoded(ctx context.Context, id string, data json.RawMessage) ([]string, error) {
-	next, err := objectMembers(data)
-	if err != nil {
-		return nil, fmt.Errorf("write: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// Not nil: a view (even empty) is what makes writeLocked move the
-	// data rather than create a session from scratch.
-	view := []member{}
-	ended := indexMembers(s.ended)
-	for _, m := range next {
-		if old, ok := ended[m.Key]; ok && jsonEqual(old, m.Value) {
-			view = append(view, m)
 		}
 	}
 	return s.writeLocked(ctx, id, next, view)

@@ -251,11 +251,18 @@ type phpBridge struct {
 	// frameWarnings counts the frames rejected in this request (see
 	// maxFrameWarnings).
 	frameWarnings int
+	// regenerated is the new ID session_regenerate_id() opened (the open
+	// message's "regenerate"): the session moves there if the headers
+	// leave before its write (moveAnnounced).
+	regenerated string
 	// retiring is the ID a session_regenerate_id(true) left, not retired
-	// yet: the data moving to the new ID may still be refused, and a
-	// request that fails with 500 must leave the browser's session (its
-	// old cookie) as it was. The next message retires it, unless it is a
-	// write the gateway refuses; finish does when none came.
+	// yet: the data moving to the new ID may still be refused, or the
+	// store fail it, and a request that fails must leave the browser's
+	// session (its old cookie) as it was. The new ID's write moves the
+	// session and retires it then (moveTo), or drops it when the gateway
+	// refuses the data; the headers leaving move the session as the new
+	// cookie leaves (moveAnnounced); another message retires it first;
+	// finish does when none came.
 	retiring string
 }
 
@@ -409,8 +416,25 @@ func (b *phpBridge) onFrameHeaders(values []string) {
 	}
 	b.applyInOrder(msgs, true)
 	// The headers leave with the new session's cookie: the browser moves
-	// to the new ID now, whatever comes after (merge mode stores the new
-	// session as the cookie leaves, from the retired one's data).
+	// to the new ID now, whatever comes after, so the session moves there
+	// now (moveAnnounced), before PHP's write of it.
+	old, want, retire := b.retiring, "", true
+	if old == "" && b.regenerated != "" {
+		old, want, retire = b.sess.ID(), b.regenerated, false
+	}
+	if old != "" {
+		moved, err := b.sess.moveAnnounced(b.ctx, old, want, retire)
+		if moved {
+			b.retiring = ""
+			if err != nil {
+				b.h.m.log.Error("session change from PHP not saved", "script", b.path, "op", "destroy", "error", err.Error())
+				if b.failed == nil {
+					b.failed = err
+				}
+			}
+			return
+		}
+	}
 	b.retireNow()
 }
 
@@ -442,6 +466,9 @@ func (b *phpBridge) apply(m message) error {
 	if m.Op == "open" {
 		// The new ID's open comes between the regeneration and its
 		// write; it changes nothing stored.
+		if string(m.Payload) == "regenerate" {
+			b.regenerated = m.ID
+		}
 		return b.sess.Announce(m.ID)
 	}
 	// A write's data is read before a pending retirement is applied: data
@@ -457,7 +484,25 @@ func (b *phpBridge) apply(m message) error {
 			return err
 		}
 	}
-	if err := b.retirePending(); err != nil {
+	if m.Op == "destroy" && b.retiring != "" && m.ID != b.retiring && m.ID != b.sess.ID() {
+		// A second session_regenerate_id(true) (or a session_destroy())
+		// of the ID the first one opened, which nothing stored yet: it is
+		// forgotten, and the session still moves from the first one's old
+		// ID, retired only once the data is stored (moveTo).
+		return b.sess.Destroy(ctx, m.ID)
+	}
+	// The app's expiry goes with the data it belongs to (dropExpiry),
+	// unless the write fails.
+	undoExpiry := func() {}
+	if m.Op == "write" {
+		undoExpiry = b.sess.dropExpiry(next)
+	}
+	// A write of the new ID moves the data there before the old one is
+	// retired for good (moveTo); anything else retires it first.
+	retiring := ""
+	if m.Op == "write" && b.retiring != "" && b.retiring != m.ID {
+		retiring, b.retiring = b.retiring, ""
+	} else if err := b.retirePending(); err != nil {
 		return err
 	}
 	switch m.Op {
@@ -467,9 +512,18 @@ func (b *phpBridge) apply(m message) error {
 				b.sentView, _ = objectMembers(view)
 			}
 		}
-		conflicts, err := b.sess.writeMembers(ctx, m.ID, next, b.sentView)
+		var conflicts []string
+		var err error
+		if retiring != "" {
+			conflicts, err = b.sess.moveTo(ctx, retiring, m.ID, next, b.sentView)
+		} else {
+			conflicts, err = b.sess.writeMembers(ctx, m.ID, next, b.sentView)
+		}
 		if len(conflicts) > 0 {
 			b.h.m.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "script", b.path, "keys", conflicts)
+		}
+		if err != nil {
+			undoExpiry()
 		}
 		if err == nil {
 			// PHP reads back what it wrote (the prepend's read handler), so

@@ -227,8 +227,11 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             if (isset($this->minted[$id])) {
                 $this->opened[$id] = true;
                 // A new session: the gateway must send its cookie with the
-                // headers, which may leave before the data is written.
-                $this->send('open', $id, '');
+                // headers, which may leave before the data is written. One
+                // session_regenerate_id() opened holds the session's data
+                // from then on: the gateway moves it there if the headers
+                // leave first (docs/protocol.md).
+                $this->send('open', $id, self::phpCaller() === 'session_regenerate_id' ? 'regenerate' : '');
             }
             $data = '';
         }

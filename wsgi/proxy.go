@@ -478,24 +478,25 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 		if err := checkNoPlantedObjects(sess.Data(), ch.data); err != nil {
 			return fmt.Errorf("%w: %w", sessionbridge.ErrUnstorable, err)
 		}
-		write := sess.WriteReencoded
-		if ch.rotate && id != "" {
+		var conflicts []string
+		var err error
+		switch {
+		case ch.rotate && id != "":
 			// cycle_key(): the old ID dies (fixation defence) and the
 			// data moves to a new one; the old ID keeps a tombstone, so
 			// a request sent with its cookie meanwhile does not replace
-			// the new cookie.
-			if err := sess.Retire(ctx, id); err != nil {
-				return err
-			}
-			id = ""
-			if ch.carry {
-				write = sess.MoveReencoded
-			}
+			// the new cookie. Rotate keeps the old session when the new
+			// one cannot be stored (the client keeps its cookie on the
+			// 503). With carry (the data derives from the loaded
+			// session, not a flush()), what other requests stored in the
+			// old session meanwhile moves along, as for PHP's
+			// regeneration.
+			conflicts, err = sess.Rotate(ctx, id, sessionbridge.NewID(), ch.data, ch.carry)
+		case id == "":
+			conflicts, err = sess.WriteReencoded(ctx, sessionbridge.NewID(), ch.data)
+		default:
+			conflicts, err = sess.WriteReencoded(ctx, id, ch.data)
 		}
-		if id == "" {
-			id = sessionbridge.NewID()
-		}
-		conflicts, err := write(ctx, id, ch.data)
 		if len(conflicts) > 0 {
 			p.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "path", server.LogValue(path), "keys", conflicts)
 		}

@@ -28,7 +28,11 @@ if (!empty($_GET['flush'])) {
     flush();
     usleep(300000); // the headers are surely out before the write
 }
-$_SESSION[$_GET['k']] = $_GET['v'];
+if (isset($_GET['unset'])) {
+    unset($_SESSION[$_GET['unset']]);
+} else {
+    $_SESSION[$_GET['k']] = $_GET['v'];
+}
 if (isset($_GET['k2'])) {
     session_write_close();
     session_start();
