@@ -183,3 +183,45 @@ func TestFailedClearingRegenerationKeepsTheAppExpiry(t *testing.T) {
 		}
 	}
 }
+
+// TestPHPClearedSessionDropsItsDeadline: the fixed end Django's
+// set_expiry(datetime) gives a session (SetDeadline, kept in the data as an
+// ISO _session_expiry) goes with the data too when a PHP page clears it, as
+// an idle expiry does: a logout in PHP must not leave the next user of the
+// browser a session cut short at the previous one's deadline.
+func TestPHPClearedSessionDropsItsDeadline(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		m := newTestManager(t, mode, nil)
+		x := createSession(t, m, `{"_auth_user_id":"1","_session_expiry":"2099-01-01T00:00:00"}`)
+		s, err := m.Open(ctx, requestWithCookie(t, m, x), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetDeadline(time.Now().Add(time.Hour))
+		if err := s.Touch(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+		s.Release(ctx)
+		b := newTestBridge(t, m, x)
+		payload, err := phpserial.EncodeSession(json.RawMessage(`{}`), phpserial.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.apply(message{Op: "write", ID: x, Payload: payload}); err != nil {
+			t.Fatalf("%s: write: %v", mode, err)
+		}
+		b.sess.Release(ctx)
+		rec, err := m.o.Store.Load(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := decodeRecord(rec.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Until != 0 {
+			t.Errorf("%s: the cleared session keeps its fixed end %d", mode, r.Until)
+		}
+	}
+}
