@@ -191,3 +191,65 @@ echo 'page';`,
 		}
 	}
 }
+
+// wpRESTIndexPHP routes as WordPress does for its REST API, shortened from
+// WP::parse_request, WP_MatchesMapRegex, rest_api_loaded and
+// WP_REST_Server::match_request_to_handler: the permalink is PATH_INFO
+// when there is one, else REQUEST_URI's path; the rewrite rule
+// ^wp-json/(.*)? is tried on it as sent, then urldecode()d, its capture
+// going through urlencode and parse_str into the rest_route query var,
+// which $_GET's own wins over; untrailingslashit trims slashes and
+// backslashes; a route matches its '@^...$@i' regex, case-insensitive and
+// with PCRE's "$" matching before a final newline.
+const wpRESTIndexPHP = `<?php
+$uri = trim(explode('?', $_SERVER['REQUEST_URI'])[0], '/');
+$pi = trim(str_replace('%', '%25', $_SERVER['PATH_INFO'] ?? ''), '/');
+$req = ($pi !== '' && !preg_match('|^.*index.php$|', $pi)) ? $pi : ($uri === 'index.php' ? '' : $uri);
+$perma = [];
+if ($req !== '') {
+    foreach ([$req, urldecode($req)] as $try) {
+        if (preg_match('#^wp-json/?$#', $try)) { $perma['rest_route'] = '/'; break; }
+        if (preg_match('#^wp-json/(.*)?#', $try, $m)) { parse_str('rest_route=/' . urlencode($m[1] ?? ''), $perma); break; }
+    }
+}
+$route = $_GET['rest_route'] ?? $perma['rest_route'] ?? '';
+if ($route === '') { echo 'page'; exit; }
+$route = rtrim($route, '/\\');
+if ($route === '') { $route = '/'; }
+$routes = ['/wp/v2/users' => 'USER LIST', '/wp/v2/users/(?P<id>[\d]+)' => 'USER', '/wp/v2/posts' => 'posts', '/jwt-auth/v1/token' => 'token'];
+foreach ($routes as $re => $answer) {
+    if (preg_match('@^' . $re . '$@i', $route)) { echo $answer; exit; }
+}
+echo 'no route ', json_encode($route);`
+
+// TestRestrictedPathsWordPressRestServer: WordPress's REST server matches
+// routes case-insensitively, trims trailing slashes and backslashes, lets
+// PCRE's "$" match before a final newline, and captures a decoded
+// permalink only up to its first newline; each of those spellings of
+// /wp-json/wp/v2/users serves the user list and must meet the entry
+// that keeps it to the office, through the real php-fpm.
+func TestRestrictedPathsWordPressRestServer(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"index.php": wpRESTIndexPHP})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/wp-json/wp/v2/users/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{
+		"/wp-json/wp/v2/users", "/?rest_route=/wp/v2/users", "/index.php/wp-json/wp/v2/users",
+		"/wp-json/WP/v2/users", "/wp-json/wp/v2/Users/1", "/?rest_route=/WP/V2/USERS", "/index.php/wp-json/wp/v2/USERS",
+		"/?rest_route=/wp/v2/users%5C", "/?rest_route=/wp/v2/users%0A", "/index.php/wp-json/wp/v2/users%5C",
+		"/wp%2Djson/wp/v2/users%5C", "/wp%2Djson/wp/v2/users%0A", "/wp%2Djson/wp/v2/users%0Ax", "/wp%2Djson/wp/v2/users%0A/../../x",
+	} {
+		if res, body := g.get(t, target); res.StatusCode != 403 || strings.Contains(body, "USER") {
+			t.Errorf("%s from outside: %d %q, want 403", target, res.StatusCode, body)
+		}
+	}
+	for target, want := range map[string]string{"/wp-json/wp/v2/posts": "posts", "/?rest_route=/WP/v2/Posts": "posts", "/hello-world/": "page"} {
+		if res, body := g.get(t, target); res.StatusCode != 200 || body != want {
+			t.Errorf("%s: %d %q, want 200 %q", target, res.StatusCode, body, want)
+		}
+	}
+}

@@ -181,3 +181,20 @@ func TestRateLimitsFollowTheWordPressRestRoute(t *testing.T) {
 		}
 	}
 }
+
+// WordPress answers /wp-json/JWT-AUTH/v1/token and ?rest_route= with a
+// trailing backslash or newline as its token route (foldedPath): a limit
+// on that route counts them all, each request once.
+func TestRateLimitsCountFoldedSpellings(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/wp-json/jwt-auth/v1/token 1r/m burst=1"}
+	})
+	for i, target := range []string{"/wp-json/jwt-auth/v1/token", "/wp-json/JWT-AUTH/v1/token", "/?rest_route=/jwt-auth/v1/token%5C", "/?rest_route=/Jwt-Auth/v1/token%0A"} {
+		want := []int{200, 200, 429, 429}[i]
+		r := httptest.NewRequest("GET", target, nil)
+		r.RemoteAddr = "192.0.2.1:1000"
+		if code := e.do(r).Code; code != want {
+			t.Errorf("%s: %d, want %d", target, code, want)
+		}
+	}
+}

@@ -28,6 +28,8 @@ type restrictedPath struct {
 	// users, when set, must name the client's user and password.
 	users *htpasswd.File
 	spec  string
+	// folded is path as foldedRule matches it.
+	folded string
 }
 
 // newRestrictedPaths merges both variables' entries by path and orders
@@ -41,7 +43,7 @@ func newRestrictedPaths(cfg *config.Config) ([]restrictedPath, error) {
 		if !ok {
 			i = len(out)
 			byPath[path] = i
-			out = append(out, restrictedPath{path: path})
+			out = append(out, restrictedPath{path: path, folded: strings.ToLower(path)})
 		}
 		return &out[i]
 	}
@@ -85,6 +87,58 @@ func (s *Server) restrictedRule(path string) int {
 		}
 	}
 	return -1
+}
+
+// foldedRule is restrictedRule for path as apps that route loosely read
+// it (foldedPath), matched against the entries lower-cased: the most
+// specific entry that the folded path falls under, or -1. It is a reading
+// of its own, as the dot-segment readings are: the entry of the path as
+// sent still counts, so an entry written for one spelling cannot open
+// another that the path's own entry keeps out.
+func (s *Server) foldedRule(path string) int {
+	f := foldedPath(path)
+	for i := range s.restrictedPaths {
+		if config.UnderLocation(f, s.restrictedPaths[i].folded) {
+			return i
+		}
+	}
+	return -1
+}
+
+// foldedPath is path as the PHP routers that read it loosely take it:
+// lower-cased, as WordPress's REST server matches routes (its
+// '@^...$@i' regexes: /wp-json/WP/v2/users is its /wp/v2/users), as
+// Drupal matches paths and CodeIgniter 3 finds a controller (ucfirst:
+// /Admin/ is its admin controller); without trailing slashes and
+// backslashes, which WordPress's untrailingslashit trims from a REST
+// route; and cut at a newline, where a PCRE "(.*)" capture ends and
+// before which its "$" matches (?rest_route=/wp/v2/users%0A). The path
+// is left empty of neither: "/" stays "/".
+func foldedPath(path string) string {
+	path, _, _ = strings.Cut(path, "\n")
+	path = strings.TrimRight(path, `/\`)
+	if path == "" {
+		return "/"
+	}
+	return strings.ToLower(path)
+}
+
+// refusedAt refuses r when the entry of path, or the entry of its folded
+// reading (foldedRule), keeps the client out, and reports whether it did;
+// an entry both readings fall under is asked once.
+func (s *Server) refusedAt(w http.ResponseWriter, r *http.Request, path string) bool {
+	i := s.restrictedRule(path)
+	if i >= 0 {
+		if status := s.denial(i, r); status != 0 {
+			return s.refuse(w, r, i, status)
+		}
+	}
+	if j := s.foldedRule(path); j >= 0 && j != i {
+		if status := s.denial(j, r); status != 0 {
+			return s.refuse(w, r, j, status)
+		}
+	}
+	return false
 }
 
 // denial is 0 when entry i lets the client of r in, else the status to
@@ -160,14 +214,9 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, i, status int) b
 // refused this way.
 func (s *Server) restrictedURL(w http.ResponseWriter, r *http.Request) bool {
 	ri := Info(r.Context())
-	i := s.restrictedRule(config.CleanPath(r.URL.Path))
-	ri.restrictedRule = i + 1
-	if i >= 0 {
-		if status := s.denial(i, r); status != 0 {
-			return s.refuse(w, r, i, status)
-		}
-	}
-	return s.restrictedDotReadings(w, r, r.URL.Path)
+	p := config.CleanPath(r.URL.Path)
+	ri.restrictedRule = s.restrictedRule(p) + 1
+	return s.refusedAt(w, r, p) || s.restrictedDotReadings(w, r, r.URL.Path)
 }
 
 // restrictedDotReadings refuses a request when path, which has dot
@@ -186,10 +235,8 @@ func (s *Server) restrictedDotReadings(w http.ResponseWriter, r *http.Request, p
 		if raw[k] != '/' {
 			continue
 		}
-		if j := s.restrictedRule(raw[k:]); j >= 0 {
-			if status := s.denial(j, r); status != 0 {
-				return s.refuse(w, r, j, status)
-			}
+		if s.refusedAt(w, r, raw[k:]) {
+			return true
 		}
 	}
 	return false
@@ -277,12 +324,7 @@ func queryReadings(r *http.Request, script, pathInfo, index string) []string {
 // dot-segment readings included.
 func (s *Server) restrictedReadings(w http.ResponseWriter, r *http.Request, readings []string) bool {
 	for _, p := range readings {
-		if i := s.restrictedRule(config.CleanPath(p)); i >= 0 {
-			if status := s.denial(i, r); status != 0 {
-				return s.refuse(w, r, i, status)
-			}
-		}
-		if s.restrictedDotReadings(w, r, p) {
+		if s.refusedAt(w, r, config.CleanPath(p)) || s.restrictedDotReadings(w, r, p) {
 			return true
 		}
 	}
@@ -305,13 +347,14 @@ func (s *Server) restrictedRoute(w http.ResponseWriter, r *http.Request, paths .
 	urlRule := ri.restrictedRule - 1
 	checked := urlRule
 	for _, p := range paths {
-		j := s.restrictedRule(p)
-		if j < 0 || (urlRule >= 0 && j >= urlRule) || j == checked {
-			continue
-		}
-		checked = j
-		if status := s.denial(j, r); status != 0 {
-			return s.refuse(w, r, j, status)
+		for _, j := range [2]int{s.restrictedRule(p), s.foldedRule(p)} {
+			if j < 0 || (urlRule >= 0 && j >= urlRule) || j == checked {
+				continue
+			}
+			checked = j
+			if status := s.denial(j, r); status != 0 {
+				return s.refuse(w, r, j, status)
+			}
 		}
 	}
 	return false

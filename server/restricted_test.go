@@ -402,3 +402,34 @@ func TestRestrictedPathsWordPressRestRoute(t *testing.T) {
 		t.Errorf("office ?rest_route=/wp/v2/users: %d", code)
 	}
 }
+
+// WordPress's REST server matches routes case-insensitively, trims
+// trailing slashes and backslashes from them, and its regexes' "$" matches
+// before a final newline: every such spelling of a kept-out route is
+// refused, through the URL, PATH_INFO and ?rest_route= alike; Drupal and
+// CodeIgniter 3 read /ADMIN/ and /Admin/ as /admin/.
+func TestRestrictedPathsFoldedSpellings(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/wp-json/wp/v2/users/ 10.0.0.0/8", "/admin/ 10.0.0.0/8", "/Admin/public/ 0.0.0.0/0", "/xmlrpc.php none"}
+	})
+	for _, target := range []string{
+		"/wp-json/WP/v2/users", "/wp-json/wp/v2/Users/1", "/index.php/wp-json/wp/v2/USERS", "/?rest_route=/WP/V2/users",
+		"/?rest_route=/wp/v2/users%5C", "/?rest_route=/wp/v2/users%0A", "/?rest_route=/wp/v2/users%5C/%5C",
+		"/wp-json/wp/v2/users%5C", "/index.php/wp-json/wp/v2/users%5C", "/wp-json/wp/v2/users%0Ax",
+		"/ADMIN/users", "/Admin", "/index.php/aDmin/x", "/?/ADMIN/users", "/x/%2e%2e/ADMIN/users",
+		"/admin/public/x", // its own entry, as sent, keeps it out
+	} {
+		before := e.php.calls()
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 || e.php.calls() != before {
+			t.Errorf("outsider %s: %d, want 403 before PHP", target, code)
+		}
+	}
+	for _, target := range []string{"/Admin/public/x", "/ADMIN/PUBLIC/x", "/wp-json/wp/v2/posts", "/administrator", "/?rest_route=/wp/v2/usersx"} {
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 200 {
+			t.Errorf("outsider %s: %d, want 200", target, code)
+		}
+	}
+	if code := restrictedDo(t, e, "10.0.0.1:1", "/wp-json/WP/v2/users"); code != 200 {
+		t.Errorf("office /wp-json/WP/v2/users: %d", code)
+	}
+}
