@@ -225,9 +225,10 @@ echo 'no route ', json_encode($route);`
 // TestRestrictedPathsWordPressRestServer: WordPress's REST server matches
 // routes case-insensitively, trims trailing slashes and backslashes, lets
 // PCRE's "$" match before a final newline, and captures a decoded
-// permalink only up to its first newline; each of those spellings of
-// /wp-json/wp/v2/users serves the user list and must meet the entry
-// that keeps it to the office, through the real php-fpm.
+// permalink only up to its first newline; PHP reads "rest[route",
+// " rest_route" and "rest_route\x00x" as $_GET['rest_route']. Each of
+// those spellings of /wp-json/wp/v2/users serves the user list and must
+// meet the entry that keeps it to the office, through the real php-fpm.
 func TestRestrictedPathsWordPressRestServer(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
@@ -242,6 +243,9 @@ func TestRestrictedPathsWordPressRestServer(t *testing.T) {
 		"/wp-json/WP/v2/users", "/wp-json/wp/v2/Users/1", "/?rest_route=/WP/V2/USERS", "/index.php/wp-json/wp/v2/USERS",
 		"/?rest_route=/wp/v2/users%5C", "/?rest_route=/wp/v2/users%0A", "/index.php/wp-json/wp/v2/users%5C",
 		"/wp%2Djson/wp/v2/users%5C", "/wp%2Djson/wp/v2/users%0A", "/wp%2Djson/wp/v2/users%0Ax", "/wp%2Djson/wp/v2/users%0A/../../x",
+		// Names PHP reads as rest_route.
+		"/?rest[route=/wp/v2/users", "/?%20rest_route=/wp/v2/users", "/?+rest_route=/wp/v2/users", "/?rest_route%00x=/wp/v2/users",
+		"/?rest%5Froute=/wp/v2/users",
 	} {
 		if res, body := g.get(t, target); res.StatusCode != 403 || strings.Contains(body, "USER") {
 			t.Errorf("%s from outside: %d %q, want 403", target, res.StatusCode, body)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -273,9 +274,9 @@ func queryRoute(r *http.Request, script, pathInfo string) string {
 // and /any/page/?rest_route= alike) answers rest_route=/wp/v2/users as
 // it answers /wp-json/wp/v2/users, so a SESSIONGATE_RESTRICTED_PATHS or
 // SESSIONGATE_RATE_LIMITS entry on /wp-json/ (user enumeration) must read
-// it too. The key is read as PHP reads it ("." and " " in a name become
-// "_"; the last one counts), the value decoded. The rest prefix is
-// WordPress's default, wp-json.
+// it too. The key is read as PHP reads it (phpVarName; the last one
+// counts), the value decoded. The rest prefix is WordPress's default,
+// wp-json.
 func restRoute(r *http.Request, script, index string) string {
 	if script != index && path.Base(script) != "index.php" {
 		return ""
@@ -286,7 +287,7 @@ func restRoute(r *http.Request, script, index string) string {
 		if dk, err := url.QueryUnescape(k); err == nil {
 			k = dk
 		}
-		if phpVarName.Replace(k) != "rest_route" {
+		if name, scalar := phpVarName(k); !scalar || name != "rest_route" {
 			continue
 		}
 		if dv, err := url.QueryUnescape(v); err == nil {
@@ -300,9 +301,36 @@ func restRoute(r *http.Request, script, index string) string {
 	return "/wp-json/" + strings.TrimLeft(route, "/")
 }
 
-// phpVarName is what PHP does to a query parameter's name: "." and " "
-// become "_".
-var phpVarName = strings.NewReplacer(".", "_", " ", "_")
+// phpVarName returns the name PHP gives a decoded query or form parameter
+// name (php_register_variable_ex), and whether it names a plain value
+// rather than an array or nothing: the name ends at a NUL byte, leading
+// spaces are dropped, " " and "." become "_", and a "[" without a "]"
+// after it becomes "_" too (with any " ", "." or "[" after it), where one
+// with a "]" starts an array index. So "rest.route", " rest_route",
+// "rest[route" and "rest_route\x00x" are all $_GET['rest_route'].
+func phpVarName(k string) (string, bool) {
+	if i := strings.IndexByte(k, 0); i >= 0 {
+		k = k[:i]
+	}
+	b := []byte(strings.TrimLeft(k, " "))
+	for i, c := range b {
+		switch c {
+		case ' ', '.':
+			b[i] = '_'
+		case '[':
+			if i == 0 || bytes.IndexByte(b[i+1:], ']') >= 0 {
+				return string(b[:i]), false
+			}
+			for j := i; j < len(b); j++ {
+				if b[j] == ' ' || b[j] == '.' || b[j] == '[' {
+					b[j] = '_'
+				}
+			}
+			return string(b), true
+		}
+	}
+	return string(b), len(b) > 0
+}
 
 // queryReadings returns the other paths a front controller routes this
 // request on, read from its query (queryRoute, restRoute), undecoded of

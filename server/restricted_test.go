@@ -387,6 +387,7 @@ func TestRestrictedPathsWordPressRestRoute(t *testing.T) {
 		"/?rest_route=/wp/v2/users", "/index.php?rest_route=/wp/v2/users/1", "/some/page/?rest_route=/wp/v2/users",
 		"/?rest_route=%2Fwp%2Fv2%2Fusers", "/?rest.route=/wp/v2/users", "/?rest_route=/x&rest_route=/wp/v2/users",
 		"/?rest_route=/wp/v2/../v2/users", "/?rest_route=wp/v2/users",
+		"/?rest[route=/wp/v2/users", "/?%20rest_route=/wp/v2/users", "/?+rest_route=/wp/v2/users", "/?rest_route%00x=/wp/v2/users",
 	} {
 		before := e.php.calls()
 		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 || e.php.calls() != before {
@@ -431,5 +432,24 @@ func TestRestrictedPathsFoldedSpellings(t *testing.T) {
 	}
 	if code := restrictedDo(t, e, "10.0.0.1:1", "/wp-json/WP/v2/users"); code != 200 {
 		t.Errorf("office /wp-json/WP/v2/users: %d", code)
+	}
+}
+
+// phpVarName against what PHP 8.2's parse_str makes of each name.
+func TestPHPVarName(t *testing.T) {
+	for k, want := range map[string]string{
+		"rest_route": "rest_route", "rest.route": "rest_route", "rest route": "rest_route", "  rest_route": "rest_route",
+		"rest[route": "rest_route", "rest[ro.ute": "rest_ro_ute", "rest_route\x00junk": "rest_route", "rest_route\x00[x]": "rest_route",
+		"rest_route[": "rest_route_", "rest_route]": "rest_route]", "rest_route ": "rest_route_", "rest_route[x[": "rest_route_x_",
+		"\trest_route": "\trest_route", "REST_ROUTE": "REST_ROUTE",
+	} {
+		if got, scalar := phpVarName(k); got != want || !scalar {
+			t.Errorf("phpVarName(%q) = %q, %v; want %q, a plain value", k, got, scalar, want)
+		}
+	}
+	for _, k := range []string{"rest[route]", "rest_route[]", "rest_route[x]\x00", "[rest_route", "", " ", "\x00rest_route"} {
+		if got, scalar := phpVarName(k); scalar {
+			t.Errorf("phpVarName(%q) = %q, a plain value; PHP makes it an array or drops it", k, got)
+		}
 	}
 }
