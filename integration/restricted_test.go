@@ -245,7 +245,7 @@ func TestRestrictedPathsWordPressRestServer(t *testing.T) {
 		"/wp%2Djson/wp/v2/users%5C", "/wp%2Djson/wp/v2/users%0A", "/wp%2Djson/wp/v2/users%0Ax", "/wp%2Djson/wp/v2/users%0A/../../x",
 		// Names PHP reads as rest_route.
 		"/?rest[route=/wp/v2/users", "/?%20rest_route=/wp/v2/users", "/?+rest_route=/wp/v2/users", "/?rest_route%00x=/wp/v2/users",
-		"/?rest%5Froute=/wp/v2/users",
+		"/?rest%5Froute=/wp/v2/users", "/?rest_route%00%zz=/wp/v2/users",
 	} {
 		if res, body := g.get(t, target); res.StatusCode != 403 || strings.Contains(body, "USER") {
 			t.Errorf("%s from outside: %d %q, want 403", target, res.StatusCode, body)

@@ -275,7 +275,7 @@ func queryRoute(r *http.Request, script, pathInfo string) string {
 // it answers /wp-json/wp/v2/users, so a SESSIONGATE_RESTRICTED_PATHS or
 // SESSIONGATE_RATE_LIMITS entry on /wp-json/ (user enumeration) must read
 // it too. The key is read as PHP reads it (phpVarName; the last one
-// counts), the value decoded. The rest prefix is WordPress's default,
+// counts), the value decoded as PHP decodes it (phpURLDecode). The rest prefix is WordPress's default,
 // wp-json.
 func restRoute(r *http.Request, script, index string) string {
 	if script != index && path.Base(script) != "index.php" {
@@ -284,21 +284,52 @@ func restRoute(r *http.Request, script, index string) string {
 	route, found := "", false
 	for _, kv := range strings.Split(r.URL.RawQuery, "&") {
 		k, v, _ := strings.Cut(kv, "=")
-		if dk, err := url.QueryUnescape(k); err == nil {
-			k = dk
-		}
-		if name, scalar := phpVarName(k); !scalar || name != "rest_route" {
+		if name, scalar := phpVarName(phpURLDecode(k)); !scalar || name != "rest_route" {
 			continue
 		}
-		if dv, err := url.QueryUnescape(v); err == nil {
-			v = dv
-		}
-		route, found = v, true
+		route, found = phpURLDecode(v), true
 	}
 	if !found {
 		return ""
 	}
 	return "/wp-json/" + strings.TrimLeft(route, "/")
+}
+
+// phpURLDecode decodes a query or form parameter's name or value as PHP's
+// urldecode does: "+" is a space, and a "%" not followed by two hex digits
+// stays as it is, where url.QueryUnescape refuses the whole string (so
+// "rest_route%00%zz" is PHP's rest_route).
+func phpURLDecode(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }
 
 // phpVarName returns the name PHP gives a decoded query or form parameter

@@ -388,6 +388,7 @@ func TestRestrictedPathsWordPressRestRoute(t *testing.T) {
 		"/?rest_route=%2Fwp%2Fv2%2Fusers", "/?rest.route=/wp/v2/users", "/?rest_route=/x&rest_route=/wp/v2/users",
 		"/?rest_route=/wp/v2/../v2/users", "/?rest_route=wp/v2/users",
 		"/?rest[route=/wp/v2/users", "/?%20rest_route=/wp/v2/users", "/?+rest_route=/wp/v2/users", "/?rest_route%00x=/wp/v2/users",
+		"/?rest_route%00%zz=/wp/v2/users",
 	} {
 		before := e.php.calls()
 		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 || e.php.calls() != before {
@@ -450,6 +451,18 @@ func TestPHPVarName(t *testing.T) {
 	for _, k := range []string{"rest[route]", "rest_route[]", "rest_route[x]\x00", "[rest_route", "", " ", "\x00rest_route"} {
 		if got, scalar := phpVarName(k); scalar {
 			t.Errorf("phpVarName(%q) = %q, a plain value; PHP makes it an array or drops it", k, got)
+		}
+	}
+}
+
+// phpURLDecode against what PHP 8.2's urldecode makes of each string.
+func TestPHPURLDecode(t *testing.T) {
+	for in, want := range map[string]string{
+		"rest_route%00%zz": "rest_route\x00%zz", "/wp/v2/%75sers%zz": "/wp/v2/users%zz", "%": "%", "%2": "%2", "%%32%46": "%2F",
+		"a+b%2Bc": "a b+c", "%e9%E9": "\xe9\xe9", "plain": "plain",
+	} {
+		if got := phpURLDecode(in); got != want {
+			t.Errorf("phpURLDecode(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
