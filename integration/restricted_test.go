@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -198,7 +200,8 @@ echo 'page';`,
 // when there is one, else REQUEST_URI's path; the rewrite rule
 // ^wp-json/(.*)? is tried on it as sent, then urldecode()d, its capture
 // going through urlencode and parse_str into the rest_route query var,
-// which $_GET's own wins over; untrailingslashit trims slashes and
+// which $_GET's own wins over, and $_POST's over both (it is a public
+// query var; a $_GET and a $_POST one that differ are refused); untrailingslashit trims slashes and
 // backslashes; a route matches its '@^...$@i' regex, case-insensitive and
 // with PCRE's "$" matching before a final newline.
 const wpRESTIndexPHP = `<?php
@@ -212,7 +215,8 @@ if ($req !== '') {
         if (preg_match('#^wp-json/(.*)?#', $try, $m)) { parse_str('rest_route=/' . urlencode($m[1] ?? ''), $perma); break; }
     }
 }
-$route = $_GET['rest_route'] ?? $perma['rest_route'] ?? '';
+if (isset($_GET['rest_route'], $_POST['rest_route']) && $_GET['rest_route'] !== $_POST['rest_route']) { http_response_code(400); echo 'variable mismatch'; exit; }
+$route = $_POST['rest_route'] ?? $_GET['rest_route'] ?? $perma['rest_route'] ?? '';
 if ($route === '') { echo 'page'; exit; }
 $route = rtrim($route, '/\\');
 if ($route === '') { $route = '/'; }
@@ -254,6 +258,84 @@ func TestRestrictedPathsWordPressRestServer(t *testing.T) {
 	for target, want := range map[string]string{"/wp-json/wp/v2/posts": "posts", "/?rest_route=/WP/v2/Posts": "posts", "/hello-world/": "page"} {
 		if res, body := g.get(t, target); res.StatusCode != 200 || body != want {
 			t.Errorf("%s: %d %q, want 200 %q", target, res.StatusCode, body, want)
+		}
+	}
+}
+
+// TestRestrictedPathsWordPressRestRouteInTheBody: WordPress reads its
+// public query vars from $_POST before $_GET, so a form POST to any URL
+// its index.php serves, with rest_route in the body (urlencoded or
+// multipart, small or large), is that REST route (and the REST server
+// takes X-HTTP-Method-Override: GET for a GET): the entry on
+// /wp-json/wp/v2/users/ must keep it out too, through the real php-fpm.
+func TestRestrictedPathsWordPressRestRouteInTheBody(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"index.php": wpRESTIndexPHP})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/wp-json/wp/v2/users/ 10.0.0.0/8"}
+	})
+	post := func(target, ctype, body string) (int, string) {
+		t.Helper()
+		res, err := http.Post(g.URL+target, ctype, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	multipart := func(name, value string) (string, string) {
+		return "multipart/form-data; boundary=XyZ", "--XyZ\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n--XyZ--\r\n"
+	}
+	pad := "pad=" + strings.Repeat("x", 100<<10) + "&"
+	type req struct{ target, ctype, body string }
+	mt, mb := multipart("rest_route", "/wp/v2/users")
+	mt2, mb2 := multipart("rest[route", `/WP/v2/users\`)
+	for _, c := range []req{
+		{"/", formType, "rest_route=/wp/v2/users"},
+		{"/wp-json/wp/v2/posts", formType, "rest_route=%2Fwp%2Fv2%2Fusers"},
+		{"/hello-world/", formType + "; charset=UTF-8", "a=1&rest.route=/wp/v2/users/1"},
+		{"/", "Application/X-WWW-Form-Urlencoded", "rest_route=/wp/v2/users"},
+		{"/", formType, pad + "rest_route=/wp/v2/users"},
+		{"/", formType, strings.Repeat("+", 1000) + "rest_route%00" + strings.Repeat("x", 1000) + "=/wp/v2/users"},
+		{"/", mt, mb},
+		{"/", mt2, mb2},
+		// What PHP's multipart parser reads as a field: a folded header,
+		// names unquoted, single-quoted, in capitals, after a ";" in
+		// quotes, lines ended with LF alone.
+		{"/", mt, "--XyZ\r\nContent-Disposition: form-data;\r\n name=\"rest_route\"\r\n\r\n/wp/v2/users\r\n--XyZ--\r\n"},
+		{"/", mt, "--XyZ\r\nContent-Disposition: form-data; name=rest_route\r\n\r\n/wp/v2/users\r\n--XyZ--\r\n"},
+		{"/", mt, "--XyZ\r\nContent-Disposition: form-data; name='rest_route'\r\n\r\n/wp/v2/users\r\n--XyZ--\r\n"},
+		{"/", mt, "--XyZ\r\nCONTENT-DISPOSITION: form-data; NAME=\"rest_route\"\r\n\r\n/wp/v2/users\r\n--XyZ--\r\n"},
+		{"/", mt, "--XyZ\r\nContent-Disposition: form-data; x=\"a;name=zzz\"; name=\"rest_route\"\r\n\r\n/wp/v2/users\r\n--XyZ--\r\n"},
+		{"/", "multipart/form-data; BOUNDARY=\"XyZ\"", "--XyZ\nContent-Disposition: form-data; name=\"rest_route\"\n\n/wp/v2/users\n--XyZ--\n"},
+	} {
+		if code, body := post(c.target, c.ctype, c.body); code != 403 || strings.Contains(body, "USER") {
+			t.Errorf("POST %s (%s) %.60q from outside: %d %q, want 403", c.target, c.ctype, c.body, code, body)
+		}
+	}
+	// PHP reads a header line longer than its 5 KiB buffer in pieces: a
+	// Content-Disposition in the middle of a line can start a header of
+	// its own, and a piece that ends just before a line's "\n" leaves an
+	// empty one that ends the part's headers, so the next line is the
+	// value. Whatever the padding, the user list stays out.
+	for n := 5100; n < 5130; n++ {
+		for _, body := range []string{
+			"--XyZ\r\nX-Pad: " + strings.Repeat("a", n) + "Content-Disposition: form-data; name=\"rest_route\"\r\n\r\n/wp/v2/users\r\n--XyZ--\r\n",
+			"--XyZ\r\nContent-Disposition: form-data; name=\"rest_route\"\r\nX-Pad: " + strings.Repeat("a", n) + "\r\n/wp/v2/users\r\n--XyZ--\r\n",
+		} {
+			if code, out := post("/", mt, body); strings.Contains(out, "USER") {
+				t.Errorf("multipart with a %d-byte header line from outside: %d %q, want the user list kept out", n, code, out)
+			}
+		}
+	}
+	mt3, mb3 := multipart("comment", "hi")
+	for _, c := range []req{{"/", formType, "comment=hi"}, {"/", formType, pad + "comment=hi"}, {"/", mt3, mb3}, {"/", "application/json", `{"rest_route":"/wp/v2/users"}`}} {
+		if code, body := post(c.target, c.ctype, c.body); code != 200 || body != "page" {
+			t.Errorf("POST %s (%s) %.60q: %d %q, want 200 \"page\"", c.target, c.ctype, c.body, code, body)
 		}
 	}
 }

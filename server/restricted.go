@@ -278,7 +278,7 @@ func queryRoute(r *http.Request, script, pathInfo string) string {
 // counts), the value decoded as PHP decodes it (phpURLDecode). The rest prefix is WordPress's default,
 // wp-json.
 func restRoute(r *http.Request, script, index string) string {
-	if script != index && path.Base(script) != "index.php" {
+	if !isRESTScript(script, index) {
 		return ""
 	}
 	route, found := "", false
@@ -293,6 +293,12 @@ func restRoute(r *http.Request, script, index string) string {
 		return ""
 	}
 	return "/wp-json/" + strings.TrimLeft(route, "/")
+}
+
+// isRESTScript reports whether script may be WordPress's index.php, which
+// reads rest_route: the front controller, or a script named index.php.
+func isRESTScript(script, index string) bool {
+	return script == index || path.Base(script) == "index.php"
 }
 
 // phpURLDecode decodes a query or form parameter's name or value as PHP's

@@ -179,6 +179,9 @@ type Server struct {
 	// restrictedPaths are SESSIONGATE_RESTRICTED_PATHS and
 	// SESSIONGATE_BASIC_AUTH, in the order they are tried.
 	restrictedPaths []restrictedPath
+	// restBody: a rule may hold a WordPress REST route read from a form
+	// body (restbody.go), so such bodies are read before the rules apply.
+	restBody bool
 	// errorPages are SESSIONGATE_ERROR_PAGES by status (errorpage.go).
 	errorPages map[int]*errorPage
 	// redirects are SESSIONGATE_REDIRECTS, in the order they are tried
@@ -265,6 +268,12 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 
 		restrictedPaths: restricted,
 		sameRoot:        filepath.Clean(cfg.StaticRoot) == filepath.Clean(cfg.DocumentRoot),
+	}
+	for _, e := range s.restrictedPaths {
+		s.restBody = s.restBody || readsRESTBody(e.path)
+	}
+	for _, e := range s.rates {
+		s.restBody = s.restBody || readsRESTBody(e.path)
 	}
 	s.errorPages = s.newErrorPages(cfg)
 	s.out = newOutHeaders(cfg)
@@ -667,8 +676,22 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 		// ?rest_route=/wp/v2/users as /wp-json/wp/v2/users
 		// (queryReadings): read only when there are rules to read them.
 		var readings []string
+		bodyRead := false
 		if len(s.rates) > 0 || len(s.restrictedPaths) > 0 {
 			readings = queryReadings(r, route.ScriptName, route.PathInfo, s.router.Index())
+			// WordPress reads rest_route from a POST form body first
+			// (restbody.go).
+			if s.restBody && r.Method == http.MethodPost && isRESTScript(route.ScriptName, s.router.Index()) {
+				r2, routes, release, err := s.restBodyRoutes(r)
+				if err != nil {
+					s.phpError(w, r, err)
+					return
+				}
+				defer release()
+				bodyRead = r2 != r
+				r = r2
+				readings = append(readings, routes...)
+			}
 		}
 		if len(s.rates) > 0 && (s.rateLimited(w, r, route.ScriptName) || route.PathInfo != "" && s.rateLimited(w, r, route.PathInfo) ||
 			s.rateLimitedReadings(w, r, readings)) {
@@ -691,7 +714,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 			// Forwarding headers reach PHP only from a trusted proxy.
 			ForwardedTrusted: ri.ViaProxy,
 		}
-		if rb, ok := s.php.(bodyReader); ok && r.Body != nil && r.Body != http.NoBody {
+		if rb, ok := s.php.(bodyReader); ok && !bodyRead && r.Body != nil && r.Body != http.NoBody {
 			// The whole body first, before the session lock (the PHP
 			// wrappers) and a php-fpm connection are taken: a slow
 			// upload holds neither.
