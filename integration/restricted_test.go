@@ -197,7 +197,8 @@ echo 'page';`,
 // wpRESTIndexPHP routes as WordPress does for its REST API, shortened from
 // WP::parse_request, WP_MatchesMapRegex, rest_api_loaded and
 // WP_REST_Server::match_request_to_handler: the permalink is PATH_INFO
-// when there is one, else REQUEST_URI's path; the rewrite rule
+// when there is one, else REQUEST_URI's path, less the home directory
+// (the script's); the rewrite rule
 // ^wp-json/(.*)? is tried on it as sent, then urldecode()d, its capture
 // going through urlencode and parse_str into the rest_route query var,
 // which $_GET's own wins over, and $_POST's over both (it is a public
@@ -205,8 +206,13 @@ echo 'page';`,
 // backslashes; a route matches its '@^...$@i' regex, case-insensitive and
 // with PCRE's "$" matching before a final newline.
 const wpRESTIndexPHP = `<?php
+$home = trim(dirname($_SERVER['SCRIPT_NAME']), '/');
 $uri = trim(explode('?', $_SERVER['REQUEST_URI'])[0], '/');
 $pi = trim(str_replace('%', '%25', $_SERVER['PATH_INFO'] ?? ''), '/');
+if ($home !== '') {
+    $uri = trim(preg_replace('|^' . preg_quote($home, '|') . '|i', '', $uri), '/');
+    $pi = trim(preg_replace('|^' . preg_quote($home, '|') . '|i', '', $pi), '/');
+}
 $req = ($pi !== '' && !preg_match('|^.*index.php$|', $pi)) ? $pi : ($uri === 'index.php' ? '' : $uri);
 $perma = [];
 if ($req !== '') {
@@ -336,6 +342,41 @@ func TestRestrictedPathsWordPressRestRouteInTheBody(t *testing.T) {
 	for _, c := range []req{{"/", formType, "comment=hi"}, {"/", formType, pad + "comment=hi"}, {"/", mt3, mb3}, {"/", "application/json", `{"rest_route":"/wp/v2/users"}`}} {
 		if code, body := post(c.target, c.ctype, c.body); code != 200 || body != "page" {
 			t.Errorf("POST %s (%s) %.60q: %d %q, want 200 \"page\"", c.target, c.ctype, c.body, code, body)
+		}
+	}
+}
+
+// TestRestrictedPathsWordPressInADirectory: a WordPress whose home is
+// /blog/ (SESSIONGATE_INDEX=blog/index.php) serves its REST API under
+// /blog/wp-json/, and ?rest_route= there: an entry on
+// /blog/wp-json/wp/v2/users/ keeps out both, through the real php-fpm.
+func TestRestrictedPathsWordPressInADirectory(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"blog/index.php": wpRESTIndexPHP})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.Index = "blog/index.php"
+		c.RestrictedPathSpecs = []string{"/blog/wp-json/wp/v2/users/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{"/blog/wp-json/wp/v2/users", "/blog/?rest_route=/wp/v2/users", "/blog/index.php?rest_route=/wp/v2/users", "/?rest_route=/wp/v2/users", "/blog/hello-world/?rest_route=/wp/v2/users"} {
+		if res, body := g.get(t, target); res.StatusCode != 403 || strings.Contains(body, "USER") {
+			t.Errorf("%s from outside: %d %q, want 403", target, res.StatusCode, body)
+		}
+	}
+	res, err := http.Post(g.URL+"/blog/", formType, strings.NewReader("rest_route=/wp/v2/users"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 403 || strings.Contains(string(b), "USER") {
+		t.Errorf("POST /blog/ rest_route=/wp/v2/users from outside: %d %q, want 403", res.StatusCode, b)
+	}
+	for target, want := range map[string]string{"/blog/wp-json/wp/v2/posts": "posts", "/blog/?rest_route=/wp/v2/posts": "posts", "/blog/hello-world/": "page"} {
+		if res, body := g.get(t, target); res.StatusCode != 200 || body != want {
+			t.Errorf("%s: %d %q, want 200 %q", target, res.StatusCode, body, want)
 		}
 	}
 }

@@ -166,7 +166,7 @@ func TestRateLimitsFollowTheRouteInTheQuery(t *testing.T) {
 	}
 }
 
-// WordPress's ?rest_route= is its /wp-json/ URL (restRoute): a limit on
+// WordPress's ?rest_route= is its /wp-json/ URL (restRoutes): a limit on
 // the REST API counts both.
 func TestRateLimitsFollowTheWordPressRestRoute(t *testing.T) {
 	e := newEnv(t, func(c *config.Config) {

@@ -16,7 +16,7 @@ import (
 // index.php serves, with rest_route=/wp/v2/users in the body, is that
 // REST route, whatever the URL says; the REST server then takes
 // X-HTTP-Method-Override for the method. The access rules and rate limits
-// read such a body's routes as they read ?rest_route= (restRoute).
+// read such a body's routes as they read ?rest_route= (restRoutes).
 
 // wholeBodyReader is a PHPBackend that reads a body whole before the
 // request goes on, and lets it be read again (*fcgi.Transport).
@@ -30,25 +30,20 @@ type wholeBodyReader interface {
 // value's prefix reads as the value would.
 const maxRouteValue = 64 << 10
 
-// readsRESTBody reports whether a rule may hold a route read from a body:
-// one on /wp-json/ or under it, or on /.
-func readsRESTBody(paths ...string) bool {
-	for _, p := range paths {
-		f := strings.ToLower(p)
-		if f == "/" || strings.HasPrefix(f, "/wp-json") {
-			return true
-		}
-	}
-	return false
+// readsRESTBody reports whether a rule on path may hold a route read from
+// a body (restPaths): one on /, or on a path with /wp-json in it.
+func readsRESTBody(path string) bool {
+	f := strings.ToLower(path)
+	return f == "/" || strings.Contains(f, "/wp-json")
 }
 
-// restBodyRoutes returns the WordPress REST routes (as /wp-json/ paths)
-// that a POST form body to the front controller names in rest_route
+// restBodyRoutes returns the WordPress REST routes (as paths, restPaths)
+// that a POST form body to script, the front controller, names in rest_route
 // fields, and r with its body read whole (ReadWholeBody, or in memory for
 // a backend that cannot), with the function that frees it. Every field
 // that may be rest_route counts, not only the last, as reading more may
 // only refuse more.
-func (s *Server) restBodyRoutes(r *http.Request) (*http.Request, []string, func(), error) {
+func (s *Server) restBodyRoutes(r *http.Request, script string) (*http.Request, []string, func(), error) {
 	kind := phpFormKind(r.Header.Get("Content-Type"))
 	if kind == "" || r.Body == nil || r.Body == http.NoBody {
 		return r, nil, func() {}, nil
@@ -85,9 +80,9 @@ func (s *Server) restBodyRoutes(r *http.Request) (*http.Request, []string, func(
 	} else {
 		values = urlencodedRESTRoutes(body)
 	}
-	routes := make([]string, 0, len(values))
+	var routes []string
 	for _, v := range values {
-		routes = append(routes, "/wp-json/"+strings.TrimLeft(v, "/"))
+		routes = append(routes, restPaths(script, v)...)
 	}
 	return r, routes, release, nil
 }

@@ -149,3 +149,26 @@ func TestURLEncodedRESTRoutes(t *testing.T) {
 		}
 	}
 }
+
+// A WordPress whose index.php is in a directory (its home /dir/) answers
+// ?rest_route=R as /dir/wp-json/R: an entry there reads it, in the query
+// and in a POST body.
+func TestRESTRouteUnderTheScriptsDirectory(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/dir/wp-json/wp/v2/users/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{"/dir/?rest_route=/wp/v2/users", "/dir/index.php?rest_route=/WP/v2/users"} {
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 {
+			t.Errorf("outsider %s: %d, want 403", target, code)
+		}
+	}
+	r := httptest.NewRequest("POST", "/dir/", strings.NewReader("rest_route=/wp/v2/users"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.RemoteAddr = "192.0.2.9:1"
+	if code := e.do(r).Code; code != 403 {
+		t.Errorf("outsider POST /dir/ rest_route=/wp/v2/users: %d, want 403", code)
+	}
+	if code := restrictedDo(t, e, "192.0.2.9:1", "/dir/?rest_route=/wp/v2/posts"); code != 200 {
+		t.Errorf("outsider /dir/?rest_route=/wp/v2/posts: %d, want 200", code)
+	}
+}

@@ -268,18 +268,18 @@ func queryRoute(r *http.Request, script, pathInfo string) string {
 	return p
 }
 
-// restRoute returns the WordPress REST route a request asks for in its
-// query, as the path it has under WordPress's pretty URLs, or "": every
-// URL WordPress's index.php serves (the front controller, so /?rest_route=
-// and /any/page/?rest_route= alike) answers rest_route=/wp/v2/users as
-// it answers /wp-json/wp/v2/users, so a SESSIONGATE_RESTRICTED_PATHS or
-// SESSIONGATE_RATE_LIMITS entry on /wp-json/ (user enumeration) must read
-// it too. The key is read as PHP reads it (phpVarName; the last one
-// counts), the value decoded as PHP decodes it (phpURLDecode). The rest prefix is WordPress's default,
-// wp-json.
-func restRoute(r *http.Request, script, index string) string {
+// restRoutes returns the WordPress REST route a request asks for in its
+// query, as the paths it has under WordPress's pretty URLs (restPaths), or
+// none: every URL WordPress's index.php serves (the front controller, so
+// /?rest_route= and /any/page/?rest_route= alike) answers
+// rest_route=/wp/v2/users as it answers /wp-json/wp/v2/users, so a
+// SESSIONGATE_RESTRICTED_PATHS or SESSIONGATE_RATE_LIMITS entry on
+// /wp-json/ (user enumeration) must read it too. The key is read as PHP
+// reads it (phpVarName; the last one counts), the value decoded as PHP
+// decodes it (phpURLDecode).
+func restRoutes(r *http.Request, script, index string) []string {
 	if !isRESTScript(script, index) {
-		return ""
+		return nil
 	}
 	route, found := "", false
 	for _, kv := range strings.Split(r.URL.RawQuery, "&") {
@@ -290,9 +290,23 @@ func restRoute(r *http.Request, script, index string) string {
 		route, found = phpURLDecode(v), true
 	}
 	if !found {
-		return ""
+		return nil
 	}
-	return "/wp-json/" + strings.TrimLeft(route, "/")
+	return restPaths(script, route)
+}
+
+// restPaths returns the URL paths of REST route under WordPress's pretty
+// URLs, with the rest prefix WordPress's default, wp-json: under the
+// site's root, and under the directory of the index.php that runs when
+// that is another (a WordPress whose home is /blog/ answers
+// /blog/wp-json/R).
+func restPaths(script, route string) []string {
+	route = strings.TrimLeft(route, "/")
+	out := []string{"/wp-json/" + route}
+	if dir := path.Dir(script); dir != "/" && dir != "." {
+		out = append(out, dir+"/wp-json/"+route)
+	}
+	return out
 }
 
 // isRESTScript reports whether script may be WordPress's index.php, which
@@ -370,17 +384,14 @@ func phpVarName(k string) (string, bool) {
 }
 
 // queryReadings returns the other paths a front controller routes this
-// request on, read from its query (queryRoute, restRoute), undecoded of
+// request on, read from its query (queryRoute, restRoutes), undecoded of
 // dot segments; none for most requests.
 func queryReadings(r *http.Request, script, pathInfo, index string) []string {
 	var out []string
 	if p := queryRoute(r, script, pathInfo); p != "" {
 		out = append(out, p)
 	}
-	if p := restRoute(r, script, index); p != "" {
-		out = append(out, p)
-	}
-	return out
+	return append(out, restRoutes(r, script, index)...)
 }
 
 // restrictedReadings refuses a request when one of readings, other

@@ -682,7 +682,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 			// WordPress reads rest_route from a POST form body first
 			// (restbody.go).
 			if s.restBody && r.Method == http.MethodPost && isRESTScript(route.ScriptName, s.router.Index()) {
-				r2, routes, release, err := s.restBodyRoutes(r)
+				r2, routes, release, err := s.restBodyRoutes(r, route.ScriptName)
 				if err != nil {
 					s.phpError(w, r, err)
 					return
