@@ -90,6 +90,14 @@ echo 'public ', $path;`,
 	if res, body := g.get(t, "/blog/post-1"); res.StatusCode != 200 || body != "public /blog/post-1" {
 		t.Errorf("a public page: %d %q", res.StatusCode, body)
 	}
+	// An absolute target without "//host": Symfony's parse_url reads
+	// REQUEST_URI "http:admin/users" as /admin/users.
+	for _, target := range []string{"http:admin/users", "http:/admin/users", "https:admin"} {
+		out, _ := raw(t, strings.TrimPrefix(g.URL, "http://"), "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(out, "HTTP/1.1 400 ") || strings.Contains(out, "ADMIN") {
+			t.Errorf("GET %s from outside: %.200q, want 400", target, out)
+		}
+	}
 }
 
 // TestRestrictedPathsYiiRouting: Yii 2's Request::resolveRequestUri (and

@@ -480,6 +480,17 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 	if strings.IndexByte(r.URL.Path, '#') >= 0 || strings.IndexByte(r.URL.RawQuery, '#') >= 0 {
 		r = withoutFragment(r)
 	}
+	if r.URL.Scheme != "" && r.URL.Host == "" {
+		// An absolute target without "//host" ("GET http:admin", whose
+		// "admin" net/http keeps as the opaque part, or "http:/admin"):
+		// nginx refuses it, as RFC 9110 section 4.2.1 wants an http URI
+		// without a host refused. Taken as "/", it ran the front
+		// controller with REQUEST_URI "http:admin", which routers that
+		// read it with parse_url (Symfony's Request) route as /admin,
+		// past every rule on /admin/.
+		s.fail(w, r, http.StatusBadRequest)
+		return
+	}
 	if r.URL.Path == "" && r.URL.Scheme != "" {
 		// A request line in absolute form may leave the path empty ("GET
 		// http://example.com HTTP/1.1"); its path is then "/" (RFC 9112
