@@ -127,6 +127,22 @@ echo 'public ', $path;`,
 			t.Errorf("%s: /admin/users from outside: %d %q, want the public page", hdr, res.StatusCode, body)
 		}
 	}
+	// parse_url takes what follows a leading "//" for a host: it reads
+	// //evil/admin/users as /admin/users, where the gateway's path, its
+	// slashes merged, is /evil/admin/users.
+	// (Sent raw: net/http's client would send the absolute form.)
+	get := func(target string) string {
+		out, _ := raw(t, strings.TrimPrefix(g.URL, "http://"), "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		return out
+	}
+	for _, target := range []string{"//evil/admin/users", "//evil:80/admin", "//u@evil/%61dmin/x", "//evil/blog/../admin/users"} {
+		if out := get(target); !strings.HasPrefix(out, "HTTP/1.1 403 ") || strings.Contains(out, "ADMIN") {
+			t.Errorf("%s from outside: %.200q, want 403", target, out)
+		}
+	}
+	if out := get("//evil/blog/post-1"); !strings.HasPrefix(out, "HTTP/1.1 200 ") || !strings.HasSuffix(out, "public /blog/post-1") {
+		t.Errorf("//evil/blog/post-1: %.300q, want the public page", out)
+	}
 }
 
 // TestRestrictedPathsCodeIgniterRouting: CodeIgniter (3 and 4, in its

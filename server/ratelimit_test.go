@@ -198,3 +198,19 @@ func TestRateLimitsCountFoldedSpellings(t *testing.T) {
 		}
 	}
 }
+
+// A limit on /login also counts //evil/login, which routers that read
+// REQUEST_URI with parse_url route as /login.
+func TestRateLimitsCountTheHostInThePath(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/login 1r/m"}
+	})
+	for i, target := range []string{"/login", "//evil/login", "//x:1/login?a=1"} {
+		want := []int{200, 429, 429}[i]
+		r := rawRequest(t, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		r.RemoteAddr = "192.0.2.1:1000"
+		if code := e.do(r).Code; code != want {
+			t.Errorf("%s: %d, want %d", target, code, want)
+		}
+	}
+}

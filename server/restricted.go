@@ -217,7 +217,36 @@ func (s *Server) restrictedURL(w http.ResponseWriter, r *http.Request) bool {
 	ri := Info(r.Context())
 	p := config.CleanPath(r.URL.Path)
 	ri.restrictedRule = s.restrictedRule(p) + 1
-	return s.refusedAt(w, r, p) || s.restrictedDotReadings(w, r, r.URL.Path)
+	if s.refusedAt(w, r, p) || s.restrictedDotReadings(w, r, r.URL.Path) {
+		return true
+	}
+	if hp := hostPathReading(r); hp != "" {
+		return s.refusedAt(w, r, config.CleanPath(hp)) || s.restrictedDotReadings(w, r, hp)
+	}
+	return false
+}
+
+// hostPathReading returns the path PHP's parse_url finds in a request
+// target that starts with "//" (decoded), or "": it takes what follows
+// the "//" up to the next "/" for a host, so //evil/admin/users is its
+// /admin/users, where the gateway, merging slashes as nginx does, reads
+// /evil/admin/users. Routers that read REQUEST_URI with parse_url (many
+// written by hand, Yii's examples) route on it.
+func hostPathReading(r *http.Request) string {
+	target := originForm(r.RequestURI)
+	if !strings.HasPrefix(target, "//") {
+		return ""
+	}
+	rest := target[2:]
+	i := strings.IndexAny(rest, "/?#")
+	if i < 0 || rest[i] != '/' {
+		return ""
+	}
+	p := rest[i:]
+	if j := strings.IndexAny(p, "?#"); j >= 0 {
+		p = p[:j]
+	}
+	return phpRawURLDecode(p)
 }
 
 // restrictedDotReadings refuses a request when path, which has dot
@@ -336,6 +365,15 @@ func phpURLDecode(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// phpRawURLDecode is phpURLDecode without "+" for a space, as PHP's
+// rawurldecode decodes a path.
+func phpRawURLDecode(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	return phpURLDecode(strings.ReplaceAll(s, "+", "%2B"))
 }
 
 func isHex(c byte) bool {

@@ -466,3 +466,22 @@ func TestPHPURLDecode(t *testing.T) {
 		}
 	}
 }
+
+// PHP's parse_url reads what follows a leading "//" as a host:
+// //evil/admin/users is its /admin/users. That reading counts too.
+func TestRestrictedPathsHostInThePath(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{"//evil/admin/users", "//evil:80/admin", "//u@evil/%61dmin", "//evil%2Fx/admin", "//evil/ADMIN/x"} {
+		before := e.php.calls()
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 || e.php.calls() != before {
+			t.Errorf("outsider %s: %d, want 403 before PHP", target, code)
+		}
+	}
+	for _, target := range []string{"//evil/blog", "//evil?/admin", "/evil/admin/x", "//evil"} {
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 200 {
+			t.Errorf("outsider %s: %d, want 200", target, code)
+		}
+	}
+}

@@ -518,7 +518,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 	}
 	// On the path routing will see (no fragment), after the 413, as
 	// nginx's limit_req runs in the location the path picks.
-	if len(s.rates) > 0 && s.rateLimited(w, r, config.CleanPath(r.URL.Path)) {
+	if len(s.rates) > 0 && (s.rateLimited(w, r, config.CleanPath(r.URL.Path)) || s.rateLimitedReadings(w, r, nonEmpty(hostPathReading(r)))) {
 		return
 	}
 	// After the rate limit, as nginx's access phase follows limit_req.
@@ -636,6 +636,14 @@ func closeAfter(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
 	}
+}
+
+// nonEmpty is p as a list of readings: none when it is "".
+func nonEmpty(p string) []string {
+	if p == "" {
+		return nil
+	}
+	return []string{p}
 }
 
 // hasLower reports whether s has an ASCII lowercase letter.
