@@ -404,3 +404,36 @@ func TestRestrictedPathsWordPressInADirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestRestrictedPathsCodeIgniter4Routing: CodeIgniter 4 urldecode()s the
+// route it takes from the query (URI::filterPath), keeping a "%" that
+// starts no escape: /?/%61dmin/users%zz is its /admin/users%zz, under the
+// entry on /admin/, through the real php-fpm.
+func TestRestrictedPathsCodeIgniter4Routing(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"index.php": `<?php
+// CodeIgniter 4's SiteURIFactory and URI::filterPath, shortened.
+$u = parse_url('http://dummy' . $_SERVER['REQUEST_URI']);
+$query = $u['query'] ?? ''; $uri = $u['path'] ?? '';
+if (strpos($uri, $_SERVER['SCRIPT_NAME']) === 0) { $uri = substr($uri, strlen($_SERVER['SCRIPT_NAME'])); }
+if (trim($uri, '/') === '' && strncmp($query, '/', 1) === 0) { $uri = explode('?', $query, 2)[0]; }
+$uri = urldecode($uri);
+if (preg_match('#^/?admin(/|$)#', $uri)) { echo 'ADMIN AREA ', $uri; exit; }
+echo 'public ', $uri;`,
+	})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{"/?/admin/users", "/?/%61dmin/users%zz", "/index.php?/%61dmin/x%zz"} {
+		if res, body := g.get(t, target); res.StatusCode != 403 || strings.Contains(body, "ADMIN") {
+			t.Errorf("%s from outside: %d %q, want 403", target, res.StatusCode, body)
+		}
+	}
+	if res, body := g.get(t, "/?/blog%zz"); res.StatusCode != 200 || body != "public /blog%zz" {
+		t.Errorf("/?/blog%%zz: %d %q, want the public page", res.StatusCode, body)
+	}
+}

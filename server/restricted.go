@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"path"
 	"strings"
 
@@ -291,10 +290,9 @@ func queryRoute(r *http.Request, script, pathInfo string) string {
 		return ""
 	}
 	p, _, _ := strings.Cut(q, "?")
-	if d, err := url.PathUnescape(p); err == nil {
-		p = d
-	}
-	return p
+	// Decoded as CodeIgniter 4's urldecode does, a "%" that starts no
+	// escape kept: url.PathUnescape refused all of /%61dmin/users%zz.
+	return phpRawURLDecode(p)
 }
 
 // restRoutes returns the WordPress REST route a request asks for in its
