@@ -214,3 +214,19 @@ func TestRateLimitsCountTheHostInThePath(t *testing.T) {
 		}
 	}
 }
+
+// Behind a stateless NAT64 translator every IPv4 client is in
+// 64:ff9b::/96, one /64: each still has its own allowance.
+func TestRateLimitsNAT64ClientsApart(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/hello.php 1r/m"}
+	})
+	for i, remote := range []string{"[64:ff9b::c000:201]:1", "[64:ff9b::c000:202]:1", "[64:ff9b::c000:201]:2"} {
+		want := []int{200, 200, 429}[i]
+		r := httptest.NewRequest("GET", "/hello.php", nil)
+		r.RemoteAddr = remote
+		if code := e.do(r).Code; code != want {
+			t.Errorf("%s: %d, want %d", remote, code, want)
+		}
+	}
+}
