@@ -356,6 +356,10 @@ func TestRestrictedPathsWordPressRestRouteInTheBody(t *testing.T) {
 		for _, body := range []string{
 			"--XyZ\r\nX-Pad: " + strings.Repeat("a", n) + "Content-Disposition: form-data; name=\"rest_route\"\r\n\r\n/wp/v2/users\r\n--XyZ--\r\n",
 			"--XyZ\r\nContent-Disposition: form-data; name=\"rest_route\"\r\nX-Pad: " + strings.Repeat("a", n) + "\r\n/wp/v2/users\r\n--XyZ--\r\n",
+			// A long Content-Disposition cut after "rest_route": the rest
+			// of the line ("a:b\"") is a header of its own, and the name
+			// PHP reads is rest_route.
+			"--XyZ\r\nContent-Disposition: form-data; x=" + strings.Repeat("y", n-45) + "; name=\"rest_routea:b\"\r\n\r\n/wp/v2/users\r\n--XyZ--\r\n",
 		} {
 			if code, out := post("/", mt, body); strings.Contains(out, "USER") {
 				t.Errorf("multipart with a %d-byte header line from outside: %d %q, want the user list kept out", n, code, out)

@@ -284,11 +284,22 @@ func multipartRESTRoutes(body io.Reader, boundary string) []string {
 }
 
 // isRESTRouteField reports whether a Content-Disposition value names a
-// field PHP reads as rest_route.
+// field PHP may read as rest_route: PHP reads a header line longer than
+// its buffer in pieces, and a piece that holds a ":" starts a header of
+// its own, so it may end the value at any length, and name="rest_routea:b"
+// be read as rest_route. So a name counts when it or its start is
+// rest_route as PHP names it.
 func isRESTRouteField(cd string) bool {
 	for _, name := range dispositionNames(cd) {
 		if n, scalar := phpVarName(name); scalar && n == "rest_route" {
 			return true
+		}
+		name, _, _ = strings.Cut(name, "\x00")
+		name = strings.TrimLeft(name, " ")
+		if len(name) > len("rest_route") {
+			if n, scalar := phpVarName(name[:len("rest_route")]); scalar && n == "rest_route" {
+				return true
+			}
 		}
 	}
 	return false

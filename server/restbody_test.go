@@ -172,3 +172,17 @@ func TestRESTRouteUnderTheScriptsDirectory(t *testing.T) {
 		t.Errorf("outsider /dir/?rest_route=/wp/v2/posts: %d, want 200", code)
 	}
 }
+
+// PHP may cut a long Content-Disposition anywhere: a name that starts
+// with rest_route may be read as rest_route.
+func TestRESTRouteFieldCutShort(t *testing.T) {
+	for cd, want := range map[string]bool{
+		`form-data; name="rest_routea:b"`: true, `form-data; name="  rest[routeX"`: true, `form-data; name="rest_route"`: true,
+		`form-data; name="rest_rout"`: false, `form-data; name="xrest_route"`: false, `form-data; name="rest_route[x]"`: true,
+		`form-data; name="rest"`: false,
+	} {
+		if got := isRESTRouteField(cd); got != want {
+			t.Errorf("isRESTRouteField(%q) = %v, want %v", cd, got, want)
+		}
+	}
+}
