@@ -342,6 +342,11 @@ func TestRestrictedPathsWordPressRestRouteInTheBody(t *testing.T) {
 		{"/", mt, "--XyZ\r\nCONTENT-DISPOSITION: form-data; NAME=\"rest_route\"\r\n\r\n/wp/v2/users\r\n--XyZ--\r\n"},
 		{"/", mt, "--XyZ\r\nContent-Disposition: form-data; x=\"a;name=zzz\"; name=\"rest_route\"\r\n\r\n/wp/v2/users\r\n--XyZ--\r\n"},
 		{"/", "multipart/form-data; BOUNDARY=\"XyZ\"", "--XyZ\nContent-Disposition: form-data; name=\"rest_route\"\n\n/wp/v2/users\n--XyZ--\n"},
+		// Among a part's headers, a line that starts like the boundary
+		// is a header line for PHP, not the part's end.
+		{"/", mt, "--XyZ\r\nContent-Disposition: form-data; name=\"rest_route\"\r\n--XyZjunk\r\n\r\n/wp/v2/users\r\n--XyZ--\r\n"},
+		// Of two Content-Disposition headers PHP reads the first.
+		{"/", mt, "--XyZ\r\nContent-Disposition: form-data; name=\"rest_route\"\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n/wp/v2/users\r\n--XyZ--\r\n"},
 	} {
 		if code, body := post(c.target, c.ctype, c.body); code != 403 || strings.Contains(body, "USER") {
 			t.Errorf("POST %s (%s) %.60q from outside: %d %q, want 403", c.target, c.ctype, c.body, code, body)

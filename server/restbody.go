@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/fcgi"
 )
 
@@ -76,7 +77,14 @@ func (s *Server) restBodyRoutes(r *http.Request, script string) (*http.Request, 
 	}
 	var values []string
 	if kind == "multipart" {
-		values = multipartRESTRoutes(body, phpBoundary(r.Header.Get("Content-Type")))
+		values = multipartRESTRoutes(body, func(v string) bool {
+			for _, p := range restPaths(script, v) {
+				if s.ruleMayHold(p) {
+					return true
+				}
+			}
+			return false
+		})
 	} else {
 		values = urlencodedRESTRoutes(body)
 	}
@@ -85,6 +93,26 @@ func (s *Server) restBodyRoutes(r *http.Request, script string) (*http.Request, 
 		routes = append(routes, restPaths(script, v)...)
 	}
 	return r, routes, release, nil
+}
+
+// ruleMayHold reports whether a restricted path or rate limit entry may
+// hold reading p: one its clean or folded path falls under, or any when it
+// has dot segments (restrictedDotReadings reads it from each slash).
+func (s *Server) ruleMayHold(p string) bool {
+	if config.HasRelativeSegment(p) {
+		return true
+	}
+	c := config.CleanPath(p)
+	if s.restrictedRule(c) >= 0 || s.foldedRule(c) >= 0 {
+		return true
+	}
+	f := foldedPath(c)
+	for i := range s.rates {
+		if config.UnderLocation(c, s.rates[i].path) || config.UnderLocation(f, s.rates[i].folded) {
+			return true
+		}
+	}
+	return false
 }
 
 // phpFormKind is the kind of form body PHP parses into $_POST for a
@@ -155,61 +183,30 @@ func urlencodedRESTRoutes(body io.Reader) []string {
 	return routes
 }
 
-// phpBoundary is the multipart boundary PHP reads from a Content-Type
-// (rfc1867.c): after the first "boundary" (sought as written, then
-// ignoring case), from the "=" after it, quoted or up to a "," or ";";
-// "" when PHP finds none.
-func phpBoundary(ct string) string {
-	i := strings.Index(ct, "boundary")
-	if i < 0 {
-		i = strings.Index(strings.ToLower(ct), "boundary")
-	}
-	if i < 0 {
-		return ""
-	}
-	j := strings.IndexByte(ct[i:], '=')
-	if j < 0 {
-		return ""
-	}
-	b := ct[i+j+1:]
-	if strings.HasPrefix(b, `"`) {
-		end := strings.IndexByte(b[1:], '"')
-		if end < 0 {
-			return ""
-		}
-		return b[1 : 1+end]
-	}
-	if end := strings.IndexAny(b, ",;"); end >= 0 {
-		b = b[:end]
-	}
-	return b
-}
-
 // multipartRESTRoutes returns what may be the values of the rest_route
-// fields of a multipart body, read conservatively rather than as one
-// parser reads it, since PHP's parser does not frame parts as others do
-// (it splits header lines longer than its buffer, and ends a part's
-// headers at an empty piece): wherever "Content-Disposition:" appears,
-// in any case, its value (with the lines after it that start with a
-// space) is read for names as PHP reads them (dispositionNames), both
-// ways of splitting its parameters; when one is rest_route, or the
-// header is too long to tell, every line after it up to PHP's next
-// boundary (to the end without one) may be the value and counts, each up
-// to maxRouteValue. A value is the part's bytes as sent (PHP does not
-// decode them) up to its first line break, past which foldedPath cuts
-// anyway.
-func multipartRESTRoutes(body io.Reader, boundary string) []string {
+// fields of a multipart body that keep accepts, each once. It reads the
+// body conservatively rather than as one parser reads it, since PHP's
+// parser does not frame parts as others do (it reads a header line longer
+// than its buffer in pieces, a piece may start a header of its own or an
+// empty one that ends a part's headers, and a line among the headers that
+// starts like the boundary is a header line): wherever
+// "Content-Disposition:" appears, in any case, its value (with the lines
+// after it that start with a space) is read for names as PHP reads them
+// (isRESTRouteField); once one may be rest_route, or is too long to tell,
+// every line after it, to the end of the body, may be the value. A value
+// is the part's bytes as sent (PHP does not decode them) up to its first
+// line break, past which foldedPath cuts anyway, and up to maxRouteValue.
+// keep, which picks the lines that may meet a rule, bounds what is held
+// to what matters.
+func multipartRESTRoutes(body io.Reader, keep func(string) bool) []string {
 	const (
 		marker = "content-disposition:"
 		maxHdr = 64 << 10
 	)
-	var delim []byte
-	if boundary != "" {
-		delim = []byte("--" + boundary)
-	}
 	br := bufio.NewReaderSize(body, 32<<10)
 	var (
 		routes     []string
+		seen       = map[string]bool{}
 		matched    int    // bytes of marker matched so far
 		hdr        []byte // a Content-Disposition value being read
 		inHdr      bool   // reading one
@@ -217,6 +214,13 @@ func multipartRESTRoutes(body io.Reader, boundary string) []string {
 		collecting bool   // every line may be a rest_route value
 		line       []byte // the current line, while collecting
 	)
+	candidate := func(l []byte) {
+		l = bytes.TrimSuffix(l, []byte("\r"))
+		if v := string(l); !seen[v] && keep(v) {
+			seen[v] = true
+			routes = append(routes, v)
+		}
+	}
 	endHeader := func() {
 		if hdrLong || isRESTRouteField(string(hdr)) {
 			collecting = true
@@ -242,12 +246,7 @@ func multipartRESTRoutes(body io.Reader, boundary string) []string {
 		case inHdr:
 			hdrLong = true
 		case collecting && c == '\n':
-			l := bytes.TrimSuffix(line, []byte("\r"))
-			if delim != nil && bytes.HasPrefix(l, delim) {
-				collecting = false
-			} else {
-				routes = append(routes, string(l))
-			}
+			candidate(line)
 			line = line[:0]
 		case collecting && len(line) < maxRouteValue:
 			line = append(line, c)
@@ -278,7 +277,7 @@ func multipartRESTRoutes(body io.Reader, boundary string) []string {
 		endHeader()
 	}
 	if collecting && len(line) > 0 {
-		routes = append(routes, string(bytes.TrimSuffix(line, []byte("\r"))))
+		candidate(line)
 	}
 	return routes
 }

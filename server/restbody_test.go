@@ -101,14 +101,6 @@ func TestPHPFormBodyHelpers(t *testing.T) {
 			t.Errorf("phpFormKind(%q) = %q, want %q", ct, got, want)
 		}
 	}
-	for ct, want := range map[string]string{
-		"multipart/form-data; boundary=abc": "abc", `multipart/form-data; boundary="a;b"`: "a;b", "multipart/form-data; BOUNDARY=abc; x=1": "abc",
-		"multipart/form-data; boundary=abc def,x": "abc def", `multipart/form-data; boundary="abc`: "", "multipart/form-data": "",
-	} {
-		if got := phpBoundary(ct); got != want {
-			t.Errorf("phpBoundary(%q) = %q, want %q", ct, got, want)
-		}
-	}
 	for cd, want := range map[string][]string{
 		`form-data; name="a"`: {"a", "a"}, `form-data; NAME=a b`: {"a", "a"}, `form-data; name='a\'b'`: {"a'b", "a'b"},
 		`form-data; x="y;name=z"; name="a"`: {"a", `z"`, "a"}, `form-data; filename="f"`: nil,
@@ -120,21 +112,27 @@ func TestPHPFormBodyHelpers(t *testing.T) {
 }
 
 func TestMultipartRESTRoutes(t *testing.T) {
+	all := func(string) bool { return true }
 	body := "pre\r\n--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nnot this\r\n" +
 		"--B\r\nContent-Disposition: form-data;\r\n\tname=\"rest_route\"\r\nContent-Type: text/plain\r\n\r\n/wp/v2/users\r\nsecond line\r\n" +
-		"--B\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\nnor this\r\n--B--\r\n"
-	want := []string{"Content-Type: text/plain", "", "/wp/v2/users", "second line"}
-	if got := multipartRESTRoutes(strings.NewReader(body), "B"); !slices.Equal(got, want) {
+		"--B\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\n/wp/v2/users\r\n--B--\r\n"
+	// Every line after the field counts, each once, to the end.
+	want := []string{"Content-Type: text/plain", "", "/wp/v2/users", "second line", "--B", "--B--"}
+	if got := multipartRESTRoutes(strings.NewReader(body), all); !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	// Without PHP's boundary, every line after counts.
-	if got := multipartRESTRoutes(strings.NewReader(body), ""); len(got) != 8 {
-		t.Errorf("without a boundary: %q, want the 8 lines after the field", got)
+	// Only the lines keep accepts are held.
+	if got := multipartRESTRoutes(strings.NewReader(body), func(v string) bool { return strings.HasPrefix(v, "/wp/") }); !slices.Equal(got, []string{"/wp/v2/users"}) {
+		t.Errorf("kept %q, want only /wp/v2/users", got)
 	}
 	// A header too long to read counts as naming the field.
-	long := "--B\r\nContent-Disposition: form-data; " + strings.Repeat(" ", 70<<10) + "name=\"rest_route\"\r\n\r\n/wp/v2/users\r\n--B--\r\n"
-	if got := multipartRESTRoutes(strings.NewReader(long), "B"); !slices.Contains(got, "/wp/v2/users") {
+	long := "--B\r\nContent-Disposition: form-data; " + strings.Repeat(" ", 70<<10) + "name=\"x\"\r\n\r\n/wp/v2/users\r\n--B--\r\n"
+	if got := multipartRESTRoutes(strings.NewReader(long), all); !slices.Contains(got, "/wp/v2/users") {
 		t.Errorf("a 70 KiB header: %q, want /wp/v2/users among them", got)
+	}
+	// No field that may be rest_route: nothing.
+	if got := multipartRESTRoutes(strings.NewReader("--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n/wp/v2/users\r\n--B--\r\n"), all); got != nil {
+		t.Errorf("without rest_route: %q", got)
 	}
 }
 
