@@ -285,6 +285,18 @@ func TestRestrictedPathsWordPressRestServer(t *testing.T) {
 			t.Errorf("%s from outside: %d %q, want 403", target, res.StatusCode, body)
 		}
 	}
+	// WordPress's other scripts that run wp() (wp-trackback.php,
+	// wp-signup.php and wp-activate.php through wp-blog-header.php)
+	// answer ?rest_route= too.
+	writeTree(t, root, map[string]string{
+		"wp-blog-header.php": "<?php require __DIR__ . '/index.php';",
+		"wp-trackback.php":   "<?php require __DIR__ . '/wp-blog-header.php';",
+	})
+	for _, target := range []string{"/wp-trackback.php?rest_route=/wp/v2/users", "/wp-blog-header.php?rest_route=/wp/v2/users"} {
+		if res, body := g.get(t, target); res.StatusCode != 403 || strings.Contains(body, "USER") {
+			t.Errorf("%s from outside: %d %q, want 403", target, res.StatusCode, body)
+		}
+	}
 	for target, want := range map[string]string{"/wp-json/wp/v2/posts": "posts", "/?rest_route=/WP/v2/Posts": "posts", "/hello-world/": "page"} {
 		if res, body := g.get(t, target); res.StatusCode != 200 || body != want {
 			t.Errorf("%s: %d %q, want 200 %q", target, res.StatusCode, body, want)

@@ -14,7 +14,7 @@ import (
 
 // WordPress reads its public query vars, rest_route among them, from
 // $_POST before $_GET (WP::parse_request), so a form POST to any URL its
-// index.php serves, with rest_route=/wp/v2/users in the body, is that
+// index.php (or another script that runs wp(), restRoutes) serves, with rest_route=/wp/v2/users in the body, is that
 // REST route, whatever the URL says; the REST server then takes
 // X-HTTP-Method-Override for the method. The access rules and rate limits
 // read such a body's routes as they read ?rest_route= (restRoutes).
@@ -39,12 +39,12 @@ func readsRESTBody(path string) bool {
 }
 
 // restBodyRoutes returns the WordPress REST routes (as paths, restPaths)
-// that a POST form body to script, the front controller, names in rest_route
+// that a POST form body to script (any: see restRoutes) names in rest_route
 // fields, and r with its body read whole (ReadWholeBody, or in memory for
 // a backend that cannot), with the function that frees it. Every field
 // that may be rest_route counts, not only the last, as reading more may
 // only refuse more.
-func (s *Server) restBodyRoutes(r *http.Request, script string) (*http.Request, []string, func(), error) {
+func (s *Server) restBodyRoutes(r *http.Request, script, index string) (*http.Request, []string, func(), error) {
 	kind := phpFormKind(r.Header.Get("Content-Type"))
 	if kind == "" || r.Body == nil || r.Body == http.NoBody {
 		return r, nil, func() {}, nil
@@ -78,7 +78,7 @@ func (s *Server) restBodyRoutes(r *http.Request, script string) (*http.Request, 
 	var values []string
 	if kind == "multipart" {
 		values = multipartRESTRoutes(body, func(v string) bool {
-			for _, p := range restPaths(script, v) {
+			for _, p := range restPaths(script, index, v) {
 				if s.ruleMayHold(p) {
 					return true
 				}
@@ -90,7 +90,7 @@ func (s *Server) restBodyRoutes(r *http.Request, script string) (*http.Request, 
 	}
 	var routes []string
 	for _, v := range values {
-		routes = append(routes, restPaths(script, v)...)
+		routes = append(routes, restPaths(script, index, v)...)
 	}
 	return r, routes, release, nil
 }

@@ -299,15 +299,15 @@ func queryRoute(r *http.Request, script, pathInfo string) string {
 // query, as the paths it has under WordPress's pretty URLs (restPaths), or
 // none: every URL WordPress's index.php serves (the front controller, so
 // /?rest_route= and /any/page/?rest_route= alike) answers
-// rest_route=/wp/v2/users as it answers /wp-json/wp/v2/users, so a
-// SESSIONGATE_RESTRICTED_PATHS or SESSIONGATE_RATE_LIMITS entry on
-// /wp-json/ (user enumeration) must read it too. The key is read as PHP
-// reads it (phpVarName; the last one counts), the value decoded as PHP
-// decodes it (phpURLDecode).
+// rest_route=/wp/v2/users as it answers /wp-json/wp/v2/users, and so does
+// every script that runs wp(): wp-blog-header.php, wp-signup.php,
+// wp-activate.php and wp-trackback.php, and any script of the site's that
+// loads WordPress through wp-blog-header.php. So it is read whatever PHP
+// script runs, and a SESSIONGATE_RESTRICTED_PATHS or
+// SESSIONGATE_RATE_LIMITS entry on /wp-json/ (user enumeration) holds for
+// it too. The key is read as PHP reads it (phpVarName; the last one
+// counts), the value decoded as PHP decodes it (phpURLDecode).
 func restRoutes(r *http.Request, script, index string) []string {
-	if !isRESTScript(script, index) {
-		return nil
-	}
 	route, found := "", false
 	for _, kv := range strings.Split(r.URL.RawQuery, "&") {
 		k, v, _ := strings.Cut(kv, "=")
@@ -319,27 +319,27 @@ func restRoutes(r *http.Request, script, index string) []string {
 	if !found {
 		return nil
 	}
-	return restPaths(script, route)
+	return restPaths(script, index, route)
 }
 
 // restPaths returns the URL paths of REST route under WordPress's pretty
 // URLs, with the rest prefix WordPress's default, wp-json: under the
-// site's root, and under the directory of the index.php that runs when
-// that is another (a WordPress whose home is /blog/ answers
-// /blog/wp-json/R).
-func restPaths(script, route string) []string {
+// site's root, and, for the front controller and WordPress's own scripts
+// (wpScripts) in a directory, under that directory (a WordPress whose
+// home is /blog/ answers /blog/wp-json/R).
+func restPaths(script, index, route string) []string {
 	route = strings.TrimLeft(route, "/")
 	out := []string{"/wp-json/" + route}
-	if dir := path.Dir(script); dir != "/" && dir != "." {
+	if dir := path.Dir(script); dir != "/" && dir != "." && (script == index || wpScripts[path.Base(script)]) {
 		out = append(out, dir+"/wp-json/"+route)
 	}
 	return out
 }
 
-// isRESTScript reports whether script may be WordPress's index.php, which
-// reads rest_route: the front controller, or a script named index.php.
-func isRESTScript(script, index string) bool {
-	return script == index || path.Base(script) == "index.php"
+// wpScripts are the scripts in WordPress's directory that run wp(), and
+// so its REST server for rest_route.
+var wpScripts = map[string]bool{
+	"index.php": true, "wp-blog-header.php": true, "wp-signup.php": true, "wp-activate.php": true, "wp-trackback.php": true,
 }
 
 // phpURLDecode decodes a query or form parameter's name or value as PHP's

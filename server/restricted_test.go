@@ -395,7 +395,7 @@ func TestRestrictedPathsWordPressRestRoute(t *testing.T) {
 			t.Errorf("outsider %s: %d, want 403 before PHP", target, code)
 		}
 	}
-	for _, target := range []string{"/?rest_route=/wp/v2/posts", "/?rest_route=/wp/v2/users&rest_route=/wp/v2/posts", "/hello.php?rest_route=/wp/v2/users", "/?x=/wp-json/wp/v2/users"} {
+	for _, target := range []string{"/?rest_route=/wp/v2/posts", "/?rest_route=/wp/v2/users&rest_route=/wp/v2/posts", "/?x=/wp-json/wp/v2/users"} {
 		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 200 {
 			t.Errorf("outsider %s: %d, want 200", target, code)
 		}
@@ -483,5 +483,25 @@ func TestRestrictedPathsHostInThePath(t *testing.T) {
 		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 200 {
 			t.Errorf("outsider %s: %d, want 200", target, code)
 		}
+	}
+}
+
+// Every script that loads WordPress's front end runs its REST server for
+// ?rest_route=: wp-blog-header.php, and wp-signup.php, wp-activate.php and
+// wp-trackback.php, which load it or call wp() themselves, as any custom
+// script that includes wp-blog-header.php does. So the query's route counts
+// whatever PHP script runs.
+func TestRestrictedPathsRESTRouteOnAnyScript(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/wp-json/wp/v2/users/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{"/hello.php?rest_route=/wp/v2/users", "/hello.php/x?rest_route=/WP/v2/users", "/dir/index.php?rest_route=/wp/v2/users"} {
+		before := e.php.calls()
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 || e.php.calls() != before {
+			t.Errorf("outsider %s: %d, want 403 before PHP", target, code)
+		}
+	}
+	if code := restrictedDo(t, e, "192.0.2.9:1", "/hello.php?rest_route=/wp/v2/posts"); code != 200 {
+		t.Errorf("outsider /hello.php?rest_route=/wp/v2/posts: %d, want 200", code)
 	}
 }

@@ -700,8 +700,8 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 			readings = queryReadings(r, route.ScriptName, route.PathInfo, s.router.Index())
 			// WordPress reads rest_route from a POST form body first
 			// (restbody.go).
-			if s.restBody && r.Method == http.MethodPost && isRESTScript(route.ScriptName, s.router.Index()) {
-				r2, routes, release, err := s.restBodyRoutes(r, route.ScriptName)
+			if s.restBody && r.Method == http.MethodPost {
+				r2, routes, release, err := s.restBodyRoutes(r, route.ScriptName, s.router.Index())
 				if err != nil {
 					s.phpError(w, r, err)
 					return
