@@ -199,6 +199,15 @@ type preparedBody struct {
 func (p *preparedBody) Read(b []byte) (int, error) { return p.r.Read(b) }
 func (p *preparedBody) Close() error               { return nil }
 
+// NewReader reads the body again from its start, apart from what RoundTrip
+// reads: for a caller that looks into the body first (ReadWholeBody).
+func (p *preparedBody) NewReader() io.Reader {
+	if p.b.mem != nil {
+		return bytes.NewReader(p.b.mem)
+	}
+	return io.NewSectionReader(p.b.file, 0, p.b.size)
+}
+
 // ReadBody reads r's body as RoundTrip would (in memory, beyond 64 KiB in
 // an unlinked temp file; 413 over MaxBody), and returns r with that body in
 // its place and the function that frees it once the response is done. A
@@ -209,10 +218,23 @@ func (p *preparedBody) Close() error               { return nil }
 // BufferBodies) is left as it is. Errors are *Error values, like
 // RoundTrip's.
 func (t *Transport) ReadBody(r *http.Request) (*http.Request, func(), error) {
+	return t.readBody(r, false)
+}
+
+// ReadWholeBody is ReadBody for a caller that must see the whole body
+// before the request goes on (the server reads WordPress's rest_route
+// from a form body): a body ReadBody would leave to stream is spooled to
+// a temp file too. The body of the request it returns, when there is one,
+// has a NewReader method that reads it again from the start.
+func (t *Transport) ReadWholeBody(r *http.Request) (*http.Request, func(), error) {
+	return t.readBody(r, true)
+}
+
+func (t *Transport) readBody(r *http.Request, whole bool) (*http.Request, func(), error) {
 	if _, ok := r.Body.(*preparedBody); ok {
 		return r, func() {}, nil
 	}
-	if !t.o.BufferBodies && r.ContentLength > memBodyLimit && r.ContentLength <= t.o.MaxBody {
+	if !whole && !t.o.BufferBodies && r.ContentLength > memBodyLimit && r.ContentLength <= t.o.MaxBody {
 		return r, func() {}, nil
 	}
 	body, err := prepareBody(r.Context(), r, t.o.MaxBody, t.o.TempDir, true)

@@ -223,3 +223,43 @@ func TestContentLengthZeroLikeNginx(t *testing.T) {
 		}
 	}
 }
+
+// TestReadWholeBody: a body ReadBody leaves to stream (known length over
+// 64 KiB, without BufferBodies) is read whole, spooled, by ReadWholeBody;
+// its NewReader gives the body again from the start as often as asked,
+// and php-fpm still gets it all.
+func TestReadWholeBody(t *testing.T) {
+	srv := newFakeServer(t, echoBody)
+	tr, _ := newTransport(t, Options{MaxBody: 1 << 20, TempDir: t.TempDir()}, srv.Addr())
+	for _, size := range []int{10, 200 << 10} {
+		body := strings.Repeat("0123456789", size/10)
+		newReq := func() *http.Request {
+			req := httptest.NewRequest("POST", "/", strings.NewReader(body))
+			return req.WithContext(WithScript(req.Context(), testScript))
+		}
+		if req := newReq(); size > memBodyLimit {
+			if r2, release, _ := tr.ReadBody(req); r2 != req {
+				release()
+				t.Fatalf("%d bytes: ReadBody read a body it leaves to stream", size)
+			}
+		}
+		r2, release, err := tr.ReadWholeBody(newReq())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+		again, ok := r2.Body.(interface{ NewReader() io.Reader })
+		if !ok {
+			t.Fatalf("%d bytes: the body read whole has no NewReader", size)
+		}
+		for range 2 {
+			if b, _ := io.ReadAll(again.NewReader()); string(b) != body {
+				t.Errorf("%d bytes: NewReader gave %d bytes, want the body", size, len(b))
+			}
+		}
+		_, got, err := roundTrip(t, tr, r2)
+		if err != nil || got != body {
+			t.Errorf("%d bytes: php-fpm got %d bytes (%v), want the body", size, len(got), err)
+		}
+	}
+}

@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // TestRateLimits: SESSIONGATE_RATE_LIMITS against password guessing, as
@@ -60,5 +63,29 @@ func TestRateLimits(t *testing.T) {
 	}
 	if !strings.Contains(gw.Logs.String(), `over SESSIONGATE_RATE_LIMITS /wp-login.php 2r/m burst=2`) {
 		t.Errorf("refusals not logged with their rule")
+	}
+}
+
+// TestRateLimitsWordPressRestServer: a limit on a WordPress REST route
+// (a JWT plugin's token endpoint, where passwords are tried) counts the
+// spellings WordPress's REST server answers as that route (case, trailing
+// backslash, trailing newline), through the real php-fpm.
+func TestRateLimitsWordPressRestServer(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"index.php": wpRESTIndexPHP})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/wp-json/jwt-auth/v1/token 1r/m burst=2"}
+	})
+	for i, target := range []string{"/wp-json/jwt-auth/v1/token", "/wp-json/JWT-AUTH/v1/token", "/?rest_route=/jwt-auth/v1/token%5C", "/?rest_route=/Jwt-Auth/v1/token%0A", "/index.php/wp-json/jwt-auth/V1/token"} {
+		want, wantBody := 200, "token"
+		if i >= 3 {
+			want, wantBody = 429, ""
+		}
+		if res, body := g.get(t, target); res.StatusCode != want || wantBody != "" && body != wantBody || want == 429 && strings.Contains(body, "token") {
+			t.Errorf("attempt %d %s: %d %q, want %d", i+1, target, res.StatusCode, body, want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -15,6 +16,7 @@ import (
 // location, against password guessing on a login page and the like.
 type rateRule struct {
 	path    string // exact, or a directory ending in "/" (prefix)
+	folded  string // path lower-cased, for foldedPath readings
 	spec    string
 	limiter *ratelimit.Limiter
 }
@@ -27,7 +29,7 @@ const maxRateClients = 100_000
 func newRateRules(ls []config.RateLimit) []rateRule {
 	var out []rateRule
 	for _, l := range ls {
-		out = append(out, rateRule{path: l.Path, spec: l.Spec, limiter: ratelimit.New(l.PerSecond, l.Burst, maxRateClients)})
+		out = append(out, rateRule{path: l.Path, folded: strings.ToLower(l.Path), spec: l.Spec, limiter: ratelimit.New(l.PerSecond, l.Burst, maxRateClients)})
 	}
 	config.SortLocations(out, func(r rateRule) string { return r.path })
 	return out
@@ -45,18 +47,33 @@ func (s *Server) rateLimitedReadings(w http.ResponseWriter, r *http.Request, rea
 }
 
 // rateLimited answers 429 to a request over the limit of the rule for
-// path, and reports whether it did. A request is counted once by each
-// rule: when a rule has already counted it (for its URL, or its script),
-// another path of the same request (the script routing picked, the
-// PATH_INFO after it) that falls under the same rule is not counted again.
+// path, or of the rule for its folded reading (foldedPath: WordPress
+// answers /wp-json/JWT-AUTH/v1/token as /wp-json/jwt-auth/v1/token), and
+// reports whether it did. A request is counted once by each rule: when a
+// rule has already counted it (for its URL, or its script), another path
+// of the same request (the script routing picked, the PATH_INFO after it,
+// a folded reading) that falls under the same rule is not counted again.
 func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, path string) bool {
-	var rule *rateRule
+	var rule, folded *rateRule
 	for i := range s.rates {
 		if config.UnderLocation(path, s.rates[i].path) {
 			rule = &s.rates[i]
 			break
 		}
 	}
+	f := foldedPath(path)
+	for i := range s.rates {
+		if config.UnderLocation(f, s.rates[i].folded) {
+			folded = &s.rates[i]
+			break
+		}
+	}
+	return s.overRate(w, r, rule) || folded != rule && s.overRate(w, r, folded)
+}
+
+// overRate counts the request against rule (nil: none) unless rule has
+// counted it already, and answers 429 when it is over the limit.
+func (s *Server) overRate(w http.ResponseWriter, r *http.Request, rule *rateRule) bool {
 	if rule == nil {
 		return false
 	}

@@ -166,7 +166,7 @@ func TestRateLimitsFollowTheRouteInTheQuery(t *testing.T) {
 	}
 }
 
-// WordPress's ?rest_route= is its /wp-json/ URL (restRoute): a limit on
+// WordPress's ?rest_route= is its /wp-json/ URL (restRoutes): a limit on
 // the REST API counts both.
 func TestRateLimitsFollowTheWordPressRestRoute(t *testing.T) {
 	e := newEnv(t, func(c *config.Config) {
@@ -178,6 +178,55 @@ func TestRateLimitsFollowTheWordPressRestRoute(t *testing.T) {
 		r.RemoteAddr = "192.0.2.1:1000"
 		if code := e.do(r).Code; code != want {
 			t.Errorf("%s: %d, want %d", target, code, want)
+		}
+	}
+}
+
+// WordPress answers /wp-json/JWT-AUTH/v1/token and ?rest_route= with a
+// trailing backslash or newline as its token route (foldedPath): a limit
+// on that route counts them all, each request once.
+func TestRateLimitsCountFoldedSpellings(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/wp-json/jwt-auth/v1/token 1r/m burst=1"}
+	})
+	for i, target := range []string{"/wp-json/jwt-auth/v1/token", "/wp-json/JWT-AUTH/v1/token", "/?rest_route=/jwt-auth/v1/token%5C", "/?rest_route=/Jwt-Auth/v1/token%0A"} {
+		want := []int{200, 200, 429, 429}[i]
+		r := httptest.NewRequest("GET", target, nil)
+		r.RemoteAddr = "192.0.2.1:1000"
+		if code := e.do(r).Code; code != want {
+			t.Errorf("%s: %d, want %d", target, code, want)
+		}
+	}
+}
+
+// A limit on /login also counts //evil/login, which routers that read
+// REQUEST_URI with parse_url route as /login.
+func TestRateLimitsCountTheHostInThePath(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/login 1r/m"}
+	})
+	for i, target := range []string{"/login", "//evil/login", "//x:1/login?a=1"} {
+		want := []int{200, 429, 429}[i]
+		r := rawRequest(t, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		r.RemoteAddr = "192.0.2.1:1000"
+		if code := e.do(r).Code; code != want {
+			t.Errorf("%s: %d, want %d", target, code, want)
+		}
+	}
+}
+
+// Behind a stateless NAT64 translator every IPv4 client is in
+// 64:ff9b::/96, one /64: each still has its own allowance.
+func TestRateLimitsNAT64ClientsApart(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/hello.php 1r/m"}
+	})
+	for i, remote := range []string{"[64:ff9b::c000:201]:1", "[64:ff9b::c000:202]:1", "[64:ff9b::c000:201]:2"} {
+		want := []int{200, 200, 429}[i]
+		r := httptest.NewRequest("GET", "/hello.php", nil)
+		r.RemoteAddr = remote
+		if code := e.do(r).Code; code != want {
+			t.Errorf("%s: %d, want %d", remote, code, want)
 		}
 	}
 }

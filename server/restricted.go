@@ -1,12 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"path"
 	"strings"
 
@@ -28,6 +28,8 @@ type restrictedPath struct {
 	// users, when set, must name the client's user and password.
 	users *htpasswd.File
 	spec  string
+	// folded is path as foldedRule matches it.
+	folded string
 }
 
 // newRestrictedPaths merges both variables' entries by path and orders
@@ -41,7 +43,7 @@ func newRestrictedPaths(cfg *config.Config) ([]restrictedPath, error) {
 		if !ok {
 			i = len(out)
 			byPath[path] = i
-			out = append(out, restrictedPath{path: path})
+			out = append(out, restrictedPath{path: path, folded: strings.ToLower(path)})
 		}
 		return &out[i]
 	}
@@ -85,6 +87,58 @@ func (s *Server) restrictedRule(path string) int {
 		}
 	}
 	return -1
+}
+
+// foldedRule is restrictedRule for path as apps that route loosely read
+// it (foldedPath), matched against the entries lower-cased: the most
+// specific entry that the folded path falls under, or -1. It is a reading
+// of its own, as the dot-segment readings are: the entry of the path as
+// sent still counts, so an entry written for one spelling cannot open
+// another that the path's own entry keeps out.
+func (s *Server) foldedRule(path string) int {
+	f := foldedPath(path)
+	for i := range s.restrictedPaths {
+		if config.UnderLocation(f, s.restrictedPaths[i].folded) {
+			return i
+		}
+	}
+	return -1
+}
+
+// foldedPath is path as the PHP routers that read it loosely take it:
+// lower-cased, as WordPress's REST server matches routes (its
+// '@^...$@i' regexes: /wp-json/WP/v2/users is its /wp/v2/users), as
+// Drupal matches paths and CodeIgniter 3 finds a controller (ucfirst:
+// /Admin/ is its admin controller); without trailing slashes and
+// backslashes, which WordPress's untrailingslashit trims from a REST
+// route; and cut at a newline, where a PCRE "(.*)" capture ends and
+// before which its "$" matches (?rest_route=/wp/v2/users%0A). The path
+// is left empty of neither: "/" stays "/".
+func foldedPath(path string) string {
+	path, _, _ = strings.Cut(path, "\n")
+	path = strings.TrimRight(path, `/\`)
+	if path == "" {
+		return "/"
+	}
+	return strings.ToLower(path)
+}
+
+// refusedAt refuses r when the entry of path, or the entry of its folded
+// reading (foldedRule), keeps the client out, and reports whether it did;
+// an entry both readings fall under is asked once.
+func (s *Server) refusedAt(w http.ResponseWriter, r *http.Request, path string) bool {
+	i := s.restrictedRule(path)
+	if i >= 0 {
+		if status := s.denial(i, r); status != 0 {
+			return s.refuse(w, r, i, status)
+		}
+	}
+	if j := s.foldedRule(path); j >= 0 && j != i {
+		if status := s.denial(j, r); status != 0 {
+			return s.refuse(w, r, j, status)
+		}
+	}
+	return false
 }
 
 // denial is 0 when entry i lets the client of r in, else the status to
@@ -160,14 +214,38 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, i, status int) b
 // refused this way.
 func (s *Server) restrictedURL(w http.ResponseWriter, r *http.Request) bool {
 	ri := Info(r.Context())
-	i := s.restrictedRule(config.CleanPath(r.URL.Path))
-	ri.restrictedRule = i + 1
-	if i >= 0 {
-		if status := s.denial(i, r); status != 0 {
-			return s.refuse(w, r, i, status)
-		}
+	p := config.CleanPath(r.URL.Path)
+	ri.restrictedRule = s.restrictedRule(p) + 1
+	if s.refusedAt(w, r, p) || s.restrictedDotReadings(w, r, r.URL.Path) {
+		return true
 	}
-	return s.restrictedDotReadings(w, r, r.URL.Path)
+	if hp := hostPathReading(r); hp != "" {
+		return s.refusedAt(w, r, config.CleanPath(hp)) || s.restrictedDotReadings(w, r, hp)
+	}
+	return false
+}
+
+// hostPathReading returns the path PHP's parse_url finds in a request
+// target that starts with "//" (decoded), or "": it takes what follows
+// the "//" up to the next "/" for a host, so //evil/admin/users is its
+// /admin/users, where the gateway, merging slashes as nginx does, reads
+// /evil/admin/users. Routers that read REQUEST_URI with parse_url (many
+// written by hand, Yii's examples) route on it.
+func hostPathReading(r *http.Request) string {
+	target := originForm(r.RequestURI)
+	if !strings.HasPrefix(target, "//") {
+		return ""
+	}
+	rest := target[2:]
+	i := strings.IndexAny(rest, "/?#")
+	if i < 0 || rest[i] != '/' {
+		return ""
+	}
+	p := rest[i:]
+	if j := strings.IndexAny(p, "?#"); j >= 0 {
+		p = p[:j]
+	}
+	return phpRawURLDecode(p)
 }
 
 // restrictedDotReadings refuses a request when path, which has dot
@@ -186,10 +264,8 @@ func (s *Server) restrictedDotReadings(w http.ResponseWriter, r *http.Request, p
 		if raw[k] != '/' {
 			continue
 		}
-		if j := s.restrictedRule(raw[k:]); j >= 0 {
-			if status := s.denial(j, r); status != 0 {
-				return s.refuse(w, r, j, status)
-			}
+		if s.refusedAt(w, r, raw[k:]) {
+			return true
 		}
 	}
 	return false
@@ -214,61 +290,144 @@ func queryRoute(r *http.Request, script, pathInfo string) string {
 		return ""
 	}
 	p, _, _ := strings.Cut(q, "?")
-	if d, err := url.PathUnescape(p); err == nil {
-		p = d
-	}
-	return p
+	// Decoded as CodeIgniter 4's urldecode does, a "%" that starts no
+	// escape kept: url.PathUnescape refused all of /%61dmin/users%zz.
+	return phpRawURLDecode(p)
 }
 
-// restRoute returns the WordPress REST route a request asks for in its
-// query, as the path it has under WordPress's pretty URLs, or "": every
-// URL WordPress's index.php serves (the front controller, so /?rest_route=
-// and /any/page/?rest_route= alike) answers rest_route=/wp/v2/users as
-// it answers /wp-json/wp/v2/users, so a SESSIONGATE_RESTRICTED_PATHS or
-// SESSIONGATE_RATE_LIMITS entry on /wp-json/ (user enumeration) must read
-// it too. The key is read as PHP reads it ("." and " " in a name become
-// "_"; the last one counts), the value decoded. The rest prefix is
-// WordPress's default, wp-json.
-func restRoute(r *http.Request, script, index string) string {
-	if script != index && path.Base(script) != "index.php" {
-		return ""
-	}
+// restRoutes returns the WordPress REST route a request asks for in its
+// query, as the paths it has under WordPress's pretty URLs (restPaths), or
+// none: every URL WordPress's index.php serves (the front controller, so
+// /?rest_route= and /any/page/?rest_route= alike) answers
+// rest_route=/wp/v2/users as it answers /wp-json/wp/v2/users, and so does
+// every script that runs wp(): wp-blog-header.php, wp-signup.php,
+// wp-activate.php and wp-trackback.php, and any script of the site's that
+// loads WordPress through wp-blog-header.php. So it is read whatever PHP
+// script runs, and a SESSIONGATE_RESTRICTED_PATHS or
+// SESSIONGATE_RATE_LIMITS entry on /wp-json/ (user enumeration) holds for
+// it too. The key is read as PHP reads it (phpVarName; the last one
+// counts), the value decoded as PHP decodes it (phpURLDecode).
+func restRoutes(r *http.Request, script, index string) []string {
 	route, found := "", false
 	for _, kv := range strings.Split(r.URL.RawQuery, "&") {
 		k, v, _ := strings.Cut(kv, "=")
-		if dk, err := url.QueryUnescape(k); err == nil {
-			k = dk
-		}
-		if phpVarName.Replace(k) != "rest_route" {
+		if name, scalar := phpVarName(phpURLDecode(k)); !scalar || name != "rest_route" {
 			continue
 		}
-		if dv, err := url.QueryUnescape(v); err == nil {
-			v = dv
-		}
-		route, found = v, true
+		route, found = phpURLDecode(v), true
 	}
 	if !found {
-		return ""
+		return nil
 	}
-	return "/wp-json/" + strings.TrimLeft(route, "/")
+	return restPaths(script, index, route)
 }
 
-// phpVarName is what PHP does to a query parameter's name: "." and " "
-// become "_".
-var phpVarName = strings.NewReplacer(".", "_", " ", "_")
+// restPaths returns the URL paths of REST route under WordPress's pretty
+// URLs, with the rest prefix WordPress's default, wp-json: under the
+// site's root, and, for the front controller and WordPress's own scripts
+// (wpScripts) in a directory, under that directory (a WordPress whose
+// home is /blog/ answers /blog/wp-json/R).
+func restPaths(script, index, route string) []string {
+	route = strings.TrimLeft(route, "/")
+	out := []string{"/wp-json/" + route}
+	if dir := path.Dir(script); dir != "/" && dir != "." && (script == index || wpScripts[path.Base(script)]) {
+		out = append(out, dir+"/wp-json/"+route)
+	}
+	return out
+}
+
+// wpScripts are the scripts in WordPress's directory that run wp(), and
+// so its REST server for rest_route.
+var wpScripts = map[string]bool{
+	"index.php": true, "wp-blog-header.php": true, "wp-signup.php": true, "wp-activate.php": true, "wp-trackback.php": true,
+}
+
+// phpURLDecode decodes a query or form parameter's name or value as PHP's
+// urldecode does: "+" is a space, and a "%" not followed by two hex digits
+// stays as it is, where url.QueryUnescape refuses the whole string (so
+// "rest_route%00%zz" is PHP's rest_route).
+func phpURLDecode(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+// phpRawURLDecode is phpURLDecode without "+" for a space, as PHP's
+// rawurldecode decodes a path.
+func phpRawURLDecode(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	return phpURLDecode(strings.ReplaceAll(s, "+", "%2B"))
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// phpVarName returns the name PHP gives a decoded query or form parameter
+// name (php_register_variable_ex), and whether it names a plain value
+// rather than an array or nothing: the name ends at a NUL byte, leading
+// spaces are dropped, " " and "." become "_", and a "[" without a "]"
+// after it becomes "_" too (with any " ", "." or "[" after it), where one
+// with a "]" starts an array index. So "rest.route", " rest_route",
+// "rest[route" and "rest_route\x00x" are all $_GET['rest_route'].
+func phpVarName(k string) (string, bool) {
+	if i := strings.IndexByte(k, 0); i >= 0 {
+		k = k[:i]
+	}
+	b := []byte(strings.TrimLeft(k, " "))
+	for i, c := range b {
+		switch c {
+		case ' ', '.':
+			b[i] = '_'
+		case '[':
+			if i == 0 || bytes.IndexByte(b[i+1:], ']') >= 0 {
+				return string(b[:i]), false
+			}
+			for j := i; j < len(b); j++ {
+				if b[j] == ' ' || b[j] == '.' || b[j] == '[' {
+					b[j] = '_'
+				}
+			}
+			return string(b), true
+		}
+	}
+	return string(b), len(b) > 0
+}
 
 // queryReadings returns the other paths a front controller routes this
-// request on, read from its query (queryRoute, restRoute), undecoded of
+// request on, read from its query (queryRoute, restRoutes), undecoded of
 // dot segments; none for most requests.
 func queryReadings(r *http.Request, script, pathInfo, index string) []string {
 	var out []string
 	if p := queryRoute(r, script, pathInfo); p != "" {
 		out = append(out, p)
 	}
-	if p := restRoute(r, script, index); p != "" {
-		out = append(out, p)
-	}
-	return out
+	return append(out, restRoutes(r, script, index)...)
 }
 
 // restrictedReadings refuses a request when one of readings, other
@@ -277,12 +436,7 @@ func queryReadings(r *http.Request, script, pathInfo, index string) []string {
 // dot-segment readings included.
 func (s *Server) restrictedReadings(w http.ResponseWriter, r *http.Request, readings []string) bool {
 	for _, p := range readings {
-		if i := s.restrictedRule(config.CleanPath(p)); i >= 0 {
-			if status := s.denial(i, r); status != 0 {
-				return s.refuse(w, r, i, status)
-			}
-		}
-		if s.restrictedDotReadings(w, r, p) {
+		if s.refusedAt(w, r, config.CleanPath(p)) || s.restrictedDotReadings(w, r, p) {
 			return true
 		}
 	}
@@ -305,13 +459,14 @@ func (s *Server) restrictedRoute(w http.ResponseWriter, r *http.Request, paths .
 	urlRule := ri.restrictedRule - 1
 	checked := urlRule
 	for _, p := range paths {
-		j := s.restrictedRule(p)
-		if j < 0 || (urlRule >= 0 && j >= urlRule) || j == checked {
-			continue
-		}
-		checked = j
-		if status := s.denial(j, r); status != 0 {
-			return s.refuse(w, r, j, status)
+		for _, j := range [2]int{s.restrictedRule(p), s.foldedRule(p)} {
+			if j < 0 || (urlRule >= 0 && j >= urlRule) || j == checked {
+				continue
+			}
+			checked = j
+			if status := s.denial(j, r); status != 0 {
+				return s.refuse(w, r, j, status)
+			}
 		}
 	}
 	return false

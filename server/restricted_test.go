@@ -344,7 +344,7 @@ func TestRestrictedPathsRouteInTheQuery(t *testing.T) {
 	e := newEnv(t, func(c *config.Config) {
 		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8"}
 	})
-	for _, target := range []string{"/?/admin/users", "/index.php?/admin", "/index.php/?/admin/", "/?/admin/../x", "/?/%61dmin/x", "/?//admin/x?y=1"} {
+	for _, target := range []string{"/?/admin/users", "/index.php?/admin", "/index.php/?/admin/", "/?/admin/../x", "/?/%61dmin/x", "/?//admin/x?y=1", "/?/%61dmin/users%zz"} {
 		before := e.php.calls()
 		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 || e.php.calls() != before {
 			t.Errorf("outsider %s: %d, want 403 before PHP", target, code)
@@ -387,18 +387,121 @@ func TestRestrictedPathsWordPressRestRoute(t *testing.T) {
 		"/?rest_route=/wp/v2/users", "/index.php?rest_route=/wp/v2/users/1", "/some/page/?rest_route=/wp/v2/users",
 		"/?rest_route=%2Fwp%2Fv2%2Fusers", "/?rest.route=/wp/v2/users", "/?rest_route=/x&rest_route=/wp/v2/users",
 		"/?rest_route=/wp/v2/../v2/users", "/?rest_route=wp/v2/users",
+		"/?rest[route=/wp/v2/users", "/?%20rest_route=/wp/v2/users", "/?+rest_route=/wp/v2/users", "/?rest_route%00x=/wp/v2/users",
+		"/?rest_route%00%zz=/wp/v2/users",
 	} {
 		before := e.php.calls()
 		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 || e.php.calls() != before {
 			t.Errorf("outsider %s: %d, want 403 before PHP", target, code)
 		}
 	}
-	for _, target := range []string{"/?rest_route=/wp/v2/posts", "/?rest_route=/wp/v2/users&rest_route=/wp/v2/posts", "/hello.php?rest_route=/wp/v2/users", "/?x=/wp-json/wp/v2/users"} {
+	for _, target := range []string{"/?rest_route=/wp/v2/posts", "/?rest_route=/wp/v2/users&rest_route=/wp/v2/posts", "/?x=/wp-json/wp/v2/users"} {
 		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 200 {
 			t.Errorf("outsider %s: %d, want 200", target, code)
 		}
 	}
 	if code := restrictedDo(t, e, "10.0.0.1:1", "/?rest_route=/wp/v2/users"); code != 200 {
 		t.Errorf("office ?rest_route=/wp/v2/users: %d", code)
+	}
+}
+
+// WordPress's REST server matches routes case-insensitively, trims
+// trailing slashes and backslashes from them, and its regexes' "$" matches
+// before a final newline: every such spelling of a kept-out route is
+// refused, through the URL, PATH_INFO and ?rest_route= alike; Drupal and
+// CodeIgniter 3 read /ADMIN/ and /Admin/ as /admin/.
+func TestRestrictedPathsFoldedSpellings(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/wp-json/wp/v2/users/ 10.0.0.0/8", "/admin/ 10.0.0.0/8", "/Admin/public/ 0.0.0.0/0", "/xmlrpc.php none"}
+	})
+	for _, target := range []string{
+		"/wp-json/WP/v2/users", "/wp-json/wp/v2/Users/1", "/index.php/wp-json/wp/v2/USERS", "/?rest_route=/WP/V2/users",
+		"/?rest_route=/wp/v2/users%5C", "/?rest_route=/wp/v2/users%0A", "/?rest_route=/wp/v2/users%5C/%5C",
+		"/wp-json/wp/v2/users%5C", "/index.php/wp-json/wp/v2/users%5C", "/wp-json/wp/v2/users%0Ax",
+		"/ADMIN/users", "/Admin", "/index.php/aDmin/x", "/?/ADMIN/users", "/x/%2e%2e/ADMIN/users",
+		"/admin/public/x", // its own entry, as sent, keeps it out
+	} {
+		before := e.php.calls()
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 || e.php.calls() != before {
+			t.Errorf("outsider %s: %d, want 403 before PHP", target, code)
+		}
+	}
+	for _, target := range []string{"/Admin/public/x", "/ADMIN/PUBLIC/x", "/wp-json/wp/v2/posts", "/administrator", "/?rest_route=/wp/v2/usersx"} {
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 200 {
+			t.Errorf("outsider %s: %d, want 200", target, code)
+		}
+	}
+	if code := restrictedDo(t, e, "10.0.0.1:1", "/wp-json/WP/v2/users"); code != 200 {
+		t.Errorf("office /wp-json/WP/v2/users: %d", code)
+	}
+}
+
+// phpVarName against what PHP 8.2's parse_str makes of each name.
+func TestPHPVarName(t *testing.T) {
+	for k, want := range map[string]string{
+		"rest_route": "rest_route", "rest.route": "rest_route", "rest route": "rest_route", "  rest_route": "rest_route",
+		"rest[route": "rest_route", "rest[ro.ute": "rest_ro_ute", "rest_route\x00junk": "rest_route", "rest_route\x00[x]": "rest_route",
+		"rest_route[": "rest_route_", "rest_route]": "rest_route]", "rest_route ": "rest_route_", "rest_route[x[": "rest_route_x_",
+		"\trest_route": "\trest_route", "REST_ROUTE": "REST_ROUTE",
+	} {
+		if got, scalar := phpVarName(k); got != want || !scalar {
+			t.Errorf("phpVarName(%q) = %q, %v; want %q, a plain value", k, got, scalar, want)
+		}
+	}
+	for _, k := range []string{"rest[route]", "rest_route[]", "rest_route[x]\x00", "[rest_route", "", " ", "\x00rest_route"} {
+		if got, scalar := phpVarName(k); scalar {
+			t.Errorf("phpVarName(%q) = %q, a plain value; PHP makes it an array or drops it", k, got)
+		}
+	}
+}
+
+// phpURLDecode against what PHP 8.2's urldecode makes of each string.
+func TestPHPURLDecode(t *testing.T) {
+	for in, want := range map[string]string{
+		"rest_route%00%zz": "rest_route\x00%zz", "/wp/v2/%75sers%zz": "/wp/v2/users%zz", "%": "%", "%2": "%2", "%%32%46": "%2F",
+		"a+b%2Bc": "a b+c", "%e9%E9": "\xe9\xe9", "plain": "plain",
+	} {
+		if got := phpURLDecode(in); got != want {
+			t.Errorf("phpURLDecode(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// PHP's parse_url reads what follows a leading "//" as a host:
+// //evil/admin/users is its /admin/users. That reading counts too.
+func TestRestrictedPathsHostInThePath(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{"//evil/admin/users", "//evil:80/admin", "//u@evil/%61dmin", "//evil%2Fx/admin", "//evil/ADMIN/x"} {
+		before := e.php.calls()
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 || e.php.calls() != before {
+			t.Errorf("outsider %s: %d, want 403 before PHP", target, code)
+		}
+	}
+	for _, target := range []string{"//evil/blog", "//evil?/admin", "/evil/admin/x", "//evil"} {
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 200 {
+			t.Errorf("outsider %s: %d, want 200", target, code)
+		}
+	}
+}
+
+// Every script that loads WordPress's front end runs its REST server for
+// ?rest_route=: wp-blog-header.php, and wp-signup.php, wp-activate.php and
+// wp-trackback.php, which load it or call wp() themselves, as any custom
+// script that includes wp-blog-header.php does. So the query's route counts
+// whatever PHP script runs.
+func TestRestrictedPathsRESTRouteOnAnyScript(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/wp-json/wp/v2/users/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{"/hello.php?rest_route=/wp/v2/users", "/hello.php/x?rest_route=/WP/v2/users", "/dir/index.php?rest_route=/wp/v2/users"} {
+		before := e.php.calls()
+		if code := restrictedDo(t, e, "192.0.2.9:1", target); code != 403 || e.php.calls() != before {
+			t.Errorf("outsider %s: %d, want 403 before PHP", target, code)
+		}
+	}
+	if code := restrictedDo(t, e, "192.0.2.9:1", "/hello.php?rest_route=/wp/v2/posts"); code != 200 {
+		t.Errorf("outsider /hello.php?rest_route=/wp/v2/posts: %d, want 200", code)
 	}
 }

@@ -179,6 +179,9 @@ type Server struct {
 	// restrictedPaths are SESSIONGATE_RESTRICTED_PATHS and
 	// SESSIONGATE_BASIC_AUTH, in the order they are tried.
 	restrictedPaths []restrictedPath
+	// restBody: a rule may hold a WordPress REST route read from a form
+	// body (restbody.go), so such bodies are read before the rules apply.
+	restBody bool
 	// errorPages are SESSIONGATE_ERROR_PAGES by status (errorpage.go).
 	errorPages map[int]*errorPage
 	// redirects are SESSIONGATE_REDIRECTS, in the order they are tried
@@ -265,6 +268,12 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 
 		restrictedPaths: restricted,
 		sameRoot:        filepath.Clean(cfg.StaticRoot) == filepath.Clean(cfg.DocumentRoot),
+	}
+	for _, e := range s.restrictedPaths {
+		s.restBody = s.restBody || readsRESTBody(e.path)
+	}
+	for _, e := range s.rates {
+		s.restBody = s.restBody || readsRESTBody(e.path)
 	}
 	s.errorPages = s.newErrorPages(cfg)
 	s.out = newOutHeaders(cfg)
@@ -471,6 +480,17 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 	if strings.IndexByte(r.URL.Path, '#') >= 0 || strings.IndexByte(r.URL.RawQuery, '#') >= 0 {
 		r = withoutFragment(r)
 	}
+	if r.URL.Scheme != "" && r.URL.Host == "" {
+		// An absolute target without "//host" ("GET http:admin", whose
+		// "admin" net/http keeps as the opaque part, or "http:/admin"):
+		// nginx refuses it, as RFC 9110 section 4.2.1 wants an http URI
+		// without a host refused. Taken as "/", it ran the front
+		// controller with REQUEST_URI "http:admin", which routers that
+		// read it with parse_url (Symfony's Request) route as /admin,
+		// past every rule on /admin/.
+		s.fail(w, r, http.StatusBadRequest)
+		return
+	}
 	if r.URL.Path == "" && r.URL.Scheme != "" {
 		// A request line in absolute form may leave the path empty ("GET
 		// http://example.com HTTP/1.1"); its path is then "/" (RFC 9112
@@ -498,7 +518,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 	}
 	// On the path routing will see (no fragment), after the 413, as
 	// nginx's limit_req runs in the location the path picks.
-	if len(s.rates) > 0 && s.rateLimited(w, r, config.CleanPath(r.URL.Path)) {
+	if len(s.rates) > 0 && (s.rateLimited(w, r, config.CleanPath(r.URL.Path)) || s.rateLimitedReadings(w, r, nonEmpty(hostPathReading(r)))) {
 		return
 	}
 	// After the rate limit, as nginx's access phase follows limit_req.
@@ -618,6 +638,14 @@ func closeAfter(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// nonEmpty is p as a list of readings: none when it is "".
+func nonEmpty(p string) []string {
+	if p == "" {
+		return nil
+	}
+	return []string{p}
+}
+
 // hasLower reports whether s has an ASCII lowercase letter.
 func hasLower(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -667,8 +695,22 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 		// ?rest_route=/wp/v2/users as /wp-json/wp/v2/users
 		// (queryReadings): read only when there are rules to read them.
 		var readings []string
+		bodyRead := false
 		if len(s.rates) > 0 || len(s.restrictedPaths) > 0 {
 			readings = queryReadings(r, route.ScriptName, route.PathInfo, s.router.Index())
+			// WordPress reads rest_route from a POST form body first
+			// (restbody.go).
+			if s.restBody && r.Method == http.MethodPost {
+				r2, routes, release, err := s.restBodyRoutes(r, route.ScriptName, s.router.Index())
+				if err != nil {
+					s.phpError(w, r, err)
+					return
+				}
+				defer release()
+				bodyRead = r2 != r
+				r = r2
+				readings = append(readings, routes...)
+			}
 		}
 		if len(s.rates) > 0 && (s.rateLimited(w, r, route.ScriptName) || route.PathInfo != "" && s.rateLimited(w, r, route.PathInfo) ||
 			s.rateLimitedReadings(w, r, readings)) {
@@ -691,7 +733,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 			// Forwarding headers reach PHP only from a trusted proxy.
 			ForwardedTrusted: ri.ViaProxy,
 		}
-		if rb, ok := s.php.(bodyReader); ok && r.Body != nil && r.Body != http.NoBody {
+		if rb, ok := s.php.(bodyReader); ok && !bodyRead && r.Body != nil && r.Body != http.NoBody {
 			// The whole body first, before the session lock (the PHP
 			// wrappers) and a php-fpm connection are taken: a slow
 			// upload holds neither.

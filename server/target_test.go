@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/sessiongate/sessiongate/config"
 )
 
 // TestAbsoluteFormWithoutPath: a request line in absolute form may leave
@@ -116,5 +118,29 @@ func TestRawFragmentInQuery(t *testing.T) {
 	}
 	if w := e.do(httptest.NewRequest("GET", "/dir?x=1#f", nil)); w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != "/dir/?x=1" {
 		t.Errorf("/dir?x=1#f: %d Location %q, want 301 to /dir/?x=1", w.Code, w.Header().Get("Location"))
+	}
+}
+
+// TestAbsoluteFormWithoutAuthority: "GET http:admin HTTP/1.1" is an
+// absolute URI without "//host" (net/http keeps "admin" as its opaque
+// part, its path empty). Taken as "/" it ran the front controller with
+// REQUEST_URI "http:admin", which Symfony's Request (parse_url) routes as
+// /admin, past an entry on /admin/. nginx refuses such a target with 400,
+// as RFC 9110 section 4.2.1 wants an http URI without a host refused; so
+// does the gateway now, before PHP or Django runs.
+func TestAbsoluteFormWithoutAuthority(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8"}
+	})
+	for _, target := range []string{"http:admin", "http:admin/users?x=1", "https:admin", "http:/admin/users", "http:///admin/users", "http:blog"} {
+		before := e.php.calls()
+		r := rawRequest(t, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		r.RemoteAddr = "192.0.2.9:1"
+		if code := e.do(r).Code; code != http.StatusBadRequest || e.php.calls() != before {
+			t.Errorf("%s: %d, want 400 before PHP", target, code)
+		}
+	}
+	if s, ok := e.runPHP(t, "http://example.com/blog?x=1"); ok && s.RequestURI != "/blog?x=1" {
+		t.Errorf("http://example.com/blog?x=1: REQUEST_URI %q", s.RequestURI)
 	}
 }

@@ -48,14 +48,33 @@ func New(perSecond float64, burst, maxKeys int) *Limiter {
 
 // Key is the client an address counts as: an IPv6 client is its /64, the
 // network one host gets, so it cannot dodge the limit by changing address.
+// An IPv6 address that stands for an IPv4 host counts as that host: a /64
+// of them would be every IPv4 client (NAT64's well-known prefix, as a
+// stateless translator in front of an IPv6-only site shows them; Teredo,
+// whose /64 is its relay's), or a host's /48 would be 65536 clients
+// (6to4).
 func Key(a netip.Addr) netip.Addr {
 	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
+	if !a.Is6() {
+		return a
 	}
-	return a
+	b := a.As16()
+	switch {
+	case nat64.Contains(a.WithZone("")):
+		return netip.AddrFrom4([4]byte(b[12:16]))
+	case b[0] == 0x20 && b[1] == 0x02: // 6to4, 2002:V4ADDR::/48
+		return netip.AddrFrom4([4]byte(b[2:6]))
+	case teredo.Contains(a.WithZone("")): // the client's address, inverted
+		return netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})
+	}
+	p, _ := a.Prefix(64)
+	return p.Addr()
 }
+
+var (
+	nat64  = netip.MustParsePrefix("64:ff9b::/96")
+	teredo = netip.MustParsePrefix("2001::/32")
+)
 
 // Allow takes one request of client at now. When it is refused, retry says
 // how long until the next one would be allowed; a refused request takes

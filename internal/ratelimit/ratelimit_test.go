@@ -96,3 +96,28 @@ func TestBoundedMemory(t *testing.T) {
 		t.Error("the busy client was dropped before the idle ones and got a new burst")
 	}
 }
+
+// IPv6 addresses that stand for an IPv4 host are keyed by that host: a
+// whole /64 of them is every IPv4 client (NAT64's 64:ff9b::/96, as a
+// stateless translator in front of an IPv6-only site shows them; Teredo's
+// 2001::/32, whose /64 is the relay's), or one IPv4 host owns a /48 of
+// them (6to4's 2002::/16).
+func TestIPv6ForAnIPv4HostIsThatHost(t *testing.T) {
+	for addr, want := range map[string]string{
+		"64:ff9b::192.0.2.1":                   "192.0.2.1",
+		"64:ff9b::c000:202":                    "192.0.2.2",
+		"2002:c000:201:1::1":                   "192.0.2.1",
+		"2002:c000:201:ffff:1:2:3:4":           "192.0.2.1",
+		"2001:0:4136:e378:8000:63bf:3fff:fdd2": "192.0.2.45",
+		"2001:0:4136:e378:0:f227:3fff:fdd2":    "192.0.2.45",
+		"2001:db8:1:2::1":                      "2001:db8:1:2::",
+		"64:ff9b:0:0:1::1":                     "64:ff9b::",
+	} {
+		if got := Key(netip.MustParseAddr(addr)); got != netip.MustParseAddr(want) {
+			t.Errorf("Key(%s) = %s, want %s", addr, got, want)
+		}
+	}
+	if Key(netip.MustParseAddr("64:ff9b::192.0.2.1")) == Key(netip.MustParseAddr("64:ff9b::192.0.2.2")) {
+		t.Error("two IPv4 clients through NAT64 are one client")
+	}
+}
