@@ -5,7 +5,8 @@
 #   test   what `make test` runs against: gcc (for -race), php-fpm, php CLI,
 #          redis-server, redis-cli, Debian's Django for /usr/bin/python3,
 #          gunicorn, chromium, python3-venv and python3-pip (pip install of
-#          wsgi/django into a virtualenv)
+#          wsgi/django into a virtualenv), Debian's DokuWiki, and MediaWiki
+#          with PHP's SQLite driver
 #   bench  php-fpm, php8.2-redis, redis, wrk, curl, nginx, caddy, Django, gunicorn
 #   demo   php-fpm, redis, Django, gunicorn
 #
@@ -126,6 +127,11 @@ test)
 	# BinaryFileResponse guesses the file's type with symfony/mime, which
 	# Debian only suggests (a composer app has it).
 	need_deb php-symfony-mime "Symfony's Mime"
+	# Debian's DokuWiki and MediaWiki 1.39 on SQLite run behind the gateway
+	# (integration).
+	need_deb dokuwiki "DokuWiki"
+	need_deb mediawiki "MediaWiki"
+	need_deb php8.2-sqlite3 "PHP's SQLite driver, for MediaWiki"
 	# Validates docker-compose.yml offline (deploy tests); no engine needed.
 	need_bin docker-compose docker-compose
 	# Checks deploy/systemd/sessiongate.service offline (deploy tests).

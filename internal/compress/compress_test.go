@@ -582,3 +582,60 @@ func TestWriterKeepsReadFromWhenNotCompressing(t *testing.T) {
 		t.Errorf("ReadFrom calls %d, body %d bytes", rr.readFrom, rr.Body.Len())
 	}
 }
+
+// TestWriterAnswersRevalidationOfWeakenedTag: the client revalidates the
+// compressed page with the weak tag the Writer gave it (W/"abc"), and an
+// app that compares If-None-Match with its own strong tag as text
+// (DokuWiki's http_conditionalRequest, WordPress's feeds) never finds it:
+// every revalidation got the whole page again. The tag the Writer changed
+// is the Writer's to match: a 200 with the strong tag "abc" answers such a
+// request with 304, as the app would have answered the tag it sent.
+func TestWriterAnswersRevalidationOfWeakenedTag(t *testing.T) {
+	app := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css")
+		w.Header().Set("ETag", `"abc"`)
+		w.Header().Set("Last-Modified", "Fri, 04 Dec 2026 22:00:00 GMT")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+		if r.Header.Get("If-None-Match") == `"abc"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		io.WriteString(w, page)
+	}
+	for _, c := range []struct {
+		method, inm string
+		want        int
+	}{
+		{"GET", `W/"abc"`, http.StatusNotModified},
+		{"HEAD", `W/"abc"`, http.StatusNotModified},
+		{"GET", `"x", W/"abc"`, http.StatusNotModified},
+		{"GET", `W/"abd"`, http.StatusOK},
+		// What the app itself answers (it had the tag to compare).
+		{"GET", `"abc"`, http.StatusNotModified},
+		{"POST", `W/"abc"`, http.StatusOK},
+	} {
+		r := httptest.NewRequest(c.method, "/", nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		r.Header.Set("If-None-Match", c.inm)
+		rec := httptest.NewRecorder()
+		w := NewWriter(rec, r)
+		app(w, r)
+		if err := w.Finish(); err != nil {
+			t.Fatalf("Finish: %v", err)
+		}
+		h := rec.Header()
+		if rec.Code != c.want {
+			t.Errorf("%s If-None-Match %s: %d, want %d", c.method, c.inm, rec.Code, c.want)
+			continue
+		}
+		if c.want != http.StatusNotModified || c.inm == `"abc"` {
+			continue
+		}
+		if rec.Body.Len() != 0 || h.Get("ETag") != `W/"abc"` || h.Get("Content-Length") != "" ||
+			h.Get("Content-Encoding") != "" || h.Get("Content-Type") != "" ||
+			h.Get("Cache-Control") != "public, max-age=3600" || h.Get("Vary") != "Accept-Encoding" {
+			t.Errorf("%s If-None-Match %s: 304 with %d bytes, headers %v", c.method, c.inm, rec.Body.Len(), h)
+		}
+	}
+}

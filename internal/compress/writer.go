@@ -57,6 +57,8 @@ type Writer struct {
 	err     error
 	// skip: the handler asked for no compression (SkipCompression).
 	skip bool
+	// ifNoneMatch is the If-None-Match of a GET or HEAD ("" otherwise).
+	ifNoneMatch string
 
 	// declared is the Content-Length the handler set before it was
 	// removed for the compressed body (-1: none); written counts the
@@ -76,11 +78,12 @@ var ErrShort = errors.New("compress: the body ended before its declared Content-
 type state uint8
 
 const (
-	undecided state = iota // WriteHeader not called yet
-	holding                // compressible, length unknown: pending holds the body so far
-	passing                // not compressing; headers are out
-	gzipping               // compressing; headers are out
-	finished               // Finish ended a compressed body
+	undecided  state = iota // WriteHeader not called yet
+	holding                 // compressible, length unknown: pending holds the body so far
+	passing                 // not compressing; headers are out
+	gzipping                // compressing; headers are out
+	finished                // Finish ended a compressed body
+	discarding              // answered 304 for the app (notModified): its body is dropped
 )
 
 // ErrFinished is what a write after Finish gets.
@@ -88,11 +91,15 @@ var ErrFinished = errors.New("compress: write after the response was finished")
 
 // NewWriter wraps rw for the request r.
 func NewWriter(rw http.ResponseWriter, r *http.Request) *Writer {
-	return &Writer{
+	w := &Writer{
 		rw:      rw,
 		accepts: Accepted(r.Header)&Gzip != 0,
 		head:    r.Method == http.MethodHead,
 	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		w.ifNoneMatch = r.Header.Get("If-None-Match")
+	}
+	return w
 }
 
 func (w *Writer) Header() http.Header { return w.rw.Header() }
@@ -141,6 +148,10 @@ func (w *Writer) WriteHeader(code int) {
 	AddVary(h, "Accept-Encoding")
 	if !w.accepts {
 		w.pass()
+		return
+	}
+	if code == http.StatusOK && w.revalidatesWeakened(h) {
+		w.notModified(h)
 		return
 	}
 	if cl := first(h["Content-Length"]); cl != "" {
@@ -206,6 +217,42 @@ func (w *Writer) worthIt(code int, h http.Header) bool {
 	return Compressible(first(h["Content-Type"]))
 }
 
+// revalidatesWeakened reports whether the request's If-None-Match holds
+// the weak form of the app's strong tag, which only a compressed response
+// of this Writer gave out (WeakETag). The app cannot match it: apps compare
+// the header with their own tag as text (DokuWiki's
+// http_conditionalRequest, WordPress's feeds), so each revalidation of a
+// compressed page or feed would get the whole of it again, where behind a
+// server that does not compress that type the app answers 304.
+func (w *Writer) revalidatesWeakened(h http.Header) bool {
+	if w.ifNoneMatch == "" {
+		return false
+	}
+	tag := first(h["Etag"])
+	if !strings.HasPrefix(tag, `"`) {
+		return false
+	}
+	for _, t := range strings.Split(w.ifNoneMatch, ",") {
+		if strings.TrimSpace(t) == "W/"+tag {
+			return true
+		}
+	}
+	return false
+}
+
+// notModified answers 304 in place of the app's 200, with the headers a
+// 304 keeps (RFC 9110 15.4.5; what http.ServeContent keeps), the tag as the
+// client holds it, and no body: what the app writes is dropped.
+func (w *Writer) notModified(h http.Header) {
+	WeakETag(h)
+	for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Accept-Ranges", "Last-Modified"} {
+		delete(h, k)
+	}
+	w.status = http.StatusNotModified
+	w.state = discarding
+	w.rw.WriteHeader(http.StatusNotModified)
+}
+
 func (w *Writer) pass() {
 	w.state = passing
 	w.rw.WriteHeader(w.status)
@@ -251,6 +298,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return len(p), nil
 	case finished:
 		return 0, ErrFinished
+	case discarding:
+		return len(p), nil
 	case gzipping:
 		if w.err != nil {
 			return 0, w.err
