@@ -1,3 +1,12 @@
+//go:build mediawiki
+
+// Not part of make test: Debian's mediawiki package depends on a web server
+// (apache2 | httpd), and installing one starts it on port 80 of the machine
+// that runs the suite. To run it (as root on Debian 12):
+//
+//	apt-get install --no-install-recommends mediawiki php8.2-sqlite3
+//	go test -tags mediawiki -run TestMediaWiki ./integration/
+
 package integration
 
 // Debian 12's MediaWiki 1.39 behind the gateway, for a visitor who also has

@@ -127,11 +127,10 @@ test)
 	# BinaryFileResponse guesses the file's type with symfony/mime, which
 	# Debian only suggests (a composer app has it).
 	need_deb php-symfony-mime "Symfony's Mime"
-	# Debian's DokuWiki and MediaWiki 1.39 on SQLite run behind the gateway
-	# (integration).
+	# Debian's DokuWiki runs behind the gateway (integration). MediaWiki's
+	# test is opt-in (integration/mediawiki_test.go): its package pulls in
+	# a web server that starts on port 80.
 	need_deb dokuwiki "DokuWiki"
-	need_deb mediawiki "MediaWiki"
-	need_deb php8.2-sqlite3 "PHP's SQLite driver, for MediaWiki"
 	# Validates docker-compose.yml offline (deploy tests); no engine needed.
 	need_bin docker-compose docker-compose
 	# Checks deploy/systemd/sessiongate.service offline (deploy tests).
