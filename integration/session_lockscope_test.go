@@ -16,7 +16,10 @@ import (
 // PHP runs, so a slow page that never calls session_start() keeps the
 // user's other pages waiting until it ends, unlike PHP's files handler; a
 // page that opens its session with read_and_close (the README's advice for
-// such pages) lets them through at once.
+// such pages) lets them through at once, and so does sessiongate_release(),
+// after which a plugin's "if (!session_id()) session_start()" still starts
+// the session and keeps its change (with read_and_close, session_id() is
+// set, such code skips session_start(), and its change is lost).
 func TestSessionLockScopeOfSlowPages(t *testing.T) {
 	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
@@ -27,6 +30,7 @@ func TestSessionLockScopeOfSlowPages(t *testing.T) {
 	}{
 		{"/slow_nostart.php?ms=2000", true},
 		{"/slow_read_and_close.php?ms=2000", false},
+		{"/slow_release.php?ms=2000", false},
 	} {
 		done := make(chan string, 1)
 		started, q := markFile(t)
@@ -55,6 +59,9 @@ func TestSessionLockScopeOfSlowPages(t *testing.T) {
 		if body := <-done; !strings.HasPrefix(body, "slept") {
 			t.Errorf("%s: %q", tc.page, body)
 		}
+	}
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"plugin":"kept"`) || !strings.Contains(string(d.Data), `"user":"ana"`) {
+		t.Errorf("the session started after sessiongate_release() was not saved: %s", d.Data)
 	}
 }
 
@@ -177,7 +184,7 @@ func TestSessionMergeManyAtOnce(t *testing.T) {
 // TestSessionLoopbackRequest: a page that requests another page of the site
 // with the visitor's cookies (WordPress's Site Health and file editors)
 // waits for the lock its own caller holds, and gets 503 when the wait runs
-// out (README, "Sessions"); opening the session with read_and_close first,
+// out (README, "Sessions"); letting it go with sessiongate_release() first,
 // the README's must-use plugin for WordPress, lets it through.
 func TestSessionLoopbackRequest(t *testing.T) {
 	t.Parallel()
@@ -190,7 +197,7 @@ func TestSessionLoopbackRequest(t *testing.T) {
 	}
 	_, body, _ = s.gws[0].get(t, "/loopback.php?release=1&url="+inner, ck)
 	if !strings.HasPrefix(body, "HTTP/1.1 200") || !strings.Contains(body, "ana") {
-		t.Errorf("loopback after read_and_close: %q, want the inner page with the session", body)
+		t.Errorf("loopback after sessiongate_release(): %q, want the inner page with the session", body)
 	}
 	// The recipe starts no session for a visitor who has none.
 	if _, body, set := s.gws[0].get(t, "/loopback.php?release=1&url="+inner, ""); !strings.HasPrefix(body, "HTTP/1.1 200") || set != "" {

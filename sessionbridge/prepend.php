@@ -90,6 +90,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     private bool $sameSiteNone = false;
     /** open() has told the log of a script that asks for SameSite=None. */
     private bool $warnedSameSite = false;
+    /** release() let the gateway's lock go before the script started
+     * the session. */
+    private bool $releasedUnstarted = false;
 
     public function __construct(array $server)
     {
@@ -405,6 +408,30 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         return $this->active !== null;
     }
 
+    /**
+     * sessiongate_release(): the user's other requests go on now, as after
+     * session_start(['read_and_close' => true]), but PHP's session is not
+     * started, so session_id() stays "" and code that starts the session
+     * only when it finds none (if (!session_id()) session_start(), common
+     * in WordPress plugins) still starts it, and its changes are saved (the
+     * gateway locks again to write them). A session the script has open
+     * is closed (session_write_close()).
+     */
+    public function release(): void
+    {
+        if (session_status() === PHP_SESSION_ACTIVE && $this->holdsSession()) {
+            session_write_close();
+            return;
+        }
+        if ($this->gatewayId === '' || $this->started || $this->releasedUnstarted) {
+            // No session, or the script opened it already: its close()
+            // let the lock go.
+            return;
+        }
+        $this->releasedUnstarted = true;
+        $this->send('close', $this->gatewayId, '');
+    }
+
     public function gc(int $max_lifetime): int|false
     {
         return 0; // expiry is the gateway's job
@@ -707,6 +734,22 @@ function sessiongate_user_id(): ?string
             : SessiongateSessionHandler::topLevelScalar($raw, '_auth_user_id');
     }
     return ($id === null || $id === '') ? null : (string)$id;
+}
+
+/**
+ * Lets the user's other requests go on now: a page that is slow, or that
+ * keeps a session of its own (Laravel, Symfony, MediaWiki), holds the
+ * gateway's session lock until it ends otherwise. Unlike
+ * session_start(['read_and_close' => true]) it starts no session, so
+ * session_id() stays "" and a later session_start() works as usual (its
+ * changes are saved). A session the script has open is closed.
+ */
+function sessiongate_release(): void
+{
+    $h = $GLOBALS['__sessiongate_handler'] ?? null;
+    if ($h instanceof SessiongateSessionHandler) {
+        $h->release();
+    }
 }
 
 (static function (): void {

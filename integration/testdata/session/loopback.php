@@ -1,10 +1,10 @@
 <?php
 // A page that requests another page of the site with the visitor's cookies,
 // as WordPress's loopback requests do (?url= names it). ?release=1 first
-// opens the session with read_and_close if the visitor has one, the
-// README's advice (a visitor without one gets no session from it).
-if (isset($_GET['release']) && isset($_COOKIE[session_name()])) {
-    session_start(['read_and_close' => true, 'cache_limiter' => '']);
+// lets the session go with sessiongate_release(), the README's must-use
+// plugin for WordPress (a visitor without a session gets none from it).
+if (isset($_GET['release']) && function_exists('sessiongate_release')) {
+    sessiongate_release();
 }
 $ctx = stream_context_create(['http' => [
     'header' => 'Cookie: ' . ($_SERVER['HTTP_COOKIE'] ?? ''),
