@@ -94,7 +94,7 @@ type Config struct {
 	PHPWriteTimeout time.Duration `env:"SESSIONGATE_PHP_WRITE_TIMEOUT" envDefault:"60s" help:"longest wait while sending a request to php-fpm, like fastcgi_send_timeout; 0 = none"`
 
 	ReadHeaderTimeout time.Duration `env:"SESSIONGATE_READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers (slowloris defence); must be > 0"`
-	ReadTimeout       time.Duration `env:"SESSIONGATE_READ_TIMEOUT" envDefault:"60s" help:"time a client has to send a whole request, body included; 0 = none"`
+	ReadTimeout       time.Duration `env:"SESSIONGATE_READ_TIMEOUT" envDefault:"60s" help:"longest wait for the next bytes of a request body before 408, like client_body_timeout (a slow upload that keeps coming is read whole; headers are bounded by SESSIONGATE_READ_HEADER_TIMEOUT); 0 = none"`
 	// WriteTimeout defaults to none because Go's WriteTimeout bounds the whole
 	// response from the end of the request headers: a long download, a
 	// streamed PHP response or a slow-but-live client would be cut in the

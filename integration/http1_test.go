@@ -6,6 +6,7 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -17,6 +18,53 @@ func TestHTTP1RealBinary(t *testing.T) {
 	gw, addr, root := startPHPBinary(t)
 	t.Run("SmugglingPastTheChunkedClose", func(t *testing.T) { smugglingPastTheChunkedClose(t, gw, addr, root) })
 	t.Run("RefusalsLogged", func(t *testing.T) { refusalsLogged(t, gw, addr) })
+	t.Run("FoldedHeaderLines", func(t *testing.T) { foldedHeaderLines(t, gw, addr, root) })
+}
+
+// foldedHeaderLines: a header line starting with a space or tab continues
+// the line before it (obs-fold, RFC 9112 section 5.2). net/http joined
+// such lines silently, so "X-A: y" followed by " Content-Length: 58" was
+// one header X-A with no body length: a proxy in front that took the
+// second line for a header of its own sent 58 bytes of body, which the
+// gateway ran as a request of their own (here smuggled.php). nginx answers
+// 400 to any folded line, and so does the gateway now, closing the
+// connection; the same bytes in a body are only a body.
+func foldedHeaderLines(t *testing.T, gw *gwProc, addr, root string) {
+	marker := filepath.Join(root, "smuggled.ran")
+	smuggled := "GET /smuggled.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	for _, tc := range []struct{ name, req string }{
+		{"folded into X-A", "POST /echo.php HTTP/1.1\r\nHost: x\r\nX-A: y\r\n Content-Length: 58\r\n\r\n" + smuggled},
+		{"tab-folded into X-A", "POST /echo.php HTTP/1.1\r\nHost: x\r\nX-A: y\r\n\tContent-Length: 58\r\n\r\n" + smuggled},
+		{"Content-Length value folded", "POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n 3\r\n\r\nabc" + smuggled},
+		{"Transfer-Encoding value folded", "POST /echo.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n" + smuggled},
+		{"second request folded", "GET /echo.php HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo.php HTTP/1.1\r\nHost: x\r\nX-A: y\r\n Content-Length: 58\r\n\r\n" + smuggled},
+	} {
+		os.Remove(marker)
+		before := len(gw.stderr.String())
+		resp, closed := raw(t, addr, tc.req)
+		if strings.Contains(resp, "SMUGGLED") {
+			t.Errorf("%s: smuggled request answered:\n%s", tc.name, resp)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Errorf("%s: smuggled request ran in PHP", tc.name)
+		}
+		if i := strings.LastIndex(resp, "HTTP/1.1 "); i < 0 || statusOf(resp[i:]) != 400 || !closed {
+			t.Errorf("%s: connection closed %v, want it closed after a 400:\n%s", tc.name, closed, resp)
+		}
+		since := func() string { return gw.stderr.String()[before:] }
+		if log, ok := textWhen(since, func(log string) bool { return strings.Contains(log, `"status":400`) }); !ok {
+			t.Errorf("%s: the 400 is not in the log:\n%s", tc.name, log)
+		}
+	}
+
+	// The same bytes inside a body are the body's, and the connection
+	// goes on.
+	body := "a\r\n b\r\n\tc\r\n\r\n d"
+	resp, closed := raw(t, addr, "POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body+
+		"GET /echo.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if n := strings.Count(resp, "HTTP/1.1 200 "); n != 2 || !closed || !strings.Contains(resp, "len="+strconv.Itoa(len(body))) {
+		t.Errorf("a body with lines starting with a space: %d answers:\n%s", n, resp)
+	}
 }
 
 // refusalsLogged: a request net/http refuses before the handler runs

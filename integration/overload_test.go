@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +30,44 @@ func TestHostileClientsRealBinary(t *testing.T) {
 		if statusOf(resp) != 408 {
 			t.Errorf("%s body stalled past SESSIONGATE_READ_TIMEOUT: got %.60q after %v, want 408", name, resp, time.Since(start).Round(time.Millisecond))
 		}
+	}
+
+	// A body that keeps coming is read whole, however long it takes:
+	// the timeout is for a stall, like client_body_timeout, which bounds
+	// the time between two reads. It used to bound the whole request, so
+	// an upload over a slow link was cut with 408 at
+	// SESSIONGATE_READ_TIMEOUT while it was making progress.
+	for name, tc := range map[string]struct {
+		head  string
+		parts []string
+		want  string
+	}{
+		"in memory": {"Content-Length: 12\r\n\r\n", []string{"abcd", "efgh", "ijkl"}, "len=12"},
+		"spooled":   {"Content-Length: 98304\r\n\r\n", []string{strings.Repeat("a", 32768), strings.Repeat("b", 32768), strings.Repeat("c", 32768)}, "len=98304"},
+		"chunked":   {"Transfer-Encoding: chunked\r\n\r\n", []string{"4\r\nabcd\r\n", "4\r\nefgh\r\n", "4\r\nijkl\r\n0\r\n\r\n"}, "len=12"},
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "POST /echo.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"+tc.head)
+		for _, part := range tc.parts {
+			time.Sleep(600 * time.Millisecond) // 1.8 s in all, never 1 s without a byte
+			io.WriteString(c, part)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		resp, _ := io.ReadAll(c)
+		c.Close()
+		if statusOf(string(resp)) != 200 || !strings.HasSuffix(string(resp), tc.want) {
+			t.Errorf("%s body sent over 1.8 s with SESSIONGATE_READ_TIMEOUT=1s, never stalled for 1 s: %.80q, want 200 %s", name, resp, tc.want)
+		}
+	}
+
+	// The timeout ends with the body: PHP may work longer than it after
+	// the upload (slow.php: 2 s) without the request passing for one the
+	// client left.
+	if resp, _ := raw(t, addr, "POST /slow.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc"); statusOf(resp) != 200 || !strings.HasSuffix(resp, "slow done") {
+		t.Errorf("a script working 2 s after its body with SESSIONGATE_READ_TIMEOUT=1s: %.80q, want 200 slow done", resp)
 	}
 
 	const limit = 8 << 10

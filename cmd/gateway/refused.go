@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+
+	"github.com/sessiongate/sessiongate/server"
 )
 
 // logRefusals makes the requests net/http answers itself, before any
@@ -21,6 +23,9 @@ import (
 // "gateway" and the peer address (the request was not read, so there is no
 // method, path or forwarded address).
 //
+// It also refuses, with 400 and a close, a request whose head has a
+// folded header line (foldScanner), as nginx does.
+//
 // It sets srv.Handler, srv.ConnState and srv.ConnContext (keeping those
 // already set) and returns the listener to serve. It sees plain HTTP only:
 // on a TLS listener net/http writes to the *tls.Conn it made itself.
@@ -29,6 +34,11 @@ func logRefusals(srv *http.Server, ln net.Listener, logger *slog.Logger, count f
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, ok := r.Context().Value(refusalConnKey{}).(*refusalConn); ok {
 			c.handled.Store(true)
+			c.served++
+			if c.folds.foldedBy(c.served) {
+				c.refuseFolded(w, r)
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -67,7 +77,7 @@ func (l refusalListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := &refusalConn{Conn: c, log: l.log, count: l.count}
+	rc := &refusalConn{Conn: c, log: l.log, count: l.count, folds: newFoldScanner()}
 	rc.handled.Store(true) // nothing read yet
 	return rc, nil
 }
@@ -79,6 +89,36 @@ type refusalConn struct {
 	log     *slog.Logger
 	count   func(status int)
 	handled atomic.Bool
+	folds   *foldScanner
+	// served counts the requests handed to the handler, one at a time.
+	served int64
+}
+
+func (c *refusalConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.folds.scan(p[:n])
+	return n, err
+}
+
+// refuseFolded answers a request whose head had a folded header line, or
+// that came after one on its connection: 400, like nginx, and the
+// connection closed, as where the request ends is in doubt.
+func (c *refusalConn) refuseFolded(w http.ResponseWriter, r *http.Request) {
+	const status = http.StatusBadRequest
+	w.Header().Set("Connection", "close")
+	http.Error(w, "400 Bad Request: folded header line", status)
+	if c.count != nil {
+		c.count(status)
+	}
+	if c.log != nil {
+		c.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", server.LogValue(r.Method)),
+			slog.String("path", server.LogValue(r.URL.Path)),
+			slog.Int("status", status),
+			slog.String("upstream", "gateway"),
+			slog.String("remote", c.RemoteAddr().String()),
+			slog.String("error", "refused: a header line starts with a space or tab (obs-fold), which proxies in front may read differently"))
+	}
 }
 
 func (c *refusalConn) Write(p []byte) (int, error) {

@@ -99,14 +99,15 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	errLog := log.New(&serverErrorLog{logger}, "", 0)
 	running := newInflight()
 	public := &http.Server{
-		Handler:     running.track(srv.Handler()),
+		Handler:     bodyReadTimeout(cfg.ReadTimeout, running.track(srv.Handler())),
 		BaseContext: running.baseContext,
 		// Every timeout explicit. ReadHeaderTimeout above all: without it a
 		// client sending headers a byte at a time holds a connection forever.
+		// SESSIONGATE_READ_TIMEOUT bounds each body read (bodyReadTimeout),
+		// not the whole request as ReadTimeout would.
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
+		IdleTimeout:       idleTimeout(cfg),
 		MaxHeaderBytes:    serverMaxHeaderBytes(int(cfg.MaxHeaderBytes)),
 		ErrorLog:          errLog,
 		// "OPTIONS *" goes to the handler too, which refuses it like nginx
@@ -280,6 +281,15 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("stopped", "clean", code == 0)
 	return code
+}
+
+// idleTimeout is SESSIONGATE_IDLE_TIMEOUT, or SESSIONGATE_READ_TIMEOUT for
+// 0 as documented (net/http's fallback, gone with its ReadTimeout unset).
+func idleTimeout(cfg *config.Config) time.Duration {
+	if cfg.IdleTimeout > 0 {
+		return cfg.IdleTimeout
+	}
+	return cfg.ReadTimeout
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
