@@ -147,6 +147,7 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 		st.redis = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "mymaster", SentinelAddrs: []string{st.sentinel}})
 	default:
 		st.red = harness.StartRedis(t)
+		requireKeysExpire(t, st.red)
 		url = st.red.URL()
 		st.redis = redis.NewClient(&redis.Options{Addr: st.red.Addr})
 	}
