@@ -528,12 +528,29 @@ func (s *Store) Ping(ctx context.Context) error {
 			// other than 0) or PING itself.
 			return refusedCommand(err)
 		}
-		return unavailable("ping", err)
+		return unavailable("ping", sentinelMaster(s.c, err))
 	}
 	if err := s.checkRole(ctx); err != nil {
 		return err
 	}
 	return s.checkAccess(ctx, probeID, s.c)
+}
+
+// sentinelMaster explains a failed dial of a Sentinel client's master: its
+// address comes from the Sentinel, not from the URL, and one the gateway
+// cannot reach (a master behind NAT or in a container announcing its
+// inside address) was otherwise reported as a bare "dial tcp ADDR" for an
+// address written nowhere in the configuration.
+func sentinelMaster(c redis.UniversalClient, err error) error {
+	rc, ok := c.(*redis.Client)
+	if !ok || rc.Options().Addr != "FailoverClient" || strings.Contains(err.Error(), "all sentinels") {
+		return err
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" || op.Addr == nil {
+		return err
+	}
+	return fmt.Errorf("the master the Sentinel names, at %s, does not answer (the gateway must reach it at the address the Sentinel knows it by: its sentinel monitor line, or replica-announce-ip of a promoted replica): %w", op.Addr, err)
 }
 
 // probeID names the keys checkAccess uses: a session ID the manager never
