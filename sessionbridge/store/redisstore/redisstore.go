@@ -629,8 +629,12 @@ func flaggedFailed(nodes, addr string) bool {
 		if len(f) < 3 {
 			continue
 		}
-		a, _, _ := strings.Cut(f[1], "@")
-		if a != addr {
+		// ip:port@cport[,hostname]: go-redis knows the node by its
+		// hostname when the cluster announces hostnames as endpoints.
+		a, rest, _ := strings.Cut(f[1], "@")
+		_, host, _ := strings.Cut(rest, ",")
+		port := a[strings.LastIndexByte(a, ':')+1:]
+		if a != addr && (host == "" || net.JoinHostPort(host, port) != addr) {
 			continue
 		}
 		return slices.Contains(strings.Split(f[2], ","), "fail")
