@@ -54,6 +54,7 @@ func startDjangoSite(t *testing.T) *djangoSite {
 	site.prepend = writePrepend(t)
 	site.fpm = harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: site.root, Children: 8})
 	site.red = harness.StartRedis(t)
+	requireKeysExpire(t, site.red)
 
 	// One migrated database per site: migrate takes about a second.
 	project, err := filepath.Abs("../examples/django")

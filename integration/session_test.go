@@ -133,11 +133,16 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 	switch {
 	case o.cluster:
 		c := harness.StartRedisCluster(t)
+		for _, n := range c.Nodes {
+			requireKeysExpire(t, n)
+		}
 		st.cluster = c
 		url = "redis-cluster://" + strings.Join(c.Addrs, ",")
 		st.redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
 	case o.sentinel:
 		st.red, st.replica = harness.StartRedis(t), harness.StartRedis(t)
+		requireKeysExpire(t, st.red)
+		requireKeysExpire(t, st.replica)
 		host, port, _ := strings.Cut(st.red.Addr, ":")
 		if _, err := st.replica.Do("REPLICAOF", host, port); err != nil {
 			t.Fatal(err)
@@ -147,6 +152,7 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 		st.redis = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "mymaster", SentinelAddrs: []string{st.sentinel}})
 	default:
 		st.red = harness.StartRedis(t)
+		requireKeysExpire(t, st.red)
 		url = st.red.URL()
 		st.redis = redis.NewClient(&redis.Options{Addr: st.red.Addr})
 	}

@@ -87,3 +87,56 @@ func TestStoreRedisTLS(t *testing.T) {
 		t.Fatalf("untrusted certificate: want a certificate error, got %v", err)
 	}
 }
+
+// TestStoreRedisTLSIdleConnectionClosed: Redis closes idle client
+// connections (timeout 1 in redis.conf; managed Redis services and proxies
+// do the same after some minutes). Over plain TCP go-redis notices a
+// closed pooled connection before using it; over TLS it did not check, so
+// the first session request after an idle spell failed with EOF (503),
+// and a lock script is never sent twice. Each lock and load after the
+// server closed the pool's connections must work.
+func TestStoreRedisTLSIdleConnectionClosed(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server")
+	r := harness.StartRedis(t)
+	cert, key := testtls.Pair(t)
+	port := harness.FreePort(t)
+	for _, kv := range [][2]string{{"tls-cert-file", cert}, {"tls-key-file", key}, {"tls-auth-clients", "no"}, {"tls-port", strconv.Itoa(port)}, {"timeout", "1"}} {
+		if out, err := r.Do("CONFIG", "SET", kv[0], kv[1]); err != nil {
+			t.Skipf("CONFIG SET %s: %v %s (redis-server without TLS?)", kv[0], err, out)
+		}
+	}
+	pem, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c, err := redisstore.OpenClient("rediss://localhost:"+strconv.Itoa(port)+"/0", redisstore.WithTLSConfig(&tls.Config{RootCAs: pool}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := redisstore.New(c, redisstore.Options{Prefix: "tlsidle:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(); _ = c.Close() })
+	ctx := context.Background()
+	for i := range 3 {
+		if i > 0 {
+			// Redis checks idle clients about every 100 ms: 1 s
+			// idle, then closed.
+			time.Sleep(2500 * time.Millisecond)
+		}
+		l, _, err := s.Lock(ctx, "s", time.Minute)
+		if err != nil {
+			t.Fatalf("lock %d: %v", i, err)
+		}
+		if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: []byte("v"), TTL: time.Minute}); err != nil {
+			t.Fatalf("unlock %d: %v", i, err)
+		}
+		if _, err := s.Load(ctx, "s"); err != nil {
+			t.Fatalf("load %d: %v", i, err)
+		}
+	}
+}

@@ -755,6 +755,14 @@ func (s *Store) subscribe(ctx context.Context) error {
 		go s.trySubscribe(actx, cancel, a)
 	}
 	s.subMu.Unlock()
+	if _, cluster := s.c.(*redis.ClusterClient); cluster {
+		// The subscription is on the master of the channel name's slot,
+		// not the session's: with that master down and the cluster
+		// serving the others (cluster-require-full-coverage no), waiting
+		// for it failed every session's lock. Without it a waiter re-checks
+		// every maxWait, and all of them re-check once it is confirmed.
+		return nil
+	}
 	select {
 	case <-a.done:
 		return a.err
@@ -783,6 +791,13 @@ func (s *Store) trySubscribe(ctx context.Context, cancel context.CancelFunc, a *
 	if ps != nil {
 		s.mu.Lock()
 		closed := s.closed
+		if !closed {
+			// Notices sent before the confirmation were missed by
+			// contenders that did not wait for it (cluster).
+			for _, q := range s.queues {
+				signal(q.notify)
+			}
+		}
 		s.mu.Unlock()
 		if closed {
 			// Close ran meanwhile and found no subscription to stop.
@@ -793,6 +808,16 @@ func (s *Store) trySubscribe(ctx context.Context, cancel context.CancelFunc, a *
 			ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 			s.wg.Add(1)
 			go s.fanOut(ch)
+		}
+	}
+	// Only a cluster's lock goes on without the subscription (subscribe);
+	// elsewhere the failure is the caller's error.
+	if _, cluster := s.c.(*redis.ClusterClient); cluster {
+		if failing := err != nil && err != errClosed; failing != s.subFailing {
+			s.subFailing = failing
+			if failing {
+				s.log.Warn("cannot subscribe to the unlock channel; lock waiters re-check every second until it works", "error", err)
+			}
 		}
 	}
 	a.err = err

@@ -73,6 +73,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,6 +141,8 @@ type Store struct {
 	subMu  sync.Mutex
 	sub    *redis.PubSub
 	subTry *subAttempt // the subscription attempt in flight, if any
+	// subFailing: the last subscription attempt failed (logged once).
+	subFailing bool
 
 	wg sync.WaitGroup // subscription reader and background cleanups
 }
@@ -507,24 +510,17 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 }
 
 // Ping is the fail-fast probe: PING, and on a cluster also that the cluster
-// reports cluster_state:ok and every master answers; otherwise also that the
-// server is a writable master outside any cluster (checkRole). Last, that
-// the Redis user may run every command sessions need (checkAccess).
+// reports cluster_state:ok and every master answers but those the cluster
+// itself flags as failed (see pingCluster); otherwise also that the server
+// is a writable master outside any cluster (checkRole). Last, that the
+// Redis user may run every command sessions need (checkAccess).
 func (s *Store) Ping(ctx context.Context) error {
 	if cc, ok := s.c.(*redis.ClusterClient); ok {
-		info, err := cc.ClusterInfo(ctx).Result()
+		failed, err := pingCluster(ctx, cc)
 		if err != nil {
-			return unavailable("ping: cluster info", err)
+			return err
 		}
-		if !strings.Contains(info, "cluster_state:ok") {
-			return unavailable("ping", errors.New("cluster state is not ok"))
-		}
-		if err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-			return c.Ping(ctx).Err()
-		}); err != nil {
-			return unavailable("ping: cluster masters", err)
-		}
-		return s.checkAccess(ctx)
+		return s.checkClusterAccess(ctx, cc, failed)
 	}
 	if err := s.c.Ping(ctx).Err(); err != nil {
 		if strings.HasPrefix(err.Error(), "NOPERM") {
@@ -532,17 +528,146 @@ func (s *Store) Ping(ctx context.Context) error {
 			// other than 0) or PING itself.
 			return refusedCommand(err)
 		}
-		return unavailable("ping", err)
+		return unavailable("ping", sentinelMaster(s.c, err))
 	}
 	if err := s.checkRole(ctx); err != nil {
 		return err
 	}
-	return s.checkAccess(ctx)
+	return s.checkAccess(ctx, probeID, s.c)
+}
+
+// sentinelMaster explains a failed dial of a Sentinel client's master: its
+// address comes from the Sentinel, not from the URL, and one the gateway
+// cannot reach (a master behind NAT or in a container announcing its
+// inside address) was otherwise reported as a bare "dial tcp ADDR" for an
+// address written nowhere in the configuration.
+func sentinelMaster(c redis.UniversalClient, err error) error {
+	rc, ok := c.(*redis.Client)
+	if !ok || rc.Options().Addr != "FailoverClient" || strings.Contains(err.Error(), "all sentinels") {
+		return err
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" || op.Addr == nil {
+		return err
+	}
+	return fmt.Errorf("the master the Sentinel names, at %s, does not answer (the gateway must reach it at the address the Sentinel knows it by: its sentinel monitor line, or replica-announce-ip of a promoted replica): %w", op.Addr, err)
 }
 
 // probeID names the keys checkAccess uses: a session ID the manager never
 // makes (its IDs have no '.').
 const probeID = ".sessiongate-probe"
+
+// pingCluster checks the cluster as every node that answers sees it: each
+// says cluster_state:ok, and each master that does not answer is one they
+// all flag as failed (CLUSTER NODES, asked only then). A cluster run with
+// cluster-require-full-coverage no stays ok with a master down for good
+// and serves the other masters' slots: every gateway then serves the
+// sessions there, and a probe failing on all of them would take the site
+// down for sessions that work. With the default (yes) the cluster says
+// fail instead, and so does the probe; a master that stopped answering but
+// is not flagged yet fails it too (for cluster-node-timeout), as it does
+// when the user may not run CLUSTER NODES. It returns the failed masters'
+// addresses.
+func pingCluster(ctx context.Context, cc *redis.ClusterClient) (map[string]bool, error) {
+	var (
+		mu      sync.Mutex
+		live    []*redis.Client
+		downErr = map[string]error{}
+	)
+	// fn's errors are kept, not returned: one master down must not hide
+	// what the others say.
+	if err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		info, err := c.ClusterInfo(ctx).Result()
+		if err == nil && !strings.Contains(info, "cluster_state:ok") {
+			err = errClusterNotOK
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			downErr[c.Options().Addr] = err
+		} else {
+			live = append(live, c)
+		}
+		return nil
+	}); err != nil {
+		return nil, unavailable("ping: cluster info", err)
+	}
+	for _, err := range downErr {
+		if errors.Is(err, errClusterNotOK) {
+			return nil, unavailable("ping", err)
+		}
+	}
+	if len(downErr) == 0 {
+		return nil, nil
+	}
+	failed := map[string]bool{}
+	for addr, err := range downErr {
+		flagged := len(live) > 0
+		for _, c := range live {
+			nodes, nerr := c.ClusterNodes(ctx).Result()
+			if nerr != nil || !flaggedFailed(nodes, addr) {
+				flagged = false
+				break
+			}
+		}
+		if !flagged {
+			return nil, unavailable("ping: cluster masters", err)
+		}
+		failed[addr] = true
+	}
+	return failed, nil
+}
+
+var errClusterNotOK = errors.New("cluster state is not ok")
+
+// flaggedFailed reports whether the CLUSTER NODES reply nodes flags the
+// node at addr ("host:port") as failed: "fail", agreed by a majority of
+// masters, not "fail?" (one node's suspicion).
+func flaggedFailed(nodes, addr string) bool {
+	for line := range strings.SplitSeq(nodes, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		// ip:port@cport[,hostname]: go-redis knows the node by its
+		// hostname when the cluster announces hostnames as endpoints.
+		a, rest, _ := strings.Cut(f[1], "@")
+		_, host, _ := strings.Cut(rest, ",")
+		port := a[strings.LastIndexByte(a, ':')+1:]
+		if a != addr && (host == "" || net.JoinHostPort(host, port) != addr) {
+			continue
+		}
+		return slices.Contains(strings.Split(f[2], ","), "fail")
+	}
+	return false
+}
+
+// checkClusterAccess is checkAccess on a cluster: with probe keys in a slot
+// of a master that is not failed, and the channel subscribed to on that
+// master (a message published on one node reaches the subscribers of
+// every node).
+func (s *Store) checkClusterAccess(ctx context.Context, cc *redis.ClusterClient, failed map[string]bool) error {
+	// A live master holds at least one slot: 1<<20 names all miss a
+	// single slot of 16384 with a chance of e^-64.
+	for i := 0; i < 1<<20; i++ {
+		id := probeID
+		if i > 0 {
+			id += "-" + strconv.Itoa(i)
+		}
+		keys, err := s.keys(id)
+		if err != nil {
+			return err
+		}
+		m, err := cc.MasterForKey(ctx, keys[0])
+		if err != nil {
+			return unavailable("ping: cluster slots", err)
+		}
+		if !failed[m.Options().Addr] {
+			return s.checkAccess(ctx, id, m)
+		}
+	}
+	return unavailable("ping", errors.New("no slot of a live master found for the probe keys"))
+}
 
 // accessScript runs every command the store's scripts and calls use, on
 // the keys of probeID and on the unlock channel, and leaves nothing
@@ -586,9 +711,9 @@ func refusedCommand(err error) error {
 // patterns or read-only keys would let the gateway start and then answer
 // every request that needs the session with 503. Scripts are run both as
 // EVAL and EVALSHA, as redis.Script does, and the unlock channel is
-// subscribed to once.
-func (s *Store) checkAccess(ctx context.Context) error {
-	keys, err := s.keys(probeID)
+// subscribed to once, through sub.
+func (s *Store) checkAccess(ctx context.Context, id string, sub redis.UniversalClient) error {
+	keys, err := s.keys(id)
 	if err != nil {
 		return err
 	}
@@ -608,7 +733,7 @@ func (s *Store) checkAccess(ctx context.Context) error {
 	if err := accessScript.EvalSha(ctx, s.c, keys, s.channel).Err(); err != nil {
 		return wrap(err)
 	}
-	ps := s.c.Subscribe(ctx, s.channel)
+	ps := sub.Subscribe(ctx, s.channel)
 	defer ps.Close()
 	if _, err := ps.Receive(ctx); err != nil {
 		return wrap(err)

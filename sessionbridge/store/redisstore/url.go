@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -143,14 +144,14 @@ func openClient(rawURL string, opts ...ClientOption) (redis.UniversalClient, err
 		if err != nil {
 			return nil, p.scrub(err)
 		}
-		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig})
+		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig, &o.Dialer})
 		return redis.NewClient(o), nil
 	case kindCluster:
 		o, err := redis.ParseClusterURL(p.goRedisURL)
 		if err != nil {
 			return nil, p.scrub(err)
 		}
-		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig})
+		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig, &o.Dialer})
 		return redis.NewClusterClient(o), nil
 	default: // kindSentinel
 		o, err := redis.ParseFailoverURL(p.goRedisURL)
@@ -165,7 +166,7 @@ func openClient(rawURL string, opts ...ClientOption) (redis.UniversalClient, err
 			// replicas would break the lock's read-your-writes.
 			return nil, errors.New("redisstore: sentinel URL: route_by_latency, route_randomly and replica_only are not supported (sessions need the master)")
 		}
-		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig})
+		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig, &o.Dialer})
 		return redis.NewFailoverClient(o), nil
 	}
 }
@@ -498,6 +499,7 @@ type common struct {
 	poolSize          *int
 	protocol          *int
 	tls               **tls.Config
+	dialer            *func(context.Context, string, string) (net.Conn, error)
 }
 
 func (cfg *clientConfig) apply(p *parsedURL, c *common) {
@@ -532,4 +534,7 @@ func (cfg *clientConfig) apply(p *parsedURL, c *common) {
 		*c.protocol = 2
 	}
 	*c.tls = p.tlsConfig(*c.tls, cfg.tls)
+	if *c.tls != nil && *c.dialer == nil {
+		*c.dialer = tlsDialer(*c.dial, *c.tls)
+	}
 }
