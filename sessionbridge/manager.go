@@ -1137,19 +1137,27 @@ func (s *Session) Rotate(ctx context.Context, old, id string, data json.RawMessa
 	var view []member
 	if carry {
 		// Not nil: a view (even empty) is what makes the move merge.
-		view = []member{}
 		base := s.stored
 		if base == nil {
 			base = s.ended
 		}
-		loaded := indexMembers(base)
-		for _, m := range next {
-			if v, ok := loaded[m.Key]; ok && jsonEqual(v, m.Value) {
-				view = append(view, m)
-			}
-		}
+		view = append([]member{}, jsonUnchanged(base, next)...)
 	}
 	return s.moveToLocked(ctx, old, id, next, view)
+}
+
+// jsonUnchanged returns the members of next whose value equals base's
+// member of the same key as JSON (jsonEqual), nil when none does: what an
+// app that decodes and re-encodes its data (Django) left as it was.
+func jsonUnchanged(base, next []member) []member {
+	var same []member
+	loaded := indexMembers(base)
+	for _, m := range next {
+		if v, ok := loaded[m.Key]; ok && jsonEqual(v, m.Value) {
+			same = append(same, m)
+		}
+	}
+	return same
 }
 
 // moveToLocked is moveTo with s.mu held.
@@ -1672,12 +1680,7 @@ func (s *Session) WriteReencoded(ctx context.Context, id string, data json.RawMe
 	defer s.mu.Unlock()
 	var view []member
 	if id == s.id {
-		stored := indexMembers(s.stored)
-		for _, m := range next {
-			if old, ok := stored[m.Key]; ok && jsonEqual(old, m.Value) {
-				view = append(view, m)
-			}
-		}
+		view = jsonUnchanged(s.stored, next)
 	}
 	return s.writeLocked(ctx, id, next, view)
 }
