@@ -31,6 +31,45 @@ func drainSessionEnv(t *testing.T, fpm *harness.PHPFPM, root string, red *harnes
 	}
 }
 
+// startSessionBinary starts php-fpm, redis-server and the gateway binary
+// serving the session pages (drainSessionEnv, then env), and returns the
+// gateway with a client of its Redis.
+func startSessionBinary(t *testing.T, env ...string) (*gwProc, *redis.Client) {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2", "redis-server")
+	root := sessionFixtureRoot(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	red := harness.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
+	t.Cleanup(func() { rc.Close() })
+	return startBinary(t, buildGateway(t), append(drainSessionEnv(t, fpm, root, red), env...)), rc
+}
+
+// holdSession sends a request of a new session that holds its lock for ms
+// milliseconds (hold.php), and returns once PHP holds it: the session's
+// cookie value, and a channel that gets the request's "status body" (or
+// its error) when it ends.
+func holdSession(t *testing.T, p *gwProc, ms int) (string, <-chan string) {
+	t.Helper()
+	ck := (&sessionStack{gws: []*sessionGW{{URL: p.URL}}}).newSession(t)
+	started, q := markFile(t)
+	status := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/hold.php?ms=%d&started=%s", p.URL, ms, q), nil)
+		req.Header.Set("Cookie", "sessionid="+ck)
+		res, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+		if err != nil {
+			status <- err.Error()
+			return
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		status <- fmt.Sprintf("%d %s", res.StatusCode, body)
+	}()
+	waitForFile(t, started, "hold.php")
+	return ck, status
+}
+
 // TestDrainSurvivesLostLogReader: the gateway's log goes to a pipe whose
 // reader stops with the same Ctrl-C that stops the gateway (`gateway 2>&1 |
 // tee gateway.log`: the terminal interrupts both, tee exits at once). The
@@ -198,24 +237,8 @@ func TestStopDuringStartIsClean(t *testing.T) {
 // every gateway, waited for it until its lease (60 s) ran out.
 func TestSecondSignalCutsDrainReleasingLocks(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "php-fpm8.2", "redis-server")
-	root := sessionFixtureRoot(t)
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	red := harness.StartRedis(t)
-	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
-	defer rc.Close()
-	p := startBinary(t, buildGateway(t), append(drainSessionEnv(t, fpm, root, red), "SESSIONGATE_SHUTDOWN_TIMEOUT=60s"))
-	g := &sessionGW{URL: p.URL}
-	ck := (&sessionStack{gws: []*sessionGW{g}}).newSession(t)
-	started, q := markFile(t)
-	go func() {
-		req, _ := http.NewRequest("GET", p.URL+"/hold.php?ms=20000&started="+q, nil)
-		req.Header.Set("Cookie", "sessionid="+ck)
-		if res, err := (&http.Client{Timeout: 60 * time.Second}).Do(req); err == nil {
-			res.Body.Close()
-		}
-	}()
-	waitForFile(t, started, "hold.php")
+	p, rc := startSessionBinary(t, "SESSIONGATE_SHUTDOWN_TIMEOUT=60s")
+	holdSession(t, p, 20000)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -254,30 +277,8 @@ func TestSecondSignalCutsDrainReleasingLocks(t *testing.T) {
 // session lock in Redis until its lease ran out.
 func TestQuitSignalDrains(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "php-fpm8.2", "redis-server")
-	root := sessionFixtureRoot(t)
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	red := harness.StartRedis(t)
-	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
-	defer rc.Close()
-	p := startBinary(t, buildGateway(t), drainSessionEnv(t, fpm, root, red))
-	g := &sessionGW{URL: p.URL}
-	ck := (&sessionStack{gws: []*sessionGW{g}}).newSession(t)
-	started, q := markFile(t)
-	status := make(chan string, 1)
-	go func() {
-		req, _ := http.NewRequest("GET", p.URL+"/hold.php?ms=1500&started="+q, nil)
-		req.Header.Set("Cookie", "sessionid="+ck)
-		res, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-		if err != nil {
-			status <- err.Error()
-			return
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		status <- fmt.Sprintf("%d %s", res.StatusCode, body)
-	}()
-	waitForFile(t, started, "hold.php")
+	p, rc := startSessionBinary(t)
+	_, status := holdSession(t, p, 1500)
 	if err := p.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
 		t.Fatal(err)
 	}
@@ -314,25 +315,8 @@ func TestQuitSignalDrains(t *testing.T) {
 // PAUSE for 7 s, within the 10 s timeout the test sets.
 func TestCutRequestReleasesLockWithSlowRedis(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "php-fpm8.2", "redis-server")
-	root := sessionFixtureRoot(t)
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	red := harness.StartRedis(t)
-	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
-	defer rc.Close()
-	p := startBinary(t, buildGateway(t), append(drainSessionEnv(t, fpm, root, red),
-		"SESSIONGATE_REDIS_TIMEOUT=10s", "SESSIONGATE_SHUTDOWN_TIMEOUT=0"))
-	g := &sessionGW{URL: p.URL}
-	ck := (&sessionStack{gws: []*sessionGW{g}}).newSession(t)
-	started, q := markFile(t)
-	go func() {
-		req, _ := http.NewRequest("GET", p.URL+"/hold.php?ms=20000&started="+q, nil)
-		req.Header.Set("Cookie", "sessionid="+ck)
-		if res, err := (&http.Client{Timeout: 60 * time.Second}).Do(req); err == nil {
-			res.Body.Close()
-		}
-	}()
-	waitForFile(t, started, "hold.php")
+	p, rc := startSessionBinary(t, "SESSIONGATE_REDIS_TIMEOUT=10s", "SESSIONGATE_SHUTDOWN_TIMEOUT=0")
+	holdSession(t, p, 20000)
 	const pause = 7 * time.Second
 	if err := rc.Do(context.Background(), "CLIENT", "PAUSE", pause.Milliseconds()).Err(); err != nil {
 		t.Fatal(err)

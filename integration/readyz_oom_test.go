@@ -7,10 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // TestReadyzRedisOutOfMemory: a Redis at its maxmemory with a policy that
@@ -22,13 +18,7 @@ import (
 // pages failed.
 func TestReadyzRedisOutOfMemory(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "php-fpm8.2", "redis-server")
-	root := sessionFixtureRoot(t)
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	red := harness.StartRedis(t)
-	rc := redis.NewClient(&redis.Options{Addr: red.Addr})
-	defer rc.Close()
-	p := startBinary(t, buildGateway(t), drainSessionEnv(t, fpm, root, red))
+	p, rc := startSessionBinary(t)
 	client := &http.Client{Timeout: 10 * time.Second}
 	get := func(url string) (int, string) {
 		t.Helper()
