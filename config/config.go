@@ -594,12 +594,23 @@ func dialAddrs(host string) []netip.Addr {
 	return addrs
 }
 
+// interfaceAddrs lists this machine's addresses; a variable so a test can
+// take netlink away, as the systemd unit's RestrictAddressFamilies does.
+var interfaceAddrs = net.InterfaceAddrs
+
 // localAddr reports whether a is an address of one of this machine's
 // interfaces.
 func localAddr(a netip.Addr) bool {
-	ifAddrs, err := net.InterfaceAddrs()
+	ifAddrs, err := interfaceAddrs()
 	if err != nil {
-		return false
+		// No netlink (a sandbox that allows only AF_UNIX and AF_INET*):
+		// only an address of this machine can be bound.
+		c, err := net.ListenPacket("udp", netip.AddrPortFrom(a, 0).String())
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
 	}
 	for _, ia := range ifAddrs {
 		if n, ok := ia.(*net.IPNet); ok {

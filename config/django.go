@@ -16,7 +16,7 @@ import (
 // no Django: every request stays on the PHP site.
 type DjangoConfig struct {
 	URL         []string      `env:"SESSIONGATE_DJANGO_URL" help:"Django (gunicorn) addresses, comma-separated: http://host:port or unix:/path/to/gunicorn.sock; several are balanced, one that refuses connections is skipped for 10s, and a GET, HEAD or OPTIONS one drops without an answer is tried on the next (like nginx's proxy_next_upstream error; a POST is not sent twice); set together with SESSIONGATE_DJANGO_PATHS"`
-	Paths       []string      `env:"SESSIONGATE_DJANGO_PATHS" help:"comma-separated path prefixes served by Django, e.g. /admin/,/accounts/,/static/admin/; the longest matching prefix wins, matched like nginx locations (// merged, . and .. resolved), everything else stays PHP"`
+	Paths       []string      `env:"SESSIONGATE_DJANGO_PATHS" help:"comma-separated path prefixes served by Django, e.g. /admin/,/accounts/ (gunicorn serves no static files: let collectstatic write under SESSIONGATE_STATIC_ROOT and the gateway serve them); the longest matching prefix wins, matched like nginx locations (// merged, . and .. resolved), everything else stays PHP"`
 	Timeout     time.Duration `env:"SESSIONGATE_DJANGO_TIMEOUT" envDefault:"60s" help:"longest wait for Django's response headers, and then for each next part of the body, before 504, like proxy_read_timeout; also the longest wait for Django to take more of a request body it is sent, like proxy_send_timeout"`
 	DialTimeout time.Duration `env:"SESSIONGATE_DJANGO_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to a Django backend before trying the next one (or 504)"`
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -42,9 +43,14 @@ func TestDjangoPackageFromPip(t *testing.T) {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	// Django and gunicorn are Debian's, seen through --system-site-packages.
-	run("/usr/bin/python3", "-m", "venv", "--system-site-packages", "--without-pip", venv)
-	run("/usr/bin/python3", "-m", "pip", "--python", python, "install", "--no-build-isolation", "--no-index", src)
+	// The virtualenv the README says to make, with its own pip, as a user
+	// runs it: a plain one (or one made --without-pip, installed into by
+	// Debian's pip) has no wheel, and Debian's setuptools then stops with
+	// "invalid command 'bdist_wheel'". Django and gunicorn are Debian's,
+	// seen through --system-site-packages.
+	venvCmd := readmeVenvCommand(t)
+	run(venvCmd[0], append(venvCmd[1:], venv)...)
+	run(filepath.Join(venv, "bin", "pip"), "install", "--no-build-isolation", "--no-index", src)
 	// From the project's directory, as gunicorn imports it.
 	where := run(python, "-c", "import sessiongate_django; print(sessiongate_django.__file__)")
 	if !strings.HasPrefix(where, venv+string(os.PathSeparator)) {
@@ -66,4 +72,20 @@ func TestDjangoPackageFromPip(t *testing.T) {
 	if res, body := call(t, gw, j, "GET", "/whoami.php", ""); res.StatusCode != 200 || body != "user:"+site.userID {
 		t.Fatalf("PHP after a Django login through the installed package: %d %q, want user %s\ngunicorn log:\n%s", res.StatusCode, body, site.userID, g.Log())
 	}
+}
+
+// readmeVenvCommand returns the command the README ("Install the Django
+// side") gives for the virtualenv a machine without PyPI needs, so the test
+// installs the package the way the README says and the two cannot drift.
+func readmeVenvCommand(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)Without PyPI,\\s+make the virtualenv with `([^`]+)`").FindSubmatch(b)
+	if m == nil {
+		t.Fatal("README: no virtualenv command for installing sessiongate_django without PyPI")
+	}
+	return strings.Fields(string(m[1]))
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,6 +137,7 @@ func TestMetricsRealStack(t *testing.T) {
 	// Pool gauges while idle: the configured backend, kept-alive
 	// connections, nobody waiting, healthy, its limit.
 	m := metricstest.Scrape(t, gw.Admin+"/metrics")
+	checkReadmeMetrics(t, m)
 
 	// app.css compressed once, then sent from the cache twice.
 	for series, want := range map[string]float64{
@@ -321,5 +324,79 @@ func TestMetricsClientLeavesDuringLockWait(t *testing.T) {
 	}
 	if got := m[`sessiongate_session_events_total{event="lock_timeout"}`]; got != 0 {
 		t.Errorf("lock_timeout events %v, want 0: the lock did not time out, the client left", got)
+	}
+}
+
+// checkReadmeMetrics compares the README's metrics table ("Metrics") with a
+// scrape of the real gateway: every metric the README names is served with
+// the labels it lists, and every sessiongate_* metric served is in the
+// table, so the names a user puts in dashboards and alerts cannot drift.
+func checkReadmeMetrics(t *testing.T, scraped map[string]float64) {
+	t.Helper()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := regexp.MustCompile("(?s)\n### Metrics\n(.*?)\n## ").FindSubmatch(readme)
+	if sec == nil {
+		t.Fatal(`README: no "### Metrics" section`)
+	}
+	documented := map[string][]string{} // name -> sorted label names
+	row := regexp.MustCompile("(?m)^\\| (`sessiongate_[^|]*)\\| ([^|]*)\\|")
+	code := regexp.MustCompile("`([a-z_]+)`")
+	for _, r := range row.FindAllSubmatch(sec[1], -1) {
+		var labels []string
+		for _, l := range code.FindAllSubmatch(r[2], -1) {
+			labels = append(labels, string(l[1]))
+		}
+		slices.Sort(labels)
+		var first string
+		for _, n := range code.FindAllSubmatch(r[1], -1) {
+			name := string(n[1])
+			if strings.HasPrefix(name, "_") { // `_max_bytes`: a suffix of the row's first name
+				name = strings.TrimSuffix(first, "_bytes") + name
+			} else {
+				first = name
+			}
+			documented[name] = labels
+		}
+	}
+	if len(documented) == 0 {
+		t.Fatal("README: no metric names in the Metrics table")
+	}
+	served := map[string][]string{}
+	for series := range scraped {
+		name, labelText, _ := strings.Cut(series, "{")
+		if !strings.HasPrefix(name, "sessiongate_") {
+			continue
+		}
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base := strings.TrimSuffix(name, suffix); base != name {
+				if _, ok := documented[base]; ok {
+					name = base
+				}
+			}
+		}
+		var labels []string
+		for _, kv := range strings.Split(strings.TrimSuffix(labelText, "}"), ",") {
+			if k, _, ok := strings.Cut(kv, "="); ok && k != "le" {
+				labels = append(labels, k)
+			}
+		}
+		slices.Sort(labels)
+		served[name] = labels
+	}
+	for name, labels := range documented {
+		got, ok := served[name]
+		if !ok {
+			t.Errorf("README names metric %s, /metrics does not serve it", name)
+		} else if !slices.Equal(got, labels) {
+			t.Errorf("metric %s: README lists labels %v, /metrics has %v", name, labels, got)
+		}
+	}
+	for name := range served {
+		if _, ok := documented[name]; !ok {
+			t.Errorf("/metrics serves %s, which the README's Metrics table does not list", name)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -51,5 +52,42 @@ func TestReplaceNeedsMarkers(t *testing.T) {
 	}
 	if want := "a\n" + Begin + "\nnew\n" + End + "\nb\n"; string(got) != want {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// TestDocsNameOnlyRealVariables: every SESSIONGATE_* variable the
+// documentation and the deploy examples name is one the gateway reads, so a
+// user who copies a name from them never sets one the gateway ignores (it
+// only warns about unknown names). docs/protocol.md also names the FastCGI
+// params of the session bridge, which are no variables.
+func TestDocsNameOnlyRealVariables(t *testing.T) {
+	known := map[string]bool{}
+	for _, v := range config.Variables() {
+		known[v.Name] = true
+	}
+	params := map[string]bool{}
+	for _, p := range []string{"SESSIONGATE_NONCE", "SESSIONGATE_FRAME_KEY", "SESSIONGATE_SESSION_ID", "SESSIONGATE_DATA_COUNT", "SESSIONGATE_DATA_0", "SESSIONGATE_DATA_"} {
+		params[p] = true
+	}
+	name := regexp.MustCompile(`(^|[^A-Za-z0-9_])(SESSIONGATE_[A-Z0-9_]+)`)
+	files := []string{"README.md", "docs/design.md", "docs/protocol.md", "wsgi/django/README.md", "docker-compose.yml", "Dockerfile",
+		"deploy/systemd/sessiongate.env", "deploy/systemd/sessiongate.service", "deploy/systemd/sessiongate.socket", "deploy/php-fpm/zz-sessiongate.conf",
+		"scripts/demo.sh", "Makefile", "examples/django/README.md"}
+	seen := 0
+	for _, f := range files {
+		b, err := os.ReadFile("../../" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range name.FindAllSubmatch(b, -1) {
+			n := string(m[2])
+			seen++
+			if !known[n] && !(f == "docs/protocol.md" && params[n]) {
+				t.Errorf("%s names %s, which the gateway does not read", f, n)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no SESSIONGATE_ names found: the file list is wrong")
 	}
 }
