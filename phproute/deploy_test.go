@@ -122,3 +122,72 @@ func TestAbsoluteSymlinkInsideRoot(t *testing.T) {
 		t.Errorf("/abs-out (outside the root): %+v, want not found", got)
 	}
 }
+
+// TestDeployerSharedStorageLink: Deployer's and Capistrano's Laravel
+// recipes link storage/ of every release to shared/storage, and
+// `php artisan storage:link` makes public/storage -> ../storage/app/public,
+// so uploads lead out of the release to shared/storage/app/public. Listing
+// that directory in SESSIONGATE_FOLLOW_SYMLINKS serves them, before and
+// after a deploy repoints current, while other links out stay refused.
+func TestDeployerSharedStorageLink(t *testing.T) {
+	base := t.TempDir()
+	write := func(name, body string) {
+		p := filepath.Join(base, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(target, name string) {
+		if err := os.Symlink(target, filepath.Join(base, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("shared/storage/app/public/avatar.jpg", "jpg")
+	write("shared/.env", "APP_KEY=secret")
+	for _, n := range []string{"1", "2"} {
+		write("releases/"+n+"/public/index.php", "<?php")
+		link("../../shared/storage", "releases/"+n+"/storage")
+		link("../storage/app/public", "releases/"+n+"/public/storage")
+		link("../../../shared/.env", "releases/"+n+"/public/env.txt")
+	}
+	link("releases/1", "current")
+	r, err := New(filepath.Join(base, "current/public"), "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.FollowSymlinksOut(false, []string{filepath.Join(base, "shared/storage/app/public")})
+	check := func(when string) {
+		t.Helper()
+		rt := r.Resolve("/storage/avatar.jpg")
+		if rt.Kind != Static {
+			t.Fatalf("%s: /storage/avatar.jpg = %+v", when, rt)
+		}
+		f, _, err := r.Open(rt.File)
+		if err != nil {
+			t.Fatalf("%s: open: %v", when, err)
+		}
+		f.Close()
+		if rt := r.Resolve("/env.txt"); rt.Kind != NotFound {
+			t.Errorf("%s: /env.txt (a link out to shared/.env) = %+v, want not found", when, rt)
+		}
+	}
+	check("before the deploy")
+	old := recheckRoot
+	recheckRoot = 0
+	defer func() { recheckRoot = old }()
+	link("releases/2", "current.tmp")
+	if err := os.Rename(filepath.Join(base, "current.tmp"), filepath.Join(base, "current")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(base, "releases/1")); err != nil {
+		t.Fatal(err)
+	}
+	check("after the deploy")
+	if got := r.RealPath(); got != filepath.Join(base, "releases/2/public") {
+		t.Errorf("RealPath after the deploy: %s", got)
+	}
+}
