@@ -4,7 +4,7 @@ package server
 
 import "io/fs"
 
-// changeNanos is the file's status change time where the gateway knows
-// how to read it (Linux); elsewhere 0, and validators rest on size and
-// mtime alone.
-func changeNanos(fi fs.FileInfo) int64 { return 0 }
+// fileIdentity is the file's inode and status change time where the
+// gateway knows how to read them (Linux); elsewhere zeros, and validators
+// rest on size and mtime alone.
+func fileIdentity(fi fs.FileInfo) (ino uint64, ctime int64) { return 0, 0 }
