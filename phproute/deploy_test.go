@@ -191,3 +191,72 @@ func TestDeployerSharedStorageLink(t *testing.T) {
 		t.Errorf("RealPath after the deploy: %s", got)
 	}
 }
+
+// TestFollowSymlinksDirThroughCurrent: a directory listed in
+// SESSIONGATE_FOLLOW_SYMLINKS through the deploy symlink (Symfony's
+// `assets:install --symlink` makes public/bundles/x -> vendor/.../public,
+// so /srv/app/current/vendor is listed) was resolved once, at start, to
+// releases/1/vendor: after a deploy the links of the new release led to
+// releases/2/vendor, outside what was allowed, and every such asset was 404
+// until a restart. It is resolved again when the root is.
+func TestFollowSymlinksDirThroughCurrent(t *testing.T) {
+	base := t.TempDir()
+	for _, n := range []string{"1", "2"} {
+		p := filepath.Join(base, "releases", n, "vendor/acme/admin/public/admin.css")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("css "+n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(base, "releases", n, "public/bundles"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../../vendor/acme/admin/public", filepath.Join(base, "releases", n, "public/bundles/admin")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(filepath.Join(current, "public"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.FollowSymlinksOut(false, []string{filepath.Join(current, "vendor")})
+	read := func(when string) string {
+		t.Helper()
+		rt := r.Resolve("/bundles/admin/admin.css")
+		if rt.Kind != Static {
+			t.Fatalf("%s: %+v", when, rt)
+		}
+		f, _, err := r.Open(rt.File)
+		if err != nil {
+			t.Fatalf("%s: open: %v", when, err)
+		}
+		defer f.Close()
+		b := make([]byte, 16)
+		n, _ := f.Read(b)
+		return string(b[:n])
+	}
+	if got := read("before the deploy"); got != "css 1" {
+		t.Fatalf("before the deploy: %q", got)
+	}
+	old := recheckRoot
+	recheckRoot = 0
+	defer func() { recheckRoot = old }()
+	if err := os.Symlink("releases/2", current+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(current+".tmp", current); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(base, "releases/1")); err != nil {
+		t.Fatal(err)
+	}
+	if got := read("after the deploy"); got != "css 2" {
+		t.Fatalf("after the deploy: %q", got)
+	}
+}

@@ -126,9 +126,11 @@ type Router struct {
 	noPHP []string
 
 	// outAnywhere and outDirs say where a symlink inside the root may lead
-	// besides the root itself (FollowSymlinksOut); outDirs are resolved.
+	// besides the root itself (FollowSymlinksOut): outWant as given,
+	// outDirs resolved, again whenever current opens the root again.
 	outAnywhere bool
-	outDirs     []string
+	outWant     []string
+	outDirs     atomic.Pointer[[]string]
 }
 
 // recheckRoot is how often the router looks whether its root path names
@@ -173,13 +175,32 @@ func (r *Router) NoPHPUnder(dirs []string) {
 // as before. Call it before the router is used.
 func (r *Router) FollowSymlinksOut(anywhere bool, dirs []string) {
 	r.outAnywhere = anywhere
-	r.outDirs = r.outDirs[:0]
-	for _, d := range dirs {
+	r.outWant = append([]string(nil), dirs...)
+	r.resolveOutDirs()
+}
+
+// resolveOutDirs resolves the FollowSymlinksOut directories. A deploy that
+// repoints current -> releases/N moves those named through it
+// (/srv/app/current/vendor, where Symfony's `assets:install --symlink`
+// links lead) along with the root: resolved once, they kept naming the
+// first release, and the new release's links all led outside them.
+func (r *Router) resolveOutDirs() {
+	out := make([]string, 0, len(r.outWant))
+	for _, d := range r.outWant {
 		if real, err := filepath.EvalSymlinks(d); err == nil {
 			d = real
 		}
-		r.outDirs = append(r.outDirs, filepath.Clean(d))
+		out = append(out, filepath.Clean(d))
 	}
+	r.outDirs.Store(&out)
+}
+
+// outDirList returns the resolved FollowSymlinksOut directories.
+func (r *Router) outDirList() []string {
+	if p := r.outDirs.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // mayLeadTo reports whether a symlink inside the root may lead to the
@@ -188,7 +209,7 @@ func (r *Router) mayLeadTo(real string) bool {
 	if r.outAnywhere {
 		return true
 	}
-	for _, d := range r.outDirs {
+	for _, d := range r.outDirList() {
 		if real == d || strings.HasPrefix(real, d+string(filepath.Separator)) || d == string(filepath.Separator) {
 			return true
 		}
@@ -229,6 +250,7 @@ func (r *Router) current() *os.Root {
 		return root
 	}
 	r.real.Store(realPath(r.path))
+	r.resolveOutDirs()
 	r.root.Store(nr)
 	return nr
 }
@@ -480,7 +502,7 @@ func (r *Router) stat(root *os.Root, rel string) (fs.FileInfo, string, error) {
 			return fi, t, err2
 		}
 	}
-	if r.outAnywhere || len(r.outDirs) > 0 {
+	if r.outAnywhere || len(r.outDirList()) > 0 {
 		// A link out of the root, to where FollowSymlinksOut allows: the
 		// path returned is the resolved absolute one, which Open accepts.
 		if real, _, ok := r.realOf(rel); ok && r.mayLeadTo(real) {
@@ -631,7 +653,7 @@ func (r *Router) openOutside(real string) (*os.File, error) {
 	if r.outAnywhere {
 		return os.OpenFile(real, openFlags, 0)
 	}
-	for _, d := range r.outDirs {
+	for _, d := range r.outDirList() {
 		rel, err := filepath.Rel(d, real)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 			continue
