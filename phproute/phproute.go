@@ -114,13 +114,10 @@ type Router struct {
 	path  string // the static root as configured, maybe through symlinks
 	index string // front controller URL path, "" when off
 
-	// root is the directory path named when last checked, and checked when
+	// open is the directory path named when last checked, and checked when
 	// that was (UnixNano); see current.
-	root    atomic.Pointer[os.Root]
+	open    atomic.Pointer[opened]
 	checked atomic.Int64
-	// real is the root path with its symlinks resolved when root was
-	// opened (see RealPath).
-	real atomic.Pointer[string]
 
 	// noPHP are URL directories ("/uploads/") where no script runs.
 	noPHP []string
@@ -131,6 +128,14 @@ type Router struct {
 	outAnywhere bool
 	outWant     []string
 	outDirs     atomic.Pointer[[]string]
+}
+
+// opened is the open root and its path with symlinks resolved (see
+// RealPath), kept together so that no request sees one release's root with
+// another's path.
+type opened struct {
+	root *os.Root
+	real string
 }
 
 // recheckRoot is how often the router looks whether its root path names
@@ -148,8 +153,7 @@ func New(staticRoot, index string) (*Router, error) {
 		return nil, fmt.Errorf("phproute: open static root: %w", err)
 	}
 	r := &Router{path: staticRoot, index: index}
-	r.real.Store(realPath(staticRoot))
-	r.root.Store(root)
+	r.open.Store(&opened{root: root, real: realPath(staticRoot)})
 	r.checked.Store(time.Now().UnixNano())
 	return r, nil
 }
@@ -218,7 +222,7 @@ func (r *Router) mayLeadTo(real string) bool {
 }
 
 // Close releases the root directory.
-func (r *Router) Close() error { return r.root.Load().Close() }
+func (r *Router) Close() error { return r.open.Load().root.Close() }
 
 // current returns the open root, first opening the root path again (at most
 // once per recheckRoot) when it names another directory than the one open.
@@ -232,7 +236,7 @@ func (r *Router) Close() error { return r.root.Load().Close() }
 // here, so that requests still resolving in it finish; its finalizer closes
 // it once they are done.
 func (r *Router) current() *os.Root {
-	root := r.root.Load()
+	root := r.open.Load().root
 	now := time.Now().UnixNano()
 	last := r.checked.Load()
 	if now-last < int64(recheckRoot) || !r.checked.CompareAndSwap(last, now) {
@@ -245,13 +249,17 @@ func (r *Router) current() *os.Root {
 	if have, err := root.Stat("."); err == nil && os.SameFile(want, have) {
 		return root
 	}
-	nr, err := os.OpenRoot(r.path)
+	// The path resolved first and the root opened there: opening the
+	// path and resolving it again after, a second switch in between (a
+	// deploy and its rollback) left the router routing in one release
+	// while php-fpm got DOCUMENT_ROOT of the other.
+	real := realPath(r.path)
+	nr, err := os.OpenRoot(real)
 	if err != nil {
 		return root
 	}
-	r.real.Store(realPath(r.path))
 	r.resolveOutDirs()
-	r.root.Store(nr)
+	r.open.Store(&opened{root: nr, real: real})
 	return nr
 }
 
@@ -264,16 +272,16 @@ func (r *Router) current() *os.Root {
 // old release, or fail once that release is deleted.
 func (r *Router) RealPath() string {
 	r.current()
-	return *r.real.Load()
+	return r.open.Load().real
 }
 
 // realPath resolves p's symlinks, or returns p as it is when that fails
 // (the root vanished in the middle of a switch).
-func realPath(p string) *string {
+func realPath(p string) string {
 	if rp, err := filepath.EvalSymlinks(p); err == nil {
-		return &rp
+		return rp
 	}
-	return &p
+	return p
 }
 
 // Index returns the front controller URL path, or "" when it is off.
@@ -527,7 +535,7 @@ func (r *Router) statOutside(root *os.Root, abs string) (fs.FileInfo, string, er
 		fi, err := os.Stat(real)
 		return fi, real, err
 	}
-	if t, err := filepath.Rel(*r.real.Load(), real); err == nil && t != ".." && !strings.HasPrefix(t, "../") {
+	if t, err := filepath.Rel(r.open.Load().real, real); err == nil && t != ".." && !strings.HasPrefix(t, "../") {
 		t = filepath.ToSlash(t)
 		fi, err := root.Stat(t)
 		return fi, t, err
@@ -590,7 +598,7 @@ func (r *Router) insideTarget(rel string) (string, bool) {
 func (r *Router) realOf(rel string) (real, base string, ok bool) {
 	// The root's resolved path as of the open root (current keeps the two
 	// together), not resolved again on every lookup.
-	base = *r.real.Load()
+	base = r.open.Load().real
 	segs := strings.Split(rel, "/")
 	real = base
 	for i, s := range segs {
