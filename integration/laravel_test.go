@@ -73,6 +73,48 @@ func TestDeploySymlinkSwitchRunsNewRelease(t *testing.T) {
 	}
 }
 
+// TestDeployKeepOneReleaseNoGap: with keep_releases 1 (Deployer,
+// Capistrano) the previous release is deleted right after current is
+// repointed. Until the gateway's next periodic look at its root (up to a
+// second) every page and asset was 404 from the deleted directory; nginx
+// looks the root up per request and has no such gap.
+func TestDeployKeepOneReleaseNoGap(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	base := t.TempDir()
+	writeTree(t, base, map[string]string{
+		"releases/1/public/index.php": `<?php echo 'release 1';`,
+		"releases/2/public/index.php": `<?php echo 'release 2';`,
+		"releases/2/public/app.2.js":  "js 2",
+	})
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	docRoot := filepath.Join(current, "public")
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: base, Children: 1})
+	g := startGWOn(t, fpm, docRoot, func(c *config.Config) { c.StaticRoot = docRoot })
+	if res, body := g.get(t, "/some/page"); res.StatusCode != 200 || body != "release 1" {
+		t.Fatalf("before the deploy: %d %q", res.StatusCode, body)
+	}
+	tmp := filepath.Join(base, "current.tmp")
+	if err := os.Symlink("releases/2", tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, current); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(base, "releases/1")); err != nil {
+		t.Fatal(err)
+	}
+	if res, body := g.get(t, "/some/page"); res.StatusCode != 200 || body != "release 2" {
+		t.Errorf("a page right after the deploy: %d %q, want 200 %q", res.StatusCode, body, "release 2")
+	}
+	if res, body := g.get(t, "/app.2.js"); res.StatusCode != 200 || body != "js 2" {
+		t.Errorf("an asset right after the deploy: %d %q", res.StatusCode, body)
+	}
+}
+
 // TestDeploySymlinkSwitchProductionOpcache is the same deploy with the
 // opcache settings production guides give (validate_timestamps=0: php-fpm
 // never looks at a cached script's file again until it is reloaded), and

@@ -260,3 +260,62 @@ func TestFollowSymlinksDirThroughCurrent(t *testing.T) {
 		t.Fatalf("after the deploy: %q", got)
 	}
 }
+
+// TestDeletedRootSeenAtOnce: with keep_releases 1 (Deployer, Capistrano)
+// the previous release is deleted right after current is repointed. The
+// router looked at its root at most once a second, so until then every
+// request resolved in the deleted directory: static files, and the front
+// controller itself, 404, where nginx, looking the root up per request,
+// serves the new release. A root found deleted is looked up again at once.
+func TestDeletedRootSeenAtOnce(t *testing.T) {
+	base := t.TempDir()
+	for _, n := range []string{"1", "2"} {
+		for _, f := range []string{"index.php", "app." + n + ".js"} {
+			p := filepath.Join(base, "releases", n, "public", f)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	old := recheckRoot
+	recheckRoot = time.Hour // no periodic look during the test
+	defer func() { recheckRoot = old }()
+	r, err := New(filepath.Join(current, "public"), "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if rt := r.Resolve("/app.1.js"); rt.Kind != Static {
+		t.Fatalf("before the deploy: %+v", rt)
+	}
+	if err := os.Symlink("releases/2", current+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(current+".tmp", current); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(base, "releases/1")); err != nil {
+		t.Fatal(err)
+	}
+	if rt := r.Resolve("/app.2.js"); rt.Kind != Static {
+		t.Errorf("the new release's file right after the old release was deleted: %+v", rt)
+	}
+	if rt := r.Resolve("/some/page"); rt.Kind != PHP {
+		t.Errorf("a page right after the old release was deleted: %+v", rt)
+	}
+	if got, want := r.RealPath(), filepath.Join(base, "releases/2/public"); got != want {
+		t.Errorf("RealPath: %s, want %s", got, want)
+	}
+	f, _, err := r.Open("app.2.js")
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	f.Close()
+}

@@ -235,11 +235,16 @@ func (r *Router) Close() error { return r.open.Load().root.Close() }
 // switch in progress) the old root is kept. The old root is not closed
 // here, so that requests still resolving in it finish; its finalizer closes
 // it once they are done.
-func (r *Router) current() *os.Root {
+func (r *Router) current() *os.Root { return r.look(false) }
+
+// look is current, looking at the root path now when force is set.
+func (r *Router) look(force bool) *os.Root {
 	root := r.open.Load().root
 	now := time.Now().UnixNano()
 	last := r.checked.Load()
-	if now-last < int64(recheckRoot) || !r.checked.CompareAndSwap(last, now) {
+	if force {
+		r.checked.Store(now)
+	} else if now-last < int64(recheckRoot) || !r.checked.CompareAndSwap(last, now) {
 		return root
 	}
 	want, err := os.Stat(r.path)
@@ -261,6 +266,17 @@ func (r *Router) current() *os.Root {
 	r.resolveOutDirs()
 	r.open.Store(&opened{root: nr, real: real})
 	return nr
+}
+
+// rootDeleted reports whether the open root directory has been deleted
+// (or can no longer be looked at), which a miss is worth checking for.
+func (r *Router) rootDeleted() bool {
+	fi, err := r.open.Load().root.Stat(".")
+	if err != nil {
+		return true
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink == 0
 }
 
 // RealPath returns the static root with its symlinks resolved, as of the
@@ -296,6 +312,13 @@ var dirIndex = []string{"index.php", "index.html"}
 // here, once, so that every check sees the same bytes the filesystem will.
 func (r *Router) Resolve(escapedPath string) Route {
 	rt := r.resolve(escapedPath)
+	if (rt.Kind == NotFound || rt.Kind == Failed) && r.rootDeleted() {
+		// A deploy with keep_releases 1 deletes the release it just
+		// switched away from: waiting for the next periodic look, every
+		// URL, the front controller's included, was 404 meanwhile.
+		r.look(true)
+		rt = r.resolve(escapedPath)
+	}
 	if rt.Kind == PHP {
 		if d := r.noPHPDirOf(rt.ScriptName); d != "" {
 			return Route{Kind: Forbidden, Reason: "no PHP runs under " + d + " (SESSIONGATE_NO_PHP_PATHS)"}
