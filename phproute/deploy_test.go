@@ -319,3 +319,57 @@ func TestDeletedRootSeenAtOnce(t *testing.T) {
 	}
 	f.Close()
 }
+
+// TestOneRequestOneRelease: a request is routed, then its file opened or
+// its script's DOCUMENT_ROOT taken. Open and RealPath looked at the root
+// path again too, so a deploy landing in between split the request: routed
+// as the old release's asset, then opened in the new release (404), or
+// routed to a script of the old release and run from the new one. They use
+// the root Resolve used.
+func TestOneRequestOneRelease(t *testing.T) {
+	base := t.TempDir()
+	for _, n := range []string{"1", "2"} {
+		p := filepath.Join(base, "releases", n, "public", "app."+n+".js")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(filepath.Join(current, "public"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	old := recheckRoot
+	recheckRoot = 0 // every look at the root may find the switch
+	defer func() { recheckRoot = old }()
+	rt := r.Resolve("/app.1.js")
+	if rt.Kind != Static {
+		t.Fatalf("before the deploy: %+v", rt)
+	}
+	// The deploy lands between routing and opening.
+	if err := os.Symlink("releases/2", current+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(current+".tmp", current); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.RealPath(), filepath.Join(base, "releases/1/public"); got != want {
+		t.Errorf("RealPath after Resolve: %s, want the release it routed in, %s", got, want)
+	}
+	f, _, err := r.Open(rt.File)
+	if err != nil {
+		t.Fatalf("opening the file routed in the old release: %v", err)
+	}
+	f.Close()
+	// The next request sees the new release.
+	if rt := r.Resolve("/app.2.js"); rt.Kind != Static {
+		t.Errorf("the next request: %+v", rt)
+	}
+}

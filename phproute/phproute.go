@@ -280,14 +280,17 @@ func (r *Router) rootDeleted() bool {
 }
 
 // RealPath returns the static root with its symlinks resolved, as of the
-// last look at the root (at most recheckRoot ago), like nginx's
+// last look at the root (by Resolve, at most recheckRoot ago), like nginx's
 // $realpath_root. Laravel's and Symfony's nginx configurations build
 // SCRIPT_FILENAME from it: php-fpm keeps resolved paths in its realpath
 // cache (realpath_cache_ttl, 120 s), so a worker given the symlinked path
 // after a deploy repointed current -> releases/N would go on running the
 // old release, or fail once that release is deleted.
+//
+// It does not look at the root path itself: the request's Resolve did, and
+// a deploy landing after it must not split the request, routed in one
+// release and run in the other.
 func (r *Router) RealPath() string {
-	r.current()
 	return r.open.Load().real
 }
 
@@ -656,7 +659,10 @@ func (r *Router) Open(rel string) (*os.File, fs.FileInfo, error) {
 	if filepath.IsAbs(rel) {
 		f, err = r.openOutside(rel)
 	} else {
-		f, err = r.current().OpenFile(rel, openFlags, 0)
+		// The root as Resolve left it, not looked at again: a deploy landing
+		// in between would have the old release's asset opened in the
+		// new release (404).
+		f, err = r.open.Load().root.OpenFile(rel, openFlags, 0)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("phproute: open %s: %w", rel, err)
