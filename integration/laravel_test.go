@@ -73,6 +73,122 @@ func TestDeploySymlinkSwitchRunsNewRelease(t *testing.T) {
 	}
 }
 
+// TestDeployKeepOneReleaseNoGap: with keep_releases 1 (Deployer,
+// Capistrano) the previous release is deleted right after current is
+// repointed. Until the gateway's next periodic look at its root (up to a
+// second) every page and asset was 404 from the deleted directory; nginx
+// looks the root up per request and has no such gap.
+func TestDeployKeepOneReleaseNoGap(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	base := t.TempDir()
+	writeTree(t, base, map[string]string{
+		"releases/1/public/index.php": `<?php echo 'release 1';`,
+		"releases/2/public/index.php": `<?php echo 'release 2';`,
+		"releases/2/public/app.2.js":  "js 2",
+	})
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	docRoot := filepath.Join(current, "public")
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: base, Children: 1})
+	g := startGWOn(t, fpm, docRoot, func(c *config.Config) { c.StaticRoot = docRoot })
+	if res, body := g.get(t, "/some/page"); res.StatusCode != 200 || body != "release 1" {
+		t.Fatalf("before the deploy: %d %q", res.StatusCode, body)
+	}
+	tmp := filepath.Join(base, "current.tmp")
+	if err := os.Symlink("releases/2", tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, current); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(base, "releases/1")); err != nil {
+		t.Fatal(err)
+	}
+	if res, body := g.get(t, "/some/page"); res.StatusCode != 200 || body != "release 2" {
+		t.Errorf("a page right after the deploy: %d %q, want 200 %q", res.StatusCode, body, "release 2")
+	}
+	if res, body := g.get(t, "/app.2.js"); res.StatusCode != 200 || body != "js 2" {
+		t.Errorf("an asset right after the deploy: %d %q", res.StatusCode, body)
+	}
+}
+
+// TestDeploySymlinkSwitchProductionOpcache is the same deploy with the
+// opcache settings production guides give (validate_timestamps=0: php-fpm
+// never looks at a cached script's file again until it is reloaded), and
+// an application that includes its code by __DIR__, as every framework
+// does. opcache keys scripts by their resolved path: given the symlinked
+// path, a worker would run the old release's compiled scripts for good.
+// The static files come from the new release too, and a stylesheet a
+// reproducible build gave the same size and mtime in both releases is not
+// revalidated as unchanged.
+func TestDeploySymlinkSwitchProductionOpcache(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	base := t.TempDir()
+	const index = `<?php $s = opcache_get_status(false); echo (require __DIR__ . '/../app/version.php'), ($s && $s['opcache_enabled'] ? ' opcache' : ' no opcache');`
+	css1 := strings.Repeat("body { color: red; }\n", 20)
+	css2 := strings.Repeat("body { color: tan; }\n", 20)
+	writeTree(t, base, map[string]string{
+		"releases/1/public/index.php":   index,
+		"releases/1/app/version.php":    `<?php return 'release 1';`,
+		"releases/1/public/app.css":     css1,
+		"releases/1/public/only-1.html": "old page",
+		"releases/2/public/index.php":   index,
+		"releases/2/app/version.php":    `<?php return 'release 2';`,
+		"releases/2/public/app.css":     css2,
+	})
+	epoch := time.Unix(1, 0) // SOURCE_DATE_EPOCH, the Nix store's mtime
+	for _, n := range []string{"1", "2"} {
+		if err := os.Chtimes(filepath.Join(base, "releases", n, "public/app.css"), epoch, epoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	docRoot := filepath.Join(current, "public")
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: base, Children: 1, AdminValues: map[string]string{
+		"opcache.enable": "1", "opcache.validate_timestamps": "0", "opcache.revalidate_freq": "60",
+	}})
+	g := startGWOn(t, fpm, docRoot, func(c *config.Config) { c.StaticRoot = docRoot })
+
+	for i := 0; i < 3; i++ {
+		if res, body := g.get(t, "/some/page"); res.StatusCode != 200 || body != "release 1 opcache" {
+			t.Fatalf("before the deploy: %d %q", res.StatusCode, body)
+		}
+	}
+	res, body := g.get(t, "/app.css")
+	if res.StatusCode != 200 || body != css1 {
+		t.Fatalf("app.css before the deploy: %d", res.StatusCode)
+	}
+	oldTag := res.Header.Get("ETag")
+
+	tmp := filepath.Join(base, "current.tmp")
+	if err := os.Symlink("releases/2", tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, current); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the router looks again once a second
+	for i := 0; i < 3; i++ {
+		if res, body := g.get(t, "/some/page"); res.StatusCode != 200 || body != "release 2 opcache" {
+			t.Fatalf("after the deploy: %d %q, want release 2 (opcache must not keep the old release's scripts)", res.StatusCode, body)
+		}
+	}
+	if res, body := g.get(t, "/only-1.html"); res.StatusCode != 200 || body != "release 2 opcache" {
+		t.Errorf("a file only the old release has: %d %q, want the new release's front controller", res.StatusCode, body)
+	}
+	res, body = g.get(t, "/app.css", "If-None-Match", oldTag)
+	if res.StatusCode != 200 || body != css2 {
+		t.Errorf("app.css revalidated with the old release's ETag %s: %d, want 200 with the new release's content", oldTag, res.StatusCode)
+	}
+}
+
 // TestStorageLinkOutOfRootIsLogged: Laravel's `php artisan storage:link`
 // makes public/storage -> ../storage/app/public, a link out of the root.
 // nginx follows it; the gateway answers 404 by design (README, "From nginx

@@ -122,3 +122,254 @@ func TestAbsoluteSymlinkInsideRoot(t *testing.T) {
 		t.Errorf("/abs-out (outside the root): %+v, want not found", got)
 	}
 }
+
+// TestDeployerSharedStorageLink: Deployer's and Capistrano's Laravel
+// recipes link storage/ of every release to shared/storage, and
+// `php artisan storage:link` makes public/storage -> ../storage/app/public,
+// so uploads lead out of the release to shared/storage/app/public. Listing
+// that directory in SESSIONGATE_FOLLOW_SYMLINKS serves them, before and
+// after a deploy repoints current, while other links out stay refused.
+func TestDeployerSharedStorageLink(t *testing.T) {
+	base := t.TempDir()
+	write := func(name, body string) {
+		p := filepath.Join(base, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(target, name string) {
+		if err := os.Symlink(target, filepath.Join(base, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("shared/storage/app/public/avatar.jpg", "jpg")
+	write("shared/.env", "APP_KEY=secret")
+	for _, n := range []string{"1", "2"} {
+		write("releases/"+n+"/public/index.php", "<?php")
+		link("../../shared/storage", "releases/"+n+"/storage")
+		link("../storage/app/public", "releases/"+n+"/public/storage")
+		link("../../../shared/.env", "releases/"+n+"/public/env.txt")
+	}
+	link("releases/1", "current")
+	r, err := New(filepath.Join(base, "current/public"), "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.FollowSymlinksOut(false, []string{filepath.Join(base, "shared/storage/app/public")})
+	check := func(when string) {
+		t.Helper()
+		rt := r.Resolve("/storage/avatar.jpg")
+		if rt.Kind != Static {
+			t.Fatalf("%s: /storage/avatar.jpg = %+v", when, rt)
+		}
+		f, _, err := r.Open(rt.File)
+		if err != nil {
+			t.Fatalf("%s: open: %v", when, err)
+		}
+		f.Close()
+		if rt := r.Resolve("/env.txt"); rt.Kind != NotFound {
+			t.Errorf("%s: /env.txt (a link out to shared/.env) = %+v, want not found", when, rt)
+		}
+	}
+	check("before the deploy")
+	old := recheckRoot
+	recheckRoot = 0
+	defer func() { recheckRoot = old }()
+	link("releases/2", "current.tmp")
+	if err := os.Rename(filepath.Join(base, "current.tmp"), filepath.Join(base, "current")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(base, "releases/1")); err != nil {
+		t.Fatal(err)
+	}
+	check("after the deploy")
+	if got := r.RealPath(); got != filepath.Join(base, "releases/2/public") {
+		t.Errorf("RealPath after the deploy: %s", got)
+	}
+}
+
+// TestFollowSymlinksDirThroughCurrent: a directory listed in
+// SESSIONGATE_FOLLOW_SYMLINKS through the deploy symlink (Symfony's
+// `assets:install --symlink` makes public/bundles/x -> vendor/.../public,
+// so /srv/app/current/vendor is listed) was resolved once, at start, to
+// releases/1/vendor: after a deploy the links of the new release led to
+// releases/2/vendor, outside what was allowed, and every such asset was 404
+// until a restart. It is resolved again when the root is.
+func TestFollowSymlinksDirThroughCurrent(t *testing.T) {
+	base := t.TempDir()
+	for _, n := range []string{"1", "2"} {
+		p := filepath.Join(base, "releases", n, "vendor/acme/admin/public/admin.css")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("css "+n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(base, "releases", n, "public/bundles"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../../vendor/acme/admin/public", filepath.Join(base, "releases", n, "public/bundles/admin")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(filepath.Join(current, "public"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.FollowSymlinksOut(false, []string{filepath.Join(current, "vendor")})
+	read := func(when string) string {
+		t.Helper()
+		rt := r.Resolve("/bundles/admin/admin.css")
+		if rt.Kind != Static {
+			t.Fatalf("%s: %+v", when, rt)
+		}
+		f, _, err := r.Open(rt.File)
+		if err != nil {
+			t.Fatalf("%s: open: %v", when, err)
+		}
+		defer f.Close()
+		b := make([]byte, 16)
+		n, _ := f.Read(b)
+		return string(b[:n])
+	}
+	if got := read("before the deploy"); got != "css 1" {
+		t.Fatalf("before the deploy: %q", got)
+	}
+	old := recheckRoot
+	recheckRoot = 0
+	defer func() { recheckRoot = old }()
+	if err := os.Symlink("releases/2", current+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(current+".tmp", current); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(base, "releases/1")); err != nil {
+		t.Fatal(err)
+	}
+	if got := read("after the deploy"); got != "css 2" {
+		t.Fatalf("after the deploy: %q", got)
+	}
+}
+
+// TestDeletedRootSeenAtOnce: with keep_releases 1 (Deployer, Capistrano)
+// the previous release is deleted right after current is repointed. The
+// router looked at its root at most once a second, so until then every
+// request resolved in the deleted directory: static files, and the front
+// controller itself, 404, where nginx, looking the root up per request,
+// serves the new release. A root found deleted is looked up again at once.
+func TestDeletedRootSeenAtOnce(t *testing.T) {
+	base := t.TempDir()
+	for _, n := range []string{"1", "2"} {
+		for _, f := range []string{"index.php", "app." + n + ".js"} {
+			p := filepath.Join(base, "releases", n, "public", f)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	old := recheckRoot
+	recheckRoot = time.Hour // no periodic look during the test
+	defer func() { recheckRoot = old }()
+	r, err := New(filepath.Join(current, "public"), "/index.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if rt := r.Resolve("/app.1.js"); rt.Kind != Static {
+		t.Fatalf("before the deploy: %+v", rt)
+	}
+	if err := os.Symlink("releases/2", current+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(current+".tmp", current); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(base, "releases/1")); err != nil {
+		t.Fatal(err)
+	}
+	if rt := r.Resolve("/app.2.js"); rt.Kind != Static {
+		t.Errorf("the new release's file right after the old release was deleted: %+v", rt)
+	}
+	if rt := r.Resolve("/some/page"); rt.Kind != PHP {
+		t.Errorf("a page right after the old release was deleted: %+v", rt)
+	}
+	if got, want := r.RealPath(), filepath.Join(base, "releases/2/public"); got != want {
+		t.Errorf("RealPath: %s, want %s", got, want)
+	}
+	f, _, err := r.Open("app.2.js")
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	f.Close()
+}
+
+// TestOneRequestOneRelease: a request is routed, then its file opened or
+// its script's DOCUMENT_ROOT taken. Open and RealPath looked at the root
+// path again too, so a deploy landing in between split the request: routed
+// as the old release's asset, then opened in the new release (404), or
+// routed to a script of the old release and run from the new one. They use
+// the root Resolve used.
+func TestOneRequestOneRelease(t *testing.T) {
+	base := t.TempDir()
+	for _, n := range []string{"1", "2"} {
+		p := filepath.Join(base, "releases", n, "public", "app."+n+".js")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(filepath.Join(current, "public"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	old := recheckRoot
+	recheckRoot = 0 // every look at the root may find the switch
+	defer func() { recheckRoot = old }()
+	rt := r.Resolve("/app.1.js")
+	if rt.Kind != Static {
+		t.Fatalf("before the deploy: %+v", rt)
+	}
+	// The deploy lands between routing and opening.
+	if err := os.Symlink("releases/2", current+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(current+".tmp", current); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.RealPath(), filepath.Join(base, "releases/1/public"); got != want {
+		t.Errorf("RealPath after Resolve: %s, want the release it routed in, %s", got, want)
+	}
+	f, _, err := r.Open(rt.File)
+	if err != nil {
+		t.Fatalf("opening the file routed in the old release: %v", err)
+	}
+	f.Close()
+	// The next request sees the new release.
+	if rt := r.Resolve("/app.2.js"); rt.Kind != Static {
+		t.Errorf("the next request: %+v", rt)
+	}
+}

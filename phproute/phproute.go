@@ -114,21 +114,28 @@ type Router struct {
 	path  string // the static root as configured, maybe through symlinks
 	index string // front controller URL path, "" when off
 
-	// root is the directory path named when last checked, and checked when
+	// open is the directory path named when last checked, and checked when
 	// that was (UnixNano); see current.
-	root    atomic.Pointer[os.Root]
+	open    atomic.Pointer[opened]
 	checked atomic.Int64
-	// real is the root path with its symlinks resolved when root was
-	// opened (see RealPath).
-	real atomic.Pointer[string]
 
 	// noPHP are URL directories ("/uploads/") where no script runs.
 	noPHP []string
 
 	// outAnywhere and outDirs say where a symlink inside the root may lead
-	// besides the root itself (FollowSymlinksOut); outDirs are resolved.
+	// besides the root itself (FollowSymlinksOut): outWant as given,
+	// outDirs resolved, again whenever current opens the root again.
 	outAnywhere bool
-	outDirs     []string
+	outWant     []string
+	outDirs     atomic.Pointer[[]string]
+}
+
+// opened is the open root and its path with symlinks resolved (see
+// RealPath), kept together so that no request sees one release's root with
+// another's path.
+type opened struct {
+	root *os.Root
+	real string
 }
 
 // recheckRoot is how often the router looks whether its root path names
@@ -146,8 +153,7 @@ func New(staticRoot, index string) (*Router, error) {
 		return nil, fmt.Errorf("phproute: open static root: %w", err)
 	}
 	r := &Router{path: staticRoot, index: index}
-	r.real.Store(realPath(staticRoot))
-	r.root.Store(root)
+	r.open.Store(&opened{root: root, real: realPath(staticRoot)})
 	r.checked.Store(time.Now().UnixNano())
 	return r, nil
 }
@@ -173,13 +179,32 @@ func (r *Router) NoPHPUnder(dirs []string) {
 // as before. Call it before the router is used.
 func (r *Router) FollowSymlinksOut(anywhere bool, dirs []string) {
 	r.outAnywhere = anywhere
-	r.outDirs = r.outDirs[:0]
-	for _, d := range dirs {
+	r.outWant = append([]string(nil), dirs...)
+	r.resolveOutDirs()
+}
+
+// resolveOutDirs resolves the FollowSymlinksOut directories. A deploy that
+// repoints current -> releases/N moves those named through it
+// (/srv/app/current/vendor, where Symfony's `assets:install --symlink`
+// links lead) along with the root: resolved once, they kept naming the
+// first release, and the new release's links all led outside them.
+func (r *Router) resolveOutDirs() {
+	out := make([]string, 0, len(r.outWant))
+	for _, d := range r.outWant {
 		if real, err := filepath.EvalSymlinks(d); err == nil {
 			d = real
 		}
-		r.outDirs = append(r.outDirs, filepath.Clean(d))
+		out = append(out, filepath.Clean(d))
 	}
+	r.outDirs.Store(&out)
+}
+
+// outDirList returns the resolved FollowSymlinksOut directories.
+func (r *Router) outDirList() []string {
+	if p := r.outDirs.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // mayLeadTo reports whether a symlink inside the root may lead to the
@@ -188,7 +213,7 @@ func (r *Router) mayLeadTo(real string) bool {
 	if r.outAnywhere {
 		return true
 	}
-	for _, d := range r.outDirs {
+	for _, d := range r.outDirList() {
 		if real == d || strings.HasPrefix(real, d+string(filepath.Separator)) || d == string(filepath.Separator) {
 			return true
 		}
@@ -197,7 +222,7 @@ func (r *Router) mayLeadTo(real string) bool {
 }
 
 // Close releases the root directory.
-func (r *Router) Close() error { return r.root.Load().Close() }
+func (r *Router) Close() error { return r.open.Load().root.Close() }
 
 // current returns the open root, first opening the root path again (at most
 // once per recheckRoot) when it names another directory than the one open.
@@ -210,11 +235,16 @@ func (r *Router) Close() error { return r.root.Load().Close() }
 // switch in progress) the old root is kept. The old root is not closed
 // here, so that requests still resolving in it finish; its finalizer closes
 // it once they are done.
-func (r *Router) current() *os.Root {
-	root := r.root.Load()
+func (r *Router) current() *os.Root { return r.look(false) }
+
+// look is current, looking at the root path now when force is set.
+func (r *Router) look(force bool) *os.Root {
+	root := r.open.Load().root
 	now := time.Now().UnixNano()
 	last := r.checked.Load()
-	if now-last < int64(recheckRoot) || !r.checked.CompareAndSwap(last, now) {
+	if force {
+		r.checked.Store(now)
+	} else if now-last < int64(recheckRoot) || !r.checked.CompareAndSwap(last, now) {
 		return root
 	}
 	want, err := os.Stat(r.path)
@@ -224,34 +254,53 @@ func (r *Router) current() *os.Root {
 	if have, err := root.Stat("."); err == nil && os.SameFile(want, have) {
 		return root
 	}
-	nr, err := os.OpenRoot(r.path)
+	// The path resolved first and the root opened there: opening the
+	// path and resolving it again after, a second switch in between (a
+	// deploy and its rollback) left the router routing in one release
+	// while php-fpm got DOCUMENT_ROOT of the other.
+	real := realPath(r.path)
+	nr, err := os.OpenRoot(real)
 	if err != nil {
 		return root
 	}
-	r.real.Store(realPath(r.path))
-	r.root.Store(nr)
+	r.resolveOutDirs()
+	r.open.Store(&opened{root: nr, real: real})
 	return nr
 }
 
+// rootDeleted reports whether the open root directory has been deleted
+// (or can no longer be looked at), which a miss is worth checking for.
+func (r *Router) rootDeleted() bool {
+	fi, err := r.open.Load().root.Stat(".")
+	if err != nil {
+		return true
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink == 0
+}
+
 // RealPath returns the static root with its symlinks resolved, as of the
-// last look at the root (at most recheckRoot ago), like nginx's
+// last look at the root (by Resolve, at most recheckRoot ago), like nginx's
 // $realpath_root. Laravel's and Symfony's nginx configurations build
 // SCRIPT_FILENAME from it: php-fpm keeps resolved paths in its realpath
 // cache (realpath_cache_ttl, 120 s), so a worker given the symlinked path
 // after a deploy repointed current -> releases/N would go on running the
 // old release, or fail once that release is deleted.
+//
+// It does not look at the root path itself: the request's Resolve did, and
+// a deploy landing after it must not split the request, routed in one
+// release and run in the other.
 func (r *Router) RealPath() string {
-	r.current()
-	return *r.real.Load()
+	return r.open.Load().real
 }
 
 // realPath resolves p's symlinks, or returns p as it is when that fails
 // (the root vanished in the middle of a switch).
-func realPath(p string) *string {
+func realPath(p string) string {
 	if rp, err := filepath.EvalSymlinks(p); err == nil {
-		return &rp
+		return rp
 	}
-	return &p
+	return p
 }
 
 // Index returns the front controller URL path, or "" when it is off.
@@ -266,6 +315,13 @@ var dirIndex = []string{"index.php", "index.html"}
 // here, once, so that every check sees the same bytes the filesystem will.
 func (r *Router) Resolve(escapedPath string) Route {
 	rt := r.resolve(escapedPath)
+	if (rt.Kind == NotFound || rt.Kind == Failed) && r.rootDeleted() {
+		// A deploy with keep_releases 1 deletes the release it just
+		// switched away from: waiting for the next periodic look, every
+		// URL, the front controller's included, was 404 meanwhile.
+		r.look(true)
+		rt = r.resolve(escapedPath)
+	}
 	if rt.Kind == PHP {
 		if d := r.noPHPDirOf(rt.ScriptName); d != "" {
 			return Route{Kind: Forbidden, Reason: "no PHP runs under " + d + " (SESSIONGATE_NO_PHP_PATHS)"}
@@ -480,7 +536,7 @@ func (r *Router) stat(root *os.Root, rel string) (fs.FileInfo, string, error) {
 			return fi, t, err2
 		}
 	}
-	if r.outAnywhere || len(r.outDirs) > 0 {
+	if r.outAnywhere || len(r.outDirList()) > 0 {
 		// A link out of the root, to where FollowSymlinksOut allows: the
 		// path returned is the resolved absolute one, which Open accepts.
 		if real, _, ok := r.realOf(rel); ok && r.mayLeadTo(real) {
@@ -505,7 +561,7 @@ func (r *Router) statOutside(root *os.Root, abs string) (fs.FileInfo, string, er
 		fi, err := os.Stat(real)
 		return fi, real, err
 	}
-	if t, err := filepath.Rel(*r.real.Load(), real); err == nil && t != ".." && !strings.HasPrefix(t, "../") {
+	if t, err := filepath.Rel(r.open.Load().real, real); err == nil && t != ".." && !strings.HasPrefix(t, "../") {
 		t = filepath.ToSlash(t)
 		fi, err := root.Stat(t)
 		return fi, t, err
@@ -568,7 +624,7 @@ func (r *Router) insideTarget(rel string) (string, bool) {
 func (r *Router) realOf(rel string) (real, base string, ok bool) {
 	// The root's resolved path as of the open root (current keeps the two
 	// together), not resolved again on every lookup.
-	base = *r.real.Load()
+	base = r.open.Load().real
 	segs := strings.Split(rel, "/")
 	real = base
 	for i, s := range segs {
@@ -603,7 +659,10 @@ func (r *Router) Open(rel string) (*os.File, fs.FileInfo, error) {
 	if filepath.IsAbs(rel) {
 		f, err = r.openOutside(rel)
 	} else {
-		f, err = r.current().OpenFile(rel, openFlags, 0)
+		// The root as Resolve left it, not looked at again: a deploy landing
+		// in between would have the old release's asset opened in the
+		// new release (404).
+		f, err = r.open.Load().root.OpenFile(rel, openFlags, 0)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("phproute: open %s: %w", rel, err)
@@ -631,7 +690,7 @@ func (r *Router) openOutside(real string) (*os.File, error) {
 	if r.outAnywhere {
 		return os.OpenFile(real, openFlags, 0)
 	}
-	for _, d := range r.outDirs {
+	for _, d := range r.outDirList() {
 		rel, err := filepath.Rel(d, real)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 			continue

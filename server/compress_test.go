@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -435,5 +436,90 @@ func TestStaticGzip304CarriesWeakETag(t *testing.T) {
 	r.Header.Set("If-None-Match", weak)
 	if w := e.do(r); w.Code != http.StatusNotModified || w.Header().Get("ETag") != weak[2:] {
 		t.Errorf("without gzip: %d ETag %q", w.Code, w.Header().Get("ETag"))
+	}
+}
+
+// TestStaticRedeployFixedMtimeNewETag: reproducible builds give every file
+// one fixed mtime (SOURCE_DATE_EPOCH with BuildKit's rewrite-timestamp, the
+// Nix store's 1970-01-01T00:00:01), and rsync -t or tar keep a build
+// machine's, so a new release can hold a file of the same name, size and
+// mtime with other content. The ETag, from size and mtime alone like
+// nginx's, stayed the same: a browser revalidating the old copy got 304 and
+// kept the old stylesheet (NixOS patches nginx for this, nixpkgs #25485).
+// A release is written as new files, so the file's identity tells them
+// apart.
+func TestStaticRedeployFixedMtimeNewETag(t *testing.T) {
+	e := newEnv(t, nil)
+	epoch := time.Unix(1, 0)
+	newCSS := strings.Replace(bigCSS, "a", "b", 1)
+	if len(newCSS) != len(bigCSS) || newCSS == bigCSS {
+		t.Fatal("the test needs another content of the same size")
+	}
+	// Replaced by a new file (a release directory, rsync's temp file and
+	// rename), or rewritten in place (rsync --inplace -t, cp -p onto it),
+	// which keeps the inode too.
+	var p string
+	replace := map[bool]func(string){
+		false: func(body string) {
+			writeFile(t, p+".new", body, epoch)
+			if err := os.Rename(p+".new", p); err != nil {
+				t.Fatal(err)
+			}
+		},
+		true: func(body string) { writeFile(t, p, body, epoch) },
+	}
+	for _, c := range []struct {
+		ae      string
+		inPlace bool
+	}{{"", false}, {"gzip", false}, {"", true}, {"gzip", true}} {
+		ae := c.ae
+		name := fmt.Sprintf("/app-%s-%v.css", ae, c.inPlace)
+		p = filepath.Join(e.root, name)
+		get := func(inm string) *httptest.ResponseRecorder {
+			r := httptest.NewRequest("GET", name, nil)
+			if ae != "" {
+				r.Header.Set("Accept-Encoding", ae)
+			}
+			if inm != "" {
+				r.Header.Set("If-None-Match", inm)
+			}
+			return e.do(r)
+		}
+		replace[false](bigCSS)
+		old := get("").Header().Get("ETag")
+		// The deploy: the same name, size and mtime, new content.
+		time.Sleep(20 * time.Millisecond) // past the ctime clock's tick
+		replace[c.inPlace](newCSS)
+		if w := get(""); ae == "gzip" && w.Code == 200 {
+			// A first visit after the deploy, from the cache.
+			zr, err := gzip.NewReader(w.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := io.ReadAll(zr); string(b) != newCSS {
+				t.Errorf("in place %v: a gzip GET after the deploy got the old content", c.inPlace)
+			}
+		}
+		w := get(old)
+		if w.Code != http.StatusOK {
+			t.Errorf("Accept-Encoding %q, in place %v: revalidating %s after the file was replaced: %d, want 200 with the new content", ae, c.inPlace, old, w.Code)
+			continue
+		}
+		body := w.Body.String()
+		if ae == "gzip" {
+			zr, err := gzip.NewReader(w.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(zr)
+			body = string(b)
+		}
+		if body != newCSS || w.Header().Get("ETag") == old {
+			t.Errorf("Accept-Encoding %q, in place %v: new content %v, ETag %s (old %s)", ae, c.inPlace, body == newCSS, w.Header().Get("ETag"), old)
+		}
+		// And the new copy revalidates.
+		if w := get(w.Header().Get("ETag")); w.Code != http.StatusNotModified {
+			t.Errorf("Accept-Encoding %q, in place %v: revalidating the new copy: %d", ae, c.inPlace, w.Code)
+		}
 	}
 }

@@ -292,6 +292,7 @@ func (s *Server) gzippable(r *http.Request, accepted compress.Encodings, fi fs.F
 // or every HEAD could cost a compression.
 func (s *Server) cachedGzip(r *http.Request, rel string, f *os.File, fi fs.FileInfo) []byte {
 	key := compress.FileKey{Path: rel, Size: fi.Size(), ModNanos: fi.ModTime().UnixNano()}
+	_, key.ChangeNanos = fileIdentity(fi)
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		key.Dev, key.Ino = uint64(st.Dev), st.Ino
 	}
@@ -483,18 +484,32 @@ func contentType(ext string, byHost func(string) string) string {
 	return t
 }
 
-// etag is a validator from size and modification time, like nginx's: cheap,
-// stable across restarts, and changed by any ordinary rewrite of the file.
+// etag is a validator from size, modification time, status change time and
+// inode:
+// cheap, stable across restarts, and changed by any rewrite of the file.
+// nginx's has size and mtime only, which a deploy can keep for new content:
+// reproducible builds give every file one fixed mtime (SOURCE_DATE_EPOCH,
+// the Nix store's 1970-01-01T00:00:01) and rsync -t, tar and cp -p keep the
+// build machine's, so a browser revalidating the old copy got 304 and kept
+// it. A deploy writes its files anew, which no tool can hide from the
+// ctime and inode. The cost: servers behind one load balancer give the same file
+// other ETags, as they already do after a git checkout on each.
 // It is strong, as nginx's is (and with nanoseconds rather than nginx's
 // seconds), because a weak one never matches If-Range or If-Match: browsers
 // resume a download with If-Range and the ETag, and would get the whole
 // file again.
 func etag(fi fs.FileInfo) string {
-	b := make([]byte, 0, 40)
+	b := make([]byte, 0, 72)
 	b = append(b, '"')
 	b = strconv.AppendInt(b, fi.Size(), 16)
 	b = append(b, '-')
 	b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 16)
+	if ino, ctime := fileIdentity(fi); ctime != 0 {
+		b = append(b, '-')
+		b = strconv.AppendInt(b, ctime, 16)
+		b = append(b, '-')
+		b = strconv.AppendUint(b, ino, 16)
+	}
 	b = append(b, '"')
 	return string(b)
 }

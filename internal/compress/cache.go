@@ -11,13 +11,16 @@ import (
 )
 
 // FileKey names one version of a static file: the same path with another
-// size, modification time or inode is another entry, so a deploy that
-// rewrites or replaces a file is never answered from the old one.
+// size, modification time, status change time or inode is another entry,
+// so a deploy that rewrites or replaces a file is never answered from the
+// old one, even when it keeps the size and mtime (a reproducible build's
+// fixed mtime; a freed inode number reused for the new file).
 type FileKey struct {
-	Path     string
-	Size     int64
-	ModNanos int64
-	Dev, Ino uint64
+	Path        string
+	Size        int64
+	ModNanos    int64
+	ChangeNanos int64
+	Dev, Ino    uint64
 }
 
 // Cache keeps gzipped copies of static files in memory, least recently

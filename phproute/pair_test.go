@@ -1,0 +1,62 @@
+package phproute
+
+import (
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+)
+
+// TestRootAndRealPathAgreeUnderSwitches: a deploy followed at once by a
+// rollback (dep rollback, cap deploy:rollback) repoints current twice. The
+// router opened the root by the symlinked path and resolved that path again
+// for RealPath: a switch between the two left it routing in one release
+// while sending php-fpm DOCUMENT_ROOT of the other, and judging symlinks
+// inside the root against the wrong tree (404 with a warning), until the
+// next look a second later.
+func TestRootAndRealPathAgreeUnderSwitches(t *testing.T) {
+	base := t.TempDir()
+	for _, n := range []string{"1", "2"} {
+		if err := os.MkdirAll(filepath.Join(base, "releases", n, "public"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(filepath.Join(current, "public"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	old := recheckRoot
+	recheckRoot = 0
+	defer func() { recheckRoot = old }()
+
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; !stop.Load(); i++ {
+			tmp := current + ".tmp"
+			os.Remove(tmp)
+			if err := os.Symlink("releases/"+string(rune('1'+i%2)), tmp); err != nil {
+				return
+			}
+			os.Rename(tmp, current)
+		}
+	}()
+	mismatches := 0
+	for i := 0; i < 20000 && mismatches == 0; i++ {
+		root := r.current()
+		have, err1 := root.Stat(".")
+		real, err2 := os.Stat(r.open.Load().real)
+		if err1 == nil && err2 == nil && !os.SameFile(have, real) {
+			mismatches++
+			t.Errorf("after %d looks: the open root is not the directory RealPath %s names", i, r.open.Load().real)
+		}
+	}
+	stop.Store(true)
+	<-done
+}
