@@ -523,3 +523,32 @@ func TestStaticRedeployFixedMtimeNewETag(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticETagSameOnEveryReplica: a file with a real mtime (not a build's
+// fixed epoch) gets nginx's ETag, size and mtime only, so replicas behind a
+// load balancer that hold the same files (one container image unpacked on
+// each host: other inodes, other ctimes) give the same ETag, and a browser
+// revalidating on another replica gets 304, not the whole file again.
+func TestStaticETagSameOnEveryReplica(t *testing.T) {
+	a, b := newEnv(t, nil), newEnv(t, nil)
+	mtime := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	writeFile(t, filepath.Join(a.root, "app.css"), bigCSS, mtime)
+	time.Sleep(20 * time.Millisecond) // another ctime tick, as on another host
+	writeFile(t, filepath.Join(b.root, "app.css"), bigCSS, mtime)
+	for _, ae := range []string{"", "gzip"} {
+		get := func(e *env, inm string) *httptest.ResponseRecorder {
+			r := httptest.NewRequest("GET", "/app.css", nil)
+			if ae != "" {
+				r.Header.Set("Accept-Encoding", ae)
+			}
+			if inm != "" {
+				r.Header.Set("If-None-Match", inm)
+			}
+			return e.do(r)
+		}
+		tag := get(a, "").Header().Get("ETag")
+		if w := get(b, tag); w.Code != http.StatusNotModified {
+			t.Errorf("Accept-Encoding %q: replica b answered %d to the ETag %s of replica a (its own: %s), want 304", ae, w.Code, tag, w.Header().Get("ETag"))
+		}
+	}
+}

@@ -484,16 +484,15 @@ func contentType(ext string, byHost func(string) string) string {
 	return t
 }
 
-// etag is a validator from size, modification time, status change time and
-// inode:
-// cheap, stable across restarts, and changed by any rewrite of the file.
-// nginx's has size and mtime only, which a deploy can keep for new content:
-// reproducible builds give every file one fixed mtime (SOURCE_DATE_EPOCH,
-// the Nix store's 1970-01-01T00:00:01) and rsync -t, tar and cp -p keep the
-// build machine's, so a browser revalidating the old copy got 304 and kept
-// it. A deploy writes its files anew, which no tool can hide from the
-// ctime and inode. The cost: servers behind one load balancer give the same file
-// other ETags, as they already do after a git checkout on each.
+// etag is a validator from size and modification time, as nginx's is:
+// cheap, stable across restarts, and the same on every server of a load
+// balancer that holds the same files (replicas of one container image, one
+// shared volume), so a browser revalidating on another replica still gets
+// 304. A file whose mtime is a fixed epoch (before 1990: the Nix store's
+// 1970-01-01T00:00:01, builds with SOURCE_DATE_EPOCH=0) keeps that mtime
+// for new content, and a browser revalidating the old copy got 304 and kept
+// it (NixOS patches nginx for this): its ETag adds the status change time
+// and inode, which a new release always moves and no tool can set back.
 // It is strong, as nginx's is (and with nanoseconds rather than nginx's
 // seconds), because a weak one never matches If-Range or If-Match: browsers
 // resume a download with If-Range and the ETag, and would get the whole
@@ -504,15 +503,21 @@ func etag(fi fs.FileInfo) string {
 	b = strconv.AppendInt(b, fi.Size(), 16)
 	b = append(b, '-')
 	b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 16)
-	if ino, ctime := fileIdentity(fi); ctime != 0 {
-		b = append(b, '-')
-		b = strconv.AppendInt(b, ctime, 16)
-		b = append(b, '-')
-		b = strconv.AppendUint(b, ino, 16)
+	if fi.ModTime().Before(fixedEpochBefore) {
+		if ino, ctime := fileIdentity(fi); ctime != 0 {
+			b = append(b, '-')
+			b = strconv.AppendInt(b, ctime, 16)
+			b = append(b, '-')
+			b = strconv.AppendUint(b, ino, 16)
+		}
 	}
 	b = append(b, '"')
 	return string(b)
 }
+
+// fixedEpochBefore: an mtime before it is a build's fixed epoch, not the
+// time the content was made (etag).
+var fixedEpochBefore = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // maxRanges is the most ranges one Range header may ask for, Apache's
 // MaxRanges default; a Range with more is ignored (the whole file, 200),
