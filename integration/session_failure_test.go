@@ -3,10 +3,13 @@ package integration
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // dropSessionLock deletes the one session lock in s's Redis, as a failover
@@ -159,4 +162,32 @@ func TestSessionLockReleasedOnEveryExitPath(t *testing.T) {
 	}
 	s.fpm.WaitWorkers(nil, 10*time.Second)
 	next("the worker being killed")
+}
+
+// TestSessionFatalErrorSavesWhatPHPSaves: a page that changed its session
+// and then died of memory_limit (before or after its output left) keeps
+// the change exactly when PHP's own files handler keeps it, which PHP 8.2
+// does: it writes the session at the end of a request that ended in a
+// fatal error, as at any other end. The gateway neither drops the change
+// nor saves more than PHP would.
+func TestSessionFatalErrorSavesWhatPHPSaves(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	dir := harness.PHPTempDir(t)
+	for _, q := range []string{"", "&late=1"} {
+		ck := s.newSession(t)
+		for i := 0; i < 2; i++ {
+			s.gws[0].get(t, "/fatal_memory.php?x=1"+q, ck)
+			s.gws[0].get(t, "/fatal_memory.php?dir="+url.QueryEscape(dir)+q, "")
+		}
+		_, files, _ := s.gws[0].get(t, "/fatal_memory.php?read=1&dir="+url.QueryEscape(dir)+q, "")
+		_, gateway, _ := s.gws[1].get(t, "/fatal_memory.php?read=1", ck)
+		if _, err := strconv.Atoi(files); err != nil {
+			t.Fatalf("fatal_memory.php%s: PHP's files handler's count: %q", q, files)
+		}
+		t.Logf("fatal_memory.php%s twice: counted %s", q, files)
+		if gateway != files {
+			t.Errorf("fatal_memory.php%s twice: the gateway's session counts %q, PHP's files handler %q", q, gateway, files)
+		}
+	}
 }

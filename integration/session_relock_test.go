@@ -147,3 +147,39 @@ func TestSessionNamedIDIsNotTheUsersSession(t *testing.T) {
 		t.Errorf("the visitor's own session after a script destroyed the one it named: %s", d.Data)
 	}
 }
+
+// TestSessionReleasedThenStartedLikeReadAndClose: a page that lets its
+// session go with sessiongate_release() before starting it, and starts it
+// while another request of the session holds it, behaves as one that let
+// it go with read_and_close (the tests above): its change and the other
+// request's both stay, its logout stays, its login retires the old ID.
+func TestSessionReleasedThenStartedLikeReadAndClose(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	run := func(params url.Values) (string, sessionDump) {
+		t.Helper()
+		ck := s.newSession(t)
+		old := s.gws[0].dump(t, ck).ID
+		release, done := startPaused(t, s.gws[0], ck, "release_wait.php", "closed", params)
+		held := holdWhile(t, s.gws[1], ck)
+		release()
+		if r := <-done; r[0] != "200" {
+			t.Fatalf("release_wait.php %v: %v", params, r)
+		}
+		if r := <-held; r != [2]string{"200", "held"} {
+			t.Fatalf("hold.php: %v", r)
+		}
+		return old, s.gws[1].dump(t, ck)
+	}
+	_, d := run(url.Values{"k": {"second"}, "v": {"kept"}})
+	for _, want := range []string{`"user":"ana"`, `"held":1`, `"second":"kept"`} {
+		if !strings.Contains(string(d.Data), want) {
+			t.Errorf("session %s lacks %s", d.Data, want)
+		}
+	}
+	if _, d := run(url.Values{"destroy": {"1"}}); string(d.Data) != "[]" && string(d.Data) != "{}" {
+		t.Errorf("logged out, but the old cookie still has its session: %s", d.Data)
+	}
+	old, _ := run(url.Values{"regen": {"1"}, "k": {"login"}, "v": {"yes"}})
+	assertRetired(t, s.redis, old)
+}
