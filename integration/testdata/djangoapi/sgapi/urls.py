@@ -47,6 +47,10 @@ def login(request):
     user = auth.authenticate(request, username=request.POST["username"], password=request.POST["password"])
     if user is None:
         return HttpResponse("bad credentials", status=403)
+    if "remember" in request.POST:
+        # A login form's "remember me" box, set before login() as most
+        # LoginView subclasses do.
+        request.session.set_expiry(1209600 if request.POST["remember"] == "1" else 0)
     auth.login(request, user)
     return HttpResponse("in", content_type="text/plain")
 
@@ -74,6 +78,28 @@ def login_logout_write(request):
 def message(request):
     messages.info(request, request.GET.get("text", "hello"))
     return HttpResponseRedirect("/accounts/api/messages/")
+
+
+def message_fallback(request):
+    # ?n=: one message of n random letters (the cookie is compressed) with
+    # Django's default storage: cookie, then session for what the cookie
+    # cannot hold.
+    import random
+    import string
+
+    from django.contrib.messages.storage.fallback import FallbackStorage
+
+    request._messages = FallbackStorage(request)
+    rnd = random.Random(1)
+    messages.info(request, "".join(rnd.choice(string.ascii_letters) for _ in range(int(request.GET["n"]))))
+    return HttpResponseRedirect("/accounts/api/messages-fallback/")
+
+
+def show_messages_fallback(request):
+    from django.contrib.messages.storage.fallback import FallbackStorage
+
+    request._messages = FallbackStorage(request)
+    return JsonResponse({"sizes": [len(str(m)) for m in messages.get_messages(request)]})
 
 
 def show_messages(request):
@@ -195,6 +221,23 @@ def slow_set(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
+def change_password(request):
+    # POST password=: the logged-in user's new password; the user stays
+    # logged in (update_session_auth_hash), as after Django's
+    # PasswordChangeView.
+    request.user.set_password(request.POST["password"])
+    request.user.save()
+    auth.update_session_auth_hash(request, request.user)
+    return HttpResponse("changed", content_type="text/plain")
+
+
+def remember(request):
+    # ?keep=0|1 after a login: a "remember me" box unticked ends the session
+    # at browser close, ticked keeps it two weeks.
+    request.session.set_expiry(1209600 if request.GET["keep"] == "1" else 0)
+    return HttpResponse("ok", content_type="text/plain")
+
+
 def protected(request, name):
     # A protected download the way django-sendfile2's nginx backend sends
     # one: the view checks the session, the server in front sends the file
@@ -225,10 +268,14 @@ urlpatterns = [
     path("accounts/api/login-logout-write/", login_logout_write),
     path("accounts/api/message/", message),
     path("accounts/api/messages/", show_messages),
+    path("accounts/api/message-fallback/", message_fallback),
+    path("accounts/api/messages-fallback/", show_messages_fallback),
     path("accounts/api/expire-in/", expire_in),
     path("accounts/api/set/", set_value),
     path("accounts/api/big/", set_big),
     path("accounts/api/stream/", stream),
     path("accounts/api/stall/", stall),
     path("accounts/api/conflict/", conflict),
+    path("accounts/api/password/", change_password),
+    path("accounts/api/remember/", remember),
 ]
