@@ -54,29 +54,26 @@ func (s *Server) rateLimitedReadings(w http.ResponseWriter, r *http.Request, rea
 // of the same request (the script routing picked, the PATH_INFO after it,
 // a folded reading) that falls under the same rule is not counted again.
 func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, path string) bool {
-	var rule, folded *rateRule
-	for i := range s.rates {
-		if config.UnderLocation(path, s.rates[i].path) {
-			rule = &s.rates[i]
-			break
-		}
-	}
-	f := foldedPath(path)
-	for i := range s.rates {
-		if config.UnderLocation(f, s.rates[i].folded) {
-			folded = &s.rates[i]
-			break
-		}
-	}
-	return s.overRate(w, r, rule) || folded != rule && s.overRate(w, r, folded)
+	i, j := s.rateRules(path)
+	return s.overRate(w, r, i) || j != i && s.overRate(w, r, j)
 }
 
-// overRate counts the request against rule (nil: none) unless rule has
-// counted it already, and answers 429 when it is over the limit.
-func (s *Server) overRate(w http.ResponseWriter, r *http.Request, rule *rateRule) bool {
-	if rule == nil {
+// rateRules returns the indexes in s.rates of the rule for path and of
+// the rule for its folded reading (foldedPath), each -1 for none.
+func (s *Server) rateRules(path string) (rule, folded int) {
+	rule = locationOf(s.rates, path, func(r *rateRule) string { return r.path })
+	folded = locationOf(s.rates, foldedPath(path), func(r *rateRule) string { return r.folded })
+	return rule, folded
+}
+
+// overRate counts the request against the rule s.rates[i] (-1: none)
+// unless that rule has counted it already, and answers 429 when it is
+// over the limit.
+func (s *Server) overRate(w http.ResponseWriter, r *http.Request, i int) bool {
+	if i < 0 {
 		return false
 	}
+	rule := &s.rates[i]
 	ri := Info(r.Context())
 	counted := false
 	for i, c := range ri.rateCounted {

@@ -103,16 +103,8 @@ func (s *Server) ruleMayHold(p string) bool {
 		return true
 	}
 	c := config.CleanPath(p)
-	if s.restrictedRule(c) >= 0 || s.foldedRule(c) >= 0 {
-		return true
-	}
-	f := foldedPath(c)
-	for i := range s.rates {
-		if config.UnderLocation(c, s.rates[i].path) || config.UnderLocation(f, s.rates[i].folded) {
-			return true
-		}
-	}
-	return false
+	rule, folded := s.rateRules(c)
+	return s.restrictedRule(c) >= 0 || s.foldedRule(c) >= 0 || rule >= 0 || folded >= 0
 }
 
 // phpFormKind is the kind of form body PHP parses into $_POST for a

@@ -81,8 +81,15 @@ func joinSpec(a, b string) string {
 // path, the most specific one (the first: they are sorted that way), or
 // -1.
 func (s *Server) restrictedRule(path string) int {
-	for i := range s.restrictedPaths {
-		if config.UnderLocation(path, s.restrictedPaths[i].path) {
+	return locationOf(s.restrictedPaths, path, func(e *restrictedPath) string { return e.path })
+}
+
+// locationOf returns the index of the first of entries, sorted by
+// config.SortLocations, whose location (loc) path falls under, or -1: the
+// entry nginx would pick.
+func locationOf[T any](entries []T, path string, loc func(*T) string) int {
+	for i := range entries {
+		if config.UnderLocation(path, loc(&entries[i])) {
 			return i
 		}
 	}
@@ -96,13 +103,7 @@ func (s *Server) restrictedRule(path string) int {
 // sent still counts, so an entry written for one spelling cannot open
 // another that the path's own entry keeps out.
 func (s *Server) foldedRule(path string) int {
-	f := foldedPath(path)
-	for i := range s.restrictedPaths {
-		if config.UnderLocation(f, s.restrictedPaths[i].folded) {
-			return i
-		}
-	}
-	return -1
+	return locationOf(s.restrictedPaths, foldedPath(path), func(e *restrictedPath) string { return e.folded })
 }
 
 // foldedPath is path as the PHP routers that read it loosely take it:
