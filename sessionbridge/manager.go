@@ -257,13 +257,7 @@ func (m *Manager) load(ctx context.Context, s *Session, id string, arrived time.
 	var rec store.Record
 	var err error
 	if m.o.LockMode == LockStrict {
-		start := m.now()
-		lctx, cancel := context.WithTimeout(ctx, m.o.LockTimeout)
-		s.lease, rec, err = m.o.Store.Lock(lctx, id, m.o.LockLease)
-		cancel()
-		if m.o.Metrics != nil {
-			m.o.Metrics.LockWait(m.now().Sub(start))
-		}
+		s.lease, rec, err = m.lockTimed(ctx, id)
 	} else {
 		sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
 		rec, err = m.o.Store.Load(sctx, id)
@@ -590,6 +584,37 @@ func phpReadable(data []byte) error {
 	return nil
 }
 
+// lockTimed takes session id's lock, waiting up to LockTimeout, and
+// counts the wait (Metrics.LockWait).
+func (m *Manager) lockTimed(ctx context.Context, id string) (store.Lease, store.Record, error) {
+	start := m.now()
+	lctx, cancel := context.WithTimeout(ctx, m.o.LockTimeout)
+	l, rec, err := m.o.Store.Lock(lctx, id, m.o.LockLease)
+	cancel()
+	if m.o.Metrics != nil {
+		m.o.Metrics.LockWait(m.now().Sub(start))
+	}
+	return l, rec, err
+}
+
+// lockAgain takes session id's lock again in the middle of a request (a
+// write or regeneration after the request released it), whether or not
+// the client is still there, as a request waits for a session; a failure
+// is the request's error for op: ErrBusy after LockTimeout, else
+// ErrUnavailable.
+func (s *Session) lockAgain(ctx context.Context, id, op string) (store.Lease, store.Record, error) {
+	l, rec, err := s.m.lockTimed(context.WithoutCancel(ctx), id)
+	switch {
+	case errors.Is(err, store.ErrLockTimeout):
+		s.m.event("lock_timeout")
+		return nil, rec, fmt.Errorf("%w: %s: %w", ErrBusy, op, err)
+	case err != nil:
+		s.m.event("store_error")
+		return nil, rec, fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+	}
+	return l, rec, nil
+}
+
 // saveRelocked is a strict-mode write made after this request released the
 // lock (PHP's session_start() again after session_write_close() or
 // read_and_close, or its last write at the end of the request, after the
@@ -599,20 +624,9 @@ func phpReadable(data []byte) error {
 // files handler locks its file again at that session_start(), and the
 // change is merged with what other requests stored meanwhile. s.mu is held.
 func (s *Session) saveRelocked(ctx context.Context, next []member, now int64) ([]string, error) {
-	start := s.m.now()
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.m.o.LockTimeout)
-	l, _, err := s.m.o.Store.Lock(lctx, s.id, s.m.o.LockLease)
-	cancel()
-	if s.m.o.Metrics != nil {
-		s.m.o.Metrics.LockWait(s.m.now().Sub(start))
-	}
-	switch {
-	case errors.Is(err, store.ErrLockTimeout):
-		s.m.event("lock_timeout")
-		return nil, fmt.Errorf("%w: save: %w", ErrBusy, err)
-	case err != nil:
-		s.m.event("store_error")
-		return nil, fmt.Errorf("%w: save: %w", ErrUnavailable, err)
+	l, _, err := s.lockAgain(ctx, s.id, "save")
+	if err != nil {
+		return nil, err
 	}
 	s.lease = l
 	conflicts, err := s.casLocked(ctx, next, now)
@@ -1001,13 +1015,7 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, erro
 // returns the record the lock found (zero when deleted).
 func (m *Manager) replaceLocked(ctx context.Context, id string, mu store.Mutation) (store.Record, error) {
 	ctx = context.WithoutCancel(ctx)
-	start := m.now()
-	lctx, cancel := context.WithTimeout(ctx, m.o.LockTimeout)
-	l, rec, err := m.o.Store.Lock(lctx, id, m.o.LockLease)
-	cancel()
-	if m.o.Metrics != nil {
-		m.o.Metrics.LockWait(m.now().Sub(start))
-	}
+	l, rec, err := m.lockTimed(ctx, id)
 	sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
 	defer cancel()
 	if errors.Is(err, store.ErrLockTimeout) {
@@ -1211,20 +1219,9 @@ func (s *Session) moveToLocked(ctx context.Context, old, id string, next, sentVi
 // relockForMove takes session old's lock again for moveToLocked, waiting
 // as a request waits for a session; s.mu is held.
 func (s *Session) relockForMove(ctx context.Context, old string) error {
-	start := s.m.now()
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.m.o.LockTimeout)
-	l, rec, err := s.m.o.Store.Lock(lctx, old, s.m.o.LockLease)
-	cancel()
-	if s.m.o.Metrics != nil {
-		s.m.o.Metrics.LockWait(s.m.now().Sub(start))
-	}
-	switch {
-	case errors.Is(err, store.ErrLockTimeout):
-		s.m.event("lock_timeout")
-		return fmt.Errorf("%w: regenerate: %w", ErrBusy, err)
-	case err != nil:
-		s.m.event("store_error")
-		return fmt.Errorf("%w: regenerate: %w", ErrUnavailable, err)
+	l, rec, err := s.lockAgain(ctx, old, "regenerate")
+	if err != nil {
+		return err
 	}
 	s.lease = l
 	s.retiredData = nil
