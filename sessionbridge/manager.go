@@ -1202,11 +1202,7 @@ func (s *Session) moveToLocked(ctx context.Context, old, id string, next, sentVi
 		// The old ID may still hold its session, which the browser keeps
 		// on the 503: the new one, whose cookie it will not get, goes.
 		if s.exists {
-			sctx, cancel := s.storeCtx(ctx)
-			if derr := s.m.o.Store.Delete(sctx, id); derr != nil {
-				s.m.log.Warn("new session of a failed regeneration not deleted; it expires unused", "session", shortID(id), "error", derr.Error())
-			}
-			cancel()
+			s.deleteUnsent(ctx, id)
 		}
 		s.id, s.exists, s.stored, s.latest, s.rec = "", false, nil, nil, record{}
 		return nil, fmt.Errorf("%w: destroy: %w", ErrUnavailable, err)
@@ -1214,6 +1210,17 @@ func (s *Session) moveToLocked(ctx context.Context, old, id string, next, sentVi
 	s.m.event("destroy")
 	s.ended, s.destroyed = stored, true
 	return conflicts, nil
+}
+
+// deleteUnsent deletes id, the new session of a failed regeneration,
+// whose cookie the client will not get; one the store keeps expires
+// unused.
+func (s *Session) deleteUnsent(ctx context.Context, id string) {
+	sctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	if err := s.m.o.Store.Delete(sctx, id); err != nil {
+		s.m.log.Warn("new session of a failed regeneration not deleted; it expires unused", "session", shortID(id), "error", err.Error())
+	}
 }
 
 // relockForMove takes session old's lock again for moveToLocked, waiting
@@ -1250,11 +1257,7 @@ func (s *Session) moveMergeLocked(ctx context.Context, old, id string, next, sen
 	// client will not get; the old one stays as it is.
 	drop := func() {
 		if stored {
-			sctx, cancel := s.storeCtx(ctx)
-			if err := s.m.o.Store.Delete(sctx, id); err != nil {
-				s.m.log.Warn("new session of a failed regeneration not deleted; it expires unused", "session", shortID(id), "error", err.Error())
-			}
-			cancel()
+			s.deleteUnsent(ctx, id)
 		}
 		if s.id == id {
 			s.id, s.exists, s.stored, s.latest, s.rec, s.version = "", false, nil, nil, record{}, 0
