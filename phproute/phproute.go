@@ -122,20 +122,21 @@ type Router struct {
 	// noPHP are URL directories ("/uploads/") where no script runs.
 	noPHP []string
 
-	// outAnywhere and outDirs say where a symlink inside the root may lead
-	// besides the root itself (FollowSymlinksOut): outWant as given,
-	// outDirs resolved, again whenever current opens the root again.
+	// outAnywhere and outWant say where a symlink inside the root may lead
+	// besides the root itself (FollowSymlinksOut); opened.outDirs holds
+	// outWant resolved.
 	outAnywhere bool
 	outWant     []string
-	outDirs     atomic.Pointer[[]string]
 }
 
-// opened is the open root and its path with symlinks resolved (see
-// RealPath), kept together so that no request sees one release's root with
-// another's path.
+// opened is the open root, its path with symlinks resolved (see RealPath)
+// and the FollowSymlinksOut directories resolved when it was opened, kept
+// together so that no request sees one release's root with another's
+// paths.
 type opened struct {
-	root *os.Root
-	real string
+	root    *os.Root
+	real    string
+	outDirs []string
 }
 
 // recheckRoot is how often the router looks whether its root path names
@@ -180,7 +181,9 @@ func (r *Router) NoPHPUnder(dirs []string) {
 func (r *Router) FollowSymlinksOut(anywhere bool, dirs []string) {
 	r.outAnywhere = anywhere
 	r.outWant = append([]string(nil), dirs...)
-	r.resolveOutDirs()
+	o := *r.open.Load()
+	o.outDirs = r.resolveOutDirs()
+	r.open.Store(&o)
 }
 
 // resolveOutDirs resolves the FollowSymlinksOut directories. A deploy that
@@ -188,7 +191,7 @@ func (r *Router) FollowSymlinksOut(anywhere bool, dirs []string) {
 // (/srv/app/current/vendor, where Symfony's `assets:install --symlink`
 // links lead) along with the root: resolved once, they kept naming the
 // first release, and the new release's links all led outside them.
-func (r *Router) resolveOutDirs() {
+func (r *Router) resolveOutDirs() []string {
 	out := make([]string, 0, len(r.outWant))
 	for _, d := range r.outWant {
 		if real, err := filepath.EvalSymlinks(d); err == nil {
@@ -196,15 +199,7 @@ func (r *Router) resolveOutDirs() {
 		}
 		out = append(out, filepath.Clean(d))
 	}
-	r.outDirs.Store(&out)
-}
-
-// outDirList returns the resolved FollowSymlinksOut directories.
-func (r *Router) outDirList() []string {
-	if p := r.outDirs.Load(); p != nil {
-		return *p
-	}
-	return nil
+	return out
 }
 
 // mayLeadTo reports whether a symlink inside the root may lead to the
@@ -213,7 +208,7 @@ func (r *Router) mayLeadTo(real string) bool {
 	if r.outAnywhere {
 		return true
 	}
-	for _, d := range r.outDirList() {
+	for _, d := range r.open.Load().outDirs {
 		if real == d || strings.HasPrefix(real, d+string(filepath.Separator)) || d == string(filepath.Separator) {
 			return true
 		}
@@ -263,8 +258,7 @@ func (r *Router) look(force bool) *os.Root {
 	if err != nil {
 		return root
 	}
-	r.resolveOutDirs()
-	r.open.Store(&opened{root: nr, real: real})
+	r.open.Store(&opened{root: nr, real: real, outDirs: r.resolveOutDirs()})
 	return nr
 }
 
@@ -536,7 +530,7 @@ func (r *Router) stat(root *os.Root, rel string) (fs.FileInfo, string, error) {
 			return fi, t, err2
 		}
 	}
-	if r.outAnywhere || len(r.outDirList()) > 0 {
+	if r.outAnywhere || len(r.open.Load().outDirs) > 0 {
 		// A link out of the root, to where FollowSymlinksOut allows: the
 		// path returned is the resolved absolute one, which Open accepts.
 		if real, _, ok := r.realOf(rel); ok && r.mayLeadTo(real) {
@@ -690,7 +684,7 @@ func (r *Router) openOutside(real string) (*os.File, error) {
 	if r.outAnywhere {
 		return os.OpenFile(real, openFlags, 0)
 	}
-	for _, d := range r.outDirList() {
+	for _, d := range r.open.Load().outDirs {
 		rel, err := filepath.Rel(d, real)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 			continue
