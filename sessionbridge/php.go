@@ -427,10 +427,7 @@ func (b *phpBridge) onFrameHeaders(values []string) {
 		if moved {
 			b.retiring = ""
 			if err != nil {
-				b.h.m.log.Error("session change from PHP not saved", "script", b.path, "op", "destroy", "error", err.Error())
-				if b.failed == nil {
-					b.failed = err
-				}
+				b.notSaved("destroy", err)
 			}
 			return
 		}
@@ -442,10 +439,7 @@ func (b *phpBridge) onFrameHeaders(values []string) {
 func (b *phpBridge) applyAll(msgs []message) {
 	for _, m := range msgs {
 		if err := b.apply(m); err != nil {
-			b.h.m.log.Error("session change from PHP not saved", "script", b.path, "op", m.Op, "error", err.Error())
-			if b.failed == nil {
-				b.failed = err
-			}
+			b.notSaved(m.Op, err)
 		}
 	}
 	for _, err := range b.scanner.errs {
@@ -583,10 +577,16 @@ func (b *phpBridge) retirePending() error {
 // message is.
 func (b *phpBridge) retireNow() {
 	if err := b.retirePending(); err != nil {
-		b.h.m.log.Error("session change from PHP not saved", "script", b.path, "op", "destroy", "error", err.Error())
-		if b.failed == nil {
-			b.failed = err
-		}
+		b.notSaved("destroy", err)
+	}
+}
+
+// notSaved logs a session change of PHP's (message op) that failed, and
+// keeps the request's first such error (failed).
+func (b *phpBridge) notSaved(op string, err error) {
+	b.h.m.log.Error("session change from PHP not saved", "script", b.path, "op", op, "error", err.Error())
+	if b.failed == nil {
+		b.failed = err
 	}
 }
 
