@@ -518,16 +518,19 @@ func sameListener(a, b string) bool {
 	if na != nb || na == 0 {
 		return false
 	}
-	wildcard := func(h string) bool {
-		ip := net.ParseIP(h)
-		return h == "" || ip != nil && ip.IsUnspecified()
-	}
-	if wildcard(ha) || wildcard(hb) || strings.EqualFold(ha, hb) {
+	if wildcardHost(ha) || wildcardHost(hb) || strings.EqualFold(ha, hb) {
 		return true
 	}
 	ia, okA := listenAddr(ha)
 	ib, okB := listenAddr(hb)
 	return okA && okB && ia == ib
+}
+
+// wildcardHost reports whether a listener's host h listens on every
+// address: none, 0.0.0.0 or ::.
+func wildcardHost(h string) bool {
+	ip := net.ParseIP(h)
+	return h == "" || ip != nil && ip.IsUnspecified()
 }
 
 // ownListener returns the variable of the gateway's listener that a
@@ -564,7 +567,7 @@ func ownListener(listen, target string) bool {
 		return false
 	}
 	targets := dialAddrs(th)
-	if ip := net.ParseIP(lh); lh == "" || ip != nil && ip.IsUnspecified() {
+	if wildcardHost(lh) {
 		for _, a := range targets {
 			if a.IsLoopback() || a.IsUnspecified() || localAddr(a) {
 				return true
@@ -631,21 +634,16 @@ const listenResolveTimeout = 2 * time.Second
 // IPv4 address, else its first. ok is false when a name does not resolve:
 // listening on it fails on its own, naming the variable.
 func listenAddr(host string) (addr netip.Addr, ok bool) {
-	if a, err := netip.ParseAddr(host); err == nil {
-		return a.Unmap(), true
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), listenResolveTimeout)
-	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil || len(addrs) == 0 {
+	addrs := dialAddrs(host)
+	if len(addrs) == 0 {
 		return netip.Addr{}, false
 	}
 	for _, a := range addrs {
-		if a.Unmap().Is4() {
-			return a.Unmap(), true
+		if a.Is4() {
+			return a, true
 		}
 	}
-	return addrs[0].Unmap(), true
+	return addrs[0], true
 }
 
 // addressHost reports whether h, the host of a host:port, can name an
