@@ -518,8 +518,9 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 // storableObject refuses data the session store cannot hold although the
 // PHP codec takes it: anything but one strict JSON object (NaN and
 // Infinity, which Python's json.dumps writes by default, are no JSON; nor
-// is a session that is an array). The store would refuse it only after a
-// rotation had retired the session, losing it.
+// is a session that is an array). Refused here, before anything changes,
+// it is the app's fault (500), where the store's refusal would be a 503
+// the client retries in vain.
 func storableObject(data []byte) error {
 	if !json.Valid(data) {
 		var v any
