@@ -160,11 +160,12 @@ func TestSessionReleasedThenStartedLikeReadAndClose(t *testing.T) {
 		t.Helper()
 		ck := s.newSession(t)
 		old := s.gws[0].dump(t, ck).ID
-		release, done := startPaused(t, s.gws[0], ck, "release_wait.php", "closed", params)
+		params.Set("release", "1")
+		release, done := startPaused(t, s.gws[0], ck, "reopen_wait.php", "closed", params)
 		held := holdWhile(t, s.gws[1], ck)
 		release()
 		if r := <-done; r[0] != "200" {
-			t.Fatalf("release_wait.php %v: %v", params, r)
+			t.Fatalf("reopen_wait.php %v: %v", params, r)
 		}
 		if r := <-held; r != [2]string{"200", "held"} {
 			t.Fatalf("hold.php: %v", r)

@@ -3,8 +3,14 @@
 // it later: reads the session with read_and_close, creates the file
 // ?closed=, waits until the file ?go= exists, then starts the session again
 // and sets ?k= to ?v=, or with ?destroy=1 destroys it (a logout). ?regen=1
-// calls session_regenerate_id(true) (a login) before setting ?k=.
-session_start(['read_and_close' => true]);
+// calls session_regenerate_id(true) (a login) before setting ?k=. With
+// ?release=1 it lets the session go with sessiongate_release() (no
+// session started) instead of read_and_close.
+if (!empty($_GET['release'])) {
+    sessiongate_release();
+} else {
+    session_start(['read_and_close' => true]);
+}
 touch($_GET['closed']);
 for ($i = 0; $i < 3000 && !file_exists($_GET['go']); $i++) {
     usleep(10000);
