@@ -192,21 +192,7 @@ func TestStalledStaticDownloadIsCut(t *testing.T) {
 // client had not; the static one said "i/o timeout" at info, invisible
 // with the access log off.
 func TestStalledClientIsNotAClientThatLeft(t *testing.T) {
-	var mu sync.Mutex
-	var got []int
-	e := newEnv(t, nil, WithObserver(func(_ *RequestInfo, status int, _ int64, _ time.Duration) {
-		mu.Lock()
-		got = append(got, status)
-		mu.Unlock()
-	}))
-	e.srv.sendTimeout = time.Second
-	if err := os.WriteFile(filepath.Join(e.root, "big.bin"), make([]byte, 32<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.php.respond = func(r *http.Request) (*http.Response, error) {
-		return &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: -1,
-			Body: io.NopCloser(bytes.NewReader(make([]byte, 32<<20))), Request: r}, nil
-	}
+	e, st := newStalledEnv(t)
 	srv := httptest.NewServer(e.srv.Handler())
 	defer srv.Close()
 	for i, target := range []string{"/hello.php", "/big.bin"} {
@@ -214,26 +200,8 @@ func TestStalledClientIsNotAClientThatLeft(t *testing.T) {
 		time.Sleep(3 * time.Second) // reads nothing: the send timeout cuts it
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		io.Copy(io.Discard, c)
-		var line map[string]any
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			mu.Lock()
-			n := len(got)
-			mu.Unlock()
-			if n > i || time.Now().After(deadline) {
-				break
-			}
-		}
-		line = e.lastLog(t)
-		errText, _ := line["error"].(string)
-		if line["path"] != target || line["status"] != float64(200) || line["level"] != "WARN" ||
-			!strings.Contains(errText, "timeout") || strings.Contains(errText, "client left") {
-			t.Errorf("%s cut by the send timeout logged as %v; want status 200, a warning naming the timeout", target, line)
-		}
-		mu.Lock()
-		if len(got) != i+1 || got[i] != 200 {
-			t.Errorf("%s: observed %v, want 200", target, got)
-		}
-		mu.Unlock()
+		st.waitFor(i+1, 5*time.Second)
+		st.check(t, e, target, i, "")
 	}
 }
 
@@ -245,21 +213,7 @@ func TestStalledClientIsNotAClientThatLeft(t *testing.T) {
 // gives, and the request's context ends, so the cut was logged and counted
 // as 499 "the client left".
 func TestStalledHTTP2ClientIsNotAClientThatLeft(t *testing.T) {
-	var mu sync.Mutex
-	var got []int
-	e := newEnv(t, nil, WithObserver(func(_ *RequestInfo, status int, _ int64, _ time.Duration) {
-		mu.Lock()
-		got = append(got, status)
-		mu.Unlock()
-	}))
-	e.srv.sendTimeout = time.Second
-	if err := os.WriteFile(filepath.Join(e.root, "big.bin"), make([]byte, 32<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.php.respond = func(r *http.Request) (*http.Response, error) {
-		return &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: -1,
-			Body: io.NopCloser(bytes.NewReader(make([]byte, 32<<20))), Request: r}, nil
-	}
+	e, st := newStalledEnv(t)
 	ts := httptest.NewUnstartedServer(e.srv.Handler())
 	ts.EnableHTTP2 = true
 	ts.StartTLS()
@@ -275,25 +229,67 @@ func TestStalledHTTP2ClientIsNotAClientThatLeft(t *testing.T) {
 		}
 		// Reads nothing: the stream's window (4 MiB) fills, the server's
 		// writes block, the send timeout cuts them.
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			mu.Lock()
-			n := len(got)
-			mu.Unlock()
-			if n > i || time.Now().After(deadline) {
-				break
-			}
-		}
+		st.waitFor(i+1, 10*time.Second)
 		res.Body.Close()
-		line := e.lastLog(t)
-		errText, _ := line["error"].(string)
-		if line["path"] != target || line["status"] != float64(200) || line["level"] != "WARN" ||
-			!strings.Contains(errText, "timeout") || strings.Contains(errText, "client left") {
-			t.Errorf("%s cut by the send timeout over HTTP/2 logged as %v; want status 200, a warning naming the timeout", target, line)
+		st.check(t, e, target, i, " over HTTP/2")
+	}
+}
+
+// stalled observes the statuses of an env whose responses are large
+// enough for a client that stops reading to be cut by the send timeout
+// (newStalledEnv).
+type stalled struct {
+	mu  sync.Mutex
+	got []int
+}
+
+// newStalledEnv is an env with a 1 s send timeout, a 32 MiB static file
+// big.bin and a 32 MiB PHP answer at /hello.php, whose observed statuses
+// st records.
+func newStalledEnv(t *testing.T) (*env, *stalled) {
+	st := &stalled{}
+	e := newEnv(t, nil, WithObserver(func(_ *RequestInfo, status int, _ int64, _ time.Duration) {
+		st.mu.Lock()
+		st.got = append(st.got, status)
+		st.mu.Unlock()
+	}))
+	e.srv.sendTimeout = time.Second
+	if err := os.WriteFile(filepath.Join(e.root, "big.bin"), make([]byte, 32<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: -1,
+			Body: io.NopCloser(bytes.NewReader(make([]byte, 32<<20))), Request: r}, nil
+	}
+	return e, st
+}
+
+// waitFor waits until n requests were observed, or for at most limit.
+func (st *stalled) waitFor(n int, limit time.Duration) {
+	for deadline := time.Now().Add(limit); ; time.Sleep(10 * time.Millisecond) {
+		st.mu.Lock()
+		seen := len(st.got)
+		st.mu.Unlock()
+		if seen >= n || time.Now().After(deadline) {
+			return
 		}
-		mu.Lock()
-		if len(got) != i+1 || got[i] != 200 {
-			t.Errorf("%s: observed %v, want 200", target, got)
-		}
-		mu.Unlock()
+	}
+}
+
+// check wants request i, for target, cut by the send timeout and logged
+// and observed with its status 200 and a warning naming the timeout, not
+// as a client that left.
+func (st *stalled) check(t *testing.T, e *env, target string, i int, over string) {
+	t.Helper()
+	line := e.lastLog(t)
+	errText, _ := line["error"].(string)
+	if line["path"] != target || line["status"] != float64(200) || line["level"] != "WARN" ||
+		!strings.Contains(errText, "timeout") || strings.Contains(errText, "client left") {
+		t.Errorf("%s cut by the send timeout%s logged as %v; want status 200, a warning naming the timeout", target, over, line)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.got) != i+1 || st.got[i] != 200 {
+		t.Errorf("%s: observed %v, want 200", target, st.got)
 	}
 }
