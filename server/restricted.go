@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/htpasswd"
@@ -128,13 +129,19 @@ func foldedPath(path string) string {
 // reading (foldedRule), keeps the client out, and reports whether it did;
 // an entry both readings fall under is asked once.
 func (s *Server) refusedAt(w http.ResponseWriter, r *http.Request, path string) bool {
+	return s.refusedAtFolded(w, r, path, foldedPath(path))
+}
+
+// refusedAtFolded is refusedAt with path's folded reading already made
+// (foldedPath, or as much of it as matching looks at: suffixFolds).
+func (s *Server) refusedAtFolded(w http.ResponseWriter, r *http.Request, path, folded string) bool {
 	i := s.restrictedRule(path)
 	if i >= 0 {
 		if status := s.denial(i, r); status != 0 {
 			return s.refuse(w, r, i, status)
 		}
 	}
-	if j := s.foldedRule(path); j >= 0 && j != i {
+	if j := locationOf(s.restrictedPaths, folded, func(e *restrictedPath) string { return e.folded }); j >= 0 && j != i {
 		if status := s.denial(j, r); status != 0 {
 			return s.refuse(w, r, j, status)
 		}
@@ -261,15 +268,66 @@ func (s *Server) restrictedDotReadings(w http.ResponseWriter, r *http.Request, p
 	for strings.Contains(raw, "//") {
 		raw = strings.ReplaceAll(raw, "//", "/")
 	}
+	longest := 0
+	for i := range s.restrictedPaths {
+		longest = max(longest, len(s.restrictedPaths[i].folded))
+	}
+	folds := suffixFolds{s: raw, limit: 4*(longest+1) + utf8.UTFMax, nl: -1}
 	for k := 0; k < len(raw); k++ {
 		if raw[k] != '/' {
 			continue
 		}
-		if s.refusedAt(w, r, raw[k:]) {
+		if s.refusedAtFolded(w, r, raw[k:], folds.at(k)) {
 			return true
 		}
 	}
 	return false
+}
+
+// suffixFolds gives the folded reading (foldedPath) of each suffix of s
+// that restrictedDotReadings reads, from left to right, cut to what
+// matching the entries looks at (limit: 4 bytes for each byte of the
+// longest entry and one more, plus a rune). foldedPath of each whole suffix cost its length, so the readings of a
+// crafted path (a rest_route of 64 KiB, a URL path near
+// SESSIONGATE_MAX_HEADER_BYTES) cost the square of its length: minutes of
+// CPU for one request. Here the newline that ends a reading and the
+// trailing slashes before it are found once for all the suffixes that
+// share them, and only the first limit bytes are lower-cased: a reading
+// longer than that stays longer than every entry once lower-cased (a rune
+// of at most 4 bytes lower-cases to at least 1), so it falls under the
+// same entries as the whole one.
+type suffixFolds struct {
+	s     string
+	limit int
+	// nl is the index of the first newline at or after the last suffix
+	// asked for (len(s) for none; -1 before the first), and end the
+	// length of s[:nl] without its trailing slashes and backslashes.
+	nl, end int
+}
+
+// at returns the folded reading of s[k:]; k never decreases between calls.
+func (f *suffixFolds) at(k int) string {
+	if k > f.nl {
+		f.nl = len(f.s)
+		if i := strings.IndexByte(f.s[k:], '\n'); i >= 0 {
+			f.nl = k + i
+		}
+		f.end = len(strings.TrimRight(f.s[:f.nl], `/\`))
+	}
+	if f.end <= k {
+		return "/"
+	}
+	t := f.s[k:f.end]
+	if len(t) > f.limit {
+		// At a rune's start, so that what is lower-cased is the start
+		// of the whole reading's lower-casing.
+		n := f.limit
+		for n > 0 && !utf8.RuneStart(t[n]) {
+			n--
+		}
+		t = t[:n]
+	}
+	return strings.ToLower(t)
 }
 
 // queryRoute returns the route CodeIgniter (3 and 4) reads in the query

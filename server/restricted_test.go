@@ -2,11 +2,13 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -503,5 +505,62 @@ func TestRestrictedPathsRESTRouteOnAnyScript(t *testing.T) {
 	}
 	if code := restrictedDo(t, e, "192.0.2.9:1", "/hello.php?rest_route=/wp/v2/posts"); code != 200 {
 		t.Errorf("outsider /hello.php?rest_route=/wp/v2/posts: %d, want 200", code)
+	}
+}
+
+// The dot-segment readings of a long crafted path cost in proportion to
+// its length, not its square: each reading from a slash used to fold
+// (lower-case) the whole rest of the path, so a 64 KiB path of "/a"
+// segments took 32768 copies averaging 32 KiB, a gigabyte allocated and
+// most of a second of CPU, and a path near SESSIONGATE_MAX_HEADER_BYTES
+// (1m) minutes of CPU for one request. The same for a rest_route in the
+// query or a form body, read the same way. Measured in bytes allocated
+// while the request is refused or let through, far over the bound before.
+// (An upper-case letter at the end makes each fold a copy, which is what
+// the bound sees.) The readings still refuse what they refused: a
+// kept-out entry at the end of the long path, in any case, with trailing
+// slashes or a newline.
+func TestRestrictedDotReadingsOfLongPathCostItsLength(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8", "/wp-json/wp/v2/users/ 10.0.0.0/8"}
+	})
+	long := "/x/." + strings.Repeat("/a", 30<<10) // a rest_route value is read up to 64 KiB
+	for _, tc := range []struct {
+		target string
+		body   string // a form body POSTed, when set
+		want   int
+	}{
+		{long + "/X", "", 200},
+		{long + "/ADMIN/users", "", 403},
+		{long + "/Admin//", "", 403},
+		{long + "/Admin%0a/x", "", 403},
+		{"/index.php" + long + "/Admin/x", "", 403},
+		{"/?rest_route=" + long + "/X", "", 200},
+		{"/?rest_route=" + long + "/wp-json/wp/v2/USERS", "", 403},
+		{"/", "rest_route=" + long + "/X&rest_route=" + long + "/X", 200},
+		{"/", "rest_route=" + long + "/wp-json/WP/v2/users/", 403},
+	} {
+		method := "GET"
+		var body io.Reader
+		if tc.body != "" {
+			method, body = "POST", strings.NewReader(tc.body)
+		}
+		r := httptest.NewRequest(method, tc.target, body)
+		if tc.body != "" {
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		r.RemoteAddr = "192.0.2.9:1"
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		code := e.do(r).Code
+		runtime.ReadMemStats(&after)
+		size := len(tc.target) + len(tc.body)
+		alloc := after.TotalAlloc - before.TotalAlloc
+		if code != tc.want {
+			t.Errorf("%s %.40q... (%d bytes): %d, want %d", method, tc.target, size, code, tc.want)
+		}
+		if alloc > uint64(200*size) {
+			t.Errorf("%s %.40q... (%d bytes): %d MiB allocated, want at most 200 bytes per byte of the request", method, tc.target, size, alloc>>20)
+		}
 	}
 }
