@@ -676,3 +676,68 @@ func TestRenewKeepsLocalWaiterQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestQueuesForgottenWhenCallersGiveUp: a session's in-process queue lives
+// only while someone holds or wants its lock, so the store's map stays as
+// large as the sessions in use, however many waiters give up. 64 callers
+// on two stores take turns on six sessions with lock waits of up to 40 ms
+// (most time out), some cancelled early, and every lease released with a
+// Keep, Put or Delete under a deadline that may cut the write; afterwards
+// neither store keeps a queue, a retried release, or a lock in Redis.
+func TestQueuesForgottenWhenCallersGiveUp(t *testing.T) {
+	m := startMiniredis(t)
+	stores := []*Store{newTestStore(t, m.Addr()), newTestStore(t, m.Addr())}
+	kinds := []store.MutationKind{store.Keep, store.Put, store.Delete}
+	var wg sync.WaitGroup
+	for w := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 30 {
+				n := w*31 + i*7 // spread without a shared random source
+				s := stores[n%2]
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(n%40)*time.Millisecond)
+				if n%4 == 0 {
+					time.AfterFunc(time.Duration(n%10)*time.Millisecond, cancel)
+				}
+				l, _, err := s.Lock(ctx, fmt.Sprintf("s%d", n%6), time.Duration(50+n%200)*time.Millisecond)
+				cancel()
+				if err != nil {
+					continue
+				}
+				time.Sleep(time.Duration(n%5) * time.Millisecond)
+				uctx, ucancel := context.WithTimeout(context.Background(), time.Duration(n%20)*time.Millisecond)
+				l.Unlock(uctx, store.Mutation{Kind: kinds[n%3], Value: []byte(fmt.Sprint(w, i)), TTL: time.Minute})
+				ucancel()
+			}
+		}()
+	}
+	wg.Wait()
+	var left string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left = ""
+		for i, s := range stores {
+			s.mu.Lock()
+			for id, q := range s.queues {
+				left += fmt.Sprintf(" store %d queue %s (holding %v, %d waiters);", i, id, q.holding, len(q.waiters))
+			}
+			if s.releasing != 0 {
+				left += fmt.Sprintf(" store %d: %d releases retrying;", i, s.releasing)
+			}
+			s.mu.Unlock()
+		}
+		for _, k := range m.Keys() {
+			if strings.HasSuffix(k, ":lock") {
+				left += " lock " + k + ";"
+			}
+		}
+		if left == "" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if left != "" {
+		t.Errorf("5 s after every caller returned:%s", left)
+	}
+}
