@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/internal/testnet"
 )
 
@@ -1056,6 +1059,48 @@ func TestStderrLogging(t *testing.T) {
 	}
 	if len(got) != 3 || lb.String()[before:] != "" {
 		t.Fatalf("hook got %d messages; log grew by %q", len(got), lb.String()[before:])
+	}
+}
+
+// The stderr budget holds for the log line as written: slog writes a
+// control byte or an invalid one as up to six bytes (\u0001, \ufffd), so
+// a budget of PHP's raw bytes let a script logging binary data write lines
+// six times the limit (24 KB for the default 4 KiB), past what log
+// pipelines keep as one line.
+func TestStderrLogLimitCountsEscapes(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stderr("PHP message: " + strings.Repeat("\x01\xff", 500))
+		respond(c, "", "ok")
+		return true
+	})
+	lb := &testlog.Buffer{}
+	tr, _ := newTransport(t, Options{StderrLogLimit: 100, Logger: slog.New(slog.NewJSONHandler(lb, nil))}, srv.Addr())
+	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	var logged, dropped bool
+	for _, line := range strings.Split(strings.TrimSpace(lb.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		switch rec["msg"] {
+		case "php stderr":
+			logged = true
+			// 100 bytes of stderr as written, and the record's other
+			// fields (about 150 bytes).
+			if len(line) > 300 {
+				t.Errorf("php stderr line of %d bytes with a 100-byte limit: %s", len(line), line)
+			}
+			if s := rec["stderr"].(string); !strings.HasPrefix(s, "PHP message: \x01") {
+				t.Errorf("stderr logged as %q", s)
+			}
+		case "php stderr over the log limit; not logged":
+			dropped = true
+		}
+	}
+	if !logged || !dropped {
+		t.Errorf("stderr logged %v, its rest reported as dropped %v: %s", logged, dropped, lb.String())
 	}
 }
 

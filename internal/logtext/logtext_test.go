@@ -1,0 +1,24 @@
+package logtext
+
+import "testing"
+
+func TestFit(t *testing.T) {
+	for _, c := range []struct {
+		s          string
+		max        int
+		n, written int
+	}{
+		{"abc", 10, 3, 3},
+		{"abc", 2, 2, 2},
+		{"éé", 3, 2, 2},      // not inside the second é
+		{"a\x01b", 6, 1, 1},  // \u0001
+		{"a\xffb", 7, 2, 7},  // \ufffd
+		{"\"\\", 11, 1, 6},   // quote and backslash, six each at most
+		{"x\u2028", 7, 4, 7}, // escaped by the JSON handler
+		{"\u00ad", 5, 0, 0},  // soft hyphen: the text handler's \u00ad
+	} {
+		if n, w := Fit(c.s, c.max); n != c.n || w != c.written {
+			t.Errorf("Fit(%q, %d) = %d, %d; want %d, %d", c.s, c.max, n, w, c.n, c.written)
+		}
+	}
+}
