@@ -28,9 +28,13 @@ func Fit(s string, max int) (n, written int) {
 // width is the most bytes rune r takes in a log line:
 // a control character, a quote or backslash, an invalid byte or an
 // unprintable character is escaped by the JSON and text handlers into up
-// to 6 bytes.
+// to 6 bytes, and by the text handler (strconv.Quote) into 10 for an
+// unprintable one past U+FFFF (\U000f0000).
 func width(r rune) int {
-	if r == utf8.RuneError || r == '"' || r == '\\' || r == '\u2028' || r == '\u2029' || !unicode.IsPrint(r) {
+	switch {
+	case r > 0xFFFF && !unicode.IsPrint(r):
+		return 10
+	case r == utf8.RuneError || r == '"' || r == '\\' || r == '\u2028' || r == '\u2029' || !unicode.IsPrint(r):
 		return 6
 	}
 	return utf8.RuneLen(r)
