@@ -1004,6 +1004,24 @@ func TestRequestBodies(t *testing.T) {
 			t.Fatalf("err %v status %d, want 400", err, StatusOf(err))
 		}
 	})
+
+	// net/http's chunked reader says io.ErrUnexpectedEOF when the
+	// connection ends inside the body: the body read whole with
+	// io.ReadFull, that was the end of a short body, the part that came
+	// was taken for all of it and php-fpm was dialed for it (the access
+	// log then blamed the dial, cancelled as the client had left).
+	t.Run("chunked client body cut short", func(t *testing.T) {
+		before := len(srv.Requests())
+		req := newReq(nil, "POST", "/", io.MultiReader(strings.NewReader("abc"), errReader{io.ErrUnexpectedEOF}), nil)
+		req.ContentLength = -1
+		_, err := tr.RoundTrip(req)
+		if StatusOf(err) != 400 || !strings.Contains(err.Error(), "read request body") {
+			t.Fatalf("err %v status %d, want 400 reading the body", err, StatusOf(err))
+		}
+		if len(srv.Requests()) != before {
+			t.Fatal("a body cut short reached php-fpm as if whole")
+		}
+	})
 }
 
 type errReader struct{ err error }
