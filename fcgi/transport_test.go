@@ -1122,6 +1122,31 @@ func TestStderrLogLimitCountsEscapes(t *testing.T) {
 	}
 }
 
+// Counted as written, a quote or a newline takes the two bytes both
+// log handlers write for it (\", \n), not the six of a control byte: a
+// JSON dump or a stack trace within the limit as written is logged whole.
+func TestStderrLogLimitCountsQuotesAsTwo(t *testing.T) {
+	msg := "PHP message: " + strings.Repeat(`{"k":1}`, 9) // 76 bytes, 94 written
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stderr(msg)
+		respond(c, "", "ok")
+		return true
+	})
+	lb := &testlog.Buffer{}
+	tr, _ := newTransport(t, Options{StderrLogLimit: 100, Logger: slog.New(slog.NewJSONHandler(lb, nil))}, srv.Addr())
+	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	line, _, _ := strings.Cut(lb.String(), "\n")
+	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		t.Fatalf("%v: %s", err, lb.String())
+	}
+	if rec["stderr"] != msg || strings.Contains(lb.String(), "over the log limit") {
+		t.Errorf("stderr of 94 bytes as written, limit 100, logged as %s", lb.String())
+	}
+}
+
 // Stderr over the log limit is reported as dropped when the request fails
 // before its CGI header as well: a worker that logs a burst of errors and
 // dies (request_terminate_timeout, a segfault), or a script whose header

@@ -25,16 +25,19 @@ func Fit(s string, max int) (n, written int) {
 	return len(s), written
 }
 
-// width is the most bytes rune r takes in a log line:
-// a control character, a quote or backslash, an invalid byte or an
-// unprintable character is escaped by the JSON and text handlers into up
-// to 6 bytes, and by the text handler (strconv.Quote) into 10 for an
-// unprintable one past U+FFFF (\U000f0000).
+// width is the most bytes rune r takes in a log line, as the JSON or the
+// text handler writes it: a quote, a backslash, \n, \r and \t two (\"),
+// another control character, an invalid byte, U+2028, U+2029 or an
+// unprintable character up to 6 (\u0001, \ufffd, \u00ad), and an
+// unprintable one past U+FFFF 10 in the text handler (strconv.Quote's
+// \U000f0000).
 func width(r rune) int {
 	switch {
+	case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
+		return 2
 	case r > 0xFFFF && !unicode.IsPrint(r):
 		return 10
-	case r == utf8.RuneError || r == '"' || r == '\\' || r == '\u2028' || r == '\u2029' || !unicode.IsPrint(r):
+	case r == utf8.RuneError || r == '\u2028' || r == '\u2029' || !unicode.IsPrint(r):
 		return 6
 	}
 	return utf8.RuneLen(r)

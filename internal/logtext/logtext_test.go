@@ -13,7 +13,9 @@ func TestFit(t *testing.T) {
 		{"éé", 3, 2, 2},           // not inside the second é
 		{"a\x01b", 6, 1, 1},       // \u0001
 		{"a\xffb", 7, 2, 7},       // \ufffd
-		{"\"\\", 11, 1, 6},        // quote and backslash, six each at most
+		{"\"\\", 3, 1, 2},         // quote and backslash: \" and \\
+		{"a\nb\tc", 6, 4, 6},      // \n and \t
+		{"\x7f", 3, 0, 0},         // DEL: the text handler's \x7f
 		{"x\u2028", 7, 4, 7},      // escaped by the JSON handler
 		{"\u00ad", 5, 0, 0},       // soft hyphen: the text handler's \u00ad
 		{"a\U000f0000", 10, 1, 1}, // private use: the text handler's \U000f0000
