@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/logtext"
 	"github.com/sessiongate/sessiongate/internal/proxyheader"
 	"github.com/sessiongate/sessiongate/internal/readahead"
 )
@@ -59,7 +60,7 @@ type Options struct {
 	// (most pages) is left as it is. Without it the worker waits for the
 	// client.
 	ReadAhead      bool
-	StderrLogLimit int          // max bytes of PHP stderr logged per request (default 4096); the rest is counted
+	StderrLogLimit int          // max bytes of PHP stderr logged per request, as written with escapes (default 4096); the rest is counted
 	Logger         *slog.Logger // default slog.Default()
 }
 
@@ -968,12 +969,18 @@ func (r *responseReader) stderr(msg []byte) {
 		r.dropped += len(msg)
 		return
 	}
-	m := msg
-	if len(m) > budget {
-		r.dropped += len(m) - budget
-		m = m[:budget]
+	// Counted as written, escapes included: a script logging binary data
+	// would otherwise get lines six times the limit.
+	n, written := logtext.Fit(string(msg), budget)
+	r.logged += written
+	if n < len(msg) {
+		r.dropped += len(msg) - n
+		r.logged = r.t.o.StderrLogLimit
+		if n == 0 {
+			return
+		}
 	}
-	r.logged += len(m)
+	m := msg[:n]
 	// "stderr", not "msg": a second "msg" key in the same JSON object
 	// would replace the record's message in most parsers, and make strict
 	// ones refuse the line.

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/internal/testnet"
 )
 
@@ -1001,6 +1004,24 @@ func TestRequestBodies(t *testing.T) {
 			t.Fatalf("err %v status %d, want 400", err, StatusOf(err))
 		}
 	})
+
+	// net/http's chunked reader says io.ErrUnexpectedEOF when the
+	// connection ends inside the body: the body read whole with
+	// io.ReadFull, that was the end of a short body, the part that came
+	// was taken for all of it and php-fpm was dialed for it (the access
+	// log then blamed the dial, cancelled as the client had left).
+	t.Run("chunked client body cut short", func(t *testing.T) {
+		before := len(srv.Requests())
+		req := newReq(nil, "POST", "/", io.MultiReader(strings.NewReader("abc"), errReader{io.ErrUnexpectedEOF}), nil)
+		req.ContentLength = -1
+		_, err := tr.RoundTrip(req)
+		if StatusOf(err) != 400 || !strings.Contains(err.Error(), "read request body") {
+			t.Fatalf("err %v status %d, want 400 reading the body", err, StatusOf(err))
+		}
+		if len(srv.Requests()) != before {
+			t.Fatal("a body cut short reached php-fpm as if whole")
+		}
+	})
 }
 
 type errReader struct{ err error }
@@ -1056,6 +1077,73 @@ func TestStderrLogging(t *testing.T) {
 	}
 	if len(got) != 3 || lb.String()[before:] != "" {
 		t.Fatalf("hook got %d messages; log grew by %q", len(got), lb.String()[before:])
+	}
+}
+
+// The stderr budget holds for the log line as written: slog writes a
+// control byte or an invalid one as up to six bytes (\u0001, \ufffd), so
+// a budget of PHP's raw bytes let a script logging binary data write lines
+// six times the limit (24 KB for the default 4 KiB), past what log
+// pipelines keep as one line.
+func TestStderrLogLimitCountsEscapes(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stderr("PHP message: " + strings.Repeat("\x01\xff", 500))
+		respond(c, "", "ok")
+		return true
+	})
+	lb := &testlog.Buffer{}
+	tr, _ := newTransport(t, Options{StderrLogLimit: 100, Logger: slog.New(slog.NewJSONHandler(lb, nil))}, srv.Addr())
+	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	var logged, dropped bool
+	for _, line := range strings.Split(strings.TrimSpace(lb.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		switch rec["msg"] {
+		case "php stderr":
+			logged = true
+			// 100 bytes of stderr as written, and the record's other
+			// fields (about 150 bytes).
+			if len(line) > 300 {
+				t.Errorf("php stderr line of %d bytes with a 100-byte limit: %s", len(line), line)
+			}
+			if s := rec["stderr"].(string); !strings.HasPrefix(s, "PHP message: \x01") {
+				t.Errorf("stderr logged as %q", s)
+			}
+		case "php stderr over the log limit; not logged":
+			dropped = true
+		}
+	}
+	if !logged || !dropped {
+		t.Errorf("stderr logged %v, its rest reported as dropped %v: %s", logged, dropped, lb.String())
+	}
+}
+
+// Counted as written, a quote or a newline takes the two bytes both
+// log handlers write for it (\", \n), not the six of a control byte: a
+// JSON dump or a stack trace within the limit as written is logged whole.
+func TestStderrLogLimitCountsQuotesAsTwo(t *testing.T) {
+	msg := "PHP message: " + strings.Repeat(`{"k":1}`, 9) // 76 bytes, 94 written
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stderr(msg)
+		respond(c, "", "ok")
+		return true
+	})
+	lb := &testlog.Buffer{}
+	tr, _ := newTransport(t, Options{StderrLogLimit: 100, Logger: slog.New(slog.NewJSONHandler(lb, nil))}, srv.Addr())
+	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	line, _, _ := strings.Cut(lb.String(), "\n")
+	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		t.Fatalf("%v: %s", err, lb.String())
+	}
+	if rec["stderr"] != msg || strings.Contains(lb.String(), "over the log limit") {
+		t.Errorf("stderr of 94 bytes as written, limit 100, logged as %s", lb.String())
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -143,6 +144,20 @@ func TestDjangoChunkedRequestBody(t *testing.T) {
 	resp, _ := raw(t, addr, "POST /dj/echo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
 	if !strings.HasPrefix(resp, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ") || !strings.Contains(resp, `"len": 5`) {
 		t.Errorf("Expect: 100-continue, chunked: %q", resp)
+	}
+	// Cut short by the client leaving: the access log's 499 names the body
+	// read, not a cancelled connection to gunicorn (the part that came was
+	// taken for the whole body, and the request went on to dial Django).
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "POST /dj/echo/?cut HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n"+strings.Repeat("q", 100))
+	c.Close()
+	if line, ok := logLine(gw.Logs, `"status":499`); !ok {
+		t.Errorf("no 499 logged for the chunked upload cut short:\n%s", gw.Logs.String())
+	} else if !strings.Contains(line, "read request body") {
+		t.Errorf("chunked upload cut short logged as %s; want the body read as the error", line)
 	}
 	// Over the limit.
 	big := strings.Repeat("q", 300<<10+1)

@@ -80,6 +80,18 @@ func refusalsLogged(t *testing.T, gw *gwProc, addr string) {
 	if log, ok := textWhen(since, func(log string) bool { return strings.Contains(log, `"status":431`) }); !ok {
 		t.Fatalf("the 431 is not in the log:\n%s", log)
 	}
+
+	// Sent in one go after a request the gateway answers (pipelined), a
+	// request net/http refuses is read from its buffer: it got its 501
+	// but no log line and no count.
+	before = len(gw.stderr.String())
+	resp, _ = raw(t, addr, "GET /index.php HTTP/1.1\r\nHost: x\r\n\r\nPOST /index.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
+	if i := strings.LastIndex(resp, "HTTP/1.1 "); i < 0 || statusOf(resp[i:]) != 501 {
+		t.Fatalf("pipelined request with an unknown Transfer-Encoding: %q, want 501 last", resp)
+	}
+	if log, ok := textWhen(since, func(log string) bool { return strings.Contains(log, `"status":501`) }); !ok {
+		t.Errorf("the pipelined 501 is not in the log:\n%s", log)
+	}
 }
 
 // smugglingPastTheChunkedClose: the gateway never reads another request

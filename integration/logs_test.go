@@ -157,3 +157,71 @@ func uniqueKeys(line []byte) error {
 	}
 	return nil
 }
+
+// TestLogPHPStderrLineIsBounded: a script that logs binary or control bytes
+// (an upload, a client's input, a serialized blob) gets a "php stderr"
+// record short enough to stay one line in a log pipeline. The per-request
+// budget counted PHP's raw bytes (4096), but slog writes a control byte or
+// an invalid one as six (\u0001, \ufffd): real php-fpm packs several
+// error_log() messages into one record, and eight of 1000 such bytes made
+// a line of 24 KB, which Docker's json-file driver (16 KiB) splits into
+// fragments that are no longer JSON.
+func TestLogPHPStderrLineIsBounded(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "binary.php"), []byte(`<?php
+for ($i = 0; $i < 8; $i++) { error_log(str_repeat("\x01\xff", 500)); }
+error_log("after the binary");
+echo "done";
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	cfg, err := config.Load([]string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_INDEX=off",
+		"SESSIONGATE_SESSIONS=off",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testlog.Buffer{}
+	a, err := app.Build(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(a.Server.Handler())
+	defer func() { ts.Close(); a.Close() }()
+
+	res, err := http.Get(ts.URL + "/binary.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(body) != "done" {
+		t.Fatalf("binary.php: %d %q", res.StatusCode, body)
+	}
+	stderr, dropped := 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line not JSON: %v: %.200s", err, line)
+		}
+		switch rec["msg"] {
+		case "php stderr":
+			stderr++
+			// The budget (4 KiB) and the record's other fields.
+			if len(line) > 5<<10 {
+				t.Errorf("php stderr line of %d bytes: %.200s", len(line), line)
+			}
+		case "php stderr over the log limit; not logged":
+			dropped++
+		}
+	}
+	if stderr == 0 || dropped != 1 {
+		t.Errorf("%d php stderr records, %d saying the rest was dropped; want some and one:\n%.2000s", stderr, dropped, logs.String())
+	}
+}

@@ -325,6 +325,14 @@ func TestMetricsClientLeavesDuringLockWait(t *testing.T) {
 	if got := m[`sessiongate_session_events_total{event="lock_timeout"}`]; got != 0 {
 		t.Errorf("lock_timeout events %v, want 0: the lock did not time out, the client left", got)
 	}
+	// Its log line (a warning, the access log off) says what it waited
+	// for: a bare 499 of 200 ms on a PHP page sent an operator looking at
+	// PHP, not at the request of the same session holding the lock.
+	if line, ok := logLine(gw.stderr, `"status":499`); !ok {
+		t.Errorf("no 499 logged:\n%s", gw.stderr.String())
+	} else if !strings.Contains(line, "waited for its session's lock") {
+		t.Errorf("the 499 of a client that left during the lock wait logged as %s; want the wait named", line)
+	}
 }
 
 // checkReadmeMetrics compares the README's metrics table ("Metrics") with a

@@ -69,3 +69,44 @@ func TestClientGoneMidUploadRunsNoPHP(t *testing.T) {
 		t.Fatalf("whole form: PHP saw a of %q bytes, want %d", b, size)
 	}
 }
+
+// TestChunkedUploadCutShortIsLoggedAsSuch: a chunked body whose connection
+// ends inside it is the client leaving mid-upload (499), and the access
+// log says so. net/http's chunked reader then says io.ErrUnexpectedEOF,
+// which the gateway took for the end of a short body: it went on with the
+// part that came, dialed php-fpm with the request already cancelled, and
+// logged "fcgi: dial ...: operation was canceled", sending an operator
+// after php-fpm for clients that abandoned uploads.
+func TestChunkedUploadCutShortIsLoggedAsSuch(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	dir := harness.PHPTempDir(t)
+	ran := filepath.Join(dir, "ran")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"form.php": fmt.Sprintf(`<?php file_put_contents(%q, strlen(file_get_contents('php://input')) . "\n", FILE_APPEND); echo 'saved';`, ran),
+	})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	gw := startBinary(t, buildGateway(t), []string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off",
+	})
+	c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "POST /form.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n%s", strings.Repeat("x", 100))
+	c.Close()
+
+	line, ok := logLine(gw.stderr, `"path":"/form.php"`)
+	if !ok {
+		t.Fatalf("no access log line for the upload cut short:\n%s", gw.stderr.String())
+	}
+	if !strings.Contains(line, `"status":499`) || !strings.Contains(line, "read request body") || strings.Contains(line, "dial") {
+		t.Errorf("upload cut short logged as %s; want 499 with the body read as the error", line)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Error("PHP ran on the upload cut short")
+	}
+}

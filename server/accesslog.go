@@ -13,10 +13,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/logtext"
 )
 
 // StatusClientClosedRequest is nginx's 499, logged (never sent) when the
@@ -471,23 +470,13 @@ const (
 func LogValue(s string) string { return clip(s, maxLoggedValue) }
 
 // clip returns s cut, at a character boundary and with "..." after the cut,
-// where written out it would take more than max bytes: a control character,
-// a quote or backslash, an invalid byte or an unprintable character is
-// escaped by slog's JSON and text handlers into up to 6 bytes.
+// where written out it would take more than max bytes (logtext.Fit).
 func clip(s string, max int) string {
 	if len(s) <= max/6 {
 		return s // however escaped
 	}
-	size := 0
-	for i, r := range s {
-		n := utf8.RuneLen(r)
-		if r == utf8.RuneError || r == '"' || r == '\\' || r == '\u2028' || r == '\u2029' || !unicode.IsPrint(r) {
-			n = 6
-		}
-		if size+n > max {
-			return s[:i] + "..."
-		}
-		size += n
+	if n, _ := logtext.Fit(s, max); n < len(s) {
+		return s[:n] + "..."
 	}
 	return s
 }

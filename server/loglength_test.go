@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/testlog"
 )
 
 // An access log line stays one short JSON object whatever the client sends.
@@ -71,4 +73,32 @@ func TestAccessLogLineIsBounded(t *testing.T) {
 		t.Fatalf("foreign host: %d", w.Code)
 	}
 	check("long host")
+}
+
+// SESSIONGATE_LOG_FORMAT=text writes an unprintable character outside
+// Unicode's first plane (private use, tags) as \U000f0000: ten bytes, not
+// the six the cut counted, so a path of them took 6.8 KB of the line where
+// README promises 4 KiB, and a line with a long path, user and
+// X-Accel-Redirect went past the 16 KiB Docker keeps as one line.
+func TestAccessLogValueBoundedInTextFormat(t *testing.T) {
+	cfg, err := config.Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:1", "SESSIONGATE_DOCUMENT_ROOT=/srv/site", "SESSIONGATE_STATIC_ROOT=" + t.TempDir(), "SESSIONGATE_SESSIONS=off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testlog.Buffer{}
+	s, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)), WithPHPBackend(&fakePHP{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Handler().ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/"+strings.Repeat("%F3%B0%80%80", 2000)+".css", nil))
+	line := strings.TrimSpace(logs.String())
+	_, path, ok := strings.Cut(line, " path=")
+	path, _, _ = strings.Cut(path, " status=")
+	if !ok || !strings.HasPrefix(path, `"/\U000f0000`) || !strings.HasSuffix(path, `..."`) {
+		t.Fatalf("path not logged as expected: %.300s", line)
+	}
+	if len(path) > maxLoggedValue+len(`"..."`) {
+		t.Errorf("path takes %d bytes of the line, over %d: %.200s", len(path), maxLoggedValue, path)
+	}
 }

@@ -212,7 +212,16 @@ func (m *Manager) RespondOpenError(w http.ResponseWriter, r *http.Request, err e
 		w.Header().Set("Retry-After", "1")
 		server.WriteError(w, r, http.StatusServiceUnavailable, "session busy, retry")
 	case errors.Is(err, context.Canceled):
-		// client gone while waiting; nothing to answer
+		// Client gone while waiting: nothing to answer, but its 499 says
+		// what it waited for, which a slow page of the same session
+		// (strict mode) or a slow store explains.
+		if ri := server.Info(r.Context()); ri != nil {
+			what := "the session store"
+			if m.o.LockMode == LockStrict {
+				what = "its session's lock (held by another request of the session, or the store slow to answer)"
+			}
+			ri.Err = fmt.Errorf("client left while the request waited for %s (%w)", what, err)
+		}
 	default:
 		m.log.Error("session store unavailable", "path", server.LogValue(r.URL.Path), "error", err.Error())
 		w.Header().Set("Retry-After", "1")

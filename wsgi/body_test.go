@@ -70,6 +70,23 @@ func TestBrokenRequestBodyIs400(t *testing.T) {
 	}
 }
 
+// A chunked body whose connection ends inside it (net/http's chunked
+// reader then says io.ErrUnexpectedEOF) is not a whole body: io.ReadFull
+// says the same for a short one, and the part that came was taken for all
+// of it, to go on to Django.
+func TestChunkedBodyCutShortIsNotWhole(t *testing.T) {
+	r := httptest.NewRequest("POST", "/up", io.MultiReader(strings.NewReader("abc"), errorReader{io.ErrUnexpectedEOF}))
+	r.ContentLength = -1
+	release, err := spoolBody(r)
+	if err == nil {
+		release()
+		t.Fatalf("a body cut short was read as a whole one of %d bytes", r.ContentLength)
+	}
+	if got := statusOf(r, err); got != http.StatusBadRequest {
+		t.Errorf("%v: status %d, want 400", err, got)
+	}
+}
+
 // A body the client was too slow to send (the server's read timeout) is
 // 408, like nginx's client_body_timeout; a garbled one 400.
 func TestClientBodyErrorStatus(t *testing.T) {

@@ -43,9 +43,13 @@ func logRefusals(srv *http.Server, ln net.Listener, logger *slog.Logger, count f
 		next.ServeHTTP(w, r)
 	})
 	srv.ConnState = func(nc net.Conn, st http.ConnState) {
-		if c, ok := nc.(*refusalConn); ok && st == http.StateActive {
-			// net/http has read a request (or failed to); whatever it
-			// writes before the handler runs is its own answer.
+		if c, ok := nc.(*refusalConn); ok && (st == http.StateActive || st == http.StateIdle) {
+			// net/http has read a request (or failed to), or sent the
+			// last response whole: whatever it writes before the handler
+			// runs is its own answer. Active alone misses a request that
+			// came with the one before (pipelined): net/http reads it
+			// from its buffer, and says Active only when it reads the
+			// connection.
 			c.handled.Store(false)
 		}
 		if state != nil {

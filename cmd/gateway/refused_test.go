@@ -62,6 +62,10 @@ func TestRefusedRequestsAreLogged(t *testing.T) {
 		{"transfer-encoding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "501"},
 		{"expect", "POST / HTTP/1.1\r\nHost: x\r\nExpect: x\r\nContent-Length: 1\r\n\r\na", "417"},
 		{"after a served request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("a", 16<<10) + "\r\n\r\n", "431"},
+		// Sent with the request before, so net/http reads it from its
+		// buffer, not the connection: no StateActive for it, and it went
+		// unlogged and uncounted.
+		{"pipelined after a served request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "501"},
 	} {
 		before, countedBefore := len(logs.String()), len(countedSince(0))
 		resp := send(tc.req)

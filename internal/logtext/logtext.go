@@ -1,0 +1,44 @@
+// Package logtext measures text as the gateway's log handlers write it
+// (slog's JSON and text handlers, SESSIONGATE_LOG_FORMAT), so that a value
+// a client or an app chose (a path, PHP's stderr) can be cut to a bound
+// that holds for the line as written, escapes included: log pipelines
+// split lines longer than theirs (Docker's json-file driver at 16 KiB,
+// journald at 48 KiB) into fragments that are no longer JSON.
+package logtext
+
+import (
+	"unicode"
+	"unicode/utf8"
+)
+
+// Fit returns the length n of the longest prefix of s, ending at a
+// character boundary, that written out takes at most max bytes, and the
+// bytes that prefix takes written out.
+func Fit(s string, max int) (n, written int) {
+	for i, r := range s {
+		w := width(r)
+		if written+w > max {
+			return i, written
+		}
+		written += w
+	}
+	return len(s), written
+}
+
+// width is the most bytes rune r takes in a log line, as the JSON or the
+// text handler writes it: a quote, a backslash, \n, \r and \t two (\"),
+// another control character, an invalid byte, U+2028, U+2029 or an
+// unprintable character up to 6 (\u0001, \ufffd, \u00ad), and an
+// unprintable one past U+FFFF 10 in the text handler (strconv.Quote's
+// \U000f0000).
+func width(r rune) int {
+	switch {
+	case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
+		return 2
+	case r > 0xFFFF && !unicode.IsPrint(r):
+		return 10
+	case r == utf8.RuneError || r == '\u2028' || r == '\u2029' || !unicode.IsPrint(r):
+		return 6
+	}
+	return utf8.RuneLen(r)
+}
