@@ -11,7 +11,7 @@
 //	              RESPONSE_HEADERS, HSTS: outheaders.go)
 //	compress      gzip for clients that take it (package compress; static
 //	              files from its cache, see serveStatic)
-//	front         server names (421), the canonical name and moved URLs
+//	front         a malformed Host (400), server names (421), the canonical name and moved URLs
 //	              (301 and the like), body limit (413), rate limits
 //	              (429), access rules (403, 401), internal paths (404),
 //	              mounted prefixes (e.g. Django), else PHP site
@@ -455,6 +455,13 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		// HTTP/1.0 keep-alive (rare: proxies speak HTTP/1.1 or do not
 		// keep HTTP/1.0 connections) is the price.
 		w.Header().Set("Connection", "close")
+	}
+	if err := hostFieldError(r); err != nil {
+		// Before the server names, which would answer 421 for what is
+		// not a host at all.
+		Info(r.Context()).Err = err
+		s.fail(w, r, http.StatusBadRequest)
+		return
 	}
 	if s.names != nil {
 		name, ok := s.names.name(r, Info(r.Context()).ViaProxy)

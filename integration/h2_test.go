@@ -1,0 +1,105 @@
+package integration
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/testh2"
+	"github.com/sessiongate/sessiongate/internal/testtls"
+)
+
+// startH2Binary runs the gateway binary on TLS (HTTP/2 offered), with the
+// access log on, in front of a real php-fpm on gwSite and of a gunicorn
+// serving echoWSGI under /dj/, with env added. It returns the gateway and
+// its host:port.
+func startH2Binary(t *testing.T, env ...string) (*gwProc, string) {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2", "gunicorn")
+	root := gwSite(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "echoapp.py"), []byte(echoWSGI), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: dir, App: "echoapp:application", Workers: 1, Threads: 2})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	cert, key := testtls.Pair(t)
+	p := startBinary(t, buildGateway(t), append([]string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_DJANGO_URL=" + g.URL(), "SESSIONGATE_DJANGO_PATHS=/dj/",
+		"SESSIONGATE_SESSIONS=off",
+		"SESSIONGATE_ACCESS_LOG=on",
+		"SESSIONGATE_TLS_CERT=" + cert, "SESSIONGATE_TLS_KEY=" + key,
+	}, env...))
+	return p, strings.TrimPrefix(p.URL, "http://")
+}
+
+// tlsRaw sends request as it is over HTTP/1.1 on a new TLS connection
+// to addr and returns the status line of the answer.
+func tlsRaw(t *testing.T, addr, request string) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no answer to %q: %v", request, err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// TestHTTP2AuthorityIsAHost: the real binary on TLS refuses an HTTP/2
+// :authority that is no host (a space, a slash, markup) with 400, as
+// net/http refuses the same Host over HTTP/1.1, for PHP and Django alike.
+// Before, PHP got it as HTTP_HOST and SERVER_NAME, which applications
+// print into links and pages, and Django (as X-Forwarded-Host, with an
+// empty Host, since Go's client drops an invalid one) answered 400 only
+// if it checked. A Host field that names another host than :authority is
+// refused too (RFC 9113 section 8.3.1).
+func TestHTTP2AuthorityIsAHost(t *testing.T) {
+	t.Parallel()
+	p, addr := startH2Binary(t)
+	get := func(target string, fields ...testh2.Field) testh2.Response {
+		return testh2.Do(t, addr, append([]testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":path", target}}, fields...), nil)
+	}
+	for _, target := range []string{"/info.php", "/dj/"} {
+		res := get(target, testh2.Field{":authority", "www.example.com:8443"})
+		var d map[string]string
+		if res.Status != 200 || json.Unmarshal([]byte(res.Body), &d) != nil || d["HTTP_HOST"] != "www.example.com:8443" {
+			t.Fatalf("%s with a host name: %d %q", target, res.Status, res.Body)
+		}
+		for _, bad := range [][]testh2.Field{
+			{{":authority", `www.example.com"><script>alert(1)</script>`}},
+			{{":authority", "evil.example/reset?"}},
+			{{":authority", "www.example.com evil"}},
+			{{"host", "<b>evil.example</b>"}},
+			{{":authority", "www.example.com"}, {"host", "evil.example"}},
+		} {
+			if res := get(target, bad...); res.Status != 400 || strings.Contains(res.Body, "HTTP_HOST") {
+				t.Errorf("%s with %q: %d %q, want 400 before PHP or Django", target, bad, res.Status, res.Body)
+			}
+		}
+		// The same Host over HTTP/1.1: net/http's own 400.
+		if line := tlsRaw(t, addr, "GET "+target+" HTTP/1.1\r\nHost: evil.example/reset?\r\n\r\n"); !strings.HasPrefix(line, "HTTP/1.1 400 ") {
+			t.Errorf("%s over HTTP/1.1 with a slash in Host: %q", target, line)
+		}
+	}
+	line := waitForLog(t, p.stderr, "malformed host")
+	if !strings.Contains(line, `"status":400`) {
+		t.Errorf("refusal logged as %s", line)
+	}
+}

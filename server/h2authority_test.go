@@ -1,0 +1,58 @@
+package server
+
+import (
+	"net/http/httptest"
+	"testing"
+
+	"github.com/sessiongate/sessiongate/internal/testh2"
+)
+
+// TestHTTP2AuthorityCheckedAsHost: net/http refuses an HTTP/1 Host that is
+// no host (a space, a slash, a quote) with 400, but takes an HTTP/2
+// :authority, or a Host field in its place, as it comes. Such a request
+// must be refused the same way, not run PHP with it as HTTP_HOST and
+// SERVER_NAME (which applications print into links and pages). A Host
+// field that names another host than :authority, or two Host fields, make
+// the request malformed (RFC 9113 section 8.3.1): refused too, since which
+// of them the app reads is anyone's guess.
+func TestHTTP2AuthorityCheckedAsHost(t *testing.T) {
+	e := newEnv(t, nil)
+	ts := httptest.NewUnstartedServer(e.srv.Handler())
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	defer ts.Close()
+	for _, c := range []struct {
+		name   string
+		fields []testh2.Field // after :method, :scheme and :path
+		want   int
+	}{
+		{"authority", []testh2.Field{{":authority", "example.com"}}, 200},
+		{"authority with port", []testh2.Field{{":authority", "example.com:8443"}}, 200},
+		{"IPv6 authority", []testh2.Field{{":authority", "[::1]:443"}}, 200},
+		{"Host field alone", []testh2.Field{{"host", "example.com"}}, 200},
+		{"Host field as authority, other case", []testh2.Field{{":authority", "example.com"}, {"host", "Example.COM"}}, 200},
+		{"space", []testh2.Field{{":authority", "example.com evil"}}, 400},
+		{"slash", []testh2.Field{{":authority", "evil.example/x?"}}, 400},
+		{"markup", []testh2.Field{{":authority", `x"><script>alert(1)</script>`}}, 400},
+		{"backslash", []testh2.Field{{":authority", `evil.example\x`}}, 400},
+		{"Host field alone, markup", []testh2.Field{{"host", "<b>x</b>"}}, 400},
+		{"Host field names another host", []testh2.Field{{":authority", "example.com"}, {"host", "evil.example"}}, 400},
+		{"two Host fields", []testh2.Field{{"host", "example.com"}, {"host", "evil.example"}}, 400},
+	} {
+		before := len(e.php.scripts)
+		fields := append([]testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":path", "/hello.php"}}, c.fields...)
+		res := testh2.Do(t, ts.Listener.Addr().String(), fields, nil)
+		e.php.mu.Lock()
+		ran := len(e.php.scripts) - before
+		e.php.mu.Unlock()
+		if res.Status != c.want || (ran == 1) != (c.want == 200) {
+			t.Errorf("%s: status %d (reset %v), PHP ran %d times; want %d", c.name, res.Status, res.Reset, ran, c.want)
+			continue
+		}
+		if c.want == 400 {
+			if m := e.lastLog(t); m["status"] != float64(400) || m["error"] == nil {
+				t.Errorf("%s: access log %v, want 400 with the reason", c.name, m)
+			}
+		}
+	}
+}
