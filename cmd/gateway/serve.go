@@ -122,6 +122,11 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			logger.Error("cannot load the TLS certificate", "error", err.Error())
 			return 1
 		}
+		if err := certs.expired(time.Now()); err != nil {
+			// Served all the same, as nginx does: the redirect listener
+			// must answer the ACME challenge that renews it.
+			logger.Warn("TLS certificate expired: browsers refuse HTTPS until it is renewed (then SIGHUP)", "error", err.Error())
+		}
 		// ServeTLS still adds HTTP/2 to a config without NextProtos.
 		public.TLSConfig = &tls.Config{GetCertificate: certs.getCertificate}
 	}
