@@ -2,9 +2,11 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,5 +103,66 @@ func TestHTTP2AuthorityIsAHost(t *testing.T) {
 	line := waitForLog(t, p.stderr, "malformed host")
 	if !strings.Contains(line, `"status":400`) {
 		t.Errorf("refusal logged as %s", line)
+	}
+}
+
+// h2Client is an HTTP/2 client of the gateway's test certificate.
+func h2Client() *http.Client {
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}
+}
+
+// TestHTTP2StreamedBodyFailureIsTheClients: with
+// SESSIONGATE_REQUEST_BUFFERING=off an HTTP/2 upload that stalls past
+// SESSIONGATE_READ_TIMEOUT gets 408, and one that ends (END_STREAM) short
+// of its Content-Length gets 400, as over HTTP/1.1, from the real binary in
+// front of php-fpm. Both were 502 with "use of closed network connection",
+// php-fpm blamed (and counted) for a client's upload: HTTP/2 leaves the
+// request's context alive when its body fails, and the transport took the
+// failed write for one it had cut itself.
+func TestHTTP2StreamedBodyFailureIsTheClients(t *testing.T) {
+	t.Parallel()
+	p, addr := startH2Binary(t, "SESSIONGATE_REQUEST_BUFFERING=off", "SESSIONGATE_READ_TIMEOUT=1s")
+	client := h2Client()
+	post := func(body io.Reader, length int64) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest("POST", "https://"+addr+"/echo.php", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = length
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.ProtoMajor != 2 {
+			t.Fatalf("%s, want HTTP/2", res.Proto)
+		}
+		return res.StatusCode, string(b)
+	}
+	if code, body := post(bytes.NewReader(make([]byte, 300<<10)), 300<<10); code != 200 || body != "len=307200" {
+		t.Fatalf("a whole streamed body: %d %q", code, body)
+	}
+
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write(make([]byte, 100<<10)) // then nothing more
+	if code, body := post(pr, 300<<10); code != http.StatusRequestTimeout {
+		t.Errorf("an upload stalled past SESSIONGATE_READ_TIMEOUT: %d %q, want 408", code, body)
+	}
+	// Go's client ends the stream when the body does, whatever
+	// ContentLength said.
+	if code, body := post(io.NopCloser(bytes.NewReader(make([]byte, 100<<10))), 300<<10); code != http.StatusBadRequest {
+		t.Errorf("a body ending short of its Content-Length: %d %q, want 400", code, body)
+	}
+	for _, status := range []string{`"status":408`, `"status":400`} {
+		if line := waitForLog(t, p.stderr, status); !strings.Contains(line, "read request body") {
+			t.Errorf("logged as %s", line)
+		}
+	}
+	if strings.Contains(p.stderr.String(), `"status":502`) {
+		t.Errorf("a 502 in the log:\n%s", p.stderr.String())
 	}
 }
