@@ -166,3 +166,27 @@ func TestHTTP2StreamedBodyFailureIsTheClients(t *testing.T) {
 		t.Errorf("a 502 in the log:\n%s", p.stderr.String())
 	}
 }
+
+// TestHTTP2TargetWithSpace: the real binary refuses an HTTP/2 :path with a
+// space in it (no HTTP/1 request line can carry one) with its own 400.
+// Before, a query's space went raw into the request line gunicorn got
+// ("GET /dj/?a b HTTP/1.1"), which gunicorn refused with a page of its own
+// that the client got, and PHP ran with QUERY_STRING "a b".
+func TestHTTP2TargetWithSpace(t *testing.T) {
+	t.Parallel()
+	p, addr := startH2Binary(t)
+	for _, target := range []string{"/dj/?a b", "/dj/?x HTTP/1.0", "/info.php?a b"} {
+		res := testh2.Do(t, addr, []testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", target}}, nil)
+		if res.Status != 400 || res.Body != "Bad Request\n" {
+			t.Errorf("%q: %d %q, want the gateway's 400", target, res.Status, res.Body)
+		}
+	}
+	res := testh2.Do(t, addr, []testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/dj/?a%20b"}}, nil)
+	var d map[string]string
+	if res.Status != 200 || json.Unmarshal([]byte(res.Body), &d) != nil || d["QUERY_STRING"] != "a%20b" {
+		t.Errorf("an escaped space: %d %q", res.Status, res.Body)
+	}
+	if line := waitForLog(t, p.stderr, "space in the request target"); !strings.Contains(line, `"status":400`) {
+		t.Errorf("logged as %s", line)
+	}
+}

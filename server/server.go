@@ -11,10 +11,11 @@
 //	              RESPONSE_HEADERS, HSTS: outheaders.go)
 //	compress      gzip for clients that take it (package compress; static
 //	              files from its cache, see serveStatic)
-//	front         a malformed Host (400), server names (421), the canonical name and moved URLs
-//	              (301 and the like), body limit (413), rate limits
-//	              (429), access rules (403, 401), internal paths (404),
-//	              mounted prefixes (e.g. Django), else PHP site
+//	front         a malformed Host or target (400), server names (421),
+//	              the canonical name and moved URLs (301 and the like),
+//	              body limit (413), rate limits (429), access rules (403,
+//	              401), internal paths (404), mounted prefixes (e.g.
+//	              Django), else PHP site
 //	site          phproute.Resolve: static | redirect | refusal | PHP,
 //	              whose body is read ahead first (ReadBody)
 //	serveApp      around PHP and each mount: an X-Accel-Redirect in the
@@ -460,6 +461,16 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		// Before the server names, which would answer 421 for what is
 		// not a host at all.
 		Info(r.Context()).Err = err
+		s.fail(w, r, http.StatusBadRequest)
+		return
+	}
+	if strings.IndexByte(r.RequestURI, ' ') >= 0 {
+		// An HTTP/2 :path may hold a space, which no HTTP/1 request line
+		// can (net/http refuses it there), and net/http passes it: a
+		// query's went on raw into the request line Django's upstream
+		// got ("GET /dj/?a b HTTP/1.1"), and into PHP's QUERY_STRING.
+		// nginx refuses such a :path too.
+		Info(r.Context()).Err = errors.New("space in the request target")
 		s.fail(w, r, http.StatusBadRequest)
 		return
 	}

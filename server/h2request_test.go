@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -54,5 +55,36 @@ func TestHTTP2AuthorityCheckedAsHost(t *testing.T) {
 				t.Errorf("%s: access log %v, want 400 with the reason", c.name, m)
 			}
 		}
+	}
+}
+
+// TestHTTP2TargetWithSpace: an HTTP/1 request line cannot carry a space
+// in its target (net/http answers 400), but an HTTP/2 :path can, and
+// net/http passes it. In a query it went on raw: Django's request line
+// became "GET /dj/?a b HTTP/1.1", a malformed request written to gunicorn
+// (which refused it with a page of its own), and PHP got QUERY_STRING
+// "a b". Refused with 400, as nginx and nghttp2 refuse such a :path.
+func TestHTTP2TargetWithSpace(t *testing.T) {
+	mounted := 0
+	e := newEnv(t, nil, WithMount("django", []string{"/dj/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
+	ts := httptest.NewUnstartedServer(e.srv.Handler())
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	defer ts.Close()
+	for _, target := range []string{"/hello.php?a b", "/dj/?x HTTP/1.0", "/dj/a b", "/hello.php ", "/style.css?v=1 2"} {
+		before := len(e.php.scripts)
+		res := testh2.Do(t, ts.Listener.Addr().String(), []testh2.Field{
+			{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", target}}, nil)
+		e.php.mu.Lock()
+		ran := len(e.php.scripts) - before
+		e.php.mu.Unlock()
+		if res.Status != 400 || ran != 0 || mounted != 0 {
+			t.Errorf("%q: status %d (reset %v), PHP ran %d, Django %d; want 400 and neither", target, res.Status, res.Reset, ran, mounted)
+		}
+	}
+	// Escaped, it is an ordinary target.
+	if res := testh2.Do(t, ts.Listener.Addr().String(), []testh2.Field{
+		{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/hello.php?a%20b+c"}}, nil); res.Status != 200 {
+		t.Errorf("escaped space: %d", res.Status)
 	}
 }
