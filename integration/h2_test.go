@@ -190,3 +190,25 @@ func TestHTTP2TargetWithSpace(t *testing.T) {
 		t.Errorf("logged as %s", line)
 	}
 }
+
+// TestHTTP2MethodNotAToken: the real binary refuses an HTTP/2 :method that
+// is not a token with its own 400, before PHP or gunicorn. Before, PHP ran
+// with REQUEST_METHOD "GET X", and the Django proxy wrote the method into
+// gunicorn's request line ("GET X /dj/ HTTP/1.1"), which gunicorn 20.1
+// happens to refuse as a bad version; the target and version in such a
+// line are the client's, past the path the gateway's rules had checked.
+func TestHTTP2MethodNotAToken(t *testing.T) {
+	t.Parallel()
+	p, addr := startH2Binary(t)
+	for _, method := range []string{"GET X", "GET /%41DMIN/ HTTP/1.1", "G(T"} {
+		for _, target := range []string{"/dj/", "/info.php"} {
+			res := testh2.Do(t, addr, []testh2.Field{{":method", method}, {":scheme", "https"}, {":authority", "example.com"}, {":path", target}}, nil)
+			if res.Status != 400 || res.Body != "Bad Request\n" {
+				t.Errorf("%q %s: %d %q, want the gateway's 400", method, target, res.Status, res.Body)
+			}
+		}
+	}
+	if strings.Contains(p.stderr.String(), `"upstream":"django"`) || strings.Contains(p.stderr.String(), `"upstream":"php"`) {
+		t.Errorf("a request reached an app:\n%s", p.stderr.String())
+	}
+}

@@ -88,3 +88,39 @@ func TestHTTP2TargetWithSpace(t *testing.T) {
 		t.Errorf("escaped space: %d", res.Status)
 	}
 }
+
+// TestHTTP2MethodNotAToken: net/http refuses an HTTP/1 method that is not
+// a token (a space, a slash, a parenthesis) with 400, but passes an
+// HTTP/2 :method as the client wrote it. PHP ran with such a
+// REQUEST_METHOD, and the Django proxy wrote it into gunicorn's request
+// line: ":method GET X" became "GET X /dj/ HTTP/1.1", a request line
+// whose target and version are the client's to choose, past the path the
+// gateway's rules had checked. Refused with 400 before anything runs.
+func TestHTTP2MethodNotAToken(t *testing.T) {
+	mounted := 0
+	e := newEnv(t, nil, WithMount("django", []string{"/dj/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
+	ts := httptest.NewUnstartedServer(e.srv.Handler())
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	defer ts.Close()
+	for _, method := range []string{"GET /%41DMIN/ HTTP/1.1", "GET X", "G(T", "GET/1", `GE"T`, "GET\t", "PÖST"} {
+		for _, target := range []string{"/hello.php", "/dj/", "/style.css"} {
+			before := len(e.php.scripts)
+			res := testh2.Do(t, ts.Listener.Addr().String(), []testh2.Field{
+				{":method", method}, {":scheme", "https"}, {":authority", "example.com"}, {":path", target}}, nil)
+			e.php.mu.Lock()
+			ran := len(e.php.scripts) - before
+			e.php.mu.Unlock()
+			if !res.Reset && res.Status != 400 || ran != 0 || mounted != 0 {
+				t.Errorf("%q %s: status %d (reset %v), PHP ran %d, Django %d; want 400 and neither", method, target, res.Status, res.Reset, ran, mounted)
+			}
+		}
+	}
+	// A token with the characters a token may have is a method (PHP may
+	// answer it: WebDAV, PURGE).
+	before := len(e.php.scripts)
+	if res := testh2.Do(t, ts.Listener.Addr().String(), []testh2.Field{
+		{":method", "X-PURGE_1.0!"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/hello.php"}}, nil); res.Status != 200 || len(e.php.scripts) != before+1 {
+		t.Errorf("a token method: %d", res.Status)
+	}
+}

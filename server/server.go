@@ -47,6 +47,7 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/internal/compress"
+	"github.com/sessiongate/sessiongate/internal/httpfield"
 	"github.com/sessiongate/sessiongate/phproute"
 )
 
@@ -579,6 +580,11 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 
 // refusedMethod answers a request whose method no listener of the gateway
 // takes, and reports whether it did:
+//   - a method that is not a token (400), which net/http refuses on
+//     HTTP/1 but passes as an HTTP/2 :method: "GET X" reached PHP as
+//     REQUEST_METHOD, and the Django proxy wrote it into gunicorn's
+//     request line ("GET X /dj/ HTTP/1.1"), whose target and version
+//     were then the client's to choose;
 //   - a method with lowercase letters (400): methods are case-sensitive
 //     and nginx refuses those. gunicorn upper-cases it instead, so Django
 //     would run "trace" as TRACE and "head" as HEAD while the gateway (its
@@ -593,7 +599,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 //     are theirs to say.
 func (s *Server) refusedMethod(w http.ResponseWriter, r *http.Request) bool {
 	switch {
-	case hasLower(r.Method):
+	case !httpfield.ValidName(r.Method), hasLower(r.Method):
 		s.fail(w, r, http.StatusBadRequest)
 	case r.Method == http.MethodTrace || r.Method == http.MethodConnect:
 		s.fail(w, r, http.StatusMethodNotAllowed)
