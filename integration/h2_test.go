@@ -3,8 +3,10 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -19,13 +21,39 @@ import (
 )
 
 // startH2Binary runs the gateway binary on TLS (HTTP/2 offered), with the
-// access log on, in front of a real php-fpm on gwSite and of a gunicorn
-// serving echoWSGI under /dj/, with env added. It returns the gateway and
-// its host:port.
+// access log on and sessions off, in front of a real php-fpm on gwSite and
+// of a gunicorn serving echoWSGI under /dj/, with env added. It returns
+// the gateway and its host:port.
 func startH2Binary(t *testing.T, env ...string) (*gwProc, string) {
+	t.Helper()
+	return startH2Site(t, nil, append([]string{"SESSIONGATE_SESSIONS=off"}, env...)...)
+}
+
+// startH2Sessions is startH2Binary with sessions in a real Redis, the PHP
+// prepend, and testdata/session's hold.php and counter.php in the site.
+func startH2Sessions(t *testing.T) (*gwProc, string) {
+	t.Helper()
+	harness.Require(t, "redis-server")
+	red := harness.StartRedis(t)
+	files := map[string]string{}
+	for _, name := range []string{"hold.php", "counter.php"} {
+		b, err := os.ReadFile(filepath.Join("testdata/session", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = string(b)
+	}
+	return startH2Site(t, files, "SESSIONGATE_SESSION_KEYS="+sessionTestKey,
+		"SESSIONGATE_PHP_PREPEND="+writePrepend(t), "SESSIONGATE_REDIS_URL="+red.URL())
+}
+
+// startH2Site runs the binary of startH2Binary with files added to the
+// site and env as it is.
+func startH2Site(t *testing.T, files map[string]string, env ...string) (*gwProc, string) {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "gunicorn")
 	root := gwSite(t)
+	writeTree(t, root, files)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "echoapp.py"), []byte(echoWSGI), 0o644); err != nil {
 		t.Fatal(err)
@@ -37,7 +65,6 @@ func startH2Binary(t *testing.T, env ...string) (*gwProc, string) {
 		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
 		"SESSIONGATE_DOCUMENT_ROOT=" + root,
 		"SESSIONGATE_DJANGO_URL=" + g.URL(), "SESSIONGATE_DJANGO_PATHS=/dj/",
-		"SESSIONGATE_SESSIONS=off",
 		"SESSIONGATE_ACCESS_LOG=on",
 		"SESSIONGATE_TLS_CERT=" + cert, "SESSIONGATE_TLS_KEY=" + key,
 	}, env...))
@@ -210,5 +237,101 @@ func TestHTTP2MethodNotAToken(t *testing.T) {
 	}
 	if strings.Contains(p.stderr.String(), `"upstream":"django"`) || strings.Contains(p.stderr.String(), `"upstream":"php"`) {
 		t.Errorf("a request reached an app:\n%s", p.stderr.String())
+	}
+}
+
+// h2CounterCookie gets a session from counter.php over HTTP/2 and returns
+// its cookie.
+func h2CounterCookie(t *testing.T, client *http.Client, addr string) *http.Cookie {
+	t.Helper()
+	res, err := client.Get("https://" + addr + "/counter.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, c := range res.Cookies() {
+		if c.Name == "sessionid" && res.ProtoMajor == 2 && string(b) == "1" {
+			if !c.Secure {
+				t.Errorf("session cookie over HTTPS without Secure: %s", res.Header.Get("Set-Cookie"))
+			}
+			return c
+		}
+	}
+	t.Fatalf("%s %d %q, no session cookie: %q", res.Proto, res.StatusCode, b, res.Header.Values("Set-Cookie"))
+	return nil
+}
+
+// TestHTTP2CookieFields: an HTTP/2 client may send its cookies as several
+// cookie fields (RFC 9113 section 8.2.3, for better HPACK compression).
+// They are one Cookie header to the gateway's session lookup, to PHP and
+// to Django, joined with "; " as the RFC asks: the session is found in any
+// of them, PHP's HTTP_COOKIE holds them all, and Django gets the others
+// without the session cookie.
+func TestHTTP2CookieFields(t *testing.T) {
+	t.Parallel()
+	_, addr := startH2Sessions(t)
+	sess := h2CounterCookie(t, h2Client(), addr)
+	fields := func(target string) []testh2.Field {
+		return []testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", target},
+			{"cookie", "a=1"}, {"cookie", sess.Name + "=" + sess.Value}, {"cookie", "b=2"}}
+	}
+	if res := testh2.Do(t, addr, fields("/counter.php"), nil); res.Status != 200 || res.Body != "2" {
+		t.Errorf("counter.php with the session in the second cookie field: %d %q, want 2", res.Status, res.Body)
+	}
+	res := testh2.Do(t, addr, fields("/info.php"), nil)
+	var php map[string]string
+	if json.Unmarshal([]byte(res.Body), &php) != nil || !strings.HasPrefix(php["HTTP_COOKIE"], "a=1; ") || !strings.HasSuffix(php["HTTP_COOKIE"], "; b=2") {
+		t.Errorf("PHP's HTTP_COOKIE: %d %q", res.Status, res.Body)
+	}
+	res = testh2.Do(t, addr, fields("/dj/"), nil)
+	var dj map[string]string
+	if json.Unmarshal([]byte(res.Body), &dj) != nil || dj["HTTP_COOKIE"] != "a=1; b=2" || dj["HTTP_X_SESSIONGATE_SESSION_ID"] == "" {
+		t.Errorf("Django's cookies and session: %d %q", res.Status, res.Body)
+	}
+}
+
+// TestHTTP2ResetReleasesSessionLock: an HTTP/2 client that resets its
+// stream (RST_STREAM: a tab closed, a fetch aborted) while PHP holds the
+// session lock leaves the connection open for its other streams. The
+// request is logged 499, and the lock is released at once: the next
+// request for the session, on the same connection, runs while the script
+// of the reset one still sleeps (30 s, past the client's 10 s timeout).
+func TestHTTP2ResetReleasesSessionLock(t *testing.T) {
+	t.Parallel()
+	p, addr := startH2Sessions(t)
+	client := h2Client()
+	client.Timeout = 10 * time.Second
+	sess := h2CounterCookie(t, client, addr)
+	started := filepath.Join(harness.PHPTempDir(t), "started")
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+addr+"/hold.php?ms=30000&started="+started, nil)
+	req.AddCookie(sess)
+	held := make(chan error, 1)
+	go func() {
+		res, err := client.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		held <- err
+	}()
+	waitForFile(t, started, "hold.php")
+	cancel() // Go's client resets the stream and keeps the connection
+	if err := <-held; !errors.Is(err, context.Canceled) {
+		t.Fatalf("hold.php after the reset: %v", err)
+	}
+	req, _ = http.NewRequest("GET", "https://"+addr+"/counter.php", nil)
+	req.AddCookie(sess)
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("the session after a reset stream that held its lock: %v", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(b) != "2" {
+		t.Errorf("counter.php: %d %q, want 2", res.StatusCode, b)
+	}
+	if line := waitForLog(t, p.stderr, `"path":"/hold.php"`); !strings.Contains(line, `"status":499`) {
+		t.Errorf("the reset request logged as %s", line)
 	}
 }
