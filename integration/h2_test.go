@@ -335,3 +335,41 @@ func TestHTTP2ResetReleasesSessionLock(t *testing.T) {
 		t.Errorf("the reset request logged as %s", line)
 	}
 }
+
+// TestHTTP2StalledReaderReleasesPHP: with SESSIONGATE_RESPONSE_BUFFERING
+// off, an HTTP/2 client that takes the header of a large PHP response and
+// then stops reading (its stream's flow-control window stays shut) holds
+// the php-fpm connection only until SESSIONGATE_WRITE_TIMEOUT: the stream
+// is reset and logged as cut, and the one connection
+// SESSIONGATE_PHP_MAX_CONNS allows serves the next request, well before
+// SESSIONGATE_PHP_TIMEOUT would have refused it.
+func TestHTTP2StalledReaderReleasesPHP(t *testing.T) {
+	t.Parallel()
+	p, addr := startH2Site(t, map[string]string{
+		"big.php": `<?php for ($i = 0; $i < 64; $i++) { echo str_repeat('x', 1 << 20); }`,
+	}, "SESSIONGATE_SESSIONS=off", "SESSIONGATE_RESPONSE_BUFFERING=off", "SESSIONGATE_WRITE_TIMEOUT=2s",
+		"SESSIONGATE_PHP_MAX_CONNS=1", "SESSIONGATE_PHP_TIMEOUT=30s", "SESSIONGATE_COMPRESS=off")
+	stalled := h2Client()
+	stalled.Timeout = 0 // it stalls for as long as the gateway lets it
+	res, err := stalled.Get("https://" + addr + "/big.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close() // read nothing
+	if res.StatusCode != 200 || res.ProtoMajor != 2 {
+		t.Fatalf("big.php: %s %d", res.Proto, res.StatusCode)
+	}
+	other := h2Client()
+	other.Timeout = 20 * time.Second
+	res2, err := other.Get("https://" + addr + "/info.php")
+	if err != nil {
+		t.Fatalf("the next PHP request while a client stalls: %v", err)
+	}
+	res2.Body.Close()
+	if res2.StatusCode != 200 {
+		t.Errorf("the next PHP request while a client stalls: %d, want 200", res2.StatusCode)
+	}
+	if line := waitForLog(t, p.stderr, `"path":"/big.php"`); !strings.Contains(line, `"aborted":true`) || !strings.Contains(line, "timed out") {
+		t.Errorf("the stalled response logged as %s", line)
+	}
+}
