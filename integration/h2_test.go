@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -371,5 +372,61 @@ func TestHTTP2StalledReaderReleasesPHP(t *testing.T) {
 	}
 	if line := waitForLog(t, p.stderr, `"path":"/big.php"`); !strings.Contains(line, `"aborted":true`) || !strings.Contains(line, "timed out") {
 		t.Errorf("the stalled response logged as %s", line)
+	}
+}
+
+// TestHTTP2MaxHeaderBytes: SESSIONGATE_MAX_HEADER_BYTES is the same limit
+// over HTTP/2 as over HTTP/1.1: the request line and headers as HTTP/1.1
+// carries them. net/http sizes an HTTP/2 header list otherwise (32 bytes
+// more per field, pseudo-headers included) from the same
+// http.Server.MaxHeaderBytes, which the gateway sets 4 KiB under the limit
+// for HTTP/1's sake: with 8k, HTTP/2 requests over 4.3 KB were refused
+// (a browser's cookies), and with 4k, the smallest setting, every browser
+// request (Go's client and curl refuse to send a list over the limit the
+// server announces).
+func TestHTTP2MaxHeaderBytes(t *testing.T) {
+	t.Parallel()
+	h1 := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}}
+	get := func(client *http.Client, addr string, pad int) (string, error) {
+		req, err := http.NewRequest("GET", "https://"+addr+"/info.php", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// About what a browser sends besides its cookies.
+		req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+		req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8")
+		req.Header.Set("Accept-Language", "en-GB,en-US;q=0.9,en;q=0.8")
+		req.Header.Set("Sec-Ch-Ua", `"Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"`)
+		req.Header.Set("Cookie", "pad="+strings.Repeat("a", pad))
+		res, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		res.Body.Close()
+		return fmt.Sprint(res.Proto, " ", res.StatusCode), nil
+	}
+	for _, c := range []struct {
+		limit string
+		pad   int
+		want  int
+	}{
+		{"4k", 100, 200},
+		{"4k", 3000, 200},
+		{"4k", 4500, 431},
+		{"8k", 7000, 200},
+		{"8k", 9000, 431},
+	} {
+		_, addr := startH2Binary(t, "SESSIONGATE_MAX_HEADER_BYTES="+c.limit)
+		for _, client := range []*http.Client{h1, h2Client()} {
+			got, err := get(client, addr, c.pad)
+			proto := "HTTP/2.0"
+			if client == h1 {
+				proto = "HTTP/1.1"
+			}
+			if want := fmt.Sprint(proto, " ", c.want); got != want {
+				t.Errorf("SESSIONGATE_MAX_HEADER_BYTES=%s, a cookie of %d bytes: %q (%v), want %s", c.limit, c.pad, got, err, want)
+			}
+		}
 	}
 }

@@ -3,8 +3,10 @@ package server
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/testh2"
 )
 
@@ -122,5 +124,30 @@ func TestHTTP2MethodNotAToken(t *testing.T) {
 	if res := testh2.Do(t, ts.Listener.Addr().String(), []testh2.Field{
 		{":method", "X-PURGE_1.0!"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/hello.php"}}, nil); res.Status != 200 || len(e.php.scripts) != before+1 {
 		t.Errorf("a token method: %d", res.Status)
+	}
+}
+
+// TestMaxHeaderBytesAsHTTP1Carries: SESSIONGATE_MAX_HEADER_BYTES bounds an
+// HTTP/2 request as HTTP/1.1 would carry it, request line ("GET /hello.php
+// HTTP/1.1") and "Name: value" lines, Host and the final blank line
+// included: exactly the limit is served, a byte more gets 431. (net/http
+// sizes an HTTP/2 header list otherwise, and over TLS is given room for
+// that, so the limit is the handler's to apply.)
+func TestMaxHeaderBytesAsHTTP1Carries(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.MaxHeaderBytes = 8 << 10 })
+	ts := httptest.NewUnstartedServer(e.srv.Handler())
+	ts.EnableHTTP2 = true
+	ts.Config.MaxHeaderBytes = 64 << 10
+	ts.StartTLS()
+	defer ts.Close()
+	// "GET /hello.php HTTP/1.1\r\n" "Host: example.com\r\n" "X-Pad: ...\r\n" "\r\n"
+	fixed := len("GET /hello.php HTTP/1.1\r\n") + len("Host: example.com\r\n") + len("X-Pad: \r\n") + len("\r\n")
+	for _, c := range []struct{ size, want int }{{8 << 10, 200}, {8<<10 + 1, 431}, {12 << 10, 431}} {
+		res := testh2.Do(t, ts.Listener.Addr().String(), []testh2.Field{
+			{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/hello.php"},
+			{"x-pad", strings.Repeat("a", c.size-fixed)}}, nil)
+		if res.Status != c.want {
+			t.Errorf("%d bytes as HTTP/1.1 carries them, limit 8k: status %d (reset %v), want %d", c.size, res.Status, res.Reset, c.want)
+		}
 	}
 }

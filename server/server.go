@@ -485,7 +485,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		}
 		Info(r.Context()).ServerName = name
 	}
-	if headerFields(r.Header) > maxHeaderFields {
+	if headerFields(r.Header) > maxHeaderFields || headBytes(r) > int64(s.cfg.MaxHeaderBytes) {
 		closeAfter(w, r)
 		s.fail(w, r, http.StatusRequestHeaderFieldsTooLarge)
 		return
@@ -678,6 +678,30 @@ func hasLower(s string) bool {
 		}
 	}
 	return false
+}
+
+// headBytes is the size of r's request line and headers as HTTP/1.1
+// carries them ("Name: value" lines), which SESSIONGATE_MAX_HEADER_BYTES
+// bounds. net/http enforces the limit on an HTTP/1 request's bytes before
+// any handler runs, but sizes an HTTP/2 header list its own way (32 bytes
+// more per field, pseudo-headers included) from the same MaxHeaderBytes,
+// which the gateway sets with room for that over TLS (serve.go): the
+// limit itself is applied here, the same for both protocols. For an HTTP/1
+// request it is at most what net/http counted.
+func headBytes(r *http.Request) int64 {
+	n := len(r.Method) + 1 + len(r.RequestURI) + len(" HTTP/1.1\r\n") + len("\r\n")
+	if r.Host != "" {
+		n += len("Host: \r\n") + len(r.Host)
+	}
+	for name, values := range r.Header {
+		if name == "Host" {
+			continue // an HTTP/2 Host field, r.Host (hostFieldError)
+		}
+		for _, v := range values {
+			n += len(name) + len(": \r\n") + len(v)
+		}
+	}
+	return int64(n)
 }
 
 // headerFields counts header lines (a repeated name counts each time).

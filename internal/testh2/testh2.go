@@ -19,10 +19,10 @@ type Field [2]string
 
 // Response is what came back on the request's stream.
 type Response struct {
-	// Status is the response's :status when the server's encoder sent it
-	// from HPACK's static table (200, 204, 206, 304, 400, 404, 500), as
-	// Go's does; 0 for another code (a literal, perhaps Huffman coded) or
-	// no HEADERS at all.
+	// Status is the response's :status, read from the first field of its
+	// HEADERS frame as Go's encoder writes it on a new connection: from
+	// HPACK's static table, or a literal with the static table's name
+	// (Huffman coded or not). 0 when it came another way or not at all.
 	Status int
 	Body   string
 	// Reset: the stream or the connection ended with RST_STREAM or
@@ -83,7 +83,7 @@ func Do(t testing.TB, addr string, fields []Field, body []byte) Response {
 		case typ == 0x4 && flags&0x1 == 0: // SETTINGS: acknowledge
 			c.Write(frame(0x4, 0x1, 0, nil))
 		case typ == 0x1 && stream == 1 && n > 0:
-			res.Status = staticStatus[payload[0]]
+			res.Status = status(payload)
 			if flags&0x1 != 0 {
 				return res
 			}
@@ -97,6 +97,79 @@ func Do(t testing.TB, addr string, fields []Field, body []byte) Response {
 			return res
 		}
 	}
+}
+
+// status reads the :status field at the start of an HPACK header block:
+// an indexed static entry, or a literal named by one of the static
+// entries 8 to 14 (":status"), with indexing, without or never indexed.
+func status(block []byte) int {
+	if st, ok := staticStatus[block[0]]; ok {
+		return st
+	}
+	name := block[0] & 0x0f
+	if block[0]&0xc0 == 0x40 {
+		name = block[0] & 0x3f
+	} else if block[0]&0xe0 != 0 {
+		return 0
+	}
+	if name < 8 || name > 14 || len(block) < 2 {
+		return 0
+	}
+	huffman, n := block[1]&0x80 != 0, int(block[1]&0x7f)
+	if len(block) < 2+n {
+		return 0
+	}
+	v := block[2 : 2+n]
+	digits := string(v)
+	if huffman {
+		digits = huffmanDigits(v)
+	}
+	code := 0
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		code = code*10 + int(c-'0')
+	}
+	if len(digits) != 3 {
+		return 0
+	}
+	return code
+}
+
+// huffmanDigits decodes an HPACK Huffman string of decimal digits (RFC
+// 7541 appendix B: 0 to 2 in 5 bits, 00000 to 00010; 3 to 9 in 6 bits,
+// 011001 to 011111), up to the padding of ones; "" for anything else.
+func huffmanDigits(b []byte) string {
+	var out []byte
+	var acc, bits uint
+	take := func(n uint) (uint, bool) {
+		if bits < n {
+			return 0, false
+		}
+		return acc >> (bits - n) & (1<<n - 1), true
+	}
+	for _, c := range b {
+		acc, bits = acc<<8|uint(c), bits+8
+		for {
+			if v, ok := take(5); ok && v <= 2 {
+				out, bits = append(out, byte('0'+v)), bits-5
+				continue
+			}
+			if v, ok := take(6); ok && v >= 0x19 && v <= 0x1f {
+				out, bits = append(out, byte('3'+v-0x19)), bits-6
+				continue
+			}
+			break
+		}
+	}
+	if bits >= 8 {
+		return ""
+	}
+	if v, _ := take(bits); v != 1<<bits-1 {
+		return "" // not the padding of ones
+	}
+	return string(out)
 }
 
 // appendString appends s as an HPACK string literal without Huffman
