@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -98,6 +99,52 @@ func TestClientBodyTimeoutIs408(t *testing.T) {
 	}
 	if n := len(srv.Requests()); n != 0 {
 		t.Errorf("php-fpm saw %d requests", n)
+	}
+}
+
+// stoppableReader is a client body streamed to php-fpm as the server's
+// streamedBody is (a BodyReadStopper), failing after n bytes with err, a
+// while later (the transport waits for the answer meanwhile), as an HTTP/2
+// body does: its read deadline running out, or END_STREAM before the
+// declared Content-Length. Unlike HTTP/1, net/http then leaves the
+// request's context alive.
+type stoppableReader struct {
+	n   int
+	err error
+}
+
+func (r *stoppableReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		time.Sleep(20 * time.Millisecond)
+		return 0, r.err
+	}
+	n := min(len(p), r.n)
+	r.n -= n
+	return n, nil
+}
+
+func (r *stoppableReader) StopReading() {}
+func (r *stoppableReader) Close() error { return nil }
+
+// TestStreamedBodyFailureIsTheClients: a streamed body that fails while
+// the context stays alive (HTTP/2) is the client's failure, 408 for a
+// stalled body and 400 for a short one, as over HTTP/1. The write that
+// failed closed the php-fpm connection before it reported why; the read of
+// the answer, woken by that close, mostly came first, took the write for
+// one cut on purpose (waitCut) and answered 502 with "use of closed network
+// connection", blaming php-fpm for a client's stalled or short upload.
+func TestStreamedBodyFailureIsTheClients(t *testing.T) {
+	srv := newFakeServer(t, echoBody)
+	tr, _ := newTransport(t, Options{MaxBody: 1 << 20, TempDir: t.TempDir()}, srv.Addr())
+	short := errors.New("request declared a Content-Length of 204800 but only wrote 500 bytes")
+	for i := 0; i < 5; i++ {
+		for err, want := range map[error]int{os.ErrDeadlineExceeded: http.StatusRequestTimeout, short: http.StatusBadRequest} {
+			req := newReq(nil, "POST", "/", nil, nil)
+			req.Body, req.ContentLength = &stoppableReader{n: 500, err: err}, 200<<10
+			if _, got := tr.RoundTrip(req); StatusOf(got) != want {
+				t.Fatalf("attempt %d, body failing with %v: %v (status %d), want %d", i, err, got, StatusOf(got), want)
+			}
+		}
 	}
 }
 

@@ -478,14 +478,21 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		wdone = make(chan error, 1)
 		go func() {
 			err := t.writeRequest(ctx, c, prefix, body)
+			if err == nil {
+				rr.sentWhole()
+			}
+			// Reported before the close below wakes the read of the
+			// answer, which then finds why the write failed: found empty,
+			// the write passed for one it cut itself (waitCut), and a
+			// client's stalled or short HTTP/2 body (whose failure leaves
+			// the context alive) was answered 502 for php-fpm's closed
+			// connection instead of 408 or 400.
+			wdone <- err
 			if err != nil {
 				// No answer is worth waiting for to a request not sent
 				// whole: the read below returns.
 				c.nc.Close()
-			} else {
-				rr.sentWhole()
 			}
-			wdone <- err
 		}()
 	} else if err := t.writeRequest(ctx, c, prefix, body); err != nil {
 		return writeFailed(err)

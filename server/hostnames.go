@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"iter"
 	"net/http"
 	"net/netip"
@@ -176,3 +178,38 @@ func forwardedHost(h http.Header) string {
 	}
 	return ""
 }
+
+// hostFieldError says what is wrong with the host a request names, or
+// returns nil. net/http refuses an HTTP/1 Host with bytes no host has
+// ("malformed Host header", 400) before any handler runs, but passes an
+// HTTP/2 :authority, or the Host field that stands in for it, as the
+// client wrote it: a space, a slash or markup then reached PHP as
+// HTTP_HOST and SERVER_NAME, which applications print into links and
+// pages, and Django as X-Forwarded-Host. A Host field beside :authority
+// that names another host, or a second one, makes an HTTP/2 request
+// malformed (RFC 9113 section 8.3.1): which of them an app reads is
+// anyone's guess. (net/http keeps a Host field only on HTTP/2.)
+func hostFieldError(r *http.Request) error {
+	for i := 0; i < len(r.Host); i++ {
+		if !validHostByte[r.Host[i]] {
+			return fmt.Errorf("malformed host %q", clip(r.Host, 100))
+		}
+	}
+	switch h := r.Header["Host"]; {
+	case len(h) > 1:
+		return errors.New("more than one Host field")
+	case len(h) == 1 && !strings.EqualFold(h[0], r.Host):
+		return fmt.Errorf("Host field %q differs from :authority %q", clip(h[0], 100), clip(r.Host, 100))
+	}
+	return nil
+}
+
+// validHostByte are the bytes net/http lets an HTTP/1 Host hold
+// (golang.org/x/net/http/httpguts.ValidHostHeader): those of a reg-name,
+// an IP literal and a port, so that both protocols take the same hosts.
+var validHostByte = func() (t [256]bool) {
+	for _, c := range "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!$%&'()*+,-.:;=[]_~" {
+		t[c] = true
+	}
+	return t
+}()

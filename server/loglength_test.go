@@ -68,11 +68,24 @@ func TestAccessLogLineIsBounded(t *testing.T) {
 	}
 
 	r = httptest.NewRequest("GET", "/style.css", nil)
-	r.Host = "a" + strings.Repeat("é", 200) + ".example.org"
+	r.Host = "a" + strings.Repeat("b", 2000) + ".example.org"
 	if w := e.do(r); w.Code != 421 {
 		t.Fatalf("foreign host: %d", w.Code)
 	}
-	check("long host")
+	if m := check("long host"); len(m["host"].(string)) > 200 {
+		t.Errorf("foreign host logged as %.300q", m["host"])
+	}
+
+	// Not a host (an HTTP/2 :authority may be anything): named in the
+	// error.
+	r = httptest.NewRequest("GET", "/style.css", nil)
+	r.Host = "a" + strings.Repeat("é", 200) + ".example.org"
+	if w := e.do(r); w.Code != 400 {
+		t.Fatalf("malformed host: %d", w.Code)
+	}
+	if m := check("long malformed host"); len(m["error"].(string)) > 300 {
+		t.Errorf("malformed host logged as %.400q", m["error"])
+	}
 }
 
 // SESSIONGATE_LOG_FORMAT=text writes an unprintable character outside

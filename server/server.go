@@ -11,10 +11,11 @@
 //	              RESPONSE_HEADERS, HSTS: outheaders.go)
 //	compress      gzip for clients that take it (package compress; static
 //	              files from its cache, see serveStatic)
-//	front         server names (421), the canonical name and moved URLs
-//	              (301 and the like), body limit (413), rate limits
-//	              (429), access rules (403, 401), internal paths (404),
-//	              mounted prefixes (e.g. Django), else PHP site
+//	front         a malformed Host or target (400), server names (421),
+//	              the canonical name and moved URLs (301 and the like),
+//	              body limit (413), rate limits (429), access rules (403,
+//	              401), internal paths (404), mounted prefixes (e.g.
+//	              Django), else PHP site
 //	site          phproute.Resolve: static | redirect | refusal | PHP,
 //	              whose body is read ahead first (ReadBody)
 //	serveApp      around PHP and each mount: an X-Accel-Redirect in the
@@ -46,6 +47,7 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/internal/compress"
+	"github.com/sessiongate/sessiongate/internal/httpfield"
 	"github.com/sessiongate/sessiongate/phproute"
 )
 
@@ -456,6 +458,23 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		// keep HTTP/1.0 connections) is the price.
 		w.Header().Set("Connection", "close")
 	}
+	if err := hostFieldError(r); err != nil {
+		// Before the server names, which would answer 421 for what is
+		// not a host at all.
+		Info(r.Context()).Err = err
+		s.fail(w, r, http.StatusBadRequest)
+		return
+	}
+	if strings.IndexByte(r.RequestURI, ' ') >= 0 {
+		// An HTTP/2 :path may hold a space, which no HTTP/1 request line
+		// can (net/http refuses it there), and net/http passes it: a
+		// query's went on raw into the request line Django's upstream
+		// got ("GET /dj/?a b HTTP/1.1"), and into PHP's QUERY_STRING.
+		// nginx refuses such a :path too.
+		Info(r.Context()).Err = errors.New("space in the request target")
+		s.fail(w, r, http.StatusBadRequest)
+		return
+	}
 	if s.names != nil {
 		name, ok := s.names.name(r, Info(r.Context()).ViaProxy)
 		if !ok {
@@ -466,7 +485,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		}
 		Info(r.Context()).ServerName = name
 	}
-	if headerFields(r.Header) > maxHeaderFields {
+	if headerFields(r.Header) > maxHeaderFields || headBytes(r) > int64(s.cfg.MaxHeaderBytes) {
 		closeAfter(w, r)
 		s.fail(w, r, http.StatusRequestHeaderFieldsTooLarge)
 		return
@@ -561,6 +580,11 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 
 // refusedMethod answers a request whose method no listener of the gateway
 // takes, and reports whether it did:
+//   - a method that is not a token (400), which net/http refuses on
+//     HTTP/1 but passes as an HTTP/2 :method: "GET X" reached PHP as
+//     REQUEST_METHOD, and the Django proxy wrote it into gunicorn's
+//     request line ("GET X /dj/ HTTP/1.1"), whose target and version
+//     were then the client's to choose;
 //   - a method with lowercase letters (400): methods are case-sensitive
 //     and nginx refuses those. gunicorn upper-cases it instead, so Django
 //     would run "trace" as TRACE and "head" as HEAD while the gateway (its
@@ -575,7 +599,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 //     are theirs to say.
 func (s *Server) refusedMethod(w http.ResponseWriter, r *http.Request) bool {
 	switch {
-	case hasLower(r.Method):
+	case !httpfield.ValidName(r.Method), hasLower(r.Method):
 		s.fail(w, r, http.StatusBadRequest)
 	case r.Method == http.MethodTrace || r.Method == http.MethodConnect:
 		s.fail(w, r, http.StatusMethodNotAllowed)
@@ -654,6 +678,30 @@ func hasLower(s string) bool {
 		}
 	}
 	return false
+}
+
+// headBytes is the size of r's request line and headers as HTTP/1.1
+// carries them ("Name: value" lines), which SESSIONGATE_MAX_HEADER_BYTES
+// bounds. net/http enforces the limit on an HTTP/1 request's bytes before
+// any handler runs, but sizes an HTTP/2 header list its own way (32 bytes
+// more per field, pseudo-headers included) from the same MaxHeaderBytes,
+// which the gateway sets with room for that over TLS (serve.go): the
+// limit itself is applied here, the same for both protocols. For an HTTP/1
+// request it is at most what net/http counted.
+func headBytes(r *http.Request) int64 {
+	n := len(r.Method) + 1 + len(r.RequestURI) + len(" HTTP/1.1\r\n") + len("\r\n")
+	if r.Host != "" {
+		n += len("Host: \r\n") + len(r.Host)
+	}
+	for name, values := range r.Header {
+		if name == "Host" {
+			continue // an HTTP/2 Host field, r.Host (hostFieldError)
+		}
+		for _, v := range values {
+			n += len(name) + len(": \r\n") + len(v)
+		}
+	}
+	return int64(n)
 }
 
 // headerFields counts header lines (a repeated name counts each time).

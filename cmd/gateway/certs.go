@@ -3,37 +3,81 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
 	"sync/atomic"
+	"time"
 )
 
 // certFiles serves the TLS certificate and key files and reads them again
 // on SIGHUP: certbot, acme.sh and lego renew the files in place and then
-// signal the server, as nginx reloads on SIGHUP. A pair that fails to load
-// is logged and the one in use stays, so a broken renewal never takes the
-// site down.
+// signal the server, as nginx reloads on SIGHUP. A pair that fails to load,
+// or whose certificate has expired, is logged and the one in use stays, so
+// a broken renewal never takes the site down.
 type certFiles struct {
 	certFile, keyFile string
 	current           atomic.Pointer[tls.Certificate]
 }
 
+// loadCertFiles loads the pair to start with. An expired certificate is
+// loaded all the same (see expired): without it the plain-HTTP listener
+// would not run to answer the ACME challenge that renews it.
 func loadCertFiles(certFile, keyFile string) (*certFiles, error) {
 	c := &certFiles{certFile: certFile, keyFile: keyFile}
-	if err := c.reload(); err != nil {
+	pair, err := c.load()
+	if err != nil {
 		return nil, err
 	}
+	c.current.Store(pair)
 	return c, nil
 }
 
+// reload replaces the pair in use with the files' current contents, unless
+// they fail to load or the certificate has expired: a renewal hook that
+// copied an old certificate from certbot's archive, or a backup, swapped
+// it in for a valid one, which every browser then refused.
 func (c *certFiles) reload() error {
+	pair, err := c.load()
+	if err != nil {
+		return err
+	}
+	if err := leafExpired(pair.Leaf, time.Now()); err != nil {
+		return fmt.Errorf("SESSIONGATE_TLS_CERT=%q: %w", c.certFile, err)
+	}
+	c.current.Store(pair)
+	return nil
+}
+
+func (c *certFiles) load() (*tls.Certificate, error) {
 	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
 	if err != nil {
 		// crypto/tls errors name files and PEM block types, never key bytes.
-		return fmt.Errorf("SESSIONGATE_TLS_CERT=%q, SESSIONGATE_TLS_KEY=%q: %w", c.certFile, c.keyFile, err)
+		return nil, fmt.Errorf("SESSIONGATE_TLS_CERT=%q, SESSIONGATE_TLS_KEY=%q: %w", c.certFile, c.keyFile, err)
 	}
-	c.current.Store(&pair)
+	if pair.Leaf == nil {
+		// Set by LoadX509KeyPair unless GODEBUG x509keypairleaf=0.
+		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("SESSIONGATE_TLS_CERT=%q: %w", c.certFile, err)
+		}
+	}
+	return &pair, nil
+}
+
+// expired reports the certificate in use as expired at now, or returns
+// nil, for the warning at start.
+func (c *certFiles) expired(now time.Time) error {
+	if err := leafExpired(c.current.Load().Leaf, now); err != nil {
+		return fmt.Errorf("SESSIONGATE_TLS_CERT=%q: %w", c.certFile, err)
+	}
+	return nil
+}
+
+func leafExpired(leaf *x509.Certificate, now time.Time) error {
+	if now.After(leaf.NotAfter) {
+		return fmt.Errorf("the certificate expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
 	return nil
 }
 
@@ -62,11 +106,7 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, certs *certFiles,
 				log.Error("SIGHUP: TLS certificate not reloaded; the previous one stays in use", "error", err.Error())
 				continue
 			}
-			attrs := []any{"cert", certs.certFile}
-			if leaf := certs.current.Load().Leaf; leaf != nil {
-				attrs = append(attrs, "not_after", leaf.NotAfter)
-			}
-			log.Info("SIGHUP: TLS certificate reloaded", attrs...)
+			log.Info("SIGHUP: TLS certificate reloaded", "cert", certs.certFile, "not_after", certs.current.Load().Leaf.NotAfter)
 		}
 	}()
 }

@@ -122,8 +122,14 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			logger.Error("cannot load the TLS certificate", "error", err.Error())
 			return 1
 		}
+		if err := certs.expired(time.Now()); err != nil {
+			// Served all the same, as nginx does: the redirect listener
+			// must answer the ACME challenge that renews it.
+			logger.Warn("TLS certificate expired: browsers refuse HTTPS until it is renewed (then SIGHUP)", "error", err.Error())
+		}
 		// ServeTLS still adds HTTP/2 to a config without NextProtos.
 		public.TLSConfig = &tls.Config{GetCertificate: certs.getCertificate}
+		public.MaxHeaderBytes = tlsMaxHeaderBytes(int(cfg.MaxHeaderBytes))
 	}
 	// Not ctx, which SIGTERM ends: SIGHUP stays handled through the drain,
 	// where Go's default action (exit) would cut the requests still running.
@@ -330,6 +336,19 @@ func (l *serverErrorLog) Write(p []byte) (int, error) {
 // of 8 KiB): browsers send a host's cookies that lack the Secure flag over
 // plain HTTP too, and a visitor refused with 431 would never reach HTTPS.
 const redirectMaxHeaderBytes = 32 << 10
+
+// tlsMaxHeaderBytes is the http.Server MaxHeaderBytes over TLS, where
+// HTTP/2 takes it as its header list limit (plus 320 bytes): a list counts
+// 32 bytes more per field than HTTP/1.1 lines, pseudo-headers included, so
+// at serverMaxHeaderBytes a browser's HTTP/2 requests were refused 4 KiB
+// under the limit (at 4k, all of them), and a longer field ended the whole
+// connection. 8 KiB more holds the overhead of some 130 fields; the server
+// handler applies SESSIONGATE_MAX_HEADER_BYTES itself, as HTTP/1.1 would
+// carry the request, to HTTP/2 and to the HTTP/1.1 requests this lets
+// through.
+func tlsMaxHeaderBytes(n int) int {
+	return serverMaxHeaderBytes(n) + 8<<10
+}
 
 // serverMaxHeaderBytes is the http.Server MaxHeaderBytes that enforces a
 // limit of n bytes of request line plus headers

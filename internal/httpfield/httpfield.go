@@ -3,7 +3,8 @@
 // configuration (the headers an operator asks the gateway to add).
 package httpfield
 
-// ValidName reports whether name is an RFC 9110 token.
+// ValidName reports whether name is an RFC 9110 token, as a field name
+// or a request method must be.
 func ValidName[T string | []byte](name T) bool {
 	if len(name) == 0 {
 		return false

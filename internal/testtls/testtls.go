@@ -25,6 +25,13 @@ import (
 // reach a loopback listener by name or address.
 func Pair(t testing.TB) (certFile, keyFile string) {
 	t.Helper()
+	return PairValid(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+}
+
+// PairValid is Pair with a certificate valid from notBefore to notAfter:
+// an expired one, for the tests of a renewal gone wrong.
+func PairValid(t testing.TB, notBefore, notAfter time.Time) (certFile, keyFile string) {
+	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -32,8 +39,8 @@ func Pair(t testing.TB) (certFile, keyFile string) {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
 		Subject:      pkix.Name{CommonName: "localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		DNSNames:     []string{"localhost", "example.com"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}

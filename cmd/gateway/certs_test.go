@@ -1,0 +1,75 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/internal/testtls"
+)
+
+// copyPair writes the certificate and key files of another pair over
+// cert and key, as a renewal hook does.
+func copyPair(t *testing.T, cert, key, fromCert, fromKey string) {
+	t.Helper()
+	for dst, src := range map[string]string{cert: fromCert, key: fromKey} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCertReloadRefusesExpired: a renewal hook that copies the wrong
+// files (an old one from certbot's archive, a backup) and sends SIGHUP
+// swapped an expired certificate in for a valid one, which every browser
+// then refused until the next reload, while the log said "reloaded". The
+// expired pair is refused, naming the variable and the date, and the
+// valid one stays; a valid pair after it is taken.
+func TestCertReloadRefusesExpired(t *testing.T) {
+	cert, key := testtls.Pair(t)
+	c, err := loadCertFiles(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := c.current.Load()
+	expiredCert, expiredKey := testtls.PairValid(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	copyPair(t, cert, key, expiredCert, expiredKey)
+	err = c.reload()
+	if err == nil || !strings.Contains(err.Error(), "SESSIONGATE_TLS_CERT") || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("reload of an expired certificate: %v, want an error naming SESSIONGATE_TLS_CERT and the expiry", err)
+	}
+	if c.current.Load() != first {
+		t.Fatal("the expired certificate replaced the valid one")
+	}
+	freshCert, freshKey := testtls.Pair(t)
+	copyPair(t, cert, key, freshCert, freshKey)
+	if err := c.reload(); err != nil {
+		t.Fatalf("reload of a valid certificate: %v", err)
+	}
+	if c.current.Load() == first {
+		t.Fatal("the valid renewal was not taken")
+	}
+}
+
+// TestCertExpiredAtStartStillServes: an expired certificate at start is
+// loaded (the plain-HTTP listener must still answer the ACME challenge that
+// renews it) and reported by expired, for the warning at start.
+func TestCertExpiredAtStartStillServes(t *testing.T) {
+	cert, key := testtls.PairValid(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	c, err := loadCertFiles(cert, key)
+	if err != nil {
+		t.Fatalf("an expired certificate at start: %v", err)
+	}
+	if err := c.expired(time.Now()); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("expired() = %v", err)
+	}
+	valid, validKey := testtls.Pair(t)
+	if c, err = loadCertFiles(valid, validKey); err != nil || c.expired(time.Now()) != nil {
+		t.Errorf("a valid certificate: %v, expired() = %v", err, c.expired(time.Now()))
+	}
+}
