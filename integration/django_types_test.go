@@ -172,3 +172,32 @@ func TestDjangoUserSeenByPHPNextToAnEnum(t *testing.T) {
 		t.Errorf("PHP sees %q, want user:%s", body, pk)
 	}
 }
+
+// TestDjangoNextToAnEnumUsedTwice: PHP writes one enum case kept under two
+// keys as a back-reference (r:) to the first, as it does for any object.
+// An enum case has no identity to keep, so that is no link between the
+// keys: Django must still see its login and every key, and its writes must
+// be stored. The session was kept as one opaque PHP member instead, so
+// Django saw an empty session (its user logged out) and every Django write
+// was refused with a 500.
+func TestDjangoNextToAnEnumUsedTwice(t *testing.T) {
+	t.Parallel()
+	s, _ := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	j := jar{"sessionid": s.newSession(t)}
+	if res, _ := call(t, gw, j, "GET", "/accounts/api/login-as/?u=alice", ""); res.StatusCode != 200 {
+		t.Fatalf("login: %d", res.StatusCode)
+	}
+	if res, body, _ := gw.get(t, "/enum_role.php?op=twice", j["sessionid"]); res.StatusCode != 200 || !strings.Contains(body, `"granted":["admin"]`) {
+		t.Fatalf("enum_role.php?op=twice: %d %s", res.StatusCode, body)
+	}
+	if _, body := call(t, gw, j, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, `"user": "alice"`) || !strings.Contains(body, `"user": "ana"`) {
+		t.Errorf("Django sees %s, want alice logged in and the user key", body)
+	}
+	if res, body := call(t, gw, j, "GET", "/accounts/api/slow-set/?ms=0&k=dj&v=d", ""); res.StatusCode != 200 {
+		t.Errorf("Django write: %d %.200s", res.StatusCode, body)
+	}
+	if res, body, _ := gw.get(t, "/enum_role.php", j["sessionid"]); res.StatusCode != 200 || !strings.Contains(body, `"role":"admin","granted":["admin"]`) || !strings.Contains(body, `"dj":"d"`) {
+		t.Errorf("PHP afterwards: %d %s", res.StatusCode, body)
+	}
+}
