@@ -201,3 +201,27 @@ func TestDjangoNextToAnEnumUsedTwice(t *testing.T) {
 		t.Errorf("PHP afterwards: %d %s", res.StatusCode, body)
 	}
 }
+
+// TestDjangoIntegerBeyondFloatRange: Python's ints have no bound, and an
+// integer beyond a float's range (10**400) is JSON that Django's own
+// serializer keeps, but PHP could only get it as INF, another value: the
+// write is refused (500) and Django's log says why, as for data nested too
+// deep; the session keeps what it had. The gateway refused it with only its
+// own log naming a number "out of range", while Django's middleware
+// believed the change sent, and the contract said such an integer reaches
+// PHP as a float.
+func TestDjangoIntegerBeyondFloatRange(t *testing.T) {
+	t.Parallel()
+	s, g := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	j := jar{"sessionid": s.newSession(t)}
+	if res, body := call(t, gw, j, "GET", "/accounts/api/pyset/?kind=hugeint", ""); res.StatusCode != 500 {
+		t.Errorf("Django write: %d %.200s, want 500", res.StatusCode, body)
+	}
+	if res, body, _ := gw.get(t, "/get.php", j["sessionid"]); res.StatusCode != 200 || !strings.Contains(body, `"data":{"user":"ana"}`) {
+		t.Errorf("PHP afterwards: %d %s", res.StatusCode, body)
+	}
+	if !strings.Contains(g.Log(), "integer beyond a float's range") {
+		t.Errorf("no reason in Django's log:\n%s", g.Log())
+	}
+}

@@ -179,6 +179,7 @@ def pyset(request):
 
     values = {
         "bigint": 2**70,
+        "hugeint": [10**400, -(10**400)],
         "tuple": (1, "a"),
         "intkeys": {1: "a", 2: "b"},
         "intkeys0": {0: "a", 1: "b"},
