@@ -225,3 +225,33 @@ func TestDjangoIntegerBeyondFloatRange(t *testing.T) {
 		t.Errorf("no reason in Django's log:\n%s", g.Log())
 	}
 }
+
+// TestDjangoObjectsInsideAValuePHPChanged: a PHP page counts something
+// inside a dict Django stored; the rest of the dict must come back to
+// Django as Django wrote it. PHP's array model turned every nested {} into
+// [] and {"0": ...} into a list, so the view's next
+// cart["items"]["sku"] = 1 failed on a list, and a big int became a float.
+func TestDjangoObjectsInsideAValuePHPChanged(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"strict", "merge"} {
+		t.Run(mode, func(t *testing.T) {
+			s, _ := startDjangoAPIStack(t, "SESSIONGATE_SESSION_LOCK="+mode)
+			gw := s.gws[0]
+			j := jar{"sessionid": s.newSession(t)}
+			_, tok := call(t, gw, j, "GET", "/accounts/api/token/", "")
+			cart := `{"items": {}, "by_pos": {"0": "a", "1": "b"}, "big": 18446744073709551616, "f": 1.0, "n": 0}`
+			if res, body := call(t, gw, j, "POST", "/accounts/api/set/", `{"cart":`+cart+`}`, "Content-Type", "application/json", "X-CSRFToken", tok); res.StatusCode != 200 {
+				t.Fatalf("Django write: %d %.200s", res.StatusCode, body)
+			}
+			for range 2 {
+				if res, body, _ := gw.get(t, "/contract_rt.php?op=incr&k=cart", j["sessionid"]); res.StatusCode != 200 || body != "ok" {
+					t.Fatalf("PHP: %d %s", res.StatusCode, body)
+				}
+			}
+			want := `"cart": {"items": {}, "by_pos": {"0": "a", "1": "b"}, "big": 18446744073709551616, "f": 1.0, "n": 2}`
+			if _, body := call(t, gw, j, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, want) {
+				t.Errorf("Django sees %s\nwant %s", body, want)
+			}
+		})
+	}
+}

@@ -13,6 +13,8 @@
 //                         session_regenerate_id(true)
 //   ?op=verify            answers "same" when every p<i> still hashes to
 //                         p_sha[<i>]
+//   ?op=incr&k=name       adds 1 to $_SESSION[name]['n'] (a PHP page that
+//                         counts something inside a value Django wrote)
 class SgContractFoo
 {
     public $pub = 1;
@@ -197,6 +199,9 @@ if ($op === 'gen') {
         }
     }
     echo $diff === [] ? 'same' : implode("\n", $diff);
+} elseif ($op === 'incr') {
+    $_SESSION[$_GET['k']]['n'] = ($_SESSION[$_GET['k']]['n'] ?? 0) + 1;
+    echo 'ok';
 } else {
     http_response_code(400);
     echo 'unknown op';
