@@ -40,7 +40,8 @@ func contractSeed(t *testing.T) int64 {
 //     a new ID; also for a script that reads the session in PHP's own
 //     "php" format;
 //   - Django's values are the same for Django after a PHP write (one that
-//     regenerates the ID too) and a login, and PHP's copy of each is PHP's model of it (integer keys,
+//     regenerates the ID too) and a login, and so is all of each array but
+//     the key a PHP write added inside it, and PHP's copy of each is PHP's model of it (integer keys,
 //     lists, integers beyond int64 as floats), also after Django writes
 //     all it was given.
 //
@@ -92,8 +93,12 @@ func TestContractRoundTripRandom(t *testing.T) {
 				if res, body := call(t, gw, j, "GET", "/accounts/api/contract-gen/?"+q, ""); res.StatusCode != 200 {
 					t.Fatalf("seed %s: Django gen: %d %.300s\n%s\n%s", seedS, res.StatusCode, body, gw.Logs.String(), g.Log())
 				}
-				copyQ := q
-				if b == 2 {
+				copyQ, checkQ := q, q
+				switch b {
+				case 0: // PHP changes something inside each of Django's arrays
+					copyQ += "&poke=1"
+					checkQ += "&poked=1"
+				case 2:
 					copyQ += "&regen=1" // PHP moves the session to a new ID
 				}
 				res, body, set := gw.get(t, "/contract_rt.php?op=copy&"+copyQ, j["sessionid"])
@@ -107,10 +112,10 @@ func TestContractRoundTripRandom(t *testing.T) {
 				if res, body := call(t, gw, j, "GET", "/accounts/api/login-as/?u=contract", ""); res.StatusCode != 200 || j["sessionid"] == before {
 					t.Fatalf("seed %s: Django login: %d %.300s", seedS, res.StatusCode, body)
 				}
-				if _, body := call(t, gw, j, "GET", "/accounts/api/contract-check/?write=1&"+q, ""); body != "same" {
+				if _, body := call(t, gw, j, "GET", "/accounts/api/contract-check/?write=1&"+checkQ, ""); body != "same" {
 					t.Errorf("seed %s: Django's values after PHP's write:\n%s", seedS, body)
 				}
-				if _, body := call(t, gw, j, "GET", "/accounts/api/contract-check/?"+q, ""); body != "same" {
+				if _, body := call(t, gw, j, "GET", "/accounts/api/contract-check/?"+checkQ, ""); body != "same" {
 					t.Errorf("seed %s: Django's values after its own write:\n%s", seedS, body)
 				}
 				if _, body, _ := gw.get(t, "/contract_rt.php?op=verify&"+q, j["sessionid"]); body != "same" {

@@ -9,8 +9,9 @@
 //                         one line per difference
 //   ?op=copy              for every d<i> (Django's values): p<i> = [d<i>],
 //                         so PHP re-encodes them, and p_sha[<i>] the sha1
-//                         of serialize(p<i>); with &regen=1 then
-//                         session_regenerate_id(true)
+//                         of serialize(p<i>); with &poke=1 then sets
+//                         d<i>['__poked'] = 1 in each array d<i>; with
+//                         &regen=1 then session_regenerate_id(true)
 //   ?op=verify            answers "same" when every p<i> still hashes to
 //                         p_sha[<i>]
 //   ?op=incr&k=name       adds 1 to $_SESSION[name]['n'] (a PHP page that
@@ -187,6 +188,15 @@ if ($op === 'gen') {
         }
     }
     $_SESSION['p_sha'] = $sha;
+    if (($_GET['poke'] ?? '') === '1') {
+        // A change inside each of Django's arrays: the rest of it must
+        // come back to Django as Django wrote it.
+        foreach ($_SESSION as $k => $v) {
+            if (is_string($k) && preg_match('/^d\d+$/', $k) && is_array($v)) {
+                $_SESSION[$k]['__poked'] = 1;
+            }
+        }
+    }
     if (($_GET['regen'] ?? '') === '1') {
         session_regenerate_id(true); // the data moves to a new ID
     }

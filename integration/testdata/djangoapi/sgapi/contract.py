@@ -144,3 +144,16 @@ def same(a, b):
     if isinstance(a, dict):
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     return a == b
+
+
+def poked(v):
+    """v after contract_rt.php?op=copy&poke=1: an array gets the key
+    "__poked" (a list becomes a dict, as PHP's array then has a key that
+    is not an index), and everything else in it stays Django's."""
+    if isinstance(v, dict):
+        return dict(v, __poked=1)
+    if isinstance(v, list):
+        d = {str(i): x for i, x in enumerate(v)}
+        d["__poked"] = 1
+        return d
+    return v
