@@ -255,3 +255,33 @@ func TestDjangoObjectsInsideAValuePHPChanged(t *testing.T) {
 		})
 	}
 }
+
+// TestPHPValueThatCannotBeSerialized: a closure or an anonymous class in
+// the session makes PHP's serialize() throw when the session is written.
+// The page fails (500, PHP's error in the log) and the session keeps what
+// it had, for PHP and for Django: nothing half-written, nothing lost.
+func TestPHPValueThatCannotBeSerialized(t *testing.T) {
+	t.Parallel()
+	s, _ := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	j := jar{"sessionid": s.newSession(t)}
+	if res, _ := call(t, gw, j, "GET", "/accounts/api/login-as/?u=alice", ""); res.StatusCode != 200 {
+		t.Fatalf("login: %d", res.StatusCode)
+	}
+	for _, what := range []string{"closure", "anon"} {
+		if res, _, _ := gw.get(t, "/closure.php?what="+what, j["sessionid"]); res.StatusCode != 500 {
+			t.Errorf("%s: %d, want 500", what, res.StatusCode)
+		}
+		if res, body, _ := gw.get(t, "/get.php", j["sessionid"]); res.StatusCode != 200 || strings.Contains(body, "changed") || !strings.Contains(body, `"user":"ana"`) {
+			t.Errorf("%s: PHP afterwards: %d %s", what, res.StatusCode, body)
+		}
+		if _, body := call(t, gw, j, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, `"user": "alice"`) {
+			t.Errorf("%s: Django afterwards: %s", what, body)
+		}
+	}
+	for _, want := range []string{"Serialization of 'Closure' is not allowed", "Serialization of 'class@anonymous' is not allowed"} {
+		if !poll(3*time.Second, func() bool { return strings.Contains(gw.Logs.String(), want) }) {
+			t.Errorf("no %q in the gateway's log", want)
+		}
+	}
+}
