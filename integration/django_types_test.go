@@ -172,3 +172,116 @@ func TestDjangoUserSeenByPHPNextToAnEnum(t *testing.T) {
 		t.Errorf("PHP sees %q, want user:%s", body, pk)
 	}
 }
+
+// TestDjangoNextToAnEnumUsedTwice: PHP writes one enum case kept under two
+// keys as a back-reference (r:) to the first, as it does for any object.
+// An enum case has no identity to keep, so that is no link between the
+// keys: Django must still see its login and every key, and its writes must
+// be stored. The session was kept as one opaque PHP member instead, so
+// Django saw an empty session (its user logged out) and every Django write
+// was refused with a 500.
+func TestDjangoNextToAnEnumUsedTwice(t *testing.T) {
+	t.Parallel()
+	s, _ := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	j := jar{"sessionid": s.newSession(t)}
+	if res, _ := call(t, gw, j, "GET", "/accounts/api/login-as/?u=alice", ""); res.StatusCode != 200 {
+		t.Fatalf("login: %d", res.StatusCode)
+	}
+	if res, body, _ := gw.get(t, "/enum_role.php?op=twice", j["sessionid"]); res.StatusCode != 200 || !strings.Contains(body, `"granted":["admin"]`) {
+		t.Fatalf("enum_role.php?op=twice: %d %s", res.StatusCode, body)
+	}
+	if _, body := call(t, gw, j, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, `"user": "alice"`) || !strings.Contains(body, `"user": "ana"`) {
+		t.Errorf("Django sees %s, want alice logged in and the user key", body)
+	}
+	if res, body := call(t, gw, j, "GET", "/accounts/api/slow-set/?ms=0&k=dj&v=d", ""); res.StatusCode != 200 {
+		t.Errorf("Django write: %d %.200s", res.StatusCode, body)
+	}
+	if res, body, _ := gw.get(t, "/enum_role.php", j["sessionid"]); res.StatusCode != 200 || !strings.Contains(body, `"role":"admin","granted":["admin"]`) || !strings.Contains(body, `"dj":"d"`) {
+		t.Errorf("PHP afterwards: %d %s", res.StatusCode, body)
+	}
+}
+
+// TestDjangoIntegerBeyondFloatRange: Python's ints have no bound, and an
+// integer beyond a float's range (10**400) is JSON that Django's own
+// serializer keeps, but PHP could only get it as INF, another value: the
+// write is refused (500) and Django's log says why, as for data nested too
+// deep; the session keeps what it had. The gateway refused it with only its
+// own log naming a number "out of range", while Django's middleware
+// believed the change sent, and the contract said such an integer reaches
+// PHP as a float.
+func TestDjangoIntegerBeyondFloatRange(t *testing.T) {
+	t.Parallel()
+	s, g := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	j := jar{"sessionid": s.newSession(t)}
+	if res, body := call(t, gw, j, "GET", "/accounts/api/pyset/?kind=hugeint", ""); res.StatusCode != 500 {
+		t.Errorf("Django write: %d %.200s, want 500", res.StatusCode, body)
+	}
+	if res, body, _ := gw.get(t, "/get.php", j["sessionid"]); res.StatusCode != 200 || !strings.Contains(body, `"data":{"user":"ana"}`) {
+		t.Errorf("PHP afterwards: %d %s", res.StatusCode, body)
+	}
+	if !strings.Contains(g.Log(), "integer beyond a float's range") {
+		t.Errorf("no reason in Django's log:\n%s", g.Log())
+	}
+}
+
+// TestDjangoObjectsInsideAValuePHPChanged: a PHP page counts something
+// inside a dict Django stored; the rest of the dict must come back to
+// Django as Django wrote it. PHP's array model turned every nested {} into
+// [] and {"0": ...} into a list, so the view's next
+// cart["items"]["sku"] = 1 failed on a list, and a big int became a float.
+func TestDjangoObjectsInsideAValuePHPChanged(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"strict", "merge"} {
+		t.Run(mode, func(t *testing.T) {
+			s, _ := startDjangoAPIStack(t, "SESSIONGATE_SESSION_LOCK="+mode)
+			gw := s.gws[0]
+			j := jar{"sessionid": s.newSession(t)}
+			_, tok := call(t, gw, j, "GET", "/accounts/api/token/", "")
+			cart := `{"items": {}, "by_pos": {"0": "a", "1": "b"}, "big": 18446744073709551616, "f": 1.0, "n": 0}`
+			if res, body := call(t, gw, j, "POST", "/accounts/api/set/", `{"cart":`+cart+`}`, "Content-Type", "application/json", "X-CSRFToken", tok); res.StatusCode != 200 {
+				t.Fatalf("Django write: %d %.200s", res.StatusCode, body)
+			}
+			for range 2 {
+				if res, body, _ := gw.get(t, "/contract_rt.php?op=incr&k=cart", j["sessionid"]); res.StatusCode != 200 || body != "ok" {
+					t.Fatalf("PHP: %d %s", res.StatusCode, body)
+				}
+			}
+			want := `"cart": {"items": {}, "by_pos": {"0": "a", "1": "b"}, "big": 18446744073709551616, "f": 1.0, "n": 2}`
+			if _, body := call(t, gw, j, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, want) {
+				t.Errorf("Django sees %s\nwant %s", body, want)
+			}
+		})
+	}
+}
+
+// TestPHPValueThatCannotBeSerialized: a closure or an anonymous class in
+// the session makes PHP's serialize() throw when the session is written.
+// The page fails (500, PHP's error in the log) and the session keeps what
+// it had, for PHP and for Django: nothing half-written, nothing lost.
+func TestPHPValueThatCannotBeSerialized(t *testing.T) {
+	t.Parallel()
+	s, _ := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	j := jar{"sessionid": s.newSession(t)}
+	if res, _ := call(t, gw, j, "GET", "/accounts/api/login-as/?u=alice", ""); res.StatusCode != 200 {
+		t.Fatalf("login: %d", res.StatusCode)
+	}
+	for _, what := range []string{"closure", "anon"} {
+		if res, _, _ := gw.get(t, "/closure.php?what="+what, j["sessionid"]); res.StatusCode != 500 {
+			t.Errorf("%s: %d, want 500", what, res.StatusCode)
+		}
+		if res, body, _ := gw.get(t, "/get.php", j["sessionid"]); res.StatusCode != 200 || strings.Contains(body, "changed") || !strings.Contains(body, `"user":"ana"`) {
+			t.Errorf("%s: PHP afterwards: %d %s", what, res.StatusCode, body)
+		}
+		if _, body := call(t, gw, j, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, `"user": "alice"`) {
+			t.Errorf("%s: Django afterwards: %s", what, body)
+		}
+	}
+	for _, want := range []string{"Serialization of 'Closure' is not allowed", "Serialization of 'class@anonymous' is not allowed"} {
+		if !poll(3*time.Second, func() bool { return strings.Contains(gw.Logs.String(), want) }) {
+			t.Errorf("no %q in the gateway's log", want)
+		}
+	}
+}

@@ -1160,6 +1160,30 @@ func TestSessionScriptPicksSerializeHandler(t *testing.T) {
 	}
 }
 
+// TestSessionScriptHandlerKeepsKeyOrder: keys a legacy script's own
+// session format cannot show it (an integer key, a name with '|') go back
+// where they were when it writes, so the session's member order, which
+// every app keeps (docs/protocol.md), is not changed by a script that did
+// not touch them. They were moved to the end.
+func TestSessionScriptHandlerKeepsKeyOrder(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	for _, h := range []string{"php", "php_binary"} {
+		ck := s.newSession(t)
+		for _, kv := range []string{"k=5&v=1", "k=a%7Cb&v=2", "k=z&v=3"} {
+			if resp, body, _ := s.gws[0].get(t, "/set.php?"+kv, ck); resp.StatusCode != 200 || body != "ok" {
+				t.Fatalf("set %s: %d %q", kv, resp.StatusCode, body)
+			}
+		}
+		if resp, body, _ := s.gws[0].get(t, "/handler_php.php?h="+h+"&k=cart&v=%7B%22apple%22%3A2%7D", ck); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %q", h, resp.StatusCode, body)
+		}
+		if d := s.gws[0].dump(t, ck); string(d.Data) != `{"user":"ana","5":1,"a|b":2,"z":3,"visits":1,"cart":{"apple":2}}` {
+			t.Errorf("%s: stored %s", h, d.Data)
+		}
+	}
+}
+
 // TestSessionIDEmptyBeforeStart: session_id() is "" until session_start(),
 // as with PHP's files handler, so the idiom `if (!session_id())
 // session_start();` starts the session. Before, the prepend set the ID

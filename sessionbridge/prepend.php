@@ -55,6 +55,8 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     private bool $closedByWrite = false;
     /** @var array<string, mixed> keys forScript() could not show the script */
     private array $hidden = [];
+    /** @var list<int|string> the keys of the session forScript() read, in order */
+    private array $readOrder = [];
     /** A session was opened in this request: the gateway's ID has been
      * handed to PHP (or replaced) and create_sid() mints from now on. */
     private bool $started = false;
@@ -268,13 +270,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             // what serialize() makes of the session array.
             // Keys that format could not show the script go back as they
             // were.
-            $session = is_array($_SESSION ?? null) ? $_SESSION : [];
-            foreach ($this->hidden as $name => $value) {
-                if (!array_key_exists($name, $session)) {
-                    $session[$name] = $value;
-                }
-            }
-            $data = serialize($session);
+            $data = serialize($this->withHidden(is_array($_SESSION ?? null) ? $_SESSION : []));
         }
         $this->written[$id] = $data;
         $this->current = $id;
@@ -305,6 +301,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if (!is_array($session)) {
             return false;
         }
+        $this->readOrder = array_keys($session);
         foreach (array_keys($session) as $name) {
             $key = (string)$name;
             // What these formats cannot name, PHP's own encoders skip too:
@@ -332,6 +329,58 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         $out = session_encode();
         $_SESSION = $before;
         return is_string($out) ? $out : false;
+    }
+
+    /**
+     * $session with the keys hidden from the script (forScript) put back
+     * where they were in the session read: after the nearest key before
+     * them that the script kept. Every app keeps the session's member
+     * order, so a script that did not touch them must not move them to
+     * the end. A kept key that is a PHP reference stays one (taken by
+     * reference); the others are copied, as taking them by reference too
+     * would turn an object under two keys (r:) into a reference (R:).
+     */
+    private function withHidden(array $session): array
+    {
+        if ($this->hidden === []) {
+            return $session;
+        }
+        $first = [];
+        $after = [];
+        $at = null;
+        foreach ($this->readOrder as $key) {
+            if (array_key_exists($key, $this->hidden)) {
+                if (!array_key_exists($key, $session)) {
+                    if ($at === null) {
+                        $first[] = $key;
+                    } else {
+                        $after[$at][] = $key;
+                    }
+                }
+            } elseif (array_key_exists($key, $session)) {
+                $at = $key;
+            }
+        }
+        $out = [];
+        foreach ($first as $name) {
+            $out[$name] = $this->hidden[$name];
+        }
+        foreach (array_keys($session) as $key) {
+            if (ReflectionReference::fromArrayElement($session, $key) !== null) {
+                $out[$key] = &$session[$key];
+            } else {
+                $out[$key] = $session[$key];
+            }
+            foreach ($after[$key] ?? [] as $name) {
+                $out[$name] = $this->hidden[$name];
+            }
+        }
+        foreach ($this->hidden as $name => $value) {
+            if (!array_key_exists($name, $out)) {
+                $out[$name] = $value;
+            }
+        }
+        return $out;
     }
 
     public function destroy(string $id): bool

@@ -306,19 +306,130 @@ func indexMembers(ms []member) map[string]json.RawMessage {
 // the app was given (sentView, i.e. the stored data after the app's own
 // round trip) replaced by the stored text. An app that rewrote a session
 // without touching Django's `{}` therefore does not turn it into PHP's `[]`.
+// Inside a member the app changed, keepNested does the same.
 func keepUntouched(stored, sentView, next []member) []member {
 	storedIdx := indexMembers(stored)
 	sentIdx := indexMembers(sentView)
 	out := make([]member, len(next))
 	for i, m := range next {
 		out[i] = m
-		if sv, ok := sentIdx[m.Key]; ok && bytes.Equal(sv, m.Value) {
-			if orig, ok := storedIdx[m.Key]; ok {
-				out[i].Value = orig
-			}
+		sv, ok := sentIdx[m.Key]
+		if !ok {
+			continue
+		}
+		orig, ok := storedIdx[m.Key]
+		switch {
+		case !ok:
+		case bytes.Equal(sv, m.Value):
+			out[i].Value = orig
+		case !bytes.Equal(orig, sv):
+			// Another app's text (PHP's own comes back as it was given):
+			// PHP changed something inside it.
+			out[i].Value = keepNested(orig, sv, m.Value)
 		}
 	}
 	return out
+}
+
+// keepNested is keepUntouched inside one value PHP changed (next), whose
+// stored text another app wrote (sent is what PHP was given of it): every
+// value inside that PHP left as it was given keeps the stored text, and an
+// object that PHP's model turned into a list ({} into [], {"0": "a"} into
+// ["a"]) stays an object. A Django view then still finds its dict where a
+// PHP page only counted something next to it. What PHP changed follows
+// PHP's model, and PHP reads the result as the same value as next.
+func keepNested(stored, sent, next []byte) []byte {
+	if bytes.Equal(sent, next) {
+		return stored
+	}
+	st, stArray, ok1 := containerItems(stored)
+	se, seArray, ok2 := containerItems(sent)
+	nx, nxArray, ok3 := containerItems(next)
+	if !ok1 || !ok2 || !ok3 {
+		return next
+	}
+	// The object stays one when only PHP's model made it a list.
+	asObject := !nxArray || !stArray && seArray
+	stIdx := make(map[string][]byte, len(st))
+	for _, it := range st {
+		stIdx[it.key] = it.val
+	}
+	seIdx := make(map[string][]byte, len(se))
+	for _, it := range se {
+		seIdx[it.key] = it.val
+	}
+	out := make([]byte, 0, len(next)+len(stored))
+	if asObject {
+		out = append(out, '{')
+	} else {
+		out = append(out, '[')
+	}
+	for i, it := range nx {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		if asObject {
+			if it.raw != nil {
+				out = append(out, it.raw...)
+			} else {
+				out = strconv.AppendQuote(out, it.key) // a list index
+			}
+			out = append(out, ':')
+		}
+		v := it.val
+		if sv, ok := seIdx[it.key]; ok {
+			if orig, ok := stIdx[it.key]; ok {
+				v = keepNested(orig, sv, v)
+			}
+		}
+		out = append(out, v...)
+	}
+	if asObject {
+		return append(out, '}')
+	}
+	return append(out, ']')
+}
+
+// containerItem is one element of a JSON array (key: its index) or member
+// of a JSON object (key unescaped, raw: as written).
+type containerItem struct {
+	key      string
+	raw, val []byte
+}
+
+// containerItems splits valid JSON text that is an array or an object into
+// its items; ok is false for any other value.
+func containerItems(b []byte) (items []containerItem, isArray, ok bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' && b[i] != '[' {
+		return nil, false, false
+	}
+	isArray = b[i] == '['
+	i = skipSpace(b, i+1)
+	for i < len(b) && b[i] != '}' && b[i] != ']' {
+		var it containerItem
+		if isArray {
+			it.key = strconv.Itoa(len(items))
+		} else {
+			end := stringEnd(b, i)
+			it.raw = b[i:end]
+			k, err := jsonKey(it.raw)
+			if err != nil {
+				return nil, false, false
+			}
+			it.key = k
+			i = skipSpace(b, end)
+			i = skipSpace(b, i+1) // past ':'
+		}
+		end := valueEnd(b, i)
+		it.val = b[i:end]
+		items = append(items, it)
+		i = skipSpace(b, end)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	return items, isArray, true
 }
 
 // mergeResult is the outcome of a three-way merge of session objects.

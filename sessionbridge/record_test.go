@@ -69,6 +69,34 @@ func TestKeepUntouchedPreservesOtherAppsText(t *testing.T) {
 	}
 }
 
+// TestKeepUntouchedInsideAChangedMember: PHP changes one value inside a
+// member Django wrote; what PHP left as it was given keeps Django's text
+// and an object PHP saw as a list stays an object, so Django does not find
+// its {} turned into [] (a list it cannot index by name) by a PHP counter
+// next to it. Only what PHP changed follows PHP's model.
+func TestKeepUntouchedInsideAChangedMember(t *testing.T) {
+	for _, c := range []struct{ name, stored, sent, next, want string }{
+		{"counter next to Django's objects",
+			`{"cart":{"items":{},"n":0,"by":{"0":"a"},"big":18446744073709551616,"f":1.50}}`,
+			`{"cart":{"items":[],"n":0,"by":["a"],"big":1.8446744073709552e+19,"f":1.5}}`,
+			`{"cart":{"items":[],"n":1,"by":["a"],"big":1.8446744073709552e+19,"f":1.5}}`,
+			`{"cart":{"items":{},"n":1,"by":{"0":"a"},"big":18446744073709551616,"f":1.50}}`},
+		{"PHP appends to Django's empty object", `{"d":{"x":{}}}`, `{"d":{"x":[]}}`, `{"d":{"x":["v"]}}`, `{"d":{"x":{"0":"v"}}}`},
+		{"PHP moves keys and changes one", `{"o":{"a":{},"b":1}}`, `{"o":{"a":[],"b":1}}`, `{"o":{"b":2,"a":[]}}`, `{"o":{"b":2,"a":{}}}`},
+		{"PHP replaces the object", `{"o":{"k":{}}}`, `{"o":{"k":[]}}`, `{"o":5}`, `{"o":5}`},
+		{"PHP drops a key", `{"o":{"a":{},"b":{}}}`, `{"o":{"a":[],"b":[]}}`, `{"o":{"b":[]}}`, `{"o":{"b":{}}}`},
+		{"a list stays a list", `{"l":[{},1]}`, `{"l":[[],1]}`, `{"l":[[],2]}`, `{"l":[{},2]}`},
+		// PHP's own data: PHP's model throughout, byte for byte.
+		{"PHP's own data", `{"l":{"1":"a","0":"b"},"e":[]}`, `{"l":{"1":"a","0":"b"},"e":[]}`, `{"l":["b","a"],"e":["x"]}`, `{"l":["b","a"],"e":["x"]}`},
+		{"escaped keys kept", `{"o":{"\b":{},"<":1}}`, `{"o":{"\u0008":[],"<":1}}`, `{"o":{"\u0008":[],"<":2}}`, `{"o":{"\u0008":{},"<":2}}`},
+	} {
+		got := buildObject(keepUntouched(mustMembers(t, c.stored), mustMembers(t, c.sent), mustMembers(t, c.next)))
+		if string(got) != c.want {
+			t.Errorf("%s: got %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
 // objectMembersByTokens is the straightforward json.Decoder version that
 // objectMembers replaced for speed; it stays as the oracle the fast one
 // must agree with.

@@ -1341,3 +1341,32 @@ func TestNoHostNamesTheReachedAddress(t *testing.T) {
 		t.Errorf("Django got Host %q, X-Forwarded-Host %q; want the reached address %q", s.Host, s.Header.Get("X-Forwarded-Host"), want)
 	}
 }
+
+// TestBadRequestWithALargeSessionIsExplained: a 400 answered to a request
+// that carried a large session is most likely the WSGI server's header
+// limits (gunicorn's defaults: 100 lines, about 800 KB), which refuse every
+// request of the session before Django runs: the log says so, and only
+// then.
+func TestBadRequestWithALargeSessionIsExplained(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	for _, c := range []struct {
+		size int
+		warn bool
+	}{{1000, false}, {600 << 10, true}} {
+		e.respond(answer{op: "write", data: `{"big":"` + strings.Repeat("x", c.size) + `"}`})
+		_, _, ck := e.do("GET", "/accounts/big/", "", nil)
+		e.app.mu.Lock()
+		e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+			http.Error(w, "Bad Request", http.StatusBadRequest)
+			return answer{}, false
+		}
+		e.app.mu.Unlock()
+		before := strings.Count(e.logs.String(), "--limit-request-fields")
+		if res, _, _ := e.do("GET", "/accounts/page/", ck, nil); res.StatusCode != 400 {
+			t.Fatalf("size %d: status %d, want Django's server's 400", c.size, res.StatusCode)
+		}
+		if warned := strings.Count(e.logs.String(), "--limit-request-fields") > before; warned != c.warn {
+			t.Errorf("size %d: warned %v, want %v:\n%s", c.size, warned, c.warn, e.logs.String())
+		}
+	}
+}

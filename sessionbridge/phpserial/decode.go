@@ -157,7 +157,11 @@ func (d *decoder) analyze(session bool) error {
 				}
 			}
 		case pObjRef, pRef:
-			nodes[d.lca(int32(i), d.p.slots[n.num])].tag = true
+			if d.p.enumTarget(int32(i)) >= 0 {
+				n.tag = true // a use of an enum case: no link (enumTarget)
+			} else {
+				nodes[d.lca(int32(i), d.p.slots[n.num])].tag = true
+			}
 		}
 		if n.parent >= 0 && !n.keyInt && n.ks >= 0 {
 			k := in[n.ks:n.ke]
@@ -278,7 +282,7 @@ func (d *decoder) emit(out []byte, root int32, session bool) ([]byte, error) {
 // alone would number it. Text that is not valid UTF-8 goes base64-encoded
 // under keyB64.
 func (d *decoder) appendTag(out []byte, key, keyB64 string, i int32) []byte {
-	d.scratch = d.p.appendCanonical(d.scratch[:0], i, 1-int(d.p.nodes[i].slot), false)
+	d.scratch = d.p.appendCanonical(d.scratch[:0], i, 1-int(d.p.nodes[i].slot), false, nil)
 	return appendTagText(out, key, keyB64, d.scratch)
 }
 
@@ -301,6 +305,6 @@ func appendTagText(out []byte, key, keyB64 string, text []byte) []byte {
 // php_serialize form. delta is 0 for php_serialize input and 1 for the php
 // handler format (where the first value, not the outer array, is slot 1).
 func (d *decoder) appendSessionTag(out []byte, delta int, numericNames bool) []byte {
-	d.scratch = d.p.appendCanonical(d.scratch[:0], 0, delta, numericNames)
+	d.scratch = d.p.appendCanonical(d.scratch[:0], 0, delta, numericNames, nil)
 	return appendTagText(out, sessionTagKey, sessionTagKeyB64, d.scratch)
 }

@@ -50,6 +50,13 @@
 // shifts them back to the position where the tag lands, so JSON values
 // added, removed or moved around the tag do not break it.
 //
+// An enum case is the exception: PHP writes every use of a case after the
+// first as r: to it (a case is one object), but a case has no state to
+// share, so such an r: links nothing. The decoder writes each use as the
+// case's own tag, and the encoder writes the uses after the first as r:
+// again, so PHP's text still comes back byte for byte, and a case kept
+// under two keys does not make the whole session one opaque member.
+//
 // When that smallest subtree is the session itself (a reference between two
 // top-level keys, such as $_SESSION['a'] = &$_SESSION['b'], or the same
 // object stored under two keys), the whole session becomes a single

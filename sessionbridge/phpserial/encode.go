@@ -18,6 +18,9 @@ type encoder struct {
 	tagText []byte // unescaped / base64-decoded tag text
 	stack   []cframe
 	seen    map[string]struct{}
+	// enums maps each enum case written so far to its slot: serialize()
+	// writes a case's later uses as r: to it (appendEnum).
+	enums map[string]int
 }
 
 type cframe struct {
@@ -31,6 +34,10 @@ var encoderPool = sync.Pool{New: func() any { return new(encoder) }}
 func getEncoder(l Limits) *encoder {
 	e := encoderPool.Get().(*encoder)
 	e.elems = l.MaxElements
+	if e.enums == nil {
+		e.enums = make(map[string]int)
+	}
+	clear(e.enums)
 	return e
 }
 
@@ -181,7 +188,7 @@ func (e *encoder) sessionTag(out []byte, name string, mode encodeMode) ([]byte, 
 		return nil, &SyntaxError{Offset: int(e.jp.nodes[1].start), Msg: "json: a session tag must hold a PHP array"}
 	}
 	if mode == modeSession {
-		return e.pp.appendCanonical(out, 0, 0, false), nil
+		return e.pp.appendCanonical(out, 0, 0, false, e.enums), nil
 	}
 	// `php` handler: name|value for each element, one slot less since the
 	// outer array is gone.
@@ -203,7 +210,7 @@ func (e *encoder) sessionTag(out []byte, name string, mode encodeMode) ([]byte, 
 				return nil, fmt.Errorf("%w: a reference to the session array itself cannot be written in the php handler format", ErrUnencodable)
 			}
 		}
-		out = e.pp.appendCanonical(out, c, -1, false)
+		out = e.pp.appendCanonical(out, c, -1, false, e.enums)
 	}
 	return out, nil
 }
@@ -351,7 +358,7 @@ func (e *encoder) appendTag(out []byte, m int32, name string, depth int) ([]byte
 	if err := e.loadTag(m, name, depth); err != nil {
 		return nil, err
 	}
-	out = e.pp.appendCanonical(out, 0, e.slot-1, false)
+	out = e.pp.appendCanonical(out, 0, e.slot-1, false, e.enums)
 	e.slot += len(e.pp.slots) - 1
 	return out, nil
 }

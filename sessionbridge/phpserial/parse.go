@@ -632,7 +632,12 @@ func numericKey(b []byte) (int64, bool) {
 // a round trip is a fixed point. In numericNames mode the children of node
 // i are session names from the `php` handler format and numeric ones
 // become integer keys, as PHP's unserialize() would make them.
-func (p *parser) appendCanonical(dst []byte, i int32, delta int, numericNames bool) []byte {
+//
+// An r: naming an enum case is written as the case itself (appendEnum):
+// the decoder keeps each use of a case as a value of its own. With enums
+// non-nil (the encoder, which shares it across one output) a case already
+// written is written as r: to its first slot instead, as serialize() does.
+func (p *parser) appendCanonical(dst []byte, i int32, delta int, numericNames bool, enums map[string]int) []byte {
 	nodes := p.nodes
 	in := p.in
 	end := nodes[i].skip
@@ -690,9 +695,15 @@ func (p *parser) appendCanonical(dst []byte, i int32, delta int, numericNames bo
 			dst = strconv.AppendInt(dst, int64(n.count), 10)
 			dst = append(dst, ':', '{')
 			stack = append(stack, n.skip)
-		case pCustom, pEnum:
+		case pCustom:
 			dst = append(dst, in[n.start:n.end]...)
+		case pEnum:
+			dst = p.appendEnum(dst, j, j, delta, enums)
 		case pObjRef, pRef:
+			if t := p.enumTarget(j); t >= 0 {
+				dst = p.appendEnum(dst, j, t, delta, enums)
+				break
+			}
 			dst = append(dst, in[n.start], ':')
 			dst = strconv.AppendInt(dst, int64(n.num)+int64(delta), 10)
 			dst = append(dst, ';')
@@ -702,6 +713,44 @@ func (p *parser) appendCanonical(dst []byte, i int32, delta int, numericNames bo
 		dst = append(dst, '}')
 	}
 	return dst
+}
+
+// enumTarget returns the enum case node that r: node i names (through r:
+// to r:), or -1 when i is no r: or names an object. PHP writes every use
+// of an enum case after the first as r: to it, because a case is one
+// object; but a case has no state, so such an r: links nothing: unlike an
+// object's, it reads back the same written as the case itself.
+func (p *parser) enumTarget(i int32) int32 {
+	nodes := p.nodes
+	if nodes[i].kind != pObjRef {
+		return -1
+	}
+	// Each r: names an earlier slot, so the walk ends.
+	for nodes[i].kind == pObjRef {
+		i = p.slots[nodes[i].num]
+	}
+	if nodes[i].kind != pEnum {
+		return -1
+	}
+	return i
+}
+
+// appendEnum appends the enum case of node t for node j (t itself or an
+// r: naming it), or, when enums already holds the case, r: to the slot
+// where it was first written (serialize()'s text); j's slot, shifted by
+// delta, is recorded otherwise.
+func (p *parser) appendEnum(dst []byte, j, t int32, delta int, enums map[string]int) []byte {
+	c := &p.nodes[t]
+	if enums != nil {
+		name := string(p.in[c.vs:c.ve])
+		if first, ok := enums[name]; ok {
+			dst = append(dst, 'r', ':')
+			dst = strconv.AppendInt(dst, int64(first), 10)
+			return append(dst, ';')
+		}
+		enums[name] = int(p.nodes[j].slot) + delta
+	}
+	return append(dst, p.in[c.start:c.end]...)
 }
 
 // checkDup rejects an array with two equal keys. PHP never writes one (its

@@ -61,6 +61,19 @@ var sessionCases = []struct {
 		sessTag(`a:3:{s:1:"a";i:1;s:1:"b";s:3:"two";s:1:"c";R:3;}`)},
 	{"object twice across keys", `a:2:{s:1:"a";O:8:"stdClass":0:{}s:1:"b";r:2;}`,
 		sessTag(`a:2:{s:1:"a";O:8:"stdClass":0:{}s:1:"b";r:2;}`)},
+	// PHP writes a second use of an enum case as r: to the first (the case
+	// is one object), which is no link: each is the same value on its own,
+	// so Django still sees the keys, and PHP's text comes back.
+	{"enum case under two keys", `a:2:{s:1:"a";E:6:"Suit:H";s:1:"b";a:1:{i:0;r:2;}}`,
+		`{"a":` + tag(`E:6:"Suit:H";`) + `,"b":[` + tag(`E:6:"Suit:H";`) + `]}`},
+	{"enum case twice in a list", `a:1:{s:1:"k";a:3:{i:0;E:6:"Suit:H";i:1;E:6:"Suit:S";i:2;r:3;}}`,
+		`{"k":[` + tag(`E:6:"Suit:H";`) + `,` + tag(`E:6:"Suit:S";`) + `,` + tag(`E:6:"Suit:H";`) + `]}`},
+	// slots: 1 root, 2 o, 3 o's s, 4 e.
+	{"enum case in an object, then outside", `a:2:{s:1:"o";O:8:"stdClass":1:{s:1:"s";E:6:"Suit:H";}s:1:"e";r:3;}`,
+		`{"o":` + tag(`O:8:"stdClass":1:{s:1:"s";E:6:"Suit:H";}`) + `,"e":` + tag(`E:6:"Suit:H";`) + `}`},
+	// slots: 1 root, 2 e, 3 o, 4 o's s: the object's copy is r:2 again.
+	{"enum case, then in an object", `a:2:{s:1:"e";E:6:"Suit:H";s:1:"o";O:8:"stdClass":1:{s:1:"s";r:2;}}`,
+		`{"e":` + tag(`E:6:"Suit:H";`) + `,"o":` + tag(`O:8:"stdClass":1:{s:1:"s";E:6:"Suit:H";}`) + `}`},
 	{"session whose only key is __php__", `a:1:{s:7:"__php__";i:1;}`, sessTag(`a:1:{s:7:"__php__";i:1;}`)},
 	{"session with a __php_session__ key", `a:2:{s:15:"__php_session__";i:1;s:1:"x";i:2;}`, sessTag(`a:2:{s:15:"__php_session__";i:1;s:1:"x";i:2;}`)},
 	{"binary top-level key", "a:1:{s:1:\"\xff\";i:1;}", `{"__php_session__b64":"YToxOntzOjE6Iv8iO2k6MTt9"}`},

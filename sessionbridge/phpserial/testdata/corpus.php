@@ -76,6 +76,8 @@ function values(): array {
     $v['obj_self'] = function (&$s) { $o = new stdClass; $o->self = $o; $s = ['o' => $o, 'n' => 1]; };
     $v['enum_twice'] = function (&$s) { $s = ['x' => 0, 'k' => [Suit::Hearts, Suit::Hearts]]; };
     $v['serialize_data_refs'] = function (&$s) { $o = new Plain; $s = ['pre' => [1, 2], 'k' => [new Modern($o), $o, new Legacy([1]), Suit::Spades, Suit::Spades]]; };
+    $v['enum_across_keys'] = function (&$s) { $s = ['role' => Status::Active, 'roles' => [Status::Active, Suit::Hearts], 'o' => (object)['s' => Suit::Hearts], 'last' => Status::Active]; };
+    $v['enum_ref_var'] = function (&$s) { $e = Suit::Spades; $s = ['a' => &$e, 'b' => Suit::Spades, 'c' => &$e]; };
     $v['ref_across_keys'] = function (&$s) { $s = ['a' => 1, 'b' => 'two']; $s['c'] = &$s['b']; };
     $v['obj_across_keys'] = function (&$s) { $o = new Plain; $s = ['user' => $o, 'other' => 1, 'again' => $o]; };
     $v['ref_to_array'] = function (&$s) { $s = ['lst' => [1, 2]]; $s['lst'][] = &$s['lst']; };

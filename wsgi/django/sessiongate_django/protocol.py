@@ -207,13 +207,30 @@ def _scalar_tag(c):
     return k in ("__php__", "__php__b64") and isinstance(v, str)
 
 
+# 309 digits in a row: the JSON may hold an integer beyond a float's range
+# (10**309 and up), which PHP could only get as INF, another value, so the
+# gateway refuses the write.
+_FLOAT_RANGE_DIGITS = re.compile(rb"[0-9]{309}")
+
+
+def _beyond_float(v):
+    if isinstance(v, int) and not isinstance(v, bool):
+        try:
+            float(v)
+        except OverflowError:
+            return True
+    return False
+
+
 def check_php_limits(obj, data):
     """Raises ValueError when PHP could not be given the session ``obj``
     (``data`` being its JSON): the gateway would store it and then answer
-    every PHP request of the session with a 500."""
+    every PHP request of the session with a 500, or refuse it."""
     # Cheap bounds first: no more containers than brackets, no more values
-    # than bytes. Only a session past them is walked.
-    if data.count(b"[") + data.count(b"{") <= PHP_MAX_DEPTH and len(data) <= PHP_MAX_VALUES:
+    # than bytes, no run of digits that long. Only a session past them is
+    # walked.
+    long_digits = _FLOAT_RANGE_DIGITS.search(data) is not None
+    if not long_digits and data.count(b"[") + data.count(b"{") <= PHP_MAX_DEPTH and len(data) <= PHP_MAX_VALUES:
         return
     values = 1
     stack = [(obj, 1)]
@@ -227,6 +244,11 @@ def check_php_limits(obj, data):
         for v in c.values() if isinstance(c, dict) else c:
             if isinstance(v, (dict, list, tuple)):
                 stack.append((v, depth + 1))
+            elif long_digits and _beyond_float(v):
+                raise ValueError(
+                    "session data holds an integer beyond a float's range (%d digits): "
+                    "PHP could not be given the session" % len(str(abs(v)))
+                )
     if values > PHP_MAX_VALUES:
         raise ValueError(
             "session data holds %d values, more than the %d PHP can be given" % (values, PHP_MAX_VALUES)

@@ -688,6 +688,9 @@ class SessionAPITests(unittest.TestCase):
         for value, reason in [
             (nested(protocol.PHP_MAX_DEPTH), "nested more than"),
             ([0] * protocol.PHP_MAX_VALUES, "values"),
+            # PHP could only get INF: the gateway refuses the write.
+            (10**400, "beyond a float's range"),
+            ({"k": [-(2**1024)]}, "beyond a float's range"),
         ]:
 
             def view(request, value=value):
@@ -710,6 +713,8 @@ class SessionAPITests(unittest.TestCase):
             [0] * (protocol.PHP_MAX_VALUES - 3),
             deepest_tag,
             [{"k": "[" * 100}],
+            # A float PHP gets, digits in a string, the largest float.
+            [2**64, 10**308, "1" * 400, int(1.7976931348623157e308)],
         ]:
 
             def ok(request, value=value):

@@ -179,6 +179,7 @@ def pyset(request):
 
     values = {
         "bigint": 2**70,
+        "hugeint": [10**400, -(10**400)],
         "tuple": (1, "a"),
         "intkeys": {1: "a", 2: "b"},
         "intkeys0": {0: "a", 1: "b"},
@@ -254,6 +255,50 @@ def protected(request, name):
     return response
 
 
+def contract_gen(request):
+    # ?seed=&n=: stores contract.values(seed, n) under d0..d<n-1>.
+    from . import contract
+
+    for i, v in enumerate(contract.values(int(request.GET["seed"]), int(request.GET["n"]))):
+        request.session["d%d" % i] = v
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def contract_check(request):
+    # ?seed=&n=: "same" when every d<i> is still exactly the value stored
+    # (with &poked=1: contract.poked() of it) and p<i> (PHP's copy, contract_rt.php?op=copy) is [PHP's model of
+    # it], else one line per difference. ?write=1 then stores a key, so
+    # that Django writes back all it was given.
+    from . import contract
+
+    diff = []
+    for i, v in enumerate(contract.values(int(request.GET["seed"]), int(request.GET["n"]))):
+        got = request.session.get("d%d" % i)
+        want = contract.poked(v) if request.GET.get("poked") == "1" else v
+        if not contract.same(got, want):
+            diff.append("d%d: %s\n  want %s" % (i, repr(got)[:300], repr(want)[:300]))
+        if "p%d" % i in request.session:
+            got, want = request.session["p%d" % i], [contract.php_model(v)]
+            if not contract.same(got, want):
+                diff.append("p%d: %s\n  want %s" % (i, repr(got)[:300], repr(want)[:300]))
+    if request.GET.get("write") == "1":
+        request.session["dj_after"] = True
+    return HttpResponse("\n".join(diff) or "same", content_type="text/plain")
+
+
+def contract_wrap(request):
+    # ?n=: for each PHP value r<i>: w<i> = [r<i>, "dj"], which the gateway
+    # must take as Django encoded it, and r<i> set again to an equal copy.
+    import copy
+
+    for i in range(int(request.GET["n"])):
+        if "r%d" % i in request.session:
+            v = request.session["r%d" % i]
+            request.session["w%d" % i] = [v, "dj"]
+            request.session["r%d" % i] = copy.deepcopy(v)
+    return HttpResponse("ok", content_type="text/plain")
+
+
 urlpatterns = [
     path("accounts/api/protected/<str:name>", protected),
     path("accounts/api/login-as/", login_as),
@@ -278,4 +323,7 @@ urlpatterns = [
     path("accounts/api/conflict/", conflict),
     path("accounts/api/password/", change_password),
     path("accounts/api/remember/", remember),
+    path("accounts/api/contract-gen/", contract_gen),
+    path("accounts/api/contract-check/", contract_check),
+    path("accounts/api/contract-wrap/", contract_wrap),
 ]
