@@ -154,7 +154,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		refusalLog = logger
 	}
 	if !cfg.TLS() {
-		ln = logRefusals(public, ln, refusalLog, gw.CountRefusal)
+		ln = logRefusals(public, ln, "gateway", refusalLog, gw.CountRefusal)
 	}
 
 	var (
@@ -203,7 +203,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			}
 			return listenFailedStatus(err)
 		}
-		redirectLn = logRefusals(redirect, redirectLn, refusalLog, gw.CountRefusal)
+		redirectLn = logRefusals(redirect, redirectLn, "redirect", refusalLog, gw.CountRefusal)
 	}
 
 	if err := lns.unclaimed(); err != nil {
