@@ -697,6 +697,11 @@ func (w *bridgeWriter) WriteHeader(code int) {
 			h["Connection"] = conn
 		}
 		w.swallow = true
+		// The access log line of the 503 (or 500) says why, as other
+		// failures' do.
+		if ri := server.Info(w.req.Context()); ri != nil && ri.Err == nil {
+			ri.Err = fmt.Errorf("session change from PHP not saved: %w", err)
+		}
 		if errors.Is(err, ErrUnstorable) {
 			// The script wrote what cannot be stored: the same again
 			// on a retry.
