@@ -31,7 +31,9 @@ type App struct {
 
 // CountRefusal counts a request net/http answered itself (431, 400, 501,
 // 417) before any handler ran, so it never reached the server's observer.
-func (a *App) CountRefusal(status int) { a.metrics.CountRefusal(status) }
+func (a *App) CountRefusal(upstream string, status int) {
+	a.metrics.CountRefusal(upstream, status)
+}
 
 // Build wires the gateway. It fails fast: an unreachable Redis or a bad key
 // stops the start, with the reason.

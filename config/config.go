@@ -100,7 +100,7 @@ type Config struct {
 	// streamed PHP response or a slow-but-live client would be cut in the
 	// middle. Upstream silence is bounded by SESSIONGATE_PHP_TIMEOUT instead.
 	WriteTimeout    time.Duration `env:"SESSIONGATE_WRITE_TIMEOUT" envDefault:"0" help:"longest time to write a whole response; 0 = none, because responses stream (downloads, flushed PHP output) and PHP silence is bounded by SESSIONGATE_PHP_TIMEOUT"`
-	IdleTimeout     time.Duration `env:"SESSIONGATE_IDLE_TIMEOUT" envDefault:"75s" help:"how long an idle keep-alive client connection stays open, like keepalive_timeout; 0 = use SESSIONGATE_READ_TIMEOUT"`
+	IdleTimeout     time.Duration `env:"SESSIONGATE_IDLE_TIMEOUT" envDefault:"75s" help:"how long an idle keep-alive client connection stays open, like keepalive_timeout; 0 = keep-alive off, as keepalive_timeout 0: each response says Connection: close and its connection closes (HTTP/2: after its last open stream)"`
 	ShutdownTimeout time.Duration `env:"SESSIONGATE_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, SIGINT or SIGQUIT, how long in-flight requests may run; then their connections are closed (logged as 503, cut at shutdown) and their handlers get up to 5s more (3 times SESSIONGATE_REDIS_TIMEOUT when that is longer) to release session locks before the process exits; 0 cuts them at once"`
 	MaxHeaderBytes  ByteSize      `env:"SESSIONGATE_MAX_HEADER_BYTES" envDefault:"1m" help:"largest request line plus headers, units k/m/g; an HTTP/2 request is measured as HTTP/1.1 would carry it"`
 
@@ -347,9 +347,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")
 	check("SESSIONGATE_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout > 0, "must be > 0: without it a client can hold a connection open forever by sending headers slowly")
-	// net/http takes ReadTimeout for a zero IdleTimeout, and with both
-	// zero a kept-alive connection waits for its next request for ever.
-	check("SESSIONGATE_IDLE_TIMEOUT", c.IdleTimeout > 0 || c.ReadTimeout > 0 || bad.has("SESSIONGATE_READ_TIMEOUT"), "must be > 0 when SESSIONGATE_READ_TIMEOUT is 0: 0 means SESSIONGATE_READ_TIMEOUT's, and with none a client could keep idle connections open forever")
+	check("SESSIONGATE_IDLE_TIMEOUT", c.IdleTimeout >= 0, "must be >= 0 (0 turns keep-alive off)")
 	check("SESSIONGATE_MAX_HEADER_BYTES", c.MaxHeaderBytes >= 4096 && c.MaxHeaderBytes <= 64<<20, "must be between 4k and 64m")
 
 	switch strings.ToLower(c.LogLevel) {

@@ -129,7 +129,7 @@ func TestDjangoAndPHPWriteAtOnce(t *testing.T) {
 // at fault), not stored as a session every PHP page then answers with a 500.
 func TestDjangoWriteOnOpaquePHPSession(t *testing.T) {
 	t.Parallel()
-	s, _ := startDjangoAPIStack(t)
+	s, g := startDjangoAPIStack(t)
 	gw := s.gws[0]
 	ck := s.newSession(t)
 	if res, body, _ := gw.get(t, "/shared_object.php", ck); res.StatusCode != 200 || body != "ok" {
@@ -142,8 +142,9 @@ func TestDjangoWriteOnOpaquePHPSession(t *testing.T) {
 	if res, body, _ := gw.get(t, "/get.php", j["sessionid"]); res.StatusCode != 200 || !strings.Contains(body, `"owner"`) {
 		t.Errorf("PHP afterwards: %d %.300s, want its data", res.StatusCode, body)
 	}
-	if !strings.Contains(gw.Logs.String(), "cannot be given to PHP") {
-		t.Errorf("no reason in the gateway's log:\n%s", gw.Logs.String())
+	// sessiongate_django refuses it before the gateway sees it, saying why.
+	if !strings.Contains(g.Log(), `"__php_session__" must be the only key`) {
+		t.Errorf("no reason in Django's log:\n%s", g.Log())
 	}
 }
 
@@ -282,6 +283,35 @@ func TestPHPValueThatCannotBeSerialized(t *testing.T) {
 	for _, want := range []string{"Serialization of 'Closure' is not allowed", "Serialization of 'class@anonymous' is not allowed"} {
 		if !poll(3*time.Second, func() bool { return strings.Contains(gw.Logs.String(), want) }) {
 			t.Errorf("no %q in the gateway's log", want)
+		}
+	}
+}
+
+// TestDjangoReservedSessionShapes: shapes the contract reserves for PHP's
+// tags are refused by Django's side with the reason in Django's log, and
+// the session keeps what it had. "__php_session__" next to another key and
+// a one-member "__php__" object holding no string were refused only by the
+// gateway (500, its own log line), Django's log silent; a session whose only
+// key is "__php__" was stored, and PHP read that key's text as its whole
+// session (here: user "eve" instead of "ana").
+func TestDjangoReservedSessionShapes(t *testing.T) {
+	t.Parallel()
+	s, g := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	for _, tc := range []struct{ kind, reason string }{
+		{"wholenextto", `"__php_session__" must be the only key`},
+		{"tagnotstring", `"__php__" must hold a string`},
+		{"onlytag", `a session whose only key is "__php__"`},
+	} {
+		j := jar{"sessionid": s.newSession(t)}
+		if res, body := call(t, gw, j, "GET", "/accounts/api/pyset/?kind="+tc.kind, ""); res.StatusCode != 500 {
+			t.Errorf("%s: Django write: %d %.200s, want 500", tc.kind, res.StatusCode, body)
+		}
+		if res, body, _ := gw.get(t, "/get.php", j["sessionid"]); res.StatusCode != 200 || !strings.Contains(body, `"data":{"user":"ana"}`) {
+			t.Errorf("%s: PHP afterwards: %d %s", tc.kind, res.StatusCode, body)
+		}
+		if !strings.Contains(g.Log(), tc.reason) {
+			t.Errorf("%s: no %q in Django's log:\n%s", tc.kind, tc.reason, g.Log())
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -187,5 +188,16 @@ func TestErrorPageSessionNotSaved(t *testing.T) {
 	}
 	if !r.closed {
 		t.Errorf("503 to a chunked request kept the connection open")
+	}
+	// Its request line says why, as other failures' do.
+	var line map[string]any
+	for _, l := range strings.Split(s.gws[0].Logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" && m["path"] == "/hold.php" {
+			line = m
+		}
+	}
+	if e, _ := line["error"].(string); line["status"] != float64(503) || !strings.Contains(e, "lock") {
+		t.Errorf("request line of the 503 %v, want status 503 and the lost lock as its error:\n%s", line, s.gws[0].Logs.String())
 	}
 }

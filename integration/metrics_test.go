@@ -6,6 +6,7 @@ package integration
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -237,6 +238,29 @@ func TestMetricsRealStack(t *testing.T) {
 	if got := m2[`sessiongate_http_request_duration_seconds_count{upstream="gateway"}`]; got != gwDurations {
 		t.Errorf("gateway duration samples %v after a refusal, was %v", got, gwDurations)
 	}
+	// Each 503 has its request line, access log off as for every failed
+	// request, saying why: a busy session, or the store. Both had only a
+	// line of their own, without the status, and none in the access log.
+	busyLines, storeLines := 0, 0
+	for _, line := range strings.Split(gw.stderr.String(), "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) != nil || l["msg"] != "request" || l["status"] != float64(503) {
+			continue
+		}
+		e, _ := l["error"].(string)
+		switch {
+		case strings.Contains(e, "session busy: lock wait timed out"):
+			busyLines++
+		case strings.Contains(e, "session store unavailable"):
+			storeLines++
+		default:
+			t.Errorf("503 request line without its reason: %s", line)
+		}
+	}
+	if busyLines != busy || storeLines != 1 {
+		t.Errorf("503 request lines: %d busy (client saw %d), %d store (want 1):\n%s", busyLines, busy, storeLines, gw.stderr.String())
+	}
+
 	if t.Failed() {
 		var dump bytes.Buffer
 		for k, v := range m {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/integration/harness"
 	"github.com/sessiongate/sessiongate/internal/testtls"
+	"github.com/sessiongate/sessiongate/metrics/metricstest"
 )
 
 // TestRedirectListener runs the real binary with TLS and
@@ -127,12 +128,35 @@ func TestRedirectListener(t *testing.T) {
 		}
 	})
 
+	// net/http's own refusal on the port-80 listener (here a head over its
+	// 32 KiB bound) is counted and logged under upstream "redirect", as
+	// every other answer of that listener, not mixed with the TLS site's.
+	t.Run("RefusalUnderRedirect", func(t *testing.T) {
+		req, err := http.NewRequest("GET", "http://"+plain+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Big", strings.Repeat("a", 40<<10))
+		res, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 431 {
+			t.Fatalf("40 KiB header on the redirect listener: %d, want 431", res.StatusCode)
+		}
+		m := metricstest.Scrape(t, p.Admin+"/metrics")
+		if got := m[`sessiongate_http_requests_total{code="431",upstream="redirect"}`]; got != 1 {
+			t.Errorf(`431 under upstream "redirect": %v, want 1 (under "gateway": %v)`, got, m[`sessiongate_http_requests_total{code="431",upstream="gateway"}`])
+		}
+	})
+
 	t.Run("AccessLogAndShutdown", func(t *testing.T) {
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		if c := p.wait(t, 10*time.Second); c != 0 {
 			t.Errorf("exit %d after SIGTERM", c)
 		}
-		redirects, acme := 0, 0
+		redirects, acme, refused := 0, 0, 0
 		started := false
 		sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
 		for sc.Scan() {
@@ -151,10 +175,12 @@ func TestRedirectListener(t *testing.T) {
 				acme++
 			case m["status"] == float64(301) || m["status"] == float64(308):
 				redirects++
+			case m["status"] == float64(431):
+				refused++
 			}
 		}
-		if !started || acme != 1 || redirects != 5 {
-			t.Errorf("start line with http_redirect %v, ACME lines %d (want 1), redirect lines %d (want 5):\n%s", started, acme, redirects, p.stderr.String())
+		if !started || acme != 1 || redirects != 5 || refused != 1 {
+			t.Errorf("start line with http_redirect %v, ACME lines %d (want 1), redirect lines %d (want 5), 431 lines %d (want 1):\n%s", started, acme, redirects, refused, p.stderr.String())
 		}
 	})
 }

@@ -166,11 +166,12 @@ func (m *Metrics) ObserveRequest(upstream string, status int, bytes int64, d tim
 }
 
 // CountRefusal counts a request net/http refused before any handler ran
-// (431, 400, 501, 417) under upstream "gateway". Only requests_total: the
-// request was never timed, and a made-up duration would pull the
-// latency histogram down.
-func (m *Metrics) CountRefusal(status int) {
-	m.requests.WithLabelValues("gateway", statusLabel(status)).Inc()
+// (431, 400, 501, 417) under the upstream of the listener that refused it
+// ("gateway", or "redirect" for the port-80 listener, whose every answer
+// is counted there). Only requests_total: the request was never timed, and
+// a made-up duration would pull the latency histogram down.
+func (m *Metrics) CountRefusal(upstream string, status int) {
+	m.requests.WithLabelValues(upstream, statusLabel(status)).Inc()
 }
 
 func (m *Metrics) series(upstream string) *upstreamSeries {

@@ -204,18 +204,26 @@ func newFrameSecrets() (nonce string, key [32]byte) {
 // (Open's error): 503 with Retry-After for a busy session or an unavailable
 // store, nothing for a client that left. The cookie is left alone: the
 // session is still there when the store is back. The PHP bridge and the
-// Django proxy both use it, so every path fails the same way.
+// Django proxy both use it, so every path fails the same way. The reason
+// goes in the request's access log line, as other failures' do (a line of
+// its own only for a request that has none), so the 503 and its cause are
+// one line.
 func (m *Manager) RespondOpenError(w http.ResponseWriter, r *http.Request, err error) {
+	ri := server.Info(r.Context())
 	switch {
 	case errors.Is(err, ErrBusy):
-		m.log.Warn("session busy", "path", server.LogValue(r.URL.Path), "error", err.Error())
+		if ri != nil {
+			ri.Err = err
+		} else {
+			m.log.Warn("session busy", "path", server.LogValue(r.URL.Path), "error", err.Error())
+		}
 		w.Header().Set("Retry-After", "1")
 		server.WriteError(w, r, http.StatusServiceUnavailable, "session busy, retry")
 	case errors.Is(err, context.Canceled):
 		// Client gone while waiting: nothing to answer, but its 499 says
 		// what it waited for, which a slow page of the same session
 		// (strict mode) or a slow store explains.
-		if ri := server.Info(r.Context()); ri != nil {
+		if ri != nil {
 			what := "the session store"
 			if m.o.LockMode == LockStrict {
 				what = "its session's lock (held by another request of the session, or the store slow to answer)"
@@ -223,7 +231,11 @@ func (m *Manager) RespondOpenError(w http.ResponseWriter, r *http.Request, err e
 			ri.Err = fmt.Errorf("client left while the request waited for %s (%w)", what, err)
 		}
 	default:
-		m.log.Error("session store unavailable", "path", server.LogValue(r.URL.Path), "error", err.Error())
+		if ri != nil {
+			ri.Err = err
+		} else {
+			m.log.Error("session store unavailable", "path", server.LogValue(r.URL.Path), "error", err.Error())
+		}
 		w.Header().Set("Retry-After", "1")
 		server.WriteError(w, r, http.StatusServiceUnavailable, "session store unavailable")
 	}
@@ -685,6 +697,11 @@ func (w *bridgeWriter) WriteHeader(code int) {
 			h["Connection"] = conn
 		}
 		w.swallow = true
+		// The access log line of the 503 (or 500) says why, as other
+		// failures' do.
+		if ri := server.Info(w.req.Context()); ri != nil && ri.Err == nil {
+			ri.Err = fmt.Errorf("session change from PHP not saved: %w", err)
+		}
 		if errors.Is(err, ErrUnstorable) {
 			// The script wrote what cannot be stored: the same again
 			// on a retry.

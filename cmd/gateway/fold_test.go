@@ -72,7 +72,7 @@ func TestFoldedRequestRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	var counted atomic.Int64
-	go srv.Serve(logRefusals(srv, ln, slog.New(slog.NewJSONHandler(logs, nil)), func(status int) {
+	go srv.Serve(logRefusals(srv, ln, "gateway", slog.New(slog.NewJSONHandler(logs, nil)), func(_ string, status int) {
 		if status == 400 {
 			counted.Add(1)
 		}

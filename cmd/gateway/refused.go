@@ -19,9 +19,10 @@ import (
 // (400), an unsupported Transfer-Encoding (501), an unknown Expect (417).
 // net/http writes those answers straight to the connection and logs
 // nothing, so a client told 431 left no trace, where nginx logs its 400s
-// and 414s. Each gets one "request" line with the status, upstream
-// "gateway" and the peer address (the request was not read, so there is no
-// method, path or forwarded address).
+// and 414s. Each gets one "request" line with the status, the listener's
+// upstream ("gateway" for the public one, "redirect" for the port-80 one,
+// as its other answers) and the peer address (the request was not read, so
+// there is no method, path or forwarded address).
 //
 // It also refuses, with 400 and a close, a request whose head has a
 // folded header line (foldScanner), as nginx does.
@@ -29,7 +30,7 @@ import (
 // It sets srv.Handler, srv.ConnState and srv.ConnContext (keeping those
 // already set) and returns the listener to serve. It sees plain HTTP only:
 // on a TLS listener net/http writes to the *tls.Conn it made itself.
-func logRefusals(srv *http.Server, ln net.Listener, logger *slog.Logger, count func(status int)) net.Listener {
+func logRefusals(srv *http.Server, ln net.Listener, upstream string, logger *slog.Logger, count func(upstream string, status int)) net.Listener {
 	next, state, connCtx := srv.Handler, srv.ConnState, srv.ConnContext
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, ok := r.Context().Value(refusalConnKey{}).(*refusalConn); ok {
@@ -65,15 +66,16 @@ func logRefusals(srv *http.Server, ln net.Listener, logger *slog.Logger, count f
 		}
 		return ctx
 	}
-	return refusalListener{ln, logger, count}
+	return refusalListener{ln, upstream, logger, count}
 }
 
 type refusalConnKey struct{}
 
 type refusalListener struct {
 	net.Listener
-	log   *slog.Logger
-	count func(status int)
+	upstream string
+	log      *slog.Logger
+	count    func(upstream string, status int)
 }
 
 func (l refusalListener) Accept() (net.Conn, error) {
@@ -81,7 +83,7 @@ func (l refusalListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := &refusalConn{Conn: c, log: l.log, count: l.count, folds: newFoldScanner()}
+	rc := &refusalConn{Conn: c, upstream: l.upstream, log: l.log, count: l.count, folds: newFoldScanner()}
 	rc.handled.Store(true) // nothing read yet
 	return rc, nil
 }
@@ -90,10 +92,11 @@ func (l refusalListener) Accept() (net.Conn, error) {
 // on it while no handler has run for the current request.
 type refusalConn struct {
 	net.Conn
-	log     *slog.Logger
-	count   func(status int)
-	handled atomic.Bool
-	folds   *foldScanner
+	upstream string
+	log      *slog.Logger
+	count    func(upstream string, status int)
+	handled  atomic.Bool
+	folds    *foldScanner
 	// served counts the requests handed to the handler, one at a time.
 	served int64
 }
@@ -112,14 +115,14 @@ func (c *refusalConn) refuseFolded(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Connection", "close")
 	http.Error(w, "400 Bad Request: folded header line", status)
 	if c.count != nil {
-		c.count(status)
+		c.count(c.upstream, status)
 	}
 	if c.log != nil {
 		c.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", server.LogValue(r.Method)),
 			slog.String("path", server.LogValue(r.URL.Path)),
 			slog.Int("status", status),
-			slog.String("upstream", "gateway"),
+			slog.String("upstream", c.upstream),
 			slog.String("remote", c.RemoteAddr().String()),
 			slog.String("error", "refused: a header line starts with a space or tab (obs-fold), which proxies in front may read differently"))
 	}
@@ -130,12 +133,12 @@ func (c *refusalConn) Write(p []byte) (int, error) {
 		c.handled.Store(true) // one line per refused request
 		if status, reason, ok := parseStatusLine(p); ok {
 			if c.count != nil {
-				c.count(status)
+				c.count(c.upstream, status)
 			}
 			if c.log != nil {
 				c.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
 					slog.Int("status", status),
-					slog.String("upstream", "gateway"),
+					slog.String("upstream", c.upstream),
 					slog.String("remote", c.RemoteAddr().String()),
 					slog.String("error", "refused by net/http: "+reason))
 			}

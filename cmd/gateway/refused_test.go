@@ -36,9 +36,9 @@ func TestRefusedRequestsAreLogged(t *testing.T) {
 	}
 	var counted []string
 	var countMu sync.Mutex
-	count := func(status int) {
+	count := func(upstream string, status int) {
 		countMu.Lock()
-		counted = append(counted, strconv.Itoa(status))
+		counted = append(counted, upstream+" "+strconv.Itoa(status))
 		countMu.Unlock()
 	}
 	countedSince := func(n int) []string {
@@ -46,7 +46,7 @@ func TestRefusedRequestsAreLogged(t *testing.T) {
 		defer countMu.Unlock()
 		return slices.Clone(counted[n:])
 	}
-	go srv.Serve(logRefusals(srv, ln, slog.New(slog.NewJSONHandler(logs, nil)), count))
+	go srv.Serve(logRefusals(srv, ln, "redirect", slog.New(slog.NewJSONHandler(logs, nil)), count))
 	t.Cleanup(func() { srv.Close() })
 
 	send := func(req string) string {
@@ -74,10 +74,10 @@ func TestRefusedRequestsAreLogged(t *testing.T) {
 		}
 		line := logs.String()[before:]
 		if strings.Count(line, `"msg":"request"`) != 1 || !strings.Contains(line, `"status":`+tc.status) ||
-			!strings.Contains(line, `"upstream":"gateway"`) || !strings.Contains(line, `"remote":"127.0.0.1:`) {
+			!strings.Contains(line, `"upstream":"redirect"`) || !strings.Contains(line, `"remote":"127.0.0.1:`) {
 			t.Errorf("%s: log %q, want one request line with status %s", tc.name, line, tc.status)
 		}
-		if got := countedSince(countedBefore); !slices.Equal(got, []string{tc.status}) {
+		if got := countedSince(countedBefore); !slices.Equal(got, []string{"redirect " + tc.status}) {
 			t.Errorf("%s: counted %v, want [%s]", tc.name, got, tc.status)
 		}
 	}
@@ -102,7 +102,7 @@ func TestRefusedRequestsCountedWithoutAccessLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan int, 1)
-	go srv.Serve(logRefusals(srv, ln, nil, func(status int) { got <- status }))
+	go srv.Serve(logRefusals(srv, ln, "gateway", nil, func(_ string, status int) { got <- status }))
 	t.Cleanup(func() { srv.Close() })
 	resp := testnet.Exchange(t, ln.Addr().String(), "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: "+strings.Repeat("a", 9<<10)+"\r\n\r\n")
 	if !strings.Contains(resp, "HTTP/1.1 431 ") {
@@ -122,7 +122,7 @@ func TestRefusalConnKeepsTCPFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	wl := logRefusals(&http.Server{Handler: http.NotFoundHandler()}, ln, slog.New(slog.DiscardHandler), nil)
+	wl := logRefusals(&http.Server{Handler: http.NotFoundHandler()}, ln, "gateway", slog.New(slog.DiscardHandler), nil)
 	go func() {
 		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 			defer c.Close()

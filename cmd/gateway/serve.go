@@ -107,7 +107,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		// not the whole request as ReadTimeout would.
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       idleTimeout(cfg),
+		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    serverMaxHeaderBytes(int(cfg.MaxHeaderBytes)),
 		ErrorLog:          errLog,
 		// "OPTIONS *" goes to the handler too, which refuses it like nginx
@@ -154,7 +154,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		refusalLog = logger
 	}
 	if !cfg.TLS() {
-		ln = logRefusals(public, ln, refusalLog, gw.CountRefusal)
+		ln = logRefusals(public, ln, "gateway", refusalLog, gw.CountRefusal)
 	}
 
 	var (
@@ -203,8 +203,9 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			}
 			return listenFailedStatus(err)
 		}
-		redirectLn = logRefusals(redirect, redirectLn, refusalLog, gw.CountRefusal)
+		redirectLn = logRefusals(redirect, redirectLn, "redirect", refusalLog, gw.CountRefusal)
 	}
+	noKeepAlive(cfg, public, admin, redirect)
 
 	if err := lns.unclaimed(); err != nil {
 		// A socket the socket unit holds that no listener variable names:
@@ -289,13 +290,19 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// idleTimeout is SESSIONGATE_IDLE_TIMEOUT, or SESSIONGATE_READ_TIMEOUT for
-// 0 as documented (net/http's fallback, gone with its ReadTimeout unset).
-func idleTimeout(cfg *config.Config) time.Duration {
-	if cfg.IdleTimeout > 0 {
-		return cfg.IdleTimeout
+// noKeepAlive gives SESSIONGATE_IDLE_TIMEOUT=0 nginx's meaning of
+// keepalive_timeout 0, keep-alive off, on each server: net/http would take
+// a zero IdleTimeout for its ReadTimeout, so an operator who copied nginx's
+// 0 kept idle connections open for another timeout's length, or for ever.
+func noKeepAlive(cfg *config.Config, servers ...*http.Server) {
+	if cfg.IdleTimeout != 0 {
+		return
 	}
-	return cfg.ReadTimeout
+	for _, s := range servers {
+		if s != nil {
+			s.SetKeepAlivesEnabled(false)
+		}
+	}
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

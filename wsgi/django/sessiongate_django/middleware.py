@@ -216,7 +216,10 @@ class SessionMiddleware(DjangoSessionMiddleware):
         try:
             headers = self._change_headers(request, session, verified, change)
         except (TypeError, ValueError) as e:
-            if not session.deleted_by_view():
+            if not session.deleted_by_view() or isinstance(e, protocol.LinkedSessionError):
+                # A login next to a linked PHP session is refused whole:
+                # deleting the session would lose PHP's data for a fault
+                # that is not the view's.
                 raise
             # flush() or cycle_key() came first: Django's backends deleted
             # the stored session there and then, and its failed save() only
@@ -264,6 +267,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             if op == "write":
                 protocol.check_php_limits(data, payload)
                 protocol.check_member_names(data)
+                protocol.check_reserved_shapes(data, payload)
             headers = protocol.change_headers(verified, op, rotate, expiry, payload)
         except ValueError as e:
             # Too large for the gateway (it would answer 502 and drop the

@@ -286,6 +286,56 @@ def check_member_names(obj):
         stack.extend(v for v in values if isinstance(v, (dict, list, tuple)))
 
 
+class LinkedSessionError(ValueError):
+    """A change that puts keys next to "__php_session__", a linked PHP
+    session kept whole: PHP's data, not the view's, cannot take it, so the
+    whole change is refused and the session stays as it was (a login
+    included: the gateway would refuse it, docs/protocol.md)."""
+
+
+_TAG_KEYS = ("__php__", "__php__b64")
+_SESSION_TAG_KEYS = ("__php_session__", "__php_session__b64")
+
+
+def check_reserved_shapes(obj, data):
+    """Raises ValueError when the session ``obj`` (``data`` being its JSON)
+    uses the member names docs/protocol.md reserves for PHP's tags in a way
+    the gateway refuses, or reads as something else: "__php_session__" next
+    to other keys, a one-member "__php__" object not holding a string, or a
+    session whose only key is "__php__", whose text PHP would take for its
+    whole session. Only a session with such a name in its JSON is walked."""
+    if b'"__php' not in data:
+        return
+    if len(obj) == 1:
+        (k, v), = obj.items()
+        if k in _TAG_KEYS:
+            raise ValueError(
+                "a session whose only key is %s is read by PHP as a tag holding its whole session: "
+                "add another key or use another name" % json.dumps(k)
+            )
+    for k in _SESSION_TAG_KEYS:
+        if k in obj and len(obj) > 1:
+            raise LinkedSessionError(
+                "%s must be the only key of the session (it holds a whole linked PHP session): "
+                "PHP could not read the session" % json.dumps(k)
+            )
+    stack = [(obj, True)]
+    while stack:
+        c, top = stack.pop()
+        if isinstance(c, dict):
+            if len(c) == 1:
+                (k, v), = c.items()
+                if (k in _TAG_KEYS or top and k in _SESSION_TAG_KEYS) and not isinstance(v, str):
+                    raise ValueError(
+                        "%s must hold a string (PHP serialize text) when it is alone in its object, "
+                        "not %s: PHP could not read the session" % (json.dumps(k), type(v).__name__)
+                    )
+            values = c.values()
+        else:
+            values = c
+        stack.extend((v, False) for v in values if isinstance(v, (dict, list, tuple)))
+
+
 def request_meta(key, session_id, data, nonce, timestamp, features=FEATURES):
     """The WSGI environ entries the gateway sends with a request: what
     verify_request checks. Only the gateway sends them in production; the

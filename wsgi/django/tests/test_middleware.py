@@ -3,6 +3,7 @@ import base64
 import json
 import logging
 import os
+import re
 import sys
 import time
 import unittest
@@ -723,6 +724,84 @@ class SessionAPITests(unittest.TestCase):
 
             _, resp = run(ok, signed_meta(SID, {"a": 1}))
             self.assertEqual(Change(resp).op, "write")
+
+    def test_session_reserved_shapes_raise(self):
+        # Shapes the contract reserves for PHP's tags: the gateway refused
+        # the first ones with only its own log saying why, and stored the
+        # last, which PHP then read as its whole session.
+        def whole_next_to(s):
+            s["__php_session__"] = "a:0:{}"
+
+        def tag_int(s):
+            s["v"] = {"__php__": 5}
+
+        def nested_tag_none(s):
+            s["v"] = [{"k": {"__php__b64": None}}]
+
+        def root_tag_list(s):
+            s.clear()
+            s["__php_session__"] = ["a:0:{}"]
+
+        def only_tag(s):
+            s.clear()
+            s["__php__"] = 'a:1:{s:1:"x";i:1;}'
+
+        def only_tag_b64(s):
+            s.clear()
+            s["__php__b64"] = "YTowOnt9"
+
+        for change, reason in [
+            (whole_next_to, '"__php_session__" must be the only key'),
+            (tag_int, '"__php__" must hold a string'),
+            (nested_tag_none, '"__php__b64" must hold a string'),
+            (root_tag_list, '"__php_session__" must hold a string'),
+            (only_tag, 'a session whose only key is "__php__"'),
+            (only_tag_b64, 'a session whose only key is "__php__b64"'),
+        ]:
+
+            def view(request, change=change):
+                change(request.session)
+                return HttpResponse("x")
+
+            with self.assertLogs("sessiongate_django", "ERROR") as logs:
+                with self.assertRaisesRegex(ValueError, re.escape(reason)):
+                    run(view, signed_meta(SID, {"a": 1}))
+            self.assertIn(reason, logs.output[0])
+
+        # Tag names that are no tag: next to other keys, with another
+        # member, "__php_session__" below the top, and the whole-session
+        # member alone holding text, as the gateway gives a linked session.
+        for change in [
+            lambda s: s.__setitem__("__php__", 5),
+            lambda s: s.__setitem__("v", {"__php__": 5, "b": 1}),
+            lambda s: s.__setitem__("v", {"__php_session__": 5}),
+            lambda s: s.__setitem__("v", {"__php__": "d:INF;"}),
+        ]:
+
+            def ok(request, change=change):
+                change(request.session)
+                return HttpResponse("x")
+
+            _, resp = run(ok, signed_meta(SID, {"a": 1}))
+            self.assertEqual(Change(resp).op, "write")
+
+        def linked(request):
+            request.session["__php_session__"] = 'a:1:{s:1:"a";i:2;}'
+            return HttpResponse("x")
+
+        _, resp = run(linked, signed_meta(SID, {"__php_session__": 'a:1:{s:1:"a";i:1;}'}))
+        self.assertEqual(Change(resp).data, {"__php_session__": 'a:1:{s:1:"a";i:2;}'})
+
+        # A login (cycle_key()) next to a linked PHP session is refused
+        # whole, not turned into a deletion of PHP's data.
+        def login(request):
+            request.session.cycle_key()
+            request.session["_auth_user_id"] = "1"
+            return HttpResponse("x")
+
+        with self.assertLogs("sessiongate_django", "ERROR"):
+            with self.assertRaisesRegex(ValueError, "must be the only key"):
+                run(login, signed_meta(SID, {"__php_session__": 'a:1:{s:1:"a";i:1;}'}))
 
     def test_old_key_verifies_and_signs_the_answer(self):
         def view(request):

@@ -196,11 +196,21 @@ def pyset(request):
         "emptydict": {},
         "emptylist": [],
     }
-    if request.GET["kind"] == "topdupkeys":
+    kind = request.GET["kind"]
+    if kind == "topdupkeys":
         request.session[7] = "int"
         request.session["7"] = "str"
+    elif kind == "wholenextto":
+        # PHP's whole-session member next to another key.
+        request.session["__php_session__"] = "a:0:{}"
+    elif kind == "tagnotstring":
+        request.session["py"] = {"__php__": 5}
+    elif kind == "onlytag":
+        # A session whose only key is "__php__", holding PHP array text.
+        request.session.clear()
+        request.session["__php__"] = 'a:1:{s:4:"user";s:3:"eve";}'
     else:
-        request.session["py"] = values[request.GET["kind"]]
+        request.session["py"] = values[kind]
     return HttpResponse("ok", content_type="text/plain")
 
 
