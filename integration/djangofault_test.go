@@ -544,3 +544,58 @@ func TestDjangoGunicornTimeoutKillsWorker(t *testing.T) {
 		t.Fatalf("the POST ran %d times", n)
 	}
 }
+
+// TestDjangoStoppedBackendIsSkipped: one of two gunicorns stopped
+// (SIGSTOP: the kernel still accepts its connections, nobody answers, as
+// when every worker is stuck) costs one request SESSIONGATE_DJANGO_TIMEOUT
+// and a 504, then is skipped for the back-off; a POST is not sent on to
+// the other gunicorn after the timeout. Before, every second request
+// waited the whole timeout for a 504 for as long as it stayed stopped.
+func TestDjangoStoppedBackendIsSkipped(t *testing.T) {
+	t.Parallel()
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	gw := startDjangoGateway(t, a.URL()+","+b.URL(), "SESSIONGATE_DJANGO_TIMEOUT=1s")
+	stopped := append([]int{b.PID()}, b.Workers()...)
+	for _, pid := range stopped {
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	t.Cleanup(func() {
+		for _, pid := range stopped {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	codes := map[int]int{}
+	start := time.Now()
+	for i := 0; i < 10; i++ {
+		method := []string{"GET", "POST"}[i%2]
+		req, _ := http.NewRequest(method, gw.URL+"/dj/slow/", strings.NewReader("a=1"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Req-Id", fmt.Sprintf("r%d", i))
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		codes[res.StatusCode]++
+	}
+	took := time.Since(start)
+	if codes[504] != 1 || codes[200] != 9 {
+		t.Fatalf("10 requests with one of two gunicorns stopped: %v in %v, want one 504 and nine 200\n%s", codes, took.Round(time.Millisecond), gw.Logs.String())
+	}
+	logs := gw.Logs.String()
+	if !strings.Contains(logs, "sent no answer in time; marked down") || !strings.Contains(logs, b.Addr) {
+		t.Fatalf("no log line naming the silent backend %s:\n%s", b.Addr, logs)
+	}
+	ran, _ := os.ReadFile(runlog)
+	for i := 0; i < 10; i++ {
+		if n := strings.Count(string(ran), fmt.Sprintf("done-r%d\n", i)); n > 1 {
+			t.Fatalf("request %d ran %d times:\n%s", i, n, ran)
+		}
+	}
+}
