@@ -23,7 +23,7 @@ import (
 const faultDjangoURLs = `
 import os, time
 from django.urls import path
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 
 def slow(request):
     ms = int(request.GET.get("ms", "0"))
@@ -53,7 +53,25 @@ def die(request):
         os._exit(1)
     return HttpResponse(b"ok " + str(os.getpid()).encode())
 
-urlpatterns = [path("dj/slow/", slow), path("dj/set/", setkey), path("dj/die/", die)]
+def setslow(request):
+    request.session["k"] = request.GET.get("v", "")
+    time.sleep(int(request.GET.get("ms", "0")) / 1000.0)
+    return HttpResponse(b"ok")
+
+def getkey(request):
+    return HttpResponse(request.session.get("k", "-").encode())
+
+def stream(request):
+    # A long export: some rows, then a stall a worker is killed in.
+    def rows():
+        yield b"x" * 65536
+        time.sleep(int(request.GET.get("ms", "0")) / 1000.0)
+        yield b"end"
+    request.session["k"] = "streamed"
+    return StreamingHttpResponse(rows())
+
+urlpatterns = [path("dj/slow/", slow), path("dj/set/", setkey), path("dj/die/", die),
+    path("dj/setslow/", setslow), path("dj/get/", getkey), path("dj/stream/", stream)]
 `
 
 // faultProject writes a minimal Django project whose view records every
@@ -597,5 +615,78 @@ func TestDjangoStoppedBackendIsSkipped(t *testing.T) {
 		if n := strings.Count(string(ran), fmt.Sprintf("done-r%d\n", i)); n > 1 {
 			t.Fatalf("request %d ran %d times:\n%s", i, n, ran)
 		}
+	}
+}
+
+// TestDjangoKilledWorkerKeepsTheSession: a sync worker killed by
+// gunicorn's --timeout while its view changed the session answers 502, the
+// change is not saved, the session lock is free for the next request at
+// once, and the log names the backend. A worker killed mid-body (a
+// streamed export) is an aborted response for the client, never a clean
+// end, and a 502 in the access log.
+func TestDjangoKilledWorkerKeepsTheSession(t *testing.T) {
+	t.Parallel()
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1, Threads: 1, Args: []string{"--timeout", "2"}})
+	gw := startDjangoGateway(t, g.URL(), "SESSIONGATE_SESSION_LOCK_TIMEOUT=1s")
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	get := func(path, cookie string) (int, string, error) {
+		req, _ := http.NewRequest("GET", gw.URL+path, nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		return res.StatusCode, string(b), err
+	}
+	res, err := client.Get(gw.URL + "/dj/set/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	var cookie string
+	for _, c := range res.Cookies() {
+		cookie = c.Name + "=" + c.Value
+	}
+	if cookie == "" {
+		t.Fatalf("no session cookie: %v", res.Header)
+	}
+	if st, _, err := get("/dj/setslow/?v=lost&ms=20000", cookie); err != nil || st != 502 {
+		t.Fatalf("view killed by gunicorn's timeout: %d %v, want 502", st, err)
+	}
+	start := time.Now()
+	if st, body, err := get("/dj/get/", cookie); err != nil || st != 200 || body != "v" {
+		t.Fatalf("after the killed view: %d %q %v, want 200 \"v\" (its change not saved)", st, body, err)
+	}
+	if waited := time.Since(start); waited > 900*time.Millisecond {
+		t.Errorf("the next request waited %v for the session lock", waited)
+	}
+	named := false
+	for _, line := range strings.Split(gw.Logs.String(), "\n") {
+		if strings.Contains(line, `"path":"/dj/setslow/","status":502`) && strings.Contains(line, g.Addr) {
+			named = true
+		}
+	}
+	if !named {
+		t.Errorf("no 502 log line naming the backend %s:\n%s", g.Addr, gw.Logs.String())
+	}
+
+	// Killed mid-body: the headers (and the session) went out, the body
+	// breaks off.
+	st, body, err := get("/dj/stream/?ms=20000", cookie)
+	if err == nil {
+		t.Fatalf("stream cut by a killed worker: %d, %d bytes, and a clean end", st, len(body))
+	}
+	if st, _, err := get("/dj/get/", cookie); err != nil || st != 200 {
+		t.Fatalf("after the cut stream: %d %v", st, err)
+	}
+	if !poll(5*time.Second, func() bool { return strings.Contains(gw.Logs.String(), `"path":"/dj/stream/","status":502`) }) {
+		t.Errorf("no 502 access log line for the cut stream:\n%s", gw.Logs.String())
 	}
 }
