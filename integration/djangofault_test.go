@@ -690,3 +690,52 @@ func TestDjangoKilledWorkerKeepsTheSession(t *testing.T) {
 		t.Errorf("no 502 access log line for the cut stream:\n%s", gw.Logs.String())
 	}
 }
+
+// TestDjangoShortKeepAliveUnderLoad: gunicorn --keep-alive 1 closes a
+// kept-alive connection after 1 s idle, checked from its event loop, so
+// the close can cross a request on the wire. Requests timed around the
+// close, while a second gateway keeps the worker's event loop busy: every
+// one is answered (a GET that met the close goes again on a new
+// connection, a POST never takes a kept-alive one) and no POST runs twice.
+func TestDjangoShortKeepAliveUnderLoad(t *testing.T) {
+	t.Parallel()
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1, Args: []string{"--keep-alive", "1"}})
+	gw := startDjangoGateway(t, g.URL())
+	busy := startDjangoGateway(t, g.URL())
+	stop := make(chan struct{})
+	wait := faultLoad(t, busy, 2, 20, stop)
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	var results []faultResult
+	send := func(method, id string) {
+		req, _ := http.NewRequest(method, gw.URL+"/dj/slow/", strings.NewReader("a=1"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Req-Id", id)
+		r := faultResult{method: method, id: id}
+		res, err := client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			r.status = res.StatusCode
+		}
+		r.err = err
+		results = append(results, r)
+	}
+	for i, ms := range []int{970, 1000, 1030, 1100} {
+		send("GET", fmt.Sprintf("ka-get%d", i))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		send("POST", fmt.Sprintf("ka-post%d", i))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		send("GET", fmt.Sprintf("ka-get%d-after", i))
+	}
+	close(stop)
+	results = append(results, wait()...)
+	checkFaultRun(t, results, runlog)
+	for _, r := range results {
+		if r.status != 200 {
+			t.Errorf("%s %s: %d with gunicorn --keep-alive 1", r.method, r.id, r.status)
+		}
+	}
+}
