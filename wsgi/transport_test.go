@@ -103,10 +103,8 @@ func TestTransportKeepsConnectionsAlive(t *testing.T) {
 			t.Fatalf("request %d: %d %q, want %q", i, code, got, want)
 		}
 	}
-	// Each POST takes a new connection (it must not be sent twice, see
-	// RoundTrip), which the next GET then takes from the pool.
-	if n := conns.accepted.Load(); n != 11 {
-		t.Fatalf("20 sequential requests used %d backend connections, want 11 (1 + one per POST)", n)
+	if n := conns.accepted.Load(); n != 1 {
+		t.Fatalf("20 sequential requests used %d backend connections, want 1", n)
 	}
 }
 
@@ -156,10 +154,10 @@ func TestTransportSkipsConnectionsTheBackendClosed(t *testing.T) {
 }
 
 // The first try of a request that may be sent twice takes an idle
-// connection without a liveness peek (a system call per request); a
-// request that must not be sent twice, and every retry, takes a new
-// connection and so never gets one the backend closed.
-func TestTransportReusesIdleConnectionsOnlyForRetryableRequests(t *testing.T) {
+// connection without the liveness peek (a system call per request); a
+// request that must not be sent twice, and every retry, peeks and so
+// never gets a connection the backend closed.
+func TestTransportPeeksOnlyWhenARetryIsNotPossible(t *testing.T) {
 	back, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
 	}), 0)
@@ -178,7 +176,7 @@ func TestTransportReusesIdleConnectionsOnlyForRetryableRequests(t *testing.T) {
 		io.Copy(io.Discard, res.Body)
 		res.Body.Close() // the connection goes back to the pool
 		back.CloseClientConnections()
-		c, reused, err := tr.getConn(context.Background(), addr)
+		c, reused, err := tr.getConn(context.Background(), addr, false)
 		if err != nil || !reused {
 			t.Fatalf("no pooled connection: reused %v, err %v", reused, err)
 		}
@@ -194,10 +192,17 @@ func TestTransportReusesIdleConnectionsOnlyForRetryableRequests(t *testing.T) {
 	}
 
 	closed := idleClosed()
-	if c, reused, err := tr.getConn(context.Background(), addr); err != nil || c != closed || !reused {
-		t.Fatalf("got %p reused %v err %v, want the idle connection %p", c, reused, err, closed)
+	if c, reused, err := tr.getConn(context.Background(), addr, false); err != nil || c != closed || !reused {
+		t.Fatalf("without peek: got %p reused %v err %v, want the idle connection %p", c, reused, err, closed)
 	}
 	closed.nc.Close()
+
+	closed = idleClosed()
+	c, reused, err := tr.getConn(context.Background(), addr, true)
+	if err != nil || c == closed || reused {
+		t.Fatalf("with peek: got %p reused %v err %v, want a new connection", c, reused, err)
+	}
+	c.nc.Close()
 
 	// End to end: a GET on the closed connection fails before any answer
 	// and is sent again; a POST never takes it.
@@ -247,9 +252,8 @@ func readRequest(t *testing.T, br *bufio.Reader) *http.Request {
 }
 
 // The backend closes a kept-alive connection just as the next request
-// arrives, without answering: a GET goes again on a new connection. A POST
-// (which may have had an effect) that the backend drops the same way fails
-// with 502 instead of running twice.
+// arrives, without answering: a GET goes again on a new connection, a POST
+// (which may have had an effect) fails with 502 instead of running twice.
 func TestTransportRetriesOnlyIdempotentRequests(t *testing.T) {
 	var posts atomic.Int32
 	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
@@ -260,7 +264,6 @@ func TestTransportRetriesOnlyIdempotentRequests(t *testing.T) {
 			}
 			if req.Method == "POST" {
 				posts.Add(1)
-				return // run, then gone without an answer
 			}
 			if i == 1 {
 				return // the race: gone without an answer
