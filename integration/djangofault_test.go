@@ -696,6 +696,11 @@ func TestDjangoKilledWorkerKeepsTheSession(t *testing.T) {
 	if !poll(5*time.Second, func() bool { return strings.Contains(gw.Logs.String(), `"path":"/dj/stream/","status":502`) }) {
 		t.Errorf("no 502 access log line for the cut stream:\n%s", gw.Logs.String())
 	}
+	for _, line := range strings.Split(gw.Logs.String(), "\n") {
+		if strings.Contains(line, `"path":"/dj/stream/","status":502`) && !strings.Contains(line, g.Addr) {
+			t.Errorf("the cut stream's 502 line does not name the backend %s: %s", g.Addr, line)
+		}
+	}
 }
 
 // TestDjangoShortKeepAliveUnderLoad: gunicorn --keep-alive 1 closes a
