@@ -23,7 +23,7 @@ import (
 const faultDjangoURLs = `
 import os, time
 from django.urls import path
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 
 def slow(request):
     ms = int(request.GET.get("ms", "0"))
@@ -53,7 +53,34 @@ def die(request):
         os._exit(1)
     return HttpResponse(b"ok " + str(os.getpid()).encode())
 
-urlpatterns = [path("dj/slow/", slow), path("dj/set/", setkey), path("dj/die/", die)]
+def setslow(request):
+    request.session["k"] = request.GET.get("v", "")
+    time.sleep(int(request.GET.get("ms", "0")) / 1000.0)
+    return HttpResponse(b"ok")
+
+def getkey(request):
+    return HttpResponse(request.session.get("k", "-").encode())
+
+def stream(request):
+    # A long export: some rows, then a stall a worker is killed in.
+    def rows():
+        yield b"x" * 65536
+        time.sleep(int(request.GET.get("ms", "0")) / 1000.0)
+        yield b"end"
+    request.session["k"] = "streamed"
+    return StreamingHttpResponse(rows())
+
+def inc(request):
+    # Counts the session's POSTs; the runlog says which ran.
+    if request.method == "POST":
+        with open(os.environ["SG_RUNLOG"], "a") as f:
+            f.write(request.headers.get("X-Req-Id", "") + "\n")
+        request.session["n"] = request.session.get("n", 0) + 1
+        time.sleep(0.005)
+    return HttpResponse(str(request.session.get("n", 0)).encode())
+
+urlpatterns = [path("dj/inc/", inc), path("dj/slow/", slow), path("dj/set/", setkey), path("dj/die/", die),
+    path("dj/setslow/", setslow), path("dj/get/", getkey), path("dj/stream/", stream)]
 `
 
 // faultProject writes a minimal Django project whose view records every
@@ -541,4 +568,332 @@ func TestDjangoGunicornTimeoutKillsWorker(t *testing.T) {
 	if n := strings.Count(string(b), "slow\n"); n != 1 {
 		t.Fatalf("the POST ran %d times", n)
 	}
+}
+
+// TestDjangoStoppedBackendIsSkipped: one of two gunicorns stopped
+// (SIGSTOP: the kernel still accepts its connections, nobody answers, as
+// when every worker is stuck) costs one request SESSIONGATE_DJANGO_TIMEOUT
+// and a 504, then is skipped for the back-off; a POST is not sent on to
+// the other gunicorn after the timeout. Before, every second request
+// waited the whole timeout for a 504 for as long as it stayed stopped.
+func TestDjangoStoppedBackendIsSkipped(t *testing.T) {
+	t.Parallel()
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	gw := startDjangoGateway(t, a.URL()+","+b.URL(), "SESSIONGATE_DJANGO_TIMEOUT=1s")
+	stopped := append([]int{b.PID()}, b.Workers()...)
+	for _, pid := range stopped {
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	t.Cleanup(func() {
+		for _, pid := range stopped {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	codes := map[int]int{}
+	start := time.Now()
+	for i := 0; i < 10; i++ {
+		method := []string{"GET", "POST"}[i%2]
+		req, _ := http.NewRequest(method, gw.URL+"/dj/slow/", strings.NewReader("a=1"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Req-Id", fmt.Sprintf("r%d", i))
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		codes[res.StatusCode]++
+	}
+	took := time.Since(start)
+	if codes[504] != 1 || codes[200] != 9 {
+		t.Fatalf("10 requests with one of two gunicorns stopped: %v in %v, want one 504 and nine 200\n%s", codes, took.Round(time.Millisecond), gw.Logs.String())
+	}
+	logs := gw.Logs.String()
+	if !strings.Contains(logs, "sent no answer in time; marked down") || !strings.Contains(logs, b.Addr) {
+		t.Fatalf("no log line naming the silent backend %s:\n%s", b.Addr, logs)
+	}
+	ran, _ := os.ReadFile(runlog)
+	for i := 0; i < 10; i++ {
+		if n := strings.Count(string(ran), fmt.Sprintf("done-r%d\n", i)); n > 1 {
+			t.Fatalf("request %d ran %d times:\n%s", i, n, ran)
+		}
+	}
+}
+
+// TestDjangoKilledWorkerKeepsTheSession: a sync worker killed by
+// gunicorn's --timeout while its view changed the session answers 502, the
+// change is not saved, the session lock is free for the next request at
+// once, and the log names the backend. A worker killed mid-body (a
+// streamed export) is an aborted response for the client, never a clean
+// end, and a 502 in the access log.
+func TestDjangoKilledWorkerKeepsTheSession(t *testing.T) {
+	t.Parallel()
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1, Threads: 1, Args: []string{"--timeout", "2"}})
+	gw := startDjangoGateway(t, g.URL(), "SESSIONGATE_SESSION_LOCK_TIMEOUT=1s")
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	get := func(path, cookie string) (int, string, error) {
+		req, _ := http.NewRequest("GET", gw.URL+path, nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		return res.StatusCode, string(b), err
+	}
+	res, err := client.Get(gw.URL + "/dj/set/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	var cookie string
+	for _, c := range res.Cookies() {
+		cookie = c.Name + "=" + c.Value
+	}
+	if cookie == "" {
+		t.Fatalf("no session cookie: %v", res.Header)
+	}
+	if st, _, err := get("/dj/setslow/?v=lost&ms=20000", cookie); err != nil || st != 502 {
+		t.Fatalf("view killed by gunicorn's timeout: %d %v, want 502", st, err)
+	}
+	start := time.Now()
+	if st, body, err := get("/dj/get/", cookie); err != nil || st != 200 || body != "v" {
+		t.Fatalf("after the killed view: %d %q %v, want 200 \"v\" (its change not saved)", st, body, err)
+	}
+	if waited := time.Since(start); waited > 900*time.Millisecond {
+		t.Errorf("the next request waited %v for the session lock", waited)
+	}
+	named := false
+	for _, line := range strings.Split(gw.Logs.String(), "\n") {
+		if strings.Contains(line, `"path":"/dj/setslow/","status":502`) && strings.Contains(line, g.Addr) {
+			named = true
+		}
+	}
+	if !named {
+		t.Errorf("no 502 log line naming the backend %s:\n%s", g.Addr, gw.Logs.String())
+	}
+
+	// Killed mid-body: the headers (and the session) went out, the body
+	// breaks off.
+	st, body, err := get("/dj/stream/?ms=20000", cookie)
+	if err == nil {
+		t.Fatalf("stream cut by a killed worker: %d, %d bytes, and a clean end", st, len(body))
+	}
+	if st, _, err := get("/dj/get/", cookie); err != nil || st != 200 {
+		t.Fatalf("after the cut stream: %d %v", st, err)
+	}
+	if !poll(5*time.Second, func() bool { return strings.Contains(gw.Logs.String(), `"path":"/dj/stream/","status":502`) }) {
+		t.Errorf("no 502 access log line for the cut stream:\n%s", gw.Logs.String())
+	}
+	for _, line := range strings.Split(gw.Logs.String(), "\n") {
+		if strings.Contains(line, `"path":"/dj/stream/","status":502`) && !strings.Contains(line, g.Addr) {
+			t.Errorf("the cut stream's 502 line does not name the backend %s: %s", g.Addr, line)
+		}
+	}
+}
+
+// TestDjangoShortKeepAliveUnderLoad: gunicorn --keep-alive 1 closes a
+// kept-alive connection after 1 s idle, checked from its event loop, so
+// the close can cross a request on the wire. Requests timed around the
+// close, while a second gateway keeps the worker's event loop busy: every
+// one is answered (a GET that met the close goes again on a new
+// connection, a POST takes a kept-alive one only if it idled under 1 s and
+// still looks open) and no POST runs twice.
+func TestDjangoShortKeepAliveUnderLoad(t *testing.T) {
+	t.Parallel()
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1, Args: []string{"--keep-alive", "1"}})
+	gw := startDjangoGateway(t, g.URL())
+	busy := startDjangoGateway(t, g.URL())
+	stop := make(chan struct{})
+	wait := faultLoad(t, busy, 2, 20, stop)
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	var results []faultResult
+	send := func(method, id string) {
+		req, _ := http.NewRequest(method, gw.URL+"/dj/slow/", strings.NewReader("a=1"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Req-Id", id)
+		r := faultResult{method: method, id: id}
+		res, err := client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			r.status = res.StatusCode
+		}
+		r.err = err
+		results = append(results, r)
+	}
+	for i, ms := range []int{970, 1000, 1030, 1100} {
+		send("GET", fmt.Sprintf("ka-get%d", i))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		send("POST", fmt.Sprintf("ka-post%d", i))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		send("GET", fmt.Sprintf("ka-get%d-after", i))
+	}
+	close(stop)
+	results = append(results, wait()...)
+	checkFaultRun(t, results, runlog)
+	for _, r := range results {
+		if r.status != 200 {
+			t.Errorf("%s %s: %d with gunicorn --keep-alive 1", r.method, r.id, r.status)
+		}
+	}
+}
+
+// TestDjangoReloadAndRecyclingKeepSessionWrites: two gateways sharing
+// Redis send session writes (POSTs counting in the session) and reads to
+// one gunicorn that recycles its workers (--max-requests) and is reloaded
+// (SIGHUP) twice meanwhile. No GET fails; a POST may get a 502 (sent on a
+// kept-alive connection of a worker that was exiting, it cannot be sent
+// again), but only one Django never ran; each session counts exactly the
+// POSTs answered 200 (no write lost, none applied twice), and every
+// session lock is free at the end.
+func TestDjangoReloadAndRecyclingKeepSessionWrites(t *testing.T) {
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Args: []string{"--max-requests", "40", "--max-requests-jitter", "10"}})
+	red := harness.StartRedis(t)
+	root := t.TempDir()
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	cfg, err := config.Load([]string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_INDEX=off",
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_REDIS_URL=" + red.URL(),
+		"SESSIONGATE_SESSION_LOCK_TIMEOUT=5s",
+		"SESSIONGATE_DJANGO_URL=" + g.URL(),
+		"SESSIONGATE_DJANGO_PATHS=/dj/",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gws := startGateways(t, cfg, 2)
+	const clients = 6
+	type tally struct {
+		cookie     string
+		ok, failed []string // POST ids
+		getFailed  int
+	}
+	tallies := make([]*tally, clients)
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	send := func(gw *sessionGW, method, cookie, id string) (int, string, string) {
+		req, _ := http.NewRequest(method, gw.URL+"/dj/inc/", strings.NewReader("a=1"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Req-Id", id)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Errorf("%s %s: %v", method, id, err)
+			return 0, "", ""
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var set string
+		for _, c := range res.Cookies() {
+			set = c.Name + "=" + c.Value
+		}
+		return res.StatusCode, string(b), set
+	}
+	for c := range tallies {
+		st, _, cookie := send(gws[0], "POST", "", fmt.Sprintf("c%d-0", c))
+		if st != 200 || cookie == "" {
+			t.Fatalf("client %d: first POST %d, cookie %q", c, st, cookie)
+		}
+		tallies[c] = &tally{cookie: cookie, ok: []string{fmt.Sprintf("c%d-0", c)}}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for c, tl := range tallies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 1; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				gw := gws[i%2]
+				id := fmt.Sprintf("c%d-%d", c, i)
+				if i%3 == 0 {
+					if st, _, _ := send(gw, "GET", tl.cookie, id); st != 200 {
+						tl.getFailed++
+						t.Errorf("GET %s: %d", id, st)
+					}
+					continue
+				}
+				if st, _, _ := send(gw, "POST", tl.cookie, id); st == 200 {
+					tl.ok = append(tl.ok, id)
+				} else {
+					tl.failed = append(tl.failed, id)
+					if st != 502 {
+						t.Errorf("POST %s: %d", id, st)
+					}
+				}
+			}
+		}()
+	}
+	for i := 0; i < 2; i++ {
+		time.Sleep(1500 * time.Millisecond)
+		syscall.Kill(g.PID(), syscall.SIGHUP)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	ran, _ := os.ReadFile(runlog)
+	runs := map[string]int{}
+	for _, id := range strings.Fields(string(ran)) {
+		runs[id]++
+	}
+	total, failed := 0, 0
+	for c, tl := range tallies {
+		// A POST takes the session lock: one a failed request left held
+		// would make it wait for the lease and answer 503.
+		final := fmt.Sprintf("c%d-final", c)
+		st, body, _ := send(gws[c%2], "POST", tl.cookie, final)
+		if st != 200 {
+			t.Errorf("client %d: final POST %d", c, st)
+		}
+		tl.ok = append(tl.ok, final)
+		ranHere := 0
+		for id, n := range runs {
+			if strings.HasPrefix(id, fmt.Sprintf("c%d-", c)) {
+				ranHere += n
+				if n > 1 {
+					t.Errorf("POST %s ran %d times", id, n)
+				}
+			}
+		}
+		failedRan := 0
+		for _, id := range tl.failed {
+			failedRan += runs[id]
+		}
+		if failedRan > 0 {
+			t.Errorf("client %d: %d of its %d failed POSTs ran in Django", c, failedRan, len(tl.failed))
+		}
+		failed += len(tl.failed)
+		total += len(tl.ok) + len(tl.failed)
+		if body != fmt.Sprint(len(tl.ok)) {
+			t.Errorf("client %d: session counts %s, want the %d answered POSTs (Django ran %d; %d failed, %d of them ran)",
+				c, body, len(tl.ok), ranHere, len(tl.failed), failedRan)
+		}
+	}
+	t.Logf("%d POSTs from %d sessions over two reloads and recycling: %d answered 502, none of them run", total, clients, failed)
 }

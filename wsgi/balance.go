@@ -134,7 +134,7 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 	order := b.pool.order()
 	orig := req.Body
 	var lastErr error
-	for _, be := range order {
+	for i, be := range order {
 		out := req.WithContext(req.Context()) // shallow copy
 		u := *req.URL
 		u.Host = be.host
@@ -155,6 +155,13 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		// run there; running it again elsewhere is harmless by its
 		// method, so it moves on like one that could not connect.
 		dropped := !dialFailed && errors.Is(err, errNoAnswer) && replayable(req)
+		err = named(req, be, err)
+		if errors.Is(err, errSilent) && req.Context().Err() == nil {
+			// Not sent on: the client waited the whole timeout already.
+			b.markDown(be, err)
+			closeBody(orig)
+			return nil, err
+		}
 		if !dialFailed && !dropped || req.Context().Err() != nil || (tb != nil && tb.touched() && req.GetBody == nil) {
 			closeBody(orig)
 			return nil, err
@@ -173,20 +180,48 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if dropped {
 			// One request's failure, not the backend's: it stays in
-			// turn (a refused connection marks it down).
-			b.log.Warn("django backend dropped a request without answering; trying the next backend", "backend", be.name, "method", req.Method, "error", err.Error())
+			// turn (a refused connection marks it down). Without a next
+			// backend, the request's own 502 line says it all.
+			if i < len(order)-1 {
+				b.log.Warn("django backend dropped a request without answering; trying the next backend", "backend", be.name, "method", req.Method, "error", err.Error())
+			}
 			continue
 		}
-		now := b.pool.now()
-		// Logged when the backend goes down, not on every request that
-		// still tries it (all backends down): each of those has its own
-		// 502 line already.
-		if prev := be.downUntil.Swap(now.Add(b.pool.failTimeout).UnixNano()); prev <= now.UnixNano() {
-			b.log.Warn("django backend unreachable; marked down", "backend", be.name, "for", b.pool.failTimeout.String(), "error", de.err.Error())
-		}
+		b.markDown(be, de)
 	}
 	closeBody(orig)
 	return nil, lastErr
+}
+
+// named puts be's name in the error of a request that failed there: with
+// several backends, "closed the connection without answering" alone does
+// not say which gunicorn to look at. A connect error names it already, and
+// the client's own failures (its body, its leaving) are not the backend's.
+func named(req *http.Request, be *backend, err error) error {
+	var de *dialError
+	var cb *errClientBody
+	if errors.As(err, &de) || errors.As(err, &cb) || req.Context().Err() != nil {
+		return err
+	}
+	return fmt.Errorf("django backend %s: %w", be.name, err)
+}
+
+// markDown takes be out of turn for the back-off. It is logged when the
+// backend goes down, not on every request that still tries it (all
+// backends down): each of those has its own 502 or 504 line already.
+func (b *balancer) markDown(be *backend, err error) {
+	now := b.pool.now()
+	if prev := be.downUntil.Swap(now.Add(b.pool.failTimeout).UnixNano()); prev <= now.UnixNano() {
+		msg := "django backend unreachable; marked down"
+		if errors.Is(err, errSilent) {
+			msg = "django backend sent no answer in time; marked down"
+		}
+		var de *dialError
+		if errors.As(err, &de) {
+			err = de.err
+		}
+		b.log.Warn(msg, "backend", be.name, "for", b.pool.failTimeout.String(), "error", err.Error())
+	}
 }
 
 func closeBody(rc io.ReadCloser) {

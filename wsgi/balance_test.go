@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -109,5 +110,43 @@ func TestPOSTAvoidsConnectionsIdleNearTheBackendsKeepAlive(t *testing.T) {
 	}
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// A backend that takes connections but never answers (a gunicorn stopped
+// with SIGSTOP, or whose workers are all stuck: the kernel still accepts
+// into the listen queue) costs one request SESSIONGATE_DJANGO_TIMEOUT and a
+// 504, then is skipped for the back-off like one that refuses connections,
+// as nginx's max_fails counts a timeout. Before, it stayed in turn: every
+// second request waited the whole timeout for a 504, for as long as it
+// stayed silent.
+func TestSilentBackendIsMarkedDown(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close() // never accepts
+	e := newEnv(t, envOpts{
+		backends: func(app http.Handler) []string {
+			good := httptest.NewServer(app)
+			t.Cleanup(good.Close)
+			return []string{good.URL, "http://" + silent.Addr().String()}
+		},
+		opts: func(o *Options) { o.ReadTimeout = 300 * time.Millisecond; o.FailTimeout = time.Minute },
+	})
+	codes := map[int]int{}
+	for i := 0; i < 8; i++ {
+		method, body := "GET", io.Reader(nil)
+		if i%2 == 1 {
+			method, body = "POST", strings.NewReader("a=1")
+		}
+		res, _, _ := e.do(method, "/a/", "", body)
+		codes[res.StatusCode]++
+	}
+	if codes[http.StatusGatewayTimeout] != 1 || codes[200] != 7 {
+		t.Fatalf("8 requests with one of two backends silent: %v, want one 504 and the rest 200\n%s", codes, e.logs)
+	}
+	if n := strings.Count(e.logs.String(), "marked down"); n != 1 {
+		t.Fatalf("\"marked down\" logged %d times, want once\n%s", n, e.logs)
 	}
 }

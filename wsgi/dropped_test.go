@@ -77,3 +77,33 @@ func TestDroppedSafeRequestMovesToTheNextBackend(t *testing.T) {
 		t.Fatalf("POSTs: %d failed, A saw %d, B answered %d: a dropped POST was sent again", bad, dropHits.Load(), okHits.Load())
 	}
 }
+
+// A request the only backend drops is a 502 whose log line names that
+// backend (with several, "closed the connection without answering" alone
+// does not say which gunicorn to look at), and the log does not claim a
+// next backend is tried when there is none.
+func TestDroppedRequestLogNamesTheBackend(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "only.sock")
+	var hits atomic.Int64
+	e := newEnv(t, envOpts{backends: func(app http.Handler) []string {
+		unixServer(t, sock, dropOn(app, &hits))
+		return []string{"unix:" + sock}
+	}})
+	for _, m := range []string{"GET", "POST"} {
+		if res, _, _ := e.do(m, "/drop/x", "", strings.NewReader("a=1")); res.StatusCode != 502 {
+			t.Fatalf("%s: %d, want 502", m, res.StatusCode)
+		}
+	}
+	logs := e.logs.String()
+	if strings.Contains(logs, "trying the next backend") {
+		t.Errorf("the only backend dropped a GET, and the log says the next one is tried:\n%s", logs)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if strings.Contains(line, "django upstream error") && !strings.Contains(line, "unix:"+sock) {
+			t.Errorf("502 line without the backend's name: %s", line)
+		}
+	}
+	if n := strings.Count(logs, "django upstream error"); n != 2 {
+		t.Errorf("%d upstream error lines, want 2:\n%s", n, logs)
+	}
+}

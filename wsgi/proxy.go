@@ -417,7 +417,11 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		})
 	}
 	if ri := server.Info(res.Request.Context()); ri != nil && res.Body != http.NoBody && res.StatusCode != http.StatusSwitchingProtocols {
-		res.Body = &cutShortBody{ReadCloser: res.Body, req: res.Request, ri: ri}
+		cs := &cutShortBody{ReadCloser: res.Body, req: res.Request, ri: ri}
+		if be := p.pool.byHost[res.Request.URL.Hostname()]; be != nil {
+			cs.backend = be.name
+		}
+		res.Body = cs
 	}
 	if chErr != nil && !errors.Is(chErr, errNoChange) {
 		p.log.Warn("session change from Django ignored", "path", server.LogValue(res.Request.URL.Path), "status", res.StatusCode, "reason", chErr.Error())
@@ -635,6 +639,9 @@ type cutShortBody struct {
 	io.ReadCloser
 	req *http.Request
 	ri  *server.RequestInfo
+	// backend names the gunicorn that broke off, for the log: with
+	// several, the error alone does not say which to look at.
+	backend string
 }
 
 func (b *cutShortBody) Read(p []byte) (int, error) {
@@ -646,7 +653,7 @@ func (b *cutShortBody) Read(p []byte) (int, error) {
 			// deadline, so err (an i/o timeout) would blame Django.
 			b.ri.Err = fmt.Errorf("django response not finished: the client left (%w)", cerr)
 		} else {
-			b.ri.Err = fmt.Errorf("django response cut short: %w", err)
+			b.ri.Err = fmt.Errorf("django response from %s cut short: %w", b.backend, err)
 		}
 	}
 	return n, err

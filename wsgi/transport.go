@@ -78,6 +78,12 @@ var errRetryable = errors.New("kept-alive connection closed by the backend")
 // view would then hold two backends for it.
 var errNoAnswer = errors.New("django backend closed the connection without answering")
 
+// errSilent marks a backend that sent not one byte of an answer within
+// the read timeout: stopped (SIGSTOP), every worker stuck, or one slow
+// view. The balancer marks it down, as nginx's max_fails counts a timeout,
+// but does not send the request on: that would take twice the timeout.
+var errSilent = errors.New("django backend sent no answer in time")
+
 type h1Conn struct {
 	nc       net.Conn
 	br       *bufio.Reader
@@ -341,7 +347,10 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, fmt.Errorf("django request: %w", context.Cause(ctx))
 		}
-		if c.read == 0 && !isTimeout(err) {
+		if c.read == 0 && isTimeout(err) {
+			return nil, fmt.Errorf("%w: %w", errSilent, err)
+		}
+		if c.read == 0 {
 			if reused {
 				return nil, fmt.Errorf("%w: %w", errRetryable, err)
 			}
