@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/sessiongate/sessiongate/metrics/metricstest"
 )
@@ -187,6 +190,60 @@ func TestSessionSentinelFailoverUnderLoad(t *testing.T) {
 		m := metricstest.Scrape(t, gw.Admin+"/metrics")
 		if errs := m["sessiongate_session_store_errors_total"]; refused > 0 && errs == 0 {
 			t.Errorf("gateway %d: %d answers 503, sessiongate_session_store_errors_total %v", i, refused, errs)
+		}
+	}
+	c.lockAcrossGateways("after the failover under load")
+}
+
+// TestSessionClusterFailoverUnderLoad: TestSessionClusterFailover with
+// four clients incrementing the session at once through both gateways
+// while the master of its slot hands over to a replica (CLUSTER FAILOVER).
+// A manual failover is coordinated, so no acknowledged increment may be
+// lost, and no request may wait out the lock timeout.
+func TestSessionClusterFailoverUnderLoad(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{cluster: true})
+	ctx := context.Background()
+	c := &failoverCounter{t: t, s: s, ck: s.newSession(t)}
+	c.next(s.gws[0], "before the failover")
+	key := "sessiongate:{" + s.gws[0].dump(t, c.ck).ID + "}"
+	master, err := s.redis.(*redis.ClusterClient).MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := s.cluster.AddReplica(t, master.Options().Addr)
+
+	l := startCounterLoad(c, 4, 300)
+	if !poll(5*time.Second, func() bool { return l.okCount() >= 20 }) {
+		l.finish(c, "before the failover", time.Time{})
+		t.Fatal("the load made no progress before the failover")
+	}
+	if _, err := replica.Do("CLUSTER", "FAILOVER"); err != nil {
+		l.finish(c, "CLUSTER FAILOVER refused", time.Time{})
+		t.Fatal(err)
+	}
+	promoted := poll(30*time.Second, func() bool {
+		role, err := replica.Do("ROLE")
+		return err == nil && strings.HasPrefix(role, "master")
+	})
+	at := l.okCount()
+	// Some increments on the new master before the load stops.
+	moved := poll(10*time.Second, func() bool { return l.okCount() >= at+20 })
+	l.finish(c, "across the failover", time.Time{})
+	if !promoted {
+		t.Fatal("the replica is not master 30 s after CLUSTER FAILOVER")
+	}
+	if !moved {
+		t.Error("no increments passed after the failover")
+	}
+	for i, gw := range s.gws {
+		logs := gw.Logs.String()
+		if n := strings.Count(logs, "lock wait timed out"); n > 0 {
+			t.Errorf("gateway %d: %d requests waited for the session lock until the lock timeout", i, n)
+		}
+		refused := l.byGW[gw][http.StatusServiceUnavailable]
+		if n := strings.Count(logs, `"level":"ERROR"`) + strings.Count(logs, `"msg":"session busy"`); n < refused {
+			t.Errorf("gateway %d: %d answers 503, %d error lines", i, refused, n)
 		}
 	}
 	c.lockAcrossGateways("after the failover under load")
