@@ -13,7 +13,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sessiongate/sessiongate/integration/harness"
 	"github.com/sessiongate/sessiongate/metrics/metricstest"
+	"github.com/sessiongate/sessiongate/sessionbridge/store"
 )
 
 // counterLoad is increments of one session's counter sent by several
@@ -247,4 +249,85 @@ func TestSessionClusterFailoverUnderLoad(t *testing.T) {
 		}
 	}
 	c.lockAcrossGateways("after the failover under load")
+}
+
+// TestStoreRedisClusterSlotMovesUnderHeldLock: the session's Cluster slot
+// moves to another master (a reshard: MIGRATE, then the slot handed over)
+// while one gateway holds the session's lock and requests wait for it on
+// both gateways (the other gateway's contender has claimed the next turn).
+// The holder renews and writes on the new master; then each waiter gets the
+// lock in turn, seeing the writes before it, within the unlock notice's
+// wake-up, not at its lock timeout; none is lost.
+func TestStoreRedisClusterSlotMovesUnderHeldLock(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server", "redis-cli")
+	c := harness.StartRedisCluster(t)
+	a, b := openStore(t, clusterURL(c), "held:"), openStore(t, clusterURL(c), "held:")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const id = "held"
+	if _, err := a.Save(ctx, id, 0, []byte("0"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	l, _, err := a.Lock(ctx, id, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type got struct {
+		who  string
+		val  string
+		wait time.Duration
+		err  error
+	}
+	results := make(chan got, 2)
+	waiter := func(who string, s store.Store) {
+		begin := time.Now()
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		l, rec, err := s.Lock(wctx, id, 30*time.Second)
+		if err != nil {
+			results <- got{who: who, err: err, wait: time.Since(begin)}
+			return
+		}
+		n, _ := strconv.Atoi(string(rec.Value))
+		_, err = l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: []byte(strconv.Itoa(n + 1)), TTL: time.Minute})
+		results <- got{who: who, val: string(rec.Value), wait: time.Since(begin), err: err}
+	}
+	go waiter("the other gateway", b)
+	time.Sleep(200 * time.Millisecond) // b contends and claims the next turn
+	go waiter("the holder's gateway", a)
+	time.Sleep(200 * time.Millisecond)
+
+	key := "held:{" + id + "}"
+	m := newSlotMove(t, c, key)
+	if err := m.begin(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.finish(key+":lock", key+":turn"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Renew(ctx, 30*time.Second); err != nil {
+		t.Fatalf("renewing the lock on the new master: %v", err)
+	}
+	released := time.Now()
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: []byte("1"), TTL: time.Minute}); err != nil {
+		t.Fatalf("writing on the new master: %v", err)
+	}
+	seen := map[string]bool{}
+	for range 2 {
+		r := <-results
+		if r.err != nil {
+			t.Errorf("%s: %v after %v", r.who, r.err, r.wait.Round(time.Millisecond))
+			continue
+		}
+		seen[r.val] = true
+		t.Logf("%s got the lock %v after the release, saw %s", r.who, time.Since(released).Round(time.Millisecond), r.val)
+	}
+	if since := time.Since(released); since > 5*time.Second {
+		t.Errorf("the waiters got the lock %v after the release", since)
+	}
+	rec, err := a.Load(ctx, id)
+	if err != nil || string(rec.Value) != "3" || !seen["1"] || !seen["2"] {
+		t.Errorf("after the move: record %q %v, waiters saw %v; want 3, and 1 and 2", rec.Value, err, seen)
+	}
 }
