@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -424,4 +425,102 @@ func TestSessionSentinelMasterKilledUnderLoad(t *testing.T) {
 		}
 	}
 	c.lockAcrossGateways("after the kill")
+}
+
+// TestStoreRedisSentinelUnlockNoticeAfterKill: after the master died and
+// the Sentinel promoted the replica, a release on one gateway still wakes
+// a waiter on the other through the unlock channel (its subscription, made
+// on the dead master, is made again on the new one), not at its next
+// re-check up to a second later.
+func TestStoreRedisSentinelUnlockNoticeAfterKill(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server")
+	master, replica := harness.StartRedis(t), harness.StartRedis(t)
+	host, port, _ := strings.Cut(master.Addr, ":")
+	if _, err := replica.Do("REPLICAOF", host, port); err != nil {
+		t.Fatal(err)
+	}
+	sentinel := harness.StartRedisSentinel(t, master.Addr)
+	ctx := context.Background()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel})
+	defer sc.Close()
+	if err := sc.Set(ctx, "mymaster", "down-after-milliseconds", "500").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(30*time.Second, func() bool {
+		r, err := sc.Replicas(ctx, "mymaster").Result()
+		return err == nil && len(r) > 0
+	}) {
+		t.Fatal("the Sentinel does not know the replica")
+	}
+	url := "redis-sentinel://" + sentinel + "/0?master=mymaster"
+	a, b := openStore(t, url, "notice:"), openStore(t, url, "notice:")
+	const id = "wake"
+	// handOver has a hold the lock while b waits, and returns how long b
+	// took to get it after a let go.
+	handOver := func() time.Duration {
+		t.Helper()
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		l, _, err := a.Lock(lctx, id, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan time.Time, 1)
+		go func() {
+			l2, _, err := b.Lock(lctx, id, 30*time.Second)
+			if err != nil {
+				t.Error(err)
+				got <- time.Time{}
+				return
+			}
+			got <- time.Now()
+			_, _ = l2.Unlock(ctx, store.Mutation{Kind: store.Keep})
+		}()
+		time.Sleep(150 * time.Millisecond) // b tries, finds it held, sleeps
+		released := time.Now()
+		if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+			t.Fatal(err)
+		}
+		return (<-got).Sub(released)
+	}
+	handOver() // both subscribed, on the first master
+
+	info, err := master.Do("INFO", "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := 0
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			pid, _ = strconv.Atoi(v)
+		}
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(30*time.Second, func() bool {
+		addr, err := sc.GetMasterAddrByName(ctx, "mymaster").Result()
+		return err == nil && len(addr) == 2 && net.JoinHostPort(addr[0], addr[1]) == replica.Addr
+	}) {
+		t.Fatal("the Sentinel did not promote the replica")
+	}
+	// The stores find the new master at their next command.
+	if !poll(10*time.Second, func() bool {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return a.Ping(pctx) == nil && b.Ping(pctx) == nil
+	}) {
+		t.Fatal("the stores do not reach the new master")
+	}
+	time.Sleep(time.Second) // the subscriptions' reconnection
+	var waits []time.Duration
+	for range 5 {
+		waits = append(waits, handOver())
+	}
+	slices.Sort(waits)
+	t.Logf("after the failover a waiter on the other gateway got the lock after %v", waits)
+	if waits[2] > 500*time.Millisecond { // a re-check comes 850 ms after the release here
+		t.Errorf("the waiter got the lock %v (median) after the release: no unlock notice woke it", waits[2])
+	}
 }
