@@ -151,9 +151,43 @@ func sumCodes(m map[int]int) int {
 // Both gateways are ready afterwards and count the Redis errors in their
 // metrics; the stack's requireKeysExpire checks both servers for keys
 // without an expiry.
+//
+// Default settings: the writes lost are those the old master took until
+// the gateways switched (README, Store); the same lost release as above
+// blocked the session for the rest of the lease.
 func TestSessionSentinelFailoverUnderLoad(t *testing.T) {
 	t.Parallel()
-	c := startSentinelStack(t, "min-replicas-to-write", "1", "min-replicas-max-lag", "10")
+	t.Run("MinReplicasToWrite", func(t *testing.T) {
+		t.Parallel()
+		sentinelFailoverUnderLoad(t, 0, "min-replicas-to-write", "1", "min-replicas-max-lag", "10")
+	})
+	t.Run("Default", func(t *testing.T) {
+		t.Parallel()
+		// 3 runs of 3 on this branch lost 209-336 acknowledged
+		// increments (2 failed: some were acknowledged 1 s past the promotion;
+		// in one the gateways seemed to go back to the old master). Not
+		// diagnosed yet.
+		t.Skip("known defect: a Sentinel failover under load without min-replicas-to-write loses far more than the README's window")
+		// The gateways switch some 30 ms after the promotion; the
+		// old master takes writes until then.
+		sentinelFailoverUnderLoad(t, time.Second)
+	})
+}
+
+// sentinelFailoverUnderLoad: a write acknowledged up to slack after the
+// Sentinel names the new master may be lost.
+func sentinelFailoverUnderLoad(t *testing.T, slack time.Duration, masterSettings ...string) {
+	c := startSentinelStack(t, masterSettings...)
+	// SENTINEL FAILOVER is refused until the Sentinel knows the replica:
+	// the load starts once it can begin at once.
+	sc := redis.NewSentinelClient(&redis.Options{Addr: c.s.sentinel})
+	defer sc.Close()
+	if !poll(30*time.Second, func() bool {
+		r, err := sc.Replicas(context.Background(), "mymaster").Result()
+		return err == nil && len(r) > 0
+	}) {
+		t.Fatal("the Sentinel does not know the replica")
+	}
 	l := startCounterLoad(c, 4, 300)
 	if !poll(5*time.Second, func() bool { return l.okCount() >= 20 }) {
 		l.finish(c, "before the failover", time.Time{})
@@ -161,17 +195,18 @@ func TestSessionSentinelFailoverUnderLoad(t *testing.T) {
 	}
 	c.failover()
 	promoted := time.Now()
-	// Writes are refused until the Sentinel makes the old master a
-	// replica of the new one (about 15 s); the load runs until some pass.
+	// With min-replicas-to-write, writes are refused until the Sentinel
+	// makes the old master a replica of the new one (about 15 s); the load
+	// runs until some pass.
 	serving := poll(30*time.Second, func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		return l.lastOK.After(promoted.Add(time.Second))
+		return l.lastOK.After(promoted)
 	})
 	if serving {
 		time.Sleep(time.Second)
 	}
-	l.finish(c, "across the failover", promoted)
+	l.finish(c, "across the failover", promoted.Add(slack))
 	if !serving {
 		t.Errorf("no increment passed within 30 s of the failover")
 	}
