@@ -50,8 +50,9 @@ type sessionStack struct {
 }
 
 type sessionGW struct {
-	URL  string
-	Logs *testlog.Buffer
+	URL   string
+	Admin string // its admin listener (/readyz, /metrics)
+	Logs  *testlog.Buffer
 }
 
 type stackOpts struct {
@@ -193,9 +194,11 @@ func startGateways(t *testing.T, cfg *config.Config, n int) []*sessionGW {
 			t.Fatal(err)
 		}
 		ts := httptest.NewServer(a.Server.Handler())
-		gw := &sessionGW{URL: ts.URL, Logs: logs}
+		admin := httptest.NewServer(a.Server.AdminHandler())
+		gw := &sessionGW{URL: ts.URL, Admin: admin.URL, Logs: logs}
 		t.Cleanup(func() {
 			ts.Close()
+			admin.Close()
 			a.Close()
 			if t.Failed() {
 				t.Logf("gateway %s log:\n%s", gw.URL, logs.String())

@@ -266,7 +266,17 @@ return 1
 	// turn ms past each try; when its owner takes the lock, the others are
 	// told (PUBLISH) so their next try claims the next turn at once. A bare
 	// "instance" (a gateway of the release before "since") counts as oldest.
+	//
+	// A lock carrying this instance's own token is dead: its contender
+	// runs only while no lease of this instance holds the session (the
+	// head contends; local waiters queue behind a holder), so that token's
+	// lease ended and its release was lost (a failover: the old master
+	// acknowledged it, the promoted replica never got it) or is still being
+	// retried. Nobody else would free it before the lease's end.
 	lockScript = redis.NewScript(`
+local h = redis.call('GET', KEYS[2])
+local dead = h and string.sub(h, 1, #ARGV[3]) == ARGV[3]
+if dead then redis.call('DEL', KEYS[2]) end
 local w = redis.call('GET', KEYS[3])
 local mine = not w
 if w then
@@ -282,6 +292,7 @@ if mine and redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local r = redis.call('HMGET', KEYS[1], 'v', 'd')
   return {1, r[1], r[2]}
 end
+if dead then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 if mine then redis.call('SET', KEYS[3], ARGV[3] .. ' ' .. ARGV[7], 'PX', ARGV[4]) end
 local p = redis.call('PTTL', KEYS[2])
 if p < 0 then p = redis.call('PTTL', KEYS[3]) end

@@ -741,3 +741,50 @@ func TestQueuesForgottenWhenCallersGiveUp(t *testing.T) {
 		t.Errorf("5 s after every caller returned:%s", left)
 	}
 }
+
+// TestOwnLostReleaseDoesNotBlock: a failover can lose a release Redis
+// acknowledged (replication is asynchronous), and the promoted replica
+// then holds the session's lock with the token of a lease this gateway
+// already ended. Nobody would release it: every request of the session,
+// on every gateway, waited for the rest of the lease (60 s by default) and
+// got 503 after SESSIONGATE_SESSION_LOCK_TIMEOUT. The gateway that issued
+// the token knows that no lease of its own holds the session while it
+// contends, so it takes the lock back at once. Another gateway's token
+// still counts as held.
+func TestOwnLostReleaseDoesNotBlock(t *testing.T) {
+	m := startMiniredis(t)
+	s, other := newTestStore(t, m.Addr()), newTestStore(t, m.Addr())
+	ctx := context.Background()
+	const id = "lostrelease"
+	keys, _ := s.keys(id)
+
+	l, _, err := s.Lock(ctx, id, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := l.(*lease).token
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: []byte("v1"), TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	// What the promoted replica holds: the lock of the released lease.
+	m.Set(keys[1], stale)
+	m.SetTTL(keys[1], time.Minute)
+
+	octx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, _, err := other.Lock(octx, id, time.Minute); !errors.Is(err, store.ErrLockTimeout) {
+		t.Fatalf("another gateway took a lock this one's token holds: %v", err)
+	}
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	l2, rec, err := s.Lock(lctx, id, time.Minute)
+	if err != nil {
+		t.Fatalf("the gateway whose released token holds the lock waits for it: %v", err)
+	}
+	if string(rec.Value) != "v1" {
+		t.Errorf("record %q, want v1", rec.Value)
+	}
+	if _, err := l2.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+}
