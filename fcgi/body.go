@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/sessiongate/sessiongate/internal/bodyread"
 	"github.com/sessiongate/sessiongate/internal/tempfile"
 )
 
@@ -121,7 +122,7 @@ func prepareBody(ctx context.Context, req *http.Request, maxBody int64, tempDir 
 	if int64(len(buf))-1 > maxBody { // not maxBody+1: it overflows at math.MaxInt64
 		buf = buf[:maxBody+1]
 	}
-	m, err := fill(req.Body, buf)
+	m, err := bodyread.Fill(req.Body, buf)
 	switch {
 	case err == io.EOF:
 		if int64(m) > maxBody {
@@ -164,22 +165,6 @@ func prepareBody(ctx context.Context, req *http.Request, maxBody int64, tempDir 
 		return requestBody{size: -1}, tooLarge(total, maxBody)
 	}
 	return requestBody{size: total, file: f}, nil
-}
-
-// fill reads r into buf until buf is full (nil error) or r ends (io.EOF).
-// Unlike io.ReadFull it hands on io.ErrUnexpectedEOF as r gives it: that
-// is how net/http's chunked reader says the connection ended inside the
-// body, which must not pass for the end of a short one.
-func fill(r io.Reader, buf []byte) (int, error) {
-	m := 0
-	for m < len(buf) {
-		n, err := r.Read(buf[m:])
-		m += n
-		if err != nil {
-			return m, err
-		}
-	}
-	return m, nil
 }
 
 // spoolFile creates the unlinked temp file a large body goes to.

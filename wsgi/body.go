@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/sessiongate/sessiongate/internal/bodyread"
 	"github.com/sessiongate/sessiongate/internal/tempfile"
 )
 
@@ -57,7 +58,7 @@ func spoolBody(r *http.Request) (func(), error) {
 		}
 	} else {
 		buf := make([]byte, memBodyLimit+1)
-		m, rerr := fill(r.Body, buf)
+		m, rerr := bodyread.Fill(r.Body, buf)
 		switch {
 		case rerr == io.EOF:
 			setBody(r, func() io.Reader { return bytes.NewReader(buf[:m]) }, int64(m))
@@ -85,22 +86,6 @@ func spoolBody(r *http.Request) (func(), error) {
 	}
 	setBody(r, func() io.Reader { return io.NewSectionReader(f, 0, n) }, n)
 	return func() { f.Close() }, nil
-}
-
-// fill reads r into buf until buf is full (nil error) or r ends (io.EOF).
-// Unlike io.ReadFull it hands on io.ErrUnexpectedEOF as r gives it: that
-// is how net/http's chunked reader says the connection ended inside the
-// body, which must not pass for the end of a short one.
-func fill(r io.Reader, buf []byte) (int, error) {
-	m := 0
-	for m < len(buf) {
-		n, err := r.Read(buf[m:])
-		m += n
-		if err != nil {
-			return m, err
-		}
-	}
-	return m, nil
 }
 
 // spoolFile creates the unlinked temp file of a large body.
