@@ -211,30 +211,7 @@ func sentinelFailoverUnderLoad(t *testing.T, slack time.Duration, masterSettings
 	if !serving {
 		t.Errorf("no increment passed within 30 s of the failover")
 	}
-	for i, gw := range c.s.gws {
-		logs := gw.Logs.String()
-		if n := strings.Count(logs, "lock wait timed out"); n > 0 {
-			t.Errorf("gateway %d: %d requests waited for the session lock until the lock timeout", i, n)
-		}
-		refused := l.byGW[gw][http.StatusServiceUnavailable]
-		if n := refusalsExplained(logs); n < refused {
-			t.Errorf("gateway %d: %d answers 503, %d access lines of 503 that say why", i, refused, n)
-		}
-		if !poll(10*time.Second, func() bool {
-			resp, err := http.Get(gw.Admin + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
-		}) {
-			t.Errorf("gateway %d: /readyz not 200 after the failover", i)
-		}
-		m := metricstest.Scrape(t, gw.Admin+"/metrics")
-		if errs := m["sessiongate_session_store_errors_total"]; refused > 0 && errs == 0 {
-			t.Errorf("gateway %d: %d answers 503, sessiongate_session_store_errors_total %v", i, refused, errs)
-		}
-	}
+	l.checkGateways(t, c.s.gws, true, true)
 	c.lockAcrossGateways("after the failover under load")
 }
 
@@ -279,16 +256,7 @@ func TestSessionClusterFailoverUnderLoad(t *testing.T) {
 	if !moved {
 		t.Error("no increments passed after the failover")
 	}
-	for i, gw := range s.gws {
-		logs := gw.Logs.String()
-		if n := strings.Count(logs, "lock wait timed out"); n > 0 {
-			t.Errorf("gateway %d: %d requests waited for the session lock until the lock timeout", i, n)
-		}
-		refused := l.byGW[gw][http.StatusServiceUnavailable]
-		if n := refusalsExplained(logs); n < refused {
-			t.Errorf("gateway %d: %d answers 503, %d access lines of 503 that say why", i, refused, n)
-		}
-	}
+	l.checkGateways(t, s.gws, false, false)
 	c.lockAcrossGateways("after the failover under load")
 }
 
@@ -440,26 +408,7 @@ func TestSessionSentinelMasterKilledUnderLoad(t *testing.T) {
 	if !serving {
 		t.Errorf("no increment passed within 10 s of the promotion")
 	}
-	for i, gw := range c.s.gws {
-		logs := gw.Logs.String()
-		if n := strings.Count(logs, "lock wait timed out"); n > 0 {
-			t.Errorf("gateway %d: %d requests waited for the session lock until the lock timeout", i, n)
-		}
-		refused := l.byGW[gw][http.StatusServiceUnavailable]
-		if n := refusalsExplained(logs); n < refused {
-			t.Errorf("gateway %d: %d answers 503, %d access lines of 503 that say why", i, refused, n)
-		}
-		if !poll(10*time.Second, func() bool {
-			resp, err := http.Get(gw.Admin + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
-		}) {
-			t.Errorf("gateway %d: /readyz not 200 after the failover", i)
-		}
-	}
+	l.checkGateways(t, c.s.gws, true, false)
 	c.lockAcrossGateways("after the kill")
 }
 
@@ -558,6 +507,42 @@ func TestStoreRedisSentinelUnlockNoticeAfterKill(t *testing.T) {
 	t.Logf("after the failover a waiter on the other gateway got the lock after %v", waits)
 	if waits[2] > 500*time.Millisecond { // a re-check comes 850 ms after the release here
 		t.Errorf("the waiter got the lock %v (median) after the release: no unlock notice woke it", waits[2])
+	}
+}
+
+// checkGateways checks each gateway after a topology change under load: no
+// request waited out the lock timeout, every 503 says why in its access
+// line, and, when asked, /readyz is back to 200 and the store errors behind
+// the 503s are counted in /metrics.
+func (l *counterLoad) checkGateways(t *testing.T, gws []*sessionGW, readyz, storeErrors bool) {
+	t.Helper()
+	for i, gw := range gws {
+		logs := gw.Logs.String()
+		if n := strings.Count(logs, "lock wait timed out"); n > 0 {
+			t.Errorf("gateway %d: %d requests waited for the session lock until the lock timeout", i, n)
+		}
+		refused := l.byGW[gw][http.StatusServiceUnavailable]
+		if n := refusalsExplained(logs); n < refused {
+			t.Errorf("gateway %d: %d answers 503, %d access lines of 503 that say why", i, refused, n)
+		}
+		if readyz {
+			if !poll(10*time.Second, func() bool {
+				resp, err := http.Get(gw.Admin + "/readyz")
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return resp.StatusCode == 200
+			}) {
+				t.Errorf("gateway %d: /readyz not 200 after the failover", i)
+			}
+		}
+		if storeErrors {
+			m := metricstest.Scrape(t, gw.Admin+"/metrics")
+			if errs := m["sessiongate_session_store_errors_total"]; refused > 0 && errs == 0 {
+				t.Errorf("gateway %d: %d answers 503, sessiongate_session_store_errors_total %v", i, refused, errs)
+			}
+		}
 	}
 }
 
