@@ -485,7 +485,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		}
 		Info(r.Context()).ServerName = name
 	}
-	if headerFields(r.Header) > maxHeaderFields || headBytes(r) > int64(s.cfg.MaxHeaderBytes) {
+	if fields, size := headerSize(r); fields > maxHeaderFields || size > int64(s.cfg.MaxHeaderBytes) {
 		closeAfter(w, r)
 		s.fail(w, r, http.StatusRequestHeaderFieldsTooLarge)
 		return
@@ -680,20 +680,22 @@ func hasLower(s string) bool {
 	return false
 }
 
-// headBytes is the size of r's request line and headers as HTTP/1.1
-// carries them ("Name: value" lines), which SESSIONGATE_MAX_HEADER_BYTES
-// bounds. net/http enforces the limit on an HTTP/1 request's bytes before
-// any handler runs, but sizes an HTTP/2 header list its own way (32 bytes
-// more per field, pseudo-headers included) from the same MaxHeaderBytes,
-// which the gateway sets with room for that over TLS (serve.go): the
-// limit itself is applied here, the same for both protocols. For an HTTP/1
-// request it is at most what net/http counted.
-func headBytes(r *http.Request) int64 {
+// headerSize counts r's header lines (a repeated name counts each time)
+// and the size of its request line and headers as HTTP/1.1 carries them
+// ("Name: value" lines), which SESSIONGATE_MAX_HEADER_BYTES bounds.
+// net/http enforces the limit on an HTTP/1 request's bytes before any
+// handler runs, but sizes an HTTP/2 header list its own way (32 bytes more
+// per field, pseudo-headers included) from the same MaxHeaderBytes, which
+// the gateway sets with room for that over TLS (serve.go): the limit itself
+// is applied here, the same for both protocols. For an HTTP/1 request the
+// size is at most what net/http counted.
+func headerSize(r *http.Request) (fields int, size int64) {
 	n := len(r.Method) + 1 + len(r.RequestURI) + len(" HTTP/1.1\r\n") + len("\r\n")
 	if r.Host != "" {
 		n += len("Host: \r\n") + len(r.Host)
 	}
 	for name, values := range r.Header {
+		fields += len(values)
 		if name == "Host" {
 			continue // an HTTP/2 Host field, r.Host (hostFieldError)
 		}
@@ -701,16 +703,7 @@ func headBytes(r *http.Request) int64 {
 			n += len(name) + len(": \r\n") + len(v)
 		}
 	}
-	return int64(n)
-}
-
-// headerFields counts header lines (a repeated name counts each time).
-func headerFields(h http.Header) int {
-	n := 0
-	for _, v := range h {
-		n += len(v)
-	}
-	return n
+	return fields, int64(n)
 }
 
 // site serves the PHP site: static files, redirects and scripts.
