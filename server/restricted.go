@@ -104,7 +104,12 @@ func locationOf[T any](entries []T, path string, loc func(*T) string) int {
 // sent still counts, so an entry written for one spelling cannot open
 // another that the path's own entry keeps out.
 func (s *Server) foldedRule(path string) int {
-	return locationOf(s.restrictedPaths, foldedPath(path), func(e *restrictedPath) string { return e.folded })
+	return s.foldedRuleOf(foldedPath(path))
+}
+
+// foldedRuleOf is foldedRule for a folded reading already made.
+func (s *Server) foldedRuleOf(folded string) int {
+	return locationOf(s.restrictedPaths, folded, func(e *restrictedPath) string { return e.folded })
 }
 
 // foldedPath is path as the PHP routers that read it loosely take it:
@@ -141,7 +146,7 @@ func (s *Server) refusedAtFolded(w http.ResponseWriter, r *http.Request, path, f
 			return s.refuse(w, r, i, status)
 		}
 	}
-	if j := locationOf(s.restrictedPaths, folded, func(e *restrictedPath) string { return e.folded }); j >= 0 && j != i {
+	if j := s.foldedRuleOf(folded); j >= 0 && j != i {
 		if status := s.denial(j, r); status != 0 {
 			return s.refuse(w, r, j, status)
 		}
@@ -268,11 +273,7 @@ func (s *Server) restrictedDotReadings(w http.ResponseWriter, r *http.Request, p
 	for strings.Contains(raw, "//") {
 		raw = strings.ReplaceAll(raw, "//", "/")
 	}
-	longest := 0
-	for i := range s.restrictedPaths {
-		longest = max(longest, len(s.restrictedPaths[i].folded))
-	}
-	folds := suffixFolds{s: raw, limit: 4*(longest+1) + utf8.UTFMax, nl: -1}
+	folds := suffixFolds{s: raw, limit: 4*(s.longestFolded+1) + utf8.UTFMax, nl: -1}
 	for k := 0; k < len(raw); k++ {
 		if raw[k] != '/' {
 			continue
@@ -287,10 +288,10 @@ func (s *Server) restrictedDotReadings(w http.ResponseWriter, r *http.Request, p
 // suffixFolds gives the folded reading (foldedPath) of each suffix of s
 // that restrictedDotReadings reads, from left to right, cut to what
 // matching the entries looks at (limit: 4 bytes for each byte of the
-// longest entry and one more, plus a rune). foldedPath of each whole suffix cost its length, so the readings of a
-// crafted path (a rest_route of 64 KiB, a URL path near
-// SESSIONGATE_MAX_HEADER_BYTES) cost the square of its length: minutes of
-// CPU for one request. Here the newline that ends a reading and the
+// longest entry and one more, plus a rune). foldedPath of each whole
+// suffix cost its length, so the readings of a crafted path (a rest_route
+// of 64 KiB, a URL path near SESSIONGATE_MAX_HEADER_BYTES) cost the square
+// of its length: minutes of CPU for one request. Here the newline that ends a reading and the
 // trailing slashes before it are found once for all the suffixes that
 // share them, and only the first limit bytes are lower-cased: a reading
 // longer than that stays longer than every entry once lower-cased (a rune

@@ -181,6 +181,10 @@ type Server struct {
 	// restrictedPaths are SESSIONGATE_RESTRICTED_PATHS and
 	// SESSIONGATE_BASIC_AUTH, in the order they are tried.
 	restrictedPaths []restrictedPath
+	// longestFolded is the length of the longest entry of restrictedPaths
+	// lower-cased: how much of a path's folded reading matching looks at
+	// (suffixFolds).
+	longestFolded int
 	// restBody: a rule may hold a WordPress REST route read from a form
 	// body (restbody.go), so such bodies are read before the rules apply.
 	restBody bool
@@ -273,6 +277,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	}
 	for _, e := range s.restrictedPaths {
 		s.restBody = s.restBody || readsRESTBody(e.path)
+		s.longestFolded = max(s.longestFolded, len(e.folded))
 	}
 	for _, e := range s.rates {
 		s.restBody = s.restBody || readsRESTBody(e.path)
