@@ -43,8 +43,8 @@ func (c *certFiles) reload() error {
 	if err != nil {
 		return err
 	}
-	if err := leafExpired(pair.Leaf, time.Now()); err != nil {
-		return fmt.Errorf("SESSIONGATE_TLS_CERT=%q: %w", c.certFile, err)
+	if err := c.pairExpired(pair, time.Now()); err != nil {
+		return err
 	}
 	c.current.Store(pair)
 	return nil
@@ -68,15 +68,12 @@ func (c *certFiles) load() (*tls.Certificate, error) {
 // expired reports the certificate in use as expired at now, or returns
 // nil, for the warning at start.
 func (c *certFiles) expired(now time.Time) error {
-	if err := leafExpired(c.current.Load().Leaf, now); err != nil {
-		return fmt.Errorf("SESSIONGATE_TLS_CERT=%q: %w", c.certFile, err)
-	}
-	return nil
+	return c.pairExpired(c.current.Load(), now)
 }
 
-func leafExpired(leaf *x509.Certificate, now time.Time) error {
-	if now.After(leaf.NotAfter) {
-		return fmt.Errorf("the certificate expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+func (c *certFiles) pairExpired(pair *tls.Certificate, now time.Time) error {
+	if now.After(pair.Leaf.NotAfter) {
+		return fmt.Errorf("SESSIONGATE_TLS_CERT=%q: the certificate expired on %s", c.certFile, pair.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
