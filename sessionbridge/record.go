@@ -189,23 +189,45 @@ func objectMembers(obj []byte) ([]member, error) {
 		return nil, errors.New("session data: not a JSON object")
 	}
 	var out []member
-	i = skipSpace(obj, i+1)
-	for obj[i] != '}' {
-		end := stringEnd(obj, i)
-		key, err := jsonKey(obj[i:end])
-		if err != nil {
-			return nil, fmt.Errorf("session data: %w", err)
-		}
-		i = skipSpace(obj, end)
-		i = skipSpace(obj, i+1) // past ':'
-		vEnd := valueEnd(obj, i)
-		out = append(out, member{Key: key, Value: json.RawMessage(obj[i:vEnd])})
-		i = skipSpace(obj, vEnd)
-		if obj[i] == ',' {
-			i = skipSpace(obj, i+1)
-		}
+	if err := eachItem(obj, i, func(key string, _, val []byte) {
+		out = append(out, member{Key: key, Value: json.RawMessage(val)})
+	}); err != nil {
+		return nil, fmt.Errorf("session data: %w", err)
 	}
 	return out, nil
+}
+
+// eachItem calls f for each item of the JSON array or object that opens at
+// b[i] (valid JSON text), in order: key is an array item's index or an
+// object member's key unescaped, raw that key as written (nil in an
+// array), val the item's value as written.
+func eachItem(b []byte, i int, f func(key string, raw, val []byte)) error {
+	isArray := b[i] == '['
+	i = skipSpace(b, i+1)
+	for n := 0; i < len(b) && b[i] != '}' && b[i] != ']'; n++ {
+		var key string
+		var raw []byte
+		if isArray {
+			key = strconv.Itoa(n)
+		} else {
+			end := stringEnd(b, i)
+			raw = b[i:end]
+			k, err := jsonKey(raw)
+			if err != nil {
+				return err
+			}
+			key = k
+			i = skipSpace(b, end)
+			i = skipSpace(b, i+1) // past ':'
+		}
+		end := valueEnd(b, i)
+		f(key, raw, b[i:end])
+		i = skipSpace(b, end)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	return nil
 }
 
 func skipSpace(b []byte, i int) int {
@@ -404,32 +426,12 @@ func containerItems(b []byte) (items []containerItem, isArray, ok bool) {
 	if i >= len(b) || b[i] != '{' && b[i] != '[' {
 		return nil, false, false
 	}
-	isArray = b[i] == '['
-	i = skipSpace(b, i+1)
-	for i < len(b) && b[i] != '}' && b[i] != ']' {
-		var it containerItem
-		if isArray {
-			it.key = strconv.Itoa(len(items))
-		} else {
-			end := stringEnd(b, i)
-			it.raw = b[i:end]
-			k, err := jsonKey(it.raw)
-			if err != nil {
-				return nil, false, false
-			}
-			it.key = k
-			i = skipSpace(b, end)
-			i = skipSpace(b, i+1) // past ':'
-		}
-		end := valueEnd(b, i)
-		it.val = b[i:end]
-		items = append(items, it)
-		i = skipSpace(b, end)
-		if i < len(b) && b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
+	if err := eachItem(b, i, func(key string, raw, val []byte) {
+		items = append(items, containerItem{key: key, raw: raw, val: val})
+	}); err != nil {
+		return nil, false, false
 	}
-	return items, isArray, true
+	return items, b[i] == '[', true
 }
 
 // mergeResult is the outcome of a three-way merge of session objects.
