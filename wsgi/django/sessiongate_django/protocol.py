@@ -198,13 +198,19 @@ def dumps(obj):
     ).encode("utf-8")
 
 
+# The member names docs/protocol.md reserves for PHP's tags: a PHP value
+# JSON cannot hold, and a whole linked PHP session.
+_TAG_KEYS = ("__php__", "__php__b64")
+_SESSION_TAG_KEYS = ("__php_session__", "__php_session__b64")
+
+
 def _scalar_tag(c):
     # {"__php__": "..."}: the one container the gateway lets past the
     # depth limit (a PHP scalar it could not put in JSON).
     if not isinstance(c, dict) or len(c) != 1:
         return False
     (k, v), = c.items()
-    return k in ("__php__", "__php__b64") and isinstance(v, str)
+    return k in _TAG_KEYS and isinstance(v, str)
 
 
 # 309 digits in a row: the JSON may hold an integer beyond a float's range
@@ -291,10 +297,6 @@ class LinkedSessionError(ValueError):
     session kept whole: PHP's data, not the view's, cannot take it, so the
     whole change is refused and the session stays as it was (a login
     included: the gateway would refuse it, docs/protocol.md)."""
-
-
-_TAG_KEYS = ("__php__", "__php__b64")
-_SESSION_TAG_KEYS = ("__php_session__", "__php_session__b64")
 
 
 def check_reserved_shapes(obj, data):
