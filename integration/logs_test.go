@@ -5,23 +5,18 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/sessiongate/sessiongate/app"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
-	"github.com/sessiongate/sessiongate/internal/testlog"
 )
 
 // TestLogPHPStderrKeepsItsMessage: PHP's error_log() text reaches the log
@@ -55,15 +50,10 @@ echo "done";
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &testlog.Buffer{}
-	a, err := app.Build(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(a.Server.Handler())
-	defer func() { ts.Close(); a.Close() }()
+	gw := startGateways(t, cfg, 1)[0]
+	logs := gw.Logs
 
-	res, err := http.Get(ts.URL + "/noisy.php")
+	res, err := http.Get(gw.URL + "/noisy.php")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,15 +177,10 @@ echo "done";
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &testlog.Buffer{}
-	a, err := app.Build(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(a.Server.Handler())
-	defer func() { ts.Close(); a.Close() }()
+	gw := startGateways(t, cfg, 1)[0]
+	logs := gw.Logs
 
-	res, err := http.Get(ts.URL + "/binary.php")
+	res, err := http.Get(gw.URL + "/binary.php")
 	if err != nil {
 		t.Fatal(err)
 	}
