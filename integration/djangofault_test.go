@@ -409,18 +409,7 @@ func TestDjangoTimeoutAndClientGoneReleaseTheSession(t *testing.T) {
 	gw := startDjangoGateway(t, g.URL(), "SESSIONGATE_DJANGO_TIMEOUT=1s", "SESSIONGATE_SESSION_LOCK_TIMEOUT=30s")
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
-	res, err := client.Get(gw.URL + "/dj/set/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	var cookie string
-	for _, c := range res.Cookies() {
-		cookie = c.Name + "=" + c.Value
-	}
-	if cookie == "" {
-		t.Fatalf("no session cookie: %v", res.Header)
-	}
+	cookie := djangoSessionCookie(t, client, gw.URL)
 	do := func(ctx context.Context, id string, ms int) (int, string, error) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/dj/slow/?ms=%d", gw.URL, ms), nil)
 		req.Header.Set("Cookie", cookie)
@@ -652,18 +641,7 @@ func TestDjangoKilledWorkerKeepsTheSession(t *testing.T) {
 		b, err := io.ReadAll(res.Body)
 		return res.StatusCode, string(b), err
 	}
-	res, err := client.Get(gw.URL + "/dj/set/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	var cookie string
-	for _, c := range res.Cookies() {
-		cookie = c.Name + "=" + c.Value
-	}
-	if cookie == "" {
-		t.Fatalf("no session cookie: %v", res.Header)
-	}
+	cookie := djangoSessionCookie(t, client, gw.URL)
 	if st, _, err := get("/dj/setslow/?v=lost&ms=20000", cookie); err != nil || st != 502 {
 		t.Fatalf("view killed by gunicorn's timeout: %d %v, want 502", st, err)
 	}
@@ -896,4 +874,23 @@ func TestDjangoReloadAndRecyclingKeepSessionWrites(t *testing.T) {
 		}
 	}
 	t.Logf("%d POSTs from %d sessions over two reloads and recycling: %d answered 502, none of them run", total, clients, failed)
+}
+
+// djangoSessionCookie starts a session through the fault project's /dj/set/
+// view and returns its cookie ("name=value").
+func djangoSessionCookie(t *testing.T, client *http.Client, gwURL string) string {
+	t.Helper()
+	res, err := client.Get(gwURL + "/dj/set/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	var cookie string
+	for _, c := range res.Cookies() {
+		cookie = c.Name + "=" + c.Value
+	}
+	if cookie == "" {
+		t.Fatalf("no session cookie: %v", res.Header)
+	}
+	return cookie
 }
