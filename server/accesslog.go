@@ -232,10 +232,42 @@ func (w *recorder) readFromInChunks(rf io.ReaderFrom, r io.Reader) (int64, error
 	return total, nil
 }
 
-func (w *recorder) Flush() {
+func (w *recorder) Flush() { w.FlushError() }
+
+// FlushError is Flush that keeps its error for the log: http.Flusher drops
+// it, and a flush the write deadline ended would otherwise be logged as
+// the client leaving (net/http cancels the request's context after it, so
+// the next read from PHP fails with "context canceled").
+func (w *recorder) FlushError() error {
 	w.setWriteDeadline(w.sendTimeout)
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+	var err error
+	switch f := w.ResponseWriter.(type) {
+	case interface{ FlushError() error }:
+		err = f.FlushError()
+	case http.Flusher:
 		f.Flush()
+	}
+	if err != nil && w.writeErr == nil {
+		w.writeErr = err
+	}
+	return err
+}
+
+// learnStreamEnd finds out, for an HTTP/2 request whose context ended
+// while nothing was being written (the handler waited for PHP, or its
+// flush failed unseen), whether the stream's write deadline ended it.
+// net/http enforces that deadline by resetting the stream and cancelling
+// the context, as when the client resets it; only the stream's error,
+// which a flush of the closed stream returns at once, tells the two apart.
+// Not at shutdown: that cancels the context of a stream still open.
+func (w *recorder) learnStreamEnd(r *http.Request) {
+	if w.writeErr != nil || r.ProtoMajor != 2 || r.Context().Err() == nil || shutdownCut(r) != nil {
+		return
+	}
+	if f, ok := w.ResponseWriter.(interface{ FlushError() error }); ok {
+		if err := f.FlushError(); writeTimedOut(err) {
+			w.writeErr = err
+		}
 	}
 }
 
@@ -299,20 +331,28 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 			// write was.
 			rec.setWriteDeadline(rec.sendTimeout)
 			v := recover()
-			if v != nil && ri.Err == nil {
-				// The PHP and Django proxies panic with ErrAbortHandler when a
-				// streamed body cannot be finished: the client sees a cut
-				// connection.
-				ri.Err = errors.New("response aborted")
-				if err, ok := v.(error); ok && !errors.Is(err, http.ErrAbortHandler) {
-					ri.Err = err
-				} else if writeTimedOut(rec.writeErr) {
-					ri.Err = fmt.Errorf("response cut: a write to the client timed out, it stopped reading or SESSIONGATE_WRITE_TIMEOUT passed (%w)", rec.writeErr)
-				} else if clientLeft(r, rec) {
-					// The write to the client failed before the upstream
-					// read noticed: the same 499 as when it noticed first.
-					ri.Err = errors.New("response not finished: the client left")
+			if err, ok := v.(error); ok && ri.Err == nil && !errors.Is(err, http.ErrAbortHandler) {
+				ri.Err = err
+			}
+			rec.learnStreamEnd(r)
+			switch {
+			case writeTimedOut(rec.writeErr) && (ri.Err == nil || errors.Is(ri.Err, context.Canceled)):
+				// The deadline also ended the request's context: a read
+				// from the upstream that failed after it failed because
+				// of it, not because the client left.
+				ri.Err = fmt.Errorf("response cut: a write to the client timed out, it stopped reading or SESSIONGATE_WRITE_TIMEOUT passed (%w)", rec.writeErr)
+				if ri.Status == StatusClientClosedRequest {
+					ri.Status = 0
 				}
+			case v != nil && ri.Err == nil && clientLeft(r, rec):
+				// The write to the client failed before the upstream
+				// read noticed: the same 499 as when it noticed first.
+				ri.Err = errors.New("response not finished: the client left")
+			case v != nil && ri.Err == nil:
+				// The PHP and Django proxies panic with ErrAbortHandler
+				// when a streamed body cannot be finished: the client
+				// sees a cut connection.
+				ri.Err = errors.New("response aborted")
 			}
 			status := finalStatus(r, ri, rec, v != nil)
 			if err := shutdownCut(r); err != nil {
