@@ -122,7 +122,12 @@ func (a *App) openStore(ctx context.Context, sc *config.SessionConfig, log *slog
 		return nil, fmt.Errorf("SESSIONGATE_REDIS_URL: %w", err)
 	}
 	a.closers = append(a.closers, client.Close)
-	st, err := redisstore.New(client, redisstore.Options{Prefix: sc.RedisPrefix, Logger: log})
+	// WAIT shares the pipeline's read deadline, SESSIONGATE_REDIS_TIMEOUT,
+	// with the write before it: half of it leaves the other half to the
+	// script and the network, so a shortfall comes back as a count, not a
+	// broken connection.
+	st, err := redisstore.New(client, redisstore.Options{Prefix: sc.RedisPrefix, Logger: log,
+		WaitReplicas: sc.RedisWaitReplicas, WaitTimeout: sc.RedisTimeout / 2})
 	if err != nil {
 		return nil, fmt.Errorf("session store: %w", err)
 	}
