@@ -138,6 +138,13 @@ func (a *App) openStore(ctx context.Context, sc *config.SessionConfig, log *slog
 	if err := st.Ping(pctx); err != nil {
 		return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check: %w", err)
 	}
+	if want := sc.RedisWaitReplicas; want > 0 {
+		// Not a refusal: a replica may be resyncing, and requests that
+		// write no session still work.
+		if n, err := st.ConnectedReplicas(pctx); err == nil && n < want {
+			log.Warn(fmt.Sprintf("SESSIONGATE_REDIS_WAIT_REPLICAS=%d, but the Redis master has %d connected: every session write gets 503 until enough replicas are", want, n))
+		}
+	}
 	return st, nil
 }
 

@@ -111,3 +111,16 @@ func TestStoreRedisPingChecksWaitPermission(t *testing.T) {
 		t.Errorf("Ping with +wait: %v", err)
 	}
 }
+
+// A master with fewer replicas than SESSIONGATE_REDIS_WAIT_REPLICAS at
+// start is named in a warning: every session write would otherwise get 503
+// with nothing at start to say why. The gateway still starts (a replica
+// may be resyncing, and pages without a session write work).
+func TestSessionWaitReplicasWarnsWithoutReplica(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_REDIS_WAIT_REPLICAS=1"}})
+	logs := s.gws[0].Logs.String()
+	if !strings.Contains(logs, "SESSIONGATE_REDIS_WAIT_REPLICAS") || !strings.Contains(logs, "0 connected") {
+		t.Errorf("no start-up warning that the master has no replica:\n%s", logs)
+	}
+}

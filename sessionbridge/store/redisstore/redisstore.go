@@ -883,6 +883,26 @@ func (s *Store) checkRole(ctx context.Context) error {
 	return nil
 }
 
+// ConnectedReplicas returns how many replicas the master reports
+// (INFO replication): fewer than Options.WaitReplicas means every session
+// write fails. An error when the server refuses INFO (an ACL) or on a
+// Cluster, where there is no one master to ask.
+func (s *Store) ConnectedReplicas(ctx context.Context) (int, error) {
+	if _, cluster := s.c.(*redis.ClusterClient); cluster {
+		return 0, errors.New("redisstore: a Cluster has no single master")
+	}
+	info, err := s.c.Info(ctx, "replication").Result()
+	if err != nil {
+		return 0, unavailable("info", err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, unavailable("info", errors.New("no connected_slaves in INFO replication"))
+}
+
 // Close stops the subscription and waits for background releases. Waiters
 // still in Lock end with their context. The client stays open.
 func (s *Store) Close() error {
