@@ -122,7 +122,12 @@ func (a *App) openStore(ctx context.Context, sc *config.SessionConfig, log *slog
 		return nil, fmt.Errorf("SESSIONGATE_REDIS_URL: %w", err)
 	}
 	a.closers = append(a.closers, client.Close)
-	st, err := redisstore.New(client, redisstore.Options{Prefix: sc.RedisPrefix, Logger: log})
+	// WAIT shares the pipeline's read deadline, SESSIONGATE_REDIS_TIMEOUT,
+	// with the write before it: half of it leaves the other half to the
+	// script and the network, so a shortfall comes back as a count, not a
+	// broken connection.
+	st, err := redisstore.New(client, redisstore.Options{Prefix: sc.RedisPrefix, Logger: log,
+		WaitReplicas: sc.RedisWaitReplicas, WaitTimeout: sc.RedisTimeout / 2})
 	if err != nil {
 		return nil, fmt.Errorf("session store: %w", err)
 	}
@@ -132,6 +137,13 @@ func (a *App) openStore(ctx context.Context, sc *config.SessionConfig, log *slog
 	defer cancel()
 	if err := st.Ping(pctx); err != nil {
 		return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check: %w", err)
+	}
+	if want := sc.RedisWaitReplicas; want > 0 {
+		// Not a refusal: a replica may be resyncing, and requests that
+		// write no session still work.
+		if n, err := st.ConnectedReplicas(pctx); err == nil && n < want {
+			log.Warn(fmt.Sprintf("SESSIONGATE_REDIS_WAIT_REPLICAS=%d, but the Redis master has %d connected: every session write gets 503 until enough replicas are", want, n))
+		}
 	}
 	return st, nil
 }

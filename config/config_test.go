@@ -141,6 +141,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_REDIS_URL=redis://:pw@127.0.0.1:6379/0",
 		"SESSIONGATE_REDIS_PREFIX=sg:",
 		"SESSIONGATE_REDIS_TIMEOUT=250ms",
+		"SESSIONGATE_REDIS_WAIT_REPLICAS=1",
 		"SESSIONGATE_PHP_PREPEND=/srv/sessiongate/prepend.php",
 		"SESSIONGATE_DJANGO_URL=http://127.0.0.1:8000, unix:/run/gunicorn.sock",
 		"SESSIONGATE_DJANGO_PATHS=/admin/,/accounts/ ,/static/admin/",
@@ -207,7 +208,7 @@ func TestEveryVariable(t *testing.T) {
 			Domain: "example.com", Secure: true, Encrypt: true, SameSite: "none", BrowserClose: true,
 			IdleTimeout: 30 * time.Minute, MaxAge: 24 * time.Hour,
 			Lock: "merge", LockTimeout: 3 * time.Second, LockLease: 20 * time.Second,
-			RedisURL: "redis://:pw@127.0.0.1:6379/0", RedisPrefix: "sg:", RedisTimeout: 250 * time.Millisecond,
+			RedisURL: "redis://:pw@127.0.0.1:6379/0", RedisPrefix: "sg:", RedisTimeout: 250 * time.Millisecond, RedisWaitReplicas: 1,
 			PHPPrepend: "/srv/sessiongate/prepend.php",
 		},
 		Django: DjangoConfig{

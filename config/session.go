@@ -11,24 +11,25 @@ import (
 // SessionConfig is the shared session: cookie, keys, expiry, locking and the
 // store. Its variables are documented in README "Sessions".
 type SessionConfig struct {
-	Enabled      bool          `env:"SESSIONGATE_SESSIONS" envDefault:"on" help:"on: the gateway owns the session (cookie, store, PHP and Django bridges); off: a plain PHP front server"`
-	Cookie       string        `env:"SESSIONGATE_SESSION_COOKIE" envDefault:"sessionid" help:"name of the session cookie the gateway signs (the PHP and Django apps share it); a __Secure- or __Host- name needs SESSIONGATE_SESSION_COOKIE_SECURE=on, and __Host- no SESSIONGATE_SESSION_COOKIE_DOMAIN"`
-	Keys         []string      `env:"SESSIONGATE_SESSION_KEYS" secret:"true" help:"comma-separated secrets of at least 32 bytes; the first signs cookies, all verify (rotation); required unless SESSIONGATE_SESSION_DEV=on"`
-	Dev          bool          `env:"SESSIONGATE_SESSION_DEV" envDefault:"off" help:"development mode: without SESSIONGATE_SESSION_KEYS a throwaway key is generated at start (sessions die with the process)"`
-	Domain       string        `env:"SESSIONGATE_SESSION_COOKIE_DOMAIN" help:"cookie Domain attribute, e.g. example.com to share the session with www. and other subdomains; empty = host only"`
-	Secure       bool          `env:"SESSIONGATE_SESSION_COOKIE_SECURE" envDefault:"off" help:"always mark the cookie Secure (it is always Secure on HTTPS requests)"`
-	SameSite     string        `env:"SESSIONGATE_SESSION_COOKIE_SAMESITE" envDefault:"lax" help:"cookie SameSite attribute: lax, strict (a visitor arriving by a link from another site is anonymous on that first page; breaks single sign-on and payment returns) or none (needed when a payment or identity provider posts back from another site; requires SESSIONGATE_SESSION_COOKIE_SECURE=on)"`
-	BrowserClose bool          `env:"SESSIONGATE_SESSION_EXPIRE_AT_BROWSER_CLOSE" envDefault:"off" help:"on: the cookie has no Max-Age and ends when the browser closes, like PHP's default session.cookie_lifetime=0 (the session still expires in the store as usual; an app's set_expiry(n) still gives that session a cookie of n seconds)"`
-	Encrypt      bool          `env:"SESSIONGATE_SESSION_ENCRYPT" envDefault:"off" help:"encrypt the cookie value (AES) on top of the HMAC signature"`
-	IdleTimeout  time.Duration `env:"SESSIONGATE_SESSION_IDLE_TIMEOUT" envDefault:"2h" help:"a session unused this long expires (sliding; the Redis TTL)"`
-	MaxAge       time.Duration `env:"SESSIONGATE_SESSION_MAX_AGE" envDefault:"336h" help:"absolute lifetime of a session and its cookie, however active (default 14 days, like Django)"`
-	Lock         string        `env:"SESSIONGATE_SESSION_LOCK" envDefault:"strict" help:"strict: requests of one session run one at a time across gateways (PHP files semantics, no lost update); merge: no waiting, per-key three-way merge, same-key conflicts last-writer-wins"`
-	LockTimeout  time.Duration `env:"SESSIONGATE_SESSION_LOCK_TIMEOUT" envDefault:"10s" help:"longest wait for a busy session in strict mode (in merge mode: how long a write retries against concurrent writes), then 503 with Retry-After"`
-	LockLease    time.Duration `env:"SESSIONGATE_SESSION_LOCK_LEASE" envDefault:"60s" help:"how long the session lock of a crashed gateway (or one cut off from Redis) blocks its session before another request may take it; a running request renews its lock every third of this, so requests may run longer (they are bounded by SESSIONGATE_PHP_TIMEOUT and SESSIONGATE_DJANGO_TIMEOUT)"`
-	RedisURL     string        `env:"SESSIONGATE_REDIS_URL" secret:"true" help:"session store; empty = in-process memory (one instance only). redis://[:pass@]host:port/db, rediss://, unix:///path.sock, redis-sentinel://, redis-cluster:// (README: Sessions)"`
-	RedisPrefix  string        `env:"SESSIONGATE_REDIS_PREFIX" envDefault:"sessiongate:" help:"prefix of every Redis key and channel the gateway uses"`
-	RedisTimeout time.Duration `env:"SESSIONGATE_REDIS_TIMEOUT" envDefault:"500ms" help:"dial, read and write timeout of each Redis operation, at most 1m; and the wait for a free Redis connection; a request that needs the session gets 503 within twice it when Redis stalls"`
-	PHPPrepend   string        `env:"SESSIONGATE_PHP_PREPEND" help:"path of the prepend file (gateway php-prepend) on the php-fpm host; the gateway then sends auto_prepend_file and the session settings in PHP_VALUE on every request. Empty = install it in the pool config"`
+	Enabled           bool          `env:"SESSIONGATE_SESSIONS" envDefault:"on" help:"on: the gateway owns the session (cookie, store, PHP and Django bridges); off: a plain PHP front server"`
+	Cookie            string        `env:"SESSIONGATE_SESSION_COOKIE" envDefault:"sessionid" help:"name of the session cookie the gateway signs (the PHP and Django apps share it); a __Secure- or __Host- name needs SESSIONGATE_SESSION_COOKIE_SECURE=on, and __Host- no SESSIONGATE_SESSION_COOKIE_DOMAIN"`
+	Keys              []string      `env:"SESSIONGATE_SESSION_KEYS" secret:"true" help:"comma-separated secrets of at least 32 bytes; the first signs cookies, all verify (rotation); required unless SESSIONGATE_SESSION_DEV=on"`
+	Dev               bool          `env:"SESSIONGATE_SESSION_DEV" envDefault:"off" help:"development mode: without SESSIONGATE_SESSION_KEYS a throwaway key is generated at start (sessions die with the process)"`
+	Domain            string        `env:"SESSIONGATE_SESSION_COOKIE_DOMAIN" help:"cookie Domain attribute, e.g. example.com to share the session with www. and other subdomains; empty = host only"`
+	Secure            bool          `env:"SESSIONGATE_SESSION_COOKIE_SECURE" envDefault:"off" help:"always mark the cookie Secure (it is always Secure on HTTPS requests)"`
+	SameSite          string        `env:"SESSIONGATE_SESSION_COOKIE_SAMESITE" envDefault:"lax" help:"cookie SameSite attribute: lax, strict (a visitor arriving by a link from another site is anonymous on that first page; breaks single sign-on and payment returns) or none (needed when a payment or identity provider posts back from another site; requires SESSIONGATE_SESSION_COOKIE_SECURE=on)"`
+	BrowserClose      bool          `env:"SESSIONGATE_SESSION_EXPIRE_AT_BROWSER_CLOSE" envDefault:"off" help:"on: the cookie has no Max-Age and ends when the browser closes, like PHP's default session.cookie_lifetime=0 (the session still expires in the store as usual; an app's set_expiry(n) still gives that session a cookie of n seconds)"`
+	Encrypt           bool          `env:"SESSIONGATE_SESSION_ENCRYPT" envDefault:"off" help:"encrypt the cookie value (AES) on top of the HMAC signature"`
+	IdleTimeout       time.Duration `env:"SESSIONGATE_SESSION_IDLE_TIMEOUT" envDefault:"2h" help:"a session unused this long expires (sliding; the Redis TTL)"`
+	MaxAge            time.Duration `env:"SESSIONGATE_SESSION_MAX_AGE" envDefault:"336h" help:"absolute lifetime of a session and its cookie, however active (default 14 days, like Django)"`
+	Lock              string        `env:"SESSIONGATE_SESSION_LOCK" envDefault:"strict" help:"strict: requests of one session run one at a time across gateways (PHP files semantics, no lost update); merge: no waiting, per-key three-way merge, same-key conflicts last-writer-wins"`
+	LockTimeout       time.Duration `env:"SESSIONGATE_SESSION_LOCK_TIMEOUT" envDefault:"10s" help:"longest wait for a busy session in strict mode (in merge mode: how long a write retries against concurrent writes), then 503 with Retry-After"`
+	LockLease         time.Duration `env:"SESSIONGATE_SESSION_LOCK_LEASE" envDefault:"60s" help:"how long the session lock of a crashed gateway (or one cut off from Redis) blocks its session before another request may take it; a running request renews its lock every third of this, so requests may run longer (they are bounded by SESSIONGATE_PHP_TIMEOUT and SESSIONGATE_DJANGO_TIMEOUT)"`
+	RedisURL          string        `env:"SESSIONGATE_REDIS_URL" secret:"true" help:"session store; empty = in-process memory (one instance only). redis://[:pass@]host:port/db, rediss://, unix:///path.sock, redis-sentinel://, redis-cluster:// (README: Sessions)"`
+	RedisPrefix       string        `env:"SESSIONGATE_REDIS_PREFIX" envDefault:"sessiongate:" help:"prefix of every Redis key and channel the gateway uses"`
+	RedisTimeout      time.Duration `env:"SESSIONGATE_REDIS_TIMEOUT" envDefault:"500ms" help:"dial, read and write timeout of each Redis operation, at most 1m; and the wait for a free Redis connection; a request that needs the session gets 503 within twice it when Redis stalls"`
+	RedisWaitReplicas int           `env:"SESSIONGATE_REDIS_WAIT_REPLICAS" envDefault:"0" help:"replicas that must have each session write (Redis WAIT, for at most half of SESSIONGATE_REDIS_TIMEOUT) before the request is answered; when fewer confirm it the request gets 503 with Retry-After, though the master may keep the write. With 1 (and a replica) a Sentinel failover loses no write the gateway acknowledged; each write costs the replica's round trip. 0 = off: replication is asynchronous and a failover loses the writes of up to a second. Standalone and Sentinel URLs only, not Cluster"`
+	PHPPrepend        string        `env:"SESSIONGATE_PHP_PREPEND" help:"path of the prepend file (gateway php-prepend) on the php-fpm host; the gateway then sends auto_prepend_file and the session settings in PHP_VALUE on every request. Empty = install it in the pool config"`
 }
 
 // validate checks the session variables when sessions are on, or when
@@ -76,6 +77,13 @@ func (s *SessionConfig) validate(check func(name string, ok bool, format string,
 	// A request that needs the session waits this long for Redis; beyond a
 	// minute it is a typo (and the start-up probe's 5x would overflow).
 	check("SESSIONGATE_REDIS_TIMEOUT", s.RedisTimeout > 0 && s.RedisTimeout <= time.Minute, "must be positive and at most 1m")
+	check("SESSIONGATE_REDIS_WAIT_REPLICAS", s.RedisWaitReplicas >= 0, "must be 0 (off) or a number of replicas")
+	if s.RedisWaitReplicas > 0 {
+		check("SESSIONGATE_REDIS_WAIT_REPLICAS", s.RedisURL != "", "needs a Redis store with replicas (SESSIONGATE_REDIS_URL); the in-process store has none")
+		// go-redis sends WAIT, which has no key, to a node of its own
+		// choosing in a Cluster, not to the master that took the write.
+		check("SESSIONGATE_REDIS_WAIT_REPLICAS", !isClusterURL(s.RedisURL), "is not supported with a redis-cluster:// URL (WAIT would reach another node than the one that took the write); set it to 0")
+	}
 	check("SESSIONGATE_PHP_PREPEND", s.PHPPrepend == "" || strings.HasPrefix(s.PHPPrepend, "/"), "must be an absolute path on the php-fpm host")
 	// It goes out in PHP_VALUE as auto_prepend_file=PATH, which php-fpm
 	// reads with PHP's ini parser: there ';' starts a comment, these are
@@ -108,6 +116,11 @@ func validCookieName(n string) bool {
 		}
 	}
 	return true
+}
+
+func isClusterURL(raw string) bool {
+	scheme, _, _ := strings.Cut(strings.ToLower(raw), "://")
+	return scheme == "redis-cluster" || scheme == "rediss-cluster"
 }
 
 // checkRedisURL explains what is wrong with a SESSIONGATE_REDIS_URL, or

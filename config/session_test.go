@@ -51,6 +51,9 @@ func TestSessionBadValues(t *testing.T) {
 		{"SESSIONGATE_SESSION_COOKIE_SAMESITE", "none", "requires SESSIONGATE_SESSION_COOKIE_SECURE=on"},
 		// The start-up probe waits 5x this: an absurd value overflowed it.
 		{"SESSIONGATE_REDIS_TIMEOUT", "600000h", "at most 1m"},
+		{"SESSIONGATE_REDIS_WAIT_REPLICAS", "-1", "must be 0 (off) or a number of replicas"},
+		{"SESSIONGATE_REDIS_WAIT_REPLICAS", "one", "SESSIONGATE_REDIS_WAIT_REPLICAS"},
+		{"SESSIONGATE_REDIS_WAIT_REPLICAS", "1", "needs a Redis store with replicas"},
 	} {
 		t.Run(c.name+"="+c.value, func(t *testing.T) {
 			var err error
@@ -88,6 +91,9 @@ func TestSessionGoodValues(t *testing.T) {
 		{"SESSIONGATE_SESSION_COOKIE_SAMESITE=Strict"},
 		{"SESSIONGATE_SESSION_COOKIE_SAMESITE=none", "SESSIONGATE_SESSION_COOKIE_SECURE=on"},
 		{"SESSIONGATE_SESSION_EXPIRE_AT_BROWSER_CLOSE=on"},
+		{"SESSIONGATE_REDIS_URL=redis-sentinel://:pw@s1:26379/0?master=mymaster", "SESSIONGATE_REDIS_WAIT_REPLICAS=1"},
+		{"SESSIONGATE_REDIS_URL=redis://:pw@10.0.0.5:6379/0", "SESSIONGATE_REDIS_WAIT_REPLICAS=2"},
+		{"SESSIONGATE_REDIS_WAIT_REPLICAS=0"},
 		// Session variables are not used, so not checked, with sessions off.
 		{"SESSIONGATE_SESSIONS=off", "SESSIONGATE_REDIS_URL=nonsense", "SESSIONGATE_REDIS_PREFIX={x}"},
 	} {
@@ -102,6 +108,19 @@ func TestSessionGoodValues(t *testing.T) {
 		}
 		if after := runtime.NumGoroutine(); after > before {
 			t.Errorf("%v: Load left %d goroutines running", env, after-before)
+		}
+	}
+}
+
+// WAIT has no key, so go-redis sends it to a Cluster node of its own
+// choosing, not the master that took the write: the combination is refused
+// at start, naming the variable, rather than counting the wrong replicas.
+func TestWaitReplicasRefusedWithCluster(t *testing.T) {
+	for _, url := range []string{"redis-cluster://n1:6379,n2:6379", "REDISS-CLUSTER://n1:6379"} {
+		_, err := Load(append(base(t), "SESSIONGATE_REDIS_URL="+url, "SESSIONGATE_REDIS_WAIT_REPLICAS=1"))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_REDIS_WAIT_REPLICAS"}) || !strings.Contains(err.Error(), "redis-cluster://") {
+			t.Errorf("%s: got %v, want SESSIONGATE_REDIS_WAIT_REPLICAS refused for a Cluster", url, err)
 		}
 	}
 }

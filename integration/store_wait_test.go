@@ -1,0 +1,126 @@
+package integration
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
+)
+
+// TestSessionWaitReplicasStandalone: SESSIONGATE_REDIS_WAIT_REPLICAS=1 on
+// a redis:// master with one replica. Every increment the gateway answers
+// 200 is on the replica by then (its version there is the master's). With
+// the replica gone (REPLICAOF NO ONE) an increment is a 503 with
+// Retry-After and an access line saying why, after the wait's bound (half
+// of SESSIONGATE_REDIS_TIMEOUT); the master kept that write, as the README
+// says, so once the replica is back the next increment counts it too.
+func TestSessionWaitReplicasStandalone(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_REDIS_WAIT_REPLICAS=1", "SESSIONGATE_REDIS_TIMEOUT=400ms"}})
+	replica := harness.StartRedis(t)
+	requireKeysExpire(t, replica)
+	host, port, _ := strings.Cut(s.red.Addr, ":")
+	attach := func() {
+		t.Helper()
+		if _, err := replica.Do("REPLICAOF", host, port); err != nil {
+			t.Fatal(err)
+		}
+		if !poll(20*time.Second, func() bool {
+			info, err := s.red.Do("INFO", "replication")
+			return err == nil && strings.Contains(info, "state=online")
+		}) {
+			t.Fatal("the replica is not in sync with the master")
+		}
+	}
+	attach()
+	c := &failoverCounter{t: t, s: s, ck: s.newSession(t)}
+	key := "sessiongate:{" + s.gws[0].dump(t, c.ck).ID + "}"
+	for i := range 20 {
+		c.next(s.gws[i%2], "with the replica")
+		// No wait here: the 200 came after the replica had the write.
+		mv, err := s.red.Do("HGET", key, "v")
+		rv, rerr := replica.Do("HGET", key, "v")
+		if err != nil || rerr != nil || mv != rv {
+			t.Fatalf("after increment %d answered 200: version %q on the master, %q on the replica (%v %v)", c.n, mv, rv, err, rerr)
+		}
+	}
+
+	if _, err := replica.Do("REPLICAOF", "NO", "ONE"); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(10*time.Second, func() bool {
+		info, err := s.red.Do("INFO", "replication")
+		return err == nil && strings.Contains(info, "connected_slaves:0")
+	}) {
+		t.Fatal("the master still counts its replica")
+	}
+	begin := time.Now()
+	resp, body, _ := s.gws[0].get(t, "/counter.php", c.ck)
+	took := time.Since(begin)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("an increment with no replica: %d %q (Retry-After %q), want 503 with Retry-After", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+	t.Logf("the increment with no replica answered 503 after %v", took.Round(time.Millisecond))
+	if took < 200*time.Millisecond {
+		t.Errorf("the 503 came after %v: sooner than WAIT's bound (200ms)", took)
+	}
+	logs := s.gws[0].Logs.String()
+	if refusalsExplained(logs) == 0 || !strings.Contains(logs, "0 of 1 within 200ms") {
+		t.Errorf("no access line of the 503 saying the replica did not acknowledge the write:\n%s", logs)
+	}
+
+	attach()
+	code, body := c.increment(s.gws[1])
+	if code != 200 || body != strconv.Itoa(c.n+2) {
+		t.Fatalf("after the replica came back: %d %q, want 200 %d (the refused increment stayed on the master)", code, body, c.n+2)
+	}
+}
+
+// With SESSIONGATE_REDIS_WAIT_REPLICAS the start-up check runs WAIT too: a
+// user without it (the README's minimal ACL before WAIT was added) would
+// otherwise start and get 503 for every session write. With +wait it
+// passes.
+func TestStoreRedisPingChecksWaitPermission(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server")
+	r := harness.StartRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	open := func(url string) *redisstore.Store {
+		c, err := redisstore.OpenClient(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		s, err := redisstore.New(c, redisstore.Options{WaitReplicas: 1, WaitTimeout: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	err := open(aclUser(t, r, "nowait", minimalACL...)).Ping(ctx)
+	if err == nil || !strings.Contains(err.Error(), "'wait'") || !strings.Contains(err.Error(), "Redis permissions") {
+		t.Errorf("Ping of a user without WAIT: %v, want the refused command and the README section named", err)
+	}
+	if err := open(aclUser(t, r, "wait", append(minimalACL, "+wait")...)).Ping(ctx); err != nil {
+		t.Errorf("Ping with +wait: %v", err)
+	}
+}
+
+// A master with fewer replicas than SESSIONGATE_REDIS_WAIT_REPLICAS at
+// start is named in a warning: every session write would otherwise get 503
+// with nothing at start to say why. The gateway still starts (a replica
+// may be resyncing, and pages without a session write work).
+func TestSessionWaitReplicasWarnsWithoutReplica(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_REDIS_WAIT_REPLICAS=1"}})
+	logs := s.gws[0].Logs.String()
+	if !strings.Contains(logs, "SESSIONGATE_REDIS_WAIT_REPLICAS") || !strings.Contains(logs, "0 connected") {
+		t.Errorf("no start-up warning that the master has no replica:\n%s", logs)
+	}
+}
