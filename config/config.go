@@ -115,7 +115,7 @@ type Config struct {
 	// BasicAuthSpecs is empty by default: nginx asks for no password unless
 	// told.
 	BasicAuthSpecs []string `env:"SESSIONGATE_BASIC_AUTH" help:"comma-separated URL paths that ask for a user name and password, like nginx's auth_basic with auth_basic_user_file: PATH FILE, e.g. / /etc/sessiongate/staging.htpasswd for a staging site, /wp-admin/ /etc/sessiongate/admins.htpasswd; FILE is what htpasswd writes (bcrypt from htpasswd -B, htpasswd's default $apr1$, or {SHA}), read again when it changes; paths match as in SESSIONGATE_RESTRICTED_PATHS, and an entry there for the same path must be satisfied too; a more specific entry of either list without a password (e.g. /webhooks/ 0.0.0.0/0 ::/0) opens its part; PHP gets the user as REMOTE_USER"`
-	TrustedProxies Prefixes `env:"SESSIONGATE_TRUSTED_PROXIES" help:"comma-separated CIDRs or IPs of proxies in front of the gateway; only their X-Forwarded-For and X-Forwarded-Proto are believed (default: none)"`
+	TrustedProxies Prefixes `env:"SESSIONGATE_TRUSTED_PROXIES" help:"comma-separated CIDRs or IPs of proxies in front of the gateway (default: none); only theirs are believed: X-Forwarded-For (the client address), X-Forwarded-Proto (HTTPS), and X-Forwarded-Host or Forwarded: host= (the host asked for, see SESSIONGATE_SERVER_NAMES); only their Forwarded and X-Forwarded-* headers reach PHP and Django (Django's X-Forwarded-For, -Proto and -Host are the gateway's own)"`
 
 	AdminListen string `env:"SESSIONGATE_ADMIN_LISTEN" help:"address of the admin listener serving /healthz, /readyz and /metrics (Prometheus), host:port; empty = no admin listener"`
 	// AdminPprof is off by default: a profile exposes code paths and costs
