@@ -126,7 +126,7 @@ type Config struct {
 
 	LogLevel  string `env:"SESSIONGATE_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat string `env:"SESSIONGATE_LOG_FORMAT" envDefault:"json" help:"json (one object per line) or text"`
-	AccessLog bool   `env:"SESSIONGATE_ACCESS_LOG" envDefault:"on" help:"one log line per request: on or off"`
+	AccessLog bool   `env:"SESSIONGATE_ACCESS_LOG" envDefault:"on" help:"on: one log line per request, at info level, a failed one (an upstream error, a timeout, a client gone) at warn, so SESSIONGATE_LOG_LEVEL=warn or error keeps only those; off: only the failed ones"`
 
 	TLSCert string `env:"SESSIONGATE_TLS_CERT" help:"PEM certificate (chain) file; with SESSIONGATE_TLS_KEY the public listener speaks HTTPS; set both or neither"`
 	TLSKey  string `env:"SESSIONGATE_TLS_KEY" help:"PEM private key file for SESSIONGATE_TLS_CERT"`
