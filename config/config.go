@@ -69,8 +69,9 @@ type Config struct {
 	// files clients may fetch anyway, and nothing is hidden from them.
 	InternalPaths []string `env:"SESSIONGATE_INTERNAL_PATHS" help:"comma-separated URL directories that clients cannot request (404) and that PHP and Django send files from with an X-Accel-Redirect response header, like nginx's internal locations: /dir/ holds files under SESSIONGATE_STATIC_ROOT (e.g. /wp-content/uploads/woocommerce_uploads/), /dir/=/abs/path files of another directory (an alias, e.g. /protected/=/srv/private for django-sendfile2); an X-Accel-Redirect to any other URL sends the static file at that URL; .php files and dotfiles are never sent"`
 	MaxBody       ByteSize `env:"SESSIONGATE_MAX_BODY" envDefault:"1m" help:"largest request body, units k/m/g like nginx's client_max_body_size; larger bodies get 413; 0 = unlimited"`
-	// RequestBuffering is off by default: a large upload of known length
-	// then reaches the app as it arrives, without a temp file.
+	// RequestBuffering is on by default, like nginx's
+	// fastcgi_request_buffering: a slow upload must not hold a php-fpm
+	// worker, a gunicorn thread or the session lock while it trickles in.
 	RequestBuffering bool `env:"SESSIONGATE_REQUEST_BUFFERING" envDefault:"on" help:"on: read every request body whole (memory, then a temp file) before PHP or Django gets it, like nginx's fastcgi_request_buffering and proxy_request_buffering on: a slow upload holds no php-fpm worker, gunicorn thread or session lock, and an upload the client abandons never reaches the app; off: a body of known length over 64 KiB streams to the app as it arrives (bodies up to 64 KiB and chunked ones are always read whole first), and a client that goes away mid-body leaves the app a body cut short, which php-fpm cannot tell from a whole one (PHP runs the script on it)"`
 	// ResponseBuffering is on by default, like nginx's fastcgi_buffering:
 	// slow clients must not be able to pin every php-fpm worker.
