@@ -96,11 +96,11 @@ type Config struct {
 
 	ReadHeaderTimeout time.Duration `env:"SESSIONGATE_READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers (slowloris defence); must be > 0"`
 	ReadTimeout       time.Duration `env:"SESSIONGATE_READ_TIMEOUT" envDefault:"60s" help:"longest wait for the next bytes of a request body before 408, like client_body_timeout (a slow upload that keeps coming is read whole; headers are bounded by SESSIONGATE_READ_HEADER_TIMEOUT); 0 = none"`
-	// WriteTimeout defaults to none because Go's WriteTimeout bounds the whole
-	// response from the end of the request headers: a long download, a
-	// streamed PHP response or a slow-but-live client would be cut in the
-	// middle. Upstream silence is bounded by SESSIONGATE_PHP_TIMEOUT instead.
-	WriteTimeout    time.Duration `env:"SESSIONGATE_WRITE_TIMEOUT" envDefault:"0" help:"longest time to write a whole response; 0 = none, because responses stream (downloads, flushed PHP output) and PHP silence is bounded by SESSIONGATE_PHP_TIMEOUT"`
+	// WriteTimeout defaults to none because it bounds the whole response:
+	// a long download, a streamed PHP response or a slow-but-live client
+	// would be cut in the middle. Upstream silence is bounded by
+	// SESSIONGATE_PHP_TIMEOUT instead.
+	WriteTimeout    time.Duration `env:"SESSIONGATE_WRITE_TIMEOUT" envDefault:"0" help:"longest time to write a whole response, from its first byte (the time PHP or Django takes to start it is SESSIONGATE_PHP_TIMEOUT's and SESSIONGATE_DJANGO_TIMEOUT's); 0 = none, because responses stream (downloads, flushed PHP output) and PHP silence is bounded by SESSIONGATE_PHP_TIMEOUT"`
 	IdleTimeout     time.Duration `env:"SESSIONGATE_IDLE_TIMEOUT" envDefault:"75s" help:"how long an idle keep-alive client connection stays open, like keepalive_timeout; 0 = keep-alive off, as keepalive_timeout 0: each response says Connection: close and its connection closes (HTTP/2: after its last open stream)"`
 	ShutdownTimeout time.Duration `env:"SESSIONGATE_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, SIGINT or SIGQUIT, how long in-flight requests may run; then their connections are closed (logged as 503, cut at shutdown) and their handlers get up to 5s more (3 times SESSIONGATE_REDIS_TIMEOUT when that is longer) to release session locks before the process exits; 0 cuts them at once"`
 	MaxHeaderBytes  ByteSize      `env:"SESSIONGATE_MAX_HEADER_BYTES" envDefault:"1m" help:"largest request line plus headers, units k/m/g; an HTTP/2 request is measured as HTTP/1.1 would carry it"`
