@@ -786,6 +786,32 @@ func TestBackendsFailover(t *testing.T) {
 	}
 }
 
+// A backend whose connect hangs (its listen queue full, its host gone
+// behind a firewall that drops packets) costs one request
+// SESSIONGATE_PHP_DIAL_TIMEOUT, which then goes to the next backend, POST
+// included (nothing reached PHP); the hung one is marked down, and is
+// skipped, as README's fastcgi_pass row says of a dead backend.
+func TestBackendsFailoverOnDialTimeout(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	hung := testnet.FullTCPListener(t)
+	tr, _ := newTransport(t, Options{DialTimeout: 300 * time.Millisecond}, hung, srv.Addr())
+	for i := 0; i < 6; i++ {
+		method, body := "GET", io.Reader(nil)
+		if i%2 == 1 {
+			method, body = "POST", strings.NewReader("a=1")
+		}
+		if _, got, err := roundTrip(t, tr, newReq(nil, method, "/", body, nil)); err != nil || got != "hello" {
+			t.Fatalf("%s %d with the other backend hanging on connect: %v %q", method, i, err, got)
+		}
+	}
+	if st := tr.Stats(); st[0].Healthy {
+		t.Errorf("the backend whose connect hangs is still in rotation: %+v", st)
+	}
+	if n := len(srv.Requests()); n != 6 {
+		t.Errorf("the live backend served %d requests, want 6", n)
+	}
+}
+
 // With every backend down, each request still tries them all (and gets
 // 502), but "trying another" is logged when a backend believed up fails,
 // not on every request during the back-off: an outage under load wrote it
