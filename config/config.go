@@ -69,8 +69,9 @@ type Config struct {
 	// files clients may fetch anyway, and nothing is hidden from them.
 	InternalPaths []string `env:"SESSIONGATE_INTERNAL_PATHS" help:"comma-separated URL directories that clients cannot request (404) and that PHP and Django send files from with an X-Accel-Redirect response header, like nginx's internal locations: /dir/ holds files under SESSIONGATE_STATIC_ROOT (e.g. /wp-content/uploads/woocommerce_uploads/), /dir/=/abs/path files of another directory (an alias, e.g. /protected/=/srv/private for django-sendfile2); an X-Accel-Redirect to any other URL sends the static file at that URL; .php files and dotfiles are never sent"`
 	MaxBody       ByteSize `env:"SESSIONGATE_MAX_BODY" envDefault:"1m" help:"largest request body, units k/m/g like nginx's client_max_body_size; larger bodies get 413; 0 = unlimited"`
-	// RequestBuffering is off by default: a large upload of known length
-	// then reaches the app as it arrives, without a temp file.
+	// RequestBuffering is on by default, like nginx's
+	// fastcgi_request_buffering: a slow upload must not hold a php-fpm
+	// worker, a gunicorn thread or the session lock while it trickles in.
 	RequestBuffering bool `env:"SESSIONGATE_REQUEST_BUFFERING" envDefault:"on" help:"on: read every request body whole (memory, then a temp file) before PHP or Django gets it, like nginx's fastcgi_request_buffering and proxy_request_buffering on: a slow upload holds no php-fpm worker, gunicorn thread or session lock, and an upload the client abandons never reaches the app; off: a body of known length over 64 KiB streams to the app as it arrives (bodies up to 64 KiB and chunked ones are always read whole first), and a client that goes away mid-body leaves the app a body cut short, which php-fpm cannot tell from a whole one (PHP runs the script on it)"`
 	// ResponseBuffering is on by default, like nginx's fastcgi_buffering:
 	// slow clients must not be able to pin every php-fpm worker.
@@ -95,11 +96,11 @@ type Config struct {
 
 	ReadHeaderTimeout time.Duration `env:"SESSIONGATE_READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers (slowloris defence); must be > 0"`
 	ReadTimeout       time.Duration `env:"SESSIONGATE_READ_TIMEOUT" envDefault:"60s" help:"longest wait for the next bytes of a request body before 408, like client_body_timeout (a slow upload that keeps coming is read whole; headers are bounded by SESSIONGATE_READ_HEADER_TIMEOUT); 0 = none"`
-	// WriteTimeout defaults to none because Go's WriteTimeout bounds the whole
-	// response from the end of the request headers: a long download, a
-	// streamed PHP response or a slow-but-live client would be cut in the
-	// middle. Upstream silence is bounded by SESSIONGATE_PHP_TIMEOUT instead.
-	WriteTimeout    time.Duration `env:"SESSIONGATE_WRITE_TIMEOUT" envDefault:"0" help:"longest time to write a whole response; 0 = none, because responses stream (downloads, flushed PHP output) and PHP silence is bounded by SESSIONGATE_PHP_TIMEOUT"`
+	// WriteTimeout defaults to none because it bounds the whole response:
+	// a long download, a streamed PHP response or a slow-but-live client
+	// would be cut in the middle. Upstream silence is bounded by
+	// SESSIONGATE_PHP_TIMEOUT instead.
+	WriteTimeout    time.Duration `env:"SESSIONGATE_WRITE_TIMEOUT" envDefault:"0" help:"longest time to write a whole response, from its first byte (the time PHP or Django takes to start it is SESSIONGATE_PHP_TIMEOUT's and SESSIONGATE_DJANGO_TIMEOUT's); 0 = none, because responses stream (downloads, flushed PHP output) and PHP silence is bounded by SESSIONGATE_PHP_TIMEOUT"`
 	IdleTimeout     time.Duration `env:"SESSIONGATE_IDLE_TIMEOUT" envDefault:"75s" help:"how long an idle keep-alive client connection stays open, like keepalive_timeout; 0 = keep-alive off, as keepalive_timeout 0: each response says Connection: close and its connection closes (HTTP/2: after its last open stream)"`
 	ShutdownTimeout time.Duration `env:"SESSIONGATE_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, SIGINT or SIGQUIT, how long in-flight requests may run; then their connections are closed (logged as 503, cut at shutdown) and their handlers get up to 5s more (3 times SESSIONGATE_REDIS_TIMEOUT when that is longer) to release session locks before the process exits; 0 cuts them at once"`
 	MaxHeaderBytes  ByteSize      `env:"SESSIONGATE_MAX_HEADER_BYTES" envDefault:"1m" help:"largest request line plus headers, units k/m/g; an HTTP/2 request is measured as HTTP/1.1 would carry it"`
@@ -115,7 +116,7 @@ type Config struct {
 	// BasicAuthSpecs is empty by default: nginx asks for no password unless
 	// told.
 	BasicAuthSpecs []string `env:"SESSIONGATE_BASIC_AUTH" help:"comma-separated URL paths that ask for a user name and password, like nginx's auth_basic with auth_basic_user_file: PATH FILE, e.g. / /etc/sessiongate/staging.htpasswd for a staging site, /wp-admin/ /etc/sessiongate/admins.htpasswd; FILE is what htpasswd writes (bcrypt from htpasswd -B, htpasswd's default $apr1$, or {SHA}), read again when it changes; paths match as in SESSIONGATE_RESTRICTED_PATHS, and an entry there for the same path must be satisfied too; a more specific entry of either list without a password (e.g. /webhooks/ 0.0.0.0/0 ::/0) opens its part; PHP gets the user as REMOTE_USER"`
-	TrustedProxies Prefixes `env:"SESSIONGATE_TRUSTED_PROXIES" help:"comma-separated CIDRs or IPs of proxies in front of the gateway; only their X-Forwarded-For and X-Forwarded-Proto are believed (default: none)"`
+	TrustedProxies Prefixes `env:"SESSIONGATE_TRUSTED_PROXIES" help:"comma-separated CIDRs or IPs of proxies in front of the gateway (default: none); only theirs are believed: X-Forwarded-For (the client address), X-Forwarded-Proto (HTTPS), and X-Forwarded-Host or Forwarded: host= (the host asked for, see SESSIONGATE_SERVER_NAMES); only their Forwarded and X-Forwarded-* headers reach PHP and Django (Django's X-Forwarded-For, -Proto and -Host are the gateway's own)"`
 
 	AdminListen string `env:"SESSIONGATE_ADMIN_LISTEN" help:"address of the admin listener serving /healthz, /readyz and /metrics (Prometheus), host:port; empty = no admin listener"`
 	// AdminPprof is off by default: a profile exposes code paths and costs
@@ -126,7 +127,7 @@ type Config struct {
 
 	LogLevel  string `env:"SESSIONGATE_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat string `env:"SESSIONGATE_LOG_FORMAT" envDefault:"json" help:"json (one object per line) or text"`
-	AccessLog bool   `env:"SESSIONGATE_ACCESS_LOG" envDefault:"on" help:"one log line per request: on or off"`
+	AccessLog bool   `env:"SESSIONGATE_ACCESS_LOG" envDefault:"on" help:"on: one log line per request, at info level, a failed one (an upstream error, a timeout, a client gone) at warn, so SESSIONGATE_LOG_LEVEL=warn or error keeps only those; off: only the failed ones"`
 
 	TLSCert string `env:"SESSIONGATE_TLS_CERT" help:"PEM certificate (chain) file; with SESSIONGATE_TLS_KEY the public listener speaks HTTPS; set both or neither"`
 	TLSKey  string `env:"SESSIONGATE_TLS_KEY" help:"PEM private key file for SESSIONGATE_TLS_CERT"`

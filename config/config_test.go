@@ -641,6 +641,29 @@ func TestEveryFieldTypeHasParser(t *testing.T) {
 	}
 }
 
+// A value that does not parse names its own variable, and only it. The
+// fallback for a field without a parser of ours found the variable by Go
+// field name, and Config.IdleTimeout and SessionConfig.IdleTimeout share
+// one: SESSIONGATE_SESSION_IDLE_TIMEOUT=2hours also reported
+// "SESSIONGATE_IDLE_TIMEOUT: cannot parse a value of type time.Duration",
+// a variable the operator had not set, first in the message.
+func TestUnparsableValueNamesOnlyItsVariable(t *testing.T) {
+	for _, v := range Variables() {
+		if _, ok := parsers[v.value.Type()]; !ok {
+			continue
+		}
+		bad := "x!"
+		if _, err := parsers[v.value.Type()](bad); err == nil {
+			continue // a list of strings: any entry parses
+		}
+		_, err := Load(append(base(t), v.Name+"="+bad))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{v.Name}) {
+			t.Errorf("%s=%s: %v, want an error naming %s alone", v.Name, bad, err, v.Name)
+		}
+	}
+}
+
 // The profiler lives on the admin listener only: asking for it without one
 // is a mistake to report, not to ignore.
 func TestAdminPprofNeedsAdminListener(t *testing.T) {

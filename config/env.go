@@ -171,8 +171,9 @@ func parse(dst any, environ map[string]string) Problems {
 					p.Value, p.hasValue = s, true
 				}
 				ps = append(ps, p)
+				return nil, recorded{err}
 			}
-			return x, err
+			return x, nil
 		}
 	}
 	funcs := map[reflect.Type]env.ParserFunc{}
@@ -204,6 +205,9 @@ func parse(dst any, environ map[string]string) Problems {
 			// Already recorded by wrap, unless the field has a type with no
 			// parser of ours (a programming error caught by the unit tests);
 			// report it without the value.
+			if _, ok := e.Err.(recorded); ok {
+				continue
+			}
 			name := varOfField(vars, e.Name)
 			if !ps.has(name) {
 				ps = append(ps, Problem{Var: name, Msg: "cannot parse a value of type " + e.Type.String()})
@@ -214,6 +218,14 @@ func parse(dst any, environ map[string]string) Problems {
 	}
 	return ps
 }
+
+// recorded marks a parser's error that wrap has already made a Problem
+// of, under the variable OnSet named. env's ParseError for it names only
+// the Go field, which two variables may share (Config.IdleTimeout and
+// SessionConfig.IdleTimeout): looked up by that name, a bad
+// SESSIONGATE_SESSION_IDLE_TIMEOUT was also reported as an unparsable
+// SESSIONGATE_IDLE_TIMEOUT.
+type recorded struct{ error }
 
 // finish puts problems in field order, so the message reads like
 // `gateway -h`, and attaches the raw value to those that lack it, for

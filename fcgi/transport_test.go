@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -732,46 +731,11 @@ func TestListenQueueFullIs502(t *testing.T) {
 	}
 }
 
-// fullTCPListener returns the address of a loopback TCP listener whose
-// listen queue is full: the kernel drops further SYNs, so a connect waits
-// (a php-fpm with every worker busy and its backlog reached, or a host that
-// is down behind a firewall that drops packets).
-func fullTCPListener(t *testing.T) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", itoa(sa.(*syscall.SockaddrInet4).Port))
-	for i := 0; ; i++ {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			break // the queue is full: SYNs are dropped
-		}
-		t.Cleanup(func() { c.Close() })
-		if i > 16 {
-			t.Fatal("the listen queue never filled")
-		}
-	}
-	return addr
-}
-
 // Over TCP a full listen queue drops the SYN instead: the connect waits,
 // and SESSIONGATE_PHP_DIAL_TIMEOUT ends it with 504, as nginx's
 // fastcgi_connect_timeout does (the README said 502).
 func TestListenQueueFullTCPIs504AfterDialTimeout(t *testing.T) {
-	addr := fullTCPListener(t)
+	addr := testnet.FullTCPListener(t)
 	tr, _ := newTransport(t, Options{DialTimeout: 300 * time.Millisecond}, addr)
 	start := time.Now()
 	_, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
@@ -788,7 +752,7 @@ func TestListenQueueFullTCPIs504AfterDialTimeout(t *testing.T) {
 // dialed: /readyz answered 503 for as long as the first hung, and a gateway
 // out of rotation gets no traffic that could tell it otherwise.
 func TestPingIsNotHeldByAHangingBackend(t *testing.T) {
-	hung := fullTCPListener(t)
+	hung := testnet.FullTCPListener(t)
 	srv := newFakeServer(t, helloHandler)
 	tr, _ := newTransport(t, Options{}, hung, srv.Addr()) // the default 3 s dial timeout
 	for i := 0; i < 3; i++ {
@@ -819,6 +783,32 @@ func TestBackendsFailover(t *testing.T) {
 	}
 	if err := tr.Ping(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A backend whose connect hangs (its listen queue full, its host gone
+// behind a firewall that drops packets) costs one request
+// SESSIONGATE_PHP_DIAL_TIMEOUT, which then goes to the next backend, POST
+// included (nothing reached PHP); the hung one is marked down, and is
+// skipped, as README's fastcgi_pass row says of a dead backend.
+func TestBackendsFailoverOnDialTimeout(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	hung := testnet.FullTCPListener(t)
+	tr, _ := newTransport(t, Options{DialTimeout: 300 * time.Millisecond}, hung, srv.Addr())
+	for i := 0; i < 6; i++ {
+		method, body := "GET", io.Reader(nil)
+		if i%2 == 1 {
+			method, body = "POST", strings.NewReader("a=1")
+		}
+		if _, got, err := roundTrip(t, tr, newReq(nil, method, "/", body, nil)); err != nil || got != "hello" {
+			t.Fatalf("%s %d with the other backend hanging on connect: %v %q", method, i, err, got)
+		}
+	}
+	if st := tr.Stats(); st[0].Healthy {
+		t.Errorf("the backend whose connect hangs is still in rotation: %+v", st)
+	}
+	if n := len(srv.Requests()); n != 6 {
+		t.Errorf("the live backend served %d requests, want 6", n)
 	}
 }
 

@@ -269,6 +269,47 @@ func TestSecondSignalCutsDrainReleasingLocks(t *testing.T) {
 	}
 }
 
+// TestThirdSignalKills: README ("nginx -s quit" row) says a second stop
+// signal cuts the requests in flight and a third kills. Here the cut
+// request's handler is stuck releasing its lock (Redis paused, within
+// SESSIONGATE_REDIS_TIMEOUT): the third signal ends the process at once,
+// by the signal, without waiting for Redis.
+func TestThirdSignalKills(t *testing.T) {
+	t.Parallel()
+	p, rc := startSessionBinary(t, "SESSIONGATE_REDIS_TIMEOUT=10s", "SESSIONGATE_SHUTDOWN_TIMEOUT=60s")
+	holdSession(t, p, 20000)
+	const pause = 8 * time.Second
+	if err := rc.Do(context.Background(), "CLIENT", "PAUSE", pause.Milliseconds()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, p.stderr, "shutting down: draining")
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, p.stderr, "second signal")
+	select {
+	case <-p.done:
+		t.Fatalf("gateway exited (%v) after the second signal, with Redis paused: nothing left for a third to do", p.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(pause / 2):
+		t.Fatal("gateway still running after a third signal")
+	}
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() {
+		t.Errorf("gateway ended with %v %v after a third signal, want killed by it", p.err, time.Since(start))
+	}
+}
+
 // TestQuitSignalDrains: SIGQUIT stops the gateway as SIGTERM does,
 // draining: it is how nginx and php-fpm are stopped gracefully (nginx -s
 // quit, the nginx image's STOPSIGNAL), so a deployment moved from nginx

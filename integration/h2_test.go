@@ -375,6 +375,49 @@ func TestHTTP2StalledReaderReleasesPHP(t *testing.T) {
 	}
 }
 
+// TestWriteTimeoutCountsFromTheResponse: SESSIONGATE_WRITE_TIMEOUT is
+// "longest time to write a whole response", so a page PHP takes longer
+// than it to make, and then writes at once, goes out whole, over HTTP/1.1
+// and HTTP/2. It was net/http's WriteTimeout, which runs from the end of
+// the request headers: with 1s, a page PHP took 1.5 s over reached the
+// client as an empty reply (HTTP/1.1) or a reset stream (HTTP/2), logged
+// as 200 with its bytes sent, without an error.
+func TestWriteTimeoutCountsFromTheResponse(t *testing.T) {
+	t.Parallel()
+	p, addr := startH2Site(t, map[string]string{
+		"nap.php": `<?php usleep(1500000); echo 'napped';`,
+		"big.php": `<?php for ($i = 0; $i < 64; $i++) { echo str_repeat('x', 1 << 20); }`,
+	}, "SESSIONGATE_SESSIONS=off", "SESSIONGATE_WRITE_TIMEOUT=1s", "SESSIONGATE_COMPRESS=off")
+	h1 := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}}
+	for _, client := range []*http.Client{h1, h2Client()} {
+		res, err := client.Get("https://" + addr + "/nap.php")
+		if err != nil {
+			t.Errorf("a page PHP took 1.5 s over, SESSIONGATE_WRITE_TIMEOUT=1s: %v", err)
+			continue
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(body) != "napped" || err != nil {
+			t.Errorf("a page PHP took 1.5 s over, SESSIONGATE_WRITE_TIMEOUT=1s, over %s: %d %q %v, want 200 napped", res.Proto, res.StatusCode, body, err)
+		}
+	}
+	// It still bounds the writing: an HTTP/1.1 client that takes the
+	// start of a 64 MB page and stops reading is cut.
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /big.php HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	if _, err := c.Read(make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	if line := waitForLog(t, p.stderr, `"path":"/big.php"`); !strings.Contains(line, `"aborted":true`) || !strings.Contains(line, "timed out") {
+		t.Errorf("the stalled response logged as %s", line)
+	}
+}
+
 // TestHTTP2MaxHeaderBytes: SESSIONGATE_MAX_HEADER_BYTES is the same limit
 // over HTTP/2 as over HTTP/1.1: the request line and headers as HTTP/1.1
 // carries them. net/http sizes an HTTP/2 header list otherwise (32 bytes

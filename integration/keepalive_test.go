@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,37 @@ func TestIdleTimeoutZeroTurnsKeepAliveOff(t *testing.T) {
 		// before the 10 s deadline, where a kept-alive one would wait.
 		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
 			t.Errorf("%s: after the response read %d bytes, %v; want EOF", path, n, err)
+		}
+	}
+}
+
+// TestIdleTimeoutZeroClosesHTTP2AfterItsStream: SESSIONGATE_IDLE_TIMEOUT=0
+// is keep-alive off over HTTP/2 as well: the connection closes after its
+// last open stream, so a second request opens a new one.
+func TestIdleTimeoutZeroClosesHTTP2AfterItsStream(t *testing.T) {
+	t.Parallel()
+	_, addr := startH2Binary(t, "SESSIONGATE_IDLE_TIMEOUT=0")
+	client := h2Client()
+	for i, path := range []string{"/style.css", "/info.php", "/style.css"} {
+		var reused bool
+		req, err := http.NewRequest("GET", "https://"+addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused },
+		}))
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || res.ProtoMajor != 2 {
+			t.Fatalf("%s: %d over %s", path, res.StatusCode, res.Proto)
+		}
+		if i > 0 && reused {
+			t.Errorf("request %d (%s) reused the HTTP/2 connection of the one before, with keep-alive off", i, path)
 		}
 	}
 }

@@ -432,3 +432,32 @@ func checkReadmeMetrics(t *testing.T, scraped map[string]float64) {
 		}
 	}
 }
+
+// TestGoRuntimeSettingsOfTheBinary: README ("CPU use") says GOGC defaults
+// to 400 instead of Go's 100, that the gateway starts on one processor, and
+// that setting GOGC or GOMAXPROCS overrides each; the real binary's
+// /metrics shows what the runtime uses.
+func TestGoRuntimeSettingsOfTheBinary(t *testing.T) {
+	t.Parallel()
+	bin := buildGateway(t)
+	root := t.TempDir()
+	for _, tc := range []struct {
+		env              []string
+		gogc, gomaxprocs float64
+	}{
+		{nil, 400, 1},
+		{[]string{"GOGC=150", "GOMAXPROCS=2"}, 150, 2},
+	} {
+		p := startBinary(t, bin, append([]string{
+			"SESSIONGATE_PHP_FPM=127.0.0.1:9",
+			"SESSIONGATE_DOCUMENT_ROOT=" + root,
+			"SESSIONGATE_SESSIONS=off",
+		}, tc.env...))
+		m := metricstest.Scrape(t, p.Admin+"/metrics")
+		for name, want := range map[string]float64{"go_gc_gogc_percent": tc.gogc, "go_sched_gomaxprocs_threads": tc.gomaxprocs} {
+			if got, ok := m[name]; !ok || got != want {
+				t.Errorf("environment %q: %s = %v (present %v), want %v", tc.env, name, got, ok, want)
+			}
+		}
+	}
+}

@@ -327,6 +327,25 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
+// TestBodyLimitZeroIsUnlimited: SESSIONGATE_MAX_BODY=0 means unlimited,
+// as nginx's client_max_body_size 0: bodies over the 1m default reach PHP
+// whole, with a Content-Length and chunked.
+func TestBodyLimitZeroIsUnlimited(t *testing.T) {
+	t.Parallel()
+	g := startGW(t, func(c *config.Config) { c.MaxBody = 0 })
+	const n = 3 << 20
+	big := strings.Repeat("x", n)
+	want := fmt.Sprintf("len=%d", n)
+	resp, _ := raw(t, g.Addr, fmt.Sprintf("POST /echo.php HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", n, big))
+	if statusOf(resp) != 200 || !strings.Contains(resp, want) {
+		t.Errorf("3 MiB with a Content-Length: %q, want 200 and %s", resp[:min(len(resp), 200)], want)
+	}
+	resp, _ = raw(t, g.Addr, fmt.Sprintf("POST /echo.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", n, big))
+	if statusOf(resp) != 200 || !strings.Contains(resp, want) {
+		t.Errorf("3 MiB chunked: %q, want 200 and %s", resp[:min(len(resp), 200)], want)
+	}
+}
+
 // TestForwardingAndHopByHopHeaders: a direct client's own Forwarded and
 // X-Forwarded-* headers never reach PHP (an app that believes
 // HTTP_X_FORWARDED_FOR could be fooled); a trusted proxy's do. Headers about

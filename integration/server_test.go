@@ -560,7 +560,12 @@ func TestGatewayBinary(t *testing.T) {
 	})
 
 	t.Run("HealthAndReadiness", func(t *testing.T) {
-		p := startBinary(t, bin, env)
+		// Django is down throughout: /readyz leaves it out (README,
+		// "Container image"), since every gateway shares the same
+		// gunicorn and taking them out of rotation would take the PHP
+		// site down too.
+		deadDjango := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
+		p := startBinary(t, bin, append(env, "SESSIONGATE_DJANGO_URL="+deadDjango, "SESSIONGATE_DJANGO_PATHS=/dj/"))
 		code := func(path string) (int, string) {
 			res, err := http.Get(p.Admin + path)
 			if err != nil {
@@ -571,7 +576,12 @@ func TestGatewayBinary(t *testing.T) {
 			return res.StatusCode, string(b)
 		}
 		if c, b := code("/readyz"); c != 200 {
-			t.Fatalf("readyz with php-fpm up: %d %s", c, b)
+			t.Fatalf("readyz with php-fpm up and Django down: %d %s", c, b)
+		}
+		if res, err := http.Get(p.URL + "/dj/"); err != nil || res.StatusCode != 502 {
+			t.Fatalf("Django request with Django down: %v %v, want 502", res, err)
+		} else {
+			res.Body.Close()
 		}
 		fpm.Stop()
 		if c, b := code("/readyz"); c != 503 || !strings.Contains(b, "php-fpm") {

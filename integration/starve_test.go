@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -122,5 +123,69 @@ func TestMoreConnsThanWorkersLargeBody(t *testing.T) {
 	}
 	if got := <-slow; got != "200 slow" {
 		t.Errorf("slow: %s", got)
+	}
+}
+
+// TestPoolFullWaitsUpToPHPTimeout: SESSIONGATE_PHP_MAX_CONNS says "a
+// request finding them all busy waits for one up to SESSIONGATE_PHP_TIMEOUT
+// (then 504), and that wait does not count against its own PHP_TIMEOUT".
+// With one connection and a 3 s timeout: a request queued 1.2 s behind
+// another, whose script then takes 2 s more, gets its page; one queued
+// behind a 5 s download that keeps sending gets 504 once it has waited the
+// 3 s, while the download ends whole.
+func TestPoolFullWaitsUpToPHPTimeout(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := gwSite(t)
+	writeTree(t, root, map[string]string{
+		"nap.php": `<?php usleep((int)$_GET['ms'] * 1000); echo 'napped';`,
+		"drip.php": `<?php while (ob_get_level()) { ob_end_flush(); }
+for ($i = 0; $i < 10; $i++) { echo "drip$i\n"; flush(); usleep(500000); }`,
+	})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	g := startGWOn(t, fpm, root, func(c *config.Config) {
+		c.PHPMaxConns = 1
+		c.PHPTimeout = 3 * time.Second
+	})
+	client := &http.Client{Timeout: 20 * time.Second}
+	type result struct {
+		code int
+		body string
+		took time.Duration
+	}
+	run := func(target string) <-chan result {
+		out := make(chan result, 1)
+		go func() {
+			start := time.Now()
+			res, err := client.Get(g.URL + target)
+			if err != nil {
+				out <- result{code: -1, body: err.Error()}
+				return
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			out <- result{res.StatusCode, string(b), time.Since(start)}
+		}()
+		return out
+	}
+
+	first := run("/nap.php?ms=1500")
+	time.Sleep(300 * time.Millisecond) // the first holds the one connection
+	queued := run("/nap.php?ms=2000")
+	if r := <-first; r.code != 200 || r.body != "napped" {
+		t.Fatalf("the request holding the connection: %d %q", r.code, r.body)
+	}
+	if r := <-queued; r.code != 200 || r.body != "napped" {
+		t.Errorf("a request that waited ~1.2 s for the connection, then ran 2 s (3.2 s in all, PHP_TIMEOUT 3s): %d %q after %v, want its page", r.code, r.body, r.took)
+	}
+
+	drip := run("/drip.php")
+	time.Sleep(300 * time.Millisecond)
+	starved := run("/nap.php?ms=10")
+	if r := <-starved; r.code != http.StatusGatewayTimeout || r.took < 2500*time.Millisecond {
+		t.Errorf("a request whose connection stayed busy past PHP_TIMEOUT: %d %q after %v, want 504 after about 3 s", r.code, r.body, r.took)
+	}
+	if r := <-drip; r.code != 200 || !strings.HasSuffix(r.body, "drip9\n") {
+		t.Errorf("the download holding the connection: %d %q", r.code, r.body)
 	}
 }

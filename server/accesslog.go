@@ -113,6 +113,13 @@ type recorder struct {
 	// deadlineSetAt is when the write deadline was last moved (zero: it
 	// is not set).
 	deadlineSetAt time.Time
+	// writeTimeout (SESSIONGATE_WRITE_TIMEOUT) bounds the response from
+	// when it starts: the deadline is set once, as its header goes out.
+	// http.Server.WriteTimeout runs from the end of the request headers,
+	// so the app's time counted too: a page PHP took longer than it to
+	// make reached the client as an empty reply, logged as sent.
+	writeTimeout    time.Duration
+	responseStarted bool
 	// out edits the headers as they go out (nil: left as they are), for
 	// the request ri describes, to path, over HTTPS or not.
 	out   *outHeaders
@@ -124,8 +131,22 @@ type recorder struct {
 // headerGoesOut is called once, just before the response's header is
 // written (explicitly or by the first write of the body).
 func (w *recorder) headerGoesOut() {
+	w.responseStarts()
 	if w.out != nil {
 		w.out.apply(w.ResponseWriter.Header(), w.ri, w.path, w.https)
+	}
+}
+
+// responseStarts sets writeTimeout's deadline, once per response. A
+// connection handed over by a protocol switch (101) is no response of
+// the server's any more.
+func (w *recorder) responseStarts() {
+	if w.writeTimeout == 0 || w.responseStarted || w.status == http.StatusSwitchingProtocols {
+		return
+	}
+	w.responseStarted = true
+	if wd, ok := w.ResponseWriter.(writeDeadliner); ok {
+		wd.SetWriteDeadline(time.Now().Add(w.writeTimeout))
 	}
 }
 
@@ -320,7 +341,7 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
 		// net/http clears the write deadline after each response and on
 		// Hijack: nothing is left over for the next request.
-		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout, out: out, ri: ri, https: ri.HTTPS}
+		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout, writeTimeout: s.cfg.WriteTimeout, out: out, ri: ri, https: ri.HTTPS}
 		if out != nil && len(out.added) > 0 {
 			rec.path = servedPath(r.URL.Path)
 		}
@@ -328,8 +349,10 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 		defer func() {
 			// net/http writes what is still buffered (the end of a
 			// chunked body) after the handler, however long ago its last
-			// write was.
+			// write was; and the whole of a response the handler never
+			// wrote to.
 			rec.setWriteDeadline(rec.sendTimeout)
+			rec.responseStarts()
 			v := recover()
 			if err, ok := v.(error); ok && ri.Err == nil && !errors.Is(err, http.ErrAbortHandler) {
 				ri.Err = err

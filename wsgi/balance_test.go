@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/testnet"
 )
 
 // A replayable request whose body went out on a kept-alive connection the
@@ -148,5 +150,44 @@ func TestSilentBackendIsMarkedDown(t *testing.T) {
 	}
 	if n := strings.Count(e.logs.String(), "marked down"); n != 1 {
 		t.Fatalf("\"marked down\" logged %d times, want once\n%s", n, e.logs)
+	}
+}
+
+// SESSIONGATE_DJANGO_DIAL_TIMEOUT is "time to connect to a Django backend
+// before trying the next one (or 504)": a backend whose connect hangs (its
+// listen queue full, or its host gone behind a firewall that drops
+// packets) costs a request the dial timeout, then the next backend answers
+// it, whatever its method, since the request never reached Django, and the
+// hung backend is skipped for the back-off; with no other backend it is a
+// 504, as nginx's proxy_connect_timeout gives.
+func TestDialTimeoutTriesTheNextBackendThen504(t *testing.T) {
+	hung := "http://" + testnet.FullTCPListener(t)
+	e := newEnv(t, envOpts{
+		backends: func(app http.Handler) []string {
+			good := httptest.NewServer(app)
+			t.Cleanup(good.Close)
+			return []string{hung, good.URL}
+		},
+		opts: func(o *Options) { o.DialTimeout = 300 * time.Millisecond },
+	})
+	for i := 0; i < 4; i++ {
+		if res, body, _ := e.do("POST", "/a/", "", strings.NewReader("a=1")); res.StatusCode != 200 {
+			t.Fatalf("POST %d with the first of two backends hanging on connect: %d %q, want 200\n%s", i, res.StatusCode, body, e.logs)
+		}
+	}
+	// Only the first paid the dial timeout: the hung backend is then
+	// skipped for the back-off, as one that refuses connections is.
+	if n := strings.Count(e.logs.String(), "marked down"); n != 1 {
+		t.Errorf("\"marked down\" logged %d times, want once\n%s", n, e.logs)
+	}
+
+	alone := newEnv(t, envOpts{
+		backends: func(http.Handler) []string { return []string{hung} },
+		opts:     func(o *Options) { o.DialTimeout = 300 * time.Millisecond },
+	})
+	start := time.Now()
+	res, _, _ := alone.do("GET", "/a/", "", nil)
+	if took := time.Since(start); res.StatusCode != http.StatusGatewayTimeout || took > 2*time.Second {
+		t.Fatalf("the only backend hanging on connect: %d after %v, want 504 after the dial timeout\n%s", res.StatusCode, took, alone.logs)
 	}
 }

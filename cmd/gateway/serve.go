@@ -105,8 +105,10 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		// client sending headers a byte at a time holds a connection forever.
 		// SESSIONGATE_READ_TIMEOUT bounds each body read (bodyReadTimeout),
 		// not the whole request as ReadTimeout would.
+		// SESSIONGATE_WRITE_TIMEOUT bounds each response from its start
+		// (server.Server), not from the end of the request headers as
+		// WriteTimeout would: the app's time is PHP_TIMEOUT's business.
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    serverMaxHeaderBytes(int(cfg.MaxHeaderBytes)),
 		ErrorLog:          errLog,

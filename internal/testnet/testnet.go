@@ -1,6 +1,7 @@
 // Package testnet holds the socket set-ups the fcgi and wsgi tests share:
-// an upstream whose listen queue is full, and a client that sends a request
-// as raw bytes (a body that stalls) and reads what comes back.
+// an upstream whose listen queue is full (unix or TCP), and a client that
+// sends a request as raw bytes (a body that stalls) and reads what comes
+// back.
 package testnet
 
 import (
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -43,6 +45,41 @@ func FullUnixListener(t testing.TB) string {
 			t.Fatal("the listen queue never filled")
 		}
 	}
+}
+
+// FullTCPListener returns the address of a loopback TCP listener whose
+// listen queue is full: the kernel drops further SYNs, so a connect waits
+// (a php-fpm or gunicorn with every worker busy and its backlog reached, or
+// a host that is down behind a firewall that drops packets).
+func FullTCPListener(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			break // the queue is full: SYNs are dropped
+		}
+		t.Cleanup(func() { c.Close() })
+		if i > 16 {
+			t.Fatal("the listen queue never filled")
+		}
+	}
+	return addr
 }
 
 // Exchange sends request, verbatim, on a fresh TCP connection to addr and
