@@ -75,7 +75,6 @@ func TestWriteDeadlineCutIsNotClientLeft(t *testing.T) {
 				return &http.Response{StatusCode: 200, Header: http.Header{}, Body: body, ContentLength: -1, Request: r}, nil
 			}
 			ts := httptest.NewUnstartedServer(e.srv.Handler())
-			ts.Config.WriteTimeout = c.writeTimeout
 			if c.http1 {
 				ts.Start()
 				defer ts.Close()
