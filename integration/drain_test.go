@@ -273,9 +273,20 @@ func TestSecondSignalCutsDrainReleasingLocks(t *testing.T) {
 // signal cuts the requests in flight and a third kills. Here the cut
 // request's handler is stuck releasing its lock (Redis paused, within
 // SESSIONGATE_REDIS_TIMEOUT): the third signal ends the process at once,
-// by the signal, without waiting for Redis.
+// by the signal, without waiting for Redis. A third SIGQUIT too, without
+// Go's goroutine dump, which its default action would print (README: SIGQUIT
+// dumps no goroutines).
 func TestThirdSignalKills(t *testing.T) {
 	t.Parallel()
+	for _, third := range []syscall.Signal{syscall.SIGTERM, syscall.SIGQUIT} {
+		t.Run(third.String(), func(t *testing.T) {
+			t.Parallel()
+			thirdSignalKills(t, third)
+		})
+	}
+}
+
+func thirdSignalKills(t *testing.T, third syscall.Signal) {
 	p, rc := startSessionBinary(t, "SESSIONGATE_REDIS_TIMEOUT=10s", "SESSIONGATE_SHUTDOWN_TIMEOUT=60s")
 	holdSession(t, p, 20000)
 	const pause = 8 * time.Second
@@ -296,7 +307,7 @@ func TestThirdSignalKills(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.cmd.Process.Signal(third); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -307,6 +318,9 @@ func TestThirdSignalKills(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(p.err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() {
 		t.Errorf("gateway ended with %v %v after a third signal, want killed by it", p.err, time.Since(start))
+	}
+	if strings.Contains(p.stderr.String(), "goroutine ") {
+		t.Errorf("a third %v dumped goroutines:\n%.2000s", third, p.stderr.String())
 	}
 }
 

@@ -249,15 +249,15 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	// flight: they are cut as at the deadline, and their handlers still
 	// release their session locks before the process exits (dying of the
 	// signal would leave those locks to block their sessions until the
-	// lease runs out). A third ends the process the default way.
+	// lease runs out). A third kills the process.
 	again := make(chan os.Signal, 1)
 	signal.Notify(again, stopSignals...)
 	stop()
 	hurry := make(chan struct{})
 	go func() {
 		<-again
-		signal.Stop(again)
 		close(hurry)
+		killBy((<-again).(syscall.Signal))
 	}()
 
 	logger.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout.String())
@@ -365,4 +365,15 @@ func tlsMaxHeaderBytes(n int) int {
 // MaxHeaderBytes. It stays above 0, which would mean net/http's default.
 func serverMaxHeaderBytes(n int) int {
 	return max(n-4096, 1)
+}
+
+// killBy ends the process by sig, as the signal's default action would,
+// but SIGQUIT's by SIGKILL: Go's default for SIGQUIT prints every
+// goroutine's stack to the log first (README: SIGQUIT dumps none).
+func killBy(sig syscall.Signal) {
+	signal.Reset(sig)
+	if sig == syscall.SIGQUIT {
+		sig = syscall.SIGKILL
+	}
+	syscall.Kill(os.Getpid(), sig)
 }
