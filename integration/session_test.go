@@ -1348,3 +1348,28 @@ func TestSessionRegenerateWithRefusedDataKeepsTheOldSession(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionScriptPicksUnsupportedSerializeHandler: README, Sessions:
+// a script that switches session.serialize_handler to a handler that
+// cannot read the shared session (igbinary, which Debian's php8.2-fpm
+// loads) gets a failing session_start() and a log line saying why, and
+// nothing of the session is lost, neither by that request nor by PHP
+// destroying the session it could not decode.
+func TestSessionScriptPicksUnsupportedSerializeHandler(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	resp, body, set := s.gws[0].get(t, "/handler_php.php?h=igbinary&k=cart&v=1", ck)
+	if strings.Contains(body, "ini_set") || !strings.Contains(body, "session_start failed") {
+		t.Fatalf("igbinary: %d %q, want session_start() to fail", resp.StatusCode, body)
+	}
+	if set != "" {
+		t.Errorf("igbinary: the response set the session cookie to %q", set)
+	}
+	if logs := s.gws[0].Logs.String(); !strings.Contains(logs, "session.serialize_handler=igbinary cannot read the shared session") {
+		t.Errorf("no log line naming the handler:\n%s", logs)
+	}
+	if d := s.gws[1].dump(t, ck); string(d.Data) != `{"user":"ana"}` {
+		t.Errorf("session after the igbinary script: %s, want it as it was", d.Data)
+	}
+}
