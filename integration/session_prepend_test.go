@@ -358,3 +358,28 @@ func TestSessionSameSiteNoneAskedFor(t *testing.T) {
 		t.Errorf("none: the hint although the cookie is SameSite=None:\n%s", logs)
 	}
 }
+
+// TestSessionPrependPoolWithFastCGILoggingOff: a pool that loads the
+// prepend itself (README, "one line of pool configuration") where php.ini
+// or the pool turns fastcgi.logging off, as some set it against nginx's
+// "FastCGI sent in stderr" lines. error_log() output then never reaches the
+// gateway, only php-fpm's log: every change sent on PHP's error stream
+// (session_write_close() in the middle of a page, a change after the
+// output started) was lost without a word, the page a 200. A change made
+// before the output left now rides in a response header, and one PHP can
+// no longer send is logged by the gateway, naming the setting.
+func TestSessionPrependPoolWithFastCGILoggingOff(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{prependInPool: true, fpm: harness.PHPFPMOptions{Values: map[string]string{"fastcgi.logging": "0"}}})
+	ck := s.newSession(t)
+	if resp, _, _ := s.gws[0].get(t, "/stderr_off.php?step=close", ck); resp.StatusCode != 200 {
+		t.Fatalf("session_write_close() before the output: %d", resp.StatusCode)
+	}
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"closed":1`) {
+		t.Errorf("the change closed with session_write_close() before the output was lost: %s", d.Data)
+	}
+	s.gws[0].get(t, "/stderr_off.php?step=late", ck)
+	if logs := s.gws[0].Logs.String(); !strings.Contains(logs, "fastcgi.logging") {
+		t.Errorf("a change PHP could not send after its output started, and the gateway's log does not name fastcgi.logging:\n%s", logs)
+	}
+}
