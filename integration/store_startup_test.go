@@ -49,7 +49,7 @@ func runGatewayToExit(t *testing.T, env ...string) (int, string) {
 // binary says at start about the store, against real redis-server: the
 // warning of the memory store, a wrong password and a user without a
 // permission sessions need stop it naming the cause and never the
-// password, and rediss:// with a private CA fails as the README quotes
+// password, so does a Redis out of memory, and rediss:// with a private CA fails as the README quotes
 // until SSL_CERT_FILE names the CA (or skip_verify), and against
 // redis-server's default tls-auth-clients fails as it quotes too.
 func TestStoreStartupMessages(t *testing.T) {
@@ -91,6 +91,19 @@ func TestStoreStartupMessages(t *testing.T) {
 		}
 		if strings.Contains(out, "nochan-secret-pw") {
 			t.Errorf("the log shows the password:\n%s", out)
+		}
+	})
+
+	t.Run("OutOfMemory", func(t *testing.T) {
+		full := harness.StartRedis(t)
+		for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
+			if out, err := full.Do("CONFIG", "SET", kv[0], kv[1]); err != nil {
+				t.Fatalf("CONFIG SET %s: %v %s", kv[0], err, out)
+			}
+		}
+		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL="+full.URL())...)
+		if code == 0 || !strings.Contains(out, "out of memory") {
+			t.Errorf("Redis out of memory: exit %d, want a start refused saying so; log:\n%s", code, out)
 		}
 	})
 
