@@ -382,4 +382,17 @@ func TestSessionPrependPoolWithFastCGILoggingOff(t *testing.T) {
 	if logs := s.gws[0].Logs.String(); !strings.Contains(logs, "fastcgi.logging") {
 		t.Errorf("a change PHP could not send after its output started, and the gateway's log does not name fastcgi.logging:\n%s", logs)
 	}
+
+	// The README's remedy: php_admin_value[fastcgi.logging] = 1 in the
+	// pool wins over the php_value (php.ini's setting alike).
+	s = startSessionStack(t, stackOpts{prependInPool: true, fpm: harness.PHPFPMOptions{
+		Values: map[string]string{"fastcgi.logging": "0"}, AdminValues: map[string]string{"fastcgi.logging": "1"}}})
+	ck = s.newSession(t)
+	s.gws[0].get(t, "/stderr_off.php?step=late", ck)
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"late":1`) {
+		t.Errorf("with php_admin_value[fastcgi.logging] = 1, the change after the output was lost: %s", d.Data)
+	}
+	if logs := s.gws[0].Logs.String(); strings.Contains(logs, "fastcgi.logging") {
+		t.Errorf("with php_admin_value[fastcgi.logging] = 1, the gateway still warns:\n%s", logs)
+	}
 }
