@@ -47,7 +47,7 @@ func runGatewayToExit(t *testing.T, env ...string) (int, string) {
 
 // README, Sessions, "Store", "Redis permissions" and "TLS": what the real
 // binary says at start about the store, against real redis-server: the
-// warning of the memory store, a wrong password and a user without a
+// warning of the memory store, a Redis that is not running, a wrong password and a user without a
 // permission sessions need stop it naming the cause and never the
 // password, so does a Redis out of memory, and rediss:// with a private CA fails as the README quotes
 // until SSL_CERT_FILE names the CA (or skip_verify), and against
@@ -65,6 +65,16 @@ func TestStoreStartupMessages(t *testing.T) {
 		p := startBinary(t, buildGateway(t), base)
 		if !strings.Contains(p.stderr.String(), "SESSIONGATE_REDIS_URL is empty") || !strings.Contains(p.stderr.String(), "ONE gateway") {
 			t.Errorf("no warning that sessions live in memory, for one gateway only:\n%s", p.stderr.String())
+		}
+	})
+
+	t.Run("NoRedis", func(t *testing.T) {
+		down := harness.StartRedis(t)
+		url := down.URL()
+		down.Stop()
+		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL="+url)...)
+		if code == 0 || !strings.Contains(out, "connection refused") || !strings.Contains(out, "cannot start") {
+			t.Errorf("Redis not running: exit %d, want a start refused naming the cause; log:\n%s", code, out)
 		}
 	})
 
