@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,7 +50,7 @@ func runGatewayToExit(t *testing.T, env ...string) (int, string) {
 // binary says at start about the store, against real redis-server: the
 // warning of the memory store, a Redis that is not running, a wrong password and a user without a
 // permission sessions need stop it naming the cause and never the
-// password, so does a Redis out of memory, and rediss:// with a private CA fails as the README quotes
+// password, so do a renamed command and a Redis out of memory, and rediss:// with a private CA fails as the README quotes
 // until SSL_CERT_FILE names the CA (or skip_verify), and against
 // redis-server's default tls-auth-clients fails as it quotes too.
 func TestStoreStartupMessages(t *testing.T) {
@@ -101,6 +102,22 @@ func TestStoreStartupMessages(t *testing.T) {
 		}
 		if strings.Contains(out, "nochan-secret-pw") {
 			t.Errorf("the log shows the password:\n%s", out)
+		}
+	})
+
+	t.Run("RenamedCommand", func(t *testing.T) {
+		dir := t.TempDir()
+		port := strconv.Itoa(harness.FreePort(t))
+		cmd := exec.Command(harness.Bin(t, "redis-server"), "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"), "--rename-command", "PUBLISH", "")
+		if err := harness.StartInGroup(cmd); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		harness.WaitTCP(t, "127.0.0.1:"+port, 10*time.Second)
+		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL=redis://127.0.0.1:"+port+"/0")...)
+		if code == 0 || !strings.Contains(out, "the server refuses a command sessions need") {
+			t.Errorf("PUBLISH renamed away: exit %d, want a start refused saying the server refuses a command sessions need; log:\n%s", code, out)
 		}
 	})
 
