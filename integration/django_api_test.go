@@ -302,3 +302,32 @@ func TestDjangoSessionTooBigForGunicorn(t *testing.T) {
 		t.Errorf("no reason in the gateway's log:\n%s", gw.Logs.String())
 	}
 }
+
+// TestDjangoStreamingResponseReleasesTheSession: README, Guarantees: a
+// StreamingHttpResponse releases the session lock when streaming starts,
+// so the user's other pages do not wait for a long export to end (here
+// they would get 503 after the 2 s lock timeout).
+func TestDjangoStreamingResponseReleasesTheSession(t *testing.T) {
+	t.Parallel()
+	st, _ := startDjangoAPIStack(t, "SESSIONGATE_SESSION_LOCK_TIMEOUT=2s")
+	gw := st.gws[0]
+	ck := st.newSession(t)
+	req, _ := http.NewRequest("GET", gw.URL+"/accounts/api/stall/?ms=8000", nil)
+	req.Header.Set("Cookie", "sessionid="+ck)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(res.Body, first); err != nil || res.StatusCode != 200 || string(first) != "a" {
+		t.Fatalf("stream: %d %q %v", res.StatusCode, first, err)
+	}
+	resp, body, _ := gw.get(t, "/get.php", ck)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"user":"ana"`) {
+		t.Fatalf("a PHP page of the session while Django streams: %d %q, want the page at once", resp.StatusCode, body)
+	}
+	if res, body := call(t, gw, jar{"sessionid": ck}, "GET", "/accounts/api/whoami/", ""); res.StatusCode != 200 {
+		t.Fatalf("a Django page of the session while Django streams: %d %q", res.StatusCode, body)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDjangoContribAppsAcrossPHP: Django's contrib apps that keep state in
@@ -188,9 +189,15 @@ func TestDjangoContribAppsAcrossPHP(t *testing.T) {
 				if _, body := call(t, gw, j, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, `"user": "api"`) || !strings.Contains(body, `"after": 1`) {
 					t.Fatalf("keep=%s: %s", c.keep, body)
 				}
-				rec, _ := s.redis.HGet(context.Background(), "sessiongate:{"+gw.dump(t, j["sessionid"]).ID+"}", "d").Result()
+				key := "sessiongate:{" + gw.dump(t, j["sessionid"]).ID + "}"
+				rec, _ := s.redis.HGet(context.Background(), key, "d").Result()
 				if !strings.Contains(rec, c.record) {
 					t.Fatalf("keep=%s: record after a PHP write: %.300s", c.keep, rec)
+				}
+				// README, "Expiry": a "remember me" cookie lasts two weeks,
+				// but the session still ends after the idle timeout unused.
+				if ttl, err := s.redis.PTTL(context.Background(), key).Result(); err != nil || ttl <= 0 || ttl > 2*time.Hour {
+					t.Fatalf("keep=%s: the session's TTL is %v (%v), want at most the idle timeout (2h)", c.keep, ttl, err)
 				}
 				// A PHP page that regenerates the ID: the new cookie lasts as
 				// long as the one Django set.

@@ -43,6 +43,10 @@ func TestReadyzRedisOutOfMemory(t *testing.T) {
 	if code, body := get(p.URL + "/set.php?k=a&v=b"); code != 503 {
 		t.Fatalf("a session write with Redis out of memory got %d %q, want 503", code, body)
 	}
+	// README, "Sharing a Redis": the log names OOM.
+	if !poll(5*time.Second, func() bool { return strings.Contains(p.stderr.String(), "OOM") }) {
+		t.Errorf("the 503 of a session write with Redis out of memory: the log does not name OOM:\n%s", p.stderr.String())
+	}
 	code, body := get(p.Admin + "/readyz")
 	if code != 503 || !strings.Contains(body, "out of memory") || strings.Contains(body, "permissions") {
 		t.Errorf("readyz with Redis out of memory: %d %q, want 503 saying out of memory", code, body)

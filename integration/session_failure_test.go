@@ -191,3 +191,36 @@ func TestSessionFatalErrorSavesWhatPHPSaves(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionFlushDBLogsOutAndRefusesRunningWrites: README, "Sharing a
+// Redis": a FLUSHDB logs every user out, and a request running at that
+// moment loses its lock and has its write refused (503), rather than
+// bringing back a session the flush ended.
+func TestSessionFlushDBLogsOutAndRefusesRunningWrites(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	idle, running := s.newSession(t), s.newSession(t)
+	ids := map[string]string{"idle": s.gws[1].dump(t, idle).ID, "running": s.gws[1].dump(t, running).ID}
+	held := make(chan int, 1)
+	started, q := markFile(t)
+	go func() {
+		resp, _, _ := s.gws[0].get(t, "/hold.php?ms=1500&started="+q, running)
+		held <- resp.StatusCode
+	}()
+	waitForFile(t, started, "hold.php")
+	if _, err := s.red.Do("FLUSHDB"); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-held; code != 503 {
+		t.Errorf("the write of the request running at the FLUSHDB got %d, want 503", code)
+	}
+	for name, ck := range map[string]string{"idle": idle, "running": running} {
+		// get.php's session_start() starts a new, empty session.
+		if d := s.gws[1].dump(t, ck); d.ID == ids[name] || string(d.Data) != "[]" {
+			t.Errorf("%s session after FLUSHDB: id %q data %s, want a new empty one", name, d.ID, d.Data)
+		}
+		if n, err := s.red.Do("EXISTS", "sessiongate:{"+ids[name]+"}"); err != nil || n != "0" {
+			t.Errorf("%s session's key after FLUSHDB: EXISTS %q %v, want 0", name, n, err)
+		}
+	}
+}

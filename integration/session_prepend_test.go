@@ -5,6 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -356,5 +359,91 @@ func TestSessionSameSiteNoneAskedFor(t *testing.T) {
 	}
 	if logs := none.gws[0].Logs.String(); strings.Contains(logs, hint) {
 		t.Errorf("none: the hint although the cookie is SameSite=None:\n%s", logs)
+	}
+}
+
+// TestSessionPrependPoolWithFastCGILoggingOff: a pool that loads the
+// prepend itself (README, "one line of pool configuration") where php.ini
+// or the pool turns fastcgi.logging off, as some set it against nginx's
+// "FastCGI sent in stderr" lines. error_log() output then never reaches the
+// gateway, only php-fpm's log: every change sent on PHP's error stream
+// (session_write_close() in the middle of a page, a change after the
+// output started) was lost without a word, the page a 200. A change made
+// before the output left now rides in a response header, and one PHP can
+// no longer send is logged by the gateway, naming the setting.
+func TestSessionPrependPoolWithFastCGILoggingOff(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{prependInPool: true, fpm: harness.PHPFPMOptions{Values: map[string]string{"fastcgi.logging": "0"}}})
+	ck := s.newSession(t)
+	if resp, _, _ := s.gws[0].get(t, "/stderr_off.php?step=close", ck); resp.StatusCode != 200 {
+		t.Fatalf("session_write_close() before the output: %d", resp.StatusCode)
+	}
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"closed":1`) {
+		t.Errorf("the change closed with session_write_close() before the output was lost: %s", d.Data)
+	}
+	s.gws[0].get(t, "/stderr_off.php?step=late", ck)
+	if logs := s.gws[0].Logs.String(); !strings.Contains(logs, "fastcgi.logging") {
+		t.Errorf("a change PHP could not send after its output started, and the gateway's log does not name fastcgi.logging:\n%s", logs)
+	}
+
+	// The README's remedy: php_admin_value[fastcgi.logging] = 1 in the
+	// pool wins over the php_value (php.ini's setting alike).
+	s = startSessionStack(t, stackOpts{prependInPool: true, fpm: harness.PHPFPMOptions{
+		Values: map[string]string{"fastcgi.logging": "0"}, AdminValues: map[string]string{"fastcgi.logging": "1"}}})
+	ck = s.newSession(t)
+	s.gws[0].get(t, "/stderr_off.php?step=late", ck)
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"late":1`) {
+		t.Errorf("with php_admin_value[fastcgi.logging] = 1, the change after the output was lost: %s", d.Data)
+	}
+	if logs := s.gws[0].Logs.String(); strings.Contains(logs, "fastcgi.logging") {
+		t.Errorf("with php_admin_value[fastcgi.logging] = 1, the gateway still warns:\n%s", logs)
+	}
+}
+
+// TestSessionPrependUserIniPrepend: a directory whose .user.ini names an
+// auto_prepend_file of its own (WordPress's Wordfence firewall puts one
+// there) wins over the one the gateway sends in PHP_VALUE: PHP runs that
+// file instead of the gateway's prepend, and the pages under it get no
+// shared session (README, "Install the PHP side"). A .user.ini naming a
+// file that requires both, the gateway's prepend first, shares the session
+// and keeps the other file.
+func TestSessionPrependUserIniPrepend(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	tmp := harness.PHPTempDir(t)
+	waf := filepath.Join(tmp, "waf.php")
+	both := filepath.Join(tmp, "both.php")
+	files := map[string]string{
+		waf:  "<?php define('SG_TEST_WAF', 1);\n",
+		both: "<?php\nrequire " + strconv.Quote(writePrepend(t)) + ";\nrequire " + strconv.Quote(waf) + ";\n",
+	}
+	page := "<?php session_start(); $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1; echo json_encode(['n' => $_SESSION['n'], 'waf' => defined('SG_TEST_WAF')]);\n"
+	for dir, prepend := range map[string]string{"wafonly": waf, "both": both} {
+		files[filepath.Join(s.fpm.DocRoot, dir, ".user.ini")] = "auto_prepend_file = " + strconv.Quote(prepend) + "\n"
+		files[filepath.Join(s.fpm.DocRoot, dir, "page.php")] = page
+	}
+	for path, text := range files {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		harness.ShareWithPHP(t, path)
+	}
+	if _, body, _ := s.gws[0].get(t, "/wafonly/page.php", ck); body != `{"n":1,"waf":true}` {
+		t.Fatalf("under a .user.ini prepend: %q", body)
+	}
+	if d := s.gws[1].dump(t, ck); strings.Contains(string(d.Data), `"n"`) {
+		t.Fatalf("under a .user.ini prepend the page shared the session (README says it does not): %s", d.Data)
+	}
+	for i := 1; i <= 2; i++ {
+		if _, body, _ := s.gws[i%2].get(t, "/both/page.php", ck); body != `{"n":`+strconv.Itoa(i)+`,"waf":true}` {
+			t.Fatalf("under a .user.ini naming both prepends, request %d: %q", i, body)
+		}
+	}
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"user":"ana"`) || !strings.Contains(string(d.Data), `"n":2`) {
+		t.Fatalf("under a .user.ini naming both prepends the session is not shared: %s", d.Data)
 	}
 }

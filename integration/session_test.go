@@ -1348,3 +1348,55 @@ func TestSessionRegenerateWithRefusedDataKeepsTheOldSession(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionScriptPicksUnsupportedSerializeHandler: README, Sessions:
+// a script that switches session.serialize_handler to a handler that
+// cannot read the shared session (igbinary, which Debian's php8.2-fpm
+// loads) gets a failing session_start() and a log line saying why, and
+// nothing of the session is lost, neither by that request nor by PHP
+// destroying the session it could not decode.
+func TestSessionScriptPicksUnsupportedSerializeHandler(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	resp, body, set := s.gws[0].get(t, "/handler_php.php?h=igbinary&k=cart&v=1", ck)
+	if strings.Contains(body, "ini_set") || !strings.Contains(body, "session_start failed") {
+		t.Fatalf("igbinary: %d %q, want session_start() to fail", resp.StatusCode, body)
+	}
+	if set != "" {
+		t.Errorf("igbinary: the response set the session cookie to %q", set)
+	}
+	if logs := s.gws[0].Logs.String(); !strings.Contains(logs, "session.serialize_handler=igbinary cannot read the shared session") {
+		t.Errorf("no log line naming the handler:\n%s", logs)
+	}
+	if d := s.gws[1].dump(t, ck); string(d.Data) != `{"user":"ana"}` {
+		t.Errorf("session after the igbinary script: %s, want it as it was", d.Data)
+	}
+}
+
+// TestSessionRegenerateAfterOutputKeepsTheID: README, Sessions ("PHP's
+// cookie rules still apply"): a session_regenerate_id(true) after the
+// page's output started fails as behind nginx, the session keeps its ID
+// and the page's write, and no cookie changes; done before the first
+// output, it sends the new cookie and retires the old ID.
+func TestSessionRegenerateAfterOutputKeepsTheID(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	id := s.gws[1].dump(t, ck).ID
+	resp, body, set := s.gws[0].get(t, "/regen_after_output.php", ck)
+	if resp.StatusCode != 200 || !strings.HasSuffix(body, "\nrefused "+id) || set != "" {
+		t.Fatalf("regeneration after output: %d %q, cookie %q; want it refused, the ID %s kept", resp.StatusCode, body[max(0, len(body)-90):], set, id)
+	}
+	if d := s.gws[1].dump(t, ck); d.ID != id || !strings.Contains(string(d.Data), `"login":"ana"`) {
+		t.Fatalf("after the refused regeneration: id %s data %s", d.ID, d.Data)
+	}
+	resp, body, set = s.gws[0].get(t, "/regen_after_output.php?early=1", ck)
+	if resp.StatusCode != 200 || !strings.Contains(body, "\nregenerated ") || set == "" || set == "-" || set == ck {
+		t.Fatalf("regeneration before output: %d, cookie %q", resp.StatusCode, set)
+	}
+	if d := s.gws[1].dump(t, set); d.ID == id || !strings.HasSuffix(body, "\nregenerated "+d.ID) || !strings.Contains(string(d.Data), `"login":"ana"`) {
+		t.Fatalf("after the regeneration: id %s data %s (old %s)", d.ID, d.Data, id)
+	}
+	assertRetired(t, s.redis, id)
+}

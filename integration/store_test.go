@@ -288,6 +288,69 @@ func TestStoreRedisWaitDoesNotPoll(t *testing.T) {
 	}
 }
 
+// TestStoreRedisClusterWaitDoesNotPoll is TestStoreRedisWaitDoesNotPoll on
+// a 3-master cluster (README, Guarantees: "waiting does not poll Redis", for
+// standalone and cluster alike), where the store subscribes to the unlock
+// channel without waiting for the subscription: commands counted on every
+// node.
+func TestStoreRedisClusterWaitDoesNotPoll(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server", "redis-cli")
+	c := harness.StartRedisCluster(t)
+	c.WaitOK(t, 20*time.Second)
+	url := "redis-cluster://" + strings.Join(c.Addrs, ",")
+	a, b := openStore(t, url, "poll:"), openStore(t, url, "poll:")
+	ctx := context.Background()
+	l, _, err := a.Lock(ctx, "held", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		if _, err := n.Do("CONFIG", "RESETSTAT"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 4 {
+		for _, s := range []store.Store{a, b} {
+			wg.Go(func() {
+				if _, _, err := s.Lock(wctx, "held", time.Second); !errors.Is(err, store.ErrLockTimeout) {
+					t.Errorf("waiter: %v", err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	total := 0
+	var all strings.Builder
+	for _, n := range c.Nodes {
+		stats, err := n.Do("INFO", "commandstats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.WriteString(stats)
+		for line := range strings.SplitSeq(stats, "\n") {
+			line = strings.TrimSpace(line)
+			// The client's own topology upkeep is no waiting.
+			if !strings.HasPrefix(line, "cmdstat_") || strings.HasPrefix(line, "cmdstat_config") || strings.HasPrefix(line, "cmdstat_info") || strings.HasPrefix(line, "cmdstat_cluster") {
+				continue
+			}
+			_, rest, _ := strings.Cut(line, "calls=")
+			n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+			total += n
+		}
+	}
+	t.Logf("%d commands during a 2 s wait by 8 waiters:\n%s", total, all.String())
+	if total > 30 {
+		t.Fatalf("%d commands during a 2 s wait: waiting polls", total)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A lock whose holder crashed (its gateway is gone: the key just stays until
 // its PX) is taken over by another instance when it expires, not earlier.
 func TestStoreRedisCrashedGatewayLock(t *testing.T) {

@@ -2,6 +2,7 @@ package sessionbridge
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -86,5 +87,60 @@ func TestAppExpiryCookieSlidesWithTTL(t *testing.T) {
 		if cks := (&http.Response{Header: h}).Cookies(); len(cks) != 1 || cks[0].MaxAge != 90 || cks[0].Value == "" {
 			t.Errorf("%s: the TTL slid to 90s but the cookie did not: Set-Cookie %q", mode, h.Values("Set-Cookie"))
 		}
+	}
+}
+
+// README, "Expiry": the absolute lifetime (SESSIONGATE_SESSION_MAX_AGE)
+// counts from the creation of the session's ID, so a regeneration (a
+// login) starts a new one: the session it moves to still loads past the
+// old ID's end, and ends a lifetime after the regeneration.
+func TestRegenerationStartsANewAbsoluteLifetime(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockStrict, nil) // MaxAge 1h, idle 10 min
+	x := createSession(t, m, `{"a":1}`)
+	base := time.Now()
+	for minute := 8; minute < 50; minute += 8 {
+		m.now = func() time.Time { return base.Add(time.Duration(minute) * time.Minute) }
+		s, err := m.Open(ctx, requestWithCookie(t, m, x), false)
+		if err != nil || s.ID() != x {
+			t.Fatalf("minute %d: active session lost: %v %q", minute, err, s.ID())
+		}
+		if err := s.Touch(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+		s.Release(ctx)
+	}
+	m.now = func() time.Time { return base.Add(50 * time.Minute) }
+	a, err := m.Open(ctx, requestWithCookie(t, m, x), false)
+	if err != nil || a.ID() != x {
+		t.Fatalf("open before the regeneration: %v %q", err, a.ID())
+	}
+	if err := a.Retire(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	y := NewID()
+	if _, err := a.Write(ctx, y, json.RawMessage(`{"a":1,"login":1}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	a.Release(ctx)
+	// Used every 8 minutes (never idle), so only an absolute lifetime can
+	// end it: not the first ID's, which ends at 60 min, but its own, at
+	// 110 min.
+	for minute := 58; minute <= 111; minute += 8 {
+		if minute > 106 {
+			minute = 111
+		}
+		m.now = func() time.Time { return base.Add(time.Duration(minute) * time.Minute) }
+		s, err := m.Open(ctx, requestWithCookie(t, m, y), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if loads, want := s.ID() == y, minute < 110; loads != want {
+			t.Fatalf("minute %d (first ID created at 0, regenerated at 50, max age 1h): loads %v, want %v", minute, loads, want)
+		}
+		if err := s.Touch(ctx, y); err != nil {
+			t.Fatal(err)
+		}
+		s.Release(ctx)
 	}
 }

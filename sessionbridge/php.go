@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/server"
@@ -121,6 +122,24 @@ type phpHandler struct {
 	next     http.Handler
 	opts     PHPOptions
 	phpValue string
+	// stderrOffWarned is the unix second of the last stderrOffHeader
+	// warning: a pool set up so is told once a minute, not per request.
+	stderrOffWarned atomic.Int64
+}
+
+// stderrOffHeader is the prepend's word that php-fpm's fastcgi.logging is
+// off: its error_log() frames then never reach the gateway, so a change
+// PHP makes after its output started is lost.
+const stderrOffHeader = "X-Sessiongate-Stderr"
+
+// warnStderrOff logs, once a minute, that PHP's error stream does not
+// reach the gateway, and what to set.
+func (h *phpHandler) warnStderrOff(path string) {
+	t := h.m.now().Unix()
+	if last := h.stderrOffWarned.Load(); t-last >= 60 && h.stderrOffWarned.CompareAndSwap(last, t) {
+		h.m.log.Warn("php-fpm's fastcgi.logging is off (php.ini or the pool): a session change a script makes after its output started cannot reach the gateway and is lost; set php_admin_value[fastcgi.logging] = 1 in the pool, or let the gateway load the prepend (SESSIONGATE_PHP_PREPEND). Logged once a minute.",
+			"script", server.LogValue(path))
+	}
 }
 
 func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -681,6 +700,9 @@ func (w *bridgeWriter) WriteHeader(code int) {
 	h := w.Header()
 	// Also without frames: stderr messages held for the headers go now.
 	w.b.onFrameHeaders(h[FrameHeader])
+	if h.Get(stderrOffHeader) != "" {
+		w.b.h.warnStderrOff(w.b.path)
+	}
 	StripInternalHeaders(h)
 	w.b.dropRawIDCookies(h)
 	// A 5xx already tells the client the request failed; any other code,

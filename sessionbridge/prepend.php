@@ -36,6 +36,12 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     private string $nonce;
     private string $key = '';
+    /** php-fpm's fastcgi.logging is off (php.ini or a pool that loads this
+     * file itself; the gateway's PHP_VALUE turns it on): error_log()
+     * output then reaches php-fpm's log, never the gateway, so every
+     * message rides in a response header, and one that comes after the
+     * headers left cannot be sent at all. */
+    public bool $noStderr = false;
     private string $gatewayId;
     /** Set while the request ends: frames then leave with the response. */
     public bool $finishing = false;
@@ -119,6 +125,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             return;
         }
         $this->key = (string)hex2bin($key);
+        $this->noStderr = !filter_var(ini_get('fastcgi.logging'), FILTER_VALIDATE_BOOLEAN);
         $n = (int)($server['SESSIONGATE_DATA_COUNT'] ?? 0);
         for ($i = 0; $i < $n; $i++) {
             $this->encoded .= (string)($server['SESSIONGATE_DATA_' . $i] ?? '');
@@ -730,14 +737,21 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             return false;
         }
         $text = base64_encode($iv . $tag . $sealed);
+        $inHeader = ($this->finishing || $this->noStderr) && strlen($text) <= self::FRAME_HEADER_MAX && !headers_sent();
+        if (!$inHeader && $this->noStderr) {
+            // PHP's own warning (the write failed) tells the script; the
+            // gateway heard of fastcgi.logging from the install (a header).
+            error_log("sessiongate: session $op not sent: fastcgi.logging is off, so nothing PHP sends once its output started reaches the gateway; set php_admin_value[fastcgi.logging] = 1 in the pool", 4);
+            return false;
+        }
         // Every frame is "@sg1:<nonce>:<seq>:<last 0|1>:<chunk>#".
         $head = '@sg1:' . $this->nonce . ':' . $this->seq++ . ':';
-        if ($this->finishing && strlen($text) <= self::FRAME_HEADER_MAX && !headers_sent()) {
-            // The request is ending and its headers are still in PHP's
-            // buffer: the message rides in a response header, which the
-            // gateway reads before anything reaches the client. One frame,
-            // no log_limit to respect, and nothing passes through php-fpm's
-            // log pipe.
+        if ($inHeader) {
+            // The request is ending (or stderr does not reach the gateway)
+            // and its headers are still in PHP's buffer: the message rides
+            // in a response header, which the gateway reads before anything
+            // reaches the client. One frame, no log_limit to respect, and
+            // nothing passes through php-fpm's log pipe.
             header(self::FRAME_HEADER . ': ' . $head . '1:' . $text . '#', false);
             return true;
         }
@@ -862,6 +876,11 @@ function sessiongate_release(): void
         // is not shared.
         error_log('sessiongate: PHP refused the gateway\'s session handler; session.save_handler stays "' . ini_get('session.save_handler') . '" (fixed by php_admin_value in the pool?), so this script\'s session is not shared. Remove php_admin_value[session.save_handler].', 4);
         return;
+    }
+    if ($handler->noStderr) {
+        // The gateway logs it: this file's own error_log() lines only
+        // reach php-fpm's log now.
+        header('X-Sessiongate-Stderr: off');
     }
     $handler->exposeCookie();
     register_shutdown_function(static function () use ($handler): void {

@@ -1370,3 +1370,39 @@ func TestBadRequestWithALargeSessionIsExplained(t *testing.T) {
 		}
 	}
 }
+
+// docs/protocol.md, section 5: a Set-Cookie Django sends under the
+// gateway's cookie name (its own SessionMiddleware left in next to
+// sessiongate_django's) never reaches the client, whether or not the
+// gateway sets its cookie in the same response: the browser would
+// otherwise replace the signed cookie by Django's and be logged out.
+func TestDjangoSetCookieUnderTheGatewaysNameIsDropped(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	for _, op := range []string{"write", ""} {
+		e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+			http.SetCookie(w, &http.Cookie{Name: "sessionid", Value: "djangos-own", Path: "/"})
+			http.SetCookie(w, &http.Cookie{Name: "csrftoken", Value: "tok"})
+			if op == "" {
+				return answer{}, true
+			}
+			return answer{op: op, data: `{"n":1}`}, true
+		}
+		res, _, set := e.do("GET", "/a/", "", nil)
+		if res.StatusCode != 200 {
+			t.Fatalf("op %q: status %d", op, res.StatusCode)
+		}
+		csrf := false
+		for _, c := range res.Cookies() {
+			if c.Name == "sessionid" && c.Value == "djangos-own" {
+				t.Errorf("op %q: Django's own session cookie reached the client: %q", op, res.Header.Values("Set-Cookie"))
+			}
+			csrf = csrf || c.Name == "csrftoken"
+		}
+		if !csrf {
+			t.Errorf("op %q: the app's other cookie was lost: %q", op, res.Header.Values("Set-Cookie"))
+		}
+		if op == "write" && (set == "" || set == "-" || set == "djangos-own") {
+			t.Errorf("op %q: the gateway's cookie %q, want the new session's", op, set)
+		}
+	}
+}

@@ -1,0 +1,162 @@
+package integration
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/testlog"
+	"github.com/sessiongate/sessiongate/internal/testtls"
+)
+
+// runGatewayToExit runs the gateway binary with env and returns its exit
+// code and output; a gateway still running after 15 s fails the test.
+func runGatewayToExit(t *testing.T, env ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(buildGateway(t))
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "SESSIONGATE_LISTEN=127.0.0.1:0", "SESSIONGATE_ADMIN_LISTEN=127.0.0.1:0"}, env...)
+	var out testlog.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if err == nil {
+			return 0, out.String()
+		}
+		if !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		return exit.ExitCode(), out.String()
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("the gateway still runs after 15 s, want it to stop at start; log:\n%s", out.String())
+		return 0, ""
+	}
+}
+
+// README, Sessions, "Store", "Redis permissions" and "TLS": what the real
+// binary says at start about the store, against real redis-server: the
+// warning of the memory store, a Redis that is not running, a wrong password and a user without a
+// permission sessions need stop it naming the cause and never the
+// password, so do a renamed command and a Redis out of memory, and rediss:// with a private CA fails as the README quotes
+// until SSL_CERT_FILE names the CA (or skip_verify), and against
+// redis-server's default tls-auth-clients fails as it quotes too.
+func TestStoreStartupMessages(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server", "php-fpm8.2")
+	root := gwSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	base := []string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=startup-test-key-0123456789abcdef0123456789", "SESSIONGATE_REDIS_TIMEOUT=1s"}
+	r := harness.StartRedis(t)
+
+	t.Run("MemoryStoreWarns", func(t *testing.T) {
+		p := startBinary(t, buildGateway(t), base)
+		if !strings.Contains(p.stderr.String(), "SESSIONGATE_REDIS_URL is empty") || !strings.Contains(p.stderr.String(), "ONE gateway") {
+			t.Errorf("no warning that sessions live in memory, for one gateway only:\n%s", p.stderr.String())
+		}
+	})
+
+	t.Run("NoRedis", func(t *testing.T) {
+		down := harness.StartRedis(t)
+		url := down.URL()
+		down.Stop()
+		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL="+url)...)
+		if code == 0 || !strings.Contains(out, "connection refused") || !strings.Contains(out, "cannot start") {
+			t.Errorf("Redis not running: exit %d, want a start refused naming the cause; log:\n%s", code, out)
+		}
+	})
+
+	t.Run("WrongPassword", func(t *testing.T) {
+		if out, err := r.Do("ACL", "SETUSER", "sgwrong", "on", ">right-secret-pw", "~sessiongate:*", "&*", "+@all"); err != nil {
+			t.Fatalf("ACL SETUSER: %v %s", err, out)
+		}
+		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL=redis://sgwrong:wrong-secret-pw@"+r.Addr+"/0")...)
+		if code == 0 || !strings.Contains(out, "WRONGPASS") || !strings.Contains(out, "cannot start") {
+			t.Errorf("wrong password: exit %d, want a start refused naming WRONGPASS; log:\n%s", code, out)
+		}
+		if strings.Contains(out, "wrong-secret-pw") {
+			t.Errorf("the log shows the password:\n%s", out)
+		}
+	})
+
+	t.Run("MissingPermission", func(t *testing.T) {
+		if out, err := r.Do("ACL", "SETUSER", "sgnochan", "on", ">nochan-secret-pw", "resetchannels", "~sessiongate:*", "+@all"); err != nil {
+			t.Fatalf("ACL SETUSER: %v %s", err, out)
+		}
+		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL=redis://sgnochan:nochan-secret-pw@"+r.Addr+"/0")...)
+		if code == 0 || !strings.Contains(out, "the server refuses a command sessions need") {
+			t.Errorf("user without the unlock channel: exit %d, want a start refused saying the server refuses a command sessions need; log:\n%s", code, out)
+		}
+		if strings.Contains(out, "nochan-secret-pw") {
+			t.Errorf("the log shows the password:\n%s", out)
+		}
+	})
+
+	t.Run("RenamedCommand", func(t *testing.T) {
+		dir := t.TempDir()
+		port := strconv.Itoa(harness.FreePort(t))
+		cmd := exec.Command(harness.Bin(t, "redis-server"), "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"), "--rename-command", "PUBLISH", "")
+		if err := harness.StartInGroup(cmd); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		harness.WaitTCP(t, "127.0.0.1:"+port, 10*time.Second)
+		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL=redis://127.0.0.1:"+port+"/0")...)
+		if code == 0 || !strings.Contains(out, "the server refuses a command sessions need") {
+			t.Errorf("PUBLISH renamed away: exit %d, want a start refused saying the server refuses a command sessions need; log:\n%s", code, out)
+		}
+	})
+
+	t.Run("OutOfMemory", func(t *testing.T) {
+		full := harness.StartRedis(t)
+		for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
+			if out, err := full.Do("CONFIG", "SET", kv[0], kv[1]); err != nil {
+				t.Fatalf("CONFIG SET %s: %v %s", kv[0], err, out)
+			}
+		}
+		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL="+full.URL())...)
+		if code == 0 || !strings.Contains(out, "out of memory") {
+			t.Errorf("Redis out of memory: exit %d, want a start refused saying so; log:\n%s", code, out)
+		}
+	})
+
+	t.Run("TLS", func(t *testing.T) {
+		cert, key := testtls.Pair(t)
+		tr := harness.StartRedis(t)
+		port := harness.FreePort(t)
+		for _, kv := range [][2]string{{"tls-cert-file", cert}, {"tls-key-file", key}, {"tls-ca-cert-file", cert}, {"tls-auth-clients", "optional"}, {"tls-port", strconv.Itoa(port)}} {
+			if out, err := tr.Do("CONFIG", "SET", kv[0], kv[1]); err != nil {
+				t.Skipf("CONFIG SET %s: %v %s (redis-server without TLS?)", kv[0], err, out)
+			}
+		}
+		url := "SESSIONGATE_REDIS_URL=rediss://localhost:" + strconv.Itoa(port) + "/0"
+		code, out := runGatewayToExit(t, append(base, url)...)
+		if code == 0 || !strings.Contains(out, "x509: certificate signed by unknown authority") {
+			t.Errorf("private CA without SSL_CERT_FILE: exit %d, want the README's x509 message; log:\n%s", code, out)
+		}
+		startBinary(t, buildGateway(t), append(base, url, "SSL_CERT_FILE="+cert))
+		startBinary(t, buildGateway(t), append(base, url+"?skip_verify=true"))
+
+		if out, err := tr.Do("CONFIG", "SET", "tls-auth-clients", "yes"); err != nil {
+			t.Fatalf("CONFIG SET tls-auth-clients yes: %v %s", err, out)
+		}
+		code, out = runGatewayToExit(t, append(base, url, "SSL_CERT_FILE="+cert)...)
+		if code == 0 || !strings.Contains(out, "tls: certificate required") && !strings.Contains(out, "connection reset by peer") {
+			t.Errorf("tls-auth-clients yes: exit %d, want the README's tls: certificate required (or connection reset by peer); log:\n%s", code, out)
+		}
+	})
+}
