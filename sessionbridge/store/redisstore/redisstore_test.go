@@ -30,13 +30,13 @@ func startMiniredis(t testing.TB) *miniredis.Miniredis {
 }
 
 func newTestStore(t testing.TB, addr string) *Store {
-	return openTestStore(t, "redis://"+addr+"/0", nil)
+	return openTestStore(t, "redis://"+addr+"/0", nil, Options{})
 }
 
 // openTestStore opens url as the gateway does, with hook (if not nil) on
 // every connection, including those to the nodes a cluster finds later,
-// and closes the store with the test.
-func openTestStore(t testing.TB, url string, hook redis.Hook) *Store {
+// and closes the store with the test. o's Prefix is "test:".
+func openTestStore(t testing.TB, url string, hook redis.Hook, o Options) *Store {
 	c, err := OpenClient(url)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +48,8 @@ func openTestStore(t testing.TB, url string, hook redis.Hook) *Store {
 			c.AddHook(hook)
 		}
 	}
-	s, err := New(c, Options{Prefix: "test:"})
+	o.Prefix = "test:"
+	s, err := New(c, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +582,7 @@ func TestAbandonedHandOverDoesNotStrandLock(t *testing.T) {
 func TestClusterScriptsAreNotResent(t *testing.T) {
 	m := startMiniredis(t)
 	h := &redisstoretest.LostReply{}
-	s := openTestStore(t, "redis-cluster://"+m.Addr(), h)
+	s := openTestStore(t, "redis-cluster://"+m.Addr(), h, Options{})
 	ctx := context.Background()
 
 	h.Arm()

@@ -73,7 +73,7 @@ func TestTurnHandedBackWhenAllLocalWaitersGiveUp(t *testing.T) {
 func TestThreeGatewaysTakeTurns(t *testing.T) {
 	m := startMiniredis(t)
 	x, y := newTestStore(t, m.Addr()), newTestStore(t, m.Addr())
-	z := openTestStore(t, "redis://"+m.Addr()+"/0", redisstoretest.Delay(3*time.Millisecond))
+	z := openTestStore(t, "redis://"+m.Addr()+"/0", redisstoretest.Delay(3*time.Millisecond), Options{})
 	redisstoretest.FarInstanceGetsATurn(t, []store.Store{x, y}, z, "three", 100*time.Millisecond)
 }
 

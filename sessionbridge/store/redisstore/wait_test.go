@@ -61,20 +61,7 @@ func (l *cmdLog) take() []string {
 
 func openWaitStore(t *testing.T, addr string, replicas int, log *cmdLog) *Store {
 	t.Helper()
-	c, err := OpenClient("redis://" + addr + "/0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.AddHook(log)
-	s, err := New(c, Options{Prefix: "test:", WaitReplicas: replicas, WaitTimeout: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.Close()
-		_ = c.Close()
-	})
-	return s
+	return openTestStore(t, "redis://"+addr+"/0", log, Options{WaitReplicas: replicas, WaitTimeout: 50 * time.Millisecond})
 }
 
 // With WaitReplicas, each write of session data goes out in one pipeline
