@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
 	"github.com/sessiongate/sessiongate/metrics/metricstest"
 )
@@ -41,6 +42,36 @@ func TestSessionPrependMissingIsLogged(t *testing.T) {
 		m := metricstest.Scrape(t, s.gws[0].Admin+"/metrics")
 		if got := m[`sessiongate_session_events_total{event="php_prepend_missing"}`]; got != 3 {
 			t.Errorf("php_prepend_missing events %v, want 3", got)
+		}
+	})
+	t.Run("second pool without the line", func(t *testing.T) {
+		t.Parallel()
+		// Two pools of one site, each loading the prepend itself; the
+		// second was set up without the line. Half the pages lose the
+		// session: the log names that pool.
+		harness.Require(t, "php-fpm8.2")
+		root := sessionFixtureRoot(t)
+		good := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2,
+			AdminValues: map[string]string{"auto_prepend_file": writePrepend(t)}})
+		bad := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+		cfg, err := config.Load([]string{
+			"SESSIONGATE_PHP_FPM=" + good.Addr + "," + bad.Addr,
+			"SESSIONGATE_DOCUMENT_ROOT=" + root,
+			"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw := startGateways(t, cfg, 1)[0]
+		for i := 0; i < 20 && !strings.Contains(gw.Logs.String(), prependMissing); i++ {
+			gw.get(t, "/counter.php", "")
+		}
+		logs := gw.Logs.String()
+		if n := strings.Count(logs, prependMissing); n != 1 || !strings.Contains(logs, `"backend":"`+bad.Addr+`"`) {
+			t.Fatalf("%d lines about the missing prepend, want 1 naming %s:\n%s", n, bad.Addr, logs)
+		}
+		if strings.Contains(logs, good.Addr) {
+			t.Errorf("the pool that loads the prepend is named:\n%s", logs)
 		}
 	})
 	t.Run("wrong path", func(t *testing.T) {

@@ -455,4 +455,31 @@ func TestSessionPrependUserIniPrepend(t *testing.T) {
 	if logs := s.gws[0].Logs.String(); !strings.Contains(logs, prependMissing) || !strings.Contains(logs, ".user.ini") {
 		t.Fatalf("a page under a .user.ini prepend ran without the gateway's, and the log does not say so:\n%s", logs)
 	}
+
+	// A .user.ini prepend that prints before it requires the gateway's,
+	// with PHP's output buffer off: the headers are out before the
+	// prepend runs, so it can neither mark the response nor send a
+	// cookie, and it says where the output started.
+	banner := filepath.Join(tmp, "banner.php")
+	for path, text := range map[string]string{
+		banner: "<?php echo \"banner\\n\";\nrequire " + strconv.Quote(writePrepend(t)) + ";\n",
+		filepath.Join(s.fpm.DocRoot, "printfirst", ".user.ini"): "output_buffering = 0\nauto_prepend_file = " + strconv.Quote(banner) + "\n",
+		filepath.Join(s.fpm.DocRoot, "printfirst", "page.php"):  "<?php echo 'page';\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		harness.ShareWithPHP(t, path)
+	}
+	if _, body, _ := s.gws[1].get(t, "/printfirst/page.php", ck); body != "banner\npage" {
+		t.Fatalf("under a .user.ini prepend that prints first: %q", body)
+	}
+	if logs, ok := textWhen(s.gws[1].Logs.String, func(l string) bool {
+		return strings.Contains(l, "output started before the gateway's prepend ran") && strings.Contains(l, "banner.php")
+	}); !ok {
+		t.Fatalf("output before the prepend, and nothing says where:\n%s", logs)
+	}
 }
