@@ -172,7 +172,7 @@ func (h *phpHandler) prependUnmarked(path string, info fcgi.HeaderInfo) {
 			"to every php-fpm pool the gateway uses (this one: " + info.Backend + "), or set SESSIONGATE_PHP_PREPEND. " +
 			"If it has the line, the file it names is not this gateway's prepend, or one older than this gateway: write it again with `gateway php-prepend`."
 	}
-	h.m.log.Warn("PHP answered without running the gateway's prepend, so this page keeps PHP's own session, not the shared one: users look logged out there. "+
+	h.m.log.Warn("PHP answered without running the gateway's prepend, so its pages do not share the session (users look logged out there). "+
 		cause+" Logged once a minute.", "script", server.LogValue(path), "status", info.Status, "backend", info.Backend)
 }
 
