@@ -79,6 +79,11 @@ func (p *prependPHP) RoundTrip(r *http.Request) (*http.Response, error) {
 	case "/destroy.php":
 		send("destroy", id, "")
 	}
+	if script.OnHeader != nil {
+		// The prepend marks every response (the transport takes the
+		// marker out of the header block).
+		script.OnHeader(fcgi.HeaderInfo{Status: 200, Marked: true, Backend: "php:9000"})
+	}
 	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/plain"}},
 		Body: io.NopCloser(strings.NewReader("php")), ContentLength: 3, Request: r}, nil
 }

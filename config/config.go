@@ -346,8 +346,8 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	// revalidation on every use, the opposite of what was asked.
 	check("SESSIONGATE_STATIC_MAX_AGE", c.StaticMaxAge%time.Second == 0, "must be 0 or a whole number of seconds (Cache-Control's max-age counts seconds), e.g. 3600s or 720h")
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
-	check("SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout > 0, "must be > 0")
-	check("SESSIONGATE_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout > 0, "must be > 0: without it a client can hold a connection open forever by sending headers slowly")
+	checkDuration(check, "SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout)
+	checkDuration(check, "SESSIONGATE_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout)
 	check("SESSIONGATE_IDLE_TIMEOUT", c.IdleTimeout >= 0, "must be >= 0 (0 turns keep-alive off)")
 	check("SESSIONGATE_MAX_HEADER_BYTES", c.MaxHeaderBytes >= 4096 && c.MaxHeaderBytes <= 64<<20, "must be between 4k and 64m")
 

@@ -51,8 +51,8 @@ func (d *DjangoConfig) validate(check func(name string, ok bool, format string, 
 		check("SESSIONGATE_DJANGO_PATHS", !seenPath[p], "%q is listed twice", p)
 		seenPath[p] = true
 	}
-	check("SESSIONGATE_DJANGO_TIMEOUT", d.Timeout > 0, "must be > 0")
-	check("SESSIONGATE_DJANGO_DIAL_TIMEOUT", d.DialTimeout > 0, "must be > 0")
+	checkDuration(check, "SESSIONGATE_DJANGO_TIMEOUT", d.Timeout)
+	checkDuration(check, "SESSIONGATE_DJANGO_DIAL_TIMEOUT", d.DialTimeout)
 }
 
 // urlPrefixOK reports whether p can be matched against request paths,

@@ -48,9 +48,9 @@ func TestDjangoBadValues(t *testing.T) {
 		// could never match anything.
 		{"SESSIONGATE_DJANGO_PATHS", "/admin//", "no query"},
 		{"SESSIONGATE_DJANGO_PATHS", "//admin/", "no query"},
-		{"SESSIONGATE_DJANGO_TIMEOUT", "0", "> 0"},
-		{"SESSIONGATE_DJANGO_DIAL_TIMEOUT", "-1s", "negative"},
-		{"SESSIONGATE_DJANGO_DIAL_TIMEOUT", "0s", "> 0"},
+		{"SESSIONGATE_DJANGO_TIMEOUT", "0", "must be more than 0"},
+		{"SESSIONGATE_DJANGO_DIAL_TIMEOUT", "-1s", "must be more than 0"},
+		{"SESSIONGATE_DJANGO_DIAL_TIMEOUT", "0s", "must be more than 0"},
 	} {
 		env := append(base(t), "SESSIONGATE_DJANGO_URL=http://127.0.0.1:8000", "SESSIONGATE_DJANGO_PATHS=/admin/")
 		env = append(env, c.name+"="+c.value)

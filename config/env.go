@@ -166,7 +166,7 @@ func parse(dst any, environ map[string]string) Problems {
 		return func(s string) (any, error) {
 			x, err := f(s)
 			if err != nil {
-				p := Problem{Var: current, Msg: err.Error()}
+				p := Problem{Var: current, Msg: durationMessage(current, err)}
 				if !secret[current] {
 					p.Value, p.hasValue = s, true
 				}

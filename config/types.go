@@ -73,6 +73,53 @@ func parseByteSize(s string) (any, error) {
 	return ByteSize(n << shift), nil
 }
 
+// durationRange is what a duration variable that refuses 0 accepts. Its
+// parse errors say it as its range check does (durationMessage), so one
+// correction is enough: "or 0" for such a variable led to a second error.
+type durationRange struct {
+	ok   func(time.Duration) bool
+	text string // what the value must be
+	why  string // after the range, in the messages for a value out of it
+}
+
+func positive(d time.Duration) bool      { return d > 0 }
+func atLeastSecond(d time.Duration) bool { return d >= time.Second }
+
+var durationRanges = map[string]durationRange{
+	"SESSIONGATE_PHP_DIAL_TIMEOUT":     {positive, "more than 0", ""},
+	"SESSIONGATE_READ_HEADER_TIMEOUT":  {positive, "more than 0", ": without it a client can hold a connection open forever by sending headers slowly"},
+	"SESSIONGATE_SESSION_IDLE_TIMEOUT": {atLeastSecond, "at least 1s", ""},
+	"SESSIONGATE_SESSION_MAX_AGE":      {atLeastSecond, "at least 1s", ""},
+	"SESSIONGATE_SESSION_LOCK_TIMEOUT": {positive, "more than 0", ""},
+	"SESSIONGATE_SESSION_LOCK_LEASE":   {atLeastSecond, "at least 1s", ""},
+	// A request that needs the session waits this long for Redis; beyond
+	// a minute it is a typo (and the start-up probe's 5x would overflow).
+	"SESSIONGATE_REDIS_TIMEOUT":       {func(d time.Duration) bool { return d > 0 && d <= time.Minute }, "more than 0 and at most 1m", ""},
+	"SESSIONGATE_DJANGO_TIMEOUT":      {positive, "more than 0", ""},
+	"SESSIONGATE_DJANGO_DIAL_TIMEOUT": {positive, "more than 0", ""},
+}
+
+// durationMessage is the message for err, the parse error of variable
+// name: for a variable with a range, one that names it.
+func durationMessage(name string, err error) string {
+	r, ok := durationRanges[name]
+	switch {
+	case !ok:
+		return err.Error()
+	case errors.Is(err, errNegative):
+		return "must be " + r.text + r.why
+	case errors.Is(err, errDuration):
+		return "not a duration: use a number with a unit (e.g. 500ms, 60s, 2m), " + r.text
+	}
+	return err.Error()
+}
+
+// checkDuration checks a variable of durationRanges.
+func checkDuration(check func(name string, ok bool, format string, args ...any), name string, d time.Duration) {
+	r := durationRanges[name]
+	check(name, r.ok(d), "must be %s%s", r.text, r.why)
+}
+
 func parseDuration(s string) (any, error) {
 	d, err := time.ParseDuration(strings.TrimSpace(s))
 	if err != nil {

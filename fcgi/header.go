@@ -93,10 +93,10 @@ func trimSpace(b []byte) []byte {
 // sets the code and is removed; Location without Status gives 302; no
 // Status gives 200. Lines end in LF or CRLF; a line starting with a space or
 // tab continues the previous value (obsolete folding, joined with one
-// space). Anything else that is not "Name: value" is an error.
-func parseCGIHeader(block []byte) (int, http.Header, error) {
-	h := make(http.Header, 8)
-	status := 0
+// space). Anything else that is not "Name: value" is an error. A header
+// named marker (any case; "" none) is left out of h and reported in marked.
+func parseCGIHeader(block []byte, marker string) (status int, h http.Header, marked bool, err error) {
+	h = make(http.Header, 8)
 	var lastKey string
 	for len(block) > 0 {
 		var line []byte
@@ -114,7 +114,7 @@ func parseCGIHeader(block []byte) (int, http.Header, error) {
 		if line[0] == ' ' || line[0] == '\t' {
 			v, ok := headerValue(line)
 			if lastKey == "" || !ok {
-				return 0, nil, fmt.Errorf("%w: continuation line without a header", errBadHeader)
+				return 0, nil, false, fmt.Errorf("%w: continuation line without a header", errBadHeader)
 			}
 			vs := h[lastKey]
 			switch {
@@ -129,25 +129,32 @@ func parseCGIHeader(block []byte) (int, http.Header, error) {
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon < 0 {
-			return 0, nil, fmt.Errorf("%w: line without colon", errBadHeader)
+			return 0, nil, false, fmt.Errorf("%w: line without colon", errBadHeader)
 		}
 		name := line[:colon]
 		if !httpfield.ValidName(name) {
-			return 0, nil, fmt.Errorf("%w: invalid header name %q", errBadHeader, truncateForLog(name))
+			return 0, nil, false, fmt.Errorf("%w: invalid header name %q", errBadHeader, truncateForLog(name))
 		}
 		value, ok := headerValue(line[colon+1:])
 		if !ok {
-			return 0, nil, fmt.Errorf("%w: control character in value of %q", errBadHeader, truncateForLog(name))
+			return 0, nil, false, fmt.Errorf("%w: control character in value of %q", errBadHeader, truncateForLog(name))
+		}
+		if marker != "" && asciiEqualFold(name, marker) {
+			// Compared before any string is made of it: the marker
+			// comes on every response.
+			marked = true
+			lastKey = ""
+			continue
 		}
 		key := textproto.CanonicalMIMEHeaderKey(string(name))
 		if key == "Status" {
 			if status != 0 {
 				// PHP sends one; a second would be ambiguous.
-				return 0, nil, fmt.Errorf("%w: more than one Status header", errBadHeader)
+				return 0, nil, false, fmt.Errorf("%w: more than one Status header", errBadHeader)
 			}
 			code, err := parseStatus(value)
 			if err != nil {
-				return 0, nil, err
+				return 0, nil, false, err
 			}
 			status = code
 			lastKey = ""
@@ -162,7 +169,28 @@ func parseCGIHeader(block []byte) (int, http.Header, error) {
 			status = http.StatusFound
 		}
 	}
-	return status, h, nil
+	return status, h, marked, nil
+}
+
+// asciiEqualFold reports whether b and s are equal, ASCII letters in
+// either case.
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // parseStatus reads "404", "404 Not Found". Any three-digit code from 200

@@ -73,7 +73,24 @@ type Script struct {
 	// RoundTrip: what OnStderr received by then PHP wrote before its output
 	// began, and what comes later was written after it. It does not run
 	// when RoundTrip fails before the header block is complete.
-	OnHeader func()
+	OnHeader func(HeaderInfo)
+	// Marker, when set, names a response header the transport takes out
+	// of PHP's header block (in any case) instead of passing it on;
+	// HeaderInfo.Marked says whether it came. A check that runs on every
+	// response (the session bridge's: did the prepend run?) costs no
+	// allocation that way.
+	Marker string
+}
+
+// HeaderInfo is what OnHeader learns of PHP's header block.
+type HeaderInfo struct {
+	// Status is the response's status code as PHP (or php-fpm itself)
+	// gave it.
+	Status int
+	// Marked: the block held the Script.Marker header.
+	Marked bool
+	// Backend is the php-fpm address that answered, as configured.
+	Backend string
 }
 
 type scriptKey struct{}

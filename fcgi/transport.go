@@ -551,13 +551,13 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 			return fail("read response header", fmt.Errorf("%w: CGI header block larger than %d bytes", errBadHeader, maxHeaderBlock), false)
 		}
 	}
-	status, header, err := parseCGIHeader(buf[:end])
+	status, header, marked, err := parseCGIHeader(buf[:end], s.Marker)
 	if err != nil {
 		putBuf()
 		return fail("parse response header", err, false)
 	}
 	if s.OnHeader != nil {
-		s.OnHeader()
+		s.OnHeader(HeaderInfo{Status: status, Marked: marked, Backend: b.addr})
 	}
 
 	// Take whatever complete records are already buffered: for most

@@ -404,9 +404,9 @@ func TestSessionPrependPoolWithFastCGILoggingOff(t *testing.T) {
 // auto_prepend_file of its own (WordPress's Wordfence firewall puts one
 // there) wins over the one the gateway sends in PHP_VALUE: PHP runs that
 // file instead of the gateway's prepend, and the pages under it get no
-// shared session (README, "Install the PHP side"). A .user.ini naming a
-// file that requires both, the gateway's prepend first, shares the session
-// and keeps the other file.
+// shared session (README, "Install the PHP side"), which the gateway's log
+// now says. A .user.ini naming a file that requires both, the gateway's
+// prepend first, shares the session and keeps the other file, quietly.
 func TestSessionPrependUserIniPrepend(t *testing.T) {
 	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
@@ -432,12 +432,6 @@ func TestSessionPrependUserIniPrepend(t *testing.T) {
 		}
 		harness.ShareWithPHP(t, path)
 	}
-	if _, body, _ := s.gws[0].get(t, "/wafonly/page.php", ck); body != `{"n":1,"waf":true}` {
-		t.Fatalf("under a .user.ini prepend: %q", body)
-	}
-	if d := s.gws[1].dump(t, ck); strings.Contains(string(d.Data), `"n"`) {
-		t.Fatalf("under a .user.ini prepend the page shared the session (README says it does not): %s", d.Data)
-	}
 	for i := 1; i <= 2; i++ {
 		if _, body, _ := s.gws[i%2].get(t, "/both/page.php", ck); body != `{"n":`+strconv.Itoa(i)+`,"waf":true}` {
 			t.Fatalf("under a .user.ini naming both prepends, request %d: %q", i, body)
@@ -445,5 +439,47 @@ func TestSessionPrependUserIniPrepend(t *testing.T) {
 	}
 	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"user":"ana"`) || !strings.Contains(string(d.Data), `"n":2`) {
 		t.Fatalf("under a .user.ini naming both prepends the session is not shared: %s", d.Data)
+	}
+	for _, gw := range s.gws {
+		if logs := gw.Logs.String(); strings.Contains(logs, prependMissing) {
+			t.Fatalf("a missing prepend reported under a .user.ini that requires it:\n%s", logs)
+		}
+	}
+	if _, body, _ := s.gws[0].get(t, "/wafonly/page.php", ck); body != `{"n":1,"waf":true}` {
+		t.Fatalf("under a .user.ini prepend: %q", body)
+	}
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"n":2`) {
+		t.Fatalf("under a .user.ini prepend the page shared the session (README says it does not): %s", d.Data)
+	}
+	// Nothing told the operator; the gateway now does, naming the file.
+	if logs := s.gws[0].Logs.String(); !strings.Contains(logs, prependMissing) || !strings.Contains(logs, ".user.ini") {
+		t.Fatalf("a page under a .user.ini prepend ran without the gateway's, and the log does not say so:\n%s", logs)
+	}
+
+	// A .user.ini prepend that prints before it requires the gateway's,
+	// with PHP's output buffer off: the headers are out before the
+	// prepend runs, so it can neither mark the response nor send a
+	// cookie, and it says where the output started.
+	banner := filepath.Join(tmp, "banner.php")
+	for path, text := range map[string]string{
+		banner: "<?php echo \"banner\\n\";\nrequire " + strconv.Quote(writePrepend(t)) + ";\n",
+		filepath.Join(s.fpm.DocRoot, "printfirst", ".user.ini"): "output_buffering = 0\nauto_prepend_file = " + strconv.Quote(banner) + "\n",
+		filepath.Join(s.fpm.DocRoot, "printfirst", "page.php"):  "<?php echo 'page';\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		harness.ShareWithPHP(t, path)
+	}
+	if _, body, _ := s.gws[1].get(t, "/printfirst/page.php", ck); body != "banner\npage" {
+		t.Fatalf("under a .user.ini prepend that prints first: %q", body)
+	}
+	if logs, ok := textWhen(s.gws[1].Logs.String, func(l string) bool {
+		return strings.Contains(l, "output started before the gateway's prepend ran") && strings.Contains(l, "banner.php")
+	}); !ok {
+		t.Fatalf("output before the prepend, and nothing says where:\n%s", logs)
 	}
 }

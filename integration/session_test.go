@@ -65,6 +65,11 @@ type stackOpts struct {
 	// prependInPool installs the prepend with php_admin_value instead of
 	// SESSIONGATE_PHP_PREPEND.
 	prependInPool bool
+	// noPrepend installs the prepend nowhere (a pool without the line and
+	// no SESSIONGATE_PHP_PREPEND); prependPath, when set, is the
+	// SESSIONGATE_PHP_PREPEND the gateways get instead of the real file's.
+	noPrepend   bool
+	prependPath string
 }
 
 // writePrepend writes the session bridge's PHP prepend file (what
@@ -170,7 +175,10 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 		"SESSIONGATE_REDIS_URL=" + url,
 		"SESSIONGATE_SESSION_LOCK_TIMEOUT=20s",
 	}
-	if !o.prependInPool {
+	switch {
+	case o.prependPath != "":
+		env = append(env, "SESSIONGATE_PHP_PREPEND="+o.prependPath)
+	case !o.prependInPool && !o.noPrepend:
 		env = append(env, "SESSIONGATE_PHP_PREPEND="+prepend)
 	}
 	env = append(env, o.env...)

@@ -77,7 +77,7 @@ type Options struct {
 
 // Metrics receives session events; nil fields are fine.
 type Metrics interface {
-	SessionEvent(event string) // load, load_absent, save, touch, destroy, conflict, lock_timeout, store_error
+	SessionEvent(event string) // load, load_absent, save, touch, destroy, conflict, lock_timeout, store_error, php_prepend_missing
 	LockWait(d time.Duration)
 }
 

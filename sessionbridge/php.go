@@ -125,6 +125,55 @@ type phpHandler struct {
 	// stderrOffWarned is the unix second of the last stderrOffHeader
 	// warning: a pool set up so is told once a minute, not per request.
 	stderrOffWarned atomic.Int64
+	// unmarkedWarned is the same for a response without prependMarker.
+	unmarkedWarned atomic.Int64
+}
+
+// prependMarker is the header the prepend sends on every response of a
+// request that came with the gateway's params. Without it PHP ran without
+// the prepend (a pool without the auto_prepend_file line, a path PHP cannot
+// open, a .user.ini or pool naming another file) and keeps sessions of its
+// own, which nothing else would tell. The transport takes it out of the
+// header block without allocating (fcgi.Script.Marker): a response header
+// is the one thing every PHP response has, also one whose script never
+// starts a session, and the header block is parsed anyway, where a stderr
+// line would cost a record and a write per request.
+const prependMarker = "X-Sessiongate-Prepend"
+
+// prependUnmarked reports a PHP response the prepend did not mark: counted
+// each time, logged once a minute. php-fpm's own 403 and 404 (a script it
+// refuses to run or cannot find: security.limit_extensions, a file its
+// user may not read, "Primary script unknown") ran no script, so they are
+// no sign of a missing prepend.
+func (h *phpHandler) prependUnmarked(path string, info fcgi.HeaderInfo) {
+	if info.Status == http.StatusForbidden || info.Status == http.StatusNotFound {
+		return
+	}
+	h.m.event("php_prepend_missing")
+	t := h.m.now().Unix()
+	last := h.unmarkedWarned.Load()
+	if t-last < 60 || !h.unmarkedWarned.CompareAndSwap(last, t) {
+		return
+	}
+	var cause string
+	switch {
+	case h.opts.PrependPath != "" && info.Status == http.StatusInternalServerError:
+		cause = "PHP failed (500) before any script ran: most likely it could not open the prepend at " + h.opts.PrependPath +
+			" (SESSIONGATE_PHP_PREPEND), which must be a path on the php-fpm host, readable by the pool's user: write it there with `gateway php-prepend`."
+	case h.opts.PrependPath != "":
+		cause = "The gateway sends auto_prepend_file=" + h.opts.PrependPath + " (SESSIONGATE_PHP_PREPEND), and something names another file instead: " +
+			"an auto_prepend_file in a .user.ini of the script's directory or above (Wordfence puts its firewall there) or a php_admin_value[auto_prepend_file] in the pool; " +
+			"make that file require the gateway's prepend first. Or the prepend file is older than this gateway: write it again with `gateway php-prepend`."
+	case info.Status == http.StatusInternalServerError:
+		cause = "PHP failed (500) before any script ran: most likely the pool's php_admin_value[auto_prepend_file] names a file PHP could not open; " +
+			"write the prepend there with `gateway php-prepend`, readable by the pool's user, or set SESSIONGATE_PHP_PREPEND to its path."
+	default:
+		cause = "SESSIONGATE_PHP_PREPEND is empty, so the pool must load the prepend: add php_admin_value[auto_prepend_file] = <the file `gateway php-prepend` wrote> " +
+			"to every php-fpm pool the gateway uses (this one: " + info.Backend + "), or set SESSIONGATE_PHP_PREPEND. " +
+			"If it has the line, the file it names is not this gateway's prepend, or one older than this gateway: write it again with `gateway php-prepend`."
+	}
+	h.m.log.Warn("PHP answered without running the gateway's prepend, so its pages do not share the session (users look logged out there). "+
+		cause+" Logged once a minute.", "script", server.LogValue(path), "status", info.Status, "backend", info.Backend)
 }
 
 // stderrOffHeader is the prepend's word that php-fpm's fastcgi.logging is
@@ -190,6 +239,7 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s2.OnStderr = b.onStderr
 	s2.OnEnd = b.onPHPEnd
 	s2.OnHeader = b.onPHPHeader
+	s2.Marker = prependMarker
 	r = r.WithContext(fcgi.WithScript(r.Context(), &s2))
 
 	bw := &bridgeWriter{ResponseWriter: w, req: r, b: b}
@@ -313,11 +363,14 @@ type phpBridge struct {
 // PHP sends a change made after its output started (its end-of-request
 // write once the output buffer was flushed) behind that output, and the
 // transport reads some of it ahead before the headers go out.
-func (b *phpBridge) onPHPHeader() {
+func (b *phpBridge) onPHPHeader(info fcgi.HeaderInfo) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.headerSeen = true
 	b.cutAtHeader = b.scanner.cutShort()
+	b.mu.Unlock()
+	if !info.Marked {
+		b.h.prependUnmarked(b.path, info)
+	}
 }
 
 // onPHPEnd runs when php-fpm's part of the response is over (all of it

@@ -820,6 +820,21 @@ function sessiongate_release(): void
     // needs, the application's $_SERVER does not carry them (the frame key
     // above all), also when no handler could be installed.
     $server = $_SERVER;
+    if (($server['SESSIONGATE_NONCE'] ?? '') !== '') {
+        // The gateway's sign that this file ran: without it the gateway
+        // logs that PHP keeps sessions of its own (a pool without the
+        // auto_prepend_file line, a .user.ini naming another file). Set
+        // again as the headers leave, for a script that clears them all
+        // with header_remove().
+        if (headers_sent($file, $line)) {
+            error_log("sessiongate: output started before the gateway's prepend ran (in $file on line $line): the session cookie cannot be sent; require the prepend before anything that prints", 4);
+        } else {
+            header('X-Sessiongate-Prepend: 1');
+            header_register_callback(static function (): void {
+                header('X-Sessiongate-Prepend: 1');
+            });
+        }
+    }
     foreach (array_keys($_SERVER) as $k) {
         if (is_string($k) && strncmp($k, 'SESSIONGATE_', 12) === 0) {
             unset($_SERVER[$k]);
