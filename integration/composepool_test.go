@@ -9,9 +9,10 @@ import (
 	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
-// composePoolValues reads the php_value and php_admin_value entries of
-// deploy/php-fpm/zz-sessiongate.conf, the pool settings docker-compose.yml
-// mounts into the php:8.2-fpm container.
+// composePoolValues reads the php_value, php_flag and php_admin_* entries
+// of deploy/php-fpm/zz-sessiongate.conf, the pool settings
+// docker-compose.yml mounts into the php:8.2-fpm container. The harness
+// writes a flag as a php_value, which PHP parses alike.
 func composePoolValues(t *testing.T) (values, admin map[string]string) {
 	t.Helper()
 	b, err := os.ReadFile("../deploy/php-fpm/zz-sessiongate.conf")
@@ -55,5 +56,26 @@ func TestComposePHPPool(t *testing.T) {
 	}
 	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"cart":[1,2]`) {
 		t.Fatalf("write not saved: %s", d.Data)
+	}
+}
+
+// TestComposePHPPoolErrors: with PHP's built-in defaults (no php.ini in
+// the php:8.2-fpm image) display_errors is on and log_errors off, so a
+// PHP error went to the visitor's page (a fatal one with 200 and the
+// script's path) and never to FastCGI stderr, where the gateway logs it as
+// "php stderr" (README, "From nginx", error_log). With the pool file's
+// settings on a php-fpm without php.ini, a fatal error answers 500 without
+// its text, and the gateway logs it.
+func TestComposePHPPoolErrors(t *testing.T) {
+	t.Parallel()
+	values, admin := composePoolValues(t)
+	s := startSessionStack(t, stackOpts{fpm: harness.PHPFPMOptions{NoPHPIni: true, Values: values, AdminValues: admin}})
+	ck := s.newSession(t)
+	resp, body, _ := s.gws[0].get(t, "/fatal.php", ck)
+	if resp.StatusCode != 500 || strings.Contains(body, "undefined_function_sessiongate") {
+		t.Errorf("fatal error: %d %.300q, want 500 without the error's text", resp.StatusCode, body)
+	}
+	if line := waitForLog(t, s.gws[0].Logs, "undefined_function_sessiongate"); !strings.Contains(line, "php stderr") {
+		t.Errorf("the fatal error's log line is not a php stderr record: %s", line)
 	}
 }
