@@ -108,8 +108,16 @@ func TestBrowser(t *testing.T) {
 // the gateway's base URL and the demo user's id.
 func startBrowserStack(t *testing.T) (base, userID string) {
 	t.Helper()
+	base, userID, _ = startExampleStack(t)
+	return base, userID
+}
+
+// startExampleStack is startBrowserStack, also returning the directory
+// php-fpm serves (the copy of examples/php).
+func startExampleStack(t *testing.T) (base, userID, site string) {
+	t.Helper()
 	// A copy: php-fpm's workers may run as another user (harness.ShareWithPHP).
-	site := t.TempDir()
+	site = t.TempDir()
 	if err := os.CopyFS(site, os.DirFS("../examples/php")); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +205,7 @@ func startBrowserStack(t *testing.T) (base, userID string) {
 			t.Logf("gateway log:\n%s", logs.String())
 		}
 	})
-	return ts.URL, m[1]
+	return ts.URL, m[1], site
 }
 
 // browser is one headless Chromium tab with the test's helpers. Every

@@ -36,6 +36,7 @@ var fcgiFixtures = map[string]string{
 	"bigheader.php": `<?php header('X-Big: ' . str_repeat('h', 256 * 1024)); echo "ok";`,
 	"flush.php":     `<?php echo 'a'; flush(); sleep(2); echo 'b';`,
 	"stderr.php":    `<?php for ($i = 1; $i <= 5; $i++) { error_log("line $i", 4); echo "o$i"; flush(); } echo "done";`,
+	"stderr_n.php":  `<?php error_log(str_repeat("x", (int)$_GET["n"]), 4); flush(); echo "ok";`,
 	"die.php":       `<?php echo str_repeat('x', 1000); flush(); usleep(100000); posix_kill(getmypid(), 9); sleep(5); echo "never";`,
 	"body.php": `<?php $b = file_get_contents('php://input');
 header('Content-Type: application/json');
@@ -307,6 +308,37 @@ func TestFCGIStderrToHook(t *testing.T) {
 	}
 	if got := strings.Join(msgs, ","); got != "line 1,line 2,line 3,line 4,line 5" {
 		t.Fatalf("stderr %q", got)
+	}
+}
+
+// TestFCGIStderrLogLimit: what bounds one error_log() message on
+// FCGI_STDERR in php-fpm 8.2 (docs/protocol.md, the prepend's CHUNK). php-fpm
+// formats the message in a buffer of the global log_limit that also holds
+// its level prefix ("NOTICE: "), "PHP message: " and a newline, and passes
+// what fits to FastCGI: the longest message that arrives whole is
+// log_limit - 22 bytes. The prepend's frames (at most about 845 bytes) fit
+// the default of 1024, and a log_limit of 512 cuts them.
+func TestFCGIStderrLogLimit(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ logLimit, whole int }{{0, 1024 - 22}, {512, 512 - 22}} {
+		fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1, LogLimit: c.logLimit})
+		tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
+		for _, n := range []int{845, c.whole, c.whole + 1} {
+			var got string
+			req := fcgiReq(nil, fpm, "GET", "/stderr_n.php?n="+strconv.Itoa(n), nil, func(s *fcgi.Script) {
+				s.OnStderr = func(m []byte) []byte {
+					got += string(m)
+					return nil
+				}
+			})
+			if _, body, err := fcgiDo(t, tr, req); err != nil || body != "ok" {
+				t.Fatalf("log_limit %d, %d bytes: %v %q", c.logLimit, n, err, body)
+			}
+			msg := strings.TrimPrefix(got, "PHP message: ")
+			if wantWhole := n <= c.whole; (msg == strings.Repeat("x", n)) != wantWhole {
+				t.Errorf("log_limit %d: a %d-byte message arrived as %d bytes (whole: want %v)", c.logLimit, n, len(msg), wantWhole)
+			}
+		}
 	}
 }
 

@@ -26,8 +26,9 @@ if (!class_exists('SessiongateSessionHandler', false)) {
  */
 final class SessiongateSessionHandler implements SessionHandlerInterface, SessionIdInterface
 {
-    /* Frames stay under php-fpm's default log_limit (1024 bytes including
-     * its "PHP message: " prefix), so they arrive whole on any pool. */
+    /* Frames (at most about 845 bytes) fit php-fpm's default log_limit:
+     * 1024 bytes, of which "NOTICE: ", "PHP message: " and a newline take
+     * 22, so they arrive whole on any pool (docs/protocol.md). */
     private const CHUNK = 800;
     private const FRAME_HEADER = 'X-Sessiongate-Frame';
     /* Larger messages take stderr even at the end: the gateway caps the

@@ -37,6 +37,12 @@ type PHPFPMOptions struct {
 	// Env become env[name] = value pool entries, which PHP sees in getenv()
 	// and $_SERVER (where nginx configurations put fastcgi_param).
 	Env map[string]string
+	// NoPHPIni runs php-fpm without a php.ini (-n), as the official php
+	// Docker image ships none: PHP's built-in defaults apply
+	// (output_buffering=0, display_errors=1). Debian builds ctype, which
+	// the official image compiles in, as a shared extension: the pool loads
+	// it.
+	NoPHPIni bool
 	// RequestTerminateTimeout kills a worker whose request runs longer
 	// (0 = off). Rounded up to whole seconds, php-fpm's unit.
 	RequestTerminateTimeout time.Duration
@@ -154,6 +160,9 @@ func phpFPMConf(dir, listen, poolUser string, o PHPFPMOptions) string {
 	fmt.Fprintf(&b, "pm = static\npm.max_children = %d\npm.max_requests = %d\n", o.Children, o.MaxRequests)
 	b.WriteString("clear_env = yes\ncatch_workers_output = yes\ndecorate_workers_output = no\n")
 	b.WriteString("security.limit_extensions = .php\n")
+	if o.NoPHPIni {
+		b.WriteString("php_admin_value[extension] = ctype\n")
+	}
 	if o.RequestTerminateTimeout > 0 {
 		secs := int((o.RequestTerminateTimeout + time.Second - 1) / time.Second)
 		fmt.Fprintf(&b, "request_terminate_timeout = %ds\n", secs)
@@ -183,7 +192,11 @@ func phpFPMConf(dir, listen, poolUser string, o PHPFPMOptions) string {
 // launchProc runs php-fpm and waits for its socket and its full pool of
 // workers.
 func (f *PHPFPM) launchProc() (*proc, error) {
-	cmd := exec.Command(f.bin, "-F", "-y", f.ConfPath)
+	args := []string{"-F", "-y", f.ConfPath}
+	if f.opts.NoPHPIni {
+		args = append(args, "-n")
+	}
+	cmd := exec.Command(f.bin, args...)
 	// php-fpm writes configuration errors to stderr before error_log is
 	// open: keep them next to the log.
 	p, err := startProc("php-fpm "+f.Addr, cmd, f.LogPath+".stderr")

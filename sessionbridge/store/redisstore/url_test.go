@@ -268,3 +268,30 @@ func TestOpenClientIPv6NeedsBrackets(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenClientTLSNamesFirstHost: README "Store" says that with
+// rediss-sentinel:// and rediss-cluster:// every node's certificate is
+// checked against the first host of the URL (go-redis gives all its node
+// connections one tls.Config). A deployment whose certificates name that
+// host relies on it staying so, with or without a CA of its own.
+func TestOpenClientTLSNamesFirstHost(t *testing.T) {
+	for _, url := range []string{"rediss-sentinel://s1.example:26379,s2.example?master=m", "rediss-cluster://s1.example:7000,s2.example:7001"} {
+		for _, given := range []*tls.Config{nil, {MinVersion: tls.VersionTLS13}} {
+			c, err := OpenClient(url, WithTLSConfig(given))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tc *tls.Config
+			switch cl := c.(type) {
+			case *redis.ClusterClient:
+				tc = cl.Options().TLSConfig
+			case *redis.Client:
+				tc = cl.Options().TLSConfig
+			}
+			c.Close()
+			if tc == nil || tc.ServerName != "s1.example" || tc.InsecureSkipVerify {
+				t.Errorf("%s (own config %v): TLS config %+v, want ServerName s1.example", url, given != nil, tc)
+			}
+		}
+	}
+}
