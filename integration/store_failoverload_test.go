@@ -38,8 +38,10 @@ type counterLoad struct {
 
 // startCounterLoad runs clients that increment c's counter until stop, each
 // at most maxPerClient times; a refused increment is retried after a pause,
-// so the load stays a few hundred requests.
-func startCounterLoad(c *failoverCounter, clients, maxPerClient int) *counterLoad {
+// so the load stays a few hundred requests. It returns once 20 increments
+// passed, so that what comes next (before: a failover, a kill) happens
+// under load.
+func startCounterLoad(c *failoverCounter, clients, maxPerClient int, before string) *counterLoad {
 	l := &counterLoad{codes: map[int]int{}, byGW: map[*sessionGW]map[int]int{}, seen: map[int][]time.Time{}, stop: make(chan struct{}), started: time.Now()}
 	for i := range clients {
 		gw := c.s.gws[i%2]
@@ -75,7 +77,35 @@ func startCounterLoad(c *failoverCounter, clients, maxPerClient int) *counterLoa
 			}
 		}()
 	}
+	if !poll(5*time.Second, func() bool { return l.okCount() >= 20 }) {
+		l.finish(c, before, time.Time{})
+		c.t.Fatalf("the load made no progress %s", before)
+	}
 	return l
+}
+
+// passedAfter reports whether an increment passes after since, waiting up
+// to d for one.
+func (l *counterLoad) passedAfter(since time.Time, d time.Duration) bool {
+	return poll(d, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.lastOK.After(since)
+	})
+}
+
+// waitSentinelKnowsReplica waits until the Sentinel sc knows mymaster's
+// replica: it refuses SENTINEL FAILOVER, and promotes nobody when the
+// master dies, until then (it learns of replicas from the master's INFO,
+// every 10 s).
+func waitSentinelKnowsReplica(t *testing.T, sc *redis.SentinelClient) {
+	t.Helper()
+	if !poll(30*time.Second, func() bool {
+		r, err := sc.Replicas(context.Background(), "mymaster").Result()
+		return err == nil && len(r) > 0
+	}) {
+		t.Fatal("the Sentinel does not know the replica")
+	}
 }
 
 func (l *counterLoad) okCount() int {
@@ -215,31 +245,17 @@ type failoverLoad struct {
 
 func sentinelFailoverUnderLoad(t *testing.T, o failoverLoad) {
 	c := startSentinelStackEnv(t, o.env, o.masterSettings...)
-	// SENTINEL FAILOVER is refused until the Sentinel knows the replica:
-	// the load starts once it can begin at once.
+	// The load starts once the failover can begin at once.
 	sc := redis.NewSentinelClient(&redis.Options{Addr: c.s.sentinel})
 	defer sc.Close()
-	if !poll(30*time.Second, func() bool {
-		r, err := sc.Replicas(context.Background(), "mymaster").Result()
-		return err == nil && len(r) > 0
-	}) {
-		t.Fatal("the Sentinel does not know the replica")
-	}
-	l := startCounterLoad(c, 4, 300)
-	if !poll(5*time.Second, func() bool { return l.okCount() >= 20 }) {
-		l.finish(c, "before the failover", time.Time{})
-		t.Fatal("the load made no progress before the failover")
-	}
+	waitSentinelKnowsReplica(t, sc)
+	l := startCounterLoad(c, 4, 300, "before the failover")
 	c.failover()
 	promoted := time.Now()
 	// With min-replicas-to-write or WAIT, writes are refused until the
 	// Sentinel makes the old master a replica of the new one (about 15
 	// s); the load runs until some pass.
-	serving := poll(30*time.Second, func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.lastOK.After(promoted)
-	})
+	serving := l.passedAfter(promoted, 30*time.Second)
 	if serving {
 		time.Sleep(time.Second)
 	}
@@ -273,11 +289,7 @@ func TestSessionClusterFailoverUnderLoad(t *testing.T) {
 	}
 	replica := s.cluster.AddReplica(t, master.Options().Addr)
 
-	l := startCounterLoad(c, 4, 300)
-	if !poll(5*time.Second, func() bool { return l.okCount() >= 20 }) {
-		l.finish(c, "before the failover", time.Time{})
-		t.Fatal("the load made no progress before the failover")
-	}
+	l := startCounterLoad(c, 4, 300, "before the failover")
 	if _, err := replica.Do("CLUSTER", "FAILOVER"); err != nil {
 		l.finish(c, "CLUSTER FAILOVER refused", time.Time{})
 		t.Fatal(err)
@@ -399,14 +411,7 @@ func TestSessionSentinelMasterKilledUnderLoad(t *testing.T) {
 	if err := sc.Set(ctx, "mymaster", "down-after-milliseconds", "500").Err(); err != nil {
 		t.Fatal(err)
 	}
-	// The Sentinel promotes only a replica it knows of (from the master's
-	// INFO, every 10 s): until then a dead master stays dead.
-	if !poll(30*time.Second, func() bool {
-		r, err := sc.Replicas(ctx, "mymaster").Result()
-		return err == nil && len(r) > 0
-	}) {
-		t.Fatal("the Sentinel does not know the replica")
-	}
+	waitSentinelKnowsReplica(t, sc)
 	info, err := c.s.red.Do("INFO", "server")
 	if err != nil {
 		t.Fatal(err)
@@ -421,11 +426,7 @@ func TestSessionSentinelMasterKilledUnderLoad(t *testing.T) {
 		t.Fatalf("no process_id in INFO server: %q", info)
 	}
 
-	l := startCounterLoad(c, 4, 300)
-	if !poll(5*time.Second, func() bool { return l.okCount() >= 20 }) {
-		l.finish(c, "before the kill", time.Time{})
-		t.Fatal("the load made no progress before the kill")
-	}
+	l := startCounterLoad(c, 4, 300, "before the kill")
 	killed := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -435,11 +436,7 @@ func TestSessionSentinelMasterKilledUnderLoad(t *testing.T) {
 		return err == nil && len(addr) == 2 && net.JoinHostPort(addr[0], addr[1]) == c.s.replica.Addr
 	})
 	after := time.Now()
-	serving := promoted && poll(10*time.Second, func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.lastOK.After(after)
-	})
+	serving := promoted && l.passedAfter(after, 10*time.Second)
 	l.finish(c, "across the kill", killed)
 	if !promoted {
 		t.Fatal("the Sentinel did not promote the replica within 30 s of the kill")
@@ -472,12 +469,7 @@ func TestStoreRedisSentinelUnlockNoticeAfterKill(t *testing.T) {
 	if err := sc.Set(ctx, "mymaster", "down-after-milliseconds", "500").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if !poll(30*time.Second, func() bool {
-		r, err := sc.Replicas(ctx, "mymaster").Result()
-		return err == nil && len(r) > 0
-	}) {
-		t.Fatal("the Sentinel does not know the replica")
-	}
+	waitSentinelKnowsReplica(t, sc)
 	url := "redis-sentinel://" + sentinel + "/0?master=mymaster"
 	a, b := openStore(t, url, "notice:"), openStore(t, url, "notice:")
 	const id = "wake"
