@@ -141,6 +141,23 @@ type faultResult struct {
 	err    error
 }
 
+// sendFault sends one request of a fault test, with its X-Req-Id (what
+// Django's run log records of it), and reads the answer whole.
+func sendFault(client *http.Client, method, url, id string, body io.Reader) faultResult {
+	req, _ := http.NewRequest(method, url, body)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Req-Id", id)
+	r := faultResult{method: method, id: id}
+	res, err := client.Do(req)
+	if err == nil {
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		r.status = res.StatusCode
+	}
+	r.err = err
+	return r
+}
+
 // faultLoad runs workers clients sending GETs and POSTs (each POST with
 // its own X-Req-Id) until stop is closed, and returns every result.
 func faultLoad(t *testing.T, gw *sessionGW, workers int, ms int, stop <-chan struct{}) func() []faultResult {
@@ -163,22 +180,11 @@ func faultLoad(t *testing.T, gw *sessionGW, workers int, ms int, stop <-chan str
 				if i%2 == 1 {
 					method = "POST"
 				}
-				id := fmt.Sprintf("w%d-%d", w, i)
 				var body io.Reader
 				if method == "POST" {
 					body = strings.NewReader("a=1")
 				}
-				req, _ := http.NewRequest(method, fmt.Sprintf("%s/dj/slow/?ms=%d", gw.URL, ms), body)
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.Header.Set("X-Req-Id", id)
-				r := faultResult{method: method, id: id}
-				res, err := client.Do(req)
-				if err == nil {
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					r.status = res.StatusCode
-				}
-				r.err = err
+				r := sendFault(client, method, fmt.Sprintf("%s/dj/slow/?ms=%d", gw.URL, ms), fmt.Sprintf("w%d-%d", w, i), body)
 				mu.Lock()
 				out = append(out, r)
 				mu.Unlock()
@@ -701,18 +707,7 @@ func TestDjangoShortKeepAliveUnderLoad(t *testing.T) {
 	defer client.CloseIdleConnections()
 	var results []faultResult
 	send := func(method, id string) {
-		req, _ := http.NewRequest(method, gw.URL+"/dj/slow/", strings.NewReader("a=1"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Req-Id", id)
-		r := faultResult{method: method, id: id}
-		res, err := client.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			r.status = res.StatusCode
-		}
-		r.err = err
-		results = append(results, r)
+		results = append(results, sendFault(client, method, gw.URL+"/dj/slow/", id, strings.NewReader("a=1")))
 	}
 	for i, ms := range []int{970, 1000, 1030, 1100} {
 		send("GET", fmt.Sprintf("ka-get%d", i))
