@@ -1076,16 +1076,7 @@ func TestStderrLogging(t *testing.T) {
 // six times the limit (24 KB for the default 4 KiB), past what log
 // pipelines keep as one line.
 func TestStderrLogLimitCountsEscapes(t *testing.T) {
-	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
-		c.Stderr("PHP message: " + strings.Repeat("\x01\xff", 500))
-		respond(c, "", "ok")
-		return true
-	})
-	lb := &testlog.Buffer{}
-	tr, _ := newTransport(t, Options{StderrLogLimit: 100, Logger: slog.New(slog.NewJSONHandler(lb, nil))}, srv.Addr())
-	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
-		t.Fatal(err)
-	}
+	lb := logStderr100(t, "PHP message: "+strings.Repeat("\x01\xff", 500))
 	var logged, dropped bool
 	for _, line := range strings.Split(strings.TrimSpace(lb.String()), "\n") {
 		var rec map[string]any
@@ -1112,11 +1103,10 @@ func TestStderrLogLimitCountsEscapes(t *testing.T) {
 	}
 }
 
-// Counted as written, a quote or a newline takes the two bytes both
-// log handlers write for it (\", \n), not the six of a control byte: a
-// JSON dump or a stack trace within the limit as written is logged whole.
-func TestStderrLogLimitCountsQuotesAsTwo(t *testing.T) {
-	msg := "PHP message: " + strings.Repeat(`{"k":1}`, 9) // 76 bytes, 94 written
+// logStderr100 runs one request whose script writes msg to stderr through
+// a transport with a 100-byte stderr log limit, and returns its JSON log.
+func logStderr100(t *testing.T, msg string) *testlog.Buffer {
+	t.Helper()
 	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
 		c.Stderr(msg)
 		respond(c, "", "ok")
@@ -1127,6 +1117,15 @@ func TestStderrLogLimitCountsQuotesAsTwo(t *testing.T) {
 	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
 		t.Fatal(err)
 	}
+	return lb
+}
+
+// Counted as written, a quote or a newline takes the two bytes both
+// log handlers write for it (\", \n), not the six of a control byte: a
+// JSON dump or a stack trace within the limit as written is logged whole.
+func TestStderrLogLimitCountsQuotesAsTwo(t *testing.T) {
+	msg := "PHP message: " + strings.Repeat(`{"k":1}`, 9) // 76 bytes, 94 written
+	lb := logStderr100(t, msg)
 	var rec map[string]any
 	line, _, _ := strings.Cut(lb.String(), "\n")
 	if err := json.Unmarshal([]byte(line), &rec); err != nil {
