@@ -544,10 +544,8 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	if s.waitReplicas > 0 {
-		p := s.c.Pipeline()
-		del := p.Del(ctx, keys[0])
-		wait := s.wait(ctx, p)
-		_, _ = p.Exec(ctx)
+		var del *redis.IntCmd
+		wait := s.writeThenWait(ctx, func(p redis.Pipeliner) { del = p.Del(ctx, keys[0]) })
 		if err := del.Err(); err != nil {
 			return unavailable("delete", err)
 		}
@@ -570,9 +568,9 @@ func (s *Store) runWrite(ctx context.Context, op string, script *redis.Script, k
 	if s.waitReplicas == 0 {
 		return script.Run(ctx, noRetry{s.c}, keys, args...), nil
 	}
-	cmd, wait := s.pipeWait(ctx, script.EvalSha, keys, args)
+	wait := s.writeThenWait(ctx, func(p redis.Pipeliner) { cmd = script.EvalSha(ctx, p, keys, args...) })
 	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
-		cmd, wait = s.pipeWait(ctx, script.Eval, keys, args)
+		wait = s.writeThenWait(ctx, func(p redis.Pipeliner) { cmd = script.Eval(ctx, p, keys, args...) })
 	}
 	if cmd.Err() != nil {
 		return cmd, nil
@@ -580,17 +578,16 @@ func (s *Store) runWrite(ctx context.Context, op string, script *redis.Script, k
 	return cmd, s.replicated(op, wait)
 }
 
-func (s *Store) pipeWait(ctx context.Context, eval func(context.Context, redis.Scripter, []string, ...any) *redis.Cmd, keys []string, args []any) (*redis.Cmd, *redis.Cmd) {
+// writeThenWait sends what write queues and WAIT behind it in one pipeline,
+// on one connection (WAIT counts what its own connection wrote), and
+// returns WAIT's reply. A Pipeliner has no Wait method: it goes as a
+// command.
+func (s *Store) writeThenWait(ctx context.Context, write func(redis.Pipeliner)) *redis.Cmd {
 	p := s.c.Pipeline()
-	cmd := eval(ctx, p, keys, args...)
-	wait := s.wait(ctx, p)
+	write(p)
+	wait := p.Do(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
 	_, _ = p.Exec(ctx)
-	return cmd, wait
-}
-
-// wait queues WAIT on p (a Pipeliner has no Wait method).
-func (s *Store) wait(ctx context.Context, p redis.Pipeliner) *redis.Cmd {
-	return p.Do(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
+	return wait
 }
 
 // errNotReplicated: WAIT counted fewer replicas than asked for.
