@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
@@ -77,7 +78,7 @@ type Options struct {
 
 // Metrics receives session events; nil fields are fine.
 type Metrics interface {
-	SessionEvent(event string) // load, load_absent, save, touch, destroy, conflict, lock_timeout, store_error, php_prepend_missing
+	SessionEvent(event string) // load, load_absent, save, touch, destroy, conflict, lock_timeout, store_error, php_prepend_missing, django_middleware_missing, django_signature_rejected
 	LockWait(d time.Duration)
 }
 
@@ -87,6 +88,10 @@ type Manager struct {
 	cookie *cookieCodec
 	log    *slog.Logger
 	now    func() time.Time
+	// djangoUnmarkedWarned and djangoRefusedWarned are dueAgain's clocks
+	// for the warnings of django.go.
+	djangoUnmarkedWarned atomic.Int64
+	djangoRefusedWarned  atomic.Int64
 }
 
 // New validates o and checks the keys.
@@ -124,6 +129,16 @@ func (m *Manager) event(e string) {
 	if m.o.Metrics != nil {
 		m.o.Metrics.SessionEvent(e)
 	}
+}
+
+// dueAgain reports whether a warning about how an app is set up (PHP's
+// prepend, Django's middleware), last logged at the unix second in last,
+// is due again, and then records now: such a warning would otherwise come
+// with every request.
+func (m *Manager) dueAgain(last *atomic.Int64) bool {
+	t := m.now().Unix()
+	l := last.Load()
+	return t-l >= 60 && last.CompareAndSwap(l, t)
 }
 
 // Session is one request's hold on a session. Its methods are safe for

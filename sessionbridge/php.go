@@ -150,7 +150,7 @@ func (h *phpHandler) prependUnmarked(path string, info fcgi.HeaderInfo) {
 		return
 	}
 	h.m.event("php_prepend_missing")
-	if !h.dueAgain(&h.unmarkedWarned) {
+	if !h.m.dueAgain(&h.unmarkedWarned) {
 		return
 	}
 	var cause string
@@ -174,15 +174,6 @@ func (h *phpHandler) prependUnmarked(path string, info fcgi.HeaderInfo) {
 		cause+" Logged once a minute.", "script", server.LogValue(path), "status", info.Status, "backend", info.Backend)
 }
 
-// dueAgain reports whether a warning about how PHP is set up, last logged
-// at the unix second in last, is due again, and then records now: such a
-// warning would otherwise come with every request.
-func (h *phpHandler) dueAgain(last *atomic.Int64) bool {
-	t := h.m.now().Unix()
-	l := last.Load()
-	return t-l >= 60 && last.CompareAndSwap(l, t)
-}
-
 // stderrOffHeader is the prepend's word that php-fpm's fastcgi.logging is
 // off: its error_log() frames then never reach the gateway, so a change
 // PHP makes after its output started is lost.
@@ -191,7 +182,7 @@ const stderrOffHeader = "X-Sessiongate-Stderr"
 // warnStderrOff logs, once a minute, that PHP's error stream does not
 // reach the gateway, and what to set.
 func (h *phpHandler) warnStderrOff(path string) {
-	if h.dueAgain(&h.stderrOffWarned) {
+	if h.m.dueAgain(&h.stderrOffWarned) {
 		h.m.log.Warn("php-fpm's fastcgi.logging is off (php.ini or the pool): a session change a script makes after its output started cannot reach the gateway and is lost; set php_admin_value[fastcgi.logging] = 1 in the pool, or let the gateway load the prepend (SESSIONGATE_PHP_PREPEND). Logged once a minute.",
 			"script", server.LogValue(path))
 	}

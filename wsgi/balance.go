@@ -26,6 +26,9 @@ type backend struct {
 	// downUntil (unix nanoseconds) is when a backend that refused a
 	// connection may be tried again (passive health).
 	downUntil atomic.Int64
+	// marked is the unix second of the last response that passed
+	// sessiongate_django's middleware (see Proxy.checkMark).
+	marked atomic.Int64
 }
 
 func parseBackend(i int, s string) (*backend, error) {

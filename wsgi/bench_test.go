@@ -26,8 +26,10 @@ func cannedDjango(b *testing.B) string {
 	}
 	b.Cleanup(func() { ln.Close() })
 	body := `{"user": null, "id": null, "session_key": null}`
+	// X-Sessiongate-Django: the mark sessiongate_django's middleware sets
+	// on every response it handled.
 	resp := []byte("HTTP/1.1 200 OK\r\nServer: gunicorn\r\nContent-Type: application/json\r\n" +
-		"Vary: Cookie\r\nX-Frame-Options: DENY\r\nContent-Length: 47\r\n\r\n" + body)
+		"Vary: Cookie\r\nX-Frame-Options: DENY\r\nX-Sessiongate-Django: ok\r\nContent-Length: 47\r\n\r\n" + body)
 	go func() {
 		for {
 			c, err := ln.Accept()

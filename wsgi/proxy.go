@@ -380,6 +380,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	// The server in front acts on an X-Accel-Redirect (the file it names
 	// replaces the body); in the trailer it means nothing and goes.
 	accel, hasAccel := res.Header[proxyheader.AccelRedirect]
+	// Stripped with the other X-Sessiongate-* headers; canonical already
+	// (http.ReadResponse), so read without allocating.
+	mark := res.Header[sessionbridge.DjangoMarkHeader]
 	p.cleanHeader(res.Header)
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		// ReverseProxy writes a protocol switch on the hijacked
@@ -429,6 +432,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if st == nil || st.sess == nil {
 		return nil
 	}
+	p.checkMark(res, mark, ch != nil)
 	if res.StatusCode == http.StatusBadRequest {
 		p.warnBigSession(res.Request.URL.Path, st.sess.Data())
 	}
@@ -450,6 +454,45 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	// requests of the session need not wait for the body.
 	st.sess.Release(ctx)
 	return nil
+}
+
+// markedWithin is how long after a backend's last response that passed
+// sessiongate_django's middleware an unmarked one is taken for an answer
+// of a middleware listed before it (whitenoise's static files, a health
+// check answered at the top of MIDDLEWARE), not for a missing middleware.
+// Longer, a Django restarted with settings that lost the middleware would
+// go unreported longer; shorter, a quiet site whose only requests are such
+// answers would be reported more often.
+const markedWithin = 10 * 60
+
+// checkMark reports a Django response that says sessiongate_django's
+// middleware refused the gateway's session, and one that should have
+// passed the middleware and carries no mark (mark is the response's
+// DjangoMarkHeader values) from a backend none of whose responses passed
+// it for markedWithin. changed (a signed change the gateway verified)
+// shows the middleware ran, also one older than the mark.
+func (p *Proxy) checkMark(res *http.Response, mark []string, changed bool) {
+	be := p.pool.byHost[res.Request.URL.Hostname()]
+	if be == nil {
+		return
+	}
+	now := p.now().Unix()
+	switch {
+	case len(mark) == 0 && !changed:
+	case len(mark) == 0 || mark[0] == sessionbridge.DjangoMarkOK:
+		if be.marked.Load() != now {
+			be.marked.Store(now)
+		}
+		return
+	default:
+		be.marked.Store(now)
+		p.sessions.DjangoSessionRefused(mark[0], res.Request.URL.Path, res.StatusCode, be.name)
+		return
+	}
+	if !sessionbridge.DjangoMiddlewareExpected(res.Request.Method, res.StatusCode) || now-be.marked.Load() < markedWithin {
+		return
+	}
+	p.sessions.DjangoMiddlewareMissing(res.Request.URL.Path, res.StatusCode, be.name)
 }
 
 // bigSessionHeaders is the size of the session's request headers (base64)

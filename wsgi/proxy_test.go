@@ -45,6 +45,13 @@ type answer struct {
 	data               string
 	// forge signs with the wrong key; unsigned sends no signature.
 	forge, unsigned bool
+	// mark is the X-Sessiongate-Django value: "" as the middleware sets
+	// it (ok, or refused-signature for a request it did not verify), "-"
+	// none (Django's own SessionMiddleware, an earlier middleware's
+	// answer).
+	mark string
+	// status is the response's (0: 200).
+	status int
 }
 
 // fakeDjango plays the sessiongate_django middleware in Go: it verifies
@@ -97,7 +104,18 @@ func (f *fakeDjango) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set(hdrSignature, ResponseSignature(key, nonce, a.op, a.rotate, a.expiry, d))
 		}
 	}
+	switch {
+	case a.mark == "" && s.Verified:
+		w.Header().Set(sessionbridge.DjangoMarkHeader, sessionbridge.DjangoMarkOK)
+	case a.mark == "":
+		w.Header().Set(sessionbridge.DjangoMarkHeader, "refused-signature")
+	case a.mark != "-":
+		w.Header().Set(sessionbridge.DjangoMarkHeader, a.mark)
+	}
 	w.Header().Set("Content-Type", "text/plain")
+	if a.status != 0 {
+		w.WriteHeader(a.status)
+	}
 	io.WriteString(w, "ok")
 }
 
@@ -122,6 +140,7 @@ type envOpts struct {
 	backends func(app http.Handler) []string
 	opts     func(*Options)
 	mode     sessionbridge.LockMode
+	metrics  sessionbridge.Metrics
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -147,6 +166,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 		LockLease:    5 * time.Second,
 		StoreTimeout: time.Second,
 		Logger:       log,
+		Metrics:      o.metrics,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -173,6 +173,21 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 _key_cache_by_session(request.META, verified)
 
     def process_response(self, request, response):
+        response = self._answer(request, response)
+        # On every response, the 500 of a refused change included: the
+        # gateway counts and logs a Django response without it (Django's
+        # own SessionMiddleware still in MIDDLEWARE) or with a refusal
+        # (SESSIONGATE_SESSION_KEYS differs, clock skew), which otherwise
+        # only look like users logged out on Django.
+        verified = getattr(request, "_sessiongate", None)
+        refused = getattr(request, "_sessiongate_refused", None)
+        if verified is not None:
+            response[protocol.MARK_HEADER] = protocol.MARK_OK
+        elif refused is not None:
+            response[protocol.MARK_HEADER] = "refused-" + refused.kind
+        return response
+
+    def _answer(self, request, response):
         # A response from Django's cache (FetchFromCacheMiddleware) still
         # has the change of the request it was made for, signed for that
         # request's nonce: the gateway would refuse and log it on every

@@ -54,14 +54,32 @@ EXPIRY_AT = "expiry-at"
 FEATURES = ROTATE_CARRY + " " + EXPIRY_AT
 
 
+# The response header by which the middleware tells the gateway that it
+# handled the request, and what it made of the gateway's session headers:
+# without it the gateway cannot tell a site whose MIDDLEWARE still has
+# Django's own SessionMiddleware, or whose SESSIONGATE_SESSION_KEYS differs
+# from the gateway's, from a working one, and users just look logged out on
+# Django. The gateway removes it.
+MARK_HEADER = "X-Sessiongate-Django"
+MARK_OK = "ok"
+# The reasons a request's session headers are refused (ProtocolError.kind),
+# sent as "refused-<kind>".
+REFUSED_MISSING = "missing"  # no gateway headers at all
+REFUSED_SIGNATURE = "signature"  # no key verifies: SESSIONGATE_SESSION_KEYS differs
+REFUSED_CLOCK = "clock"  # signed more than MAX_SKEW from this clock
+REFUSED_MALFORMED = "malformed"  # mangled on the way
+
+
 class ProtocolError(Exception):
     """A request whose session cannot be trusted. ``missing`` tells a
     request that carries no gateway headers at all (not through the gateway)
-    from one whose headers are wrong (forged, stale, mangled)."""
+    from one whose headers are wrong (forged, stale, mangled); ``kind``
+    (REFUSED_*) says which, for the gateway's log."""
 
-    def __init__(self, reason, missing=False):
+    def __init__(self, reason, missing=False, kind=REFUSED_MALFORMED):
         super().__init__(reason)
         self.missing = missing
+        self.kind = REFUSED_MISSING if missing else kind
 
 
 class Verified:
@@ -384,9 +402,11 @@ def verify_request(meta, keys, now):
             matched = key
             break
     if matched is None:
-        raise ProtocolError("bad signature (forged, or SESSIONGATE_SESSION_KEYS differs from the gateway's)")
+        raise ProtocolError(
+            "bad signature (forged, or SESSIONGATE_SESSION_KEYS differs from the gateway's)", kind=REFUSED_SIGNATURE
+        )
     if abs(now - int(ts)) > MAX_SKEW:
-        raise ProtocolError("timestamp %s is more than %d s from this clock" % (ts, MAX_SKEW))
+        raise ProtocolError("timestamp %s is more than %d s from this clock" % (ts, MAX_SKEW), kind=REFUSED_CLOCK)
     try:
         obj = loads(data)
     except ValueError as e:

@@ -84,7 +84,13 @@ def run(view, meta=None, method="get", path="/accounts/x/"):
 
 
 def internal_headers(response):
-    return [k for k, _ in response.items() if k.lower().startswith("x-sessiongate")]
+    """The change headers of a response: X-Sessiongate-* but the mark every
+    handled response carries (MarkTests)."""
+    return [
+        k
+        for k, _ in response.items()
+        if k.lower().startswith("x-sessiongate") and k.lower() != protocol.MARK_HEADER.lower()
+    ]
 
 
 from django.contrib.sessions.middleware import SessionMiddleware as _StockSessionMiddleware  # noqa: E402
@@ -844,16 +850,19 @@ class UntrustedRequestTests(unittest.TestCase):
         request.session["_auth_user_id"] = "1"
         return HttpResponse("ok")
 
-    def check(self, meta, level):
+    def check(self, meta, level, mark="refused-signature"):
         with self.assertLogs("sessiongate_django", level=level) as logs:
             _, resp = run(self.writer, meta)
         self.assertEqual(resp.status_code, 200)
         self.assertEqual((self.seen, self.seen_key), ({}, None))
         self.assertEqual(internal_headers(resp), [])
+        # The gateway logs why, naming the fix (SESSIONGATE_SESSION_KEYS,
+        # the clock): Django's log may be far from the operator's eyes.
+        self.assertEqual(resp.get(protocol.MARK_HEADER), mark)
         return "\n".join(logs.output)
 
     def test_missing_headers(self):
-        out = self.check({}, "INFO")
+        out = self.check({}, "INFO", mark="refused-missing")
         self.assertIn("no gateway signature", out)
         self.assertIn("change dropped", out)
 
@@ -868,7 +877,7 @@ class UntrustedRequestTests(unittest.TestCase):
         self.assertNotIn("did not come through the gateway", out)
 
     def test_stale(self):
-        out = self.check(signed_meta(SID, {"_auth_user_id": "1"}, ts=int(time.time()) - 120), "WARNING")
+        out = self.check(signed_meta(SID, {"_auth_user_id": "1"}, ts=int(time.time()) - 120), "WARNING", mark="refused-clock")
         self.assertIn("more than 60 s", out)
         self.assertRegex(out, r"change dropped.*more than 60 s")
         self.assertNotIn("did not come through the gateway", out)
@@ -877,7 +886,7 @@ class UntrustedRequestTests(unittest.TestCase):
         # WSGI decodes header bytes as latin-1: a client can send any of them.
         meta = signed_meta(SID, {"_auth_user_id": "1"})
         meta[protocol.META_SIGNATURE] = "\u00e9" * 64
-        out = self.check(meta, "WARNING")
+        out = self.check(meta, "WARNING", mark="refused-malformed")
         self.assertIn("bad signature", out)
 
     def test_aliased_header_spelling_is_same_environ_key(self):
@@ -886,6 +895,79 @@ class UntrustedRequestTests(unittest.TestCase):
         meta = signed_meta(SID, {"_auth_user_id": "1"})
         meta[protocol.META_DATA + "0"] = base64.b64encode(b'{"_auth_user_id":"2"}').decode()
         self.check(meta, "WARNING")
+
+    def test_mangled_headers(self):
+        meta = signed_meta(SID, {"_auth_user_id": "1"})
+        del meta[protocol.META_DATA + "0"]
+        out = self.check(meta, "WARNING", mark="refused-malformed")
+        self.assertIn("chunk 0 missing", out)
+
+
+class MarkTests(unittest.TestCase):
+    """Every response the middleware handled says so (and what it made of
+    the gateway's headers) in X-Sessiongate-Django: the gateway's one way to
+    tell a site where it is missing (Django's own SessionMiddleware left in
+    MIDDLEWARE) or refuses the gateway's signature from a working one."""
+
+    def test_verified_request_is_marked_ok_whatever_the_response(self):
+        from django.http import Http404, StreamingHttpResponse
+
+        def page(request):
+            return HttpResponse("x")
+
+        def missing(request):
+            raise Http404("no such page")
+
+        def stream(request):
+            return StreamingHttpResponse(iter([b"a", b"b"]))
+
+        def not_modified(request):
+            return HttpResponse(status=304)
+
+        from django.core.handlers.exception import convert_exception_to_response
+
+        for view in (page, missing, stream, not_modified):
+            for method in ("get", "head"):
+                # As Django's handler wraps every layer: the 404 page is a
+                # response by the time it reaches the middleware.
+                _, resp = run(convert_exception_to_response(view), method=method)
+                self.assertEqual(resp.get(protocol.MARK_HEADER), "ok", (view.__name__, method, resp.status_code))
+        # A key of the rotation's older secrets verifies too.
+        _, resp = run(page, signed_meta(SID, {}, key=OLD_KEY))
+        self.assertEqual(resp.get(protocol.MARK_HEADER), "ok")
+
+    def test_500_of_a_refused_write_is_marked(self):
+        from datetime import datetime
+
+        def view(request):
+            request.session.flush()
+            request.session["at"] = datetime(2024, 1, 2)
+            return HttpResponse("x")
+
+        with self.assertLogs("sessiongate_django", "ERROR"):
+            _, resp = run(view, signed_meta(SID, {"_auth_user_id": "2"}))
+        self.assertEqual((resp.status_code, resp.get(protocol.MARK_HEADER)), (500, "ok"))
+
+    def test_a_copy_from_the_view_or_the_cache_is_replaced(self):
+        # A cached page stored with another request's mark, or a view's
+        # own header of that name, must not speak for this request.
+        def view(request):
+            r = HttpResponse("x")
+            r[protocol.MARK_HEADER] = "refused-signature"
+            return r
+
+        _, resp = run(view)
+        self.assertEqual(resp.get(protocol.MARK_HEADER), "ok")
+
+        def claims_ok(request):
+            r = HttpResponse("x")
+            r["x-sessiongate-django"] = "ok"
+            return r
+
+        other = protocol.derive_key(b"another-gateway-secret-0123456789abcdef")
+        with self.assertLogs("sessiongate_django", "WARNING"):
+            _, resp = run(claims_ok, signed_meta(SID, {}, key=other))
+        self.assertEqual([v for k, v in resp.items() if k.lower() == "x-sessiongate-django"], ["refused-signature"])
 
 
 class AuthTests(unittest.TestCase):

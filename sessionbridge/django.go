@@ -1,0 +1,81 @@
+package sessionbridge
+
+import (
+	"net/http"
+
+	"github.com/sessiongate/sessiongate/server"
+)
+
+// DjangoMarkHeader is the header sessiongate_django's middleware sets on
+// every response it handled: DjangoMarkOK, or "refused-" and why it
+// refused the gateway's session headers (docs/protocol.md section 5). A
+// Django whose MIDDLEWARE still lists Django's own SessionMiddleware, or
+// whose SESSIONGATE_SESSION_KEYS differs from the gateway's, serves every
+// page with a session of its own or none: users look logged out there and
+// nothing else would tell. The proxy strips it with the other
+// X-Sessiongate-* headers.
+const (
+	DjangoMarkHeader = "X-Sessiongate-Django"
+	DjangoMarkOK     = "ok"
+)
+
+// DjangoMiddlewareMissing reports a Django response that should have
+// passed sessiongate_django's middleware and carries no DjangoMarkHeader
+// (the caller rules out what an earlier middleware or the WSGI server
+// answers by itself): counted each time, logged once a minute.
+func (m *Manager) DjangoMiddlewareMissing(path string, status int, backend string) {
+	m.event("django_middleware_missing")
+	if !m.dueAgain(&m.djangoUnmarkedWarned) {
+		return
+	}
+	m.log.Warn("Django answered without sessiongate_django's middleware, so its pages do not share the session (users look logged out there). "+
+		"Most likely its MIDDLEWARE still lists django.contrib.sessions.middleware.SessionMiddleware (or no session middleware): "+
+		"put \"sessiongate_django.SessionMiddleware\" in its place, where Django's sat. "+
+		"If MIDDLEWARE has ours, the sessiongate_django installed there is older than this gateway and marks no response (header "+DjangoMarkHeader+"): upgrade it. "+
+		"Logged once a minute.", "path", server.LogValue(path), "status", status, "backend", backend)
+}
+
+// DjangoSessionRefused reports a Django response whose mark (the value of
+// DjangoMarkHeader, not DjangoMarkOK) says the middleware refused the
+// gateway's session headers: every page then runs with an empty anonymous
+// session. Counted each time, logged once a minute with the likely cause.
+func (m *Manager) DjangoSessionRefused(mark, path string, status int, backend string) {
+	m.event("django_signature_rejected")
+	if !m.dueAgain(&m.djangoRefusedWarned) {
+		return
+	}
+	var cause string
+	switch mark {
+	case "refused-signature":
+		cause = "No key of its SESSIONGATE_SESSION_KEYS verifies the gateway's signature: Django's keys differ from the gateway's. " +
+			"Give Django (gunicorn's environment, or the Django setting of that name) the gateway's SESSIONGATE_SESSION_KEYS; " +
+			"in a key rotation, Django must have the new key before the gateway signs with it (the gateway signs with its first key)."
+	case "refused-clock":
+		cause = "The gateway's signature is more than 60 s from Django's clock: synchronize the clocks of the gateway's and Django's hosts (NTP)."
+	case "refused-missing":
+		cause = "The gateway's X-Sessiongate-* request headers did not reach Django: something between the gateway and gunicorn drops them."
+	default:
+		cause = "The gateway's session headers reached Django changed (something between the gateway and gunicorn alters request headers), " +
+			"or sessiongate_django and the gateway are of versions that disagree; Django's log (logger sessiongate_django) names the reason."
+	}
+	m.log.Warn("Django refused the gateway's session, so its pages run with an empty anonymous session (users look logged out there). "+
+		cause+" Logged once a minute.", "path", server.LogValue(path), "status", status, "backend", backend, "mark", server.LogValue(mark))
+}
+
+// DjangoMiddlewareExpected reports whether a Django response without
+// DjangoMarkHeader is a sign that the middleware is missing, from what
+// can answer before it runs: a redirect, 304 or 400 (SecurityMiddleware's
+// SECURE_SSL_REDIRECT and ALLOWED_HOSTS checks, whitenoise's revalidated
+// files, gunicorn's refusal of a malformed or oversized request), a 5xx
+// (an exception in a middleware listed before it, gunicorn's own 500), a
+// 1xx, and a CORS preflight (OPTIONS, which django-cors-headers answers
+// from the top of MIDDLEWARE).
+func DjangoMiddlewareExpected(method string, status int) bool {
+	switch {
+	case status < 200 || status >= 300 && status < 400:
+		return false
+	case status == http.StatusBadRequest || status >= 500:
+		return false
+	}
+	return method != http.MethodOptions
+}

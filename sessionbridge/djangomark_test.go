@@ -1,0 +1,53 @@
+package sessionbridge
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// The Django set-up warnings share the PHP ones' once-a-minute clock
+// (dueAgain): every response is counted, a line is logged again only a
+// minute later, and the two warnings do not hold each other back.
+func TestDjangoWarningsOnceAMinute(t *testing.T) {
+	m := newTestManager(t, LockStrict, nil)
+	logs := captureLog(m)
+	mc := &eventCounter{}
+	m.o.Metrics = mc
+	now := time.Unix(1000, 0)
+	m.now = func() time.Time { return now }
+	for range 3 {
+		m.DjangoMiddlewareMissing("/accounts/", 200, "http://django:8000")
+		m.DjangoSessionRefused("refused-clock", "/accounts/", 200, "http://django:8000")
+	}
+	if a, b := strings.Count(logs.String(), "without sessiongate_django's middleware"), strings.Count(logs.String(), "refused the gateway's session"); a != 1 || b != 1 {
+		t.Fatalf("%d and %d lines in a minute, want 1 each:\n%s", a, b, logs)
+	}
+	if !strings.Contains(logs.String(), "NTP") || !strings.Contains(logs.String(), "http://django:8000") {
+		t.Errorf("the lines name neither the clock nor the backend:\n%s", logs)
+	}
+	if a, b := mc.count("django_middleware_missing"), mc.count("django_signature_rejected"); a != 3 || b != 3 {
+		t.Errorf("counted %d and %d, want 3 each", a, b)
+	}
+	now = now.Add(time.Minute)
+	m.DjangoMiddlewareMissing("/accounts/", 200, "http://django:8000")
+	if n := strings.Count(logs.String(), "without sessiongate_django's middleware"); n != 2 {
+		t.Errorf("a minute later: %d lines, want 2", n)
+	}
+}
+
+func TestDjangoMiddlewareExpected(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		status int
+		want   bool
+	}{
+		{"GET", 200, true}, {"HEAD", 200, true}, {"POST", 201, true}, {"GET", 403, true}, {"GET", 404, true},
+		{"GET", 101, false}, {"GET", 301, false}, {"GET", 302, false}, {"GET", 304, false},
+		{"GET", 400, false}, {"GET", 500, false}, {"GET", 503, false}, {"OPTIONS", 200, false},
+	} {
+		if got := DjangoMiddlewareExpected(tc.method, tc.status); got != tc.want {
+			t.Errorf("%s %d: %v, want %v", tc.method, tc.status, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package wsgi
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// events counts the session events a Manager reports.
+type events struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (e *events) SessionEvent(event string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.n == nil {
+		e.n = map[string]int{}
+	}
+	e.n[event]++
+}
+
+func (e *events) LockWait(time.Duration) {}
+
+func (e *events) count(event string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.n[event]
+}
+
+const (
+	middlewareMissing = "without sessiongate_django's middleware"
+	sessionRefused    = "Django refused the gateway's session"
+)
+
+// A Django that answers without sessiongate_django's middleware (MIDDLEWARE
+// still lists Django's own) or whose middleware refuses the gateway's
+// signature (SESSIONGATE_SESSION_KEYS differs) serves its pages with
+// another session or none: users looked logged out on Django and nothing
+// was logged. Each such response is counted and a line naming the cause
+// and the fix is logged once a minute; what answers before the middleware
+// (redirects, 304, 400, 5xx, CORS preflights) is not taken for a missing
+// one, nor is an unmarked answer of a backend that marked a response in
+// the last ten minutes (whitenoise's files, a health check at the top of
+// MIDDLEWARE).
+func TestDjangoMarkReported(t *testing.T) {
+	ev := &events{}
+	e := newEnv(t, envOpts{metrics: ev})
+	var now atomic.Int64
+	now.Store(time.Unix(100000, 0).UnixNano())
+	e.proxy.now = func() time.Time { return time.Unix(0, now.Load()) }
+	later := func(d time.Duration) { now.Add(int64(d)) }
+	get := func(method, path string, a answer) {
+		t.Helper()
+		e.respond(a)
+		res, _, _ := e.do(method, path, "", nil)
+		noInternalHeaders(t, res.Header)
+		if want := max(a.status, 200); res.StatusCode != want {
+			t.Fatalf("%s %s: %d, want %d", method, path, res.StatusCode, want)
+		}
+	}
+	missing := func() int { return ev.count("django_middleware_missing") }
+
+	for range 3 {
+		get("GET", "/accounts/", answer{mark: "-"})
+	}
+	logs := e.logs.String()
+	if n := strings.Count(logs, middlewareMissing); n != 1 || missing() != 3 {
+		t.Fatalf("3 unmarked pages: %d lines (want 1), %d counted (want 3):\n%s", n, missing(), logs)
+	}
+	for _, want := range []string{"django.contrib.sessions.middleware.SessionMiddleware", `\"sessiongate_django.SessionMiddleware\"`, "older than this gateway", "status=200", "path=/accounts/"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the line does not say %s:\n%s", want, logs)
+		}
+	}
+
+	// What an earlier middleware or gunicorn answers by itself.
+	for _, a := range []answer{{status: 301}, {status: 302}, {status: 304}, {status: 400}, {status: 500}, {status: 502}} {
+		a.mark = "-"
+		get("GET", "/accounts/", a)
+	}
+	get("OPTIONS", "/accounts/", answer{mark: "-"})
+	if missing() != 3 {
+		t.Errorf("redirects, 304, 400, 5xx or a preflight counted as a missing middleware: %d", missing())
+	}
+
+	// A marked page, then unmarked answers within ten minutes: a
+	// middleware listed before ours answered them.
+	later(time.Hour)
+	get("GET", "/accounts/", answer{})
+	later(9 * time.Minute)
+	get("GET", "/static/site.css", answer{mark: "-"})
+	if missing() != 3 {
+		t.Errorf("an unmarked file right after a marked page counted: %d", missing())
+	}
+	later(2 * time.Minute)
+	get("GET", "/static/site.css", answer{mark: "-"})
+	if missing() != 4 {
+		t.Errorf("no marked page for 11 minutes, then an unmarked one: counted %d, want 4", missing())
+	}
+
+	// An older middleware marks nothing, but its signed change shows it ran.
+	later(time.Hour)
+	get("GET", "/accounts/", answer{mark: "-", op: "touch"})
+	get("GET", "/static/site.css", answer{mark: "-"})
+	if missing() != 4 {
+		t.Errorf("an unmarked file after a verified change counted: %d", missing())
+	}
+
+	// Refusals name the setting or the clock.
+	before := len(e.logs.String())
+	get("GET", "/accounts/", answer{mark: "refused-signature"})
+	get("GET", "/accounts/", answer{mark: "refused-clock"})
+	logs = e.logs.String()[before:]
+	if n := strings.Count(logs, sessionRefused); n != 1 || ev.count("django_signature_rejected") != 2 {
+		t.Fatalf("2 refusals: %d lines (want 1, once a minute), %d counted (want 2):\n%s", n, ev.count("django_signature_rejected"), logs)
+	}
+	for _, want := range []string{"SESSIONGATE_SESSION_KEYS", "mark=refused-signature"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the line does not say %s:\n%s", want, logs)
+		}
+	}
+	if missing() != 4 {
+		t.Errorf("a refusal counted as a missing middleware too: %d", missing())
+	}
+}
