@@ -15,7 +15,11 @@
 # gunicorn listens on a loopback port picked at start, redis-server and
 # php-fpm on unix sockets in .demo/ that only the demo's user may use.
 # Run as root (`make demo` on Debian), php-fpm's workers run as nobody, on
-# a read-only copy of examples/php in /tmp that nobody can reach.
+# a read-only copy of examples/php in /tmp that nobody can reach, and so do
+# gunicorn and manage.py, on a read-only copy of examples/django and
+# wsgi/django, with Django's database in a directory of /tmp only nobody
+# may use, taken from .demo/ at start and put back there when the demo
+# stops.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -74,6 +78,10 @@ stop_all() {
 	PIDS=() NAMES=() LOGS=()
 	[[ -z ${SOCK_TMP:-} ]] || rm -rf "$SOCK_TMP"
 	[[ -z ${PHP_SHARE:-} ]] || rm -rf "$PHP_SHARE"
+	if [[ -n ${DJANGO_SHARE:-} ]]; then
+		keep_django_db
+		rm -rf "$DJANGO_SHARE"
+	fi
 }
 trap stop_all EXIT
 trap 'trap "" INT TERM HUP; log "stopping"; exit 0' INT TERM
@@ -267,20 +275,72 @@ demo_host() {
 # only set it when it is unset).
 with_django_env() {
 	DJANGO_SETTINGS_MODULE=sgdemo.settings \
-		DJANGO_DATABASE=$DEMO/django.sqlite3 \
+		DJANGO_DATABASE=$DJANGO_DB \
 		DJANGO_SECRET_KEY=$(secret django-secret-key) \
 		DJANGO_ALLOWED_HOSTS=${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost,$(demo_host)} \
 		SESSIONGATE_SESSION_KEYS=$(secret session-key) \
 		"$@"
 }
 
+# prepare_django sets DJANGO_DIR, the project as gunicorn and manage.py
+# import it, DJANGO_DB, its database, and AS_DJANGO, what runs a program as
+# Django's user. As root, that is PHP_WORKER_USER, never root: the views,
+# and any bug in one, would run as root. That user may not reach the
+# checkout (under /root, mode 0700), so it gets read-only copies of the
+# project and of sessiongate_django (at the same place relative to each
+# other: settings.py finds the package there) in a directory of /tmp, and
+# the database in a directory of it that only it may use (SQLite writes its
+# journal next to the file). The database is copied there from .demo/ and
+# back by stop_all (keep_django_db), so .demo/ keeps it, root's.
+prepare_django() {
+	DJANGO_DIR=$DJANGO_PROJECT
+	DJANGO_DB=$DEMO/django.sqlite3
+	AS_DJANGO=()
+	[[ $(id -u) -eq 0 ]] || return 0
+	local group
+	group=$(id -gn "$PHP_WORKER_USER")
+	DJANGO_SHARE=$(mktemp -d /tmp/sessiongate-demo-django.XXXXXX)
+	mkdir -p "$DJANGO_SHARE/examples/django" "$DJANGO_SHARE/wsgi/django"
+	cp -R "$DJANGO_PROJECT/." "$DJANGO_SHARE/examples/django" &&
+		cp -R "$ROOT/wsgi/django/." "$DJANGO_SHARE/wsgi/django" ||
+		die "cannot copy the Django project to $DJANGO_SHARE"
+	chmod -R go-w,a+rX "$DJANGO_SHARE"
+	mkdir -m 0700 "$DJANGO_SHARE/db"
+	if [[ -s $DEMO/django.sqlite3 ]]; then
+		cp "$DEMO/django.sqlite3" "$DJANGO_SHARE/db/django.sqlite3" || die "cannot copy $DEMO/django.sqlite3"
+	fi
+	chown -R "$PHP_WORKER_USER:$group" "$DJANGO_SHARE/db"
+	DJANGO_DIR=$DJANGO_SHARE/examples/django
+	DJANGO_DB=$DJANGO_SHARE/db/django.sqlite3
+	AS_DJANGO=(setpriv --reuid="$PHP_WORKER_USER" --regid="$group" --clear-groups --)
+}
+
+# keep_django_db puts the database Django used as root's PHP_WORKER_USER
+# back into .demo/ (SQLite's backup: whole and consistent, also if gunicorn
+# was killed in a transaction), once Django has stopped.
+keep_django_db() {
+	local db=$DJANGO_SHARE/db/django.sqlite3
+	[[ -s $db ]] || return 0
+	rm -f "$DEMO/django.sqlite3.new"
+	if "$PYTHON" -E -c 'import sqlite3, sys
+src, dst = sqlite3.connect(sys.argv[1]), sqlite3.connect(sys.argv[2])
+src.backup(dst)
+dst.close()
+src.close()' "$db" "$DEMO/django.sqlite3.new" && mv -f "$DEMO/django.sqlite3.new" "$DEMO/django.sqlite3"; then
+		return 0
+	fi
+	rm -f "$DEMO/django.sqlite3.new"
+	log "error: Django's database not kept: $db could not be copied to $DEMO/django.sqlite3"
+}
+
 start_django() {
+	prepare_django
 	log "django: migrate, demo user (log $DEMO/django-setup.log)"
 	# The admin's static files are served by the example project itself
 	# (examples/django/sgdemo/urls.py), so there is no collectstatic step.
-	if ! (cd "$DJANGO_PROJECT" &&
-		with_django_env "$PYTHON" -E manage.py migrate --noinput &&
-		with_django_env "$PYTHON" -E manage.py demo_user) >"$DEMO/django-setup.log" 2>&1; then
+	if ! (cd "$DJANGO_DIR" &&
+		with_django_env "${AS_DJANGO[@]}" "$PYTHON" -E manage.py migrate --noinput &&
+		with_django_env "${AS_DJANGO[@]}" "$PYTHON" -E manage.py demo_user) >"$DEMO/django-setup.log" 2>&1; then
 		tail -20 "$DEMO/django-setup.log" >&2 || true
 		die "Django set-up failed"
 	fi
@@ -289,8 +349,8 @@ start_django() {
 
 spawn_gunicorn() {
 	DJANGO_ADDR=127.0.0.1:$1
-	with_django_env spawn gunicorn "$DEMO/gunicorn.log" "$GUNICORN" \
-		--chdir "$DJANGO_PROJECT" --pythonpath "$DJANGO_PROJECT" \
+	with_django_env spawn gunicorn "$DEMO/gunicorn.log" "${AS_DJANGO[@]}" "$GUNICORN" \
+		--chdir "$DJANGO_DIR" --pythonpath "$DJANGO_DIR" \
 		--bind "$DJANGO_ADDR" --workers 2 --threads 4 --graceful-timeout 3 \
 		sgdemo.wsgi:application
 }

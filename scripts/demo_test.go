@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -711,6 +713,106 @@ func TestDemoPHPWorkersNotRoot(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != 200 {
 			t.Errorf("GET %s: %s", path, res.Status)
+		}
+	}
+}
+
+// processUIDs returns the real and effective user ids of pid and of each
+// of its children.
+func processUIDs(t *testing.T, pid string) map[string][2]string {
+	t.Helper()
+	out := map[string][2]string{}
+	uidRE := regexp.MustCompile(`(?m)^Uid:\s+(\d+)\s+(\d+)`)
+	parentRE := regexp.MustCompile(`(?m)^PPid:\s+` + pid + `$`)
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		status, err := os.ReadFile(filepath.Join("/proc", p.Name(), "status"))
+		if err != nil || p.Name() != pid && !parentRE.Match(status) {
+			continue
+		}
+		if m := uidRE.FindSubmatch(status); m != nil {
+			out[p.Name()] = [2]string{string(m[1]), string(m[2])}
+		}
+	}
+	return out
+}
+
+// adminLogin logs the demo user in through Django's admin form at base,
+// as a browser does, and reports the final status.
+func adminLogin(t *testing.T, base string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := client.Get(base + "/admin/login/?next=/admin/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	m := regexp.MustCompile(`name="csrfmiddlewaretoken" value="([^"]+)"`).FindSubmatch(body)
+	if res.StatusCode != 200 || m == nil {
+		t.Fatalf("login form: %s %.300s", res.Status, body)
+	}
+	form := url.Values{"csrfmiddlewaretoken": {string(m[1])}, "username": {"demo"}, "password": {"demo-password"}, "next": {"/admin/"}}
+	res, err = client.PostForm(base+"/admin/login/?next=/admin/", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 302 || res.Header.Get("Location") != "/admin/" {
+		t.Fatalf("login: %s Location %q %.500s", res.Status, res.Header.Get("Location"), body)
+	}
+	res, err = client.Get(base + "/admin/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("admin after login: %s", res.Status)
+	}
+}
+
+// TestDemoDjangoNotRoot: `make demo` runs as root on Debian, and its
+// gunicorn (and manage.py migrate and demo_user before it) ran as root:
+// every view of the example project, and any bug in one, ran as root. As
+// root, Django must run as an unprivileged user, as php-fpm's workers do,
+// and its database still be made, kept in .demo/ and used again by the
+// next run (a login writes it: last_login).
+func TestDemoDjangoNotRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("runs as root only: otherwise Django runs as the user anyway")
+	}
+	root, gateway := demoRoot(t)
+	for run := 1; run <= 2; run++ {
+		d := startReadyDemo(t, root, gateway, freeAddrs(t))
+		m := regexp.MustCompile(`demo: gunicorn started \(pid (\d+),`).FindStringSubmatch(d.out.String())
+		if m == nil {
+			t.Fatalf("no gunicorn started:\n%s", d.out)
+		}
+		uids := processUIDs(t, m[1])
+		if len(uids) < 2 {
+			t.Fatalf("gunicorn %s: master and workers not found: %v", m[1], uids)
+		}
+		for pid, u := range uids {
+			if u[0] == "0" || u[1] == "0" {
+				t.Errorf("run %d: gunicorn process %s runs as root (uid %v)", run, pid, u)
+			}
+		}
+		if setup, _ := os.ReadFile(filepath.Join(root, ".demo", "django-setup.log")); run == 2 && !strings.Contains(string(setup), "kept user demo") {
+			// demo_user found the user the first run made: the database
+			// was kept.
+			t.Errorf("run 2 did not find the first run's database:\n%s", setup)
+		}
+		adminLogin(t, "http://"+d.listen)
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		d.mustStopClean(t, "after SIGTERM")
+		db := filepath.Join(root, ".demo", "django.sqlite3")
+		out, err := exec.Command("/usr/bin/python3", "-c",
+			"import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(\"select last_login from auth_user where username='demo'\").fetchone()[0])", db).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "20") {
+			t.Fatalf("run %d: the demo user's last login in %s: %v %s", run, db, err, out)
 		}
 	}
 }
