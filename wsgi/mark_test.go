@@ -1,6 +1,9 @@
 package wsgi
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,5 +128,34 @@ func TestDjangoMarkReported(t *testing.T) {
 	}
 	if missing() != 4 {
 		t.Errorf("a refusal counted as a missing middleware too: %d", missing())
+	}
+}
+
+// With several gunicorns, one set up without the middleware (a host left
+// on the old settings) loses the session for its share of the pages: the
+// good ones' marked pages must not hide it, and the line names it.
+func TestDjangoMarkPerBackend(t *testing.T) {
+	ev := &events{}
+	var bad string
+	e := newEnv(t, envOpts{metrics: ev, backends: func(app http.Handler) []string {
+		good := httptest.NewServer(app)
+		t.Cleanup(good.Close)
+		old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "page") // Django's own SessionMiddleware: no mark
+		}))
+		t.Cleanup(old.Close)
+		bad = old.URL
+		return []string{good.URL, old.URL}
+	}})
+	for range 4 {
+		e.do("GET", "/accounts/", "", nil)
+	}
+	logs := e.logs.String()
+	if n := ev.count("django_middleware_missing"); n != 2 {
+		t.Errorf("4 pages over a good and a bad backend: %d counted, want 2", n)
+	}
+	if n := strings.Count(logs, middlewareMissing); n != 1 || !strings.Contains(logs, "backend="+bad) {
+		t.Errorf("%d lines, want 1 naming %s:\n%s", n, bad, logs)
 	}
 }
