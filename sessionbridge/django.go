@@ -62,6 +62,16 @@ func (m *Manager) DjangoSessionRefused(mark, path string, status int, backend st
 		cause+" Logged once a minute.", "path", server.LogValue(path), "status", status, "backend", backend, "mark", server.LogValue(mark))
 }
 
+// DjangoRawIDCookie logs, once a minute, that Django sent cookies (named
+// in dropped) holding the raw session ID, which the proxy dropped: unlike
+// PHP, Django sends such a cookie only when an app is set up wrong.
+func (m *Manager) DjangoRawIDCookie(path string, dropped []string) {
+	if m.dueAgain(&m.djangoRawCookieWarned) {
+		m.log.Warn("Django sent a cookie holding the raw session ID; dropped, the gateway's signed cookie carries the session. Logged once a minute.",
+			"path", server.LogValue(path), "cookies", dropped)
+	}
+}
+
 // DjangoMiddlewareExpected reports whether a Django response without
 // DjangoMarkHeader is a sign that the middleware is missing, from what
 // can answer before it runs: a redirect, 304 or 400 (SecurityMiddleware's

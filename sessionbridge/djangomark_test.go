@@ -8,7 +8,7 @@ import (
 
 // The Django set-up warnings share the PHP ones' once-a-minute clock
 // (dueAgain): every response is counted, a line is logged again only a
-// minute later, and the two warnings do not hold each other back.
+// minute later, and the warnings do not hold each other back.
 func TestDjangoWarningsOnceAMinute(t *testing.T) {
 	m := newTestManager(t, LockStrict, nil)
 	logs := captureLog(m)
@@ -19,9 +19,11 @@ func TestDjangoWarningsOnceAMinute(t *testing.T) {
 	for range 3 {
 		m.DjangoMiddlewareMissing("/accounts/", 200, "http://django:8000")
 		m.DjangoSessionRefused("refused-clock", "/accounts/", 200, "http://django:8000")
+		m.DjangoRawIDCookie("/accounts/", []string{"django_sid"})
 	}
-	if a, b := strings.Count(logs.String(), "without sessiongate_django's middleware"), strings.Count(logs.String(), "refused the gateway's session"); a != 1 || b != 1 {
-		t.Fatalf("%d and %d lines in a minute, want 1 each:\n%s", a, b, logs)
+	if a, b, c := strings.Count(logs.String(), "without sessiongate_django's middleware"), strings.Count(logs.String(), "refused the gateway's session"),
+		strings.Count(logs.String(), "cookie holding the raw session ID"); a != 1 || b != 1 || c != 1 {
+		t.Fatalf("%d, %d and %d lines in a minute, want 1 each:\n%s", a, b, c, logs)
 	}
 	if !strings.Contains(logs.String(), "NTP") || !strings.Contains(logs.String(), "http://django:8000") {
 		t.Errorf("the lines name neither the clock nor the backend:\n%s", logs)

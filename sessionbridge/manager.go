@@ -88,10 +88,10 @@ type Manager struct {
 	cookie *cookieCodec
 	log    *slog.Logger
 	now    func() time.Time
-	// djangoUnmarkedWarned and djangoRefusedWarned are dueAgain's clocks
-	// for the warnings of django.go.
-	djangoUnmarkedWarned atomic.Int64
-	djangoRefusedWarned  atomic.Int64
+	// dueAgain's clocks for the warnings of django.go.
+	djangoUnmarkedWarned  atomic.Int64
+	djangoRefusedWarned   atomic.Int64
+	djangoRawCookieWarned atomic.Int64
 }
 
 // New validates o and checks the keys.

@@ -37,7 +37,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/proxyheader"
@@ -104,8 +103,6 @@ type Proxy struct {
 	bufferBodies bool
 	readAhead    bool
 	tempDir      string
-	// rawCookieWarned is when (unix seconds) dropRawIDCookie last logged.
-	rawCookieWarned atomic.Int64
 }
 
 // New checks o and builds the proxy.
@@ -707,14 +704,8 @@ func (b *cutShortBody) Read(p []byte) (int, error) {
 // request: unlike PHP, Django sends such a cookie only when an app is set
 // up wrong.
 func (p *Proxy) dropRawIDCookie(h http.Header, id, path string) {
-	dropped := sessionbridge.DropRawIDCookies(h, []string{id})
-	if len(dropped) == 0 {
-		return
-	}
-	t := p.now().Unix()
-	if last := p.rawCookieWarned.Load(); t-last >= 60 && p.rawCookieWarned.CompareAndSwap(last, t) {
-		p.log.Warn("Django sent a cookie holding the raw session ID; dropped, the gateway's signed cookie carries the session. Logged once a minute.",
-			"path", server.LogValue(path), "cookies", dropped)
+	if dropped := sessionbridge.DropRawIDCookies(h, []string{id}); len(dropped) > 0 {
+		p.sessions.DjangoRawIDCookie(path, dropped)
 	}
 }
 
