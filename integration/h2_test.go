@@ -473,3 +473,23 @@ func TestHTTP2MaxHeaderBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP2ResetContentHasNoBody: over HTTP/2 too, what PHP prints after a
+// 205 (TestPHPResetContentHasNoBody) went out as DATA frames; the client
+// gets the status and no content now.
+func TestHTTP2ResetContentHasNoBody(t *testing.T) {
+	t.Parallel()
+	p, addr := startH2Site(t, resetContentScripts, "SESSIONGATE_SESSIONS=off")
+	client := h2Client()
+	for name := range resetContentScripts {
+		res, err := client.Get("https://" + addr + "/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.ProtoMajor != 2 || res.StatusCode != 205 || len(b) != 0 || res.Header.Get("Content-Length") != "0" {
+			t.Errorf("%s: %s %d %q (%v), Content-Length %q\n%s", name, res.Proto, res.StatusCode, b, err, res.Header.Get("Content-Length"), p.stderr.String())
+		}
+	}
+}
