@@ -226,6 +226,34 @@ func TestSmugglingToGunicorn_CVE_2024_1135_CVE_2024_6827(t *testing.T) {
 		})
 	}
 
+	// The same framings toward PHP: FastCGI frames the body itself, so
+	// php-fpm cannot be desynchronized, but the gateway must still read
+	// no request out of a body and close after a chunked one.
+	t.Run("PHP", func(t *testing.T) {
+		for _, c := range append(cve1135, cve6827...) {
+			os.Remove(filepath.Join(s.root, "smuggled.ran"))
+			req := strings.Replace(c.req, "POST /dj/count/ ", "POST /echo.php ", 1)
+			resp, closed := raw(t, s.plainAddr, req)
+			django, _ := s.seen(t, &ran, &logged)
+			if n := strings.Count(resp, "HTTP/1."); n != 1 || !closed {
+				t.Errorf("%s: %d responses, connection closed %v; want one and a close:\n%s", c.name, n, closed, resp)
+			}
+			if _, err := os.Stat(filepath.Join(s.root, "smuggled.ran")); err == nil || strings.Contains(resp, "SMUGGLED") || len(django) != 0 {
+				t.Errorf("%s: the smuggled request ran (Django: %q):\n%s", c.name, django, resp)
+			}
+			status := 0
+			if strings.HasPrefix(resp, "HTTP/1.") && len(resp) >= 12 {
+				status, _ = strconv.Atoi(resp[9:12])
+			}
+			switch {
+			case c.bodyLen == refused && status != 400 && status != 501:
+				t.Errorf("%s: status %d, want 400 or 501:\n%s", c.name, status, resp)
+			case c.bodyLen != refused && (status != 200 || !strings.HasSuffix(resp, "len="+strconv.Itoa(c.bodyLen))):
+				t.Errorf("%s: want 200 and len=%d:\n%s", c.name, c.bodyLen, resp)
+			}
+		}
+	})
+
 	t.Run("HTTP2Downgrade", func(t *testing.T) {
 		h2 := func(fields ...testh2.Field) []testh2.Field {
 			return append([]testh2.Field{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/dj/count/"}}, fields...)
