@@ -20,10 +20,14 @@ def nocontent(request):
     # Content-Length, and gunicorn sends the body after the headers.
     return JsonResponse({}, status=204)
 
+def resetcontent(request):
+    # The same slip with a 205 ("clear the form").
+    return JsonResponse({"saved": True}, status=205)
+
 def page(request):
     return HttpResponse(b"ok")
 
-urlpatterns = [path("dj/nocontent/", nocontent), path("dj/page/", page)]
+urlpatterns = [path("dj/nocontent/", nocontent), path("dj/resetcontent/", resetcontent), path("dj/page/", page)]
 `
 
 // TestDjango204WithBodyLeavesTheConnectionClean: gunicorn (gthread, kept
@@ -32,17 +36,7 @@ urlpatterns = [path("dj/nocontent/", nocontent), path("dj/page/", page)]
 // reading those bytes as the start of it.
 func TestDjango204WithBodyLeavesTheConnectionClean(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "php-fpm8.2", "gunicorn", "django")
-	proj := djangoProject(t, "nobodyproj", strings.ReplaceAll(bodyDjangoSettings, "bodyproj", "nobodyproj"), noBodyDjangoURLs)
-	pkg, err := filepath.Abs("../wsgi/django")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := harness.StartGunicorn(t, harness.GunicornOptions{
-		Dir: proj, App: "nobodyproj.wsgi:application", Workers: 1, Threads: 2,
-		Env: []string{"SG_PKG=" + pkg, "SESSIONGATE_SESSION_KEYS=" + sessionTestKey},
-	})
-	gw := startDjangoGateway(t, "http://"+g.Addr)
+	gw, g := startNoBodyDjango(t)
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	get := func(path string) (int, string) {
@@ -61,6 +55,55 @@ func TestDjango204WithBodyLeavesTheConnectionClean(t *testing.T) {
 		}
 		if code, body := get("/dj/page/"); code != 200 || body != "ok" {
 			t.Fatalf("round %d: the request after a 204 with a body got %d %q\ngunicorn log:\n%s", i, code, body, g.Log())
+		}
+	}
+}
+
+// startNoBodyDjango starts gunicorn (one worker, kept-alive connections)
+// serving noBodyDjangoURLs and a gateway in front of it.
+func startNoBodyDjango(t *testing.T) (*sessionGW, *harness.Gunicorn) {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2", "gunicorn", "django")
+	proj := djangoProject(t, "nobodyproj", strings.ReplaceAll(bodyDjangoSettings, "bodyproj", "nobodyproj"), noBodyDjangoURLs)
+	pkg, err := filepath.Abs("../wsgi/django")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := harness.StartGunicorn(t, harness.GunicornOptions{
+		Dir: proj, App: "nobodyproj.wsgi:application", Workers: 1, Threads: 2,
+		Env: []string{"SG_PKG=" + pkg, "SESSIONGATE_SESSION_KEYS=" + sessionTestKey},
+	})
+	gw := startDjangoGateway(t, "http://"+g.Addr)
+	return gw, g
+}
+
+// TestDjango205HasNoBody: a 205 has no content (RFC 9110 section 15.3.6),
+// but the JSON body Django gave one reached the client, with Django's
+// Content-Length. The client gets the status alone now, with
+// Content-Length: 0, and the next request on its connection its own
+// answer.
+func TestDjango205HasNoBody(t *testing.T) {
+	t.Parallel()
+	gw, g := startNoBodyDjango(t)
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	for i := 0; i < 3; i++ {
+		res, err := client.Get(gw.URL + "/dj/resetcontent/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != 205 || len(b) != 0 || res.Header.Get("Content-Length") != "0" {
+			t.Fatalf("round %d: %d %q (%v), Content-Length %q\ngunicorn log:\n%s", i, res.StatusCode, b, err, res.Header.Get("Content-Length"), g.Log())
+		}
+		if res, err = client.Get(gw.URL + "/dj/page/"); err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(b) != "ok" {
+			t.Fatalf("round %d: the request after the 205 got %d %q", i, res.StatusCode, b)
 		}
 	}
 }

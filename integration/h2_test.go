@@ -19,6 +19,7 @@ import (
 	"github.com/sessiongate/sessiongate/integration/harness"
 	"github.com/sessiongate/sessiongate/internal/testh2"
 	"github.com/sessiongate/sessiongate/internal/testtls"
+	"github.com/sessiongate/sessiongate/metrics/metricstest"
 )
 
 // startH2Binary runs the gateway binary on TLS (HTTP/2 offered), with the
@@ -472,4 +473,101 @@ func TestHTTP2MaxHeaderBytes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestHTTP2ResetContentHasNoBody: over HTTP/2 too, what PHP prints after a
+// 205 (TestPHPResetContentHasNoBody) went out as DATA frames; the client
+// gets the status and no content now.
+func TestHTTP2ResetContentHasNoBody(t *testing.T) {
+	t.Parallel()
+	p, addr := startH2Site(t, resetContentScripts, "SESSIONGATE_SESSIONS=off")
+	client := h2Client()
+	for name := range resetContentScripts {
+		res, err := client.Get("https://" + addr + "/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.ProtoMajor != 2 || res.StatusCode != 205 || len(b) != 0 || res.Header.Get("Content-Length") != "0" {
+			t.Errorf("%s: %s %d %q (%v), Content-Length %q\n%s", name, res.Proto, res.StatusCode, b, err, res.Header.Get("Content-Length"), p.stderr.String())
+		}
+	}
+}
+
+// TestTLSRefusalsLoggedAndCounted: the requests net/http refuses itself
+// before any handler runs (headers over SESSIONGATE_MAX_HEADER_BYTES: 431;
+// malformed: 400; an unknown Transfer-Encoding: 501) were logged and
+// counted on plain HTTP only: over SESSIONGATE_TLS_CERT a client told 431
+// left no trace in the log or in sessiongate_http_requests_total. They are
+// logged and counted over TLS too now, and a folded header line gets the
+// 400 it gets on plain HTTP (a proxy that re-encrypts toward the gateway
+// parses HTTP as well). HTTP/2 and the pages the gateway serves are as
+// before.
+func TestTLSRefusalsLoggedAndCounted(t *testing.T) {
+	t.Parallel()
+	p, addr := startH2Binary(t, "SESSIONGATE_MAX_HEADER_BYTES=8k")
+	for _, c := range []struct {
+		name, req, status string
+	}{
+		// The gateway's own 431, and net/http's, past the room left for
+		// HTTP/2 (tlsMaxHeaderBytes).
+		{"headers too large", "GET /info.php HTTP/1.1\r\nHost: x\r\nCookie: a=" + strings.Repeat("b", 9<<10) + "\r\n\r\n", "431"},
+		{"headers far too large", "GET /info.php HTTP/1.1\r\nHost: x\r\nCookie: a=" + strings.Repeat("b", 24<<10) + "\r\n\r\n", "431"},
+		{"space before colon", "GET /info.php HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "400"},
+		{"transfer-encoding", "POST /info.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "501"},
+		{"pipelined after a served request", "GET /info.php HTTP/1.1\r\nHost: x\r\n\r\nPOST /info.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "501"},
+		{"folded header line", "POST /echo.php HTTP/1.1\r\nHost: x\r\nX-A: y\r\n Content-Length: 3\r\n\r\nabc", "400"},
+	} {
+		before := len(p.stderr.String())
+		resp := tlsRawAll(t, addr, c.req)
+		if i := strings.LastIndex(resp, "HTTP/1.1 "); i < 0 || !strings.HasPrefix(resp[i:], "HTTP/1.1 "+c.status+" ") {
+			t.Errorf("%s: got %.200q, want %s last", c.name, resp, c.status)
+			continue
+		}
+		since := func() string { return p.stderr.String()[before:] }
+		if log, ok := textWhen(since, func(log string) bool { return strings.Contains(log, `"status":`+c.status) }); !ok {
+			t.Errorf("%s: the %s is not in the log:\n%s", c.name, c.status, log)
+		}
+	}
+	m := metricstest.Scrape(t, p.Admin+"/metrics")
+	for code, want := range map[string]float64{"431": 2, "400": 2, "501": 2} {
+		if got := m[`sessiongate_http_requests_total{code="`+code+`",upstream="gateway"}`]; got != want {
+			t.Errorf("refusals with %s counted %v times, want %v", code, got, want)
+		}
+	}
+
+	// What the gateway serves over TLS is unchanged: HTTP/1.1 and HTTP/2,
+	// each seen as HTTPS (HSTS, the https scheme PHP gets).
+	h1 := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}}
+	for _, client := range []*http.Client{h1, h2Client()} {
+		res, err := client.Get("https://" + addr + "/info.php")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(b), `"HTTPS":"on"`) {
+			t.Errorf("%s: %d %.200q, want 200 with HTTPS on", res.Proto, res.StatusCode, b)
+		}
+	}
+}
+
+// tlsRawAll sends request as it is over HTTP/1.1 on a new TLS connection
+// to addr and returns all it gets until the gateway closes the
+// connection (or 5 s pass).
+func tlsRawAll(t *testing.T, addr, request string) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
 }

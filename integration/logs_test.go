@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
@@ -208,5 +210,34 @@ echo "done";
 	}
 	if stderr == 0 || dropped != 1 {
 		t.Errorf("%d php stderr records, %d saying the rest was dropped; want some and one:\n%.2000s", stderr, dropped, logs.String())
+	}
+}
+
+// TestFinalWriteCutIsLogged: a page whose end net/http still held when the
+// handler returned (PHP declared its Content-Length, so nothing was
+// flushed as it came) and whose write then failed: here
+// SESSIONGATE_WRITE_TIMEOUT passed while PHP finished the page. The
+// client got nothing; the access line said 200 with all 3100 bytes, at
+// info level. It says the response was cut, at warn, now.
+func TestFinalWriteCutIsLogged(t *testing.T) {
+	t.Parallel()
+	g := startGW(t, func(c *config.Config) { c.WriteTimeout = 300 * time.Millisecond; c.Compress = false })
+	writeTree(t, g.Root, map[string]string{
+		"late.php": `<?php while (ob_get_level()) { ob_end_flush(); } header('Content-Length: 3100'); echo str_repeat('h', 3000); flush(); usleep(600000); echo str_repeat('t', 100);`,
+	})
+	c, err := net.Dial("tcp", g.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /late.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(c)
+	line, ok := logLine(g.Logs, `"path":"/late.php"`)
+	if !ok {
+		t.Fatalf("no access line:\n%s", g.Logs.String())
+	}
+	if !strings.Contains(line, `"level":"WARN"`) || !strings.Contains(line, "response cut") || !strings.Contains(line, "timed out") {
+		t.Errorf("the client got %d of 3100 bytes; logged as %s", len(got), line)
 	}
 }

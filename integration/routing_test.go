@@ -249,6 +249,36 @@ func TestNoBodyStatusWithPHPOutput(t *testing.T) {
 	}
 }
 
+// resetContentScripts answer 205 and print anyway: plainly (chunked to
+// the client before), with their own Content-Length, and in two flushed
+// pieces.
+var resetContentScripts = map[string]string{
+	"r205.php":      `<?php http_response_code(205); echo "BODY-OF-205";`,
+	"r205cl.php":    `<?php http_response_code(205); header('Content-Length: 11'); echo "BODY-OF-205";`,
+	"r205flush.php": `<?php http_response_code(205); echo "BODY-OF-205"; flush(); usleep(50000); echo "MORE";`,
+}
+
+// TestPHPResetContentHasNoBody: RFC 9110 section 15.3.6 says a 205 has no
+// content, framed as Content-Length: 0, chunked with only the last chunk,
+// or a close. The gateway passed on what PHP printed after
+// http_response_code(205) (as nginx 1.22 does, measured: "b BODY-OF-205"
+// chunked, or PHP's Content-Length), so a client that trusts the RFC read
+// those bytes as the start of its next response on the connection. The
+// output is dropped now, as for 204 and 304, with Content-Length: 0, and
+// the connection goes on.
+func TestPHPResetContentHasNoBody(t *testing.T) {
+	t.Parallel()
+	g := startGW(t, nil)
+	writeTree(t, g.Root, resetContentScripts)
+	for name := range resetContentScripts {
+		resp, closed := raw(t, g.Addr, "GET /"+name+" HTTP/1.1\r\nHost: x\r\n\r\nGET /"+name+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if strings.Contains(resp, "BODY") || strings.Count(resp, "HTTP/1.1 205 Reset Content\r\n") != 2 ||
+			strings.Count(resp, "\r\nContent-Length: 0\r\n") != 2 || !strings.HasSuffix(resp, "\r\n\r\n") || !closed {
+			t.Errorf("%s twice on one connection:\n%s", name, resp)
+		}
+	}
+}
+
 // TestPHPUnregisteredStatusCode: an API that answers with its own
 // three-digit code (600 and up, outside the registered range) gets it to the
 // client with its body, as nginx passes it; only a code that cannot be a

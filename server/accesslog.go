@@ -120,6 +120,10 @@ type recorder struct {
 	// make reached the client as an empty reply, logged as sent.
 	writeTimeout    time.Duration
 	responseStarted bool
+	// flushed: the handler flushed the response; declaredLength: its
+	// header had a Content-Length as it went out. Either settles its
+	// framing (finalFlush).
+	flushed, declaredLength bool
 	// out edits the headers as they go out (nil: left as they are), for
 	// the request ri describes, to path, over HTTPS or not.
 	out   *outHeaders
@@ -132,6 +136,7 @@ type recorder struct {
 // written (explicitly or by the first write of the body).
 func (w *recorder) headerGoesOut() {
 	w.responseStarts()
+	_, w.declaredLength = w.ResponseWriter.Header()["Content-Length"]
 	if w.out != nil {
 		w.out.apply(w.ResponseWriter.Header(), w.ri, w.path, w.https)
 	}
@@ -260,6 +265,7 @@ func (w *recorder) Flush() { w.FlushError() }
 // the client leaving (net/http cancels the request's context after it, so
 // the next read from PHP fails with "context canceled").
 func (w *recorder) FlushError() error {
+	w.flushed = true
 	w.setWriteDeadline(w.sendTimeout)
 	var err error
 	switch f := w.ResponseWriter.(type) {
@@ -289,6 +295,30 @@ func (w *recorder) learnStreamEnd(r *http.Request) {
 		if err := f.FlushError(); writeTimedOut(err) {
 			w.writeErr = err
 		}
+	}
+}
+
+// bufferedBeforeHeader is the most net/http holds of a body before the
+// header goes out: 2 KiB over HTTP/1.x (its bufferBeforeChunkingSize), 4
+// KiB over HTTP/2 (handlerChunkWriteSize). Past it, the framing is chosen.
+const bufferedBeforeHeader = 4 << 10
+
+// finalFlush sends, over HTTP/1.x, what net/http still buffers of the
+// response, so that a failure shows in the access line: net/http writes
+// it after the handler has returned, once the line is written, and its
+// error reaches no one, so a response the write deadline cut there (a
+// client that stopped reading, SESSIONGATE_WRITE_TIMEOUT passed while the
+// app finished) was logged as 200 with every byte. Only when the framing
+// is settled (a Content-Length, a flush before, a body past net/http's
+// buffers): a small whole response is left for net/http to give its
+// Content-Length, and goes out, with its header, in net/http's one final
+// write, whose failure stays unseen. HTTP/2 has learnStreamEnd.
+func (w *recorder) finalFlush(r *http.Request) {
+	if r.ProtoMajor != 1 || w.status == 0 || w.status == http.StatusSwitchingProtocols || w.writeErr != nil {
+		return
+	}
+	if w.declaredLength || w.flushed || w.bytes > bufferedBeforeHeader {
+		w.FlushError()
 	}
 }
 
@@ -356,6 +386,9 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 			v := recover()
 			if err, ok := v.(error); ok && ri.Err == nil && !errors.Is(err, http.ErrAbortHandler) {
 				ri.Err = err
+			}
+			if v == nil {
+				rec.finalFlush(r)
 			}
 			rec.learnStreamEnd(r)
 			switch {

@@ -55,11 +55,18 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if streamed {
 		sb.closeIfUnread(w, r)
 	}
-	w.WriteHeader(res.StatusCode)
 	// 204 and 304 carry no body (net/http refuses to write one): whatever
 	// PHP printed anyway is read and dropped, as nginx does, rather than
-	// aborting the response.
-	noBody := res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified
+	// aborting the response. A 205 must not carry one either (RFC 9110
+	// section 15.3.6), but net/http would send it, and so does nginx: it
+	// is dropped too, and Content-Length: 0 is the framing the RFC asks
+	// of a 205 (PHP's own length would promise bytes that never come).
+	noBody := res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified ||
+		res.StatusCode == http.StatusResetContent
+	if res.StatusCode == http.StatusResetContent {
+		h.Set("Content-Length", "0")
+	}
+	w.WriteHeader(res.StatusCode)
 
 	// A response the transport received whole has its length: it goes out
 	// in one write when the handler returns. One without (PHP's flush(),

@@ -32,6 +32,35 @@ func TestPHPNoBodyStatus(t *testing.T) {
 	}
 }
 
+// TestPHPResetContentHasNoBody: a 205 must not carry content (RFC 9110
+// section 15.3.6), but net/http lets a handler write one, so PHP's output
+// after http_response_code(205) reached the client, with PHP's own
+// Content-Length or chunked. It is dropped as for 204 and 304, and the
+// response says Content-Length: 0, the framing the RFC names for it.
+func TestPHPResetContentHasNoBody(t *testing.T) {
+	for _, length := range []int64{-1, 11} {
+		e := newEnv(t, nil)
+		e.php.respond = func(r *http.Request) (*http.Response, error) {
+			h := http.Header{"Content-Type": {"text/html"}}
+			if length >= 0 {
+				h.Set("Content-Length", "11")
+			}
+			return &http.Response{StatusCode: http.StatusResetContent, Header: h, Body: io.NopCloser(strings.NewReader("BODY-OF-205")), ContentLength: length, Request: r}, nil
+		}
+		srv := httptest.NewServer(e.srv.Handler())
+		res, err := http.Get(srv.URL + "/hello.php")
+		if err != nil {
+			t.Fatalf("length %d: %v", length, err)
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusResetContent || len(b) != 0 || res.ContentLength != 0 || res.Header.Get("Content-Length") != "0" {
+			t.Errorf("length %d: %d, body %q (%v), Content-Length %q", length, res.StatusCode, b, err, res.Header.Get("Content-Length"))
+		}
+		srv.Close()
+	}
+}
+
 // TestPHPWithoutContentTypeNotSniffed: a PHP response without a
 // Content-Type (header_remove('Content-Type'), default_mimetype "") goes
 // out without one, as nginx passes it. net/http's server sniffed one from

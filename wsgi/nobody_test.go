@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,5 +45,34 @@ func TestTransportNoBodyStatusWithBodyDoesNotPoisonTheConnection(t *testing.T) {
 				t.Fatalf("the request after a %d with a body: %d %q, want 200 \"ok\"", status, code, got)
 			}
 		})
+	}
+}
+
+// TestResetContentHasNoBody: RFC 9110 section 15.3.6 says a 205 has no
+// content, but ReverseProxy passed on the body Django gave it
+// (JsonResponse({}, status=205)), with Django's Content-Length or chunked.
+// It is dropped now, as on the PHP path, and the response says
+// Content-Length: 0.
+func TestResetContentHasNoBody(t *testing.T) {
+	for _, length := range []bool{true, false} {
+		e := newEnv(t, envOpts{})
+		e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+			if length {
+				w.Header().Set("Content-Length", "11")
+			}
+			w.WriteHeader(http.StatusResetContent)
+			if !length {
+				w.(http.Flusher).Flush() // chunked
+			}
+			io.WriteString(w, "BODY-OF-205")
+			return answer{}, false
+		}
+		res, body, _ := e.do("GET", "/a/", "", nil)
+		if res.StatusCode != http.StatusResetContent || body != "" || res.Header.Get("Content-Length") != "0" {
+			t.Errorf("length %v: %d %q, Content-Length %q", length, res.StatusCode, body, res.Header.Get("Content-Length"))
+		}
+		if strings.Contains(e.logs.String(), "cut short") {
+			t.Errorf("length %v: the dropped body counted as a cut:\n%s", length, e.logs.String())
+		}
 	}
 }

@@ -399,6 +399,18 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		res.ContentLength = 0
 		res.TransferEncoding, res.Trailer = nil, nil
 	}
+	if res.StatusCode == http.StatusResetContent {
+		// A 205 has no content (RFC 9110 section 15.3.6), but net/http
+		// would pass on the body Django gave one (JsonResponse({},
+		// status=205)): it goes, as on the PHP path, and Content-Length:
+		// 0 is the framing the RFC asks. The connection is closed rather
+		// than reused, as for a dropped X-Accel-Redirect body.
+		res.Body.Close()
+		res.Body = http.NoBody
+		res.ContentLength = 0
+		res.TransferEncoding, res.Trailer = nil, nil
+		res.Header.Set("Content-Length", "0")
+	}
 	if len(res.TransferEncoding) > 0 && res.StatusCode != http.StatusSwitchingProtocols {
 		// A chunked body may end with trailers, which ReverseProxy passes
 		// on after the body: announced ones are in res.Trailer now, the

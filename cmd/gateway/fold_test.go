@@ -76,7 +76,7 @@ func TestFoldedRequestRefused(t *testing.T) {
 		if status == 400 {
 			counted.Add(1)
 		}
-	}))
+	}, nil))
 	t.Cleanup(func() { srv.Close() })
 
 	resp := testnet.Exchange(t, ln.Addr().String(), "GET /first HTTP/1.1\r\nHost: x\r\n\r\n"+

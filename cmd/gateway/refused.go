@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -28,9 +29,12 @@ import (
 // folded header line (foldScanner), as nginx does.
 //
 // It sets srv.Handler, srv.ConnState and srv.ConnContext (keeping those
-// already set) and returns the listener to serve. It sees plain HTTP only:
-// on a TLS listener net/http writes to the *tls.Conn it made itself.
-func logRefusals(srv *http.Server, ln net.Listener, upstream string, logger *slog.Logger, count func(upstream string, status int)) net.Listener {
+// already set) and returns the listener to serve. With tlsConfig (the
+// public listener over SESSIONGATE_TLS_CERT) that listener does the TLS
+// handshakes (tlsListener), so that it sees HTTP/1.x over TLS as well,
+// where net/http would write to a *tls.Conn of its own; HTTP/2 has no such
+// answers to see. srv must then be served with Serve, not ServeTLS.
+func logRefusals(srv *http.Server, ln net.Listener, upstream string, logger *slog.Logger, count func(upstream string, status int), tlsConfig *tls.Config) net.Listener {
 	next, state, connCtx := srv.Handler, srv.ConnState, srv.ConnContext
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, ok := r.Context().Value(refusalConnKey{}).(*refusalConn); ok {
@@ -44,7 +48,7 @@ func logRefusals(srv *http.Server, ln net.Listener, upstream string, logger *slo
 		next.ServeHTTP(w, r)
 	})
 	srv.ConnState = func(nc net.Conn, st http.ConnState) {
-		if c, ok := nc.(*refusalConn); ok && (st == http.StateActive || st == http.StateIdle) {
+		if c, ok := refusalConnOf(nc); ok && (st == http.StateActive || st == http.StateIdle) {
 			// net/http has read a request (or failed to), or sent the
 			// last response whole: whatever it writes before the handler
 			// runs is its own answer. Active alone misses a request that
@@ -61,12 +65,38 @@ func logRefusals(srv *http.Server, ln net.Listener, upstream string, logger *slo
 		if connCtx != nil {
 			ctx = connCtx(ctx, nc)
 		}
-		if c, ok := nc.(*refusalConn); ok {
+		if c, ok := refusalConnOf(nc); ok {
 			ctx = context.WithValue(ctx, refusalConnKey{}, c)
 		}
 		return ctx
 	}
-	return refusalListener{ln, upstream, logger, count}
+	rl := refusalListener{ln, upstream, logger, count}
+	if tlsConfig == nil {
+		return rl
+	}
+	return newTLSListener(ln, tlsConfig, tlsHandshakeTimeout(srv), func(tc *tls.Conn) net.Conn {
+		return tlsRefusalConn{rl.newConn(tc)}
+	})
+}
+
+// refusalConnOf returns the refusalConn nc is, plain or over TLS.
+func refusalConnOf(nc net.Conn) (*refusalConn, bool) {
+	switch c := nc.(type) {
+	case *refusalConn:
+		return c, true
+	case tlsRefusalConn:
+		return c.refusalConn, true
+	}
+	return nil, false
+}
+
+// tlsRefusalConn is a refusalConn over a *tls.Conn: its ConnectionState
+// is what net/http gives the requests as Request.TLS (HTTPS to the
+// gateway, PHP and Django).
+type tlsRefusalConn struct{ *refusalConn }
+
+func (c tlsRefusalConn) ConnectionState() tls.ConnectionState {
+	return c.Conn.(*tls.Conn).ConnectionState()
 }
 
 type refusalConnKey struct{}
@@ -83,9 +113,13 @@ func (l refusalListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return l.newConn(c), nil
+}
+
+func (l refusalListener) newConn(c net.Conn) *refusalConn {
 	rc := &refusalConn{Conn: c, upstream: l.upstream, log: l.log, count: l.count, folds: newFoldScanner()}
 	rc.handled.Store(true) // nothing read yet
-	return rc, nil
+	return rc
 }
 
 // refusalConn is a client connection that logs the answers net/http writes

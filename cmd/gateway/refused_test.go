@@ -1,7 +1,10 @@
 package main
 
 import (
+	"crypto/tls"
+	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,10 +13,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/internal/testnet"
+	"github.com/sessiongate/sessiongate/internal/testtls"
 )
 
 // Requests net/http refuses before any handler runs (request line and
@@ -46,7 +52,7 @@ func TestRefusedRequestsAreLogged(t *testing.T) {
 		defer countMu.Unlock()
 		return slices.Clone(counted[n:])
 	}
-	go srv.Serve(logRefusals(srv, ln, "redirect", slog.New(slog.NewJSONHandler(logs, nil)), count))
+	go srv.Serve(logRefusals(srv, ln, "redirect", slog.New(slog.NewJSONHandler(logs, nil)), count, nil))
 	t.Cleanup(func() { srv.Close() })
 
 	send := func(req string) string {
@@ -102,7 +108,7 @@ func TestRefusedRequestsCountedWithoutAccessLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan int, 1)
-	go srv.Serve(logRefusals(srv, ln, "gateway", nil, func(_ string, status int) { got <- status }))
+	go srv.Serve(logRefusals(srv, ln, "gateway", nil, func(_ string, status int) { got <- status }, nil))
 	t.Cleanup(func() { srv.Close() })
 	resp := testnet.Exchange(t, ln.Addr().String(), "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: "+strings.Repeat("a", 9<<10)+"\r\n\r\n")
 	if !strings.Contains(resp, "HTTP/1.1 431 ") {
@@ -122,7 +128,7 @@ func TestRefusalConnKeepsTCPFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	wl := logRefusals(&http.Server{Handler: http.NotFoundHandler()}, ln, "gateway", slog.New(slog.DiscardHandler), nil)
+	wl := logRefusals(&http.Server{Handler: http.NotFoundHandler()}, ln, "gateway", slog.New(slog.DiscardHandler), nil, nil)
 	go func() {
 		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 			defer c.Close()
@@ -148,5 +154,91 @@ func TestRefusalConnKeepsTCPFeatures(t *testing.T) {
 	f.Seek(0, 0)
 	if n, err := c.(io.ReaderFrom).ReadFrom(f); n != 5 || err != nil {
 		t.Errorf("ReadFrom = %d, %v", n, err)
+	}
+}
+
+// Over TLS, net/http writes its refusals on the *tls.Conn it would make
+// itself, unseen: they were neither logged nor counted. The listener does
+// the handshakes now and wraps each HTTP/1.x connection, which keeps
+// Request.TLS; HTTP/2 is served as before, a plain-HTTP request to the
+// port still gets net/http's 400 and its handshake error is logged, and a
+// slow handshake holds up no other client.
+func TestRefusedRequestsOverTLSAreLogged(t *testing.T) {
+	cert, key := testtls.Pair(t)
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, errLogs := &testlog.Buffer{}, &testlog.Buffer{}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s tls=%v", r.Proto, r.TLS != nil)
+		}),
+		MaxHeaderBytes:    serverMaxHeaderBytes(8 << 10),
+		ReadHeaderTimeout: 5 * time.Second,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"h2", "http/1.1"}},
+		ErrorLog:          log.New(errLogs, "", 0),
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted atomic.Int64
+	go srv.Serve(logRefusals(srv, ln, "gateway", slog.New(slog.NewJSONHandler(logs, nil)), func(_ string, status int) {
+		if status == 431 {
+			counted.Add(1)
+		}
+	}, srv.TLSConfig.Clone()))
+	t.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
+
+	// A client that opens a connection and sends nothing: its handshake
+	// must not keep the others waiting.
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: "+strings.Repeat("a", 9<<10)+"\r\n\r\n")
+	resp, _ := io.ReadAll(c)
+	c.Close()
+	if !strings.HasPrefix(string(resp), "HTTP/1.1 431 ") {
+		t.Fatalf("over TLS: got %.60q, want 431", resp)
+	}
+	if line := logs.String(); !strings.Contains(line, `"status":431`) || counted.Load() != 1 {
+		t.Errorf("the 431 over TLS: log %q, counted %d", line, counted.Load())
+	}
+
+	for _, h2 := range []bool{false, true} {
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: h2}}
+		if !h2 {
+			client.Transport.(*http.Transport).TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		}
+		res, err := client.Get("https://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		want := "HTTP/1.1 tls=true"
+		if h2 {
+			want = "HTTP/2.0 tls=true"
+		}
+		if string(b) != want {
+			t.Errorf("got %q, want %q", b, want)
+		}
+		client.CloseIdleConnections()
+	}
+
+	resp2 := testnet.Exchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if !strings.HasPrefix(resp2, "HTTP/1.0 400 Bad Request") || !strings.Contains(errLogs.String(), "TLS handshake error") {
+		t.Errorf("plain HTTP to the TLS port: got %.80q, error log %q", resp2, errLogs.String())
 	}
 }

@@ -129,8 +129,8 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			// must answer the ACME challenge that renews it.
 			logger.Warn("TLS certificate expired: browsers refuse HTTPS until it is renewed (then SIGHUP)", "error", err.Error())
 		}
-		// ServeTLS still adds HTTP/2 to a config without NextProtos.
-		public.TLSConfig = &tls.Config{GetCertificate: certs.getCertificate}
+		// "h2" in NextProtos has Serve set HTTP/2 up, as ServeTLS does.
+		public.TLSConfig = &tls.Config{GetCertificate: certs.getCertificate, NextProtos: []string{"h2", "http/1.1"}}
 		public.MaxHeaderBytes = tlsMaxHeaderBytes(int(cfg.MaxHeaderBytes))
 	}
 	// Not ctx, which SIGTERM ends: SIGHUP stays handled through the drain,
@@ -150,14 +150,18 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		return listenFailedStatus(err)
 	}
 	// net/http's own answers (431, 400, ...) are counted in the metrics,
-	// and logged with the access log on.
+	// and logged with the access log on. Over TLS the listener does the
+	// handshakes, for a copy of the config: net/http's HTTP/2 set-up
+	// edits public.TLSConfig as Serve starts.
 	var refusalLog *slog.Logger
 	if cfg.AccessLog {
 		refusalLog = logger
 	}
-	if !cfg.TLS() {
-		ln = logRefusals(public, ln, "gateway", refusalLog, gw.CountRefusal)
+	var lnTLS *tls.Config
+	if cfg.TLS() {
+		lnTLS = public.TLSConfig.Clone()
 	}
+	ln = logRefusals(public, ln, "gateway", refusalLog, gw.CountRefusal, lnTLS)
 
 	var (
 		admin   *http.Server
@@ -205,7 +209,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			}
 			return listenFailedStatus(err)
 		}
-		redirectLn = logRefusals(redirect, redirectLn, "redirect", refusalLog, gw.CountRefusal)
+		redirectLn = logRefusals(redirect, redirectLn, "redirect", refusalLog, gw.CountRefusal, nil)
 	}
 	noKeepAlive(cfg, public, admin, redirect)
 
@@ -218,13 +222,8 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 
 	serveErr := make(chan error, 3)
 	go func() {
-		var err error
-		if cfg.TLS() {
-			err = public.ServeTLS(ln, "", "") // certificates from certs
-		} else {
-			err = public.Serve(ln)
-		}
-		serveErr <- fmt.Errorf("public listener: %w", err)
+		// TLS or not: over TLS, ln does the handshakes (logRefusals).
+		serveErr <- fmt.Errorf("public listener: %w", public.Serve(ln))
 	}()
 	adminAddr := ""
 	if admin != nil {
