@@ -582,13 +582,27 @@ func (s *Store) runWrite(ctx context.Context, op string, script *redis.Script, k
 // on one connection (WAIT counts what its own connection wrote), and
 // returns WAIT's reply. A Pipeliner has no Wait method: it goes as a
 // command.
+//
+// The pipeline is sent once, whatever max_retries the URL sets (sendOnce):
+// go-redis sent it again after a lost reply, on a new connection, so a
+// script that had run ran twice and reported its own write as a conflict
+// or a lost lease, and WAIT counted the replicas that had what the new
+// connection wrote, nothing, instead of the write. A lost reply is
+// ErrUnavailable, as without WAIT (noRetry).
 func (s *Store) writeThenWait(ctx context.Context, write func(redis.Pipeliner)) *redis.Cmd {
 	p := s.c.Pipeline()
 	write(p)
-	wait := p.Do(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
+	wait := redis.NewCmd(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
+	_ = p.Process(ctx, sendOnce{wait})
 	_, _ = p.Exec(ctx)
 	return wait
 }
+
+// sendOnce keeps go-redis from sending its pipeline again (it asks every
+// command of a failed pipeline).
+type sendOnce struct{ *redis.Cmd }
+
+func (sendOnce) NoRetry() bool { return true }
 
 // errNotReplicated: WAIT counted fewer replicas than asked for.
 var errNotReplicated = errors.New("too few replicas acknowledged the write")
