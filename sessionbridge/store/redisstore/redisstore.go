@@ -236,7 +236,20 @@ func ms(d time.Duration) int64 {
 }
 
 func unavailable(op string, err error) error {
-	return fmt.Errorf("%w: redis %s: %w", store.ErrUnavailable, op, err)
+	return fmt.Errorf("%w: redis %s: %w", store.ErrUnavailable, op, noSentinel(err))
+}
+
+// noSentinel names the cause when no Sentinel answered: go-redis asks one
+// for the master's address at every new connection, and with all of them
+// down the master, though up, gets no new connection (those open go on
+// working). go-redis's own message ends in the last Sentinel's dial error,
+// which read as the master being down. The gateway does not fall back to
+// the last address it knew (README, "Every Sentinel down").
+func noSentinel(err error) error {
+	if err == nil || !strings.Contains(err.Error(), "all sentinels specified in configuration are unreachable") {
+		return err
+	}
+	return fmt.Errorf("no Sentinel reachable, so no new connection to the master can be made (its address comes from a Sentinel each time; connections already open go on working): %w", err)
 }
 
 // Scripts. Every script touches only KEYS[*] of one session (one slot).
