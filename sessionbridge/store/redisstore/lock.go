@@ -600,7 +600,7 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		return 0, err
 	}
 	if lost {
-		return 0, l.lostErr()
+		return 0, l.lostErr(false)
 	}
 	if werr != nil {
 		// The script ran: the lock is released or handed over (that
@@ -646,7 +646,7 @@ func (l *lease) Renew(ctx context.Context, leaseTTL time.Duration) error {
 		return unavailable("renew", err)
 	}
 	if n != 1 {
-		return l.lostErr()
+		return l.lostErr(true)
 	}
 	s.mu.Lock()
 	l.until = start.Add(leaseTTL)
@@ -663,11 +663,12 @@ func (l *lease) Renew(ctx context.Context, leaseTTL time.Duration) error {
 // lease's. Before the lease's end only Redis can have lost it (a failover
 // to a replica that never got it, FLUSHDB, an eviction): nobody takes a
 // lock over before it expires. That is a store failure the caller counts,
-// not a lease that ran out under a slow request.
-func (l *lease) lostErr() error {
+// not a lease that ran out under a slow request. A renewal that lost the
+// race with this lease's own Unlock found it released, not lost.
+func (l *lease) lostErr(renew bool) error {
 	s := l.s
 	s.mu.Lock()
-	l.vanished = l.vanished || time.Now().Before(l.until)
+	l.vanished = l.vanished || time.Now().Before(l.until) && !(renew && l.done)
 	vanished := l.vanished
 	s.mu.Unlock()
 	if vanished {
