@@ -117,12 +117,12 @@ func TestStoreWaitReplicasLostReplyIsNotResent(t *testing.T) {
 		t.Fatal("the replica is not in sync with the master")
 	}
 	p := startReplyDropper(t, master.Addr)
-	c, err := redisstore.OpenClient("redis://" + p.addr + "/0?max_retries=3")
+	c, err := redisstore.OpenClient("redis://" + p.addr + "/0?max_retries=3&read_timeout=3s")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	s, err := redisstore.New(c, redisstore.Options{WaitReplicas: 1, WaitTimeout: 500 * time.Millisecond})
+	s, err := redisstore.New(c, redisstore.Options{WaitReplicas: 1, WaitTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
