@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/metrics/metricstest"
 )
 
 // dropSessionLock deletes the one session lock in s's Redis, as a failover
@@ -222,5 +223,43 @@ func TestSessionFlushDBLogsOutAndRefusesRunningWrites(t *testing.T) {
 		if n, err := s.red.Do("EXISTS", "sessiongate:{"+ids[name]+"}"); err != nil || n != "0" {
 			t.Errorf("%s session's key after FLUSHDB: EXISTS %q %v, want 0", name, n, err)
 		}
+	}
+}
+
+// TestSessionLockLostToRedisIsAStoreError: a failover to a replica that
+// never got a session's lock (dropSessionLock stands in for it) makes the
+// write of the request holding it a 503. Redis lost data the gateway held:
+// sessiongate_session_store_errors_total ("failed Redis operations") must
+// count it, or an alert on Redis errors stays silent through a failover
+// that refuses writes, and the 503's log line must say the lock vanished
+// before its lease ended, not only "lease lost" (which reads as a request
+// that outran its lease). A lease that really ran out is no store error
+// (TestLeaseLostIsNotAStoreError).
+func TestSessionLockLostToRedisIsAStoreError(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	held := make(chan int, 1)
+	started, q := markFile(t)
+	go func() {
+		resp, _, _ := s.gws[0].get(t, "/hold.php?ms=1000&started="+q, ck)
+		held <- resp.StatusCode
+	}()
+	waitForFile(t, started, "hold.php")
+	dropSessionLock(t, s)
+	if code := <-held; code != 503 {
+		t.Fatalf("the write of the request whose lock Redis lost got %d, want 503", code)
+	}
+	m := metricstest.Scrape(t, s.gws[0].Admin+"/metrics")
+	if got := m["sessiongate_session_store_errors_total"]; got != 1 {
+		t.Errorf("sessiongate_session_store_errors_total = %v after a 503 for a lock Redis lost, want 1", got)
+	}
+	if got := m[`sessiongate_session_events_total{event="store_error"}`]; got != 1 {
+		t.Errorf(`session_events_total{event="store_error"} = %v, want 1`, got)
+	}
+	if line, ok := logLine(s.gws[0].Logs, `"status":503`); !ok {
+		t.Errorf("no 503 logged")
+	} else if !strings.Contains(line, "before its lease ended") {
+		t.Errorf("the 503 for a lock Redis lost logged as %s; want it to say the lock vanished before its lease ended", line)
 	}
 }

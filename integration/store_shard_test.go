@@ -149,3 +149,52 @@ func TestStoreRedisClusterShardDown(t *testing.T) {
 		t.Error("the readiness probe passes while the cluster says it is down")
 	}
 }
+
+// TestStoreRedisClusterShardDownWithoutClusterNodes: as
+// TestStoreRedisClusterShardDown, for a Redis user with the README's
+// minimal Cluster ACL, which has no +cluster|nodes. The probe cannot ask
+// CLUSTER NODES which master the cluster flagged as failed; it counts the
+// slots instead: every live master's CLUSTER INFO reports as many slots
+// on failed masters (cluster_slots_fail) as CLUSTER SLOTS gives the masters
+// that do not answer. It failed with any master down, for good, so every
+// gateway stayed unready while the cluster served the other sessions.
+// A master down that the cluster has not flagged yet still fails it.
+func TestStoreRedisClusterShardDownWithoutClusterNodes(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server", "redis-cli")
+	c := harness.StartRedisCluster(t)
+	rules := append(append([]string{}, minimalACL...), "+cluster|info", "+cluster|slots", "+command")
+	for _, n := range c.Nodes {
+		if _, err := n.Do("CONFIG", "SET", "cluster-require-full-coverage", "no"); err != nil {
+			t.Fatal(err)
+		}
+		aclUser(t, n, "gateway", rules...)
+	}
+	url := "redis-cluster://gateway:pw-gateway@" + strings.Join(c.Addrs, ",")
+	ctx := context.Background()
+	down := c.Nodes[0]
+	down.Stop()
+	others := c.Nodes[1:]
+	if !poll(15*time.Second, func() bool {
+		for _, n := range others {
+			nodes, err := n.Do("CLUSTER", "NODES")
+			if err != nil || !strings.Contains(nodes, down.Addr) || !strings.Contains(nodes, ",fail ") {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatal("the live masters do not flag the stopped one as failed")
+	}
+	s := newStore(t, url, "", nil)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.Ping(pctx); err != nil {
+		t.Errorf("readiness probe without +cluster|nodes, one master down and flagged failed: %v", err)
+	}
+
+	others[0].Stop()
+	if err := s.Ping(pctx); err == nil {
+		t.Error("the readiness probe passes with a master down that the cluster has not flagged yet")
+	}
+}

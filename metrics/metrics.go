@@ -105,7 +105,7 @@ func New(logger *slog.Logger) *Metrics {
 		}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: Namespace, Subsystem: "session", Name: "store_errors_total",
-			Help: "Session store (Redis) operations that failed; each made a request answer 503 or lose a session change.",
+			Help: "Session store (Redis) operations that failed, a session lock Redis lost before its lease ended (a failover, a flush) included; most made a request answer 503 or lose a session change.",
 		}),
 		events: make(map[string]prometheus.Counter, len(SessionEvents)),
 	}

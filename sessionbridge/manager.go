@@ -411,8 +411,9 @@ func (s *Session) releaseLease(ctx context.Context, mu store.Mutation) (uint64, 
 	if err != nil {
 		// A lease that ran out (its renewal stopped with the client, or
 		// failed and was counted then) is no failure of the store, as
-		// for the renewal.
-		if !errors.Is(err, store.ErrLeaseLost) {
+		// for the renewal; a lock Redis lost before the lease's end (a
+		// failover) is.
+		if !errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrLockVanished) {
 			s.m.event("store_error")
 		}
 		return 0, err

@@ -20,6 +20,11 @@ var (
 	// ErrLeaseLost: the lock expired (or was taken over) before Unlock
 	// or Renew. The mutation was NOT applied.
 	ErrLeaseLost = errors.New("session store: lock lease lost")
+	// ErrLockVanished comes with ErrLeaseLost when the lock was gone
+	// before its lease ended: the store itself lost it (a failover to a
+	// replica that never got it, a flush, an eviction), so unlike a lease
+	// that ran out it is a store failure.
+	ErrLockVanished = errors.New("the lock vanished from the store before its lease ended (a failover, a flush or an eviction lost it)")
 	// ErrUnavailable wraps every backend failure (network, timeout, Redis
 	// error) so callers can answer 503 without knowing the backend.
 	ErrUnavailable = errors.New("session store: unavailable")

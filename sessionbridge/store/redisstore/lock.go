@@ -282,7 +282,7 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 			return nil, store.Record{}, perr
 		}
 		if ok {
-			l := &lease{s: s, id: id, keys: keys, token: token, ttl: leaseTTL, q: q, gen: gen, rec: rec}
+			l := &lease{s: s, id: id, keys: keys, token: token, ttl: leaseTTL, q: q, gen: gen, rec: rec, until: start.Add(leaseTTL)}
 			s.mu.Lock()
 			if s.queues[id] == q && q.gen == gen {
 				q.holding = true
@@ -443,6 +443,12 @@ type lease struct {
 	gen      uint64
 	handoffs int
 	done     bool // guarded by s.mu
+	// until is when the lease ends by this gateway's clock, measured from
+	// before the request that took or renewed it, so never later than
+	// Redis's; vanished: Renew found the lock gone before it. Guarded by
+	// s.mu.
+	until    time.Time
+	vanished bool
 	// rec is the record as this holder received it: with Keep it is what
 	// the next local holder receives, without asking Redis.
 	rec store.Record
@@ -519,7 +525,7 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		q.expires = time.Now().Add(next.leaseTTL)
 		next.gen = q.gen
 		next.lease = &lease{s: s, id: l.id, keys: l.keys, token: nextToken, ttl: next.leaseTTL, q: q, gen: q.gen,
-			handoffs: l.handoffs + 1, rec: rec, prev: pw}
+			handoffs: l.handoffs + 1, rec: rec, prev: pw, until: q.expires}
 		next.rec = rec
 		next.state = granted
 		signal(next.wake)
@@ -594,7 +600,7 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		return 0, err
 	}
 	if lost {
-		return 0, store.ErrLeaseLost
+		return 0, l.lostErr(false)
 	}
 	if werr != nil {
 		// The script ran: the lock is released or handed over (that
@@ -640,9 +646,10 @@ func (l *lease) Renew(ctx context.Context, leaseTTL time.Duration) error {
 		return unavailable("renew", err)
 	}
 	if n != 1 {
-		return store.ErrLeaseLost
+		return l.lostErr(true)
 	}
 	s.mu.Lock()
+	l.until = start.Add(leaseTTL)
 	if q := l.q; !l.done && s.queues[l.id] == q && q.gen == l.gen && q.holding {
 		// Measured from before the request, so never later than Redis's.
 		// A first waiter asleep until the old expiry looks again then.
@@ -650,6 +657,24 @@ func (l *lease) Renew(ctx context.Context, leaseTTL time.Duration) error {
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+// lostErr is ErrLeaseLost for a lock a script found gone or not this
+// lease's. Before the lease's end only Redis can have lost it (a failover
+// to a replica that never got it, FLUSHDB, an eviction): nobody takes a
+// lock over before it expires. That is a store failure the caller counts,
+// not a lease that ran out under a slow request. A renewal that lost the
+// race with this lease's own Unlock found it released, not lost.
+func (l *lease) lostErr(renew bool) error {
+	s := l.s
+	s.mu.Lock()
+	l.vanished = l.vanished || time.Now().Before(l.until) && !(renew && l.done)
+	vanished := l.vanished
+	s.mu.Unlock()
+	if vanished {
+		return fmt.Errorf("%w: %w", store.ErrLeaseLost, store.ErrLockVanished)
+	}
+	return store.ErrLeaseLost
 }
 
 // after is the record as it will be once m is applied, for the next local

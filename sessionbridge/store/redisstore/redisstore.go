@@ -236,7 +236,20 @@ func ms(d time.Duration) int64 {
 }
 
 func unavailable(op string, err error) error {
-	return fmt.Errorf("%w: redis %s: %w", store.ErrUnavailable, op, err)
+	return fmt.Errorf("%w: redis %s: %w", store.ErrUnavailable, op, noSentinel(err))
+}
+
+// noSentinel names the cause when no Sentinel answered: go-redis asks one
+// for the master's address at every new connection, and with all of them
+// down the master, though up, gets no new connection (those open go on
+// working). go-redis's own message ends in the last Sentinel's dial error,
+// which read as the master being down. The gateway does not fall back to
+// the last address it knew (README, "Every Sentinel down").
+func noSentinel(err error) error {
+	if err == nil || !strings.Contains(err.Error(), "all sentinels specified in configuration are unreachable") {
+		return err
+	}
+	return fmt.Errorf("no Sentinel reachable, so no new connection to the master can be made (its address comes from a Sentinel each time; connections already open go on working): %w", err)
 }
 
 // Scripts. Every script touches only KEYS[*] of one session (one slot).
@@ -582,13 +595,27 @@ func (s *Store) runWrite(ctx context.Context, op string, script *redis.Script, k
 // on one connection (WAIT counts what its own connection wrote), and
 // returns WAIT's reply. A Pipeliner has no Wait method: it goes as a
 // command.
+//
+// The pipeline is sent once, whatever max_retries the URL sets (sendOnce):
+// go-redis sent it again after a lost reply, on a new connection, so a
+// script that had run ran twice and reported its own write as a conflict
+// or a lost lease, and WAIT counted the replicas that had what the new
+// connection wrote, nothing, instead of the write. A lost reply is
+// ErrUnavailable, as without WAIT (noRetry).
 func (s *Store) writeThenWait(ctx context.Context, write func(redis.Pipeliner)) *redis.Cmd {
 	p := s.c.Pipeline()
 	write(p)
-	wait := p.Do(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
+	wait := redis.NewCmd(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
+	_ = p.Process(ctx, sendOnce{wait})
 	_, _ = p.Exec(ctx)
 	return wait
 }
+
+// sendOnce keeps go-redis from sending its pipeline again (it asks every
+// command of a failed pipeline).
+type sendOnce struct{ *redis.Cmd }
+
+func (sendOnce) NoRetry() bool { return true }
 
 // errNotReplicated: WAIT counted fewer replicas than asked for.
 var errNotReplicated = errors.New("too few replicas acknowledged the write")
@@ -655,20 +682,21 @@ const probeID = ".sessiongate-probe"
 
 // pingCluster checks the cluster as every node that answers sees it: each
 // says cluster_state:ok, and each master that does not answer is one they
-// all flag as failed (CLUSTER NODES, asked only then). A cluster run with
+// all flag as failed (CLUSTER NODES, asked only then; slotsFailed for a
+// user who may not run it). A cluster run with
 // cluster-require-full-coverage no stays ok with a master down for good
 // and serves the other masters' slots: every gateway then serves the
 // sessions there, and a probe failing on all of them would take the site
 // down for sessions that work. With the default (yes) the cluster says
 // fail instead, and so does the probe; a master that stopped answering but
-// is not flagged yet fails it too (for cluster-node-timeout), as it does
-// when the user may not run CLUSTER NODES. It returns the failed masters'
-// addresses.
+// is not flagged yet fails it too (for cluster-node-timeout). It returns
+// the failed masters' addresses.
 func pingCluster(ctx context.Context, cc *redis.ClusterClient) (map[string]bool, error) {
 	var (
-		mu      sync.Mutex
-		live    []*redis.Client
-		downErr = map[string]error{}
+		mu        sync.Mutex
+		live      []*redis.Client
+		liveInfos []string
+		downErr   = map[string]error{}
 	)
 	// fn's errors are kept, not returned: one master down must not hide
 	// what the others say.
@@ -683,6 +711,7 @@ func pingCluster(ctx context.Context, cc *redis.ClusterClient) (map[string]bool,
 			downErr[c.Options().Addr] = err
 		} else {
 			live = append(live, c)
+			liveInfos = append(liveInfos, info)
 		}
 		return nil
 	}); err != nil {
@@ -701,6 +730,12 @@ func pingCluster(ctx context.Context, cc *redis.ClusterClient) (map[string]bool,
 		flagged := len(live) > 0
 		for _, c := range live {
 			nodes, nerr := c.ClusterNodes(ctx).Result()
+			if strings.HasPrefix(errText(nerr), "NOPERM") {
+				if slotsFailed(ctx, cc, liveInfos, downErr) {
+					return downAddrs(downErr), nil
+				}
+				return nil, unavailable("ping: cluster masters", err)
+			}
 			if nerr != nil || !flaggedFailed(nodes, addr) {
 				flagged = false
 				break
@@ -712,6 +747,62 @@ func pingCluster(ctx context.Context, cc *redis.ClusterClient) (map[string]bool,
 		failed[addr] = true
 	}
 	return failed, nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func downAddrs(down map[string]error) map[string]bool {
+	m := make(map[string]bool, len(down))
+	for addr := range down {
+		m[addr] = true
+	}
+	return m
+}
+
+// slotsFailed is pingCluster's answer for a user without +cluster|nodes
+// (the README's minimal ACL): the masters that do not answer are all
+// flagged as failed when every live master's CLUSTER INFO counts exactly
+// their slots (CLUSTER SLOTS) as on failed masters (cluster_slots_fail).
+// Fewer means one is not flagged yet; more, that the cluster flags a
+// master that answers the gateway: either way it cannot say, and the
+// probe fails as it did.
+func slotsFailed(ctx context.Context, cc *redis.ClusterClient, infos []string, down map[string]error) bool {
+	ranges, err := cc.ClusterSlots(ctx).Result()
+	if err != nil {
+		return false
+	}
+	want := 0
+	for _, r := range ranges {
+		if len(r.Nodes) > 0 && down[r.Nodes[0].Addr] != nil {
+			want += int(r.End - r.Start + 1)
+		}
+	}
+	if want == 0 || len(infos) == 0 {
+		return false
+	}
+	for _, info := range infos {
+		n, ok := infoField(info, "cluster_slots_fail")
+		if !ok || n != want {
+			return false
+		}
+	}
+	return true
+}
+
+// infoField is the integer field name of a CLUSTER INFO reply.
+func infoField(info, name string) (int, bool) {
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			n, err := strconv.Atoi(v)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 var errClusterNotOK = errors.New("cluster state is not ok")

@@ -534,7 +534,12 @@ func (cfg *clientConfig) apply(p *parsedURL, c *common) {
 		*c.protocol = 2
 	}
 	*c.tls = p.tlsConfig(*c.tls, cfg.tls)
-	if *c.tls != nil && *c.dialer == nil {
-		*c.dialer = tlsDialer(*c.dial, *c.tls)
+	if *c.dialer == nil {
+		if *c.tls != nil {
+			*c.dialer = tlsDialer(*c.dial, *c.tls)
+		} else {
+			*c.dialer = plainDialer(*c.dial)
+		}
+		*c.dialer = noticeFull(*c.dialer)
 	}
 }
