@@ -75,7 +75,8 @@ func logRefusals(srv *http.Server, ln net.Listener, upstream string, logger *slo
 		return rl
 	}
 	return newTLSListener(ln, tlsConfig, tlsHandshakeTimeout(srv), func(tc *tls.Conn) net.Conn {
-		return tlsRefusalConn{rl.newConn(tc)}
+		rc := rl.newConn(tc)
+		return tlsRefusalConn{rc, rc}
 	})
 }
 
@@ -85,19 +86,28 @@ func refusalConnOf(nc net.Conn) (*refusalConn, bool) {
 	case *refusalConn:
 		return c, true
 	case tlsRefusalConn:
-		return c.refusalConn, true
+		return c.rc, true
 	}
 	return nil, false
 }
 
 // tlsRefusalConn is a refusalConn over a *tls.Conn: its ConnectionState
 // is what net/http gives the requests as Request.TLS (HTTPS to the
-// gateway, PHP and Django).
-type tlsRefusalConn struct{ *refusalConn }
+// gateway, PHP and Django). It is no io.ReaderFrom, as *tls.Conn is none:
+// net/http would hand it each 64 KiB a static file goes out in, and
+// refusalConn's io.Copy allocate a 32 KiB buffer for each, where net/http
+// copies through a pooled one (and a failed write cancels the request).
+type tlsRefusalConn struct {
+	net.Conn // rc, for its Read and Write
+	rc       *refusalConn
+}
 
 func (c tlsRefusalConn) ConnectionState() tls.ConnectionState {
-	return c.Conn.(*tls.Conn).ConnectionState()
+	return c.rc.Conn.(*tls.Conn).ConnectionState()
 }
+
+// CloseWrite keeps net/http's half-close (refusalConn.CloseWrite).
+func (c tlsRefusalConn) CloseWrite() error { return c.rc.CloseWrite() }
 
 type refusalConnKey struct{}
 
