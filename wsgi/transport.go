@@ -80,8 +80,9 @@ var errNoAnswer = errors.New("django backend closed the connection without answe
 
 // errSilent marks a backend that sent not one byte of an answer within
 // the read timeout: stopped (SIGSTOP), every worker stuck, or one slow
-// view. The balancer marks it down, as nginx's max_fails counts a timeout,
-// but does not send the request on: that would take twice the timeout.
+// view. Unless it answered other requests meanwhile (one slow view), the
+// balancer marks it down, as nginx's max_fails counts a timeout, but does
+// not send the request on: that would take twice the timeout.
 var errSilent = errors.New("django backend sent no answer in time")
 
 type h1Conn struct {
