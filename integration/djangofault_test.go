@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -687,6 +688,49 @@ func TestDjangoSlowViewKeepsItsBackendInTurn(t *testing.T) {
 	}
 	if strings.Contains(gw.Logs.String(), "marked down") {
 		t.Errorf("a gunicorn answering other requests was marked down:\n%s", gw.Logs.String())
+	}
+}
+
+// TestDjangoStalledUploadBoundedByTimeout: an upload to a gunicorn whose
+// one worker is stuck in a slow view fills the socket buffers and stalls;
+// SESSIONGATE_DJANGO_TIMEOUT bounds that stall (proxy_send_timeout) and the
+// client gets its 504 then, not after a second whole timeout spent waiting
+// for an answer to a request that was never sent whole.
+func TestDjangoStalledUploadBoundedByTimeout(t *testing.T) {
+	t.Parallel()
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1, Threads: 1})
+	gw := startDjangoGateway(t, g.URL(), "SESSIONGATE_DJANGO_TIMEOUT=2s", "SESSIONGATE_MAX_BODY=256m")
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	go func() {
+		if res, err := client.Get(gw.URL + "/dj/slow/?ms=7000"); err == nil {
+			res.Body.Close()
+		}
+	}()
+	time.Sleep(500 * time.Millisecond) // the worker is in the slow view
+	const size = 64 << 20
+	var sent time.Time
+	req, _ := http.NewRequest("POST", gw.URL+"/dj/slow/", io.LimitReader(zeros{}, size))
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { sent = time.Now() },
+	}))
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	took := time.Since(sent)
+	if res.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("an upload to a gunicorn whose worker is stuck: %d, want 504", res.StatusCode)
+	}
+	// The gateway read the upload whole first (request buffering); what
+	// is timed is from then.
+	if took > 3*time.Second {
+		t.Errorf("504 %v after the upload, with SESSIONGATE_DJANGO_TIMEOUT=2s, want about 2 s", took.Round(time.Millisecond))
 	}
 }
 
