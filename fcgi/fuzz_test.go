@@ -69,7 +69,7 @@ func FuzzResponseParser(f *testing.F) {
 		c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 64), bw: bufio.NewWriter(nc), b: b}
 		body := requestBody{size: -1}
 		var handedOff bool
-		resp, _, err := tr.exchange(context.Background(), req, testScript, c, appendBeginRequest(nil), &body, func() {}, &handedOff)
+		resp, _, err := tr.exchange(context.Background(), req, testScript, c, appendBeginRequest(nil), &body, 0, func() {}, &handedOff)
 		if err != nil {
 			if s := StatusOf(err); s != 502 && s != 504 {
 				t.Fatalf("status %d for %v", s, err)

@@ -177,10 +177,10 @@ type dialError struct {
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-// acquire returns a connection, holding one slot. fresh asks for a newly
-// dialed connection (the retry after a stale one). The wait for a slot is
-// bounded by ctx and by wait.
-func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh, peek bool) (*conn, error) {
+// acquire returns a connection, holding one slot, and how long it waited
+// for that slot. fresh asks for a newly dialed connection (the retry after
+// a stale one). The wait for a slot is bounded by ctx and by wait.
+func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh, peek bool) (*conn, time.Duration, error) {
 	b.mu.Lock()
 	switch {
 	case !fresh && len(b.idle) > 0:
@@ -188,11 +188,13 @@ func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh, peek b
 		b.idle[len(b.idle)-1] = nil
 		b.idle = b.idle[:len(b.idle)-1]
 		b.mu.Unlock()
-		return b.checkIdle(ctx, c, peek)
+		c, err := b.checkIdle(ctx, c, peek)
+		return c, 0, err
 	case b.open < b.max:
 		b.open++
 		b.mu.Unlock()
-		return b.dial(ctx)
+		c, err := b.dial(ctx)
+		return c, 0, err
 	case fresh && len(b.idle) > 0:
 		// Trade the oldest idle connection's slot for a new one.
 		c := b.idle[0]
@@ -201,29 +203,34 @@ func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh, peek b
 		b.idle = b.idle[:len(b.idle)-1]
 		b.mu.Unlock()
 		c.nc.Close()
-		return b.dial(ctx)
+		c, err := b.dial(ctx)
+		return c, 0, err
 	}
 	w := make(chan *conn, 1)
 	b.waiters = append(b.waiters, w)
 	b.mu.Unlock()
 
+	start := time.Now()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	var werr error
 	select {
 	case c := <-w:
-		return b.granted(ctx, c, fresh, peek)
+		waited := time.Since(start)
+		c, err := b.granted(ctx, c, fresh, peek)
+		return c, waited, err
 	case <-ctx.Done():
 		werr = ctx.Err()
 	case <-timer.C:
 		werr = errNoFreeConn
 	}
+	waited := time.Since(start)
 	b.mu.Lock()
 	for i, x := range b.waiters {
 		if x == w {
 			b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
 			b.mu.Unlock()
-			return nil, werr
+			return nil, waited, werr
 		}
 	}
 	b.mu.Unlock()
@@ -233,7 +240,7 @@ func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh, peek b
 	} else {
 		b.releaseSlot()
 	}
-	return nil, werr
+	return nil, waited, werr
 }
 
 // granted turns what a waiter received into a connection.

@@ -39,7 +39,7 @@ type Options struct {
 	Backends           []string      // "host:port" or "unix:/path/to.sock"; at least one, at most 64
 	MaxConnsPerBackend int           // hard cap on open conns per backend (default 8)
 	DialTimeout        time.Duration // default 3s
-	ReadTimeout        time.Duration // max wait for the next bytes from php-fpm once the request is sent, and for a free connection (default 60s) -> 504
+	ReadTimeout        time.Duration // max wait for the next bytes from php-fpm once the request is sent, and for a free connection, which counts against it for the first bytes (default 60s) -> 504
 	WriteTimeout       time.Duration // max wait for each write of params/body to php-fpm (default 60s) -> 504
 	// IdleTimeout closes a kept-alive connection unused this long
 	// (default 60s, nginx's keepalive_timeout for upstreams): an idle
@@ -324,6 +324,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	var tried uint64
 	fresh := false
+	// waited is how long the request has waited for a free connection:
+	// that wait counts against ReadTimeout, which bounds the time until
+	// PHP starts its answer, as in nginx, where a request php-fpm has no
+	// worker for waits in its listen queue within fastcgi_read_timeout.
+	var waited time.Duration
 	for {
 		b := t.pick(tried)
 		// A streamed body can be sent only once, and a request that must
@@ -331,7 +336,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// connection that then failed: their connection is peeked at
 		// first. Any other request a stale connection swallowed is simply
 		// sent again.
-		c, err := b.acquire(ctx, t.o.ReadTimeout, fresh, body.stream != nil || !idempotent(req))
+		c, w, err := b.acquire(ctx, t.o.ReadTimeout-waited, fresh, body.stream != nil || !idempotent(req))
+		waited += w
 		if err != nil {
 			var de *dialError
 			if errors.As(err, &de) {
@@ -352,7 +358,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, upstreamError("wait for connection", b.addr, err)
 		}
-		resp, retry, err := t.exchange(ctx, req, s, c, prefix, &body, func() { runAll(cleanups) }, &handedOff)
+		resp, retry, err := t.exchange(ctx, req, s, c, prefix, &body, waited, func() { runAll(cleanups) }, &handedOff)
 		if err == nil {
 			return resp, nil
 		}
@@ -389,13 +395,14 @@ func paramError(err error) *Error {
 	return &Error{Status: http.StatusInternalServerError, Op: "encode params", Err: err}
 }
 
-// exchange runs one request on c. On error the connection is already
-// discarded; retry reports that the request never reached PHP and may be
-// sent again on a fresh connection. When the response it returns began
+// exchange runs one request on c, which the request waited for that long
+// (it leaves the start of the answer only the rest of ReadTimeout). On
+// error the connection is already discarded; retry reports that the
+// request never reached PHP and may be sent again on a fresh connection. When the response it returns began
 // while a large body was still being sent, it sets *handedOff and the
 // response body runs afterWrite once that write is over; otherwise the
 // write is over when exchange returns.
-func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, c *conn, prefix []byte, body *requestBody, afterWrite func(), handedOff *bool) (*http.Response, bool, error) {
+func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, c *conn, prefix []byte, body *requestBody, waited time.Duration, afterWrite func(), handedOff *bool) (*http.Response, bool, error) {
 	b := c.b
 	// The client going away aborts the request: closing the connection is
 	// what php-fpm understands (the worker sees it and stops), and the
@@ -429,7 +436,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		wdone = nil
 		return err
 	}
-	rr := &responseReader{t: t, c: c, script: s}
+	rr := &responseReader{t: t, c: c, script: s, waited: waited}
 	fail := func(op string, err error, retryable bool) (*http.Response, bool, error) {
 		stop()
 		b.discard(c)
@@ -533,6 +540,11 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 			// A body whose read was cut (waitCut) cannot be read again.
 			retryable := c.reused && !rr.gotAny && c.br.Buffered() == 0 && body.replayable() && !cut && connGone(err) &&
 				(idempotent(req) || workerStillReading(c.nc))
+			var ne net.Error
+			if waited > 0 && errors.As(err, &ne) && ne.Timeout() {
+				// The log line should say where the timeout went.
+				err = fmt.Errorf("%w (after %v waiting for a free connection)", err, waited.Round(time.Millisecond))
+			}
 			return fail("read response header", err, retryable)
 		}
 		if len(buf)+rr.remaining > maxHeaderBlock+drainLimit {
@@ -814,8 +826,12 @@ type responseReader struct {
 	// once it has it. Each write still has WriteTimeout, and the client's
 	// body the server's read timeout.
 	duplex  bool
-	wmu     sync.Mutex // serializes sentWhole and setReadDeadline
+	wmu     sync.Mutex // serializes sentWhole, setReadDeadline and began
 	sending bool
+	// waited is how long the request waited for a free connection: until
+	// its answer begins, the read timeout is ReadTimeout less that wait.
+	// Written by the reading goroutine only, under wmu when duplex.
+	waited time.Duration
 }
 
 func (r *responseReader) setReadDeadline() error {
@@ -826,7 +842,7 @@ func (r *responseReader) setReadDeadline() error {
 			return r.c.nc.SetReadDeadline(time.Time{})
 		}
 	}
-	return r.c.nc.SetReadDeadline(time.Now().Add(r.t.o.ReadTimeout))
+	return r.c.nc.SetReadDeadline(time.Now().Add(r.t.o.ReadTimeout - r.waited))
 }
 
 // sentWhole starts the read timeout once the request is sent: a read
@@ -835,7 +851,17 @@ func (r *responseReader) sentWhole() {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
 	r.sending = false
-	r.c.nc.SetReadDeadline(time.Now().Add(r.t.o.ReadTimeout))
+	r.c.nc.SetReadDeadline(time.Now().Add(r.t.o.ReadTimeout - r.waited))
+}
+
+// began gives the reads after the start of the answer the whole
+// ReadTimeout: the wait for a connection counted only against its start.
+func (r *responseReader) began() {
+	if r.duplex {
+		r.wmu.Lock()
+		defer r.wmu.Unlock()
+	}
+	r.waited = 0
 }
 
 // next positions the reader on STDOUT content (remaining > 0), or returns
@@ -880,6 +906,9 @@ func (r *responseReader) next(nonBlocking bool) error {
 		}
 		br.Discard(headerLen)
 		r.gotAny = true
+		if r.waited != 0 {
+			r.began()
+		}
 		switch h.typ {
 		case typeStdout:
 			// An empty STDOUT record closes the stream; END_REQUEST follows.

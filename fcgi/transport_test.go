@@ -2047,3 +2047,62 @@ func TestStreamedSlowBodyLongerThanReadTimeout(t *testing.T) {
 		t.Fatalf("%v (status %d) %q", err, StatusOf(err), body)
 	}
 }
+
+// A request that waited for a free connection (every one of
+// MaxConnsPerBackend busy) has only what is left of ReadTimeout for the
+// start of its answer: the help promises a 504 after SESSIONGATE_PHP_TIMEOUT,
+// as nginx gives one after fastcgi_read_timeout to a request that sat in
+// php-fpm's full listen queue. The wait used to come on top, so such a
+// request could take nearly twice the timeout: here the second request
+// waits 0.7 s for the connection, then its script takes 0.6 s, and it got
+// 200 after 1.3 s with a 1 s timeout.
+func TestPoolWaitCountsAgainstReadTimeout(t *testing.T) {
+	// A body over memBodyLimit, read ahead into a file, is written while
+	// the answer is read: its read timeout starts once it is sent whole.
+	spooled := strings.Repeat("b", 4*memBodyLimit)
+	for _, name := range []string{"in memory", "spooled"} {
+		t.Run(name, func(t *testing.T) {
+			srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+				if r.N == 1 {
+					time.Sleep(700 * time.Millisecond)
+				} else {
+					time.Sleep(600 * time.Millisecond)
+				}
+				respond(c, "", "ok")
+				return true
+			})
+			tr, _ := newTransport(t, Options{MaxConnsPerBackend: 1, ReadTimeout: time.Second, BufferBodies: true}, srv.Addr())
+			first := make(chan error, 1)
+			go func() {
+				_, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+				first <- err
+			}()
+			waitFor(t, "first request busy", func() bool { return tr.Stats()[0].Busy == 1 })
+			req := newReq(nil, "GET", "/", nil, nil)
+			if name == "spooled" {
+				req = newReq(nil, "POST", "/", strings.NewReader(spooled), nil)
+			}
+			start := time.Now()
+			_, body, err := roundTrip(t, tr, req)
+			took := time.Since(start)
+			if StatusOf(err) != 504 {
+				t.Errorf("a request that waited 0.7 s for the connection, then 0.6 s for its answer, ReadTimeout 1s: %v %q after %v, want 504", err, body, took.Round(time.Millisecond))
+			}
+			if took > 1500*time.Millisecond {
+				t.Errorf("504 after %v with ReadTimeout 1s, want about 1 s", took.Round(time.Millisecond))
+			}
+			// The log line of that 504 says where the time went.
+			if err != nil && !strings.Contains(err.Error(), "waiting for a free connection") {
+				t.Errorf("the 504's error does not name the wait for a connection: %v", err)
+			}
+			if err := <-first; err != nil {
+				t.Errorf("first request: %v", err)
+			}
+			// The next request, which does not wait, has the whole timeout.
+			waitFor(t, "connection back", func() bool { return tr.Stats()[0].Busy == 0 })
+			if _, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil || body != "ok" {
+				t.Errorf("a request that found the connection free, answer in 0.6 s: %v %q", err, body)
+			}
+		})
+	}
+}

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -617,6 +619,118 @@ func TestDjangoStoppedBackendIsSkipped(t *testing.T) {
 		if n := strings.Count(string(ran), fmt.Sprintf("done-r%d\n", i)); n > 1 {
 			t.Fatalf("request %d ran %d times:\n%s", i, n, ran)
 		}
+	}
+}
+
+// TestDjangoSlowViewKeepsItsBackendInTurn: a view slower than
+// SESSIONGATE_DJANGO_TIMEOUT on one of two gunicorns that goes on answering
+// other requests gets its 504, and that gunicorn keeps its turn. It used to
+// be marked down for 10 s like a stopped one: one slow report sent every
+// request to the other gunicorn for the back-off.
+func TestDjangoSlowViewKeepsItsBackendInTurn(t *testing.T) {
+	t.Parallel()
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	gw := startDjangoGateway(t, a.URL()+","+b.URL(), "SESSIONGATE_DJANGO_TIMEOUT=1s")
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	get := func(target string) (int, string) {
+		res, err := client.Get(gw.URL + target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res.StatusCode, string(body)
+	}
+	slow := make(chan int, 1)
+	go func() {
+		res, err := client.Get(gw.URL + "/dj/slow/?ms=3000")
+		if err != nil {
+			slow <- 0
+			return
+		}
+		res.Body.Close()
+		slow <- res.StatusCode
+	}()
+	// Both gunicorns answer quick requests while the slow view runs.
+	code := 0
+	for code == 0 {
+		select {
+		case code = <-slow:
+		case <-time.After(50 * time.Millisecond):
+			if st, body := get("/dj/slow/"); st != 200 {
+				t.Fatalf("a quick request while a view is slow: %d %q", st, body)
+			}
+		}
+	}
+	if code != http.StatusGatewayTimeout {
+		t.Fatalf("a 3 s view with SESSIONGATE_DJANGO_TIMEOUT=1s: %d, want 504", code)
+	}
+	pids := map[string]string{}
+	for _, g := range []*harness.Gunicorn{a, b} {
+		for _, pid := range g.Workers() {
+			pids[strconv.Itoa(pid)] = g.Addr
+		}
+	}
+	took := map[string]int{}
+	for i := 0; i < 10; i++ {
+		st, body := get("/dj/slow/")
+		if st != 200 {
+			t.Fatalf("after the 504: %d %q", st, body)
+		}
+		took[pids[strings.TrimPrefix(body, "ok ")]]++
+	}
+	if took[a.Addr] < 3 || took[b.Addr] < 3 {
+		t.Errorf("10 requests after one slow view's 504: %v, want both gunicorns in turn (5 each)\n%s", took, gw.Logs.String())
+	}
+	if strings.Contains(gw.Logs.String(), "marked down") {
+		t.Errorf("a gunicorn answering other requests was marked down:\n%s", gw.Logs.String())
+	}
+}
+
+// TestDjangoStalledUploadBoundedByTimeout: an upload to a gunicorn whose
+// one worker is stuck in a slow view fills the socket buffers and stalls;
+// SESSIONGATE_DJANGO_TIMEOUT bounds that stall (proxy_send_timeout) and the
+// client gets its 504 then, not after a second whole timeout spent waiting
+// for an answer to a request that was never sent whole.
+func TestDjangoStalledUploadBoundedByTimeout(t *testing.T) {
+	t.Parallel()
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1, Threads: 1})
+	gw := startDjangoGateway(t, g.URL(), "SESSIONGATE_DJANGO_TIMEOUT=2s", "SESSIONGATE_MAX_BODY=256m")
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	go func() {
+		if res, err := client.Get(gw.URL + "/dj/slow/?ms=7000"); err == nil {
+			res.Body.Close()
+		}
+	}()
+	time.Sleep(500 * time.Millisecond) // the worker is in the slow view
+	const size = 64 << 20
+	var sent time.Time
+	req, _ := http.NewRequest("POST", gw.URL+"/dj/slow/", io.LimitReader(zeros{}, size))
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { sent = time.Now() },
+	}))
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	took := time.Since(sent)
+	if res.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("an upload to a gunicorn whose worker is stuck: %d, want 504", res.StatusCode)
+	}
+	// The gateway read the upload whole first (request buffering); what
+	// is timed is from then.
+	if took > 3*time.Second {
+		t.Errorf("504 %v after the upload, with SESSIONGATE_DJANGO_TIMEOUT=2s, want about 2 s", took.Round(time.Millisecond))
 	}
 }
 

@@ -29,6 +29,9 @@ type backend struct {
 	// marked is the unix second of the last response that passed
 	// sessiongate_django's middleware (see Proxy.checkMark).
 	marked atomic.Int64
+	// answers counts the responses it began: one that came while a
+	// request waited in vain tells a slow view from a silent backend.
+	answers atomic.Uint64
 }
 
 func parseBackend(i int, s string) (*backend, error) {
@@ -147,8 +150,10 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			tb = &keepBody{rc: orig}
 			out.Body = tb
 		}
+		answers := be.answers.Load()
 		res, err := b.t.RoundTrip(out)
 		if err == nil {
+			be.answers.Add(1)
 			be.downUntil.Store(0)
 			return res, nil
 		}
@@ -161,7 +166,13 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		err = named(req, be, err)
 		if errors.Is(err, errSilent) && req.Context().Err() == nil {
 			// Not sent on: the client waited the whole timeout already.
-			b.markDown(be, err)
+			// A backend that answered other requests meanwhile is alive
+			// and ran one slow view (a report, an export): taken out of
+			// turn, it would leave the other backends all its traffic
+			// for the back-off, for one request's sake.
+			if be.answers.Load() == answers {
+				b.markDown(be, err)
+			}
 			closeBody(orig)
 			return nil, err
 		}

@@ -191,3 +191,69 @@ func TestDialTimeoutTriesTheNextBackendThen504(t *testing.T) {
 		t.Fatalf("the only backend hanging on connect: %d after %v, want 504 after the dial timeout\n%s", res.StatusCode, took, alone.logs)
 	}
 }
+
+// A view slower than SESSIONGATE_DJANGO_TIMEOUT on a backend that answers
+// other requests meanwhile is one slow view, not a silent backend: its
+// request gets 504 and the backend stays in turn. It used to be marked
+// down for the back-off, which sent all the traffic to the other backend
+// (and, with one backend, logged a live backend as marked down).
+func TestSlowViewKeepsALiveBackendInTurn(t *testing.T) {
+	var served [2]atomic.Int64
+	e := newEnv(t, envOpts{
+		backends: func(app http.Handler) []string {
+			var urls []string
+			for i := range served {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if strings.HasPrefix(r.URL.Path, "/a/slow") {
+						time.Sleep(time.Second)
+					} else {
+						served[i].Add(1)
+					}
+					app.ServeHTTP(w, r)
+				}))
+				t.Cleanup(srv.Close)
+				urls = append(urls, srv.URL)
+			}
+			return urls
+		},
+		opts: func(o *Options) { o.ReadTimeout = 300 * time.Millisecond; o.FailTimeout = time.Minute },
+	})
+	slow := make(chan int, 1)
+	go func() {
+		res, err := noRedirect.Get(e.gw.URL + "/a/slow")
+		if err != nil {
+			slow <- 0
+			return
+		}
+		res.Body.Close()
+		slow <- res.StatusCode
+	}()
+	// Both backends answer other requests while the slow view runs.
+	var code int
+	for code == 0 {
+		select {
+		case code = <-slow:
+		case <-time.After(20 * time.Millisecond):
+			if res, _, _ := e.do("GET", "/a/", "", nil); res.StatusCode != 200 {
+				t.Fatalf("a quick request while a view is slow: %d", res.StatusCode)
+			}
+		}
+	}
+	if code != http.StatusGatewayTimeout {
+		t.Fatalf("a view slower than the timeout: %d, want 504", code)
+	}
+	before := [2]int64{served[0].Load(), served[1].Load()}
+	for i := 0; i < 10; i++ {
+		if res, _, _ := e.do("GET", "/a/", "", nil); res.StatusCode != 200 {
+			t.Fatalf("after the 504: %d", res.StatusCode)
+		}
+	}
+	for i := range served {
+		if n := served[i].Load() - before[i]; n < 3 {
+			t.Errorf("backend %d took %d of 10 requests after a slow view's 504, want its turn (5)", i, n)
+		}
+	}
+	if strings.Contains(e.logs.String(), "marked down") {
+		t.Errorf("a backend answering other requests was marked down:\n%s", e.logs)
+	}
+}

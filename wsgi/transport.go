@@ -80,8 +80,9 @@ var errNoAnswer = errors.New("django backend closed the connection without answe
 
 // errSilent marks a backend that sent not one byte of an answer within
 // the read timeout: stopped (SIGSTOP), every worker stuck, or one slow
-// view. The balancer marks it down, as nginx's max_fails counts a timeout,
-// but does not send the request on: that would take twice the timeout.
+// view. Unless it answered other requests meanwhile (one slow view), the
+// balancer marks it down, as nginx's max_fails counts a timeout, but does
+// not send the request on: that would take twice the timeout.
 var errSilent = errors.New("django backend sent no answer in time")
 
 type h1Conn struct {
@@ -137,6 +138,11 @@ func (c *h1Conn) Read(p []byte) (int, error) {
 	c.left -= int64(n)
 	return n, err
 }
+
+// earlyAnswerWait is how long an answer is looked for once the request
+// could not be written whole: it was sent before the write failed, so this
+// covers only a round trip to a backend on another host.
+const earlyAnswerWait = 250 * time.Millisecond
 
 var errHeadersTooLarge = errors.New("django response headers too large")
 
@@ -384,10 +390,18 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	}
 	// A backend may answer before it read the whole body (413, an early
 	// 400) and stop reading: what it said is worth more than our write
-	// error, so look for it.
+	// error, so look for it. It came before the write gave up (a
+	// timeout: the backend took nothing for the whole of it), so it is
+	// here or on its way: waiting a whole read timeout more for it made a
+	// stalled upload take twice SESSIONGATE_DJANGO_TIMEOUT.
 	armedAt := time.Now()
-	if t.readTimeout > 0 {
-		setReadDeadline(ctx, c.nc, armedAt.Add(t.readTimeout))
+	if wait := t.readTimeout; wait > 0 {
+		if werr != nil {
+			wait = min(wait, earlyAnswerWait)
+			// The body's first read gives itself the whole timeout.
+			armedAt = time.Time{}
+		}
+		setReadDeadline(ctx, c.nc, time.Now().Add(wait))
 	}
 	c.limiting, c.left = true, t.maxHeaderBytes
 	var res *http.Response

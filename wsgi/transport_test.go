@@ -711,3 +711,39 @@ func TestTransportUpgradedConnectionOutlivesTheTimeout(t *testing.T) {
 		t.Fatalf("through the upgraded connection after a quiet spell: %q %v", line, err)
 	}
 }
+
+// SESSIONGATE_DJANGO_TIMEOUT bounds a stalled upload once: a backend that
+// stops taking a request body gets the timeout for its write, and what it
+// answered before it stopped is read at once; the answer is not waited
+// for a second whole timeout after the write has given up. It was: a
+// gunicorn whose workers were all stuck held an upload for twice the
+// timeout before its 504.
+func TestTransportStalledUploadBoundedByOneTimeout(t *testing.T) {
+	const size = 64 << 20
+	const timeout = time.Second
+	release := make(chan struct{})
+	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		select { // reads no more of the body, answers nothing
+		case <-release:
+		case <-time.After(20 * time.Second):
+		}
+	})
+	t.Cleanup(func() { close(release) })
+	tr := testTransport()
+	tr.readTimeout = timeout
+	t.Cleanup(tr.CloseIdleConnections)
+	req, _ := http.NewRequest("POST", "http://"+addr+"/stuck", io.NopCloser(strings.NewReader(strings.Repeat("y", size))))
+	req.ContentLength = size
+	start := time.Now()
+	_, err := tr.RoundTrip(req)
+	took := time.Since(start)
+	if !isTimeout(err) {
+		t.Fatalf("an upload the backend stopped taking: %v, want a timeout", err)
+	}
+	if took > timeout*3/2 {
+		t.Errorf("an upload the backend stopped taking failed after %v with a %v timeout, want about one timeout", took.Round(time.Millisecond), timeout)
+	}
+}
