@@ -952,13 +952,25 @@ func TestDjangoReloadAndRecyclingKeepSessionWrites(t *testing.T) {
 	total, failed := 0, 0
 	for c, tl := range tallies {
 		// A POST takes the session lock: one a failed request left held
-		// would make it wait for the lease and answer 503.
-		final := fmt.Sprintf("c%d-final", c)
-		st, body, _ := send(gws[c%2], "POST", tl.cookie, final)
+		// would make it wait for the lease and answer 503. --max-requests
+		// goes on recycling workers after the load: the final POST may
+		// meet a kept-alive connection being closed too (the 502 above),
+		// so it is sent again, as a client would, and counted as failed.
+		var st int
+		var body string
+		for attempt := 1; ; attempt++ {
+			final := fmt.Sprintf("c%d-final%d", c, attempt)
+			st, body, _ = send(gws[c%2], "POST", tl.cookie, final)
+			if st == 502 && attempt < 3 {
+				tl.failed = append(tl.failed, final)
+				continue
+			}
+			tl.ok = append(tl.ok, final)
+			break
+		}
 		if st != 200 {
 			t.Errorf("client %d: final POST %d", c, st)
 		}
-		tl.ok = append(tl.ok, final)
 		ranHere := 0
 		for id, n := range runs {
 			if strings.HasPrefix(id, fmt.Sprintf("c%d-", c)) {
