@@ -148,10 +148,11 @@ func New(o Options) (*Proxy, error) {
 		maxHeaderBytes:     maxResponseHeaderBytes,
 		maxRequestsPerConn: 1000,
 		clean1xx:           p.cleanHeader,
+		resign:             p.resign,
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
-		Transport: &balancer{pool: p.pool, t: p.t, log: log},
+		Transport: &balancer{pool: p.pool, t: p.t, log: log, resign: p.resign},
 		// 0: ReverseProxy already flushes every write of a streamed
 		// response (no Content-Length, or text/event-stream); a response
 		// with a length then leaves in one write instead of two.
@@ -305,6 +306,25 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// value, which it has no use for.
 	hideCookie(out.Header, p.sessions.CookieName())
 	setSessionHeaders(out.Header, p.key, st.nonce, p.now(), st.sess.ID(), st.sess.Data())
+}
+
+// resign signs the session headers of a request sent again (another
+// backend, a new connection) anew, with the time of this attempt and a
+// nonce of its own: the first attempt's signature may have aged past the
+// middleware's 60 s window while a backend held the request before
+// dropping it, and Django would then run the page with an anonymous
+// session (refused-clock). The answer is verified against the nonce of the
+// attempt that gave it. out must be a copy of the request whose Header the
+// caller may replace.
+func (p *Proxy) resign(out *http.Request) {
+	st := stateOf(out.Context())
+	if st == nil || st.sess == nil {
+		return
+	}
+	st.nonce = newNonce()
+	h := out.Header.Clone()
+	setSessionHeaders(h, p.key, st.nonce, p.now(), st.sess.ID(), st.sess.Data())
+	out.Header = h
 }
 
 // upgradesTo reports whether h's Upgrade lists protocol (any version).
