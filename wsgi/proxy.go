@@ -499,7 +499,8 @@ const markedWithin = 10 * 60
 // passed the middleware and carries no mark (mark is the response's
 // DjangoMarkHeader values) from a backend none of whose responses passed
 // it for markedWithin. changed (a signed change the gateway verified)
-// shows the middleware ran, also one older than the mark.
+// shows the middleware ran, also one older than the mark. An unmarked
+// file (Last-Modified) is never taken for a missing middleware.
 func (p *Proxy) checkMark(res *http.Response, mark []string, changed bool) {
 	be := p.pool.byHost[res.Request.URL.Hostname()]
 	if be == nil {
@@ -519,6 +520,14 @@ func (p *Proxy) checkMark(res *http.Response, mark []string, changed bool) {
 		return
 	}
 	if !sessionbridge.DjangoMiddlewareExpected(res.Request.Method, res.StatusCode) || now-be.marked.Load() < markedWithin {
+		return
+	}
+	if res.Header.Get("Last-Modified") != "" {
+		// A file: whitenoise sends Last-Modified with every one, Django's
+		// pages rarely. Listed before the session middleware, it answers
+		// without a mark; as the first answer after a gateway start (no
+		// mark seen yet) it was taken for a missing middleware. Pages
+		// are still reported at once.
 		return
 	}
 	p.sessions.DjangoMiddlewareMissing(res.Request.URL.Path, res.StatusCode, be.name)
