@@ -39,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/bodyread"
 	"github.com/sessiongate/sessiongate/internal/proxyheader"
 	"github.com/sessiongate/sessiongate/internal/readahead"
 	"github.com/sessiongate/sessiongate/server"
@@ -808,6 +809,11 @@ func statusOf(r *http.Request, err error) int {
 		// client_body_timeout. Checked before the context, which
 		// net/http cancels when a body read fails, on a timeout too.
 		return http.StatusRequestTimeout
+	}
+	if bad != nil && bodyread.Overlong(bad.err) {
+		// An HTTP/2 body longer than its content-length: the client's
+		// fault, though net/http's reset of the stream ended the context.
+		return http.StatusBadRequest
 	}
 	if r.Context().Err() != nil {
 		return server.StatusClientClosedRequest
