@@ -57,7 +57,7 @@ func (b *requestBody) release() {
 // 413 when a MaxBytesReader refused it, 499 when the client went away, 408
 // when it was too slow (the server's read timeout, like nginx's
 // client_body_timeout), otherwise 400 (truncated or malformed chunked
-// encoding).
+// encoding, an HTTP/2 body longer than its content-length).
 func clientBodyError(ctx context.Context, err error) *Error {
 	var mbe *http.MaxBytesError
 	var ne interface{ Timeout() bool }
@@ -69,6 +69,10 @@ func clientBodyError(ctx context.Context, err error) *Error {
 		// its read deadline included, so a slow client would pass for
 		// one that left (499, and nothing sent).
 		return &Error{Status: http.StatusRequestTimeout, Op: "read request body", Err: err}
+	case bodyread.Overlong(err):
+		// Before the context too: net/http resets the stream of an
+		// HTTP/2 body longer than its content-length, which ends it.
+		return &Error{Status: http.StatusBadRequest, Op: "read request body", Err: err}
 	case ctx.Err() != nil:
 		return &Error{Status: classify(ctx.Err()), Op: "read request body", Err: fmt.Errorf("%w (%w)", err, ctx.Err())}
 	}

@@ -74,6 +74,7 @@ class StaticFiles:
                 return HttpResponse(status=304)
             r = HttpResponse("body{}", content_type="text/css")
             r["ETag"] = '"v1"'
+            r["Last-Modified"] = "Sat, 05 Dec 2026 06:00:00 GMT"  # whitenoise sends both
             return r
         return self.get_response(request)
 
@@ -246,10 +247,11 @@ func TestDjangoMarkNoFalseAlarm(t *testing.T) {
 	// Answered before the middleware ran, while no response has been
 	// marked yet.
 	check([]step{
-		{"GET", "/dj/secure/", 301, nil},     // SecurityMiddleware's redirect to https
-		{"OPTIONS", "/dj/page/", 200, nil},   // a CORS preflight answered at the top
-		{"GET", "/dj/early-boom/", 500, nil}, // a middleware before the session's failed
-		{"GET", "/dj/page/", 400, long},      // gunicorn's own 400 (its HTML names the limit)
+		{"GET", "/dj/secure/", 301, nil},         // SecurityMiddleware's redirect to https
+		{"OPTIONS", "/dj/page/", 200, nil},       // a CORS preflight answered at the top
+		{"GET", "/dj/early-boom/", 500, nil},     // a middleware before the session's failed
+		{"GET", "/dj/static/site.css", 200, nil}, // whitenoise's file as the first answer after a start
+		{"GET", "/dj/page/", 400, long},          // gunicorn's own 400 (its HTML names the limit)
 	}, "")
 	_, _, cookie := gw.get(t, "/dj/login/", "")
 	if cookie == "" || cookie == "-" {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
@@ -51,9 +52,11 @@ def die(request):
     if rid:
         with open(os.environ["SG_RUNLOG"], "a") as f:
             f.write(rid + "\n")
+    d = request.session.get("d", 0) + 1
+    request.session["d"] = d
     if os.environ.get("SG_DIE"):
         os._exit(1)
-    return HttpResponse(b"ok " + str(os.getpid()).encode())
+    return HttpResponse(("ok %d d=%d" % (os.getpid(), d)).encode())
 
 def setslow(request):
     request.session["k"] = request.GET.get("v", "")
@@ -359,7 +362,9 @@ func TestDjangoSeveralBackendsFailover(t *testing.T) {
 // dies mid-request drops its connection without an answer. A GET then gets
 // its answer from the next backend, as behind nginx's default
 // proxy_next_upstream error; a POST, which may have run, is answered 502
-// and runs once.
+// and runs once. The GET sent on is signed anew (its own nonce and
+// timestamp): the middleware takes its session and the gateway the change
+// it signs with that nonce.
 func TestDjangoDroppedRequestMovesToTheNextBackend(t *testing.T) {
 	t.Parallel()
 	proj := faultProject(t)
@@ -367,9 +372,10 @@ func TestDjangoDroppedRequestMovesToTheNextBackend(t *testing.T) {
 	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1, Env: []string{"SG_DIE=1"}})
 	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
 	gw := startDjangoGateway(t, a.URL()+","+b.URL())
-	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}, Jar: jar}
 	defer client.CloseIdleConnections()
-	send := func(method, id string) int {
+	send := func(method, id string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, gw.URL+"/dj/die/", nil)
 		req.Header.Set("X-Req-Id", id)
@@ -377,18 +383,29 @@ func TestDjangoDroppedRequestMovesToTheNextBackend(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, res.Body)
+		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		return res.StatusCode
+		return res.StatusCode, string(b)
+	}
+	if code, _ := send("GET", "get-first"); code != 200 {
+		t.Fatalf("first GET: %d", code)
 	}
 	for i := 0; i < 4; i++ {
-		if code := send("GET", fmt.Sprintf("get%d", i)); code != 200 {
+		code, body := send("GET", fmt.Sprintf("get%d", i))
+		if code != 200 {
 			t.Fatalf("GET %d: %d, want the next backend's 200\n%s", i, code, gw.Logs.String())
 		}
+		if want := fmt.Sprintf(" d=%d", i+2); !strings.HasSuffix(body, want) {
+			t.Fatalf("GET %d: %q, want the session's count%s (the session carried, each change kept)\n%s", i, body, want, gw.Logs.String())
+		}
+	}
+	if logs := gw.Logs.String(); strings.Contains(logs, djangoSessionRefused) || strings.Contains(logs, "signature") {
+		t.Fatalf("a session refused or a change's signature failed:\n%s", logs)
 	}
 	codes := map[int]int{}
 	for i := 0; i < 4; i++ {
-		codes[send("POST", fmt.Sprintf("post%d", i))]++
+		code, _ := send("POST", fmt.Sprintf("post%d", i))
+		codes[code]++
 	}
 	if codes[502] == 0 || codes[200] == 0 || codes[502]+codes[200] != 4 {
 		t.Fatalf("POSTs answered %v: want some 502 (dropped by A, not sent again) and some 200 (B)", codes)

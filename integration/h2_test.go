@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -603,5 +604,39 @@ func TestTLSStaticFileCopiesThroughPooledBuffer(t *testing.T) {
 	after := metricstest.Scrape(t, p.Admin+"/metrics")["go_memstats_alloc_bytes_total"]
 	if per := (after - before) / runs; per > 256<<10 {
 		t.Errorf("%.0f KiB allocated per 1 MiB static file over HTTPS/1.1, want well under the 512 KiB of a 32 KiB buffer per 64 KiB", per/1024)
+	}
+}
+
+// TestHTTP2BodyLongerThanContentLength: an HTTP/2 request whose DATA runs
+// past its content-length is the client's fault, like one that ends short
+// of it (400). net/http resets the stream, which ends the request's
+// context, and the access log recorded 499 "client left" with net/http's
+// "sender tried to send more than declared Content-Length", on the PHP
+// and the Django path: a small body read ahead, a large one spooled to a
+// file, and (SESSIONGATE_REQUEST_BUFFERING=off) one streamed to the app.
+func TestHTTP2BodyLongerThanContentLength(t *testing.T) {
+	t.Parallel()
+	const big = 100000 // over the 64 KiB read into memory
+	for _, env := range [][]string{nil, {"SESSIONGATE_REQUEST_BUFFERING=off"}} {
+		p, addr := startH2Binary(t, env...)
+		for _, target := range []string{"/echo.php", "/dj/over"} {
+			for _, length := range []int{3, big} {
+				if env != nil && length != big {
+					continue
+				}
+				path := target + "/" + strconv.Itoa(length)
+				fields := []testh2.Field{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", path},
+					{"content-type", "application/octet-stream"}, {"content-length", strconv.Itoa(length)}}
+				// The frame that would pass the length is refused whole.
+				res := testh2.DoSplit(t, addr, fields, make([]byte, length+16<<10))
+				if !res.Reset && res.Status != http.StatusBadRequest {
+					t.Errorf("%v %s: %+v, want a reset stream or 400", env, path, res)
+				}
+				line := waitForLog(t, p.stderr, `"path":"`+path+`"`)
+				if !strings.Contains(line, `"status":400`) || !strings.Contains(line, "more than declared Content-Length") {
+					t.Errorf("%v %s logged as %s, want 400 naming the body", env, path, line)
+				}
+			}
+		}
 	}
 }

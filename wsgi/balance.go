@@ -134,6 +134,9 @@ type balancer struct {
 	pool *pool
 	t    http.RoundTripper
 	log  *slog.Logger
+	// resign, when set, signs a request's session headers again before
+	// it goes to the next backend (Proxy.resign).
+	resign func(out *http.Request)
 }
 
 func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -145,6 +148,9 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		u := *req.URL
 		u.Host = be.host
 		out.URL = &u
+		if i > 0 && b.resign != nil {
+			b.resign(out)
+		}
 		var tb *keepBody
 		if orig != nil && orig != http.NoBody {
 			tb = &keepBody{rc: orig}

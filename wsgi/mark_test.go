@@ -159,3 +159,33 @@ func TestDjangoMarkPerBackend(t *testing.T) {
 		t.Errorf("%d lines, want 1 naming %s:\n%s", n, bad, logs)
 	}
 }
+
+// Right after a gateway start no response of a backend has been marked yet,
+// so when the first one was a static file that whitenoise (listed before
+// the session middleware) answered, one false "middleware missing" line
+// was logged and counted. An unmarked answer with Last-Modified, which
+// whitenoise sends with every file, is taken for such a file; an unmarked
+// page is still reported at once.
+func TestDjangoMarkFileFirstAfterStart(t *testing.T) {
+	ev := &events{}
+	e := newEnv(t, envOpts{metrics: ev})
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, _ seen) (answer, bool) {
+		if strings.HasPrefix(r.URL.Path, "/static/") {
+			w.Header().Set("Last-Modified", "Sat, 05 Dec 2026 06:00:00 GMT")
+			w.Header().Set("ETag", `"v1"`)
+		}
+		return answer{mark: "-"}, true
+	}
+	for _, m := range []string{"GET", "HEAD"} {
+		if res, _, _ := e.do(m, "/static/site.css", "", nil); res.StatusCode != 200 {
+			t.Fatalf("%s: %d", m, res.StatusCode)
+		}
+	}
+	if n := ev.count("django_middleware_missing"); n != 0 || strings.Contains(e.logs.String(), middlewareMissing) {
+		t.Fatalf("whitenoise's files right after a start: %d counted, want 0:\n%s", n, e.logs)
+	}
+	e.do("GET", "/accounts/", "", nil)
+	if n := ev.count("django_middleware_missing"); n != 1 || !strings.Contains(e.logs.String(), middlewareMissing) {
+		t.Fatalf("an unmarked page after the files: %d counted, want 1 and a line:\n%s", n, e.logs)
+	}
+}

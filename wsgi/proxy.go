@@ -39,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/bodyread"
 	"github.com/sessiongate/sessiongate/internal/proxyheader"
 	"github.com/sessiongate/sessiongate/internal/readahead"
 	"github.com/sessiongate/sessiongate/server"
@@ -148,10 +149,11 @@ func New(o Options) (*Proxy, error) {
 		maxHeaderBytes:     maxResponseHeaderBytes,
 		maxRequestsPerConn: 1000,
 		clean1xx:           p.cleanHeader,
+		resign:             p.resign,
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
-		Transport: &balancer{pool: p.pool, t: p.t, log: log},
+		Transport: &balancer{pool: p.pool, t: p.t, log: log, resign: p.resign},
 		// 0: ReverseProxy already flushes every write of a streamed
 		// response (no Content-Length, or text/event-stream); a response
 		// with a length then leaves in one write instead of two.
@@ -305,6 +307,25 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// value, which it has no use for.
 	hideCookie(out.Header, p.sessions.CookieName())
 	setSessionHeaders(out.Header, p.key, st.nonce, p.now(), st.sess.ID(), st.sess.Data())
+}
+
+// resign signs the session headers of a request sent again (another
+// backend, a new connection) anew, with the time of this attempt and a
+// nonce of its own: the first attempt's signature may have aged past the
+// middleware's 60 s window while a backend held the request before
+// dropping it, and Django would then run the page with an anonymous
+// session (refused-clock). The answer is verified against the nonce of the
+// attempt that gave it. out must be a copy of the request whose Header the
+// caller may replace.
+func (p *Proxy) resign(out *http.Request) {
+	st := stateOf(out.Context())
+	if st == nil || st.sess == nil {
+		return
+	}
+	st.nonce = newNonce()
+	h := out.Header.Clone()
+	setSessionHeaders(h, p.key, st.nonce, p.now(), st.sess.ID(), st.sess.Data())
+	out.Header = h
 }
 
 // upgradesTo reports whether h's Upgrade lists protocol (any version).
@@ -479,7 +500,8 @@ const markedWithin = 10 * 60
 // passed the middleware and carries no mark (mark is the response's
 // DjangoMarkHeader values) from a backend none of whose responses passed
 // it for markedWithin. changed (a signed change the gateway verified)
-// shows the middleware ran, also one older than the mark.
+// shows the middleware ran, also one older than the mark. An unmarked
+// file (Last-Modified) is never taken for a missing middleware.
 func (p *Proxy) checkMark(res *http.Response, mark []string, changed bool) {
 	be := p.pool.byHost[res.Request.URL.Hostname()]
 	if be == nil {
@@ -499,6 +521,14 @@ func (p *Proxy) checkMark(res *http.Response, mark []string, changed bool) {
 		return
 	}
 	if !sessionbridge.DjangoMiddlewareExpected(res.Request.Method, res.StatusCode) || now-be.marked.Load() < markedWithin {
+		return
+	}
+	if res.Header.Get("Last-Modified") != "" {
+		// A file: whitenoise sends Last-Modified with every one, Django's
+		// pages rarely. Listed before the session middleware, it answers
+		// without a mark; as the first answer after a gateway start (no
+		// mark seen yet) it was taken for a missing middleware. Pages
+		// are still reported at once.
 		return
 	}
 	p.sessions.DjangoMiddlewareMissing(res.Request.URL.Path, res.StatusCode, be.name)
@@ -779,6 +809,11 @@ func statusOf(r *http.Request, err error) int {
 		// client_body_timeout. Checked before the context, which
 		// net/http cancels when a body read fails, on a timeout too.
 		return http.StatusRequestTimeout
+	}
+	if bad != nil && bodyread.Overlong(bad.err) {
+		// An HTTP/2 body longer than its content-length: the client's
+		// fault, though net/http's reset of the stream ended the context.
+		return http.StatusBadRequest
 	}
 	if r.Context().Err() != nil {
 		return server.StatusClientClosedRequest

@@ -48,6 +48,9 @@ type h1Transport struct {
 	// response before the trace hook hands them on: ReverseProxy sends
 	// them to the client as they come, without ModifyResponse.
 	clean1xx func(http.Header)
+	// resign, when set, signs a request's session headers again before
+	// it is sent again on a new connection (Proxy.resign).
+	resign func(out *http.Request)
 
 	// reapEvery is how often idle connections are checked while there
 	// are any: those the backend closed, or idle past idleTimeout, are
@@ -184,6 +187,10 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				}
 				req = req.Clone(ctx)
 				req.Body = body
+			}
+			if t.resign != nil {
+				req = req.WithContext(ctx) // a copy whose Header may change
+				t.resign(req)
 			}
 			continue
 		}

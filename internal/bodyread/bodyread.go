@@ -2,7 +2,10 @@
 // a client's request body ahead of the backend.
 package bodyread
 
-import "io"
+import (
+	"io"
+	"strings"
+)
 
 // Fill reads r into buf until buf is full (nil error) or r ends (io.EOF).
 // Unlike io.ReadFull it hands on io.ErrUnexpectedEOF as r gives it: that
@@ -18,4 +21,19 @@ func Fill(r io.Reader, buf []byte) (int, error) {
 		}
 	}
 	return m, nil
+}
+
+// overlongText is how net/http's HTTP/2 server says a request's DATA ran
+// past its content-length. It exports no error for it (a plain
+// fmt.Errorf), so its text is matched here and nowhere else;
+// TestOverlongMatchesNetHTTP breaks when Go changes it.
+const overlongText = "sender tried to send more than declared Content-Length"
+
+// Overlong reports whether err is net/http's failure of an HTTP/2 request
+// body longer than its content-length. The server resets the stream for
+// it, which ends the request's context, so the failure passed for a client
+// that left (499); the client broke the request's framing, like a body
+// that ends short (400).
+func Overlong(err error) bool {
+	return err != nil && strings.Contains(err.Error(), overlongText)
 }

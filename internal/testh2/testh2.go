@@ -39,6 +39,20 @@ var staticStatus = map[byte]int{0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c
 // response for up to 10 s.
 func Do(t testing.TB, addr string, fields []Field, body []byte) Response {
 	t.Helper()
+	return do(t, addr, fields, body, false)
+}
+
+// DoSplit is Do with the body in DATA frames of 16 KiB (the default
+// largest frame), sent once the server's SETTINGS and its first window
+// update came: for bodies over 16 KiB, up to the server's flow-control
+// window (net/http's: 1 MiB).
+func DoSplit(t testing.TB, addr string, fields []Field, body []byte) Response {
+	t.Helper()
+	return do(t, addr, fields, body, true)
+}
+
+func do(t testing.TB, addr string, fields []Field, body []byte, split bool) Response {
+	t.Helper()
 	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +74,9 @@ func Do(t testing.TB, addr string, fields []Field, body []byte) Response {
 		out = append(out, frame(0x1, 0x4|0x1, 1, block)...) // HEADERS, END_HEADERS|END_STREAM
 	} else {
 		out = append(out, frame(0x1, 0x4, 1, block)...)
-		out = append(out, frame(0x0, 0x1, 1, body)...) // DATA, END_STREAM
+		if !split {
+			out = append(out, frame(0x0, 0x1, 1, body)...) // DATA, END_STREAM
+		}
 	}
 	if _, err := c.Write(out); err != nil {
 		t.Fatal(err)
@@ -68,6 +84,36 @@ func Do(t testing.TB, addr string, fields []Field, body []byte) Response {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
 	var res Response
+	if split && body != nil {
+		for settings, window := false, false; !settings || !window; {
+			var hdr [9]byte
+			if _, err := io.ReadFull(br, hdr[:]); err != nil {
+				t.Fatalf("waiting for the server's SETTINGS: %v", err)
+			}
+			payload := make([]byte, int(hdr[0])<<16|int(hdr[1])<<8|int(hdr[2]))
+			if _, err := io.ReadFull(br, payload); err != nil {
+				t.Fatalf("waiting for the server's SETTINGS: %v", err)
+			}
+			switch {
+			case hdr[3] == 0x4 && hdr[4]&0x1 == 0:
+				settings = true
+				c.Write(frame(0x4, 0x1, 0, nil))
+			case hdr[3] == 0x8 && binary.BigEndian.Uint32(hdr[5:]) == 0:
+				window = true
+			}
+		}
+		for len(body) > 0 {
+			n := min(len(body), 16<<10)
+			flags := byte(0)
+			if n == len(body) {
+				flags = 0x1 // END_STREAM
+			}
+			if _, err := c.Write(frame(0x0, flags, 1, body[:n])); err != nil {
+				break // the server reset the stream and closed
+			}
+			body = body[n:]
+		}
+	}
 	for {
 		var hdr [9]byte
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
