@@ -207,7 +207,7 @@ $response->send();
 	if cd := res.Header.Get("Content-Disposition"); cd != `attachment; filename="report 2026.pdf"` {
 		t.Errorf("Content-Disposition %q", cd)
 	}
-	if !strings.Contains(g.Logs.String(), `"internal_redirect":"/private-files/report 2026.pdf"`) {
+	if _, ok := logLine(g.Logs, `"internal_redirect":"/private-files/report 2026.pdf"`); !ok {
 		t.Errorf("not sent through X-Accel-Redirect:\n%s", g.Logs.String())
 	}
 	res, body = g.get(t, "/report.php", "Range", "bytes=-10")

@@ -191,11 +191,8 @@ func TestErrorPageSessionNotSaved(t *testing.T) {
 	}
 	// Its request line says why, as other failures' do.
 	var line map[string]any
-	for _, l := range strings.Split(s.gws[0].Logs.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" && m["path"] == "/hold.php" {
-			line = m
-		}
+	if l, ok := logLine(s.gws[0].Logs, `"path":"/hold.php","status":503`); ok {
+		json.Unmarshal([]byte(l), &line)
 	}
 	if e, _ := line["error"].(string); line["status"] != float64(503) || !strings.Contains(e, "lock") {
 		t.Errorf("request line of the 503 %v, want status 503 and the lost lock as its error:\n%s", line, s.gws[0].Logs.String())

@@ -108,6 +108,25 @@ func TestMetricsRealStack(t *testing.T) {
 		return res.StatusCode, string(body), set
 	}
 
+	// scrape reads the metrics once they count every answer the client
+	// saw: a request is counted (and logged) once its response is out, so
+	// the client may have it first.
+	scrape := func() map[string]float64 {
+		var m map[string]float64
+		poll(10*time.Second, func() bool {
+			m = metricstest.Scrape(t, gw.Admin+"/metrics")
+			mu.Lock()
+			defer mu.Unlock()
+			for k, n := range seen {
+				if m[fmt.Sprintf(`sessiongate_http_requests_total{code="%d",upstream="%s"}`, k.code, k.upstream)] < float64(n) {
+					return false
+				}
+			}
+			return true
+		})
+		return m
+	}
+
 	for i := 0; i < 3; i++ {
 		get("/style.css", "static", "")
 		get("/app.css", "static", "") // Go's client asks for gzip
@@ -137,7 +156,7 @@ func TestMetricsRealStack(t *testing.T) {
 
 	// Pool gauges while idle: the configured backend, kept-alive
 	// connections, nobody waiting, healthy, its limit.
-	m := metricstest.Scrape(t, gw.Admin+"/metrics")
+	m := scrape()
 	checkReadmeMetrics(t, m)
 
 	// app.css compressed once, then sent from the cache twice.
@@ -174,7 +193,7 @@ func TestMetricsRealStack(t *testing.T) {
 		t.Errorf("with Redis down: %d, want 503", code)
 	}
 
-	m = metricstest.Scrape(t, gw.Admin+"/metrics")
+	m = scrape()
 	perUpstream := map[string]int{}
 	for k, n := range seen {
 		name := fmt.Sprintf(`sessiongate_http_requests_total{code="%d",upstream="%s"}`, k.code, k.upstream)
@@ -241,21 +260,30 @@ func TestMetricsRealStack(t *testing.T) {
 	// Each 503 has its request line, access log off as for every failed
 	// request, saying why: a busy session, or the store. Both had only a
 	// line of their own, without the status, and none in the access log.
-	busyLines, storeLines := 0, 0
-	for _, line := range strings.Split(gw.stderr.String(), "\n") {
-		var l map[string]any
-		if json.Unmarshal([]byte(line), &l) != nil || l["msg"] != "request" || l["status"] != float64(503) {
-			continue
+	// The lines come through the binary's stderr pipe: waited for.
+	var busyLines, storeLines int
+	var unexplained []string
+	textWhen(gw.stderr.String, func(text string) bool {
+		busyLines, storeLines, unexplained = 0, 0, nil
+		for _, line := range strings.Split(text, "\n") {
+			var l map[string]any
+			if json.Unmarshal([]byte(line), &l) != nil || l["msg"] != "request" || l["status"] != float64(503) {
+				continue
+			}
+			e, _ := l["error"].(string)
+			switch {
+			case strings.Contains(e, "session busy: lock wait timed out"):
+				busyLines++
+			case strings.Contains(e, "session store unavailable"):
+				storeLines++
+			default:
+				unexplained = append(unexplained, line)
+			}
 		}
-		e, _ := l["error"].(string)
-		switch {
-		case strings.Contains(e, "session busy: lock wait timed out"):
-			busyLines++
-		case strings.Contains(e, "session store unavailable"):
-			storeLines++
-		default:
-			t.Errorf("503 request line without its reason: %s", line)
-		}
+		return busyLines >= busy && storeLines >= 1
+	})
+	for _, line := range unexplained {
+		t.Errorf("503 request line without its reason: %s", line)
 	}
 	if busyLines != busy || storeLines != 1 {
 		t.Errorf("503 request lines: %d busy (client saw %d), %d store (want 1):\n%s", busyLines, busy, storeLines, gw.stderr.String())

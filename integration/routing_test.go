@@ -329,7 +329,7 @@ func TestPHPNginxControlHeadersHidden(t *testing.T) {
 			t.Errorf("%s: %q reached the client", name, v)
 		}
 	}
-	if res.StatusCode != 404 || !strings.Contains(g.Logs.String(), `X-Accel-Redirect \"/protected/invoice-42.pdf\": no such file`) {
+	if _, logged := logLine(g.Logs, `X-Accel-Redirect \"/protected/invoice-42.pdf\": no such file`); res.StatusCode != 404 || !logged {
 		t.Errorf("status %d, want 404 and a log line naming the missing file:\n%s", res.StatusCode, g.Logs.String())
 	}
 }

@@ -70,7 +70,10 @@ func TestSessionWaitReplicasStandalone(t *testing.T) {
 	if took < 500*time.Millisecond {
 		t.Errorf("the 503 came after %v: sooner than WAIT's bound (500ms)", took)
 	}
-	logs := s.gws[0].Logs.String()
+	// The access line is written once the response is out.
+	logs, _ := textWhen(s.gws[0].Logs.String, func(logs string) bool {
+		return refusalsExplained(logs) > 0 && strings.Contains(logs, "0 of 1 within 500ms")
+	})
 	if refusalsExplained(logs) == 0 || !strings.Contains(logs, "0 of 1 within 500ms") {
 		t.Errorf("no access line of the 503 saying the replica did not acknowledge the write:\n%s", logs)
 	}
