@@ -190,7 +190,7 @@ func TestMetricsThroughTheGateway(t *testing.T) {
 		get(fmt.Sprintf("/nope-%d.php?session=%d", i, i), "")
 	}
 
-	got := metricstest.Scrape(t, admin.URL+"/metrics")
+	got := metricstest.ScrapeWhen(t, admin.URL+"/metrics", `sessiongate_http_requests_total{code="404",upstream="gateway"}`, 41)
 	want := map[string]float64{
 		`sessiongate_http_requests_total{code="200",upstream="static"}`:              3,
 		`sessiongate_http_requests_total{code="404",upstream="gateway"}`:             41,
@@ -281,8 +281,8 @@ func TestMetricsCountDjango(t *testing.T) {
 			io.Copy(io.Discard, res.Body)
 			res.Body.Close()
 		}
-		got := metricstest.Scrape(t, admin.URL+"/metrics")
 		name := `sessiongate_http_requests_total{code="` + tc.code + `",upstream="django"}`
+		got := metricstest.ScrapeWhen(t, admin.URL+"/metrics", name, 2)
 		if got[name] != 2 || got[`sessiongate_http_request_duration_seconds_count{upstream="django"}`] != 2 {
 			t.Errorf("Django at %s: %s = %v, duration count %v; want 2 and 2", tc.url, name, got[name], got[`sessiongate_http_request_duration_seconds_count{upstream="django"}`])
 		}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Scrape GETs url (an admin listener's /metrics) and returns its samples.
@@ -40,4 +41,19 @@ func Scrape(t testing.TB, url string) map[string]float64 {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// ScrapeWhen scrapes until series reaches at least atLeast, for up to 5 s,
+// and returns the last scrape: the gateway counts a request once its
+// response is out, so a client can have the response before the count.
+func ScrapeWhen(t testing.TB, url, series string, atLeast float64) map[string]float64 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m := Scrape(t, url)
+		if m[series] >= atLeast || time.Now().After(deadline) {
+			return m
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
