@@ -730,7 +730,7 @@ func pingCluster(ctx context.Context, cc *redis.ClusterClient) (map[string]bool,
 		flagged := len(live) > 0
 		for _, c := range live {
 			nodes, nerr := c.ClusterNodes(ctx).Result()
-			if strings.HasPrefix(errText(nerr), "NOPERM") {
+			if nerr != nil && strings.HasPrefix(nerr.Error(), "NOPERM") {
 				if slotsFailed(ctx, cc, liveInfos, downErr) {
 					return downAddrs(downErr), nil
 				}
@@ -747,13 +747,6 @@ func pingCluster(ctx context.Context, cc *redis.ClusterClient) (map[string]bool,
 		failed[addr] = true
 	}
 	return failed, nil
-}
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 func downAddrs(down map[string]error) map[string]bool {
@@ -786,23 +779,23 @@ func slotsFailed(ctx context.Context, cc *redis.ClusterClient, infos []string, d
 		return false
 	}
 	for _, info := range infos {
-		n, ok := infoField(info, "cluster_slots_fail")
-		if !ok || n != want {
+		v, _ := infoField(info, "cluster_slots_fail")
+		if n, err := strconv.Atoi(v); err != nil || n != want {
 			return false
 		}
 	}
 	return true
 }
 
-// infoField is the integer field name of a CLUSTER INFO reply.
-func infoField(info, name string) (int, bool) {
+// infoField is the value of the field name in an INFO or CLUSTER INFO
+// reply, and whether the reply has it.
+func infoField(info, name string) (string, bool) {
 	for line := range strings.SplitSeq(info, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
-			n, err := strconv.Atoi(v)
-			return n, err == nil
+			return v, true
 		}
 	}
-	return 0, false
+	return "", false
 }
 
 var errClusterNotOK = errors.New("cluster state is not ok")
@@ -983,10 +976,8 @@ func (s *Store) ConnectedReplicas(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, unavailable("info", err)
 	}
-	for line := range strings.SplitSeq(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
-			return strconv.Atoi(v)
-		}
+	if v, ok := infoField(info, "connected_slaves"); ok {
+		return strconv.Atoi(v)
 	}
 	return 0, unavailable("info", errors.New("no connected_slaves in INFO replication"))
 }
