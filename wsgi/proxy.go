@@ -415,10 +415,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		// before the file could go out. The session change came in the
 		// headers; the connection is closed rather than reused, as nginx
 		// does.
-		res.Body.Close()
-		res.Body = http.NoBody
-		res.ContentLength = 0
-		res.TransferEncoding, res.Trailer = nil, nil
+		dropBody(res)
 	}
 	if res.StatusCode == http.StatusResetContent {
 		// A 205 has no content (RFC 9110 section 15.3.6), but net/http
@@ -426,10 +423,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		// status=205)): it goes, as on the PHP path, and Content-Length:
 		// 0 is the framing the RFC asks. The connection is closed rather
 		// than reused, as for a dropped X-Accel-Redirect body.
-		res.Body.Close()
-		res.Body = http.NoBody
-		res.ContentLength = 0
-		res.TransferEncoding, res.Trailer = nil, nil
+		dropBody(res)
 		res.Header.Set("Content-Length", "0")
 	}
 	if len(res.TransferEncoding) > 0 && res.StatusCode != http.StatusSwitchingProtocols {
@@ -484,6 +478,15 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	// requests of the session need not wait for the body.
 	st.sess.Release(ctx)
 	return nil
+}
+
+// dropBody leaves res without the body Django sent, unread: closing it
+// unread closes the connection to Django rather than reusing it.
+func dropBody(res *http.Response) {
+	res.Body.Close()
+	res.Body = http.NoBody
+	res.ContentLength = 0
+	res.TransferEncoding, res.Trailer = nil, nil
 }
 
 // markedWithin is how long after a backend's last response that passed
