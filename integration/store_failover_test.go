@@ -81,6 +81,22 @@ func startSentinelStackEnv(t *testing.T, env []string, masterSettings ...string)
 	return c
 }
 
+// replicaOf makes replica a replica of master and waits until master
+// reports it in sync.
+func replicaOf(t testing.TB, replica, master *harness.Redis) {
+	t.Helper()
+	host, port, _ := strings.Cut(master.Addr, ":")
+	if _, err := replica.Do("REPLICAOF", host, port); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(20*time.Second, func() bool {
+		info, err := master.Do("INFO", "replication")
+		return err == nil && strings.Contains(info, "state=online")
+	}) {
+		t.Fatal("the replica is not in sync with the master")
+	}
+}
+
 // waitReplicated waits until master's replica has acknowledged everything
 // the master took so far. Not WAIT: it covers the writes of the connection
 // that sends it, and this test's connection wrote nothing (the gateways

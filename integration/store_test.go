@@ -360,16 +360,7 @@ func BenchmarkStoreRedisLockUnlock(b *testing.B) {
 func BenchmarkStoreRedisLockUnlockReplica(b *testing.B) {
 	harness.Require(b, "redis-server")
 	master, replica := harness.StartRedis(b), harness.StartRedis(b)
-	host, port, _ := strings.Cut(master.Addr, ":")
-	if _, err := replica.Do("REPLICAOF", host, port); err != nil {
-		b.Fatal(err)
-	}
-	if !poll(20*time.Second, func() bool {
-		info, err := master.Do("INFO", "replication")
-		return err == nil && strings.Contains(info, "state=online")
-	}) {
-		b.Fatal("the replica is not in sync")
-	}
+	replicaOf(b, replica, master)
 	for _, n := range []int{0, 1} {
 		b.Run("WaitReplicas="+strconv.Itoa(n), func(b *testing.B) {
 			c, err := redisstore.OpenClient(master.URL())

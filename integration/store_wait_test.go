@@ -25,20 +25,7 @@ func TestSessionWaitReplicasStandalone(t *testing.T) {
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_REDIS_WAIT_REPLICAS=1", "SESSIONGATE_REDIS_TIMEOUT=1s"}})
 	replica := harness.StartRedis(t)
 	requireKeysExpire(t, replica)
-	host, port, _ := strings.Cut(s.red.Addr, ":")
-	attach := func() {
-		t.Helper()
-		if _, err := replica.Do("REPLICAOF", host, port); err != nil {
-			t.Fatal(err)
-		}
-		if !poll(20*time.Second, func() bool {
-			info, err := s.red.Do("INFO", "replication")
-			return err == nil && strings.Contains(info, "state=online")
-		}) {
-			t.Fatal("the replica is not in sync with the master")
-		}
-	}
-	attach()
+	replicaOf(t, replica, s.red)
 	c := &failoverCounter{t: t, s: s, ck: s.newSession(t)}
 	key := "sessiongate:{" + s.gws[0].dump(t, c.ck).ID + "}"
 	for i := range 20 {
@@ -78,7 +65,7 @@ func TestSessionWaitReplicasStandalone(t *testing.T) {
 		t.Errorf("no access line of the 503 saying the replica did not acknowledge the write:\n%s", logs)
 	}
 
-	attach()
+	replicaOf(t, replica, s.red)
 	code, body := c.increment(s.gws[1])
 	if code != 200 || body != strconv.Itoa(c.n+2) {
 		t.Fatalf("after the replica came back: %d %q, want 200 %d (the refused increment stayed on the master)", code, body, c.n+2)

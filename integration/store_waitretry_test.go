@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,16 +105,7 @@ func TestStoreWaitReplicasLostReplyIsNotResent(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "redis-server")
 	master, replica := harness.StartRedis(t), harness.StartRedis(t)
-	host, port, _ := strings.Cut(master.Addr, ":")
-	if _, err := replica.Do("REPLICAOF", host, port); err != nil {
-		t.Fatal(err)
-	}
-	if !poll(20*time.Second, func() bool {
-		info, err := master.Do("INFO", "replication")
-		return err == nil && strings.Contains(info, "state=online")
-	}) {
-		t.Fatal("the replica is not in sync with the master")
-	}
+	replicaOf(t, replica, master)
 	p := startReplyDropper(t, master.Addr)
 	c, err := redisstore.OpenClient("redis://" + p.addr + "/0?max_retries=3&read_timeout=3s")
 	if err != nil {
