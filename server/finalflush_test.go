@@ -67,16 +67,7 @@ func TestFinalFlushCutIsLogged(t *testing.T) {
 			conn := rawGet(t, ts, "/hello.php")
 			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 			got, _ := io.ReadAll(conn)
-			var m map[string]any
-			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if strings.Contains(e.logs.String(), `"path":"/hello.php"`) {
-					m = e.lastLog(t)
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("no access line")
-				}
-			}
+			m := waitHelloLine(t, e)
 			if m["level"] != "WARN" || !strings.Contains(fmt.Sprint(m["error"]), "timed out") {
 				t.Errorf("client got %d bytes; the response logged as %v", len(got), m)
 			}

@@ -110,18 +110,23 @@ func TestWriteDeadlineCutIsNotClientLeft(t *testing.T) {
 // checks that it says the write deadline cut the response.
 func waitForCut(t *testing.T, e *env) {
 	t.Helper()
-	var m map[string]any
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if strings.Contains(e.logs.String(), `"path":"/hello.php"`) {
-			m = e.lastLog(t)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no access line for the cut response")
-		}
-	}
+	m := waitHelloLine(t, e)
 	if m["status"] == float64(StatusClientClosedRequest) || m["aborted"] != true ||
 		!strings.Contains(fmt.Sprint(m["error"]), "timed out") {
 		t.Errorf("the response the write deadline cut logged as %v", m)
+	}
+}
+
+// waitHelloLine waits for the access line of the one request for
+// /hello.php e served (written once the response is out) and returns it.
+func waitHelloLine(t *testing.T, e *env) map[string]any {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(e.logs.String(), `"path":"/hello.php"`) {
+			return e.lastLog(t)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no access line for /hello.php")
+		}
 	}
 }
