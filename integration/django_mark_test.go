@@ -9,7 +9,6 @@ package integration
 
 import (
 	"io"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -151,18 +150,7 @@ const (
 // not reach the client.
 func markRequest(t *testing.T, gw *sessionGW, method, target, cookie string, hdr ...string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, gw.URL+target, nil)
-	if cookie != "" {
-		req.Header.Set("Cookie", "sessionid="+cookie)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		if strings.EqualFold(hdr[i], "Host") {
-			req.Host = hdr[i+1] // net/http sends req.Host, not a Host header
-			continue
-		}
-		req.Header.Add(hdr[i], hdr[i+1])
-	}
-	res, err := sessionClient.Do(req)
+	res, err := sessionClient.Do(gw.request(method, target, cookie, hdr...))
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, target, err)
 	}

@@ -223,11 +223,10 @@ var sessionClient = &http.Client{
 	Transport:     &http.Transport{MaxIdleConnsPerHost: 128},
 }
 
-// get requests target on gw with cookie (may be empty) and returns the
-// response, its body and the session cookie it set ("" none, "-" expired).
-func (g *sessionGW) get(t testing.TB, target, cookie string, hdr ...string) (*http.Response, string, string) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", g.URL+target, nil)
+// request is a request for target on g with the session cookie (none when
+// empty) and hdr's name, value pairs (Host sets the request's host).
+func (g *sessionGW) request(method, target, cookie string, hdr ...string) *http.Request {
+	req, _ := http.NewRequest(method, g.URL+target, nil)
 	if cookie != "" {
 		req.Header.Set("Cookie", "sessionid="+cookie)
 	}
@@ -238,6 +237,14 @@ func (g *sessionGW) get(t testing.TB, target, cookie string, hdr ...string) (*ht
 		}
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
+	return req
+}
+
+// get requests target on gw with cookie (may be empty) and returns the
+// response, its body and the session cookie it set ("" none, "-" expired).
+func (g *sessionGW) get(t testing.TB, target, cookie string, hdr ...string) (*http.Response, string, string) {
+	t.Helper()
+	req := g.request("GET", target, cookie, hdr...)
 	// Errorf, not Fatalf: this runs on client goroutines too.
 	resp, err := sessionClient.Do(req)
 	if err != nil {
