@@ -21,6 +21,9 @@ import (
 //
 // Handshakes run on goroutines of their own, so that a slow client holds
 // up no other; each has timeout (net/http's TLS handshake timeout).
+// Close cuts those still running (handshaking): net/http does not know
+// their connections yet, so its Shutdown would leave them open for the
+// whole drain, up to that timeout.
 type tlsListener struct {
 	net.Listener
 	config  *tls.Config
@@ -31,11 +34,15 @@ type tlsListener struct {
 	errs      chan error
 	done      chan struct{}
 	closeOnce sync.Once
+
+	mu          sync.Mutex
+	handshaking map[net.Conn]struct{} // nil once closed
 }
 
 func newTLSListener(ln net.Listener, config *tls.Config, timeout time.Duration, wrap func(*tls.Conn) net.Conn) *tlsListener {
 	l := &tlsListener{Listener: ln, config: config, timeout: timeout, wrap: wrap,
-		conns: make(chan net.Conn), errs: make(chan error), done: make(chan struct{})}
+		conns: make(chan net.Conn), errs: make(chan error), done: make(chan struct{}),
+		handshaking: make(map[net.Conn]struct{})}
 	go l.acceptLoop()
 	return l
 }
@@ -61,12 +68,24 @@ func (l *tlsListener) acceptLoop() {
 }
 
 func (l *tlsListener) handshake(raw net.Conn) {
+	l.mu.Lock()
+	if l.handshaking == nil {
+		l.mu.Unlock()
+		raw.Close()
+		return
+	}
+	l.handshaking[raw] = struct{}{}
+	l.mu.Unlock()
 	tc := tls.Server(raw, l.config)
 	if l.timeout > 0 {
 		raw.SetDeadline(time.Now().Add(l.timeout))
 	}
 	var c net.Conn = tc
-	if err := tc.Handshake(); err == nil {
+	err := tc.Handshake()
+	l.mu.Lock()
+	delete(l.handshaking, raw)
+	l.mu.Unlock()
+	if err == nil {
 		raw.SetDeadline(time.Time{})
 		if tc.ConnectionState().NegotiatedProtocol != "h2" {
 			c = l.wrap(tc)
@@ -90,10 +109,19 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 	}
 }
 
-// Close stops accepting; a connection whose handshake ends after it is
-// closed.
+// Close stops accepting and closes the connections still in their
+// handshake; one whose handshake ended but that Accept has not returned
+// yet is closed too. Connections Accept returned are net/http's.
 func (l *tlsListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
+	l.closeOnce.Do(func() {
+		close(l.done)
+		l.mu.Lock()
+		for c := range l.handshaking {
+			c.Close()
+		}
+		l.handshaking = nil
+		l.mu.Unlock()
+	})
 	return l.Listener.Close()
 }
 

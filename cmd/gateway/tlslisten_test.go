@@ -64,3 +64,30 @@ func TestTLSListenerClose(t *testing.T) {
 		t.Errorf("the connection that came after the close stayed open: %v", err)
 	}
 }
+
+// Close cuts the handshakes still running: a client that connected and
+// sent nothing is not left open until the handshake timeout.
+func TestTLSListenerCloseCutsStalledHandshakes(t *testing.T) {
+	cert, key := testtls.Pair(t)
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newTLSListener(raw, &tls.Config{Certificates: []tls.Certificate{pair}}, time.Minute, func(c *tls.Conn) net.Conn { return c })
+	stalled, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	time.Sleep(50 * time.Millisecond) // accepted, its handshake waiting
+	l.Close()
+	stalled.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = stalled.Read(make([]byte, 1))
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		t.Error("a stalled handshake stayed open after Close")
+	}
+}
