@@ -640,3 +640,48 @@ func TestHTTP2BodyLongerThanContentLength(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP2BodyPastContentLengthAfterRead: an HTTP/2 request whose body
+// ran past its content-length only after the app had read those bytes
+// (DATA that came while PHP or Django was running) was logged 499, as a
+// client that left: net/http resets the stream and cancels the request's
+// context, and the body read, the one place that sees net/http's
+// error, had already ended well. It is the client's fault, 400, as when
+// the extra bytes come while the gateway reads the body.
+func TestHTTP2BodyPastContentLengthAfterRead(t *testing.T) {
+	t.Parallel()
+	const big = 100000 // over the 64 KiB read into memory
+	files := map[string]string{
+		"readwait.php": `<?php $b = file_get_contents('php://input'); touch($_GET['started']); usleep(2000000); echo strlen($b);`,
+	}
+	for _, env := range [][]string{{"SESSIONGATE_SESSIONS=off"}, {"SESSIONGATE_SESSIONS=off", "SESSIONGATE_REQUEST_BUFFERING=off"}} {
+		p, addr := startH2Site(t, files, env...)
+		for _, target := range []string{"/readwait.php", "/dj/readwait"} {
+			for _, length := range []int{3, big} {
+				if len(env) > 1 && (length != big || target == "/dj/readwait") {
+					// Streamed to gunicorn, the body's last bytes wait
+					// in the gateway for its end: Django never has all
+					// of them before the extra DATA.
+					continue
+				}
+				started, q := markFile(t)
+				os.Remove(started)
+				path := target + "/" + strconv.Itoa(length) + "?started=" + q
+				fields := []testh2.Field{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", path},
+					{"content-type", "application/octet-stream"}, {"content-length", strconv.Itoa(length)}}
+				res := testh2.DoThenMore(t, addr, fields, make([]byte, length), func() { waitForFile(t, started, target) }, []byte("extra"))
+				if !res.Reset && res.Status != http.StatusBadRequest {
+					t.Errorf("%v %s: %+v, want a reset stream or 400", env, path, res)
+				}
+				logged := path
+				if i := strings.IndexByte(logged, '?'); i >= 0 {
+					logged = logged[:i]
+				}
+				line := waitForLog(t, p.stderr, `"path":"`+logged+`"`)
+				if !strings.Contains(line, `"status":400`) || !strings.Contains(line, "more than declared Content-Length") {
+					t.Errorf("%v %s logged as %s, want 400 naming the body", env, path, line)
+				}
+			}
+		}
+	}
+}

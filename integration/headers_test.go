@@ -18,8 +18,14 @@ import (
 
 // echoWSGI answers with the WSGI environ's text values as JSON: what
 // Django's request.META would hold.
-const echoWSGI = `import json
+const echoWSGI = `import json, time, urllib.parse
 def application(environ, start_response):
+    q = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+    if "started" in q:
+        # Read the body, say so in that file, then take ?sleep= seconds.
+        environ["wsgi.input"].read()
+        open(q["started"][0], "w").close()
+        time.sleep(float(q.get("sleep", ["2"])[0]))
     d = {k: v for k, v in environ.items() if isinstance(v, str)}
     d["wsgi.url_scheme"] = environ["wsgi.url_scheme"]
     body = json.dumps(d).encode()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/bodyread"
 	"github.com/sessiongate/sessiongate/internal/logtext"
 )
 
@@ -375,6 +376,9 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 		if out != nil && len(out.added) > 0 {
 			rec.path = servedPath(r.URL.Path)
 		}
+		// As net/http gave it: the layers below may put another in r
+		// (a body read ahead), and overlongBody must read this one.
+		body := r.Body
 
 		defer func() {
 			// net/http writes what is still buffered (the end of a
@@ -411,6 +415,11 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 				ri.Err = errors.New("response aborted")
 			}
 			status := finalStatus(r, ri, rec, v != nil)
+			if status == StatusClientClosedRequest {
+				if err := overlongBody(rec, r, body); err != nil {
+					ri.Err, ri.Status, status = fmt.Errorf("read request body: %w", err), http.StatusBadRequest, http.StatusBadRequest
+				}
+			}
 			if err := shutdownCut(r); err != nil {
 				ri.Err = err
 			}
@@ -441,6 +450,36 @@ func shutdownCut(r *http.Request) error {
 	}
 	if cause := context.Cause(r.Context()); errors.Is(cause, ErrShutdownCut) {
 		return cause
+	}
+	return nil
+}
+
+// overlongBody returns net/http's error for an HTTP/2 request body that ran
+// past its content-length, when that ended the request: net/http resets
+// the stream, which cancels the request's context, and when the extra
+// DATA came after the handler had read the declared bytes (while PHP or
+// Django ran), no read saw the error, and the request passed for one the
+// client left (499), where the client broke its framing (400). The error
+// waits in the body: a read deadline in the past ends a body that has
+// none yet (the client did leave), so the reads here never wait. body is
+// r's body as net/http gave it.
+func overlongBody(w http.ResponseWriter, r *http.Request, body io.Reader) error {
+	if r.ProtoMajor != 2 || r.ContentLength < 0 || body == nil || body == http.NoBody || shutdownCut(r) != nil {
+		return nil
+	}
+	if http.NewResponseController(w).SetReadDeadline(time.Now().Add(-time.Second)) != nil {
+		return nil
+	}
+	// What the handler left unread comes first: up to net/http's window
+	// for a stream (1 MiB), which a body it accepted cannot pass.
+	buf := make([]byte, 32<<10)
+	for range 64 {
+		if _, err := body.Read(buf); err != nil {
+			if bodyread.Overlong(err) {
+				return err
+			}
+			return nil
+		}
 	}
 	return nil
 }

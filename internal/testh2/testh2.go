@@ -39,7 +39,7 @@ var staticStatus = map[byte]int{0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c
 // response for up to 10 s.
 func Do(t testing.TB, addr string, fields []Field, body []byte) Response {
 	t.Helper()
-	return do(t, addr, fields, body, false)
+	return do(t, addr, fields, body, false, nil, nil)
 }
 
 // DoSplit is Do with the body in DATA frames of 16 KiB (the default
@@ -48,10 +48,18 @@ func Do(t testing.TB, addr string, fields []Field, body []byte) Response {
 // window (net/http's: 1 MiB).
 func DoSplit(t testing.TB, addr string, fields []Field, body []byte) Response {
 	t.Helper()
-	return do(t, addr, fields, body, true)
+	return do(t, addr, fields, body, true, nil, nil)
 }
 
-func do(t testing.TB, addr string, fields []Field, body []byte, split bool) Response {
+// DoThenMore is DoSplit with the stream left open after body: once
+// between has returned (the app has read body, say), more goes in one
+// last DATA frame, which ends the stream.
+func DoThenMore(t testing.TB, addr string, fields []Field, body []byte, between func(), more []byte) Response {
+	t.Helper()
+	return do(t, addr, fields, body, true, between, more)
+}
+
+func do(t testing.TB, addr string, fields []Field, body []byte, split bool, between func(), more []byte) Response {
 	t.Helper()
 	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
 	if err != nil {
@@ -105,13 +113,17 @@ func do(t testing.TB, addr string, fields []Field, body []byte, split bool) Resp
 		for len(body) > 0 {
 			n := min(len(body), 16<<10)
 			flags := byte(0)
-			if n == len(body) {
+			if n == len(body) && between == nil {
 				flags = 0x1 // END_STREAM
 			}
 			if _, err := c.Write(frame(0x0, flags, 1, body[:n])); err != nil {
 				break // the server reset the stream and closed
 			}
 			body = body[n:]
+		}
+		if between != nil {
+			between()
+			c.Write(frame(0x0, 0x1, 1, more))
 		}
 	}
 	for {
