@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -122,9 +124,17 @@ type recorder struct {
 	writeTimeout    time.Duration
 	responseStarted bool
 	// flushed: the handler flushed the response; declaredLength: its
-	// header had a Content-Length as it went out. Either settles its
-	// framing (finalFlush).
+	// header had a Content-Length as it went out (it is not held).
 	flushed, declaredLength bool
+	// http1 and head describe the request, for holding (mayHold).
+	http1, head bool
+	// holding: the header has not gone to net/http yet, nor the body so
+	// far, held (of at most holdLimit bytes, nil for none yet): the
+	// response may still be whole, to go out with its Content-Length at
+	// the end (finalFlush). clen holds that value.
+	holding bool
+	held    *[]byte
+	clen    [1]string
 	// out edits the headers as they go out (nil: left as they are), for
 	// the request ri describes, to path, over HTTPS or not.
 	out   *outHeaders
@@ -186,6 +196,11 @@ func (w *recorder) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
 		w.headerGoesOut()
+		if w.holding = w.mayHold(); w.holding {
+			return
+		}
+	} else if w.holding {
+		return // superfluous, as net/http ignores it; or a 1xx too late
 	} else if code < 200 && w.out != nil {
 		// An informational response (103 Early Hints, passed on from
 		// Django) carries the headers set so far: none of the hidden ones
@@ -199,6 +214,20 @@ func (w *recorder) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 		w.headerGoesOut()
+		w.holding = w.mayHold()
+	}
+	if w.holding {
+		if w.held == nil && len(p) <= holdLimit {
+			w.held = heldBodies.Get().(*[]byte)
+		}
+		if w.held != nil && len(*w.held)+len(p) <= holdLimit {
+			*w.held = append(*w.held, p...)
+			w.bytes += int64(len(p))
+			return len(p), nil
+		}
+		if err := w.release(); err != nil {
+			return 0, err
+		}
 	}
 	w.setWriteDeadline(w.sendTimeout)
 	n, err := w.ResponseWriter.Write(p)
@@ -213,6 +242,9 @@ func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 		w.headerGoesOut()
+	}
+	if err := w.release(); err != nil {
+		return 0, err
 	}
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
 	if !ok {
@@ -268,6 +300,9 @@ func (w *recorder) Flush() { w.FlushError() }
 func (w *recorder) FlushError() error {
 	w.flushed = true
 	w.setWriteDeadline(w.sendTimeout)
+	if err := w.release(); err != nil {
+		return err
+	}
 	var err error
 	switch f := w.ResponseWriter.(type) {
 	case interface{ FlushError() error }:
@@ -299,28 +334,111 @@ func (w *recorder) learnStreamEnd(r *http.Request) {
 	}
 }
 
-// bufferedBeforeHeader is the most net/http holds of a body before the
-// header goes out: 2 KiB over HTTP/1.x (its bufferBeforeChunkingSize), 4
-// KiB over HTTP/2 (handlerChunkWriteSize). Past it, the framing is chosen.
-const bufferedBeforeHeader = 4 << 10
+// holdLimit is the most of a body net/http holds over HTTP/1.x before its
+// header goes out (its bufferBeforeChunkingSize): a response that ends
+// within it, unflushed, gets a Content-Length from net/http; a longer one
+// goes out chunked.
+const holdLimit = 2 << 10
+
+// lengthTexts are the Content-Length values of held responses, 0 to
+// holdLimit, made once: net/http writes its own without allocating, and
+// strconv.Itoa allocates past 99, on the gateway's hottest path.
+var lengthTexts = sync.OnceValue(func() []string {
+	t := make([]string, holdLimit+1)
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+})
+
+// heldBodies are the buffers of held responses (recorder.held).
+var heldBodies = sync.Pool{New: func() any { b := make([]byte, 0, holdLimit); return &b }}
+
+// mayHold reports whether the response whose header is going out may be
+// held (recorder.holding): over HTTP/1.x, one whose framing net/http
+// would choose at its end, from its length. Not one with a Content-Length
+// or a Transfer-Encoding of its own, trailers (chunked), or no body
+// (204, 304).
+func (w *recorder) mayHold() bool {
+	if !w.http1 || w.declaredLength || w.status == http.StatusNoContent || w.status == http.StatusNotModified {
+		return false
+	}
+	h := w.ResponseWriter.Header()
+	return len(h["Transfer-Encoding"]) == 0 && len(h["Trailer"]) == 0
+}
+
+// release hands a held response to net/http as it is: it is not whole
+// (a flush, past holdLimit, sendfile), and net/http chooses its framing
+// (chunked) as it would have.
+func (w *recorder) release() error {
+	if !w.holding {
+		return nil
+	}
+	w.holding = false
+	w.ResponseWriter.WriteHeader(w.status)
+	if w.held == nil {
+		return nil
+	}
+	var err error
+	if len(*w.held) > 0 {
+		w.setWriteDeadline(w.sendTimeout)
+		_, err = w.ResponseWriter.Write(*w.held)
+		if err != nil && w.writeErr == nil {
+			w.writeErr = err
+		}
+	}
+	w.dropHeld()
+	return err
+}
+
+// dropHeld returns the buffer of held bytes (after they went out, or for
+// a response that was aborted).
+func (w *recorder) dropHeld() {
+	if w.held != nil {
+		*w.held = (*w.held)[:0]
+		heldBodies.Put(w.held)
+		w.held = nil
+	}
+}
 
 // finalFlush sends, over HTTP/1.x, what net/http still buffers of the
 // response, so that a failure shows in the access line: net/http writes
 // it after the handler has returned, once the line is written, and its
 // error reaches no one, so a response the write deadline cut there (a
 // client that stopped reading, SESSIONGATE_WRITE_TIMEOUT passed while the
-// app finished) was logged as 200 with every byte. Only when the framing
-// is settled (a Content-Length, a flush before, a body past net/http's
-// buffers): a small whole response is left for net/http to give its
-// Content-Length, and goes out, with its header, in net/http's one final
-// write, whose failure stays unseen. HTTP/2 has learnStreamEnd.
+// app finished) was logged as 200 with every byte. A response still held
+// is whole: it gets the Content-Length net/http would give it (its length,
+// even 0; for HEAD only when the app wrote the body), then goes out the
+// same way. HTTP/2 has learnStreamEnd.
 func (w *recorder) finalFlush(r *http.Request) {
 	if r.ProtoMajor != 1 || w.status == 0 || w.status == http.StatusSwitchingProtocols || w.writeErr != nil {
 		return
 	}
-	if w.declaredLength || w.flushed || w.bytes > bufferedBeforeHeader {
-		w.FlushError()
+	if w.holding {
+		n := 0
+		if w.held != nil {
+			n = len(*w.held)
+		}
+		if h := w.ResponseWriter.Header(); (!w.head || n > 0) && !trailerKeys(h) {
+			w.clen[0] = lengthTexts()[n]
+			h["Content-Length"] = w.clen[:]
+		}
+		if w.release() != nil {
+			return
+		}
 	}
+	w.FlushError()
+}
+
+// trailerKeys reports whether h has trailers set by http.TrailerPrefix
+// keys, which make net/http send the body chunked.
+func trailerKeys(h http.Header) bool {
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -331,6 +449,9 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // net/http never sent. A successful hijack with no status written is that
 // switch.
 func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if err := w.release(); err != nil {
+		return nil, nil, err
+	}
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err == nil && w.status == 0 {
 		w.status = http.StatusSwitchingProtocols
@@ -372,7 +493,8 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))
 		// net/http clears the write deadline after each response and on
 		// Hijack: nothing is left over for the next request.
-		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout, writeTimeout: s.cfg.WriteTimeout, out: out, ri: ri, https: ri.HTTPS}
+		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout, writeTimeout: s.cfg.WriteTimeout, out: out, ri: ri, https: ri.HTTPS,
+			http1: r.ProtoMajor == 1, head: r.Method == http.MethodHead}
 		if out != nil && len(out.added) > 0 {
 			rec.path = servedPath(r.URL.Path)
 		}
@@ -393,6 +515,10 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 			}
 			if v == nil {
 				rec.finalFlush(r)
+			} else {
+				// Aborted: what was held never goes out, as net/http
+				// drops what it buffers of an aborted response.
+				rec.dropHeld()
 			}
 			rec.learnStreamEnd(r)
 			switch {
