@@ -510,6 +510,22 @@ func TestNginxDjangoRequestDiff(t *testing.T) {
 	// X-Forwarded-Proto (README, SESSIONGATE_TRUSTED_PROXIES) and sends
 	// the client address alone.
 	proxyCases := []diffCase{
+		{name: "trusted proxy", req: "GET /dj/dump/ HTTP/1.1\r\nHost: gw.internal:8080\r\nX-Forwarded-For: 203.0.113.9, 198.51.100.7\r\nX-Forwarded-Proto: https\r\n" +
+			"X-Forwarded-Host: www.example.com\r\nX-Forwarded-Port: 443\r\n\r\n", want: map[string][2]string{
+			"META.HTTP_X_FORWARDED_FOR":   {"203.0.113.9, 198.51.100.7, 198.51.100.7", "198.51.100.7"},
+			"META.HTTP_X_FORWARDED_PROTO": {"http", "https"},
+			"META.wsgi.url_scheme":        {"http", "https"},
+			"is_secure":                   {"false", "true"},
+			"build_absolute_uri":          {"http://www.example.com/dj/dump/", "https://www.example.com/dj/dump/"},
+		}},
+		{name: "trusted proxy, host in Forwarded", req: "GET /dj/dump/ HTTP/1.1\r\nHost: gw.internal\r\nForwarded: for=203.0.113.9;proto=https;host=www.example.com\r\n" +
+			"X-Forwarded-For: 203.0.113.9\r\n\r\n", want: map[string][2]string{
+			"META.HTTP_X_FORWARDED_FOR":  {"203.0.113.9, 203.0.113.9", "203.0.113.9"},
+			"META.HTTP_X_FORWARDED_HOST": {absent, "www.example.com"},
+			"META.HTTP_FORWARDED":        {"for=203.0.113.9;proto=https;host=www.example.com", absent},
+			"get_host":                   {"gw.internal", "www.example.com"},
+			"build_absolute_uri":         {"http://gw.internal/dj/dump/", "http://www.example.com/dj/dump/"},
+		}},
 		{name: "trusted proxy keeping Host", req: "GET /dj/dump/ HTTP/1.1\r\nHost: www.example.com\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n\r\n",
 			want: map[string][2]string{
 				"META.HTTP_X_FORWARDED_FOR":   {"203.0.113.9, 203.0.113.9", "203.0.113.9"},

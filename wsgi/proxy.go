@@ -299,7 +299,17 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		proto = "https"
 	}
 	out.Header.Set("X-Forwarded-Proto", proto)
-	out.Header.Set("X-Forwarded-Host", out.Host)
+	// The host the client asked for, as the canonical-name redirect reads
+	// it: behind a trusted proxy that sends its own Host, the one it
+	// forwards. Django with USE_X_FORWARDED_HOST builds its links and
+	// checks ALLOWED_HOSTS with it, as it did behind that proxy alone.
+	fwdHost := out.Host
+	if viaProxy {
+		if fh := server.ForwardedHost(pr.In.Header); fh != "" {
+			fwdHost = fh
+		}
+	}
+	out.Header.Set("X-Forwarded-Host", fwdHost)
 	if st.sess == nil {
 		return
 	}
