@@ -276,6 +276,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		out.Header.Del("Http2-Settings")
 	}
 	viaProxy := st != nil && st.viaProxy
+	if f, ok := pr.In.Header["Forwarded"]; ok && viaProxy {
+		// ReverseProxy dropped it with the client's: a trusted proxy's
+		// reaches Django, as it reaches PHP.
+		out.Header["Forwarded"] = slices.Clone(f)
+	}
 	for name := range out.Header {
 		// WSGI servers map '-' and '_' to the same environ key, so
 		// X_Forwarded_For would pass for X-Forwarded-For, X_Sessiongate_...

@@ -124,15 +124,18 @@ func TestBehindServer(t *testing.T) {
 }
 
 // TestForwardedFamilyOnlyFromTrustedProxy: the X-Forwarded-* headers the
-// gateway does not set itself (Port, Prefix, Ssl, ...) reach Django only
-// from a trusted proxy, as on the PHP side: Django reads X-Forwarded-Port
-// with USE_X_FORWARDED_PORT, and apps read the others to build URLs.
+// gateway does not set itself (Port, Prefix, Ssl, ...) and Forwarded reach
+// Django only from a trusted proxy, as on the PHP side: Django reads
+// X-Forwarded-Port with USE_X_FORWARDED_PORT, and apps read the others to
+// build URLs or find the client (a trusted proxy's Forwarded was dropped
+// with the client's, which ReverseProxy removes before Rewrite).
 func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	frontFor := func(trusted string) *httptest.Server {
 		return behindServer(t, e, io.Discard, "SESSIONGATE_TRUSTED_PROXIES="+trusted)
 	}
-	client := map[string]string{"X-Forwarded-Port": "4444", "X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Ssl": "on", "X-Forwarded-Server": "evil.example"}
+	client := map[string]string{"X-Forwarded-Port": "4444", "X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Ssl": "on", "X-Forwarded-Server": "evil.example",
+		"Forwarded": "for=203.0.113.9;proto=https;host=www.example.com"}
 	// The server's instructions to an app (proxyheader.SendfileControl,
 	// URLOverride) never come from a client, trusted proxy or not.
 	never := map[string]string{"X-Sendfile-Type": "X-Sendfile", "X-Accel-Mapping": "/srv/=/other/", "X-Original-Url": "/admin/x", "X-Rewrite-Url": "/admin/x"}
