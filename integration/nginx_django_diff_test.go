@@ -196,6 +196,14 @@ type rawResponse struct {
 	err     error
 }
 
+// status is the response's status code, 0 for none.
+func (r rawResponse) status() int {
+	if r.res == nil {
+		return 0
+	}
+	return r.res.StatusCode
+}
+
 // rawDo sends req (a whole HTTP/1.1 request as bytes) on a new connection
 // to addr and reads one response. With expect, the request's body (after
 // the blank line) is held back until a 100 Continue arrives (or 3 s pass).
@@ -535,8 +543,29 @@ func TestNginxDjangoRequestDiff(t *testing.T) {
 				"build_absolute_uri":          {"http://www.example.com/dj/dump/", "https://www.example.com/dj/dump/"},
 			}},
 	}
+	for _, h := range []string{"[::1]:8080", "shop.example.", "shop.example:99999", "1.2.3.4"} {
+		cases = append(cases, diffCase{name: "Host " + h, req: "GET /dj/dump/ HTTP/1.1\r\nHost: " + h + "\r\n\r\n", want: forwardedHostOnly(h)})
+	}
 	for _, c := range cases {
 		direct.compareViews(t, c)
+	}
+	// Refused alike, before Django: a NUL in the path (nginx refuses it
+	// in any URI), bad escapes and bytes, hosts that are no host.
+	for _, req := range []string{
+		"GET /dj/dump/a%00b HTTP/1.1\r\nHost: shop.example\r\n\r\n",
+		"GET /dj/dump/%zz HTTP/1.1\r\nHost: shop.example\r\n\r\n",
+		"GET /dj/dump/a% HTTP/1.1\r\nHost: shop.example\r\n\r\n",
+		"GET /dj/dump/\x7f HTTP/1.1\r\nHost: shop.example\r\n\r\n",
+		"GET /dj/dump/ HTTP/1.1\r\nHost: shop.example:\r\n\r\n",
+		"GET /dj/dump/ HTTP/1.1\r\nHost: shop_x.example\r\n\r\n",
+		"GET /dj/dump/ HTTP/1.1\r\nHost: a@b\r\n\r\n",
+		"GET /dj/dump/ HTTP/1.1\r\nHost: shop.example\r\nHost: other.example\r\n\r\n",
+		"GET /dj/dump/ HTTP/1.1\r\n\r\n",
+	} {
+		ng, gw := rawDo(direct.nginx.Addr, req, false), rawDo(direct.gwAddr, req, false)
+		if ng.status() != 400 || gw.status() != 400 {
+			t.Errorf("%q: nginx %d %v, gateway %d %v; want 400 from both", strings.SplitN(req, "\r\n", 2)[0], ng.status(), ng.err, gw.status(), gw.err)
+		}
 	}
 	for _, c := range proxyCases {
 		proxied.compareViews(t, c)

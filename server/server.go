@@ -560,6 +560,14 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		for _, m := range s.mounts {
 			if strings.HasPrefix(p, m.prefix) {
 				Info(r.Context()).Upstream = m.upstream
+				if strings.IndexByte(r.URL.Path, 0) >= 0 {
+					// %00: nginx refuses it in any URI, and routing
+					// refuses it on the PHP side. Django would take
+					// it to the file system in its file views.
+					Info(r.Context()).Err = errors.New("NUL byte in the path")
+					s.fail(w, r, http.StatusBadRequest)
+					return
+				}
 				s.serveApp(m.h, w, r, r)
 				return
 			}
