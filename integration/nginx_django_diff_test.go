@@ -122,13 +122,24 @@ def setsession(request):
     r.set_cookie("b", "2", path="/dj/", httponly=True)
     return r
 
+def odd(request):
+    r = HttpResponse(b"odd")
+    r["X-Latin"] = "caf\u00e9"
+    r["X-Empty"] = ""
+    r["Content-Language"] = "fr"
+    r["Link"] = "</s.css>; rel=preload; as=style"
+    r["X-Frame-Options"] = "DENY"
+    r["WWW-Authenticate"] = 'Basic realm="x"'
+    r.status_code = int(request.GET.get("status", "200"))
+    return r
+
 def sleep(request):
     time.sleep(float(request.GET.get("s", "0")))
     return HttpResponse(b"slept")
 
 urlpatterns = [path("dj/cookies/", cookies), path("dj/caching/", caching), path("dj/download/", download),
     path("dj/file/", afile), path("dj/stream/", stream), path("dj/etag/", etag),
-    path("dj/redirect/", relredirect), path("dj/bighdr/", bighdr), path("dj/sleep/", sleep), path("dj/setsession/", setsession),
+    path("dj/redirect/", relredirect), path("dj/bighdr/", bighdr), path("dj/sleep/", sleep), path("dj/setsession/", setsession), path("dj/odd/", odd),
     re_path(r"", dump)]
 `
 
@@ -654,6 +665,7 @@ func TestNginxDjangoResponseDiff(t *testing.T) {
 		target string
 		hdr    []string
 		vary   bool // a text type the gateway may compress
+		more   map[string][2]string
 	}{
 		{target: "/dj/cookies/", vary: true},      // three Set-Cookie fields, in order
 		{target: "/dj/caching/", vary: true},      // Vary and Cache-Control of Django's
@@ -663,13 +675,20 @@ func TestNginxDjangoResponseDiff(t *testing.T) {
 		{target: "/dj/etag/", vary: true},         // ConditionalGetMiddleware's ETag
 		{target: "/dj/stream/", vary: true},       // StreamingHttpResponse, chunked
 		{target: "OPTIONS /dj/etag/", vary: true}, // Django's own OPTIONS
+		{target: "/dj/odd/", vary: true},          // a latin-1 value, an empty one, Link, WWW-Authenticate
+		{target: "/dj/odd/?status=401", vary: true},
+		{target: "/dj/odd/?status=599", vary: true},
+		// A 204 has no content (RFC 9110 section 15.3.5): nginx passes
+		// the Content-Length Django's HttpResponse gave it, the gateway
+		// does not.
+		{target: "/dj/odd/?status=204", more: map[string][2]string{"Content-Length": {"3", absent}}},
 	} {
 		ng, gw := get(s.nginx.Addr, c.target, c.hdr...), get(s.gwAddr, c.target, c.hdr...)
 		if ng.res == nil || gw.res == nil {
 			t.Errorf("%s: nginx %v, gateway %v", c.target, ng.err, gw.err)
 			continue
 		}
-		same(c.target, ng, gw, own(ng, gw, c.vary))
+		same(c.target, ng, gw, with(own(ng, gw, c.vary), c.more))
 		if c.target == "/dj/etag/" {
 			// The browser's revalidation: 304 from
 			// ConditionalGetMiddleware, with the tag.
