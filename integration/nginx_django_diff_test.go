@@ -581,6 +581,25 @@ func TestNginxDjangoRequestDiff(t *testing.T) {
 	for _, c := range proxyCases {
 		proxied.compareViews(t, c)
 	}
+
+	// Many nginx configurations send "Host $host": lower case, without
+	// the port (nginx's variable), so Django's absolute URLs lost a
+	// non-default port; the gateway sends the Host as the client wrote
+	// it, as "$http_host" (above) does.
+	hostNginx := *direct
+	hostNginx.nginx = harness.StartNginxDjango(t, harness.NginxDjangoOptions{Upstream: direct.gunicorn.Addr, Location: "/dj/", Host: "$host"})
+	for _, c := range []diffCase{
+		{name: "$host, plain", req: "GET /dj/dump/ HTTP/1.1\r\nHost: shop.example\r\n\r\n", want: plain},
+		{name: "$host, host with port", req: "GET /dj/dump/ HTTP/1.1\r\nHost: Shop.Example:8080\r\n\r\n", want: map[string][2]string{
+			"META.HTTP_HOST":             {host, "Shop.Example:8080"},
+			"META.HTTP_X_FORWARDED_HOST": {absent, "Shop.Example:8080"},
+			"get_host":                   {host, "Shop.Example:8080"},
+			"build_absolute_uri":         {"http://shop.example/dj/dump/", "http://Shop.Example:8080/dj/dump/"},
+		}},
+		{name: "$host, absolute-form target", req: "GET http://other.example/dj/dump/ HTTP/1.1\r\nHost: shop.example\r\n\r\n", want: forwardedHostOnly("other.example")},
+	} {
+		hostNginx.compareViews(t, c)
+	}
 }
 
 // headerDiff lists the response header fields whose values differ:
@@ -769,7 +788,7 @@ func TestNginxDjangoResponseDiff(t *testing.T) {
 		}
 	})
 
-	t.Run("client leaves", func(t *testing.T) {
+	t.Run("clients that leave", func(t *testing.T) {
 		for _, addr := range []string{s.nginx.Addr, s.gwAddr} {
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
@@ -778,16 +797,31 @@ func TestNginxDjangoResponseDiff(t *testing.T) {
 			io.WriteString(c, "GET /dj/sleep/?s=0.5&left=1 HTTP/1.1\r\nHost: shop.example\r\n\r\n")
 			time.Sleep(200 * time.Millisecond)
 			c.Close()
+			// Gone after the first line of a stream: nginx logs the
+			// status it sent (200), the gateway 499 with the cause
+			// (server.RequestInfo.Status), deliberately.
+			c, err = net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, "GET /dj/stream/?left=1 HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if res, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || res.StatusCode != 200 {
+				t.Fatalf("stream through %s: %v %v", addr, res, err)
+			}
+			c.Close()
 		}
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			ngOK := slices.Contains(s.nginx.AccessLines(), "499 /dj/sleep/?s=0.5&left=1")
-			gwOK := strings.Contains(s.gw.Logs.String(), `"path":"/dj/sleep/","status":499`)
+			lines := s.nginx.AccessLines()
+			ngOK := slices.Contains(lines, "499 /dj/sleep/?s=0.5&left=1") && slices.Contains(lines, "200 /dj/stream/?left=1")
+			logs := s.gw.Logs.String()
+			gwOK := strings.Contains(logs, `"path":"/dj/sleep/","status":499`) && strings.Contains(logs, `"path":"/dj/stream/","status":499`)
 			if ngOK && gwOK {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("499 logged: nginx %v (%q), gateway %v", ngOK, s.nginx.AccessLines(), gwOK)
+				t.Fatalf("clients that left logged as wanted: nginx %v (%q), gateway %v", ngOK, lines, gwOK)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

@@ -25,6 +25,10 @@ type NginxDjangoOptions struct {
 	RealIPFrom string
 	// ReadTimeout is proxy_read_timeout (nginx's default 60s when zero).
 	ReadTimeout time.Duration
+	// Host is the Host nginx sends: "$http_host" (the default, the
+	// client's field as sent, gunicorn's documentation) or "$host" (lower
+	// case, without the port, from an absolute-form target first).
+	Host string
 }
 
 // NginxDjango is a running nginx started by StartNginxDjango.
@@ -40,12 +44,12 @@ type NginxDjango struct {
 }
 
 // StartNginxDjango runs Debian's nginx (nginx-light) in front of o.Upstream
-// with the proxy settings a Django site runs behind nginx: Host as the
-// client sent it, X-Forwarded-For appended to, X-Forwarded-Proto from the
-// scheme, HTTP/1.1 with kept-alive upstream connections. It runs in the
-// foreground as the current user (workers too, so its temp files can live
-// in t.TempDir()) and waits until it accepts; t.Cleanup stops it. A
-// missing nginx fails the test (Require).
+// with the proxy settings a Django site runs behind nginx: Host (o.Host),
+// X-Forwarded-For appended to, X-Forwarded-Proto from the scheme, HTTP/1.1
+// with kept-alive upstream connections. It runs in the foreground, its
+// workers as the current user (so its temp files can live in
+// t.TempDir()), and waits until it accepts; t.Cleanup stops it. A missing
+// nginx fails the test (Require).
 func StartNginxDjango(t testing.TB, o NginxDjangoOptions) *NginxDjango {
 	t.Helper()
 	bin := Bin(t, "nginx")
@@ -54,6 +58,9 @@ func StartNginxDjango(t testing.TB, o NginxDjangoOptions) *NginxDjango {
 	}
 	if o.Location == "" {
 		o.Location = "/"
+	}
+	if o.Host == "" {
+		o.Host = "$http_host"
 	}
 	dir := t.TempDir()
 	n := &NginxDjango{
@@ -124,7 +131,7 @@ http {
             proxy_pass http://django;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
+            proxy_set_header Host ` + o.Host + `;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
 ` + timeout + `        }
