@@ -734,6 +734,18 @@ func TestNginxDjangoResponseDiff(t *testing.T) {
 		}
 	})
 
+	t.Run("prefix without its slash", func(t *testing.T) {
+		// Both redirect to the location with its slash; nginx names
+		// itself with the port it listens on (port_in_redirect), which
+		// behind a port mapping is not the one the client used. The
+		// gateway's Location is relative.
+		ng, gw := get(s.nginx.Addr, "/dj?x=1"), get(s.gwAddr, "/dj?x=1")
+		if ng.status() != 301 || gw.status() != 301 || ng.res.Header.Get("Location") != "http://shop.example:"+s.nginx.Addr[strings.LastIndexByte(s.nginx.Addr, ':')+1:]+"/dj/?x=1" ||
+			gw.res.Header.Get("Location") != "/dj/?x=1" {
+			t.Errorf("/dj?x=1: nginx %d %q, gateway %d %q", ng.status(), ng.res.Header.Get("Location"), gw.status(), gw.res.Header.Get("Location"))
+		}
+	})
+
 	t.Run("header larger than nginx's proxy buffer", func(t *testing.T) {
 		// Deliberate: the gateway reads up to 10 MB of Django's header
 		// (it carries the session Django writes back); nginx refuses one
