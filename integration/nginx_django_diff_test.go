@@ -11,6 +11,9 @@ package integration
 import (
 	"bufio"
 	"compress/gzip"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,6 +28,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/wsgi"
 )
 
 const diffDjangoSettings = `
@@ -562,6 +566,30 @@ func TestNginxDjangoRequestDiff(t *testing.T) {
 	for _, c := range cases {
 		direct.compareViews(t, c)
 	}
+	// A real session: Django never sees the gateway's cookie (it gets
+	// the session in the signed headers) but sessiongate_django's cache
+	// cookie in its place (docs/protocol.md section 5); nginx passes the
+	// cookie as it is.
+	set := rawDo(direct.gwAddr, "GET /dj/setsession/ HTTP/1.1\r\nHost: shop.example\r\n\r\n", false)
+	var sid string
+	for _, c := range set.res.Cookies() {
+		if c.Name == "sessionid" {
+			sid = c.Value
+		}
+	}
+	if sid == "" {
+		t.Fatalf("no session cookie from /dj/setsession/: %q", set.res.Header.Values("Set-Cookie"))
+	}
+	withSession := "GET /dj/dump/ HTTP/1.1\r\nHost: shop.example\r\nCookie: a=1; sessionid=" + sid + "\r\n\r\n"
+	id := parseView(t, "gateway", rawDo(direct.gwAddr, withSession, false))["META.HTTP_X_SESSIONGATE_SESSION_ID"]
+	m := hmac.New(sha256.New, wsgi.HeaderKey([]byte(sessionTestKey)))
+	m.Write([]byte("sg1-cache\n" + id))
+	token := hex.EncodeToString(m.Sum(nil))[:32]
+	direct.compareViews(t, diffCase{name: "session cookie", req: withSession, want: with(plain, map[string][2]string{
+		"META.HTTP_COOKIE": {"a=1; sessionid=" + sid, "a=1; sessiongate=" + token},
+		"COOKIES":          {`{"a": "1", "sessionid": "` + sid + `"}`, `{"a": "1", "sessiongate": "` + token + `"}`},
+	})})
+
 	// Refused alike, before Django: a NUL in the path (nginx refuses it
 	// in any URI), bad escapes and bytes, hosts that are no host.
 	for _, req := range []string{
