@@ -53,6 +53,7 @@ import hashlib, io, json, time
 from django.urls import path, re_path
 from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse, FileResponse
 from django.utils.cache import patch_vary_headers, patch_cache_control
+from django.views.decorators.http import etag as etag_decorator
 
 CGI = ("REQUEST_METHOD", "PATH_INFO", "SCRIPT_NAME", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH",
        "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "RAW_URI", "REMOTE_ADDR", "wsgi.url_scheme")
@@ -139,13 +140,21 @@ def odd(request):
     r.status_code = int(request.GET.get("status", "200"))
     return r
 
+@etag_decorator(lambda request: "rev-7")
+def resource(request):
+    # An API resource with optimistic locking: PUT must carry the tag the
+    # client read (If-Match), else 412.
+    if request.method == "PUT":
+        return HttpResponse(b"updated")
+    return HttpResponse(json.dumps({"rows": ["row %d" % i for i in range(40)]}), content_type="application/json")
+
 def sleep(request):
     time.sleep(float(request.GET.get("s", "0")))
     return HttpResponse(b"slept")
 
 urlpatterns = [path("dj/cookies/", cookies), path("dj/caching/", caching), path("dj/download/", download),
     path("dj/file/", afile), path("dj/stream/", stream), path("dj/etag/", etag),
-    path("dj/redirect/", relredirect), path("dj/bighdr/", bighdr), path("dj/sleep/", sleep), path("dj/setsession/", setsession), path("dj/odd/", odd),
+    path("dj/redirect/", relredirect), path("dj/bighdr/", bighdr), path("dj/sleep/", sleep), path("dj/setsession/", setsession), path("dj/odd/", odd), path("dj/resource/", resource),
     re_path(r"", dump)]
 `
 
@@ -771,6 +780,31 @@ func TestNginxDjangoResponseDiff(t *testing.T) {
 		if ng.status() != 301 || gw.status() != 301 || ng.res.Header.Get("Location") != "http://shop.example:"+s.nginx.Addr[strings.LastIndexByte(s.nginx.Addr, ':')+1:]+"/dj/?x=1" ||
 			gw.res.Header.Get("Location") != "/dj/?x=1" {
 			t.Errorf("/dj?x=1: nginx %d %q, gateway %d %q", ng.status(), ng.res.Header.Get("Location"), gw.status(), gw.res.Header.Get("Location"))
+		}
+	})
+
+	t.Run("If-Match with the tag of a compressed read", func(t *testing.T) {
+		// An API resource with optimistic locking (Django's @etag): the
+		// client reads it, accepting gzip as browsers and requests do,
+		// and updates it with If-Match. The gateway compresses JSON and
+		// marks the tag weak (W/"rev-7", package compress); Django
+		// compares If-Match strongly, and a weak tag never matches: every
+		// update was refused with 412, where nginx (which compresses only
+		// text/html by default, and nothing here) let it through.
+		for _, f := range []struct{ who, addr, tag string }{{"nginx", s.nginx.Addr, `"rev-7"`}, {"gateway", s.gwAddr, `W/"rev-7"`}} {
+			r := get(f.addr, "/dj/resource/", "Accept-Encoding: gzip\r\n")
+			if r.status() != 200 || r.res.Header.Get("ETag") != f.tag {
+				t.Fatalf("%s: GET %d, ETag %q, want %s", f.who, r.status(), r.res.Header.Get("ETag"), f.tag)
+			}
+			put := rawDo(f.addr, "PUT /dj/resource/ HTTP/1.1\r\nHost: shop.example\r\nIf-Match: "+f.tag+"\r\nContent-Length: 2\r\n\r\n{}", false)
+			if put.status() != 200 || string(put.body) != "updated" {
+				t.Errorf("%s: PUT with If-Match %s: %d %q, want 200", f.who, f.tag, put.status(), put.body)
+			}
+			// Another tag is still refused.
+			put = rawDo(f.addr, "PUT /dj/resource/ HTTP/1.1\r\nHost: shop.example\r\nIf-Match: W/\"rev-6\", \"rev-5\"\r\nContent-Length: 2\r\n\r\n{}", false)
+			if put.status() != 412 {
+				t.Errorf("%s: PUT with If-Match of older revisions: %d, want 412", f.who, put.status())
+			}
 		}
 	})
 

@@ -421,6 +421,9 @@ const maxHeaderFields = 100
 // log counts the bytes that went out.
 func compressResponses(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The tags this gives out compressed are weak; an update that
+		// carries one in If-Match must reach the app as its own.
+		compress.StrongIfMatch(r.Header)
 		cw := compress.NewWriter(w, r)
 		next.ServeHTTP(cw, r)
 		// Not after a panic (an aborted response): a body cut short must
