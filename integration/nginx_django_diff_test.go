@@ -154,7 +154,9 @@ def sleep(request):
 
 urlpatterns = [path("dj/cookies/", cookies), path("dj/caching/", caching), path("dj/download/", download),
     path("dj/file/", afile), path("dj/stream/", stream), path("dj/etag/", etag),
-    path("dj/redirect/", relredirect), path("dj/bighdr/", bighdr), path("dj/sleep/", sleep), path("dj/setsession/", setsession), path("dj/odd/", odd), path("dj/resource/", resource),
+    path("dj/redirect/", relredirect), path("dj/bighdr/", bighdr), path("dj/sleep/", sleep),
+    path("dj/setsession/", setsession), path("dj/odd/", odd), path("dj/resource/", resource),
+    # Everything else, however odd its path, is dumped.
     re_path(r"", dump)]
 `
 
@@ -167,7 +169,7 @@ type diffStack struct {
 	gwAddr   string
 }
 
-// startDiffStacks starts gunicorn and two fronts pairs on it: one where
+// startDiffStacks starts gunicorn and two pairs of fronts on it: one where
 // the client is the end user (no trusted proxy), one where it is a
 // trusted proxy (nginx's set_real_ip_from, SESSIONGATE_TRUSTED_PROXIES).
 func startDiffStacks(t *testing.T) (direct, proxied *diffStack) {
@@ -340,8 +342,8 @@ func fmtDiff(d map[string][2]string) string {
 }
 
 // diffCase is one request of the corpus and the differences expected in
-// what Django sees through nginx and through the gateway, beyond those
-// every request has (sameExceptSession, forwardedHostOnly).
+// what Django sees through nginx and through the gateway, beyond the
+// signed session headers (normalize checks and removes them).
 type diffCase struct {
 	name   string
 	req    string // a whole raw request
