@@ -179,6 +179,12 @@ func forwardedHost(h http.Header) string {
 	return ""
 }
 
+// ForwardedHost is forwardedHost for the Django proxy, whose
+// X-Forwarded-Host must name the host the client asked for when a trusted
+// proxy sends its own Host (nginx's proxy_pass sends the upstream's name).
+// Call it only for a request that came through a trusted proxy.
+func ForwardedHost(h http.Header) string { return forwardedHost(h) }
+
 // hostFieldError says what is wrong with the host a request names, or
 // returns nil. net/http refuses an HTTP/1 Host with bytes no host has
 // ("malformed Host header", 400) before any handler runs, but passes an

@@ -421,6 +421,9 @@ const maxHeaderFields = 100
 // log counts the bytes that went out.
 func compressResponses(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The tags this gives out compressed are weak; an update that
+		// carries one in If-Match must reach the app as its own.
+		compress.StrongIfMatch(r.Header)
 		cw := compress.NewWriter(w, r)
 		next.ServeHTTP(cw, r)
 		// Not after a panic (an aborted response): a body cut short must
@@ -560,6 +563,14 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		for _, m := range s.mounts {
 			if strings.HasPrefix(p, m.prefix) {
 				Info(r.Context()).Upstream = m.upstream
+				if strings.IndexByte(r.URL.Path, 0) >= 0 {
+					// %00: nginx refuses it in any URI, and routing
+					// refuses it on the PHP side. Django would take
+					// it to the file system in its file views.
+					Info(r.Context()).Err = errors.New("NUL byte in the path")
+					s.fail(w, r, http.StatusBadRequest)
+					return
+				}
 				s.serveApp(m.h, w, r, r)
 				return
 			}

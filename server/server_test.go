@@ -631,6 +631,29 @@ func TestMountsMatchTheNormalisedPath(t *testing.T) {
 	}
 }
 
+// A NUL byte in the path (%00) gets 400 before a mount, as nginx refuses
+// it in any URI and the PHP side refuses control characters: it reached
+// Django, whose file-serving views take the path to the file system.
+func TestMountRefusesNUL(t *testing.T) {
+	var seen []string
+	e := newEnv(t, nil, WithMount("django", []string{"/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.URL.Path)
+	})))
+	for _, target := range []string{"/admin/a%00b", "/admin/%00", "/admin/x?q=%00"} {
+		w := e.do(httptest.NewRequest("GET", target, nil))
+		want := http.StatusBadRequest
+		if strings.Contains(target, "?") {
+			want = http.StatusOK // the query is the app's to read
+		}
+		if w.Code != want {
+			t.Errorf("%s: %d, want %d", target, w.Code, want)
+		}
+	}
+	if len(seen) != 1 || seen[0] != "/admin/x" {
+		t.Errorf("reached Django: %q, want only /admin/x", seen)
+	}
+}
+
 // A mounted prefix requested without its trailing slash ("/admin" for
 // "/admin/") is redirected to it, as nginx does for a proxy_pass location
 // ending in a slash: people type example.com/admin, and the PHP front

@@ -276,6 +276,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		out.Header.Del("Http2-Settings")
 	}
 	viaProxy := st != nil && st.viaProxy
+	if f, ok := pr.In.Header["Forwarded"]; ok && viaProxy {
+		// ReverseProxy dropped it with the client's: a trusted proxy's
+		// reaches Django, as it reaches PHP.
+		out.Header["Forwarded"] = slices.Clone(f)
+	}
 	for name := range out.Header {
 		// WSGI servers map '-' and '_' to the same environ key, so
 		// X_Forwarded_For would pass for X-Forwarded-For, X_Sessiongate_...
@@ -299,7 +304,17 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		proto = "https"
 	}
 	out.Header.Set("X-Forwarded-Proto", proto)
-	out.Header.Set("X-Forwarded-Host", out.Host)
+	// The host the client asked for, as the canonical-name redirect reads
+	// it: behind a trusted proxy that sends its own Host, the one it
+	// forwards. Django with USE_X_FORWARDED_HOST builds its links and
+	// checks ALLOWED_HOSTS with it, as it did behind that proxy alone.
+	fwdHost := out.Host
+	if viaProxy {
+		if fh := server.ForwardedHost(pr.In.Header); fh != "" {
+			fwdHost = fh
+		}
+	}
+	out.Header.Set("X-Forwarded-Host", fwdHost)
 	if st.sess == nil {
 		return
 	}

@@ -124,15 +124,18 @@ func TestBehindServer(t *testing.T) {
 }
 
 // TestForwardedFamilyOnlyFromTrustedProxy: the X-Forwarded-* headers the
-// gateway does not set itself (Port, Prefix, Ssl, ...) reach Django only
-// from a trusted proxy, as on the PHP side: Django reads X-Forwarded-Port
-// with USE_X_FORWARDED_PORT, and apps read the others to build URLs.
+// gateway does not set itself (Port, Prefix, Ssl, ...) and Forwarded reach
+// Django only from a trusted proxy, as on the PHP side: Django reads
+// X-Forwarded-Port with USE_X_FORWARDED_PORT, and apps read the others to
+// build URLs or find the client (a trusted proxy's Forwarded was dropped
+// with the client's, which ReverseProxy removes before Rewrite).
 func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	frontFor := func(trusted string) *httptest.Server {
 		return behindServer(t, e, io.Discard, "SESSIONGATE_TRUSTED_PROXIES="+trusted)
 	}
-	client := map[string]string{"X-Forwarded-Port": "4444", "X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Ssl": "on", "X-Forwarded-Server": "evil.example"}
+	client := map[string]string{"X-Forwarded-Port": "4444", "X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Ssl": "on", "X-Forwarded-Server": "evil.example",
+		"Forwarded": "for=203.0.113.9;proto=https;host=www.example.com"}
 	// The server's instructions to an app (proxyheader.SendfileControl,
 	// URLOverride) never come from a client, trusted proxy or not.
 	never := map[string]string{"X-Sendfile-Type": "X-Sendfile", "X-Accel-Mapping": "/srv/=/other/", "X-Original-Url": "/admin/x", "X-Rewrite-Url": "/admin/x"}
@@ -295,6 +298,42 @@ func TestNoH2CUpgradeToDjango(t *testing.T) {
 	for _, s := range seen {
 		if strings.HasPrefix(s, "/admin/secret/") || strings.Contains(s, "h2c") {
 			t.Errorf("Django got %q (all: %q)", s, seen)
+		}
+	}
+}
+
+// TestTrustedProxyForwardedHost: behind a trusted proxy that sends its own
+// Host (nginx's proxy_pass sends the upstream's name), Django's
+// X-Forwarded-Host is the host the client asked for, the proxy's
+// X-Forwarded-Host or Forwarded host=, as the canonical-name redirect reads
+// it: with USE_X_FORWARDED_HOST, get_host() and build_absolute_uri() named
+// the proxy's upstream instead (links, redirects, DisallowedHost).
+func TestTrustedProxyForwardedHost(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	front := behindServer(t, e, io.Discard, "SESSIONGATE_TRUSTED_PROXIES=127.0.0.1")
+	for _, c := range []struct {
+		name string
+		hdr  map[string]string
+		want string
+	}{
+		{"X-Forwarded-Host", map[string]string{"X-Forwarded-Host": "www.example.com"}, "www.example.com"},
+		{"two proxies", map[string]string{"X-Forwarded-Host": "www.example.com, lb.internal"}, "www.example.com"},
+		{"Forwarded", map[string]string{"Forwarded": `for=203.0.113.9;host="www.example.com:8443"`}, "www.example.com:8443"},
+		{"none", nil, "gw.internal:8080"},
+	} {
+		req, _ := http.NewRequest("GET", front.URL+"/admin/", nil)
+		req.Host = "gw.internal:8080"
+		for k, v := range c.hdr {
+			req.Header.Set(k, v)
+		}
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		s := e.app.seen()
+		if got := s.Header.Values("X-Forwarded-Host"); len(got) != 1 || got[0] != c.want || s.Host != "gw.internal:8080" {
+			t.Errorf("%s: Django got X-Forwarded-Host %q, Host %q; want %q, Host as sent", c.name, got, s.Host, c.want)
 		}
 	}
 }

@@ -639,3 +639,36 @@ func TestWriterAnswersRevalidationOfWeakenedTag(t *testing.T) {
 		}
 	}
 }
+
+// TestStrongIfMatch: an If-Match holding the weak tag a compressed
+// response gave out (WeakETag) reaches the app as the app's strong tag, so
+// an update with the tag the client read is not refused with 412; other
+// values stay as sent.
+func TestStrongIfMatch(t *testing.T) {
+	for in, want := range map[string]string{
+		`W/"rev-7"`:                 `"rev-7"`,
+		`W/"a", "b" ,W/"c"`:         `"a", "b", "c"`,
+		`"rev-7"`:                   `"rev-7"`,
+		`*`:                         `*`,
+		`W/rev`:                     `W/rev`,
+		`w/"lower"`:                 `w/"lower"`,
+		`W/"a,b", "c"`:              `"a,b", "c"`,
+		`W/"x"` + "\t,  " + `W/"y"`: `"x", "y"`,
+	} {
+		h := http.Header{"If-Match": {in}}
+		StrongIfMatch(h)
+		if got := h.Get("If-Match"); got != want {
+			t.Errorf("If-Match %q became %q, want %q", in, got, want)
+		}
+	}
+	h := http.Header{"If-Match": {`W/"a"`, `"b"`}}
+	StrongIfMatch(h)
+	if got := h.Values("If-Match"); len(got) != 2 || got[0] != `"a"` || got[1] != `"b"` {
+		t.Errorf("two If-Match fields became %q", got)
+	}
+	h = http.Header{}
+	StrongIfMatch(h)
+	if _, ok := h["If-Match"]; ok {
+		t.Errorf("If-Match added: %q", h)
+	}
+}

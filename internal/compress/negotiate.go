@@ -145,7 +145,8 @@ func AddVary(h http.Header, token string) {
 // WeakETag turns a strong entity tag into a weak one: a compressed body is
 // not byte for byte the file or page the app's tag stands for, and a
 // compressor's output may differ between versions, so the tag may only
-// serve If-None-Match, not If-Range or If-Match (nginx does the same). A
+// serve If-None-Match, not If-Range or If-Match (nginx does the same;
+// StrongIfMatch gives an If-Match the app's tag back). A
 // value that is not a quoted tag (an md5 without its quotes, which PHP
 // apps often send) cannot be marked weak, and clients take it for a
 // strong one: it is dropped, as nginx drops it.
@@ -158,4 +159,58 @@ func WeakETag(h http.Header) {
 	default:
 		h.Del("ETag")
 	}
+}
+
+// StrongIfMatch turns the weak tags of a request's If-Match into the
+// strong tags they were made from: WeakETag marks the app's tag weak on a
+// compressed response, and a weak tag never matches If-Match (RFC 9110
+// section 13.1.1), so an app with optimistic locking (Django's @etag,
+// sabre/dav) refused with 412 every update carrying the tag the client
+// had read, where a server that does not compress the type lets it
+// through. The compression is the gateway's, not a change of the
+// resource: the tag still names what the app sent. A value that is not a
+// list of entity tags ("*", a bare word) is left as it is; so is a tag the
+// app made weak itself, which the app then still refuses.
+func StrongIfMatch(h http.Header) {
+	vals, ok := h["If-Match"]
+	if !ok {
+		return
+	}
+	for i, v := range vals {
+		if s, ok := strongTags(v); ok {
+			vals[i] = s
+		}
+	}
+}
+
+// strongTags rewrites a list of entity tags with each W/ dropped; ok is
+// false when v is not such a list or holds no weak tag.
+func strongTags(v string) (string, bool) {
+	var tags []string
+	weak := false
+	for rest := v; ; {
+		rest = strings.TrimLeft(rest, " \t,")
+		if rest == "" {
+			break
+		}
+		if t, ok := strings.CutPrefix(rest, "W/"); ok {
+			weak, rest = true, t
+		}
+		if !strings.HasPrefix(rest, `"`) {
+			return "", false
+		}
+		end := strings.IndexByte(rest[1:], '"')
+		if end < 0 {
+			return "", false
+		}
+		tags = append(tags, rest[:end+2])
+		rest = rest[end+2:]
+		if rest != "" && rest[0] != ',' && rest[0] != ' ' && rest[0] != '\t' {
+			return "", false
+		}
+	}
+	if !weak {
+		return "", false
+	}
+	return strings.Join(tags, ", "), true
 }
