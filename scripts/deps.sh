@@ -5,8 +5,9 @@
 #   test   what `make test` runs against: gcc (for -race), php-fpm, php CLI,
 #          redis-server, redis-cli, Debian's Django for /usr/bin/python3,
 #          gunicorn, chromium, python3-venv and python3-pip (pip install of
-#          wsgi/django into a virtualenv), Debian's DokuWiki, and MediaWiki
-#          with PHP's SQLite driver
+#          wsgi/django into a virtualenv), Debian's DokuWiki, MediaWiki
+#          with PHP's SQLite driver, and nginx (the gateway's PHP params are
+#          compared with its)
 #   bench  php-fpm, php8.2-redis, redis, wrk, curl, nginx, caddy, Django, gunicorn
 #   demo   php-fpm, redis, Django, gunicorn
 #
@@ -120,6 +121,10 @@ test)
 	need_python_mod python3-pip -m pip --version
 	need_python_mod python3-pip -c 'import setuptools, wheel'
 	need_bin chromium chromium
+	# integration/nginx_diff_test.go compares what PHP sees behind the
+	# gateway with what it sees behind Debian's nginx (nginx-light, as for
+	# the bench).
+	need_bin nginx nginx-light
 	# Password files as users make them, for SESSIONGATE_BASIC_AUTH.
 	need_bin htpasswd apache2-utils
 	# Symfony's BinaryFileResponse sends X-Accel-Redirect (integration).
