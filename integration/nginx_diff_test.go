@@ -661,6 +661,8 @@ func nginxDiffCases() []diffCase {
 		get("host default port", "/info.php", "Host: shop.example:80"),
 		get("host underscore", "/info.php", "Host: shop_example"),
 		get("host twice", "/info.php", "Host: shop.example", "Host: other.example"),
+		get("host empty", "/info.php", "Host:"),
+		get("host port only", "/info.php", "Host: :8080"),
 		get("host bad port", "/info.php", "Host: shop.example:abc"),
 		get("host empty port", "/info.php", "Host: shop.example:"),
 		get("host bad IPv6", "/info.php", "Host: [::1"),

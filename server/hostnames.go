@@ -189,7 +189,18 @@ func forwardedHost(h http.Header) string {
 // that names another host, or a second one, makes an HTTP/2 request
 // malformed (RFC 9113 section 8.3.1): which of them an app reads is
 // anyone's guess. (net/http keeps a Host field only on HTTP/2.)
+//
+// An empty host is refused too ("Host:", "Host: :8080", an HTTP/2 request
+// without :authority nor Host), as nginx refuses it and RFC 9110 section
+// 4.2.1 wants an http URI with an empty host rejected: net/http refuses an
+// HTTP/1.1 request without Host but passes an empty one, which PHP got as
+// no HTTP_HOST and the server's address as SERVER_NAME, the host of every
+// link the app then built. Only HTTP/1.0, where r.Host is empty when the
+// request names no host at all, is served without one.
 func hostFieldError(r *http.Request) error {
+	if r.Host == "" && r.ProtoAtLeast(1, 1) || strings.HasPrefix(r.Host, ":") {
+		return fmt.Errorf("empty host %q", clip(r.Host, 100))
+	}
 	for i := 0; i < len(r.Host); i++ {
 		if !validHostByte[r.Host[i]] {
 			return fmt.Errorf("malformed host %q", clip(r.Host, 100))
