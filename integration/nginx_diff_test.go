@@ -670,6 +670,8 @@ func nginxDiffCases() []diffCase {
 		get("host with slash", "/info.php", "Host: shop.example/x"),
 		get("absolute https", "https://other.example/info.php"),
 		get("absolute empty host", "http:///info.php"),
+		get("absolute userinfo", "http://user@other.example/info.php"),
+		get("absolute userinfo host confusion", "http://shop.example@other.example/info.php"),
 		get("absolute upper scheme", "HTTP://other.example/info.php"),
 		get("cookie non-ASCII", "/info.php", "Cookie: n=caf\xc3\xa9"),
 		{name: "no host HTTP/1.0", line: "GET /info.php HTTP/1.0"},

@@ -197,9 +197,18 @@ func forwardedHost(h http.Header) string {
 // no HTTP_HOST and the server's address as SERVER_NAME, the host of every
 // link the app then built. Only HTTP/1.0, where r.Host is empty when the
 // request names no host at all, is served without one.
+//
+// So is an absolute-form target with userinfo ("http://user@host/"), which
+// net/http serves for the host after the "@": RFC 9110 section 4.2.4 asks
+// recipients to treat it as an error, as nginx does (400), since a proxy
+// in front that reads the authority another way ("site@evil.example")
+// routes the request for one host while PHP builds links from the other.
 func hostFieldError(r *http.Request) error {
 	if r.Host == "" && r.ProtoAtLeast(1, 1) || strings.HasPrefix(r.Host, ":") {
 		return fmt.Errorf("empty host %q", clip(r.Host, 100))
+	}
+	if r.URL != nil && r.URL.User != nil {
+		return errors.New("userinfo in the request target")
 	}
 	for i := 0; i < len(r.Host); i++ {
 		if !validHostByte[r.Host[i]] {
