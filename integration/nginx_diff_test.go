@@ -667,6 +667,7 @@ func nginxDiffCases() []diffCase {
 		get("host empty port", "/info.php", "Host: shop.example:"),
 		get("host bad IPv6", "/info.php", "Host: [::1"),
 		get("host leading dot", "/info.php", "Host: .shop.example"),
+		get("host double dot", "/info.php", "Host: shop..example"),
 		get("host with slash", "/info.php", "Host: shop.example/x"),
 		get("absolute https", "https://other.example/info.php"),
 		get("absolute empty host", "http:///info.php"),

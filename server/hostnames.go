@@ -196,7 +196,10 @@ func forwardedHost(h http.Header) string {
 // HTTP/1.1 request without Host but passes an empty one, which PHP got as
 // no HTTP_HOST and the server's address as SERVER_NAME, the host of every
 // link the app then built. Only HTTP/1.0, where r.Host is empty when the
-// request names no host at all, is served without one.
+// request names no host at all, is served without one. A host with an
+// empty label ("shop..example") names no host either, and nginx refuses
+// it as well: without SESSIONGATE_SERVER_NAMES it reached PHP as HTTP_HOST
+// and SERVER_NAME.
 //
 // So is an absolute-form target with userinfo ("http://user@host/"), which
 // net/http serves for the host after the "@": RFC 9110 section 4.2.4 asks
@@ -206,6 +209,9 @@ func forwardedHost(h http.Header) string {
 func hostFieldError(r *http.Request) error {
 	if r.Host == "" && r.ProtoAtLeast(1, 1) || strings.HasPrefix(r.Host, ":") {
 		return fmt.Errorf("empty host %q", clip(r.Host, 100))
+	}
+	if strings.Contains(r.Host, "..") {
+		return fmt.Errorf("empty label in host %q", clip(r.Host, 100))
 	}
 	if r.URL != nil && r.URL.User != nil {
 		return errors.New("userinfo in the request target")

@@ -353,3 +353,41 @@ func TestEmptyHostRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestHostWithEmptyLabelRefused: a Host with an empty label between two
+// dots ("shop..example") names no host, and nginx answers 400 ("client
+// sent invalid host header"); without SESSIONGATE_SERVER_NAMES the gateway
+// served it, PHP getting it as HTTP_HOST and SERVER_NAME (with the list it
+// was 421, a host the site does not have, rather than no host at all).
+func TestHostWithEmptyLabelRefused(t *testing.T) {
+	for _, names := range [][]string{nil, {"*.example.com"}} {
+		e := newEnv(t, func(c *config.Config) { c.ServerNames = names })
+		for host, want := range map[string]int{
+			"a..example.com":       400,
+			"a.example.com..":      400,
+			"a..example.com:8080":  400,
+			"a.example.com":        200,
+			"a.example.com.":       200,
+			"a.example.com.:8080":  200,
+			"[2001:db8::1]":        0, // 200 without names, 421 with them
+			"[2001:db8::1]:8080":   0,
+			"192.0.2.1..":          400,
+			"..":                   400,
+			"b.a..example.com:443": 400,
+		} {
+			r := httptest.NewRequest("GET", "/hello.php", nil)
+			r.Host = host
+			if want == 0 {
+				want = 200
+				if names != nil {
+					want = http.StatusMisdirectedRequest
+				}
+			}
+			before := e.php.calls()
+			w := e.do(r)
+			if w.Code != want || (e.php.calls() > before) != (want == 200) {
+				t.Errorf("server names %v, Host %q: %d, PHP ran %d; want %d", names, host, w.Code, e.php.calls()-before, want)
+			}
+		}
+	}
+}
