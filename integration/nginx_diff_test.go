@@ -383,7 +383,10 @@ func (c diffCase) hostAsSent() string {
 	_, target, _ := strings.Cut(c.line, " ")
 	target, _, _ = strings.Cut(target, " ")
 	if _, rest, ok := strings.Cut(target, "://"); ok {
-		auth, _, _ := strings.Cut(rest, "/")
+		auth := rest
+		if i := strings.IndexAny(rest, "/?"); i >= 0 {
+			auth = rest[:i]
+		}
 		if _, h, ok := strings.Cut(auth, "@"); ok {
 			auth = h
 		}
@@ -523,6 +526,19 @@ var nginxKnownDiffs = []knownDiff{
 		return d.key == "Location" && strings.HasPrefix(d.g, "/") && absoluteURL.ReplaceAllString(d.n, "") == d.g &&
 			strings.HasPrefix(d.n, "http://shop.example:")
 	}},
+	{"an absolute-form target without a path has the path / (nginx: REQUEST_URI without it)", func(d paramDiff) bool {
+		_, target, _ := strings.Cut(d.c.line, " ")
+		target, _, _ = strings.Cut(target, " ")
+		_, rest, _ := strings.Cut(target, "://")
+		i := strings.IndexAny(rest, "/?")
+		return d.key == "REQUEST_URI" && i >= 0 && rest[i] == '?' && d.n == rest[i:] && d.g == "/"+rest[i:]
+	}},
+	{"Content-Length with chunked, or twice the same, is served by RFC 9112 (nginx 1.22: 400)", func(d paramDiff) bool {
+		cl := d.c.headerValues("Content-Length")
+		te := d.c.headerValues("Transfer-Encoding")
+		return d.key == "status" && d.n == "400" && d.g == "200" && (len(cl) == 1 && len(te) == 1 && te[0] == "chunked" ||
+			len(cl) == 2 && cl[0] == cl[1] && len(te) == 0)
+	}},
 	{"a directory without index goes to the front controller (nginx: 403)", func(d paramDiff) bool {
 		return d.key == "status" && d.n == "403" && d.g == "200" && d.gAns.php["SCRIPT_NAME"] == "/index.php" &&
 			strings.HasSuffix(d.gAns.php["REQUEST_URI"], "/")
@@ -618,6 +634,12 @@ func nginxDiffCases() []diffCase {
 		get("mixed encoded dot dot", "/sub/.%2e/info.php"),
 		get("dir query", "/dir/?a=1"),
 		get("index by name", "/index.php"),
+		get("climb after script", "/info.php/../../x"),
+		get("scheme-relative path", "//evil.example/x?y=1"),
+		get("absolute query no path", "http://other.example?x=1"),
+		get("long query", "/info.php?"+strings.Repeat("a=1&", 500)),
+		get("percent in query", "/info.php?q=100%&r=%"),
+		get("unicode query raw", "/info.php?q=\xc3\xa9&r=\xe2\x82\xac"),
 		get("climb", "/../info.php"),
 		{name: "HEAD", line: "HEAD /info.php?h=1 HTTP/1.1"},
 		{name: "HEAD front controller", line: "HEAD /page HTTP/1.1"},
@@ -637,6 +659,12 @@ func nginxDiffCases() []diffCase {
 		{name: "HEAD static", line: "HEAD /style.css HTTP/1.1"},
 		{name: "OPTIONS static", line: "OPTIONS /style.css HTTP/1.1"},
 		{name: "DELETE static", line: "DELETE /style.css HTTP/1.1"},
+		{name: "Content-Length and chunked", line: "POST /info.php HTTP/1.1", headers: []string{"Content-Length: 3", "Transfer-Encoding: chunked"}, body: "3\r\nabc\r\n0\r\n\r\n"},
+		{name: "Content-Length twice same", line: "POST /info.php HTTP/1.1", headers: []string{"Content-Length: 3", "Content-Length: 3"}, body: "abc"},
+		{name: "Content-Length list", line: "POST /info.php HTTP/1.1", headers: []string{"Content-Length: 3, 3"}, body: "abc"},
+		{name: "Transfer-Encoding gzip", line: "POST /info.php HTTP/1.1", headers: []string{"Transfer-Encoding: gzip, chunked"}, body: "0\r\n\r\n"},
+		{name: "chunked with trailer", line: "POST /info.php HTTP/1.1", headers: []string{"Transfer-Encoding: chunked"}, body: "3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n"},
+		{name: "chunked empty", line: "POST /info.php HTTP/1.1", headers: []string{"Transfer-Encoding: chunked", "Content-Type: text/plain"}, body: "0\r\n\r\n"},
 		{name: "POST static", line: "POST /style.css HTTP/1.1", headers: []string{"Content-Length: 1"}, body: "x"},
 		{name: "PUT json", line: "PUT /index.php/api/items/1 HTTP/1.1", headers: []string{"Content-Type: application/json", "Content-Length: 8"}, body: `{"a":1}` + "\n"},
 		{name: "PATCH", line: "PATCH /info.php HTTP/1.1", headers: []string{"Content-Length: 2"}, body: "{}"},
