@@ -115,7 +115,7 @@ type nginxDiffPair struct {
 // startNginxDiff starts php-fpm, nginx with two server blocks (a direct one,
 // and one behind a trusted proxy on 127.0.0.0/8 with realip and the usual
 // X-Forwarded-Proto map for HTTPS) and two gateways configured the same
-// way, all on one document root.
+// way (the direct one with sessions), all on one document root.
 func startNginxDiff(t *testing.T) (direct, proxied nginxDiffPair, dumpDir string) {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "nginx")
@@ -138,7 +138,7 @@ func startNginxDiff(t *testing.T) (direct, proxied nginxDiffPair, dumpDir string
 	// pins a worker, and nginx (without keepalive) needs one free.
 	start := func(env ...string) string {
 		gw := startBinary(t, bin, append([]string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
-			"SESSIONGATE_SESSIONS=off", "SESSIONGATE_PHP_MAX_CONNS=1"}, env...))
+			"SESSIONGATE_PHP_MAX_CONNS=1"}, env...))
 		return strings.TrimPrefix(gw.URL, "http://")
 	}
 	t.Cleanup(func() {
@@ -146,8 +146,11 @@ func startNginxDiff(t *testing.T) (direct, proxied nginxDiffPair, dumpDir string
 			t.Logf("nginx error log:\n%s", ng.Log())
 		}
 	})
-	direct = nginxDiffPair{nginx: ng.Addrs[0], gw: start()}
-	proxied = nginxDiffPair{nginx: ng.Addrs[1], gw: start("SESSIONGATE_TRUSTED_PROXIES=127.0.0.0/8")}
+	// The direct gateway with sessions (in memory) and the prepend, as
+	// deployed: the prepend takes its params out of $_SERVER. The other
+	// without, the PHP path alone.
+	direct = nginxDiffPair{nginx: ng.Addrs[0], gw: start("SESSIONGATE_SESSION_DEV=on", "SESSIONGATE_PHP_PREPEND="+writePrepend(t))}
+	proxied = nginxDiffPair{nginx: ng.Addrs[1], gw: start("SESSIONGATE_SESSIONS=off", "SESSIONGATE_TRUSTED_PROXIES=127.0.0.0/8")}
 	return direct, proxied, dumpDir
 }
 
@@ -441,6 +444,10 @@ var hopByHopParams = map[string]bool{
 // nginx to sessiongate", rows on fastcgi_params, try_files, dotfiles,
 // SESSIONGATE_SERVER_NAMES and SESSIONGATE_TRUSTED_PROXIES).
 var nginxKnownDiffs = []knownDiff{
+	{"PHP_VALUE carries the session bridge's auto_prepend_file and session settings (docs/protocol.md)", func(d paramDiff) bool {
+		return d.key == "PHP_VALUE" && !d.nok && !d.c.proxied && strings.HasPrefix(d.g, "auto_prepend_file=/") &&
+			strings.Contains(d.g, "/sessiongate-prepend.php\nsession.")
+	}},
 	{"SERVER_SOFTWARE names the gateway", func(d paramDiff) bool {
 		return d.key == "SERVER_SOFTWARE" && strings.HasPrefix(d.n, "nginx/") && d.g == "sessiongate (nginx-compatible)"
 	}},
