@@ -7,6 +7,7 @@ package integration
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +23,8 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/testh2"
+	"github.com/sessiongate/sessiongate/internal/testtls"
 )
 
 // diffDumpPHP writes what PHP got to DUMPDIR/<X-Case>.json (a HEAD's body
@@ -114,15 +117,17 @@ type nginxDiffPair struct {
 
 // startNginxDiff starts php-fpm, nginx with two server blocks (a direct one,
 // and one behind a trusted proxy on 127.0.0.0/8 with realip and the usual
-// X-Forwarded-Proto map for HTTPS) and two gateways configured the same
-// way (the direct one with sessions), all on one document root.
-func startNginxDiff(t *testing.T) (direct, proxied nginxDiffPair, dumpDir string) {
+// X-Forwarded-Proto map for HTTPS, and one on TLS with HTTP/2) and three
+// gateways configured the same way (the direct one with sessions), all on
+// one document root.
+func startNginxDiff(t *testing.T) (direct, proxied, secure nginxDiffPair, dumpDir string) {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "nginx")
 	dumpDir = harness.PHPTempDir(t)
 	root := nginxDiffSite(t, dumpDir)
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
-	ng := harness.StartNginx(t, 2, func(addrs []string) string {
+	cert, key := testtls.Pair(t)
+	ng := harness.StartNginx(t, 3, func(addrs []string) string {
 		return `
     map $http_x_forwarded_proto $fastcgi_https {
         default "";
@@ -131,7 +136,8 @@ func startNginxDiff(t *testing.T) (direct, proxied nginxDiffPair, dumpDir string
 ` + nginxPHPShop(addrs[0], root, fpm.Addr, "", "") +
 			nginxPHPShop(addrs[1], root, fpm.Addr, `set_real_ip_from 127.0.0.0/8;
         real_ip_header X-Forwarded-For;
-        real_ip_recursive on;`, "fastcgi_param HTTPS $fastcgi_https if_not_empty;")
+        real_ip_recursive on;`, "fastcgi_param HTTPS $fastcgi_https if_not_empty;") +
+			nginxPHPShop(addrs[2]+" ssl http2", root, fpm.Addr, "ssl_certificate "+cert+";\n        ssl_certificate_key "+key+";", "")
 	})
 	bin := buildGateway(t)
 	// One php-fpm connection per gateway: an idle kept-alive connection
@@ -151,7 +157,8 @@ func startNginxDiff(t *testing.T) (direct, proxied nginxDiffPair, dumpDir string
 	// without, the PHP path alone.
 	direct = nginxDiffPair{nginx: ng.Addrs[0], gw: start("SESSIONGATE_SESSION_DEV=on", "SESSIONGATE_PHP_PREPEND="+writePrepend(t))}
 	proxied = nginxDiffPair{nginx: ng.Addrs[1], gw: start("SESSIONGATE_SESSIONS=off", "SESSIONGATE_TRUSTED_PROXIES=127.0.0.0/8")}
-	return direct, proxied, dumpDir
+	secure = nginxDiffPair{nginx: ng.Addrs[2], gw: start("SESSIONGATE_SESSIONS=off", "SESSIONGATE_TLS_CERT="+cert, "SESSIONGATE_TLS_KEY="+key)}
+	return direct, proxied, secure, dumpDir
 }
 
 // diffCase is one request: its request line, headers (X-Case is added)
@@ -162,6 +169,11 @@ type diffCase struct {
 	headers []string
 	body    string
 	proxied bool // to the pair behind a trusted proxy
+	// proto is "tls" for HTTP/1.1 over TLS, "h2" for HTTP/2 (the request
+	// line gives :method and :path, the Host header :authority, the
+	// other headers their fields in lower case), both to the TLS pair;
+	// "" for plain HTTP/1.x.
+	proto string
 	// want are $_SERVER entries both servers must give PHP: the values
 	// the comparison finds equal, anchored.
 	want map[string]string
@@ -193,7 +205,17 @@ func (c diffCase) send(t *testing.T, addr, dumpDir, id string) diffAnswer {
 		b.WriteString(h + "\r\n")
 	}
 	b.WriteString("X-Case: " + id + "\r\n\r\n" + c.body)
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if c.proto == "h2" {
+		return c.sendH2(t, addr, dumpDir, id)
+	}
+	var conn net.Conn
+	var err error
+	if c.proto == "tls" {
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+			&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	} else {
+		conn, err = net.DialTimeout("tcp", addr, 5*time.Second)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +235,33 @@ func (c diffCase) send(t *testing.T, addr, dumpDir, id string) diffAnswer {
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	a := diffAnswer{status: resp.StatusCode, location: resp.Header.Get("Location")}
+	return readDump(t, c, diffAnswer{status: resp.StatusCode, location: resp.Header.Get("Location")}, dumpDir, id)
+}
+
+// sendH2 is send over HTTP/2, the case's header lines as fields.
+func (c diffCase) sendH2(t *testing.T, addr, dumpDir, id string) diffAnswer {
+	t.Helper()
+	method, target, _ := strings.Cut(c.line, " ")
+	target, _, _ = strings.Cut(target, " ")
+	fields := []testh2.Field{{":method", method}, {":scheme", "https"}, {":path", target}, {":authority", c.hostAsSent()}}
+	for _, h := range c.headers {
+		k, v, _ := strings.Cut(h, ":")
+		if !strings.EqualFold(k, "Host") {
+			fields = append(fields, testh2.Field{strings.ToLower(k), strings.TrimSpace(v)})
+		}
+	}
+	fields = append(fields, testh2.Field{"x-case", id})
+	var body []byte
+	if c.body != "" {
+		body = []byte(c.body)
+	}
+	res := testh2.Do(t, addr, fields, body)
+	return readDump(t, c, diffAnswer{status: res.Status}, dumpDir, id)
+}
+
+// readDump adds to a what PHP wrote for case id, if a script ran.
+func readDump(t *testing.T, c diffCase, a diffAnswer, dumpDir, id string) diffAnswer {
+	t.Helper()
 	f := filepath.Join(dumpDir, id+".json")
 	if j, err := os.ReadFile(f); err == nil {
 		os.Remove(f)
@@ -247,7 +295,7 @@ func show(v string, ok bool) string {
 }
 
 // absoluteURL is the scheme and authority nginx puts in its redirects.
-var absoluteURL = regexp.MustCompile(`^http://[^/]*`)
+var absoluteURL = regexp.MustCompile(`^https?://[^/]*`)
 
 // compareAnswers lists how the two answers to c differ. Per-connection
 // values (REMOTE_PORT of a direct client, SERVER_PORT, each server's own)
@@ -312,12 +360,15 @@ func compareAnswers(c diffCase, n, g diffAnswer, nport, gport string) []paramDif
 // new one.
 func TestNginxDiffPHPParams(t *testing.T) {
 	t.Parallel()
-	direct, proxied, dumpDir := startNginxDiff(t)
+	direct, proxied, secure, dumpDir := startNginxDiff(t)
 	seen := map[string]int{}
 	for i, c := range nginxDiffCases() {
 		pair := direct
-		if c.proxied {
+		switch {
+		case c.proxied:
 			pair = proxied
+		case c.proto != "":
+			pair = secure
 		}
 		n := c.send(t, pair.nginx, dumpDir, "n"+strconv.Itoa(i))
 		g := c.send(t, pair.gw, dumpDir, "g"+strconv.Itoa(i))
@@ -531,7 +582,7 @@ var nginxKnownDiffs = []knownDiff{
 	}},
 	{"the canonical-URL redirect of a directory is relative (nginx: absolute, with its own port)", func(d paramDiff) bool {
 		return d.key == "Location" && strings.HasPrefix(d.g, "/") && absoluteURL.ReplaceAllString(d.n, "") == d.g &&
-			strings.HasPrefix(d.n, "http://shop.example:")
+			(strings.HasPrefix(d.n, "http://shop.example:") || strings.HasPrefix(d.n, "https://shop.example:"))
 	}},
 	{"an absolute-form target without a path has the path / (nginx: REQUEST_URI without it)", func(d paramDiff) bool {
 		_, target, _ := strings.Cut(d.c.line, " ")
@@ -731,6 +782,22 @@ func nginxDiffCases() []diffCase {
 		get("url override headers", "/info.php", "X-Original-URL: /admin", "X-Rewrite-URL: /admin"),
 		get("sendfile headers", "/info.php", "X-Sendfile-Type: X-Sendfile", "X-Accel-Mapping: /=/"),
 		get("forwarded untrusted", "/info.php", "X-Forwarded-For: 203.0.113.7", "X-Forwarded-Proto: https", "X-Forwarded-Host: evil.example", "X-Forwarded-Port: 443", "Forwarded: for=203.0.113.7;proto=https", "X-Real-IP: 203.0.113.7"),
+		{name: "TLS", line: "GET /info.php/x?y=1 HTTP/1.1", proto: "tls", want: map[string]string{"HTTPS": "on", "REQUEST_SCHEME": "https",
+			"SERVER_PROTOCOL": "HTTP/1.1", "PATH_INFO": "/x", "QUERY_STRING": "y=1"}},
+		{name: "TLS host with port", line: "GET /info.php HTTP/1.1", proto: "tls", headers: []string{"Host: shop.example:8443"}},
+		{name: "TLS front controller", line: "GET /no/such?x=1 HTTP/1.1", proto: "tls"},
+		{name: "TLS dir redirect", line: "GET /dir?x=1 HTTP/1.1", proto: "tls"},
+		{name: "TLS forwarded", line: "GET /info.php HTTP/1.1", proto: "tls", headers: []string{"X-Forwarded-Proto: http", "X-Forwarded-For: 203.0.113.7"}},
+		{name: "HTTP/2", line: "GET /info.php/x?y=1 HTTP/2", proto: "h2", want: map[string]string{"HTTPS": "on", "REQUEST_SCHEME": "https",
+			"PATH_INFO": "/x", "QUERY_STRING": "y=1", "REQUEST_URI": "/info.php/x?y=1", "SCRIPT_NAME": "/info.php"}},
+		{name: "HTTP/2 front controller", line: "GET /no/such/page?x=1 HTTP/2", proto: "h2"},
+		{name: "HTTP/2 authority with port", line: "GET /info.php HTTP/2", proto: "h2", headers: []string{"Host: shop.example:8443"}},
+		{name: "HTTP/2 cookies", line: "GET /info.php HTTP/2", proto: "h2", headers: []string{"Cookie: a=1", "Cookie: b=2", "Cookie: c=3; d=4"}},
+		{name: "HTTP/2 repeated header", line: "GET /info.php HTTP/2", proto: "h2", headers: []string{"X-Multi: 1", "X-Multi: 2"}},
+		{name: "HTTP/2 POST", line: "POST /info.php HTTP/2", proto: "h2", headers: []string{"Content-Type: application/x-www-form-urlencoded", "Content-Length: 7"}, body: "a=1&b=2"},
+		{name: "HTTP/2 POST without length", line: "POST /login HTTP/2", proto: "h2", headers: []string{"Content-Type: application/json"}, body: `{"u":1}`},
+		{name: "HTTP/2 dir", line: "GET /dir/ HTTP/2", proto: "h2"},
+		{name: "HTTP/2 encoded path", line: "GET /sub/%2e%2e/caf%C3%A9.php/a%2Fb HTTP/2", proto: "h2"},
 		{name: "proxied plain", line: "GET /info.php HTTP/1.1", proxied: true},
 		{name: "proxied https", line: "GET /info.php?x=1 HTTP/1.1", proxied: true, headers: []string{"X-Forwarded-For: 203.0.113.7", "X-Forwarded-Proto: https"},
 			want: map[string]string{"REMOTE_ADDR": "203.0.113.7", "HTTPS": "on", "HTTP_X_FORWARDED_PROTO": "https"}},
