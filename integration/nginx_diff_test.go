@@ -49,6 +49,29 @@ header('Content-Type: application/json');
 echo $j;
 `
 
+// diffRespPHP answers ?c=NAME with a response shape PHP scripts make.
+const diffRespPHP = `<?php switch ($_GET['c'] ?? '') {
+case 'code404': http_response_code(404); echo 'not found'; break;
+case 'status': header('Status: 201 Created'); echo 'created'; break;
+case 'teapot': header('HTTP/1.1 418 Teapot'); echo 't'; break;
+case 'custom': http_response_code(299); echo 'x'; break;
+case 'location': header('Location: /elsewhere'); break;
+case 'location301': header('Location: /elsewhere', true, 301); break;
+case 'cookies': setcookie('a', '1'); setcookie('b', '2', ['samesite' => 'Lax', 'httponly' => true]); echo 'k'; break;
+case 'empty': break;
+case 'nocontent': http_response_code(204); echo 'dropped'; break;
+case 'notmodified': http_response_code(304); echo 'dropped'; break;
+case 'type': header('Content-Type: text/plain'); echo 'p'; break;
+case 'repeated': header('X-A: 1'); header('X-A: 2', false); header('Cache-Control: no-store'); header('Cache-Control: private', false); echo 'm'; break;
+case 'emptyvalue': header('X-Empty:'); echo 'e'; break;
+case 'code500': http_response_code(500); echo 'error'; break;
+case 'fatal': undefined_function(); break;
+case 'unauthorized': header('WWW-Authenticate: Basic realm="x"'); http_response_code(401); echo 'u'; break;
+case 'vary': header('Vary: Cookie'); echo 'v'; break;
+case 'twotypes': header('Content-Type: text/html'); header('Content-Type: application/json', false); echo '{}'; break;
+case 'twolocations': header('Location: /a'); header('Location: /b', false); break;
+}`
+
 // nginxDiffSite is the document root: scripts that dump, a directory with
 // index.php, one with only index.html, one with no index, static files,
 // and names with a '%' and non-ASCII letters.
@@ -66,6 +89,7 @@ func nginxDiffSite(t *testing.T, dumpDir string) string {
 		"docs/index.html": "<h1>docs</h1>",
 		"empty/notes.txt": "notes",
 		"style.css":       "body { color: red; }\n",
+		"resp.php":        diffRespPHP,
 	})
 	real, err := filepath.EvalSymlinks(root)
 	if err != nil {
@@ -395,6 +419,64 @@ func TestNginxDiffPHPParams(t *testing.T) {
 	for _, k := range nginxKnownDiffs {
 		if seen[k.name] == 0 {
 			t.Errorf("documented difference no longer seen: %s", k.name)
+		}
+	}
+}
+
+// TestNginxDiffPHPResponses: what a client gets for the responses PHP
+// scripts make (diffRespPHP), from nginx and from the gateway: status, body
+// and header fields, but those of the connection and its framing (Date,
+// Server, Connection, Keep-Alive, Content-Length, Transfer-Encoding) and
+// the Vary: Accept-Encoding the gateway adds where it may compress (README,
+// gzip row). Of two Content-Type lines both send the last; nginx with the
+// charset of the first when the last has none.
+func TestNginxDiffPHPResponses(t *testing.T) {
+	t.Parallel()
+	direct, _, _, _ := startNginxDiff(t)
+	client := &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(addr, c string) (int, string, http.Header) {
+		req, err := http.NewRequest("GET", "http://"+addr+"/resp.php?c="+c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "shop.example"
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %s: %v", c, addr, err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatalf("%s: %s: %v", c, addr, err)
+		}
+		for _, k := range []string{"Date", "Server", "Connection", "Keep-Alive", "Content-Length", "Transfer-Encoding"} {
+			res.Header.Del(k)
+		}
+		return res.StatusCode, string(b), res.Header
+	}
+	for _, c := range []string{"code404", "status", "teapot", "custom", "location", "location301", "cookies", "empty",
+		"nocontent", "notmodified", "type", "repeated", "emptyvalue", "code500", "fatal", "unauthorized", "vary",
+		"twotypes", "twolocations"} {
+		ns, nb, nh := get(direct.nginx, c)
+		gs, gb, gh := get(direct.gw, c)
+		if vary := nh.Values("Vary"); strings.Join(gh.Values("Vary"), "|") == strings.Join(append(vary, "Accept-Encoding"), "|") {
+			gh["Vary"] = vary
+			if len(vary) == 0 {
+				delete(gh, "Vary")
+			}
+		}
+		if c == "twotypes" {
+			// One Content-Type, PHP's last, on both; nginx adds the
+			// charset PHP gave the first.
+			nt, _, _ := strings.Cut(nh.Get("Content-Type"), ";")
+			if len(nh.Values("Content-Type")) == 1 && nt == "application/json" && strings.Join(gh.Values("Content-Type"), "|") == "application/json" {
+				nh.Del("Content-Type")
+				gh.Del("Content-Type")
+			}
+		}
+		if ns != gs || nb != gb || fmt.Sprint(nh) != fmt.Sprint(gh) {
+			t.Errorf("%s: nginx %d %q %v\ngateway %d %q %v", c, ns, nb, nh, gs, gb, gh)
 		}
 	}
 }
