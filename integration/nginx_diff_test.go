@@ -318,6 +318,9 @@ func show(v string, ok bool) string {
 	return strconv.Quote(v)
 }
 
+// encodedControl is a percent-encoded control character.
+var encodedControl = regexp.MustCompile(`%([01][0-9A-Fa-f]|7[Ff])`)
+
 // absoluteURL is the scheme and authority nginx puts in its redirects.
 var absoluteURL = regexp.MustCompile(`^https?://[^/]*`)
 
@@ -683,6 +686,11 @@ var nginxKnownDiffs = []knownDiff{
 		return d.key == "status" && d.n == "403" && d.g == "200" && d.gAns.php["SCRIPT_NAME"] == "/index.php" &&
 			strings.HasSuffix(d.gAns.php["REQUEST_URI"], "/")
 	}},
+	{"an encoded control character in the path gets 400 (nginx: routed)", func(d paramDiff) bool {
+		_, target, _ := strings.Cut(d.c.line, " ")
+		path, _, _ := strings.Cut(target, "?")
+		return d.key == "status" && d.g == "400" && d.n != "400" && encodedControl.MatchString(path)
+	}},
 	{"dotfiles get 404 (nginx's location ~ /\\. { deny all; }: 403)", func(d paramDiff) bool {
 		return d.key == "status" && d.n == "403" && d.g == "404" && strings.Contains(d.c.line, "/.")
 	}},
@@ -744,6 +752,12 @@ func nginxDiffCases() []diffCase {
 		{name: "unicode script", line: "GET /caf%C3%A9.php HTTP/1.1", want: map[string]string{"SCRIPT_NAME": "/café.php", "PHP_SELF": "/café.php"}},
 		get("percent script", "/100%25.php"),
 		get("encoded NUL", "/info.php%00.txt"),
+		get("encoded newline in path info", "/info.php/a%0Ab"),
+		get("encoded newline after script", "/info.php%0A.txt"),
+		get("encoded newline front controller", "/page%0Ax"),
+		get("encoded tab", "/page%09x"),
+		get("encoded DEL", "/page%7Fx"),
+		get("encoded CR", "/info.php/%0D"),
 		get("dotfile", "/.env"),
 		get("dotfile in path info", "/info.php/.git/config"),
 		get("script after static", "/style.css/x.php"),
