@@ -382,7 +382,8 @@ func compareAnswers(c diffCase, n, g diffAnswer, nport, gport string) []paramDif
 // root, and compares the status, the redirect and everything PHP saw
 // ($_SERVER, $_GET, $_POST, $_COOKIE, $_FILES, the body). Every difference
 // must be one of nginxKnownDiffs, each of which README ("From nginx to
-// sessiongate") describes, and each of those must still be seen: a
+// sessiongate") or docs/protocol.md describes, and each of those must
+// still be seen: a
 // difference that goes away, or changes shape, fails the test as much as a
 // new one.
 func TestNginxDiffPHPParams(t *testing.T) {
