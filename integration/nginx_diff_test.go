@@ -105,6 +105,12 @@ func nginxDiffSite(t *testing.T, dumpDir string) string {
 // HTTP_PROXY "". extra goes into the server block, phpExtra into the PHP
 // location (whose fastcgi_param lines replace the server's).
 func nginxPHPShop(listen, root, fpm, extra, phpExtra string) string {
+	return nginxPHPShopIndex(listen, root, fpm, "/index.php", extra, phpExtra)
+}
+
+// nginxPHPShopIndex is nginxPHPShop with another front controller (the
+// try_files fallback), as for WordPress under /blog/.
+func nginxPHPShopIndex(listen, root, fpm, index, extra, phpExtra string) string {
 	return fmt.Sprintf(`
     server {
         listen %s;
@@ -116,7 +122,7 @@ func nginxPHPShop(listen, root, fpm, extra, phpExtra string) string {
         location ~ /\. { deny all; }
 
         location / {
-            try_files $uri $uri/ /index.php$is_args$args;
+            try_files $uri $uri/ %s$is_args$args;
         }
 
         location ~ [^/]\.php(/|$) {
@@ -131,7 +137,7 @@ func nginxPHPShop(listen, root, fpm, extra, phpExtra string) string {
             fastcgi_pass %s;
         }
     }
-`, listen, root, extra, phpExtra, fpm)
+`, listen, root, extra, index, phpExtra, fpm)
 }
 
 // nginxDiffPair is one nginx server block and one gateway, configured alike.
@@ -144,14 +150,14 @@ type nginxDiffPair struct {
 // X-Forwarded-Proto map for HTTPS, and one on TLS with HTTP/2) and three
 // gateways configured the same way (the direct one with sessions), all on
 // one document root.
-func startNginxDiff(t *testing.T) (direct, proxied, secure nginxDiffPair, dumpDir string) {
+func startNginxDiff(t *testing.T) (direct, proxied, secure, sub nginxDiffPair, dumpDir string) {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "nginx")
 	dumpDir = harness.PHPTempDir(t)
 	root := nginxDiffSite(t, dumpDir)
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 6})
 	cert, key := testtls.Pair(t)
-	ng := harness.StartNginx(t, 3, func(addrs []string) string {
+	ng := harness.StartNginx(t, 4, func(addrs []string) string {
 		return `
     map $http_x_forwarded_proto $fastcgi_https {
         default "";
@@ -161,11 +167,13 @@ func startNginxDiff(t *testing.T) (direct, proxied, secure nginxDiffPair, dumpDi
 			nginxPHPShop(addrs[1], root, fpm.Addr, `set_real_ip_from 127.0.0.0/8;
         real_ip_header X-Forwarded-For;
         real_ip_recursive on;`, "fastcgi_param HTTPS $fastcgi_https if_not_empty;") +
-			nginxPHPShop(addrs[2]+" ssl http2", root, fpm.Addr, "ssl_certificate "+cert+";\n        ssl_certificate_key "+key+";", "")
+			nginxPHPShop(addrs[2]+" ssl http2", root, fpm.Addr, "ssl_certificate "+cert+";\n        ssl_certificate_key "+key+";", "") +
+			nginxPHPShopIndex(addrs[3], root, fpm.Addr, "/sub/app.php", "", "")
 	})
 	bin := buildGateway(t)
 	// One php-fpm connection per gateway: an idle kept-alive connection
-	// pins a worker, and nginx (without keepalive) needs one free.
+	// pins a worker (four of the six), and nginx (without keepalive)
+	// needs one free.
 	start := func(env ...string) string {
 		gw := startBinary(t, bin, append([]string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
 			"SESSIONGATE_PHP_MAX_CONNS=1"}, env...))
@@ -182,7 +190,8 @@ func startNginxDiff(t *testing.T) (direct, proxied, secure nginxDiffPair, dumpDi
 	direct = nginxDiffPair{nginx: ng.Addrs[0], gw: start("SESSIONGATE_SESSION_DEV=on", "SESSIONGATE_PHP_PREPEND="+writePrepend(t))}
 	proxied = nginxDiffPair{nginx: ng.Addrs[1], gw: start("SESSIONGATE_SESSIONS=off", "SESSIONGATE_TRUSTED_PROXIES=127.0.0.0/8")}
 	secure = nginxDiffPair{nginx: ng.Addrs[2], gw: start("SESSIONGATE_SESSIONS=off", "SESSIONGATE_TLS_CERT="+cert, "SESSIONGATE_TLS_KEY="+key)}
-	return direct, proxied, secure, dumpDir
+	sub = nginxDiffPair{nginx: ng.Addrs[3], gw: start("SESSIONGATE_SESSIONS=off", "SESSIONGATE_INDEX=sub/app.php")}
+	return direct, proxied, secure, sub, dumpDir
 }
 
 // diffCase is one request: its request line, headers (X-Case is added)
@@ -193,6 +202,7 @@ type diffCase struct {
 	headers []string
 	body    string
 	proxied bool // to the pair behind a trusted proxy
+	sub     bool // to the pair whose front controller is /sub/app.php
 	// proto is "tls" for HTTP/1.1 over TLS, "h2" for HTTP/2 (the request
 	// line gives :method and :path, the Host header :authority, the
 	// other headers their fields in lower case), both to the TLS pair;
@@ -388,7 +398,7 @@ func compareAnswers(c diffCase, n, g diffAnswer, nport, gport string) []paramDif
 // new one.
 func TestNginxDiffPHPParams(t *testing.T) {
 	t.Parallel()
-	direct, proxied, secure, dumpDir := startNginxDiff(t)
+	direct, proxied, secure, sub, dumpDir := startNginxDiff(t)
 	seen := map[string]int{}
 	for i, c := range nginxDiffCases() {
 		pair := direct
@@ -397,6 +407,8 @@ func TestNginxDiffPHPParams(t *testing.T) {
 			pair = proxied
 		case c.proto != "":
 			pair = secure
+		case c.sub:
+			pair = sub
 		}
 		n := c.send(t, pair.nginx, dumpDir, "n"+strconv.Itoa(i))
 		g := c.send(t, pair.gw, dumpDir, "g"+strconv.Itoa(i))
@@ -436,7 +448,7 @@ func TestNginxDiffPHPParams(t *testing.T) {
 // charset of the first when the last has none.
 func TestNginxDiffPHPResponses(t *testing.T) {
 	t.Parallel()
-	direct, _, _, _ := startNginxDiff(t)
+	direct, _, _, _, _ := startNginxDiff(t)
 	client := &http.Client{Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	get := func(addr, c string) (int, string, http.Header) {
@@ -684,7 +696,11 @@ var nginxKnownDiffs = []knownDiff{
 			len(cl) == 2 && cl[0] == cl[1] && len(te) == 0)
 	}},
 	{"a directory without index goes to the front controller (nginx: 403)", func(d paramDiff) bool {
-		return d.key == "status" && d.n == "403" && d.g == "200" && d.gAns.php["SCRIPT_NAME"] == "/index.php" &&
+		index := "/index.php"
+		if d.c.sub {
+			index = "/sub/app.php"
+		}
+		return d.key == "status" && d.n == "403" && d.g == "200" && d.gAns.php["SCRIPT_NAME"] == index &&
 			strings.HasSuffix(d.gAns.php["REQUEST_URI"], "/")
 	}},
 	{"an encoded control character in the path gets 400 (nginx: routed)", func(d paramDiff) bool {
@@ -895,6 +911,14 @@ func nginxDiffCases() []diffCase {
 		{name: "HTTP/2 POST without length", line: "POST /login HTTP/2", proto: "h2", headers: []string{"Content-Type: application/json"}, body: `{"u":1}`},
 		{name: "HTTP/2 dir", line: "GET /dir/ HTTP/2", proto: "h2"},
 		{name: "HTTP/2 encoded path", line: "GET /sub/%2e%2e/caf%C3%A9.php/a%2Fb HTTP/2", proto: "h2"},
+		{name: "sub front controller", line: "GET /blog/2024/hello/?p=1 HTTP/1.1", sub: true, want: map[string]string{"SCRIPT_NAME": "/sub/app.php",
+			"REQUEST_URI": "/blog/2024/hello/?p=1", "QUERY_STRING": "p=1", "PHP_SELF": "/sub/app.php"}},
+		{name: "sub front controller root", line: "GET /?s=x HTTP/1.1", sub: true},
+		{name: "sub front controller dir index", line: "GET /dir/ HTTP/1.1", sub: true},
+		{name: "sub front controller index-less dir", line: "GET /empty/ HTTP/1.1", sub: true},
+		{name: "sub front controller sub dir", line: "GET /sub/ HTTP/1.1", sub: true},
+		{name: "sub front controller missing script", line: "GET /wp-login.php HTTP/1.1", sub: true},
+		{name: "sub front controller POST", line: "POST /wp-json/x HTTP/1.1", sub: true, headers: []string{"Content-Type: application/json", "Content-Length: 2"}, body: "{}"},
 		{name: "proxied plain", line: "GET /info.php HTTP/1.1", proxied: true},
 		{name: "proxied https", line: "GET /info.php?x=1 HTTP/1.1", proxied: true, headers: []string{"X-Forwarded-For: 203.0.113.7", "X-Forwarded-Proto: https"},
 			want: map[string]string{"REMOTE_ADDR": "203.0.113.7", "HTTPS": "on", "HTTP_X_FORWARDED_PROTO": "https"}},
