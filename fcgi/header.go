@@ -95,6 +95,7 @@ func trimSpace(b []byte) []byte {
 // tab continues the previous value (obsolete folding, joined with one
 // space). Anything else that is not "Name: value" is an error. A header
 // named marker (any case; "" none) is left out of h and reported in marked.
+// Of several Content-Type lines the last one is kept.
 func parseCGIHeader(block []byte, marker string) (status int, h http.Header, marked bool, err error) {
 	h = make(http.Header, 8)
 	var lastKey string
@@ -159,6 +160,13 @@ func parseCGIHeader(block []byte, marker string) (status int, h http.Header, mar
 			status = code
 			lastKey = ""
 			continue
+		}
+		if key == "Content-Type" {
+			// A second Content-Type (PHP's header(..., false)) replaces
+			// the first, as nginx takes the last: passed on, both
+			// reached the client, and which one a client believes varies
+			// (the Fetch standard's last, other clients' first).
+			delete(h, key)
 		}
 		h[key] = append(h[key], string(value))
 		lastKey = key

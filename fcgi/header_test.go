@@ -31,6 +31,11 @@ func TestParseCGIHeader(t *testing.T) {
 			header: http.Header{"Location": {"/new"}}},
 		{name: "repeated header kept", in: "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n", status: 200,
 			header: http.Header{"Set-Cookie": {"a=1", "b=2"}}},
+		// header('Content-Type: application/json', false) after another
+		// Content-Type: the last one is the type, as behind nginx, where
+		// both reached the client and each client picked its own.
+		{name: "last Content-Type wins", in: "Content-Type: text/html; charset=UTF-8\r\ncontent-type: application/json\r\nX-A: 1\r\n\r\n", status: 200,
+			header: http.Header{"Content-Type": {"application/json"}, "X-A": {"1"}}},
 		{name: "folded line", in: "X-Long: part one\r\n  part two\r\n\tpart three\r\n\r\n", status: 200,
 			header: http.Header{"X-Long": {"part one part two part three"}}},
 		{name: "LF only and canonical keys", in: "content-type: a\nx-powered-by: PHP\n\n", status: 200,

@@ -5,9 +5,9 @@
 #   test   what `make test` runs against: gcc (for -race), php-fpm, php CLI,
 #          redis-server, redis-cli, Debian's Django for /usr/bin/python3,
 #          gunicorn, chromium, python3-venv and python3-pip (pip install of
-#          wsgi/django into a virtualenv), nginx (the Django path compared
-#          with proxy_pass), Debian's DokuWiki, and MediaWiki with PHP's
-#          SQLite driver
+#          wsgi/django into a virtualenv), nginx (the PHP params and the
+#          Django path compared with nginx's), Debian's DokuWiki, and
+#          MediaWiki with PHP's SQLite driver
 #   bench  php-fpm, php8.2-redis, redis, wrk, curl, nginx, caddy, Django, gunicorn
 #   demo   php-fpm, redis, Django, gunicorn
 #
@@ -121,8 +121,10 @@ test)
 	need_python_mod python3-pip -m pip --version
 	need_python_mod python3-pip -c 'import setuptools, wheel'
 	need_bin chromium chromium
-	# The Django path side by side with nginx's proxy_pass in front of the
-	# same gunicorn (integration/nginx_django_diff_test.go).
+	# What PHP sees behind the gateway and behind Debian's nginx
+	# (integration/nginx_diff_test.go), and the Django path beside nginx's
+	# proxy_pass in front of the same gunicorn
+	# (integration/nginx_django_diff_test.go).
 	need_bin nginx nginx-light
 	# Password files as users make them, for SESSIONGATE_BASIC_AUTH.
 	need_bin htpasswd apache2-utils

@@ -41,6 +41,8 @@ func TestHTTP2AuthorityCheckedAsHost(t *testing.T) {
 		{"Host field alone, markup", []testh2.Field{{"host", "<b>x</b>"}}, 400},
 		{"Host field names another host", []testh2.Field{{":authority", "example.com"}, {"host", "evil.example"}}, 400},
 		{"two Host fields", []testh2.Field{{"host", "example.com"}, {"host", "evil.example"}}, 400},
+		{"neither :authority nor Host", nil, 400},
+		{"empty :authority", []testh2.Field{{":authority", ""}}, 400},
 	} {
 		before := len(e.php.scripts)
 		fields := append([]testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":path", "/hello.php"}}, c.fields...)

@@ -195,7 +195,33 @@ func ForwardedHost(h http.Header) string { return forwardedHost(h) }
 // that names another host, or a second one, makes an HTTP/2 request
 // malformed (RFC 9113 section 8.3.1): which of them an app reads is
 // anyone's guess. (net/http keeps a Host field only on HTTP/2.)
+//
+// An empty host is refused too ("Host:", "Host: :8080", an HTTP/2 request
+// without :authority nor Host), as nginx refuses it and RFC 9110 section
+// 4.2.1 wants an http URI with an empty host rejected: net/http refuses an
+// HTTP/1.1 request without Host but passes an empty one, which PHP got as
+// no HTTP_HOST and the server's address as SERVER_NAME, the host of every
+// link the app then built. Only HTTP/1.0, where r.Host is empty when the
+// request names no host at all, is served without one. A host with an
+// empty label ("shop..example") names no host either, and nginx refuses
+// it as well: without SESSIONGATE_SERVER_NAMES it reached PHP as HTTP_HOST
+// and SERVER_NAME.
+//
+// So is an absolute-form target with userinfo ("http://user@host/"), which
+// net/http serves for the host after the "@": RFC 9110 section 4.2.4 asks
+// recipients to treat it as an error, as nginx does (400), since a proxy
+// in front that reads the authority another way ("site@evil.example")
+// routes the request for one host while PHP builds links from the other.
 func hostFieldError(r *http.Request) error {
+	if r.Host == "" && r.ProtoAtLeast(1, 1) || strings.HasPrefix(r.Host, ":") {
+		return fmt.Errorf("empty host %q", clip(r.Host, 100))
+	}
+	if strings.Contains(r.Host, "..") {
+		return fmt.Errorf("empty label in host %q", clip(r.Host, 100))
+	}
+	if r.URL != nil && r.URL.User != nil {
+		return errors.New("userinfo in the request target")
+	}
 	for i := 0; i < len(r.Host); i++ {
 		if !validHostByte[r.Host[i]] {
 			return fmt.Errorf("malformed host %q", clip(r.Host, 100))

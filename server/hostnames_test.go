@@ -35,6 +35,9 @@ func TestServerNames(t *testing.T) {
 	} {
 		r := httptest.NewRequest("GET", "/hello.php", nil)
 		r.Host = tc.host
+		if tc.host == "" {
+			r.Proto, r.ProtoMinor = "HTTP/1.0", 0
+		}
 		before := e.php.calls()
 		w := e.do(r)
 		if w.Code != 200 || e.php.calls() != before+1 {
@@ -317,5 +320,74 @@ func TestCanonicalNameClosesAfterUnreadBody(t *testing.T) {
 	}
 	if w := e.do(rawRequest(t, "GET /x HTTP/1.1\r\nHost: www.example.com\r\n\r\n")); w.Header().Get("Connection") != "" {
 		t.Errorf("a GET without a body: Connection %q", w.Header().Get("Connection"))
+	}
+}
+
+// TestEmptyHostRefused: net/http refuses an HTTP/1.1 request without a Host
+// field but passes one whose Host is empty ("Host:", or "Host: :8080" with
+// a port and no host), and the gateway served it: PHP got no HTTP_HOST and
+// the server's address as SERVER_NAME, which apps then put in the links
+// they build. nginx answers 400 ("client sent invalid host header"), as
+// RFC 9110 section 4.2.1 wants an http URI with an empty host rejected.
+// HTTP/1.0 without Host, which names no host at all, is still served;
+// HTTP/2 without :authority nor Host is refused too.
+func TestEmptyHostRefused(t *testing.T) {
+	for _, names := range [][]string{nil, {"shop.example"}} {
+		e := newEnv(t, func(c *config.Config) { c.ServerNames = names })
+		for req, want := range map[string]int{
+			"GET /hello.php HTTP/1.1\r\nHost:\r\n\r\n":                    400,
+			"GET /hello.php HTTP/1.1\r\nHost: \r\n\r\n":                   400,
+			"GET /hello.php HTTP/1.1\r\nHost: :8080\r\n\r\n":              400,
+			"GET /hello.php HTTP/1.0\r\nHost: :8080\r\n\r\n":              400,
+			"GET /nothing HTTP/1.1\r\nHost:\r\n\r\n":                      400,
+			"GET /style.css HTTP/1.1\r\nHost:\r\n\r\n":                    400,
+			"GET /hello.php HTTP/1.0\r\n\r\n":                             200,
+			"GET /hello.php HTTP/1.1\r\nHost: shop.example\r\n\r\n":       200,
+			"GET http://shop.example/hello.php HTTP/1.1\r\nHost:\r\n\r\n": 200,
+		} {
+			before := e.php.calls()
+			w := e.do(rawRequest(t, req))
+			if w.Code != want || (e.php.calls() > before) != (want == 200) {
+				t.Errorf("server names %v, %q: %d, PHP ran %d; want %d", names, req, w.Code, e.php.calls()-before, want)
+			}
+		}
+	}
+}
+
+// TestHostWithEmptyLabelRefused: a Host with an empty label between two
+// dots ("shop..example") names no host, and nginx answers 400 ("client
+// sent invalid host header"); without SESSIONGATE_SERVER_NAMES the gateway
+// served it, PHP getting it as HTTP_HOST and SERVER_NAME (with the list it
+// was 421, a host the site does not have, rather than no host at all).
+func TestHostWithEmptyLabelRefused(t *testing.T) {
+	for _, names := range [][]string{nil, {"*.example.com"}} {
+		e := newEnv(t, func(c *config.Config) { c.ServerNames = names })
+		for host, want := range map[string]int{
+			"a..example.com":       400,
+			"a.example.com..":      400,
+			"a..example.com:8080":  400,
+			"a.example.com":        200,
+			"a.example.com.":       200,
+			"a.example.com.:8080":  200,
+			"[2001:db8::1]":        0, // 200 without names, 421 with them
+			"[2001:db8::1]:8080":   0,
+			"192.0.2.1..":          400,
+			"..":                   400,
+			"b.a..example.com:443": 400,
+		} {
+			r := httptest.NewRequest("GET", "/hello.php", nil)
+			r.Host = host
+			if want == 0 {
+				want = 200
+				if names != nil {
+					want = http.StatusMisdirectedRequest
+				}
+			}
+			before := e.php.calls()
+			w := e.do(r)
+			if w.Code != want || (e.php.calls() > before) != (want == 200) {
+				t.Errorf("server names %v, Host %q: %d, PHP ran %d; want %d", names, host, w.Code, e.php.calls()-before, want)
+			}
+		}
 	}
 }

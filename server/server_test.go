@@ -774,7 +774,7 @@ func TestPHPRequestURIAbsoluteForm(t *testing.T) {
 	for target, want := range map[string]string{
 		"http://evil.example/hello.php/x%2Fy?a=1&b=%zz": "/hello.php/x%2Fy?a=1&b=%zz",
 		"https://evil.example:8443/blog/post?x=1":       "/blog/post?x=1",
-		"http://user@[2001:db8::1]:80/hello.php":        "/hello.php",
+		"http://[2001:db8::1]:80/hello.php":             "/hello.php",
 		"/hello.php?a=1":                                "/hello.php?a=1",
 	} {
 		s, ok := e.runPHP(t, target)

@@ -144,3 +144,31 @@ func TestAbsoluteFormWithoutAuthority(t *testing.T) {
 		t.Errorf("http://example.com/blog?x=1: REQUEST_URI %q", s.RequestURI)
 	}
 }
+
+// TestAbsoluteFormWithUserinfo: an absolute-form target with userinfo
+// ("GET http://user@example.com/ HTTP/1.1") was served, net/http taking
+// the host after the "@" and dropping the rest, where nginx answers 400, as
+// RFC 9110 section 4.2.4 asks a recipient to treat userinfo in an http URI
+// as an error: a proxy in front that reads the authority another way
+// ("example.com@evil.example") routes the request for one host while PHP
+// builds its links from the other.
+func TestAbsoluteFormWithUserinfo(t *testing.T) {
+	mounted := 0
+	e := newEnv(t, nil, WithMount("django", []string{"/admin/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
+	for _, target := range []string{
+		"http://user@example.com/hello.php",
+		"http://user:pw@example.com/hello.php",
+		"http://example.com@evil.example/hello.php",
+		"https://@example.com/style.css",
+		"http://user@example.com/admin/",
+	} {
+		before := e.php.calls()
+		w := e.do(rawRequest(t, "GET "+target+" HTTP/1.1\r\nHost: example.com\r\n\r\n"))
+		if w.Code != http.StatusBadRequest || e.php.calls() != before || mounted != 0 {
+			t.Errorf("%s: %d, PHP ran %d, Django %d; want 400 and neither", target, w.Code, e.php.calls()-before, mounted)
+		}
+	}
+	if s, ok := e.runPHP(t, "http://example.com/hello.php"); ok && s.RequestURI != "/hello.php" {
+		t.Errorf("without userinfo: REQUEST_URI %q", s.RequestURI)
+	}
+}

@@ -1,5 +1,6 @@
 // Package harness starts the real servers the integration tests run against:
-// php-fpm, redis-server (standalone and a 3-master cluster) and gunicorn.
+// php-fpm, redis-server (standalone and a 3-master cluster), gunicorn, and
+// nginx, which the gateway's PHP path is compared with.
 // Each server gets its own configuration in t.TempDir(), listens on a
 // loopback port (or unix socket) picked at run time, runs as the current user
 // and is stopped by t.Cleanup, so tests are independent and nothing needs to

@@ -480,3 +480,52 @@ func mustPoolUser(t *testing.T) string {
 	}
 	return lines
 }
+
+func TestNginx(t *testing.T) {
+	n := StartNginx(t, 2, func(addrs []string) string {
+		var b strings.Builder
+		for i, a := range addrs {
+			fmt.Fprintf(&b, "server { listen %s; location / { return 200 \"server %d\"; } }\n", a, i)
+		}
+		return b.String()
+	})
+	for i, a := range n.Addrs {
+		resp, err := http.Get("http://" + a + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != fmt.Sprintf("server %d", i) {
+			t.Fatalf("GET %s = %q, %v", a, body, err)
+		}
+	}
+	// Run as root, the workers run as php-fpm's do (the master stays root).
+	want := os.Geteuid()
+	if want == 0 {
+		w, err := workerAccount()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = w.uid
+	}
+	n.mu.Lock()
+	workers := childrenOf(n.p.cmd.Process.Pid)
+	n.mu.Unlock()
+	if bad := workersNotRunningAs(workers, want); bad != "" {
+		t.Error(bad)
+	}
+	n.Stop()
+	if _, err := http.Get("http://" + n.Addrs[0] + "/"); err == nil {
+		t.Fatal("nginx still answering after Stop")
+	}
+}
+
+func TestNginxBadConfigFailsWithLog(t *testing.T) {
+	msg := runFake(t, func(tb testing.TB) {
+		StartNginx(tb, 1, func(addrs []string) string { return "server { listen " + addrs[0] + "; no_such_directive on; }" })
+	})
+	if !strings.Contains(msg, "no_such_directive") {
+		t.Fatalf("failure does not quote nginx's complaint: %q", msg)
+	}
+}
