@@ -160,9 +160,9 @@ urlpatterns = [path("dj/cookies/", cookies), path("dj/caching/", caching), path(
     re_path(r"", dump)]
 `
 
-// diffStack is one gunicorn with nginx and the gateway in front of it,
+// djangoDiffStack is one gunicorn with nginx and the gateway in front of it,
 // configured alike.
-type diffStack struct {
+type djangoDiffStack struct {
 	gunicorn *harness.Gunicorn
 	nginx    *harness.NginxDjango
 	gw       *sessionGW
@@ -172,7 +172,7 @@ type diffStack struct {
 // startDiffStacks starts gunicorn and two pairs of fronts on it: one where
 // the client is the end user (no trusted proxy), one where it is a
 // trusted proxy (nginx's set_real_ip_from, SESSIONGATE_TRUSTED_PROXIES).
-func startDiffStacks(t *testing.T) (direct, proxied *diffStack) {
+func startDiffStacks(t *testing.T) (direct, proxied *djangoDiffStack) {
 	t.Helper()
 	harness.Require(t, "gunicorn", "django", "nginx")
 	proj := djangoProject(t, "diffproj", diffDjangoSettings, diffDjangoURLs)
@@ -187,8 +187,8 @@ func startDiffStacks(t *testing.T) (direct, proxied *diffStack) {
 			t.Logf("gunicorn log:\n%s", g.Log())
 		}
 	})
-	mk := func(trusted string) *diffStack {
-		s := &diffStack{gunicorn: g}
+	mk := func(trusted string) *djangoDiffStack {
+		s := &djangoDiffStack{gunicorn: g}
 		s.nginx = harness.StartNginxDjango(t, harness.NginxDjangoOptions{Upstream: g.Addr, Location: "/dj/",
 			RealIPFrom: trusted, ReadTimeout: 2 * time.Second})
 		root := t.TempDir()
@@ -341,10 +341,10 @@ func fmtDiff(d map[string][2]string) string {
 	return b.String()
 }
 
-// diffCase is one request of the corpus and the differences expected in
+// djangoDiffCase is one request of the corpus and the differences expected in
 // what Django sees through nginx and through the gateway, beyond the
 // signed session headers (normalize checks and removes them).
-type diffCase struct {
+type djangoDiffCase struct {
 	name   string
 	req    string // a whole raw request
 	expect bool   // the body goes after the 100 Continue
@@ -381,7 +381,7 @@ func with(base map[string][2]string, more map[string][2]string) map[string][2]st
 // that expected values can name them, and checks and removes the signed
 // session headers: only the gateway sends them (docs/protocol.md section
 // 5), every time.
-func (s *diffStack) normalize(t *testing.T, who string, v djangoView) {
+func (s *djangoDiffStack) normalize(t *testing.T, who string, v djangoView) {
 	t.Helper()
 	repl := []string{}
 	for _, a := range []struct{ name, addr string }{{"NGINX", s.nginx.Addr}, {"GW", s.gwAddr}, {"GUNICORN", s.gunicorn.Addr}} {
@@ -417,7 +417,7 @@ func (s *diffStack) normalize(t *testing.T, who string, v djangoView) {
 
 // compareViews sends c to both fronts of s and checks that Django saw the
 // same request except for c.want.
-func (s *diffStack) compareViews(t *testing.T, c diffCase) {
+func (s *djangoDiffStack) compareViews(t *testing.T, c djangoDiffCase) {
 	t.Helper()
 	ng := parseView(t, "nginx", rawDo(s.nginx.Addr, c.req, c.expect))
 	gw := parseView(t, "gateway", rawDo(s.gwAddr, c.req, c.expect))
@@ -451,7 +451,7 @@ func TestNginxDjangoRequestDiff(t *testing.T) {
 	chunk := func(s string) string { return fmt.Sprintf("%x\r\n%s\r\n", len(s), s) }
 	const host = "shop.example"
 	plain := forwardedHostOnly(host)
-	cases := []diffCase{
+	cases := []djangoDiffCase{
 		{name: "plain", req: "GET /dj/dump/ HTTP/1.1\r\nHost: shop.example\r\n\r\n", want: plain},
 		{name: "host with port", req: "GET /dj/dump/ HTTP/1.1\r\nHost: Shop.Example:8080\r\n\r\n", want: forwardedHostOnly("Shop.Example:8080")},
 		// HTTP/1.0 without Host: the gateway names the address the
@@ -545,7 +545,7 @@ func TestNginxDjangoRequestDiff(t *testing.T) {
 	// real_ip found to X-Forwarded-For; the gateway believes the proxy's
 	// X-Forwarded-Proto (README, SESSIONGATE_TRUSTED_PROXIES) and sends
 	// the client address alone.
-	proxyCases := []diffCase{
+	proxyCases := []djangoDiffCase{
 		{name: "trusted proxy", req: "GET /dj/dump/ HTTP/1.1\r\nHost: gw.internal:8080\r\nX-Forwarded-For: 203.0.113.9, 198.51.100.7\r\nX-Forwarded-Proto: https\r\n" +
 			"X-Forwarded-Host: www.example.com\r\nX-Forwarded-Port: 443\r\n\r\n", want: map[string][2]string{
 			"META.HTTP_X_FORWARDED_FOR":   {"203.0.113.9, 198.51.100.7, 198.51.100.7", "198.51.100.7"},
@@ -572,7 +572,7 @@ func TestNginxDjangoRequestDiff(t *testing.T) {
 			}},
 	}
 	for _, h := range []string{"[::1]:8080", "shop.example.", "shop.example:99999", "1.2.3.4"} {
-		cases = append(cases, diffCase{name: "Host " + h, req: "GET /dj/dump/ HTTP/1.1\r\nHost: " + h + "\r\n\r\n", want: forwardedHostOnly(h)})
+		cases = append(cases, djangoDiffCase{name: "Host " + h, req: "GET /dj/dump/ HTTP/1.1\r\nHost: " + h + "\r\n\r\n", want: forwardedHostOnly(h)})
 	}
 	for _, c := range cases {
 		direct.compareViews(t, c)
@@ -596,7 +596,7 @@ func TestNginxDjangoRequestDiff(t *testing.T) {
 	m := hmac.New(sha256.New, wsgi.HeaderKey([]byte(sessionTestKey)))
 	m.Write([]byte("sg1-cache\n" + id))
 	token := hex.EncodeToString(m.Sum(nil))[:32]
-	direct.compareViews(t, diffCase{name: "session cookie", req: withSession, want: with(plain, map[string][2]string{
+	direct.compareViews(t, djangoDiffCase{name: "session cookie", req: withSession, want: with(plain, map[string][2]string{
 		"META.HTTP_COOKIE": {"a=1; sessionid=" + sid, "a=1; sessiongate=" + token},
 		"COOKIES":          {`{"a": "1", "sessionid": "` + sid + `"}`, `{"a": "1", "sessiongate": "` + token + `"}`},
 	})})
@@ -639,7 +639,7 @@ func TestNginxDjangoRequestDiff(t *testing.T) {
 	// it, as "$http_host" (above) does.
 	hostNginx := *direct
 	hostNginx.nginx = harness.StartNginxDjango(t, harness.NginxDjangoOptions{Upstream: direct.gunicorn.Addr, Location: "/dj/", Host: "$host"})
-	for _, c := range []diffCase{
+	for _, c := range []djangoDiffCase{
 		{name: "$host, plain", req: "GET /dj/dump/ HTTP/1.1\r\nHost: shop.example\r\n\r\n", want: plain},
 		{name: "$host, host with port", req: "GET /dj/dump/ HTTP/1.1\r\nHost: Shop.Example:8080\r\n\r\n", want: map[string][2]string{
 			"META.HTTP_HOST":             {host, "Shop.Example:8080"},
