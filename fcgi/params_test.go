@@ -381,8 +381,8 @@ func TestParamsServerName(t *testing.T) {
 	}
 }
 
-// Script.ForwardedTrusted promises that a client's own Forwarded and
-// X-Forwarded-* headers never reach PHP: frameworks told to trust their
+// Script.ForwardedTrusted promises that a client's own Forwarded,
+// X-Forwarded-* and X-Real-IP headers never reach PHP: frameworks told to trust their
 // proxy (Laravel's TrustProxies '*', Symfony's trusted_proxies) read
 // X-Forwarded-Port and X-Forwarded-Prefix too, and would build URLs (a
 // password reset link, a redirect) from a client's forgery.
@@ -391,6 +391,7 @@ func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
 	hdrs := map[string]string{
 		"X-Forwarded-Port": "4444", "X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Ssl": "on",
 		"X-Forwarded-Server": "evil.example", "x-forwarded-scheme": "https",
+		"X-Real-Ip": "203.0.113.9",
 	}
 	for k, v := range hdrs {
 		req.Header.Set(k, v)
@@ -398,15 +399,15 @@ func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
 	direct := *testScript
 	m, _ := encode(t, req, &direct, -1)
 	for k := range m {
-		if strings.HasPrefix(k, "HTTP_X_FORWARDED_") {
+		if strings.HasPrefix(k, "HTTP_X_FORWARDED_") || k == "HTTP_X_REAL_IP" {
 			t.Errorf("direct client: %s=%q sent", k, m[k])
 		}
 	}
 	viaProxy := *testScript
 	viaProxy.ForwardedTrusted = true
 	m, _ = encode(t, req, &viaProxy, -1)
-	if m["HTTP_X_FORWARDED_PORT"] != "4444" || m["HTTP_X_FORWARDED_PREFIX"] != "//evil.example" || m["HTTP_X_FORWARDED_SCHEME"] != "https" {
-		t.Errorf("trusted proxy: its X-Forwarded-* headers not sent: %v", m)
+	if m["HTTP_X_FORWARDED_PORT"] != "4444" || m["HTTP_X_FORWARDED_PREFIX"] != "//evil.example" || m["HTTP_X_FORWARDED_SCHEME"] != "https" || m["HTTP_X_REAL_IP"] != "203.0.113.9" {
+		t.Errorf("trusted proxy: its X-Forwarded-* and X-Real-IP headers not sent: %v", m)
 	}
 }
 

@@ -645,7 +645,7 @@ var nginxKnownDiffs = []knownDiff{
 	{"forwarding, URL-override and sendfile headers of an untrusted client dropped", func(d paramDiff) bool {
 		vs := d.c.headerValues(paramHeader(d.key))
 		switch {
-		case strings.HasPrefix(d.key, "HTTP_X_FORWARDED_"), d.key == "HTTP_FORWARDED":
+		case strings.HasPrefix(d.key, "HTTP_X_FORWARDED_"), d.key == "HTTP_FORWARDED", d.key == "HTTP_X_REAL_IP":
 			if d.c.proxied {
 				return false
 			}

@@ -20,21 +20,21 @@ func TestPHPServerNameAndForwardedFamily(t *testing.T) {
 		t.Errorf("no Host: SERVER_NAME %q SERVER_ADDR %q, want the address reached", d["SERVER_NAME"], d["SERVER_ADDR"])
 	}
 	d = rawJSON(t, gw, "GET /info.php HTTP/1.1", "Host: example.com",
-		"X-Forwarded-Port: 4444", "X-Forwarded-Prefix: //evil.example", "X-Forwarded-Ssl: on")
+		"X-Forwarded-Port: 4444", "X-Forwarded-Prefix: //evil.example", "X-Forwarded-Ssl: on", "X-Real-IP: 203.0.113.9")
 	for k, v := range d {
-		if strings.HasPrefix(k, "HTTP_X_FORWARDED_") {
+		if strings.HasPrefix(k, "HTTP_X_FORWARDED_") || k == "HTTP_X_REAL_IP" {
 			t.Errorf("untrusted client's %s=%q reached PHP", k, v)
 		}
 	}
 	// Django gets the gateway's own X-Forwarded-For, -Proto and -Host,
 	// and none of the client's.
 	d = rawJSON(t, gw, "GET /dj/ HTTP/1.1", "Host: example.com",
-		"X-Forwarded-Port: 4444", "X-Forwarded-Prefix: //evil.example", "X-Forwarded-Ssl: on")
+		"X-Forwarded-Port: 4444", "X-Forwarded-Prefix: //evil.example", "X-Forwarded-Ssl: on", "X-Real-IP: 203.0.113.9")
 	for k, v := range d {
 		switch k {
 		case "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST":
 		default:
-			if strings.HasPrefix(k, "HTTP_X_FORWARDED_") {
+			if strings.HasPrefix(k, "HTTP_X_FORWARDED_") || k == "HTTP_X_REAL_IP" {
 				t.Errorf("untrusted client's %s=%q reached Django", k, v)
 			}
 		}

@@ -135,7 +135,7 @@ func TestForwardedFamilyOnlyFromTrustedProxy(t *testing.T) {
 		return behindServer(t, e, io.Discard, "SESSIONGATE_TRUSTED_PROXIES="+trusted)
 	}
 	client := map[string]string{"X-Forwarded-Port": "4444", "X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Ssl": "on", "X-Forwarded-Server": "evil.example",
-		"Forwarded": "for=203.0.113.9;proto=https;host=www.example.com"}
+		"Forwarded": "for=203.0.113.9;proto=https;host=www.example.com", "X-Real-Ip": "203.0.113.9"}
 	// The server's instructions to an app (proxyheader.SendfileControl,
 	// URLOverride) never come from a client, trusted proxy or not.
 	never := map[string]string{"X-Sendfile-Type": "X-Sendfile", "X-Accel-Mapping": "/srv/=/other/", "X-Original-Url": "/admin/x", "X-Rewrite-Url": "/admin/x"}

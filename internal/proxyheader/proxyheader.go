@@ -6,14 +6,18 @@ package proxyheader
 import "strings"
 
 // Forwarding reports the headers a proxy sets to describe the client:
-// Forwarded and the whole X-Forwarded-* family, in any case. Not only -For,
-// -Host and -Proto: frameworks that trust their proxy also read -Port and
-// -Prefix (Symfony, Laravel, Django's USE_X_FORWARDED_PORT) or -Ssl and
-// build URLs from them, so a client's own copy is an open redirect unless
-// a trusted proxy sent it.
+// Forwarded, the whole X-Forwarded-* family and X-Real-IP, in any case.
+// Not only -For, -Host and -Proto: frameworks that trust their proxy also
+// read -Port and -Prefix (Symfony, Laravel, Django's USE_X_FORWARDED_PORT)
+// or -Ssl and build URLs from them, so a client's own copy is an open
+// redirect unless a trusted proxy sent it. X-Real-IP is the client
+// address nginx configurations set (proxy_set_header X-Real-IP
+// $remote_addr), which apps that lived behind them take as proven
+// (django-ipware, WordPress security plugins, rate limiters): a client's
+// own copy would choose the address they ban or let in.
 func Forwarding(name string) bool {
 	const prefix = "X-Forwarded-"
-	return strings.EqualFold(name, "Forwarded") ||
+	return strings.EqualFold(name, "Forwarded") || strings.EqualFold(name, "X-Real-Ip") ||
 		len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix)
 }
 
