@@ -933,3 +933,47 @@ func nginxDiffCases() []diffCase {
 		{name: "proxied dir redirect", line: "GET /dir?x=1 HTTP/1.1", proxied: true, headers: []string{"X-Forwarded-For: 203.0.113.7", "X-Forwarded-Proto: https"}},
 	}
 }
+
+// TestNginxDiffStaticValidators: a static file's ETag and Last-Modified are
+// nginx's, byte for byte, so a browser that cached a file behind nginx
+// revalidates it with a 304 behind the gateway, and a rollout that puts
+// both behind one load balancer does not make every revalidation a full
+// download. Each side answers the other's tag with 304.
+func TestNginxDiffStaticValidators(t *testing.T) {
+	t.Parallel()
+	direct, _, _, _, _ := startNginxDiff(t)
+	client := &http.Client{Timeout: 10 * time.Second}
+	get := func(addr, path, inm string) *http.Response {
+		req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "shop.example"
+		if inm != "" {
+			req.Header.Set("If-None-Match", inm)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s%s: %v", addr, path, err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	for _, path := range []string{"/style.css", "/docs/index.html", "/empty/notes.txt"} {
+		n, g := get(direct.nginx, path, ""), get(direct.gw, path, "")
+		if n.StatusCode != 200 || g.StatusCode != 200 {
+			t.Fatalf("%s: nginx %d, gateway %d", path, n.StatusCode, g.StatusCode)
+		}
+		ntag, gtag := n.Header.Get("ETag"), g.Header.Get("ETag")
+		if ntag == "" || ntag != gtag || n.Header.Get("Last-Modified") != g.Header.Get("Last-Modified") {
+			t.Errorf("%s: nginx ETag %q Last-Modified %q, gateway %q %q", path, ntag, n.Header.Get("Last-Modified"), gtag, g.Header.Get("Last-Modified"))
+		}
+		if res := get(direct.gw, path, ntag); res.StatusCode != 304 {
+			t.Errorf("%s: the gateway answers nginx's tag %q with %d, want 304", path, ntag, res.StatusCode)
+		}
+		if res := get(direct.nginx, path, gtag); res.StatusCode != 304 {
+			t.Errorf("%s: nginx answers the gateway's tag %q with %d, want 304", path, gtag, res.StatusCode)
+		}
+	}
+}

@@ -484,25 +484,28 @@ func contentType(ext string, byHost func(string) string) string {
 	return t
 }
 
-// etag is a validator from size and modification time, as nginx's is:
-// cheap, stable across restarts, and the same on every server of a load
-// balancer that holds the same files (replicas of one container image, one
-// shared volume), so a browser revalidating on another replica still gets
-// 304. A file whose mtime is a fixed epoch (before 1990: the Nix store's
+// etag is nginx's validator, byte for byte ("mtime-size", both in hex,
+// the mtime in seconds): cheap, stable across restarts, and the same on
+// every server of a load balancer that holds the same files (replicas of
+// one container image, one shared volume), so a browser revalidating on
+// another replica still gets 304; being nginx's own, it also does so for
+// what browsers cached behind nginx before the move, and while a rollout
+// puts nginx and the gateway behind one balancer. Like nginx's, it misses
+// a rewrite within the same second to the same size, as Last-Modified
+// does. A file whose mtime is a fixed epoch (before 1990: the Nix store's
 // 1970-01-01T00:00:01, builds with SOURCE_DATE_EPOCH=0) keeps that mtime
 // for new content, and a browser revalidating the old copy got 304 and kept
 // it (NixOS patches nginx for this): its ETag adds the status change time
 // and inode, which a new release always moves and no tool can set back.
-// It is strong, as nginx's is (and with nanoseconds rather than nginx's
-// seconds), because a weak one never matches If-Range or If-Match: browsers
-// resume a download with If-Range and the ETag, and would get the whole
-// file again.
+// It is strong, as nginx's is, because a weak one never matches If-Range
+// or If-Match: browsers resume a download with If-Range and the ETag, and
+// would get the whole file again.
 func etag(fi fs.FileInfo) string {
 	b := make([]byte, 0, 72)
 	b = append(b, '"')
-	b = strconv.AppendInt(b, fi.Size(), 16)
+	b = strconv.AppendInt(b, fi.ModTime().Unix(), 16)
 	b = append(b, '-')
-	b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 16)
+	b = strconv.AppendInt(b, fi.Size(), 16)
 	if fi.ModTime().Before(fixedEpochBefore) {
 		if ino, ctime := fileIdentity(fi); ctime != 0 {
 			b = append(b, '-')
