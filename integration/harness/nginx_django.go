@@ -3,9 +3,7 @@ package harness
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,26 +31,20 @@ type NginxDjangoOptions struct {
 
 // NginxDjango is a running nginx started by StartNginxDjango.
 type NginxDjango struct {
+	*Nginx
 	// Addr is "127.0.0.1:port"; URL is "http://" + Addr.
 	Addr, URL string
-	// ErrorLog and AccessLog are nginx's logs; each access line is
-	// "$status $request_uri".
-	ErrorLog, AccessLog string
-
-	server
-	bin, conf, dir string
+	// AccessLog is nginx's access log: "$status $request_uri" per request.
+	AccessLog string
 }
 
-// StartNginxDjango runs Debian's nginx (nginx-light) in front of o.Upstream
-// with the proxy settings a Django site runs behind nginx: Host (o.Host),
-// X-Forwarded-For appended to, X-Forwarded-Proto from the scheme, HTTP/1.1
-// with kept-alive upstream connections. It runs in the foreground, its
-// workers as the current user (so its temp files can live in
-// t.TempDir()), and waits until it accepts; t.Cleanup stops it. A missing
-// nginx fails the test (Require).
+// StartNginxDjango runs Debian's nginx (nginx-light, StartNginx) in front
+// of o.Upstream with the proxy settings a Django site runs behind nginx:
+// Host (o.Host), X-Forwarded-For appended to, X-Forwarded-Proto from the
+// scheme, HTTP/1.1 with kept-alive upstream connections. A missing nginx
+// fails the test (Require).
 func StartNginxDjango(t testing.TB, o NginxDjangoOptions) *NginxDjango {
 	t.Helper()
-	bin := Bin(t, "nginx")
 	if o.Upstream == "" {
 		t.Fatal("harness: NginxDjangoOptions.Upstream is empty")
 	}
@@ -62,39 +54,14 @@ func StartNginxDjango(t testing.TB, o NginxDjangoOptions) *NginxDjango {
 	if o.Host == "" {
 		o.Host = "$http_host"
 	}
-	dir := t.TempDir()
-	n := &NginxDjango{
-		ErrorLog:  filepath.Join(dir, "error.log"),
-		AccessLog: filepath.Join(dir, "access.log"),
-		server:    server{t: t},
-		bin:       bin,
-		conf:      filepath.Join(dir, "nginx.conf"),
-		dir:       dir,
-	}
-	n.launch = n.launchProc
-	t.Cleanup(n.Stop)
-	err := retryPortRace(func() error {
-		n.Addr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
-		n.URL = "http://" + n.Addr
-		if err := os.WriteFile(n.conf, []byte(n.config(o)), 0o644); err != nil {
-			return err
-		}
-		return n.start()
-	}, n.ErrorLog)
-	if err != nil {
-		t.Fatalf("harness: %v", err)
-	}
-	return n
+	accessLog := filepath.Join(t.TempDir(), "access.log")
+	n := StartNginx(t, 1, func(addrs []string) string { return nginxDjangoServer(o, addrs[0], accessLog) })
+	return &NginxDjango{Nginx: n, Addr: n.Addrs[0], URL: "http://" + n.Addrs[0], AccessLog: accessLog}
 }
 
-// config is nginx.conf for o on n.Addr.
-func (n *NginxDjango) config(o NginxDjangoOptions) string {
-	user := ""
-	if os.Geteuid() == 0 {
-		// Workers would run as nobody, who cannot enter t.TempDir()
-		// (0700) for the temp files of large bodies.
-		user = "user root;\n"
-	}
+// nginxDjangoServer is the http context's content for o on addr: the
+// upstream pool and the server block proxying o.Location to it.
+func nginxDjangoServer(o NginxDjangoOptions, addr, accessLog string) string {
 	realIP := ""
 	if o.RealIPFrom != "" {
 		realIP = fmt.Sprintf("    set_real_ip_from %s;\n    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;\n", o.RealIPFrom)
@@ -103,20 +70,7 @@ func (n *NginxDjango) config(o NginxDjangoOptions) string {
 	if o.ReadTimeout > 0 {
 		timeout = fmt.Sprintf("            proxy_read_timeout %dms;\n", o.ReadTimeout.Milliseconds())
 	}
-	d := n.dir
-	return user + `worker_processes 1;
-daemon off;
-pid ` + d + `/nginx.pid;
-error_log ` + d + `/error.log info;
-events { worker_connections 256; }
-http {
-    log_format st '$status $request_uri';
-    access_log ` + d + `/access.log st;
-    client_body_temp_path ` + d + `/body;
-    proxy_temp_path ` + d + `/proxy;
-    fastcgi_temp_path ` + d + `/fastcgi;
-    uwsgi_temp_path ` + d + `/uwsgi;
-    scgi_temp_path ` + d + `/scgi;
+	return `    log_format st '$status $request_uri';
     client_max_body_size 64m;
 ` + realIP + `
     upstream django {
@@ -125,7 +79,8 @@ http {
     }
 
     server {
-        listen ` + n.Addr + `;
+        listen ` + addr + `;
+        access_log ` + accessLog + ` st;
 
         location ` + o.Location + ` {
             proxy_pass http://django;
@@ -138,22 +93,7 @@ http {
 
         location / { return 404; }
     }
-}
 `
-}
-
-// launchProc runs nginx and waits until it accepts on n.Addr.
-func (n *NginxDjango) launchProc() (*proc, error) {
-	cmd := exec.Command(n.bin, "-p", n.dir, "-c", n.conf, "-e", n.ErrorLog)
-	p, err := startProc("nginx "+n.Addr, cmd, n.ErrorLog+".stderr")
-	if err != nil {
-		return nil, err
-	}
-	if err := waitAccept(n.Addr, 10*time.Second, p); err != nil {
-		p.stop(3 * time.Second)
-		return nil, fmt.Errorf("nginx did not start: %w\n%s", err, tailLogs(4096, n.ErrorLog+".stderr", n.ErrorLog))
-	}
-	return p, nil
 }
 
 // AccessLines returns nginx's access log so far, one "$status $request_uri"
