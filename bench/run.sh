@@ -478,9 +478,12 @@ start_nginx() {
         location ~ [^/]\.php(/|\$) {
             fastcgi_split_path_info ^(.+?\.php)(/.*)\$;
             try_files \$fastcgi_script_name =404;
+            # try_files empties \$fastcgi_path_info (nginx ticket 321);
+            # Debian's snippets/fastcgi-php.conf keeps it this way.
+            set \$path_info \$fastcgi_path_info;
             include /etc/nginx/fastcgi_params;
             fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
-            fastcgi_param PATH_INFO \$fastcgi_path_info;
+            fastcgi_param PATH_INFO \$path_info;
             fastcgi_param HTTP_PROXY "";
             fastcgi_keep_conn on;
             $extra
