@@ -81,6 +81,14 @@ func TestStoreRedisConformance(t *testing.T) {
 	storetest.Run(t, pairOn(r.URL()))
 }
 
+func TestStoreRedisSentinelConformance(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server")
+	r := harness.StartRedis(t)
+	sentinel := harness.StartRedisSentinel(t, r.Addr)
+	storetest.Run(t, pairOn("redis-sentinel://"+sentinel+"/0?master=mymaster"))
+}
+
 func TestStoreRedisClusterConformance(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "redis-server", "redis-cli")
