@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -487,5 +488,39 @@ func TestCoalescerLeaderGivesUp(t *testing.T) {
 	defer b.mu.Unlock()
 	if b.busy {
 		t.Fatal("the batcher is still busy after its last batch")
+	}
+}
+
+// BenchmarkScriptAlone is one script call at a time (a hot session's
+// requests): through the coalescer it goes alone, as through noRetry, so
+// the two should cost the same.
+func BenchmarkScriptAlone(b *testing.B) {
+	m := miniredis.NewMiniRedis()
+	if err := m.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	c, err := OpenClient("redis://" + m.Addr() + "/0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := incrScript.Load(ctx, c).Err(); err != nil {
+		b.Fatal(err)
+	}
+	co := newCoalescer(c)
+	for _, bc := range []struct {
+		name string
+		s    redis.Scripter
+	}{{"noRetry", noRetry{c}}, {"coalescer", co}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := incrScript.Run(ctx, bc.s, []string{"n"}, "x").Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
