@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -234,9 +235,25 @@ func (co *coalescer) done() {
 }
 
 // lead sends batch (which self, the caller, leads), hands the calls queued
-// meanwhile on to their own leader, and wakes the others of batch.
+// meanwhile on to their own leader, and wakes the others of batch. A panic
+// in go-redis (or a hook) fails the batch and still hands the queue on:
+// left busy, the batcher would never send another call.
 func (b *batcher) lead(self *call, batch []*call) {
+	defer func() {
+		if p := recover(); p != nil {
+			for _, c := range batch {
+				c.cmd.SetErr(fmt.Errorf("redisstore: sending a script batch panicked: %v", p))
+			}
+			b.handOff(self, batch)
+			panic(p)
+		}
+	}()
 	b.send(self, batch)
+	b.handOff(self, batch)
+}
+
+// handOff is lead once batch is done.
+func (b *batcher) handOff(self *call, batch []*call) {
 	b.mu.Lock()
 	next := b.q
 	b.q = nil

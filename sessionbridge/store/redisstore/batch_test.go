@@ -524,3 +524,70 @@ func BenchmarkScriptAlone(b *testing.B) {
 		})
 	}
 }
+
+// panicHook panics in the first pipeline it sees.
+type panicHook struct{ once sync.Once }
+
+func (h *panicHook) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *panicHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *panicHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if strings.HasPrefix(cmds[0].Name(), "eval") {
+			h.once.Do(func() { panic("hook panic") })
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A batch whose sending panics fails every call in it (the panic goes on
+// in its sender), and the calls after it are still sent: the queue must
+// not stay stuck behind it.
+func TestCoalescerPanicFailsBatchAndGoesOn(t *testing.T) {
+	m := startMiniredis(t)
+	h := newHoldHook("first")
+	co, c := newTestCoalescer(t, m.Addr(), nil)
+	c.AddHook(h)
+	c.AddHook(&panicHook{})
+	ctx := context.Background()
+	if err := incrScript.Load(ctx, c).Err(); err != nil {
+		t.Fatal(err)
+	}
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- incrScript.Run(ctx, co, []string{"n"}, "first").Err() }()
+	<-h.held
+	const n = 4
+	errs := make([]error, n)
+	panics := make([]bool, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			defer func() {
+				if p := recover(); p != nil {
+					panics[i] = true
+				}
+			}()
+			errs[i] = incrScript.Run(ctx, co, []string{"n"}, fmt.Sprint("c", i)).Err()
+		})
+	}
+	waitQueued(t, co.one, n)
+	close(h.release)
+	if err := <-firstDone; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	senders := 0
+	for i := range n {
+		switch {
+		case panics[i]:
+			senders++
+		case errs[i] == nil || !strings.Contains(errs[i].Error(), "panicked"):
+			t.Errorf("call %d of the batch that panicked: error %v", i, errs[i])
+		}
+	}
+	if senders != 1 {
+		t.Fatalf("%d callers saw the panic, want its sender only", senders)
+	}
+	if err := incrScript.Run(ctx, co, []string{"n"}, "after").Err(); err != nil {
+		t.Fatalf("a call after the batch that panicked: %v", err)
+	}
+}
