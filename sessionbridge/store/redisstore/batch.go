@@ -20,7 +20,10 @@ import (
 // (docs/design.md). It never waits for more calls to come: a call that
 // finds no batch in flight is sent at once, on its caller's goroutine and
 // with its caller's context, exactly as noRetry sends it, so a lone request
-// (and the one-at-a-time requests of a hot session) pays nothing.
+// (and the one-at-a-time requests of a hot session) pays nothing. A call
+// that queues waits for the batch in flight, though: with Redis across a
+// network that round trip costs more than the CPU saved, hence
+// Options.Coalesce.
 //
 // No goroutine of its own: the caller of the first call of a batch sends
 // it; when the batch is done it hands the calls queued meanwhile to one of

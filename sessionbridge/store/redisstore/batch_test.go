@@ -591,3 +591,50 @@ func TestCoalescerPanicFailsBatchAndGoesOn(t *testing.T) {
 		t.Fatalf("a call after the batch that panicked: %v", err)
 	}
 }
+
+// Without Coalesce a script call does not wait for another in flight: a
+// Redis across a network would make it wait a round trip.
+func TestStoreWithoutCoalesceSendsAlone(t *testing.T) {
+	m := startMiniredis(t)
+	h := newHoldHook("first")
+	s := openTestStore(t, "redis://"+m.Addr()+"/0", h, Options{})
+	ctx := context.Background()
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- incrScript.Run(ctx, s.scripts, []string{"n"}, "first").Err() }()
+	<-h.held
+	second := make(chan error, 1)
+	go func() { second <- incrScript.Run(ctx, s.scripts, []string{"n"}, "second").Err() }()
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a script call waited for another in flight without Coalesce")
+	}
+	close(h.release)
+	if err := <-firstDone; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOnLoopback(t *testing.T) {
+	for url, want := range map[string]bool{
+		"redis://127.0.0.1:6379/0":                           true,
+		"redis://localhost/0":                                true,
+		"redis://[::1]:6380":                                 true,
+		"rediss://:pw@127.0.0.2:6380/1":                      true,
+		"unix:///run/redis/redis.sock?db=1":                  true,
+		"redis-cluster://127.0.0.1:7000,127.0.0.1:7001":      true,
+		"redis-cluster://127.0.0.1:7000,10.0.0.2:7001":       false,
+		"redis-sentinel://localhost:26379/0?master=mymaster": true,
+		"redis-sentinel://10.0.0.1:26379/0?master=mymaster":  false,
+		"redis://redis.example.com:6379/0":                   false,
+		"redis://10.1.2.3/0":                                 false,
+		"nonsense":                                           false,
+	} {
+		if got := OnLoopback(url); got != want {
+			t.Errorf("OnLoopback(%q) = %v, want %v", url, got, want)
+		}
+	}
+}

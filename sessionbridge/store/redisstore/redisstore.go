@@ -129,6 +129,12 @@ type Options struct {
 	// ever). It must stay below the client's read timeout, or the reply
 	// is cut off as a broken connection instead of counted.
 	WaitTimeout time.Duration
+	// Coalesce sends the scripts of concurrent requests together, one
+	// pipeline per batch (see coalescer): less CPU per request in the
+	// gateway and in Redis, but a call that arrives while a batch is in
+	// flight waits for it, which costs throughput when the round trip is
+	// long (a Redis across a network).
+	Coalesce bool
 }
 
 // Store is a store.Store on Redis. It does not own the client: Close stops
@@ -162,8 +168,9 @@ type Store struct {
 
 	wg sync.WaitGroup // subscription reader and background cleanups
 
-	// scripts runs the scripts (see coalescer).
-	scripts *coalescer
+	// scripts runs the scripts: co, or noRetry on c without Coalesce.
+	scripts redis.Scripter
+	co      *coalescer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -202,7 +209,11 @@ func New(client redis.UniversalClient, o Options) (*Store, error) {
 		queues:       make(map[string]*queue),
 		stop:         make(chan struct{}),
 	}
-	st.scripts = newCoalescer(client)
+	st.scripts = noRetry{client}
+	if o.Coalesce {
+		st.co = newCoalescer(client)
+		st.scripts = st.co
+	}
 	return st, nil
 }
 
@@ -558,7 +569,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // connection wrote, so it must share the script's. werr is the shortfall
 // (the script ran: its reply in cmd stands, and the write stays on the
 // master). Without WaitReplicas it is script.Run itself, through the
-// coalescer like every other script: no WAIT, no extra round trip.
+// store's scripter like every other script: no WAIT, no extra round trip.
 func (s *Store) runWrite(ctx context.Context, op string, script *redis.Script, keys []string, args ...any) (cmd *redis.Cmd, werr error) {
 	if s.waitReplicas == 0 {
 		return script.Run(ctx, s.scripts, keys, args...), nil
@@ -965,7 +976,7 @@ func (s *Store) ConnectedReplicas(ctx context.Context) (int, error) {
 }
 
 // Close stops the subscription and waits for background releases and for
-// script batches sent on behalf of callers that gave up (coalescer).
+// script batches sent on behalf of callers that gave up (Coalesce).
 // Waiters still in Lock end with their context. The client stays open.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -981,7 +992,9 @@ func (s *Store) Close() error {
 	}
 	s.subMu.Unlock()
 	s.wg.Wait()
-	s.scripts.close()
+	if s.co != nil {
+		s.co.close()
+	}
 	return nil
 }
 
