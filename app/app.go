@@ -127,7 +127,7 @@ func (a *App) openStore(ctx context.Context, sc *config.SessionConfig, log *slog
 	// script and the network, so a shortfall comes back as a count, not a
 	// broken connection.
 	st, err := redisstore.New(client, redisstore.Options{Prefix: sc.RedisPrefix, Logger: log,
-		WaitReplicas: sc.RedisWaitReplicas, WaitTimeout: sc.RedisTimeout / 2})
+		WaitReplicas: sc.RedisWaitReplicas, WaitTimeout: sc.RedisTimeout / 2, Coalesce: sc.Coalesce()})
 	if err != nil {
 		return nil, fmt.Errorf("session store: %w", err)
 	}

@@ -63,7 +63,7 @@ func TestDefaults(t *testing.T) {
 			Enabled: true, Cookie: "sessionid", Keys: []string{testKey}, SameSite: "lax",
 			IdleTimeout: 2 * time.Hour, MaxAge: 336 * time.Hour,
 			Lock: "strict", LockTimeout: 10 * time.Second, LockLease: time.Minute,
-			RedisPrefix: "sessiongate:", RedisTimeout: 500 * time.Millisecond,
+			RedisPrefix: "sessiongate:", RedisTimeout: 500 * time.Millisecond, RedisCoalesce: "auto",
 		},
 		Django: DjangoConfig{Timeout: 60 * time.Second, DialTimeout: 3 * time.Second},
 	}
@@ -142,6 +142,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_REDIS_PREFIX=sg:",
 		"SESSIONGATE_REDIS_TIMEOUT=250ms",
 		"SESSIONGATE_REDIS_WAIT_REPLICAS=1",
+		"SESSIONGATE_REDIS_COALESCE=off",
 		"SESSIONGATE_PHP_PREPEND=/srv/sessiongate/prepend.php",
 		"SESSIONGATE_DJANGO_URL=http://127.0.0.1:8000, unix:/run/gunicorn.sock",
 		"SESSIONGATE_DJANGO_PATHS=/admin/,/accounts/ ,/static/admin/",
@@ -208,7 +209,7 @@ func TestEveryVariable(t *testing.T) {
 			Domain: "example.com", Secure: true, Encrypt: true, SameSite: "none", BrowserClose: true,
 			IdleTimeout: 30 * time.Minute, MaxAge: 24 * time.Hour,
 			Lock: "merge", LockTimeout: 3 * time.Second, LockLease: 20 * time.Second,
-			RedisURL: "redis://:pw@127.0.0.1:6379/0", RedisPrefix: "sg:", RedisTimeout: 250 * time.Millisecond, RedisWaitReplicas: 1,
+			RedisURL: "redis://:pw@127.0.0.1:6379/0", RedisPrefix: "sg:", RedisTimeout: 250 * time.Millisecond, RedisWaitReplicas: 1, RedisCoalesce: "off",
 			PHPPrepend: "/srv/sessiongate/prepend.php",
 		},
 		Django: DjangoConfig{

@@ -29,6 +29,7 @@ type SessionConfig struct {
 	RedisPrefix       string        `env:"SESSIONGATE_REDIS_PREFIX" envDefault:"sessiongate:" help:"prefix of every Redis key and channel the gateway uses"`
 	RedisTimeout      time.Duration `env:"SESSIONGATE_REDIS_TIMEOUT" envDefault:"500ms" help:"dial, read and write timeout of each Redis operation, at most 1m; and the wait for a free Redis connection; a request that needs the session gets 503 within twice it when Redis stalls"`
 	RedisWaitReplicas int           `env:"SESSIONGATE_REDIS_WAIT_REPLICAS" envDefault:"0" help:"replicas that must have each session write (Redis WAIT, for at most half of SESSIONGATE_REDIS_TIMEOUT) before the request is answered; when fewer confirm it the request gets 503 with Retry-After, though the master may keep the write. Set to the number of replicas, a Sentinel failover loses no write the gateway acknowledged (with fewer, a replica not promoted may confirm a write it then drops); each write costs the replica's round trip. 0 = off: replication is asynchronous and a failover loses the writes of up to a second. Standalone and Sentinel URLs only, not Cluster"`
+	RedisCoalesce     string        `env:"SESSIONGATE_REDIS_COALESCE" envDefault:"auto" help:"on: the session scripts of concurrent requests go to Redis together, one pipeline per batch (on a loopback Redis, about 15% less CPU per session request in the gateway and Redis together); a request that arrives while a batch is in flight waits for it, which costs throughput when Redis is across a network (on the same bench with Redis 0.5 ms away, 15-20% fewer requests/s); off: each goes alone; auto: on when every host of SESSIONGATE_REDIS_URL is a unix socket, localhost or a loopback address"`
 	PHPPrepend        string        `env:"SESSIONGATE_PHP_PREPEND" help:"path of the prepend file (gateway php-prepend) on the php-fpm host; the gateway then sends auto_prepend_file and the session settings in PHP_VALUE on every request. Empty = install it in the pool config"`
 }
 
@@ -76,6 +77,7 @@ func (s *SessionConfig) validate(check func(name string, ok bool, format string,
 	check("SESSIONGATE_REDIS_PREFIX", !strings.ContainsAny(s.RedisPrefix, "{}"), "must not contain '{' or '}' (in a Redis Cluster it would become a hash tag shared by every session)")
 	checkDuration(check, "SESSIONGATE_REDIS_TIMEOUT", s.RedisTimeout)
 	check("SESSIONGATE_REDIS_WAIT_REPLICAS", s.RedisWaitReplicas >= 0, "must be 0 (off) or a number of replicas")
+	check("SESSIONGATE_REDIS_COALESCE", s.RedisCoalesce == "auto" || s.RedisCoalesce == "on" || s.RedisCoalesce == "off", "must be auto, on or off")
 	if s.RedisWaitReplicas > 0 {
 		check("SESSIONGATE_REDIS_WAIT_REPLICAS", s.RedisURL != "", "needs a Redis store with replicas (SESSIONGATE_REDIS_URL); the in-process store has none")
 		// go-redis sends WAIT, which has no key, to a node of its own
@@ -91,6 +93,20 @@ func (s *SessionConfig) validate(check func(name string, ok bool, format string,
 	check("SESSIONGATE_PHP_PREPEND", !strings.ContainsAny(s.PHPPrepend, "!\"&'();=^|~") && !strings.Contains(s.PHPPrepend, "${") &&
 		!strings.ContainsFunc(s.PHPPrepend, func(r rune) bool { return r < ' ' || r == 0x7f }),
 		"PHP reads the path in PHP_VALUE as an ini value, which cannot hold ! \" & ' ( ) ; = ^ | ~, ${ or control characters: move the prepend file to a plainer path")
+}
+
+// Coalesce is SESSIONGATE_REDIS_COALESCE resolved for SESSIONGATE_REDIS_URL:
+// auto turns it on for a Redis on this host only, where a round trip costs
+// about what the CPU it saves does; across a network a request would wait
+// for the batch in flight.
+func (s *SessionConfig) Coalesce() bool {
+	switch s.RedisCoalesce {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return redisstore.OnLoopback(s.RedisURL)
 }
 
 // CookieSameSite is SESSIONGATE_SESSION_COOKIE_SAMESITE as net/http spells it.

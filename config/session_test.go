@@ -256,3 +256,31 @@ func TestPHPPrependPathPHPCanRead(t *testing.T) {
 		}
 	}
 }
+
+// SESSIONGATE_REDIS_COALESCE: auto is on for a Redis on this host only; a
+// value that is none of auto, on, off is refused by name.
+func TestRedisCoalesce(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want bool
+	}{
+		{[]string{"SESSIONGATE_REDIS_URL=redis://127.0.0.1:6379/0"}, true},
+		{[]string{"SESSIONGATE_REDIS_URL=unix:///run/redis.sock"}, true},
+		{[]string{"SESSIONGATE_REDIS_URL=redis://10.0.0.5:6379/0"}, false},
+		{[]string{"SESSIONGATE_REDIS_URL=redis://10.0.0.5:6379/0", "SESSIONGATE_REDIS_COALESCE=on"}, true},
+		{[]string{"SESSIONGATE_REDIS_URL=redis://127.0.0.1:6379/0", "SESSIONGATE_REDIS_COALESCE=off"}, false},
+	} {
+		c, err := Load(append(base(t), tc.env...))
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if got := c.Session.Coalesce(); got != tc.want {
+			t.Errorf("%v: Coalesce() = %v, want %v", tc.env, got, tc.want)
+		}
+	}
+	_, err := Load(append(base(t), "SESSIONGATE_REDIS_URL=redis://127.0.0.1:6379/0", "SESSIONGATE_REDIS_COALESCE=yes"))
+	var cerr *Error
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_REDIS_COALESCE"}) || !strings.Contains(err.Error(), "auto, on or off") {
+		t.Fatalf("SESSIONGATE_REDIS_COALESCE=yes: %v", err)
+	}
+}

@@ -141,7 +141,7 @@ func stallStore(t *testing.T, timeout time.Duration) (*harness.Redis, *redisstor
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := redisstore.New(c, redisstore.Options{Prefix: "stall:"})
+	s, err := redisstore.New(c, redisstore.Options{Prefix: "stall:", Coalesce: true})
 	if err != nil {
 		t.Fatal(err)
 	}

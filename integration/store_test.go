@@ -50,7 +50,8 @@ func newStore(t testing.TB, url, prefix string, hook redis.Hook) *redisstore.Sto
 			c.AddHook(hook)
 		}
 	}
-	s, err := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	// Coalesce: as the gateway runs on a Redis on loopback (all of these).
+	s, err := redisstore.New(c, redisstore.Options{Prefix: prefix, Coalesce: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +80,14 @@ func TestStoreRedisConformance(t *testing.T) {
 	harness.Require(t, "redis-server")
 	r := harness.StartRedis(t)
 	storetest.Run(t, pairOn(r.URL()))
+}
+
+func TestStoreRedisSentinelConformance(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server")
+	r := harness.StartRedis(t)
+	sentinel := harness.StartRedisSentinel(t, r.Addr)
+	storetest.Run(t, pairOn("redis-sentinel://"+sentinel+"/0?master=mymaster"))
 }
 
 func TestStoreRedisClusterConformance(t *testing.T) {
@@ -432,7 +441,7 @@ func TestStoreRedisClusterScriptsNotResent(t *testing.T) {
 	}
 	h := &redisstoretest.LostReply{}
 	rc.(*redis.ClusterClient).OnNewNode(func(n *redis.Client) { n.AddHook(h) })
-	s, err := redisstore.New(rc, redisstore.Options{Prefix: "resend:"})
+	s, err := redisstore.New(rc, redisstore.Options{Prefix: "resend:", Coalesce: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -261,7 +261,7 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 		}
 		token := s.newToken()
 		start := time.Now()
-		res, err := lockScript.Run(ctx, noRetry{s.c}, keys, token, ms(leaseTTL), s.tokenPrefix, ms(turnTTL), s.channel, id, since.UnixMilli()).Slice()
+		res, err := lockScript.Run(ctx, s.scripts, keys, token, ms(leaseTTL), s.tokenPrefix, ms(turnTTL), s.channel, id, since.UnixMilli()).Slice()
 		if err != nil {
 			// The script may have run and the reply been lost: release
 			// the lock if this token holds it.
@@ -335,7 +335,7 @@ func (s *Store) giveUpHead(id string, keys []string, q *queue, gen uint64) {
 		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
-		if err := clearTurnScript.Run(ctx, noRetry{s.c}, keys[2:3], s.tokenPrefix, s.channel, id).Err(); err != nil {
+		if err := clearTurnScript.Run(ctx, s.scripts, keys[2:3], s.tokenPrefix, s.channel, id).Err(); err != nil {
 			s.log.Debug("handing back a session lock turn failed; it lapses by itself", "error", err)
 		}
 	}()
@@ -416,7 +416,7 @@ func (s *Store) releaseToken(id string, keys []string, token string, lease time.
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 			// A Keep with no TTL changes nothing but the lock.
-			err := unlockScript.Run(ctx, noRetry{s.c}, keys, token, "k", 0, "", "", s.channel, id, "", 0, s.tokenPrefix).Err()
+			err := unlockScript.Run(ctx, s.scripts, keys, token, "k", 0, "", "", s.channel, id, "", 0, s.tokenPrefix).Err()
 			cancel()
 			if err == nil || !retry || !time.Now().Add(pause).Before(until) {
 				return
@@ -547,7 +547,7 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		// A release: a failover that loses it leaves a lock of this
 		// gateway's, which it takes back at its next request (lockScript),
 		// so it does not wait for replicas.
-		cmd = unlockScript.Run(ctx, noRetry{s.c}, l.keys, l.token, kind, ms(m.TTL), m.Value,
+		cmd = unlockScript.Run(ctx, s.scripts, l.keys, l.token, kind, ms(m.TTL), m.Value,
 			iv, s.channel, l.id, scriptNext, ms(nextLease), s.tokenPrefix)
 	} else {
 		cmd, werr = s.runWrite(ctx, "unlock", unlockScript, l.keys, l.token, kind, ms(m.TTL), m.Value,
@@ -641,7 +641,7 @@ func (l *lease) Renew(ctx context.Context, leaseTTL time.Duration) error {
 		}
 	}
 	start := time.Now()
-	n, err := renewScript.Run(ctx, noRetry{s.c}, l.keys[1:2], l.token, ms(leaseTTL)).Int64()
+	n, err := renewScript.Run(ctx, s.scripts, l.keys[1:2], l.token, ms(leaseTTL)).Int64()
 	if err != nil {
 		return unavailable("renew", err)
 	}

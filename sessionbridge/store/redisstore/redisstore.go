@@ -129,6 +129,12 @@ type Options struct {
 	// ever). It must stay below the client's read timeout, or the reply
 	// is cut off as a broken connection instead of counted.
 	WaitTimeout time.Duration
+	// Coalesce sends the scripts of concurrent requests together, one
+	// pipeline per batch (see coalescer): less CPU per request in the
+	// gateway and in Redis, but a call that arrives while a batch is in
+	// flight waits for it, which costs throughput when the round trip is
+	// long (a Redis across a network).
+	Coalesce bool
 }
 
 // Store is a store.Store on Redis. It does not own the client: Close stops
@@ -161,6 +167,10 @@ type Store struct {
 	subFailing bool
 
 	wg sync.WaitGroup // subscription reader and background cleanups
+
+	// scripts runs the scripts: co, or noRetry on c without Coalesce.
+	scripts redis.Scripter
+	co      *coalescer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -188,7 +198,7 @@ func New(client redis.UniversalClient, o Options) (*Store, error) {
 	o.WaitTimeout = max(o.WaitTimeout, time.Millisecond)
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails (Go >= 1.24)
-	return &Store{
+	st := &Store{
 		c:            client,
 		prefix:       o.Prefix,
 		channel:      o.Prefix + "unlock",
@@ -198,7 +208,13 @@ func New(client redis.UniversalClient, o Options) (*Store, error) {
 		waitTimeout:  o.WaitTimeout,
 		queues:       make(map[string]*queue),
 		stop:         make(chan struct{}),
-	}, nil
+	}
+	st.scripts = noRetry{client}
+	if o.Coalesce {
+		st.co = newCoalescer(client)
+		st.scripts = st.co
+	}
+	return st, nil
 }
 
 var errBadID = errors.New("redisstore: session ID is empty or contains '{' or '}'")
@@ -426,33 +442,10 @@ func (c noRetry) EvalSha(ctx context.Context, sha1 string, keys []string, args .
 }
 
 func (c noRetry) eval(ctx context.Context, name, script string, keys []string, args []any) *redis.Cmd {
-	a := make([]any, 0, 3+len(keys)+len(args))
-	a = append(a, name, script, len(keys))
-	for _, k := range keys {
-		a = append(a, k)
-	}
-	a = append(a, args...)
-	for {
-		cmd := redis.NewCmd(ctx, a...)
-		if len(keys) > 0 {
-			cmd.SetFirstKeyPos(3)
-		}
+	return evalLoop(ctx, name, script, keys, args, func(ctx context.Context, cmd *redis.Cmd) *redis.Cmd {
 		_ = c.Process(ctx, noRetryCmd{cmd})
-		if !slotMoving(cmd.Err()) {
-			return cmd
-		}
-		// The slot is moving between Cluster masters and the keys are on
-		// both sides for now: the script did not run. Wait the move out
-		// within the caller's deadline (a lock, a save, a release alike)
-		// instead of failing the request with 503.
-		t := time.NewTimer(slotMoveWait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return cmd
-		}
-	}
+		return cmd
+	})
 }
 
 type noRetryCmd struct{ *redis.Cmd }
@@ -575,11 +568,11 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // pipeline: WAIT counts the replicas that have everything its own
 // connection wrote, so it must share the script's. werr is the shortfall
 // (the script ran: its reply in cmd stands, and the write stays on the
-// master). Without WaitReplicas it is script.Run itself: no pipeline, no
-// extra round trip.
+// master). Without WaitReplicas it is script.Run itself, through the
+// store's scripter like every other script: no WAIT, no extra round trip.
 func (s *Store) runWrite(ctx context.Context, op string, script *redis.Script, keys []string, args ...any) (cmd *redis.Cmd, werr error) {
 	if s.waitReplicas == 0 {
-		return script.Run(ctx, noRetry{s.c}, keys, args...), nil
+		return script.Run(ctx, s.scripts, keys, args...), nil
 	}
 	wait := s.writeThenWait(ctx, func(p redis.Pipeliner) { cmd = script.EvalSha(ctx, p, keys, args...) })
 	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
@@ -982,8 +975,9 @@ func (s *Store) ConnectedReplicas(ctx context.Context) (int, error) {
 	return 0, unavailable("info", errors.New("no connected_slaves in INFO replication"))
 }
 
-// Close stops the subscription and waits for background releases. Waiters
-// still in Lock end with their context. The client stays open.
+// Close stops the subscription and waits for background releases and for
+// script batches sent on behalf of callers that gave up (Coalesce).
+// Waiters still in Lock end with their context. The client stays open.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if !s.closed {
@@ -998,6 +992,9 @@ func (s *Store) Close() error {
 	}
 	s.subMu.Unlock()
 	s.wg.Wait()
+	if s.co != nil {
+		s.co.close()
+	}
 	return nil
 }
 

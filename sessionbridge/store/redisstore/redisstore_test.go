@@ -29,8 +29,10 @@ func startMiniredis(t testing.TB) *miniredis.Miniredis {
 	return m
 }
 
+// newTestStore is a store on addr with Coalesce on, as the gateway runs
+// on a Redis on loopback.
 func newTestStore(t testing.TB, addr string) *Store {
-	return openTestStore(t, "redis://"+addr+"/0", nil, Options{})
+	return openTestStore(t, "redis://"+addr+"/0", nil, Options{Coalesce: true})
 }
 
 // openTestStore opens url as the gateway does, with hook (if not nil) on
@@ -64,6 +66,15 @@ func TestConformanceMiniredis(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) (store.Store, store.Store) {
 		m := startMiniredis(t)
 		return newTestStore(t, m.Addr()), newTestStore(t, m.Addr())
+	})
+}
+
+// Without Coalesce every script goes alone (noRetry).
+func TestConformanceMiniredisNoCoalesce(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) (store.Store, store.Store) {
+		m := startMiniredis(t)
+		url := "redis://" + m.Addr() + "/0"
+		return openTestStore(t, url, nil, Options{}), openTestStore(t, url, nil, Options{})
 	})
 }
 
@@ -582,7 +593,7 @@ func TestAbandonedHandOverDoesNotStrandLock(t *testing.T) {
 func TestClusterScriptsAreNotResent(t *testing.T) {
 	m := startMiniredis(t)
 	h := &redisstoretest.LostReply{}
-	s := openTestStore(t, "redis-cluster://"+m.Addr(), h, Options{})
+	s := openTestStore(t, "redis-cluster://"+m.Addr(), h, Options{Coalesce: true})
 	ctx := context.Background()
 
 	h.Arm()

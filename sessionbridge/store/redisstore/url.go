@@ -197,6 +197,33 @@ const (
 	kindSentinel
 )
 
+// OnLoopback reports whether every server rawURL names is on this host: a
+// unix socket, localhost or a loopback address. (For a Sentinel URL that
+// is the Sentinels; for a Cluster, the nodes listed.) It is false for a URL
+// that does not parse.
+func OnLoopback(rawURL string) bool {
+	p, err := splitURL(rawURL)
+	if err != nil {
+		return false
+	}
+	if p.scheme == "unix" {
+		return true
+	}
+	for _, hp := range p.hosts {
+		h, _, err := net.SplitHostPort(hp)
+		if err != nil {
+			return false
+		}
+		if strings.EqualFold(h, "localhost") {
+			continue
+		}
+		if ip := net.ParseIP(h); ip == nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return len(p.hosts) > 0
+}
+
 // parsedURL is our URL translated into the form the matching go-redis
 // parser takes, plus what is needed to scrub secrets from its errors.
 type parsedURL struct {
@@ -205,6 +232,7 @@ type parsedURL struct {
 	goRedisURL string
 	secrets    []string
 	firstHost  string
+	hosts      []string // host:port of each server named (none for unix://)
 	tls        bool
 }
 
@@ -316,6 +344,7 @@ func splitURL(raw string) (*parsedURL, error) {
 			return nil, fmt.Errorf("redisstore: %s URL names no host", scheme)
 		}
 		p.firstHost, _, _ = net.SplitHostPort(hosts[0])
+		p.hosts = hosts
 	}
 
 	u := &url.URL{Scheme: "redis", User: user, Path: path}

@@ -61,6 +61,7 @@ func Run(t *testing.T, newPair NewPair) {
 		{"LockTimeout", testLockTimeout},
 		{"NoLostUpdateLocked", testNoLostUpdateLocked},
 		{"NoLostUpdateCAS", testNoLostUpdateCAS},
+		{"NoLostUpdateManySessions", testNoLostUpdateManySessions},
 		{"BinaryValues", testBinaryValues},
 		{"BigValue", testBigValue},
 		{"ManySessions", testManySessions},
@@ -702,6 +703,43 @@ func testNoLostUpdateLocked(t *testing.T, a, b store.Store) {
 // ErrConflict must not lose an increment either.
 func testNoLostUpdateCAS(t *testing.T, a, b store.Store) {
 	countConcurrently(t, a, b, 16, 8, incrementCAS)
+}
+
+// Many sessions at once, each locked from both stores: a store that sends
+// the calls of concurrent requests together (the Redis store's pipelines)
+// must still give every caller its own reply.
+func testNoLostUpdateManySessions(t *testing.T, a, b store.Store) {
+	const sessions, rounds = 16, 8
+	ids := make([]string, sessions)
+	for i := range ids {
+		ids[i] = newID()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*sessions)
+	for _, id := range ids {
+		for _, s := range []store.Store{a, b} {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				for range rounds {
+					if err := incrementLocked(ctx, s, id); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if got := string(mustLoad(t, a, id).Value); got != strconv.Itoa(2*rounds) {
+			t.Fatalf("counter of session %s = %s, want %d (lost updates)", id, got, 2*rounds)
+		}
+	}
 }
 
 // countConcurrently runs workers goroutines, alternately on a and b, that
