@@ -249,7 +249,8 @@ func TestMetricsWithoutSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	got := metricstest.Scrape(t, admin.URL+"/metrics")
+	// The count comes after the response has gone out.
+	got := metricstest.ScrapeWhen(t, admin.URL+"/metrics", `sessiongate_http_requests_total{code="200",upstream="php"}`, 1)
 	if got[`sessiongate_http_requests_total{code="200",upstream="php"}`] != 1 || got[`sessiongate_session_events_total{event="load"}`] != 0 {
 		t.Errorf("requests %v, loads %v", got[`sessiongate_http_requests_total{code="200",upstream="php"}`], got[`sessiongate_session_events_total{event="load"}`])
 	}

@@ -367,7 +367,8 @@ func TestMetricsClientLeavesDuringLockWait(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m := metricstest.Scrape(t, gw.Admin+"/metrics")
+	// hold.php's count comes after its response has gone out.
+	m := metricstest.ScrapeWhen(t, gw.Admin+"/metrics", `sessiongate_http_requests_total{code="200",upstream="php"}`, 2)
 	if got := m[`sessiongate_http_requests_total{code="200",upstream="php"}`]; got != 2 {
 		t.Errorf(`requests{code="200",upstream="php"} = %v, want 2 (the first counter.php and hold.php)`, got)
 	}
