@@ -696,33 +696,43 @@ func testLockTimeout(t *testing.T, a, b store.Store) {
 // 64 goroutines split over both instances increment one counter under the
 // lock: every increment must survive.
 func testNoLostUpdateLocked(t *testing.T, a, b store.Store) {
-	countConcurrently(t, a, b, 64, 8, incrementLocked)
+	countConcurrently(t, a, b, 1, 64, 8, incrementLocked)
 }
 
 // The merge mode's compare-and-set: concurrent Load+Save loops retrying on
 // ErrConflict must not lose an increment either.
 func testNoLostUpdateCAS(t *testing.T, a, b store.Store) {
-	countConcurrently(t, a, b, 16, 8, incrementCAS)
+	countConcurrently(t, a, b, 1, 16, 8, incrementCAS)
 }
 
 // Many sessions at once, each locked from both stores: a store that sends
 // the calls of concurrent requests together (the Redis store's pipelines)
 // must still give every caller its own reply.
 func testNoLostUpdateManySessions(t *testing.T, a, b store.Store) {
-	const sessions, rounds = 16, 8
+	countConcurrently(t, a, b, 16, 2, 8, incrementLocked)
+}
+
+// countConcurrently runs, on each of sessions fresh sessions, workers
+// goroutines, alternately on a and b, that each call increment rounds
+// times; each counter must then read workers*rounds on both stores.
+func countConcurrently(t *testing.T, a, b store.Store, sessions, workers, rounds int, increment func(ctx context.Context, s store.Store, id string) error) {
 	ids := make([]string, sessions)
 	for i := range ids {
 		ids[i] = newID()
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 2*sessions)
+	errs := make(chan error, sessions*workers)
 	for _, id := range ids {
-		for _, s := range []store.Store{a, b} {
+		for w := range workers {
+			s := a
+			if w%2 == 1 {
+				s = b
+			}
 			wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				defer cancel()
 				for range rounds {
-					if err := incrementLocked(ctx, s, id); err != nil {
+					if err := increment(ctx, s, id); err != nil {
 						errs <- err
 						return
 					}
@@ -736,43 +746,10 @@ func testNoLostUpdateManySessions(t *testing.T, a, b store.Store) {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
-		if got := string(mustLoad(t, a, id).Value); got != strconv.Itoa(2*rounds) {
-			t.Fatalf("counter of session %s = %s, want %d (lost updates)", id, got, 2*rounds)
-		}
-	}
-}
-
-// countConcurrently runs workers goroutines, alternately on a and b, that
-// each call increment rounds times on one fresh session; the counter must
-// then read workers*rounds on both stores.
-func countConcurrently(t *testing.T, a, b store.Store, workers, rounds int, increment func(ctx context.Context, s store.Store, id string) error) {
-	id := newID()
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		s := a
-		if w%2 == 1 {
-			s = b
-		}
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			for range rounds {
-				if err := increment(ctx, s, id); err != nil {
-					errs <- err
-					return
-				}
+		for _, s := range []store.Store{a, b} {
+			if got := string(mustLoad(t, s, id).Value); got != strconv.Itoa(workers*rounds) {
+				t.Fatalf("counter of session %s = %s, want %d (lost updates)", id, got, workers*rounds)
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	for _, s := range []store.Store{a, b} {
-		if got := string(mustLoad(t, s, id).Value); got != strconv.Itoa(workers*rounds) {
-			t.Fatalf("counter = %s, want %d (lost updates)", got, workers*rounds)
 		}
 	}
 }
