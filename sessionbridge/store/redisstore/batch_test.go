@@ -36,6 +36,24 @@ func newHoldHook(hold string) *holdHook {
 	return &holdHook{hold: hold, held: make(chan struct{}), release: make(chan struct{}), pipeHeld: make(chan struct{}, 16)}
 }
 
+// holdFirst runs the script call the hook holds (its last argument
+// h.hold, on key) through sc and returns once it is held on the wire, so
+// that calls made next queue behind it; release lets it go on and fails
+// the test if it failed.
+func (h *holdHook) holdFirst(t *testing.T, sc redis.Scripter, key string) (release func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- incrScript.Run(context.Background(), sc, []string{key}, h.hold).Err() }()
+	<-h.held
+	return func() {
+		t.Helper()
+		close(h.release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func lastArg(cmd redis.Cmder) string {
 	a := cmd.Args()
 	return fmt.Sprint(a[len(a)-1])
@@ -169,17 +187,12 @@ func TestCoalescerBatchesQueuedCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	firstDone := make(chan error, 1)
-	go func() { firstDone <- incrScript.Run(ctx, co, []string{"n"}, "first").Err() }()
-	<-h.held
+	release := h.holdFirst(t, co, "n")
 	const n = 8
 	wait := runConcurrently(co, contexts(n), "n", "c")
 	waitQueued(t, co.one, n)
-	close(h.release)
+	release()
 
-	if err := <-firstDone; err != nil {
-		t.Fatal(err)
-	}
 	replies, errs := wait()
 	for i := range n {
 		if errs[i] != nil || replies[i] != fmt.Sprint("c", i) {
@@ -202,19 +215,13 @@ func TestCoalescerNoScriptFallsBackToEval(t *testing.T) {
 	m := startMiniredis(t)
 	h := newHoldHook("first")
 	co, _ := newTestCoalescer(t, m.Addr(), h)
-	ctx := context.Background()
 
-	firstDone := make(chan error, 1)
-	go func() { firstDone <- incrScript.Run(ctx, co, []string{"n"}, "first").Err() }()
-	<-h.held
+	release := h.holdFirst(t, co, "n")
 	const n = 6
 	wait := runConcurrently(co, contexts(n), "n", "c")
 	waitQueued(t, co.one, n)
-	close(h.release)
+	release()
 
-	if err := <-firstDone; err != nil {
-		t.Fatal(err)
-	}
 	replies, errs := wait()
 	for i := range n {
 		if errs[i] != nil || replies[i] != fmt.Sprint("c", i) {
@@ -325,18 +332,13 @@ func TestCoalescerBrokenConnectionFailsWholeBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	firstDone := make(chan error, 1)
-	go func() { firstDone <- incrScript.Run(ctx, co, []string{"n"}, "first").Err() }()
-	<-h.held
+	release := h.holdFirst(t, co, "n")
 	const n = 5
 	wait := runConcurrently(co, contexts(n), "n", "cut-me")
 	waitQueued(t, co.one, n)
 	p.arm()
-	close(h.release)
+	release()
 
-	if err := <-firstDone; err != nil {
-		t.Fatal(err)
-	}
 	_, errs := wait()
 	for i, err := range errs {
 		var refused redis.Error
@@ -364,9 +366,7 @@ func TestCoalescerQueuedCallerGivesUp(t *testing.T) {
 	co, _ := newTestCoalescer(t, m.Addr(), h)
 	ctx := context.Background()
 
-	firstDone := make(chan error, 1)
-	go func() { firstDone <- incrScript.Run(ctx, co, []string{"first"}, "first").Err() }()
-	<-h.held
+	release := h.holdFirst(t, co, "first")
 	gctx, cancel := context.WithCancel(ctx)
 	ctxs := []context.Context{gctx, ctx}
 	gone := make(chan error, 1)
@@ -379,10 +379,7 @@ func TestCoalescerQueuedCallerGivesUp(t *testing.T) {
 		t.Fatalf("the caller that gave up got %v, want context.Canceled", err)
 	}
 	waitQueued(t, co.one, 1)
-	close(h.release)
-	if err := <-firstDone; err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if _, errs := wait(); errs[0] != nil {
 		t.Fatalf("the caller that stayed: %v", errs[0])
 	}
@@ -406,9 +403,7 @@ func TestCoalescerCallerInFlightGivesUp(t *testing.T) {
 	h.holdPipes = holdPipes
 	h.mu.Unlock()
 
-	firstDone := make(chan error, 1)
-	go func() { firstDone <- incrScript.Run(ctx, co, []string{"n"}, "first").Err() }()
-	<-h.held
+	release := h.holdFirst(t, co, "n")
 	// The caller that gives up has a deadline and the others none, so
 	// one of them leads the batch (the leader waits for the batch, as a
 	// caller whose command is on the wire does).
@@ -421,10 +416,7 @@ func TestCoalescerCallerInFlightGivesUp(t *testing.T) {
 	waitQueued(t, co.one, 1)
 	wait := runConcurrently(co, contexts(3), "n", "c")
 	waitQueued(t, co.one, 4)
-	close(h.release)
-	if err := <-firstDone; err != nil {
-		t.Fatal(err)
-	}
+	release()
 	<-h.pipeHeld
 	cancel()
 	select {
@@ -552,9 +544,7 @@ func TestCoalescerPanicFailsBatchAndGoesOn(t *testing.T) {
 	if err := incrScript.Load(ctx, c).Err(); err != nil {
 		t.Fatal(err)
 	}
-	firstDone := make(chan error, 1)
-	go func() { firstDone <- incrScript.Run(ctx, co, []string{"n"}, "first").Err() }()
-	<-h.held
+	release := h.holdFirst(t, co, "n")
 	const n = 4
 	errs := make([]error, n)
 	panics := make([]bool, n)
@@ -570,10 +560,7 @@ func TestCoalescerPanicFailsBatchAndGoesOn(t *testing.T) {
 		})
 	}
 	waitQueued(t, co.one, n)
-	close(h.release)
-	if err := <-firstDone; err != nil {
-		t.Fatal(err)
-	}
+	release()
 	wg.Wait()
 	senders := 0
 	for i := range n {
@@ -599,9 +586,7 @@ func TestStoreWithoutCoalesceSendsAlone(t *testing.T) {
 	h := newHoldHook("first")
 	s := openTestStore(t, "redis://"+m.Addr()+"/0", h, Options{})
 	ctx := context.Background()
-	firstDone := make(chan error, 1)
-	go func() { firstDone <- incrScript.Run(ctx, s.scripts, []string{"n"}, "first").Err() }()
-	<-h.held
+	release := h.holdFirst(t, s.scripts, "n")
 	second := make(chan error, 1)
 	go func() { second <- incrScript.Run(ctx, s.scripts, []string{"n"}, "second").Err() }()
 	select {
@@ -612,10 +597,7 @@ func TestStoreWithoutCoalesceSendsAlone(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a script call waited for another in flight without Coalesce")
 	}
-	close(h.release)
-	if err := <-firstDone; err != nil {
-		t.Fatal(err)
-	}
+	release()
 }
 
 func TestOnLoopback(t *testing.T) {
