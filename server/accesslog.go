@@ -242,9 +242,18 @@ func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 		w.headerGoesOut()
+		w.holding = w.mayHold()
 	}
-	if err := w.release(); err != nil {
-		return 0, err
+	if w.holding {
+		// A body of unknown length goes through Write, held as there:
+		// handed on, a short one would stay in net/http's buffer for
+		// finalFlush to flush without the Content-Length net/http gives
+		// it at the end (chunked, or no keep-alive over HTTP/1.0).
+		// net/http copies such a body through its Write as well, but
+		// over HTTP/1.0, where it would use sendfile.
+		bp := copyBuffers.Get()
+		defer copyBuffers.Put(bp)
+		return io.CopyBuffer(struct{ io.Writer }{w}, r, *bp)
 	}
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
 	if !ok {
