@@ -135,6 +135,9 @@ type recorder struct {
 	holding bool
 	held    *[]byte
 	clen    [1]string
+	// hijacked: the handler took the connection over (Hijack); nothing
+	// of the response is net/http's to write any more.
+	hijacked bool
 	// out edits the headers as they go out (nil: left as they are), for
 	// the request ri describes, to path, over HTTPS or not.
 	out   *outHeaders
@@ -420,7 +423,7 @@ func (w *recorder) dropHeld() {
 // even 0; for HEAD only when the app wrote the body), then goes out the
 // same way. HTTP/2 has learnStreamEnd.
 func (w *recorder) finalFlush(r *http.Request) {
-	if r.ProtoMajor != 1 || w.status == 0 || w.status == http.StatusSwitchingProtocols || w.writeErr != nil {
+	if r.ProtoMajor != 1 || w.status == 0 || w.status == http.StatusSwitchingProtocols || w.hijacked || w.writeErr != nil {
 		return
 	}
 	if w.holding {
@@ -462,8 +465,13 @@ func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil && w.status == 0 {
-		w.status = http.StatusSwitchingProtocols
+	if err == nil {
+		// A status written before stays the one logged: net/http sent
+		// its header on Hijack.
+		w.hijacked = true
+		if w.status == 0 {
+			w.status = http.StatusSwitchingProtocols
+		}
 	}
 	return c, brw, err
 }

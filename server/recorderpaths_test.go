@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -60,6 +61,42 @@ func TestRecorderReadFromSmallBodyKeepsLength(t *testing.T) {
 		if res.ContentLength != 5 || res.TransferEncoding != nil || res.Close || body != "hello" {
 			t.Errorf("%q: length %d, %v, close %v, body %q; want Content-Length: 5, kept alive", strings.SplitN(req, "\r\n", 2)[0],
 				res.ContentLength, res.TransferEncoding, res.Close, body)
+		}
+	}
+}
+
+// TestRecorderHijackAfterHeaderLogged: a handler that took the connection
+// over after writing a status (its header then goes out first, as
+// net/http flushes it on Hijack) left the recorder's final flush to a
+// hijacked response: net/http's buffer is gone by then, the flush panicked
+// in the access log's deferred function, and the request got no access
+// line, nor its observers a count.
+func TestRecorderHijackAfterHeaderLogged(t *testing.T) {
+	e := newEnv(t, nil)
+	h := func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "x")
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		brw.WriteString("0\r\n\r\n")
+		brw.Flush()
+		c.Close()
+	}
+	ts := httptest.NewServer(e.srv.logRequestsOut(http.HandlerFunc(h), nil))
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	defer ts.Close()
+	res, err := http.Get(ts.URL + "/hijacked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(res.Body)
+	res.Body.Close()
+	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(e.logs.String(), `"path":"/hijacked"`); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no access line for the hijacked request; log: %s", e.logs.String())
 		}
 	}
 }
