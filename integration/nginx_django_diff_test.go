@@ -632,6 +632,19 @@ func TestNginxDjangoRequestDiff(t *testing.T) {
 	for _, c := range proxyCases {
 		proxied.compareViews(t, c)
 	}
+	// A proxy that appends to X-Forwarded-Host (Apache's mod_proxy)
+	// passes its client's entry on in front of its own. Django refuses
+	// the list nginx passes (400, DisallowedHost); through the gateway it
+	// got the first entry, a host the client picked, which with
+	// ALLOWED_HOSTS = ["*"] named evil.example in every absolute link. It
+	// gets the proxy's (server.TestRedirectForwardedHostOfTrustedHop).
+	for _, fwd := range []string{"X-Forwarded-Host: evil.example, www.example.com", "Forwarded: host=evil.example, for=203.0.113.9;host=www.example.com"} {
+		req := "GET /dj/dump/ HTTP/1.1\r\nHost: gw.internal\r\nX-Forwarded-For: 203.0.113.9\r\n" + fwd + "\r\n\r\n"
+		v := parseView(t, "gateway", rawDo(proxied.gwAddr, req, false))
+		if v["get_host"] != "www.example.com" || v["build_absolute_uri"] != "http://www.example.com/dj/dump/" {
+			t.Errorf("trusted proxy appending %q: Django's get_host %q, build_absolute_uri %q; want the proxy's www.example.com", fwd, v["get_host"], v["build_absolute_uri"])
+		}
+	}
 
 	// Many nginx configurations send "Host $host": lower case, without
 	// the port (nginx's variable), so Django's absolute URLs lost a

@@ -135,6 +135,9 @@ type recorder struct {
 	holding bool
 	held    *[]byte
 	clen    [1]string
+	// hijacked: the handler took the connection over (Hijack); nothing
+	// of the response is net/http's to write any more.
+	hijacked bool
 	// out edits the headers as they go out (nil: left as they are), for
 	// the request ri describes, to path, over HTTPS or not.
 	out   *outHeaders
@@ -242,9 +245,18 @@ func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 		w.headerGoesOut()
+		w.holding = w.mayHold()
 	}
-	if err := w.release(); err != nil {
-		return 0, err
+	if w.holding {
+		// A body of unknown length goes through Write, held as there:
+		// handed on, a short one would stay in net/http's buffer for
+		// finalFlush to flush without the Content-Length net/http gives
+		// it at the end (chunked, or no keep-alive over HTTP/1.0).
+		// net/http copies such a body through its Write as well, but
+		// over HTTP/1.0, where it would use sendfile.
+		bp := copyBuffers.Get()
+		defer copyBuffers.Put(bp)
+		return io.CopyBuffer(struct{ io.Writer }{w}, r, *bp)
 	}
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
 	if !ok {
@@ -411,7 +423,7 @@ func (w *recorder) dropHeld() {
 // even 0; for HEAD only when the app wrote the body), then goes out the
 // same way. HTTP/2 has learnStreamEnd.
 func (w *recorder) finalFlush(r *http.Request) {
-	if r.ProtoMajor != 1 || w.status == 0 || w.status == http.StatusSwitchingProtocols || w.writeErr != nil {
+	if r.ProtoMajor != 1 || w.status == 0 || w.status == http.StatusSwitchingProtocols || w.hijacked || w.writeErr != nil {
 		return
 	}
 	if w.holding {
@@ -453,8 +465,13 @@ func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil && w.status == 0 {
-		w.status = http.StatusSwitchingProtocols
+	if err == nil {
+		// A status written before stays the one logged: net/http sent
+		// its header on Hijack.
+		w.hijacked = true
+		if w.status == 0 {
+			w.status = http.StatusSwitchingProtocols
+		}
 	}
 	return c, brw, err
 }

@@ -51,10 +51,22 @@ func clientOf(r *http.Request, trusted config.Prefixes) (remote string, https bo
 
 // walkXFF applies the right-to-left walk described at clientOf.
 func walkXFF(values []string, trusted config.Prefixes) (netip.Addr, bool) {
-	var (
-		client netip.Addr
-		found  bool
-	)
+	client, found, _ := walkXFFHops(values, trusted)
+	return client, found
+}
+
+// proxyHops is how many trusted proxies a request from a trusted peer
+// passed, the peer included: each wrote one X-Forwarded-For entry, of the
+// address it took the request from, which the walk steps over up to the
+// client's (at least 1).
+func proxyHops(h http.Header, trusted config.Prefixes) int {
+	_, _, hops := walkXFFHops(h["X-Forwarded-For"], trusted)
+	return max(hops, 1)
+}
+
+// walkXFFHops is walkXFF that also counts the entries it took, the
+// client's included.
+func walkXFFHops(values []string, trusted config.Prefixes) (client netip.Addr, found bool, taken int) {
 	// Several header lines are one list joined with commas (RFC 9110
 	// 5.3): an empty entry at the start of a line stops the walk as it
 	// would in the joined list.
@@ -69,15 +81,16 @@ func walkXFF(values []string, trusted config.Prefixes) (netip.Addr, bool) {
 			}
 			a, ok := parseForwardedAddr(strings.TrimSpace(entry))
 			if !ok {
-				return client, found
+				return client, found, taken
 			}
 			client, found = a, true
+			taken++
 			if !trusted.Contains(a) {
-				return client, true
+				return client, true, taken
 			}
 		}
 	}
-	return client, found
+	return client, found, taken
 }
 
 // parseForwardedAddr accepts the spellings proxies use in X-Forwarded-For:

@@ -137,11 +137,12 @@ func isIPHost(h string) bool {
 // the client asked for is the proxy's X-Forwarded-Host (or Forwarded
 // host=) when it sends one, since a proxy may send its own Host (nginx's
 // proxy_pass sends the upstream's name). ok is false for a request to
-// move that names no path ("OPTIONS *").
-func (n *serverNames) canonicalLocation(r *http.Request, viaProxy, https bool) (loc string, move, ok bool) {
+// move that names no path ("OPTIONS *"). trusted are
+// SESSIONGATE_TRUSTED_PROXIES (forwardedHost).
+func (n *serverNames) canonicalLocation(r *http.Request, viaProxy, https bool, trusted config.Prefixes) (loc string, move, ok bool) {
 	asked := r.Host
 	if viaProxy {
-		if fh := forwardedHost(r.Header); fh != "" {
+		if fh := forwardedHost(r.Header, trusted); fh != "" {
 			asked = fh
 		}
 	}
@@ -168,22 +169,59 @@ func (n *serverNames) canonicalLocation(r *http.Request, viaProxy, https bool) (
 	return scheme + n.canonical + port + target, true, true
 }
 
-// forwardedHost is the host a trusted proxy says its client asked for:
-// the first of forwardedHosts (the outermost proxy's X-Forwarded-Host, as
-// Symfony and Laravel read it), or "". forwardedHostsListed has already
-// refused a request whose forwarded hosts are not all listed.
-func forwardedHost(h http.Header) string {
-	for host := range forwardedHosts(h) {
-		return host
+// forwardedHost is the host a trusted proxy says its client asked for,
+// or "": in its X-Forwarded-Host, else in its Forwarded element's host=,
+// the entry the outermost trusted proxy wrote. A proxy that appends to
+// these (Apache's mod_proxy; Forwarded, RFC 7239) passes its client's own
+// entries on in front of its own, so the first may be anyone's: as in the
+// X-Forwarded-For walk (clientOf), each trusted proxy between the client
+// and the gateway wrote one entry, counted from the right (proxyHops). A
+// proxy that replaces the header leaves one entry, its own.
+// forwardedHostsListed has already refused a request whose forwarded
+// hosts are not all listed.
+func forwardedHost(h http.Header, trusted config.Prefixes) string {
+	hops := proxyHops(h, trusted)
+	if hosts := listEntries(h["X-Forwarded-Host"]); len(hosts) > 0 {
+		return hosts[max(len(hosts)-hops, 0)]
+	}
+	elems := listEntries(h["Forwarded"])
+	if len(elems) == 0 {
+		return ""
+	}
+	for pair := range strings.SplitSeq(elems[max(len(elems)-hops, 0)], ";") {
+		k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "host") {
+			return strings.Trim(strings.TrimSpace(val), `"`)
+		}
 	}
 	return ""
+}
+
+// listEntries splits the lines of a comma-separated header into its
+// entries, trimmed, as one list (RFC 9110 section 5.3).
+func listEntries(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			out = append(out, strings.TrimSpace(part))
+		}
+	}
+	return out
 }
 
 // ForwardedHost is forwardedHost for the Django proxy, whose
 // X-Forwarded-Host must name the host the client asked for when a trusted
 // proxy sends its own Host (nginx's proxy_pass sends the upstream's name).
-// Call it only for a request that came through a trusted proxy.
-func ForwardedHost(h http.Header) string { return forwardedHost(h) }
+// Call it only for a request that came through a trusted proxy, with the
+// RequestInfo the server gave it (whose SESSIONGATE_TRUSTED_PROXIES count
+// the hops).
+func ForwardedHost(r *http.Request) string {
+	var trusted config.Prefixes
+	if ri := Info(r.Context()); ri != nil && ri.srv != nil {
+		trusted = ri.srv.cfg.TrustedProxies
+	}
+	return forwardedHost(r.Header, trusted)
+}
 
 // hostFieldError says what is wrong with the host a request names, or
 // returns nil. net/http refuses an HTTP/1 Host with bytes no host has

@@ -101,7 +101,7 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 	// checked that every forwarded host is listed).
 	asked := r.Host
 	if Info(r.Context()).ViaProxy {
-		if fh := forwardedHost(r.Header); fh != "" {
+		if fh := forwardedHost(r.Header, s.cfg.TrustedProxies); fh != "" {
 			asked = fh
 		}
 	}
@@ -139,7 +139,7 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 // that does nothing but return 301, and reports whether it did.
 func (s *Server) redirectedToCanonical(w http.ResponseWriter, r *http.Request) bool {
 	ri := Info(r.Context())
-	loc, move, ok := s.names.canonicalLocation(r, ri.ViaProxy, ri.HTTPS)
+	loc, move, ok := s.names.canonicalLocation(r, ri.ViaProxy, ri.HTTPS, s.cfg.TrustedProxies)
 	switch {
 	case !move:
 		return false

@@ -381,3 +381,36 @@ func TestRedirectBehindHostRewritingProxy(t *testing.T) {
 		t.Errorf("untrusted client's X-Forwarded-Host: %d %q", w.Code, w.Header().Get("Location"))
 	}
 }
+
+// The host a trusted proxy forwards is the entry it wrote, not one its
+// client wrote before it: a proxy that appends to X-Forwarded-Host (Apache's
+// mod_proxy) or Forwarded (RFC 7239) passes the client's own entries on in
+// front of its own, and the first of them sent port 80's visitors (and
+// any cache in front, for everyone) to https://evil.example. As the
+// X-Forwarded-For walk counts them (clientOf), each trusted proxy between
+// the client and the gateway wrote one entry, from the right.
+func TestRedirectForwardedHostOfTrustedHop(t *testing.T) {
+	for _, tc := range []struct {
+		name, fwd, xff, location string
+	}{
+		{"client's X-Forwarded-Host before the proxy's", "X-Forwarded-Host: evil.example, www.example.com", "198.51.100.1", "https://www.example.com/x"},
+		{"two trusted proxies", "X-Forwarded-Host: www.example.com, app", "198.51.100.1, 10.0.0.2", "https://www.example.com/x"},
+		{"client's before two trusted proxies", "X-Forwarded-Host: evil.example\r\nX-Forwarded-Host: www.example.com, app", "198.51.100.1, 10.0.0.2", "https://www.example.com/x"},
+		{"one proxy that sets it, behind another", "X-Forwarded-Host: www.example.com", "198.51.100.1, 10.0.0.2", "https://www.example.com/x"},
+		{"client's Forwarded element before the proxy's", "Forwarded: for=1.2.3.4;host=evil.example, for=198.51.100.1;host=www.example.com", "198.51.100.1", "https://www.example.com/x"},
+		{"proxy's Forwarded element without a host", "Forwarded: host=evil.example, for=198.51.100.1", "198.51.100.1", "https://app/x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *config.Config) {
+				c.Listen = ":443"
+				c.TrustedProxies = config.Prefixes{netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("10.0.0.2/32")}
+			})
+			r := rawRequest(t, "GET /x HTTP/1.1\r\nHost: app\r\n"+tc.fwd+"\r\nX-Forwarded-For: "+tc.xff+"\r\n\r\n")
+			r.RemoteAddr = "10.0.0.1:40000"
+			w := e.redirect(r)
+			if w.Code != 301 || w.Header().Get("Location") != tc.location {
+				t.Errorf("%d %q, want 301 %q", w.Code, w.Header().Get("Location"), tc.location)
+			}
+		})
+	}
+}

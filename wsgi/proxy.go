@@ -310,7 +310,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// checks ALLOWED_HOSTS with it, as it did behind that proxy alone.
 	fwdHost := out.Host
 	if viaProxy {
-		if fh := server.ForwardedHost(pr.In.Header); fh != "" {
+		if fh := server.ForwardedHost(pr.In); fh != "" {
 			fwdHost = fh
 		}
 	}

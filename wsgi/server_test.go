@@ -317,7 +317,11 @@ func TestTrustedProxyForwardedHost(t *testing.T) {
 		want string
 	}{
 		{"X-Forwarded-Host", map[string]string{"X-Forwarded-Host": "www.example.com"}, "www.example.com"},
-		{"two proxies", map[string]string{"X-Forwarded-Host": "www.example.com, lb.internal"}, "www.example.com"},
+		{"two proxies", map[string]string{"X-Forwarded-Host": "www.example.com, lb.internal", "X-Forwarded-For": "203.0.113.9, 127.0.0.1"}, "www.example.com"},
+		// A proxy that appends (Apache's mod_proxy) passes its client's
+		// own entry on in front of its own: not the one to take.
+		{"client's before the proxy's", map[string]string{"X-Forwarded-Host": "evil.example, www.example.com", "X-Forwarded-For": "203.0.113.9"}, "www.example.com"},
+		{"client's Forwarded before the proxy's", map[string]string{"Forwarded": "host=evil.example, for=203.0.113.9;host=www.example.com"}, "www.example.com"},
 		{"Forwarded", map[string]string{"Forwarded": `for=203.0.113.9;host="www.example.com:8443"`}, "www.example.com:8443"},
 		{"none", nil, "gw.internal:8080"},
 	} {

@@ -672,3 +672,25 @@ func TestStrongIfMatch(t *testing.T) {
 		t.Errorf("If-Match added: %q", h)
 	}
 }
+
+// TestStrongIfMatchTakesEveryWeakTag: what StrongIfMatch's doc says of a
+// weak tag the app gave out itself (it is made strong as well: nothing
+// tells it from the gateway's) and of values that are no list of tags.
+func TestStrongIfMatchTakesEveryWeakTag(t *testing.T) {
+	for in, want := range map[string]string{
+		`W/"app-weak"`:         `"app-weak"`,
+		`W/"a", "b",W/"c"`:     `"a", "b", "c"`,
+		`*`:                    `*`,
+		`"strong"`:             `"strong"`,
+		`bare`:                 `bare`,
+		`W/"a", bare`:          `W/"a", bare`,
+		`w/"lower"`:            `w/"lower"`,
+		`W/"with, comma", "x"`: `"with, comma", "x"`,
+	} {
+		h := http.Header{"If-Match": {in}}
+		StrongIfMatch(h)
+		if got := h.Get("If-Match"); got != want {
+			t.Errorf("If-Match %s: %s, want %s", in, got, want)
+		}
+	}
+}

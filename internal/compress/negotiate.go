@@ -169,8 +169,12 @@ func WeakETag(h http.Header) {
 // had read, where a server that does not compress the type lets it
 // through. The compression is the gateway's, not a change of the
 // resource: the tag still names what the app sent. A value that is not a
-// list of entity tags ("*", a bare word) is left as it is; so is a tag the
-// app made weak itself, which the app then still refuses.
+// list of entity tags ("*", a bare word) is left as it is. A weak tag the
+// app gave out itself is made strong too, since nothing tells it from one
+// the gateway weakened: an app that compares as RFC 9110 asks refuses it
+// either way (its current tag is weak, and a weak tag never matches), but
+// one that compares the field as text with its own W/ tag now refuses
+// what it let through.
 func StrongIfMatch(h http.Header) {
 	vals, ok := h["If-Match"]
 	if !ok {
