@@ -765,6 +765,30 @@ func TestContentTypeWithoutHostTable(t *testing.T) {
 	}
 }
 
+// TestContentTypeNginxBeforeHost: an extension nginx's mime.types names
+// gets nginx's type whatever the host's /etc/mime.types says. Debian's
+// table (here the values it gives) made HLS segments (.ts) text, which
+// browsers display and the gateway gzipped, and .svgz a type no browser
+// renders; other hosts disagree again.
+func TestContentTypeNginxBeforeHost(t *testing.T) {
+	debian := map[string]string{
+		".ts": "text/vnd.trolltech.linguist", ".svgz": "image/svg+xml-compressed", ".m3u8": "audio/x-mpegurl",
+		".jar": "application/x-java-archive", ".rar": "application/vnd.rar", ".deb": "application/vnd.debian.binary-package",
+		".xhtml": "application/xhtml+xml", ".md": "text/markdown",
+	}
+	host := func(ext string) string { return debian[ext] }
+	for ext, want := range map[string]string{
+		".ts": "video/mp2t", ".svgz": "image/svg+xml", ".m3u8": "application/vnd.apple.mpegurl",
+		".jar": "application/java-archive", ".rar": "application/x-rar-compressed", ".deb": "application/octet-stream",
+		".xhtml": "application/xhtml+xml", ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+		".md": "text/markdown",
+	} {
+		if got := contentType(ext, host); got != want {
+			t.Errorf("contentType(%q) = %q, want nginx's %q", ext, got, want)
+		}
+	}
+}
+
 // TestPHPRequestURIAbsoluteForm: a request line in absolute form ("GET
 // http://host/path?q HTTP/1.1", which HTTP/1.1 servers must accept) gives
 // PHP the path and query as sent in REQUEST_URI, like nginx's

@@ -48,10 +48,18 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 		return
 	}
 	h := w.Header()
-	ctype := contentType(path.Ext(name), mime.TypeByExtension)
+	ext := path.Ext(name)
+	ctype := contentType(ext, mime.TypeByExtension)
 	var gzipped []byte
 	gzippable := false
-	if s.cfg.Compress && compress.Compressible(ctype) {
+	compressible := s.cfg.Compress && compress.Compressible(ctype)
+	if compressible && strings.EqualFold(ext, ".svgz") {
+		// A gzip stream already (typed image/svg+xml, as nginx types
+		// it): gzipped again it would only cost the CPU.
+		compress.SkipCompression(w)
+		compressible = false
+	}
+	if compressible {
 		compress.AddVary(h, "Accept-Encoding")
 		accepted := compress.Accepted(r.Header)
 		if pf, pfi, coding := s.openPrecompressed(r, accepted, rel, fi); pf != nil {
@@ -443,30 +451,67 @@ func dropZeroSuffixes(specs string, size int64) string {
 	return strings.Join(parts, ",")
 }
 
-// webTypes are the types of the files a site serves most, the values of
-// nginx's own mime.types (with text/javascript, RFC 9239). Why a table of
-// our own: package mime reads the host's /etc/mime.types, and without one
-// (a scratch image, an older distroless) its built-in list has no .txt,
-// .ico or .woff2, which would then go out as application/octet-stream:
-// fonts refused, icons missing. Hosts also disagree (Debian maps .webm to
-// audio/webm); nginx ships its table, so the site looks the same on any
-// host, and so does the gateway.
+// webTypes are the types of nginx's own mime.types (1.22, as Debian 12
+// ships it), every extension of it, with these exceptions: .js is
+// text/javascript (RFC 9239), and .bmp image/bmp (its registered type);
+// and types nginx lacks for files a site serves: .mjs (a module script
+// browsers refuse as application/octet-stream), .map, .webmanifest, .csv,
+// .ttf, .otf. Why a table of our own: package mime reads the host's
+// /etc/mime.types, and without one (a scratch image, an older distroless)
+// its built-in list has no .txt, .ico or .woff2, which would then go out
+// as application/octet-stream: fonts refused, icons missing. Hosts also
+// disagree with nginx and each other: Debian's table makes HLS segments
+// (.ts) text/vnd.trolltech.linguist, text a browser displays and the
+// gateway would gzip, and .svgz image/svg+xml-compressed, which no
+// browser renders, and maps .webm to audio/webm. nginx ships its table,
+// so the site looks the same on any host, and so does the gateway; the
+// host's table answers only for extensions nginx does not know.
 var webTypes = map[string]string{
-	".html": "text/html", ".htm": "text/html", ".css": "text/css",
+	".html": "text/html", ".htm": "text/html", ".shtml": "text/html", ".css": "text/css",
 	".js": "text/javascript", ".mjs": "text/javascript",
 	".json": "application/json", ".map": "application/json",
 	".webmanifest": "application/manifest+json", ".xml": "text/xml",
 	".rss": "application/rss+xml", ".atom": "application/atom+xml",
-	".txt": "text/plain", ".csv": "text/csv",
-	".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg",
+	".txt": "text/plain", ".csv": "text/csv", ".mml": "text/mathml",
+	".jad": "text/vnd.sun.j2me.app-descriptor", ".wml": "text/vnd.wap.wml", ".htc": "text/x-component",
+	".svg": "image/svg+xml", ".svgz": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg",
 	".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp",
 	".avif": "image/avif", ".ico": "image/x-icon", ".bmp": "image/bmp",
+	".tif": "image/tiff", ".tiff": "image/tiff", ".wbmp": "image/vnd.wap.wbmp", ".jng": "image/x-jng",
 	".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf",
 	".otf": "font/otf", ".eot": "application/vnd.ms-fontobject",
 	".wasm": "application/wasm", ".pdf": "application/pdf",
-	".zip": "application/zip", ".mp4": "video/mp4", ".webm": "video/webm",
-	".mov": "video/quicktime", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
-	".m4a": "audio/x-m4a",
+	".jar": "application/java-archive", ".war": "application/java-archive", ".ear": "application/java-archive",
+	".hqx": "application/mac-binhex40", ".doc": "application/msword",
+	".ps": "application/postscript", ".eps": "application/postscript", ".ai": "application/postscript",
+	".rtf": "application/rtf", ".m3u8": "application/vnd.apple.mpegurl",
+	".kml": "application/vnd.google-earth.kml+xml", ".kmz": "application/vnd.google-earth.kmz",
+	".xls": "application/vnd.ms-excel", ".ppt": "application/vnd.ms-powerpoint",
+	".odg": "application/vnd.oasis.opendocument.graphics", ".odp": "application/vnd.oasis.opendocument.presentation",
+	".ods": "application/vnd.oasis.opendocument.spreadsheet", ".odt": "application/vnd.oasis.opendocument.text",
+	".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+	".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+	".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+	".wmlc": "application/vnd.wap.wmlc", ".7z": "application/x-7z-compressed", ".cco": "application/x-cocoa",
+	".jardiff": "application/x-java-archive-diff", ".jnlp": "application/x-java-jnlp-file",
+	".run": "application/x-makeself", ".pl": "application/x-perl", ".pm": "application/x-perl",
+	".prc": "application/x-pilot", ".pdb": "application/x-pilot", ".rar": "application/x-rar-compressed",
+	".rpm": "application/x-redhat-package-manager", ".sea": "application/x-sea",
+	".swf": "application/x-shockwave-flash", ".sit": "application/x-stuffit",
+	".tcl": "application/x-tcl", ".tk": "application/x-tcl",
+	".der": "application/x-x509-ca-cert", ".pem": "application/x-x509-ca-cert", ".crt": "application/x-x509-ca-cert",
+	".xpi": "application/x-xpinstall", ".xhtml": "application/xhtml+xml", ".xspf": "application/xspf+xml",
+	".zip": "application/zip",
+	".bin": "application/octet-stream", ".exe": "application/octet-stream", ".dll": "application/octet-stream",
+	".deb": "application/octet-stream", ".dmg": "application/octet-stream", ".iso": "application/octet-stream",
+	".img": "application/octet-stream", ".msi": "application/octet-stream", ".msp": "application/octet-stream",
+	".msm": "application/octet-stream",
+	".mid": "audio/midi", ".midi": "audio/midi", ".kar": "audio/midi",
+	".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".m4a": "audio/x-m4a", ".ra": "audio/x-realaudio",
+	".3gpp": "video/3gpp", ".3gp": "video/3gpp", ".ts": "video/mp2t", ".mp4": "video/mp4",
+	".mpeg": "video/mpeg", ".mpg": "video/mpeg", ".mov": "video/quicktime", ".webm": "video/webm",
+	".flv": "video/x-flv", ".m4v": "video/x-m4v", ".mng": "video/x-mng",
+	".asx": "video/x-ms-asf", ".asf": "video/x-ms-asf", ".wmv": "video/x-ms-wmv", ".avi": "video/x-msvideo",
 }
 
 // contentType is the Content-Type of a static file with extension ext:

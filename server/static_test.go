@@ -141,3 +141,21 @@ func TestStaticMaxAgeNotOnPreconditionFailed(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticSVGZNotGzippedAgain: an .svgz is a gzip stream already; with
+// nginx's type for it, image/svg+xml, it goes out as the file's bytes, as
+// nginx sends it, never gzipped a second time.
+func TestStaticSVGZNotGzippedAgain(t *testing.T) {
+	e := newEnv(t, nil)
+	body := strings.Repeat("\x1f\x8b compressed svg bytes ", 40)
+	if err := os.WriteFile(filepath.Join(e.root, "logo.svgz"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/logo.svgz", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	w := e.do(r)
+	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "image/svg+xml" || w.Header().Get("Content-Encoding") != "" || w.Body.String() != body {
+		t.Errorf("GET /logo.svgz: %d Content-Type %q Content-Encoding %q, %d bytes; want 200 image/svg+xml, the file as it is",
+			w.Code, w.Header().Get("Content-Type"), w.Header().Get("Content-Encoding"), w.Body.Len())
+	}
+}
