@@ -1,0 +1,444 @@
+package integration
+
+// A differential test of static files: the same requests sent to Debian
+// 12's nginx serving a document root the way a PHP shop's server block
+// does (root, index, try_files, its mime.types) and to the gateway on the
+// same root, and everything a browser, a CDN or a download manager sees
+// of the answers compared.
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+// staticDiffExts are the extensions of the files a site serves, each
+// served as a.EXT.
+var staticDiffExts = []string{"html", "css", "js", "mjs", "json", "svg", "svgz", "png", "jpg", "gif", "webp", "avif",
+	"woff", "woff2", "ttf", "wasm", "ico", "bmp", "txt", "xml", "pdf", "zip", "mp3", "mp4", "webm", "ts", "m3u8",
+	"map", "webmanifest", "xhtml", "docx", "jar", "rar", "md", "unknownext"}
+
+// staticDiffMtime is every file's modification time.
+var staticDiffMtime = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// startStaticDiff starts nginx and the gateway on one root of static files
+// and returns their addresses and the root.
+func startStaticDiff(t *testing.T) (nginx, gw, root string) {
+	t.Helper()
+	harness.Require(t, "nginx")
+	root = filepath.Join(t.TempDir(), "root")
+	files := map[string]string{
+		"dir/index.html": "<h1>dir</h1>",
+		"empty.txt":      "",
+		"noext":          "plain bytes",
+		"A.CSS":          "body{}",
+		"sp ace.txt":     "space",
+		"café.txt":       "cafe",
+		"a+b.txt":        "plus",
+		"ten.txt":        "0123456789",
+	}
+	for _, ext := range staticDiffExts {
+		files["a."+ext] = "content of a." + ext
+	}
+	writeTree(t, root, files)
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i * 7 >> 3)
+	}
+	if err := os.WriteFile(filepath.Join(root, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			os.Chtimes(p, staticDiffMtime, staticDiffMtime)
+		}
+		return err
+	})
+	root, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ng := harness.StartNginx(t, 1, func(addrs []string) string {
+		return fmt.Sprintf(`
+    server {
+        listen %s;
+        server_name shop.example;
+        root %s;
+        index index.html;
+        sendfile on;
+        location / { try_files $uri $uri/ =404; }
+    }
+`, addrs[0], root)
+	})
+	p := startBinary(t, buildGateway(t), []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9", "SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off", "SESSIONGATE_INDEX=off"})
+	return ng.Addrs[0], strings.TrimPrefix(p.URL, "http://"), root
+}
+
+// staticAnswer is a response and its whole body.
+type staticAnswer struct {
+	res  *http.Response
+	body []byte
+}
+
+// staticDo sends one request as written, on a connection of its own.
+func staticDo(t *testing.T, addr, method, target string, headers ...string) staticAnswer {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n", method, target)
+	for _, h := range headers {
+		b.WriteString(h + "\r\n")
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	return staticAnswer{res, body}
+}
+
+// staticView is what is compared of an answer: the status, the header
+// fields a client acts on, and the body; a multipart/byteranges body as
+// its parts (each part's Content-Type, Content-Range and bytes), since
+// the boundary and the order of a part's fields are each server's own.
+// An error's body (nginx's HTML page, the gateway's line of text) is
+// left out, and of its fields only those that tell the client what to
+// do next.
+func staticView(a staticAnswer) map[string]string {
+	v := map[string]string{"status": fmt.Sprint(a.res.StatusCode)}
+	h := a.res.Header
+	keys := []string{"Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "ETag", "Last-Modified",
+		"Content-Encoding", "Cache-Control", "Allow", "Location", "Vary", "X-Content-Type-Options"}
+	if a.res.StatusCode >= 300 && a.res.StatusCode != http.StatusNotModified {
+		keys = []string{"Content-Range", "Allow", "Location", "Vary", "X-Content-Type-Options"}
+	} else {
+		v["body"] = string(a.body)
+	}
+	for _, k := range keys {
+		if vs := h.Values(k); len(vs) > 0 {
+			v[k] = strings.Join(vs, "|")
+		}
+	}
+	if mt, params, err := mime.ParseMediaType(h.Get("Content-Type")); err == nil && mt == "multipart/byteranges" {
+		v["Content-Type"] = mt
+		delete(v, "Content-Length")
+		var parts []string
+		mr := multipart.NewReader(bytes.NewReader(a.body), params["boundary"])
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				if err != io.EOF {
+					parts = append(parts, "error: "+err.Error())
+				}
+				break
+			}
+			b, _ := io.ReadAll(p)
+			parts = append(parts, fmt.Sprintf("[%s; %s; %q]", p.Header.Get("Content-Type"), p.Header.Get("Content-Range"), b))
+		}
+		v["body"] = strings.Join(parts, " ")
+	}
+	return v
+}
+
+// staticRule is a difference the gateway makes wherever it applies, as
+// README describes it; it removes what it accounts for from both views,
+// after checking both sides' values, and reports whether it applied.
+type staticRule struct {
+	name  string
+	apply func(n, g map[string]string) bool
+}
+
+var staticRules = []staticRule{
+	{"X-Content-Type-Options: nosniff on every answer", func(n, g map[string]string) bool {
+		if _, ok := n["X-Content-Type-Options"]; ok || g["X-Content-Type-Options"] != "nosniff" {
+			return false
+		}
+		delete(g, "X-Content-Type-Options")
+		return true
+	}},
+	{"Vary: Accept-Encoding where the gateway may gzip", func(n, g map[string]string) bool {
+		if _, ok := n["Vary"]; ok || g["Vary"] != "Accept-Encoding" {
+			return false
+		}
+		delete(g, "Vary")
+		return true
+	}},
+	{"Accept-Ranges on a 206", func(n, g map[string]string) bool {
+		if n["status"] != "206" || g["status"] != "206" || n["Accept-Ranges"] != "" || g["Accept-Ranges"] != "bytes" {
+			return false
+		}
+		delete(g, "Accept-Ranges")
+		return true
+	}},
+	{"no Last-Modified on a 304 that has an ETag", func(n, g map[string]string) bool {
+		if n["status"] != "304" || g["status"] != "304" || g["ETag"] == "" || n["Last-Modified"] == "" || g["Last-Modified"] != "" {
+			return false
+		}
+		delete(n, "Last-Modified")
+		return true
+	}},
+	{"Allow on a 405", func(n, g map[string]string) bool {
+		if n["status"] != "405" || g["status"] != "405" || n["Allow"] != "" || g["Allow"] != "GET, HEAD" {
+			return false
+		}
+		delete(g, "Allow")
+		return true
+	}},
+}
+
+// staticCase is one request and the differences left after staticRules,
+// each "field: nginx value | gateway value" (README's static rows).
+type staticCase struct {
+	method, target string
+	headers        []string
+	diffs          []string
+}
+
+func TestNginxDiffStatic(t *testing.T) {
+	t.Parallel()
+	nginx, gw, _ := startStaticDiff(t)
+	tag := staticDo(t, nginx, "GET", "/ten.txt").res.Header.Get("ETag")
+	lm := staticDiffMtime.Format(http.TimeFormat)
+	before, after := staticDiffMtime.Add(-24*time.Hour).Format(http.TimeFormat), staticDiffMtime.Add(24*time.Hour).Format(http.TimeFormat)
+	hostType, _, _ := strings.Cut(mime.TypeByExtension(".md"), ";")
+	var cases []staticCase
+	for _, ext := range staticDiffExts {
+		c := staticCase{method: "GET", target: "/a." + ext}
+		switch ext {
+		case "js":
+			// RFC 9239's type; nginx 1.22's table predates it.
+			c.diffs = []string{"Content-Type: application/javascript | text/javascript"}
+		case "mjs":
+			// Module scripts: browsers refuse them as octet-stream.
+			c.diffs = []string{"Content-Type: application/octet-stream | text/javascript"}
+		case "map":
+			c.diffs = []string{"Content-Type: application/octet-stream | application/json"}
+		case "webmanifest":
+			c.diffs = []string{"Content-Type: application/octet-stream | application/manifest+json"}
+		case "ttf":
+			c.diffs = []string{"Content-Type: application/octet-stream | font/ttf"}
+		case "bmp":
+			c.diffs = []string{"Content-Type: image/x-ms-bmp | image/bmp"}
+		case "md":
+			// nginx's table lacks it; the host's answers.
+			if hostType != "" {
+				c.diffs = []string{"Content-Type: application/octet-stream | " + hostType}
+			}
+		}
+		cases = append(cases, c)
+	}
+	get := func(target string, headers ...string) {
+		cases = append(cases, staticCase{method: "GET", target: target, headers: headers})
+	}
+	rng := func(headers ...string) { get("/ten.txt", headers...) }
+	get("/noext")
+	get("/A.CSS")
+	get("/sp%20ace.txt")
+	get("/caf%C3%A9.txt")
+	get("/a+b.txt")
+	get("/a%2Bb.txt")
+	get("/empty.txt")
+	get("/empty.txt", "Range: bytes=-5")
+	get("/big.bin")
+	get("/big.bin", "Range: bytes=1000000-1000099,-100")
+	get("/dir/")
+	get("/dir/index.html")
+	cases = append(cases,
+		staticCase{method: "HEAD", target: "/big.bin"},
+		staticCase{method: "HEAD", target: "/a.css"},
+		staticCase{method: "HEAD", target: "/ten.txt", headers: []string{"Range: bytes=2-4"}},
+		staticCase{method: "HEAD", target: "/ten.txt", headers: []string{"If-None-Match: " + tag}},
+		// nginx names its own scheme, host and port (README, try_files row).
+		staticCase{method: "GET", target: "/dir?x=1", diffs: []string{"Location: http://shop.example:PORT/dir/?x=1 | /dir/?x=1"}},
+	)
+	for _, m := range []string{"POST", "PUT", "DELETE", "OPTIONS", "PATCH"} {
+		cases = append(cases, staticCase{method: m, target: "/a.css", headers: []string{"Content-Length: 0"}})
+	}
+	for _, r := range []string{"2-4", "-3", "7-", "0-", "3-100", "-20", "0-1,5-6", "0-3,2-5", "0-1,0-1", "0-0,-1",
+		"20-30", "20-", "-0", "5-2", "abc", "", " 2-4", "2-4 "} {
+		rng("Range: bytes=" + r)
+	}
+	rng("Range: items=1-2")
+	rng("Range: bytes=2-4", "If-Range: "+tag)
+	rng("Range: bytes=2-4", `If-Range: "other"`)
+	rng("Range: bytes=2-4", "If-Range: W/"+tag)
+	rng("Range: bytes=2-4", "If-Range: "+lm)
+	rng("Range: bytes=2-4", "If-Range: "+before)
+	rng("Range: bytes=2-4", "If-Range: "+after)
+	rng("Range: bytes=2-4", "If-Range: garbage")
+	rng("If-None-Match: " + tag)
+	rng(`If-None-Match: "x", ` + tag)
+	rng("If-None-Match: *")
+	rng("If-None-Match: W/" + tag)
+	rng(`If-None-Match: "x"`)
+	rng("If-Modified-Since: " + lm)
+	rng("If-Modified-Since: " + before)
+	rng("If-Modified-Since: garbage")
+	rng("If-Modified-Since: Friday, 01-Mar-24 12:00:00 GMT")
+	rng("If-Modified-Since: Fri Mar  1 12:00:00 2024")
+	rng(`If-None-Match: "x"`, "If-Modified-Since: "+lm)
+	rng("Range: bytes=0-1", "If-None-Match: "+tag)
+	rng("If-Match: " + tag)
+	rng(`If-Match: "x"`)
+	rng("If-Match: *")
+	rng("If-Unmodified-Since: " + lm)
+	rng("If-Unmodified-Since: " + before)
+	rng(`If-Match: "x"`, "Range: bytes=0-1")
+	cases = append(cases,
+		// nginx's default if_modified_since exact: only the very date is
+		// "not modified"; the gateway, as RFC 9110 13.1.3, any date at or
+		// after the file's (README, static files).
+		staticCase{method: "GET", target: "/ten.txt", headers: []string{"If-Modified-Since: " + after},
+			diffs: []string{"status: 200 | 304"}},
+		// RFC 9110 13.1.3: If-Modified-Since is ignored when there is an
+		// If-None-Match; nginx 1.22 requires both.
+		staticCase{method: "GET", target: "/ten.txt", headers: []string{"If-None-Match: " + tag, "If-Modified-Since: " + before},
+			diffs: []string{"status: 200 | 304"}},
+		// A weak tag is the gateway's own strong one in If-Match (README,
+		// gzip row): it gave out W/ for the gzipped copy.
+		staticCase{method: "GET", target: "/ten.txt", headers: []string{"If-Match: W/" + tag},
+			diffs: []string{"status: 412 | 200"}},
+		// RFC 9110 13.1.4: an invalid date is ignored, not failed.
+		staticCase{method: "GET", target: "/ten.txt", headers: []string{"If-Unmodified-Since: garbage"},
+			diffs: []string{"status: 412 | 200"}},
+	)
+	_, nport, _ := net.SplitHostPort(nginx)
+	seen := map[string]int{}
+	for _, c := range cases {
+		n, g := staticView(staticDo(t, nginx, c.method, c.target, c.headers...)), staticView(staticDo(t, gw, c.method, c.target, c.headers...))
+		for _, r := range staticRules {
+			if r.apply(n, g) {
+				seen[r.name]++
+			}
+		}
+		var got []string
+		if n["status"] != g["status"] {
+			got = []string{"status: " + n["status"] + " | " + g["status"]}
+		} else {
+			keys := map[string]bool{}
+			for k := range n {
+				keys[k] = true
+			}
+			for k := range g {
+				keys[k] = true
+			}
+			sorted := make([]string, 0, len(keys))
+			for k := range keys {
+				sorted = append(sorted, k)
+			}
+			sort.Strings(sorted)
+			for _, k := range sorted {
+				if n[k] != g[k] {
+					nv := strings.ReplaceAll(n[k], ":"+nport+"/", ":PORT/")
+					if k == "body" && len(n[k])+len(g[k]) > 200 {
+						got = append(got, fmt.Sprintf("body: %d bytes | %d bytes", len(n[k]), len(g[k])))
+						continue
+					}
+					got = append(got, k+": "+nv+" | "+g[k])
+				}
+			}
+		}
+		if strings.Join(got, "\n") != strings.Join(c.diffs, "\n") {
+			t.Errorf("%s %s %q: nginx | gateway:\n    %s\nwant:\n    %s", c.method, c.target, c.headers,
+				strings.Join(got, "\n    "), strings.Join(c.diffs, "\n    "))
+		}
+	}
+	for _, r := range staticRules {
+		if seen[r.name] == 0 {
+			t.Errorf("documented difference no longer seen: %s", r.name)
+		}
+	}
+}
+
+// TestNginxDiffStaticReplaced: a large file replaced while a client reads
+// it. A deploy that renames a new file over it (rsync, an atomic
+// checkout) leaves the open file as it was: both servers finish the old
+// content whole. One that shrinks it in place cuts the download short on
+// both, never passing it off as whole: the client sees fewer bytes than
+// the Content-Length and can resume.
+func TestNginxDiffStaticReplaced(t *testing.T) {
+	t.Parallel()
+	nginx, gw, root := startStaticDiff(t)
+	// Larger than the most a server's send buffer holds (4 MiB by
+	// default on Linux), so that most of it is still on disk when it
+	// is replaced.
+	old := bytes.Repeat([]byte("0123456789abcdef"), 1<<20)
+	for _, inPlace := range []bool{false, true} {
+		for _, addr := range []string{nginx, gw} {
+			name := fmt.Sprintf("r%v.bin", inPlace)
+			p := filepath.Join(root, name)
+			if err := os.WriteFile(p, old, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// A small receive buffer, set before the handshake, so that
+			// most of the file is still to be sent when it is replaced.
+			d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
+				return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
+			}}
+			conn, err := d.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(conn, "GET /%s HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n", name)
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := make([]byte, 64<<10)
+			if _, err := io.ReadFull(res.Body, first); err != nil {
+				t.Fatal(err)
+			}
+			if inPlace {
+				if err := os.Truncate(p, 1<<20); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				tmp := p + ".new"
+				if err := os.WriteFile(tmp, bytes.Repeat([]byte("n"), len(old)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(tmp, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rest, err := io.ReadAll(res.Body)
+			conn.Close()
+			got := append(first, rest...)
+			switch {
+			case !inPlace && (err != nil || !bytes.Equal(got, old)):
+				t.Errorf("%s, renamed over: %d of %d bytes (%v), want the old file whole", addr, len(got), len(old), err)
+			case inPlace && (err == nil || len(got) >= len(old)):
+				t.Errorf("%s, shrunk in place: %d of %d bytes, err %v; want a cut download", addr, len(got), res.ContentLength, err)
+			}
+		}
+	}
+}
