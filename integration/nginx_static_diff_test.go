@@ -9,6 +9,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"mime"
@@ -142,6 +143,17 @@ func staticView(a staticAnswer) map[string]string {
 	} else {
 		v["body"] = string(a.body)
 	}
+	if h.Get("Content-Encoding") == "gzip" && a.res.StatusCode == http.StatusOK && len(a.body) > 0 {
+		// Each server compresses at its own level: what counts is what
+		// the client decodes.
+		zr, err := gzip.NewReader(bytes.NewReader(a.body))
+		if err == nil {
+			b, err := io.ReadAll(zr)
+			if err == nil {
+				v["body"] = "gzip of " + string(b)
+			}
+		}
+	}
 	for _, k := range keys {
 		if vs := h.Values(k); len(vs) > 0 {
 			v[k] = strings.Join(vs, "|")
@@ -220,6 +232,7 @@ type staticCase struct {
 	method, target string
 	headers        []string
 	diffs          []string
+	gw             map[string]string // fields the gateway's answer must have
 }
 
 func TestNginxDiffStatic(t *testing.T) {
@@ -330,11 +343,26 @@ func TestNginxDiffStatic(t *testing.T) {
 		staticCase{method: "GET", target: "/ten.txt", headers: []string{"If-Unmodified-Since: garbage"},
 			diffs: []string{"status: 412 | 200"}},
 	)
+	compareStatic(t, nginx, gw, cases, staticRules)
+}
+
+// compareStatic sends each case to nginx and to the gateway and checks
+// that they differ in exactly the case's diffs once rules have taken
+// theirs out, and that every rule applied somewhere. When the statuses
+// differ, that is the one difference listed; the case's gw then says
+// what the gateway's answer must be.
+func compareStatic(t *testing.T, nginx, gw string, cases []staticCase, rules []staticRule) {
+	t.Helper()
 	_, nport, _ := net.SplitHostPort(nginx)
 	seen := map[string]int{}
 	for _, c := range cases {
 		n, g := staticView(staticDo(t, nginx, c.method, c.target, c.headers...)), staticView(staticDo(t, gw, c.method, c.target, c.headers...))
-		for _, r := range staticRules {
+		for k, v := range c.gw {
+			if g[k] != v {
+				t.Errorf("%s %s %q: the gateway's %s is %q, want %q", c.method, c.target, c.headers, k, g[k], v)
+			}
+		}
+		for _, r := range rules {
 			if r.apply(n, g) {
 				seen[r.name]++
 			}
@@ -371,7 +399,7 @@ func TestNginxDiffStatic(t *testing.T) {
 				strings.Join(got, "\n    "), strings.Join(c.diffs, "\n    "))
 		}
 	}
-	for _, r := range staticRules {
+	for _, r := range rules {
 		if seen[r.name] == 0 {
 			t.Errorf("documented difference no longer seen: %s", r.name)
 		}
@@ -441,4 +469,96 @@ func TestNginxDiffStaticReplaced(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestNginxDiffStaticGzip: static files to a client that accepts gzip,
+// against nginx with gzip on for text types (gzip_vary on, the usual
+// gzip_types, gzip_min_length 256) and gzip_static on under /s/, the
+// gateway with SESSIONGATE_PRECOMPRESSED=/s/ (README, gzip row).
+func TestNginxDiffStaticGzip(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "nginx")
+	root := filepath.Join(t.TempDir(), "root")
+	css := strings.Repeat("body { color: red; }\n", 100)
+	writeTree(t, root, map[string]string{"s/app.css": css, "s/app.js": strings.Repeat("var a = 1;\n", 200)})
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(css))
+	zw.Close()
+	if err := os.WriteFile(filepath.Join(root, "s/app.css.gz"), gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, mtime := range map[string]time.Time{"app.css": staticDiffMtime, "app.js": staticDiffMtime, "app.css.gz": staticDiffMtime.Add(time.Second)} {
+		if err := os.Chtimes(filepath.Join(root, "s", name), mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ng := harness.StartNginx(t, 1, func(addrs []string) string {
+		return fmt.Sprintf(`
+    gzip on;
+    gzip_vary on;
+    gzip_min_length 256;
+    gzip_types text/css application/javascript text/javascript application/json image/svg+xml text/plain text/xml;
+    server {
+        listen %s;
+        root %s;
+        location / { try_files $uri $uri/ =404; }
+        location /s/ { gzip_static on; }
+    }
+`, addrs[0], root)
+	})
+	p := startBinary(t, buildGateway(t), []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9", "SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off", "SESSIONGATE_INDEX=off", "SESSIONGATE_PRECOMPRESSED=/s/"})
+	gw, nginx := strings.TrimPrefix(p.URL, "http://"), ng.Addrs[0]
+	jsTag := staticDo(t, nginx, "GET", "/s/app.js").res.Header.Get("ETag")
+	copyTag := staticDo(t, nginx, "GET", "/s/app.css", "Accept-Encoding: gzip").res.Header.Get("ETag")
+	ae := "Accept-Encoding: gzip"
+	js := "Content-Type: application/javascript | text/javascript"
+	cases := []staticCase{
+		// The copy on disk: its own strong ETag on both; the gateway
+		// also offers its ranges.
+		{method: "GET", target: "/s/app.css", headers: []string{ae}, diffs: []string{"Accept-Ranges:  | bytes"}},
+		{method: "HEAD", target: "/s/app.css", headers: []string{ae}, diffs: []string{"Accept-Ranges:  | bytes"}},
+		{method: "GET", target: "/s/app.css", headers: []string{ae, "If-None-Match: " + copyTag}},
+		// nginx's gzip_static sends the whole copy for a Range; the
+		// gateway, bytes of the copy.
+		{method: "GET", target: "/s/app.css", headers: []string{ae, "Range: bytes=0-9"}, diffs: []string{"status: 200 | 206"},
+			gw: map[string]string{"Content-Encoding": "gzip", "ETag": copyTag, "Content-Range": fmt.Sprintf("bytes 0-9/%d", gz.Len())}},
+		// Compressed by the server: the weak ETag on both; the
+		// gateway's copy from memory has a length.
+		{method: "GET", target: "/s/app.js", headers: []string{ae}, diffs: []string{js}},
+		{method: "HEAD", target: "/s/app.js", headers: []string{ae}, diffs: []string{js}},
+		// A revalidation of the gzipped copy: nginx answers with the
+		// file's strong tag and no Vary, the gateway with the weak tag
+		// the client stored (RFC 9111 4.3.4) and the Vary its 200 has
+		// (RFC 9110 15.4.5).
+		{method: "GET", target: "/s/app.js", headers: []string{ae, "If-None-Match: W/" + jsTag},
+			diffs: []string{"ETag: " + jsTag + " | W/" + jsTag, "Vary:  | Accept-Encoding"}},
+		{method: "GET", target: "/s/app.js", headers: []string{ae, "If-None-Match: " + jsTag},
+			diffs: []string{"ETag: " + jsTag + " | W/" + jsTag, "Vary:  | Accept-Encoding"}},
+		// A Range: nginx's gzip filter drops it (the whole file
+		// gzipped, 200); the gateway sends the range uncompressed.
+		{method: "GET", target: "/s/app.js", headers: []string{ae, "Range: bytes=0-9"}, diffs: []string{"status: 200 | 206"},
+			gw: map[string]string{"Content-Encoding": "", "ETag": jsTag, "Content-Range": "bytes 0-9/2200", "body": "var a = 1;"}},
+		// A weak If-Range never matches: the whole file, gzipped by
+		// nginx, uncompressed by the gateway (a request with a Range is
+		// about the file's own bytes: README, gzip row).
+		{method: "GET", target: "/s/app.js", headers: []string{ae, "If-Range: W/" + jsTag, "Range: bytes=0-9"},
+			diffs: []string{"Accept-Ranges:  | bytes", "Content-Encoding: gzip | ", "Content-Length:  | 2200", js,
+				"ETag: W/" + jsTag + " | " + jsTag, "body: 2208 bytes | 2200 bytes"}},
+		{method: "GET", target: "/s/app.js", diffs: []string{js}},
+		{method: "GET", target: "/s/app.css"},
+	}
+	compareStatic(t, nginx, gw, cases, []staticRule{
+		staticRules[0],
+		{"Content-Length on what the server gzipped", func(n, g map[string]string) bool {
+			if n["Content-Encoding"] != "gzip" || g["Content-Encoding"] != "gzip" || !strings.HasPrefix(n["ETag"], "W/") ||
+				n["Content-Length"] != "" || g["Content-Length"] == "" {
+				return false
+			}
+			delete(g, "Content-Length")
+			return true
+		}},
+		staticRules[3],
+	})
 }
