@@ -51,6 +51,12 @@ func startStaticDiff(t *testing.T) (nginx, gw, root string) {
 		"café.txt":       "cafe",
 		"a+b.txt":        "plus",
 		"ten.txt":        "0123456789",
+		"100%.txt":       "percent",
+		"a?b.txt":        "question",
+		"a#b.txt":        "hash",
+		"a;b.txt":        "semicolon",
+		"x%2Fy.txt":      "encoded slash",
+		"cafe\u0301.txt": "decomposed",
 	}
 	for _, ext := range staticDiffExts {
 		files["a."+ext] = "content of a." + ext
@@ -278,6 +284,20 @@ func TestNginxDiffStatic(t *testing.T) {
 	get("/caf%C3%A9.txt")
 	get("/a+b.txt")
 	get("/a%2Bb.txt")
+	get("/sp+ace.txt")
+	get("/caf%c3%a9.txt")
+	get("/cafe%CC%81.txt")
+	get("/100%25.txt")
+	get("/a%3Fb.txt")
+	get("/a%23b.txt")
+	get("/a;b.txt")
+	get("/a%3Bb.txt")
+	get("/x%252Fy.txt")
+	get("/x%2Fy.txt")
+	get("/%61.css")
+	get("/a.css?v=3")
+	get("/a.css/")
+	get("/A.css")
 	get("/empty.txt")
 	get("/empty.txt", "Range: bytes=-5")
 	get("/big.bin")
