@@ -43,20 +43,23 @@ func startStaticDiff(t *testing.T) (nginx, gw, root string) {
 	harness.Require(t, "nginx")
 	root = filepath.Join(t.TempDir(), "root")
 	files := map[string]string{
-		"dir/index.html": "<h1>dir</h1>",
-		"empty.txt":      "",
-		"noext":          "plain bytes",
-		"A.CSS":          "body{}",
-		"sp ace.txt":     "space",
-		"café.txt":       "cafe",
-		"a+b.txt":        "plus",
-		"ten.txt":        "0123456789",
-		"100%.txt":       "percent",
-		"a?b.txt":        "question",
-		"a#b.txt":        "hash",
-		"a;b.txt":        "semicolon",
-		"x%2Fy.txt":      "encoded slash",
-		"cafe\u0301.txt": "decomposed",
+		"dir/index.html":    "<h1>dir</h1>",
+		"sp dir/index.html": "<h1>space</h1>",
+		"a?d/index.html":    "<h1>question</h1>",
+		"a#d/index.html":    "<h1>hash</h1>",
+		"empty.txt":         "",
+		"noext":             "plain bytes",
+		"A.CSS":             "body{}",
+		"sp ace.txt":        "space",
+		"café.txt":          "cafe",
+		"a+b.txt":           "plus",
+		"ten.txt":           "0123456789",
+		"100%.txt":          "percent",
+		"a?b.txt":           "question",
+		"a#b.txt":           "hash",
+		"a;b.txt":           "semicolon",
+		"x%2Fy.txt":         "encoded slash",
+		"cafe\u0301.txt":    "decomposed",
 	}
 	for _, ext := range staticDiffExts {
 		files["a."+ext] = "content of a." + ext
@@ -311,6 +314,10 @@ func TestNginxDiffStatic(t *testing.T) {
 		staticCase{method: "HEAD", target: "/ten.txt", headers: []string{"If-None-Match: " + tag}},
 		// nginx names its own scheme, host and port (README, try_files row).
 		staticCase{method: "GET", target: "/dir?x=1", diffs: []string{"Location: http://shop.example:PORT/dir/?x=1 | /dir/?x=1"}},
+		staticCase{method: "GET", target: "/sp%20dir", diffs: []string{"Location: http://shop.example:PORT/sp%20dir/ | /sp%20dir/"}},
+		staticCase{method: "GET", target: "/a%3Fd?q=%20", diffs: []string{"Location: http://shop.example:PORT/a%3Fd/?q=%20 | /a%3Fd/?q=%20"}},
+		staticCase{method: "GET", target: "/a%23d", diffs: []string{"Location: http://shop.example:PORT/a%23d/ | /a%23d/"}},
+		staticCase{method: "GET", target: "/a%3Fd/"},
 	)
 	for _, m := range []string{"POST", "PUT", "DELETE", "OPTIONS", "PATCH"} {
 		cases = append(cases, staticCase{method: m, target: "/a.css", headers: []string{"Content-Length: 0"}})
