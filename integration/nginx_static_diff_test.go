@@ -31,7 +31,7 @@ import (
 // served as a.EXT.
 var staticDiffExts = []string{"html", "css", "js", "mjs", "json", "svg", "svgz", "png", "jpg", "gif", "webp", "avif",
 	"woff", "woff2", "ttf", "wasm", "ico", "bmp", "txt", "xml", "pdf", "zip", "mp3", "mp4", "webm", "ts", "m3u8",
-	"map", "webmanifest", "xhtml", "docx", "jar", "rar", "md", "unknownext"}
+	"map", "webmanifest", "xhtml", "docx", "jar", "rar", "md", "xht", "rdf", "xsl", "smil", "unknownext"}
 
 // staticDiffMtime is every file's modification time.
 var staticDiffMtime = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -789,6 +789,34 @@ func TestContentTypeNginxBeforeHost(t *testing.T) {
 	}
 }
 
+// TestContentTypeHostNeverADocument: the host's table never gives a type
+// a browser renders as a document, where scripts run: HTML, XHTML, and
+// XML (text/xml, application/xml, text/xsl, any +xml type), in which
+// elements of the XHTML namespace run scripts too. Debian's table names
+// about a hundred extensions nginx does not know with such types (.xht,
+// .rdf, .xsl, .smil, .wsdl, .xul...): an upload an app let through
+// because its blacklist stops .html and .svg went out as
+// application/xhtml+xml and ran its scripts on the site's origin, where
+// nginx sends it as application/octet-stream, a download.
+func TestContentTypeHostNeverADocument(t *testing.T) {
+	debian := map[string]string{
+		".xht": "application/xhtml+xml", ".rdf": "application/rdf+xml", ".xsl": "application/xslt+xml",
+		".smil": "application/smil+xml", ".phtml": "text/html", ".xsd": "text/xml", ".plist": "application/xml",
+		".xss": "text/xsl", ".flac": "audio/flac", ".md": "text/markdown; charset=utf-8",
+	}
+	host := func(ext string) string { return debian[ext] }
+	for ext, want := range map[string]string{
+		".xht": "application/octet-stream", ".rdf": "application/octet-stream", ".xsl": "application/octet-stream",
+		".smil": "application/octet-stream", ".phtml": "application/octet-stream", ".xsd": "application/octet-stream",
+		".plist": "application/octet-stream", ".xss": "application/octet-stream", ".XHT": "application/octet-stream",
+		".flac": "audio/flac", ".md": "text/markdown",
+	} {
+		if got := contentType(ext, host); got != want {
+			t.Errorf("contentType(%q) = %q, want %q", ext, got, want)
+		}
+	}
+}
+
 // TestPHPRequestURIAbsoluteForm: a request line in absolute form ("GET
 // http://host/path?q HTTP/1.1", which HTTP/1.1 servers must accept) gives
 // PHP the path and query as sent in REQUEST_URI, like nginx's

@@ -517,16 +517,34 @@ var webTypes = map[string]string{
 // contentType is the Content-Type of a static file with extension ext:
 // webTypes, then the host's table (byHost, mime.TypeByExtension), then
 // application/octet-stream. Never a charset: package mime adds
-// "; charset=utf-8" to text types, which is dropped.
+// "; charset=utf-8" to text types, which is dropped. Nor, from the host's
+// table, a type browsers render as a document (rendersScripts): Debian's
+// names about a hundred extensions nginx does not know with XML types
+// (.xht, .rdf, .xsl, .smil...), and an upload that an app's blacklist let
+// through would run its scripts on the site's origin, where nginx sends
+// it as application/octet-stream, a download.
 func contentType(ext string, byHost func(string) string) string {
 	if t, ok := webTypes[strings.ToLower(ext)]; ok {
 		return t
 	}
 	t, _, _ := strings.Cut(byHost(ext), ";")
-	if t == "" {
+	t = strings.TrimSpace(t)
+	if t == "" || rendersScripts(strings.ToLower(t)) {
 		return "application/octet-stream"
 	}
 	return t
+}
+
+// rendersScripts reports whether browsers render a response of media type
+// t as a document that may run scripts: HTML, and XML of any kind (text/xml,
+// application/xml, text/xsl, every +xml type), where elements of the XHTML
+// namespace run as in HTML.
+func rendersScripts(t string) bool {
+	switch t {
+	case "text/html", "text/xml", "application/xml", "text/xsl":
+		return true
+	}
+	return strings.HasSuffix(t, "+xml") || strings.Contains(t, "html")
 }
 
 // etag is nginx's validator, byte for byte ("mtime-size", both in hex,
