@@ -323,7 +323,8 @@ func TestNginxDiffStatic(t *testing.T) {
 		cases = append(cases, staticCase{method: m, target: "/a.css", headers: []string{"Content-Length: 0"}})
 	}
 	for _, r := range []string{"2-4", "-3", "7-", "0-", "3-100", "-20", "0-1,5-6", "0-3,2-5", "0-1,0-1", "0-0,-1",
-		"20-30", "20-", "-0", "5-2", "abc", "", " 2-4", "2-4 "} {
+		"20-30", "20-", "-0", "5-2", "abc", "", " 2-4", "2-4 ", "0-18446744073709551616", "99999999999999999999-",
+		"-99999999999999999999", "9223372036854775807-", "0--1", "1-2-3", "-"} {
 		rng("Range: bytes=" + r)
 	}
 	rng("Range: items=1-2")
@@ -371,6 +372,11 @@ func TestNginxDiffStatic(t *testing.T) {
 		staticCase{method: "GET", target: "/big.bin", headers: []string{"Range: bytes=" + manyRanges(201)},
 			diffs: []string{"status: 206 | 200"}},
 		staticCase{method: "GET", target: "/big.bin", headers: []string{"Range: bytes=" + manyRanges(200)}},
+		// RFC 9110 5.6.1: a list may have empty elements, and OWS
+		// around its commas; nginx answers 416.
+		staticCase{method: "GET", target: "/ten.txt", headers: []string{"Range: bytes=0-0,"}, diffs: []string{"status: 416 | 206"},
+			gw: map[string]string{"Content-Range": "bytes 0-0/10", "body": "0"}},
+		staticCase{method: "GET", target: "/ten.txt", headers: []string{"Range: bytes=0-0\t,1-1"}, diffs: []string{"status: 416 | 206"}},
 		// RFC 9110 13.1.4: an invalid date is ignored, not failed.
 		staticCase{method: "GET", target: "/ten.txt", headers: []string{"If-Unmodified-Since: garbage"},
 			diffs: []string{"status: 412 | 200"}},
