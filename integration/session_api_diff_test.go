@@ -40,7 +40,7 @@ switch ($s . ':' . $n) {
 case 'basic:0': $r[] = session_start(); $_SESSION['a'] = 1; $_SESSION['b'] = 'x'; break;
 case 'basic:1': $r[] = session_start(); break;
 case 'regenfalse:0': case 'regentrue:0': case 'destroy:0': case 'unset:0': case 'reset:0': case 'abort:0':
-case 'manualregen:0': case 'regenabort:0': case 'lateset:0': case 'shutdown:0': case 'destructor:0': case 'exit:0': case 'fatal:0': case 'bigout:0': case 'bigoutexit:0': case 'emptyarr:0':
+case 'manualregen:0': case 'regenabort:0': case 'regendestroy:0': case 'regendestroytrue:0': case 'lateset:0': case 'shutdown:0': case 'destructor:0': case 'exit:0': case 'fatal:0': case 'bigout:0': case 'bigoutexit:0': case 'emptyarr:0':
 case 'wclose:0': case 'rac:0': case 'lazy:0': case 'twice:0': case 'destroyonly:0': case 'regenwrite:0':
     $r[] = session_start(); $_SESSION['a'] = 1; break;
 case 'regenfalse:1': case 'regentrue:1':
@@ -99,6 +99,7 @@ case 'manualregen:1':
     ini_set('session.use_strict_mode', '0'); session_id($new); $r[] = session_start(); $ids['new'] = session_id(); $r[] = serialize($_SESSION);
     unset($_SESSION['destroyed']); $_SESSION['n'] = 1; break;
 case 'regenabort:1': session_start(); $r[] = session_regenerate_id(true); $ids['new'] = session_id(); $_SESSION['x'] = 1; $r[] = session_abort(); break;
+case 'regendestroy:1': case 'regendestroytrue:1': session_start(); $r[] = session_regenerate_id($s === 'regendestroytrue'); $r[] = session_destroy(); break;
 case 'lateset:1': session_start(); $_SESSION['a'] = 2; session_write_close(); $_SESSION['late'] = 1; break;
 case 'shutdown:1': session_start(); register_shutdown_function(function () { $_SESSION['sd'] = 1; }); break;
 case 'destructor:1': session_start(); $GLOBALS['keep'] = new class { function __destruct() { $_SESSION['dtor'] = 1; } }; break;
@@ -276,45 +277,47 @@ func startNativeSessionSite(t *testing.T, root string) string {
 }
 
 var apiScenarios = map[string][]apiStep{
-	"basic":       {{-1, false}, {-1, false}},
-	"regenfalse":  {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
-	"regentrue":   {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
-	"destroy":     {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
-	"unset":       {{-1, false}, {-1, false}, {-1, false}},
-	"reset":       {{-1, false}, {-1, false}, {-1, false}},
-	"abort":       {{-1, false}, {-1, false}, {-1, false}},
-	"wclose":      {{-1, false}, {-1, false}, {-1, false}},
-	"rac":         {{-1, false}, {-1, false}, {-1, false}},
-	"lazy":        {{-1, false}, {-1, false}, {-1, false}},
-	"createid":    {{-1, false}},
-	"gc":          {{-1, false}},
-	"cookie":      {{-1, false}},
-	"cookieini":   {{-1, false}},
-	"name":        {{-1, false}, {-1, false}},
-	"types":       {{-1, false}, {-1, false}, {-1, false}},
-	"strict":      {{-1, true}},
-	"large":       {{-1, false}, {-1, false}, {-1, false}},
-	"hsent":       {{-1, false}},
-	"twice":       {{-1, false}, {-1, false}},
-	"cache":       {{-1, false}, {-1, false}, {-1, false}, {-1, false}},
-	"cachepub":    {{-1, false}},
-	"destroyonly": {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
-	"precheck":    {{-1, false}, {-1, false}, {-1, false}},
-	"regennone":   {{-1, false}},
-	"encode":      {{-1, false}, {-1, false}},
-	"regenwrite":  {{-1, false}, {-1, false}, {-1, false}, {1, false}},
-	"strict2":     {{-1, true}, {-1, false}},
-	"manualregen": {{-1, false}, {-1, false}, {-1, false}, {1, false}},
-	"regenabort":  {{-1, false}, {-1, false}, {-1, false}},
-	"lateset":     {{-1, false}, {-1, false}, {-1, false}},
-	"shutdown":    {{-1, false}, {-1, false}, {-1, false}},
-	"destructor":  {{-1, false}, {-1, false}, {-1, false}},
-	"exit":        {{-1, false}, {-1, false}, {-1, false}},
-	"fatal":       {{-1, false}, {-1, false}, {-1, false}},
-	"bigout":      {{-1, false}, {-1, false}, {-1, false}},
-	"bigoutexit":  {{-1, false}, {-1, false}, {-1, false}},
-	"startopts":   {{-1, false}, {-1, false}},
-	"emptyarr":    {{-1, false}, {-1, false}, {-1, false}},
+	"basic":            {{-1, false}, {-1, false}},
+	"regenfalse":       {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
+	"regentrue":        {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
+	"destroy":          {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
+	"unset":            {{-1, false}, {-1, false}, {-1, false}},
+	"reset":            {{-1, false}, {-1, false}, {-1, false}},
+	"abort":            {{-1, false}, {-1, false}, {-1, false}},
+	"wclose":           {{-1, false}, {-1, false}, {-1, false}},
+	"rac":              {{-1, false}, {-1, false}, {-1, false}},
+	"lazy":             {{-1, false}, {-1, false}, {-1, false}},
+	"createid":         {{-1, false}},
+	"gc":               {{-1, false}},
+	"cookie":           {{-1, false}},
+	"cookieini":        {{-1, false}},
+	"name":             {{-1, false}, {-1, false}},
+	"types":            {{-1, false}, {-1, false}, {-1, false}},
+	"strict":           {{-1, true}},
+	"large":            {{-1, false}, {-1, false}, {-1, false}},
+	"hsent":            {{-1, false}},
+	"twice":            {{-1, false}, {-1, false}},
+	"cache":            {{-1, false}, {-1, false}, {-1, false}, {-1, false}},
+	"cachepub":         {{-1, false}},
+	"destroyonly":      {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
+	"precheck":         {{-1, false}, {-1, false}, {-1, false}},
+	"regennone":        {{-1, false}},
+	"encode":           {{-1, false}, {-1, false}},
+	"regenwrite":       {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"strict2":          {{-1, true}, {-1, false}},
+	"manualregen":      {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"regenabort":       {{-1, false}, {-1, false}, {-1, false}},
+	"regendestroy":     {{-1, false}, {-1, false}, {-1, false}},
+	"regendestroytrue": {{-1, false}, {-1, false}, {-1, false}},
+	"lateset":          {{-1, false}, {-1, false}, {-1, false}},
+	"shutdown":         {{-1, false}, {-1, false}, {-1, false}},
+	"destructor":       {{-1, false}, {-1, false}, {-1, false}},
+	"exit":             {{-1, false}, {-1, false}, {-1, false}},
+	"fatal":            {{-1, false}, {-1, false}, {-1, false}},
+	"bigout":           {{-1, false}, {-1, false}, {-1, false}},
+	"bigoutexit":       {{-1, false}, {-1, false}, {-1, false}},
+	"startopts":        {{-1, false}, {-1, false}},
+	"emptyarr":         {{-1, false}, {-1, false}, {-1, false}},
 }
 
 // apiDeliberate turns what PHP's files handler answered at "scenario/step"
@@ -328,8 +331,10 @@ var apiDeliberate = map[string]func(r *apiResult){
 	// (after session_regenerate_id()) sends the destroyed new ID's. Either
 	// way the next request has no session; only isset($_COOKIE[...])
 	// before session_start() tells them apart.
-	"destroyonly/1": cookieDeleted,
-	"precheck/1":    cookieDeleted,
+	"destroyonly/1":      cookieDeleted,
+	"precheck/1":         cookieDeleted,
+	"regendestroy/1":     cookieDeleted,
+	"regendestroytrue/1": cookieDeleted,
 	"precheck/2": func(r *apiResult) {
 		r.Body["r"].([]any)[0] = false
 	},

@@ -632,6 +632,11 @@ func (b *phpBridge) apply(m message) error {
 			b.retiring = m.ID
 			return nil
 		}
+		if m.ID == b.regenerated && m.ID != b.sess.ID() {
+			// session_regenerate_id(false) then session_destroy(): the
+			// browser would hold the new, destroyed ID (left).
+			b.sess.leave()
+		}
 		return b.sess.Destroy(ctx, m.ID)
 	default:
 		return errors.New("unknown message " + strconv.Quote(m.Op))
