@@ -41,6 +41,8 @@ case 'basic:0': $r[] = session_start(); $_SESSION['a'] = 1; $_SESSION['b'] = 'x'
 case 'basic:1': $r[] = session_start(); break;
 case 'regenfalse:0': case 'regentrue:0': case 'destroy:0': case 'unset:0': case 'reset:0': case 'abort:0':
 case 'manualregen:0': case 'regenabort:0': case 'regendestroy:0': case 'regendestroytrue:0': case 'lateset:0': case 'shutdown:0': case 'destructor:0': case 'exit:0': case 'fatal:0': case 'bigout:0': case 'bigoutexit:0': case 'emptyarr:0':
+case 'regenabortfalse:0': case 'regenresetfalse:0': case 'doubleregen:0': case 'nonarray:0': case 'closeregen:0': case 'destroyregen:0': case 'regenfalsewrite:0': case 'unsetdestroy:0':
+case 'regenhdr:0':
 case 'wclose:0': case 'rac:0': case 'lazy:0': case 'twice:0': case 'destroyonly:0': case 'regenwrite:0':
     $r[] = session_start(); $_SESSION['a'] = 1; break;
 case 'regenfalse:1': case 'regentrue:1':
@@ -110,6 +112,23 @@ case 'bigoutexit:1': session_start(); echo str_repeat('y', 200000); $_SESSION['a
 case 'startopts:0': $r[] = session_start(['cookie_lifetime' => 86400, 'name' => 'OPTSESS']); $r[] = session_name(); $_SESSION['a'] = 1; break;
 case 'startopts:1': session_name('OPTSESS'); $r[] = session_start(); break;
 case 'emptyarr:1': session_start(); $_SESSION = []; $r[] = session_regenerate_id(true); break;
+case 'regenabortfalse:1': session_start(); $r[] = session_regenerate_id(false); $_SESSION['x'] = 1; $r[] = session_abort(); break;
+case 'regenresetfalse:1': session_start(); $_SESSION['a'] = 5; $r[] = session_regenerate_id(false); $r[] = session_reset(); $r[] = serialize($_SESSION); break;
+case 'doubleregen:1': session_start(); $r[] = session_regenerate_id(true); $_SESSION['b'] = 2; $r[] = session_regenerate_id(true); $_SESSION['c'] = 3; break;
+case 'racnew:0': $r[] = session_start(['read_and_close' => true]); $r[] = session_id() !== ''; break;
+case 'nonarray:1': session_start(); $_SESSION = 'str'; break;
+case 'closeregen:1': session_start(); session_write_close(); $r[] = session_regenerate_id(); $r[] = $st(); break;
+case 'destroyregen:1': session_start(); session_destroy(); $r[] = session_regenerate_id(); $r[] = $st(); break;
+case 'regenfalsewrite:1': session_start(); $r[] = session_regenerate_id(false); $_SESSION['a'] = 7; session_write_close(); break;
+case 'unsetdestroy:1': session_start(); session_unset(); $r[] = session_destroy(); setcookie(session_name(), '', time() - 42000, '/'); break;
+case 'count:0': session_start(); $_SESSION['n'] = 0; break;
+case 'count:1': session_start(); $n0 = $_SESSION['n']; usleep(100000); $_SESSION['n'] = $n0 + 1; break;
+case 'count:2': session_start(); $r[] = $_SESSION['n']; break;
+case 'createthenstart:0': $id = session_create_id(); $ids['created'] = $id; $r[] = session_id($id); $r[] = session_start(); $ids['id'] = session_id(); $_SESSION['a'] = 1; break;
+case 'customid:0': ini_set('session.use_strict_mode', '0'); session_id('sgcustomid0123456789abcdef'); $r[] = session_start(); $r[] = session_id(); $_SESSION['a'] = 1; break;
+case 'cachenone:0': $r[] = session_cache_limiter(''); $r[] = session_start(); $_SESSION['a'] = 1; break;
+case 'cachenone:1': $r[] = session_cache_limiter(''); $r[] = session_start(); break;
+case 'regenhdr:1': session_start(); echo 'y'; while (ob_get_level()) { ob_end_flush(); } flush(); $r[] = session_regenerate_id(true); $_SESSION['b'] = 1; break;
 case 'destroyonly:1': session_start(); $r[] = session_destroy(); $r[] = $st(); break;
 case 'precheck:0': case 'precheck:1': case 'precheck:2':
     $r[] = isset($_COOKIE[session_name()]); $r[] = session_id(); if ($n === 0) { session_start(); $_SESSION['a'] = 1; }
@@ -309,6 +328,19 @@ var apiScenarios = map[string][]apiStep{
 	"regenabort":       {{-1, false}, {-1, false}, {-1, false}},
 	"regendestroy":     {{-1, false}, {-1, false}, {-1, false}},
 	"regendestroytrue": {{-1, false}, {-1, false}, {-1, false}},
+	"regenabortfalse":  {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"regenresetfalse":  {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"doubleregen":      {{-1, false}, {-1, false}, {-1, false}},
+	"racnew":           {{-1, false}, {-1, false}},
+	"nonarray":         {{-1, false}, {-1, false}, {-1, false}},
+	"closeregen":       {{-1, false}, {-1, false}, {-1, false}},
+	"destroyregen":     {{-1, false}, {-1, false}, {-1, false}},
+	"regenfalsewrite":  {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"unsetdestroy":     {{-1, false}, {-1, false}, {-1, false}},
+	"createthenstart":  {{-1, false}, {-1, false}},
+	"customid":         {{-1, false}, {-1, false}},
+	"cachenone":        {{-1, false}, {-1, false}},
+	"regenhdr":         {{-1, false}, {-1, false}, {-1, false}},
 	"lateset":          {{-1, false}, {-1, false}, {-1, false}},
 	"shutdown":         {{-1, false}, {-1, false}, {-1, false}},
 	"destructor":       {{-1, false}, {-1, false}, {-1, false}},
@@ -325,7 +357,15 @@ var apiScenarios = map[string][]apiStep{
 var apiDeliberate = map[string]func(r *apiResult){
 	// A response that sets the session cookie is never "public": a shared
 	// cache would hand the cookie to everyone (README "Sessions").
-	"cachepub/0": func(r *apiResult) { r.Cache = strings.Replace(r.Cache, `cc="public`, `cc="private`, 1) },
+	"cachepub/0":  func(r *apiResult) { r.Cache = strings.Replace(r.Cache, `cc="public`, `cc="private`, 1) },
+	"cachenone/0": func(r *apiResult) { r.Cache = strings.Replace(r.Cache, `cc=""`, `cc="private"`, 1) },
+	// An ID the script chose with session.use_strict_mode off is no
+	// session of the gateway's (README "The gateway mints every session
+	// ID"): the script keeps the request's session, and the next request
+	// sees the gateway's ID. PHP's own cookie with the chosen ID (no store
+	// key) reaches the browser.
+	"customid/0": func(r *apiResult) { r.Cookie = "other:PHPSESSIDset" },
+	"customid/1": func(r *apiResult) { r.Body["ids"] = map[string]any{"end": "ID2", "id": "ID2"} },
 	// session_destroy() expires the gateway's cookie (README "Sessions");
 	// PHP leaves the browser's cookie, naming a session that is gone, or
 	// (after session_regenerate_id()) sends the destroyed new ID's. Either
@@ -338,6 +378,11 @@ var apiDeliberate = map[string]func(r *apiResult){
 	"precheck/2": func(r *apiResult) {
 		r.Body["r"].([]any)[0] = false
 	},
+	"destroyregen/1": cookieDeleted,
+	// The PHP manual's logout also expires PHP's own cookie with
+	// setcookie(session_name(), ...): that line reaches the browser
+	// (harmless, it holds no such cookie), and the gateway expires its own.
+	"unsetdestroy/1": func(r *apiResult) { r.Cookie = "other:PHPSESSIDdeleted" },
 	// A second session_start() after session_write_close() makes PHP send
 	// the same cookie again; the gateway sends its cookie when it changes.
 	"wclose/1": func(r *apiResult) { r.Cookie = "" },
@@ -356,6 +401,52 @@ var apiDeliberate = map[string]func(r *apiResult){
 
 func cookieDeleted(r *apiResult) { r.Cookie = "deleted" }
 
+// countConcurrently sets a counter in a new session, increments it from n
+// requests at once (each reads, waits, writes) and returns what a last
+// request reads: PHP's files handler locks the session, so no increment
+// is lost.
+func countConcurrently(t *testing.T, side apiSide, n int) any {
+	t.Helper()
+	get := func(step int, cookie string) (string, map[string]any) {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/sessapi.php?s=count&step=%d", side.url, step), nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := sessionClient.Do(req)
+		if err != nil {
+			t.Errorf("%s count step %d: %v", side.name, step, err)
+			return "", nil
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Errorf("%s count step %d: %d %v", side.name, step, resp.StatusCode, err)
+		}
+		for _, c := range resp.Cookies() {
+			if c.Name == side.cookie {
+				cookie = c.Name + "=" + c.Value
+			}
+		}
+		return cookie, body
+	}
+	cookie, _ := get(0, "")
+	done := make(chan struct{})
+	for i := 0; i < n; i++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			get(1, cookie)
+		}()
+	}
+	for i := 0; i < n; i++ {
+		<-done
+	}
+	_, body := get(2, cookie)
+	if r, ok := body["r"].([]any); ok && len(r) == 1 {
+		return r[0]
+	}
+	return body
+}
+
 func TestSessionAPIDiffersFromFilesHandlerOnlyAsDocumented(t *testing.T) {
 	st := startSessionStack(t, stackOpts{fpm: harness.PHPFPMOptions{Children: 4}})
 	root := t.TempDir()
@@ -367,6 +458,11 @@ func TestSessionAPIDiffersFromFilesHandlerOnlyAsDocumented(t *testing.T) {
 	}
 	native := apiSide{"files", startNativeSessionSite(t, root), "PHPSESSID"}
 	gw := apiSide{"gateway", st.gws[0].URL, "sessionid"}
+	t.Run("concurrent", func(t *testing.T) {
+		if want, got := countConcurrently(t, native, 4), countConcurrently(t, gw, 4); fmt.Sprint(want) != "4" || fmt.Sprint(got) != "4" {
+			t.Errorf("4 concurrent increments: files %v, gateway %v", want, got)
+		}
+	})
 	names := make([]string, 0, len(apiScenarios))
 	for n := range apiScenarios {
 		names = append(names, n)
@@ -390,7 +486,7 @@ func TestSessionAPIDiffersFromFilesHandlerOnlyAsDocumented(t *testing.T) {
 				// session_set_cookie_params() and session.cookie_* shape
 				// only PHP's own cookie, which never leaves the gateway.
 				for _, a := range got[i].Attrs {
-					if a != "sessionid=V; Path=/; max-age; HttpOnly; SameSite=Lax" {
+					if strings.HasPrefix(a, "sessionid=") && a != "sessionid=V; Path=/; max-age; HttpOnly; SameSite=Lax" {
 						t.Errorf("step %d: gateway cookie %q", i, a)
 					}
 				}
