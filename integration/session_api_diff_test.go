@@ -43,6 +43,7 @@ case 'regenfalse:0': case 'regentrue:0': case 'destroy:0': case 'unset:0': case 
 case 'manualregen:0': case 'regenabort:0': case 'regendestroy:0': case 'regendestroytrue:0': case 'lateset:0': case 'shutdown:0': case 'destructor:0': case 'exit:0': case 'fatal:0': case 'bigout:0': case 'bigoutexit:0': case 'emptyarr:0':
 case 'regenabortfalse:0': case 'regenresetfalse:0': case 'doubleregen:0': case 'nonarray:0': case 'closeregen:0': case 'destroyregen:0': case 'regenfalsewrite:0': case 'unsetdestroy:0':
 case 'regenhdr:0':
+case 'logoutlogin:0': case 'abortstart:0': case 'manualregenstrict:0': case 'lazyoff:0': case 'regentruewrite:0':
 case 'wclose:0': case 'rac:0': case 'lazy:0': case 'twice:0': case 'destroyonly:0': case 'regenwrite:0':
     $r[] = session_start(); $_SESSION['a'] = 1; break;
 case 'regenfalse:1': case 'regentrue:1':
@@ -129,6 +130,25 @@ case 'customid:0': ini_set('session.use_strict_mode', '0'); session_id('sgcustom
 case 'cachenone:0': $r[] = session_cache_limiter(''); $r[] = session_start(); $_SESSION['a'] = 1; break;
 case 'cachenone:1': $r[] = session_cache_limiter(''); $r[] = session_start(); break;
 case 'regenhdr:1': session_start(); echo 'y'; while (ob_get_level()) { ob_end_flush(); } flush(); $r[] = session_regenerate_id(true); $_SESSION['b'] = 1; break;
+case 'types2:0':
+    session_start();
+    $_SESSION[''] = 'empty key'; $_SESSION['f1'] = 1.0; $_SESSION['f2'] = 1e20; $_SESSION['f3'] = 1.5e-7; $_SESSION['nan'] = NAN; $_SESSION['inf'] = -INF;
+    $_SESSION['sparse'] = [5 => 'a', 2 => 'b']; $_SESSION['neg'] = [-1 => 'x', 0 => 'y']; $_SESSION['mixed'] = [0 => 'a', 'k' => 'b', 1 => 'c'];
+    $_SESSION['numstr'] = '123'; $_SESSION['numkey'] = ['007' => 1, '7' => 2, '1.5' => 3]; $_SESSION['emptyarr'] = []; $_SESSION['emptyobj'] = new stdClass;
+    $_SESSION['big'] = [PHP_INT_MIN, 9007199254740993]; $_SESSION[-5] = 'negtop'; $_SESSION['0'] = 'zero'; $_SESSION['deep'] = [[[[]]]];
+    break;
+case 'types2:1': session_start(); $r[] = is_float($_SESSION['f1']); $r[] = is_nan($_SESSION['nan']); $r[] = array_keys($_SESSION); $_SESSION['touch'] = 1; break;
+case 'types3:0':
+    session_start(); $_SESSION['o'] = new ArrayIterator([1]); $_SESSION['dt'] = new DateTime('2020-01-02 03:04:05', new DateTimeZone('UTC'));
+    $_SESSION['ex'] = new SplObjectStorage(); $a = ['x' => 1]; $a['self'] = &$a; $_SESSION['rec'] = $a; break;
+case 'types3:1': session_start(); $r[] = get_class($_SESSION['dt']); $r[] = $_SESSION['dt']->format('c'); break;
+case 'logoutlogin:1': session_start(); $ids['old'] = session_id(); session_destroy(); session_start(); $_SESSION['user'] = 'b'; $r[] = session_regenerate_id(true); $ids['new'] = session_id(); break;
+case 'abortstart:1': session_start(); $_SESSION['a'] = 9; session_abort(); $r[] = session_start(); $r[] = serialize($_SESSION); $_SESSION['b'] = 2; break;
+case 'manualregenstrict:1':
+    session_start(); $ids['old'] = session_id(); $new = session_create_id(); $ids['created'] = $new; $_SESSION['destroyed'] = 1; session_commit();
+    session_id($new); $r[] = session_start(); $ids['new'] = session_id(); $r[] = serialize($_SESSION); $_SESSION['n'] = 1; break;
+case 'lazyoff:1': ini_set('session.lazy_write', '0'); session_start(); break;
+case 'regentruewrite:1': session_start(); $ids['old'] = session_id(); $_SESSION['a'] = 9; $r[] = session_regenerate_id(true); $r[] = session_write_close(); $r[] = session_start(); $ids['after'] = session_id(); $r[] = serialize($_SESSION); $_SESSION['c'] = 1; break;
 case 'destroyonly:1': session_start(); $r[] = session_destroy(); $r[] = $st(); break;
 case 'precheck:0': case 'precheck:1': case 'precheck:2':
     $r[] = isset($_COOKIE[session_name()]); $r[] = session_id(); if ($n === 0) { session_start(); $_SESSION['a'] = 1; }
@@ -296,60 +316,67 @@ func startNativeSessionSite(t *testing.T, root string) string {
 }
 
 var apiScenarios = map[string][]apiStep{
-	"basic":            {{-1, false}, {-1, false}},
-	"regenfalse":       {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
-	"regentrue":        {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
-	"destroy":          {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
-	"unset":            {{-1, false}, {-1, false}, {-1, false}},
-	"reset":            {{-1, false}, {-1, false}, {-1, false}},
-	"abort":            {{-1, false}, {-1, false}, {-1, false}},
-	"wclose":           {{-1, false}, {-1, false}, {-1, false}},
-	"rac":              {{-1, false}, {-1, false}, {-1, false}},
-	"lazy":             {{-1, false}, {-1, false}, {-1, false}},
-	"createid":         {{-1, false}},
-	"gc":               {{-1, false}},
-	"cookie":           {{-1, false}},
-	"cookieini":        {{-1, false}},
-	"name":             {{-1, false}, {-1, false}},
-	"types":            {{-1, false}, {-1, false}, {-1, false}},
-	"strict":           {{-1, true}},
-	"large":            {{-1, false}, {-1, false}, {-1, false}},
-	"hsent":            {{-1, false}},
-	"twice":            {{-1, false}, {-1, false}},
-	"cache":            {{-1, false}, {-1, false}, {-1, false}, {-1, false}},
-	"cachepub":         {{-1, false}},
-	"destroyonly":      {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
-	"precheck":         {{-1, false}, {-1, false}, {-1, false}},
-	"regennone":        {{-1, false}},
-	"encode":           {{-1, false}, {-1, false}},
-	"regenwrite":       {{-1, false}, {-1, false}, {-1, false}, {1, false}},
-	"strict2":          {{-1, true}, {-1, false}},
-	"manualregen":      {{-1, false}, {-1, false}, {-1, false}, {1, false}},
-	"regenabort":       {{-1, false}, {-1, false}, {-1, false}},
-	"regendestroy":     {{-1, false}, {-1, false}, {-1, false}},
-	"regendestroytrue": {{-1, false}, {-1, false}, {-1, false}},
-	"regenabortfalse":  {{-1, false}, {-1, false}, {-1, false}, {1, false}},
-	"regenresetfalse":  {{-1, false}, {-1, false}, {-1, false}, {1, false}},
-	"doubleregen":      {{-1, false}, {-1, false}, {-1, false}},
-	"racnew":           {{-1, false}, {-1, false}},
-	"nonarray":         {{-1, false}, {-1, false}, {-1, false}},
-	"closeregen":       {{-1, false}, {-1, false}, {-1, false}},
-	"destroyregen":     {{-1, false}, {-1, false}, {-1, false}},
-	"regenfalsewrite":  {{-1, false}, {-1, false}, {-1, false}, {1, false}},
-	"unsetdestroy":     {{-1, false}, {-1, false}, {-1, false}},
-	"createthenstart":  {{-1, false}, {-1, false}},
-	"customid":         {{-1, false}, {-1, false}},
-	"cachenone":        {{-1, false}, {-1, false}},
-	"regenhdr":         {{-1, false}, {-1, false}, {-1, false}},
-	"lateset":          {{-1, false}, {-1, false}, {-1, false}},
-	"shutdown":         {{-1, false}, {-1, false}, {-1, false}},
-	"destructor":       {{-1, false}, {-1, false}, {-1, false}},
-	"exit":             {{-1, false}, {-1, false}, {-1, false}},
-	"fatal":            {{-1, false}, {-1, false}, {-1, false}},
-	"bigout":           {{-1, false}, {-1, false}, {-1, false}},
-	"bigoutexit":       {{-1, false}, {-1, false}, {-1, false}},
-	"startopts":        {{-1, false}, {-1, false}},
-	"emptyarr":         {{-1, false}, {-1, false}, {-1, false}},
+	"basic":             {{-1, false}, {-1, false}},
+	"regenfalse":        {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
+	"regentrue":         {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
+	"destroy":           {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
+	"unset":             {{-1, false}, {-1, false}, {-1, false}},
+	"reset":             {{-1, false}, {-1, false}, {-1, false}},
+	"abort":             {{-1, false}, {-1, false}, {-1, false}},
+	"wclose":            {{-1, false}, {-1, false}, {-1, false}},
+	"rac":               {{-1, false}, {-1, false}, {-1, false}},
+	"lazy":              {{-1, false}, {-1, false}, {-1, false}},
+	"createid":          {{-1, false}},
+	"gc":                {{-1, false}},
+	"cookie":            {{-1, false}},
+	"cookieini":         {{-1, false}},
+	"name":              {{-1, false}, {-1, false}},
+	"types":             {{-1, false}, {-1, false}, {-1, false}},
+	"strict":            {{-1, true}},
+	"large":             {{-1, false}, {-1, false}, {-1, false}},
+	"hsent":             {{-1, false}},
+	"twice":             {{-1, false}, {-1, false}},
+	"cache":             {{-1, false}, {-1, false}, {-1, false}, {-1, false}},
+	"cachepub":          {{-1, false}},
+	"destroyonly":       {{-1, false}, {-1, false}, {-1, false}, {1, false}, {-1, false}},
+	"precheck":          {{-1, false}, {-1, false}, {-1, false}},
+	"regennone":         {{-1, false}},
+	"encode":            {{-1, false}, {-1, false}},
+	"regenwrite":        {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"strict2":           {{-1, true}, {-1, false}},
+	"manualregen":       {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"regenabort":        {{-1, false}, {-1, false}, {-1, false}},
+	"regendestroy":      {{-1, false}, {-1, false}, {-1, false}},
+	"regendestroytrue":  {{-1, false}, {-1, false}, {-1, false}},
+	"regenabortfalse":   {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"regenresetfalse":   {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"doubleregen":       {{-1, false}, {-1, false}, {-1, false}},
+	"racnew":            {{-1, false}, {-1, false}},
+	"nonarray":          {{-1, false}, {-1, false}, {-1, false}},
+	"closeregen":        {{-1, false}, {-1, false}, {-1, false}},
+	"destroyregen":      {{-1, false}, {-1, false}, {-1, false}},
+	"regenfalsewrite":   {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"unsetdestroy":      {{-1, false}, {-1, false}, {-1, false}},
+	"createthenstart":   {{-1, false}, {-1, false}},
+	"customid":          {{-1, false}, {-1, false}},
+	"cachenone":         {{-1, false}, {-1, false}},
+	"regenhdr":          {{-1, false}, {-1, false}, {-1, false}},
+	"types2":            {{-1, false}, {-1, false}, {-1, false}},
+	"types3":            {{-1, false}, {-1, false}, {-1, false}},
+	"logoutlogin":       {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"abortstart":        {{-1, false}, {-1, false}, {-1, false}},
+	"manualregenstrict": {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"lazyoff":           {{-1, false}, {-1, false}, {-1, false}},
+	"regentruewrite":    {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"lateset":           {{-1, false}, {-1, false}, {-1, false}},
+	"shutdown":          {{-1, false}, {-1, false}, {-1, false}},
+	"destructor":        {{-1, false}, {-1, false}, {-1, false}},
+	"exit":              {{-1, false}, {-1, false}, {-1, false}},
+	"fatal":             {{-1, false}, {-1, false}, {-1, false}},
+	"bigout":            {{-1, false}, {-1, false}, {-1, false}},
+	"bigoutexit":        {{-1, false}, {-1, false}, {-1, false}},
+	"startopts":         {{-1, false}, {-1, false}},
+	"emptyarr":          {{-1, false}, {-1, false}, {-1, false}},
 }
 
 // apiDeliberate turns what PHP's files handler answered at "scenario/step"
@@ -385,14 +412,16 @@ var apiDeliberate = map[string]func(r *apiResult){
 	"unsetdestroy/1": func(r *apiResult) { r.Cookie = "other:PHPSESSIDdeleted" },
 	// A second session_start() after session_write_close() makes PHP send
 	// the same cookie again; the gateway sends its cookie when it changes.
-	"wclose/1": func(r *apiResult) { r.Cookie = "" },
+	"wclose/1":     func(r *apiResult) { r.Cookie = "" },
+	"abortstart/1": func(r *apiResult) { r.Cookie = "" },
 	// session_name() and session_start(['name' => ...]) name PHP's own
 	// cookie; the browser's is the gateway's.
 	"startopts/0": func(r *apiResult) { r.Cookie = "set" },
 	// The old cookie within 10 s of session_regenerate_id(true): the
 	// tombstone gives no session, and one the page starts is neither
 	// stored nor sent (README "Sessions", docs/protocol.md "Tombstones").
-	"regentrue/3": func(r *apiResult) { r.Cookie = "" },
+	"regentrue/3":      func(r *apiResult) { r.Cookie = "" },
+	"regentruewrite/3": func(r *apiResult) { r.Cookie = "" },
 	"regentrue/4": func(r *apiResult) {
 		r.Body["data"] = "a:0:{}"
 		r.Body["ids"] = map[string]any{"end": "ID4", "id": "ID4"}
