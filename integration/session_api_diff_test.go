@@ -44,6 +44,7 @@ case 'manualregen:0': case 'regenabort:0': case 'regendestroy:0': case 'regendes
 case 'regenabortfalse:0': case 'regenresetfalse:0': case 'doubleregen:0': case 'nonarray:0': case 'closeregen:0': case 'destroyregen:0': case 'regenfalsewrite:0': case 'unsetdestroy:0':
 case 'regenhdr:0':
 case 'logoutlogin:0': case 'abortstart:0': case 'manualregenstrict:0': case 'lazyoff:0': case 'regentruewrite:0':
+case 'regendestroystart:0': case 'bigoutlarge:0': case 'wcloseout:0':
 case 'wclose:0': case 'rac:0': case 'lazy:0': case 'twice:0': case 'destroyonly:0': case 'regenwrite:0':
     $r[] = session_start(); $_SESSION['a'] = 1; break;
 case 'regenfalse:1': case 'regentrue:1':
@@ -149,6 +150,10 @@ case 'manualregenstrict:1':
     session_id($new); $r[] = session_start(); $ids['new'] = session_id(); $r[] = serialize($_SESSION); $_SESSION['n'] = 1; break;
 case 'lazyoff:1': ini_set('session.lazy_write', '0'); session_start(); break;
 case 'regentruewrite:1': session_start(); $ids['old'] = session_id(); $_SESSION['a'] = 9; $r[] = session_regenerate_id(true); $r[] = session_write_close(); $r[] = session_start(); $ids['after'] = session_id(); $r[] = serialize($_SESSION); $_SESSION['c'] = 1; break;
+case 'regendestroystart:1': session_start(); $ids['old'] = session_id(); $r[] = session_regenerate_id(false); $r[] = session_destroy(); $r[] = session_start(); $ids['new'] = session_id(); $r[] = serialize($_SESSION); $_SESSION['fresh'] = 1; break;
+case 'bigoutlarge:1': session_start(); echo str_repeat('y', 300000); while (ob_get_level()) { ob_end_flush(); } flush(); $_SESSION['big'] = str_repeat('0123456789abcdef', 200000); $_SESSION['arr'] = range(1, 100000); echo json_encode($o); exit;
+case 'bigoutlarge:2': session_start(); $r[] = strlen($_SESSION['big'] ?? ''); $r[] = count($_SESSION['arr'] ?? []); $r[] = md5(serialize($_SESSION)); break;
+case 'wcloseout:1': session_start(); $_SESSION['a'] = 2; session_write_close(); echo str_repeat('y', 100000); while (ob_get_level()) { ob_end_flush(); } flush(); $r[] = session_start(); $_SESSION['a'] = 3; echo json_encode($o); exit;
 case 'destroyonly:1': session_start(); $r[] = session_destroy(); $r[] = $st(); break;
 case 'precheck:0': case 'precheck:1': case 'precheck:2':
     $r[] = isset($_COOKIE[session_name()]); $r[] = session_id(); if ($n === 0) { session_start(); $_SESSION['a'] = 1; }
@@ -346,7 +351,8 @@ var apiScenarios = map[string][]apiStep{
 	"strict2":           {{-1, true}, {-1, false}},
 	"manualregen":       {{-1, false}, {-1, false}, {-1, false}, {1, false}},
 	"regenabort":        {{-1, false}, {-1, false}, {-1, false}},
-	"regendestroy":      {{-1, false}, {-1, false}, {-1, false}},
+	"regendestroystart": {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"regendestroy":      {{-1, false}, {-1, false}, {-1, false}, {1, false}},
 	"regendestroytrue":  {{-1, false}, {-1, false}, {-1, false}},
 	"regenabortfalse":   {{-1, false}, {-1, false}, {-1, false}, {1, false}},
 	"regenresetfalse":   {{-1, false}, {-1, false}, {-1, false}, {1, false}},
@@ -368,6 +374,8 @@ var apiScenarios = map[string][]apiStep{
 	"manualregenstrict": {{-1, false}, {-1, false}, {-1, false}, {1, false}},
 	"lazyoff":           {{-1, false}, {-1, false}, {-1, false}},
 	"regentruewrite":    {{-1, false}, {-1, false}, {-1, false}, {1, false}},
+	"bigoutlarge":       {{-1, false}, {-1, false}, {-1, false}},
+	"wcloseout":         {{-1, false}, {-1, false}, {-1, false}},
 	"lateset":           {{-1, false}, {-1, false}, {-1, false}},
 	"shutdown":          {{-1, false}, {-1, false}, {-1, false}},
 	"destructor":        {{-1, false}, {-1, false}, {-1, false}},
@@ -398,10 +406,11 @@ var apiDeliberate = map[string]func(r *apiResult){
 	// (after session_regenerate_id()) sends the destroyed new ID's. Either
 	// way the next request has no session; only isset($_COOKIE[...])
 	// before session_start() tells them apart.
-	"destroyonly/1":      cookieDeleted,
-	"precheck/1":         cookieDeleted,
-	"regendestroy/1":     cookieDeleted,
-	"regendestroytrue/1": cookieDeleted,
+	"destroyonly/1":       cookieDeleted,
+	"precheck/1":          cookieDeleted,
+	"regendestroy/1":      cookieDeleted,
+	"regendestroystart/1": cookieDeleted, // PHP: the destroyed new ID's cookie, though the page reopened the old session
+	"regendestroytrue/1":  cookieDeleted,
 	"precheck/2": func(r *apiResult) {
 		r.Body["r"].([]any)[0] = false
 	},
