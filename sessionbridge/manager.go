@@ -205,6 +205,13 @@ type Session struct {
 	announcedLease store.Lease
 	announcedRenew *renewal
 	destroyed      bool
+	// left: the client's cookie moved off the session it came with to a
+	// new one that was then destroyed (session_regenerate_id(false), then
+	// session_destroy(), as logout pages do). PHP's files handler sends the
+	// new ID's cookie, which names nothing: the browser is logged out, and
+	// the old session stays stored under the old ID only. Its cookie is
+	// deleted here (SetCookie).
+	left bool
 	// headersSent: the cookie can no longer change.
 	headersSent bool
 	cookieDone  bool
@@ -1414,6 +1421,14 @@ func (s *Session) moveAnnounced(ctx context.Context, old, want string, retire bo
 	return true, err
 }
 
+// leave records that the client's cookie no longer names the session it
+// came with (left).
+func (s *Session) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.left = true
+}
+
 // Close ends the app's use of session id without a write (PHP's
 // read_and_close or session_abort), and the lock is released. A new
 // session PHP opened is stored empty, as PHP's own handlers keep it (see
@@ -1497,7 +1512,7 @@ func (s *Session) SetCookie(h http.Header) {
 	switch {
 	case s.announced != "":
 		want = s.announced
-	case s.exists:
+	case s.exists && !s.left:
 		want = s.id
 	}
 	if s.retired && want != "" {
@@ -1517,7 +1532,7 @@ func (s *Session) SetCookie(h http.Header) {
 	if want == s.cookieID && !expiryChanged {
 		return
 	}
-	if want == "" && !s.destroyed {
+	if want == "" && !s.destroyed && !s.left {
 		return
 	}
 	ck, err := s.m.cookie.cookie(want, s.https)

@@ -632,6 +632,13 @@ func (b *phpBridge) apply(m message) error {
 			b.retiring = m.ID
 			return nil
 		}
+		if m.ID == b.regenerated && m.ID != b.sess.ID() {
+			// session_regenerate_id(false) then session_destroy(): the
+			// browser would hold the new, destroyed ID (left), also when
+			// a session_start() after it reopens the old session (PHP
+			// takes its ID from $_COOKIE and sends no cookie for it).
+			b.sess.leave()
+		}
 		return b.sess.Destroy(ctx, m.ID)
 	default:
 		return errors.New("unknown message " + strconv.Quote(m.Op))
