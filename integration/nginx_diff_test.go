@@ -11,12 +11,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -364,19 +365,7 @@ func compareAnswers(c diffCase, n, g diffAnswer, nport, gport string) []paramDif
 		delete(n.php, "SERVER_PORT")
 		delete(g.php, "SERVER_PORT")
 	}
-	keys := map[string]bool{}
-	for k := range n.php {
-		keys[k] = true
-	}
-	for k := range g.php {
-		keys[k] = true
-	}
-	sorted := make([]string, 0, len(keys))
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	sort.Strings(sorted)
-	for _, k := range sorted {
+	for _, k := range unionKeys(n.php, g.php) {
 		nv, nok := n.php[k]
 		gv, gok := g.php[k]
 		if nv != gv || nok != gok {
@@ -976,4 +965,17 @@ func TestNginxDiffStaticValidators(t *testing.T) {
 			t.Errorf("%s: nginx answers the gateway's tag %q with %d, want 304", path, gtag, res.StatusCode)
 		}
 	}
+}
+
+// unionKeys is the keys of nginx's and the gateway's answers, sorted, so
+// that a difference is reported in the same order on every run.
+func unionKeys(n, g map[string]string) []string {
+	keys := slices.Collect(maps.Keys(n))
+	for k := range g {
+		if _, ok := n[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -418,19 +417,7 @@ func compareStatic(t *testing.T, nginx, gw string, cases []staticCase, rules []s
 		if n["status"] != g["status"] {
 			got = []string{"status: " + n["status"] + " | " + g["status"]}
 		} else {
-			keys := map[string]bool{}
-			for k := range n {
-				keys[k] = true
-			}
-			for k := range g {
-				keys[k] = true
-			}
-			sorted := make([]string, 0, len(keys))
-			for k := range keys {
-				sorted = append(sorted, k)
-			}
-			sort.Strings(sorted)
-			for _, k := range sorted {
+			for _, k := range unionKeys(n, g) {
 				if n[k] != g[k] {
 					nv := strings.ReplaceAll(n[k], ":"+nport+"/", ":PORT/")
 					if k == "body" && len(n[k])+len(g[k]) > 200 {
