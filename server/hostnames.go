@@ -105,9 +105,8 @@ func forwardedHosts(h http.Header) iter.Seq[string] {
 		}
 		for _, v := range h.Values("Forwarded") {
 			for elem := range strings.SplitSeq(v, ",") {
-				for pair := range strings.SplitSeq(elem, ";") {
-					k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
-					if ok && strings.EqualFold(strings.TrimSpace(k), "host") && !yield(strings.Trim(strings.TrimSpace(val), `"`)) {
+				for host := range elementHosts(elem) {
+					if !yield(host) {
 						return
 					}
 				}
@@ -188,13 +187,23 @@ func forwardedHost(h http.Header, trusted config.Prefixes) string {
 	if len(elems) == 0 {
 		return ""
 	}
-	for pair := range strings.SplitSeq(elems[max(len(elems)-hops, 0)], ";") {
-		k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
-		if ok && strings.EqualFold(strings.TrimSpace(k), "host") {
-			return strings.Trim(strings.TrimSpace(val), `"`)
-		}
+	for host := range elementHosts(elems[max(len(elems)-hops, 0)]) {
+		return host
 	}
 	return ""
+}
+
+// elementHosts yields the host= parameters of one Forwarded element (RFC
+// 7239), unquoted: one in a well-formed element.
+func elementHosts(elem string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for pair := range strings.SplitSeq(elem, ";") {
+			k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if ok && strings.EqualFold(strings.TrimSpace(k), "host") && !yield(strings.Trim(strings.TrimSpace(val), `"`)) {
+				return
+			}
+		}
+	}
 }
 
 // listEntries splits the lines of a comma-separated header into its
