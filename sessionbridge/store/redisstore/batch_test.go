@@ -168,6 +168,19 @@ func runConcurrently(co *coalescer, ctxs []context.Context, key, prefix string) 
 	}
 }
 
+// wantOwnReplies waits for the calls runConcurrently started with prefix
+// and checks that each got its own reply (the script echoes its last
+// argument) and no error.
+func wantOwnReplies(t *testing.T, wait func() ([]string, []error), prefix string) {
+	t.Helper()
+	replies, errs := wait()
+	for i := range replies {
+		if errs[i] != nil || replies[i] != fmt.Sprint(prefix, i) {
+			t.Errorf("call %d: reply %q, error %v", i, replies[i], errs[i])
+		}
+	}
+}
+
 func contexts(n int) []context.Context {
 	ctxs := make([]context.Context, n)
 	for i := range ctxs {
@@ -193,12 +206,7 @@ func TestCoalescerBatchesQueuedCalls(t *testing.T) {
 	waitQueued(t, co.one, n)
 	release()
 
-	replies, errs := wait()
-	for i := range n {
-		if errs[i] != nil || replies[i] != fmt.Sprint("c", i) {
-			t.Errorf("call %d: reply %q, error %v", i, replies[i], errs[i])
-		}
-	}
+	wantOwnReplies(t, wait, "c")
 	pipes := h.pipelines()
 	if len(pipes) != 1 || len(pipes[0]) != n {
 		t.Fatalf("pipelines sent: %v, want one of the %d queued calls", pipes, n)
@@ -222,12 +230,7 @@ func TestCoalescerNoScriptFallsBackToEval(t *testing.T) {
 	waitQueued(t, co.one, n)
 	release()
 
-	replies, errs := wait()
-	for i := range n {
-		if errs[i] != nil || replies[i] != fmt.Sprint("c", i) {
-			t.Errorf("call %d: reply %q, error %v", i, replies[i], errs[i])
-		}
-	}
+	wantOwnReplies(t, wait, "c")
 	evalsha := 0
 	for _, p := range h.pipelines() {
 		for _, name := range p {
@@ -428,12 +431,7 @@ func TestCoalescerCallerInFlightGivesUp(t *testing.T) {
 		t.Fatal("the caller that gave up still waits for its batch")
 	}
 	close(holdPipes)
-	replies, errs := wait()
-	for i := range replies {
-		if errs[i] != nil || replies[i] != fmt.Sprint("c", i) {
-			t.Errorf("call %d: reply %q, error %v", i, replies[i], errs[i])
-		}
-	}
+	wantOwnReplies(t, wait, "c")
 	if got, _ := m.Get("n"); got != "5" {
 		t.Fatalf("scripts ran %s times, want 5 (the call given up on was in the batch)", got)
 	}
