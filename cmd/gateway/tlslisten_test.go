@@ -10,10 +10,10 @@ import (
 	"github.com/sessiongate/sessiongate/internal/testtls"
 )
 
-// A closed tlsListener accepts nothing more, and the connections whose
-// handshake was still running are closed, not left to a goroutine
-// waiting for an Accept that never comes.
-func TestTLSListenerClose(t *testing.T) {
+// listenTLSForTest is a tlsListener on a loopback port with a test
+// certificate and the given handshake timeout, and the raw listener under it.
+func listenTLSForTest(t *testing.T, handshakeTimeout time.Duration) (net.Listener, *tlsListener) {
+	t.Helper()
 	cert, key := testtls.Pair(t)
 	pair, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {
@@ -23,7 +23,14 @@ func TestTLSListenerClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newTLSListener(raw, &tls.Config{Certificates: []tls.Certificate{pair}}, 5*time.Second, func(c *tls.Conn) net.Conn { return c })
+	return raw, newTLSListener(raw, &tls.Config{Certificates: []tls.Certificate{pair}}, handshakeTimeout, func(c *tls.Conn) net.Conn { return c })
+}
+
+// A closed tlsListener accepts nothing more, and the connections whose
+// handshake was still running are closed, not left to a goroutine
+// waiting for an Accept that never comes.
+func TestTLSListenerClose(t *testing.T) {
+	raw, l := listenTLSForTest(t, 5*time.Second)
 
 	// One connection handed over, then one whose handshake completes
 	// after the close.
@@ -68,16 +75,7 @@ func TestTLSListenerClose(t *testing.T) {
 // Close cuts the handshakes still running: a client that connected and
 // sent nothing is not left open until the handshake timeout.
 func TestTLSListenerCloseCutsStalledHandshakes(t *testing.T) {
-	cert, key := testtls.Pair(t)
-	pair, err := tls.LoadX509KeyPair(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := newTLSListener(raw, &tls.Config{Certificates: []tls.Certificate{pair}}, time.Minute, func(c *tls.Conn) net.Conn { return c })
+	raw, l := listenTLSForTest(t, time.Minute)
 	stalled, err := net.Dial("tcp", raw.Addr().String())
 	if err != nil {
 		t.Fatal(err)
