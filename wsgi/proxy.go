@@ -417,6 +417,12 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	// (http.ReadResponse), so read without allocating.
 	mark := res.Header[sessionbridge.DjangoMarkHeader]
 	p.cleanHeader(res.Header)
+	if ct := res.Header["Content-Type"]; len(ct) > 1 {
+		// A WSGI app may send two (Django cannot); a client picks either,
+		// and a JSON answer could open as a page. The last one goes, as
+		// on the PHP path and behind nginx.
+		res.Header["Content-Type"] = ct[len(ct)-1:]
+	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		// ReverseProxy writes a protocol switch on the hijacked
 		// connection, past the server's writer and its header edits.

@@ -1426,3 +1426,23 @@ func TestDjangoSetCookieUnderTheGatewaysNameIsDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyTheLastContentTypeReachesTheClient: a WSGI app can send two
+// Content-Type lines (start_response takes any list; Django cannot), and a
+// client that got both picked either, so a JSON API could be shown as a
+// page. The last one goes, as on the PHP path and behind nginx.
+func TestOnlyTheLastContentTypeReachesTheClient(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+		w.Header()["Content-Type"] = []string{"text/html; charset=utf-8", "application/json"}
+		io.WriteString(w, `{"a":1}`)
+		return answer{}, false
+	}
+	res, body, _ := e.do("GET", "/a/", "", nil)
+	if v := res.Header.Values("Content-Type"); len(v) != 1 || v[0] != "application/json" {
+		t.Errorf("Content-Type %q, want only the last one the app sent", v)
+	}
+	if body != `{"a":1}` {
+		t.Errorf("body %q", body)
+	}
+}
