@@ -344,6 +344,11 @@ func TestNginxDiffStatic(t *testing.T) {
 	rng("If-Modified-Since: garbage")
 	rng("If-Modified-Since: Friday, 01-Mar-24 12:00:00 GMT")
 	rng("If-Modified-Since: Fri Mar  1 12:00:00 2024")
+	// Old Internet Explorer's "; length=" after the date, and UTC for
+	// GMT: nginx reads the date and answers 304.
+	rng("If-Modified-Since: " + lm + "; length=10")
+	rng("If-Modified-Since: " + strings.TrimSuffix(lm, "GMT") + "UTC")
+	rng("If-Modified-Since: " + strings.TrimSuffix(lm, "GMT") + "UTC; length=10")
 	rng(`If-None-Match: "x"`, "If-Modified-Since: "+lm)
 	rng("Range: bytes=0-1", "If-None-Match: "+tag)
 	rng("If-Match: " + tag)

@@ -231,6 +231,7 @@ func (s *Server) serveAccel(w http.ResponseWriter, r *http.Request, target strin
 	// Downloads keep their length, ranges and sendfile, as with a
 	// Content-Disposition: attachment from the app.
 	compress.SkipCompression(w)
+	relaxIfModifiedSince(r.Header)
 	if r.Method != http.MethodHead && r.Method != http.MethodGet {
 		// A POST that answered with a file gets the file, as with nginx,
 		// and not ServeContent's refusals of conditional non-GETs.

@@ -1016,3 +1016,27 @@ func TestRefusalsKeepHTTP2Connection(t *testing.T) {
 		}
 	}
 }
+
+// TestIfModifiedSinceAsNginxReadsIt: dates with old Internet Explorer's
+// "; length=N" or "UTC" for "GMT" are read, as nginx reads them, so the
+// client gets 304 rather than the whole file again; a date in another zone
+// or no date at all is still ignored.
+func TestIfModifiedSinceAsNginxReadsIt(t *testing.T) {
+	e := newEnv(t, nil)
+	later := time.Now().Add(time.Hour).UTC()
+	fixdate := later.Format(http.TimeFormat)
+	for value, want := range map[string]int{
+		fixdate + "; length=15":                        304,
+		strings.TrimSuffix(fixdate, "GMT") + "UTC":     304,
+		strings.TrimSuffix(fixdate, "GMT") + "UTC;x=1": 304,
+		later.Format(time.RFC850) + "; length=15":      304,
+		strings.TrimSuffix(fixdate, "GMT") + "+0100":   200,
+		"garbage; length=15":                           200,
+	} {
+		r := httptest.NewRequest("GET", "/style.css", nil)
+		r.Header.Set("If-Modified-Since", value)
+		if w := e.do(r); w.Code != want {
+			t.Errorf("If-Modified-Since: %s: %d, want %d", value, w.Code, want)
+		}
+	}
+}

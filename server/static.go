@@ -33,6 +33,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 		s.fail(w, r, http.StatusMethodNotAllowed)
 		return
 	}
+	relaxIfModifiedSince(r.Header)
 	f, fi, err := s.router.Open(rel)
 	if err != nil {
 		status := openFailureStatus(err)
@@ -342,6 +343,30 @@ func notModified(r *http.Request, etag string, mod time.Time) bool {
 	}
 	t, err := http.ParseTime(ims)
 	return err == nil && !mod.Truncate(time.Second).After(t)
+}
+
+// relaxIfModifiedSince rewrites an If-Modified-Since date that
+// http.ParseTime refuses but nginx reads as the IMF-fixdate ServeContent
+// knows: old Internet Explorer's "; length=N" after the date, and "UTC"
+// for "GMT". Left as it was, the header was ignored and the whole file sent
+// again where nginx answered 304. Other zones are left alone: nginx reads
+// any as GMT, which would be a wrong date.
+func relaxIfModifiedSince(h http.Header) {
+	v := h.Get("If-Modified-Since")
+	if v == "" {
+		return
+	}
+	if _, err := http.ParseTime(v); err == nil {
+		return
+	}
+	date, _, _ := strings.Cut(v, ";")
+	date = strings.TrimSpace(date)
+	if d, ok := strings.CutSuffix(date, " UTC"); ok {
+		date = d + " GMT"
+	}
+	if t, err := http.ParseTime(date); err == nil {
+		h.Set("If-Modified-Since", t.UTC().Format(http.TimeFormat))
+	}
 }
 
 // rangeRefusal gives every 416 of http.ServeContent for a file of size
