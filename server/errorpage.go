@@ -150,12 +150,13 @@ func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, status i
 		h.Del(k)
 	}
 	h.Del("Content-Disposition")
-	ctype := contentType(path.Ext(p.url), mime.TypeByExtension)
+	ext := path.Ext(p.url)
+	ctype := contentType(ext, mime.TypeByExtension)
 	h.Set("Content-Type", ctype)
 	h.Set("X-Content-Type-Options", "nosniff")
 	body := io.Reader(f.file)
 	size := f.info.Size()
-	if s.cfg.Compress && compress.Compressible(ctype) {
+	if s.compressibleFile(w, ext, ctype) {
 		compress.AddVary(h, "Accept-Encoding")
 		var gz []byte
 		gzippable := s.gzCache != nil && size >= compress.MinSize && compress.Accepted(r.Header)&compress.Gzip != 0

@@ -296,3 +296,38 @@ func TestTextErrorHeadHasLength(t *testing.T) {
 		}
 	}
 }
+
+// An error page kept as .svgz is a gzip stream already (typed
+// image/svg+xml, as nginx types it): it goes out as it is, for GET and
+// HEAD, as the same file does as a static file, never gzipped again into
+// a stream a browser unpacks once and cannot show.
+func TestErrorPageSvgzNotGzippedAgain(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.ErrorPageSpecs = []string{"404=/404.svgz"}
+	})
+	var svgz strings.Builder
+	zw := gzip.NewWriter(&svgz)
+	io.WriteString(zw, `<svg xmlns="http://www.w3.org/2000/svg">`+strings.Repeat(`<text>No such page</text>`, 200)+`</svg>`)
+	zw.Close()
+	// Random-looking bytes after the stream keep it above the
+	// compression threshold.
+	page := svgz.String() + strings.Repeat("\x00", 2048)
+	if err := os.WriteFile(filepath.Join(e.root, "404.svgz"), []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.root, ".env"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{"GET", "HEAD", "GET"} {
+		r := httptest.NewRequest(method, "/.env", nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		w := e.do(r)
+		if w.Code != 404 || w.Header().Get("Content-Encoding") != "" || w.Header().Get("Content-Type") != "image/svg+xml" ||
+			w.Header().Get("Content-Length") != strconv.Itoa(len(page)) {
+			t.Fatalf("%s: %d %v", method, w.Code, w.Header())
+		}
+		if method == "GET" && w.Body.String() != page {
+			t.Fatalf("GET: the page's own bytes did not go out (%d bytes)", w.Body.Len())
+		}
+	}
+}

@@ -53,14 +53,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	ctype := contentType(ext, mime.TypeByExtension)
 	var gzipped []byte
 	gzippable := false
-	compressible := s.cfg.Compress && compress.Compressible(ctype)
-	if compressible && strings.EqualFold(ext, ".svgz") {
-		// A gzip stream already (typed image/svg+xml, as nginx types
-		// it): gzipped again it would only cost the CPU.
-		compress.SkipCompression(w)
-		compressible = false
-	}
-	if compressible {
+	if s.compressibleFile(w, ext, ctype) {
 		compress.AddVary(h, "Accept-Encoding")
 		accepted := compress.Accepted(r.Header)
 		if pf, pfi, coding := s.openPrecompressed(r, accepted, rel, fi); pf != nil {
@@ -343,6 +336,23 @@ func notModified(r *http.Request, etag string, mod time.Time) bool {
 	}
 	t, err := http.ParseTime(ims)
 	return err == nil && !mod.Truncate(time.Second).After(t)
+}
+
+// compressibleFile reports whether a file of the site with extension ext,
+// typed ctype, may go out gzipped, as a static file or an error page. An
+// .svgz is a gzip stream already, typed image/svg+xml as nginx types it:
+// gzipped again it would cost CPU, and a browser that unpacks one layer
+// finds no image. The response writer is told to leave it too, or it would
+// compress it on the way out.
+func (s *Server) compressibleFile(w http.ResponseWriter, ext, ctype string) bool {
+	if !s.cfg.Compress || !compress.Compressible(ctype) {
+		return false
+	}
+	if strings.EqualFold(ext, ".svgz") {
+		compress.SkipCompression(w)
+		return false
+	}
+	return true
 }
 
 // relaxIfModifiedSince rewrites an If-Modified-Since date that
