@@ -98,3 +98,28 @@ func TestSessionStrictModeOffAdoptsNoClientID(t *testing.T) {
 		t.Fatalf("the session whose ID another client sent changed: %+v", d)
 	}
 }
+
+// TestSessionPHPCookieUnderGatewayNameKeepsLogin: a PHP application whose
+// session.name is the gateway's cookie name ("sessionid", as Django's) and
+// that picks its own session ID makes PHP send its own cookie under that
+// name. On a response without the gateway's cookie the browser took it in
+// place of the signed cookie, and the user was logged out at the next
+// page. It is dropped; the manual's logout recipe, which expires the
+// cookie, still logs out.
+func TestSessionPHPCookieUnderGatewayNameKeepsLogin(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	ck := s.newSession(t)
+	resp, body, set := s.gws[0].get(t, "/own_name.php?own=1", ck)
+	if resp.StatusCode != 200 || body != `{"user":"ana"}` || set != "" {
+		t.Fatalf("own ID: %d %q, session cookie %q (Set-Cookie %q); want the user's page and the browser's cookie kept",
+			resp.StatusCode, body, set, resp.Header.Values("Set-Cookie"))
+	}
+	if resp, body, _ := s.gws[1].get(t, "/own_name.php", ck); resp.StatusCode != 200 || body != `{"user":"ana"}` {
+		t.Fatalf("next page: %d %q; want still logged in", resp.StatusCode, body)
+	}
+	resp, _, set = s.gws[0].get(t, "/own_name.php?logout=1", ck)
+	if resp.StatusCode != 200 || set != "-" {
+		t.Fatalf("logout recipe: %d, session cookie %q (Set-Cookie %q); want it expired", resp.StatusCode, set, resp.Header.Values("Set-Cookie"))
+	}
+}

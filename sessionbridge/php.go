@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/server"
@@ -125,6 +126,9 @@ type phpHandler struct {
 	// stderrOffWarned is the unix second of the last stderrOffHeader
 	// warning: a pool set up so is told once a minute, not per request.
 	stderrOffWarned atomic.Int64
+	// nameCookieWarned is the unix second of the last warning that PHP
+	// set a cookie under the gateway's cookie name.
+	nameCookieWarned atomic.Int64
 	// unmarkedWarned is the same for a response without prependMarker.
 	unmarkedWarned atomic.Int64
 }
@@ -422,6 +426,50 @@ func (b *phpBridge) dropRawIDCookies(h http.Header) {
 		b.h.m.log.Debug("cookie holding the raw session ID dropped; the gateway's signed cookie carries the session",
 			"script", b.path, "cookies", dropped)
 	}
+}
+
+// dropCookiesUnderGatewayName removes the Set-Cookie lines PHP made under
+// the gateway's cookie name with a value to keep: an app whose
+// session.name is the gateway's cookie name and that picked its own session
+// ID, or its own cookie of that name. PHP never sees the signed cookie, so
+// such a value is never the gateway's, and on a response without the
+// gateway's cookie it would replace the signed one in the browser and log
+// the user out. A deletion (the PHP manual's logout recipe) still goes: it
+// logs out, as it does behind nginx.
+func (b *phpBridge) dropCookiesUnderGatewayName(h http.Header) {
+	name := b.h.m.CookieName()
+	lines := h["Set-Cookie"]
+	kept := lines[:0:0]
+	dropped := false
+	for _, line := range lines {
+		if n, _, ok := cookieNameValue(line); ok && n == name && !deletesCookie(line) {
+			dropped = true
+			continue
+		}
+		kept = append(kept, line)
+	}
+	if !dropped {
+		return
+	}
+	if len(kept) == 0 {
+		delete(h, "Set-Cookie")
+	} else {
+		h["Set-Cookie"] = kept
+	}
+	if b.h.m.dueAgain(&b.h.nameCookieWarned) {
+		b.h.m.log.Warn("PHP set a cookie under the gateway's session cookie name; dropped, or it would replace the signed cookie and log the user out. Give PHP's session.name (or the app's cookie) another name. Logged once a minute.",
+			"script", server.LogValue(b.path), "cookie", name)
+	}
+}
+
+// deletesCookie reports whether the Set-Cookie line tells the browser to
+// drop its cookie: Max-Age zero or below, or an Expires in the past.
+func deletesCookie(line string) bool {
+	c, err := http.ParseSetCookie(line)
+	if err != nil {
+		return false
+	}
+	return c.MaxAge < 0 || (c.MaxAge == 0 && !c.Expires.IsZero() && c.Expires.Before(time.Now()))
 }
 
 // DropRawIDCookies removes from h every Set-Cookie line whose value is one
@@ -762,6 +810,7 @@ func (w *bridgeWriter) WriteHeader(code int) {
 	}
 	StripInternalHeaders(h)
 	w.b.dropRawIDCookies(h)
+	w.b.dropCookiesUnderGatewayName(h)
 	// A 5xx already tells the client the request failed; any other code,
 	// a private 6xx-9xx included (the transport passes those, as nginx
 	// does), would pass for a success.

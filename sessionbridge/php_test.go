@@ -261,3 +261,42 @@ func TestFrameLikeClientTextLogsBoundedWarnings(t *testing.T) {
 		t.Errorf("no count of the rejections left out of the log:\n%.2000s", logs.String())
 	}
 }
+
+// A cookie PHP sets under the gateway's cookie name with a value of its own
+// (an app whose session.name is the gateway's, choosing its own session ID;
+// or its own cookie of that name) would replace the signed cookie in the
+// browser whenever the gateway sends none, and log the user out: it is
+// dropped. A deletion under that name (the PHP manual's logout recipe,
+// setcookie(session_name(), ”, time() - 42000)) still reaches the browser,
+// so a logout by cookie still logs out.
+func TestPHPCookieUnderTheGatewaysNameIsDropped(t *testing.T) {
+	m := newTestManager(t, LockStrict, nil)
+	id := createSession(t, m, `{"k":"A"}`)
+	name := m.CookieName()
+	for _, tc := range []struct {
+		line string
+		kept bool
+	}{
+		{name + "=sgcustomid0123456789abcdef; path=/; HttpOnly", false},
+		{name + "=anything", false},
+		{name + "=x; Max-Age=3600", false},
+		{name + "=deleted; expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0; path=/", true},
+		{name + "=; expires=Thu, 01 Jan 1970 00:00:01 GMT; path=/", true},
+		{name + "=x; Max-Age=-1", true},
+		{"other=1", true},
+	} {
+		b := newTestBridge(t, m, id)
+		b.noteID(id)
+		b.path = "/t.php"
+		b.scanner = newFrameScanner("00112233445566778899aabbccddeeff", testFrameKey)
+		rec := httptest.NewRecorder()
+		w := &bridgeWriter{ResponseWriter: rec, req: httptest.NewRequest("GET", "/", nil), b: b}
+		w.Header()["Set-Cookie"] = []string{tc.line}
+		_, _ = w.Write([]byte("ok"))
+		got := slices.Contains(rec.Result().Header.Values("Set-Cookie"), tc.line)
+		if got != tc.kept {
+			t.Errorf("%q: kept %v, want %v (Set-Cookie %q)", tc.line, got, tc.kept, rec.Result().Header.Values("Set-Cookie"))
+		}
+		b.sess.Release(context.Background())
+	}
+}
