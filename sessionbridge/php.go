@@ -438,25 +438,8 @@ func (b *phpBridge) dropRawIDCookies(h http.Header) {
 // logs out, as it does behind nginx.
 func (b *phpBridge) dropCookiesUnderGatewayName(h http.Header) {
 	name := b.h.m.CookieName()
-	lines := h["Set-Cookie"]
-	kept := lines[:0:0]
-	dropped := false
-	for _, line := range lines {
-		if n, _, ok := cookieNameValue(line); ok && n == name && !deletesCookie(line) {
-			dropped = true
-			continue
-		}
-		kept = append(kept, line)
-	}
-	if !dropped {
-		return
-	}
-	if len(kept) == 0 {
-		delete(h, "Set-Cookie")
-	} else {
-		h["Set-Cookie"] = kept
-	}
-	if b.h.m.dueAgain(&b.h.nameCookieWarned) {
+	dropped := DropSetCookies(h, func(n, _, line string) bool { return n == name && !deletesCookie(line) })
+	if len(dropped) > 0 && b.h.m.dueAgain(&b.h.nameCookieWarned) {
 		b.h.m.log.Warn("PHP set a cookie under the gateway's session cookie name; dropped, or it would replace the signed cookie and log the user out. Give PHP's session.name (or the app's cookie) another name. Logged once a minute.",
 			"script", server.LogValue(b.path), "cookie", name)
 	}
@@ -476,13 +459,20 @@ func deletesCookie(line string) bool {
 // of ids (raw session IDs, the store's keys, which must never reach the
 // browser), and returns the names of the cookies it removed.
 func DropRawIDCookies(h http.Header, ids []string) (dropped []string) {
+	return DropSetCookies(h, func(_, value, _ string) bool { return value != "" && slices.Contains(ids, value) })
+}
+
+// DropSetCookies removes from h the Set-Cookie lines drop says yes to, given
+// each line's cookie name and value (unquoted) and the whole line, and
+// returns the names of the cookies it removed.
+func DropSetCookies(h http.Header, drop func(name, value, line string) bool) (dropped []string) {
 	lines := h["Set-Cookie"]
 	if len(lines) == 0 {
 		return nil
 	}
 	kept := lines[:0:0]
 	for _, line := range lines {
-		if name, value, ok := cookieNameValue(line); ok && value != "" && slices.Contains(ids, value) {
+		if name, value, ok := cookieNameValue(line); ok && drop(name, value, line) {
 			dropped = append(dropped, name)
 			continue
 		}

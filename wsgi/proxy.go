@@ -709,7 +709,8 @@ func (p *Proxy) cleanHeader(h http.Header) {
 		}
 	}
 	if p.sessions != nil {
-		dropSetCookie(h, p.sessions.CookieName())
+		name := p.sessions.CookieName()
+		sessionbridge.DropSetCookies(h, func(n, _, _ string) bool { return n == name })
 	}
 }
 
@@ -772,25 +773,6 @@ func (b *cutShortBody) Read(p []byte) (int, error) {
 func (p *Proxy) dropRawIDCookie(h http.Header, id, path string) {
 	if dropped := sessionbridge.DropRawIDCookies(h, []string{id}); len(dropped) > 0 {
 		p.sessions.DjangoRawIDCookie(path, dropped)
-	}
-}
-
-func dropSetCookie(h http.Header, name string) {
-	vals := h.Values("Set-Cookie")
-	if len(vals) == 0 {
-		return
-	}
-	kept := vals[:0:0]
-	for _, v := range vals {
-		n, _, _ := strings.Cut(v, "=")
-		if strings.TrimSpace(n) != name {
-			kept = append(kept, v)
-		}
-	}
-	if len(kept) == 0 {
-		h.Del("Set-Cookie")
-	} else {
-		h["Set-Cookie"] = kept
 	}
 }
 
