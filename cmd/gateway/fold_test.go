@@ -96,3 +96,68 @@ func TestFoldedRequestRefused(t *testing.T) {
 		t.Errorf("counted %d refusals, want 1", n)
 	}
 }
+
+// The scanner says at which request it stopped following the connection,
+// wherever net/http may go on: a Content-Length padded past maxScanLine,
+// a line of bare CRs after a POST (net/http skips up to four CR or LF
+// bytes there), a chunked body.
+func TestFoldScannerStops(t *testing.T) {
+	get := "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+	post := "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+	for _, tc := range []struct {
+		name   string
+		stream string
+		want   int64
+	}{
+		{"followed", get + post + "\r\n" + get, 0},
+		{"padded Content-Length", get + "POST / HTTP/1.1\r\nContent-Length: " + strings.Repeat("0", 150) + "3\r\n\r\nabc" + get, 2},
+		{"CRs after a POST", post + "\r\r\n" + get + get, 2},
+		{"chunked", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + get, 1},
+	} {
+		for _, step := range []int{1, 3, len(tc.stream)} {
+			s := newFoldScanner()
+			for p := tc.stream; len(p) > 0; {
+				n := min(step, len(p))
+				s.scan([]byte(p[:n]))
+				p = p[n:]
+			}
+			if got := s.stopped.Load(); got != tc.want {
+				t.Errorf("%s, read %d bytes at a time: stopped at request %d, want %d", tc.name, step, got, tc.want)
+			}
+		}
+	}
+}
+
+// After a request whose head the scanner could not follow, the connection
+// closes: a folded request after it was served, and the request in its
+// body with it.
+func TestUnfollowedHeadClosesConnection(t *testing.T) {
+	var handled atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handled.Add(1)
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "served "+r.URL.Path)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(logRefusals(srv, ln, "gateway", nil, nil, nil))
+	t.Cleanup(func() { srv.Close() })
+
+	folded := "POST /folded HTTP/1.1\r\nHost: x\r\nX-A: y\r\n Content-Length: 37\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, first := range []string{
+		"POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: " + strings.Repeat("0", 150) + "3\r\n\r\nabc",
+		"POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\r\r\nGET /first HTTP/1.1\r\nHost: x\r\n\r\n",
+	} {
+		handled.Store(0)
+		resp := testnet.Exchange(t, ln.Addr().String(), first+folded)
+		if !strings.Contains(resp, "served /first") || strings.Contains(resp, "/smuggled") || strings.Contains(resp, "/folded") ||
+			!strings.Contains(resp, "Connection: close") {
+			t.Errorf("got %q, want /first served and the connection closed", resp)
+		}
+		if n := handled.Load(); n > 2 {
+			t.Errorf("handler ran %d times, want the first requests only", n)
+		}
+	}
+}

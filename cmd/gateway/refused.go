@@ -26,7 +26,8 @@ import (
 // there is no method, path or forwarded address).
 //
 // It also refuses, with 400 and a close, a request whose head has a
-// folded header line (foldScanner), as nginx does.
+// folded header line (foldScanner), as nginx does, and closes the
+// connection after a request whose head the scanner could not follow.
 //
 // It sets srv.Handler, srv.ConnState and srv.ConnContext (keeping those
 // already set) and returns the listener to serve. With tlsConfig (the
@@ -43,6 +44,11 @@ func logRefusals(srv *http.Server, ln net.Listener, upstream string, logger *slo
 			if c.folds.foldedBy(c.served) {
 				c.refuseFolded(w, r)
 				return
+			}
+			if c.folds.stoppedBy(c.served) {
+				// The requests after this one would go unchecked
+				// for folded lines: none is read.
+				w.Header().Set("Connection", "close")
 			}
 		}
 		next.ServeHTTP(w, r)
