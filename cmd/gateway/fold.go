@@ -44,6 +44,10 @@ type foldScanner struct {
 	// stopped is the number of the request at whose head's end the
 	// scanner stopped, 0 none. Read by the handler, written by Read.
 	stopped atomic.Int64
+	// transferEncoded is the number of the first request whose head has
+	// a Transfer-Encoding line, 0 none, which net/http hides on HTTP/1.0.
+	// Read by the handler, written by Read.
+	transferEncoded atomic.Int64
 }
 
 const (
@@ -73,6 +77,12 @@ func (s *foldScanner) foldedBy(n int64) bool {
 func (s *foldScanner) stoppedBy(n int64) bool {
 	f := s.stopped.Load()
 	return f > 0 && n >= f
+}
+
+// transferEncodedAt reports whether request number n (1-based) had a
+// Transfer-Encoding line in its head.
+func (s *foldScanner) transferEncodedAt(n int64) bool {
+	return s.transferEncoded.Load() == n
 }
 
 // scan follows p, the next bytes read from the connection.
@@ -146,6 +156,9 @@ func (s *foldScanner) header(line []byte, cut bool) {
 		}
 		s.unsure = true // net/http refuses it
 	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+		if !s.chunked {
+			s.transferEncoded.CompareAndSwap(0, s.heads)
+		}
 		s.chunked = true
 	case bytes.EqualFold(name, []byte("Content-Length")):
 		v, err := strconv.ParseUint(string(bytes.Trim(value, " \t")), 10, 63)

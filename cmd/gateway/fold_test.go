@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -159,5 +160,70 @@ func TestUnfollowedHeadClosesConnection(t *testing.T) {
 		if n := handled.Load(); n > 2 {
 			t.Errorf("handler ran %d times, want the first requests only", n)
 		}
+	}
+}
+
+// An HTTP/1.0 request with a Transfer-Encoding, which net/http frames by
+// its Content-Length (or as bodiless) and hides the header of, is refused
+// with 400, logged and counted, and the connection closed; the handler
+// never sees it. HTTP/1.1 with one, and HTTP/1.0 without, are served.
+func TestHTTP10TransferEncodingRefused(t *testing.T) {
+	logs := &testlog.Buffer{}
+	var bodies []string
+	var mu sync.Mutex
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, r.URL.Path+" "+string(b))
+		mu.Unlock()
+		io.WriteString(w, "served "+r.URL.Path)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted atomic.Int64
+	go srv.Serve(logRefusals(srv, ln, "gateway", slog.New(slog.NewJSONHandler(logs, nil)), func(_ string, status int) {
+		if status == 400 {
+			counted.Add(1)
+		}
+	}, nil))
+	t.Cleanup(func() { srv.Close() })
+
+	for _, req := range []string{
+		"POST /te HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		"POST /te HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		"GET /first HTTP/1.0\r\nConnection: keep-alive\r\n\r\nPOST /te HTTP/1.0\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc",
+	} {
+		resp := testnet.Exchange(t, ln.Addr().String(), req)
+		if !strings.Contains(resp, "HTTP/1.0 400 ") || strings.Contains(resp, "served /te") {
+			t.Errorf("%q: got %q, want 400", req, resp)
+		}
+	}
+	mu.Lock()
+	if strings.Join(bodies, "|") != "/first " {
+		t.Errorf("handler ran for %q, want /first only", bodies)
+	}
+	bodies = nil
+	mu.Unlock()
+	if log := logs.String(); strings.Count(log, `"status":400`) != 3 || !strings.Contains(log, `"path":"/te"`) || !strings.Contains(log, "Transfer-Encoding") {
+		t.Errorf("log %q, want three 400 lines for /te", log)
+	}
+	if n := counted.Load(); n != 3 {
+		t.Errorf("counted %d refusals, want 3", n)
+	}
+
+	for _, req := range []string{
+		"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		"POST /plain HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc",
+	} {
+		if resp := testnet.Exchange(t, ln.Addr().String(), req); !strings.Contains(resp, " 200 OK") || !strings.Contains(resp, "served /") {
+			t.Errorf("%q: got %q, want it served", req, resp)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(bodies, "|") != "/chunked abc|/plain abc" {
+		t.Errorf("handler got %q", bodies)
 	}
 }
