@@ -488,10 +488,10 @@ var h1KnownDiffs = []h1Diff{
 	{cases: []string{"target 9k"}, path: "/info.php", nginx: "414 | closed",
 		gateway: `200a{GET "{P}?aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"...(9010 bytes) cl= body=""} ` + h1Last + " | closed",
 		why:     "SESSIONGATE_MAX_HEADER_BYTES (1m by default) bounds the request line with the headers; nginx's large_client_header_buffers 8k each line"},
-	{cases: []string{"target 70k"}, path: "/info.php", nginx: "414 | closed", gateway: "414 " + h1Last + " | closed",
+	{cases: []string{"target 70k", "target 500k"}, path: "/info.php", nginx: "414 | closed", gateway: "414 " + h1Last + " | closed",
 		why: "the gateway's bound on a request target, which leaves the connection open"},
-	{cases: []string{"target 9k", "target 70k"}, path: "/dj/x", nginx: "414 | closed", gateway: "400 " + h1Last + " | closed",
-		why: "gunicorn's 4094-byte request line limit answers, through the gateway"},
+	{cases: []string{"target 9k", "target 70k", "target 500k"}, path: "/dj/x", nginx: "414 | closed", gateway: "400 " + h1Last + " | closed",
+		why: "gunicorn's 4094-byte request line limit answers, through the gateway, however much of the line it left unread"},
 	{cases: []string{"header 20k"}, path: "/info.php", nginx: "400 | closed",
 		gateway: `200a{GET "{P}" cl= body="" HTTP_X_BIG="bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"...(20000 bytes)} ` + h1Last + " | closed",
 		why:     "SESSIONGATE_MAX_HEADER_BYTES, as for target 9k"},
@@ -653,6 +653,9 @@ func h1Cases() []h1Case {
 		both("method with slash", "GE/T {P} HTTP/1.1\r\nHost: shop.example\r\nX-Case: {ID}a\r\n\r\n"),
 		both("target 9k", "GET {P}?"+strings.Repeat("a", 9000)+" HTTP/1.1\r\nHost: shop.example\r\nX-Case: {ID}a\r\n\r\n"),
 		both("target 70k", "GET {P}?"+strings.Repeat("a", 70000)+" HTTP/1.1\r\nHost: shop.example\r\nX-Case: {ID}a\r\n\r\n"),
+		// gunicorn answers 400 after 4 KiB of the line and closes: the
+		// rest cannot be written, and its answer is read all the same.
+		both("target 500k", "GET {P}?"+strings.Repeat("a", 500000)+" HTTP/1.1\r\nHost: shop.example\r\nX-Case: {ID}a\r\n\r\n"),
 		both("header 20k", get+"X-Big: "+strings.Repeat("b", 20000)+"\r\n\r\n"),
 		both("101 headers", get+strings.Repeat("X-N: 1\r\n", 101)+"\r\n"),
 		both("empty lines before request", "\r\n\r\n"+get+"\r\n"),
