@@ -98,6 +98,7 @@ func startH1Stack(t *testing.T) *h1Stack {
 		"info.php":   strings.ReplaceAll(dump, "READBODY", "bin2hex(file_get_contents('php://input'))"),
 		"noread.php": strings.ReplaceAll(dump, "READBODY", "''"),
 		"style.css":  "body { color: red; }\n",
+		"up101.php":  "<?php http_response_code(101); header('Upgrade: websocket'); header('Connection: Upgrade'); echo 'after';",
 	})
 	root, err := filepath.EvalSymlinks(root)
 	if err != nil {
@@ -499,6 +500,9 @@ var h1KnownDiffs = []h1Diff{
 		why: "more than 100 header lines get 431 (README, large_client_header_buffers row)"},
 	{cases: []string{"101 headers"}, path: "/dj/x", nginx: "400 " + h1Last + " | closed", gateway: "431 | closed",
 		why: "the same; behind nginx, gunicorn's limit of 100 answers"},
+	{cases: []string{"PHP answers 101"}, nginx: `101 | no status line: "afterHTTP/1." | unanswered runs: z{GET "{P}?last" cl= body=""}`,
+		gateway: "502 " + h1Last + " | closed",
+		why:     "php-fpm cannot switch protocols: a 101 from PHP is a bad answer, where nginx passes it on with what PHP printed after it, and the client takes the connection for switched"},
 	{cases: []string{"Expect 100-continue without body"}, nginx: "100 " + h1GetA + " " + h1Last + " | closed", gateway: h1GetA + " " + h1Last + " | closed",
 		why: "net/http sends 100 Continue only when a body is read"},
 	{cases: []string{"Expect other"}, nginx: h1PostA + " " + h1Last + " | closed", gateway: "417 | closed",
@@ -692,6 +696,7 @@ func h1Cases() []h1Case {
 		both("HTTP/1.0 keep-alive", "GET {P} HTTP/1.0\r\nHost: shop.example\r\nX-Case: {ID}a\r\nConnection: keep-alive\r\n\r\n"),
 		both("HTTP/1.0", "GET {P} HTTP/1.0\r\nHost: shop.example\r\nX-Case: {ID}a\r\n\r\n"),
 		both("Upgrade h2c", get+"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"),
+		{name: "PHP answers 101", req: "GET /up101.php HTTP/1.1\r\nHost: shop.example\r\nX-Case: {ID}a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", php: true},
 		both("Upgrade websocket", get+"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"),
 	}
 }
