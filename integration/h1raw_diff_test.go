@@ -478,8 +478,8 @@ var h1KnownDiffs = []h1Diff{
 	{cases: []string{"OPTIONS *", "lower-case method", "asterisk GET", "bad Host with body", "header 20k"},
 		nginx: "400 | closed", gateway: "400 " + h1Last + " | closed",
 		why: "a request refused whose framing is sound leaves the connection open (its body read and dropped); header 20k on Django: gunicorn's 8190-byte field limit, through either"},
-	{cases: []string{"CONNECT"}, path: "/info.php", nginx: "400 | closed", gateway: "405 " + h1Last + " | closed",
-		why: "CONNECT gets 405 on every path (README, TRACE and CONNECT row)"},
+	{cases: []string{"CONNECT", "CONNECT with body", "CONNECT with body folded"}, path: "/info.php", nginx: "400 | closed", gateway: "405 " + h1Last + " | closed",
+		why: "CONNECT gets 405 on every path (README, TRACE and CONNECT row); a body it declares is read and dropped, never taken for a request or a tunnel"},
 	{cases: []string{"TRACE with body"}, nginx: "405 | closed", gateway: "405 " + h1Last + " | closed",
 		why: "the same as for a refused request whose framing is sound"},
 	{cases: []string{"HTTP/0.9"}, path: "/info.php", nginx: ` | no status line: "{\"id\":\"\",\"m\"" | unanswered runs: {GET "{P}" cl= body=""}`,
@@ -641,6 +641,8 @@ func h1Cases() []h1Case {
 
 		// Request lines.
 		{name: "OPTIONS *", req: "OPTIONS * HTTP/1.1\r\nHost: shop.example\r\nX-Case: {ID}a\r\n\r\n", php: true},
+		{name: "CONNECT with body", req: "CONNECT shop.example:443 HTTP/1.1\r\nHost: shop.example:443\r\nX-Case: {ID}a\r\nContent-Length: {LEN}\r\n\r\n[[" + smuggled + "]]", php: true},
+		{name: "CONNECT with body folded", req: "CONNECT shop.example:443 HTTP/1.1\r\nHost: shop.example:443\r\nX-Case: {ID}a\r\nContent-Length: {LEN}\r\n\r\n[[" + folded + "]]", php: true},
 		{name: "CONNECT", req: "CONNECT shop.example:443 HTTP/1.1\r\nHost: shop.example:443\r\nX-Case: {ID}a\r\n\r\n", php: true},
 		both("HTTP/0.9", "GET {P}\r\n"),
 		both("HTTP/1.2", "GET {P} HTTP/1.2\r\nHost: shop.example\r\nX-Case: {ID}a\r\n\r\n"),
