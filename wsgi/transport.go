@@ -392,15 +392,13 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		// wait for.
 		return fail(clientBodyErr(body.err))
 	}
-	if werr != nil && body == nil {
-		return fail(werr)
-	}
 	// A backend may answer before it read the whole body (413, an early
-	// 400) and stop reading: what it said is worth more than our write
-	// error, so look for it. It came before the write gave up (a
-	// timeout: the backend took nothing for the whole of it), so it is
-	// here or on its way: waiting a whole read timeout more for it made a
-	// stalled upload take twice SESSIONGATE_DJANGO_TIMEOUT.
+	// 400), or the whole head (gunicorn's 400 to a request line over its
+	// limit_request_line), and stop reading: what it said is worth more
+	// than our write error, so look for it. It came before the write gave
+	// up (a timeout: the backend took nothing for the whole of it), so it
+	// is here or on its way: waiting a whole read timeout more for it made
+	// a stalled upload take twice SESSIONGATE_DJANGO_TIMEOUT.
 	armedAt := time.Now()
 	if wait := t.readTimeout; wait > 0 {
 		if werr != nil {

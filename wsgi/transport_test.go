@@ -747,3 +747,45 @@ func TestTransportStalledUploadBoundedByOneTimeout(t *testing.T) {
 		t.Errorf("an upload the backend stopped taking failed after %v with a %v timeout, want about one timeout", took.Round(time.Millisecond), timeout)
 	}
 }
+
+// A backend that refuses a request head too large for it (gunicorn's
+// limit_request_line, 4094 bytes) answers before it has read the rest and
+// closes: the write of the rest fails. That answer is the backend's to
+// give, as it is after a body the backend did not read: it reached the
+// client as 502, an upstream failure, for a request whose only fault was
+// its size.
+func TestTransportReadsTheAnswerToAHeadTooLarge(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.Read(make([]byte, 4096))
+				io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 12\r\n\r\nline too big")
+			}()
+		}
+	}()
+	tr := testTransport()
+	t.Cleanup(tr.CloseIdleConnections)
+	for i := 0; i < 5; i++ {
+		u, _ := url.Parse("http://" + ln.Addr().String() + "/dj/?" + strings.Repeat("a", 1<<20))
+		req := &http.Request{Method: "GET", URL: u, Host: u.Host, Header: http.Header{}}
+		res, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("try %d: RoundTrip: %v, want the backend's 400", i, err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 400 || string(b) != "line too big" {
+			t.Fatalf("try %d: %d %q, want the backend's 400", i, res.StatusCode, b)
+		}
+	}
+}

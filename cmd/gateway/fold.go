@@ -20,9 +20,12 @@ import (
 // It needs request heads and bodies told apart, so it skips a body of
 // known length and stops at anything it cannot follow exactly as net/http
 // does, at the end of that head: a body of another framing
-// (Transfer-Encoding, after which the gateway closes the connection
-// anyway), a Content-Length it cannot read (net/http refuses the request
-// and closes). It never reports a fold it is unsure of.
+// (Transfer-Encoding), a Content-Length it cannot read, a line it cannot
+// tell from a request line. It never reports a fold it is unsure of, and
+// the handler closes the connection after the request whose head stopped
+// it (stoppedBy): net/http takes some heads the scanner cannot follow (a
+// Content-Length padded with zeros past maxScanLine, a line of bare CRs
+// it skips after a POST), and a folded line after one went unseen.
 type foldScanner struct {
 	state   int   // scanHead, scanBody, scanOff
 	heads   int64 // request heads begun on the connection
@@ -38,6 +41,13 @@ type foldScanner struct {
 	// folded is the number of the first request (1-based) whose head has
 	// a folded line, 0 none. Read by the handler, written by Read.
 	folded atomic.Int64
+	// stopped is the number of the request at whose head's end the
+	// scanner stopped, 0 none. Read by the handler, written by Read.
+	stopped atomic.Int64
+	// transferEncoded is the number of the first request whose head has
+	// a Transfer-Encoding line, 0 none, which net/http hides on HTTP/1.0.
+	// Read by the handler, written by Read.
+	transferEncoded atomic.Int64
 }
 
 const (
@@ -59,6 +69,20 @@ func newFoldScanner() *foldScanner {
 func (s *foldScanner) foldedBy(n int64) bool {
 	f := s.folded.Load()
 	return f > 0 && n >= f
+}
+
+// stoppedBy reports whether the scanner stopped at the head of request
+// number n (1-based) or one before it: the requests after it are not
+// checked.
+func (s *foldScanner) stoppedBy(n int64) bool {
+	f := s.stopped.Load()
+	return f > 0 && n >= f
+}
+
+// transferEncodedAt reports whether request number n (1-based) had a
+// Transfer-Encoding line in its head.
+func (s *foldScanner) transferEncodedAt(n int64) bool {
+	return s.transferEncoded.Load() == n
 }
 
 // scan follows p, the next bytes read from the connection.
@@ -108,6 +132,7 @@ func (s *foldScanner) endLine() {
 		switch {
 		case s.chunked || s.unsure:
 			s.state = scanOff
+			s.stopped.Store(s.heads)
 		case s.clen > 0:
 			s.state, s.bodyLeft = scanBody, s.clen
 		}
@@ -131,6 +156,9 @@ func (s *foldScanner) header(line []byte, cut bool) {
 		}
 		s.unsure = true // net/http refuses it
 	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+		if !s.chunked {
+			s.transferEncoded.CompareAndSwap(0, s.heads)
+		}
 		s.chunked = true
 	case bytes.EqualFold(name, []byte("Content-Length")):
 		v, err := strconv.ParseUint(string(bytes.Trim(value, " \t")), 10, 63)

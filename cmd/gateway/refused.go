@@ -26,7 +26,9 @@ import (
 // there is no method, path or forwarded address).
 //
 // It also refuses, with 400 and a close, a request whose head has a
-// folded header line (foldScanner), as nginx does.
+// folded header line (foldScanner), and an HTTP/1.0 request with a
+// Transfer-Encoding, as nginx does, and closes the connection after a
+// request whose head the scanner could not follow.
 //
 // It sets srv.Handler, srv.ConnState and srv.ConnContext (keeping those
 // already set) and returns the listener to serve. With tlsConfig (the
@@ -41,8 +43,21 @@ func logRefusals(srv *http.Server, ln net.Listener, upstream string, logger *slo
 			c.handled.Store(true)
 			c.served++
 			if c.folds.foldedBy(c.served) {
-				c.refuseFolded(w, r)
+				c.refuse(w, r, "folded header line", "a header line starts with a space or tab (obs-fold), which proxies in front may read differently")
 				return
+			}
+			if !r.ProtoAtLeast(1, 1) && c.folds.transferEncodedAt(c.served) {
+				// net/http ignores and hides a Transfer-Encoding on
+				// HTTP/1.0 and frames the body by Content-Length:
+				// the app got the chunk framing, or no body, of what
+				// the client sent chunked.
+				c.refuse(w, r, "Transfer-Encoding in an HTTP 1.0 request", "Transfer-Encoding on HTTP/1.0, whose framing RFC 9112 section 6.1 calls faulty")
+				return
+			}
+			if c.folds.stoppedBy(c.served) {
+				// The requests after this one would go unchecked
+				// for folded lines: none is read.
+				w.Header().Set("Connection", "close")
 			}
 		}
 		next.ServeHTTP(w, r)
@@ -151,13 +166,14 @@ func (c *refusalConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// refuseFolded answers a request whose head had a folded header line, or
-// that came after one on its connection: 400, like nginx, and the
-// connection closed, as where the request ends is in doubt.
-func (c *refusalConn) refuseFolded(w http.ResponseWriter, r *http.Request) {
+// refuse answers a request whose head had a folded header line, or that
+// came after one on its connection, or an HTTP/1.0 request with a
+// Transfer-Encoding: 400, like nginx, and the connection closed, as where
+// the request ends is in doubt. what goes to the client, why to the log.
+func (c *refusalConn) refuse(w http.ResponseWriter, r *http.Request, what, why string) {
 	const status = http.StatusBadRequest
 	w.Header().Set("Connection", "close")
-	http.Error(w, "400 Bad Request: folded header line", status)
+	http.Error(w, "400 Bad Request: "+what, status)
 	if c.count != nil {
 		c.count(c.upstream, status)
 	}
@@ -168,7 +184,7 @@ func (c *refusalConn) refuseFolded(w http.ResponseWriter, r *http.Request) {
 			slog.Int("status", status),
 			slog.String("upstream", c.upstream),
 			slog.String("remote", c.RemoteAddr().String()),
-			slog.String("error", "refused: a header line starts with a space or tab (obs-fold), which proxies in front may read differently"))
+			slog.String("error", "refused: "+why))
 	}
 }
 
