@@ -460,10 +460,12 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		// The same for every HTTP/1.0 request: net/http ignores a
 		// Transfer-Encoding on HTTP/1.0 and frames the body by its
 		// Content-Length (or as none), and removes the header, so a
-		// chunked HTTP/1.0 request cannot be told apart here. RFC 9112
-		// section 6.1 wants the connection closed after such a message;
-		// HTTP/1.0 keep-alive (rare: proxies speak HTTP/1.1 or do not
-		// keep HTTP/1.0 connections) is the price.
+		// chunked HTTP/1.0 request cannot be told apart here (the binary's
+		// raw-byte check in cmd/gateway refuses one with 400 before it
+		// gets here; a Server used on its own relies on this close). RFC
+		// 9112 section 6.1 wants the connection closed after such a
+		// message; HTTP/1.0 keep-alive (rare: proxies speak HTTP/1.1 or do
+		// not keep HTTP/1.0 connections) is the price.
 		w.Header().Set("Connection", "close")
 	}
 	if err := hostFieldError(r); err != nil {
