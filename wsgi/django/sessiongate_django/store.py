@@ -51,6 +51,12 @@ class SessionStore(SessionBase):
         # read): a new ID then starts from nothing, and what other requests
         # stored in the old session meanwhile must not move to it.
         self._wiped = False
+        # True while the view wants the session stored even if it is
+        # empty: it saved it (save(), create(), cycle_key()), which gives a
+        # Django session a key and a row. Apps call save() to give an
+        # anonymous visitor a session key (carts, polls); an empty session
+        # that was only modified is still no session, as in Django.
+        self._saved = False
 
     # -- storage API (SessionBase subclasses must provide it) ------------
 
@@ -77,11 +83,21 @@ class SessionStore(SessionBase):
                 self._wiped = True  # nothing loaded: an empty session
         self._session_key = None
         self._get_session(no_load=True)
+        self._saved = True
         self.modified = True
 
     def save(self, must_create=False):
-        # Persisting happens when the response passes the gateway.
+        # Persisting happens when the response passes the gateway. Like
+        # Django's save(), it reads the data (the response varies on the
+        # cookie) and stores the session even when it is empty.
+        self._get_session(no_load=must_create)
+        self._saved = True
         self.modified = True
+
+    def is_empty(self):
+        # A saved session has a key in Django, even while the gateway has
+        # yet to mint it.
+        return not self._saved and super().is_empty()
 
     def _is_gateway_session(self, session_key):
         """True when session_key names the session the gateway loaded, in
@@ -89,6 +105,11 @@ class SessionStore(SessionBase):
         return bool(session_key) and session_key in (self._gateway_id, django_session_key(self._gateway_id))
 
     def delete(self, session_key=None):
+        if session_key is None:
+            # The current session, the one a save() made included (login()
+            # then logout(): Django's flush() deletes what cycle_key()
+            # stored).
+            self._saved = False
         if session_key is None or self._is_gateway_session(session_key):
             if self._gateway_id:
                 if self._session_key is not None:
@@ -223,10 +244,10 @@ class SessionStore(SessionBase):
         had = bool(self._gateway_id)
         data = getattr(self, "_session_cache", None)
         if self._deleted:
-            if data:
-                # flush()/cycle_key() then data: a new ID with that data,
-                # the old one destroyed.
-                return ("write", True if self._wiped else "carry", data)
+            if data or self._saved:
+                # flush()/cycle_key() then data, or a saved session: a new
+                # ID with that data, the old one destroyed.
+                return ("write", True if self._wiped else "carry", data or {})
             return ("delete", False, None)
         if self.modified or (save_every_request and had and data is not None):
             # SESSION_SAVE_EVERY_REQUEST saves a session the view loaded
@@ -236,7 +257,7 @@ class SessionStore(SessionBase):
             # have changed: a touch below does the rest of a save.
             if data is None:
                 data = self._loaded
-            if not data and not had:
+            if not data and not had and not self._saved:
                 return None  # an empty new session is no session
             return ("write", False, data)
         if had and (save_every_request or accessed or self.expiry_header()):
