@@ -151,16 +151,6 @@ var djGatewayRules = []djRule{
 		},
 	},
 	{
-		name: "the gateway's cookie has no expires",
-		apply: func(ref, got djObs) bool {
-			if !strings.Contains(ref["cookie"], " expires=") {
-				return false
-			}
-			ref["cookie"] = strings.Replace(strings.Replace(ref["cookie"], " expires=future", "", 1), " expires=past", "", 1)
-			return true
-		},
-	},
-	{
 		// Django's deletion leaves HttpOnly out; the gateway's keeps the
 		// attributes its cookie had.
 		name: "the gateway's deleted cookie is HttpOnly",
@@ -190,7 +180,7 @@ var djDiffGatewayVsDB = map[string][2]string{
 	// retired cookie no session and leaves the browser's cookie alone, so
 	// that this tab's answer cannot drop the new session's cookie the
 	// other tab just got.
-	"cycle:3 cookie":         {"deleted HttpOnly Path=/ max-age=~0 samesite=lax", "<absent>"},
+	"cycle:3 cookie":         {"deleted HttpOnly Path=/ expires=past max-age=~0 samesite=lax", "<absent>"},
 	"cycle:3 key_start":      {`"key1"`, `"none"`},
 	"cycle:3 state.is_empty": {"false", "true"},
 	"cycle:3 state.key":      {`"start"`, `"none"`},
@@ -207,18 +197,18 @@ var djDiffGatewayVsDB = map[string][2]string{
 	// seconds after the last save, the gateway's after the last request
 	// that used the session (a PHP page's too), so each such answer
 	// carries the cookie again.
-	"expint:1 cookie":     {"<absent>", "cookie1 HttpOnly Path=/ max-age=~300 samesite=lax"},
-	"exp0then:3 cookie":   {"<absent>", "cookie1 HttpOnly Path=/ max-age=~600 samesite=lax"},
-	"browserint:1 cookie": {"<absent>", "cookie1 HttpOnly Path=/ max-age=~300 samesite=lax"},
+	"expint:1 cookie":     {"<absent>", "cookie1 HttpOnly Path=/ expires=future max-age=~300 samesite=lax"},
+	"exp0then:3 cookie":   {"<absent>", "cookie1 HttpOnly Path=/ expires=future max-age=~600 samesite=lax"},
+	"browserint:1 cookie": {"<absent>", "cookie1 HttpOnly Path=/ expires=future max-age=~300 samesite=lax"},
 	// SESSION_COOKIE_AGE is Django's: the gateway's cookie lasts
 	// SESSIONGATE_SESSION_MAX_AGE (get_expiry_age() still reports
 	// SESSION_COOKIE_AGE, as the view sees no difference).
-	"cookieage:0 cookie": {"cookie1 HttpOnly Path=/ max-age=~600 samesite=lax", "cookie1 HttpOnly Path=/ max-age=~1209600 samesite=lax"},
+	"cookieage:0 cookie": {"cookie1 HttpOnly Path=/ expires=future max-age=~600 samesite=lax", "cookie1 HttpOnly Path=/ expires=future max-age=~1209600 samesite=lax"},
 	// A cookie no server issued: Django deletes it once the view read the
 	// (empty) session; the gateway only ignores it (no session), and its
 	// view sees no key, where Django's sees the cookie's value until it
 	// loads the session.
-	"planted:0 cookie":    {"deleted HttpOnly Path=/ max-age=~0 samesite=lax", "<absent>"},
+	"planted:0 cookie":    {"deleted HttpOnly Path=/ expires=past max-age=~0 samesite=lax", "<absent>"},
 	"planted:0 key_start": {`"key1"`, `"none"`},
 	"planted:1 key_start": {`"key1"`, `"none"`},
 	"planted:2 key_start": {`"key2"`, `"key1"`}, // the same session: Django's names count the planted key
