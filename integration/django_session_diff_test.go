@@ -83,7 +83,7 @@ var djScenarios = []djScenario{
 	{name: "loginempty", steps: djSteps(2)},
 	{name: "loginother", steps: djSteps(3)},
 	{name: "pwchange", steps: []djStep{{}, {jar: "b"}, {}, {}, {jar: "b"}}},
-	{name: "csrf", settings: `{"CSRF_USE_SESSIONS": true}`, steps: djSteps(3)},
+	{name: "csrf", settings: `{"CSRF_USE_SESSIONS": true}`, steps: djSteps(4)},
 	{name: "messages", steps: djSteps(3)},
 	{name: "testcookie", steps: djSteps(3)},
 	{name: "values", steps: djSteps(2)},
@@ -94,6 +94,11 @@ var djScenarios = []djScenario{
 	{name: "loginexp0", steps: djSteps(2)},
 	{name: "browserint", settings: `{"SESSION_EXPIRE_AT_BROWSER_CLOSE": true}`, steps: djSteps(2)},
 	{name: "planted", steps: []djStep{{plant: true}, {plant: true}, {}}},
+	{name: "exppast", steps: djSteps(3)},
+	{name: "nan", steps: djSteps(3)},
+	{name: "intkeys", steps: djSteps(2)},
+	{name: "logoutmsg", steps: djSteps(3)},
+	{name: "cycletwice", steps: djSteps(3)},
 }
 
 // djRule is a deliberate difference that holds wherever its condition
@@ -212,12 +217,32 @@ var djDiffGatewayVsDB = map[string][2]string{
 	"planted:0 key_start": {`"key1"`, `"none"`},
 	"planted:1 key_start": {`"key1"`, `"none"`},
 	"planted:2 key_start": {`"key2"`, `"key1"`}, // the same session: Django's names count the planted key
+	// A fixed end already past: Django sends the cookie with a negative
+	// Max-Age, the gateway deletes it; either way the browser drops it and
+	// the session is over.
+	"exppast:1 cookie": {"cookie1 HttpOnly Path=/ expires=past max-age=~-11 samesite=lax", "deleted HttpOnly Path=/ expires=past max-age=~0 samesite=lax"},
+	// NaN and infinities: Django's JSONSerializer writes them (not JSON);
+	// the gateway's store holds JSON only and PHP could not read them, so
+	// sessiongate_django refuses the write (500, logged) and the session
+	// keeps what it had (README, "Django").
+	"nan:1 body":        {"<absent>", `"\n<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Server Err"`},
+	"nan:1 key_start":   {`"key1"`, "<absent>"},
+	"nan:1 r":           {"[null]", "<absent>"},
+	"nan:1 status":      {"200", "500"},
+	"nan:1 vary":        {"Cookie", ""},
+	"nan:2 r":           {`[[["a","int","1"],["f","list","[nan, inf, -inf]"]],null]`, `[[["a","int","1"]],null]`},
+	"nan:2 state.items": {`[["a",1],["f",["float:nan","float:inf","float:-inf"]]]`, `[["a",1]]`},
+	"nan:2 state.keys":  {`["a","f"]`, `["a"]`},
+	"nan:2 state.len":   {"2", "1"},
 }
 
 // djDiffCacheVsDB: Django's cache backend against its db backend.
 var djDiffCacheVsDB = map[string][2]string{
 	// The cache backend pickles the session, the db backend writes JSON.
-	"tuple:1 r": {`[[["t","list","[1, 'two']"]],null]`, `[[["t","tuple","(1, 'two')"]],null]`},
+	"tuple:1 r":             {`[[["t","list","[1, 'two']"]],null]`, `[[["t","tuple","(1, 'two')"]],null]`},
+	"intkeys:1 r":           {`[[["1","str","'bool'"],["null","str","'none'"],["nested","dict","{'2': 'int in a dict'}"]],null]`, `[[[1,"str","'bool'"],[null,"str","'none'"],["nested","dict","{2: 'int in a dict'}"]],null]`},
+	"intkeys:1 state.items": {`[["1","bool"],["null","none"],["nested",{"2":"int in a dict"}]]`, `[[1,"bool"],[null,"none"],["nested",{"2":"int in a dict"}]]`},
+	"intkeys:1 state.keys":  {`["1","null","nested"]`, `[1,null,"nested"]`},
 }
 
 // djFixedEnd are the set_expiry(datetime or timedelta) scenarios. Django
@@ -226,7 +251,7 @@ var djDiffCacheVsDB = map[string][2]string{
 // the cache backend (which pickles) keeps it. Django 4.0 keeps an ISO 8601
 // string instead, as sessiongate_django does on every version, so these
 // compare the gateway with the cache backend and leave db out.
-var djFixedEnd = map[string]bool{"exptd": true, "expdt": true}
+var djFixedEnd = map[string]bool{"exptd": true, "expdt": true, "exppast": true}
 
 // startDjdiff runs the djdiff project with DJDIFF_SESSIONS=sessions and
 // returns the URL its scenarios are reached at: gunicorn itself, or, for

@@ -6,6 +6,7 @@ CSRF tokens) are sent as {"id": value, "ns": kind}, and values that depend
 on the clock as {"~": seconds}."""
 
 import json
+import math
 from datetime import datetime, timedelta
 
 from django.contrib import auth, messages
@@ -49,7 +50,19 @@ def approx(seconds):
     return {"~": round(seconds)}
 
 
+def finite(v):
+    """v with NaN and infinities spelt out: the answer is strict JSON."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "float:%r" % v
+    if isinstance(v, dict):
+        return {k: finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [finite(x) for x in v]
+    return v
+
+
 def value(k, v):
+    v = finite(v)
     if k in BY_IDENTITY:
         return ident(v, k)
     if k == "_session_expiry":
@@ -217,6 +230,44 @@ def run(request, name, n):
         r.append(s.get("a"))
     elif key == "planted:1":
         s["a"] = 1
+    elif key == "exppast:0":
+        s["a"] = 1
+    elif key == "exppast:1":
+        s.set_expiry(timedelta(seconds=-10))
+    elif key == "expneg:0":
+        s["a"] = 1
+    elif key == "expneg:1":
+        s.set_expiry(-5)
+    elif key == "nan:0":
+        s["a"] = 1
+    elif key == "nan:1":
+        s["f"] = [float("nan"), float("inf"), float("-inf")]
+        observe = False
+    elif key == "nan:2":
+        r.append(types(s))
+    elif key == "intkeys:0":
+        s[1] = "int"
+        s[None] = "none"
+        s[True] = "bool"
+        s["nested"] = {2: "int in a dict"}
+    elif key == "intkeys:1":
+        r.append(types(s))
+    elif key == "logoutmsg:0":
+        login(request, "logoutmsg")
+    elif key == "logoutmsg:1":
+        auth.logout(request)
+        messages.info(request, "logged out")
+    elif key == "logoutmsg:2":
+        r.append([m.message for m in messages.get_messages(request)])
+    elif key == "cycletwice:0":
+        s["a"] = 1
+    elif key == "cycletwice:1":
+        s.cycle_key()
+        s["b"] = 2
+        s.cycle_key()
+    elif key == "csrf:2":
+        auth.logout(request)
+        r.append(ident(get_token(request), "_csrftoken"))
     elif key == "expzero:0":
         s["a"] = 1
         s.set_expiry(0)
@@ -290,7 +341,7 @@ def run(request, name, n):
         s["t"] = (1, "two")
     elif key == "tuple:1":
         r.append(types(s))
-    r.append(whoami(request) if name in ("login", "loginempty", "loginother", "pwchange", "csrf", "loginsame", "loginexp0") else None)
+    r.append(whoami(request) if name in ("login", "loginempty", "loginother", "pwchange", "csrf", "loginsame", "loginexp0", "logoutmsg") else None)
     return r, resp, observe
 
 
