@@ -95,6 +95,7 @@ var djScenarios = []djScenario{
 	{name: "browserint", settings: `{"SESSION_EXPIRE_AT_BROWSER_CLOSE": true}`, steps: djSteps(2)},
 	{name: "planted", steps: []djStep{{plant: true}, {plant: true}, {}}},
 	{name: "exppast", steps: djSteps(3)},
+	{name: "expneg", steps: djSteps(3)},
 	{name: "nan", steps: djSteps(3)},
 	{name: "intkeys", steps: djSteps(2)},
 	{name: "logoutmsg", steps: djSteps(3)},
@@ -217,9 +218,11 @@ var djDiffGatewayVsDB = map[string][2]string{
 	"planted:0 key_start": {`"key1"`, `"none"`},
 	"planted:1 key_start": {`"key1"`, `"none"`},
 	"planted:2 key_start": {`"key2"`, `"key1"`}, // the same session: Django's names count the planted key
-	// A fixed end already past: Django sends the cookie with a negative
+	// An expiry already past (a negative set_expiry(), a fixed end in the
+	// past): Django sends the cookie with a negative
 	// Max-Age, the gateway deletes it; either way the browser drops it and
 	// the session is over.
+	"expneg:1 cookie":  {"cookie1 HttpOnly Path=/ expires=past max-age=~-5 samesite=lax", "deleted HttpOnly Path=/ expires=past max-age=~0 samesite=lax"},
 	"exppast:1 cookie": {"cookie1 HttpOnly Path=/ expires=past max-age=~-11 samesite=lax", "deleted HttpOnly Path=/ expires=past max-age=~0 samesite=lax"},
 	// NaN and infinities: Django's JSONSerializer writes them (not JSON);
 	// the gateway's store holds JSON only and PHP could not read them, so

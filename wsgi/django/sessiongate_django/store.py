@@ -138,10 +138,11 @@ class SessionStore(SessionBase):
 
     def set_expiry(self, value):
         """Like Django's: an int n > 0 expires the session after n idle
-        seconds, 0 at browser close, None restores the gateway's policy, and
-        a datetime or timedelta is a fixed end that no request extends. That
-        end is kept as Django 4+ keeps it (an ISO 8601 string, JSON having
-        no datetime); a naive datetime is local time."""
+        seconds, 0 at browser close, None restores the gateway's policy, a
+        datetime or timedelta is a fixed end that no request extends, and a
+        negative int or a past end has expired. A fixed end is kept as
+        Django 4+ keeps it (an ISO 8601 string, JSON having no datetime); a
+        naive datetime is local time."""
         if value is None:
             try:
                 del self[EXPIRY_KEY]
@@ -159,9 +160,9 @@ class SessionStore(SessionBase):
                 value = value.astimezone().replace(tzinfo=None)
             value = value.isoformat()
         else:
+            # A negative one, as in Django, has expired already
+            # (expiry_header).
             value = int(value)
-            if value < 0:
-                value = 1
         self[EXPIRY_KEY] = value
 
     async def aset_expiry(self, value):
@@ -213,6 +214,10 @@ class SessionStore(SessionBase):
             left = int(deadline - time.time())
             return str(min(max(1, left), MAX_EXPIRY))
         value = self.get(EXPIRY_KEY)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            # Expired, as Django's session is: the gateway ends it now
+            # (an older one, which takes no "at:", after a second).
+            return "at:%d" % math.floor(time.time() + value) if at else "1"
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             # The gateway caps it further; over MAX_EXPIRY it would refuse
             # the whole change.

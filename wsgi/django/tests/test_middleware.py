@@ -536,6 +536,29 @@ class SessionAPITests(unittest.TestCase):
         c = Change(resp)
         self.assertEqual((c.op, c.rotate, c.data), ("write", "1", {"user": "other"}))
 
+    def test_negative_set_expiry_ends_the_session(self):
+        # Django's session with set_expiry(-5) has expired: its cookie goes
+        # (a negative Max-Age) and the next request has no session. It was
+        # taken for one second of idleness, which every request within
+        # that second extended.
+        seen = {}
+
+        def view(request):
+            request.session.set_expiry(-5)
+            seen["age"] = request.session.get_expiry_age()
+            return HttpResponse("ok")
+
+        _, resp = run(view, signed_meta(SID, {"a": 1}))
+        c = Change(resp)
+        self.assertEqual(seen["age"], -5)
+        self.assertRegex(c.expiry, r"^at:[0-9]+$")
+        self.assertLessEqual(int(c.expiry[3:]), time.time() - 4)
+        # A gateway older than "at:" gets the shortest idle time it takes.
+        meta = signed_meta(SID, {"a": 1})
+        del meta[protocol.META_FEATURES]
+        _, resp = run(view, meta)
+        self.assertEqual(Change(resp).expiry, "1")
+
     def test_set_expiry(self):
         for value, header in [(300, "300"), (0, "browser"), (timedelta(minutes=5), None)]:
 
