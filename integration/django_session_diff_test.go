@@ -100,6 +100,9 @@ var djScenarios = []djScenario{
 	{name: "intkeys", steps: djSteps(2)},
 	{name: "logoutmsg", steps: djSteps(3)},
 	{name: "cycletwice", steps: djSteps(3)},
+	{name: "login500", steps: djSteps(3)},
+	{name: "big", steps: djSteps(2)},
+	{name: "oddkeys", steps: djSteps(2)},
 }
 
 // djRule is a deliberate difference that holds wherever its condition
@@ -218,6 +221,12 @@ var djDiffGatewayVsDB = map[string][2]string{
 	"planted:0 key_start": {`"key1"`, `"none"`},
 	"planted:1 key_start": {`"key1"`, `"none"`},
 	"planted:2 key_start": {`"key2"`, `"key1"`}, // the same session: Django's names count the planted key
+	// A login that then fails (500): cycle_key() deleted the old session
+	// in both. Django sends nothing on a 500 and deletes the dead cookie
+	// at the next request; the gateway deletes it at once.
+	"login500:1 cookie":    {"<absent>", "deleted HttpOnly Path=/ expires=past max-age=~0 samesite=lax"},
+	"login500:2 cookie":    {"deleted HttpOnly Path=/ expires=past max-age=~0 samesite=lax", "<absent>"},
+	"login500:2 key_start": {`"key1"`, `"none"`},
 	// An expiry already past (a negative set_expiry(), a fixed end in the
 	// past): Django sends the cookie with a negative
 	// Max-Age, the gateway deletes it; either way the browser drops it and

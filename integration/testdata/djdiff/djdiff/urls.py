@@ -268,6 +268,25 @@ def run(request, name, n):
     elif key == "csrf:2":
         auth.logout(request)
         r.append(ident(get_token(request), "_csrftoken"))
+    elif key == "login500:0":
+        s["a"] = 1
+    elif key == "login500:1":
+        login(request, "login500")
+        resp = HttpResponse("failed", status=500)
+    elif key == "big:0":
+        s["big"] = "0123456789abcdef" * 20000
+        s["list"] = list(range(20000))
+    elif key == "big:1":
+        r += [len(s["big"]), len(s["list"]), sum(s["list"])]
+    elif key == "oddkeys:0":
+        s["k\u00e9y \U0001f600"] = 1
+        s["with\nnewline"] = 2
+        s["nul\x00key"] = 3
+        s["pipe|semi;colon:"] = 4
+        s[""] = 5
+        s["__php__"] = 6
+    elif key == "oddkeys:1":
+        r.append(types(s))
     elif key == "expzero:0":
         s["a"] = 1
         s.set_expiry(0)
@@ -341,7 +360,7 @@ def run(request, name, n):
         s["t"] = (1, "two")
     elif key == "tuple:1":
         r.append(types(s))
-    r.append(whoami(request) if name in ("login", "loginempty", "loginother", "pwchange", "csrf", "loginsame", "loginexp0", "logoutmsg") else None)
+    r.append(whoami(request) if name in ("login", "loginempty", "loginother", "pwchange", "csrf", "loginsame", "loginexp0", "logoutmsg", "login500") else None)
     return r, resp, observe
 
 
