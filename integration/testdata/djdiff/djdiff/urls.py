@@ -287,6 +287,29 @@ def run(request, name, n):
         s["__php__"] = 6
     elif key == "oddkeys:1":
         r.append(types(s))
+    elif key == "vary:0":
+        s["a"] = 1
+        resp = HttpResponse("vary")
+        resp["Vary"] = "Accept-Language"
+    elif key == "vary:1":
+        r.append(s.get("a"))
+        resp = HttpResponse("vary")
+        resp["Vary"] = "Accept-Language"
+    elif key == "public:0":
+        s["a"] = 1
+        resp = HttpResponse("public")
+        resp["Cache-Control"] = "public, max-age=60"
+    elif key == "public:1":
+        r.append(s.get("a"))
+        resp = HttpResponse("public")
+        resp["Cache-Control"] = "public, max-age=60"
+    elif key == "csrfcookie:0":
+        r.append(len(get_token(request)))
+    elif key == "exptz:0":
+        s["a"] = 1
+        s.set_expiry(timezone.now() + timedelta(seconds=300))
+    elif key == "head:0":
+        s["a"] = request.method
     elif key == "expzero:0":
         s["a"] = 1
         s.set_expiry(0)
