@@ -105,6 +105,8 @@ var djScenarios = []djScenario{
 	{name: "big", steps: djSteps(2)},
 	{name: "oddkeys", steps: djSteps(2)},
 	{name: "vary", steps: djSteps(2)},
+	{name: "stalecycle", steps: []djStep{{}, {saveAs: "old"}, {jar: "old"}, {}, {jar: "old"}}},
+	{name: "staleflush", steps: []djStep{{}, {saveAs: "old"}, {jar: "old"}, {}, {jar: "old"}}},
 	{name: "public", steps: djSteps(3)},
 	{name: "csrfcookie", steps: djSteps(2)},
 	{name: "exptz", settings: `{"USE_TZ": false}`, steps: djSteps(2)},
@@ -199,6 +201,22 @@ var djDiffGatewayVsDB = map[string][2]string{
 	"cycle:3 key_start":      {`"key1"`, `"none"`},
 	"cycle:3 state.is_empty": {"false", "true"},
 	"cycle:3 state.key":      {`"start"`, `"none"`},
+	// The same, writing: Django starts a new session for that tab, whose
+	// cookie replaces the login's in the browser (one cookie jar for every
+	// tab); the gateway starts none and sets no cookie while the old ID is
+	// retired (docs/protocol.md, "Tombstones"), so the login stays and
+	// that tab's write is dropped. Its middleware still marks the answer
+	// private, as for any new session.
+	"stalecycle:2 cache-control":  {"", "private"},
+	"stalecycle:2 cookie":         {"cookie3 HttpOnly Path=/ expires=future max-age=~1209600 samesite=lax", "<absent>"},
+	"stalecycle:2 key_start":      {`"key1"`, `"none"`},
+	"stalecycle:4 key_start":      {`"key3"`, `"none"`},
+	"stalecycle:4 state.is_empty": {"false", "true"},
+	"stalecycle:4 state.items":    {`[["x",1]]`, `[]`},
+	"stalecycle:4 state.key":      {`"start"`, `"none"`},
+	"stalecycle:4 state.keys":     {`["x"]`, `[]`},
+	"stalecycle:4 state.len":      {"1", "0"},
+	"staleflush:2 key_start":      {`"key1"`, `"none"`},
 	// create() replaces the client's session: Django leaves the old one
 	// stored, where the gateway deletes it (a tab holding its cookie has
 	// no session), as cycle_key() does in both.

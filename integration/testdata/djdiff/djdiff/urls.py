@@ -310,6 +310,14 @@ def run(request, name, n):
         s.set_expiry(timezone.now() + timedelta(seconds=300))
     elif key == "head:0":
         s["a"] = request.method
+    elif key in ("stalecycle:0", "staleflush:0"):
+        s["a"] = 1
+    elif key == "stalecycle:1":
+        s.cycle_key()
+    elif key == "staleflush:1":
+        s.flush()
+    elif key in ("stalecycle:2", "staleflush:2"):
+        s["x"] = 1
     elif key == "expzero:0":
         s["a"] = 1
         s.set_expiry(0)
