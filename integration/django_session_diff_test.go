@@ -292,11 +292,17 @@ var djDiffCacheVsDB = map[string][2]string{
 // compare the gateway with the cache backend and leave db out.
 var djFixedEnd = map[string]bool{"exptd": true, "expdt": true, "exppast": true, "exptz": true}
 
-// startDjdiff runs the djdiff project with DJDIFF_SESSIONS=sessions and
-// returns the URL its scenarios are reached at: gunicorn itself, or, for
-// "gateway", a gateway with Redis in front of it.
-func startDjdiff(t *testing.T, sessions string) string {
+// startDjdiff runs the djdiff project for side and returns the URL its
+// scenarios are reached at: gunicorn itself with Django's own sessions
+// (side "db" or "cache", DJDIFF_SESSIONS), or a gateway with Redis in front
+// of sessiongate_django ("gateway"; "merge" with
+// SESSIONGATE_SESSION_LOCK=merge).
+func startDjdiff(t *testing.T, side string) string {
 	t.Helper()
+	sessions, lock := side, "strict"
+	if side == "merge" {
+		sessions, lock = "gateway", "merge"
+	}
 	project, err := filepath.Abs("testdata/djdiff")
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +323,7 @@ func startDjdiff(t *testing.T, sessions string) string {
 	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: project, App: "djdiff.wsgi:application", Env: env, Workers: 1})
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("gunicorn (%s) log:\n%s", sessions, g.Log())
+			t.Logf("gunicorn (%s) log:\n%s", side, g.Log())
 		}
 	})
 	if sessions != "gateway" {
@@ -336,6 +342,7 @@ func startDjdiff(t *testing.T, sessions string) string {
 		// Its Vary: Accept-Encoding is nginx_django_diff_test.go's
 		// subject, not this test's.
 		"SESSIONGATE_COMPRESS=off",
+		"SESSIONGATE_SESSION_LOCK=" + lock,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -639,7 +646,7 @@ func compareDj(t *testing.T, results map[string]map[string][]djObs, got string, 
 func TestDjangoSessionDiff(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "redis-server", "gunicorn", "django")
-	sides := []string{"gateway", "db", "cache"}
+	sides := []string{"gateway", "merge", "db", "cache"}
 	results := map[string]map[string][]djObs{}
 	for _, side := range sides {
 		base := startDjdiff(t, side)
@@ -660,4 +667,7 @@ func TestDjangoSessionDiff(t *testing.T) {
 		}
 		return "db"
 	}, djGatewayRules, djDiffGatewayVsDB)
+	// One request at a time, the lock modes differ in nothing a view or
+	// the browser sees.
+	compareDj(t, results, "merge", func(string) string { return "gateway" }, nil, nil)
 }
