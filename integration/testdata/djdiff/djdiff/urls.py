@@ -404,7 +404,7 @@ def scenario(request):
     r, resp, observe = run(request, name, n)
     if resp is not None:
         return resp
-    out = {"r": r, "key_start": ident(key0, "key")}
+    out = {"r": r, "key_start": ident(key0, "key"), "cookies": sorted(request.COOKIES)}
     if observe:
         out["state"] = state(request, key0)
     return JsonResponse(out)
