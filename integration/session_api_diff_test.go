@@ -545,7 +545,7 @@ func diffSessionAPI(t *testing.T, native, gw apiSide, locks bool, nativeRuns map
 				// session_set_cookie_params() and session.cookie_* shape
 				// only PHP's own cookie, which never leaves the gateway.
 				for _, a := range got[i].Attrs {
-					if strings.HasPrefix(a, "sessionid=") && a != "sessionid=V; Path=/; max-age; HttpOnly; SameSite=Lax" {
+					if strings.HasPrefix(a, "sessionid=") && a != "sessionid=V; Path=/; expires; max-age; HttpOnly; SameSite=Lax" {
 						t.Errorf("step %d: gateway cookie %q", i, a)
 					}
 				}

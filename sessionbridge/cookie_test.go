@@ -1,6 +1,9 @@
 package sessionbridge
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -62,4 +65,69 @@ func TestValidID(t *testing.T) {
 			t.Errorf("ValidID(%q) = true", bad)
 		}
 	}
+}
+
+// The session cookie carries Expires next to Max-Age, as Django's and PHP's
+// do: a browser that ignores Max-Age (Internet Explorer, and the webviews
+// built on it) kept the cookie only until it closed ("remember me" lost),
+// and kept a deleted one (a logout) until then.
+func TestCookieExpiresMatchesMaxAge(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockStrict, nil)
+	check := func(name string, h http.Header, maxAge int, expires time.Time) {
+		t.Helper()
+		raw := h.Get("Set-Cookie")
+		ck := cookieOf(t, h)
+		if ck.MaxAge != maxAge {
+			t.Errorf("%s: Max-Age %d, want %d: %s", name, ck.MaxAge, maxAge, raw)
+		}
+		switch {
+		case expires.IsZero() && ck.RawExpires != "":
+			t.Errorf("%s: Expires in a browser-session cookie: %s", name, raw)
+		case !expires.IsZero() && ck.RawExpires == "":
+			t.Errorf("%s: no Expires: %s", name, raw)
+		case !expires.IsZero() && (ck.Expires.Before(expires.Add(-2*time.Second)) || ck.Expires.After(expires.Add(2*time.Second))):
+			t.Errorf("%s: Expires %v, want about %v: %s", name, ck.Expires, expires, raw)
+		}
+	}
+
+	s, err := m.Open(ctx, requestWithCookie(t, m, ""), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := NewID()
+	if _, err := s.Write(ctx, id, json.RawMessage(`{"a":1}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	s.SetCookie(h)
+	s.Release(ctx)
+	check("new session", h, 3600, time.Now().Add(time.Hour))
+
+	check("set_expiry(90)", setAppExpiry(t, m, id, 90*time.Second), 90, time.Now().Add(90*time.Second))
+
+	s, err = m.Open(ctx, requestWithCookie(t, m, id), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetExpiry(0, true)
+	if err := s.Touch(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	h = http.Header{}
+	s.SetCookie(h)
+	s.Release(ctx)
+	check("set_expiry(0)", h, 0, time.Time{})
+
+	s, err = m.Open(ctx, requestWithCookie(t, m, id), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Destroy(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	h = http.Header{}
+	s.SetCookie(h)
+	s.Release(ctx)
+	check("deleted", h, -1, time.Unix(0, 0))
 }

@@ -1582,6 +1582,15 @@ func (s *Session) SetCookie(h http.Header) {
 			ck.MaxAge = 0
 		}
 	}
+	// Expires too, as Django's and PHP's cookies have it: a browser that
+	// ignores Max-Age (Internet Explorer) would keep the cookie only until
+	// it closes, and a deleted one until then.
+	switch {
+	case ck.MaxAge > 0:
+		ck.Expires = s.m.now().Add(time.Duration(ck.MaxAge) * time.Second)
+	case ck.MaxAge < 0:
+		ck.Expires = time.Unix(0, 0)
+	}
 	h.Add("Set-Cookie", ck.String())
 	keepFromSharedCaches(h)
 }

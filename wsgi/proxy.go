@@ -613,6 +613,19 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 		}
 		var conflicts []string
 		var err error
+		newID := ""
+		if ch.rotate || id == "" {
+			newID = sessionbridge.NewID()
+			if len(bytes.Trim(ch.data, "{} \t\r\n")) == 0 {
+				// A session the view saved empty (save(), create(),
+				// cycle_key()): Django stores it under a key, and apps
+				// call save() to give a visitor one. Announced, like a
+				// PHP session started and left empty, it is stored.
+				if err := sess.Announce(newID); err != nil {
+					return err
+				}
+			}
+		}
 		switch {
 		case ch.rotate && id != "":
 			// cycle_key(): the old ID dies (fixation defence) and the
@@ -624,9 +637,9 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 			// session, not a flush()), what other requests stored in the
 			// old session meanwhile moves along, as for PHP's
 			// regeneration.
-			conflicts, err = sess.Rotate(ctx, id, sessionbridge.NewID(), ch.data, ch.carry)
+			conflicts, err = sess.Rotate(ctx, id, newID, ch.data, ch.carry)
 		case id == "":
-			conflicts, err = sess.WriteReencoded(ctx, sessionbridge.NewID(), ch.data)
+			conflicts, err = sess.WriteReencoded(ctx, newID, ch.data)
 		default:
 			conflicts, err = sess.WriteReencoded(ctx, id, ch.data)
 		}

@@ -51,6 +51,12 @@ class SessionStore(SessionBase):
         # read): a new ID then starts from nothing, and what other requests
         # stored in the old session meanwhile must not move to it.
         self._wiped = False
+        # True while the view wants the session stored even if it is
+        # empty: it saved it (save(), create(), cycle_key()), which gives a
+        # Django session a key and a row. Apps call save() to give an
+        # anonymous visitor a session key (carts, polls); an empty session
+        # that was only modified is still no session, as in Django.
+        self._saved = False
 
     # -- storage API (SessionBase subclasses must provide it) ------------
 
@@ -77,11 +83,21 @@ class SessionStore(SessionBase):
                 self._wiped = True  # nothing loaded: an empty session
         self._session_key = None
         self._get_session(no_load=True)
+        self._saved = True
         self.modified = True
 
     def save(self, must_create=False):
-        # Persisting happens when the response passes the gateway.
+        # Persisting happens when the response passes the gateway. Like
+        # Django's save(), it reads the data (the response varies on the
+        # cookie) and stores the session even when it is empty.
+        self._get_session(no_load=must_create)
+        self._saved = True
         self.modified = True
+
+    def is_empty(self):
+        # A saved session has a key in Django, even while the gateway has
+        # yet to mint it.
+        return not self._saved and super().is_empty()
 
     def _is_gateway_session(self, session_key):
         """True when session_key names the session the gateway loaded, in
@@ -89,6 +105,11 @@ class SessionStore(SessionBase):
         return bool(session_key) and session_key in (self._gateway_id, django_session_key(self._gateway_id))
 
     def delete(self, session_key=None):
+        if session_key is None:
+            # The current session, the one a save() made included (login()
+            # then logout(): Django's flush() deletes what cycle_key()
+            # stored).
+            self._saved = False
         if session_key is None or self._is_gateway_session(session_key):
             if self._gateway_id:
                 if self._session_key is not None:
@@ -117,10 +138,11 @@ class SessionStore(SessionBase):
 
     def set_expiry(self, value):
         """Like Django's: an int n > 0 expires the session after n idle
-        seconds, 0 at browser close, None restores the gateway's policy, and
-        a datetime or timedelta is a fixed end that no request extends. That
-        end is kept as Django 4+ keeps it (an ISO 8601 string, JSON having
-        no datetime); a naive datetime is local time."""
+        seconds, 0 at browser close, None restores the gateway's policy, a
+        datetime or timedelta is a fixed end that no request extends, and a
+        negative int or a past end has expired. A fixed end is kept as
+        Django 4+ keeps it (an ISO 8601 string, JSON having no datetime); a
+        naive datetime is local time."""
         if value is None:
             try:
                 del self[EXPIRY_KEY]
@@ -138,9 +160,9 @@ class SessionStore(SessionBase):
                 value = value.astimezone().replace(tzinfo=None)
             value = value.isoformat()
         else:
+            # A negative one, as in Django, has expired already
+            # (expiry_header).
             value = int(value)
-            if value < 0:
-                value = 1
         self[EXPIRY_KEY] = value
 
     async def aset_expiry(self, value):
@@ -192,6 +214,10 @@ class SessionStore(SessionBase):
             left = int(deadline - time.time())
             return str(min(max(1, left), MAX_EXPIRY))
         value = self.get(EXPIRY_KEY)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            # Expired, as Django's session is: the gateway ends it now
+            # (an older one, which takes no "at:", after a second).
+            return "at:%d" % math.floor(time.time() + value) if at else "1"
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             # The gateway caps it further; over MAX_EXPIRY it would refuse
             # the whole change.
@@ -223,10 +249,10 @@ class SessionStore(SessionBase):
         had = bool(self._gateway_id)
         data = getattr(self, "_session_cache", None)
         if self._deleted:
-            if data:
-                # flush()/cycle_key() then data: a new ID with that data,
-                # the old one destroyed.
-                return ("write", True if self._wiped else "carry", data)
+            if data or self._saved:
+                # flush()/cycle_key() then data, or a saved session: a new
+                # ID with that data, the old one destroyed.
+                return ("write", True if self._wiped else "carry", data or {})
             return ("delete", False, None)
         if self.modified or (save_every_request and had and data is not None):
             # SESSION_SAVE_EVERY_REQUEST saves a session the view loaded
@@ -236,7 +262,7 @@ class SessionStore(SessionBase):
             # have changed: a touch below does the rest of a save.
             if data is None:
                 data = self._loaded
-            if not data and not had:
+            if not data and not had and not self._saved:
                 return None  # an empty new session is no session
             return ("write", False, data)
         if had and (save_every_request or accessed or self.expiry_header()):

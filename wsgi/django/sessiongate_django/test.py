@@ -140,6 +140,12 @@ class Client(DjangoClient):
                 headers[name.lower()] = value
                 del response[name]
         op = headers.get(_CHANGE_PREFIX + "op")
+        expiry = headers.get(_CHANGE_PREFIX + "expiry", "")
+        if op and expiry.startswith("at:") and int(expiry[3:]) <= time.time():
+            # An end already past (set_expiry() with a past datetime or a
+            # negative number): the gateway ends the session, whatever the
+            # change.
+            op = "delete"
         if op == "delete":
             if sid:
                 self._sessions.pop(sid, None)

@@ -245,6 +245,56 @@ class SessionAPITests(unittest.TestCase):
         _, resp = run(view)
         self.assertEqual(internal_headers(resp), [])
 
+    def test_saved_empty_session_is_stored(self):
+        # Django stores a session the view saves, created or cycled even
+        # with nothing in it, under a key, and sets its cookie:
+        # "request.session.save()" is how apps give an anonymous visitor a
+        # session key (carts, votes). Dropped, every request of that
+        # visitor had a new session again, and session_key stayed None.
+        def save(request):
+            request.session.save()
+            return HttpResponse("ok")
+
+        def create(request):
+            request.session.create()
+            return HttpResponse("ok")
+
+        def cycle(request):
+            request.session.cycle_key()
+            return HttpResponse("ok")
+
+        for view in (save, create, cycle):
+            with self.subTest(view.__name__):
+                request, resp = run(view)
+                c = Change(resp)
+                self.assertEqual((c.op, c.rotate, c.data), ("write", "", {}))
+                self.assertFalse(request.session.is_empty())
+                self.assertIn("Cookie", resp["Vary"])
+
+        # The emptied session of a request, cycled: a new ID, still empty.
+        def empty_then_cycle(request):
+            del request.session["cart"]
+            request.session.cycle_key()
+            return HttpResponse("ok")
+
+        _, resp = run(empty_then_cycle, signed_meta(SID, {"cart": [1]}))
+        c = Change(resp)
+        self.assertEqual((c.op, c.rotate, c.data), ("write", "carry", {}))
+
+    def test_saved_then_flushed_session_is_no_session(self):
+        # login() then logout() in one request: Django's flush() deletes
+        # the session cycle_key() made, and nothing is stored.
+        def view(request):
+            request.session.cycle_key()
+            request.session.save()
+            request.session.flush()
+            return HttpResponse("ok")
+
+        _, resp = run(view)
+        self.assertEqual(internal_headers(resp), [])
+        _, resp = run(view, signed_meta(SID, {"cart": [1]}))
+        self.assertEqual(Change(resp).op, "delete")
+
     def test_data_round_trip_keeps_order_tags_unicode_numbers(self):
         raw = (
             '{"z":1,"tag":{"__php__":"O:3:\\"Foo\\":1:{s:1:\\"a\\";i:1;}"},'
@@ -485,6 +535,29 @@ class SessionAPITests(unittest.TestCase):
         _, resp = run(view, signed_meta(SID, {"cart": [1]}))
         c = Change(resp)
         self.assertEqual((c.op, c.rotate, c.data), ("write", "1", {"user": "other"}))
+
+    def test_negative_set_expiry_ends_the_session(self):
+        # Django's session with set_expiry(-5) has expired: its cookie goes
+        # (a negative Max-Age) and the next request has no session. It was
+        # taken for one second of idleness, which every request within
+        # that second extended.
+        seen = {}
+
+        def view(request):
+            request.session.set_expiry(-5)
+            seen["age"] = request.session.get_expiry_age()
+            return HttpResponse("ok")
+
+        _, resp = run(view, signed_meta(SID, {"a": 1}))
+        c = Change(resp)
+        self.assertEqual(seen["age"], -5)
+        self.assertRegex(c.expiry, r"^at:[0-9]+$")
+        self.assertLessEqual(int(c.expiry[3:]), time.time() - 4)
+        # A gateway older than "at:" gets the shortest idle time it takes.
+        meta = signed_meta(SID, {"a": 1})
+        del meta[protocol.META_FEATURES]
+        _, resp = run(view, meta)
+        self.assertEqual(Change(resp).expiry, "1")
 
     def test_set_expiry(self):
         for value, header in [(300, "300"), (0, "browser"), (timedelta(minutes=5), None)]:

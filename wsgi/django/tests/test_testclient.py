@@ -4,6 +4,7 @@ plays the gateway (see README.md, "Testing")."""
 
 import asyncio
 import unittest
+from datetime import timedelta
 
 from tests import test_middleware  # noqa: F401  (configures settings)
 
@@ -43,6 +44,13 @@ def logout_view(request):
     return HttpResponse("out")
 
 
+def expire(request):
+    # A view that ends the session by its expiry (a past end or a negative
+    # number of seconds), as Django's sessions honour it.
+    request.session.set_expiry(int(request.GET["s"]) if "s" in request.GET else timedelta(seconds=-10))
+    return HttpResponse("expired")
+
+
 def sets_session_named_cookie(request):
     response = HttpResponse("cookie")
     response.set_cookie(settings.SESSION_COOKIE_NAME, "not-the-gateway's")
@@ -61,6 +69,7 @@ urlpatterns = [
     path("logout/", logout_view),
     path("logout-fail/", logout_then_fail),
     path("cookie/", sets_session_named_cookie),
+    path("expire/", expire),
 ]
 
 MIDDLEWARE = [
@@ -120,6 +129,22 @@ class TestClientTests(unittest.TestCase):
         c.get("/add/?item=pear")
         self.assertEqual(c.session["cart"], {"pear": 2})
         self.assertEqual(c.get("/whoami/").json()["cart"], {"pear": 2})
+
+    def test_expired_session_is_gone(self):
+        # The gateway deletes a session whose expiry has passed (X-Sessiongate-Expiry
+        # "at:" in the past); the client kept it, so a test of a view that
+        # expires the session passed with Django's Client and failed here.
+        for query in ("", "?s=-5"):
+            with self.subTest(query=query):
+                c = self.client()
+                c.force_login(self.user)
+                c.get("/add/?item=kiwi")
+                c.get("/expire/" + query)
+                self.assertEqual(c.get("/whoami/").json(), {"user": None, "cart": None})
+                # A live expiry leaves the session alone.
+                c.force_login(self.user)
+                c.get("/expire/?s=300")
+                self.assertEqual(c.get("/whoami/").json()["user"], "tc")
 
     def test_login_view_rotates_and_logout_view_ends_the_session(self):
         c = self.client()
