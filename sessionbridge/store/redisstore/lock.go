@@ -610,6 +610,20 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 	return ver, nil
 }
 
+// Settled implements store.Settler.
+func (l *lease) Settled(ctx context.Context) error {
+	p := l.prev
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return unavailable("unlock", fmt.Errorf("waiting for the previous write: %w", ctx.Err()))
+	}
+}
+
 // Renew implements store.Lease: one round trip (renewScript), after the
 // previous holder's write when this lease was handed over while it was in
 // flight (until that write lands the lock still carries the previous
