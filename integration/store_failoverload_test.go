@@ -25,15 +25,17 @@ import (
 // counterLoad is increments of one session's counter sent by several
 // clients at once, half through each gateway, until stopped.
 type counterLoad struct {
-	mu      sync.Mutex
-	codes   map[int]int
-	byGW    map[*sessionGW]map[int]int
-	seen    map[int][]time.Time // counter value -> when 200s showed it
-	ok      int
-	lastOK  time.Time
-	stop    chan struct{}
-	done    sync.WaitGroup
-	started time.Time
+	mu     sync.Mutex
+	codes  map[int]int
+	byGW   map[*sessionGW]map[int]int
+	seen   map[int][]time.Time // counter value -> when 200s showed it
+	ok     int
+	lastOK time.Time
+	// lastOKBy is lastOK for each gateway.
+	lastOKBy map[*sessionGW]time.Time
+	stop     chan struct{}
+	done     sync.WaitGroup
+	started  time.Time
 }
 
 // startCounterLoad runs clients that increment c's counter until stop, each
@@ -42,7 +44,8 @@ type counterLoad struct {
 // passed, so that what comes next (before: a failover, a kill) happens
 // under load.
 func startCounterLoad(c *failoverCounter, clients, maxPerClient int, before string) *counterLoad {
-	l := &counterLoad{codes: map[int]int{}, byGW: map[*sessionGW]map[int]int{}, seen: map[int][]time.Time{}, stop: make(chan struct{}), started: time.Now()}
+	l := &counterLoad{codes: map[int]int{}, byGW: map[*sessionGW]map[int]int{}, seen: map[int][]time.Time{}, stop: make(chan struct{}), started: time.Now(),
+		lastOKBy: map[*sessionGW]time.Time{}}
 	for i := range clients {
 		gw := c.s.gws[i%2]
 		l.done.Add(1)
@@ -69,6 +72,7 @@ func startCounterLoad(c *failoverCounter, clients, maxPerClient int, before stri
 					l.seen[n] = append(l.seen[n], time.Now())
 					l.ok++
 					l.lastOK = time.Now()
+					l.lastOKBy[gw] = l.lastOK
 				}
 				l.mu.Unlock()
 				if code != 200 {
@@ -84,13 +88,23 @@ func startCounterLoad(c *failoverCounter, clients, maxPerClient int, before stri
 	return l
 }
 
-// passedAfter reports whether an increment passes after since, waiting up
-// to d for one.
+// passedAfter reports whether increments pass after since through every
+// gateway of the load, waiting up to d for them. One gateway serving says
+// little of the other: go-redis stops dialing a Redis after as many failed
+// dials as its pool has connections, and until a probe, once a second,
+// dials again, its requests fail at once with the last dial error (to the
+// dead master, after a failover), so a gateway may serve a second after
+// the other.
 func (l *counterLoad) passedAfter(since time.Time, d time.Duration) bool {
 	return poll(d, func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		return l.lastOK.After(since)
+		for gw := range l.byGW {
+			if !l.lastOKBy[gw].After(since) {
+				return false
+			}
+		}
+		return len(l.byGW) > 0
 	})
 }
 

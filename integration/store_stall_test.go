@@ -93,6 +93,73 @@ func TestStoreRedisStallBeforeFirstLockFailsWithinTimeout(t *testing.T) {
 	}
 }
 
+// Requests queued in one gateway for one session's lock while Redis
+// stalls each get their 503 within about twice SESSIONGATE_REDIS_TIMEOUT
+// too, not one after another. Before, each waiter in turn took the head's
+// place and tried Redis once more, so the k-th got its 503 k timeouts (and
+// pool waits) later: with the default 500 ms, the sixth request of a
+// session waited 6.7 s, and the seventh the whole stall (8 s, measured
+// through a gateway).
+func TestStoreRedisStallFailsQueuedWaitersWithinTimeout(t *testing.T) {
+	t.Parallel()
+	const timeout = 200 * time.Millisecond
+	r, s := stallStore(t, timeout)
+	ctx := context.Background()
+	l, _, err := s.Lock(ctx, "hot", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const waiters = 6
+	type result struct {
+		took time.Duration
+		err  error
+	}
+	results := make(chan result, waiters)
+	var paused time.Time
+	var mu sync.Mutex
+	for range waiters {
+		go func() {
+			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			wl, _, err := s.Lock(lctx, "hot", time.Minute)
+			if err == nil {
+				// Handed over by the holder: its release fails, as the
+				// write this lease came from did.
+				_, err = wl.Unlock(ctx, store.Mutation{Kind: store.Keep})
+			}
+			mu.Lock()
+			took := time.Since(paused)
+			mu.Unlock()
+			results <- result{took, err}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // all queued behind the holder
+	mu.Lock()
+	paused = time.Now()
+	mu.Unlock()
+	if out, err := r.Do("CLIENT", "PAUSE", "5000", "ALL"); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v %s", err, out)
+	}
+	defer r.Do("CLIENT", "UNPAUSE")
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Keep}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("the holder's Unlock with Redis paused: %v", err)
+	}
+	var worst time.Duration
+	for range waiters {
+		r := <-results
+		if !errors.Is(r.err, store.ErrUnavailable) {
+			t.Errorf("a waiter: %v, want ErrUnavailable", r.err)
+		}
+		worst = max(worst, r.took)
+	}
+	t.Logf("slowest waiter failed %v after the pause", worst)
+	// The holder's release takes one timeout, the next holder's or
+	// contender's one more; the slack is the other stall tests'.
+	if limit := 2*timeout + 500*time.Millisecond; worst > limit {
+		t.Errorf("slowest waiter failed after %v with a paused Redis; want <= %v (2 x the Redis timeout)", worst, limit)
+	}
+}
+
 // lockAllWhilePaused runs n Lock calls on distinct sessions at once, each
 // with wait as its lock wait, against a Redis the caller paused. Each must
 // fail as unavailable; it returns the slowest call and the calls that did

@@ -189,6 +189,10 @@ type Session struct {
 	movePending bool
 	moveBase    []member
 	lease       store.Lease
+	// loadedFrom is the lease the session was loaded under (strict mode):
+	// its record is what the app was given, and it may come from the
+	// previous holder's write, still in flight then (see Settled).
+	loadedFrom store.Lease
 	// renew keeps lease alive while the request runs (nil without lease).
 	renew *renewal
 	// announced is a new ID PHP started but did not write yet: the cookie
@@ -280,6 +284,7 @@ func (m *Manager) load(ctx context.Context, s *Session, id string, arrived time.
 	var err error
 	if m.o.LockMode == LockStrict {
 		s.lease, rec, err = m.lockTimed(ctx, id)
+		s.loadedFrom = s.lease
 	} else {
 		sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
 		rec, err = m.o.Store.Load(sctx, id)
@@ -426,6 +431,28 @@ func (s *Session) releaseLease(ctx context.Context, mu store.Mutation) (uint64, 
 		return 0, err
 	}
 	return v, nil
+}
+
+// Settled returns an error (ErrUnavailable) when the data the app was
+// given came from another request's write that then failed: the store
+// handed the lock over while that write was on its way, and the data was
+// never stored. A response that may show it must then not pass for a
+// success; one that writes fails its write anyway, but one that only reads
+// (PHP's read_and_close) would show a change the next request does not
+// find. It waits for that write's outcome when it is still unknown.
+func (s *Session) Settled(ctx context.Context) error {
+	s.mu.Lock()
+	l, _ := s.loadedFrom.(store.Settler)
+	s.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	sctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	if err := l.Settled(sctx); err != nil {
+		return fmt.Errorf("%w: the session as loaded came from a write that failed: %w", ErrUnavailable, err)
+	}
+	return nil
 }
 
 // Announce records that the app started a new session with id, so the

@@ -804,7 +804,13 @@ func (w *bridgeWriter) WriteHeader(code int) {
 	// A 5xx already tells the client the request failed; any other code,
 	// a private 6xx-9xx included (the transport passes those, as nginx
 	// does), would pass for a success.
-	if err := w.b.failure(); err != nil && (code < 500 || code > 599) {
+	err := w.b.failure()
+	why := "session change from PHP not saved"
+	if err == nil && (code < 500 || code > 599) {
+		// A page that only read the session shows what it was given.
+		err, why = w.b.sess.Settled(w.req.Context()), "session given to PHP not stored"
+	}
+	if err != nil && (code < 500 || code > 599) {
 		// The gateway's own Connection: close (a request body it will not
 		// read to the end) must stay; the app's headers go.
 		conn := h["Connection"]
@@ -818,7 +824,7 @@ func (w *bridgeWriter) WriteHeader(code int) {
 		// The access log line of the 503 (or 500) says why, as other
 		// failures' do.
 		if ri := server.Info(w.req.Context()); ri != nil && ri.Err == nil {
-			ri.Err = fmt.Errorf("session change from PHP not saved: %w", err)
+			ri.Err = fmt.Errorf("%s: %w", why, err)
 		}
 		if errors.Is(err, ErrUnstorable) {
 			// The script wrote what cannot be stored: the same again

@@ -494,6 +494,10 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 			return &persistError{err}
 		}
 	}
+	if err := st.sess.Settled(ctx); err != nil && (res.StatusCode < 500 || res.StatusCode > 599) {
+		// Django's page may show what it was given.
+		return &persistError{err}
+	}
 	st.sess.SetCookie(res.Header)
 	// Django is done with the session once its headers are here: other
 	// requests of the session need not wait for the body.

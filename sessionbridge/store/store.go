@@ -112,3 +112,16 @@ type Lease interface {
 	// ErrLeaseLost and does not extend the next holder's lock.
 	Renew(ctx context.Context, leaseTTL time.Duration) error
 }
+
+// Settler is a Lease that can say whether the record it came with is
+// stored. A lease handed over while the previous holder's write was in
+// flight came with the record that write makes; if the write fails, the
+// holder's own Unlock fails, but a request that only reads (PHP's
+// read_and_close) would already have shown that record as if it were
+// stored.
+type Settler interface {
+	// Settled waits for the write the lease's record came from, when that
+	// was in flight at the hand-over, and returns its error: the record
+	// was then never stored. nil when the record was stored (or read).
+	Settled(ctx context.Context) error
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ const (
 	pending             // popped by a holder whose hand-over script is in flight
 	granted             // lease and rec are set
 	contend             // the waiter is now head and must contend in Redis
+	failed              // the head found Redis not answering: err is the waiter's
 )
 
 type waiter struct {
@@ -54,6 +56,7 @@ type waiter struct {
 	gen      uint64    // head generation, once promoted
 	lease    *lease
 	rec      store.Record
+	err      error // failed
 }
 
 func signal(c chan struct{}) {
@@ -125,6 +128,9 @@ func (s *Store) waitLocal(ctx context.Context, id string, keys []string, q *queu
 			gen := w.gen
 			s.mu.Unlock()
 			return s.contend(ctx, id, keys, q, gen, w.leaseTTL, w.since)
+		case failed:
+			s.mu.Unlock()
+			return nil, store.Record{}, w.err
 		}
 		var timeout <-chan time.Time
 		var timer *time.Timer
@@ -159,6 +165,10 @@ func (s *Store) waitLocal(ctx context.Context, id string, keys []string, q *queu
 		}
 		// Giving up.
 		s.mu.Lock()
+		if w.state == failed {
+			s.mu.Unlock()
+			return nil, store.Record{}, w.err
+		}
 		if w.state == queued {
 			first := len(q.waiters) > 0 && q.waiters[0] == w
 			removeWaiter(q, w)
@@ -218,6 +228,41 @@ func (s *Store) headDone(id string, q *queue, gen uint64) {
 	s.promoteLocked(id, q, gen)
 }
 
+// stalled reports whether err is Redis not answering in time (a read or
+// write timeout, no free connection in the pool), not an error reply or a
+// broken connection: a next call now would wait as long.
+func stalled(err error) bool {
+	var ne net.Error
+	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &ne) && ne.Timeout()
+}
+
+// headFailed ends the head role of generation gen after Redis failed it
+// with err. When Redis did not answer in time, the local waiters fail with
+// it at once: each taking the head's place in turn would wait as long
+// again, and the last of a hot session's requests would get its 503 only
+// after as many timeouts as there are requests before it, or wait out the
+// whole stall. After any other failure the next waiter tries (headDone).
+func (s *Store) headFailed(id string, q *queue, gen uint64, err error) {
+	if !stalled(err) {
+		s.headDone(id, q, gen)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queues[id] != q || q.gen != gen {
+		return // a stale head: someone else already leads
+	}
+	werr := fmt.Errorf("%w: redis lock: not tried, the request before this one in the session's queue found Redis not answering: %w", store.ErrUnavailable, err)
+	for _, w := range q.waiters {
+		w.state, w.err = failed, werr
+		signal(w.wake)
+	}
+	q.waiters = nil
+	q.holding = false
+	delete(s.queues, id)
+}
+
 func (s *Store) promoteLocked(id string, q *queue, gen uint64) {
 	if s.queues[id] != q || q.gen != gen {
 		return // a stale head: someone else already leads
@@ -246,7 +291,7 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 			s.giveUpHead(id, keys, q, gen)
 			return nil, store.Record{}, lockTimeout(ctx)
 		}
-		s.headDone(id, q, gen)
+		s.headFailed(id, q, gen, err)
 		return nil, store.Record{}, err
 	}
 	// Drop a notice meant for an earlier head.
@@ -272,7 +317,7 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 				s.giveUpHead(id, keys, q, gen)
 				return nil, store.Record{}, lockTimeout(ctx)
 			}
-			s.headDone(id, q, gen)
+			s.headFailed(id, q, gen, err)
 			return nil, store.Record{}, unavailable("lock", err)
 		}
 		ok, pttl, rec, perr := parseLockReply(res)
@@ -585,7 +630,7 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		close(pw.done)
 	}
 	if pw == nil && head {
-		s.headDone(l.id, q, l.gen)
+		s.headFailed(l.id, q, l.gen, err)
 	}
 
 	if err != nil {
@@ -608,6 +653,20 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		return 0, werr
 	}
 	return ver, nil
+}
+
+// Settled implements store.Settler.
+func (l *lease) Settled(ctx context.Context) error {
+	p := l.prev
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return unavailable("unlock", fmt.Errorf("waiting for the previous write: %w", ctx.Err()))
+	}
 }
 
 // Renew implements store.Lease: one round trip (renewScript), after the
@@ -708,7 +767,7 @@ func (l *lease) abandon(cause error, prevDone <-chan struct{}) error {
 	}
 	l.done = true
 	s.mu.Unlock()
-	s.headDone(l.id, l.q, l.gen)
+	s.headFailed(l.id, l.q, l.gen, cause)
 	s.releaseToken(l.id, l.keys, l.token, l.ttl, prevDone)
 	if errors.Is(cause, store.ErrLeaseLost) {
 		return fmt.Errorf("%w: the previous holder's write was not applied", store.ErrLeaseLost)

@@ -174,6 +174,7 @@ type Store struct {
 }
 
 var _ store.Store = (*Store)(nil)
+var _ store.Settler = (*lease)(nil)
 
 // New returns a store on client. It does not contact Redis; call Ping.
 func New(client redis.UniversalClient, o Options) (*Store, error) {
