@@ -267,12 +267,15 @@ var encBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return 
 
 // RoundTrip sends req to php-fpm and returns the response as soon as its
 // CGI header is complete; the body streams record by record. Errors are
-// *Error values (see StatusOf). A request is retried on a fresh connection
-// only when it never reached PHP: a failed dial, or a reused connection
-// that failed before any response byte while the body can still be sent
-// again. A request that must not run twice (POST, PATCH, ... without an
-// idempotency key) is sent again only if the worker is provably still
-// reading, i.e. retiring rather than killed with it (workerStillReading).
+// *Error values (see StatusOf). A request is sent again on a fresh
+// connection after a failed dial, or when a reused connection failed before
+// any response byte while the body can still be sent again: mostly a worker
+// that retired (pm.max_requests) and never read it. A worker killed while
+// it ran the script fails the same way, so an idempotent request (GET,
+// HEAD, ...) may then run twice, as behind nginx's kept-alive upstreams. A
+// request that must not run twice (POST, PATCH, ... without an idempotency
+// key) is sent again only if the worker is provably still reading, i.e.
+// retiring rather than killed with it (workerStillReading).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// What writing the request uses is freed once the write is over: when
 	// RoundTrip returns, or, for a response that began while a large body
