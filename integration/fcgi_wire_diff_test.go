@@ -8,6 +8,7 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -41,6 +42,8 @@ type wireCase struct {
 	laterDelay time.Duration
 	// pause is how long the client waits before its next request.
 	pause time.Duration
+	// dribble: raw is sent a few bytes at a time.
+	dribble bool
 }
 
 // tiny splits s into STDOUT records of n bytes.
@@ -62,7 +65,7 @@ func wireCases() []wireCase {
 	}
 	padHead := harness.FCGIRecord(6, []byte(okHead), 255)
 	longValue := strings.Repeat("v", 100<<10)
-	return []wireCase{
+	cases := []wireCase{
 		{name: "ok", raw: clean(okHead + "ok")},
 		{name: "split", raw: cat(fcgiOut("Content-Ty"), fcgiOut("pe: text/pl"), fcgiOut("ain\r\nX-A: 1\r"), fcgiOut("\n\r"), fcgiOut("\nbo"), fcgiOut("dy"), fcgiDone())},
 		{name: "lf", raw: clean("Content-Type: text/plain\nX-A: 1\n\nbody")},
@@ -134,9 +137,38 @@ func wireCases() []wireCase {
 		{name: "s304", raw: clean("Status: 304\r\n\r\nbody")},
 		{name: "repeated", raw: clean("X-A: 1\r\nSet-Cookie: a=1\r\nX-A: 2\r\nSet-Cookie: b=2\r\nX-A: 3\r\n\r\nx")},
 		{name: "emptyname", raw: clean(": v\r\n\r\nx")},
+		// A fault 50 ms after the header and the start of the body.
+		{name: "otheridlate", raw: fcgiOut(okHead + "ok"), later: cat(harness.FCGIRecordID(6, 2, []byte("x"), 0), fcgiDone()), laterDelay: 50 * time.Millisecond},
+		{name: "unknowntypelate", raw: fcgiOut(okHead + "ok"), later: cat(harness.FCGIRecord(42, []byte("xyz"), 0), fcgiDone()), laterDelay: 50 * time.Millisecond},
+		{name: "versionlate", raw: fcgiOut(okHead + "ok"), later: cat([]byte{0, 6, 0, 1, 0, 1, 0, 0, 'x'}, fcgiDone()), laterDelay: 50 * time.Millisecond},
+		{name: "cantmpxlate", raw: fcgiOut(okHead + "ok"), later: cat(fcgiOut(""), harness.FCGIEnd(0, 1, 0)), laterDelay: 50 * time.Millisecond},
 		{name: "badname", raw: clean("X(A): v\r\n\r\nx")},
+		{name: "splitlf", raw: cat(fcgiOut("X-A: 1\n"), fcgiOut("\n"), fcgiOut("body"), fcgiDone())},
+		{name: "clcomma", raw: clean("Content-Length: 5, 5\r\n\r\nhello")},
+		{name: "clneg", raw: clean("Content-Length: -1\r\n\r\nhello")},
+		{name: "cltwosame", raw: clean("Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello")},
+		{name: "cltwodiff", raw: clean("Content-Length: 5\r\nContent-Length: 3\r\n\r\nhello")},
+		{name: "ctrl", raw: clean("X-A: a\x01b\r\n\r\nx")},
+		{name: "statuslower", raw: clean("status: 404\r\n\r\nx")},
+		{name: "statusnospace", raw: clean("Status:404\r\n\r\nx")},
+		{name: "stderronly", raw: cat(fcgiErr("only stderr"), fcgiOut(""), harness.FCGIEnd(0, 0, 0))},
+		{name: "bigstderr", raw: cat(harness.FCGIRecord(7, bytes.Repeat([]byte("e"), 65535), 0), harness.FCGIRecord(7, bytes.Repeat([]byte("e"), 65535), 0), clean(okHead+"ok"))},
+		{name: "bigbody", raw: cat(fcgiOut(okHead), tiny(strings.Repeat("b", 300<<10), 65535), fcgiDone())},
 	}
+	for _, c := range dribbled {
+		dc := cases[slices.IndexFunc(cases, func(x wireCase) bool { return x.name == c })]
+		dc.name += "dribble"
+		dc.dribble = true
+		cases = append(cases, dc)
+	}
+	return cases
 }
+
+// dribbled are the cases also sent a few bytes per write.
+// (Not those whose outcome hangs on whether the gateway has read the
+// fault by the time it answers: the "late" cases send it 50 ms on.)
+var dribbled = []string{"ok", "split", "lf", "emptystdoutbody", "stderr", "otherid", "noout",
+	"closemidbody", "closemidpadding", "closelength", "noblank", "splitlf"}
 
 // wireOutcome is what an HTTP client saw for one case, and then for an
 // ordinary request on the same connection.
@@ -301,6 +333,26 @@ func wireExpected() map[string]wireDiff {
 		"a close right after the header: nginx sends the header and cuts the body; the gateway sends nothing and closes"}
 	d["keep/closelength"] = wireDiff{`200 [] body="whole" cut=false next=closed slow=false`, `200 [] body="whole" cut=false ` + ok,
 		"a close without END_REQUEST once the app's Content-Length is sent: both pass the whole answer on; nginx then closes the client connection, the gateway keeps it, the answer being whole and framed"}
+	both("cltwodiff", `200 [] body="hel" cut=false `+ok, `200 [] body="hello" cut=false `+ok,
+		"two Content-Length lines that disagree: nginx takes the last and cuts the body there; the gateway drops both (logged) and sends the body as it came, ended by the FastCGI records")
+	both("ctrl", `no response; next=(malformed MIME header line: "X-A: a\x01b")`, `200 [X-A=a b] body="x" cut=false `+ok,
+		"a control character in a header value: nginx passes it on, and the client cannot read the answer; the gateway turns it into a space (headerValue)")
+	// Sent a few bytes at a time, as themselves, except where the header
+	// went out before the fault arrived: the gateway then cuts the answer
+	// it began, as it does for any failure after the header.
+	for _, name := range dribbled {
+		for _, v := range []string{"keep/", "once/"} {
+			if e, ok := d[v+name]; ok {
+				d[v+name+"dribble"] = e
+			}
+		}
+	}
+	for _, name := range []string{"otheridlate", "unknowntypelate", "versionlate"} {
+		both(name, "no response; next=(unexpected EOF)", `200 [Content-Type=text/plain] body="ok" cut=true next=closed slow=false`,
+			"an invalid record once the header and the start of the body are in: nginx drops the client connection without a byte; the gateway has sent what came and cuts the answer")
+	}
+	both("cantmpxlate", `200 [Content-Type=text/plain] body="ok" cut=false `+ok, `200 [Content-Type=text/plain] body="ok" cut=true next=closed slow=false`,
+		"as cantmpx, once the header and the start of the body are out: the gateway cuts the answer")
 	return d
 }
 
@@ -325,7 +377,7 @@ func TestFCGIWireDiffNginx(t *testing.T) {
 		if !ok {
 			return harness.FakeFCGIAnswer{Raw: clean("Status: 500\r\n\r\nno case " + name)}
 		}
-		return harness.FakeFCGIAnswer{Raw: c.raw, Close: c.closeAfter, Later: c.later, LaterDelay: c.laterDelay}
+		return harness.FakeFCGIAnswer{Raw: c.raw, Close: c.closeAfter, Later: c.later, LaterDelay: c.laterDelay, Dribble: c.dribble}
 	}
 	// One fake server per front: the connections each holds are its own.
 	fkKeep := harness.StartFakeFCGI(t, script)

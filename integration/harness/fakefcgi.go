@@ -21,6 +21,9 @@ type FakeFCGIAnswer struct {
 	Later      []byte
 	LaterDelay time.Duration
 	Close      bool
+	// Dribble sends Raw a few bytes per write, so that records and their
+	// headers arrive in pieces.
+	Dribble bool
 }
 
 // FakeFCGI is a scripted FastCGI server: it reads whole requests (BEGIN_REQUEST,
@@ -103,7 +106,7 @@ func (f *FakeFCGI) serve() {
 				f.mu.Unlock()
 				a := f.script(params)
 				c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-				if _, err := c.Write(a.Raw); err != nil {
+				if err := writeAnswer(c, a); err != nil {
 					return
 				}
 				if a.Later != nil {
@@ -202,4 +205,20 @@ func FCGIEnd(appStatus uint32, protocolStatus byte, padding int) []byte {
 	binary.BigEndian.PutUint32(body[:4], appStatus)
 	body[4] = protocolStatus
 	return FCGIRecord(3, body[:], padding)
+}
+
+func writeAnswer(c net.Conn, a FakeFCGIAnswer) error {
+	if !a.Dribble {
+		_, err := c.Write(a.Raw)
+		return err
+	}
+	for p := a.Raw; len(p) > 0; {
+		n := min(len(p), 3)
+		if _, err := c.Write(p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+		time.Sleep(200 * time.Microsecond)
+	}
+	return nil
 }
