@@ -137,6 +137,8 @@ func wireCases() []wireCase {
 		{name: "s304", raw: clean("Status: 304\r\n\r\nbody")},
 		{name: "repeated", raw: clean("X-A: 1\r\nSet-Cookie: a=1\r\nX-A: 2\r\nSet-Cookie: b=2\r\nX-A: 3\r\n\r\nx")},
 		{name: "emptyname", raw: clean(": v\r\n\r\nx")},
+		{name: "noemptystdout", raw: cat(fcgiOut(okHead+"ok"), harness.FCGIEnd(0, 0, 0))},
+		{name: "hugeheader", raw: cat(tiny(strings.Repeat("X-Big: "+strings.Repeat("h", 1000)+"\r\n", 9<<10)+"\r\nx", 65535), fcgiDone())},
 		// A fault 50 ms after the header and the start of the body.
 		{name: "otheridlate", raw: fcgiOut(okHead + "ok"), later: cat(harness.FCGIRecordID(6, 2, []byte("x"), 0), fcgiDone()), laterDelay: 50 * time.Millisecond},
 		{name: "unknowntypelate", raw: fcgiOut(okHead + "ok"), later: cat(harness.FCGIRecord(42, []byte("xyz"), 0), fcgiDone()), laterDelay: 50 * time.Millisecond},
