@@ -479,9 +479,16 @@ func TestFCGIWireDiffNginx(t *testing.T) {
 		t.Errorf("after the cases: %v busy FastCGI connections, %v waiting, %d client connections, %d goroutines (%d before):\n%s",
 			held.busy, held.waiting, held.clients, held.goroutines, base.goroutines, prof)
 	}
+	// Every 502 logged (an answer, or a cut one) is counted.
+	logged := 0
+	for l := range strings.SplitSeq(gw.stderr.String(), "\n") {
+		if strings.Contains(l, `"msg":"request"`) && strings.Contains(l, `"status":502`) {
+			logged++
+		}
+	}
 	m := metricstest.Scrape(t, gw.Admin+"/metrics")
-	if n := m[`sessiongate_http_requests_total{code="502",upstream="php"}`]; n == 0 {
-		t.Errorf("no 502 counted for the broken cases")
+	if n := m[`sessiongate_http_requests_total{code="502",upstream="php"}`]; n == 0 || n != float64(logged) {
+		t.Errorf("%v 502s counted, %d logged", n, logged)
 	}
 	if strings.Contains(gw.stderr.String(), "panic") {
 		t.Errorf("the gateway panicked:\n%s", gw.stderr.String())
