@@ -137,6 +137,11 @@ func wireCases() []wireCase {
 		{name: "s304", raw: clean("Status: 304\r\n\r\nbody")},
 		{name: "repeated", raw: clean("X-A: 1\r\nSet-Cookie: a=1\r\nX-A: 2\r\nSet-Cookie: b=2\r\nX-A: 3\r\n\r\nx")},
 		{name: "emptyname", raw: clean(": v\r\n\r\nx")},
+		{name: "s204cl", raw: clean("Status: 204\r\nContent-Length: 4\r\n\r\nbody")},
+		{name: "s304cl", raw: clean("Status: 304\r\nContent-Length: 4\r\n\r\n")},
+		{name: "s205", raw: clean("Status: 205\r\n\r\nbody")},
+		{name: "status103", raw: clean("Status: 103\r\nLink: </a.css>\r\n\r\nx")},
+		{name: "statusreason", raw: clean("Status: 404 Gone Fishing\r\n\r\nx")},
 		{name: "noemptystdout", raw: cat(fcgiOut(okHead+"ok"), harness.FCGIEnd(0, 0, 0))},
 		{name: "hugeheader", raw: cat(tiny(strings.Repeat("X-Big: "+strings.Repeat("h", 1000)+"\r\n", 9<<10)+"\r\nx", 65535), fcgiDone())},
 		// A fault 50 ms after the header and the start of the body.
@@ -349,6 +354,10 @@ func wireExpected() map[string]wireDiff {
 			}
 		}
 	}
+	both("s205", `205 [] body="body" cut=false `+ok, `205 [] body="" cut=false `+ok,
+		"a 205 with a body: nginx passes the body; the gateway drops it, as RFC 9110 section 15.3.6 asks (README, the 205 row)")
+	both("status103", `103 [Link=</a.css>] body="" cut=false next=closed slow=false`, e502,
+		"Status: 103 as the final status: nginx sends it, and a client takes it for an informational answer and waits for another; the gateway takes codes from 200 only (parseStatus)")
 	for _, name := range []string{"otheridlate", "unknowntypelate", "versionlate"} {
 		both(name, "no response; next=(unexpected EOF)", `200 [Content-Type=text/plain] body="ok" cut=true next=closed slow=false`,
 			"an invalid record once the header and the start of the body are in: nginx drops the client connection without a byte; the gateway has sent what came and cuts the answer")
