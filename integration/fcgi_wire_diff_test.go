@@ -100,8 +100,8 @@ func wireCases() []wireCase {
 		// read it as its answer. (Bytes that arrive once the next request
 		// is on its way cannot be told from its answer, by nginx either:
 		// the request id is 1 on every request.)
-		{name: "afterendlater", raw: clean(okHead + "first"), later: clean(okHead + "STALE"), laterDelay: 20 * time.Millisecond, pause: 300 * time.Millisecond},
-		{name: "afterendlatergarbage", raw: clean(okHead + "first"), later: []byte("garbage"), laterDelay: 20 * time.Millisecond, pause: 300 * time.Millisecond},
+		{name: "afterendlater", raw: clean(okHead + "first"), later: clean(okHead + "STALE"), laterDelay: 20 * time.Millisecond, pause: 500 * time.Millisecond},
+		{name: "afterendlatergarbage", raw: clean(okHead + "first"), later: []byte("garbage"), laterDelay: 20 * time.Millisecond, pause: 500 * time.Millisecond},
 		{name: "emptystdoutbody", raw: cat(fcgiOut(okHead+"ab"), fcgiOut(""), fcgiOut("cd"), fcgiDone())},
 		{name: "emptystdouthead", raw: cat(fcgiOut("Content-Type: text/plain\r\n"), fcgiOut(""), fcgiOut("\r\nab"), fcgiDone())},
 		{name: "afterendgarbage", raw: cat(clean(okHead+"first"), []byte("garbage"))},
@@ -144,11 +144,11 @@ func wireCases() []wireCase {
 		{name: "statusreason", raw: clean("Status: 404 Gone Fishing\r\n\r\nx")},
 		{name: "noemptystdout", raw: cat(fcgiOut(okHead+"ok"), harness.FCGIEnd(0, 0, 0))},
 		{name: "hugeheader", raw: cat(tiny(strings.Repeat("X-Big: "+strings.Repeat("h", 1000)+"\r\n", 9<<10)+"\r\nx", 65535), fcgiDone())},
-		// A fault 50 ms after the header and the start of the body.
-		{name: "otheridlate", raw: fcgiOut(okHead + "ok"), later: cat(harness.FCGIRecordID(6, 2, []byte("x"), 0), fcgiDone()), laterDelay: 50 * time.Millisecond},
-		{name: "unknowntypelate", raw: fcgiOut(okHead + "ok"), later: cat(harness.FCGIRecord(42, []byte("xyz"), 0), fcgiDone()), laterDelay: 50 * time.Millisecond},
-		{name: "versionlate", raw: fcgiOut(okHead + "ok"), later: cat([]byte{0, 6, 0, 1, 0, 1, 0, 0, 'x'}, fcgiDone()), laterDelay: 50 * time.Millisecond},
-		{name: "cantmpxlate", raw: fcgiOut(okHead + "ok"), later: cat(fcgiOut(""), harness.FCGIEnd(0, 1, 0)), laterDelay: 50 * time.Millisecond},
+		// A fault 200 ms after the header and the start of the body.
+		{name: "otheridlate", raw: fcgiOut(okHead + "ok"), later: cat(harness.FCGIRecordID(6, 2, []byte("x"), 0), fcgiDone()), laterDelay: 200 * time.Millisecond},
+		{name: "unknowntypelate", raw: fcgiOut(okHead + "ok"), later: cat(harness.FCGIRecord(42, []byte("xyz"), 0), fcgiDone()), laterDelay: 200 * time.Millisecond},
+		{name: "versionlate", raw: fcgiOut(okHead + "ok"), later: cat([]byte{0, 6, 0, 1, 0, 1, 0, 0, 'x'}, fcgiDone()), laterDelay: 200 * time.Millisecond},
+		{name: "cantmpxlate", raw: fcgiOut(okHead + "ok"), later: cat(fcgiOut(""), harness.FCGIEnd(0, 1, 0)), laterDelay: 200 * time.Millisecond},
 		{name: "badname", raw: clean("X(A): v\r\n\r\nx")},
 		{name: "splitlf", raw: cat(fcgiOut("X-A: 1\n"), fcgiOut("\n"), fcgiOut("body"), fcgiDone())},
 		{name: "clcomma", raw: clean("Content-Length: 5, 5\r\n\r\nhello")},
@@ -173,7 +173,7 @@ func wireCases() []wireCase {
 
 // dribbled are the cases also sent a few bytes per write.
 // (Not those whose outcome hangs on whether the gateway has read the
-// fault by the time it answers: the "late" cases send it 50 ms on.)
+// fault by the time it answers: the "late" cases send it 200 ms on.)
 var dribbled = []string{"ok", "split", "lf", "emptystdoutbody", "stderr", "otherid", "noout",
 	"closemidbody", "closemidpadding", "closelength", "noblank", "splitlf"}
 
@@ -232,7 +232,9 @@ func wireSend(t *testing.T, addr string, c wireCase) wireOutcome {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(15 * time.Second))
+	// Past 2 s an answer counts as slow; nginx leaves one waiting for
+	// good (keep/cllarger).
+	conn.SetDeadline(time.Now().Add(6 * time.Second))
 	method := c.method
 	if method == "" {
 		method = "GET"
