@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -143,5 +144,35 @@ func TestPHPFailingAfterItsWholeContentLengthIsSentWhole(t *testing.T) {
 				t.Errorf("log: %v", log)
 			}
 		})
+	}
+}
+
+// TestClientLeftAfterWholeContentLengthIsLogged499: a body read that fails
+// because the client went away is the client's doing, not PHP's, even once
+// every Content-Length byte was written: 499, as before the whole answer
+// was sent.
+func TestClientLeftAfterWholeContentLengthIsLogged499(t *testing.T) {
+	e := newEnv(t, nil)
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		body := io.MultiReader(strings.NewReader("hello"), errReader{&fcgi.Error{Status: fcgi.StatusClientClosedRequest, Op: "read response body", Err: context.Canceled}})
+		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Length": {"5"}}, ContentLength: 5, Body: io.NopCloser(body), Request: r}, nil
+	}
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	if res, err := http.Get(srv.URL + "/hello.php"); err == nil {
+		io.ReadAll(res.Body)
+		res.Body.Close()
+	}
+	var log map[string]any
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if e.logs.String() == "" {
+			continue
+		}
+		if log = e.lastLog(t); log["msg"] == "request" {
+			break
+		}
+	}
+	if log["status"] != float64(fcgi.StatusClientClosedRequest) || strings.Contains(toString(log["error"]), "PHP failed") {
+		t.Errorf("log: %v", log)
 	}
 }
