@@ -180,7 +180,7 @@ func (e *dialError) Unwrap() error { return e.err }
 // acquire returns a connection, holding one slot, and how long it waited
 // for that slot. fresh asks for a newly dialed connection (the retry after
 // a stale one). The wait for a slot is bounded by ctx and by wait.
-func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh, peek bool) (*conn, time.Duration, error) {
+func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh bool) (*conn, time.Duration, error) {
 	b.mu.Lock()
 	switch {
 	case !fresh && len(b.idle) > 0:
@@ -188,7 +188,7 @@ func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh, peek b
 		b.idle[len(b.idle)-1] = nil
 		b.idle = b.idle[:len(b.idle)-1]
 		b.mu.Unlock()
-		c, err := b.checkIdle(ctx, c, peek)
+		c, err := b.checkIdle(ctx, c)
 		return c, 0, err
 	case b.open < b.max:
 		b.open++
@@ -217,7 +217,7 @@ func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh, peek b
 	select {
 	case c := <-w:
 		waited := time.Since(start)
-		c, err := b.granted(ctx, c, fresh, peek)
+		c, err := b.granted(ctx, c, fresh)
 		return c, waited, err
 	case <-ctx.Done():
 		werr = ctx.Err()
@@ -244,7 +244,7 @@ func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh, peek b
 }
 
 // granted turns what a waiter received into a connection.
-func (b *backend) granted(ctx context.Context, c *conn, fresh, peek bool) (*conn, error) {
+func (b *backend) granted(ctx context.Context, c *conn, fresh bool) (*conn, error) {
 	if c == nil {
 		return b.dial(ctx)
 	}
@@ -252,16 +252,20 @@ func (b *backend) granted(ctx context.Context, c *conn, fresh, peek bool) (*conn
 		c.nc.Close()
 		return b.dial(ctx)
 	}
-	return b.checkIdle(ctx, c, peek)
+	return b.checkIdle(ctx, c)
 }
 
-// checkIdle hands out a pooled connection if it is still alive, else dials
-// a replacement in its slot. The liveness peek costs a syscall; it is only
-// worth it (peek) for a request that could not be resent once a stale
-// connection had swallowed part of it (a streamed body): any other request
-// on a connection php-fpm closed is retried on a fresh one.
-func (b *backend) checkIdle(ctx context.Context, c *conn, peek bool) (*conn, error) {
-	if c.br.Buffered() == 0 && (!peek || connpeek.Alive(c.nc)) {
+// checkIdle hands out a pooled connection if it is still alive and quiet,
+// else dials a replacement in its slot. The peek (one syscall) is made for
+// every request: besides a connection php-fpm closed, which a request that
+// cannot be resent (a streamed body, a POST) must not be written to, it
+// finds bytes a FastCGI server sent after END_REQUEST while the connection
+// sat idle, which the next request would read as its own answer (the
+// previous request's page, or records of another request: the id is 1 on
+// every request). Stray bytes that arrive after the next request went out
+// are not told apart, as with nginx.
+func (b *backend) checkIdle(ctx context.Context, c *conn) (*conn, error) {
+	if c.br.Buffered() == 0 && connpeek.Alive(c.nc) {
 		c.reused = true
 		return c, nil
 	}

@@ -334,12 +334,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var waited time.Duration
 	for {
 		b := t.pick(tried)
-		// A streamed body can be sent only once, and a request that must
-		// not run twice is not sent again once part of it went out on a
-		// connection that then failed: their connection is peeked at
-		// first. Any other request a stale connection swallowed is simply
-		// sent again.
-		c, w, err := b.acquire(ctx, t.o.ReadTimeout-waited, fresh, body.stream != nil || !idempotent(req))
+		// A kept-alive connection is peeked at first (checkIdle): one
+		// php-fpm closed is not written to, which a streamed body or a
+		// request that must not run twice could not be sent again from.
+		c, w, err := b.acquire(ctx, t.o.ReadTimeout-waited, fresh)
 		waited += w
 		if err != nil {
 			var de *dialError

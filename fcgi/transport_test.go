@@ -2106,3 +2106,35 @@ func TestPoolWaitCountsAgainstReadTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestStrayBytesOnIdleConnectionNotReadAsNextAnswer: a FastCGI server that
+// sends more after END_REQUEST (a second copy of its answer, a proxy in
+// between that repeats itself) must not have those bytes taken for the
+// answer to the next request on that connection. They came while the
+// connection sat idle, after the first answer had been read: a GET took
+// them for its own answer and got the previous request's page ("STALE"),
+// and every answer on the connection after it was one behind.
+func TestStrayBytesOnIdleConnectionNotReadAsNextAnswer(t *testing.T) {
+	var stray atomic.Bool
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		respond(c, "", "answer "+strconv.Itoa(r.N))
+		if stray.CompareAndSwap(false, true) {
+			c.Flush()
+			time.Sleep(20 * time.Millisecond)
+			respond(c, "", "STALE")
+		}
+		return true
+	})
+	tr, _ := newTransport(t, Options{MaxConnsPerBackend: 1}, srv.Addr())
+	if _, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil || body != "answer 1" {
+		t.Fatalf("first request: %q %v", body, err)
+	}
+	waitFor(t, "the stray answer sent", func() bool { return srv.served.Load() == 1 })
+	time.Sleep(20 * time.Millisecond) // on its way over loopback
+	for i := range 2 {
+		_, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+		if err != nil || !strings.HasPrefix(body, "answer ") {
+			t.Fatalf("request %d after the stray bytes: %q %v", i+2, body, err)
+		}
+	}
+}

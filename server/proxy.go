@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -123,6 +124,19 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					// shorter than its Content-Length; the log says why.
 					ri.Err = errLessThanContentLength
 				}
+			}
+			return
+		}
+		if rerr != nil && (left == 0 || noBody || r.Method == http.MethodHead) &&
+			fcgi.StatusOf(rerr) != StatusClientClosedRequest {
+			// PHP failed once the client had all its answer would hold:
+			// every byte of its Content-Length (a worker killed in a
+			// shutdown function, after a download), or a response that
+			// carries no body. Aborting would cut what is whole (net/http
+			// drops what it still buffers); nginx sends it too. A client
+			// that left is logged as such below (499).
+			if ri != nil && ri.Err == nil {
+				ri.Err = fmt.Errorf("PHP failed after its whole answer was sent: %w", rerr)
 			}
 			return
 		}

@@ -1,13 +1,18 @@
 package server
 
 import (
+	"context"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/fcgi"
 )
 
 // TestStaticTruncatedWhileSentIsLogged: a static file that shrinks while
@@ -95,5 +100,79 @@ func TestErrorPageGrowingWhileGzippedIsSentWhole(t *testing.T) {
 	}
 	if plain == 0 {
 		t.Skip("no compression failed")
+	}
+}
+
+// TestPHPFailingAfterItsWholeContentLengthIsSentWhole: a script that sent
+// its Content-Length and every byte of it, then failed (its worker killed
+// in a shutdown function, a crash at the end of the request), gave the
+// client an answer whose body was whole: it must get it whole, as from
+// nginx. The gateway aborted the response instead, so the client got the
+// download without its last buffered bytes, or, for a small one, no answer
+// at all. The access log still gives the error.
+func TestPHPFailingAfterItsWholeContentLengthIsSentWhole(t *testing.T) {
+	for _, size := range []int{5, 300 << 10} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			e := newEnv(t, nil)
+			want := strings.Repeat("x", size)
+			e.php.respond = func(r *http.Request) (*http.Response, error) {
+				body := io.MultiReader(strings.NewReader(want), errReader{&fcgi.Error{Status: 502, Op: "read response body", Err: io.ErrUnexpectedEOF}})
+				return &http.Response{StatusCode: 200, Header: http.Header{"Content-Length": {strconv.Itoa(size)}},
+					ContentLength: int64(size), Body: io.NopCloser(body), Request: r}, nil
+			}
+			srv := httptest.NewServer(e.srv.Handler())
+			defer srv.Close()
+			res, err := http.Get(srv.URL + "/hello.php")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil || string(got) != want {
+				t.Fatalf("got %d of %d bytes, %v", len(got), size, err)
+			}
+			var log map[string]any
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				if e.logs.String() == "" {
+					continue
+				}
+				if log = e.lastLog(t); log["msg"] == "request" {
+					break
+				}
+			}
+			if log["status"] != float64(200) || !strings.Contains(toString(log["error"]), "unexpected EOF") {
+				t.Errorf("log: %v", log)
+			}
+		})
+	}
+}
+
+// TestClientLeftAfterWholeContentLengthIsLogged499: a body read that fails
+// because the client went away is the client's doing, not PHP's, even once
+// every Content-Length byte was written: 499, as before the whole answer
+// was sent.
+func TestClientLeftAfterWholeContentLengthIsLogged499(t *testing.T) {
+	e := newEnv(t, nil)
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		body := io.MultiReader(strings.NewReader("hello"), errReader{&fcgi.Error{Status: fcgi.StatusClientClosedRequest, Op: "read response body", Err: context.Canceled}})
+		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Length": {"5"}}, ContentLength: 5, Body: io.NopCloser(body), Request: r}, nil
+	}
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	if res, err := http.Get(srv.URL + "/hello.php"); err == nil {
+		io.ReadAll(res.Body)
+		res.Body.Close()
+	}
+	var log map[string]any
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if e.logs.String() == "" {
+			continue
+		}
+		if log = e.lastLog(t); log["msg"] == "request" {
+			break
+		}
+	}
+	if log["status"] != float64(fcgi.StatusClientClosedRequest) || strings.Contains(toString(log["error"]), "PHP failed") {
+		t.Errorf("log: %v", log)
 	}
 }
