@@ -98,6 +98,7 @@ var djScenarios = []djScenario{
 	{name: "planted", steps: []djStep{{plant: true}, {plant: true}, {}}},
 	{name: "exppast", steps: djSteps(3)},
 	{name: "expneg", steps: djSteps(3)},
+	{name: "expneg1970", steps: djSteps(3)},
 	{name: "nan", steps: djSteps(3)},
 	{name: "intkeys", steps: djSteps(2)},
 	{name: "logoutmsg", steps: djSteps(3)},
@@ -279,8 +280,9 @@ var djDiffGatewayVsDB = map[string][2]string{
 	// past): Django sends the cookie with a negative
 	// Max-Age, the gateway deletes it; either way the browser drops it and
 	// the session is over.
-	"expneg:1 cookie":  {"cookie1 HttpOnly Path=/ expires=past max-age=~-5 samesite=lax", "deleted HttpOnly Path=/ expires=past max-age=~0 samesite=lax"},
-	"exppast:1 cookie": {"cookie1 HttpOnly Path=/ expires=past max-age=~-11 samesite=lax", "deleted HttpOnly Path=/ expires=past max-age=~0 samesite=lax"},
+	"expneg:1 cookie":     {"cookie1 HttpOnly Path=/ expires=past max-age=~-5 samesite=lax", "deleted HttpOnly Path=/ expires=past max-age=~0 samesite=lax"},
+	"expneg1970:1 cookie": {"cookie1 HttpOnly Path=/ expires=past max-age=~-10000000000 samesite=lax", "deleted HttpOnly Path=/ expires=past max-age=~0 samesite=lax"},
+	"exppast:1 cookie":    {"cookie1 HttpOnly Path=/ expires=past max-age=~-11 samesite=lax", "deleted HttpOnly Path=/ expires=past max-age=~0 samesite=lax"},
 	// NaN and infinities: Django's JSONSerializer writes them (not JSON);
 	// the gateway's store holds JSON only and PHP could not read them, so
 	// sessiongate_django refuses the write (500, logged) and the session

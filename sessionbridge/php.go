@@ -470,13 +470,20 @@ func DropSetCookies(h http.Header, drop func(name, value, line string) bool) (dr
 	if len(lines) == 0 {
 		return nil
 	}
-	kept := lines[:0:0]
-	for _, line := range lines {
+	// Copied only from the first line dropped: most responses drop none,
+	// and each PHP response passes two filters.
+	var kept []string
+	for i, line := range lines {
 		if name, value, ok := cookieNameValue(line); ok && drop(name, value, line) {
+			if dropped == nil {
+				kept = append(make([]string, 0, len(lines)-1), lines[:i]...)
+			}
 			dropped = append(dropped, name)
 			continue
 		}
-		kept = append(kept, line)
+		if dropped != nil {
+			kept = append(kept, line)
+		}
 	}
 	if len(dropped) == 0 {
 		return nil

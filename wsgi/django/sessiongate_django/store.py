@@ -216,8 +216,9 @@ class SessionStore(SessionBase):
         value = self.get(EXPIRY_KEY)
         if isinstance(value, int) and not isinstance(value, bool) and value < 0:
             # Expired, as Django's session is: the gateway ends it now
-            # (an older one, which takes no "at:", after a second).
-            return "at:%d" % math.floor(time.time() + value) if at else "1"
+            # (an older one, which takes no "at:", after a second). Never
+            # before 1970, which the gateway refuses with the whole change.
+            return "at:%d" % max(0, math.floor(time.time()) + value) if at else "1"
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             # The gateway caps it further; over MAX_EXPIRY it would refuse
             # the whole change.

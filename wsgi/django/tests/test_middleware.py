@@ -559,6 +559,20 @@ class SessionAPITests(unittest.TestCase):
         _, resp = run(view, meta)
         self.assertEqual(Change(resp).expiry, "1")
 
+    def test_negative_set_expiry_before_1970_ends_the_session(self):
+        # A negative number larger than the seconds since 1970 is still an
+        # end in the past, as in Django (its cookie's expires is a date
+        # before 1970). The gateway refuses an "at:" below zero with the
+        # whole change, so the session was kept and the user saw a 500.
+        def view(request):
+            request.session.set_expiry(-(10**10))
+            return HttpResponse("ok")
+
+        _, resp = run(view, signed_meta(SID, {"a": 1}))
+        c = Change(resp)
+        self.assertRegex(c.expiry, r"^at:[0-9]+$")
+        self.assertLessEqual(int(c.expiry[3:]), time.time())
+
     def test_set_expiry(self):
         for value, header in [(300, "300"), (0, "browser"), (timedelta(minutes=5), None)]:
 

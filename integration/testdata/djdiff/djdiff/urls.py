@@ -238,6 +238,11 @@ def run(request, name, n):
         s["a"] = 1
     elif key == "expneg:1":
         s.set_expiry(-5)
+    elif key == "expneg1970:0":
+        s["a"] = 1
+    elif key == "expneg1970:1":
+        # Past even counted from 1970: the end is before it.
+        s.set_expiry(-(10**10))
     elif key == "nan:0":
         s["a"] = 1
     elif key == "nan:1":
