@@ -26,6 +26,7 @@ func TestSessionWaitReplicasStandalone(t *testing.T) {
 	replica := harness.StartRedis(t)
 	requireKeysExpire(t, replica)
 	replicaOf(t, replica, s.red)
+	waitReplicated(t, s.red)
 	c := &failoverCounter{t: t, s: s, ck: s.newSession(t)}
 	key := "sessiongate:{" + s.gws[0].dump(t, c.ck).ID + "}"
 	for i := range 20 {
@@ -66,6 +67,11 @@ func TestSessionWaitReplicasStandalone(t *testing.T) {
 	}
 
 	replicaOf(t, replica, s.red)
+	// Online is not yet answering: a replica still loading the master's
+	// snapshot acknowledges nothing, and on a loaded machine the next
+	// write's WAIT (500 ms) ran out (a flake). Its acknowledged offset
+	// reaching the master's shows it answers.
+	waitReplicated(t, s.red)
 	code, body := c.increment(s.gws[1])
 	if code != 200 || body != strconv.Itoa(c.n+2) {
 		t.Fatalf("after the replica came back: %d %q, want 200 %d (the refused increment stayed on the master)", code, body, c.n+2)
