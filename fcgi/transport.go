@@ -358,6 +358,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, upstreamError("wait for connection", b.addr, err)
 		}
+		if err := ctx.Err(); err != nil {
+			// The client left while the request waited for its
+			// connection (an HTTP/2 stream reset right after its
+			// HEADERS): once sent, php-fpm would run the script for
+			// nobody, whatever the close that the cancel causes.
+			b.put(c)
+			return nil, upstreamError("wait for connection", b.addr, err)
+		}
 		resp, retry, err := t.exchange(ctx, req, s, c, prefix, &body, waited, func() { runAll(cleanups) }, &handedOff)
 		if err == nil {
 			return resp, nil
