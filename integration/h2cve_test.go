@@ -1,0 +1,214 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/testh2"
+	"github.com/sessiongate/sessiongate/internal/testtls"
+)
+
+// h2Attack is the real gateway binary on TLS in front of a real php-fpm
+// whose scripts count their runs, for the HTTP/2 denial-of-service tests.
+type h2Attack struct {
+	p          *gwProc
+	addr, port string
+	runsDir    string
+}
+
+// startH2Attack runs the gateway on TLS, sessions off, the admin pprof on,
+// in front of php-fpm with children workers, and env added. The site has
+// count.php (counts its run in runs/count, then answers "ran"), slow.php
+// (counts, then sleeps 300 ms) and big.php (counts, then sends 1 MiB).
+func startH2Attack(t *testing.T, children int, env ...string) *h2Attack {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2")
+	runs := harness.PHPTempDir(t)
+	count := func(name string) string {
+		return fmt.Sprintf(`file_put_contents(%q, "x", FILE_APPEND | LOCK_EX);`, filepath.Join(runs, name))
+	}
+	root := gwSite(t)
+	writeTree(t, root, map[string]string{
+		"count.php": "<?php " + count("count") + ` echo "ran";`,
+		"slow.php":  "<?php " + count("slow") + ` usleep(300000); echo "slept";`,
+		"big.php":   "<?php " + count("big") + ` echo str_repeat("0123456789abcdef", 65536);`,
+	})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: children})
+	cert, key := testtls.Pair(t)
+	p := startBinary(t, buildGateway(t), append([]string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off",
+		"SESSIONGATE_ADMIN_PPROF=on",
+		"SESSIONGATE_TLS_CERT=" + cert, "SESSIONGATE_TLS_KEY=" + key,
+		fmt.Sprintf("SESSIONGATE_PHP_MAX_CONNS=%d", children),
+	}, env...))
+	addr := strings.TrimPrefix(p.URL, "http://")
+	_, port, _ := net.SplitHostPort(addr)
+	return &h2Attack{p: p, addr: addr, port: port, runsDir: runs}
+}
+
+// runs is how many times script name (count, slow, big) ran so far.
+func (a *h2Attack) runs(name string) int {
+	b, _ := os.ReadFile(filepath.Join(a.runsDir, name))
+	return len(b)
+}
+
+// rssKiB is the gateway's resident memory.
+func (a *h2Attack) rssKiB(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kib int
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kib)
+			return kib
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// baseline is what the gateway holds once a legitimate request was served
+// and its connection closed.
+func (a *h2Attack) baseline(t *testing.T) gwHeld {
+	t.Helper()
+	if res := testh2.Do(t, a.addr, []testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/count.php"}}, nil); res.Status != 200 {
+		t.Fatalf("a first request: %+v", res)
+	}
+	var base gwHeld
+	eventually(t, 10*time.Second, "the gateway to close the first client connection", func() bool {
+		base = heldBy(t, a.p, a.port)
+		return base.clients == 0
+	})
+	if !base.pprofAvailable {
+		t.Fatal("no goroutine profile on the admin listener")
+	}
+	return base
+}
+
+// settled waits up to 10 s for the gateway to hold no more than base:
+// goroutines, client connections, busy FastCGI connections and waiting
+// requests.
+func (a *h2Attack) settled(t *testing.T, what string, base gwHeld) {
+	t.Helper()
+	var h gwHeld
+	if !poll(10*time.Second, func() bool {
+		h = heldBy(t, a.p, a.port)
+		return h.goroutines <= base.goroutines && h.clients == 0 && h.busy == 0 && h.waiting == 0
+	}) {
+		t.Errorf("%s: still held 10 s after the attack: %d goroutines (%d before), %d client connections, %v busy FastCGI connections, %v waiting",
+			what, h.goroutines, base.goroutines, h.clients, h.busy, h.waiting)
+		if res, err := http.Get(a.p.Admin + "/debug/pprof/goroutine?debug=1"); err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			t.Logf("goroutines:\n%s", b)
+		}
+	}
+}
+
+// legit fetches count.php on a new connection while an attack runs and
+// returns how long it took; the test fails if the page did not come.
+func (a *h2Attack) legit(t *testing.T) time.Duration {
+	t.Helper()
+	start := time.Now()
+	res := testh2.Do(t, a.addr, []testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/count.php"}}, nil)
+	if res.Status != 200 || res.Body != "ran" {
+		t.Errorf("a legitimate client during the attack: %+v", res)
+	}
+	return time.Since(start)
+}
+
+// TestCVE_2023_44487_RapidReset: a client opens streams for a slow PHP
+// page (300 ms) and resets each (HEADERS then RST_STREAM), a thousand
+// times on one connection back to back, then on four connections at once
+// with each reset 5 ms after its HEADERS, the time for the request to
+// reach php-fpm. Go's HTTP/2 server runs a handler for each stream, up to
+// 250 at once per connection; what matters in front of php-fpm is what the
+// resets cost it. Bounds: php-fpm runs the page for at most one reset
+// stream in 50 and has stopped once the gateway holds nothing, a
+// legitimate client on another connection gets its page within 5 s, and
+// the gateway's goroutines, connections and FastCGI connections return to
+// where they were.
+func TestCVE_2023_44487_RapidReset(t *testing.T) {
+	t.Parallel()
+	a := startH2Attack(t, 2)
+	base := a.baseline(t)
+	rss0 := a.rssKiB(t)
+
+	const pairs = 1000
+	// attack sends the pairs on a new connection in batches of batch
+	// streams: their HEADERS, then, after pause, their RST_STREAMs.
+	attack := func(batch int, pause time.Duration) *testh2.Conn {
+		c := testh2.Dial(t, a.addr)
+		for first := 0; first < pairs; first += batch {
+			var heads, rsts [][]byte
+			for i := first; i < first+batch; i++ {
+				id := uint32(2*i + 1)
+				heads = append(heads, testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, id, testh2.Get("/slow.php")))
+				rsts = append(rsts, testh2.RST(id))
+			}
+			if pause == 0 {
+				heads = append(heads, rsts...)
+			}
+			if c.Write(heads...) != nil {
+				break // closed by the server
+			}
+			if pause > 0 {
+				time.Sleep(pause)
+				if c.Write(rsts...) != nil {
+					break
+				}
+			}
+		}
+		return c
+	}
+	round := func(what string, conns, batch int, pause time.Duration) {
+		t.Helper()
+		before := a.runs("slow")
+		cs := make([]*testh2.Conn, conns)
+		var wg sync.WaitGroup
+		for i := range cs {
+			wg.Add(1)
+			go func() { defer wg.Done(); cs[i] = attack(batch, pause) }()
+		}
+		wg.Wait()
+		took := a.legit(t)
+		if took > 5*time.Second {
+			t.Errorf("%s: the legitimate client waited %v for its page", what, took)
+		}
+		goAways := 0
+		for _, c := range cs {
+			if c.WaitClosed(100 * time.Millisecond) {
+				goAways++
+			}
+			c.Close()
+		}
+		a.settled(t, what, base)
+		ran := a.runs("slow") - before
+		time.Sleep(time.Second)
+		later := a.runs("slow") - before
+		t.Logf("%s: %d reset streams, slow.php ran %d times (%d a second later), %d of %d connections closed by the gateway, legitimate page in %v, RSS %d -> %d KiB",
+			what, conns*pairs, ran, later, goAways, conns, took.Round(time.Millisecond), rss0, a.rssKiB(t))
+		if later*50 > conns*pairs || later != ran {
+			t.Errorf("%s: php-fpm ran slow.php %d times for %d reset streams (%d once the gateway held nothing), want at most 1 in 50 and none after", what, later, conns*pairs, ran)
+		}
+	}
+	round("one connection, back to back", 1, 100, 0)
+	round("four connections, 5 ms between HEADERS and RST_STREAM", 4, 10, 5*time.Millisecond)
+	if rss := a.rssKiB(t); rss > rss0+64<<10 {
+		t.Errorf("the gateway's RSS grew from %d to %d KiB", rss0, rss)
+	}
+}
