@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -88,6 +89,9 @@ func (a *h2Attack) baseline(t *testing.T) gwHeld {
 	if res := testh2.Do(t, a.addr, []testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/count.php"}}, nil); res.Status != 200 {
 		t.Fatalf("a first request: %+v", res)
 	}
+	// heldBy's metrics scrape keeps an admin connection (a goroutine)
+	// from its first call on: counted in the baseline too.
+	heldBy(t, a.p, a.port)
 	var base gwHeld
 	eventually(t, 10*time.Second, "the gateway to close the first client connection", func() bool {
 		base = heldBy(t, a.p, a.port)
@@ -105,17 +109,25 @@ func (a *h2Attack) baseline(t *testing.T) gwHeld {
 func (a *h2Attack) settled(t *testing.T, what string, base gwHeld) {
 	t.Helper()
 	var h gwHeld
-	if !poll(10*time.Second, func() bool {
+	var dump []byte
+	start := time.Now()
+	if !poll(20*time.Second, func() bool {
 		h = heldBy(t, a.p, a.port)
-		return h.goroutines <= base.goroutines && h.clients == 0 && h.busy == 0 && h.waiting == 0
-	}) {
-		t.Errorf("%s: still held 10 s after the attack: %d goroutines (%d before), %d client connections, %v busy FastCGI connections, %v waiting",
-			what, h.goroutines, base.goroutines, h.clients, h.busy, h.waiting)
-		if res, err := http.Get(a.p.Admin + "/debug/pprof/goroutine?debug=1"); err == nil {
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			t.Logf("goroutines:\n%s", b)
+		ok := h.goroutines <= base.goroutines && h.clients == 0 && h.busy == 0 && h.waiting == 0
+		if !ok && dump == nil && time.Since(start) > 3*time.Second {
+			once := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			if res, err := once.Get(a.p.Admin + "/debug/pprof/goroutine?debug=1"); err == nil {
+				dump, _ = io.ReadAll(res.Body)
+				res.Body.Close()
+			}
 		}
+		return ok
+	}) {
+		t.Errorf("%s: still held 20 s after the attack: %d goroutines (%d before), %d client connections, %v busy FastCGI connections, %v waiting",
+			what, h.goroutines, base.goroutines, h.clients, h.busy, h.waiting)
+		t.Logf("goroutines 3 s after the attack:\n%s", dump)
+	} else if dump != nil {
+		t.Logf("%s: settled after %v; goroutines 3 s after the attack:\n%s", what, time.Since(start).Round(time.Millisecond), dump)
 	}
 }
 
@@ -209,6 +221,182 @@ func TestCVE_2023_44487_RapidReset(t *testing.T) {
 	round("one connection, back to back", 1, 100, 0)
 	round("four connections, 5 ms between HEADERS and RST_STREAM", 4, 10, 5*time.Millisecond)
 	if rss := a.rssKiB(t); rss > rss0+64<<10 {
+		t.Errorf("the gateway's RSS grew from %d to %d KiB", rss0, rss)
+	}
+}
+
+// flood writes frames on c in writes of about 64 KiB until all went out
+// or a write fails (the server closed), and reports how many went out.
+func flood(c *testh2.Conn, frames [][]byte) int {
+	sent := 0
+	for sent < len(frames) {
+		n, size := 0, 0
+		for sent+n < len(frames) && size < 64<<10 {
+			size += len(frames[sent+n])
+			n++
+		}
+		if c.Write(frames[sent:sent+n]...) != nil {
+			break
+		}
+		sent += n
+	}
+	return sent
+}
+
+// repeat is n copies of f.
+func repeat(f []byte, n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = f
+	}
+	return out
+}
+
+// TestCVE_2023_45288_ContinuationFlood: a HEADERS frame without
+// END_HEADERS followed by CONTINUATION frames that never end the block
+// (CVE-2023-45288, CVE-2024-27316 in httpd), with header fields in them
+// and empty. The gateway closes the connection once the block is past its
+// header limit (SESSIONGATE_MAX_HEADER_BYTES, here 64 KiB) or stops
+// reading it, without a request reaching PHP, its memory bounded.
+func TestCVE_2023_45288_ContinuationFlood(t *testing.T) {
+	t.Parallel()
+	a := startH2Attack(t, 2, "SESSIONGATE_MAX_HEADER_BYTES=64k")
+	base := a.baseline(t)
+	rss0 := a.rssKiB(t)
+	before := a.runs("count")
+	field := testh2.Block([]testh2.Field{{"x-filler", strings.Repeat("a", 16000)}})
+	for _, c := range []struct {
+		name string
+		cont []byte
+	}{
+		{"16 KB fields", field},
+		{"empty", nil},
+	} {
+		conn := testh2.Dial(t, a.addr)
+		frames := [][]byte{testh2.Frame(testh2.TypeHeaders, testh2.FlagEndStream, 1, testh2.Get("/count.php"))}
+		frames = append(frames, repeat(testh2.Frame(testh2.TypeContinuation, 0, 1, c.cont), 2000)...)
+		start := time.Now()
+		sent := flood(conn, frames)
+		closed := conn.WaitClosed(5 * time.Second)
+		seen := conn.Seen()
+		t.Logf("%s: %d of %d CONTINUATION frames (%d KB) went out before the gateway closed in %v (closed %v, GOAWAY %v code %d), RSS %d KiB",
+			c.name, sent-1, len(frames)-1, (sent-1)*(9+len(c.cont))>>10, time.Since(start).Round(time.Millisecond), closed, seen.GoAway, seen.GoAwayCode, a.rssKiB(t))
+		if !closed {
+			t.Errorf("%s: the connection is still open 5 s after %d CONTINUATION frames", c.name, sent-1)
+		}
+		conn.Close()
+	}
+	if took := a.legit(t); took > 5*time.Second {
+		t.Errorf("the legitimate client waited %v", took)
+	}
+	a.settled(t, "CONTINUATION floods", base)
+	if ran := a.runs("count") - before; ran != 1 {
+		t.Errorf("count.php ran %d times, want once for the legitimate client", ran)
+	}
+	if rss := a.rssKiB(t); rss > rss0+32<<10 {
+		t.Errorf("the gateway's RSS grew from %d to %d KiB", rss0, rss)
+	}
+}
+
+// TestCVE_2019_9512_9515_9518_FrameFloods: a client that never reads
+// floods PINGs (CVE-2019-9512) or SETTINGS (CVE-2019-9515), each calling
+// for an acknowledgement, or empty DATA frames on an open stream
+// (CVE-2019-9518). PING acknowledgements queue up to net/http's limit
+// (10000 control frames), past which the connection closes; SETTINGS are
+// acknowledged once however many came (net/http coalesces them), and empty
+// DATA frames cost a frame header's parsing each: both leave the
+// connection open, with nothing growing. Memory stays bounded and a
+// legitimate client is served.
+func TestCVE_2019_9512_9515_9518_FrameFloods(t *testing.T) {
+	t.Parallel()
+	a := startH2Attack(t, 2)
+	base := a.baseline(t)
+	rss0 := a.rssKiB(t)
+	before := a.runs("count")
+	for _, c := range []struct {
+		name   string
+		frames [][]byte
+		closes bool
+	}{
+		{"PING flood", repeat(testh2.Frame(testh2.TypePing, 0, 0, make([]byte, 8)), 200000), true},
+		{"SETTINGS flood", repeat(testh2.Frame(testh2.TypeSettings, 0, 0, nil), 200000), false},
+		{"empty DATA frames", append([][]byte{testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders, 1,
+			testh2.Block([]testh2.Field{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/count.php"}}))},
+			repeat(testh2.Frame(testh2.TypeData, 0, 1, nil), 200000)...), false},
+	} {
+		conn := testh2.DialUnread(t, a.addr)
+		start := time.Now()
+		sent := flood(conn, c.frames)
+		// Closed: a write fails once the gateway's reset arrived.
+		wait := time.Second
+		if c.closes {
+			wait = 5 * time.Second
+		}
+		closed := poll(wait, func() bool { return conn.Write(testh2.Frame(testh2.TypeSettings, 0x1, 0, nil)) != nil })
+		t.Logf("%s: %d of %d frames went out, closed by the gateway %v (%v), RSS %d KiB",
+			c.name, sent, len(c.frames), closed, time.Since(start).Round(time.Millisecond), a.rssKiB(t))
+		if c.closes && !closed {
+			t.Errorf("%s: the connection is still open after %d frames", c.name, sent)
+		}
+		if took := a.legit(t); took > 5*time.Second {
+			t.Errorf("%s: the legitimate client waited %v", c.name, took)
+		}
+		conn.Close()
+	}
+	a.settled(t, "frame floods", base)
+	if ran := a.runs("count") - before; ran != 3 {
+		t.Errorf("count.php ran %d times, want 3, once for each legitimate client", ran)
+	}
+	if rss := a.rssKiB(t); rss > rss0+32<<10 {
+		t.Errorf("the gateway's RSS grew from %d to %d KiB", rss0, rss)
+	}
+}
+
+// TestCVE_2019_9516_2016_6581_HeaderBombs: a header block of zero-length
+// fields (CVE-2019-9516), and an HPACK bomb (CVE-2016-6581): one 4000-byte
+// field put in the dynamic table, then referenced by a one-byte index
+// 16000 times a frame, 64 MB a frame once decoded. Neither reaches PHP,
+// the gateway's memory stays bounded, and a legitimate client is served.
+func TestCVE_2019_9516_2016_6581_HeaderBombs(t *testing.T) {
+	t.Parallel()
+	a := startH2Attack(t, 2)
+	base := a.baseline(t)
+	rss0 := a.rssKiB(t)
+	before := a.runs("count")
+	get := testh2.Get("/count.php")
+	empty := bytes.Repeat([]byte{0, 0, 0}, 5000) // literal, new name "", value ""
+	bomb := append(append([]byte{}, get...), 0x40)
+	bomb = append(bomb, testh2.Block([]testh2.Field{{"x-bomb", strings.Repeat("b", 4000)}})[1:]...)
+	refs := bytes.Repeat([]byte{0xbe}, 16000) // indexed: dynamic table entry 1
+	for _, c := range []struct {
+		name   string
+		frames [][]byte
+	}{
+		{"zero-length fields", append([][]byte{testh2.Frame(testh2.TypeHeaders, testh2.FlagEndStream, 1, append(append([]byte{}, get...), empty...))},
+			append(repeat(testh2.Frame(testh2.TypeContinuation, 0, 1, empty), 200), testh2.Frame(testh2.TypeContinuation, testh2.FlagEndHeaders, 1, empty))...)},
+		{"HPACK bomb", append([][]byte{testh2.Frame(testh2.TypeHeaders, testh2.FlagEndStream, 1, append(bomb, refs...))},
+			append(repeat(testh2.Frame(testh2.TypeContinuation, 0, 1, refs), 200), testh2.Frame(testh2.TypeContinuation, testh2.FlagEndHeaders, 1, refs))...)},
+	} {
+		conn := testh2.Dial(t, a.addr)
+		start := time.Now()
+		sent := flood(conn, c.frames)
+		closed := conn.WaitClosed(5 * time.Second)
+		seen := conn.Seen()
+		t.Logf("%s: %d of %d frames went out, closed by the gateway %v in %v (GOAWAY %v code %d), statuses %v, RSS %d KiB",
+			c.name, sent, len(c.frames), closed, time.Since(start).Round(time.Millisecond), seen.GoAway, seen.GoAwayCode, seen.Statuses, a.rssKiB(t))
+		if !closed && seen.Statuses[1] != 431 && seen.Statuses[1] != 400 {
+			t.Errorf("%s: neither refused nor closed: %+v", c.name, seen)
+		}
+		conn.Close()
+	}
+	if took := a.legit(t); took > 5*time.Second {
+		t.Errorf("the legitimate client waited %v", took)
+	}
+	a.settled(t, "header bombs", base)
+	if ran := a.runs("count") - before; ran != 1 {
+		t.Errorf("count.php ran %d times, want once for the legitimate client", ran)
+	}
+	if rss := a.rssKiB(t); rss > rss0+32<<10 {
 		t.Errorf("the gateway's RSS grew from %d to %d KiB", rss0, rss)
 	}
 }

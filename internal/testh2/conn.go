@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"io"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -44,12 +45,36 @@ type Conn struct {
 }
 
 // Dial opens a TLS connection to addr that must offer h2, sends the
-// preface and an empty SETTINGS frame, plus settings (id, value pairs), and
+// preface and a SETTINGS frame with settings (id, value pairs), and
 // starts reading.
 func Dial(t testing.TB, addr string, settings ...uint32) *Conn {
 	t.Helper()
-	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	hc := dial(t, addr, true, settings...)
+	go hc.read()
+	return hc
+}
+
+// DialUnread is Dial without the reading: what the server sends stays in
+// the socket buffers (a client that never reads), and WaitClosed cannot
+// tell when the server closes.
+func DialUnread(t testing.TB, addr string, settings ...uint32) *Conn {
+	t.Helper()
+	return dial(t, addr, false, settings...)
+}
+
+func dial(t testing.TB, addr string, read bool, settings ...uint32) *Conn {
+	t.Helper()
+	raw, err := net.Dial("tcp", addr)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if !read {
+		// A small window: the server's writes block soon.
+		raw.(*net.TCPConn).SetReadBuffer(4 << 10)
+	}
+	c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err := c.Handshake(); err != nil {
+		raw.Close()
 		t.Fatal(err)
 	}
 	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
@@ -67,7 +92,6 @@ func Dial(t testing.TB, addr string, settings ...uint32) *Conn {
 		t.Fatal(err)
 	}
 	hc := &Conn{c: c, statuses: map[uint32]int{}, ended: map[uint32]bool{}, closed: make(chan struct{})}
-	go hc.read()
 	t.Cleanup(func() { c.Close() })
 	return hc
 }
