@@ -42,6 +42,10 @@ func startH2Attack(t *testing.T, children int, env ...string) *h2Attack {
 		"count.php": "<?php " + count("count") + ` echo "ran";`,
 		"slow.php":  "<?php " + count("slow") + ` usleep(300000); echo "slept";`,
 		"big.php":   "<?php " + count("big") + ` echo str_repeat("0123456789abcdef", 65536);`,
+		// With sessions on: a 1 MiB page that holds the session's lock
+		// while it runs, and the session's counter.
+		"bigsess.php": "<?php " + count("bigsess") + ` session_start(); $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1; echo str_repeat("0123456789abcdef", 65536);`,
+		"counter.php": `<?php session_start(); $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1; echo $_SESSION['n'];`,
 	})
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: children})
 	cert, key := testtls.Pair(t)
@@ -399,4 +403,116 @@ func TestCVE_2019_9516_2016_6581_HeaderBombs(t *testing.T) {
 	if rss := a.rssKiB(t); rss > rss0+32<<10 {
 		t.Errorf("the gateway's RSS grew from %d to %d KiB", rss0, rss)
 	}
+}
+
+// spooled is how many read-ahead temp files the gateway has open, and
+// their bytes.
+func (a *h2Attack) spooled(t *testing.T) (files int, bytes int64) {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", a.p.cmd.Process.Pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		l, _ := os.Readlink(filepath.Join(dir, e.Name()))
+		if strings.Contains(l, "sessiongate-") && strings.HasSuffix(l, "(deleted)") {
+			if fi, err := os.Stat(filepath.Join(dir, e.Name())); err == nil {
+				files++
+				bytes += fi.Size()
+			}
+		}
+	}
+	return files, bytes
+}
+
+// TestCVE_2019_9511_9517_UnreadResponses: a client opens 60 streams for a
+// 1 MiB PHP page on one connection with its flow-control window at 0
+// (SETTINGS_INITIAL_WINDOW_SIZE 0) and never reads (the data dribble of
+// CVE-2019-9511, the internal data buffering of CVE-2019-9517). With
+// SESSIONGATE_RESPONSE_BUFFERING=on (the default) each response is read
+// ahead, 64 KiB in memory and the rest in a temp file, so php-fpm's two
+// workers are free again and a legitimate client is served while the
+// streams stay open; the gateway's memory grows by a bounded amount, and
+// all is released once the client leaves.
+func TestCVE_2019_9511_9517_UnreadResponses(t *testing.T) {
+	t.Parallel()
+	a := startH2Attack(t, 2)
+	base := a.baseline(t)
+	rss0 := a.rssKiB(t)
+	const streams = 60
+	conn := testh2.Dial(t, a.addr, 0x4, 0) // SETTINGS_INITIAL_WINDOW_SIZE
+	var frames [][]byte
+	for i := range streams {
+		frames = append(frames, testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, uint32(2*i+1), testh2.Get("/big.php")))
+	}
+	if err := conn.Write(frames...); err != nil {
+		t.Fatal(err)
+	}
+	var h gwHeld
+	ok := poll(20*time.Second, func() bool {
+		h = heldBy(t, a.p, a.port)
+		return a.runs("big") == streams && h.busy == 0
+	})
+	files, spooled := a.spooled(t)
+	rss := a.rssKiB(t)
+	t.Logf("%d unread 1 MiB responses: big.php ran %d times, %v busy FastCGI connections, %d temp files (%d KiB), %d response headers sent, RSS %d -> %d KiB",
+		streams, a.runs("big"), h.busy, files, spooled>>10, len(conn.Seen().Statuses), rss0, rss)
+	if !ok {
+		t.Errorf("php-fpm's workers still held by unread responses: big.php ran %d of %d times, %v busy FastCGI connections", a.runs("big"), streams, h.busy)
+	}
+	if rss > rss0+streams*256 {
+		t.Errorf("the gateway's RSS grew from %d to %d KiB for %d unread responses", rss0, rss, streams)
+	}
+	if took := a.legit(t); took > 5*time.Second {
+		t.Errorf("the legitimate client waited %v", took)
+	}
+	conn.Close()
+	a.settled(t, "unread responses", base)
+	if files, _ := a.spooled(t); files != 0 {
+		t.Errorf("%d temp files still open once the client left", files)
+	}
+}
+
+// TestCVE_2019_9511_9517_UnreadResponsesSessionLock: ten unread 1 MiB
+// responses of a page that takes the session's strict lock, on one
+// connection with its window at 0, all for one session. Read ahead, each
+// page ends in PHP and lets the lock go for the next one, though no
+// response is read; the same session's next request is served at once.
+func TestCVE_2019_9511_9517_UnreadResponsesSessionLock(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server")
+	red := harness.StartRedis(t)
+	a := startH2Attack(t, 2, "SESSIONGATE_SESSIONS=on", "SESSIONGATE_SESSION_KEYS="+sessionTestKey,
+		"SESSIONGATE_PHP_PREPEND="+writePrepend(t), "SESSIONGATE_REDIS_URL="+red.URL())
+	client := h2Client()
+	ck := h2CounterCookie(t, client, a.addr)
+	const streams = 10
+	conn := testh2.Dial(t, a.addr, 0x4, 0) // SETTINGS_INITIAL_WINDOW_SIZE
+	var frames [][]byte
+	for i := range streams {
+		frames = append(frames, testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, uint32(2*i+1),
+			testh2.Block([]testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/bigsess.php"}, {"cookie", "sessionid=" + ck.Value}})))
+	}
+	if err := conn.Write(frames...); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(15*time.Second, func() bool { return a.runs("bigsess") == streams }) {
+		t.Errorf("bigsess.php ran %d of %d times: unread responses hold the session's lock", a.runs("bigsess"), streams)
+	}
+	req, _ := http.NewRequest("GET", "https://"+a.addr+"/counter.php", nil)
+	req.AddCookie(ck)
+	start := time.Now()
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	took := time.Since(start)
+	t.Logf("%d unread responses of one session: bigsess.php ran %d times, the session's next request answered %q in %v", streams, a.runs("bigsess"), b, took.Round(time.Millisecond))
+	if res.StatusCode != 200 || string(b) != fmt.Sprint(streams+2) || took > 5*time.Second {
+		t.Errorf("the session's next request: %d %q after %v, want %d at once", res.StatusCode, b, took, streams+2)
+	}
+	conn.Close()
 }
