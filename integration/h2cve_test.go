@@ -516,3 +516,33 @@ func TestCVE_2019_9511_9517_UnreadResponsesSessionLock(t *testing.T) {
 	}
 	conn.Close()
 }
+
+// TestCVE_2019_9511_UnreadResponsesUnbuffered: with
+// SESSIONGATE_RESPONSE_BUFFERING=off PHP waits for the client, so unread
+// responses (window 0) hold php-fpm's workers; SESSIONGATE_WRITE_TIMEOUT
+// is what frees them, and a legitimate client is served after it.
+func TestCVE_2019_9511_UnreadResponsesUnbuffered(t *testing.T) {
+	t.Parallel()
+	a := startH2Attack(t, 2, "SESSIONGATE_RESPONSE_BUFFERING=off", "SESSIONGATE_WRITE_TIMEOUT=2s")
+	base := a.baseline(t)
+	conn := testh2.Dial(t, a.addr, 0x4, 0) // SETTINGS_INITIAL_WINDOW_SIZE
+	var frames [][]byte
+	for i := range 4 {
+		frames = append(frames, testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, uint32(2*i+1), testh2.Get("/big.php")))
+	}
+	if err := conn.Write(frames...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "php-fpm's two workers to be busy with unread responses", func() bool {
+		return heldBy(t, a.p, a.port).busy == 2
+	})
+	start := time.Now()
+	took := a.legit(t)
+	t.Logf("2 workers held by unread responses: a legitimate page came after %v (write timeout 2 s); big.php ran %d times",
+		took.Round(time.Millisecond), a.runs("big"))
+	if took > 10*time.Second {
+		t.Errorf("the legitimate client waited %v", time.Since(start))
+	}
+	conn.Close()
+	a.settled(t, "unread unbuffered responses", base)
+}
