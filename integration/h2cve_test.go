@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -545,4 +546,128 @@ func TestCVE_2019_9511_UnreadResponsesUnbuffered(t *testing.T) {
 	}
 	conn.Close()
 	a.settled(t, "unread unbuffered responses", base)
+}
+
+// TestSlowlorisAndSlowPOST (CVE-2007-6750 and its kind, over HTTP/1.1 on
+// the TLS listener): 40 clients send request headers a byte every 100 ms,
+// 20 open TCP connections and never start TLS, and 20 send a POST body of
+// 100 KB at 1 KB every 200 ms (each read within SESSIONGATE_READ_TIMEOUT,
+// so never cut). Headers are bounded by SESSIONGATE_READ_HEADER_TIMEOUT
+// (1 s here), the TLS handshake too; the slow bodies are read by the
+// gateway (request buffering) with no php-fpm worker held and PHP not run
+// before a body is whole; a legitimate client is served all along.
+func TestSlowlorisAndSlowPOST(t *testing.T) {
+	t.Parallel()
+	a := startH2Attack(t, 2, "SESSIONGATE_READ_HEADER_TIMEOUT=1s", "SESSIONGATE_READ_TIMEOUT=1s")
+	base := a.baseline(t)
+	before := a.runs("count")
+	tlsDial := func() net.Conn {
+		c, err := tls.Dial("tcp", a.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		return c
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var headerCut []time.Duration
+	var handshakeCut []time.Duration
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := tlsDial()
+			if c == nil {
+				return
+			}
+			defer c.Close()
+			start := time.Now()
+			msg := "GET /count.php HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-Slow: aaaa\r\n", 20)
+			for i := 0; i < len(msg); i++ {
+				if _, err := c.Write([]byte{msg[i]}); err != nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			mu.Lock()
+			headerCut = append(headerCut, time.Since(start))
+			mu.Unlock()
+		}()
+	}
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", a.addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			start := time.Now()
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			c.Read(make([]byte, 1)) // until the gateway closes
+			mu.Lock()
+			handshakeCut = append(handshakeCut, time.Since(start))
+			mu.Unlock()
+		}()
+	}
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := tlsDial()
+			if c == nil {
+				return
+			}
+			defer c.Close()
+			start := time.Now()
+			io.WriteString(c, "POST /count.php HTTP/1.1\r\nHost: x\r\nContent-Length: 102400\r\n\r\n")
+			chunk := strings.Repeat("b", 1024)
+			for range 100 {
+				if _, err := io.WriteString(c, chunk); err != nil {
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+				if time.Since(start) > 3*time.Second {
+					return // leaves mid-body
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	var h gwHeld
+	for i := range 4 {
+		took := a.legit(t)
+		h = heldBy(t, a.p, a.port)
+		t.Logf("%.1f s into the attack: legitimate page in %v, %d client connections, %v busy FastCGI connections", 0.5+0.6*float64(i), took.Round(time.Millisecond), h.clients, h.busy)
+		if took > 5*time.Second {
+			t.Errorf("the legitimate client waited %v", took)
+		}
+		if h.busy > 0 {
+			t.Errorf("%v php-fpm connections busy while only slow clients send", h.busy)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	wg.Wait()
+	maxOf := func(ds []time.Duration) time.Duration {
+		var m time.Duration
+		for _, d := range ds {
+			m = max(m, d)
+		}
+		return m
+	}
+	t.Logf("slow headers cut after at most %v (%d clients), silent TLS connections after at most %v (%d)",
+		maxOf(headerCut).Round(time.Millisecond), len(headerCut), maxOf(handshakeCut).Round(time.Millisecond), len(handshakeCut))
+	if d := maxOf(headerCut); d > 5*time.Second {
+		t.Errorf("a client sending headers a byte every 100 ms was cut only after %v (SESSIONGATE_READ_HEADER_TIMEOUT=1s)", d)
+	}
+	if d := maxOf(handshakeCut); d > 5*time.Second {
+		t.Errorf("a connection that never started TLS was closed only after %v", d)
+	}
+	if ran := a.runs("count") - before; ran != 4 {
+		t.Errorf("count.php ran %d times, want 4, once for each legitimate client", ran)
+	}
+	a.settled(t, "slow clients", base)
 }
