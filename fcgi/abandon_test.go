@@ -19,11 +19,16 @@ import (
 // while legitimate requests queued behind.
 func TestAbandonedRequestKeepsItsSlot(t *testing.T) {
 	var running, maxRunning atomic.Int64
+	// The script runs until the test has abandoned its requests.
+	release := make(chan struct{})
 	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
 		n := running.Add(1)
 		for m := maxRunning.Load(); n > m && !maxRunning.CompareAndSwap(m, n); m = maxRunning.Load() {
 		}
-		time.Sleep(300 * time.Millisecond)
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
 		running.Add(-1)
 		respond(c, "Content-Type: text/plain\r\n", "late")
 		return true
@@ -41,6 +46,7 @@ func TestAbandonedRequestKeepsItsSlot(t *testing.T) {
 			t.Fatal("RoundTrip returned only once php-fpm had answered the abandoned request")
 		}
 	}
+	close(release)
 	if got := maxRunning.Load(); got != 1 {
 		t.Errorf("php-fpm ran %d requests at once with MaxConnsPerBackend 1", got)
 	}
