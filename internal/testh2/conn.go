@@ -41,16 +41,26 @@ type Conn struct {
 	statuses  map[uint32]int
 	ended     map[uint32]bool
 	closed    chan struct{}
+	acked     chan struct{} // closed once the server's SETTINGS were acknowledged
 	readErr   error
 }
 
 // Dial opens a TLS connection to addr that must offer h2, sends the
-// preface and a SETTINGS frame with settings (id, value pairs), and
-// starts reading.
+// preface and a SETTINGS frame with settings (id, value pairs), starts
+// reading and returns once the server's SETTINGS came and were
+// acknowledged: the acknowledgement cannot then fall between the frames
+// of a test's header block (a PROTOCOL_ERROR of the client's own).
 func Dial(t testing.TB, addr string, settings ...uint32) *Conn {
 	t.Helper()
 	hc := dial(t, addr, true, settings...)
 	go hc.read()
+	select {
+	case <-hc.acked:
+	case <-hc.closed:
+		t.Fatal("the server closed before its SETTINGS")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no SETTINGS from the server in 10 s")
+	}
 	return hc
 }
 
@@ -91,7 +101,7 @@ func dial(t testing.TB, addr string, read bool, settings ...uint32) *Conn {
 		c.Close()
 		t.Fatal(err)
 	}
-	hc := &Conn{c: c, statuses: map[uint32]int{}, ended: map[uint32]bool{}, closed: make(chan struct{})}
+	hc := &Conn{c: c, statuses: map[uint32]int{}, ended: map[uint32]bool{}, closed: make(chan struct{}), acked: make(chan struct{})}
 	t.Cleanup(func() { c.Close() })
 	return hc
 }
@@ -122,6 +132,11 @@ func (hc *Conn) read() {
 		switch {
 		case typ == TypeSettings && flags&0x1 == 0:
 			hc.c.Write(Frame(TypeSettings, 0x1, 0, nil))
+			select {
+			case <-hc.acked:
+			default:
+				close(hc.acked)
+			}
 		case typ == TypeHeaders && n > 0 && hc.statuses[stream] == 0:
 			hc.statuses[stream] = status(payload)
 		case typ == 0x7 && n >= 8: // GOAWAY
