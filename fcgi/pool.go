@@ -438,6 +438,24 @@ func (b *backend) reapIdle() {
 	}
 }
 
+// linger holds c, whose request its client abandoned before php-fpm
+// answered (responseReader.abandon), until the answer begins, php-fpm
+// closes or wait passes, then closes it and frees its slot. Until then a
+// php-fpm worker runs the script, or will take it from the listen queue,
+// whatever the gateway does: php-fpm notices a closed connection only when
+// the script writes. A slot freed at the cancel let the pool open another
+// connection for a worker php-fpm did not have; clients that reset each
+// request once it was sent had php-fpm run a script per reset, for
+// nobody, with legitimate requests queued behind them.
+func (b *backend) linger(c *conn, wait time.Duration) {
+	c.nc.SetReadDeadline(time.Now().Add(wait))
+	c.br.Peek(1)
+	if !c.reused {
+		b.answered(c)
+	}
+	b.discard(c)
+}
+
 // discard closes a connection that must not be reused and frees its slot.
 func (b *backend) discard(c *conn) {
 	c.nc.Close()

@@ -359,6 +359,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, upstreamError("wait for connection", b.addr, err)
 		}
+		if err := ctx.Err(); err != nil {
+			// The client left while the request waited for its
+			// connection (an HTTP/2 stream reset right after its
+			// HEADERS): once sent, php-fpm would run the script for
+			// nobody, whatever the close that the cancel causes.
+			b.put(c)
+			return nil, upstreamError("wait for connection", b.addr, err)
+		}
 		resp, retry, err := t.exchange(ctx, req, s, c, prefix, &body, waited, func() { runAll(cleanups) }, &handedOff)
 		if err == nil {
 			return resp, nil
@@ -405,10 +413,17 @@ func paramError(err error) *Error {
 // write is over when exchange returns.
 func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, c *conn, prefix []byte, body *requestBody, waited time.Duration, afterWrite func(), handedOff *bool) (*http.Response, bool, error) {
 	b := c.b
+	rr := &responseReader{t: t, c: c, script: s, waited: waited}
 	// The client going away aborts the request: closing the connection is
-	// what php-fpm understands (the worker sees it and stops), and the
-	// blocked read or write below returns at once.
-	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
+	// what php-fpm understands (the worker sees it when the script next
+	// writes, and stops), and the blocked read or write below returns at
+	// once. A request php-fpm has whole and has not answered yet is
+	// abandoned instead (abandon): its connection lingers.
+	stop := context.AfterFunc(ctx, func() {
+		if !rr.abandon() {
+			c.nc.Close()
+		}
+	})
 	// A body larger than memBodyLimit (spooled, or streamed from the
 	// client) is written by a goroutine of its own while this one reads
 	// the answer: a script that answers before it reads the body (PHP
@@ -437,7 +452,6 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		wdone = nil
 		return err
 	}
-	rr := &responseReader{t: t, c: c, script: s, waited: waited}
 	fail := func(op string, err error, retryable bool) (*http.Response, bool, error) {
 		stop()
 		b.discard(c)
@@ -504,6 +518,8 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		}()
 	} else if err := t.writeRequest(ctx, c, prefix, body); err != nil {
 		return writeFailed(err)
+	} else {
+		rr.markSent()
 	}
 
 	hb := encBufPool.Get().(*[]byte)
@@ -517,6 +533,16 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	end := -1
 	for end < 0 {
 		err := rr.next(false)
+		if err != nil && rr.lingering() {
+			putBuf()
+			rr.logDropped()
+			if wdone != nil {
+				<-wdone // sent whole: the write is over
+			}
+			go b.linger(c, t.o.ReadTimeout-rr.waited)
+			return nil, false, upstreamError("read response header", b.addr,
+				fmt.Errorf("%w (php-fpm has the request; its connection is kept until the answer begins)", ctx.Err()))
+		}
 		if !c.reused {
 			b.answered(c)
 		}
@@ -829,6 +855,11 @@ type responseReader struct {
 	duplex  bool
 	wmu     sync.Mutex // serializes sentWhole, setReadDeadline and began
 	sending bool
+	// amu guards sent (the request is on the connection whole), begun
+	// (a record of the answer came) and abandoned (abandon); it is taken
+	// before wmu.
+	amu                    sync.Mutex
+	sent, begun, abandoned bool
 	// waited is how long the request waited for a free connection: until
 	// its answer begins, the read timeout is ReadTimeout less that wait.
 	// Written by the reading goroutine only, under wmu when duplex.
@@ -836,6 +867,11 @@ type responseReader struct {
 }
 
 func (r *responseReader) setReadDeadline() error {
+	r.amu.Lock()
+	defer r.amu.Unlock()
+	if r.abandoned {
+		return r.c.nc.SetReadDeadline(time.Now())
+	}
 	if r.duplex {
 		r.wmu.Lock()
 		defer r.wmu.Unlock()
@@ -849,10 +885,43 @@ func (r *responseReader) setReadDeadline() error {
 // sentWhole starts the read timeout once the request is sent: a read
 // already waiting gets it too.
 func (r *responseReader) sentWhole() {
+	r.amu.Lock()
+	defer r.amu.Unlock()
+	r.sent = true
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
 	r.sending = false
 	r.c.nc.SetReadDeadline(time.Now().Add(r.t.o.ReadTimeout - r.waited))
+}
+
+// markSent records that the request is on the connection whole.
+func (r *responseReader) markSent() {
+	r.amu.Lock()
+	r.sent = true
+	r.amu.Unlock()
+}
+
+// abandon is called once the client left. A request php-fpm has whole and
+// has not begun to answer is abandoned: the read waiting for the answer
+// returns at once (a deadline past), and exchange leaves the connection
+// to backend.linger. It reports false otherwise, and the caller closes
+// the connection.
+func (r *responseReader) abandon() bool {
+	r.amu.Lock()
+	defer r.amu.Unlock()
+	if !r.sent || r.begun {
+		return false
+	}
+	r.abandoned = true
+	r.c.nc.SetReadDeadline(time.Now())
+	return true
+}
+
+// lingering reports a request abandoned before its answer began.
+func (r *responseReader) lingering() bool {
+	r.amu.Lock()
+	defer r.amu.Unlock()
+	return r.abandoned && !r.begun
 }
 
 // began gives the reads after the start of the answer the whole
@@ -906,6 +975,11 @@ func (r *responseReader) next(nonBlocking bool) error {
 			return errWouldBlock
 		}
 		br.Discard(headerLen)
+		if !r.gotAny {
+			r.amu.Lock()
+			r.begun = true
+			r.amu.Unlock()
+		}
 		r.gotAny = true
 		if r.waited != 0 {
 			r.began()

@@ -172,6 +172,15 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		if ctx.Err() != nil {
+			// The client left while the connection was found (an
+			// HTTP/2 stream reset right after its HEADERS): once
+			// written, the request would run in Django for nobody,
+			// whatever the deadline the cancel sets. Closed rather
+			// than put back, which would renew its idle time.
+			c.nc.Close()
+			return nil, fmt.Errorf("django request: %w", context.Cause(ctx))
+		}
 		res, err := t.exchange(ctx, c, req, reused)
 		if err == nil {
 			return res, nil

@@ -161,6 +161,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	if cfg.TLS() {
 		lnTLS = public.TLSConfig.Clone()
 	}
+	limitResets(public, logger)
 	ln = logRefusals(public, ln, "gateway", refusalLog, gw.CountRefusal, lnTLS)
 
 	var (

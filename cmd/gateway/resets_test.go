@@ -1,0 +1,72 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/internal/testh2"
+	"github.com/sessiongate/sessiongate/internal/testlog"
+)
+
+// TestLimitResets: a connection whose client resets more than
+// rapidResetLimit streams, more than it let end, is closed and logged; one
+// that lets more streams end than it resets stays open, as a browser's
+// with its cancelled fetches.
+func TestLimitResets(t *testing.T) {
+	var log testlog.Buffer
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait" {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	ts.EnableHTTP2 = true
+	limitResets(ts.Config, slog.New(slog.NewJSONHandler(&log, nil)))
+	ts.StartTLS()
+	defer ts.Close()
+	addr := ts.Listener.Addr().String()
+
+	resets := func(c *testh2.Conn, first uint32, n int) {
+		t.Helper()
+		var frames [][]byte
+		for i := range n {
+			id := first + uint32(2*i)
+			frames = append(frames, testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, id, testh2.Get("/wait")), testh2.RST(id))
+		}
+		c.Write(frames...)
+	}
+
+	c := testh2.Dial(t, addr)
+	resets(c, 1, 3*rapidResetLimit)
+	if !c.WaitClosed(5 * time.Second) {
+		t.Errorf("a connection with %d streams reset and none ended is still open", 3*rapidResetLimit)
+	}
+	if !strings.Contains(log.String(), "rapid reset") {
+		t.Errorf("not logged: %q", log.String())
+	}
+
+	c = testh2.Dial(t, addr)
+	const ended = 3 * rapidResetLimit
+	var frames [][]byte
+	for i := range ended {
+		frames = append(frames, testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, uint32(2*i+1), testh2.Get("/fast")))
+	}
+	c.Write(frames...)
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Seen().Ended < ended && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	resets(c, 2*ended+1, 2*rapidResetLimit)
+	if c.WaitClosed(time.Second) {
+		t.Errorf("a connection with %d streams ended and %d reset was closed", c.Seen().Ended, 2*rapidResetLimit)
+	}
+}

@@ -1,0 +1,60 @@
+package fcgi
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A request whose client left (an HTTP/2 stream reset, a closed tab)
+// after it reached php-fpm still occupies its worker: php-fpm notices the
+// closed connection only when the script writes, or runs it from its
+// listen queue as if nothing happened. Its slot is held until the answer
+// begins, so MaxConnsPerBackend still bounds what php-fpm runs for the
+// gateway, while RoundTrip returns at once. Before, the slot was freed at
+// the cancel: clients that each reset a request once it was sent (CVE-2023-44487's
+// rapid reset) had the gateway dial a new connection per reset, and
+// php-fpm ran the script for each of them, minutes of work for nobody,
+// while legitimate requests queued behind.
+func TestAbandonedRequestKeepsItsSlot(t *testing.T) {
+	var running, maxRunning atomic.Int64
+	// The script runs until the test has abandoned its requests.
+	release := make(chan struct{})
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		n := running.Add(1)
+		for m := maxRunning.Load(); n > m && !maxRunning.CompareAndSwap(m, n); m = maxRunning.Load() {
+		}
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		running.Add(-1)
+		respond(c, "Content-Type: text/plain\r\n", "late")
+		return true
+	})
+	tr, _ := newTransport(t, Options{MaxConnsPerBackend: 1}, srv.Addr())
+
+	for i := range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(30*time.Millisecond, cancel)
+		_, err := tr.RoundTrip(newReq(ctx, "GET", "/", nil, nil))
+		if StatusOf(err) != StatusClientClosedRequest {
+			t.Fatalf("request %d, abandoned: %v (status %d), want 499", i, err, StatusOf(err))
+		}
+		if i == 0 && running.Load() != 1 {
+			t.Fatal("RoundTrip returned only once php-fpm had answered the abandoned request")
+		}
+	}
+	close(release)
+	if got := maxRunning.Load(); got != 1 {
+		t.Errorf("php-fpm ran %d requests at once with MaxConnsPerBackend 1", got)
+	}
+	if got := len(srv.Requests()); got != 1 {
+		t.Errorf("php-fpm got %d requests: the ones abandoned while the first held the slot should never reach it", got)
+	}
+	waitFor(t, "the slot freed once php-fpm answered", func() bool { return tr.Stats()[0].Open == 0 })
+	if _, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil || body != "late" {
+		t.Fatalf("a request after: %q %v", body, err)
+	}
+}
