@@ -800,7 +800,16 @@ func TestNginxDjangoResponseDiff(t *testing.T) {
 		// Deliberate (SESSIONGATE_COMPRESS=on, README): the documented
 		// nginx configuration has no gzip.
 		ng := get(s.nginx.Addr, "/dj/file/", "Accept-Encoding: gzip\r\n")
+		if ng.res == nil {
+			// Seen once in a full run (nginx's kept-alive upstream):
+			// the reference's failure, not what this compares.
+			t.Logf("nginx: %v; asking again", ng.err)
+			ng = get(s.nginx.Addr, "/dj/file/", "Accept-Encoding: gzip\r\n")
+		}
 		gw := get(s.gwAddr, "/dj/file/", "Accept-Encoding: gzip\r\n")
+		if ng.res == nil || gw.res == nil {
+			t.Fatalf("nginx %v, gateway %v", ng.err, gw.err)
+		}
 		if ng.res.Header.Get("Content-Encoding") != "" || gw.res.Header.Get("Content-Encoding") != "gzip" {
 			t.Errorf("Content-Encoding: nginx %q, gateway %q", ng.res.Header.Get("Content-Encoding"), gw.res.Header.Get("Content-Encoding"))
 		}
