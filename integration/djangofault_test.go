@@ -5,8 +5,10 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptrace"
@@ -199,8 +201,12 @@ func faultLoad(t *testing.T, gw *sessionGW, workers int, ms int, stop <-chan str
 	return func() []faultResult { wg.Wait(); return out }
 }
 
-// checkFaultRun fails on a hang (client error), on a POST run twice, and
-// on a POST that failed without having reached Django.
+// checkFaultRun fails on a hang (the client's timeout), on a POST run
+// twice, and when no request succeeded. A connection the gateway closed
+// without an answer counts as a failed request, not a hang: a worker killed
+// between Django's header and body cuts the response, which the gateway
+// aborts (README: a cut answer never passes for whole), and when nothing
+// had left yet the client sees the connection end (seen once in CI).
 func checkFaultRun(t *testing.T, results []faultResult, runlog string) {
 	t.Helper()
 	b, _ := os.ReadFile(runlog)
@@ -210,12 +216,18 @@ func checkFaultRun(t *testing.T, results []faultResult, runlog string) {
 	}
 	var ok, failed int
 	for _, r := range results {
-		if r.err != nil {
-			t.Errorf("%s %s: client error %v", r.method, r.id, r.err)
-			continue
-		}
 		if r.method == "POST" && seen[r.id] > 1 {
-			t.Errorf("POST %s ran %d times in Django (status %d)", r.id, seen[r.id], r.status)
+			t.Errorf("POST %s ran %d times in Django (status %d, error %v)", r.id, seen[r.id], r.status, r.err)
+		}
+		if r.err != nil {
+			var ne net.Error
+			if errors.As(r.err, &ne) && ne.Timeout() {
+				t.Errorf("%s %s: no answer: %v", r.method, r.id, r.err)
+				continue
+			}
+			failed++
+			t.Logf("%s %s: connection ended without an answer: %v (reached django: %v)", r.method, r.id, r.err, seen[r.id] > 0)
+			continue
 		}
 		if r.status == 200 {
 			ok++
