@@ -37,6 +37,9 @@ type Options struct {
 	// written; the response then goes on with memory only (Max becomes
 	// Memory), never failing because of the disk.
 	OnTempFileError func(error)
+	// Budget (may be nil) is shared with other bodies and bounds what
+	// they hold together.
+	Budget *Budget
 }
 
 const (
@@ -65,9 +68,13 @@ type Body struct {
 	memOff       int
 	file         *os.File
 	fileR, fileW int64
-	noFile       bool  // the temp file failed: memory only
-	end          error // src's end (io.EOF or its failure), once read ahead
-	exited       chan struct{}
+	noFile       bool // the temp file failed: memory only
+	// charged is the part of held() counted in o.Budget, reserved the
+	// part of the chunk being read; a chunk read with the budget spent
+	// and nothing held is not counted.
+	charged, reserved int64
+	end               error // src's end (io.EOF or its failure), once read ahead
+	exited            chan struct{}
 }
 
 // New wraps src.
@@ -109,6 +116,7 @@ func (b *Body) Read(p []byte) (int, error) {
 		return 0, ErrClosed
 	case b.held() > 0:
 		n, err := b.take(p)
+		b.settle()
 		b.cond.Broadcast() // room for the reader-ahead
 		return n, err
 	default:
@@ -140,7 +148,10 @@ func (b *Body) readAhead() {
 	buf := *bp
 	for {
 		b.mu.Lock()
-		for b.held() >= b.limit() && !b.closed {
+		for !b.closed {
+			if b.held() < b.limit() && b.reserve() {
+				break
+			}
 			b.cond.Wait()
 		}
 		closed := b.closed
@@ -159,11 +170,37 @@ func (b *Body) readAhead() {
 		if err != nil {
 			b.end = err
 		}
+		b.reserved = 0
+		b.settle()
 		b.cond.Broadcast()
 		b.mu.Unlock()
 		if err != nil {
 			return
 		}
+	}
+}
+
+// reserve takes a chunk from the budget before a read; b.mu held. With the
+// budget spent, a body that holds nothing still reads one chunk, so its
+// answer goes on at the client's pace; one that holds some waits for its
+// client to take it.
+func (b *Body) reserve() bool {
+	if b.o.Budget == nil {
+		return true
+	}
+	if b.o.Budget.take(chunkSize) {
+		b.reserved = chunkSize
+		b.charged += chunkSize
+		return true
+	}
+	return b.held() == 0
+}
+
+// settle gives back to the budget what the body no longer holds; b.mu held.
+func (b *Body) settle() {
+	if over := b.charged - b.held() - b.reserved; over > 0 && b.o.Budget != nil {
+		b.o.Budget.give(over)
+		b.charged -= over
 	}
 }
 
@@ -254,6 +291,9 @@ func (b *Body) Close() error {
 	}
 	b.mu.Lock()
 	b.mem, b.memOff = nil, 0
+	b.fileR, b.fileW = 0, 0
+	b.reserved = 0
+	b.settle()
 	if b.file != nil {
 		b.file.Close()
 		b.file = nil
