@@ -48,6 +48,17 @@ const (
 	chunkSize     = 32 << 10
 )
 
+// spool is the temp file; tests stand in a disk that fills.
+type spool interface {
+	io.ReaderAt
+	io.WriterAt
+	io.Closer
+}
+
+var openTemp = func(dir string) (spool, error) {
+	return tempfile.Unlinked(dir, "sessiongate-response-*")
+}
+
 // ErrClosed is returned by Read after Close.
 var ErrClosed = errors.New("readahead: read on closed body")
 
@@ -61,13 +72,16 @@ type Body struct {
 	cond    sync.Cond
 	started bool
 	closed  bool
-	// mem[memOff:] and the file between fileR and fileW hold the bytes read
-	// ahead, mem first: data goes to the file once mem is full, and keeps
-	// going there until the file is drained, so the order is kept.
+	// mem[memOff:], the file between fileR and fileW, then tail hold the
+	// bytes read ahead, in that order: data goes to the file once mem is
+	// full, and keeps going there until the file is drained, so the order
+	// is kept; tail holds what came after the file failed (a full disk)
+	// until the file is drained.
 	mem          []byte
 	memOff       int
-	file         *os.File
+	file         spool
 	fileR, fileW int64
+	tail         []byte
 	noFile       bool // the temp file failed: memory only
 	// charged is the part of held() counted in o.Budget, reserved the
 	// part of the chunk being read; a chunk read with the budget spent
@@ -126,7 +140,7 @@ func (b *Body) Read(p []byte) (int, error) {
 
 // held is the number of bytes read ahead and not yet consumed; b.mu held.
 func (b *Body) held() int64 {
-	return int64(len(b.mem)-b.memOff) + b.fileW - b.fileR
+	return int64(len(b.mem)-b.memOff) + b.fileW - b.fileR + int64(len(b.tail))
 }
 
 // limit is how much may be held before the reader-ahead waits; b.mu held.
@@ -162,10 +176,7 @@ func (b *Body) readAhead() {
 		n, err := b.src.Read(buf)
 		b.mu.Lock()
 		if n > 0 {
-			if perr := b.put(buf[:n]); perr != nil && err == nil {
-				err = perr
-				defer b.src.Close() // the upstream must see the abort
-			}
+			b.put(buf[:n])
 		}
 		if err != nil {
 			b.end = err
@@ -205,11 +216,15 @@ func (b *Body) settle() {
 }
 
 // put appends p to the spool; b.mu held. A temp file that cannot be
-// created or written while it holds nothing turns the body into memory only
-// (p is kept); one that fails while it holds part of the response loses
-// that part, so the body must end in an error.
-func (b *Body) put(p []byte) error {
+// created or written (a full disk) turns the body into memory only, losing
+// nothing: what the file holds is still read from it, and what comes after
+// waits in tail until the file is drained.
+func (b *Body) put(p []byte) {
 	fileInUse := b.fileW > b.fileR
+	if b.noFile && (fileInUse || len(b.tail) > 0) {
+		b.tail = append(b.tail, p...)
+		return
+	}
 	if !fileInUse && (b.noFile || len(b.mem)-b.memOff+len(p) <= b.o.Memory) {
 		if b.memOff > 0 && b.memOff == len(b.mem) {
 			b.mem, b.memOff = b.mem[:0], 0
@@ -218,36 +233,36 @@ func (b *Body) put(p []byte) error {
 			b.memOff = 0
 		}
 		b.mem = append(b.mem, p...)
-		return nil
+		return
 	}
-	err := b.writeFile(p)
+	n, err := b.writeFile(p)
 	if err == nil {
-		return nil
+		return
 	}
 	if b.o.OnTempFileError != nil {
 		b.o.OnTempFileError(err)
 	}
-	if fileInUse {
-		return fmt.Errorf("readahead: temp file: %w", err)
-	}
 	b.noFile = true
-	b.mem = append(b.mem, p...)
-	return nil
+	if b.fileW > b.fileR {
+		b.tail = append(b.tail, p[n:]...)
+	} else {
+		b.mem = append(b.mem, p[n:]...)
+	}
 }
 
-func (b *Body) writeFile(p []byte) error {
+// writeFile appends p to the temp file and says how much of it the file
+// holds: a full disk may take part of it.
+func (b *Body) writeFile(p []byte) (int, error) {
 	if b.file == nil {
-		f, err := tempfile.Unlinked(b.o.TempDir, "sessiongate-response-*")
+		f, err := openTemp(b.o.TempDir)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		b.file = f
 	}
-	if _, err := b.file.WriteAt(p, b.fileW); err != nil {
-		return err
-	}
-	b.fileW += int64(len(p))
-	return nil
+	n, err := b.file.WriteAt(p, b.fileW)
+	b.fileW += int64(n)
+	return n, err
 }
 
 // take moves held bytes into p, memory first; b.mu held.
@@ -259,6 +274,11 @@ func (b *Body) take(p []byte) (int, error) {
 			b.mem, b.memOff = b.mem[:0], 0
 		}
 		return n, nil
+	}
+	if b.fileR == b.fileW {
+		// Only tail is left: it becomes mem, read first from now on.
+		b.mem, b.memOff, b.tail = b.tail, 0, nil
+		return b.take(p)
 	}
 	n := int(min(int64(len(p)), b.fileW-b.fileR))
 	n, err := b.file.ReadAt(p[:n], b.fileR)
@@ -290,7 +310,7 @@ func (b *Body) Close() error {
 		<-b.exited
 	}
 	b.mu.Lock()
-	b.mem, b.memOff = nil, 0
+	b.mem, b.memOff, b.tail = nil, 0, nil
 	b.fileR, b.fileW = 0, 0
 	b.reserved = 0
 	b.settle()
