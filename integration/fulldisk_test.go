@@ -61,3 +61,41 @@ func TestFullTempDirReadAheadLosesNothing(t *testing.T) {
 		t.Errorf("temp files left: %v", ents)
 	}
 }
+
+// TestFullTempDirRequestBody: an upload that does not fit in a full temp
+// directory gets 500 on the PHP and the Django path, with a log line
+// naming the full disk, and the next upload that fits in memory still
+// works. Before, Django's path answered 502 and counted the gateway's
+// disk as Django's failure, its log line not saying it was the upload's
+// spool.
+func TestFullTempDirRequestBody(t *testing.T) {
+	t.Parallel()
+	tmp := smallTmpfs(t, "128k")
+	p, addr := startH2Site(t, nil, "SESSIONGATE_SESSIONS=off", "SESSIONGATE_MAX_BODY=2m", "TMPDIR="+tmp)
+	c := h2Client()
+	for _, path := range []string{"/echo.php", "/dj/echo"} {
+		res, err := c.Post("https://"+addr+path, "application/octet-stream", strings.NewReader(strings.Repeat("u", 512<<10)))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 500 {
+			t.Errorf("%s: 512 KiB upload into a full temp dir: %d, want 500", path, res.StatusCode)
+		}
+		line := waitForLog(t, p.stderr, `"path":"`+path+`"`)
+		if !strings.Contains(line, "no space left on device") {
+			t.Errorf("%s: the access log does not name the full disk: %s", path, line)
+		}
+		res, err = c.Post("https://"+addr+path, "application/octet-stream", strings.NewReader(strings.Repeat("u", 10<<10)))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("%s: 10 KiB upload after a full temp dir: %d", path, res.StatusCode)
+		}
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Errorf("temp files left: %v", ents)
+	}
+}

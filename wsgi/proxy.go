@@ -831,6 +831,10 @@ func statusOf(r *http.Request, err error) int {
 		}
 		return http.StatusServiceUnavailable
 	}
+	var spool *errSpool
+	if errors.As(err, &spool) {
+		return http.StatusInternalServerError
+	}
 	var bad *errClientBody
 	if errors.As(err, &bad) && isTimeout(bad.err) {
 		// The server's read timeout: too slow, like nginx's
