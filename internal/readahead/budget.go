@@ -37,21 +37,26 @@ func (g *Budget) Max() int64 { return g.max }
 // Used is how many bytes bodies hold under the budget now.
 func (g *Budget) Used() int64 { return g.used.Load() }
 
-// Refused counts the times a body found the budget spent and had to wait
-// for its client (a counter, for metrics).
+// Refused counts the times a body found the budget spent and went on at
+// its client's pace (a counter, for metrics).
 func (g *Budget) Refused() int64 { return g.refused.Load() }
 
-// take reserves n bytes, or counts a refusal and reserves nothing.
+// take reserves n bytes, or reports that it cannot.
 func (g *Budget) take(n int64) bool {
 	for {
 		u := g.used.Load()
 		if u+n > g.max {
-			break
+			return false
 		}
 		if g.used.CompareAndSwap(u, u+n) {
 			return true
 		}
 	}
+}
+
+// refuse counts a body that found the budget spent, and warns at most
+// once a minute.
+func (g *Budget) refuse() {
 	g.refused.Add(1)
 	if g.warn != nil {
 		now := g.now().UnixNano()
@@ -60,7 +65,6 @@ func (g *Budget) take(n int64) bool {
 			g.warn(g.used.Load(), g.max)
 		}
 	}
-	return false
 }
 
 func (g *Budget) give(n int64) {
