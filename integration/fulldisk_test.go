@@ -60,6 +60,9 @@ func TestFullTempDirReadAheadLosesNothing(t *testing.T) {
 	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
 		t.Errorf("temp files left: %v", ents)
 	}
+	// The default limit (1 GiB) is over this temp dir's 256 KiB: said at
+	// start.
+	waitForLog(t, p.stderr, "SESSIONGATE_RESPONSE_BUFFERING_LIMIT is more than the temp directory's free space")
 }
 
 // TestFullTempDirRequestBody: an upload that does not fit in a full temp

@@ -37,6 +37,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -113,6 +114,13 @@ func NewReadAheadBudget(cfg *config.Config, log *slog.Logger) *readahead.Budget 
 	limit := int64(cfg.ResponseBufferingLimit)
 	if limit <= 0 {
 		limit = 1 << 30 // a Config built by hand rather than by config.Load
+	}
+	// The default suits most disks, not every container's /tmp: past the
+	// free space, clients could fill it before the limit is reached.
+	if dir := os.TempDir(); cfg.ResponseBuffering {
+		if free, ok := tempDirFree(dir); ok && free < limit {
+			log.Warn("SESSIONGATE_RESPONSE_BUFFERING_LIMIT is more than the temp directory's free space: slow clients could fill it, and buffered uploads then fail; lower the limit or give the directory more room", "limit", limit, "free", free, "dir", dir)
+		}
 	}
 	return readahead.NewBudget(limit, func(used, max int64) {
 		log.Warn("responses read ahead of slow clients hold SESSIONGATE_RESPONSE_BUFFERING_LIMIT; more go at their clients' pace, keeping their php-fpm workers or gunicorn threads busy (logged at most once a minute)", "used", used, "limit", max)
