@@ -40,7 +40,10 @@ func (a *App) CountRefusal(upstream string, status int) {
 func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...server.Option) (*App, error) {
 	mx := newMetrics(cfg, log)
 	a := &App{metrics: mx}
-	opts := append(mx.serverOptions(), extra...)
+	budget := server.NewReadAheadBudget(cfg, log)
+	mx.watchReadAhead(budget)
+	opts := append(mx.serverOptions(), server.WithReadAheadBudget(budget))
+	opts = append(opts, extra...)
 	if cfg.AdminPprof {
 		opts = append(opts, pprofOptions()...)
 	}
@@ -89,7 +92,7 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...s
 		}
 		dj, err := wsgi.New(wsgi.Options{
 			Backends: cfg.Django.URL, DialTimeout: cfg.Django.DialTimeout, ReadTimeout: cfg.Django.Timeout,
-			Sessions: a.Sessions, Secrets: secrets, BufferBodies: cfg.RequestBuffering, ReadAhead: cfg.ResponseBuffering, Logger: log,
+			Sessions: a.Sessions, Secrets: secrets, BufferBodies: cfg.RequestBuffering, ReadAhead: cfg.ResponseBuffering, ReadAheadBudget: budget, Logger: log,
 		})
 		if err != nil {
 			a.Close()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/readahead"
 	"github.com/sessiongate/sessiongate/metrics"
 	"github.com/sessiongate/sessiongate/server"
 )
@@ -40,6 +41,13 @@ func (g *gatewayMetrics) serverOptions() []server.Option {
 			g.ObserveRequest(ri.Upstream, status, bytes, d)
 		}),
 		server.WithAdminHandler("GET /metrics", g.Handler()),
+	}
+}
+
+// watchReadAhead adds the gauges of the budget every read-ahead shares.
+func (g *gatewayMetrics) watchReadAhead(b *readahead.Budget) {
+	if err := g.RegisterReadAhead(func() (int64, int64, int64) { return b.Used(), b.Max(), b.Refused() }); err != nil {
+		g.log.Error("read-ahead metrics unavailable", "error", err.Error())
 	}
 }
 

@@ -77,6 +77,11 @@ type Config struct {
 	// slow clients must not be able to pin every php-fpm worker.
 	ResponseBuffering bool `env:"SESSIONGATE_RESPONSE_BUFFERING" envDefault:"on" help:"on: a PHP response still coming when its headers arrive, or a Django one over 64 KiB or streamed, is read ahead of the client into memory (64 KiB), then a temp file (up to 1 GiB per response), so a slow client holds no php-fpm worker, gunicorn thread or session lock, like nginx's fastcgi_buffering and proxy_buffering on; a client that keeps up still gets the output as the app flushes it; off: the app waits for the client"`
 
+	// ResponseBufferingLimit bounds all read-aheads together: the per-
+	// response 1 GiB alone lets a few clients that open many large
+	// downloads and read none fill the temp directory.
+	ResponseBufferingLimit ByteSize `env:"SESSIONGATE_RESPONSE_BUFFERING_LIMIT" envDefault:"1g" help:"most bytes all responses read ahead of their clients hold together (memory and temp files, units k/m/g; at least 64k); once reached, a response the app is still sending goes at its client's pace (the php-fpm worker or gunicorn thread waits, as behind nginx past fastcgi_max_temp_file_size) and a warning is logged at most once a minute; keep it well under the temp directory's free space"`
+
 	// Compress is on by default: a PHP shop moving from nginx had gzip on
 	// for its text types, and pages would otherwise go out several times
 	// larger.
@@ -345,6 +350,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	// max-age counts whole seconds: 500ms would go out as max-age=0,
 	// revalidation on every use, the opposite of what was asked.
 	check("SESSIONGATE_STATIC_MAX_AGE", c.StaticMaxAge%time.Second == 0, "must be 0 or a whole number of seconds (Cache-Control's max-age counts seconds), e.g. 3600s or 720h")
+	check("SESSIONGATE_RESPONSE_BUFFERING_LIMIT", c.ResponseBufferingLimit >= 64<<10, "must be at least 64k (SESSIONGATE_RESPONSE_BUFFERING=off turns read-ahead off)")
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	checkDuration(check, "SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout)
 	checkDuration(check, "SESSIONGATE_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout)

@@ -59,9 +59,12 @@ type Options struct {
 	// A response that arrived whole by the time its header is parsed
 	// (most pages) is left as it is. Without it the worker waits for the
 	// client.
-	ReadAhead      bool
-	StderrLogLimit int          // max bytes of PHP stderr logged per request, as written with escapes (default 4096); the rest is counted
-	Logger         *slog.Logger // default slog.Default()
+	ReadAhead bool
+	// ReadAheadBudget (nil = none) bounds what all read-aheads hold
+	// together (SESSIONGATE_RESPONSE_BUFFERING_LIMIT), shared with Django's.
+	ReadAheadBudget *readahead.Budget
+	StderrLogLimit  int          // max bytes of PHP stderr logged per request, as written with escapes (default 4096); the rest is counted
+	Logger          *slog.Logger // default slog.Default()
 }
 
 const (
@@ -636,6 +639,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	} else if t.o.ReadAhead {
 		respBody = readahead.New(rb, readahead.Options{
 			TempDir: t.o.TempDir,
+			Budget:  t.o.ReadAheadBudget,
 			OnTempFileError: func(err error) {
 				t.log.Warn("fcgi: no temp file for a response read ahead; the rest waits for the client", "script", s.ScriptName, "error", err.Error())
 			},

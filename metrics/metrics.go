@@ -344,6 +344,42 @@ func (c *gzipCacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(gzipCacheLookupsDesc, prometheus.CounterValue, float64(st.Uncached), "uncached")
 }
 
+// RegisterReadAhead adds the read-ahead budget's gauges and counter:
+// used near max, or refusals growing, mean slow clients hold php-fpm
+// workers or gunicorn threads again (SESSIONGATE_RESPONSE_BUFFERING_LIMIT).
+func (m *Metrics) RegisterReadAhead(stats func() (used, max, refused int64)) error {
+	if err := m.reg.Register(&readAheadCollector{stats: stats}); err != nil {
+		return fmt.Errorf("metrics: read-ahead: %w", err)
+	}
+	return nil
+}
+
+var (
+	readAheadBytesDesc = prometheus.NewDesc(Namespace+"_response_buffering_bytes",
+		"Bytes responses read ahead of slow clients hold now, memory and temp files.", nil, nil)
+	readAheadMaxDesc = prometheus.NewDesc(Namespace+"_response_buffering_limit_bytes",
+		"Most bytes they may hold together (SESSIONGATE_RESPONSE_BUFFERING_LIMIT).", nil, nil)
+	readAheadRefusedDesc = prometheus.NewDesc(Namespace+"_response_buffering_limit_reached_total",
+		"Responses that found the limit reached and went on at their client's pace (once each until the limit has room again).", nil, nil)
+)
+
+type readAheadCollector struct {
+	stats func() (used, max, refused int64)
+}
+
+func (c *readAheadCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- readAheadBytesDesc
+	ch <- readAheadMaxDesc
+	ch <- readAheadRefusedDesc
+}
+
+func (c *readAheadCollector) Collect(ch chan<- prometheus.Metric) {
+	used, max, refused := c.stats()
+	ch <- prometheus.MustNewConstMetric(readAheadBytesDesc, prometheus.GaugeValue, float64(used))
+	ch <- prometheus.MustNewConstMetric(readAheadMaxDesc, prometheus.GaugeValue, float64(max))
+	ch <- prometheus.MustNewConstMetric(readAheadRefusedDesc, prometheus.CounterValue, float64(refused))
+}
+
 // errorLog adapts slog to promhttp's Println logger.
 type errorLog struct{ log *slog.Logger }
 

@@ -197,6 +197,18 @@ func TestPHPPoolGauges(t *testing.T) {
 	}
 }
 
+// TestReadAheadMetrics: the read-ahead budget is read at scrape time.
+func TestReadAheadMetrics(t *testing.T) {
+	m := New(nil)
+	if err := m.RegisterReadAhead(func() (int64, int64, int64) { return 5000, 1 << 30, 7 }); err != nil {
+		t.Fatal(err)
+	}
+	g := m.Gatherer()
+	expect(t, g, "sessiongate_response_buffering_bytes", labels{}, 5000)
+	expect(t, g, "sessiongate_response_buffering_limit_bytes", labels{}, 1<<30)
+	expect(t, g, "sessiongate_response_buffering_limit_reached_total", labels{}, 7)
+}
+
 // TestGzipCacheMetrics: the static files' gzip cache is read at scrape
 // time, and a gateway without one exposes none of its series.
 func TestGzipCacheMetrics(t *testing.T) {

@@ -37,6 +37,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -48,6 +49,7 @@ import (
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/internal/compress"
 	"github.com/sessiongate/sessiongate/internal/httpfield"
+	"github.com/sessiongate/sessiongate/internal/readahead"
 	"github.com/sessiongate/sessiongate/phproute"
 )
 
@@ -76,6 +78,7 @@ type options struct {
 	checks     []readyCheck
 	adminRoute []adminRoute
 	observers  []Observer
+	budget     *readahead.Budget
 }
 
 type mount struct {
@@ -92,6 +95,36 @@ type readyCheck struct {
 type adminRoute struct {
 	pattern string
 	h       http.Handler
+}
+
+// WithReadAheadBudget shares b with the fcgi.Transport built from the
+// configuration, so PHP's and Django's read-aheads are bounded together;
+// without it the server makes its own from
+// SESSIONGATE_RESPONSE_BUFFERING_LIMIT.
+func WithReadAheadBudget(b *readahead.Budget) Option {
+	return func(o *options) { o.budget = b }
+}
+
+// NewReadAheadBudget is the budget SESSIONGATE_RESPONSE_BUFFERING_LIMIT
+// asks for, warning in log when it is spent.
+func NewReadAheadBudget(cfg *config.Config, log *slog.Logger) *readahead.Budget {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	limit := int64(cfg.ResponseBufferingLimit)
+	if limit <= 0 {
+		limit = 1 << 30 // a Config built by hand rather than by config.Load
+	}
+	// The default suits most disks, not every container's /tmp: past the
+	// free space, clients could fill it before the limit is reached.
+	if dir := os.TempDir(); cfg.ResponseBuffering {
+		if free, ok := tempDirFree(dir); ok && free < limit {
+			log.Warn("SESSIONGATE_RESPONSE_BUFFERING_LIMIT is more than the temp directory's free space: slow clients could fill it, and buffered uploads then fail; lower the limit or give the directory more room", "limit", limit, "free", free, "dir", dir)
+		}
+	}
+	return readahead.NewBudget(limit, func(used, max int64) {
+		log.Warn("responses read ahead of slow clients hold SESSIONGATE_RESPONSE_BUFFERING_LIMIT; more go at their clients' pace, keeping their php-fpm workers or gunicorn threads busy (logged at most once a minute)", "used", used, "limit", max)
+	})
 }
 
 // WithPHPBackend makes the server send PHP requests to b instead of an
@@ -236,6 +269,10 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	}
 	php := o.php
 	if php == nil {
+		budget := o.budget
+		if budget == nil {
+			budget = NewReadAheadBudget(cfg, logger)
+		}
 		maxBody := int64(cfg.MaxBody)
 		if maxBody == 0 {
 			// 0 means unlimited in SESSIONGATE_MAX_BODY.
@@ -250,6 +287,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 			MaxBody:            maxBody,
 			BufferBodies:       cfg.RequestBuffering,
 			ReadAhead:          cfg.ResponseBuffering,
+			ReadAheadBudget:    budget,
 			Logger:             logger,
 		})
 		if err != nil {

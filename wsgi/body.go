@@ -3,7 +3,6 @@ package wsgi
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -23,6 +22,13 @@ type errClientBody struct{ err error }
 
 func (e *errClientBody) Error() string { return "read request body: " + e.err.Error() }
 func (e *errClientBody) Unwrap() error { return e.err }
+
+// errSpool is a body the gateway could not keep (no temp dir, a full
+// disk): its own failure, 500 as on the PHP path, not Django's 502.
+type errSpool struct{ err error }
+
+func (e *errSpool) Error() string { return "spool request body: " + e.err.Error() }
+func (e *errSpool) Unwrap() error { return e.err }
 
 // spoolBody reads a request body whole before anything else happens to the
 // request, and gives r a body of known length in its place: in memory up
@@ -76,7 +82,9 @@ func spoolBody(r *http.Request) (func(), error) {
 	}
 	if err != nil {
 		var pe *os.PathError
-		if !errors.As(err, &pe) {
+		if errors.As(err, &pe) {
+			err = &errSpool{err}
+		} else {
 			err = clientBodyErr(err)
 		}
 	}
@@ -92,7 +100,7 @@ func spoolBody(r *http.Request) (func(), error) {
 func spoolFile() (*os.File, error) {
 	f, err := tempfile.Unlinked("", "sessiongate-django-body-*")
 	if err != nil {
-		return nil, fmt.Errorf("spool request body: %w", err)
+		return nil, &errSpool{err}
 	}
 	return f, nil
 }

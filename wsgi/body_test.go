@@ -170,3 +170,22 @@ func TestSlowClientBodyThroughServerIs408(t *testing.T) {
 		}
 	}
 }
+
+// A body the gateway cannot keep (no temp dir, a full disk) is the
+// gateway's failure, 500 as on the PHP path, not Django's (502), and
+// the error says it was the request body's spool.
+func TestSpoolFailureIsTheGateways(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir()+"/missing")
+	for _, n := range []int64{100 << 10, -1} {
+		r := httptest.NewRequest("POST", "/up", strings.NewReader(strings.Repeat("u", 100<<10)))
+		r.ContentLength = n
+		release, err := spoolBody(r)
+		if err == nil {
+			release()
+			t.Fatalf("length %d: spooled without a temp dir", n)
+		}
+		if got := statusOf(r, err); got != http.StatusInternalServerError || !strings.Contains(err.Error(), "spool request body") {
+			t.Errorf("length %d: %v: status %d, want 500 naming the spool", n, err, got)
+		}
+	}
+}

@@ -88,7 +88,10 @@ type Options struct {
 	ReadAhead bool
 	// TempDir holds read-ahead temp files ("" = os.TempDir()).
 	TempDir string
-	Logger  *slog.Logger
+	// ReadAheadBudget (nil = none) bounds what all read-aheads hold
+	// together, shared with PHP's.
+	ReadAheadBudget *readahead.Budget
+	Logger          *slog.Logger
 }
 
 // Proxy forwards requests to Django with the shared session.
@@ -104,6 +107,7 @@ type Proxy struct {
 	bufferBodies bool
 	readAhead    bool
 	tempDir      string
+	budget       *readahead.Budget
 }
 
 // New checks o and builds the proxy.
@@ -124,7 +128,7 @@ func New(o Options) (*Proxy, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Proxy{sessions: o.Sessions, log: log, now: time.Now, bufferBodies: o.BufferBodies, readAhead: o.ReadAhead, tempDir: o.TempDir}
+	p := &Proxy{sessions: o.Sessions, log: log, now: time.Now, bufferBodies: o.BufferBodies, readAhead: o.ReadAhead, tempDir: o.TempDir, budget: o.ReadAheadBudget}
 	if o.Sessions != nil {
 		if len(o.Secrets) == 0 {
 			return nil, errors.New("wsgi: sessions need the session secrets to sign the Django headers")
@@ -459,6 +463,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		path := res.Request.URL.Path
 		res.Body = readahead.New(res.Body, readahead.Options{
 			TempDir: p.tempDir,
+			Budget:  p.budget,
 			OnTempFileError: func(err error) {
 				p.log.Warn("no temp file for a Django response read ahead; the rest waits for the client", "path", server.LogValue(path), "error", err.Error())
 			},
@@ -825,6 +830,10 @@ func statusOf(r *http.Request, err error) int {
 			return http.StatusInternalServerError
 		}
 		return http.StatusServiceUnavailable
+	}
+	var spool *errSpool
+	if errors.As(err, &spool) {
+		return http.StatusInternalServerError
 	}
 	var bad *errClientBody
 	if errors.As(err, &bad) && isTimeout(bad.err) {

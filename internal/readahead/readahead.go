@@ -37,6 +37,9 @@ type Options struct {
 	// written; the response then goes on with memory only (Max becomes
 	// Memory), never failing because of the disk.
 	OnTempFileError func(error)
+	// Budget (may be nil) is shared with other bodies and bounds what
+	// they hold together.
+	Budget *Budget
 }
 
 const (
@@ -44,6 +47,17 @@ const (
 	defaultMax    = 1 << 30
 	chunkSize     = 32 << 10
 )
+
+// spool is the temp file; tests stand in a disk that fills.
+type spool interface {
+	io.ReaderAt
+	io.WriterAt
+	io.Closer
+}
+
+var openTemp = func(dir string) (spool, error) {
+	return tempfile.Unlinked(dir, "sessiongate-response-*")
+}
 
 // ErrClosed is returned by Read after Close.
 var ErrClosed = errors.New("readahead: read on closed body")
@@ -58,16 +72,24 @@ type Body struct {
 	cond    sync.Cond
 	started bool
 	closed  bool
-	// mem[memOff:] and the file between fileR and fileW hold the bytes read
-	// ahead, mem first: data goes to the file once mem is full, and keeps
-	// going there until the file is drained, so the order is kept.
+	// mem[memOff:], the file between fileR and fileW, then tail hold the
+	// bytes read ahead, in that order: data goes to the file once mem is
+	// full, and keeps going there until the file is drained, so the order
+	// is kept; tail holds what came after the file failed (a full disk)
+	// until the file is drained.
 	mem          []byte
 	memOff       int
-	file         *os.File
+	file         spool
 	fileR, fileW int64
-	noFile       bool  // the temp file failed: memory only
-	end          error // src's end (io.EOF or its failure), once read ahead
-	exited       chan struct{}
+	tail         []byte
+	noFile       bool // the temp file failed: memory only
+	// charged is the part of held() counted in o.Budget, reserved the
+	// part of the chunk being read; a chunk read with the budget spent
+	// and nothing held is not counted.
+	charged, reserved int64
+	starved           bool  // the budget refused it; counted once until it gives again
+	end               error // src's end (io.EOF or its failure), once read ahead
+	exited            chan struct{}
 }
 
 // New wraps src.
@@ -109,6 +131,7 @@ func (b *Body) Read(p []byte) (int, error) {
 		return 0, ErrClosed
 	case b.held() > 0:
 		n, err := b.take(p)
+		b.settle()
 		b.cond.Broadcast() // room for the reader-ahead
 		return n, err
 	default:
@@ -118,7 +141,7 @@ func (b *Body) Read(p []byte) (int, error) {
 
 // held is the number of bytes read ahead and not yet consumed; b.mu held.
 func (b *Body) held() int64 {
-	return int64(len(b.mem)-b.memOff) + b.fileW - b.fileR
+	return int64(len(b.mem)-b.memOff) + b.fileW - b.fileR + int64(len(b.tail))
 }
 
 // limit is how much may be held before the reader-ahead waits; b.mu held.
@@ -140,7 +163,10 @@ func (b *Body) readAhead() {
 	buf := *bp
 	for {
 		b.mu.Lock()
-		for b.held() >= b.limit() && !b.closed {
+		for !b.closed {
+			if b.held() < b.limit() && b.reserve() {
+				break
+			}
 			b.cond.Wait()
 		}
 		closed := b.closed
@@ -151,14 +177,13 @@ func (b *Body) readAhead() {
 		n, err := b.src.Read(buf)
 		b.mu.Lock()
 		if n > 0 {
-			if perr := b.put(buf[:n]); perr != nil && err == nil {
-				err = perr
-				defer b.src.Close() // the upstream must see the abort
-			}
+			b.put(buf[:n])
 		}
 		if err != nil {
 			b.end = err
 		}
+		b.reserved = 0
+		b.settle()
 		b.cond.Broadcast()
 		b.mu.Unlock()
 		if err != nil {
@@ -167,12 +192,45 @@ func (b *Body) readAhead() {
 	}
 }
 
+// reserve takes a chunk from the budget before a read; b.mu held. With the
+// budget spent, a body that holds nothing still reads one chunk, so its
+// answer goes on at the client's pace; one that holds some waits for its
+// client to take it.
+func (b *Body) reserve() bool {
+	if b.o.Budget == nil {
+		return true
+	}
+	if b.o.Budget.take(chunkSize) {
+		b.reserved = chunkSize
+		b.charged += chunkSize
+		b.starved = false
+		return true
+	}
+	if !b.starved {
+		b.starved = true
+		b.o.Budget.refuse()
+	}
+	return b.held() == 0
+}
+
+// settle gives back to the budget what the body no longer holds; b.mu held.
+func (b *Body) settle() {
+	if over := b.charged - b.held() - b.reserved; over > 0 && b.o.Budget != nil {
+		b.o.Budget.give(over)
+		b.charged -= over
+	}
+}
+
 // put appends p to the spool; b.mu held. A temp file that cannot be
-// created or written while it holds nothing turns the body into memory only
-// (p is kept); one that fails while it holds part of the response loses
-// that part, so the body must end in an error.
-func (b *Body) put(p []byte) error {
+// created or written (a full disk) turns the body into memory only, losing
+// nothing: what the file holds is still read from it, and what comes after
+// waits in tail until the file is drained.
+func (b *Body) put(p []byte) {
 	fileInUse := b.fileW > b.fileR
+	if b.noFile && (fileInUse || len(b.tail) > 0) {
+		b.tail = append(b.tail, p...)
+		return
+	}
 	if !fileInUse && (b.noFile || len(b.mem)-b.memOff+len(p) <= b.o.Memory) {
 		if b.memOff > 0 && b.memOff == len(b.mem) {
 			b.mem, b.memOff = b.mem[:0], 0
@@ -181,36 +239,36 @@ func (b *Body) put(p []byte) error {
 			b.memOff = 0
 		}
 		b.mem = append(b.mem, p...)
-		return nil
+		return
 	}
-	err := b.writeFile(p)
+	n, err := b.writeFile(p)
 	if err == nil {
-		return nil
+		return
 	}
 	if b.o.OnTempFileError != nil {
 		b.o.OnTempFileError(err)
 	}
-	if fileInUse {
-		return fmt.Errorf("readahead: temp file: %w", err)
-	}
 	b.noFile = true
-	b.mem = append(b.mem, p...)
-	return nil
+	if b.fileW > b.fileR {
+		b.tail = append(b.tail, p[n:]...)
+	} else {
+		b.mem = append(b.mem, p[n:]...)
+	}
 }
 
-func (b *Body) writeFile(p []byte) error {
+// writeFile appends p to the temp file and says how much of it the file
+// holds: a full disk may take part of it.
+func (b *Body) writeFile(p []byte) (int, error) {
 	if b.file == nil {
-		f, err := tempfile.Unlinked(b.o.TempDir, "sessiongate-response-*")
+		f, err := openTemp(b.o.TempDir)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		b.file = f
 	}
-	if _, err := b.file.WriteAt(p, b.fileW); err != nil {
-		return err
-	}
-	b.fileW += int64(len(p))
-	return nil
+	n, err := b.file.WriteAt(p, b.fileW)
+	b.fileW += int64(n)
+	return n, err
 }
 
 // take moves held bytes into p, memory first; b.mu held.
@@ -222,6 +280,11 @@ func (b *Body) take(p []byte) (int, error) {
 			b.mem, b.memOff = b.mem[:0], 0
 		}
 		return n, nil
+	}
+	if b.fileR == b.fileW {
+		// Only tail is left: it becomes mem, read first from now on.
+		b.mem, b.memOff, b.tail = b.tail, 0, nil
+		return b.take(p)
 	}
 	n := int(min(int64(len(p)), b.fileW-b.fileR))
 	n, err := b.file.ReadAt(p[:n], b.fileR)
@@ -253,7 +316,10 @@ func (b *Body) Close() error {
 		<-b.exited
 	}
 	b.mu.Lock()
-	b.mem, b.memOff = nil, 0
+	b.mem, b.memOff, b.tail = nil, 0, nil
+	b.fileR, b.fileW = 0, 0
+	b.reserved = 0
+	b.settle()
 	if b.file != nil {
 		b.file.Close()
 		b.file = nil

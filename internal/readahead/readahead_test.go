@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -303,4 +304,67 @@ func commonPrefix(a, b []byte) int {
 		i++
 	}
 	return i
+}
+
+// fullFile is a temp file on a disk that fills after room bytes: a write
+// past it stores what fits and fails with ENOSPC, as pwrite does.
+type fullFile struct {
+	mu   sync.Mutex
+	data []byte
+	room int
+}
+
+func (f *fullFile) WriteAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := min(len(p), max(0, f.room-int(off)))
+	if need := int(off) + n; need > len(f.data) {
+		f.data = append(f.data, make([]byte, need-len(f.data))...)
+	}
+	copy(f.data[off:], p[:n])
+	if n < len(p) {
+		return n, &os.PathError{Op: "write", Path: "spool", Err: syscall.ENOSPC}
+	}
+	return n, nil
+}
+
+func (f *fullFile) ReadAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if off >= int64(len(f.data)) {
+		return 0, io.EOF
+	}
+	return copy(p, f.data[off:]), nil
+}
+
+func (f *fullFile) Close() error { return nil }
+
+// A disk that fills while the temp file holds part of the response loses
+// nothing: the rest waits in memory for the client, which gets the whole
+// response, and the failure is reported once. Before, the response ended
+// in an error there: the client got it cut short.
+func TestTempFileFullMidResponseLosesNothing(t *testing.T) {
+	f := &fullFile{room: 100<<10 + 123}
+	defer func(o func(string) (spool, error)) { openTemp = o }(openTemp)
+	openTemp = func(string) (spool, error) { return f, nil }
+	var reported []error
+	want := randomBytes(600 << 10)
+	u := newUpstream(0)
+	b := New(u, Options{Memory: 16 << 10, TempDir: t.TempDir(),
+		OnTempFileError: func(err error) { reported = append(reported, err) }})
+	go u.sendAll(want, func() int { return 7000 }, nil)
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(b, first); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the reader-ahead fills the disk
+	rest, err := io.ReadAll(b)
+	got := append(first, rest...)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("got %d of %d bytes (first difference at %d), err %v", len(got), len(want), commonPrefix(got, want), err)
+	}
+	if len(reported) != 1 || !errors.Is(reported[0], syscall.ENOSPC) {
+		t.Fatalf("reported %v, want one ENOSPC", reported)
+	}
+	b.Close()
 }
