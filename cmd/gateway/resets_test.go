@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,5 +115,40 @@ func TestLimitResetsCountsOnlyStreamsResetBeforeTheirAnswer(t *testing.T) {
 	c.Write(frames...)
 	if c.WaitClosed(time.Second) {
 		t.Errorf("a connection whose client cancelled %d downloads it had the answers of was closed: %s", n, log.String())
+	}
+}
+
+// TestLimitResetsForgetsOldResets: a page open for long on one connection
+// whose script aborts its fetches before they are answered, a few a second
+// (a search box that cancels the previous query at each key, a poll
+// restarted on each click), keeps its connection however many it aborts
+// in all: only a rate no person reaches is rapid reset. It was closed at
+// its 101st abort when it had let fewer fetches end.
+func TestLimitResetsForgetsOldResets(t *testing.T) {
+	// Each reset comes 125 ms after the one before (8 a second).
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	defer func(now func() time.Time) { resetClock = now }(resetClock)
+	resetClock = func() time.Time { return time.Unix(0, clock.Add(int64(125*time.Millisecond))) }
+
+	var log testlog.Buffer
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	ts.EnableHTTP2 = true
+	limitResets(ts.Config, slog.New(slog.NewJSONHandler(&log, nil)))
+	ts.StartTLS()
+	defer ts.Close()
+
+	c := testh2.Dial(t, ts.Listener.Addr().String())
+	const n = 3 * rapidResetLimit
+	for i := range n {
+		id := uint32(2*i + 1)
+		if err := c.Write(testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, id, testh2.Get("/search")), testh2.RST(id)); err != nil {
+			t.Fatalf("closed after %d aborted fetches: %s", i, log.String())
+		}
+	}
+	if c.WaitClosed(time.Second) {
+		t.Errorf("a connection whose client aborted %d fetches, 8 a second, was closed: %s", n, log.String())
 	}
 }
