@@ -58,3 +58,31 @@ func TestAbandonedRequestKeepsItsSlot(t *testing.T) {
 		t.Fatalf("a request after: %q %v", body, err)
 	}
 }
+
+// An abandoned request whose php-fpm never answers (a script hung with no
+// request_terminate_timeout, a worker that never took the connection)
+// frees its slot once ReadTimeout has passed, as the request would have
+// with its client still there: the slot is not lost, and the busy count
+// comes back to 0.
+func TestAbandonedRequestFreesItsSlotAtTheReadTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		<-release
+		return false
+	})
+	tr, _ := newTransport(t, Options{MaxConnsPerBackend: 1, ReadTimeout: 300 * time.Millisecond}, srv.Addr())
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(30*time.Millisecond, cancel)
+	start := time.Now()
+	if _, err := tr.RoundTrip(newReq(ctx, "GET", "/", nil, nil)); StatusOf(err) != StatusClientClosedRequest {
+		t.Fatalf("abandoned: %v (status %d), want 499", err, StatusOf(err))
+	}
+	if st := tr.Stats()[0]; st.Busy != 1 {
+		t.Errorf("right after the abandon: %+v, want its connection busy until php-fpm answers", st)
+	}
+	waitFor(t, "the slot freed at the read timeout", func() bool { st := tr.Stats()[0]; return st.Open == 0 && st.Busy == 0 })
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("the slot was freed after %v, before the read timeout", took)
+	}
+}

@@ -25,6 +25,7 @@ type h2Attack struct {
 	p          *gwProc
 	addr, port string
 	runsDir    string
+	root       string // the site's document root
 }
 
 // startH2Attack runs the gateway on TLS, sessions off, the admin pprof on,
@@ -60,7 +61,7 @@ func startH2Attack(t *testing.T, children int, env ...string) *h2Attack {
 	}, env...))
 	addr := strings.TrimPrefix(p.URL, "http://")
 	_, port, _ := net.SplitHostPort(addr)
-	return &h2Attack{p: p, addr: addr, port: port, runsDir: runs}
+	return &h2Attack{p: p, addr: addr, port: port, runsDir: runs, root: root}
 }
 
 // runs is how many times script name (count, slow, big) ran so far.
@@ -258,6 +259,46 @@ func repeat(f []byte, n int) [][]byte {
 		out[i] = f
 	}
 	return out
+}
+
+// TestH2CancelledDownloadsKeepTheConnection: a browser cancels streams by
+// the hundred once their answers began (downloads left by a navigation, a
+// video player's range requests dropped as it seeks or has buffered
+// enough). Those are not rapid reset, which resets streams before their
+// answer: the connection stays open and serves the next request. Before,
+// the gateway closed it once more than 100 were reset, more than it had let
+// end, and the page the browser had just asked for on it was lost.
+func TestH2CancelledDownloadsKeepTheConnection(t *testing.T) {
+	t.Parallel()
+	a := startH2Attack(t, 2)
+	writeTree(t, a.root, map[string]string{"video.bin": strings.Repeat("v", 1<<20)})
+	// A window of 0 (SETTINGS_INITIAL_WINDOW_SIZE): each answer begins
+	// with its headers, then waits for the client.
+	c := testh2.Dial(t, a.addr, 0x4, 0)
+	const n = 200
+	var frames [][]byte
+	for i := range n {
+		frames = append(frames, testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, uint32(2*i+1), testh2.Get("/video.bin")))
+	}
+	if err := c.Write(frames...); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(10*time.Second, func() bool { return len(c.Seen().Statuses) == n }) {
+		t.Fatalf("%d of %d answers began", len(c.Seen().Statuses), n)
+	}
+	frames = frames[:0]
+	for i := range n {
+		frames = append(frames, testh2.RST(uint32(2*i+1)))
+	}
+	next := uint32(2*n + 1)
+	frames = append(frames, testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, next, testh2.Get("/count.php")))
+	if err := c.Write(frames...); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(5*time.Second, func() bool { return c.Seen().Statuses[next] != 0 }) || c.WaitClosed(500*time.Millisecond) {
+		t.Errorf("after %d cancelled downloads the next page got status %d, connection closed: %v, closed as rapid reset: %v",
+			n, c.Seen().Statuses[next], c.WaitClosed(0), strings.Contains(a.p.stderr.String(), "rapid reset"))
+	}
 }
 
 // TestCVE_2023_45288_ContinuationFlood: a HEADERS frame without
