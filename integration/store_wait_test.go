@@ -72,9 +72,20 @@ func TestSessionWaitReplicasStandalone(t *testing.T) {
 	// write's WAIT (500 ms) ran out (a flake). Its acknowledged offset
 	// reaching the master's shows it answers.
 	waitReplicated(t, s.red)
+	// On a loaded machine a replica just reattached may still miss WAIT's
+	// 500 ms (seen in full runs even after waitReplicated): that is the
+	// documented 503 with Retry-After, and the write stays on the master
+	// as the first refused one did. A client retries; so does this test,
+	// counting those writes.
+	refused := 1
 	code, body := c.increment(s.gws[1])
-	if code != 200 || body != strconv.Itoa(c.n+2) {
-		t.Fatalf("after the replica came back: %d %q, want 200 %d (the refused increment stayed on the master)", code, body, c.n+2)
+	for try := 0; code == 503 && try < 5; try++ {
+		refused++
+		time.Sleep(200 * time.Millisecond)
+		code, body = c.increment(s.gws[1])
+	}
+	if code != 200 || body != strconv.Itoa(c.n+refused+1) {
+		t.Fatalf("after the replica came back: %d %q, want 200 %d (the %d refused increments stayed on the master)", code, body, c.n+refused+1, refused)
 	}
 }
 
