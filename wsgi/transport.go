@@ -455,6 +455,13 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		}
 	}
 	c.limiting = false
+	if res.StatusCode < 100 {
+		// "099" parses as 99, which net/http's server refuses to send
+		// (WriteHeader panics, and the client lost its connection
+		// without an answer): a bad answer, 502. nginx passes it on.
+		res.Body.Close()
+		return fail(fmt.Errorf("django answered with status %03d, below 100", res.StatusCode))
+	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		// An upgraded connection (WebSocket) may be quiet for as long
 		// as its peers like, both ways.

@@ -820,3 +820,24 @@ func TestTransportIdleStrayBytesAreNotTheNextAnswer(t *testing.T) {
 		}
 	}
 }
+
+// A status line below 100 ("099", which ReadResponse parses as 99) made
+// the gateway's ResponseWriter panic on WriteHeader: the client's
+// connection was dropped without an answer. It is a bad answer: 502.
+func TestTransportRefusesStatusBelow100(t *testing.T) {
+	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		for readRequest(t, br) != nil {
+			io.WriteString(c, "HTTP/1.1 099 Odd\r\nContent-Length: 1\r\n\r\nx")
+		}
+	})
+	tr := testTransport()
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	res, err := tr.RoundTrip(req)
+	if err == nil {
+		res.Body.Close()
+		t.Fatalf("status %d taken as an answer, want an error", res.StatusCode)
+	}
+	if !strings.Contains(err.Error(), "099") {
+		t.Errorf("error %q does not name the status", err)
+	}
+}
