@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -455,6 +456,7 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		}
 	}
 	c.limiting = false
+	trimFieldNames(res.Header)
 	if res.StatusCode < 100 {
 		// "099" parses as 99, which net/http's server refuses to send
 		// (WriteHeader panics, and the client lost its connection
@@ -500,6 +502,23 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	// the body then came.
 	res.Body = &h1Body{rc: res.Body, t: t, c: c, addr: req.URL.Host, reusable: reusable, stop: stop, ctx: ctx, armedAt: armedAt}
 	return res, nil
+}
+
+// trimFieldNames moves the fields whose name has whitespace before the
+// colon ("X-A : 1", which ReadResponse keeps as "X-A ") to the name without
+// it, as RFC 9112 section 5.1 asks of a proxy: net/http's server leaves a
+// name with a space out of the answer without a word, so a WSGI server
+// that passed such a line on lost the field (a Set-Cookie among them).
+func trimFieldNames(h http.Header) {
+	for k, v := range h {
+		name := strings.TrimRight(k, " \t")
+		if name == k {
+			continue
+		}
+		delete(h, k)
+		name = textproto.CanonicalMIMEHeaderKey(name)
+		h[name] = append(h[name], v...)
+	}
 }
 
 // brokenDeadline is the deadline that unblocks a connection's reads and

@@ -841,3 +841,27 @@ func TestTransportRefusesStatusBelow100(t *testing.T) {
 		t.Errorf("error %q does not name the status", err)
 	}
 }
+
+// A header with whitespace before its colon ("Set-Cookie : a=1", from a
+// WSGI server that does not check what the app wrote) was parsed with
+// the space in its name, which net/http's server then silently left out
+// of the answer. RFC 9112 section 5.1: a proxy removes that whitespace.
+func TestTransportTrimsSpaceBeforeColon(t *testing.T) {
+	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
+		for readRequest(t, br) != nil {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nset-cookie : a=1\r\nSet-Cookie: b=2\r\nX-A  : 1\r\nContent-Length: 1\r\n\r\nx")
+		}
+	})
+	front := proxyTo(t, testTransport(), addr)
+	res, err := front.Client().Get(front.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := res.Header.Values("Set-Cookie"); len(got) != 2 {
+		t.Errorf("Set-Cookie: %q, want both", got)
+	}
+	if got := res.Header.Get("X-A"); got != "1" {
+		t.Errorf("X-A: %q, want 1", got)
+	}
+}
