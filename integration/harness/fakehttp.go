@@ -18,6 +18,9 @@ type FakeHTTPAnswer struct {
 	Later      []byte
 	LaterDelay time.Duration
 	Close      bool
+	// Early sends the answer before the request's body is read, then
+	// closes the connection (an upload refused at once).
+	Early bool
 }
 
 // FakeHTTP is a scripted HTTP/1.1 server: it reads whole requests (head and
@@ -87,11 +90,19 @@ func (f *FakeHTTP) serve() {
 				if err != nil {
 					return
 				}
+				a := f.script(req)
+				c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if a.Early {
+					c.Write(a.Raw)
+					// Closed with the body unread, but not at once:
+					// a reset would destroy the answer in flight.
+					c.(*net.TCPConn).CloseWrite()
+					time.Sleep(200 * time.Millisecond)
+					return
+				}
 				if _, err := io.Copy(io.Discard, req.Body); err != nil {
 					return
 				}
-				a := f.script(req)
-				c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 				if _, err := c.Write(a.Raw); err != nil {
 					return
 				}
