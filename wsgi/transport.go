@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -152,15 +153,18 @@ var errHeadersTooLarge = errors.New("django response headers too large")
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		// A request that may be sent twice skips the liveness peek (a
-		// system call per request) on its first try: on a connection the
-		// backend closed it fails before any answer and is sent again, on
-		// a new connection. Not on another idle one: a gunicorn worker
-		// that is exiting (--max-requests, a reload, a restart) stops
-		// reading its kept-alive connections but leaves them open until
-		// it exits, so a peek finds them alive and the retry failed like
-		// the first try (502 for a request Django never saw). A new
-		// connection goes to a worker that accepts.
+		// Every request peeks at the idle connection it takes (a system
+		// call, about 0.3 µs): besides a close, the peek sees bytes the
+		// backend sent after a whole answer while the connection sat
+		// idle (a second response, a proxy's late error page), which
+		// would otherwise be read as this request's answer: one user's
+		// page handed to another. A retry goes on a new connection, not
+		// on another idle one: a gunicorn worker that is exiting
+		// (--max-requests, a reload, a restart) stops reading its
+		// kept-alive connections but leaves them open until it exits, so
+		// a peek finds them alive and the retry failed like the first try
+		// (502 for a request Django never saw). A new connection goes to
+		// a worker that accepts.
 		var c *h1Conn
 		var reused bool
 		var err error
@@ -218,10 +222,11 @@ func replayable(req *http.Request) bool {
 	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 
-// getConn returns an idle connection to addr that is still open, or a new
-// one. reused reports a kept-alive connection. Without peek, an idle
-// connection is taken without checking that the backend kept it open.
-func (t *h1Transport) getConn(ctx context.Context, addr string, peek bool) (c *h1Conn, reused bool, err error) {
+// getConn returns an idle connection to addr that is still open and holds
+// no bytes nobody asked for, or a new one. reused reports a kept-alive
+// connection. With once (a request that must not be sent twice), an idle
+// connection is taken only while it is younger than unsafeReuseIdle.
+func (t *h1Transport) getConn(ctx context.Context, addr string, once bool) (c *h1Conn, reused bool, err error) {
 	now := time.Now()
 	for {
 		t.mu.Lock()
@@ -231,7 +236,7 @@ func (t *h1Transport) getConn(ctx context.Context, addr string, peek bool) (c *h
 			break
 		}
 		c = list[len(list)-1]
-		if peek && now.Sub(c.lastUsed) >= unsafeReuseIdle {
+		if once && now.Sub(c.lastUsed) >= unsafeReuseIdle {
 			// The newest idle connection is too old for a request
 			// that must not be sent twice, and so are the others:
 			// they stay for those that may be.
@@ -241,7 +246,7 @@ func (t *h1Transport) getConn(ctx context.Context, addr string, peek bool) (c *h
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		if t.stillUsable(c, now, peek) {
+		if t.stillUsable(c, now) {
 			return c, true, nil
 		}
 		c.nc.Close()
@@ -273,9 +278,10 @@ func (t *h1Transport) dialConn(ctx context.Context, addr string) (*h1Conn, error
 const unsafeReuseIdle = time.Second
 
 // stillUsable reports whether an idle connection may carry a request: not
-// idle past idleTimeout and, with peek, not closed by the backend meanwhile.
-func (t *h1Transport) stillUsable(c *h1Conn, now time.Time, peek bool) bool {
-	return now.Sub(c.lastUsed) < t.idleTimeout && (!peek || connpeek.Alive(c.nc))
+// idle past idleTimeout, not closed by the backend meanwhile, and without
+// bytes it sent since its last answer.
+func (t *h1Transport) stillUsable(c *h1Conn, now time.Time) bool {
+	return now.Sub(c.lastUsed) < t.idleTimeout && connpeek.Alive(c.nc)
 }
 
 func (t *h1Transport) putConn(addr string, c *h1Conn) {
@@ -314,7 +320,7 @@ func (t *h1Transport) reap() {
 	for addr, list := range t.idle {
 		keep := list[:0]
 		for _, c := range list {
-			if t.stillUsable(c, now, true) {
+			if t.stillUsable(c, now) {
 				keep = append(keep, c)
 			} else {
 				dead = append(dead, c)
@@ -450,6 +456,14 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		}
 	}
 	c.limiting = false
+	trimFieldNames(res.Header)
+	if res.StatusCode < 100 {
+		// "099" parses as 99, which net/http's server refuses to send
+		// (WriteHeader panics, and the client lost its connection
+		// without an answer): a bad answer, 502. nginx passes it on.
+		res.Body.Close()
+		return fail(fmt.Errorf("django answered with status %03d, below 100", res.StatusCode))
+	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		// An upgraded connection (WebSocket) may be quiet for as long
 		// as its peers like, both ways.
@@ -488,6 +502,23 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	// the body then came.
 	res.Body = &h1Body{rc: res.Body, t: t, c: c, addr: req.URL.Host, reusable: reusable, stop: stop, ctx: ctx, armedAt: armedAt}
 	return res, nil
+}
+
+// trimFieldNames moves the fields whose name has whitespace before the
+// colon ("X-A : 1", which ReadResponse keeps as "X-A ") to the name without
+// it, as RFC 9112 section 5.1 asks of a proxy: net/http's server leaves a
+// name with a space out of the answer without a word, so a WSGI server
+// that passed such a line on lost the field (a Set-Cookie among them).
+func trimFieldNames(h http.Header) {
+	for k, v := range h {
+		name := strings.TrimRight(k, " \t")
+		if name == k {
+			continue
+		}
+		delete(h, k)
+		name = textproto.CanonicalMIMEHeaderKey(name)
+		h[name] = append(h[name], v...)
+	}
 }
 
 // brokenDeadline is the deadline that unblocks a connection's reads and
