@@ -248,8 +248,18 @@ func wireSend(t *testing.T, addr string, c wireCase) wireOutcome {
 		o.next = "(" + err.Error() + ")"
 		return o
 	}
+	return wireFinish(conn, br, res, c.pause, o)
+}
+
+// wireFinish fills o from the final answer res read off conn: its status,
+// headers (less those every server sets its own way), body, whether it was
+// cut or slow; then sends an ordinary request on the same connection and
+// notes what it got. A 101 leaves the connection to another protocol.
+func wireFinish(conn net.Conn, br *bufio.Reader, res *http.Response, pause time.Duration, o wireOutcome) wireOutcome {
 	o.status = res.StatusCode
-	o.header = map[string][]string{}
+	if o.header == nil {
+		o.header = map[string][]string{}
+	}
 	for k, v := range res.Header {
 		switch k {
 		case "Date", "Server", "Connection", "Keep-Alive", "Content-Length":
@@ -262,11 +272,11 @@ func wireSend(t *testing.T, addr string, c wireCase) wireOutcome {
 	o.slow = time.Since(start) > 2*time.Second
 	o.body = string(b)
 	o.cut = err != nil
-	if o.cut || res.Close {
+	if o.cut || res.Close || res.StatusCode == 101 {
 		o.next = "closed"
 		return o
 	}
-	time.Sleep(c.pause)
+	time.Sleep(pause)
 	fmt.Fprintf(conn, "GET /index.php?case=ok HTTP/1.1\r\nHost: shop.example\r\n\r\n")
 	res2, err := http.ReadResponse(br, &http.Request{Method: "GET"})
 	if err != nil {

@@ -10,7 +10,6 @@ package integration
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -261,42 +260,8 @@ func httpWireSend(t *testing.T, addr string, c wireCase) wireOutcome {
 		}
 		info = append(info, strconv.Itoa(res.StatusCode))
 	}
-	o.status = res.StatusCode
-	o.header = map[string][]string{}
 	if info != nil {
-		o.header[":1xx"] = info
+		o.header = map[string][]string{":1xx": info}
 	}
-	for k, v := range res.Header {
-		switch k {
-		case "Date", "Server", "Connection", "Keep-Alive", "Content-Length":
-			continue
-		}
-		o.header[k] = v
-	}
-	start := time.Now()
-	b, err := io.ReadAll(res.Body)
-	o.slow = time.Since(start) > 2*time.Second
-	o.body = string(b)
-	o.cut = err != nil
-	if o.cut || res.Close || res.StatusCode == 101 {
-		o.next = "closed"
-		return o
-	}
-	time.Sleep(c.pause)
-	fmt.Fprintf(conn, "GET /index.php?case=ok HTTP/1.1\r\nHost: shop.example\r\n\r\n")
-	res2, err := http.ReadResponse(br, &http.Request{Method: "GET"})
-	if err != nil {
-		o.next = "closed"
-		return o
-	}
-	b2, err := io.ReadAll(res2.Body)
-	switch {
-	case err != nil:
-		o.next = fmt.Sprintf("%d %q cut", res2.StatusCode, b2)
-	case res2.StatusCode >= 500:
-		o.next = strconv.Itoa(res2.StatusCode)
-	default:
-		o.next = fmt.Sprintf("%d %q", res2.StatusCode, b2)
-	}
-	return o
+	return wireFinish(conn, br, res, c.pause, o)
 }
