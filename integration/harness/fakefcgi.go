@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 )
@@ -33,40 +32,19 @@ type FakeFCGIAnswer struct {
 // one, one killed mid-record, a proxy in between), which front servers are
 // compared against.
 type FakeFCGI struct {
-	Addr string
+	*fakeServer
 
-	ln     net.Listener
 	script func(params map[string]string) FakeFCGIAnswer
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-	wg     sync.WaitGroup
-	served int
+	served int // guarded by fakeServer.mu
 }
 
 // StartFakeFCGI listens on a free loopback port; t.Cleanup closes it and
 // every connection it holds.
 func StartFakeFCGI(t testing.TB, script func(params map[string]string) FakeFCGIAnswer) *FakeFCGI {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("harness: fake FastCGI: %v", err)
-	}
-	f := &FakeFCGI{Addr: ln.Addr().String(), ln: ln, script: script, conns: map[net.Conn]bool{}}
-	f.wg.Add(1)
-	go f.serve()
-	t.Cleanup(f.Close)
+	f := &FakeFCGI{fakeServer: listenFake(t, "FastCGI"), script: script}
+	f.serve(f.serveConn)
 	return f
-}
-
-// Close stops the listener and closes every connection.
-func (f *FakeFCGI) Close() {
-	f.ln.Close()
-	f.mu.Lock()
-	for c := range f.conns {
-		c.Close()
-	}
-	f.mu.Unlock()
-	f.wg.Wait()
 }
 
 // Served is the number of requests read whole so far.
@@ -76,50 +54,30 @@ func (f *FakeFCGI) Served() int {
 	return f.served
 }
 
-func (f *FakeFCGI) serve() {
-	defer f.wg.Done()
+// serveConn answers the requests of one connection as the script says.
+func (f *FakeFCGI) serveConn(c net.Conn, br *bufio.Reader) {
 	for {
-		c, err := f.ln.Accept()
+		params, keep, err := readFCGIRequest(br)
 		if err != nil {
 			return
 		}
 		f.mu.Lock()
-		f.conns[c] = true
+		f.served++
 		f.mu.Unlock()
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer func() {
-				c.Close()
-				f.mu.Lock()
-				delete(f.conns, c)
-				f.mu.Unlock()
-			}()
-			br := bufio.NewReader(c)
-			for {
-				params, keep, err := readFCGIRequest(br)
-				if err != nil {
-					return
-				}
-				f.mu.Lock()
-				f.served++
-				f.mu.Unlock()
-				a := f.script(params)
-				c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-				if err := writeAnswer(c, a); err != nil {
-					return
-				}
-				if a.Later != nil {
-					time.Sleep(a.LaterDelay)
-					if _, err := c.Write(a.Later); err != nil {
-						return
-					}
-				}
-				if a.Close || !keep {
-					return
-				}
+		a := f.script(params)
+		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := writeAnswer(c, a); err != nil {
+			return
+		}
+		if a.Later != nil {
+			time.Sleep(a.LaterDelay)
+			if _, err := c.Write(a.Later); err != nil {
+				return
 			}
-		}()
+		}
+		if a.Close || !keep {
+			return
+		}
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 )
@@ -30,92 +29,51 @@ type FakeHTTPAnswer struct {
 // between, a worker killed mid-answer), which front servers are compared
 // against.
 type FakeHTTP struct {
-	Addr string
+	*fakeServer
 
-	ln     net.Listener
 	script func(*http.Request) FakeHTTPAnswer
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-	wg     sync.WaitGroup
 }
 
 // StartFakeHTTP listens on a free loopback port; t.Cleanup closes it and
 // every connection it holds.
 func StartFakeHTTP(t testing.TB, script func(*http.Request) FakeHTTPAnswer) *FakeHTTP {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("harness: fake HTTP: %v", err)
-	}
-	f := &FakeHTTP{Addr: ln.Addr().String(), ln: ln, script: script, conns: map[net.Conn]bool{}}
-	f.wg.Add(1)
-	go f.serve()
-	t.Cleanup(f.Close)
+	f := &FakeHTTP{fakeServer: listenFake(t, "HTTP"), script: script}
+	f.serve(f.serveConn)
 	return f
 }
 
-// Close stops the listener and closes every connection.
-func (f *FakeHTTP) Close() {
-	f.ln.Close()
-	f.mu.Lock()
-	for c := range f.conns {
-		c.Close()
-	}
-	f.mu.Unlock()
-	f.wg.Wait()
-}
-
-func (f *FakeHTTP) serve() {
-	defer f.wg.Done()
+// serveConn answers the requests of one connection as the script says.
+func (f *FakeHTTP) serveConn(c net.Conn, br *bufio.Reader) {
 	for {
-		c, err := f.ln.Accept()
+		req, err := http.ReadRequest(br)
 		if err != nil {
 			return
 		}
-		f.mu.Lock()
-		f.conns[c] = true
-		f.mu.Unlock()
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer func() {
-				c.Close()
-				f.mu.Lock()
-				delete(f.conns, c)
-				f.mu.Unlock()
-			}()
-			br := bufio.NewReader(c)
-			for {
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				a := f.script(req)
-				c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-				if a.Early {
-					c.Write(a.Raw)
-					// Closed with the body unread, but not at once:
-					// a reset would destroy the answer in flight.
-					c.(*net.TCPConn).CloseWrite()
-					time.Sleep(200 * time.Millisecond)
-					return
-				}
-				if _, err := io.Copy(io.Discard, req.Body); err != nil {
-					return
-				}
-				if _, err := c.Write(a.Raw); err != nil {
-					return
-				}
-				if a.Later != nil {
-					time.Sleep(a.LaterDelay)
-					if _, err := c.Write(a.Later); err != nil {
-						return
-					}
-				}
-				if a.Close {
-					return
-				}
+		a := f.script(req)
+		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if a.Early {
+			c.Write(a.Raw)
+			// Closed with the body unread, but not at once:
+			// a reset would destroy the answer in flight.
+			c.(*net.TCPConn).CloseWrite()
+			time.Sleep(200 * time.Millisecond)
+			return
+		}
+		if _, err := io.Copy(io.Discard, req.Body); err != nil {
+			return
+		}
+		if _, err := c.Write(a.Raw); err != nil {
+			return
+		}
+		if a.Later != nil {
+			time.Sleep(a.LaterDelay)
+			if _, err := c.Write(a.Later); err != nil {
+				return
 			}
-		}()
+		}
+		if a.Close {
+			return
+		}
 	}
 }
