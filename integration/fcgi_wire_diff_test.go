@@ -295,6 +295,60 @@ func wireFinish(conn net.Conn, br *bufio.Reader, res *http.Response, pause time.
 	return o
 }
 
+// judgeWire compares the gateway's outcome g of case name with each nginx
+// set-up's in out: the same, or a difference expected lists with both
+// sides exactly (noted in seen). A listed difference that no longer shows
+// fails too, so the list cannot drift either way.
+func judgeWire(t *testing.T, name string, out map[string]wireOutcome, g wireOutcome, expected map[string]wireDiff, seen map[string]bool) {
+	t.Helper()
+	for _, v := range []string{"keep", "once"} {
+		n, key := out[v].String(), v+"/"+name
+		want, listed := expected[key]
+		switch {
+		case n == g.String() && listed:
+			t.Errorf("%s: listed as a difference, but both now give %s", key, n)
+		case n == g.String():
+		case !listed:
+			t.Errorf("%s: unlisted difference\n    nginx   %s\n    gateway %s", key, n, g)
+		case want.nginx != n || want.gateway != g.String():
+			t.Errorf("%s: the listed difference changed\n    nginx   %s\n      want  %s\n    gateway %s\n      want  %s", key, n, want.nginx, g, want.gateway)
+		default:
+			seen[key] = true
+		}
+	}
+}
+
+// wireAllSeen fails for each listed difference no case showed.
+func wireAllSeen(t *testing.T, expected map[string]wireDiff, seen map[string]bool) {
+	t.Helper()
+	for key := range expected {
+		if !seen[key] {
+			t.Errorf("%s: listed difference not seen", key)
+		}
+	}
+}
+
+// wireLogLine waits for the gateway's access line of the client port
+// since its log was mark bytes long to satisfy good, and returns it: the
+// first line of that port since the case began (a port may come again
+// over the run; the next request's line follows), written as the handler
+// unwinds, maybe after the client saw the answer.
+func wireLogLine(gw *gwProc, mark int, port string, good func(line string) bool) (string, bool) {
+	remote := `"remote":"127.0.0.1:` + port + `"`
+	var line string
+	_, ok := textWhen(gw.stderr.String, func(text string) bool {
+		line = ""
+		for l := range strings.SplitSeq(text[mark:], "\n") {
+			if strings.Contains(l, remote) {
+				line = l
+				break
+			}
+		}
+		return good(line)
+	})
+	return line, ok
+}
+
 // wireExpected are the differences from nginx, each with both sides as
 // String renders them, keyed by "keep/CASE" (nginx with fastcgi_keep_conn
 // and a keep-alive upstream) or "once/CASE" (nginx without).
@@ -455,49 +509,19 @@ func TestFCGIWireDiffNginx(t *testing.T) {
 		out := map[string]wireOutcome{"keep": wireSend(t, ng.Addrs[0], c), "once": wireSend(t, ng.Addrs[1], c)}
 		mark := len(gw.stderr.String())
 		g := wireSend(t, gwAddr, c)
-		for _, v := range []string{"keep", "once"} {
-			n, key := out[v].String(), v+"/"+c.name
-			want, listed := expected[key]
-			switch {
-			case n == g.String() && listed:
-				t.Errorf("%s: listed as a difference, but both now give %s", key, n)
-			case n == g.String():
-			case !listed:
-				t.Errorf("%s: unlisted difference\n    nginx   %s\n    gateway %s", key, n, g)
-			case want.nginx != n || want.gateway != g.String():
-				t.Errorf("%s: the listed difference changed\n    nginx   %s\n      want  %s\n    gateway %s\n      want  %s", key, n, want.nginx, g, want.gateway)
-			default:
-				seen[key] = true
-			}
-		}
+		judgeWire(t, c.name, out, g, expected, seen)
 		if g.status >= 500 || g.status == 0 || g.cut {
 			// A cut answer is logged with the status sent, or with 502
 			// when php-fpm's side failed.
-			// The first line of the client's port since the case began (a
-			// port may come again over the run; the next request's line
-			// follows), written as the handler unwinds, maybe after the
-			// client saw the answer.
-			remote := `"remote":"127.0.0.1:` + g.port + `"`
-			var line string
-			good := func(text string) bool {
-				for l := range strings.SplitSeq(text[mark:], "\n") {
-					if strings.Contains(l, remote) {
-						line = l
-						break
-					}
-				}
+			line, ok := wireLogLine(gw, mark, g.port, func(line string) bool {
 				return strings.Contains(line, `"error":`) && (g.status == 200 || strings.Contains(line, `"status":502`))
-			}
-			if _, ok := textWhen(gw.stderr.String, good); !ok {
+			})
+			if !ok {
 				t.Errorf("%s: the gateway's answer (%s) is logged as %s; want 502 with the error", c.name, g, line)
 			}
 		}
 	}
-	for key := range expected {
-		if !seen[key] {
-			t.Errorf("%s: listed difference not seen", key)
-		}
-	}
+	wireAllSeen(t, expected, seen)
 
 	var held gwHeld
 	if !poll(10*time.Second, func() bool {

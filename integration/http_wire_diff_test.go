@@ -174,44 +174,16 @@ func TestHTTPWireDiffNginx(t *testing.T) {
 		mark := len(gw.stderr.String())
 		g := httpWireSend(t, gwAddr, c)
 		t.Logf("%s: gateway %s", c.name, g)
-		for _, v := range []string{"keep", "once"} {
-			n, key := out[v].String(), v+"/"+c.name
-			want, listed := expected[key]
-			switch {
-			case n == g.String() && listed:
-				t.Errorf("%s: listed as a difference, but both now give %s", key, n)
-			case n == g.String():
-			case !listed:
-				t.Errorf("%s: unlisted difference\n    nginx   %s\n    gateway %s", key, n, g)
-			case want.nginx != n || want.gateway != g.String():
-				t.Errorf("%s: the listed difference changed\n    nginx   %s\n      want  %s\n    gateway %s\n      want  %s", key, n, want.nginx, g, want.gateway)
-			default:
-				seen[key] = true
-			}
-		}
+		judgeWire(t, c.name, out, g, expected, seen)
 		if g.status == 502 || g.status == 504 || g.status == 0 || g.cut {
 			// A 502 or a cut answer is logged with its error.
-			remote := `"remote":"127.0.0.1:` + g.port + `"`
-			var line string
-			good := func(text string) bool {
-				for l := range strings.SplitSeq(text[mark:], "\n") {
-					if strings.Contains(l, remote) {
-						line = l
-						break
-					}
-				}
-				return strings.Contains(line, `"error":`)
-			}
-			if _, ok := textWhen(gw.stderr.String, good); !ok {
+			line, ok := wireLogLine(gw, mark, g.port, func(line string) bool { return strings.Contains(line, `"error":`) })
+			if !ok {
 				t.Errorf("%s: the gateway's answer (%s) is logged as %s; want the error", c.name, g, line)
 			}
 		}
 	}
-	for key := range expected {
-		if !seen[key] {
-			t.Errorf("%s: listed difference not seen", key)
-		}
-	}
+	wireAllSeen(t, expected, seen)
 	if strings.Contains(gw.stderr.String(), "panic serving") {
 		t.Errorf("the gateway panicked:\n%s", gw.stderr.String())
 	}
