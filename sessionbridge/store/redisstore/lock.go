@@ -528,21 +528,12 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		// caller can still release it properly.
 		return 0, fmt.Errorf("redisstore: unknown mutation kind %d", m.Kind)
 	}
-	if p := l.prev; p != nil {
-		var perr error
-		select {
-		case <-p.done:
-			perr = p.err
-		case <-ctx.Done():
-			perr = unavailable("unlock", fmt.Errorf("waiting for the previous write: %w", ctx.Err()))
-		}
-		if perr != nil {
-			// If we stopped waiting, that write may still re-key the lock
-			// to our token: the release must reach Redis after it, or it
-			// finds the previous token, does nothing, and the lock stays
-			// ours until the lease ends.
-			return 0, l.abandon(perr, p.done)
-		}
+	if perr := l.Settled(ctx); perr != nil {
+		// If we stopped waiting, the previous holder's write may still
+		// re-key the lock to our token: the release must reach Redis
+		// after it, or it finds the previous token, does nothing, and the
+		// lock stays ours until the lease ends.
+		return 0, l.abandon(perr, l.prev.done)
 	}
 
 	// Prepared outside the lock: the next holder's token and, for a Put,
@@ -655,7 +646,8 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 	return ver, nil
 }
 
-// Settled implements store.Settler.
+// Settled implements store.Settler; Unlock waits through it too, since
+// its write must land after the previous holder's.
 func (l *lease) Settled(ctx context.Context) error {
 	p := l.prev
 	if p == nil {
