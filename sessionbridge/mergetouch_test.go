@@ -13,6 +13,21 @@ import (
 	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
 )
 
+// newMiniredisManager is a manager in mode on the Redis store, over a
+// miniredis the test can fail commands of and read TTLs from.
+func newMiniredisManager(t *testing.T, mode LockMode) (*Manager, *miniredis.Miniredis) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { c.Close() })
+	st, err := redisstore.New(c, redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return newTestManager(t, mode, st), mr
+}
+
 // A merge-mode request that loaded session X before a login retired it
 // (a tombstone now, living retiredTTL) and then only touches X (PHP's lazy
 // write, a Django read, a write that changes nothing) must not stretch the
@@ -22,15 +37,7 @@ import (
 // and one due to refresh the record's last-seen time).
 func TestMergeStaleTouchKeepsTheTombstoneShort(t *testing.T) {
 	for _, refreshSeen := range []bool{false, true} {
-		mr := miniredis.RunT(t)
-		c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-		t.Cleanup(func() { c.Close() })
-		st, err := redisstore.New(c, redisstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		m := newTestManager(t, LockMerge, st)
+		m, mr := newMiniredisManager(t, LockMerge)
 		m.o.IdleTimeout = 2 * time.Hour
 		ctx := context.Background()
 		x := createSession(t, m, `{"user":"ana"}`)
@@ -56,7 +63,7 @@ func TestMergeStaleTouchKeepsTheTombstoneShort(t *testing.T) {
 		if ttl := mr.TTL(keys[0]); ttl > m.retiredTTL() {
 			t.Errorf("refreshSeen %v: the tombstone lives %v after a stale touch, want <= %v", refreshSeen, ttl, m.retiredTTL())
 		}
-		rec, _ := st.Load(ctx, x)
+		rec, _ := m.o.Store.Load(ctx, x)
 		if _, err := decodeRecord(rec.Value); err != errRetired {
 			t.Errorf("refreshSeen %v: not a tombstone any more: %s", refreshSeen, rec.Value)
 		}

@@ -7,11 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
-
-	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
 )
 
 // A request queued for a session's lock behind a request that writes is
@@ -21,15 +16,7 @@ import (
 // the gateway answers 503).
 func TestSettledReportsTheFailedWriteALoadCameFrom(t *testing.T) {
 	for _, fail := range []bool{false, true} {
-		mr := miniredis.RunT(t)
-		c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-		t.Cleanup(func() { c.Close() })
-		st, err := redisstore.New(c, redisstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		m := newTestManager(t, LockStrict, st)
+		m, mr := newMiniredisManager(t, LockStrict)
 		ctx := context.Background()
 		x := createSession(t, m, `{"n":1}`)
 		a, err := m.Open(ctx, requestWithCookie(t, m, x), false)
