@@ -237,8 +237,10 @@ func validToken(token string) bool {
 
 // requestHost returns the host of a Host header (or absolute-form
 // request target), as a https:// URL and SESSIONGATE_SERVER_NAMES take it:
-// lower-cased, without its port, and only if it is a DNS name, an IPv4
-// address or a bracketed IPv6 address. Anything else (userinfo, backslashes,
+// lower-cased, without its port or the trailing dot of a fully qualified
+// name (as nginx's $host: https://example.com./ is another origin to a
+// browser, without the site's cookies), and only if it is a DNS name, an
+// IPv4 address or a bracketed IPv6 address. Anything else (userinfo, backslashes,
 // spaces, percent signs, a zone) could make the URL name another host
 // than the one it appears to, so it is refused.
 func requestHost(hostport string) (string, bool) {
@@ -274,7 +276,8 @@ func requestHost(hostport string) (string, bool) {
 	if host[0] == '[' {
 		return host, true
 	}
-	return host, config.ValidHostName(strings.TrimSuffix(host, "."))
+	host = strings.TrimSuffix(host, ".")
+	return host, config.ValidHostName(host)
 }
 
 // redirectTarget returns the path and query the client asked for, as it
