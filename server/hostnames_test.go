@@ -302,6 +302,33 @@ func TestRedirectToCanonicalNameWithoutHost(t *testing.T) {
 	}
 }
 
+// A request that names no host, or names one with userinfo in front of
+// it, gets 400 on port 80 as on the public listener (hostFieldError), not
+// a redirect to the canonical name: a proxy in front that reads
+// "evil.example@example.com" as evil.example would have its visitors
+// sent to the site.
+func TestRedirectToCanonicalNameRefusesWhatNamesNoHost(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.Listen = ":443"
+		c.ServerNames = []string{"example.com", "www.example.com"}
+		c.CanonicalName = "example.com"
+	})
+	for _, req := range []string{
+		"GET /a HTTP/1.1\r\nHost:\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: :80\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: www..example.com\r\n\r\n",
+		"GET http://evil.example@www.example.com/a HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
+	} {
+		w := e.redirect(rawRequest(t, req))
+		if w.Code != 400 || w.Header().Get("Location") != "" {
+			t.Errorf("%q: %d %q, want 400", req, w.Code, w.Header().Get("Location"))
+		}
+		if log := e.lastLog(t); log["error"] == nil {
+			t.Errorf("%q: the access line names no error: %v", req, log)
+		}
+	}
+}
+
 // Over HTTP/1, a redirected request whose body the gateway does not read
 // closes its connection: the body must not be read as the next request.
 func TestCanonicalNameClosesAfterUnreadBody(t *testing.T) {

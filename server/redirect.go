@@ -71,6 +71,16 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 		// would be refused anyway.
 		return
 	}
+	if err := hostFieldError(r); err != nil {
+		// As on the public listener, and as nginx's port-80 server
+		// answers. An empty Host went to the canonical name as if none
+		// had been sent, and with userinfo the host after the "@" made
+		// the redirect: a proxy in front that reads "site@evil.example"
+		// as the site's sent its visitors to https://evil.example.
+		Info(r.Context()).Err = err
+		s.fail(w, r, http.StatusBadRequest)
+		return
+	}
 	if s.names != nil {
 		name, ok := s.names.name(r, Info(r.Context()).ViaProxy)
 		if !ok {

@@ -82,6 +82,8 @@ func TestRedirect(t *testing.T) {
 		{"lowercase method", ":443", "get / HTTP/1.1\r\nHost: example.com\r\n\r\n", 400, ""},
 		{"OPTIONS *", ":443", "OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n", 400, ""},
 		{"HTTP/1.0 without Host", ":443", "GET / HTTP/1.0\r\n\r\n", 400, ""},
+		{"absolute form with userinfo", ":443", "GET http://example.com@evil.example/x HTTP/1.1\r\nHost: example.com\r\n\r\n", 400, ""},
+		{"absolute form with user and password", ":443", "GET http://u:p@example.com/x HTTP/1.1\r\nHost: example.com\r\n\r\n", 400, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := redirectEnv(t, tc.listen)
