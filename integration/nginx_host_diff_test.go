@@ -19,6 +19,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,7 +80,7 @@ type hostDiffPair struct{ nginx, gw hostDiffEnd }
 // server names (shop.example, www.shop.example, *.shop.example, localhost,
 // 127.0.0.1) with shop.example canonical, "open" answers every Host; both
 // have the redirects, TLS, HSTS and a port-80 listener.
-func startHostDiff(t *testing.T) (named, open hostDiffPair, dumpDir string) {
+func startHostDiff(t *testing.T) (named, open, proxied hostDiffPair, dumpDir string) {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "nginx")
 	dumpDir = harness.PHPTempDir(t)
@@ -93,7 +94,8 @@ func startHostDiff(t *testing.T) (named, open hostDiffPair, dumpDir string) {
 	})
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
 	cert, key := testtls.Pair(t)
-	php := fmt.Sprintf(`
+	phpWith := func(params string) string {
+		return fmt.Sprintf(`
         location ~ /\.(?!well-known/) { deny all; }
         location / { try_files $uri $uri/ /index.php$is_args$args; }
         location ~ [^/]\.php(/|$) {
@@ -104,13 +106,16 @@ func startHostDiff(t *testing.T) (named, open hostDiffPair, dumpDir string) {
             fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
             fastcgi_param PATH_INFO $path_info;
             fastcgi_param HTTP_PROXY "";
+            %s
             fastcgi_pass %s;
         }
-`, fpm.Addr)
+`, params, fpm.Addr)
+	}
+	php := phpWith("")
 	acme := fmt.Sprintf(`
         location ^~ /.well-known/acme-challenge/ { root %s; default_type application/octet-stream; try_files $uri =404; }
 `, root)
-	ng := harness.StartNginx(t, 4, func(a []string) string {
+	ng := harness.StartNginx(t, 5, func(a []string) string {
 		port := func(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
 		return fmt.Sprintf(`
     ssl_certificate %[1]s;
@@ -167,7 +172,46 @@ func startHostDiff(t *testing.T) (named, open hostDiffPair, dumpDir string) {
         listen %[12]s;
 %[9]s        location / { return 301 https://$host:%[13]s$request_uri; }
     }
-`, cert, key, hostDiffHSTS, a[0], a[1], root, nginxHostRedirects, php, acme, port(a[0]), a[2], a[3], port(a[2]))
+
+    # proxied: plain HTTP behind a TLS proxy on 127.0.0.0/8, whose
+    # X-Forwarded-Proto (its last value, as the gateway reads it) makes
+    # the scheme of the redirects, HTTPS, REQUEST_SCHEME and HSTS.
+    map $http_x_forwarded_proto $fwd_scheme {
+        default http;
+        "~*(?:^|,)\s*https\s*$" https;
+    }
+    map $fwd_scheme $fwd_hsts {
+        https "%[3]s";
+        default "";
+    }
+    map $fwd_scheme $fwd_https {
+        https on;
+        default "";
+    }
+    server {
+        listen %[14]s default_server;
+        server_name _;
+        add_header Strict-Transport-Security $fwd_hsts always;
+        return 421;
+    }
+    server {
+        listen %[14]s;
+        server_name www.shop.example *.shop.example;
+        add_header Strict-Transport-Security $fwd_hsts always;
+        return 301 $fwd_scheme://shop.example$request_uri;
+    }
+    server {
+        listen %[14]s;
+        server_name shop.example localhost 127.0.0.1;
+        set_real_ip_from 127.0.0.0/8;
+        real_ip_header X-Forwarded-For;
+        real_ip_recursive on;
+        add_header Strict-Transport-Security $fwd_hsts always;
+        root %[6]s;
+        index index.php index.html;
+%[7]s%[15]s    }
+`, cert, key, hostDiffHSTS, a[0], a[1], root, nginxHostRedirects, php, acme, port(a[0]), a[2], a[3], port(a[2]),
+			a[4], phpWith("fastcgi_param HTTPS $fwd_https if_not_empty;\n            fastcgi_param REQUEST_SCHEME $fwd_scheme;"))
 	})
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -175,13 +219,16 @@ func startHostDiff(t *testing.T) (named, open hostDiffPair, dumpDir string) {
 		}
 	})
 	bin := buildGateway(t)
+	names := []string{"SESSIONGATE_SERVER_NAMES=shop.example,www.shop.example,*.shop.example,localhost,127.0.0.1", "SESSIONGATE_CANONICAL_NAME=shop.example"}
+	run := func(env ...string) string {
+		gw := startBinary(t, bin, append([]string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
+			"SESSIONGATE_PHP_MAX_CONNS=1", "SESSIONGATE_SESSIONS=off", "SESSIONGATE_HSTS=" + hostDiffHSTS,
+			"SESSIONGATE_REDIRECTS=" + strings.Join(hostDiffRedirects, ",")}, env...))
+		return strings.TrimPrefix(gw.URL, "http://")
+	}
 	start := func(env ...string) hostDiffEnd {
 		plain := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
-		gw := startBinary(t, bin, append([]string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
-			"SESSIONGATE_PHP_MAX_CONNS=1", "SESSIONGATE_SESSIONS=off", "SESSIONGATE_TLS_CERT=" + cert, "SESSIONGATE_TLS_KEY=" + key,
-			"SESSIONGATE_HSTS=" + hostDiffHSTS, "SESSIONGATE_HTTP_REDIRECT_LISTEN=" + plain,
-			"SESSIONGATE_REDIRECTS=" + strings.Join(hostDiffRedirects, ",")}, env...))
-		site := strings.TrimPrefix(gw.URL, "http://")
+		site := run(append([]string{"SESSIONGATE_TLS_CERT=" + cert, "SESSIONGATE_TLS_KEY=" + key, "SESSIONGATE_HTTP_REDIRECT_LISTEN=" + plain}, env...)...)
 		_, p, _ := net.SplitHostPort(site)
 		return hostDiffEnd{site: site, plain: plain, tlsPort: p}
 	}
@@ -189,10 +236,10 @@ func startHostDiff(t *testing.T) (named, open hostDiffPair, dumpDir string) {
 		_, p, _ := net.SplitHostPort(site)
 		return hostDiffEnd{site: site, plain: plain, tlsPort: p}
 	}
-	named = hostDiffPair{nginx: nend(ng.Addrs[0], ng.Addrs[1]),
-		gw: start("SESSIONGATE_SERVER_NAMES=shop.example,www.shop.example,*.shop.example,localhost,127.0.0.1", "SESSIONGATE_CANONICAL_NAME=shop.example")}
+	named = hostDiffPair{nginx: nend(ng.Addrs[0], ng.Addrs[1]), gw: start(names...)}
 	open = hostDiffPair{nginx: nend(ng.Addrs[2], ng.Addrs[3]), gw: start()}
-	return named, open, dumpDir
+	proxied = hostDiffPair{nginx: nend(ng.Addrs[4], ""), gw: nend(run(append(names, "SESSIONGATE_TRUSTED_PROXIES=127.0.0.0/8")...), "")}
+	return named, open, proxied, dumpDir
 }
 
 // hostCase is one request, sent as written: its request line and header
@@ -203,6 +250,7 @@ type hostCase struct {
 	headers []string
 	body    string
 	open    bool // to the pair without server names
+	proxied bool // to the plain-HTTP pair behind a trusted TLS proxy
 	plain   bool // to the port-80 listener
 	// h2 sends it over HTTP/2: the request line's method and target as
 	// :method and :path, the Host header as :authority. With h2Authority,
@@ -246,7 +294,7 @@ func (c hostCase) send(t *testing.T, e hostDiffEnd, dumpDir, id string) hostAnsw
 	}
 	var conn net.Conn
 	var err error
-	if c.plain {
+	if c.plain || c.proxied {
 		conn, err = net.DialTimeout("tcp", addr, 5*time.Second)
 	} else {
 		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
@@ -359,6 +407,9 @@ func (d hostDiff) String() string {
 	if d.c.open {
 		where += ", open"
 	}
+	if d.c.proxied {
+		where = "proxied"
+	}
 	return fmt.Sprintf("%s (%s %q %q, %s): %s: nginx %s, gateway %s", d.c.name, d.c.line, d.c.headers, d.c.h2Authority, where, d.key,
 		show(d.n, d.nok), show(d.g, d.gok))
 }
@@ -406,6 +457,17 @@ func compareHost(c hostCase, n, g hostAnswer, nport, gport string) []hostDiff {
 // else its Host field ("" without either).
 func (c hostCase) hostAsSent() string {
 	return diffCase{line: c.line, headers: c.headers}.hostAsSent()
+}
+
+// lastForwardedProto is the last value of c's X-Forwarded-Proto, the one
+// the proxy in front wrote.
+func (c hostCase) lastForwardedProto() string {
+	vs := diffCase{headers: c.headers}.headerValues("X-Forwarded-Proto")
+	if len(vs) == 0 {
+		return ""
+	}
+	parts := strings.Split(vs[len(vs)-1], ",")
+	return strings.TrimSpace(parts[len(parts)-1])
 }
 
 // target is c's request target.
@@ -529,6 +591,26 @@ var hostKnownDiffs = []hostKnownDiff{
 		return d.key == "status" && d.c.h2Authority != "" && d.c.h2Authority != "-" && strings.EqualFold(h, d.c.h2Authority) &&
 			d.n == "400" && d.g == "200"
 	}},
+	{"X-Forwarded-Proto on two lines is one list, whose last value counts (nginx 1.22's $http_x_forwarded_proto: the first line)", func(d hostDiff) bool {
+		vs := diffCase{headers: d.c.headers}.headerValues("X-Forwarded-Proto")
+		if !d.c.proxied || len(vs) < 2 || !strings.EqualFold(d.c.lastForwardedProto(), "https") || strings.EqualFold(vs[0], "https") {
+			return false
+		}
+		switch d.key {
+		case "HSTS":
+			return d.n == "" && d.g == hostDiffHSTS
+		case "HTTPS":
+			return !d.nok && d.g == "on"
+		case "REQUEST_SCHEME":
+			return d.n == "http" && d.g == "https"
+		}
+		return false
+	}},
+	{"behind a trusted proxy, X-Forwarded-Host is the host asked for: moved to the canonical name, refused when not listed (nginx: Host decides)", func(d hostDiff) bool {
+		xfh := diffCase{headers: d.c.headers}.headerValues("X-Forwarded-Host")
+		return d.key == "status" && d.c.proxied && len(xfh) == 1 && d.n == "200" &&
+			(xfh[0] == "www.shop.example" && d.g == "301" || xfh[0] == "evil.example" && d.g == "421")
+	}},
 	{"a POST to a challenge on port 80 is redirected (nginx: 405 from the static location)", func(d hostDiff) bool {
 		return d.key == "status" && d.c.plain && strings.HasPrefix(d.c.line, "POST /.well-known/acme-challenge/") && d.n == "405" && d.g == "308"
 	}},
@@ -543,12 +625,15 @@ var hostKnownDiffs = []hostKnownDiff{
 // of those must still be seen.
 func TestNginxDiffHosts(t *testing.T) {
 	t.Parallel()
-	named, open, dumpDir := startHostDiff(t)
+	named, open, proxied, dumpDir := startHostDiff(t)
 	seen := map[string]int{}
 	for i, c := range hostDiffCases() {
 		pair := named
-		if c.open {
+		switch {
+		case c.open:
 			pair = open
+		case c.proxied:
+			pair = proxied
 		}
 		n := c.send(t, pair.nginx, dumpDir, "hn"+strconv.Itoa(i))
 		g := c.send(t, pair.gw, dumpDir, "hg"+strconv.Itoa(i))
@@ -580,11 +665,14 @@ func checkHostSafety(t *testing.T, c hostCase, a hostAnswer) {
 	// net/http refuses a malformed request (400) before the gateway sees
 	// it, without HSTS (README); an HTTP/2 request sent as raw frames has
 	// only its status read.
-	if !c.plain && len(a.hsts) != 1 && a.status != 400 && c.h2Authority == "" {
+	if !c.plain && !c.proxied && len(a.hsts) != 1 && a.status != 400 && c.h2Authority == "" {
 		t.Errorf("%s: %s sent %d Strict-Transport-Security fields over TLS: %q", c.name, side, len(a.hsts), a.hsts)
 	}
-	if c.plain && len(a.hsts) != 0 {
-		t.Errorf("%s: %s sent Strict-Transport-Security over plain HTTP: %q", c.name, side, a.hsts)
+	https := !c.plain && (!c.proxied || strings.EqualFold(c.lastForwardedProto(), "https"))
+	if !https && slices.Contains(a.hsts, hostDiffHSTS) {
+		// The app's own goes out as it is, as with nginx; browsers ignore
+		// it over plain HTTP (RFC 6797 section 8.1).
+		t.Errorf("%s: %s sent SESSIONGATE_HSTS over plain HTTP: %q", c.name, side, a.hsts)
 	}
 	for _, loc := range a.location {
 		if strings.ContainsAny(loc, "\r\n\\ \t") {
@@ -596,9 +684,13 @@ func checkHostSafety(t *testing.T, c hostCase, a hostAnswer) {
 			}
 			continue
 		}
-		rest, ok := strings.CutPrefix(loc, "https://")
+		scheme := "https://"
+		if !https && c.proxied {
+			scheme = "http://"
+		}
+		rest, ok := strings.CutPrefix(loc, scheme)
 		if !ok {
-			t.Errorf("%s: %s Location %q is neither a path nor https://", c.name, side, loc)
+			t.Errorf("%s: %s Location %q is neither a path nor %s", c.name, side, loc, scheme)
 			continue
 		}
 		host := rest
@@ -624,6 +716,7 @@ func hostDiffCases() []hostCase {
 	plain := func(c hostCase) hostCase { c.plain = true; return c }
 	openc := func(c hostCase) hostCase { c.open = true; return c }
 	h2 := func(c hostCase) hostCase { c.h2 = true; return c }
+	prox := func(c hostCase) hostCase { c.proxied = true; return c }
 	method := func(m string, c hostCase) hostCase { c.line = m + strings.TrimPrefix(c.line, "GET"); return c }
 	post := func(c hostCase) hostCase {
 		c.line = "POST" + strings.TrimPrefix(c.line, "GET")
@@ -711,6 +804,29 @@ func hostDiffCases() []hostCase {
 		hostCase{name: "h2 Host unknown without :authority", line: "GET /info.php HTTP/2", headers: []string{"Host: evil.example"}, h2: true, h2Authority: "-"},
 		hostCase{name: "h2 neither :authority nor Host", line: "GET /info.php HTTP/2", h2: true, h2Authority: "-"},
 		hostCase{name: "h2 :authority upper case, Host lower", line: "GET /info.php HTTP/2", headers: []string{"Host: shop.example"}, h2: true, h2Authority: "SHOP.EXAMPLE"},
+		// Behind a trusted TLS proxy.
+		prox(get("proxied https", "/info.php", "shop.example", "X-Forwarded-Proto: https", "X-Forwarded-For: 203.0.113.7")),
+		prox(get("proxied http", "/info.php", "shop.example", "X-Forwarded-Proto: http")),
+		prox(get("proxied no proto", "/info.php", "shop.example")),
+		prox(get("proxied HTTPS upper case", "/info.php", "shop.example", "X-Forwarded-Proto: HTTPS")),
+		prox(get("proxied proto list https last", "/info.php", "shop.example", "X-Forwarded-Proto: http, https")),
+		prox(get("proxied proto list http last", "/info.php", "shop.example", "X-Forwarded-Proto: https, http")),
+		prox(get("proxied proto two lines", "/info.php", "shop.example", "X-Forwarded-Proto: http", "X-Forwarded-Proto: https")),
+		prox(get("proxied www https", "/x?y=1", "www.shop.example", "X-Forwarded-Proto: https")),
+		prox(get("proxied www http", "/x?y=1", "www.shop.example", "X-Forwarded-Proto: http")),
+		prox(get("proxied www no proto", "/x", "www.shop.example")),
+		prox(get("proxied www proto list", "/x", "www.shop.example", "X-Forwarded-Proto: https, http")),
+		prox(get("proxied www proto junk", "/x", "www.shop.example", "X-Forwarded-Proto: javascript")),
+		prox(get("proxied unknown https", "/x", "evil.example", "X-Forwarded-Proto: https")),
+		prox(get("proxied redirect https", "/blog/x?y=1", "shop.example", "X-Forwarded-Proto: https")),
+		prox(get("proxied redirect relative", "/gone/%5Cevil.example", "shop.example", "X-Forwarded-Proto: https")),
+		prox(get("proxied app's own HSTS", "/hsts.php", "shop.example", "X-Forwarded-Proto: https")),
+		prox(get("proxied app's own HSTS over http", "/hsts.php", "shop.example", "X-Forwarded-Proto: http")),
+		prox(get("proxied directory redirect", "/docs?x=1", "shop.example", "X-Forwarded-Proto: https")),
+		prox(get("proxied forwarded host www", "/x", "shop.example", "X-Forwarded-Proto: https", "X-Forwarded-Host: www.shop.example")),
+		prox(get("proxied forwarded host unknown", "/info.php", "shop.example", "X-Forwarded-Proto: https", "X-Forwarded-Host: evil.example")),
+		prox(post(get("proxied POST www", "/login", "www.shop.example", "X-Forwarded-Proto: https"))),
+		hostCase{name: "proxied no host HTTP/1.0", line: "GET /info.php HTTP/1.0", headers: []string{"X-Forwarded-Proto: https"}, proxied: true},
 		plain(get("acme double slash", "/.well-known/acme-challenge//"+hostDiffToken, "shop.example")),
 		plain(get("acme double slash before", "/.well-known//acme-challenge/"+hostDiffToken, "shop.example")),
 		plain(get("acme encoded slash", "/.well-known/acme-challenge%2F"+hostDiffToken, "shop.example")),
