@@ -243,7 +243,8 @@ func startHostDiff(t *testing.T) (named, open, proxied hostDiffPair, dumpDir str
 }
 
 // hostCase is one request, sent as written: its request line and header
-// lines (no Host is added), to the TLS site or the port-80 listener.
+// lines (no Host is added), to the TLS site, the port-80 listener or the
+// site behind a proxy.
 type hostCase struct {
 	name    string
 	line    string
@@ -266,13 +267,14 @@ type hostAnswer struct {
 	status   int
 	location []string
 	hsts     []string
-	body     string
+	body     string // of a challenge file
 	php      map[string]string
 }
 
 // hostDiffKeys are what is compared of PHP's $_SERVER.
 var hostDiffKeys = []string{"SERVER_NAME", "HTTP_HOST", "HTTPS", "REQUEST_SCHEME", "REQUEST_URI", "QUERY_STRING", "SCRIPT_NAME"}
 
+// hostHeader is c's Host field, trimmed, and whether it has one.
 func (c hostCase) hostHeader() (string, bool) {
 	for _, h := range c.headers {
 		if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(k, "Host") {
