@@ -26,6 +26,9 @@ type gwHeld struct {
 	clients        int
 	busy, waiting  float64
 	pprofAvailable bool
+	// goroutineProfile is the profile the count comes from, shown when
+	// goroutines outlive what made them.
+	goroutineProfile string
 }
 
 // heldBy reads what the gateway p holds, through its admin listener
@@ -39,6 +42,7 @@ func heldBy(t *testing.T, p *gwProc, listen string) gwHeld {
 		res.Body.Close()
 		_, err := fmt.Sscanf(string(b), "goroutine profile: total %d", &h.goroutines)
 		h.pprofAvailable = err == nil
+		h.goroutineProfile = string(b)
 	}
 	for k, v := range metricstest.Scrape(t, p.Admin+"/metrics") {
 		switch {
@@ -165,6 +169,9 @@ func TestClientsLeavingLeaveNothingHeld(t *testing.T) {
 		if !ok {
 			t.Errorf("%s: still held 10 s after the clients left: %d goroutines (%d before), spool files %v, %d client connections, %v busy FastCGI connections, %v waiting, session locks %q",
 				what, h.goroutines, base.goroutines, h.spools, h.clients, h.busy, h.waiting, locks)
+			if h.goroutines > base.goroutines {
+				t.Logf("goroutines before:\n%s\nnow:\n%s", base.goroutineProfile, h.goroutineProfile)
+			}
 		}
 	}
 
