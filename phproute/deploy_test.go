@@ -106,6 +106,7 @@ func TestAbsoluteSymlinkInsideRoot(t *testing.T) {
 	} {
 		got := r.Resolve(path)
 		got.Reason = ""
+		got.Root = rootOfPHP(t, r, got)
 		if got != want {
 			t.Errorf("%s: %+v, want %+v", path, got, want)
 		}
@@ -371,5 +372,65 @@ func TestOneRequestOneRelease(t *testing.T) {
 	// The next request sees the new release.
 	if rt := r.Resolve("/app.2.js"); rt.Kind != Static {
 		t.Errorf("the next request: %+v", rt)
+	}
+}
+
+// TestScriptRootIsTheReleaseItWasRoutedIn: a PHP request is routed in one
+// release, then another request finds a deploy before the first one's
+// params are built (a WordPress REST body read, a slow upload's, lies in
+// between). RealPath then names the new release; the first request's
+// DOCUMENT_ROOT must still be the one it was routed in, or php-fpm runs
+// the new release's script for it, or none ("Primary script unknown")
+// when the script is new in the old release only.
+func TestScriptRootIsTheReleaseItWasRoutedIn(t *testing.T) {
+	base := t.TempDir()
+	for _, n := range []string{"1", "2"} {
+		p := filepath.Join(base, "releases", n, "public", "only"+n+".php")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("<?php"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(filepath.Join(current, "public"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	old := recheckRoot
+	recheckRoot = 0 // every look at the root may find the switch
+	defer func() { recheckRoot = old }()
+	first := r.Resolve("/only1.php")
+	if first.Kind != PHP || first.Root != filepath.Join(base, "releases/1/public") {
+		t.Fatalf("before the deploy: %+v", first)
+	}
+	if err := os.Symlink("releases/2", current+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(current+".tmp", current); err != nil {
+		t.Fatal(err)
+	}
+	second := r.Resolve("/only2.php")
+	if second.Kind != PHP || second.Root != filepath.Join(base, "releases/2/public") {
+		t.Fatalf("the request after the deploy: %+v", second)
+	}
+	if got, want := r.RealPath(), filepath.Join(base, "releases/2/public"); got != want {
+		t.Fatalf("RealPath after the second request: %s, want %s", got, want)
+	}
+	if got, want := first.Root, filepath.Join(base, "releases/1/public"); got != want {
+		t.Errorf("the first request's root: %s, want the release it was routed in, %s", got, want)
+	}
+	if rt := r.Resolve("/only1.php"); rt.Kind != NotFound {
+		t.Errorf("the old release's script after the deploy: %+v", rt)
+	}
+	for _, p := range []string{"/", "/style.css", "/nothing"} {
+		if rt := r.Resolve(p); rt.Root != "" {
+			t.Errorf("%s (%v): Root %q, want it only on PHP routes", p, rt.Kind, rt.Root)
+		}
 	}
 }

@@ -49,7 +49,7 @@ func TestRootAndRealPathAgreeUnderSwitches(t *testing.T) {
 	}()
 	mismatches := 0
 	for i := 0; i < 20000 && mismatches == 0; i++ {
-		root := r.current()
+		root := r.current().root
 		have, err1 := root.Stat(".")
 		real, err2 := os.Stat(r.open.Load().real)
 		if err1 == nil && err2 == nil && !os.SameFile(have, real) {

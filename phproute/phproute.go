@@ -97,6 +97,13 @@ type Route struct {
 	// ends in ".php". PathInfo is what follows it ("/extra") or "".
 	ScriptName string
 	PathInfo   string
+	// Root is, for PHP, the static root with its symlinks resolved, as the
+	// router had it open when it found the script: the release the
+	// request was routed in (see RealPath), which its DOCUMENT_ROOT must
+	// name even if another request's look at the root finds a deploy
+	// before this one's params are built (a WordPress REST body read
+	// lies in between).
+	Root string
 	// Location is, for Redirect, the escaped path to redirect to (the query
 	// string is the caller's to append).
 	Location string
@@ -230,24 +237,25 @@ func (r *Router) Close() error { return r.open.Load().root.Close() }
 // switch in progress) the old root is kept. The old root is not closed
 // here, so that requests still resolving in it finish; its finalizer closes
 // it once they are done.
-func (r *Router) current() *os.Root { return r.look(false) }
+func (r *Router) current() *opened { return r.look(false) }
 
 // look is current, looking at the root path now when force is set.
-func (r *Router) look(force bool) *os.Root {
-	root := r.open.Load().root
+func (r *Router) look(force bool) *opened {
+	o := r.open.Load()
+	root := o.root
 	now := time.Now().UnixNano()
 	last := r.checked.Load()
 	if force {
 		r.checked.Store(now)
 	} else if now-last < int64(recheckRoot) || !r.checked.CompareAndSwap(last, now) {
-		return root
+		return o
 	}
 	want, err := os.Stat(r.path)
 	if err != nil {
-		return root
+		return o
 	}
 	if have, err := root.Stat("."); err == nil && os.SameFile(want, have) {
-		return root
+		return o
 	}
 	// The path resolved first and the root opened there: opening the
 	// path and resolving it again after, a second switch in between (a
@@ -256,10 +264,11 @@ func (r *Router) look(force bool) *os.Root {
 	real := realPath(r.path)
 	nr, err := os.OpenRoot(real)
 	if err != nil {
-		return root
+		return o
 	}
-	r.open.Store(&opened{root: nr, real: real, outDirs: r.resolveOutDirs()})
-	return nr
+	no := &opened{root: nr, real: real, outDirs: r.resolveOutDirs()}
+	r.open.Store(no)
+	return no
 }
 
 // rootDeleted reports whether the open root directory has been deleted
@@ -281,9 +290,9 @@ func (r *Router) rootDeleted() bool {
 // after a deploy repointed current -> releases/N would go on running the
 // old release, or fail once that release is deleted.
 //
-// It does not look at the root path itself: the request's Resolve did, and
-// a deploy landing after it must not split the request, routed in one
-// release and run in the other.
+// It does not look at the root path itself, but another request's Resolve
+// may have found a deploy since this one's: a PHP route's DOCUMENT_ROOT
+// comes from its Route.Root, the release it was routed in.
 func (r *Router) RealPath() string {
 	return r.open.Load().real
 }
@@ -350,7 +359,17 @@ func (r *Router) resolve(escapedPath string) Route {
 		trailing = true // "/" is the root directory itself
 	}
 
-	root := r.current()
+	o := r.current()
+	rt := r.resolveIn(o.root, segs, clean, rel, trailing)
+	if rt.Kind == PHP {
+		rt.Root = o.real
+	}
+	return rt
+}
+
+// resolveIn is resolve in one open root: segs, clean and rel are the
+// cleaned path's segments, its URL form and its form relative to the root.
+func (r *Router) resolveIn(root *os.Root, segs []string, clean, rel string, trailing bool) Route {
 	fi, rel, err := r.stat(root, rel)
 	switch {
 	case err == nil && fi.Mode().IsRegular() && !trailing:

@@ -3,9 +3,13 @@ package server
 import (
 	"io"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/sessiongate/sessiongate/config"
 )
@@ -182,5 +186,82 @@ func TestRESTRouteFieldCutShort(t *testing.T) {
 		if got := isRESTRouteField(cd); got != want {
 			t.Errorf("isRESTRouteField(%q) = %v, want %v", cd, got, want)
 		}
+	}
+}
+
+// deployWhileRead is a request body whose first read lands a deploy
+// (current -> releases/2) and lets another request see it, as a slow
+// upload's body is read while a release goes live.
+type deployWhileRead struct {
+	io.Reader
+	deploy func()
+	once   sync.Once
+}
+
+func (d *deployWhileRead) Read(p []byte) (int, error) {
+	d.once.Do(d.deploy)
+	return d.Reader.Read(p)
+}
+
+// A POST that the access rules read the WordPress REST route from is
+// routed, then its body read, then its params built: a deploy that
+// another request finds in between must not have PHP run the request in
+// the new release. Its DOCUMENT_ROOT named the new release while its
+// route came from the old one, so php-fpm ran another script than the
+// one routed to, or none ("Primary script unknown") for a script the new
+// release no longer has.
+func TestDeployDuringRESTBodyReadKeepsTheRoutedRelease(t *testing.T) {
+	base := t.TempDir()
+	for _, n := range []string{"1", "2"} {
+		for _, name := range []string{"index.php", "only" + n + ".php"} {
+			p := filepath.Join(base, "releases", n, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("<?php"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *config.Config) {
+		c.StaticRoot, c.DocumentRoot = current, current
+		c.RestrictedPathSpecs = []string{"/wp-json/wp/v2/users/ 10.0.0.0/8"}
+	})
+	body := &deployWhileRead{Reader: strings.NewReader("a=1"), deploy: func() {
+		if err := os.Symlink("releases/2", current+".tmp"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(current+".tmp", current); err != nil {
+			t.Fatal(err)
+		}
+		// The router looks at its root path once a second.
+		time.Sleep(1100 * time.Millisecond)
+		if w := e.do(httptest.NewRequest("GET", "/only2.php", nil)); w.Code != 200 {
+			t.Errorf("the new release's script after the deploy: %d", w.Code)
+		}
+	}}
+	r := httptest.NewRequest("POST", "/only1.php", body)
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.RemoteAddr = "10.1.2.3:4444"
+	if w := e.do(r); w.Code != 200 {
+		t.Fatalf("POST routed before the deploy: %d %s", w.Code, w.Body)
+	}
+	scripts := e.php.scripts
+	if len(scripts) != 2 {
+		t.Fatalf("%d scripts ran, want 2", len(scripts))
+	}
+	post := scripts[1]
+	if post.ScriptName != "/only1.php" {
+		t.Fatalf("second script run: %+v", post)
+	}
+	if want := filepath.Join(base, "releases/1"); post.DocumentRoot != want {
+		t.Errorf("the POST's DOCUMENT_ROOT: %s, want the release it was routed in, %s", post.DocumentRoot, want)
+	}
+	if want := filepath.Join(base, "releases/2"); scripts[0].DocumentRoot != want {
+		t.Errorf("the GET's DOCUMENT_ROOT: %s, want %s", scripts[0].DocumentRoot, want)
 	}
 }

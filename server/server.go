@@ -818,7 +818,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		script := &fcgi.Script{
-			DocumentRoot: s.documentRoot(),
+			DocumentRoot: s.documentRoot(route),
 			ScriptName:   route.ScriptName,
 			PathInfo:     route.PathInfo,
 			RequestURI:   originForm(r.RequestURI),
@@ -887,10 +887,14 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 // a deploy repointed current -> releases/N would go on running the old
 // release, or fail once that release is deleted. php-fpm in another
 // container sees other paths, which the gateway cannot resolve: there it is
-// SESSIONGATE_DOCUMENT_ROOT as configured.
-func (s *Server) documentRoot() string {
+// SESSIONGATE_DOCUMENT_ROOT as configured. It is the release the route
+// was found in, which another request may have seen replaced since.
+func (s *Server) documentRoot(route phproute.Route) string {
 	if !s.sameRoot {
 		return s.cfg.DocumentRoot
+	}
+	if route.Root != "" {
+		return route.Root
 	}
 	return s.router.RealPath()
 }
