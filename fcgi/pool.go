@@ -41,18 +41,20 @@ type conn struct {
 	// rescue, while a freshly dialed connection waits for its answer,
 	// frees a worker for it after starveAfter (backend.rescue).
 	rescue *time.Timer
-	// sent counts the bytes bw got onto the connection, over its life.
-	sent int64
+	// bytesOut counts the bytes bw got onto the connection, over its
+	// life (not to be confused with responseReader.sent, which says the
+	// request is on the connection whole).
+	bytesOut int64
 }
 
-// sentCounter is the writer under a conn's bw: it counts what the kernel
+// outCounter is the writer under a conn's bw: it counts what the kernel
 // took, which tells a write that failed before any byte of a request left
 // from one that failed partway (exchange's retry rule).
-type sentCounter struct{ c *conn }
+type outCounter struct{ c *conn }
 
-func (w sentCounter) Write(p []byte) (int, error) {
+func (w outCounter) Write(p []byte) (int, error) {
 	n, err := w.c.nc.Write(p)
-	w.c.sent += int64(n)
+	w.c.bytesOut += int64(n)
 	return n, err
 }
 
@@ -293,7 +295,7 @@ func (b *backend) dial(ctx context.Context) (*conn, error) {
 		br: bufio.NewReaderSize(nc, connBufSize),
 		b:  b,
 	}
-	c.bw = bufio.NewWriterSize(sentCounter{c}, connBufSize)
+	c.bw = bufio.NewWriterSize(outCounter{c}, connBufSize)
 	return c, nil
 }
 

@@ -410,10 +410,10 @@ func paramError(err error) *Error {
 // exchange runs one request on c, which the request waited for that long
 // (it leaves the start of the answer only the rest of ReadTimeout). On
 // error the connection is already discarded; retry reports that the
-// request never reached PHP and may be sent again on a fresh connection. When the response it returns began
-// while a large body was still being sent, it sets *handedOff and the
-// response body runs afterWrite once that write is over; otherwise the
-// write is over when exchange returns.
+// request never reached PHP and may be sent again on a fresh connection.
+// When the response it returns began while a large body was still being
+// sent, it sets *handedOff and the response body runs afterWrite once that
+// write is over; otherwise the write is over when exchange returns.
 func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, c *conn, prefix []byte, body *requestBody, waited time.Duration, afterWrite func(), handedOff *bool) (*http.Response, bool, error) {
 	b := c.b
 	rr := &responseReader{t: t, c: c, script: s, waited: waited}
@@ -481,7 +481,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		// such a connection.
 		b.awaitAnswer(c)
 	}
-	sentBefore := c.sent
+	outBefore := c.bytesOut
 	writeFailed := func(err error) (*http.Response, bool, error) {
 		if !c.reused {
 			b.answered(c)
@@ -496,7 +496,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		// coming: like a reset before any answer, that is resent only
 		// when running twice does no harm.
 		return fail("write request", err, c.reused && body.replayable() && connGone(err) &&
-			(idempotent(req) || c.sent == sentBefore))
+			(idempotent(req) || c.bytesOut == outBefore))
 	}
 	if body.file != nil || body.stream != nil {
 		rr.duplex, rr.sending = true, true

@@ -1415,3 +1415,28 @@ func TestSessionRegenerateAfterOutputKeepsTheID(t *testing.T) {
 	}
 	assertRetired(t, s.redis, id)
 }
+
+// TestSessionMessageCutByKilledWorkerIsReported: a worker killed while it
+// sent a session message after its output began aborts the response, and
+// the gateway says the change was not saved, as it does when such a
+// message is cut and the response ends. With the response aborted (the
+// proxy panics with http.ErrAbortHandler) the bridge's end never ran, and
+// nothing told the operator that PHP's change was lost.
+func TestSessionMessageCutByKilledWorkerIsReported(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{})
+	res, err := sessionClient.Do(s.gws[0].request("GET", "/killed_mid_message.php", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err == nil {
+		t.Fatalf("the killed worker's response ended cleanly: %d %q", res.StatusCode, body)
+	}
+	if !poll(3*time.Second, func() bool {
+		return strings.Contains(s.gws[0].Logs.String(), "PHP session message cut short; change not saved")
+	}) {
+		t.Errorf("the session message cut with the response is not reported:\n%s", s.gws[0].Logs.String())
+	}
+}

@@ -216,9 +216,9 @@ type Session struct {
 	// the old session stays stored under the old ID only. Its cookie is
 	// deleted here (SetCookie).
 	left bool
-	// headersSent: the cookie can no longer change.
+	// headersSent: SetCookie ran (the headers are leaving), so the
+	// cookie can no longer change.
 	headersSent bool
-	cookieDone  bool
 	// lateCookie: a session was created after the headers left, so the
 	// client can never reference it (logged once).
 	lateCookie bool
@@ -1529,11 +1529,10 @@ func (s *Session) Release(ctx context.Context) {
 func (s *Session) SetCookie(h http.Header) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.headersSent = true
-	if s.cookieDone {
+	if s.headersSent {
 		return
 	}
-	s.cookieDone = true
+	s.headersSent = true
 	s.headerCookieID = s.cookieID
 	want := ""
 	switch {

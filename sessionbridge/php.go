@@ -244,8 +244,11 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(fcgi.WithScript(r.Context(), &s2))
 
 	bw := &bridgeWriter{ResponseWriter: w, req: r, b: b}
+	// Deferred: a response aborted mid-body (the client gone, a worker
+	// killed) panics with http.ErrAbortHandler, and what PHP sent then
+	// (a message cut short, stderr held back) must still be reported.
+	defer b.finish()
 	h.next.ServeHTTP(bw, r)
-	b.finish()
 }
 
 func appendDataParams(extra []fcgi.Param, data []byte) []fcgi.Param {

@@ -37,6 +37,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/bodyread"
@@ -742,20 +743,30 @@ type trailerFilter struct {
 	io.ReadCloser
 	res   *http.Response
 	clean func(http.Header)
+	// mu serializes the cleaning: read ahead (ReadAhead), the last Read
+	// runs on the reader-ahead's goroutine while the handler may Close,
+	// and both clean the one trailer map.
+	mu sync.Mutex
 }
 
 func (f *trailerFilter) Read(b []byte) (int, error) {
 	n, err := f.ReadCloser.Read(b)
 	if err != nil {
-		f.clean(f.res.Trailer)
+		f.cleanTrailer()
 	}
 	return n, err
 }
 
 func (f *trailerFilter) Close() error {
 	err := f.ReadCloser.Close()
-	f.clean(f.res.Trailer)
+	f.cleanTrailer()
 	return err
+}
+
+func (f *trailerFilter) cleanTrailer() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clean(f.res.Trailer)
 }
 
 // cutShortBody records why a Django response broke off mid-body (a

@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -599,9 +600,18 @@ type h1Body struct {
 	ctx      context.Context
 	// armedAt is when the read deadline was last moved.
 	armedAt time.Time
-	mu      sync.Mutex
+	mu      sync.Mutex // serializes Read and the end of Close
 	done    bool
 	eof     bool // done because the body ended, not because it was closed
+	// cmu orders Close's cut against the end of the body: cut is set when
+	// Close broke the deadline of a connection still carrying the body,
+	// ended once finish decided the connection's fate (a connection gone
+	// back to the pool must not have its deadline broken). cut is also
+	// read without cmu by Read, whose moveDeadline may otherwise undo
+	// Close's broken deadline.
+	cmu   sync.Mutex
+	cut   atomic.Bool
+	ended bool
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
@@ -617,6 +627,10 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	// for more of the body, not only the headers: a stalled body ends
 	// with a timeout instead of holding the request for ever.
 	moveDeadline(b.ctx, b.c.nc, &b.armedAt, b.t.readTimeout, false)
+	if b.cut.Load() {
+		// Close broke the deadline while this Read moved it.
+		b.c.nc.SetReadDeadline(brokenDeadline)
+	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
 		b.eof = true
@@ -627,7 +641,17 @@ func (b *h1Body) Read(p []byte) (int, error) {
 
 var errBodyClosed = errors.New("django response body read after close")
 
+// Close may run while a Read waits for Django (ReadAhead's goroutine):
+// breaking the read deadline first ends that wait, which would otherwise
+// hold Close, the handler and the connection until Django's next bytes or
+// the read timeout, for a client whose write already failed.
 func (b *h1Body) Close() error {
+	b.cmu.Lock()
+	if !b.ended {
+		b.cut.Store(true)
+		b.c.nc.SetReadDeadline(brokenDeadline)
+	}
+	b.cmu.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.done {
@@ -637,6 +661,10 @@ func (b *h1Body) Close() error {
 }
 
 func (b *h1Body) finish(keep bool) {
+	b.cmu.Lock()
+	keep = keep && !b.cut.Load()
+	b.ended = true
+	b.cmu.Unlock()
 	b.done = true
 	b.t.release(b.addr, b.c, keep, b.stop)
 }

@@ -42,8 +42,7 @@ type waiterState int
 
 const (
 	queued  waiterState = iota
-	pending             // popped by a holder whose hand-over script is in flight
-	granted             // lease and rec are set
+	granted             // lease and rec are set (the holder's write may still be in flight: lease.prev)
 	contend             // the waiter is now head and must contend in Redis
 	failed              // the head found Redis not answering: err is the waiter's
 )
@@ -178,14 +177,8 @@ func (s *Store) waitLocal(ctx context.Context, id string, keys []string, q *queu
 			s.mu.Unlock()
 			return nil, store.Record{}, lockTimeout(ctx)
 		}
-		for w.state == pending {
-			// A holder is handing us the lock; its script is bounded by
-			// the client's timeouts. Wait for the outcome so the lock is
-			// passed on, not stranded.
-			s.mu.Unlock()
-			<-w.wake
-			s.mu.Lock()
-		}
+		// Granted or promoted while giving up: the lock, or the head
+		// role, is passed on rather than stranded.
 		st, gen, l := w.state, w.gen, w.lease
 		s.mu.Unlock()
 		if st == granted {
