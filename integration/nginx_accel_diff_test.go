@@ -1,0 +1,511 @@
+package integration
+
+// A differential test of X-Accel-Redirect, internal locations and error
+// pages: one site configured for Debian 12's nginx (internal locations,
+// one with alias, error_page) and for the gateway (SESSIONGATE_INTERNAL_PATHS,
+// SESSIONGATE_ERROR_PAGES), both in front of one php-fpm, whose scripts
+// answer with X-Accel-Redirect; the same raw requests sent to both and
+// what a client sees of the answers compared.
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+// accelDiffPHP answers with X-Accel-Redirect: t (absent: none), after the
+// status code and the header lines h[] the app sets, and prints body.
+const accelDiffPHP = `<?php
+if (isset($_GET['code'])) { http_response_code((int)$_GET['code']); }
+foreach ((array)($_GET['h'] ?? []) as $line) { header($line, false); }
+if (isset($_GET['t'])) { header('X-Accel-Redirect: ' . $_GET['t']); }
+echo $_GET['body'] ?? '';
+`
+
+// accelDiffMtime is every file's modification time.
+var accelDiffMtime = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// accelDiffSite is the site both servers front.
+type accelDiffSite struct {
+	root, private, errors string
+	fpm                   *harness.PHPFPM
+}
+
+// newAccelDiffSite writes the document root (scripts, public files, the
+// internal /downloads/ directory inside it), the /protected/ alias
+// directory and the /errors/ one outside it, and starts php-fpm on it.
+func newAccelDiffSite(t *testing.T) accelDiffSite {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2", "nginx")
+	base := t.TempDir()
+	s := accelDiffSite{root: filepath.Join(base, "root"), private: filepath.Join(base, "private"), errors: filepath.Join(base, "errors")}
+	writeTree(t, s.root, map[string]string{
+		"index.php":               `<?php http_response_code(404); echo "the app's own 404";`,
+		"accel.php":               accelDiffPHP,
+		"secret.php":              `<?php /* SOURCE */ echo "ran secret.php";`,
+		"sleep.php":               `<?php sleep(3); echo "slept";`,
+		".env":                    "DB_PASSWORD=root-dotfile",
+		"public.txt":              "public text",
+		"404.html":                "<!doctype html><title>Not found</title>\n",
+		"downloads/file.txt":      "0123456789",
+		"downloads/sp ace.txt":    "space",
+		"downloads/café.txt":      "cafe",
+		"downloads/x%2Fy.txt":     "encoded slash",
+		"downloads/a?b.txt":       "question",
+		"downloads/x.php":         `<?php /* SOURCE */ echo "ran downloads/x.php";`,
+		"downloads/.hidden":       "DOTFILE",
+		"downloads/sub/inner.txt": "inner",
+		"downloads/index.html":    "downloads index",
+	})
+	writeTree(t, s.private, map[string]string{
+		"invoice.pdf":    "%PDF-1.7 invoice",
+		"x.php":          `<?php /* SOURCE */ echo "ran private x.php";`,
+		".hidden":        "PRIVATE DOTFILE",
+		"sub/inner.txt":  "private inner",
+		"sp ace.pdf":     "private space",
+		"index.html":     "private index",
+		"50x.html":       "not the error page",
+		"empty.txt":      "",
+		"download.bin":   strings.Repeat("0123456789", 100),
+		"caf\u00e9.pdf":  "private cafe",
+		"deep/a/b/c.txt": "deep",
+	})
+	writeTree(t, s.errors, map[string]string{
+		"50x.html": "<!doctype html><title>Maintenance</title>\n",
+	})
+	for _, dir := range []string{s.root, s.private, s.errors} {
+		filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() {
+				os.Chtimes(p, accelDiffMtime, accelDiffMtime)
+			}
+			return err
+		})
+		harness.ShareWithPHP(t, dir)
+	}
+	var err error
+	for _, p := range []*string{&s.root, &s.private, &s.errors} {
+		if *p, err = filepath.EvalSymlinks(*p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.fpm = harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: s.root, Children: 4})
+	return s
+}
+
+// accelNginx is the server block: the PHP shop's (nginxPHPShop) with the
+// internal locations (^~, so that neither the PHP location nor the dotfile
+// rule takes their URLs first) and the error pages.
+func (s accelDiffSite) accelNginx(listen, fpm, errorPages string) string {
+	return nginxPHPShop(listen, s.root, fpm, errorPages+`
+        client_max_body_size 1k;
+        fastcgi_read_timeout 1s;
+        location ^~ /downloads/ { internal; }
+        location ^~ /protected/ { internal; alias `+s.private+`/; }
+        location ^~ /errors/ { internal; alias `+s.errors+`/; }`, "")
+}
+
+// accelGateway starts the gateway configured as accelNginx.
+func (s accelDiffSite) accelGateway(t *testing.T, fpm, errorPages string, env ...string) string {
+	t.Helper()
+	p := startBinary(t, buildGateway(t), append([]string{"SESSIONGATE_PHP_FPM=" + fpm, "SESSIONGATE_DOCUMENT_ROOT=" + s.root,
+		"SESSIONGATE_SESSIONS=off", "SESSIONGATE_MAX_BODY=1k", "SESSIONGATE_PHP_TIMEOUT=1s", "SESSIONGATE_PHP_MAX_CONNS=2",
+		"SESSIONGATE_INTERNAL_PATHS=/downloads/,/protected/=" + s.private + ",/errors/=" + s.errors,
+		"SESSIONGATE_ERROR_PAGES=" + errorPages}, env...))
+	return strings.TrimPrefix(p.URL, "http://")
+}
+
+// accelCase is one request, sent as written, and the differences left
+// after the rules, each "field: nginx value | gateway value".
+type accelCase struct {
+	method, target string
+	headers        []string
+	body           string
+	diffs          []string
+	gw             map[string]string // fields the gateway's answer must have
+}
+
+// accel is the target of accel.php answering with X-Accel-Redirect: t
+// and the app's header lines h.
+func accel(t string, h ...string) string {
+	q := url.Values{"t": {t}, "h[]": h}
+	return "/accel.php?" + q.Encode()
+}
+
+// accelDo sends one request as written, on a connection of its own.
+func accelDo(t *testing.T, addr string, c accelCase) staticAnswer {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n", c.method, c.target)
+	for _, h := range c.headers {
+		b.WriteString(h + "\r\n")
+	}
+	if c.body != "" {
+		fmt.Fprintf(&b, "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n", len(c.body))
+	}
+	b.WriteString("\r\n" + c.body)
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: c.method})
+	if err != nil {
+		t.Fatalf("%s %s: %v", c.method, c.target, err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		t.Fatalf("%s %s: %v", c.method, c.target, err)
+	}
+	return staticAnswer{res, body}
+}
+
+// accelView is what is compared of an answer: the status, the fields a
+// browser or cache acts on, and the body; nginx's own error page, and
+// the gateway's line of text, as such.
+func accelView(a staticAnswer) map[string]string {
+	v := map[string]string{"status": fmt.Sprint(a.res.StatusCode)}
+	for _, k := range []string{"Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "ETag", "Last-Modified",
+		"Cache-Control", "Expires", "Set-Cookie", "Content-Disposition", "Location", "X-Robots-Tag", "X-Content-Type-Options", "Vary"} {
+		if vs := a.res.Header.Values(k); len(vs) > 0 {
+			v[k] = strings.Join(vs, "|")
+		}
+	}
+	for k, vs := range a.res.Header {
+		if strings.HasPrefix(k, "X-Accel") {
+			v[k] = strings.Join(vs, "|")
+		}
+	}
+	body := string(a.body)
+	if strings.HasPrefix(a.res.Header.Get("Content-Type"), "multipart/byteranges") {
+		sv := staticView(a)
+		v["Content-Type"], body = sv["Content-Type"], sv["body"]
+		delete(v, "Content-Length")
+	}
+	switch {
+	case strings.Contains(body, "<hr><center>nginx"):
+		body = "nginx's page"
+		delete(v, "Content-Length")
+	case a.res.Header.Get("Content-Type") == "text/plain; charset=utf-8" && a.res.StatusCode >= 400:
+		body = "text"
+		delete(v, "Content-Length")
+	case len(body) > 100:
+		body = fmt.Sprintf("%d bytes %x", len(body), sha256.Sum256(a.body))
+	}
+	v["body"] = body
+	return v
+}
+
+// accelRules are the differences the gateway makes wherever they apply
+// (README's X-Accel-Redirect, error_page and static rows).
+var accelRules = []staticRule{
+	staticRules[0], // X-Content-Type-Options: nosniff
+	staticRules[1], // Vary: Accept-Encoding where the gateway may gzip
+	staticRules[2], // Accept-Ranges on a 206
+	staticRules[3], // no Last-Modified on a 304 that has an ETag
+	{"Content-Length on PHP's own answer (buffered whole), nginx's chunked", func(n, g map[string]string) bool {
+		if n["status"] != g["status"] || n["body"] != g["body"] || n["Content-Length"] != "" || g["Content-Length"] == "" {
+			return false
+		}
+		delete(g, "Content-Length")
+		return true
+	}},
+	{"Cache-Control: private on a file sent for an app that set none", func(n, g map[string]string) bool {
+		if n["status"] != g["status"] || n["status"] >= "400" || n["Cache-Control"] != "" || g["Cache-Control"] != "private" {
+			return false
+		}
+		delete(g, "Cache-Control")
+		return true
+	}},
+	{"no ETag on an error page: nginx's names the page's file", func(n, g map[string]string) bool {
+		if n["status"] != g["status"] || n["status"] < "400" || n["body"] != g["body"] || n["ETag"] == "" || g["ETag"] != "" {
+			return false
+		}
+		delete(n, "ETag")
+		return true
+	}},
+	{"an error page's own type, not the charset nginx keeps from PHP's Content-Type", func(n, g map[string]string) bool {
+		if n["status"] != g["status"] || n["status"] < "400" || n["Content-Type"] != "text/html; charset=UTF-8" || g["Content-Type"] != "text/html" {
+			return false
+		}
+		delete(n, "Content-Type")
+		delete(g, "Content-Type")
+		return true
+	}},
+	{"an error's own answer: nginx's page, the gateway's line of text", func(n, g map[string]string) bool {
+		if n["status"] != g["status"] || n["body"] != "nginx's page" || g["body"] != "text" {
+			return false
+		}
+		for _, m := range []map[string]string{n, g} {
+			delete(m, "body")
+			delete(m, "Content-Type")
+		}
+		return true
+	}},
+}
+
+func TestNginxDiffAccel(t *testing.T) {
+	t.Parallel()
+	s := newAccelDiffSite(t)
+	pages := "404=/404.html,502 503 504=/errors/50x.html"
+	ng := harness.StartNginx(t, 1, func(addrs []string) string {
+		return s.accelNginx(addrs[0], s.fpm.Addr, "error_page 404 /404.html;\n        error_page 502 503 504 /errors/50x.html;")
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("nginx error log:\n%s", ng.Log())
+		}
+	})
+	gw := s.accelGateway(t, s.fpm.Addr, pages)
+	get := func(target string, headers ...string) accelCase {
+		return accelCase{method: "GET", target: target, headers: headers}
+	}
+	var cases []accelCase
+	for _, target := range []string{
+		"/downloads/file.txt", "/protected/invoice.pdf", "/public.txt", "/404.html",
+		"/downloads/sp%20ace.txt", "/downloads/sp ace.txt", "/downloads/caf%C3%A9.txt", "/downloads/café.txt",
+		"/protected/sp%20ace.pdf", "/protected/caf%C3%A9.pdf", "/protected/deep/a/b/c.txt", "/protected/deep%2Fa%2Fb/c.txt",
+		"/downloads/x%2Fy.txt", "/downloads/x%252Fy.txt", "/downloads/a%3Fb.txt", "/downloads/a?b.txt",
+		"/downloads/file.txt%00", "/downloads/file.txt%00.html", "/downloads/%2e%2e/secret.php", "/downloads/%2e%2e/public.txt",
+		"/downloads/../public.txt", "/protected/../secret.php", "/protected/..%2fsecret.php", "/protected/%2e%2e%2f.env",
+		"/downloads/file.txt?x=1", "/protected/invoice.pdf?download=1#x",
+		"/downloads/", "/downloads/sub", "/downloads/sub/", "/protected/", "/protected", "/protected/sub",
+		"/downloads/missing.txt", "/protected/missing.pdf", "/missing.txt",
+		"/secret.php", "/downloads/x.php", "/protected/x.php", "/downloads/x.PHP", "/downloads/x%2ephp",
+		"/.env", "/downloads/.hidden", "/protected/.hidden", "/protected/%2ehidden",
+		"http://example.com/public.txt", "//example.com/public.txt", "public.txt", "", "@named",
+		"/errors/50x.html", "/protected//invoice.pdf", "/downloads/./file.txt", "/protected/./invoice.pdf",
+		"/protected/empty.txt",
+	} {
+		cases = append(cases, get(accel(target)))
+	}
+	cases = append(cases,
+		get(accel("/protected/invoice.pdf", "Content-Type: application/pdf", `Content-Disposition: attachment; filename="invoice.pdf"`,
+			"Cache-Control: max-age=60", "Set-Cookie: dl=1; Path=/", `ETag: "app"`, "Last-Modified: Mon, 01 Jan 2024 00:00:00 GMT",
+			"Expires: Thu, 01 Jan 2099 00:00:00 GMT", "X-Robots-Tag: noindex")),
+		get(accel("/protected/invoice.pdf", "Content-Length: 5")),
+		get(accel("/protected/invoice.pdf", "Content-Type:")),
+		get(accel("/protected/invoice.pdf", "Cache-Control: no-store", "Set-Cookie: dl=1")),
+		get(accel("/protected/missing.pdf", "Content-Type: application/pdf", `Content-Disposition: attachment; filename="x.pdf"`,
+			"Cache-Control: max-age=60", "Set-Cookie: dl=1; Path=/")),
+		get(accel("/protected/invoice.pdf") + "&code=404"),
+		get(accel("/protected/invoice.pdf") + "&code=206"),
+		get(accel("/protected/invoice.pdf", "Content-Range: bytes 0-1/16") + "&code=206"),
+		get(accel("/protected/invoice.pdf") + "&code=500"),
+		get(accel("/protected/invoice.pdf") + "&code=302"),
+		get(accel("/protected/invoice.pdf") + "&body=the+app%27s+body"),
+		get(accel("/protected/download.bin"), "Range: bytes=2-4"),
+		get(accel("/protected/download.bin"), "Range: bytes=0-1,5-6"),
+		get(accel("/protected/download.bin"), "Range: bytes=5000-"),
+		get(accel("/protected/download.bin", "Content-Length: 0")),
+	)
+	tag := accelDo(t, gw, get(accel("/protected/download.bin"))).res.Header.Get("ETag")
+	lm := accelDiffMtime.Format(http.TimeFormat)
+	cases = append(cases,
+		get(accel("/protected/download.bin"), "If-None-Match: "+tag),
+		get(accel("/protected/download.bin"), `If-None-Match: "app"`),
+		get(accel("/protected/download.bin"), "If-Modified-Since: "+lm),
+		get(accel("/protected/download.bin"), "Range: bytes=2-4", "If-Range: "+tag),
+		get(accel("/protected/download.bin", "Set-Cookie: dl=1"), "If-None-Match: "+tag),
+		accelCase{method: "HEAD", target: accel("/protected/download.bin")},
+		accelCase{method: "HEAD", target: accel("/protected/missing.pdf")},
+		accelCase{method: "POST", target: accel("/protected/download.bin"), body: "a=1"},
+		accelCase{method: "POST", target: accel("/protected/download.bin"), body: "a=1", headers: []string{"Range: bytes=2-4"}},
+		accelCase{method: "PUT", target: accel("/protected/invoice.pdf"), body: "a=1"},
+		accelCase{method: "DELETE", target: accel("/protected/invoice.pdf")},
+		accelCase{method: "OPTIONS", target: accel("/protected/invoice.pdf")},
+	)
+	// Direct requests into the internal directories, every spelling.
+	for _, target := range []string{
+		"/downloads/file.txt", "//downloads/file.txt", "/./downloads/file.txt", "/x/../downloads/file.txt",
+		"/%64ownloads/file.txt", "/downloads%2Ffile.txt", "/downloads%2ffile.txt", "/downloads/file.txt?", "/downloads/file.txt?a=1",
+		"/downloads", "/downloads/", "/downloads/sub/", "/downloads/x.php", "/downloads/.hidden", "/downloads/file.txt/",
+		"/downloads/file.txt%00", "/downloads/./file.txt", "/downloads//file.txt", "/Downloads/file.txt", "/downloads;/file.txt",
+		"/downloads/file%2etxt", "/index.php/../downloads/file.txt", "/protected/invoice.pdf", "/protected/", "/protected",
+		"/protected/x.php", "/protected/sub/inner.txt", "/%70rotected/invoice.pdf", "/protected%2Finvoice.pdf",
+		"/errors/50x.html", "/errors/", "/errors", "/secret.php/../downloads/file.txt", "/downloads/..%2Fpublic.txt",
+		"http://shop.example/downloads/file.txt", "/downloads/file.txt#x",
+	} {
+		cases = append(cases, get(target))
+	}
+	cases = append(cases,
+		accelCase{method: "HEAD", target: "/downloads/file.txt"},
+		accelCase{method: "POST", target: "/protected/invoice.pdf", body: "a=1"},
+	)
+	// Error pages: the gateway's own 404s, a 404 page's own conditions,
+	// a body too large, PHP's own 404, a timeout.
+	cases = append(cases,
+		get("/missing.php"),
+		accelCase{method: "HEAD", target: "/missing.php"},
+		get("/missing.php", "Range: bytes=0-5"),
+		get("/missing.php", "If-None-Match: "+accelDo(t, ngAddr(ng), get("/404.html")).res.Header.Get("ETag")),
+		get("/missing.php", "If-Modified-Since: "+lm),
+		get("/404.html"),
+		get("/nope"),
+		get("/.env"),
+		accelCase{method: "POST", target: "/accel.php", body: strings.Repeat("a", 2000)},
+		accelCase{method: "TRACE", target: "/public.txt"},
+		get("/sleep.php"),
+	)
+	cases = append(cases,
+		// The header's name in any case, and the first of two.
+		get(accel("", "x-accel-redirect: /protected/invoice.pdf")),
+		get(accel("/protected/invoice.pdf", "X-Accel-Redirect: /downloads/file.txt")),
+		// What the app tells nginx never reaches the client.
+		get(accel("/protected/invoice.pdf", "X-Accel-Buffering: no", "X-Accel-Expires: 60", "X-Accel-Limit-Rate: 1000", "X-Accel-Charset: utf-8")),
+		get("/accel.php?h[]=X-Accel-Buffering:+no&h[]=X-Accel-Expires:+60&h[]=X-Accel-Limit-Rate:+1000&h[]=X-Accel-Charset:+utf-8&body=b"),
+		get(accel("/protected/invoice.pdf") + "&code=304"),
+		get(accel("/protected/invoice.pdf") + "&code=204"),
+	)
+	// Each difference the gateway means, README's X-Accel-Redirect and
+	// internal paths rows: only a file is sent, never a directory, a
+	// script (nginx runs /secret.php again, and sends the source of a .php
+	// in an internal directory), a dotfile (nginx sends those in an
+	// internal directory) or a URL nginx would hand the front controller.
+	expect := func(target string, diffs ...string) {
+		t.Helper()
+		for i := range cases {
+			if cases[i].target == target && cases[i].method == "GET" && cases[i].headers == nil {
+				cases[i].diffs = diffs
+				return
+			}
+		}
+		t.Fatalf("no case %s", target)
+	}
+	page404 := "body: the app's own 404 | <!doctype html><title>Not found</title>\n"
+	for _, target := range []string{"/downloads/", "/protected/", "/secret.php", "/downloads/x.php", "/protected/x.php",
+		"/downloads/x%2ephp", "/downloads/.hidden", "/protected/.hidden", "/protected/%2ehidden"} {
+		expect(accel(target), "status: 200 | 404")
+	}
+	for _, target := range []string{"/downloads/sub", "/protected/sub"} {
+		expect(accel(target), "status: 301 | 404")
+	}
+	expect(accel("/downloads/sub/"), "status: 403 | 404")
+	expect(accel("/.env"), "status: 403 | 404")
+	expect(accel("@named"), "status: 500 | 404")
+	for _, target := range []string{"/protected", "/missing.txt", "//example.com/public.txt"} {
+		expect(accel(target), "Content-Length:  | 40", page404)
+	}
+	// nginx passes on only the fields it knows to describe the download;
+	// the gateway all of the app's (README, X-Accel-Redirect row).
+	cases[slices.IndexFunc(cases, func(c accelCase) bool { return strings.Contains(c.target, "X-Robots-Tag") })].diffs =
+		[]string{"X-Robots-Tag:  | noindex"}
+	// nginx's error page after a failed X-Accel-Redirect keeps what the
+	// app said about the download; the gateway's does not.
+	cases[slices.IndexFunc(cases, func(c accelCase) bool { return strings.Contains(c.target, "x.pdf") })].diffs =
+		[]string{"Cache-Control: max-age=60 | ", `Content-Disposition: attachment; filename="x.pdf" | `}
+	// Direct requests: nginx redirects a directory without its slash
+	// before its internal location refuses it, answers a NUL with 400,
+	// and hands an alias location's URL without its slash to the front
+	// controller (no location matches it); the dotfile rule is nginx's
+	// deny (403).
+	expect("/downloads", "status: 301 | 404")
+	expect("/downloads/file.txt%00", "status: 400 | 404")
+	expect("/protected", "Content-Length:  | 40", page404)
+	expect("/errors", "Content-Length:  | 40", page404)
+	expect("/.env", "status: 403 | 404")
+	compareAccel(t, ngAddr(ng), gw, cases, accelRules)
+}
+
+// ngAddr is the address of ng's only listener.
+func ngAddr(ng *harness.Nginx) string { return ng.Addrs[0] }
+
+// compareAccel is compareStatic for accelCase.
+func compareAccel(t *testing.T, nginx, gw string, cases []accelCase, rules []staticRule) {
+	t.Helper()
+	_, nport, _ := net.SplitHostPort(nginx)
+	seen := map[string]int{}
+	for _, c := range cases {
+		n, g := accelView(accelDo(t, nginx, c)), accelView(accelDo(t, gw, c))
+		what := c.method + " " + c.target
+		if u, err := url.Parse(c.target); err == nil && strings.HasPrefix(c.target, "/accel.php?") {
+			what = fmt.Sprintf("%s accel %q %q code=%s", c.method, u.Query().Get("t"), u.Query()["h[]"], u.Query().Get("code"))
+		}
+		for k, v := range c.gw {
+			if g[k] != v {
+				t.Errorf("%s %q: the gateway's %s is %q, want %q", what, c.headers, k, g[k], v)
+			}
+		}
+		for _, r := range rules {
+			if r.apply(n, g) {
+				seen[r.name]++
+			}
+		}
+		var got []string
+		if n["status"] != g["status"] {
+			got = []string{"status: " + n["status"] + " | " + g["status"]}
+		} else {
+			for _, k := range unionKeys(n, g) {
+				if n[k] != g[k] {
+					got = append(got, k+": "+strings.ReplaceAll(n[k], ":"+nport+"/", ":PORT/")+" | "+g[k])
+				}
+			}
+		}
+		if strings.Join(got, "\n") != strings.Join(c.diffs, "\n") {
+			t.Errorf("%s %q: nginx | gateway:\n    %s\nwant:\n    %s\n  nginx: %v\n  gateway: %v", what, c.headers,
+				strings.Join(got, "\n    "), strings.Join(c.diffs, "\n    "), n, g)
+		}
+	}
+	for _, r := range rules {
+		if seen[r.name] == 0 {
+			t.Errorf("documented difference no longer seen: %s", r.name)
+		}
+	}
+}
+
+// TestNginxDiffAccelErrorPages: error pages while php-fpm is down, one of
+// them missing, both in an internal directory: nginx with error_page
+// 502 503 504 /errors/50x.html and error_page 404 /errors/404.html (a
+// file that does not exist), the gateway with the same
+// SESSIONGATE_ERROR_PAGES.
+func TestNginxDiffAccelErrorPages(t *testing.T) {
+	t.Parallel()
+	s := newAccelDiffSite(t)
+	down := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	ng := harness.StartNginx(t, 1, func(addrs []string) string {
+		return s.accelNginx(addrs[0], down, "error_page 404 /errors/404.html;\n        error_page 502 503 504 /errors/50x.html;")
+	})
+	gw := s.accelGateway(t, down, "404=/errors/404.html,502 503 504=/errors/50x.html")
+	get := func(target string, headers ...string) accelCase {
+		return accelCase{method: "GET", target: target, headers: headers}
+	}
+	lm := accelDiffMtime.Format(http.TimeFormat)
+	cases := []accelCase{
+		get(accel("/protected/invoice.pdf")),
+		get("/"),
+		get("/accel.php", "Range: bytes=0-5"),
+		get("/accel.php", "If-Modified-Since: "+lm),
+		accelCase{method: "HEAD", target: "/accel.php"},
+		accelCase{method: "POST", target: "/accel.php", body: "a=1"},
+		get("/public.txt"),
+		get("/downloads/file.txt"),
+		get("/errors/50x.html"),
+		get("/errors/404.html"),
+		accelCase{method: "HEAD", target: "/downloads/file.txt"},
+	}
+	cases[len(cases)-1].diffs = []string{"Content-Length: 153 | ", "Content-Type: text/html | text/plain; charset=utf-8", "body:  | text"}
+	var rules []staticRule
+	for _, r := range accelRules {
+		if strings.HasPrefix(r.name, "an error's own answer") || strings.HasPrefix(r.name, "no ETag on an error page") ||
+			strings.HasPrefix(r.name, "Vary") || strings.HasPrefix(r.name, "X-Content-Type-Options") {
+			rules = append(rules, r)
+		}
+	}
+	compareAccel(t, ngAddr(ng), gw, cases, rules)
+}
