@@ -304,12 +304,12 @@ func TestNginxDiffAccel(t *testing.T) {
 		get(accel("/protected/invoice.pdf", "Cache-Control: no-store", "Set-Cookie: dl=1")),
 		get(accel("/protected/missing.pdf", "Content-Type: application/pdf", `Content-Disposition: attachment; filename="x.pdf"`,
 			"Cache-Control: max-age=60", "Set-Cookie: dl=1; Path=/")),
-		get(accel("/protected/invoice.pdf") + "&code=404"),
-		get(accel("/protected/invoice.pdf") + "&code=206"),
-		get(accel("/protected/invoice.pdf", "Content-Range: bytes 0-1/16") + "&code=206"),
-		get(accel("/protected/invoice.pdf") + "&code=500"),
-		get(accel("/protected/invoice.pdf") + "&code=302"),
-		get(accel("/protected/invoice.pdf") + "&body=the+app%27s+body"),
+		get(accel("/protected/invoice.pdf")+"&code=404"),
+		get(accel("/protected/invoice.pdf")+"&code=206"),
+		get(accel("/protected/invoice.pdf", "Content-Range: bytes 0-1/16")+"&code=206"),
+		get(accel("/protected/invoice.pdf")+"&code=500"),
+		get(accel("/protected/invoice.pdf")+"&code=302"),
+		get(accel("/protected/invoice.pdf")+"&body=the+app%27s+body"),
 		get(accel("/protected/download.bin"), "Range: bytes=2-4"),
 		get(accel("/protected/download.bin"), "Range: bytes=0-1,5-6"),
 		get(accel("/protected/download.bin"), "Range: bytes=5000-"),
@@ -370,8 +370,8 @@ func TestNginxDiffAccel(t *testing.T) {
 		// What the app tells nginx never reaches the client.
 		get(accel("/protected/invoice.pdf", "X-Accel-Buffering: no", "X-Accel-Expires: 60", "X-Accel-Limit-Rate: 1000", "X-Accel-Charset: utf-8")),
 		get("/accel.php?h[]=X-Accel-Buffering:+no&h[]=X-Accel-Expires:+60&h[]=X-Accel-Limit-Rate:+1000&h[]=X-Accel-Charset:+utf-8&body=b"),
-		get(accel("/protected/invoice.pdf") + "&code=304"),
-		get(accel("/protected/invoice.pdf") + "&code=204"),
+		get(accel("/protected/invoice.pdf")+"&code=304"),
+		get(accel("/protected/invoice.pdf")+"&code=204"),
 	)
 	// Each difference the gateway means, README's X-Accel-Redirect and
 	// internal paths rows: only a file is sent, never a directory, a
@@ -429,10 +429,25 @@ func ngAddr(ng *harness.Nginx) string { return ng.Addrs[0] }
 // compareAccel is compareStatic for accelCase.
 func compareAccel(t *testing.T, nginx, gw string, cases []accelCase, rules []staticRule) {
 	t.Helper()
+	compareAccelKeys(t, nginx, gw, cases, rules)
+}
+
+// compareAccelKeys is compareAccel with more header fields compared.
+func compareAccelKeys(t *testing.T, nginx, gw string, cases []accelCase, rules []staticRule, keys ...string) {
+	t.Helper()
 	_, nport, _ := net.SplitHostPort(nginx)
 	seen := map[string]int{}
+	view := func(a staticAnswer) map[string]string {
+		v := accelView(a)
+		for _, k := range keys {
+			if vs := a.res.Header.Values(k); len(vs) > 0 {
+				v[k] = strings.Join(vs, "|")
+			}
+		}
+		return v
+	}
 	for _, c := range cases {
-		n, g := accelView(accelDo(t, nginx, c)), accelView(accelDo(t, gw, c))
+		n, g := view(accelDo(t, nginx, c)), view(accelDo(t, gw, c))
 		what := c.method + " " + c.target
 		if u, err := url.Parse(c.target); err == nil && strings.HasPrefix(c.target, "/accel.php?") {
 			what = fmt.Sprintf("%s accel %q %q code=%s", c.method, u.Query().Get("t"), u.Query()["h[]"], u.Query().Get("code"))
@@ -508,4 +523,142 @@ func TestNginxDiffAccelErrorPages(t *testing.T) {
 		}
 	}
 	compareAccel(t, ngAddr(ng), gw, cases, rules)
+}
+
+// accelSessionPHP counts its runs in the session, regenerates the ID when
+// asked, and answers with X-Accel-Redirect: t without closing the session
+// itself: PHP writes it at shutdown, after the headers.
+const accelSessionPHP = `<?php
+session_start();
+$_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;
+if (isset($_GET['regen'])) { session_regenerate_id(true); }
+header('Content-Type: application/pdf');
+header('Content-Disposition: attachment; filename="x.pdf"');
+header('X-Accel-Redirect: ' . $_GET['t']);
+echo 'dropped';
+`
+
+// TestAccelSessionSaved: whatever the X-Accel-Redirect leads to (the file,
+// a HEAD or POST of it, a missing file, a script, a dotfile, a directory,
+// a path the client is kept out of, an error page), the session change
+// PHP made is saved, its lock released for the user's next request, and
+// a regenerated ID's cookie reaches the client.
+func TestAccelSessionSaved(t *testing.T) {
+	t.Parallel()
+	private := t.TempDir()
+	if err := os.WriteFile(filepath.Join(private, "invoice.pdf"), []byte("%PDF invoice"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(private, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{".hidden", "x.php", "sub/secret.pdf"} {
+		if err := os.WriteFile(filepath.Join(private, name), []byte("SECRET"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := startSessionStack(t, stackOpts{fpm: harness.PHPFPMOptions{Children: 2}, env: []string{
+		"SESSIONGATE_INTERNAL_PATHS=/protected/=" + private,
+		"SESSIONGATE_RESTRICTED_PATHS=/protected/sub/ none",
+		"SESSIONGATE_ERROR_PAGES=404=/404.html",
+		"SESSIONGATE_SESSION_LOCK_TIMEOUT=2s",
+	}})
+	writeTree(t, s.fpm.DocRoot, map[string]string{"accel_session.php": accelSessionPHP, "404.html": "<h1>no such page</h1>"})
+	gw := s.gws[0]
+	ck := s.newSession(t)
+	n := 0
+	for _, c := range []struct {
+		method, target string
+		status         int
+		body           string
+	}{
+		{"GET", "/protected/invoice.pdf", 200, "%PDF invoice"},
+		{"HEAD", "/protected/invoice.pdf", 200, ""},
+		{"POST", "/protected/invoice.pdf", 200, "%PDF invoice"},
+		{"GET", "/protected/missing.pdf", 404, "<h1>no such page</h1>"},
+		{"GET", "/protected/x.php", 404, "<h1>no such page</h1>"},
+		{"GET", "/protected/.hidden", 404, "<h1>no such page</h1>"},
+		{"GET", "/protected/sub/", 403, "Forbidden\n"},
+		{"GET", "/protected/sub/secret.pdf", 403, "Forbidden\n"},
+		{"GET", "/protected/..%2fx.php", 404, "<h1>no such page</h1>"},
+		{"GET", "/protected/", 404, "<h1>no such page</h1>"},
+		{"GET", "@named", 404, "<h1>no such page</h1>"},
+	} {
+		for _, regen := range []bool{false, true} {
+			target := "/accel_session.php?t=" + url.QueryEscape(c.target)
+			if regen {
+				target += "&regen=1"
+			}
+			req := gw.request(c.method, target, ck)
+			res, err := sessionClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", c.method, target, err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			n++
+			if res.StatusCode != c.status || string(b) != c.body {
+				t.Errorf("%s %s: %d %q, want %d %q", c.method, target, res.StatusCode, b, c.status, c.body)
+			}
+			var set string
+			for _, k := range res.Cookies() {
+				if k.Name == "sessionid" {
+					set = k.Value
+				}
+			}
+			if regen {
+				if set == "" || set == ck {
+					t.Errorf("%s %s: regenerated, cookie %q", c.method, target, set)
+				} else {
+					ck = set
+				}
+			}
+			// The next request of the same session is not kept
+			// waiting for a lock (2s, then 503), and sees the count.
+			d := gw.dump(t, ck)
+			if want := fmt.Sprintf(`"n":%d`, n); !strings.Contains(string(d.Data), want) {
+				t.Errorf("%s %s: session after: %s, want %s", c.method, target, d.Data, want)
+			}
+		}
+	}
+}
+
+// TestNginxDiffAccelHeaders: fastcgi_hide_header and add_header ... always
+// against SESSIONGATE_HIDE_HEADERS and SESSIONGATE_RESPONSE_HEADERS, on
+// the files X-Accel-Redirect sends and on the error pages.
+func TestNginxDiffAccelHeaders(t *testing.T) {
+	t.Parallel()
+	s := newAccelDiffSite(t)
+	ng := harness.StartNginx(t, 1, func(addrs []string) string {
+		return s.accelNginx(addrs[0], s.fpm.Addr, `error_page 404 /404.html;
+        error_page 502 503 504 /errors/50x.html;
+        fastcgi_hide_header X-Powered-By;
+        fastcgi_hide_header X-Secret;
+        add_header X-Frame-Options SAMEORIGIN always;`)
+	})
+	gw := s.accelGateway(t, s.fpm.Addr, "404=/404.html,502 503 504=/errors/50x.html",
+		"SESSIONGATE_HIDE_HEADERS=X-Powered-By,X-Secret", "SESSIONGATE_RESPONSE_HEADERS=X-Frame-Options: SAMEORIGIN")
+	get := func(target string, headers ...string) accelCase {
+		return accelCase{method: "GET", target: target, headers: headers}
+	}
+	hdrs := []string{"X-Powered-By: PHP/8.2", "X-Secret: s3cret"}
+	cases := []accelCase{
+		get(accel("/protected/invoice.pdf", hdrs...)),
+		get(accel("/downloads/file.txt", hdrs...), "Range: bytes=0-1"),
+		get(accel("/protected/missing.pdf", hdrs...)),
+		get(accel("/secret.php", hdrs...)),
+		get("/accel.php?h[]=X-Powered-By:+PHP/8.2&h[]=X-Secret:+s3cret&body=b"),
+		get("/downloads/file.txt"),
+		get("/missing.php"),
+		get("/public.txt"),
+		get("/sleep.php"),
+	}
+	cases[3].diffs = []string{"status: 200 | 404"}
+	var rules []staticRule
+	for _, r := range accelRules {
+		if !strings.HasPrefix(r.name, "an error's own answer") && !strings.HasPrefix(r.name, "no Last-Modified on a 304") {
+			rules = append(rules, r)
+		}
+	}
+	compareAccelKeys(t, ngAddr(ng), gw, cases, rules, "X-Frame-Options", "X-Powered-By", "X-Secret")
 }
