@@ -241,7 +241,7 @@ var accelRules = []staticRule{
 		return true
 	}},
 	{"an error page's own type, not the charset nginx keeps from PHP's Content-Type", func(n, g map[string]string) bool {
-		if n["status"] != g["status"] || n["status"] < "400" || n["Content-Type"] != "text/html; charset=UTF-8" || g["Content-Type"] != "text/html" {
+		if n["status"] != g["status"] || n["status"] < "400" || !strings.EqualFold(n["Content-Type"], "text/html; charset=UTF-8") || g["Content-Type"] != "text/html" {
 			return false
 		}
 		delete(n, "Content-Type")
@@ -661,4 +661,87 @@ func TestNginxDiffAccelHeaders(t *testing.T) {
 		}
 	}
 	compareAccelKeys(t, ngAddr(ng), gw, cases, rules, "X-Frame-Options", "X-Powered-By", "X-Secret")
+}
+
+// accelWSGI is accel.php as a WSGI app under /dj/: status code, header
+// lines h[], X-Accel-Redirect t, body.
+const accelWSGI = `from urllib.parse import parse_qs
+
+
+def app(environ, start_response):
+    q = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    headers = []
+    for line in q.get("h[]", []):
+        k, _, v = line.partition(":")
+        headers.append((k.strip(), v.strip()))
+    if "t" in q:
+        headers.append(("X-Accel-Redirect", q["t"][0]))
+    if not any(k.lower() == "content-type" for k, _ in headers):
+        headers.append(("Content-Type", "text/html; charset=utf-8"))
+    start_response(q.get("code", ["200"])[0] + " X", headers)
+    return [q.get("body", [""])[0].encode()]
+`
+
+// TestNginxDiffAccelDjango: X-Accel-Redirect from an app behind
+// proxy_pass (gunicorn), as django-sendfile2's nginx backend sends it,
+// against the gateway's SESSIONGATE_DJANGO_PATHS.
+func TestNginxDiffAccelDjango(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "gunicorn")
+	s := newAccelDiffSite(t)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"accelapp.py": accelWSGI})
+	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: dir, App: "accelapp:app", Workers: 1})
+	ng := harness.StartNginx(t, 1, func(addrs []string) string {
+		return fmt.Sprintf(`
+    server {
+        listen %s;
+        server_name shop.example;
+        root %s;
+        error_page 404 /404.html;
+        error_page 502 503 504 /errors/50x.html;
+        location /dj/ {
+            proxy_pass http://%s;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+        }
+        location / { try_files $uri =404; }
+        location ^~ /downloads/ { internal; }
+        location ^~ /protected/ { internal; alias %s/; }
+        location ^~ /errors/ { internal; alias %s/; }
+    }
+`, addrs[0], s.root, g.Addr, s.private, s.errors)
+	})
+	gw := s.accelGateway(t, s.fpm.Addr, "404=/404.html,502 503 504=/errors/50x.html",
+		"SESSIONGATE_DJANGO_URL=http://"+g.Addr, "SESSIONGATE_DJANGO_PATHS=/dj/")
+	dj := func(target string) string { return "/dj/" + strings.TrimPrefix(target, "/accel.php") }
+	get := func(target string, headers ...string) accelCase {
+		return accelCase{method: "GET", target: dj(target), headers: headers}
+	}
+	cases := []accelCase{
+		get(accel("/downloads/file.txt")),
+		get(accel("/protected/invoice.pdf", "Content-Type: application/pdf", `Content-Disposition: inline; filename="invoice.pdf"`,
+			"Content-Length: 16", "X-Accel-Buffering: no", "Set-Cookie: dl=1; Path=/", "Cache-Control: no-cache")),
+		get(accel("/protected/caf%C3%A9.pdf")),
+		get(accel("/protected/sp%20ace.pdf")),
+		get(accel("/protected/download.bin"), "Range: bytes=2-4"),
+		get(accel("/protected/missing.pdf", "Content-Type: application/pdf")),
+		get(accel("/protected/..%2fx.php")),
+		get(accel("/protected/invoice.pdf", "Content-Length: 100000")),
+		get(accel("/protected/invoice.pdf") + "&body=" + strings.Repeat("x", 1000)),
+		{method: "HEAD", target: dj(accel("/protected/invoice.pdf"))},
+		{method: "POST", target: dj(accel("/protected/invoice.pdf")), body: "a=1"},
+		get("/dj/?h[]=X-Accel-Buffering:+no&h[]=X-Accel-Expires:+60&body=b"),
+	}
+	// nginx sends the source of a .php file in an internal directory.
+	cases = append(cases, accelCase{method: "GET", target: dj(accel("/protected/x.php")), diffs: []string{"status: 200 | 404"}})
+	var rules []staticRule
+	for _, r := range accelRules {
+		if !strings.HasPrefix(r.name, "an error's own answer") && !strings.HasPrefix(r.name, "no Last-Modified on a 304") &&
+			!strings.HasPrefix(r.name, "Content-Length on PHP's") {
+			rules = append(rules, r)
+		}
+	}
+	compareAccel(t, ngAddr(ng), gw, cases, rules)
 }
