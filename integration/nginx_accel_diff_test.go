@@ -371,7 +371,31 @@ func TestNginxDiffAccel(t *testing.T) {
 		get(accel("/protected/invoice.pdf", "X-Accel-Buffering: no", "X-Accel-Expires: 60", "X-Accel-Limit-Rate: 1000", "X-Accel-Charset: utf-8")),
 		get("/accel.php?h[]=X-Accel-Buffering:+no&h[]=X-Accel-Expires:+60&h[]=X-Accel-Limit-Rate:+1000&h[]=X-Accel-Charset:+utf-8&body=b"),
 		get(accel("/protected/invoice.pdf")+"&code=304"),
+		get(accel("/protected/invoice.pdf%3Fx=1")),
+		get(accel("/")),
+		get(accel("?x")),
+		get(accel("/protected/invoice.pdf", "Content-Encoding: gzip")),
+		get(accel("/protected/invoice.pdf", "Vary: Cookie")),
+		get(accel("/protected/invoice.pdf", "Content-Type: text/html")),
+		get(accel("/protected/download.bin"), "Range: bytes=2-4", "If-Range: "+accelDiffMtime.Format(http.TimeFormat)),
+		get(accel("/protected/empty.txt"), "Range: bytes=-5"),
 		get(accel("/protected/invoice.pdf")+"&code=204"),
+	)
+	// A precondition the file fails: nginx's page, ServeContent's empty
+	// 412 with the file's validators; neither keeps what the app said
+	// about the download (a shared cache could keep the refusal). A range
+	// the file does not have: nginx keeps the app's freshness on its 416.
+	public := "Cache-Control: public, max-age=600"
+	cases = append(cases,
+		accelCase{method: "GET", target: accel("/protected/download.bin", public, `Content-Disposition: attachment; filename="d.bin"`),
+			headers: []string{`If-Match: "x"`},
+			diffs:   []string{"Content-Length:  | 0", "Content-Type: text/html | ", "ETag:  | " + tag, "Last-Modified:  | " + lm, "body: nginx's page | "}},
+		accelCase{method: "GET", target: accel("/protected/download.bin", "Expires: Thu, 01 Jan 2099 00:00:00 GMT"),
+			headers: []string{"If-Unmodified-Since: " + time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Format(http.TimeFormat)},
+			diffs: []string{"Cache-Control:  | private", "Content-Length:  | 0", "Content-Type: text/html | ", "ETag:  | " + tag,
+				"Last-Modified:  | " + lm, "body: nginx's page | "}},
+		accelCase{method: "GET", target: accel("/protected/download.bin", public, `Content-Disposition: attachment; filename="d.bin"`),
+			headers: []string{"Range: bytes=900-800"}, diffs: []string{public + " | ", `Content-Disposition: attachment; filename="d.bin" | `}},
 	)
 	// Each difference the gateway means, README's X-Accel-Redirect and
 	// internal paths rows: only a file is sent, never a directory, a
@@ -398,6 +422,7 @@ func TestNginxDiffAccel(t *testing.T) {
 	}
 	expect(accel("/downloads/sub/"), "status: 403 | 404")
 	expect(accel("/.env"), "status: 403 | 404")
+	expect(accel("/"), "Content-Length:  | 40", page404)
 	expect(accel("@named"), "status: 500 | 404")
 	for _, target := range []string{"/protected", "/missing.txt", "//example.com/public.txt"} {
 		expect(accel(target), "Content-Length:  | 40", page404)
@@ -406,6 +431,8 @@ func TestNginxDiffAccel(t *testing.T) {
 	// the gateway all of the app's (README, X-Accel-Redirect row).
 	cases[slices.IndexFunc(cases, func(c accelCase) bool { return strings.Contains(c.target, "X-Robots-Tag") })].diffs =
 		[]string{"X-Robots-Tag:  | noindex"}
+	cases[slices.IndexFunc(cases, func(c accelCase) bool { return strings.Contains(c.target, "Vary") })].diffs =
+		[]string{"Vary:  | Cookie"}
 	// nginx's error page after a failed X-Accel-Redirect keeps what the
 	// app said about the download; the gateway's does not.
 	cases[slices.IndexFunc(cases, func(c accelCase) bool { return strings.Contains(c.target, "x.pdf") })].diffs =

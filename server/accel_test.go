@@ -253,3 +253,50 @@ func TestAccelRedirectFromAMount(t *testing.T) {
 		t.Errorf("django page: %d %q flushed=%v", w.Code, w.Body, w.Flushed)
 	}
 }
+
+// A conditional request the file fails (412), or a range it does not
+// have (416), gets no copy of the file:
+// what the app said about the download (its Cache-Control, shared caches
+// included, its Content-Disposition and Expires) does not describe the
+// refusal, which a shared cache could otherwise keep for every client of
+// the URL, as for a static file's 412.
+func TestAccelRedirectPreconditionFailed(t *testing.T) {
+	e, _ := accelEnv(t, http.Header{
+		"Cache-Control":       {"public, max-age=600"},
+		"Content-Disposition": {`attachment; filename="report.pdf"`},
+		"Expires":             {"Thu, 01 Jan 2099 00:00:00 GMT"},
+		"Set-Cookie":          {"dl=1; Path=/"},
+	})
+	for _, tc := range []struct {
+		hdr    []string
+		status int
+	}{
+		{[]string{"If-Match", `"other"`}, http.StatusPreconditionFailed},
+		{[]string{"If-Unmodified-Since", "Wed, 01 Jan 2020 00:00:00 GMT"}, http.StatusPreconditionFailed},
+		{[]string{"Range", "bytes=100-"}, http.StatusRequestedRangeNotSatisfiable},
+	} {
+		hdr := tc.hdr
+		w := accelGet(e, "GET", "/private/report.pdf", hdr...)
+		h := w.Header()
+		if w.Code != tc.status || strings.Contains(w.Body.String(), "report") {
+			t.Errorf("%q: %d %q, want %d", hdr, w.Code, w.Body, tc.status)
+		}
+		for _, name := range []string{"Cache-Control", "Content-Disposition", "Expires"} {
+			if v := h.Get(name); v != "" {
+				t.Errorf("%q: the %d carries the download's %s: %q", hdr, w.Code, name, v)
+			}
+		}
+		if h.Get("Set-Cookie") != "dl=1; Path=/" {
+			t.Errorf("%q: the app's Set-Cookie was lost: %v", hdr, h)
+		}
+	}
+	// The file itself, and its revalidation, keep them.
+	w := accelGet(e, "GET", "/private/report.pdf", "If-Match", "*")
+	if w.Code != 200 || w.Header().Get("Cache-Control") != "public, max-age=600" || w.Header().Get("Content-Disposition") == "" {
+		t.Errorf("If-Match *: %d %v", w.Code, w.Header())
+	}
+	w = accelGet(e, "GET", "/private/report.pdf", "If-None-Match", w.Header().Get("Etag"))
+	if w.Code != 304 || w.Header().Get("Cache-Control") != "public, max-age=600" {
+		t.Errorf("304: %d %v", w.Code, w.Header())
+	}
+}
