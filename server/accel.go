@@ -336,6 +336,12 @@ func (s *Server) resolveAccel(target string) (*phproute.Router, phproute.Route, 
 			return fail(http.StatusNotFound, "a .. segment (refused, as nginx refuses it)")
 		}
 	}
+	if strings.HasSuffix(decoded, "/") || strings.HasSuffix(decoded, "/.") {
+		// nginx opens "report.pdf/", which fails, and the router refuses
+		// a client's request for it: a file is not sent under a name
+		// that says directory.
+		return fail(http.StatusNotFound, "ends in /, so names a directory")
+	}
 	clean := path.Clean(decoded)
 	for seg := range strings.SplitSeq(clean, "/") {
 		if strings.HasSuffix(strings.ToLower(seg), ".php") {

@@ -300,3 +300,26 @@ func TestAccelRedirectPreconditionFailed(t *testing.T) {
 		t.Errorf("304: %d %v", w.Code, w.Header())
 	}
 }
+
+// A value ending in "/" names a directory, as nginx reads it (open()
+// of "report.pdf/" fails): a file with a slash after its name is not
+// sent, as a client's request for it is not.
+func TestAccelRedirectTrailingSlash(t *testing.T) {
+	e, alias := accelEnv(t, http.Header{"Content-Disposition": {"attachment"}})
+	if err := os.WriteFile(filepath.Join(alias, "index.html"), []byte("alias index"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/private/report.pdf/", "/private/report.pdf/.", "/alias/invoice-42.pdf/", "/alias/a/b.txt//",
+		"/private/report.pdf%2F", "/alias/", "/alias/a/"} {
+		w := accelGet(e, "GET", target)
+		if w.Code != 404 || strings.Contains(w.Body.String(), "PDF") || strings.Contains(w.Body.String(), "alias") {
+			t.Errorf("%q: %d %q, want 404", target, w.Code, w.Body)
+		}
+		if msg, _ := e.lastLog(t)["error"].(string); !strings.Contains(msg, "directory") {
+			t.Errorf("%q: log %q, want the reason", target, msg)
+		}
+	}
+	if w := accelGet(e, "GET", "/private/report.pdf"); w.Code != 200 {
+		t.Errorf("the file itself: %d", w.Code)
+	}
+}
