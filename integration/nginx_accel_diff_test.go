@@ -81,6 +81,7 @@ func newAccelDiffSite(t *testing.T) accelDiffSite {
 		"download.bin":   strings.Repeat("0123456789", 100),
 		"caf\u00e9.pdf":  "private cafe",
 		"deep/a/b/c.txt": "deep",
+		"staff/pay.pdf":  "payroll",
 	})
 	writeTree(t, s.errors, map[string]string{
 		"50x.html": "<!doctype html><title>Maintenance</title>\n",
@@ -113,7 +114,8 @@ func (s accelDiffSite) accelNginx(listen, fpm, errorPages string) string {
         fastcgi_read_timeout 1s;
         location ^~ /downloads/ { internal; }
         location ^~ /protected/ { internal; alias `+s.private+`/; }
-        location ^~ /errors/ { internal; alias `+s.errors+`/; }`, "")
+        location ^~ /errors/ { internal; alias `+s.errors+`/; }
+        location ^~ /protected/staff/ { internal; alias `+s.private+`/staff/; deny all; }`, "")
 }
 
 // accelGateway starts the gateway configured as accelNginx.
@@ -122,7 +124,7 @@ func (s accelDiffSite) accelGateway(t *testing.T, fpm, errorPages string, env ..
 	p := startBinary(t, buildGateway(t), append([]string{"SESSIONGATE_PHP_FPM=" + fpm, "SESSIONGATE_DOCUMENT_ROOT=" + s.root,
 		"SESSIONGATE_SESSIONS=off", "SESSIONGATE_MAX_BODY=1k", "SESSIONGATE_PHP_TIMEOUT=1s", "SESSIONGATE_PHP_MAX_CONNS=2",
 		"SESSIONGATE_INTERNAL_PATHS=/downloads/,/protected/=" + s.private + ",/errors/=" + s.errors,
-		"SESSIONGATE_ERROR_PAGES=" + errorPages}, env...))
+		"SESSIONGATE_ERROR_PAGES=" + errorPages, "SESSIONGATE_RESTRICTED_PATHS=/protected/staff/ none"}, env...))
 	return strings.TrimPrefix(p.URL, "http://")
 }
 
@@ -398,6 +400,16 @@ func TestNginxDiffAccel(t *testing.T) {
 			headers: []string{"If-Unmodified-Since: " + time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Format(http.TimeFormat)},
 			diffs: []string{"Cache-Control:  | private", "Content-Length:  | 0", "Content-Type: text/html | ", "ETag:  | " + tag,
 				"Last-Modified:  | " + lm, "body: nginx's page | "}},
+		// A file in a directory no client may have (nginx's deny, the
+		// gateway's SESSIONGATE_RESTRICTED_PATHS): refused, the refusal
+		// without the download's freshness on the gateway.
+		accelCase{method: "GET", target: accel("/protected/staff/pay.pdf", public, `Content-Disposition: attachment; filename="d.bin"`,
+			"Expires: Thu, 01 Jan 2099 00:00:00 GMT"),
+			diffs: []string{public + " | ", `Content-Disposition: attachment; filename="d.bin" | `, "Expires: Thu, 01 Jan 2099 00:00:00 GMT | "}},
+		// Asked for directly: nginx's internal location answers before
+		// its access rules, the gateway's SESSIONGATE_RESTRICTED_PATHS
+		// before its internal paths.
+		accelCase{method: "GET", target: "/protected/staff/pay.pdf", diffs: []string{"status: 404 | 403"}},
 		accelCase{method: "GET", target: accel("/protected/download.bin", public, `Content-Disposition: attachment; filename="d.bin"`),
 			headers: []string{"Range: bytes=900-800"}, diffs: []string{public + " | ", `Content-Disposition: attachment; filename="d.bin" | `}},
 	)

@@ -305,9 +305,7 @@ func (s *Server) accelRestricted(w http.ResponseWriter, r *http.Request, target 
 	if status == 0 {
 		return false
 	}
-	h := w.Header()
-	h.Del("Content-Disposition")
-	h.Del("Content-Type")
+	dropDownloadHeaders(w.Header())
 	return s.refuse(w, r, i, status)
 }
 

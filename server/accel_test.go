@@ -323,3 +323,51 @@ func TestAccelRedirectTrailingSlash(t *testing.T) {
 		t.Errorf("the file itself: %d", w.Code)
 	}
 }
+
+// An X-Accel-Redirect into a path the client is kept out of (403, 401)
+// is refused without what the app said about the download: its freshness
+// would let a shared cache keep the refusal for every client of the URL,
+// as for the other refusals of the redirect.
+func TestAccelRedirectRestrictedRefusal(t *testing.T) {
+	users := basicAuthFile(t)
+	e := newEnv(t, func(c *config.Config) {
+		c.BasicAuthSpecs = []string{"/private/ " + users}
+		c.RestrictedPathSpecs = []string{"/office/ 10.0.0.0/8"}
+	})
+	for _, dir := range []string{"private", "office"} {
+		os.MkdirAll(filepath.Join(e.root, dir), 0o755)
+		os.WriteFile(filepath.Join(e.root, dir, "data.txt"), []byte("SECRETTXT"), 0o644)
+	}
+	target := ""
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{
+			"X-Accel-Redirect":    {target},
+			"Content-Type":        {"text/plain"},
+			"Content-Disposition": {"attachment"},
+			"Cache-Control":       {"public, max-age=600"},
+			"Expires":             {"Thu, 01 Jan 2099 00:00:00 GMT"},
+			"Set-Cookie":          {"dl=1; Path=/"},
+		}, Body: http.NoBody, Request: r}, nil
+	}
+	for _, tc := range []struct {
+		target string
+		want   int
+	}{{"/private/data.txt", 401}, {"/office/data.txt", 403}} {
+		target = tc.target
+		r := rawRequest(t, "GET /hello.php HTTP/1.1\r\nHost: x\r\n\r\n")
+		r.RemoteAddr = "192.0.2.9:1"
+		w := e.do(r)
+		h := w.Header()
+		if w.Code != tc.want || strings.Contains(w.Body.String(), "SECRETTXT") {
+			t.Errorf("%s: %d %q, want %d", tc.target, w.Code, w.Body, tc.want)
+		}
+		for _, name := range []string{"Cache-Control", "Content-Disposition", "Expires"} {
+			if v := h.Get(name); v != "" {
+				t.Errorf("%s: the %d carries the download's %s: %q", tc.target, w.Code, name, v)
+			}
+		}
+		if h.Get("Set-Cookie") != "dl=1; Path=/" {
+			t.Errorf("%s: the app's Set-Cookie was lost: %v", tc.target, h)
+		}
+	}
+}
