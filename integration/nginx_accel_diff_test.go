@@ -373,6 +373,9 @@ func TestNginxDiffAccel(t *testing.T) {
 		get(accel("/protected/invoice.pdf", "X-Accel-Buffering: no", "X-Accel-Expires: 60", "X-Accel-Limit-Rate: 1000", "X-Accel-Charset: utf-8")),
 		get("/accel.php?h[]=X-Accel-Buffering:+no&h[]=X-Accel-Expires:+60&h[]=X-Accel-Limit-Rate:+1000&h[]=X-Accel-Charset:+utf-8&body=b"),
 		get(accel("/protected/invoice.pdf")+"&code=304"),
+		// The file's 200: the app's other headers stay, Location too.
+		accelCase{method: "GET", target: accel("/protected/invoice.pdf", "Location: /elsewhere") + "&code=302",
+			diffs: []string{"Location:  | /elsewhere"}},
 		get(accel("/protected/invoice.pdf/")),
 		get(accel("/downloads/file.txt/.")),
 		get(accel("/protected/deep/a/b/c.txt/")),
