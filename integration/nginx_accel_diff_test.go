@@ -791,3 +791,49 @@ func TestNginxDiffAccelDjango(t *testing.T) {
 	}
 	compareAccel(t, ngAddr(ng), gw, cases, rules)
 }
+
+// TestNginxDiffAccelPathHeaders: add_header in an internal location
+// against a SESSIONGATE_RESPONSE_HEADERS line for its path: on the files
+// X-Accel-Redirect sends from it and on the error pages kept in it.
+func TestNginxDiffAccelPathHeaders(t *testing.T) {
+	t.Parallel()
+	s := newAccelDiffSite(t)
+	down := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	internal := func(fpm string) func(addrs []string) string {
+		return func(addrs []string) string {
+			return nginxPHPShop(addrs[0], s.root, fpm, `error_page 404 /404.html;
+        error_page 502 503 504 /errors/50x.html;
+        add_header X-Frame-Options SAMEORIGIN always;
+        location ^~ /protected/ { internal; alias `+s.private+`/; add_header X-Frame-Options SAMEORIGIN always; add_header X-Robots-Tag noindex always; }
+        location ^~ /errors/ { internal; alias `+s.errors+`/; add_header X-Frame-Options SAMEORIGIN always; add_header X-Robots-Tag noindex always; }`, "")
+		}
+	}
+	env := []string{"SESSIONGATE_RESPONSE_HEADERS=X-Frame-Options: SAMEORIGIN\n/protected/ X-Robots-Tag: noindex\n/errors/ X-Robots-Tag: noindex"}
+	up, dn := harness.StartNginx(t, 1, internal(s.fpm.Addr)), harness.StartNginx(t, 1, internal(down))
+	gwUp := s.accelGateway(t, s.fpm.Addr, "404=/404.html,502 503 504=/errors/50x.html", env...)
+	gwDown := s.accelGateway(t, down, "404=/404.html,502 503 504=/errors/50x.html", env...)
+	get := func(target string) accelCase { return accelCase{method: "GET", target: target} }
+	pick := func(names ...string) []staticRule {
+		var rules []staticRule
+		for _, r := range accelRules {
+			for _, n := range names {
+				if strings.HasPrefix(r.name, n) {
+					rules = append(rules, r)
+				}
+			}
+		}
+		return rules
+	}
+	// A line covers the request's URL and the file an X-Accel-Redirect
+	// names, the error page sent instead included; nginx's add_header is
+	// the location's that serves the page.
+	compareAccelKeys(t, ngAddr(up), gwUp, []accelCase{
+		get(accel("/protected/invoice.pdf")),
+		{method: "GET", target: accel("/protected/missing.pdf"), diffs: []string{"X-Robots-Tag:  | noindex"}},
+		get("/missing.php"),
+	}, pick("X-Content", "Vary", "Cache-Control: private", "no ETag", "an error page's own type"), "X-Frame-Options", "X-Robots-Tag")
+	compareAccelKeys(t, ngAddr(dn), gwDown, []accelCase{
+		{method: "GET", target: "/accel.php", diffs: []string{"X-Robots-Tag: noindex | "}},
+		{method: "HEAD", target: "/accel.php", diffs: []string{"X-Robots-Tag: noindex | "}},
+	}, pick("X-Content", "Vary", "no ETag"), "X-Frame-Options", "X-Robots-Tag")
+}
