@@ -837,3 +837,36 @@ func TestNginxDiffAccelPathHeaders(t *testing.T) {
 		{method: "HEAD", target: "/accel.php", diffs: []string{"X-Robots-Tag: noindex | "}},
 	}, pick("X-Content", "Vary", "no ETag"), "X-Frame-Options", "X-Robots-Tag")
 }
+
+// TestAccelDjangoSessionSaved: Django's session change (django-sendfile2's
+// download count) is saved whatever its X-Accel-Redirect leads to, the
+// file, a missing one, a path the client is kept out of, and the next
+// request of the session is not kept waiting.
+func TestAccelDjangoSessionSaved(t *testing.T) {
+	t.Parallel()
+	private := t.TempDir()
+	for name, body := range map[string]string{"a.pdf": "%PDF a", "pay.pdf": "payroll", "x.php": "<?php // SOURCE"} {
+		writeTree(t, private, map[string]string{name: body})
+	}
+	s, _ := startDjangoAPIStack(t, "SESSIONGATE_INTERNAL_PATHS=/protected/="+private, "SESSIONGATE_RESTRICTED_PATHS=/protected/pay.pdf none",
+		"SESSIONGATE_SESSION_LOCK_TIMEOUT=2s")
+	gw := s.gws[0]
+	ck := s.newSession(t)
+	for i, c := range []struct {
+		name, body string
+		status     int
+	}{
+		{"a.pdf", "%PDF a", 200},
+		{"missing.pdf", "", 404},
+		{"pay.pdf", "", 403},
+		{"x.php", "", 404},
+	} {
+		res, body, _ := gw.get(t, "/accounts/api/protected/"+c.name, ck)
+		if res.StatusCode != c.status || (c.body != "" && body != c.body) || strings.Contains(body, "payroll") || strings.Contains(body, "SOURCE") {
+			t.Errorf("%s: %d %q, want %d", c.name, res.StatusCode, body, c.status)
+		}
+		if d := gw.dump(t, ck); !strings.Contains(string(d.Data), fmt.Sprintf(`"downloads":%d`, i+1)) {
+			t.Errorf("%s: session after: %s, want downloads %d", c.name, d.Data, i+1)
+		}
+	}
+}
