@@ -540,9 +540,9 @@ func TestNginxDiffAccelErrorPages(t *testing.T) {
 	s := newAccelDiffSite(t)
 	down := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	ng := harness.StartNginx(t, 1, func(addrs []string) string {
-		return s.accelNginx(addrs[0], down, "error_page 404 /errors/404.html;\n        error_page 502 503 504 /errors/50x.html;")
+		return s.accelNginx(addrs[0], down, "error_page 404 /errors/404.html;\n        error_page 405 413 502 503 504 /errors/50x.html;")
 	})
-	gw := s.accelGateway(t, down, "404=/errors/404.html,502 503 504=/errors/50x.html")
+	gw := s.accelGateway(t, down, "404=/errors/404.html,405 413 502 503 504=/errors/50x.html")
 	get := func(target string, headers ...string) accelCase {
 		return accelCase{method: "GET", target: target, headers: headers}
 	}
@@ -558,6 +558,9 @@ func TestNginxDiffAccelErrorPages(t *testing.T) {
 		get("/downloads/file.txt"),
 		get("/errors/50x.html"),
 		get("/errors/404.html"),
+		accelCase{method: "POST", target: "/accel.php", body: strings.Repeat("a", 2000)},
+		accelCase{method: "POST", target: "/public.txt", body: "a=1"},
+		accelCase{method: "TRACE", target: "/public.txt"},
 		accelCase{method: "HEAD", target: "/downloads/file.txt"},
 	}
 	cases[len(cases)-1].diffs = []string{"Content-Length: 153 | ", "Content-Type: text/html | text/plain; charset=utf-8", "body:  | text"}
