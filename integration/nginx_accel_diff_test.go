@@ -873,3 +873,66 @@ func TestAccelDjangoSessionSaved(t *testing.T) {
 		}
 	}
 }
+
+// accelLatePHP hands a download over with its headers flushed first (a
+// download script's flush() or ob_end_flush()), then holds the session
+// for ?ms=, and changes it after: PHP writes it at shutdown, after the
+// headers left PHP.
+const accelLatePHP = `<?php
+session_start();
+header('Content-Type: application/pdf');
+header('X-Accel-Redirect: /protected/a.pdf');
+echo str_repeat(' ', (int)($_GET['pad'] ?? 1));
+flush();
+touch($_GET['started']);
+usleep((int)$_GET['ms'] * 1000);
+$_SESSION['downloaded'] = ($_SESSION['downloaded'] ?? 0) + 1;
+`
+
+// TestAccelSessionLateWriteLost: the session change PHP makes after its
+// X-Accel-Redirect headers left it cannot be saved (its lock was lost, as
+// a Redis failover can lose it, and another request took it): the file
+// has not gone out yet, so the client gets the 503 a page whose change
+// was lost before its headers gets, not the download as if it had been
+// counted.
+func TestAccelSessionLateWriteLost(t *testing.T) {
+	t.Parallel()
+	private := t.TempDir()
+	writeTree(t, private, map[string]string{"a.pdf": "%PDF a"})
+	s := startSessionStack(t, stackOpts{env: []string{
+		"SESSIONGATE_SESSION_LOCK_LEASE=1s",
+		"SESSIONGATE_INTERNAL_PATHS=/protected/=" + private,
+	}})
+	writeTree(t, s.fpm.DocRoot, map[string]string{"accel_late.php": accelLatePHP})
+	ck := s.newSession(t)
+	// Without a lost lock the change is saved and the file sent.
+	started, q := markFile(t)
+	if res, body, _ := s.gws[0].get(t, "/accel_late.php?ms=0&started="+q, ck); res.StatusCode != 200 || body != "%PDF a" {
+		t.Fatalf("download: %d %q", res.StatusCode, body)
+	}
+	if d := s.gws[0].dump(t, ck); !strings.Contains(string(d.Data), `"downloaded":1`) {
+		t.Fatalf("session after the download: %s", d.Data)
+	}
+	os.Remove(started)
+	type result struct {
+		code int
+		body string
+	}
+	slow := make(chan result, 1)
+	go func() {
+		res, body, _ := s.gws[0].get(t, "/accel_late.php?ms=3000&pad=2000000&started="+q, ck)
+		slow <- result{res.StatusCode, body}
+	}()
+	waitForFile(t, started, "accel_late.php")
+	dropSessionLock(t, s)
+	if res, body, _ := s.gws[1].get(t, "/counter.php", ck); res.StatusCode != 200 {
+		t.Fatalf("second request: %d %q", res.StatusCode, body)
+	}
+	r := <-slow
+	if r.code != 503 || strings.Contains(r.body, "PDF") {
+		t.Errorf("download whose session change was not saved: %d %q, want 503", r.code, r.body)
+	}
+	if d := s.gws[1].dump(t, ck); !strings.Contains(string(d.Data), `"downloaded":1`) {
+		t.Errorf("session after: %s", d.Data)
+	}
+}

@@ -90,8 +90,45 @@ func (s *Server) serveApp(h http.Handler, w http.ResponseWriter, r *http.Request
 	aw := &accelWriter{ResponseWriter: w}
 	h.ServeHTTP(aw, appReq)
 	if aw.redirected {
+		if ri := Info(r.Context()); ri != nil && ri.Unsaved != nil {
+			s.answerUnsaved(w, r, ri, aw.target)
+			return
+		}
 		s.serveAccel(w, r, aw.target)
 	}
+}
+
+// UnsavedAnswer is the error an app's response becomes when a change the
+// app made could not be saved: Status and Text as WriteError takes them,
+// Err the reason the access log gives.
+type UnsavedAnswer struct {
+	Status int
+	Text   string
+	Err    error
+}
+
+// answerUnsaved answers an X-Accel-Redirect whose app lost a change after
+// its headers were handled (a session PHP wrote at its end, once the
+// headers had left it) with the error the app's response would have got
+// had the loss come before them: sending the file would tell the client
+// the change was kept (a download counted, a one-time link used). The
+// app's headers go, its cookies included, as they do then; the gateway's
+// own Connection: close stays.
+func (s *Server) answerUnsaved(w http.ResponseWriter, r *http.Request, ri *RequestInfo, target string) {
+	ri.InternalRedirect = target
+	if ri.Err == nil {
+		ri.Err = ri.Unsaved.Err
+	}
+	h := w.Header()
+	conn := h["Connection"]
+	clear(h)
+	if conn != nil {
+		h["Connection"] = conn
+	}
+	if ri.Unsaved.Status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1")
+	}
+	s.writeError(w, r, ri.Unsaved.Status, ri.Unsaved.Text)
 }
 
 // accelWriter holds back an app's response that carries X-Accel-Redirect

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -369,5 +371,35 @@ func TestAccelRedirectRestrictedRefusal(t *testing.T) {
 		if h.Get("Set-Cookie") != "dl=1; Path=/" {
 			t.Errorf("%s: the app's Set-Cookie was lost: %v", tc.target, h)
 		}
+	}
+}
+
+// A change the app made that was lost after its headers were handled (the
+// session bridge's RequestInfo.Unsaved: PHP's end-of-request session
+// write refused) turns the X-Accel-Redirect, whose file has not gone out,
+// into that error: the download would tell the client the change was kept.
+// The app's headers go with the file; the access log says why.
+func TestAccelRedirectChangeLostAfterHeaders(t *testing.T) {
+	lost := errors.New("lock lease lost")
+	e, _ := accelEnv(t, nil, WithMount("django", []string{"/accounts/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Accel-Redirect", "/alias/invoice-42.pdf")
+		w.Header().Set("Content-Disposition", "attachment")
+		w.Header().Set("Set-Cookie", "sessionid=new; Path=/")
+		w.WriteHeader(200)
+		if r.URL.Query().Get("lose") != "" {
+			Info(r.Context()).Unsaved = &UnsavedAnswer{Status: 503, Text: "session could not be saved, retry", Err: lost}
+		}
+	})))
+	w := e.do(httptest.NewRequest("GET", "/accounts/dl/?lose=1", nil))
+	h := w.Header()
+	if w.Code != 503 || strings.Contains(w.Body.String(), "PDF") || h.Get("Retry-After") == "" ||
+		h.Get("Content-Disposition") != "" || h.Get("Set-Cookie") != "" {
+		t.Errorf("change lost: %d %q %v, want 503 without the file or the app's headers", w.Code, w.Body, h)
+	}
+	if log := e.lastLog(t); log["status"] != float64(503) || !strings.Contains(fmt.Sprint(log["error"]), "lock lease lost") {
+		t.Errorf("access log %v", log)
+	}
+	if w := e.do(httptest.NewRequest("GET", "/accounts/dl/", nil)); w.Code != 200 || w.Body.String() != "%PDF invoice 42" {
+		t.Errorf("change kept: %d %q", w.Code, w.Body)
 	}
 }
