@@ -86,6 +86,16 @@ func newAccelDiffSite(t *testing.T) accelDiffSite {
 	writeTree(t, s.errors, map[string]string{
 		"50x.html": "<!doctype html><title>Maintenance</title>\n",
 	})
+	// Links an operator made: to a script inside the root, and out of the
+	// alias directory into the root.
+	for link, to := range map[string]string{
+		filepath.Join(s.root, "downloads/src.txt"): "../secret.php",
+		filepath.Join(s.private, "link.txt"):       filepath.Join(s.root, "public.txt"),
+	} {
+		if err := os.Symlink(to, link); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, dir := range []string{s.root, s.private, s.errors} {
 		filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 			if err == nil && !fi.IsDir() {
@@ -293,7 +303,7 @@ func TestNginxDiffAccel(t *testing.T) {
 		"/.env", "/downloads/.hidden", "/protected/.hidden", "/protected/%2ehidden",
 		"http://example.com/public.txt", "//example.com/public.txt", "public.txt", "", "@named",
 		"/errors/50x.html", "/protected//invoice.pdf", "/downloads/./file.txt", "/protected/./invoice.pdf",
-		"/protected/empty.txt",
+		"/protected/empty.txt", "/downloads/src.txt", "/protected/link.txt",
 	} {
 		cases = append(cases, get(accel(target)))
 	}
@@ -442,6 +452,10 @@ func TestNginxDiffAccel(t *testing.T) {
 	expect(accel("/downloads/sub/"), "status: 403 | 404")
 	expect(accel("/.env"), "status: 403 | 404")
 	expect(accel("/"), "Content-Length:  | 40", page404)
+	// A link out of the alias directory: nginx follows any,
+	// SESSIONGATE_FOLLOW_SYMLINKS=root only those inside the directory.
+	// (A link inside the root to a script sends its source on both.)
+	expect(accel("/protected/link.txt"), "status: 200 | 404")
 	expect(accel("@named"), "status: 500 | 404")
 	for _, target := range []string{"/protected", "/missing.txt", "//example.com/public.txt"} {
 		expect(accel(target), "Content-Length:  | 40", page404)
