@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -89,8 +90,45 @@ func (s *Server) serveApp(h http.Handler, w http.ResponseWriter, r *http.Request
 	aw := &accelWriter{ResponseWriter: w}
 	h.ServeHTTP(aw, appReq)
 	if aw.redirected {
+		if ri := Info(r.Context()); ri != nil && ri.Unsaved != nil {
+			s.answerUnsaved(w, r, ri, aw.target)
+			return
+		}
 		s.serveAccel(w, r, aw.target)
 	}
+}
+
+// UnsavedAnswer is the error an app's response becomes when a change the
+// app made could not be saved: Status and Text as WriteError takes them,
+// Err the reason the access log gives.
+type UnsavedAnswer struct {
+	Status int
+	Text   string
+	Err    error
+}
+
+// answerUnsaved answers an X-Accel-Redirect whose app lost a change after
+// its headers were handled (a session PHP wrote at its end, once the
+// headers had left it) with the error the app's response would have got
+// had the loss come before them: sending the file would tell the client
+// the change was kept (a download counted, a one-time link used). The
+// app's headers go, its cookies included, as they do then; the gateway's
+// own Connection: close stays.
+func (s *Server) answerUnsaved(w http.ResponseWriter, r *http.Request, ri *RequestInfo, target string) {
+	ri.InternalRedirect = target
+	if ri.Err == nil {
+		ri.Err = ri.Unsaved.Err
+	}
+	h := w.Header()
+	conn := h["Connection"]
+	clear(h)
+	if conn != nil {
+		h["Connection"] = conn
+	}
+	if ri.Unsaved.Status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1")
+	}
+	s.writeError(w, r, ri.Unsaved.Status, ri.Unsaved.Text)
 }
 
 // accelWriter holds back an app's response that carries X-Accel-Redirect
@@ -203,17 +241,7 @@ func (s *Server) serveAccel(w http.ResponseWriter, r *http.Request, target strin
 		if ri != nil {
 			ri.Err = ae
 		}
-		// The app's Set-Cookie (a new session's cookie) stays, and a
-		// Cache-Control that keeps the answer out of shared caches; what it
-		// said about the download (a year of freshness included) does not
-		// fit the error.
-		h := w.Header()
-		h.Del("Content-Disposition")
-		h.Del("Content-Type")
-		h.Del("Expires")
-		if cc := strings.ToLower(h.Get("Cache-Control")); !strings.Contains(cc, "no-store") && !strings.Contains(cc, "private") && !strings.Contains(cc, "no-cache") {
-			h.Del("Cache-Control")
-		}
+		dropDownloadHeaders(w.Header())
 		s.fail(w, r, ae.status)
 		return
 	}
@@ -238,8 +266,52 @@ func (s *Server) serveAccel(w http.ResponseWriter, r *http.Request, target strin
 		r = r.WithContext(r.Context())
 		r.Method = http.MethodGet
 	}
-	s.sendFile(w, r, f)
+	s.sendFile(downloadOnSuccess{w}, r, f)
 }
+
+// dropDownloadHeaders takes out of h what the app said about the download
+// it handed over, for an answer that is not the file. The app's
+// Set-Cookie (a new session's cookie) stays, and a Cache-Control that
+// keeps the answer out of shared caches; a Content-Disposition, a type,
+// and freshness (a year of it, or "public, max-age") do not fit an error,
+// which a shared cache could otherwise keep for every client of the URL.
+func dropDownloadHeaders(h http.Header) {
+	h.Del("Content-Disposition")
+	h.Del("Content-Type")
+	h.Del("Expires")
+	if cc := strings.ToLower(h.Get("Cache-Control")); !strings.Contains(cc, "no-store") && !strings.Contains(cc, "private") && !strings.Contains(cc, "no-cache") {
+		h.Del("Cache-Control")
+	}
+}
+
+// downloadOnSuccess keeps the app's headers about a download to the
+// answers that are the file (200, 206) or stand for it (304): a 412 for an
+// If-Match or If-Unmodified-Since the file fails, or a 416 for a range it
+// does not have, which http.ServeContent writes with the headers set so
+// far, gets dropDownloadHeaders, as the errors before the file was opened
+// do and as maxAgeOnSuccess does for a static file.
+type downloadOnSuccess struct{ http.ResponseWriter }
+
+func (w downloadOnSuccess) WriteHeader(code int) {
+	switch code {
+	case http.StatusOK, http.StatusPartialContent, http.StatusNotModified:
+	default:
+		if code >= 200 {
+			dropDownloadHeaders(w.Header())
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// ReadFrom keeps sendfile.
+func (w downloadOnSuccess) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+}
+
+func (w downloadOnSuccess) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // accelPath is the path of the file an X-Accel-Redirect target names, as
 // the path lists match it: without its query, decoded, config.CleanPath;
@@ -270,9 +342,7 @@ func (s *Server) accelRestricted(w http.ResponseWriter, r *http.Request, target 
 	if status == 0 {
 		return false
 	}
-	h := w.Header()
-	h.Del("Content-Disposition")
-	h.Del("Content-Type")
+	dropDownloadHeaders(w.Header())
 	return s.refuse(w, r, i, status)
 }
 
@@ -300,6 +370,12 @@ func (s *Server) resolveAccel(target string) (*phproute.Router, phproute.Route, 
 		if seg == ".." {
 			return fail(http.StatusNotFound, "a .. segment (refused, as nginx refuses it)")
 		}
+	}
+	if strings.HasSuffix(decoded, "/") || strings.HasSuffix(decoded, "/.") {
+		// nginx opens "report.pdf/", which fails, and the router refuses
+		// a client's request for it: a file is not sent under a name
+		// that says directory.
+		return fail(http.StatusNotFound, "ends in /, so names a directory")
 	}
 	clean := path.Clean(decoded)
 	for seg := range strings.SplitSeq(clean, "/") {

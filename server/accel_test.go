@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -251,5 +253,153 @@ func TestAccelRedirectFromAMount(t *testing.T) {
 	w = e.do(httptest.NewRequest("GET", "/accounts/page/", nil))
 	if w.Code != 200 || w.Body.String() != "first second" || !w.Flushed {
 		t.Errorf("django page: %d %q flushed=%v", w.Code, w.Body, w.Flushed)
+	}
+}
+
+// A conditional request the file fails (412), or a range it does not
+// have (416), gets no copy of the file:
+// what the app said about the download (its Cache-Control, shared caches
+// included, its Content-Disposition and Expires) does not describe the
+// refusal, which a shared cache could otherwise keep for every client of
+// the URL, as for a static file's 412.
+func TestAccelRedirectPreconditionFailed(t *testing.T) {
+	e, _ := accelEnv(t, http.Header{
+		"Cache-Control":       {"public, max-age=600"},
+		"Content-Disposition": {`attachment; filename="report.pdf"`},
+		"Expires":             {"Thu, 01 Jan 2099 00:00:00 GMT"},
+		"Set-Cookie":          {"dl=1; Path=/"},
+	})
+	for _, tc := range []struct {
+		hdr    []string
+		status int
+	}{
+		{[]string{"If-Match", `"other"`}, http.StatusPreconditionFailed},
+		{[]string{"If-Unmodified-Since", "Wed, 01 Jan 2020 00:00:00 GMT"}, http.StatusPreconditionFailed},
+		{[]string{"Range", "bytes=100-"}, http.StatusRequestedRangeNotSatisfiable},
+	} {
+		hdr := tc.hdr
+		w := accelGet(e, "GET", "/private/report.pdf", hdr...)
+		h := w.Header()
+		if w.Code != tc.status || strings.Contains(w.Body.String(), "report") {
+			t.Errorf("%q: %d %q, want %d", hdr, w.Code, w.Body, tc.status)
+		}
+		for _, name := range []string{"Cache-Control", "Content-Disposition", "Expires"} {
+			if v := h.Get(name); v != "" {
+				t.Errorf("%q: the %d carries the download's %s: %q", hdr, w.Code, name, v)
+			}
+		}
+		if h.Get("Set-Cookie") != "dl=1; Path=/" {
+			t.Errorf("%q: the app's Set-Cookie was lost: %v", hdr, h)
+		}
+	}
+	// The file itself, and its revalidation, keep them.
+	w := accelGet(e, "GET", "/private/report.pdf", "If-Match", "*")
+	if w.Code != 200 || w.Header().Get("Cache-Control") != "public, max-age=600" || w.Header().Get("Content-Disposition") == "" {
+		t.Errorf("If-Match *: %d %v", w.Code, w.Header())
+	}
+	w = accelGet(e, "GET", "/private/report.pdf", "If-None-Match", w.Header().Get("Etag"))
+	if w.Code != 304 || w.Header().Get("Cache-Control") != "public, max-age=600" {
+		t.Errorf("304: %d %v", w.Code, w.Header())
+	}
+}
+
+// A value ending in "/" names a directory, as nginx reads it (open()
+// of "report.pdf/" fails): a file with a slash after its name is not
+// sent, as a client's request for it is not.
+func TestAccelRedirectTrailingSlash(t *testing.T) {
+	e, alias := accelEnv(t, http.Header{"Content-Disposition": {"attachment"}})
+	if err := os.WriteFile(filepath.Join(alias, "index.html"), []byte("alias index"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/private/report.pdf/", "/private/report.pdf/.", "/alias/invoice-42.pdf/", "/alias/a/b.txt//",
+		"/private/report.pdf%2F", "/alias/", "/alias/a/"} {
+		w := accelGet(e, "GET", target)
+		if w.Code != 404 || strings.Contains(w.Body.String(), "PDF") || strings.Contains(w.Body.String(), "alias") {
+			t.Errorf("%q: %d %q, want 404", target, w.Code, w.Body)
+		}
+		if msg, _ := e.lastLog(t)["error"].(string); !strings.Contains(msg, "directory") {
+			t.Errorf("%q: log %q, want the reason", target, msg)
+		}
+	}
+	if w := accelGet(e, "GET", "/private/report.pdf"); w.Code != 200 {
+		t.Errorf("the file itself: %d", w.Code)
+	}
+}
+
+// An X-Accel-Redirect into a path the client is kept out of (403, 401)
+// is refused without what the app said about the download: its freshness
+// would let a shared cache keep the refusal for every client of the URL,
+// as for the other refusals of the redirect.
+func TestAccelRedirectRestrictedRefusal(t *testing.T) {
+	users := basicAuthFile(t)
+	e := newEnv(t, func(c *config.Config) {
+		c.BasicAuthSpecs = []string{"/private/ " + users}
+		c.RestrictedPathSpecs = []string{"/office/ 10.0.0.0/8"}
+	})
+	for _, dir := range []string{"private", "office"} {
+		os.MkdirAll(filepath.Join(e.root, dir), 0o755)
+		os.WriteFile(filepath.Join(e.root, dir, "data.txt"), []byte("SECRETTXT"), 0o644)
+	}
+	target := ""
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{
+			"X-Accel-Redirect":    {target},
+			"Content-Type":        {"text/plain"},
+			"Content-Disposition": {"attachment"},
+			"Cache-Control":       {"public, max-age=600"},
+			"Expires":             {"Thu, 01 Jan 2099 00:00:00 GMT"},
+			"Set-Cookie":          {"dl=1; Path=/"},
+		}, Body: http.NoBody, Request: r}, nil
+	}
+	for _, tc := range []struct {
+		target string
+		want   int
+	}{{"/private/data.txt", 401}, {"/office/data.txt", 403}} {
+		target = tc.target
+		r := rawRequest(t, "GET /hello.php HTTP/1.1\r\nHost: x\r\n\r\n")
+		r.RemoteAddr = "192.0.2.9:1"
+		w := e.do(r)
+		h := w.Header()
+		if w.Code != tc.want || strings.Contains(w.Body.String(), "SECRETTXT") {
+			t.Errorf("%s: %d %q, want %d", tc.target, w.Code, w.Body, tc.want)
+		}
+		for _, name := range []string{"Cache-Control", "Content-Disposition", "Expires"} {
+			if v := h.Get(name); v != "" {
+				t.Errorf("%s: the %d carries the download's %s: %q", tc.target, w.Code, name, v)
+			}
+		}
+		if h.Get("Set-Cookie") != "dl=1; Path=/" {
+			t.Errorf("%s: the app's Set-Cookie was lost: %v", tc.target, h)
+		}
+	}
+}
+
+// A change the app made that was lost after its headers were handled (the
+// session bridge's RequestInfo.Unsaved: PHP's end-of-request session
+// write refused) turns the X-Accel-Redirect, whose file has not gone out,
+// into that error: the download would tell the client the change was kept.
+// The app's headers go with the file; the access log says why.
+func TestAccelRedirectChangeLostAfterHeaders(t *testing.T) {
+	lost := errors.New("lock lease lost")
+	e, _ := accelEnv(t, nil, WithMount("django", []string{"/accounts/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Accel-Redirect", "/alias/invoice-42.pdf")
+		w.Header().Set("Content-Disposition", "attachment")
+		w.Header().Set("Set-Cookie", "sessionid=new; Path=/")
+		w.WriteHeader(200)
+		if r.URL.Query().Get("lose") != "" {
+			Info(r.Context()).Unsaved = &UnsavedAnswer{Status: 503, Text: "session could not be saved, retry", Err: lost}
+		}
+	})))
+	w := e.do(httptest.NewRequest("GET", "/accounts/dl/?lose=1", nil))
+	h := w.Header()
+	if w.Code != 503 || strings.Contains(w.Body.String(), "PDF") || h.Get("Retry-After") == "" ||
+		h.Get("Content-Disposition") != "" || h.Get("Set-Cookie") != "" {
+		t.Errorf("change lost: %d %q %v, want 503 without the file or the app's headers", w.Code, w.Body, h)
+	}
+	if log := e.lastLog(t); log["status"] != float64(503) || !strings.Contains(fmt.Sprint(log["error"]), "lock lease lost") {
+		t.Errorf("access log %v", log)
+	}
+	if w := e.do(httptest.NewRequest("GET", "/accounts/dl/", nil)); w.Code != 200 || w.Body.String() != "%PDF invoice 42" {
+		t.Errorf("change kept: %d %q", w.Code, w.Body)
 	}
 }

@@ -51,6 +51,11 @@ type RequestInfo struct {
 	// InternalRedirect is the X-Accel-Redirect the app answered with, if
 	// any: the response is that file's.
 	InternalRedirect string
+	// Unsaved, set by a wrapper around an app (the session bridge), is
+	// the error the app's response must become because a change the app
+	// made was lost after its headers were handled: too late for a page,
+	// not for the file of an X-Accel-Redirect, which has not gone out.
+	Unsaved *UnsavedAnswer
 	// script is the URL path of the script routing ran (or the static
 	// index it served for a directory), and frontRoute the path after the
 	// front controller (SESSIONGATE_INDEX) that it routes on, for

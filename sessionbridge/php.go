@@ -249,6 +249,29 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// (a message cut short, stderr held back) must still be reported.
 	defer b.finish()
 	h.next.ServeHTTP(bw, r)
+	b.finish()
+	if bw.wroteHeader && !bw.swallow {
+		// A change PHP sent after its headers (its end-of-request write
+		// once its output had started) that was not saved: too late for
+		// the page, but the file of an X-Accel-Redirect has not gone out
+		// yet, and the server answers with this instead.
+		if err := b.lateFailure(); err != nil {
+			if ri := server.Info(r.Context()); ri != nil {
+				status, text := unsavedAnswer(err)
+				ri.Unsaved = &server.UnsavedAnswer{Status: status, Text: text, Err: fmt.Errorf("session change from PHP not saved: %w", err)}
+			}
+		}
+	}
+}
+
+// unsavedAnswer is the status and text of the answer to a request whose
+// session change was not saved: 500 for data that cannot be stored (the
+// same again on a retry), else 503 (retry).
+func unsavedAnswer(err error) (int, string) {
+	if errors.Is(err, ErrUnstorable) {
+		return http.StatusInternalServerError, "session data could not be saved"
+	}
+	return http.StatusServiceUnavailable, "session could not be saved, retry"
 }
 
 func appendDataParams(extra []fcgi.Param, data []byte) []fcgi.Param {
@@ -326,6 +349,7 @@ type phpBridge struct {
 	mu       sync.Mutex
 	sentView []member // sent, as PHP's write would render it (lazy)
 	failed   error    // a change PHP made could not be saved
+	finished bool     // finish ran (it runs once, deferred for aborts)
 	// ids are the session IDs PHP knew in this request (given, created,
 	// regenerated): none of them may leave in a cookie of PHP's own.
 	ids []string
@@ -751,6 +775,10 @@ func decodePHPSession(payload []byte, l phpserial.Limits) ([]byte, error) {
 func (b *phpBridge) finish() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.finished {
+		return // the deferred call after the one a whole response makes
+	}
+	b.finished = true
 	if len(b.held) > 0 {
 		// No headers were handed over (the response failed): apply what
 		// came, in order, rather than drop it.
@@ -768,6 +796,17 @@ func (b *phpBridge) finish() {
 	if b.scanner.cutShort() {
 		b.h.m.log.Error("PHP session message cut short; change not saved", "script", b.path)
 	}
+}
+
+// lateFailure is the session change of PHP's that was not saved, once
+// finish has run: one refused, or a message PHP's end cut short.
+func (b *phpBridge) lateFailure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failed == nil && b.scanner.cutShort() {
+		return errors.New("session message from PHP cut short")
+	}
+	return b.failed
 }
 
 func (b *phpBridge) failure() error {
@@ -836,14 +875,13 @@ func (w *bridgeWriter) WriteHeader(code int) {
 		if ri := server.Info(w.req.Context()); ri != nil && ri.Err == nil {
 			ri.Err = fmt.Errorf("%s: %w", why, err)
 		}
-		if errors.Is(err, ErrUnstorable) {
-			// The script wrote what cannot be stored: the same again
-			// on a retry.
-			server.WriteError(w.ResponseWriter, w.req, http.StatusInternalServerError, "session data could not be saved")
-		} else {
+		// The script wrote what cannot be stored: the same again on a
+		// retry (500); else 503, to retry.
+		status, text := unsavedAnswer(err)
+		if status == http.StatusServiceUnavailable {
 			h.Set("Retry-After", "1")
-			server.WriteError(w.ResponseWriter, w.req, http.StatusServiceUnavailable, "session could not be saved, retry")
 		}
+		server.WriteError(w.ResponseWriter, w.req, status, text)
 		w.b.headersHandled()
 		return
 	}
