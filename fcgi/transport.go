@@ -684,6 +684,20 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	return resp, false, nil
 }
 
+// Whole reports whether res, an answer of a Transport, had been received
+// to its end (END_REQUEST) when RoundTrip returned: its body is in memory,
+// and none of it waits on PHP. A server sends such a body in one write;
+// one still coming it flushes as it comes.
+func Whole(res *http.Response) bool {
+	b, ok := res.Body.(*responseBody)
+	if !ok {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.done
+}
+
 // parseContentLength reads a Content-Length value: digits only (RFC 9110
 // 8.6). strconv.ParseInt alone also takes a sign ("+5", "-0"), and such a
 // value, passed on, is one a client or a proxy further on reads

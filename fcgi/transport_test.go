@@ -2145,3 +2145,50 @@ func TestStrayBytesOnIdleConnectionNotReadAsNextAnswer(t *testing.T) {
 		}
 	}
 }
+
+// Whole tells a response read to END_REQUEST with its header from one
+// still coming, with PHP's own Content-Length or without: the server
+// flushes the latter as it comes.
+func TestWhole(t *testing.T) {
+	release := make(chan struct{})
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		header := "Content-Type: text/html\r\n"
+		if strings.Contains(r.Params["QUERY_STRING"], "cl") {
+			header += "Content-Length: 10\r\n"
+		}
+		if strings.HasPrefix(r.Params["QUERY_STRING"], "whole") {
+			respond(c, header, "0123456789")
+			return true
+		}
+		c.Stdout(header + "\r\n01234")
+		c.Flush()
+		<-release
+		c.Stdout("56789")
+		c.End()
+		return true
+	})
+	defer close(release)
+	for _, ahead := range []bool{false, true} {
+		tr, _ := newTransport(t, Options{ReadAhead: ahead, TempDir: t.TempDir()}, srv.Addr())
+		for _, q := range []string{"whole", "whole-cl", "coming", "coming-cl"} {
+			resp, err := tr.RoundTrip(newReq(nil, "GET", "/?"+q, nil, nil))
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			if got, want := Whole(resp), strings.HasPrefix(q, "whole"); got != want {
+				t.Errorf("ReadAhead %v, %s: Whole %v, want %v", ahead, q, got, want)
+			}
+			if !strings.HasPrefix(q, "whole") {
+				release <- struct{}{}
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || string(b) != "0123456789" {
+				t.Errorf("ReadAhead %v, %s: %q %v", ahead, q, b, err)
+			}
+		}
+	}
+	if Whole(&http.Response{Body: io.NopCloser(strings.NewReader("x"))}) {
+		t.Error("Whole of another transport's response")
+	}
+}
