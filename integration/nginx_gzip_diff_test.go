@@ -51,6 +51,8 @@ if (isset($g['e'])) { header('Content-Encoding: ' . $g['e']); }
 if (isset($g['cc'])) { header('Cache-Control: ' . $g['cc']); }
 if (isset($g['disp'])) { header('Content-Disposition: ' . $g['disp']); }
 if (isset($g['ar'])) { header('Accept-Ranges: bytes'); }
+if (isset($g['te'])) { header('Transfer-Encoding: ' . $g['te']); }
+if (isset($g['badcl'])) { header('Content-Length: ' . $g['badcl']); }
 if (isset($g['hdr'])) { header('X-Pad: ' . str_repeat('a', (int)$g['hdr'])); }
 if (isset($g['clshort'])) { header('Content-Length: 500'); }
 if (isset($g['vary'])) { header('Vary: ' . $g['vary']); }
@@ -736,6 +738,25 @@ func TestNginxDiffGzipShapes(t *testing.T) {
 	add(php(qv("ar", "1"), ae, "Range: bytes=0-9"))
 	add(php(qv("ar", "1"), "Range: bytes=0-9"))
 
+	// PHP's Transfer-Encoding (its output is never chunked) and invalid
+	// lengths: the same answers, except that with a Transfer-Encoding
+	// PHP's Content-Length is dropped (README, FastCGI row), where nginx
+	// keeps it.
+	for _, q := range []url.Values{qv("te", "chunked"), qv("te", "chunked", "cl", "1"), qv("badcl", "abc"), qv("badcl", "2000, 2000"),
+		qv("badcl", "+2000")} {
+		add(php(q, ae))
+		if q.Get("cl") != "" {
+			add(php(q), "Content-Length: 2000 | ", "framing: length | chunked")
+		} else {
+			add(php(q))
+		}
+	}
+	// An empty Content-Encoding from PHP (header('Content-Encoding:')):
+	// the gateway leaves the answer alone, as for any coding of the
+	// app's; nginx compresses it and adds Content-Encoding: gzip after
+	// the empty field.
+	add(php(qv("e", ""), ae), "Content-Encoding: |gzip | ", "Vary: Accept-Encoding | ", "body: 307 bytes cd77d1e2985812 | 2000 bytes 7eafc231c44b4")
+	add(php(qv("e", "")), "Vary: Accept-Encoding | ")
 	// A header of nearly 8 KiB (a long Content-Security-Policy, many
 	// cookies) left the first piece of the body a few bytes short of
 	// php-fpm's 8 KiB record, and the page went out uncompressed; nginx
