@@ -1067,7 +1067,13 @@ func TestNginxDiffGzipDjango(t *testing.T) {
 			"Vary:  | Accept-Encoding", "gzip:  | decodes whole")
 	}
 	add(dj("gz", qv()), []string{ae})
+	add(dj("gz", qv()), nil)
 	add(dj("gz", qv("n", "100")), []string{ae})
+	add("HEAD "+dj("gz", qv()), []string{ae})
+	// x-gzip (README, gzip row).
+	add(dj("page", qv()), []string{"Accept-Encoding: x-gzip"}, "Content-Encoding:  | gzip", "Content-Length: 2000 | ",
+		"ETag: "+tag+" | W/"+tag, "gzip:  | decodes whole")
+	add(dj("page", qv("n", "100000")), []string{ae, "Range: bytes=0-9"})
 	add(dj("page", qv("etag", `"v1"`)), []string{ae, `If-None-Match: W/"v1"`})
 	add(dj("page", qv("etag", `"v1"`)), []string{ae, `If-None-Match: "v1"`})
 	add(dj("page", qv()), []string{ae, `If-None-Match: W/"ETAG"`})
