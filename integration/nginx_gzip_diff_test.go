@@ -556,6 +556,14 @@ func TestNginxDiffGzip(t *testing.T) {
 			add(php(qv("t", ct, "n", n, "cl", "1"), ae))
 		}
 	}
+	// Sizes around the gateway's own boundaries: the 2 KiB it holds to
+	// give a length, net/http's 4 KiB buffer, php-fpm's 8 KiB records,
+	// its 64 KiB read of what came with the header, and 1 MiB.
+	for _, n := range []string{"2047", "2048", "2049", "4095", "4097", "8184", "8185", "65535", "65537", "1048576"} {
+		add(php(qv("n", n), ae))
+		add(php(qv("n", n, "cl", "1"), ae))
+		add(php(qv("n", n)))
+	}
 	compareGzip(t, s, cases, []staticRule{gzipRules[0], gzipRules[1], gzipRules[2], gzipRules[4]})
 }
 
