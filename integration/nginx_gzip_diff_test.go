@@ -774,6 +774,11 @@ func TestNginxDiffGzipShapes(t *testing.T) {
 		cases = append(cases, gzipCase{req: php(qv("hdr", hdr, "n", "3000"), ae), diffs: []string{"status: 502 | 200"},
 			gw: map[string]string{"Content-Encoding": "gzip", "gzip": "decodes whole"}})
 	}
+	// Other methods: compressed alike.
+	for _, m := range []string{"POST", "PUT", "DELETE", "OPTIONS"} {
+		add(gzipReq{method: m, target: php(page).target, proto: "HTTP/1.1", headers: []string{ae, "Content-Length: 0"}})
+		add(gzipReq{method: m, target: php(qv("etag", `"v1"`)).target, proto: "HTTP/1.1", headers: []string{ae, "Content-Length: 0", `If-None-Match: W/"v1"`}})
+	}
 	// Error pages (error_page 404, SESSIONGATE_ERROR_PAGES): gzipped by
 	// both; nginx gives its page's ETag, the gateway none, since the
 	// page stands for no resource a client could revalidate.
