@@ -523,8 +523,8 @@ func sameVary(a, b string) bool {
 // (gzipDiffTypes) leaves out and the gateway compresses.
 var gzipBeyondTypes = map[string]bool{"application/vnd.api+json": true, "text/x-component": true, "application/wasm": true, "font/ttf": true}
 
-// php is a GET of g.php with query q over HTTP/1.1, with headers.
-func php(q url.Values, headers ...string) gzipReq {
+// gzipPHP is a GET of g.php with query q over HTTP/1.1, with headers.
+func gzipPHP(q url.Values, headers ...string) gzipReq {
 	target := "/g.php"
 	if len(q) > 0 {
 		target += "?" + q.Encode()
@@ -532,8 +532,8 @@ func php(q url.Values, headers ...string) gzipReq {
 	return gzipReq{method: "GET", target: target, proto: "HTTP/1.1", headers: headers}
 }
 
-// qv builds a query from name, value pairs.
-func qv(kv ...string) url.Values {
+// gzipQuery builds a query from name, value pairs.
+func gzipQuery(kv ...string) url.Values {
 	q := url.Values{}
 	for i := 0; i+1 < len(kv); i += 2 {
 		q.Set(kv[i], kv[i+1])
@@ -541,6 +541,8 @@ func qv(kv ...string) url.Values {
 	return q
 }
 
+// TestNginxDiffGzip: each type, with its charset and parameters and in
+// upper case, at each size, with and without PHP's Content-Length.
 func TestNginxDiffGzip(t *testing.T) {
 	t.Parallel()
 	s := startGzipDiff(t)
@@ -552,17 +554,17 @@ func TestNginxDiffGzip(t *testing.T) {
 		"application/xml", "application/rss+xml", "application/ld+json", "text/csv", "image/png", "application/octet-stream",
 		"application/pdf", "text/event-stream", "application/vnd.api+json", "text/x-component", "application/wasm", "font/ttf"} {
 		for _, n := range []string{"100", "255", "256", "3000", "200000"} {
-			add(php(qv("t", ct, "n", n), ae))
-			add(php(qv("t", ct, "n", n, "cl", "1"), ae))
+			add(gzipPHP(gzipQuery("t", ct, "n", n), ae))
+			add(gzipPHP(gzipQuery("t", ct, "n", n, "cl", "1"), ae))
 		}
 	}
 	// Sizes around the gateway's own boundaries: the 2 KiB it holds to
 	// give a length, net/http's 4 KiB buffer, php-fpm's 8 KiB records,
 	// its 64 KiB read of what came with the header, and 1 MiB.
 	for _, n := range []string{"2047", "2048", "2049", "4095", "4097", "8184", "8185", "65535", "65537", "1048576"} {
-		add(php(qv("n", n), ae))
-		add(php(qv("n", n, "cl", "1"), ae))
-		add(php(qv("n", n)))
+		add(gzipPHP(gzipQuery("n", n), ae))
+		add(gzipPHP(gzipQuery("n", n, "cl", "1"), ae))
+		add(gzipPHP(gzipQuery("n", n)))
 	}
 	compareGzip(t, s, cases, []staticRule{gzipRules[0], gzipRules[1], gzipRules[2], gzipRules[4]})
 }
@@ -575,7 +577,7 @@ func TestNginxDiffGzipShapes(t *testing.T) {
 	ae := "Accept-Encoding: gzip, deflate, br"
 	var cases []gzipCase
 	add := func(req gzipReq, diffs ...string) { cases = append(cases, gzipCase{req: req, diffs: diffs}) }
-	page, lpage := qv("t", "text/html; charset=UTF-8"), qv("t", "text/html", "cl", "1")
+	page, lpage := gzipQuery("t", "text/html; charset=UTF-8"), gzipQuery("t", "text/html", "cl", "1")
 	// The gateway compresses where nginx does not.
 	gz := []string{"Content-Encoding:  | gzip", "gzip:  | decodes whole"}
 	lgz := []string{"Content-Encoding:  | gzip", "Content-Length: 2000 | ", "gzip:  | decodes whole"}
@@ -594,67 +596,67 @@ func TestNginxDiffGzipShapes(t *testing.T) {
 		{"Accept-Encoding: gzip;q=0.001"}, {"Accept-Encoding: gzip2"}, {"Accept-Encoding: xgzip, gzip"},
 		{"Accept-Encoding: gzip, *;q=0"}, {"Accept-Encoding: *;q=0, gzip"}, {"Accept-Encoding: gzip;q=0, *"},
 		{"Accept-Encoding: gzip", "Via: 1.1 cdn"}} {
-		add(php(page, h...))
-		add(php(lpage, h...))
+		add(gzipPHP(page, h...))
+		add(gzipPHP(lpage, h...))
 	}
 	for _, h := range [][]string{{"Accept-Encoding: x-gzip"}, {"Accept-Encoding: *"}, {"Accept-Encoding: identity", "Accept-Encoding: gzip"},
 		{"Accept-Encoding: gzip;q=abc"}} {
-		add(php(page, h...), gz...)
-		add(php(lpage, h...), lgz...)
+		add(gzipPHP(page, h...), gz...)
+		add(gzipPHP(lpage, h...), lgz...)
 	}
 
 	// HTTP/1.0: nginx's gzip_http_version 1.1 compresses nothing for it;
 	// the gateway does, as Apache's mod_deflate (README, gzip row).
 	h10 := func(q url.Values, h ...string) gzipReq {
-		r := php(q, h...)
+		r := gzipPHP(q, h...)
 		r.proto = "HTTP/1.0"
 		return r
 	}
 	add(h10(page, ae), gz...)
 	add(h10(lpage, ae), lgz...)
-	add(h10(qv("n", "200000"), ae), gz...)
-	add(h10(qv("n", "100"), ae))
+	add(h10(gzipQuery("n", "200000"), ae), gz...)
+	add(h10(gzipQuery("n", "100"), ae))
 	add(h10(page))
 	add(h10(lpage))
 	// HTTP/2: the same as HTTP/1.1.
-	for _, q := range []url.Values{page, lpage, qv("n", "100"), qv("n", "200000")} {
-		r := php(q, ae)
+	for _, q := range []url.Values{page, lpage, gzipQuery("n", "100"), gzipQuery("n", "200000")} {
+		r := gzipPHP(q, ae)
 		r.proto = "h2"
 		add(r)
-		r = php(q)
+		r = gzipPHP(q)
 		r.proto = "h2"
 		add(r)
 	}
 
 	// Codings of the app's own, "identity" included: left alone by both.
-	for _, q := range []url.Values{qv("c", "zlib"), qv("c", "ob"), qv("e", "br"), qv("e", "identity"), qv("e", "gzip", "n", "10"),
-		qv("c", "zlib", "cl", "1"), qv("c", "zlib", "n", "100"), qv("c", "ob", "n", "100")} {
-		add(php(q, ae))
-		add(php(q, "Accept-Encoding: identity"))
+	for _, q := range []url.Values{gzipQuery("c", "zlib"), gzipQuery("c", "ob"), gzipQuery("e", "br"), gzipQuery("e", "identity"), gzipQuery("e", "gzip", "n", "10"),
+		gzipQuery("c", "zlib", "cl", "1"), gzipQuery("c", "zlib", "n", "100"), gzipQuery("c", "ob", "n", "100")} {
+		add(gzipPHP(q, ae))
+		add(gzipPHP(q, "Accept-Encoding: identity"))
 	}
 
 	// Cache-Control: no-transform (RFC 9110 section 7.7): nginx 1.22's
 	// gzip does not look at it; the gateway leaves the body alone, and
 	// says no Vary for a body that never varies.
 	for _, cc := range []string{"no-transform", "public, max-age=60, No-Transform"} {
-		add(php(qv("cc", cc), ae), nogz...)
-		add(php(qv("cc", cc)), "Vary: Accept-Encoding | ")
+		add(gzipPHP(gzipQuery("cc", cc), ae), nogz...)
+		add(gzipPHP(gzipQuery("cc", cc)), "Vary: Accept-Encoding | ")
 	}
-	add(php(qv("cc", "private"), ae))
+	add(gzipPHP(gzipQuery("cc", "private"), ae))
 	// The app's Vary.
 	for _, v := range []string{"Cookie", "*", "accept-encoding", "Accept-Encoding, Cookie"} {
-		add(php(qv("vary", v), ae))
-		add(php(qv("vary", v)))
+		add(gzipPHP(gzipQuery("vary", v), ae))
+		add(gzipPHP(gzipQuery("vary", v)))
 	}
 	// Statuses: nginx compresses 200, 403 and 404 only; the gateway
 	// every status with a body (README, gzip row).
 	for _, code := range []string{"201", "301", "410", "500", "503"} {
-		add(php(qv("code", code), ae), "Content-Encoding:  | gzip", "Vary:  | Accept-Encoding", "gzip:  | decodes whole")
-		add(php(qv("code", code)))
+		add(gzipPHP(gzipQuery("code", code), ae), "Content-Encoding:  | gzip", "Vary:  | Accept-Encoding", "gzip:  | decodes whole")
+		add(gzipPHP(gzipQuery("code", code)))
 	}
 	for _, code := range []string{"403", "404", "204", "304"} {
-		add(php(qv("code", code), ae))
-		add(php(qv("code", code)))
+		add(gzipPHP(gzipQuery("code", code), ae))
+		add(gzipPHP(gzipQuery("code", code)))
 	}
 	// A 1xx as the final status, which PHP lets a script set: nginx
 	// sends it, then PHP's body as if it were the next response (a
@@ -662,20 +664,20 @@ func TestNginxDiffGzipShapes(t *testing.T) {
 	// answers 502.
 	for _, code := range []string{"100", "103"} {
 		for _, h := range [][]string{{ae}, nil} {
-			cases = append(cases, gzipCase{req: php(qv("code", code), h...),
+			cases = append(cases, gzipCase{req: gzipPHP(gzipQuery("code", code), h...),
 				diffs: []string{`status: none: malformed HTTP status code "0</p>" | 502`}})
 		}
 	}
 	// Ranges PHP answers itself, lengths it declares, empty bodies.
-	for _, q := range []url.Values{qv("c", "range"), qv("c", "range", "cl", "1"), qv("cl", "1"), qv("cl", "1", "n", "0"), qv("n", "0")} {
-		add(php(q, ae))
-		add(php(q))
+	for _, q := range []url.Values{gzipQuery("c", "range"), gzipQuery("c", "range", "cl", "1"), gzipQuery("cl", "1"), gzipQuery("cl", "1", "n", "0"), gzipQuery("n", "0")} {
+		add(gzipPHP(q, ae))
+		add(gzipPHP(q))
 	}
 	// X-Accel-Redirect to a stylesheet: nginx's static location gzips
 	// it; the gateway sends the file as it is, with its ranges and
 	// sendfile (README, X-Accel-Redirect row).
-	add(php(qv("c", "accel"), ae), "Content-Encoding: gzip | ", `ETag: W/"TAG" | "TAG"`, "Vary: Accept-Encoding | ", "gzip: decodes whole | ")
-	add(php(qv("c", "accel")), "Vary: Accept-Encoding | ")
+	add(gzipPHP(gzipQuery("c", "accel"), ae), "Content-Encoding: gzip | ", `ETag: W/"TAG" | "TAG"`, "Vary: Accept-Encoding | ", "gzip: decodes whole | ")
+	add(gzipPHP(gzipQuery("c", "accel")), "Vary: Accept-Encoding | ")
 
 	// Validators: the app's strong tag is weak on both when compressed
 	// (an unquoted one dropped), and a weak one stays. The app compares
@@ -689,41 +691,41 @@ func TestNginxDiffGzipShapes(t *testing.T) {
 			if h != "" {
 				hs = append(hs, h)
 			}
-			add(php(qv("etag", tag), hs...))
-			add(php(qv("etag", tag, "cl", "1"), hs...))
+			add(gzipPHP(gzipQuery("etag", tag), hs...))
+			add(gzipPHP(gzipQuery("etag", tag, "cl", "1"), hs...))
 		}
 	}
-	for _, cl := range []url.Values{qv("etag", `"v1"`), qv("etag", `"v1"`, "cl", "1")} {
+	for _, cl := range []url.Values{gzipQuery("etag", `"v1"`), gzipQuery("etag", `"v1"`, "cl", "1")} {
 		// The weak tag of a compressed page, in a revalidation: the
 		// gateway answers 304 for the app, which never matches it.
-		add(php(cl, ae, `If-None-Match: W/"v1"`), "status: 200 | 304")
-		add(php(cl, ae, `If-None-Match: "x", W/"v1"`), "status: 200 | 304")
+		add(gzipPHP(cl, ae, `If-None-Match: W/"v1"`), "status: 200 | 304")
+		add(gzipPHP(cl, ae, `If-None-Match: "x", W/"v1"`), "status: 200 | 304")
 		// ... and in an update: the app gets its strong tag.
-		add(php(cl, ae, `If-Match: W/"v1"`), "status: 412 | 200")
+		add(gzipPHP(cl, ae, `If-Match: W/"v1"`), "status: 412 | 200")
 	}
-	for _, cl := range []url.Values{qv("etag", `W/"v1"`), qv("etag", `W/"v1"`, "cl", "1")} {
+	for _, cl := range []url.Values{gzipQuery("etag", `W/"v1"`), gzipQuery("etag", `W/"v1"`, "cl", "1")} {
 		// The cost of that: an app that gives out a weak tag itself
 		// and compares If-Match with it as text now refuses it (a weak
 		// tag never matches If-Match, RFC 9110 section 13.1.1, so an
 		// app that compares as the RFC says refuses it either way).
-		add(php(cl, ae, `If-Match: W/"v1"`), "status: 200 | 412")
-		add(php(cl, ae, `If-None-Match: W/"v1"`))
+		add(gzipPHP(cl, ae, `If-Match: W/"v1"`), "status: 200 | 412")
+		add(gzipPHP(cl, ae, `If-None-Match: W/"v1"`))
 	}
 
 	// HEAD: with the length PHP declared, the headers the GET gets on
 	// both; without one, nginx promises gzip even for a body too short
 	// for it, the gateway leaves the headers as PHP sent them (README).
-	add(gzipReq{method: "HEAD", target: php(page).target, proto: "HTTP/1.1", headers: []string{ae}}, "Content-Encoding: gzip | ")
-	add(gzipReq{method: "HEAD", target: php(qv("n", "100")).target, proto: "HTTP/1.1", headers: []string{ae}}, "Content-Encoding: gzip | ")
-	for _, q := range []url.Values{lpage, qv("etag", `"v1"`, "cl", "1"), qv("c", "zlib"), qv("c", "ob")} {
-		add(gzipReq{method: "HEAD", target: php(q).target, proto: "HTTP/1.1", headers: []string{ae}})
+	add(gzipReq{method: "HEAD", target: gzipPHP(page).target, proto: "HTTP/1.1", headers: []string{ae}}, "Content-Encoding: gzip | ")
+	add(gzipReq{method: "HEAD", target: gzipPHP(gzipQuery("n", "100")).target, proto: "HTTP/1.1", headers: []string{ae}}, "Content-Encoding: gzip | ")
+	for _, q := range []url.Values{lpage, gzipQuery("etag", `"v1"`, "cl", "1"), gzipQuery("c", "zlib"), gzipQuery("c", "ob")} {
+		add(gzipReq{method: "HEAD", target: gzipPHP(q).target, proto: "HTTP/1.1", headers: []string{ae}})
 	}
 
 	// A php-fpm worker that dies after its first part: the answer is
 	// cut on both, compressed or not, never a body that decodes whole.
-	for _, q := range []url.Values{qv("c", "kill"), qv("c", "kill", "cl", "1"), qv("c", "kill", "n", "100"), qv("c", "kill", "n", "200000")} {
+	for _, q := range []url.Values{gzipQuery("c", "kill"), gzipQuery("c", "kill", "cl", "1"), gzipQuery("c", "kill", "n", "100"), gzipQuery("c", "kill", "n", "200000")} {
 		for _, h := range [][]string{{ae}, nil} {
-			c := gzipCase{req: php(q, h...), gw: map[string]string{"cut": "yes, a prefix of the page"}}
+			c := gzipCase{req: gzipPHP(q, h...), gw: map[string]string{"cut": "yes, a prefix of the page"}}
 			if q.Get("n") == "100" && h != nil {
 				// Flushed before 256 bytes: sent as it is (README).
 				c.diffs = []string{"Content-Encoding: gzip | ", "gzip: does not decode whole | "}
@@ -738,46 +740,46 @@ func TestNginxDiffGzipShapes(t *testing.T) {
 	}
 	// A download: nginx compresses it; the gateway keeps its length and
 	// ranges (README, gzip row).
-	add(php(qv("t", "text/csv", "disp", "attachment; filename=a.csv"), ae), nogz...)
+	add(gzipPHP(gzipQuery("t", "text/csv", "disp", "attachment; filename=a.csv"), ae), nogz...)
 	// A Content-Length shorter than the body PHP prints.
-	add(php(qv("clshort", "1"), ae))
-	add(php(qv("clshort", "1")))
+	add(gzipPHP(gzipQuery("clshort", "1"), ae))
+	add(gzipPHP(gzipQuery("clshort", "1")))
 	// A Range the app ignores, and one it offers with Accept-Ranges.
-	add(php(page, ae, "Range: bytes=0-9"))
-	add(php(qv("ar", "1"), ae, "Range: bytes=0-9"))
-	add(php(qv("ar", "1"), "Range: bytes=0-9"))
+	add(gzipPHP(page, ae, "Range: bytes=0-9"))
+	add(gzipPHP(gzipQuery("ar", "1"), ae, "Range: bytes=0-9"))
+	add(gzipPHP(gzipQuery("ar", "1"), "Range: bytes=0-9"))
 
 	// PHP's Transfer-Encoding (its output is never chunked) and invalid
 	// lengths: the same answers, except that with a Transfer-Encoding
 	// PHP's Content-Length is dropped (README, FastCGI row), where nginx
 	// keeps it.
-	for _, q := range []url.Values{qv("te", "chunked"), qv("te", "chunked", "cl", "1"), qv("badcl", "abc"), qv("badcl", "2000, 2000"),
-		qv("badcl", "+2000")} {
-		add(php(q, ae))
+	for _, q := range []url.Values{gzipQuery("te", "chunked"), gzipQuery("te", "chunked", "cl", "1"), gzipQuery("badcl", "abc"), gzipQuery("badcl", "2000, 2000"),
+		gzipQuery("badcl", "+2000")} {
+		add(gzipPHP(q, ae))
 		if q.Get("cl") != "" {
-			add(php(q), "Content-Length: 2000 | ", "framing: length | chunked")
+			add(gzipPHP(q), "Content-Length: 2000 | ", "framing: length | chunked")
 		} else {
-			add(php(q))
+			add(gzipPHP(q))
 		}
 	}
 	// An empty Content-Encoding from PHP (header('Content-Encoding:')):
 	// the gateway leaves the answer alone, as for any coding of the
 	// app's; nginx compresses it and adds Content-Encoding: gzip after
 	// the empty field.
-	add(php(qv("e", ""), ae), "Content-Encoding: |gzip | ", "Vary: Accept-Encoding | ", "body: 307 bytes cd77d1e2985812 | 2000 bytes 7eafc231c44b4")
-	add(php(qv("e", "")), "Vary: Accept-Encoding | ")
+	add(gzipPHP(gzipQuery("e", ""), ae), "Content-Encoding: |gzip | ", "Vary: Accept-Encoding | ", "body: 307 bytes cd77d1e2985812 | 2000 bytes 7eafc231c44b4")
+	add(gzipPHP(gzipQuery("e", "")), "Vary: Accept-Encoding | ")
 	// A header of nearly 8 KiB (a long Content-Security-Policy, many
 	// cookies) left the first piece of the body a few bytes short of
 	// php-fpm's 8 KiB record, and the page went out uncompressed; nginx
 	// answers 502 past its fastcgi_buffer_size (4 or 8 KiB).
 	for _, hdr := range []string{"7800", "7900", "7950", "8000", "8050", "8100", "8150", "16000", "16300"} {
-		cases = append(cases, gzipCase{req: php(qv("hdr", hdr, "n", "3000"), ae), diffs: []string{"status: 502 | 200"},
+		cases = append(cases, gzipCase{req: gzipPHP(gzipQuery("hdr", hdr, "n", "3000"), ae), diffs: []string{"status: 502 | 200"},
 			gw: map[string]string{"Content-Encoding": "gzip", "gzip": "decodes whole"}})
 	}
 	// Other methods: compressed alike.
 	for _, m := range []string{"POST", "PUT", "DELETE", "OPTIONS"} {
-		add(gzipReq{method: m, target: php(page).target, proto: "HTTP/1.1", headers: []string{ae, "Content-Length: 0"}})
-		add(gzipReq{method: m, target: php(qv("etag", `"v1"`)).target, proto: "HTTP/1.1", headers: []string{ae, "Content-Length: 0", `If-None-Match: W/"v1"`}})
+		add(gzipReq{method: m, target: gzipPHP(page).target, proto: "HTTP/1.1", headers: []string{ae, "Content-Length: 0"}})
+		add(gzipReq{method: m, target: gzipPHP(gzipQuery("etag", `"v1"`)).target, proto: "HTTP/1.1", headers: []string{ae, "Content-Length: 0", `If-None-Match: W/"v1"`}})
 	}
 	// Error pages (error_page 404, SESSIONGATE_ERROR_PAGES): gzipped by
 	// both; nginx gives its page's ETag, the gateway none, since the
@@ -815,7 +817,7 @@ func TestNginxDiffGzipShapes(t *testing.T) {
 	for _, who := range []string{s.nginx, s.gw} {
 		sizes[who] = map[int]bool{}
 		for range 6 {
-			a := gzipDo(t, who, php(page, ae))
+			a := gzipDo(t, who, gzipPHP(page, ae))
 			if a.res == nil || a.res.Header.Get("Content-Encoding") != "gzip" {
 				t.Fatalf("%s: %v", who, a.readErr)
 			}
@@ -834,7 +836,7 @@ func TestNginxDiffGzipFlush(t *testing.T) {
 	t.Parallel()
 	s := startGzipDiff(t)
 	run := func(addr, proto, n string, cl bool, ae string) string {
-		q := qv("c", "flush", "n", n)
+		q := gzipQuery("c", "flush", "n", n)
 		if cl {
 			q.Set("cl", "1")
 		}
@@ -1060,38 +1062,38 @@ func TestNginxDiffGzipDjango(t *testing.T) {
 	dj := func(view string, q url.Values) string { return "/dj/" + view + "/?" + q.Encode() }
 	for _, ct := range []string{"text/html; charset=utf-8", "application/json", "text/css", "image/png", "application/vnd.api+json"} {
 		for _, n := range []string{"100", "3000", "200000"} {
-			add(dj("page", qv("t", ct, "n", n)), []string{ae})
-			add(dj("page", qv("t", ct, "n", n)), nil)
+			add(dj("page", gzipQuery("t", ct, "n", n)), []string{ae})
+			add(dj("page", gzipQuery("t", ct, "n", n)), nil)
 		}
 	}
-	for _, q := range []url.Values{qv("vary", "Cookie"), qv("vary", "*"), qv("code", "404"), qv("code", "204"), qv("etag", `"v1"`),
-		qv("etag", `W/"v1"`), qv("e", "identity")} {
+	for _, q := range []url.Values{gzipQuery("vary", "Cookie"), gzipQuery("vary", "*"), gzipQuery("code", "404"), gzipQuery("code", "204"), gzipQuery("etag", `"v1"`),
+		gzipQuery("etag", `W/"v1"`), gzipQuery("e", "identity")} {
 		add(dj("page", q), []string{ae})
 	}
 	// ConditionalGetMiddleware's tag: weak where compressed. Left alone by
 	// the gateway, compressed by nginx: no-transform and a download.
 	tag := `"7eafc231c44b43b9e542458da1f40172"`
-	for _, q := range []url.Values{qv("cc", "no-transform"), qv("disp", "attachment; filename=a.html")} {
+	for _, q := range []url.Values{gzipQuery("cc", "no-transform"), gzipQuery("disp", "attachment; filename=a.html")} {
 		add(dj("page", q), []string{ae}, "Content-Encoding: gzip | ", "ETag: W/"+tag+" | "+tag, "Vary: Accept-Encoding | ", "gzip: decodes whole | ")
 	}
 	// Compressed by the gateway only: statuses other than 200, 403, 404.
 	for _, code := range []string{"201", "500"} {
-		add(dj("page", qv("code", code)), []string{ae}, "Content-Encoding:  | gzip", "Content-Length: 2000 | ", "ETag: "+tag+" | W/"+tag,
+		add(dj("page", gzipQuery("code", code)), []string{ae}, "Content-Encoding:  | gzip", "Content-Length: 2000 | ", "ETag: "+tag+" | W/"+tag,
 			"Vary:  | Accept-Encoding", "gzip:  | decodes whole")
 	}
-	add(dj("gz", qv()), []string{ae})
-	add(dj("gz", qv()), nil)
-	add(dj("gz", qv("n", "100")), []string{ae})
-	add("HEAD "+dj("gz", qv()), []string{ae})
+	add(dj("gz", gzipQuery()), []string{ae})
+	add(dj("gz", gzipQuery()), nil)
+	add(dj("gz", gzipQuery("n", "100")), []string{ae})
+	add("HEAD "+dj("gz", gzipQuery()), []string{ae})
 	// x-gzip (README, gzip row).
-	add(dj("page", qv()), []string{"Accept-Encoding: x-gzip"}, "Content-Encoding:  | gzip", "Content-Length: 2000 | ",
+	add(dj("page", gzipQuery()), []string{"Accept-Encoding: x-gzip"}, "Content-Encoding:  | gzip", "Content-Length: 2000 | ",
 		"ETag: "+tag+" | W/"+tag, "gzip:  | decodes whole")
-	add(dj("page", qv("n", "100000")), []string{ae, "Range: bytes=0-9"})
-	add(dj("page", qv("etag", `"v1"`)), []string{ae, `If-None-Match: W/"v1"`})
-	add(dj("page", qv("etag", `"v1"`)), []string{ae, `If-None-Match: "v1"`})
-	add(dj("page", qv()), []string{ae, `If-None-Match: W/"ETAG"`})
-	add("HEAD "+dj("page", qv()), []string{ae})
-	add("HEAD "+dj("page", qv("n", "100")), []string{ae})
+	add(dj("page", gzipQuery("n", "100000")), []string{ae, "Range: bytes=0-9"})
+	add(dj("page", gzipQuery("etag", `"v1"`)), []string{ae, `If-None-Match: W/"v1"`})
+	add(dj("page", gzipQuery("etag", `"v1"`)), []string{ae, `If-None-Match: "v1"`})
+	add(dj("page", gzipQuery()), []string{ae, `If-None-Match: W/"ETAG"`})
+	add("HEAD "+dj("page", gzipQuery()), []string{ae})
+	add("HEAD "+dj("page", gzipQuery("n", "100")), []string{ae})
 	compareGzip(t, s, cases, gzipRules[1:])
 
 	// A StreamingHttpResponse's first part reaches the client while the
