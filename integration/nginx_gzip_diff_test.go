@@ -84,6 +84,7 @@ case 'flush':
 	if (isset($g['cl'])) { header('Content-Length: ' . $n); }
 	echo $body;
 	flush();
+	if (isset($g['fin'])) { fastcgi_finish_request(); }
 	$f = 'SIGDIR/' . preg_replace('/[^a-z0-9]/', '', $g['id'] ?? '');
 	for ($i = 0; $i < 500 && !file_exists($f); $i++) { usleep(10000); }
 	$end = file_exists($f) ? 'END:read' : 'END:held';
@@ -866,6 +867,57 @@ func TestNginxDiffGzipFlush(t *testing.T) {
 			}
 		}
 	}
+
+	// The idiom that answers with a Content-Length and goes on working:
+	// uncompressed, the answer ends for the client with its length;
+	// compressed, it has none, and ends (the gzip trailer, the last
+	// chunk) only with the script, behind nginx too.
+	// fastcgi_finish_request() ends it at once.
+	for _, c := range []struct {
+		q, ae, want string
+	}{
+		{"c=flush&cl=1&n=3000", "identity", `Content-Encoding "", END:read`},
+		{"c=flush&cl=1&n=3000", "gzip", `Content-Encoding "gzip", END:held`},
+		{"c=flush&cl=1&n=3000&fin=1", "gzip", `Content-Encoding "gzip", END:read`},
+	} {
+		for _, addr := range []string{s.nginx, s.gw} {
+			if got := gzipWholeRun(t, s, addr, "/g.php?"+c.q, c.ae); got != c.want {
+				t.Errorf("%s, Accept-Encoding %s, from %s: %s, want %s", c.q, c.ae, addr, got, c.want)
+			}
+		}
+	}
+}
+
+// gzipWholeRun requests target (with &id=... added) from addr, a script
+// that answers with its Content-Length, then goes on until the client has
+// read the whole answer (or 5 s have passed); it returns the
+// Content-Encoding and the script's verdict: END:read when the answer
+// ended for the client while the script went on, END:held when only with
+// the script's end.
+func gzipWholeRun(t *testing.T, s *gzipDiffStack, addr, target, ae string) string {
+	t.Helper()
+	name := fmt.Sprintf("f%d", gzipFlushID.Add(1))
+	r := gzipReq{method: "GET", target: target + "&id=" + name, proto: "HTTP/1.1", headers: []string{"Accept-Encoding: " + ae}}
+	res, err := gzipStream(t, addr, r)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	_, err = io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return "body: " + err.Error()
+	}
+	if err := os.WriteFile(filepath.Join(s.sigDir, name), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for range 100 {
+		if out, err = os.ReadFile(filepath.Join(s.sigDir, name+".out")); err == nil && len(out) > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Sprintf("Content-Encoding %q, %s", res.Header.Get("Content-Encoding"), out)
 }
 
 // gzipFlushRun requests target (with &id=... added) from addr, a script
