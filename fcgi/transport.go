@@ -80,6 +80,15 @@ const (
 	// received after the header, hoping to see END_REQUEST and give the
 	// connection back before the body is even read.
 	drainLimit = 64 << 10
+	// fpmFullRecord is the STDOUT record php-fpm writes when its 8 KiB
+	// output buffer fills (8192 bytes less the record header): a record
+	// of that size or more ends where the buffer did, not where PHP
+	// flushed.
+	fpmFullRecord = 8192 - headerLen
+	// smallFirstPiece is the body a response's first piece must reach
+	// for a compressing server in front to take it for a page, not for
+	// the first of a stream of small flushes (compress.MinSize).
+	smallFirstPiece = 256
 )
 
 // Transport is an http.RoundTripper to php-fpm. Every request must carry a
@@ -534,6 +543,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		}
 	}
 	end := -1
+	last := 0 // content length of the last STDOUT record read
 	for end < 0 {
 		err := rr.next(false)
 		if err != nil && rr.lingering() {
@@ -582,6 +592,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 			return fail("read response header", fmt.Errorf("%w: CGI header block larger than %d bytes", errBadHeader, maxHeaderBlock), false)
 		}
 		from := len(buf)
+		last = rr.remaining
 		buf = append(buf, make([]byte, rr.remaining)...)
 		if err := rr.readContent(buf[from:]); err != nil {
 			putBuf()
@@ -605,9 +616,18 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	// Take whatever complete records are already buffered: for most
 	// responses this reaches END_REQUEST and the connection goes back to
 	// the pool before the client has read a byte.
+	//
+	// A record php-fpm wrote because its buffer filled is no flush of
+	// PHP's, and more follows at once: when it ends the header with fewer
+	// than smallFirstPiece bytes of the body (a header of nearly 8 KiB: a
+	// long Content-Security-Policy, many cookies), the next record is
+	// waited for too. A server that compresses would take so small a
+	// first piece for a stream of small flushes and send the page
+	// uncompressed.
 	done := false
 	for !done && len(buf) < end+drainLimit {
-		err := rr.next(true)
+		wait := last >= fpmFullRecord && len(buf)-end < smallFirstPiece
+		err := rr.next(!wait)
 		if err == errWouldBlock {
 			break
 		}
@@ -620,6 +640,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 			return fail("read response", err, false)
 		}
 		from := len(buf)
+		last = rr.remaining
 		buf = append(buf, make([]byte, rr.remaining)...)
 		if err := rr.readContent(buf[from:]); err != nil {
 			putBuf()
@@ -682,6 +703,20 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	}
 	b.lastOK.Store(time.Now().UnixNano())
 	return resp, false, nil
+}
+
+// Whole reports whether res, an answer of a Transport, had been received
+// to its end (END_REQUEST) when RoundTrip returned: its body is in memory,
+// and none of it waits on PHP. A server sends such a body in one write;
+// one still coming it flushes as it comes.
+func Whole(res *http.Response) bool {
+	b, ok := res.Body.(*responseBody)
+	if !ok {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.done
 }
 
 // parseContentLength reads a Content-Length value: digits only (RFC 9110

@@ -2145,3 +2145,91 @@ func TestStrayBytesOnIdleConnectionNotReadAsNextAnswer(t *testing.T) {
 		}
 	}
 }
+
+// Whole tells a response read to END_REQUEST with its header from one
+// still coming, with PHP's own Content-Length or without: the server
+// flushes the latter as it comes.
+func TestWhole(t *testing.T) {
+	release := make(chan struct{})
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		header := "Content-Type: text/html\r\n"
+		if strings.Contains(r.Params["QUERY_STRING"], "cl") {
+			header += "Content-Length: 10\r\n"
+		}
+		if strings.HasPrefix(r.Params["QUERY_STRING"], "whole") {
+			respond(c, header, "0123456789")
+			return true
+		}
+		c.Stdout(header + "\r\n01234")
+		c.Flush()
+		<-release
+		c.Stdout("56789")
+		c.End()
+		return true
+	})
+	defer close(release)
+	for _, ahead := range []bool{false, true} {
+		tr, _ := newTransport(t, Options{ReadAhead: ahead, TempDir: t.TempDir()}, srv.Addr())
+		for _, q := range []string{"whole", "whole-cl", "coming", "coming-cl"} {
+			resp, err := tr.RoundTrip(newReq(nil, "GET", "/?"+q, nil, nil))
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			if got, want := Whole(resp), strings.HasPrefix(q, "whole"); got != want {
+				t.Errorf("ReadAhead %v, %s: Whole %v, want %v", ahead, q, got, want)
+			}
+			if !strings.HasPrefix(q, "whole") {
+				release <- struct{}{}
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || string(b) != "0123456789" {
+				t.Errorf("ReadAhead %v, %s: %q %v", ahead, q, b, err)
+			}
+		}
+	}
+	if Whole(&http.Response{Body: io.NopCloser(strings.NewReader("x"))}) {
+		t.Error("Whole of another transport's response")
+	}
+}
+
+// A page whose CGI header nearly fills php-fpm's 8 KiB output buffer (a
+// long Content-Security-Policy, many cookies) reached the server in front
+// as a first piece of a few body bytes, the rest of the buffer, and the
+// rest later: php-fpm writes a record when its buffer fills, not only when
+// PHP flushes. A compressing server takes so small a first piece for a
+// stream of small flushes and sent the page uncompressed. RoundTrip now
+// reads on past a full record that left fewer than 256 body bytes.
+func TestFullHeaderRecordIsNoFlush(t *testing.T) {
+	body := strings.Repeat("<p>line</p>\n", 300)
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		header := "Content-Type: text/html\r\nX-Pad: "
+		// The header and the first body bytes fill one record of
+		// php-fpm's size (fpmFullRecord).
+		pad := fpmFullRecord - len(header) - len("\r\n\r\n") - 100
+		head := header + strings.Repeat("a", pad) + "\r\n\r\n" + body[:100]
+		if len(head) != fpmFullRecord {
+			panic(len(head))
+		}
+		c.Stdout(head)
+		c.Flush()
+		time.Sleep(100 * time.Millisecond)
+		c.Stdout(body[100:])
+		c.End()
+		return true
+	})
+	for _, ahead := range []bool{false, true} {
+		tr, _ := newTransport(t, Options{ReadAhead: ahead, TempDir: t.TempDir()}, srv.Addr())
+		resp, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := make([]byte, 64<<10)
+		n, err := resp.Body.Read(first)
+		rest, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if n < 256 || string(first[:n])+string(rest) != body {
+			t.Errorf("ReadAhead %v: first piece of %d bytes (%v), then %d", ahead, n, err, len(rest))
+		}
+	}
+}

@@ -70,11 +70,15 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(res.StatusCode)
 
 	// A response the transport received whole has its length: it goes out
-	// in one write when the handler returns. One without (PHP's flush(),
-	// long polling, server-sent events) is flushed after every piece, as PHP
-	// sent it.
+	// in one write when the handler returns. One still coming (PHP's
+	// flush(), long polling, server-sent events) is flushed after every
+	// piece, as PHP sent it, also when PHP declared its length: a script
+	// that answers with a Content-Length, flushes and goes on working
+	// (mails, cache warming after the page) kept its client waiting for
+	// the end of that work.
 	var flusher http.Flusher
-	if res.ContentLength < 0 && !noBody {
+	_, declared := res.Header["Content-Length"]
+	if !noBody && (res.ContentLength < 0 || declared && !fcgi.Whole(res)) {
 		flusher, _ = w.(http.Flusher)
 	}
 	// PHP's own Content-Length (header('Content-Length: ...')) is what goes

@@ -1,11 +1,14 @@
 package server
 
 import (
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestPHPNoBodyStatus: PHP output after a 204 or 304 status (whitespace
@@ -111,5 +114,98 @@ func TestMountWithoutContentTypeNotSniffed(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "" || !strings.HasPrefix(string(b), "<html>") {
 		t.Errorf("%d Content-Type %q body %.20q, want 200, no Content-Type, the body as the app sent it", res.StatusCode, res.Header.Get("Content-Type"), b)
+	}
+}
+
+// heldBody is a PHP response body that gives its first part, then waits
+// until the client has read it (read is closed) or 5 s have passed before
+// it gives the rest; released says which came first.
+type heldBody struct {
+	first, rest string
+	read        chan struct{}
+	released    chan bool
+	step        int
+}
+
+func (b *heldBody) Read(p []byte) (int, error) {
+	b.step++
+	switch b.step {
+	case 1:
+		return copy(p, b.first), nil
+	case 2:
+		select {
+		case <-b.read:
+			b.released <- true
+		case <-time.After(5 * time.Second):
+			b.released <- false
+		}
+		if b.rest != "" {
+			return copy(p, b.rest), nil
+		}
+	}
+	return 0, io.EOF
+}
+
+func (b *heldBody) Close() error { return nil }
+
+// TestPHPFlushWithContentLength: what PHP flushes reaches the client while
+// the script goes on, when PHP declared a Content-Length too: the idiom
+// that answers at once and then keeps working (header('Content-Length:
+// ...'); echo $page; flush(); then the mails, the cache warming), and a
+// download that flushes its progress. The gateway flushed only responses
+// without a length, so the client got nothing of those until the script
+// ended (its last 4 KiB stuck in net/http's buffer, all of it when
+// compressed), where nginx sends it as it comes.
+func TestPHPFlushWithContentLength(t *testing.T) {
+	page := strings.Repeat("<p>row</p>\n", 100)
+	for _, c := range []struct {
+		name        string
+		first, rest string
+		gzip        bool
+	}{
+		{"the whole answer, then work", page, "", false},
+		{"the whole answer, compressed, then work", page, "", true},
+		{"a part, then the rest", page[:500], page[500:], false},
+		{"a part compressed, then the rest", page[:500], page[500:], true},
+	} {
+		e := newEnv(t, nil)
+		body := &heldBody{first: c.first, rest: c.rest, read: make(chan struct{}), released: make(chan bool, 1)}
+		e.php.respond = func(r *http.Request) (*http.Response, error) {
+			n := len(c.first) + len(c.rest)
+			h := http.Header{"Content-Type": {"text/html"}, "Content-Length": {strconv.Itoa(n)}}
+			return &http.Response{StatusCode: 200, Header: h, Body: body, ContentLength: int64(n), Request: r}, nil
+		}
+		srv := httptest.NewServer(e.srv.Handler())
+		req, _ := http.NewRequest("GET", srv.URL+"/hello.php", nil)
+		if c.gzip {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		res, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var r io.Reader = res.Body
+		if c.gzip {
+			if res.Header.Get("Content-Encoding") != "gzip" {
+				t.Fatalf("%s: not compressed: %v", c.name, res.Header)
+			}
+			if r, err = gzip.NewReader(res.Body); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+		}
+		first := make([]byte, len(c.first))
+		if _, err := io.ReadFull(r, first); err != nil || string(first) != c.first {
+			t.Fatalf("%s: first part %q, %v", c.name, first, err)
+		}
+		close(body.read)
+		rest, err := io.ReadAll(r)
+		res.Body.Close()
+		if err != nil || string(rest) != c.rest {
+			t.Errorf("%s: the rest %q, %v", c.name, rest, err)
+		}
+		if !<-body.released {
+			t.Errorf("%s: the first part reached the client only once PHP had ended", c.name)
+		}
+		srv.Close()
 	}
 }
