@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -170,7 +171,7 @@ func (s *Server) denial(i int, r *http.Request) int {
 		}
 	}
 	if e.users != nil {
-		user, password, ok := r.BasicAuth()
+		user, password, ok := basicCredentials(r.Header.Get("Authorization"))
 		if !ok {
 			return http.StatusUnauthorized
 		}
@@ -185,6 +186,25 @@ func (s *Server) denial(i int, r *http.Request) int {
 		ri.RemoteUser = user
 	}
 	return 0
+}
+
+// basicCredentials reads the user and password of an Authorization
+// header as nginx's auth_basic does: "Basic" in any case, one or more
+// spaces (RFC 9110's 1*SP, where net/http's BasicAuth takes one), and
+// base64 with or without its padding. Unlike nginx, nothing may follow the
+// padding: PHP would decode it into PHP_AUTH_PW, a password no one
+// checked.
+func basicCredentials(auth string) (user, password string, ok bool) {
+	const prefix = "Basic "
+	if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return "", "", false
+	}
+	enc := strings.TrimRight(strings.TrimLeft(auth[len(prefix):], " "), "=")
+	b, err := base64.RawStdEncoding.DecodeString(enc)
+	if err != nil {
+		return "", "", false
+	}
+	return strings.Cut(string(b), ":")
 }
 
 // warnPasswordFile says, once per problem, what became of a password file

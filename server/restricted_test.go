@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/htpasswd"
 )
 
 // TestRestrictedPaths: SESSIONGATE_RESTRICTED_PATHS refuses clients outside
@@ -561,6 +562,45 @@ func TestRestrictedDotReadingsOfLongPathCostItsLength(t *testing.T) {
 		}
 		if alloc > uint64(200*size) {
 			t.Errorf("%s %.40q... (%d bytes): %d MiB allocated, want at most 200 bytes per byte of the request", method, tc.target, size, alloc>>20)
+		}
+	}
+}
+
+// Credentials are read as nginx's auth_basic reads them: the scheme in
+// any case, then one or more spaces (RFC 9110's 1*SP), and base64 with or
+// without its padding. What is not credentials stays refused: no space,
+// a tab, base64 that is not, junk after the padding, no colon.
+func TestBasicAuthCredentialSyntax(t *testing.T) {
+	users := basicAuthFile(t)
+	// cyd:secret is 10 bytes, whose base64 ends in "==".
+	os.WriteFile(users, []byte("bo:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\ncyd:"+htpasswd.APR1("secret", "salt")+"\n"), 0o600)
+	e := newEnv(t, func(c *config.Config) { c.BasicAuthSpecs = []string{"/ " + users} })
+	const creds = "Ym86c2VjcmV0"      // bo:secret, 9 bytes: no padding
+	const padded = "Y3lkOnNlY3JldA==" // cyd:secret
+	for _, tc := range []struct {
+		header string
+		want   int
+	}{
+		{"Basic " + creds, 200},
+		{"basic " + creds, 200},
+		{"BASIC " + creds, 200},
+		{"Basic  " + creds, 200},
+		{"Basic     " + creds, 200},
+		{"Basic " + padded, 200},
+		{"Basic Y3lkOnNlY3JldA=", 200},
+		{"Basic Y3lkOnNlY3JldA", 200},
+		{"Basic Y3lkOnNlY3JldA==  ", 200},
+		{"Basic Ym86c2VjcmV0eA", 401}, // bo:secretx: read, and wrong
+		{"Basic" + creds, 401},
+		{"Basic\t" + creds, 401},
+		{"Basic !" + creds, 401},
+		{"Basic " + padded + "junk", 401},
+		{"Basic Ym9zZWNyZXQ=", 401}, // bosecret
+		{"Bearer " + creds, 401},
+	} {
+		r := rawRequest(t, "GET /style.css HTTP/1.1\r\nHost: x\r\nAuthorization: "+tc.header+"\r\n\r\n")
+		if w := e.do(r); w.Code != tc.want {
+			t.Errorf("Authorization: %s: %d, want %d", tc.header, w.Code, tc.want)
 		}
 	}
 }
