@@ -157,7 +157,8 @@ func (s *Server) refusedAtFolded(w http.ResponseWriter, r *http.Request, path, f
 
 // denial is 0 when entry i lets the client of r in, else the status to
 // refuse it with: 403 for an address outside the entry's list, 401 without
-// a user and password its file has. The user let in becomes REMOTE_USER.
+// a user and password its file has, 400 for two Authorization fields.
+// The user let in becomes REMOTE_USER.
 func (s *Server) denial(i int, r *http.Request) int {
 	e := &s.restrictedPaths[i]
 	ri := Info(r.Context())
@@ -171,6 +172,14 @@ func (s *Server) denial(i int, r *http.Request) int {
 		}
 	}
 	if e.users != nil {
+		if n := len(r.Header.Values("Authorization")); n > 1 {
+			// nginx refuses the request (a duplicate header line); taking
+			// the first let PHP read another password than the one
+			// checked: it decodes the joined lines as one, the password
+			// running on into the second.
+			ri.Err = fmt.Errorf("%s: %d Authorization header fields", e.spec, n)
+			return http.StatusBadRequest
+		}
 		user, password, ok := basicCredentials(r.Header.Get("Authorization"))
 		if !ok {
 			return http.StatusUnauthorized
@@ -220,13 +229,16 @@ func (s *Server) warnPasswordFile(err error) {
 }
 
 // refuse answers status for entry i; a 401 asks the browser for a password.
-// A 403 is logged with the entry; a 401 only for a wrong password (denial).
+// A 403 is logged with the entry; a 401 only for a wrong password, and a
+// 400 with what denial found.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, i, status int) bool {
 	ri := Info(r.Context())
 	ri.Upstream = "gateway" // nothing ran, whatever routing picked
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="Restricted", charset="UTF-8"`)
-	} else {
+	case http.StatusBadRequest: // denial said why
+	default:
 		ri.Err = fmt.Errorf("not let in by %s", s.restrictedPaths[i].spec)
 	}
 	s.fail(w, r, status)

@@ -604,3 +604,29 @@ func TestBasicAuthCredentialSyntax(t *testing.T) {
 		}
 	}
 }
+
+// Two Authorization fields get 400, as from nginx: checking one let PHP
+// read another, the joined lines decoded as one password.
+func TestBasicAuthTwoAuthorizationFields(t *testing.T) {
+	users := basicAuthFile(t)
+	e := newEnv(t, func(c *config.Config) { c.BasicAuthSpecs = []string{"/private/ " + users} })
+	os.MkdirAll(filepath.Join(e.root, "private"), 0o755)
+	os.WriteFile(filepath.Join(e.root, "private/x.txt"), []byte("x"), 0o644)
+	const right, wrong = "Authorization: Basic Ym86c2VjcmV0", "Authorization: Basic Ym86d3Jvbmc="
+	for _, tc := range []struct {
+		target, headers string
+		want            int
+	}{
+		{"/private/x.txt", right + "\r\n" + wrong, 400},
+		{"/private/x.txt", wrong + "\r\n" + right, 400},
+		{"/private/x.txt", right + "\r\n" + right, 400},
+		{"/private/x.txt", right, 200},
+		{"/hello.php", right + "\r\n" + wrong, 200}, // no password asked: PHP's to read
+	} {
+		before := e.php.calls()
+		w := e.do(rawRequest(t, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\n"+tc.headers+"\r\n\r\n"))
+		if w.Code != tc.want || tc.want != 200 && e.php.calls() != before {
+			t.Errorf("%s with %q: %d, want %d", tc.target, tc.headers, w.Code, tc.want)
+		}
+	}
+}
