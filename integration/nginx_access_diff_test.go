@@ -361,9 +361,19 @@ var accessKnownDiffs = []accessKnownDiff{
 		return d.key == "status" && ok && script != "" && d.n == "200" && (d.g == "401" || d.g == "403") &&
 			(accessDirs["/"+after[:strings.IndexByte(after+"/", '/')]+"/"] || accessScripts[script+".php"])
 	}},
-	{"a path is also read lower-cased, as routers that match loosely read it (nginx: 404 on a case-sensitive file system)", func(d accessDiff) bool {
-		target := d.c.target()
-		return d.key == "status" && target != strings.ToLower(target) && d.n == "404" && (d.g == "401" || d.g == "403")
+	{"a path is also read folded, lower-cased and cut at a newline, as routers that match loosely read it (nginx: 404, no such file)", func(d accessDiff) bool {
+		path, err := url.PathUnescape(d.c.target())
+		folded, _, _ := strings.Cut(strings.ToLower(path), "\n")
+		return d.key == "status" && err == nil && path != folded && d.n == "404" && (d.g == "401" || d.g == "403")
+	}},
+	{"a query that starts with / after the front controller counts like the URL, CodeIgniter's route (nginx: the script's location only)", func(d accessDiff) bool {
+		path, query, _ := strings.Cut(d.c.target(), "?")
+		return d.key == "status" && (path == "/" || path == "/index.php") && strings.HasPrefix(query, "/") &&
+			d.n == "200" && d.nAns["ran"] == "/index.php" && (d.g == "401" || d.g == "403")
+	}},
+	{"a target that starts with // is also read as PHP's parse_url reads it, its first segment a host (nginx: /evil.example/admin/users)", func(d accessDiff) bool {
+		return d.key == "status" && strings.HasPrefix(d.c.target(), "//evil.example/") && d.n == "200" && d.nAns["ran"] == "/index.php" &&
+			(d.g == "401" || d.g == "403")
 	}},
 	{"an X-Accel-Redirect is matched with its slashes merged (nginx: as written, so //admin//secret.txt escaped /admin/'s password)", func(d accessDiff) bool {
 		to := d.c.accelTo()
@@ -494,6 +504,18 @@ func accessCases() []accessCase {
 		get("encoded dot dot", "/pub/%2e%2e/admin/tool.php"),
 		get("dot dot", "/pub/../admin/tool.php"),
 		get("dot", "/admin/./tool.php"),
+		get("encoded capital", "/%41dmin/tool.php"),
+		get("backslash", "/admin\\tool.php"),
+		get("encoded backslash", "/admin%5Ctool.php"),
+		get("encoded newline", "/admin%0A/tool.php"),
+		get("semicolon", "/admin/tool.php;x"),
+		get("trailing encoded space", "/admin/tool.php%20"),
+		get("static with path after it", "/admin/secret.txt/x"),
+		get("absolute form", "http://shop.example/admin/tool.php"),
+		get("absolute form, double slash", "http://shop.example//admin/tool.php"),
+		get("route in the query", "/?/admin/users"),
+		get("route in the query after the script", "/index.php?/admin/users"),
+		get("host in the path", "//evil.example/admin/users"),
 		get("nested open", "/admin/open/hook.php"),
 		get("nested open without slash", "/admin/open"),
 		get("nested open, dot dot out", "/admin/open/../tool.php"),
