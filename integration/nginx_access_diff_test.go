@@ -805,3 +805,42 @@ func TestNginxDiffPasswordFileChanges(t *testing.T) {
 		t.Errorf("file deleted: gateway %d after 2 s, want 401", code)
 	}
 }
+
+// TestBasicAuthUnknownUserTiming: through the gateway binary, a 401 for a
+// name the file lacks takes as long as one for a name it has (README), so
+// timing does not tell which names exist, with htpasswd's bcrypt at cost
+// 10 (tens of milliseconds a check). The defect this guards against, no
+// hash checked for an unknown name, makes that 401 a hundred times
+// faster, so the bound is one-sided and wide: load can slow either timing
+// (the fastest of three is kept) but never make the unknown name's cheap.
+func TestBasicAuthUnknownUserTiming(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "htpasswd")
+	users := filepath.Join(t.TempDir(), "users.htpasswd")
+	writeHtpasswd(t, users, "-c", "-b", "-B", "-C", "10", users, "ana", "right")
+	writeHtpasswd(t, users, "-b", "-m", users, "bo", "right")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"page.txt": "page"})
+	gw := startBinary(t, buildGateway(t), []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9", "SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off", "SESSIONGATE_BASIC_AUTH=/ " + users})
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	fastest := func(user string) time.Duration {
+		best := time.Hour
+		for range 3 {
+			start := time.Now()
+			code, _, err := rateStatus(addr, "/page.txt", []string{basic(user, "wrong")})
+			d := time.Since(start)
+			if err != nil || code != 401 {
+				t.Fatalf("%s with a wrong password: %d %v", user, code, err)
+			}
+			best = min(best, d)
+		}
+		return best
+	}
+	known := fastest("ana")
+	for _, user := range []string{"nobody", "Ana", "bo", ""} {
+		if d := fastest(user); d < known/4 {
+			t.Errorf("wrong password: ana (bcrypt, cost 10) %v, %q only %v", known, user, d)
+		}
+	}
+}
