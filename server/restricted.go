@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -141,18 +142,43 @@ func (s *Server) refusedAt(w http.ResponseWriter, r *http.Request, path string) 
 // refusedAtFolded is refusedAt with path's folded reading already made
 // (foldedPath, or as much of it as matching looks at: suffixFolds).
 func (s *Server) refusedAtFolded(w http.ResponseWriter, r *http.Request, path, folded string) bool {
-	i := s.restrictedRule(path)
-	if i >= 0 {
+	rules := s.rulesOf(path, folded)
+	for k, i := range rules {
+		if i < 0 || slices.Contains(rules[:k], i) {
+			continue
+		}
 		if status := s.denial(i, r); status != 0 {
 			return s.refuse(w, r, i, status)
 		}
 	}
-	if j := s.foldedRuleOf(folded); j >= 0 && j != i {
-		if status := s.denial(j, r); status != 0 {
-			return s.refuse(w, r, j, status)
+	return false
+}
+
+// rulesOf returns the entries that path and its folded reading fall
+// under (-1 for none; one may repeat another): the most specific entry of
+// each (restrictedRule,
+// foldedRuleOf), and the entry nginx picks for path, the most specific
+// that it falls under as a prefix, which differs when path names a
+// directory entry without its slash. A directory's entry that opens it
+// (/webhooks/ 0.0.0.0/0 under / with a password) thus does not open
+// /webhooks, which nginx's location / keeps and which Symfony and Django
+// route apart from /webhooks/; one that keeps clients out still covers
+// it. The folded reading has no such second entry: it is the reading of
+// routers that take /webhooks and /webhooks/ for one route.
+func (s *Server) rulesOf(path, folded string) [3]int {
+	return [3]int{s.restrictedRule(path), s.nginxRule(path), s.foldedRuleOf(folded)}
+}
+
+// nginxRule is restrictedRule without the directory named without its
+// slash: the entry nginx's locations pick for path, or -1.
+func (s *Server) nginxRule(path string) int {
+	for i := range s.restrictedPaths {
+		l := s.restrictedPaths[i].path
+		if path == l || strings.HasSuffix(l, "/") && strings.HasPrefix(path, l) {
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // denial is 0 when entry i lets the client of r in, else the status to
@@ -551,7 +577,7 @@ func (s *Server) restrictedRoute(w http.ResponseWriter, r *http.Request, paths .
 	urlRule := ri.restrictedRule - 1
 	checked := urlRule
 	for _, p := range paths {
-		for _, j := range [2]int{s.restrictedRule(p), s.foldedRule(p)} {
+		for _, j := range s.rulesOf(p, foldedPath(p)) {
 			if j < 0 || (urlRule >= 0 && j >= urlRule) || j == checked {
 				continue
 			}

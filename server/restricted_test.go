@@ -630,3 +630,58 @@ func TestBasicAuthTwoAuthorizationFields(t *testing.T) {
 		}
 	}
 }
+
+// An entry for a directory that opens it (no password, every address)
+// does not open the directory's name without its slash, which nginx's
+// broader location keeps: with "/ users" and "/webhooks/ 0.0.0.0/0",
+// /webhooks is a route of its own for the front controller or Django
+// (Symfony and Django tell /webhooks from /webhooks/), and asks for the
+// password, as behind nginx; a directory entry that keeps clients out
+// still covers it too.
+func TestRestrictedPathsOpenDirectoryKeepsItsNameWithoutSlash(t *testing.T) {
+	users := basicAuthFile(t)
+	mounted := 0
+	e := newEnv(t, func(c *config.Config) {
+		c.BasicAuthSpecs = []string{"/ " + users}
+		c.RestrictedPathSpecs = []string{"/webhooks/ 0.0.0.0/0 ::/0", "/dj/open/ 0.0.0.0/0 ::/0", "/dir/ 0.0.0.0/0 ::/0",
+			"/office/ 10.0.0.0/8"}
+	}, WithMount("django", []string{"/dj/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
+	for _, tc := range []struct {
+		target, user string
+		want         int
+	}{
+		{"/webhooks/stripe", "", 200},
+		{"/webhooks/", "", 200},
+		{"/webhooks", "", 401},
+		{"/webhooks?x=1", "", 401},
+		{"/WEBHOOKS", "", 401},
+		{"/webhooks", "bo", 200},
+		{"/index.php/webhooks", "", 401},
+		{"/index.php/webhooks/stripe", "", 401}, // the URL's own entry, /, asks too
+		{"/dj/open/x", "", 200},
+		{"/dj/open", "", 401},
+		{"/dj/open", "bo", 200},
+		{"/dir/", "", 200},
+		{"/dir", "", 401},
+		{"/office", "bo", 403},
+	} {
+		r := rawRequest(t, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		r.RemoteAddr = "192.0.2.9:1"
+		if tc.user != "" {
+			r.SetBasicAuth(tc.user, "secret")
+		}
+		if w := e.do(r); w.Code != tc.want {
+			t.Errorf("%s as %q: %d, want %d", tc.target, tc.user, w.Code, tc.want)
+		}
+	}
+	// The path after the front controller counts like the URL.
+	e = newEnv(t, func(c *config.Config) {
+		c.BasicAuthSpecs = []string{"/admin/ " + users}
+		c.RestrictedPathSpecs = []string{"/admin/hooks/ 0.0.0.0/0 ::/0"}
+	})
+	for target, want := range map[string]int{"/index.php/admin/hooks": 401, "/index.php/admin/hooks/x": 200, "/admin/hooks": 401, "/admin/hooks/x": 200} {
+		if w := e.do(rawRequest(t, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")); w.Code != want {
+			t.Errorf("%s: %d, want %d", target, w.Code, want)
+		}
+	}
+}
