@@ -130,6 +130,7 @@ type accessPair struct {
 //	/both/        127.0.0.0/8 and a password (satisfy all)
 //	/xmlrpc.php   nobody
 //	/login.php    2r/s burst=3 nodelay, 429
+//	/api/         1r/m nodelay, 429; /api/bulk/ none (the gateway: 1000r/s)
 func startAccessDiff(t *testing.T) accessPair {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "nginx", "htpasswd")
@@ -166,7 +167,8 @@ func startAccessDiff(t *testing.T) accessPair {
         %s%s%s%s
     }
 `, listen, root, extra, accessPHP(fpm.Addr), accessPHP(fpm.Addr), listen[strings.LastIndexByte(listen, ':')+1:], accessPHP(fpm.Addr),
-			accessDir("/admin/", auth, fpm.Addr),
+			accessDir("/api/", "limit_req zone=api"+listen[strings.LastIndexByte(listen, ':')+1:]+" nodelay; limit_req_status 429;", fpm.Addr)+
+				accessDir("/api/bulk/", "", fpm.Addr)+accessDir("/admin/", auth, fpm.Addr),
 			accessDir("/admin/open/", "auth_basic off;", fpm.Addr)+accessDir("/admin/hooks/", "auth_basic off;", fpm.Addr),
 			accessDir("/office/", "allow 10.0.0.0/8; deny all;", fpm.Addr),
 			accessDir("/both/", "allow 127.0.0.0/8; deny all; "+auth, fpm.Addr))
@@ -174,7 +176,9 @@ func startAccessDiff(t *testing.T) accessPair {
 	ng := harness.StartNginx(t, 2, func(addrs []string) string {
 		var b strings.Builder
 		for _, a := range addrs {
-			fmt.Fprintf(&b, "    limit_req_zone $binary_remote_addr zone=login%s:1m rate=2r/s;\n", a[strings.LastIndexByte(a, ':')+1:])
+			port := a[strings.LastIndexByte(a, ':')+1:]
+			fmt.Fprintf(&b, "    limit_req_zone $binary_remote_addr zone=login%s:1m rate=2r/s;\n", port)
+			fmt.Fprintf(&b, "    limit_req_zone $binary_remote_addr zone=api%s:1m rate=1r/m;\n", port)
 		}
 		return b.String() + server(addrs[0], "") + server(addrs[1], `set_real_ip_from 127.0.0.1;
         real_ip_header X-Forwarded-For;
@@ -186,7 +190,7 @@ func startAccessDiff(t *testing.T) accessPair {
 			"SESSIONGATE_SESSIONS=off", "SESSIONGATE_PHP_MAX_CONNS=1",
 			"SESSIONGATE_BASIC_AUTH=/admin/ " + users + ",/both/ " + users,
 			"SESSIONGATE_RESTRICTED_PATHS=/admin/open/ 0.0.0.0/0 ::/0,/admin/hooks/ 0.0.0.0/0 ::/0,/office/ 10.0.0.0/8,/both/ 127.0.0.0/8,/xmlrpc.php none",
-			"SESSIONGATE_RATE_LIMITS=/login.php 2r/s burst=3"}, env...))
+			"SESSIONGATE_RATE_LIMITS=/login.php 2r/s burst=3,/api/ 1r/m,/api/bulk/ 1000r/s burst=1000"}, env...))
 	}
 	direct := start()
 	proxied := start("SESSIONGATE_TRUSTED_PROXIES=127.0.0.1")
@@ -725,6 +729,21 @@ func TestNginxDiffRateLimits(t *testing.T) {
 		}
 		if got := burst(t, gAddr, target, n, headers); fmt.Sprint(got) != fmt.Sprint(tc.gateway) {
 			t.Errorf("%s: gateway %v, want %v", tc.name, got, tc.gateway)
+		}
+	}
+	// /api/bulk, a route of the front controller, is in nginx's /api/
+	// location: it counts against /api/'s limit, not /api/bulk/'s.
+	for _, addr := range []string{p.proxied, p.proxyGW} {
+		var got []int
+		for _, target := range []string{"/api/bulk/x", "/api/bulk/y", "/api/bulk", "/api/x", "/api/bulk"} {
+			code, _, err := rateStatus(addr, target, []string{"X-Forwarded-For: 198.18.0.1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, code)
+		}
+		if fmt.Sprint(got) != "[200 200 200 429 429]" {
+			t.Errorf("%s: /api/bulk/x, /api/bulk/y, /api/bulk, /api/x, /api/bulk: %v, want [200 200 200 429 429]", addr, got)
 		}
 	}
 	// The direct client's allowance is spent: after 0.6 s one request

@@ -172,13 +172,7 @@ func (s *Server) rulesOf(path, folded string) [3]int {
 // nginxRule is restrictedRule without the directory named without its
 // slash: the entry nginx's locations pick for path, or -1.
 func (s *Server) nginxRule(path string) int {
-	for i := range s.restrictedPaths {
-		l := s.restrictedPaths[i].path
-		if path == l || strings.HasSuffix(l, "/") && strings.HasPrefix(path, l) {
-			return i
-		}
-	}
-	return -1
+	return prefixLocationOf(s.restrictedPaths, path, func(e *restrictedPath) string { return e.path })
 }
 
 // denial is 0 when entry i lets the client of r in, else the status to
