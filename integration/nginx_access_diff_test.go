@@ -45,8 +45,8 @@ var accessUsers = []struct{ user, password, flag string }{
 	{"Ana", "other", "-m"},
 }
 
-// writeHtpasswd writes users to a new file at path with the real htpasswd.
-func writeHtpasswd(t *testing.T, path string, args ...string) {
+// htpasswdRun runs the real htpasswd with args.
+func htpasswdRun(t *testing.T, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(harness.Bin(t, "htpasswd"), args...).CombinedOutput(); err != nil {
 		t.Fatalf("htpasswd %q: %v\n%s", args, err, out)
@@ -147,7 +147,18 @@ func startAccessDiff(t *testing.T) accessPair {
 	harness.Require(t, "php-fpm8.2", "nginx", "htpasswd")
 	dumpDir := harness.PHPTempDir(t)
 	root := accessSite(t, dumpDir)
-	users := filepath.Join(harness.PHPTempDir(t), "users.htpasswd")
+	// Laid out as Kubernetes mounts a secret: the file is a symlink
+	// through ..data, which an update swaps to a new directory.
+	secret := harness.PHPTempDir(t)
+	if err := os.Mkdir(filepath.Join(secret, "..v1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, to := range map[string]string{"..data": "..v1", "users.htpasswd": "..data/users.htpasswd"} {
+		if err := os.Symlink(to, filepath.Join(secret, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	users := filepath.Join(secret, "users.htpasswd")
 	for i, u := range accessUsers {
 		args := []string{"-b", u.flag}
 		if i == 0 {
@@ -156,7 +167,7 @@ func startAccessDiff(t *testing.T) accessPair {
 		if u.flag == "-B" {
 			args = append(args, "-C", "5")
 		}
-		writeHtpasswd(t, users, append(args, users, u.user, u.password)...)
+		htpasswdRun(t, append(args, users, u.user, u.password)...)
 	}
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
 	harness.Require(t, "gunicorn")
@@ -818,7 +829,8 @@ func TestNginxDiffRateLimits(t *testing.T) {
 // gateway within a second (README), its memory of verified credentials
 // included: a changed password, a removed user and a same-size {SHA}
 // change (the file's length and inode unchanged) stop the old password;
-// a line an edit left malformed keeps the last good contents; a deleted
+// a line an edit left malformed keeps the last good contents; a
+// Kubernetes secret update (the ..data symlink swapped) is read; a deleted
 // file lets no one in (nginx: 403, the file cannot be opened; the gateway:
 // 401).
 func TestNginxDiffPasswordFileChanges(t *testing.T) {
@@ -847,16 +859,16 @@ func TestNginxDiffPasswordFileChanges(t *testing.T) {
 		both("before", bo, 200)
 		both("before", cy, 200)
 	}
-	writeHtpasswd(t, p.users, "-b", "-B", "-C", "5", p.users, "ana", "new pass")
+	htpasswdRun(t, "-b", "-B", "-C", "5", p.users, "ana", "new pass")
 	both("old password after htpasswd changed it", ana, 401)
 	both("new password", basic("ana", "new pass"), 200)
-	writeHtpasswd(t, p.users, "-D", p.users, "bo")
+	htpasswdRun(t, "-D", p.users, "bo")
 	both("user removed with htpasswd -D", bo, 401)
 	before, err := os.Stat(p.users)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeHtpasswd(t, p.users, "-b", "-s", p.users, "cy", "sha pazz")
+	htpasswdRun(t, "-b", "-s", p.users, "cy", "sha pazz")
 	if after, err := os.Stat(p.users); err != nil || after.Size() != before.Size() {
 		t.Fatalf("a {SHA} change changed the file's size: %v", err)
 	}
@@ -870,14 +882,29 @@ func TestNginxDiffPasswordFileChanges(t *testing.T) {
 	f.Close()
 	time.Sleep(1100 * time.Millisecond) // the gateway has read it
 	both("after a malformed edit", basic("ana", "new pass"), 200)
+	// A Kubernetes secret updated: ..data swapped to a new directory.
+	dir := filepath.Dir(p.users)
+	if err := os.Mkdir(filepath.Join(dir, "..v2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	htpasswdRun(t, "-c", "-b", "-B", "-C", "5", filepath.Join(dir, "..v2/users.htpasswd"), "dee", "from the secret")
+	os.Chmod(filepath.Join(dir, "..v2/users.htpasswd"), 0o644)
+	if err := os.Symlink("..v2", filepath.Join(dir, "..data.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data.tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	both("a user of the swapped secret", basic("dee", "from the secret"), 200)
+	both("a user the swapped secret lacks", basic("ana", "new pass"), 401)
 	if err := os.Remove(p.users); err != nil {
 		t.Fatal(err)
 	}
-	if code := status(p.nginx, basic("ana", "new pass")); code != 403 {
+	if code := status(p.nginx, basic("dee", "from the secret")); code != 403 {
 		t.Errorf("file deleted: nginx %d, want 403", code)
 	}
 	code := 0
-	if !poll(2*time.Second, func() bool { code = status(p.gw, basic("ana", "new pass")); return code == 401 }) {
+	if !poll(2*time.Second, func() bool { code = status(p.gw, basic("dee", "from the secret")); return code == 401 }) {
 		t.Errorf("file deleted: gateway %d after 2 s, want 401", code)
 	}
 }
@@ -893,8 +920,8 @@ func TestBasicAuthUnknownUserTiming(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "htpasswd")
 	users := filepath.Join(t.TempDir(), "users.htpasswd")
-	writeHtpasswd(t, users, "-c", "-b", "-B", "-C", "10", users, "ana", "right")
-	writeHtpasswd(t, users, "-b", "-m", users, "bo", "right")
+	htpasswdRun(t, "-c", "-b", "-B", "-C", "10", users, "ana", "right")
+	htpasswdRun(t, "-b", "-m", users, "bo", "right")
 	root := t.TempDir()
 	writeTree(t, root, map[string]string{"page.txt": "page"})
 	gw := startBinary(t, buildGateway(t), []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9", "SESSIONGATE_DOCUMENT_ROOT=" + root,
