@@ -29,6 +29,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/htpasswd"
 )
 
 // accessUsers are the password file's users, each with the hash htpasswd
@@ -945,5 +946,48 @@ func TestBasicAuthUnknownUserTiming(t *testing.T) {
 		if d := fastest(user); d < known/4 {
 			t.Errorf("wrong password: ana (bcrypt, cost 10) %v, %q only %v", known, user, d)
 		}
+	}
+}
+
+// TestBasicAuthOverlongPassword: a password of 700 KB (the default
+// SESSIONGATE_MAX_HEADER_BYTES is 1 MB) against a file with htpasswd's
+// default $apr1$ hash is refused unchecked, with a log line that says so:
+// hashing it took four seconds of CPU per request, for any user name.
+// (nginx refuses such a header with 400: its buffer holds 8 KB.) So is
+// one of 5,000 bytes even where it is right (made by openssl passwd
+// -apr1; htpasswd refuses passwords past 255 bytes).
+func TestBasicAuthOverlongPassword(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "htpasswd")
+	users := filepath.Join(t.TempDir(), "users.htpasswd")
+	htpasswdRun(t, "-c", "-b", "-m", users, "bo", "right")
+	long := strings.Repeat("z", 5000)
+	f, err := os.OpenFile(users, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "long:%s\n", htpasswd.APR1(long, "abcdefgh"))
+	f.Close()
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"page.txt": "page"})
+	gw := startBinary(t, buildGateway(t), []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9", "SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off", "SESSIONGATE_BASIC_AUTH=/ " + users, "SESSIONGATE_ACCESS_LOG=on"})
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	for _, user := range []string{"bo", "nobody"} {
+		code, _, err := rateStatus(addr, "/page.txt", []string{basic(user, strings.Repeat("x", 700<<10))})
+		if err != nil || code != 401 {
+			t.Fatalf("%s with a password of 700 KB: %d %v", user, code, err)
+		}
+	}
+	if !poll(2*time.Second, func() bool {
+		return strings.Count(gw.stderr.String(), "a password of 716800 bytes for user") == 2
+	}) {
+		t.Errorf("no log line for the overlong passwords:\n%s", gw.stderr.String())
+	}
+	if code, _, err := rateStatus(addr, "/page.txt", []string{basic("long", long)}); err != nil || code != 401 {
+		t.Errorf("a right password of 5,000 bytes: %d %v, want 401", code, err)
+	}
+	if code, _, err := rateStatus(addr, "/page.txt", []string{basic("bo", "right")}); err != nil || code != 200 {
+		t.Errorf("the right password: %d %v", code, err)
 	}
 }

@@ -210,6 +210,9 @@ func (s *Server) denial(i int, r *http.Request) int {
 			// Logged, as nginx logs a wrong password; a browser's first
 			// request, without credentials, is not.
 			ri.Err = fmt.Errorf("%s: wrong password or unknown user %q", e.spec, user)
+			if len(password) > htpasswd.MaxPassword {
+				ri.Err = fmt.Errorf("%s: a password of %d bytes for user %q, longer than the %d checked", e.spec, len(password), user, htpasswd.MaxPassword)
+			}
 			return http.StatusUnauthorized
 		}
 		ri.RemoteUser = user

@@ -266,3 +266,23 @@ func TestUnknownUserCostsTheSameInAMixedFile(t *testing.T) {
 		}
 	}
 }
+
+// A password longer than MaxPassword is refused unhashed, whoever the
+// user: $apr1$ runs MD5 over the password three thousand times, and the
+// checks against the decoys run for every name, so a client sending a
+// password of 700 KB (SESSIONGATE_MAX_HEADER_BYTES is 1 MB) spent four
+// seconds of CPU per request. htpasswd accepts 255 bytes at most.
+func TestVerifyRefusesOverlongPassword(t *testing.T) {
+	long := strings.Repeat("x", MaxPassword+1)
+	fits := strings.Repeat("y", MaxPassword)
+	users, err := Parse([]byte("bo:" + APR1(long, "abcdefgh") + "\ncy:" + APR1(fits, "abcdefgh") + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if users.Verify("bo", long) {
+		t.Errorf("a password of %d bytes checked", len(long))
+	}
+	if !users.Verify("cy", fits) {
+		t.Errorf("a password of %d bytes refused", len(fits))
+	}
+}
