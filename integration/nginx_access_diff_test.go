@@ -124,8 +124,6 @@ def app(environ, start_response):
 type accessPair struct {
 	nginx, gw        string
 	dumpDir, users   string
-	nginxLog         func() string
-	gwStderr         func() string
 	proxied, proxyGW string // the pair behind a trusted proxy (127.0.0.1)
 }
 
@@ -178,6 +176,18 @@ func startAccessDiff(t *testing.T) accessPair {
 	proxy := `proxy_pass http://` + wsgi.Addr + `; proxy_set_header Host $http_host;`
 	server := func(listen, extra string) string {
 		auth := `auth_basic "Restricted"; auth_basic_user_file ` + users + `;`
+		port := listen[strings.LastIndexByte(listen, ':')+1:]
+		locations := []string{
+			accessDir("/api/", "limit_req zone=api"+port+" nodelay; limit_req_status 429;", fpm.Addr),
+			accessDir("/api/bulk/", "", fpm.Addr),
+			accessDir("/admin/", auth, fpm.Addr),
+			accessDir("/admin/open/", "auth_basic off;", fpm.Addr),
+			accessDir("/admin/hooks/", "auth_basic off;", fpm.Addr),
+			accessDir("/office/", "allow 10.0.0.0/8; deny all;", fpm.Addr),
+			accessDir("/both/", "allow 127.0.0.0/8; deny all; "+auth, fpm.Addr),
+			"\n        location ^~ /dj/ { " + auth + " " + proxy + " }",
+			"\n        location ^~ /dj/open/ { auth_basic off; " + proxy + " }",
+		}
 		return fmt.Sprintf(`
     server {
         listen %s;
@@ -192,15 +202,9 @@ func startAccessDiff(t *testing.T) accessPair {
         }
         location = /xmlrpc.php { deny all; %s }
         location = /login.php { limit_req zone=login%s burst=3 nodelay; limit_req_status 429; %s }
-        %s%s%s%s
+        %s
     }
-`, listen, root, extra, accessPHP(fpm.Addr), accessPHP(fpm.Addr), listen[strings.LastIndexByte(listen, ':')+1:], accessPHP(fpm.Addr),
-			accessDir("/api/", "limit_req zone=api"+listen[strings.LastIndexByte(listen, ':')+1:]+" nodelay; limit_req_status 429;", fpm.Addr)+
-				accessDir("/api/bulk/", "", fpm.Addr)+accessDir("/admin/", auth, fpm.Addr)+
-				"\n        location ^~ /dj/ { "+auth+" "+proxy+" }\n        location ^~ /dj/open/ { auth_basic off; "+proxy+" }",
-			accessDir("/admin/open/", "auth_basic off;", fpm.Addr)+accessDir("/admin/hooks/", "auth_basic off;", fpm.Addr),
-			accessDir("/office/", "allow 10.0.0.0/8; deny all;", fpm.Addr),
-			accessDir("/both/", "allow 127.0.0.0/8; deny all; "+auth, fpm.Addr))
+`, listen, root, extra, accessPHP(fpm.Addr), accessPHP(fpm.Addr), port, accessPHP(fpm.Addr), strings.Join(locations, ""))
 	}
 	ng := harness.StartNginx(t, 2, func(addrs []string) string {
 		var b strings.Builder
@@ -230,7 +234,6 @@ func startAccessDiff(t *testing.T) accessPair {
 		}
 	})
 	return accessPair{nginx: ng.Addrs[0], gw: strings.TrimPrefix(direct.URL, "http://"), dumpDir: dumpDir, users: users,
-		nginxLog: ng.Log, gwStderr: direct.stderr.String,
 		proxied: ng.Addrs[1], proxyGW: strings.TrimPrefix(proxied.URL, "http://")}
 }
 
