@@ -340,6 +340,11 @@ func (f *File) reload(now time.Time) error {
 
 // Verify reports whether user and password are in the file as it is now.
 func (f *File) Verify(user, password string) bool {
+	if len(password) > MaxPassword {
+		// Before the memory of verified credentials, whose bcrypt keys
+		// hold the first 72 bytes only.
+		return false
+	}
 	now := time.Now()
 	f.mu.Lock()
 	if now.Sub(f.checked) >= time.Second {

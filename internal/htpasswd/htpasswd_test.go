@@ -286,3 +286,23 @@ func TestVerifyRefusesOverlongPassword(t *testing.T) {
 		t.Errorf("a password of %d bytes refused", len(fits))
 	}
 }
+
+// The limit holds for remembered credentials too: bcrypt reads 72 bytes,
+// so a right 72-byte start remembered would otherwise let in a password
+// of any length that begins with it.
+func TestFileRefusesOverlongPasswordRemembered(t *testing.T) {
+	pw := strings.Repeat("p", 72)
+	hash, _ := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	os.WriteFile(p, []byte("ana:"+string(hash)+"\n"), 0o600)
+	f, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Verify("ana", pw) || !f.Verify("ana", pw+"tail") {
+		t.Fatal("the right password refused")
+	}
+	if f.Verify("ana", pw+strings.Repeat("x", MaxPassword)) {
+		t.Errorf("a password of %d bytes let in from memory", len(pw)+MaxPassword)
+	}
+}
