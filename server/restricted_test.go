@@ -685,3 +685,24 @@ func TestRestrictedPathsOpenDirectoryKeepsItsNameWithoutSlash(t *testing.T) {
 		}
 	}
 }
+
+// An X-Accel-Redirect is checked as a URL is: a file named as an open
+// directory entry without its slash (/files for /files/) stays under the
+// entry nginx picks for it.
+func TestBasicAuthAccelRedirectDirectoryNameWithoutSlash(t *testing.T) {
+	users := basicAuthFile(t)
+	e := newEnv(t, func(c *config.Config) {
+		c.BasicAuthSpecs = []string{"/ " + users}
+		c.RestrictedPathSpecs = []string{"/files/ 0.0.0.0/0 ::/0", "/hooks/ 0.0.0.0/0 ::/0"}
+	})
+	os.WriteFile(filepath.Join(e.root, "files"), []byte("SECRETTXT"), 0o644)
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{"X-Accel-Redirect": {"/files"}, "Content-Type": {"text/plain"}}, Body: http.NoBody, Request: r}, nil
+	}
+	for _, target := range []string{"/hooks/stripe", "/files"} {
+		w := e.do(rawRequest(t, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n"))
+		if w.Code != 401 || strings.Contains(w.Body.String(), "SECRETTXT") {
+			t.Errorf("%s, to /files without a password: %d %q, want 401", target, w.Code, w.Body)
+		}
+	}
+}
