@@ -94,6 +94,7 @@ func accessSite(t *testing.T, dumpDir string) string {
 		"admin/index.php":     dump,
 		"admin/tool.php":      dump,
 		"admin/secret.txt":    "secret",
+		"admin/plain":         "a file named as an open entry's directory",
 		"admin/open/hook.php": dump,
 		"office/index.php":    dump,
 		"both/index.php":      dump,
@@ -135,6 +136,7 @@ type accessPair struct {
 //	/admin/       a password (the htpasswd file)
 //	/admin/open/  no password (auth_basic off; an entry open to all)
 //	/admin/hooks/ the same, for routes of the front controller (no directory)
+//	/admin/plain/ the same, where /admin/plain is a file
 //	/office/      10.0.0.0/8 only
 //	/both/        127.0.0.0/8 and a password (satisfy all)
 //	/xmlrpc.php   nobody
@@ -183,6 +185,7 @@ func startAccessDiff(t *testing.T) accessPair {
 			accessDir("/admin/", auth, fpm.Addr),
 			accessDir("/admin/open/", "auth_basic off;", fpm.Addr),
 			accessDir("/admin/hooks/", "auth_basic off;", fpm.Addr),
+			accessDir("/admin/plain/", "auth_basic off;", fpm.Addr),
 			accessDir("/office/", "allow 10.0.0.0/8; deny all;", fpm.Addr),
 			accessDir("/both/", "allow 127.0.0.0/8; deny all; "+auth, fpm.Addr),
 			"\n        location ^~ /dj/ { " + auth + " " + proxy + " }",
@@ -223,7 +226,7 @@ func startAccessDiff(t *testing.T) accessPair {
 			"SESSIONGATE_SESSIONS=off", "SESSIONGATE_PHP_MAX_CONNS=1",
 			"SESSIONGATE_DJANGO_PATHS=/dj/", "SESSIONGATE_DJANGO_URL=http://" + wsgi.Addr,
 			"SESSIONGATE_BASIC_AUTH=/admin/ " + users + ",/both/ " + users + ",/dj/ " + users,
-			"SESSIONGATE_RESTRICTED_PATHS=/dj/open/ 0.0.0.0/0 ::/0,/admin/open/ 0.0.0.0/0 ::/0,/admin/hooks/ 0.0.0.0/0 ::/0,/office/ 10.0.0.0/8,/both/ 127.0.0.0/8,/xmlrpc.php none",
+			"SESSIONGATE_RESTRICTED_PATHS=/dj/open/ 0.0.0.0/0 ::/0,/admin/open/ 0.0.0.0/0 ::/0,/admin/hooks/ 0.0.0.0/0 ::/0,/admin/plain/ 0.0.0.0/0 ::/0,/office/ 10.0.0.0/8,/both/ 127.0.0.0/8,/xmlrpc.php none",
 			"SESSIONGATE_RATE_LIMITS=/login.php 2r/s burst=3,/api/ 1r/m,/api/bulk/ 1000r/s burst=1000"}, env...))
 	}
 	direct := start()
@@ -449,7 +452,7 @@ func (c accessCase) accelTo() string {
 // accessDirs and accessScripts are the directory and script entries
 // startAccessDiff configures.
 var (
-	accessDirs    = map[string]bool{"/dj/": true, "/dj/open/": true, "/admin/": true, "/admin/open/": true, "/admin/hooks/": true, "/office/": true, "/both/": true}
+	accessDirs    = map[string]bool{"/dj/": true, "/dj/open/": true, "/admin/": true, "/admin/open/": true, "/admin/hooks/": true, "/admin/plain/": true, "/office/": true, "/both/": true}
 	accessScripts = map[string]bool{"/xmlrpc.php": true, "/login.php": true}
 )
 
@@ -594,6 +597,9 @@ func accessCases() []accessCase {
 		get("X-Accel-Redirect into /admin/, wrong password", "/accel.php?to=/admin/secret.txt", basic("ana", "x")),
 		get("X-Accel-Redirect into /office/", "/accel.php?to=/office/index.php"),
 		get("X-Accel-Redirect, public", "/accel.php?to=/pub/page.txt"),
+		get("X-Accel-Redirect, a file named as an open directory", "/accel.php?to=/admin/plain"),
+		get("a file named as an open directory", "/admin/plain"),
+		get("a file named as an open directory, password", "/admin/plain", right),
 		get("X-Accel-Redirect, encoded", "/accel.php?to=/%2561dmin/secret.txt"),
 		get("X-Accel-Redirect, double slash", "/accel.php?to=//admin//secret.txt"),
 		get("X-Accel-Redirect, upper case", "/accel.php?to=/ADMIN/secret.txt"),
