@@ -63,18 +63,6 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, path string
 	return s.overRate(w, r, i) || j != i && s.overRate(w, r, j) || k != i && k != j && s.overRate(w, r, k)
 }
 
-// prefixLocationOf is locationOf without a directory entry's name without
-// its slash: the entry nginx's locations pick for path, or -1.
-func prefixLocationOf[T any](entries []T, path string, loc func(*T) string) int {
-	for i := range entries {
-		l := loc(&entries[i])
-		if path == l || strings.HasSuffix(l, "/") && strings.HasPrefix(path, l) {
-			return i
-		}
-	}
-	return -1
-}
-
 // rateRules returns the indexes in s.rates of the rule for path and of
 // the rule for its folded reading (foldedPath), each -1 for none.
 func (s *Server) rateRules(path string) (rule, folded int) {

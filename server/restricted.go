@@ -89,10 +89,23 @@ func (s *Server) restrictedRule(path string) int {
 
 // locationOf returns the index of the first of entries, sorted by
 // config.SortLocations, whose location (loc) path falls under, or -1: the
-// entry nginx would pick.
+// most specific entry, a directory's name without its slash included
+// (config.UnderLocation).
 func locationOf[T any](entries []T, path string, loc func(*T) string) int {
 	for i := range entries {
 		if config.UnderLocation(path, loc(&entries[i])) {
+			return i
+		}
+	}
+	return -1
+}
+
+// prefixLocationOf is locationOf without a directory entry's name without
+// its slash: the entry nginx's locations pick for path, or -1.
+func prefixLocationOf[T any](entries []T, path string, loc func(*T) string) int {
+	for i := range entries {
+		l := loc(&entries[i])
+		if path == l || strings.HasSuffix(l, "/") && strings.HasPrefix(path, l) {
 			return i
 		}
 	}
@@ -156,10 +169,9 @@ func (s *Server) refusedAtFolded(w http.ResponseWriter, r *http.Request, path, f
 
 // rulesOf returns the entries that path and its folded reading fall
 // under (-1 for none; one may repeat another): the most specific entry of
-// each (restrictedRule,
-// foldedRuleOf), and the entry nginx picks for path, the most specific
-// that it falls under as a prefix, which differs when path names a
-// directory entry without its slash. A directory's entry that opens it
+// each (restrictedRule, foldedRuleOf), and the entry nginx picks for path,
+// the most specific that it falls under as a prefix, which differs when
+// path names a directory entry without its slash. A directory's entry that opens it
 // (/webhooks/ 0.0.0.0/0 under / with a password) thus does not open
 // /webhooks, which nginx's location / keeps and which Symfony and Django
 // route apart from /webhooks/; one that keeps clients out still covers
