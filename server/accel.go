@@ -334,16 +334,18 @@ func (s *Server) accelRestricted(w http.ResponseWriter, r *http.Request, target 
 	if !ok {
 		return false // resolveAccel refuses it
 	}
-	i := s.restrictedRule(p)
-	if i < 0 {
-		return false
+	// The entry of the path, and the one nginx picks for it when the
+	// path names a directory entry without its slash (rulesOf).
+	for _, i := range [2]int{s.restrictedRule(p), s.nginxRule(p)} {
+		if i < 0 {
+			continue
+		}
+		if status := s.denial(i, r); status != 0 {
+			dropDownloadHeaders(w.Header())
+			return s.refuse(w, r, i, status)
+		}
 	}
-	status := s.denial(i, r)
-	if status == 0 {
-		return false
-	}
-	dropDownloadHeaders(w.Header())
-	return s.refuse(w, r, i, status)
+	return false
 }
 
 // resolveAccel finds the file an X-Accel-Redirect value names: the router

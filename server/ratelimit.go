@@ -53,9 +53,14 @@ func (s *Server) rateLimitedReadings(w http.ResponseWriter, r *http.Request, rea
 // rule has already counted it (for its URL, or its script), another path
 // of the same request (the script routing picked, the PATH_INFO after it,
 // a folded reading) that falls under the same rule is not counted again.
+//
+// A directory's name without its slash (/api/bulk for /api/bulk/) is also
+// counted by the rule nginx picks for it (/api/), whose location it is
+// in: Django and Symfony route it apart from the directory.
 func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, path string) bool {
 	i, j := s.rateRules(path)
-	return s.overRate(w, r, i) || j != i && s.overRate(w, r, j)
+	k := prefixLocationOf(s.rates, path, func(r *rateRule) string { return r.path })
+	return s.overRate(w, r, i) || j != i && s.overRate(w, r, j) || k != i && k != j && s.overRate(w, r, k)
 }
 
 // rateRules returns the indexes in s.rates of the rule for path and of

@@ -230,3 +230,21 @@ func TestRateLimitsNAT64ClientsApart(t *testing.T) {
 		}
 	}
 }
+
+// A directory's name without its slash counts against the rule nginx
+// picks for it too, not only the directory's own: with a strict /api/
+// and a lenient /api/bulk/, /api/bulk (a route of its own for Django and
+// Symfony) is held to /api/'s limit, as behind nginx's location /api/.
+func TestRateLimitsDirectoryNameWithoutSlash(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/api/ 1r/m", "/api/bulk/ 100r/s burst=100"}
+	}, WithMount("django", []string{"/api/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	for i, target := range []string{"/api/bulk/x", "/api/bulk/y", "/api/bulk", "/api/x", "/api/bulk"} {
+		want := []int{200, 200, 200, 429, 429}[i]
+		r := httptest.NewRequest("GET", target, nil)
+		r.RemoteAddr = "192.0.2.1:1000"
+		if code := e.do(r).Code; code != want {
+			t.Errorf("%d %s: %d, want %d", i, target, code, want)
+		}
+	}
+}

@@ -2,12 +2,14 @@ package server
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"net/netip"
 	"path"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -87,10 +89,23 @@ func (s *Server) restrictedRule(path string) int {
 
 // locationOf returns the index of the first of entries, sorted by
 // config.SortLocations, whose location (loc) path falls under, or -1: the
-// entry nginx would pick.
+// most specific entry, a directory's name without its slash included
+// (config.UnderLocation).
 func locationOf[T any](entries []T, path string, loc func(*T) string) int {
 	for i := range entries {
 		if config.UnderLocation(path, loc(&entries[i])) {
+			return i
+		}
+	}
+	return -1
+}
+
+// prefixLocationOf is locationOf without a directory entry's name without
+// its slash: the entry nginx's locations pick for path, or -1.
+func prefixLocationOf[T any](entries []T, path string, loc func(*T) string) int {
+	for i := range entries {
+		l := loc(&entries[i])
+		if path == l || strings.HasSuffix(l, "/") && strings.HasPrefix(path, l) {
 			return i
 		}
 	}
@@ -140,23 +155,42 @@ func (s *Server) refusedAt(w http.ResponseWriter, r *http.Request, path string) 
 // refusedAtFolded is refusedAt with path's folded reading already made
 // (foldedPath, or as much of it as matching looks at: suffixFolds).
 func (s *Server) refusedAtFolded(w http.ResponseWriter, r *http.Request, path, folded string) bool {
-	i := s.restrictedRule(path)
-	if i >= 0 {
+	rules := s.rulesOf(path, folded)
+	for k, i := range rules {
+		if i < 0 || slices.Contains(rules[:k], i) {
+			continue
+		}
 		if status := s.denial(i, r); status != 0 {
 			return s.refuse(w, r, i, status)
-		}
-	}
-	if j := s.foldedRuleOf(folded); j >= 0 && j != i {
-		if status := s.denial(j, r); status != 0 {
-			return s.refuse(w, r, j, status)
 		}
 	}
 	return false
 }
 
+// rulesOf returns the entries that path and its folded reading fall
+// under (-1 for none; one may repeat another): the most specific entry of
+// each (restrictedRule, foldedRuleOf), and the entry nginx picks for path,
+// the most specific that it falls under as a prefix, which differs when
+// path names a directory entry without its slash. A directory's entry that opens it
+// (/webhooks/ 0.0.0.0/0 under / with a password) thus does not open
+// /webhooks, which nginx's location / keeps and which Symfony and Django
+// route apart from /webhooks/; one that keeps clients out still covers
+// it. The folded reading has no such second entry: it is the reading of
+// routers that take /webhooks and /webhooks/ for one route.
+func (s *Server) rulesOf(path, folded string) [3]int {
+	return [3]int{s.restrictedRule(path), s.nginxRule(path), s.foldedRuleOf(folded)}
+}
+
+// nginxRule is restrictedRule without the directory named without its
+// slash: the entry nginx's locations pick for path, or -1.
+func (s *Server) nginxRule(path string) int {
+	return prefixLocationOf(s.restrictedPaths, path, func(e *restrictedPath) string { return e.path })
+}
+
 // denial is 0 when entry i lets the client of r in, else the status to
 // refuse it with: 403 for an address outside the entry's list, 401 without
-// a user and password its file has. The user let in becomes REMOTE_USER.
+// a user and password its file has, 400 for two Authorization fields.
+// The user let in becomes REMOTE_USER.
 func (s *Server) denial(i int, r *http.Request) int {
 	e := &s.restrictedPaths[i]
 	ri := Info(r.Context())
@@ -170,7 +204,15 @@ func (s *Server) denial(i int, r *http.Request) int {
 		}
 	}
 	if e.users != nil {
-		user, password, ok := r.BasicAuth()
+		if n := len(r.Header.Values("Authorization")); n > 1 {
+			// nginx refuses the request (a duplicate header line); taking
+			// the first let PHP read another password than the one
+			// checked: it decodes the joined lines as one, the password
+			// running on into the second.
+			ri.Err = fmt.Errorf("%s: %d Authorization header fields", e.spec, n)
+			return http.StatusBadRequest
+		}
+		user, password, ok := basicCredentials(r.Header.Get("Authorization"))
 		if !ok {
 			return http.StatusUnauthorized
 		}
@@ -180,11 +222,33 @@ func (s *Server) denial(i int, r *http.Request) int {
 			// Logged, as nginx logs a wrong password; a browser's first
 			// request, without credentials, is not.
 			ri.Err = fmt.Errorf("%s: wrong password or unknown user %q", e.spec, user)
+			if len(password) > htpasswd.MaxPassword {
+				ri.Err = fmt.Errorf("%s: a password of %d bytes for user %q, longer than the %d checked", e.spec, len(password), user, htpasswd.MaxPassword)
+			}
 			return http.StatusUnauthorized
 		}
 		ri.RemoteUser = user
 	}
 	return 0
+}
+
+// basicCredentials reads the user and password of an Authorization
+// header as nginx's auth_basic does: "Basic" in any case, one or more
+// spaces (RFC 9110's 1*SP, where net/http's BasicAuth takes one), and
+// base64 with or without its padding. Unlike nginx, nothing may follow the
+// padding: PHP would decode it into PHP_AUTH_PW, a password no one
+// checked.
+func basicCredentials(auth string) (user, password string, ok bool) {
+	const prefix = "Basic "
+	if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return "", "", false
+	}
+	enc := strings.TrimRight(strings.TrimLeft(auth[len(prefix):], " "), "=")
+	b, err := base64.RawStdEncoding.DecodeString(enc)
+	if err != nil {
+		return "", "", false
+	}
+	return strings.Cut(string(b), ":")
 }
 
 // warnPasswordFile says, once per problem, what became of a password file
@@ -200,13 +264,16 @@ func (s *Server) warnPasswordFile(err error) {
 }
 
 // refuse answers status for entry i; a 401 asks the browser for a password.
-// A 403 is logged with the entry; a 401 only for a wrong password (denial).
+// A 403 is logged with the entry; a 401 only for a wrong password, and a
+// 400 with what denial found.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, i, status int) bool {
 	ri := Info(r.Context())
 	ri.Upstream = "gateway" // nothing ran, whatever routing picked
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="Restricted", charset="UTF-8"`)
-	} else {
+	case http.StatusBadRequest: // denial said why
+	default:
 		ri.Err = fmt.Errorf("not let in by %s", s.restrictedPaths[i].spec)
 	}
 	s.fail(w, r, status)
@@ -519,7 +586,7 @@ func (s *Server) restrictedRoute(w http.ResponseWriter, r *http.Request, paths .
 	urlRule := ri.restrictedRule - 1
 	checked := urlRule
 	for _, p := range paths {
-		for _, j := range [2]int{s.restrictedRule(p), s.foldedRule(p)} {
+		for _, j := range s.rulesOf(p, foldedPath(p)) {
 			if j < 0 || (urlRule >= 0 && j >= urlRule) || j == checked {
 				continue
 			}

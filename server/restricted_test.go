@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/htpasswd"
 )
 
 // TestRestrictedPaths: SESSIONGATE_RESTRICTED_PATHS refuses clients outside
@@ -561,6 +562,147 @@ func TestRestrictedDotReadingsOfLongPathCostItsLength(t *testing.T) {
 		}
 		if alloc > uint64(200*size) {
 			t.Errorf("%s %.40q... (%d bytes): %d MiB allocated, want at most 200 bytes per byte of the request", method, tc.target, size, alloc>>20)
+		}
+	}
+}
+
+// Credentials are read as nginx's auth_basic reads them: the scheme in
+// any case, then one or more spaces (RFC 9110's 1*SP), and base64 with or
+// without its padding. What is not credentials stays refused: no space,
+// a tab, base64 that is not, junk after the padding, no colon.
+func TestBasicAuthCredentialSyntax(t *testing.T) {
+	users := basicAuthFile(t)
+	// cyd:secret is 10 bytes, whose base64 ends in "==".
+	os.WriteFile(users, []byte("bo:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\ncyd:"+htpasswd.APR1("secret", "salt")+"\n"), 0o600)
+	e := newEnv(t, func(c *config.Config) { c.BasicAuthSpecs = []string{"/ " + users} })
+	const creds = "Ym86c2VjcmV0"      // bo:secret, 9 bytes: no padding
+	const padded = "Y3lkOnNlY3JldA==" // cyd:secret
+	for _, tc := range []struct {
+		header string
+		want   int
+	}{
+		{"Basic " + creds, 200},
+		{"basic " + creds, 200},
+		{"BASIC " + creds, 200},
+		{"Basic  " + creds, 200},
+		{"Basic     " + creds, 200},
+		{"Basic " + padded, 200},
+		{"Basic Y3lkOnNlY3JldA=", 200},
+		{"Basic Y3lkOnNlY3JldA", 200},
+		{"Basic Y3lkOnNlY3JldA==  ", 200},
+		{"Basic Ym86c2VjcmV0eA", 401}, // bo:secretx: read, and wrong
+		{"Basic" + creds, 401},
+		{"Basic\t" + creds, 401},
+		{"Basic !" + creds, 401},
+		{"Basic " + padded + "junk", 401},
+		{"Basic Ym9zZWNyZXQ=", 401}, // bosecret
+		{"Bearer " + creds, 401},
+	} {
+		r := rawRequest(t, "GET /style.css HTTP/1.1\r\nHost: x\r\nAuthorization: "+tc.header+"\r\n\r\n")
+		if w := e.do(r); w.Code != tc.want {
+			t.Errorf("Authorization: %s: %d, want %d", tc.header, w.Code, tc.want)
+		}
+	}
+}
+
+// Two Authorization fields get 400, as from nginx: checking one let PHP
+// read another, the joined lines decoded as one password.
+func TestBasicAuthTwoAuthorizationFields(t *testing.T) {
+	users := basicAuthFile(t)
+	e := newEnv(t, func(c *config.Config) { c.BasicAuthSpecs = []string{"/private/ " + users} })
+	os.MkdirAll(filepath.Join(e.root, "private"), 0o755)
+	os.WriteFile(filepath.Join(e.root, "private/x.txt"), []byte("x"), 0o644)
+	const right, wrong = "Authorization: Basic Ym86c2VjcmV0", "Authorization: Basic Ym86d3Jvbmc="
+	for _, tc := range []struct {
+		target, headers string
+		want            int
+	}{
+		{"/private/x.txt", right + "\r\n" + wrong, 400},
+		{"/private/x.txt", wrong + "\r\n" + right, 400},
+		{"/private/x.txt", right + "\r\n" + right, 400},
+		{"/private/x.txt", right, 200},
+		{"/hello.php", right + "\r\n" + wrong, 200}, // no password asked: PHP's to read
+	} {
+		before := e.php.calls()
+		w := e.do(rawRequest(t, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\n"+tc.headers+"\r\n\r\n"))
+		if w.Code != tc.want || tc.want != 200 && e.php.calls() != before {
+			t.Errorf("%s with %q: %d, want %d", tc.target, tc.headers, w.Code, tc.want)
+		}
+	}
+}
+
+// An entry for a directory that opens it (no password, every address)
+// does not open the directory's name without its slash, which nginx's
+// broader location keeps: with "/ users" and "/webhooks/ 0.0.0.0/0",
+// /webhooks is a route of its own for the front controller or Django
+// (Symfony and Django tell /webhooks from /webhooks/), and asks for the
+// password, as behind nginx; a directory entry that keeps clients out
+// still covers it too.
+func TestRestrictedPathsOpenDirectoryKeepsItsNameWithoutSlash(t *testing.T) {
+	users := basicAuthFile(t)
+	mounted := 0
+	e := newEnv(t, func(c *config.Config) {
+		c.BasicAuthSpecs = []string{"/ " + users}
+		c.RestrictedPathSpecs = []string{"/webhooks/ 0.0.0.0/0 ::/0", "/dj/open/ 0.0.0.0/0 ::/0", "/dir/ 0.0.0.0/0 ::/0",
+			"/office/ 10.0.0.0/8"}
+	}, WithMount("django", []string{"/dj/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
+	for _, tc := range []struct {
+		target, user string
+		want         int
+	}{
+		{"/webhooks/stripe", "", 200},
+		{"/webhooks/", "", 200},
+		{"/webhooks", "", 401},
+		{"/webhooks?x=1", "", 401},
+		{"/WEBHOOKS", "", 401},
+		{"/webhooks", "bo", 200},
+		{"/index.php/webhooks", "", 401},
+		{"/index.php/webhooks/stripe", "", 401}, // the URL's own entry, /, asks too
+		{"/dj/open/x", "", 200},
+		{"/dj/open", "", 401},
+		{"/dj/open", "bo", 200},
+		{"/dir/", "", 200},
+		{"/dir", "", 401},
+		{"/office", "bo", 403},
+	} {
+		r := rawRequest(t, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		r.RemoteAddr = "192.0.2.9:1"
+		if tc.user != "" {
+			r.SetBasicAuth(tc.user, "secret")
+		}
+		if w := e.do(r); w.Code != tc.want {
+			t.Errorf("%s as %q: %d, want %d", tc.target, tc.user, w.Code, tc.want)
+		}
+	}
+	// The path after the front controller counts like the URL.
+	e = newEnv(t, func(c *config.Config) {
+		c.BasicAuthSpecs = []string{"/admin/ " + users}
+		c.RestrictedPathSpecs = []string{"/admin/hooks/ 0.0.0.0/0 ::/0"}
+	})
+	for target, want := range map[string]int{"/index.php/admin/hooks": 401, "/index.php/admin/hooks/x": 200, "/admin/hooks": 401, "/admin/hooks/x": 200} {
+		if w := e.do(rawRequest(t, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")); w.Code != want {
+			t.Errorf("%s: %d, want %d", target, w.Code, want)
+		}
+	}
+}
+
+// An X-Accel-Redirect is checked as a URL is: a file named as an open
+// directory entry without its slash (/files for /files/) stays under the
+// entry nginx picks for it.
+func TestBasicAuthAccelRedirectDirectoryNameWithoutSlash(t *testing.T) {
+	users := basicAuthFile(t)
+	e := newEnv(t, func(c *config.Config) {
+		c.BasicAuthSpecs = []string{"/ " + users}
+		c.RestrictedPathSpecs = []string{"/files/ 0.0.0.0/0 ::/0", "/hooks/ 0.0.0.0/0 ::/0"}
+	})
+	os.WriteFile(filepath.Join(e.root, "files"), []byte("SECRETTXT"), 0o644)
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{"X-Accel-Redirect": {"/files"}, "Content-Type": {"text/plain"}}, Body: http.NoBody, Request: r}, nil
+	}
+	for _, target := range []string{"/hooks/stripe", "/files"} {
+		w := e.do(rawRequest(t, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n"))
+		if w.Code != 401 || strings.Contains(w.Body.String(), "SECRETTXT") {
+			t.Errorf("%s, to /files without a password: %d %q, want 401", target, w.Code, w.Body)
 		}
 	}
 }

@@ -142,9 +142,21 @@ func bcryptHash(h string) string {
 	return h
 }
 
+// MaxPassword is the longest password checked, in bytes: sixteen times
+// what htpasswd accepts (255), and more than the 6 KB that fit in nginx's
+// default 8 KB header buffer. A longer one is refused unhashed, whoever
+// the user: $apr1$ runs MD5 over the password three thousand times, so a
+// password of 700 KB (SESSIONGATE_MAX_HEADER_BYTES allows 1 MB) cost four
+// seconds of CPU, for any name, since the decoys are checked for every
+// name.
+const MaxPassword = 4096
+
 // Verify reports whether password is user's. It costs the same work
 // whoever the user is, known or not (see decoys).
 func (u Users) Verify(user, password string) bool {
+	if len(password) > MaxPassword {
+		return false
+	}
 	hash, ok := u.hashes[user]
 	own := ""
 	if ok {
@@ -328,6 +340,11 @@ func (f *File) reload(now time.Time) error {
 
 // Verify reports whether user and password are in the file as it is now.
 func (f *File) Verify(user, password string) bool {
+	if len(password) > MaxPassword {
+		// Before the memory of verified credentials, whose bcrypt keys
+		// hold the first 72 bytes only.
+		return false
+	}
 	now := time.Now()
 	f.mu.Lock()
 	if now.Sub(f.checked) >= time.Second {

@@ -266,3 +266,43 @@ func TestUnknownUserCostsTheSameInAMixedFile(t *testing.T) {
 		}
 	}
 }
+
+// A password longer than MaxPassword is refused unhashed, whoever the
+// user: $apr1$ runs MD5 over the password three thousand times, and the
+// checks against the decoys run for every name, so a client sending a
+// password of 700 KB (SESSIONGATE_MAX_HEADER_BYTES is 1 MB) spent four
+// seconds of CPU per request. htpasswd accepts 255 bytes at most.
+func TestVerifyRefusesOverlongPassword(t *testing.T) {
+	long := strings.Repeat("x", MaxPassword+1)
+	fits := strings.Repeat("y", MaxPassword)
+	users, err := Parse([]byte("bo:" + APR1(long, "abcdefgh") + "\ncy:" + APR1(fits, "abcdefgh") + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if users.Verify("bo", long) {
+		t.Errorf("a password of %d bytes checked", len(long))
+	}
+	if !users.Verify("cy", fits) {
+		t.Errorf("a password of %d bytes refused", len(fits))
+	}
+}
+
+// The limit holds for remembered credentials too: bcrypt reads 72 bytes,
+// so a right 72-byte start remembered would otherwise let in a password
+// of any length that begins with it.
+func TestFileRefusesOverlongPasswordRemembered(t *testing.T) {
+	pw := strings.Repeat("p", 72)
+	hash, _ := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	os.WriteFile(p, []byte("ana:"+string(hash)+"\n"), 0o600)
+	f, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Verify("ana", pw) || !f.Verify("ana", pw+"tail") {
+		t.Fatal("the right password refused")
+	}
+	if f.Verify("ana", pw+strings.Repeat("x", MaxPassword)) {
+		t.Errorf("a password of %d bytes let in from memory", len(pw)+MaxPassword)
+	}
+}
