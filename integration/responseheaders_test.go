@@ -22,6 +22,7 @@ func TestResponseHeaders(t *testing.T) {
   Permissions-Policy: camera=(), microphone=()
   /fonts/ Access-Control-Allow-Origin: *
   /embed/ X-Frame-Options:
+  /widget/ X-Frame-Options:
   /admin/ X-Frame-Options: DENY
 `
 	s, _ := startDjangoAPIStack(t, "SESSIONGATE_RESPONSE_HEADERS="+headers, "SESSIONGATE_HIDE_HEADERS=X-Powered-By")
@@ -69,6 +70,11 @@ func TestResponseHeaders(t *testing.T) {
 		{"/.env", 404, site},
 		{"/fonts/a.woff2", 200, except("Access-Control-Allow-Origin", "*")},
 		{"/embed/", 200, except("X-Frame-Options", "")},
+		// No widget directory: /widget is the front controller's route,
+		// which keeps the site's header; /widget/x is the directory's.
+		{"/widget", 200, site},
+		{"/widget/x", 200, except("X-Frame-Options", "")},
+		{"/admin", 200, except("X-Frame-Options", "DENY")},
 		// The route after the front controller is /admin/'s, the path
 		// after another script only its argument.
 		{"/admin/users", 200, except("X-Frame-Options", "DENY")},

@@ -147,6 +147,7 @@ func TestResponseHeaders(t *testing.T) {
 			"/embed/open.php Content-Security-Policy:",
 			"/hello.php Permissions-Policy: camera=(), microphone=()",
 			"/admin/ X-Frame-Options: DENY",
+			"/widget/ X-Frame-Options:",
 			"/docs/index.html X-Robots-Tag: noindex",
 			"/private/ X-Robots-Tag: noarchive",
 		}
@@ -218,6 +219,11 @@ func TestResponseHeaders(t *testing.T) {
 		// The path after another script than the front controller is
 		// only its argument: /embed/'s lines are not its.
 		{"the path after another script", "/dir/index.php/embed/x", 200, all},
+		// A directory's name without its slash is a route of its own
+		// for Symfony and Django, outside nginx's location /widget/.
+		{"a loosening directory's name without its slash", "/widget", 200, all},
+		{"a loosening directory's URL", "/widget/x", 200, with("X-Frame-Options", "")},
+		{"a tightening directory's name without its slash", "/admin", 200, with("X-Frame-Options", "DENY")},
 		{"the path after the front controller, an empty value", "/index.php/embed/x", 200,
 			with("X-Frame-Options", "", "Content-Security-Policy", "frame-ancestors https://partner.example")},
 	} {

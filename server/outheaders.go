@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
 )
@@ -72,7 +73,8 @@ func (o *outHeaders) hideFrom(h http.Header) {
 // that dodges a page's policy. The path after another script is only an
 // argument of that script, and does not count: /account.php/embed/x must
 // not get a line for /embed/. For each header the most specific line that
-// applies decides.
+// applies decides. A directory's line that takes a header off reaches only
+// the URLs under the directory, not its name without the slash.
 func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath string) {
 	readings := [4]string{urlPath}
 	if ri != nil {
@@ -87,10 +89,18 @@ func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath string) {
 		if len(decided) == o.maxNames {
 			return
 		}
-		if slices.Contains(decided, a.Name) || !slices.ContainsFunc(readings[:], func(p string) bool {
-			return p != "" && config.UnderLocation(p, a.Path)
-		}) {
+		if slices.Contains(decided, a.Name) {
 			continue
+		}
+		if !slices.ContainsFunc(readings[:], func(p string) bool { return p != "" && underLineStrictly(p, a.Path) }) {
+			// A directory's name without its slash is the directory for
+			// Laravel and a route of its own for Symfony and Django, as
+			// for nginx's location /dir/: it gets the directory's headers
+			// and keeps the site's, so a line that takes one off (an
+			// empty value) reaches only the URLs under the directory.
+			if a.Value == "" || !slices.ContainsFunc(readings[:], func(p string) bool { return p != "" && config.UnderLocation(p, a.Path) }) {
+				continue
+			}
 		}
 		decided = append(decided, a.Name)
 		// The app's (or the gateway's own) header stays: browsers ignore
@@ -100,6 +110,12 @@ func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath string) {
 			h[a.Name] = []string{a.Value}
 		}
 	}
+}
+
+// underLineStrictly is config.UnderLocation without a directory's name
+// asked for without its slash.
+func underLineStrictly(p, linePath string) bool {
+	return p == linePath || strings.HasSuffix(linePath, "/") && strings.HasPrefix(p, linePath)
 }
 
 // HideResponseHeaders removes SESSIONGATE_HIDE_HEADERS from h, the headers
