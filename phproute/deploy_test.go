@@ -434,3 +434,78 @@ func TestScriptRootIsTheReleaseItWasRoutedIn(t *testing.T) {
 		}
 	}
 }
+
+// TestOneResolveOneRelease: while one request resolves a path, another's
+// look at the root may find a deploy. The lookup's helpers each loaded the
+// open root again, so a path could be looked up in one release and the
+// link in it resolved or checked in the other: a link out of the root to
+// the old release's vendor/ (listed through current/vendor) checked
+// against the new release's directory, and refused (404, and a warning
+// that the operator must list a directory already listed). Releases are
+// switched back and forth, each switch found at once, while the path is
+// resolved; every resolution must find the file.
+func TestOneResolveOneRelease(t *testing.T) {
+	base := t.TempDir()
+	for _, n := range []string{"1", "2"} {
+		p := filepath.Join(base, "releases", n, "vendor/acme/admin.css")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("css "+n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(base, "releases", n, "public"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../vendor/acme", filepath.Join(base, "releases", n, "public/acme")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	old := recheckRoot
+	recheckRoot = time.Hour // only the switching goroutine looks
+	defer func() { recheckRoot = old }()
+	r, err := New(filepath.Join(current, "public"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.FollowSymlinksOut(false, []string{filepath.Join(current, "vendor")})
+
+	stop := make(chan struct{})
+	switched := make(chan int)
+	go func() {
+		n := 0
+		defer func() { switched <- n }()
+		for ; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := os.Symlink("releases/"+[]string{"2", "1"}[n%2], current+".tmp"); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := os.Rename(current+".tmp", current); err != nil {
+				t.Error(err)
+				return
+			}
+			r.look(true)
+		}
+	}()
+	deadline := time.Now().Add(time.Second)
+	for i := 0; i < 20000 && time.Now().Before(deadline); i++ {
+		if rt := r.Resolve("/acme/admin.css"); rt.Kind != Static {
+			t.Errorf("resolution %d, while releases switch: %+v", i, rt)
+			break
+		}
+	}
+	close(stop)
+	if n := <-switched; n < 2 {
+		t.Fatalf("releases switched %d times", n)
+	}
+}
