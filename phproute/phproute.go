@@ -104,6 +104,10 @@ type Route struct {
 	// before this one's params are built (a WordPress REST body read
 	// lies in between).
 	Root string
+	// in is, for Static, the open root File was found in: Open opens it
+	// there, in the release the request was routed in, though another
+	// request's look at the root may have found a deploy since.
+	in *opened
 	// Location is, for Redirect, the escaped path to redirect to (the query
 	// string is the caller's to append).
 	Location string
@@ -364,8 +368,11 @@ func (r *Router) resolve(o *opened, escapedPath string) Route {
 	}
 
 	rt := r.resolveIn(o, segs, clean, rel, trailing)
-	if rt.Kind == PHP {
+	switch rt.Kind {
+	case PHP:
 		rt.Root = o.real
+	case Static:
+		rt.in = o
 	}
 	return rt
 }
@@ -667,20 +674,30 @@ func realOf(o *opened, rel string) (real string, ok bool) {
 // below could refuse it. Reads of a regular file ignore O_NONBLOCK.
 const openFlags = os.O_RDONLY | syscall.O_NONBLOCK
 
-// Open opens a Static route's file inside the root and returns it with its
+// Open opens a Static route's File inside the root and returns it with its
 // info. It refuses anything but a regular file, checked on the open file
 // itself, so a file swapped for a directory, device or FIFO after Resolve
 // is not served.
-func (r *Router) Open(rel string) (*os.File, fs.FileInfo, error) {
+//
+// The root is the one Resolve found the file in, not looked at again, nor
+// the one open now: a deploy found in between, by this request or another,
+// would have the old release's asset (still on disk) opened in the new
+// release (404), or a file a link led out to checked against the new
+// release's FollowSymlinksOut directories. The caller may add to File (a
+// precompressed copy's ".br") to open a file beside it in the same root.
+// A Route not from Resolve opens in the root open now.
+func (r *Router) Open(rt Route) (*os.File, fs.FileInfo, error) {
+	o := rt.in
+	if o == nil {
+		o = r.open.Load()
+	}
+	rel := rt.File
 	var f *os.File
 	var err error
 	if filepath.IsAbs(rel) {
-		f, err = r.openOutside(rel)
+		f, err = r.openOutside(o, rel)
 	} else {
-		// The root as Resolve left it, not looked at again: a deploy landing
-		// in between would have the old release's asset opened in the
-		// new release (404).
-		f, err = r.open.Load().root.OpenFile(rel, openFlags, 0)
+		f, err = o.root.OpenFile(rel, openFlags, 0)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("phproute: open %s: %w", rel, err)
@@ -697,18 +714,18 @@ func (r *Router) Open(rel string) (*os.File, fs.FileInfo, error) {
 	return f, fi, nil
 }
 
-// openOutside opens a file a symlink led out of the root to (stat gave its
+// openOutside opens a file a symlink led out of o's root to (stat gave its
 // resolved absolute path), checking again that links may lead there, as
 // the link may have changed since Resolve. The file is opened through an
 // os.Root on the listed directory that holds it, so a symlink swapped into
 // the path between any check and the open cannot lead out of that
 // directory; resolving the path first and opening it after left that
 // window open.
-func (r *Router) openOutside(real string) (*os.File, error) {
+func (r *Router) openOutside(o *opened, real string) (*os.File, error) {
 	if r.outAnywhere {
 		return os.OpenFile(real, openFlags, 0)
 	}
-	for _, d := range r.open.Load().outDirs {
+	for _, d := range o.outDirs {
 		rel, err := filepath.Rel(d, real)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 			continue
