@@ -63,7 +63,7 @@ func TestRootFollowsSymlinkSwitch(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	f, _, err := r.Open("app.222.js")
+	f, _, err := r.Open(Route{File: "app.222.js"})
 	if err != nil {
 		t.Fatalf("open after the deploy: %v", err)
 	}
@@ -106,12 +106,11 @@ func TestAbsoluteSymlinkInsideRoot(t *testing.T) {
 	} {
 		got := r.Resolve(path)
 		got.Reason = ""
-		got.Root = rootOfPHP(t, r, got)
-		if got != want {
+		if routed(t, r, got) != want {
 			t.Errorf("%s: %+v, want %+v", path, got, want)
 		}
 		if got.Kind == Static {
-			f, _, err := r.Open(got.File)
+			f, _, err := r.Open(got)
 			if err != nil {
 				t.Errorf("%s: open: %v", path, err)
 			} else {
@@ -167,7 +166,7 @@ func TestDeployerSharedStorageLink(t *testing.T) {
 		if rt.Kind != Static {
 			t.Fatalf("%s: /storage/avatar.jpg = %+v", when, rt)
 		}
-		f, _, err := r.Open(rt.File)
+		f, _, err := r.Open(rt)
 		if err != nil {
 			t.Fatalf("%s: open: %v", when, err)
 		}
@@ -233,7 +232,7 @@ func TestFollowSymlinksDirThroughCurrent(t *testing.T) {
 		if rt.Kind != Static {
 			t.Fatalf("%s: %+v", when, rt)
 		}
-		f, _, err := r.Open(rt.File)
+		f, _, err := r.Open(rt)
 		if err != nil {
 			t.Fatalf("%s: open: %v", when, err)
 		}
@@ -314,7 +313,7 @@ func TestDeletedRootSeenAtOnce(t *testing.T) {
 	if got, want := r.RealPath(), filepath.Join(base, "releases/2/public"); got != want {
 		t.Errorf("RealPath: %s, want %s", got, want)
 	}
-	f, _, err := r.Open("app.2.js")
+	f, _, err := r.Open(Route{File: "app.2.js"})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -364,7 +363,7 @@ func TestOneRequestOneRelease(t *testing.T) {
 	if got, want := r.RealPath(), filepath.Join(base, "releases/1/public"); got != want {
 		t.Errorf("RealPath after Resolve: %s, want the release it routed in, %s", got, want)
 	}
-	f, _, err := r.Open(rt.File)
+	f, _, err := r.Open(rt)
 	if err != nil {
 		t.Fatalf("opening the file routed in the old release: %v", err)
 	}
@@ -431,6 +430,148 @@ func TestScriptRootIsTheReleaseItWasRoutedIn(t *testing.T) {
 	for _, p := range []string{"/", "/style.css", "/nothing"} {
 		if rt := r.Resolve(p); rt.Root != "" {
 			t.Errorf("%s (%v): Root %q, want it only on PHP routes", p, rt.Kind, rt.Root)
+		}
+	}
+}
+
+// TestOneResolveOneRelease: while one request resolves a path, another's
+// look at the root may find a deploy. The lookup's helpers each loaded the
+// open root again, so a path could be looked up in one release and the
+// link in it resolved or checked in the other: a link out of the root to
+// the old release's vendor/ (listed through current/vendor) checked
+// against the new release's directory, and refused (404, and a warning
+// that the operator must list a directory already listed). Releases are
+// switched back and forth, each switch found at once, while the path is
+// resolved; every resolution must find the file.
+func TestOneResolveOneRelease(t *testing.T) {
+	base := t.TempDir()
+	for _, n := range []string{"1", "2"} {
+		p := filepath.Join(base, "releases", n, "vendor/acme/admin.css")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("css "+n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(base, "releases", n, "public"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../vendor/acme", filepath.Join(base, "releases", n, "public/acme")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	old := recheckRoot
+	recheckRoot = time.Hour // only the switching goroutine looks
+	defer func() { recheckRoot = old }()
+	r, err := New(filepath.Join(current, "public"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.FollowSymlinksOut(false, []string{filepath.Join(current, "vendor")})
+
+	stop := make(chan struct{})
+	switched := make(chan int)
+	go func() {
+		n := 0
+		defer func() { switched <- n }()
+		for ; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := os.Symlink("releases/"+[]string{"2", "1"}[n%2], current+".tmp"); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := os.Rename(current+".tmp", current); err != nil {
+				t.Error(err)
+				return
+			}
+			r.look(true)
+		}
+	}()
+	deadline := time.Now().Add(time.Second)
+	for i := 0; i < 20000 && time.Now().Before(deadline); i++ {
+		if rt := r.Resolve("/acme/admin.css"); rt.Kind != Static {
+			t.Errorf("resolution %d, while releases switch: %+v", i, rt)
+			break
+		}
+	}
+	close(stop)
+	if n := <-switched; n < 2 {
+		t.Fatalf("releases switched %d times", n)
+	}
+}
+
+// TestStaticFileOpenedInTheReleaseItWasRoutedIn: a static file is routed
+// in one release, then another request finds a deploy before this one
+// opens it. Open used whichever root was open by then: the old release's
+// hashed asset (app.1.js, still on disk) was looked for in the new release
+// (404), and a file a link led out of the root to (releases/1/vendor,
+// listed through current/vendor) was checked against the new release's
+// SESSIONGATE_FOLLOW_SYMLINKS directories and refused (404).
+func TestStaticFileOpenedInTheReleaseItWasRoutedIn(t *testing.T) {
+	base := t.TempDir()
+	write := func(name, body string) {
+		p := filepath.Join(base, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"1", "2"} {
+		write("releases/"+n+"/public/app."+n+".js", "js "+n)
+		write("releases/"+n+"/vendor/acme/admin.css", "css "+n)
+		if err := os.Symlink("../vendor/acme", filepath.Join(base, "releases", n, "public/acme")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := filepath.Join(base, "current")
+	if err := os.Symlink("releases/1", current); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(filepath.Join(current, "public"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.FollowSymlinksOut(false, []string{filepath.Join(current, "vendor")})
+	old := recheckRoot
+	recheckRoot = 0 // every look at the root may find the switch
+	defer func() { recheckRoot = old }()
+	asset, linked := r.Resolve("/app.1.js"), r.Resolve("/acme/admin.css")
+	if asset.Kind != Static || linked.Kind != Static {
+		t.Fatalf("before the deploy: %+v, %+v", asset, linked)
+	}
+	if err := os.Symlink("releases/2", current+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(current+".tmp", current); err != nil {
+		t.Fatal(err)
+	}
+	// Another request finds the deploy.
+	if rt := r.Resolve("/app.2.js"); rt.Kind != Static {
+		t.Fatalf("the request after the deploy: %+v", rt)
+	}
+	for rt, want := range map[*Route]string{&asset: "js 1", &linked: "css 1"} {
+		f, _, err := r.Open(*rt)
+		if err != nil {
+			t.Errorf("%s, routed in the old release, opened after another request found the deploy: %v", rt.Name, err)
+			continue
+		}
+		b := make([]byte, 16)
+		n, _ := f.Read(b)
+		f.Close()
+		if string(b[:n]) != want {
+			t.Errorf("%s: read %q, want the old release's %q", rt.Name, b[:n], want)
 		}
 	}
 }

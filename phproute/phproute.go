@@ -104,6 +104,10 @@ type Route struct {
 	// before this one's params are built (a WordPress REST body read
 	// lies in between).
 	Root string
+	// in is, for Static, the open root File was found in: Open opens it
+	// there, in the release the request was routed in, though another
+	// request's look at the root may have found a deploy since.
+	in *opened
 	// Location is, for Redirect, the escaped path to redirect to (the query
 	// string is the caller's to append).
 	Location string
@@ -209,13 +213,13 @@ func (r *Router) resolveOutDirs() []string {
 	return out
 }
 
-// mayLeadTo reports whether a symlink inside the root may lead to the
+// mayLeadTo reports whether a symlink inside o's root may lead to the
 // resolved absolute path real.
-func (r *Router) mayLeadTo(real string) bool {
+func (r *Router) mayLeadTo(o *opened, real string) bool {
 	if r.outAnywhere {
 		return true
 	}
-	for _, d := range r.open.Load().outDirs {
+	for _, d := range o.outDirs {
 		if real == d || strings.HasPrefix(real, d+string(filepath.Separator)) || d == string(filepath.Separator) {
 			return true
 		}
@@ -271,10 +275,10 @@ func (r *Router) look(force bool) *opened {
 	return no
 }
 
-// rootDeleted reports whether the open root directory has been deleted
-// (or can no longer be looked at), which a miss is worth checking for.
-func (r *Router) rootDeleted() bool {
-	fi, err := r.open.Load().root.Stat(".")
+// rootDeleted reports whether o's root directory has been deleted (or can
+// no longer be looked at), which a miss is worth checking for.
+func rootDeleted(o *opened) bool {
+	fi, err := o.root.Stat(".")
 	if err != nil {
 		return true
 	}
@@ -316,14 +320,18 @@ var dirIndex = []string{"index.php", "index.html"}
 // Resolve routes escapedPath, the path of the request target as the client
 // sent it (percent-encoded, e.g. from url.URL.EscapedPath): decoding happens
 // here, once, so that every check sees the same bytes the filesystem will.
+//
+// The whole lookup happens in one release: the root open when it starts,
+// with that root's resolved path and FollowSymlinksOut directories, even
+// if another request's look at the root finds a deploy meanwhile.
 func (r *Router) Resolve(escapedPath string) Route {
-	rt := r.resolve(escapedPath)
-	if (rt.Kind == NotFound || rt.Kind == Failed) && r.rootDeleted() {
+	o := r.current()
+	rt := r.resolve(o, escapedPath)
+	if (rt.Kind == NotFound || rt.Kind == Failed) && rootDeleted(o) {
 		// A deploy with keep_releases 1 deletes the release it just
 		// switched away from: waiting for the next periodic look, every
 		// URL, the front controller's included, was 404 meanwhile.
-		r.look(true)
-		rt = r.resolve(escapedPath)
+		rt = r.resolve(r.look(true), escapedPath)
 	}
 	if rt.Kind == PHP {
 		if d := r.noPHPDirOf(rt.ScriptName); d != "" {
@@ -347,7 +355,7 @@ func (r *Router) noPHPDirOf(p string) string {
 	return ""
 }
 
-func (r *Router) resolve(escapedPath string) Route {
+func (r *Router) resolve(o *opened, escapedPath string) Route {
 	segs, trailing, bad := cleanPath(escapedPath)
 	if bad != nil {
 		return *bad
@@ -359,18 +367,23 @@ func (r *Router) resolve(escapedPath string) Route {
 		trailing = true // "/" is the root directory itself
 	}
 
-	o := r.current()
-	rt := r.resolveIn(o.root, segs, clean, rel, trailing)
-	if rt.Kind == PHP {
+	rt := r.resolveIn(o, segs, clean, rel, trailing)
+	switch rt.Kind {
+	case PHP:
 		rt.Root = o.real
+	case Static:
+		rt.in = o
 	}
 	return rt
 }
 
 // resolveIn is resolve in one open root: segs, clean and rel are the
 // cleaned path's segments, its URL form and its form relative to the root.
-func (r *Router) resolveIn(root *os.Root, segs []string, clean, rel string, trailing bool) Route {
-	fi, rel, err := r.stat(root, rel)
+// Every look-up below goes through o, never r.open: a deploy found by
+// another request meanwhile must not have a link looked up in one release
+// checked against the other's directories.
+func (r *Router) resolveIn(o *opened, segs []string, clean, rel string, trailing bool) Route {
+	fi, rel, err := r.stat(o, rel)
 	switch {
 	case err == nil && fi.Mode().IsRegular() && !trailing:
 		return r.file(rel, clean)
@@ -378,7 +391,7 @@ func (r *Router) resolveIn(root *os.Root, segs []string, clean, rel string, trai
 		if !trailing {
 			return Route{Kind: Redirect, Location: escape(clean + "/")}
 		}
-		return r.directory(root, rel, clean)
+		return r.directory(o, rel, clean)
 	case err != nil && errors.Is(err, fs.ErrPermission):
 		return Route{Kind: Forbidden, Reason: "permission denied"}
 	case systemFailure(err):
@@ -390,7 +403,7 @@ func (r *Router) resolveIn(root *os.Root, segs []string, clean, rel string, trai
 		// lies outside the root. A name too long for the filesystem (a
 		// token or a long slug in a pretty URL) names no file, as for
 		// nginx's try_files.
-		return r.unresolvable(rel, err)
+		return r.unresolvable(o, rel, err)
 	}
 
 	// Not an existing file: maybe /script.php/path/info.
@@ -398,7 +411,7 @@ func (r *Router) resolveIn(root *os.Root, segs []string, clean, rel string, trai
 	if trailing && clean != "/" {
 		full += "/"
 	}
-	if rt, ok := r.splitPathInfo(root, full); ok {
+	if rt, ok := r.splitPathInfo(o, full); ok {
 		return rt
 	}
 	// A path that names a PHP script that is not there is 404, as with
@@ -409,20 +422,20 @@ func (r *Router) resolveIn(root *os.Root, segs []string, clean, rel string, trai
 			return Route{Kind: NotFound, Reason: "no such PHP script"}
 		}
 	}
-	return r.frontController(root)
+	return r.frontController(o)
 }
 
 // unresolvable is the route of a path os.Root refused: a symlink leading
 // out of the root, a loop, or anything unexpected. nginx would have
 // followed it, so the operator hears of it (Warn).
-func (r *Router) unresolvable(rel string, err error) Route {
+func (r *Router) unresolvable(o *opened, rel string, err error) Route {
 	reason := "not resolvable inside SESSIONGATE_STATIC_ROOT (a symlink leading out of it, or a loop; SESSIONGATE_FOLLOW_SYMLINKS lists where links may lead, README: disable_symlinks): " + err.Error()
 	// Name where the path leads: that directory, not the URL, is what
 	// the operator has to add to SESSIONGATE_FOLLOW_SYMLINKS. (An
 	// absolute rel is already out of the root, and its error names
 	// where it leads.)
 	if !filepath.IsAbs(rel) {
-		if real, _, ok := r.realOf(rel); ok {
+		if real, ok := realOf(o, rel); ok {
 			reason += " (leads to " + real + ")"
 		}
 	}
@@ -441,14 +454,14 @@ func (r *Router) file(rel, clean string) Route {
 }
 
 // directory routes an existing directory requested with its trailing slash.
-func (r *Router) directory(root *os.Root, rel, clean string) Route {
+func (r *Router) directory(o *opened, rel, clean string) Route {
 	base := strings.TrimSuffix(clean, "/") + "/"
 	for _, name := range dirIndex {
 		p := name
 		if rel != "." {
 			p = rel + "/" + name
 		}
-		fi, p, err := r.stat(root, p)
+		fi, p, err := r.stat(o, p)
 		if err == nil && fi.Mode().IsRegular() {
 			if strings.HasSuffix(name, ".php") {
 				return Route{Kind: PHP, ScriptName: base + name}
@@ -470,17 +483,17 @@ func (r *Router) directory(root *os.Root, rel, clean string) Route {
 			// refused as a request for it by name is, not passed over
 			// for the next index name or the front controller: nginx
 			// would run or send it.
-			return r.unresolvable(p, err)
+			return r.unresolvable(o, p, err)
 		}
 	}
 	// A directory without an index is never listed; like any other
 	// unmatched URL it belongs to the application.
-	return r.frontController(root)
+	return r.frontController(o)
 }
 
 // splitPathInfo finds the first ".php/" in full whose prefix is a regular
 // file and returns it as a script with the rest as PATH_INFO.
-func (r *Router) splitPathInfo(root *os.Root, full string) (Route, bool) {
+func (r *Router) splitPathInfo(o *opened, full string) (Route, bool) {
 	from := 0
 	for {
 		i := strings.Index(full[from:], ".php/")
@@ -489,7 +502,7 @@ func (r *Router) splitPathInfo(root *os.Root, full string) (Route, bool) {
 		}
 		end := from + i + len(".php")
 		script := full[:end]
-		fi, _, err := r.stat(root, strings.TrimPrefix(script, "/"))
+		fi, _, err := r.stat(o, strings.TrimPrefix(script, "/"))
 		if err == nil && fi.Mode().IsRegular() {
 			return Route{Kind: PHP, ScriptName: script, PathInfo: full[end:]}, true
 		}
@@ -507,12 +520,12 @@ func (r *Router) splitPathInfo(root *os.Root, full string) (Route, bool) {
 	}
 }
 
-func (r *Router) frontController(root *os.Root) Route {
+func (r *Router) frontController(o *opened) Route {
 	if r.index == "" {
 		return Route{Kind: NotFound, Reason: "no file matches and the front controller is off"}
 	}
 	rel := strings.TrimPrefix(r.index, "/")
-	fi, _, err := r.stat(root, rel)
+	fi, _, err := r.stat(o, rel)
 	if systemFailure(err) {
 		return failed(err)
 	}
@@ -520,7 +533,7 @@ func (r *Router) frontController(root *os.Root) Route {
 		// A link out of the root (or a loop): every URL it would answer
 		// is refused as the script asked for by name is, with the
 		// warning that says why.
-		return r.unresolvable(rel, err)
+		return r.unresolvable(o, rel, err)
 	}
 	if err != nil || !fi.Mode().IsRegular() {
 		return Route{Kind: NotFound, Reason: "front controller " + r.index + " not found"}
@@ -536,23 +549,23 @@ func (r *Router) frontController(root *os.Root) Route {
 // refused, with its error. rel may also be an absolute path that stat
 // returned before for a link out of the root, when a directory's index is
 // looked up under it (see statOutside).
-func (r *Router) stat(root *os.Root, rel string) (fs.FileInfo, string, error) {
+func (r *Router) stat(o *opened, rel string) (fs.FileInfo, string, error) {
 	if filepath.IsAbs(rel) {
-		return r.statOutside(root, rel)
+		return r.statOutside(o, rel)
 	}
-	fi, err := root.Stat(rel)
+	fi, err := o.root.Stat(rel)
 	if !refused(err) {
 		return fi, rel, err
 	}
-	if t, ok := r.insideTarget(rel); ok {
-		if fi, err2 := root.Stat(t); !refused(err2) {
+	if t, ok := insideTarget(o, rel); ok {
+		if fi, err2 := o.root.Stat(t); !refused(err2) {
 			return fi, t, err2
 		}
 	}
-	if r.outAnywhere || len(r.open.Load().outDirs) > 0 {
+	if r.outAnywhere || len(o.outDirs) > 0 {
 		// A link out of the root, to where FollowSymlinksOut allows: the
 		// path returned is the resolved absolute one, which Open accepts.
-		if real, _, ok := r.realOf(rel); ok && r.mayLeadTo(real) {
+		if real, ok := realOf(o, rel); ok && r.mayLeadTo(o, real) {
 			fi, err2 := os.Stat(real)
 			return fi, real, err2
 		}
@@ -565,18 +578,18 @@ func (r *Router) stat(root *os.Root, rel string) (fs.FileInfo, string, error) {
 // /phpmyadmin/ -> /usr/share/phpmyadmin), with the same rule as the link
 // itself: its own symlinks resolved, it must lead where FollowSymlinksOut
 // allows, or back inside the root.
-func (r *Router) statOutside(root *os.Root, abs string) (fs.FileInfo, string, error) {
+func (r *Router) statOutside(o *opened, abs string) (fs.FileInfo, string, error) {
 	real, err := filepath.EvalSymlinks(abs)
 	if err != nil {
 		return nil, abs, err
 	}
-	if r.mayLeadTo(real) {
+	if r.mayLeadTo(o, real) {
 		fi, err := os.Stat(real)
 		return fi, real, err
 	}
-	if t, err := filepath.Rel(r.open.Load().real, real); err == nil && t != ".." && !strings.HasPrefix(t, "../") {
+	if t, err := filepath.Rel(o.real, real); err == nil && t != ".." && !strings.HasPrefix(t, "../") {
 		t = filepath.ToSlash(t)
-		fi, err := root.Stat(t)
+		fi, err := o.root.Stat(t)
 		return fi, t, err
 	}
 	return nil, abs, fmt.Errorf("phproute: %s leads to %s, outside SESSIONGATE_FOLLOW_SYMLINKS", abs, real)
@@ -611,49 +624,48 @@ func refused(err error) bool {
 }
 
 // insideTarget resolves the symlinks of rel's longest existing prefix by
-// path and returns rel relative to the root's real path, or false when
+// path and returns rel relative to o's root's real path, or false when
 // that prefix leads outside the root (or cannot be resolved).
-func (r *Router) insideTarget(rel string) (string, bool) {
-	real, base, ok := r.realOf(rel)
+func insideTarget(o *opened, rel string) (string, bool) {
+	real, ok := realOf(o, rel)
 	if !ok {
 		return "", false
 	}
-	t, err := filepath.Rel(base, real)
+	t, err := filepath.Rel(o.real, real)
 	if err != nil || t == ".." || strings.HasPrefix(t, "../") {
 		return "", false
 	}
 	return filepath.ToSlash(t), true
 }
 
-// realOf resolves the symlinks of rel's longest existing prefix and
-// returns the absolute path rel names with them resolved, and the root's
-// resolved path; false when no prefix exists or one cannot be resolved.
+// realOf resolves the symlinks of rel's longest existing prefix, from o's
+// root's resolved path, and returns the absolute path rel names with them
+// resolved; false when no prefix exists or one cannot be resolved.
 //
 // It walks down from the root one segment at a time, each resolved from
 // the prefix already resolved, and stops at the first segment that does
 // not exist: the client chooses how many segments follow a link, and
 // resolving every prefix from the longest down cost time quadratic in
 // them (a 40 KB path took seconds of CPU).
-func (r *Router) realOf(rel string) (real, base string, ok bool) {
-	// The root's resolved path as of the open root (current keeps the two
+func realOf(o *opened, rel string) (real string, ok bool) {
+	// The root's resolved path as of the open root (look keeps the two
 	// together), not resolved again on every lookup.
-	base = r.open.Load().real
 	segs := strings.Split(rel, "/")
-	real = base
+	real = o.real
 	for i, s := range segs {
 		next, err := filepath.EvalSymlinks(filepath.Join(real, s))
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			if i == 0 {
-				return "", "", false
+				return "", false
 			}
-			return filepath.Join(append([]string{real}, segs[i:]...)...), base, true
+			return filepath.Join(append([]string{real}, segs[i:]...)...), true
 		}
 		if err != nil {
-			return "", "", false
+			return "", false
 		}
 		real = next
 	}
-	return real, base, true
+	return real, true
 }
 
 // openFlags open a static file without blocking: open(2) of a FIFO
@@ -662,20 +674,30 @@ func (r *Router) realOf(rel string) (real, base string, ok bool) {
 // below could refuse it. Reads of a regular file ignore O_NONBLOCK.
 const openFlags = os.O_RDONLY | syscall.O_NONBLOCK
 
-// Open opens a Static route's file inside the root and returns it with its
+// Open opens a Static route's File inside the root and returns it with its
 // info. It refuses anything but a regular file, checked on the open file
 // itself, so a file swapped for a directory, device or FIFO after Resolve
 // is not served.
-func (r *Router) Open(rel string) (*os.File, fs.FileInfo, error) {
+//
+// The root is the one Resolve found the file in, not looked at again, nor
+// the one open now: a deploy found in between, by this request or another,
+// would have the old release's asset (still on disk) opened in the new
+// release (404), or a file a link led out to checked against the new
+// release's FollowSymlinksOut directories. The caller may add to File (a
+// precompressed copy's ".br") to open a file beside it in the same root.
+// A Route not from Resolve opens in the root open now.
+func (r *Router) Open(rt Route) (*os.File, fs.FileInfo, error) {
+	o := rt.in
+	if o == nil {
+		o = r.open.Load()
+	}
+	rel := rt.File
 	var f *os.File
 	var err error
 	if filepath.IsAbs(rel) {
-		f, err = r.openOutside(rel)
+		f, err = r.openOutside(o, rel)
 	} else {
-		// The root as Resolve left it, not looked at again: a deploy landing
-		// in between would have the old release's asset opened in the
-		// new release (404).
-		f, err = r.open.Load().root.OpenFile(rel, openFlags, 0)
+		f, err = o.root.OpenFile(rel, openFlags, 0)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("phproute: open %s: %w", rel, err)
@@ -692,18 +714,18 @@ func (r *Router) Open(rel string) (*os.File, fs.FileInfo, error) {
 	return f, fi, nil
 }
 
-// openOutside opens a file a symlink led out of the root to (stat gave its
+// openOutside opens a file a symlink led out of o's root to (stat gave its
 // resolved absolute path), checking again that links may lead there, as
 // the link may have changed since Resolve. The file is opened through an
 // os.Root on the listed directory that holds it, so a symlink swapped into
 // the path between any check and the open cannot lead out of that
 // directory; resolving the path first and opening it after left that
 // window open.
-func (r *Router) openOutside(real string) (*os.File, error) {
+func (r *Router) openOutside(o *opened, real string) (*os.File, error) {
 	if r.outAnywhere {
 		return os.OpenFile(real, openFlags, 0)
 	}
-	for _, d := range r.open.Load().outDirs {
+	for _, d := range o.outDirs {
 		rel, err := filepath.Rel(d, real)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 			continue

@@ -205,8 +205,7 @@ func TestResolve(t *testing.T) {
 	for _, tt := range tests {
 		got := r.Resolve(tt.path)
 		got.Reason = ""
-		got.Root = rootOfPHP(t, r, got)
-		if got != tt.want {
+		if got = routed(t, r, got); got != tt.want {
 			t.Errorf("Resolve(%q) = %+v, want %+v", tt.path, got, tt.want)
 		}
 		if got.Kind == PHP && !hasPHPSuffix(got.ScriptName) {
@@ -277,7 +276,7 @@ func TestNoPHPUnder(t *testing.T) {
 		"/hello.php":              {Kind: PHP, ScriptName: "/hello.php"},
 	} {
 		got := r.Resolve(p)
-		if got.Root = rootOfPHP(t, r, got); got != want {
+		if got = routed(t, r, got); got != want {
 			t.Errorf("Resolve(%q) = %+v, want %+v", p, got, want)
 		}
 	}
@@ -313,7 +312,7 @@ func TestOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	f, fi, err := r.Open("style.css")
+	f, fi, err := r.Open(Route{File: "style.css"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +322,7 @@ func TestOpen(t *testing.T) {
 		t.Errorf("Open(style.css) = %q size %d", b, fi.Size())
 	}
 	for _, rel := range []string{"docs", "out-file.txt", "../outside/secret.txt", "out-dir/secret.txt", "nope"} {
-		if f, _, err := r.Open(rel); err == nil {
+		if f, _, err := r.Open(Route{File: rel}); err == nil {
 			f.Close()
 			t.Errorf("Open(%q) succeeded", rel)
 		}
@@ -415,15 +414,14 @@ func TestFollowSymlinksOut(t *testing.T) {
 			} {
 				got := r.Resolve(path)
 				got.Reason = ""
-				got.Root = rootOfPHP(t, r, got)
 				if !tc.allowed {
 					want = Route{Kind: NotFound, Warn: true}
 				}
-				if got != want {
+				if routed(t, r, got) != want {
 					t.Errorf("%s: got %+v, want %+v", path, got, want)
 				}
 				if tc.allowed && want.Kind == Static {
-					f, _, err := r.Open(got.File)
+					f, _, err := r.Open(got)
 					if err != nil {
 						t.Fatalf("Open(%s): %v", got.File, err)
 					}
@@ -435,13 +433,13 @@ func TestFollowSymlinksOut(t *testing.T) {
 				}
 			}
 			// An absolute path is opened only where links may lead.
-			if f, _, err := r.Open(filepath.Join(realOutside, "secret.txt")); (err == nil) != tc.allowed {
+			if f, _, err := r.Open(Route{File: filepath.Join(realOutside, "secret.txt")}); (err == nil) != tc.allowed {
 				if f != nil {
 					f.Close()
 				}
 				t.Errorf("Open of the absolute target: err %v, allowed %v", err, tc.allowed)
 			}
-			if f, _, err := r.Open("/etc/passwd"); err == nil && !tc.anywhere {
+			if f, _, err := r.Open(Route{File: "/etc/passwd"}); err == nil && !tc.anywhere {
 				f.Close()
 				t.Error("Open(/etc/passwd) succeeded")
 			}
@@ -564,7 +562,7 @@ func TestLinkSwappedAfterRoutingStaysInListedDirectory(t *testing.T) {
 		if rt.Kind != Static {
 			continue
 		}
-		f, _, err := r.Open(rt.File)
+		f, _, err := r.Open(rt)
 		if err != nil {
 			continue
 		}
@@ -612,7 +610,7 @@ func TestOpenDoesNotHangOnFIFOSwappedIn(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() {
-			f, _, err := r.Open(rt.File)
+			f, _, err := r.Open(rt)
 			if f != nil {
 				f.Close()
 			}
@@ -743,13 +741,18 @@ func TestFrontControllerLinkOutOfRoot(t *testing.T) {
 	}
 }
 
-// rootOfPHP checks that a PHP route names the release it was found in
-// (the router's only one in these tests) and returns "" for it, so that
-// tables of expected routes need not repeat the temporary directory.
-func rootOfPHP(t *testing.T, r *Router, rt Route) string {
+// routed checks that a route names the release it was found in (the
+// router's only one in these tests: Root for PHP, the open root for
+// Static) and returns it without, so that tables of expected routes need
+// not repeat the temporary directory.
+func routed(t *testing.T, r *Router, rt Route) Route {
 	t.Helper()
 	if rt.Kind == PHP && rt.Root != r.RealPath() || rt.Kind != PHP && rt.Root != "" {
 		t.Errorf("%+v: Root %q, want %q on PHP routes only", rt, rt.Root, r.RealPath())
 	}
-	return ""
+	if rt.Kind == Static && rt.in != r.open.Load() || rt.Kind != Static && rt.in != nil {
+		t.Errorf("%+v: found in %p, want the open root %p on static routes only", rt, rt.in, r.open.Load())
+	}
+	rt.Root, rt.in = "", nil
+	return rt
 }

@@ -231,7 +231,7 @@ func (s *Server) serveAccel(w http.ResponseWriter, r *http.Request, target strin
 	files, route, err := s.resolveAccel(target)
 	var f fileToSend
 	if err == nil {
-		f.file, f.info, err = files.Open(route.File)
+		f.file, f.info, err = files.Open(route)
 		if err != nil {
 			err = &errAccel{target, err.Error(), openFailureStatus(err)}
 		}

@@ -78,7 +78,7 @@ func (s *Server) openErrorPage(url string) (f fileToSend, rel string, err error)
 	if err != nil {
 		return fileToSend{}, "", err
 	}
-	f.file, f.info, err = files.Open(route.File)
+	f.file, f.info, err = files.Open(route)
 	if err != nil {
 		return fileToSend{}, "", err
 	}

@@ -211,7 +211,7 @@ func (rh *redirecter) serveChallenge(w http.ResponseWriter, r *http.Request, tok
 		s.fail(w, r, status)
 		return
 	}
-	f, fi, err := s.router.Open(route.File)
+	f, fi, err := s.router.Open(route)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			// A missing token is the client's business (scanners, an old

@@ -776,7 +776,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		s.serveStatic(w, r, route.File, route.Name)
+		s.serveStatic(w, r, route)
 	case phproute.PHP:
 		ri.Upstream = "php"
 		ri.script = route.ScriptName

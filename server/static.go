@@ -16,10 +16,11 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/compress"
+	"github.com/sessiongate/sessiongate/phproute"
 )
 
-// serveStatic sends rel, a file from the static root that the URL calls
-// name (see phproute.Route.Name). http.ServeContent does
+// serveStatic sends route's File, a file from the static root that the URL
+// calls route.Name (see phproute.Route.Name). http.ServeContent does
 // Range (206, multipart), If-Modified-Since / If-None-Match (304),
 // If-Range and HEAD; we give it an ETag and a Content-Type chosen by
 // extension only. Unknown extensions are application/octet-stream rather
@@ -27,14 +28,15 @@ import (
 // rendered as HTML by a browser. Like nginx, the type carries no charset:
 // the gateway does not know a file's encoding, and a charset in the header
 // would override the file's own <meta charset> or @charset.
-func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name string) {
+func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, route phproute.Route) {
+	rel, name := route.File, route.Name
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		s.fail(w, r, http.StatusMethodNotAllowed)
 		return
 	}
 	relaxIfModifiedSince(r.Header)
-	f, fi, err := s.router.Open(rel)
+	f, fi, err := s.router.Open(route)
 	if err != nil {
 		status := openFailureStatus(err)
 		if status != http.StatusNotFound {
@@ -56,7 +58,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, rel, name s
 	if s.compressibleFile(w, ext, ctype) {
 		compress.AddVary(h, "Accept-Encoding")
 		accepted := compress.Accepted(r.Header)
-		if pf, pfi, coding := s.openPrecompressed(r, accepted, rel, fi); pf != nil {
+		if pf, pfi, coding := s.openPrecompressed(r, accepted, route, fi); pf != nil {
 			f.Close()
 			f, fi = pf, pfi
 			h.Set("Content-Encoding", coding)
@@ -246,13 +248,14 @@ var precompressedCodings = []struct {
 	{".gz", "gzip", compress.Gzip},
 }
 
-// openPrecompressed opens the best copy of rel that the client accepts
-// (rel.br, then rel.gz), as nginx's brotli_static and gzip_static do: the
+// openPrecompressed opens the best copy of route's File that the client
+// accepts (File.br, then File.gz, in the release the route was found in),
+// as nginx's brotli_static and gzip_static do: the
 // file is sent as it is, so compressing it costs nothing per request and
 // may use the slowest, best settings. A copy older than the file is
 // ignored: it was left behind by an earlier build, and nginx would send
 // the old content. Nothing is found for a client that accepts neither.
-func (s *Server) openPrecompressed(r *http.Request, accepted compress.Encodings, rel string, fi fs.FileInfo) (*os.File, fs.FileInfo, string) {
+func (s *Server) openPrecompressed(r *http.Request, accepted compress.Encodings, route phproute.Route, fi fs.FileInfo) (*os.File, fs.FileInfo, string) {
 	if accepted == 0 || !s.precompressedUnder(r.URL.Path) {
 		return nil, nil, ""
 	}
@@ -260,7 +263,9 @@ func (s *Server) openPrecompressed(r *http.Request, accepted compress.Encodings,
 		if accepted&c.accept == 0 {
 			continue
 		}
-		f, cfi, err := s.router.Open(rel + c.ext)
+		pre := route
+		pre.File += c.ext
+		f, cfi, err := s.router.Open(pre)
 		if err != nil {
 			continue
 		}
