@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -266,7 +265,7 @@ func (s *Server) serveAccel(w http.ResponseWriter, r *http.Request, target strin
 		r = r.WithContext(r.Context())
 		r.Method = http.MethodGet
 	}
-	s.sendFile(downloadOnSuccess{w}, r, f)
+	s.sendFile(onSuccessOnly{w, dropDownloadHeaders}, r, f)
 }
 
 // dropDownloadHeaders takes out of h what the app said about the download
@@ -283,35 +282,6 @@ func dropDownloadHeaders(h http.Header) {
 		h.Del("Cache-Control")
 	}
 }
-
-// downloadOnSuccess keeps the app's headers about a download to the
-// answers that are the file (200, 206) or stand for it (304): a 412 for an
-// If-Match or If-Unmodified-Since the file fails, or a 416 for a range it
-// does not have, which http.ServeContent writes with the headers set so
-// far, gets dropDownloadHeaders, as the errors before the file was opened
-// do and as maxAgeOnSuccess does for a static file.
-type downloadOnSuccess struct{ http.ResponseWriter }
-
-func (w downloadOnSuccess) WriteHeader(code int) {
-	switch code {
-	case http.StatusOK, http.StatusPartialContent, http.StatusNotModified:
-	default:
-		if code >= 200 {
-			dropDownloadHeaders(w.Header())
-		}
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// ReadFrom keeps sendfile.
-func (w downloadOnSuccess) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
-}
-
-func (w downloadOnSuccess) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // accelPath is the path of the file an X-Accel-Redirect target names, as
 // the path lists match it: without its query, decoded, config.CleanPath;

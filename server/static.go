@@ -84,7 +84,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, route phpro
 	h.Set("X-Content-Type-Options", "nosniff")
 	if s.setMaxAge(h, ctype) && (r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "") {
 		// ServeContent may answer 412 with the headers set so far.
-		w = maxAgeOnSuccess{w}
+		w = onSuccessOnly{w, dropMaxAge}
 	}
 	if gzipped == nil && gzippable && s.gzCache.Fits(fi.Size()) && notModified(r, etag(fi), fi.ModTime()) {
 		// A 304 for a GET (or HEAD) that would get the gzipped copy,
@@ -207,35 +207,44 @@ func (s *Server) setMaxAge(h http.Header, ctype string) bool {
 	return true
 }
 
-// maxAgeOnSuccess keeps setMaxAge's Cache-Control to the answers that are
-// the file (200, 206) or stand for it (304), as nginx's expires does: a
-// 412 for an If-Match or If-Unmodified-Since the file fails, which
-// http.ServeContent writes with the headers set so far, is no copy of
-// the file, and with "public, max-age" a shared cache could keep it for
-// every client of the URL. (ServeContent's other errors, 416 included,
-// drop Cache-Control themselves.)
-type maxAgeOnSuccess struct{ http.ResponseWriter }
+// onSuccessOnly keeps headers that describe the file to the answers that
+// are the file (200, 206) or stand for it (304): drop takes them off any
+// other final answer. A 412 for an If-Match or If-Unmodified-Since the
+// file fails, or a 416 for a range it does not have, which
+// http.ServeContent writes with the headers set so far, is no copy of the
+// file, and with "public, max-age" a shared cache could keep it for every
+// client of the URL. For a static file drop is dropMaxAge (as nginx's
+// expires does; ServeContent's other errors, 416 included, drop
+// Cache-Control themselves), for an X-Accel-Redirect's file
+// dropDownloadHeaders.
+type onSuccessOnly struct {
+	http.ResponseWriter
+	drop func(http.Header)
+}
 
-func (w maxAgeOnSuccess) WriteHeader(code int) {
+func (w onSuccessOnly) WriteHeader(code int) {
 	switch code {
 	case http.StatusOK, http.StatusPartialContent, http.StatusNotModified:
 	default:
 		if code >= 200 {
-			w.Header().Del("Cache-Control")
+			w.drop(w.Header())
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 // ReadFrom keeps sendfile.
-func (w maxAgeOnSuccess) ReadFrom(r io.Reader) (int64, error) {
+func (w onSuccessOnly) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
 	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
 }
 
-func (w maxAgeOnSuccess) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w onSuccessOnly) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// dropMaxAge takes setMaxAge's Cache-Control off.
+func dropMaxAge(h http.Header) { h.Del("Cache-Control") }
 
 // precompressedCodings are the copies a build step may leave next to a
 // static file, best first, with the coding each is sent as.
