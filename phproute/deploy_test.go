@@ -31,11 +31,7 @@ func TestRootFollowsSymlinkSwitch(t *testing.T) {
 	if err := os.Symlink("releases/1", current); err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(filepath.Join(current, "public"), "/index.php")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := newRouter(t, current, "/index.php")
 	if rt := r.Resolve("/app.111.js"); rt.Kind != Static {
 		t.Fatalf("before the deploy: %+v", rt)
 	}
@@ -176,9 +172,7 @@ func TestDeployerSharedStorageLink(t *testing.T) {
 		}
 	}
 	check("before the deploy")
-	old := recheckRoot
-	recheckRoot = 0
-	defer func() { recheckRoot = old }()
+	lookEvery(t, 0)
 	link("releases/2", "current.tmp")
 	if err := os.Rename(filepath.Join(base, "current.tmp"), filepath.Join(base, "current")); err != nil {
 		t.Fatal(err)
@@ -200,31 +194,9 @@ func TestDeployerSharedStorageLink(t *testing.T) {
 // releases/2/vendor, outside what was allowed, and every such asset was 404
 // until a restart. It is resolved again when the root is.
 func TestFollowSymlinksDirThroughCurrent(t *testing.T) {
-	base := t.TempDir()
-	for _, n := range []string{"1", "2"} {
-		p := filepath.Join(base, "releases", n, "vendor/acme/admin/public/admin.css")
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("css "+n), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Join(base, "releases", n, "public/bundles"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink("../../vendor/acme/admin/public", filepath.Join(base, "releases", n, "public/bundles/admin")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	current := filepath.Join(base, "current")
-	if err := os.Symlink("releases/1", current); err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(filepath.Join(current, "public"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	base, current := releases(t, map[string]string{"vendor/acme/admin/public/admin.css": "css %N"},
+		map[string]string{"public/bundles/admin": "../../vendor/acme/admin/public"})
+	r := newRouter(t, current, "")
 	r.FollowSymlinksOut(false, []string{filepath.Join(current, "vendor")})
 	read := func(when string) string {
 		t.Helper()
@@ -244,15 +216,8 @@ func TestFollowSymlinksDirThroughCurrent(t *testing.T) {
 	if got := read("before the deploy"); got != "css 1" {
 		t.Fatalf("before the deploy: %q", got)
 	}
-	old := recheckRoot
-	recheckRoot = 0
-	defer func() { recheckRoot = old }()
-	if err := os.Symlink("releases/2", current+".tmp"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(current+".tmp", current); err != nil {
-		t.Fatal(err)
-	}
+	lookEvery(t, 0)
+	deploy(t, current, "2")
 	if err := os.RemoveAll(filepath.Join(base, "releases/1")); err != nil {
 		t.Fatal(err)
 	}
@@ -268,39 +233,13 @@ func TestFollowSymlinksDirThroughCurrent(t *testing.T) {
 // controller itself, 404, where nginx, looking the root up per request,
 // serves the new release. A root found deleted is looked up again at once.
 func TestDeletedRootSeenAtOnce(t *testing.T) {
-	base := t.TempDir()
-	for _, n := range []string{"1", "2"} {
-		for _, f := range []string{"index.php", "app." + n + ".js"} {
-			p := filepath.Join(base, "releases", n, "public", f)
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	current := filepath.Join(base, "current")
-	if err := os.Symlink("releases/1", current); err != nil {
-		t.Fatal(err)
-	}
-	old := recheckRoot
-	recheckRoot = time.Hour // no periodic look during the test
-	defer func() { recheckRoot = old }()
-	r, err := New(filepath.Join(current, "public"), "/index.php")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	base, current := releases(t, map[string]string{"public/index.php": "x", "public/app.%N.js": "x"}, nil)
+	lookEvery(t, time.Hour) // no periodic look during the test
+	r := newRouter(t, current, "/index.php")
 	if rt := r.Resolve("/app.1.js"); rt.Kind != Static {
 		t.Fatalf("before the deploy: %+v", rt)
 	}
-	if err := os.Symlink("releases/2", current+".tmp"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(current+".tmp", current); err != nil {
-		t.Fatal(err)
-	}
+	deploy(t, current, "2")
 	if err := os.RemoveAll(filepath.Join(base, "releases/1")); err != nil {
 		t.Fatal(err)
 	}
@@ -327,39 +266,15 @@ func TestDeletedRootSeenAtOnce(t *testing.T) {
 // routed to a script of the old release and run from the new one. They use
 // the root Resolve used.
 func TestOneRequestOneRelease(t *testing.T) {
-	base := t.TempDir()
-	for _, n := range []string{"1", "2"} {
-		p := filepath.Join(base, "releases", n, "public", "app."+n+".js")
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	current := filepath.Join(base, "current")
-	if err := os.Symlink("releases/1", current); err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(filepath.Join(current, "public"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	old := recheckRoot
-	recheckRoot = 0 // every look at the root may find the switch
-	defer func() { recheckRoot = old }()
+	base, current := releases(t, map[string]string{"public/app.%N.js": "x"}, nil)
+	r := newRouter(t, current, "")
+	lookEvery(t, 0) // every look at the root may find the switch
 	rt := r.Resolve("/app.1.js")
 	if rt.Kind != Static {
 		t.Fatalf("before the deploy: %+v", rt)
 	}
 	// The deploy lands between routing and opening.
-	if err := os.Symlink("releases/2", current+".tmp"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(current+".tmp", current); err != nil {
-		t.Fatal(err)
-	}
+	deploy(t, current, "2")
 	if got, want := r.RealPath(), filepath.Join(base, "releases/1/public"); got != want {
 		t.Errorf("RealPath after Resolve: %s, want the release it routed in, %s", got, want)
 	}
@@ -382,38 +297,14 @@ func TestOneRequestOneRelease(t *testing.T) {
 // the new release's script for it, or none ("Primary script unknown")
 // when the script is new in the old release only.
 func TestScriptRootIsTheReleaseItWasRoutedIn(t *testing.T) {
-	base := t.TempDir()
-	for _, n := range []string{"1", "2"} {
-		p := filepath.Join(base, "releases", n, "public", "only"+n+".php")
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("<?php"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	current := filepath.Join(base, "current")
-	if err := os.Symlink("releases/1", current); err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(filepath.Join(current, "public"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	old := recheckRoot
-	recheckRoot = 0 // every look at the root may find the switch
-	defer func() { recheckRoot = old }()
+	base, current := releases(t, map[string]string{"public/only%N.php": "<?php"}, nil)
+	r := newRouter(t, current, "")
+	lookEvery(t, 0) // every look at the root may find the switch
 	first := r.Resolve("/only1.php")
 	if first.Kind != PHP || first.Root != filepath.Join(base, "releases/1/public") {
 		t.Fatalf("before the deploy: %+v", first)
 	}
-	if err := os.Symlink("releases/2", current+".tmp"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(current+".tmp", current); err != nil {
-		t.Fatal(err)
-	}
+	deploy(t, current, "2")
 	second := r.Resolve("/only2.php")
 	if second.Kind != PHP || second.Root != filepath.Join(base, "releases/2/public") {
 		t.Fatalf("the request after the deploy: %+v", second)
@@ -444,34 +335,9 @@ func TestScriptRootIsTheReleaseItWasRoutedIn(t *testing.T) {
 // switched back and forth, each switch found at once, while the path is
 // resolved; every resolution must find the file.
 func TestOneResolveOneRelease(t *testing.T) {
-	base := t.TempDir()
-	for _, n := range []string{"1", "2"} {
-		p := filepath.Join(base, "releases", n, "vendor/acme/admin.css")
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("css "+n), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Join(base, "releases", n, "public"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink("../vendor/acme", filepath.Join(base, "releases", n, "public/acme")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	current := filepath.Join(base, "current")
-	if err := os.Symlink("releases/1", current); err != nil {
-		t.Fatal(err)
-	}
-	old := recheckRoot
-	recheckRoot = time.Hour // only the switching goroutine looks
-	defer func() { recheckRoot = old }()
-	r, err := New(filepath.Join(current, "public"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	_, current := releases(t, map[string]string{"vendor/acme/admin.css": "css %N"}, map[string]string{"public/acme": "../vendor/acme"})
+	lookEvery(t, time.Hour) // only the switching goroutine looks
+	r := newRouter(t, current, "")
 	r.FollowSymlinksOut(false, []string{filepath.Join(current, "vendor")})
 
 	stop := make(chan struct{})
@@ -517,46 +383,16 @@ func TestOneResolveOneRelease(t *testing.T) {
 // listed through current/vendor) was checked against the new release's
 // SESSIONGATE_FOLLOW_SYMLINKS directories and refused (404).
 func TestStaticFileOpenedInTheReleaseItWasRoutedIn(t *testing.T) {
-	base := t.TempDir()
-	write := func(name, body string) {
-		p := filepath.Join(base, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range []string{"1", "2"} {
-		write("releases/"+n+"/public/app."+n+".js", "js "+n)
-		write("releases/"+n+"/vendor/acme/admin.css", "css "+n)
-		if err := os.Symlink("../vendor/acme", filepath.Join(base, "releases", n, "public/acme")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	current := filepath.Join(base, "current")
-	if err := os.Symlink("releases/1", current); err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(filepath.Join(current, "public"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	_, current := releases(t, map[string]string{"public/app.%N.js": "js %N", "vendor/acme/admin.css": "css %N"},
+		map[string]string{"public/acme": "../vendor/acme"})
+	r := newRouter(t, current, "")
 	r.FollowSymlinksOut(false, []string{filepath.Join(current, "vendor")})
-	old := recheckRoot
-	recheckRoot = 0 // every look at the root may find the switch
-	defer func() { recheckRoot = old }()
+	lookEvery(t, 0) // every look at the root may find the switch
 	asset, linked := r.Resolve("/app.1.js"), r.Resolve("/acme/admin.css")
 	if asset.Kind != Static || linked.Kind != Static {
 		t.Fatalf("before the deploy: %+v, %+v", asset, linked)
 	}
-	if err := os.Symlink("releases/2", current+".tmp"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(current+".tmp", current); err != nil {
-		t.Fatal(err)
-	}
+	deploy(t, current, "2")
 	// Another request finds the deploy.
 	if rt := r.Resolve("/app.2.js"); rt.Kind != Static {
 		t.Fatalf("the request after the deploy: %+v", rt)

@@ -2,7 +2,6 @@ package phproute
 
 import (
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 )
@@ -15,24 +14,9 @@ import (
 // inside the root against the wrong tree (404 with a warning), until the
 // next look a second later.
 func TestRootAndRealPathAgreeUnderSwitches(t *testing.T) {
-	base := t.TempDir()
-	for _, n := range []string{"1", "2"} {
-		if err := os.MkdirAll(filepath.Join(base, "releases", n, "public"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	current := filepath.Join(base, "current")
-	if err := os.Symlink("releases/1", current); err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(filepath.Join(current, "public"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	old := recheckRoot
-	recheckRoot = 0
-	defer func() { recheckRoot = old }()
+	_, current := releases(t, nil, nil)
+	r := newRouter(t, current, "")
+	lookEvery(t, 0)
 
 	var stop atomic.Bool
 	done := make(chan struct{})
