@@ -517,31 +517,14 @@ func compareAccelKeys(t *testing.T, nginx, gw string, cases []accelCase, rules [
 				t.Errorf("%s %q: the gateway's %s is %q, want %q", what, c.headers, k, g[k], v)
 			}
 		}
-		for _, r := range rules {
-			if r.apply(n, g) {
-				seen[r.name]++
-			}
-		}
-		var got []string
-		if n["status"] != g["status"] {
-			got = []string{"status: " + n["status"] + " | " + g["status"]}
-		} else {
-			for _, k := range unionKeys(n, g) {
-				if n[k] != g[k] {
-					got = append(got, k+": "+strings.ReplaceAll(n[k], ":"+nport+"/", ":PORT/")+" | "+g[k])
-				}
-			}
-		}
+		countRules(rules, n, g, seen)
+		got := viewDiffs(n, g, nport)
 		if strings.Join(got, "\n") != strings.Join(c.diffs, "\n") {
 			t.Errorf("%s %q: nginx | gateway:\n    %s\nwant:\n    %s\n  nginx: %v\n  gateway: %v", what, c.headers,
 				strings.Join(got, "\n    "), strings.Join(c.diffs, "\n    "), n, g)
 		}
 	}
-	for _, r := range rules {
-		if seen[r.name] == 0 {
-			t.Errorf("documented difference no longer seen: %s", r.name)
-		}
-	}
+	rulesAllSeen(t, rules, seen)
 }
 
 // TestNginxDiffAccelErrorPages: error pages while php-fpm is down, one of

@@ -346,13 +346,6 @@ func compareAccess(c accessCase, n, g accessAnswer) []accessDiff {
 	return diffs
 }
 
-// accessKnownDiff is a difference from nginx the gateway means to make, as
-// README describes it; match checks both values.
-type accessKnownDiff struct {
-	name  string
-	match func(d accessDiff) bool
-}
-
 // authUser is the user name in c's one Basic Authorization header, as
 // nginx's $remote_user reads it, and whether there is one.
 func (c accessCase) authUser() (string, bool) {
@@ -380,7 +373,7 @@ func (c accessCase) authUser() (string, bool) {
 // accessKnownDiffs are the differences README documents (the rows on
 // auth_basic, allow and deny, and X-Accel-Redirect in "From nginx to
 // sessiongate").
-var accessKnownDiffs = []accessKnownDiff{
+var accessKnownDiffs = []knownDiff[accessDiff]{
 	{`401's WWW-Authenticate adds charset="UTF-8" (RFC 7617)`, func(d accessDiff) bool {
 		return d.key == "WWW-Authenticate" && d.n == `Basic realm="Restricted"` && d.g == `Basic realm="Restricted", charset="UTF-8"`
 	}},
@@ -674,22 +667,9 @@ func TestNginxDiffAccess(t *testing.T) {
 		if _, pw, _ := strings.Cut(c.decodedAuth(), ":"); g["REMOTE_USER"] != "" && g["PHP_AUTH_PW"] != phpString(pw) {
 			t.Errorf("%s: PHP_AUTH_PW %q, not the password checked", c.name, g["PHP_AUTH_PW"])
 		}
-	diffs:
-		for _, d := range compareAccess(c, n, g) {
-			for _, k := range accessKnownDiffs {
-				if k.match(d) {
-					seen[k.name]++
-					continue diffs
-				}
-			}
-			t.Errorf("unexpected difference: %v\n  nginx %q\n  gateway %q", d, n, g)
-		}
+		judgeDiffs(t, compareAccess(c, n, g), accessKnownDiffs, seen, fmt.Sprintf("\n  nginx %q\n  gateway %q", n, g))
 	}
-	for _, k := range accessKnownDiffs {
-		if seen[k.name] == 0 {
-			t.Errorf("documented difference no longer seen: %s", k.name)
-		}
-	}
+	knownAllSeen(t, accessKnownDiffs, seen)
 }
 
 // rateStatus sends one GET for target to addr and returns the status and

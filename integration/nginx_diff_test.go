@@ -410,22 +410,9 @@ func TestNginxDiffPHPParams(t *testing.T) {
 		}
 		_, nport, _ := net.SplitHostPort(pair.nginx)
 		_, gport, _ := net.SplitHostPort(pair.gw)
-	diffs:
-		for _, d := range compareAnswers(c, n, g, nport, gport) {
-			for _, k := range nginxKnownDiffs {
-				if k.match(d) {
-					seen[k.name]++
-					continue diffs
-				}
-			}
-			t.Errorf("unexpected difference: %v", d)
-		}
+		judgeDiffs(t, compareAnswers(c, n, g, nport, gport), nginxKnownDiffs, seen, "")
 	}
-	for _, k := range nginxKnownDiffs {
-		if seen[k.name] == 0 {
-			t.Errorf("documented difference no longer seen: %s", k.name)
-		}
-	}
+	knownAllSeen(t, nginxKnownDiffs, seen)
 }
 
 // TestNginxDiffPHPResponses: what a client gets for the responses PHP
@@ -489,9 +476,36 @@ func TestNginxDiffPHPResponses(t *testing.T) {
 // knownDiff is a difference from nginx the gateway means to make, as
 // README describes it. match checks both sides' exact values, so that a
 // gateway drifting to a third value fails.
-type knownDiff struct {
+type knownDiff[D any] struct {
 	name  string
-	match func(d paramDiff) bool
+	match func(d D) bool
+}
+
+// judgeDiffs reports each of diffs that no entry of known matches (with
+// detail after it) and counts in seen the entries that do.
+func judgeDiffs[D any](t *testing.T, diffs []D, known []knownDiff[D], seen map[string]int, detail string) {
+	t.Helper()
+diffs:
+	for _, d := range diffs {
+		for _, k := range known {
+			if k.match(d) {
+				seen[k.name]++
+				continue diffs
+			}
+		}
+		t.Errorf("unexpected difference: %v%s", d, detail)
+	}
+}
+
+// knownAllSeen reports the entries of known no answer showed: a
+// documented difference that is gone, or drifted.
+func knownAllSeen[D any](t *testing.T, known []knownDiff[D], seen map[string]int) {
+	t.Helper()
+	for _, k := range known {
+		if seen[k.name] == 0 {
+			t.Errorf("documented difference no longer seen: %s", k.name)
+		}
+	}
 }
 
 // headerValues returns the values c sends for the header name (any case),
@@ -581,7 +595,7 @@ var hopByHopParams = map[string]bool{
 // nginxKnownDiffs are the differences README documents (section "From
 // nginx to sessiongate", rows on fastcgi_params, try_files, dotfiles,
 // SESSIONGATE_SERVER_NAMES and SESSIONGATE_TRUSTED_PROXIES).
-var nginxKnownDiffs = []knownDiff{
+var nginxKnownDiffs = []knownDiff[paramDiff]{
 	{"PHP_VALUE carries the session bridge's auto_prepend_file and session settings (docs/protocol.md)", func(d paramDiff) bool {
 		return d.key == "PHP_VALUE" && !d.nok && !d.c.proxied && strings.HasPrefix(d.g, "auto_prepend_file=/") &&
 			strings.Contains(d.g, "/sessiongate-prepend.php\nsession.")

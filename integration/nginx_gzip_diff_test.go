@@ -382,35 +382,18 @@ func compareGzip(t *testing.T, s *gzipDiffStack, cases []gzipCase, rules []stati
 		if g["gzip"] == "does not decode whole" && g["cut"] == "" {
 			t.Errorf("%s: the gateway's gzip body does not decode", c.req)
 		}
-		for _, r := range rules {
-			if r.apply(n, g) {
-				seen[r.name]++
-			}
-		}
+		countRules(rules, n, g, seen)
 		for _, v := range []map[string]string{n, g} {
 			if tag, ok := v["ETag"]; ok {
 				v["ETag"] = fileTag.ReplaceAllString(tag, `"TAG"`)
 			}
 		}
-		var got []string
-		if n["status"] != g["status"] {
-			got = []string{"status: " + n["status"] + " | " + g["status"]}
-		} else {
-			for _, k := range unionKeys(n, g) {
-				if n[k] != g[k] {
-					got = append(got, k+": "+n[k]+" | "+g[k])
-				}
-			}
-		}
+		got := viewDiffs(n, g, "")
 		if strings.Join(got, "\n") != strings.Join(c.diffs, "\n") {
 			t.Errorf("%s: nginx | gateway:\n    %s\nwant:\n    %s", c.req, strings.Join(got, "\n    "), strings.Join(c.diffs, "\n    "))
 		}
 	}
-	for _, r := range rules {
-		if seen[r.name] == 0 {
-			t.Errorf("documented difference no longer seen: %s", r.name)
-		}
-	}
+	rulesAllSeen(t, rules, seen)
 }
 
 // gzipRules are the differences the gateway makes wherever they apply.

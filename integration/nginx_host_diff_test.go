@@ -495,16 +495,11 @@ func urlEscapeRaw(s string) string {
 	return b.String()
 }
 
-// hostKnownDiff is a difference the gateway means to make, as README says
-// (section "From nginx to sessiongate": the server_name, canonical name,
-// return 301, port-80, add_header Strict-Transport-Security, fastcgi_params
-// and listen 443 rows); match checks both sides' values.
-type hostKnownDiff struct {
-	name  string
-	match func(d hostDiff) bool
-}
-
-var hostKnownDiffs = []hostKnownDiff{
+// hostKnownDiffs are the differences README describes (section "From
+// nginx to sessiongate": the server_name, canonical name, return 301,
+// port-80, add_header Strict-Transport-Security, fastcgi_params and
+// listen 443 rows).
+var hostKnownDiffs = []knownDiff[hostDiff]{
 	{"HTTP_HOST is the host as sent (Debian 12's fastcgi_params: $host, lower case, without port or trailing dot)", func(d hostDiff) bool {
 		h := d.c.hostAsSent()
 		want := debianHost(h)
@@ -640,22 +635,9 @@ func TestNginxDiffHosts(t *testing.T) {
 		n := c.send(t, pair.nginx, dumpDir, "hn"+strconv.Itoa(i))
 		g := c.send(t, pair.gw, dumpDir, "hg"+strconv.Itoa(i))
 		checkHostSafety(t, c, g)
-	diffs:
-		for _, d := range compareHost(c, n, g, pair.nginx.tlsPort, pair.gw.tlsPort) {
-			for _, k := range hostKnownDiffs {
-				if k.match(d) {
-					seen[k.name]++
-					continue diffs
-				}
-			}
-			t.Errorf("unexpected difference: %v", d)
-		}
+		judgeDiffs(t, compareHost(c, n, g, pair.nginx.tlsPort, pair.gw.tlsPort), hostKnownDiffs, seen, "")
 	}
-	for _, k := range hostKnownDiffs {
-		if seen[k.name] == 0 {
-			t.Errorf("documented difference no longer seen: %s", k.name)
-		}
-	}
+	knownAllSeen(t, hostKnownDiffs, seen)
 }
 
 // checkHostSafety: the gateway's Location leads to a host the
