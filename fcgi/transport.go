@@ -89,6 +89,12 @@ const (
 	// for a compressing server in front to take it for a page, not for
 	// the first of a stream of small flushes (compress.MinSize).
 	smallFirstPiece = 256
+	// fullRecordWait bounds that wait for the record after a full one: a
+	// page being written sends it at once, while a script whose header and
+	// flushed first piece filled the record exactly (a long header, a
+	// short "loading" or first event, then sleep()) sends nothing more
+	// until it goes on, and that piece must not wait for it.
+	fullRecordWait = 250 * time.Millisecond
 )
 
 // Transport is an http.RoundTripper to php-fpm. Every request must carry a
@@ -621,13 +627,17 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 	// PHP's, and more follows at once: when it ends the header with fewer
 	// than smallFirstPiece bytes of the body (a header of nearly 8 KiB: a
 	// long Content-Security-Policy, many cookies), the next record is
-	// waited for too. A server that compresses would take so small a
-	// first piece for a stream of small flushes and send the page
-	// uncompressed.
+	// waited for too, a moment (fullRecordWait). A server that compresses
+	// would take so small a first piece for a stream of small flushes and
+	// send the page uncompressed.
 	done := false
 	for !done && len(buf) < end+drainLimit {
-		wait := last >= fpmFullRecord && len(buf)-end < smallFirstPiece
-		err := rr.next(!wait)
+		var err error
+		if last >= fpmFullRecord && len(buf)-end < smallFirstPiece {
+			err = rr.nextBy(time.Now().Add(fullRecordWait))
+		} else {
+			err = rr.next(true)
+		}
 		if err == errWouldBlock {
 			break
 		}
@@ -906,10 +916,19 @@ type responseReader struct {
 }
 
 func (r *responseReader) setReadDeadline() error {
+	return r.setReadDeadlineBy(time.Time{})
+}
+
+// setReadDeadlineBy is setReadDeadline with the deadline no later than
+// by, unless by is zero.
+func (r *responseReader) setReadDeadlineBy(by time.Time) error {
 	r.amu.Lock()
 	defer r.amu.Unlock()
 	if r.abandoned {
 		return r.c.nc.SetReadDeadline(time.Now())
+	}
+	if !by.IsZero() {
+		return r.c.nc.SetReadDeadline(minTime(by, time.Now().Add(r.t.o.ReadTimeout-r.waited)))
 	}
 	if r.duplex {
 		r.wmu.Lock()
@@ -919,6 +938,13 @@ func (r *responseReader) setReadDeadline() error {
 		}
 	}
 	return r.c.nc.SetReadDeadline(time.Now().Add(r.t.o.ReadTimeout - r.waited))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // sentWhole starts the read timeout once the request is sent: a read
@@ -977,6 +1003,16 @@ func (r *responseReader) began() {
 // errEndRequest at END_REQUEST. With nonBlocking it only consumes records that
 // are entirely buffered, else errWouldBlock.
 func (r *responseReader) next(nonBlocking bool) error {
+	return r.nextIn(nonBlocking, time.Time{})
+}
+
+// nextBy is next waiting for a record's header no later than by, and
+// then errWouldBlock; a record whose header came is read whole.
+func (r *responseReader) nextBy(by time.Time) error {
+	return r.nextIn(false, by)
+}
+
+func (r *responseReader) nextIn(nonBlocking bool, by time.Time) error {
 	br := r.c.br
 	for r.remaining == 0 {
 		if r.padding > 0 {
@@ -991,12 +1027,16 @@ func (r *responseReader) next(nonBlocking bool) error {
 		if nonBlocking && br.Buffered() < headerLen {
 			return errWouldBlock
 		}
-		if !nonBlocking {
-			if err := r.setReadDeadline(); err != nil {
+		if !nonBlocking && (by.IsZero() || br.Buffered() < headerLen) {
+			if err := r.setReadDeadlineBy(by); err != nil {
 				return err
 			}
 		}
 		p, err := br.Peek(headerLen)
+		var ne net.Error
+		if err != nil && !by.IsZero() && errors.As(err, &ne) && ne.Timeout() {
+			return errWouldBlock // nothing consumed of this record
+		}
 		if err != nil {
 			if err == io.EOF && len(p) > 0 {
 				err = io.ErrUnexpectedEOF

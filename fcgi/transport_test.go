@@ -2213,7 +2213,7 @@ func TestFullHeaderRecordIsNoFlush(t *testing.T) {
 		}
 		c.Stdout(head)
 		c.Flush()
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // less than fullRecordWait
 		c.Stdout(body[100:])
 		c.End()
 		return true
@@ -2230,6 +2230,47 @@ func TestFullHeaderRecordIsNoFlush(t *testing.T) {
 		resp.Body.Close()
 		if n < 256 || string(first[:n])+string(rest) != body {
 			t.Errorf("ReadAhead %v: first piece of %d bytes (%v), then %d", ahead, n, err, len(rest))
+		}
+	}
+}
+
+// A script whose header and flushed first piece fill php-fpm's record
+// exactly (a long header, then a short "loading" or first event, then
+// sleep()) sends nothing more until it goes on: RoundTrip waited for the
+// next record, up to the read timeout, and the client saw nothing of what
+// PHP had flushed. It now waits only fullRecordWait, also when what
+// follows at once is a STDERR record (an error_log(), the session bridge's
+// message from a session_write_close() before a long poll).
+func TestFullRecordFlushIsNotHeldBack(t *testing.T) {
+	for _, stderr := range []bool{false, true} {
+		returned := make(chan struct{})
+		srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+			header := "Content-Type: text/event-stream\r\nX-Pad: "
+			pad := fpmFullRecord - len(header) - len("\r\n\r\n") - 100
+			c.Stdout(header + strings.Repeat("a", pad) + "\r\n\r\n" + strings.Repeat("b", 100))
+			if stderr {
+				c.Stderr("session closed")
+			}
+			c.Flush()
+			select {
+			case <-returned:
+				c.Stdout("seen")
+			case <-time.After(5 * time.Second):
+				c.Stdout("not seen")
+			}
+			c.End()
+			return true
+		})
+		tr, _ := newTransport(t, Options{}, srv.Addr())
+		resp, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+		close(returned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := strings.Repeat("b", 100) + "seen"; string(b) != want || err != nil {
+			t.Errorf("STDERR after the record %v: body %q (%v), want %q: the answer waited for PHP's next output", stderr, b, err, want)
 		}
 	}
 }

@@ -951,3 +951,63 @@ func TestFCGIIdleConnectionFreesWorker(t *testing.T) {
 		t.Fatalf("the first gateway still holds %d connections", st.Open)
 	}
 }
+
+// A script whose header and first flushed piece fill php-fpm's 8 KiB
+// output buffer exactly (a header of nearly 8 KiB, a short "loading" or
+// an event stream's first event) sends one full-size record, then nothing
+// until it goes on, or only a STDERR record (an error_log() and a flush();
+// the session bridge's message when an event stream closes its session
+// before it waits). That record is all PHP flushed: the answer begins with it, and
+// does not wait for the next output, which here comes only once the
+// client has seen the first. Over TCP and a unix socket.
+func TestFCGIFullRecordFlushIsNotHeldBack(t *testing.T) {
+	t.Parallel()
+	for _, unix := range []bool{false, true} {
+		name := map[bool]string{false: "tcp", true: "unix"}[unix] // no "=": the name is in php-fpm.conf's paths
+		t.Run(name, func(t *testing.T) {
+			fcgiFullRecordFlush(t, fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1, Unix: unix,
+				AdminValues: map[string]string{"output_buffering": "0", "expose_php": "0"}}))
+		})
+	}
+}
+
+func fcgiFullRecordFlush(t *testing.T, fpm *harness.PHPFPM) {
+	dir := harness.PHPTempDir(t)
+	// php-fpm writes each header line and the blank line into its buffer
+	// (8192 bytes, 8 of them the record header): X-Pad makes the header
+	// block plus the 100-byte body fill it.
+	script := `<?php
+header('Content-Type: text/event-stream');
+$body = str_repeat('b', 100);
+$n = 2 + strlen('X-Pad: ') + 2;
+foreach (headers_list() as $h) { $n += strlen($h) + 2; }
+header('X-Pad: ' . str_repeat('p', 8184 - strlen($body) - $n));
+echo $body;
+flush();
+if (isset($_GET['log'])) { error_log('closing the session before the wait', 4); flush(); }
+$signal = $_GET['signal'];
+for ($i = 0; $i < 100 && !file_exists($signal); $i++) { usleep(50000); }
+echo file_exists($signal) ? 'seen' : 'not seen';`
+	if err := os.WriteFile(filepath.Join(fpm.DocRoot, "fullrecord.php"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
+	for i, query := range []string{"", "&log=1"} {
+		signal := filepath.Join(dir, fmt.Sprint("seen", i))
+		resp, err := tr.RoundTrip(fcgiReq(nil, fpm, "GET", "/fullrecord.php?signal="+signal+query, nil, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(signal, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(b), strings.Repeat("b", 100)+"seen"; got != want {
+			t.Errorf("%q: body %q, want %q: the answer waited for the script's next output", query, got, want)
+		}
+	}
+}

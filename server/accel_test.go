@@ -403,3 +403,45 @@ func TestAccelRedirectChangeLostAfterHeaders(t *testing.T) {
 		t.Errorf("change kept: %d %q", w.Code, w.Body)
 	}
 }
+
+// The freshness an app gave its download for the caches of a CDN
+// (CDN-Cache-Control, RFC 9213; Surrogate-Control, which Fastly and Akamai
+// read) is as much the download's as its Cache-Control: an error in its
+// place (a file gone during a deploy, a 412) kept it, and a CDN, which
+// reads those before Cache-Control, kept the error for every client of
+// the URL, for a year with an immutable file's "max-age=31536000". A
+// value that keeps the answer out of shared caches stays, as for
+// Cache-Control.
+func TestAccelRedirectErrorDropsCDNFreshness(t *testing.T) {
+	e, _ := accelEnv(t, http.Header{
+		"Cdn-Cache-Control": {"max-age=31536000"},
+		"Surrogate-Control": {"max-age=31536000"},
+	})
+	for _, tc := range []struct {
+		target string
+		hdr    []string
+		status int
+	}{
+		{"/private/missing.pdf", nil, http.StatusNotFound},
+		{"/private/report.pdf", []string{"If-Match", `"other"`}, http.StatusPreconditionFailed},
+	} {
+		w := accelGet(e, "GET", tc.target, tc.hdr...)
+		if w.Code != tc.status {
+			t.Fatalf("%s %q: %d, want %d", tc.target, tc.hdr, w.Code, tc.status)
+		}
+		for _, name := range []string{"Cdn-Cache-Control", "Surrogate-Control"} {
+			if v := w.Header().Get(name); v != "" {
+				t.Errorf("%s %q: the %d carries the download's %s: %q", tc.target, tc.hdr, w.Code, name, v)
+			}
+		}
+	}
+	e, _ = accelEnv(t, http.Header{"Cdn-Cache-Control": {"no-store"}, "Surrogate-Control": {"private"}})
+	w := accelGet(e, "GET", "/private/missing.pdf")
+	if w.Code != http.StatusNotFound || w.Header().Get("Cdn-Cache-Control") != "no-store" || w.Header().Get("Surrogate-Control") != "private" {
+		t.Errorf("no-store for CDNs: %d %v", w.Code, w.Header())
+	}
+	w = accelGet(e, "GET", "/private/report.pdf")
+	if w.Code != http.StatusOK || w.Header().Get("Cdn-Cache-Control") != "no-store" {
+		t.Errorf("the file: %d %v", w.Code, w.Header())
+	}
+}
