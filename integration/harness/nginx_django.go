@@ -27,6 +27,8 @@ type NginxDjangoOptions struct {
 	// client's field as sent, gunicorn's documentation) or "$host" (lower
 	// case, without the port, from an absolute-form target first).
 	Host string
+	// MaxBody is client_max_body_size ("64m" when empty).
+	MaxBody string
 }
 
 // NginxDjango is a running nginx started by StartNginxDjango.
@@ -70,8 +72,12 @@ func nginxDjangoServer(o NginxDjangoOptions, addr, accessLog string) string {
 	if o.ReadTimeout > 0 {
 		timeout = fmt.Sprintf("            proxy_read_timeout %dms;\n", o.ReadTimeout.Milliseconds())
 	}
+	maxBody := o.MaxBody
+	if maxBody == "" {
+		maxBody = "64m"
+	}
 	return `    log_format st '$status $request_uri';
-    client_max_body_size 64m;
+    client_max_body_size ` + maxBody + `;
 ` + realIP + `
     upstream django {
         server ` + o.Upstream + `;
