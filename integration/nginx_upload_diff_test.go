@@ -472,11 +472,14 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 1024
 // name, content type, size, SHA-1), request.POST, the body's length and
 // CONTENT_LENGTH, or the error parsing gave.
 const uploadDjangoURLs = `
-import hashlib, json
+import hashlib, json, os
 from django.urls import re_path
 from django.http import HttpResponse
 
 def up(request):
+    case = request.META.get("HTTP_X_CASE", "")
+    if case.isalnum():
+        open(os.path.join(os.environ["SG_DUMP"], case), "w").close()
     out = {"CONTENT_LENGTH": request.META.get("CONTENT_LENGTH", "<absent>")}
     try:
         out["bodylen"] = len(request.body)
@@ -497,7 +500,9 @@ func TestNginxDiffUploadsDjango(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "gunicorn", "django", "nginx")
 	proj := djangoProject(t, "updiff", uploadDjangoSettings, uploadDjangoURLs)
-	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: proj, App: "updiff.wsgi:application", Workers: 1, Threads: 4})
+	dump := t.TempDir()
+	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: proj, App: "updiff.wsgi:application", Workers: 1, Threads: 4,
+		Env: []string{"SG_DUMP=" + dump}})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("gunicorn log:\n%s", g.Log())
@@ -510,6 +515,37 @@ func TestNginxDiffUploadsDjango(t *testing.T) {
 		t.Fatal(err)
 	}
 	gw := strings.TrimPrefix(startGateways(t, cfg, 1)[0].URL, "http://")
+	// Uploads cut half-way, of known length and chunked: Django runs
+	// behind neither.
+	for i, chunked := range []bool{false, true} {
+		for who, addr := range map[string]string{"nginx": ng.Addr, "gateway": gw} {
+			id := fmt.Sprintf("cut%s%d", who, i)
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			framing := "Content-Length: 100000\r\n\r\n"
+			if chunked {
+				framing = "Transfer-Encoding: chunked\r\n\r\n186a0\r\n"
+			}
+			fmt.Fprintf(c, "POST /dj/up/ HTTP/1.1\r\nHost: shop.example\r\nX-Case: %s\r\nContent-Type: application/octet-stream\r\n%s%s", id, framing, strings.Repeat("c", 50000))
+			time.Sleep(100 * time.Millisecond)
+			c.Close()
+			time.Sleep(300 * time.Millisecond)
+			if _, err := os.Stat(filepath.Join(dump, id)); err == nil {
+				t.Errorf("upload cut half-way (chunked: %v): Django ran behind %s", chunked, who)
+			}
+		}
+	}
+	// The marker works: a whole upload leaves one.
+	for who, addr := range map[string]string{"nginx": ng.Addr, "gateway": gw} {
+		if r := rawDo(addr, "POST /dj/up/ HTTP/1.1\r\nHost: shop.example\r\nX-Case: whole"+who+"\r\nContent-Length: 3\r\n\r\nabc", false); r.status() != 200 {
+			t.Fatalf("%s: whole upload: %d %v", who, r.status(), r.err)
+		}
+		if _, err := os.Stat(filepath.Join(dump, "whole"+who)); err != nil {
+			t.Errorf("whole upload behind %s left no marker: %v", who, err)
+		}
+	}
 	for _, n := range []int{1 << 20, 1<<20 + 1} {
 		ns, gs := expectFirst(t, ng.Addr, "/dj/up/", n), expectFirst(t, gw, "/dj/up/", n)
 		if want := map[bool]int{true: 100, false: 413}[n <= 1<<20]; ns != want || gs != want {
