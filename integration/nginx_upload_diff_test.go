@@ -9,6 +9,8 @@ package integration
 
 import (
 	"bufio"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -395,6 +397,11 @@ func cutUpload(t *testing.T, addr, id string, length int, chunked bool) {
 	c.Close()
 }
 
+// cutLines counts the access lines of requests cut short in log.
+func cutLines(log string) int {
+	return strings.Count(log, `"status":499`) + strings.Count(log, `"status":400`)
+}
+
 // TestNginxDiffUploadCut: an upload the client abandons half-way. With
 // buffering on, PHP runs on neither side; the gateway's access line says
 // 499 (or 400). With buffering off both hand PHP what came of a body of
@@ -411,6 +418,7 @@ func TestNginxDiffUploadCut(t *testing.T) {
 	}{{"buffering on, small", u.on, u.gwOn, 20000, false}, {"buffering on, spooled", u.on, u.gwOn, 100000, false},
 		{"buffering on, chunked", u.on, u.gwOn, 100000, true},
 		{"buffering off, streamed", u.off, u.gwOff, 100000, false}, {"buffering off, chunked", u.off, u.gwOff, 100000, true}} {
+		before := cutLines(tc.gw.stderr.String())
 		cutUpload(t, tc.pair.nginx, "ncut", tc.length, tc.chunked)
 		cutUpload(t, tc.pair.gw, "gcut", tc.length, tc.chunked)
 		time.Sleep(500 * time.Millisecond)
@@ -433,10 +441,8 @@ func TestNginxDiffUploadCut(t *testing.T) {
 			if gerr == nil {
 				t.Errorf("%s: PHP ran on a cut body", tc.name)
 			}
-			if _, ok := logLine(tc.gw.stderr, `"status":499`); !ok {
-				if _, ok := logLine(tc.gw.stderr, `"status":400`); !ok {
-					t.Errorf("%s: no 499 or 400 logged:\n%s", tc.name, tc.gw.stderr.String())
-				}
+			if _, ok := textWhen(tc.gw.stderr.String, func(s string) bool { return cutLines(s) > before }); !ok {
+				t.Errorf("%s: no 499 or 400 logged:\n%s", tc.name, tc.gw.stderr.String())
 			}
 		}
 		os.Remove(filepath.Join(u.dumpDir, "ncut.json"))
@@ -642,5 +648,75 @@ func TestNginxDiffUploadStall(t *testing.T) {
 		}
 		os.Remove(filepath.Join(u.dumpDir, "nstall.json"))
 		os.Remove(filepath.Join(u.dumpDir, "gstall.json"))
+	}
+}
+
+// failingReader gives n bytes, then an error: a client whose upload breaks.
+type failingReader struct{ n int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		time.Sleep(100 * time.Millisecond)
+		return 0, errors.New("upload broken off")
+	}
+	k := min(len(p), r.n)
+	for i := range p[:k] {
+		p[i] = 'h'
+	}
+	r.n -= k
+	return k, nil
+}
+
+// TestNginxDiffUploadCutH2: an HTTP/2 upload the client resets half-way
+// (RST_STREAM): PHP runs behind neither, and the gateway keeps no spool.
+func TestNginxDiffUploadCutH2(t *testing.T) {
+	t.Parallel()
+	u := startUploadDiff(t)
+	for _, who := range []string{"nginx", "gateway"} {
+		addr := map[string]string{"nginx": u.secure.nginx, "gateway": u.secure.gw}[who]
+		for _, length := range []int{0, 20000, 100000} {
+			id := fmt.Sprintf("h2cut%s%d", who[:1], length)
+			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true,
+				TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+			// Length 0: a whole upload of 1000 bytes, which PHP gets.
+			var body io.Reader = &failingReader{n: length / 2}
+			if length == 0 {
+				body = strings.NewReader(strings.Repeat("w", 1000))
+			}
+			req, err := http.NewRequest("POST", "https://"+addr+"/up.php", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = "shop.example"
+			req.ContentLength = int64(max(length, 1000))
+			req.Header.Set("X-Case", id)
+			res, err := client.Do(req)
+			if err == nil {
+				res.Body.Close()
+				if res.ProtoMajor != 2 {
+					t.Fatalf("%s: HTTP/%d, want HTTP/2", who, res.ProtoMajor)
+				}
+			}
+			client.CloseIdleConnections()
+			time.Sleep(300 * time.Millisecond)
+			_, err = os.Stat(filepath.Join(u.dumpDir, id+".json"))
+			if length == 0 && err != nil {
+				t.Errorf("whole HTTP/2 upload: PHP did not run behind %s", who)
+			}
+			if length > 0 && err == nil {
+				t.Errorf("HTTP/2 upload of %d bytes reset half-way: PHP ran behind %s", length, who)
+			}
+		}
+	}
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(u.gwTLS.URL, "http://"))
+	var h gwHeld
+	for range 20 {
+		if h = heldBy(t, u.gwTLS, port); len(h.spools) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(h.spools) > 0 {
+		t.Errorf("spool files left open: %v", h.spools)
 	}
 }
