@@ -29,6 +29,9 @@ type NginxDjangoOptions struct {
 	Host string
 	// MaxBody is client_max_body_size ("64m" when empty).
 	MaxBody string
+	// LocationExtra are more directives for the proxied location
+	// ("proxy_request_buffering off;").
+	LocationExtra string
 }
 
 // NginxDjango is a running nginx started by StartNginxDjango.
@@ -95,7 +98,8 @@ func nginxDjangoServer(o NginxDjangoOptions, addr, accessLog string) string {
             proxy_set_header Host ` + o.Host + `;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
-` + timeout + `        }
+` + timeout + `            ` + o.LocationExtra + `
+        }
 
         location / { return 404; }
     }
