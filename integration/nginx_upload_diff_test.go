@@ -229,6 +229,11 @@ func uploadCases() []uploadCase {
 		diffCase{name: "chunked at MAX_BODY", line: "POST /up.php HTTP/1.1", body: chunkBody(sized(upMaxBody), 8192), headers: []string{ct, "Transfer-Encoding: chunked"}},
 		diffCase{name: "chunked with Expect over MAX_BODY", line: "POST /up.php HTTP/1.1", body: chunkBody(sized(upMaxBody+1), 8192), headers: []string{ct, "Transfer-Encoding: chunked", "Expect: 100-continue"}},
 		post("expect with an empty body", "", ct, "Expect: 100-continue"),
+		post("expect in other case", several, ct, "Expect: 100-Continue"),
+		post("64 KiB", sized(64<<10), ct),
+		post("64 KiB and one", sized(64<<10+1), ct),
+		diffCase{name: "chunked 64 KiB and one", line: "POST /up.php HTTP/1.1", body: chunkBody(sized(64<<10+1), 8192), headers: []string{ct, "Transfer-Encoding: chunked"}},
+		diffCase{name: "chunked with a trailer", line: "POST /up.php HTTP/1.1", body: strings.TrimSuffix(chunkBody(several, 100), "\r\n") + "X-Sum: 1\r\n\r\n", headers: []string{ct, "Transfer-Encoding: chunked"}},
 		diffCase{name: "chunked over MAX_BODY", line: "POST /up.php HTTP/1.1", body: chunkBody(sized(upMaxBody+1), 8192), headers: []string{ct, "Transfer-Encoding: chunked"}},
 	)
 	var out []uploadCase
@@ -237,6 +242,8 @@ func uploadCases() []uploadCase {
 	}
 	// Streamed to PHP: over 64 KiB with buffering off.
 	for _, c := range []diffCase{post("streamed upload", sized(80<<10), ct), post("streamed several", several, ct),
+		post("streamed 64 KiB", sized(64<<10), ct), post("streamed 64 KiB and one", sized(64<<10+1), ct),
+		post("streamed with Expect", sized(80<<10), ct, "Expect: 100-continue"),
 		post("streamed over upload_max_filesize", mpBody(bd, "\r\n", file("f", "big.bin", big(upMaxFile+1))), ct),
 		post("streamed over post_max_size", sized(upMaxPost+1), ct), post("streamed over MAX_BODY", sized(upMaxBody+1), ct),
 		{name: "streamed chunked", line: "POST /up.php HTTP/1.1", body: chunkBody(sized(80<<10), 8192), headers: []string{ct, "Transfer-Encoding: chunked"}}} {
