@@ -707,6 +707,7 @@ func TestNginxDiffUploadCutH2(t *testing.T) {
 			id := fmt.Sprintf("h2cut%s%d", who[:1], length)
 			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true,
 				TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+			before := cutLines(u.gwTLS.stderr.String())
 			// Length 0: a whole upload of 1000 bytes, which PHP gets.
 			var body io.Reader = &failingReader{n: length / 2}
 			if length == 0 {
@@ -734,6 +735,11 @@ func TestNginxDiffUploadCutH2(t *testing.T) {
 			}
 			if length > 0 && err == nil {
 				t.Errorf("HTTP/2 upload of %d bytes reset half-way: PHP ran behind %s", length, who)
+			}
+			if length > 0 && who == "gateway" {
+				if _, ok := textWhen(u.gwTLS.stderr.String, func(s string) bool { return cutLines(s) > before }); !ok {
+					t.Errorf("HTTP/2 upload of %d bytes reset half-way: no 499 or 400 logged:\n%s", length, u.gwTLS.stderr.String())
+				}
 			}
 		}
 	}
