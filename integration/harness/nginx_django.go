@@ -27,6 +27,11 @@ type NginxDjangoOptions struct {
 	// client's field as sent, gunicorn's documentation) or "$host" (lower
 	// case, without the port, from an absolute-form target first).
 	Host string
+	// MaxBody is client_max_body_size ("64m" when empty).
+	MaxBody string
+	// LocationExtra are more directives for the proxied location
+	// ("proxy_request_buffering off;").
+	LocationExtra string
 }
 
 // NginxDjango is a running nginx started by StartNginxDjango.
@@ -70,8 +75,12 @@ func nginxDjangoServer(o NginxDjangoOptions, addr, accessLog string) string {
 	if o.ReadTimeout > 0 {
 		timeout = fmt.Sprintf("            proxy_read_timeout %dms;\n", o.ReadTimeout.Milliseconds())
 	}
+	maxBody := o.MaxBody
+	if maxBody == "" {
+		maxBody = "64m"
+	}
 	return `    log_format st '$status $request_uri';
-    client_max_body_size 64m;
+    client_max_body_size ` + maxBody + `;
 ` + realIP + `
     upstream django {
         server ` + o.Upstream + `;
@@ -89,7 +98,8 @@ func nginxDjangoServer(o NginxDjangoOptions, addr, accessLog string) string {
             proxy_set_header Host ` + o.Host + `;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
-` + timeout + `        }
+` + timeout + `            ` + o.LocationExtra + `
+        }
 
         location / { return 404; }
     }
