@@ -23,6 +23,14 @@ func UnderLocation(path, entry string) bool {
 	return ok && (strings.HasPrefix(path, entry) || path == dir)
 }
 
+// UnderPrefixLocation is UnderLocation without a directory entry's name
+// asked for without its slash: where nginx's prefix location matches.
+// Symfony and Django route /webhooks apart from /webhooks/, so an entry
+// that opens or loosens a directory must not reach its name.
+func UnderPrefixLocation(path, entry string) bool {
+	return path == entry || strings.HasSuffix(entry, "/") && strings.HasPrefix(path, entry)
+}
+
 // SortLocations orders entries keyed by URL path (exact, or a directory
 // ending in "/") as nginx picks a location, so that the first match is the
 // one that applies: exact paths first, then the longest directory.

@@ -3,7 +3,6 @@ package server
 import (
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
 )
@@ -92,7 +91,7 @@ func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath string) {
 		if slices.Contains(decided, a.Name) {
 			continue
 		}
-		if !slices.ContainsFunc(readings[:], func(p string) bool { return p != "" && underLineStrictly(p, a.Path) }) {
+		if !slices.ContainsFunc(readings[:], func(p string) bool { return p != "" && config.UnderPrefixLocation(p, a.Path) }) {
 			// A directory's name without its slash is the directory for
 			// Laravel and a route of its own for Symfony and Django, as
 			// for nginx's location /dir/: it gets the directory's headers
@@ -110,12 +109,6 @@ func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath string) {
 			h[a.Name] = []string{a.Value}
 		}
 	}
-}
-
-// underLineStrictly is config.UnderLocation without a directory's name
-// asked for without its slash.
-func underLineStrictly(p, linePath string) bool {
-	return p == linePath || strings.HasSuffix(linePath, "/") && strings.HasPrefix(p, linePath)
 }
 
 // HideResponseHeaders removes SESSIONGATE_HIDE_HEADERS from h, the headers

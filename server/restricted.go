@@ -104,8 +104,7 @@ func locationOf[T any](entries []T, path string, loc func(*T) string) int {
 // its slash: the entry nginx's locations pick for path, or -1.
 func prefixLocationOf[T any](entries []T, path string, loc func(*T) string) int {
 	for i := range entries {
-		l := loc(&entries[i])
-		if path == l || strings.HasSuffix(l, "/") && strings.HasPrefix(path, l) {
+		if config.UnderPrefixLocation(path, loc(&entries[i])) {
 			return i
 		}
 	}
