@@ -95,9 +95,6 @@ func (a *h2Attack) baseline(t *testing.T) gwHeld {
 	if res := testh2.Do(t, a.addr, []testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/count.php"}}, nil); res.Status != 200 {
 		t.Fatalf("a first request: %+v", res)
 	}
-	// heldBy's metrics scrape keeps an admin connection (a goroutine)
-	// from its first call on: counted in the baseline too.
-	heldBy(t, a.p, a.port)
 	var base gwHeld
 	eventually(t, 10*time.Second, "the gateway to close the first client connection", func() bool {
 		base = heldBy(t, a.p, a.port)
@@ -107,6 +104,34 @@ func (a *h2Attack) baseline(t *testing.T) gwHeld {
 		t.Fatal("no goroutine profile on the admin listener")
 	}
 	return base
+}
+
+// attackStart is what an attack test compares the gateway with once its
+// attacks are over: what it held, its RSS and count.php's runs.
+type attackStart struct {
+	held      gwHeld
+	rssKiB    int
+	countRuns int
+}
+
+// start takes the baseline (see baseline) before an attack.
+func (a *h2Attack) start(t *testing.T) attackStart {
+	t.Helper()
+	return attackStart{held: a.baseline(t), rssKiB: a.rssKiB(t), countRuns: a.runs("count")}
+}
+
+// unharmed checks that after the attacks the gateway holds no more than
+// at their start (settled), that count.php ran only for the legitimate
+// clients (want times), and that its RSS grew by at most 32 MiB.
+func (a *h2Attack) unharmed(t *testing.T, what string, at attackStart, want int) {
+	t.Helper()
+	a.settled(t, what, at.held)
+	if ran := a.runs("count") - at.countRuns; ran != want {
+		t.Errorf("count.php ran %d times, want %d, once for each legitimate client", ran, want)
+	}
+	if rss := a.rssKiB(t); rss > at.rssKiB+32<<10 {
+		t.Errorf("the gateway's RSS grew from %d to %d KiB", at.rssKiB, rss)
+	}
 }
 
 // settled waits up to 10 s for the gateway to hold no more than base:
@@ -313,9 +338,7 @@ func TestH2CancelledDownloadsKeepTheConnection(t *testing.T) {
 func TestCVE_2023_45288_ContinuationFlood(t *testing.T) {
 	t.Parallel()
 	a := startH2Attack(t, 2, "SESSIONGATE_MAX_HEADER_BYTES=64k", "SESSIONGATE_IDLE_TIMEOUT=2s")
-	base := a.baseline(t)
-	rss0 := a.rssKiB(t)
-	before := a.runs("count")
+	at := a.start(t)
 	headers := testh2.Frame(testh2.TypeHeaders, testh2.FlagEndStream, 1, testh2.Get("/count.php"))
 
 	conn := testh2.Dial(t, a.addr)
@@ -351,13 +374,7 @@ func TestCVE_2023_45288_ContinuationFlood(t *testing.T) {
 	if took := a.legit(t); took > 5*time.Second {
 		t.Errorf("the legitimate client waited %v", took)
 	}
-	a.settled(t, "CONTINUATION floods", base)
-	if ran := a.runs("count") - before; ran != 1 {
-		t.Errorf("count.php ran %d times, want once for the legitimate client", ran)
-	}
-	if rss := a.rssKiB(t); rss > rss0+32<<10 {
-		t.Errorf("the gateway's RSS grew from %d to %d KiB", rss0, rss)
-	}
+	a.unharmed(t, "CONTINUATION floods", at, 1)
 }
 
 // TestCVE_2019_9512_9515_9518_FrameFloods: a client that never reads
@@ -374,9 +391,7 @@ func TestCVE_2023_45288_ContinuationFlood(t *testing.T) {
 func TestCVE_2019_9512_9515_9518_FrameFloods(t *testing.T) {
 	t.Parallel()
 	a := startH2Attack(t, 2)
-	base := a.baseline(t)
-	rss0 := a.rssKiB(t)
-	before := a.runs("count")
+	at := a.start(t)
 	for _, c := range []struct {
 		name   string
 		frames [][]byte
@@ -407,13 +422,7 @@ func TestCVE_2019_9512_9515_9518_FrameFloods(t *testing.T) {
 		}
 		conn.Close()
 	}
-	a.settled(t, "frame floods", base)
-	if ran := a.runs("count") - before; ran != 3 {
-		t.Errorf("count.php ran %d times, want 3, once for each legitimate client", ran)
-	}
-	if rss := a.rssKiB(t); rss > rss0+32<<10 {
-		t.Errorf("the gateway's RSS grew from %d to %d KiB", rss0, rss)
-	}
+	a.unharmed(t, "frame floods", at, 3)
 }
 
 // TestCVE_2019_9516_2016_6581_HeaderBombs: a header block of zero-length
@@ -424,9 +433,7 @@ func TestCVE_2019_9512_9515_9518_FrameFloods(t *testing.T) {
 func TestCVE_2019_9516_2016_6581_HeaderBombs(t *testing.T) {
 	t.Parallel()
 	a := startH2Attack(t, 2)
-	base := a.baseline(t)
-	rss0 := a.rssKiB(t)
-	before := a.runs("count")
+	at := a.start(t)
 	get := testh2.Get("/count.php")
 	empty := bytes.Repeat([]byte{0, 0, 0}, 5000) // literal, new name "", value ""
 	bomb := append(append([]byte{}, get...), 0x40)
@@ -456,13 +463,7 @@ func TestCVE_2019_9516_2016_6581_HeaderBombs(t *testing.T) {
 	if took := a.legit(t); took > 5*time.Second {
 		t.Errorf("the legitimate client waited %v", took)
 	}
-	a.settled(t, "header bombs", base)
-	if ran := a.runs("count") - before; ran != 1 {
-		t.Errorf("count.php ran %d times, want once for the legitimate client", ran)
-	}
-	if rss := a.rssKiB(t); rss > rss0+32<<10 {
-		t.Errorf("the gateway's RSS grew from %d to %d KiB", rss0, rss)
-	}
+	a.unharmed(t, "header bombs", at, 1)
 }
 
 // spooled is how many read-ahead temp files the gateway has open, and
