@@ -331,15 +331,7 @@ func TestAccelRedirectTrailingSlash(t *testing.T) {
 // would let a shared cache keep the refusal for every client of the URL,
 // as for the other refusals of the redirect.
 func TestAccelRedirectRestrictedRefusal(t *testing.T) {
-	users := basicAuthFile(t)
-	e := newEnv(t, func(c *config.Config) {
-		c.BasicAuthSpecs = []string{"/private/ " + users}
-		c.RestrictedPathSpecs = []string{"/office/ 10.0.0.0/8"}
-	})
-	for _, dir := range []string{"private", "office"} {
-		os.MkdirAll(filepath.Join(e.root, dir), 0o755)
-		os.WriteFile(filepath.Join(e.root, dir, "data.txt"), []byte("SECRETTXT"), 0o644)
-	}
+	e := keptOutEnv(t)
 	target := ""
 	e.php.respond = func(r *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: 200, Header: http.Header{

@@ -201,6 +201,23 @@ func basicAuthFile(t *testing.T) string {
 	return p
 }
 
+// keptOutEnv is a site with /private/data.txt behind a password
+// (basicAuthFile's bo) and /office/data.txt kept to 10.0.0.0/8, for the
+// tests of X-Accel-Redirects into them.
+func keptOutEnv(t *testing.T) *env {
+	t.Helper()
+	users := basicAuthFile(t)
+	e := newEnv(t, func(c *config.Config) {
+		c.BasicAuthSpecs = []string{"/private/ " + users}
+		c.RestrictedPathSpecs = []string{"/office/ 10.0.0.0/8"}
+	})
+	for _, dir := range []string{"private", "office"} {
+		os.MkdirAll(filepath.Join(e.root, dir), 0o755)
+		os.WriteFile(filepath.Join(e.root, dir, "data.txt"), []byte("SECRETTXT"), 0o644)
+	}
+	return e
+}
+
 // TestBasicAuth: SESSIONGATE_BASIC_AUTH asks for a password with 401 and
 // WWW-Authenticate before PHP, a static file or a mount runs; the right
 // one lets in, and PHP gets the user as REMOTE_USER; a more specific entry
@@ -287,15 +304,7 @@ func TestBasicAuthBrokenFileWarnsOnce(t *testing.T) {
 // An X-Accel-Redirect into a path the client may not reach is refused, as
 // nginx checks access again for an internal redirect's location.
 func TestBasicAuthAccelRedirect(t *testing.T) {
-	users := basicAuthFile(t)
-	e := newEnv(t, func(c *config.Config) {
-		c.BasicAuthSpecs = []string{"/private/ " + users}
-		c.RestrictedPathSpecs = []string{"/office/ 10.0.0.0/8"}
-	})
-	for _, dir := range []string{"private", "office"} {
-		os.MkdirAll(filepath.Join(e.root, dir), 0o755)
-		os.WriteFile(filepath.Join(e.root, dir, "data.txt"), []byte("SECRETTXT"), 0o644)
-	}
+	e := keptOutEnv(t)
 	target := ""
 	e.php.respond = func(r *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: 200, Header: http.Header{"X-Accel-Redirect": {target}, "Content-Type": {"text/plain"}}, Body: http.NoBody, Request: r}, nil
