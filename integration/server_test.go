@@ -360,12 +360,21 @@ func (p *gwProc) tryStart(t *testing.T) error {
 	// Each probe bounded: a port taken by some other listener meanwhile
 	// (see startBinary) would hold a probe without a timeout for ever.
 	probe := &http.Client{Timeout: 2 * time.Second}
+	// A /healthz answer alone does not prove this process bound its
+	// ports: another test's gateway may have taken the admin port picked
+	// for this one and answer there while this one exits on "address
+	// already in use". The gateway logs that it started once every
+	// listener is bound, so the answer counts only after that line (unless
+	// the test set a log level that drops it).
+	startLogged := func() bool {
+		return !logsInfo(p.cmd.Env) || strings.Contains(p.stderr.String(), "sessiongate started")
+	}
 	exited := false
 	healthy := poll(10*time.Second, func() bool {
 		res, err := probe.Get(p.Admin + "/healthz")
 		if err == nil {
 			res.Body.Close()
-			if res.StatusCode == 200 {
+			if res.StatusCode == 200 && startLogged() {
 				return true
 			}
 		}
@@ -383,6 +392,18 @@ func (p *gwProc) tryStart(t *testing.T) error {
 		return fmt.Errorf("gateway not healthy after 10s:\n%s", p.stderr.String())
 	}
 	return nil
+}
+
+// logsInfo reports whether a gateway run with env logs at info level,
+// where it says that it started.
+func logsInfo(env []string) bool {
+	level := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "SESSIONGATE_LOG_LEVEL="); ok {
+			level = strings.ToLower(strings.TrimSpace(v))
+		}
+	}
+	return level == "" || level == "info" || level == "debug"
 }
 
 // waitForFile returns once path exists: a script (what) has started and
