@@ -249,12 +249,17 @@ func WaitTCP(t testing.TB, addr string, d time.Duration) {
 var errExited = errors.New("process exited")
 
 // waitAccept polls addr until it accepts, d passes, or p (when not nil) exits.
+// With p, a TCP address counts only once p's process group holds the
+// listening socket (groupListensOn).
 func waitAccept(addr string, d time.Duration, p *proc) error {
 	deadline := time.Now().Add(d)
 	var err error
 	for {
 		if err = dialOnce(addr); err == nil {
-			return nil
+			if p == nil || p.listensOn(addr) {
+				return nil
+			}
+			err = fmt.Errorf("%s answers, but not from %s", addr, p.name)
 		}
 		if p != nil && p.exited() {
 			return fmt.Errorf("%s: %w (%v) before %s accepted", p.name, errExited, p.err, addr)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -527,5 +528,45 @@ func TestNginxBadConfigFailsWithLog(t *testing.T) {
 	})
 	if !strings.Contains(msg, "no_such_directive") {
 		t.Fatalf("failure does not quote nginx's complaint: %q", msg)
+	}
+}
+
+// TestWaitAcceptNotFooledByAnotherListener: a server started on a port that
+// some other process took meanwhile is not ready because the port answers;
+// it exits on "address already in use", and the start must say so (so that
+// retryPortRace picks another port) instead of handing the test someone
+// else's server.
+func TestWaitAcceptNotFooledByAnotherListener(t *testing.T) {
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	addr := other.Addr().String()
+	// Stands for a server that fails to bind: it lives a moment, holds no
+	// socket, and exits.
+	p, err := startProc("would-be server "+addr, exec.Command("sleep", "0.5"), filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stop(time.Second)
+	if err := waitAccept(addr, 5*time.Second, p); !errors.Is(err, errExited) {
+		t.Fatalf("waitAccept = %v, want errExited: the port answered from another process", err)
+	}
+}
+
+// TestWaitAcceptOwnListener: a server that holds its port is ready.
+func TestWaitAcceptOwnListener(t *testing.T) {
+	Require(t, "python3")
+	port := FreePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	script := fmt.Sprintf("import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',%d))\ns.listen()\ntime.sleep(30)\n", port)
+	p, err := startProc("python listener "+addr, exec.Command("python3", "-c", script), filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stop(time.Second)
+	if err := waitAccept(addr, 10*time.Second, p); err != nil {
+		t.Fatalf("waitAccept: %v", err)
 	}
 }

@@ -293,32 +293,10 @@ func (f *PHPFPM) Log() string {
 // childrenOf lists the live processes whose parent is ppid, from /proc.
 // Zombies are left out: a killed worker not yet reaped is not a worker.
 func childrenOf(ppid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// Format: pid (comm) state ppid ...; comm may contain spaces and ')'.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(s[i+1:])
-		if len(fields) < 2 || fields[0] == "Z" || fields[0] == "X" {
-			continue
-		}
-		if p, err := strconv.Atoi(fields[1]); err == nil && p == ppid {
-			out = append(out, pid)
+	for _, p := range liveProcs() {
+		if p.ppid == ppid {
+			out = append(out, p.pid)
 		}
 	}
 	return out
