@@ -212,9 +212,15 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// replayable reports a request that may be sent twice: one of RFC 9110's
+// idempotent methods (section 9.2.2), or one with an idempotency key. PUT
+// and DELETE are among them, as for nginx (which sends anything but POST,
+// PATCH and LOCK again): left out, as net/http.Transport leaves them, a
+// Django API's update or delete that met a gunicorn worker exiting
+// (--max-requests, a reload) got a 502 that nginx did not give.
 func replayable(req *http.Request) bool {
 	switch req.Method {
-	case "GET", "HEAD", "OPTIONS", "TRACE":
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
 	default:
 		if req.Header.Get("Idempotency-Key") == "" && req.Header.Get("X-Idempotency-Key") == "" {
 			return false

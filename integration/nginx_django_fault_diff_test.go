@@ -1,0 +1,128 @@
+package integration
+
+// The Django path beside nginx's proxy_pass under gunicorn's own faults:
+// both fronts in front of one gunicorn at once, so that every fault meets
+// both, and what their clients got counted per front and per method.
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+// frontResult is one request of a fault comparison.
+type frontResult struct {
+	front, method, id string
+	status            int
+	err               error
+}
+
+// loadFronts sends GET, PUT, DELETE and POST (each with its X-Req-Id) to
+// every front from clients kept-alive clients each until stop is closed.
+func loadFronts(fronts map[string]string, clients int, stop <-chan struct{}) func() []frontResult {
+	var mu sync.Mutex
+	var out []frontResult
+	var wg sync.WaitGroup
+	for name, url := range fronts {
+		for w := 0; w < clients; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+				defer client.CloseIdleConnections()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					method := []string{"GET", "PUT", "DELETE", "POST"}[i%4]
+					var body io.Reader
+					if method == "PUT" || method == "POST" {
+						body = strings.NewReader("a=1")
+					}
+					id := fmt.Sprintf("%s-%d-%d", name, w, i)
+					r := sendFault(client, method, url+"/dj/slow/", id, body)
+					mu.Lock()
+					out = append(out, frontResult{name, method, id, r.status, r.err})
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	return func() []frontResult { wg.Wait(); return out }
+}
+
+// TestNginxDjangoWorkerRecyclingDiff: gunicorn recycles its workers
+// (--max-requests) under kept-alive load from nginx and the gateway. An
+// exiting worker stops reading the connections it kept alive and resets
+// them when it exits, so a request sent on one meets a close without an
+// answer. nginx sends such a request again unless it is a POST, PATCH or
+// LOCK (proxy_next_upstream error; non_idempotent is off by default);
+// through the gateway PUT and DELETE failed with 502 where nginx answered,
+// until they were sent again like GET. A POST may fail on both, and then
+// never ran; none runs twice. Not parallel: a load test.
+func TestNginxDjangoWorkerRecyclingDiff(t *testing.T) {
+	harness.Require(t, "nginx")
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Args: []string{"--max-requests", "20", "--max-requests-jitter", "5"}})
+	ng := harness.StartNginxDjango(t, harness.NginxDjangoOptions{Upstream: g.Addr, Location: "/dj/"})
+	gw := startDjangoGateway(t, g.URL())
+	stop := make(chan struct{})
+	wait := loadFronts(map[string]string{"nginx": ng.URL, "gateway": gw.URL}, 3, stop)
+	time.Sleep(4 * time.Second)
+	close(stop)
+	results := wait()
+	b, _ := os.ReadFile(runlog)
+	// The view logs a POST's id as it starts, and every request's
+	// "done-" id as it ends.
+	started, ran := map[string]int{}, map[string]int{}
+	for _, id := range strings.Fields(string(b)) {
+		if done, ok := strings.CutPrefix(id, "done-"); ok {
+			ran[done]++
+		} else {
+			started[id]++
+		}
+	}
+	type key struct{ front, method string }
+	all, failed := map[key]int{}, map[key]int{}
+	for _, r := range results {
+		k := key{r.front, r.method}
+		all[k]++
+		if r.method == "POST" && started[r.id] > 1 {
+			t.Errorf("%s: POST %s ran %d times", r.front, r.id, started[r.id])
+		}
+		if r.err == nil && r.status == 200 {
+			continue
+		}
+		failed[k]++
+		switch {
+		case r.method != "POST":
+			t.Errorf("%s: %s %s: %d %v while gunicorn recycled workers (an idempotent request is sent again)", r.front, r.method, r.id, r.status, r.err)
+		case started[r.id] > 0 || ran[r.id] > 0:
+			t.Errorf("%s: POST %s failed (%d %v) after it ran", r.front, r.id, r.status, r.err)
+		}
+	}
+	for _, front := range []string{"nginx", "gateway"} {
+		var line []string
+		for _, m := range []string{"GET", "PUT", "DELETE", "POST"} {
+			line = append(line, fmt.Sprintf("%s %d/%d", m, failed[key{front, m}], all[key{front, m}]))
+			if all[key{front, m}] == 0 {
+				t.Errorf("%s: no %s sent", front, m)
+			}
+		}
+		t.Logf("%s: failed %s", front, strings.Join(line, ", "))
+	}
+	if t.Failed() {
+		t.Logf("gateway log:\n%s", gw.Logs.String())
+	}
+}
