@@ -7,6 +7,7 @@ package integration
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -124,5 +125,77 @@ func TestNginxDjangoWorkerRecyclingDiff(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("gateway log:\n%s", gw.Logs.String())
+	}
+}
+
+// cutUploadURLs: a view that stores what it was sent, and says in the run
+// log how much of the Content-Length it got, or why it got nothing.
+const cutUploadURLs = `
+import os
+from django.urls import path
+from django.http import HttpResponse
+
+def save(request):
+    try:
+        b = request.body
+    except Exception as e:
+        with open(os.environ["SG_RUNLOG"], "a") as f:
+            f.write("%s:refused:%s\n" % (request.GET.get("id"), type(e).__name__))
+        raise
+    with open(os.environ["SG_RUNLOG"], "a") as f:
+        f.write("%s:saved:%d/%s\n" % (request.GET.get("id"), len(b), request.META.get("CONTENT_LENGTH")))
+    request.session["saved"] = len(b)
+    return HttpResponse(b"saved")
+
+urlpatterns = [path("dj/save/", save)]
+`
+
+// TestNginxDjangoUploadCutShortDiff: with request buffering off on both
+// fronts (proxy_request_buffering off; SESSIONGATE_REQUEST_BUFFERING=off),
+// a client sends half of a 400 KiB upload and leaves. gunicorn reads a
+// body up to its Content-Length and takes the connection's end for the
+// body's: behind nginx the view stores the half it got as if it were the
+// whole upload. The gateway resets the connection instead of closing it,
+// and Django raises UnreadablePostError: nothing is stored, and the
+// request is a 499 in the gateway's log.
+func TestNginxDjangoUploadCutShortDiff(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "nginx")
+	proj := djangoProject(t, "faultproj", strings.ReplaceAll(bodyDjangoSettings, "bodyproj", "faultproj"), cutUploadURLs)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	ng := harness.StartNginxDjango(t, harness.NginxDjangoOptions{Upstream: g.Addr, Location: "/dj/", LocationExtra: "proxy_request_buffering off;"})
+	gw := startDjangoGateway(t, g.URL(), "SESSIONGATE_REQUEST_BUFFERING=off")
+	const total = 400 << 10
+	for _, f := range []struct{ who, addr string }{{"nginx", ng.Addr}, {"gateway", strings.TrimPrefix(gw.URL, "http://")}} {
+		c, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST /dj/save/?id=%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", f.who, total)
+		c.Write(make([]byte, total/2))
+		time.Sleep(300 * time.Millisecond) // the half reaches Django
+		c.Close()
+	}
+	want := map[string]string{"nginx": "nginx:saved:204800/409600", "gateway": "gateway:refused:UnreadablePostError"}
+	var got map[string]string
+	if !poll(10*time.Second, func() bool {
+		b, _ := os.ReadFile(runlog)
+		got = map[string]string{}
+		for _, line := range strings.Fields(string(b)) {
+			who, _, _ := strings.Cut(line, ":")
+			got[who] = line
+		}
+		return len(got) == 2
+	}) {
+		t.Fatalf("the view ran for %q, want both", got)
+	}
+	for who, line := range want {
+		if got[who] != line {
+			t.Errorf("%s: the view logged %q, want %q", who, got[who], line)
+		}
+	}
+	if !poll(5*time.Second, func() bool { return strings.Contains(gw.Logs.String(), `"path":"/dj/save/","status":499`) }) {
+		t.Errorf("no 499 line for the upload the client left:\n%s", gw.Logs.String())
 	}
 }
