@@ -5,6 +5,7 @@ package integration
 // both, and what their clients got counted per front and per method.
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -197,5 +198,72 @@ func TestNginxDjangoUploadCutShortDiff(t *testing.T) {
 	}
 	if !poll(5*time.Second, func() bool { return strings.Contains(gw.Logs.String(), `"path":"/dj/save/","status":499`) }) {
 		t.Errorf("no 499 line for the upload the client left:\n%s", gw.Logs.String())
+	}
+}
+
+// plainDjangoSettings: the fault project's views under Django's own
+// SessionMiddleware with file sessions, as a site runs behind nginx alone.
+const plainDjangoSettings = `
+import os
+SECRET_KEY = "plain-test-secret-key-0123456789-0123456789-0123456789"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions"]
+MIDDLEWARE = ["django.contrib.sessions.middleware.SessionMiddleware"]
+ROOT_URLCONF = "plainproj.urls"
+DATABASES = {}
+USE_TZ = True
+SESSION_ENGINE = "django.contrib.sessions.backends.file"
+SESSION_FILE_PATH = os.environ["SG_SESSION_DIR"]
+`
+
+// TestNginxDjangoClientGoneSessionChangeDiff: a view that changes the
+// session and takes a second, whose client leaves after 300 ms. Behind
+// nginx (proxy_ignore_client_abort off, nginx's default) the view runs on,
+// and Django's own SessionMiddleware saves its change once it ends. The
+// gateway releases the session lock as the client leaves (the session's
+// next request need not wait for a page nobody reads,
+// TestDjangoTimeoutAndClientGoneReleaseTheSession), and the change the
+// view signs after that is not applied, as on the PHP side (README): a
+// view whose change must outlive its client writes the change first and
+// the slow work after.
+func TestNginxDjangoClientGoneSessionChangeDiff(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "nginx")
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	plain := startFaultGunicorn(t, djangoProject(t, "plainproj", plainDjangoSettings, faultDjangoURLs), runlog, harness.GunicornOptions{
+		Workers: 1, App: "plainproj.wsgi:application", Env: []string{"SG_SESSION_DIR=" + t.TempDir()}})
+	ng := harness.StartNginxDjango(t, harness.NginxDjangoOptions{Upstream: plain.Addr, Location: "/dj/"})
+	g := startFaultGunicorn(t, faultProject(t), runlog, harness.GunicornOptions{Workers: 1})
+	gw := startDjangoGateway(t, g.URL())
+	got := map[string]string{}
+	for _, f := range []struct{ who, url string }{{"nginx", ng.URL}, {"gateway", gw.URL}} {
+		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+		defer client.CloseIdleConnections()
+		cookie := djangoSessionCookie(t, client, f.url)
+		do := func(ctx context.Context, target string) (string, error) {
+			req, _ := http.NewRequestWithContext(ctx, "GET", f.url+target, nil)
+			req.Header.Set("Cookie", cookie)
+			res, err := client.Do(req)
+			if err != nil {
+				return "", err
+			}
+			defer res.Body.Close()
+			b, err := io.ReadAll(res.Body)
+			return string(b), err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := do(ctx, "/dj/setslow/?v=changed&ms=1000")
+		cancel()
+		if err == nil {
+			t.Fatalf("%s: the view answered before its client left", f.who)
+		}
+		time.Sleep(1500 * time.Millisecond) // the view has ended
+		if got[f.who], err = do(context.Background(), "/dj/get/"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got["nginx"] != "changed" || got["gateway"] != "v" {
+		t.Errorf("the session after a view whose client left changed it: nginx %q, gateway %q; want \"changed\" (Django's own middleware saved it) and \"v\" (not applied)", got["nginx"], got["gateway"])
 	}
 }
