@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,24 +65,42 @@ func loadFronts(fronts map[string]string, clients int, stop <-chan struct{}) fun
 }
 
 // TestNginxDjangoWorkerRecyclingDiff: gunicorn recycles its workers
-// (--max-requests) under kept-alive load from nginx and the gateway. An
+// (--max-requests) and is reloaded (SIGHUP) under kept-alive load from
+// nginx and the gateway. An
 // exiting worker stops reading the connections it kept alive and resets
 // them when it exits, so a request sent on one meets a close without an
 // answer. nginx sends such a request again unless it is a POST, PATCH or
 // LOCK (proxy_next_upstream error; non_idempotent is off by default);
 // through the gateway PUT and DELETE failed with 502 where nginx answered,
 // until they were sent again like GET. A POST may fail on both, and then
-// never ran; none runs twice. Not parallel: a load test.
+// never ran; none runs twice. The same over TCP and over gunicorn's unix
+// socket (nginx's server unix:/path; SESSIONGATE_DJANGO_URL=unix:/path).
+// Not parallel: a load test.
 func TestNginxDjangoWorkerRecyclingDiff(t *testing.T) {
 	harness.Require(t, "nginx")
+	for _, unix := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tcp", true: "unix"}[unix], func(t *testing.T) {
+			o := harness.GunicornOptions{Args: []string{"--max-requests", "20", "--max-requests-jitter", "5"}}
+			if unix {
+				o.Unix = filepath.Join(t.TempDir(), "gunicorn.sock")
+			}
+			workerRecyclingDiff(t, o)
+		})
+	}
+}
+
+func workerRecyclingDiff(t *testing.T, o harness.GunicornOptions) {
 	proj := faultProject(t)
 	runlog := filepath.Join(t.TempDir(), "runlog")
-	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Args: []string{"--max-requests", "20", "--max-requests-jitter", "5"}})
+	g := startFaultGunicorn(t, proj, runlog, o)
 	ng := harness.StartNginxDjango(t, harness.NginxDjangoOptions{Upstream: g.Addr, Location: "/dj/"})
 	gw := startDjangoGateway(t, g.URL())
 	stop := make(chan struct{})
 	wait := loadFronts(map[string]string{"nginx": ng.URL, "gateway": gw.URL}, 3, stop)
-	time.Sleep(4 * time.Second)
+	time.Sleep(2 * time.Second)
+	// A reload (SIGHUP) replaces every worker at once.
+	syscall.Kill(g.PID(), syscall.SIGHUP)
+	time.Sleep(2 * time.Second)
 	close(stop)
 	results := wait()
 	b, _ := os.ReadFile(runlog)
