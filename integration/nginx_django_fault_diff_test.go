@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -284,5 +285,53 @@ func TestNginxDjangoClientGoneSessionChangeDiff(t *testing.T) {
 	}
 	if got["nginx"] != "changed" || got["gateway"] != "v" {
 		t.Errorf("the session after a view whose client left changed it: nginx %q, gateway %q; want \"changed\" (Django's own middleware saved it) and \"v\" (not applied)", got["nginx"], got["gateway"])
+	}
+}
+
+// TestNginxDjangoWorkerKilledMidBodyDiff: gunicorn's --timeout kills a
+// worker while it streams an export (64 KiB sent, then a stall). Both
+// fronts have sent the 200 and the first bytes, and both end the
+// response cut (a chunked body without its last chunk), never cleanly; the
+// session change the view made went out with the headers, before the
+// stall, on both (Django's own middleware saves it as the response
+// leaves). nginx logs the 200 it sent; the gateway logs 502 with the
+// backend's name, so the cut is counted as the upstream failure it was.
+func TestNginxDjangoWorkerKilledMidBodyDiff(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "nginx")
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	plain := startFaultGunicorn(t, djangoProject(t, "plainproj", plainDjangoSettings, faultDjangoURLs), runlog, harness.GunicornOptions{
+		Workers: 1, Threads: 1, Args: []string{"--timeout", "2"}, App: "plainproj.wsgi:application", Env: []string{"SG_SESSION_DIR=" + t.TempDir()}})
+	ng := harness.StartNginxDjango(t, harness.NginxDjangoOptions{Upstream: plain.Addr, Location: "/dj/"})
+	g := startFaultGunicorn(t, faultProject(t), runlog, harness.GunicornOptions{Workers: 1, Threads: 1, Args: []string{"--timeout", "2"}})
+	gw := startDjangoGateway(t, g.URL())
+	for _, f := range []struct{ who, url string }{{"nginx", ng.URL}, {"gateway", gw.URL}} {
+		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+		defer client.CloseIdleConnections()
+		cookie := djangoSessionCookie(t, client, f.url)
+		get := func(target string) (int, string, error) {
+			req, _ := http.NewRequest("GET", f.url+target, nil)
+			req.Header.Set("Cookie", cookie)
+			res, err := client.Do(req)
+			if err != nil {
+				return 0, "", err
+			}
+			defer res.Body.Close()
+			b, err := io.ReadAll(res.Body)
+			return res.StatusCode, string(b), err
+		}
+		st, body, err := get("/dj/stream/?ms=20000")
+		if st != 200 || err == nil || len(body) < 65536 {
+			t.Errorf("%s: a stream whose worker was killed: %d, %d bytes, end %v; want 200, the first 64 KiB, then a cut", f.who, st, len(body), err)
+		}
+		if st, body, err := get("/dj/get/"); st != 200 || body != "streamed" {
+			t.Errorf("%s: after the cut stream: %d %q %v; want its session change, saved with its headers", f.who, st, body, err)
+		}
+	}
+	if !poll(5*time.Second, func() bool { return slices.Contains(ng.AccessLines(), "200 /dj/stream/?ms=20000") }) {
+		t.Errorf("nginx's access log: %q, want the 200 it sent", ng.AccessLines())
+	}
+	if line, ok := logLine(gw.Logs, `"path":"/dj/stream/","status":502`); !ok || !strings.Contains(line, g.Addr) {
+		t.Errorf("no 502 line naming the backend for the cut stream:\n%s", gw.Logs.String())
 	}
 }
