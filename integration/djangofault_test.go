@@ -105,7 +105,10 @@ func startFaultGunicorn(t *testing.T, proj, runlog string, o harness.GunicornOpt
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Dir, o.App = proj, "faultproj.wsgi:application"
+	o.Dir = proj
+	if o.App == "" {
+		o.App = "faultproj.wsgi:application"
+	}
 	o.Env = append(o.Env, "SG_PKG="+pkg, "SESSIONGATE_SESSION_KEYS="+sessionTestKey, "SG_RUNLOG="+runlog)
 	if o.Workers == 0 {
 		o.Workers = 2

@@ -128,8 +128,9 @@ func (p *pool) dialer(timeout time.Duration) func(ctx context.Context, network, 
 // balancer is the proxy's RoundTripper: it sends each request to a backend
 // in turn and, when a backend cannot be connected to, marks it down and
 // tries the next one. Nothing was sent then, so even a POST may move on.
-// A GET, HEAD or OPTIONS that a backend drops without answering moves on
-// too; a POST does not, since it may have run.
+// A GET, HEAD, OPTIONS, PUT or DELETE that a backend drops without
+// answering moves on too (replayable); a POST or PATCH does not, since it
+// may have run.
 type balancer struct {
 	pool *pool
 	t    http.RoundTripper

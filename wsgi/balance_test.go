@@ -257,3 +257,72 @@ func TestSlowViewKeepsALiveBackendInTurn(t *testing.T) {
 		t.Errorf("a backend answering other requests was marked down:\n%s", e.logs)
 	}
 }
+
+// PUT and DELETE are idempotent (RFC 9110 section 9.2.2): one that met a
+// kept-alive connection the backend closed without answering (a gunicorn
+// worker exiting after --max-requests or a reload stops reading the
+// connections it kept) goes again on a new connection, body and all, as
+// nginx sends again anything but POST, PATCH and LOCK. It used to be a
+// 502, where nginx answered. POST and PATCH are still sent once.
+func TestIdempotentMethodsSentAgainOnAClosedConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	seen := make(chan string, 100)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for n := 0; ; n++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					b, _ := io.ReadAll(req.Body)
+					seen <- req.Method + " " + string(b)
+					if n == 1 {
+						return // each connection's second request: gone without an answer
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	e := newEnv(t, envOpts{backends: func(http.Handler) []string {
+		return []string{"http://" + ln.Addr().String()}
+	}})
+	drain := func() (got []string) {
+		for {
+			select {
+			case s := <-seen:
+				got = append(got, s)
+			default:
+				return got
+			}
+		}
+	}
+	for _, c := range []struct {
+		method string
+		want   int
+		sent   int
+	}{{"PUT", 200, 2}, {"DELETE", 200, 2}, {"POST", 502, 1}, {"PATCH", 502, 1}} {
+		// A new connection answers its first request and is kept.
+		if res, _, _ := e.do("GET", "/a/", "", nil, "Connection", "close"); res.StatusCode != 200 {
+			t.Fatalf("warm-up before %s: %d", c.method, res.StatusCode)
+		}
+		drain()
+		res, _, _ := e.do(c.method, "/a/", "", io.NopCloser(strings.NewReader("payload")), "Content-Type", "text/plain")
+		got := drain()
+		if res.StatusCode != c.want || len(got) != c.sent || got[len(got)-1] != c.method+" payload" {
+			t.Errorf("%s on a kept-alive connection closed under it: %d, the backend got %q; want %d, sent %d times with its body\n%s",
+				c.method, res.StatusCode, got, c.want, c.sent, e.logs)
+		}
+	}
+}

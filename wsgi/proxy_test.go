@@ -1,6 +1,7 @@
 package wsgi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -1444,5 +1445,55 @@ func TestOnlyTheLastContentTypeReachesTheClient(t *testing.T) {
 	}
 	if body != `{"a":1}` {
 		t.Errorf("body %q", body)
+	}
+}
+
+// A WebSocket (or any protocol switch) to a Django path holds the session
+// lock no longer than a page does: released when the 101 arrives, not when
+// the connection, which may stay open for hours, ends. Held, every other
+// request of the session would wait for the lock and get 503 for as long
+// as the socket stayed open.
+func TestUpgradeReleasesTheSession(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.respond(answer{op: "write", data: `{"n":1}`})
+	_, _, ck := e.do("GET", "/a/", "", nil)
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+		if r.URL.Path != "/ws/" {
+			return answer{op: "write", data: `{"n":2}`}, true
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return answer{}, false
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		brw.Flush()
+		io.Copy(c, brw) // echo until the client closes
+		return answer{}, false
+	}
+	c, err := net.Dial("tcp", e.gw.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /ws/ HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nCookie: sessionid="+ck+"\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	io.WriteString(c, "ping")
+	if b := make([]byte, 4); func() error { _, err := io.ReadFull(br, b); return err }() != nil || string(b) != "ping" {
+		t.Fatalf("tunnel: %q", b)
+	}
+	// The tunnel is open; the lock timeout is 300 ms (a request waiting
+	// for the lock would get 503).
+	if res, _, _ := e.do("GET", "/a/", ck, nil); res.StatusCode != 200 {
+		t.Fatalf("a page of the session while its WebSocket is open: %d, want 200", res.StatusCode)
+	}
+	if _, data := e.open(ck); data != `{"n":2}` {
+		t.Fatalf("data %s", data)
 	}
 }

@@ -212,9 +212,15 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// replayable reports a request that may be sent twice: one of RFC 9110's
+// idempotent methods (section 9.2.2), or one with an idempotency key. PUT
+// and DELETE are among them, as for nginx (which sends anything but POST,
+// PATCH and LOCK again): left out, as net/http.Transport leaves them, a
+// Django API's update or delete that met a gunicorn worker exiting
+// (--max-requests, a reload) got a 502 that nginx did not give.
 func replayable(req *http.Request) bool {
 	switch req.Method {
-	case "GET", "HEAD", "OPTIONS", "TRACE":
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
 	default:
 		if req.Header.Get("Idempotency-Key") == "" && req.Header.Get("X-Idempotency-Key") == "" {
 			return false
@@ -364,8 +370,13 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	// A client that leaves (or the request's deadline) unblocks whatever
 	// read or write is in progress, here or in the body.
 	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(brokenDeadline) })
+	// werr is why the request could not be written whole.
+	var werr error
 	fail := func(err error) (*http.Response, error) {
 		stop()
+		if werr != nil {
+			resetOnClose(c.nc)
+		}
 		c.nc.Close()
 		var cb *errClientBody
 		if errors.As(err, &cb) {
@@ -395,7 +406,7 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		req = req.WithContext(ctx) // a copy, so the caller's Body stays
 		req.Body = body
 	}
-	werr := req.Write(c.bw)
+	werr = req.Write(c.bw)
 	if werr == nil {
 		werr = c.bw.Flush()
 	}
@@ -519,6 +530,20 @@ func trimFieldNames(h http.Header) {
 		delete(h, k)
 		name = textproto.CanonicalMIMEHeaderKey(name)
 		h[name] = append(h[name], v...)
+	}
+}
+
+// resetOnClose makes closing nc reset the connection (TCP's RST) instead
+// of ending it cleanly, for a request not sent whole: the client left
+// mid-upload, or the backend stopped taking the body. gunicorn reads a
+// body up to its Content-Length and takes a clean end before it for the
+// end of the body, so Django ran the view on the part it got (a file saved
+// cut short), as behind nginx with proxy_request_buffering off; a reset
+// fails gunicorn's read, and Django raises UnreadablePostError instead. A
+// unix socket has no reset: there the view still gets the part.
+func resetOnClose(nc net.Conn) {
+	if tc, ok := nc.(interface{ SetLinger(sec int) error }); ok {
+		tc.SetLinger(0)
 	}
 }
 
