@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -65,6 +66,12 @@ type h2DiffStack struct {
 // the gateway with env added.
 func startH2Diff(t *testing.T, files map[string]string, env ...string) *h2DiffStack {
 	t.Helper()
+	return startH2DiffApp(t, files, echoWSGI, env...)
+}
+
+// startH2DiffApp is startH2Diff with app as gunicorn's WSGI application.
+func startH2DiffApp(t *testing.T, files map[string]string, app string, env ...string) *h2DiffStack {
+	t.Helper()
 	harness.Require(t, "php-fpm8.2", "nginx", "gunicorn")
 	s := &h2DiffStack{tmp: harness.PHPTempDir(t)}
 	dump := strings.ReplaceAll(diffDumpPHP, "DUMPDIR", s.tmp)
@@ -79,7 +86,7 @@ func startH2Diff(t *testing.T, files map[string]string, env ...string) *h2DiffSt
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "echoapp.py"), []byte(echoWSGI), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "echoapp.py"), []byte(app), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: dir, App: "echoapp:application", Workers: 1, Threads: 4})
@@ -419,6 +426,34 @@ func TestNginxH2DiffRequests(t *testing.T) {
 		}
 	}
 	knownAllSeen(t, h2KnownDiffs, seen)
+
+	// A body without content-length, in DATA frames as flow control
+	// lets them go: up to SESSIONGATE_MAX_BODY (client_max_body_size
+	// 1m) the app gets its exact length; a byte more is 413 on both.
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}
+	for _, size := range []int{1 << 20, 1<<20 + 1} {
+		for _, target := range []string{"/dump.php", "/dj/x"} {
+			for side, addr := range map[string]string{"nginx": s.nginx, "gateway": s.gw} {
+				req, err := http.NewRequest("POST", "https://"+addr+target, io.NopCloser(strings.NewReader(strings.Repeat("b", size))))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.ContentLength = -1
+				res, err := client.Do(req)
+				if err != nil {
+					t.Fatalf("%s %s, %d bytes: %v", side, target, size, err)
+				}
+				var d map[string]any
+				json.NewDecoder(res.Body).Decode(&d)
+				res.Body.Close()
+				want := map[bool]int{true: 200, false: 413}[size <= 1<<20]
+				if res.ProtoMajor != 2 || res.StatusCode != want || want == 200 && d["CONTENT_LENGTH"] != strconv.Itoa(size) {
+					t.Errorf("%s %s, %d bytes without content-length: %s %d, CONTENT_LENGTH %v; want %d", side, target, size, res.Proto, res.StatusCode, d["CONTENT_LENGTH"], want)
+				}
+			}
+		}
+	}
 	// The gateway's own refusals are logged with their reason.
 	for _, why := range []string{"empty host", "differs from :authority", "content-length 5 but the stream ended", "malformed content-length"} {
 		if line := waitForLog(t, s.gwp.stderr, why); !strings.Contains(line, `"status":400`) {
@@ -721,5 +756,69 @@ func TestNginxH2DiffManyStreams(t *testing.T) {
 			t.Errorf("%s: %d of %d streams answered 200, at most %d scripts at once (want 1 to %d): %+v", side.name, ok, streams, most, side.most, seen)
 		}
 		t.Logf("%s: at most %d scripts at once", side.name, most)
+	}
+}
+
+// TestH2StreamsOfOneSession: twelve streams at once on one connection,
+// all of one session, to counter.php, beside a slow script holding the
+// session: every stream is answered, none loses its increment to another
+// (the session lock), and a request of another session, on the same
+// connection, is answered while they still wait: waiting for one
+// session's lock holds none of the SESSIONGATE_PHP_MAX_CONNS=2 php-fpm
+// connections the other needs.
+func TestH2StreamsOfOneSession(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server")
+	red := harness.StartRedis(t)
+	files := map[string]string{}
+	for _, name := range []string{"hold.php", "counter.php"} {
+		b, err := os.ReadFile(filepath.Join("testdata/session", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = string(b)
+	}
+	_, addr := startH2Site(t, files, "SESSIONGATE_SESSION_KEYS="+sessionTestKey, "SESSIONGATE_PHP_PREPEND="+writePrepend(t),
+		"SESSIONGATE_REDIS_URL="+red.URL(), "SESSIONGATE_PHP_MAX_CONNS=2")
+	client := h2Client()
+	a := h2CounterCookie(t, client, addr)
+	b := h2CounterCookie(t, client, addr)
+	started := filepath.Join(harness.PHPTempDir(t), "started")
+	c := testh2.Dial(t, addr)
+	get := func(stream uint32, path string, sess *http.Cookie) []byte {
+		return testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, stream,
+			testh2.Block(append(h2Fields("GET", path), testh2.Field{"cookie", sess.Name + "=" + sess.Value})))
+	}
+	c.Write(get(1, "/hold.php?ms=2000&started="+url.QueryEscape(started), a))
+	waitForFile(t, started, "hold.php")
+	var fs [][]byte
+	const streams = 12
+	for i := range uint32(streams) {
+		fs = append(fs, get(3+2*i, "/counter.php", a))
+	}
+	c.Write(fs...)
+	c.Write(get(3+2*streams, "/counter.php", b))
+	if !poll(10*time.Second, func() bool { return c.Seen().Statuses[3+2*streams] != 0 }) {
+		t.Fatalf("another session's request behind one session's queue: %+v", c.Seen())
+	}
+	if seen := c.Seen(); seen.Statuses[3+2*streams] != 200 || seen.Ended > 2 {
+		t.Errorf("another session's request: %+v, want 200 while the first session's wait", seen)
+	}
+	poll(30*time.Second, func() bool { return c.Seen().Ended == streams+2 })
+	for stream, st := range c.Seen().Statuses {
+		if st != 200 {
+			t.Errorf("stream %d: %d", stream, st)
+		}
+	}
+	req, _ := http.NewRequest("GET", "https://"+addr+"/counter.php", nil)
+	req.AddCookie(a)
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if want := strconv.Itoa(streams + 2); string(n) != want {
+		t.Errorf("the session's counter after %d streams: %s, want %s", streams, n, want)
 	}
 }
