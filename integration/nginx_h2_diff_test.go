@@ -181,6 +181,18 @@ func h2DiffCases() []h2Case {
 	return []h2Case{
 		h2Get("plain").wanting(map[string]string{"php:SERVER_PROTOCOL": "HTTP/2.0", "php:HTTPS": "on", "php:REQUEST_SCHEME": "https",
 			"php:HTTP_HOST": "shop.example", "php:REQUEST_URI": "/dump.php?q=1", "dj:HTTP_HOST": "shop.example", "dj:wsgi.url_scheme": "https"}),
+		{name: "padded headers with priority", frames: func(target string) [][]byte {
+			// PADDED (0x8) and PRIORITY (0x20): pad length, stream
+			// dependency and weight before the block, padding after.
+			p := append([]byte{4, 0, 0, 0, 0, 15}, testh2.Block(h2Fields("GET", target))...)
+			p = append(p, 0, 0, 0, 0)
+			return [][]byte{testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream|0x8|0x20, 1, p)}
+		}},
+		{name: "headers in continuation", frames: func(target string) [][]byte {
+			b := testh2.Block(h2Fields("GET", target, testh2.Field{"x-a", "1"}))
+			return [][]byte{testh2.Frame(testh2.TypeHeaders, testh2.FlagEndStream, 1, b[:10]),
+				testh2.Frame(testh2.TypeContinuation, 0, 1, b[10:20]), testh2.Frame(testh2.TypeContinuation, testh2.FlagEndHeaders, 1, b[20:])}
+		}},
 		h2Raw("host field only", func(target string) []testh2.Field { return noAuth(target, testh2.Field{"host", "shop.example"}) }),
 		h2Raw("neither authority nor host", func(target string) []testh2.Field { return noAuth(target) }),
 		h2Raw("userinfo in authority", func(target string) []testh2.Field {
