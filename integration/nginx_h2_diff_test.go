@@ -124,8 +124,8 @@ func startH2DiffApp(t *testing.T, files map[string]string, app string, env ...st
 	return s
 }
 
-// h2Case is one request as raw frames on stream 1.
-type h2Case struct {
+// h2dCase is one request as raw frames on stream 1.
+type h2dCase struct {
 	name   string
 	frames func(target string) [][]byte
 	// want are entries both servers must give the app: "php:KEY" in
@@ -133,18 +133,20 @@ type h2Case struct {
 	want map[string]string
 }
 
-func (c h2Case) wanting(want map[string]string) h2Case {
+func (c h2dCase) wanting(want map[string]string) h2dCase {
 	c.want = want
 	return c
 }
 
-// h2Req is the usual HEADERS of a GET of target with extra fields after
-// the pseudo-headers, as one frame that ends the stream.
-func h2Fields(method, target string, extra ...testh2.Field) []testh2.Field {
+// h2dFields are the pseudo-headers of a request for target on
+// shop.example, then extra.
+func h2dFields(method, target string, extra ...testh2.Field) []testh2.Field {
 	return append([]testh2.Field{{":method", method}, {":scheme", "https"}, {":authority", "shop.example"}, {":path", target}}, extra...)
 }
 
-func headersFrame(fields []testh2.Field, end bool) []byte {
+// h2dHeaders is one HEADERS frame on stream 1 with fields, ending the
+// stream if end.
+func h2dHeaders(fields []testh2.Field, end bool) []byte {
 	flags := byte(testh2.FlagEndHeaders)
 	if end {
 		flags |= testh2.FlagEndStream
@@ -152,7 +154,8 @@ func headersFrame(fields []testh2.Field, end bool) []byte {
 	return testh2.Frame(testh2.TypeHeaders, flags, 1, testh2.Block(fields))
 }
 
-func dataFrame(b string, end bool) []byte {
+// h2dData is one DATA frame on stream 1.
+func h2dData(b string, end bool) []byte {
 	flags := byte(0)
 	if end {
 		flags = testh2.FlagEndStream
@@ -160,125 +163,125 @@ func dataFrame(b string, end bool) []byte {
 	return testh2.Frame(testh2.TypeData, flags, 1, []byte(b))
 }
 
-func h2Get(name string, extra ...testh2.Field) h2Case {
-	return h2Case{name: name, frames: func(target string) [][]byte { return [][]byte{headersFrame(h2Fields("GET", target, extra...), true)} }}
+func h2dGet(name string, extra ...testh2.Field) h2dCase {
+	return h2dCase{name: name, frames: func(target string) [][]byte { return [][]byte{h2dHeaders(h2dFields("GET", target, extra...), true)} }}
 }
 
-func h2Raw(name string, fields func(target string) []testh2.Field) h2Case {
-	return h2Case{name: name, frames: func(target string) [][]byte { return [][]byte{headersFrame(fields(target), true)} }}
+func h2dRaw(name string, fields func(target string) []testh2.Field) h2dCase {
+	return h2dCase{name: name, frames: func(target string) [][]byte { return [][]byte{h2dHeaders(fields(target), true)} }}
 }
 
-func h2Post(name, body string, extra ...testh2.Field) h2Case {
-	return h2Case{name: name, frames: func(target string) [][]byte {
-		return [][]byte{headersFrame(h2Fields("POST", target, extra...), false), dataFrame(body, true)}
+func h2dPost(name, body string, extra ...testh2.Field) h2dCase {
+	return h2dCase{name: name, frames: func(target string) [][]byte {
+		return [][]byte{h2dHeaders(h2dFields("POST", target, extra...), false), h2dData(body, true)}
 	}}
 }
 
-func h2DiffCases() []h2Case {
+func h2dCases() []h2dCase {
 	noAuth := func(target string, extra ...testh2.Field) []testh2.Field {
 		return append([]testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":path", target}}, extra...)
 	}
-	return []h2Case{
-		h2Get("plain").wanting(map[string]string{"php:SERVER_PROTOCOL": "HTTP/2.0", "php:HTTPS": "on", "php:REQUEST_SCHEME": "https",
+	return []h2dCase{
+		h2dGet("plain").wanting(map[string]string{"php:SERVER_PROTOCOL": "HTTP/2.0", "php:HTTPS": "on", "php:REQUEST_SCHEME": "https",
 			"php:HTTP_HOST": "shop.example", "php:REQUEST_URI": "/dump.php?q=1", "dj:HTTP_HOST": "shop.example", "dj:wsgi.url_scheme": "https"}),
 		{name: "padded headers with priority", frames: func(target string) [][]byte {
 			// PADDED (0x8) and PRIORITY (0x20): pad length, stream
 			// dependency and weight before the block, padding after.
-			p := append([]byte{4, 0, 0, 0, 0, 15}, testh2.Block(h2Fields("GET", target))...)
+			p := append([]byte{4, 0, 0, 0, 0, 15}, testh2.Block(h2dFields("GET", target))...)
 			p = append(p, 0, 0, 0, 0)
 			return [][]byte{testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream|0x8|0x20, 1, p)}
 		}},
 		{name: "headers in continuation", frames: func(target string) [][]byte {
-			b := testh2.Block(h2Fields("GET", target, testh2.Field{"x-a", "1"}))
+			b := testh2.Block(h2dFields("GET", target, testh2.Field{"x-a", "1"}))
 			return [][]byte{testh2.Frame(testh2.TypeHeaders, testh2.FlagEndStream, 1, b[:10]),
 				testh2.Frame(testh2.TypeContinuation, 0, 1, b[10:20]), testh2.Frame(testh2.TypeContinuation, testh2.FlagEndHeaders, 1, b[20:])}
 		}},
-		h2Raw("host field only", func(target string) []testh2.Field { return noAuth(target, testh2.Field{"host", "shop.example"}) }),
-		h2Raw("neither authority nor host", func(target string) []testh2.Field { return noAuth(target) }),
-		h2Raw("userinfo in authority", func(target string) []testh2.Field {
+		h2dRaw("host field only", func(target string) []testh2.Field { return noAuth(target, testh2.Field{"host", "shop.example"}) }),
+		h2dRaw("neither authority nor host", func(target string) []testh2.Field { return noAuth(target) }),
+		h2dRaw("userinfo in authority", func(target string) []testh2.Field {
 			return []testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":authority", "user@shop.example"}, {":path", target}}
 		}),
-		h2Get("host field same", testh2.Field{"host", "shop.example"}),
-		h2Get("host field other", testh2.Field{"host", "other.example"}),
-		h2Get("cookie fields", testh2.Field{"cookie", "a=1"}, testh2.Field{"cookie", "b=2"}, testh2.Field{"cookie", "c=3; d=4"}).wanting(map[string]string{
+		h2dGet("host field same", testh2.Field{"host", "shop.example"}),
+		h2dGet("host field other", testh2.Field{"host", "other.example"}),
+		h2dGet("cookie fields", testh2.Field{"cookie", "a=1"}, testh2.Field{"cookie", "b=2"}, testh2.Field{"cookie", "c=3; d=4"}).wanting(map[string]string{
 			"php:HTTP_COOKIE": "a=1; b=2; c=3; d=4", "php:_cookie": `{"a":"1","b":"2","c":"3","d":"4"}`, "dj:HTTP_COOKIE": "a=1; b=2; c=3; d=4"}),
-		h2Get("upper-case name", testh2.Field{"X-Upper", "1"}),
-		h2Get("connection", testh2.Field{"connection", "keep-alive"}),
-		h2Get("keep-alive", testh2.Field{"keep-alive", "timeout=5"}),
-		h2Get("proxy-connection", testh2.Field{"proxy-connection", "keep-alive"}),
-		h2Get("transfer-encoding", testh2.Field{"transfer-encoding", "chunked"}),
-		h2Get("upgrade", testh2.Field{"upgrade", "websocket"}),
-		h2Get("te trailers", testh2.Field{"te", "trailers"}),
-		h2Get("te gzip", testh2.Field{"te", "gzip"}),
-		h2Get("pseudo after regular", testh2.Field{"x-a", "1"}, testh2.Field{":foo", "1"}),
-		h2Get("unknown pseudo", testh2.Field{":foo", "1"}),
-		h2Raw("pseudo after field", func(target string) []testh2.Field {
+		h2dGet("upper-case name", testh2.Field{"X-Upper", "1"}),
+		h2dGet("connection", testh2.Field{"connection", "keep-alive"}),
+		h2dGet("keep-alive", testh2.Field{"keep-alive", "timeout=5"}),
+		h2dGet("proxy-connection", testh2.Field{"proxy-connection", "keep-alive"}),
+		h2dGet("transfer-encoding", testh2.Field{"transfer-encoding", "chunked"}),
+		h2dGet("upgrade", testh2.Field{"upgrade", "websocket"}),
+		h2dGet("te trailers", testh2.Field{"te", "trailers"}),
+		h2dGet("te gzip", testh2.Field{"te", "gzip"}),
+		h2dGet("pseudo after regular", testh2.Field{"x-a", "1"}, testh2.Field{":foo", "1"}),
+		h2dGet("unknown pseudo", testh2.Field{":foo", "1"}),
+		h2dRaw("pseudo after field", func(target string) []testh2.Field {
 			return []testh2.Field{{":method", "GET"}, {":scheme", "https"}, {"x-a", "1"}, {":authority", "shop.example"}, {":path", target}}
 		}),
-		h2Raw("path twice", func(target string) []testh2.Field { return h2Fields("GET", target, testh2.Field{":path", target}) }),
-		h2Raw("no path", func(string) []testh2.Field {
+		h2dRaw("path twice", func(target string) []testh2.Field { return h2dFields("GET", target, testh2.Field{":path", target}) }),
+		h2dRaw("no path", func(string) []testh2.Field {
 			return []testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":authority", "shop.example"}}
 		}),
-		h2Raw("empty path", func(string) []testh2.Field { return h2Fields("GET", "") }),
-		h2Raw("path star", func(string) []testh2.Field { return h2Fields("OPTIONS", "*") }),
-		h2Raw("absolute path", func(target string) []testh2.Field { return h2Fields("GET", "https://shop.example"+target) }),
-		h2Raw("relative path", func(target string) []testh2.Field { return h2Fields("GET", strings.TrimPrefix(target, "/")) }),
-		h2Raw("double slash", func(target string) []testh2.Field { return h2Fields("GET", "/"+target) }),
-		h2Raw("fragment", func(target string) []testh2.Field { return h2Fields("GET", target+"#frag") }),
-		h2Raw("control character in the query", func(target string) []testh2.Field { return h2Fields("GET", target+"&a=\x01") }),
-		h2Raw("no method", func(target string) []testh2.Field {
+		h2dRaw("empty path", func(string) []testh2.Field { return h2dFields("GET", "") }),
+		h2dRaw("path star", func(string) []testh2.Field { return h2dFields("OPTIONS", "*") }),
+		h2dRaw("absolute path", func(target string) []testh2.Field { return h2dFields("GET", "https://shop.example"+target) }),
+		h2dRaw("relative path", func(target string) []testh2.Field { return h2dFields("GET", strings.TrimPrefix(target, "/")) }),
+		h2dRaw("double slash", func(target string) []testh2.Field { return h2dFields("GET", "/"+target) }),
+		h2dRaw("fragment", func(target string) []testh2.Field { return h2dFields("GET", target+"#frag") }),
+		h2dRaw("control character in the query", func(target string) []testh2.Field { return h2dFields("GET", target+"&a=\x01") }),
+		h2dRaw("no method", func(target string) []testh2.Field {
 			return []testh2.Field{{":scheme", "https"}, {":authority", "shop.example"}, {":path", target}}
 		}),
-		h2Raw("no scheme", func(target string) []testh2.Field {
+		h2dRaw("no scheme", func(target string) []testh2.Field {
 			return []testh2.Field{{":method", "GET"}, {":authority", "shop.example"}, {":path", target}}
 		}),
-		h2Raw("scheme http", func(target string) []testh2.Field {
+		h2dRaw("scheme http", func(target string) []testh2.Field {
 			return []testh2.Field{{":method", "GET"}, {":scheme", "http"}, {":authority", "shop.example"}, {":path", target}}
 		}),
-		h2Raw("connect", func(string) []testh2.Field {
+		h2dRaw("connect", func(string) []testh2.Field {
 			return []testh2.Field{{":method", "CONNECT"}, {":authority", "shop.example:443"}}
 		}),
-		h2Raw("connect with path", func(target string) []testh2.Field { return h2Fields("CONNECT", target) }),
-		h2Raw("unknown method", func(target string) []testh2.Field { return h2Fields("PROPFIND", target) }),
-		h2Raw("odd method", func(target string) []testh2.Field { return h2Fields("FROB", target) }),
-		h2Raw("lower-case method", func(target string) []testh2.Field { return h2Fields("get", target) }),
-		h2Post("post without length", "a=1&b=2", testh2.Field{"content-type", "application/x-www-form-urlencoded"}).wanting(map[string]string{
+		h2dRaw("connect with path", func(target string) []testh2.Field { return h2dFields("CONNECT", target) }),
+		h2dRaw("unknown method", func(target string) []testh2.Field { return h2dFields("PROPFIND", target) }),
+		h2dRaw("odd method", func(target string) []testh2.Field { return h2dFields("FROB", target) }),
+		h2dRaw("lower-case method", func(target string) []testh2.Field { return h2dFields("get", target) }),
+		h2dPost("post without length", "a=1&b=2", testh2.Field{"content-type", "application/x-www-form-urlencoded"}).wanting(map[string]string{
 			"php:CONTENT_LENGTH": "7", "php:_body": "a=1&b=2", "php:_post": `{"a":"1","b":"2"}`, "dj:CONTENT_LENGTH": "7"}),
-		h2Post("post with length", "a=1&b=2", testh2.Field{"content-type", "application/x-www-form-urlencoded"}, testh2.Field{"content-length", "7"}),
-		h2Post("post length short", "a=1&b=2", testh2.Field{"content-length", "5"}),
-		h2Post("post length long", "a=1&b=2", testh2.Field{"content-length", "20"}),
-		h2Raw("post end_stream on headers", func(target string) []testh2.Field { return h2Fields("POST", target) }),
-		h2Raw("post end_stream on headers with length", func(target string) []testh2.Field {
-			return h2Fields("POST", target, testh2.Field{"content-length", "5"})
+		h2dPost("post with length", "a=1&b=2", testh2.Field{"content-type", "application/x-www-form-urlencoded"}, testh2.Field{"content-length", "7"}),
+		h2dPost("post length short", "a=1&b=2", testh2.Field{"content-length", "5"}),
+		h2dPost("post length long", "a=1&b=2", testh2.Field{"content-length", "20"}),
+		h2dRaw("post end_stream on headers", func(target string) []testh2.Field { return h2dFields("POST", target) }),
+		h2dRaw("post end_stream on headers with length", func(target string) []testh2.Field {
+			return h2dFields("POST", target, testh2.Field{"content-length", "5"})
 		}),
-		h2Post("length abc, empty data", "", testh2.Field{"content-length", "abc"}),
-		h2Post("two lengths", "abc", testh2.Field{"content-length", "3"}, testh2.Field{"content-length", "3"}),
-		h2Post("length plus", "abc", testh2.Field{"content-length", "+3"}),
-		h2Post("length list", "abc", testh2.Field{"content-length", "3, 3"}),
-		h2Raw("absolute path other host", func(target string) []testh2.Field { return h2Fields("GET", "https://evil.example"+target) }),
-		h2Raw("post end_stream on headers length 0", func(target string) []testh2.Field {
-			return h2Fields("POST", target, testh2.Field{"content-length", "0"})
+		h2dPost("length abc, empty data", "", testh2.Field{"content-length", "abc"}),
+		h2dPost("two lengths", "abc", testh2.Field{"content-length", "3"}, testh2.Field{"content-length", "3"}),
+		h2dPost("length plus", "abc", testh2.Field{"content-length", "+3"}),
+		h2dPost("length list", "abc", testh2.Field{"content-length", "3, 3"}),
+		h2dRaw("absolute path other host", func(target string) []testh2.Field { return h2dFields("GET", "https://evil.example"+target) }),
+		h2dRaw("post end_stream on headers length 0", func(target string) []testh2.Field {
+			return h2dFields("POST", target, testh2.Field{"content-length", "0"})
 		}),
 		{name: "post with trailers", frames: func(target string) [][]byte {
-			return [][]byte{headersFrame(h2Fields("POST", target, testh2.Field{"content-type", "text/plain"}), false), dataFrame("abc", false),
-				headersFrame([]testh2.Field{{"x-trailer", "1"}}, true)}
+			return [][]byte{h2dHeaders(h2dFields("POST", target, testh2.Field{"content-type", "text/plain"}), false), h2dData("abc", false),
+				h2dHeaders([]testh2.Field{{"x-trailer", "1"}}, true)}
 		}},
 		{name: "post with pseudo in trailers", frames: func(target string) [][]byte {
-			return [][]byte{headersFrame(h2Fields("POST", target), false), dataFrame("abc", false),
-				headersFrame([]testh2.Field{{":path", "/x"}}, true)}
+			return [][]byte{h2dHeaders(h2dFields("POST", target), false), h2dData("abc", false),
+				h2dHeaders([]testh2.Field{{":path", "/x"}}, true)}
 		}},
 	}
 }
 
-// h2Answer is what one server did with a case on one target.
-type h2Answer struct {
+// h2dAnswer is what one server did with a case on one target.
+type h2dAnswer struct {
 	out  testh2.Outcome
 	seen map[string]string // what PHP or Django saw, nil when neither ran
 }
 
 // outcome is the answer's shape: the status, or how the stream ended
 // without one ("reset PROTOCOL_ERROR", "goaway PROTOCOL_ERROR").
-func (a h2Answer) outcome() string {
+func (a h2dAnswer) outcome() string {
 	names := map[uint32]string{0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 3: "FLOW_CONTROL_ERROR", 8: "CANCEL"}
 	switch {
 	case a.out.Reset && a.out.GoAway && a.out.GoAwayCode != 0:
@@ -291,9 +294,9 @@ func (a h2Answer) outcome() string {
 
 // sendH2Case sends c for target on a new connection to addr; the dump
 // script and echoWSGI answer with what the app saw as JSON.
-func sendH2Case(t *testing.T, addr string, c h2Case, target string) h2Answer {
+func sendH2Case(t *testing.T, addr string, c h2dCase, target string) h2dAnswer {
 	t.Helper()
-	a := h2Answer{out: testh2.DoFrames(t, addr, c.frames(target)...)}
+	a := h2dAnswer{out: testh2.DoFrames(t, addr, c.frames(target)...)}
 	if a.out.Status == 200 {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(a.out.Body), &m); err != nil {
@@ -307,27 +310,27 @@ func sendH2Case(t *testing.T, addr string, c h2Case, target string) h2Answer {
 	return a
 }
 
-// h2Diff is one way nginx and the gateway answered a case differently:
+// h2dDiff is one way nginx and the gateway answered a case differently:
 // key "outcome" (n and g are outcome()s) or an entry of what the app saw.
-type h2Diff struct {
-	c          h2Case
+type h2dDiff struct {
+	c          h2dCase
 	target     string
 	key        string
 	n, g       string
 	nok, gok   bool
-	nAns, gAns h2Answer
+	nAns, gAns h2dAnswer
 }
 
-func (d h2Diff) String() string {
+func (d h2dDiff) String() string {
 	return fmt.Sprintf("%s (%s): %s: nginx %s, gateway %s", d.c.name, d.target, d.key, show(d.n, d.nok), show(d.g, d.gok))
 }
 
 // compareH2 lists how n and g differ; the peers' ports are left out.
-func compareH2(c h2Case, target string, n, g h2Answer) []h2Diff {
+func compareH2(c h2dCase, target string, n, g h2dAnswer) []h2dDiff {
 	if no, gout := n.outcome(), g.outcome(); no != gout || (n.seen == nil) != (g.seen == nil) {
-		return []h2Diff{{c: c, target: target, key: "outcome", n: no, g: gout, nok: true, gok: true, nAns: n, gAns: g}}
+		return []h2dDiff{{c: c, target: target, key: "outcome", n: no, g: gout, nok: true, gok: true, nAns: n, gAns: g}}
 	}
-	var diffs []h2Diff
+	var diffs []h2dDiff
 	for _, k := range unionKeys(n.seen, g.seen) {
 		if k == "REMOTE_PORT" || k == "SERVER_PORT" || k == "DOCUMENT_ROOT" && n.seen[k] == g.seen[k] {
 			continue
@@ -335,7 +338,7 @@ func compareH2(c h2Case, target string, n, g h2Answer) []h2Diff {
 		nv, nok := n.seen[k]
 		gv, gok := g.seen[k]
 		if nv != gv || nok != gok {
-			diffs = append(diffs, h2Diff{c: c, target: target, key: k, n: nv, g: gv, nok: nok, gok: gok, nAns: n, gAns: g})
+			diffs = append(diffs, h2dDiff{c: c, target: target, key: k, n: nv, g: gv, nok: nok, gok: gok, nAns: n, gAns: g})
 		}
 	}
 	return diffs
@@ -347,33 +350,33 @@ var h2ConnFields = map[string]bool{"connection": true, "keep-alive": true, "prox
 
 // h2KnownDiffs are the differences from nginx the gateway means to make
 // over HTTP/2, as README's row on listen ... ssl http2 says.
-var h2KnownDiffs = []knownDiff[h2Diff]{
-	{"PATH_INFO and REMOTE_USER unset when there is none (nginx: empty)", func(d h2Diff) bool {
+var h2KnownDiffs = []knownDiff[h2dDiff]{
+	{"PATH_INFO and REMOTE_USER unset when there is none (nginx: empty)", func(d h2dDiff) bool {
 		return (d.key == "PATH_INFO" || d.key == "REMOTE_USER") && d.nok && d.n == "" && !d.gok
 	}},
-	{"a fragment in :path is not written into gunicorn's request line (nginx passes it; gunicorn's PATH_INFO and QUERY_STRING leave it out either way)", func(d h2Diff) bool {
+	{"a fragment in :path is not written into gunicorn's request line (nginx passes it; gunicorn's PATH_INFO and QUERY_STRING leave it out either way)", func(d h2dDiff) bool {
 		return d.key == "RAW_URI" && d.c.name == "fragment" && d.n == d.target+"#frag" && d.g == d.target
 	}},
-	{"SERVER_SOFTWARE names the gateway", func(d h2Diff) bool {
+	{"SERVER_SOFTWARE names the gateway", func(d h2dDiff) bool {
 		return d.key == "SERVER_SOFTWARE" && strings.HasPrefix(d.n, "nginx/") && d.g == "sessiongate (nginx-compatible)"
 	}},
-	{"Django is told the host in X-Forwarded-Host (README, Django row)", func(d h2Diff) bool {
+	{"Django is told the host in X-Forwarded-Host (README, Django row)", func(d h2dDiff) bool {
 		return d.key == "HTTP_X_FORWARDED_HOST" && !d.nok && d.g == d.gAns.seen["HTTP_HOST"]
 	}},
-	{"Content-Type and Content-Length reach PHP only as CONTENT_TYPE and CONTENT_LENGTH", func(d h2Diff) bool {
+	{"Content-Type and Content-Length reach PHP only as CONTENT_TYPE and CONTENT_LENGTH", func(d h2dDiff) bool {
 		return (d.key == "HTTP_CONTENT_TYPE" || d.key == "HTTP_CONTENT_LENGTH") && d.nok && !d.gok &&
 			d.n == d.nAns.seen[strings.TrimPrefix(d.key, "HTTP_")]
 	}},
-	{"TE: trailers is hop-by-hop to PHP and passed on to Django (nginx: the other way round)", func(d h2Diff) bool {
+	{"TE: trailers is hop-by-hop to PHP and passed on to Django (nginx: the other way round)", func(d h2dDiff) bool {
 		return d.key == "HTTP_TE" && d.c.name == "te trailers" &&
 			(d.n == "trailers" && !d.gok && strings.HasPrefix(d.target, "/dump.php") ||
 				!d.nok && d.g == "trailers" && strings.HasPrefix(d.target, "/dj/"))
 	}},
-	{"a POST without DATA reaches Django with Content-Length: 0 (nginx: none)", func(d h2Diff) bool {
+	{"a POST without DATA reaches Django with Content-Length: 0 (nginx: none)", func(d h2dDiff) bool {
 		return d.key == "CONTENT_LENGTH" && !d.nok && d.g == "0" && strings.HasPrefix(d.target, "/dj/") &&
 			d.gAns.seen["REQUEST_METHOD"] == "POST"
 	}},
-	{"a connection-specific field or a TE other than trailers makes the request malformed: net/http's 400 (nginx serves it)", func(d h2Diff) bool {
+	{"a connection-specific field or a TE other than trailers makes the request malformed: net/http's 400 (nginx serves it)", func(d h2dDiff) bool {
 		// RFC 9113 section 8.2.2. net/http answers it before any
 		// handler, so the access log has no line for it (report).
 		conn := false
@@ -382,43 +385,43 @@ var h2KnownDiffs = []knownDiff[h2Diff]{
 		}
 		return d.key == "outcome" && d.n == "200" && d.g == "400" && d.gAns.seen == nil && (conn || d.c.name == "te gzip")
 	}},
-	{"a malformed request is a stream error, PROTOCOL_ERROR (nginx: 400)", func(d h2Diff) bool {
+	{"a malformed request is a stream error, PROTOCOL_ERROR (nginx: 400)", func(d h2dDiff) bool {
 		// RFC 9113 section 8.1.1: a pseudo-header missing, twice, unknown,
 		// empty or after a field; DATA past content-length; a
 		// content-length that is no plain number. Neither app runs.
 		return d.key == "outcome" && d.n == "400" && d.g == "reset PROTOCOL_ERROR"
 	}},
-	{"a pseudo-header after a regular field, or userinfo in :authority, resets the stream (RFC 9113 sections 8.3 and 8.3.1; nginx 1.22 serves it)", func(d h2Diff) bool {
+	{"a pseudo-header after a regular field, or userinfo in :authority, resets the stream (RFC 9113 sections 8.3 and 8.3.1; nginx 1.22 serves it)", func(d h2dDiff) bool {
 		return d.key == "outcome" && (d.c.name == "pseudo after field" || d.c.name == "userinfo in authority") &&
 			d.n == "200" && d.g == "reset PROTOCOL_ERROR"
 	}},
-	{"CONNECT with :scheme and :path resets the stream (nginx: 405)", func(d h2Diff) bool {
+	{"CONNECT with :scheme and :path resets the stream (nginx: 405)", func(d h2dDiff) bool {
 		return d.key == "outcome" && d.c.name == "connect with path" && d.n == "405" && d.g == "reset PROTOCOL_ERROR"
 	}},
-	{"CONNECT gets 405 (nginx: 400)", func(d h2Diff) bool {
+	{"CONNECT gets 405 (nginx: 400)", func(d h2dDiff) bool {
 		return d.key == "outcome" && d.c.name == "connect" && d.n == "400" && d.g == "405"
 	}},
-	{"a Host field naming :authority's host is served (nginx 1.22: 400, a second Host)", func(d h2Diff) bool {
+	{"a Host field naming :authority's host is served (nginx 1.22: 400, a second Host)", func(d h2dDiff) bool {
 		return d.key == "outcome" && d.c.name == "host field same" && d.n == "400" && d.g == "200"
 	}},
-	{"an absolute-form :path is served as its path, for :authority's host (nginx: 400)", func(d h2Diff) bool {
+	{"an absolute-form :path is served as its path, for :authority's host (nginx: 400)", func(d h2dDiff) bool {
 		return d.key == "outcome" && strings.HasPrefix(d.c.name, "absolute path") && d.n == "400" && d.g == "200" &&
 			(d.gAns.seen["REQUEST_URI"] == d.target || d.gAns.seen["RAW_URI"] == d.target) &&
 			d.gAns.seen["HTTP_HOST"] == "shop.example"
 	}},
-	{"two equal content-length fields are served (RFC 9110 section 8.6; nginx: 400)", func(d h2Diff) bool {
+	{"two equal content-length fields are served (RFC 9110 section 8.6; nginx: 400)", func(d h2dDiff) bool {
 		return d.key == "outcome" && d.c.name == "two lengths" && d.n == "400" && d.g == "200" &&
 			(d.gAns.seen["_body"] == "abc" || d.gAns.seen["CONTENT_LENGTH"] == "3")
 	}},
-	{"trailers after a body are taken and dropped (nginx 1.22: GOAWAY, the client's other streams with it)", func(d h2Diff) bool {
+	{"trailers after a body are taken and dropped (nginx 1.22: GOAWAY, the client's other streams with it)", func(d h2dDiff) bool {
 		return d.key == "outcome" && d.c.name == "post with trailers" && d.n == "goaway PROTOCOL_ERROR" && d.g == "200"
 	}},
-	{"a pseudo-header in trailers resets the stream (nginx 1.22: GOAWAY)", func(d h2Diff) bool {
+	{"a pseudo-header in trailers resets the stream (nginx 1.22: GOAWAY)", func(d h2dDiff) bool {
 		return d.key == "outcome" && d.c.name == "post with pseudo in trailers" && d.n == "goaway PROTOCOL_ERROR" && d.g == "reset PROTOCOL_ERROR"
 	}},
 }
 
-// TestNginxH2DiffRequests sends each of h2DiffCases as raw HTTP/2 frames
+// TestNginxH2DiffRequests sends each of h2dCases as raw HTTP/2 frames
 // to nginx (listen ssl http2) and to the gateway on TLS, for a PHP script
 // and a Django path, and compares the outcome (status, or the stream or
 // connection reset) and everything the app saw. Every difference must be
@@ -427,7 +430,7 @@ func TestNginxH2DiffRequests(t *testing.T) {
 	t.Parallel()
 	s := startH2Diff(t, nil, "SESSIONGATE_SESSIONS=off")
 	seen := map[string]int{}
-	for _, c := range h2DiffCases() {
+	for _, c := range h2dCases() {
 		for _, target := range []string{"/dump.php?q=1", "/dj/x?q=1"} {
 			n := sendH2Case(t, s.nginx, c, target)
 			g := sendH2Case(t, s.gw, c, target)
@@ -439,7 +442,7 @@ func TestNginxH2DiffRequests(t *testing.T) {
 				if (app == "dj") != strings.HasPrefix(target, "/dj/") {
 					continue
 				}
-				for side, a := range map[string]h2Answer{"nginx": n, "gateway": g} {
+				for side, a := range map[string]h2dAnswer{"nginx": n, "gateway": g} {
 					if got, ok := a.seen[key]; !ok || got != v {
 						t.Errorf("%s %s: %s gave the app %s %s, want %q", c.name, target, side, key, show(got, ok), v)
 					}
@@ -485,18 +488,18 @@ func TestNginxH2DiffRequests(t *testing.T) {
 	}
 }
 
-// h2Resp is what Go's HTTP/2 client made of a response: the status, the
+// h2dResp is what Go's HTTP/2 client made of a response: the status, the
 // body, the header fields but those of the framing and the server's own
 // (Date, Server, Content-Length, the Vary: Accept-Encoding the gateway
 // adds), or the error that ended it.
-type h2Resp struct {
+type h2dResp struct {
 	status int
 	body   string
 	header http.Header
 	err    string
 }
 
-func (r h2Resp) String() string {
+func (r h2dResp) String() string {
 	h := fmt.Sprint(r.header)
 	if len(h) > 200 {
 		h = h[:200] + "..."
@@ -506,41 +509,43 @@ func (r h2Resp) String() string {
 
 // h2RespKnownDiffs are the response shapes the gateway passes on
 // otherwise than nginx, by resp.php's case.
-var h2RespKnownDiffs = map[string]func(n, g h2Resp) bool{
+var h2RespKnownDiffs = map[string]func(n, g h2dResp) bool{
 	// RFC 9113 section 8.2.2: a response with a connection-specific
 	// field is malformed; browsers fail it (Chrome:
 	// ERR_HTTP2_PROTOCOL_ERROR). nginx drops Connection, Keep-Alive
 	// and Transfer-Encoding only.
-	"upgrade": func(n, g h2Resp) bool {
+	"upgrade": func(n, g h2dResp) bool {
 		return n.header.Get("Upgrade") == "h2c" && g.header.Get("Upgrade") == "" && n.status == 200 && g.status == 200
 	},
-	"proxyconn": func(n, g h2Resp) bool {
+	"proxyconn": func(n, g h2dResp) bool {
 		return n.header.Get("Proxy-Connection") == "keep-alive" && g.header.Get("Proxy-Connection") == "" && g.status == 200
 	},
 	// nginx: 502 past fastcgi_buffer_size (4 KiB).
-	"big": func(n, g h2Resp) bool {
+	"big": func(n, g h2dResp) bool {
 		return n.status == 502 && g.status == 200 && len(g.header.Get("X-Big")) == 12000
 	},
-	"huge": func(n, g h2Resp) bool {
+	"huge": func(n, g h2dResp) bool {
 		return n.status == 502 && g.status == 200 && len(g.header.Get("X-Huge-7")) == 7000
 	},
 	// A 103 from PHP as its final status: nginx sends it, then DATA,
 	// which the client takes as a protocol error; the gateway 502.
-	"early": func(n, g h2Resp) bool { return strings.Contains(n.err, "PROTOCOL_ERROR") && g.status == 502 },
+	"early": func(n, g h2dResp) bool { return strings.Contains(n.err, "PROTOCOL_ERROR") && g.status == 502 },
 	// A control character in a value: nginx sends it, the client
 	// refuses the response; the gateway makes it a space.
-	"ctl": func(n, g h2Resp) bool {
+	"ctl": func(n, g h2dResp) bool {
 		return strings.Contains(n.err, "invalid header field value") && g.status == 200 && g.header.Get("X-Ctl") == "a b"
 	},
 	// A name that is no token: nginx sends it, the client refuses the
 	// response; the gateway answers 502 (as both do for one with a space).
-	"colon": func(n, g h2Resp) bool { return strings.Contains(n.err, "invalid header field name") && g.status == 502 },
+	"colon": func(n, g h2dResp) bool {
+		return strings.Contains(n.err, "invalid header field name") && g.status == 502
+	},
 	// Whitespace around a value (malformed in HTTP/2, section 8.2.1):
 	// nginx keeps the leading tab.
-	"wsval": func(n, g h2Resp) bool { return n.header.Get("X-Ws") == "\tv" && g.header.Get("X-Ws") == "v" },
+	"wsval": func(n, g h2dResp) bool { return n.header.Get("X-Ws") == "\tv" && g.header.Get("X-Ws") == "v" },
 	// Fewer bytes than PHP's Content-Length: a cut response on both
 	// (nginx resets the stream, the gateway ends it short).
-	"cllong": func(n, g h2Resp) bool { return n.err != "" && g.err != "" && n.body == "short" && g.body == "short" },
+	"cllong": func(n, g h2dResp) bool { return n.err != "" && g.err != "" && n.body == "short" && g.body == "short" },
 }
 
 // TestNginxH2DiffResponses: what Go's HTTP/2 client gets from nginx and
@@ -563,18 +568,18 @@ echo file_exists($f) ? "released\n" : "timeout\n";`,
 	}, "SESSIONGATE_SESSIONS=off")
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}
-	get := func(addr, c string) h2Resp {
+	get := func(addr, c string) h2dResp {
 		t.Helper()
 		res, err := client.Get("https://" + addr + "/resp.php?c=" + c)
 		if err != nil {
-			return h2Resp{err: err.Error()}
+			return h2dResp{err: err.Error()}
 		}
 		defer res.Body.Close()
 		if res.ProtoMajor != 2 {
 			t.Fatalf("%s: %s", c, res.Proto)
 		}
 		b, err := io.ReadAll(res.Body)
-		r := h2Resp{status: res.StatusCode, body: string(b), header: res.Header}
+		r := h2dResp{status: res.StatusCode, body: string(b), header: res.Header}
 		if err != nil {
 			r.err = err.Error()
 		}
@@ -699,7 +704,7 @@ func TestNginxH2DiffAborts(t *testing.T) {
 		// Reset once the response has begun.
 		id := side.name[:1] + "rst"
 		c := testh2.Dial(t, side.addr)
-		c.Write(headersFrame(h2Fields("GET", "/stream.php?id="+id), true))
+		c.Write(h2dHeaders(h2dFields("GET", "/stream.php?id="+id), true))
 		if !poll(10*time.Second, func() bool { return c.Seen().Statuses[1] == 200 }) {
 			t.Fatalf("%s: no response from stream.php: %+v", side.name, c.Seen())
 		}
@@ -714,14 +719,14 @@ func TestNginxH2DiffAborts(t *testing.T) {
 		// Reset while the body comes.
 		id = side.name[:1] + "up"
 		c = testh2.Dial(t, side.addr)
-		c.Write(headersFrame(h2Fields("POST", "/up.php?id="+id, testh2.Field{"content-length", "50000"}), false),
-			dataFrame(strings.Repeat("u", 30000), false))
+		c.Write(h2dHeaders(h2dFields("POST", "/up.php?id="+id, testh2.Field{"content-length", "50000"}), false),
+			h2dData(strings.Repeat("u", 30000), false))
 		time.Sleep(300 * time.Millisecond)
 		c.Write(testh2.RST(1))
 
 		// GOAWAY after a request: it is still answered.
 		c = testh2.Dial(t, side.addr)
-		c.Write(headersFrame(h2Fields("GET", "/sleep.php"), true), testh2.Frame(0x7, 0, 0, []byte{0, 0, 0, 1, 0, 0, 0, 0}))
+		c.Write(h2dHeaders(h2dFields("GET", "/sleep.php"), true), testh2.Frame(0x7, 0, 0, []byte{0, 0, 0, 1, 0, 0, 0, 0}))
 		if !poll(10*time.Second, func() bool { return c.Seen().Ended == 1 }) || c.Seen().Statuses[1] != 200 {
 			t.Errorf("%s: a request before the client's GOAWAY: %+v", side.name, c.Seen())
 		}
@@ -762,7 +767,7 @@ func TestNginxH2DiffManyStreams(t *testing.T) {
 		var fs [][]byte
 		const streams = 30
 		for i := range uint32(streams) {
-			fs = append(fs, testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, 1+2*i, testh2.Block(h2Fields("GET", "/conc.php"))))
+			fs = append(fs, testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, 1+2*i, testh2.Block(h2dFields("GET", "/conc.php"))))
 		}
 		c.Write(fs...)
 		poll(30*time.Second, func() bool { return c.Seen().Ended == streams })
@@ -810,7 +815,7 @@ func TestH2StreamsOfOneSession(t *testing.T) {
 	c := testh2.Dial(t, addr)
 	get := func(stream uint32, path string, sess *http.Cookie) []byte {
 		return testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, stream,
-			testh2.Block(append(h2Fields("GET", path), testh2.Field{"cookie", sess.Name + "=" + sess.Value})))
+			testh2.Block(append(h2dFields("GET", path), testh2.Field{"cookie", sess.Name + "=" + sess.Value})))
 	}
 	c.Write(get(1, "/hold.php?ms=2000&started="+url.QueryEscape(started), a))
 	waitForFile(t, started, "hold.php")
