@@ -850,3 +850,54 @@ func TestH2StreamsOfOneSession(t *testing.T) {
 		t.Errorf("the session's counter after %d streams: %s, want %s", streams, n, want)
 	}
 }
+
+// TestH2ResetStreamSavesNothingOfTheSession: a client that resets its
+// stream while a script that changed the session is still sending (a tab
+// closed mid-page) stops the script at its next flush, as behind nginx,
+// and the session keeps what it held before that request: no change the
+// script made up to the reset is saved (its end never came), the lock is
+// free for the next request, and the session is still the client's.
+func TestH2ResetStreamSavesNothingOfTheSession(t *testing.T) {
+	t.Parallel()
+	tmp := harness.PHPTempDir(t)
+	_, addr := startH2Site(t, map[string]string{
+		"half.php": `<?php session_start(); $_SESSION['a'] = 1;
+for ($i = 0; $i < 30; $i++) { echo str_repeat('x', 8192), "\n"; flush(); file_put_contents('` + tmp + `/prog', $i); usleep(100000); }
+$_SESSION['b'] = 1; file_put_contents('` + tmp + `/done', 1);`,
+		"show.php": `<?php session_start(); $_SESSION['seen'] = 1; echo json_encode($_SESSION);`,
+	}, "SESSIONGATE_SESSION_DEV=on", "SESSIONGATE_PHP_PREPEND="+writePrepend(t))
+	client := h2Client()
+	show := func(sess *http.Cookie) (string, *http.Response) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "https://"+addr+"/show.php", nil)
+		if sess != nil {
+			req.AddCookie(sess)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return string(b), res
+	}
+	_, res := show(nil)
+	cookies := res.Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("no session cookie: %q", res.Header.Values("Set-Cookie"))
+	}
+	sess := cookies[0]
+	c := testh2.Dial(t, addr)
+	c.Write(testh2.Frame(testh2.TypeHeaders, testh2.FlagEndHeaders|testh2.FlagEndStream, 1,
+		testh2.Block(append(h2dFields("GET", "/half.php"), testh2.Field{"cookie", sess.Name + "=" + sess.Value}))))
+	waitForFile(t, filepath.Join(tmp, "prog"), "half.php")
+	c.Write(testh2.RST(1))
+	// The script would have ended 3 s after it began.
+	time.Sleep(3500 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(tmp, "done")); err == nil {
+		t.Errorf("the script of a reset stream ran to its end")
+	}
+	if got, res := show(sess); got != `{"seen":1}` || len(res.Cookies()) != 0 {
+		t.Errorf("the session after a reset stream that changed it: %s (Set-Cookie %q), want only what it held before", got, res.Header.Values("Set-Cookie"))
+	}
+}
