@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -150,6 +151,53 @@ func TestMaxHeaderBytesAsHTTP1Carries(t *testing.T) {
 			{"x-pad", strings.Repeat("a", c.size-fixed)}}, nil)
 		if res.Status != c.want {
 			t.Errorf("%d bytes as HTTP/1.1 carries them, limit 8k: status %d (reset %v), want %d", c.size, res.Status, res.Reset, c.want)
+		}
+	}
+}
+
+// TestHTTP2ContentLengthWithoutBody: an HTTP/2 request whose
+// content-length names bytes its stream never carries is malformed (RFC
+// 9113 section 8.1.1). net/http refuses DATA that ends short of it, but a
+// stream the HEADERS frame ends it serves as an empty body, and a
+// content-length that is no number it ignores: PHP and Django ran on an
+// empty body (a PUT stored as empty, a form saved blank) where nginx
+// answers 400, as net/http does over HTTP/1.1 for "Content-Length: abc".
+func TestHTTP2ContentLengthWithoutBody(t *testing.T) {
+	mounted := 0
+	e := newEnv(t, nil, WithMount("django", []string{"/dj/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
+	ts := httptest.NewUnstartedServer(e.srv.Handler())
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	defer ts.Close()
+	for _, c := range []struct {
+		name   string
+		length string
+		body   []byte // nil: END_STREAM on the HEADERS frame
+		want   int
+	}{
+		{"length 5, stream ended with the headers", "5", nil, 400},
+		{"length abc, empty DATA", "abc", []byte{}, 400},
+		{"length abc, stream ended with the headers", "abc", nil, 400},
+		{"length 0, stream ended with the headers", "0", nil, 200},
+		{"length 3, 3 bytes", "3", []byte("abc"), 200},
+	} {
+		for _, target := range []string{"/hello.php", "/dj/"} {
+			before, mountedBefore := len(e.php.scripts), mounted
+			res := testh2.Do(t, ts.Listener.Addr().String(), []testh2.Field{
+				{":method", "PUT"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", target},
+				{"content-length", c.length}}, c.body)
+			e.php.mu.Lock()
+			ran := len(e.php.scripts) - before + mounted - mountedBefore
+			e.php.mu.Unlock()
+			if res.Status != c.want || (ran == 1) != (c.want == 200) {
+				t.Errorf("%s %s: status %d (reset %v), app ran %d times; want %d", c.name, target, res.Status, res.Reset, ran, c.want)
+				continue
+			}
+			if c.want == 400 {
+				if m := e.lastLog(t); m["status"] != float64(400) || !strings.Contains(fmt.Sprint(m["error"]), "content-length") {
+					t.Errorf("%s %s: access log %v, want 400 naming the content-length", c.name, target, m)
+				}
+			}
 		}
 	}
 }

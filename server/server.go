@@ -40,6 +40,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -523,6 +524,11 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest)
 		return
 	}
+	if err := h2ContentLengthError(r); err != nil {
+		Info(r.Context()).Err = err
+		s.fail(w, r, http.StatusBadRequest)
+		return
+	}
 	if s.names != nil {
 		name, ok := s.names.name(r, Info(r.Context()).ViaProxy)
 		if !ok {
@@ -704,6 +710,30 @@ func withPath(r *http.Request, path, rawPath string) *http.Request {
 	r = r.WithContext(r.Context())
 	r.URL = &u
 	return r
+}
+
+// h2ContentLengthError refuses an HTTP/2 request whose content-length
+// its stream cannot match (RFC 9113 section 8.1.1 makes it malformed), as
+// nginx does. net/http checks it against the DATA frames only: a stream
+// that ends with its HEADERS frame is served as an empty body whatever its
+// content-length says, and one that is no number is ignored, so that PHP
+// and Django ran on an empty body a client had announced (a PUT stored
+// empty, a form saved blank). Over HTTP/1.1 net/http refuses both.
+func h2ContentLengthError(r *http.Request) error {
+	cl := r.Header["Content-Length"]
+	if r.ProtoMajor != 2 || len(cl) == 0 {
+		return nil
+	}
+	n, err := strconv.ParseUint(cl[0], 10, 63)
+	if err != nil {
+		return fmt.Errorf("malformed content-length %q", clip(cl[0], 100))
+	}
+	if r.ContentLength != int64(n) {
+		// The body-less stream (r.ContentLength 0): an open one has
+		// exactly the parsed value.
+		return fmt.Errorf("content-length %d but the stream ended with its headers", n)
+	}
+	return nil
 }
 
 // closeAfter asks net/http to close an HTTP/1 connection after this
