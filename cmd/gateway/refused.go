@@ -255,10 +255,20 @@ func (c *refusalConn) Write(p []byte) (int, error) {
 		timedOut := c.headTimedOut()
 		c.handled.Store(true) // one line per refused request
 		if status, reason, ok := parseStatusLine(p); ok {
-			if timedOut && status == http.StatusBadRequest {
+			var instead int
+			var why, answer string
+			switch {
+			case timedOut && status == http.StatusBadRequest:
 				// The request was slow, not malformed.
-				c.logRefusal(http.StatusRequestTimeout, headTimeoutError)
-				if _, err := io.WriteString(c.Conn, headTimeoutAnswer); err != nil {
+				instead, why, answer = http.StatusRequestTimeout, headTimeoutError, headTimeoutAnswer
+			case status == http.StatusRequestHeaderFieldsTooLarge && c.folds.inRequestLine():
+				// Its target alone is too long: nginx's 414, where
+				// net/http counts the line with the headers.
+				instead, why, answer = http.StatusRequestURITooLong, "request line over SESSIONGATE_MAX_HEADER_BYTES", uriTooLongAnswer
+			}
+			if instead != 0 {
+				c.logRefusal(instead, why)
+				if _, err := io.WriteString(c.Conn, answer); err != nil {
 					return 0, err
 				}
 				return len(p), nil
@@ -269,8 +279,12 @@ func (c *refusalConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// headTimeoutAnswer replaces net/http's 400 for a head that timed out.
-const headTimeoutAnswer = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n408 Request Timeout"
+// headTimeoutAnswer replaces net/http's 400 for a head that timed out,
+// uriTooLongAnswer its 431 for a request line over the limit.
+const (
+	headTimeoutAnswer = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n408 Request Timeout"
+	uriTooLongAnswer  = "HTTP/1.1 414 URI Too Long\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n414 URI Too Long"
+)
 
 // ReadFrom keeps sendfile and splice for static files: net/http uses them
 // only when the connection itself is an io.ReaderFrom. What goes this way

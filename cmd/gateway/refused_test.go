@@ -66,6 +66,10 @@ func TestRefusedRequestsAreLogged(t *testing.T) {
 		status    string
 	}{
 		{"headers too large", "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("a", 9<<10) + "\r\n\r\n", "431"},
+		// The request line alone past the limit: its target is too
+		// long, as nginx says (net/http: 431).
+		{"request line too long", "GET /?" + strings.Repeat("a", 9<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", "414"},
+		{"request line too long, after a served request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /?" + strings.Repeat("a", 16<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", "414"},
 		{"space before colon", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "400"},
 		{"transfer-encoding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "501"},
 		{"expect", "POST / HTTP/1.1\r\nHost: x\r\nExpect: x\r\nContent-Length: 1\r\n\r\na", "417"},
