@@ -56,7 +56,7 @@ func TestDefaults(t *testing.T) {
 		WriteTimeout:           0,
 		IdleTimeout:            75 * time.Second,
 		ShutdownTimeout:        30 * time.Second,
-		MaxHeaderBytes:         1 << 20,
+		MaxHeaderBytes:         64 << 10,
 		LogLevel:               "info",
 		LogFormat:              "json",
 		AccessLog:              true,

@@ -48,8 +48,9 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // StatusOf maps an error from RoundTrip or from reading a response body to
 // the HTTP status for the client and the access log: the Status of an
-// *Error, 499 for context.Canceled, 504 for deadlines and timeouts, else
-// 502. StatusOf(nil) is 0.
+// *Error, 499 for context.Canceled, 504 for deadlines and timeouts, 500
+// when the gateway had no file descriptor left, else 502. StatusOf(nil) is
+// 0.
 func StatusOf(err error) int {
 	if err == nil {
 		return 0
@@ -61,13 +62,17 @@ func StatusOf(err error) int {
 	return classify(err)
 }
 
-// classify maps a low-level error to 499, 504 or 502.
+// classify maps a low-level error to 499, 504, 500 or 502.
 func classify(err error) int {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return StatusClientClosedRequest
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return 504
+	case outOfDescriptors(err):
+		// The gateway's own shortage, not php-fpm's: nginx answers 500
+		// when its socket() fails so.
+		return 500
 	case errors.Is(err, syscall.EAGAIN):
 		// A unix socket whose listen queue is full refuses a connect
 		// at once with EAGAIN, which calls itself a timeout: nothing
@@ -79,6 +84,12 @@ func classify(err error) int {
 		return 504
 	}
 	return 502
+}
+
+// outOfDescriptors reports whether err is the gateway's process (EMFILE)
+// or the system (ENFILE) having no file descriptor left.
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // upstreamError builds an *Error whose status follows from err.

@@ -283,7 +283,7 @@ func (b *backend) dial(ctx context.Context) (*conn, error) {
 	if err != nil {
 		b.releaseSlot()
 		wentDown := false
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !outOfDescriptors(err) {
 			wentDown = b.healthy(time.Now().UnixNano())
 			b.markDown()
 		}

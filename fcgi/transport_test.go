@@ -17,9 +17,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/testfd"
 	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/internal/testnet"
 )
@@ -2272,5 +2274,43 @@ func TestFullRecordFlushIsNotHeldBack(t *testing.T) {
 		if want := strings.Repeat("b", 100) + "seen"; string(b) != want || err != nil {
 			t.Errorf("STDERR after the record %v: body %q (%v), want %q: the answer waited for PHP's next output", stderr, b, err, want)
 		}
+	}
+}
+
+// A connection to php-fpm that cannot be opened because the gateway has
+// no file descriptor left is the gateway's failure, not php-fpm's: 500,
+// as nginx answers when its socket() fails, and the backends stay in
+// rotation. It was a 502, which blames php-fpm, and each backend tried
+// was marked down ("php-fpm backend down, trying another"), so that with
+// several backends one shortage took all of them out of rotation for
+// their back-off.
+func TestDialWithoutDescriptorsIs500(t *testing.T) {
+	if !testfd.InChild(t) {
+		return
+	}
+	var addrs []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	tr, logs := newTransport(t, Options{DialTimeout: time.Second}, addrs...)
+	restore := testfd.Exhaust(t)
+	_, err := tr.RoundTrip(newReq(nil, "GET", "/", nil, nil))
+	stats := tr.Stats()
+	restore()
+	if StatusOf(err) != 500 || !errors.Is(err, syscall.EMFILE) {
+		t.Errorf("dial with no descriptor left: %v, status %d; want 500 naming the error", err, StatusOf(err))
+	}
+	for _, st := range stats {
+		if !st.Healthy {
+			t.Errorf("backend %+v marked down for the gateway's own shortage", st)
+		}
+	}
+	if strings.Contains(logs.String(), "backend down") {
+		t.Errorf("logged a backend down:\n%s", logs.String())
 	}
 }

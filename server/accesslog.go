@@ -750,8 +750,8 @@ func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status
 }
 
 // Bounds of what one access log line holds of a value the client chose
-// (the request line and headers may take SESSIONGATE_MAX_HEADER_BYTES, 1 MiB
-// by default), counted as written, escapes included: a line stays well under
+// (the request line and headers may take SESSIONGATE_MAX_HEADER_BYTES, up
+// to 64 MiB), counted as written, escapes included: a line stays well under
 // what log pipelines take as one line (Docker's json-file driver cuts at
 // 16 KiB, journald at 48 KiB), so it reaches them as one JSON object, not
 // as fragments. Real paths are far shorter; the method is a short token.

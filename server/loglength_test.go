@@ -15,7 +15,7 @@ import (
 
 // An access log line stays one short JSON object whatever the client sends.
 // The request line and headers may hold up to SESSIONGATE_MAX_HEADER_BYTES
-// (1 MiB by default), and the path, the method and a Basic user name went
+// (1 MiB here, up to 64 MiB), and the path, the method and a Basic user name went
 // into the line whole: a 200 KB path made a 200 KB line. Docker's json-file
 // driver cuts lines at 16 KiB and journald at 48 KiB (LineMax), so such a
 // line reached the log pipeline as fragments that are not JSON, where
@@ -25,6 +25,7 @@ func TestAccessLogLineIsBounded(t *testing.T) {
 	users := basicAuthFile(t)
 	e := newEnv(t, func(c *config.Config) {
 		c.AccessLog = true
+		c.MaxHeaderBytes = 1 << 20
 		c.BasicAuthSpecs = []string{"/private/ " + users}
 		c.ServerNames = []string{"example.com"}
 	})

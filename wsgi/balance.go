@@ -166,6 +166,12 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		var de *dialError
 		dialFailed := errors.As(err, &de)
+		if dialFailed && outOfDescriptors(err) {
+			// The gateway's own shortage: every backend would fail
+			// alike, and none is to blame.
+			closeBody(orig)
+			return nil, err
+		}
 		// A safe request the backend dropped without an answer may have
 		// run there; running it again elsewhere is harmless by its
 		// method, so it moves on like one that could not connect.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/testfd"
 	"github.com/sessiongate/sessiongate/internal/testnet"
 )
 
@@ -323,6 +324,45 @@ func TestIdempotentMethodsSentAgainOnAClosedConnection(t *testing.T) {
 		if res.StatusCode != c.want || len(got) != c.sent || got[len(got)-1] != c.method+" payload" {
 			t.Errorf("%s on a kept-alive connection closed under it: %d, the backend got %q; want %d, sent %d times with its body\n%s",
 				c.method, res.StatusCode, got, c.want, c.sent, e.logs)
+		}
+	}
+}
+
+// A Django backend the gateway cannot connect to because it has no file
+// descriptor left is the gateway's failure: 500, as nginx answers when its
+// socket() fails, with the error logged, and no backend is marked down. It
+// was a 502 blaming Django, and every backend tried was taken out of turn
+// for the back-off ("django backend unreachable; marked down"), so the
+// site's Django pages kept failing after the shortage ended.
+func TestDialWithoutDescriptorsIs500(t *testing.T) {
+	if !testfd.InChild(t) {
+		return
+	}
+	e := newEnv(t, envOpts{
+		backends: func(app http.Handler) []string {
+			var urls []string
+			for range 2 {
+				s := httptest.NewServer(app)
+				t.Cleanup(s.Close)
+				urls = append(urls, s.URL)
+			}
+			return urls
+		},
+		opts: func(o *Options) { o.FailTimeout = time.Minute },
+	})
+	restore := testfd.Exhaust(t)
+	w := httptest.NewRecorder()
+	e.proxy.ServeHTTP(w, httptest.NewRequest("GET", "/a/", nil))
+	restore()
+	if w.Code != http.StatusInternalServerError || !strings.Contains(e.logs.String(), "too many open files") {
+		t.Errorf("no descriptor left to connect to Django: %d, log:\n%s\nwant 500 and the error logged", w.Code, e.logs)
+	}
+	if strings.Contains(e.logs.String(), "marked down") {
+		t.Errorf("a backend marked down for the gateway's own shortage:\n%s", e.logs)
+	}
+	for range 4 {
+		if res, _, _ := e.do("GET", "/a/", "", nil); res.StatusCode != 200 {
+			t.Errorf("once descriptors are free: %d\n%s", res.StatusCode, e.logs)
 		}
 	}
 }

@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/bodyread"
@@ -868,9 +869,19 @@ func statusOf(r *http.Request, err error) int {
 	if bad != nil {
 		return http.StatusBadRequest
 	}
+	if outOfDescriptors(err) {
+		// As nginx answers when its socket() fails: not Django's fault.
+		return http.StatusInternalServerError
+	}
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusBadGateway
+}
+
+// outOfDescriptors reports whether err is the gateway's process (EMFILE)
+// or the system (ENFILE) having no file descriptor left.
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }

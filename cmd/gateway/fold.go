@@ -85,6 +85,12 @@ func (s *foldScanner) transferEncodedAt(n int64) bool {
 	return s.transferEncoded.Load() == n
 }
 
+// inRequestLine reports whether the bytes read so far end inside a
+// request line: net/http refusing the head then refuses that line alone.
+func (s *foldScanner) inRequestLine() bool {
+	return s.state == scanHead && s.lineNo == 0 && s.lineLen > 0
+}
+
 // scan follows p, the next bytes read from the connection.
 func (s *foldScanner) scan(p []byte) {
 	for len(p) > 0 && s.state != scanOff {

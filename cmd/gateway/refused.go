@@ -71,6 +71,16 @@ func logRefusals(srv *http.Server, ln net.Listener, upstream string, logger *slo
 			// from its buffer, and says Active only when it reads the
 			// connection.
 			c.handled.Store(false)
+			if st == http.StateIdle {
+				// net/http ends its read for a client leaving,
+				// once a handler is done, with a deadline in the
+				// past: that timeout was no head's.
+				c.readSinceIdle.Store(0)
+				c.timedOut.Store(false)
+			}
+		}
+		if c, ok := refusalConnOf(nc); ok && st == http.StateClosed {
+			c.closedMidHead()
 		}
 		if state != nil {
 			state(nc, st)
@@ -158,12 +168,64 @@ type refusalConn struct {
 	folds    *foldScanner
 	// served counts the requests handed to the handler, one at a time.
 	served int64
+	// readSinceIdle counts the bytes read since the connection's last
+	// response ended (StateIdle), or since it opened; timedOut is set when
+	// a read hit its deadline since then.
+	readSinceIdle atomic.Int64
+	timedOut      atomic.Bool
 }
 
 func (c *refusalConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.folds.scan(p[:n])
+	c.readSinceIdle.Add(int64(n))
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		c.timedOut.Store(true)
+	}
 	return n, err
+}
+
+// headTimedOut reports whether the request whose head net/http is reading
+// ran out of SESSIONGATE_READ_HEADER_TIMEOUT (a slowloris client, or one
+// on a slow link): net/http then answers 400 Bad Request when the head
+// stopped in its request line or a field name, and closes without a word
+// elsewhere; nginx logs 408 for both. HTTP/2 reads frames, not heads.
+func (c *refusalConn) headTimedOut() bool {
+	if !c.timedOut.Load() || c.handled.Load() {
+		return false
+	}
+	if tc, ok := c.Conn.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+		return false
+	}
+	return true
+}
+
+// headTimeoutError is the log's error for a request head not whole in time.
+const headTimeoutError = "request headers not complete within SESSIONGATE_READ_HEADER_TIMEOUT"
+
+// closedMidHead logs the 408 of a connection net/http closed without an
+// answer because the head it was reading timed out.
+func (c *refusalConn) closedMidHead() {
+	if c.readSinceIdle.Load() == 0 || !c.headTimedOut() {
+		return
+	}
+	c.handled.Store(true)
+	c.logRefusal(http.StatusRequestTimeout, headTimeoutError)
+}
+
+// logRefusal logs and counts an answer of status given before any
+// handler ran.
+func (c *refusalConn) logRefusal(status int, why string) {
+	if c.count != nil {
+		c.count(c.upstream, status)
+	}
+	if c.log != nil {
+		c.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
+			slog.Int("status", status),
+			slog.String("upstream", c.upstream),
+			slog.String("remote", c.RemoteAddr().String()),
+			slog.String("error", why))
+	}
 }
 
 // refuse answers a request whose head had a folded header line, or that
@@ -190,22 +252,39 @@ func (c *refusalConn) refuse(w http.ResponseWriter, r *http.Request, what, why s
 
 func (c *refusalConn) Write(p []byte) (int, error) {
 	if !c.handled.Load() {
+		timedOut := c.headTimedOut()
 		c.handled.Store(true) // one line per refused request
 		if status, reason, ok := parseStatusLine(p); ok {
-			if c.count != nil {
-				c.count(c.upstream, status)
+			var instead int
+			var why, answer string
+			switch {
+			case timedOut && status == http.StatusBadRequest:
+				// The request was slow, not malformed.
+				instead, why, answer = http.StatusRequestTimeout, headTimeoutError, headTimeoutAnswer
+			case status == http.StatusRequestHeaderFieldsTooLarge && c.folds.inRequestLine():
+				// Its target alone is too long: nginx's 414, where
+				// net/http counts the line with the headers.
+				instead, why, answer = http.StatusRequestURITooLong, "request line over SESSIONGATE_MAX_HEADER_BYTES", uriTooLongAnswer
 			}
-			if c.log != nil {
-				c.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
-					slog.Int("status", status),
-					slog.String("upstream", c.upstream),
-					slog.String("remote", c.RemoteAddr().String()),
-					slog.String("error", "refused by net/http: "+reason))
+			if instead != 0 {
+				c.logRefusal(instead, why)
+				if _, err := io.WriteString(c.Conn, answer); err != nil {
+					return 0, err
+				}
+				return len(p), nil
 			}
+			c.logRefusal(status, "refused by net/http: "+reason)
 		}
 	}
 	return c.Conn.Write(p)
 }
+
+// headTimeoutAnswer replaces net/http's 400 for a head that timed out,
+// uriTooLongAnswer its 431 for a request line over the limit.
+const (
+	headTimeoutAnswer = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n408 Request Timeout"
+	uriTooLongAnswer  = "HTTP/1.1 414 URI Too Long\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n414 URI Too Long"
+)
 
 // ReadFrom keeps sendfile and splice for static files: net/http uses them
 // only when the connection itself is an io.ReaderFrom. What goes this way

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -65,6 +66,10 @@ func TestRefusedRequestsAreLogged(t *testing.T) {
 		status    string
 	}{
 		{"headers too large", "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("a", 9<<10) + "\r\n\r\n", "431"},
+		// The request line alone past the limit: its target is too
+		// long, as nginx says (net/http: 431).
+		{"request line too long", "GET /?" + strings.Repeat("a", 9<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", "414"},
+		{"request line too long, after a served request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /?" + strings.Repeat("a", 16<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", "414"},
 		{"space before colon", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "400"},
 		{"transfer-encoding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "501"},
 		{"expect", "POST / HTTP/1.1\r\nHost: x\r\nExpect: x\r\nContent-Length: 1\r\n\r\na", "417"},
@@ -97,6 +102,94 @@ func TestRefusedRequestsAreLogged(t *testing.T) {
 	}
 	if got := countedSince(countedBefore); len(got) != 0 {
 		t.Errorf("a request the handler answered was counted as refused: %v", got)
+	}
+}
+
+// Request headers not whole within SESSIONGATE_READ_HEADER_TIMEOUT (a
+// slowloris client, or a slow link) are logged 408, as nginx logs them.
+// net/http answered 400 Bad Request when the head stopped in its request
+// line or a field name (logged "refused by net/http: Bad Request", which
+// named neither the timeout nor a request that was only slow), and closed
+// without a word or a log line when it stopped in a field value. Now the
+// answer is 408 or none (nginx: none), never 400. On a kept-alive
+// connection too, after a served request. A malformed request is still a
+// 400.
+func TestHeaderTimeoutIs408(t *testing.T) {
+	logs := &testlog.Buffer{}
+	srv := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := make(chan int, 10)
+	go srv.Serve(logRefusals(srv, ln, "gateway", slog.New(slog.NewJSONHandler(logs, nil)), func(_ string, status int) { counted <- status }, nil))
+	t.Cleanup(func() { srv.Close() })
+	for _, tc := range []struct{ name, req, status, answer string }{
+		{"cut in a field value", "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: a", "408", ""},
+		{"cut in a field name", "GET / HTTP/1.1\r\nHost: x\r\nX-Sl", "408", "408"},
+		{"cut in the request line", "GET /index.p", "408", "408"},
+		{"after a served request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX-Sl", "408", "408"},
+		{"after a served request, in a value", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX-Slow: a", "408", ""},
+		{"malformed", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "400", "400"},
+		// net/http ends its read for a client leaving, during the
+		// first request, with a deadline in the past: a timeout, but
+		// not the next head's.
+		{"malformed after a served request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "400", "400"},
+	} {
+		before := len(logs.String())
+		var resp string
+		if second, ok := strings.CutPrefix(tc.req, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); ok {
+			// The second head comes once the first is answered.
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			r := bufio.NewReader(c)
+			if res, err := http.ReadResponse(r, nil); err != nil || res.StatusCode != 404 {
+				t.Fatalf("%s: the first request: %v %v", tc.name, res, err)
+			} else {
+				io.Copy(io.Discard, res.Body)
+			}
+			io.WriteString(c, second)
+			b, _ := io.ReadAll(r)
+			c.Close()
+			resp = string(b)
+		} else {
+			resp = testnet.Exchange(t, ln.Addr().String(), tc.req)
+		}
+		if tc.answer == "" && resp != "" || tc.answer != "" && (!strings.HasPrefix(resp, "HTTP/1.1 "+tc.answer+" ") || !strings.Contains(resp, "Connection: close")) {
+			t.Errorf("%s: got %q, want %q and a close", tc.name, resp, tc.answer)
+		}
+		var line string
+		for deadline := time.Now().Add(5 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			line = logs.String()[before:]
+		}
+		if !strings.Contains(line, `"status":`+tc.status) || (tc.status == "408") != strings.Contains(line, "SESSIONGATE_READ_HEADER_TIMEOUT") {
+			t.Errorf("%s: logged %s", tc.name, line)
+		}
+		select {
+		case got := <-counted:
+			if strconv.Itoa(got) != tc.status {
+				t.Errorf("%s: counted %d", tc.name, got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: not counted", tc.name)
+		}
+	}
+	// A connection that sends nothing, and one kept alive past its idle
+	// time, are closed without a line, as by nginx.
+	before := len(logs.String())
+	if resp := testnet.Exchange(t, ln.Addr().String(), ""); resp != "" {
+		t.Errorf("a silent connection got %q", resp)
+	}
+	if resp := testnet.Exchange(t, ln.Addr().String(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); !strings.HasPrefix(resp, "HTTP/1.1 404 ") || strings.Count(resp, "HTTP/1.1") != 1 {
+		t.Errorf("a kept-alive connection left idle got %q", resp)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := logs.String()[before:]; got != "" {
+		t.Errorf("logged for a silent and an idle connection: %s", got)
 	}
 }
 

@@ -24,6 +24,7 @@ type Nginx struct {
 	server
 	bin     string
 	dir     string
+	main    string
 	servers func(addrs []string) string
 }
 
@@ -37,6 +38,13 @@ type Nginx struct {
 // StartPHPFPM shares with that account, and nothing more. t.Cleanup stops it.
 func StartNginx(t testing.TB, listeners int, servers func(addrs []string) string) *Nginx {
 	t.Helper()
+	return StartNginxMain(t, "", listeners, servers)
+}
+
+// StartNginxMain is StartNginx with main, directives of the main context
+// (worker_rlimit_nofile 32;), added to its configuration.
+func StartNginxMain(t testing.TB, main string, listeners int, servers func(addrs []string) string) *Nginx {
+	t.Helper()
 	bin := Bin(t, "nginx")
 	dir := t.TempDir()
 	// The workers create and use the temp directories below dir.
@@ -47,6 +55,7 @@ func StartNginx(t testing.TB, listeners int, servers func(addrs []string) string
 		server:   server{t: t},
 		bin:      bin,
 		dir:      dir,
+		main:     main,
 		servers:  servers,
 	}
 	n.launch = n.launchProc
@@ -83,6 +92,7 @@ func (n *Nginx) conf() (string, error) {
 	}
 	fmt.Fprintf(&b, "daemon off;\nmaster_process on;\nworker_processes 1;\npid %s;\nerror_log %s info;\n",
 		filepath.Join(n.dir, "nginx.pid"), n.ErrorLog)
+	b.WriteString(n.main)
 	b.WriteString("events { worker_connections 256; }\n\nhttp {\n    access_log off;\n")
 	for _, tmp := range []string{"client_body", "fastcgi", "proxy", "uwsgi", "scgi"} {
 		fmt.Fprintf(&b, "    %s_temp_path %s;\n", tmp, filepath.Join(n.dir, tmp))

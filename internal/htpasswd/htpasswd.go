@@ -146,7 +146,7 @@ func bcryptHash(h string) string {
 // what htpasswd accepts (255), and more than the 6 KB that fit in nginx's
 // default 8 KB header buffer. A longer one is refused unhashed, whoever
 // the user: $apr1$ runs MD5 over the password three thousand times, so a
-// password of 700 KB (SESSIONGATE_MAX_HEADER_BYTES allows 1 MB) cost four
+// password of 700 KB (SESSIONGATE_MAX_HEADER_BYTES may allow 1 MB) cost four
 // seconds of CPU, for any name, since the decoys are checked for every
 // name.
 const MaxPassword = 4096
