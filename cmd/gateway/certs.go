@@ -78,6 +78,16 @@ func (c *certFiles) pairExpired(pair *tls.Certificate, now time.Time) error {
 	return nil
 }
 
+// publicTLSConfig is the public listener's TLS configuration. "h2" in
+// NextProtos has Serve set HTTP/2 up, as ServeTLS does. "http/1.0" is
+// there for the clients that offer it alone (curl --http1.0, curl -0):
+// crypto/tls refuses a client whose ALPN list it has no entry of
+// (no_application_protocol), where nginx, which lists it, serves them.
+// net/http serves it as the HTTP/1.x it is.
+func publicTLSConfig(certs *certFiles) *tls.Config {
+	return &tls.Config{GetCertificate: certs.getCertificate, NextProtos: []string{"h2", "http/1.1", "http/1.0"}}
+}
+
 func (c *certFiles) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return c.current.Load(), nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -71,5 +73,43 @@ func TestCertExpiredAtStartStillServes(t *testing.T) {
 	valid, validKey := testtls.Pair(t)
 	if c, err = loadCertFiles(valid, validKey); err != nil || c.expired(time.Now()) != nil {
 		t.Errorf("a valid certificate: %v, expired() = %v", err, c.expired(time.Now()))
+	}
+}
+
+// TestPublicTLSConfigALPN: a client offering only "http/1.0" in ALPN
+// (curl --http1.0) was refused with no_application_protocol, where nginx
+// serves it; h2 and http/1.1 are agreed as before, and a protocol that is
+// no HTTP is still refused.
+func TestPublicTLSConfigALPN(t *testing.T) {
+	cert, key := testtls.Pair(t)
+	certs, err := loadCertFiles(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		offer []string
+		want  string // "" = refused
+	}{
+		{[]string{"http/1.0"}, "http/1.0"},
+		{[]string{"http/1.1", "http/1.0"}, "http/1.1"},
+		{[]string{"h2", "http/1.1"}, "h2"},
+		{[]string{"acme-tls/1"}, ""},
+	} {
+		a, b := net.Pipe()
+		srv := tls.Server(a, publicTLSConfig(certs))
+		go srv.Handshake()
+		cl := tls.Client(b, &tls.Config{InsecureSkipVerify: true, NextProtos: c.offer})
+		cl.SetDeadline(time.Now().Add(5 * time.Second))
+		err := cl.Handshake()
+		switch {
+		case c.want == "" && err == nil:
+			t.Errorf("ALPN %q: agreed on %q, want a refusal", c.offer, cl.ConnectionState().NegotiatedProtocol)
+		case c.want != "" && err != nil:
+			t.Errorf("ALPN %q: %v, want %q", c.offer, err, c.want)
+		case c.want != "" && cl.ConnectionState().NegotiatedProtocol != c.want:
+			t.Errorf("ALPN %q: agreed on %q, want %q", c.offer, cl.ConnectionState().NegotiatedProtocol, c.want)
+		}
+		a.Close()
+		b.Close()
 	}
 }

@@ -1,0 +1,668 @@
+package integration
+
+// A differential test of HTTPS termination: Debian 12's nginx 1.22 as a
+// PHP shop configures it (listen ... ssl http2, certbot's fullchain.pem and
+// privkey.pem under /etc/letsencrypt/live, Debian's nginx.conf lines for
+// ssl_protocols and ssl_prefer_server_ciphers, nginx's default ciphers,
+// fastcgi_params with its HTTPS) and the gateway on the same files
+// (SESSIONGATE_TLS_CERT, SESSIONGATE_TLS_KEY), both in front of one
+// php-fpm. The same handshakes go to each, with Go clients pinned to one
+// protocol version, one cipher suite, an ALPN list or a server name, and
+// openssl s_client and curl where Go's client cannot say it (an IP address
+// as the server name, HTTP/1.0 in ALPN); then plain HTTP, garbage and a
+// stalled handshake on the TLS port, session resumption, the certificate
+// chain sent, what PHP sees, and certbot's renewals (the live symlinks
+// moved, a certificate written before its key).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+// tlsDiffCA is a root and an intermediate, as ISRG Root X1 and R3 are for
+// a Let's Encrypt certificate: clients trust the root only, so the
+// intermediate must come in the chain the server sends.
+type tlsDiffCA struct {
+	pool     *x509.CertPool
+	roots    []*x509.Certificate
+	inter    *x509.Certificate
+	interKey crypto.Signer
+	serial   int64
+}
+
+func newTLSDiffCA(t *testing.T) *tlsDiffCA {
+	t.Helper()
+	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Root X1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := x509.ParseCertificate(rootDER)
+	interKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	interTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Test R3"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	interDER, err := x509.CreateCertificate(rand.Reader, interTmpl, root, &interKey.PublicKey, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inter, _ := x509.ParseCertificate(interDER)
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	return &tlsDiffCA{pool: pool, roots: []*x509.Certificate{root}, inter: inter, interKey: interKey, serial: 100}
+}
+
+// issue returns the PEM of a certificate for names (IP addresses among
+// them as such) followed by the intermediate, as certbot's fullchain.pem
+// is, and its key as PKCS#8, as certbot's privkey.pem is; an RSA key or
+// an ECDSA one (certbot's default since 2.0).
+func (ca *tlsDiffCA) issue(t *testing.T, rsaKey bool, names ...string) certbotFiles {
+	t.Helper()
+	var key crypto.Signer
+	var err error
+	if rsaKey {
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	} else {
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.serial++
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: names[0]},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(20 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	if rsaKey {
+		tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.inter, key.Public(), ca.interKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certbotFiles{
+		fullchain: append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+			pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.inter.Raw})...),
+		privkey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}),
+	}
+}
+
+// certbotFiles are a fullchain.pem and its privkey.pem.
+type certbotFiles struct{ fullchain, privkey []byte }
+
+// certbotLineage is /etc/letsencrypt for one certificate name: the files
+// under archive/NAME/ numbered by renewal, and live/NAME/'s symlinks to
+// the current ones, which servers are configured with.
+type certbotLineage struct {
+	dir, name string
+	gen       int
+}
+
+func (l *certbotLineage) live(file string) string {
+	return filepath.Join(l.dir, "live", l.name, file)
+}
+
+// deploy writes a renewal's files to the archive and moves the live
+// symlinks to them, one after the other, as certbot does.
+func (l *certbotLineage) deploy(t *testing.T, f certbotFiles) {
+	t.Helper()
+	l.gen++
+	archive := filepath.Join(l.dir, "archive", l.name)
+	live := filepath.Join(l.dir, "live", l.name)
+	for _, d := range []string{archive, live} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for file, b := range map[string][]byte{"fullchain": f.fullchain, "privkey": f.privkey} {
+		name := fmt.Sprintf("%s%d.pem", file, l.gen)
+		if err := os.WriteFile(filepath.Join(archive, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(live, file+".pem.new")
+		if err := os.Symlink(filepath.Join("..", "..", "archive", l.name, name), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(live, file+".pem")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// tlsDiffNginxSSL are the ssl lines of Debian 12's /etc/nginx/nginx.conf
+// (nginx 1.22 defaults to the same protocols; its ssl_ciphers default,
+// HIGH:!aNULL:!MD5, stays).
+const tlsDiffNginxSSL = `
+    ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3; # Dropping SSLv3, ref: POODLE
+    ssl_prefer_server_ciphers on;
+`
+
+// tlsDiffSite is one site served by nginx and by the gateway from the same
+// certbot lineage.
+type tlsDiffSite struct {
+	name      string
+	nginx, gw string // addresses
+	gwProc    *gwProc
+	lineage   *certbotLineage
+}
+
+// tlsDiffSetup is nginx, php-fpm and the gateways of the comparison.
+type tlsDiffSetup struct {
+	rsa, ec   tlsDiffSite
+	named     string // a gateway on rsa's files with SESSIONGATE_SERVER_NAMES
+	ng        *harness.Nginx
+	accessLog string // nginx's
+	ca        *tlsDiffCA
+}
+
+// tlsDiffTimeout is the handshake timeout of both: nginx's
+// client_header_timeout, SESSIONGATE_READ_HEADER_TIMEOUT.
+const tlsDiffTimeout = 3 * time.Second
+
+func startTLSDiff(t *testing.T) *tlsDiffSetup {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2", "nginx", "openssl", "curl")
+	s := &tlsDiffSetup{ca: newTLSDiffCA(t)}
+	root := nginxDiffSite(t, harness.PHPTempDir(t))
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 4})
+	le := t.TempDir()
+	rsaLineage := &certbotLineage{dir: le, name: "shop.example"}
+	rsaLineage.deploy(t, s.ca.issue(t, true, "shop.example", "localhost", "127.0.0.1"))
+	ecLineage := &certbotLineage{dir: le, name: "ec.shop.example"}
+	ecLineage.deploy(t, s.ca.issue(t, false, "ec.shop.example", "localhost", "127.0.0.1"))
+	s.accessLog = filepath.Join(t.TempDir(), "access.log")
+	s.ng = harness.StartNginx(t, 2, func(addrs []string) string {
+		site := func(addr string, l *certbotLineage) string {
+			return nginxPHPShop(addr+" ssl http2", root, fpm.Addr, fmt.Sprintf(`ssl_certificate %s;
+        ssl_certificate_key %s;
+        client_header_timeout %ds;
+        access_log %s;`, l.live("fullchain.pem"), l.live("privkey.pem"), int(tlsDiffTimeout/time.Second), s.accessLog), "")
+		}
+		return tlsDiffNginxSSL + site(addrs[0], rsaLineage) + site(addrs[1], ecLineage)
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("nginx error log:\n%s", s.ng.Log())
+		}
+	})
+	bin := buildGateway(t)
+	start := func(l *certbotLineage, env ...string) *gwProc {
+		return startBinary(t, bin, append([]string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
+			"SESSIONGATE_SESSIONS=off", "SESSIONGATE_ACCESS_LOG=on", "SESSIONGATE_PHP_MAX_CONNS=1",
+			"SESSIONGATE_READ_HEADER_TIMEOUT=" + tlsDiffTimeout.String(),
+			"SESSIONGATE_TLS_CERT=" + l.live("fullchain.pem"), "SESSIONGATE_TLS_KEY=" + l.live("privkey.pem")}, env...))
+	}
+	addr := func(p *gwProc) string { return strings.TrimPrefix(p.URL, "http://") }
+	g := start(rsaLineage)
+	s.rsa = tlsDiffSite{name: "rsa", nginx: s.ng.Addrs[0], gw: addr(g), gwProc: g, lineage: rsaLineage}
+	g = start(ecLineage)
+	s.ec = tlsDiffSite{name: "ecdsa", nginx: s.ng.Addrs[1], gw: addr(g), gwProc: g, lineage: ecLineage}
+	s.named = addr(start(rsaLineage, "SESSIONGATE_SERVER_NAMES=shop.example,localhost"))
+	return s
+}
+
+// tlsDiff is one probe whose outcome differs: the site, what was tried,
+// and what each said.
+type tlsDiff struct {
+	site, probe, nginx, gw string
+}
+
+func (d tlsDiff) String() string {
+	return fmt.Sprintf("%s %s: nginx %q, gateway %q", d.site, d.probe, d.nginx, d.gw)
+}
+
+// tlsHandshake dials addr with cfg and returns the version and ALPN
+// protocol agreed (and with suite the cipher suite), or why the handshake
+// failed.
+func tlsHandshake(addr string, cfg *tls.Config, suite bool) string {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		return "refused: " + tlsErrText(err)
+	}
+	defer c.Close()
+	st := c.ConnectionState()
+	out := tls.VersionName(st.Version)
+	if suite {
+		out += " " + tls.CipherSuiteName(st.CipherSuite)
+	}
+	return out + fmt.Sprintf(" alpn=%q", st.NegotiatedProtocol)
+}
+
+// tlsErrText is a handshake error without the addresses in it.
+func tlsErrText(err error) string {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		err = oe.Err
+	}
+	return err.Error()
+}
+
+// tlsDiffClient is a client config for the comparison's sites: it trusts
+// the test root and names localhost, unless the probe changes that.
+func (s *tlsDiffSetup) client(mod func(*tls.Config)) *tls.Config {
+	c := &tls.Config{RootCAs: s.ca.pool, ServerName: "localhost"}
+	if mod != nil {
+		mod(c)
+	}
+	return c
+}
+
+// tlsDiffProbes are the handshakes compared: each protocol version
+// offered alone, each cipher suite of TLS 1.2 offered alone, ALPN lists,
+// server names (SNI).
+func (s *tlsDiffSetup) probes() []struct {
+	name  string
+	cfg   *tls.Config
+	suite bool
+} {
+	type probe = struct {
+		name  string
+		cfg   *tls.Config
+		suite bool
+	}
+	var ps []probe
+	// The suite each side picks is compared where the client's offer
+	// leaves a choice between suites (versions) or none (suites).
+	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
+		ps = append(ps, probe{"version " + tls.VersionName(v), s.client(func(c *tls.Config) { c.MinVersion, c.MaxVersion = v, v }), true})
+	}
+	for _, cs := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
+		if !slices.Contains(cs.SupportedVersions, tls.VersionTLS12) {
+			continue
+		}
+		ps = append(ps, probe{"suite " + cs.Name, s.client(func(c *tls.Config) {
+			c.MaxVersion = tls.VersionTLS12
+			c.CipherSuites = []uint16{cs.ID}
+		}), true})
+	}
+	for _, alpn := range [][]string{nil, {"h2"}, {"http/1.1"}, {"h2", "http/1.1"}, {"http/1.0"}, {"spdy/3", "http/1.1"}, {"acme-tls/1"}, {"foo"}} {
+		ps = append(ps, probe{fmt.Sprintf("alpn %q", alpn), s.client(func(c *tls.Config) { c.NextProtos = alpn }), false})
+	}
+	for _, sni := range []string{"", "localhost", "shop.example", "unknown.example"} {
+		ps = append(ps, probe{fmt.Sprintf("sni %q", sni), s.client(func(c *tls.Config) {
+			// Go sends no server name for "", and verifies against
+			// this one.
+			c.ServerName = sni
+			c.InsecureSkipVerify = true
+		}), false})
+	}
+	return ps
+}
+
+// TestNginxTLSHandshakeDiff compares the handshakes of probes on the RSA
+// and the ECDSA site.
+func TestNginxTLSHandshakeDiff(t *testing.T) {
+	t.Parallel()
+	s := startTLSDiff(t)
+	var diffs []tlsDiff
+	for _, site := range []tlsDiffSite{s.rsa, s.ec} {
+		for _, p := range s.probes() {
+			n, g := tlsHandshake(site.nginx, p.cfg, p.suite), tlsHandshake(site.gw, p.cfg, p.suite)
+			if n != g {
+				diffs = append(diffs, tlsDiff{site.name, p.name, n, g})
+			}
+		}
+	}
+	seen := map[string]int{}
+	judgeDiffs(t, diffs, tlsKnownDiffs, seen, "")
+	knownAllSeen(t, tlsKnownDiffs, seen)
+}
+
+// tlsKnownDiffs are the differences the gateway means to make: Go's
+// crypto/tls defaults, stricter than nginx's HIGH:!aNULL:!MD5.
+var tlsKnownDiffs = []knownDiff[tlsDiff]{
+	{"TLS 1.0 and 1.1 are refused by both; nginx (OpenSSL 3.0 at security level 1, which allows no SHA-1 signature these versions need) says internal_error, the gateway protocol_version", func(d tlsDiff) bool {
+		return (d.probe == "version TLS 1.0" || d.probe == "version TLS 1.1") &&
+			d.nginx == "refused: tls: internal error" && d.gw == "refused: tls: protocol version not supported"
+	}},
+	{"RSA key exchange (TLS_RSA_*, no forward secrecy, ROBOT) is refused: Go's default since 1.22, where nginx's HIGH accepts it", func(d tlsDiff) bool {
+		return d.site == "rsa" && strings.HasPrefix(d.probe, "suite TLS_RSA_WITH_AES_") &&
+			d.nginx == "TLS 1.2 "+strings.TrimPrefix(d.probe, "suite ")+` alpn=""` && d.gw == "refused: tls: handshake failure"
+	}},
+	{"CBC with HMAC-SHA256 (ECDHE_*_AES_128_CBC_SHA256, Lucky13) is refused: Go enables it only on request, nginx's HIGH accepts it", func(d tlsDiff) bool {
+		return strings.HasPrefix(d.probe, "suite TLS_ECDHE_") && strings.HasSuffix(d.probe, "_AES_128_CBC_SHA256") &&
+			d.nginx == "TLS 1.2 "+strings.TrimPrefix(d.probe, "suite ")+` alpn=""` && d.gw == "refused: tls: handshake failure"
+	}},
+	{"offered every suite, nginx (ssl_prefer_server_ciphers on) picks AES-256-GCM, the gateway AES-128-GCM, as Go orders them on hardware with AES instructions", func(d tlsDiff) bool {
+		alg := map[string]string{"rsa": "RSA", "ecdsa": "ECDSA"}[d.site]
+		return d.probe == "version TLS 1.2" && d.nginx == "TLS 1.2 TLS_ECDHE_"+alg+`_WITH_AES_256_GCM_SHA384 alpn=""` && d.gw == "TLS 1.2 TLS_ECDHE_"+alg+`_WITH_AES_128_GCM_SHA256 alpn=""` ||
+			d.probe == "version TLS 1.3" && d.nginx == `TLS 1.3 TLS_AES_256_GCM_SHA384 alpn=""` && d.gw == `TLS 1.3 TLS_AES_128_GCM_SHA256 alpn=""`
+	}},
+}
+
+// tlsDiffCase is one exchange on a fresh connection to a site, by its
+// address, whose outcome is compared.
+type tlsDiffCase struct {
+	name string
+	run  func(t *testing.T, site tlsDiffSite, addr string) string
+}
+
+// curlOutcome runs curl on https://localhost:PORT/path (trusting the
+// test root, resolving localhost to addr) with args and returns the
+// protocol and status it got, or curl's exit code.
+func (s *tlsDiffSetup) curlOutcome(t *testing.T, addr, path string, args ...string) string {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(addr)
+	caFile := filepath.Join(t.TempDir(), "root.pem")
+	var roots bytes.Buffer
+	for _, c := range s.ca.roots {
+		pem.Encode(&roots, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	if err := os.WriteFile(caFile, roots.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("curl", append([]string{"-sS", "-o", "/dev/null", "--max-time", "10", "--cacert", caFile,
+		"--resolve", "localhost:" + port + ":127.0.0.1", "-w", "%{http_version} %{http_code}"}, args...)...)
+	cmd.Args = append(cmd.Args, "https://localhost:"+port+path)
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Sprintf("curl exit %d", ee.ExitCode())
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return "HTTP/" + string(out)
+}
+
+// rawOutcome sends b on a plain TCP connection and describes what comes
+// back within 10 s: an HTTP status line, a TLS alert, or the close.
+func rawOutcome(t *testing.T, addr string, b []byte) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if len(b) > 0 {
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := io.ReadAll(c)
+	var ne net.Error
+	timedOut := errors.As(err, &ne) && ne.Timeout()
+	var out string
+	switch {
+	case bytes.HasPrefix(got, []byte("HTTP/")):
+		line, _, _ := bytes.Cut(got, []byte("\r\n"))
+		code, _, _ := bytes.Cut(line[len("HTTP/1.x "):], []byte(" "))
+		out = "HTTP " + string(code)
+	case len(got) >= 7 && got[0] == 0x15:
+		out = fmt.Sprintf("TLS alert %d", got[6])
+	case len(got) > 0:
+		out = fmt.Sprintf("%d other bytes", len(got))
+	default:
+		out = "nothing"
+	}
+	if timedOut {
+		return out + ", still open after 10 s"
+	}
+	return out + ", closed"
+}
+
+// clientHelloStart is the first bytes of a real ClientHello: a handshake
+// that stops there.
+func clientHelloStart(t *testing.T) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go tls.Client(a, &tls.Config{ServerName: "localhost"}).Handshake()
+	buf := make([]byte, 64)
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(b, buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf
+}
+
+// resumed reports whether a second handshake with the session of the
+// first resumes it, at version v: TLS 1.3 sends its ticket after the
+// handshake, so a request is answered on the first connection first.
+func (s *tlsDiffSetup) resumed(t *testing.T, addr string, v uint16) string {
+	t.Helper()
+	cfg := s.client(func(c *tls.Config) {
+		c.MaxVersion = v
+		c.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+		c.NextProtos = []string{"http/1.1"}
+	})
+	var out []string
+	for range 2 {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+		if err != nil {
+			return "refused: " + tlsErrText(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET /docs/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		out = append(out, fmt.Sprintf("resumed=%v", c.ConnectionState().DidResume))
+		c.Close()
+	}
+	return strings.Join(out, " then ")
+}
+
+// chainSent lists the subjects of the certificates a handshake gets, in
+// order, and whether they verify against the root alone.
+func (s *tlsDiffSetup) chainSent(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, s.client(nil))
+	if err != nil {
+		return "refused: " + tlsErrText(err)
+	}
+	defer c.Close()
+	var names []string
+	for _, cert := range c.ConnectionState().PeerCertificates {
+		names = append(names, cert.Subject.CommonName)
+	}
+	return strings.Join(names, " < ") + ", verified"
+}
+
+// opensslSNI runs openssl s_client with servername as the SNI (an IP
+// address, which Go's client never sends) and returns the verification
+// result and the ALPN it got.
+func (s *tlsDiffSetup) opensslSNI(t *testing.T, addr, servername string) string {
+	t.Helper()
+	args := []string{"s_client", "-connect", addr, "-alpn", "h2,http/1.1", "-brief"}
+	if servername == "" {
+		args = append(args, "-noservername")
+	} else {
+		args = append(args, "-servername", servername)
+	}
+	cmd := exec.Command("openssl", args...)
+	cmd.Stdin = strings.NewReader("")
+	out, _ := cmd.CombinedOutput()
+	var got []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(l, ": "); ok && (k == "Protocol version" || k == "ALPN protocol" || k == "Peer certificate") {
+			got = append(got, k+"="+strings.TrimSpace(v))
+		}
+	}
+	if len(got) == 0 {
+		return "failed: " + strings.TrimSpace(string(out))
+	}
+	return strings.Join(got, ", ")
+}
+
+// phpSees is what PHP got of the scheme, host and port for a request
+// over client, each side's own port written PORT.
+func phpSees(t *testing.T, client *http.Client, addr string) string {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(addr)
+	res, err := client.Get("https://localhost:" + port + "/info.php")
+	if err != nil {
+		return "failed: " + err.Error()
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	m := phpDump(t, "/info.php", string(b))
+	var out []string
+	for _, k := range []string{"HTTPS", "REQUEST_SCHEME", "SERVER_PORT", "HTTP_HOST", "SERVER_PROTOCOL", "SSL_PROTOCOL", "SSL_CIPHER"} {
+		out = append(out, k+"="+strings.ReplaceAll(m[k], port, "PORT"))
+	}
+	return res.Proto + " " + strings.Join(out, " ")
+}
+
+// tlsDiffClient is an HTTP client for a site: it trusts the test root,
+// dials addr for every host, and speaks HTTP/2 when h2 is set.
+func (s *tlsDiffSetup) httpClient(addr string, h2 bool) *http.Client {
+	tr := &http.Transport{TLSClientConfig: s.client(nil), ForceAttemptHTTP2: h2,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}
+	if !h2 {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	return &http.Client{Timeout: 20 * time.Second, Transport: tr}
+}
+
+func (s *tlsDiffSetup) cases(t *testing.T) []tlsDiffCase {
+	hello := clientHelloStart(t)
+	return []tlsDiffCase{
+		{"curl", func(t *testing.T, _ tlsDiffSite, addr string) string { return s.curlOutcome(t, addr, "/info.php") }},
+		{"curl --http1.1", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return s.curlOutcome(t, addr, "/info.php", "--http1.1")
+		}},
+		{"curl --http1.0", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return s.curlOutcome(t, addr, "/info.php", "--http1.0")
+		}},
+		{"curl --tlsv1.3 --tls-max 1.3", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return s.curlOutcome(t, addr, "/docs/", "--tlsv1.3", "--tls-max", "1.3")
+		}},
+		{"curl --tls-max 1.1", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return s.curlOutcome(t, addr, "/docs/", "--tlsv1", "--tls-max", "1.1", "--ciphers", "DEFAULT@SECLEVEL=0")
+		}},
+		{"plain HTTP request", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return rawOutcome(t, addr, []byte("GET /info.php HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+		}},
+		{"plain HTTP/1.0 HEAD", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return rawOutcome(t, addr, []byte("HEAD / HTTP/1.0\r\n\r\n"))
+		}},
+		{"garbage", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return rawOutcome(t, addr, []byte("\x00\x01\x02\x03\xff\xfe garbage\r\n\r\n"))
+		}},
+		{"TLS record of garbage", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return rawOutcome(t, addr, []byte("\x16\x03\x01\x00\x10garbage-garbage!"))
+		}},
+		{"silent client", func(t *testing.T, _ tlsDiffSite, addr string) string { return rawOutcome(t, addr, nil) }},
+		{"ClientHello cut short", func(t *testing.T, _ tlsDiffSite, addr string) string { return rawOutcome(t, addr, hello) }},
+		{"TLS 1.2 resumption", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return s.resumed(t, addr, tls.VersionTLS12)
+		}},
+		{"TLS 1.3 resumption", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return s.resumed(t, addr, tls.VersionTLS13)
+		}},
+		{"chain", func(t *testing.T, _ tlsDiffSite, addr string) string { return s.chainSent(t, addr) }},
+		{"openssl no SNI", func(t *testing.T, _ tlsDiffSite, addr string) string { return s.opensslSNI(t, addr, "") }},
+		{"openssl SNI 127.0.0.1", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return s.opensslSNI(t, addr, "127.0.0.1")
+		}},
+		{"openssl SNI unknown.example", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return s.opensslSNI(t, addr, "unknown.example")
+		}},
+		{"PHP over HTTP/2", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return phpSees(t, s.httpClient(addr, true), addr)
+		}},
+		{"PHP over HTTP/1.1", func(t *testing.T, _ tlsDiffSite, addr string) string {
+			return phpSees(t, s.httpClient(addr, false), addr)
+		}},
+	}
+}
+
+// TestNginxTLSConnectionDiff compares curl's requests, plain HTTP and
+// garbage on the TLS port, stalled and cut handshakes, resumption, the
+// chain sent, server names by openssl and what PHP sees.
+func TestNginxTLSConnectionDiff(t *testing.T) {
+	t.Parallel()
+	s := startTLSDiff(t)
+	var diffs []tlsDiff
+	for _, site := range []tlsDiffSite{s.rsa, s.ec} {
+		for _, c := range s.cases(t) {
+			// Both at once: the stalled cases wait out the handshake
+			// timeout.
+			gw := make(chan string, 1)
+			go func() {
+				out := "the probe stopped (t.Fatal)"
+				defer func() { gw <- out }()
+				out = c.run(t, site, site.gw)
+			}()
+			n := c.run(t, site, site.nginx)
+			g := <-gw
+			if n != g {
+				diffs = append(diffs, tlsDiff{site.name, c.name, n, g})
+			}
+		}
+	}
+	seen := map[string]int{}
+	judgeDiffs(t, diffs, tlsConnKnownDiffs, seen, "")
+	knownAllSeen(t, tlsConnKnownDiffs, seen)
+}
+
+var tlsConnKnownDiffs = []knownDiff[tlsDiff]{
+	{"an HTTP/1.0 request is answered in HTTP/1.0 (net/http), nginx answers in HTTP/1.1; either is valid (RFC 9110 section 2.5)", func(d tlsDiff) bool {
+		return d.probe == "curl --http1.0" && d.nginx == "HTTP/1.1 200" && d.gw == "HTTP/1 200"
+	}},
+	{"bytes that are neither TLS nor HTTP get the connection closed; nginx reads them as a plain-HTTP request and answers 400", func(d tlsDiff) bool {
+		return d.probe == "garbage" && d.nginx == "HTTP 400, closed" && d.gw == "nothing, closed"
+	}},
+	{"a TLS record that holds no ClientHello is refused by both: OpenSSL's alert is unexpected_message (10), Go's internal_error (80)", func(d tlsDiff) bool {
+		return d.probe == "TLS record of garbage" && d.nginx == "TLS alert 10, closed" && d.gw == "TLS alert 80, closed"
+	}},
+	{"HTTP_HOST is the Host as sent, with its port; Debian's fastcgi_params sends $host, without it (README, nginx_diff_test.go)", func(d tlsDiff) bool {
+		return strings.HasPrefix(d.probe, "PHP over ") && strings.Replace(d.gw, "HTTP_HOST=localhost:PORT ", "HTTP_HOST=localhost ", 1) == d.nginx
+	}},
+}
+
+// keep the imports used while the file grows.
+var _ = []any{strconv.Itoa, syscall.SIGHUP}
