@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/metrics/metricstest"
 )
 
 // tlsDiffCA is a root and an intermediate, as ISRG Root X1 and R3 are for
@@ -662,6 +663,41 @@ var tlsConnKnownDiffs = []knownDiff[tlsDiff]{
 	{"HTTP_HOST is the Host as sent, with its port; Debian's fastcgi_params sends $host, without it (README, nginx_diff_test.go)", func(d tlsDiff) bool {
 		return strings.HasPrefix(d.probe, "PHP over ") && strings.Replace(d.gw, "HTTP_HOST=localhost:PORT ", "HTTP_HOST=localhost ", 1) == d.nginx
 	}},
+}
+
+// TestNginxTLSPlainHTTPLogged: a plain-HTTP request sent to the TLS port
+// (a health check or a link with http:// and the TLS port) gets 400 from
+// both, and nginx writes it to its access log ("The plain HTTP request was
+// sent to HTTPS port"); the gateway's access log and request metrics
+// must show it too.
+func TestNginxTLSPlainHTTPLogged(t *testing.T) {
+	t.Parallel()
+	s := startTLSDiff(t)
+	for _, addr := range []string{s.rsa.nginx, s.rsa.gw} {
+		if got := rawOutcome(t, addr, []byte("GET /plain.php HTTP/1.1\r\nHost: localhost\r\n\r\n")); got != "HTTP 400, closed" {
+			t.Errorf("%s: plain HTTP on the TLS port: %s, want HTTP 400, closed", addr, got)
+		}
+	}
+	if log, ok := textWhen(func() string { b, _ := os.ReadFile(s.accessLog); return string(b) }, func(log string) bool {
+		return strings.Contains(log, `"GET /plain.php HTTP/1.1" 400 `)
+	}); !ok {
+		t.Errorf("nginx's access log has no 400 for the plain-HTTP request:\n%s", log)
+	}
+	since := func() string { return s.rsa.gwProc.stderr.String() }
+	if log, ok := textWhen(since, func(log string) bool {
+		for l := range strings.SplitSeq(log, "\n") {
+			if strings.Contains(l, `"msg":"request"`) && strings.Contains(l, `"status":400`) && strings.Contains(l, "plain-HTTP") {
+				return true
+			}
+		}
+		return false
+	}); !ok {
+		t.Errorf("the gateway's access log has no 400 for the plain-HTTP request:\n%s", log)
+	}
+	m := metricstest.Scrape(t, s.rsa.gwProc.Admin+"/metrics")
+	if got := m[`sessiongate_http_requests_total{code="400",upstream="gateway"}`]; got != 1 {
+		t.Errorf("plain-HTTP 400s counted %v times, want 1", got)
+	}
 }
 
 // keep the imports used while the file grows.
