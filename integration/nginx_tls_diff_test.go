@@ -197,7 +197,7 @@ type tlsDiffSite struct {
 // tlsDiffSetup is nginx, php-fpm and the gateways of the comparison.
 type tlsDiffSetup struct {
 	rsa, ec   tlsDiffSite
-	named     string // a gateway on rsa's files with SESSIONGATE_SERVER_NAMES
+	named     tlsDiffSite // rsa's files, with SESSIONGATE_SERVER_NAMES and nginx's server_name
 	ng        *harness.Nginx
 	accessLog string // nginx's
 	ca        *tlsDiffCA
@@ -219,14 +219,25 @@ func startTLSDiff(t *testing.T) *tlsDiffSetup {
 	ecLineage := &certbotLineage{dir: le, name: "ec.shop.example"}
 	ecLineage.deploy(t, s.ca.issue(t, false, "ec.shop.example", "localhost", "127.0.0.1"))
 	s.accessLog = filepath.Join(t.TempDir(), "access.log")
-	s.ng = harness.StartNginx(t, 2, func(addrs []string) string {
+	s.ng = harness.StartNginx(t, 3, func(addrs []string) string {
 		site := func(addr string, l *certbotLineage) string {
 			return nginxPHPShop(addr+" ssl http2", root, fpm.Addr, fmt.Sprintf(`ssl_certificate %s;
         ssl_certificate_key %s;
         client_header_timeout %ds;
         access_log %s;`, l.live("fullchain.pem"), l.live("privkey.pem"), int(tlsDiffTimeout/time.Second), s.accessLog), "")
 		}
-		return tlsDiffNginxSSL + site(addrs[0], rsaLineage) + site(addrs[1], ecLineage)
+		// named: the site's names, and a default_server that refuses
+		// the rest with 421, as SESSIONGATE_SERVER_NAMES does.
+		named := strings.Replace(site(addrs[2], rsaLineage), "server_name shop.example;", "server_name shop.example localhost;", 1)
+		return tlsDiffNginxSSL + site(addrs[0], rsaLineage) + site(addrs[1], ecLineage) + named + fmt.Sprintf(`
+    server {
+        listen %s ssl http2 default_server;
+        server_name _;
+        ssl_certificate %s;
+        ssl_certificate_key %s;
+        return 421;
+    }
+`, addrs[2], rsaLineage.live("fullchain.pem"), rsaLineage.live("privkey.pem"))
 	})
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -245,7 +256,8 @@ func startTLSDiff(t *testing.T) *tlsDiffSetup {
 	s.rsa = tlsDiffSite{name: "rsa", nginx: s.ng.Addrs[0], gw: addr(g), gwProc: g, lineage: rsaLineage}
 	g = start(ecLineage)
 	s.ec = tlsDiffSite{name: "ecdsa", nginx: s.ng.Addrs[1], gw: addr(g), gwProc: g, lineage: ecLineage}
-	s.named = addr(start(rsaLineage, "SESSIONGATE_SERVER_NAMES=shop.example,localhost"))
+	g = start(rsaLineage, "SESSIONGATE_SERVER_NAMES=shop.example,localhost")
+	s.named = tlsDiffSite{name: "named", nginx: s.ng.Addrs[2], gw: addr(g), gwProc: g, lineage: rsaLineage}
 	return s
 }
 
@@ -700,5 +712,188 @@ func TestNginxTLSPlainHTTPLogged(t *testing.T) {
 	}
 }
 
+// statusFor returns the status of GET / for host (URL and Host, or
+// :authority) on a connection to addr whose SNI is sni, over HTTP/2 or
+// HTTP/1.1.
+func (s *tlsDiffSetup) statusFor(addr, sni, host string, h2 bool) string {
+	client := s.httpClient(addr, h2)
+	tr := client.Transport.(*http.Transport)
+	tr.TLSClientConfig.ServerName = sni
+	tr.TLSClientConfig.InsecureSkipVerify = true
+	res, err := client.Get("https://" + host + "/docs/")
+	if err != nil {
+		return "failed: " + tlsErrText(err)
+	}
+	res.Body.Close()
+	return res.Proto + " " + strconv.Itoa(res.StatusCode)
+}
+
+// TestNginxTLSServerNamesDiff: with SESSIONGATE_SERVER_NAMES (nginx: the
+// site's server_name and a default_server that answers 421), the name in
+// the handshake (SNI) and the Host of the request disagree: the Host
+// decides for both, over HTTP/1.1 and HTTP/2.
+func TestNginxTLSServerNamesDiff(t *testing.T) {
+	t.Parallel()
+	s := startTLSDiff(t)
+	var diffs []tlsDiff
+	for _, c := range []struct{ sni, host string }{
+		{"localhost", "localhost"},
+		{"shop.example", "localhost"},
+		{"unknown.example", "localhost"},
+		{"", "localhost"},
+		{"localhost", "unknown.example"},
+		{"unknown.example", "unknown.example"},
+		{"", "127.0.0.1"},
+	} {
+		for _, h2 := range []bool{false, true} {
+			name := fmt.Sprintf("SNI %q Host %q h2=%v", c.sni, c.host, h2)
+			n := s.statusFor(s.named.nginx, c.sni, c.host, h2)
+			g := s.statusFor(s.named.gw, c.sni, c.host, h2)
+			t.Logf("%s: nginx %s | gateway %s", name, n, g)
+			if n != g {
+				diffs = append(diffs, tlsDiff{"named", name, n, g})
+			}
+		}
+	}
+	judgeDiffs(t, diffs, nil, map[string]int{}, "")
+}
+
+// servedCert describes the certificate addr serves: the lineage
+// generation whose serial it has (serials), and whether it verifies for
+// localhost.
+func (s *tlsDiffSetup) servedCert(addr string, serials map[string]string) string {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, s.client(func(c *tls.Config) { c.InsecureSkipVerify = true }))
+	if err != nil {
+		return "refused: " + tlsErrText(err)
+	}
+	defer c.Close()
+	certs := c.ConnectionState().PeerCertificates
+	name := serials[certs[0].SerialNumber.String()]
+	if name == "" {
+		name = "serial " + certs[0].SerialNumber.String()
+	}
+	inter := x509.NewCertPool()
+	for _, ic := range certs[1:] {
+		inter.AddCert(ic)
+	}
+	if _, err := certs[0].Verify(x509.VerifyOptions{DNSName: "localhost", Roots: s.ca.pool, Intermediates: inter}); err != nil {
+		return name + ", not valid for localhost"
+	}
+	return name + ", valid for localhost"
+}
+
+// reloadNginx sends nginx SIGHUP and waits until it has reloaded or
+// refused the new configuration; it says which.
+func (s *tlsDiffSetup) reloadNginx(t *testing.T) string {
+	t.Helper()
+	pid, err := os.ReadFile(filepath.Join(filepath.Dir(s.ng.ConfPath), "nginx.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(pid)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(log, what string) int { return strings.Count(log, what) }
+	before := s.ng.Log()
+	if err := syscall.Kill(n, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	if _, ok := textWhen(s.ng.Log, func(log string) bool {
+		switch {
+		case count(log, "[emerg]") > count(before, "[emerg]"):
+			out = "refused"
+		case count(log, "start worker process") > count(before, "start worker process"):
+			out = "reloaded"
+		}
+		return out != ""
+	}); !ok {
+		t.Fatalf("nginx did not reload:\n%s", s.ng.Log())
+	}
+	return out
+}
+
+// reloadGateway sends p SIGHUP and waits for its log to say whether it
+// reloaded.
+func reloadGateway(t *testing.T, p *gwProc) string {
+	t.Helper()
+	before := p.stderr.String()
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	if _, ok := textWhen(p.stderr.String, func(log string) bool {
+		log = log[len(before):]
+		switch {
+		case strings.Contains(log, "TLS certificate not reloaded"):
+			out = "refused"
+		case strings.Contains(log, "TLS certificate reloaded"):
+			out = "reloaded"
+		}
+		return out != ""
+	}); !ok {
+		t.Fatalf("the gateway said nothing of SIGHUP:\n%s", p.stderr.String())
+	}
+	return out
+}
+
+// TestNginxTLSRenewalDiff renews the RSA site's certificate as certbot
+// does, with nginx and the gateway reloaded by SIGHUP (certbot's
+// --deploy-hook): the live symlinks moved to a new archive generation; a
+// hook that installs the certificate before its key and signals in
+// between (the pair mismatched: the site must stay up on the old one);
+// then the key; then a renewal for other names only (certbot --cert-name
+// after a domain was dropped). After each step: did each reload, and what
+// does it serve.
+func TestNginxTLSRenewalDiff(t *testing.T) {
+	t.Parallel()
+	s := startTLSDiff(t)
+	l := s.rsa.lineage
+	serials := map[string]string{}
+	issue := func(gen string, names ...string) certbotFiles {
+		f := s.ca.issue(t, true, names...)
+		serials[strconv.FormatInt(s.ca.serial, 10)] = gen
+		return f
+	}
+	serials[strconv.FormatInt(s.ca.serial-1, 10)] = "gen1" // the RSA site's, issued first
+	var diffs []tlsDiff
+	do := func(name string, install func()) {
+		install()
+		n, g := s.reloadNginx(t), reloadGateway(t, s.rsa.gwProc)
+		// nginx's old worker may take a connection or two more.
+		var nServed string
+		poll(5*time.Second, func() bool {
+			nServed = s.servedCert(s.rsa.nginx, serials)
+			return n == "refused" || strings.HasPrefix(nServed, serials[strconv.FormatInt(s.ca.serial, 10)]+",")
+		})
+		nOut, gOut := n+": "+nServed, g+": "+s.servedCert(s.rsa.gw, serials)
+		t.Logf("%s: nginx %s | gateway %s", name, nOut, gOut)
+		if nOut != gOut {
+			diffs = append(diffs, tlsDiff{"rsa", name, nOut, gOut})
+		}
+	}
+	if n, g := s.servedCert(s.rsa.nginx, serials), s.servedCert(s.rsa.gw, serials); n != "gen1, valid for localhost" || g != n {
+		t.Fatalf("at start: nginx %s, gateway %s", n, g)
+	}
+	do("certbot renew (live symlinks moved)", func() { l.deploy(t, issue("gen2", "shop.example", "localhost")) })
+	gen3 := issue("gen3", "shop.example", "localhost")
+	do("certificate installed before its key", func() {
+		b, err := os.ReadFile(l.live("privkey.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.deploy(t, certbotFiles{gen3.fullchain, b})
+	})
+	do("then the key", func() {
+		if err := os.WriteFile(l.live("privkey.pem"), gen3.privkey, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+	do("renewed for other names only", func() { l.deploy(t, issue("gen4", "other.example")) })
+	seen := map[string]int{}
+	judgeDiffs(t, diffs, nil, seen, "")
+}
+
 // keep the imports used while the file grows.
-var _ = []any{strconv.Itoa, syscall.SIGHUP}
+var _ = []any{}
