@@ -895,5 +895,135 @@ func TestNginxTLSRenewalDiff(t *testing.T) {
 	judgeDiffs(t, diffs, nil, seen, "")
 }
 
+// nginxConfigTest runs nginx -t on a TLS server with cert and key and
+// returns "ok", or "refused: " and nginx's message about the files.
+func nginxConfigTest(t *testing.T, cert, key string) string {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`pid %s/nginx.pid;
+events {}
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:%d ssl;
+        ssl_certificate %s;
+        ssl_certificate_key %s;
+    }
+}
+`, dir, harness.FreePort(t), cert, key)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("nginx", "-t", "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
+	// No controlling terminal: OpenSSL would ask it for the passphrase
+	// of an encrypted key.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return "ok"
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if _, msg, ok := strings.Cut(l, "[emerg] "); ok {
+			return "refused: " + msg
+		}
+	}
+	return "refused: " + string(out)
+}
+
+// gatewayStartError starts the gateway binary on cert and key and returns
+// its exit status and the lines of its configuration error.
+func gatewayStartError(t *testing.T, cert, key string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(buildGateway(t))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SESSIONGATE_LISTEN=127.0.0.1:" + strconv.Itoa(harness.FreePort(t)),
+		"SESSIONGATE_PHP_FPM=127.0.0.1:9", "SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(), "SESSIONGATE_SESSIONS=off",
+		"SESSIONGATE_TLS_CERT=" + cert, "SESSIONGATE_TLS_KEY=" + key}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Errorf("the gateway did not stop on cert %s key %s:\n%s", cert, key, out.String())
+	}
+	return cmd.ProcessState.ExitCode(), out.String()
+}
+
+// TestNginxTLSStartErrorsDiff: certificate and key files nginx refuses at
+// start (nginx -t) stop the gateway's start too, with its configuration
+// status (78) and a message naming the variable whose file is at fault
+// and saying what is wrong with it: a key of another certificate, an
+// encrypted key (nginx asks a terminal for the passphrase, and fails
+// without one), a chain with the intermediate first, the two files
+// swapped, a missing key, an empty certificate.
+func TestNginxTLSStartErrorsDiff(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "nginx", "openssl")
+	ca := newTLSDiffCA(t)
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	site := ca.issue(t, true, "shop.example", "localhost")
+	other := ca.issue(t, true, "shop.example", "localhost")
+	otherType := ca.issue(t, false, "shop.example", "localhost")
+	cert, key := write("fullchain.pem", site.fullchain), write("privkey.pem", site.privkey)
+	openssl := func(name string, args ...string) string {
+		out := filepath.Join(dir, name)
+		if b, err := exec.Command("openssl", append(args, "-in", key, "-out", out, "-passout", "pass:secret")...).CombinedOutput(); err != nil {
+			t.Fatalf("openssl %v: %v\n%s", args, err, b)
+		}
+		return out
+	}
+	leaf, inter, _ := bytes.Cut(site.fullchain, []byte("-----END CERTIFICATE-----\n"))
+	leaf = append(leaf, "-----END CERTIFICATE-----\n"...)
+	for _, c := range []struct {
+		name      string
+		cert, key string
+		vars      []string // the variables the message names
+		says      string   // and what it says
+		// nginx -t passes a key of another type than the certificate's
+		// (OpenSSL keeps one pair per key type): nginx starts, and every
+		// handshake fails. The gateway refuses to start.
+		nginxStarts bool
+	}{
+		{"key of another certificate", cert, write("other-key.pem", other.privkey), []string{"SESSIONGATE_TLS_CERT", "SESSIONGATE_TLS_KEY"}, "does not match", false},
+		{"ECDSA key for an RSA certificate", cert, write("ec-key.pem", otherType.privkey), []string{"SESSIONGATE_TLS_CERT", "SESSIONGATE_TLS_KEY"}, "does not match", true},
+		{"chain with the intermediate (ECDSA) first", write("reversed.pem", append(inter, leaf...)), key, []string{"SESSIONGATE_TLS_CERT", "SESSIONGATE_TLS_KEY"}, "does not match", true},
+		{"encrypted key, PKCS#8", cert, openssl("enc8.pem", "pkey", "-aes256"), []string{"SESSIONGATE_TLS_KEY"}, "encrypted", false},
+		{"encrypted key, traditional", cert, openssl("encrsa.pem", "rsa", "-aes256", "-traditional"), []string{"SESSIONGATE_TLS_KEY"}, "encrypted", false},
+		{"files swapped", key, cert, []string{"SESSIONGATE_TLS_CERT", "SESSIONGATE_TLS_KEY"}, "switched", false},
+		{"key missing", cert, filepath.Join(dir, "missing.pem"), []string{"SESSIONGATE_TLS_KEY"}, "does not exist", false},
+		{"certificate empty", write("empty.pem", nil), key, []string{"SESSIONGATE_TLS_CERT"}, "any PEM data", false},
+	} {
+		n := nginxConfigTest(t, c.cert, c.key)
+		code, out := gatewayStartError(t, c.cert, c.key)
+		if c.nginxStarts != (n == "ok") {
+			t.Errorf("%s: nginx -t %s, want it to pass: %v", c.name, n, c.nginxStarts)
+		}
+		if code != 78 {
+			t.Errorf("%s: the gateway exited %d, want 78:\n%s", c.name, code, out)
+		}
+		for _, v := range []string{"SESSIONGATE_TLS_CERT", "SESSIONGATE_TLS_KEY"} {
+			if named := strings.Contains(out, "  "+v+"="); named != slices.Contains(c.vars, v) {
+				t.Errorf("%s: %s named: %v, want %v:\n%s", c.name, v, named, !named, out)
+			}
+		}
+		if !strings.Contains(out, c.says) {
+			t.Errorf("%s: the message does not say %q:\n%s", c.name, c.says, out)
+		}
+	}
+}
+
 // keep the imports used while the file grows.
 var _ = []any{}
