@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -46,8 +48,43 @@ func (c *certFiles) reload() error {
 	if err := c.pairExpired(pair, time.Now()); err != nil {
 		return err
 	}
+	if err := c.namesLost(c.current.Load(), pair); err != nil {
+		return err
+	}
 	c.current.Store(pair)
 	return nil
+}
+
+// namesLost refuses a pair valid for none of the names (host names and
+// addresses) the one in use is valid for: a renewal hook that installed
+// another site's certificate (another certbot lineage, --cert-name reused
+// for another domain) made every browser refuse the site, as nginx
+// reloads it. A pair that keeps one of them (a name added or dropped) is
+// taken; a site that moves to other names restarts the gateway.
+func (c *certFiles) namesLost(old, pair *tls.Certificate) error {
+	var names []string
+	for _, n := range old.Leaf.DNSNames {
+		// A wildcard entry stands for the names under it.
+		names = append(names, strings.Replace(n, "*", "sessiongate-check", 1))
+	}
+	for _, ip := range old.Leaf.IPAddresses {
+		names = append(names, ip.String())
+	}
+	for _, n := range names {
+		if pair.Leaf.VerifyHostname(n) == nil {
+			return nil
+		}
+	}
+	if len(names) == 0 {
+		return nil // nothing to compare with
+	}
+	var now []string
+	now = append(now, pair.Leaf.DNSNames...)
+	for _, ip := range pair.Leaf.IPAddresses {
+		now = append(now, ip.String())
+	}
+	return fmt.Errorf("SESSIONGATE_TLS_CERT=%q: the new certificate is for %s, none of the names of the one in use (%s), which browsers would then refuse; restart the gateway to move the site to other names",
+		c.certFile, strings.Join(now, ", "), strings.Join(old.Leaf.DNSNames, ", ")+ipList(old.Leaf.IPAddresses))
 }
 
 func (c *certFiles) load() (*tls.Certificate, error) {
@@ -116,4 +153,13 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, certs *certFiles,
 			log.Info("SIGHUP: TLS certificate reloaded", "cert", certs.certFile, "not_after", certs.current.Load().Leaf.NotAfter)
 		}
 	}()
+}
+
+// ipList is ", " and addrs, or "" without any.
+func ipList(addrs []net.IP) string {
+	var b strings.Builder
+	for _, a := range addrs {
+		b.WriteString(", " + a.String())
+	}
+	return b.String()
 }

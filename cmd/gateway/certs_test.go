@@ -113,3 +113,41 @@ func TestPublicTLSConfigALPN(t *testing.T) {
 		b.Close()
 	}
 }
+
+// TestCertReloadRefusesOtherNames: a renewal hook that installs the
+// certificate of another site (certbot's other lineage, --cert-name
+// reused for another domain) swapped it in on SIGHUP, and every browser
+// then refused the site, as behind nginx. A certificate valid for none of
+// the names of the one in use is refused, naming them; one that keeps a
+// name (a name added or dropped) is taken.
+func TestCertReloadRefusesOtherNames(t *testing.T) {
+	cert, key := testtls.PairFor(t, "shop.example", "www.shop.example", "*.cdn.shop.example")
+	c, err := loadCertFiles(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := c.current.Load()
+	for _, names := range [][]string{{"other.example"}, {"127.0.0.1"}, {"cdn.shop.example"}} {
+		otherCert, otherKey := testtls.PairFor(t, names...)
+		copyPair(t, cert, key, otherCert, otherKey)
+		err = c.reload()
+		if err == nil || !strings.Contains(err.Error(), "SESSIONGATE_TLS_CERT") || !strings.Contains(err.Error(), "www.shop.example") {
+			t.Errorf("reload of a certificate for %v: %v, want an error naming SESSIONGATE_TLS_CERT and the site's names", names, err)
+		}
+		if c.current.Load() != first {
+			t.Fatalf("the certificate for %v replaced the site's", names)
+		}
+	}
+	for _, names := range [][]string{{"www.shop.example", "new.example"}, {"*.shop.example"}, {"*.cdn.shop.example"}} {
+		cert, key := testtls.PairFor(t, "shop.example", "www.shop.example", "*.cdn.shop.example")
+		c, err := loadCertFiles(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keptCert, keptKey := testtls.PairFor(t, names...)
+		copyPair(t, cert, key, keptCert, keptKey)
+		if err := c.reload(); err != nil {
+			t.Errorf("reload of a certificate for %v: %v", names, err)
+		}
+	}
+}

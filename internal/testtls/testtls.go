@@ -32,6 +32,27 @@ func Pair(t testing.TB) (certFile, keyFile string) {
 // an expired one, for the tests of a renewal gone wrong.
 func PairValid(t testing.TB, notBefore, notAfter time.Time) (certFile, keyFile string) {
 	t.Helper()
+	return write(t, notBefore, notAfter, []string{"localhost", "example.com"}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback})
+}
+
+// PairFor is Pair with a certificate for names alone (host names, and
+// IP addresses as such): a renewal for other names than the site's.
+func PairFor(t testing.TB, names ...string) (certFile, keyFile string) {
+	t.Helper()
+	var dns []string
+	var ips []net.IP
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, n)
+		}
+	}
+	return write(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), dns, ips)
+}
+
+func write(t testing.TB, notBefore, notAfter time.Time, dns []string, ips []net.IP) (certFile, keyFile string) {
+	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -41,8 +62,8 @@ func PairValid(t testing.TB, notBefore, notAfter time.Time) (certFile, keyFile s
 		Subject:      pkix.Name{CommonName: "localhost"},
 		NotBefore:    notBefore,
 		NotAfter:     notAfter,
-		DNSNames:     []string{"localhost", "example.com"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:     dns,
+		IPAddresses:  ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	if err != nil {
