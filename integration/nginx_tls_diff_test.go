@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -1030,6 +1031,90 @@ func TestNginxTLSStartErrorsDiff(t *testing.T) {
 			t.Errorf("%s: the message does not say %q:\n%s", c.name, c.says, out)
 		}
 	}
+}
+
+// TestNginxTLSAppViewDiff compares what the applications see of HTTPS
+// and what the browser is told: Django behind nginx's documented
+// proxy_set_header X-Forwarded-Proto $scheme and behind the gateway, the
+// session cookie PHP's session_start() gives (nginx: PHP's own handler;
+// the gateway: its session bridge) and Strict-Transport-Security, over
+// HTTP/1.1 and HTTP/2.
+func TestNginxTLSAppViewDiff(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2", "nginx", "gunicorn")
+	s := &tlsDiffSetup{ca: newTLSDiffCA(t)}
+	saveDir := harness.PHPTempDir(t)
+	root := nginxDiffSite(t, harness.PHPTempDir(t))
+	writeTree(t, root, map[string]string{"sess.php": `<?php session_save_path('` + saveDir + `'); session_start(); $_SESSION['n'] = 1; echo 'ok';`})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "echoapp.py"), []byte(echoWSGI), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: dir, App: "echoapp:application", Workers: 1, Threads: 2})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 3})
+	l := &certbotLineage{dir: t.TempDir(), name: "shop.example"}
+	l.deploy(t, s.ca.issue(t, false, "shop.example", "localhost"))
+	ng := harness.StartNginx(t, 1, func(addrs []string) string {
+		return tlsDiffNginxSSL + nginxPHPShop(addrs[0]+" ssl http2", root, fpm.Addr, fmt.Sprintf(`ssl_certificate %s;
+        ssl_certificate_key %s;
+        location /dj/ {
+            proxy_pass %s;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }`, l.live("fullchain.pem"), l.live("privkey.pem"), g.URL()), "")
+	})
+	gw := startBinary(t, buildGateway(t), []string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_DJANGO_URL=" + g.URL(), "SESSIONGATE_DJANGO_PATHS=/dj/",
+		"SESSIONGATE_SESSION_DEV=on", "SESSIONGATE_PHP_PREPEND=" + writePrepend(t),
+		"SESSIONGATE_TLS_CERT=" + l.live("fullchain.pem"), "SESSIONGATE_TLS_KEY=" + l.live("privkey.pem")})
+	gwAddr := strings.TrimPrefix(gw.URL, "http://")
+
+	view := func(addr string, h2 bool) map[string]string {
+		_, port, _ := net.SplitHostPort(addr)
+		client := s.httpClient(addr, h2)
+		get := func(path string) (*http.Response, string) {
+			res, err := client.Get("https://localhost:" + port + path)
+			if err != nil {
+				t.Fatalf("%s %s: %v", addr, path, err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			return res, strings.ReplaceAll(string(b), port, "PORT")
+		}
+		out := map[string]string{}
+		_, body := get("/dj/")
+		dj := phpDump(t, "/dj/", body)
+		for _, k := range []string{"HTTP_X_FORWARDED_PROTO", "wsgi.url_scheme", "HTTP_HOST", "SERVER_PORT"} {
+			out["Django "+k] = dj[k]
+		}
+		res, _ := get("/sess.php")
+		for _, c := range res.Cookies() {
+			out["session cookie"] = fmt.Sprintf("%s Secure=%v HttpOnly=%v", c.Name, c.Secure, c.HttpOnly)
+		}
+		res, _ = get("/docs/")
+		out["Strict-Transport-Security"] = res.Header.Get("Strict-Transport-Security")
+		return out
+	}
+	var diffs []tlsDiff
+	for _, h2 := range []bool{false, true} {
+		n, gv := view(ng.Addrs[0], h2), view(gwAddr, h2)
+		for _, k := range slices.Sorted(maps.Keys(n)) {
+			t.Logf("h2=%v %s: nginx %q | gateway %q", h2, k, n[k], gv[k])
+			if n[k] != gv[k] {
+				diffs = append(diffs, tlsDiff{fmt.Sprintf("h2=%v", h2), k, n[k], gv[k]})
+			}
+		}
+	}
+	seen := map[string]int{}
+	judgeDiffs(t, diffs, tlsAppKnownDiffs, seen, "")
+	knownAllSeen(t, tlsAppKnownDiffs, seen)
+}
+
+var tlsAppKnownDiffs = []knownDiff[tlsDiff]{
+	{"the session cookie is the gateway's, Secure and HttpOnly over TLS; behind nginx PHP's own is neither (php.ini's session.cookie_secure and session.cookie_httponly are off)", func(d tlsDiff) bool {
+		return d.probe == "session cookie" && d.nginx == "PHPSESSID Secure=false HttpOnly=false" && d.gw == "sessionid Secure=true HttpOnly=true"
+	}},
 }
 
 // keep the imports used while the file grows.
