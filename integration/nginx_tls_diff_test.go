@@ -1117,5 +1117,59 @@ var tlsAppKnownDiffs = []knownDiff[tlsDiff]{
 	}},
 }
 
+// TestNginxTLSLeafOnlyDiff: configured with certbot's cert.pem (the
+// site's certificate alone) where fullchain.pem belongs, both serve the
+// certificate without its intermediate, and clients that do not fetch it
+// themselves (curl, Go, Python) refuse both, while browsers show the
+// site. nginx says nothing; the gateway warns at start, naming the
+// variable and what to name instead.
+func TestNginxTLSLeafOnlyDiff(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "nginx", "curl")
+	s := &tlsDiffSetup{ca: newTLSDiffCA(t)}
+	f := s.ca.issue(t, false, "shop.example", "localhost")
+	dir := t.TempDir()
+	leaf, _, _ := bytes.Cut(f.fullchain, []byte("-----END CERTIFICATE-----\n"))
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "privkey.pem")
+	for p, b := range map[string][]byte{cert: append(leaf, "-----END CERTIFICATE-----\n"...), key: f.privkey} {
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ng := harness.StartNginx(t, 1, func(addrs []string) string {
+		return tlsDiffNginxSSL + fmt.Sprintf(`
+    server {
+        listen %s ssl http2;
+        ssl_certificate %s;
+        ssl_certificate_key %s;
+        location / { return 204; }
+    }
+`, addrs[0], cert, key)
+	})
+	gw := startBinary(t, buildGateway(t), []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9", "SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(),
+		"SESSIONGATE_SESSIONS=off", "SESSIONGATE_TLS_CERT=" + cert, "SESSIONGATE_TLS_KEY=" + key})
+	gwAddr := strings.TrimPrefix(gw.URL, "http://")
+	for _, probe := range []struct {
+		name string
+		run  func(addr string) string
+	}{
+		{"curl", func(addr string) string { return s.curlOutcome(t, addr, "/") }},
+		{"Go", func(addr string) string { return tlsHandshake(addr, s.client(nil), false) }},
+		{"chain", func(addr string) string {
+			return s.chainSent(t, addr)
+		}},
+	} {
+		if n, g := probe.run(ng.Addrs[0]), probe.run(gwAddr); n != g {
+			t.Errorf("%s: nginx %q, gateway %q", probe.name, n, g)
+		} else if strings.HasPrefix(n, "HTTP/") || strings.HasPrefix(n, "TLS") {
+			t.Errorf("%s: served to a client that trusts the root only: %q", probe.name, n)
+		}
+	}
+	line := waitForLog(t, gw.stderr, "TLS certificate chain incomplete")
+	if !strings.Contains(line, `"level":"WARN"`) || !strings.Contains(line, "SESSIONGATE_TLS_CERT") || !strings.Contains(line, "fullchain.pem") {
+		t.Errorf("warning at start: %s", line)
+	}
+}
+
 // keep the imports used while the file grows.
 var _ = []any{}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -108,6 +109,27 @@ func (c *certFiles) expired(now time.Time) error {
 	return c.pairExpired(c.current.Load(), now)
 }
 
+// incomplete reports a certificate file without the intermediate that
+// signs the site's certificate (certbot's cert.pem named where
+// fullchain.pem belongs, or the site's certificate followed by the root
+// alone), or returns nil. Browsers fetch a missing intermediate
+// themselves and show the site, so it looks fine; curl, Python, Java,
+// Android apps and API clients refuse it. nginx serves such a file
+// without a word.
+func (c *certFiles) incomplete() error {
+	pair := c.current.Load()
+	leaf := pair.Leaf
+	if bytes.Equal(leaf.RawIssuer, leaf.RawSubject) {
+		return nil // self-signed: no issuer to send
+	}
+	for _, der := range pair.Certificate[1:] {
+		if cert, err := x509.ParseCertificate(der); err == nil && bytes.Equal(cert.RawSubject, leaf.RawIssuer) {
+			return nil
+		}
+	}
+	return fmt.Errorf("SESSIONGATE_TLS_CERT=%q lacks the certificate of %q, the issuer of the site's certificate, which must follow it", c.certFile, leaf.Issuer.CommonName)
+}
+
 func (c *certFiles) pairExpired(pair *tls.Certificate, now time.Time) error {
 	if now.After(pair.Leaf.NotAfter) {
 		return fmt.Errorf("SESSIONGATE_TLS_CERT=%q: the certificate expired on %s", c.certFile, pair.Leaf.NotAfter.UTC().Format(time.RFC3339))
@@ -151,6 +173,7 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, certs *certFiles,
 				continue
 			}
 			log.Info("SIGHUP: TLS certificate reloaded", "cert", certs.certFile, "not_after", certs.current.Load().Leaf.NotAfter)
+			warnIncomplete(certs, log)
 		}
 	}()
 }
@@ -162,4 +185,11 @@ func ipList(addrs []net.IP) string {
 		b.WriteString(", " + a.String())
 	}
 	return b.String()
+}
+
+// warnIncomplete logs a certificate file without its chain (incomplete).
+func warnIncomplete(certs *certFiles, log *slog.Logger) {
+	if err := certs.incomplete(); err != nil {
+		log.Warn("TLS certificate chain incomplete: browsers cope, but curl, Python, Java and mobile apps refuse HTTPS; name the full chain (certbot's fullchain.pem, not cert.pem)", "error", err.Error())
+	}
 }

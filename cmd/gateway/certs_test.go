@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -149,5 +150,46 @@ func TestCertReloadRefusesOtherNames(t *testing.T) {
 		if err := c.reload(); err != nil {
 			t.Errorf("reload of a certificate for %v: %v", names, err)
 		}
+	}
+}
+
+// TestCertChainIncomplete: a certificate file holding the site's
+// certificate alone (certbot's cert.pem named instead of fullchain.pem)
+// is served without a word by nginx and was by the gateway: browsers
+// fetch the missing intermediate and show the site, while curl, Python,
+// Java and Android apps refuse it. It is reported, naming the variable
+// and the issuer, and so is a file where no certificate after the site's
+// is its issuer; a full chain and a self-signed certificate are not.
+func TestCertChainIncomplete(t *testing.T) {
+	chain, leafOnly, key := testtls.Chain(t)
+	c, err := loadCertFiles(leafOnly, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.incomplete(); err == nil || !strings.Contains(err.Error(), "SESSIONGATE_TLS_CERT") || !strings.Contains(err.Error(), "Test Intermediate") {
+		t.Errorf("the site's certificate alone: %v, want an error naming SESSIONGATE_TLS_CERT and the issuer", err)
+	}
+	// The site's certificate and another (the root, say) after it.
+	self, selfKey := testtls.Pair(t)
+	withOther := filepath.Join(t.TempDir(), "leaf-and-other.pem")
+	leafPEM, err := os.ReadFile(leafOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPEM, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(withOther, append(leafPEM, otherPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = loadCertFiles(withOther, key); err != nil || c.incomplete() == nil {
+		t.Errorf("the site's certificate and an unrelated one: %v, incomplete() = nil, want an error", err)
+	}
+	if c, err = loadCertFiles(chain, key); err != nil || c.incomplete() != nil {
+		t.Errorf("the full chain: %v, incomplete() = %v", err, c.incomplete())
+	}
+	if c, err = loadCertFiles(self, selfKey); err != nil || c.incomplete() != nil {
+		t.Errorf("a self-signed certificate: %v, incomplete() = %v", err, c.incomplete())
 	}
 }

@@ -129,6 +129,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			// must answer the ACME challenge that renews it.
 			logger.Warn("TLS certificate expired: browsers refuse HTTPS until it is renewed (then SIGHUP)", "error", err.Error())
 		}
+		warnIncomplete(certs, logger)
 		public.TLSConfig = publicTLSConfig(certs)
 		public.MaxHeaderBytes = tlsMaxHeaderBytes(int(cfg.MaxHeaderBytes))
 	}

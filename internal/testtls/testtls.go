@@ -83,3 +83,63 @@ func write(t testing.TB, notBefore, notAfter time.Time, dns []string, ips []net.
 	}
 	return certFile, keyFile
 }
+
+// Chain writes a certificate for localhost signed by an intermediate
+// ("Test Intermediate") that a root signs, as a public CA issues one, and
+// returns the file with the certificate and the intermediate (certbot's
+// fullchain.pem), the one with the certificate alone (cert.pem) and the
+// key.
+func Chain(t testing.TB) (fullchain, leafOnly, keyFile string) {
+	t.Helper()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	issue := func(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey) *x509.Certificate {
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	now := time.Now()
+	ca := func(serial int64, name string) *x509.Certificate {
+		return &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+			KeyUsage: x509.KeyUsageCertSign}
+	}
+	rootKey, interKey, leafKey := newKey(), newKey(), newKey()
+	rootTmpl := ca(1, "Test Root")
+	root := issue(rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
+	inter := issue(ca(2, "Test Intermediate"), root, &interKey.PublicKey, rootKey)
+	leaf := issue(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}, inter, &leafKey.PublicKey, interKey)
+	kb, err := x509.MarshalPKCS8PrivateKey(leafKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := func(cs ...*x509.Certificate) []byte {
+		var b []byte
+		for _, c := range cs {
+			b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+		}
+		return b
+	}
+	dir := t.TempDir()
+	fullchain, leafOnly, keyFile = filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "privkey.pem")
+	for path, b := range map[string][]byte{fullchain: certPEM(leaf, inter), leafOnly: certPEM(leaf),
+		keyFile: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})} {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fullchain, leafOnly, keyFile
+}
