@@ -147,6 +147,7 @@ type certbotLineage struct {
 	gen       int
 }
 
+// live is the path servers are configured with: live/NAME/file.
 func (l *certbotLineage) live(file string) string {
 	return filepath.Join(l.dir, "live", l.name, file)
 }
@@ -208,6 +209,12 @@ type tlsDiffSetup struct {
 // client_header_timeout, SESSIONGATE_READ_HEADER_TIMEOUT.
 const tlsDiffTimeout = 3 * time.Second
 
+// startTLSDiff starts php-fpm, nginx and three gateways on two certbot
+// lineages under one CA: an RSA site and an ECDSA one (nginx's first and
+// second server, a gateway each), and the RSA site with server names
+// (nginx's third, with a default_server answering 421, and a gateway
+// with SESSIONGATE_SERVER_NAMES). The access logs are on, and the
+// handshake timeout of both is tlsDiffTimeout.
 func startTLSDiff(t *testing.T) *tlsDiffSetup {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "nginx", "openssl", "curl")
@@ -298,7 +305,7 @@ func tlsErrText(err error) string {
 	return err.Error()
 }
 
-// tlsDiffClient is a client config for the comparison's sites: it trusts
+// client is a client config for the comparison's sites: it trusts
 // the test root and names localhost, unless the probe changes that.
 func (s *tlsDiffSetup) client(mod func(*tls.Config)) *tls.Config {
 	c := &tls.Config{RootCAs: s.ca.pool, ServerName: "localhost"}
@@ -308,7 +315,7 @@ func (s *tlsDiffSetup) client(mod func(*tls.Config)) *tls.Config {
 	return c
 }
 
-// tlsDiffProbes are the handshakes compared: each protocol version
+// probes are the handshakes compared: each protocol version
 // offered alone, each cipher suite of TLS 1.2 offered alone, ALPN lists,
 // server names (SNI).
 func (s *tlsDiffSetup) probes() []struct {
@@ -568,7 +575,7 @@ func phpSees(t *testing.T, client *http.Client, addr string) string {
 	return res.Proto + " " + strings.Join(out, " ")
 }
 
-// tlsDiffClient is an HTTP client for a site: it trusts the test root,
+// httpClient is an HTTP client for a site: it trusts the test root,
 // dials addr for every host, and speaks HTTP/2 when h2 is set.
 func (s *tlsDiffSetup) httpClient(addr string, h2 bool) *http.Client {
 	tr := &http.Transport{TLSClientConfig: s.client(nil), ForceAttemptHTTP2: h2,
@@ -581,6 +588,7 @@ func (s *tlsDiffSetup) httpClient(addr string, h2 bool) *http.Client {
 	return &http.Client{Timeout: 20 * time.Second, Transport: tr}
 }
 
+// cases are the exchanges TestNginxTLSConnectionDiff compares.
 func (s *tlsDiffSetup) cases(t *testing.T) []tlsDiffCase {
 	hello := clientHelloStart(t)
 	return []tlsDiffCase{
@@ -1170,6 +1178,3 @@ func TestNginxTLSLeafOnlyDiff(t *testing.T) {
 		t.Errorf("warning at start: %s", line)
 	}
 }
-
-// keep the imports used while the file grows.
-var _ = []any{}
