@@ -977,7 +977,7 @@ func gatewayStartError(t *testing.T, cert, key string) (int, string) {
 // and saying what is wrong with it: a key of another certificate, an
 // encrypted key (nginx asks a terminal for the passphrase, and fails
 // without one), a chain with the intermediate first, the two files
-// swapped, a missing key, an empty certificate.
+// swapped, a missing key, a directory for the key, an empty certificate.
 func TestNginxTLSStartErrorsDiff(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "nginx", "openssl")
@@ -1020,6 +1020,7 @@ func TestNginxTLSStartErrorsDiff(t *testing.T) {
 		{"encrypted key, traditional", cert, openssl("encrsa.pem", "rsa", "-aes256", "-traditional"), []string{"SESSIONGATE_TLS_KEY"}, "encrypted", false},
 		{"files swapped", key, cert, []string{"SESSIONGATE_TLS_CERT", "SESSIONGATE_TLS_KEY"}, "switched", false},
 		{"key missing", cert, filepath.Join(dir, "missing.pem"), []string{"SESSIONGATE_TLS_KEY"}, "does not exist", false},
+		{"key path a directory", cert, t.TempDir(), []string{"SESSIONGATE_TLS_KEY"}, "directory", false},
 		{"certificate empty", write("empty.pem", nil), key, []string{"SESSIONGATE_TLS_CERT"}, "any PEM data", false},
 	} {
 		n := nginxConfigTest(t, c.cert, c.key)
