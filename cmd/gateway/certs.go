@@ -7,8 +7,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -63,29 +63,31 @@ func (c *certFiles) reload() error {
 // reloads it. A pair that keeps one of them (a name added or dropped) is
 // taken; a site that moves to other names restarts the gateway.
 func (c *certFiles) namesLost(old, pair *tls.Certificate) error {
-	var names []string
-	for _, n := range old.Leaf.DNSNames {
-		// A wildcard entry stands for the names under it.
-		names = append(names, strings.Replace(n, "*", "sessiongate-check", 1))
-	}
-	for _, ip := range old.Leaf.IPAddresses {
-		names = append(names, ip.String())
-	}
-	for _, n := range names {
-		if pair.Leaf.VerifyHostname(n) == nil {
-			return nil
-		}
-	}
+	names := certNames(old.Leaf)
 	if len(names) == 0 {
 		return nil // nothing to compare with
 	}
-	var now []string
-	now = append(now, pair.Leaf.DNSNames...)
-	for _, ip := range pair.Leaf.IPAddresses {
-		now = append(now, ip.String())
+	for _, n := range names {
+		// A wildcard entry stands for the names under it.
+		if pair.Leaf.VerifyHostname(strings.Replace(n, "*", "sessiongate-check", 1)) == nil {
+			return nil
+		}
+	}
+	now := strings.Join(certNames(pair.Leaf), ", ")
+	if now == "" {
+		now = "no host name (no Subject Alternative Name)"
 	}
 	return fmt.Errorf("SESSIONGATE_TLS_CERT=%q: the new certificate is for %s, none of the names of the one in use (%s), which browsers would then refuse; restart the gateway to move the site to other names",
-		c.certFile, strings.Join(now, ", "), strings.Join(old.Leaf.DNSNames, ", ")+ipList(old.Leaf.IPAddresses))
+		c.certFile, now, strings.Join(names, ", "))
+}
+
+// certNames are the host names and addresses cert is valid for.
+func certNames(cert *x509.Certificate) []string {
+	names := slices.Clone(cert.DNSNames)
+	for _, ip := range cert.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return names
 }
 
 func (c *certFiles) load() (*tls.Certificate, error) {
@@ -176,15 +178,6 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, certs *certFiles,
 			warnIncomplete(certs, log)
 		}
 	}()
-}
-
-// ipList is ", " and addrs, or "" without any.
-func ipList(addrs []net.IP) string {
-	var b strings.Builder
-	for _, a := range addrs {
-		b.WriteString(", " + a.String())
-	}
-	return b.String()
 }
 
 // warnIncomplete logs a certificate file without its chain (incomplete).
