@@ -61,11 +61,14 @@ func (c *certFiles) reload() error {
 // another site's certificate (another certbot lineage, --cert-name reused
 // for another domain) made every browser refuse the site, as nginx
 // reloads it. A pair that keeps one of them (a name added or dropped) is
-// taken; a site that moves to other names restarts the gateway.
+// taken; a site that moves to other names restarts the gateway. A
+// self-signed certificate in use (a placeholder such as Debian's
+// snakeoil, until certbot has the site's) or an expired one has no names
+// of a working site to keep: any pair replaces it.
 func (c *certFiles) namesLost(old, pair *tls.Certificate) error {
 	names := certNames(old.Leaf)
-	if len(names) == 0 {
-		return nil // nothing to compare with
+	if len(names) == 0 || bytes.Equal(old.Leaf.RawIssuer, old.Leaf.RawSubject) || c.pairExpired(old, time.Now()) != nil {
+		return nil
 	}
 	for _, n := range names {
 		// A wildcard entry stands for the names under it.

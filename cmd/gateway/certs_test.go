@@ -122,7 +122,7 @@ func TestPublicTLSConfigALPN(t *testing.T) {
 // the names of the one in use is refused, naming them; one that keeps a
 // name (a name added or dropped) is taken.
 func TestCertReloadRefusesOtherNames(t *testing.T) {
-	cert, key := testtls.PairFor(t, "shop.example", "www.shop.example", "*.cdn.shop.example")
+	cert, _, key := testtls.ChainFor(t, "shop.example", "www.shop.example", "*.cdn.shop.example")
 	c, err := loadCertFiles(cert, key)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestCertReloadRefusesOtherNames(t *testing.T) {
 		}
 	}
 	for _, names := range [][]string{{"www.shop.example", "new.example"}, {"*.shop.example"}, {"*.cdn.shop.example"}} {
-		cert, key := testtls.PairFor(t, "shop.example", "www.shop.example", "*.cdn.shop.example")
+		cert, _, key := testtls.ChainFor(t, "shop.example", "www.shop.example", "*.cdn.shop.example")
 		c, err := loadCertFiles(cert, key)
 		if err != nil {
 			t.Fatal(err)
@@ -191,5 +191,27 @@ func TestCertChainIncomplete(t *testing.T) {
 	}
 	if c, err = loadCertFiles(self, selfKey); err != nil || c.incomplete() != nil {
 		t.Errorf("a self-signed certificate: %v, incomplete() = %v", err, c.incomplete())
+	}
+}
+
+// TestCertReloadAfterPlaceholder: a self-signed placeholder (Debian's
+// snakeoil certificate, made for the host's own name) serves until
+// certbot, answered on port 80, has the site's certificate; an expired
+// certificate is no site's any more. Either is replaced on SIGHUP by a
+// certificate for other names, as nginx reloads it: there are no names
+// of a working site to keep.
+func TestCertReloadAfterPlaceholder(t *testing.T) {
+	snakeoil, snakeoilKey := testtls.PairFor(t, "build-host-7")
+	expired, expiredKey := testtls.PairValid(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	for name, old := range map[string][2]string{"self-signed": {snakeoil, snakeoilKey}, "expired": {expired, expiredKey}} {
+		c, err := loadCertFiles(old[0], old[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		site, _, siteKey := testtls.ChainFor(t, "shop.example")
+		copyPair(t, old[0], old[1], site, siteKey)
+		if err := c.reload(); err != nil {
+			t.Errorf("%s, then the site's certificate: %v", name, err)
+		}
 	}
 }

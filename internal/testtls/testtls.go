@@ -84,13 +84,29 @@ func write(t testing.TB, notBefore, notAfter time.Time, dns []string, ips []net.
 	return certFile, keyFile
 }
 
-// Chain writes a certificate for localhost signed by an intermediate
-// ("Test Intermediate") that a root signs, as a public CA issues one, and
-// returns the file with the certificate and the intermediate (certbot's
-// fullchain.pem), the one with the certificate alone (cert.pem) and the
-// key.
+// Chain writes a certificate for localhost and 127.0.0.1 signed by an
+// intermediate ("Test Intermediate") that a root signs, as a public CA
+// issues one, and returns the file with the certificate and the
+// intermediate (certbot's fullchain.pem), the one with the certificate
+// alone (cert.pem) and the key.
 func Chain(t testing.TB) (fullchain, leafOnly, keyFile string) {
 	t.Helper()
+	return ChainFor(t, "localhost", "127.0.0.1")
+}
+
+// ChainFor is Chain with a certificate for names (host names, and IP
+// addresses as such).
+func ChainFor(t testing.TB, names ...string) (fullchain, leafOnly, keyFile string) {
+	t.Helper()
+	var dns []string
+	var ips []net.IP
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, n)
+		}
+	}
 	newKey := func() *ecdsa.PrivateKey {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -119,9 +135,9 @@ func Chain(t testing.TB) (fullchain, leafOnly, keyFile string) {
 	rootTmpl := ca(1, "Test Root")
 	root := issue(rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
 	inter := issue(ca(2, "Test Intermediate"), root, &interKey.PublicKey, rootKey)
-	leaf := issue(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), DNSNames: []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}, inter, &leafKey.PublicKey, interKey)
+	leaf := issue(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: names[0]},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), DNSNames: dns,
+		IPAddresses: ips}, inter, &leafKey.PublicKey, interKey)
 	kb, err := x509.MarshalPKCS8PrivateKey(leafKey)
 	if err != nil {
 		t.Fatal(err)
