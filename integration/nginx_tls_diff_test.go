@@ -648,24 +648,35 @@ func (s *tlsDiffSetup) cases(t *testing.T) []tlsDiffCase {
 func TestNginxTLSConnectionDiff(t *testing.T) {
 	t.Parallel()
 	s := startTLSDiff(t)
-	var diffs []tlsDiff
-	for _, site := range []tlsDiffSite{s.rsa, s.ec} {
-		for _, c := range s.cases(t) {
-			// Both at once: the stalled cases wait out the handshake
-			// timeout.
-			gw := make(chan string, 1)
-			go func() {
-				out := "the probe stopped (t.Fatal)"
-				defer func() { gw <- out }()
-				out = c.run(t, site, site.gw)
-			}()
-			n := c.run(t, site, site.nginx)
-			g := <-gw
-			if n != g {
-				diffs = append(diffs, tlsDiff{site.name, c.name, n, g})
-			}
-		}
+	// The sites, and both sides of each, at once: the stalled cases wait
+	// out the handshake timeout. A probe's t.Fatal ends its goroutine,
+	// whose deferred send still reports it.
+	run := func(c tlsDiffCase, site tlsDiffSite, addr string, out chan<- string) {
+		got := "the probe stopped (t.Fatal)"
+		defer func() { out <- got }()
+		got = c.run(t, site, addr)
 	}
+	cases := s.cases(t)
+	sites := []tlsDiffSite{s.rsa, s.ec}
+	perSite := make([][]tlsDiff, len(sites))
+	done := make(chan struct{}, len(sites))
+	for i, site := range sites {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for _, c := range cases {
+				n, g := make(chan string, 1), make(chan string, 1)
+				go run(c, site, site.nginx, n)
+				go run(c, site, site.gw, g)
+				if n, g := <-n, <-g; n != g {
+					perSite[i] = append(perSite[i], tlsDiff{site.name, c.name, n, g})
+				}
+			}
+		}()
+	}
+	for range sites {
+		<-done
+	}
+	diffs := slices.Concat(perSite...)
 	seen := map[string]int{}
 	judgeDiffs(t, diffs, tlsConnKnownDiffs, seen, "")
 	knownAllSeen(t, tlsConnKnownDiffs, seen)
