@@ -135,7 +135,7 @@ type Config struct {
 	AccessLog bool   `env:"SESSIONGATE_ACCESS_LOG" envDefault:"on" help:"on: one log line per request, at info level, a failed one (an upstream error, a timeout, a client gone) at warn, so SESSIONGATE_LOG_LEVEL=warn or error keeps only those; off: only the failed ones"`
 
 	TLSCert string `env:"SESSIONGATE_TLS_CERT" help:"PEM certificate (chain) file; with SESSIONGATE_TLS_KEY the public listener speaks HTTPS; set both or neither"`
-	TLSKey  string `env:"SESSIONGATE_TLS_KEY" help:"PEM private key file for SESSIONGATE_TLS_CERT"`
+	TLSKey  string `env:"SESSIONGATE_TLS_KEY" help:"PEM private key file for SESSIONGATE_TLS_CERT, not encrypted (there is no passphrase setting)"`
 	// HSTS is off by default: browsers hold on to it for max-age, so
 	// turning it on is the operator's call, once every host it covers
 	// speaks HTTPS.
@@ -401,16 +401,21 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		check("SESSIONGATE_TLS_CERT", certErr == nil, "cannot read the certificate: %s", describeFSErrorOrNil(certErr))
 		keyPEM, keyErr := os.ReadFile(c.TLSKey)
 		check("SESSIONGATE_TLS_KEY", keyErr == nil, "cannot read the key: %s", describeFSErrorOrNil(keyErr))
-		if certErr == nil && keyErr == nil {
+		switch {
+		case keyErr == nil && hasPEMBlock(keyPEM, encryptedKeyBlock):
+			// crypto/tls says "failed to parse private key", which
+			// the check below pinned on both files.
+			check("SESSIONGATE_TLS_KEY", false, "the private key is encrypted (it needs a passphrase, which the gateway takes none of): name a decrypted copy, readable by the gateway's user only (openssl pkey -in %s -out key.pem)", c.TLSKey)
+		case certErr == nil && keyErr == nil:
 			if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
 				// crypto/tls errors name PEM block types, never key bytes,
 				// but not the file at fault: name the variable whose file
 				// lacks its part (a key path pointing at the certificate
 				// is the key's mistake), or both when each file has its
 				// part and they do not belong together.
-				certOK := hasPEMBlock(certPEM, func(typ string) bool { return typ == "CERTIFICATE" })
-				keyOK := hasPEMBlock(keyPEM, func(typ string) bool {
-					return typ == "PRIVATE KEY" || strings.HasSuffix(typ, " PRIVATE KEY")
+				certOK := hasPEMBlock(certPEM, func(b *pem.Block) bool { return b.Type == "CERTIFICATE" })
+				keyOK := hasPEMBlock(keyPEM, func(b *pem.Block) bool {
+					return b.Type == "PRIVATE KEY" || strings.HasSuffix(b.Type, " PRIVATE KEY")
 				})
 				if certOK && keyOK {
 					certOK, keyOK = false, false
@@ -440,19 +445,28 @@ func (c *Config) hostBitsWarnings(env map[string]string) []string {
 	return out
 }
 
-// hasPEMBlock reports whether data holds a PEM block whose type is
-// wanted, as crypto/tls looks for certificates and private keys.
-func hasPEMBlock(data []byte, wanted func(typ string) bool) bool {
+// hasPEMBlock reports whether data holds a PEM block wanted, as
+// crypto/tls looks for certificates and private keys.
+func hasPEMBlock(data []byte, wanted func(b *pem.Block) bool) bool {
 	for {
 		var b *pem.Block
 		b, data = pem.Decode(data)
 		if b == nil {
 			return false
 		}
-		if wanted(b.Type) {
+		if wanted(b) {
 			return true
 		}
 	}
+}
+
+// encryptedKeyBlock reports a private key encrypted with a passphrase:
+// PKCS#8's ENCRYPTED PRIVATE KEY (openssl pkey -aes256), or OpenSSL's
+// traditional format with a Proc-Type header (openssl rsa -aes256
+// -traditional, as older guides make keys).
+func encryptedKeyBlock(b *pem.Block) bool {
+	return b.Type == "ENCRYPTED PRIVATE KEY" ||
+		strings.HasSuffix(b.Type, " PRIVATE KEY") && strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED")
 }
 
 // checkBackend explains what is wrong with one php-fpm address, or returns "".

@@ -441,6 +441,48 @@ func TestTLSWrongContentNamesItsVariable(t *testing.T) {
 	}
 }
 
+// encryptedKeys are passphrase-protected keys (passphrase "x") as openssl
+// writes them: PKCS#8 (openssl pkey -aes256) and the traditional format
+// (openssl ec -aes256).
+var encryptedKeys = map[string]string{
+	"pkcs8": `-----BEGIN ENCRYPTED PRIVATE KEY-----
+MIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAh/GUmG//xwNgICCAAw
+DAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEEJILNu7pZW5VgyTGAmk6JFkEgZDn
+eG0Y2Yje/VB+STgLwn1pxn9PpTGRH2GycHgoGETnEb8EzElP7h2mbovdAgp8+v84
+189nQN7COy2ul9kaOr2SAakaheAFgrm8JRs8QVwkbKsMVrv28b5iRCfAP9PtIq9o
+Hx5/1fRMyKY0By8ks3LZRzkxHo9IJSTs6A2MJA5yEXgrjDGtVaOkhgK3f02Y1ag=
+-----END ENCRYPTED PRIVATE KEY-----
+`,
+	"traditional": `-----BEGIN EC PRIVATE KEY-----
+Proc-Type: 4,ENCRYPTED
+DEK-Info: AES-256-CBC,A8B10F9919AB905552074B95A25F095F
+
+W/vf0SLNc6Ym+jyEV7GHSN31Y8D8Va4GFB4hD8Cand6tfSZ2UhmfWT22gYeak7tX
+5piNU54LtUeLpeJ4MMuMM8dx5SbN6AznGYoCu3tYJrLZHhXO0wIpAFr5jQepXz+u
+YIs5OwoZD6/myTZXI8Hoz+jvGkV7btSfHfzkCEQrxLc=
+-----END EC PRIVATE KEY-----
+`,
+}
+
+// An encrypted key was reported as "failed to parse private key" under
+// both variables, sending the operator to the certificate as well and
+// never saying why; nginx at least says it could not get a password. It
+// is reported under SESSIONGATE_TLS_KEY alone, as encrypted.
+func TestTLSEncryptedKeyNamesTheKey(t *testing.T) {
+	cert, _ := testtls.Pair(t)
+	for name, pemText := range encryptedKeys {
+		key := filepath.Join(t.TempDir(), "key.pem")
+		if err := os.WriteFile(key, []byte(pemText), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(append(base(t), "SESSIONGATE_TLS_CERT="+cert, "SESSIONGATE_TLS_KEY="+key))
+		var cerr *Error
+		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_TLS_KEY"}) || !strings.Contains(err.Error(), "encrypted") {
+			t.Errorf("%s: err = %v, want SESSIONGATE_TLS_KEY alone, saying the key is encrypted", name, err)
+		}
+	}
+}
+
 // A certificate or key file that cannot be read is reported under its own
 // variable, and both when both are missing, so one start-up attempt shows
 // every path to fix.

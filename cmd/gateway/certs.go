@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -46,8 +49,48 @@ func (c *certFiles) reload() error {
 	if err := c.pairExpired(pair, time.Now()); err != nil {
 		return err
 	}
+	if err := c.namesLost(c.current.Load(), pair); err != nil {
+		return err
+	}
 	c.current.Store(pair)
 	return nil
+}
+
+// namesLost refuses a pair valid for none of the names (host names and
+// addresses) the one in use is valid for: a renewal hook that installed
+// another site's certificate (another certbot lineage, --cert-name reused
+// for another domain) made every browser refuse the site, as nginx
+// reloads it. A pair that keeps one of them (a name added or dropped) is
+// taken; a site that moves to other names restarts the gateway. A
+// self-signed certificate in use (a placeholder such as Debian's
+// snakeoil, until certbot has the site's) or an expired one has no names
+// of a working site to keep: any pair replaces it.
+func (c *certFiles) namesLost(old, pair *tls.Certificate) error {
+	names := certNames(old.Leaf)
+	if len(names) == 0 || bytes.Equal(old.Leaf.RawIssuer, old.Leaf.RawSubject) || c.pairExpired(old, time.Now()) != nil {
+		return nil
+	}
+	for _, n := range names {
+		// A wildcard entry stands for the names under it.
+		if pair.Leaf.VerifyHostname(strings.Replace(n, "*", "sessiongate-check", 1)) == nil {
+			return nil
+		}
+	}
+	now := strings.Join(certNames(pair.Leaf), ", ")
+	if now == "" {
+		now = "no host name (no Subject Alternative Name)"
+	}
+	return fmt.Errorf("SESSIONGATE_TLS_CERT=%q: the new certificate is for %s, none of the names of the one in use (%s), which browsers would then refuse; restart the gateway to move the site to other names",
+		c.certFile, now, strings.Join(names, ", "))
+}
+
+// certNames are the host names and addresses cert is valid for.
+func certNames(cert *x509.Certificate) []string {
+	names := slices.Clone(cert.DNSNames)
+	for _, ip := range cert.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return names
 }
 
 func (c *certFiles) load() (*tls.Certificate, error) {
@@ -71,11 +114,42 @@ func (c *certFiles) expired(now time.Time) error {
 	return c.pairExpired(c.current.Load(), now)
 }
 
+// incomplete reports a certificate file without the intermediate that
+// signs the site's certificate (certbot's cert.pem named where
+// fullchain.pem belongs, or the site's certificate followed by the root
+// alone), or returns nil. Browsers fetch a missing intermediate
+// themselves and show the site, so it looks fine; curl, Python, Java,
+// Android apps and API clients refuse it. nginx serves such a file
+// without a word.
+func (c *certFiles) incomplete() error {
+	pair := c.current.Load()
+	leaf := pair.Leaf
+	if bytes.Equal(leaf.RawIssuer, leaf.RawSubject) {
+		return nil // self-signed: no issuer to send
+	}
+	for _, der := range pair.Certificate[1:] {
+		if cert, err := x509.ParseCertificate(der); err == nil && bytes.Equal(cert.RawSubject, leaf.RawIssuer) {
+			return nil
+		}
+	}
+	return fmt.Errorf("SESSIONGATE_TLS_CERT=%q lacks the certificate of %q, the issuer of the site's certificate, which must follow it", c.certFile, leaf.Issuer.CommonName)
+}
+
 func (c *certFiles) pairExpired(pair *tls.Certificate, now time.Time) error {
 	if now.After(pair.Leaf.NotAfter) {
 		return fmt.Errorf("SESSIONGATE_TLS_CERT=%q: the certificate expired on %s", c.certFile, pair.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+// publicTLSConfig is the public listener's TLS configuration. "h2" in
+// NextProtos has Serve set HTTP/2 up, as ServeTLS does. "http/1.0" is
+// there for the clients that offer it alone (curl --http1.0, curl -0):
+// crypto/tls refuses a client whose ALPN list it has no entry of
+// (no_application_protocol), where nginx, which lists it, serves them.
+// net/http serves it as the HTTP/1.x it is.
+func publicTLSConfig(certs *certFiles) *tls.Config {
+	return &tls.Config{GetCertificate: certs.getCertificate, NextProtos: []string{"h2", "http/1.1", "http/1.0"}}
 }
 
 func (c *certFiles) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -104,6 +178,14 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, certs *certFiles,
 				continue
 			}
 			log.Info("SIGHUP: TLS certificate reloaded", "cert", certs.certFile, "not_after", certs.current.Load().Leaf.NotAfter)
+			warnIncomplete(certs, log)
 		}
 	}()
+}
+
+// warnIncomplete logs a certificate file without its chain (incomplete).
+func warnIncomplete(certs *certFiles, log *slog.Logger) {
+	if err := certs.incomplete(); err != nil {
+		log.Warn("TLS certificate chain incomplete: browsers cope, but curl, Python, Java and mobile apps refuse HTTPS; name the full chain (certbot's fullchain.pem, not cert.pem)", "error", err.Error())
+	}
 }

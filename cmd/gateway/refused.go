@@ -102,7 +102,25 @@ func logRefusals(srv *http.Server, ln net.Listener, upstream string, logger *slo
 	return newTLSListener(ln, tlsConfig, tlsHandshakeTimeout(srv), func(tc *tls.Conn) net.Conn {
 		rc := rl.newConn(tc)
 		return tlsRefusalConn{rc, rc}
-	})
+	}, rl.plainHTTP)
+}
+
+// plainHTTP logs and counts the 400 net/http answers a plain-HTTP request
+// on the TLS port with (tlsListener): a health check or a link with
+// http:// and the HTTPS port, which nginx logs as a 400 ("The plain HTTP
+// request was sent to HTTPS port"), left no trace.
+func (l refusalListener) plainHTTP(c net.Conn) {
+	const status = http.StatusBadRequest
+	if l.count != nil {
+		l.count(l.upstream, status)
+	}
+	if l.log != nil {
+		l.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
+			slog.Int("status", status),
+			slog.String("upstream", l.upstream),
+			slog.String("remote", c.RemoteAddr().String()),
+			slog.String("error", "refused: a plain-HTTP request on the HTTPS port"))
+	}
 }
 
 // refusalConnOf returns the refusalConn nc is, plain or over TLS.

@@ -277,10 +277,13 @@ func TestRefusedRequestsOverTLSAreLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var counted atomic.Int64
+	var counted, counted400 atomic.Int64
 	go srv.Serve(logRefusals(srv, ln, "gateway", slog.New(slog.NewJSONHandler(logs, nil)), func(_ string, status int) {
-		if status == 431 {
+		switch status {
+		case 431:
 			counted.Add(1)
+		case 400:
+			counted400.Add(1)
 		}
 	}, srv.TLSConfig.Clone()))
 	t.Cleanup(func() { srv.Close() })
@@ -340,6 +343,12 @@ func TestRefusedRequestsOverTLSAreLogged(t *testing.T) {
 	}
 	if !strings.HasPrefix(resp2, "HTTP/1.0 400 Bad Request") || !logged {
 		t.Errorf("plain HTTP to the TLS port: got %.80q, error log %q", resp2, errLogs.String())
+	}
+	// That 400 is in the access log and the metrics, as nginx logs its
+	// 400 for "The plain HTTP request was sent to HTTPS port"; before, it
+	// left no trace there.
+	if line := logs.String(); !strings.Contains(line, `"status":400`) || !strings.Contains(line, "plain-HTTP request on the HTTPS port") || counted400.Load() != 1 {
+		t.Errorf("the 400 for plain HTTP to the TLS port: log %q, counted %d", line, counted400.Load())
 	}
 }
 

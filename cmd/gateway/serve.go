@@ -129,8 +129,8 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			// must answer the ACME challenge that renews it.
 			logger.Warn("TLS certificate expired: browsers refuse HTTPS until it is renewed (then SIGHUP)", "error", err.Error())
 		}
-		// "h2" in NextProtos has Serve set HTTP/2 up, as ServeTLS does.
-		public.TLSConfig = &tls.Config{GetCertificate: certs.getCertificate, NextProtos: []string{"h2", "http/1.1"}}
+		warnIncomplete(certs, logger)
+		public.TLSConfig = publicTLSConfig(certs)
 		public.MaxHeaderBytes = tlsMaxHeaderBytes(int(cfg.MaxHeaderBytes))
 	}
 	// Not ctx, which SIGTERM ends: SIGHUP stays handled through the drain,

@@ -17,7 +17,9 @@ import (
 // wrap, which must keep its ConnectionState (Request.TLS). A handshake
 // that failed goes out unwrapped too: net/http's own handshake call then
 // returns the same error, which it logs, and it answers a plain-HTTP
-// request with its 400, as on a listener of its own.
+// request with its 400, as on a listener of its own. That 400 is written
+// where logRefusals cannot see it: plainHTTP (nil: none) is called with
+// the connection first, for the access log and the metrics.
 //
 // Handshakes run on goroutines of their own, so that a slow client holds
 // up no other; each has timeout (net/http's TLS handshake timeout).
@@ -26,9 +28,10 @@ import (
 // whole drain, up to that timeout.
 type tlsListener struct {
 	net.Listener
-	config  *tls.Config
-	timeout time.Duration
-	wrap    func(*tls.Conn) net.Conn
+	config    *tls.Config
+	timeout   time.Duration
+	wrap      func(*tls.Conn) net.Conn
+	plainHTTP func(net.Conn)
 
 	conns     chan net.Conn
 	errs      chan error
@@ -39,8 +42,8 @@ type tlsListener struct {
 	handshaking map[net.Conn]struct{} // nil once closed
 }
 
-func newTLSListener(ln net.Listener, config *tls.Config, timeout time.Duration, wrap func(*tls.Conn) net.Conn) *tlsListener {
-	l := &tlsListener{Listener: ln, config: config, timeout: timeout, wrap: wrap,
+func newTLSListener(ln net.Listener, config *tls.Config, timeout time.Duration, wrap func(*tls.Conn) net.Conn, plainHTTP func(net.Conn)) *tlsListener {
+	l := &tlsListener{Listener: ln, config: config, timeout: timeout, wrap: wrap, plainHTTP: plainHTTP,
 		conns: make(chan net.Conn), errs: make(chan error), done: make(chan struct{}),
 		handshaking: make(map[net.Conn]struct{})}
 	go l.acceptLoop()
@@ -90,12 +93,29 @@ func (l *tlsListener) handshake(raw net.Conn) {
 		if tc.ConnectionState().NegotiatedProtocol != "h2" {
 			c = l.wrap(tc)
 		}
+	} else if l.plainHTTP != nil && plainHTTPHandshake(err) {
+		l.plainHTTP(raw)
 	}
 	select {
 	case l.conns <- c:
 	case <-l.done:
 		c.Close()
 	}
+}
+
+// plainHTTPHandshake reports whether a handshake failed on what net/http
+// answers with its 400 "Client sent an HTTP request to an HTTPS server":
+// a first record that starts as an HTTP request line does.
+func plainHTTPHandshake(err error) bool {
+	var re tls.RecordHeaderError
+	if !errors.As(err, &re) || re.Conn == nil {
+		return false
+	}
+	switch string(re.RecordHeader[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
 
 func (l *tlsListener) Accept() (net.Conn, error) {

@@ -23,7 +23,7 @@ func listenTLSForTest(t *testing.T, handshakeTimeout time.Duration) (net.Listene
 	if err != nil {
 		t.Fatal(err)
 	}
-	return raw, newTLSListener(raw, &tls.Config{Certificates: []tls.Certificate{pair}}, handshakeTimeout, func(c *tls.Conn) net.Conn { return c })
+	return raw, newTLSListener(raw, &tls.Config{Certificates: []tls.Certificate{pair}}, handshakeTimeout, func(c *tls.Conn) net.Conn { return c }, nil)
 }
 
 // A closed tlsListener accepts nothing more, and the connections whose
