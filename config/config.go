@@ -105,7 +105,13 @@ type Config struct {
 	// a long download, a streamed PHP response or a slow-but-live client
 	// would be cut in the middle. Upstream silence is bounded by
 	// SESSIONGATE_PHP_TIMEOUT instead.
-	WriteTimeout    time.Duration `env:"SESSIONGATE_WRITE_TIMEOUT" envDefault:"0" help:"longest time to write a whole response, from its first byte (the time PHP or Django takes to start it is SESSIONGATE_PHP_TIMEOUT's and SESSIONGATE_DJANGO_TIMEOUT's); 0 = none, because responses stream (downloads, flushed PHP output) and PHP silence is bounded by SESSIONGATE_PHP_TIMEOUT"`
+	WriteTimeout time.Duration `env:"SESSIONGATE_WRITE_TIMEOUT" envDefault:"0" help:"longest time to write a whole response, from its first byte (the time PHP or Django takes to start it is SESSIONGATE_PHP_TIMEOUT's and SESSIONGATE_DJANGO_TIMEOUT's); 0 = none, because responses stream (downloads, flushed PHP output) and PHP silence is bounded by SESSIONGATE_PHP_TIMEOUT"`
+	// SendTimeout is on by default: without it a client that stays
+	// connected but stops reading holds its php-fpm connection (a worker)
+	// or gunicorn connection for ever, and a few such clients starve the
+	// pool; stalled downloads hold a connection, a goroutine and an open
+	// file each, enough of them run the gateway out of file descriptors.
+	SendTimeout     time.Duration `env:"SESSIONGATE_SEND_TIMEOUT" envDefault:"60s" help:"longest a write to a client may make no progress before the response is cut (logged with the status it had), like nginx's send_timeout, so a client that stops reading frees its php-fpm or gunicorn connection; applies while SESSIONGATE_WRITE_TIMEOUT is 0 (when set, that bounds the whole response instead); 0 = none"`
 	IdleTimeout     time.Duration `env:"SESSIONGATE_IDLE_TIMEOUT" envDefault:"75s" help:"how long an idle keep-alive client connection stays open, like keepalive_timeout; 0 = keep-alive off, as keepalive_timeout 0: each response says Connection: close and its connection closes (HTTP/2: after its last open stream)"`
 	ShutdownTimeout time.Duration `env:"SESSIONGATE_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, SIGINT or SIGQUIT, how long in-flight requests may run; then their connections are closed (logged as 503, cut at shutdown) and their handlers get up to 5s more (3 times SESSIONGATE_REDIS_TIMEOUT when that is longer) to release session locks before the process exits; 0 cuts them at once"`
 	MaxHeaderBytes  ByteSize      `env:"SESSIONGATE_MAX_HEADER_BYTES" envDefault:"64k" help:"largest request line plus headers, units k/m/g (twice what nginx's default large_client_header_buffers holds; each client still sending its headers may hold a few times this much memory); an HTTP/2 request is measured as HTTP/1.1 would carry it"`
@@ -355,6 +361,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	checkDuration(check, "SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout)
 	checkDuration(check, "SESSIONGATE_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout)
 	check("SESSIONGATE_IDLE_TIMEOUT", c.IdleTimeout >= 0, "must be >= 0 (0 turns keep-alive off)")
+	check("SESSIONGATE_SEND_TIMEOUT", c.SendTimeout >= 0, "must be >= 0 (0 = none)")
 	check("SESSIONGATE_MAX_HEADER_BYTES", c.MaxHeaderBytes >= 4096 && c.MaxHeaderBytes <= 64<<20, "must be between 4k and 64m")
 
 	switch strings.ToLower(c.LogLevel) {

@@ -1573,3 +1573,26 @@ func TestStaticMaxAgeWholeSeconds(t *testing.T) {
 		}
 	}
 }
+
+// SESSIONGATE_SEND_TIMEOUT is nginx's send_timeout: 60 s unless set, 0 for
+// none, and a negative value (which would silently mean none) is refused.
+func TestSendTimeout(t *testing.T) {
+	cfg, err := Load(base(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SendTimeout != time.Minute {
+		t.Errorf("default SendTimeout = %v, want 60s as nginx's send_timeout", cfg.SendTimeout)
+	}
+	for v, want := range map[string]time.Duration{"2s": 2 * time.Second, "0": 0, "5m": 5 * time.Minute} {
+		cfg, err := Load(append(base(t), "SESSIONGATE_SEND_TIMEOUT="+v))
+		if err != nil || cfg.SendTimeout != want {
+			t.Errorf("SESSIONGATE_SEND_TIMEOUT=%s: %v, %v; want %v", v, cfg.SendTimeout, err, want)
+		}
+	}
+	_, err = Load(append(base(t), "SESSIONGATE_SEND_TIMEOUT=-1s"))
+	var cerr *Error
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_SEND_TIMEOUT"}) {
+		t.Errorf("SESSIONGATE_SEND_TIMEOUT=-1s: got %v, want it refused", err)
+	}
+}

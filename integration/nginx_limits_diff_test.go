@@ -270,8 +270,7 @@ var limitsKnownDiffs = []knownDiff[limitDiff]{
 // TestLimitsNginxDiff: what each front does with clients that are slow,
 // idle, stop reading or send too much, with the gateway's timeouts set as
 // nginx's (client_header_timeout, client_body_timeout, keepalive_timeout
-// 1 s; send_timeout 2 s against SESSIONGATE_WRITE_TIMEOUT, as the
-// gateway's own per-write bound is 60 s, server/sendtimeout_test.go),
+// 1 s; send_timeout 2 s against SESSIONGATE_SEND_TIMEOUT),
 // large_client_header_buffers 4 8k against SESSIONGATE_MAX_HEADER_BYTES=32k,
 // client_max_body_size 1m, in front of one php-fpm. Each case: the answer
 // (or none), and the status each front logs for it (the gateway's log,
@@ -302,7 +301,7 @@ func TestLimitsNginxDiff(t *testing.T) {
 	gw := startBinary(t, buildGateway(t), []string{
 		"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root, "SESSIONGATE_SESSIONS=off",
 		"SESSIONGATE_ACCESS_LOG=on", "SESSIONGATE_READ_HEADER_TIMEOUT=1s", "SESSIONGATE_READ_TIMEOUT=1s",
-		"SESSIONGATE_IDLE_TIMEOUT=1s", "SESSIONGATE_WRITE_TIMEOUT=2s", "SESSIONGATE_MAX_HEADER_BYTES=32k",
+		"SESSIONGATE_IDLE_TIMEOUT=1s", "SESSIONGATE_SEND_TIMEOUT=2s", "SESSIONGATE_MAX_HEADER_BYTES=32k",
 		"SESSIONGATE_MAX_BODY=1m", "SESSIONGATE_PHP_MAX_CONNS=2",
 	})
 	// logged returns the status the front logged last for the client

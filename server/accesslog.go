@@ -87,19 +87,10 @@ func Info(ctx context.Context) *RequestInfo {
 	return ri
 }
 
-// sendTimeout bounds how long one write to a client may make no progress,
-// like nginx's send_timeout (60 s by default), when
-// SESSIONGATE_WRITE_TIMEOUT sets no bound on the whole response. Without it
-// a client that stays connected but stops reading holds its php-fpm
-// connection (a worker) or gunicorn connection for ever: a few such
-// clients starve the pool. A static file holds no upstream, but a
-// connection, a goroutine and an open file: enough stalled downloads run
-// the gateway out of file descriptors.
-const sendTimeout = 60 * time.Second
-
 // sendfileChunk is how much of a static file one sendfile call may send
 // before the write deadline moves: a download must go on at about 1 KiB/s
-// (64 KiB per three quarters of sendTimeout), not finish within one.
+// (64 KiB per three quarters of SESSIONGATE_SEND_TIMEOUT's default 60 s),
+// not finish within one.
 const sendfileChunk = 64 << 10
 
 // writeDeadliner is net/http's ResponseWriter, which the recorder wraps

@@ -230,9 +230,9 @@ type Server struct {
 	// out are the header edits of every response (outheaders.go).
 	out *outHeaders
 
-	// sendTimeout bounds each write to a client (sendTimeout in
-	// accesslog.go); 0 when SESSIONGATE_WRITE_TIMEOUT bounds the whole
-	// response instead.
+	// sendTimeout bounds each write to a client
+	// (SESSIONGATE_SEND_TIMEOUT); 0 when that is 0 or when
+	// SESSIONGATE_WRITE_TIMEOUT bounds the whole response instead.
 	sendTimeout time.Duration
 
 	draining atomic.Bool
@@ -326,7 +326,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	s.redirects = cfg.Redirects()
 	config.SortLocations(s.redirects, func(m config.Redirect) string { return m.From })
 	if cfg.WriteTimeout == 0 {
-		s.sendTimeout = sendTimeout
+		s.sendTimeout = cfg.SendTimeout
 	}
 	if cfg.Compress && cfg.CompressCache > 0 {
 		s.gzCache = compress.NewCache(int64(cfg.CompressCache))
