@@ -1,0 +1,111 @@
+package integration
+
+// The real binary under configuration values that are valid but unusual,
+// as operators write them: each must either work end to end or stop the
+// start naming its variable (exit 78), never start and then misbehave.
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/internal/testlog"
+)
+
+// sessionBinaryEnv is the environment of a gateway binary with sessions
+// (the in-process store) in front of a real php-fpm running the session
+// fixtures with the prepend.
+func sessionBinaryEnv(t *testing.T) []string {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2")
+	root := sessionFixtureRoot(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	return []string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
+		"SESSIONGATE_PHP_PREPEND=" + writePrepend(t),
+	}
+}
+
+// startOrRefused runs the binary with env as startBinary does and
+// returns it serving, or, when it refuses the configuration (exit 78
+// naming the variable name), nil and its message. Any other failure to
+// start fails the test.
+func startOrRefused(t *testing.T, env []string, name string) (p *gwProc, refusal string) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		port, admin := harness.FreePort(t), harness.FreePort(t)
+		p := &gwProc{stderr: &testlog.Buffer{}, done: make(chan struct{}),
+			URL: fmt.Sprintf("http://127.0.0.1:%d", port), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
+		p.cmd = exec.Command(buildGateway(t))
+		p.cmd.Env = append([]string{
+			fmt.Sprintf("SESSIONGATE_LISTEN=127.0.0.1:%d", port),
+			fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
+		}, env...)
+		err := p.tryStart(t)
+		if err == nil {
+			return p, ""
+		}
+		msg := p.stderr.String()
+		var ee *exec.ExitError
+		switch {
+		case errors.Is(err, errExitedAtStart) && errors.As(p.err, &ee) && ee.ExitCode() == 78 && strings.Contains(msg, name):
+			return nil, msg
+		case attempt < 3 && errors.Is(err, errExitedAtStart) && strings.Contains(msg, "address already in use"):
+			continue
+		}
+		t.Fatal(err)
+	}
+}
+
+// TestCookieDomainBrowsersKeep: a SESSIONGATE_SESSION_COOKIE_DOMAIN
+// written as DNS writes a name, with its trailing dot (example.com.), went
+// out as Domain=example.com.; Chromium drops such a cookie (RFC 6265 has
+// user agents ignore the attribute), so no visitor ever kept a session, on
+// www.example.com or any other name. Such a value must stop the start,
+// naming the variable; one that starts must give Chromium a session that
+// holds on www. and is shared with shop., as the variable promises.
+func TestCookieDomainBrowsersKeep(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "chromium")
+	env := sessionBinaryEnv(t)
+	for _, c := range []struct {
+		domain    string
+		mayRefuse bool
+	}{
+		{"example.com", false},
+		{".example.com", false},
+		{"Example.COM", false},
+		{"example.com.", true},
+		{".example.com.", true},
+	} {
+		t.Run(c.domain, func(t *testing.T) {
+			const name = "SESSIONGATE_SESSION_COOKIE_DOMAIN"
+			p, refusal := startOrRefused(t, append(env[:len(env):len(env)], name+"="+c.domain), name)
+			if p == nil {
+				if !c.mayRefuse {
+					t.Fatalf("%s=%s refused:\n%s", name, c.domain, refusal)
+				}
+				return
+			}
+			addr := strings.TrimPrefix(p.URL, "http://")
+			b := newBrowser(t, "http://www.example.com", 30*time.Second,
+				chromedp.Flag("host-resolver-rules", "MAP *.example.com "+addr))
+			b.open("/set.php?k=user&v=%22ana%22", 200)
+			for _, host := range []string{"www.example.com", "shop.example.com"} {
+				b.base = "http://" + host
+				b.open("/get.php", 200)
+				if body := b.eval(`document.body.innerText`); !strings.Contains(body, `"user":"ana"`) {
+					b.fatalf("%s=%s: %s has no session of the login on www.example.com (Chromium kept no cookie?): %s", name, c.domain, host, body)
+				}
+			}
+		})
+	}
+}
