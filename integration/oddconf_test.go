@@ -109,3 +109,30 @@ func TestCookieDomainBrowsersKeep(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionIdleTimeoutOfCenturies: SESSIONGATE_SESSION_IDLE_TIMEOUT set
+// as long as a duration goes (2562047h, for sessions that never go idle)
+// was accepted, and then every session was dropped as expired on the
+// request after the one that created it ("session record dropped
+// reason=expired"): no login stuck. With Redis, the store's TTL of that
+// many milliseconds must work as well.
+func TestSessionIdleTimeoutOfCenturies(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server")
+	red := harness.StartRedis(t)
+	const name = "SESSIONGATE_SESSION_IDLE_TIMEOUT"
+	p, refusal := startOrRefused(t, append(sessionBinaryEnv(t), "SESSIONGATE_REDIS_URL="+red.URL(), name+"=2562047h"), name)
+	if p == nil {
+		t.Fatalf("%s=2562047h refused:\n%s", name, refusal)
+	}
+	gw := &sessionGW{URL: p.URL}
+	resp, body, ck := gw.get(t, "/set.php?k=user&v=%22ana%22", "")
+	if resp.StatusCode != 200 || body != "ok" || ck == "" || ck == "-" {
+		t.Fatalf("create: %d %q cookie %q", resp.StatusCode, body, ck)
+	}
+	for i := range 2 {
+		if d := gw.dump(t, ck); !strings.Contains(string(d.Data), `"user":"ana"`) {
+			t.Fatalf("request %d after the login: session %s, want the login's", i+1, d.Data)
+		}
+	}
+}
