@@ -5,14 +5,17 @@ package integration
 // start naming its variable (exit 78), never start and then misbehave.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/sessiongate/sessiongate/integration/harness"
 	"github.com/sessiongate/sessiongate/internal/testlog"
@@ -134,5 +137,53 @@ func TestSessionIdleTimeoutOfCenturies(t *testing.T) {
 		if d := gw.dump(t, ck); !strings.Contains(string(d.Data), `"user":"ana"`) {
 			t.Fatalf("request %d after the login: session %s, want the login's", i+1, d.Data)
 		}
+	}
+}
+
+// TestRedisUnixURLForms: a Redis on a unix socket named as
+// SESSIONGATE_PHP_FPM and SESSIONGATE_DJANGO_URL name theirs
+// (unix:/path.sock, also redis-py's form) was refused as "needs a scheme",
+// which it has; it must work. One slash short of unix:///path
+// (unix://tmp/x.sock) dialed another path and failed the start-up check
+// with exit 1, which a supervisor restarts for ever: it must be refused
+// at start, naming the variable.
+func TestRedisUnixURLForms(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "redis.sock")
+	cmd := exec.Command(harness.Bin(t, "redis-server"), "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+	if err := harness.StartInGroup(cmd); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	rc := redis.NewClient(&redis.Options{Network: "unix", Addr: sock, DB: 3})
+	t.Cleanup(func() { rc.Close() })
+	eventually(t, 10*time.Second, "redis-server on "+sock, func() bool { return rc.Ping(context.Background()).Err() == nil })
+	env := sessionBinaryEnv(t)
+	const name = "SESSIONGATE_REDIS_URL"
+
+	p, refusal := startOrRefused(t, append(env[:len(env):len(env)], name+"=unix:"+sock+"?db=3"), name)
+	if p == nil {
+		t.Fatalf("%s=unix:%s?db=3 refused:\n%s", name, sock, refusal)
+	}
+	gw := &sessionGW{URL: p.URL}
+	resp, body, ck := gw.get(t, "/set.php?k=user&v=%22ana%22", "")
+	if resp.StatusCode != 200 || body != "ok" || ck == "" || ck == "-" {
+		t.Fatalf("create: %d %q cookie %q", resp.StatusCode, body, ck)
+	}
+	d := gw.dump(t, ck)
+	if !strings.Contains(string(d.Data), `"user":"ana"`) {
+		t.Fatalf("the next request's session: %s", d.Data)
+	}
+	if n, err := rc.Exists(context.Background(), "sessiongate:{"+d.ID+"}").Result(); err != nil || n != 1 {
+		t.Fatalf("the session is not in database 3 of the socket's server: %d %v", n, err)
+	}
+
+	// The socket as a relative path, one slash short.
+	rel := strings.TrimPrefix(sock, "/")
+	if p, _ := startOrRefused(t, append(env[:len(env):len(env)], name+"=unix://"+rel), name); p != nil {
+		t.Fatalf("%s=unix://%s (a relative path) started", name, rel)
 	}
 }
