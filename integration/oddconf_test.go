@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/integration/harness"
 	"github.com/sessiongate/sessiongate/internal/testlog"
+	"github.com/sessiongate/sessiongate/internal/testtls"
 )
 
 // sessionBinaryEnv is the environment of a gateway binary with sessions
@@ -186,4 +188,29 @@ func TestRedisUnixURLForms(t *testing.T) {
 	if p, _ := startOrRefused(t, append(env[:len(env):len(env)], name+"=unix://"+rel), name); p != nil {
 		t.Fatalf("%s=unix://%s (a relative path) started", name, rel)
 	}
+}
+
+// TestTLSCertNotCoveringServerNames: SESSIONGATE_TLS_CERT for some of
+// SESSIONGATE_SERVER_NAMES only (a placeholder before certbot's, a name
+// added to the list and not to the certificate) started and served it
+// without a word, while every browser refused HTTPS on the other names.
+// The start says which names it does not cover, and so does a SIGHUP
+// reload of such a certificate.
+func TestTLSCertNotCoveringServerNames(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	cert, key := testtls.Pair(t) // localhost, example.com, 127.0.0.1, ::1
+	p, _, _ := startPHPBinary(t, "SESSIONGATE_TLS_CERT="+cert, "SESSIONGATE_TLS_KEY="+key,
+		"SESSIONGATE_SERVER_NAMES=example.com,www.example.com,127.0.0.1")
+	line := waitForLog(t, p.stderr, "does not cover")
+	if !strings.Contains(line, "www.example.com") || strings.Contains(line, `"example.com`) || !strings.Contains(line, "SESSIONGATE_SERVER_NAMES") {
+		t.Fatalf("start: %s\nwant a warning naming www.example.com only, and SESSIONGATE_SERVER_NAMES", line)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, p.stderr, "SIGHUP: TLS certificate reloaded")
+	eventually(t, 10*time.Second, "the warning again after the reload", func() bool {
+		return strings.Count(p.stderr.String(), "does not cover") == 2
+	})
 }

@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -19,6 +21,9 @@ import (
 type certFiles struct {
 	certFile, keyFile string
 	current           atomic.Pointer[tls.Certificate]
+	// names are SESSIONGATE_SERVER_NAMES as config.HostNames spells
+	// them, for uncovered.
+	names []string
 }
 
 // loadCertFiles loads the pair to start with. An expired certificate is
@@ -78,6 +83,40 @@ func (c *certFiles) pairExpired(pair *tls.Certificate, now time.Time) error {
 	return nil
 }
 
+// uncovered returns the names of c.names the certificate in use does not
+// cover, for a warning at start and after a reload: every browser refuses
+// HTTPS there. A wildcard's subdomains count as one name. Addresses and
+// names without a dot (health checks, services between containers) are
+// left out: browsers do not visit them over HTTPS. Not a refusal: a
+// placeholder certificate is what a site starts with until certbot's
+// first one, which the port-80 listener's ACME challenge needs it running
+// for.
+func (c *certFiles) uncovered() []string {
+	leaf := c.current.Load().Leaf
+	var out []string
+	for _, n := range c.names {
+		host := n
+		if rest, ok := strings.CutPrefix(n, "*."); ok {
+			host = "sessiongate-check." + rest
+		}
+		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil || !strings.Contains(host, ".") {
+			continue
+		}
+		if leaf.VerifyHostname(host) != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// warnUncovered logs uncovered's names, if any.
+func (c *certFiles) warnUncovered(log *slog.Logger) {
+	if names := c.uncovered(); len(names) > 0 {
+		log.Warn("the TLS certificate does not cover these names of SESSIONGATE_SERVER_NAMES: browsers refuse HTTPS on them",
+			"cert", c.certFile, "names", strings.Join(names, ","))
+	}
+}
+
 func (c *certFiles) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return c.current.Load(), nil
 }
@@ -104,6 +143,7 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, certs *certFiles,
 				continue
 			}
 			log.Info("SIGHUP: TLS certificate reloaded", "cert", certs.certFile, "not_after", certs.current.Load().Leaf.NotAfter)
+			certs.warnUncovered(log)
 		}
 	}()
 }

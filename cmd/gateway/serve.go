@@ -124,6 +124,8 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			logger.Error("cannot load the TLS certificate", "error", err.Error())
 			return 1
 		}
+		certs.names = cfg.HostNames()
+		certs.warnUncovered(logger)
 		if err := certs.expired(time.Now()); err != nil {
 			// Served all the same, as nginx does: the redirect listener
 			// must answer the ACME challenge that renews it.
