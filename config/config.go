@@ -432,6 +432,13 @@ func (c *Config) hostBitsWarnings(env map[string]string) []string {
 			out = append(out, hostBitsWarnings("SESSIONGATE_TRUSTED_PROXIES", entries)...)
 		}
 	}
+	// Not refused: on a platform whose proxies' addresses are not
+	// published it is the only way to see clients at all.
+	for _, p := range c.TrustedProxies {
+		if p.Bits() == 0 {
+			out = append(out, fmt.Sprintf("SESSIONGATE_TRUSTED_PROXIES: %s trusts every address: with every hop trusted, a client's address is the leftmost X-Forwarded-For entry, which the client writes itself (a load balancer appends the real one after it), so any client picks PHP's REMOTE_ADDR and the address SESSIONGATE_RESTRICTED_PATHS and SESSIONGATE_RATE_LIMITS go by; list the proxies' networks instead (nginx's set_real_ip_from 0.0.0.0/0 took the rightmost entry, with real_ip_recursive off)", p))
+		}
+	}
 	for _, e := range c.RestrictedPathSpecs {
 		if f := strings.Fields(e); len(f) > 1 {
 			out = append(out, hostBitsWarnings("SESSIONGATE_RESTRICTED_PATHS", f[1:])...)

@@ -1390,6 +1390,31 @@ func TestHostBitsInCIDRsWarn(t *testing.T) {
 	}
 }
 
+// TestTrustEveryAddressWarns: SESSIONGATE_TRUSTED_PROXIES=0.0.0.0/0 (how
+// nginx's set_real_ip_from 0.0.0.0/0 is often written behind a cloud load
+// balancer whose addresses change) loaded without a word, and with every
+// hop trusted the client's address is the leftmost X-Forwarded-For entry,
+// which the client writes: any client could pass
+// SESSIONGATE_RESTRICTED_PATHS, dodge SESSIONGATE_RATE_LIMITS and choose
+// PHP's REMOTE_ADDR. nginx's default real_ip_recursive off takes the
+// rightmost entry instead, the one the load balancer appended.
+func TestTrustEveryAddressWarns(t *testing.T) {
+	for _, v := range []string{"0.0.0.0/0", "::/0", "10.0.0.0/8, ::ffff:0.0.0.0/96"} {
+		cfg, err := Load(append(base(t), "SESSIONGATE_TRUSTED_PROXIES="+v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Join(cfg.Warnings, "\n")
+		if !strings.Contains(got, "SESSIONGATE_TRUSTED_PROXIES") || !strings.Contains(got, "every") || !strings.Contains(got, "X-Forwarded-For") {
+			t.Errorf("%s: warnings %q, want one saying every address is trusted, and what a client's X-Forwarded-For then does", v, got)
+		}
+	}
+	cfg, err := Load(append(base(t), "SESSIONGATE_TRUSTED_PROXIES=0.0.0.0/1,10.0.0.0/8,fd00::/8"))
+	if err != nil || len(cfg.Warnings) != 0 {
+		t.Errorf("proxies' networks: %v, warnings %q", err, cfg.Warnings)
+	}
+}
+
 // A static root that is the filesystem root serves every file of the host
 // the gateway may read (/etc/passwd answered 200), as a variable that
 // expanded to nothing (SESSIONGATE_DOCUMENT_ROOT=$SITE/) would make it. It

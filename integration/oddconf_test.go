@@ -214,3 +214,23 @@ func TestTLSCertNotCoveringServerNames(t *testing.T) {
 		return strings.Count(p.stderr.String(), "does not cover") == 2
 	})
 }
+
+// TestTrustedProxiesEveryAddressWarns: with SESSIONGATE_TRUSTED_PROXIES
+// covering every address, a client behind a load balancer that appends
+// to X-Forwarded-For (as nginx, AWS's and Google's do) chooses the
+// address PHP sees, and the address SESSIONGATE_RESTRICTED_PATHS checks,
+// by sending one of its own first: the gateway started without a word.
+// It must say so at start.
+func TestTrustedProxiesEveryAddressWarns(t *testing.T) {
+	t.Parallel()
+	p, addr, _ := startPHPBinary(t, "SESSIONGATE_TRUSTED_PROXIES=0.0.0.0/0,::/0", "SESSIONGATE_RESTRICTED_PATHS=/info.php 10.0.0.0/8")
+	// The load balancer appended the client's real address, 203.0.113.9.
+	resp, _ := raw(t, addr, "GET /info.php HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1, 203.0.113.9\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(resp, `"REMOTE_ADDR":"10.0.0.1"`) {
+		t.Fatalf("the client's own X-Forwarded-For entry is not its address any more (good news: adjust this test):\n%.600s", resp)
+	}
+	line := waitForLog(t, p.stderr, "trusts every address")
+	if !strings.Contains(line, "SESSIONGATE_TRUSTED_PROXIES") || !strings.Contains(line, "X-Forwarded-For") {
+		t.Fatalf("start: %s\nwant a warning that every address is trusted and what X-Forwarded-For then does", line)
+	}
+}
