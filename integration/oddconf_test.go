@@ -234,3 +234,24 @@ func TestTrustedProxiesEveryAddressWarns(t *testing.T) {
 		t.Fatalf("start: %s\nwant a warning that every address is trusted and what X-Forwarded-For then does", line)
 	}
 }
+
+// TestTLSCertWithoutItsChain: SESSIONGATE_TLS_CERT naming certbot's
+// cert.pem (the site's certificate alone) instead of fullchain.pem
+// started without a word, and a client that does not fetch the missing
+// intermediate itself, as Go's does not, refused every HTTPS request. The
+// start says so; a full chain gets no such warning.
+func TestTLSCertWithoutItsChain(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	for _, full := range []bool{false, true} {
+		cert, key := testtls.IssuedPair(t, full)
+		p, _, _ := startPHPBinary(t, "SESSIONGATE_TLS_CERT="+cert, "SESSIONGATE_TLS_KEY="+key)
+		// Written before the line that says the gateway started, through
+		// the same pipe.
+		waitForLog(t, p.stderr, "sessiongate started")
+		warned := strings.Contains(p.stderr.String(), "fullchain")
+		if warned != !full {
+			t.Errorf("full chain %v: a warning about the chain %v, want %v:\n%s", full, warned, !full, p.stderr.String())
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -109,11 +110,28 @@ func (c *certFiles) uncovered() []string {
 	return out
 }
 
-// warnUncovered logs uncovered's names, if any.
-func (c *certFiles) warnUncovered(log *slog.Logger) {
+// chainMissing reports a certificate in use that a CA issued and that
+// comes alone, without the certificates of its issuers: certbot's
+// cert.pem where fullchain.pem was meant. Browsers that fetch the missing
+// intermediate themselves show the site; curl, Go's and most API clients,
+// and many Android versions refuse it. A self-signed certificate (a
+// placeholder, a test) needs no chain.
+func (c *certFiles) chainMissing() bool {
+	pair := c.current.Load()
+	return len(pair.Certificate) == 1 && !bytes.Equal(pair.Leaf.RawIssuer, pair.Leaf.RawSubject)
+}
+
+// warnMisfit logs what clients will refuse about the certificate in
+// use: uncovered's names, and a missing chain.
+func (c *certFiles) warnMisfit(log *slog.Logger) {
 	if names := c.uncovered(); len(names) > 0 {
 		log.Warn("the TLS certificate does not cover these names of SESSIONGATE_SERVER_NAMES: browsers refuse HTTPS on them",
 			"cert", c.certFile, "names", strings.Join(names, ","))
+	}
+	if c.chainMissing() {
+		log.Warn("SESSIONGATE_TLS_CERT holds the site's certificate alone, without the intermediate certificates of its issuer: "+
+			"clients that do not fetch them (curl, API clients, many Android versions) refuse HTTPS; give the whole chain, certbot's fullchain.pem rather than cert.pem",
+			"cert", c.certFile, "issuer", c.current.Load().Leaf.Issuer.String())
 	}
 }
 
@@ -143,7 +161,7 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, certs *certFiles,
 				continue
 			}
 			log.Info("SIGHUP: TLS certificate reloaded", "cert", certs.certFile, "not_after", certs.current.Load().Leaf.NotAfter)
-			certs.warnUncovered(log)
+			certs.warnMisfit(log)
 		}
 	}()
 }

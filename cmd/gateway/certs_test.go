@@ -97,3 +97,32 @@ func TestCertUncoveredServerNames(t *testing.T) {
 		t.Errorf("uncovered() = %q, want none", got)
 	}
 }
+
+// TestCertWithoutItsChain: certbot writes cert.pem (the site's
+// certificate alone) next to fullchain.pem, and
+// SESSIONGATE_TLS_CERT=.../cert.pem loaded without a word: clients that
+// do not fetch the missing intermediate themselves (curl, most API
+// clients, many Android versions) refuse the site, while the browser the
+// operator checks with may not. chainMissing reports a certificate a CA
+// issued that comes without any other; a self-signed one and a full
+// chain are fine.
+func TestCertWithoutItsChain(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		files   func() (string, string)
+		missing bool
+	}{
+		{"leaf alone", func() (string, string) { return testtls.IssuedPair(t, false) }, true},
+		{"leaf and its CA", func() (string, string) { return testtls.IssuedPair(t, true) }, false},
+		{"self-signed", func() (string, string) { return testtls.Pair(t) }, false},
+	} {
+		cert, key := c.files()
+		cf, err := loadCertFiles(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cf.chainMissing(); got != c.missing {
+			t.Errorf("%s: chainMissing() = %v, want %v", c.name, got, c.missing)
+		}
+	}
+}

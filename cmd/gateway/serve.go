@@ -125,7 +125,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		certs.names = cfg.HostNames()
-		certs.warnUncovered(logger)
+		certs.warnMisfit(logger)
 		if err := certs.expired(time.Now()); err != nil {
 			// Served all the same, as nginx does: the redirect listener
 			// must answer the ACME challenge that renews it.
