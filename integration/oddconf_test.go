@@ -255,3 +255,22 @@ func TestTLSCertWithoutItsChain(t *testing.T) {
 		}
 	}
 }
+
+// TestLogLevelErrorShowsBackendFailures: with SESSIONGATE_LOG_LEVEL=error
+// (nginx's error_log ... error, which has "connect() failed ... while
+// connecting to upstream" at that level), a php-fpm that is down left no
+// line at all: every request got 502 and the log stayed empty, though
+// SESSIONGATE_ACCESS_LOG's help said error keeps the failed requests. A
+// backend that cannot be reached, or does not answer in time, is an
+// error; a client that left (499) stays a warning.
+func TestLogLevelErrorShowsBackendFailures(t *testing.T) {
+	t.Parallel()
+	p, addr, _ := startPHPBinary(t, "SESSIONGATE_LOG_LEVEL=error", "SESSIONGATE_PHP_FPM="+fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)))
+	if resp, _ := raw(t, addr, "GET /info.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); statusOf(resp) != 502 {
+		t.Fatalf("with php-fpm down: %.200s", resp)
+	}
+	line := waitForLog(t, p.stderr, `"status":502`)
+	if !strings.Contains(line, `"level":"ERROR"`) || !strings.Contains(line, "/info.php") {
+		t.Fatalf("502 logged as %s", line)
+	}
+}
