@@ -1174,14 +1174,16 @@ func (r *responseReader) stderr(msg []byte) {
 	// "stderr", not "msg": a second "msg" key in the same JSON object
 	// would replace the record's message in most parsers, and make strict
 	// ones refuse the line.
-	r.t.log.Warn("php stderr", "script", r.script.ScriptName, "backend", r.c.b.addr,
+	// At error, as nginx's error_log has "FastCGI sent in stderr": at
+	// warn, SESSIONGATE_LOG_LEVEL=error kept none of PHP's errors.
+	r.t.log.Error("php stderr", "script", r.script.ScriptName, "backend", r.c.b.addr,
 		"stderr", string(bytes.TrimRight(m, "\n")))
 }
 
 // logDropped reports stderr bytes that exceeded the log budget.
 func (r *responseReader) logDropped() {
 	if r.dropped > 0 {
-		r.t.log.Warn("php stderr over the log limit; not logged", "script", r.script.ScriptName,
+		r.t.log.Error("php stderr over the log limit; not logged", "script", r.script.ScriptName,
 			"backend", r.c.b.addr, "logged_bytes", r.logged, "dropped_bytes", r.dropped)
 		r.dropped = 0
 	}

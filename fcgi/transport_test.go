@@ -2274,3 +2274,24 @@ func TestFullRecordFlushIsNotHeldBack(t *testing.T) {
 		}
 	}
 }
+
+// PHP's stderr is logged at error, as nginx's error_log has "FastCGI sent
+// in stderr": at warn, SESSIONGATE_LOG_LEVEL=error kept none of it, not
+// even a fatal error that failed every page.
+func TestStderrLoggedAtError(t *testing.T) {
+	lb := logStderr100(t, "PHP message: PHP Fatal error:  Uncaught Error: Call to undefined function f() "+strings.Repeat("x", 200))
+	levels := map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(lb.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		msg, _ := rec["msg"].(string)
+		levels[msg] = rec["level"]
+	}
+	for _, msg := range []string{"php stderr", "php stderr over the log limit; not logged"} {
+		if levels[msg] != "ERROR" {
+			t.Errorf("%q logged at %v, want ERROR: %s", msg, levels[msg], lb.String())
+		}
+	}
+}

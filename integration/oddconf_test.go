@@ -274,3 +274,22 @@ func TestLogLevelErrorShowsBackendFailures(t *testing.T) {
 		t.Fatalf("502 logged as %s", line)
 	}
 }
+
+// TestLogLevelErrorShowsPHPErrors: nginx writes what PHP sends on its
+// FastCGI stderr (a fatal error's "PHP message: PHP Fatal error: ...") to
+// its error_log at [error]; the gateway wrote it at warn, so with
+// SESSIONGATE_LOG_LEVEL=error a page that died of a fatal error on every
+// request left no line at all (its 500 is PHP's own answer, an info
+// access line).
+func TestLogLevelErrorShowsPHPErrors(t *testing.T) {
+	t.Parallel()
+	p, addr, root := startPHPBinary(t, "SESSIONGATE_LOG_LEVEL=error")
+	writeTree(t, root, map[string]string{"fatal.php": `<?php undefined_function_oddconf();`})
+	if resp, _ := raw(t, addr, "GET /fatal.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); statusOf(resp) != 500 {
+		t.Fatalf("fatal.php: %.200s", resp)
+	}
+	line := waitForLog(t, p.stderr, "undefined_function_oddconf")
+	if !strings.Contains(line, `"level":"ERROR"`) || !strings.Contains(line, "php stderr") {
+		t.Fatalf("PHP's fatal error logged as %s", line)
+	}
+}

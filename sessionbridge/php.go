@@ -791,7 +791,7 @@ func (b *phpBridge) finish() {
 		b.h.m.log.Warn("session frames from PHP rejected, not logged one by one", "script", b.path, "more", more)
 	}
 	if rest := b.scanner.flushLog(); len(rest) > 0 {
-		b.h.m.log.Warn("php stderr", "script", b.path, "stderr", string(rest)) // as fcgi logs it
+		b.h.m.log.Error("php stderr", "script", b.path, "stderr", string(rest)) // as fcgi logs it
 	}
 	if b.scanner.cutShort() {
 		b.h.m.log.Error("PHP session message cut short; change not saved", "script", b.path)
