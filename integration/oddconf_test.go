@@ -153,7 +153,7 @@ func TestRedisUnixURLForms(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "redis-server")
 	dir := t.TempDir()
-	sock := filepath.Join(dir, "redis.sock")
+	sock := filepath.Join(dir, "my redis.sock")
 	cmd := exec.Command(harness.Bin(t, "redis-server"), "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
 		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
 	if err := harness.StartInGroup(cmd); err != nil {
@@ -181,6 +181,15 @@ func TestRedisUnixURLForms(t *testing.T) {
 	}
 	if n, err := rc.Exists(context.Background(), "sessiongate:{"+d.ID+"}").Result(); err != nil || n != 1 {
 		t.Fatalf("the session is not in database 3 of the socket's server: %d %v", n, err)
+	}
+
+	// The URL form, its space percent-encoded as in any URL: it dialed
+	// ".../my%20redis.sock" and failed the start-up check (exit 1).
+	encoded := "unix://" + strings.ReplaceAll(sock, " ", "%20") + "?db=3"
+	if p, refusal := startOrRefused(t, append(env[:len(env):len(env)], name+"="+encoded), name); p == nil {
+		t.Fatalf("%s=%s refused:\n%s", name, encoded, refusal)
+	} else if resp, body, ck := (&sessionGW{URL: p.URL}).get(t, "/set.php?k=user&v=%22bo%22", ""); resp.StatusCode != 200 || body != "ok" || ck == "" {
+		t.Fatalf("%s=%s: create: %d %q cookie %q", name, encoded, resp.StatusCode, body, ck)
 	}
 
 	// The socket as a relative path, one slash short.

@@ -299,6 +299,14 @@ func splitURL(raw string) (*parsedURL, error) {
 		if path != "" && !strings.HasPrefix(path, "/") {
 			return nil, errors.New("redisstore: unix URL: the socket needs an absolute path, unix:///path/to/redis.sock")
 		}
+		// A URL's path is percent-encoded (%20 a space); put in url.URL
+		// as written, its escapes were escaped again and the gateway
+		// dialed ".../my%20redis.sock".
+		dec, err := url.PathUnescape(path)
+		if err != nil {
+			return nil, errors.New("redisstore: unix URL: bad percent-encoding in the socket path (a '%' is written %25)")
+		}
+		path = dec
 		// The start-up check would only say "invalid argument".
 		if err := sockpath.Check(path); err != nil {
 			return nil, fmt.Errorf("redisstore: unix URL: %w", err)

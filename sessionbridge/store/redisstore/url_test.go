@@ -39,6 +39,9 @@ func TestOpenClientForms(t *testing.T) {
 		// one it had.
 		{"unix:/run/redis.sock?db=4", want{kind: "single", addrs: []string{"/run/redis.sock"}, network: "unix", db: 4}},
 		{"unix:/run/redis.sock", want{kind: "single", addrs: []string{"/run/redis.sock"}, network: "unix"}},
+		// A URL's path is percent-encoded: %20 is a space.
+		{"unix:///run/my%20redis.sock?db=1", want{kind: "single", addrs: []string{"/run/my redis.sock"}, network: "unix", db: 1}},
+		{"unix:///run/my redis.sock", want{kind: "single", addrs: []string{"/run/my redis.sock"}, network: "unix"}},
 		{"redis-cluster://a:7000,b:7001,c", want{kind: "cluster", addrs: []string{"a:7000", "b:7001", "c:6379"}}},
 		{"redis-cluster://:pw@a:7000?addr=b:7001", want{kind: "cluster", addrs: []string{"a:7000", "b:7001"}, pw: "pw"}},
 		{"redis-cluster://single:7000", want{kind: "cluster", addrs: []string{"single:7000"}}},
