@@ -412,7 +412,13 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 				keyOK := hasPEMBlock(keyPEM, func(typ string) bool {
 					return typ == "PRIVATE KEY" || strings.HasSuffix(typ, " PRIVATE KEY")
 				})
-				if certOK && keyOK {
+				switch n := keyCertPosition(certPEM, keyPEM); {
+				case certOK && keyOK && n > 1:
+					// The chain first (cat chain.pem cert.pem): "private
+					// key does not match" would send the operator to a
+					// key that is right.
+					check("SESSIONGATE_TLS_CERT", false, "the certificate for SESSIONGATE_TLS_KEY is number %d in the file: the site's certificate must come first, then the chain (certbot's fullchain.pem, or cat cert.pem chain.pem)", n)
+				case certOK && keyOK:
 					certOK, keyOK = false, false
 				}
 				check("SESSIONGATE_TLS_CERT", certOK, "cannot load the certificate and key: %v", err)
@@ -445,6 +451,26 @@ func (c *Config) hostBitsWarnings(env map[string]string) []string {
 		}
 	}
 	return out
+}
+
+// keyCertPosition is the position (from 1) of the certificate in certPEM
+// that keyPEM's key belongs to, or 0 when none does.
+func keyCertPosition(certPEM, keyPEM []byte) int {
+	n := 0
+	for {
+		var b *pem.Block
+		b, certPEM = pem.Decode(certPEM)
+		if b == nil {
+			return 0
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		n++
+		if _, err := tls.X509KeyPair(pem.EncodeToMemory(b), keyPEM); err == nil {
+			return n
+		}
+	}
 }
 
 // hasPEMBlock reports whether data holds a PEM block whose type is

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/pem"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -438,6 +439,29 @@ func TestTLSWrongContentNamesItsVariable(t *testing.T) {
 		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), tc.want) {
 			t.Errorf("cert %s key %s: err = %v, want exactly %v", filepath.Base(tc.cert), filepath.Base(tc.key), err, tc.want)
 		}
+	}
+}
+
+// TestTLSChainInTheWrongOrder: a certificate file with its chain first
+// and the site's certificate after it (cat chain.pem cert.pem) was
+// refused as "private key does not match public key" under both
+// variables, which sent the operator to a key that was right. It names
+// the certificate file and says the site's certificate must come first.
+func TestTLSChainInTheWrongOrder(t *testing.T) {
+	cert, key := testtls.IssuedPair(t, true)
+	b, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, rest := pem.Decode(b)
+	reversed := filepath.Join(t.TempDir(), "reversed.pem")
+	if err := os.WriteFile(reversed, append(rest, pem.EncodeToMemory(leaf)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(append(base(t), "SESSIONGATE_TLS_CERT="+reversed, "SESSIONGATE_TLS_KEY="+key))
+	var cerr *Error
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_TLS_CERT"}) || !strings.Contains(err.Error(), "first") {
+		t.Errorf("chain before the site's certificate: err = %v, want SESSIONGATE_TLS_CERT alone, saying the site's certificate comes first", err)
 	}
 }
 

@@ -6,8 +6,10 @@ package integration
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -300,5 +302,34 @@ func TestLogLevelErrorShowsPHPErrors(t *testing.T) {
 	line := waitForLog(t, p.stderr, "undefined_function_oddconf")
 	if !strings.Contains(line, `"level":"ERROR"`) || !strings.Contains(line, "php stderr") {
 		t.Fatalf("PHP's fatal error logged as %s", line)
+	}
+}
+
+// TestTLSChainInTheWrongOrder: a certificate file holding the chain
+// before the site's certificate (cat chain.pem cert.pem) stopped the start
+// with "private key does not match public key" under SESSIONGATE_TLS_CERT
+// and SESSIONGATE_TLS_KEY alike, though the key was right. The message
+// names the certificate file and the order.
+func TestTLSChainInTheWrongOrder(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	cert, key := testtls.IssuedPair(t, true)
+	b, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, chain := pem.Decode(b)
+	reversed := filepath.Join(t.TempDir(), "reversed.pem")
+	if err := os.WriteFile(reversed, append(chain, pem.EncodeToMemory(leaf)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := gwSite(t)
+	p, msg := startOrRefused(t, []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9", "SESSIONGATE_DOCUMENT_ROOT=" + root, "SESSIONGATE_SESSIONS=off",
+		"SESSIONGATE_TLS_CERT=" + reversed, "SESSIONGATE_TLS_KEY=" + key}, "SESSIONGATE_TLS_CERT")
+	if p != nil {
+		t.Fatal("started with the chain in the wrong order")
+	}
+	if !strings.Contains(msg, "first") || strings.Contains(msg, "SESSIONGATE_TLS_KEY=") {
+		t.Fatalf("refused with:\n%s\nwant the certificate file named alone, saying the site's certificate comes first", msg)
 	}
 }
