@@ -138,7 +138,7 @@ type Config struct {
 
 	LogLevel  string `env:"SESSIONGATE_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat string `env:"SESSIONGATE_LOG_FORMAT" envDefault:"json" help:"json (one object per line) or text"`
-	AccessLog bool   `env:"SESSIONGATE_ACCESS_LOG" envDefault:"on" help:"on: one log line per request, at info level, a failed one (an upstream error, a timeout, a client gone) at warn, so SESSIONGATE_LOG_LEVEL=warn or error keeps only those; off: only the failed ones"`
+	AccessLog bool   `env:"SESSIONGATE_ACCESS_LOG" envDefault:"on" help:"on: one log line per request, at info level, a failed one (a client gone, a write timeout, a refusal) at warn, and one php-fpm or Django could not be reached for or did not answer in time (502, 504) at error, as nginx's error_log has them, so SESSIONGATE_LOG_LEVEL=warn keeps only the failed ones and error those of the backends; off: only the failed ones"`
 
 	TLSCert string `env:"SESSIONGATE_TLS_CERT" help:"PEM certificate (chain) file; with SESSIONGATE_TLS_KEY the public listener speaks HTTPS; set both or neither"`
 	TLSKey  string `env:"SESSIONGATE_TLS_KEY" help:"PEM private key file for SESSIONGATE_TLS_CERT, not encrypted (there is no passphrase setting)"`
@@ -424,7 +424,13 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 				keyOK := hasPEMBlock(keyPEM, func(b *pem.Block) bool {
 					return b.Type == "PRIVATE KEY" || strings.HasSuffix(b.Type, " PRIVATE KEY")
 				})
-				if certOK && keyOK {
+				switch n := keyCertPosition(certPEM, keyPEM); {
+				case certOK && keyOK && n > 1:
+					// The chain first (cat chain.pem cert.pem): "private
+					// key does not match" would send the operator to a
+					// key that is right.
+					check("SESSIONGATE_TLS_CERT", false, "the certificate for SESSIONGATE_TLS_KEY is number %d in the file: the site's certificate must come first, then the chain (certbot's fullchain.pem, or cat cert.pem chain.pem)", n)
+				case certOK && keyOK:
 					certOK, keyOK = false, false
 				}
 				check("SESSIONGATE_TLS_CERT", certOK, "cannot load the certificate and key: %v", err)
@@ -444,12 +450,39 @@ func (c *Config) hostBitsWarnings(env map[string]string) []string {
 			out = append(out, hostBitsWarnings("SESSIONGATE_TRUSTED_PROXIES", entries)...)
 		}
 	}
+	// Not refused: on a platform whose proxies' addresses are not
+	// published it is the only way to see clients at all.
+	for _, p := range c.TrustedProxies {
+		if p.Bits() == 0 {
+			out = append(out, fmt.Sprintf("SESSIONGATE_TRUSTED_PROXIES: %s trusts every address: with every hop trusted, a client's address is the leftmost X-Forwarded-For entry, which the client writes itself (a load balancer appends the real one after it), so any client picks PHP's REMOTE_ADDR and the address SESSIONGATE_RESTRICTED_PATHS and SESSIONGATE_RATE_LIMITS go by; list the proxies' networks instead (nginx's set_real_ip_from 0.0.0.0/0 took the rightmost entry, with real_ip_recursive off)", p))
+		}
+	}
 	for _, e := range c.RestrictedPathSpecs {
 		if f := strings.Fields(e); len(f) > 1 {
 			out = append(out, hostBitsWarnings("SESSIONGATE_RESTRICTED_PATHS", f[1:])...)
 		}
 	}
 	return out
+}
+
+// keyCertPosition is the position (from 1) of the certificate in certPEM
+// that keyPEM's key belongs to, or 0 when none does.
+func keyCertPosition(certPEM, keyPEM []byte) int {
+	n := 0
+	for {
+		var b *pem.Block
+		b, certPEM = pem.Decode(certPEM)
+		if b == nil {
+			return 0
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		n++
+		if _, err := tls.X509KeyPair(pem.EncodeToMemory(b), keyPEM); err == nil {
+			return n
+		}
+	}
 }
 
 // hasPEMBlock reports whether data holds a PEM block wanted, as

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/pem"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -483,6 +484,29 @@ func TestTLSEncryptedKeyNamesTheKey(t *testing.T) {
 		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_TLS_KEY"}) || !strings.Contains(err.Error(), "encrypted") {
 			t.Errorf("%s: err = %v, want SESSIONGATE_TLS_KEY alone, saying the key is encrypted", name, err)
 		}
+	}
+}
+
+// TestTLSChainInTheWrongOrder: a certificate file with its chain first
+// and the site's certificate after it (cat chain.pem cert.pem) was
+// refused as "private key does not match public key" under both
+// variables, which sent the operator to a key that was right. It names
+// the certificate file and says the site's certificate must come first.
+func TestTLSChainInTheWrongOrder(t *testing.T) {
+	cert, _, key := testtls.Chain(t)
+	b, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, rest := pem.Decode(b)
+	reversed := filepath.Join(t.TempDir(), "reversed.pem")
+	if err := os.WriteFile(reversed, append(rest, pem.EncodeToMemory(leaf)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(append(base(t), "SESSIONGATE_TLS_CERT="+reversed, "SESSIONGATE_TLS_KEY="+key))
+	var cerr *Error
+	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_TLS_CERT"}) || !strings.Contains(err.Error(), "first") {
+		t.Errorf("chain before the site's certificate: err = %v, want SESSIONGATE_TLS_CERT alone, saying the site's certificate comes first", err)
 	}
 }
 
@@ -1432,6 +1456,31 @@ func TestHostBitsInCIDRsWarn(t *testing.T) {
 	cfg, err = Load(append(base(t), "SESSIONGATE_TRUSTED_PROXIES=10.0.0.0/8,10.0.0.5,::ffff:172.16.0.0/108", "SESSIONGATE_RESTRICTED_PATHS=/admin/ 10.0.0.0/8 fd00::/8"))
 	if err != nil || len(cfg.Warnings) != 0 {
 		t.Errorf("networks without host bits: %v, warnings %q", err, cfg.Warnings)
+	}
+}
+
+// TestTrustEveryAddressWarns: SESSIONGATE_TRUSTED_PROXIES=0.0.0.0/0 (how
+// nginx's set_real_ip_from 0.0.0.0/0 is often written behind a cloud load
+// balancer whose addresses change) loaded without a word, and with every
+// hop trusted the client's address is the leftmost X-Forwarded-For entry,
+// which the client writes: any client could pass
+// SESSIONGATE_RESTRICTED_PATHS, dodge SESSIONGATE_RATE_LIMITS and choose
+// PHP's REMOTE_ADDR. nginx's default real_ip_recursive off takes the
+// rightmost entry instead, the one the load balancer appended.
+func TestTrustEveryAddressWarns(t *testing.T) {
+	for _, v := range []string{"0.0.0.0/0", "::/0", "10.0.0.0/8, ::ffff:0.0.0.0/96"} {
+		cfg, err := Load(append(base(t), "SESSIONGATE_TRUSTED_PROXIES="+v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Join(cfg.Warnings, "\n")
+		if !strings.Contains(got, "SESSIONGATE_TRUSTED_PROXIES") || !strings.Contains(got, "every") || !strings.Contains(got, "X-Forwarded-For") {
+			t.Errorf("%s: warnings %q, want one saying every address is trusted, and what a client's X-Forwarded-For then does", v, got)
+		}
+	}
+	cfg, err := Load(append(base(t), "SESSIONGATE_TRUSTED_PROXIES=0.0.0.0/1,10.0.0.0/8,fd00::/8"))
+	if err != nil || len(cfg.Warnings) != 0 {
+		t.Errorf("proxies' networks: %v, warnings %q", err, cfg.Warnings)
 	}
 }
 

@@ -56,6 +56,11 @@ func (s *SessionConfig) validate(check func(name string, ok bool, format string,
 	// which would silently make the cookie host-only.
 	check("SESSIONGATE_SESSION_COOKIE_DOMAIN", s.Domain == "" || (&http.Cookie{Name: "x", Domain: s.Domain}).Valid() == nil,
 		"must be a domain such as example.com or .example.com (no scheme, port, path or spaces)")
+	// A fully qualified name as DNS writes it passes the check above and
+	// goes out as Domain=example.com.: Chromium drops such a cookie, and
+	// RFC 6265 (4.1.2.3) has other browsers ignore the attribute.
+	check("SESSIONGATE_SESSION_COOKIE_DOMAIN", !strings.HasSuffix(s.Domain, "."),
+		"has a trailing dot: browsers drop the cookie (Chromium) or ignore its Domain, so no session would stick; write example.com")
 	switch strings.ToLower(s.SameSite) {
 	case "lax", "strict":
 	case "none":

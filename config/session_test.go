@@ -46,6 +46,11 @@ func TestSessionBadValues(t *testing.T) {
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "example.com:8443", "domain"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "https://example.com", "domain"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "exa mple.com", "domain"},
+		// A fully qualified name as DNS writes it: net/http sends it as
+		// it is, and Chromium drops the cookie (RFC 6265 has browsers
+		// ignore the Domain), so no login would stick.
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "example.com.", "trailing dot"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", ".example.com.", "trailing dot"},
 		{"SESSIONGATE_SESSION_COOKIE_SAMESITE", "lax;", "must be lax, strict or none"},
 		{"SESSIONGATE_SESSION_COOKIE_SAMESITE", "off", "must be lax, strict or none"},
 		{"SESSIONGATE_SESSION_COOKIE_SAMESITE", "none", "requires SESSIONGATE_SESSION_COOKIE_SECURE=on"},

@@ -223,7 +223,9 @@ type browser struct {
 // those connections are refused and only slow the start. The tab closes and
 // the process is killed (and waited for) when the test ends; chromedp also
 // sets the parent-death signal, so a crashed test binary leaves no browser.
-func newBrowser(t *testing.T, base string, limit time.Duration) *browser {
+// extra adds to the flags (host-resolver-rules, for a site under its own
+// names).
+func newBrowser(t *testing.T, base string, limit time.Duration, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	bin := harness.Bin(t, "chromium")
 	// Kept when the test fails (its path is logged), removed when it passes.
@@ -255,6 +257,7 @@ func newBrowser(t *testing.T, base string, limit time.Duration) *browser {
 		chromedp.WindowSize(1024, 768),
 		chromedp.CombinedOutput(&output),
 	}
+	opts = append(opts, extra...)
 	// Bounds the whole browser scenario: a page that never arrives fails
 	// the test instead of hanging it.
 	ctx, cancelTimeout := context.WithTimeout(context.Background(), limit)

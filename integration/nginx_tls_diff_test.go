@@ -1026,7 +1026,7 @@ func TestNginxTLSStartErrorsDiff(t *testing.T) {
 	}{
 		{"key of another certificate", cert, write("other-key.pem", other.privkey), []string{"SESSIONGATE_TLS_CERT", "SESSIONGATE_TLS_KEY"}, "does not match", false},
 		{"ECDSA key for an RSA certificate", cert, write("ec-key.pem", otherType.privkey), []string{"SESSIONGATE_TLS_CERT", "SESSIONGATE_TLS_KEY"}, "does not match", true},
-		{"chain with the intermediate (ECDSA) first", write("reversed.pem", append(inter, leaf...)), key, []string{"SESSIONGATE_TLS_CERT", "SESSIONGATE_TLS_KEY"}, "does not match", true},
+		{"chain with the intermediate (ECDSA) first", write("reversed.pem", append(inter, leaf...)), key, []string{"SESSIONGATE_TLS_CERT"}, "must come first", true},
 		{"encrypted key, PKCS#8", cert, openssl("enc8.pem", "pkey", "-aes256"), []string{"SESSIONGATE_TLS_KEY"}, "encrypted", false},
 		{"encrypted key, traditional", cert, openssl("encrsa.pem", "rsa", "-aes256", "-traditional"), []string{"SESSIONGATE_TLS_KEY"}, "encrypted", false},
 		{"files swapped", key, cert, []string{"SESSIONGATE_TLS_CERT", "SESSIONGATE_TLS_KEY"}, "switched", false},

@@ -732,9 +732,15 @@ func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status
 		attrs = append(attrs, slog.String("error", clip(rec.writeErr.Error(), maxLoggedValue)))
 	}
 	// A failed request is a warning with the access log on as well as off:
-	// at SESSIONGATE_LOG_LEVEL=warn it must still be seen.
+	// at SESSIONGATE_LOG_LEVEL=warn it must still be seen. A backend that
+	// could not be reached or did not answer in time is an error, as
+	// nginx's error_log has "connect() failed" and "upstream timed out":
+	// at SESSIONGATE_LOG_LEVEL=error a php-fpm that was down left no line.
 	level := slog.LevelInfo
-	if failed {
+	switch {
+	case ri.Err != nil && (status == http.StatusBadGateway || status == http.StatusGatewayTimeout):
+		level = slog.LevelError
+	case failed:
 		level = slog.LevelWarn
 	}
 	s.log.LogAttrs(r.Context(), level, "request", attrs...)

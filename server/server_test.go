@@ -542,8 +542,9 @@ func TestAccessLogOff(t *testing.T) {
 		return nil, &fcgi.Error{Status: 502, Op: "dial", Err: errors.New("connection refused")}
 	}
 	e.do(httptest.NewRequest("GET", "/hello.php", nil))
-	if log := e.lastLog(t); log["level"] != "WARN" || log["status"] != float64(502) {
-		t.Errorf("failed request not logged once at warn: %v", log)
+	// A backend failure: an error (TestBackendFailureLoggedAtError).
+	if log := e.lastLog(t); log["level"] != "ERROR" || log["status"] != float64(502) {
+		t.Errorf("failed request not logged once at error: %v", log)
 	}
 }
 
@@ -567,8 +568,43 @@ func TestFailedRequestLoggedAtWarnWithAccessLogOn(t *testing.T) {
 	if e.logs.String() == "" {
 		t.Fatal("a 502 left no log line with SESSIONGATE_LOG_LEVEL=warn and the access log on")
 	}
-	if log := e.lastLog(t); log["level"] != "WARN" || log["status"] != float64(502) {
-		t.Errorf("failed request not logged at warn: %v", log)
+	if log := e.lastLog(t); log["level"] != "ERROR" || log["status"] != float64(502) {
+		t.Errorf("backend failure not logged at error: %v", log)
+	}
+}
+
+// SESSIONGATE_LOG_LEVEL=error keeps what nginx's error_log keeps at that
+// level: a backend that could not be reached (502) or did not answer in
+// time (504). Logged at warn, a php-fpm that was down left no line at
+// all. A client that left (499) stays a warning, as do the gateway's own
+// refusals.
+func TestBackendFailureLoggedAtError(t *testing.T) {
+	for _, c := range []struct {
+		err   *fcgi.Error
+		level string
+	}{
+		{&fcgi.Error{Status: 502, Op: "dial", Err: errors.New("connection refused")}, "ERROR"},
+		{&fcgi.Error{Status: 504, Op: "read", Err: errors.New("timeout")}, "ERROR"},
+	} {
+		e := newEnv(t, nil)
+		e.srv.log = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelError}))
+		e.php.respond = func(r *http.Request) (*http.Response, error) { return nil, c.err }
+		e.do(httptest.NewRequest("GET", "/hello.php", nil))
+		if e.logs.String() == "" {
+			t.Errorf("%d: no line with SESSIONGATE_LOG_LEVEL=error", c.err.Status)
+			continue
+		}
+		if log := e.lastLog(t); log["level"] != c.level || log["status"] != float64(c.err.Status) {
+			t.Errorf("%d logged as %v", c.err.Status, log)
+		}
+	}
+	e := newEnv(t, func(c *config.Config) { c.RateLimitSpecs = []string{"/hello.php 1r/m"} })
+	e.srv.log = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelError}))
+	for range 3 {
+		e.do(httptest.NewRequest("GET", "/hello.php", nil))
+	}
+	if e.logs.String() != "" {
+		t.Errorf("the gateway's own refusals (429) logged at error: %s", e.logs)
 	}
 }
 

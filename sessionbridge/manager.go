@@ -367,8 +367,14 @@ func (m *Manager) expired(r record) bool {
 	}
 	// Seen is refreshed at least every IdleTimeout/4 while the session is
 	// used (see touch), so a gap beyond 1.25 x IdleTimeout is idleness, not
-	// a lazy write.
-	return now.Sub(time.UnixMilli(r.Seen)) > m.o.IdleTimeout+m.o.IdleTimeout/4
+	// a lazy write. A timeout of centuries (the largest duration, for
+	// sessions that never go idle) would overflow 1.25 x to a negative
+	// limit that every session passes: no gap reaches it.
+	grace := m.o.IdleTimeout / 4
+	if m.o.IdleTimeout > math.MaxInt64-grace {
+		return false
+	}
+	return now.Sub(time.UnixMilli(r.Seen)) > m.o.IdleTimeout+grace
 }
 
 // ttl is the store expiry for a session created at created: the idle

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -22,6 +23,9 @@ import (
 type certFiles struct {
 	certFile, keyFile string
 	current           atomic.Pointer[tls.Certificate]
+	// names are SESSIONGATE_SERVER_NAMES as config.HostNames spells
+	// them, for uncovered.
+	names []string
 }
 
 // loadCertFiles loads the pair to start with. An expired certificate is
@@ -152,6 +156,45 @@ func publicTLSConfig(certs *certFiles) *tls.Config {
 	return &tls.Config{GetCertificate: certs.getCertificate, NextProtos: []string{"h2", "http/1.1", "http/1.0"}}
 }
 
+// uncovered returns the names of c.names the certificate in use does not
+// cover, for a warning at start and after a reload: every browser refuses
+// HTTPS there. A wildcard's subdomains count as one name. Addresses and
+// names without a dot (health checks, services between containers) are
+// left out: browsers do not visit them over HTTPS. Not a refusal: a
+// placeholder certificate is what a site starts with until certbot's
+// first one, which the port-80 listener's ACME challenge needs it running
+// for.
+func (c *certFiles) uncovered() []string {
+	leaf := c.current.Load().Leaf
+	var out []string
+	for _, n := range c.names {
+		host := n
+		if rest, ok := strings.CutPrefix(n, "*."); ok {
+			host = "sessiongate-check." + rest
+		}
+		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil || !strings.Contains(host, ".") {
+			continue
+		}
+		if leaf.VerifyHostname(host) != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// warnMisfit logs what clients will refuse about the certificate in
+// use: names of SESSIONGATE_SERVER_NAMES it does not cover (uncovered),
+// and a file without the chain (incomplete).
+func (c *certFiles) warnMisfit(log *slog.Logger) {
+	if names := c.uncovered(); len(names) > 0 {
+		log.Warn("the TLS certificate does not cover these names of SESSIONGATE_SERVER_NAMES: browsers refuse HTTPS on them",
+			"cert", c.certFile, "names", strings.Join(names, ","))
+	}
+	if err := c.incomplete(); err != nil {
+		log.Warn("TLS certificate chain incomplete: browsers cope, but curl, Python, Java and mobile apps refuse HTTPS; name the full chain (certbot's fullchain.pem, not cert.pem)", "error", err.Error())
+	}
+}
+
 func (c *certFiles) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return c.current.Load(), nil
 }
@@ -178,14 +221,7 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, certs *certFiles,
 				continue
 			}
 			log.Info("SIGHUP: TLS certificate reloaded", "cert", certs.certFile, "not_after", certs.current.Load().Leaf.NotAfter)
-			warnIncomplete(certs, log)
+			certs.warnMisfit(log)
 		}
 	}()
-}
-
-// warnIncomplete logs a certificate file without its chain (incomplete).
-func warnIncomplete(certs *certFiles, log *slog.Logger) {
-	if err := certs.incomplete(); err != nil {
-		log.Warn("TLS certificate chain incomplete: browsers cope, but curl, Python, Java and mobile apps refuse HTTPS; name the full chain (certbot's fullchain.pem, not cert.pem)", "error", err.Error())
-	}
 }

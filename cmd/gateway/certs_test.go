@@ -215,3 +215,27 @@ func TestCertReloadAfterPlaceholder(t *testing.T) {
 		}
 	}
 }
+
+// TestCertUncoveredServerNames: a certificate that does not cover a name
+// of SESSIONGATE_SERVER_NAMES (a placeholder before certbot's, a renewal
+// hook that copied another site's files, a name added to the list and
+// not to the certificate) was served without a word, and every browser
+// visiting that name refused the site. uncovered names them: the exact
+// names and a wildcard's subdomains the certificate does not cover, and
+// not the addresses and dotless names listed for health checks and
+// services, which browsers do not visit over HTTPS.
+func TestCertUncoveredServerNames(t *testing.T) {
+	cert, key := testtls.Pair(t) // localhost, example.com, 127.0.0.1, ::1
+	c, err := loadCertFiles(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.names = []string{"example.com", "www.example.com", "*.example.com", "example.org", "localhost", "gateway", "10.0.0.5", "[::1]"}
+	if got, want := strings.Join(c.uncovered(), ","), "www.example.com,*.example.com,example.org"; got != want {
+		t.Errorf("uncovered() = %q, want %q", got, want)
+	}
+	c.names = []string{"example.com", "localhost"}
+	if got := c.uncovered(); len(got) != 0 {
+		t.Errorf("uncovered() = %q, want none", got)
+	}
+}

@@ -124,12 +124,13 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			logger.Error("cannot load the TLS certificate", "error", err.Error())
 			return 1
 		}
+		certs.names = cfg.HostNames()
+		certs.warnMisfit(logger)
 		if err := certs.expired(time.Now()); err != nil {
 			// Served all the same, as nginx does: the redirect listener
 			// must answer the ACME challenge that renews it.
 			logger.Warn("TLS certificate expired: browsers refuse HTTPS until it is renewed (then SIGHUP)", "error", err.Error())
 		}
-		warnIncomplete(certs, logger)
 		public.TLSConfig = publicTLSConfig(certs)
 		public.MaxHeaderBytes = tlsMaxHeaderBytes(int(cfg.MaxHeaderBytes))
 	}

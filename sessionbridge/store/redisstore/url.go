@@ -253,6 +253,12 @@ var schemes = map[string]struct {
 // does not accept) by hand and builds the go-redis URL.
 func splitURL(raw string) (*parsedURL, error) {
 	raw = strings.TrimSpace(raw)
+	if len(raw) > len("unix:/") && strings.EqualFold(raw[:len("unix:/")], "unix:/") && raw[len("unix:/")] != '/' {
+		// unix:/path.sock, as SESSIONGATE_PHP_FPM and SESSIONGATE_DJANGO_URL
+		// name their sockets (and redis-py takes it): the path is all
+		// there is after the scheme.
+		raw = "unix://" + raw[len("unix:"):]
+	}
 	schemeEnd := strings.Index(raw, "://")
 	if schemeEnd <= 0 {
 		return nil, errors.New("redisstore: Redis URL needs a scheme (redis://, rediss://, unix://, redis-sentinel://, redis-cluster://)")
@@ -287,6 +293,20 @@ func splitURL(raw string) (*parsedURL, error) {
 		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
 			authority, path = rest[:at+1], rest[at+1:]
 		}
+		// go-redis would take a relative path's first segment as a host
+		// (unix://tmp/redis.sock dials /redis.sock) and the start-up check
+		// fail, which a supervisor retries for ever.
+		if path != "" && !strings.HasPrefix(path, "/") {
+			return nil, errors.New("redisstore: unix URL: the socket needs an absolute path, unix:///path/to/redis.sock")
+		}
+		// A URL's path is percent-encoded (%20 a space); put in url.URL
+		// as written, its escapes were escaped again and the gateway
+		// dialed ".../my%20redis.sock".
+		dec, err := url.PathUnescape(path)
+		if err != nil {
+			return nil, errors.New("redisstore: unix URL: bad percent-encoding in the socket path (a '%' is written %25)")
+		}
+		path = dec
 		// The start-up check would only say "invalid argument".
 		if err := sockpath.Check(path); err != nil {
 			return nil, fmt.Errorf("redisstore: unix URL: %w", err)

@@ -34,6 +34,14 @@ func TestOpenClientForms(t *testing.T) {
 		{"redis://[::1]:7000/2", want{kind: "single", addrs: []string{"[::1]:7000"}, network: "tcp", db: 2}},
 		{"unix:///run/redis.sock?db=4", want{kind: "single", addrs: []string{"/run/redis.sock"}, network: "unix", db: 4}},
 		{"unix://:pw@/run/redis.sock", want{kind: "single", addrs: []string{"/run/redis.sock"}, network: "unix", pw: "pw"}},
+		// The form SESSIONGATE_PHP_FPM and SESSIONGATE_DJANGO_URL take,
+		// and redis-py's: "needs a scheme" sent the operator looking for
+		// one it had.
+		{"unix:/run/redis.sock?db=4", want{kind: "single", addrs: []string{"/run/redis.sock"}, network: "unix", db: 4}},
+		{"unix:/run/redis.sock", want{kind: "single", addrs: []string{"/run/redis.sock"}, network: "unix"}},
+		// A URL's path is percent-encoded: %20 is a space.
+		{"unix:///run/my%20redis.sock?db=1", want{kind: "single", addrs: []string{"/run/my redis.sock"}, network: "unix", db: 1}},
+		{"unix:///run/my redis.sock", want{kind: "single", addrs: []string{"/run/my redis.sock"}, network: "unix"}},
 		{"redis-cluster://a:7000,b:7001,c", want{kind: "cluster", addrs: []string{"a:7000", "b:7001", "c:6379"}}},
 		{"redis-cluster://:pw@a:7000?addr=b:7001", want{kind: "cluster", addrs: []string{"a:7000", "b:7001"}, pw: "pw"}},
 		{"redis-cluster://single:7000", want{kind: "cluster", addrs: []string{"single:7000"}}},
@@ -119,6 +127,24 @@ func checkTimeouts(t *testing.T, dial, read, write time.Duration, ctxTimeouts bo
 	}
 	if retries > 0 { // -1 in the options is 0 once go-redis normalized them
 		t.Fatalf("MaxRetries = %d, want retries off", retries)
+	}
+}
+
+// TestOpenClientUnixPathMustBeAbsolute: after unix:// a relative path
+// (unix://tmp/redis.sock, one slash short) was taken by go-redis as a host
+// and a path: the gateway dialed /redis.sock... elsewhere, failed its
+// start-up check with exit 1, and a supervisor restarted it for ever.
+func TestOpenClientUnixPathMustBeAbsolute(t *testing.T) {
+	for _, u := range []string{"unix://tmp/redis.sock", "unix://redis.sock", "unix://run/redis/redis.sock?db=1", "unix://:pw@run/redis.sock"} {
+		c, err := OpenClient(u)
+		if err == nil {
+			c.Close()
+			t.Errorf("%s: accepted", u)
+			continue
+		}
+		if !strings.Contains(err.Error(), "absolute") || strings.Contains(err.Error(), "pw") {
+			t.Errorf("%s: %v; want a message asking for an absolute path, without the password", u, err)
+		}
 	}
 }
 
