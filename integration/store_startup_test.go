@@ -74,8 +74,8 @@ func TestStoreStartupMessages(t *testing.T) {
 		url := down.URL()
 		down.Stop()
 		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL="+url)...)
-		if code == 0 || !strings.Contains(out, "connection refused") || !strings.Contains(out, "cannot start") {
-			t.Errorf("Redis not running: exit %d, want a start refused naming the cause; log:\n%s", code, out)
+		if code != 1 || !strings.Contains(out, "connection refused") || !strings.Contains(out, "cannot start") {
+			t.Errorf("Redis not running: exit %d, want 1 (a start that may work later) naming the cause; log:\n%s", code, out)
 		}
 	})
 
@@ -84,8 +84,8 @@ func TestStoreStartupMessages(t *testing.T) {
 			t.Fatalf("ACL SETUSER: %v %s", err, out)
 		}
 		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL=redis://sgwrong:wrong-secret-pw@"+r.Addr+"/0")...)
-		if code == 0 || !strings.Contains(out, "WRONGPASS") || !strings.Contains(out, "cannot start") {
-			t.Errorf("wrong password: exit %d, want a start refused naming WRONGPASS; log:\n%s", code, out)
+		if code != 78 || !strings.Contains(out, "WRONGPASS") || !strings.Contains(out, "cannot start") || !strings.Contains(out, "SESSIONGATE_REDIS_URL") {
+			t.Errorf("wrong password: exit %d, want 78 (EX_CONFIG) naming WRONGPASS and SESSIONGATE_REDIS_URL; log:\n%s", code, out)
 		}
 		if strings.Contains(out, "wrong-secret-pw") {
 			t.Errorf("the log shows the password:\n%s", out)
@@ -97,8 +97,8 @@ func TestStoreStartupMessages(t *testing.T) {
 			t.Fatalf("ACL SETUSER: %v %s", err, out)
 		}
 		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL=redis://sgnochan:nochan-secret-pw@"+r.Addr+"/0")...)
-		if code == 0 || !strings.Contains(out, "the server refuses a command sessions need") {
-			t.Errorf("user without the unlock channel: exit %d, want a start refused saying the server refuses a command sessions need; log:\n%s", code, out)
+		if code != 78 || !strings.Contains(out, "the server refuses a command sessions need") {
+			t.Errorf("user without the unlock channel: exit %d, want 78 (EX_CONFIG) saying the server refuses a command sessions need; log:\n%s", code, out)
 		}
 		if strings.Contains(out, "nochan-secret-pw") {
 			t.Errorf("the log shows the password:\n%s", out)
@@ -116,8 +116,8 @@ func TestStoreStartupMessages(t *testing.T) {
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 		harness.WaitTCP(t, "127.0.0.1:"+port, 10*time.Second)
 		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL=redis://127.0.0.1:"+port+"/0")...)
-		if code == 0 || !strings.Contains(out, "the server refuses a command sessions need") {
-			t.Errorf("PUBLISH renamed away: exit %d, want a start refused saying the server refuses a command sessions need; log:\n%s", code, out)
+		if code != 78 || !strings.Contains(out, "the server refuses a command sessions need") {
+			t.Errorf("PUBLISH renamed away: exit %d, want 78 (EX_CONFIG) saying the server refuses a command sessions need; log:\n%s", code, out)
 		}
 	})
 
@@ -129,8 +129,8 @@ func TestStoreStartupMessages(t *testing.T) {
 			}
 		}
 		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL="+full.URL())...)
-		if code == 0 || !strings.Contains(out, "out of memory") {
-			t.Errorf("Redis out of memory: exit %d, want a start refused saying so; log:\n%s", code, out)
+		if code != 1 || !strings.Contains(out, "out of memory") {
+			t.Errorf("Redis out of memory: exit %d, want 1 (memory may be freed) saying so; log:\n%s", code, out)
 		}
 	})
 
@@ -159,4 +159,48 @@ func TestStoreStartupMessages(t *testing.T) {
 			t.Errorf("tls-auth-clients yes: exit %d, want the README's tls: certificate required (or connection reset by peer); log:\n%s", code, out)
 		}
 	})
+}
+
+// Redis settings no restart can cure stop the start with 78 (EX_CONFIG),
+// which the systemd unit does not restart and a supervisor can tell from
+// 1: a password Redis refuses or none where one is required, a database
+// number beyond the server's `databases` (16, its default), an ACL user
+// without a command sessions need. Each used to exit 1, and was restarted
+// for ever. The log names SESSIONGATE_REDIS_URL and never the password.
+func TestStoreStartupRefusedSettings(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server", "php-fpm8.2")
+	root := gwSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	base := []string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=startup-test-key-0123456789abcdef0123456789", "SESSIONGATE_REDIS_TIMEOUT=1s"}
+
+	r := harness.StartRedis(t)
+	addr := r.Addr
+	if out, err := r.Do("ACL", "SETUSER", "sgnoeval", "on", ">noeval-secret-pw", "~*", "&*", "+@all", "-evalsha"); err != nil {
+		t.Fatalf("ACL SETUSER: %v %s", err, out)
+	}
+	// Last: the harness's own commands need no password.
+	if out, err := r.Do("CONFIG", "SET", "requirepass", "the-right-secret-pw"); err != nil {
+		t.Fatalf("CONFIG SET requirepass: %v %s", err, out)
+	}
+	// The right settings start: the server itself is fine.
+	startBinary(t, buildGateway(t), append(base, "SESSIONGATE_REDIS_URL=redis://:the-right-secret-pw@"+addr+"/3"))
+
+	for _, tc := range []struct{ name, url, want string }{
+		{"WrongPassword", "redis://:a-wrong-secret-pw@" + addr + "/0", "WRONGPASS"},
+		{"NoPassword", "redis://" + addr + "/0", "NOAUTH"},
+		{"DatabaseOutOfRange", "redis://:the-right-secret-pw@" + addr + "/16", "DB index is out of range"},
+		{"UserWithoutEvalsha", "redis://sgnoeval:noeval-secret-pw@" + addr + "/0", "NOPERM"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL="+tc.url)...)
+			if code != 78 || !strings.Contains(out, tc.want) || !strings.Contains(out, "SESSIONGATE_REDIS_URL") {
+				t.Errorf("exit %d, want 78 (EX_CONFIG) naming %s and SESSIONGATE_REDIS_URL; log:\n%s", code, tc.want, out)
+			}
+			if strings.Contains(out, "secret-pw") {
+				t.Errorf("the log shows the password:\n%s", out)
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/sessiongate/sessiongate/app"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
 )
 
 // A server that answers PING but cannot hold the sessions through the URL's
@@ -45,10 +47,15 @@ func TestStoreRedisProbeRefusesWrongTopology(t *testing.T) {
 		}
 		return err
 	}
-	for name, tc := range map[string]struct{ url, want string }{
-		"cluster node": {"redis://" + c.Addrs[0] + "/0", "redis-cluster://"},
-		"sentinel":     {"redis://" + sentinel + "/0", "redis-sentinel://"},
-		"replica":      {"redis://" + replica.Addr + "/0", "replica"},
+	// The wrong kind of URL for the server is a configuration error (exit
+	// 78); a replica may be promoted, so it is not.
+	for name, tc := range map[string]struct {
+		url, want     string
+		misconfigured bool
+	}{
+		"cluster node": {"redis://" + c.Addrs[0] + "/0", "redis-cluster://", true},
+		"sentinel":     {"redis://" + sentinel + "/0", "redis-sentinel://", true},
+		"replica":      {"redis://" + replica.Addr + "/0", "replica", false},
 	} {
 		err := build(tc.url)
 		if err == nil {
@@ -57,6 +64,9 @@ func TestStoreRedisProbeRefusesWrongTopology(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "SESSIONGATE_REDIS_URL") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %q does not name SESSIONGATE_REDIS_URL and %q", name, err, tc.want)
+		}
+		if got := errors.Is(err, redisstore.ErrMisconfigured); got != tc.misconfigured {
+			t.Errorf("%s: ErrMisconfigured %v, want %v: %v", name, got, tc.misconfigured, err)
 		}
 	}
 	// The right URLs still start.

@@ -6,7 +6,8 @@
 // Exit status: 0 after a clean shutdown (SIGTERM/SIGINT/SIGQUIT with every in-flight
 // request finished), 1 on a runtime failure or a start that failed for now
 // (Redis not answering, the port taken), 2 on a usage error (and a Go
-// crash), 78 (EX_CONFIG) on a configuration error.
+// crash), 78 (EX_CONFIG) on a configuration error (Redis refusing the
+// password, database or user of SESSIONGATE_REDIS_URL included).
 package main
 
 import (
@@ -133,5 +134,6 @@ func usage(w io.Writer) {
 		"so that a restart refuses no connection; a passed socket no variable takes stops the start.\n")
 	io.WriteString(w, "\nExit status: 0 clean shutdown, 1 runtime failure or a start that failed for now (Redis not answering, the\n"+
 		"port taken), 2 usage error (and a Go crash), 78 configuration error (EX_CONFIG: starting again cannot help; a\n"+
-		"port the user may not bind, below 1024 without CAP_NET_BIND_SERVICE, included).\n")
+		"port the user may not bind, below 1024 without CAP_NET_BIND_SERVICE, and a password, database number or ACL\n"+
+		"user of SESSIONGATE_REDIS_URL that Redis refuses included).\n")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -19,6 +20,7 @@ import (
 	"github.com/sessiongate/sessiongate/app"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/procs"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
 )
 
 // exitConfig is the exit status for a configuration the gateway can never
@@ -89,6 +91,12 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 			// stop asked for, with no request in flight, not a failure.
 			logger.Info("stopped before the start completed", "interrupted", err.Error())
 			return 0
+		}
+		if errors.Is(err, redisstore.ErrMisconfigured) {
+			// A password, database or ACL user Redis refuses: the next
+			// start would be refused alike.
+			logger.Error("cannot start: Redis refuses the settings of SESSIONGATE_REDIS_URL (fix it or the Redis user; restarting cannot help)", "error", err)
+			return exitConfig
 		}
 		logger.Error("cannot start", "error", err)
 		return 1

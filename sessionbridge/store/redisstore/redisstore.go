@@ -631,7 +631,80 @@ func (s *Store) replicated(op string, wait *redis.Cmd) error {
 // itself flags as failed (see pingCluster); otherwise also that the server
 // is a writable master outside any cluster (checkRole). Last, that the
 // Redis user may run every command sessions need (checkAccess).
+//
+// A failure no retry can cure (see ErrMisconfigured) also matches
+// ErrMisconfigured.
 func (s *Store) Ping(ctx context.Context) error {
+	return pingResult(s.ping(ctx))
+}
+
+// pingResult adds ErrMisconfigured to the chain of a failure no retry can
+// cure.
+func pingResult(err error) error {
+	if err != nil && settingRefused(err) {
+		return misconfigured{err}
+	}
+	return err
+}
+
+// ErrMisconfigured marks a Ping failure that comes from the client's own
+// settings, so that waiting for Redis cannot cure it: a password Redis
+// refuses or none where one is required, a database number beyond the
+// server's `databases`, an ACL user or a renamed command that leaves out
+// a command sessions need, a URL of the wrong kind for the server. A
+// supervisor that restarts the gateway on a failed start would restart it
+// for ever. Such an error matches store.ErrUnavailable too.
+var ErrMisconfigured = errors.New("redis refuses the connection's settings")
+
+// misconfigured keeps err's message and adds ErrMisconfigured to its chain.
+type misconfigured struct{ error }
+
+func (e misconfigured) Unwrap() []error { return []error{e.error, ErrMisconfigured} }
+
+// refusalsOfSettings are the starts of Redis error replies that name the
+// client's settings. A list, not every reply: LOADING (a Redis restarting
+// with its data set), BUSY, MASTERDOWN, READONLY after a failover, OOM and
+// the like pass with time, and a gateway stopped for good on one of them
+// would stay down after Redis recovered.
+var refusalsOfSettings = []string{
+	"WRONGPASS",            // wrong password, or the user is disabled
+	"NOAUTH",               // a password is required and the URL has none
+	"NOPERM",               // ACL: a command, key or channel
+	"ERR AUTH ",            // a password where the server has none (Redis 6+)
+	"ERR Client sent AUTH", // the same, Redis 5
+	"ERR DB index is out of range",
+	"ERR invalid DB index",
+	"ERR unknown command", // renamed away
+	"ERR The user executing the script can't",      // ACL, from inside a script
+	"ERR Unknown Redis command called from script", // renamed away
+}
+
+// settingRefused reports whether err carries a Redis reply that no retry
+// can change, or a server of the wrong kind for the URL.
+func settingRefused(err error) bool {
+	var kind wrongKind
+	if errors.As(err, &kind) {
+		return true
+	}
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	for _, p := range refusalsOfSettings {
+		if strings.HasPrefix(reply.Error(), p) {
+			return true
+		}
+	}
+	return false
+}
+
+// wrongKind: the URL's scheme does not fit the server (a Cluster node or a
+// Sentinel behind redis://).
+type wrongKind string
+
+func (e wrongKind) Error() string { return string(e) }
+
+func (s *Store) ping(ctx context.Context) error {
 	if cc, ok := s.c.(*redis.ClusterClient); ok {
 		failed, err := pingCluster(ctx, cc)
 		if err != nil {
@@ -940,9 +1013,9 @@ func (s *Store) checkRole(ctx context.Context) error {
 	}
 	switch {
 	case strings.Contains(info, "redis_mode:cluster"):
-		return unavailable("ping", errors.New("the server is a Redis Cluster node: use a redis-cluster:// (or rediss-cluster://) URL"))
+		return unavailable("ping", wrongKind("the server is a Redis Cluster node: use a redis-cluster:// (or rediss-cluster://) URL"))
 	case strings.Contains(info, "redis_mode:sentinel"):
-		return unavailable("ping", errors.New("the server is a Redis Sentinel: use a redis-sentinel://host:26379/0?master=NAME URL"))
+		return unavailable("ping", wrongKind("the server is a Redis Sentinel: use a redis-sentinel://host:26379/0?master=NAME URL"))
 	}
 	info, err = s.c.Info(ctx, "replication").Result()
 	if err != nil {
