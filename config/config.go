@@ -207,6 +207,7 @@ func Load(environ []string) (*Config, error) {
 			c.StaticRoot = c.DocumentRoot
 		}
 	}
+	c.foldKeywords()
 	errs = append(errs, c.validate(errs, env)...)
 	if len(errs) > 0 {
 		return nil, &Error{Problems: finish(&c, errs, env), Unknown: unknownVariables(&c, env)}
@@ -220,6 +221,33 @@ func Load(environ []string) (*Config, error) {
 		}
 	}
 	return &c, nil
+}
+
+// foldKeywords reads keyword values in any case and without surrounding
+// spaces, as booleans are read, so that everything after Load compares
+// them as written in the help. SESSIONGATE_INDEX is otherwise a file name,
+// which keeps its case; folding its "off" is safe because a front
+// controller must end in .php, so no file can be named OFF there. The
+// directories of SESSIONGATE_FOLLOW_SYMLINKS keep theirs too: they are
+// absolute, and never the keyword.
+func (c *Config) foldKeywords() {
+	fold := func(v *string, keywords ...string) {
+		for _, k := range keywords {
+			if strings.EqualFold(strings.TrimSpace(*v), k) {
+				*v = k
+				return
+			}
+		}
+	}
+	fold(&c.LogLevel, "debug", "info", "warn", "error")
+	fold(&c.LogFormat, "json", "text")
+	fold(&c.Index, IndexOff)
+	for i := range c.FollowSymlinks {
+		fold(&c.FollowSymlinks[i], "root", "any")
+	}
+	fold(&c.Session.SameSite, "lax", "strict", "none")
+	fold(&c.Session.Lock, "strict", "merge")
+	fold(&c.Session.RedisCoalesce, "auto", "on", "off")
 }
 
 // validate checks what parsing cannot: values that must exist on disk, agree

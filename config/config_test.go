@@ -252,7 +252,7 @@ func TestFollowSymlinks(t *testing.T) {
 		"usr/share":   "must be root, any or absolute directories",
 		dir + "/nope": "does not exist",
 		file:          "is not a directory",
-		"Root":        "must be root, any or absolute directories",
+		"Root,/usr":   "cannot be combined",
 	} {
 		_, err := Load(append(base(t), "SESSIONGATE_FOLLOW_SYMLINKS="+value))
 		var cerr *Error
@@ -301,6 +301,52 @@ func TestNoPHPPathsBadValues(t *testing.T) {
 		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_NO_PHP_PATHS"}) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("SESSIONGATE_NO_PHP_PATHS=%s: got %v, want an error naming only it, saying %q", c.value, err, c.want)
 		}
+	}
+}
+
+// Keyword values are read in any case, as booleans, SAMESITE and LOG_*
+// always were: ON, STRICT, ANY and OFF (typed in capitals, or from a
+// configuration tool that writes them so) were refused. Leading and
+// trailing spaces go too (a `\r` of an env file written on Windows).
+func TestKeywordsInAnyCase(t *testing.T) {
+	c, err := Load(append(base(t),
+		"SESSIONGATE_REDIS_COALESCE=ON",
+		"SESSIONGATE_SESSION_LOCK=Merge",
+		"SESSIONGATE_FOLLOW_SYMLINKS=ANY",
+		"SESSIONGATE_INDEX=OFF",
+		"SESSIONGATE_LOG_LEVEL=DEBUG\r",
+		"SESSIONGATE_LOG_FORMAT= Text",
+		"SESSIONGATE_SESSION_COOKIE_SAMESITE=STRICT",
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Session.Coalesce() {
+		t.Error("SESSIONGATE_REDIS_COALESCE=ON: Coalesce() is false")
+	}
+	if c.Session.Lock != "merge" {
+		t.Errorf("SESSIONGATE_SESSION_LOCK=Merge: Lock = %q, want merge (the session manager knows only the lower-case mode)", c.Session.Lock)
+	}
+	if anywhere, _ := c.SymlinkTargets(); !anywhere {
+		t.Error("SESSIONGATE_FOLLOW_SYMLINKS=ANY: not anywhere")
+	}
+	if c.IndexScript() != "" {
+		t.Errorf("SESSIONGATE_INDEX=OFF: IndexScript = %q, want none", c.IndexScript())
+	}
+	if c.LogLevel != "debug" || c.LogFormat != "text" || c.Session.SameSite != "strict" {
+		t.Errorf("LOG_LEVEL %q, LOG_FORMAT %q, SAMESITE %q: want them as the keywords", c.LogLevel, c.LogFormat, c.Session.SameSite)
+	}
+	// A directory list keeps its case: paths are case-sensitive.
+	dir := filepath.Join(t.TempDir(), "Shared")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(append(base(t), "SESSIONGATE_FOLLOW_SYMLINKS="+dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, dirs := c.SymlinkTargets(); !slices.Equal(dirs, []string{dir}) {
+		t.Errorf("SymlinkTargets dirs = %q, want %q", dirs, dir)
 	}
 }
 

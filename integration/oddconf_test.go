@@ -9,6 +9,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -291,5 +293,35 @@ func TestTLSChainInTheWrongOrder(t *testing.T) {
 	}
 	if !strings.Contains(msg, "first") || strings.Contains(msg, "SESSIONGATE_TLS_KEY=") {
 		t.Fatalf("refused with:\n%s\nwant the certificate file named alone, saying the site's certificate comes first", msg)
+	}
+}
+
+// Keywords typed in capitals, as booleans always could be, reach the real
+// binary as the keywords: FOLLOW_SYMLINKS=ANY serves a link out of the
+// root, INDEX=OFF answers 404 where index.php would run, and the start
+// against a real Redis takes SESSION_LOCK=MERGE and REDIS_COALESCE=ON.
+// Each was refused with exit 78.
+func TestKeywordsInCapitals(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "redis-server", "php-fpm8.2")
+	root := gwSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	r := harness.StartRedis(t)
+	p := startBinary(t, buildGateway(t), []string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey, "SESSIONGATE_REDIS_URL=" + r.URL(),
+		"SESSIONGATE_FOLLOW_SYMLINKS=ANY", "SESSIONGATE_INDEX=OFF", "SESSIONGATE_SESSION_LOCK=MERGE", "SESSIONGATE_REDIS_COALESCE=ON"})
+	for path, want := range map[string]int{"/out-file.txt": 200, "/no-such-page": 404} {
+		res, err := http.Get(p.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("GET %s: %d %q, want %d", path, res.StatusCode, body, want)
+		}
+	}
+	if log := p.stderr.String(); !strings.Contains(log, `"SESSIONGATE_SESSION_LOCK":"merge"`) || !strings.Contains(log, `"SESSIONGATE_REDIS_COALESCE":"on"`) {
+		t.Errorf("the start does not log the keywords as such:\n%s", log)
 	}
 }
