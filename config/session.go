@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
 )
@@ -79,6 +80,9 @@ func (s *SessionConfig) validate(check func(name string, ok bool, format string,
 		msg := checkRedisURL(s.RedisURL)
 		check("SESSIONGATE_REDIS_URL", msg == "", "%s", msg)
 	}
+	// A \r from an env file saved with CRLF line ends would silently make
+	// keys that no other gateway, nor an operator's redis-cli, looks for.
+	check("SESSIONGATE_REDIS_PREFIX", !strings.ContainsFunc(s.RedisPrefix, unicode.IsControl), "must not contain a control character (a \\r from an env file with CRLF line ends?)")
 	check("SESSIONGATE_REDIS_PREFIX", !strings.ContainsAny(s.RedisPrefix, "{}"), "must not contain '{' or '}' (in a Redis Cluster it would become a hash tag shared by every session)")
 	checkDuration(check, "SESSIONGATE_REDIS_TIMEOUT", s.RedisTimeout)
 	check("SESSIONGATE_REDIS_WAIT_REPLICAS", s.RedisWaitReplicas >= 0, "must be 0 (off) or a number of replicas")

@@ -43,6 +43,11 @@ func TestSessionBadValues(t *testing.T) {
 		{"SESSIONGATE_REDIS_URL", "redis-cluster://:hunter2@n1:6379,n2:70000", "port"},
 		{"SESSIONGATE_REDIS_URL", "redis-sentinel://:hunter2@s1:26379,s2:0/0?master=m", "port"},
 		{"SESSIONGATE_REDIS_PREFIX", "sg{x}:", "'{'"},
+		// The \r of an env file saved with CRLF line ends: kept, it
+		// made keys no other gateway (or redis-cli user) would look for.
+		{"SESSIONGATE_REDIS_PREFIX", "sessiongate:\r", "control character"},
+		{"SESSIONGATE_REDIS_PREFIX", "sg\x00:", "control character"},
+		{"SESSIONGATE_REDIS_PREFIX", "sg\x7f:", "control character"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "example.com:8443", "domain"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "https://example.com", "domain"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "exa mple.com", "domain"},
