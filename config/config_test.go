@@ -1115,9 +1115,20 @@ func TestRateLimits(t *testing.T) {
 		{"/x 1.5r/s", "10r/s or 30r/m"},
 		{"/x 5r/s burst", "burst=N"},
 		{"/x 5r/s burst=-1", "burst=N"},
+		// Over the limit: the message says what the limit is.
+		{"/x 5r/s burst=1000001", "at most 1000000"},
+		{"/x 5r/s burst=99999999999999999999", "at most 1000000"},
+		{"/x 1000001r/s", "at most 1000000"},
+		{"/x 1000000r/s burst=1000000", "no error"},
 		{"/x 5r/s,/x 6r/s", "listed twice"},
 	} {
 		_, err := Load(append(base(t), "SESSIONGATE_RATE_LIMITS="+c.value))
+		if c.want == "no error" {
+			if err != nil {
+				t.Errorf("SESSIONGATE_RATE_LIMITS=%s: %v, want the limits themselves accepted", c.value, err)
+			}
+			continue
+		}
 		e, ok := err.(*Error)
 		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_RATE_LIMITS"}) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("SESSIONGATE_RATE_LIMITS=%s: got %v, want an error naming only it, saying %q", c.value, err, c.want)

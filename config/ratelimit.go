@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -21,6 +22,18 @@ type RateLimit struct {
 // RateLimits parses SESSIONGATE_RATE_LIMITS (after Load has checked it).
 func (c *Config) RateLimits() []RateLimit { return parsed(c.RateLimitSpecs, parseRateLimit) }
 
+// maxRateLimit bounds both the rate and the burst: far beyond any client a
+// limit is meant for, and it keeps the limiter's burst x interval (int64
+// nanoseconds, 6e16 at 1r/m) far from overflowing.
+const maxRateLimit = 1_000_000
+
+// overLimit reports whether Atoi's n, err is a number above maxRateLimit,
+// one too large for an int included, so that the message can say the
+// limit rather than describe the syntax.
+func overLimit(n int, err error) bool {
+	return errors.Is(err, strconv.ErrRange) && n > 0 || err == nil && n > maxRateLimit
+}
+
 // parseRateLimit reads "PATH RATE [burst=N]", RATE as nginx writes it:
 // 10r/s or 30r/m.
 func parseRateLimit(e string) (RateLimit, error) {
@@ -39,7 +52,10 @@ func parseRateLimit(e string) (RateLimit, error) {
 	}
 	n, unit, ok := strings.Cut(f[1], "r/")
 	count, err := strconv.Atoi(n)
-	if !ok || err != nil || count < 1 || count > 1_000_000 || (unit != "s" && unit != "m") {
+	if ok && (unit == "s" || unit == "m") && overLimit(count, err) {
+		return RateLimit{}, fmt.Errorf("%q: the rate is at most %dr/%s", e, maxRateLimit, unit)
+	}
+	if !ok || err != nil || count < 1 || (unit != "s" && unit != "m") {
 		return RateLimit{}, fmt.Errorf("%q: the rate is requests per second or minute, like nginx's rate=: 10r/s or 30r/m", e)
 	}
 	rl.PerSecond = float64(count)
@@ -49,7 +65,10 @@ func parseRateLimit(e string) (RateLimit, error) {
 	if len(f) == 3 {
 		b, ok := strings.CutPrefix(f[2], "burst=")
 		burst, err := strconv.Atoi(b)
-		if !ok || err != nil || burst < 0 || burst > 1_000_000 {
+		if ok && overLimit(burst, err) {
+			return RateLimit{}, fmt.Errorf("%q: the burst is at most %d", e, maxRateLimit)
+		}
+		if !ok || err != nil || burst < 0 {
 			return RateLimit{}, fmt.Errorf("%q: the third word is burst=N, the requests a client may send at once beyond the rate", e)
 		}
 		rl.Burst = burst
