@@ -732,11 +732,16 @@ func TestSlowlorisAndSlowPOST(t *testing.T) {
 	a.settled(t, "slow clients", base)
 }
 
-// countWSGI counts its runs in the file COUNT_FILE names, then answers.
-const countWSGI = `import os
+// countWSGI counts its runs in the file COUNT_FILE names, then answers;
+// a request for ?warm counts nothing and takes 300 ms, so that requests
+// sent at once each need a connection of their own.
+const countWSGI = `import os, time
 def application(environ, start_response):
-    with open(os.environ["COUNT_FILE"], "a") as f:
-        f.write("x")
+    if environ.get("QUERY_STRING") == "warm":
+        time.sleep(0.3)
+    else:
+        with open(os.environ["COUNT_FILE"], "a") as f:
+            f.write("x")
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
     return [b"ran"]
 `
@@ -747,6 +752,18 @@ def application(environ, start_response):
 // connection is closed past the reset limit. Before, a request handed a
 // kept-alive connection was written although its client had reset it, and
 // gunicorn ran the view for nobody.
+//
+// How many times the view runs is not exact, and cannot be made so from
+// outside: HEADERS and RST_STREAM come in one write, but net/http starts
+// the stream's handler at the HEADERS, and when that goroutine gets ahead
+// of the connection's frame loop the request goes out before the reset is
+// known, and gunicorn rightly runs it: 0 to 2 times in 8000 resets,
+// measured alone and under other tests. The bug ran the view once per
+// kept-alive connection at hand, each taken by a reset request and then
+// closed: with 4 at hand, as this test had, 4 runs against a bound of 1,
+// which the legitimate race once broke under the whole suite's load. With
+// 32 at hand the bug runs it 32 or 33 times (the fix reverted), and the
+// bound sits between: under 8.
 func TestCVE_2023_44487_RapidResetDjango(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "gunicorn")
@@ -755,19 +772,23 @@ func TestCVE_2023_44487_RapidResetDjango(t *testing.T) {
 		t.Fatal(err)
 	}
 	countFile := filepath.Join(dir, "runs")
-	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: dir, App: "countapp:application", Workers: 1, Threads: 4, Env: []string{"COUNT_FILE=" + countFile}})
+	const idle = 32
+	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: dir, App: "countapp:application", Workers: 1, Threads: idle, Env: []string{"COUNT_FILE=" + countFile}})
 	a := startH2Attack(t, 2, "SESSIONGATE_DJANGO_URL="+g.URL(), "SESSIONGATE_DJANGO_PATHS=/dj/")
 	runs := func() int {
 		b, _ := os.ReadFile(countFile)
 		return len(b)
 	}
 	get := []testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/dj/"}}
+	warm := []testh2.Field{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/dj/?warm"}}
+	// idle requests at once: as many kept-alive connections, idle for
+	// less than gunicorn's keep-alive (2 s) when the resets come.
 	var wg sync.WaitGroup
-	for range 4 {
+	for range idle {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if res := testh2.Do(t, a.addr, get, nil); res.Status != 200 || res.Body != "ran" {
+			if res := testh2.Do(t, a.addr, warm, nil); res.Status != 200 || res.Body != "ran" {
 				t.Errorf("a first request: %+v", res)
 			}
 		}()
@@ -793,15 +814,12 @@ func TestCVE_2023_44487_RapidResetDjango(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond) // for views still running
 	ran := runs() - before
-	t.Logf("%d connections of %d reset streams each: %d closed by the gateway, the view ran %d times", conns, pairs, closed, ran)
+	t.Logf("%d connections of %d reset streams each, %d kept-alive connections at hand: %d closed by the gateway, the view ran %d times", conns, pairs, idle, closed, ran)
 	if closed != conns {
 		t.Errorf("the gateway closed %d of %d connections", closed, conns)
 	}
-	// Back to back, a reset comes before its request is sent (0 runs
-	// measured; 4 before the fix), unless the handler was that quick:
-	// one such is let pass.
-	if ran > 1 {
-		t.Errorf("gunicorn ran the view %d times for the resets of %d connections, want at most 1", ran, conns)
+	if ran >= idle/4 {
+		t.Errorf("gunicorn ran the view %d times for the resets of %d connections, want under %d", ran, conns, idle/4)
 	}
 	if res := testh2.Do(t, a.addr, get, nil); res.Status != 200 || res.Body != "ran" {
 		t.Errorf("a legitimate request after: %+v", res)
