@@ -269,6 +269,20 @@ func TestDjangoBodyStallTimesOut(t *testing.T) {
 	if !poll(3*time.Second, func() bool { return strings.Contains(gw.Logs.String(), `"path":"/accounts/api/stall/","status":504`) }) {
 		t.Fatalf("no 504 in the access log:\n%s", gw.Logs.String())
 	}
+	// Of a declared length (under 64 KiB, so not read ahead): the client
+	// got no byte at all, the header and the first part dropped with the
+	// aborted response, and a browser sends a GET again after such an
+	// empty reply on a kept-alive connection. It gets what came, as from
+	// nginx, then the cut.
+	res, err = http.Get(gw.URL + "/accounts/api/stall/?ms=6000&length=1")
+	if err != nil {
+		t.Fatalf("stalled body of a declared length: %v; want the header and the first part", err)
+	}
+	body, err = io.ReadAll(res.Body)
+	res.Body.Close()
+	if err == nil || string(body) != "a" || res.ContentLength != 2 {
+		t.Errorf("stalled body of a declared length: %q (length %d), %v; want the first part and a cut", body, res.ContentLength, err)
+	}
 	// A stream that keeps moving within the timeout still arrives whole.
 	res, err = http.Get(gw.URL + "/accounts/api/stall/?ms=300")
 	if err != nil {

@@ -85,11 +85,6 @@ func httpWireExpected() map[string]wireDiff {
 		d["keep/"+name] = wireDiff{nginx, gateway, why}
 		d["once/"+name] = wireDiff{nginx, gateway, why}
 	}
-	for _, name := range []string{"cllarger", "closeafterheader"} {
-		both(name, `200 [Content-Type=text/plain] body="`+map[string]string{"cllarger": "short", "closeafterheader": ""}[name]+`" cut=true next=closed slow=false`,
-			"no response; next=(unexpected EOF)",
-			"a close before the Content-Length is sent: nginx sends the header and the bytes that came and cuts the body; the gateway, which has not sent the header yet, closes the connection without a byte (as on the PHP path, wireExpected's closeafterheader); both log the failure")
-	}
 	both("cltwodiff", `200 [Content-Type=text/plain] body="hel" cut=false `+ok, e502,
 		"two Content-Length lines that disagree: nginx takes the last and cuts the body there; the gateway answers 502, as RFC 9112 section 6.3 asks of a proxy (an invalid length is an unrecoverable error)")
 	both("clcomma", `200 [Content-Type=text/plain] body="" cut=true next=closed slow=false`, e502,

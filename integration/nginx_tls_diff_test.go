@@ -705,30 +705,41 @@ var tlsConnKnownDiffs = []knownDiff[tlsDiff]{
 func TestNginxTLSPlainHTTPLogged(t *testing.T) {
 	t.Parallel()
 	s := startTLSDiff(t)
+	// Any method, and the absolute form: the gateway answered only the
+	// starts crypto/tls knows ("GET /", "POST ", ...) and closed the
+	// others without a word or a log line.
+	reqs := []string{
+		"GET /plain.php HTTP/1.1\r\nHost: localhost\r\n\r\n",
+		"DELETE /plain.php HTTP/1.1\r\nHost: localhost\r\n\r\n",
+		"GET http://localhost/plain.php HTTP/1.1\r\nHost: localhost\r\n\r\n",
+	}
 	for _, addr := range []string{s.rsa.nginx, s.rsa.gw} {
-		if got := rawOutcome(t, addr, []byte("GET /plain.php HTTP/1.1\r\nHost: localhost\r\n\r\n")); got != "HTTP 400, closed" {
-			t.Errorf("%s: plain HTTP on the TLS port: %s, want HTTP 400, closed", addr, got)
+		for _, req := range reqs {
+			if got := rawOutcome(t, addr, []byte(req)); got != "HTTP 400, closed" {
+				t.Errorf("%s: plain HTTP on the TLS port (%.20q): %s, want HTTP 400, closed", addr, req, got)
+			}
 		}
 	}
 	if log, ok := textWhen(func() string { b, _ := os.ReadFile(s.accessLog); return string(b) }, func(log string) bool {
-		return strings.Contains(log, `"GET /plain.php HTTP/1.1" 400 `)
+		return strings.Contains(log, `"GET /plain.php HTTP/1.1" 400 `) && strings.Contains(log, `"DELETE /plain.php HTTP/1.1" 400 `)
 	}); !ok {
 		t.Errorf("nginx's access log has no 400 for the plain-HTTP request:\n%s", log)
 	}
 	since := func() string { return s.rsa.gwProc.stderr.String() }
 	if log, ok := textWhen(since, func(log string) bool {
+		n := 0
 		for l := range strings.SplitSeq(log, "\n") {
 			if strings.Contains(l, `"msg":"request"`) && strings.Contains(l, `"status":400`) && strings.Contains(l, "plain-HTTP") {
-				return true
+				n++
 			}
 		}
-		return false
+		return n == len(reqs)
 	}); !ok {
 		t.Errorf("the gateway's access log has no 400 for the plain-HTTP request:\n%s", log)
 	}
 	m := metricstest.Scrape(t, s.rsa.gwProc.Admin+"/metrics")
-	if got := m[`sessiongate_http_requests_total{code="400",upstream="gateway"}`]; got != 1 {
-		t.Errorf("plain-HTTP 400s counted %v times, want 1", got)
+	if got := m[`sessiongate_http_requests_total{code="400",upstream="gateway"}`]; got != float64(len(reqs)) {
+		t.Errorf("plain-HTTP 400s counted %v times, want %d", got, len(reqs))
 	}
 }
 

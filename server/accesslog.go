@@ -451,6 +451,26 @@ func (w *recorder) finalFlush(r *http.Request) {
 	w.FlushError()
 }
 
+// sendBeforeAbort sends, over HTTP/1.x, what net/http buffers of a
+// response the PHP or Django proxy aborts (panic value v) because its
+// upstream broke off or stalled mid-body: net/http drops it with the
+// panic. A short response, or one whose first part came before the
+// stall, then reached the client as an empty reply, which a browser takes
+// for a kept-alive connection closed under it and sends the request again
+// (the app ran twice). Now the header and the part go out, then the cut,
+// as from nginx; the client sees a response shorter than its length, or
+// a chunked body without its end. Not for a client that left, nor after a
+// failed write.
+func (w *recorder) sendBeforeAbort(r *http.Request, v any) {
+	if err, ok := v.(error); !ok || !errors.Is(err, http.ErrAbortHandler) {
+		return
+	}
+	if r.ProtoMajor != 1 || w.status == 0 || w.status == http.StatusSwitchingProtocols || w.hijacked || w.writeErr != nil || r.Context().Err() != nil {
+		return
+	}
+	w.FlushError()
+}
+
 // trailerKeys reports whether h has trailers set by http.TrailerPrefix
 // keys, which make net/http send the body chunked.
 func trailerKeys(h http.Header) bool {
@@ -542,8 +562,7 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 			if v == nil {
 				rec.finalFlush(r)
 			} else {
-				// Aborted: what was held never goes out, as net/http
-				// drops what it buffers of an aborted response.
+				rec.sendBeforeAbort(r, v)
 				rec.dropHeld()
 			}
 			rec.learnStreamEnd(r)

@@ -91,6 +91,13 @@ func (s *foldScanner) inRequestLine() bool {
 	return s.state == scanHead && s.lineNo == 0 && s.lineLen > 0
 }
 
+// midHead reports whether the bytes read so far end inside a request head
+// (past its first byte): a head that came pipelined behind the request
+// before, so net/http took it from its buffer, not the connection.
+func (s *foldScanner) midHead() bool {
+	return s.state == scanHead && (s.lineNo > 0 || s.lineLen > 0)
+}
+
 // scan follows p, the next bytes read from the connection.
 func (s *foldScanner) scan(p []byte) {
 	for len(p) > 0 && s.state != scanOff {

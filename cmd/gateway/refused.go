@@ -222,9 +222,11 @@ func (c *refusalConn) headTimedOut() bool {
 const headTimeoutError = "request headers not complete within SESSIONGATE_READ_HEADER_TIMEOUT"
 
 // closedMidHead logs the 408 of a connection net/http closed without an
-// answer because the head it was reading timed out.
+// answer because the head it was reading timed out. Nothing read since the
+// last response is an idle connection, unless the head came with the
+// request before (pipelined) and net/http waited for its rest.
 func (c *refusalConn) closedMidHead() {
-	if c.readSinceIdle.Load() == 0 || !c.headTimedOut() {
+	if c.readSinceIdle.Load() == 0 && !c.folds.midHead() || !c.headTimedOut() {
 		return
 	}
 	c.handled.Store(true)

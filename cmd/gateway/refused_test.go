@@ -124,21 +124,30 @@ func TestHeaderTimeoutIs408(t *testing.T) {
 	counted := make(chan int, 10)
 	go srv.Serve(logRefusals(srv, ln, "gateway", slog.New(slog.NewJSONHandler(logs, nil)), func(_ string, status int) { counted <- status }, nil))
 	t.Cleanup(func() { srv.Close() })
-	for _, tc := range []struct{ name, req, status, answer string }{
-		{"cut in a field value", "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: a", "408", ""},
-		{"cut in a field name", "GET / HTTP/1.1\r\nHost: x\r\nX-Sl", "408", "408"},
-		{"cut in the request line", "GET /index.p", "408", "408"},
-		{"after a served request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX-Sl", "408", "408"},
-		{"after a served request, in a value", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX-Slow: a", "408", ""},
-		{"malformed", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "400", "400"},
+	for _, tc := range []struct {
+		name, req, status, answer string
+		// together: the second head is sent with the first request
+		// (pipelined), so net/http has it in its buffer when the first
+		// response ends, and reads the connection only for the rest.
+		together bool
+	}{
+		{"cut in a field value", "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: a", "408", "", false},
+		{"cut in a field name", "GET / HTTP/1.1\r\nHost: x\r\nX-Sl", "408", "408", false},
+		{"cut in the request line", "GET /index.p", "408", "408", false},
+		{"after a served request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX-Sl", "408", "408", false},
+		{"after a served request, in a value", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX-Slow: a", "408", "", false},
+		{"pipelined after a served request, in a value", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX-Slow: a", "408", "", true},
+		{"pipelined after a served request, in a name", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX-Sl", "408", "408", true},
+		{"pipelined after a served request, in its request line", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /index.p", "408", "408", true},
+		{"malformed", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "400", "400", false},
 		// net/http ends its read for a client leaving, during the
 		// first request, with a deadline in the past: a timeout, but
 		// not the next head's.
-		{"malformed after a served request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "400", "400"},
+		{"malformed after a served request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "400", "400", false},
 	} {
 		before := len(logs.String())
 		var resp string
-		if second, ok := strings.CutPrefix(tc.req, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); ok {
+		if second, ok := strings.CutPrefix(tc.req, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); ok && !tc.together {
 			// The second head comes once the first is answered.
 			c, err := net.Dial("tcp", ln.Addr().String())
 			if err != nil {
@@ -158,6 +167,13 @@ func TestHeaderTimeoutIs408(t *testing.T) {
 			resp = string(b)
 		} else {
 			resp = testnet.Exchange(t, ln.Addr().String(), tc.req)
+		}
+		if tc.together {
+			first, rest, ok := strings.Cut(resp, "404 page not found\n")
+			if !ok || !strings.HasPrefix(first, "HTTP/1.1 404 ") {
+				t.Errorf("%s: the first request got %q", tc.name, resp)
+			}
+			resp = rest
 		}
 		if tc.answer == "" && resp != "" || tc.answer != "" && (!strings.HasPrefix(resp, "HTTP/1.1 "+tc.answer+" ") || !strings.Contains(resp, "Connection: close")) {
 			t.Errorf("%s: got %q, want %q and a close", tc.name, resp, tc.answer)
@@ -430,4 +446,88 @@ func (z *zeros) Read(p []byte) (int, error) {
 	clear(p)
 	z.n -= len(p)
 	return len(p), nil
+}
+
+// Plain HTTP on the TLS port was answered 400 and logged only when its
+// first five bytes were one of crypto/tls's "GET /", "HEAD ", "POST ",
+// "PUT /", "OPTIO": a DELETE, a PATCH, a request in absolute form ("GET
+// http://...") or one whose request line came in pieces got the
+// connection closed without a word and left no access-log line, where
+// nginx answers 400 ("The plain HTTP request was sent to HTTPS port") and
+// logs it. Any method token and a space now get the 400, the log line and
+// the count; bytes that are no request line are still just closed.
+func TestPlainHTTPOnTLSPortAnyMethod(t *testing.T) {
+	cert, key := testtls.Pair(t)
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testlog.Buffer{}
+	srv := &http.Server{
+		Handler:           http.NotFoundHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pair}},
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := make(chan int, 10)
+	go srv.Serve(logRefusals(srv, ln, "gateway", slog.New(slog.NewJSONHandler(logs, nil)), func(_ string, status int) { counted <- status }, srv.TLSConfig.Clone()))
+	t.Cleanup(func() { srv.Close() })
+	for _, tc := range []struct {
+		name   string
+		parts  []string
+		answer bool
+	}{
+		{"GET", []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n"}, true},
+		{"DELETE", []string{"DELETE /x HTTP/1.1\r\nHost: x\r\n\r\n"}, true},
+		{"PATCH", []string{"PATCH /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"}, true},
+		{"absolute form", []string{"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n"}, true},
+		{"PROPFIND", []string{"PROPFIND / HTTP/1.1\r\nHost: x\r\n\r\n"}, true},
+		{"method in pieces", []string{"PROPFI", "ND / HTTP/1.1\r\nHost: x\r\n\r\n"}, true},
+		{"garbage", []string{"\x00\x01\x02\x03\xff\xfe garbage\r\n\r\n"}, false},
+		{"no space", []string{"DELETE\r\n\r\n"}, false},
+	} {
+		before := len(logs.String())
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		for i, p := range tc.parts {
+			if i > 0 {
+				time.Sleep(50 * time.Millisecond)
+			}
+			io.WriteString(c, p)
+		}
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if got := strings.HasPrefix(string(b), "HTTP/1.0 400 Bad Request"); got != tc.answer {
+			t.Errorf("%s: got %q, want a 400: %v", tc.name, b, tc.answer)
+		}
+		if !tc.answer {
+			continue
+		}
+		var line string
+		for deadline := time.Now().Add(5 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			line = logs.String()[before:]
+		}
+		if !strings.Contains(line, `"status":400`) || !strings.Contains(line, "plain-HTTP request on the HTTPS port") {
+			t.Errorf("%s: logged %q", tc.name, line)
+		}
+		select {
+		case got := <-counted:
+			if got != 400 {
+				t.Errorf("%s: counted %d", tc.name, got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: not counted", tc.name)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if len(counted) != 0 {
+		t.Errorf("more counted than answered: %d", len(counted))
+	}
 }

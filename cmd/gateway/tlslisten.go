@@ -3,8 +3,10 @@ package main
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -19,7 +21,9 @@ import (
 // returns the same error, which it logs, and it answers a plain-HTTP
 // request with its 400, as on a listener of its own. That 400 is written
 // where logRefusals cannot see it: plainHTTP (nil: none) is called with
-// the connection first, for the access log and the metrics.
+// the connection first, for the access log and the metrics. Plain HTTP
+// that net/http does not recognise (a DELETE, a PATCH, the absolute form)
+// gets the same 400 from here, and is not handed on.
 //
 // Handshakes run on goroutines of their own, so that a slow client holds
 // up no other; each has timeout (net/http's TLS handshake timeout).
@@ -79,7 +83,8 @@ func (l *tlsListener) handshake(raw net.Conn) {
 	}
 	l.handshaking[raw] = struct{}{}
 	l.mu.Unlock()
-	tc := tls.Server(raw, l.config)
+	first := &firstBytesConn{Conn: raw}
+	tc := tls.Server(first, l.config)
 	if l.timeout > 0 {
 		raw.SetDeadline(time.Now().Add(l.timeout))
 	}
@@ -95,6 +100,14 @@ func (l *tlsListener) handshake(raw net.Conn) {
 		}
 	} else if l.plainHTTP != nil && plainHTTPHandshake(err) {
 		l.plainHTTP(raw)
+	} else if l.plainHTTP != nil && notTLS(err) && first.requestLine(l.timeout > 0) {
+		// net/http would close it without a word: answered here as
+		// net/http answers the requests it recognises. Not handed on,
+		// so net/http does not log it as a failed handshake too.
+		io.WriteString(raw, plainHTTPAnswer)
+		raw.Close()
+		l.plainHTTP(raw)
+		return
 	}
 	select {
 	case l.conns <- c:
@@ -116,6 +129,72 @@ func plainHTTPHandshake(err error) bool {
 		return true
 	}
 	return false
+}
+
+// plainHTTPAnswer is net/http's answer to plain HTTP on a TLS port.
+const plainHTTPAnswer = "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+
+// notTLS reports whether a handshake failed on a first record that is no
+// TLS record at all.
+func notTLS(err error) bool {
+	var re tls.RecordHeaderError
+	return errors.As(err, &re) && re.Conn != nil
+}
+
+// maxMethodLen bounds the method token firstBytesConn looks for: the
+// longest registered method (BASELINE-CONTROL) has 16 bytes.
+const maxMethodLen = 20
+
+// firstBytesConn keeps the first bytes read from a connection, for
+// requestLine: crypto/tls reads more than the five bytes of a record
+// header it reports, into a buffer of its own.
+type firstBytesConn struct {
+	net.Conn
+	head []byte
+}
+
+func (c *firstBytesConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if room := maxMethodLen + 1 - len(c.head); room > 0 {
+		c.head = append(c.head, p[:min(n, room)]...)
+	}
+	return n, err
+}
+
+// requestLine reports whether the connection starts as an HTTP request
+// line, a method token and a space, as "DELETE /", "PATCH " or "GET
+// http://" do, which net/http closes without an answer (it knows only
+// the five-byte starts of plainHTTPHandshake) where nginx answers 400.
+// With more (the connection has a deadline) it reads on while the token
+// is incomplete, for a request line that came in pieces.
+func (c *firstBytesConn) requestLine(more bool) bool {
+	for {
+		for i, b := range c.head {
+			if b == ' ' {
+				return i > 0
+			}
+			if !isTokenByte(b) {
+				return false
+			}
+		}
+		if len(c.head) > maxMethodLen || !more {
+			return false
+		}
+		var buf [maxMethodLen + 1]byte
+		if _, err := c.Read(buf[:]); err != nil {
+			return false
+		}
+	}
+}
+
+// isTokenByte reports whether b may be in an HTTP token (RFC 9110
+// section 5.6.2), as a method is.
+func isTokenByte(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
 }
 
 func (l *tlsListener) Accept() (net.Conn, error) {

@@ -141,7 +141,7 @@ def stream(request):
 
 def stall(request):
     # ?ms=: a streamed body that stops after its first part for that long
-    # (a view stuck mid-export).
+    # (a view stuck mid-export); with ?length=1, of a declared length.
     ms = int(request.GET.get("ms", "1000"))
 
     def body():
@@ -149,7 +149,10 @@ def stall(request):
         time.sleep(ms / 1000)
         yield "b"
 
-    return StreamingHttpResponse(body(), content_type="text/plain")
+    response = StreamingHttpResponse(body(), content_type="text/plain")
+    if request.GET.get("length"):
+        response["Content-Length"] = "2"
+    return response
 
 
 def conflict(request):

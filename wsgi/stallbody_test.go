@@ -1,0 +1,100 @@
+package wsgi
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/testlog"
+	"github.com/sessiongate/sessiongate/server"
+)
+
+// A Django response with a Content-Length that stalls after part of its
+// body (past SESSIONGATE_DJANGO_TIMEOUT) reached the client as nothing at
+// all: net/http drops what it buffers of a response aborted with
+// ErrAbortHandler, here the header and the part, while the access log
+// said 504. On a kept-alive connection a browser takes an empty reply for
+// a connection closed as it was reused and sends the request again: the
+// view ran twice. nginx sends the header and the part, then cuts; so does
+// the gateway now.
+func TestStalledBodySendsWhatCame(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	part := strings.Repeat("p", 300)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: "+req.URL.Query().Get("type")+"\r\nContent-Length: 1000\r\n\r\n"+part)
+				time.Sleep(3 * time.Second)
+			}()
+		}
+	}()
+	p, err := New(Options{Backends: []string{"http://" + ln.Addr().String()}, ReadTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	cfg, err := config.Load([]string{
+		"SESSIONGATE_PHP_FPM=127.0.0.1:9",
+		"SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(),
+		"SESSIONGATE_SESSION_KEYS=" + testSecret,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testlog.Buffer{}
+	srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), server.WithPHPBackend(noPHP{}),
+		server.WithMount("django", []string{"/admin/"}, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	front := httptest.NewServer(srv.Handler())
+	t.Cleanup(front.Close)
+
+	for _, tc := range []struct{ name, path, head string }{
+		{"as it came", "/admin/?type=application/octet-stream", "Content-Length: 1000"},
+		// Compressed, the part left in the gzip writer: the header goes
+		// out, and a chunked body without its end.
+		{"compressed", "/admin/?type=text/html", "Transfer-Encoding: chunked"},
+	} {
+		before := len(logs.String())
+		c, err := net.Dial("tcp", front.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+		got, _ := io.ReadAll(c)
+		c.Close()
+		head, body, _ := strings.Cut(string(got), "\r\n\r\n")
+		if !strings.HasPrefix(head, "HTTP/1.1 200 ") || !strings.Contains(head, tc.head) ||
+			tc.name == "as it came" && body != part || strings.HasSuffix(body, "0\r\n\r\n") {
+			t.Errorf("%s: client got %q, want the header and what came before the stall, then a cut", tc.name, got)
+		}
+		if !strings.Contains(logs.String()[before:], `"status":504`) {
+			t.Errorf("%s: log %s, want 504", tc.name, logs.String()[before:])
+		}
+	}
+}
