@@ -110,17 +110,7 @@ func logRefusals(srv *http.Server, ln net.Listener, upstream string, logger *slo
 // http:// and the HTTPS port, which nginx logs as a 400 ("The plain HTTP
 // request was sent to HTTPS port"), left no trace.
 func (l refusalListener) plainHTTP(c net.Conn) {
-	const status = http.StatusBadRequest
-	if l.count != nil {
-		l.count(l.upstream, status)
-	}
-	if l.log != nil {
-		l.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
-			slog.Int("status", status),
-			slog.String("upstream", l.upstream),
-			slog.String("remote", c.RemoteAddr().String()),
-			slog.String("error", "refused: a plain-HTTP request on the HTTPS port"))
-	}
+	logRefused(l.log, l.count, l.upstream, c.RemoteAddr(), http.StatusBadRequest, "refused: a plain-HTTP request on the HTTPS port")
 }
 
 // refusalConnOf returns the refusalConn nc is, plain or over TLS.
@@ -236,14 +226,21 @@ func (c *refusalConn) closedMidHead() {
 // logRefusal logs and counts an answer of status given before any
 // handler ran.
 func (c *refusalConn) logRefusal(status int, why string) {
-	if c.count != nil {
-		c.count(c.upstream, status)
+	logRefused(c.log, c.count, c.upstream, c.RemoteAddr(), status, why)
+}
+
+// logRefused logs (on log, when not nil) and counts (with count, when not
+// nil) an answer of status the client from remote got before any handler
+// ran, as the access log would have it.
+func logRefused(log *slog.Logger, count func(upstream string, status int), upstream string, remote net.Addr, status int, why string) {
+	if count != nil {
+		count(upstream, status)
 	}
-	if c.log != nil {
-		c.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
+	if log != nil {
+		log.LogAttrs(context.Background(), slog.LevelInfo, "request",
 			slog.Int("status", status),
-			slog.String("upstream", c.upstream),
-			slog.String("remote", c.RemoteAddr().String()),
+			slog.String("upstream", upstream),
+			slog.String("remote", remote.String()),
 			slog.String("error", why))
 	}
 }

@@ -39,15 +39,7 @@ func PairValid(t testing.TB, notBefore, notAfter time.Time) (certFile, keyFile s
 // IP addresses as such): a renewal for other names than the site's.
 func PairFor(t testing.TB, names ...string) (certFile, keyFile string) {
 	t.Helper()
-	var dns []string
-	var ips []net.IP
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			ips = append(ips, ip)
-		} else {
-			dns = append(dns, n)
-		}
-	}
+	dns, ips := splitNames(names)
 	return write(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), dns, ips)
 }
 
@@ -98,15 +90,7 @@ func Chain(t testing.TB) (fullchain, leafOnly, keyFile string) {
 // addresses as such).
 func ChainFor(t testing.TB, names ...string) (fullchain, leafOnly, keyFile string) {
 	t.Helper()
-	var dns []string
-	var ips []net.IP
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			ips = append(ips, ip)
-		} else {
-			dns = append(dns, n)
-		}
-	}
+	dns, ips := splitNames(names)
 	newKey := func() *ecdsa.PrivateKey {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -158,4 +142,17 @@ func ChainFor(t testing.TB, names ...string) (fullchain, leafOnly, keyFile strin
 		}
 	}
 	return fullchain, leafOnly, keyFile
+}
+
+// splitNames sorts a certificate's names into host names and IP
+// addresses, as x509 keeps them apart.
+func splitNames(names []string) (dns []string, ips []net.IP) {
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, n)
+		}
+	}
+	return dns, ips
 }
