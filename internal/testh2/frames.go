@@ -2,7 +2,6 @@ package testh2
 
 import (
 	"bufio"
-	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"testing"
@@ -31,14 +30,8 @@ type Outcome struct {
 // to 10 s.
 func DoFrames(t testing.TB, addr string, frames ...[]byte) Outcome {
 	t.Helper()
-	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialH2(t, addr)
 	defer c.Close()
-	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
-		t.Fatalf("negotiated %q, want h2", p)
-	}
 	out := append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(TypeSettings, 0, 0, nil)...)
 	for _, f := range frames {
 		out = append(out, f...)

@@ -61,14 +61,8 @@ func DoThenMore(t testing.TB, addr string, fields []Field, body []byte, between 
 
 func do(t testing.TB, addr string, fields []Field, body []byte, split bool, between func(), more []byte) Response {
 	t.Helper()
-	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialH2(t, addr)
 	defer c.Close()
-	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
-		t.Fatalf("negotiated %q, want h2", p)
-	}
 	// HPACK literals without indexing, new names, no Huffman coding.
 	var block []byte
 	for _, f := range fields {
@@ -250,4 +244,19 @@ func frame(typ, flags byte, stream uint32, payload []byte) []byte {
 	b := []byte{byte(len(payload) >> 16), byte(len(payload) >> 8), byte(len(payload)), typ, flags, 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(b[5:], stream)
 	return append(b, payload...)
+}
+
+// dialH2 opens a TLS connection to addr that must agree on h2, for the
+// exchanges that write their own preface.
+func dialH2(t testing.TB, addr string) *tls.Conn {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		c.Close()
+		t.Fatalf("negotiated %q, want h2", p)
+	}
+	return c
 }
