@@ -266,38 +266,23 @@ func TestSlowViewKeepsALiveBackendInTurn(t *testing.T) {
 // nginx sends again anything but POST, PATCH and LOCK. It used to be a
 // 502, where nginx answered. POST and PATCH are still sent once.
 func TestIdempotentMethodsSentAgainOnAClosedConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	seen := make(chan string, 100)
-	go func() {
-		for {
-			c, err := ln.Accept()
+	addr := rawBackend(t, func(_ int, c net.Conn, br *bufio.Reader) {
+		for n := 0; ; n++ {
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for n := 0; ; n++ {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					b, _ := io.ReadAll(req.Body)
-					seen <- req.Method + " " + string(b)
-					if n == 1 {
-						return // each connection's second request: gone without an answer
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}()
+			b, _ := io.ReadAll(req.Body)
+			seen <- req.Method + " " + string(b)
+			if n == 1 {
+				return // each connection's second request: gone without an answer
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
+	})
 	e := newEnv(t, envOpts{backends: func(http.Handler) []string {
-		return []string{"http://" + ln.Addr().String()}
+		return []string{"http://" + addr}
 	}})
 	drain := func() (got []string) {
 		for {

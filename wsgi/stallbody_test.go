@@ -25,32 +25,19 @@ import (
 // view ran twice. nginx sends the header and the part, then cuts; so does
 // the gateway now.
 func TestStalledBodySendsWhatCame(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	part := strings.Repeat("p", 300)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, req.Body)
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: "+req.URL.Query().Get("type")+"\r\nContent-Length: 1000\r\n\r\n"+part)
-				time.Sleep(3 * time.Second)
-			}()
+	addr := rawBackend(t, func(_ int, c net.Conn, br *bufio.Reader) {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
 		}
-	}()
-	p, err := New(Options{Backends: []string{"http://" + ln.Addr().String()}, ReadTimeout: 300 * time.Millisecond})
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: "+req.URL.Query().Get("type")+"\r\nContent-Length: 1000\r\n\r\n"+part)
+		// The rest never comes: the connection stays open until the
+		// gateway gives up on it.
+		io.Copy(io.Discard, c)
+	})
+	p, err := New(Options{Backends: []string{"http://" + addr}, ReadTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
