@@ -55,11 +55,7 @@ func runGatewayToExit(t *testing.T, env ...string) (int, string) {
 // redis-server's default tls-auth-clients fails as it quotes too.
 func TestStoreStartupMessages(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "redis-server", "php-fpm8.2")
-	root := gwSite(t)
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
-	base := []string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
-		"SESSIONGATE_SESSION_KEYS=startup-test-key-0123456789abcdef0123456789", "SESSIONGATE_REDIS_TIMEOUT=1s"}
+	base := startupBase(t)
 	r := harness.StartRedis(t)
 
 	t.Run("MemoryStoreWarns", func(t *testing.T) {
@@ -169,11 +165,7 @@ func TestStoreStartupMessages(t *testing.T) {
 // for ever. The log names SESSIONGATE_REDIS_URL and never the password.
 func TestStoreStartupRefusedSettings(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "redis-server", "php-fpm8.2")
-	root := gwSite(t)
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
-	base := []string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
-		"SESSIONGATE_SESSION_KEYS=startup-test-key-0123456789abcdef0123456789", "SESSIONGATE_REDIS_TIMEOUT=1s"}
+	base := startupBase(t)
 
 	r := harness.StartRedis(t)
 	addr := r.Addr
@@ -203,4 +195,15 @@ func TestStoreStartupRefusedSettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startupBase starts a php-fpm for the start-up tests and returns the
+// environment every gateway of theirs shares, Redis left to each case.
+func startupBase(t *testing.T) []string {
+	t.Helper()
+	harness.Require(t, "redis-server", "php-fpm8.2")
+	root := gwSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	return []string{"SESSIONGATE_PHP_FPM=" + fpm.Addr, "SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSION_KEYS=startup-test-key-0123456789abcdef0123456789", "SESSIONGATE_REDIS_TIMEOUT=1s"}
 }
