@@ -203,6 +203,45 @@ func TestRedisUnixURLForms(t *testing.T) {
 	}
 }
 
+// TestRedisURLDatabaseNamedOnce: redis://host/1?db=2 started and kept the
+// sessions in database 2 (go-redis takes db= over the path without a
+// word), where the operator read database 1. It is refused at start,
+// naming the variable; the path alone and db= alone name the database
+// the sessions go to.
+func TestRedisURLDatabaseNamedOnce(t *testing.T) {
+	t.Parallel()
+	red := harness.StartRedis(t)
+	env := sessionBinaryEnv(t)
+	const name = "SESSIONGATE_REDIS_URL"
+	host := red.Addr
+	if p, refusal := startOrRefused(t, append(env[:len(env):len(env)], name+"=redis://"+host+"/1?db=2"), name); p != nil {
+		t.Fatalf("%s with /1 and db=2 started", name)
+	} else if !strings.Contains(refusal, "named twice") {
+		t.Fatalf("refused with:\n%s\nwant the database named twice", refusal)
+	}
+	for _, c := range []struct {
+		url string
+		db  int
+	}{{"redis://" + host + "/4", 4}, {"redis://" + host + "?db=5", 5}} {
+		p, refusal := startOrRefused(t, append(env[:len(env):len(env)], name+"="+c.url), name)
+		if p == nil {
+			t.Fatalf("%s=%s refused:\n%s", name, c.url, refusal)
+		}
+		gw := &sessionGW{URL: p.URL}
+		resp, body, ck := gw.get(t, "/set.php?k=user&v=%22ana%22", "")
+		if resp.StatusCode != 200 || body != "ok" || ck == "" || ck == "-" {
+			t.Fatalf("%s: create: %d %q cookie %q", c.url, resp.StatusCode, body, ck)
+		}
+		id := gw.dump(t, ck).ID
+		rc := redis.NewClient(&redis.Options{Addr: host, DB: c.db})
+		n, err := rc.Exists(context.Background(), "sessiongate:{"+id+"}").Result()
+		rc.Close()
+		if err != nil || n != 1 {
+			t.Fatalf("%s: the session is not in database %d: %d %v", c.url, c.db, n, err)
+		}
+	}
+}
+
 // TestTLSCertNotCoveringServerNames: SESSIONGATE_TLS_CERT for some of
 // SESSIONGATE_SERVER_NAMES only (a placeholder before certbot's, a name
 // added to the list and not to the certificate) started and served it

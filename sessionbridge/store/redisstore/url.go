@@ -346,6 +346,12 @@ func splitURL(raw string) (*parsedURL, error) {
 			p.addSecret(url.QueryEscape(v))
 		}
 	}
+	// go-redis takes db= over the path's number without a word: the
+	// sessions would go to another database than the one the URL seems to
+	// name.
+	if scheme != "unix" && strings.Trim(path, "/") != "" && q.Has("db") {
+		return nil, fmt.Errorf("redisstore: %s URL: the database is named twice, in the path and as db=; keep one", scheme)
+	}
 
 	var hosts []string
 	if scheme != "unix" {

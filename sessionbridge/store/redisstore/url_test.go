@@ -321,3 +321,28 @@ func TestOpenClientTLSNamesFirstHost(t *testing.T) {
 		}
 	}
 }
+
+// A URL that names its database in the path and again as db= was taken
+// with the query's number silently (redis://h/1?db=2 used database 2): the
+// sessions went to a database the operator did not read from the path.
+func TestOpenClientDatabaseNamedOnce(t *testing.T) {
+	for _, u := range []string{"redis://127.0.0.1:6379/1?db=2", "rediss://:pw@127.0.0.1:6379/3?db=3", "redis-sentinel://127.0.0.1:26379/1?master=m&db=2"} {
+		c, err := OpenClient(u)
+		if err == nil {
+			c.Close()
+			t.Errorf("%s: accepted", u)
+			continue
+		}
+		if !strings.Contains(err.Error(), "database") || strings.Contains(err.Error(), "pw") {
+			t.Errorf("%s: %v; want a message about the database named twice, without the password", u, err)
+		}
+	}
+	for _, u := range []string{"redis://127.0.0.1:6379/1", "redis://127.0.0.1:6379?db=2", "unix:///run/redis.sock?db=2"} {
+		c, err := OpenClient(u)
+		if err != nil {
+			t.Errorf("%s: %v", u, err)
+			continue
+		}
+		c.Close()
+	}
+}
