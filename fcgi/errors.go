@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/sessiongate/sessiongate/internal/fdlimit"
 )
 
 // StatusClientClosedRequest is nginx's 499: the client went away before the
@@ -69,7 +71,7 @@ func classify(err error) int {
 		return StatusClientClosedRequest
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return 504
-	case outOfDescriptors(err):
+	case fdlimit.Reached(err):
 		// The gateway's own shortage, not php-fpm's: nginx answers 500
 		// when its socket() fails so.
 		return 500
@@ -84,12 +86,6 @@ func classify(err error) int {
 		return 504
 	}
 	return 502
-}
-
-// outOfDescriptors reports whether err is the gateway's process (EMFILE)
-// or the system (ENFILE) having no file descriptor left.
-func outOfDescriptors(err error) bool {
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // upstreamError builds an *Error whose status follows from err.

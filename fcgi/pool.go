@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/connpeek"
+	"github.com/sessiongate/sessiongate/internal/fdlimit"
 )
 
 const (
@@ -283,7 +284,7 @@ func (b *backend) dial(ctx context.Context) (*conn, error) {
 	if err != nil {
 		b.releaseSlot()
 		wentDown := false
-		if ctx.Err() == nil && !outOfDescriptors(err) {
+		if ctx.Err() == nil && !fdlimit.Reached(err) {
 			wentDown = b.healthy(time.Now().UnixNano())
 			b.markDown()
 		}

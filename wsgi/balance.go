@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/fdlimit"
 )
 
 // backend is one Django server.
@@ -166,7 +168,7 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		var de *dialError
 		dialFailed := errors.As(err, &de)
-		if dialFailed && outOfDescriptors(err) {
+		if dialFailed && fdlimit.Reached(err) {
 			// The gateway's own shortage: every backend would fail
 			// alike, and none is to blame.
 			closeBody(orig)

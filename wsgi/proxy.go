@@ -38,10 +38,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/bodyread"
+	"github.com/sessiongate/sessiongate/internal/fdlimit"
 	"github.com/sessiongate/sessiongate/internal/proxyheader"
 	"github.com/sessiongate/sessiongate/internal/readahead"
 	"github.com/sessiongate/sessiongate/server"
@@ -869,7 +869,7 @@ func statusOf(r *http.Request, err error) int {
 	if bad != nil {
 		return http.StatusBadRequest
 	}
-	if outOfDescriptors(err) {
+	if fdlimit.Reached(err) {
 		// As nginx answers when its socket() fails: not Django's fault.
 		return http.StatusInternalServerError
 	}
@@ -878,10 +878,4 @@ func statusOf(r *http.Request, err error) int {
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusBadGateway
-}
-
-// outOfDescriptors reports whether err is the gateway's process (EMFILE)
-// or the system (ENFILE) having no file descriptor left.
-func outOfDescriptors(err error) bool {
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
