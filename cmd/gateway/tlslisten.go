@@ -100,7 +100,7 @@ func (l *tlsListener) handshake(raw net.Conn) {
 		}
 	} else if l.plainHTTP != nil && plainHTTPHandshake(err) {
 		l.plainHTTP(raw)
-	} else if l.plainHTTP != nil && notTLS(err) && first.requestLine(l.timeout > 0) {
+	} else if _, plain := notTLS(err); l.plainHTTP != nil && plain && first.requestLine(l.timeout > 0) {
 		// net/http would close it without a word: answered here as
 		// net/http answers the requests it recognises. Not handed on,
 		// so net/http does not log it as a failed handshake too.
@@ -120,11 +120,11 @@ func (l *tlsListener) handshake(raw net.Conn) {
 // answers with its 400 "Client sent an HTTP request to an HTTPS server":
 // a first record that starts as an HTTP request line does.
 func plainHTTPHandshake(err error) bool {
-	var re tls.RecordHeaderError
-	if !errors.As(err, &re) || re.Conn == nil {
+	header, ok := notTLS(err)
+	if !ok {
 		return false
 	}
-	switch string(re.RecordHeader[:]) {
+	switch string(header[:]) {
 	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
 		return true
 	}
@@ -135,10 +135,13 @@ func plainHTTPHandshake(err error) bool {
 const plainHTTPAnswer = "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 
 // notTLS reports whether a handshake failed on a first record that is no
-// TLS record at all.
-func notTLS(err error) bool {
+// TLS record at all, and the five bytes crypto/tls read as its header.
+func notTLS(err error) (header [5]byte, ok bool) {
 	var re tls.RecordHeaderError
-	return errors.As(err, &re) && re.Conn != nil
+	if !errors.As(err, &re) || re.Conn == nil {
+		return header, false
+	}
+	return re.RecordHeader, true
 }
 
 // maxMethodLen bounds the method token firstBytesConn looks for: the
