@@ -71,12 +71,11 @@ func (c *certFiles) reload() error {
 // of a working site to keep: any pair replaces it.
 func (c *certFiles) namesLost(old, pair *tls.Certificate) error {
 	names := certNames(old.Leaf)
-	if len(names) == 0 || bytes.Equal(old.Leaf.RawIssuer, old.Leaf.RawSubject) || c.pairExpired(old, time.Now()) != nil {
+	if len(names) == 0 || selfSigned(old.Leaf) || c.pairExpired(old, time.Now()) != nil {
 		return nil
 	}
 	for _, n := range names {
-		// A wildcard entry stands for the names under it.
-		if pair.Leaf.VerifyHostname(strings.Replace(n, "*", "sessiongate-check", 1)) == nil {
+		if pair.Leaf.VerifyHostname(coveredBy(n)) == nil {
 			return nil
 		}
 	}
@@ -86,6 +85,21 @@ func (c *certFiles) namesLost(old, pair *tls.Certificate) error {
 	}
 	return fmt.Errorf("SESSIONGATE_TLS_CERT=%q: the new certificate is for %s, none of the names of the one in use (%s), which browsers would then refuse; restart the gateway to move the site to other names",
 		c.certFile, now, strings.Join(names, ", "))
+}
+
+// coveredBy is a host name that a certificate valid for name must cover:
+// name itself, or for a wildcard one of the names under it.
+func coveredBy(name string) string {
+	if rest, ok := strings.CutPrefix(name, "*."); ok {
+		return "sessiongate-check." + rest
+	}
+	return name
+}
+
+// selfSigned reports a certificate that is its own issuer: a placeholder
+// or a test's, with no chain to send and no site's names to keep.
+func selfSigned(cert *x509.Certificate) bool {
+	return bytes.Equal(cert.RawIssuer, cert.RawSubject)
 }
 
 // certNames are the host names and addresses cert is valid for.
@@ -128,8 +142,8 @@ func (c *certFiles) expired(now time.Time) error {
 func (c *certFiles) incomplete() error {
 	pair := c.current.Load()
 	leaf := pair.Leaf
-	if bytes.Equal(leaf.RawIssuer, leaf.RawSubject) {
-		return nil // self-signed: no issuer to send
+	if selfSigned(leaf) {
+		return nil // no issuer to send
 	}
 	for _, der := range pair.Certificate[1:] {
 		if cert, err := x509.ParseCertificate(der); err == nil && bytes.Equal(cert.RawSubject, leaf.RawIssuer) {
@@ -168,10 +182,7 @@ func (c *certFiles) uncovered() []string {
 	leaf := c.current.Load().Leaf
 	var out []string
 	for _, n := range c.names {
-		host := n
-		if rest, ok := strings.CutPrefix(n, "*."); ok {
-			host = "sessiongate-check." + rest
-		}
+		host := coveredBy(n)
 		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil || !strings.Contains(host, ".") {
 			continue
 		}
