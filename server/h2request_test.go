@@ -21,10 +21,7 @@ import (
 // of them the app reads is anyone's guess.
 func TestHTTP2AuthorityCheckedAsHost(t *testing.T) {
 	e := newEnv(t, nil)
-	ts := httptest.NewUnstartedServer(e.srv.Handler())
-	ts.EnableHTTP2 = true
-	ts.StartTLS()
-	defer ts.Close()
+	ts := startH2(t, e.srv.Handler())
 	for _, c := range []struct {
 		name   string
 		fields []testh2.Field // after :method, :scheme and :path
@@ -70,12 +67,9 @@ func TestHTTP2AuthorityCheckedAsHost(t *testing.T) {
 // (which refused it with a page of its own), and PHP got QUERY_STRING
 // "a b". Refused with 400, as nginx and nghttp2 refuse such a :path.
 func TestHTTP2TargetWithSpace(t *testing.T) {
-	mounted := 0
-	e := newEnv(t, nil, WithMount("django", []string{"/dj/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
-	ts := httptest.NewUnstartedServer(e.srv.Handler())
-	ts.EnableHTTP2 = true
-	ts.StartTLS()
-	defer ts.Close()
+	mount, mounted := countingDjango()
+	e := newEnv(t, nil, mount)
+	ts := startH2(t, e.srv.Handler())
 	for _, target := range []string{"/hello.php?a b", "/dj/?x HTTP/1.0", "/dj/a b", "/hello.php ", "/style.css?v=1 2"} {
 		before := len(e.php.scripts)
 		res := testh2.Do(t, ts.Listener.Addr().String(), []testh2.Field{
@@ -83,8 +77,8 @@ func TestHTTP2TargetWithSpace(t *testing.T) {
 		e.php.mu.Lock()
 		ran := len(e.php.scripts) - before
 		e.php.mu.Unlock()
-		if res.Status != 400 || ran != 0 || mounted != 0 {
-			t.Errorf("%q: status %d (reset %v), PHP ran %d, Django %d; want 400 and neither", target, res.Status, res.Reset, ran, mounted)
+		if res.Status != 400 || ran != 0 || *mounted != 0 {
+			t.Errorf("%q: status %d (reset %v), PHP ran %d, Django %d; want 400 and neither", target, res.Status, res.Reset, ran, *mounted)
 		}
 	}
 	// Escaped, it is an ordinary target.
@@ -102,12 +96,9 @@ func TestHTTP2TargetWithSpace(t *testing.T) {
 // whose target and version are the client's to choose, past the path the
 // gateway's rules had checked. Refused with 400 before anything runs.
 func TestHTTP2MethodNotAToken(t *testing.T) {
-	mounted := 0
-	e := newEnv(t, nil, WithMount("django", []string{"/dj/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
-	ts := httptest.NewUnstartedServer(e.srv.Handler())
-	ts.EnableHTTP2 = true
-	ts.StartTLS()
-	defer ts.Close()
+	mount, mounted := countingDjango()
+	e := newEnv(t, nil, mount)
+	ts := startH2(t, e.srv.Handler())
 	for _, method := range []string{"GET /%41DMIN/ HTTP/1.1", "GET X", "G(T", "GET/1", `GE"T`, "GET\t", "PÖST"} {
 		for _, target := range []string{"/hello.php", "/dj/", "/style.css"} {
 			before := len(e.php.scripts)
@@ -116,8 +107,8 @@ func TestHTTP2MethodNotAToken(t *testing.T) {
 			e.php.mu.Lock()
 			ran := len(e.php.scripts) - before
 			e.php.mu.Unlock()
-			if !res.Reset && res.Status != 400 || ran != 0 || mounted != 0 {
-				t.Errorf("%q %s: status %d (reset %v), PHP ran %d, Django %d; want 400 and neither", method, target, res.Status, res.Reset, ran, mounted)
+			if !res.Reset && res.Status != 400 || ran != 0 || *mounted != 0 {
+				t.Errorf("%q %s: status %d (reset %v), PHP ran %d, Django %d; want 400 and neither", method, target, res.Status, res.Reset, ran, *mounted)
 			}
 		}
 	}
@@ -163,12 +154,9 @@ func TestMaxHeaderBytesAsHTTP1Carries(t *testing.T) {
 // empty body (a PUT stored as empty, a form saved blank) where nginx
 // answers 400, as net/http does over HTTP/1.1 for "Content-Length: abc".
 func TestHTTP2ContentLengthWithoutBody(t *testing.T) {
-	mounted := 0
-	e := newEnv(t, nil, WithMount("django", []string{"/dj/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mounted++ })))
-	ts := httptest.NewUnstartedServer(e.srv.Handler())
-	ts.EnableHTTP2 = true
-	ts.StartTLS()
-	defer ts.Close()
+	mount, mounted := countingDjango()
+	e := newEnv(t, nil, mount)
+	ts := startH2(t, e.srv.Handler())
 	for _, c := range []struct {
 		name   string
 		length string
@@ -182,12 +170,12 @@ func TestHTTP2ContentLengthWithoutBody(t *testing.T) {
 		{"length 3, 3 bytes", "3", []byte("abc"), 200},
 	} {
 		for _, target := range []string{"/hello.php", "/dj/"} {
-			before, mountedBefore := len(e.php.scripts), mounted
+			before, mountedBefore := len(e.php.scripts), *mounted
 			res := testh2.Do(t, ts.Listener.Addr().String(), []testh2.Field{
 				{":method", "PUT"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", target},
 				{"content-length", c.length}}, c.body)
 			e.php.mu.Lock()
-			ran := len(e.php.scripts) - before + mounted - mountedBefore
+			ran := len(e.php.scripts) - before + *mounted - mountedBefore
 			e.php.mu.Unlock()
 			if res.Status != c.want || (ran == 1) != (c.want == 200) {
 				t.Errorf("%s %s: status %d (reset %v), app ran %d times; want %d", c.name, target, res.Status, res.Reset, ran, c.want)
@@ -200,4 +188,21 @@ func TestHTTP2ContentLengthWithoutBody(t *testing.T) {
 			}
 		}
 	}
+}
+
+// countingDjango is a mount of /dj/ standing for Django that counts the
+// requests it gets.
+func countingDjango() (Option, *int) {
+	n := new(int)
+	return WithMount("django", []string{"/dj/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { *n++ })), n
+}
+
+// startH2 serves h over TLS with HTTP/2 until the test ends.
+func startH2(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(h)
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return ts
 }
