@@ -23,7 +23,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sessiongate/sessiongate/integration/harness"
-	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/internal/testtls"
 )
 
@@ -49,29 +48,18 @@ func sessionBinaryEnv(t *testing.T) []string {
 // start fails the test.
 func startOrRefused(t *testing.T, env []string, name string) (p *gwProc, refusal string) {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		port, admin := harness.FreePort(t), harness.FreePort(t)
-		p := &gwProc{stderr: &testlog.Buffer{}, done: make(chan struct{}),
-			URL: fmt.Sprintf("http://127.0.0.1:%d", port), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
-		p.cmd = exec.Command(buildGateway(t))
-		p.cmd.Env = append([]string{
-			fmt.Sprintf("SESSIONGATE_LISTEN=127.0.0.1:%d", port),
-			fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
-		}, env...)
-		err := p.tryStart(t)
-		if err == nil {
-			return p, ""
-		}
-		msg := p.stderr.String()
-		var ee *exec.ExitError
-		switch {
-		case errors.Is(err, errExitedAtStart) && errors.As(p.err, &ee) && ee.ExitCode() == 78 && strings.Contains(msg, name):
-			return nil, msg
-		case attempt < 3 && errors.Is(err, errExitedAtStart) && strings.Contains(msg, "address already in use"):
-			continue
-		}
-		t.Fatal(err)
+	bin := buildGateway(t)
+	p, err := tryOnFreePorts(t, func() *gwProc { return binaryOnFreePorts(t, bin, env) })
+	if err == nil {
+		return p, ""
 	}
+	msg := p.stderr.String()
+	var ee *exec.ExitError
+	if errors.Is(err, errExitedAtStart) && errors.As(p.err, &ee) && ee.ExitCode() == 78 && strings.Contains(msg, name) {
+		return nil, msg
+	}
+	t.Fatal(err)
+	return nil, ""
 }
 
 // TestCookieDomainBrowsersKeep: a SESSIONGATE_SESSION_COOKIE_DOMAIN

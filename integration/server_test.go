@@ -289,18 +289,22 @@ func startPHPBinary(t *testing.T, env ...string) (gw *gwProc, addr, root string)
 // startBinary runs the gateway binary with env and waits for /healthz.
 func startBinary(t *testing.T, bin string, env []string) *gwProc {
 	t.Helper()
-	return startOnFreePorts(t, func() *gwProc {
-		port, admin := harness.FreePort(t), harness.FreePort(t)
-		p := &gwProc{stderr: &testlog.Buffer{}, done: make(chan struct{}),
-			URL: fmt.Sprintf("http://127.0.0.1:%d", port), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
-		p.cmd = exec.Command(bin)
-		p.cmd.Env = append([]string{
-			fmt.Sprintf("SESSIONGATE_LISTEN=127.0.0.1:%d", port),
-			fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
-			"PATH=" + os.Getenv("PATH"),
-		}, env...)
-		return p
-	})
+	return startOnFreePorts(t, func() *gwProc { return binaryOnFreePorts(t, bin, env) })
+}
+
+// binaryOnFreePorts prepares bin with env on a public and an admin port
+// from harness.FreePort.
+func binaryOnFreePorts(t *testing.T, bin string, env []string) *gwProc {
+	port, admin := harness.FreePort(t), harness.FreePort(t)
+	p := &gwProc{stderr: &testlog.Buffer{}, done: make(chan struct{}),
+		URL: fmt.Sprintf("http://127.0.0.1:%d", port), Admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
+	p.cmd = exec.Command(bin)
+	p.cmd.Env = append([]string{
+		fmt.Sprintf("SESSIONGATE_LISTEN=127.0.0.1:%d", port),
+		fmt.Sprintf("SESSIONGATE_ADMIN_LISTEN=127.0.0.1:%d", admin),
+		"PATH=" + os.Getenv("PATH"),
+	}, env...)
+	return p
 }
 
 // startOnFreePorts starts the gateway newProc prepares on ports from
@@ -310,17 +314,24 @@ func startBinary(t *testing.T, bin string, env []string) *gwProc {
 // three times, as the harness does for its servers.
 func startOnFreePorts(t *testing.T, newProc func() *gwProc) *gwProc {
 	t.Helper()
+	p, err := tryOnFreePorts(t, newProc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tryOnFreePorts is startOnFreePorts returning the last attempt's
+// failure, with the process that failed (its exit and output).
+func tryOnFreePorts(t *testing.T, newProc func() *gwProc) (*gwProc, error) {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
 		p := newProc()
 		err := p.tryStart(t)
-		if err == nil {
-			return p
+		if err == nil || attempt == 3 || !errors.Is(err, errExitedAtStart) || !strings.Contains(p.stderr.String(), "address already in use") {
+			return p, err
 		}
-		if attempt < 3 && errors.Is(err, errExitedAtStart) && strings.Contains(p.stderr.String(), "address already in use") {
-			t.Logf("gateway start, attempt %d: a port picked for it was taken meanwhile; trying others", attempt)
-			continue
-		}
-		t.Fatal(err)
+		t.Logf("gateway start, attempt %d: a port picked for it was taken meanwhile; trying others", attempt)
 	}
 }
 
