@@ -360,7 +360,7 @@ var (
 	readAheadMaxDesc = prometheus.NewDesc(Namespace+"_response_buffering_limit_bytes",
 		"Most bytes they may hold together (SESSIONGATE_RESPONSE_BUFFERING_LIMIT).", nil, nil)
 	readAheadRefusedDesc = prometheus.NewDesc(Namespace+"_response_buffering_limit_reached_total",
-		"Responses that found the limit reached and went on at their client's pace (once each until the limit has room again).", nil, nil)
+		"Responses that found the limit reached and went on at their client's pace (each counted once).", nil, nil)
 )
 
 type readAheadCollector struct {

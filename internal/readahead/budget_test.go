@@ -100,3 +100,24 @@ func TestBudgetWarnsOncePerMinute(t *testing.T) {
 		t.Fatalf("warned %d times for 6 refusals (counted %d), want 2", warned, budget.Refused())
 	}
 }
+
+// A response that goes on at its client's pace is counted once, however
+// often the budget has room for a chunk of it between two refusals: the
+// counter says how many responses were slowed, and a long download read
+// piece by piece against a spent budget would otherwise count as hundreds
+// (and two bodies racing for the last chunk flaked TestBudgetBoundsAllBodies).
+func TestBudgetCountsEachResponseOnce(t *testing.T) {
+	budget := NewBudget(chunkSize, nil)
+	u := newUpstream(0)
+	b := New(u, Options{Memory: 16 << 10, TempDir: t.TempDir(), Budget: budget})
+	want := randomBytes(512 << 10)
+	go u.sendAll(want, func() int { return 8 << 10 }, nil)
+	got, err := io.ReadAll(b)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, err %v", len(got), err)
+	}
+	b.Close()
+	if r := budget.Refused(); r != 1 {
+		t.Fatalf("one response read at its client's pace was counted %d times, want 1", r)
+	}
+}

@@ -87,7 +87,7 @@ type Body struct {
 	// part of the chunk being read; a chunk read with the budget spent
 	// and nothing held is not counted.
 	charged, reserved int64
-	starved           bool  // the budget refused it; counted once until it gives again
+	starved           bool  // the budget refused it once: the response is counted once
 	end               error // src's end (io.EOF or its failure), once read ahead
 	exited            chan struct{}
 }
@@ -203,7 +203,6 @@ func (b *Body) reserve() bool {
 	if b.o.Budget.take(chunkSize) {
 		b.reserved = chunkSize
 		b.charged += chunkSize
-		b.starved = false
 		return true
 	}
 	if !b.starved {
