@@ -144,9 +144,19 @@ func TestStalledStaticDownloadIsCut(t *testing.T) {
 		t.Errorf("no access log line for the cut download:\n%s", e.logs.String())
 	}
 
-	// Slow but live: 32 MiB with a 400 ms pause after every 4 MiB, longer
-	// in all than several send timeouts.
-	res, err := http.Get(srv.URL + "/big.bin")
+	// Slow but live: 32 MiB with a 500 ms pause after every 4 MiB, longer
+	// in all than the send timeout. A server of its own with a longer
+	// timeout: a deadline is moved at most every quarter of the timeout, so
+	// one second left a 400 ms pause as little as 350 ms of slack, which a
+	// loaded machine's scheduling took (a CI flake).
+	live := newEnv(t, nil)
+	live.srv.sendTimeout = 3 * time.Second
+	if err := os.WriteFile(filepath.Join(live.root, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	liveSrv := httptest.NewServer(live.srv.Handler())
+	defer liveSrv.Close()
+	res, err := http.Get(liveSrv.URL + "/big.bin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +172,7 @@ func TestStalledStaticDownloadIsCut(t *testing.T) {
 			t.Fatalf("slow download cut after %d bytes: %v", len(got), err)
 		}
 		if len(got)%(4<<20) < m {
-			time.Sleep(400 * time.Millisecond)
+			time.Sleep(500 * time.Millisecond)
 		}
 	}
 	res.Body.Close()
