@@ -1115,12 +1115,19 @@ func TestReadAheadFreesDjangoFromSlowClient(t *testing.T) {
 			if _, err := io.ReadFull(res.Body, first); err != nil {
 				t.Fatal(err)
 			}
+			// Read ahead, Django finishes as fast as the gateway can spool
+			// 64 MiB (seconds under -race on a loaded machine: 3 s flaked in
+			// CI); without, it must still be writing after 3 s.
+			wait := 3 * time.Second
+			if tc.ahead {
+				wait = 60 * time.Second
+			}
 			select {
 			case <-finished:
 				if !tc.ahead {
 					t.Fatal("without ReadAhead, 64 MiB went through with 10 bytes read")
 				}
-			case <-time.After(3 * time.Second):
+			case <-time.After(wait):
 				if tc.ahead {
 					t.Fatal("Django still writes to a client that reads nothing")
 				}
