@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -557,12 +558,27 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 			handoffs: l.handoffs + 1, rec: rec, prev: pw, until: q.expires}
 		next.rec = rec
 		next.state = granted
-		signal(next.wake)
+		// The new first waiter is woken (to watch the lease) before the
+		// next holder: Go runs the goroutine readied last first and puts
+		// the one readied before it at the back of the run queue, and the
+		// next holder is the session's critical path.
 		if len(q.waiters) > 0 {
 			signal(q.waiters[0].wake)
 		}
+		signal(next.wake)
 	}
 	s.mu.Unlock()
+	if pw != nil {
+		// The next holder sends its request to PHP before this write goes
+		// to Redis: the write only has to land before that request ends
+		// (Settled), and the session's other requests wait for the next
+		// holder, not for this one. Sending the write first, the next
+		// holder ran only once this goroutine had parked for Redis's
+		// reply, 150-320 us after it was readied on the loaded 2-CPU bench
+		// machine; yielding here, 2-12 us (runtime traces, hot session,
+		// docs/design.md "Measured and left out").
+		runtime.Gosched()
+	}
 
 	scriptNext := ""
 	if pw != nil {
