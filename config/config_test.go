@@ -1654,6 +1654,39 @@ func TestUnknownVariableLookingLikeAKnownOne(t *testing.T) {
 	}
 }
 
+// TestUnknownVariableSuggestsTheNearest: "unknown variable
+// SESSIONGATE_REDIS_URI ignored (typo?)" leaves the reader to find which
+// variable was meant among seventy, while the gateway runs on the default
+// (sessions in memory here). A name one or two edits away from a known one
+// (a letter missing, doubled, swapped or wrong, an underscore lost) names
+// that one; a name near none, or as near two, keeps the bare question.
+func TestUnknownVariableSuggestsTheNearest(t *testing.T) {
+	for name, want := range map[string]string{
+		"SESSIONGATE_REDIS_URI":       "unknown variable SESSIONGATE_REDIS_URI ignored: did you mean SESSIONGATE_REDIS_URL?",
+		"SESSIONGATE_DOCUMENTROOT":    "unknown variable SESSIONGATE_DOCUMENTROOT ignored: did you mean SESSIONGATE_DOCUMENT_ROOT?",
+		"SESSIONGATE_SESION_KEYS":     "unknown variable SESSIONGATE_SESION_KEYS ignored: did you mean SESSIONGATE_SESSION_KEYS?",
+		"SESSIONGATE_PHP_FMP":         "unknown variable SESSIONGATE_PHP_FMP ignored: did you mean SESSIONGATE_PHP_FPM?",
+		"SESSIONGATE_DJANGO_PATH":     "unknown variable SESSIONGATE_DJANGO_PATH ignored: did you mean SESSIONGATE_DJANGO_PATHS?",
+		"SESSIONGATE_MAX_BODY_SIZE":   "unknown variable SESSIONGATE_MAX_BODY_SIZE ignored (typo?)",
+		"SESSIONGATE_NOPE":            "unknown variable SESSIONGATE_NOPE ignored (typo?)",
+		"SESSIONGATE_SESSION_COOKIES": "unknown variable SESSIONGATE_SESSION_COOKIES ignored: did you mean SESSIONGATE_SESSION_COOKIE?",
+	} {
+		env := []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(), "SESSIONGATE_SESSION_KEYS=" + testKey, name + "=x"}
+		c, err := Load(env)
+		var warnings []string
+		if err != nil {
+			// The misspelt variable's value may make a known one fail; the
+			// warning is part of the error then.
+			warnings = strings.Split(err.Error(), "\n")
+		} else {
+			warnings = c.Warnings
+		}
+		if !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, want) }) {
+			t.Errorf("%s: warnings %q, want %q", name, warnings, want)
+		}
+	}
+}
+
 // Cache-Control's max-age counts whole seconds: a value that is not one
 // would go out cut down (500ms as max-age=0, which asks browsers to
 // revalidate every time), so it is refused, naming the variable.
