@@ -332,3 +332,42 @@ func TestSystemdSocketUnit(t *testing.T) {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// TestSystemdEnvDjangoBlock: the example environment's commented Django
+// lines are what an admin uncomments for a project of their own, served by
+// gunicorn, which serves no static files (Django serves them only under
+// runserver or with staticfiles' URL patterns in DEBUG). A prefix there
+// that covers STATIC_URL (/static/, /static/admin/) sends the admin's CSS
+// and JavaScript to gunicorn, which answers 404: the admin works unstyled.
+// The README has collectstatic write under the static root instead; the
+// demo and docker-compose.yml route /static/admin/ to Django only because
+// their example project serves those files itself.
+func TestSystemdEnvDjangoBlock(t *testing.T) {
+	env := readEnvFile(t, envFilePath)
+	env["SESSIONGATE_SESSION_KEYS"] = "systemd-test-secret-0123456789abcdef0123456789"
+	env["SESSIONGATE_DOCUMENT_ROOT"] = t.TempDir()
+	src, err := os.ReadFile(envFilePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	django := map[string]bool{"SESSIONGATE_DJANGO_URL": true, "SESSIONGATE_DJANGO_PATHS": true}
+	found := 0
+	for line := range strings.SplitSeq(string(src), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "#"), "="); ok && strings.HasPrefix(line, "#") && django[k] {
+			env[k] = v
+			found++
+		}
+	}
+	if found != len(django) {
+		t.Fatalf("%s: want a commented line for each of %v, found %d", envFilePath, django, found)
+	}
+	cfg, err := config.Load(envList(env))
+	if err != nil {
+		t.Fatalf("the example's Django lines: %v", err)
+	}
+	for _, p := range cfg.Django.Paths {
+		if strings.HasPrefix(p, "/static/") || strings.HasPrefix("/static/", p) {
+			t.Errorf("SESSIONGATE_DJANGO_PATHS=%s: %s sends collectstatic's files to gunicorn, which serves none", env["SESSIONGATE_DJANGO_PATHS"], p)
+		}
+	}
+}
