@@ -1687,6 +1687,26 @@ func TestUnknownVariableSuggestsTheNearest(t *testing.T) {
 	}
 }
 
+// TestSessionKeyMessageSaysHowToMakeOne: a missing or short key is the
+// first error of every new set-up; the message must say how to make a good
+// one, not only what is wrong with this one.
+func TestSessionKeyMessageSaysHowToMakeOne(t *testing.T) {
+	const howTo = "head -c 48 /dev/urandom | base64 -w0"
+	for _, keys := range []string{"", "short", testKey + ",short"} {
+		env := []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir()}
+		if keys != "" {
+			env = append(env, "SESSIONGATE_SESSION_KEYS="+keys)
+		}
+		_, err := Load(env)
+		if err == nil || !strings.Contains(err.Error(), "SESSIONGATE_SESSION_KEYS") || !strings.Contains(err.Error(), howTo) {
+			t.Errorf("SESSIONGATE_SESSION_KEYS=%q: %v; want the variable named and %q", keys, err, howTo)
+		}
+		if keys != "" && strings.Contains(err.Error(), "short") {
+			t.Errorf("the message shows the secret: %v", err)
+		}
+	}
+}
+
 // Cache-Control's max-age counts whole seconds: a value that is not one
 // would go out cut down (500ms as max-age=0, which asks browsers to
 // revalidate every time), so it is refused, naming the variable.
