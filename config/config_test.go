@@ -1707,6 +1707,30 @@ func TestSessionKeyMessageSaysHowToMakeOne(t *testing.T) {
 	}
 }
 
+// TestDurationInDays: nginx writes expires 30d, and Go's durations have no
+// d unit: "not a duration: use a number with a unit (e.g. 500ms, 60s, 2m)"
+// leaves the reader to guess that days are written in hours. A value in
+// days gets the hours it means.
+func TestDurationInDays(t *testing.T) {
+	for value, want := range map[string]string{
+		"30d": "no d unit: write 720h for 30d",
+		"1d":  "no d unit: write 24h for 1d",
+		"14d": "no d unit: write 336h for 14d",
+	} {
+		for _, name := range []string{"SESSIONGATE_STATIC_MAX_AGE", "SESSIONGATE_SESSION_MAX_AGE"} {
+			_, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(), "SESSIONGATE_SESSION_KEYS=" + testKey, name + "=" + value})
+			if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s=%s: %v; want %q", name, value, err, want)
+			}
+		}
+	}
+	// Not days: the general message.
+	_, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(), "SESSIONGATE_SESSION_KEYS=" + testKey, "SESSIONGATE_PHP_TIMEOUT=1.5xd"})
+	if err == nil || strings.Contains(err.Error(), "no d unit") {
+		t.Errorf("SESSIONGATE_PHP_TIMEOUT=1.5xd: %v", err)
+	}
+}
+
 // Cache-Control's max-age counts whole seconds: a value that is not one
 // would go out cut down (500ms as max-age=0, which asks browsers to
 // revalidate every time), so it is refused, naming the variable.
