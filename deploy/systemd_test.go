@@ -257,6 +257,11 @@ func TestSystemdUnitWaitsForRedis(t *testing.T) {
 	if !errors.As(err, &exit) || !strings.Contains(string(out), "SESSIONGATE_REDIS_URL") {
 		t.Fatalf("gateway with Redis down: exit %v (%s), want a failed start naming Redis", err, bytes.TrimSpace(out))
 	}
+	// The journal's last line must say what to do: on a PHP host that never
+	// ran Redis (the example environment names one), that is to install it.
+	if !strings.Contains(string(out), "redis-server") {
+		t.Errorf("gateway with Redis down does not say to start or install redis-server:\n%s", bytes.TrimSpace(out))
+	}
 	if restartPrevented(u, exit.ExitCode()) {
 		t.Errorf("Redis down at start: the gateway exits %d, which the unit does not restart (RestartPreventExitStatus=%v)", exit.ExitCode(), u["Service"]["RestartPreventExitStatus"])
 	}
