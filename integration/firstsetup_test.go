@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // TestStartWarnsWhenPHPFPMDoesNotAnswer: a gateway started before php-fpm,
@@ -53,4 +55,43 @@ func TestStartWarnsWhenPHPFPMDoesNotAnswer(t *testing.T) {
 			t.Errorf("warned although php-fpm answers:\n%s", gw.stderr.String())
 		}
 	})
+}
+
+// TestPrimaryScriptUnknownNamesTheDocumentRoot: php-fpm answers "File not
+// found." (404) when it cannot open SCRIPT_FILENAME, the first page of a
+// set-up whose SESSIONGATE_DOCUMENT_ROOT is the path the gateway sees, not
+// the one php-fpm sees (another container, a chroot), or a site the pool's
+// user may not read. The log had only php-fpm's "Primary script unknown",
+// as nginx's does; it must name the variable and the path php-fpm was given.
+func TestPrimaryScriptUnknownNamesTheDocumentRoot(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := gwSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	elsewhere := t.TempDir() // php-fpm finds no info.php here
+	gw := startBinary(t, buildGateway(t), []string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + elsewhere,
+		"SESSIONGATE_STATIC_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off",
+	})
+	res, err := http.Get(gw.URL + "/info.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 404 {
+		t.Fatalf("/info.php with php-fpm given %s: %d, want php-fpm's 404", elsewhere, res.StatusCode)
+	}
+	want := []string{"Primary script unknown", "SESSIONGATE_DOCUMENT_ROOT", filepath.Join(elsewhere, "info.php")}
+	if !poll(5*time.Second, func() bool {
+		for _, w := range want {
+			if !strings.Contains(gw.stderr.String(), w) {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Errorf("the log does not say %q:\n%s", want, gw.stderr.String())
+	}
 }
