@@ -139,7 +139,13 @@ func (a *App) openStore(ctx context.Context, sc *config.SessionConfig, log *slog
 	pctx, cancel := context.WithTimeout(ctx, 5*sc.RedisTimeout)
 	defer cancel()
 	if err := st.Ping(pctx); err != nil {
-		return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check: %w", err)
+		if errors.Is(err, redisstore.ErrMisconfigured) {
+			return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check: %w", err)
+		}
+		// Not answering at all: at boot it may be late, but on a host
+		// that never ran Redis (the example environment names one) the
+		// gateway would be restarted every few seconds for ever.
+		return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check (is redis-server installed and running, at the URL's address? apt-get install redis-server; or leave SESSIONGATE_REDIS_URL empty to keep sessions in memory, one gateway only): %w", err)
 	}
 	if want := sc.RedisWaitReplicas; want > 0 {
 		// Not a refusal: a replica may be resyncing, and requests that

@@ -1654,6 +1654,83 @@ func TestUnknownVariableLookingLikeAKnownOne(t *testing.T) {
 	}
 }
 
+// TestUnknownVariableSuggestsTheNearest: "unknown variable
+// SESSIONGATE_REDIS_URI ignored (typo?)" leaves the reader to find which
+// variable was meant among seventy, while the gateway runs on the default
+// (sessions in memory here). A name one or two edits away from a known one
+// (a letter missing, doubled, swapped or wrong, an underscore lost) names
+// that one; a name near none, or as near two, keeps the bare question.
+func TestUnknownVariableSuggestsTheNearest(t *testing.T) {
+	for name, want := range map[string]string{
+		"SESSIONGATE_REDIS_URI":       "unknown variable SESSIONGATE_REDIS_URI ignored: did you mean SESSIONGATE_REDIS_URL?",
+		"SESSIONGATE_DOCUMENTROOT":    "unknown variable SESSIONGATE_DOCUMENTROOT ignored: did you mean SESSIONGATE_DOCUMENT_ROOT?",
+		"SESSIONGATE_SESION_KEYS":     "unknown variable SESSIONGATE_SESION_KEYS ignored: did you mean SESSIONGATE_SESSION_KEYS?",
+		"SESSIONGATE_PHP_FMP":         "unknown variable SESSIONGATE_PHP_FMP ignored: did you mean SESSIONGATE_PHP_FPM?",
+		"SESSIONGATE_DJANGO_PATH":     "unknown variable SESSIONGATE_DJANGO_PATH ignored: did you mean SESSIONGATE_DJANGO_PATHS?",
+		"SESSIONGATE_MAX_BODY_SIZE":   "unknown variable SESSIONGATE_MAX_BODY_SIZE ignored (typo?)",
+		"SESSIONGATE_NOPE":            "unknown variable SESSIONGATE_NOPE ignored (typo?)",
+		"SESSIONGATE_SESSION_COOKIES": "unknown variable SESSIONGATE_SESSION_COOKIES ignored: did you mean SESSIONGATE_SESSION_COOKIE?",
+	} {
+		env := []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(), "SESSIONGATE_SESSION_KEYS=" + testKey, name + "=x"}
+		c, err := Load(env)
+		var warnings []string
+		if err != nil {
+			// The misspelt variable's value may make a known one fail; the
+			// warning is part of the error then.
+			warnings = strings.Split(err.Error(), "\n")
+		} else {
+			warnings = c.Warnings
+		}
+		if !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, want) }) {
+			t.Errorf("%s: warnings %q, want %q", name, warnings, want)
+		}
+	}
+}
+
+// TestSessionKeyMessageSaysHowToMakeOne: a missing or short key is the
+// first error of every new set-up; the message must say how to make a good
+// one, not only what is wrong with this one.
+func TestSessionKeyMessageSaysHowToMakeOne(t *testing.T) {
+	const howTo = "head -c 48 /dev/urandom | base64 -w0"
+	for _, keys := range []string{"", "short", testKey + ",short"} {
+		env := []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir()}
+		if keys != "" {
+			env = append(env, "SESSIONGATE_SESSION_KEYS="+keys)
+		}
+		_, err := Load(env)
+		if err == nil || !strings.Contains(err.Error(), "SESSIONGATE_SESSION_KEYS") || !strings.Contains(err.Error(), howTo) {
+			t.Errorf("SESSIONGATE_SESSION_KEYS=%q: %v; want the variable named and %q", keys, err, howTo)
+		}
+		if keys != "" && strings.Contains(err.Error(), "short") {
+			t.Errorf("the message shows the secret: %v", err)
+		}
+	}
+}
+
+// TestDurationInDays: nginx writes expires 30d, and Go's durations have no
+// d unit: "not a duration: use a number with a unit (e.g. 500ms, 60s, 2m)"
+// leaves the reader to guess that days are written in hours. A value in
+// days gets the hours it means.
+func TestDurationInDays(t *testing.T) {
+	for value, want := range map[string]string{
+		"30d": "no d unit: write 720h for 30d",
+		"1d":  "no d unit: write 24h for 1d",
+		"14d": "no d unit: write 336h for 14d",
+	} {
+		for _, name := range []string{"SESSIONGATE_STATIC_MAX_AGE", "SESSIONGATE_SESSION_MAX_AGE"} {
+			_, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(), "SESSIONGATE_SESSION_KEYS=" + testKey, name + "=" + value})
+			if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s=%s: %v; want %q", name, value, err, want)
+			}
+		}
+	}
+	// Not days: the general message.
+	_, err := Load([]string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(), "SESSIONGATE_SESSION_KEYS=" + testKey, "SESSIONGATE_PHP_TIMEOUT=1.5xd"})
+	if err == nil || strings.Contains(err.Error(), "no d unit") {
+		t.Errorf("SESSIONGATE_PHP_TIMEOUT=1.5xd: %v", err)
+	}
+}
+
 // Cache-Control's max-age counts whole seconds: a value that is not one
 // would go out cut down (500ms as max-age=0, which asks browsers to
 // revalidate every time), so it is refused, naming the variable.

@@ -355,11 +355,68 @@ func unknownVariables(dst any, environ map[string]string) []string {
 		case strings.TrimFunc(k, isNameChar) != "":
 			out = append(out, fmt.Sprintf("unknown variable %q ignored (typo?)", k))
 		default:
-			out = append(out, fmt.Sprintf("unknown variable %s ignored (typo?)", k))
+			if meant := nearestName(k, known); meant != "" {
+				out = append(out, fmt.Sprintf("unknown variable %s ignored: did you mean %s?", k, meant))
+			} else {
+				out = append(out, fmt.Sprintf("unknown variable %s ignored (typo?)", k))
+			}
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// maxTypoEdits is how far a misspelt name may be from the variable it is
+// taken for: one or two slips of the finger. Known names are at least two
+// apart (SESSIONGATE_READ_TIMEOUT and SESSIONGATE_SEND_TIMEOUT), so a name
+// may be as near two of them; nearestName then names neither.
+const maxTypoEdits = 2
+
+// nearestName is the known variable name an unknown one most likely
+// misspells, or "" when none is within maxTypoEdits or two are as near:
+// a list of seventy names is no help to a reader looking for the one
+// meant, and a wrong guess is worse than none.
+func nearestName(name string, known map[string]bool) string {
+	best, bestEdits, tie := "", maxTypoEdits+1, false
+	for k := range known {
+		switch d := editDistance(name, k); {
+		case d < bestEdits:
+			best, bestEdits, tie = k, d, false
+		case d == bestEdits:
+			tie = true
+		}
+	}
+	if tie || best == "" {
+		return ""
+	}
+	return best
+}
+
+// editDistance counts the insertions, deletions, substitutions and swaps
+// of adjacent letters that turn a into b (optimal string alignment), a
+// swap being one slip (PHP_FMP for PHP_FPM), not two.
+func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
 }
 
 // isNameChar: the characters of a variable name a shell accepts.

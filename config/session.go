@@ -49,9 +49,9 @@ func (s *SessionConfig) validate(check func(name string, ok bool, format string,
 		check("SESSIONGATE_SESSION_COOKIE", s.Secure, "a %s name requires SESSIONGATE_SESSION_COOKIE_SECURE=on (browsers refuse such a cookie without Secure, which plain-HTTP requests would get)", prefix)
 		check("SESSIONGATE_SESSION_COOKIE", s.Domain == "" || !strings.HasPrefix(lower, "__host-"), "a %s name requires an empty SESSIONGATE_SESSION_COOKIE_DOMAIN (browsers refuse such a cookie with a Domain; __Secure- allows one)", prefix)
 	}
-	check("SESSIONGATE_SESSION_KEYS", len(s.Keys) > 0 || s.Dev, "is required (comma-separated secrets of at least 32 bytes each); set SESSIONGATE_SESSION_DEV=on for a throwaway development key")
+	check("SESSIONGATE_SESSION_KEYS", len(s.Keys) > 0 || s.Dev, "is required (comma-separated secrets of at least 32 bytes each; make one with: %s); set SESSIONGATE_SESSION_DEV=on for a throwaway development key", makeKey)
 	for _, k := range s.Keys {
-		check("SESSIONGATE_SESSION_KEYS", len(k) >= 32, "every key must be at least 32 bytes long")
+		check("SESSIONGATE_SESSION_KEYS", len(k) >= 32, "every key must be at least 32 bytes long (make one with: %s)", makeKey)
 	}
 	// net/http drops an invalid Domain from Set-Cookie (logging each time),
 	// which would silently make the cookie host-only.
@@ -158,3 +158,8 @@ func checkRedisURL(raw string) string {
 	c.Close()
 	return ""
 }
+
+// makeKey is the command the messages about SESSIONGATE_SESSION_KEYS give
+// for a good key: 48 random bytes, 64 characters of base64, as the README
+// and the example environment file make it.
+const makeKey = "head -c 48 /dev/urandom | base64 -w0"

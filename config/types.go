@@ -108,6 +108,8 @@ func durationMessage(name string, err error) string {
 		return err.Error()
 	case errors.Is(err, errNegative):
 		return "must be " + r.text + r.why
+	case errors.As(err, new(durationInDays)):
+		return err.Error()
 	case errors.Is(err, errDuration):
 		return "not a duration: use a number with a unit (e.g. 500ms, 60s, 2m), " + r.text
 	}
@@ -120,9 +122,30 @@ func checkDuration(check func(name string, ok bool, format string, args ...any),
 	check(name, r.ok(d), "must be %s%s", r.text, r.why)
 }
 
+// durationInDays is the parse error of a value written in days (30d, as
+// nginx's expires writes it), which Go's durations cannot say: it names the
+// hours meant, so that one correction is enough.
+type durationInDays struct{ days int64 }
+
+func (e durationInDays) Error() string {
+	return fmt.Sprintf("not a duration: there is no d unit: write %dh for %dd", e.days*24, e.days)
+}
+
+// Is lets the range messages of durationMessage treat it as errDuration.
+func (e durationInDays) Is(target error) bool { return target == errDuration }
+
+// maxDays is the most days a time.Duration holds.
+const maxDays = int64(math.MaxInt64 / int64(24*time.Hour))
+
 func parseDuration(s string) (any, error) {
-	d, err := time.ParseDuration(strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
+	d, err := time.ParseDuration(s)
 	if err != nil {
+		if n, ok := strings.CutSuffix(s, "d"); ok && n != "" && strings.TrimLeft(n, "0123456789") == "" {
+			if days, err := strconv.ParseInt(n, 10, 64); err == nil && days >= 1 && days <= maxDays {
+				return nil, durationInDays{days}
+			}
+		}
 		return nil, errDuration
 	}
 	if d < 0 {

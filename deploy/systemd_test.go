@@ -257,6 +257,11 @@ func TestSystemdUnitWaitsForRedis(t *testing.T) {
 	if !errors.As(err, &exit) || !strings.Contains(string(out), "SESSIONGATE_REDIS_URL") {
 		t.Fatalf("gateway with Redis down: exit %v (%s), want a failed start naming Redis", err, bytes.TrimSpace(out))
 	}
+	// The journal's last line must say what to do: on a PHP host that never
+	// ran Redis (the example environment names one), that is to install it.
+	if !strings.Contains(string(out), "redis-server") {
+		t.Errorf("gateway with Redis down does not say to start or install redis-server:\n%s", bytes.TrimSpace(out))
+	}
 	if restartPrevented(u, exit.ExitCode()) {
 		t.Errorf("Redis down at start: the gateway exits %d, which the unit does not restart (RestartPreventExitStatus=%v)", exit.ExitCode(), u["Service"]["RestartPreventExitStatus"])
 	}
@@ -330,5 +335,44 @@ func TestSystemdSocketUnit(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", filepath.Join(dir, "sessiongate.socket")).CombinedOutput()
 	if err != nil || bytes.Contains(out, []byte("sessiongate.")) {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestSystemdEnvDjangoBlock: the example environment's commented Django
+// lines are what an admin uncomments for a project of their own, served by
+// gunicorn, which serves no static files (Django serves them only under
+// runserver or with staticfiles' URL patterns in DEBUG). A prefix there
+// that covers STATIC_URL (/static/, /static/admin/) sends the admin's CSS
+// and JavaScript to gunicorn, which answers 404: the admin works unstyled.
+// The README has collectstatic write under the static root instead; the
+// demo and docker-compose.yml route /static/admin/ to Django only because
+// their example project serves those files itself.
+func TestSystemdEnvDjangoBlock(t *testing.T) {
+	env := readEnvFile(t, envFilePath)
+	env["SESSIONGATE_SESSION_KEYS"] = "systemd-test-secret-0123456789abcdef0123456789"
+	env["SESSIONGATE_DOCUMENT_ROOT"] = t.TempDir()
+	src, err := os.ReadFile(envFilePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	django := map[string]bool{"SESSIONGATE_DJANGO_URL": true, "SESSIONGATE_DJANGO_PATHS": true}
+	found := 0
+	for line := range strings.SplitSeq(string(src), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "#"), "="); ok && strings.HasPrefix(line, "#") && django[k] {
+			env[k] = v
+			found++
+		}
+	}
+	if found != len(django) {
+		t.Fatalf("%s: want a commented line for each of %v, found %d", envFilePath, django, found)
+	}
+	cfg, err := config.Load(envList(env))
+	if err != nil {
+		t.Fatalf("the example's Django lines: %v", err)
+	}
+	for _, p := range cfg.Django.Paths {
+		if strings.HasPrefix(p, "/static/") || strings.HasPrefix("/static/", p) {
+			t.Errorf("SESSIONGATE_DJANGO_PATHS=%s: %s sends collectstatic's files to gunicorn, which serves none", env["SESSIONGATE_DJANGO_PATHS"], p)
+		}
 	}
 }

@@ -1174,9 +1174,24 @@ func (r *responseReader) stderr(msg []byte) {
 	// "stderr", not "msg": a second "msg" key in the same JSON object
 	// would replace the record's message in most parsers, and make strict
 	// ones refuse the line.
+	line := bytes.TrimRight(m, "\n")
+	if string(line) == primaryScriptUnknown {
+		// php-fpm's whole answer when it cannot open SCRIPT_FILENAME; on
+		// a new set-up, the document root given is not the path php-fpm
+		// sees, or its user may not read the site.
+		r1, r2 := joinPath(r.script.DocumentRoot, r.script.ScriptName)
+		r.t.log.Warn("php stderr", "script", r.script.ScriptName, "backend", r.c.b.addr,
+			"stderr", string(line), "script_filename", r1+r2,
+			"hint", "php-fpm cannot open script_filename (SESSIONGATE_DOCUMENT_ROOT + the script): SESSIONGATE_DOCUMENT_ROOT must be the site's path as php-fpm sees it (set SESSIONGATE_STATIC_ROOT to the gateway's own path when they differ), readable by the pool's user")
+		return
+	}
 	r.t.log.Warn("php stderr", "script", r.script.ScriptName, "backend", r.c.b.addr,
-		"stderr", string(bytes.TrimRight(m, "\n")))
+		"stderr", string(line))
 }
+
+// primaryScriptUnknown is what php-fpm writes to stderr, before its "File
+// not found." 404, when SCRIPT_FILENAME names no file it can open.
+const primaryScriptUnknown = "Primary script unknown"
 
 // logDropped reports stderr bytes that exceeded the log budget.
 func (r *responseReader) logDropped() {

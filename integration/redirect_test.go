@@ -187,7 +187,8 @@ func TestRedirectListener(t *testing.T) {
 
 // A redirect listener that cannot listen stops the gateway at start with
 // exit status 1 and the address in the message, as the admin listener
-// does.
+// does. The port taken is the mistake of a first start beside a web server
+// still running (nginx, Apache on 80): the message says what to do.
 func TestRedirectListenerListenFailure(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
@@ -221,6 +222,9 @@ func TestRedirectListenerListenFailure(t *testing.T) {
 	if !strings.Contains(string(out), "cannot listen") || !strings.Contains(string(out), taken.Addr().String()) ||
 		!strings.Contains(string(out), "SESSIONGATE_HTTP_REDIRECT_LISTEN") {
 		t.Errorf("the message does not name the address and the variable:\n%s", out)
+	}
+	if !strings.Contains(string(out), "another process holds the port") || !strings.Contains(string(out), "ss -ltnp") {
+		t.Errorf("the message does not say what to do about a port in use:\n%s", out)
 	}
 }
 

@@ -383,6 +383,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // WithAdminHandler added.
 func (s *Server) AdminHandler() http.Handler { return s.admin }
 
+// PingPHP checks that a php-fpm backend accepts connections, as /readyz
+// does.
+func (s *Server) PingPHP(ctx context.Context) error { return s.php.Ping(ctx) }
+
 // PHPStats returns the FastCGI pool state of each php-fpm backend, in
 // configuration order, for metrics taken at scrape time. It is nil when the
 // PHP backend does not report any (a backend given through WithPHPBackend

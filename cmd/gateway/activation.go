@@ -114,8 +114,14 @@ func (l *listeners) listen(variable, addr string) (net.Listener, error) {
 				attrs = append(attrs, "hint", fmt.Sprintf("systemd passed a socket on %s, which %s does not name: make them the same address", p.ln.Addr(), variable))
 			}
 		}
-		if errors.Is(err, syscall.EACCES) {
+		switch {
+		case errors.Is(err, syscall.EACCES):
 			attrs = append(attrs, "hint", "a port below 1024 needs root or CAP_NET_BIND_SERVICE (deploy/systemd's unit grants it); in a container, publish a high port instead")
+		case errors.Is(err, syscall.EADDRINUSE):
+			// On a first start the web server the gateway replaces still
+			// runs; on a restart the old gateway may still be draining.
+			_, port, _ := net.SplitHostPort(addr)
+			attrs = append(attrs, "hint", fmt.Sprintf("another process holds the port (nginx or Apache still running? ss -ltnp 'sport = :%s' names it): stop it (systemctl disable --now nginx), or set %s to a free port", port, variable))
 		}
 		l.log.Error("cannot listen", attrs...)
 	}

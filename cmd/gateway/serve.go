@@ -20,6 +20,7 @@ import (
 	"github.com/sessiongate/sessiongate/app"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/procs"
+	"github.com/sessiongate/sessiongate/server"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
 )
 
@@ -247,6 +248,7 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("sessiongate started",
 		"listen", ln.Addr().String(), "tls", cfg.TLS(), "admin", adminAddr, "http_redirect", redirectAddr, "config", cfg)
+	go warnPHPDown(ctx, srv, cfg, logger)
 
 	select {
 	case err := <-serveErr:
@@ -385,4 +387,23 @@ func killBy(sig syscall.Signal) {
 		sig = syscall.SIGKILL
 	}
 	syscall.Kill(os.Getpid(), sig)
+}
+
+// warnPHPDown says once, just after the start, when no php-fpm backend
+// accepts connections. Not a refusal to start: php-fpm may come up after
+// the gateway (its own unit, a container beside it), and static files and
+// Django work without it. But every PHP page is a 502 until then, and the
+// access log's dial error names neither the variable nor what to do, where
+// a wrong socket path (another PHP version's, a pool's own) or a stopped
+// php-fpm are the first mistakes of a new set-up.
+func warnPHPDown(ctx context.Context, srv *server.Server, cfg *config.Config, logger *slog.Logger) {
+	pctx, cancel := context.WithTimeout(ctx, cfg.PHPDialTimeout+time.Second)
+	defer cancel()
+	err := srv.PingPHP(pctx)
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	logger.Warn("php-fpm does not answer at SESSIONGATE_PHP_FPM="+strings.Join(cfg.PHPFPM, ",")+
+		": PHP pages get 502 until it does. Start php-fpm (systemctl start php8.2-fpm), or set SESSIONGATE_PHP_FPM to the address of the pool's listen line (unix:/path for a socket), or let the gateway's user use the socket (the pool's listen.owner, listen.group and listen.mode)",
+		"error", err.Error())
 }

@@ -259,6 +259,10 @@ func splitURL(raw string) (*parsedURL, error) {
 		// there is after the scheme.
 		raw = "unix://" + raw[len("unix:"):]
 	}
+	if len(raw) > len("unix:") && strings.EqualFold(raw[:len("unix:")], "unix:") && raw[len("unix:")] != '/' {
+		// unix:redis.sock has a scheme: its path is what is wrong.
+		return nil, errors.New("redisstore: unix URL: the socket needs an absolute path, unix:/path/to/redis.sock or unix:///path/to/redis.sock")
+	}
 	schemeEnd := strings.Index(raw, "://")
 	if schemeEnd <= 0 {
 		return nil, errors.New("redisstore: Redis URL needs a scheme (redis://, rediss://, unix://, redis-sentinel://, redis-cluster://)")

@@ -134,8 +134,12 @@ func checkTimeouts(t *testing.T, dial, read, write time.Duration, ctxTimeouts bo
 // (unix://tmp/redis.sock, one slash short) was taken by go-redis as a host
 // and a path: the gateway dialed /redis.sock... elsewhere, failed its
 // start-up check with exit 1, and a supervisor restarted it for ever.
+//
+// The form SESSIONGATE_PHP_FPM writes, with a relative path (unix:redis.sock,
+// unix:run/redis.sock), was refused as a URL that "needs a scheme", though
+// it has one: the message must ask for the absolute path instead.
 func TestOpenClientUnixPathMustBeAbsolute(t *testing.T) {
-	for _, u := range []string{"unix://tmp/redis.sock", "unix://redis.sock", "unix://run/redis/redis.sock?db=1", "unix://:pw@run/redis.sock"} {
+	for _, u := range []string{"unix://tmp/redis.sock", "unix://redis.sock", "unix://run/redis/redis.sock?db=1", "unix://:pw@run/redis.sock", "unix:redis.sock", "unix:run/redis/redis.sock?db=1", "UNIX:redis.sock"} {
 		c, err := OpenClient(u)
 		if err == nil {
 			c.Close()
