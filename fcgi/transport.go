@@ -290,7 +290,8 @@ var encBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return 
 // any response byte while the body can still be sent again: mostly a worker
 // that retired (pm.max_requests) and never read it. A worker killed while
 // it ran the script fails the same way, so an idempotent request (GET,
-// HEAD, ...) may then run twice, as behind nginx's kept-alive upstreams. A
+// HEAD, PUT, DELETE, ...) may then run twice, as behind nginx's kept-alive
+// upstreams. A
 // request that must not run twice (POST, PATCH, ... without an idempotency
 // key) is sent again only if the worker is provably still reading, i.e.
 // retiring rather than killed with it (workerStillReading).
@@ -755,12 +756,16 @@ func statusLine(code int) string {
 	return strconv.Itoa(code)
 }
 
-// idempotent reports a request that may run twice without harm, as
-// net/http.Transport decides it: GET, HEAD, OPTIONS, TRACE, or one that
-// carries an idempotency key.
+// idempotent reports a request that may run twice without harm: one of
+// RFC 9110's idempotent methods (section 9.2.2), or one that carries an
+// idempotency key. PUT and DELETE are among them, as for nginx (which
+// sends anything but POST, PATCH and LOCK again) and the Django path:
+// left out, as net/http.Transport leaves them, a PHP API's update or
+// delete that met a worker exiting under a php-fpm reload (SIGUSR2) got a
+// 502 that nginx did not give.
 func idempotent(req *http.Request) bool {
 	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
 		return true
 	}
 	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""

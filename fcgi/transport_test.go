@@ -363,8 +363,14 @@ func TestRetryWhenNothingReceived(t *testing.T) {
 		{"POST, retiring worker", "POST", true, true},
 		{"GET, retiring worker", "GET", true, true},
 		{"GET, dead worker", "GET", false, true},
+		// PUT and DELETE are idempotent (RFC 9110 section 9.2.2), and
+		// nginx sends them again too: the worker may have been reloaded
+		// (SIGUSR2) or recycled without reading them.
+		{"PUT, dead worker", "PUT", false, true},
+		{"DELETE, dead worker", "DELETE", false, true},
 		// The script may have run: never twice.
 		{"POST, dead worker", "POST", false, false},
+		{"PATCH, dead worker", "PATCH", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
