@@ -432,7 +432,7 @@ func paramError(err error) *Error {
 // write is over; otherwise the write is over when exchange returns.
 func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, c *conn, prefix []byte, body *requestBody, waited time.Duration, afterWrite func(), handedOff *bool) (*http.Response, bool, error) {
 	b := c.b
-	rr := &responseReader{t: t, c: c, script: s, waited: waited}
+	rr := &responseReader{t: t, c: c, script: s, path: logtext.Clip(req.URL.Path, maxLoggedPath), waited: waited}
 	// The client going away aborts the request: closing the connection is
 	// what php-fpm understands (the worker sees it when the script next
 	// writes, and stops), and the blocked read or write below returns at
@@ -891,9 +891,12 @@ var errEndRequest = errors.New("end of request")
 // in the connection's reader (remaining bytes) for the caller; STDERR is
 // dispatched as it comes; END_REQUEST ends the stream with errEndRequest.
 type responseReader struct {
-	t         *Transport
-	c         *conn
-	script    *Script
+	t      *Transport
+	c      *conn
+	script *Script
+	// path is the client's URL path, logged with PHP's stderr as the
+	// access log has it, so that a warning is tied to its page.
+	path      string
 	remaining int // unread content of the current STDOUT record
 	padding   int // padding after it
 	gotAny    bool
@@ -1179,18 +1182,23 @@ func (r *responseReader) stderr(msg []byte) {
 	// "stderr", not "msg": a second "msg" key in the same JSON object
 	// would replace the record's message in most parsers, and make strict
 	// ones refuse the line.
-	r.t.log.Warn("php stderr", "script", r.script.ScriptName, "backend", r.c.b.addr,
-		"stderr", string(bytes.TrimRight(m, "\n")))
+	r.t.log.Warn("php stderr", "script", r.script.ScriptName, "path", r.path, "remote", r.script.RemoteAddr,
+		"backend", r.c.b.addr, "stderr", string(bytes.TrimRight(m, "\n")))
 }
 
 // logDropped reports stderr bytes that exceeded the log budget.
 func (r *responseReader) logDropped() {
 	if r.dropped > 0 {
 		r.t.log.Warn("php stderr over the log limit; not logged", "script", r.script.ScriptName,
-			"backend", r.c.b.addr, "logged_bytes", r.logged, "dropped_bytes", r.dropped)
+			"path", r.path, "remote", r.script.RemoteAddr, "backend", r.c.b.addr, "logged_bytes", r.logged, "dropped_bytes", r.dropped)
 		r.dropped = 0
 	}
 }
+
+// maxLoggedPath bounds the path logged with PHP's stderr, as the access
+// log bounds it: the client chose it, and a line must stay one line for
+// log pipelines.
+const maxLoggedPath = 4096
 
 // errBodyClosed is returned by Read after Close.
 var errBodyClosed = errors.New("fcgi: read on closed response body")

@@ -339,7 +339,8 @@ func wireLogLine(gw *gwProc, mark int, port string, good func(line string) bool)
 	_, ok := textWhen(gw.stderr.String, func(text string) bool {
 		line = ""
 		for l := range strings.SplitSeq(text[mark:], "\n") {
-			if strings.Contains(l, remote) {
+			// Not a "php stderr" line, which names the client too.
+			if strings.Contains(l, remote) && strings.Contains(l, `"msg":"request"`) {
 				line = l
 				break
 			}
