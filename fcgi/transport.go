@@ -290,7 +290,8 @@ var encBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return 
 // any response byte while the body can still be sent again: mostly a worker
 // that retired (pm.max_requests) and never read it. A worker killed while
 // it ran the script fails the same way, so an idempotent request (GET,
-// HEAD, ...) may then run twice, as behind nginx's kept-alive upstreams. A
+// HEAD, PUT, DELETE, ...) may then run twice, as behind nginx's kept-alive
+// upstreams. A
 // request that must not run twice (POST, PATCH, ... without an idempotency
 // key) is sent again only if the worker is provably still reading, i.e.
 // retiring rather than killed with it (workerStillReading).
@@ -431,7 +432,7 @@ func paramError(err error) *Error {
 // write is over; otherwise the write is over when exchange returns.
 func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, c *conn, prefix []byte, body *requestBody, waited time.Duration, afterWrite func(), handedOff *bool) (*http.Response, bool, error) {
 	b := c.b
-	rr := &responseReader{t: t, c: c, script: s, waited: waited}
+	rr := &responseReader{t: t, c: c, script: s, path: logtext.Clip(req.URL.Path, maxLoggedPath), waited: waited}
 	// The client going away aborts the request: closing the connection is
 	// what php-fpm understands (the worker sees it when the script next
 	// writes, and stops), and the blocked read or write below returns at
@@ -755,12 +756,16 @@ func statusLine(code int) string {
 	return strconv.Itoa(code)
 }
 
-// idempotent reports a request that may run twice without harm, as
-// net/http.Transport decides it: GET, HEAD, OPTIONS, TRACE, or one that
-// carries an idempotency key.
+// idempotent reports a request that may run twice without harm: one of
+// RFC 9110's idempotent methods (section 9.2.2), or one that carries an
+// idempotency key. PUT and DELETE are among them, as for nginx (which
+// sends anything but POST, PATCH and LOCK again) and the Django path:
+// left out, as net/http.Transport leaves them, a PHP API's update or
+// delete that met a worker exiting under a php-fpm reload (SIGUSR2) got a
+// 502 that nginx did not give.
 func idempotent(req *http.Request) bool {
 	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
 		return true
 	}
 	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
@@ -886,9 +891,12 @@ var errEndRequest = errors.New("end of request")
 // in the connection's reader (remaining bytes) for the caller; STDERR is
 // dispatched as it comes; END_REQUEST ends the stream with errEndRequest.
 type responseReader struct {
-	t         *Transport
-	c         *conn
-	script    *Script
+	t      *Transport
+	c      *conn
+	script *Script
+	// path is the client's URL path, logged with PHP's stderr as the
+	// access log has it, so that a warning is tied to its page.
+	path      string
 	remaining int // unread content of the current STDOUT record
 	padding   int // padding after it
 	gotAny    bool
@@ -1175,18 +1183,17 @@ func (r *responseReader) stderr(msg []byte) {
 	// would replace the record's message in most parsers, and make strict
 	// ones refuse the line.
 	line := bytes.TrimRight(m, "\n")
+	attrs := []any{"script", r.script.ScriptName, "path", r.path, "remote", r.script.RemoteAddr,
+		"backend", r.c.b.addr, "stderr", string(line)}
 	if string(line) == primaryScriptUnknown {
 		// php-fpm's whole answer when it cannot open SCRIPT_FILENAME; on
 		// a new set-up, the document root given is not the path php-fpm
 		// sees, or its user may not read the site.
 		r1, r2 := joinPath(r.script.DocumentRoot, r.script.ScriptName)
-		r.t.log.Warn("php stderr", "script", r.script.ScriptName, "backend", r.c.b.addr,
-			"stderr", string(line), "script_filename", r1+r2,
+		attrs = append(attrs, "script_filename", r1+r2,
 			"hint", "php-fpm cannot open script_filename (SESSIONGATE_DOCUMENT_ROOT + the script): SESSIONGATE_DOCUMENT_ROOT must be the site's path as php-fpm sees it (set SESSIONGATE_STATIC_ROOT to the gateway's own path when they differ), readable by the pool's user")
-		return
 	}
-	r.t.log.Warn("php stderr", "script", r.script.ScriptName, "backend", r.c.b.addr,
-		"stderr", string(line))
+	r.t.log.Warn("php stderr", attrs...)
 }
 
 // primaryScriptUnknown is what php-fpm writes to stderr, before its "File
@@ -1197,10 +1204,15 @@ const primaryScriptUnknown = "Primary script unknown"
 func (r *responseReader) logDropped() {
 	if r.dropped > 0 {
 		r.t.log.Warn("php stderr over the log limit; not logged", "script", r.script.ScriptName,
-			"backend", r.c.b.addr, "logged_bytes", r.logged, "dropped_bytes", r.dropped)
+			"path", r.path, "remote", r.script.RemoteAddr, "backend", r.c.b.addr, "logged_bytes", r.logged, "dropped_bytes", r.dropped)
 		r.dropped = 0
 	}
 }
+
+// maxLoggedPath bounds the path logged with PHP's stderr, as the access
+// log bounds it: the client chose it, and a line must stay one line for
+// log pipelines.
+const maxLoggedPath = 4096
 
 // errBodyClosed is returned by Read after Close.
 var errBodyClosed = errors.New("fcgi: read on closed response body")

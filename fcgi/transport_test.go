@@ -363,8 +363,14 @@ func TestRetryWhenNothingReceived(t *testing.T) {
 		{"POST, retiring worker", "POST", true, true},
 		{"GET, retiring worker", "GET", true, true},
 		{"GET, dead worker", "GET", false, true},
+		// PUT and DELETE are idempotent (RFC 9110 section 9.2.2), and
+		// nginx sends them again too: the worker may have been reloaded
+		// (SIGUSR2) or recycled without reading them.
+		{"PUT, dead worker", "PUT", false, true},
+		{"DELETE, dead worker", "DELETE", false, true},
 		// The script may have run: never twice.
 		{"POST, dead worker", "POST", false, false},
+		{"PATCH, dead worker", "PATCH", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
@@ -2312,5 +2318,39 @@ func TestDialWithoutDescriptorsIs500(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "backend down") {
 		t.Errorf("logged a backend down:\n%s", logs.String())
+	}
+}
+
+// PHP's stderr is logged with the request's path and client, as nginx's
+// error log names the request and client of each "FastCGI sent in stderr"
+// line: under a front controller every script is /index.php, which alone
+// does not say which page warned. The path is the access log's (no
+// query), cut at 4 KiB as there.
+func TestStderrNamesTheRequest(t *testing.T) {
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		c.Stderr("PHP message: PHP Warning:  something")
+		respond(c, "", "ok")
+		return true
+	})
+	lb := &testlog.Buffer{}
+	tr, _ := newTransport(t, Options{Logger: slog.New(slog.NewJSONHandler(lb, nil))}, srv.Addr())
+	long := "/" + strings.Repeat("p", 5000)
+	for _, target := range []string{"/shop/cart?token=secret", long} {
+		before := len(lb.String())
+		if _, _, err := roundTrip(t, tr, newReq(nil, "GET", target, nil, nil)); err != nil {
+			t.Fatal(err)
+		}
+		var rec map[string]any
+		line, _, _ := strings.Cut(lb.String()[before:], "\n")
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		want := "/shop/cart"
+		if target == long {
+			want = long[:4096] + "..."
+		}
+		if rec["msg"] != "php stderr" || rec["path"] != want || rec["remote"] != testScript.RemoteAddr || rec["script"] != "/index.php" {
+			t.Errorf("%s: logged %s; want its path %.40q and client %s", target, line, want, testScript.RemoteAddr)
+		}
 	}
 }

@@ -339,7 +339,8 @@ func wireLogLine(gw *gwProc, mark int, port string, good func(line string) bool)
 	_, ok := textWhen(gw.stderr.String, func(text string) bool {
 		line = ""
 		for l := range strings.SplitSeq(text[mark:], "\n") {
-			if strings.Contains(l, remote) {
+			// Not a "php stderr" line, which names the client too.
+			if strings.Contains(l, remote) && strings.Contains(l, `"msg":"request"`) {
 				line = l
 				break
 			}
@@ -587,5 +588,41 @@ func TestPHPKilledAfterWholeContentLengthIsSentWhole(t *testing.T) {
 		return strings.Count(text, `"status":200`) == 2 && strings.Count(text, "PHP failed after its whole answer was sent") == 2
 	}); !ok {
 		t.Errorf("want two 200s logged with the failure named:\n%s", g.Logs.String())
+	}
+}
+
+// TestPHPClientLeavesAfterWholeContentLength: a script that answers with
+// its Content-Length and then works on (the answer-early pattern of
+// scripts without fastcgi_finish_request), whose client reads the whole
+// answer and closes its connection. The client got every byte, and nginx
+// logs the 200 it sent; the gateway logged 499, a client that left before
+// its answer was complete. It logs the 200, saying that PHP had not ended.
+func TestPHPClientLeavesAfterWholeContentLength(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"early.php": `<?php header('Content-Length: 5'); header('Connection: close'); echo 'early'; while (ob_get_level()) { ob_end_flush(); } flush(); sleep(2);`,
+	})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	g := startGWOn(t, fpm, root, nil)
+	c, err := net.Dial("tcp", g.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET /early.php HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	c.Close()
+	if res.StatusCode != 200 || string(b) != "early" || err != nil {
+		t.Fatalf("%d %q %v; want 200 \"early\" whole", res.StatusCode, b, err)
+	}
+	line, ok := logLine(g.Logs, `"path":"/early.php"`)
+	if !ok || !strings.Contains(line, `"status":200`) || !strings.Contains(line, "client left after its whole answer") {
+		t.Errorf("the log line of the answer the client had whole: %s\nwant status 200 and PHP's end missed named", line)
 	}
 }

@@ -29,9 +29,10 @@ type frontResult struct {
 	err               error
 }
 
-// loadFronts sends GET, PUT, DELETE and POST (each with its X-Req-Id) to
-// every front from clients kept-alive clients each until stop is closed.
-func loadFronts(fronts map[string]string, clients int, stop <-chan struct{}) func() []frontResult {
+// loadFronts sends GET, PUT, DELETE and POST (each with its X-Req-Id) for
+// path to every front from clients kept-alive clients each until stop is
+// closed.
+func loadFronts(fronts map[string]string, path string, clients int, stop <-chan struct{}) func() []frontResult {
 	var mu sync.Mutex
 	var out []frontResult
 	var wg sync.WaitGroup
@@ -54,7 +55,7 @@ func loadFronts(fronts map[string]string, clients int, stop <-chan struct{}) fun
 						body = strings.NewReader("a=1")
 					}
 					id := fmt.Sprintf("%s-%d-%d", name, w, i)
-					r := sendFault(client, method, url+"/dj/slow/", id, body)
+					r := sendFault(client, method, url+path, id, body)
 					mu.Lock()
 					out = append(out, frontResult{name, method, id, r.status, r.err})
 					mu.Unlock()
@@ -100,7 +101,7 @@ func workerRecyclingDiff(t *testing.T, o harness.GunicornOptions) {
 	ng := harness.StartNginxDjango(t, harness.NginxDjangoOptions{Upstream: g.Addr, Location: "/dj/"})
 	gw := startDjangoGateway(t, g.URL())
 	stop := make(chan struct{})
-	wait := loadFronts(map[string]string{"nginx": ng.URL, "gateway": gw.URL}, 3, stop)
+	wait := loadFronts(map[string]string{"nginx": ng.URL, "gateway": gw.URL}, "/dj/slow/", 3, stop)
 	time.Sleep(2 * time.Second)
 	// A reload (SIGHUP) replaces every worker at once.
 	syscall.Kill(g.PID(), syscall.SIGHUP)

@@ -723,8 +723,8 @@ func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status
 	}
 	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs,
-		slog.String("method", clip(r.Method, maxLoggedMethod)),
-		slog.String("path", clip(r.URL.Path, maxLoggedValue)),
+		slog.String("method", logtext.Clip(r.Method, maxLoggedMethod)),
+		slog.String("path", logtext.Clip(r.URL.Path, maxLoggedValue)),
 		slog.Int("status", status),
 		slog.Int64("bytes", rec.bytes),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
@@ -734,21 +734,21 @@ func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status
 	if status == http.StatusMisdirectedRequest {
 		// Which name was refused (SESSIONGATE_SERVER_NAMES): a probe by
 		// IP, a caller using a container's name, an attacker's.
-		attrs = append(attrs, slog.String("host", clip(r.Host, 100)))
+		attrs = append(attrs, slog.String("host", logtext.Clip(r.Host, 100)))
 	}
 	if ri.InternalRedirect != "" {
-		attrs = append(attrs, slog.String("internal_redirect", clip(ri.InternalRedirect, maxLoggedValue)))
+		attrs = append(attrs, slog.String("internal_redirect", logtext.Clip(ri.InternalRedirect, maxLoggedValue)))
 	}
 	if ri.RemoteUser != "" {
-		attrs = append(attrs, slog.String("user", clip(ri.RemoteUser, maxLoggedValue)))
+		attrs = append(attrs, slog.String("user", logtext.Clip(ri.RemoteUser, maxLoggedValue)))
 	}
 	if aborted {
 		attrs = append(attrs, slog.Bool("aborted", true))
 	}
 	if ri.Err != nil {
-		attrs = append(attrs, slog.String("error", clip(ri.Err.Error(), maxLoggedValue)))
+		attrs = append(attrs, slog.String("error", logtext.Clip(ri.Err.Error(), maxLoggedValue)))
 	} else if rec.writeErr != nil && status != StatusClientClosedRequest {
-		attrs = append(attrs, slog.String("error", clip(rec.writeErr.Error(), maxLoggedValue)))
+		attrs = append(attrs, slog.String("error", logtext.Clip(rec.writeErr.Error(), maxLoggedValue)))
 	}
 	// A failed request is a warning with the access log on as well as off:
 	// at SESSIONGATE_LOG_LEVEL=warn it must still be seen. A backend that
@@ -777,18 +777,6 @@ const (
 )
 
 // LogValue is s as a log line may hold it when the client chose it (a
-// path): cut like the access log's values (clip), so that a line other
-// packages write about a request stays one line too.
-func LogValue(s string) string { return clip(s, maxLoggedValue) }
-
-// clip returns s cut, at a character boundary and with "..." after the cut,
-// where written out it would take more than max bytes (logtext.Fit).
-func clip(s string, max int) string {
-	if len(s) <= max/6 {
-		return s // however escaped
-	}
-	if n, _ := logtext.Fit(s, max); n < len(s) {
-		return s[:n] + "..."
-	}
-	return s
-}
+// path): cut like the access log's values (logtext.Clip), so that a line
+// other packages write about a request stays one line too.
+func LogValue(s string) string { return logtext.Clip(s, maxLoggedValue) }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/logtext"
 )
 
 // serverNames is SESSIONGATE_SERVER_NAMES, nginx's server_name with a
@@ -261,24 +262,24 @@ func ForwardedHost(r *http.Request) string {
 // routes the request for one host while PHP builds links from the other.
 func hostFieldError(r *http.Request) error {
 	if r.Host == "" && r.ProtoAtLeast(1, 1) || strings.HasPrefix(r.Host, ":") {
-		return fmt.Errorf("empty host %q", clip(r.Host, 100))
+		return fmt.Errorf("empty host %q", logtext.Clip(r.Host, 100))
 	}
 	if strings.Contains(r.Host, "..") {
-		return fmt.Errorf("empty label in host %q", clip(r.Host, 100))
+		return fmt.Errorf("empty label in host %q", logtext.Clip(r.Host, 100))
 	}
 	if r.URL != nil && r.URL.User != nil {
 		return errors.New("userinfo in the request target")
 	}
 	for i := 0; i < len(r.Host); i++ {
 		if !validHostByte[r.Host[i]] {
-			return fmt.Errorf("malformed host %q", clip(r.Host, 100))
+			return fmt.Errorf("malformed host %q", logtext.Clip(r.Host, 100))
 		}
 	}
 	switch h := r.Header["Host"]; {
 	case len(h) > 1:
 		return errors.New("more than one Host field")
 	case len(h) == 1 && !strings.EqualFold(h[0], r.Host):
-		return fmt.Errorf("Host field %q differs from :authority %q", clip(h[0], 100), clip(r.Host, 100))
+		return fmt.Errorf("Host field %q differs from :authority %q", logtext.Clip(h[0], 100), logtext.Clip(r.Host, 100))
 	}
 	return nil
 }

@@ -131,16 +131,22 @@ func (p phpProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		if rerr != nil && (left == 0 || noBody || r.Method == http.MethodHead) &&
-			fcgi.StatusOf(rerr) != StatusClientClosedRequest {
+		if rerr != nil && (left == 0 || noBody || r.Method == http.MethodHead) {
 			// PHP failed once the client had all its answer would hold:
 			// every byte of its Content-Length (a worker killed in a
 			// shutdown function, after a download), or a response that
 			// carries no body. Aborting would cut what is whole (net/http
 			// drops what it still buffers); nginx sends it too. A client
-			// that left is logged as such below (499).
+			// that closed its connection then had its whole answer, and
+			// is logged with it, as nginx logs it: a 499 would count the
+			// answer-early pattern of scripts without
+			// fastcgi_finish_request as clients that gave up.
 			if ri != nil && ri.Err == nil {
-				ri.Err = fmt.Errorf("PHP failed after its whole answer was sent: %w", rerr)
+				if fcgi.StatusOf(rerr) == StatusClientClosedRequest {
+					ri.Err = fmt.Errorf("client left after its whole answer, before PHP ended: %w", rerr)
+				} else {
+					ri.Err = fmt.Errorf("PHP failed after its whole answer was sent: %w", rerr)
+				}
 			}
 			return
 		}

@@ -50,6 +50,7 @@ import (
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/internal/compress"
 	"github.com/sessiongate/sessiongate/internal/httpfield"
+	"github.com/sessiongate/sessiongate/internal/logtext"
 	"github.com/sessiongate/sessiongate/internal/readahead"
 	"github.com/sessiongate/sessiongate/phproute"
 )
@@ -730,7 +731,7 @@ func h2ContentLengthError(r *http.Request) error {
 	}
 	n, err := strconv.ParseUint(cl[0], 10, 63)
 	if err != nil {
-		return fmt.Errorf("malformed content-length %q", clip(cl[0], 100))
+		return fmt.Errorf("malformed content-length %q", logtext.Clip(cl[0], 100))
 	}
 	if r.ContentLength != int64(n) {
 		// The body-less stream (r.ContentLength 0): an open one has

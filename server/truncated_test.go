@@ -147,11 +147,13 @@ func TestPHPFailingAfterItsWholeContentLengthIsSentWhole(t *testing.T) {
 	}
 }
 
-// TestClientLeftAfterWholeContentLengthIsLogged499: a body read that fails
-// because the client went away is the client's doing, not PHP's, even once
-// every Content-Length byte was written: 499, as before the whole answer
-// was sent.
-func TestClientLeftAfterWholeContentLengthIsLogged499(t *testing.T) {
+// TestClientLeftAfterWholeContentLengthIsLoggedWithItsStatus: a body read
+// that fails because the client went away once every Content-Length byte
+// was written is the client's doing, not PHP's, and the client had its
+// whole answer: the status it got (nginx logs the same), with an error
+// saying that the client left before PHP ended, never "PHP failed", nor
+// the 499 of a client that gave up on an answer it did not have.
+func TestClientLeftAfterWholeContentLengthIsLoggedWithItsStatus(t *testing.T) {
 	e := newEnv(t, nil)
 	e.php.respond = func(r *http.Request) (*http.Response, error) {
 		body := io.MultiReader(strings.NewReader("hello"), errReader{&fcgi.Error{Status: fcgi.StatusClientClosedRequest, Op: "read response body", Err: context.Canceled}})
@@ -172,7 +174,8 @@ func TestClientLeftAfterWholeContentLengthIsLogged499(t *testing.T) {
 			break
 		}
 	}
-	if log["status"] != float64(fcgi.StatusClientClosedRequest) || strings.Contains(toString(log["error"]), "PHP failed") {
+	if log["status"] != float64(200) || strings.Contains(toString(log["error"]), "PHP failed") ||
+		!strings.Contains(toString(log["error"]), "client left after its whole answer") {
 		t.Errorf("log: %v", log)
 	}
 }

@@ -46,6 +46,10 @@ type PHPFPMOptions struct {
 	// RequestTerminateTimeout kills a worker whose request runs longer
 	// (0 = off). Rounded up to whole seconds, php-fpm's unit.
 	RequestTerminateTimeout time.Duration
+	// ListenBacklog is listen.backlog, the connections the kernel queues
+	// for the pool while every worker is busy (0 = php-fpm's default,
+	// 511 on Linux).
+	ListenBacklog int
 }
 
 // PHPFPM is a running php-fpm master started by StartPHPFPM.
@@ -156,6 +160,9 @@ func phpFPMConf(dir, listen, poolUser string, o PHPFPMOptions) string {
 	b.WriteString(poolUser)
 	if strings.HasPrefix(listen, "/") {
 		b.WriteString("listen.mode = 0666\n")
+	}
+	if o.ListenBacklog > 0 {
+		fmt.Fprintf(&b, "listen.backlog = %d\n", o.ListenBacklog)
 	}
 	fmt.Fprintf(&b, "pm = static\npm.max_children = %d\npm.max_requests = %d\n", o.Children, o.MaxRequests)
 	b.WriteString("clear_env = yes\ncatch_workers_output = yes\ndecorate_workers_output = no\n")

@@ -25,6 +25,18 @@ func Fit(s string, max int) (n, written int) {
 	return len(s), written
 }
 
+// Clip returns s cut, at a character boundary and with "..." after the
+// cut, where written out it would take more than max bytes (Fit).
+func Clip(s string, max int) string {
+	if len(s) <= max/6 {
+		return s // however escaped
+	}
+	if n, _ := Fit(s, max); n < len(s) {
+		return s[:n] + "..."
+	}
+	return s
+}
+
 // width is the most bytes rune r takes in a log line, as the JSON or the
 // text handler writes it: a quote, a backslash, \n, \r and \t two (\"),
 // another control character, an invalid byte, U+2028, U+2029 or an
