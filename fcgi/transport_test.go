@@ -1763,8 +1763,12 @@ func TestResponseReadWhileBodyIsSent(t *testing.T) {
 	}()
 	// Bodies spooled first (of known length with BufferBodies, chunked
 	// ones) and one of known length streamed from the client as it is sent.
+	// The timeouts are far above what the exchange needs: a write waits
+	// while the whole 16 MiB answer is read, and under -race on a loaded
+	// machine that read went at 1-4 MiB/s, so a 2 s write timeout cut it.
+	// A deadlock still ends in the write timeout's 504.
 	for _, mode := range []string{"spooled", "chunked", "streamed"} {
-		tr, _ := newTransport(t, Options{MaxBody: 64 << 20, BufferBodies: mode == "spooled", WriteTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second}, ln.Addr().String())
+		tr, _ := newTransport(t, Options{MaxBody: 64 << 20, BufferBodies: mode == "spooled", WriteTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second}, ln.Addr().String())
 		var src io.Reader = strings.NewReader(strings.Repeat("z", size))
 		if mode == "chunked" {
 			src = io.MultiReader(src) // no length: chunked
@@ -1782,7 +1786,7 @@ func TestResponseReadWhileBodyIsSent(t *testing.T) {
 			if n != size {
 				t.Fatalf("%s: server got %d body bytes of %d", mode, n, size)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatalf("%s: the server never got the whole body", mode)
 		}
 	}
