@@ -122,7 +122,11 @@ func TestSendTimeoutIsPerWrite(t *testing.T) {
 // whole (the timeout bounds each sendfile chunk's progress, not the file).
 func TestStalledStaticDownloadIsCut(t *testing.T) {
 	e := newEnv(t, nil)
-	e.srv.sendTimeout = time.Second
+	// 2 s, and the live download pauses 300 ms: each write has at least
+	// 1.5 s (three quarters of the timeout), and a reader paused 400 ms
+	// with a 1 s timeout was cut on a loaded machine, its goroutine not
+	// run again within the 350 ms left.
+	e.srv.sendTimeout = 2 * time.Second
 	big := make([]byte, 32<<20)
 	for i := range big {
 		big[i] = byte(i * 7)
@@ -134,18 +138,21 @@ func TestStalledStaticDownloadIsCut(t *testing.T) {
 	defer srv.Close()
 
 	c := rawGet(t, srv, "/big.bin")
-	time.Sleep(3 * time.Second) // reads nothing; socket buffers hold far less than 32 MiB
+	// Reads nothing (socket buffers hold far less than 32 MiB) until the
+	// access line says the download ended.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(e.logs.String(), `"path":"/big.bin"`); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a client that stopped reading for 30 s was not cut (send timeout 2 s): no access line\n%s", e.logs.String())
+		}
+	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	n, _ := io.Copy(io.Discard, c)
 	if n >= int64(len(big)) {
-		t.Fatalf("a client that stopped reading for 3 s still got all %d bytes: the send timeout did not cut it", n)
-	}
-	if !strings.Contains(e.logs.String(), `"path":"/big.bin"`) {
-		t.Errorf("no access log line for the cut download:\n%s", e.logs.String())
+		t.Fatalf("a client that stopped reading still got all %d bytes: the send timeout did not cut it", n)
 	}
 
-	// Slow but live: 32 MiB with a 400 ms pause after every 4 MiB, longer
-	// in all than several send timeouts.
+	// Slow but live: 32 MiB with a 300 ms pause after every 2 MiB, 4.8 s
+	// in all, longer than two send timeouts.
 	res, err := http.Get(srv.URL + "/big.bin")
 	if err != nil {
 		t.Fatal(err)
@@ -161,8 +168,8 @@ func TestStalledStaticDownloadIsCut(t *testing.T) {
 		if err != nil {
 			t.Fatalf("slow download cut after %d bytes: %v", len(got), err)
 		}
-		if len(got)%(4<<20) < m {
-			time.Sleep(400 * time.Millisecond)
+		if len(got)%(2<<20) < m {
+			time.Sleep(300 * time.Millisecond)
 		}
 	}
 	res.Body.Close()
