@@ -204,10 +204,13 @@ func TestStalledClientIsNotAClientThatLeft(t *testing.T) {
 	defer srv.Close()
 	for i, target := range []string{"/hello.php", "/big.bin"} {
 		c := rawGet(t, srv, target)
-		time.Sleep(3 * time.Second) // reads nothing: the send timeout cuts it
+		// Reads nothing until the request ends: the send timeout cuts it.
+		// A fixed 3 s left a loaded machine's handler too little time to
+		// fill the socket buffers and wait out the timeout; the client's
+		// read then took the rest and nothing was cut.
+		st.waitFor(i+1, 30*time.Second)
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		io.Copy(io.Discard, c)
-		st.waitFor(i+1, 5*time.Second)
 		st.check(t, e, target, i, "")
 	}
 }
@@ -236,7 +239,7 @@ func TestStalledHTTP2ClientIsNotAClientThatLeft(t *testing.T) {
 		}
 		// Reads nothing: the stream's window (4 MiB) fills, the server's
 		// writes block, the send timeout cuts them.
-		st.waitFor(i+1, 10*time.Second)
+		st.waitFor(i+1, 30*time.Second)
 		res.Body.Close()
 		st.check(t, e, target, i, " over HTTP/2")
 	}
