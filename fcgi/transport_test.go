@@ -1433,6 +1433,14 @@ func TestReadAheadFreesConnectionBeforeClientReads(t *testing.T) {
 		if _, err := io.ReadFull(resp.Body, first); err != nil {
 			t.Fatal(err)
 		}
+		// Read ahead, 32 MiB reach the temp file in well under a second
+		// on an idle machine and took more than 3 s under -race on a
+		// loaded one: wait for it generously. Without, 3 s of the
+		// response not ending is the evidence.
+		wait := 3 * time.Second
+		if ahead {
+			wait = time.Minute
+		}
 		select {
 		case <-ended:
 			if !ahead {
@@ -1441,9 +1449,9 @@ func TestReadAheadFreesConnectionBeforeClientReads(t *testing.T) {
 			if st := tr.Stats()[0]; st.Busy != 0 || st.Idle != 1 {
 				t.Fatalf("connection not back in the pool: %+v", st)
 			}
-		case <-time.After(3 * time.Second):
+		case <-time.After(wait):
 			if ahead {
-				t.Fatal("the response was not read ahead of the client")
+				t.Fatalf("the response was not read ahead of the client within %v", wait)
 			}
 		}
 		rest, err := io.ReadAll(resp.Body)
