@@ -8,7 +8,10 @@ GO       ?= go
 BIN      := bin/gateway
 # Fuzz time per target for `make fuzz` (go test -fuzztime syntax).
 FUZZTIME ?= 20s
-# Extra flags for the integration run, e.g. INTEGRATION_FLAGS=-race.
+# Extra flags for the integration run, e.g. INTEGRATION_FLAGS=-race. That
+# races the gateway the tests run in-process; INTEGRATION_GATEWAY_RACE=1 in
+# the environment also builds the gateway binary other tests start with
+# -race, and a race report in its output fails the test that started it.
 INTEGRATION_FLAGS ?=
 
 # Unit packages: everything outside integration/.

@@ -1439,6 +1439,14 @@ func TestReadAheadFreesConnectionBeforeClientReads(t *testing.T) {
 		if _, err := io.ReadFull(resp.Body, first); err != nil {
 			t.Fatal(err)
 		}
+		// Read ahead, 32 MiB reach the temp file in well under a second
+		// on an idle machine and took more than 3 s under -race on a
+		// loaded one: wait for it generously. Without, 3 s of the
+		// response not ending is the evidence.
+		wait := 3 * time.Second
+		if ahead {
+			wait = time.Minute
+		}
 		select {
 		case <-ended:
 			if !ahead {
@@ -1447,9 +1455,9 @@ func TestReadAheadFreesConnectionBeforeClientReads(t *testing.T) {
 			if st := tr.Stats()[0]; st.Busy != 0 || st.Idle != 1 {
 				t.Fatalf("connection not back in the pool: %+v", st)
 			}
-		case <-time.After(3 * time.Second):
+		case <-time.After(wait):
 			if ahead {
-				t.Fatal("the response was not read ahead of the client")
+				t.Fatalf("the response was not read ahead of the client within %v", wait)
 			}
 		}
 		rest, err := io.ReadAll(resp.Body)
@@ -1769,8 +1777,12 @@ func TestResponseReadWhileBodyIsSent(t *testing.T) {
 	}()
 	// Bodies spooled first (of known length with BufferBodies, chunked
 	// ones) and one of known length streamed from the client as it is sent.
+	// The timeouts are far above what the exchange needs: a write waits
+	// while the whole 16 MiB answer is read, and under -race on a loaded
+	// machine that read went at 1-4 MiB/s, so a 2 s write timeout cut it.
+	// A deadlock still ends in the write timeout's 504.
 	for _, mode := range []string{"spooled", "chunked", "streamed"} {
-		tr, _ := newTransport(t, Options{MaxBody: 64 << 20, BufferBodies: mode == "spooled", WriteTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second}, ln.Addr().String())
+		tr, _ := newTransport(t, Options{MaxBody: 64 << 20, BufferBodies: mode == "spooled", WriteTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second}, ln.Addr().String())
 		var src io.Reader = strings.NewReader(strings.Repeat("z", size))
 		if mode == "chunked" {
 			src = io.MultiReader(src) // no length: chunked
@@ -1788,7 +1800,7 @@ func TestResponseReadWhileBodyIsSent(t *testing.T) {
 			if n != size {
 				t.Fatalf("%s: server got %d body bytes of %d", mode, n, size)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatalf("%s: the server never got the whole body", mode)
 		}
 	}

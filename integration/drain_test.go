@@ -120,6 +120,7 @@ func TestDrainSurvivesLostLogReader(t *testing.T) {
 			cmd.Process.Kill()
 			<-done
 		}
+		failOnRace(t, logs.String())
 		if t.Failed() {
 			t.Logf("gateway output (until its reader went away):\n%s", logs.String())
 		}
@@ -226,6 +227,7 @@ func TestStopDuringStartIsClean(t *testing.T) {
 	if strings.Contains(stderr.String(), "cannot start") {
 		t.Errorf("a stop during the start is logged as a failed start:\n%s", stderr.String())
 	}
+	failOnRace(t, stderr.String())
 }
 
 // TestSecondSignalCutsDrainReleasingLocks: a second SIGTERM (or Ctrl-C)

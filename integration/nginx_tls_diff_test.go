@@ -990,6 +990,7 @@ func gatewayStartError(t *testing.T, cert, key string) (int, string) {
 		<-done
 		t.Errorf("the gateway did not stop on cert %s key %s:\n%s", cert, key, out.String())
 	}
+	failOnRace(t, out.String())
 	return cmd.ProcessState.ExitCode(), out.String()
 }
 

@@ -215,6 +215,7 @@ func TestRedirectListenerListenFailure(t *testing.T) {
 	timer := time.AfterFunc(10*time.Second, func() { cmd.Process.Kill() })
 	defer timer.Stop()
 	out, err := cmd.CombinedOutput()
+	failOnRace(t, string(out))
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("exit %v, want status 1:\n%s", err, out)

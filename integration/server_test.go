@@ -232,8 +232,31 @@ var gatewayBuild struct {
 	err  error
 }
 
+// raceGatewayEnv set to 1 builds the gateway binary with -race (see
+// buildGateway). The in-process gateway (startGW) is raced by go test
+// -race; the binary is its own program and needs its own flag.
+const raceGatewayEnv = "INTEGRATION_GATEWAY_RACE"
+
+// raceGateway reports whether the binary is built with the race detector.
+func raceGateway() bool { return os.Getenv(raceGatewayEnv) == "1" }
+
+// failOnRace fails t when a race-built gateway wrote a race report in
+// output: the detector only prints, and a gateway the test kills at its end
+// never exits with the race detector's status 66.
+func failOnRace(t *testing.T, output string) {
+	t.Helper()
+	if !raceGateway() {
+		return
+	}
+	if i := strings.Index(output, "WARNING: DATA RACE"); i >= 0 {
+		t.Errorf("the gateway binary reported a data race (%s=1):\n%s", raceGatewayEnv, output[i:])
+	}
+}
+
 // buildGateway returns the path of the gateway binary, built on first use.
-// Tests run it and never modify it.
+// Tests run it and never modify it. With INTEGRATION_GATEWAY_RACE=1 it is
+// built with -race, and the tests that start it fail on a race report in
+// its output (failOnRace).
 func buildGateway(t *testing.T) string {
 	t.Helper()
 	b := &gatewayBuild
@@ -242,7 +265,11 @@ func buildGateway(t *testing.T) string {
 			return
 		}
 		b.bin = filepath.Join(b.dir, "gateway")
-		cmd := exec.Command("go", "build", "-o", b.bin, "github.com/sessiongate/sessiongate/cmd/gateway")
+		args := []string{"build", "-o", b.bin}
+		if raceGateway() {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "github.com/sessiongate/sessiongate/cmd/gateway")...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("go build: %w\n%s", err, out)
 		}
@@ -364,6 +391,7 @@ func (p *gwProc) tryStart(t *testing.T) error {
 			p.cmd.Process.Kill()
 			<-p.done
 		}
+		failOnRace(t, p.stderr.String())
 		if t.Failed() {
 			t.Logf("gateway output:\n%s", p.stderr.String())
 		}

@@ -30,6 +30,7 @@ func runGatewayToExit(t *testing.T, env ...string) (int, string) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
+		failOnRace(t, out.String())
 		var exit *exec.ExitError
 		if err == nil {
 			return 0, out.String()

@@ -38,8 +38,8 @@ func newTestStore(t testing.TB, addr string) *Store {
 // openTestStore opens url as the gateway does, with hook (if not nil) on
 // every connection, including those to the nodes a cluster finds later,
 // and closes the store with the test. o's Prefix is "test:".
-func openTestStore(t testing.TB, url string, hook redis.Hook, o Options, co ...ClientOption) *Store {
-	c, err := OpenClient(url, co...)
+func openTestStore(t testing.TB, url string, hook redis.Hook, o Options) *Store {
+	c, err := OpenClient(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,28 +62,29 @@ func openTestStore(t testing.TB, url string, hook redis.Hook, o Options, co ...C
 	return s
 }
 
-// conformancePair opens two stores on one miniredis for the conformance
-// suite, with a read timeout of seconds instead of the gateway's 500 ms:
-// miniredis runs its Lua in Go, and under -race on a loaded 2-CPU machine
-// the suite's concurrent lockers queued past 500 ms and failed with i/o
-// timeouts (a CI flake). The suite tests the contract, not Redis's
-// latency; the timeout paths have tests of their own.
-func conformancePair(o Options) storetest.NewPair {
-	return func(t *testing.T) (store.Store, store.Store) {
-		m := startMiniredis(t)
-		url := "redis://" + m.Addr() + "/0"
-		patient := WithTimeouts(5*time.Second, 10*time.Second, 5*time.Second)
-		return openTestStore(t, url, nil, o, patient), openTestStore(t, url, nil, o, patient)
-	}
-}
-
 func TestConformanceMiniredis(t *testing.T) {
-	storetest.Run(t, conformancePair(Options{Coalesce: true}))
+	storetest.Run(t, func(t *testing.T) (store.Store, store.Store) {
+		url := conformanceURL(startMiniredis(t))
+		return openTestStore(t, url, nil, Options{Coalesce: true}), openTestStore(t, url, nil, Options{Coalesce: true})
+	})
 }
 
 // Without Coalesce every script goes alone (noRetry).
 func TestConformanceMiniredisNoCoalesce(t *testing.T) {
-	storetest.Run(t, conformancePair(Options{}))
+	storetest.Run(t, func(t *testing.T) (store.Store, store.Store) {
+		url := conformanceURL(startMiniredis(t))
+		return openTestStore(t, url, nil, Options{}), openTestStore(t, url, nil, Options{})
+	})
+}
+
+// conformanceURL is m's URL with read and write timeouts of 10 s instead of
+// DefaultTimeout's 500 ms: the conformance suite holds the store's
+// semantics, not Redis's latency, and miniredis runs the scripts in Lua
+// inside the test process. Under -race on a loaded machine a 1 MiB Lock
+// (BigValue), and replies to many concurrent writers, took longer than
+// 500 ms and failed with i/o timeout.
+func conformanceURL(m *miniredis.Miniredis) string {
+	return "redis://" + m.Addr() + "/0?read_timeout=10s&write_timeout=10s"
 }
 
 func TestKeysAreHashTagged(t *testing.T) {
