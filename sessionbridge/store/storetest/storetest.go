@@ -517,7 +517,10 @@ func testRenewOutlivesLease(t *testing.T, a, b store.Store) {
 		second store.Store
 	}{{"same instance", a}, {"other instance", b}} {
 		id := newID()
-		const lease = 400 * time.Millisecond
+		// 1 s, renewed every 250 ms for three leases: with 400 ms, a
+		// renewal that a loaded machine delayed past 300 ms lost the lease
+		// (a CI flake), which says nothing about the store.
+		const lease = time.Second
 		l, _ := mustLock(t, a, id, lease)
 		var released atomic.Bool
 		type res struct {
@@ -533,7 +536,7 @@ func testRenewOutlivesLease(t *testing.T, a, b store.Store) {
 			}
 			got <- res{l, r, err}
 		}()
-		renewFor(t, l, lease, 4*lease)
+		renewFor(t, l, lease, 3*lease)
 		select {
 		case x := <-got:
 			t.Fatalf("%s: waiter returned during renewals: %v", tc.name, x.err)
