@@ -535,7 +535,7 @@ func compareAccelKeys(t *testing.T, nginx, gw string, cases []accelCase, rules [
 func TestNginxDiffAccelErrorPages(t *testing.T) {
 	t.Parallel()
 	s := newAccelDiffSite(t)
-	down := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	down := harness.DeadAddr(t)
 	ng := harness.StartNginx(t, 1, func(addrs []string) string {
 		return s.accelNginx(addrs[0], down, "error_page 404 /errors/404.html;\n        error_page 405 413 502 503 504 /errors/50x.html;")
 	})
@@ -798,7 +798,7 @@ func TestNginxDiffAccelDjango(t *testing.T) {
 func TestNginxDiffAccelPathHeaders(t *testing.T) {
 	t.Parallel()
 	s := newAccelDiffSite(t)
-	down := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	down := harness.DeadAddr(t)
 	internal := func(fpm string) func(addrs []string) string {
 		return func(addrs []string) string {
 			return nginxPHPShop(addrs[0], s.root, fpm, `error_page 404 /404.html;

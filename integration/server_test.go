@@ -624,7 +624,7 @@ func TestGatewayBinary(t *testing.T) {
 		// "Container image"), since every gateway shares the same
 		// gunicorn and taking them out of rotation would take the PHP
 		// site down too.
-		deadDjango := fmt.Sprintf("http://127.0.0.1:%d", harness.FreePort(t))
+		deadDjango := "http://" + harness.DeadAddr(t)
 		p := startBinary(t, bin, append(env, "SESSIONGATE_DJANGO_URL="+deadDjango, "SESSIONGATE_DJANGO_PATHS=/dj/"))
 		code := func(path string) (int, string) {
 			res, err := http.Get(p.Admin + path)

@@ -301,3 +301,27 @@ func portTaken(logs ...string) bool {
 	}
 	return false
 }
+
+// DeadAddr returns a loopback TCP address where every connect is refused
+// for the whole test: a socket bound to it and never listening holds the
+// port, so no other process (a gateway listening on port 0, a backend
+// another test starts) can take it meanwhile, as one could take a port
+// FreePort picked and nobody bound; a test's "backend down" then got
+// another test's 200. The socket has no SO_REUSEADDR, which keeps even
+// listeners that set it off the port.
+func DeadAddr(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("harness: socket for a dead address: %v", err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatalf("harness: bind a dead address: %v", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("harness: dead address: %v", err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+}
