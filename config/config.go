@@ -210,9 +210,10 @@ func Load(environ []string) (*Config, error) {
 	c.foldKeywords()
 	errs = append(errs, c.validate(errs, env)...)
 	if len(errs) > 0 {
-		return nil, &Error{Problems: finish(&c, errs, env), Unknown: unknownVariables(&c, env)}
+		return nil, &Error{Problems: finish(&c, errs, env), Unknown: append(unknownVariables(&c, env), quotedValues(&c, env)...)}
 	}
-	c.Warnings = append(unknownVariables(&c, env), c.internalPathWarnings()...)
+	c.Warnings = append(unknownVariables(&c, env), quotedValues(&c, env)...)
+	c.Warnings = append(c.Warnings, c.internalPathWarnings()...)
 	c.Warnings = append(c.Warnings, c.hostBitsWarnings(env)...)
 	if c.Session.Enabled {
 		if _, outside := c.cookieDomainHosts(); len(outside) > 0 {

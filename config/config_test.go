@@ -1782,3 +1782,46 @@ func TestSendTimeout(t *testing.T) {
 		t.Errorf("SESSIONGATE_SEND_TIMEOUT=-1s: got %v, want it refused", err)
 	}
 }
+
+// TestQuotedValueIsPointedOut: `docker run --env-file` and Kubernetes keep
+// the quotes of KEY="value" as part of the value (systemd's
+// EnvironmentFile and shells remove them). A quoted path or size then fails
+// with a message about the value that does not say why, and a quoted
+// session key is taken whole, so Django, given the key without quotes,
+// refuses every session. Each is pointed out by name, never echoing the
+// value (it may be a secret).
+func TestQuotedValueIsPointedOut(t *testing.T) {
+	root := t.TempDir()
+	for _, tc := range []struct {
+		name, kv string
+		fails    bool
+	}{
+		{"size", `SESSIONGATE_MAX_BODY="10m"`, true},
+		{"path", `SESSIONGATE_DOCUMENT_ROOT='` + root + `'`, true},
+		{"key", `SESSIONGATE_SESSION_KEYS="` + testKey + `"`, false},
+	} {
+		env := []string{"SESSIONGATE_PHP_FPM=127.0.0.1:9000", "SESSIONGATE_DOCUMENT_ROOT=" + root, "SESSIONGATE_SESSION_KEYS=" + testKey, tc.kv}
+		variable := tc.kv[:strings.Index(tc.kv, "=")]
+		c, err := Load(env)
+		var notes []string
+		switch {
+		case tc.fails && err == nil:
+			t.Errorf("%s: %s accepted", tc.name, tc.kv)
+			continue
+		case tc.fails:
+			notes = strings.Split(err.Error(), "\n")
+		case err != nil:
+			t.Errorf("%s: %s refused: %v", tc.name, tc.kv, err)
+			continue
+		default:
+			notes = c.Warnings
+		}
+		want := variable + "'s value is wrapped in quotes"
+		if !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, want) }) {
+			t.Errorf("%s: %q, want a line saying %q", tc.name, notes, want)
+		}
+		if tc.name == "key" && slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, testKey) }) {
+			t.Errorf("the key is echoed: %q", notes)
+		}
+	}
+}

@@ -46,8 +46,9 @@ func (ps Problems) has(name string) bool {
 type Error struct {
 	Problems Problems
 	// Unknown holds the warnings about SESSIONGATE_ variables nothing
-	// reads: a misspelt required variable shows up as "required, not
-	// set", and its typo is the answer.
+	// reads (a misspelt required variable shows up as "required, not
+	// set", and its typo is the answer) and about values wrapped in quotes
+	// (a quoted value that fails says nothing of why).
 	Unknown []string
 }
 
@@ -363,6 +364,27 @@ func unknownVariables(dst any, environ map[string]string) []string {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// quotedValues returns a note for each variable whose whole value is
+// wrapped in a pair of quotes. `docker run --env-file` and Kubernetes keep
+// the quotes of KEY="value" (systemd's EnvironmentFile and shells remove
+// them): a quoted path or size then fails with a message about a value
+// that looks right, and a quoted session key is taken with its quotes, so
+// Django, given the key without them, refuses every session. The value is
+// never echoed: it may be a secret.
+func quotedValues(dst any, environ map[string]string) []string {
+	var out []string
+	for _, v := range describe(dst) {
+		val, ok := environ[v.Name]
+		if !ok || len(val) < 2 {
+			continue
+		}
+		if q := val[0]; (q == '"' || q == '\'') && val[len(val)-1] == q {
+			out = append(out, fmt.Sprintf("%s's value is wrapped in quotes, which are kept as part of it (docker --env-file and Kubernetes keep them; systemd's EnvironmentFile and shells remove them): write it without the quotes", v.Name))
+		}
+	}
 	return out
 }
 
