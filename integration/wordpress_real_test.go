@@ -609,20 +609,8 @@ var wpRules = []staticRule{
 		delete(g, "Cache-Control")
 		return true
 	}},
-	{"Accept-Ranges on a 206", func(n, g map[string]string) bool {
-		if n["status"] != "206" || g["status"] != "206" || n["Accept-Ranges"] != "" || g["Accept-Ranges"] != "bytes" {
-			return false
-		}
-		delete(g, "Accept-Ranges")
-		return true
-	}},
-	{"no Last-Modified on a 304 that has an ETag", func(n, g map[string]string) bool {
-		if n["status"] != "304" || g["status"] != "304" || g["ETag"] == "" || n["Last-Modified"] == "" || g["Last-Modified"] != "" {
-			return false
-		}
-		delete(n, "Last-Modified")
-		return true
-	}},
+	rangesOn206Rule,
+	noLastModifiedOn304Rule,
 }
 
 // wpCompare runs the visit's steps on both fronts and counts the rules
