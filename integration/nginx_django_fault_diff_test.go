@@ -29,6 +29,33 @@ type frontResult struct {
 	err               error
 }
 
+// reportFrontFailures logs, per front and method, how many of results
+// failed (anything but a 200), and fails t for a method a front was never
+// sent: the load phases under php-fpm's and gunicorn's faults read their
+// results alike, each judging single failures its own way.
+func reportFrontFailures(t *testing.T, results []frontResult) {
+	t.Helper()
+	type key struct{ front, method string }
+	all, failed := map[key]int{}, map[key]int{}
+	for _, r := range results {
+		k := key{r.front, r.method}
+		all[k]++
+		if r.err != nil || r.status != 200 {
+			failed[k]++
+		}
+	}
+	for _, front := range []string{"nginx", "gateway"} {
+		var line []string
+		for _, m := range []string{"GET", "PUT", "DELETE", "POST"} {
+			line = append(line, fmt.Sprintf("%s %d/%d", m, failed[key{front, m}], all[key{front, m}]))
+			if all[key{front, m}] == 0 {
+				t.Errorf("%s: no %s sent", front, m)
+			}
+		}
+		t.Logf("%s: failed %s", front, strings.Join(line, ", "))
+	}
+}
+
 // loadFronts sends GET, PUT, DELETE and POST (each with its X-Req-Id) for
 // path to every front from clients kept-alive clients each until stop is
 // closed.
@@ -119,18 +146,13 @@ func workerRecyclingDiff(t *testing.T, o harness.GunicornOptions) {
 			started[id]++
 		}
 	}
-	type key struct{ front, method string }
-	all, failed := map[key]int{}, map[key]int{}
 	for _, r := range results {
-		k := key{r.front, r.method}
-		all[k]++
 		if r.method == "POST" && started[r.id] > 1 {
 			t.Errorf("%s: POST %s ran %d times", r.front, r.id, started[r.id])
 		}
 		if r.err == nil && r.status == 200 {
 			continue
 		}
-		failed[k]++
 		switch {
 		case r.method != "POST":
 			t.Errorf("%s: %s %s: %d %v while gunicorn recycled workers (an idempotent request is sent again)", r.front, r.method, r.id, r.status, r.err)
@@ -138,16 +160,7 @@ func workerRecyclingDiff(t *testing.T, o harness.GunicornOptions) {
 			t.Errorf("%s: POST %s failed (%d %v) after it ran", r.front, r.id, r.status, r.err)
 		}
 	}
-	for _, front := range []string{"nginx", "gateway"} {
-		var line []string
-		for _, m := range []string{"GET", "PUT", "DELETE", "POST"} {
-			line = append(line, fmt.Sprintf("%s %d/%d", m, failed[key{front, m}], all[key{front, m}]))
-			if all[key{front, m}] == 0 {
-				t.Errorf("%s: no %s sent", front, m)
-			}
-		}
-		t.Logf("%s: failed %s", front, strings.Join(line, ", "))
-	}
+	reportFrontFailures(t, results)
 	if t.Failed() {
 		t.Logf("gateway log:\n%s", gw.Logs.String())
 	}
