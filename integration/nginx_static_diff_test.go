@@ -196,10 +196,17 @@ type staticRule struct {
 	apply func(n, g map[string]string) bool
 }
 
-// rangesOn206Rule and noLastModifiedOn304Rule: differences of static
-// answers that every comparison with nginx's static files meets (the
-// WordPress visit's too).
+// nosniffRule, rangesOn206Rule and noLastModifiedOn304Rule: differences
+// of static answers that every comparison with nginx's static files meets
+// (the WordPress visit's too).
 var (
+	nosniffRule = staticRule{"X-Content-Type-Options: nosniff on every answer", func(n, g map[string]string) bool {
+		if _, ok := n["X-Content-Type-Options"]; ok || g["X-Content-Type-Options"] != "nosniff" {
+			return false
+		}
+		delete(g, "X-Content-Type-Options")
+		return true
+	}}
 	rangesOn206Rule = staticRule{"Accept-Ranges on a 206", func(n, g map[string]string) bool {
 		if n["status"] != "206" || g["status"] != "206" || n["Accept-Ranges"] != "" || g["Accept-Ranges"] != "bytes" {
 			return false
@@ -217,13 +224,7 @@ var (
 )
 
 var staticRules = []staticRule{
-	{"X-Content-Type-Options: nosniff on every answer", func(n, g map[string]string) bool {
-		if _, ok := n["X-Content-Type-Options"]; ok || g["X-Content-Type-Options"] != "nosniff" {
-			return false
-		}
-		delete(g, "X-Content-Type-Options")
-		return true
-	}},
+	nosniffRule,
 	{"Vary: Accept-Encoding where the gateway may gzip", func(n, g map[string]string) bool {
 		if _, ok := n["Vary"]; ok || g["Vary"] != "Accept-Encoding" {
 			return false

@@ -492,13 +492,7 @@ func denoise(s string) string {
 // wpRules are the differences the gateway makes on purpose (README); each
 // removes what it accounts for from both views.
 var wpRules = []staticRule{
-	{"X-Content-Type-Options: nosniff on every answer", func(n, g map[string]string) bool {
-		if _, ok := n["X-Content-Type-Options"]; ok || g["X-Content-Type-Options"] != "nosniff" {
-			return false
-		}
-		delete(g, "X-Content-Type-Options")
-		return true
-	}},
+	nosniffRule,
 	{"Vary: Accept-Encoding where the gateway may gzip", func(n, g map[string]string) bool {
 		switch {
 		case n["Vary"] == "" && g["Vary"] == "Accept-Encoding":
