@@ -432,7 +432,7 @@ func paramError(err error) *Error {
 // write is over; otherwise the write is over when exchange returns.
 func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, c *conn, prefix []byte, body *requestBody, waited time.Duration, afterWrite func(), handedOff *bool) (*http.Response, bool, error) {
 	b := c.b
-	rr := &responseReader{t: t, c: c, script: s, path: logtext.Clip(req.URL.Path, maxLoggedPath), waited: waited}
+	rr := &responseReader{t: t, c: c, script: s, path: req.URL.Path, waited: waited}
 	// The client going away aborts the request: closing the connection is
 	// what php-fpm understands (the worker sees it when the script next
 	// writes, and stops), and the blocked read or write below returns at
@@ -894,8 +894,8 @@ type responseReader struct {
 	t      *Transport
 	c      *conn
 	script *Script
-	// path is the client's URL path, logged with PHP's stderr as the
-	// access log has it, so that a warning is tied to its page.
+	// path is the client's URL path, logged (clipped) with PHP's stderr
+	// as the access log has it, so that a warning is tied to its page.
 	path      string
 	remaining int // unread content of the current STDOUT record
 	padding   int // padding after it
@@ -1183,7 +1183,7 @@ func (r *responseReader) stderr(msg []byte) {
 	// would replace the record's message in most parsers, and make strict
 	// ones refuse the line.
 	line := bytes.TrimRight(m, "\n")
-	attrs := []any{"script", r.script.ScriptName, "path", r.path, "remote", r.script.RemoteAddr,
+	attrs := []any{"script", r.script.ScriptName, "path", r.loggedPath(), "remote", r.script.RemoteAddr,
 		"backend", r.c.b.addr, "stderr", string(line)}
 	if string(line) == primaryScriptUnknown {
 		// php-fpm's whole answer when it cannot open SCRIPT_FILENAME; on
@@ -1204,15 +1204,15 @@ const primaryScriptUnknown = "Primary script unknown"
 func (r *responseReader) logDropped() {
 	if r.dropped > 0 {
 		r.t.log.Warn("php stderr over the log limit; not logged", "script", r.script.ScriptName,
-			"path", r.path, "remote", r.script.RemoteAddr, "backend", r.c.b.addr, "logged_bytes", r.logged, "dropped_bytes", r.dropped)
+			"path", r.loggedPath(), "remote", r.script.RemoteAddr, "backend", r.c.b.addr, "logged_bytes", r.logged, "dropped_bytes", r.dropped)
 		r.dropped = 0
 	}
 }
 
-// maxLoggedPath bounds the path logged with PHP's stderr, as the access
-// log bounds it: the client chose it, and a line must stay one line for
-// log pipelines.
-const maxLoggedPath = 4096
+// loggedPath is the client's path as a log line may hold it, cut as the
+// access log cuts it (the client chose it, and a line must stay one line
+// for log pipelines); cut only when a line is written, not per request.
+func (r *responseReader) loggedPath() string { return logtext.Clip(r.path, logtext.MaxValue) }
 
 // errBodyClosed is returned by Read after Close.
 var errBodyClosed = errors.New("fcgi: read on closed response body")

@@ -772,7 +772,7 @@ func (s *Server) logLine(r *http.Request, ri *RequestInfo, rec *recorder, status
 // 16 KiB, journald at 48 KiB), so it reaches them as one JSON object, not
 // as fragments. Real paths are far shorter; the method is a short token.
 const (
-	maxLoggedValue  = 4096
+	maxLoggedValue  = logtext.MaxValue
 	maxLoggedMethod = 64
 )
 

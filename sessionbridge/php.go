@@ -234,7 +234,7 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		extra = appendDataParams(extra, sent)
 	}
 	b := &phpBridge{h: h, sess: sess, sent: sent, scanner: newFrameScanner(nonce, key), ctx: r.Context(), path: script.ScriptName,
-		reqPath: server.LogValue(r.URL.Path), remote: script.RemoteAddr}
+		reqPath: r.URL.Path, remote: script.RemoteAddr}
 	b.noteID(sess.ID())
 	s2 := *script
 	s2.Extra = append(append([]fcgi.Param(nil), script.Extra...), extra...)
@@ -347,7 +347,8 @@ type phpBridge struct {
 	ctx     context.Context
 	path    string
 	// reqPath and remote name the request PHP's stderr is logged with,
-	// as fcgi names it.
+	// as fcgi names it; reqPath is cut for the log only when a line is
+	// written.
 	reqPath, remote string
 
 	mu       sync.Mutex
@@ -795,7 +796,7 @@ func (b *phpBridge) finish() {
 		b.h.m.log.Warn("session frames from PHP rejected, not logged one by one", "script", b.path, "more", more)
 	}
 	if rest := b.scanner.flushLog(); len(rest) > 0 {
-		b.h.m.log.Warn("php stderr", "script", b.path, "path", b.reqPath, "remote", b.remote, "stderr", string(rest)) // as fcgi logs it
+		b.h.m.log.Warn("php stderr", "script", b.path, "path", server.LogValue(b.reqPath), "remote", b.remote, "stderr", string(rest)) // as fcgi logs it
 	}
 	if b.scanner.cutShort() {
 		b.h.m.log.Error("PHP session message cut short; change not saved", "script", b.path)

@@ -25,6 +25,11 @@ func Fit(s string, max int) (n, written int) {
 	return len(s), written
 }
 
+// MaxValue is how many bytes, written out, a value a client chose (a path,
+// an error naming one) may take in a log line before Clip cuts it: the
+// access log's bound, shared by every line about a request.
+const MaxValue = 4096
+
 // Clip returns s cut, at a character boundary and with "..." after the
 // cut, where written out it would take more than max bytes (Fit).
 func Clip(s string, max int) string {
