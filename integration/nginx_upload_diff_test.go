@@ -554,6 +554,15 @@ func TestNginxDiffUploadsDjango(t *testing.T) {
 			t.Errorf("whole upload behind %s left no marker: %v", who, err)
 		}
 	}
+	// A body over the limit sent whole before the answer is read
+	// (TestNginxDiffUploadOverLimitSentWhole): a 413, not a reset.
+	for _, chunked := range []bool{false, true} {
+		for who, addr := range map[string]string{"nginx": ng.Addr, "gateway": gw, "gateway, buffering off": gwOff} {
+			if status, err := overLimitWhole(addr, "/dj/up/", overLimitWholeSize, chunked); status != 413 {
+				t.Errorf("body over the limit sent whole (chunked: %v): %s answered %d %v, want 413", chunked, who, status, err)
+			}
+		}
+	}
 	for _, n := range []int{1 << 20, 1<<20 + 1} {
 		ns, gs := expectFirst(t, ng.Addr, "/dj/up/", n), expectFirst(t, gw, "/dj/up/", n)
 		if want := map[bool]int{true: 100, false: 413}[n <= 1<<20]; ns != want || gs != want {
@@ -740,5 +749,77 @@ func TestNginxDiffUploadCutH2(t *testing.T) {
 	}
 	if len(h.spools) > 0 {
 		t.Errorf("spool files left open: %v", h.spools)
+	}
+}
+
+// overLimitWhole sends a body of size bytes to addr at path, known length
+// or chunked, the whole of it before it reads anything, as a client that
+// does not watch for an early answer does, and returns the status of the
+// answer it then reads (0 and the error when none came: a reset, a write
+// that failed).
+func overLimitWhole(addr, path string, size int, chunked bool) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	framing := "Content-Length: " + strconv.Itoa(size)
+	if chunked {
+		framing = "Transfer-Encoding: chunked"
+	}
+	if _, err := fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/octet-stream\r\n%s\r\n\r\n", path, framing); err != nil {
+		return 0, fmt.Errorf("writing the head: %w", err)
+	}
+	piece := []byte(strings.Repeat("o", 64<<10))
+	for sent := 0; sent < size; sent += len(piece) {
+		var err error
+		if chunked {
+			_, err = fmt.Fprintf(c, "%x\r\n%s\r\n", len(piece), piece)
+		} else {
+			_, err = c.Write(piece)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("writing the body after %d bytes: %w", sent, err)
+		}
+	}
+	if chunked {
+		if _, err := io.WriteString(c, "0\r\n\r\n"); err != nil {
+			return 0, fmt.Errorf("writing the last chunk: %w", err)
+		}
+	}
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, fmt.Errorf("reading the answer: %w", err)
+	}
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
+// overLimitWholeSize is far more than loopback's socket buffers hold
+// (tcp_rmem and tcp_wmem top out at 6 and 4 MiB), so a front that stops
+// reading at the limit and closes leaves most of it unread.
+const overLimitWholeSize = 32 << 20
+
+// TestNginxDiffUploadOverLimitSentWhole: a client that sends a body over
+// the limit whole, without Expect: 100-continue, and reads the answer only
+// then, gets the 413 from both. nginx reads and drops what follows the
+// refusal (lingering_close) before it closes; a front that closed with
+// the rest unread would reset the connection, and the client, still
+// writing, would see the reset instead of the 413.
+func TestNginxDiffUploadOverLimitSentWhole(t *testing.T) {
+	t.Parallel()
+	u := startUploadDiff(t)
+	for _, tc := range []struct {
+		name    string
+		pair    nginxDiffPair
+		chunked bool
+	}{{"buffering on, known length", u.on, false}, {"buffering on, chunked", u.on, true},
+		{"buffering off, known length", u.off, false}, {"buffering off, chunked", u.off, true}} {
+		for who, addr := range map[string]string{"nginx": tc.pair.nginx, "gateway": tc.pair.gw} {
+			if status, err := overLimitWhole(addr, "/up.php", overLimitWholeSize, tc.chunked); status != 413 {
+				t.Errorf("%s: %s answered %d %v, want 413", tc.name, who, status, err)
+			}
+		}
 	}
 }

@@ -547,6 +547,11 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 		// As net/http gave it: the layers below may put another in r
 		// (a body read ahead), and overlongBody must read this one.
 		body := r.Body
+		var cb *clientBody
+		if r.ProtoMajor == 1 && body != nil && body != http.NoBody {
+			cb = &clientBody{ReadCloser: body, limit: int64(s.cfg.MaxBody)}
+			r.Body = cb
+		}
 
 		defer func() {
 			// net/http writes what is still buffered (the end of a
@@ -601,6 +606,9 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 			}
 			if v != nil {
 				panic(v)
+			}
+			if cb != nil && status != StatusClientClosedRequest && !rec.hijacked && rec.writeErr == nil {
+				s.lingerAfter(rec, r, cb, status)
 			}
 		}()
 		next.ServeHTTP(rec, r)

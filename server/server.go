@@ -237,6 +237,9 @@ type Server struct {
 	sendTimeout time.Duration
 
 	draining atomic.Bool
+	// lingerTime and lingerTimeout bound the reading of a body left
+	// unread after its answer (lingerAfter).
+	lingerTime, lingerTimeout time.Duration
 
 	closeOnce sync.Once
 	closeErr  error
@@ -300,12 +303,14 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		php = t
 	}
 	s := &Server{
-		cfg:    cfg,
-		log:    logger,
-		router: router,
-		php:    php,
-		mounts: o.mounts,
-		checks: append([]readyCheck{{"php-fpm", php.Ping}}, o.checks...),
+		lingerTime:    lingerTime,
+		lingerTimeout: lingerTimeout,
+		cfg:           cfg,
+		log:           logger,
+		router:        router,
+		php:           php,
+		mounts:        o.mounts,
+		checks:        append([]readyCheck{{"php-fpm", php.Ping}}, o.checks...),
 
 		observers: o.observers,
 		internal:  internal,

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// A client that sends a large body whole before it reads an answer (a
+// browser's form upload, most HTTP libraries) is still writing when the
+// gateway refuses the body (413 over SESSIONGATE_MAX_BODY) or answers
+// without reading it (403, 429, a redirect). net/http then closes the
+// connection with the rest of the body unread, the kernel answers that
+// unread data with a reset, and the reset makes the client's kernel drop
+// the answer it had not read yet: the user sees "connection reset" where
+// the gateway said 413. nginx reads and drops what still comes before it
+// closes (lingering_close), and so does the gateway, for as long as
+// nginx's defaults allow: lingerTime in all, lingerTimeout of silence.
+const (
+	lingerTime    = 30 * time.Second
+	lingerTimeout = 5 * time.Second
+)
+
+// clientBody is an HTTP/1 request body as net/http gave it, with what was
+// read of it counted, so that the gateway can tell, after the answer,
+// whether the client may still be sending.
+type clientBody struct {
+	io.ReadCloser
+	// limit is SESSIONGATE_MAX_BODY (0: none).
+	limit int64
+	read  atomic.Int64
+	// ended: a read saw the end, or the body was closed below the limit.
+	ended atomic.Bool
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.read.Add(int64(n))
+	if err == io.EOF {
+		b.ended.Store(true)
+	}
+	return n, err
+}
+
+// Close leaves a body read past the limit open: http.MaxBytesReader closes
+// the body under it once over the limit, and net/http's Close of a body
+// with much left stops reading it for good, which would leave nothing to
+// drain the rest with (lingerAfter). net/http closes it after the handler
+// anyway.
+func (b *clientBody) Close() error {
+	if b.limit > 0 && b.read.Load() > b.limit {
+		return nil
+	}
+	b.ended.Store(true)
+	return b.ReadCloser.Close()
+}
+
+// lingerAfter reads and drops what the client still sends of body once
+// its answer has gone out, so that closing the connection after it does
+// not reset the answer away. Only when the connection may close with body
+// unread: over HTTP/1, with a response whose end the client can tell
+// without the connection closing (a length, or no body), since a chunked
+// one ends only after this; not when the client waits for 100 Continue
+// and got the answer instead, so sends nothing (net/http sends no 100
+// once a final status went out); not while the gateway shuts down.
+// A body read whole, or drained by net/http for keep-alive, returns at
+// once.
+func (s *Server) lingerAfter(w http.ResponseWriter, r *http.Request, body *clientBody, status int) {
+	if body.ended.Load() || !answerFramed(w.Header(), r.Method, status) {
+		return
+	}
+	if body.read.Load() == 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		return
+	}
+	rc := http.NewResponseController(w)
+	end := time.Now().Add(s.lingerTime)
+	bp := copyBuffers.Get()
+	defer copyBuffers.Put(bp)
+	for !s.draining.Load() {
+		now := time.Now()
+		if !now.Before(end) {
+			return
+		}
+		if rc.SetReadDeadline(now.Add(min(end.Sub(now), s.lingerTimeout))) != nil {
+			return
+		}
+		if _, err := body.ReadCloser.Read(*bp); err != nil {
+			return
+		}
+	}
+}
+
+// answerFramed reports whether a response's end shows without the
+// connection closing: it has no body, or a Content-Length.
+func answerFramed(h http.Header, method string, status int) bool {
+	if method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified || status < 200 {
+		return true
+	}
+	_, ok := h["Content-Length"]
+	return ok
+}
