@@ -408,7 +408,9 @@ func TestAllProblemsInOneError(t *testing.T) {
 	if strings.Contains(msg, "tooshort-secret-value") {
 		t.Errorf("secret echoed:\n%s", msg)
 	}
-	for _, frag := range []string{`SESSIONGATE_MAX_BODY="12x"`, `"localhost" is not host:port`, "is not a directory", "must be an absolute path", `SESSIONGATE_LOG_LEVEL="loud"`} {
+	for _, frag := range []string{`SESSIONGATE_MAX_BODY="12x"`, `"localhost" is not host:port`, "is not a directory", "must be an absolute path", `SESSIONGATE_LOG_LEVEL="loud"`,
+		// Every spelling taken is named, not only the two the help uses.
+		`SESSIONGATE_ACCESS_LOG="maybe": must be on or off (or true/false, yes/no, 1/0)`} {
 		if !strings.Contains(msg, frag) {
 			t.Errorf("message lacks %q:\n%s", frag, msg)
 		}

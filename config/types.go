@@ -38,7 +38,7 @@ var (
 	errDuration         = errors.New("not a duration: use a number with a unit (e.g. 500ms, 60s, 2m) or 0")
 	errNegative         = errors.New("must not be negative")
 	errInt              = errors.New("not an integer")
-	errBool             = errors.New("must be on or off")
+	errBool             = errors.New("must be on or off (or true/false, yes/no, 1/0)")
 	errEmptyEnt         = errors.New("has an empty entry in its comma-separated list")
 	errPrefix           = errors.New("each entry must be an IP address or a CIDR such as 10.0.0.0/8 or fd00::/8")
 	errMappedPrefix     = errors.New("an IPv4-mapped CIDR needs /96 or more (::ffff:10.0.0.0/104 is 10.0.0.0/8); write the IPv4 CIDR")
