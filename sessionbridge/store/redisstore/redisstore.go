@@ -679,6 +679,13 @@ var refusalsOfSettings = []string{
 	"ERR Unknown Redis command called from script", // renamed away
 }
 
+// Loading reports whether err carries Redis's LOADING reply: the server is
+// up, reading its data set back at start, and answers commands once done.
+func Loading(err error) bool {
+	var reply redis.Error
+	return errors.As(err, &reply) && strings.HasPrefix(reply.Error(), "LOADING ")
+}
+
 // settingRefused reports whether err carries a Redis reply that no retry
 // can change, or a server of the wrong kind for the URL.
 func settingRefused(err error) bool {
