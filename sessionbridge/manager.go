@@ -714,9 +714,15 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 	// write keeps trying, with growing random pauses that spread the
 	// contenders, for as long as strict mode would wait for a busy
 	// session (SESSIONGATE_SESSION_LOCK_TIMEOUT), then gives up as busy.
-	deadline := s.m.now().Add(s.m.o.LockTimeout)
+	// That wait starts at the first loss: the first try is the write
+	// itself, which a large session on a loaded Redis may take longer
+	// than the timeout to make, and it must still get its retries.
+	var deadline time.Time
 	backoff := time.Millisecond
 	for attempt := 0; ; attempt++ {
+		if attempt == 1 {
+			deadline = s.m.now().Add(s.m.o.LockTimeout)
+		}
 		if attempt > 0 {
 			if !s.m.now().Before(deadline) {
 				s.m.event("lock_timeout")
@@ -1320,9 +1326,13 @@ func (s *Session) moveMergeLocked(ctx context.Context, old, id string, next, sen
 			s.movePending, s.moveBase = false, nil
 		}
 	}
-	deadline := s.m.now().Add(s.m.o.LockTimeout)
+	// As casLocked's retries: the wait starts at the first loss.
+	var deadline time.Time
 	backoff := time.Millisecond
 	for attempt := 0; ; attempt++ {
+		if attempt == 1 {
+			deadline = s.m.now().Add(s.m.o.LockTimeout)
+		}
 		if attempt > 0 {
 			if !s.m.now().Before(deadline) {
 				drop()

@@ -89,16 +89,22 @@ func TestMergeManyConcurrentWritersLoseNothing(t *testing.T) {
 
 // racingStore lets another writer change the session (key "other") just
 // before each of the first n compare-and-sets, so each of them loses.
+// The first of them takes slow as well, as a large write does on a loaded
+// Redis.
 type racingStore struct {
 	store.Store
 	mu    sync.Mutex
 	n     int
 	races int
+	slow  time.Duration
 }
 
 func (r *racingStore) Save(ctx context.Context, id string, expect uint64, value []byte, ttl time.Duration) (uint64, error) {
 	r.mu.Lock()
 	if expect != 0 && r.races < r.n {
+		if r.races == 0 {
+			time.Sleep(r.slow)
+		}
 		r.races++
 		cur, err := r.Store.Load(ctx, id)
 		if err != nil {
@@ -153,6 +159,32 @@ func TestMergeWriteOutlastsManyLostCompareAndSets(t *testing.T) {
 	}
 	s2, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
 	if got, want := string(s2.Data()), `{"mine":1,"other":40}`; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+}
+
+// TestMergeWriteSlowerThanLockTimeoutTriesAgain: a write whose first
+// compare-and-set takes longer than SESSIONGATE_SESSION_LOCK_TIMEOUT (a
+// large session on a loaded Redis) and loses it is tried again. The
+// timeout bounds the retries, not the write itself: counted from before
+// the first try, it left none, and the request got 503 with its change
+// lost though no other write was still in the way.
+func TestMergeWriteSlowerThanLockTimeoutTriesAgain(t *testing.T) {
+	ctx := context.Background()
+	mem := memory.New(memory.Options{})
+	t.Cleanup(func() { mem.Close() })
+	rs := &racingStore{Store: mem}
+	m := newMergeManager(t, rs, 50*time.Millisecond)
+	id := createSession(t, m, `{"mine":0,"other":0}`)
+	s, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
+	rs.mu.Lock()
+	rs.n, rs.slow = 1, 100*time.Millisecond
+	rs.mu.Unlock()
+	if _, err := s.Write(ctx, id, json.RawMessage(`{"mine":1,"other":0}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
+	if got, want := string(s2.Data()), `{"mine":1,"other":1}`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 }

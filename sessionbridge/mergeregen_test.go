@@ -45,10 +45,12 @@ func TestMergePHPRegenerationKeepsAConcurrentWrite(t *testing.T) {
 // raceRetireStore lets another request store "cart":3 in the session just
 // before the tombstone of a regeneration is written (an Unlock with a Put,
 // or a Save of a tombstone), once.
+// Its write takes slow first, as a large one on a loaded Redis does.
 type raceRetireStore struct {
 	store.Store
 	mu   sync.Mutex
 	done bool
+	slow time.Duration
 }
 
 func (r *raceRetireStore) interfere(ctx context.Context, id string, value []byte) error {
@@ -58,6 +60,7 @@ func (r *raceRetireStore) interfere(ctx context.Context, id string, value []byte
 		return nil
 	}
 	r.done = true
+	time.Sleep(r.slow)
 	cur, err := r.Store.Load(ctx, id)
 	if err != nil {
 		return err
@@ -118,5 +121,22 @@ func TestMergePHPRegenerationKeepsAWriteRacingTheTombstone(t *testing.T) {
 	}
 	if rec, _ := mem.Load(ctx, x); !bytes.Contains(rec.Value, []byte(`"retired"`)) {
 		t.Fatalf("the old ID holds %s, want its tombstone", rec.Value)
+	}
+}
+
+// The same with the losing tombstone write taking longer than
+// SESSIONGATE_SESSION_LOCK_TIMEOUT: the move is tried again (the timeout
+// bounds the retries, from the first loss), not given up as busy.
+func TestMergePHPRegenerationSlowerThanLockTimeoutTriesAgain(t *testing.T) {
+	ctx := context.Background()
+	mem := memory.New(memory.Options{})
+	t.Cleanup(func() { mem.Close() })
+	m := newMergeManager(t, &raceRetireStore{Store: mem, slow: 100 * time.Millisecond}, 50*time.Millisecond)
+	x := createSession(t, m, `{"user":"ana","n":1}`)
+	a := newTestBridge(t, m, x)
+	y := regenerateAs(t, "A", a, x, `{"user":"ana","n":2,"logged":true}`)
+	a.sess.Release(ctx)
+	if got, want := storedData(t, m, y), `{"user":"ana","n":2,"cart":3,"logged":true}`; got != want {
+		t.Fatalf("the new session holds %s, want %s", got, want)
 	}
 }
