@@ -3,7 +3,6 @@ package server
 import (
 	"io"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -62,16 +61,14 @@ func (b *clientBody) Close() error {
 // not reset the answer away. Only when the connection may close with body
 // unread: over HTTP/1, with a response whose end the client can tell
 // without the connection closing (a length, or no body), since a chunked
-// one ends only after this; not when the client waits for 100 Continue
-// and got the answer instead, so sends nothing (net/http sends no 100
-// once a final status went out); not while the gateway shuts down.
-// A body read whole, or drained by net/http for keep-alive, returns at
-// once.
+// one ends only after this; not while the gateway shuts down. A body read
+// whole, or drained by net/http for keep-alive, returns at once. A client
+// that asked for 100 Continue and got the answer instead is read from as
+// well, as nginx does (net/http sends no 100 once a final status went
+// out): it may send the body all the same, and one that gives up closes
+// the connection, which ends this at once.
 func (s *Server) lingerAfter(w http.ResponseWriter, r *http.Request, body *clientBody, status int) {
 	if body.ended.Load() || !answerFramed(w.Header(), r.Method, status) {
-		return
-	}
-	if body.read.Load() == 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
 		return
 	}
 	rc := http.NewResponseController(w)
