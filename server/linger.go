@@ -68,7 +68,8 @@ func (b *clientBody) Close() error {
 // out): it may send the body all the same, and one that gives up closes
 // the connection, which ends this at once.
 func (s *Server) lingerAfter(w http.ResponseWriter, r *http.Request, body *clientBody, status int) {
-	if body.ended.Load() || !answerFramed(w.Header(), r.Method, status) {
+	// A body that stopped coming (408) is not waited for again.
+	if body.ended.Load() || status == http.StatusRequestTimeout || !answerFramed(w.Header(), r.Method, status) {
 		return
 	}
 	rc := http.NewResponseController(w)
