@@ -26,7 +26,8 @@ import (
 // The tests run scripts/demo.sh for real (redis-server, php-fpm, gunicorn
 // and the gateway), each from a temporary directory laid out like the
 // repository: a copy of the scripts, links to examples/ and wsgi/, and its
-// own .demo/. They never touch the checkout's .demo/ or port 8080.
+// own .demo/. They never touch the checkout's .demo/ or port 8080, and
+// they run in parallel: every port and socket a demo uses is its own.
 
 // syncBuffer collects a process's output while the test reads it.
 type syncBuffer struct {
@@ -304,6 +305,7 @@ func accepts(addr string) bool {
 // refused with a clear message while the first runs, and after a stop the
 // next start works.
 func TestDemoStopsEverything(t *testing.T) {
+	t.Parallel()
 	root, gateway := demoRoot(t)
 	first := startReadyDemo(t, root, gateway, freeAddrs(t))
 	if n := len(first.groups()); n != 4 {
@@ -364,6 +366,7 @@ func TestDemoStopsEverything(t *testing.T) {
 // also when the address is written without a host (":8080", the gateway's
 // own form for every interface).
 func TestDemoPortInUse(t *testing.T) {
+	t.Parallel()
 	root, gateway := demoRoot(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -399,6 +402,7 @@ func TestDemoPortInUse(t *testing.T) {
 // "http://:PORT/". It used to wait 15 s for a gateway that was up all along
 // and then stop everything with ":PORT not accepting after 15s".
 func TestDemoListenWithoutHost(t *testing.T) {
+	t.Parallel()
 	root, gateway := demoRoot(t)
 	var port string
 	d := startReadyDemo(t, root, gateway, func() (string, string) {
@@ -429,6 +433,7 @@ func TestDemoListenWithoutHost(t *testing.T) {
 // redis, php-fpm, gunicorn and the gateway, which run in sessions of their
 // own and get neither signal.
 func TestDemoStopsWithoutItsOutput(t *testing.T) {
+	t.Parallel()
 	root, gateway := demoRoot(t)
 	d := startReadyDemo(t, root, gateway, freeAddrs(t))
 	if n := len(d.groups()); n != 4 {
@@ -446,6 +451,7 @@ func TestDemoStopsWithoutItsOutput(t *testing.T) {
 // and wsgi.py only set it when it is unset: the user's module was taken,
 // and the demo stopped with "Django set-up failed" (ModuleNotFoundError).
 func TestDemoIgnoresTheUsersDjangoSettings(t *testing.T) {
+	t.Parallel()
 	root, gateway := demoRoot(t)
 	d := startReadyDemo(t, root, gateway, freeAddrs(t), "DJANGO_SETTINGS_MODULE=someoneelses.settings")
 	res, err := http.Get("http://" + d.listen + "/accounts/whoami/")
@@ -466,6 +472,7 @@ func TestDemoIgnoresTheUsersDjangoSettings(t *testing.T) {
 // 127.0.0.1 and localhost only, so the admin the banner offers answered
 // 400 Bad Request (DisallowedHost) and no login was possible.
 func TestDemoOnAnotherHost(t *testing.T) {
+	t.Parallel()
 	root, gateway := demoRoot(t)
 	d := startReadyDemo(t, root, gateway, func() (string, string) {
 		l, err := net.Listen("tcp", "[::1]:0")
@@ -530,6 +537,7 @@ sys.stdout.write(out.decode("latin-1"))
 // of their own as root while the demo ran. Only the demo's own user (the
 // gateway's) may connect.
 func TestDemoPHPFPMOnlyForItsUser(t *testing.T) {
+	t.Parallel()
 	root, gateway := demoRoot(t)
 	d := startReadyDemo(t, root, gateway, freeAddrs(t))
 	defer func() {
@@ -611,6 +619,7 @@ func listeners(t *testing.T, pid int) []string {
 // admin on PHP and Django alike. Like php-fpm, it must listen only where
 // the demo's user alone may connect.
 func TestDemoRedisOnlyForItsUser(t *testing.T) {
+	t.Parallel()
 	root, gateway := demoRoot(t)
 	d := startReadyDemo(t, root, gateway, freeAddrs(t))
 	defer func() {
@@ -646,6 +655,7 @@ func TestDemoRedisOnlyForItsUser(t *testing.T) {
 // lock stayed in Redis, and the demo snapshots Redis for its next run).
 // The gateway must stop itself, saying so in its log.
 func TestDemoGatewayDrainsOnStop(t *testing.T) {
+	t.Parallel()
 	root, gateway := demoRoot(t)
 	d := startReadyDemo(t, root, gateway, freeAddrs(t))
 	c, err := net.Dial("tcp", d.listen)
@@ -675,6 +685,7 @@ func TestDemoGatewayDrainsOnStop(t *testing.T) {
 // As root, the workers must run as an unprivileged user, as the
 // integration tests' php-fpm does (nobody), and the site must still work.
 func TestDemoPHPWorkersNotRoot(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("runs as root only: otherwise the workers run as the user anyway")
 	}
@@ -781,6 +792,7 @@ func adminLogin(t *testing.T, base string) {
 // and its database still be made, kept in .demo/ and used again by the
 // next run (a login writes it: last_login).
 func TestDemoDjangoNotRoot(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("runs as root only: otherwise Django runs as the user anyway")
 	}
