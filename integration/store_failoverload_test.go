@@ -223,7 +223,10 @@ func TestSessionSentinelFailoverUnderLoad(t *testing.T) {
 	t.Parallel()
 	t.Run("WaitReplicas", func(t *testing.T) {
 		t.Parallel()
-		sentinelFailoverUnderLoad(t, failoverLoad{env: []string{"SESSIONGATE_REDIS_WAIT_REPLICAS=1"}, lossless: true})
+		// WAIT gets half of SESSIONGATE_REDIS_TIMEOUT: at the default
+		// 250 ms, a replica in sync took longer to acknowledge the very
+		// first write on a loaded 2-CPU machine (503 before any failover).
+		sentinelFailoverUnderLoad(t, failoverLoad{env: []string{"SESSIONGATE_REDIS_WAIT_REPLICAS=1", "SESSIONGATE_REDIS_TIMEOUT=2s"}, lossless: true})
 	})
 	t.Run("MinReplicasToWrite", func(t *testing.T) {
 		t.Parallel()
