@@ -26,6 +26,7 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
 	"github.com/sessiongate/sessiongate/internal/testh2"
+	"github.com/sessiongate/sessiongate/internal/testnet"
 	"github.com/sessiongate/sessiongate/internal/testtls"
 )
 
@@ -753,47 +754,15 @@ func TestNginxDiffUploadCutH2(t *testing.T) {
 }
 
 // overLimitWhole sends a body of size bytes to addr at path, known length
-// or chunked, the whole of it before it reads anything, as a client that
-// does not watch for an early answer does, and returns the status of the
-// answer it then reads (0 and the error when none came: a reset, a write
-// that failed).
+// or chunked, the whole of it before it reads the answer
+// (testnet.SendBodyBeforeReading).
 func overLimitWhole(addr, path string, size int, chunked bool) (int, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(60 * time.Second))
 	framing := "Content-Length: " + strconv.Itoa(size)
 	if chunked {
 		framing = "Transfer-Encoding: chunked"
 	}
-	if _, err := fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/octet-stream\r\n%s\r\n\r\n", path, framing); err != nil {
-		return 0, fmt.Errorf("writing the head: %w", err)
-	}
-	piece := []byte(strings.Repeat("o", 64<<10))
-	for sent := 0; sent < size; sent += len(piece) {
-		var err error
-		if chunked {
-			_, err = fmt.Fprintf(c, "%x\r\n%s\r\n", len(piece), piece)
-		} else {
-			_, err = c.Write(piece)
-		}
-		if err != nil {
-			return 0, fmt.Errorf("writing the body after %d bytes: %w", sent, err)
-		}
-	}
-	if chunked {
-		if _, err := io.WriteString(c, "0\r\n\r\n"); err != nil {
-			return 0, fmt.Errorf("writing the last chunk: %w", err)
-		}
-	}
-	res, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return 0, fmt.Errorf("reading the answer: %w", err)
-	}
-	res.Body.Close()
-	return res.StatusCode, nil
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/octet-stream\r\n%s\r\n\r\n", path, framing)
+	return testnet.SendBodyBeforeReading(addr, head, size, chunked)
 }
 
 // overLimitWholeSize is far more than loopback's socket buffers hold

@@ -14,45 +14,8 @@ import (
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/fcgi"
+	"github.com/sessiongate/sessiongate/internal/testnet"
 )
-
-// sendWholeThenRead sends head and then size bytes of body (as chunks when
-// chunked) to addr before it reads anything, and returns the answer's
-// status, or the error that stopped it (a reset while writing).
-func sendWholeThenRead(addr, head string, size int, chunked bool) (int, error) {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(c, head); err != nil {
-		return 0, err
-	}
-	piece := []byte(strings.Repeat("b", 64<<10))
-	for sent := 0; sent < size; sent += len(piece) {
-		var err error
-		if chunked {
-			_, err = fmt.Fprintf(c, "%x\r\n%s\r\n", len(piece), piece)
-		} else {
-			_, err = c.Write(piece)
-		}
-		if err != nil {
-			return 0, fmt.Errorf("after %d bytes of the body: %w", sent, err)
-		}
-	}
-	if chunked {
-		if _, err := io.WriteString(c, "0\r\n\r\n"); err != nil {
-			return 0, err
-		}
-	}
-	res, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return 0, fmt.Errorf("reading the answer: %w", err)
-	}
-	res.Body.Close()
-	return res.StatusCode, nil
-}
 
 // TestLingerAfterAnswerWithBodyUnread: a client that sends its whole body
 // before it reads gets the answer the gateway gave without reading the
@@ -89,7 +52,7 @@ func TestLingerAfterAnswerWithBodyUnread(t *testing.T) {
 		{"chunked, over the limit once read", "POST /hello.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", size, true, 413},
 		{"PHP answers without reading it", "POST /hello.php HTTP/1.1\r\nHost: x\r\nX-Skip-Body: 1\r\nTransfer-Encoding: chunked\r\n\r\n", size, true, 200},
 	} {
-		if status, err := sendWholeThenRead(addr, tc.head, tc.size, tc.chunked); status != tc.want {
+		if status, err := testnet.SendBodyBeforeReading(addr, tc.head, tc.size, tc.chunked); status != tc.want {
 			t.Errorf("%s: %d %v, want %d", tc.name, status, err, tc.want)
 		}
 	}

@@ -140,26 +140,38 @@ func newMergeManager(t *testing.T, st store.Store, lockTimeout time.Duration) *M
 	return m
 }
 
-// TestMergeWriteOutlastsManyLostCompareAndSets: a write that loses its
-// compare-and-set 40 times in a row (40 other writes landed first) still
-// succeeds and keeps the others' change.
-func TestMergeWriteOutlastsManyLostCompareAndSets(t *testing.T) {
+// racingWrite writes {"mine":1,"other":0} over the session
+// {"mine":0,"other":0} while n other writes land before its
+// compare-and-sets (racingStore), the first of them taking slow, and
+// returns the write's error and what the session holds after it, read
+// with the races over.
+func racingWrite(t *testing.T, lockTimeout time.Duration, n int, slow time.Duration) (string, error) {
+	t.Helper()
 	ctx := context.Background()
 	mem := memory.New(memory.Options{})
 	t.Cleanup(func() { mem.Close() })
 	rs := &racingStore{Store: mem}
-	m := newMergeManager(t, rs, time.Minute)
+	m := newMergeManager(t, rs, lockTimeout)
 	id := createSession(t, m, `{"mine":0,"other":0}`)
 	s, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
 	rs.mu.Lock()
-	rs.n = 40
+	rs.n, rs.slow = n, slow
 	rs.mu.Unlock()
-	if _, err := s.Write(ctx, id, json.RawMessage(`{"mine":1,"other":0}`), nil); err != nil {
-		t.Fatal(err)
-	}
-	s2, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
-	if got, want := string(s2.Data()), `{"mine":1,"other":40}`; got != want {
-		t.Fatalf("got %s, want %s", got, want)
+	_, err := s.Write(ctx, id, json.RawMessage(`{"mine":1,"other":0}`), nil)
+	rs.mu.Lock()
+	rs.n = 0
+	rs.mu.Unlock()
+	after, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
+	return string(after.Data()), err
+}
+
+// TestMergeWriteOutlastsManyLostCompareAndSets: a write that loses its
+// compare-and-set 40 times in a row (40 other writes landed first) still
+// succeeds and keeps the others' change.
+func TestMergeWriteOutlastsManyLostCompareAndSets(t *testing.T) {
+	got, err := racingWrite(t, time.Minute, 40, 0)
+	if want := `{"mine":1,"other":40}`; err != nil || got != want {
+		t.Fatalf("got %s %v, want %s", got, err, want)
 	}
 }
 
@@ -170,22 +182,9 @@ func TestMergeWriteOutlastsManyLostCompareAndSets(t *testing.T) {
 // the first try, it left none, and the request got 503 with its change
 // lost though no other write was still in the way.
 func TestMergeWriteSlowerThanLockTimeoutTriesAgain(t *testing.T) {
-	ctx := context.Background()
-	mem := memory.New(memory.Options{})
-	t.Cleanup(func() { mem.Close() })
-	rs := &racingStore{Store: mem}
-	m := newMergeManager(t, rs, 50*time.Millisecond)
-	id := createSession(t, m, `{"mine":0,"other":0}`)
-	s, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
-	rs.mu.Lock()
-	rs.n, rs.slow = 1, 100*time.Millisecond
-	rs.mu.Unlock()
-	if _, err := s.Write(ctx, id, json.RawMessage(`{"mine":1,"other":0}`), nil); err != nil {
-		t.Fatal(err)
-	}
-	s2, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
-	if got, want := string(s2.Data()), `{"mine":1,"other":1}`; got != want {
-		t.Fatalf("got %s, want %s", got, want)
+	got, err := racingWrite(t, 50*time.Millisecond, 1, 100*time.Millisecond)
+	if want := `{"mine":1,"other":1}`; err != nil || got != want {
+		t.Fatalf("got %s %v, want %s", got, err, want)
 	}
 }
 
@@ -193,25 +192,11 @@ func TestMergeWriteSlowerThanLockTimeoutTriesAgain(t *testing.T) {
 // compare-and-set gives up (no endless loop) with ErrBusy, and nothing of
 // it is stored.
 func TestMergeWriteThatAlwaysLosesIsBusy(t *testing.T) {
-	ctx := context.Background()
-	mem := memory.New(memory.Options{})
-	t.Cleanup(func() { mem.Close() })
-	rs := &racingStore{Store: mem}
-	m := newMergeManager(t, rs, 50*time.Millisecond)
-	id := createSession(t, m, `{"mine":0,"other":0}`)
-	s, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
-	rs.mu.Lock()
-	rs.n = math.MaxInt
-	rs.mu.Unlock()
-	_, err := s.Write(ctx, id, json.RawMessage(`{"mine":1,"other":0}`), nil)
+	got, err := racingWrite(t, 50*time.Millisecond, math.MaxInt, 0)
 	if !errors.Is(err, ErrBusy) {
 		t.Fatalf("got %v, want ErrBusy", err)
 	}
-	rs.mu.Lock()
-	rs.n = 0
-	rs.mu.Unlock()
-	s2, _ := m.Open(ctx, requestWithCookie(t, m, id), false)
-	if strings.Contains(string(s2.Data()), `"mine":1`) {
-		t.Fatalf("a write that gave up was stored: %s", s2.Data())
+	if strings.Contains(got, `"mine":1`) {
+		t.Fatalf("a write that gave up was stored: %s", got)
 	}
 }

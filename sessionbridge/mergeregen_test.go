@@ -106,37 +106,30 @@ func (l raceRetireLease) Unlock(ctx context.Context, mu store.Mutation) (uint64,
 
 // The same as TestMergePHPRegenerationKeepsAConcurrentWrite with the other
 // request's write landing while the tombstone is being put: it got its
-// 200, so its key must reach the new session too.
+// 200, so its key must reach the new session too. Also when the losing
+// tombstone write takes longer than SESSIONGATE_SESSION_LOCK_TIMEOUT: the
+// move is tried again (the timeout bounds the retries, from the first
+// loss), not given up as busy.
 func TestMergePHPRegenerationKeepsAWriteRacingTheTombstone(t *testing.T) {
-	ctx := context.Background()
-	mem := memory.New(memory.Options{})
-	t.Cleanup(func() { mem.Close() })
-	m := newTestManager(t, LockMerge, &raceRetireStore{Store: mem})
-	x := createSession(t, m, `{"user":"ana","n":1}`)
-	a := newTestBridge(t, m, x)
-	y := regenerateAs(t, "A", a, x, `{"user":"ana","n":2,"logged":true}`)
-	a.sess.Release(ctx)
-	if got, want := storedData(t, m, y), `{"user":"ana","n":2,"cart":3,"logged":true}`; got != want {
-		t.Fatalf("the new session holds %s, want %s", got, want)
-	}
-	if rec, _ := mem.Load(ctx, x); !bytes.Contains(rec.Value, []byte(`"retired"`)) {
-		t.Fatalf("the old ID holds %s, want its tombstone", rec.Value)
-	}
-}
-
-// The same with the losing tombstone write taking longer than
-// SESSIONGATE_SESSION_LOCK_TIMEOUT: the move is tried again (the timeout
-// bounds the retries, from the first loss), not given up as busy.
-func TestMergePHPRegenerationSlowerThanLockTimeoutTriesAgain(t *testing.T) {
-	ctx := context.Background()
-	mem := memory.New(memory.Options{})
-	t.Cleanup(func() { mem.Close() })
-	m := newMergeManager(t, &raceRetireStore{Store: mem, slow: 100 * time.Millisecond}, 50*time.Millisecond)
-	x := createSession(t, m, `{"user":"ana","n":1}`)
-	a := newTestBridge(t, m, x)
-	y := regenerateAs(t, "A", a, x, `{"user":"ana","n":2,"logged":true}`)
-	a.sess.Release(ctx)
-	if got, want := storedData(t, m, y), `{"user":"ana","n":2,"cart":3,"logged":true}`; got != want {
-		t.Fatalf("the new session holds %s, want %s", got, want)
+	for _, tc := range []struct {
+		name              string
+		slow, lockTimeout time.Duration
+	}{{"quick", 0, 2 * time.Second}, {"slower than the lock timeout", 100 * time.Millisecond, 50 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			mem := memory.New(memory.Options{})
+			t.Cleanup(func() { mem.Close() })
+			m := newMergeManager(t, &raceRetireStore{Store: mem, slow: tc.slow}, tc.lockTimeout)
+			x := createSession(t, m, `{"user":"ana","n":1}`)
+			a := newTestBridge(t, m, x)
+			y := regenerateAs(t, "A", a, x, `{"user":"ana","n":2,"logged":true}`)
+			a.sess.Release(ctx)
+			if got, want := storedData(t, m, y), `{"user":"ana","n":2,"cart":3,"logged":true}`; got != want {
+				t.Fatalf("the new session holds %s, want %s", got, want)
+			}
+			if rec, _ := mem.Load(ctx, x); !bytes.Contains(rec.Value, []byte(`"retired"`)) {
+				t.Fatalf("the old ID holds %s, want its tombstone", rec.Value)
+			}
+		})
 	}
 }

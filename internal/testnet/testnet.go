@@ -1,15 +1,20 @@
-// Package testnet holds the socket set-ups the fcgi and wsgi tests share:
-// an upstream whose listen queue is full (unix or TCP), and a client that
-// sends a request as raw bytes (a body that stalls) and reads what comes
-// back.
+// Package testnet holds the socket set-ups the fcgi, wsgi, server and
+// integration tests share: an upstream whose listen queue is full (unix or
+// TCP), a client that sends a request as raw bytes (a body that stalls)
+// and reads what comes back, and one that sends a whole large body before
+// it reads.
 package testnet
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -96,4 +101,45 @@ func Exchange(t testing.TB, addr, request string) string {
 	io.WriteString(c, request)
 	got, _ := io.ReadAll(c)
 	return string(got)
+}
+
+// SendBodyBeforeReading sends head, then size bytes of body (in 64 KiB
+// chunks and a last chunk when chunked), all before it reads anything, as
+// a client that does not watch for an early answer does (a browser's form
+// upload, most HTTP libraries), and returns the status of the answer it
+// then reads: 0 and the error that stopped it when none came (a reset
+// while it wrote).
+func SendBodyBeforeReading(addr, head string, size int, chunked bool) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := io.WriteString(c, head); err != nil {
+		return 0, fmt.Errorf("writing the head: %w", err)
+	}
+	piece := []byte(strings.Repeat("b", 64<<10))
+	for sent := 0; sent < size; sent += len(piece) {
+		var err error
+		if chunked {
+			_, err = fmt.Fprintf(c, "%x\r\n%s\r\n", len(piece), piece)
+		} else {
+			_, err = c.Write(piece)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("writing the body after %d bytes: %w", sent, err)
+		}
+	}
+	if chunked {
+		if _, err := io.WriteString(c, "0\r\n\r\n"); err != nil {
+			return 0, fmt.Errorf("writing the last chunk: %w", err)
+		}
+	}
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, fmt.Errorf("reading the answer: %w", err)
+	}
+	res.Body.Close()
+	return res.StatusCode, nil
 }
