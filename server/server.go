@@ -303,14 +303,15 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		php = t
 	}
 	s := &Server{
+		cfg:    cfg,
+		log:    logger,
+		router: router,
+		php:    php,
+		mounts: o.mounts,
+		checks: append([]readyCheck{{"php-fpm", php.Ping}}, o.checks...),
+
 		lingerTime:    lingerTime,
 		lingerTimeout: lingerTimeout,
-		cfg:           cfg,
-		log:           logger,
-		router:        router,
-		php:           php,
-		mounts:        o.mounts,
-		checks:        append([]readyCheck{{"php-fpm", php.Ping}}, o.checks...),
 
 		observers: o.observers,
 		internal:  internal,
