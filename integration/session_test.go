@@ -985,7 +985,9 @@ func TestSessionDataNeverLogged(t *testing.T) {
 // count in php-fpm's log (catch_workers_output is on) tells the two apart.
 func TestSessionEndWriteRidesInHeader(t *testing.T) {
 	t.Parallel()
-	s := startSessionStack(t, stackOpts{})
+	// The 7 MiB write below is one Redis call: on a loaded 2-CPU machine
+	// it outlasted the default 500 ms SESSIONGATE_REDIS_TIMEOUT (503).
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_REDIS_TIMEOUT=5s"}})
 	ck := s.newSession(t)
 	frames := func() int { return strings.Count(fpmLogSettled(s.fpm), "@sg1:") }
 	before := frames()
