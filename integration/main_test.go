@@ -1,4 +1,4 @@
-// The integration tests run in parallel (make test: -parallel 6): most of
+// The integration tests run in parallel (make test: -parallel 4): most of
 // their time is spent waiting for servers to start, for timeouts and for
 // back-offs, and each starts its own php-fpm, redis-server and gunicorn on
 // ports of its own. A test that measures throughput or the order of
