@@ -2,11 +2,13 @@ package config
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
+	"golang.org/x/net/publicsuffix"
 )
 
 // SessionConfig is the shared session: cookie, keys, expiry, locking and the
@@ -16,7 +18,7 @@ type SessionConfig struct {
 	Cookie            string        `env:"SESSIONGATE_SESSION_COOKIE" envDefault:"sessionid" help:"name of the session cookie the gateway signs (the PHP and Django apps share it); a __Secure- or __Host- name needs SESSIONGATE_SESSION_COOKIE_SECURE=on, and __Host- no SESSIONGATE_SESSION_COOKIE_DOMAIN"`
 	Keys              []string      `env:"SESSIONGATE_SESSION_KEYS" secret:"true" help:"comma-separated secrets of at least 32 bytes; the first signs cookies, all verify (rotation); required unless SESSIONGATE_SESSION_DEV=on"`
 	Dev               bool          `env:"SESSIONGATE_SESSION_DEV" envDefault:"off" help:"development mode: without SESSIONGATE_SESSION_KEYS a throwaway key is generated at start (sessions die with the process)"`
-	Domain            string        `env:"SESSIONGATE_SESSION_COOKIE_DOMAIN" help:"cookie Domain attribute, e.g. example.com to share the session with www. and other subdomains; empty = host only"`
+	Domain            string        `env:"SESSIONGATE_SESSION_COOKIE_DOMAIN" help:"cookie Domain attribute, e.g. example.com to share the session with www. and other subdomains; not a public suffix (com, co.uk, herokuapp.com), whose cookies browsers refuse; empty = host only"`
 	Secure            bool          `env:"SESSIONGATE_SESSION_COOKIE_SECURE" envDefault:"off" help:"always mark the cookie Secure (it is always Secure on HTTPS requests)"`
 	SameSite          string        `env:"SESSIONGATE_SESSION_COOKIE_SAMESITE" envDefault:"lax" help:"cookie SameSite attribute: lax, strict (a visitor arriving by a link from another site is anonymous on that first page; breaks single sign-on and payment returns) or none (needed when a payment or identity provider posts back from another site; requires SESSIONGATE_SESSION_COOKIE_SECURE=on)"`
 	BrowserClose      bool          `env:"SESSIONGATE_SESSION_EXPIRE_AT_BROWSER_CLOSE" envDefault:"off" help:"on: the cookie has no Max-Age and ends when the browser closes, like PHP's default session.cookie_lifetime=0 (the session still expires in the store as usual; an app's set_expiry(n) still gives that session a cookie of n seconds)"`
@@ -62,6 +64,8 @@ func (s *SessionConfig) validate(check func(name string, ok bool, format string,
 	// RFC 6265 (4.1.2.3) has other browsers ignore the attribute.
 	check("SESSIONGATE_SESSION_COOKIE_DOMAIN", !strings.HasSuffix(s.Domain, "."),
 		"has a trailing dot: browsers drop the cookie (Chromium) or ignore its Domain, so no session would stick; write example.com")
+	check("SESSIONGATE_SESSION_COOKIE_DOMAIN", s.Domain == "" || !publicSuffix(s.Domain),
+		"is a public suffix (as com, co.uk, or a hosting domain such as herokuapp.com or github.io): browsers refuse a cookie for it, so no session would stick; write the site's own domain under it, e.g. example.co.uk")
 	switch strings.ToLower(s.SameSite) {
 	case "lax", "strict":
 	case "none":
@@ -163,3 +167,18 @@ func checkRedisURL(raw string) string {
 // for a good key: 48 random bytes, 64 characters of base64, as the README
 // and the example environment file make it.
 const makeKey = "head -c 48 /dev/urandom | base64 -w0"
+
+// publicSuffix reports whether domain is itself a public suffix, one under
+// which every name belongs to someone else (com, co.uk, herokuapp.com):
+// browsers refuse a cookie whose Domain is one, as a site could otherwise
+// set cookies for all the others. A single label the list does not know
+// (localhost, an intranet name) is not taken for one, nor is an IP
+// address.
+func publicSuffix(domain string) bool {
+	d := strings.ToLower(strings.TrimPrefix(domain, "."))
+	if _, err := netip.ParseAddr(d); err == nil {
+		return false
+	}
+	suffix, icann := publicsuffix.PublicSuffix(d)
+	return suffix == d && (icann || strings.Contains(d, "."))
+}

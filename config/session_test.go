@@ -56,6 +56,13 @@ func TestSessionBadValues(t *testing.T) {
 		// ignore the Domain), so no login would stick.
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "example.com.", "trailing dot"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", ".example.com.", "trailing dot"},
+		// A public suffix: browsers refuse the cookie (a site could set
+		// cookies for every other under it), so no login would stick.
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "com", "public suffix"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", ".co.uk", "public suffix"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "CO.UK", "public suffix"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "herokuapp.com", "public suffix"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN", "github.io", "public suffix"},
 		{"SESSIONGATE_SESSION_COOKIE_SAMESITE", "lax;", "must be lax, strict or none"},
 		{"SESSIONGATE_SESSION_COOKIE_SAMESITE", "off", "must be lax, strict or none"},
 		{"SESSIONGATE_SESSION_COOKIE_SAMESITE", "none", "requires SESSIONGATE_SESSION_COOKIE_SECURE=on"},
@@ -96,6 +103,8 @@ func TestSessionGoodValues(t *testing.T) {
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN=example.com"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN=.example.co.uk"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN=localhost"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN=myshop.herokuapp.com"},
+		{"SESSIONGATE_SESSION_COOKIE_DOMAIN=intranet"},
 		{"SESSIONGATE_SESSION_COOKIE_DOMAIN=10.0.0.5"},
 		{"SESSIONGATE_REDIS_PREFIX=app1:sessions:"},
 		{"SESSIONGATE_SESSION_COOKIE_SAMESITE=Strict"},

@@ -68,20 +68,25 @@ func startOrRefused(t *testing.T, env []string, name string) (p *gwProc, refusal
 // user agents ignore the attribute), so no visitor ever kept a session, on
 // www.example.com or any other name. Such a value must stop the start,
 // naming the variable; one that starts must give Chromium a session that
-// holds on www. and is shared with shop., as the variable promises.
+// holds on www. and is shared with shop., as the variable promises. The
+// same for a public suffix (co.uk, herokuapp.com), whose cookies Chromium
+// refuses: they were accepted.
 func TestCookieDomainBrowsersKeep(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "chromium")
 	env := sessionBinaryEnv(t)
 	for _, c := range []struct {
-		domain    string
-		mayRefuse bool
+		domain, site string // site: www.site and shop.site are visited
+		mayRefuse    bool
 	}{
-		{"example.com", false},
-		{".example.com", false},
-		{"Example.COM", false},
-		{"example.com.", true},
-		{".example.com.", true},
+		{"example.com", "example.com", false},
+		{".example.com", "example.com", false},
+		{"Example.COM", "example.com", false},
+		{"example.com.", "example.com", true},
+		{".example.com.", "example.com", true},
+		{"co.uk", "co.uk", true},
+		{"herokuapp.com", "herokuapp.com", true},
+		{"myshop.herokuapp.com", "myshop.herokuapp.com", false},
 	} {
 		t.Run(c.domain, func(t *testing.T) {
 			const name = "SESSIONGATE_SESSION_COOKIE_DOMAIN"
@@ -93,14 +98,14 @@ func TestCookieDomainBrowsersKeep(t *testing.T) {
 				return
 			}
 			addr := strings.TrimPrefix(p.URL, "http://")
-			b := newBrowser(t, "http://www.example.com", 30*time.Second,
-				chromedp.Flag("host-resolver-rules", "MAP *.example.com "+addr))
+			b := newBrowser(t, "http://www."+c.site, 30*time.Second,
+				chromedp.Flag("host-resolver-rules", "MAP *."+c.site+" "+addr))
 			b.open("/set.php?k=user&v=%22ana%22", 200)
-			for _, host := range []string{"www.example.com", "shop.example.com"} {
+			for _, host := range []string{"www." + c.site, "shop." + c.site} {
 				b.base = "http://" + host
 				b.open("/get.php", 200)
 				if body := b.eval(`document.body.innerText`); !strings.Contains(body, `"user":"ana"`) {
-					b.fatalf("%s=%s: %s has no session of the login on www.example.com (Chromium kept no cookie?): %s", name, c.domain, host, body)
+					b.fatalf("%s=%s: %s has no session of the login on www.%s (Chromium kept no cookie?): %s", name, c.domain, host, c.site, body)
 				}
 			}
 		})
