@@ -291,10 +291,9 @@ var encBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return 
 // that retired (pm.max_requests) and never read it. A worker killed while
 // it ran the script fails the same way, so an idempotent request (GET,
 // HEAD, PUT, DELETE, ...) may then run twice, as behind nginx's kept-alive
-// upstreams. A
-// request that must not run twice (POST, PATCH, ... without an idempotency
-// key) is sent again only if the worker is provably still reading, i.e.
-// retiring rather than killed with it (workerStillReading).
+// upstreams. A request that must not run twice (POST, PATCH, ... without
+// an idempotency key) is sent again only if the worker is provably still
+// reading, i.e. retiring rather than killed with it (workerStillReading).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// What writing the request uses is freed once the write is over: when
 	// RoundTrip returns, or, for a response that began while a large body
