@@ -10,9 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/server"
@@ -149,7 +147,7 @@ func (a *App) openStore(ctx context.Context, sc *config.SessionConfig, log *slog
 		if redisstore.Loading(err) {
 			return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check: it is still loading its data set, and answers once that is done; start the gateway again when redis-cli PING answers PONG: %w", err)
 		}
-		if answeredNothing(err) {
+		if redisstore.AnsweredNothing(err) {
 			return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check: it accepted the connection but answered nothing within SESSIONGATE_REDIS_TIMEOUT (%v); a Redis still loading a large data set at start may hold new connections until it is done, so start the gateway again once redis-cli PING answers PONG, or raise SESSIONGATE_REDIS_TIMEOUT for an overloaded or distant one: %w", sc.RedisTimeout, err)
 		}
 		// Not answering at all: at boot it may be late, but on a host
@@ -165,18 +163,6 @@ func (a *App) openStore(ctx context.Context, sc *config.SessionConfig, log *slog
 		}
 	}
 	return st, nil
-}
-
-// answeredNothing reports whether err is the deadline of a connection that
-// was made: Redis is there, but nothing came back. (go-redis hands on a
-// read's os.ErrDeadlineExceeded bare; a dial that timed out keeps its
-// *net.OpError.)
-func answeredNothing(err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return false
-	}
-	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 func sessionSecrets(sc *config.SessionConfig, log *slog.Logger) ([][]byte, error) {

@@ -73,6 +73,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -684,6 +685,19 @@ var refusalsOfSettings = []string{
 func Loading(err error) bool {
 	var reply redis.Error
 	return errors.As(err, &reply) && strings.HasPrefix(reply.Error(), "LOADING ")
+}
+
+// AnsweredNothing reports whether err is the deadline of a connection that
+// was made: Redis is there but sent nothing back in time (still loading
+// on some versions, overloaded, stalled). go-redis hands on a read's
+// os.ErrDeadlineExceeded bare; a dial that timed out keeps its
+// *net.OpError.
+func AnsweredNothing(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // settingRefused reports whether err carries a Redis reply that no retry
