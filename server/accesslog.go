@@ -607,7 +607,7 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 			if v != nil {
 				panic(v)
 			}
-			if cb != nil && status != StatusClientClosedRequest && !rec.hijacked && rec.writeErr == nil {
+			if cb != nil {
 				s.lingerAfter(rec, r, cb, status)
 			}
 		}()

@@ -61,18 +61,23 @@ func (b *clientBody) Close() error {
 // not reset the answer away. Only when the connection may close with body
 // unread: over HTTP/1, with a response whose end the client can tell
 // without the connection closing (a length, or no body), since a chunked
-// one ends only after this; not while the gateway shuts down. A body read
-// whole, or drained by net/http for keep-alive, returns at once. A client
+// one ends only after this; not for a client that left or a write to it
+// that failed, nor for a connection the handler took over (Hijack); not
+// while the gateway shuts down. A body read whole, or drained by net/http
+// for keep-alive, returns at once. A client
 // that asked for 100 Continue and got the answer instead is read from as
 // well, as nginx does (net/http sends no 100 once a final status went
 // out): it may send the body all the same, and one that gives up closes
 // the connection, which ends this at once.
-func (s *Server) lingerAfter(w http.ResponseWriter, r *http.Request, body *clientBody, status int) {
-	// A body that stopped coming (408) is not waited for again.
-	if body.ended.Load() || status == http.StatusRequestTimeout || !answerFramed(w.Header(), r.Method, status) {
+func (s *Server) lingerAfter(rec *recorder, r *http.Request, body *clientBody, status int) {
+	if status == StatusClientClosedRequest || rec.hijacked || rec.writeErr != nil {
 		return
 	}
-	rc := http.NewResponseController(w)
+	// A body that stopped coming (408) is not waited for again.
+	if body.ended.Load() || status == http.StatusRequestTimeout || !answerFramed(rec.Header(), r.Method, status) {
+		return
+	}
+	rc := http.NewResponseController(rec)
 	end := time.Now().Add(s.lingerTime)
 	bp := copyBuffers.Get()
 	defer copyBuffers.Put(bp)
