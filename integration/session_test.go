@@ -149,10 +149,10 @@ func startSessionStack(t *testing.T, o stackOpts) *sessionStack {
 		st.red, st.replica = harness.StartRedis(t), harness.StartRedis(t)
 		requireKeysExpire(t, st.red)
 		requireKeysExpire(t, st.replica)
-		host, port, _ := strings.Cut(st.red.Addr, ":")
-		if _, err := st.replica.Do("REPLICAOF", host, port); err != nil {
-			t.Fatal(err)
-		}
+		// In sync before the Sentinel starts: it learns of replicas from
+		// the master's INFO, at start and then every 10 s, and refuses a
+		// failover (or promotes nobody) until it knows one.
+		replicaOf(t, st.replica, st.red)
 		st.sentinel = harness.StartRedisSentinel(t, st.red.Addr)
 		url = "redis-sentinel://" + st.sentinel + "/0?master=mymaster"
 		st.redis = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "mymaster", SentinelAddrs: []string{st.sentinel}})

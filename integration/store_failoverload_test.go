@@ -210,8 +210,8 @@ func sumCodes(m map[int]int) int {
 // WaitReplicas (SESSIONGATE_REDIS_WAIT_REPLICAS=1): each session write
 // waits for the replica (WAIT), so a write the old master takes once its
 // replica has left is a 503, not an acknowledged increment: none may be
-// lost. The new master has no replica until the Sentinel makes the old
-// master one (its next INFO of it, ~10 s): writes are 503s until then.
+// lost. The new master has no replica until the old master becomes one
+// (demoteOldMaster): writes are 503s until then.
 //
 // MinReplicasToWrite (the old master refuses writes as soon as its replica
 // leaves) loses the writes acknowledged in the instant before the
@@ -270,8 +270,9 @@ func sentinelFailoverUnderLoad(t *testing.T, o failoverLoad) {
 	c.failover()
 	promoted := time.Now()
 	// With min-replicas-to-write or WAIT, writes are refused until the
-	// Sentinel makes the old master a replica of the new one (about 15
-	// s); the load runs until some pass.
+	// old master is a replica of the new one; the load runs until some
+	// pass.
+	c.demoteOldMaster()
 	serving := l.passedAfter(promoted, 30*time.Second)
 	if serving {
 		time.Sleep(time.Second)
@@ -475,10 +476,7 @@ func TestStoreRedisSentinelUnlockNoticeAfterKill(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "redis-server")
 	master, replica := harness.StartRedis(t), harness.StartRedis(t)
-	host, port, _ := strings.Cut(master.Addr, ":")
-	if _, err := replica.Do("REPLICAOF", host, port); err != nil {
-		t.Fatal(err)
-	}
+	replicaOf(t, replica, master) // before the Sentinel: see startSessionStack
 	sentinel := harness.StartRedisSentinel(t, master.Addr)
 	ctx := context.Background()
 	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel})

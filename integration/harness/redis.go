@@ -88,6 +88,11 @@ func (r *Redis) argv() []string {
 		"--daemonize", "no",
 		"--dir", r.dir,
 		"--logfile", r.LogPath,
+		// A replica's first sync otherwise waits 5 s (Redis 7's default)
+		// for more replicas to share one diskless transfer: every
+		// Sentinel, Cluster and replication test paid it once per replica
+		// before it could begin.
+		"--repl-diskless-sync-delay", "0",
 	}
 	if r.cluster {
 		args = append(args,
@@ -187,15 +192,48 @@ func (c *RedisCluster) AddReplica(t testing.TB, masterAddr string) *Redis {
 		t.Fatalf("harness: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	c.Nodes = append(c.Nodes, n)
+	replicaID, err := redisDo(n.Addr, "CLUSTER", "MYID")
+	if err != nil {
+		t.Fatalf("harness: CLUSTER MYID on %s: %v", n.Addr, err)
+	}
+	// In sync is not enough for a CLUSTER FAILOVER sent next: the
+	// masters vote for the replica only once gossip has told them that
+	// it is a replica of that master, and its own master ignores its
+	// request until then; the failover then never happens. Every node
+	// must know it.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		info, err := redisDo(masterAddr, "INFO", "replication")
-		if err == nil && strings.Contains(info, "state=online") {
+		ready := err == nil && strings.Contains(info, "state=online")
+		unaware := ""
+		for _, other := range c.Nodes {
+			if other == n || !ready {
+				continue
+			}
+			nodes, err := redisDo(other.Addr, "CLUSTER", "NODES")
+			if err != nil || !knowsReplica(nodes, replicaID, id) {
+				ready, unaware = false, fmt.Sprintf("%s: %v\n%s", other.Addr, err, nodes)
+			}
+		}
+		if ready {
 			return n
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("harness: cluster replica %s of %s not in sync: %q %v", n.Addr, masterAddr, info, err)
+			t.Fatalf("harness: cluster replica %s of %s not in sync or not known to every node: %q %v\n%s", n.Addr, masterAddr, info, err, unaware)
 		}
 	}
+}
+
+// knowsReplica reports whether a CLUSTER NODES listing shows node
+// replicaID as a replica of masterID.
+func knowsReplica(nodes, replicaID, masterID string) bool {
+	for _, line := range strings.Split(nodes, "\n") {
+		// <id> <ip:port@bus> <flags> <master> ...
+		f := strings.Fields(line)
+		if len(f) >= 4 && f[0] == replicaID && strings.Contains(f[2], "slave") && f[3] == masterID {
+			return true
+		}
+	}
+	return false
 }
 
 // URL returns the go-redis ParseClusterURL form:
