@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -128,36 +127,24 @@ func startExampleStack(t *testing.T) (base, userID, site string) {
 	prepend := writePrepend(t)
 
 	djEnv := []string{
-		"DJANGO_DATABASE=" + filepath.Join(t.TempDir(), "db.sqlite3"),
 		"DJANGO_SECRET_KEY=browser-test-django-secret-key-0123456789",
 		"DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost",
 		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
 	}
-	home := t.TempDir()
-	manage := func(args ...string) (string, error) {
-		cmd := exec.Command("/usr/bin/python3", append([]string{"-E", "manage.py"}, args...)...)
-		cmd.Dir = project
-		cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home}, djEnv...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("manage.py %s: %w\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out), nil
-	}
-	// Django migrates (about a second of CPU) while php-fpm and Redis start
-	// on the test goroutine, where the harness may call t.Fatal. The
-	// deferred receive keeps manage.py from outliving a failed start (and
-	// the temporary directories it writes to).
+	// Django migrates (about a second of CPU, once per run) while php-fpm
+	// and Redis start on the test goroutine, where the harness may call
+	// t.Fatal. The deferred receive keeps manage.py from outliving a
+	// failed start (and the temporary directories it writes to).
 	var (
-		out    string
-		migErr error
+		db, out string
+		outs    []string
+		migErr  error
 	)
+	dbDir := t.TempDir()
 	migrated := make(chan struct{})
 	go func() {
 		defer close(migrated)
-		if _, migErr = manage("migrate", "--noinput"); migErr == nil {
-			out, migErr = manage("demo_user")
-		}
+		db, outs, migErr = djangoDatabaseIn(dbDir, project, djEnv, []string{"migrate", "--noinput"}, []string{"demo_user"})
 	}()
 	defer func() { <-migrated }()
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: site, Children: 4})
@@ -166,6 +153,8 @@ func startExampleStack(t *testing.T) (base, userID, site string) {
 	if migErr != nil {
 		t.Fatal(migErr)
 	}
+	out = outs[1]
+	djEnv = append(djEnv, "DJANGO_DATABASE="+db)
 	m := regexp.MustCompile(`\(id (\d+)\)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("demo_user printed no id: %s", out)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,16 +34,11 @@ func startDjangoAPIStack(t *testing.T, extraEnv ...string) (*sessionStack, *harn
 		t.Fatal(err)
 	}
 	djEnv := []string{
-		"DJANGO_DATABASE=" + filepath.Join(t.TempDir(), "db.sqlite3"),
 		"DJANGO_SETTINGS_MODULE=sgapi.settings",
 		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
 	}
-	cmd := exec.Command("/usr/bin/python3", "-E", "manage.py", "migrate", "--noinput")
-	cmd.Dir = project
-	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + t.TempDir()}, djEnv...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("migrate: %v\n%s", err, out)
-	}
+	db, _ := djangoDatabase(t, project, djEnv, []string{"migrate", "--noinput"})
+	djEnv = append(djEnv, "DJANGO_DATABASE="+db)
 	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: project, App: "sgapi.wsgi:application", Env: djEnv, Workers: 1, Threads: 4})
 	cfg, err := config.Load(append([]string{
 		"SESSIONGATE_PHP_FPM=" + fpm.Addr,

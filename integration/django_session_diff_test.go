@@ -19,7 +19,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -333,17 +332,12 @@ func startDjdiff(t *testing.T, side string) string {
 		t.Fatal(err)
 	}
 	env := []string{
-		"DJANGO_DATABASE=" + filepath.Join(t.TempDir(), "db.sqlite3"),
 		"DJANGO_SETTINGS_MODULE=djdiff.settings",
 		"DJDIFF_SESSIONS=" + sessions,
 		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
 	}
-	cmd := exec.Command("/usr/bin/python3", "-E", "manage.py", "migrate", "--noinput")
-	cmd.Dir = project
-	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + t.TempDir()}, env...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("migrate: %v\n%s", err, out)
-	}
+	db, _ := djangoDatabase(t, project, env, []string{"migrate", "--noinput"})
+	env = append(env, "DJANGO_DATABASE="+db)
 	// One sync thread: ScenarioSettings overrides settings process-wide.
 	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: project, App: "djdiff.wsgi:application", Env: env, Workers: 1})
 	t.Cleanup(func() {

@@ -14,4 +14,4 @@ import (
 
 // TestMain lets the harness stop every process it started, and removes the
 // shared gateway build, even when the test binary is interrupted.
-func TestMain(m *testing.M) { harness.Main(m, removeGatewayBuild) }
+func TestMain(m *testing.M) { harness.Main(m, removeGatewayBuild, removeDjangoTemplates) }
