@@ -154,14 +154,20 @@ func TestSessionLockReleasedOnEveryExitPath(t *testing.T) {
 		killed <- resp.StatusCode
 	}()
 	// Kill until the request has been answered (it may not have reached a
-	// worker the first time).
+	// worker the first time), then wait for replacements of every worker
+	// killed: one still dying took the next request and reset it (502).
+	var dead []int
 	eventually(t, 10*time.Second, "the request on the killed worker to be answered", func() bool {
-		return s.fpm.KillWorkers() > 0 && len(killed) > 0
+		if len(killed) > 0 {
+			return true
+		}
+		dead = append(dead, s.fpm.KillWorkers()...)
+		return false
 	})
 	if code := <-killed; code != 502 {
 		t.Errorf("killed worker: %d, want 502", code)
 	}
-	s.fpm.WaitWorkers(nil, 10*time.Second)
+	s.fpm.WaitWorkers(dead, 10*time.Second)
 	next("the worker being killed")
 }
 

@@ -225,8 +225,8 @@ func TestPHPFPMLifecycle(t *testing.T) {
 	if len(old) != 2 {
 		t.Fatalf("workers %v, want 2", old)
 	}
-	if n := f.KillWorkers(); n != 2 {
-		t.Fatalf("KillWorkers killed %d, want 2", n)
+	if killed := f.KillWorkers(); len(killed) != 2 {
+		t.Fatalf("KillWorkers killed %v, want 2 workers", killed)
 	}
 	f.WaitWorkers(old, 10*time.Second)
 	for _, pid := range old {

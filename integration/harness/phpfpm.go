@@ -247,17 +247,18 @@ func (f *PHPFPM) Workers() []int {
 }
 
 // KillWorkers SIGKILLs every worker of the pool, as a crash or the OOM killer
-// would, and returns how many it killed. The master respawns them; requests
+// would, and returns the pids it killed. The master respawns them; requests
 // in flight on those workers see their connection drop. It does not wait for
-// the replacements (use WaitWorkers for that).
-func (f *PHPFPM) KillWorkers() int {
-	n := 0
+// the replacements: WaitWorkers with these pids does (a killed worker is
+// listed until the master has reaped it).
+func (f *PHPFPM) KillWorkers() []int {
+	var killed []int
 	for _, pid := range f.Workers() {
 		if syscall.Kill(pid, syscall.SIGKILL) == nil {
-			n++
+			killed = append(killed, pid)
 		}
 	}
-	return n
+	return killed
 }
 
 // WaitWorkers waits until the master has a full pool of workers again, none
