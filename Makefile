@@ -54,15 +54,16 @@ unit:
 # the same concurrent code is already raced in the unit run. Add
 # INTEGRATION_FLAGS=-race to race them anyway.
 #
-# The tests run 4 at a time (most of their time is waiting; see
-# integration/main_test.go). On a 2-CPU machine where nginx serves 12k
-# hello-world requests a second they took 8.9 minutes 4 at a time and
-# 7.1-7.6 minutes 6 or 8 at a time, with the CPU saturated; at 6, two
-# fresh-clone runs out of two failed a test whose Redis calls outlasted
-# their timeout under that load, so 4 it stays. The timeout is a guard
-# against a hang, not a budget.
+# The tests run 6 at a time: most of their time is waiting (see
+# integration/main_test.go), and a waiting test holds its slot all the
+# same. On a 2-CPU machine where nginx serves 9k hello-world requests a
+# second they took 446-485 s 4 at a time (CPU 67-70% busy) and 367-376 s 6
+# at a time (80%), once replicas stopped waiting 5 s to sync and Django's
+# migrations ran once per run. Before those cuts the CPU was saturated at 6
+# and tests whose Redis calls outlasted their timeout failed. The timeout
+# is a guard against a hang, not a budget.
 integration:
-	$(GO) test -count=1 -timeout 12m -parallel 4 $(INTEGRATION_FLAGS) ./integration/...
+	$(GO) test -count=1 -timeout 12m -parallel 6 $(INTEGRATION_FLAGS) ./integration/...
 
 bench:
 	scripts/deps.sh bench

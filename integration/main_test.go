@@ -1,4 +1,4 @@
-// The integration tests run in parallel (make test: -parallel 4): most of
+// The integration tests run in parallel (make test: -parallel 6): most of
 // their time is spent waiting for servers to start, for timeouts and for
 // back-offs, and each starts its own php-fpm, redis-server and gunicorn on
 // ports of its own. A test that measures throughput or the order of
@@ -13,5 +13,6 @@ import (
 )
 
 // TestMain lets the harness stop every process it started, and removes the
-// shared gateway build, even when the test binary is interrupted.
+// shared gateway build and Django databases, even when the test binary is
+// interrupted.
 func TestMain(m *testing.M) { harness.Main(m, removeGatewayBuild, removeDjangoTemplates) }
