@@ -248,7 +248,10 @@ func TestSessionSentinelFailover(t *testing.T) {
 		c.failover()
 		// The new master refuses writes until the old one replicates
 		// from it: a few increments meet that window first.
+		demoted := make(chan struct{})
+		t.Cleanup(func() { <-demoted }) // before the servers stop
 		go func() {
+			defer close(demoted)
 			time.Sleep(300 * time.Millisecond)
 			host, port, _ := strings.Cut(c.s.replica.Addr, ":")
 			if _, err := c.s.red.Do("REPLICAOF", host, port); err != nil {
