@@ -173,16 +173,24 @@ func (c *failoverCounter) failover() {
 	}
 }
 
-// demoteOldMaster makes the old master a replica of the promoted one and
-// waits until it says so. The Sentinel does the same, but only once the
-// old master has gone on reporting itself a master for 8 s after the
-// failover (a reconfiguration it never hurries), so every test waited
-// some 10 s for it; what the gateways meet is the same either way.
+// demoteOldMaster does what the Sentinel does to the old master once it
+// has gone on reporting itself a master for 8 s after the failover (10 s
+// in all, measured; a reconfiguration it never hurries, which every test
+// waited for): makes it a replica of the promoted one, and closes its
+// clients' connections (measured: a client blocked on it was cut at the
+// Sentinel's +convert-to-slave), so that a gateway that missed
+// +switch-master asks the Sentinel for the master when it reconnects. It
+// returns once the old master is a replica in sync.
 func (c *failoverCounter) demoteOldMaster() {
 	c.t.Helper()
 	replicaOf(c.t, c.s.red, c.s.replica)
 	if role, err := c.s.red.Do("ROLE"); err != nil || !strings.HasPrefix(role, "slave") {
 		c.t.Fatalf("the old master's role is %q (%v) after REPLICAOF", role, err)
+	}
+	for _, kind := range []string{"normal", "pubsub"} {
+		if _, err := c.s.red.Do("CLIENT", "KILL", "TYPE", kind); err != nil {
+			c.t.Fatalf("CLIENT KILL TYPE %s on the old master: %v", kind, err)
+		}
 	}
 }
 
@@ -235,7 +243,8 @@ func TestSessionSentinelFailover(t *testing.T) {
 		c.failover()
 		// No request until the old master is a replica: from then on a
 		// gateway that missed the switch gets READONLY, a 503, instead
-		// of writes that vanish.
+		// of writes that vanish; and its connections there are closed,
+		// so that it asks the Sentinel again.
 		c.demoteOldMaster()
 		for i := range 6 {
 			c.next(c.s.gws[i%2], "after the failover")
