@@ -155,11 +155,12 @@ type RedisCluster struct {
 }
 
 // StartRedisCluster starts three cluster-enabled redis-servers (cluster bus on
-// its own free port, since port+10000 may be taken), joins them as
-// redis-cli --cluster create does, and waits until every node reports
+// its own free port, since port+10000 may be taken), joins them with
+// redis-cli --cluster create, and waits until every node reports
 // cluster_state:ok. t.Cleanup stops them.
 func StartRedisCluster(t testing.TB) *RedisCluster {
 	t.Helper()
+	cli := Bin(t, "redis-cli")
 	c := &RedisCluster{}
 	for range 3 {
 		n := newRedis(t, true)
@@ -167,25 +168,9 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 		c.Nodes = append(c.Nodes, n)
 		c.Addrs = append(c.Addrs, n.Addr)
 	}
-	// redis-cli --cluster create's steps, without its checks once a
-	// second that took 2 s of each of some fifteen clusters a run: a third
-	// of the slots and a config epoch of its own for each node, then each
-	// meets the first.
-	first := c.Nodes[0]
-	for i, n := range c.Nodes {
-		lo, hi := i*16384/len(c.Nodes), (i+1)*16384/len(c.Nodes)-1
-		steps := [][]string{
-			{"CLUSTER", "ADDSLOTSRANGE", strconv.Itoa(lo), strconv.Itoa(hi)},
-			{"CLUSTER", "SET-CONFIG-EPOCH", strconv.Itoa(i + 1)},
-		}
-		if n != first {
-			steps = append(steps, []string{"CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(first.port), strconv.Itoa(first.busPort)})
-		}
-		for _, step := range steps {
-			if _, err := redisDo(n.Addr, step...); err != nil {
-				t.Fatalf("harness: %s on %s: %v", strings.Join(step, " "), n.Addr, err)
-			}
-		}
+	args := append(append([]string{"--cluster", "create"}, c.Addrs...), "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("harness: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	c.WaitOK(t, 30*time.Second)
 	return c
