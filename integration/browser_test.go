@@ -136,9 +136,9 @@ func startExampleStack(t *testing.T) (base, userID, site string) {
 	// t.Fatal. The deferred receive keeps manage.py from outliving a
 	// failed start (and the temporary directories it writes to).
 	var (
-		db, out string
-		outs    []string
-		migErr  error
+		db     string
+		outs   []string
+		migErr error
 	)
 	dbDir := t.TempDir()
 	migrated := make(chan struct{})
@@ -153,7 +153,7 @@ func startExampleStack(t *testing.T) (base, userID, site string) {
 	if migErr != nil {
 		t.Fatal(migErr)
 	}
-	out = outs[1]
+	out := outs[1]
 	djEnv = append(djEnv, "DJANGO_DATABASE="+db)
 	m := regexp.MustCompile(`\(id (\d+)\)`).FindStringSubmatch(out)
 	if m == nil {

@@ -128,8 +128,8 @@ func TestSessionLockReleasedOnEveryExitPath(t *testing.T) {
 		t.Helper()
 		n++
 		if resp, body, _ := s.gws[1].get(t, "/counter.php", ck); resp.StatusCode != 200 || body != strconv.Itoa(n) {
-			// Once seen in a full run: a 504 after the kill, php-fpm
-			// taking no answer in 5 s from a pool of fresh workers.
+			// Once seen in a full run: a 504 after the kill, no
+			// answer within 5 s from a pool of fresh workers.
 			t.Fatalf("after %s: next request %d %q, want 200 %d; php-fpm's log:\n%s", what, resp.StatusCode, body, n, s.fpm.Log())
 		}
 	}
