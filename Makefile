@@ -56,12 +56,12 @@ unit:
 #
 # The tests run 6 at a time: most of their time is waiting (see
 # integration/main_test.go), and a waiting test holds its slot all the
-# same. On a 2-CPU machine where nginx serves 9k hello-world requests a
-# second they took 446-485 s 4 at a time (CPU 67-70% busy) and 367-376 s 6
-# at a time (80%), once replicas stopped waiting 5 s to sync and Django's
-# migrations ran once per run. Before those cuts the CPU was saturated at 6
-# and tests whose Redis calls outlasted their timeout failed. The timeout
-# is a guard against a hang, not a budget.
+# same. On a 2-CPU machine where nginx serves 9-11k hello-world requests a
+# second they took 485 s 4 at a time (CPU 67% busy); once replicas stopped
+# waiting 5 s to sync and Django's migrations ran once per run, 446 s 4 at
+# a time (70%) and 367-388 s 6 at a time (80%). Before those cuts the CPU
+# was saturated at 6, and tests whose Redis calls outlasted their timeout
+# failed. The timeout is a guard against a hang, not a budget.
 integration:
 	$(GO) test -count=1 -timeout 12m -parallel 6 $(INTEGRATION_FLAGS) ./integration/...
 
