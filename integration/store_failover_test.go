@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -89,6 +90,12 @@ func replicaOf(t testing.TB, replica, master *harness.Redis) {
 	if _, err := replica.Do("REPLICAOF", host, port); err != nil {
 		t.Fatal(err)
 	}
+	waitInSync(t, master)
+}
+
+// waitInSync waits until master reports its replica in sync.
+func waitInSync(t testing.TB, master *harness.Redis) {
+	t.Helper()
 	if !poll(20*time.Second, func() bool {
 		info, err := master.Do("INFO", "replication")
 		return err == nil && strings.Contains(info, "state=online")
@@ -183,15 +190,29 @@ func (c *failoverCounter) failover() {
 // returns once the old master is a replica in sync.
 func (c *failoverCounter) demoteOldMaster() {
 	c.t.Helper()
-	replicaOf(c.t, c.s.red, c.s.replica)
+	if err := c.sendDemotion(); err != nil {
+		c.t.Fatal(err)
+	}
+	waitInSync(c.t, c.s.replica)
 	if role, err := c.s.red.Do("ROLE"); err != nil || !strings.HasPrefix(role, "slave") {
 		c.t.Fatalf("the old master's role is %q (%v) after REPLICAOF", role, err)
 	}
+}
+
+// sendDemotion is demoteOldMaster's commands, the Sentinel's in the same
+// order (REPLICAOF, then the clients closed), without the wait, for a
+// caller off the test's goroutine.
+func (c *failoverCounter) sendDemotion() error {
+	host, port, _ := strings.Cut(c.s.replica.Addr, ":")
+	if _, err := c.s.red.Do("REPLICAOF", host, port); err != nil {
+		return fmt.Errorf("REPLICAOF on the old master: %w", err)
+	}
 	for _, kind := range []string{"normal", "pubsub"} {
 		if _, err := c.s.red.Do("CLIENT", "KILL", "TYPE", kind); err != nil {
-			c.t.Fatalf("CLIENT KILL TYPE %s on the old master: %v", kind, err)
+			return fmt.Errorf("CLIENT KILL TYPE %s on the old master: %w", kind, err)
 		}
 	}
+	return nil
 }
 
 // lockAcrossGateways: a request waiting for the session's lock on gateway
@@ -262,9 +283,8 @@ func TestSessionSentinelFailover(t *testing.T) {
 		go func() {
 			defer close(demoted)
 			time.Sleep(300 * time.Millisecond)
-			host, port, _ := strings.Cut(c.s.replica.Addr, ":")
-			if _, err := c.s.red.Do("REPLICAOF", host, port); err != nil {
-				t.Errorf("REPLICAOF on the old master: %v", err)
+			if err := c.sendDemotion(); err != nil {
+				t.Error(err)
 			}
 		}()
 		refused, since := 0, time.Now()
