@@ -203,24 +203,31 @@ func (c *RedisCluster) AddReplica(t testing.TB, masterAddr string) *Redis {
 	// must know it.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		info, err := redisDo(masterAddr, "INFO", "replication")
-		ready := err == nil && strings.Contains(info, "state=online")
-		unaware := ""
-		for _, other := range c.Nodes {
-			if other == n || !ready {
-				continue
+		unaware := "(not asked: the replica is not in sync)"
+		if err == nil && strings.Contains(info, "state=online") {
+			if unaware = c.unawareOf(n, replicaID, id); unaware == "" {
+				return n
 			}
-			nodes, err := redisDo(other.Addr, "CLUSTER", "NODES")
-			if err != nil || !knowsReplica(nodes, replicaID, id) {
-				ready, unaware = false, fmt.Sprintf("%s: %v\n%s", other.Addr, err, nodes)
-			}
-		}
-		if ready {
-			return n
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("harness: cluster replica %s of %s not in sync or not known to every node: %q %v\n%s", n.Addr, masterAddr, info, err, unaware)
 		}
 	}
+}
+
+// unawareOf returns the CLUSTER NODES listing of the first node other than
+// replica that does not list it as a replica of masterID, "" when none.
+func (c *RedisCluster) unawareOf(replica *Redis, replicaID, masterID string) string {
+	for _, other := range c.Nodes {
+		if other == replica {
+			continue
+		}
+		nodes, err := redisDo(other.Addr, "CLUSTER", "NODES")
+		if err != nil || !knowsReplica(nodes, replicaID, masterID) {
+			return fmt.Sprintf("%s: %v\n%s", other.Addr, err, nodes)
+		}
+	}
+	return ""
 }
 
 // knowsReplica reports whether a CLUSTER NODES listing shows node
