@@ -444,7 +444,12 @@ type poolFault struct {
 	opts harness.PHPFPMOptions
 	do   func(t *testing.T, fpm *harness.PHPFPM)
 	// mayFail: requests may fail (502) on both fronts meanwhile: php-fpm
-	// is down, or a reload's exiting worker took a fresh connection.
+	// is down, or a reload's exiting worker took a fresh connection. And
+	// a GET, PUT or DELETE may run twice: with process_control_timeout
+	// at its default 0, php-fpm follows its SIGQUIT to the workers with
+	// SIGTERM at once (fpm_pctl_action_next), so a worker dies mid-script,
+	// and both fronts send such a request again when its connection closes
+	// without an answer (seen on nginx).
 	mayFail bool
 }
 
@@ -471,8 +476,10 @@ func gracefulStop(t *testing.T, fpm *harness.PHPFPM) {
 // gateway a PUT or DELETE on a kept-alive connection failed where nginx
 // sent it again, until they were sent again like GET:
 // fcgi.TestRetryWhenNothingReceived). While php-fpm is down both answer
-// 502. Nothing hangs, no request runs twice, and no failed POST ran.
-// Counts depend on the machine's load; what is asserted does not.
+// 502. Nothing hangs, no POST runs twice, no failed POST ran, and only
+// while php-fpm kills running workers (reload, stops: poolFault.mayFail)
+// may a GET, PUT or DELETE run twice. Counts depend on the machine's
+// load; what is asserted does not.
 func TestNginxPHPPoolFaultDiff(t *testing.T) {
 	t.Parallel()
 	for _, f := range []poolFault{
@@ -499,9 +506,14 @@ func TestNginxPHPPoolFaultDiff(t *testing.T) {
 			close(stop)
 			results := wait()
 			started, _ := p.runCount()
+			reran := map[string]int{}
 			for _, r := range results {
 				if started[r.id] > 1 {
-					t.Errorf("%s: %s %s ran %d times", r.front, r.method, r.id, started[r.id])
+					if f.mayFail && r.method != "POST" && started[r.id] == 2 {
+						reran[r.front]++
+					} else {
+						t.Errorf("%s: %s %s ran %d times", r.front, r.method, r.id, started[r.id])
+					}
 				}
 				if r.err == nil && r.status == 200 {
 					continue
@@ -520,6 +532,9 @@ func TestNginxPHPPoolFaultDiff(t *testing.T) {
 				}
 			}
 			reportFrontFailures(t, results)
+			if len(reran) > 0 {
+				t.Logf("sent again after their worker died mid-script, so ran twice: nginx %d, gateway %d", reran["nginx"], reran["gateway"])
+			}
 		})
 	}
 }
