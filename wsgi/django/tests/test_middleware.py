@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import time
+import traceback
 import unittest
 from datetime import datetime, timedelta
 
@@ -768,6 +769,39 @@ class SessionAPITests(unittest.TestCase):
         self.assertEqual(len(Change(resp).data["big"]), 6 << 20)
         size = sum(len(k) + len(v) + 4 for k, v in resp.items() if k.startswith("X-Sessiongate"))
         self.assertLess(size, protocol.MAX_CHANGE_HEADER_BYTES)
+
+    def test_refused_change_leaves_no_data_in_the_report(self):
+        # Django's error report prints every frame's variables, and Django
+        # 3.2 builds it on every 500 (AdminEmailHandler, ADMINS set or
+        # not): with the refused session among them it took seconds.
+        big = "x" * (8 << 20)
+
+        def view(request):
+            request.session["big"] = big
+            request.session["when"] = object() if request.GET.get("bad") else 1
+            return HttpResponse("x")
+
+        for query, exc in [("", ValueError), ("?bad=1", TypeError)]:
+            # Caught here, not by assertRaises, which clears the frames.
+            caught = None
+            with self.assertLogs("sessiongate_django", "ERROR"):
+                try:
+                    run(view, signed_meta(SID, {"a": 1}), path="/accounts/x/" + query)
+                except exc as e:
+                    caught = e
+            self.assertIsNotNone(caught, query)
+            chain, e = [], caught
+            while e is not None:
+                chain.append(e)
+                e = e.__cause__ or e.__context__
+            for e in chain:
+                for frame, _ in traceback.walk_tb(e.__traceback__):
+                    if frame.f_code.co_filename == __file__:
+                        continue
+                    for name, value in frame.f_locals.items():
+                        self.assertLess(
+                            len(repr(value)), 1 << 16, "%s: %s in %s" % (query, name, frame.f_code.co_name)
+                        )
 
     def test_session_php_cannot_read_raises(self):
         # The gateway stores what PHP cannot be given (phpserial's depth
