@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -22,15 +23,32 @@ func TestStoreRedisMaxClientsNamed(t *testing.T) {
 	if _, err := r.Do("CONFIG", "SET", "maxclients", "3"); err != nil {
 		t.Fatal(err)
 	}
-	// Fill the server up: connections that stay open.
-	for range 3 {
+	// Fill the server up: connections that stay open, each counted once it
+	// answered PING. Redis may not have seen the close of CONFIG SET's
+	// connection yet: it then refuses one of these, and that slot frees
+	// soon after (once, a slot freed that way let the store in).
+	for filled := 0; filled < 3; {
 		c, err := net.Dial("tcp", r.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		reply := make([]byte, 7)
+		if _, err := c.Write([]byte("PING\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, reply); err != nil {
+			t.Fatal(err)
+		}
+		if string(reply) != "+PONG\r\n" {
+			c.Close()
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		c.SetDeadline(time.Time{})
 		t.Cleanup(func() { c.Close() })
+		filled++
 	}
-	time.Sleep(100 * time.Millisecond)
 	s := newStore(t, r.URL(), "", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
