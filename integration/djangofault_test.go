@@ -888,6 +888,7 @@ func TestDjangoShortKeepAliveUnderLoad(t *testing.T) {
 // POSTs answered 200 (no write lost, none applied twice), and every
 // session lock is free at the end.
 func TestDjangoReloadAndRecyclingKeepSessionWrites(t *testing.T) {
+	t.Parallel()
 	proj := faultProject(t)
 	runlog := filepath.Join(t.TempDir(), "runlog")
 	g := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Args: []string{"--max-requests", "40", "--max-requests-jitter", "10"}})

@@ -486,6 +486,7 @@ func countConcurrently(t *testing.T, side apiSide, n int) any {
 }
 
 func TestSessionAPIDiffersFromFilesHandlerOnlyAsDocumented(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "sessapi.php"), []byte(sessAPIPHP), 0o644); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 // again on other ports, not taken for healthy (a test then dialled a public
 // port nobody listened on).
 func TestStartBinaryNotFooledByAnotherHealthz(t *testing.T) {
+	t.Parallel()
 	bin := buildGateway(t)
 	impostor, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
