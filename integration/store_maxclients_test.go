@@ -26,8 +26,11 @@ func TestStoreRedisMaxClientsNamed(t *testing.T) {
 	// Fill the server up: connections that stay open, each counted once it
 	// answered PING. Redis may not have seen the close of CONFIG SET's
 	// connection yet: it then refuses one of these, and that slot frees
-	// soon after (once, a slot freed that way let the store in).
-	for filled := 0; filled < 3; {
+	// soon after (most likely how the store once got in).
+	for filled, tries := 0, 0; filled < 3; tries++ {
+		if tries == 100 {
+			t.Fatalf("Redis took %d of 3 connections in 100 tries", filled)
+		}
 		c, err := net.Dial("tcp", r.Addr)
 		if err != nil {
 			t.Fatal(err)
