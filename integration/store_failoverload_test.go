@@ -25,10 +25,13 @@ import (
 // counterLoad is increments of one session's counter sent by several
 // clients at once, half through each gateway, until stopped.
 type counterLoad struct {
-	mu     sync.Mutex
-	codes  map[int]int
-	byGW   map[*sessionGW]map[int]int
-	seen   map[int][]time.Time // counter value -> when 200s showed it
+	mu    sync.Mutex
+	codes map[int]int
+	byGW  map[*sessionGW]map[int]int
+	// seen maps a counter value to when the requests whose 200 showed it
+	// were sent: a dead master may have applied a write whose answer
+	// reached the client after the kill (seen: 0.2 ms after it).
+	seen   map[int][]time.Time
 	ok     int
 	lastOK time.Time
 	// lastOKBy is lastOK for each gateway.
@@ -57,6 +60,7 @@ func startCounterLoad(c *failoverCounter, clients, maxPerClient int, before stri
 					return
 				default:
 				}
+				sent := time.Now()
 				code, body := c.increment(gw)
 				l.mu.Lock()
 				l.codes[code]++
@@ -69,7 +73,7 @@ func startCounterLoad(c *failoverCounter, clients, maxPerClient int, before stri
 					if err != nil {
 						c.t.Errorf("counter page answered 200 %q", body)
 					}
-					l.seen[n] = append(l.seen[n], time.Now())
+					l.seen[n] = append(l.seen[n], sent)
 					l.ok++
 					l.lastOK = time.Now()
 					l.lastOKBy[gw] = l.lastOK
@@ -131,9 +135,9 @@ func (l *counterLoad) okCount() int {
 // finish stops the clients and checks every answer: a 200 shows a counter
 // value no other request saw, anything else is a 503; then one more
 // increment shows whether every acknowledged increment is in the session.
-// An increment acknowledged before lossBefore (the failover) may be lost:
-// the next one then shows its value again; one acknowledged later may not,
-// nor any with a zero lossBefore.
+// An increment sent before lossBefore (the failover) may be lost, though
+// acknowledged: the next one then shows its value again; one sent later
+// may not, nor any with a zero lossBefore.
 func (l *counterLoad) finish(c *failoverCounter, when string, lossBefore time.Time) {
 	t := c.t
 	t.Helper()
@@ -144,12 +148,13 @@ func (l *counterLoad) finish(c *failoverCounter, when string, lossBefore time.Ti
 			t.Errorf("%s: %d increments answered %d, want 200 or 503", when, k, code)
 		}
 	}
+	sent := time.Now()
 	code, body := c.increment(c.s.gws[0])
 	final, _ := strconv.Atoi(body)
 	if code != 200 {
 		t.Fatalf("%s: the increment after the load: %d %q", when, code, body)
 	}
-	l.seen[final] = append(l.seen[final], time.Now())
+	l.seen[final] = append(l.seen[final], sent)
 	var lostAt []string
 	for n, at := range l.seen {
 		if len(at) < 2 {
@@ -159,7 +164,7 @@ func (l *counterLoad) finish(c *failoverCounter, when string, lossBefore time.Ti
 		case lossBefore.IsZero():
 			t.Errorf("%s: counter value %d shown by %d requests: a lost update", when, n, len(at))
 		case len(at) > 2 || at[0].After(lossBefore):
-			t.Errorf("%s: counter value %d shown by %d requests, first %v after the failover: a lost update", when, n, len(at), at[0].Sub(lossBefore))
+			t.Errorf("%s: counter value %d shown by %d requests, the first sent %v after the failover: a lost update", when, n, len(at), at[0].Sub(lossBefore))
 		}
 		if lossBefore.IsZero() {
 			lostAt = append(lostAt, strconv.Itoa(n))
