@@ -222,10 +222,19 @@ func newBrowser(t *testing.T, base string, limit time.Duration, extra ...chromed
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Short: the socket's path must fit in 108 bytes, which t.TempDir()
+	// with a subtest's name does not.
+	tmp, err := os.MkdirTemp("", "sgchr-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var output testlog.Buffer
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin),
 		chromedp.UserDataDir(t.TempDir()),
+		// A killed browser leaves its SingletonSocket directory in TMPDIR:
+		// /tmp gathered an org.chromium.Chromium.* directory per test.
+		chromedp.Env("TMPDIR=" + tmp),
 		chromedp.Headless,
 		chromedp.DisableGPU,
 		// The test visits only its own loopback pages; containers and root
@@ -256,6 +265,7 @@ func newBrowser(t *testing.T, base string, limit time.Duration, extra ...chromed
 		cancelTab()
 		cancelAlloc()
 		cancelTimeout()
+		os.RemoveAll(tmp)
 		if t.Failed() {
 			t.Logf("screenshots kept in %s", shots)
 			// Its last lines: the rest is mostly D-Bus noise of a machine
