@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/testlog"
+	"github.com/sessiongate/sessiongate/internal/testnet"
 )
 
 // fakeRequest is what the fake php-fpm received.
@@ -101,6 +102,17 @@ func newFakeServer(t testing.TB, h fakeHandler) *fakeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveFake(t, ln, h)
+}
+
+// newSmallBufferFakeServer is newFakeServer on sockets with
+// testnet.SmallBuffers, for tests that fill them.
+func newSmallBufferFakeServer(t testing.TB, h fakeHandler) *fakeServer {
+	t.Helper()
+	return serveFake(t, testnet.SmallBufferListener(t), h)
+}
+
+func serveFake(t testing.TB, ln net.Listener, h fakeHandler) *fakeServer {
 	s := &fakeServer{t: t, ln: ln, handler: h}
 	s.wg.Add(1)
 	go s.serve()

@@ -1421,13 +1421,14 @@ func TestStarvedConnectionRescuedWithoutTraffic(t *testing.T) {
 // pool and OnEnd runs (the session bridge releases the lock there); the
 // client then gets every byte. Without ReadAhead the worker waits.
 func TestReadAheadFreesConnectionBeforeClientReads(t *testing.T) {
-	big := strings.Repeat("0123456789abcdef", 2<<20) // 32 MiB, more than the socket buffers hold
-	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+	big := strings.Repeat("0123456789abcdef", 256<<10) // 4 MiB, far more than the small socket buffers hold
+	srv := newSmallBufferFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
 		respond(c, "Content-Type: application/octet-stream\r\n", big)
 		return true
 	})
 	for _, ahead := range []bool{true, false} {
 		tr, _ := newTransport(t, Options{ReadAhead: ahead, TempDir: t.TempDir()}, srv.Addr())
+		tr.backends[0].dialer.Control = testnet.SmallBuffers
 		ended := make(chan struct{})
 		s := *testScript
 		s.OnEnd = func() { close(ended) }
@@ -1439,7 +1440,7 @@ func TestReadAheadFreesConnectionBeforeClientReads(t *testing.T) {
 		if _, err := io.ReadFull(resp.Body, first); err != nil {
 			t.Fatal(err)
 		}
-		// Read ahead, 32 MiB reach the temp file in well under a second
+		// Read ahead, 32 MiB reached the temp file in well under a second
 		// on an idle machine and took more than 3 s under -race on a
 		// loaded one: wait for it generously. Without, 3 s of the
 		// response not ending is the evidence.
@@ -1450,7 +1451,7 @@ func TestReadAheadFreesConnectionBeforeClientReads(t *testing.T) {
 		select {
 		case <-ended:
 			if !ahead {
-				t.Fatal("without ReadAhead, 32 MiB went through socket buffers with 10 bytes read")
+				t.Fatal("without ReadAhead, 4 MiB went through socket buffers with 10 bytes read")
 			}
 			if st := tr.Stats()[0]; st.Busy != 0 || st.Idle != 1 {
 				t.Fatalf("connection not back in the pool: %+v", st)
@@ -1728,12 +1729,8 @@ func TestNoRetryOfPOSTResetWhileSendingOnReusedConn(t *testing.T) {
 // sides blocked in a write until WriteTimeout, and the answer PHP had given
 // was lost to a 504.
 func TestResponseReadWhileBodyIsSent(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	const size = 16 << 20 // far more than the socket buffers hold, both ways
+	ln := testnet.SmallBufferListener(t)
+	const size = 2 << 20 // far more than the small socket buffers hold, both ways
 	got := make(chan int, 2)
 	go func() {
 		for {
@@ -1778,11 +1775,12 @@ func TestResponseReadWhileBodyIsSent(t *testing.T) {
 	// Bodies spooled first (of known length with BufferBodies, chunked
 	// ones) and one of known length streamed from the client as it is sent.
 	// The timeouts are far above what the exchange needs: a write waits
-	// while the whole 16 MiB answer is read, and under -race on a loaded
+	// while the whole answer is read, and under -race on a loaded
 	// machine that read went at 1-4 MiB/s, so a 2 s write timeout cut it.
 	// A deadlock still ends in the write timeout's 504.
 	for _, mode := range []string{"spooled", "chunked", "streamed"} {
 		tr, _ := newTransport(t, Options{MaxBody: 64 << 20, BufferBodies: mode == "spooled", WriteTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second}, ln.Addr().String())
+		tr.backends[0].dialer.Control = testnet.SmallBuffers
 		var src io.Reader = strings.NewReader(strings.Repeat("z", size))
 		if mode == "chunked" {
 			src = io.MultiReader(src) // no length: chunked

@@ -142,6 +142,9 @@ type envOpts struct {
 	opts     func(*Options)
 	mode     sessionbridge.LockMode
 	metrics  sessionbridge.Metrics
+	// smallBuffers gives the gateway's sockets, to the client and to
+	// Django, testnet.SmallBuffers.
+	smallBuffers bool
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -190,7 +193,20 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.gw = httptest.NewServer(e.proxy)
+	e.gw = httptest.NewUnstartedServer(e.proxy)
+	if o.smallBuffers {
+		e.gw.Listener.Close()
+		e.gw.Listener = testnet.SmallBufferListener(t)
+		dial := e.proxy.t.dial
+		e.proxy.t.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err == nil {
+				err = testnet.SmallBufferConn(c)
+			}
+			return c, err
+		}
+	}
+	e.gw.Start()
 	t.Cleanup(func() {
 		e.gw.Close()
 		e.proxy.Close()
@@ -1074,9 +1090,10 @@ func TestNewRefusesBadOptions(t *testing.T) {
 // bytes: the Django thread is free; the client still gets every byte. A
 // small response is not read ahead (the socket buffers hold it anyway).
 func TestReadAheadFreesDjangoFromSlowClient(t *testing.T) {
-	// 64 MiB: more than every socket buffer between Django, the gateway and
-	// the client can hold (autotuned loopback buffers took 16 MiB whole).
-	big := strings.Repeat("0123456789abcdef", 4<<20)
+	// 4 MiB: far more than every socket buffer between Django, the gateway
+	// and the client holds once they are small (autotuned loopback buffers
+	// took 16 MiB whole).
+	big := strings.Repeat("0123456789abcdef", 256<<10)
 	for _, tc := range []struct {
 		name          string
 		ahead, length bool
@@ -1089,27 +1106,31 @@ func TestReadAheadFreesDjangoFromSlowClient(t *testing.T) {
 			finished := make(chan struct{}, 1)
 			e := newEnv(t, envOpts{
 				backends: func(http.Handler) []string {
-					up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 						if tc.length {
 							w.Header().Set("Content-Length", strconv.Itoa(len(big)))
 						}
-						for i := 0; i < len(big); i += 1 << 20 {
-							w.Write([]byte(big[i : i+1<<20]))
+						for i := 0; i < len(big); i += 256 << 10 {
+							w.Write([]byte(big[i : i+256<<10]))
 							if !tc.length {
 								w.(http.Flusher).Flush()
 							}
 						}
 						finished <- struct{}{}
 					}))
+					up.Listener.Close()
+					up.Listener = testnet.SmallBufferListener(t)
+					up.Start()
 					t.Cleanup(up.Close)
 					return []string{up.URL}
 				},
+				smallBuffers: true,
 				// The read timeout is not under test: newEnv's 2 s cut
 				// the body (at 41-43 MiB, unexpected EOF) when Django's
 				// next 1 MiB waited that long for CPU on a loaded machine.
 				opts: func(o *Options) { o.ReadAhead = tc.ahead; o.TempDir = t.TempDir(); o.ReadTimeout = time.Minute },
 			})
-			res, err := http.Get(e.gw.URL + "/big")
+			res, err := testnet.SmallBufferClient().Get(e.gw.URL + "/big")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1118,7 +1139,7 @@ func TestReadAheadFreesDjangoFromSlowClient(t *testing.T) {
 			if _, err := io.ReadFull(res.Body, first); err != nil {
 				t.Fatal(err)
 			}
-			// Read ahead, 64 MiB reach the temp file in well under a
+			// Read ahead, 64 MiB reached the temp file in well under a
 			// second on an idle machine and took more than 3 s under
 			// -race on a loaded one: wait for it generously. Without, 3 s
 			// of Django not finishing is the evidence.
@@ -1129,7 +1150,7 @@ func TestReadAheadFreesDjangoFromSlowClient(t *testing.T) {
 			select {
 			case <-finished:
 				if !tc.ahead {
-					t.Fatal("without ReadAhead, 64 MiB went through with 10 bytes read")
+					t.Fatal("without ReadAhead, 4 MiB went through with 10 bytes read")
 				}
 			case <-time.After(wait):
 				if tc.ahead {

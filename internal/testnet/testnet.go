@@ -7,6 +7,7 @@ package testnet
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -142,4 +143,61 @@ func SendBodyBeforeReading(addr, head string, size int, chunked bool) (int, erro
 	}
 	res.Body.Close()
 	return res.StatusCode, nil
+}
+
+// SmallBuffer is the kernel buffer size, each way, of a socket that
+// SmallBuffers sets up. Left to the kernel, loopback buffers autotune to
+// megabytes (tcp_rmem's maximum is 32 MiB on Debian 12), so a test proving
+// that a reader which stops reading holds its writer up had to send 64
+// MiB: tens of seconds under the race detector.
+const SmallBuffer = 32 << 10
+
+// SmallBuffers sets SmallBuffer as c's send and receive buffers, which
+// also turns their autotuning off. Its signature is net.Dialer's and
+// net.ListenConfig's Control: connections a listener accepts inherit its
+// buffers, and a dialled one gets them before the window is agreed.
+func SmallBuffers(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		if serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, SmallBuffer); serr == nil {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, SmallBuffer)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// SmallBufferConn applies SmallBuffers to a connection already made, for
+// one dialled by the code under test.
+func SmallBufferConn(c net.Conn) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("testnet: %T has no socket", c)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return SmallBuffers("", "", rc)
+}
+
+// SmallBufferListener listens on a loopback port; what it accepts has
+// SmallBuffers. It closes when the test ends.
+func SmallBufferListener(t testing.TB) net.Listener {
+	t.Helper()
+	lc := net.ListenConfig{Control: SmallBuffers}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// SmallBufferClient is an HTTP client whose connections have SmallBuffers.
+func SmallBufferClient() *http.Client {
+	d := &net.Dialer{Control: SmallBuffers}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableCompression: true}}
 }
