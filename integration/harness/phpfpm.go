@@ -107,6 +107,7 @@ func StartPHPFPM(t testing.TB, o PHPFPMOptions) *PHPFPM {
 		ShareWithPHP(t, o.DocRoot)
 	}
 	dir := t.TempDir()
+	o.AdminValues = withPHPTempDir(t, o.AdminValues)
 	f := &PHPFPM{
 		DocRoot:  o.DocRoot,
 		ConfPath: filepath.Join(dir, "php-fpm.conf"),
@@ -145,6 +146,29 @@ func StartPHPFPM(t testing.TB, o PHPFPMOptions) *PHPFPM {
 		t.Fatalf("harness: %v", err)
 	}
 	return f
+}
+
+// withPHPTempDir returns values plus sys_temp_dir and upload_tmp_dir in a
+// directory of the pool's own, removed once the test (and so php-fpm) is
+// over, unless values names them. Left at /tmp, what scripts wrote with
+// sys_get_temp_dir() and the uploads of workers killed mid-request stayed
+// there after every run.
+func withPHPTempDir(t testing.TB, values map[string]string) map[string]string {
+	t.Helper()
+	tmp, err := os.MkdirTemp("", "sgphp-")
+	if err != nil {
+		t.Fatalf("harness: PHP's temp dir: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(tmp) })
+	// The workers may run as another user (phpWorkerUser); sticky, as /tmp.
+	if err := os.Chmod(tmp, 0o1777); err != nil {
+		t.Fatalf("harness: PHP's temp dir: %v", err)
+	}
+	out := map[string]string{"sys_temp_dir": tmp, "upload_tmp_dir": tmp}
+	for k, v := range values {
+		out[k] = v
+	}
+	return out
 }
 
 // phpFPMConf renders the master and pool configuration; poolUser holds the
