@@ -24,7 +24,9 @@ func phpRun(t *testing.T, mode string, stdin []byte) []string {
 		php = "/usr/bin/php"
 	}
 	// -n: no php.ini, so local settings cannot change the output forms.
-	cmd := exec.Command(php, "-n", "-d", "display_errors=stderr", "testdata/corpus.php", mode)
+	// The sessions it starts to use session_encode() are files in
+	// sys_temp_dir, which would otherwise be /tmp.
+	cmd := exec.Command(php, "-n", "-d", "display_errors=stderr", "-d", "sys_temp_dir="+t.TempDir(), "testdata/corpus.php", mode)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
