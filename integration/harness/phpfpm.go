@@ -241,7 +241,7 @@ func (f *PHPFPM) launchProc() (*proc, error) {
 	// The listening socket exists before the workers are forked; wait for
 	// them so that KillWorkers and worker-count tests see the full pool.
 	deadline := time.Now().Add(10 * time.Second)
-	for len(childrenOf(p.cmd.Process.Pid)) < f.children {
+	for !hasChildren(p.cmd.Process.Pid, f.children) {
 		if time.Now().After(deadline) || p.exited() {
 			p.stop(time.Second)
 			return nil, fmt.Errorf("php-fpm workers did not start\n%s", tailLogs(4096, f.LogPath+".stderr", f.LogPath))
@@ -324,6 +324,35 @@ func (f *PHPFPM) Log() string {
 
 // childrenOf lists the live processes whose parent is ppid, from /proc.
 // Zombies are left out: a killed worker not yet reaped is not a worker.
+// hasChildren reports whether ppid has at least n live children. The
+// kernel's list of a process's children answers cheaply while the count is
+// short; the scan of every process (childrenOf, which also leaves zombies
+// out) runs only once that list is long enough, or where the kernel keeps
+// none.
+func hasChildren(ppid, n int) bool {
+	if listed, ok := listedChildren(ppid); ok && listed < n {
+		return false
+	}
+	return len(childrenOf(ppid)) >= n
+}
+
+// listedChildren counts the pids in /proc/PID/task/*/children.
+func listedChildren(pid int) (int, bool) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, false
+	}
+	n := 0
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		if err != nil {
+			return 0, false
+		}
+		n += len(strings.Fields(string(b)))
+	}
+	return n, true
+}
+
 func childrenOf(ppid int) []int {
 	var out []int
 	for _, p := range liveProcs() {
