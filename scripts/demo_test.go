@@ -530,20 +530,30 @@ while True:
 sys.stdout.write(out.decode("latin-1"))
 `
 
-// TestDemoPHPFPMOnlyForItsUser: php-fpm runs any script, with any
-// php.ini setting (auto_prepend_file), for whoever can connect to it. The
-// demo's php-fpm listened on a 127.0.0.1 port, and `make demo` runs as
-// root (php-fpm -R, workers as root): every local user could run PHP code
-// of their own as root while the demo ran. Only the demo's own user (the
-// gateway's) may connect.
-func TestDemoPHPFPMOnlyForItsUser(t *testing.T) {
+// TestDemoServicesConfined checks, on one running demo, that what it
+// starts as root answers only its own user and runs nothing as root (the
+// three checks below). One demo for the three: each start and stop costs
+// about 7 s of CPU (Django's migrate, gunicorn's workers, php-fpm, Redis).
+func TestDemoServicesConfined(t *testing.T) {
 	t.Parallel()
 	root, gateway := demoRoot(t)
 	d := startReadyDemo(t, root, gateway, freeAddrs(t))
 	defer func() {
 		d.cmd.Process.Signal(syscall.SIGTERM)
-		d.waitExit(60 * time.Second)
+		d.mustStopClean(t, "after SIGTERM")
 	}()
+	t.Run("php-fpm only for its user", func(t *testing.T) { demoPHPFPMOnlyForItsUser(t, root) })
+	t.Run("redis only for its user", func(t *testing.T) { demoRedisOnlyForItsUser(t, d) })
+	t.Run("php workers not root", func(t *testing.T) { demoPHPWorkersNotRoot(t, d) })
+}
+
+// demoPHPFPMOnlyForItsUser: php-fpm runs any script, with any
+// php.ini setting (auto_prepend_file), for whoever can connect to it. The
+// demo's php-fpm listened on a 127.0.0.1 port, and `make demo` runs as
+// root (php-fpm -R, workers as root): every local user could run PHP code
+// of their own as root while the demo ran. Only the demo's own user (the
+// gateway's) may connect.
+func demoPHPFPMOnlyForItsUser(t *testing.T, root string) {
 	conf, err := os.ReadFile(filepath.Join(root, ".demo", "php-fpm.conf"))
 	if err != nil {
 		t.Fatal(err)
@@ -613,19 +623,12 @@ func listeners(t *testing.T, pid int) []string {
 	return out
 }
 
-// TestDemoRedisOnlyForItsUser: the demo's Redis holds the sessions, the
+// demoRedisOnlyForItsUser: the demo's Redis holds the sessions, the
 // logins among them, with no password: on a 127.0.0.1 port every local user
 // could write _auth_user_id into a session of their own and be the demo's
 // admin on PHP and Django alike. Like php-fpm, it must listen only where
 // the demo's user alone may connect.
-func TestDemoRedisOnlyForItsUser(t *testing.T) {
-	t.Parallel()
-	root, gateway := demoRoot(t)
-	d := startReadyDemo(t, root, gateway, freeAddrs(t))
-	defer func() {
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		d.waitExit(60 * time.Second)
-	}()
+func demoRedisOnlyForItsUser(t *testing.T, d *demo) {
 	m := regexp.MustCompile(`demo: redis-server started \(pid (\d+),`).FindStringSubmatch(d.out.String())
 	if m == nil {
 		t.Fatalf("no redis-server started:\n%s", d.out)
@@ -679,22 +682,15 @@ func TestDemoGatewayDrainsOnStop(t *testing.T) {
 	}
 }
 
-// TestDemoPHPWorkersNotRoot: `make demo` runs as root on Debian (it
+// demoPHPWorkersNotRoot: `make demo` runs as root on Debian (it
 // installs the packages), and its php-fpm ran the workers as root (-R):
 // every PHP script of the example site, and any bug in one, ran as root.
 // As root, the workers must run as an unprivileged user, as the
 // integration tests' php-fpm does (nobody), and the site must still work.
-func TestDemoPHPWorkersNotRoot(t *testing.T) {
-	t.Parallel()
+func demoPHPWorkersNotRoot(t *testing.T, d *demo) {
 	if os.Geteuid() != 0 {
 		t.Skip("runs as root only: otherwise the workers run as the user anyway")
 	}
-	root, gateway := demoRoot(t)
-	d := startReadyDemo(t, root, gateway, freeAddrs(t))
-	defer func() {
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		d.mustStopClean(t, "after SIGTERM")
-	}()
 	m := regexp.MustCompile(`demo: php-fpm started \(pid (\d+),`).FindStringSubmatch(d.out.String())
 	if m == nil {
 		t.Fatalf("no php-fpm started:\n%s", d.out)
