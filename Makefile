@@ -42,7 +42,10 @@ vet:
 # (FastCGI pool, session locks, stores) and are cheap enough to pay its cost.
 # Four packages at a time, not go test's one per CPU: much of their time is
 # waiting (timeouts, the demo's services starting), and on 2 CPUs that
-# takes the step from 260 s to 175 s.
+# took the step from 260 s to 175 s. Tests that must fill socket buffers
+# make them small first (internal/testnet.SmallBuffers): moving the 16-64
+# MiB that autotuned loopback buffers hold cost tens of seconds under the
+# race detector. About 130 s since, with the CPU some 80% busy.
 unit:
 	$(GO) test -race -count=1 -p 4 -timeout 4m $(UNIT_PKGS)
 
