@@ -322,8 +322,6 @@ func (f *PHPFPM) Log() string {
 	return string(b)
 }
 
-// childrenOf lists the live processes whose parent is ppid, from /proc.
-// Zombies are left out: a killed worker not yet reaped is not a worker.
 // hasChildren reports whether ppid has at least n live children. The
 // kernel's list of a process's children answers cheaply while the count is
 // short; the scan of every process (childrenOf, which also leaves zombies
@@ -353,6 +351,8 @@ func listedChildren(pid int) (int, bool) {
 	return n, true
 }
 
+// childrenOf lists the live processes whose parent is ppid, from /proc.
+// Zombies are left out: a killed worker not yet reaped is not a worker.
 func childrenOf(ppid int) []int {
 	var out []int
 	for _, p := range liveProcs() {
