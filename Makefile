@@ -40,14 +40,15 @@ vet:
 
 # Unit tests run under the race detector: they hold the concurrent code
 # (FastCGI pool, session locks, stores) and are cheap enough to pay its cost.
-# Four packages at a time, not go test's one per CPU: much of their time is
-# waiting (timeouts, the demo's services starting), and on 2 CPUs that
-# took the step from 260 s to 175 s. Tests that must fill socket buffers
-# make them small first (internal/testnet.SmallBuffers): moving the 16-64
-# MiB that autotuned loopback buffers hold cost tens of seconds under the
-# race detector. About 130 s since, with the CPU some 80% busy.
+# Six packages at a time, not go test's one per CPU: much of their time is
+# waiting (timeouts, the demo's services starting). On 2 CPUs four at a
+# time took the step from 260 s to 175 s; then tests that must fill socket
+# buffers made them small first (internal/testnet.SmallBuffers: moving the
+# 16-64 MiB that autotuned loopback buffers hold cost tens of seconds under
+# the race detector), and the step took 126 s four at a time, 113-115 s six
+# at a time.
 unit:
-	$(GO) test -race -count=1 -p 4 -timeout 4m $(UNIT_PKGS)
+	$(GO) test -race -count=1 -p 6 -timeout 4m $(UNIT_PKGS)
 
 # Integration tests run without -race by default. They are dominated by
 # real php-fpm, redis-server and gunicorn processes and by load phases
