@@ -65,7 +65,9 @@ unit:
 # waiting 5 s to sync and Django's migrations ran once per run, 446 s 4 at
 # a time (70%) and 367-388 s 6 at a time (80%). Before those cuts the CPU
 # was saturated at 6, and tests whose Redis calls outlasted their timeout
-# failed. The timeout is a guard against a hang, not a budget.
+# failed. Later, 333-343 s 6 at a time and 335 s 8 at a time (the CPU, 85%
+# busy, is the bound: user and system time 572 s). The timeout is a guard
+# against a hang, not a budget.
 integration:
 	$(GO) test -count=1 -timeout 12m -parallel 6 $(INTEGRATION_FLAGS) ./integration/...
 
