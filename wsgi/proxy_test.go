@@ -1130,7 +1130,7 @@ func TestReadAheadFreesDjangoFromSlowClient(t *testing.T) {
 				// next 1 MiB waited that long for CPU on a loaded machine.
 				opts: func(o *Options) { o.ReadAhead = tc.ahead; o.TempDir = t.TempDir(); o.ReadTimeout = time.Minute },
 			})
-			res, err := testnet.SmallBufferClient().Get(e.gw.URL + "/big")
+			res, err := testnet.SmallBufferClient(t).Get(e.gw.URL + "/big")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -197,7 +197,10 @@ func SmallBufferListener(t testing.TB) net.Listener {
 }
 
 // SmallBufferClient is an HTTP client whose connections have SmallBuffers.
-func SmallBufferClient() *http.Client {
+// Its idle connections close when the test ends.
+func SmallBufferClient(t testing.TB) *http.Client {
 	d := &net.Dialer{Control: SmallBuffers}
-	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableCompression: true}}
+	tr := &http.Transport{DialContext: d.DialContext, DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
 }
