@@ -93,6 +93,8 @@ func holdsSocket(pid int, inodes map[string]bool) bool {
 func listeningInodes(port int) map[string]bool {
 	out := map[string]bool{}
 	wantPort := fmt.Sprintf(":%04X", port)
+	// A local address ends in the port, then a space.
+	portField := []byte(wantPort + " ")
 	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		f, err := os.Open(table)
 		if err != nil {
@@ -103,7 +105,7 @@ func listeningInodes(port int) map[string]bool {
 		for sc.Scan() {
 			// Thousands of lines after a load test (TIME_WAIT): split
 			// only those that name the port.
-			if !bytes.Contains(sc.Bytes(), []byte(wantPort+" ")) {
+			if !bytes.Contains(sc.Bytes(), portField) {
 				continue
 			}
 			// sl local_address rem_address st tx_queue:rx_queue tr:tm->when
