@@ -28,16 +28,17 @@ func TestRedisLoadingAtStart(t *testing.T) {
 	env := sessionBinaryEnv(t)
 	ctx := context.Background()
 
-	// A data set saved by one server... A loading server answers clients
-	// only between pieces of the file (loading-process-events-interval-bytes,
-	// 1 KiB at the least): values of 200 bytes make that every 5 keys, 15
-	// ms, where one-byte values made it every 120 keys, about 400 ms, and a
-	// busy machine stretched that past the gateway's 500 ms check, which
-	// then reported a silent Redis instead of a loading one.
+	// A data set saved by one server...
 	first := harness.StartRedis(t)
 	fc := redis.NewClient(&redis.Options{Addr: first.Addr})
 	defer fc.Close()
 	const keys = 4000
+	// A loading server answers clients only between pieces of the file
+	// (loading-process-events-interval-bytes, 1 KiB at the least): values
+	// of 200 bytes make that every 5 keys, 15 ms. One-byte values made it
+	// every 120 keys, about 400 ms, which a busy machine stretched past the
+	// gateway's 500 ms check: it then reported a silent Redis, not a
+	// loading one.
 	value := strings.Repeat("v", 200)
 	pipe := fc.Pipeline()
 	for i := range keys {
