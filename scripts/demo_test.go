@@ -274,6 +274,17 @@ func (d *demo) mustStopClean(t *testing.T, after string) {
 	}
 }
 
+// startedPID is the pid demo.sh logged for the service name ("demo: NAME
+// started (pid N, ..."), failing t when it logged none.
+func (d *demo) startedPID(t *testing.T, name string) string {
+	t.Helper()
+	m := regexp.MustCompile(`demo: ` + regexp.QuoteMeta(name) + ` started \(pid (\d+),`).FindStringSubmatch(d.out.String())
+	if m == nil {
+		t.Fatalf("no %s started:\n%s", name, d.out)
+	}
+	return m[1]
+}
+
 // leftovers lists the started process groups that still have a member.
 func (d *demo) leftovers() []string {
 	var left []string
@@ -629,11 +640,7 @@ func listeners(t *testing.T, pid int) []string {
 // admin on PHP and Django alike. Like php-fpm, it must listen only where
 // the demo's user alone may connect.
 func demoRedisOnlyForItsUser(t *testing.T, d *demo) {
-	m := regexp.MustCompile(`demo: redis-server started \(pid (\d+),`).FindStringSubmatch(d.out.String())
-	if m == nil {
-		t.Fatalf("no redis-server started:\n%s", d.out)
-	}
-	pid, _ := strconv.Atoi(m[1])
+	pid, _ := strconv.Atoi(d.startedPID(t, "redis-server"))
 	ls := listeners(t, pid)
 	if len(ls) == 0 {
 		t.Fatalf("redis-server (pid %d) listens on nothing found", pid)
@@ -691,11 +698,7 @@ func demoPHPWorkersNotRoot(t *testing.T, d *demo) {
 	if os.Geteuid() != 0 {
 		t.Skip("runs as root only: otherwise the workers run as the user anyway")
 	}
-	m := regexp.MustCompile(`demo: php-fpm started \(pid (\d+),`).FindStringSubmatch(d.out.String())
-	if m == nil {
-		t.Fatalf("no php-fpm started:\n%s", d.out)
-	}
-	master := m[1]
+	master := d.startedPID(t, "php-fpm")
 	workers := 0
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
@@ -795,13 +798,10 @@ func TestDemoDjangoNotRoot(t *testing.T) {
 	root, gateway := demoRoot(t)
 	for run := 1; run <= 2; run++ {
 		d := startReadyDemo(t, root, gateway, freeAddrs(t))
-		m := regexp.MustCompile(`demo: gunicorn started \(pid (\d+),`).FindStringSubmatch(d.out.String())
-		if m == nil {
-			t.Fatalf("no gunicorn started:\n%s", d.out)
-		}
-		uids := processUIDs(t, m[1])
+		master := d.startedPID(t, "gunicorn")
+		uids := processUIDs(t, master)
 		if len(uids) < 2 {
-			t.Fatalf("gunicorn %s: master and workers not found: %v", m[1], uids)
+			t.Fatalf("gunicorn %s: master and workers not found: %v", master, uids)
 		}
 		for pid, u := range uids {
 			if u[0] == "0" || u[1] == "0" {
