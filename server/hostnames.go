@@ -64,6 +64,23 @@ func (n *serverNames) name(r *http.Request, viaProxy bool) (string, bool) {
 	return n.match(r.Host)
 }
 
+// refusedServerName answers 421 for a request whose Host (or forwarded
+// host) is not one of SESSIONGATE_SERVER_NAMES, and otherwise records the
+// name it is for, which PHP gets as SERVER_NAME. 421 rather than 404 or
+// 400: the client may retry on a connection meant for that name.
+func (s *Server) refusedServerName(w http.ResponseWriter, r *http.Request) bool {
+	if s.names == nil {
+		return false
+	}
+	name, ok := s.names.name(r, Info(r.Context()).ViaProxy)
+	if !ok {
+		s.fail(w, r, http.StatusMisdirectedRequest)
+		return true
+	}
+	Info(r.Context()).ServerName = name
+	return false
+}
+
 // match returns the listed name a Host value is for.
 func (n *serverNames) match(hostport string) (string, bool) {
 	host, ok := requestHost(hostport)

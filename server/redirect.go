@@ -81,15 +81,10 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest)
 		return
 	}
-	if s.names != nil {
-		name, ok := s.names.name(r, Info(r.Context()).ViaProxy)
-		if !ok {
-			// Neither a redirect to nor a certificate for a name the site
-			// does not have.
-			s.fail(w, r, http.StatusMisdirectedRequest)
-			return
-		}
-		Info(r.Context()).ServerName = name
+	if s.refusedServerName(w, r) {
+		// Neither a redirect to nor a certificate for a name the site
+		// does not have.
+		return
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		if token, ok := strings.CutPrefix(r.URL.Path, "/"+acmeChallengeDir+"/"); ok {

@@ -540,15 +540,10 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest)
 		return
 	}
-	if s.names != nil {
-		name, ok := s.names.name(r, Info(r.Context()).ViaProxy)
-		if !ok {
-			// A Host the site does not have: nginx's default_server
-			// refusing it. Neither app sees the forged name.
-			s.fail(w, r, http.StatusMisdirectedRequest)
-			return
-		}
-		Info(r.Context()).ServerName = name
+	if s.refusedServerName(w, r) {
+		// A Host the site does not have: nginx's default_server refusing
+		// it. Neither app sees the forged name.
+		return
 	}
 	if fields, size := headerSize(r); fields > maxHeaderFields || size > int64(s.cfg.MaxHeaderBytes) {
 		closeAfter(w, r)
