@@ -23,6 +23,9 @@
 #                    it; 1 = sync workers (one request per connection)
 #                                                               (default 4)
 #   GATEWAY_BIN      gateway binary                   (default bin/gateway)
+#   BENCH_SESSION_CHECK  0 = skip the check that gateway_django carries
+#                    the session to Django and back, for a GATEWAY_BIN
+#                    without sessions (bench/evloop)      (default 1)
 #   BENCH_PROFILE    1 = a CPU profile of every gateway front's measured run
 #                    (SESSIONGATE_ADMIN_PPROF), saved next to its wrk output
 #                    as SCENARIO-FRONT-ROUND.pprof; read it with
@@ -109,6 +112,7 @@ BENCH_GUNICORN_THREADS=${BENCH_GUNICORN_THREADS:-4}
 BENCH_CHILDREN=${BENCH_CHILDREN:-8}
 BENCH_FPM_LISTEN=${BENCH_FPM_LISTEN:-tcp}
 BENCH_PROFILE=${BENCH_PROFILE:-0}
+BENCH_SESSION_CHECK=${BENCH_SESSION_CHECK:-1}
 GATEWAY_BIN=${GATEWAY_BIN:-$ROOT/bin/gateway}
 PHP_FPM=${PHP_FPM:-php-fpm8.2}
 
@@ -160,6 +164,8 @@ die() {
 	log "error: $*"
 	exit 1
 }
+
+[[ $BENCH_SESSION_CHECK == [01] ]] || die "BENCH_SESSION_CHECK must be 0 or 1, not '$BENCH_SESSION_CHECK'"
 
 # stop_group PID: SIGTERM the process group, SIGKILL after 5 s, reap.
 stop_group() {
@@ -809,7 +815,7 @@ scenario_django_expect() { echo '"session_key": null'; }
 scenario_django_fronts() { echo "$DJANGO_FRONTS"; }
 scenario_django_prepare() {
 	kill -0 "$GUNICORN_PID" 2>/dev/null || die "gunicorn (pid $GUNICORN_PID) is gone (log: $WORK/django/gunicorn.log)"
-	[[ $1 != gateway_django ]] || django_session_check "$1"
+	[[ $1 != gateway_django || $BENCH_SESSION_CHECK == 0 ]] || django_session_check "$1"
 }
 
 # ---------------------------------------------------------------- helpers
