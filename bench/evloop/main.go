@@ -82,6 +82,9 @@ type front struct {
 	ups      map[int]*upstream
 	idle     []*upstream
 	waiting  []*client
+	// fpmConns counts the open php-fpm connections, idle or not, up to
+	// fpmMax (SESSIONGATE_PHP_MAX_CONNS).
+	fpmConns, fpmMax int
 	// The Django side: its own idle connections, dialled as needed.
 	djangoAddr  string
 	djangoPaths []string
@@ -134,11 +137,13 @@ func run() error {
 	if f.ep, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
 		return fmt.Errorf("epoll: %w", err)
 	}
+	f.fpmMax = conns
 	for range conns {
 		u, err := f.dial(f.fpm, false)
 		if err != nil {
-			return err
+			return fmt.Errorf("SESSIONGATE_PHP_FPM: %w", err)
 		}
+		f.fpmConns++
 		f.idle = append(f.idle, u)
 	}
 	if err := f.listen(cmp(os.Getenv("SESSIONGATE_LISTEN"), "127.0.0.1:8080")); err != nil {
@@ -161,9 +166,7 @@ func run() error {
 			case f.ups[fd] != nil && f.ups[fd].django:
 				f.readDjango(f.ups[fd])
 			case f.ups[fd] != nil:
-				if err := f.readUpstream(f.ups[fd]); err != nil {
-					return err
-				}
+				f.readUpstream(f.ups[fd])
 			case f.clients[fd] != nil:
 				f.clientEvent(f.clients[fd], ev.Events)
 			}
@@ -323,6 +326,19 @@ func (f *front) start(c *client) {
 		f.sendDjango(c)
 		return
 	}
+	if len(f.idle) == 0 && f.fpmConns < f.fpmMax {
+		// One that php-fpm closed (a restart, pm.max_requests) is
+		// replaced when it is needed, not while php-fpm may be down.
+		u, err := f.dial(f.fpm, false)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "evloop: SESSIONGATE_PHP_FPM:", err)
+			c.keep = false
+			f.answer(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			return
+		}
+		f.fpmConns++
+		f.idle = append(f.idle, u)
+	}
 	if len(f.idle) == 0 {
 		c.queued = true
 		f.waiting = append(f.waiting, c)
@@ -467,18 +483,28 @@ func appendRecord(b []byte, typ byte, content []byte) []byte {
 	return append(b, make([]byte, pad)...)
 }
 
-// readUpstream reads what php-fpm sent on u and answers u's client once
-// the request has ended. A connection php-fpm closed (pm.max_requests, a
-// restart) is replaced.
-func (f *front) readUpstream(u *upstream) error {
+// fill appends what u's peer sent to u.in, grown when full (a FastCGI
+// record is up to 64 KiB, a Django answer any size). gone: the peer closed
+// the connection or reading it failed.
+func fill(u *upstream) (read, gone bool) {
 	if len(u.in) == cap(u.in) {
-		u.in = append(u.in, 0)[:len(u.in)] // grow: a record is up to 64 KiB
+		u.in = append(u.in, 0)[:len(u.in)]
 	}
 	n, err := syscall.Read(u.fd, u.in[len(u.in):cap(u.in)])
 	if err == syscall.EAGAIN {
-		return nil
+		return false, false
 	}
 	if err != nil || n == 0 {
+		return false, true
+	}
+	u.in = u.in[:len(u.in)+n]
+	return true, false
+}
+
+// readUpstream reads what php-fpm sent on u and answers u's client once
+// the request has ended.
+func (f *front) readUpstream(u *upstream) {
+	if _, gone := fill(u); gone {
 		syscall.Close(u.fd)
 		delete(f.ups, u.fd)
 		if c := u.owner; c != nil && !c.closed {
@@ -492,15 +518,10 @@ func (f *front) readUpstream(u *upstream) error {
 				}
 			}
 		}
-		fresh, err := f.dial(f.fpm, false)
-		if err != nil {
-			return fmt.Errorf("SESSIONGATE_PHP_FPM: %w", err)
-		}
-		f.idle = append(f.idle, fresh)
+		f.fpmConns--
 		f.startWaiting()
-		return nil
+		return
 	}
-	u.in = u.in[:len(u.in)+n]
 	for len(u.in) >= 8 {
 		contentLen := int(u.in[4])<<8 | int(u.in[5])
 		total := 8 + contentLen + int(u.in[6])
@@ -518,7 +539,6 @@ func (f *front) readUpstream(u *upstream) error {
 		}
 		u.in = u.in[:copy(u.in, u.in[total:])]
 	}
-	return nil
 }
 
 // finish turns u's CGI answer into an HTTP response for its client and
@@ -561,7 +581,7 @@ func (f *front) finish(u *upstream) {
 }
 
 func (f *front) startWaiting() {
-	for len(f.waiting) > 0 && len(f.idle) > 0 {
+	for len(f.waiting) > 0 && (len(f.idle) > 0 || f.fpmConns < f.fpmMax) {
 		c := f.waiting[0]
 		f.waiting = f.waiting[1:]
 		c.queued = false
@@ -750,18 +770,14 @@ func (f *front) djangoLost(u *upstream) {
 
 // readDjango reads gunicorn's answer on u and relays it once complete.
 func (f *front) readDjango(u *upstream) {
-	if len(u.in) == cap(u.in) {
-		u.in = append(u.in, 0)[:len(u.in)]
-	}
-	n, err := syscall.Read(u.fd, u.in[len(u.in):cap(u.in)])
-	if err == syscall.EAGAIN {
-		return
-	}
-	if err != nil || n == 0 {
+	read, gone := fill(u)
+	if gone {
 		f.djangoLost(u)
 		return
 	}
-	u.in = u.in[:len(u.in)+n]
+	if !read {
+		return
+	}
 	if u.owner == nil {
 		f.djangoLost(u) // bytes nobody asked for
 		return
