@@ -106,7 +106,7 @@ func run() error {
 	// The loop and its epoll descriptor stay on one thread, as an nginx
 	// worker does; the Go scheduler never parks anything.
 	runtime.LockOSThread()
-	conns, err := strconv.Atoi(cmp(os.Getenv("SESSIONGATE_PHP_MAX_CONNS"), "8"))
+	conns, err := strconv.Atoi(orDefault(os.Getenv("SESSIONGATE_PHP_MAX_CONNS"), "8"))
 	if err != nil || conns < 1 {
 		return fmt.Errorf("SESSIONGATE_PHP_MAX_CONNS: want a positive number")
 	}
@@ -146,7 +146,7 @@ func run() error {
 		f.fpmConns++
 		f.idle = append(f.idle, u)
 	}
-	if err := f.listen(cmp(os.Getenv("SESSIONGATE_LISTEN"), "127.0.0.1:8080")); err != nil {
+	if err := f.listen(orDefault(os.Getenv("SESSIONGATE_LISTEN"), "127.0.0.1:8080")); err != nil {
 		return err
 	}
 	events := make([]syscall.EpollEvent, 256)
@@ -190,7 +190,7 @@ func epollWait(ep int, events []syscall.EpollEvent) (int, error) {
 	return int(n), nil
 }
 
-func cmp(v, def string) string {
+func orDefault(v, def string) string {
 	if v == "" {
 		return def
 	}
@@ -288,20 +288,21 @@ func (f *front) closeClient(c *client) {
 func (f *front) clientEvent(c *client, events uint32) {
 	if events&syscall.EPOLLOUT != 0 {
 		f.flush(c)
-		if c.closed || len(c.out) > 0 {
+		if c.closed {
 			return
 		}
-	}
-	if c.busy || len(c.out) > 0 {
-		// Level-triggered: a next request waits in the socket until
-		// this answer is out. Only a hang-up is acted on.
-		if events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
-			f.closeClient(c)
+		if len(c.out) == 0 {
+			f.start(c) // a request pipelined behind the one just answered
 		}
+	}
+	if events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) == 0 {
 		return
 	}
+	// Level-triggered: whatever the client sent is read now, even while
+	// its previous request is out, or epoll would report it again at once.
+	// A pipelined request waits in c.in for its turn.
 	if len(c.in) == cap(c.in) {
-		f.closeClient(c) // a header larger than the buffer
+		f.closeClient(c) // a head, or pipelined heads, larger than the buffer
 		return
 	}
 	n, err := syscall.Read(c.fd, c.in[len(c.in):cap(c.in)])
@@ -313,7 +314,9 @@ func (f *front) clientEvent(c *client, events uint32) {
 		return
 	}
 	c.in = c.in[:len(c.in)+n]
-	f.start(c)
+	if len(c.out) == 0 {
+		f.start(c)
+	}
 }
 
 // start sends c's buffered request to php-fpm, or queues c for a free
