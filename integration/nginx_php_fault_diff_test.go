@@ -623,11 +623,17 @@ func TestNginxPHPBusyPoolDiff(t *testing.T) {
 		{"q3", "c=sleep&s=1", 100 * time.Millisecond, 0}, {"q4", "c=sleep&s=1", 100 * time.Millisecond, 0},
 		{"qleave", "c=sleep&s=1", 150 * time.Millisecond, 300 * time.Millisecond},
 	}, nil)
+	// freeze stops both pools at once, before run sends a request (its
+	// argument is evaluated first), and returns the thaw, due d after the
+	// stop. Stopping them inside run raced the requests: on a loaded
+	// machine, the gateway's two requests once reached a pool not yet
+	// stopped and were answered at once, where nginx's got their 504.
 	freeze := func(d time.Duration) func() {
+		signalPool(p.ngFPM, syscall.SIGSTOP)
+		signalPool(p.gwFPM, syscall.SIGSTOP)
+		thaw := time.Now().Add(d)
 		return func() {
-			signalPool(p.ngFPM, syscall.SIGSTOP)
-			signalPool(p.gwFPM, syscall.SIGSTOP)
-			time.Sleep(d)
+			time.Sleep(time.Until(thaw))
 			signalPool(p.ngFPM, syscall.SIGCONT)
 			signalPool(p.gwFPM, syscall.SIGCONT)
 		}
