@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -146,6 +147,9 @@ func startEvloop(t *testing.T, fpm string, docroot string, django string) string
 	if django != "" {
 		cmd.Env = append(cmd.Env, "SESSIONGATE_DJANGO_URL="+django, "SESSIONGATE_DJANGO_PATHS=/dj/")
 	}
+	// A test binary killed by its timeout runs no cleanup: the child dies
+	// with it instead of listening on.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
