@@ -36,6 +36,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -256,7 +257,10 @@ func (f *front) dial(addr string, django bool) (*upstream, error) {
 		syscall.Close(fd)
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
-	u := &upstream{fd: fd, django: django, in: make([]byte, 0, 64<<10), stdout: make([]byte, 0, 64<<10)}
+	u := &upstream{fd: fd, django: django, in: make([]byte, 0, 64<<10)}
+	if !django {
+		u.stdout = make([]byte, 0, 64<<10)
+	}
 	f.ups[fd] = u
 	return u, nil
 }
@@ -335,8 +339,7 @@ func (f *front) start(c *client) {
 		u, err := f.dial(f.fpm, false)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "evloop: SESSIONGATE_PHP_FPM:", err)
-			c.keep = false
-			f.answer(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			f.refuse(c, "502 Bad Gateway")
 			return
 		}
 		f.fpmConns++
@@ -359,42 +362,74 @@ func (f *front) start(c *client) {
 	}
 }
 
-// send parses c's request header and writes its FastCGI request on u. It
-// answers the client itself, and reports false, when php-fpm is not asked.
-func (f *front) send(c *client, u *upstream) bool {
+// head is the request at the start of c.in: its line's three parts, its
+// fields, and where its blank line starts.
+type head struct {
+	method, uri, proto, fields []byte
+	end                        int
+}
+
+// parseLine splits the request at the start of c.in, which start has seen
+// complete, and refuses it (400) when its line is not three parts.
+func (f *front) parseLine(c *client) (head, bool) {
 	end := bytes.Index(c.in, []byte("\r\n\r\n"))
-	head := c.in[:end]
-	line, fields, _ := bytes.Cut(head, []byte("\r\n"))
+	line, fields, _ := bytes.Cut(c.in[:end], []byte("\r\n"))
 	method, rest, ok1 := bytes.Cut(line, []byte(" "))
 	uri, proto, ok2 := bytes.Cut(rest, []byte(" "))
-	c.keep = bytes.Equal(proto, []byte("HTTP/1.1"))
-	if !ok1 || !ok2 || len(uri) == 0 || uri[0] != '/' || bytes.Contains(uri, []byte("..")) {
-		c.keep = false
-		f.answer(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-		return false
+	if !ok1 || !ok2 {
+		f.refuse(c, "400 Bad Request")
+		return head{}, false
 	}
-	path, query, _ := bytes.Cut(uri, []byte("?"))
-	p := f.params[:0]
-	for line := range bytes.SplitSeq(fields, []byte("\r\n")) {
-		name, value, ok := bytes.Cut(line, []byte(":"))
+	c.keep = bytes.Equal(proto, []byte("HTTP/1.1"))
+	return head{method: method, uri: uri, proto: proto, fields: fields, end: end}, true
+}
+
+// eachField hands visit every field of a request, with its value trimmed,
+// after the checks both upstreams need: a field without a name is refused
+// (400), one that announces a body too (501: the front takes none), and
+// "Connection: close" ends the connection after the answer. It reports
+// false once it has refused the request.
+func (f *front) eachField(c *client, fields []byte, visit func(name, value, field []byte)) bool {
+	for field := range bytes.SplitSeq(fields, []byte("\r\n")) {
+		name, value, ok := bytes.Cut(field, []byte(":"))
 		if !ok || len(name) == 0 {
-			c.keep = false
-			f.answer(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			f.refuse(c, "400 Bad Request")
 			return false
 		}
 		value = bytes.TrimSpace(value)
 		if bytes.EqualFold(name, []byte("Content-Length")) || bytes.EqualFold(name, []byte("Transfer-Encoding")) {
-			c.keep = false
-			f.answer(c, "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			f.refuse(c, "501 Not Implemented")
 			return false
 		}
 		if bytes.EqualFold(name, []byte("Connection")) && bytes.EqualFold(value, []byte("close")) {
 			c.keep = false
 		}
-		if bytes.IndexByte(name, '_') >= 0 || bytes.EqualFold(name, []byte("Proxy")) {
-			continue
+		visit(name, value, field)
+	}
+	return true
+}
+
+// send parses c's request header and writes its FastCGI request on u. It
+// answers the client itself, and reports false, when php-fpm is not asked.
+func (f *front) send(c *client, u *upstream) bool {
+	h, ok := f.parseLine(c)
+	if !ok {
+		return false
+	}
+	method, uri, proto := h.method, h.uri, h.proto
+	if len(uri) == 0 || uri[0] != '/' || bytes.Contains(uri, []byte("..")) {
+		f.refuse(c, "400 Bad Request")
+		return false
+	}
+	path, query, _ := bytes.Cut(uri, []byte("?"))
+	p := f.params[:0]
+	ok = f.eachField(c, h.fields, func(name, value, _ []byte) {
+		if bytes.IndexByte(name, '_') < 0 && !bytes.EqualFold(name, []byte("Proxy")) {
+			p = appendHeaderParam(p, name, value)
 		}
-		p = appendHeaderParam(p, name, value)
+	})
+	if !ok {
+		return false
 	}
 	script := f.docroot + string(path)
 	if !strings.HasSuffix(script, ".php") || syscall.Stat(script, &f.stat) != nil || f.stat.Mode&syscall.S_IFMT != syscall.S_IFREG {
@@ -433,12 +468,11 @@ func (f *front) send(c *client, u *upstream) bool {
 	r = appendRecord(r, fcgiParams, nil)
 	r = appendRecord(r, fcgiStdin, nil)
 	f.request = r
-	c.in = c.in[:copy(c.in, c.in[end+4:])]
+	c.in = c.in[:copy(c.in, c.in[h.end+4:])]
 	// The connection is idle and the request a few hundred bytes: the
 	// socket buffer takes it whole, or php-fpm is gone.
 	if n, err := syscall.Write(u.fd, r); err != nil || n != len(r) {
-		c.keep = false
-		f.answer(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		f.refuse(c, "502 Bad Gateway")
 		return false
 	}
 	u.owner = c
@@ -511,15 +545,10 @@ func (f *front) readUpstream(u *upstream) {
 		syscall.Close(u.fd)
 		delete(f.ups, u.fd)
 		if c := u.owner; c != nil && !c.closed {
-			c.busy, c.keep = false, false
-			f.answer(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-		} else {
-			for i, idle := range f.idle {
-				if idle == u {
-					f.idle = append(f.idle[:i], f.idle[i+1:]...)
-					break
-				}
-			}
+			c.busy = false
+			f.refuse(c, "502 Bad Gateway")
+		} else if i := slices.Index(f.idle, u); i >= 0 {
+			f.idle = slices.Delete(f.idle, i, i+1)
 		}
 		f.fpmConns--
 		f.startWaiting()
@@ -554,8 +583,7 @@ func (f *front) finish(u *upstream) {
 		c.busy = false
 		headers, body, ok := bytes.Cut(u.stdout, []byte("\r\n\r\n"))
 		if !ok {
-			c.keep = false
-			f.answer(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			f.refuse(c, "502 Bad Gateway")
 		} else {
 			r := append(f.response[:0], "HTTP/1.1 "...)
 			status := "200 OK"
@@ -590,6 +618,13 @@ func (f *front) startWaiting() {
 		c.queued = false
 		f.start(c)
 	}
+}
+
+// refuse answers with status and no body, and closes the connection after
+// it, as for every request the front does not carry through.
+func (f *front) refuse(c *client, status string) {
+	c.keep = false
+	f.answer(c, "HTTP/1.1 "+status+"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 }
 
 // answer sends a response of the front's own, not php-fpm's.
@@ -666,52 +701,32 @@ func hopByHop(name []byte) bool {
 // sendDjango writes c's request to gunicorn on an idle connection, or a new
 // one.
 func (f *front) sendDjango(c *client) {
-	end := bytes.Index(c.in, []byte("\r\n\r\n"))
-	line, fields, _ := bytes.Cut(c.in[:end], []byte("\r\n"))
-	method, rest, ok1 := bytes.Cut(line, []byte(" "))
-	uri, proto, ok2 := bytes.Cut(rest, []byte(" "))
-	c.keep = bytes.Equal(proto, []byte("HTTP/1.1"))
-	if !ok1 || !ok2 {
-		c.keep = false
-		f.answer(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	h, ok := f.parseLine(c)
+	if !ok {
 		return
 	}
-	r := append(f.request[:0], method...)
+	r := append(f.request[:0], h.method...)
 	r = append(r, ' ')
-	r = append(r, uri...)
+	r = append(r, h.uri...)
 	r = append(r, " HTTP/1.1\r\n"...)
 	var host []byte
-	for field := range bytes.SplitSeq(fields, []byte("\r\n")) {
-		name, value, ok := bytes.Cut(field, []byte(":"))
-		if !ok || len(name) == 0 {
-			c.keep = false
-			f.answer(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-			return
-		}
-		value = bytes.TrimSpace(value)
-		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")), bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			c.keep = false
-			f.answer(c, "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-			return
-		case bytes.EqualFold(name, []byte("Connection")):
-			if bytes.EqualFold(value, []byte("close")) {
-				c.keep = false
-			}
-			continue
-		case bytes.EqualFold(name, []byte("Host")):
+	ok = f.eachField(c, h.fields, func(name, value, field []byte) {
+		if bytes.EqualFold(name, []byte("Host")) {
 			host = value
-		case hopByHop(name):
-			continue
+		} else if hopByHop(name) {
+			return
 		}
 		r = append(r, field...)
 		r = append(r, "\r\n"...)
+	})
+	if !ok {
+		return
 	}
 	r = append(r, "X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "...)
 	r = append(r, host...)
 	r = append(r, "\r\n\r\n"...)
 	f.request = r
-	c.in = c.in[:copy(c.in, c.in[end+4:])]
+	c.in = c.in[:copy(c.in, c.in[h.end+4:])]
 	var u *upstream
 	if n := len(f.djangoIdle); n > 0 {
 		u = f.djangoIdle[n-1]
@@ -726,8 +741,7 @@ func (f *front) forward(c *client, u *upstream, request []byte, retried bool) {
 		var err error
 		if u, err = f.dial(f.djangoAddr, true); err != nil {
 			fmt.Fprintln(os.Stderr, "evloop: SESSIONGATE_DJANGO_URL:", err)
-			c.keep = false
-			f.answer(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			f.refuse(c, "502 Bad Gateway")
 			return
 		}
 	}
@@ -751,11 +765,8 @@ func (f *front) djangoLost(u *upstream) {
 	c := u.owner
 	u.owner = nil
 	if c == nil {
-		for i, idle := range f.djangoIdle {
-			if idle == u {
-				f.djangoIdle = append(f.djangoIdle[:i], f.djangoIdle[i+1:]...)
-				break
-			}
+		if i := slices.Index(f.djangoIdle, u); i >= 0 {
+			f.djangoIdle = slices.Delete(f.djangoIdle, i, i+1)
 		}
 		return
 	}
@@ -767,8 +778,7 @@ func (f *front) djangoLost(u *upstream) {
 		f.forward(c, nil, u.sent, true)
 		return
 	}
-	c.keep = false
-	f.answer(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	f.refuse(c, "502 Bad Gateway")
 }
 
 // readDjango reads gunicorn's answer on u and relays it once complete.
