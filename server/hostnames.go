@@ -72,12 +72,13 @@ func (s *Server) refusedServerName(w http.ResponseWriter, r *http.Request) bool 
 	if s.names == nil {
 		return false
 	}
-	name, ok := s.names.name(r, Info(r.Context()).ViaProxy)
+	ri := Info(r.Context())
+	name, ok := s.names.name(r, ri.ViaProxy)
 	if !ok {
 		s.fail(w, r, http.StatusMisdirectedRequest)
 		return true
 	}
-	Info(r.Context()).ServerName = name
+	ri.ServerName = name
 	return false
 }
 
