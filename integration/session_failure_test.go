@@ -128,8 +128,6 @@ func TestSessionLockReleasedOnEveryExitPath(t *testing.T) {
 		t.Helper()
 		n++
 		if resp, body, _ := s.gws[1].get(t, "/counter.php", ck); resp.StatusCode != 200 || body != strconv.Itoa(n) {
-			// Once seen in a full run: a 504 after the kill, no
-			// answer within 5 s from a pool of fresh workers.
 			t.Fatalf("after %s: next request %d %q, want 200 %d; php-fpm's log:\n%s", what, resp.StatusCode, body, n, s.fpm.Log())
 		}
 	}
@@ -150,22 +148,23 @@ func TestSessionLockReleasedOnEveryExitPath(t *testing.T) {
 	cancel()
 	next("the client hanging up")
 
+	// The workers are killed once, while hold.php sleeps in one of them and
+	// the others wait in accept(): a worker killed while it updates php-fpm
+	// 8.2's scoreboard (at every accept and at the end of every request)
+	// leaves the scoreboard's spinlock taken, and the master and every new
+	// worker then spin on it for good (docs/design.md, "php-fpm 8.2 freezes
+	// when a worker dies in its scoreboard lock"). This test used to kill
+	// in a loop until the request was answered, new workers included, and
+	// twice in about fifty full runs the next request got a 504: no answer
+	// from a pool of fresh workers, as such a freeze gives.
 	killed := make(chan int, 1)
+	started, q := markFile(t)
 	go func() {
-		resp, _, _ := s.gws[0].get(t, "/hold.php?ms=3000", ck)
+		resp, _, _ := s.gws[0].get(t, "/hold.php?ms=3000&started="+q, ck)
 		killed <- resp.StatusCode
 	}()
-	// Kill until the request has been answered (it may not have reached a
-	// worker the first time), then wait for replacements of every worker
-	// killed: one still dying took the next request and reset it (502).
-	var dead []int
-	eventually(t, 10*time.Second, "the request on the killed worker to be answered", func() bool {
-		if len(killed) > 0 {
-			return true
-		}
-		dead = append(dead, s.fpm.KillWorkers()...)
-		return false
-	})
+	waitForFile(t, started, "hold.php")
+	dead := s.fpm.KillWorkers()
 	if code := <-killed; code != 502 {
 		t.Errorf("killed worker: %d, want 502", code)
 	}
