@@ -92,8 +92,15 @@ type fakeServer struct {
 	requests []*fakeRequest
 
 	accepted, open, maxOpen, served atomic.Int64
-	wg                              sync.WaitGroup
-	conns                           sync.Map
+	// probes counts the FCGI_GET_VALUES records answered.
+	probes atomic.Int64
+	// frozen: connections are accepted (by the kernel and by serve) but
+	// nothing is read or answered until it is cleared, as with a php-fpm
+	// whose processes are stopped or whose master spins.
+	frozen atomic.Bool
+	closed atomic.Bool
+	wg     sync.WaitGroup
+	conns  sync.Map
 }
 
 func newFakeServer(t testing.TB, h fakeHandler) *fakeServer {
@@ -123,6 +130,7 @@ func serveFake(t testing.TB, ln net.Listener, h fakeHandler) *fakeServer {
 func (s *fakeServer) Addr() string { return s.ln.Addr().String() }
 
 func (s *fakeServer) Close() {
+	s.closed.Store(true)
 	s.ln.Close()
 	s.conns.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
 	s.wg.Wait()
@@ -166,6 +174,22 @@ func (s *fakeServer) serveConn(nc net.Conn) {
 	c := &fakeConn{nc: nc, bw: bufio.NewWriter(nc)}
 	for n := 1; ; n++ {
 		r, err := readFakeRequest(br)
+		for s.frozen.Load() {
+			if s.closed.Load() {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err == errGetValues {
+			// What php-fpm answers, keeping the connection open.
+			c.record(typeGetValuesResult, []byte("\x0f\x01FCGI_MPXS_CONNS0"))
+			if c.Flush() != nil {
+				return
+			}
+			s.probes.Add(1)
+			n--
+			continue
+		}
 		if err != nil {
 			return
 		}
@@ -204,10 +228,19 @@ func readRecord(br *bufio.Reader) (uint8, []byte, error) {
 	return h[1], p[:n], nil
 }
 
+// errGetValues: what came was an FCGI_GET_VALUES record, not a request.
+var errGetValues = errors.New("FCGI_GET_VALUES")
+
 func readFakeRequest(br *bufio.Reader) (*fakeRequest, error) {
 	typ, p, err := readRecord(br)
 	if err != nil {
 		return nil, err
+	}
+	if typ == typeGetValues {
+		if pairs, err := decodePairs(p); err != nil || len(pairs) != 1 || pairs[0].Name != "FCGI_MPXS_CONNS" || pairs[0].Value != "" {
+			return nil, fmt.Errorf("FCGI_GET_VALUES %q: %v", p, err)
+		}
+		return nil, errGetValues
 	}
 	if typ != typeBeginRequest || len(p) != 8 || p[1] != roleResponder {
 		return nil, fmt.Errorf("want BEGIN_REQUEST responder, got type %d", typ)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -96,29 +98,58 @@ type backend struct {
 	downUntil atomic.Int64 // unix nanos; 0 = healthy
 	lastOK    atomic.Int64 // unix nanos of the last successful exchange
 	probing   atomic.Bool  // a probeUntilUp goroutine runs
-	log       *slog.Logger
+	// answers counts the answers php-fpm began (their first record): a
+	// request that waited out ReadTimeout while it stood still was not
+	// merely slow (Transport.noteSilence).
+	answers atomic.Uint64
+	// silent: the backend accepts connections but no worker takes them (a
+	// frozen or stopped php-fpm). A successful dial proves nothing then,
+	// so it stays out of rotation until it answers: probeAnswer, or a real
+	// answer while every backend was down.
+	silent atomic.Bool
+	log    *slog.Logger
 }
 
 func (b *backend) healthy(now int64) bool { return b.downUntil.Load() <= now }
 
+// markDown starts or lengthens the back-off of a backend that failed to
+// dial. A silent backend stays out until it answers, whatever the back-off.
 func (b *backend) markDown() time.Duration {
 	n := b.fails.Add(1)
 	d := downBase << min(n-1, 10)
 	if d > downMax {
 		d = downMax
 	}
-	b.downUntil.Store(time.Now().Add(d).UnixNano())
-	if b.probing.CompareAndSwap(false, true) {
-		go b.probeUntilUp()
+	if !b.silent.Load() {
+		b.downUntil.Store(time.Now().Add(d).UnixNano())
 	}
+	b.startProbing()
 	return d
 }
 
-// probeUntilUp dials a backend in back-off every probeEvery and puts it back
-// in rotation as soon as it accepts a connection. Without it, a php-fpm that
-// comes back after a long outage would wait out its back-off (up to
-// downMax) with no request sent to it. The probe connection carries no
-// request and is closed at once; it runs only while the backend is down.
+// markSilent takes the backend out of rotation until it answers again,
+// and reports whether it was in.
+func (b *backend) markSilent() bool {
+	wasIn := !b.silent.Swap(true) && b.healthy(time.Now().UnixNano())
+	b.downUntil.Store(math.MaxInt64)
+	b.fails.Add(1)
+	b.startProbing()
+	return wasIn
+}
+
+func (b *backend) startProbing() {
+	if b.probing.CompareAndSwap(false, true) {
+		go b.probeUntilUp()
+	}
+}
+
+// probeUntilUp probes a backend out of rotation every probeEvery and puts
+// it back as soon as it accepts a connection, or, if it was silent, answers
+// a FastCGI management record. Without it, a php-fpm that comes back after
+// a long outage would wait out its back-off (up to downMax) with no
+// request sent to it, and a silent one would never come back. The probe
+// connection carries no request and is closed at once; it runs only while
+// the backend is out.
 func (b *backend) probeUntilUp() {
 	tick := time.NewTicker(probeEvery)
 	defer tick.Stop()
@@ -127,10 +158,15 @@ func (b *backend) probeUntilUp() {
 		closed := b.closed
 		b.mu.Unlock()
 		if !closed && b.fails.Load() != 0 {
+			silent := b.silent.Load()
 			if b.probe(context.Background()) != nil {
 				continue
 			}
-			b.log.Info("php-fpm backend accepts connections again; back in rotation", "backend", b.addr)
+			if silent {
+				b.log.Info("php-fpm backend answers again; back in rotation", "backend", b.addr)
+			} else {
+				b.log.Info("php-fpm backend accepts connections again; back in rotation", "backend", b.addr)
+			}
 		}
 		b.probing.Store(false)
 		// A failure between the check above and the Store found the probe
@@ -143,8 +179,12 @@ func (b *backend) probeUntilUp() {
 
 // probe dials the backend, closes the connection at once (it never carries
 // a request, so it does not count against the pool) and, when the dial
-// succeeded, puts the backend back in rotation.
+// succeeded, puts the backend back in rotation. A silent backend must
+// answer the probe too (probeAnswer).
 func (b *backend) probe(ctx context.Context) error {
+	if b.silent.Load() {
+		return b.probeAnswer(ctx)
+	}
 	nc, err := b.dialer.DialContext(ctx, b.network, b.address)
 	if err != nil {
 		return err
@@ -154,8 +194,55 @@ func (b *backend) probe(ctx context.Context) error {
 	return nil
 }
 
+// answerProbeWait bounds probeAnswer when ctx does not: long enough for a
+// worker of a loaded pool to take the connection, short enough that a
+// pool with no worker free is found out at once.
+const answerProbeWait = 2 * time.Second
+
+// getValuesProbe is FCGI_GET_VALUES asking for FCGI_MPXS_CONNS: a
+// management record (request id 0) that a php-fpm worker answers once it
+// has accepted the connection, running no script.
+var getValuesProbe = []byte{
+	fcgiVersion, typeGetValues, 0, 0, 0, 17, 7, 0,
+	15, 0, 'F', 'C', 'G', 'I', '_', 'M', 'P', 'X', 'S', '_', 'C', 'O', 'N', 'N', 'S',
+	0, 0, 0, 0, 0, 0, 0,
+}
+
+// probeAnswer proves that a worker takes connections: it sends
+// FCGI_GET_VALUES on a connection of its own and waits for the first
+// record of the answer (FCGI_GET_VALUES_RESULT from php-fpm; a server that
+// does not know the type answers FCGI_UNKNOWN_TYPE), then closes it, which
+// frees the worker: php-fpm 8.2 keeps the connection open after its
+// answer. It puts the backend back in rotation when answered.
+func (b *backend) probeAnswer(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, answerProbeWait)
+	defer cancel()
+	nc, err := b.dialer.DialContext(ctx, b.network, b.address)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	deadline, _ := ctx.Deadline()
+	nc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
+	if _, err := nc.Write(getValuesProbe); err != nil {
+		return fmt.Errorf("send FCGI_GET_VALUES: %w", err)
+	}
+	var h [headerLen]byte
+	if _, err := io.ReadFull(nc, h[:]); err != nil {
+		return fmt.Errorf("no answer to FCGI_GET_VALUES: %w", err)
+	}
+	if h[0] != fcgiVersion || (h[1] != typeGetValuesResult && h[1] != typeUnknownType) {
+		return fmt.Errorf("%w: answer to FCGI_GET_VALUES is a record of type %d, version %d", ErrProtocol, h[1], h[0])
+	}
+	b.markUp()
+	return nil
+}
+
 func (b *backend) markUp() {
-	if b.fails.Load() != 0 || b.downUntil.Load() != 0 {
+	if b.fails.Load() != 0 || b.downUntil.Load() != 0 || b.silent.Load() {
+		b.silent.Store(false)
 		b.fails.Store(0)
 		b.downUntil.Store(0)
 	}
@@ -290,7 +377,9 @@ func (b *backend) dial(ctx context.Context) (*conn, error) {
 		}
 		return nil, &dialError{err: err, wentDown: wentDown}
 	}
-	b.markUp()
+	if !b.silent.Load() {
+		b.markUp()
+	}
 	c := &conn{
 		nc: nc,
 		br: bufio.NewReaderSize(nc, connBufSize),
@@ -502,7 +591,7 @@ type BackendStats struct {
 	Idle    int  // kept-alive connections waiting for a request
 	Busy    int  // connections carrying a request (or being dialed)
 	Waiting int  // requests waiting for a free connection
-	Healthy bool // false while the backend is skipped after a dial failure
+	Healthy bool // false while the backend is skipped after a dial failure, or while it answers nothing
 }
 
 func (b *backend) stats(now int64) BackendStats {

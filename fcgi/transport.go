@@ -352,6 +352,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var waited time.Duration
 	for {
 		b := t.pick(tried)
+		answersBefore := b.answers.Load()
 		// A kept-alive connection is peeked at first (checkIdle): one
 		// php-fpm closed is not written to, which a streamed body or a
 		// request that must not run twice could not be sent again from.
@@ -394,8 +395,35 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.log.Debug("fcgi: stale kept-alive connection, retrying on a fresh one", "backend", b.addr, "err", err)
 			continue
 		}
+		t.noteSilence(ctx, b, answersBefore, err)
 		return nil, err
 	}
+}
+
+// noteSilence takes b out of rotation after err, a request that waited out
+// ReadTimeout for the start of its answer, when b began no answer to any
+// request meanwhile (answers still at before) and a probe finds no worker
+// to take a connection either: php-fpm accepts connections and nobody
+// serves them (its master frozen, its processes stopped, every worker
+// stuck). Left in rotation, such a backend would hold every request sent
+// to it for the whole timeout. A slow script on a pool that has a worker
+// free, or that answers other requests, leaves it in. The probe runs after
+// the 504 is answered, not before.
+func (t *Transport) noteSilence(ctx context.Context, b *backend, before uint64, err error) {
+	var fe *Error
+	if ctx.Err() != nil || !errors.As(err, &fe) || fe.Op != "read response header" || fe.Status != http.StatusGatewayTimeout || b.answers.Load() != before {
+		return
+	}
+	go func() {
+		perr := b.probeAnswer(context.Background())
+		if perr == nil || b.answers.Load() != before {
+			return
+		}
+		if b.markSilent() {
+			t.log.Warn("fcgi: php-fpm backend answers nothing; out of rotation until it answers again",
+				"backend", b.addr, "timeout", t.o.ReadTimeout.String(), "probe", perr.Error())
+		}
+	}()
 }
 
 func runAll(fs []func()) {
@@ -1065,6 +1093,13 @@ func (r *responseReader) nextIn(nonBlocking bool, by time.Time) error {
 			r.amu.Lock()
 			r.begun = true
 			r.amu.Unlock()
+			b := r.c.b
+			b.answers.Add(1)
+			if b.silent.CompareAndSwap(true, false) {
+				// Picked while every backend was out, and it answered.
+				b.markUp()
+				b.log.Info("php-fpm backend answers again; back in rotation", "backend", b.addr)
+			}
 		}
 		r.gotAny = true
 		if r.waited != 0 {

@@ -247,7 +247,7 @@ var (
 		"Requests waiting for a free connection to a php-fpm backend (the pool is full).",
 		[]string{"backend"}, nil)
 	poolHealthyDesc = prometheus.NewDesc(Namespace+"_fcgi_backend_healthy",
-		"1 while a php-fpm backend is in rotation, 0 while it is skipped after a failed dial.",
+		"1 while a php-fpm backend is in rotation, 0 while it is skipped after a failed dial or because it answers nothing.",
 		[]string{"backend"}, nil)
 	poolMaxDesc = prometheus.NewDesc(Namespace+"_fcgi_max_connections",
 		"Most connections the gateway opens to a php-fpm backend (SESSIONGATE_PHP_MAX_CONNS).",

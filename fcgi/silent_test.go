@@ -1,0 +1,177 @@
+package fcgi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// waitHealthy waits until backend i's Healthy is want, failing after d.
+func waitHealthy(t *testing.T, tr *Transport, i int, want bool, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for tr.Stats()[i].Healthy != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("backend %d: Healthy still %v after %v", i, !want, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A backend that accepts connections and answers nothing (a php-fpm whose
+// master and workers are stopped or frozen) costs one request its timeout,
+// then stays out of rotation, though it still accepts connections, until it
+// answers again. Before, every second request waited the whole timeout.
+func TestSilentBackendLeavesRotationUntilItAnswers(t *testing.T) {
+	silent := newFakeServer(t, helloHandler)
+	live := newFakeServer(t, helloHandler)
+	silent.frozen.Store(true)
+	tr, logs := newTransport(t, Options{ReadTimeout: 300 * time.Millisecond}, silent.Addr(), live.Addr())
+	codes := map[int]int{}
+	for i := 0; i < 12; i++ {
+		res, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+		if err != nil {
+			codes[StatusOf(err)]++
+			// The probe that confirms the silence runs after the 504.
+			waitHealthy(t, tr, 0, false, 3*time.Second)
+			continue
+		}
+		codes[res.StatusCode]++
+	}
+	if codes[504] != 1 || codes[200] != 11 {
+		t.Fatalf("12 requests with one backend silent: %v, want one 504 and eleven 200", codes)
+	}
+	if !strings.Contains(logs.String(), "answers nothing; out of rotation") || !strings.Contains(logs.String(), silent.Addr()) {
+		t.Fatalf("no log line naming the silent backend:\n%s", logs)
+	}
+	// It accepts connections all along: a dial alone must not bring it
+	// back (the probe dials every second).
+	time.Sleep(probeEvery + probeEvery/2)
+	if tr.Stats()[0].Healthy {
+		t.Fatal("the silent backend is back in rotation without having answered")
+	}
+	silent.frozen.Store(false)
+	waitHealthy(t, tr, 0, true, probeEvery+answerProbeWait+time.Second)
+	if !strings.Contains(logs.String(), "answers again; back in rotation") {
+		t.Fatalf("no log line for the backend's return:\n%s", logs)
+	}
+	before := silent.served.Load()
+	for i := 0; i < 6; i++ {
+		if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if silent.served.Load() == before {
+		t.Fatal("the backend that answers again gets no request")
+	}
+}
+
+// A script slower than ReadTimeout on a backend that has a worker free
+// gets its 504 and leaves the backend in rotation: the probe is answered.
+func TestSlowScriptKeepsItsBackendInRotation(t *testing.T) {
+	slow := func(c *fakeConn, r *fakeRequest) bool {
+		if r.Params["REQUEST_URI"] == "/slow" {
+			time.Sleep(time.Second)
+		}
+		respond(c, "", "ok")
+		return true
+	}
+	a := newFakeServer(t, slow)
+	b := newFakeServer(t, slow)
+	tr, logs := newTransport(t, Options{ReadTimeout: 300 * time.Millisecond}, a.Addr(), b.Addr())
+	for i := 0; i < 2; i++ { // one slow request on each backend
+		if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/slow", nil, nil)); StatusOf(err) != 504 {
+			t.Fatalf("slow script: %v, want 504", err)
+		}
+	}
+	for deadline := time.Now().Add(time.Second); a.probes.Load()+b.probes.Load() < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d probes after two timeouts, want 2", a.probes.Load()+b.probes.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i, st := range tr.Stats() {
+		if !st.Healthy {
+			t.Fatalf("backend %d out of rotation after a slow script", i)
+		}
+	}
+	if strings.Contains(logs.String(), "answers nothing") {
+		t.Fatalf("a slow script was taken for a silent backend:\n%s", logs)
+	}
+}
+
+// A backend that answered another request while one waited out its
+// timeout is not silent: no probe is even sent.
+func TestTimeoutWhileOtherRequestsAreAnsweredIsNoSilence(t *testing.T) {
+	h := func(c *fakeConn, r *fakeRequest) bool {
+		if r.Params["REQUEST_URI"] == "/slow" {
+			time.Sleep(600 * time.Millisecond)
+		}
+		respond(c, "", "ok")
+		return true
+	}
+	srv := newFakeServer(t, h)
+	tr, _ := newTransport(t, Options{ReadTimeout: 300 * time.Millisecond}, srv.Addr())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := roundTrip(t, tr, newReq(nil, "GET", "/slow", nil, nil))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; StatusOf(err) != 504 {
+		t.Fatalf("slow script: %v, want 504", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := srv.probes.Load(); n != 0 {
+		t.Fatalf("%d probes, want none: the backend answered meanwhile", n)
+	}
+}
+
+// Ping (readiness) fails while the only backend is silent, though it
+// accepts connections, and passes once it answers again.
+func TestPingFailsWhileTheBackendIsSilent(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	tr, _ := newTransport(t, Options{ReadTimeout: 300 * time.Millisecond}, srv.Addr())
+	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	srv.frozen.Store(true)
+	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); StatusOf(err) != 504 {
+		t.Fatalf("frozen backend: %v, want 504", err)
+	}
+	waitHealthy(t, tr, 0, false, 3*time.Second)
+	// A request's fresh connection to it is no sign of life either.
+	b := tr.backends[0]
+	c, _, err := b.acquire(context.Background(), time.Second, true)
+	if err != nil {
+		t.Fatalf("dial the silent backend: %v", err)
+	}
+	b.discard(c)
+	if tr.Stats()[0].Healthy {
+		t.Fatal("a successful dial brought the silent backend back")
+	}
+	time.Sleep(time.Second) // past Ping's "answered within the last second"
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	err = tr.Ping(ctx)
+	cancel()
+	if err == nil {
+		t.Fatal("Ping passed with the only backend silent")
+	}
+	// The only backend is still tried (and waited for) by requests.
+	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); StatusOf(err) != 504 {
+		t.Fatalf("frozen backend, second request: %v, want 504", err)
+	}
+	srv.frozen.Store(false)
+	if err := tr.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping once the backend answers: %v", err)
+	}
+	if res, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil || res.StatusCode != http.StatusOK || body == "" {
+		t.Fatalf("after the thaw: %v %v %q", res, err, body)
+	}
+}

@@ -1,0 +1,144 @@
+package integration
+
+import (
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
+)
+
+// silentSite is a root whose pid.php says which php-fpm worker ran it.
+func silentSite(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"pid.php": "<?php echo getmypid();"})
+	return root
+}
+
+// getCode is one GET through the gateway: the status and body.
+func getCode(t *testing.T, url string) (int, string) {
+	t.Helper()
+	client := &http.Client{Timeout: 30 * time.Second}
+	res, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// TestPHPStoppedBackendLeavesRotation: one of two php-fpm pools stopped
+// (SIGSTOP on its master and workers: the kernel still accepts its
+// connections and nobody answers, as when php-fpm 8.2's master spins on a
+// scoreboard lock a killed worker held) costs one request
+// SESSIONGATE_PHP_TIMEOUT and a 504, then is skipped, with a log line
+// naming it, until it answers again; then it serves its share again.
+// Before, every second request waited the whole timeout for a 504 for as
+// long as the pool stayed stopped.
+func TestPHPStoppedBackendLeavesRotation(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := silentSite(t)
+	live := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	stopped := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	gw := startBinary(t, buildGateway(t), []string{
+		"SESSIONGATE_PHP_FPM=" + live.Addr + "," + stopped.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off",
+		"SESSIONGATE_PHP_TIMEOUT=1s",
+	})
+	signalPool(stopped, syscall.SIGSTOP)
+	thawed := false
+	t.Cleanup(func() {
+		if !thawed {
+			signalPool(stopped, syscall.SIGCONT)
+		}
+	})
+	codes := map[int]int{}
+	for i := 0; i < 12; i++ {
+		code, body := getCode(t, gw.URL+"/pid.php")
+		codes[code]++
+		if code == 200 {
+			if pid, _ := strconv.Atoi(body); !slices.Contains(live.Workers(), pid) {
+				t.Fatalf("pid.php answered %q, not a worker of the running pool %v", body, live.Workers())
+			}
+		}
+		if code == 504 {
+			// The probe that confirms the silence runs after the 504.
+			waitForLog(t, gw.stderr, "answers nothing; out of rotation")
+		}
+	}
+	if codes[504] != 1 || codes[200] != 11 {
+		t.Fatalf("12 requests with one of two pools stopped: %v, want one 504 and eleven 200\n%s", codes, gw.stderr.String())
+	}
+	if line := waitForLog(t, gw.stderr, "answers nothing"); !strings.Contains(line, stopped.Addr) {
+		t.Errorf("the log line does not name the stopped pool %s: %s", stopped.Addr, line)
+	}
+	if code, body := getCode(t, gw.Admin+"/readyz"); code != 200 {
+		t.Errorf("readyz with one pool of two stopped: %d %q", code, body)
+	}
+
+	signalPool(stopped, syscall.SIGCONT)
+	thawed = true
+	waitForLog(t, gw.stderr, "answers again; back in rotation")
+	eventually(t, 10*time.Second, "a request to reach the pool that answers again", func() bool {
+		code, body := getCode(t, gw.URL+"/pid.php")
+		pid, _ := strconv.Atoi(body)
+		return code == 200 && slices.Contains(stopped.Workers(), pid)
+	})
+}
+
+// TestPHPStoppedOnlyBackendFailsReadiness: with its only php-fpm stopped,
+// the gateway's /readyz says so (503 naming php-fpm) once a request has
+// waited out SESSIONGATE_PHP_TIMEOUT for nothing, though php-fpm's socket
+// still accepts connections, and is 200 again once php-fpm answers.
+// Requests still go to php-fpm meanwhile (there is no other): 504 each.
+func TestPHPStoppedOnlyBackendFailsReadiness(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := silentSite(t)
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	gw := startBinary(t, buildGateway(t), []string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off",
+		"SESSIONGATE_PHP_TIMEOUT=1s",
+	})
+	if code, body := getCode(t, gw.URL+"/pid.php"); code != 200 {
+		t.Fatalf("pid.php: %d %q", code, body)
+	}
+	signalPool(fpm, syscall.SIGSTOP)
+	thawed := false
+	t.Cleanup(func() {
+		if !thawed {
+			signalPool(fpm, syscall.SIGCONT)
+		}
+	})
+	if code, _ := getCode(t, gw.URL+"/pid.php"); code != 504 {
+		t.Fatalf("pid.php with php-fpm stopped: %d, want 504", code)
+	}
+	waitForLog(t, gw.stderr, "answers nothing; out of rotation")
+	code, body := getCode(t, gw.Admin+"/readyz")
+	if code != 503 || !strings.Contains(body, "php-fpm") || !strings.Contains(body, fpm.Addr) {
+		t.Errorf("readyz with php-fpm stopped: %d %q, want 503 naming php-fpm at %s", code, body, fpm.Addr)
+	}
+	if code, _ := getCode(t, gw.URL+"/pid.php"); code != 504 {
+		t.Errorf("pid.php with php-fpm still stopped: %d, want 504", code)
+	}
+	signalPool(fpm, syscall.SIGCONT)
+	thawed = true
+	eventually(t, 10*time.Second, "readyz to be 200 once php-fpm answers", func() bool {
+		code, _ := getCode(t, gw.Admin+"/readyz")
+		return code == 200
+	})
+	if code, body := getCode(t, gw.URL+"/pid.php"); code != 200 {
+		t.Errorf("pid.php once php-fpm answers: %d %q", code, body)
+	}
+}
