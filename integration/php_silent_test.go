@@ -100,11 +100,21 @@ func TestPHPStoppedBackendLeavesRotation(t *testing.T) {
 // waited out SESSIONGATE_PHP_TIMEOUT for nothing, though php-fpm's socket
 // still accepts connections, and is 200 again once php-fpm answers.
 // Requests still go to php-fpm meanwhile (there is no other): 504 each.
+// On a TCP port and on a unix socket.
 func TestPHPStoppedOnlyBackendFailsReadiness(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
+	for _, unix := range []bool{false, true} {
+		t.Run(map[bool]string{false: "TCP", true: "UnixSocket"}[unix], func(t *testing.T) {
+			t.Parallel()
+			stoppedOnlyBackend(t, unix)
+		})
+	}
+}
+
+func stoppedOnlyBackend(t *testing.T, unix bool) {
 	root := silentSite(t)
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2, Unix: unix})
 	gw := startBinary(t, buildGateway(t), []string{
 		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
 		"SESSIONGATE_DOCUMENT_ROOT=" + root,
