@@ -107,7 +107,10 @@ type backend struct {
 	// so it stays out of rotation until it answers: probeAnswer, or a real
 	// answer while every backend was down.
 	silent atomic.Bool
-	log    *slog.Logger
+	// confirming: a probe runs to tell a silent backend from a slow script
+	// (Transport.noteSilence).
+	confirming atomic.Bool
+	log        *slog.Logger
 }
 
 func (b *backend) healthy(now int64) bool { return b.downUntil.Load() <= now }

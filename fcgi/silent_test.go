@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -173,5 +174,28 @@ func TestPingFailsWhileTheBackendIsSilent(t *testing.T) {
 	}
 	if res, body, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil || res.StatusCode != http.StatusOK || body == "" {
 		t.Fatalf("after the thaw: %v %v %q", res, err, body)
+	}
+}
+
+// Requests that time out together on a silent backend share one probe.
+func TestRequestsTimingOutTogetherShareOneProbe(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	srv.frozen.Store(true)
+	tr, _ := newTransport(t, Options{ReadTimeout: 300 * time.Millisecond}, srv.Addr())
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); StatusOf(err) != 504 {
+				t.Errorf("frozen backend: %v, want 504", err)
+			}
+		}()
+	}
+	wg.Wait()
+	// Before the probe's 2 s are up, so before probeUntilUp starts.
+	time.Sleep(time.Second)
+	if n := srv.accepted.Load(); n != 5 {
+		t.Fatalf("%d connections for 4 requests that timed out together, want 5 (one probe)", n)
 	}
 }

@@ -414,7 +414,11 @@ func (t *Transport) noteSilence(ctx context.Context, b *backend, before uint64, 
 	if ctx.Err() != nil || !errors.As(err, &fe) || fe.Op != "read response header" || fe.Status != http.StatusGatewayTimeout || b.answers.Load() != before {
 		return
 	}
+	if !b.confirming.CompareAndSwap(false, true) {
+		return // the requests that timed out with it share one probe
+	}
 	go func() {
+		defer b.confirming.Store(false)
 		perr := b.probeAnswer(context.Background())
 		if perr == nil || b.answers.Load() != before {
 			return
