@@ -150,13 +150,14 @@ func TestSessionLockReleasedOnEveryExitPath(t *testing.T) {
 
 	// The workers are killed once, while hold.php sleeps in one of them and
 	// the others wait in accept(): a worker killed while it updates php-fpm
-	// 8.2's scoreboard (at every accept and at the end of every request)
-	// leaves the scoreboard's spinlock taken, and the master and every new
-	// worker then spin on it for good (docs/design.md, "php-fpm 8.2 freezes
-	// when a worker dies in its scoreboard lock"). This test used to kill
-	// in a loop until the request was answered, new workers included, and
-	// twice in about fifty full runs the next request got a 504: no answer
-	// from a pool of fresh workers, as such a freeze gives.
+	// 8.2's scoreboard (as it starts to wait for a connection, reads a
+	// request and ends one) leaves the scoreboard's spinlock taken, and the
+	// master and every new worker then spin on it for good (docs/design.md,
+	// "php-fpm 8.2 freezes when a worker dies in its scoreboard lock"). This
+	// test used to kill in a loop until the request was answered, new
+	// workers included, and twice in about fifty full runs the next request
+	// got a 504: no answer from a pool of fresh workers, as such a freeze
+	// gives.
 	killed := make(chan int, 1)
 	started, q := markFile(t)
 	go func() {
