@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/metrics/metricstest"
 )
 
 // silentSite is a root whose pid.php says which php-fpm worker ran it.
@@ -139,6 +140,10 @@ func stoppedOnlyBackend(t *testing.T, unix bool) {
 	if code != 503 || !strings.Contains(body, "php-fpm") || !strings.Contains(body, fpm.Addr) {
 		t.Errorf("readyz with php-fpm stopped: %d %q, want 503 naming php-fpm at %s", code, body, fpm.Addr)
 	}
+	healthy := `sessiongate_fcgi_backend_healthy{backend="` + fpm.Addr + `"}`
+	if v, ok := metricstest.Scrape(t, gw.Admin+"/metrics")[healthy]; !ok || v != 0 {
+		t.Errorf("%s with php-fpm stopped: %v (served: %v), want 0", healthy, v, ok)
+	}
 	if code, _ := getCode(t, gw.URL+"/pid.php"); code != 504 {
 		t.Errorf("pid.php with php-fpm still stopped: %d, want 504", code)
 	}
@@ -150,5 +155,8 @@ func stoppedOnlyBackend(t *testing.T, unix bool) {
 	})
 	if code, body := getCode(t, gw.URL+"/pid.php"); code != 200 {
 		t.Errorf("pid.php once php-fpm answers: %d %q", code, body)
+	}
+	if v := metricstest.Scrape(t, gw.Admin+"/metrics")[healthy]; v != 1 {
+		t.Errorf("%s once php-fpm answers: %v, want 1", healthy, v)
 	}
 }
