@@ -127,11 +127,17 @@ source "$ROOT/scripts/ports.sh"
 # on_free_port NAME SPAWN: SPAWN PORT spawns NAME to listen on
 # 127.0.0.1:PORT, a port free_port picked. Another process can take that
 # port before NAME binds it; NAME then exits saying so and is spawned again
-# on a new port (3 tries), forgotten by stop_all and the watch loop.
+# on a new port (3 tries), forgotten by stop_all and the watch loop. The
+# gateway's own ports are never picked: they look free until the gateway,
+# started last, binds them (DEMO_LISTEN on an ephemeral port, as the tests
+# give it, was once handed to gunicorn, and the gateway refused to start).
 on_free_port() {
 	local name=$1 spawn_on=$2 port
 	for _ in 1 2 3; do
 		port=$(free_port)
+		while [[ $port == "${DEMO_LISTEN##*:}" || $port == "${DEMO_ADMIN_LISTEN##*:}" ]]; do
+			port=$(free_port)
+		done
 		"$spawn_on" "$port"
 		listening "127.0.0.1:$port" "$SPAWNED_PID" "${LOGS[-1]}" && return 0
 		log "$name: 127.0.0.1:$port was taken before it bound it; another port"
