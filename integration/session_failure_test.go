@@ -155,9 +155,9 @@ func TestSessionLockReleasedOnEveryExitPath(t *testing.T) {
 	// master and every new worker then spin on it for good (docs/design.md,
 	// "php-fpm 8.2 freezes when a worker dies in its scoreboard lock"). This
 	// test used to kill in a loop until the request was answered, new
-	// workers included, and twice in about fifty full runs the next request
-	// got a 504: no answer from a pool of fresh workers, as such a freeze
-	// gives.
+	// workers included, and twice (in full runs of sessions 36 and 40) the
+	// next request got a 504: no answer from a pool of fresh workers, as
+	// such a freeze gives.
 	killed := make(chan int, 1)
 	started, q := markFile(t)
 	go func() {
