@@ -1099,7 +1099,9 @@ func (r *responseReader) nextIn(nonBlocking bool, by time.Time) error {
 			r.amu.Unlock()
 			b := r.c.b
 			b.answers.Add(1)
-			if b.silent.CompareAndSwap(true, false) {
+			// Load first: a CompareAndSwap that fails still takes the
+			// cache line for writing, on every answer.
+			if b.silent.Load() && b.silent.CompareAndSwap(true, false) {
 				// Picked while every backend was out, and it answered.
 				b.markUp()
 				b.log.Info("php-fpm backend answers again; back in rotation", "backend", b.addr)
