@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"io"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,19 +18,6 @@ func silentSite(t *testing.T) string {
 	root := t.TempDir()
 	writeTree(t, root, map[string]string{"pid.php": "<?php echo getmypid();"})
 	return root
-}
-
-// getCode is one GET through the gateway: the status and body.
-func getCode(t *testing.T, url string) (int, string) {
-	t.Helper()
-	client := &http.Client{Timeout: 30 * time.Second}
-	res, err := client.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
 }
 
 // TestPHPStoppedBackendLeavesRotation: one of two php-fpm pools stopped
@@ -64,7 +49,7 @@ func TestPHPStoppedBackendLeavesRotation(t *testing.T) {
 	})
 	codes := map[int]int{}
 	for i := 0; i < 12; i++ {
-		code, body := getCode(t, gw.URL+"/pid.php")
+		code, body := getStatus(t, gw.URL+"/pid.php")
 		codes[code]++
 		if code == 200 {
 			if pid, _ := strconv.Atoi(body); !slices.Contains(live.Workers(), pid) {
@@ -82,7 +67,7 @@ func TestPHPStoppedBackendLeavesRotation(t *testing.T) {
 	if line := waitForLog(t, gw.stderr, "answers nothing"); !strings.Contains(line, stopped.Addr) {
 		t.Errorf("the log line does not name the stopped pool %s: %s", stopped.Addr, line)
 	}
-	if code, body := getCode(t, gw.Admin+"/readyz"); code != 200 {
+	if code, body := getStatus(t, gw.Admin+"/readyz"); code != 200 {
 		t.Errorf("readyz with one pool of two stopped: %d %q", code, body)
 	}
 
@@ -90,7 +75,7 @@ func TestPHPStoppedBackendLeavesRotation(t *testing.T) {
 	thawed = true
 	waitForLog(t, gw.stderr, "answers again; back in rotation")
 	eventually(t, 10*time.Second, "a request to reach the pool that answers again", func() bool {
-		code, body := getCode(t, gw.URL+"/pid.php")
+		code, body := getStatus(t, gw.URL+"/pid.php")
 		pid, _ := strconv.Atoi(body)
 		return code == 200 && slices.Contains(stopped.Workers(), pid)
 	})
@@ -122,7 +107,7 @@ func stoppedOnlyBackend(t *testing.T, unix bool) {
 		"SESSIONGATE_SESSIONS=off",
 		"SESSIONGATE_PHP_TIMEOUT=1s",
 	})
-	if code, body := getCode(t, gw.URL+"/pid.php"); code != 200 {
+	if code, body := getStatus(t, gw.URL+"/pid.php"); code != 200 {
 		t.Fatalf("pid.php: %d %q", code, body)
 	}
 	signalPool(fpm, syscall.SIGSTOP)
@@ -132,11 +117,11 @@ func stoppedOnlyBackend(t *testing.T, unix bool) {
 			signalPool(fpm, syscall.SIGCONT)
 		}
 	})
-	if code, _ := getCode(t, gw.URL+"/pid.php"); code != 504 {
+	if code, _ := getStatus(t, gw.URL+"/pid.php"); code != 504 {
 		t.Fatalf("pid.php with php-fpm stopped: %d, want 504", code)
 	}
 	waitForLog(t, gw.stderr, "answers nothing; out of rotation")
-	code, body := getCode(t, gw.Admin+"/readyz")
+	code, body := getStatus(t, gw.Admin+"/readyz")
 	if code != 503 || !strings.Contains(body, "php-fpm") || !strings.Contains(body, fpm.Addr) {
 		t.Errorf("readyz with php-fpm stopped: %d %q, want 503 naming php-fpm at %s", code, body, fpm.Addr)
 	}
@@ -144,16 +129,16 @@ func stoppedOnlyBackend(t *testing.T, unix bool) {
 	if v, ok := metricstest.Scrape(t, gw.Admin+"/metrics")[healthy]; !ok || v != 0 {
 		t.Errorf("%s with php-fpm stopped: %v (served: %v), want 0", healthy, v, ok)
 	}
-	if code, _ := getCode(t, gw.URL+"/pid.php"); code != 504 {
+	if code, _ := getStatus(t, gw.URL+"/pid.php"); code != 504 {
 		t.Errorf("pid.php with php-fpm still stopped: %d, want 504", code)
 	}
 	signalPool(fpm, syscall.SIGCONT)
 	thawed = true
 	eventually(t, 10*time.Second, "readyz to be 200 once php-fpm answers", func() bool {
-		code, _ := getCode(t, gw.Admin+"/readyz")
+		code, _ := getStatus(t, gw.Admin+"/readyz")
 		return code == 200
 	})
-	if code, body := getCode(t, gw.URL+"/pid.php"); code != 200 {
+	if code, body := getStatus(t, gw.URL+"/pid.php"); code != 200 {
 		t.Errorf("pid.php once php-fpm answers: %d %q", code, body)
 	}
 	if v := metricstest.Scrape(t, gw.Admin+"/metrics")[healthy]; v != 1 {

@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -19,18 +17,7 @@ import (
 func TestReadyzRedisOutOfMemory(t *testing.T) {
 	t.Parallel()
 	p, rc := startSessionBinary(t)
-	client := &http.Client{Timeout: 10 * time.Second}
-	get := func(url string) (int, string) {
-		t.Helper()
-		res, err := client.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		return res.StatusCode, string(b)
-	}
-	if code, body := get(p.Admin + "/readyz"); code != 200 {
+	if code, body := getStatus(t, p.Admin+"/readyz"); code != 200 {
 		t.Fatalf("readyz before: %d %q", code, body)
 	}
 	ctx := context.Background()
@@ -40,21 +27,21 @@ func TestReadyzRedisOutOfMemory(t *testing.T) {
 	if err := rc.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := get(p.URL + "/set.php?k=a&v=b"); code != 503 {
+	if code, body := getStatus(t, p.URL+"/set.php?k=a&v=b"); code != 503 {
 		t.Fatalf("a session write with Redis out of memory got %d %q, want 503", code, body)
 	}
 	// README, "Sharing a Redis": the log names OOM.
 	if !poll(5*time.Second, func() bool { return strings.Contains(p.stderr.String(), "OOM") }) {
 		t.Errorf("the 503 of a session write with Redis out of memory: the log does not name OOM:\n%s", p.stderr.String())
 	}
-	code, body := get(p.Admin + "/readyz")
+	code, body := getStatus(t, p.Admin+"/readyz")
 	if code != 503 || !strings.Contains(body, "out of memory") || strings.Contains(body, "permissions") {
 		t.Errorf("readyz with Redis out of memory: %d %q, want 503 saying out of memory", code, body)
 	}
 	if err := rc.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := get(p.Admin + "/readyz"); code != 200 {
+	if code, body := getStatus(t, p.Admin+"/readyz"); code != 200 {
 		t.Errorf("readyz once Redis has memory again: %d %q", code, body)
 	}
 }

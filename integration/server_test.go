@@ -445,6 +445,22 @@ func logsInfo(env []string) bool {
 	return level == "" || level == "info" || level == "debug"
 }
 
+// statusClient bounds each getStatus: a gateway that never answers fails
+// the test instead of hanging it.
+var statusClient = &http.Client{Timeout: 10 * time.Second}
+
+// getStatus is one GET: the status and body.
+func getStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := statusClient.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
 // waitForFile returns once path exists: a script (what) has started and
 // touched it. It fails the test after 30 s.
 func waitForFile(t testing.TB, path, what string) {
@@ -626,15 +642,7 @@ func TestGatewayBinary(t *testing.T) {
 		// site down too.
 		deadDjango := "http://" + harness.DeadAddr(t)
 		p := startBinary(t, bin, append(env, "SESSIONGATE_DJANGO_URL="+deadDjango, "SESSIONGATE_DJANGO_PATHS=/dj/"))
-		code := func(path string) (int, string) {
-			res, err := http.Get(p.Admin + path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer res.Body.Close()
-			b, _ := io.ReadAll(res.Body)
-			return res.StatusCode, string(b)
-		}
+		code := func(path string) (int, string) { return getStatus(t, p.Admin+path) }
 		if c, b := code("/readyz"); c != 200 {
 			t.Fatalf("readyz with php-fpm up and Django down: %d %s", c, b)
 		}
