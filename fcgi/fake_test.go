@@ -98,9 +98,14 @@ type fakeServer struct {
 	// nothing is read or answered until it is cleared, as with a php-fpm
 	// whose processes are stopped or whose master spins.
 	frozen atomic.Bool
-	closed atomic.Bool
-	wg     sync.WaitGroup
-	conns  sync.Map
+	// workers, when set, is php-fpm's pm.max_children: a connection is
+	// served by one worker from accept to close, so connections beyond
+	// it wait, unread, as in php-fpm's listen queue.
+	workers chan struct{}
+	stop    chan struct{} // closed by Close
+	closed  atomic.Bool
+	wg      sync.WaitGroup
+	conns   sync.Map
 }
 
 func newFakeServer(t testing.TB, h fakeHandler) *fakeServer {
@@ -109,18 +114,32 @@ func newFakeServer(t testing.TB, h fakeHandler) *fakeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serveFake(t, ln, h)
+	return serveFake(t, ln, h, 0)
 }
 
 // newSmallBufferFakeServer is newFakeServer on sockets with
 // testnet.SmallBuffers, for tests that fill them.
 func newSmallBufferFakeServer(t testing.TB, h fakeHandler) *fakeServer {
 	t.Helper()
-	return serveFake(t, testnet.SmallBufferListener(t), h)
+	return serveFake(t, testnet.SmallBufferListener(t), h, 0)
 }
 
-func serveFake(t testing.TB, ln net.Listener, h fakeHandler) *fakeServer {
-	s := &fakeServer{t: t, ln: ln, handler: h}
+// newWorkersFakeServer is newFakeServer with n workers (fakeServer.workers).
+func newWorkersFakeServer(t testing.TB, h fakeHandler, n int) *fakeServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveFake(t, ln, h, n)
+}
+
+// serveFake serves ln; workers 0 serves every connection at once.
+func serveFake(t testing.TB, ln net.Listener, h fakeHandler, workers int) *fakeServer {
+	s := &fakeServer{t: t, ln: ln, handler: h, stop: make(chan struct{})}
+	if workers > 0 {
+		s.workers = make(chan struct{}, workers)
+	}
 	s.wg.Add(1)
 	go s.serve()
 	t.Cleanup(s.Close)
@@ -130,7 +149,10 @@ func serveFake(t testing.TB, ln net.Listener, h fakeHandler) *fakeServer {
 func (s *fakeServer) Addr() string { return s.ln.Addr().String() }
 
 func (s *fakeServer) Close() {
-	s.closed.Store(true)
+	if s.closed.Swap(true) {
+		return
+	}
+	close(s.stop)
 	s.ln.Close()
 	s.conns.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
 	s.wg.Wait()
@@ -170,6 +192,14 @@ func (s *fakeServer) serve() {
 }
 
 func (s *fakeServer) serveConn(nc net.Conn) {
+	if s.workers != nil {
+		select {
+		case s.workers <- struct{}{}:
+			defer func() { <-s.workers }()
+		case <-s.stop:
+			return
+		}
+	}
 	br := bufio.NewReader(nc)
 	c := &fakeConn{nc: nc, bw: bufio.NewWriter(nc)}
 	for n := 1; ; n++ {

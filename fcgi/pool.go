@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -180,14 +181,85 @@ func (b *backend) probeUntilUp() {
 	}
 }
 
-// probe dials the backend, closes the connection at once (it never carries
-// a request, so it does not count against the pool) and, when the dial
-// succeeded, puts the backend back in rotation. A silent backend must
+// errProbeNoSlot: every connection of the backend carries a request, so
+// a probe would be one connection more than SESSIONGATE_PHP_MAX_CONNS.
+var errProbeNoSlot = errors.New("every connection carries a request; no slot for a probe")
+
+// errNoAnswer: the probe's connection was accepted and no worker answered
+// FCGI_GET_VALUES before the probe's time ran out.
+type errNoAnswer struct{ err error }
+
+func (e *errNoAnswer) Error() string { return "no answer to FCGI_GET_VALUES: " + e.err.Error() }
+func (e *errNoAnswer) Unwrap() error { return e.err }
+
+// probeSlot takes one of the backend's slots for a probe connection, so
+// that probes too keep to SESSIONGATE_PHP_MAX_CONNS. An idle connection's
+// comes first, closed: each php-fpm worker stays with a kept-alive
+// connection until it is closed, so while the pool's idle connections pin
+// every worker (as many connections as pm.max_children, or more) a probe
+// on a new connection would wait in the listen queue, unanswered, on a
+// healthy pool. Else a free slot, else, when wait allows, the first one
+// given back, ahead of the requests waiting. The caller frees it with
+// releaseSlot.
+func (b *backend) probeSlot(ctx context.Context, wait bool) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return errors.New("transport closed")
+	}
+	if len(b.idle) > 0 {
+		c := b.idle[0] // the longest idle, as rescue takes
+		b.idle = slices.Delete(b.idle, 0, 1)
+		b.mu.Unlock()
+		c.nc.Close()
+		return nil
+	}
+	if b.open < b.max {
+		b.open++
+		b.mu.Unlock()
+		return nil
+	}
+	if !wait {
+		b.mu.Unlock()
+		return errProbeNoSlot
+	}
+	w := make(chan *conn, 1)
+	b.waiters = slices.Insert(b.waiters, 0, w)
+	b.mu.Unlock()
+	select {
+	case c := <-w:
+		if c != nil {
+			c.nc.Close()
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	if i := slices.Index(b.waiters, w); i >= 0 {
+		b.waiters = slices.Delete(b.waiters, i, i+1)
+		b.mu.Unlock()
+		return fmt.Errorf("%w within %v", errProbeNoSlot, answerProbeWait)
+	}
+	b.mu.Unlock()
+	// Handed one while giving up: it is ours.
+	if c := <-w; c != nil {
+		c.nc.Close()
+	}
+	return nil
+}
+
+// probe connects to the backend in a slot of its own (probeSlot, without
+// waiting) and closes the connection at once; when the connection is
+// accepted, it puts the backend back in rotation. A silent backend must
 // answer the probe too (probeAnswer).
 func (b *backend) probe(ctx context.Context) error {
 	if b.silent.Load() {
-		return b.probeAnswer(ctx)
+		return b.probeAnswer(ctx, true)
 	}
+	if err := b.probeSlot(ctx, false); err != nil {
+		return err
+	}
+	defer b.releaseSlot()
 	nc, err := b.dialer.DialContext(ctx, b.network, b.address)
 	if err != nil {
 		return err
@@ -212,14 +284,20 @@ var getValuesProbe = []byte{
 }
 
 // probeAnswer proves that a worker takes connections: it sends
-// FCGI_GET_VALUES on a connection of its own and waits for the first
+// FCGI_GET_VALUES on a connection of its own, in a slot of the pool
+// (probeSlot; waitSlot lets it wait for one), and waits for the first
 // record of the answer (FCGI_GET_VALUES_RESULT from php-fpm; a server that
 // does not know the type answers FCGI_UNKNOWN_TYPE), then closes it, which
 // frees the worker: php-fpm 8.2 keeps the connection open after its
-// answer. It puts the backend back in rotation when answered.
-func (b *backend) probeAnswer(ctx context.Context) error {
+// answer. It puts the backend back in rotation when answered. A connection
+// accepted and not answered gives *errNoAnswer.
+func (b *backend) probeAnswer(ctx context.Context, waitSlot bool) error {
 	ctx, cancel := context.WithTimeout(ctx, answerProbeWait)
 	defer cancel()
+	if err := b.probeSlot(ctx, waitSlot); err != nil {
+		return err
+	}
+	defer b.releaseSlot()
 	nc, err := b.dialer.DialContext(ctx, b.network, b.address)
 	if err != nil {
 		return err
@@ -234,7 +312,10 @@ func (b *backend) probeAnswer(ctx context.Context) error {
 	}
 	var h [headerLen]byte
 	if _, err := io.ReadFull(nc, h[:]); err != nil {
-		return fmt.Errorf("no answer to FCGI_GET_VALUES: %w", err)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return &errNoAnswer{err}
+		}
+		return fmt.Errorf("answer to FCGI_GET_VALUES: %w", err)
 	}
 	if h[0] != fcgiVersion || (h[1] != typeGetValuesResult && h[1] != typeUnknownType) {
 		return fmt.Errorf("%w: answer to FCGI_GET_VALUES is a record of type %d, version %d", ErrProtocol, h[1], h[0])

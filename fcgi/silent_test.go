@@ -199,3 +199,156 @@ func TestRequestsTimingOutTogetherShareOneProbe(t *testing.T) {
 		t.Fatalf("%d connections for 4 requests that timed out together, want 5 (one probe)", n)
 	}
 }
+
+// A php-fpm that freezes while no request goes to it is found by the
+// readiness check, which asks a worker to answer, not by the next
+// request's 504: Ping passes on the other backend, the frozen one leaves
+// rotation, and no request waits for it.
+func TestPingFindsABackendThatFrozeWithoutTraffic(t *testing.T) {
+	frozen := newFakeServer(t, helloHandler)
+	live := newFakeServer(t, helloHandler)
+	frozen.frozen.Store(true)
+	tr, logs := newTransport(t, Options{ReadTimeout: 5 * time.Second}, frozen.Addr(), live.Addr())
+	if err := tr.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping with the second backend answering: %v", err)
+	}
+	waitHealthy(t, tr, 0, false, answerProbeWait+time.Second)
+	waitFor(t, "a log line naming the frozen backend and the readiness check", func() bool {
+		return strings.Contains(logs.String(), "found_by=\"readiness check\"") && strings.Contains(logs.String(), frozen.Addr())
+	})
+	for i := 0; i < 6; i++ {
+		if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
+			t.Fatalf("request %d with the frozen backend out: %v", i, err)
+		}
+	}
+	frozen.frozen.Store(false)
+	waitHealthy(t, tr, 0, true, probeEvery+answerProbeWait+time.Second)
+}
+
+// With a single backend frozen before any request, readiness fails.
+func TestPingFailsWhenTheOnlyBackendFrozeWithoutTraffic(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	srv.frozen.Store(true)
+	tr, _ := newTransport(t, Options{}, srv.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), answerProbeWait+time.Second)
+	defer cancel()
+	if err := tr.Ping(ctx); err == nil || !strings.Contains(err.Error(), "FCGI_GET_VALUES") {
+		t.Fatalf("Ping with the only backend frozen: %v, want an unanswered FCGI_GET_VALUES", err)
+	}
+	if tr.Stats()[0].Healthy {
+		t.Fatal("the frozen backend is still in rotation")
+	}
+}
+
+// Probes keep to MaxConnsPerBackend, and on a pool whose workers are all
+// held by the transport's idle kept-alive connections (as many connections
+// as pm.max_children) they are still answered: a probe takes an idle
+// connection's slot and closes it, which frees its worker. A probe on a
+// connection of its own, beyond the limit, waited unanswered in the listen
+// queue, so readiness failed and the healthy backend left rotation.
+func TestProbesKeepToMaxConnsAndFreeAWorker(t *testing.T) {
+	const workers = 2
+	srv := newWorkersFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		time.Sleep(50 * time.Millisecond) // so that the two requests overlap
+		return helloHandler(c, r)
+	}, workers)
+	tr, _ := newTransport(t, Options{MaxConnsPerBackend: workers}, srv.Addr())
+	idleOnEveryWorker(t, tr, workers)
+	time.Sleep(time.Second + 100*time.Millisecond) // past Ping's "answered within the last second"
+	ctx, cancel := context.WithTimeout(context.Background(), answerProbeWait+time.Second)
+	err := tr.Ping(ctx)
+	cancel()
+	if err != nil {
+		t.Fatalf("Ping on a healthy pool whose workers the idle connections hold: %v", err)
+	}
+	if !tr.Stats()[0].Healthy {
+		t.Fatal("the healthy backend left rotation")
+	}
+	if n := srv.probes.Load(); n != 1 {
+		t.Fatalf("%d probes answered, want 1", n)
+	}
+	// The probe's slot was an idle connection's, now closed.
+	if st := tr.Stats()[0]; st.Open != workers-1 || st.Idle != workers-1 {
+		t.Fatalf("stats %+v after the probe, want %d open and idle", st, workers-1)
+	}
+}
+
+// A script that outlives ReadTimeout on a pool whose other workers are
+// held by idle kept-alive connections leaves its backend in rotation: the
+// probe that tells silence from slowness frees one of them and is
+// answered, without a connection beyond MaxConnsPerBackend.
+func TestSlowScriptWithIdleConnsKeepsItsBackend(t *testing.T) {
+	const workers = 2
+	release := make(chan struct{})
+	srv := newWorkersFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		if r.Params["REQUEST_URI"] == "/slow" {
+			<-release
+		} else {
+			time.Sleep(50 * time.Millisecond) // so that the first two overlap
+		}
+		return helloHandler(c, r)
+	}, workers)
+	defer close(release)
+	tr, logs := newTransport(t, Options{MaxConnsPerBackend: workers, ReadTimeout: 300 * time.Millisecond}, srv.Addr())
+	idleOnEveryWorker(t, tr, workers)
+	// It takes one idle connection; the other holds the second worker.
+	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/slow", nil, nil)); StatusOf(err) != 504 {
+		t.Fatalf("slow script: %v, want 504", err)
+	}
+	waitFor(t, "the probe's answer", func() bool { return srv.probes.Load() == 1 })
+	time.Sleep(100 * time.Millisecond)
+	if !tr.Stats()[0].Healthy || strings.Contains(logs.String(), "answers nothing") {
+		t.Fatalf("a slow script took its backend out:\n%s", logs)
+	}
+	if st := tr.Stats()[0]; st.Open != 0 {
+		t.Fatalf("stats %+v, want no connection open: the slow one was dropped and the idle one gave its slot to the probe", st)
+	}
+}
+
+// Ping does not take a backend out whose every connection carries a
+// request: their own timeouts judge it.
+func TestPingWithEveryConnectionBusy(t *testing.T) {
+	release := make(chan struct{})
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		<-release
+		return helloHandler(c, r)
+	})
+	tr, _ := newTransport(t, Options{MaxConnsPerBackend: 1, ReadTimeout: 10 * time.Second}, srv.Addr())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+		done <- err
+	}()
+	waitFor(t, "the request to reach the backend", func() bool { return len(srv.Requests()) == 1 })
+	if err := tr.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping with the only connection busy: %v", err)
+	}
+	if n := srv.accepted.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1: Ping went beyond MaxConnsPerBackend", n)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// idleOnEveryWorker leaves n kept-alive connections idle, one on each of
+// the n workers of a fake server whose handler for "/" takes long enough
+// for n requests at once to overlap.
+func idleOnEveryWorker(t *testing.T, tr *Transport, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if st := tr.Stats()[0]; st.Idle != n {
+		t.Fatalf("stats %+v, want %d idle connections holding every worker", st, n)
+	}
+}

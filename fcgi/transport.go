@@ -198,14 +198,23 @@ func (t *Transport) Stats() []BackendStats {
 	return out
 }
 
-// Ping returns nil if at least one backend accepts connections: it answered
-// a request within the last second and has not refused one since, or a
-// probe dial succeeds now. The probe connection is closed at once and does
-// not count against the pool (it never carries a request), so readiness
-// checks are not starved by load. The backends are probed at once, not one
-// after another: a backend whose connect hangs (a full listen queue, a host
-// gone behind a firewall that drops packets) would otherwise use up ctx
-// before a healthy one after it was dialed.
+// Ping returns nil if at least one backend can take a request now: it
+// answered one within the last second, or a worker answers a probe
+// (FCGI_GET_VALUES on a connection in a slot of the pool: probeAnswer), or
+// it is in rotation and every one of its connections carries a request,
+// whose own timeout judges it (noteSilence). A backend in rotation that
+// accepts the probe's connection and answers nothing, while it begins no
+// answer to a request either, is taken out of rotation as a request's
+// timeout would take it out: a php-fpm that froze while no request went to
+// it (a worker killed inside its scoreboard lock, docs/design.md) is found
+// by the readiness checks, not by the next request's 504.
+//
+// The backends are probed at once, not one after another: a backend whose
+// connect hangs (a full listen queue, a host gone behind a firewall that
+// drops packets) would otherwise use up ctx before a healthy one after it
+// was dialed. Each probe runs to its own end (answerProbeWait) whatever
+// ctx, so that no verdict rests on a wait cut short; Ping returns when
+// ctx ends.
 func (t *Transport) Ping(ctx context.Context) error {
 	now := time.Now().UnixNano()
 	for _, b := range t.backends {
@@ -213,29 +222,64 @@ func (t *Transport) Ping(ctx context.Context) error {
 			return nil
 		}
 	}
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	type result struct {
 		i   int
 		err error
 	}
 	results := make(chan result, len(t.backends)) // probes left behind never block
 	for i, b := range t.backends {
-		go func() { results <- result{i, b.probe(pctx)} }()
+		go func() { results <- result{i, t.check(b)} }()
 	}
 	errs := make([]error, len(t.backends))
 	for range t.backends {
-		r := <-results
-		if r.err == nil {
-			return nil
+		select {
+		case r := <-results:
+			if r.err == nil {
+				return nil
+			}
+			errs[r.i] = fmt.Errorf("%s: %w", t.backends[r.i].addr, r.err)
+		case <-ctx.Done():
+			for i, err := range errs {
+				if err == nil {
+					errs[i] = fmt.Errorf("%s: no answer yet: %w", t.backends[i].addr, ctx.Err())
+				}
+			}
+			return upstreamError("ping", "", errors.Join(errs...))
 		}
-		b := t.backends[r.i]
-		if ctx.Err() == nil {
-			b.markDown()
-		}
-		errs[r.i] = fmt.Errorf("%s: %w", b.addr, r.err)
 	}
 	return upstreamError("ping", "", errors.Join(errs...))
+}
+
+// check probes one backend for Ping and marks it down (its connect
+// failed) or silent (it answered nothing) as a request would.
+func (t *Transport) check(b *backend) error {
+	if !b.healthy(time.Now().UnixNano()) || b.silent.Load() {
+		// Out of rotation: probe puts it back if it answers.
+		err := b.probe(context.Background())
+		if err != nil && !errors.Is(err, errProbeNoSlot) {
+			b.markDown()
+		}
+		return err
+	}
+	before := b.answers.Load()
+	err := b.probeAnswer(context.Background(), false)
+	var noAnswer *errNoAnswer
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errProbeNoSlot):
+		return nil // busy, not silent: every connection carries a request
+	case errors.As(err, &noAnswer):
+		if b.answers.Load() == before {
+			t.takeOutSilent(b, err, "found_by", "readiness check")
+		}
+	case errors.Is(err, ErrProtocol):
+		// Something answers, not FastCGI (a wrong port): every request
+		// fails the same way, and it stays in rotation as it would.
+	default:
+		b.markDown()
+	}
+	return err
 }
 
 // pick chooses the healthy backend with the fewest requests in flight,
@@ -419,15 +463,20 @@ func (t *Transport) noteSilence(ctx context.Context, b *backend, before uint64, 
 	}
 	go func() {
 		defer b.confirming.Store(false)
-		perr := b.probeAnswer(context.Background())
+		perr := b.probeAnswer(context.Background(), true)
 		if perr == nil || b.answers.Load() != before {
 			return
 		}
-		if b.markSilent() {
-			t.log.Warn("fcgi: php-fpm backend answers nothing; out of rotation until it answers again",
-				"backend", b.addr, "timeout", t.o.ReadTimeout.String(), "probe", perr.Error())
-		}
+		t.takeOutSilent(b, perr, "found_by", "request timeout", "timeout", t.o.ReadTimeout.String())
 	}()
+}
+
+// takeOutSilent marks b silent and says so once, when it goes out.
+func (t *Transport) takeOutSilent(b *backend, probeErr error, attrs ...any) {
+	if b.markSilent() {
+		t.log.Warn("fcgi: php-fpm backend answers nothing; out of rotation until it answers again",
+			append([]any{"backend", b.addr, "probe", probeErr.Error()}, attrs...)...)
+	}
 }
 
 func runAll(fs []func()) {

@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,13 +42,7 @@ func TestPHPStoppedBackendLeavesRotation(t *testing.T) {
 		"SESSIONGATE_SESSIONS=off",
 		"SESSIONGATE_PHP_TIMEOUT=1s",
 	})
-	signalPool(stopped, syscall.SIGSTOP)
-	thawed := false
-	t.Cleanup(func() {
-		if !thawed {
-			signalPool(stopped, syscall.SIGCONT)
-		}
-	})
+	thaw := stopPool(t, stopped)
 	codes := map[int]int{}
 	for i := 0; i < 12; i++ {
 		code, body := getStatus(t, gw.URL+"/pid.php")
@@ -71,8 +67,7 @@ func TestPHPStoppedBackendLeavesRotation(t *testing.T) {
 		t.Errorf("readyz with one pool of two stopped: %d %q", code, body)
 	}
 
-	signalPool(stopped, syscall.SIGCONT)
-	thawed = true
+	thaw()
 	waitForLog(t, gw.stderr, "answers again; back in rotation")
 	eventually(t, 10*time.Second, "a request to reach the pool that answers again", func() bool {
 		code, body := getStatus(t, gw.URL+"/pid.php")
@@ -110,13 +105,7 @@ func stoppedOnlyBackend(t *testing.T, unix bool) {
 	if code, body := getStatus(t, gw.URL+"/pid.php"); code != 200 {
 		t.Fatalf("pid.php: %d %q", code, body)
 	}
-	signalPool(fpm, syscall.SIGSTOP)
-	thawed := false
-	t.Cleanup(func() {
-		if !thawed {
-			signalPool(fpm, syscall.SIGCONT)
-		}
-	})
+	thaw := stopPool(t, fpm)
 	if code, _ := getStatus(t, gw.URL+"/pid.php"); code != 504 {
 		t.Fatalf("pid.php with php-fpm stopped: %d, want 504", code)
 	}
@@ -132,8 +121,7 @@ func stoppedOnlyBackend(t *testing.T, unix bool) {
 	if code, _ := getStatus(t, gw.URL+"/pid.php"); code != 504 {
 		t.Errorf("pid.php with php-fpm still stopped: %d, want 504", code)
 	}
-	signalPool(fpm, syscall.SIGCONT)
-	thawed = true
+	thaw()
 	eventually(t, 10*time.Second, "readyz to be 200 once php-fpm answers", func() bool {
 		code, _ := getStatus(t, gw.Admin+"/readyz")
 		return code == 200
@@ -143,5 +131,139 @@ func stoppedOnlyBackend(t *testing.T, unix bool) {
 	}
 	if v := metricstest.Scrape(t, gw.Admin+"/metrics")[healthy]; v != 1 {
 		t.Errorf("%s once php-fpm answers: %v, want 1", healthy, v)
+	}
+}
+
+// TestPHPFrozenWithoutTrafficFoundByReadiness: a php-fpm pool stopped
+// while no request goes to it is found by /readyz, which asks a worker to
+// answer (FCGI_GET_VALUES), before any request waits on it. With two pools
+// the other keeps /readyz at 200 and serves every request, none a 504;
+// with one, /readyz answers 503 naming it. Before, /readyz only dialed,
+// which the kernel accepts for a stopped pool, and the first request sent
+// there waited out SESSIONGATE_PHP_TIMEOUT for a 504.
+func TestPHPFrozenWithoutTrafficFoundByReadiness(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	t.Run("OneOfTwo", func(t *testing.T) {
+		t.Parallel()
+		root := silentSite(t)
+		live := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+		stopped := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+		gw := startBinary(t, buildGateway(t), []string{
+			"SESSIONGATE_PHP_FPM=" + live.Addr + "," + stopped.Addr,
+			"SESSIONGATE_DOCUMENT_ROOT=" + root,
+			"SESSIONGATE_SESSIONS=off",
+			"SESSIONGATE_PHP_TIMEOUT=5s",
+		})
+		stopPool(t, stopped)
+		if code, body := getStatus(t, gw.Admin+"/readyz"); code != 200 {
+			t.Fatalf("readyz with one pool of two stopped: %d %q", code, body)
+		}
+		line := waitForLog(t, gw.stderr, "answers nothing; out of rotation")
+		if !strings.Contains(line, stopped.Addr) || !strings.Contains(line, "readiness check") {
+			t.Errorf("the log line does not name the stopped pool %s and the readiness check: %s", stopped.Addr, line)
+		}
+		for i := 0; i < 12; i++ {
+			if code, body := getStatus(t, gw.URL+"/pid.php"); code != 200 {
+				t.Fatalf("request %d with the stopped pool found out: %d %q", i, code, body)
+			}
+		}
+	})
+	t.Run("Only", func(t *testing.T) {
+		t.Parallel()
+		root := silentSite(t)
+		fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+		gw := startBinary(t, buildGateway(t), []string{
+			"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+			"SESSIONGATE_DOCUMENT_ROOT=" + root,
+			"SESSIONGATE_SESSIONS=off",
+		})
+		thaw := stopPool(t, fpm)
+		code, body := getStatus(t, gw.Admin+"/readyz")
+		if code != 503 || !strings.Contains(body, "php-fpm") || !strings.Contains(body, fpm.Addr) {
+			t.Errorf("readyz with the only pool stopped: %d %q, want 503 naming php-fpm at %s", code, body, fpm.Addr)
+		}
+		waitForLog(t, gw.stderr, "answers nothing; out of rotation")
+		thaw()
+		eventually(t, 10*time.Second, "readyz to be 200 once php-fpm answers", func() bool {
+			code, _ := getStatus(t, gw.Admin+"/readyz")
+			return code == 200
+		})
+	})
+}
+
+// stopPool stops every process of fpm (SIGSTOP) and returns what resumes
+// them, which t.Cleanup also runs if the test has not.
+func stopPool(t *testing.T, fpm *harness.PHPFPM) (thaw func()) {
+	t.Helper()
+	signalPool(fpm, syscall.SIGSTOP)
+	var once sync.Once
+	thaw = func() { once.Do(func() { signalPool(fpm, syscall.SIGCONT) }) }
+	t.Cleanup(thaw)
+	return thaw
+}
+
+// TestPHPReadinessWithEveryWorkerHeldIdle: with as many connections as
+// php-fpm has workers (SESSIONGATE_PHP_MAX_CONNS = pm.max_children), the
+// gateway's idle kept-alive connections hold every worker once traffic
+// stops. /readyz's probe then takes one of them and closes it, freeing a
+// worker to answer it; a probe on a connection of its own would wait in
+// php-fpm's listen queue, and /readyz would fail on a healthy pool. php-fpm
+// logs nothing about the probes.
+func TestPHPReadinessWithEveryWorkerHeldIdle(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"nap.php": "<?php usleep(50000); echo getmypid();"})
+	const workers = 2
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: workers})
+	gw := startBinary(t, buildGateway(t), []string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off",
+		"SESSIONGATE_PHP_MAX_CONNS=" + strconv.Itoa(workers),
+	})
+	var wg sync.WaitGroup
+	pids := make([]string, workers)
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, body := getStatus(t, gw.URL+"/nap.php")
+			if code != 200 {
+				t.Errorf("nap.php: %d %q", code, body)
+			}
+			pids[i] = body
+		}()
+	}
+	wg.Wait()
+	if pids[0] == pids[1] {
+		t.Fatalf("both requests ran in worker %s; want one on each", pids[0])
+	}
+	idle := `sessiongate_fcgi_connections{backend="` + fpm.Addr + `",state="idle"}`
+	if v := metricstest.Scrape(t, gw.Admin+"/metrics")[idle]; v != workers {
+		t.Fatalf("%s = %v, want %d: an idle connection on every worker", idle, v, workers)
+	}
+	time.Sleep(1200 * time.Millisecond) // past the "answered within the last second" shortcut
+	for i := 0; i < 3; i++ {
+		if code, body := getStatus(t, gw.Admin+"/readyz"); code != 200 {
+			t.Fatalf("readyz %d on a healthy pool whose workers the idle connections hold: %d %q\n%s", i, code, body, gw.stderr.String())
+		}
+		time.Sleep(1100 * time.Millisecond)
+	}
+	if strings.Contains(gw.stderr.String(), "answers nothing") {
+		t.Fatalf("the healthy pool was taken out:\n%s", gw.stderr.String())
+	}
+	if code, _ := getStatus(t, gw.URL+"/nap.php"); code != 200 {
+		t.Fatalf("nap.php after the probes: %d", code)
+	}
+	fpmLog, err := os.ReadFile(fpm.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(fpmLog), "\n") {
+		if strings.Contains(line, "WARNING") || strings.Contains(line, "ERROR") {
+			t.Errorf("php-fpm logged during the probes: %s", line)
+		}
 	}
 }
