@@ -407,6 +407,22 @@ func roundTrip(t testing.TB, tr *Transport, req *http.Request) (*http.Response, 
 	return resp, string(b), err
 }
 
+// getAtOnce sends n GETs for "/" at once and waits for their answers.
+func getAtOnce(t testing.TB, tr *Transport, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -337,17 +337,7 @@ func TestPingWithEveryConnectionBusy(t *testing.T) {
 // for n requests at once to overlap.
 func idleOnEveryWorker(t *testing.T, tr *Transport, n int) {
 	t.Helper()
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	getAtOnce(t, tr, n)
 	if st := tr.Stats()[0]; st.Idle != n {
 		t.Fatalf("stats %+v, want %d idle connections holding every worker", st, n)
 	}

@@ -900,17 +900,7 @@ func TestBackendsBalance(t *testing.T) {
 	}
 	a, b := newFakeServer(t, h), newFakeServer(t, h)
 	tr, _ := newTransport(t, Options{MaxConnsPerBackend: 4}, a.Addr(), b.Addr())
-	var wg sync.WaitGroup
-	for i := 0; i < 16; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	getAtOnce(t, tr, 16)
 	if len(a.Requests()) == 0 || len(b.Requests()) == 0 {
 		t.Fatalf("unbalanced: %d / %d", len(a.Requests()), len(b.Requests()))
 	}

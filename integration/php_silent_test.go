@@ -22,6 +22,21 @@ func silentSite(t *testing.T) string {
 	return root
 }
 
+// gatewayOnPools starts the gateway binary, sessions off, in front of
+// pools, all serving root, with extra variables.
+func gatewayOnPools(t *testing.T, root string, pools []*harness.PHPFPM, extra ...string) *gwProc {
+	t.Helper()
+	addrs := make([]string, len(pools))
+	for i, p := range pools {
+		addrs[i] = p.Addr
+	}
+	return startBinary(t, buildGateway(t), append([]string{
+		"SESSIONGATE_PHP_FPM=" + strings.Join(addrs, ","),
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off",
+	}, extra...))
+}
+
 // TestPHPStoppedBackendLeavesRotation: one of two php-fpm pools stopped
 // (SIGSTOP on its master and workers: the kernel still accepts its
 // connections and nobody answers, as when php-fpm 8.2's master spins on a
@@ -36,12 +51,7 @@ func TestPHPStoppedBackendLeavesRotation(t *testing.T) {
 	root := silentSite(t)
 	live := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
 	stopped := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	gw := startBinary(t, buildGateway(t), []string{
-		"SESSIONGATE_PHP_FPM=" + live.Addr + "," + stopped.Addr,
-		"SESSIONGATE_DOCUMENT_ROOT=" + root,
-		"SESSIONGATE_SESSIONS=off",
-		"SESSIONGATE_PHP_TIMEOUT=1s",
-	})
+	gw := gatewayOnPools(t, root, []*harness.PHPFPM{live, stopped}, "SESSIONGATE_PHP_TIMEOUT=1s")
 	thaw := stopPool(t, stopped)
 	codes := map[int]int{}
 	for i := 0; i < 12; i++ {
@@ -96,12 +106,7 @@ func TestPHPStoppedOnlyBackendFailsReadiness(t *testing.T) {
 func stoppedOnlyBackend(t *testing.T, unix bool) {
 	root := silentSite(t)
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2, Unix: unix})
-	gw := startBinary(t, buildGateway(t), []string{
-		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
-		"SESSIONGATE_DOCUMENT_ROOT=" + root,
-		"SESSIONGATE_SESSIONS=off",
-		"SESSIONGATE_PHP_TIMEOUT=1s",
-	})
+	gw := gatewayOnPools(t, root, []*harness.PHPFPM{fpm}, "SESSIONGATE_PHP_TIMEOUT=1s")
 	if code, body := getStatus(t, gw.URL+"/pid.php"); code != 200 {
 		t.Fatalf("pid.php: %d %q", code, body)
 	}
@@ -149,12 +154,7 @@ func TestPHPFrozenWithoutTrafficFoundByReadiness(t *testing.T) {
 		root := silentSite(t)
 		live := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
 		stopped := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-		gw := startBinary(t, buildGateway(t), []string{
-			"SESSIONGATE_PHP_FPM=" + live.Addr + "," + stopped.Addr,
-			"SESSIONGATE_DOCUMENT_ROOT=" + root,
-			"SESSIONGATE_SESSIONS=off",
-			"SESSIONGATE_PHP_TIMEOUT=5s",
-		})
+		gw := gatewayOnPools(t, root, []*harness.PHPFPM{live, stopped}, "SESSIONGATE_PHP_TIMEOUT=5s")
 		stopPool(t, stopped)
 		if code, body := getStatus(t, gw.Admin+"/readyz"); code != 200 {
 			t.Fatalf("readyz with one pool of two stopped: %d %q", code, body)
@@ -173,11 +173,7 @@ func TestPHPFrozenWithoutTrafficFoundByReadiness(t *testing.T) {
 		t.Parallel()
 		root := silentSite(t)
 		fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-		gw := startBinary(t, buildGateway(t), []string{
-			"SESSIONGATE_PHP_FPM=" + fpm.Addr,
-			"SESSIONGATE_DOCUMENT_ROOT=" + root,
-			"SESSIONGATE_SESSIONS=off",
-		})
+		gw := gatewayOnPools(t, root, []*harness.PHPFPM{fpm})
 		thaw := stopPool(t, fpm)
 		code, body := getStatus(t, gw.Admin+"/readyz")
 		if code != 503 || !strings.Contains(body, "php-fpm") || !strings.Contains(body, fpm.Addr) {
@@ -217,12 +213,7 @@ func TestPHPReadinessWithEveryWorkerHeldIdle(t *testing.T) {
 	writeTree(t, root, map[string]string{"nap.php": "<?php usleep(50000); echo getmypid();"})
 	const workers = 2
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: workers})
-	gw := startBinary(t, buildGateway(t), []string{
-		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
-		"SESSIONGATE_DOCUMENT_ROOT=" + root,
-		"SESSIONGATE_SESSIONS=off",
-		"SESSIONGATE_PHP_MAX_CONNS=" + strconv.Itoa(workers),
-	})
+	gw := gatewayOnPools(t, root, []*harness.PHPFPM{fpm}, "SESSIONGATE_PHP_MAX_CONNS="+strconv.Itoa(workers))
 	var wg sync.WaitGroup
 	pids := make([]string, workers)
 	for i := range workers {
