@@ -475,7 +475,8 @@ func (t *Transport) noteSilence(ctx context.Context, b *backend, before uint64, 
 func (t *Transport) takeOutSilent(b *backend, probeErr error, attrs ...any) {
 	if b.markSilent() {
 		t.log.Warn("fcgi: php-fpm backend answers nothing; out of rotation until it answers again",
-			append([]any{"backend", b.addr, "probe", probeErr.Error()}, attrs...)...)
+			append([]any{"backend", b.addr, "probe", probeErr.Error(),
+				"causes", "php-fpm stopped or hung, or every worker busy or held by other connections (SESSIONGATE_PHP_MAX_CONNS of every gateway on the pool, summed, above pm.max_children)"}, attrs...)...)
 	}
 }
 
