@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/fdlimit"
 	"github.com/sessiongate/sessiongate/internal/logtext"
 	"github.com/sessiongate/sessiongate/internal/proxyheader"
 	"github.com/sessiongate/sessiongate/internal/readahead"
@@ -251,12 +252,14 @@ func (t *Transport) Ping(ctx context.Context) error {
 }
 
 // check probes one backend for Ping and marks it down (its connect
-// failed) or silent (it answered nothing) as a request would.
+// failed) or silent (it answered nothing) as a request would. A connect
+// that failed for want of a file descriptor is the gateway's shortage,
+// not the backend's, as in dial.
 func (t *Transport) check(b *backend) error {
 	if !b.healthy(time.Now().UnixNano()) || b.silent.Load() {
 		// Out of rotation: probe puts it back if it answers.
 		err := b.probe(context.Background())
-		if err != nil && !errors.Is(err, errProbeNoSlot) {
+		if err != nil && !errors.Is(err, errProbeNoSlot) && !fdlimit.Reached(err) {
 			b.markDown()
 		}
 		return err
@@ -273,7 +276,7 @@ func (t *Transport) check(b *backend) error {
 		if b.answers.Load() == before {
 			t.takeOutSilent(b, err, "found_by", "readiness check")
 		}
-	case errors.Is(err, ErrProtocol):
+	case errors.Is(err, ErrProtocol), fdlimit.Reached(err):
 		// Something answers, not FastCGI (a wrong port): every request
 		// fails the same way, and it stays in rotation as it would.
 	default:

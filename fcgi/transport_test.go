@@ -2321,6 +2321,32 @@ func TestDialWithoutDescriptorsIs500(t *testing.T) {
 	}
 }
 
+// The same for readiness: a probe that cannot open its connection for
+// want of a file descriptor fails Ping and leaves every backend in
+// rotation. It marked each one down, as a refused connection does.
+func TestPingWithoutDescriptorsKeepsBackends(t *testing.T) {
+	if !testfd.InChild(t) {
+		return
+	}
+	a, b := newFakeServer(t, helloHandler), newFakeServer(t, helloHandler)
+	tr, _ := newTransport(t, Options{}, a.Addr(), b.Addr())
+	restore := testfd.Exhaust(t)
+	err := tr.Ping(context.Background())
+	stats := tr.Stats()
+	restore()
+	if !errors.Is(err, syscall.EMFILE) {
+		t.Errorf("Ping with no descriptor left: %v, want the error named", err)
+	}
+	for _, st := range stats {
+		if !st.Healthy {
+			t.Errorf("backend %+v marked down for the gateway's own shortage", st)
+		}
+	}
+	if err := tr.Ping(context.Background()); err != nil {
+		t.Errorf("Ping once descriptors are back: %v", err)
+	}
+}
+
 // PHP's stderr is logged with the request's path and client, as nginx's
 // error log names the request and client of each "FastCGI sent in stderr"
 // line: under a front controller every script is /index.php, which alone
