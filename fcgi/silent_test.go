@@ -351,3 +351,55 @@ func idleOnEveryWorker(t *testing.T, tr *Transport, n int) {
 		}
 	}
 }
+
+// A probe that finds every slot taken waits for the next one given back,
+// ahead of the requests already waiting: behind them, on a backend whose
+// every connection is stuck, it would wait out their timeouts too. The
+// waiting request is served once the probe is done.
+func TestProbeWaitsForASlotAheadOfRequests(t *testing.T) {
+	release := make(chan struct{})
+	srv := newFakeServer(t, func(c *fakeConn, r *fakeRequest) bool {
+		if r.Params["REQUEST_URI"] == "/slow" {
+			<-release
+		}
+		return helloHandler(c, r)
+	})
+	tr, _ := newTransport(t, Options{MaxConnsPerBackend: 1, ReadTimeout: 10 * time.Second}, srv.Addr())
+	b := tr.backends[0]
+	slow := make(chan error, 1)
+	go func() {
+		_, _, err := roundTrip(t, tr, newReq(nil, "GET", "/slow", nil, nil))
+		slow <- err
+	}()
+	waitFor(t, "the slow request to reach the backend", func() bool { return len(srv.Requests()) == 1 })
+	queued := make(chan error, 1)
+	go func() {
+		_, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil))
+		queued <- err
+	}()
+	waitFor(t, "a request waiting for the only connection", func() bool { return tr.Stats()[0].Waiting == 1 })
+	probed := make(chan error, 1)
+	go func() { probed <- b.probeAnswer(context.Background(), true) }()
+	waitFor(t, "the probe waiting too", func() bool { return tr.Stats()[0].Waiting == 2 })
+	close(release)
+	if err := <-slow; err != nil {
+		t.Fatalf("slow request: %v", err)
+	}
+	if err := <-probed; err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	if err := <-queued; err != nil {
+		t.Fatalf("queued request: %v", err)
+	}
+	if n := srv.probes.Load(); n != 1 {
+		t.Fatalf("%d probes answered, want 1", n)
+	}
+	// The probe went first: the queued request came after it, on a
+	// connection of its own (the probe closed the one it was handed).
+	if n := srv.accepted.Load(); n != 3 {
+		t.Fatalf("%d connections accepted, want 3 (slow request, probe, queued request)", n)
+	}
+	if st := tr.Stats()[0]; st.Open != 1 || st.Idle != 1 {
+		t.Fatalf("stats %+v, want the queued request's connection alone, idle", st)
+	}
+}
