@@ -141,6 +141,16 @@ func (b *backend) markSilent() bool {
 	return wasIn
 }
 
+// sayBackInRotation logs a backend's return: silent, it answered again;
+// else it accepts connections again.
+func (b *backend) sayBackInRotation(silent bool) {
+	if silent {
+		b.log.Info("php-fpm backend answers again; back in rotation", "backend", b.addr)
+	} else {
+		b.log.Info("php-fpm backend accepts connections again; back in rotation", "backend", b.addr)
+	}
+}
+
 func (b *backend) startProbing() {
 	if b.probing.CompareAndSwap(false, true) {
 		go b.probeUntilUp()
@@ -166,11 +176,7 @@ func (b *backend) probeUntilUp() {
 			if b.probe(context.Background()) != nil {
 				continue
 			}
-			if silent {
-				b.log.Info("php-fpm backend answers again; back in rotation", "backend", b.addr)
-			} else {
-				b.log.Info("php-fpm backend accepts connections again; back in rotation", "backend", b.addr)
-			}
+			b.sayBackInRotation(silent)
 		}
 		b.probing.Store(false)
 		// A failure between the check above and the Store found the probe
@@ -208,8 +214,7 @@ func (b *backend) probeSlot(ctx context.Context, wait bool) error {
 		return errors.New("transport closed")
 	}
 	if len(b.idle) > 0 {
-		c := b.idle[0] // the longest idle, as rescue takes
-		b.idle = slices.Delete(b.idle, 0, 1)
+		c := b.takeOldestIdleLocked()
 		b.mu.Unlock()
 		c.nc.Close()
 		return nil
@@ -234,13 +239,9 @@ func (b *backend) probeSlot(ctx context.Context, wait bool) error {
 		return nil
 	case <-ctx.Done():
 	}
-	b.mu.Lock()
-	if i := slices.Index(b.waiters, w); i >= 0 {
-		b.waiters = slices.Delete(b.waiters, i, i+1)
-		b.mu.Unlock()
+	if b.withdraw(w) {
 		return fmt.Errorf("%w within %v", errProbeNoSlot, answerProbeWait)
 	}
-	b.mu.Unlock()
 	// Handed one while giving up: it is ours.
 	if c := <-w; c != nil {
 		c.nc.Close()
@@ -371,10 +372,7 @@ func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh bool) (
 		return c, 0, err
 	case fresh && len(b.idle) > 0:
 		// Trade the oldest idle connection's slot for a new one.
-		c := b.idle[0]
-		copy(b.idle, b.idle[1:])
-		b.idle[len(b.idle)-1] = nil
-		b.idle = b.idle[:len(b.idle)-1]
+		c := b.takeOldestIdleLocked()
 		b.mu.Unlock()
 		c.nc.Close()
 		c, err := b.dial(ctx)
@@ -399,15 +397,9 @@ func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh bool) (
 		werr = errNoFreeConn
 	}
 	waited := time.Since(start)
-	b.mu.Lock()
-	for i, x := range b.waiters {
-		if x == w {
-			b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
-			b.mu.Unlock()
-			return nil, waited, werr
-		}
+	if b.withdraw(w) {
+		return nil, waited, werr
 	}
-	b.mu.Unlock()
 	// We were handed a connection or slot while giving up: pass it on.
 	if c := <-w; c != nil {
 		b.put(c)
@@ -415,6 +407,29 @@ func (b *backend) acquire(ctx context.Context, wait time.Duration, fresh bool) (
 		b.releaseSlot()
 	}
 	return nil, waited, werr
+}
+
+// withdraw takes w out of the waiters and reports whether it was still
+// there; when it was not, a connection or slot was handed to it (or is
+// being), and the caller must take it from w.
+func (b *backend) withdraw(w chan *conn) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i := slices.Index(b.waiters, w)
+	if i < 0 {
+		return false
+	}
+	b.waiters = slices.Delete(b.waiters, i, i+1)
+	return true
+}
+
+// takeOldestIdleLocked removes the connection idle the longest, keeping
+// its slot; b.mu is held and idle is not empty. The idle list is in the
+// order the connections went idle (put appends).
+func (b *backend) takeOldestIdleLocked() *conn {
+	c := b.idle[0]
+	b.idle = slices.Delete(b.idle, 0, 1)
+	return c
 }
 
 // granted turns what a waiter received into a connection.
@@ -536,8 +551,7 @@ func (b *backend) rescue(c *conn) {
 	}
 	// With an idle connection there is no waiter (put hands connections
 	// to waiters first): its slot simply frees.
-	idle := b.idle[0] // the longest idle
-	b.idle = slices.Delete(b.idle, 0, 1)
+	idle := b.takeOldestIdleLocked()
 	b.open--
 	b.unanswered[c] = now
 	c.rescue.Reset(starveAfter)

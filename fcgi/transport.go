@@ -1157,7 +1157,7 @@ func (r *responseReader) nextIn(nonBlocking bool, by time.Time) error {
 			if b.silent.Load() && b.silent.CompareAndSwap(true, false) {
 				// Picked while every backend was out, and it answered.
 				b.markUp()
-				b.log.Info("php-fpm backend answers again; back in rotation", "backend", b.addr)
+				b.sayBackInRotation(true)
 			}
 		}
 		r.gotAny = true
