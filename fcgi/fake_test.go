@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/fdlimit"
 	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/internal/testnet"
 )
@@ -169,6 +170,14 @@ func (s *fakeServer) serve() {
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
+			// A test that uses up the process's descriptors
+			// (testfd.Exhaust) shares them with this server, which
+			// php-fpm, a process of its own, would not: wait them out,
+			// as a real server does, instead of stopping for good.
+			if fdlimit.Reached(err) && !s.closed.Load() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
 			return
 		}
 		s.accepted.Add(1)
