@@ -98,6 +98,11 @@ type Config struct {
 	PHPDialTimeout  time.Duration `env:"SESSIONGATE_PHP_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to php-fpm before 504, like fastcgi_connect_timeout (a refused connection is 502 at once)"`
 	PHPTimeout      time.Duration `env:"SESSIONGATE_PHP_TIMEOUT" envDefault:"60s" help:"longest wait for the next bytes from php-fpm once the request is sent (for the first ones, less the wait for a free connection under SESSIONGATE_PHP_MAX_CONNS; a body still being sent is bounded by SESSIONGATE_PHP_WRITE_TIMEOUT instead) before 504, like fastcgi_read_timeout; 0 = none"`
 	PHPWriteTimeout time.Duration `env:"SESSIONGATE_PHP_WRITE_TIMEOUT" envDefault:"60s" help:"longest wait while sending a request to php-fpm, like fastcgi_send_timeout; 0 = none"`
+	// On by default: a php-fpm can hang for good while the site is quiet
+	// (a worker killed inside its scoreboard lock, docs/design.md), and
+	// without a check the next request finds out by waiting out
+	// SESSIONGATE_PHP_TIMEOUT, with only /readyz pollers to find it first.
+	PHPCheckInterval time.Duration `env:"SESSIONGATE_PHP_CHECK_INTERVAL" envDefault:"10s" help:"how often each php-fpm backend in rotation that answered nothing for that long is asked to answer a FastCGI management record (FCGI_GET_VALUES: no script runs, nothing in php-fpm's access log), as /readyz asks; one whose connection is accepted and whose workers answer nothing within 2 s, while it begins no answer to a request either (a stopped or hung php-fpm), leaves rotation until it answers again, before a request waits SESSIONGATE_PHP_TIMEOUT on it; the check takes one of SESSIONGATE_PHP_MAX_CONNS, closing an idle connection first; a backend that answers requests is not checked; 0 = off (then only /readyz checks)"`
 
 	ReadHeaderTimeout time.Duration `env:"SESSIONGATE_READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers (slowloris defence); must be > 0"`
 	ReadTimeout       time.Duration `env:"SESSIONGATE_READ_TIMEOUT" envDefault:"60s" help:"longest wait for the next bytes of a request body before 408, like client_body_timeout (a slow upload that keeps coming is read whole; headers are bounded by SESSIONGATE_READ_HEADER_TIMEOUT); 0 = none"`
@@ -388,6 +393,7 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 	check("SESSIONGATE_RESPONSE_BUFFERING_LIMIT", c.ResponseBufferingLimit >= 64<<10, "must be at least 64k (SESSIONGATE_RESPONSE_BUFFERING=off turns read-ahead off)")
 	check("SESSIONGATE_PHP_MAX_CONNS", c.PHPMaxConns >= 1, "must be at least 1")
 	checkDuration(check, "SESSIONGATE_PHP_DIAL_TIMEOUT", c.PHPDialTimeout)
+	checkDuration(check, "SESSIONGATE_PHP_CHECK_INTERVAL", c.PHPCheckInterval)
 	checkDuration(check, "SESSIONGATE_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout)
 	check("SESSIONGATE_IDLE_TIMEOUT", c.IdleTimeout >= 0, "must be >= 0 (0 turns keep-alive off)")
 	check("SESSIONGATE_SEND_TIMEOUT", c.SendTimeout >= 0, "must be >= 0 (0 = none)")

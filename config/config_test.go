@@ -52,6 +52,7 @@ func TestDefaults(t *testing.T) {
 		PHPDialTimeout:         3 * time.Second,
 		PHPTimeout:             60 * time.Second,
 		PHPWriteTimeout:        60 * time.Second,
+		PHPCheckInterval:       10 * time.Second,
 		ReadHeaderTimeout:      10 * time.Second,
 		ReadTimeout:            60 * time.Second,
 		WriteTimeout:           0,
@@ -101,6 +102,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_PHP_DIAL_TIMEOUT=250ms",
 		"SESSIONGATE_PHP_TIMEOUT=2m",
 		"SESSIONGATE_PHP_WRITE_TIMEOUT=5s",
+		"SESSIONGATE_PHP_CHECK_INTERVAL=0",
 		"SESSIONGATE_READ_HEADER_TIMEOUT=4s",
 		"SESSIONGATE_READ_TIMEOUT=0",
 		"SESSIONGATE_WRITE_TIMEOUT=1h",
@@ -1824,6 +1826,24 @@ func TestQuotedValueIsPointedOut(t *testing.T) {
 		}
 		if tc.name == "key" && slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, testKey) }) {
 			t.Errorf("the key is echoed: %q", notes)
+		}
+	}
+}
+
+// SESSIONGATE_PHP_CHECK_INTERVAL takes 0 (off) or 1s and more: a check
+// waits up to 2 s for its answer, so 100ms is taken for the typo it is.
+func TestPHPCheckIntervalValues(t *testing.T) {
+	for value, want := range map[string]time.Duration{"0": 0, "1s": time.Second, "2m": 2 * time.Minute} {
+		c, err := Load(append(base(t), "SESSIONGATE_PHP_CHECK_INTERVAL="+value))
+		if err != nil || c.PHPCheckInterval != want {
+			t.Errorf("SESSIONGATE_PHP_CHECK_INTERVAL=%s: %v, %v; want %v", value, c.PHPCheckInterval, err, want)
+		}
+	}
+	for _, value := range []string{"100ms", "-1s", "10"} {
+		_, err := Load(append(base(t), "SESSIONGATE_PHP_CHECK_INTERVAL="+value))
+		e, ok := err.(*Error)
+		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_PHP_CHECK_INTERVAL"}) || !strings.Contains(err.Error(), "at least 1s, or 0 (off)") {
+			t.Errorf("SESSIONGATE_PHP_CHECK_INTERVAL=%s: got %v", value, err)
 		}
 	}
 }

@@ -97,6 +97,9 @@ var durationRanges = map[string]durationRange{
 	"SESSIONGATE_REDIS_TIMEOUT":       {func(d time.Duration) bool { return d > 0 && d <= time.Minute }, "more than 0 and at most 1m", ""},
 	"SESSIONGATE_DJANGO_TIMEOUT":      {positive, "more than 0", ""},
 	"SESSIONGATE_DJANGO_DIAL_TIMEOUT": {positive, "more than 0", ""},
+	// A check waits up to 2 s for its answer; one every few milliseconds
+	// is a typo (ms for s), not a wish.
+	"SESSIONGATE_PHP_CHECK_INTERVAL": {func(d time.Duration) bool { return d == 0 || d >= time.Second }, "at least 1s, or 0 (off)", ""},
 }
 
 // durationMessage is the message for err, the parse error of variable

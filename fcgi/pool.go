@@ -3,6 +3,7 @@ package fcgi
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -322,6 +323,10 @@ func (b *backend) probeAnswer(ctx context.Context, waitSlot bool) error {
 		return fmt.Errorf("%w: answer to FCGI_GET_VALUES is a record of type %d, version %d", ErrProtocol, h[1], h[0])
 	}
 	b.markUp()
+	// Read the rest of the record (at most 64 KiB) before the close: a
+	// socket closed with unread data sends a reset, and php-fpm's worker
+	// reads ECONNRESET where it could read the end of the connection.
+	io.CopyN(io.Discard, nc, int64(binary.BigEndian.Uint16(h[4:6]))+int64(h[6]))
 	return nil
 }
 

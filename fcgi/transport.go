@@ -66,6 +66,12 @@ type Options struct {
 	ReadAheadBudget *readahead.Budget
 	StderrLogLimit  int          // max bytes of PHP stderr logged per request, as written with escapes (default 4096); the rest is counted
 	Logger          *slog.Logger // default slog.Default()
+	// CheckInterval (0 = never) is how often a backend in rotation that
+	// answered nothing for that long is asked to answer, as /readyz asks
+	// (Ping): a php-fpm that hung while the site was quiet then leaves
+	// rotation before a request waits ReadTimeout on it, whether or not
+	// something polls /readyz.
+	CheckInterval time.Duration
 }
 
 const (
@@ -105,6 +111,9 @@ type Transport struct {
 	log      *slog.Logger
 	backends []*backend
 	next     atomic.Uint32
+	// stopChecks ends checkQuietBackends (Close).
+	stopChecks chan struct{}
+	closeOnce  sync.Once
 }
 
 // NewTransport validates o, fills defaults and returns a Transport. It does
@@ -129,6 +138,7 @@ func NewTransport(o Options) (*Transport, error) {
 	neg("IdleTimeout", o.IdleTimeout < 0)
 	neg("MaxBody", o.MaxBody < 0)
 	neg("StderrLogLimit", o.StderrLogLimit < 0)
+	neg("CheckInterval", o.CheckInterval < 0)
 	if o.MaxConnsPerBackend == 0 {
 		o.MaxConnsPerBackend = defaultMaxConns
 	}
@@ -176,17 +186,51 @@ func NewTransport(o Options) (*Transport, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("fcgi: invalid options: %w", errors.Join(errs...))
 	}
+	t.stopChecks = make(chan struct{})
+	if o.CheckInterval > 0 {
+		go t.checkQuietBackends(o.CheckInterval)
+	}
 	return t, nil
 }
 
-// Close closes idle connections; connections still carrying a request are
-// closed when it ends instead of going back to the pool. RoundTrip keeps
-// working (without keep-alive) so draining requests are not failed.
+// Close closes idle connections and stops the periodic checks;
+// connections still carrying a request are closed when it ends instead of
+// going back to the pool. RoundTrip keeps working (without keep-alive) so
+// draining requests are not failed.
 func (t *Transport) Close() error {
+	t.closeOnce.Do(func() { close(t.stopChecks) })
 	for _, b := range t.backends {
 		b.closeIdle(true)
 	}
 	return nil
+}
+
+// checkQuietBackends asks, every interval, each backend in rotation that
+// answered no request for the whole interval to answer, as Ping does. A backend with traffic is judged by its requests'
+// timeouts (noteSilence) and is not probed; one out of rotation has its
+// own probe (probeUntilUp). Without this, a php-fpm that froze while no
+// request went to it stayed in rotation until a request waited out
+// ReadTimeout on it, unless something polled /readyz.
+func (t *Transport) checkQuietBackends(interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stopChecks:
+			return
+		case <-tick.C:
+		}
+		now := time.Now().UnixNano()
+		var checks sync.WaitGroup
+		for _, b := range t.backends {
+			if b.healthy(now) && !b.silent.Load() && now-b.lastOK.Load() >= int64(interval) {
+				checks.Go(func() { t.check(b, "periodic check") })
+			}
+		}
+		// At most one round at a time: a check takes a slot of the pool
+		// for up to answerProbeWait.
+		checks.Wait()
+	}
 }
 
 // Stats returns one entry per backend, in configuration order.
@@ -229,7 +273,7 @@ func (t *Transport) Ping(ctx context.Context) error {
 	}
 	results := make(chan result, len(t.backends)) // probes left behind never block
 	for i, b := range t.backends {
-		go func() { results <- result{i, t.check(b)} }()
+		go func() { results <- result{i, t.check(b, "readiness check")} }()
 	}
 	errs := make([]error, len(t.backends))
 	for range t.backends {
@@ -251,11 +295,12 @@ func (t *Transport) Ping(ctx context.Context) error {
 	return upstreamError("ping", "", errors.Join(errs...))
 }
 
-// check probes one backend for Ping and marks it down (its connect
-// failed) or silent (it answered nothing) as a request would. A connect
-// that failed for want of a file descriptor is the gateway's shortage,
-// not the backend's, as in dial.
-func (t *Transport) check(b *backend) error {
+// check probes one backend for Ping and checkQuietBackends, and marks it
+// down (its connect failed) or silent (it answered nothing) as a request
+// would; foundBy names the caller in the log line. A connect that failed
+// for want of a file descriptor is the gateway's shortage, not the
+// backend's, as in dial.
+func (t *Transport) check(b *backend, foundBy string) error {
 	if !b.healthy(time.Now().UnixNano()) || b.silent.Load() {
 		// Out of rotation: probe puts it back if it answers.
 		err := b.probe(context.Background())
@@ -274,7 +319,7 @@ func (t *Transport) check(b *backend) error {
 		return nil // busy, not silent: every connection carries a request
 	case errors.As(err, &noAnswer):
 		if b.answers.Load() == before {
-			t.takeOutSilent(b, err, "found_by", "readiness check")
+			t.takeOutSilent(b, err, "found_by", foundBy)
 		}
 	case errors.Is(err, ErrProtocol), fdlimit.Reached(err):
 		// Something answers, not FastCGI (a wrong port): every request

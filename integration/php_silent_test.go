@@ -23,7 +23,9 @@ func silentSite(t *testing.T) string {
 }
 
 // gatewayOnPools starts the gateway binary, sessions off, in front of
-// pools, all serving root, with extra variables.
+// pools, all serving root, with extra variables. Its periodic checks are
+// off unless extra sets SESSIONGATE_PHP_CHECK_INTERVAL, so that each test
+// sees a silent pool found the way it tests.
 func gatewayOnPools(t *testing.T, root string, pools []*harness.PHPFPM, extra ...string) *gwProc {
 	t.Helper()
 	addrs := make([]string, len(pools))
@@ -34,7 +36,68 @@ func gatewayOnPools(t *testing.T, root string, pools []*harness.PHPFPM, extra ..
 		"SESSIONGATE_PHP_FPM=" + strings.Join(addrs, ","),
 		"SESSIONGATE_DOCUMENT_ROOT=" + root,
 		"SESSIONGATE_SESSIONS=off",
+		"SESSIONGATE_PHP_CHECK_INTERVAL=0",
 	}, extra...))
+}
+
+// TestPHPFrozenWithoutTrafficFoundByPeriodicCheck: a php-fpm pool stopped
+// while no request goes to it, and nothing polls /readyz, is found by the
+// gateway's own check (SESSIONGATE_PHP_CHECK_INTERVAL) within the interval
+// and the check's 2 s. Every request after that goes to the other pool at
+// once, none waiting out SESSIONGATE_PHP_TIMEOUT (60 s by default, as
+// here); once thawed, the pool is back in rotation. The live pool, also
+// quiet between requests, is checked too and stays in, and php-fpm logs
+// nothing about the checks. Before, the first request sent to the stopped
+// pool waited the whole timeout for a 504.
+func TestPHPFrozenWithoutTrafficFoundByPeriodicCheck(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := silentSite(t)
+	live := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	stopped := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	gw := gatewayOnPools(t, root, []*harness.PHPFPM{live, stopped}, "SESSIONGATE_PHP_CHECK_INTERVAL=1s")
+	for i := 0; i < 4; i++ { // both pools serve, and hold idle connections
+		if code, body := getStatus(t, gw.URL+"/pid.php"); code != 200 {
+			t.Fatalf("pid.php before the stop: %d %q", code, body)
+		}
+	}
+	thaw := stopPool(t, stopped)
+	line := waitForLog(t, gw.stderr, "answers nothing; out of rotation")
+	if !strings.Contains(line, stopped.Addr) || !strings.Contains(line, "periodic check") {
+		t.Errorf("the log line does not name the stopped pool %s and the periodic check: %s", stopped.Addr, line)
+	}
+	for i := 0; i < 12; i++ {
+		start := time.Now()
+		code, body := getStatus(t, gw.URL+"/pid.php")
+		if pid, _ := strconv.Atoi(body); code != 200 || !slices.Contains(live.Workers(), pid) {
+			t.Fatalf("request %d with the stopped pool found out: %d %q, want a worker of %v", i, code, body, live.Workers())
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("request %d took %v: it waited on the stopped pool", i, d)
+		}
+	}
+	time.Sleep(3 * time.Second) // the live pool, quiet, is checked again
+	if n := strings.Count(gw.stderr.String(), "answers nothing"); n != 1 {
+		t.Fatalf("%d pools taken out, want the stopped one only:\n%s", n, gw.stderr.String())
+	}
+	thaw()
+	waitForLog(t, gw.stderr, "answers again; back in rotation")
+	eventually(t, 10*time.Second, "a request to reach the pool that answers again", func() bool {
+		code, body := getStatus(t, gw.URL+"/pid.php")
+		pid, _ := strconv.Atoi(body)
+		return code == 200 && slices.Contains(stopped.Workers(), pid)
+	})
+	for _, fpm := range []*harness.PHPFPM{live, stopped} {
+		fpmLog, err := os.ReadFile(fpm.LogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(fpmLog), "\n") {
+			if strings.Contains(line, "WARNING") || strings.Contains(line, "ERROR") {
+				t.Errorf("php-fpm %s logged during the checks: %s", fpm.Addr, line)
+			}
+		}
+	}
 }
 
 // TestPHPStoppedBackendLeavesRotation: one of two php-fpm pools stopped

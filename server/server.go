@@ -294,6 +294,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 			ReadAhead:          cfg.ResponseBuffering,
 			ReadAheadBudget:    budget,
 			Logger:             logger,
+			CheckInterval:      cfg.PHPCheckInterval,
 		})
 		if err != nil {
 			router.Close()
