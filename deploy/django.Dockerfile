@@ -9,7 +9,11 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY wsgi/django /tmp/sessiongate-django
-RUN pip install --no-cache-dir django gunicorn /tmp/sessiongate-django \
+# Pinned to a release line: Django 5.2 is an LTS (security fixes until
+# April 2028) and sessiongate_django uses nothing 4.x or 5.x removed; an
+# unpinned build would take whatever Django is newest on the day, a major
+# release included.
+RUN pip install --no-cache-dir "django~=5.2.0" "gunicorn~=23.0" /tmp/sessiongate-django \
  && rm -rf /tmp/sessiongate-django
 WORKDIR /app
 COPY examples/django/ /app/

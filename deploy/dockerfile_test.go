@@ -336,9 +336,9 @@ func TestDjangoDockerfile(t *testing.T) {
 			pip = r.Args
 		}
 	}
-	for _, want := range []string{"django", "gunicorn", "/tmp/sessiongate-django"} {
+	for _, want := range []string{`"django~=`, `"gunicorn~=`, "/tmp/sessiongate-django"} {
 		if !strings.Contains(pip, want) {
-			t.Errorf("pip install lacks %s: %q", want, pip)
+			t.Errorf("pip install lacks %s (Django and gunicorn pinned to a release line): %q", want, pip)
 		}
 	}
 	if u := find(ins, "USER", -1); len(u) == 0 || u[len(u)-1].Args == "root" {
