@@ -40,6 +40,41 @@ func gatewayOnPools(t *testing.T, root string, pools []*harness.PHPFPM, extra ..
 	}, extra...))
 }
 
+// twoPools starts two php-fpm pools of 2 workers on one silentSite and
+// the gateway in front of both (gatewayOnPools, with extra).
+func twoPools(t *testing.T, extra ...string) (live, stopped *harness.PHPFPM, gw *gwProc) {
+	t.Helper()
+	root := silentSite(t)
+	live = harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	stopped = harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	return live, stopped, gatewayOnPools(t, root, []*harness.PHPFPM{live, stopped}, extra...)
+}
+
+// waitPoolServes waits until a request through gw runs on one of pool's
+// workers.
+func waitPoolServes(t *testing.T, gw *gwProc, pool *harness.PHPFPM) {
+	t.Helper()
+	eventually(t, 10*time.Second, "a request to reach the pool that answers again", func() bool {
+		code, body := getStatus(t, gw.URL+"/pid.php")
+		pid, _ := strconv.Atoi(body)
+		return code == 200 && slices.Contains(pool.Workers(), pid)
+	})
+}
+
+// checkFPMLogQuiet fails t for each WARNING or ERROR line in fpm's log.
+func checkFPMLogQuiet(t *testing.T, fpm *harness.PHPFPM, during string) {
+	t.Helper()
+	fpmLog, err := os.ReadFile(fpm.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(fpmLog), "\n") {
+		if strings.Contains(line, "WARNING") || strings.Contains(line, "ERROR") {
+			t.Errorf("php-fpm %s logged %s: %s", fpm.Addr, during, line)
+		}
+	}
+}
+
 // TestPHPFrozenWithoutTrafficFoundByPeriodicCheck: a php-fpm pool stopped
 // while no request goes to it, and nothing polls /readyz, is found by the
 // gateway's own check (SESSIONGATE_PHP_CHECK_INTERVAL) within the interval
@@ -52,10 +87,7 @@ func gatewayOnPools(t *testing.T, root string, pools []*harness.PHPFPM, extra ..
 func TestPHPFrozenWithoutTrafficFoundByPeriodicCheck(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
-	root := silentSite(t)
-	live := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	stopped := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	gw := gatewayOnPools(t, root, []*harness.PHPFPM{live, stopped}, "SESSIONGATE_PHP_CHECK_INTERVAL=1s")
+	live, stopped, gw := twoPools(t, "SESSIONGATE_PHP_CHECK_INTERVAL=1s")
 	for i := 0; i < 4; i++ { // both pools serve, and hold idle connections
 		if code, body := getStatus(t, gw.URL+"/pid.php"); code != 200 {
 			t.Fatalf("pid.php before the stop: %d %q", code, body)
@@ -82,22 +114,9 @@ func TestPHPFrozenWithoutTrafficFoundByPeriodicCheck(t *testing.T) {
 	}
 	thaw()
 	waitForLog(t, gw.stderr, "answers again; back in rotation")
-	eventually(t, 10*time.Second, "a request to reach the pool that answers again", func() bool {
-		code, body := getStatus(t, gw.URL+"/pid.php")
-		pid, _ := strconv.Atoi(body)
-		return code == 200 && slices.Contains(stopped.Workers(), pid)
-	})
-	for _, fpm := range []*harness.PHPFPM{live, stopped} {
-		fpmLog, err := os.ReadFile(fpm.LogPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(string(fpmLog), "\n") {
-			if strings.Contains(line, "WARNING") || strings.Contains(line, "ERROR") {
-				t.Errorf("php-fpm %s logged during the checks: %s", fpm.Addr, line)
-			}
-		}
-	}
+	waitPoolServes(t, gw, stopped)
+	checkFPMLogQuiet(t, live, "during the checks")
+	checkFPMLogQuiet(t, stopped, "during the checks")
 }
 
 // TestPHPStoppedBackendLeavesRotation: one of two php-fpm pools stopped
@@ -111,10 +130,7 @@ func TestPHPFrozenWithoutTrafficFoundByPeriodicCheck(t *testing.T) {
 func TestPHPStoppedBackendLeavesRotation(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "php-fpm8.2")
-	root := silentSite(t)
-	live := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	stopped := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	gw := gatewayOnPools(t, root, []*harness.PHPFPM{live, stopped}, "SESSIONGATE_PHP_TIMEOUT=1s")
+	live, stopped, gw := twoPools(t, "SESSIONGATE_PHP_TIMEOUT=1s")
 	thaw := stopPool(t, stopped)
 	codes := map[int]int{}
 	for i := 0; i < 12; i++ {
@@ -142,11 +158,7 @@ func TestPHPStoppedBackendLeavesRotation(t *testing.T) {
 
 	thaw()
 	waitForLog(t, gw.stderr, "answers again; back in rotation")
-	eventually(t, 10*time.Second, "a request to reach the pool that answers again", func() bool {
-		code, body := getStatus(t, gw.URL+"/pid.php")
-		pid, _ := strconv.Atoi(body)
-		return code == 200 && slices.Contains(stopped.Workers(), pid)
-	})
+	waitPoolServes(t, gw, stopped)
 }
 
 // TestPHPStoppedOnlyBackendFailsReadiness: with its only php-fpm stopped,
@@ -214,10 +226,7 @@ func TestPHPFrozenWithoutTrafficFoundByReadiness(t *testing.T) {
 	harness.Require(t, "php-fpm8.2")
 	t.Run("OneOfTwo", func(t *testing.T) {
 		t.Parallel()
-		root := silentSite(t)
-		live := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-		stopped := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-		gw := gatewayOnPools(t, root, []*harness.PHPFPM{live, stopped}, "SESSIONGATE_PHP_TIMEOUT=5s")
+		_, stopped, gw := twoPools(t, "SESSIONGATE_PHP_TIMEOUT=5s")
 		stopPool(t, stopped)
 		if code, body := getStatus(t, gw.Admin+"/readyz"); code != 200 {
 			t.Fatalf("readyz with one pool of two stopped: %d %q", code, body)
@@ -310,13 +319,5 @@ func TestPHPReadinessWithEveryWorkerHeldIdle(t *testing.T) {
 	if code, _ := getStatus(t, gw.URL+"/nap.php"); code != 200 {
 		t.Fatalf("nap.php after the probes: %d", code)
 	}
-	fpmLog, err := os.ReadFile(fpm.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(fpmLog), "\n") {
-		if strings.Contains(line, "WARNING") || strings.Contains(line, "ERROR") {
-			t.Errorf("php-fpm logged during the probes: %s", line)
-		}
-	}
+	checkFPMLogQuiet(t, fpm, "during the probes")
 }
