@@ -206,11 +206,12 @@ func (t *Transport) Close() error {
 }
 
 // checkQuietBackends asks, every interval, each backend in rotation that
-// answered no request for the whole interval to answer, as Ping does. A backend with traffic is judged by its requests'
-// timeouts (noteSilence) and is not probed; one out of rotation has its
-// own probe (probeUntilUp). Without this, a php-fpm that froze while no
-// request went to it stayed in rotation until a request waited out
-// ReadTimeout on it, unless something polled /readyz.
+// began no answer to a request for the whole interval to answer, as Ping
+// does (check). A backend that answers requests is not probed: a freeze
+// there shows in its requests' timeouts (noteSilence). One out of rotation
+// has its own probe (probeUntilUp). Without this, a php-fpm that froze
+// while no request went to it stayed in rotation until a request waited
+// out ReadTimeout on it, unless something polled /readyz.
 func (t *Transport) checkQuietBackends(interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
