@@ -1,6 +1,7 @@
 package fcgi
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -70,4 +71,35 @@ func TestCheckIntervalLeavesBusyBackendsAlone(t *testing.T) {
 	if n := srv.probes.Load(); n != after {
 		t.Fatalf("%d checks after Close", n-after)
 	}
+}
+
+// A backend that hangs with a request in flight and a connection slot
+// free is found by the periodic check too, without waiting for that
+// request's timeout: it has answered nothing for the interval, and the
+// probe in the free slot goes unanswered.
+func TestCheckIntervalFindsABackendThatHungUnderARequest(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	tr, logs := newTransport(t, Options{ReadTimeout: time.Minute, MaxConnsPerBackend: 4, CheckInterval: 300 * time.Millisecond}, srv.Addr())
+	if _, _, err := roundTrip(t, tr, newReq(nil, "GET", "/", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	srv.frozen.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := roundTrip(t, tr, newReq(ctx, "GET", "/", nil, nil))
+		done <- err
+	}()
+	waitHealthy(t, tr, 0, false, 300*time.Millisecond+answerProbeWait+2*time.Second)
+	select {
+	case err := <-done:
+		t.Fatalf("the request on the hung backend ended before it was found: %v", err)
+	default:
+	}
+	if !strings.Contains(logs.String(), `found_by="periodic check"`) {
+		t.Fatalf("no log line naming the periodic check:\n%s", logs)
+	}
+	cancel()
+	<-done
 }
