@@ -221,11 +221,14 @@ func (s *fakeServer) serveConn(nc net.Conn) {
 		}
 		if err == errGetValues {
 			// What php-fpm answers, keeping the connection open.
+			// Counted before it goes out: once it is out, the client
+			// may return and its test read the count before this
+			// goroutine runs again.
+			s.probes.Add(1)
 			c.record(typeGetValuesResult, []byte("\x0f\x01FCGI_MPXS_CONNS0"))
 			if c.Flush() != nil {
 				return
 			}
-			s.probes.Add(1)
 			n--
 			continue
 		}
