@@ -240,10 +240,10 @@ func (s *fakeServer) serveConn(nc net.Conn) {
 		s.requests = append(s.requests, r)
 		s.mu.Unlock()
 		keep := s.handler(c, r)
+		s.served.Add(1) // before the answer goes out, as probes above
 		if c.Flush() != nil {
 			return
 		}
-		s.served.Add(1)
 		if !keep || !r.KeepConn {
 			return
 		}
