@@ -61,6 +61,16 @@ func waitPoolServes(t *testing.T, gw *gwProc, pool *harness.PHPFPM) {
 	})
 }
 
+// waitReadyAgain waits until gw's /readyz answers 200, once php-fpm
+// answers again.
+func waitReadyAgain(t *testing.T, gw *gwProc) {
+	t.Helper()
+	eventually(t, 10*time.Second, "readyz to be 200 once php-fpm answers", func() bool {
+		code, _ := getStatus(t, gw.Admin+"/readyz")
+		return code == 200
+	})
+}
+
 // checkFPMLogQuiet fails t for each WARNING or ERROR line in fpm's log.
 func checkFPMLogQuiet(t *testing.T, fpm *harness.PHPFPM, during string) {
 	t.Helper()
@@ -202,10 +212,7 @@ func stoppedOnlyBackend(t *testing.T, unix bool) {
 		t.Errorf("pid.php with php-fpm still stopped: %d, want 504", code)
 	}
 	thaw()
-	eventually(t, 10*time.Second, "readyz to be 200 once php-fpm answers", func() bool {
-		code, _ := getStatus(t, gw.Admin+"/readyz")
-		return code == 200
-	})
+	waitReadyAgain(t, gw)
 	if code, body := getStatus(t, gw.URL+"/pid.php"); code != 200 {
 		t.Errorf("pid.php once php-fpm answers: %d %q", code, body)
 	}
@@ -253,10 +260,7 @@ func TestPHPFrozenWithoutTrafficFoundByReadiness(t *testing.T) {
 		}
 		waitForLog(t, gw.stderr, "answers nothing; out of rotation")
 		thaw()
-		eventually(t, 10*time.Second, "readyz to be 200 once php-fpm answers", func() bool {
-			code, _ := getStatus(t, gw.Admin+"/readyz")
-			return code == 200
-		})
+		waitReadyAgain(t, gw)
 	})
 }
 
