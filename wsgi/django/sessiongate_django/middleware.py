@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.exception import response_for_exception
+from django.http import HttpResponse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.deprecation import MiddlewareMixin
 
@@ -165,6 +166,14 @@ class SessionMiddleware(DjangoSessionMiddleware):
         self._keys = load_keys()
 
     def process_request(self, request):
+        if request.method == "OPTIONS" and request.META.get(protocol.CHECK_META):
+            # The gateway's check (SESSIONGATE_DJANGO_CHECK_INTERVAL), sent
+            # to a backend that answered nothing for a while: any answer
+            # shows a worker took it. Answered here, it runs no view and
+            # logs nothing, where Django would log its 404 every interval.
+            # It carries no session and this answer tells nothing, so
+            # whoever sends it directly learns nothing either.
+            return HttpResponse(status=204)
         verified = None
         # Why the request has no gateway session, for the log line of a
         # change dropped because of it.

@@ -60,6 +60,8 @@ FEATURES = ROTATE_CARRY + " " + EXPIRY_AT
 # Django's own SessionMiddleware, or whose SESSIONGATE_SESSION_KEYS differs
 # from the gateway's, from a working one, and users just look logged out on
 # Django. The gateway removes it.
+# The gateway's check of a backend: OPTIONS * with this header.
+CHECK_META = "HTTP_X_SESSIONGATE_CHECK"
 MARK_HEADER = "X-Sessiongate-Django"
 MARK_OK = "ok"
 # The reasons a request's session headers are refused (ProtocolError.kind),

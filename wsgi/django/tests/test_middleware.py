@@ -204,6 +204,30 @@ class CacheTests(unittest.TestCase):
         self.assertRegex(pairs[1], r"^sessiongate=[0-9a-f]{32}$")
 
 
+class CheckTests(unittest.TestCase):
+    def test_gateway_check_is_answered_before_any_view(self):
+        def view(request):
+            raise AssertionError("the check reached the view")
+
+        with self.assertNoLogs("sessiongate_django", level="INFO") if hasattr(self, "assertNoLogs") else _nothing():
+            request, resp = run(view, {"HTTP_X_SESSIONGATE_CHECK": "1"}, method="options", path="*")
+        self.assertEqual(resp.status_code, 204)
+        self.assertEqual([k for k, _ in resp.items() if k.lower().startswith("x-sessiongate")], [])
+        self.assertFalse(hasattr(request, "session"))
+
+    def test_options_without_the_header_reaches_the_view(self):
+        _, resp = run(lambda r: HttpResponse("view", status=200), signed_meta(), method="options")
+        self.assertEqual((resp.status_code, resp.content), (200, b"view"))
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 class SessionAPITests(unittest.TestCase):
     def test_new_session_write(self):
         def view(request):
