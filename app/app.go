@@ -91,7 +91,7 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...s
 			log.Warn("SESSIONGATE_SESSION_DEV without SESSIONGATE_SESSION_KEYS: Django cannot know the throwaway key, so every Django request is anonymous; give both the same SESSIONGATE_SESSION_KEYS")
 		}
 		dj, err := wsgi.New(wsgi.Options{
-			Backends: cfg.Django.URL, DialTimeout: cfg.Django.DialTimeout, ReadTimeout: cfg.Django.Timeout,
+			Backends: cfg.Django.URL, DialTimeout: cfg.Django.DialTimeout, ReadTimeout: cfg.Django.Timeout, CheckInterval: cfg.Django.CheckInterval,
 			Sessions: a.Sessions, Secrets: secrets, BufferBodies: cfg.RequestBuffering, ReadAhead: cfg.ResponseBuffering, ReadAheadBudget: budget, Logger: log,
 		})
 		if err != nil {

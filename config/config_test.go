@@ -69,7 +69,7 @@ func TestDefaults(t *testing.T) {
 			Lock: "strict", LockTimeout: 10 * time.Second, LockLease: time.Minute,
 			RedisPrefix: "sessiongate:", RedisTimeout: 500 * time.Millisecond, RedisCoalesce: "auto",
 		},
-		Django: DjangoConfig{Timeout: 60 * time.Second, DialTimeout: 3 * time.Second},
+		Django: DjangoConfig{Timeout: 60 * time.Second, DialTimeout: 3 * time.Second, CheckInterval: 10 * time.Second},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -156,6 +156,7 @@ func TestEveryVariable(t *testing.T) {
 		"SESSIONGATE_NO_PHP_PATHS=/public/uploads/, /media",
 		"SESSIONGATE_DJANGO_TIMEOUT=90s",
 		"SESSIONGATE_DJANGO_DIAL_TIMEOUT=500ms",
+		"SESSIONGATE_DJANGO_CHECK_INTERVAL=30s",
 	}
 	c, err := Load(env)
 	if err != nil {
@@ -224,7 +225,7 @@ func TestEveryVariable(t *testing.T) {
 		Django: DjangoConfig{
 			URL:     []string{"http://127.0.0.1:8000", "unix:/run/gunicorn.sock"},
 			Paths:   []string{"/admin/", "/accounts/", "/static/admin/"},
-			Timeout: 90 * time.Second, DialTimeout: 500 * time.Millisecond,
+			Timeout: 90 * time.Second, DialTimeout: 500 * time.Millisecond, CheckInterval: 30 * time.Second,
 		},
 	}
 	if !reflect.DeepEqual(*c, want) {
@@ -1832,18 +1833,27 @@ func TestQuotedValueIsPointedOut(t *testing.T) {
 
 // SESSIONGATE_PHP_CHECK_INTERVAL takes 0 (off) or 1s and more: a check
 // waits up to 2 s for its answer, so 100ms is taken for the typo it is.
-func TestPHPCheckIntervalValues(t *testing.T) {
-	for value, want := range map[string]time.Duration{"0": 0, "1s": time.Second, "2m": 2 * time.Minute} {
-		c, err := Load(append(base(t), "SESSIONGATE_PHP_CHECK_INTERVAL="+value))
-		if err != nil || c.PHPCheckInterval != want {
-			t.Errorf("SESSIONGATE_PHP_CHECK_INTERVAL=%s: %v, %v; want %v", value, c.PHPCheckInterval, err, want)
+func TestCheckIntervalValues(t *testing.T) {
+	for name, got := range map[string]func(*Config) time.Duration{
+		"SESSIONGATE_PHP_CHECK_INTERVAL":    func(c *Config) time.Duration { return c.PHPCheckInterval },
+		"SESSIONGATE_DJANGO_CHECK_INTERVAL": func(c *Config) time.Duration { return c.Django.CheckInterval },
+	} {
+		c, err := Load(base(t))
+		if err != nil || got(c) != 10*time.Second {
+			t.Errorf("%s unset: %v, %v; want 10s", name, got(c), err)
 		}
-	}
-	for _, value := range []string{"100ms", "-1s", "10"} {
-		_, err := Load(append(base(t), "SESSIONGATE_PHP_CHECK_INTERVAL="+value))
-		e, ok := err.(*Error)
-		if !ok || !slices.Equal(e.Vars(), []string{"SESSIONGATE_PHP_CHECK_INTERVAL"}) || !strings.Contains(err.Error(), "at least 1s, or 0 (off)") {
-			t.Errorf("SESSIONGATE_PHP_CHECK_INTERVAL=%s: got %v", value, err)
+		for value, want := range map[string]time.Duration{"0": 0, "1s": time.Second, "2m": 2 * time.Minute} {
+			c, err := Load(append(base(t), name+"="+value))
+			if err != nil || got(c) != want {
+				t.Errorf("%s=%s: %v, %v; want %v", name, value, got(c), err, want)
+			}
+		}
+		for _, value := range []string{"100ms", "-1s", "10"} {
+			_, err := Load(append(base(t), name+"="+value))
+			e, ok := err.(*Error)
+			if !ok || !slices.Equal(e.Vars(), []string{name}) || !strings.Contains(err.Error(), "at least 1s, or 0 (off)") {
+				t.Errorf("%s=%s: got %v", name, value, err)
+			}
 		}
 	}
 }

@@ -15,10 +15,11 @@ import (
 // WSGI server speaking HTTP) and where it listens. Empty URL and PATHS mean
 // no Django: every request stays on the PHP site.
 type DjangoConfig struct {
-	URL         []string      `env:"SESSIONGATE_DJANGO_URL" help:"Django (gunicorn) addresses, comma-separated: http://host:port or unix:/path/to/gunicorn.sock; several are balanced, one that refuses connections, does not accept one within SESSIONGATE_DJANGO_DIAL_TIMEOUT, or sends no answer within SESSIONGATE_DJANGO_TIMEOUT (504) while it answers no other request (a slow view alone does not count) is skipped for 10s (when all are, they are still tried), and a GET, HEAD, OPTIONS, PUT or DELETE one drops without an answer is tried on the next (like nginx's proxy_next_upstream error; a POST or PATCH is not sent twice); set together with SESSIONGATE_DJANGO_PATHS"`
-	Paths       []string      `env:"SESSIONGATE_DJANGO_PATHS" help:"comma-separated path prefixes served by Django, e.g. /admin/,/accounts/ (gunicorn serves no static files: let collectstatic write under SESSIONGATE_STATIC_ROOT and the gateway serve them); the longest matching prefix wins, matched like nginx locations (// merged, . and .. resolved), everything else stays PHP"`
-	Timeout     time.Duration `env:"SESSIONGATE_DJANGO_TIMEOUT" envDefault:"60s" help:"longest wait for Django's response headers, and then for each next part of the body, before 504, like proxy_read_timeout; also the longest wait for Django to take more of a request body it is sent, like proxy_send_timeout, after which only an answer Django sent already is read (so a stalled upload gets its 504 after one timeout, not two)"`
-	DialTimeout time.Duration `env:"SESSIONGATE_DJANGO_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to a Django backend before trying the next one (or 504)"`
+	URL           []string      `env:"SESSIONGATE_DJANGO_URL" help:"Django (gunicorn) addresses, comma-separated: http://host:port or unix:/path/to/gunicorn.sock; several are balanced, one that refuses connections, does not accept one within SESSIONGATE_DJANGO_DIAL_TIMEOUT, or sends no answer within SESSIONGATE_DJANGO_TIMEOUT (504) while it answers no other request (a slow view alone does not count) is skipped until it answers a check (SESSIONGATE_DJANGO_CHECK_INTERVAL; with the checks off, for 10s; when all are skipped, they are still tried), and a GET, HEAD, OPTIONS, PUT or DELETE one drops without an answer is tried on the next (like nginx's proxy_next_upstream error; a POST or PATCH is not sent twice); set together with SESSIONGATE_DJANGO_PATHS"`
+	Paths         []string      `env:"SESSIONGATE_DJANGO_PATHS" help:"comma-separated path prefixes served by Django, e.g. /admin/,/accounts/ (gunicorn serves no static files: let collectstatic write under SESSIONGATE_STATIC_ROOT and the gateway serve them); the longest matching prefix wins, matched like nginx locations (// merged, . and .. resolved), everything else stays PHP"`
+	Timeout       time.Duration `env:"SESSIONGATE_DJANGO_TIMEOUT" envDefault:"60s" help:"longest wait for Django's response headers, and then for each next part of the body, before 504, like proxy_read_timeout; also the longest wait for Django to take more of a request body it is sent, like proxy_send_timeout, after which only an answer Django sent already is read (so a stalled upload gets its 504 after one timeout, not two)"`
+	DialTimeout   time.Duration `env:"SESSIONGATE_DJANGO_DIAL_TIMEOUT" envDefault:"3s" help:"time to connect to a Django backend before trying the next one (or 504)"`
+	CheckInterval time.Duration `env:"SESSIONGATE_DJANGO_CHECK_INTERVAL" envDefault:"10s" help:"how often each Django backend in turn that began no answer for that long is sent OPTIONS * (sessiongate_django answers it before any view; any answer counts); one that answers nothing within 2 s, while it begins no answer to a request either (a stopped gunicorn, every worker stuck), is taken out of turn before a request waits SESSIONGATE_DJANGO_TIMEOUT on it; a backend out of turn, however it was found, is sent the same check every second and comes back when it answers; 0 = off (then a backend is skipped for 10s and requests try it again)"`
 }
 
 // Enabled reports whether a Django upstream is configured.
@@ -53,6 +54,7 @@ func (d *DjangoConfig) validate(check func(name string, ok bool, format string, 
 	}
 	checkDuration(check, "SESSIONGATE_DJANGO_TIMEOUT", d.Timeout)
 	checkDuration(check, "SESSIONGATE_DJANGO_DIAL_TIMEOUT", d.DialTimeout)
+	checkDuration(check, "SESSIONGATE_DJANGO_CHECK_INTERVAL", d.CheckInterval)
 }
 
 // urlPrefixOK reports whether p can be matched against request paths,

@@ -85,6 +85,10 @@ type durationRange struct {
 func positive(d time.Duration) bool      { return d > 0 }
 func atLeastSecond(d time.Duration) bool { return d >= time.Second }
 
+// A check waits up to 2 s for its answer; one every few milliseconds is a
+// typo (ms for s), not a wish.
+func checkIntervalOK(d time.Duration) bool { return d == 0 || d >= time.Second }
+
 var durationRanges = map[string]durationRange{
 	"SESSIONGATE_PHP_DIAL_TIMEOUT":     {positive, "more than 0", ""},
 	"SESSIONGATE_READ_HEADER_TIMEOUT":  {positive, "more than 0", ": without it a client can hold a connection open forever by sending headers slowly"},
@@ -94,12 +98,11 @@ var durationRanges = map[string]durationRange{
 	"SESSIONGATE_SESSION_LOCK_LEASE":   {atLeastSecond, "at least 1s", ""},
 	// A request that needs the session waits this long for Redis; beyond
 	// a minute it is a typo (and the start-up probe's 5x would overflow).
-	"SESSIONGATE_REDIS_TIMEOUT":       {func(d time.Duration) bool { return d > 0 && d <= time.Minute }, "more than 0 and at most 1m", ""},
-	"SESSIONGATE_DJANGO_TIMEOUT":      {positive, "more than 0", ""},
-	"SESSIONGATE_DJANGO_DIAL_TIMEOUT": {positive, "more than 0", ""},
-	// A check waits up to 2 s for its answer; one every few milliseconds
-	// is a typo (ms for s), not a wish.
-	"SESSIONGATE_PHP_CHECK_INTERVAL": {func(d time.Duration) bool { return d == 0 || d >= time.Second }, "at least 1s, or 0 (off)", ""},
+	"SESSIONGATE_REDIS_TIMEOUT":         {func(d time.Duration) bool { return d > 0 && d <= time.Minute }, "more than 0 and at most 1m", ""},
+	"SESSIONGATE_DJANGO_TIMEOUT":        {positive, "more than 0", ""},
+	"SESSIONGATE_DJANGO_DIAL_TIMEOUT":   {positive, "more than 0", ""},
+	"SESSIONGATE_PHP_CHECK_INTERVAL":    {checkIntervalOK, "at least 1s, or 0 (off)", ""},
+	"SESSIONGATE_DJANGO_CHECK_INTERVAL": {checkIntervalOK, "at least 1s, or 0 (off)", ""},
 }
 
 // durationMessage is the message for err, the parse error of variable

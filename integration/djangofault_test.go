@@ -4,6 +4,7 @@ package integration
 // workers), with several backends and a unix socket backend.
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -652,6 +654,118 @@ func TestDjangoStoppedBackendIsSkipped(t *testing.T) {
 			t.Fatalf("request %d ran %d times:\n%s", i, n, ran)
 		}
 	}
+}
+
+// TestDjangoStoppedBackendFoundByTheCheck: one of two gunicorns stopped
+// while no request goes to it is taken out of turn by the gateway's own
+// check (SESSIONGATE_DJANGO_CHECK_INTERVAL), so no request waits on it,
+// with SESSIONGATE_DJANGO_TIMEOUT at its 60 s default; once it runs again
+// it answers the check and is back in turn. Without the check, the first
+// request sent to it waited 60 s for its 504, and with the checks off it
+// comes back after the 10 s back-off whether it answers or not
+// (TestDjangoStoppedBackendIsSkipped). The check is OPTIONS * with
+// X-Sessiongate-Check, which sessiongate_django answers (204) before any
+// view runs.
+func TestDjangoStoppedBackendFoundByTheCheck(t *testing.T) {
+	t.Parallel()
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	for _, g := range []*harness.Gunicorn{a, b} {
+		if st, body := rawOptionsStar(t, g.Addr, "X-Sessiongate-Check: 1\r\n"); st != 204 || body != "" {
+			t.Fatalf("the check sent straight to gunicorn %s: %d %q, want sessiongate_django's 204", g.Addr, st, body)
+		}
+	}
+	gw := startDjangoGateway(t, a.URL()+","+b.URL(), "SESSIONGATE_DJANGO_CHECK_INTERVAL=1s")
+	client := &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	get := func(i int) (int, string, time.Duration) {
+		start := time.Now()
+		method := []string{"GET", "POST"}[i%2]
+		req, _ := http.NewRequest(method, gw.URL+"/dj/slow/", strings.NewReader("a=1"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Req-Id", fmt.Sprintf("r%d", i))
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res.StatusCode, string(body), time.Since(start)
+	}
+	for i := 0; i < 4; i++ {
+		if st, body, _ := get(i); st != 200 {
+			t.Fatalf("request %d with both gunicorns running: %d %q", i, st, body)
+		}
+	}
+
+	stopped := append([]int{b.PID()}, b.Workers()...)
+	for _, pid := range stopped {
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	t.Cleanup(func() {
+		for _, pid := range stopped {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	down := regexp.MustCompile(`"msg":"django backend sent no answer in time; marked down","backend":"` + regexp.QuoteMeta(b.URL()) + `","for":"until it answers a check","found_by":"periodic check"`)
+	if !poll(20*time.Second, func() bool { return down.MatchString(gw.Logs.String()) }) {
+		t.Fatalf("the stopped gunicorn not taken out of turn by the check within 20 s:\n%s", gw.Logs.String())
+	}
+	for i := 4; i < 14; i++ {
+		if st, body, took := get(i); st != 200 || took > 10*time.Second {
+			t.Fatalf("request %d with the stopped gunicorn out of turn: %d %q after %v\n%s", i, st, body, took.Round(time.Millisecond), gw.Logs.String())
+		}
+	}
+
+	for _, pid := range stopped {
+		syscall.Kill(pid, syscall.SIGCONT)
+	}
+	back := regexp.MustCompile(`"msg":"django backend answers again; back in turn","backend":"` + regexp.QuoteMeta(b.URL()) + `"`)
+	if !poll(20*time.Second, func() bool { return back.MatchString(gw.Logs.String()) }) {
+		t.Fatalf("the gunicorn running again not back in turn within 20 s:\n%s", gw.Logs.String())
+	}
+	bWorkers := map[string]bool{}
+	for _, pid := range b.Workers() {
+		bWorkers[fmt.Sprintf("ok %d", pid)] = true
+	}
+	served := 0
+	for i := 14; i < 24; i++ {
+		st, body, _ := get(i)
+		if st != 200 {
+			t.Fatalf("request %d once both run again: %d %q", i, st, body)
+		}
+		if bWorkers[body] {
+			served++
+		}
+	}
+	if served < 3 {
+		t.Fatalf("the gunicorn back in turn answered %d of 10 requests", served)
+	}
+	if strings.Contains(gw.Logs.String(), `"backend":"`+a.URL()+`","for"`) {
+		t.Fatalf("the running gunicorn was taken out of turn:\n%s", gw.Logs.String())
+	}
+}
+
+// rawOptionsStar sends OPTIONS * with the extra header lines to a WSGI
+// server and returns the status and body of its answer.
+func rawOptionsStar(t *testing.T, addr, extra string) (int, string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n", extra)
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res.StatusCode, string(body)
 }
 
 // TestDjangoSlowViewKeepsItsBackendInTurn: a view slower than

@@ -25,8 +25,9 @@ type backend struct {
 	// host is the placeholder URL host the transport pools connections
 	// under; the dialer maps it back to this backend.
 	host string
-	// downUntil (unix nanoseconds) is when a backend that refused a
-	// connection may be tried again (passive health).
+	// downUntil (unix nanoseconds) is when a backend marked down may be
+	// tried again: after the back-off (passive health), or, with the
+	// checks on, downUntilAnswer: once a probe is answered (check.go).
 	downUntil atomic.Int64
 	// marked is the unix second of the last response that passed
 	// sessiongate_django's middleware (see Proxy.checkMark).
@@ -34,6 +35,8 @@ type backend struct {
 	// answers counts the responses it began: one that came while a
 	// request waited in vain tells a slow view from a silent backend.
 	answers atomic.Uint64
+	// lastHost is the Host of the last request it answered, for probes.
+	lastHost atomic.Pointer[string]
 }
 
 func parseBackend(i int, s string) (*backend, error) {
@@ -60,6 +63,12 @@ type pool struct {
 	next        atomic.Uint64
 	failTimeout time.Duration
 	now         func() time.Time
+	// dial connects to one backend (DialTimeout applied).
+	dial func(ctx context.Context, be *backend) (net.Conn, error)
+	log  *slog.Logger
+	// checks: Options.CheckInterval is set, so a backend marked down
+	// stays out of turn until a probe is answered (pool.watch).
+	checks bool
 }
 
 // order returns the backends to try for one request: the healthy ones,
@@ -108,8 +117,17 @@ func (e *dialError) Unwrap() error { return e.err }
 // Timeout lets the error handler answer 504 for a connect timeout.
 func (e *dialError) Timeout() bool { return isTimeout(e.err) }
 
-func (p *pool) dialer(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// backendDialer connects to one backend, within timeout.
+func backendDialer(timeout time.Duration) func(ctx context.Context, be *backend) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	return func(ctx context.Context, be *backend) (net.Conn, error) {
+		return d.DialContext(ctx, be.network, be.addr)
+	}
+}
+
+// dialer is the transport's dial function: it maps the placeholder host
+// a request was pooled under back to its backend.
+func (p *pool) dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, _, addr string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -119,7 +137,7 @@ func (p *pool) dialer(timeout time.Duration) func(ctx context.Context, network, 
 		if b == nil {
 			return nil, fmt.Errorf("wsgi: no backend for %q", addr)
 		}
-		c, err := d.DialContext(ctx, b.network, b.addr)
+		c, err := p.dial(ctx, b)
 		if err != nil {
 			return nil, &dialError{backend: b.name, err: err}
 		}
@@ -163,7 +181,14 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		res, err := b.t.RoundTrip(out)
 		if err == nil {
 			be.answers.Add(1)
-			be.downUntil.Store(0)
+			if h := be.lastHost.Load(); h == nil || *h != out.Host {
+				host := out.Host
+				be.lastHost.Store(&host)
+			}
+			if d := be.downUntil.Load(); d != 0 && be.downUntil.CompareAndSwap(d, 0) && d == downUntilAnswer {
+				// Every backend was out of turn, so requests tried it.
+				b.log.Info("django backend answers again; back in turn", "backend", be.name)
+			}
 			return res, nil
 		}
 		var de *dialError
@@ -186,7 +211,7 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			// turn, it would leave the other backends all its traffic
 			// for the back-off, for one request's sake.
 			if be.answers.Load() == answers {
-				b.markDown(be, err)
+				b.pool.markDown(be, err, "request")
 			}
 			closeBody(orig)
 			return nil, err
@@ -216,7 +241,7 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			continue
 		}
-		b.markDown(be, de)
+		b.pool.markDown(be, de, "request")
 	}
 	closeBody(orig)
 	return nil, lastErr
@@ -235,21 +260,27 @@ func named(req *http.Request, be *backend, err error) error {
 	return fmt.Errorf("django backend %s: %w", be.name, err)
 }
 
-// markDown takes be out of turn for the back-off. It is logged when the
-// backend goes down, not on every request that still tries it (all
-// backends down): each of those has its own 502 or 504 line already.
-func (b *balancer) markDown(be *backend, err error) {
-	now := b.pool.now()
-	if prev := be.downUntil.Swap(now.Add(b.pool.failTimeout).UnixNano()); prev <= now.UnixNano() {
+// markDown takes be out of turn: for the back-off, or with the checks on
+// until a probe is answered. It is logged when the backend goes down, not
+// on every request that still tries it (all backends down): each of those
+// has its own 502 or 504 line already. foundBy says whether a request or
+// a check found it.
+func (p *pool) markDown(be *backend, err error, foundBy string) {
+	now := p.now()
+	until, out := now.Add(p.failTimeout).UnixNano(), p.failTimeout.String()
+	if p.checks {
+		until, out = downUntilAnswer, "until it answers a check"
+	}
+	if prev := be.downUntil.Swap(until); prev <= now.UnixNano() {
 		msg := "django backend unreachable; marked down"
-		if errors.Is(err, errSilent) {
+		if errors.Is(err, errSilent) || errors.Is(err, errProbeSilent) {
 			msg = "django backend sent no answer in time; marked down"
 		}
 		var de *dialError
 		if errors.As(err, &de) {
 			err = de.err
 		}
-		b.log.Warn(msg, "backend", be.name, "for", b.pool.failTimeout.String(), "error", err.Error())
+		p.log.Warn(msg, "backend", be.name, "for", out, "found_by", foundBy, "error", err.Error())
 	}
 }
 

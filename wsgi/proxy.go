@@ -67,8 +67,18 @@ type Options struct {
 	// each wait for Django to take more of the request (proxy_send_timeout).
 	ReadTimeout time.Duration
 	// FailTimeout is how long a backend that refused a connection is
-	// skipped (default 10s, like nginx's fail_timeout).
+	// skipped (default 10s, like nginx's fail_timeout), when CheckInterval
+	// is 0.
 	FailTimeout time.Duration
+	// CheckInterval, when set, has the gateway probe the backends itself
+	// (SESSIONGATE_DJANGO_CHECK_INTERVAL, check.go): one that answered
+	// nothing for that long is asked to answer `OPTIONS *` within 2 s, and
+	// one marked down stays out of turn until it answers (probed every
+	// second) instead of for FailTimeout.
+	CheckInterval time.Duration
+	// recheckEvery is how often a backend out of turn is probed, and the
+	// checks' tick (default recheckDown); tests shorten it.
+	recheckEvery time.Duration
 	// Sessions is the session manager; nil sends no session to Django
 	// (client X-Sessiongate-* headers are still dropped).
 	Sessions *sessionbridge.Manager
@@ -110,6 +120,9 @@ type Proxy struct {
 	readAhead    bool
 	tempDir      string
 	budget       *readahead.Budget
+	// stopChecks ends pool.watch (Close).
+	stopChecks chan struct{}
+	closeOnce  sync.Once
 }
 
 // New checks o and builds the proxy.
@@ -137,7 +150,8 @@ func New(o Options) (*Proxy, error) {
 		}
 		p.key = HeaderKey(o.Secrets[0])
 	}
-	p.pool = &pool{failTimeout: o.FailTimeout, now: time.Now, byHost: map[string]*backend{}}
+	p.pool = &pool{failTimeout: o.FailTimeout, now: time.Now, byHost: map[string]*backend{},
+		dial: backendDialer(o.DialTimeout), log: log, checks: o.CheckInterval > 0}
 	for i, s := range o.Backends {
 		b, err := parseBackend(i, s)
 		if err != nil {
@@ -147,7 +161,7 @@ func New(o Options) (*Proxy, error) {
 		p.pool.byHost[b.host] = b
 	}
 	p.t = &h1Transport{
-		dial:               p.pool.dialer(o.DialTimeout),
+		dial:               p.pool.dialer(),
 		readTimeout:        o.ReadTimeout,
 		idleTimeout:        60 * time.Second,
 		reapEvery:          5 * time.Second,
@@ -172,11 +186,23 @@ func New(o Options) (*Proxy, error) {
 		BufferPool: server.CopyBuffers,
 		ErrorLog:   slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	if p.pool.checks {
+		p.stopChecks = make(chan struct{})
+		if o.recheckEvery <= 0 {
+			o.recheckEvery = recheckDown
+		}
+		go p.pool.watch(o.CheckInterval, o.recheckEvery, p.stopChecks)
+	}
 	return p, nil
 }
 
-// Close drops idle connections to Django.
+// Close stops the checks and drops idle connections to Django.
 func (p *Proxy) Close() error {
+	p.closeOnce.Do(func() {
+		if p.stopChecks != nil {
+			close(p.stopChecks)
+		}
+	})
 	p.t.CloseIdleConnections()
 	return nil
 }
