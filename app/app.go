@@ -13,6 +13,7 @@ import (
 	"net/http"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/metrics"
 	"github.com/sessiongate/sessiongate/server"
 	"github.com/sessiongate/sessiongate/sessionbridge"
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
@@ -99,6 +100,13 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...s
 			return nil, err
 		}
 		a.closers = append(a.closers, dj.Close)
+		mx.watchDjango(func() []metrics.BackendUp {
+			var out []metrics.BackendUp
+			for _, b := range dj.Backends() {
+				out = append(out, metrics.BackendUp{Name: b.Name, Up: b.InTurn})
+			}
+			return out
+		})
 		opts = append(opts, server.WithMount("django", cfg.Django.Paths, dj))
 	}
 	srv, err := server.New(cfg, log, opts...)

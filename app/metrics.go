@@ -51,6 +51,13 @@ func (g *gatewayMetrics) watchReadAhead(b *readahead.Budget) {
 	}
 }
 
+// watchDjango adds the gauge of each Django backend's turn.
+func (g *gatewayMetrics) watchDjango(backends func() []metrics.BackendUp) {
+	if err := g.RegisterDjangoBackends(backends); err != nil {
+		g.log.Error("Django backend metrics unavailable", "error", err.Error())
+	}
+}
+
 // watch adds the FastCGI pool gauges of srv's php-fpm backends.
 func (g *gatewayMetrics) watch(srv *server.Server) {
 	if err := g.RegisterPHPPool(srv.PHPStats, g.maxConns); err != nil {

@@ -713,6 +713,10 @@ func TestDjangoStoppedBackendFoundByTheCheck(t *testing.T) {
 	if !poll(20*time.Second, func() bool { return down.MatchString(gw.Logs.String()) }) {
 		t.Fatalf("the stopped gunicorn not taken out of turn by the check within 20 s:\n%s", gw.Logs.String())
 	}
+	gauge := `sessiongate_django_backend_healthy{backend="` + b.URL() + `"}`
+	if m := metricstest.Scrape(t, gw.Admin+"/metrics"); m[gauge] != 0 || m[`sessiongate_django_backend_healthy{backend="`+a.URL()+`"}`] != 1 {
+		t.Errorf("the backends' gauges with %s stopped: %v and %v", b.URL(), m[gauge], m[`sessiongate_django_backend_healthy{backend="`+a.URL()+`"}`])
+	}
 	for i := 4; i < 14; i++ {
 		if st, body, took := get(i); st != 200 || took > 10*time.Second {
 			t.Fatalf("request %d with the stopped gunicorn out of turn: %d %q after %v\n%s", i, st, body, took.Round(time.Millisecond), gw.Logs.String())
@@ -725,6 +729,9 @@ func TestDjangoStoppedBackendFoundByTheCheck(t *testing.T) {
 	back := regexp.MustCompile(`"msg":"django backend answers again; back in turn","backend":"` + regexp.QuoteMeta(b.URL()) + `"`)
 	if !poll(20*time.Second, func() bool { return back.MatchString(gw.Logs.String()) }) {
 		t.Fatalf("the gunicorn running again not back in turn within 20 s:\n%s", gw.Logs.String())
+	}
+	if m := metricstest.Scrape(t, gw.Admin+"/metrics"); m[gauge] != 1 {
+		t.Errorf("%s back in turn, its gauge: %v", b.URL(), m[gauge])
 	}
 	bWorkers := map[string]bool{}
 	for _, pid := range b.Workers() {

@@ -293,6 +293,47 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// BackendUp is one upstream backend's turn, for RegisterDjangoBackends.
+type BackendUp struct {
+	Name string // as configured
+	Up   bool   // in turn (not skipped after a failure, nor waiting to answer a check)
+}
+
+// RegisterDjangoBackends adds a gauge per Django backend, read at scrape
+// time from stats (wsgi.(*Proxy).Backends): a gunicorn out of turn is
+// otherwise seen only in the log line that took it out.
+func (m *Metrics) RegisterDjangoBackends(stats func() []BackendUp) error {
+	if err := m.reg.Register(&djangoBackendCollector{stats: stats}); err != nil {
+		return fmt.Errorf("metrics: Django backends: %w", err)
+	}
+	return nil
+}
+
+var djangoBackendUpDesc = prometheus.NewDesc(Namespace+"_django_backend_healthy",
+	"1 while a Django backend is in turn, 0 while it is skipped: after a refused or timed-out connect, or an answer that never came, until it answers the gateway's check (SESSIONGATE_DJANGO_CHECK_INTERVAL) or, with the checks off, for 10 s.",
+	[]string{"backend"}, nil)
+
+type djangoBackendCollector struct {
+	stats func() []BackendUp
+}
+
+func (c *djangoBackendCollector) Describe(ch chan<- *prometheus.Desc) { ch <- djangoBackendUpDesc }
+
+func (c *djangoBackendCollector) Collect(ch chan<- prometheus.Metric) {
+	seen := make(map[string]bool)
+	for _, b := range c.stats() {
+		if seen[b.Name] {
+			continue
+		}
+		seen[b.Name] = true
+		up := 0.0
+		if b.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(djangoBackendUpDesc, prometheus.GaugeValue, up, b.Name)
+	}
+}
+
 // RegisterGzipCache adds the gauges and counters of the static files'
 // gzip cache (SESSIONGATE_COMPRESS_CACHE), read at scrape time from stats
 // (server.(*Server).GzipCacheStats), so that an operator can tell whether

@@ -139,6 +139,28 @@ func TestSessionMetrics(t *testing.T) {
 	}
 }
 
+func TestDjangoBackendGauges(t *testing.T) {
+	m := New(nil)
+	calls := 0
+	err := m.RegisterDjangoBackends(func() []BackendUp {
+		calls++
+		return []BackendUp{
+			{Name: "http://127.0.0.1:8000", Up: true},
+			{Name: "unix:/run/gunicorn.sock", Up: false},
+			{Name: "http://127.0.0.1:8000", Up: false}, // duplicate: must not break the scrape
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 0 {
+		t.Errorf("stats read %d times before any scrape", calls)
+	}
+	g := m.Gatherer()
+	expect(t, g, "sessiongate_django_backend_healthy", labels{"backend": "http://127.0.0.1:8000"}, 1)
+	expect(t, g, "sessiongate_django_backend_healthy", labels{"backend": "unix:/run/gunicorn.sock"}, 0)
+}
+
 func TestPHPPoolGauges(t *testing.T) {
 	m := New(nil)
 	var mu sync.Mutex

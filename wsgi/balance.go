@@ -117,6 +117,22 @@ func (e *dialError) Unwrap() error { return e.err }
 // Timeout lets the error handler answer 504 for a connect timeout.
 func (e *dialError) Timeout() bool { return isTimeout(e.err) }
 
+// BackendState is one Django backend as the balancer sees it.
+type BackendState struct {
+	Name   string // as configured
+	InTurn bool   // not skipped after a failure
+}
+
+// Backends returns each backend's state, in configuration order.
+func (p *Proxy) Backends() []BackendState {
+	now := p.pool.now().UnixNano()
+	out := make([]BackendState, len(p.pool.backends))
+	for i, b := range p.pool.backends {
+		out[i] = BackendState{Name: b.name, InTurn: b.downUntil.Load() <= now}
+	}
+	return out
+}
+
 // backendDialer connects to one backend, within timeout.
 func backendDialer(timeout time.Duration) func(ctx context.Context, be *backend) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}

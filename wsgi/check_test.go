@@ -105,6 +105,9 @@ func TestSilentBackendStaysOutUntilItAnswersACheck(t *testing.T) {
 	if n := strings.Count(logs, "sent no answer in time; marked down"); n != 1 || !strings.Contains(logs, `for="until it answers a check" found_by=request`) {
 		t.Fatalf("marked down %d times, or not until a check answers:\n%s", n, logs)
 	}
+	if st := e.proxy.Backends(); !st[0].InTurn || st[1].InTurn || st[1].Name != "http://"+silent.Addr().String() {
+		t.Fatalf("backends while one is silent: %+v", st)
+	}
 
 	thawed := &checkCounter{h: e.app}
 	serveCounted(t, silent, thawed)
@@ -116,6 +119,9 @@ func TestSilentBackendStaysOutUntilItAnswersACheck(t *testing.T) {
 	}
 	if n := thawed.requests.Load(); n < 2 {
 		t.Fatalf("the backend that answers again got %d of 6 requests", n)
+	}
+	if st := e.proxy.Backends(); !st[0].InTurn || !st[1].InTurn {
+		t.Fatalf("backends once both answer: %+v", st)
 	}
 	if bad := thawed.bad.Load(); bad != nil {
 		t.Fatalf("check sent as %q", bad)
