@@ -1,6 +1,7 @@
 package wsgi
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -252,5 +253,73 @@ func TestRefusingBackendBackWhenItAnswersACheck(t *testing.T) {
 	}
 	if bad := back.bad.Load(); bad != nil {
 		t.Fatalf("check sent as %q", bad)
+	}
+}
+
+// A backend that stops answering while requests wait on it is taken out
+// of turn by the check once it began no answer for the interval, long
+// before those requests' own timeout: the requests after that go to the
+// other backend at once.
+func TestCheckFindsABackendThatHungUnderRequests(t *testing.T) {
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hung.Close() })
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	go func() {
+		// Takes every connection and reads what comes, answering
+		// nothing: a gunicorn whose every worker is stuck in a view.
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				go io.Copy(io.Discard, c)
+				<-hold
+			}()
+		}
+	}()
+	e := newEnv(t, envOpts{
+		backends: func(app http.Handler) []string {
+			good := httptest.NewServer(app)
+			t.Cleanup(good.Close)
+			return []string{good.URL, "http://" + hung.Addr().String()}
+		},
+		opts: func(o *Options) {
+			o.ReadTimeout = 6 * time.Second
+			o.CheckInterval, o.recheckEvery = 300*time.Millisecond, 100*time.Millisecond
+		},
+	})
+	// Four at once: about every second one is held by the hung backend
+	// and waits for its 504.
+	held := make(chan int, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			res, _, _ := e.do("GET", "/a/", "", nil)
+			held <- res.StatusCode
+		}()
+	}
+	found := `sent no answer in time; marked down" backend=http://` + hung.Addr().String() + ` for="until it answers a check" found_by="periodic check"`
+	waitLog(t, e, found, probeWait+3*time.Second)
+	if n := len(held); n > 2 {
+		t.Fatalf("%d of 4 requests answered before the hung backend was found; its own should still wait", n)
+	}
+	for i := 0; i < 6; i++ {
+		start := time.Now()
+		res, body, _ := e.do("GET", "/a/", "", nil)
+		if took := time.Since(start); res.StatusCode != 200 || took > 5*time.Second {
+			t.Fatalf("request %d after the hung backend was found: %d %q after %v", i, res.StatusCode, body, took)
+		}
+	}
+	codes := map[int]int{}
+	for i := 0; i < 4; i++ {
+		codes[<-held]++
+	}
+	if codes[http.StatusGatewayTimeout] == 0 || codes[200]+codes[http.StatusGatewayTimeout] != 4 {
+		t.Fatalf("the four first requests: %v, want those held by the hung backend to get 504 and the rest 200", codes)
 	}
 }
