@@ -604,8 +604,8 @@ func TestDjangoGunicornTimeoutKillsWorker(t *testing.T) {
 // TestDjangoStoppedBackendIsSkipped: one of two gunicorns stopped
 // (SIGSTOP: the kernel still accepts its connections, nobody answers, as
 // when every worker is stuck) costs one request SESSIONGATE_DJANGO_TIMEOUT
-// and a 504, then is skipped for the back-off; a POST is not sent on to
-// the other gunicorn after the timeout. Before, every second request
+// and a 504, then is skipped until it answers the gateway's check; a POST
+// is not sent on to the other gunicorn after the timeout. Before, every second request
 // waited the whole timeout for a 504 for as long as it stayed stopped.
 func TestDjangoStoppedBackendIsSkipped(t *testing.T) {
 	t.Parallel()
@@ -661,9 +661,9 @@ func TestDjangoStoppedBackendIsSkipped(t *testing.T) {
 // check (SESSIONGATE_DJANGO_CHECK_INTERVAL), so no request waits on it,
 // with SESSIONGATE_DJANGO_TIMEOUT at its 60 s default; once it runs again
 // it answers the check and is back in turn. Without the check, the first
-// request sent to it waited 60 s for its 504, and with the checks off it
-// comes back after the 10 s back-off whether it answers or not
-// (TestDjangoStoppedBackendIsSkipped). The check is OPTIONS * with
+// request sent to it waited 60 s for its 504 (TestDjangoStoppedBackendIsSkipped
+// with a 1 s timeout), and it came back after the 10 s back-off whether
+// it answered or not. The check is OPTIONS * with
 // X-Sessiongate-Check, which sessiongate_django answers (204) before any
 // view runs.
 func TestDjangoStoppedBackendFoundByTheCheck(t *testing.T) {
