@@ -4,7 +4,6 @@ package integration
 // workers), with several backends and a unix socket backend.
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -601,6 +600,26 @@ func TestDjangoGunicornTimeoutKillsWorker(t *testing.T) {
 	}
 }
 
+// sendNumbered sends request i of a sequence to the fault project's slow
+// view, a GET when i is even and a POST when odd, with X-Req-Id r<i> (the
+// view logs it), and returns the status, the body (which names the
+// gunicorn worker's pid) and the time it took.
+func sendNumbered(t *testing.T, client *http.Client, gw *sessionGW, i int) (int, string, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	method := []string{"GET", "POST"}[i%2]
+	req, _ := http.NewRequest(method, gw.URL+"/dj/slow/", strings.NewReader("a=1"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Req-Id", fmt.Sprintf("r%d", i))
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res.StatusCode, string(body), time.Since(start)
+}
+
 // TestDjangoStoppedBackendIsSkipped: one of two gunicorns stopped
 // (SIGSTOP: the kernel still accepts its connections, nobody answers, as
 // when every worker is stuck) costs one request SESSIONGATE_DJANGO_TIMEOUT
@@ -628,17 +647,8 @@ func TestDjangoStoppedBackendIsSkipped(t *testing.T) {
 	codes := map[int]int{}
 	start := time.Now()
 	for i := 0; i < 10; i++ {
-		method := []string{"GET", "POST"}[i%2]
-		req, _ := http.NewRequest(method, gw.URL+"/dj/slow/", strings.NewReader("a=1"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Req-Id", fmt.Sprintf("r%d", i))
-		res, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		codes[res.StatusCode]++
+		st, _, _ := sendNumbered(t, client, gw, i)
+		codes[st]++
 	}
 	took := time.Since(start)
 	if codes[504] != 1 || codes[200] != 9 {
@@ -673,27 +683,15 @@ func TestDjangoStoppedBackendFoundByTheCheck(t *testing.T) {
 	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
 	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
 	for _, g := range []*harness.Gunicorn{a, b} {
-		if st, body := rawOptionsStar(t, g.Addr, "X-Sessiongate-Check: 1\r\n"); st != 204 || body != "" {
-			t.Fatalf("the check sent straight to gunicorn %s: %d %q, want sessiongate_django's 204", g.Addr, st, body)
+		r := rawDo(g.Addr, "OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Sessiongate-Check: 1\r\nConnection: close\r\n\r\n", false)
+		if r.status() != 204 || len(r.body) != 0 || r.err != nil {
+			t.Fatalf("the check sent straight to gunicorn %s: %d %q %v, want sessiongate_django's 204", g.Addr, r.status(), r.body, r.err)
 		}
 	}
 	gw := startDjangoGateway(t, a.URL()+","+b.URL(), "SESSIONGATE_DJANGO_CHECK_INTERVAL=1s")
 	client := &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
-	get := func(i int) (int, string, time.Duration) {
-		start := time.Now()
-		method := []string{"GET", "POST"}[i%2]
-		req, _ := http.NewRequest(method, gw.URL+"/dj/slow/", strings.NewReader("a=1"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Req-Id", fmt.Sprintf("r%d", i))
-		res, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		return res.StatusCode, string(body), time.Since(start)
-	}
+	get := func(i int) (int, string, time.Duration) { return sendNumbered(t, client, gw, i) }
 	for i := 0; i < 4; i++ {
 		if st, body, _ := get(i); st != 200 {
 			t.Fatalf("request %d with both gunicorns running: %d %q", i, st, body)
@@ -753,26 +751,6 @@ func TestDjangoStoppedBackendFoundByTheCheck(t *testing.T) {
 	if strings.Contains(gw.Logs.String(), `"backend":"`+a.URL()+`","for"`) {
 		t.Fatalf("the running gunicorn was taken out of turn:\n%s", gw.Logs.String())
 	}
-}
-
-// rawOptionsStar sends OPTIONS * with the extra header lines to a WSGI
-// server and returns the status and body of its answer.
-func rawOptionsStar(t *testing.T, addr, extra string) (int, string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n", extra)
-	res, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	return res.StatusCode, string(body)
 }
 
 // TestDjangoSlowViewKeepsItsBackendInTurn: a view slower than

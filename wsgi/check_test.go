@@ -75,6 +75,24 @@ func waitLog(t *testing.T, e *env, want string, within time.Duration) {
 	}
 }
 
+// thawAndRequest serves the silent listener, waits for the gateway to put
+// it back in turn, and sends 6 requests, of which it must answer some.
+func thawAndRequest(t *testing.T, e *env, silent net.Listener) *checkCounter {
+	t.Helper()
+	thawed := &checkCounter{h: e.app}
+	serveCounted(t, silent, thawed)
+	waitLog(t, e, "django backend answers again; back in turn", 3*time.Second)
+	for i := 0; i < 6; i++ {
+		if res, body, _ := e.do("GET", "/a/", "", nil); res.StatusCode != 200 {
+			t.Fatalf("request %d once the backend answers again: %d %q", i, res.StatusCode, body)
+		}
+	}
+	if n := thawed.requests.Load(); n < 2 {
+		t.Fatalf("the backend that answers again got %d of 6 requests", n)
+	}
+	return thawed
+}
+
 // A backend found silent by a request stays out of turn after the
 // back-off, until it answers a check. Before, it came back after
 // FailTimeout and the requests sent to it waited their whole timeout
@@ -110,17 +128,7 @@ func TestSilentBackendStaysOutUntilItAnswersACheck(t *testing.T) {
 		t.Fatalf("backends while one is silent: %+v", st)
 	}
 
-	thawed := &checkCounter{h: e.app}
-	serveCounted(t, silent, thawed)
-	waitLog(t, e, "django backend answers again; back in turn", 3*time.Second)
-	for i := 0; i < 6; i++ {
-		if res, body, _ := e.do("GET", "/a/", "", nil); res.StatusCode != 200 {
-			t.Fatalf("request %d once the backend answers again: %d %q", i, res.StatusCode, body)
-		}
-	}
-	if n := thawed.requests.Load(); n < 2 {
-		t.Fatalf("the backend that answers again got %d of 6 requests", n)
-	}
+	thawed := thawAndRequest(t, e, silent)
 	if st := e.proxy.Backends(); !st[0].InTurn || !st[1].InTurn {
 		t.Fatalf("backends once both answer: %+v", st)
 	}
@@ -161,17 +169,7 @@ func TestCheckFindsAQuietSilentBackend(t *testing.T) {
 		t.Fatalf("check sent as %q", bad)
 	}
 
-	thawed := &checkCounter{h: e.app}
-	serveCounted(t, silent, thawed)
-	waitLog(t, e, "django backend answers again; back in turn", 3*time.Second)
-	for i := 0; i < 6; i++ {
-		if res, body, _ := e.do("GET", "/a/", "", nil); res.StatusCode != 200 {
-			t.Fatalf("request %d once the backend answers again: %d %q", i, res.StatusCode, body)
-		}
-	}
-	if thawed.requests.Load() < 2 {
-		t.Fatalf("the backend that answers again got %d of 6 requests", thawed.requests.Load())
-	}
+	thawAndRequest(t, e, silent)
 }
 
 // A backend that answers requests is not checked; a quiet one is, about
