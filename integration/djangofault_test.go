@@ -600,6 +600,25 @@ func TestDjangoGunicornTimeoutKillsWorker(t *testing.T) {
 	}
 }
 
+// stopGunicorn stops g's master and workers (SIGSTOP: the kernel still
+// accepts its connections and nobody answers, as when every worker is
+// stuck) and returns what resumes them, which the test's cleanup also
+// does.
+func stopGunicorn(t *testing.T, g *harness.Gunicorn) (resume func()) {
+	t.Helper()
+	stopped := append([]int{g.PID()}, g.Workers()...)
+	for _, pid := range stopped {
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	resume = func() {
+		for _, pid := range stopped {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume)
+	return resume
+}
+
 // sendNumbered sends request i of a sequence to the fault project's slow
 // view, a GET when i is even and a POST when odd, with X-Req-Id r<i> (the
 // view logs it), and returns the status, the body (which names the
@@ -633,15 +652,7 @@ func TestDjangoStoppedBackendIsSkipped(t *testing.T) {
 	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
 	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
 	gw := startDjangoGateway(t, a.URL()+","+b.URL(), "SESSIONGATE_DJANGO_TIMEOUT=1s")
-	stopped := append([]int{b.PID()}, b.Workers()...)
-	for _, pid := range stopped {
-		syscall.Kill(pid, syscall.SIGSTOP)
-	}
-	t.Cleanup(func() {
-		for _, pid := range stopped {
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-	})
+	stopGunicorn(t, b)
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	codes := map[int]int{}
@@ -698,15 +709,7 @@ func TestDjangoStoppedBackendFoundByTheCheck(t *testing.T) {
 		}
 	}
 
-	stopped := append([]int{b.PID()}, b.Workers()...)
-	for _, pid := range stopped {
-		syscall.Kill(pid, syscall.SIGSTOP)
-	}
-	t.Cleanup(func() {
-		for _, pid := range stopped {
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-	})
+	resume := stopGunicorn(t, b)
 	down := regexp.MustCompile(`"msg":"django backend sent no answer in time; marked down","backend":"` + regexp.QuoteMeta(b.URL()) + `","for":"until it answers a check","found_by":"periodic check"`)
 	if !poll(20*time.Second, func() bool { return down.MatchString(gw.Logs.String()) }) {
 		t.Fatalf("the stopped gunicorn not taken out of turn by the check within 20 s:\n%s", gw.Logs.String())
@@ -721,9 +724,7 @@ func TestDjangoStoppedBackendFoundByTheCheck(t *testing.T) {
 		}
 	}
 
-	for _, pid := range stopped {
-		syscall.Kill(pid, syscall.SIGCONT)
-	}
+	resume()
 	back := regexp.MustCompile(`"msg":"django backend answers again; back in turn","backend":"` + regexp.QuoteMeta(b.URL()) + `"`)
 	if !poll(20*time.Second, func() bool { return back.MatchString(gw.Logs.String()) }) {
 		t.Fatalf("the gunicorn running again not back in turn within 20 s:\n%s", gw.Logs.String())
