@@ -715,9 +715,11 @@ func TestDjangoStoppedBackendFoundByTheCheck(t *testing.T) {
 		t.Fatalf("the stopped gunicorn not taken out of turn by the check within 20 s:\n%s", gw.Logs.String())
 	}
 	gauge := `sessiongate_django_backend_healthy{backend="` + b.URL() + `"}`
-	if m := metricstest.Scrape(t, gw.Admin+"/metrics"); m[gauge] != 0 || m[`sessiongate_django_backend_healthy{backend="`+a.URL()+`"}`] != 1 {
+	m := metricstest.Scrape(t, gw.Admin+"/metrics")
+	if m[gauge] != 0 || m[`sessiongate_django_backend_healthy{backend="`+a.URL()+`"}`] != 1 {
 		t.Errorf("the backends' gauges with %s stopped: %v and %v", b.URL(), m[gauge], m[`sessiongate_django_backend_healthy{backend="`+a.URL()+`"}`])
 	}
+	checkReadmeMetrics(t, m, true)
 	for i := 4; i < 14; i++ {
 		if st, body, took := get(i); st != 200 || took > 10*time.Second {
 			t.Fatalf("request %d with the stopped gunicorn out of turn: %d %q after %v\n%s", i, st, body, took.Round(time.Millisecond), gw.Logs.String())
