@@ -35,7 +35,8 @@ type backend struct {
 	// answers counts the responses it began: one that came while a
 	// request waited in vain tells a slow view from a silent backend.
 	answers atomic.Uint64
-	// lastHost is the Host of the last request it answered, for probes.
+	// lastHost is the Host of the last request it answered with a status
+	// under 400, for probes.
 	lastHost atomic.Pointer[string]
 }
 
@@ -197,7 +198,10 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		res, err := b.t.RoundTrip(out)
 		if err == nil {
 			be.answers.Add(1)
-			if h := be.lastHost.Load(); h == nil || *h != out.Host {
+			if h := be.lastHost.Load(); res.StatusCode < 400 && (h == nil || *h != out.Host) {
+				// Not from a 4xx: a Host Django refuses gets its 400
+				// (DisallowedHost), and would be logged again with each
+				// check that carried it.
 				host := out.Host
 				be.lastHost.Store(&host)
 			}

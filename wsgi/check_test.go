@@ -15,10 +15,11 @@ import (
 // checkCounter serves h and counts the gateway's checks apart from the
 // requests. net/http would answer OPTIONS * itself, unseen by h.
 type checkCounter struct {
-	h        http.Handler
-	checks   atomic.Int64
-	requests atomic.Int64
-	bad      atomic.Value // string: a check not shaped as the gateway sends it
+	h         http.Handler
+	checks    atomic.Int64
+	requests  atomic.Int64
+	bad       atomic.Value // string: a check not shaped as the gateway sends it
+	checkHost atomic.Value // string: the last check's Host
 }
 
 func (c *checkCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -26,6 +27,7 @@ func (c *checkCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(checkHeader) != "1" || r.Host == "" || !r.Close {
 			c.bad.Store(r.Method + " " + r.RequestURI + " " + r.Host)
 		}
+		c.checkHost.Store(r.Host)
 		c.checks.Add(1)
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -324,5 +326,48 @@ func TestCheckFindsABackendThatHungUnderRequests(t *testing.T) {
 	}
 	if codes[http.StatusGatewayTimeout] == 0 || codes[200]+codes[http.StatusGatewayTimeout] != 4 {
 		t.Fatalf("the four first requests: %v, want those held by the hung backend to get 504 and the rest 200", codes)
+	}
+}
+
+// The check carries the Host of the last request the backend answered
+// under 400, so that a middleware before sessiongate_django's that looks
+// at it (a redirect to HTTPS) finds one the site allows; a Host Django
+// refused is not used.
+func TestCheckCarriesAHostTheSiteAnswered(t *testing.T) {
+	t.Parallel()
+	var be *checkCounter
+	e := newEnv(t, envOpts{
+		backends: func(app http.Handler) []string {
+			var url string
+			be, url = startCounted(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Host != "shop.example" {
+					http.Error(w, "DisallowedHost", http.StatusBadRequest)
+					return
+				}
+				app.ServeHTTP(w, r)
+			}))
+			return []string{url}
+		},
+		opts: func(o *Options) { o.CheckInterval, o.recheckEvery = time.Second, 50*time.Millisecond },
+	})
+	client := &http.Client{Timeout: 10 * time.Second}
+	for _, host := range []string{"shop.example", "evil.example"} {
+		req, _ := http.NewRequest("GET", e.gw.URL+"/a/", nil)
+		req.Host = host
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for be.checks.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no check within 5 s of quiet with a 1 s interval")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if h := be.checkHost.Load(); h != "shop.example" {
+		t.Fatalf("the check's Host: %v, want shop.example (the last one answered under 400)", h)
 	}
 }
