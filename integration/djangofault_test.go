@@ -600,6 +600,103 @@ func TestDjangoGunicornTimeoutKillsWorker(t *testing.T) {
 	}
 }
 
+// TestDjangoStoppedUnderLoadFoundByTheCheck: a gunicorn that stops while
+// requests flow to it is taken out of turn by the check once it began no
+// answer for SESSIONGATE_DJANGO_CHECK_INTERVAL and a check went unanswered
+// for 2 s, long before the requests it holds reach
+// SESSIONGATE_DJANGO_TIMEOUT (30 s here); the requests sent after that go
+// to the other gunicorn and none waits. Those it held answer once it runs
+// again. Without the check, every second request waited until the first
+// held one's 504 took it out.
+func TestDjangoStoppedUnderLoadFoundByTheCheck(t *testing.T) {
+	t.Parallel()
+	proj := faultProject(t)
+	runlog := filepath.Join(t.TempDir(), "runlog")
+	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	gw := startDjangoGateway(t, a.URL()+","+b.URL(), "SESSIONGATE_DJANGO_CHECK_INTERVAL=1s", "SESSIONGATE_DJANGO_TIMEOUT=30s")
+	type result struct {
+		start time.Time
+		took  time.Duration
+		code  int
+	}
+	var (
+		mu      sync.Mutex
+		results []result
+		stop    = make(chan struct{})
+		clients sync.WaitGroup
+	)
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	for c := 0; c < 4; c++ {
+		clients.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				code := 0
+				if res, err := client.Get(gw.URL + "/dj/slow/"); err == nil {
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					code = res.StatusCode
+				}
+				mu.Lock()
+				results = append(results, result{start, time.Since(start), code})
+				mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	stoppedAt := time.Now()
+	resume := stopGunicorn(t, b)
+	down := regexp.MustCompile(`"msg":"django backend sent no answer in time; marked down","backend":"` + regexp.QuoteMeta(b.URL()) + `","for":"until it answers a check","found_by":"periodic check"`)
+	if !poll(20*time.Second, func() bool { return down.MatchString(gw.Logs.String()) }) {
+		close(stop)
+		resume()
+		clients.Wait()
+		t.Fatalf("the gunicorn stopped under load not taken out of turn by the check within 20 s:\n%s", gw.Logs.String())
+	}
+	found := time.Since(stoppedAt)
+	// The load's clients are likely all held by now; fresh requests show
+	// where the next ones go.
+	for i := 0; i < 10; i++ {
+		start := time.Now()
+		res, err := client.Get(gw.URL + "/dj/slow/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if took := time.Since(start); res.StatusCode != 200 || took > 5*time.Second {
+			t.Errorf("request %d after the stopped gunicorn was found: %d after %v", i, res.StatusCode, took.Round(time.Millisecond))
+		}
+	}
+	resume()
+	close(stop)
+	clients.Wait()
+
+	if found > 15*time.Second {
+		t.Errorf("found %v after the stop, want well before the 30 s timeout", found.Round(time.Millisecond))
+	}
+	held := 0
+	for _, r := range results {
+		if r.code != 200 {
+			t.Errorf("a request started %v after the stop: %d after %v", r.start.Sub(stoppedAt).Round(time.Millisecond), r.code, r.took.Round(time.Millisecond))
+		}
+		if r.start.After(stoppedAt) && r.took > 2*time.Second {
+			held++
+		}
+	}
+	if held == 0 {
+		t.Fatalf("no request of the load was held by the stopped gunicorn (%d requests)", len(results))
+	}
+	t.Logf("found %v after the stop; %d requests held by the stopped gunicorn answered once it ran again", found.Round(time.Millisecond), held)
+}
+
 // stopGunicorn stops g's master and workers (SIGSTOP: the kernel still
 // accepts its connections and nobody answers, as when every worker is
 // stuck) and returns what resumes them, which the test's cleanup also
