@@ -70,6 +70,11 @@ type pool struct {
 	// checks: Options.CheckInterval is set, so a backend marked down
 	// stays out of turn until a probe is answered (pool.watch).
 	checks bool
+	// lastHost is the Host of the last request any backend answered under
+	// 400, and checkHost Options.CheckHost: the probe's Host for a backend
+	// that answered none yet.
+	lastHost  atomic.Pointer[string]
+	checkHost string
 }
 
 // order returns the backends to try for one request: the healthy ones,
@@ -204,6 +209,7 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 				// check that carried it.
 				host := out.Host
 				be.lastHost.Store(&host)
+				b.pool.lastHost.Store(&host)
 			}
 			if d := be.downUntil.Load(); d != 0 && be.downUntil.CompareAndSwap(d, 0) && d == downUntilAnswer {
 				// Every backend was out of turn, so requests tried it.

@@ -51,13 +51,18 @@ func (p *pool) probe(ctx context.Context, be *backend) error {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(probeWait))
+	// A Host the site answered, or one it is known by: a Django
+	// middleware placed before sessiongate_django's that looks at the Host
+	// (SecurityMiddleware redirecting to HTTPS, CommonMiddleware listed
+	// first) then finds it in ALLOWED_HOSTS, where an unknown one is
+	// logged as DisallowedHost, an error mailed to the admins.
 	host := be.addr
 	if h := be.lastHost.Load(); h != nil {
-		// A Host the site answered: a Django middleware placed before
-		// sessiongate_django's that looks at the Host (SecurityMiddleware
-		// redirecting to HTTPS) then finds it in ALLOWED_HOSTS, where
-		// an unknown one is logged as DisallowedHost.
 		host = *h
+	} else if h := p.lastHost.Load(); h != nil {
+		host = *h
+	} else if p.checkHost != "" {
+		host = p.checkHost
 	} else if be.network == "unix" {
 		host = "localhost"
 	}

@@ -371,3 +371,57 @@ func TestCheckCarriesAHostTheSiteAnswered(t *testing.T) {
 		t.Fatalf("the check's Host: %v, want shop.example (the last one answered under 400)", h)
 	}
 }
+
+// A backend that answered no request yet is checked with the Host another
+// backend answered, or before any answer with Options.CheckHost (the
+// site's name), not with its own address, which ALLOWED_HOSTS rarely
+// lists.
+func TestCheckHostBeforeTheBackendAnswered(t *testing.T) {
+	t.Parallel()
+	var one, two *checkCounter
+	e := newEnv(t, envOpts{
+		backends: func(app http.Handler) []string {
+			var u1, u2 string
+			one, u1 = startCounted(t, app)
+			two, u2 = startCounted(t, app)
+			return []string{u1, u2}
+		},
+		opts: func(o *Options) {
+			o.CheckInterval, o.recheckEvery, o.CheckHost = time.Second, 50*time.Millisecond, "site.example"
+		},
+	})
+	waitChecks := func(c ...*checkCounter) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for _, b := range c {
+			for b.checks.Load() == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("no check within 5 s of quiet with a 1 s interval")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	waitChecks(one, two)
+	if h1, h2 := one.checkHost.Load(), two.checkHost.Load(); h1 != "site.example" || h2 != "site.example" {
+		t.Fatalf("checks before any request carried Host %v and %v, want site.example", h1, h2)
+	}
+
+	req, _ := http.NewRequest("GET", e.gw.URL+"/a/", nil)
+	req.Host = "shop.example"
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	answered, other := one, two
+	if two.requests.Load() == 1 {
+		answered, other = two, one
+	}
+	answered.checks.Store(0)
+	other.checks.Store(0)
+	waitChecks(answered, other)
+	if h1, h2 := answered.checkHost.Load(), other.checkHost.Load(); h1 != "shop.example" || h2 != "shop.example" {
+		t.Fatalf("checks after one backend answered shop.example carried Host %v (that backend) and %v (the other)", h1, h2)
+	}
+}

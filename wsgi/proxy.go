@@ -76,6 +76,13 @@ type Options struct {
 	// one marked down stays out of turn until it answers (probed every
 	// second) instead of for FailTimeout.
 	CheckInterval time.Duration
+	// CheckHost is the Host of a check before any backend answered a
+	// request (after that, the last Host one answered under 400): a name
+	// the site is known by (SESSIONGATE_CANONICAL_NAME, or the first of
+	// SESSIONGATE_SERVER_NAMES), so that a middleware listed before
+	// sessiongate_django's that looks at the Host finds it in
+	// ALLOWED_HOSTS. Empty: the backend's address.
+	CheckHost string
 	// recheckEvery is how often a backend out of turn is probed, and the
 	// checks' tick (default recheckDown); tests shorten it.
 	recheckEvery time.Duration
@@ -151,7 +158,7 @@ func New(o Options) (*Proxy, error) {
 		p.key = HeaderKey(o.Secrets[0])
 	}
 	p.pool = &pool{failTimeout: o.FailTimeout, now: time.Now, byHost: map[string]*backend{},
-		dial: backendDialer(o.DialTimeout), log: log, checks: o.CheckInterval > 0}
+		dial: backendDialer(o.DialTimeout), log: log, checks: o.CheckInterval > 0, checkHost: o.CheckHost}
 	for i, s := range o.Backends {
 		b, err := parseBackend(i, s)
 		if err != nil {
