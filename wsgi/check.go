@@ -16,8 +16,8 @@ import (
 // stopped gunicorn (SIGSTOP, or every worker stuck) came back into turn
 // after the 10 s back-off, and with two backends half of the requests of
 // the next SESSIONGATE_DJANGO_TIMEOUT (60 s) waited on it for their 504
-// before the first of them marked it down again: some 40% of the
-// requests failed for as long as it stayed silent.
+// before the first of them marked it down again: in turn 60 s of every
+// 70, it failed some 40% of the requests for as long as it stayed silent.
 
 // probeWait bounds the wait for a probe's answer. A gunicorn with a thread
 // free answers within milliseconds; one whose every thread has been busy
