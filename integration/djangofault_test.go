@@ -610,11 +610,8 @@ func TestDjangoGunicornTimeoutKillsWorker(t *testing.T) {
 // held one's 504 took it out.
 func TestDjangoStoppedUnderLoadFoundByTheCheck(t *testing.T) {
 	t.Parallel()
-	proj := faultProject(t)
-	runlog := filepath.Join(t.TempDir(), "runlog")
-	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
-	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
-	gw := startDjangoGateway(t, a.URL()+","+b.URL(), "SESSIONGATE_DJANGO_CHECK_INTERVAL=1s", "SESSIONGATE_DJANGO_TIMEOUT=30s")
+	p := startFaultGunicornPair(t, "SESSIONGATE_DJANGO_CHECK_INTERVAL=1s", "SESSIONGATE_DJANGO_TIMEOUT=30s")
+	b, gw := p.b, p.gw
 	type result struct {
 		start time.Time
 		took  time.Duration
@@ -697,6 +694,24 @@ func TestDjangoStoppedUnderLoadFoundByTheCheck(t *testing.T) {
 	t.Logf("found %v after the stop; %d requests held by the stopped gunicorn answered once it ran again", found.Round(time.Millisecond), held)
 }
 
+// faultGunicornPair is two gunicorns of one worker on the fault project,
+// sharing one run log, behind one gateway that balances them.
+type faultGunicornPair struct {
+	a, b   *harness.Gunicorn
+	gw     *sessionGW
+	runlog string
+}
+
+func startFaultGunicornPair(t *testing.T, extra ...string) *faultGunicornPair {
+	t.Helper()
+	proj := faultProject(t)
+	p := &faultGunicornPair{runlog: filepath.Join(t.TempDir(), "runlog")}
+	p.a = startFaultGunicorn(t, proj, p.runlog, harness.GunicornOptions{Workers: 1})
+	p.b = startFaultGunicorn(t, proj, p.runlog, harness.GunicornOptions{Workers: 1})
+	p.gw = startDjangoGateway(t, p.a.URL()+","+p.b.URL(), extra...)
+	return p
+}
+
 // stopGunicorn stops g's master and workers (SIGSTOP: the kernel still
 // accepts its connections and nobody answers, as when every worker is
 // stuck) and returns what resumes them, which the test's cleanup also
@@ -744,11 +759,8 @@ func sendNumbered(t *testing.T, client *http.Client, gw *sessionGW, i int) (int,
 // waited the whole timeout for a 504 for as long as it stayed stopped.
 func TestDjangoStoppedBackendIsSkipped(t *testing.T) {
 	t.Parallel()
-	proj := faultProject(t)
-	runlog := filepath.Join(t.TempDir(), "runlog")
-	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
-	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
-	gw := startDjangoGateway(t, a.URL()+","+b.URL(), "SESSIONGATE_DJANGO_TIMEOUT=1s")
+	p := startFaultGunicornPair(t, "SESSIONGATE_DJANGO_TIMEOUT=1s")
+	b, gw := p.b, p.gw
 	stopGunicorn(t, b)
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
@@ -766,7 +778,7 @@ func TestDjangoStoppedBackendIsSkipped(t *testing.T) {
 	if !strings.Contains(logs, "sent no answer in time; marked down") || !strings.Contains(logs, b.Addr) {
 		t.Fatalf("no log line naming the silent backend %s:\n%s", b.Addr, logs)
 	}
-	ran, _ := os.ReadFile(runlog)
+	ran, _ := os.ReadFile(p.runlog)
 	for i := 0; i < 10; i++ {
 		if n := strings.Count(string(ran), fmt.Sprintf("done-r%d\n", i)); n > 1 {
 			t.Fatalf("request %d ran %d times:\n%s", i, n, ran)
@@ -786,17 +798,14 @@ func TestDjangoStoppedBackendIsSkipped(t *testing.T) {
 // view runs.
 func TestDjangoStoppedBackendFoundByTheCheck(t *testing.T) {
 	t.Parallel()
-	proj := faultProject(t)
-	runlog := filepath.Join(t.TempDir(), "runlog")
-	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
-	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
+	p := startFaultGunicornPair(t, "SESSIONGATE_DJANGO_CHECK_INTERVAL=1s")
+	a, b, gw := p.a, p.b, p.gw
 	for _, g := range []*harness.Gunicorn{a, b} {
 		r := rawDo(g.Addr, "OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Sessiongate-Check: 1\r\nConnection: close\r\n\r\n", false)
 		if r.status() != 204 || len(r.body) != 0 || r.err != nil {
 			t.Fatalf("the check sent straight to gunicorn %s: %d %q %v, want sessiongate_django's 204", g.Addr, r.status(), r.body, r.err)
 		}
 	}
-	gw := startDjangoGateway(t, a.URL()+","+b.URL(), "SESSIONGATE_DJANGO_CHECK_INTERVAL=1s")
 	client := &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	get := func(i int) (int, string, time.Duration) { return sendNumbered(t, client, gw, i) }
@@ -860,11 +869,8 @@ func TestDjangoStoppedBackendFoundByTheCheck(t *testing.T) {
 // request to the other gunicorn for the back-off.
 func TestDjangoSlowViewKeepsItsBackendInTurn(t *testing.T) {
 	t.Parallel()
-	proj := faultProject(t)
-	runlog := filepath.Join(t.TempDir(), "runlog")
-	a := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
-	b := startFaultGunicorn(t, proj, runlog, harness.GunicornOptions{Workers: 1})
-	gw := startDjangoGateway(t, a.URL()+","+b.URL(), "SESSIONGATE_DJANGO_TIMEOUT=1s")
+	p := startFaultGunicornPair(t, "SESSIONGATE_DJANGO_TIMEOUT=1s")
+	a, b, gw := p.a, p.b, p.gw
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	get := func(target string) (int, string) {
