@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
-	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/metrics"
@@ -94,7 +92,7 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...s
 			log.Warn("SESSIONGATE_SESSION_DEV without SESSIONGATE_SESSION_KEYS: Django cannot know the throwaway key, so every Django request is anonymous; give both the same SESSIONGATE_SESSION_KEYS")
 		}
 		dj, err := wsgi.New(wsgi.Options{
-			Backends: cfg.Django.URL, DialTimeout: cfg.Django.DialTimeout, ReadTimeout: cfg.Django.Timeout, CheckInterval: cfg.Django.CheckInterval, CheckHost: siteName(cfg),
+			Backends: cfg.Django.URL, DialTimeout: cfg.Django.DialTimeout, ReadTimeout: cfg.Django.Timeout, CheckInterval: cfg.Django.CheckInterval, CheckHost: cfg.SiteName(),
 			Sessions: a.Sessions, Secrets: secrets, BufferBodies: cfg.RequestBuffering, ReadAhead: cfg.ResponseBuffering, ReadAheadBudget: budget, Logger: log,
 		})
 		if err != nil {
@@ -204,23 +202,4 @@ func (a *App) Close() error {
 	}
 	a.closers = nil
 	return errors.Join(errs...)
-}
-
-// siteName is a host name the site is known by, for requests the gateway
-// makes itself (the Django backend check): SESSIONGATE_CANONICAL_NAME, or
-// the first name of SESSIONGATE_SERVER_NAMES that is not a wildcard; ""
-// when the site names none.
-func siteName(cfg *config.Config) string {
-	names := append([]string{cfg.CanonicalName}, cfg.ServerNames...)
-	for _, n := range names {
-		n = strings.TrimSuffix(strings.ToLower(n), ".")
-		if n == "" || strings.HasPrefix(n, "*") {
-			continue
-		}
-		if ip, err := netip.ParseAddr(n); err == nil && ip.Is6() {
-			return "[" + n + "]"
-		}
-		return n
-	}
-	return ""
 }

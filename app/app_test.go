@@ -135,23 +135,3 @@ func TestBuildRedisNotReady(t *testing.T) {
 		})
 	}
 }
-
-func TestSiteName(t *testing.T) {
-	for _, c := range []struct {
-		canonical string
-		names     []string
-		want      string
-	}{
-		{"", nil, ""},
-		{"shop.example", []string{"www.shop.example", "shop.example"}, "shop.example"},
-		{"", []string{"*.shop.example", "Shop.Example.", "other.example"}, "shop.example"},
-		{"", []string{"2001:db8::1"}, "[2001:db8::1]"},
-		{"", []string{"192.0.2.7"}, "192.0.2.7"},
-		{"", []string{"*.shop.example"}, ""},
-	} {
-		cfg := &config.Config{CanonicalName: c.canonical, ServerNames: c.names}
-		if got := siteName(cfg); got != c.want {
-			t.Errorf("canonical %q, names %q: %q, want %q", c.canonical, c.names, got, c.want)
-		}
-	}
-}

@@ -1831,8 +1831,9 @@ func TestQuotedValueIsPointedOut(t *testing.T) {
 	}
 }
 
-// SESSIONGATE_PHP_CHECK_INTERVAL takes 0 (off) or 1s and more: a check
-// waits up to 2 s for its answer, so 100ms is taken for the typo it is.
+// SESSIONGATE_PHP_CHECK_INTERVAL and _DJANGO_CHECK_INTERVAL take 0 (off) or
+// 1s and more, 10s by default: a check waits up to 2 s for its answer, so
+// 100ms is taken for the typo it is.
 func TestCheckIntervalValues(t *testing.T) {
 	for name, got := range map[string]func(*Config) time.Duration{
 		"SESSIONGATE_PHP_CHECK_INTERVAL":    func(c *Config) time.Duration { return c.PHPCheckInterval },
@@ -1854,6 +1855,29 @@ func TestCheckIntervalValues(t *testing.T) {
 			if !ok || !slices.Equal(e.Vars(), []string{name}) || !strings.Contains(err.Error(), "at least 1s, or 0 (off)") {
 				t.Errorf("%s=%s: got %v", name, value, err)
 			}
+		}
+	}
+}
+
+// SiteName is PHP's SERVER_NAME for a request without Host and the Host of
+// the gateway's Django backend checks: the canonical name, else the first
+// listed name that is not a wildcard, as the lists compare names.
+func TestSiteName(t *testing.T) {
+	for _, c := range []struct {
+		canonical string
+		names     []string
+		want      string
+	}{
+		{"", nil, ""},
+		{"shop.example", []string{"www.shop.example", "shop.example"}, "shop.example"},
+		{"", []string{"*.shop.example", "Shop.Example.", "other.example"}, "shop.example"},
+		{"", []string{"2001:db8::1"}, "[2001:db8::1]"},
+		{"", []string{"192.0.2.7"}, "192.0.2.7"},
+		{"", []string{"*.shop.example"}, ""},
+	} {
+		cfg := &Config{CanonicalName: c.canonical, ServerNames: c.names}
+		if got := cfg.SiteName(); got != c.want {
+			t.Errorf("canonical %q, names %q: %q, want %q", c.canonical, c.names, got, c.want)
 		}
 	}
 }

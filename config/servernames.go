@@ -99,6 +99,23 @@ func ValidHostName(h string) bool {
 
 // Canonical returns SESSIONGATE_CANONICAL_NAME as HostNames spells it, or
 // "".
+// SiteName is the name the site goes by where a request names none: the
+// canonical name, or else the first listed name that is not a wildcard
+// (nginx's first server_name); "" when SESSIONGATE_SERVER_NAMES lists none.
+// PHP's SERVER_NAME for a request without Host, and the Host of the
+// gateway's own checks of Django backends.
+func (c *Config) SiteName() string {
+	if n := c.Canonical(); n != "" {
+		return n
+	}
+	for _, n := range c.HostNames() {
+		if !strings.HasPrefix(n, "*") {
+			return n
+		}
+	}
+	return ""
+}
+
 func (c *Config) Canonical() string {
 	if c.CanonicalName == "" {
 		return ""

@@ -31,20 +31,18 @@ type serverNames struct {
 }
 
 // newServerNames returns nil for an empty list: every Host is served.
-func newServerNames(names []string, canonical string) *serverNames {
+func newServerNames(cfg *config.Config) *serverNames {
+	names := cfg.HostNames()
 	if len(names) == 0 {
 		return nil
 	}
-	n := &serverNames{exact: map[string]bool{}, canonical: canonical, first: canonical}
+	n := &serverNames{exact: map[string]bool{}, canonical: cfg.Canonical(), first: cfg.SiteName()}
 	for _, name := range names {
 		if suffix, ok := strings.CutPrefix(name, "*"); ok {
 			n.suffixes = append(n.suffixes, suffix)
 			continue
 		}
 		n.exact[name] = true
-		if n.first == "" {
-			n.first = name
-		}
 	}
 	return n
 }

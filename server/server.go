@@ -316,7 +316,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 
 		observers: o.observers,
 		internal:  internal,
-		names:     newServerNames(cfg.HostNames(), cfg.Canonical()),
+		names:     newServerNames(cfg),
 		rates:     newRateRules(cfg.RateLimits()),
 
 		restrictedPaths: restricted,
