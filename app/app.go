@@ -13,7 +13,6 @@ import (
 	"net/http"
 
 	"github.com/sessiongate/sessiongate/config"
-	"github.com/sessiongate/sessiongate/metrics"
 	"github.com/sessiongate/sessiongate/server"
 	"github.com/sessiongate/sessiongate/sessionbridge"
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
@@ -100,13 +99,7 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, extra ...s
 			return nil, err
 		}
 		a.closers = append(a.closers, dj.Close)
-		mx.watchDjango(func() []metrics.BackendUp {
-			var out []metrics.BackendUp
-			for _, b := range dj.Backends() {
-				out = append(out, metrics.BackendUp{Name: b.Name, Up: b.InTurn})
-			}
-			return out
-		})
+		mx.watchDjango(dj.Backends)
 		opts = append(opts, server.WithMount("django", cfg.Django.Paths, dj))
 	}
 	srv, err := server.New(cfg, log, opts...)

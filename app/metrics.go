@@ -8,6 +8,7 @@ import (
 	"github.com/sessiongate/sessiongate/internal/readahead"
 	"github.com/sessiongate/sessiongate/metrics"
 	"github.com/sessiongate/sessiongate/server"
+	"github.com/sessiongate/sessiongate/wsgi"
 )
 
 // gatewayMetrics is the Prometheus side of one gateway: it observes every
@@ -52,7 +53,7 @@ func (g *gatewayMetrics) watchReadAhead(b *readahead.Budget) {
 }
 
 // watchDjango adds the gauge of each Django backend's turn.
-func (g *gatewayMetrics) watchDjango(backends func() []metrics.BackendUp) {
+func (g *gatewayMetrics) watchDjango(backends func() []wsgi.BackendState) {
 	if err := g.RegisterDjangoBackends(backends); err != nil {
 		g.log.Error("Django backend metrics unavailable", "error", err.Error())
 	}

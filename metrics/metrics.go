@@ -28,6 +28,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/internal/compress"
+	"github.com/sessiongate/sessiongate/wsgi"
 )
 
 // Namespace starts the name of every metric of the gateway's own.
@@ -293,16 +294,10 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// BackendUp is one upstream backend's turn, for RegisterDjangoBackends.
-type BackendUp struct {
-	Name string // as configured
-	Up   bool   // in turn (not skipped after a failure, nor waiting to answer a check)
-}
-
 // RegisterDjangoBackends adds a gauge per Django backend, read at scrape
 // time from stats (wsgi.(*Proxy).Backends): a gunicorn out of turn is
 // otherwise seen only in the log line that took it out.
-func (m *Metrics) RegisterDjangoBackends(stats func() []BackendUp) error {
+func (m *Metrics) RegisterDjangoBackends(stats func() []wsgi.BackendState) error {
 	if err := m.reg.Register(&djangoBackendCollector{stats: stats}); err != nil {
 		return fmt.Errorf("metrics: Django backends: %w", err)
 	}
@@ -314,7 +309,7 @@ var djangoBackendUpDesc = prometheus.NewDesc(Namespace+"_django_backend_healthy"
 	[]string{"backend"}, nil)
 
 type djangoBackendCollector struct {
-	stats func() []BackendUp
+	stats func() []wsgi.BackendState
 }
 
 func (c *djangoBackendCollector) Describe(ch chan<- *prometheus.Desc) { ch <- djangoBackendUpDesc }
@@ -327,7 +322,7 @@ func (c *djangoBackendCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		seen[b.Name] = true
 		up := 0.0
-		if b.Up {
+		if b.InTurn {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(djangoBackendUpDesc, prometheus.GaugeValue, up, b.Name)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/internal/compress"
+	"github.com/sessiongate/sessiongate/wsgi"
 )
 
 func scrape(t *testing.T, m *Metrics) string {
@@ -142,12 +143,12 @@ func TestSessionMetrics(t *testing.T) {
 func TestDjangoBackendGauges(t *testing.T) {
 	m := New(nil)
 	calls := 0
-	err := m.RegisterDjangoBackends(func() []BackendUp {
+	err := m.RegisterDjangoBackends(func() []wsgi.BackendState {
 		calls++
-		return []BackendUp{
-			{Name: "http://127.0.0.1:8000", Up: true},
-			{Name: "unix:/run/gunicorn.sock", Up: false},
-			{Name: "http://127.0.0.1:8000", Up: false}, // duplicate: must not break the scrape
+		return []wsgi.BackendState{
+			{Name: "http://127.0.0.1:8000", InTurn: true},
+			{Name: "unix:/run/gunicorn.sock", InTurn: false},
+			{Name: "http://127.0.0.1:8000", InTurn: false}, // duplicate: must not break the scrape
 		}
 	})
 	if err != nil {
