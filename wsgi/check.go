@@ -88,10 +88,11 @@ func (p *pool) probe(ctx context.Context, be *backend) error {
 	return nil
 }
 
-// watch runs the checks until stop is closed: every tick (recheckDown) it
-// probes each backend out of turn, and each backend in turn that began no
-// answer for interval; one round at a time, its probes at once.
-func (p *pool) watch(interval, tick time.Duration, stop <-chan struct{}) {
+// watch runs the checks until ctx ends (Proxy.Close), which also cuts the
+// probes in flight: every tick (recheckDown) it probes each backend out of
+// turn, and each backend in turn that began no answer for interval; one
+// round at a time, its probes at once.
+func (p *pool) watch(ctx context.Context, interval, tick time.Duration) {
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	// seen and quietSince follow each backend's answer count from here:
@@ -102,15 +103,9 @@ func (p *pool) watch(interval, tick time.Duration, stop <-chan struct{}) {
 	for i, be := range p.backends {
 		seen[i], quietSince[i] = be.answers.Load(), start
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-stop
-		cancel()
-	}()
 	for {
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		}

@@ -127,9 +127,8 @@ type Proxy struct {
 	readAhead    bool
 	tempDir      string
 	budget       *readahead.Budget
-	// stopChecks ends pool.watch (Close).
-	stopChecks chan struct{}
-	closeOnce  sync.Once
+	// stopChecks ends pool.watch (Close); nil with the checks off.
+	stopChecks context.CancelFunc
 }
 
 // New checks o and builds the proxy.
@@ -194,22 +193,21 @@ func New(o Options) (*Proxy, error) {
 		ErrorLog:   slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	if p.pool.checks {
-		p.stopChecks = make(chan struct{})
 		if o.recheckEvery <= 0 {
 			o.recheckEvery = recheckDown
 		}
-		go p.pool.watch(o.CheckInterval, o.recheckEvery, p.stopChecks)
+		var ctx context.Context
+		ctx, p.stopChecks = context.WithCancel(context.Background())
+		go p.pool.watch(ctx, o.CheckInterval, o.recheckEvery)
 	}
 	return p, nil
 }
 
 // Close stops the checks and drops idle connections to Django.
 func (p *Proxy) Close() error {
-	p.closeOnce.Do(func() {
-		if p.stopChecks != nil {
-			close(p.stopChecks)
-		}
-	})
+	if p.stopChecks != nil {
+		p.stopChecks()
+	}
 	p.t.CloseIdleConnections()
 	return nil
 }
