@@ -211,10 +211,8 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 				be.lastHost.Store(&host)
 				b.pool.lastHost.Store(&host)
 			}
-			if d := be.downUntil.Load(); d != 0 && be.downUntil.CompareAndSwap(d, 0) && d == downUntilAnswer {
-				// Every backend was out of turn, so requests tried it.
-				b.log.Info("django backend answers again; back in turn", "backend", be.name)
-			}
+			// Tried while out of turn only when every backend was.
+			b.pool.putBack(be)
 			return res, nil
 		}
 		var de *dialError
@@ -284,6 +282,14 @@ func named(req *http.Request, be *backend, err error) error {
 		return err
 	}
 	return fmt.Errorf("django backend %s: %w", be.name, err)
+}
+
+// putBack returns be to turn once it answered, a request or a check; its
+// return is logged when it was out until it answered.
+func (p *pool) putBack(be *backend) {
+	if d := be.downUntil.Load(); d != 0 && be.downUntil.CompareAndSwap(d, 0) && d == downUntilAnswer {
+		p.log.Info("django backend answers again; back in turn", "backend", be.name)
+	}
 }
 
 // markDown takes be out of turn: for the back-off, or with the checks on

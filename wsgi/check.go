@@ -129,11 +129,8 @@ func (p *pool) watch(ctx context.Context, interval, tick time.Duration) {
 
 // recheck probes a backend out of turn and puts it back when it answers.
 func (p *pool) recheck(ctx context.Context, be *backend) {
-	if err := p.probe(ctx, be); err != nil {
-		return
-	}
-	if be.downUntil.CompareAndSwap(downUntilAnswer, 0) {
-		p.log.Info("django backend answers again; back in turn", "backend", be.name)
+	if p.probe(ctx, be) == nil {
+		p.putBack(be)
 	}
 }
 
