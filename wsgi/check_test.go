@@ -54,6 +54,27 @@ func startCounted(t *testing.T, h http.Handler) (*checkCounter, string) {
 	return c, "http://" + l.Addr().String()
 }
 
+// readingSilentBackend takes every connection and reads what comes,
+// answering nothing: a gunicorn whose every worker is stuck in a view.
+func readingSilentBackend(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	return ln
+}
+
 // silentListener accepts into its listen queue and answers nothing, like a
 // stopped gunicorn, until it is served.
 func silentListener(t *testing.T) net.Listener {
@@ -266,28 +287,7 @@ func TestRefusingBackendBackWhenItAnswersACheck(t *testing.T) {
 // other backend at once.
 func TestCheckFindsABackendThatHungUnderRequests(t *testing.T) {
 	t.Parallel()
-	hung, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hung.Close() })
-	hold := make(chan struct{})
-	t.Cleanup(func() { close(hold) })
-	go func() {
-		// Takes every connection and reads what comes, answering
-		// nothing: a gunicorn whose every worker is stuck in a view.
-		for {
-			c, err := hung.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				go io.Copy(io.Discard, c)
-				<-hold
-			}()
-		}
-	}()
+	hung := readingSilentBackend(t)
 	e := newEnv(t, envOpts{
 		backends: func(app http.Handler) []string {
 			good := httptest.NewServer(app)

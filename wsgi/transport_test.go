@@ -490,21 +490,7 @@ func (b *cancelingBody) Close() error { return nil }
 // request (and the strict session lock held around it) would wait for the
 // backend or the whole ReadTimeout.
 func TestTransportClientGoneDuringWriteDoesNotWaitForAnswer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		// A backend that reads and never answers.
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go io.Copy(io.Discard, c)
-		}
-	}()
+	ln := readingSilentBackend(t)
 	tr := testTransport()
 	tr.readTimeout = time.Minute
 	defer tr.CloseIdleConnections()
