@@ -124,11 +124,7 @@ func TestPOSTAvoidsConnectionsIdleNearTheBackendsKeepAlive(t *testing.T) {
 // second request waited the whole timeout for a 504, for as long as it
 // stayed silent.
 func TestSilentBackendIsMarkedDown(t *testing.T) {
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close() // never accepts
+	silent := silentListener(t)
 	e := newEnv(t, envOpts{
 		backends: func(app http.Handler) []string {
 			good := httptest.NewServer(app)
