@@ -1,6 +1,7 @@
 package wsgi
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -56,23 +57,9 @@ func startCounted(t *testing.T, h http.Handler) (*checkCounter, string) {
 
 // readingSilentBackend takes every connection and reads what comes,
 // answering nothing: a gunicorn whose every worker is stuck in a view.
-func readingSilentBackend(t *testing.T) net.Listener {
+func readingSilentBackend(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go io.Copy(io.Discard, c)
-		}
-	}()
-	return ln
+	return rawBackend(t, func(_ int, _ net.Conn, br *bufio.Reader) { io.Copy(io.Discard, br) })
 }
 
 // silentListener accepts into its listen queue and answers nothing, like a
@@ -292,7 +279,7 @@ func TestCheckFindsABackendThatHungUnderRequests(t *testing.T) {
 		backends: func(app http.Handler) []string {
 			good := httptest.NewServer(app)
 			t.Cleanup(good.Close)
-			return []string{good.URL, "http://" + hung.Addr().String()}
+			return []string{good.URL, "http://" + hung}
 		},
 		opts: func(o *Options) {
 			o.ReadTimeout = 6 * time.Second
@@ -308,7 +295,7 @@ func TestCheckFindsABackendThatHungUnderRequests(t *testing.T) {
 			held <- res.StatusCode
 		}()
 	}
-	found := `sent no answer in time; marked down" backend=http://` + hung.Addr().String() + ` for="until it answers a check" found_by="periodic check"`
+	found := `sent no answer in time; marked down" backend=http://` + hung + ` for="until it answers a check" found_by="periodic check"`
 	waitLog(t, e, found, probeWait+3*time.Second)
 	if n := len(held); n > 2 {
 		t.Fatalf("%d of 4 requests answered before the hung backend was found; its own should still wait", n)

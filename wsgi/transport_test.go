@@ -490,13 +490,13 @@ func (b *cancelingBody) Close() error { return nil }
 // request (and the strict session lock held around it) would wait for the
 // backend or the whole ReadTimeout.
 func TestTransportClientGoneDuringWriteDoesNotWaitForAnswer(t *testing.T) {
-	ln := readingSilentBackend(t)
+	addr := readingSilentBackend(t)
 	tr := testTransport()
 	tr.readTimeout = time.Minute
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	u, _ := url.Parse("http://" + ln.Addr().String() + "/upload")
+	u, _ := url.Parse("http://" + addr + "/upload")
 	req := (&http.Request{Method: "POST", URL: u, Host: u.Host, Header: http.Header{}, ContentLength: -1,
 		Body: &cancelingBody{cancel: cancel}}).WithContext(ctx)
 	if err := roundTripWithin(t, tr, req, 20*time.Second, "RoundTrip still waits for the backend after the client left"); !errors.Is(err, context.Canceled) {
@@ -737,28 +737,14 @@ func TestTransportStalledUploadBoundedByOneTimeout(t *testing.T) {
 // client as 502, an upstream failure, for a request whose only fault was
 // its size.
 func TestTransportReadsTheAnswerToAHeadTooLarge(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.Read(make([]byte, 4096))
-				io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 12\r\n\r\nline too big")
-			}()
-		}
-	}()
+	addr := rawBackend(t, func(_ int, c net.Conn, _ *bufio.Reader) {
+		c.Read(make([]byte, 4096))
+		io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 12\r\n\r\nline too big")
+	})
 	tr := testTransport()
 	t.Cleanup(tr.CloseIdleConnections)
 	for i := 0; i < 5; i++ {
-		u, _ := url.Parse("http://" + ln.Addr().String() + "/dj/?" + strings.Repeat("a", 1<<20))
+		u, _ := url.Parse("http://" + addr + "/dj/?" + strings.Repeat("a", 1<<20))
 		req := &http.Request{Method: "GET", URL: u, Host: u.Host, Header: http.Header{}}
 		res, err := tr.RoundTrip(req)
 		if err != nil {
