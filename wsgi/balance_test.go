@@ -126,12 +126,8 @@ func TestPOSTAvoidsConnectionsIdleNearTheBackendsKeepAlive(t *testing.T) {
 func TestSilentBackendIsMarkedDown(t *testing.T) {
 	silent := silentListener(t)
 	e := newEnv(t, envOpts{
-		backends: func(app http.Handler) []string {
-			good := httptest.NewServer(app)
-			t.Cleanup(good.Close)
-			return []string{good.URL, "http://" + silent.Addr().String()}
-		},
-		opts: func(o *Options) { o.ReadTimeout = 300 * time.Millisecond; o.FailTimeout = time.Minute },
+		backends: goodAnd(t, "http://"+silent.Addr().String()),
+		opts:     func(o *Options) { o.ReadTimeout = 300 * time.Millisecond; o.FailTimeout = time.Minute },
 	})
 	codes := map[int]int{}
 	for i := 0; i < 8; i++ {

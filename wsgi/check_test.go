@@ -62,6 +62,16 @@ func readingSilentBackend(t *testing.T) string {
 	return rawBackend(t, func(_ int, _ net.Conn, br *bufio.Reader) { io.Copy(io.Discard, br) })
 }
 
+// goodAnd is envOpts.backends for a backend serving the fake Django app,
+// listed first, and then others.
+func goodAnd(t *testing.T, others ...string) func(http.Handler) []string {
+	return func(app http.Handler) []string {
+		good := httptest.NewServer(app)
+		t.Cleanup(good.Close)
+		return append([]string{good.URL}, others...)
+	}
+}
+
 // silentListener accepts into its listen queue and answers nothing, like a
 // stopped gunicorn, until it is served.
 func silentListener(t *testing.T) net.Listener {
@@ -112,11 +122,7 @@ func TestSilentBackendStaysOutUntilItAnswersACheck(t *testing.T) {
 	t.Parallel()
 	silent := silentListener(t)
 	e := newEnv(t, envOpts{
-		backends: func(app http.Handler) []string {
-			good := httptest.NewServer(app)
-			t.Cleanup(good.Close)
-			return []string{good.URL, "http://" + silent.Addr().String()}
-		},
+		backends: goodAnd(t, "http://"+silent.Addr().String()),
 		opts: func(o *Options) {
 			o.ReadTimeout, o.FailTimeout = time.Second, 100*time.Millisecond
 			o.CheckInterval, o.recheckEvery = time.Minute, 100*time.Millisecond
@@ -229,11 +235,7 @@ func TestRefusingBackendBackWhenItAnswersACheck(t *testing.T) {
 	t.Parallel()
 	sock := filepath.Join(t.TempDir(), "gunicorn.sock")
 	e := newEnv(t, envOpts{
-		backends: func(app http.Handler) []string {
-			good := httptest.NewServer(app)
-			t.Cleanup(good.Close)
-			return []string{good.URL, "unix:" + sock}
-		},
+		backends: goodAnd(t, "unix:"+sock),
 		opts: func(o *Options) {
 			o.FailTimeout = 50 * time.Millisecond
 			o.CheckInterval, o.recheckEvery = time.Minute, 100*time.Millisecond
@@ -276,11 +278,7 @@ func TestCheckFindsABackendThatHungUnderRequests(t *testing.T) {
 	t.Parallel()
 	hung := readingSilentBackend(t)
 	e := newEnv(t, envOpts{
-		backends: func(app http.Handler) []string {
-			good := httptest.NewServer(app)
-			t.Cleanup(good.Close)
-			return []string{good.URL, "http://" + hung}
-		},
+		backends: goodAnd(t, "http://"+hung),
 		opts: func(o *Options) {
 			o.ReadTimeout = 6 * time.Second
 			o.CheckInterval, o.recheckEvery = 300*time.Millisecond, 100*time.Millisecond
