@@ -25,15 +25,28 @@ build:
 
 test:
 	scripts/deps.sh test
+	scripts/newer-django.sh
 	$(MAKE) --no-print-directory build vet unit integration
 	$(MAKE) --no-print-directory test-python
+
+# The Django releases sessiongate_django is tested on besides Debian 12's
+# 3.2: virtualenvs that scripts/newer-django.sh builds from Debian's archive.
+NEWER_DJANGO := 4.2 5.2
 
 # The sessiongate_django tests (wsgi/django) with Debian's interpreter, the
 # one that has Django: a pyenv/virtualenv python3 on PATH may lack it. -E
 # ignores PYTHON* variables; -t puts wsgi/django first on sys.path, so the
-# checkout is tested, never a copy installed elsewhere.
+# checkout is tested, never a copy installed elsewhere. Then on each newer
+# Django, where anything the package uses that Django deprecated (to be
+# removed in its next major release) fails the run.
 test-python:
 	/usr/bin/python3 -E -m unittest discover -s wsgi/django/tests -t wsgi/django
+	for v in $(NEWER_DJANGO); do \
+		echo "sessiongate_django on Django $$v:"; \
+		test -x .cache/django/$$v/bin/python || { echo "no .cache/django/$$v: run scripts/newer-django.sh" >&2; exit 1; }; \
+		.cache/django/$$v/bin/python -E -W error::DeprecationWarning -W error::PendingDeprecationWarning \
+			-m unittest discover -s wsgi/django/tests -t wsgi/django || exit 1; \
+	done
 
 vet:
 	$(GO) vet ./...
@@ -94,4 +107,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin .demo bench/results
+	rm -rf bin .demo bench/results .cache

@@ -12,7 +12,8 @@ COPY wsgi/django /tmp/sessiongate-django
 # Pinned to a release line: Django 5.2 is an LTS (security fixes until
 # April 2028) and sessiongate_django uses nothing 4.x or 5.x removed; an
 # unpinned build would take whatever Django is newest on the day, a major
-# release included.
+# release included. `make test` runs this pair (Debian's packages of them,
+# scripts/newer-django.sh) behind the gateway.
 RUN pip install --no-cache-dir "django~=5.2.0" "gunicorn~=23.0" /tmp/sessiongate-django \
  && rm -rf /tmp/sessiongate-django
 WORKDIR /app

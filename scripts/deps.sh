@@ -143,6 +143,8 @@ test)
 	need_bin systemd-analyze systemd
 	# make test-python (wsgi/django) needs only need_django above: the
 	# standard library's unittest and sqlite3 come with Debian's python3.
+	# The newer Djangos come from scripts/newer-django.sh, which needs
+	# python3-venv (above) and apt-get download, no root.
 	;;
 bench)
 	need_go

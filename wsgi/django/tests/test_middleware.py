@@ -9,6 +9,7 @@ import time
 import traceback
 import unittest
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -655,15 +656,14 @@ class SessionAPITests(unittest.TestCase):
     def test_set_expiry_datetime_is_a_fixed_end(self):
         # As in Django: a datetime (aware, or naive in local time) or a
         # timedelta ends the session then, and the end is repeated, not
-        # moved, by later responses; a past one ends it now.
-        from django.utils import timezone
-
+        # moved, by later responses; a past one ends it now. (The
+        # standard library's UTC: django.utils.timezone.utc is gone in 5.0.)
         end = int(time.time()) + 600
         for use_tz, value in [
             (use_tz, value)
             for use_tz in (True, False)
             for value in [
-                datetime.fromtimestamp(end, timezone.utc),
+                datetime.fromtimestamp(end, dt_timezone.utc),
                 datetime.fromtimestamp(end),
                 timedelta(seconds=end - time.time()),
             ]
@@ -685,7 +685,7 @@ class SessionAPITests(unittest.TestCase):
                 self.assertEqual(Change(resp).expiry, c.expiry)
 
         def past(request):
-            request.session.set_expiry(datetime.fromtimestamp(time.time() - 60, timezone.utc))
+            request.session.set_expiry(datetime.fromtimestamp(time.time() - 60, dt_timezone.utc))
             return HttpResponse("ok")
 
         _, resp = run(past, signed_meta(SID, {"a": 1}))

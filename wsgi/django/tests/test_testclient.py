@@ -176,6 +176,25 @@ class TestClientTests(unittest.TestCase):
         c.cookies[settings.SESSION_COOKIE_NAME] = request.session.session_key
         self.assertEqual(c.get("/whoami/").json(), {"user": "tc", "cart": {"plum": 1}})
 
+    @unittest.skipUnless(hasattr(auth, "alogin"), "Django 5.0's async client API; make test-python runs it on 5.2")
+    def test_async_login_force_login_and_logout(self):
+        # The real alogin(), aforce_login() and alogout() of Django 5's
+        # test client, not the sync steps above. async_to_sync, as Django
+        # runs async code, keeps their database calls on this thread, the
+        # one whose in-memory database has the tables.
+        from asgiref.sync import async_to_sync
+
+        c = self.client()
+        c.get("/add/?item=plum")
+        before = c.session.session_key
+        self.assertTrue(async_to_sync(c.alogin)(username="tc", password="tc-password"))
+        self.assertEqual(c.get("/whoami/").json(), {"user": "tc", "cart": {"plum": 1}})
+        self.assertNotEqual(c.session.session_key, before)
+        async_to_sync(c.alogout)()
+        self.assertEqual(c.get("/whoami/").json(), {"user": None, "cart": None})
+        async_to_sync(c.aforce_login)(self.user)
+        self.assertEqual(c.get("/whoami/").json()["user"], "tc")
+
     def test_asession_starts_a_session_like_session(self):
         c = self.client()
         session = asyncio.run(c.asession())
