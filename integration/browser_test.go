@@ -144,7 +144,7 @@ func startExampleStack(t *testing.T) (base, userID, site string) {
 	migrated := make(chan struct{})
 	go func() {
 		defer close(migrated)
-		db, outs, migErr = djangoDatabaseIn(dbDir, project, djEnv, []string{"migrate", "--noinput"}, []string{"demo_user"})
+		db, outs, migErr = djangoDatabaseIn(dbDir, debianDjango, project, djEnv, []string{"migrate", "--noinput"}, []string{"demo_user"})
 	}()
 	defer func() { <-migrated }()
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: site, Children: 4})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,6 +25,12 @@ import (
 // SessionBase API, through the real wire.
 func startDjangoAPIStack(t *testing.T, extraEnv ...string) (*sessionStack, *harness.Gunicorn) {
 	t.Helper()
+	return startDjangoAPIStackOn(t, debianDjango, extraEnv...)
+}
+
+// startDjangoAPIStackOn is startDjangoAPIStack with rel's Django.
+func startDjangoAPIStackOn(t *testing.T, rel djangoRelease, extraEnv ...string) (*sessionStack, *harness.Gunicorn) {
+	t.Helper()
 	harness.Require(t, "php-fpm8.2", "redis-server", "gunicorn", "django")
 	root := sessionFixtureRoot(t)
 	prepend := writePrepend(t)
@@ -37,9 +44,9 @@ func startDjangoAPIStack(t *testing.T, extraEnv ...string) (*sessionStack, *harn
 		"DJANGO_SETTINGS_MODULE=sgapi.settings",
 		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
 	}
-	db, _ := djangoDatabase(t, project, djEnv, []string{"migrate", "--noinput"})
+	db, _ := djangoDatabaseOn(t, rel, project, djEnv, []string{"migrate", "--noinput"})
 	djEnv = append(djEnv, "DJANGO_DATABASE="+db)
-	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: project, App: "sgapi.wsgi:application", Env: djEnv, Workers: 1, Threads: 4})
+	g := harness.StartGunicorn(t, harness.GunicornOptions{Python: rel.python, Dir: project, App: "sgapi.wsgi:application", Env: djEnv, Workers: 1, Threads: 4})
 	cfg, err := config.Load(append([]string{
 		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
 		"SESSIONGATE_DOCUMENT_ROOT=" + root,
@@ -68,8 +75,16 @@ const formType = "application/x-www-form-urlencoded"
 
 func TestDjangoSessionAPI(t *testing.T) {
 	t.Parallel()
-	s, g := startDjangoAPIStack(t)
+	forEachDjango(t, testDjangoSessionAPIOn)
+}
+
+// testDjangoSessionAPIOn is TestDjangoSessionAPI on one Django release.
+func testDjangoSessionAPIOn(t *testing.T, rel djangoRelease) {
+	s, g := startDjangoAPIStackOn(t, rel)
 	gw := s.gws[0]
+	if _, v := call(t, gw, jar{}, "GET", "/accounts/api/version/", ""); !strings.HasPrefix(v, rel.name+".") {
+		t.Fatalf("gunicorn serves Django %q, want %s", v, rel.name)
+	}
 
 	t.Run("login with the CSRF token kept in the session", func(t *testing.T) {
 		j := jar{}
@@ -337,5 +352,114 @@ func TestDjangoStreamingResponseReleasesTheSession(t *testing.T) {
 	}
 	if res, body := call(t, gw, jar{"sessionid": ck}, "GET", "/accounts/api/whoami/", ""); res.StatusCode != 200 {
 		t.Fatalf("a Django page of the session while Django streams: %d %q", res.StatusCode, body)
+	}
+}
+
+// TestDjangoAsyncSessionAPI: Django 5.1's async session API (aget, aset,
+// apop, acycle_key, aflush, aset_expiry) and 5.0's alogin and alogout, in
+// async views behind the gateway. They reach sessiongate_django's store
+// through SessionBase's async methods, not the sync ones it overrides, so
+// the login must still rotate the ID (the fixation defence), the logout
+// destroy the session, and PHP see what the async API wrote.
+func TestDjangoAsyncSessionAPI(t *testing.T) {
+	t.Parallel()
+	s, _ := startDjangoAPIStackOn(t, newerDjangoRelease(t, "5.2"))
+	gw := s.gws[0]
+	type answer struct {
+		Value     any      `json:"value"`
+		Keys      []string `json:"keys"`
+		ExpiryAge int      `json:"expiry_age"`
+		User      *string  `json:"user"`
+	}
+	async := func(j jar, query string) answer {
+		t.Helper()
+		res, body := call(t, gw, j, "GET", "/accounts/api/asession/?"+query, "")
+		var a answer
+		if res.StatusCode != 200 || json.Unmarshal([]byte(body), &a) != nil {
+			t.Fatalf("asession?%s: %d %.300s", query, res.StatusCode, body)
+		}
+		return a
+	}
+
+	// What PHP stored, read and changed by async views, and back.
+	ck := s.newSession(t)
+	j := jar{"sessionid": ck}
+	if a := async(j, "op=get&k=user"); a.Value != "ana" {
+		t.Fatalf("aget of PHP's value: %+v", a)
+	}
+	async(j, "op=set&k=cart&v="+url.QueryEscape(`{"apple":2,"note":"ünï ✓"}`))
+	phpSees := func(cookie, want string) bool {
+		return reflect.DeepEqual(decodeJSON(t, string(gw.dump(t, cookie).Data)), decodeJSON(t, want))
+	}
+	if want := `{"user":"ana","cart":{"apple":2,"note":"ünï ✓"}}`; !phpSees(ck, want) {
+		t.Fatalf("PHP after aset: %s, want %s", gw.dump(t, ck).Data, want)
+	}
+	if a := async(j, "op=pop&k=user"); a.Value != "ana" || strings.Join(a.Keys, ",") != "cart" {
+		t.Fatalf("apop: %+v", a)
+	}
+	if want := `{"cart":{"apple":2,"note":"ünï ✓"}}`; !phpSees(ck, want) {
+		t.Fatalf("PHP after apop: %s, want %s", gw.dump(t, ck).Data, want)
+	}
+
+	// aset_expiry: the gateway takes Django's idle timeout.
+	res, _ := call(t, gw, j, "GET", "/accounts/api/asession/?op=expiry&s=300", "")
+	if c := res.Cookies(); res.StatusCode != 200 || len(c) != 1 || c[0].MaxAge < 298 || c[0].MaxAge > 300 {
+		t.Fatalf("aset_expiry(300): %d %v", res.StatusCode, res.Header["Set-Cookie"])
+	}
+	if a := async(j, "op=get&k=cart"); a.ExpiryAge != 300 {
+		t.Fatalf("aget_expiry_age after aset_expiry(300): %+v", a)
+	}
+
+	// acycle_key: a new ID with the data, the old one gone.
+	before := gw.dump(t, ck)
+	async(j, "op=cycle")
+	cycled := j["sessionid"]
+	if cycled == "" || cycled == ck {
+		t.Fatalf("acycle_key kept the cookie: %v", j)
+	}
+	if d := gw.dump(t, cycled); d.ID == before.ID || !strings.Contains(string(d.Data), `"cart":{"apple":2`) {
+		t.Fatalf("after acycle_key: %+v (before %s)", d, before.ID)
+	}
+	if old := gw.dump(t, ck); string(old.Data) != "[]" {
+		t.Fatalf("the ID before acycle_key still resolves: %s", old.Data)
+	}
+
+	// alogin rotates the ID (acycle_key) and PHP sees the user.
+	_, tok := call(t, gw, j, "GET", "/accounts/api/token/", "")
+	pre := j["sessionid"]
+	form := url.Values{"csrfmiddlewaretoken": {tok}, "username": {"api"}, "password": {"api-password"}}
+	res, body := call(t, gw, j, "POST", "/accounts/api/alogin/", form.Encode(), "Content-Type", formType)
+	if res.StatusCode != 200 || body != "in" {
+		t.Fatalf("alogin: %d %.300s", res.StatusCode, body)
+	}
+	in := j["sessionid"]
+	if in == "" || in == pre {
+		t.Fatalf("session not rotated at alogin: %v", j)
+	}
+	if old := gw.dump(t, pre); string(old.Data) != "[]" {
+		t.Fatalf("the pre-login ID still resolves: %s", old.Data)
+	}
+	d := gw.dump(t, in)
+	if !strings.Contains(string(d.Data), `"_auth_user_id":"`) || !strings.Contains(string(d.Data), `"cart":{"apple":2`) {
+		t.Fatalf("PHP after alogin: %s", d.Data)
+	}
+	if a := async(j, "op=get&k=cart"); a.User == nil || *a.User != "api" {
+		t.Fatalf("auser after alogin: %+v", a)
+	}
+
+	// alogout (aflush) destroys the session and expires the cookie.
+	_, tok = call(t, gw, j, "GET", "/accounts/api/token/", "")
+	res, body = call(t, gw, j, "POST", "/accounts/api/alogout/", url.Values{"csrfmiddlewaretoken": {tok}}.Encode(), "Content-Type", formType)
+	if res.StatusCode != 200 || body != "out" {
+		t.Fatalf("alogout: %d %.300s", res.StatusCode, body)
+	}
+	if _, ok := j["sessionid"]; ok {
+		t.Fatalf("session cookie not expired at alogout: %v", res.Header["Set-Cookie"])
+	}
+	if old := gw.dump(t, in); string(old.Data) != "[]" {
+		t.Fatalf("the session after alogout: %s", old.Data)
+	}
+	if n, _ := s.redis.Exists(context.Background(), "sessiongate:{"+d.ID+"}").Result(); n != 0 {
+		t.Fatal("logged-out session still in Redis")
 	}
 }

@@ -40,6 +40,7 @@ type djangoStack struct {
 // env plus the SESSIONGATE_SESSION_KEYS it wants.
 type djangoSite struct {
 	root, prepend, project string
+	rel                    djangoRelease // the Django gunicorn runs
 	fpm                    *harness.PHPFPM
 	red                    *harness.Redis
 	env                    []string // the project's environment, keys aside
@@ -48,8 +49,14 @@ type djangoSite struct {
 
 func startDjangoSite(t *testing.T) *djangoSite {
 	t.Helper()
+	return startDjangoSiteOn(t, debianDjango)
+}
+
+// startDjangoSiteOn is startDjangoSite with rel's Django.
+func startDjangoSiteOn(t *testing.T, rel djangoRelease) *djangoSite {
+	t.Helper()
 	harness.Require(t, "php-fpm8.2", "redis-server", "gunicorn", "django")
-	site := &djangoSite{root: fixtureRoot(t, "testdata/session/*.php", "testdata/django/*.php")}
+	site := &djangoSite{root: fixtureRoot(t, "testdata/session/*.php", "testdata/django/*.php"), rel: rel}
 	site.prepend = writePrepend(t)
 	site.fpm = harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: site.root, Children: 8})
 	site.red = harness.StartRedis(t)
@@ -66,7 +73,7 @@ func startDjangoSite(t *testing.T) *djangoSite {
 		"DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost",
 	}
 	manageEnv := append([]string{"SESSIONGATE_SESSION_KEYS=" + sessionTestKey}, site.env...)
-	db, out := djangoDatabase(t, project, manageEnv, []string{"migrate", "--noinput"}, []string{"demo_user"})
+	db, out := djangoDatabaseOn(t, rel, project, manageEnv, []string{"migrate", "--noinput"}, []string{"demo_user"})
 	site.env = append(site.env, "DJANGO_DATABASE="+db)
 	m := regexp.MustCompile(`\(id (\d+)\)`).FindStringSubmatch(out[1])
 	if m == nil {
@@ -92,9 +99,15 @@ func (s *djangoSite) gatewayEnv(keys, djangoURL string, extra ...string) []strin
 
 func startDjangoStack(t *testing.T, extraEnv ...string) *djangoStack {
 	t.Helper()
-	site := startDjangoSite(t)
+	return startDjangoStackOn(t, debianDjango, extraEnv...)
+}
+
+// startDjangoStackOn is startDjangoStack with rel's Django.
+func startDjangoStackOn(t *testing.T, rel djangoRelease, extraEnv ...string) *djangoStack {
+	t.Helper()
+	site := startDjangoSiteOn(t, rel)
 	g := harness.StartGunicorn(t, harness.GunicornOptions{
-		Dir: site.project, App: "sgdemo.wsgi:application", Workers: 2, Threads: 4,
+		Python: rel.python, Dir: site.project, App: "sgdemo.wsgi:application", Workers: 2, Threads: 4,
 		Env: append([]string{"SESSIONGATE_SESSION_KEYS=" + sessionTestKey}, site.env...),
 	})
 	env := site.gatewayEnv(sessionTestKey, g.URL(),
@@ -203,7 +216,12 @@ func decodeJSON(t *testing.T, s string) any {
 
 func TestDjango(t *testing.T) {
 	t.Parallel()
-	s := startDjangoStack(t)
+	forEachDjango(t, testDjangoOn)
+}
+
+// testDjangoOn is TestDjango on one Django release.
+func testDjangoOn(t *testing.T, rel djangoRelease) {
+	s := startDjangoStackOn(t, rel)
 	gw0, gw1 := s.gws[0], s.gws[1]
 
 	t.Run("login on Django, seen by PHP, logout", func(t *testing.T) {

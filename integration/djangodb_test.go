@@ -18,10 +18,17 @@ import (
 // The steps run once per test binary for each project, env and steps, and
 // every test gets a copy of the result: migrate alone costs about a second
 // of CPU, and some fifty Django stacks a run each paid it on a 2-CPU
-// machine the other tests share.
+// machine the other tests share. Debian's Django runs them;
+// djangoDatabaseOn takes another release.
 func djangoDatabase(t *testing.T, dir string, env []string, steps ...[]string) (string, []string) {
 	t.Helper()
-	db, out, err := djangoDatabaseIn(t.TempDir(), dir, env, steps...)
+	return djangoDatabaseOn(t, debianDjango, dir, env, steps...)
+}
+
+// djangoDatabaseOn is djangoDatabase with rel's Django.
+func djangoDatabaseOn(t *testing.T, rel djangoRelease, dir string, env []string, steps ...[]string) (string, []string) {
+	t.Helper()
+	db, out, err := djangoDatabaseIn(t.TempDir(), rel, dir, env, steps...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +37,8 @@ func djangoDatabase(t *testing.T, dir string, env []string, steps ...[]string) (
 
 // djangoDatabaseIn is djangoDatabase with the copy in tempDir and the
 // failure returned, for a caller off the test's goroutine.
-func djangoDatabaseIn(tempDir, dir string, env []string, steps ...[]string) (string, []string, error) {
-	key := strings.Join(append([]string{dir}, env...), "\x00")
+func djangoDatabaseIn(tempDir string, rel djangoRelease, dir string, env []string, steps ...[]string) (string, []string, error) {
+	key := strings.Join(append([]string{rel.managePython(), dir}, env...), "\x00")
 	for _, s := range steps {
 		key += "\x01" + strings.Join(s, "\x00")
 	}
@@ -45,7 +52,7 @@ func djangoDatabaseIn(tempDir, dir string, env []string, steps ...[]string) (str
 		djangoTemplates.byKey[key] = tpl
 	}
 	djangoTemplates.mu.Unlock()
-	tpl.once.Do(func() { tpl.prepare(dir, env, steps) })
+	tpl.once.Do(func() { tpl.prepare(rel.managePython(), dir, env, steps) })
 	if tpl.err != nil {
 		return "", nil, tpl.err
 	}
@@ -74,7 +81,7 @@ type djangoTemplate struct {
 	err  error
 }
 
-func (tpl *djangoTemplate) prepare(dir string, env []string, steps [][]string) {
+func (tpl *djangoTemplate) prepare(python, dir string, env []string, steps [][]string) {
 	djangoTemplates.mu.Lock()
 	if djangoTemplates.dir == "" {
 		djangoTemplates.dir, tpl.err = os.MkdirTemp("", "sessiongate-django-")
@@ -91,7 +98,7 @@ func (tpl *djangoTemplate) prepare(dir string, env []string, steps [][]string) {
 	}
 	tpl.db = filepath.Join(work, "db.sqlite3")
 	for _, args := range steps {
-		cmd := exec.Command("/usr/bin/python3", append([]string{"-E", "manage.py"}, args...)...)
+		cmd := exec.Command(python, append([]string{"-E", "manage.py"}, args...)...)
 		cmd.Dir = dir
 		cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + work, "DJANGO_DATABASE=" + tpl.db}, env...)
 		out, err := cmd.CombinedOutput()

@@ -5,6 +5,7 @@ import json
 from urllib.parse import quote
 
 from django.contrib import auth, messages
+from django.contrib.sessions.backends.base import SessionBase
 import time
 
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
@@ -312,6 +313,66 @@ def contract_wrap(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
+def version(request):
+    import django
+
+    return HttpResponse(django.get_version(), content_type="text/plain")
+
+
+# Django 5.1's async session API (aget, aset, acycle_key, aflush, ...) and
+# 5.0's alogin/alogout, which use it: async views reach the store through
+# SessionBase's async methods, not the sync ones sessiongate_django's
+# SessionStore overrides.
+ASYNC_SESSIONS = hasattr(SessionBase, "aget")
+
+
+async def alogin(request):
+    from asgiref.sync import sync_to_async
+
+    User = auth.get_user_model()
+    if not await User.objects.filter(username="api").aexists():
+        await sync_to_async(User.objects.create_user)("api", password="api-password")
+    user = await auth.aauthenticate(request, username=request.POST["username"], password=request.POST["password"])
+    if user is None:
+        return HttpResponse("bad credentials", status=403)
+    await auth.alogin(request, user)
+    return HttpResponse("in", content_type="text/plain")
+
+
+async def alogout(request):
+    await auth.alogout(request)
+    return HttpResponse("out", content_type="text/plain")
+
+
+async def asession(request):
+    # ?op=set&k=&v= (v is JSON), get&k=, pop&k=, cycle, flush, expiry&s=;
+    # answers with what the async API then reads.
+    s = request.session
+    op, k = request.GET["op"], request.GET.get("k", "")
+    value = None
+    if op == "set":
+        await s.aset(k, json.loads(request.GET["v"]))
+    elif op == "get":
+        value = await s.aget(k)
+    elif op == "pop":
+        value = await s.apop(k, None)
+    elif op == "cycle":
+        await s.acycle_key()
+    elif op == "flush":
+        await s.aflush()
+    elif op == "expiry":
+        await s.aset_expiry(int(request.GET["s"]))
+    user = await request.auser()
+    return JsonResponse(
+        {
+            "value": value,
+            "keys": sorted(await s.akeys()),
+            "expiry_age": await s.aget_expiry_age(),
+            "user": user.get_username() if user.is_authenticated else None,
+        }
+    )
+
+
 urlpatterns = [
     path("accounts/api/protected/<str:name>", protected),
     path("accounts/api/login-as/", login_as),
@@ -339,4 +400,11 @@ urlpatterns = [
     path("accounts/api/contract-gen/", contract_gen),
     path("accounts/api/contract-check/", contract_check),
     path("accounts/api/contract-wrap/", contract_wrap),
+    path("accounts/api/version/", version),
 ]
+if ASYNC_SESSIONS:
+    urlpatterns += [
+        path("accounts/api/alogin/", alogin),
+        path("accounts/api/alogout/", alogout),
+        path("accounts/api/asession/", asession),
+    ]
