@@ -321,7 +321,7 @@ var djFixedEnd = map[string]bool{"exptd": true, "expdt": true, "exppast": true, 
 // (side "db" or "cache", DJDIFF_SESSIONS), or a gateway with Redis in front
 // of sessiongate_django ("gateway"; "merge" with
 // SESSIONGATE_SESSION_LOCK=merge).
-func startDjdiff(t *testing.T, side string) string {
+func startDjdiff(t *testing.T, rel djangoRelease, side string) string {
 	t.Helper()
 	sessions, lock := side, "strict"
 	if side == "merge" {
@@ -336,10 +336,10 @@ func startDjdiff(t *testing.T, side string) string {
 		"DJDIFF_SESSIONS=" + sessions,
 		"SESSIONGATE_SESSION_KEYS=" + sessionTestKey,
 	}
-	db, _ := djangoDatabase(t, project, env, []string{"migrate", "--noinput"})
+	db, _ := djangoDatabaseOn(t, rel, project, env, []string{"migrate", "--noinput"})
 	env = append(env, "DJANGO_DATABASE="+db)
 	// One sync thread: ScenarioSettings overrides settings process-wide.
-	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: project, App: "djdiff.wsgi:application", Env: env, Workers: 1})
+	g := harness.StartGunicorn(t, harness.GunicornOptions{Python: rel.python, Dir: project, App: "djdiff.wsgi:application", Env: env, Workers: 1})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("gunicorn (%s) log:\n%s", side, g.Log())
@@ -686,10 +686,16 @@ func compareDj(t *testing.T, results map[string]map[string][]djObs, got string, 
 func TestDjangoSessionDiff(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "redis-server", "gunicorn", "django")
+	forEachDjango(t, testDjangoSessionDiffOn)
+}
+
+// testDjangoSessionDiffOn is TestDjangoSessionDiff on one Django release:
+// sessiongate_django against that release's own sessions.
+func testDjangoSessionDiffOn(t *testing.T, rel djangoRelease) {
 	sides := []string{"gateway", "merge", "db", "cache"}
 	results := map[string]map[string][]djObs{}
 	for _, side := range sides {
-		base := startDjdiff(t, side)
+		base := startDjdiff(t, rel, side)
 		results[side] = map[string][]djObs{}
 		for _, sc := range djScenarios {
 			results[side][sc.name] = runDjScenario(t, base, sc)
