@@ -38,11 +38,25 @@ import (
 // shared session) returns Django's user; without the session bridge PHP has
 // no such function and the page says "anonymous", so the check after login
 // fails.
+//
+// It runs on Debian's Django 3.2 and on Django 5.2 with gunicorn 23, the
+// pair deploy/django.Dockerfile installs (its admin logs out with a POST
+// form too).
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "chromium", "php-fpm8.2", "redis-server", "gunicorn", "django")
+	for _, rel := range []djangoRelease{debianDjango, newerDjangoRelease(t, "5.2")} {
+		t.Run("django"+rel.name, func(t *testing.T) {
+			t.Parallel()
+			testBrowserOn(t, rel)
+		})
+	}
+}
+
+// testBrowserOn is TestBrowser on one Django release.
+func testBrowserOn(t *testing.T, rel djangoRelease) {
 	start := time.Now()
-	base, userID := startBrowserStack(t)
+	base, userID := startBrowserStack(t, rel)
 	t.Logf("stack up in %v", time.Since(start).Round(time.Millisecond))
 
 	b := newBrowser(t, base, 60*time.Second)
@@ -105,15 +119,15 @@ func TestBrowser(t *testing.T) {
 // prepend, redis-server, gunicorn on examples/django (migrated into a fresh
 // database, demo user created), and one gateway in front of them. It returns
 // the gateway's base URL and the demo user's id.
-func startBrowserStack(t *testing.T) (base, userID string) {
+func startBrowserStack(t *testing.T, rel djangoRelease) (base, userID string) {
 	t.Helper()
-	base, userID, _ = startExampleStack(t)
+	base, userID, _ = startExampleStack(t, rel)
 	return base, userID
 }
 
 // startExampleStack is startBrowserStack, also returning the directory
 // php-fpm serves (the copy of examples/php).
-func startExampleStack(t *testing.T) (base, userID, site string) {
+func startExampleStack(t *testing.T, rel djangoRelease) (base, userID, site string) {
 	t.Helper()
 	// A copy: php-fpm's workers may run as another user (harness.ShareWithPHP).
 	site = t.TempDir()
@@ -144,7 +158,7 @@ func startExampleStack(t *testing.T) (base, userID, site string) {
 	migrated := make(chan struct{})
 	go func() {
 		defer close(migrated)
-		db, outs, migErr = djangoDatabaseIn(dbDir, debianDjango, project, djEnv, []string{"migrate", "--noinput"}, []string{"demo_user"})
+		db, outs, migErr = djangoDatabaseIn(dbDir, rel, project, djEnv, []string{"migrate", "--noinput"}, []string{"demo_user"})
 	}()
 	defer func() { <-migrated }()
 	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: site, Children: 4})
@@ -160,7 +174,7 @@ func startExampleStack(t *testing.T) (base, userID, site string) {
 		t.Fatalf("demo_user printed no id: %s", out)
 	}
 	g := harness.StartGunicorn(t, harness.GunicornOptions{
-		Dir: project, App: "sgdemo.wsgi:application", Env: djEnv, Workers: 2, Threads: 4,
+		Python: rel.python, Dir: project, App: "sgdemo.wsgi:application", Env: djEnv, Workers: 2, Threads: 4,
 	})
 	t.Cleanup(func() {
 		if t.Failed() {

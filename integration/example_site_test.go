@@ -16,7 +16,7 @@ import (
 // session, and one counter PHP and Django both count in.
 func TestExamplePHPSite(t *testing.T) {
 	t.Parallel()
-	base, _, site := startExampleStack(t)
+	base, _, site := startExampleStack(t, debianDjango)
 	if err := os.WriteFile(site+"/.env", []byte("SECRET=1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
