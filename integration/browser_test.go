@@ -45,12 +45,7 @@ import (
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "chromium", "php-fpm8.2", "redis-server", "gunicorn", "django")
-	for _, rel := range []djangoRelease{debianDjango, newerDjangoRelease(t, "5.2")} {
-		t.Run("django"+rel.name, func(t *testing.T) {
-			t.Parallel()
-			testBrowserOn(t, rel)
-		})
-	}
+	forEachDjango(t, djangoReleases(t, "3.2", "5.2"), testBrowserOn)
 }
 
 // testBrowserOn is TestBrowser on one Django release.

@@ -75,7 +75,7 @@ const formType = "application/x-www-form-urlencoded"
 
 func TestDjangoSessionAPI(t *testing.T) {
 	t.Parallel()
-	forEachDjango(t, testDjangoSessionAPIOn)
+	forEachDjango(t, djangoReleases(t, "3.2", "5.2"), testDjangoSessionAPIOn)
 }
 
 // testDjangoSessionAPIOn is TestDjangoSessionAPI on one Django release.

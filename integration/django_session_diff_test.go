@@ -686,7 +686,7 @@ func compareDj(t *testing.T, results map[string]map[string][]djObs, got string, 
 func TestDjangoSessionDiff(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "redis-server", "gunicorn", "django")
-	forEachDjango(t, testDjangoSessionDiffOn)
+	forEachDjango(t, djangoReleases(t), testDjangoSessionDiffOn)
 }
 
 // testDjangoSessionDiffOn is TestDjangoSessionDiff on one Django release:

@@ -216,7 +216,9 @@ func decodeJSON(t *testing.T, s string) any {
 
 func TestDjango(t *testing.T) {
 	t.Parallel()
-	forEachDjango(t, testDjangoOn)
+	// The first and the last LTS; 4.2 in between is covered by
+	// TestDjangoSessionDiff and the package's own tests.
+	forEachDjango(t, djangoReleases(t, "3.2", "5.2"), testDjangoOn)
 }
 
 // testDjangoOn is TestDjango on one Django release.
@@ -283,6 +285,16 @@ func testDjangoOn(t *testing.T, rel djangoRelease) {
 		}
 		if n, _ := s.redis.Exists(context.Background(), "sessiongate:{"+d.ID+"}").Result(); n != 0 {
 			t.Fatal("logged-out session still in Redis")
+		}
+	})
+
+	t.Run("the gateway's backend check is answered", func(t *testing.T) {
+		// SESSIONGATE_DJANGO_CHECK_INTERVAL's OPTIONS * (docs/protocol.md):
+		// gunicorn 23 takes the asterisk-form target as 20.1 does, and
+		// sessiongate_django answers before any view on every release.
+		r := rawDo(s.gunicorn.Addr, "OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Sessiongate-Check: 1\r\nConnection: close\r\n\r\n", false)
+		if r.status() != 204 || len(r.body) != 0 || r.err != nil {
+			t.Fatalf("the check sent straight to gunicorn: %d %q %v, want sessiongate_django's 204", r.status(), r.body, r.err)
 		}
 	})
 

@@ -46,14 +46,28 @@ func newerDjangoRelease(t *testing.T, name string) djangoRelease {
 	return djangoRelease{name: name, python: python}
 }
 
-// forEachDjango runs test on Debian's Django and on each newer one, as
-// parallel subtests named after the release.
-func forEachDjango(t *testing.T, test func(t *testing.T, rel djangoRelease)) {
+// djangoReleases returns the named releases ("3.2" is Debian's), each
+// newer one failing the test when missing; none named: all of them.
+func djangoReleases(t *testing.T, names ...string) []djangoRelease {
 	t.Helper()
-	releases := []djangoRelease{debianDjango}
-	for _, name := range newerDjango {
-		releases = append(releases, newerDjangoRelease(t, name))
+	if len(names) == 0 {
+		names = append([]string{debianDjango.name}, newerDjango...)
 	}
+	var out []djangoRelease
+	for _, name := range names {
+		if name == debianDjango.name {
+			out = append(out, debianDjango)
+		} else {
+			out = append(out, newerDjangoRelease(t, name))
+		}
+	}
+	return out
+}
+
+// forEachDjango runs test on each release, as parallel subtests named
+// after it.
+func forEachDjango(t *testing.T, releases []djangoRelease, test func(t *testing.T, rel djangoRelease)) {
+	t.Helper()
 	for _, rel := range releases {
 		t.Run("django"+rel.name, func(t *testing.T) {
 			t.Parallel()
