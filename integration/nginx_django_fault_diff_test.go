@@ -106,22 +106,35 @@ func loadFronts(fronts map[string]string, path string, clients int, stop <-chan 
 // socket (nginx's server unix:/path; SESSIONGATE_DJANGO_URL=unix:/path).
 // Nothing here is timed: other tests' load changes the counts, not what
 // is asserted.
+//
+// Also with gunicorn 23 (Django 5.2), whose gthread worker waits for a
+// connection it accepted to become readable before it reads it (gunicorn
+// 22 and later) and drops those still waiting when it exits, with a reset
+// and nothing run. nginx sends a request again only to another server, so
+// with one gunicorn a few GETs, PUTs and DELETEs of each reload got 502
+// there (1-2 of some 30 of each per run, measured; allowed below); the
+// gateway sends a safe request the last backend dropped to it once more,
+// and none fails.
 func TestNginxDjangoWorkerRecyclingDiff(t *testing.T) {
 	t.Parallel()
 	harness.Require(t, "nginx")
-	for _, unix := range []bool{false, true} {
-		t.Run(map[bool]string{false: "tcp", true: "unix"}[unix], func(t *testing.T) {
-			t.Parallel()
-			o := harness.GunicornOptions{Args: []string{"--max-requests", "10", "--max-requests-jitter", "3"}}
-			if unix {
-				o.Unix = filepath.Join(t.TempDir(), "gunicorn.sock")
-			}
-			workerRecyclingDiff(t, o)
-		})
-	}
+	forEachDjango(t, djangoReleases(t, "3.2", "5.2"), func(t *testing.T, rel djangoRelease) {
+		for _, unix := range []bool{false, true} {
+			t.Run(map[bool]string{false: "tcp", true: "unix"}[unix], func(t *testing.T) {
+				t.Parallel()
+				o := harness.GunicornOptions{Python: rel.python, Args: []string{"--max-requests", "10", "--max-requests-jitter", "3"}}
+				if unix {
+					o.Unix = filepath.Join(t.TempDir(), "gunicorn.sock")
+				}
+				workerRecyclingDiff(t, o, rel != debianDjango)
+			})
+		}
+	})
 }
 
-func workerRecyclingDiff(t *testing.T, o harness.GunicornOptions) {
+// workerRecyclingDiff: nginxDropsSafe allows nginx's 502s for safe
+// requests (gunicorn 22 and later, above).
+func workerRecyclingDiff(t *testing.T, o harness.GunicornOptions, nginxDropsSafe bool) {
 	proj := faultProject(t)
 	runlog := filepath.Join(t.TempDir(), "runlog")
 	g := startFaultGunicorn(t, proj, runlog, o)
@@ -154,6 +167,8 @@ func workerRecyclingDiff(t *testing.T, o harness.GunicornOptions) {
 			continue
 		}
 		switch {
+		case r.method != "POST" && nginxDropsSafe && r.front == "nginx":
+			t.Logf("%s: %s %s: %d %v while gunicorn recycled workers (dropped before it was read; nginx has no other server to send it to)", r.front, r.method, r.id, r.status, r.err)
 		case r.method != "POST":
 			t.Errorf("%s: %s %s: %d %v while gunicorn recycled workers (an idempotent request is sent again)", r.front, r.method, r.id, r.status, r.err)
 		case started[r.id] > 0 || ran[r.id] > 0:
