@@ -516,8 +516,8 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		return nil
 	}
 	p.checkMark(res, mark, ch != nil)
-	if res.StatusCode == http.StatusBadRequest {
-		p.warnBigSession(res.Request.URL.Path, st.sess.Data())
+	if res.StatusCode == http.StatusBadRequest || res.StatusCode == http.StatusRequestHeaderFieldsTooLarge {
+		p.warnBigSession(res.Request.URL.Path, res.StatusCode, st.sess.Data())
 	}
 	if id := st.sess.ID(); id != "" {
 		// The raw ID Django was given is the store's key: a cookie of
@@ -601,21 +601,22 @@ func (p *Proxy) checkMark(res *http.Response, mark []string, changed bool) {
 }
 
 // bigSessionHeaders is the size of the session's request headers (base64)
-// from which a 400 of Django's server is likely its header limits:
+// from which a 400 of Django's server (431 from gunicorn 22 on) is likely
+// its header limits:
 // gunicorn takes 100 header lines of at most 8190 bytes (about 800 KB in
 // all) by default, and the session takes one line per DataChunk.
 const bigSessionHeaders = 400 << 10
 
-// warnBigSession says, for a 400 answered to a request that carried a
-// large session, that the WSGI server's header limits are the likely cause:
-// such a server refuses every request of the session before Django runs,
-// and its 400 tells the client nothing it could act on.
-func (p *Proxy) warnBigSession(path string, data []byte) {
+// warnBigSession says, for a 400 or 431 answered to a request that carried
+// a large session, that the WSGI server's header limits are the likely
+// cause: such a server refuses every request of the session before Django
+// runs, and its answer tells the client nothing it could act on.
+func (p *Proxy) warnBigSession(path string, status int, data []byte) {
 	n := base64.StdEncoding.EncodedLen(len(data))
 	if n < bigSessionHeaders {
 		return
 	}
-	p.log.Warn("Django's server answered 400 to a request carrying a large session: it may refuse that many request header bytes or lines (gunicorn by default: 100 lines, about 800 KB); raise its limits (gunicorn --limit-request-fields, --limit-request-field_size) or keep the session smaller",
+	p.log.Warn(fmt.Sprintf("Django's server answered %d to a request carrying a large session: it may refuse that many request header bytes or lines (gunicorn by default: 100 lines, about 800 KB); raise its limits (gunicorn --limit-request-fields, --limit-request-field_size) or keep the session smaller", status),
 		"path", server.LogValue(path), "session_bytes", len(data), "header_lines", (n+DataChunk-1)/DataChunk)
 }
 

@@ -1395,31 +1395,32 @@ func TestNoHostNamesTheReachedAddress(t *testing.T) {
 	}
 }
 
-// TestBadRequestWithALargeSessionIsExplained: a 400 answered to a request
-// that carried a large session is most likely the WSGI server's header
-// limits (gunicorn's defaults: 100 lines, about 800 KB), which refuse every
-// request of the session before Django runs: the log says so, and only
-// then.
+// TestBadRequestWithALargeSessionIsExplained: a 400 (431 from gunicorn 22
+// on) answered to a request that carried a large session is most likely
+// the WSGI server's header limits (gunicorn's defaults: 100 lines, about
+// 800 KB), which refuse every request of the session before Django runs:
+// the log says so, and only then.
 func TestBadRequestWithALargeSessionIsExplained(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	for _, c := range []struct {
-		size int
-		warn bool
-	}{{1000, false}, {600 << 10, true}} {
+		size   int
+		status int
+		warn   bool
+	}{{1000, 400, false}, {600 << 10, 400, true}, {1000, 431, false}, {600 << 10, 431, true}, {600 << 10, 403, false}} {
 		e.respond(answer{op: "write", data: `{"big":"` + strings.Repeat("x", c.size) + `"}`})
 		_, _, ck := e.do("GET", "/accounts/big/", "", nil)
 		e.app.mu.Lock()
 		e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
-			http.Error(w, "Bad Request", http.StatusBadRequest)
+			http.Error(w, "refused", c.status)
 			return answer{}, false
 		}
 		e.app.mu.Unlock()
 		before := strings.Count(e.logs.String(), "--limit-request-fields")
-		if res, _, _ := e.do("GET", "/accounts/page/", ck, nil); res.StatusCode != 400 {
-			t.Fatalf("size %d: status %d, want Django's server's 400", c.size, res.StatusCode)
+		if res, _, _ := e.do("GET", "/accounts/page/", ck, nil); res.StatusCode != c.status {
+			t.Fatalf("size %d: status %d, want Django's server's %d", c.size, res.StatusCode, c.status)
 		}
 		if warned := strings.Count(e.logs.String(), "--limit-request-fields") > before; warned != c.warn {
-			t.Errorf("size %d: warned %v, want %v:\n%s", c.size, warned, c.warn, e.logs.String())
+			t.Errorf("size %d, status %d: warned %v, want %v:\n%s", c.size, c.status, warned, c.warn, e.logs.String())
 		}
 	}
 }
