@@ -76,7 +76,8 @@ func (m *Manager) DjangoRawIDCookie(path string, dropped []string) {
 // DjangoMarkHeader is a sign that the middleware is missing, from what
 // can answer before it runs: a redirect, 304 or 400 (SecurityMiddleware's
 // SECURE_SSL_REDIRECT and ALLOWED_HOSTS checks, whitenoise's revalidated
-// files, gunicorn's refusal of a malformed or oversized request), a 5xx
+// files, gunicorn's refusal of a malformed or oversized request), a 431
+// (gunicorn 22 and later refuse oversized header fields with it), a 5xx
 // (an exception in a middleware listed before it, gunicorn's own 500), a
 // 1xx, and a CORS preflight (OPTIONS, which django-cors-headers answers
 // from the top of MIDDLEWARE).
@@ -84,7 +85,7 @@ func DjangoMiddlewareExpected(method string, status int) bool {
 	switch {
 	case status < 200 || status >= 300 && status < 400:
 		return false
-	case status == http.StatusBadRequest || status >= 500:
+	case status == http.StatusBadRequest || status == http.StatusRequestHeaderFieldsTooLarge || status >= 500:
 		return false
 	}
 	return method != http.MethodOptions

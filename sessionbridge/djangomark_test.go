@@ -46,7 +46,7 @@ func TestDjangoMiddlewareExpected(t *testing.T) {
 	}{
 		{"GET", 200, true}, {"HEAD", 200, true}, {"POST", 201, true}, {"GET", 403, true}, {"GET", 404, true},
 		{"GET", 101, false}, {"GET", 301, false}, {"GET", 302, false}, {"GET", 304, false},
-		{"GET", 400, false}, {"GET", 500, false}, {"GET", 503, false}, {"OPTIONS", 200, false},
+		{"GET", 400, false}, {"GET", 431, false}, {"GET", 500, false}, {"GET", 503, false}, {"OPTIONS", 200, false},
 	} {
 		if got := DjangoMiddlewareExpected(tc.method, tc.status); got != tc.want {
 			t.Errorf("%s %d: %v, want %v", tc.method, tc.status, got, tc.want)
