@@ -269,7 +269,8 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			if sentAgain < maxSentAgain {
 				// No next backend (often the only one): the same one
-				// again, on a new connection. gunicorn 22 and later drop
+				// again (a kept-alive connection it closed meanwhile is
+				// replaced by the transport). gunicorn 22 and later drop
 				// a connection they accepted but had not read yet when a
 				// worker exits (--max-requests, a reload), with a reset
 				// and nothing run: every reload then failed a few
