@@ -602,9 +602,9 @@ func (p *Proxy) checkMark(res *http.Response, mark []string, changed bool) {
 
 // bigSessionHeaders is the size of the session's request headers (base64)
 // from which a 400 of Django's server (431 from gunicorn 22 on) is likely
-// its header limits:
-// gunicorn takes 100 header lines of at most 8190 bytes (about 800 KB in
-// all) by default, and the session takes one line per DataChunk.
+// its header limits: gunicorn takes 100 header lines of at most 8190 bytes
+// (about 800 KB in all) by default, and the session takes one line per
+// DataChunk.
 const bigSessionHeaders = 400 << 10
 
 // warnBigSession says, for a 400 or 431 answered to a request that carried
@@ -616,8 +616,8 @@ func (p *Proxy) warnBigSession(path string, status int, data []byte) {
 	if n < bigSessionHeaders {
 		return
 	}
-	p.log.Warn(fmt.Sprintf("Django's server answered %d to a request carrying a large session: it may refuse that many request header bytes or lines (gunicorn by default: 100 lines, about 800 KB); raise its limits (gunicorn --limit-request-fields, --limit-request-field_size) or keep the session smaller", status),
-		"path", server.LogValue(path), "session_bytes", len(data), "header_lines", (n+DataChunk-1)/DataChunk)
+	p.log.Warn("Django's server refused a request carrying a large session: it may refuse that many request header bytes or lines (gunicorn by default: 100 lines, about 800 KB); raise its limits (gunicorn --limit-request-fields, --limit-request-field_size) or keep the session smaller",
+		"path", server.LogValue(path), "status", status, "session_bytes", len(data), "header_lines", (n+DataChunk-1)/DataChunk)
 }
 
 func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *change, path string) error {
