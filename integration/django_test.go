@@ -40,7 +40,6 @@ type djangoStack struct {
 // env plus the SESSIONGATE_SESSION_KEYS it wants.
 type djangoSite struct {
 	root, prepend, project string
-	rel                    djangoRelease // the Django gunicorn runs
 	fpm                    *harness.PHPFPM
 	red                    *harness.Redis
 	env                    []string // the project's environment, keys aside
@@ -56,7 +55,7 @@ func startDjangoSite(t *testing.T) *djangoSite {
 func startDjangoSiteOn(t *testing.T, rel djangoRelease) *djangoSite {
 	t.Helper()
 	harness.Require(t, "php-fpm8.2", "redis-server", "gunicorn", "django")
-	site := &djangoSite{root: fixtureRoot(t, "testdata/session/*.php", "testdata/django/*.php"), rel: rel}
+	site := &djangoSite{root: fixtureRoot(t, "testdata/session/*.php", "testdata/django/*.php")}
 	site.prepend = writePrepend(t)
 	site.fpm = harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: site.root, Children: 8})
 	site.red = harness.StartRedis(t)
