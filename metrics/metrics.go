@@ -159,11 +159,15 @@ func (m *Metrics) ObserveRequest(upstream string, status int, bytes int64, d tim
 		u.codes[i].Store(&n)
 		c = &n
 	}
-	(*c).Inc()
+	// The count last: a scrape that sees a request counted sees its
+	// duration and bytes too (tests wait for the count, then read the
+	// others; with the count first, TestMetricsCountDjango once read a
+	// duration count of 1 beside a request count of 2).
 	u.duration.Observe(d.Seconds())
 	if bytes > 0 {
 		u.bytes.Add(float64(bytes))
 	}
+	(*c).Inc()
 }
 
 // CountRefusal counts a request net/http refused before any handler ran
