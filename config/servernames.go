@@ -97,8 +97,6 @@ func ValidHostName(h string) bool {
 	return true
 }
 
-// Canonical returns SESSIONGATE_CANONICAL_NAME as HostNames spells it, or
-// "".
 // SiteName is the name the site goes by where a request names none: the
 // canonical name, or else the first listed name that is not a wildcard
 // (nginx's first server_name); "" when SESSIONGATE_SERVER_NAMES lists none.
@@ -116,6 +114,8 @@ func (c *Config) SiteName() string {
 	return ""
 }
 
+// Canonical returns SESSIONGATE_CANONICAL_NAME as HostNames spells it, or
+// "".
 func (c *Config) Canonical() string {
 	if c.CanonicalName == "" {
 		return ""
