@@ -188,13 +188,13 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 	var lastErr error
 	// sentAgain counts the tries the last backend got again.
 	sentAgain := 0
-	for i, attempt := 0, 0; i < len(order); i, attempt = i+1, attempt+1 {
+	for i := 0; i < len(order); i++ {
 		be := order[i]
 		out := req.WithContext(req.Context()) // shallow copy
 		u := *req.URL
 		u.Host = be.host
 		out.URL = &u
-		if attempt > 0 && b.resign != nil {
+		if (i > 0 || sentAgain > 0) && b.resign != nil {
 			b.resign(out)
 		}
 		var tb *keepBody
