@@ -109,7 +109,7 @@ func TestDroppedRequestLogNamesTheBackend(t *testing.T) {
 }
 
 // The only backend (or the last one tried) gets a safe request it dropped
-// again, on a new connection: gunicorn 22 and later drop connections a
+// again: gunicorn 22 and later drop connections a
 // worker accepted but had not read when it exits (--max-requests, a
 // reload), so with one gunicorn every reload failed a few GETs, PUTs and
 // DELETEs. Twice more at most: a backend that drops it three times answers
@@ -118,11 +118,12 @@ func TestDroppedSafeRequestSentAgainToTheOnlyBackend(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "only.sock")
 	var hits, drops atomic.Int64
 	e := newEnv(t, envOpts{backends: func(app http.Handler) []string {
+		drop := dropOn(app, new(atomic.Int64)) // drops only /drop/ paths
 		unixServer(t, sock, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			hits.Add(1)
 			if drops.Load() > 0 {
 				drops.Add(-1)
-				dropOn(app, new(atomic.Int64)).ServeHTTP(w, r.Clone(r.Context()))
+				drop.ServeHTTP(w, r)
 				return
 			}
 			// Every try on a new connection: a kept-alive one dropped
@@ -132,7 +133,6 @@ func TestDroppedSafeRequestSentAgainToTheOnlyBackend(t *testing.T) {
 		}))
 		return []string{"unix:" + sock}
 	}})
-	// dropOn drops only /drop/ paths.
 	for _, c := range []struct {
 		method  string
 		drops   int64
