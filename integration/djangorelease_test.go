@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,13 +17,22 @@ type djangoRelease struct {
 	// gunicorn (python -m gunicorn); "" is Debian's /usr/bin/python3 with
 	// /usr/bin/gunicorn.
 	python string
+	// gunicorn22: its gunicorn is 22 or later (23 in the 5.2 virtualenv,
+	// 20.1 otherwise), which refuses oversized header fields with 431,
+	// not 400, and whose exiting worker drops the connections it accepted
+	// but had not read.
+	gunicorn22 bool
 }
 
 var debianDjango = djangoRelease{name: "3.2"}
 
 // newerDjango is what scripts/newer-django.sh builds under .cache/django
-// (NEWER_DJANGO in the Makefile).
-var newerDjango = []string{"4.2", "5.2"}
+// (NEWER_DJANGO in the Makefile), and which of them has gunicorn 22 or
+// later.
+var newerDjango = []struct {
+	name       string
+	gunicorn22 bool
+}{{"4.2", false}, {"5.2", true}}
 
 // managePython is the interpreter that runs the project's manage.py.
 func (r djangoRelease) managePython() string {
@@ -30,6 +40,15 @@ func (r djangoRelease) managePython() string {
 		return "/usr/bin/python3"
 	}
 	return r.python
+}
+
+// headerLimitStatus is what its gunicorn answers a request whose header
+// fields are over its limits.
+func (r djangoRelease) headerLimitStatus() int {
+	if r.gunicorn22 {
+		return http.StatusRequestHeaderFieldsTooLarge
+	}
+	return http.StatusBadRequest
 }
 
 // newerDjangoRelease returns the virtualenv of Django name, failing the
@@ -43,7 +62,13 @@ func newerDjangoRelease(t *testing.T, name string) djangoRelease {
 	if err != nil {
 		t.Fatalf("Django %s: %v: run scripts/newer-django.sh (make test does)", name, err)
 	}
-	return djangoRelease{name: name, python: python}
+	for _, n := range newerDjango {
+		if n.name == name {
+			return djangoRelease{name: name, python: python, gunicorn22: n.gunicorn22}
+		}
+	}
+	t.Fatalf("Django %s: not among the releases scripts/newer-django.sh builds", name)
+	return djangoRelease{}
 }
 
 // djangoReleases returns the named releases ("3.2" is Debian's), each
@@ -51,7 +76,10 @@ func newerDjangoRelease(t *testing.T, name string) djangoRelease {
 func djangoReleases(t *testing.T, names ...string) []djangoRelease {
 	t.Helper()
 	if len(names) == 0 {
-		names = append([]string{debianDjango.name}, newerDjango...)
+		names = []string{debianDjango.name}
+		for _, n := range newerDjango {
+			names = append(names, n.name)
+		}
 	}
 	var out []djangoRelease
 	for _, name := range names {

@@ -131,7 +131,7 @@ func TestNginxDjangoWorkerRecyclingDiff(t *testing.T) {
 				if unix {
 					o.Unix = filepath.Join(t.TempDir(), "gunicorn.sock")
 				}
-				workerRecyclingDiff(t, o, rel != debianDjango)
+				workerRecyclingDiff(t, o, rel.gunicorn22)
 			})
 		}
 	})
