@@ -41,10 +41,16 @@ def token(request):
     return HttpResponse(get_token(request), content_type="text/plain")
 
 
-def login(request):
+def ensure_api_user():
+    """The user the login views accept (api / api-password), made on first
+    use."""
     User = auth.get_user_model()
     if not User.objects.filter(username="api").exists():
         User.objects.create_user("api", password="api-password")
+
+
+def login(request):
+    ensure_api_user()
     user = auth.authenticate(request, username=request.POST["username"], password=request.POST["password"])
     if user is None:
         return HttpResponse("bad credentials", status=403)
@@ -329,9 +335,7 @@ ASYNC_SESSIONS = hasattr(SessionBase, "aget")
 async def alogin(request):
     from asgiref.sync import sync_to_async
 
-    User = auth.get_user_model()
-    if not await User.objects.filter(username="api").aexists():
-        await sync_to_async(User.objects.create_user)("api", password="api-password")
+    await sync_to_async(ensure_api_user)()
     user = await auth.aauthenticate(request, username=request.POST["username"], password=request.POST["password"])
     if user is None:
         return HttpResponse("bad credentials", status=403)
