@@ -31,8 +31,9 @@ declare -A releases=(
 	[5.2]="python3-django/trixie-backports python3-asgiref/trixie python3-gunicorn/trixie"
 )
 
+python_version=$(/usr/bin/python3 -c 'import sys; print(sys.version.split()[0])')
 stamp_of() { # what a virtualenv was built from, to tell when to rebuild
-	echo "${releases[$1]} $(/usr/bin/python3 -c 'import sys; print(sys.version.split()[0])')"
+	echo "${releases[$1]} $python_version"
 }
 
 todo=()
