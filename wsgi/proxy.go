@@ -516,7 +516,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		return nil
 	}
 	p.checkMark(res, mark, ch != nil)
-	if res.StatusCode == http.StatusBadRequest || res.StatusCode == http.StatusRequestHeaderFieldsTooLarge {
+	if len(mark) == 0 && (res.StatusCode == http.StatusBadRequest || res.StatusCode == http.StatusRequestHeaderFieldsTooLarge) {
 		p.warnBigSession(res.Request.URL.Path, res.StatusCode, st.sess.Data())
 	}
 	if id := st.sess.ID(); id != "" {
@@ -601,23 +601,26 @@ func (p *Proxy) checkMark(res *http.Response, mark []string, changed bool) {
 }
 
 // bigSessionHeaders is the size of the session's request headers (base64)
-// from which a 400 of Django's server (431 from gunicorn 22 on) is likely
-// its header limits: gunicorn takes 100 header lines of at most 8190 bytes
-// (about 800 KB in all) by default, and the session takes one line per
-// DataChunk.
-const bigSessionHeaders = 400 << 10
+// from which a 400 or 431 that Django's middleware did not mark (Django
+// never ran) is likely its server's header limits. They differ by server:
+// gunicorn takes 100 lines of at most 8190 bytes (about 800 KB; the
+// session takes one line per DataChunk); uvicorn's h11 parser, its default
+// without httptools, takes 16 KiB for the whole head, so a session of some
+// 10 KB already fails there. Below this size, the rest of the head is the
+// likelier cause.
+const bigSessionHeaders = 8 << 10
 
-// warnBigSession says, for a 400 or 431 answered to a request that carried
-// a large session, that the WSGI server's header limits are the likely
-// cause: such a server refuses every request of the session before Django
-// runs, and its answer tells the client nothing it could act on.
+// warnBigSession says, for an unmarked 400 or 431 answered to a request
+// that carried a large session, that the server's header limits are the
+// likely cause: such a server refuses every request of the session before
+// Django runs, and its answer tells the client nothing it could act on.
 func (p *Proxy) warnBigSession(path string, status int, data []byte) {
 	n := base64.StdEncoding.EncodedLen(len(data))
 	if n < bigSessionHeaders {
 		return
 	}
-	p.log.Warn("Django's server refused a request carrying a large session: it may refuse that many request header bytes or lines (gunicorn by default: 100 lines, about 800 KB); raise its limits (gunicorn --limit-request-fields, --limit-request-field_size) or keep the session smaller",
-		"path", server.LogValue(path), "status", status, "session_bytes", len(data), "header_lines", (n+DataChunk-1)/DataChunk)
+	p.log.Warn("Django's server refused a request carrying a large session before Django ran: it may refuse that many request header bytes or lines (gunicorn by default: 100 lines, about 800 KB; uvicorn's h11 parser: 16 KiB in all); raise its limits (gunicorn --limit-request-fields, --limit-request-field_size; uvicorn --h11-max-incomplete-event-size from 0.18, or its httptools parser) or keep the session smaller",
+		"path", server.LogValue(path), "status", status, "session_bytes", len(data), "session_header_bytes", n, "header_lines", (n+DataChunk-1)/DataChunk)
 }
 
 func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *change, path string) error {

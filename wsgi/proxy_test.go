@@ -1396,21 +1396,36 @@ func TestNoHostNamesTheReachedAddress(t *testing.T) {
 }
 
 // TestBadRequestWithALargeSessionIsExplained: a 400 (431 from gunicorn 22
-// on) answered to a request that carried a large session is most likely
-// the WSGI server's header limits (gunicorn's defaults: 100 lines, about
-// 800 KB), which refuse every request of the session before Django runs:
-// the log says so, and only then.
+// on) that Django's middleware did not mark, answered to a request that
+// carried a large session, is most likely the server's header limits
+// (gunicorn's defaults: 100 lines, about 800 KB; uvicorn's h11 parser:
+// 16 KiB in all), which refuse every request of the session before Django
+// runs: the log says so, and only then. Django's own 400 (marked) is not
+// its server's refusal.
 func TestBadRequestWithALargeSessionIsExplained(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	for _, c := range []struct {
 		size   int
 		status int
+		marked bool
 		warn   bool
-	}{{1000, 400, false}, {600 << 10, 400, true}, {1000, 431, false}, {600 << 10, 431, true}, {600 << 10, 403, false}} {
+	}{
+		{1000, 400, false, false},
+		{5 << 10, 400, false, false},
+		{12 << 10, 400, false, true}, // uvicorn's h11: 16 KiB of head
+		{600 << 10, 400, false, true},
+		{1000, 431, false, false},
+		{600 << 10, 431, false, true},
+		{600 << 10, 403, false, false},
+		{600 << 10, 400, true, false},
+	} {
 		e.respond(answer{op: "write", data: `{"big":"` + strings.Repeat("x", c.size) + `"}`})
 		_, _, ck := e.do("GET", "/accounts/big/", "", nil)
 		e.app.mu.Lock()
 		e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+			if c.marked {
+				w.Header().Set(sessionbridge.DjangoMarkHeader, sessionbridge.DjangoMarkOK)
+			}
 			http.Error(w, "refused", c.status)
 			return answer{}, false
 		}
@@ -1420,7 +1435,7 @@ func TestBadRequestWithALargeSessionIsExplained(t *testing.T) {
 			t.Fatalf("size %d: status %d, want Django's server's %d", c.size, res.StatusCode, c.status)
 		}
 		if warned := strings.Count(e.logs.String(), "--limit-request-fields") > before; warned != c.warn {
-			t.Errorf("size %d, status %d: warned %v, want %v:\n%s", c.size, c.status, warned, c.warn, e.logs.String())
+			t.Errorf("size %d, status %d, marked %v: warned %v, want %v:\n%s", c.size, c.status, c.marked, warned, c.warn, e.logs.String())
 		}
 	}
 }
