@@ -168,9 +168,9 @@ func startExampleStack(t *testing.T, rel djangoRelease) (base, userID, site stri
 	if m == nil {
 		t.Fatalf("demo_user printed no id: %s", out)
 	}
-	g := harness.StartGunicorn(t, harness.GunicornOptions{
-		Python: rel.python, Dir: project, App: "sgdemo.wsgi:application", Env: djEnv, Workers: 2, Threads: 4,
-	})
+	g := harness.StartGunicorn(t, rel.gunicornOptions("sgdemo", harness.GunicornOptions{
+		Dir: project, Env: djEnv, Workers: 2, Threads: 4,
+	}))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("gunicorn log:\n%s", g.Log())

@@ -105,10 +105,10 @@ func startDjangoStack(t *testing.T, extraEnv ...string) *djangoStack {
 func startDjangoStackOn(t *testing.T, rel djangoRelease, extraEnv ...string) *djangoStack {
 	t.Helper()
 	site := startDjangoSiteOn(t, rel)
-	g := harness.StartGunicorn(t, harness.GunicornOptions{
-		Python: rel.python, Dir: site.project, App: "sgdemo.wsgi:application", Workers: 2, Threads: 4,
+	g := harness.StartGunicorn(t, rel.gunicornOptions("sgdemo", harness.GunicornOptions{
+		Dir: site.project, Workers: 2, Threads: 4,
 		Env: append([]string{"SESSIONGATE_SESSION_KEYS=" + sessionTestKey}, site.env...),
-	})
+	}))
 	env := site.gatewayEnv(sessionTestKey, g.URL(),
 		"SESSIONGATE_PHP_MAX_CONNS=4",
 		"SESSIONGATE_PHP_TIMEOUT=20s",
@@ -217,7 +217,7 @@ func TestDjango(t *testing.T) {
 	t.Parallel()
 	// The first and the last LTS; 4.2 in between is covered by
 	// TestDjangoSessionDiff and the package's own tests.
-	forEachDjango(t, djangoReleases(t, "3.2", "5.2"), testDjangoOn)
+	forEachDjango(t, djangoReleases(t, "3.2", "5.2", "5.2"+uvicornSuffix), testDjangoOn)
 }
 
 // testDjangoOn is TestDjango on one Django release.
@@ -415,7 +415,7 @@ func testDjangoOn(t *testing.T, rel djangoRelease) {
 			"/accounts/./../whoami.php": false,
 		} {
 			res, body, _ := gw0.get(t, target, "")
-			if fromDjango := res.Header.Get("Server") == "gunicorn"; fromDjango != django {
+			if fromDjango := res.Header.Get("Server") == rel.serverHeader(); fromDjango != django {
 				t.Errorf("%s: from Django %v, want %v (%d %.80q)", target, fromDjango, django, res.StatusCode, body)
 			}
 		}

@@ -4,7 +4,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // djangoRelease is a Django the end-to-end tests run on. Debian 12's own
@@ -22,6 +25,36 @@ type djangoRelease struct {
 	// not 400, and whose exiting worker drops the connections it accepted
 	// but had not read.
 	gunicorn22 bool
+	// uvicorn: gunicorn runs uvicorn's worker (Debian's python3-uvicorn)
+	// on the project's ASGI application instead of its own threads on the
+	// WSGI one: Django under ASGI, as sites with async views run it.
+	// Django then runs sync views one at a time per worker, and uvicorn's
+	// h11 parser takes 16 KiB of request head in all.
+	uvicorn bool
+}
+
+// uvicornSuffix marks a release served under ASGI in the names
+// djangoReleases takes and in subtest names: "5.2-uvicorn".
+const uvicornSuffix = "-uvicorn"
+
+// label names r in subtests.
+func (r djangoRelease) label() string {
+	if r.uvicorn {
+		return r.name + uvicornSuffix
+	}
+	return r.name
+}
+
+// gunicornOptions completes o to serve module's project (its wsgi.py, or
+// asgi.py under uvicorn) on r.
+func (r djangoRelease) gunicornOptions(module string, o harness.GunicornOptions) harness.GunicornOptions {
+	o.Python = r.python
+	o.App = module + ".wsgi:application"
+	if r.uvicorn {
+		o.App = module + ".asgi:application"
+		o.Args = append([]string{"--worker-class", "uvicorn.workers.UvicornWorker"}, o.Args...)
+	}
+	return o
 }
 
 var debianDjango = djangoRelease{name: "3.2"}
@@ -42,10 +75,18 @@ func (r djangoRelease) managePython() string {
 	return r.python
 }
 
-// headerLimitStatus is what its gunicorn answers a request whose header
+// serverHeader is the Server field of its server's answers.
+func (r djangoRelease) serverHeader() string {
+	if r.uvicorn {
+		return "uvicorn"
+	}
+	return "gunicorn"
+}
+
+// headerLimitStatus is what its server answers a request whose header
 // fields are over its limits.
 func (r djangoRelease) headerLimitStatus() int {
-	if r.gunicorn22 {
+	if r.gunicorn22 && !r.uvicorn {
 		return http.StatusRequestHeaderFieldsTooLarge
 	}
 	return http.StatusBadRequest
@@ -71,8 +112,9 @@ func newerDjangoRelease(t *testing.T, name string) djangoRelease {
 	return djangoRelease{}
 }
 
-// djangoReleases returns the named releases ("3.2" is Debian's), each
-// newer one failing the test when missing; none named: all of them.
+// djangoReleases returns the named releases ("3.2" is Debian's, "5.2-uvicorn"
+// 5.2 under ASGI), each newer one failing the test when missing; none named:
+// all of them under WSGI.
 func djangoReleases(t *testing.T, names ...string) []djangoRelease {
 	t.Helper()
 	if len(names) == 0 {
@@ -83,11 +125,16 @@ func djangoReleases(t *testing.T, names ...string) []djangoRelease {
 	}
 	var out []djangoRelease
 	for _, name := range names {
-		if name == debianDjango.name {
-			out = append(out, debianDjango)
-		} else {
-			out = append(out, newerDjangoRelease(t, name))
+		name, asgi := strings.CutSuffix(name, uvicornSuffix)
+		rel := debianDjango
+		if name != debianDjango.name {
+			rel = newerDjangoRelease(t, name)
 		}
+		if asgi {
+			harness.Require(t, "uvicorn")
+			rel.uvicorn = true
+		}
+		out = append(out, rel)
 	}
 	return out
 }
@@ -97,7 +144,7 @@ func djangoReleases(t *testing.T, names ...string) []djangoRelease {
 func forEachDjango(t *testing.T, releases []djangoRelease, test func(t *testing.T, rel djangoRelease)) {
 	t.Helper()
 	for _, rel := range releases {
-		t.Run("django"+rel.name, func(t *testing.T) {
+		t.Run("django"+rel.label(), func(t *testing.T) {
 			t.Parallel()
 			test(t, rel)
 		})

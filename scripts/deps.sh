@@ -4,7 +4,8 @@
 #
 #   test   what `make test` runs against: gcc (for -race), php-fpm, php CLI,
 #          redis-server, redis-cli, Debian's Django for /usr/bin/python3,
-#          gunicorn, chromium, python3-venv and python3-pip (pip install of
+#          gunicorn, uvicorn (its gunicorn worker: Django under ASGI),
+#          chromium, python3-venv and python3-pip (pip install of
 #          wsgi/django into a virtualenv), nginx (the PHP params and the
 #          Django path compared with nginx's), Debian's DokuWiki, and
 #          MediaWiki with PHP's SQLite driver
@@ -116,6 +117,8 @@ test)
 	need_bin redis-cli redis-tools
 	need_django
 	need_bin gunicorn gunicorn
+	# Django under ASGI: gunicorn with uvicorn's worker (integration).
+	need_python_mod python3-uvicorn -c 'import uvicorn.workers'
 	# pip install ./wsgi/django into a virtualenv, offline (integration).
 	need_python_mod python3-venv -m venv --help
 	need_python_mod python3-pip -m pip --version

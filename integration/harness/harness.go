@@ -99,6 +99,10 @@ var binaries = map[string]dep{
 		}
 		return pythonCheck("-c", "import setuptools, wheel")
 	}},
+	// uvicorn's gunicorn worker, for Django under ASGI.
+	"uvicorn": {pkg: "python3-uvicorn", check: func() error {
+		return pythonCheck("-c", "import uvicorn.workers")
+	}},
 	"wrk":      {pkg: "wrk"},
 	"nginx":    {pkg: "nginx-light"},
 	"caddy":    {pkg: "caddy"},
@@ -135,8 +139,8 @@ func lookBin(name string) (string, error) {
 
 // Require fails the test unless every named program is installed. Known
 // names: php-fpm8.2, php, redis-server, redis-cli, gunicorn, django (Debian's
-// /usr/bin/python3 can import django), venv, pip, wrk, nginx, caddy, chromium; any
-// other name is looked up as a binary. The failure names what is missing and
+// /usr/bin/python3 can import django), uvicorn (and its gunicorn worker),
+// venv, pip, wrk, nginx, caddy, chromium; any other name is looked up as a binary. The failure names what is missing and
 // the exact apt-get command. It never skips: a skipped integration test is a
 // test that did not run, in CI or not.
 func Require(t testing.TB, bins ...string) {
