@@ -159,3 +159,53 @@ func TestDroppedSafeRequestSentAgainToTheOnlyBackend(t *testing.T) {
 		t.Errorf("the second try is not logged:\n%s", e.logs)
 	}
 }
+
+// A server that drops a request whose head is over its limit, as uWSGI's
+// HTTP socket does past buffer-size (4096 bytes by default) with no answer:
+// the 502 alone reads like a crashed worker, so the log says the head's
+// size may be the cause, for a large head only.
+func TestDroppedRequestWithABigHeadIsExplained(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "uwsgi.sock")
+	e := newEnv(t, envOpts{backends: func(app http.Handler) []string {
+		unixServer(t, sock, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			head := len(r.Method) + len(r.RequestURI) + len(" HTTP/1.1\r\n") + len("Host: \r\n") + len(r.Host) + len("\r\n")
+			for name, values := range r.Header {
+				for _, v := range values {
+					head += len(name) + len(": \r\n") + len(v)
+				}
+			}
+			if head > 4096 || strings.HasPrefix(r.URL.Path, "/drop/") {
+				if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+					c.Close()
+				}
+				return
+			}
+			app.ServeHTTP(w, r)
+		}))
+		return []string{"unix:" + sock}
+	}})
+	const hint = "uWSGI's --buffer-size"
+	for _, c := range []struct {
+		size   int
+		path   string
+		method string
+		status int
+		warn   bool
+	}{
+		{1000, "/accounts/page/", "GET", 200, false},
+		{1000, "/drop/page/", "GET", 502, false}, // dropped for another cause
+		{4000, "/accounts/page/", "GET", 502, true},
+		{4000, "/accounts/page/", "POST", 502, true},
+	} {
+		e.respond(answer{op: "write", data: `{"big":"` + strings.Repeat("x", c.size) + `"}`})
+		_, _, ck := e.do("GET", "/accounts/big/", "", nil)
+		e.respond(answer{})
+		before := strings.Count(e.logs.String(), hint)
+		if res, _, _ := e.do(c.method, c.path, ck, strings.NewReader("a=1"), "Content-Type", "application/x-www-form-urlencoded"); res.StatusCode != c.status {
+			t.Fatalf("%s %s, session of %d: status %d, want %d\n%s", c.method, c.path, c.size, res.StatusCode, c.status, e.logs)
+		}
+		if warned := strings.Count(e.logs.String(), hint) > before; warned != c.warn {
+			t.Errorf("%s %s, session of %d: warned %v, want %v\n%s", c.method, c.path, c.size, warned, c.warn, e.logs)
+		}
+	}
+}

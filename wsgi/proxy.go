@@ -623,6 +623,35 @@ func (p *Proxy) warnBigSession(path string, status int, data []byte) {
 		"path", server.LogValue(path), "status", status, "session_bytes", len(data), "session_header_bytes", n, "header_lines", (n+DataChunk-1)/DataChunk)
 }
 
+// headLimitDropping is the request head size from which a request Django's
+// server closed without a word is likely too big for it: uWSGI's HTTP
+// socket reads a head into buffer-size bytes (4096 by default) and drops
+// a larger one, logging only "invalid HTTP request size".
+const headLimitDropping = 4096
+
+// warnDroppedBigHead says, for a request that Django's server closed
+// without answering (on every try, for a safe method), that its head may
+// be over the server's limit, when it is at least headLimitDropping bytes:
+// the 502 alone reads like a crashed worker, and every page of the session
+// fails the same way.
+func (p *Proxy) warnDroppedBigHead(out *http.Request) {
+	head := len(out.Method) + len(out.URL.RequestURI()) + len(" HTTP/1.1\r\n") + len("Host: \r\n") + len(out.Host) + len("\r\n")
+	session := 0
+	for name, values := range out.Header {
+		for _, v := range values {
+			head += len(name) + len(": \r\n") + len(v)
+			if strings.HasPrefix(name, hdrData) {
+				session += len(v)
+			}
+		}
+	}
+	if head < headLimitDropping {
+		return
+	}
+	p.log.Warn("Django's server closed the connection without answering a request with a large head: a server that limits the request head drops such requests (uWSGI's --buffer-size, 4096 bytes by default); raise its limit or keep the session smaller",
+		"path", server.LogValue(out.URL.Path), "head_bytes", head, "session_header_bytes", session)
+}
+
 func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *change, path string) error {
 	id := sess.ID()
 	if !ch.until.IsZero() && !ch.until.After(p.now()) {
@@ -853,6 +882,9 @@ func (p *Proxy) dropRawIDCookie(h http.Header, id, path string) {
 // through server.Server, here otherwise.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(r, err)
+	if status == http.StatusBadGateway && (errors.Is(err, errNoAnswer) || errors.Is(err, errRetryable)) {
+		p.warnDroppedBigHead(r)
+	}
 	if ri := server.Info(r.Context()); ri != nil {
 		ri.Err = err
 		if status == server.StatusClientClosedRequest {
