@@ -352,6 +352,46 @@ func testDjangoSessionTooBigForItsServerOn(t *testing.T, rel djangoRelease) {
 	}
 }
 
+// TestDjangoSessionTooBigForUWSGI: Django under uWSGI's HTTP socket, whose
+// default buffer-size (4096 bytes) bounds the whole request head. From some
+// 2.5 KB of session, uWSGI drops every request of the session without a
+// word (its log: "invalid HTTP request size"), which the gateway answers
+// 502 after its tries. Its log must say that the head's size is the likely
+// cause and what to raise; it said only that the backend dropped a
+// request, as for a crashed worker.
+func TestDjangoSessionTooBigForUWSGI(t *testing.T) {
+	t.Parallel()
+	proj := faultProject(t)
+	pkg, err := filepath.Abs("../wsgi/django")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := harness.StartUWSGI(t, harness.UWSGIOptions{Dir: proj, Module: "faultproj.wsgi:application",
+		Env: []string{"SG_PKG=" + pkg, "SESSIONGATE_SESSION_KEYS=" + sessionTestKey, "SG_RUNLOG=" + filepath.Join(t.TempDir(), "runlog")}})
+	gw := startDjangoGateway(t, u.URL())
+	j := jar{}
+	for _, step := range []struct {
+		target string
+		status int
+	}{
+		{"/dj/setbig/?n=500", 200},
+		{"/dj/get/", 200},
+		{"/dj/setbig/?n=3500", 200}, // its own head is small
+		{"/dj/get/", 502},
+	} {
+		res, body := call(t, gw, j, "GET", step.target, "")
+		if res.StatusCode != step.status {
+			t.Fatalf("%s: %d %.200q, want %d\nuwsgi log:\n%s", step.target, res.StatusCode, body, step.status, u.Log())
+		}
+	}
+	if !strings.Contains(u.Log(), "invalid HTTP request size") {
+		t.Errorf("uWSGI did not refuse the head:\n%s", u.Log())
+	}
+	if !poll(3*time.Second, func() bool { return strings.Contains(gw.Logs.String(), "uWSGI's --buffer-size") }) {
+		t.Errorf("no reason in the gateway's log:\n%s", gw.Logs.String())
+	}
+}
+
 // TestDjangoStreamingResponseReleasesTheSession: README, Guarantees: a
 // StreamingHttpResponse releases the session lock when streaming starts,
 // so the user's other pages do not wait for a long export to end (here

@@ -70,6 +70,10 @@ def setslow(request):
 def getkey(request):
     return HttpResponse(request.session.get("k", "-").encode())
 
+def setbig(request):
+    request.session["big"] = "x" * int(request.GET.get("n", "0"))
+    return HttpResponse(b"ok")
+
 def stream(request):
     # A long export: some rows, then a stall a worker is killed in.
     def rows():
@@ -89,7 +93,7 @@ def inc(request):
     return HttpResponse(str(request.session.get("n", 0)).encode())
 
 urlpatterns = [path("dj/inc/", inc), path("dj/slow/", slow), path("dj/set/", setkey), path("dj/die/", die),
-    path("dj/setslow/", setslow), path("dj/get/", getkey), path("dj/stream/", stream)]
+    path("dj/setslow/", setslow), path("dj/get/", getkey), path("dj/stream/", stream), path("dj/setbig/", setbig)]
 `
 
 // faultProject writes a minimal Django project whose view records every

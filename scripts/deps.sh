@@ -5,7 +5,7 @@
 #   test   what `make test` runs against: gcc (for -race), php-fpm, php CLI,
 #          redis-server, redis-cli, Debian's Django for /usr/bin/python3,
 #          gunicorn, uvicorn (its gunicorn worker: Django under ASGI),
-#          chromium, python3-venv and python3-pip (pip install of
+#          uWSGI with python3, chromium, python3-venv and python3-pip (pip install of
 #          wsgi/django into a virtualenv), nginx (the PHP params and the
 #          Django path compared with nginx's), Debian's DokuWiki, and
 #          MediaWiki with PHP's SQLite driver
@@ -119,6 +119,8 @@ test)
 	need_bin gunicorn gunicorn
 	# Django under ASGI: gunicorn with uvicorn's worker (integration).
 	need_python_mod python3-uvicorn -c 'import uvicorn.workers'
+	# Django under uWSGI's HTTP socket (integration).
+	need_bin uwsgi_python3 uwsgi-plugin-python3
 	# pip install ./wsgi/django into a virtualenv, offline (integration).
 	need_python_mod python3-venv -m venv --help
 	need_python_mod python3-pip -m pip --version

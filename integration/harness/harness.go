@@ -103,11 +103,13 @@ var binaries = map[string]dep{
 	"uvicorn": {pkg: "python3-uvicorn", check: func() error {
 		return pythonCheck("-c", "import uvicorn.workers")
 	}},
-	"wrk":      {pkg: "wrk"},
-	"nginx":    {pkg: "nginx-light"},
-	"caddy":    {pkg: "caddy"},
-	"chromium": {pkg: "chromium"},
-	"htpasswd": {pkg: "apache2-utils"},
+	// uWSGI with Debian's python3, for Django under uWSGI.
+	"uwsgi_python3": {pkg: "uwsgi-plugin-python3"},
+	"wrk":           {pkg: "wrk"},
+	"nginx":         {pkg: "nginx-light"},
+	"caddy":         {pkg: "caddy"},
+	"chromium":      {pkg: "chromium"},
+	"htpasswd":      {pkg: "apache2-utils"},
 }
 
 // pythonCheck runs Debian's /usr/bin/python3 with args and says what failed.
@@ -140,7 +142,7 @@ func lookBin(name string) (string, error) {
 // Require fails the test unless every named program is installed. Known
 // names: php-fpm8.2, php, redis-server, redis-cli, gunicorn, django (Debian's
 // /usr/bin/python3 can import django), uvicorn (and its gunicorn worker),
-// venv, pip, wrk, nginx, caddy, chromium; any other name is looked up as a binary. The failure names what is missing and
+// uwsgi_python3, venv, pip, wrk, nginx, caddy, chromium; any other name is looked up as a binary. The failure names what is missing and
 // the exact apt-get command. It never skips: a skipped integration test is a
 // test that did not run, in CI or not.
 func Require(t testing.TB, bins ...string) {
