@@ -71,7 +71,10 @@ def getkey(request):
     return HttpResponse(request.session.get("k", "-").encode())
 
 def setbig(request):
-    request.session["big"] = "x" * int(request.GET.get("n", "0"))
+    # ?n=: a value of n bytes; without, the length of the one stored.
+    if "n" not in request.GET:
+        return HttpResponse(str(len(request.session.get("big", ""))).encode())
+    request.session["big"] = "x" * int(request.GET["n"])
     return HttpResponse(b"ok")
 
 def stream(request):

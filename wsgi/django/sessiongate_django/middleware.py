@@ -255,7 +255,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             logger.warning("session change dropped: %s; path=%s", reason, request.path)
             return response
         try:
-            headers = self._change_headers(request, session, verified, change)
+            headers = self._change_headers(request, response, session, verified, change)
         except (TypeError, ValueError) as e:
             _drop_frame_locals(e)
             change = None  # this frame's own reference to the data
@@ -286,9 +286,10 @@ class SessionMiddleware(DjangoSessionMiddleware):
             patch_cache_control(response, private=True)
         return response
 
-    def _change_headers(self, request, session, verified, change):
+    def _change_headers(self, request, response, session, verified, change):
         """The signed response headers for change; raises TypeError or
-        ValueError (logged) for data the gateway or PHP could not take."""
+        ValueError (logged) for data the gateway, PHP or Django's server
+        could not take."""
         op, rotate, data = change
         if rotate == "carry" and protocol.ROTATE_CARRY not in verified.features:
             # A gateway older than "carry" refuses it with the whole change:
@@ -312,6 +313,14 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 protocol.check_member_names(data)
                 protocol.check_reserved_shapes(data, payload)
             headers = protocol.change_headers(verified, op, rotate, expiry, payload)
+            if request.META.get("uwsgi.version"):
+                cookies = [c.output(header="") for c in response.cookies.values()]
+                size = protocol.response_head_bytes(response.status_code, list(response.items()) + headers, cookies)
+                if size + protocol.UWSGI_HEAD_MARGIN > protocol.UWSGI_MAX_RESPONSE_HEAD_BYTES:
+                    raise ValueError(
+                        "session data too large for uWSGI: %d bytes of JSON make a response head of %d bytes, "
+                        "and uWSGI sends at most %d" % (len(payload), size, protocol.UWSGI_MAX_RESPONSE_HEAD_BYTES)
+                    )
         except ValueError as e:
             # Too large for the gateway (it would answer 502 and drop the
             # change without a word here) or too deep or big for PHP (every

@@ -22,6 +22,25 @@ MAX_CHUNKS = 4096
 # dropping the change. A change is kept under this, which leaves the app's
 # own headers 1 MiB.
 MAX_CHANGE_HEADER_BYTES = 9 * 1024 * 1024
+# uWSGI builds a response's status line and headers in one buffer of at
+# most 65535 bytes, whatever its --buffer-size, and fails start_response()
+# past it ("unable to add header to the response"): the client gets no
+# answer, the gateway a dropped connection, and the change is lost.
+UWSGI_MAX_RESPONSE_HEAD_BYTES = 65535
+# Room left for the headers added once the middleware has answered: those
+# of middlewares listed before it (SecurityMiddleware's, a CORS
+# middleware's, their cookies).
+UWSGI_HEAD_MARGIN = 2048
+
+
+def response_head_bytes(status_code, headers, cookies=()):
+    """The bytes of a response's status line, headers and Set-Cookie lines
+    as a server writes them, the reason phrase counted long."""
+    size = len("HTTP/1.1 %03d %s\r\n" % (status_code, "x" * 32))
+    size += sum(len(k) + len(v) + len(": \r\n") for k, v in headers)
+    return size + sum(len("Set-Cookie: \r\n") + len(c) for c in cookies)
+
+
 # What the gateway can give PHP (sessionbridge/phpserial DefaultLimits):
 # past these it refuses every PHP request of the session with a 500.
 PHP_MAX_DEPTH = 64  # open arrays/objects, the session itself being 1

@@ -794,6 +794,28 @@ class SessionAPITests(unittest.TestCase):
         size = sum(len(k) + len(v) + 4 for k, v in resp.items() if k.startswith("X-Sessiongate"))
         self.assertLess(size, protocol.MAX_CHANGE_HEADER_BYTES)
 
+    def test_session_too_large_for_uwsgi_raises(self):
+        # uWSGI fails start_response() past 65535 bytes of response head
+        # (status line and headers, whatever its --buffer-size): no
+        # answer, the gateway's 502, and the change lost. Under uWSGI the
+        # view gets a clear error instead; elsewhere the same write goes.
+        uwsgi = {"uwsgi.version": b"2.0.21-debian"}
+
+        def view(request):
+            request.session["big"] = "x" * int(request.GET["n"])
+            return HttpResponse("x")
+
+        meta = signed_meta(SID, {"a": 1})
+        with self.assertLogs("sessiongate_django", "ERROR") as logs:
+            with self.assertRaisesRegex(ValueError, "too large for uWSGI"):
+                run(view, dict(meta, **uwsgi), path="/accounts/x/?n=48000")
+        self.assertIn("session change refused", "\n".join(logs.output))
+        _, resp = run(view, signed_meta(SID, {"a": 1}), path="/accounts/x/?n=48000")
+        self.assertEqual(len(Change(resp).data["big"]), 48000)
+        # What uWSGI carries goes under it too (45000 bytes passed it).
+        _, resp = run(view, dict(signed_meta(SID, {"a": 1}), **uwsgi), path="/accounts/x/?n=45000")
+        self.assertEqual(len(Change(resp).data["big"]), 45000)
+
     def test_refused_change_leaves_no_data_in_the_report(self):
         # Django's error report prints every frame's variables, and Django
         # 3.2 builds it on every 500 (AdminEmailHandler, ADMINS set or
