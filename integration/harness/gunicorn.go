@@ -189,29 +189,10 @@ func (g *Gunicorn) waitHTTP(p *proc, d time.Duration) error {
 		}}
 		get = "http://gunicorn/"
 	}
-	for !strings.Contains(g.Log(), listening) {
-		if p.exited() {
-			return fmt.Errorf("gunicorn exited: %v", p.err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("gunicorn did not report %q after %v", strings.TrimSpace(listening), d)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := waitLogHas(p, g.Log, listening, deadline); err != nil {
+		return err
 	}
-	for {
-		resp, err := client.Get(get)
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		if p.exited() {
-			return fmt.Errorf("gunicorn exited: %v", p.err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no HTTP answer from %s after %v: %w", g.Addr, d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return waitAnswer(p, client, get, deadline)
 }
 
 // Log returns gunicorn's error log so far.

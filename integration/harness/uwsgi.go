@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -56,11 +55,12 @@ func StartUWSGI(t testing.TB, o UWSGIOptions) *UWSGI {
 		}
 		// Its own bind first, so that an answer cannot come from another
 		// server that took the port.
-		if err := waitLog(p, u.LogPath, "bound to TCP address "+u.Addr+" ", 30*time.Second); err != nil {
-			p.stop(3 * time.Second)
-			return nil, fmt.Errorf("uwsgi did not start: %w\n%s", err, tailLogs(4096, u.LogPath))
+		deadline := time.Now().Add(30 * time.Second)
+		err = waitLogHas(p, u.Log, "bound to TCP address "+u.Addr+" ", deadline)
+		if err == nil {
+			err = waitAnswer(p, &http.Client{Timeout: 2 * time.Second}, "http://"+u.Addr+"/", deadline)
 		}
-		if err := waitAnyHTTP(p, "http://"+u.Addr+"/", 30*time.Second); err != nil {
+		if err != nil {
 			p.stop(3 * time.Second)
 			return nil, fmt.Errorf("uwsgi did not start: %w\n%s", err, tailLogs(4096, u.LogPath))
 		}
@@ -84,43 +84,4 @@ func (u *UWSGI) URL() string { return "http://" + u.Addr }
 func (u *UWSGI) Log() string {
 	b, _ := os.ReadFile(u.LogPath)
 	return string(b)
-}
-
-// waitLog waits until the file at path holds want, failing early when p
-// exits.
-func waitLog(p *proc, path, want string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for {
-		if b, _ := os.ReadFile(path); strings.Contains(string(b), want) {
-			return nil
-		}
-		if p.exited() {
-			return fmt.Errorf("exited: %v", p.err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no %q in its log after %v", want, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// waitAnyHTTP waits until url gives any HTTP answer, failing early when p
-// exits.
-func waitAnyHTTP(p *proc, url string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	client := &http.Client{Timeout: 2 * time.Second}
-	for {
-		res, err := client.Get(url)
-		if err == nil {
-			res.Body.Close()
-			return nil
-		}
-		if p.exited() {
-			return fmt.Errorf("exited: %v", p.err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no HTTP answer from %s after %v: %w", strings.TrimPrefix(url, "http://"), d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
