@@ -605,9 +605,9 @@ func (p *Proxy) checkMark(res *http.Response, mark []string, changed bool) {
 // never ran) is likely its server's header limits. They differ by server:
 // gunicorn takes 100 lines of at most 8190 bytes (about 800 KB; the
 // session takes one line per DataChunk); uvicorn's h11 parser, its default
-// without httptools, takes 16 KiB for the whole head, so a session of some
-// 10 KB already fails there. Below this size, the rest of the head is the
-// likelier cause.
+// without httptools, and daphne take 16 KiB for the whole head, so a
+// session of some 12 KB already fails there; waitress takes 256 KiB.
+// Below this size, the rest of the head is the likelier cause.
 const bigSessionHeaders = 8 << 10
 
 // warnBigSession says, for an unmarked 400 or 431 answered to a request
@@ -619,7 +619,7 @@ func (p *Proxy) warnBigSession(path string, status int, data []byte) {
 	if n < bigSessionHeaders {
 		return
 	}
-	p.log.Warn("Django's server refused a request carrying a large session before Django ran: it may refuse that many request header bytes or lines (gunicorn by default: 100 lines, about 800 KB; uvicorn's h11 parser: 16 KiB in all); raise its limits (gunicorn --limit-request-fields, --limit-request-field_size; uvicorn --h11-max-incomplete-event-size from 0.18, or its httptools parser) or keep the session smaller",
+	p.log.Warn("Django's server refused a request carrying a large session before Django ran: it may refuse that many request header bytes or lines (gunicorn by default: 100 lines, about 800 KB; uvicorn's h11 parser and daphne: 16 KiB in all; waitress: 256 KiB); raise its limits (gunicorn --limit-request-fields, --limit-request-field_size; uvicorn --h11-max-incomplete-event-size from 0.18, or its httptools parser; waitress max_request_header_size) or keep the session smaller",
 		"path", server.LogValue(path), "status", status, "session_bytes", len(data), "session_header_bytes", n, "header_lines", (n+DataChunk-1)/DataChunk)
 }
 
