@@ -640,7 +640,7 @@ func (p *Proxy) warnDroppedBigHead(out *http.Request) {
 	for name, values := range out.Header {
 		for _, v := range values {
 			head += len(name) + len(": \r\n") + len(v)
-			if strings.HasPrefix(name, hdrData) {
+			if strings.HasPrefix(name, hdrData) && name != hdrDataCount {
 				session += len(v)
 			}
 		}
