@@ -17,6 +17,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
+	"github.com/sessiongate/sessiongate/metrics/metricstest"
 )
 
 // startDjangoAPIStack is one gateway (with php-fpm for get.php) in front of
@@ -350,6 +351,9 @@ func testDjangoSessionTooBigForItsServerOn(t *testing.T, rel djangoRelease) {
 	}) {
 		t.Errorf("no reason in the gateway's log:\n%s", gw.Logs.String())
 	}
+	if got := metricstest.Scrape(t, gw.Admin+"/metrics")[`sessiongate_session_events_total{event="django_session_too_big"}`]; got != 1 {
+		t.Errorf("django_session_too_big events %v, want 1", got)
+	}
 }
 
 // TestDjangoSessionTooBigForUWSGI: Django under uWSGI's HTTP socket, whose
@@ -422,6 +426,9 @@ func TestDjangoSessionTooBigForUWSGI(t *testing.T) {
 		}
 		if !poll(3*time.Second, func() bool { return strings.Contains(gw.Logs.String(), c.hint) }) {
 			t.Errorf("no reason in the gateway's log:\n%s", gw.Logs.String())
+		}
+		if got := metricstest.Scrape(t, gw.Admin+"/metrics")[`sessiongate_session_events_total{event="django_session_too_big"}`]; got != 1 {
+			t.Errorf("django_session_too_big events %v, want 1", got)
 		}
 	}
 }

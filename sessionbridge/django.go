@@ -19,6 +19,15 @@ const (
 	DjangoMarkOK     = "ok"
 )
 
+// DjangoSessionTooBig counts a request that Django's server refused (400,
+// 431) or dropped before Django ran while its session took more request
+// header than the server's limits likely allow: every Django page of that
+// session fails so, which an operator wants to alert on. The caller logs
+// the request's sizes.
+func (m *Manager) DjangoSessionTooBig() {
+	m.event("django_session_too_big")
+}
+
 // DjangoMiddlewareMissing reports a Django response that should have
 // passed sessiongate_django's middleware and carries no DjangoMarkHeader
 // (the caller rules out what an earlier middleware or the WSGI server

@@ -166,7 +166,8 @@ func TestDroppedSafeRequestSentAgainToTheOnlyBackend(t *testing.T) {
 // size may be the cause, for a large head only.
 func TestDroppedRequestWithABigHeadIsExplained(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "uwsgi.sock")
-	e := newEnv(t, envOpts{backends: func(app http.Handler) []string {
+	ev := &events{}
+	e := newEnv(t, envOpts{metrics: ev, backends: func(app http.Handler) []string {
 		unixServer(t, sock, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			head := len(r.Method) + len(r.RequestURI) + len(" HTTP/1.1\r\n") + len("Host: \r\n") + len(r.Host) + len("\r\n")
 			for name, values := range r.Header {
@@ -200,12 +201,15 @@ func TestDroppedRequestWithABigHeadIsExplained(t *testing.T) {
 		e.respond(answer{op: "write", data: `{"big":"` + strings.Repeat("x", c.size) + `"}`})
 		_, _, ck := e.do("GET", "/accounts/big/", "", nil)
 		e.respond(answer{})
-		before := strings.Count(e.logs.String(), hint)
+		before, counted := strings.Count(e.logs.String(), hint), ev.count("django_session_too_big")
 		if res, _, _ := e.do(c.method, c.path, ck, strings.NewReader("a=1"), "Content-Type", "application/x-www-form-urlencoded"); res.StatusCode != c.status {
 			t.Fatalf("%s %s, session of %d: status %d, want %d\n%s", c.method, c.path, c.size, res.StatusCode, c.status, e.logs)
 		}
 		if warned := strings.Count(e.logs.String(), hint) > before; warned != c.warn {
 			t.Errorf("%s %s, session of %d: warned %v, want %v\n%s", c.method, c.path, c.size, warned, c.warn, e.logs)
+		}
+		if n := ev.count("django_session_too_big") - counted; n != map[bool]int{true: 1}[c.warn] {
+			t.Errorf("%s %s, session of %d: %d django_session_too_big events", c.method, c.path, c.size, n)
 		}
 	}
 }

@@ -619,6 +619,7 @@ func (p *Proxy) warnBigSession(path string, status int, data []byte) {
 	if n < bigSessionHeaders {
 		return
 	}
+	p.sessions.DjangoSessionTooBig()
 	p.log.Warn("Django's server refused a request carrying a large session before Django ran: it may refuse that many request header bytes or lines (gunicorn by default: 100 lines, about 800 KB; uvicorn's h11 parser and daphne: 16 KiB in all; waitress: 256 KiB); raise its limits (gunicorn --limit-request-fields, --limit-request-field_size; uvicorn --h11-max-incomplete-event-size from 0.18, or its httptools parser; waitress max_request_header_size) or keep the session smaller",
 		"path", server.LogValue(path), "status", status, "session_bytes", len(data), "session_header_bytes", n, "header_lines", (n+DataChunk-1)/DataChunk)
 }
@@ -647,6 +648,9 @@ func (p *Proxy) warnDroppedBigHead(out *http.Request) {
 	}
 	if head < headLimitDropping {
 		return
+	}
+	if p.sessions != nil { // sessions off: a big head all the same
+		p.sessions.DjangoSessionTooBig()
 	}
 	p.log.Warn("Django's server closed the connection without answering a request with a large head: a server that limits the request head drops such requests (uWSGI's --buffer-size, 4096 bytes by default); raise its limit or keep the session smaller",
 		"path", server.LogValue(out.URL.Path), "head_bytes", head, "session_header_bytes", session)

@@ -1403,7 +1403,8 @@ func TestNoHostNamesTheReachedAddress(t *testing.T) {
 // runs: the log says so, and only then. Django's own 400 (marked) is not
 // its server's refusal.
 func TestBadRequestWithALargeSessionIsExplained(t *testing.T) {
-	e := newEnv(t, envOpts{})
+	ev := &events{}
+	e := newEnv(t, envOpts{metrics: ev})
 	for _, c := range []struct {
 		size   int
 		status int
@@ -1430,12 +1431,15 @@ func TestBadRequestWithALargeSessionIsExplained(t *testing.T) {
 			return answer{}, false
 		}
 		e.app.mu.Unlock()
-		before := strings.Count(e.logs.String(), "--limit-request-fields")
+		before, counted := strings.Count(e.logs.String(), "--limit-request-fields"), ev.count("django_session_too_big")
 		if res, _, _ := e.do("GET", "/accounts/page/", ck, nil); res.StatusCode != c.status {
 			t.Fatalf("size %d: status %d, want Django's server's %d", c.size, res.StatusCode, c.status)
 		}
 		if warned := strings.Count(e.logs.String(), "--limit-request-fields") > before; warned != c.warn {
 			t.Errorf("size %d, status %d, marked %v: warned %v, want %v:\n%s", c.size, c.status, c.marked, warned, c.warn, e.logs.String())
+		}
+		if n := ev.count("django_session_too_big") - counted; n != map[bool]int{true: 1}[c.warn] {
+			t.Errorf("size %d, status %d, marked %v: %d django_session_too_big events", c.size, c.status, c.marked, n)
 		}
 	}
 }
