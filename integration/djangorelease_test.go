@@ -29,7 +29,8 @@ type djangoRelease struct {
 	// on the project's ASGI application instead of its own threads on the
 	// WSGI one: Django under ASGI, as sites with async views run it.
 	// Django then runs sync views one at a time per worker, and uvicorn's
-	// h11 parser takes 16 KiB of request head in all.
+	// h11 parser refuses a request head over 16 KiB that one read did not
+	// bring whole.
 	uvicorn bool
 }
 
