@@ -546,7 +546,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		// it. Neither app sees the forged name.
 		return
 	}
-	if fields, size := headerSize(r); fields > maxHeaderFields || size > int64(s.cfg.MaxHeaderBytes) {
+	if fields, size := HeadSize(r.Method, r.RequestURI, r.Host, r.Header); fields > maxHeaderFields || size > int64(s.cfg.MaxHeaderBytes) {
 		closeAfter(w, r)
 		s.fail(w, r, http.StatusRequestHeaderFieldsTooLarge)
 		return
@@ -773,24 +773,27 @@ func hasLower(s string) bool {
 	return false
 }
 
-// headerSize counts r's header lines (a repeated name counts each time)
-// and the size of its request line and headers as HTTP/1.1 carries them
-// ("Name: value" lines), which SESSIONGATE_MAX_HEADER_BYTES bounds.
-// net/http enforces the limit on an HTTP/1 request's bytes before any
-// handler runs, but sizes an HTTP/2 header list its own way (32 bytes more
-// per field, pseudo-headers included) from the same MaxHeaderBytes, which
-// the gateway sets with room for that over TLS (serve.go): the limit itself
-// is applied here, the same for both protocols. For an HTTP/1 request the
-// size is at most what net/http counted.
-func headerSize(r *http.Request) (fields int, size int64) {
-	n := len(r.Method) + 1 + len(r.RequestURI) + len(" HTTP/1.1\r\n") + len("\r\n")
-	if r.Host != "" {
-		n += len("Host: \r\n") + len(r.Host)
+// HeadSize counts a request's header lines (a repeated name counts each
+// time) and the size of its request line and headers as HTTP/1.1 carries
+// them ("Name: value" lines), for the method, request target, Host and
+// header fields given. The gateway bounds a client's request with it
+// (SESSIONGATE_MAX_HEADER_BYTES), and the Django proxy sizes the request it
+// sent when Django's server dropped it. net/http enforces the limit on an
+// HTTP/1 request's bytes before any handler runs, but sizes an HTTP/2
+// header list its own way (32 bytes more per field, pseudo-headers
+// included) from the same MaxHeaderBytes, which the gateway sets with room
+// for that over TLS (serve.go): the limit itself is applied here, the same
+// for both protocols. For an HTTP/1 request the size is at most what
+// net/http counted.
+func HeadSize(method, target, host string, h http.Header) (fields int, size int64) {
+	n := len(method) + 1 + len(target) + len(" HTTP/1.1\r\n") + len("\r\n")
+	if host != "" {
+		n += len("Host: \r\n") + len(host)
 	}
-	for name, values := range r.Header {
+	for name, values := range h {
 		fields += len(values)
 		if name == "Host" {
-			continue // an HTTP/2 Host field, r.Host (hostFieldError)
+			continue // an HTTP/2 Host field, the request's Host (hostFieldError)
 		}
 		for _, v := range values {
 			n += len(name) + len(": \r\n") + len(v)

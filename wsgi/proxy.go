@@ -636,18 +636,17 @@ const headLimitDropping = 4096
 // the 502 alone reads like a crashed worker, and every page of the session
 // fails the same way.
 func (p *Proxy) warnDroppedBigHead(out *http.Request) {
-	head := len(out.Method) + len(out.URL.RequestURI()) + len(" HTTP/1.1\r\n") + len("Host: \r\n") + len(out.Host) + len("\r\n")
+	_, head := server.HeadSize(out.Method, out.URL.RequestURI(), out.Host, out.Header)
+	if head < headLimitDropping {
+		return
+	}
 	session := 0
 	for name, values := range out.Header {
-		for _, v := range values {
-			head += len(name) + len(": \r\n") + len(v)
-			if strings.HasPrefix(name, hdrData) && name != hdrDataCount {
+		if strings.HasPrefix(name, hdrData) && name != hdrDataCount {
+			for _, v := range values {
 				session += len(v)
 			}
 		}
-	}
-	if head < headLimitDropping {
-		return
 	}
 	if p.sessions != nil { // sessions off: a big head all the same
 		p.sessions.DjangoSessionTooBig()
