@@ -335,9 +335,7 @@ func testDjangoSessionTooBigForItsServerOn(t *testing.T, rel djangoRelease) {
 	}
 	// Only the status is asked: uvicorn closes the connection with the
 	// request unread, so its answer may end in a reset.
-	req, _ := http.NewRequest("GET", gw.URL+"/accounts/api/whoami/", nil)
-	req.Header.Set("Cookie", "sessionid="+ck)
-	res, err := sessionClient.Do(req)
+	res, err := sessionClient.Do(gw.request("GET", "/accounts/api/whoami/", ck))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,27 +373,22 @@ func TestDjangoSessionTooBigForUWSGI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	type step struct {
+		target string
+		status int
+	}
 	for _, c := range []struct {
 		args  []string
-		steps []struct {
-			target string
-			status int
-		}
-		hint string // in the gateway's log
+		steps []step
+		hint  string // in the gateway's log
 	}{
-		{nil, []struct {
-			target string
-			status int
-		}{
+		{nil, []step{
 			{"/dj/setbig/?n=500", 200},
 			{"/dj/get/", 200},
 			{"/dj/setbig/?n=3500", 200}, // its own head is small
 			{"/dj/get/", 502},
 		}, "uWSGI's --buffer-size"},
-		{[]string{"--buffer-size", "65535"}, []struct {
-			target string
-			status int
-		}{
+		{[]string{"--buffer-size", "65535"}, []step{
 			{"/dj/setbig/?n=45000", 200},
 			{"/dj/get/", 200},
 			{"/dj/setbig/?n=48000", 500},
