@@ -137,8 +137,8 @@ func startMarkDjangoOn(t *testing.T, rel djangoRelease, middleware, keys string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := harness.StartGunicorn(t, harness.GunicornOptions{Python: rel.python, Dir: proj, App: "markproj.wsgi:application",
-		Env: []string{"SG_PKG=" + pkg, "SG_SESSION_MIDDLEWARE=" + middleware, "SESSIONGATE_SESSION_KEYS=" + keys}, Workers: 1, Threads: 2})
+	g := harness.StartGunicorn(t, rel.gunicornOptions("markproj", harness.GunicornOptions{Dir: proj,
+		Env: []string{"SG_PKG=" + pkg, "SG_SESSION_MIDDLEWARE=" + middleware, "SESSIONGATE_SESSION_KEYS=" + keys}, Workers: 1, Threads: 2}))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("gunicorn log:\n%s", g.Log())

@@ -339,7 +339,7 @@ func startDjdiff(t *testing.T, rel djangoRelease, side string) string {
 	db, _ := djangoDatabaseOn(t, rel, project, env, []string{"migrate", "--noinput"})
 	env = append(env, "DJANGO_DATABASE="+db)
 	// One sync thread: ScenarioSettings overrides settings process-wide.
-	g := harness.StartGunicorn(t, harness.GunicornOptions{Python: rel.python, Dir: project, App: "djdiff.wsgi:application", Env: env, Workers: 1})
+	g := harness.StartGunicorn(t, rel.gunicornOptions("djdiff", harness.GunicornOptions{Dir: project, Env: env, Workers: 1}))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("gunicorn (%s) log:\n%s", side, g.Log())

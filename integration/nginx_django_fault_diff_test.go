@@ -127,7 +127,7 @@ func TestNginxDjangoWorkerRecyclingDiff(t *testing.T) {
 		for _, unix := range []bool{false, true} {
 			t.Run(map[bool]string{false: "tcp", true: "unix"}[unix], func(t *testing.T) {
 				t.Parallel()
-				o := harness.GunicornOptions{Python: rel.python, Args: []string{"--max-requests", "10", "--max-requests-jitter", "3"}}
+				o := rel.gunicornOptions("faultproj", harness.GunicornOptions{Args: []string{"--max-requests", "10", "--max-requests-jitter", "3"}})
 				if unix {
 					o.Unix = filepath.Join(t.TempDir(), "gunicorn.sock")
 				}

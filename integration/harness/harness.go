@@ -142,8 +142,9 @@ func lookBin(name string) (string, error) {
 // Require fails the test unless every named program is installed. Known
 // names: php-fpm8.2, php, redis-server, redis-cli, gunicorn, django (Debian's
 // /usr/bin/python3 can import django), uvicorn (and its gunicorn worker),
-// uwsgi_python3, venv, pip, wrk, nginx, caddy, chromium; any other name is looked up as a binary. The failure names what is missing and
-// the exact apt-get command. It never skips: a skipped integration test is a
+// uwsgi_python3, venv, pip, wrk, nginx, caddy, chromium; any other name is
+// looked up as a binary. The failure names what is missing and the exact
+// apt-get command. It never skips: a skipped integration test is a
 // test that did not run, in CI or not.
 func Require(t testing.TB, bins ...string) {
 	t.Helper()
