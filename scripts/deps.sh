@@ -5,10 +5,10 @@
 #   test   what `make test` runs against: gcc (for -race), php-fpm, php CLI,
 #          redis-server, redis-cli, Debian's Django for /usr/bin/python3,
 #          gunicorn, uvicorn (its gunicorn worker: Django under ASGI),
-#          uWSGI with python3, chromium, python3-venv and python3-pip (pip install of
-#          wsgi/django into a virtualenv), nginx (the PHP params and the
-#          Django path compared with nginx's), Debian's DokuWiki, and
-#          MediaWiki with PHP's SQLite driver
+#          uWSGI with python3, chromium, python3-venv and python3-pip
+#          (pip install of wsgi/django into a virtualenv), nginx (the PHP
+#          params and the Django path compared with nginx's), Debian's
+#          DokuWiki, and MediaWiki with PHP's SQLite driver
 #   bench  php-fpm, php8.2-redis, redis, wrk, curl, nginx, caddy, Django, gunicorn
 #   demo   php-fpm, redis, Django, gunicorn
 #

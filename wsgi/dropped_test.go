@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/sessiongate/sessiongate/server"
 )
 
 // dropOn answers like app except for requests to /drop/, whose connection
@@ -169,13 +171,7 @@ func TestDroppedRequestWithABigHeadIsExplained(t *testing.T) {
 	ev := &events{}
 	e := newEnv(t, envOpts{metrics: ev, backends: func(app http.Handler) []string {
 		unixServer(t, sock, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			head := len(r.Method) + len(r.RequestURI) + len(" HTTP/1.1\r\n") + len("Host: \r\n") + len(r.Host) + len("\r\n")
-			for name, values := range r.Header {
-				for _, v := range values {
-					head += len(name) + len(": \r\n") + len(v)
-				}
-			}
-			if head > 4096 || strings.HasPrefix(r.URL.Path, "/drop/") {
+			if _, head := server.HeadSize(r.Method, r.RequestURI, r.Host, r.Header); head > 4096 || strings.HasPrefix(r.URL.Path, "/drop/") {
 				if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
 					c.Close()
 				}
