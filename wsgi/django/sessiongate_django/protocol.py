@@ -33,12 +33,16 @@ UWSGI_MAX_RESPONSE_HEAD_BYTES = 65535
 UWSGI_HEAD_MARGIN = 2048
 
 
+def header_bytes(headers):
+    """The bytes of (name, value) header lines on the wire, "Name: value\\r\\n"."""
+    return sum(len(k) + len(v) + len(": \r\n") for k, v in headers)
+
+
 def response_head_bytes(status_code, headers, cookies=()):
     """The bytes of a response's status line, headers and Set-Cookie lines
     as a server writes them, the reason phrase counted long."""
     size = len("HTTP/1.1 %03d %s\r\n" % (status_code, "x" * 32))
-    size += sum(len(k) + len(v) + len(": \r\n") for k, v in headers)
-    return size + sum(len("Set-Cookie: \r\n") + len(c) for c in cookies)
+    return size + header_bytes(headers) + header_bytes(("Set-Cookie", c) for c in cookies)
 
 
 # What the gateway can give PHP (sessionbridge/phpserial DefaultLimits):
@@ -460,8 +464,7 @@ def change_headers(verified, op, rotate=False, expiry="", data=b""):
         headers.append(("X-Sessiongate-Data-Count", str(len(chunks))))
         for i, c in enumerate(chunks):
             headers.append(("X-Sessiongate-Data-%d" % i, c))
-        # "Name: value\r\n" on the wire.
-        size = sum(len(k) + len(v) + 4 for k, v in headers)
+        size = header_bytes(headers)
         if size > MAX_CHANGE_HEADER_BYTES:
             raise ValueError(
                 "session data too large for the gateway: %d bytes of JSON take %d bytes "
