@@ -605,8 +605,9 @@ func (p *Proxy) checkMark(res *http.Response, mark []string, changed bool) {
 // never ran) is likely its server's header limits. They differ by server:
 // gunicorn takes 100 lines of at most 8190 bytes (about 800 KB; the
 // session takes one line per DataChunk); uvicorn's h11 parser, its default
-// without httptools, and daphne take 16 KiB for the whole head, so a
-// session of some 12 KB already fails there; waitress takes 256 KiB.
+// without httptools, and daphne take 16 KiB for the whole head (h11 only
+// a head that one read did not bring whole), so a session of some 12 KB
+// can already fail there; waitress takes 256 KiB.
 // Below this size, the rest of the head is the likelier cause.
 const bigSessionHeaders = 8 << 10
 
