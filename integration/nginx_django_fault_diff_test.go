@@ -106,8 +106,9 @@ func loadFronts(fronts map[string]string, path string, clients int, stop <-chan 
 // answer. nginx sends such a request again unless it is a POST, PATCH or
 // LOCK (proxy_next_upstream error; non_idempotent is off by default);
 // through the gateway PUT and DELETE failed with 502 where nginx answered,
-// until they were sent again like GET. A POST may fail on both, and then
-// never ran; none runs twice. The same over TCP and over gunicorn's unix
+// until they were sent again like GET. A POST may fail behind nginx, and
+// then never ran; through the gateway, which sends again a request the
+// worker provably never read (a reset), none fails. None runs twice. The same over TCP and over gunicorn's unix
 // socket (nginx's server unix:/path; SESSIONGATE_DJANGO_URL=unix:/path).
 // Nothing here is timed: other tests' load changes the counts, not what
 // is asserted.
@@ -178,6 +179,8 @@ func workerRecyclingDiff(t *testing.T, o harness.GunicornOptions, nginxDropsSafe
 			t.Errorf("%s: %s %s: %d %v while gunicorn recycled workers (an idempotent request is sent again)", r.front, r.method, r.id, r.status, r.err)
 		case started[r.id] > 0 || ran[r.id] > 0:
 			t.Errorf("%s: POST %s failed (%d %v) after it ran", r.front, r.id, r.status, r.err)
+		case r.front == "gateway":
+			t.Errorf("%s: POST %s: %d %v while gunicorn recycled workers, and it never ran (a request the worker left unread is sent again)", r.front, r.id, r.status, r.err)
 		}
 	}
 	reportFrontFailures(t, results)

@@ -172,7 +172,8 @@ func (p *pool) dialer() func(ctx context.Context, network, addr string) (net.Con
 // tries the next one. Nothing was sent then, so even a POST may move on.
 // A GET, HEAD, OPTIONS, PUT or DELETE that a backend drops without
 // answering moves on too (replayable), and the last backend tried gets it
-// up to twice more; a POST or PATCH does not, since it may have run.
+// up to twice more; a POST or PATCH does not, since it may have run,
+// unless the backend provably never read it (errUnread).
 type balancer struct {
 	pool *pool
 	t    http.RoundTripper
@@ -228,8 +229,10 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		// A safe request the backend dropped without an answer may have
 		// run there; running it again elsewhere is harmless by its
-		// method, so it moves on like one that could not connect.
-		dropped := !dialFailed && errors.Is(err, errNoAnswer) && replayable(req)
+		// method, so it moves on like one that could not connect. So
+		// does one the backend provably never read, whatever its method
+		// (errUnread).
+		dropped := !dialFailed && errors.Is(err, errNoAnswer) && resendable(req, err)
 		err = named(req, be, err)
 		if errors.Is(err, errSilent) && req.Context().Err() == nil {
 			// Not sent on: the client waited the whole timeout already.
@@ -249,8 +252,8 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		lastErr = err
 		if tb != nil && tb.touched() {
-			// A replayable request whose body went out to a backend that
-			// dropped it, or on a kept-alive connection the backend had
+			// A request whose body went out to a backend that dropped
+			// it (replayable, or left unread), or on a kept-alive connection the backend had
 			// closed and whose retry could not connect: a body read
 			// ahead (GetBody) starts again.
 			closeBody(orig)

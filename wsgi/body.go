@@ -116,8 +116,9 @@ func clientBodyErr(err error) error {
 }
 
 // setBody gives r the body open returns, of n bytes, and GetBody, so that
-// a request that may be sent twice (replayable) is sent again from the
-// start when a kept-alive connection failed under it.
+// a request that may be sent twice (replayable), or that the backend never
+// read (errUnread), is sent again from the start when a connection failed
+// under it.
 func setBody(r *http.Request, open func() io.Reader, n int64) {
 	r.ContentLength = n
 	r.TransferEncoding = nil

@@ -2,6 +2,7 @@ package wsgi
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -206,6 +207,58 @@ func TestDroppedRequestWithABigHeadIsExplained(t *testing.T) {
 		}
 		if n := ev.count("django_session_too_big") - counted; n != map[bool]int{true: 1}[c.warn] {
 			t.Errorf("%s %s, session of %d: %d django_session_too_big events", c.method, c.path, c.size, n)
+		}
+	}
+}
+
+// dropUnread closes the first n connections it accepts without reading
+// them, as an exiting gunicorn worker (22 and later) drops the
+// connections it accepted but had not read.
+type dropUnread struct {
+	net.Listener
+	n atomic.Int32
+}
+
+func (l *dropUnread) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.n.Add(-1) < 0 {
+			return c, err
+		}
+		c.Close()
+	}
+}
+
+// A POST on connections the backend closed without reading them is sent
+// again, up to twice, and runs once: it got 502 though Django never saw
+// it. Whether the request arrived before the close (a reset) or after it
+// (an end of stream, then a reset), it was provably never read
+// (errUnread).
+func TestPOSTTheBackendNeverReadIsSentAgain(t *testing.T) {
+	for _, drops := range []int32{1, 2, 3} {
+		var hits atomic.Int64
+		e := newEnv(t, envOpts{backends: func(app http.Handler) []string {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := &dropUnread{Listener: ln}
+			l.n.Store(drops)
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				hits.Add(1)
+				app.ServeHTTP(w, r)
+			})}
+			go srv.Serve(l)
+			t.Cleanup(func() { srv.Close() })
+			return []string{"http://" + ln.Addr().String()}
+		}})
+		res, _, _ := e.do("POST", "/accounts/x", "", strings.NewReader("a=1"), "Content-Type", "application/x-www-form-urlencoded")
+		want, runs := 200, int64(1)
+		if drops > maxSentAgain {
+			want, runs = 502, 0
+		}
+		if res.StatusCode != want || hits.Load() != runs {
+			t.Errorf("POST on %d connections closed unread: %d, ran %d times; want %d, ran %d times\n%s", drops, res.StatusCode, hits.Load(), want, runs, e.logs)
 		}
 	}
 }

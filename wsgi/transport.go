@@ -84,6 +84,56 @@ var errRetryable = errors.New("kept-alive connection closed by the backend")
 // view would then hold two backends for it.
 var errNoAnswer = errors.New("django backend closed the connection without answering")
 
+// errUnread marks a request the backend provably never read, which may
+// go out again whatever its method: a POST Django never saw. A socket
+// closed with unread data in it answers with a reset, not an end of
+// stream; so a reset that came before any byte of an answer, to a
+// request written whole in one piece no larger than any server takes in
+// its first read (unreadResendMax), means the request was still unread
+// when the backend closed. So does an end of stream followed by a reset:
+// the backend had closed before the request arrived, and its kernel
+// refused it. That is how gunicorn's exiting worker (--max-requests, a
+// reload) leaves the kept-alive connections it stopped reading, and, from
+// gunicorn 22, the new ones it accepted but had not read: the POSTs that
+// met them got 502, as behind nginx (10 of 118 in the recycling
+// comparison), though Django never ran them. A worker killed while it ran
+// a request had read it, and closes with an end of stream and no reset:
+// that one is not sent again. A request of which not one byte could be
+// written (the backend had closed or reset the connection first) is
+// unread too.
+var errUnread = errors.New("django backend reset the connection with the request unread")
+
+// unreadResendMax bounds the requests errUnread may mark: one write of
+// at most this many bytes is taken whole by a server's first read
+// (uWSGI's default --buffer-size, the smallest: gunicorn reads 8 KiB,
+// uvicorn and waitress more), so a reset proves it unread rather than
+// read in part, its body left unread by a view that ran.
+const unreadResendMax = 4 << 10
+
+// neverRead reports a request that failed with err, with no byte of an
+// answer, that the backend provably never read (errUnread). werr is why
+// it could not be written whole.
+func neverRead(c *h1Conn, werr, err error) bool {
+	switch {
+	case werr != nil:
+		return c.written == 0
+	case c.written > unreadResendMax:
+		return false
+	case errors.Is(err, syscall.ECONNRESET):
+		return true
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		// The backend had closed the connection (a FIN) as the request
+		// went out: then its reset to the request proves it unread.
+		return connpeek.ClosedBeforeItRead(c.nc, resetWait)
+	}
+	return false
+}
+
+// resetWait is how long a reset to a request written after the backend's
+// close may take to come: loopback and unix sockets have it at once; this
+// covers a round trip on a LAN.
+const resetWait = 5 * time.Millisecond
+
 // errSilent marks a backend that sent not one byte of an answer within
 // the read timeout: stopped (SIGSTOP), every worker stuck, or one slow
 // view. Unless it answered other requests meanwhile (one slow view), the
@@ -99,8 +149,9 @@ type h1Conn struct {
 	// requests is how many complete exchanges the connection carried.
 	requests int
 	// read counts response bytes read since the request was written, so
-	// a failure can tell "nothing came back" from a response cut short.
-	read int64
+	// a failure can tell "nothing came back" from a response cut short;
+	// written counts the request's bytes that went out.
+	read, written int64
 	// While limiting (the response headers are being read), at most left
 	// more bytes may be read.
 	limiting bool
@@ -124,6 +175,7 @@ type h1Conn struct {
 func (c *h1Conn) Write(p []byte) (int, error) {
 	moveDeadline(c.ctx, c.nc, &c.wArmed, c.writeTimeout, true)
 	n, err := c.nc.Write(p)
+	c.written += int64(n)
 	if err != nil {
 		c.werr = err
 	}
@@ -194,7 +246,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// Like net/http.Transport: a request the backend never answered on a
 		// connection it had closed while idle is sent again on a new one, if
 		// sending it twice is harmless and its body can be sent again.
-		if attempt == 0 && errors.Is(err, errRetryable) && ctx.Err() == nil && replayable(req) {
+		if attempt == 0 && errors.Is(err, errRetryable) && ctx.Err() == nil && resendable(req, err) {
 			if req.GetBody != nil {
 				body, gerr := req.GetBody()
 				if gerr != nil {
@@ -227,6 +279,17 @@ func replayable(req *http.Request) bool {
 			return false
 		}
 	}
+	return rewindable(req)
+}
+
+// resendable reports a request that failed with err and may go out
+// again: replayable, or provably unread by the backend (errUnread).
+func resendable(req *http.Request, err error) bool {
+	return replayable(req) || errors.Is(err, errUnread) && rewindable(req)
+}
+
+// rewindable reports a request whose body can be sent again.
+func rewindable(req *http.Request) bool {
 	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 
@@ -387,6 +450,8 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	var werr error
 	fail := func(err error) (*http.Response, error) {
 		stop()
+		// Asked before the close, which ends what it looks at.
+		unread := c.read == 0 && ctx.Err() == nil && !isTimeout(err) && neverRead(c, werr, err)
 		if werr != nil {
 			resetOnClose(c.nc)
 		}
@@ -404,14 +469,18 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 			return nil, fmt.Errorf("%w: %w", errSilent, err)
 		}
 		if c.read == 0 {
+			kind := errNoAnswer
 			if reused {
-				return nil, fmt.Errorf("%w: %w", errRetryable, err)
+				kind = errRetryable
 			}
-			return nil, fmt.Errorf("%w: %w", errNoAnswer, err)
+			if unread {
+				return nil, fmt.Errorf("%w: %w: %w", kind, errUnread, err)
+			}
+			return nil, fmt.Errorf("%w: %w", kind, err)
 		}
 		return nil, err
 	}
-	c.read = 0
+	c.read, c.written = 0, 0
 	c.ctx, c.writeTimeout, c.werr = ctx, t.readTimeout, nil
 	var body *clientBody
 	if req.Body != nil && req.Body != http.NoBody {
@@ -423,7 +492,11 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	if _, n := server.HeadSize(req.Method, req.URL.RequestURI(), req.Host, req.Header); n > int64(bw.Size()) {
 		bw = bufio.NewWriterSize(c, int(n)+headSlack)
 	}
-	werr = req.Write(bw)
+	var w io.Writer = bw
+	if req.GetBody != nil {
+		w = headWithBody{bw}
+	}
+	werr = req.Write(w)
 	if werr == nil {
 		werr = bw.Flush()
 	}
@@ -604,6 +677,15 @@ func moveDeadline(ctx context.Context, nc net.Conn, armed *time.Time, d time.Dur
 		set(brokenDeadline)
 	}
 }
+
+// headWithBody carries a request whose body was read ahead (GetBody set:
+// in memory or in a temp file, never waiting for the client). Request.Write
+// flushes a *bufio.Writer between the head and any body it does not know
+// to be in memory, and the wrappers around a read-ahead body hide that it
+// is: a form POST went out in two writes, one system call more, and a
+// reset that came between them hid that the backend had read none of it
+// (errUnread). Behind this type the head waits in the buffer for the body.
+type headWithBody struct{ *bufio.Writer }
 
 // clientBody remembers why reading the client's request body failed, to
 // tell it from a failure to write to the backend.
