@@ -253,9 +253,9 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		lastErr = err
 		if tb != nil && tb.touched() {
 			// A request whose body went out to a backend that dropped
-			// it (replayable, or left unread), or on a kept-alive connection the backend had
-			// closed and whose retry could not connect: a body read
-			// ahead (GetBody) starts again.
+			// it (replayable, or left unread), or on a kept-alive
+			// connection the backend had closed and whose retry could
+			// not connect: a body read ahead (GetBody) starts again.
 			closeBody(orig)
 			var gerr error
 			if orig, gerr = req.GetBody(); gerr != nil {

@@ -112,7 +112,9 @@ const unreadResendMax = 4 << 10
 
 // neverRead reports a request that failed with err, with no byte of an
 // answer, that the backend provably never read (errUnread). werr is why
-// it could not be written whole.
+// it could not be written whole. A request of at most unreadResendMax
+// bytes that may go out again went in one write: its head and its body,
+// read ahead, wait in the connection's 8 KiB buffer (headWithBody).
 func neverRead(c *h1Conn, werr, err error) bool {
 	switch {
 	case werr != nil:
