@@ -452,34 +452,11 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	var werr error
 	fail := func(err error) (*http.Response, error) {
 		stop()
-		// Asked before the close, which ends what it looks at.
-		unread := c.read == 0 && ctx.Err() == nil && !isTimeout(err) && neverRead(c, werr, err)
+		err = failure(ctx, c, reused, werr, err)
 		if werr != nil {
 			resetOnClose(c.nc)
 		}
 		c.nc.Close()
-		var cb *errClientBody
-		if errors.As(err, &cb) {
-			// The client's body failed, not the backend; statusOf
-			// tells a read timeout (408) from the client leaving.
-			return nil, err
-		}
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, fmt.Errorf("django request: %w", context.Cause(ctx))
-		}
-		if c.read == 0 && isTimeout(err) {
-			return nil, fmt.Errorf("%w: %w", errSilent, err)
-		}
-		if c.read == 0 {
-			kind := errNoAnswer
-			if reused {
-				kind = errRetryable
-			}
-			if unread {
-				return nil, fmt.Errorf("%w: %w: %w", kind, errUnread, err)
-			}
-			return nil, fmt.Errorf("%w: %w", kind, err)
-		}
 		return nil, err
 	}
 	c.read, c.written = 0, 0
@@ -678,6 +655,33 @@ func moveDeadline(ctx context.Context, nc net.Conn, armed *time.Time, d time.Dur
 	if ctx != nil && ctx.Err() != nil {
 		set(brokenDeadline)
 	}
+}
+
+// failure tells why an exchange on c failed with err (werr: why the
+// request could not be written whole), for the retry rules and statusOf.
+// It runs before c is closed: neverRead looks at the socket.
+func failure(ctx context.Context, c *h1Conn, reused bool, werr, err error) error {
+	var cb *errClientBody
+	switch {
+	case errors.As(err, &cb):
+		// The client's body failed, not the backend; statusOf tells a
+		// read timeout (408) from the client leaving.
+		return err
+	case ctx.Err() != nil:
+		return fmt.Errorf("django request: %w", context.Cause(ctx))
+	case c.read > 0:
+		return err
+	case isTimeout(err):
+		return fmt.Errorf("%w: %w", errSilent, err)
+	}
+	kind := errNoAnswer
+	if reused {
+		kind = errRetryable
+	}
+	if neverRead(c, werr, err) {
+		return fmt.Errorf("%w: %w: %w", kind, errUnread, err)
+	}
+	return fmt.Errorf("%w: %w", kind, err)
 }
 
 // headWithBody carries a request whose body was read ahead (GetBody set:
