@@ -625,11 +625,16 @@ func (p *Proxy) warnBigSession(path string, status int, data []byte) {
 		"path", server.LogValue(path), "status", status, "session_bytes", len(data), "session_header_bytes", n, "header_lines", (n+DataChunk-1)/DataChunk)
 }
 
+// uwsgiBufferSize is uWSGI's default --buffer-size: its HTTP socket reads
+// a request head into that many bytes and drops a larger one, logging only
+// "invalid HTTP request size". It is also the smallest first read among
+// Django's servers (unreadResendMax).
+const uwsgiBufferSize = 4096
+
 // headLimitDropping is the request head size from which a request Django's
-// server closed without a word is likely too big for it: uWSGI's HTTP
-// socket reads a head into buffer-size bytes (4096 by default) and drops
-// a larger one, logging only "invalid HTTP request size".
-const headLimitDropping = 4096
+// server closed without a word is likely too big for it (uWSGI's default
+// buffer).
+const headLimitDropping = uwsgiBufferSize
 
 // warnDroppedBigHead says, for a request that Django's server closed
 // without answering (on every try, for a safe method), that its head may

@@ -108,7 +108,7 @@ var errUnread = errors.New("django backend reset the connection with the request
 // (uWSGI's default --buffer-size, the smallest: gunicorn reads 8 KiB,
 // uvicorn and waitress more), so a reset proves it unread rather than
 // read in part, its body left unread by a view that ran.
-const unreadResendMax = 4 << 10
+const unreadResendMax = uwsgiBufferSize
 
 // neverRead reports a request that failed with err, with no byte of an
 // answer, that the backend provably never read (errUnread). werr is why
