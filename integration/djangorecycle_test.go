@@ -3,7 +3,6 @@ package integration
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -49,13 +48,7 @@ func TestDjangoPOSTMeetingAnExitingWorkerRunsOnce(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		b, _ := os.ReadFile(runlog)
-		started := map[string]int{}
-		for _, id := range strings.Fields(string(b)) {
-			if !strings.HasPrefix(id, "done-") {
-				started[id]++
-			}
-		}
+		started, _ := readSlowRunlog(runlog)
 		for w := range clients {
 			for i := range each {
 				if id := fmt.Sprintf("post-%d-%d", w, i); started[id] != 1 {

@@ -154,17 +154,7 @@ func workerRecyclingDiff(t *testing.T, o harness.GunicornOptions, nginxDropsSafe
 	time.Sleep(2 * time.Second)
 	close(stop)
 	results := wait()
-	b, _ := os.ReadFile(runlog)
-	// The view logs a POST's id as it starts, and every request's
-	// "done-" id as it ends.
-	started, ran := map[string]int{}, map[string]int{}
-	for _, id := range strings.Fields(string(b)) {
-		if done, ok := strings.CutPrefix(id, "done-"); ok {
-			ran[done]++
-		} else {
-			started[id]++
-		}
-	}
+	started, ran := readSlowRunlog(runlog)
 	for _, r := range results {
 		if r.method == "POST" && started[r.id] > 1 {
 			t.Errorf("%s: POST %s ran %d times", r.front, r.id, started[r.id])
