@@ -337,24 +337,16 @@ func testDjangoSessionTooBigForItsServerOn(t *testing.T, rel djangoRelease) {
 			t.Errorf("%v of 30 pages of a 40 KiB session refused by uvicorn, want at most 2", refused)
 		}
 	}
-	ck := s.newSession(t)
 	size := "set=1"
 	if rel.uvicorn {
 		size = "kb=240"
 	}
-	if res, body, _ := gw.get(t, "/big.php?ascii=1&"+size, ck); res.StatusCode != 200 || body != "set" {
-		t.Fatalf("PHP: %d %s", res.StatusCode, body)
-	}
-	// Only the status is asked: uvicorn closes the connection with the
-	// request unread, so its answer may end in a reset.
-	res, err := sessionClient.Do(gw.request("GET", "/accounts/api/whoami/", ck))
+	status, err := djangoPageStatus(gw, bigSession(t, s, size))
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	if res.StatusCode != rel.headerLimitStatus() {
-		t.Fatalf("Django page: %d, want its server's %d", res.StatusCode, rel.headerLimitStatus())
+	if status != rel.headerLimitStatus() {
+		t.Fatalf("Django page: %d, want its server's %d", status, rel.headerLimitStatus())
 	}
 	if !poll(3*time.Second, func() bool {
 		return strings.Contains(gw.Logs.String(), "--limit-request-fields") && strings.Contains(gw.Logs.String(), "--h11-max-incomplete-event-size")
@@ -370,25 +362,38 @@ func testDjangoSessionTooBigForItsServerOn(t *testing.T, rel djangoRelease) {
 // many of 30 Django pages of it got anything but 200.
 func uvicornRefusals(t *testing.T, s *sessionStack, kb int) int {
 	t.Helper()
-	gw := s.gws[0]
-	ck := s.newSession(t)
-	if res, body, _ := gw.get(t, fmt.Sprintf("/big.php?ascii=1&kb=%d", kb), ck); res.StatusCode != 200 || body != "set" {
-		t.Fatalf("PHP: %d %s", res.StatusCode, body)
-	}
+	ck := bigSession(t, s, fmt.Sprintf("kb=%d", kb))
 	bad := 0
 	for range 30 {
-		res, err := sessionClient.Do(gw.request("GET", "/accounts/api/whoami/", ck))
-		if err != nil {
-			bad++
-			continue
-		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != 200 {
+		if status, err := djangoPageStatus(s.gws[0], ck); err != nil || status != 200 {
 			bad++
 		}
 	}
 	return bad
+}
+
+// bigSession is the cookie of a new session that big.php filled (ASCII,
+// the size its query gives) through the first gateway.
+func bigSession(t *testing.T, s *sessionStack, size string) string {
+	t.Helper()
+	ck := s.newSession(t)
+	if res, body, _ := s.gws[0].get(t, "/big.php?ascii=1&"+size, ck); res.StatusCode != 200 || body != "set" {
+		t.Fatalf("PHP: %d %s", res.StatusCode, body)
+	}
+	return ck
+}
+
+// djangoPageStatus asks a Django page of the session ck for its status
+// only: a server that refuses the head (uvicorn) closes the connection
+// with the request unread, so its answer may end in a reset.
+func djangoPageStatus(gw *sessionGW, ck string) (int, error) {
+	res, err := sessionClient.Do(gw.request("GET", "/accounts/api/whoami/", ck))
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, nil
 }
 
 // TestDjangoSessionTooBigForUWSGI: Django under uWSGI's HTTP socket, whose
