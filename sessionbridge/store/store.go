@@ -125,3 +125,33 @@ type Settler interface {
 	// was then never stored. nil when the record was stored (or read).
 	Settled(ctx context.Context) error
 }
+
+// LoginRegistry is kept by stores that can hold, per user of Django's auth,
+// which login hashes (_auth_user_hash) are still valid. Django logs a
+// session out at its next Django page once the hash in it no longer
+// matches the user's password; a PHP page cannot compute that hash, so the
+// gateway records the valid ones that Django reports (a password change, a
+// login) and tells PHP when a session's hash is not among them. Optional:
+// a store without it keeps no record, and PHP then trusts the session as
+// it did before.
+type LoginRegistry interface {
+	// SetLogins replaces user's record (opaque bytes) for ttl (<= 0: no
+	// expiry).
+	SetLogins(ctx context.Context, user string, value []byte, ttl time.Duration) error
+	// Logins returns user's record, or nil when there is none.
+	Logins(ctx context.Context, user string) ([]byte, error)
+}
+
+// ValidLoginUser reports a user id a LoginRegistry takes: 1 to 255 bytes,
+// printable, without '{' or '}' (which would make a Redis hash tag of it).
+func ValidLoginUser(user string) bool {
+	if user == "" || len(user) > 255 {
+		return false
+	}
+	for i := 0; i < len(user); i++ {
+		if c := user[i]; c < 0x20 || c == 0x7f || c == '{' || c == '}' {
+			return false
+		}
+	}
+	return true
+}

@@ -58,6 +58,8 @@ type shard struct {
 	mu      sync.Mutex
 	records map[string]*record
 	locks   map[string]*lockState
+	// logins is the LoginRegistry, by user.
+	logins map[string]*record
 }
 
 type record struct {
@@ -85,6 +87,7 @@ type waiter struct {
 }
 
 var _ store.Store = (*Store)(nil)
+var _ store.LoginRegistry = (*Store)(nil)
 
 // New returns a running store.
 func New(o Options) *Store {
@@ -95,6 +98,7 @@ func New(o Options) *Store {
 	for i := range s.shards {
 		s.shards[i].records = make(map[string]*record)
 		s.shards[i].locks = make(map[string]*lockState)
+		s.shards[i].logins = make(map[string]*record)
 	}
 	go s.sweepLoop(o.SweepInterval)
 	return s
@@ -209,6 +213,45 @@ func (s *Store) Delete(_ context.Context, id string) error {
 	sh.mu.Unlock()
 	return nil
 }
+
+// SetLogins implements store.LoginRegistry.
+func (s *Store) SetLogins(_ context.Context, user string, value []byte, ttl time.Duration) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	if !store.ValidLoginUser(user) {
+		return errBadLoginUser
+	}
+	sh := s.shard(user)
+	sh.mu.Lock()
+	sh.logins[user] = &record{value: clone(value), expires: expiry(time.Now(), ttl)}
+	sh.mu.Unlock()
+	return nil
+}
+
+// Logins implements store.LoginRegistry.
+func (s *Store) Logins(_ context.Context, user string) ([]byte, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
+	if !store.ValidLoginUser(user) {
+		return nil, errBadLoginUser
+	}
+	sh := s.shard(user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r := sh.logins[user]
+	if r == nil {
+		return nil, nil
+	}
+	if r.expired(time.Now()) {
+		delete(sh.logins, user)
+		return nil, nil
+	}
+	return clone(r.value), nil
+}
+
+var errBadLoginUser = errors.New("memory store: user id unfit for the login registry")
 
 // Ping implements store.Store.
 func (s *Store) Ping(context.Context) error {
@@ -435,6 +478,11 @@ func (s *Store) sweep(now time.Time) {
 		for id, r := range sh.records {
 			if r.expired(now) {
 				delete(sh.records, id)
+			}
+		}
+		for user, r := range sh.logins {
+			if r.expired(now) {
+				delete(sh.logins, user)
 			}
 		}
 		for id, ls := range sh.locks {

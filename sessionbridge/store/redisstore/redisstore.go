@@ -175,6 +175,7 @@ type Store struct {
 }
 
 var _ store.Store = (*Store)(nil)
+var _ store.LoginRegistry = (*Store)(nil)
 var _ store.Settler = (*lease)(nil)
 
 // New returns a store on client. It does not contact Redis; call Ping.
@@ -543,6 +544,45 @@ func (s *Store) Touch(ctx context.Context, id string, expect uint64, ttl time.Du
 		return unavailable("touch", err)
 	}
 	return nil
+}
+
+// loginKey is the key of user's LoginRegistry record: beside the
+// sessions, in a slot of its own on a Cluster.
+func (s *Store) loginKey(user string) (string, error) {
+	if !store.ValidLoginUser(user) {
+		return "", errBadLoginUser
+	}
+	return s.prefix + "login:" + user, nil
+}
+
+var errBadLoginUser = errors.New("redisstore: user id unfit for the login registry")
+
+// SetLogins implements store.LoginRegistry.
+func (s *Store) SetLogins(ctx context.Context, user string, value []byte, ttl time.Duration) error {
+	key, err := s.loginKey(user)
+	if err != nil {
+		return err
+	}
+	if err := s.c.Set(ctx, key, value, max(ttl, 0)).Err(); err != nil {
+		return unavailable("record logins", err)
+	}
+	return nil
+}
+
+// Logins implements store.LoginRegistry.
+func (s *Store) Logins(ctx context.Context, user string) ([]byte, error) {
+	key, err := s.loginKey(user)
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.c.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable("read logins", err)
+	}
+	return v, nil
 }
 
 // Delete implements store.Store.

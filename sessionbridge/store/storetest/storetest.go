@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -66,6 +67,7 @@ func Run(t *testing.T, newPair NewPair) {
 		{"BigValue", testBigValue},
 		{"ManySessions", testManySessions},
 		{"Ping", testPing},
+		{"LoginRegistry", testLoginRegistry},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -930,4 +932,45 @@ func BenchHotSession(b *testing.B, s store.Store) {
 		b.Fatalf("counter = %s, want %d", r.Value, total)
 	}
 	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "incr/s")
+}
+
+// testLoginRegistry: what one instance records for a user the other reads,
+// a later record replaces it, records expire with their TTL, users are
+// apart, and an id the registry cannot key is refused, not stored.
+func testLoginRegistry(t *testing.T, a, b store.Store) {
+	t.Parallel()
+	ra, okA := a.(store.LoginRegistry)
+	rb, okB := b.(store.LoginRegistry)
+	if !okA || !okB {
+		t.Fatalf("%T does not keep a store.LoginRegistry", a)
+	}
+	ctx := ctxT(t, 10*time.Second)
+	user, other := newID(), newID()
+	if v, err := rb.Logins(ctx, user); err != nil || v != nil {
+		t.Fatalf("Logins of a user never recorded: %q, %v; want nil, nil", v, err)
+	}
+	if err := ra.SetLogins(ctx, user, []byte("h1 h2"), time.Minute); err != nil {
+		t.Fatalf("SetLogins: %v", err)
+	}
+	if err := ra.SetLogins(ctx, user, []byte("h3"), time.Minute); err != nil {
+		t.Fatalf("SetLogins again: %v", err)
+	}
+	if v, err := rb.Logins(ctx, user); err != nil || string(v) != "h3" {
+		t.Fatalf("Logins after two records: %q, %v; want the later one", v, err)
+	}
+	if v, _ := rb.Logins(ctx, other); v != nil {
+		t.Fatalf("another user's Logins: %q, want nil", v)
+	}
+	if err := ra.SetLogins(ctx, other, []byte("short"), 300*time.Millisecond); err != nil {
+		t.Fatalf("SetLogins with a TTL: %v", err)
+	}
+	time.Sleep(900 * time.Millisecond)
+	if v, err := rb.Logins(ctx, other); err != nil || v != nil {
+		t.Fatalf("Logins past its TTL: %q, %v; want nil", v, err)
+	}
+	for _, bad := range []string{"", "{x}", "a\nb", strings.Repeat("u", 256)} {
+		if err := ra.SetLogins(ctx, bad, []byte("h"), time.Minute); err == nil {
+			t.Errorf("SetLogins(%q) stored; want it refused", bad)
+		}
+	}
 }
