@@ -43,7 +43,7 @@ var LatencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 // SessionEvents are the events sessionbridge reports (sessionbridge.Metrics).
 // Their counters exist from the start, at zero, so that rate() and alerts
 // work before the first occurrence.
-var SessionEvents = []string{"load", "load_absent", "save", "touch", "destroy", "conflict", "lock_timeout", "store_error", "php_prepend_missing", "django_middleware_missing", "django_signature_rejected", "django_session_too_big"}
+var SessionEvents = []string{"load", "load_absent", "save", "touch", "destroy", "conflict", "lock_timeout", "store_error", "php_prepend_missing", "django_middleware_missing", "django_signature_rejected", "django_session_too_big", "django_login_revoked"}
 
 // Metrics holds the gateway's collectors and their registry. Its methods
 // are safe for concurrent use.
@@ -97,7 +97,7 @@ func New(logger *slog.Logger) *Metrics {
 		}, []string{"upstream"}),
 		sessionEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Subsystem: "session", Name: "events_total",
-			Help: "Session operations: load (an existing session was read), load_absent (a signed cookie named no live session), save, touch (expiry extended), destroy, conflict (merge mode: a key changed concurrently, last writer won), lock_timeout (503: the strict lock wait, or a merge write's retries, ran out), store_error (Redis failed), php_prepend_missing (a PHP response the prepend did not mark: PHP ran without it and kept a session of its own), django_middleware_missing (a Django response sessiongate_django's middleware did not mark: Django's own SessionMiddleware, or none, kept its session), django_signature_rejected (a Django response whose middleware refused the gateway's session headers: SESSIONGATE_SESSION_KEYS differs, clock skew), django_session_too_big (Django's server refused or dropped a request, before Django ran, whose session took more request header than its limits: every Django page of that session fails so).",
+			Help: "Session operations: load (an existing session was read), load_absent (a signed cookie named no live session), save, touch (expiry extended), destroy, conflict (merge mode: a key changed concurrently, last writer won), lock_timeout (503: the strict lock wait, or a merge write's retries, ran out), store_error (Redis failed), php_prepend_missing (a PHP response the prepend did not mark: PHP ran without it and kept a session of its own), django_middleware_missing (a Django response sessiongate_django's middleware did not mark: Django's own SessionMiddleware, or none, kept its session), django_signature_rejected (a Django response whose middleware refused the gateway's session headers: SESSIONGATE_SESSION_KEYS differs, clock skew), django_session_too_big (Django's server refused or dropped a request, before Django ran, whose session took more request header than its limits: every Django page of that session fails so), django_login_revoked (a PHP request whose session holds a Django login that a password change ended: PHP is told, and sessiongate_user_id() names nobody).",
 		}, []string{"event"}),
 		lockWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Subsystem: "session", Name: "lock_wait_seconds",

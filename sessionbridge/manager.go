@@ -78,7 +78,7 @@ type Options struct {
 
 // Metrics receives session events; nil fields are fine.
 type Metrics interface {
-	SessionEvent(event string) // load, load_absent, save, touch, destroy, conflict, lock_timeout, store_error, php_prepend_missing, django_middleware_missing, django_signature_rejected, django_session_too_big
+	SessionEvent(event string) // load, load_absent, save, touch, destroy, conflict, lock_timeout, store_error, php_prepend_missing, django_middleware_missing, django_signature_rejected, django_session_too_big, django_login_revoked
 	LockWait(d time.Duration)
 }
 

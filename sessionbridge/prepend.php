@@ -102,6 +102,14 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** release() let the gateway's lock go before the script started
      * the session. */
     private bool $releasedUnstarted = false;
+    /** The session's Django login hash (_auth_user_hash) when a password
+     * change in Django ended that login (SESSIONGATE_LOGIN_REVOKED). */
+    private string $revokedLogin = '';
+
+    public function revokedLogin(): string
+    {
+        return $this->revokedLogin;
+    }
 
     public function __construct(array $server)
     {
@@ -110,6 +118,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         $this->warnNoGateway = $this->nonce === '';
         $this->gatewayId = (string)($server['SESSIONGATE_SESSION_ID'] ?? '');
         $this->sameSiteNone = ($server['SESSIONGATE_COOKIE_SAMESITE'] ?? '') === 'none';
+        $this->revokedLogin = (string)($server['SESSIONGATE_LOGIN_REVOKED'] ?? '');
         $this->current = $this->gatewayId;
         $key = (string)($server['SESSIONGATE_FRAME_KEY'] ?? '');
         if ($this->nonce !== '' && (strlen($key) !== 64 || !function_exists('openssl_encrypt'))) {
@@ -122,6 +131,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if ($this->nonce === '') {
             // Not reached through the gateway: fail closed, no session.
             $this->gatewayId = '';
+            $this->revokedLogin = '';
             $this->current = '';
             return;
         }
@@ -776,7 +786,8 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
 /**
  * The Django user id of the logged-in user (Django's `_auth_user_id`), or
- * null. Works whether or not the script started the session.
+ * null: also when a password change in Django ended the session's login.
+ * Works whether or not the script started the session.
  */
 function sessiongate_user_id(): ?string
 {
@@ -786,6 +797,7 @@ function sessiongate_user_id(): ?string
     // its own session there.
     if (session_status() === PHP_SESSION_ACTIVE && (!($h instanceof SessiongateSessionHandler) || $h->holdsSession())) {
         $id = $_SESSION['_auth_user_id'] ?? null;
+        $hash = $_SESSION['_auth_user_hash'] ?? null;
     } else {
         // The session as the script left it (written, destroyed,
         // regenerated), not necessarily as the request found it.
@@ -796,8 +808,20 @@ function sessiongate_user_id(): ?string
         // the key is then read without building any other value.
         $id = is_array($data) ? ($data['_auth_user_id'] ?? null)
             : SessiongateSessionHandler::topLevelScalar($raw, '_auth_user_id');
+        $hash = is_array($data) ? ($data['_auth_user_hash'] ?? null)
+            : SessiongateSessionHandler::topLevelScalar($raw, '_auth_user_hash');
     }
-    return ($id === null || $id === '') ? null : (string)$id;
+    if ($id === null || $id === '') {
+        return null;
+    }
+    // A password change in Django ended this login: Django logs the
+    // session out at its next Django page, and until then PHP names nobody
+    // either (a stolen session is over on every page at once).
+    $revoked = $h instanceof SessiongateSessionHandler ? $h->revokedLogin() : '';
+    if ($revoked !== '' && is_scalar($hash) && (string)$hash === $revoked) {
+        return null;
+    }
+    return (string)$id;
 }
 
 /**

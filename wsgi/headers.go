@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/sessionbridge"
+	"github.com/sessiongate/sessiongate/sessionbridge/store"
 )
 
 // The header names of docs/protocol.md section 5, in Go's canonical form.
@@ -27,14 +28,17 @@ const (
 	hdrRotate    = "X-Sessiongate-Rotate"
 	hdrExpiry    = "X-Sessiongate-Expiry"
 	hdrFeatures  = "X-Sessiongate-Features"
+	hdrLogins    = "X-Sessiongate-Logins"
+	hdrLoginsSig = "X-Sessiongate-Logins-Signature"
 )
 
 // features is X-Sessiongate-Features: the answers this gateway understands
 // beyond the first version of the protocol, so that a newer middleware
 // sends them only to a gateway that takes them (an older one refuses a
 // change it cannot read, whole). rotate-carry: X-Sessiongate-Rotate: carry;
-// expiry-at: X-Sessiongate-Expiry: at:<unix seconds>.
-const features = "rotate-carry expiry-at"
+// expiry-at: X-Sessiongate-Expiry: at:<unix seconds>; logins:
+// X-Sessiongate-Logins.
+const features = "rotate-carry expiry-at logins"
 
 // DataChunk is the longest X-Sessiongate-Data-n value the gateway sends:
 // gunicorn refuses header lines over 8190 bytes by default.
@@ -72,6 +76,13 @@ func RequestSignature(key []byte, nonce, timestamp, id string, data []byte) stri
 // delete and touch.
 func ResponseSignature(key []byte, nonce, op, rotate, expiry string, data []byte) string {
 	return mac(key, "sg1-resp", nonce, op, rotate, expiry, dataHash(data))
+}
+
+// LoginsSignature signs the app's report of the login hashes valid for
+// its users (X-Sessiongate-Logins), bound to the request's nonce as a
+// change is: a cached response cannot report again what it reported once.
+func LoginsSignature(key []byte, nonce, value string) string {
+	return mac(key, "sg1-logins", nonce, value)
 }
 
 // setSessionHeaders adds the signed session headers of one request.
@@ -236,4 +247,66 @@ func readChange(h http.Header, key []byte, nonce string) (*change, error) {
 		return nil, errors.New("bad signature")
 	}
 	return c, nil
+}
+
+// userLogins is one user's entry of X-Sessiongate-Logins: the login hashes
+// (_auth_user_hash) Django takes for that user now.
+type userLogins struct {
+	user   string
+	hashes []string
+}
+
+// Bounds of X-Sessiongate-Logins: a request saves a user or two (a login,
+// a password change); an admin's bulk action more, which are reported up
+// to these.
+const (
+	maxLoginUsers  = 32
+	maxLoginHashes = 8 // the current secret and its fallbacks
+	maxLoginHash   = 256
+)
+
+// readLogins parses and verifies X-Sessiongate-Logins against key and the
+// request's nonce: space-separated entries of base64(user id) ":" and the
+// comma-separated hashes. It returns errNoChange when there is none.
+func readLogins(h http.Header, key []byte, nonce string) ([]userLogins, error) {
+	value, err := single(h, hdrLogins)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := single(h, hdrLoginsSig)
+	if err != nil {
+		return nil, err
+	}
+	if value == "" {
+		if sig != "" {
+			return nil, errors.New(hdrLoginsSig + " without " + hdrLogins)
+		}
+		return nil, errNoChange
+	}
+	if !hmac.Equal([]byte(sig), []byte(LoginsSignature(key, nonce, value))) {
+		return nil, errors.New("bad " + hdrLoginsSig)
+	}
+	entries := strings.Fields(value)
+	if len(entries) > maxLoginUsers {
+		return nil, fmt.Errorf("%s names %d users, at most %d", hdrLogins, len(entries), maxLoginUsers)
+	}
+	out := make([]userLogins, 0, len(entries))
+	for _, e := range entries {
+		u64, hs, ok := strings.Cut(e, ":")
+		user, err := base64.StdEncoding.DecodeString(u64)
+		if !ok || err != nil || !store.ValidLoginUser(string(user)) {
+			return nil, fmt.Errorf("bad user in %s entry %q", hdrLogins, e)
+		}
+		hashes := strings.Split(hs, ",")
+		if len(hashes) > maxLoginHashes {
+			return nil, fmt.Errorf("%s gives user %q %d hashes, at most %d", hdrLogins, user, len(hashes), maxLoginHashes)
+		}
+		for _, h := range hashes {
+			if h == "" || len(h) > maxLoginHash || strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r > '~' }) {
+				return nil, fmt.Errorf("bad hash in %s entry %q", hdrLogins, e)
+			}
+		}
+		out = append(out, userLogins{user: string(user), hashes: hashes})
+	}
+	return out, nil
 }

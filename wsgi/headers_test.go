@@ -2,8 +2,12 @@ package wsgi
 
 import (
 	"bytes"
+	"encoding/base64"
+	"errors"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -59,4 +63,61 @@ func FuzzReadChange(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadLogins: X-Sessiongate-Logins is taken only when signed for this
+// request's nonce, and then only within its bounds; users and hashes come
+// back as the middleware wrote them.
+func TestReadLogins(t *testing.T) {
+	key := HeaderKey([]byte(testSecret))
+	const nonce = "0123456789abcdef0123456789abcdef"
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	signed := func(value string) http.Header {
+		h := http.Header{}
+		h.Set(hdrLogins, value)
+		h.Set(hdrLoginsSig, LoginsSignature(key, nonce, value))
+		return h
+	}
+	good := b64("42") + ":aa11,bb22 " + b64("jörg@example.org") + ":cc33"
+	got, err := readLogins(signed(good), key, nonce)
+	if err != nil {
+		t.Fatalf("signed report refused: %v", err)
+	}
+	want := []userLogins{{"42", []string{"aa11", "bb22"}}, {"jörg@example.org", []string{"cc33"}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("read %+v, want %+v", got, want)
+	}
+	if _, err := readLogins(http.Header{}, key, nonce); !errors.Is(err, errNoChange) {
+		t.Fatalf("no report: %v, want errNoChange", err)
+	}
+	otherNonce := signed(good)
+	otherNonce.Set(hdrLoginsSig, LoginsSignature(key, "ffffffffffffffffffffffffffffffff", good))
+	many := make([]string, maxLoginUsers+1)
+	for i := range many {
+		many[i] = b64(strconv.Itoa(i)) + ":h"
+	}
+	unsigned := http.Header{}
+	unsigned.Set(hdrLogins, good)
+	twice := signed(good)
+	twice.Add(hdrLogins, good)
+	for name, h := range map[string]http.Header{
+		"unsigned":             unsigned,
+		"another request's":    otherNonce,
+		"signature alone":      {hdrLoginsSig: {"x"}},
+		"given twice":          twice,
+		"too many users":       signed(strings.Join(many, " ")),
+		"too many hashes":      signed(b64("1") + ":" + strings.Repeat("h,", maxLoginHashes) + "h"),
+		"empty hash":           signed(b64("1") + ":a,,b"),
+		"control byte in hash": signed(b64("1") + ":a\x01"),
+		"no user":              signed(":aa"),
+		"user not base64":      signed("%%%:aa"),
+		"user with a hash tag": signed(b64("{x}") + ":aa"),
+		"no colon":             signed(b64("1")),
+		"hash over 256 bytes":  signed(b64("1") + ":" + strings.Repeat("a", maxLoginHash+1)),
+		"user over 255 bytes":  signed(b64(strings.Repeat("u", 256)) + ":aa"),
+	} {
+		if got, err := readLogins(h, key, nonce); err == nil || errors.Is(err, errNoChange) {
+			t.Errorf("%s report read as %+v, %v; want it refused", name, got, err)
+		}
+	}
 }

@@ -442,8 +442,11 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	st := stateOf(res.Request.Context())
 	var ch *change
 	var chErr error
+	var logins []userLogins
+	var loginsErr error
 	if st != nil && st.sess != nil {
 		ch, chErr = readChange(res.Header, p.key, st.nonce)
+		logins, loginsErr = readLogins(res.Header, p.key, st.nonce)
 	} else if res.Header.Get(hdrOp) != "" {
 		chErr = errors.New("sessions are off")
 	}
@@ -512,6 +515,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if chErr != nil && !errors.Is(chErr, errNoChange) {
 		p.log.Warn("session change from Django ignored", "path", server.LogValue(res.Request.URL.Path), "status", res.StatusCode, "reason", chErr.Error())
 	}
+	if loginsErr != nil && !errors.Is(loginsErr, errNoChange) {
+		p.log.Warn("Django's report of valid logins ignored", "path", server.LogValue(res.Request.URL.Path), "status", res.StatusCode, "reason", loginsErr.Error())
+	}
 	if st == nil || st.sess == nil {
 		return nil
 	}
@@ -527,6 +533,14 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		p.dropRawIDCookie(res.Header, id, res.Request.URL.Path)
 	}
 	ctx := res.Request.Context()
+	for _, l := range logins {
+		// A password Django stored is changed whatever happens to the
+		// page; not recording it leaves the user's other sessions logged
+		// in on PHP pages until their next Django page, as before.
+		if err := p.sessions.RecordLogins(ctx, l.user, l.hashes); err != nil {
+			p.log.Error("the logins Django reports valid were not recorded: PHP pages may still name the user in a session a password change ended, until its next Django page", "path", server.LogValue(res.Request.URL.Path), "error", err.Error())
+		}
+	}
 	if ch != nil {
 		if err := p.apply(ctx, st.sess, ch, res.Request.URL.Path); err != nil {
 			return &persistError{err}

@@ -53,6 +53,9 @@ type answer struct {
 	mark string
 	// status is the response's (0: 200).
 	status int
+	// logins is an X-Sessiongate-Logins value, signed as the middleware
+	// signs it (with forge, by the wrong key).
+	logins string
 }
 
 // fakeDjango plays the sessiongate_django middleware in Go: it verifies
@@ -104,6 +107,14 @@ func (f *fakeDjango) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !a.unsigned {
 			w.Header().Set(hdrSignature, ResponseSignature(key, nonce, a.op, a.rotate, a.expiry, d))
 		}
+	}
+	if a.logins != "" {
+		key := f.key
+		if a.forge {
+			key = HeaderKey([]byte("another-secret-of-at-least-32-bytes!!"))
+		}
+		w.Header().Set(hdrLogins, a.logins)
+		w.Header().Set(hdrLoginsSig, LoginsSignature(key, nonce, a.logins))
 	}
 	switch {
 	case a.mark == "" && s.Verified:
@@ -307,11 +318,15 @@ func TestVectors(t *testing.T) {
 			DataB64   string `json:"data_b64"`
 			Signature string `json:"signature"`
 		} `json:"responses"`
+		Logins struct {
+			Value     string `json:"value"`
+			Signature string `json:"signature"`
+		} `json:"logins"`
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatal(err)
 	}
-	if len(v.Requests) < 3 || len(v.Responses) < 6 {
+	if v.Logins.Value == "" || len(v.Requests) < 3 || len(v.Responses) < 6 {
 		t.Fatalf("vector file too small: %d requests, %d responses", len(v.Requests), len(v.Responses))
 	}
 	var keys [][]byte
@@ -321,6 +336,12 @@ func TestVectors(t *testing.T) {
 			t.Fatalf("key %d: %x, want %s", i, k, v.KeysHex[i])
 		}
 		keys = append(keys, k)
+	}
+	lh := http.Header{}
+	lh.Set(hdrLogins, v.Logins.Value)
+	lh.Set(hdrLoginsSig, v.Logins.Signature)
+	if got, err := readLogins(lh, keys[0], v.Nonce); err != nil || len(got) != 2 || got[1].user != "jörg@example.org" {
+		t.Fatalf("logins vector read as %+v, %v", got, err)
 	}
 	for i, rq := range v.Requests {
 		data, _ := base64.StdEncoding.DecodeString(rq.DataB64)
@@ -1547,5 +1568,44 @@ func TestUpgradeReleasesTheSession(t *testing.T) {
 	}
 	if _, data := e.open(ck); data != `{"n":2}` {
 		t.Fatalf("data %s", data)
+	}
+}
+
+// TestDjangoReportedLoginsAreRecorded: the login hashes Django reports
+// valid for a user (a password change, a login) reach the store, where a
+// PHP request's session is checked against them; a report the gateway's
+// key did not sign for this request records nothing and is logged, and
+// the headers never reach the client.
+func TestDjangoReportedLoginsAreRecorded(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	reg := e.store.(store.LoginRegistry)
+	user := base64.StdEncoding.EncodeToString([]byte("7"))
+	e.respond(answer{op: "write", data: `{"_auth_user_id":"7","_auth_user_hash":"new1"}`, logins: user + ":new1,fallback1"})
+	res, _, ck := e.do("POST", "/accounts/password/", "", strings.NewReader("x=1"))
+	if res.StatusCode != 200 {
+		t.Fatalf("password change: %d", res.StatusCode)
+	}
+	noInternalHeaders(t, res.Header)
+	if v, err := reg.Logins(context.Background(), "7"); err != nil || string(v) != "new1 fallback1" {
+		t.Fatalf("recorded logins of user 7: %q, %v", v, err)
+	}
+	for hash, want := range map[string]string{"old": "old", "new1": "", "fallback1": ""} {
+		got, err := e.mgr.RevokedLogin(context.Background(), []byte(`{"_auth_user_id":"7","_auth_user_hash":"`+hash+`","cart":1}`))
+		if err != nil || got != want {
+			t.Errorf("RevokedLogin of a session with hash %q: %q, %v; want %q", hash, got, err, want)
+		}
+	}
+	if got, _ := e.mgr.RevokedLogin(context.Background(), []byte(`{"_auth_user_id":"8","_auth_user_hash":"old"}`)); got != "" {
+		t.Errorf("RevokedLogin of a user nothing was recorded for: %q", got)
+	}
+
+	e.respond(answer{logins: user + ":forged", forge: true})
+	res, _, _ = e.do("GET", "/accounts/x/", ck, nil)
+	noInternalHeaders(t, res.Header)
+	if v, _ := reg.Logins(context.Background(), "7"); string(v) != "new1 fallback1" {
+		t.Fatalf("a forged report replaced the logins: %q", v)
+	}
+	if !strings.Contains(e.logs.String(), "report of valid logins ignored") {
+		t.Errorf("the forged report was not logged:\n%s", e.logs.String())
 	}
 }

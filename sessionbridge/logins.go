@@ -1,0 +1,92 @@
+package sessionbridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sessiongate/sessiongate/sessionbridge/store"
+)
+
+// Django logs a session out at its next Django page once the hash it
+// keeps of the user's password (_auth_user_hash) no longer matches the
+// user's: after a password change, every other session of the user, a
+// stolen one included, is over. A PHP page cannot compute that hash, so it
+// went on naming the user (sessiongate_user_id()) until the session's next
+// Django page. sessiongate_django now reports the hashes that are valid
+// for a user whenever they may have changed (a login, a password change, a
+// user saved), the gateway records them (store.LoginRegistry), and a PHP
+// request whose session holds a hash not among them is told so
+// (SESSIONGATE_LOGIN_REVOKED); the prepend's helper then names nobody.
+
+// djangoLogin is the part of a session's data that says who logged in
+// through Django.
+type djangoLogin struct {
+	User string `json:"_auth_user_id"`
+	Hash string `json:"_auth_user_hash"`
+}
+
+// hashKey is how a session that may hold a login is told from one that
+// cannot without decoding it.
+var hashKey = []byte(`"_auth_user_hash"`)
+
+// loginOf returns Django's login in data, if it has one with a hash.
+func loginOf(data []byte) (djangoLogin, bool) {
+	var l djangoLogin
+	if !bytes.Contains(data, hashKey) {
+		return l, false
+	}
+	// Another type (a number an app stored there) is no Django login.
+	if err := json.Unmarshal(data, &l); err != nil || l.User == "" || l.Hash == "" {
+		return djangoLogin{}, false
+	}
+	return l, true
+}
+
+// RecordLogins stores hashes as the login hashes valid for user, as long
+// as a session can live (the cookie's Max-Age). A store without a
+// store.LoginRegistry records nothing. A client that left does not stop
+// it: the password it reports is changed.
+func (m *Manager) RecordLogins(ctx context.Context, user string, hashes []string) error {
+	reg, ok := m.o.Store.(store.LoginRegistry)
+	if !ok {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
+	defer cancel()
+	if err := reg.SetLogins(sctx, user, []byte(strings.Join(hashes, " ")), m.o.Cookie.MaxAge); err != nil {
+		m.event("store_error")
+		return fmt.Errorf("record the valid logins of user %q: %w", user, err)
+	}
+	return nil
+}
+
+// RevokedLogin returns the login hash in data when Django's login there
+// names a user for whom other hashes were recorded since (a password
+// change): "" when data holds no login, nothing was recorded, or the hash
+// is still valid.
+func (m *Manager) RevokedLogin(ctx context.Context, data []byte) (string, error) {
+	reg, ok := m.o.Store.(store.LoginRegistry)
+	if !ok {
+		return "", nil
+	}
+	l, ok := loginOf(data)
+	if !ok || !store.ValidLoginUser(l.User) {
+		return "", nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
+	defer cancel()
+	rec, err := reg.Logins(sctx, l.User)
+	if err != nil {
+		m.event("store_error")
+		return "", fmt.Errorf("read the valid logins of user %q: %w", l.User, err)
+	}
+	if rec == nil || slices.Contains(strings.Fields(string(rec)), l.Hash) {
+		return "", nil
+	}
+	m.event("django_login_revoked")
+	return l.Hash, nil
+}
