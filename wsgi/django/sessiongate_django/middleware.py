@@ -15,7 +15,7 @@ from django.http import HttpResponse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.deprecation import MiddlewareMixin
 
-from . import protocol
+from . import logins, protocol
 from .store import SessionStore
 
 logger = logging.getLogger("sessiongate_django")
@@ -164,6 +164,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         _check_middleware(getattr(settings, "MIDDLEWARE", None) or ())
         self.SessionStore = SessionStore
         self._keys = load_keys()
+        logins.connect()
 
     def process_request(self, request):
         if request.method == "OPTIONS" and request.META.get(protocol.CHECK_META):
@@ -191,6 +192,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 request.path,
             )
         request._sessiongate = verified
+        logins.start(request)
         if verified is None:
             request.session = SessionStore()
         else:
@@ -200,12 +202,18 @@ class SessionMiddleware(DjangoSessionMiddleware):
 
     def process_response(self, request, response):
         response = self._answer(request, response)
+        verified = getattr(request, "_sessiongate", None)
+        # The login hashes that changed (a password, a login): reported on
+        # any response, a 500 too, since what was collected is committed.
+        users = logins.finish(request)
+        if users and verified is not None and protocol.LOGINS in verified.features:
+            for name, value in protocol.logins_headers(verified, users):
+                response[name] = value
         # On every response, the 500 of a refused change included: the
         # gateway counts and logs a Django response without it (Django's
         # own SessionMiddleware still in MIDDLEWARE) or with a refusal
         # (SESSIONGATE_SESSION_KEYS differs, clock skew), which otherwise
         # only look like users logged out on Django.
-        verified = getattr(request, "_sessiongate", None)
         refused = getattr(request, "_sessiongate_refused", None)
         if verified is not None:
             response[protocol.MARK_HEADER] = protocol.MARK_OK
@@ -242,6 +250,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
         if change is None:
             return response
         verified = getattr(request, "_sessiongate", None)
+        if change[0] == "write" and verified is not None:
+            logins.session_renewed(request, verified.data, change[2])
         if verified is None:
             # A request with gateway headers that fail (keys that differ
             # during a rotation, clock skew) did come through a gateway:

@@ -74,7 +74,15 @@ META_FEATURES = "HTTP_X_SESSIONGATE_FEATURES"
 # a change that uses one.
 ROTATE_CARRY = "rotate-carry"
 EXPIRY_AT = "expiry-at"
-FEATURES = ROTATE_CARRY + " " + EXPIRY_AT
+LOGINS = "logins"
+FEATURES = ROTATE_CARRY + " " + EXPIRY_AT + " " + LOGINS
+
+# The report of the login hashes valid for users (docs/protocol.md section
+# 5, "Logins"), and its bounds, which the gateway enforces too.
+LOGINS_HEADER = "X-Sessiongate-Logins"
+LOGINS_SIGNATURE_HEADER = "X-Sessiongate-Logins-Signature"
+MAX_LOGIN_USERS = 32
+MAX_LOGIN_HASHES = 8
 
 
 # The response header by which the middleware tells the gateway that it
@@ -186,6 +194,41 @@ def request_signature(key, nonce, timestamp, session_id, data):
 def response_signature(key, nonce, op, rotate, expiry, data):
     """``data`` is the written bytes for ``write``, b"" otherwise."""
     return mac(key, "sg1-resp", nonce, op, rotate, expiry, data_hash(data))
+
+
+def logins_signature(key, nonce, value):
+    return mac(key, "sg1-logins", nonce, value)
+
+
+def _login_user_ok(user):
+    """The gateway's store.ValidLoginUser."""
+    b = user.encode("utf-8")
+    return 0 < len(b) <= 255 and not any(c < 0x20 or c == 0x7F or c in b"{}" for c in b)
+
+
+def _login_hash_ok(h):
+    return 0 < len(h) <= 256 and all("!" <= c <= "~" for c in h) and "," not in h
+
+
+def logins_headers(verified, users):
+    """The signed report of the login hashes valid for each user: ``users``
+    maps a user id (the session's _auth_user_id) to its hashes, current
+    first. Users and hashes the gateway could not take are left out, and
+    so are users past MAX_LOGIN_USERS (their other sessions stay logged in
+    on PHP pages until their next Django page, as before)."""
+    entries = []
+    for user, hashes in users.items():
+        hashes = [h for h in hashes if _login_hash_ok(h)][:MAX_LOGIN_HASHES]
+        if not hashes or not _login_user_ok(user) or len(entries) == MAX_LOGIN_USERS:
+            continue
+        entries.append(base64.b64encode(user.encode("utf-8")).decode("ascii") + ":" + ",".join(hashes))
+    if not entries:
+        return []
+    value = " ".join(entries)
+    return [
+        (LOGINS_HEADER, value),
+        (LOGINS_SIGNATURE_HEADER, logins_signature(verified.key, verified.nonce, value)),
+    ]
 
 
 def encode_chunks(data):

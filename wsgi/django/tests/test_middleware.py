@@ -1186,6 +1186,162 @@ class AuthTests(unittest.TestCase):
         self.assertEqual(c.data["_auth_user_id"], str(other.pk))
 
 
+def reported_logins(response, key=KEY, nonce=NONCE):
+    """X-Sessiongate-Logins as the gateway reads it: {user id: [hashes]},
+    after checking its signature; {} when there is none."""
+    value = response.get(protocol.LOGINS_HEADER)
+    if value is None:
+        assert response.get(protocol.LOGINS_SIGNATURE_HEADER) is None
+        return {}
+    assert response[protocol.LOGINS_SIGNATURE_HEADER] == protocol.logins_signature(key, nonce, value)
+    out = {}
+    for entry in value.split(" "):
+        user, hashes = entry.split(":", 1)
+        out[base64.b64decode(user).decode()] = hashes.split(",")
+    return out
+
+
+class LoginsTests(unittest.TestCase):
+    """The middleware reports the login hashes Django takes for a user
+    whenever they may have changed, so that the gateway can tell PHP pages
+    of a session a password change ended (docs/protocol.md, "Logins")."""
+
+    @classmethod
+    def setUpClass(cls):
+        call_command("migrate", verbosity=0, interactive=False)
+        cls.user = auth.get_user_model().objects.create_user("logins-demo", password="old-password-0123")
+
+    def setUp(self):
+        self.user.refresh_from_db()
+
+    def login(self, data=None):
+        def view(request):
+            auth.login(request, self.user, backend="django.contrib.auth.backends.ModelBackend")
+            return HttpResponse("in")
+
+        _, resp = run(view, signed_meta(SID, data or {}), method="post")
+        return Change(resp).data, resp
+
+    def test_login_reports_the_users_valid_hashes(self):
+        data, resp = self.login()
+        got = reported_logins(resp)
+        self.assertEqual(list(got), [str(self.user.pk)])
+        self.assertEqual(got[str(self.user.pk)][0], data["_auth_user_hash"])
+
+    def test_password_change_reports_the_new_hash_only(self):
+        data, _ = self.login()
+
+        def change_password(request):
+            # As AuthenticationMiddleware gives it, loaded by the view.
+            from django.utils.functional import SimpleLazyObject
+
+            request.user = SimpleLazyObject(lambda: auth.get_user(request))
+            request.user.pk  # loaded, as a view that looks at it loads it
+            user = request.user._wrapped
+            user.set_password("new-password-0123")
+            user.save()
+            auth.update_session_auth_hash(request, user)
+            return HttpResponse("changed")
+
+        _, resp = run(change_password, signed_meta(SID, data), method="post")
+        c = Change(resp)
+        got = reported_logins(resp)[str(self.user.pk)]
+        self.assertNotEqual(c.data["_auth_user_hash"], data["_auth_user_hash"])
+        self.assertEqual(got[0], c.data["_auth_user_hash"])
+        self.assertNotIn(data["_auth_user_hash"], got)
+
+        # The session of the old password: Django logs it out.
+        def whoami(request):
+            return HttpResponse(auth.get_user(request).is_authenticated and "in" or "out")
+
+        _, resp = run(whoami, signed_meta(SID, data))
+        self.assertEqual(resp.content, b"out")
+
+    @unittest.skipIf(django.VERSION < (4, 2), "SECRET_KEY_FALLBACKS renews a session's hash from Django 4.2")
+    def test_hash_renewed_from_a_fallback_secret_is_reported(self):
+        # A rotated SECRET_KEY: Django takes the session's hash made with
+        # the old key and renews it, saving no user. Unreported, the
+        # gateway would keep only hashes of the old key, and PHP would
+        # name nobody in the renewed session.
+        data, _ = self.login()
+        with override_settings(SECRET_KEY="rotated-" + "k" * 50, SECRET_KEY_FALLBACKS=["test-only"]):
+            from django.utils.functional import SimpleLazyObject
+
+            def page(request):
+                request.user = SimpleLazyObject(lambda: auth.get_user(request))
+                return HttpResponse(request.user.is_authenticated and "in" or "out")
+
+            _, resp = run(page, signed_meta(SID, data))
+            self.assertEqual(resp.content, b"in")
+            c = Change(resp)
+            self.assertNotEqual(c.data["_auth_user_hash"], data["_auth_user_hash"])
+            got = reported_logins(resp)[str(self.user.pk)]
+            self.assertEqual(got, [c.data["_auth_user_hash"], data["_auth_user_hash"]])
+
+    def test_password_set_without_a_session_is_reported(self):
+        # A password reset by e-mail, or an administrator's change of
+        # another user's password: no session of that user is written.
+        def reset(request):
+            self.user.set_password("reset-password-0123")
+            self.user.save()
+            return HttpResponse("done")
+
+        _, resp = run(reset, signed_meta(SID, {"cart": 1}), method="post")
+        got = reported_logins(resp)
+        self.assertEqual(got[str(self.user.pk)][0], self.user.get_session_auth_hash())
+
+    def test_rolled_back_save_is_not_reported(self):
+        from django.db import transaction
+
+        def failing(request):
+            try:
+                with transaction.atomic():
+                    self.user.set_password("never-stored-0123")
+                    self.user.save()
+                    raise RuntimeError("rolled back")
+            except RuntimeError:
+                pass
+            return HttpResponse("kept")
+
+        _, resp = run(failing, method="post")
+        self.assertEqual(reported_logins(resp), {})
+
+    def test_nothing_reported_to_a_gateway_without_the_feature(self):
+        meta = protocol.request_meta(KEY, SID, b"{}", NONCE, str(int(time.time())), features="rotate-carry expiry-at")
+
+        def view(request):
+            auth.login(request, self.user, backend="django.contrib.auth.backends.ModelBackend")
+            return HttpResponse("in")
+
+        _, resp = run(view, meta, method="post")
+        self.assertEqual(internal_headers(resp).count(protocol.LOGINS_HEADER), 0)
+        self.assertIsNone(resp.get(protocol.LOGINS_HEADER))
+        self.assertEqual(Change(resp).op, "write")
+
+    def test_a_page_that_changes_no_login_reports_nothing(self):
+        data, _ = self.login()
+
+        def whoami(request):
+            request.session["seen"] = auth.get_user(request).username
+            return HttpResponse("x")
+
+        _, resp = run(whoami, signed_meta(SID, data))
+        self.assertEqual(Change(resp).op, "write")
+        self.assertEqual(reported_logins(resp), {})
+
+    def test_users_and_hashes_the_gateway_cannot_take_are_left_out(self):
+        v = protocol.Verified(SID, {}, KEY, NONCE)
+        users = {"u%d" % i: ["h%d" % i] for i in range(protocol.MAX_LOGIN_USERS + 3)}
+        users["{tag}"] = ["h"]
+        users["no-hash"] = ["a,b", "with space"]
+        users["many"] = ["h%d" % i for i in range(20)]
+        headers = dict(protocol.logins_headers(v, users))
+        entries = headers[protocol.LOGINS_HEADER].split(" ")
+        self.assertEqual(len(entries), protocol.MAX_LOGIN_USERS)
+        self.assertNotIn(base64.b64encode(b"{tag}").decode() + ":h", entries)
+        self.assertEqual(protocol.logins_headers(v, {"no-hash": ["a,b"]}), [])
+
+
 class KeyConfigTests(unittest.TestCase):
     def test_setting_then_environment(self):
         self.assertEqual(load_keys(), [KEY, OLD_KEY])

@@ -68,6 +68,16 @@ class VectorTests(unittest.TestCase):
             with self.assertRaises(protocol.ProtocolError):
                 protocol.verify_request(meta, [self.keys[1]], now)
 
+    def test_logins_signature(self):
+        lg = self.v["logins"]
+        self.assertEqual(protocol.logins_signature(self.keys[0], self.v["nonce"], lg["value"]), lg["signature"])
+        verified = protocol.Verified("", {}, self.keys[0], self.v["nonce"])
+        users = {"1": ["9f86d081884c7d65", "60303ae22b998861"], "jörg@example.org": ["fd61a03af4f77d87"]}
+        self.assertEqual(
+            dict(protocol.logins_headers(verified, users)),
+            {protocol.LOGINS_HEADER: lg["value"], protocol.LOGINS_SIGNATURE_HEADER: lg["signature"]},
+        )
+
     def test_response_signatures(self):
         self.assertGreaterEqual(len(self.v["responses"]), 6)
         for resp in self.v["responses"]:

@@ -1,0 +1,116 @@
+"""Which login hashes of a user Django takes now, told to the gateway so
+that PHP pages honour a password change as Django does (docs/protocol.md
+section 5, "Logins").
+
+Django keeps a hash of the user's password in the session
+(_auth_user_hash) and logs the session out at its next page once it no
+longer matches: after a password change every other session of the user,
+a stolen one included, is over. PHP cannot compute the hash. So whenever
+the valid hashes may have changed (a user saved: a password set, a login,
+which saves last_login; a session's hash renewed by Django), this module
+collects them during the request and the middleware reports them; the
+gateway then tells a PHP page whose session holds another hash."""
+
+import contextvars
+
+from django.db import transaction
+from django.utils.functional import LazyObject, empty
+
+# The users whose valid hashes changed during this request: {user id:
+# [hashes]}, set by the middleware for each request. A dict, shared by the
+# copies of the context a view may run in (asgiref's thread for a sync
+# view under ASGI), so what they collect reaches the middleware.
+_collected = contextvars.ContextVar("sessiongate_django_logins", default=None)
+
+AUTH_USER = "_auth_user_id"
+AUTH_HASH = "_auth_user_hash"
+
+
+def start(request):
+    """Starts collecting for request."""
+    request._sessiongate_logins = {}
+    _collected.set(request._sessiongate_logins)
+
+
+def finish(request):
+    """Stops collecting and returns what was collected for request."""
+    _collected.set(None)
+    return getattr(request, "_sessiongate_logins", None) or {}
+
+
+def connect():
+    """Collects the saves of the user model, when the site has one."""
+    from django.apps import apps
+    from django.conf import settings
+    from django.db.models.signals import post_save
+
+    try:
+        model = apps.get_model(settings.AUTH_USER_MODEL, require_ready=False)
+    except (LookupError, ValueError):
+        return  # no django.contrib.auth: no logins to report
+    post_save.connect(user_saved, sender=model, dispatch_uid="sessiongate_django.logins")
+
+
+def valid_hashes(user):
+    """The _auth_user_hash values Django's get_user() accepts for user now:
+    its current one, then those made with SECRET_KEY_FALLBACKS (Django 4.1
+    and later), or None for a user without them."""
+    current = getattr(user, "get_session_auth_hash", None)
+    if current is None:
+        return None
+    hashes = [current()]
+    fallback = getattr(user, "get_session_auth_fallback_hash", None)
+    if fallback is not None:
+        hashes.extend(h for h in fallback() if h not in hashes)
+    return hashes
+
+
+def user_id(user):
+    """The user's id as login() stores it in the session."""
+    return user._meta.pk.value_to_string(user)
+
+
+def user_saved(sender, instance, using=None, **kwargs):
+    """post_save of the user model: a password set, or a login (Django
+    saves last_login). Collected once the save is committed: a transaction
+    rolled back (ATOMIC_REQUESTS and a 500) changed no password, and
+    reporting its hash would end the user's valid sessions on PHP pages."""
+    users = _collected.get()
+    if users is None:
+        return  # not in a request through the middleware (manage.py)
+    hashes = valid_hashes(instance)
+    if hashes is None:
+        return
+    uid = user_id(instance)
+
+    def collect():
+        users[uid] = hashes
+
+    transaction.on_commit(collect, using=using)
+
+
+def session_renewed(request, given, written):
+    """A session written with another login hash than it was given (a
+    login, update_session_auth_hash() after a password change, or Django
+    4.2's renewal of a hash made with a fallback secret): the user is the
+    request's, already loaded. Collected unless a save of that user was."""
+    users = getattr(request, "_sessiongate_logins", None)
+    if users is None or not isinstance(written, dict):
+        return
+    uid, h = written.get(AUTH_USER), written.get(AUTH_HASH)
+    if not isinstance(uid, str) or not isinstance(h, str) or uid in users:
+        return
+    if isinstance(given, dict) and given.get(AUTH_USER) == uid and given.get(AUTH_HASH) == h:
+        return
+    user = request.__dict__.get("user")
+    if isinstance(user, LazyObject):
+        # Evaluating it here would run get_user(), which may flush the
+        # session: only a user the request already loaded is used.
+        user = user._wrapped
+        if user is empty:
+            return
+    if user is None or getattr(user, "pk", None) is None or user_id(user) != uid:
+        return
+    hashes = valid_hashes(user)
+    if hashes and h in hashes:
+        users[uid] = hashes
