@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 )
@@ -46,6 +48,46 @@ func loginOf(data []byte) (djangoLogin, bool) {
 	return l, true
 }
 
+// loginCacheTTL is how long a gateway goes by the logins it read for a
+// user before it reads them again: a PHP page of a session logged in
+// through Django otherwise waits for one Redis read more (some 50 µs on
+// loopback). A password change made through another gateway reaches this
+// one's PHP pages that much later; through this one, at once.
+const loginCacheTTL = time.Second
+
+// loginCacheMax bounds the users held; past it the cache starts anew.
+const loginCacheMax = 10000
+
+// loginCache holds the logins recently read or recorded, by user.
+type loginCache struct {
+	mu    sync.Mutex
+	users map[string]cachedLogins
+}
+
+type cachedLogins struct {
+	rec []byte // nil: none recorded
+	at  time.Time
+}
+
+func (c *loginCache) get(user string, now time.Time) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.users[user]
+	if !ok || now.Sub(e.at) >= loginCacheTTL || now.Before(e.at) {
+		return nil, false
+	}
+	return e.rec, true
+}
+
+func (c *loginCache) put(user string, rec []byte, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.users == nil || len(c.users) >= loginCacheMax {
+		c.users = make(map[string]cachedLogins)
+	}
+	c.users[user] = cachedLogins{rec: rec, at: now}
+}
+
 // RecordLogins stores hashes as the login hashes valid for user, as long
 // as a session can live (the cookie's Max-Age). A store without a
 // store.LoginRegistry records nothing. A client that left does not stop
@@ -57,10 +99,12 @@ func (m *Manager) RecordLogins(ctx context.Context, user string, hashes []string
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
 	defer cancel()
-	if err := reg.SetLogins(sctx, user, []byte(strings.Join(hashes, " ")), m.o.Cookie.MaxAge); err != nil {
+	rec := []byte(strings.Join(hashes, " "))
+	if err := reg.SetLogins(sctx, user, rec, m.o.Cookie.MaxAge); err != nil {
 		m.event("store_error")
 		return fmt.Errorf("record the valid logins of user %q: %w", user, err)
 	}
+	m.logins.put(user, rec, m.now())
 	return nil
 }
 
@@ -77,12 +121,16 @@ func (m *Manager) RevokedLogin(ctx context.Context, data []byte) (string, error)
 	if !ok || !store.ValidLoginUser(l.User) {
 		return "", nil
 	}
-	sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
-	defer cancel()
-	rec, err := reg.Logins(sctx, l.User)
-	if err != nil {
-		m.event("store_error")
-		return "", fmt.Errorf("read the valid logins of user %q: %w", l.User, err)
+	rec, ok := m.logins.get(l.User, m.now())
+	if !ok {
+		sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
+		defer cancel()
+		var err error
+		if rec, err = reg.Logins(sctx, l.User); err != nil {
+			m.event("store_error")
+			return "", fmt.Errorf("read the valid logins of user %q: %w", l.User, err)
+		}
+		m.logins.put(l.User, rec, m.now())
 	}
 	if rec == nil || slices.Contains(strings.Fields(string(rec)), l.Hash) {
 		return "", nil

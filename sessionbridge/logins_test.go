@@ -2,7 +2,9 @@ package sessionbridge
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
@@ -48,4 +50,63 @@ func TestRevokedLogin(t *testing.T) {
 	if got, err := plain.RevokedLogin(ctx, []byte(`{"_auth_user_id":"7","_auth_user_hash":"old"}`)); got != "" || err != nil {
 		t.Errorf("RevokedLogin without a registry: %q, %v", got, err)
 	}
+}
+
+// TestRevokedLoginCache: a gateway reads a user's logins at most once per
+// loginCacheTTL; a password change recorded through it counts at once,
+// one recorded through another gateway once the cached read is older than
+// that.
+func TestRevokedLoginCache(t *testing.T) {
+	mem := memory.New(memory.Options{})
+	t.Cleanup(func() { mem.Close() })
+	reads := &countingLogins{LoginRegistry: mem}
+	st := struct {
+		store.Store
+		store.LoginRegistry
+	}{mem, reads}
+	here, there := newTestManager(t, LockStrict, st), newTestManager(t, LockStrict, st)
+	now := time.Unix(1700000000, 0)
+	here.now = func() time.Time { return now }
+	ctx := context.Background()
+	session := []byte(`{"_auth_user_id":"7","_auth_user_hash":"h1"}`)
+	if err := here.RecordLogins(ctx, "7", []string{"h1"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if got, _ := here.RevokedLogin(ctx, session); got != "" {
+			t.Fatalf("a valid login revoked: %q", got)
+		}
+	}
+	if n := reads.n.Load(); n != 0 {
+		t.Fatalf("%d reads of logins this gateway had just recorded", n)
+	}
+	if err := there.RecordLogins(ctx, "7", []string{"h2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := here.RevokedLogin(ctx, session); got != "" {
+		t.Fatalf("revoked within the cache's time: %q", got)
+	}
+	now = now.Add(loginCacheTTL)
+	if got, _ := here.RevokedLogin(ctx, session); got != "h1" {
+		t.Fatalf("after the cache's time: %q, want h1 revoked", got)
+	}
+	if err := here.RecordLogins(ctx, "7", []string{"h1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := here.RevokedLogin(ctx, session); got != "" {
+		t.Fatalf("after this gateway recorded h1 again: %q", got)
+	}
+	if n := reads.n.Load(); n != 1 {
+		t.Fatalf("%d reads of logins, want 1", n)
+	}
+}
+
+type countingLogins struct {
+	store.LoginRegistry
+	n atomic.Int64
+}
+
+func (c *countingLogins) Logins(ctx context.Context, user string) ([]byte, error) {
+	c.n.Add(1)
+	return c.LoginRegistry.Logins(ctx, user)
 }

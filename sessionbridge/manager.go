@@ -92,6 +92,9 @@ type Manager struct {
 	djangoUnmarkedWarned  atomic.Int64
 	djangoRefusedWarned   atomic.Int64
 	djangoRawCookieWarned atomic.Int64
+	// logins: the login records of Django's users lately read or written
+	// (logins.go).
+	logins loginCache
 }
 
 // New validates o and checks the keys.
