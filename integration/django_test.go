@@ -405,6 +405,57 @@ func testDjangoOn(t *testing.T, rel djangoRelease) {
 		}
 	})
 
+	t.Run("the admin's password change ends the user's other sessions on PHP", func(t *testing.T) {
+		// Django's own PasswordChangeView: the session that changed the
+		// password stays logged in, every other one is over, on Django
+		// pages at their next request and now on PHP pages too.
+		mine, other := jar{}, jar{}
+		adminLogin(t, gw0, mine)
+		adminLogin(t, gw1, other)
+		want := "user:" + s.userID
+		if _, body := call(t, gw1, other, "GET", "/whoami.php", ""); body != want {
+			t.Fatalf("PHP in the other session before the change: %q", body)
+		}
+		change := func(from, to string) {
+			t.Helper()
+			res, body := call(t, gw0, mine, "GET", "/admin/password_change/", "")
+			m := csrfField.FindStringSubmatch(body)
+			if res.StatusCode != 200 || m == nil {
+				t.Fatalf("password change form: %d\n%.300s", res.StatusCode, body)
+			}
+			form := url.Values{"csrfmiddlewaretoken": {m[1]}, "old_password": {from}, "new_password1": {to}, "new_password2": {to}}
+			res, body = call(t, gw0, mine, "POST", "/admin/password_change/", form.Encode(), "Content-Type", "application/x-www-form-urlencoded")
+			if res.StatusCode != 302 || !strings.Contains(res.Header.Get("Location"), "/admin/password_change/done/") {
+				t.Fatalf("password change %s: %d Location %q\n%.800s", to, res.StatusCode, res.Header.Get("Location"), body)
+			}
+		}
+		change("demo-password", "changed-demo-password")
+		defer change("changed-demo-password", "demo-password") // for the other subtests
+		// At once through the gateway that recorded the change; through
+		// the other one, which read the user's logins a moment ago, once
+		// that read is a second old (docs/protocol.md, "Logins").
+		if _, body := call(t, gw0, other, "GET", "/whoami.php", ""); body != "anonymous" {
+			t.Fatalf("PHP in the other session after the change: %q, want anonymous", body)
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			_, body := call(t, gw1, other, "GET", "/whoami.php", "")
+			if body == "anonymous" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("PHP in the other session through the other gateway, 3 s after the change: %q, want anonymous", body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if _, body := call(t, gw1, mine, "GET", "/whoami.php", ""); body != want {
+			t.Fatalf("PHP in the session that changed the password: %q, want %q", body, want)
+		}
+		if res, _ := call(t, gw1, other, "GET", "/admin/", ""); res.StatusCode != 302 {
+			t.Fatalf("the admin in the other session after the change: %d, want 302 to the login", res.StatusCode)
+		}
+	})
+
 	t.Run("paths are routed as nginx normalises them", func(t *testing.T) {
 		// Django's prefix is /accounts/: merged slashes and dot segments
 		// decide the upstream, the request goes out as sent.
