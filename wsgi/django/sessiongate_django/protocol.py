@@ -213,13 +213,20 @@ def _login_hash_ok(h):
 def logins_headers(verified, users):
     """The signed report of the login hashes valid for each user: ``users``
     maps a user id (the session's _auth_user_id) to its hashes, current
-    first. Users and hashes the gateway could not take are left out, and
-    so are users past MAX_LOGIN_USERS (their other sessions stay logged in
-    on PHP pages until their next Django page, as before)."""
+    first. A user the gateway could not take whole (an id or a hash it
+    refuses, more than MAX_LOGIN_HASHES hashes: a part of them would end
+    sessions Django still takes) is left out, and so are users past
+    MAX_LOGIN_USERS: their other sessions stay logged in on PHP pages until
+    their next Django page, as before."""
     entries = []
     for user, hashes in users.items():
-        hashes = [h for h in hashes if _login_hash_ok(h)][:MAX_LOGIN_HASHES]
-        if not hashes or not _login_user_ok(user) or len(entries) == MAX_LOGIN_USERS:
+        if (
+            not hashes
+            or len(hashes) > MAX_LOGIN_HASHES
+            or not all(_login_hash_ok(h) for h in hashes)
+            or not _login_user_ok(user)
+            or len(entries) == MAX_LOGIN_USERS
+        ):
             continue
         entries.append(base64.b64encode(user.encode("utf-8")).decode("ascii") + ":" + ",".join(hashes))
     if not entries:

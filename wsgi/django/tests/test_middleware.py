@@ -1340,6 +1340,11 @@ class LoginsTests(unittest.TestCase):
         self.assertEqual(len(entries), protocol.MAX_LOGIN_USERS)
         self.assertNotIn(base64.b64encode(b"{tag}").decode() + ":h", entries)
         self.assertEqual(protocol.logins_headers(v, {"no-hash": ["a,b"]}), [])
+        # Part of a user's hashes would end the sessions of the others:
+        # such a user is left out whole.
+        for hashes in (["good", "a,b"], ["h%d" % i for i in range(protocol.MAX_LOGIN_HASHES + 1)]):
+            self.assertEqual(protocol.logins_headers(v, {"u": hashes}), [])
+        self.assertEqual(len(protocol.logins_headers(v, {"u": ["h"] * protocol.MAX_LOGIN_HASHES})), 2)
 
 
 class KeyConfigTests(unittest.TestCase):
