@@ -254,6 +254,9 @@ func testDjangoSessionAPIOn(t *testing.T, rel djangoRelease) {
 		}
 	})
 
+	t.Run("a password change ends the user's other sessions on PHP pages too", func(t *testing.T) {
+		passwordChangeEndsOtherSessionsOnPHP(t, gw)
+	})
 }
 
 // TestDjangoBodyStallTimesOut: SESSIONGATE_DJANGO_TIMEOUT bounds each wait

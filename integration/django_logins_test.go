@@ -6,23 +6,16 @@ import (
 	"testing"
 )
 
-// TestDjangoPasswordChangeEndsOtherSessionsOnPHP: Django logs a session
+// passwordChangeEndsOtherSessionsOnPHP (a subtest of TestDjangoSessionAPI,
+// on Django 3.2 and 5.2 under gunicorn and 5.2 under ASGI, whose sync
+// views run in other threads than the middleware): Django logs a session
 // out at its next Django page once the password hash it keeps no longer
 // matches the user's; PHP pages, which cannot compute that hash, went on
 // naming the user (sessiongate_user_id()) until then. Now the middleware
 // reports the hashes Django takes (docs/protocol.md, "Logins") and a PHP
 // page of a session a password change ended names nobody, while the
-// session that changed the password stays logged in on both sides. On
-// Django 3.2 and 5.2 under gunicorn, and 5.2 under ASGI (uvicorn), whose
-// sync views run in other threads than the middleware.
-func TestDjangoPasswordChangeEndsOtherSessionsOnPHP(t *testing.T) {
-	t.Parallel()
-	forEachDjango(t, djangoReleases(t, "3.2", "5.2", "5.2"+uvicornSuffix), testPasswordChangeEndsOtherSessionsOn)
-}
-
-func testPasswordChangeEndsOtherSessionsOn(t *testing.T, rel djangoRelease) {
-	s, _ := startDjangoAPIStackOn(t, rel)
-	gw := s.gws[0]
+// session that changed the password stays logged in on both sides.
+func passwordChangeEndsOtherSessionsOnPHP(t *testing.T, gw *sessionGW) {
 	php := func(j jar) string {
 		t.Helper()
 		res, body := call(t, gw, j, "GET", "/whoami.php", "")
@@ -58,6 +51,7 @@ func testPasswordChangeEndsOtherSessionsOn(t *testing.T, rel djangoRelease) {
 	bystander := php(other)
 
 	post(mine, "/accounts/api/password/", url.Values{"password": {"new-password"}})
+	defer post(mine, "/accounts/api/password/", url.Values{"password": {"api-password"}}) // for the other subtests
 	if got := php(stolen); got != "anonymous" {
 		t.Fatalf("PHP in the other session after the password change: %s, want anonymous", got)
 	}
