@@ -102,15 +102,22 @@ def session_renewed(request, given, written):
         return
     if isinstance(given, dict) and given.get(AUTH_USER) == uid and given.get(AUTH_HASH) == h:
         return
+    for user in _loaded_users(request):
+        if getattr(user, "pk", None) is not None and user_id(user) == uid:
+            hashes = valid_hashes(user)
+            if hashes and h in hashes:
+                users[uid] = hashes
+            return
+
+
+def _loaded_users(request):
+    """The users the request already loaded: request.user once evaluated
+    (evaluating it here would run get_user(), which may flush the session),
+    and what AuthenticationMiddleware cached for request.user and for an
+    async view's request.auser()."""
     user = request.__dict__.get("user")
     if isinstance(user, LazyObject):
-        # Evaluating it here would run get_user(), which may flush the
-        # session: only a user the request already loaded is used.
         user = user._wrapped
-        if user is empty:
-            return
-    if user is None or getattr(user, "pk", None) is None or user_id(user) != uid:
-        return
-    hashes = valid_hashes(user)
-    if hashes and h in hashes:
-        users[uid] = hashes
+    for u in (user, request.__dict__.get("_acached_user"), request.__dict__.get("_cached_user")):
+        if u is not None and u is not empty:
+            yield u

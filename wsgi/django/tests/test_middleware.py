@@ -1278,6 +1278,24 @@ class LoginsTests(unittest.TestCase):
             got = reported_logins(resp)[str(self.user.pk)]
             self.assertEqual(got, [c.data["_auth_user_hash"], data["_auth_user_hash"]])
 
+    @unittest.skipIf(django.VERSION < (5, 0), "request.auser() and aget_user() from Django 5.0")
+    def test_hash_renewed_in_an_async_views_user_is_reported(self):
+        # An async view loads the user with await request.auser(), which
+        # AuthenticationMiddleware caches apart from request.user.
+        from asgiref.sync import async_to_sync
+
+        data, _ = self.login()
+        with override_settings(SECRET_KEY="rotated-" + "k" * 50, SECRET_KEY_FALLBACKS=["test-only"]):
+
+            def page(request):
+                request._acached_user = async_to_sync(auth.aget_user)(request)
+                return HttpResponse(request._acached_user.is_authenticated and "in" or "out")
+
+            _, resp = run(page, signed_meta(SID, data))
+            self.assertEqual(resp.content, b"in")
+            c = Change(resp)
+            self.assertEqual(reported_logins(resp)[str(self.user.pk)][0], c.data["_auth_user_hash"])
+
     def test_password_set_without_a_session_is_reported(self):
         # A password reset by e-mail, or an administrator's change of
         # another user's password: no session of that user is written.
