@@ -14,7 +14,8 @@ import (
 // naming the user (sessiongate_user_id()) until then. Now the middleware
 // reports the hashes Django takes (docs/protocol.md, "Logins") and a PHP
 // page of a session a password change ended names nobody, while the
-// session that changed the password stays logged in on both sides.
+// session that changed the password stays logged in on both sides; so
+// does one of a user deleted.
 func passwordChangeEndsOtherSessionsOnPHP(t *testing.T, gw *sessionGW) {
 	php := func(j jar) string {
 		t.Helper()
@@ -77,5 +78,17 @@ func passwordChangeEndsOtherSessionsOnPHP(t *testing.T, gw *sessionGW) {
 	}
 	if got := php(mine); got != uid {
 		t.Fatalf("PHP in the first session after the second login: %s, want %s", got, uid)
+	}
+
+	// A user deleted: Django finds nobody for the user's sessions, and
+	// PHP names nobody in them either.
+	if _, body := call(t, gw, mine, "GET", "/accounts/api/delete-user/?u=bystander", ""); body != "deleted" {
+		t.Fatalf("delete-user: %q", body)
+	}
+	if got := php(other); got != "anonymous" {
+		t.Fatalf("PHP in the session of a deleted user: %s, want anonymous", got)
+	}
+	if got := php(mine); got != uid {
+		t.Fatalf("PHP in the session that deleted another user: %s, want %s", got, uid)
 	}
 }

@@ -26,7 +26,11 @@ func TestRevokedLogin(t *testing.T) {
 	if err := m.RecordLogins(ctx, "7", []string{"new", "fallback"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := m.RecordLogins(ctx, "deleted", nil); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct{ data, want string }{
+		{`{"_auth_user_id":"deleted","_auth_user_hash":"any"}`, "any"}, // no login valid
 		{`{"_auth_user_id":"7","_auth_user_hash":"old","cart":[1]}`, "old"},
 		{`{"_auth_user_id":"7","_auth_user_hash":"new"}`, ""},
 		{`{"_auth_user_id":"7","_auth_user_hash":"fallback"}`, ""},

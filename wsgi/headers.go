@@ -267,7 +267,8 @@ const (
 
 // readLogins parses and verifies X-Sessiongate-Logins against key and the
 // request's nonce: space-separated entries of base64(user id) ":" and the
-// comma-separated hashes. It returns errNoChange when there is none.
+// comma-separated hashes, none for a user deleted. It returns errNoChange
+// when there is none.
 func readLogins(h http.Header, key []byte, nonce string) ([]userLogins, error) {
 	value, err := single(h, hdrLogins)
 	if err != nil {
@@ -297,7 +298,10 @@ func readLogins(h http.Header, key []byte, nonce string) ([]userLogins, error) {
 		if !ok || err != nil || !store.ValidLoginUser(string(user)) {
 			return nil, fmt.Errorf("bad user in %s entry %q", hdrLogins, e)
 		}
-		hashes := strings.Split(hs, ",")
+		var hashes []string // none: the user was deleted, no login is valid
+		if hs != "" {
+			hashes = strings.Split(hs, ",")
+		}
 		if len(hashes) > maxLoginHashes {
 			return nil, fmt.Errorf("%s gives user %q %d hashes, at most %d", hdrLogins, user, len(hashes), maxLoginHashes)
 		}

@@ -78,12 +78,12 @@ func TestReadLogins(t *testing.T) {
 		h.Set(hdrLoginsSig, LoginsSignature(key, nonce, value))
 		return h
 	}
-	good := b64("42") + ":aa11,bb22 " + b64("jörg@example.org") + ":cc33"
+	good := b64("42") + ":aa11,bb22 " + b64("jörg@example.org") + ":cc33 " + b64("deleted") + ":"
 	got, err := readLogins(signed(good), key, nonce)
 	if err != nil {
 		t.Fatalf("signed report refused: %v", err)
 	}
-	want := []userLogins{{"42", []string{"aa11", "bb22"}}, {"jörg@example.org", []string{"cc33"}}}
+	want := []userLogins{{"42", []string{"aa11", "bb22"}}, {"jörg@example.org", []string{"cc33"}}, {"deleted", nil}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("read %+v, want %+v", got, want)
 	}

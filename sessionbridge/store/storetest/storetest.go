@@ -961,6 +961,14 @@ func testLoginRegistry(t *testing.T, a, b store.Store) {
 	if v, _ := rb.Logins(ctx, other); v != nil {
 		t.Fatalf("another user's Logins: %q, want nil", v)
 	}
+	// An empty record (a user deleted: no login valid) is a record.
+	empty := newID()
+	if err := ra.SetLogins(ctx, empty, nil, time.Minute); err != nil {
+		t.Fatalf("SetLogins of an empty record: %v", err)
+	}
+	if v, err := rb.Logins(ctx, empty); err != nil || v == nil || len(v) != 0 {
+		t.Fatalf("Logins of an empty record: %q (nil: %v), %v; want empty, not nil", v, v == nil, err)
+	}
 	if err := ra.SetLogins(ctx, other, []byte("short"), 300*time.Millisecond); err != nil {
 		t.Fatalf("SetLogins with a TTL: %v", err)
 	}

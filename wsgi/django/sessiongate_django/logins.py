@@ -7,7 +7,8 @@ Django keeps a hash of the user's password in the session
 longer matches: after a password change every other session of the user,
 a stolen one included, is over. PHP cannot compute the hash. So whenever
 the valid hashes may have changed (a user saved: a password set, a login,
-which saves last_login; a session's hash renewed by Django), this module
+which saves last_login; a user deleted; a session's hash renewed by
+Django), this module
 collects them during the request and the middleware reports them; the
 gateway then tells a PHP page whose session holds another hash."""
 
@@ -42,13 +43,14 @@ def connect():
     """Collects the saves of the user model, when the site has one."""
     from django.apps import apps
     from django.conf import settings
-    from django.db.models.signals import post_save
+    from django.db.models.signals import post_delete, post_save
 
     try:
         model = apps.get_model(settings.AUTH_USER_MODEL, require_ready=False)
     except (LookupError, ValueError):
         return  # no django.contrib.auth: no logins to report
     post_save.connect(user_saved, sender=model, dispatch_uid="sessiongate_django.logins")
+    post_delete.connect(user_deleted, sender=model, dispatch_uid="sessiongate_django.logins")
 
 
 def valid_hashes(user):
@@ -85,6 +87,21 @@ def user_saved(sender, instance, using=None, **kwargs):
 
     def collect():
         users[uid] = hashes
+
+    transaction.on_commit(collect, using=using)
+
+
+def user_deleted(sender, instance, using=None, **kwargs):
+    """post_delete of the user model: Django's get_user() finds nobody for
+    the user's sessions any more, so no login of the user is valid (an
+    empty list). Collected once the deletion is committed."""
+    users = _collected.get()
+    if users is None:
+        return
+    uid = user_id(instance)
+
+    def collect():
+        users[uid] = []
 
     transaction.on_commit(collect, using=using)
 

@@ -213,7 +213,8 @@ def _login_hash_ok(h):
 def logins_headers(verified, users):
     """The signed report of the login hashes valid for each user: ``users``
     maps a user id (the session's _auth_user_id) to its hashes, current
-    first. A user the gateway could not take whole (an id or a hash it
+    first, or to none when no login of the user is valid (deleted). A user
+    the gateway could not take whole (an id or a hash it
     refuses, more than MAX_LOGIN_HASHES hashes: a part of them would end
     sessions Django still takes) is left out, and so are users past
     MAX_LOGIN_USERS: their other sessions stay logged in on PHP pages until
@@ -221,8 +222,7 @@ def logins_headers(verified, users):
     entries = []
     for user, hashes in users.items():
         if (
-            not hashes
-            or len(hashes) > MAX_LOGIN_HASHES
+            len(hashes) > MAX_LOGIN_HASHES
             or not all(_login_hash_ok(h) for h in hashes)
             or not _login_user_ok(user)
             or len(entries) == MAX_LOGIN_USERS

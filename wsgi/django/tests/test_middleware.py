@@ -1197,7 +1197,7 @@ def reported_logins(response, key=KEY, nonce=NONCE):
     out = {}
     for entry in value.split(" "):
         user, hashes = entry.split(":", 1)
-        out[base64.b64decode(user).decode()] = hashes.split(",")
+        out[base64.b64decode(user).decode()] = hashes.split(",") if hashes else []
     return out
 
 
@@ -1308,6 +1308,18 @@ class LoginsTests(unittest.TestCase):
         got = reported_logins(resp)
         self.assertEqual(got[str(self.user.pk)][0], self.user.get_session_auth_hash())
 
+    def test_deleted_user_has_no_valid_login(self):
+        gone = auth.get_user_model().objects.create_user("logins-gone", password="gone-password-0123")
+        uid = str(gone.pk)
+
+        def delete(request):
+            gone.delete()
+            return HttpResponse("deleted")
+
+        _, resp = run(delete, method="post")
+        self.assertEqual(reported_logins(resp), {uid: []})
+        self.assertEqual(resp[protocol.LOGINS_HEADER], base64.b64encode(uid.encode()).decode() + ":")
+
     def test_rolled_back_save_is_not_reported(self):
         from django.db import transaction
 
@@ -1358,6 +1370,7 @@ class LoginsTests(unittest.TestCase):
         self.assertEqual(len(entries), protocol.MAX_LOGIN_USERS)
         self.assertNotIn(base64.b64encode(b"{tag}").decode() + ":h", entries)
         self.assertEqual(protocol.logins_headers(v, {"no-hash": ["a,b"]}), [])
+        self.assertEqual(dict(protocol.logins_headers(v, {"gone": []}))[protocol.LOGINS_HEADER], "Z29uZQ==:")
         # Part of a user's hashes would end the sessions of the others:
         # such a user is left out whole.
         for hashes in (["good", "a,b"], ["h%d" % i for i in range(protocol.MAX_LOGIN_HASHES + 1)]):

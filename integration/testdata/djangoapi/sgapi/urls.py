@@ -234,6 +234,12 @@ def login_as(request):
     return HttpResponse(str(user.pk), content_type="text/plain")
 
 
+def delete_user(request):
+    # ?u=name: deletes that user (an administrator's deletion).
+    auth.get_user_model().objects.filter(username=request.GET["u"]).delete()
+    return HttpResponse("deleted", content_type="text/plain")
+
+
 def slow_set(request):
     # ?ms=&k=&v=: reads the session, waits, then sets k to v.
     request.session.get("x")
@@ -380,6 +386,7 @@ async def asession(request):
 urlpatterns = [
     path("accounts/api/protected/<str:name>", protected),
     path("accounts/api/login-as/", login_as),
+    path("accounts/api/delete-user/", delete_user),
     path("accounts/api/slow-set/", slow_set),
     path("accounts/api/types-show/", types_show),
     path("accounts/api/types-mutate/", types_mutate),
