@@ -563,6 +563,16 @@ func (s *Store) SetLogins(ctx context.Context, user string, value []byte, ttl ti
 	if err != nil {
 		return err
 	}
+	if s.waitReplicas > 0 {
+		// A record a failover lost would let the sessions a password
+		// change ended name the user on PHP pages again.
+		var set *redis.StatusCmd
+		wait := s.writeThenWait(ctx, func(p redis.Pipeliner) { set = p.Set(ctx, key, value, max(ttl, 0)) })
+		if err := set.Err(); err != nil {
+			return unavailable("record logins", err)
+		}
+		return s.replicated("record logins", wait)
+	}
 	if err := s.c.Set(ctx, key, value, max(ttl, 0)).Err(); err != nil {
 		return unavailable("record logins", err)
 	}

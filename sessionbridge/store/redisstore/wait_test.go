@@ -112,7 +112,15 @@ func TestWaitReplicasShortfallFailsWrites(t *testing.T) {
 	if m.Exists("test:{" + id + "}") {
 		t.Error("Delete did not delete")
 	}
-	log.take()
+	if err := s.SetLogins(ctx, "7", []byte("h1"), time.Minute); !errors.Is(err, errNotReplicated) {
+		t.Errorf("SetLogins: %v, want a shortfall", err)
+	}
+	if v, err := s.Logins(ctx, "7"); err != nil || string(v) != "h1" {
+		t.Errorf("after SetLogins' shortfall the master holds %q %v, want h1", v, err)
+	}
+	if sent := log.take(); !containsPipeline(sent, "wait") {
+		t.Errorf("no pipeline of SET and WAIT: %v", sent)
+	}
 
 	// A release that keeps the data: no WAIT.
 	l, _, err = s.Lock(ctx, id, time.Minute)
@@ -147,7 +155,7 @@ func TestWaitReplicasShortfallFailsWrites(t *testing.T) {
 func containsPipeline(sent []string, name string) bool {
 	for _, s := range sent {
 		parts := strings.Split(s, "+")
-		if len(parts) == 2 && parts[1] == name && (parts[0] == "evalsha" || parts[0] == "eval" || parts[0] == "del") {
+		if len(parts) == 2 && parts[1] == name && (parts[0] == "evalsha" || parts[0] == "eval" || parts[0] == "del" || parts[0] == "set") {
 			return true
 		}
 	}
