@@ -1,7 +1,6 @@
 package sessionbridge
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,25 +26,25 @@ import (
 // djangoLogin is the part of a session's data that says who logged in
 // through Django.
 type djangoLogin struct {
-	User string `json:"_auth_user_id"`
-	Hash string `json:"_auth_user_hash"`
+	User, Hash string
 }
 
-// hashKey is how a session that may hold a login is told from one that
-// cannot without decoding it.
-var hashKey = []byte(`"_auth_user_hash"`)
-
-// loginOf returns Django's login in data, if it has one with a hash.
-func loginOf(data []byte) (djangoLogin, bool) {
+// loginIn returns Django's login among a session's members, if it has
+// one with a hash. Another type (a number an app stored there) is no
+// Django login.
+func loginIn(ms []member) (djangoLogin, bool) {
 	var l djangoLogin
-	if !bytes.Contains(data, hashKey) {
-		return l, false
+	for _, m := range ms {
+		switch m.Key {
+		case "_auth_user_id":
+			l.User = ""
+			_ = json.Unmarshal(m.Value, &l.User)
+		case "_auth_user_hash":
+			l.Hash = ""
+			_ = json.Unmarshal(m.Value, &l.Hash)
+		}
 	}
-	// Another type (a number an app stored there) is no Django login.
-	if err := json.Unmarshal(data, &l); err != nil || l.User == "" || l.Hash == "" {
-		return djangoLogin{}, false
-	}
-	return l, true
+	return l, l.User != "" && l.Hash != ""
 }
 
 // loginCacheTTL is how long a gateway goes by the logins it read for a
@@ -108,16 +107,24 @@ func (m *Manager) RecordLogins(ctx context.Context, user string, hashes []string
 	return nil
 }
 
-// RevokedLogin returns the login hash in data when Django's login there
-// names a user for whom other hashes were recorded since (a password
-// change): "" when data holds no login, nothing was recorded, or the hash
-// is still valid.
-func (m *Manager) RevokedLogin(ctx context.Context, data []byte) (string, error) {
-	reg, ok := m.o.Store.(store.LoginRegistry)
+// RevokedLogin returns the login hash of the session as Open loaded it
+// when Django's login there names a user for whom other hashes were
+// recorded since (a password change): "" when the session holds no login,
+// nothing was recorded, or the hash is still valid. It reads the members
+// Open parsed, not the data again.
+func (s *Session) RevokedLogin(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	l, ok := loginIn(s.stored)
+	s.mu.Unlock()
 	if !ok {
 		return "", nil
 	}
-	l, ok := loginOf(data)
+	return s.m.revokedLogin(ctx, l)
+}
+
+// revokedLogin is RevokedLogin for the login l.
+func (m *Manager) revokedLogin(ctx context.Context, l djangoLogin) (string, error) {
+	reg, ok := m.o.Store.(store.LoginRegistry)
 	if !ok || !store.ValidLoginUser(l.User) {
 		return "", nil
 	}

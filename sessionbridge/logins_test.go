@@ -41,7 +41,7 @@ func TestRevokedLogin(t *testing.T) {
 		{`{"_auth_user_id":"{7}","_auth_user_hash":"old"}`, ""},     // no registry key
 		{`{}`, ""},
 	} {
-		got, err := m.RevokedLogin(ctx, []byte(c.data))
+		got, err := revokedIn(t, m, c.data)
 		if err != nil || got != c.want {
 			t.Errorf("RevokedLogin(%s) = %q, %v; want %q", c.data, got, err, c.want)
 		}
@@ -51,7 +51,7 @@ func TestRevokedLogin(t *testing.T) {
 	if err := plain.RecordLogins(ctx, "9", []string{"new"}); err != nil {
 		t.Fatalf("RecordLogins without a registry: %v", err)
 	}
-	if got, err := plain.RevokedLogin(ctx, []byte(`{"_auth_user_id":"7","_auth_user_hash":"old"}`)); got != "" || err != nil {
+	if got, err := revokedIn(t, plain, `{"_auth_user_id":"7","_auth_user_hash":"old"}`); got != "" || err != nil {
 		t.Errorf("RevokedLogin without a registry: %q, %v", got, err)
 	}
 }
@@ -72,12 +72,12 @@ func TestRevokedLoginCache(t *testing.T) {
 	now := time.Unix(1700000000, 0)
 	here.now = func() time.Time { return now }
 	ctx := context.Background()
-	session := []byte(`{"_auth_user_id":"7","_auth_user_hash":"h1"}`)
+	const session = `{"_auth_user_id":"7","_auth_user_hash":"h1"}`
 	if err := here.RecordLogins(ctx, "7", []string{"h1"}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		if got, _ := here.RevokedLogin(ctx, session); got != "" {
+		if got, _ := revokedIn(t, here, session); got != "" {
 			t.Fatalf("a valid login revoked: %q", got)
 		}
 	}
@@ -87,17 +87,17 @@ func TestRevokedLoginCache(t *testing.T) {
 	if err := there.RecordLogins(ctx, "7", []string{"h2"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := here.RevokedLogin(ctx, session); got != "" {
+	if got, _ := revokedIn(t, here, session); got != "" {
 		t.Fatalf("revoked within the cache's time: %q", got)
 	}
 	now = now.Add(loginCacheTTL)
-	if got, _ := here.RevokedLogin(ctx, session); got != "h1" {
+	if got, _ := revokedIn(t, here, session); got != "h1" {
 		t.Fatalf("after the cache's time: %q, want h1 revoked", got)
 	}
 	if err := here.RecordLogins(ctx, "7", []string{"h1"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := here.RevokedLogin(ctx, session); got != "" {
+	if got, _ := revokedIn(t, here, session); got != "" {
 		t.Fatalf("after this gateway recorded h1 again: %q", got)
 	}
 	if n := reads.n.Load(); n != 1 {
@@ -113,4 +113,14 @@ type countingLogins struct {
 func (c *countingLogins) Logins(ctx context.Context, user string) ([]byte, error) {
 	c.n.Add(1)
 	return c.LoginRegistry.Logins(ctx, user)
+}
+
+// revokedIn is Session.RevokedLogin of a session of m holding data.
+func revokedIn(t *testing.T, m *Manager, data string) (string, error) {
+	t.Helper()
+	ms, err := objectMembers([]byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (&Session{m: m, stored: ms}).RevokedLogin(context.Background())
 }

@@ -222,7 +222,7 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var sent []byte // php_serialize text PHP was given
 	if id := sess.ID(); id != "" {
-		if hash, err := h.m.RevokedLogin(r.Context(), sess.Data()); err != nil {
+		if hash, err := sess.RevokedLogin(r.Context()); err != nil {
 			h.m.log.Warn("cannot tell whether a password change ended the session's Django login; PHP gets the login as it is", "session", shortID(id), "error", err.Error())
 		} else if hash != "" {
 			extra = append(extra, fcgi.Param{Name: "SESSIONGATE_LOGIN_REVOKED", Value: hash})
