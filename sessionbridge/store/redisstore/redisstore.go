@@ -563,20 +563,9 @@ func (s *Store) SetLogins(ctx context.Context, user string, value []byte, ttl ti
 	if err != nil {
 		return err
 	}
-	if s.waitReplicas > 0 {
-		// A record a failover lost would let the sessions a password
-		// change ended name the user on PHP pages again.
-		var set *redis.StatusCmd
-		wait := s.writeThenWait(ctx, func(p redis.Pipeliner) { set = p.Set(ctx, key, value, max(ttl, 0)) })
-		if err := set.Err(); err != nil {
-			return unavailable("record logins", err)
-		}
-		return s.replicated("record logins", wait)
-	}
-	if err := s.c.Set(ctx, key, value, max(ttl, 0)).Err(); err != nil {
-		return unavailable("record logins", err)
-	}
-	return nil
+	// Waited for like a session write: a record a failover lost would let
+	// the sessions a password change ended name the user on PHP again.
+	return s.writeKey(ctx, "record logins", func(c redis.Cmdable) redis.Cmder { return c.Set(ctx, key, value, max(ttl, 0)) })
 }
 
 // Logins implements store.LoginRegistry.
@@ -601,18 +590,25 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if s.waitReplicas > 0 {
-		var del *redis.IntCmd
-		wait := s.writeThenWait(ctx, func(p redis.Pipeliner) { del = p.Del(ctx, keys[0]) })
-		if err := del.Err(); err != nil {
-			return unavailable("delete", err)
+	return s.writeKey(ctx, "delete", func(c redis.Cmdable) redis.Cmder { return c.Del(ctx, keys[0]) })
+}
+
+// writeKey runs one plain write command, op naming it in errors; when the
+// store waits for replicas, with WAIT behind it in one pipeline, as
+// runWrite does for the scripts.
+func (s *Store) writeKey(ctx context.Context, op string, write func(redis.Cmdable) redis.Cmder) error {
+	if s.waitReplicas == 0 {
+		if err := write(s.c).Err(); err != nil {
+			return unavailable(op, err)
 		}
-		return s.replicated("delete", wait)
+		return nil
 	}
-	if err := s.c.Del(ctx, keys[0]).Err(); err != nil {
-		return unavailable("delete", err)
+	var cmd redis.Cmder
+	wait := s.writeThenWait(ctx, func(p redis.Pipeliner) { cmd = write(p) })
+	if err := cmd.Err(); err != nil {
+		return unavailable(op, err)
 	}
-	return nil
+	return s.replicated(op, wait)
 }
 
 // runWrite runs a script that writes session data, as script.Run does, and
