@@ -74,34 +74,32 @@ def user_id(user):
 
 def user_saved(sender, instance, using=None, **kwargs):
     """post_save of the user model: a password set, or a login (Django
-    saves last_login). Collected once the save is committed: a transaction
-    rolled back (ATOMIC_REQUESTS and a 500) changed no password, and
-    reporting its hash would end the user's valid sessions on PHP pages."""
-    users = _collected.get()
-    if users is None:
-        return  # not in a request through the middleware (manage.py)
-    hashes = valid_hashes(instance)
-    if hashes is None:
-        return
-    uid = user_id(instance)
-
-    def collect():
-        users[uid] = hashes
-
-    transaction.on_commit(collect, using=using)
+    saves last_login)."""
+    _collect_when_committed(instance, using, valid_hashes)
 
 
 def user_deleted(sender, instance, using=None, **kwargs):
     """post_delete of the user model: Django's get_user() finds nobody for
     the user's sessions any more, so no login of the user is valid (an
-    empty list). Collected once the deletion is committed."""
+    empty list)."""
+    _collect_when_committed(instance, using, lambda user: [])
+
+
+def _collect_when_committed(user, using, hashes_of):
+    """Collects hashes_of(user) as the user's valid hashes (None: none to
+    report) once the save or deletion is committed: a transaction rolled
+    back (ATOMIC_REQUESTS and a 500) changed nothing, and reporting it
+    would end the user's valid sessions on PHP pages."""
     users = _collected.get()
     if users is None:
+        return  # not in a request through the middleware (manage.py)
+    hashes = hashes_of(user)
+    if hashes is None:
         return
-    uid = user_id(instance)
+    uid = user_id(user)
 
     def collect():
-        users[uid] = []
+        users[uid] = hashes
 
     transaction.on_commit(collect, using=using)
 
