@@ -108,8 +108,9 @@ func loadFronts(fronts map[string]string, path string, clients int, stop <-chan 
 // through the gateway PUT and DELETE failed with 502 where nginx answered,
 // until they were sent again like GET. A POST may fail behind nginx, and
 // then never ran; through the gateway, which sends again a request the
-// worker provably never read (a reset), none fails. None runs twice. The same over TCP and over gunicorn's unix
-// socket (nginx's server unix:/path; SESSIONGATE_DJANGO_URL=unix:/path).
+// worker provably never read (a reset), none fails. None runs twice. The
+// same over TCP and over gunicorn's unix socket (nginx's server
+// unix:/path; SESSIONGATE_DJANGO_URL=unix:/path).
 // Nothing here is timed: other tests' load changes the counts, not what
 // is asserted.
 //
