@@ -254,7 +254,7 @@ func testDjangoSessionAPIOn(t *testing.T, rel djangoRelease) {
 		}
 	})
 
-	t.Run("a password change or a deletion ends the user's other sessions on PHP pages too", func(t *testing.T) {
+	t.Run("a password change, a deactivation or a deletion ends the user's other sessions on PHP pages too", func(t *testing.T) {
 		passwordChangeEndsOtherSessionsOnPHP(t, gw)
 	})
 }

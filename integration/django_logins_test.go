@@ -15,7 +15,7 @@ import (
 // reports the hashes Django takes (docs/protocol.md, "Logins") and a PHP
 // page of a session a password change ended names nobody, while the
 // session that changed the password stays logged in on both sides; so
-// does one of a user deleted.
+// does one of a user made inactive (named again once active) or deleted.
 func passwordChangeEndsOtherSessionsOnPHP(t *testing.T, gw *sessionGW) {
 	php := func(j jar) string {
 		t.Helper()
@@ -78,6 +78,30 @@ func passwordChangeEndsOtherSessionsOnPHP(t *testing.T, gw *sessionGW) {
 	}
 	if got := php(mine); got != uid {
 		t.Fatalf("PHP in the first session after the second login: %s, want %s", got, uid)
+	}
+
+	// A user made inactive: ModelBackend gives the user back to no
+	// session, and PHP names nobody either, until the user is active
+	// again, when Django and PHP take the same session again.
+	setActive := func(active, want string) {
+		t.Helper()
+		if _, body := call(t, gw, mine, "GET", "/accounts/api/set-active/?u=bystander&active="+active, ""); body != want {
+			t.Fatalf("set-active=%s: %q", active, body)
+		}
+	}
+	setActive("0", "inactive")
+	if got := php(other); got != "anonymous" {
+		t.Fatalf("PHP in the session of an inactive user: %s, want anonymous", got)
+	}
+	if _, body := call(t, gw, other, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, `"user": null`) {
+		t.Fatalf("Django in the session of an inactive user: %s", body)
+	}
+	setActive("1", "active")
+	if got := php(other); got != bystander {
+		t.Fatalf("PHP in the session of a user active again: %s, want %s", got, bystander)
+	}
+	if _, body := call(t, gw, other, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, `"user": "bystander"`) {
+		t.Fatalf("Django in the session of a user active again: %s", body)
 	}
 
 	// A user deleted: Django finds nobody for the user's sessions, and

@@ -7,8 +7,8 @@ Django keeps a hash of the user's password in the session
 longer matches: after a password change every other session of the user,
 a stolen one included, is over. PHP cannot compute the hash. So whenever
 the valid hashes may have changed (a user saved: a password set, a login,
-which saves last_login; a user deleted; a session's hash renewed by
-Django), this module
+which saves last_login, a user made inactive; a user deleted; a session's
+hash renewed by Django), this module
 collects them during the request and the middleware reports them; the
 gateway then tells a PHP page whose session holds another hash."""
 
@@ -67,15 +67,42 @@ def valid_hashes(user):
     return hashes
 
 
+def login_hashes(user):
+    """valid_hashes(user), or none at all ([]) for a user no authentication
+    backend gives back: Django's get_user() then finds nobody for the
+    user's sessions, as for a user made inactive under ModelBackend."""
+    hashes = valid_hashes(user)
+    if hashes is None or _a_backend_takes(user):
+        return hashes
+    return []
+
+
+def _a_backend_takes(user):
+    """Whether a backend of AUTHENTICATION_BACKENDS may give user back to
+    get_user(). ModelBackend and its subclasses say so by
+    user_can_authenticate() (is_active); a backend without that method,
+    or AllowAllUsersModelBackend, may take any user, and the sessions of
+    such a user are not ended on PHP pages. With no backend at all
+    get_user() takes nobody."""
+    from django.conf import settings
+    from django.contrib.auth import load_backend
+
+    for path in settings.AUTHENTICATION_BACKENDS:
+        can = getattr(load_backend(path), "user_can_authenticate", None)
+        if can is None or can(user):
+            return True
+    return False
+
+
 def user_id(user):
     """The user's id as login() stores it in the session."""
     return user._meta.pk.value_to_string(user)
 
 
 def user_saved(sender, instance, using=None, **kwargs):
-    """post_save of the user model: a password set, or a login (Django
-    saves last_login)."""
-    _collect_when_committed(instance, using, valid_hashes)
+    """post_save of the user model: a password set, a login (Django saves
+    last_login), a user made inactive or active again."""
+    _collect_when_committed(instance, using, login_hashes)
 
 
 def user_deleted(sender, instance, using=None, **kwargs):

@@ -1186,6 +1186,14 @@ class AuthTests(unittest.TestCase):
         self.assertEqual(c.data["_auth_user_id"], str(other.pk))
 
 
+class SilentBackend:
+    """An authentication backend that does not say whether it takes an
+    inactive user (no user_can_authenticate())."""
+
+    def get_user(self, user_id):
+        return auth.get_user_model().objects.filter(pk=user_id).first()
+
+
 def reported_logins(response, key=KEY, nonce=NONCE):
     """X-Sessiongate-Logins as the gateway reads it: {user id: [hashes]},
     after checking its signature; {} when there is none."""
@@ -1319,6 +1327,51 @@ class LoginsTests(unittest.TestCase):
         _, resp = run(delete, method="post")
         self.assertEqual(reported_logins(resp), {uid: []})
         self.assertEqual(resp[protocol.LOGINS_HEADER], base64.b64encode(uid.encode()).decode() + ":")
+
+    def test_inactive_user_has_no_valid_login(self):
+        # ModelBackend's get_user() gives back no inactive user, so Django
+        # finds nobody for the user's sessions until the user is active
+        # again, when they are valid again as they were.
+        user = auth.get_user_model().objects.create_user("logins-idle", password="idle-password-0123")
+        uid = str(user.pk)
+
+        def set_active(active):
+            def view(request):
+                user.is_active = active
+                user.save()
+                return HttpResponse("saved")
+
+            _, resp = run(view, method="post")
+            return reported_logins(resp)
+
+        self.assertEqual(set_active(False), {uid: []})
+        self.assertEqual(set_active(True), {uid: [user.get_session_auth_hash()]})
+
+    def test_inactive_user_keeps_logins_a_backend_takes(self):
+        # AllowAllUsersModelBackend, or a backend that does not say
+        # (no user_can_authenticate()), may give back an inactive user:
+        # the user's hashes stay valid. With no backend Django takes
+        # nobody.
+        user = auth.get_user_model().objects.create_user("logins-allowed", password="allowed-password-0123", is_active=False)
+        uid = str(user.pk)
+        valid = [user.get_session_auth_hash()]
+
+        def saved():
+            def view(request):
+                user.save()
+                return HttpResponse("saved")
+
+            _, resp = run(view, method="post")
+            return reported_logins(resp)
+
+        for backends, want in [
+            (["django.contrib.auth.backends.ModelBackend", "django.contrib.auth.backends.AllowAllUsersModelBackend"], valid),
+            ([__name__ + ".SilentBackend"], valid),
+            (["django.contrib.auth.backends.ModelBackend"], []),
+            ([], []),
+        ]:
+            with self.subTest(backends=backends), override_settings(AUTHENTICATION_BACKENDS=backends):
+                self.assertEqual(saved(), {uid: want})
 
     def test_rolled_back_save_is_not_reported(self):
         from django.db import transaction

@@ -240,6 +240,15 @@ def delete_user(request):
     return HttpResponse("deleted", content_type="text/plain")
 
 
+def set_active(request):
+    # ?u=name&active=0|1: makes that user inactive or active again (an
+    # administrator unticking "Active" in the admin).
+    user = auth.get_user_model().objects.get(username=request.GET["u"])
+    user.is_active = request.GET["active"] == "1"
+    user.save()
+    return HttpResponse("active" if user.is_active else "inactive", content_type="text/plain")
+
+
 def slow_set(request):
     # ?ms=&k=&v=: reads the session, waits, then sets k to v.
     request.session.get("x")
@@ -387,6 +396,7 @@ urlpatterns = [
     path("accounts/api/protected/<str:name>", protected),
     path("accounts/api/login-as/", login_as),
     path("accounts/api/delete-user/", delete_user),
+    path("accounts/api/set-active/", set_active),
     path("accounts/api/slow-set/", slow_set),
     path("accounts/api/types-show/", types_show),
     path("accounts/api/types-mutate/", types_mutate),
