@@ -1077,6 +1077,52 @@ func TestSessionWrittenTwiceInOneRequest(t *testing.T) {
 	})
 }
 
+// TestSessionReopenedWriteReachesTheNextWaiter: a page that let its
+// session go (read_and_close) and opens it again later writes under the
+// lock it takes again, behind a page that holds the session and ahead of
+// another that waits, all on one gateway. The Redis store hands the lock
+// from one local request to the next with the record the release leaves:
+// a write saved beside the lock by compare-and-set never reached the next
+// request, whose own write then replaced it.
+func TestSessionReopenedWriteReachesTheNextWaiter(t *testing.T) {
+	t.Parallel()
+	sessionBackends(t, func(t *testing.T, o stackOpts) {
+		s := startSessionStack(t, o)
+		ck := s.newSession(t)
+		gw := s.gws[0]
+		dir := harness.PHPTempDir(t)
+		closed, started, goOn := filepath.Join(dir, "closed"), filepath.Join(dir, "started"), filepath.Join(dir, "go")
+		q := url.QueryEscape
+		bodies := make(chan string, 3)
+		page := func(path string) {
+			resp, body, _ := gw.get(t, path, ck)
+			bodies <- fmt.Sprintf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		go page("/reopen_wait.php?k=reopened&v=yes&closed=" + q(closed) + "&go=" + q(goOn))
+		waitForFile(t, closed, "reopen_wait.php")
+		go page("/hold.php?ms=1500&started=" + q(started))
+		waitForFile(t, started, "hold.php")
+		if err := os.WriteFile(goOn, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// reopen_wait.php now waits for hold.php's lock; then set.php
+		// waits behind it.
+		time.Sleep(300 * time.Millisecond)
+		go page("/set.php?k=after&v=1")
+		for range 3 {
+			if b := <-bodies; !strings.Contains(b, ": 200 ") {
+				t.Errorf("%s", b)
+			}
+		}
+		d := s.gws[1].dump(t, ck)
+		for _, want := range []string{`"reopened":"yes"`, `"after":1`, `"held":1`} {
+			if !strings.Contains(string(d.Data), want) {
+				t.Errorf("stored: %s, lacks %s", d.Data, want)
+			}
+		}
+	})
+}
+
 // TestSessionCreateIDWhileActive: session_create_id() in an active session
 // returns a fresh ID, as with PHP's files handler. The handler's validateId
 // answers PHP's collision check ("does this ID exist?"); an ID it had just

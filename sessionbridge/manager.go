@@ -680,19 +680,100 @@ func (s *Session) lockAgain(ctx context.Context, id, op string) (store.Lease, st
 // one that released it). Another request may hold the session by now, and
 // its write under the lock replaces the whole record: a change saved beside
 // it by compare-and-set would be lost. So the lock is taken again, as PHP's
-// files handler locks its file again at that session_start(), and the
-// change is merged with what other requests stored meanwhile. s.mu is held.
+// files handler locks its file again at that session_start(), the change is
+// merged with what other requests stored meanwhile, and it is written
+// through the lock, as the request's first write was: a store may hand the
+// lock to a waiter of the same process with the record its holder's
+// release leaves (Redis does), so a write beside the lock (Store.Save)
+// would not reach that waiter, whose own write would then replace it.
+// s.mu is held.
 func (s *Session) saveRelocked(ctx context.Context, next []member, now int64) ([]string, error) {
-	l, _, err := s.lockAgain(ctx, s.id, "save")
+	l, locked, err := s.lockAgain(ctx, s.id, "save")
 	if err != nil {
 		return nil, err
 	}
 	s.lease = l
-	conflicts, err := s.casLocked(ctx, next, now)
-	if _, uerr := s.releaseLease(ctx, store.Mutation{Kind: store.Keep}); uerr != nil {
-		s.m.log.Warn("session unlock failed", "session", shortID(s.id), "error", uerr.Error())
+	rec, theirs, err := s.reloaded(locked)
+	var res mergeResult
+	if err == nil {
+		rec, res, err = s.mergeInto(rec, s.stored, next, theirs, now)
 	}
-	return conflicts, err
+	if err != nil {
+		if _, uerr := s.releaseLease(ctx, store.Mutation{Kind: store.Keep}); uerr != nil {
+			s.m.log.Warn("session unlock failed", "session", shortID(s.id), "error", uerr.Error())
+		}
+		return nil, err
+	}
+	v, err := s.releaseLease(ctx, store.Mutation{Kind: store.Put, Value: rec.encode(), TTL: s.ttl(rec.Created)})
+	if err != nil {
+		return nil, fmt.Errorf("%w: save: %w", ErrUnavailable, err)
+	}
+	return s.saved(rec, v, next, res), nil
+}
+
+// reloaded decodes cur, the record stored now, which other requests may
+// have written since this one loaded the session, for a write to merge
+// into: its members, and its expiry settled with this request's
+// (adoptExpiry). A session destroyed or moved to a new ID meanwhile is
+// errDestroyedConcurrently: a write must not resurrect it.
+func (s *Session) reloaded(cur store.Record) (record, []member, error) {
+	rec, err := decodeRecord(cur.Value)
+	if cur.Version == 0 || errors.Is(err, errRetired) {
+		s.exists = false
+		return record{}, nil, errDestroyedConcurrently
+	}
+	if err != nil {
+		return record{}, nil, fmt.Errorf("reload: %w", err)
+	}
+	theirs, err := objectMembers(rec.Data)
+	if err != nil {
+		return record{}, nil, fmt.Errorf("reload: %w", err)
+	}
+	return s.adoptExpiry(rec), theirs, nil
+}
+
+// mergeInto is rec carrying the app's change (next, made on base) merged
+// key by key with theirs, the data rec holds: other requests' changes stay
+// where the app did not change the same key.
+func (s *Session) mergeInto(rec record, base, next, theirs []member, now int64) (record, mergeResult, error) {
+	res := merge3(base, next, theirs)
+	if !sameMembers(base, theirs) {
+		if err := phpReadable(res.Data); err != nil {
+			return record{}, mergeResult{}, err
+		}
+	}
+	rec.Data, rec.Seen = res.Data, now
+	return rec, res, nil
+}
+
+// adoptExpiry settles the expiry of rec, a record another request stored
+// since this one loaded the session: this request's own set_expiry()
+// wins; otherwise the other request's expiry is kept, and the TTL of this
+// write (and the cookie) follow it.
+func (s *Session) adoptExpiry(rec record) record {
+	if s.expirySet {
+		rec.Expiry, rec.Browser, rec.Until = s.expiry.Milliseconds(), s.browserCookie, s.until
+	} else {
+		s.expiry, s.browserCookie = time.Duration(rec.Expiry)*time.Millisecond, rec.Browser
+		s.until = rec.Until
+	}
+	return rec
+}
+
+// saved records a merged write stored as version v: the app's view is
+// next, and what the store holds (Session.latest) differs from it by what
+// other requests changed.
+func (s *Session) saved(rec record, v uint64, next []member, res mergeResult) []string {
+	s.rec, s.version = rec, v
+	s.stored, s.latest = next, nil
+	if !bytes.Equal(res.Data, buildObject(next)) {
+		s.latest = latestMembers(res.Data)
+	}
+	s.m.event("save")
+	for range res.Conflicts {
+		s.m.event("conflict")
+	}
+	return res.Conflicts
 }
 
 // casLocked writes next over whatever is stored now, merging key by key
@@ -709,7 +790,6 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 		theirs = s.latest
 	}
 	rec := s.rec
-	var conflicts []string
 	// Every lost compare-and-set means another write landed, so the
 	// session as a whole always progresses, but one write can lose many
 	// times in a row: with 32 requests of one session at once a fixed
@@ -736,28 +816,15 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 				backoff = min(2*backoff, 50*time.Millisecond)
 			}
 		}
-		res := merge3(base, next, theirs)
-		if !sameMembers(base, theirs) {
-			if err := phpReadable(res.Data); err != nil {
-				return nil, err
-			}
+		merged, res, err := s.mergeInto(rec, base, next, theirs, now)
+		if err != nil {
+			return nil, err
 		}
-		rec.Data, rec.Seen = res.Data, now
 		sctx, cancel := s.storeCtx(ctx)
-		v, err := s.m.o.Store.Save(sctx, s.id, expect, rec.encode(), s.ttl(rec.Created))
+		v, err := s.m.o.Store.Save(sctx, s.id, expect, merged.encode(), s.ttl(merged.Created))
 		cancel()
 		if err == nil {
-			s.rec, s.version = rec, v
-			s.stored, s.latest = next, nil
-			if !bytes.Equal(res.Data, buildObject(next)) {
-				s.latest = latestMembers(res.Data)
-			}
-			s.m.event("save")
-			conflicts = res.Conflicts
-			for range conflicts {
-				s.m.event("conflict")
-			}
-			return conflicts, nil
+			return s.saved(merged, v, next, res), nil
 		}
 		if !errors.Is(err, store.ErrConflict) {
 			s.m.event("store_error")
@@ -770,28 +837,10 @@ func (s *Session) casLocked(ctx context.Context, next []member, now int64) ([]st
 			s.m.event("store_error")
 			return nil, fmt.Errorf("%w: reload: %w", ErrUnavailable, err)
 		}
-		curRec, err := decodeRecord(cur.Value)
-		if cur.Version == 0 || errors.Is(err, errRetired) {
-			// Destroyed meanwhile (logout elsewhere), or moved to a new
-			// ID by a regeneration: a write must not resurrect it.
-			s.exists = false
-			return nil, errDestroyedConcurrently
+		if rec, theirs, err = s.reloaded(cur); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reload: %w", err)
-		}
-		if theirs, err = objectMembers(curRec.Data); err != nil {
-			return nil, fmt.Errorf("reload: %w", err)
-		}
-		rec, expect = curRec, cur.Version
-		if s.expirySet {
-			rec.Expiry, rec.Browser, rec.Until = s.expiry.Milliseconds(), s.browserCookie, s.until
-		} else {
-			// Another request may have changed the app's expiry: the
-			// TTL of this write (and the cookie) follow the record.
-			s.expiry, s.browserCookie = time.Duration(rec.Expiry)*time.Millisecond, rec.Browser
-			s.until = rec.Until
-		}
+		expect = cur.Version
 	}
 }
 
