@@ -224,6 +224,21 @@ type reqState struct {
 	viaProxy bool
 	sess     *sessionbridge.Session
 	nonce    string
+	// out is the client's response header map, and conn the Connection
+	// field the gateway set there before Django was asked (close: a
+	// chunked request body, HTTP/1.0, a head the raw-byte check could
+	// not follow). ReverseProxy clears out after passing on a 1xx (103
+	// Early Hints), which would keep a connection open that must close.
+	out  http.Header
+	conn []string
+}
+
+// restoreConnection puts back the gateway's own Connection field when a
+// 1xx answer cleared it.
+func (st *reqState) restoreConnection() {
+	if st != nil && st.conn != nil && st.out["Connection"] == nil {
+		st.out["Connection"] = st.conn
+	}
 }
 
 func stateOf(ctx context.Context) *reqState {
@@ -232,7 +247,8 @@ func stateOf(ctx context.Context) *reqState {
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := &reqState{remote: r.RemoteAddr, https: r.TLS != nil}
+	st := &reqState{remote: r.RemoteAddr, https: r.TLS != nil, out: w.Header()}
+	st.conn = slices.Clone(st.out["Connection"])
 	if ri := server.Info(r.Context()); ri != nil {
 		st.remote, st.https, st.viaProxy = ri.RemoteAddr, ri.HTTPS, ri.ViaProxy
 	}
@@ -440,6 +456,9 @@ func (e *persistError) Unwrap() error { return e.err }
 // modifyResponse applies Django's session change before the headers leave.
 func (p *Proxy) modifyResponse(res *http.Response) error {
 	st := stateOf(res.Request.Context())
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		st.restoreConnection()
+	}
 	var ch *change
 	var chErr error
 	var logins []userLogins
@@ -919,6 +938,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	if status == server.StatusClientClosedRequest {
 		return
 	}
+	stateOf(r.Context()).restoreConnection()
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
