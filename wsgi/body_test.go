@@ -189,3 +189,28 @@ func TestSpoolFailureIsTheGateways(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkedRequestTrailersStayBehind: a chunked body reaches Django
+// with a Content-Length, so no trailer can follow it: neither the
+// trailer's fields nor the Trailer field that announced them (which
+// Request.Write sends from Request.Trailer) reach Django.
+func TestChunkedRequestTrailersStayBehind(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, _ seen) (answer, bool) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%q %d %q %q", b, r.ContentLength, r.Header["Trailer"], r.Trailer)
+		return answer{}, false
+	}
+	c, err := net.Dial("tcp", e.gw.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nTrailer: X-Check, X-Sessiongate-Op\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"+
+		"5\r\nhello\r\n0\r\nX-Check: 1\r\nX-Sessiongate-Op: delete\r\n\r\n")
+	b, _ := io.ReadAll(c)
+	if want := `"hello" 5 [] map[]`; !strings.HasPrefix(string(b), "HTTP/1.1 200 ") || !strings.HasSuffix(string(b), want) {
+		t.Errorf("Django saw %q, want a body ending %s", b, want)
+	}
+}
