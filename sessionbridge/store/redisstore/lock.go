@@ -37,6 +37,10 @@ type queue struct {
 	// unlock reply said so), so the next unlock releases the lock in Redis
 	// instead of handing it to a local waiter.
 	yield bool
+	// holder is the lease of this instance that holds the lock, while
+	// holding: a Save of this instance under it updates the record it
+	// hands over (savedUnderLock).
+	holder *lease
 }
 
 type waiterState int
@@ -325,6 +329,7 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 			s.mu.Lock()
 			if s.queues[id] == q && q.gen == gen {
 				q.holding = true
+				q.holder = l
 				q.yield = false
 				q.expires = start.Add(leaseTTL)
 				if len(q.waiters) > 0 {
@@ -558,6 +563,7 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 			handoffs: l.handoffs + 1, rec: rec, prev: pw, until: q.expires}
 		next.rec = rec
 		next.state = granted
+		q.holder = next.lease
 		// The new first waiter is woken (to watch the lease) before the
 		// next holder: Go runs the goroutine readied last first and puts
 		// the one readied before it at the back of the run queue, and the
@@ -739,7 +745,9 @@ func (l *lease) lostErr(renew bool) error {
 
 // after is the record as it will be once m is applied, for the next local
 // holder: exactly what the unlock script writes when nobody else touched
-// the session meanwhile (nobody can while the lock is held).
+// the session meanwhile. Only a Save can while the lock is held (it
+// ignores locks); one of this instance's on the holder's record is taken
+// into l.rec (savedUnderLock), one of another instance's is not seen.
 func (l *lease) after(m store.Mutation, initial string) store.Record {
 	switch m.Kind {
 	case store.Put:
@@ -752,6 +760,23 @@ func (l *lease) after(m store.Mutation, initial string) store.Record {
 		return store.Record{}
 	default:
 		return l.rec
+	}
+}
+
+// savedUnderLock takes a Save of this instance, made on the record the
+// local holder of the session's lock received (expect), into the record
+// that holder hands over: without it the next local holder would be given
+// the record as it was before the Save, and its write would replace the
+// saved one.
+func (s *Store) savedUnderLock(id string, expect uint64, value []byte, version uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queues[id]
+	if q == nil || !q.holding || q.holder == nil {
+		return
+	}
+	if l := q.holder; !l.done && l.gen == q.gen && l.rec.Version == expect {
+		l.rec = store.Record{Value: append([]byte{}, value...), Version: version}
 	}
 }
 

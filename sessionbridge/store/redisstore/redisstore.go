@@ -524,6 +524,7 @@ func (s *Store) Save(ctx context.Context, id string, expect uint64, value []byte
 	if n == 0 {
 		return 0, unavailable("save", errors.New("script returned version 0"))
 	}
+	s.savedUnderLock(id, expect, value, uint64(n))
 	if werr != nil {
 		return 0, werr
 	}

@@ -46,6 +46,7 @@ func Run(t *testing.T, newPair NewPair) {
 		{"Touch", testTouch},
 		{"Delete", testDelete},
 		{"SaveIgnoresLock", testSaveIgnoresLock},
+		{"SaveUnderLockReachesTheNextHolder", testSaveUnderLockReachesTheNextHolder},
 		{"LockExcludes", testLockExcludes},
 		{"LockAcrossInstances", testLockAcrossInstances},
 		{"LockDistinctSessionsIndependent", testLockDistinct},
@@ -304,6 +305,46 @@ func testSaveIgnoresLock(t *testing.T, a, b store.Store) {
 		t.Fatal("Save waited for the lock")
 	}
 	mustUnlock(t, l, store.Mutation{Kind: store.Keep})
+}
+
+// testSaveUnderLockReachesTheNextHolder: a record saved while the lock is
+// held (Save ignores locks) is the record the next holder gets, on the
+// same instance too, where a store may hand the lock over with the record
+// its holder's release leaves without reading it again (Redis does). Both
+// a Keep and a Put release: the Put's version follows the saved one.
+func testSaveUnderLockReachesTheNextHolder(t *testing.T, a, _ store.Store) {
+	for _, put := range []bool{false, true} {
+		id := newID()
+		v0 := mustSave(t, a, id, 0, []byte("loaded"), time.Minute)
+		l, r := mustLock(t, a, id, 10*time.Second)
+		wantRecord(t, r, []byte("loaded"), v0)
+		type res struct {
+			l   store.Lease
+			r   store.Record
+			err error
+		}
+		got := make(chan res, 1)
+		go func() {
+			l, r, err := a.Lock(ctxT(t, 10*time.Second), id, 10*time.Second)
+			got <- res{l, r, err}
+		}()
+		time.Sleep(200 * time.Millisecond) // the second Lock waits
+		saved := mustSave(t, a, id, v0, []byte("saved"), time.Minute)
+		want, wantV := []byte("saved"), saved
+		if put {
+			want = []byte("put")
+			wantV = mustUnlock(t, l, store.Mutation{Kind: store.Put, Value: want, TTL: time.Minute})
+		} else {
+			mustUnlock(t, l, store.Mutation{Kind: store.Keep})
+		}
+		x := <-got
+		if x.err != nil {
+			t.Fatal(x.err)
+		}
+		wantRecord(t, x.r, want, wantV)
+		wantRecord(t, mustLoad(t, a, id), want, wantV)
+		mustUnlock(t, x.l, store.Mutation{Kind: store.Keep})
+	}
 }
 
 // lockExcludes: while one holder has the lock the second locker waits, then
