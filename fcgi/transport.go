@@ -640,8 +640,10 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 		// may be a worker that took the params, ran the script and died
 		// (request_terminate_timeout, a crash) while the body was still
 		// coming: like a reset before any answer, that is resent only
-		// when running twice does no harm.
-		return fail("write request", err, c.reused && body.replayable() && connGone(err) &&
+		// when running twice does no harm, and never once the script
+		// has begun answering (a STDERR record, part of its header):
+		// then it has run, and its session frames were applied.
+		return fail("write request", err, c.reused && !rr.gotAny && c.br.Buffered() == 0 && body.replayable() && connGone(err) &&
 			(idempotent(req) || c.bytesOut == outBefore))
 	}
 	if body.file != nil || body.stream != nil {

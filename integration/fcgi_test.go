@@ -750,6 +750,45 @@ func TestFCGIPatchKilledWhileSendingBodyRunsOnce(t *testing.T) {
 	}
 }
 
+// A PUT may be sent again when its kept-alive connection fails before any
+// answer (running it twice does no harm by HTTP's definition). Not once
+// its script began answering: here it logs a line (a STDERR record, as a
+// session frame is), flushes it, and its worker is killed while the large
+// body it never reads is still being sent. It had run; it used to run a
+// second time.
+func TestFCGIPutKilledAfterItsFirstWordsRunsOnce(t *testing.T) {
+	t.Parallel()
+	fpm := fcgiStartFPM(t, harness.PHPFPMOptions{Children: 1, RequestTerminateTimeout: time.Second})
+	runs := filepath.Join(harness.PHPTempDir(t), "runs")
+	script := fmt.Sprintf(`<?php file_put_contents(%q, "x", FILE_APPEND); error_log("upload started"); flush(); sleep(30); echo "stored";`, runs)
+	if err := os.WriteFile(filepath.Join(fpm.DocRoot, "store.php"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logged atomic.Int32
+	tr := newFCGI(t, fcgi.Options{MaxConnsPerBackend: 1, MaxBody: 64 << 20, BufferBodies: true}, fpm.Addr)
+	if _, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil || body != "Hello, world!" {
+		t.Fatalf("warm-up: %v %q", err, body)
+	}
+	req := fcgiReq(nil, fpm, "PUT", "/store.php", strings.NewReader(strings.Repeat("z", 32<<20)), func(s *fcgi.Script) {
+		s.OnStderr = func(msg []byte) []byte {
+			if strings.Contains(string(msg), "upload started") {
+				logged.Add(1)
+			}
+			return msg
+		}
+	})
+	_, body, err := fcgiDo(t, tr, req)
+	if fcgi.StatusOf(err) != 502 {
+		t.Fatalf("killed PUT: %v (status %d) %q, want 502", err, fcgi.StatusOf(err), body)
+	}
+	if n, _ := os.ReadFile(runs); len(n) != 1 || logged.Load() != 1 {
+		t.Fatalf("the PUT's script ran %d times (its line reached the gateway %d times), want once", len(n), logged.Load())
+	}
+	if _, body, err := fcgiDo(t, tr, fcgiReq(nil, fpm, "GET", "/hello.php", nil, nil)); err != nil || body != "Hello, world!" {
+		t.Fatalf("after the kill: %v %q", err, body)
+	}
+}
+
 // A PUT whose script answers before it reads the body, with more than a
 // unix socket's buffers hold (a page rendered whatever the upload): the
 // answer is read while the body is still being sent. Sending the whole body
