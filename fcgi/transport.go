@@ -1049,6 +1049,11 @@ type responseReader struct {
 	// before wmu.
 	amu                    sync.Mutex
 	sent, begun, abandoned bool
+	// by bounds the read deadline while nextBy waits for a record (zero
+	// otherwise), so that sentWhole, which starts the read timeout when
+	// a streamed body's write ends, does not stretch that short wait to
+	// ReadTimeout. Guarded by amu.
+	by time.Time
 	// waited is how long the request waited for a free connection: until
 	// its answer begins, the read timeout is ReadTimeout less that wait.
 	// Written by the reading goroutine only, under wmu when duplex.
@@ -1064,6 +1069,7 @@ func (r *responseReader) setReadDeadline() error {
 func (r *responseReader) setReadDeadlineBy(by time.Time) error {
 	r.amu.Lock()
 	defer r.amu.Unlock()
+	r.by = by
 	if r.abandoned {
 		return r.c.nc.SetReadDeadline(time.Now())
 	}
@@ -1096,7 +1102,11 @@ func (r *responseReader) sentWhole() {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
 	r.sending = false
-	r.c.nc.SetReadDeadline(time.Now().Add(r.t.o.ReadTimeout - r.waited))
+	d := time.Now().Add(r.t.o.ReadTimeout - r.waited)
+	if !r.by.IsZero() {
+		d = minTime(r.by, d)
+	}
+	r.c.nc.SetReadDeadline(d)
 }
 
 // markSent records that the request is on the connection whole.
@@ -1173,6 +1183,13 @@ func (r *responseReader) nextIn(nonBlocking bool, by time.Time) error {
 			}
 		}
 		p, err := br.Peek(headerLen)
+		if !by.IsZero() {
+			// The wait is over: the record's rest, and later reads, go by
+			// the read timeout again.
+			r.amu.Lock()
+			r.by = time.Time{}
+			r.amu.Unlock()
+		}
 		var ne net.Error
 		if err != nil && !by.IsZero() && errors.As(err, &ne) && ne.Timeout() {
 			return errWouldBlock // nothing consumed of this record

@@ -2283,6 +2283,72 @@ func TestFullRecordFlushIsNotHeldBack(t *testing.T) {
 	}
 }
 
+// The same for a PUT whose script answers before it reads its body, which
+// the gateway writes meanwhile (spooled, by another goroutine): when that
+// write ended during the short wait, the end of the write started the
+// read timeout and stretched the wait to it, and the header PHP had
+// flushed waited for PHP's next output.
+func TestFullRecordFlushIsNotHeldBackByTheBodysEnd(t *testing.T) {
+	ln := testnet.SmallBufferListener(t)
+	returned := make(chan struct{})
+	seen := make(chan bool, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		br := bufio.NewReader(nc)
+		for { // BEGIN_REQUEST and PARAMS
+			typ, p, err := readRecord(br)
+			if err != nil {
+				return
+			}
+			if typ == typeParams && len(p) == 0 {
+				break
+			}
+		}
+		c := &fakeConn{nc: nc, bw: bufio.NewWriter(nc)}
+		header := "Content-Type: text/event-stream\r\nX-Pad: "
+		pad := fpmFullRecord - len(header) - len("\r\n\r\n") - 100
+		c.Stdout(header + strings.Repeat("a", pad) + "\r\n\r\n" + strings.Repeat("b", 100))
+		c.Flush()
+		// The script reads php://input now, well inside the wait: the
+		// gateway's write of the body ends.
+		time.Sleep(fullRecordWait / 5)
+		for {
+			typ, p, err := readRecord(br)
+			if err != nil {
+				return
+			}
+			if typ == typeStdin && len(p) == 0 {
+				break
+			}
+		}
+		select { // then a long poll
+		case <-returned:
+			seen <- true
+		case <-time.After(5 * time.Second):
+			seen <- false
+		}
+		c.Stdout("later")
+		c.End()
+		c.Flush()
+	}()
+	tr, _ := newTransport(t, Options{MaxBody: 64 << 20, TempDir: t.TempDir()}, ln.Addr().String())
+	body := chunkedReader{bytes.NewReader(make([]byte, 8<<20))} // more than the socket buffers hold
+	resp, err := tr.RoundTrip(newReq(nil, "PUT", "/", body, nil))
+	close(returned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if !<-seen {
+		t.Error("the header PHP flushed waited for PHP's next output")
+	}
+}
+
 // A connection to php-fpm that cannot be opened because the gateway has
 // no file descriptor left is the gateway's failure, not php-fpm's: 500,
 // as nginx answers when its socket() fails, and the backends stay in

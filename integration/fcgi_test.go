@@ -1003,7 +1003,10 @@ func TestFCGIIdleConnectionFreesWorker(t *testing.T) {
 // the session bridge's message when an event stream closes its session
 // before it waits). That record is all PHP flushed: the answer begins with it, and
 // does not wait for the next output, which here comes only once the
-// client has seen the first. Over TCP and a unix socket.
+// client has seen the first. Also when the script then reads a large PUT
+// body, whose write by the gateway ends during that short wait (its end
+// used to stretch the wait to the read timeout). Over TCP and a unix
+// socket.
 func TestFCGIFullRecordFlushIsNotHeldBack(t *testing.T) {
 	t.Parallel()
 	for _, unix := range []bool{false, true} {
@@ -1029,16 +1032,21 @@ header('X-Pad: ' . str_repeat('p', 8184 - strlen($body) - $n));
 echo $body;
 flush();
 if (isset($_GET['log'])) { error_log('closing the session before the wait', 4); flush(); }
+if (isset($_GET['read'])) { file_get_contents('php://input'); }
 $signal = $_GET['signal'];
 for ($i = 0; $i < 100 && !file_exists($signal); $i++) { usleep(50000); }
 echo file_exists($signal) ? 'seen' : 'not seen';`
 	if err := os.WriteFile(filepath.Join(fpm.DocRoot, "fullrecord.php"), []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tr := newFCGI(t, fcgi.Options{}, fpm.Addr)
-	for i, query := range []string{"", "&log=1"} {
+	tr := newFCGI(t, fcgi.Options{MaxBody: 64 << 20, BufferBodies: true}, fpm.Addr)
+	for i, query := range []string{"", "&log=1", "&read=1"} {
 		signal := filepath.Join(dir, fmt.Sprint("seen", i))
-		resp, err := tr.RoundTrip(fcgiReq(nil, fpm, "GET", "/fullrecord.php?signal="+signal+query, nil, nil))
+		method, body := "GET", io.Reader(nil)
+		if query == "&read=1" {
+			method, body = "PUT", strings.NewReader(strings.Repeat("z", 8<<20)) // more than the socket buffers hold
+		}
+		resp, err := tr.RoundTrip(fcgiReq(nil, fpm, method, "/fullrecord.php?signal="+signal+query, body, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
