@@ -37,6 +37,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/httpfield"
 	"github.com/sessiongate/sessiongate/internal/sockpath"
 )
 
@@ -827,6 +828,12 @@ func (ps Prefixes) Contains(addr netip.Addr) bool {
 // word; so an unknown directive is refused here, though the RFC lets
 // browsers ignore it.
 func checkHSTS(v string) string {
+	if !httpfield.ValidValue(v) {
+		// TrimSpace below would take a \r (an env file with CRLF line
+		// ends) as space, and HTTP/2 drops a field whose value holds one:
+		// HTTPS answers would go out without the header.
+		return "must not contain a control character (a \\r from an env file with CRLF line ends?)"
+	}
 	maxAge := false
 	seen := map[string]bool{}
 	for _, d := range strings.Split(v, ";") {

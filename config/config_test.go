@@ -940,6 +940,9 @@ func TestHSTS(t *testing.T) {
 		{"max-age=600, includeSubDomains", tls, "max-age must be a number"},
 		{"max-age=600; includeSubdomains=1", tls, "takes no value"},
 		{"max-age=600; always", tls, "unknown directive"},
+		// A CRLF env file: HTTP/2 drops a field with a \r in its value.
+		{"max-age=63072000; includeSubDomains\r", tls, "control character"},
+		{"max-age=600\x00", tls, "control character"},
 	} {
 		cfg, err := Load(append(append(base(t), tc.env...), "SESSIONGATE_HSTS="+tc.value))
 		if tc.msg == "" {

@@ -95,7 +95,8 @@ func TestDjangoURLCredentialsNotEchoed(t *testing.T) {
 // looked at (server.front), and an X-Accel-Redirect into it sends a file,
 // never a Django page: a SESSIONGATE_DJANGO_PATHS prefix inside one could
 // never be reached. It loaded; it is refused like an internal directory
-// that holds the front controller. An internal directory inside a Django
+// that holds the front controller, also when the prefix is written
+// without its slash. An internal directory inside a Django
 // prefix (Django's /media/, files sent from /media/private/) still loads.
 func TestDjangoPathInsideInternalPath(t *testing.T) {
 	django := []string{"SESSIONGATE_DJANGO_URL=http://127.0.0.1:8000"}
@@ -103,6 +104,7 @@ func TestDjangoPathInsideInternalPath(t *testing.T) {
 		{"/private/", "/private/"},
 		{"/private", "/private/docs/"},
 		{"/private/", "/admin/,/private/reports"},
+		{"/admin/", "/admin"}, // /admin covers /admin/... too
 	} {
 		_, err := Load(append(base(t), append(django, "SESSIONGATE_INTERNAL_PATHS="+c.internal, "SESSIONGATE_DJANGO_PATHS="+c.paths)...))
 		e, ok := err.(*Error)

@@ -46,8 +46,10 @@ func (c *Config) checkInternalPaths(check func(name string, ok bool, format stri
 		}
 		// Clients get 404 under it before the Django mounts are looked
 		// at, and an X-Accel-Redirect into it sends a file, never a page.
+		// A Django prefix without its slash (/admin) covers its directory
+		// (/admin/...) too.
 		for _, d := range c.Django.Paths {
-			check(name, p == "/" || !strings.HasPrefix(d, p), "%q holds %s of SESSIONGATE_DJANGO_PATHS, which clients could then never reach", prefix, d)
+			check(name, p == "/" || !strings.HasPrefix(dirPrefix(d), p), "%q holds %s of SESSIONGATE_DJANGO_PATHS, which clients could then never reach", prefix, d)
 		}
 		if !alias {
 			continue
