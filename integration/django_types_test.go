@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -313,5 +314,42 @@ func TestDjangoReservedSessionShapes(t *testing.T) {
 		if !strings.Contains(g.Log(), tc.reason) {
 			t.Errorf("%s: no %q in Django's log:\n%s", tc.kind, tc.reason, g.Log())
 		}
+	}
+}
+
+// TestDjangoRefusedWriteKeepsTheExpiry: a write the gateway refuses (a PHP
+// object the session did not hold, which sessiongate_django cannot tell
+// from PHP's own) leaves the session as it was: the set_expiry(60) that
+// came with it too, which was stored all the same (the session then
+// ended after a minute of quiet).
+func TestDjangoRefusedWriteKeepsTheExpiry(t *testing.T) {
+	t.Parallel()
+	s, _ := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	j := jar{"sessionid": s.newSession(t)}
+	// The session's record is the only key of this stack's Redis.
+	shortest := func() time.Duration {
+		t.Helper()
+		keys, err := s.redis.Keys(t.Context(), "*").Result()
+		if err != nil || len(keys) == 0 {
+			t.Fatalf("keys: %v %v", keys, err)
+		}
+		least := time.Duration(math.MaxInt64)
+		for _, k := range keys {
+			least = min(least, s.redis.PTTL(t.Context(), k).Val())
+		}
+		return least
+	}
+	if ttl := shortest(); ttl < 10*time.Minute {
+		t.Fatalf("TTL before: %v", ttl)
+	}
+	if res, body := call(t, gw, j, "GET", "/accounts/api/pyset/?kind=planted", ""); res.StatusCode != 500 {
+		t.Fatalf("Django write of a planted object: %d %.200s, want 500", res.StatusCode, body)
+	}
+	if ttl := shortest(); ttl < 10*time.Minute {
+		t.Errorf("TTL after the refused write with set_expiry(60): %v, want the session's as before", ttl)
+	}
+	if res, body, _ := gw.get(t, "/get.php", j["sessionid"]); res.StatusCode != 200 || !strings.Contains(body, `"data":{"user":"ana"}`) {
+		t.Errorf("PHP afterwards: %d %s", res.StatusCode, body)
 	}
 }

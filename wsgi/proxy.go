@@ -694,6 +694,26 @@ func (p *Proxy) warnDroppedBigHead(out *http.Request) {
 		"path", server.LogValue(out.URL.Path), "head_bytes", head, "session_header_bytes", session)
 }
 
+// storableWrite refuses data Django wrote that PHP could not be given:
+// Django's keys next to the opaque member that stands for a whole PHP
+// session PHP linked together, a key twice, past the limits, or a PHP
+// object the session did not hold. Stored, it would make every PHP page
+// of the session a 500; refused, the request gets the 500 (Django's data
+// is at fault, a retry writes it again), before a rotation destroys
+// anything.
+func storableWrite(sess *sessionbridge.Session, data []byte) error {
+	if err := storableObject(data); err != nil {
+		return fmt.Errorf("%w: Django's session data: %w", sessionbridge.ErrUnstorable, err)
+	}
+	if _, err := phpserial.EncodeSession(data, phpserial.DefaultLimits()); err != nil {
+		return fmt.Errorf("%w: Django's session data cannot be given to PHP: %w", sessionbridge.ErrUnstorable, err)
+	}
+	if err := checkNoPlantedObjects(sess.Data(), data); err != nil {
+		return fmt.Errorf("%w: %w", sessionbridge.ErrUnstorable, err)
+	}
+	return nil
+}
+
 func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *change, path string) error {
 	id := sess.ID()
 	if !ch.until.IsZero() && !ch.until.After(p.now()) {
@@ -705,6 +725,13 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 		}
 		return sess.Destroy(ctx, id)
 	}
+	if ch.op == "write" {
+		// Before the expiry is set: a refused change leaves the session
+		// as it was, its expiry included.
+		if err := storableWrite(sess, ch.data); err != nil {
+			return err
+		}
+	}
 	switch {
 	case ch.expiry > 0 || ch.browser || ch.reset:
 		sess.SetExpiry(ch.expiry, ch.browser)
@@ -713,21 +740,6 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 	}
 	switch ch.op {
 	case "write":
-		// What Django stores, PHP must be able to read: data it cannot be
-		// given (Django's keys next to the opaque member that stands for
-		// a whole PHP session PHP linked together, a key twice) would
-		// make every PHP page of the session a 500. The change is refused
-		// instead (500: Django's data is at fault, a retry writes it
-		// again), before a rotation destroys anything.
-		if err := storableObject(ch.data); err != nil {
-			return fmt.Errorf("%w: Django's session data: %w", sessionbridge.ErrUnstorable, err)
-		}
-		if _, err := phpserial.EncodeSession(ch.data, phpserial.DefaultLimits()); err != nil {
-			return fmt.Errorf("%w: Django's session data cannot be given to PHP: %w", sessionbridge.ErrUnstorable, err)
-		}
-		if err := checkNoPlantedObjects(sess.Data(), ch.data); err != nil {
-			return fmt.Errorf("%w: %w", sessionbridge.ErrUnstorable, err)
-		}
 		var conflicts []string
 		var err error
 		newID := ""

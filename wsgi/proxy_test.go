@@ -1285,6 +1285,44 @@ func TestWriteUnreadableByPHPIs500(t *testing.T) {
 	}
 }
 
+// A Django change the gateway refuses (500: data it cannot store or give
+// PHP) leaves the session as it was (docs/protocol.md), and the expiry
+// that came with the write (set_expiry(): an idle timeout, the browser
+// session, a fixed end) is part of that change: it was stored all the
+// same.
+func TestRefusedWriteKeepsTheExpiry(t *testing.T) {
+	for _, a := range []answer{
+		{op: "write", data: `{"n":1,"f":NaN}`, expiry: "60"},
+		{op: "write", data: `{"n":1,"o":{"__php__":"O:8:\"stdClass\":0:{}"}}`, expiry: "60"},
+		{op: "write", data: `{"n":1,"f":NaN}`, expiry: "browser"},
+		{op: "write", data: `{"n":1,"f":NaN}`, expiry: "at:" + strconv.FormatInt(time.Now().Add(90*time.Second).Unix(), 10)},
+	} {
+		e := newEnv(t, envOpts{})
+		e.respond(answer{op: "write", data: `{"n":1}`})
+		_, _, ck := e.do("GET", "/a/", "", nil)
+		id, _ := e.open(ck)
+		rec, err := e.store.Load(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := string(rec.Value)
+		e.respond(a)
+		res, body, set := e.do("GET", "/a/", ck, nil)
+		if res.StatusCode != 500 || set != "" {
+			t.Fatalf("%s expiry %s: %d %q cookie %q, want 500 and no cookie", a.data, a.expiry, res.StatusCode, body, set)
+		}
+		rec, err = e.store.Load(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := string(rec.Value)
+		if strings.Contains(after, `"expiry"`) || strings.Contains(after, `"browser"`) || strings.Contains(after, `"until"`) {
+			t.Errorf("refused write (%s) with X-Sessiongate-Expiry %s still changed the stored session's expiry:\n before %s\n after  %s",
+				a.data, a.expiry, before, after)
+		}
+	}
+}
+
 // Django may hand back the PHP objects it was given (tags, unchanged), but
 // never add one: PHP would build it, running its class's code, from what a
 // view stored of a client's input. The write is refused (500) and the

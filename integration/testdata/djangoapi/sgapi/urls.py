@@ -215,6 +215,11 @@ def pyset(request):
         request.session["__php_session__"] = "a:0:{}"
     elif kind == "tagnotstring":
         request.session["py"] = {"__php__": 5}
+    elif kind == "planted":
+        # A PHP object the session did not hold (built from a client's
+        # input), stored with set_expiry(): the gateway refuses the write.
+        request.session["py"] = {"__php__": 'O:8:"stdClass":0:{}'}
+        request.session.set_expiry(60)
     elif kind == "onlytag":
         # A session whose only key is "__php__", holding PHP array text.
         request.session.clear()
