@@ -1204,6 +1204,17 @@ func TestSessionScriptPicksSerializeHandler(t *testing.T) {
 					t.Errorf("stored session %s lacks %s", d.Data, want)
 				}
 			}
+			// unset($_SESSION) after a change: PHP writes the session it
+			// holds, change included; the prepend wrote an empty one.
+			if resp, _, _ := s.gws[0].get(t, "/handler_php.php?h="+tc.handler+"&op=unset", ck); resp.StatusCode != 200 {
+				t.Fatalf("unset: %d", resp.StatusCode)
+			}
+			d = s.gws[0].dump(t, ck)
+			for _, want := range []string{`"user":"ana"`, `"a|b":1`, `"visits":3`, `"cart":{"apple":2}`} {
+				if !strings.Contains(string(d.Data), want) {
+					t.Errorf("stored session after unset($_SESSION): %s lacks %s", d.Data, want)
+				}
+			}
 			// A login (session_regenerate_id) moves all of it, hidden keys
 			// included, to the new ID.
 			_, _, moved := s.gws[0].get(t, "/handler_php.php?h="+tc.handler+"&op=regenerate", ck)

@@ -105,6 +105,12 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** The session's Django login hash (_auth_user_hash) when a password
      * change in Django ended that login (SESSIONGATE_LOGIN_REVOKED). */
     private string $revokedLogin = '';
+    /** PHP's own session array, bound by reference in read() as
+     * session_start() binds $_SESSION to it: PHP writes it even after the
+     * script's unset($_SESSION), and so must write() for PHP's "php" and
+     * "php_binary" formats, which serialize it (untyped: a script may
+     * assign $_SESSION anything). */
+    private mixed $vars = null;
 
     public function revokedLogin(): string
     {
@@ -228,6 +234,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
 
     public function read(string $id): string|false
     {
+        $this->vars = &$_SESSION;
         $id = $this->adopt($id);
         // Keys hidden from the script (forScript) belong to the data it
         // holds: session_regenerate_id() keeps that data under a new ID, any
@@ -288,7 +295,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             // what serialize() makes of the session array.
             // Keys that format could not show the script go back as they
             // were.
-            $data = serialize($this->withHidden(is_array($_SESSION ?? null) ? $_SESSION : []));
+            $data = serialize($this->withHidden(is_array($this->vars) ? $this->vars : []));
         }
         $this->written[$id] = $data;
         $this->current = $id;

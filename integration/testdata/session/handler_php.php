@@ -15,8 +15,12 @@ if (isset($_GET['k'])) {
     $_SESSION[$_GET['k']] = json_decode($_GET['v'] ?? 'null', true);
 }
 // ?op=regenerate: a login (the data moves to a new ID); ?op=restart: a
-// logout followed by a new session in the same request.
-if (($_GET['op'] ?? '') === 'regenerate') {
+// logout followed by a new session in the same request; ?op=unset: old
+// clean-up code's unset($_SESSION), after which PHP still writes the
+// session it holds.
+if (($_GET['op'] ?? '') === 'unset') {
+    unset($_SESSION);
+} elseif (($_GET['op'] ?? '') === 'regenerate') {
     session_regenerate_id(true);
 } elseif (($_GET['op'] ?? '') === 'restart') {
     session_destroy();
