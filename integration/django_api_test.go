@@ -309,6 +309,35 @@ func TestDjangoBodyStallTimesOut(t *testing.T) {
 	}
 }
 
+// TestDjangoStreamStalledBeforeItsFirstPart: under ASGI Django sends a
+// streamed response's header at once (http.response.start), then its
+// parts. One whose first part stalls past SESSIONGATE_DJANGO_TIMEOUT is
+// cut; a client that accepts gzip got an empty reply for a compressible
+// type (the gateway held the header until 256 bytes of body, to compress
+// them), which a browser on a kept-alive connection answers by sending
+// the GET again, running the view twice. It gets the header, then the
+// cut, as one that takes no gzip does.
+func TestDjangoStreamStalledBeforeItsFirstPart(t *testing.T) {
+	t.Parallel()
+	forEachDjango(t, djangoReleases(t, "5.2"+uvicornSuffix), func(t *testing.T, rel djangoRelease) {
+		st, _ := startDjangoAPIStackOn(t, rel, "SESSIONGATE_DJANGO_TIMEOUT=1s")
+		for _, enc := range []string{"identity", "gzip"} {
+			req, _ := http.NewRequest("GET", st.gws[0].URL+"/accounts/api/stall/?ms=4000", nil)
+			req.Header.Set("Accept-Encoding", enc)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Errorf("Accept-Encoding %s: %v; want the header, then the cut", enc, err)
+				continue
+			}
+			_, err = io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || err == nil {
+				t.Errorf("Accept-Encoding %s: %d, body read %v; want 200 and a cut", enc, res.StatusCode, err)
+			}
+		}
+	})
+}
+
 // TestDjangoSessionTooBigForItsServer: a session PHP stored, within the
 // gateway's limits, takes more request header than Django's server takes
 // by default, and the server answers every Django page of the session

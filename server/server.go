@@ -476,10 +476,19 @@ func compressResponses(next http.Handler) http.Handler {
 		// carries one in If-Match must reach the app as its own.
 		compress.StrongIfMatch(r.Header)
 		cw := compress.NewWriter(w, r)
+		returned := false
+		defer func() {
+			if !returned {
+				// A panic (an aborted response) on its way: what is held
+				// goes out before the cut, with no gzip trailer that
+				// would make a body cut short look whole.
+				cw.Abort()
+			}
+		}()
 		next.ServeHTTP(cw, r)
-		// Not after a panic (an aborted response): a body cut short must
-		// not get a gzip trailer that makes it look whole. A write error
-		// here is the client's, which the recorder has already seen.
+		returned = true
+		// A write error here is the client's, which the recorder has
+		// already seen.
 		if err := cw.Finish(); errors.Is(err, compress.ErrShort) {
 			// Shorter than its Content-Length: uncompressed, net/http
 			// would close the connection and the client see the cut;

@@ -85,3 +85,63 @@ func TestStalledBodySendsWhatCame(t *testing.T) {
 		}
 	}
 }
+
+// The same for a response of unknown length (a StreamingHttpResponse under
+// ASGI, whose header Django sends at once) whose first byte does not come
+// within SESSIONGATE_DJANGO_TIMEOUT: the header, then the cut. A client
+// that accepts gzip got an empty reply for a compressible type: the
+// gateway holds such a response until 256 bytes of body, to compress
+// them, and the abort dropped what it held.
+func TestStalledStreamSendsItsHeader(t *testing.T) {
+	addr := rawBackend(t, func(_ int, c net.Conn, br *bufio.Reader) {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: "+req.URL.Query().Get("type")+"\r\nTransfer-Encoding: chunked\r\n\r\n")
+		io.Copy(io.Discard, c) // the first chunk never comes
+	})
+	p, err := New(Options{Backends: []string{"http://" + addr}, ReadTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	cfg, err := config.Load([]string{
+		"SESSIONGATE_PHP_FPM=127.0.0.1:9",
+		"SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(),
+		"SESSIONGATE_SESSION_KEYS=" + testSecret,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testlog.Buffer{}
+	srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), server.WithPHPBackend(noPHP{}),
+		server.WithMount("django", []string{"/admin/"}, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	front := httptest.NewServer(srv.Handler())
+	t.Cleanup(front.Close)
+
+	get := func(path string) string {
+		c, err := net.Dial("tcp", front.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+		got, _ := io.ReadAll(c)
+		return string(got)
+	}
+	// Not compressible: the header, then the cut.
+	if got := get("/admin/?type=application/octet-stream"); !strings.HasPrefix(got, "HTTP/1.1 200 ") {
+		t.Fatalf("octet-stream: client got %q, want the header then the cut", got)
+	}
+	// Compressible (a CSV export, an HTML page streamed): the same expected.
+	if got := get("/admin/?type=text/csv"); !strings.HasPrefix(got, "HTTP/1.1 200 ") {
+		t.Errorf("text/csv, Accept-Encoding: gzip: client got %q (an empty reply), want the header then the cut", got)
+	}
+}

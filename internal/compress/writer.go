@@ -394,6 +394,18 @@ func (w *Writer) Finish() error {
 	return nil
 }
 
+// Abort is Finish for a response the handler aborts (it panics, as
+// ReverseProxy does when an upstream breaks off): a response still held
+// goes out as far as it came, uncompressed, so that the client gets its
+// header before the cut, as without compression, and not an empty reply,
+// which a browser on a kept-alive connection answers by sending the
+// request again. A compressed one is left without its trailer.
+func (w *Writer) Abort() {
+	if w.state == holding {
+		_ = w.passPending()
+	}
+}
+
 // passPending sends the held body as it is, uncompressed.
 func (w *Writer) passPending() error {
 	w.pass()
