@@ -514,15 +514,14 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	return s.logRequestsOut(next, s.out)
 }
 
-// servedPath is the path routing serves for a request's URL path: cut at a
-// raw "#" and "/" for an empty one (front does the same to the request),
+// servedPath is the path routing serves for r: its URL path cut at a raw
+// "#" of the request target, never at an escaped %23, which is part of
+// the path (front does the same: withoutFragment), "/" for an empty one,
 // then config.CleanPath. "OPTIONS *" asks about the whole server: it is
 // "/" too, so that the site's lines of SESSIONGATE_RESPONSE_HEADERS reach
 // its 400, as nginx's add_header ... always does.
-func servedPath(p string) string {
-	if i := strings.IndexByte(p, '#'); i >= 0 {
-		p = p[:i]
-	}
+func servedPath(r *http.Request) string {
+	p := withoutFragment(r).URL.Path
 	if p == "" || p == "*" {
 		p = "/"
 	}
@@ -542,7 +541,7 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout, writeTimeout: s.cfg.WriteTimeout, out: out, ri: ri, https: ri.HTTPS,
 			http1: r.ProtoMajor == 1, head: r.Method == http.MethodHead}
 		if out != nil && len(out.added) > 0 {
-			rec.path = servedPath(r.URL.Path)
+			rec.path = servedPath(r)
 		}
 		// As net/http gave it: the layers below may put another in r
 		// (a body read ahead), and overlongBody must read this one.

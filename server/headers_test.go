@@ -243,6 +243,13 @@ func TestResponseHeaders(t *testing.T) {
 		t.Errorf("/admin/x#/../../embed/y: %d X-Frame-Options %q, want /admin/'s DENY", w.Code, w.Header().Get("X-Frame-Options"))
 	}
 
+	// An escaped %23 is no fragment but part of the path, for the lines
+	// as for routing: this is /fonts/a.woff2, whose line applies (it was
+	// matched as /x, and the file sent without it).
+	if w := e.do(httptest.NewRequest("GET", "/x%23/../fonts/a.woff2", nil)); w.Code != 200 || w.Header().Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("/x%%23/../fonts/a.woff2: %d Access-Control-Allow-Origin %q, want 200 and /fonts/'s *", w.Code, w.Header().Get("Access-Control-Allow-Origin"))
+	}
+
 	// "OPTIONS *" is about the whole server, whose lines apply: nginx's
 	// add_header ... always is on its 400 too.
 	if w := e.do(rawRequest(t, "OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n")); w.Code != http.StatusBadRequest || w.Header().Get("X-Frame-Options") != "SAMEORIGIN" {
