@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"syscall"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/server"
@@ -147,6 +148,12 @@ func (a *App) openStore(ctx context.Context, sc *config.SessionConfig, log *slog
 		// would send them the wrong way.
 		if redisstore.Loading(err) {
 			return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check: it is still loading its data set, and answers once that is done; start the gateway again when redis-cli PING answers PONG: %w", err)
+		}
+		if errors.Is(err, syscall.EACCES) {
+			// A unix socket the gateway's user may not use (Debian's
+			// redis.conf: unixsocketperm 700): Redis is there, and the
+			// next start would be refused alike.
+			return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check: the gateway's user may not connect to its socket; give it access (redis.conf's unixsocketperm, e.g. 770, and the gateway's user in the socket's group): %w: %w", redisstore.ErrMisconfigured, err)
 		}
 		if redisstore.AnsweredNothing(err) {
 			return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check: it accepted the connection but answered nothing within SESSIONGATE_REDIS_TIMEOUT (%v); a Redis still loading a large data set at start may hold new connections until it is done, so start the gateway again once redis-cli PING answers PONG, or raise SESSIONGATE_REDIS_TIMEOUT for an overloaded or distant one: %w", sc.RedisTimeout, err)

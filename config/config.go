@@ -333,6 +333,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 			// Every file of the host the gateway may read would be
 			// served: a variable that expanded to nothing ($SITE/)?
 			check(name, resolved(c.StaticRoot) != "/", "is the filesystem root: every file the gateway can read (/etc/passwd...) would be served")
+			if fi.IsDir() {
+				check(name, openableDir(c.StaticRoot) == "", "%s", openableDir(c.StaticRoot))
+			}
 		}
 	}
 
@@ -787,6 +790,20 @@ func describeFSErrorOrNil(err error) string {
 		return ""
 	}
 	return describeFSError(err)
+}
+
+// openableDir says why the gateway's user cannot open directory d as the
+// router does (os.OpenRoot), or "": os.Stat needs only its parents
+// searchable, so a root of another user's with mode 0750 passed, and the
+// start failed later with exit status 1, which a service manager restarts
+// for ever.
+func openableDir(d string) string {
+	r, err := os.OpenRoot(d)
+	if err != nil {
+		return "cannot be opened by the gateway's user (" + describeFSError(err) + "): give that user read and search permission on it"
+	}
+	r.Close()
+	return ""
 }
 
 func describeFSError(err error) string {

@@ -59,8 +59,10 @@ func (c *Config) checkInternalPaths(check func(name string, ok bool, format stri
 			check(name, false, "%q: the directory after = must be an absolute path, e.g. /protected/=/srv/private", e)
 		case err != nil:
 			check(name, false, "%q: %s", e, describeFSError(err))
+		case !fi.IsDir():
+			check(name, false, "%q: %s is not a directory", e, dir)
 		default:
-			check(name, fi.IsDir(), "%q: %s is not a directory", e, dir)
+			check(name, openableDir(dir) == "", "%q: %s %s", e, dir, openableDir(dir))
 		}
 	}
 }
