@@ -344,6 +344,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 		clean := path.Clean(idx)
 		check("SESSIONGATE_INDEX", idx != "" && clean == idx && !path.IsAbs(idx) && !strings.HasPrefix(clean, "../") && clean != ".." && !hasDotSegment(clean) && strings.HasSuffix(clean, ".php"),
 			"must be 'off' or a clean relative path to a .php file without dot segments, e.g. index.php or public/app.php")
+		// The router would look for the file with them, find none, and
+		// answer 404 to every URL the front controller should serve.
+		check("SESSIONGATE_INDEX", strings.TrimSpace(c.Index) == c.Index, "has spaces or control characters around it")
 	}
 
 	if oneWord := len(c.FollowSymlinks) == 1 && (c.FollowSymlinks[0] == "root" || c.FollowSymlinks[0] == "any"); !oneWord {

@@ -805,9 +805,9 @@ func TestAdminPprofNeedsAdminListener(t *testing.T) {
 
 // "//index.php" survived the clean-path check (path.Clean keeps a leading
 // slash) and became the front controller "//index.php", which the router
-// never finds: every unmatched URL answered 404.
+// never finds: every unmatched URL answered 404. So did " index.php".
 func TestIndexMustBeRelative(t *testing.T) {
-	for _, v := range []string{"//index.php", "///index.php", "//public/app.php"} {
+	for _, v := range []string{"//index.php", "///index.php", "//public/app.php", " index.php", "index.php\r"} {
 		_, err := Load(append(base(t), "SESSIONGATE_INDEX="+v))
 		var cerr *Error
 		if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_INDEX"}) {
