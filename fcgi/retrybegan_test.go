@@ -103,3 +103,16 @@ func noRetryOnceBegan(t *testing.T, stdout bool) {
 		t.Fatalf("the PUT reached PHP %d times (OnStderr called %d times; error %v), though its first run had begun answering before it failed", n, stderrs.Load(), err)
 	}
 }
+
+// drainStdin reads a request's records up to its empty FCGI_STDIN record.
+func drainStdin(br *bufio.Reader) error {
+	for {
+		typ, p, err := readRecord(br)
+		if err != nil {
+			return err
+		}
+		if typ == typeStdin && len(p) == 0 {
+			return nil
+		}
+	}
+}
