@@ -78,6 +78,17 @@ func (s *Server) lingerAfter(rec *recorder, r *http.Request, body *clientBody, s
 		return
 	}
 	rc := http.NewResponseController(rec)
+	// Past a wrapper that moves the read deadline itself before each read
+	// (cmd/gateway's SESSIONGATE_READ_TIMEOUT per read): through it, a
+	// client gone silent was waited for that long, not lingerTimeout.
+	src := body.ReadCloser
+	for {
+		u, ok := src.(interface{ Unwrap() io.ReadCloser })
+		if !ok {
+			break
+		}
+		src = u.Unwrap()
+	}
 	end := time.Now().Add(s.lingerTime)
 	bp := copyBuffers.Get()
 	defer copyBuffers.Put(bp)
@@ -89,7 +100,7 @@ func (s *Server) lingerAfter(rec *recorder, r *http.Request, body *clientBody, s
 		if rc.SetReadDeadline(now.Add(min(end.Sub(now), s.lingerTimeout))) != nil {
 			return
 		}
-		if _, err := body.ReadCloser.Read(*bp); err != nil {
+		if _, err := src.Read(*bp); err != nil {
 			return
 		}
 	}

@@ -49,6 +49,10 @@ type deadlineBody struct {
 	ended atomic.Bool
 }
 
+// Unwrap gives the body without the deadline moves: the server's linger
+// after an answer given with the body unread sets deadlines of its own.
+func (b *deadlineBody) Unwrap() io.ReadCloser { return b.ReadCloser }
+
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	if b.ended.Load() {
 		return b.ReadCloser.Read(p)
