@@ -792,8 +792,10 @@ func hasLower(s string) bool {
 // header list its own way (32 bytes more per field, pseudo-headers
 // included) from the same MaxHeaderBytes, which the gateway sets with room
 // for that over TLS (serve.go): the limit itself is applied here, the same
-// for both protocols. For an HTTP/1 request the size is at most what
-// net/http counted.
+// for both protocols. An HTTP/1 request written as clients write it
+// ("Name: value" lines ending in CRLF) counts the bytes it took; one
+// written compactly ("Name:value", bare LF), which net/http takes too,
+// counts up to 2 bytes more per line than it took.
 func HeadSize(method, target, host string, h http.Header) (fields int, size int64) {
 	n := len(method) + 1 + len(target) + len(" HTTP/1.1\r\n") + len("\r\n")
 	if host != "" {
