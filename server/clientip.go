@@ -30,23 +30,37 @@ import (
 func clientOf(r *http.Request, trusted config.Prefixes) (remote string, https bool, viaProxy bool) {
 	https = r.TLS != nil
 	if len(trusted) == 0 {
-		return r.RemoteAddr, https, false
+		return withoutZone(r.RemoteAddr), https, false
 	}
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	// A link-local peer comes with its zone ("fe80::1%eth0"), which
 	// netip.Prefix.Contains never matches: the zone says which interface,
 	// not which network.
 	if err != nil || !trusted.Contains(peer.Addr().WithZone("")) {
-		return r.RemoteAddr, https, false
+		return withoutZone(r.RemoteAddr), https, false
 	}
 	if v := lastListValue(r.Header["X-Forwarded-Proto"]); v != "" {
 		https = strings.EqualFold(v, "https")
 	}
 	client, found := walkXFF(r.Header["X-Forwarded-For"], trusted)
 	if !found {
-		return r.RemoteAddr, https, true
+		return withoutZone(r.RemoteAddr), https, true
 	}
 	return netip.AddrPortFrom(client, 0).String(), https, true
+}
+
+// withoutZone drops the zone of a link-local peer's address
+// ("[fe80::1%eth0]:5555"): PHP's filter_var(FILTER_VALIDATE_IP) and
+// inet_pton refuse an address with one, and nginx's $remote_addr has none.
+func withoutZone(addr string) string {
+	i := strings.IndexByte(addr, '%')
+	if i < 0 {
+		return addr
+	}
+	if j := strings.IndexByte(addr[i:], ']'); j >= 0 {
+		return addr[:i] + addr[i+j:]
+	}
+	return addr
 }
 
 // walkXFF applies the right-to-left walk described at clientOf.

@@ -72,6 +72,11 @@ func TestClientOf(t *testing.T) {
 		{name: "untrusted peer over tls says http", peer: "1.2.3.4:5", proto: []string{"http"}, tls: true, trusted: trusted, want: "1.2.3.4:5", https: true},
 		{name: "unparsable peer", peer: "@", xff: []string{"9.9.9.9"}, trusted: trusted, want: "@"},
 		{name: "link-local peer with its zone", peer: "[fe80::1%eth0]:5", xff: []string{"9.9.9.9"}, trusted: config.Prefixes{netip.MustParsePrefix("fe80::/10")}, want: "9.9.9.9:0", via: true},
+		// The zone says which interface, and PHP refuses an address
+		// with one (filter_var, inet_pton); nginx's $remote_addr has none.
+		{name: "link-local client: its zone goes", peer: "[fe80::1%eth0]:5", want: "[fe80::1]:5"},
+		{name: "link-local client of untrusted: its zone goes", peer: "[fe80::1%eth0]:5", xff: []string{"9.9.9.9"}, trusted: trusted, want: "[fe80::1]:5"},
+		{name: "link-local trusted proxy, no header: its zone goes", peer: "[fe80::1%eth0]:5", trusted: config.Prefixes{netip.MustParsePrefix("fe80::/10")}, want: "[fe80::1]:5", via: true},
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest("GET", "/", nil)
