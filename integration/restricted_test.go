@@ -280,6 +280,9 @@ func TestRestrictedPathsWordPressRestServer(t *testing.T) {
 		// Names PHP reads as rest_route.
 		"/?rest[route=/wp/v2/users", "/?%20rest_route=/wp/v2/users", "/?+rest_route=/wp/v2/users", "/?rest_route%00x=/wp/v2/users",
 		"/?rest%5Froute=/wp/v2/users", "/?rest_route%00%zz=/wp/v2/users",
+		// PHP reads the first max_input_vars (1000) variables of a query:
+		// here it keeps the first rest_route, and every one counts.
+		"/?rest_route=/wp/v2/users" + strings.Repeat("&a", 1000) + "&rest_route=/wp/v2/posts",
 	} {
 		if res, body := g.get(t, target); res.StatusCode != 403 || strings.Contains(body, "USER") {
 			t.Errorf("%s from outside: %d %q, want 403", target, res.StatusCode, body)
@@ -343,6 +346,8 @@ func TestRestrictedPathsWordPressRestRouteInTheBody(t *testing.T) {
 		{"/", "Application/X-WWW-Form-Urlencoded", "rest_route=/wp/v2/users"},
 		{"/", formType, pad + "rest_route=/wp/v2/users"},
 		{"/", formType, strings.Repeat("+", 1000) + "rest_route%00" + strings.Repeat("x", 1000) + "=/wp/v2/users"},
+		// PHP drops raw spaces a name starts with too.
+		{"/", formType, strings.Repeat(" ", 64) + "rest_route=/wp/v2/users"},
 		{"/", mt, mb},
 		{"/", mt2, mb2},
 		// What PHP's multipart parser reads as a field: a folded header,
@@ -456,5 +461,51 @@ echo 'public ', $uri;`,
 	}
 	if res, body := g.get(t, "/?/blog%zz"); res.StatusCode != 200 || body != "public /blog%zz" {
 		t.Errorf("/?/blog%%zz: %d %q, want the public page", res.StatusCode, body)
+	}
+}
+
+const caselessDjangoURLs = `
+from django.urls import re_path
+from django.http import HttpResponse
+
+def admin(request):
+    return HttpResponse(b"ADMIN AREA " + request.path.encode())
+
+def public(request):
+    return HttpResponse(b"public")
+
+# A case-insensitive pattern, as some sites write for /Admin/ links.
+urlpatterns = [re_path(r"(?i)^dj/admin/", admin), re_path(r"^dj/", public)]
+`
+
+// TestRestrictedPathsDjangoCaseInsensitivePattern: an entry on /dj/admin/
+// in front of a Django whose admin pattern is case-insensitive (re_path
+// with (?i)), through the real gunicorn. The gateway's folded reading
+// refused /dj/ADMIN/, but Python's re with (?i) also takes dotless ı for i
+// (and long ſ for s), which Go's lower-casing leaves: the admin view ran
+// for a client outside the entry's network.
+func TestRestrictedPathsDjangoCaseInsensitivePattern(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2", "gunicorn", "django")
+	proj := djangoProject(t, "bodyproj", bodyDjangoSettings, caselessDjangoURLs)
+	pkg, err := filepath.Abs("../wsgi/django")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: proj, App: "bodyproj.wsgi:application",
+		Env: []string{"SG_PKG=" + pkg, "SESSIONGATE_SESSION_KEYS=" + sessionTestKey}, Workers: 1})
+	gw := startDjangoGateway(t, g.URL(), "SESSIONGATE_RESTRICTED_PATHS=/dj/admin/ 10.0.0.0/8")
+	client := &http.Client{}
+	// Control: the ASCII spellings are refused.
+	for _, target := range []string{"/dj/admin/", "/dj/ADMIN/"} {
+		if res, body := getVia(t, client, gw.URL, target); res.StatusCode != 403 {
+			t.Fatalf("control %s: %d %q, want 403", target, res.StatusCode, body)
+		}
+	}
+	for _, target := range []string{"/dj/adm%C4%B1n/", "/dj/ADM%C4%B1N/users"} {
+		res, body := getVia(t, client, gw.URL, target)
+		if res.StatusCode != 403 || strings.Contains(body, "ADMIN AREA") {
+			t.Errorf("outsider %s: %d %q, want 403", target, res.StatusCode, body)
+		}
 	}
 }

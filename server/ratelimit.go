@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -29,7 +28,7 @@ const maxRateClients = 100_000
 func newRateRules(ls []config.RateLimit) []rateRule {
 	var out []rateRule
 	for _, l := range ls {
-		out = append(out, rateRule{path: l.Path, folded: strings.ToLower(l.Path), spec: l.Spec, limiter: ratelimit.New(l.PerSecond, l.Burst, maxRateClients)})
+		out = append(out, rateRule{path: l.Path, folded: foldCase(l.Path), spec: l.Spec, limiter: ratelimit.New(l.PerSecond, l.Burst, maxRateClients)})
 	}
 	config.SortLocations(out, func(r rateRule) string { return r.path })
 	return out

@@ -160,7 +160,10 @@ func urlencodedRESTRoutes(body io.Reader) []string {
 			// it is 33 bytes; a longer name is not rest_route.
 			if len(key) < 64 {
 				key = append(key, c)
-				if k := string(key); k == "+" || k == "%20" {
+				// PHP drops the spaces a name starts with, a raw one
+				// too (a form body may hold one): 64 of them then
+				// hid rest_route past this limit.
+				if k := string(key); k == "+" || k == "%20" || k == " " {
 					key = key[:0]
 				}
 			}

@@ -46,7 +46,7 @@ func newRestrictedPaths(cfg *config.Config) ([]restrictedPath, error) {
 		if !ok {
 			i = len(out)
 			byPath[path] = i
-			out = append(out, restrictedPath{path: path, folded: strings.ToLower(path)})
+			out = append(out, restrictedPath{path: path, folded: foldCase(path)})
 		}
 		return &out[i]
 	}
@@ -141,7 +141,29 @@ func foldedPath(path string) string {
 	if path == "" {
 		return "/"
 	}
-	return strings.ToLower(path)
+	return foldCase(path)
+}
+
+// foldCase lower-cases s as the routers that match paths without regard to
+// case take it: strings.ToLower, and the two letters a case-insensitive
+// regex also takes for ASCII ones, which ToLower leaves (Python's re with
+// (?i), as in Django's re_path, and PCRE with /iu: dotless ı for i, long
+// ſ for s; /dj/adm%C4%B1n/ was Django's /dj/admin/ past an entry for
+// it). Each is 2 bytes and folds to 1, so a folded reading never grows.
+func foldCase(s string) string {
+	s = strings.ToLower(s)
+	if !strings.ContainsAny(s, "ıſ") {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case 'ı':
+			return 'i'
+		case 'ſ':
+			return 's'
+		}
+		return r
+	}, s)
 }
 
 // refusedAt refuses r when the entry of path, or the entry of its folded
@@ -394,7 +416,7 @@ func (f *suffixFolds) at(k int) string {
 		}
 		t = t[:n]
 	}
-	return strings.ToLower(t)
+	return foldCase(t)
 }
 
 // queryRoute returns the route CodeIgniter (3 and 4) reads in the query
@@ -431,21 +453,21 @@ func queryRoute(r *http.Request, script, pathInfo string) string {
 // loads WordPress through wp-blog-header.php. So it is read whatever PHP
 // script runs, and a SESSIONGATE_RESTRICTED_PATHS or
 // SESSIONGATE_RATE_LIMITS entry on /wp-json/ (user enumeration) holds for
-// it too. The key is read as PHP reads it (phpVarName; the last one
-// counts), the value decoded as PHP decodes it (phpURLDecode).
+// it too. The key is read as PHP reads it (phpVarName), the value decoded
+// as PHP decodes it (phpURLDecode), and every rest_route counts, not only
+// the last, which PHP keeps: PHP stops reading a query after
+// max_input_vars variables (1000), so with more in between it keeps an
+// earlier one, and reading more only refuses more.
 func restRoutes(r *http.Request, script, index string) []string {
-	route, found := "", false
+	var out []string
 	for _, kv := range strings.Split(r.URL.RawQuery, "&") {
 		k, v, _ := strings.Cut(kv, "=")
 		if name, scalar := phpVarName(phpURLDecode(k)); !scalar || name != "rest_route" {
 			continue
 		}
-		route, found = phpURLDecode(v), true
+		out = append(out, restPaths(script, index, phpURLDecode(v))...)
 	}
-	if !found {
-		return nil
-	}
-	return restPaths(script, index, route)
+	return out
 }
 
 // restPaths returns the URL paths of REST route under WordPress's pretty
