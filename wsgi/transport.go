@@ -537,7 +537,10 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		}
 	}
 	c.limiting = false
-	trimFieldNames(res.Header)
+	if err := trimFieldNames(res.Header); err != nil {
+		res.Body.Close()
+		return fail(err)
+	}
 	if res.StatusCode < 100 {
 		// "099" parses as 99, which net/http's server refuses to send
 		// (WriteHeader panics, and the client lost its connection
@@ -546,6 +549,16 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		return fail(fmt.Errorf("django answered with status %03d, below 100", res.StatusCode))
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
+		// Only the switch the request asked for: a view can answer any
+		// request 101 (HttpResponse(status=101)), and ReverseProxy would
+		// join the client's connection to gunicorn's when neither names a
+		// protocol, a tunnel past the gateway's routing, restricted paths
+		// and rate limits for whatever the client sends next; a 101 to
+		// another protocol it refuses (502) without closing the body.
+		if want, got := upgradeOf(req.Header), upgradeOf(res.Header); want == "" || !strings.EqualFold(want, got) {
+			res.Body.Close()
+			return fail(fmt.Errorf("django switched protocols (101) to %q where the request asked for %q", got, want))
+		}
 		// An upgraded connection (WebSocket) may be quiet for as long
 		// as its peers like, both ways.
 		c.nc.SetWriteDeadline(time.Time{})
@@ -563,7 +576,11 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	// those bytes would be read as the start of the next response (a 502
 	// for whoever came next). The connection is closed instead, as it is
 	// when bytes nobody asked for are already buffered.
-	reusable := werr == nil && !res.Close && !req.Close && req.Method != http.MethodHead
+	// Nor after an HTTP/1.0 answer: net/http drops a Transfer-Encoding
+	// there and frames it by its Content-Length, and RFC 9112 section 6.1
+	// has the connection closed after such faulty framing, whose rest may
+	// still be on it.
+	reusable := werr == nil && !res.Close && !req.Close && req.Method != http.MethodHead && res.ProtoAtLeast(1, 1)
 	if (res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified) &&
 		res.Header.Get("Content-Length") != "0" {
 		// The same for a 204 or 304: gunicorn writes whatever body Django
@@ -589,17 +606,40 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 // colon ("X-A : 1", which ReadResponse keeps as "X-A ") to the name without
 // it, as RFC 9112 section 5.1 asks of a proxy: net/http's server leaves a
 // name with a space out of the answer without a word, so a WSGI server
-// that passed such a line on lost the field (a Set-Cookie among them).
-func trimFieldNames(h http.Header) {
+// that passed such a line on lost the field (a Set-Cookie among them). A
+// field that frames the message (Content-Length, Transfer-Encoding,
+// Connection) is an error instead, as nginx takes it: ReadResponse framed
+// the answer without it, so the answer and its fields would disagree (two
+// Content-Lengths to the client; a body read to a close that never
+// comes; chunk framing passed on as content).
+func trimFieldNames(h http.Header) error {
 	for k, v := range h {
 		name := strings.TrimRight(k, " \t")
 		if name == k {
 			continue
 		}
-		delete(h, k)
 		name = textproto.CanonicalMIMEHeaderKey(name)
+		switch name {
+		case "Content-Length", "Transfer-Encoding", "Connection":
+			return fmt.Errorf("django's answer has whitespace before the colon of %s, a field that frames it", name)
+		}
+		delete(h, k)
 		h[name] = append(h[name], v...)
 	}
+	return nil
+}
+
+// upgradeOf is the protocol h's Upgrade field names when its Connection
+// field lists upgrade, as ReverseProxy reads a switch, or "".
+func upgradeOf(h http.Header) string {
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return h.Get("Upgrade")
+			}
+		}
+	}
+	return ""
 }
 
 // resetOnClose makes closing nc reset the connection (TCP's RST) instead
