@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -301,5 +302,16 @@ func TestRedisCoalesce(t *testing.T) {
 	var cerr *Error
 	if !errors.As(err, &cerr) || !reflect.DeepEqual(cerr.Vars(), []string{"SESSIONGATE_REDIS_COALESCE"}) || !strings.Contains(err.Error(), "auto, on or off") {
 		t.Fatalf("SESSIONGATE_REDIS_COALESCE=yes: %v", err)
+	}
+}
+
+// A Cluster URL that would read sessions from replicas (read_only,
+// route_randomly, route_by_latency) stops the start naming the variable,
+// as a Sentinel URL with such options always did.
+func TestRedisURLWithReplicaReadsRefused(t *testing.T) {
+	_, err := Load(append(base(t), "SESSIONGATE_REDIS_URL=redis-cluster://n1:6379,n2:6379?read_only=true"))
+	var e *Error
+	if !errors.As(err, &e) || !slices.Equal(e.Vars(), []string{"SESSIONGATE_REDIS_URL"}) || !strings.Contains(err.Error(), "read_only") {
+		t.Errorf("got %v, want SESSIONGATE_REDIS_URL refused for read_only", err)
 	}
 }

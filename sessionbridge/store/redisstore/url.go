@@ -151,6 +151,12 @@ func openClient(rawURL string, opts ...ClientOption) (redis.UniversalClient, err
 		if err != nil {
 			return nil, p.scrub(err)
 		}
+		if o.ReadOnly || o.RouteByLatency || o.RouteRandomly {
+			// go-redis then sends the reads Redis flags read-only (HMGET,
+			// GET) to a slot's replica: a session's stale version, a
+			// login record from before a password change.
+			return nil, errors.New("redisstore: cluster URL: read_only, route_by_latency and route_randomly are not supported (sessions need the masters)")
+		}
 		cfg.apply(p, &common{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialerRetries, &o.PoolSize, &o.Protocol, &o.TLSConfig, &o.Dialer})
 		return redis.NewClusterClient(o), nil
 	default: // kindSentinel

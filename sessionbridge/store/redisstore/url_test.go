@@ -250,6 +250,28 @@ func TestOpenClientRefusesWhatGoRedisPanicsOn(t *testing.T) {
 	}
 }
 
+// Reads from replicas break the lock's read-your-writes: on a Cluster
+// URL, read_only (and route_randomly and route_by_latency, which imply
+// it) sent Load's HMGET and Logins' GET to a slot's replica, which gave a
+// session's stale version and a login record from before a password
+// change (seen against a real Cluster with replicas). Refused, as on a
+// Sentinel URL.
+func TestOpenClientRefusesReplicaReads(t *testing.T) {
+	for _, u := range []string{
+		"redis-cluster://127.0.0.1:7000?read_only=true",
+		"redis-cluster://127.0.0.1:7000?route_randomly=true",
+		"redis-cluster://127.0.0.1:7000?route_by_latency=true",
+		"redis-sentinel://s1?master=m&replica_only=true",
+	} {
+		if c, err := OpenClient(u); err == nil {
+			c.Close()
+			t.Errorf("%q accepted", u)
+		} else if !strings.Contains(err.Error(), "not supported") {
+			t.Errorf("%q: %v", u, err)
+		}
+	}
+}
+
 // FuzzOpenClientHidesPassword: whatever else the URL holds, an error never
 // shows the password written in it, as user info or as a parameter.
 func FuzzOpenClientHidesPassword(f *testing.F) {
