@@ -880,8 +880,12 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 		return nil
 	}
 	if s.lease != nil {
-		// Regeneration without destroy: the old session stays as it is.
-		if _, err := s.releaseLease(ctx, store.Mutation{Kind: store.Keep, TTL: s.m.ttl(s.rec.Created)}); err != nil {
+		// Regeneration without destroy: the old session stays as it is,
+		// its own expiry too (Django's set_expiry(), kept in the record):
+		// the gateway's idle timeout left its data usable for hours. From
+		// the record, as this request may have set another for the new.
+		old := time.Duration(s.rec.Expiry) * time.Millisecond
+		if _, err := s.releaseLease(ctx, store.Mutation{Kind: store.Keep, TTL: s.m.ttlWith(s.rec.Created, old, s.rec.Until)}); err != nil {
 			s.m.log.Warn("session unlock failed", "error", err.Error())
 		}
 	}
@@ -1784,12 +1788,19 @@ func hasMember(ms []member, key string) bool {
 // ttl is the store expiry of this session's next write: the manager's,
 // shortened by the app's own expiry (SetExpiry). s.mu must be held.
 func (s *Session) ttl(created int64) time.Duration {
-	t := s.m.ttl(created)
-	if s.expiry > 0 && s.expiry < t {
-		return s.expiry
+	return s.m.ttlWith(created, s.expiry, s.until)
+}
+
+// ttlWith is the store TTL of a session created at created (Unix ms)
+// with the app's idle expiry (0: the gateway's) and fixed end (Unix ms,
+// 0: none).
+func (m *Manager) ttlWith(created int64, expiry time.Duration, until int64) time.Duration {
+	t := m.ttl(created)
+	if expiry > 0 && expiry < t {
+		return expiry
 	}
-	if s.until != 0 {
-		left := time.UnixMilli(s.until).Sub(s.m.now())
+	if until != 0 {
+		left := time.UnixMilli(until).Sub(m.now())
 		if left <= 0 {
 			// A TTL <= 0 would mean "never expires" to the store.
 			return time.Millisecond
