@@ -1596,6 +1596,23 @@ func (s *Session) Release(ctx context.Context) {
 	}
 }
 
+// stillStored reports whether session id is still stored live, neither
+// destroyed nor retired by a regeneration; true when the store cannot
+// say, as before the question was asked.
+func (s *Session) stillStored(id string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), s.m.o.StoreTimeout)
+	defer cancel()
+	cur, err := s.m.o.Store.Load(ctx, id)
+	if err != nil {
+		return true
+	}
+	if cur.Version == 0 {
+		return false
+	}
+	_, err = decodeRecord(cur.Value)
+	return !errors.Is(err, errRetired)
+}
+
 // SetCookie adds the Set-Cookie the response needs, if any, and freezes
 // the cookie: it is called when the headers are about to be written.
 func (s *Session) SetCookie(h http.Header) {
@@ -1628,6 +1645,13 @@ func (s *Session) SetCookie(h http.Header) {
 	slidingCookie := s.expiry > 0 && !s.browserCookie && s.expiry < s.m.o.Cookie.MaxAge
 	expiryChanged := want != "" && (s.expirySet || slidingCookie)
 	if want == s.cookieID && !expiryChanged {
+		return
+	}
+	if want == s.cookieID && !s.expirySet && s.lease == nil && !s.stillStored(want) {
+		// Only the sliding re-send, of a session this request no longer
+		// holds: a login meanwhile (another request's regeneration) may
+		// have retired it, and its cookie would replace the login's in
+		// the browser, logging the user out.
 		return
 	}
 	if want == "" && !s.destroyed && !s.left {
