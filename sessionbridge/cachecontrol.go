@@ -10,24 +10,58 @@ import (
 // stored it would hand the cookie, and with it the session, to everyone
 // it serves the page to. The app's own directives stay (max-age for the
 // browser's cache, no-cache, ...); only "public" goes, which private
-// overrides anyway. A response already private or no-store is left alone.
-// PHP pages that start a session are usually no-store already (PHP's
+// overrides anyway. A response already private or no-store is left alone;
+// one private only for some fields (private="X-User", RFC 9111 section
+// 5.2.2.7) is not private, unless Set-Cookie is among them. PHP pages
+// that start a session are usually no-store already (PHP's
 // session.cache_limiter), but an app may pick "public" or set its own.
+// CDN-Cache-Control (RFC 9213) and Surrogate-Control go unless they keep
+// the response out too: the CDN they are meant for reads them instead of
+// Cache-Control.
 func keepFromSharedCaches(h http.Header) {
+	for _, name := range []string{"Cdn-Cache-Control", "Surrogate-Control"} {
+		if vs, ok := h[name]; ok && !keptOut(vs) {
+			delete(h, name)
+		}
+	}
+	if keptOut(h["Cache-Control"]) {
+		return
+	}
 	var kept []string
 	for _, v := range h.Values("Cache-Control") {
 		for _, d := range strings.Split(v, ",") {
 			d = strings.TrimSpace(d)
 			name, _, _ := strings.Cut(d, "=")
-			name = strings.ToLower(strings.TrimSpace(name))
-			switch name {
-			case "private", "no-store":
-				return
-			case "public", "":
-				continue
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "public", "private", "":
+				continue // the private put first covers a field list's
 			}
 			kept = append(kept, d)
 		}
 	}
 	h.Set("Cache-Control", strings.Join(append([]string{"private"}, kept...), ", "))
+}
+
+// keptOut reports whether cache directives keep the session cookie out of
+// shared caches: no-store, private, or private naming Set-Cookie.
+func keptOut(values []string) bool {
+	for _, v := range values {
+		for _, d := range strings.Split(v, ",") {
+			name, fields, qualified := strings.Cut(strings.TrimSpace(d), "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "no-store":
+				return true
+			case "private":
+				if !qualified {
+					return true
+				}
+				for _, f := range strings.Split(strings.Trim(fields, `" `), ",") {
+					if strings.EqualFold(strings.TrimSpace(f), "Set-Cookie") {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }

@@ -18,6 +18,9 @@ func TestKeepFromSharedCaches(t *testing.T) {
 		{"two lines, case", []string{"PUBLIC", "Max-Age=5"}, "private, Max-Age=5"},
 		{"already private", []string{"private, max-age=600"}, "private, max-age=600"},
 		{"private with fields", []string{`private="Set-Cookie", max-age=5`}, `private="Set-Cookie", max-age=5`},
+		// private for some fields only keeps the rest, Set-Cookie
+		// included, storable by shared caches.
+		{"private for another field", []string{`public, max-age=600, private="X-User"`}, "private, max-age=600"},
 		{"no-store (PHP's nocache limiter)", []string{"no-store, no-cache, must-revalidate"}, "no-store, no-cache, must-revalidate"},
 		{"empty directives", []string{" , public ,"}, "private"},
 	} {
@@ -38,6 +41,29 @@ func TestKeepFromSharedCaches(t *testing.T) {
 		}
 		if len(got) != 1 || got[0] != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// CDN-Cache-Control (RFC 9213) and Surrogate-Control are read by the CDN
+// they are meant for instead of Cache-Control: with the session cookie
+// they go, unless they keep the response out themselves.
+func TestKeepFromSharedCachesCDNFields(t *testing.T) {
+	for _, c := range []struct {
+		field, value string
+		kept         bool
+	}{
+		{"Cdn-Cache-Control", "max-age=600", false},
+		{"Surrogate-Control", "max-age=600", false},
+		{"Cdn-Cache-Control", "no-store", true},
+		{"Surrogate-Control", "private", true},
+	} {
+		for _, cc := range []string{"public, max-age=60", "private"} {
+			h := http.Header{"Cache-Control": {cc}, c.field: {c.value}}
+			keepFromSharedCaches(h)
+			if got := h.Get(c.field); (got != "") != c.kept {
+				t.Errorf("%s: %s beside Cache-Control: %s: %q after, want kept %v", c.field, c.value, cc, got, c.kept)
+			}
 		}
 	}
 }
