@@ -1714,6 +1714,18 @@ func (s *Session) SetCookie(h http.Header) {
 		ck.Expires = time.Unix(0, 0)
 	}
 	h.Add("Set-Cookie", ck.String())
+	if s.m.o.Cookie.Domain != "" && s.cookieID != "" && want != s.cookieID {
+		// A host-only cookie of the name, set before
+		// SESSIONGATE_SESSION_COOKIE_DOMAIN was, is another cookie to the
+		// browser, which keeps both and sends that older one first: the
+		// request after a login loaded the session from before it, as
+		// long as that one lived. It goes with the old ID.
+		if old, err := s.m.cookie.cookie("", s.https); err == nil {
+			old.Domain = ""
+			old.Expires = time.Unix(0, 0)
+			h.Add("Set-Cookie", old.String())
+		}
+	}
 	keepFromSharedCaches(h)
 }
 
