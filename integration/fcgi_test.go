@@ -636,7 +636,9 @@ func TestFCGIBackendBackAfterOutage(t *testing.T) {
 		servedBy()
 		time.Sleep(20 * time.Millisecond)
 	}
-	if tr.Stats()[1].Healthy {
+	// Its back-off may have just run out: a request marks it down again,
+	// for longer.
+	if !poll(2*time.Second, func() bool { servedBy(); return !tr.Stats()[1].Healthy }) {
 		t.Fatal("the stopped backend is not in back-off")
 	}
 	b.Start()
