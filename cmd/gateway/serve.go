@@ -126,6 +126,12 @@ func serve(args, environ []string, stdout, stderr io.Writer) int {
 		// with it the close after a chunked body (server.front): the
 		// request after such a body ran, a smuggling path.
 		DisableGeneralOptionsHandler: true,
+		// Over HTTP/2 a response's write deadline only queues a reset of
+		// its stream, which goes out once the connection's writer can
+		// write: a client that stopped reading its socket held every
+		// stream's handler (and php-fpm or gunicorn connection) and the
+		// connection for good. This closes such a connection.
+		HTTP2: &http.HTTP2Config{WriteByteTimeout: h2WriteByteTimeout(cfg)},
 	}
 	var certs *certFiles
 	if cfg.TLS() {
@@ -314,8 +320,26 @@ func noKeepAlive(cfg *config.Config, servers ...*http.Server) {
 	for _, s := range servers {
 		if s != nil {
 			s.SetKeepAlivesEnabled(false)
+			// HTTP/2 takes its idle timeout from IdleTimeout (else
+			// ReadTimeout): with neither, a connection that opened no
+			// stream was kept for good, where HTTP/1 closes an idle one
+			// at ReadHeaderTimeout.
+			s.IdleTimeout = cfg.ReadHeaderTimeout
 		}
 	}
+}
+
+// h2WriteByteTimeout is how long an HTTP/2 connection may take no bytes
+// while it has some to write before it is closed: SESSIONGATE_SEND_TIMEOUT,
+// else SESSIONGATE_WRITE_TIMEOUT, else a minute.
+func h2WriteByteTimeout(cfg *config.Config) time.Duration {
+	switch {
+	case cfg.SendTimeout > 0:
+		return cfg.SendTimeout
+	case cfg.WriteTimeout > 0:
+		return cfg.WriteTimeout
+	}
+	return time.Minute
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

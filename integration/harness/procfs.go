@@ -139,3 +139,25 @@ func (p *proc) listensOn(addr string) bool {
 	}
 	return groupListensOn(p.cmd.Process.Pid, port)
 }
+
+// HoldsConnection reports whether process pid holds the TCP connection
+// between its localPort and the peer's remotePort: a socket the process
+// closed may live on in the kernel, sending what was queued, but no
+// longer holds the process's descriptor (what ss -p shows).
+func HoldsConnection(pid, localPort, remotePort int) bool {
+	inodes := map[string]bool{}
+	local, remote := fmt.Sprintf(":%04X", localPort), fmt.Sprintf(":%04X", remotePort)
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) >= 10 && strings.HasSuffix(fields[1], local) && strings.HasSuffix(fields[2], remote) {
+				inodes["socket:["+fields[9]+"]"] = true
+			}
+		}
+	}
+	return len(inodes) > 0 && holdsSocket(pid, inodes)
+}
