@@ -64,8 +64,8 @@ func (c *certFiles) reload() error {
 // addresses) the one in use is valid for: a renewal hook that installed
 // another site's certificate (another certbot lineage, --cert-name reused
 // for another domain) made every browser refuse the site, as nginx
-// reloads it. A pair that keeps one of them (a name added or dropped) is
-// taken; a site that moves to other names restarts the gateway. A
+// reloads it. A pair that keeps one of them (a name added or dropped,
+// a wildcard's name under it) is taken; a site that moves to other names restarts the gateway. A
 // self-signed certificate in use (a placeholder such as Debian's
 // snakeoil, until certbot has the site's) or an expired one has no names
 // of a working site to keep: any pair replaces it.
@@ -76,6 +76,14 @@ func (c *certFiles) namesLost(old, pair *tls.Certificate) error {
 	}
 	for _, n := range names {
 		if pair.Leaf.VerifyHostname(coveredBy(n)) == nil {
+			return nil
+		}
+	}
+	// Or a name of the new pair the one in use covers: a move from a
+	// wildcard (DNS-01) to one of its names (certbot --webroot, which
+	// cannot issue wildcards) keeps that site's name.
+	for _, n := range certNames(pair.Leaf) {
+		if old.Leaf.VerifyHostname(coveredBy(n)) == nil {
 			return nil
 		}
 	}
