@@ -473,6 +473,14 @@ func TestHTTP2MaxHeaderBytes(t *testing.T) {
 				t.Errorf("SESSIONGATE_MAX_HEADER_BYTES=%s, a cookie of %d bytes: %q (%v), want %s", c.limit, c.pad, got, err, want)
 			}
 		}
+		if c.want != 200 {
+			// A request line alone over the limit: 414, as over plain
+			// HTTP and from nginx; over TLS it got 431.
+			req := "GET /info.php?" + strings.Repeat("a", c.pad) + " HTTP/1.1\r\nHost: x\r\n\r\n"
+			if resp := tlsRawAll(t, addr, req); !strings.HasPrefix(resp, "HTTP/1.1 414 ") {
+				t.Errorf("SESSIONGATE_MAX_HEADER_BYTES=%s, a request line of %d bytes over TLS: %.60q, want 414", c.limit, c.pad, resp)
+			}
+		}
 	}
 }
 

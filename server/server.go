@@ -557,7 +557,14 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 	}
 	if fields, size := HeadSize(r.Method, r.RequestURI, r.Host, r.Header); fields > maxHeaderFields || size > int64(s.cfg.MaxHeaderBytes) {
 		closeAfter(w, r)
-		s.fail(w, r, http.StatusRequestHeaderFieldsTooLarge)
+		status := http.StatusRequestHeaderFieldsTooLarge
+		if r.ProtoMajor == 1 && int64(len(r.Method)+1+len(r.RequestURI)+len(" HTTP/1.1\r\n")) > int64(s.cfg.MaxHeaderBytes) {
+			// The request line alone: 414, as nginx answers and as the
+			// gateway does over plain HTTP, where net/http refuses the
+			// head first; over TLS it leaves room for HTTP/2's sizing.
+			status = http.StatusRequestURITooLong
+		}
+		s.fail(w, r, status)
 		return
 	}
 	if s.refusedMethod(w, r) {
