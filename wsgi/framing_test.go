@@ -14,15 +14,16 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/config"
-	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/server"
 )
 
 // behindGateway serves /admin/ from the backend at addr through the whole
-// gateway (server, Proxy, balancer, transport) and returns its address.
-func behindGateway(t *testing.T, addr string) string {
+// gateway (server, Proxy, balancer, transport), with readTimeout for
+// SESSIONGATE_DJANGO_TIMEOUT and its log written to logs, and returns its
+// address.
+func behindGateway(t *testing.T, addr string, readTimeout time.Duration, logs io.Writer) string {
 	t.Helper()
-	p, err := New(Options{Backends: []string{"http://" + addr}, ReadTimeout: 2 * time.Second})
+	p, err := New(Options{Backends: []string{"http://" + addr}, ReadTimeout: readTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func behindGateway(t *testing.T, addr string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(&testlog.Buffer{}, nil)), server.WithPHPBackend(noPHP{}),
+	srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), server.WithPHPBackend(noPHP{}),
 		server.WithMount("django", []string{"/admin/"}, p))
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +70,7 @@ func TestUnaskedSwitchIs502(t *testing.T) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
 		}
 	})
-	c, err := net.Dial("tcp", behindGateway(t, addr))
+	c, err := net.Dial("tcp", behindGateway(t, addr, 2*time.Second, io.Discard))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func TestFramingFieldWithSpaceBeforeColonIs502(t *testing.T) {
 				io.WriteString(c, answer)
 			}
 		})
-		c, err := net.Dial("tcp", behindGateway(t, addr))
+		c, err := net.Dial("tcp", behindGateway(t, addr, 2*time.Second, io.Discard))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,17 +3,13 @@ package wsgi
 import (
 	"bufio"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/testlog"
-	"github.com/sessiongate/sessiongate/server"
 )
 
 // A Django response with a Content-Length that stalls after part of its
@@ -37,28 +33,8 @@ func TestStalledBodySendsWhatCame(t *testing.T) {
 		// gateway gives up on it.
 		io.Copy(io.Discard, c)
 	})
-	p, err := New(Options{Backends: []string{"http://" + addr}, ReadTimeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	cfg, err := config.Load([]string{
-		"SESSIONGATE_PHP_FPM=127.0.0.1:9",
-		"SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(),
-		"SESSIONGATE_SESSION_KEYS=" + testSecret,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &testlog.Buffer{}
-	srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), server.WithPHPBackend(noPHP{}),
-		server.WithMount("django", []string{"/admin/"}, p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	front := httptest.NewServer(srv.Handler())
-	t.Cleanup(front.Close)
+	front := behindGateway(t, addr, 300*time.Millisecond, logs)
 
 	for _, tc := range []struct{ name, path, head string }{
 		{"as it came", "/admin/?type=application/octet-stream", "Content-Length: 1000"},
@@ -67,7 +43,7 @@ func TestStalledBodySendsWhatCame(t *testing.T) {
 		{"compressed", "/admin/?type=text/html", "Transfer-Encoding: chunked"},
 	} {
 		before := len(logs.String())
-		c, err := net.Dial("tcp", front.Listener.Addr().String())
+		c, err := net.Dial("tcp", front)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,31 +78,10 @@ func TestStalledStreamSendsItsHeader(t *testing.T) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: "+req.URL.Query().Get("type")+"\r\nTransfer-Encoding: chunked\r\n\r\n")
 		io.Copy(io.Discard, c) // the first chunk never comes
 	})
-	p, err := New(Options{Backends: []string{"http://" + addr}, ReadTimeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	cfg, err := config.Load([]string{
-		"SESSIONGATE_PHP_FPM=127.0.0.1:9",
-		"SESSIONGATE_DOCUMENT_ROOT=" + t.TempDir(),
-		"SESSIONGATE_SESSION_KEYS=" + testSecret,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testlog.Buffer{}
-	srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), server.WithPHPBackend(noPHP{}),
-		server.WithMount("django", []string{"/admin/"}, p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	front := httptest.NewServer(srv.Handler())
-	t.Cleanup(front.Close)
+	front := behindGateway(t, addr, 300*time.Millisecond, io.Discard)
 
 	get := func(path string) string {
-		c, err := net.Dial("tcp", front.Listener.Addr().String())
+		c, err := net.Dial("tcp", front)
 		if err != nil {
 			t.Fatal(err)
 		}
