@@ -334,7 +334,9 @@ func (c *Config) validate(bad Problems, env map[string]string) Problems {
 			// served: a variable that expanded to nothing ($SITE/)?
 			check(name, resolved(c.StaticRoot) != "/", "is the filesystem root: every file the gateway can read (/etc/passwd...) would be served")
 			if fi.IsDir() {
-				check(name, openableDir(c.StaticRoot) == "", "%s", openableDir(c.StaticRoot))
+				if why := openableDir(c.StaticRoot); why != "" {
+					check(name, false, "%s", why)
+				}
 			}
 		}
 	}

@@ -62,7 +62,9 @@ func (c *Config) checkInternalPaths(check func(name string, ok bool, format stri
 		case !fi.IsDir():
 			check(name, false, "%q: %s is not a directory", e, dir)
 		default:
-			check(name, openableDir(dir) == "", "%q: %s %s", e, dir, openableDir(dir))
+			if why := openableDir(dir); why != "" {
+				check(name, false, "%q: %s %s", e, dir, why)
+			}
 		}
 	}
 }
