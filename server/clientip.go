@@ -29,22 +29,23 @@ import (
 // HTTPS.
 func clientOf(r *http.Request, trusted config.Prefixes) (remote string, https bool, viaProxy bool) {
 	https = r.TLS != nil
+	peerAddr := withoutZone(r.RemoteAddr)
 	if len(trusted) == 0 {
-		return withoutZone(r.RemoteAddr), https, false
+		return peerAddr, https, false
 	}
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	// A link-local peer comes with its zone ("fe80::1%eth0"), which
 	// netip.Prefix.Contains never matches: the zone says which interface,
 	// not which network.
 	if err != nil || !trusted.Contains(peer.Addr().WithZone("")) {
-		return withoutZone(r.RemoteAddr), https, false
+		return peerAddr, https, false
 	}
 	if v := lastListValue(r.Header["X-Forwarded-Proto"]); v != "" {
 		https = strings.EqualFold(v, "https")
 	}
 	client, found := walkXFF(r.Header["X-Forwarded-For"], trusted)
 	if !found {
-		return withoutZone(r.RemoteAddr), https, true
+		return peerAddr, https, true
 	}
 	return netip.AddrPortFrom(client, 0).String(), https, true
 }

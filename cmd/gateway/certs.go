@@ -65,10 +65,10 @@ func (c *certFiles) reload() error {
 // another site's certificate (another certbot lineage, --cert-name reused
 // for another domain) made every browser refuse the site, as nginx
 // reloads it. A pair that keeps one of them (a name added or dropped,
-// a wildcard's name under it) is taken; a site that moves to other names restarts the gateway. A
-// self-signed certificate in use (a placeholder such as Debian's
-// snakeoil, until certbot has the site's) or an expired one has no names
-// of a working site to keep: any pair replaces it.
+// a wildcard's name under it) is taken; a site that moves to other names
+// restarts the gateway. A self-signed certificate in use (a placeholder
+// such as Debian's snakeoil, until certbot has the site's) or an expired
+// one has no names of a working site to keep: any pair replaces it.
 func (c *certFiles) namesLost(old, pair *tls.Certificate) error {
 	names := certNames(old.Leaf)
 	if len(names) == 0 || selfSigned(old.Leaf) || c.pairExpired(old, time.Now()) != nil {
