@@ -1098,7 +1098,7 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, erro
 			if err != nil {
 				return store.Record{}, err
 			}
-			if _, derr := decodeRecord(cur.Value); cur.Version == 0 || errors.Is(derr, errRetired) {
+			if recordEnded(cur) {
 				// A logout deleted it, or another request's
 				// regeneration retired it, after this request loaded
 				// it: nothing to retire (a tombstone stays as it is).
@@ -1600,17 +1600,21 @@ func (s *Session) Release(ctx context.Context) {
 // destroyed nor retired by a regeneration; true when the store cannot
 // say, as before the question was asked.
 func (s *Session) stillStored(id string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), s.m.o.StoreTimeout)
+	ctx, cancel := s.storeCtx(context.Background())
 	defer cancel()
 	cur, err := s.m.o.Store.Load(ctx, id)
-	if err != nil {
+	return err != nil || !recordEnded(cur)
+}
+
+// recordEnded reports whether cur, a session's record as loaded, holds no live
+// session: absent (destroyed, expired) or a tombstone (retired by a
+// regeneration).
+func recordEnded(cur store.Record) bool {
+	if cur.Version == 0 {
 		return true
 	}
-	if cur.Version == 0 {
-		return false
-	}
-	_, err = decodeRecord(cur.Value)
-	return !errors.Is(err, errRetired)
+	_, err := decodeRecord(cur.Value)
+	return errors.Is(err, errRetired)
 }
 
 // SetCookie adds the Set-Cookie the response needs, if any, and freezes
