@@ -270,6 +270,21 @@ func readRecord(br *bufio.Reader) (uint8, []byte, error) {
 	return h[1], p[:n], nil
 }
 
+// readThrough reads records up to the empty one of type typ that ends a
+// stream (typeParams: a request's BEGIN_REQUEST and params; typeStdin:
+// its body).
+func readThrough(br *bufio.Reader, typ uint8) error {
+	for {
+		t, p, err := readRecord(br)
+		if err != nil {
+			return err
+		}
+		if t == typ && len(p) == 0 {
+			return nil
+		}
+	}
+}
+
 // errGetValues: what came was an FCGI_GET_VALUES record, not a request.
 var errGetValues = errors.New("FCGI_GET_VALUES")
 

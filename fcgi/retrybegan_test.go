@@ -75,7 +75,7 @@ func noRetryOnceBegan(t *testing.T, stdout bool) {
 							return
 						}
 					}
-					if drainStdin(br) != nil {
+					if readThrough(br, typeStdin) != nil {
 						return
 					}
 					respond(c, "Content-Type: text/plain\r\n", "ok")
@@ -101,18 +101,5 @@ func noRetryOnceBegan(t *testing.T, stdout bool) {
 	}
 	if n := puts.Load(); n != 1 || err == nil {
 		t.Fatalf("the PUT reached PHP %d times (OnStderr called %d times; error %v), though its first run had begun answering before it failed", n, stderrs.Load(), err)
-	}
-}
-
-// drainStdin reads a request's records up to its empty FCGI_STDIN record.
-func drainStdin(br *bufio.Reader) error {
-	for {
-		typ, p, err := readRecord(br)
-		if err != nil {
-			return err
-		}
-		if typ == typeStdin && len(p) == 0 {
-			return nil
-		}
 	}
 }

@@ -1677,14 +1677,8 @@ func TestNoRetryOfPOSTResetWhileSendingOnReusedConn(t *testing.T) {
 					}
 					n := begun.Add(1)
 					if n == 1 {
-						for {
-							typ, p, err := readRecord(br)
-							if err != nil {
-								return
-							}
-							if typ == typeStdin && len(p) == 0 {
-								break
-							}
+						if readThrough(br, typeStdin) != nil {
+							return
 						}
 						respond(c, "", "ok")
 						c.Flush()
@@ -1732,14 +1726,8 @@ func TestResponseReadWhileBodyIsSent(t *testing.T) {
 				defer nc.Close()
 				br := bufio.NewReader(nc)
 				c := &fakeConn{nc: nc, bw: bufio.NewWriter(nc)}
-				for {
-					typ, p, err := readRecord(br)
-					if err != nil {
-						return
-					}
-					if typ == typeParams && len(p) == 0 {
-						break
-					}
+				if readThrough(br, typeParams) != nil {
+					return
 				}
 				c.Stdout("Status: 403\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat("x", size))
 				if c.Flush() != nil {
@@ -1998,14 +1986,8 @@ func TestStreamedBodyWriteTimeoutAfterAnswerBegan(t *testing.T) {
 		}
 		defer nc.Close()
 		br := bufio.NewReader(nc)
-		for {
-			typ, p, err := readRecord(br)
-			if err != nil {
-				return
-			}
-			if typ == typeParams && len(p) == 0 {
-				break
-			}
+		if readThrough(br, typeParams) != nil {
+			return
 		}
 		c := &fakeConn{nc: nc, bw: bufio.NewWriter(nc)}
 		c.Stdout("Content-Type: text/plain\r\n\r\nbegun")
@@ -2299,14 +2281,8 @@ func TestFullRecordFlushIsNotHeldBackByTheBodysEnd(t *testing.T) {
 		}
 		defer nc.Close()
 		br := bufio.NewReader(nc)
-		for { // BEGIN_REQUEST and PARAMS
-			typ, p, err := readRecord(br)
-			if err != nil {
-				return
-			}
-			if typ == typeParams && len(p) == 0 {
-				break
-			}
+		if readThrough(br, typeParams) != nil { // BEGIN_REQUEST and PARAMS
+			return
 		}
 		c := &fakeConn{nc: nc, bw: bufio.NewWriter(nc)}
 		header := "Content-Type: text/event-stream\r\nX-Pad: "
@@ -2316,14 +2292,8 @@ func TestFullRecordFlushIsNotHeldBackByTheBodysEnd(t *testing.T) {
 		// The script reads php://input now, well inside the wait: the
 		// gateway's write of the body ends.
 		time.Sleep(fullRecordWait / 5)
-		for {
-			typ, p, err := readRecord(br)
-			if err != nil {
-				return
-			}
-			if typ == typeStdin && len(p) == 0 {
-				break
-			}
+		if readThrough(br, typeStdin) != nil {
+			return
 		}
 		select { // then a long poll
 		case <-returned:
