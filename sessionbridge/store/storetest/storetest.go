@@ -131,6 +131,29 @@ func mustUnlock(t *testing.T, l store.Lease, m store.Mutation) uint64 {
 	return v
 }
 
+// lockResult is what a Lock call returned.
+type lockResult struct {
+	l   store.Lease
+	r   store.Record
+	err error
+}
+
+// lockLater calls s.Lock(id, lease) on a goroutine of its own, waiting up
+// to wait, and sends what it returned. released, when not nil, says
+// whether the holder has let the lock go: a Lock that returns before is
+// the error released names.
+func lockLater(t *testing.T, s store.Store, id string, wait, lease time.Duration, released func() error) <-chan lockResult {
+	got := make(chan lockResult, 1)
+	go func() {
+		l, r, err := s.Lock(ctxT(t, wait), id, lease)
+		if err == nil && released != nil {
+			err = released()
+		}
+		got <- lockResult{l, r, err}
+	}()
+	return got
+}
+
 func wantRecord(t *testing.T, got store.Record, value []byte, version uint64) {
 	t.Helper()
 	if got.Version != version || !bytes.Equal(got.Value, value) {
@@ -318,16 +341,7 @@ func testSaveUnderLockReachesTheNextHolder(t *testing.T, a, _ store.Store) {
 		v0 := mustSave(t, a, id, 0, []byte("loaded"), time.Minute)
 		l, r := mustLock(t, a, id, 10*time.Second)
 		wantRecord(t, r, []byte("loaded"), v0)
-		type res struct {
-			l   store.Lease
-			r   store.Record
-			err error
-		}
-		got := make(chan res, 1)
-		go func() {
-			l, r, err := a.Lock(ctxT(t, 10*time.Second), id, 10*time.Second)
-			got <- res{l, r, err}
-		}()
+		got := lockLater(t, a, id, 10*time.Second, 10*time.Second, nil)
 		time.Sleep(200 * time.Millisecond) // the second Lock waits
 		saved := mustSave(t, a, id, v0, []byte("saved"), time.Minute)
 		want, wantV := []byte("saved"), saved
@@ -355,19 +369,12 @@ func lockExcludes(t *testing.T, a, b store.Store) {
 	wantRecord(t, r, nil, 0)
 
 	var released atomic.Bool
-	type res struct {
-		l   store.Lease
-		r   store.Record
-		err error
-	}
-	got := make(chan res, 1)
-	go func() {
-		l, r, err := b.Lock(ctxT(t, 10*time.Second), id, 10*time.Second)
-		if err == nil && !released.Load() {
-			err = errors.New("second Lock returned while the first holder still held the lock")
+	got := lockLater(t, b, id, 10*time.Second, 10*time.Second, func() error {
+		if !released.Load() {
+			return errors.New("second Lock returned while the first holder still held the lock")
 		}
-		got <- res{l, r, err}
-	}()
+		return nil
+	})
 	select {
 	case x := <-got:
 		t.Fatalf("second Lock did not wait: %v", x.err)
@@ -375,7 +382,7 @@ func lockExcludes(t *testing.T, a, b store.Store) {
 	}
 	released.Store(true)
 	v := mustUnlock(t, l1, store.Mutation{Kind: store.Put, Value: []byte("first"), TTL: time.Minute})
-	var x res
+	var x lockResult
 	select {
 	case x = <-got:
 	case <-time.After(5 * time.Second):
@@ -566,19 +573,12 @@ func testRenewOutlivesLease(t *testing.T, a, b store.Store) {
 		const lease = time.Second
 		l, _ := mustLock(t, a, id, lease)
 		var released atomic.Bool
-		type res struct {
-			l   store.Lease
-			r   store.Record
-			err error
-		}
-		got := make(chan res, 1)
-		go func() {
-			l, r, err := tc.second.Lock(ctxT(t, 20*time.Second), id, 10*time.Second)
-			if err == nil && !released.Load() {
-				err = fmt.Errorf("%s: a waiter got the lock while its holder renewed it", tc.name)
+		got := lockLater(t, tc.second, id, 20*time.Second, 10*time.Second, func() error {
+			if !released.Load() {
+				return fmt.Errorf("%s: a waiter got the lock while its holder renewed it", tc.name)
 			}
-			got <- res{l, r, err}
-		}()
+			return nil
+		})
 		renewFor(t, l, lease, 3*lease)
 		select {
 		case x := <-got:
@@ -590,7 +590,7 @@ func testRenewOutlivesLease(t *testing.T, a, b store.Store) {
 		if v == 0 {
 			t.Fatalf("%s: Put after renewals returned version 0", tc.name)
 		}
-		var x res
+		var x lockResult
 		select {
 		case x = <-got:
 		case <-time.After(5 * time.Second):
