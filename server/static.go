@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/compress"
+	"github.com/sessiongate/sessiongate/internal/fileid"
 	"github.com/sessiongate/sessiongate/phproute"
 )
 
@@ -308,7 +309,7 @@ func (s *Server) gzippable(r *http.Request, accepted compress.Encodings, fi fs.F
 // or every HEAD could cost a compression.
 func (s *Server) cachedGzip(r *http.Request, rel string, f *os.File, fi fs.FileInfo) []byte {
 	key := compress.FileKey{Path: rel, Size: fi.Size(), ModNanos: fi.ModTime().UnixNano()}
-	_, key.ChangeNanos = fileIdentity(fi)
+	_, key.ChangeNanos = fileid.Of(fi)
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		key.Dev, key.Ino = uint64(st.Dev), st.Ino
 	}
@@ -619,7 +620,7 @@ func etag(fi fs.FileInfo) string {
 	b = append(b, '-')
 	b = strconv.AppendInt(b, fi.Size(), 16)
 	if fi.ModTime().Before(fixedEpochBefore) {
-		if ino, ctime := fileIdentity(fi); ctime != 0 {
+		if ino, ctime := fileid.Of(fi); ctime != 0 {
 			b = append(b, '-')
 			b = strconv.AppendInt(b, ctime, 16)
 			b = append(b, '-')

@@ -286,9 +286,10 @@ type File struct {
 }
 
 type fileStamp struct {
-	size int64
-	mod  time.Time
-	ino  uint64
+	size   int64
+	mod    time.Time
+	ino    uint64
+	change int64
 }
 
 // goodFor is how long verified credentials are taken without bcrypt.

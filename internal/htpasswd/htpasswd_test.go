@@ -122,6 +122,42 @@ func TestFileFollowsChanges(t *testing.T) {
 	}
 }
 
+// An edit in place that keeps the size and puts the mtime back, as
+// `cp -p` over the file does, is still a new version: the ctime moved.
+func TestFileFollowsAnEditThatRestoresTheMtime(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	bo := "bo:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\n"
+	if err := os.WriteFile(p, []byte(bo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Verify("bo", "secret") {
+		t.Fatal("bo refused")
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // past the ctime clock's tick
+	bx := strings.Replace(bo, "bo:", "bx:", 1)
+	if err := os.WriteFile(p, []byte(bx), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	f.checked = time.Time{} // as if a second had passed
+	if f.Verify("bo", "secret") {
+		t.Error("bo, replaced in place with its mtime restored, still let in")
+	}
+	if !f.Verify("bx", "secret") {
+		t.Error("bx, written in place with the old mtime, refused")
+	}
+}
+
 // A 401 takes as long for a name the file lacks as for one it has: the
 // unknown user's password is checked against a real entry's hash. The
 // defect this guards against, an early return for a name not in the file,
