@@ -19,7 +19,8 @@ import (
 // $apr1$), in front of the real php-fpm: without the password, 401 and no
 // PHP run; with it, the page, and PHP sees the user as REMOTE_USER and
 // PHP_AUTH_USER, as behind nginx's auth_basic. A user added to the file
-// with htpasswd gets in without a restart; the webhooks directory, opened
+// with htpasswd gets in without a restart, and so does one a copy put in
+// place with its old size and mtime (cp -p); the webhooks directory, opened
 // by a more specific entry, needs no password.
 func TestBasicAuth(t *testing.T) {
 	t.Parallel()
@@ -84,5 +85,28 @@ func TestBasicAuth(t *testing.T) {
 	htpasswd("-b", "-B", "-C", "5", users, "cy", "new user")
 	if !poll(3*time.Second, func() bool { code, _, _ = get("/", "cy", "new user"); return code == 200 }) {
 		t.Fatalf("a user added with htpasswd still refused: %d", code)
+	}
+	// A copy with its size and times kept (cp -p, rsync -t, a backup put
+	// back) lands in place with the old mtime: bo renamed bx, same length.
+	contents, err := os.ReadFile(users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := users + ".restored"
+	if err := os.WriteFile(restored, []byte(strings.Replace(string(contents), "\nbo:", "\nbx:", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("touch", "-r", users, restored).CombinedOutput(); err != nil {
+		t.Fatalf("touch -r: %v\n%s", err, out)
+	}
+	time.Sleep(20 * time.Millisecond) // past the ctime clock's tick
+	if out, err := exec.Command("cp", "-p", restored, users).CombinedOutput(); err != nil {
+		t.Fatalf("cp -p: %v\n%s", err, out)
+	}
+	if !poll(3*time.Second, func() bool { code, _, _ = get("/", "bx", "apr1-pass"); return code == 200 }) {
+		t.Errorf("a user put in place by cp -p (size and mtime kept) still refused: %d", code)
+	}
+	if code, _, _ := get("/", "bo", "apr1-pass"); code != 401 {
+		t.Errorf("a user removed by cp -p (size and mtime kept) still let in: %d", code)
 	}
 }
