@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"strings"
 	"syscall"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -155,13 +157,20 @@ func (a *App) openStore(ctx context.Context, sc *config.SessionConfig, log *slog
 			// next start would be refused alike.
 			return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check: the gateway's user may not connect to its socket; give it access (redis.conf's unixsocketperm, e.g. 770, and the gateway's user in the socket's group): %w: %w", redisstore.ErrMisconfigured, err)
 		}
+		// A plain Redis port answers a TLS client's hello with nothing at
+		// all (it waits for a line end), so the dial or the first read
+		// times out as if Redis were stalled.
+		tlsPort := ""
+		if strings.HasPrefix(strings.ToLower(sc.RedisURL), "rediss") && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)) {
+			tlsPort = "; with a rediss:// URL, check that the port is Redis's TLS port (redis.conf's tls-port), as a plain port answers a TLS client nothing"
+		}
 		if redisstore.AnsweredNothing(err) {
-			return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check: it accepted the connection but answered nothing within SESSIONGATE_REDIS_TIMEOUT (%v); a Redis still loading a large data set at start may hold new connections until it is done, so start the gateway again once redis-cli PING answers PONG, or raise SESSIONGATE_REDIS_TIMEOUT for an overloaded or distant one: %w", sc.RedisTimeout, err)
+			return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check: it accepted the connection but answered nothing within SESSIONGATE_REDIS_TIMEOUT (%v); a Redis still loading a large data set at start may hold new connections until it is done, so start the gateway again once redis-cli PING answers PONG, or raise SESSIONGATE_REDIS_TIMEOUT for an overloaded or distant one%s: %w", sc.RedisTimeout, tlsPort, err)
 		}
 		// Not answering at all: at boot it may be late, but on a host
 		// that never ran Redis (the example environment names one) the
 		// gateway would be restarted every few seconds for ever.
-		return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check (is redis-server installed and running, at the URL's address? apt-get install redis-server; or leave SESSIONGATE_REDIS_URL empty to keep sessions in memory, one gateway only): %w", err)
+		return nil, fmt.Errorf("session store: Redis at SESSIONGATE_REDIS_URL fails the start-up check (is redis-server installed and running, at the URL's address? apt-get install redis-server; or leave SESSIONGATE_REDIS_URL empty to keep sessions in memory, one gateway only)%s: %w", tlsPort, err)
 	}
 	if want := sc.RedisWaitReplicas; want > 0 {
 		// Not a refusal: a replica may be resyncing, and requests that

@@ -53,7 +53,9 @@ func runGatewayToExit(t *testing.T, env ...string) (int, string) {
 // permission sessions need stop it naming the cause and never the
 // password, so do a renamed command and a Redis out of memory, and rediss:// with a private CA fails as the README quotes
 // until SSL_CERT_FILE names the CA (or skip_verify), and against
-// redis-server's default tls-auth-clients fails as it quotes too.
+// redis-server's default tls-auth-clients fails as it quotes too. The
+// settings no restart cures exit 78; rediss:// on the plain port, which
+// looks like a stalled Redis, exits 1 with a word on the TLS port.
 func TestStoreStartupMessages(t *testing.T) {
 	t.Parallel()
 	base := startupBase(t)
@@ -142,8 +144,15 @@ func TestStoreStartupMessages(t *testing.T) {
 		}
 		url := "SESSIONGATE_REDIS_URL=rediss://localhost:" + strconv.Itoa(port) + "/0"
 		code, out := runGatewayToExit(t, append(base, url)...)
-		if code == 0 || !strings.Contains(out, "x509: certificate signed by unknown authority") {
-			t.Errorf("private CA without SSL_CERT_FILE: exit %d, want the README's x509 message; log:\n%s", code, out)
+		if code != 78 || !strings.Contains(out, "x509: certificate signed by unknown authority") {
+			t.Errorf("private CA without SSL_CERT_FILE: exit %d, want 78 (EX_CONFIG: no restart trusts it) and the README's x509 message; log:\n%s", code, out)
+		}
+		// rediss:// on the plain port: redis-server answers the hello
+		// nothing, which looks like a stalled Redis (exit 1), so the
+		// message points at the port.
+		code, out = runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL=rediss://"+tr.Addr+"/0", "SSL_CERT_FILE="+cert)...)
+		if code != 1 || !strings.Contains(out, "tls-port") {
+			t.Errorf("rediss:// on the plain port: exit %d, want 1 and a word on the TLS port; log:\n%s", code, out)
 		}
 		startBinary(t, buildGateway(t), append(base, url, "SSL_CERT_FILE="+cert))
 		startBinary(t, buildGateway(t), append(base, url+"?skip_verify=true"))
@@ -152,7 +161,12 @@ func TestStoreStartupMessages(t *testing.T) {
 			t.Fatalf("CONFIG SET tls-auth-clients yes: %v %s", err, out)
 		}
 		code, out = runGatewayToExit(t, append(base, url, "SSL_CERT_FILE="+cert)...)
-		if code == 0 || !strings.Contains(out, "tls: certificate required") && !strings.Contains(out, "connection reset by peer") {
+		switch {
+		case strings.Contains(out, "tls: certificate required"):
+			if code != 78 {
+				t.Errorf("tls-auth-clients yes: exit %d, want 78 (EX_CONFIG: the gateway sends no client certificate); log:\n%s", code, out)
+			}
+		case !strings.Contains(out, "connection reset by peer") || code == 0:
 			t.Errorf("tls-auth-clients yes: exit %d, want the README's tls: certificate required (or connection reset by peer); log:\n%s", code, out)
 		}
 	})

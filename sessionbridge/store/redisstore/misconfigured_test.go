@@ -2,10 +2,19 @@ package redisstore
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/sessiongate/sessiongate/internal/testtls"
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 )
 
@@ -34,6 +43,12 @@ func TestPingMisconfiguredOnlyForSettings(t *testing.T) {
 		{reply("ERR unknown command 'publish', with args beginning with: "), true},
 		{reply("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"), true},
 		{wrongKind("the server is a Redis Sentinel: use a redis-sentinel://host:26379/0?master=NAME URL"), true},
+		{tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, true},
+		{&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, true},
+		{&tls.CertificateVerificationError{Err: x509.HostnameError{Certificate: &x509.Certificate{}, Host: "redis.example"}}, true},
+		{&net.OpError{Op: "remote error", Err: errors.New("tls: certificate required")}, true},
+		{&tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Cert: &x509.Certificate{}, Reason: x509.Expired}}, false},
+		{&net.OpError{Op: "remote error", Err: errors.New("tls: internal error")}, false},
 		{reply("LOADING Redis is loading the dataset in memory"), false},
 		{reply("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT."), false},
 		{reply("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."), false},
@@ -52,5 +67,75 @@ func TestPingMisconfiguredOnlyForSettings(t *testing.T) {
 				t.Errorf("%v: not store.ErrUnavailable any more", err)
 			}
 		}
+	}
+}
+
+// A rediss:// URL that cannot work as the gateway is set up stops the
+// start for good (exit 78), as a wrong password does: the port answers
+// without TLS, or its certificate comes from an authority the gateway does not
+// trust. Each exited 1 and was restarted for ever. With the authority
+// trusted, the same server passes.
+func TestPingMisconfiguredForTLSTheGatewayCannotUse(t *testing.T) {
+	certFile, keyFile := testtls.Pair(t)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	overTLS, err := miniredis.RunTLS(&tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(overTLS.Close)
+	// A plain server that answers what it cannot parse (redis-server
+	// itself waits for a line end that a ClientHello rarely holds, and the
+	// start then fails on its timeout instead; app words that case).
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Close() })
+	go func() {
+		for {
+			c, err := plain.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Read(make([]byte, 512))
+			_, _ = c.Write([]byte("-ERR Protocol error: invalid multibulk length\r\n"))
+			c.Close()
+		}
+	}()
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	ping := func(url string, opts ...ClientOption) error {
+		c, err := OpenClient(url, append(opts, WithTimeouts(time.Second, time.Second, time.Second))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(c, Options{Prefix: "tls:"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close(); _ = c.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return s.Ping(ctx)
+	}
+	port := overTLS.Addr()[strings.LastIndex(overTLS.Addr(), ":"):]
+	for _, tc := range []struct{ name, url, want string }{
+		{"PlainPort", "rediss://" + plain.Addr().String() + "/0", "does not look like a TLS handshake"},
+		{"UnknownAuthority", "rediss://localhost" + port + "/0", "unknown authority"},
+	} {
+		err := ping(tc.url)
+		if !errors.Is(err, ErrMisconfigured) || !strings.Contains(fmt.Sprint(err), tc.want) {
+			t.Errorf("%s: %v, want ErrMisconfigured saying %q", tc.name, err, tc.want)
+		}
+	}
+	if err := ping("rediss://localhost"+port+"/0", WithTLSConfig(&tls.Config{RootCAs: roots})); err != nil {
+		t.Errorf("the same server with its authority trusted: %v", err)
 	}
 }

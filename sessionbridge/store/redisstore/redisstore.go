@@ -68,6 +68,8 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -699,7 +701,8 @@ func pingResult(err error) error {
 // settings, so that waiting for Redis cannot cure it: a password Redis
 // refuses or none where one is required, a database number beyond the
 // server's `databases`, an ACL user or a renamed command that leaves out
-// a command sessions need, a URL of the wrong kind for the server. A
+// a command sessions need, a URL of the wrong kind for the server, a TLS
+// server the gateway does not trust or that wants a client certificate. A
 // supervisor that restarts the gateway on a failed start would restart it
 // for ever. Such an error matches store.ErrUnavailable too.
 var ErrMisconfigured = errors.New("redis refuses the connection's settings")
@@ -751,7 +754,7 @@ func AnsweredNothing(err error) bool {
 // can change, or a server of the wrong kind for the URL.
 func settingRefused(err error) bool {
 	var kind wrongKind
-	if errors.As(err, &kind) {
+	if errors.As(err, &kind) || tlsRefused(err) {
 		return true
 	}
 	var reply redis.Error
@@ -764,6 +767,26 @@ func settingRefused(err error) bool {
 		}
 	}
 	return false
+}
+
+// tlsRefused reports a TLS failure that comes from the URL or the
+// gateway's trust settings: a server that does not speak TLS at all (a
+// rediss:// URL on a plain port), a certificate from an authority the
+// gateway does not trust (SSL_CERT_FILE missing or wrong), one for another
+// name, or a server that asks for a client certificate, which the gateway
+// never sends. An expired or not yet valid certificate is left out:
+// renewing it on the Redis side cures it without touching the gateway.
+func tlsRefused(err error) bool {
+	var notTLS tls.RecordHeaderError
+	var unknownCA x509.UnknownAuthorityError
+	var otherName x509.HostnameError
+	if errors.As(err, &notTLS) || errors.As(err, &unknownCA) || errors.As(err, &otherName) {
+		return true
+	}
+	// crypto/tls hands on a peer's alert with an unexported type; its
+	// text is RFC 8446's name for it.
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error" && op.Err != nil && op.Err.Error() == "tls: certificate required"
 }
 
 // wrongKind: the URL's scheme does not fit the server (a Cluster node or a
