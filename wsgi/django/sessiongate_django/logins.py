@@ -102,31 +102,43 @@ def user_id(user):
 def user_saved(sender, instance, using=None, **kwargs):
     """post_save of the user model: a password set, a login (Django saves
     last_login), a user made inactive or active again."""
-    _collect_when_committed(instance, using, login_hashes)
+    _collect_when_committed(instance, using, _committed_login_hashes)
 
 
 def user_deleted(sender, instance, using=None, **kwargs):
     """post_delete of the user model: Django's get_user() finds nobody for
     the user's sessions any more, so no login of the user is valid (an
     empty list)."""
-    _collect_when_committed(instance, using, lambda user: [])
+    _collect_when_committed(instance, using, lambda user, using: [])
+
+
+def _committed_login_hashes(user, using):
+    """login_hashes of the user as the database holds it now, not of the
+    instance that was saved: login() saves only last_login on a user it
+    loaded before checking the password, so a password change committed
+    meanwhile (another device, another gateway) leaves that instance with
+    the old password, whose hash Django no longer takes. A user gone since
+    has no valid login."""
+    fresh = type(user)._base_manager.db_manager(using).filter(pk=user.pk).first()
+    if fresh is None:
+        return []
+    return login_hashes(fresh)
 
 
 def _collect_when_committed(user, using, hashes_of):
-    """Collects hashes_of(user) as the user's valid hashes (None: none to
-    report) once the save or deletion is committed: a transaction rolled
-    back (ATOMIC_REQUESTS and a 500) changed nothing, and reporting it
-    would end the user's valid sessions on PHP pages."""
+    """Collects hashes_of(user, using) as the user's valid hashes (None:
+    none to report) once the save or deletion is committed: a transaction
+    rolled back (ATOMIC_REQUESTS and a 500) changed nothing, and reporting
+    it would end the user's valid sessions on PHP pages."""
     users = _collected.get()
     if users is None:
         return  # not in a request through the middleware (manage.py)
-    hashes = hashes_of(user)
-    if hashes is None:
-        return
     uid = user_id(user)
 
     def collect():
-        users[uid] = hashes
+        hashes = hashes_of(user, using)
+        if hashes is not None:
+            users[uid] = hashes
 
     transaction.on_commit(collect, using=using)
 

@@ -1316,6 +1316,28 @@ class LoginsTests(unittest.TestCase):
         got = reported_logins(resp)
         self.assertEqual(got[str(self.user.pk)][0], self.user.get_session_auth_hash())
 
+    def test_login_racing_a_password_change_reports_the_committed_hash(self):
+        # login() saves last_login on the user it loaded before checking
+        # the password (update_fields, so the password in the database
+        # stays). A password change committed in between (another device,
+        # another gateway) must not be reported back as the old hash: the
+        # gateway keeps the latest report, and that one would make the old
+        # password's sessions valid on PHP pages and the new one's not.
+        model = auth.get_user_model()
+        user = model.objects.create_user("logins-race", password="old-password-0123")
+
+        def login_view(request):
+            loaded = auth.authenticate(request, username="logins-race", password="old-password-0123")
+            elsewhere = model.objects.get(pk=loaded.pk)
+            elsewhere.set_password("new-password-0123")
+            elsewhere.save()
+            auth.login(request, loaded)
+            return HttpResponse("in")
+
+        _, resp = run(login_view, signed_meta(SID, {}), method="post")
+        user.refresh_from_db()
+        self.assertEqual(reported_logins(resp), {str(user.pk): [user.get_session_auth_hash()]})
+
     def test_deleted_user_has_no_valid_login(self):
         gone = auth.get_user_model().objects.create_user("logins-gone", password="gone-password-0123")
         uid = str(gone.pk)
