@@ -369,8 +369,8 @@ func (m *Manager) expired(r record) bool {
 		return true
 	}
 	// Seen is refreshed at least every IdleTimeout/4 while the session is
-	// used (see touch), so a gap beyond 1.25 x IdleTimeout is idleness, not
-	// a lazy write. A timeout of centuries (the largest duration, for
+	// used (seenRefresh), so a gap beyond 1.25 x IdleTimeout is idleness,
+	// not a lazy write. A timeout of centuries (the largest duration, for
 	// sessions that never go idle) would overflow 1.25 x to a negative
 	// limit that every session passes: no gap reaches it.
 	grace := m.o.IdleTimeout / 4
@@ -378,6 +378,21 @@ func (m *Manager) expired(r record) bool {
 		return false
 	}
 	return now.Sub(time.UnixMilli(r.Seen)) > m.o.IdleTimeout+grace
+}
+
+// seenRefreshMax bounds how stale a used session's Seen gets. During a
+// rolling change of SESSIONGATE_SESSION_IDLE_TIMEOUT, gateways with
+// different timeouts share the records, and each judges idleness by its
+// own: a gateway with a 24 h timeout refreshing every 6 h would leave a
+// session used a minute ago looking 3 h idle to one with 2 h, which would
+// drop it for every gateway. Refreshed every 5 minutes at most, a session
+// in use looks idle to no gateway whose timeout is 4 minutes or more, for
+// one write in 5 minutes per session in use.
+const seenRefreshMax = 5 * time.Minute
+
+// seenRefresh is how old Seen may get before a request writes it again.
+func seenRefresh(idleTimeout time.Duration) time.Duration {
+	return min(idleTimeout/4, seenRefreshMax)
 }
 
 // ttl is the store expiry for a session created at created: the idle
@@ -980,7 +995,7 @@ func (s *Session) touchLocked(ctx context.Context) error {
 	ttl := s.ttl(s.rec.Created)
 	now := s.m.now()
 	// A new app expiry must reach the record too, not only the TTL.
-	refreshSeen := now.Sub(time.UnixMilli(s.rec.Seen)) > s.m.o.IdleTimeout/4 || s.expirySet
+	refreshSeen := now.Sub(time.UnixMilli(s.rec.Seen)) > seenRefresh(s.m.o.IdleTimeout) || s.expirySet
 	if s.lease != nil {
 		mu := store.Mutation{Kind: store.Keep, TTL: ttl}
 		rec := s.rec

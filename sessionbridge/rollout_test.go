@@ -1,6 +1,7 @@
 package sessionbridge
 
 import (
+	"context"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -50,5 +51,50 @@ func TestEncryptToggleKeepsSessions(t *testing.T) {
 	var clear string
 	if err := plain.codecs[0].Decode("sessionid", ck.Value, &clear); err == nil {
 		t.Fatalf("the encrypting gateway set a cookie that decodes without encryption: %q", clear)
+	}
+}
+
+// A rolling change of SESSIONGATE_SESSION_IDLE_TIMEOUT (raised for
+// "remember me" logins, or lowered): gateways with a long and a short
+// timeout share the records, and each judges idleness by its own. A
+// session used every ten minutes through the 24 h gateway, then once
+// through the 2 h one, is a session in use for both. Refreshing its last
+// use only every 6 h (a quarter of 24 h) made it look 3 h idle to the
+// 2 h gateway, which dropped it from the store for every gateway.
+func TestIdleTimeoutRolloutKeepsSessionsInUse(t *testing.T) {
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		st := memory.New(memory.Options{})
+		t.Cleanup(func() { st.Close() })
+		clock := time.Now()
+		gateway := func(idle time.Duration) *Manager {
+			m, err := New(Options{Store: st, Secrets: [][]byte{[]byte(testSecret)},
+				Cookie:      CookieOptions{Name: "sessionid", MaxAge: 14 * 24 * time.Hour},
+				IdleTimeout: idle, LockMode: mode, LockTimeout: time.Second, LockLease: 5 * time.Second, StoreTimeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.now = func() time.Time { return clock }
+			return m
+		}
+		long, short := gateway(24*time.Hour), gateway(2*time.Hour)
+		id := createSession(t, long, `{"user":"ana"}`)
+		use := func(m *Manager, via string) {
+			t.Helper()
+			s, err := m.Open(context.Background(), requestWithCookie(t, m, id), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Release(context.Background())
+			if s.ID() != id {
+				t.Fatalf("%s: the session in use was dropped by the %s gateway", mode, via)
+			}
+		}
+		for range 18 { // three hours
+			clock = clock.Add(10 * time.Minute)
+			use(long, "24 h")
+		}
+		clock = clock.Add(time.Minute)
+		use(short, "2 h")
+		use(long, "24 h")
 	}
 }
