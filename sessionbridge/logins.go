@@ -64,8 +64,9 @@ type loginCache struct {
 }
 
 type cachedLogins struct {
-	rec []byte // nil: none recorded
-	at  time.Time
+	rec  []byte // nil: none recorded
+	at   time.Time
+	kept bool // its TTL was renewed for a revoked login since it was read
 }
 
 func (c *loginCache) get(user string, now time.Time) ([]byte, bool) {
@@ -78,6 +79,20 @@ func (c *loginCache) get(user string, now time.Time) ([]byte, bool) {
 	return e.rec, true
 }
 
+// keep reports whether user's record is due a renewal of its TTL: once
+// per cached read.
+func (c *loginCache) keep(user string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.users[user]
+	if !ok || e.kept {
+		return !ok
+	}
+	e.kept = true
+	c.users[user] = e
+	return true
+}
+
 func (c *loginCache) put(user string, rec []byte, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -88,7 +103,7 @@ func (c *loginCache) put(user string, rec []byte, now time.Time) {
 }
 
 // RecordLogins stores hashes as the login hashes valid for user, as long
-// as a session can live (the cookie's Max-Age). A store without a
+// as a session can live (loginRecordTTL). A store without a
 // store.LoginRegistry records nothing. A client that left does not stop
 // it: the password it reports is changed.
 func (m *Manager) RecordLogins(ctx context.Context, user string, hashes []string) error {
@@ -99,7 +114,7 @@ func (m *Manager) RecordLogins(ctx context.Context, user string, hashes []string
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.StoreTimeout)
 	defer cancel()
 	rec := []byte(strings.Join(hashes, " "))
-	if err := reg.SetLogins(sctx, user, rec, m.o.Cookie.MaxAge); err != nil {
+	if err := reg.SetLogins(sctx, user, rec, m.loginRecordTTL()); err != nil {
 		m.event("store_error")
 		return fmt.Errorf("record the valid logins of user %q: %w", user, err)
 	}
@@ -143,5 +158,31 @@ func (m *Manager) revokedLogin(ctx context.Context, l djangoLogin) (string, erro
 		return "", nil
 	}
 	m.event("django_login_revoked")
+	if m.logins.keep(l.User) {
+		sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
+		defer cancel()
+		if err := reg.KeepLogins(sctx, l.User, m.loginRecordTTL()); err != nil {
+			// The record still holds for its time; the next revoked
+			// login found renews it.
+			m.event("store_error")
+			m.log.Warn("cannot renew the record of a user's valid logins", "user", l.User, "error", err.Error())
+		}
+	}
 	return l.Hash, nil
+}
+
+// loginRecordTTL is how long a user's record of valid logins lives after
+// it was written or last found ending a session's login: as long as a
+// session can live (the cookie's Max-Age), and a minute more for the
+// second a gateway goes by its cached read. A session's lifetime counts
+// from its ID, and a new ID (session_regenerate_id() on a PHP page) keeps
+// the data, an ended login included, for another Max-Age: the record must
+// outlive every session that holds a login it ends, or that login would
+// name the user on PHP pages again. Each PHP page of such a session renews
+// it (revokedLogin), and a regeneration happens on one.
+func (m *Manager) loginRecordTTL() time.Duration {
+	if m.o.Cookie.MaxAge <= 0 {
+		return 0
+	}
+	return m.o.Cookie.MaxAge + time.Minute
 }

@@ -2,12 +2,18 @@ package sessionbridge
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
 )
 
 // onlyStore hides a store's optional interfaces (a store without a
@@ -123,4 +129,91 @@ func revokedIn(t *testing.T, m *Manager, data string) (string, error) {
 		t.Fatal(err)
 	}
 	return (&Session{m: m, stored: ms}).RevokedLogin(context.Background())
+}
+
+// A password change's record of valid logins lived
+// SESSIONGATE_SESSION_MAX_AGE from the change, but a session outlives that
+// once it gets a new ID (a new ID starts a new absolute lifetime, as PHP
+// apps that regenerate on a timer want: CodeIgniter's sessTimeToUpdate).
+// The record then expired under a live session that still held the ended
+// login, and PHP pages named the user in it again (sessiongate_user_id()),
+// while Django never takes it. Each PHP page that finds the login ended
+// renews the record, and the regeneration happens on such a page.
+func TestRevokedLoginOutlivesARegeneratedSession(t *testing.T) {
+	mr := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { c.Close() })
+	st, err := redisstore.New(c, redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	const maxAge = 48 * time.Hour
+	m, err := New(Options{
+		Store:        st,
+		Secrets:      [][]byte{[]byte(testSecret)},
+		Cookie:       CookieOptions{Name: "sessionid", MaxAge: maxAge},
+		IdleTimeout:  maxAge,
+		LockMode:     LockStrict,
+		LockTimeout:  2 * time.Second,
+		LockLease:    5 * time.Second,
+		StoreTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now()
+	clock := base
+	m.now = func() time.Time { return clock }
+	ctx := context.Background()
+
+	const login = `{"_auth_user_id":"7","_auth_user_hash":"h1","cart":[1]}`
+	old := createSession(t, m, login)
+	// The user changes the password (through Django, on any gateway).
+	if err := m.RecordLogins(ctx, "7", []string{"h2"}); err != nil {
+		t.Fatal(err)
+	}
+	revoked := func(id string) string {
+		t.Helper()
+		s, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Release(ctx)
+		if s.ID() != id {
+			t.Fatalf("session %s not live", shortID(id))
+		}
+		h, err := s.RevokedLogin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if got := revoked(old); got != "h1" {
+		t.Fatalf("right after the change: %q, want h1 revoked", got)
+	}
+	// 36 h later the PHP app gives the (stolen) session a new ID, data
+	// kept, on a page that was told the login ended (php.go asks first).
+	clock = base.Add(36 * time.Hour)
+	mr.FastForward(36 * time.Hour)
+	s, err := m.Open(ctx, requestWithCookie(t, m, old), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.RevokedLogin(ctx); err != nil || got != "h1" {
+		t.Fatalf("the page that regenerates: %q, %v; want h1 revoked", got, err)
+	}
+	next := NewID()
+	if _, err := s.Rotate(ctx, old, next, json.RawMessage(login), true); err != nil {
+		t.Fatal(err)
+	}
+	s.SetCookie(http.Header{})
+	s.Release(ctx)
+	// 13 h later: the new session is live (created 13 h ago), and so must
+	// be the record, past MaxAge from the change.
+	clock = base.Add(49 * time.Hour)
+	mr.FastForward(13 * time.Hour)
+	if got := revoked(next); got != "h1" {
+		t.Errorf("the ended login h1 is valid again on PHP pages %v after the password change (its record expired under a live session); RevokedLogin = %q, want h1", 49*time.Hour, got)
+	}
 }

@@ -140,6 +140,9 @@ type LoginRegistry interface {
 	SetLogins(ctx context.Context, user string, value []byte, ttl time.Duration) error
 	// Logins returns user's record, or nil when there is none.
 	Logins(ctx context.Context, user string) ([]byte, error)
+	// KeepLogins makes user's record, if there is one, expire ttl from
+	// now (ttl <= 0: as it was); it creates none.
+	KeepLogins(ctx context.Context, user string, ttl time.Duration) error
 }
 
 // ValidLoginUser reports a user id a LoginRegistry takes: 1 to 255 bytes,

@@ -251,6 +251,24 @@ func (s *Store) Logins(_ context.Context, user string) ([]byte, error) {
 	return clone(r.value), nil
 }
 
+// KeepLogins implements store.LoginRegistry.
+func (s *Store) KeepLogins(_ context.Context, user string, ttl time.Duration) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	if !store.ValidLoginUser(user) {
+		return errBadLoginUser
+	}
+	sh := s.shard(user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	now := time.Now()
+	if r := sh.logins[user]; r != nil && !r.expired(now) && ttl > 0 {
+		r.expires = expiry(now, ttl)
+	}
+	return nil
+}
+
 var errBadLoginUser = errors.New("memory store: user id unfit for the login registry")
 
 // Ping implements store.Store.

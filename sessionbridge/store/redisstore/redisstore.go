@@ -587,6 +587,23 @@ func (s *Store) Logins(ctx context.Context, user string) ([]byte, error) {
 	return v, nil
 }
 
+// KeepLogins implements store.LoginRegistry. PEXPIRE creates no key.
+// A ttl <= 0 keeps the record as it is: the registry's records then never
+// expire (SetLogins).
+func (s *Store) KeepLogins(ctx context.Context, user string, ttl time.Duration) error {
+	key, err := s.loginKey(user)
+	if err != nil {
+		return err
+	}
+	if ttl <= 0 {
+		return nil // SetLogins gave it no expiry either
+	}
+	if err := s.c.PExpire(ctx, key, ttl).Err(); err != nil {
+		return unavailable("keep logins", err)
+	}
+	return nil
+}
+
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	keys, err := s.keys(id)

@@ -1013,9 +1013,27 @@ func testLoginRegistry(t *testing.T, a, b store.Store) {
 	if err := ra.SetLogins(ctx, other, []byte("short"), 300*time.Millisecond); err != nil {
 		t.Fatalf("SetLogins with a TTL: %v", err)
 	}
+	// KeepLogins renews a record's TTL, from either gateway, and creates
+	// none for a user never recorded.
+	kept, never := newID(), newID()
+	if err := ra.SetLogins(ctx, kept, []byte("h4"), 300*time.Millisecond); err != nil {
+		t.Fatalf("SetLogins with a TTL: %v", err)
+	}
+	if err := rb.KeepLogins(ctx, kept, time.Minute); err != nil {
+		t.Fatalf("KeepLogins: %v", err)
+	}
+	if err := rb.KeepLogins(ctx, never, time.Minute); err != nil {
+		t.Fatalf("KeepLogins of a user never recorded: %v", err)
+	}
 	time.Sleep(900 * time.Millisecond)
 	if v, err := rb.Logins(ctx, other); err != nil || v != nil {
 		t.Fatalf("Logins past its TTL: %q, %v; want nil", v, err)
+	}
+	if v, err := ra.Logins(ctx, kept); err != nil || string(v) != "h4" {
+		t.Fatalf("Logins past its first TTL, renewed by KeepLogins: %q, %v; want h4", v, err)
+	}
+	if v, err := ra.Logins(ctx, never); err != nil || v != nil {
+		t.Fatalf("Logins of a user KeepLogins was asked to keep but never recorded: %q, %v; want nil", v, err)
 	}
 	for _, bad := range []string{"", "{x}", "a\nb", strings.Repeat("u", 256)} {
 		if err := ra.SetLogins(ctx, bad, []byte("h"), time.Minute); err == nil {
