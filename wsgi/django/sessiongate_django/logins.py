@@ -40,7 +40,10 @@ def finish(request):
 
 
 def connect():
-    """Collects the saves of the user model, when the site has one."""
+    """Collects the saves of the user model, when the site has one, and of
+    its proxies and subclasses: Django sends their signals with their own
+    class as sender (a proxy registered in the admin for staff, say), so
+    the receivers listen to every model and keep the users'."""
     from django.apps import apps
     from django.conf import settings
     from django.db.models.signals import post_delete, post_save
@@ -49,8 +52,14 @@ def connect():
         model = apps.get_model(settings.AUTH_USER_MODEL, require_ready=False)
     except (LookupError, ValueError):
         return  # no django.contrib.auth: no logins to report
-    post_save.connect(user_saved, sender=model, dispatch_uid="sessiongate_django.logins")
-    post_delete.connect(user_deleted, sender=model, dispatch_uid="sessiongate_django.logins")
+    global _user_model
+    _user_model = model
+    post_save.connect(user_saved, dispatch_uid="sessiongate_django.logins")
+    post_delete.connect(user_deleted, dispatch_uid="sessiongate_django.logins")
+
+
+# The user model connect() found; the receivers pass over other models.
+_user_model = None
 
 
 def valid_hashes(user):
@@ -102,14 +111,16 @@ def user_id(user):
 def user_saved(sender, instance, using=None, **kwargs):
     """post_save of the user model: a password set, a login (Django saves
     last_login), a user made inactive or active again."""
-    _collect_when_committed(instance, using, _committed_login_hashes)
+    if _user_model is not None and isinstance(instance, _user_model):
+        _collect_when_committed(instance, using, _committed_login_hashes)
 
 
 def user_deleted(sender, instance, using=None, **kwargs):
     """post_delete of the user model: Django's get_user() finds nobody for
     the user's sessions any more, so no login of the user is valid (an
     empty list)."""
-    _collect_when_committed(instance, using, lambda user, using: [])
+    if _user_model is not None and isinstance(instance, _user_model):
+        _collect_when_committed(instance, using, lambda user, using: [])
 
 
 def _committed_login_hashes(user, using):

@@ -34,15 +34,21 @@ def _key_cache_by_session(meta, verified):
     would be served to every other visitor with the same other cookies. A
     cookie derived from the session ID, which nobody can compute without the
     key, restores what Django's own session cookie does for the cache. A
-    copy the client sent under that name is replaced."""
-    token = protocol.mac(verified.key, "sg1-cache", verified.session_id)[:32]
-    pairs = [
-        p.strip()
-        for p in meta.get("HTTP_COOKIE", "").split(";")
-        if p.strip() and p.split("=", 1)[0].strip() != CACHE_COOKIE
-    ]
-    pairs.append("%s=%s" % (CACHE_COOKIE, token))
-    meta["HTTP_COOKIE"] = "; ".join(pairs)
+    copy the client sent under that name is dropped on every request, with
+    a session or not: a visitor holding a leaked token would otherwise get
+    that session's cached pages without its cookie."""
+    cookie = meta.get("HTTP_COOKIE", "")
+    has_session = verified is not None and verified.session_id
+    if not has_session and CACHE_COOKIE not in cookie:
+        return
+    pairs = [p.strip() for p in cookie.split(";") if p.strip() and p.split("=", 1)[0].strip() != CACHE_COOKIE]
+    if has_session:
+        token = protocol.mac(verified.key, "sg1-cache", verified.session_id)[:32]
+        pairs.append("%s=%s" % (CACHE_COOKIE, token))
+    if pairs:
+        meta["HTTP_COOKIE"] = "; ".join(pairs)
+    else:
+        meta.pop("HTTP_COOKIE", None)
 
 
 def load_keys():
@@ -197,11 +203,18 @@ class SessionMiddleware(DjangoSessionMiddleware):
             request.session = SessionStore()
         else:
             request.session = SessionStore(verified.session_id, verified.data)
-            if verified.session_id:
-                _key_cache_by_session(request.META, verified)
+        _key_cache_by_session(request.META, verified)
 
     def process_response(self, request, response):
-        response = self._answer(request, response)
+        try:
+            response = self._answer(request, response)
+        except (TypeError, ValueError) as e:
+            # A change the gateway, PHP or Django's server could not take
+            # (logged by _change_headers): the 500 Django would make of the
+            # error (logged, got_request_exception sent, handler500's page),
+            # made here so that it still carries the logins below, which
+            # the view committed whatever became of its session.
+            response = response_for_exception(request, e)
         verified = getattr(request, "_sessiongate", None)
         # The login hashes that changed (a password, a login): reported on
         # any response, a 500 too, since what was collected is committed.

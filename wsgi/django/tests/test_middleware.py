@@ -39,6 +39,7 @@ urlpatterns = []
 from django.contrib import auth  # noqa: E402
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from django.core.signals import got_request_exception  # noqa: E402
 from django.http import HttpResponse, HttpResponseServerError  # noqa: E402
 from django.test import RequestFactory, override_settings  # noqa: E402
 
@@ -83,6 +84,29 @@ def run(view, meta=None, method="get", path="/accounts/x/"):
     mw = SessionMiddleware(view)
     response = mw(request)
     return request, response
+
+
+def run_refused(view, meta=None, path="/accounts/x/"):
+    """Runs view through the middleware for a session change it must
+    refuse: the 500 Django makes of the error (got_request_exception sent,
+    handler500's page), and the error."""
+    caught = []
+
+    def keep(sender, **kwargs):
+        caught.append(sys.exc_info()[1])
+
+    got_request_exception.connect(keep)
+    try:
+        _, response = run(view, meta, path=path)
+    finally:
+        got_request_exception.disconnect(keep)
+    # The logins the view committed still go (LoginsTests).
+    change = [k for k in internal_headers(response) if not k.lower().startswith(protocol.LOGINS_HEADER.lower())]
+    if response.status_code != 500 or len(caught) != 1 or change:
+        raise AssertionError(
+            "want a 500 without a change for one error, got %d, %r, %r" % (response.status_code, caught, change)
+        )
+    return response, caught[0]
 
 
 def internal_headers(response):
@@ -203,6 +227,30 @@ class CacheTests(unittest.TestCase):
         self.assertEqual(pairs[0], "theme=dark")
         self.assertEqual(len(pairs), 2)
         self.assertRegex(pairs[1], r"^sessiongate=[0-9a-f]{32}$")
+
+    def test_request_without_a_session_cannot_claim_a_sessions_cached_page(self):
+        # A visitor without a session who learnt a session's cache token
+        # (request.COOKIES shows it to every view, error reporter and APM
+        # hook) sends it as its own cookie: it is dropped, so Django's
+        # cache does not key that request as the session's.
+        from django.core.cache import cache
+        from django.middleware.cache import FetchFromCacheMiddleware, UpdateCacheMiddleware
+
+        cache.clear()
+
+        def view(request):
+            return HttpResponse("user=%s" % request.session.get("user"))
+
+        stack = UpdateCacheMiddleware(SessionMiddleware(FetchFromCacheMiddleware(view)))
+        rf = RequestFactory()
+        owner = rf.get("/accounts/profile/", **signed_meta("ab" * 32, {"user": "ana"}))
+        self.assertEqual(stack(owner).content, b"user=ana")
+        for meta in (signed_meta("", {}, nonce="2" * 32), {}):  # no session; no gateway
+            meta["HTTP_COOKIE"] = owner.META["HTTP_COOKIE"] + "; theme=dark"
+            request = rf.get("/accounts/profile/", **meta)
+            self.assertEqual(stack(request).content, b"user=None")
+            self.assertEqual(request.META["HTTP_COOKIE"], "theme=dark")
+        cache.clear()
 
 
 class CheckTests(unittest.TestCase):
@@ -731,14 +779,14 @@ class SessionAPITests(unittest.TestCase):
             _, resp = run(view, signed_meta(SID, {"a": 1}))
             self.assertEqual(Change(resp).expiry, "browser")
 
-    def test_unserializable_value_raises(self):
+    def test_unserializable_value_is_refused(self):
         def view(request):
             request.session["when"] = object()
             return HttpResponse("x")
 
         with self.assertLogs("sessiongate_django", "ERROR"):
-            with self.assertRaises(TypeError):
-                run(view)
+            _, e = run_refused(view)
+        self.assertIsInstance(e, TypeError)
 
     def test_refused_write_after_logout_still_deletes(self):
         # Django's flush() deletes the stored session at once: a logout
@@ -772,7 +820,7 @@ class SessionAPITests(unittest.TestCase):
         self.assertEqual(resp.status_code, 500)
         self.assertEqual(Change(resp).op, "delete")
 
-    def test_session_too_large_for_the_gateway_raises(self):
+    def test_session_too_large_for_the_gateway_is_refused(self):
         # Over the gateway's response header limit the gateway answers 502
         # and drops the change; the view must get a clear error instead.
         def view(request):
@@ -780,8 +828,9 @@ class SessionAPITests(unittest.TestCase):
             return HttpResponse("x")
 
         with self.assertLogs("sessiongate_django", "ERROR") as logs:
-            with self.assertRaisesRegex(ValueError, "too large for the gateway"):
-                run(view, signed_meta(SID, {"a": 1}))
+            _, e = run_refused(view, signed_meta(SID, {"a": 1}))
+        self.assertIsInstance(e, ValueError)
+        self.assertIn("too large for the gateway", str(e))
         self.assertIn("session change refused", "\n".join(logs.output))
 
         # Just under the limit still goes.
@@ -794,7 +843,7 @@ class SessionAPITests(unittest.TestCase):
         size = sum(len(k) + len(v) + 4 for k, v in resp.items() if k.startswith("X-Sessiongate"))
         self.assertLess(size, protocol.MAX_CHANGE_HEADER_BYTES)
 
-    def test_session_too_large_for_uwsgi_raises(self):
+    def test_session_too_large_for_uwsgi_is_refused(self):
         # uWSGI fails start_response() past 65535 bytes of response head
         # (status line and headers, whatever its --buffer-size): no
         # answer, the gateway's 502, and the change lost. Under uWSGI the
@@ -807,8 +856,9 @@ class SessionAPITests(unittest.TestCase):
 
         meta = signed_meta(SID, {"a": 1})
         with self.assertLogs("sessiongate_django", "ERROR") as logs:
-            with self.assertRaisesRegex(ValueError, "too large for uWSGI"):
-                run(view, dict(meta, **uwsgi), path="/accounts/x/?n=48000")
+            _, e = run_refused(view, dict(meta, **uwsgi), path="/accounts/x/?n=48000")
+        self.assertIsInstance(e, ValueError)
+        self.assertIn("too large for uWSGI", str(e))
         self.assertIn("session change refused", "\n".join(logs.output))
         _, resp = run(view, signed_meta(SID, {"a": 1}), path="/accounts/x/?n=48000")
         self.assertEqual(len(Change(resp).data["big"]), 48000)
@@ -828,14 +878,9 @@ class SessionAPITests(unittest.TestCase):
             return HttpResponse("x")
 
         for query, exc in [("", ValueError), ("?bad=1", TypeError)]:
-            # Caught here, not by assertRaises, which clears the frames.
-            caught = None
             with self.assertLogs("sessiongate_django", "ERROR"):
-                try:
-                    run(view, signed_meta(SID, {"a": 1}), path="/accounts/x/" + query)
-                except exc as e:
-                    caught = e
-            self.assertIsNotNone(caught, query)
+                _, caught = run_refused(view, signed_meta(SID, {"a": 1}), path="/accounts/x/" + query)
+            self.assertIsInstance(caught, exc, query)
             chain, e = [], caught
             while e is not None:
                 chain.append(e)
@@ -849,7 +894,7 @@ class SessionAPITests(unittest.TestCase):
                             len(repr(value)), 1 << 16, "%s: %s in %s" % (query, name, frame.f_code.co_name)
                         )
 
-    def test_session_php_cannot_read_raises(self):
+    def test_session_php_cannot_read_is_refused(self):
         # The gateway stores what PHP cannot be given (phpserial's depth
         # and value limits) and then answers every PHP page of the session
         # with a 500: refuse it here, where the view can see why.
@@ -872,8 +917,9 @@ class SessionAPITests(unittest.TestCase):
                 return HttpResponse("x")
 
             with self.assertLogs("sessiongate_django", "ERROR"):
-                with self.assertRaisesRegex(ValueError, reason):
-                    run(view, signed_meta(SID, {"a": 1}))
+                _, e = run_refused(view, signed_meta(SID, {"a": 1}))
+            self.assertIsInstance(e, ValueError)
+            self.assertRegex(str(e), reason)
 
         # At the limits (the session object is depth 1 and one value), and
         # a PHP scalar tag one level deeper, which the gateway allows.
@@ -898,7 +944,7 @@ class SessionAPITests(unittest.TestCase):
             _, resp = run(ok, signed_meta(SID, {"a": 1}))
             self.assertEqual(Change(resp).op, "write")
 
-    def test_session_reserved_shapes_raise(self):
+    def test_session_reserved_shapes_are_refused(self):
         # Shapes the contract reserves for PHP's tags: the gateway refused
         # the first ones with only its own log saying why, and stored the
         # last, which PHP then read as its whole session.
@@ -937,8 +983,9 @@ class SessionAPITests(unittest.TestCase):
                 return HttpResponse("x")
 
             with self.assertLogs("sessiongate_django", "ERROR") as logs:
-                with self.assertRaisesRegex(ValueError, re.escape(reason)):
-                    run(view, signed_meta(SID, {"a": 1}))
+                _, e = run_refused(view, signed_meta(SID, {"a": 1}))
+            self.assertIsInstance(e, ValueError)
+            self.assertIn(reason, str(e))
             self.assertIn(reason, logs.output[0])
 
         # Tag names that are no tag: next to other keys, with another
@@ -973,8 +1020,9 @@ class SessionAPITests(unittest.TestCase):
             return HttpResponse("x")
 
         with self.assertLogs("sessiongate_django", "ERROR"):
-            with self.assertRaisesRegex(ValueError, "must be the only key"):
-                run(login, signed_meta(SID, {"__php_session__": 'a:1:{s:1:"a";i:1;}'}))
+            _, e = run_refused(login, signed_meta(SID, {"__php_session__": 'a:1:{s:1:"a";i:1;}'}))
+        self.assertIsInstance(e, ValueError)
+        self.assertIn("must be the only key", str(e))
 
     def test_old_key_verifies_and_signs_the_answer(self):
         def view(request):
@@ -1337,6 +1385,60 @@ class LoginsTests(unittest.TestCase):
         _, resp = run(login_view, signed_meta(SID, {}), method="post")
         user.refresh_from_db()
         self.assertEqual(reported_logins(resp), {str(user.pk): [user.get_session_auth_hash()]})
+
+    def test_committed_password_change_is_reported_on_a_refused_change(self):
+        # The password change is committed; the session write after it
+        # holds a value JSON cannot hold, so the page is a 500 and the
+        # change is refused. The report still goes with that 500: without
+        # it PHP pages would go on naming the user in every other session.
+        user = auth.get_user_model().objects.create_user("logins-refused", password="old-password-0123")
+
+        def change_password(request):
+            user.set_password("new-password-0123")
+            user.save()
+            request.session["changed_at"] = datetime.now()  # not JSON
+            return HttpResponse("changed")
+
+        with self.assertLogs("sessiongate_django", "ERROR"):
+            resp, _ = run_refused(change_password, signed_meta(SID, {"_auth_user_id": str(user.pk)}))
+        user.refresh_from_db()
+        self.assertEqual(reported_logins(resp), {str(user.pk): [user.get_session_auth_hash()]})
+        self.assertEqual(resp[protocol.MARK_HEADER], protocol.MARK_OK)
+
+    def test_user_saved_or_deleted_through_a_proxy_model_is_reported(self):
+        # Django sends a proxy's (or a subclass's) signals with its own
+        # class as sender: a password set on an admin's proxy for staff,
+        # or a user deleted through one, is a change of the user all the
+        # same.
+        from django.apps import apps
+
+        try:
+            staff_model = apps.get_model("auth", "LoginsStaffUser")
+        except LookupError:
+
+            class LoginsStaffUser(auth.get_user_model()):
+                class Meta:
+                    proxy = True
+                    app_label = "auth"
+
+            staff_model = LoginsStaffUser
+        user = auth.get_user_model().objects.create_user("logins-staff", password="old-password-0123")
+        staff = staff_model.objects.get(pk=user.pk)
+
+        def reset(request):
+            staff.set_password("new-password-0123")
+            staff.save()
+            return HttpResponse("done")
+
+        _, resp = run(reset, signed_meta(SID, {"x": 1}), method="post")
+        self.assertEqual(reported_logins(resp), {str(user.pk): [staff.get_session_auth_hash()]})
+
+        def delete(request):
+            staff_model.objects.get(pk=user.pk).delete()
+            return HttpResponse("deleted")
+
+        _, resp = run(delete, signed_meta(SID, {"x": 1}), method="post")
+        self.assertEqual(reported_logins(resp), {str(user.pk): []})
 
     def test_deleted_user_has_no_valid_login(self):
         gone = auth.get_user_model().objects.create_user("logins-gone", password="gone-password-0123")
