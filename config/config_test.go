@@ -1328,6 +1328,12 @@ func TestResponseHeaders(t *testing.T) {
 		{"SESSIONGATE_RESPONSE_HEADERS", "Set-Cookie: a=b", "session cookie"},
 		{"SESSIONGATE_RESPONSE_HEADERS", "cache-control: public, max-age=600", "SESSIONGATE_STATIC_MAX_AGE"},
 		{"SESSIONGATE_RESPONSE_HEADERS", "Strict-Transport-Security: max-age=600", "SESSIONGATE_HSTS"},
+		// A CDN reads these before Cache-Control; the session bridge takes
+		// them off responses that set the session cookie, after which a
+		// line would put them back.
+		{"SESSIONGATE_RESPONSE_HEADERS", "CDN-Cache-Control: max-age=600", "a CDN reads this before Cache-Control"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "Cloudflare-CDN-Cache-Control: max-age=600", "a CDN reads this before Cache-Control"},
+		{"SESSIONGATE_RESPONSE_HEADERS", "/pages/ Surrogate-Control: max-age=600", "a CDN reads this before Cache-Control"},
 		{"SESSIONGATE_RESPONSE_HEADERS", "Content-Length: 0", "frames each response"},
 		{"SESSIONGATE_RESPONSE_HEADERS", "X-Sessiongate-Op: delete", "protocol with the apps"},
 		{"SESSIONGATE_RESPONSE_HEADERS", "X-Accel-Redirect: /files/a", "protocol with the apps"},

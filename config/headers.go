@@ -147,6 +147,12 @@ var gatewayOwned = map[string]string{
 	"Strict-Transport-Security": "SESSIONGATE_HSTS sets it, on HTTPS responses only",
 }
 
+func init() {
+	for _, name := range httpfield.CDNCacheControl {
+		gatewayOwned[name] = "caching is the app's for its pages, and a CDN reads this before Cache-Control; a fixed value would also reach error pages and responses that set the session cookie"
+	}
+}
+
 // gatewayOwnedHeader returns why canonical name is refused, or "".
 func gatewayOwnedHeader(name string) string {
 	if why, ok := gatewayOwned[name]; ok {

@@ -1350,10 +1350,12 @@ func TestSessionChangesAtShutdownSaved(t *testing.T) {
 }
 
 // TestSessionCookieResponseIsPrivate: a page that starts a session while it
-// asks for shared caching (PHP's "public" cache limiter) goes out private:
-// a CDN that stored it would give its session cookie to every visitor.
-// The page's own max-age for the browser stays; a response that sets no
-// cookie keeps what the app said.
+// asks for shared caching (PHP's "public" cache limiter, and the CDNs' own
+// CDN-Cache-Control, Cloudflare-CDN-Cache-Control and Surrogate-Control)
+// goes out private and without the CDNs' fields: a CDN that stored it
+// would give its session cookie to every visitor. The page's own max-age
+// for the browser stays; a response that sets no cookie keeps what the app
+// said.
 func TestSessionCookieResponseIsPrivate(t *testing.T) {
 	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
@@ -1364,12 +1366,23 @@ func TestSessionCookieResponseIsPrivate(t *testing.T) {
 	if cc := resp.Header.Values("Cache-Control"); len(cc) != 1 || cc[0] != "private, max-age=10800" {
 		t.Fatalf("Cache-Control of the response that sets the session cookie: %q", cc)
 	}
+	cdnFields := []string{"CDN-Cache-Control", "Cloudflare-CDN-Cache-Control", "Surrogate-Control"}
+	for _, name := range cdnFields {
+		if v := resp.Header.Values(name); len(v) != 0 {
+			t.Errorf("the response that sets the session cookie carries %s: %q (the CDN it names would store it)", name, v)
+		}
+	}
 	resp, _, again := s.gws[0].get(t, "/public_cache.php", ck)
 	if again != "" {
 		t.Fatalf("a resumed session's cookie was sent again: %q", again)
 	}
 	if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=10800" {
 		t.Fatalf("Cache-Control of a page that sets no cookie: %q, want the app's", cc)
+	}
+	for _, name := range cdnFields {
+		if v := resp.Header.Get(name); v != "max-age=600" {
+			t.Errorf("%s of a page that sets no cookie: %q, want the app's", name, v)
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/compress"
+	"github.com/sessiongate/sessiongate/internal/httpfield"
 	"github.com/sessiongate/sessiongate/internal/proxyheader"
 	"github.com/sessiongate/sessiongate/phproute"
 )
@@ -274,14 +275,13 @@ func (s *Server) serveAccel(w http.ResponseWriter, r *http.Request, target strin
 // keeps the answer out of shared caches; a Content-Disposition, a type,
 // and freshness (a year of it, or "public, max-age") do not fit an error,
 // which a shared cache could otherwise keep for every client of the URL.
-// That includes the Cache-Control of a CDN's own (CDN-Cache-Control, RFC
-// 9213, and Surrogate-Control, read by Fastly and Akamai), which a CDN
-// reads before Cache-Control.
+// That includes the Cache-Control of a CDN's own (httpfield.CDNCacheControl),
+// which a CDN reads before Cache-Control.
 func dropDownloadHeaders(h http.Header) {
 	h.Del("Content-Disposition")
 	h.Del("Content-Type")
 	h.Del("Expires")
-	for _, name := range [...]string{"Cache-Control", "Cdn-Cache-Control", "Surrogate-Control"} {
+	for _, name := range append([]string{"Cache-Control"}, httpfield.CDNCacheControl[:]...) {
 		if cc := strings.ToLower(h.Get(name)); !strings.Contains(cc, "no-store") && !strings.Contains(cc, "private") && !strings.Contains(cc, "no-cache") {
 			h.Del(name)
 		}

@@ -3,6 +3,8 @@ package sessionbridge
 import (
 	"net/http"
 	"strings"
+
+	"github.com/sessiongate/sessiongate/internal/httpfield"
 )
 
 // keepFromSharedCaches makes a response that carries the session cookie
@@ -15,11 +17,11 @@ import (
 // 5.2.2.7) is not private, unless Set-Cookie is among them. PHP pages
 // that start a session are usually no-store already (PHP's
 // session.cache_limiter), but an app may pick "public" or set its own.
-// CDN-Cache-Control (RFC 9213) and Surrogate-Control go unless they keep
-// the response out too: the CDN they are meant for reads them instead of
+// A CDN's own fields (httpfield.CDNCacheControl) go unless they keep the
+// response out too: the CDN they are meant for reads them instead of
 // Cache-Control.
 func keepFromSharedCaches(h http.Header) {
-	for _, name := range []string{"Cdn-Cache-Control", "Surrogate-Control"} {
+	for _, name := range httpfield.CDNCacheControl {
 		if vs, ok := h[name]; ok && !keptOut(vs) {
 			delete(h, name)
 		}

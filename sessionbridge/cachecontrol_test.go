@@ -45,9 +45,10 @@ func TestKeepFromSharedCaches(t *testing.T) {
 	}
 }
 
-// CDN-Cache-Control (RFC 9213) and Surrogate-Control are read by the CDN
-// they are meant for instead of Cache-Control: with the session cookie
-// they go, unless they keep the response out themselves.
+// CDN-Cache-Control (RFC 9213), Cloudflare-CDN-Cache-Control and
+// Surrogate-Control are read by the CDN they are meant for instead of
+// Cache-Control: with the session cookie they go, unless they keep the
+// response out themselves.
 func TestKeepFromSharedCachesCDNFields(t *testing.T) {
 	for _, c := range []struct {
 		field, value string
@@ -55,7 +56,9 @@ func TestKeepFromSharedCachesCDNFields(t *testing.T) {
 	}{
 		{"Cdn-Cache-Control", "max-age=600", false},
 		{"Surrogate-Control", "max-age=600", false},
+		{"Cloudflare-Cdn-Cache-Control", "max-age=600", false},
 		{"Cdn-Cache-Control", "no-store", true},
+		{"Cloudflare-Cdn-Cache-Control", "private", true},
 		{"Surrogate-Control", "private", true},
 	} {
 		for _, cc := range []string{"public, max-age=60", "private"} {

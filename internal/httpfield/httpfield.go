@@ -46,3 +46,11 @@ func ValidValue[T string | []byte](v T) bool {
 	}
 	return true
 }
+
+// CDNCacheControl are the fields, in canonical form, that tell one CDN
+// how to cache a response, read by that CDN instead of Cache-Control:
+// CDN-Cache-Control (RFC 9213, any CDN that follows it),
+// Cloudflare-CDN-Cache-Control (Cloudflare only, and ahead of the former)
+// and Surrogate-Control (Fastly, Akamai). Whatever keeps a response out of
+// shared caches must look at them too.
+var CDNCacheControl = [...]string{"Cdn-Cache-Control", "Cloudflare-Cdn-Cache-Control", "Surrogate-Control"}
