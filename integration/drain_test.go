@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -396,5 +398,46 @@ func TestCutRequestReleasesLockWithSlowRedis(t *testing.T) {
 	}
 	if len(keys) > 0 {
 		t.Errorf("session lock left in Redis: %v; log:\n%s", keys, p.stderr.String())
+	}
+}
+
+// TestDrainAfterAnUnreadBodyIsPrompt: a client sends a POST whose declared
+// body (20000 bytes) is over SESSIONGATE_MAX_BODY, reads its 413 and then
+// sends nothing more. The gateway lingers for the rest of the body up to
+// 5 s of silence, as nginx does, and then lets the connection go. net/http
+// read what was left of such a body (up to 256 KiB) itself before closing,
+// with the deadline moved a whole SESSIONGATE_READ_TIMEOUT ahead again:
+// the connection stayed, and a SIGTERM then waited for it, though every
+// request had been answered.
+func TestDrainAfterAnUnreadBodyIsPrompt(t *testing.T) {
+	t.Parallel()
+	p, addr, _ := startPHPBinary(t, "SESSIONGATE_MAX_BODY=10k", "SESSIONGATE_READ_TIMEOUT=30s", "SESSIONGATE_SHUTDOWN_TIMEOUT=40s")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	io.WriteString(c, "POST /index.php HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\nabc")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	if res.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", res.StatusCode)
+	}
+	answered := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("gateway still running 20 s after SIGTERM with every request answered; log:\n%s", p.stderr.String())
+	}
+	if d := time.Since(answered); d > 10*time.Second || p.err != nil {
+		t.Errorf("gateway stopped %v after the 413 (exit %v), want within the linger's 5 s of silence and clean", d.Round(100*time.Millisecond), p.err)
 	}
 }

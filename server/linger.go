@@ -82,7 +82,11 @@ func (s *Server) lingerAfter(rec *recorder, r *http.Request, body *clientBody, s
 	// (cmd/gateway's SESSIONGATE_READ_TIMEOUT per read): through it, a
 	// client gone silent was waited for that long, not lingerTimeout.
 	src := body.ReadCloser
+	var movers []deadlineMover
 	for {
+		if m, ok := src.(deadlineMover); ok {
+			movers = append(movers, m)
+		}
 		u, ok := src.(interface{ Unwrap() io.ReadCloser })
 		if !ok {
 			break
@@ -95,15 +99,34 @@ func (s *Server) lingerAfter(rec *recorder, r *http.Request, body *clientBody, s
 	for !s.draining.Load() {
 		now := time.Now()
 		if !now.Before(end) {
-			return
+			break
 		}
 		if rc.SetReadDeadline(now.Add(min(end.Sub(now), s.lingerTimeout))) != nil {
 			return
 		}
 		if _, err := src.Read(*bp); err != nil {
-			return
+			if err == io.EOF {
+				return // the body ended: the connection may stay
+			}
+			break
 		}
 	}
+	// Given up on a client gone silent, past its time, or for a shutdown:
+	// net/http reads what is left of the body (up to 256 KiB) before it
+	// closes the connection, and must find the deadline past, not moved
+	// ahead by a wrapper, or a silent client would hold the connection
+	// (and a shutdown's wait) for SESSIONGATE_READ_TIMEOUT more.
+	for _, m := range movers {
+		m.StopMovingDeadline()
+	}
+	_ = rc.SetReadDeadline(time.Now())
+}
+
+// deadlineMover is a request body wrapper that moves the connection's
+// read deadline itself (cmd/gateway's per-read SESSIONGATE_READ_TIMEOUT);
+// StopMovingDeadline makes it leave the deadline alone from then on.
+type deadlineMover interface {
+	StopMovingDeadline()
 }
 
 // answerFramed reports whether a response's end shows without the

@@ -53,6 +53,12 @@ type deadlineBody struct {
 // after an answer given with the body unread sets deadlines of its own.
 func (b *deadlineBody) Unwrap() io.ReadCloser { return b.ReadCloser }
 
+// StopMovingDeadline is called by the server's linger once it gave up on
+// the rest of the body: the deadline it leaves past must stay past for
+// what net/http reads after the handler, or a client gone silent after
+// its answer would hold the connection for d more.
+func (b *deadlineBody) StopMovingDeadline() { b.ended.Store(true) }
+
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	if b.ended.Load() {
 		return b.ReadCloser.Read(p)
