@@ -136,10 +136,10 @@ type recorder struct {
 	hijacked bool
 	// out edits the headers as they go out (nil: left as they are), for
 	// the request ri describes, to path, over HTTPS or not.
-	out   *outHeaders
-	ri    *RequestInfo
-	path  string
-	https bool
+	out           *outHeaders
+	ri            *RequestInfo
+	path, rawPath string
+	https         bool
 }
 
 // headerGoesOut is called once, just before the response's header is
@@ -148,7 +148,7 @@ func (w *recorder) headerGoesOut() {
 	w.responseStarts()
 	_, w.declaredLength = w.ResponseWriter.Header()["Content-Length"]
 	if w.out != nil {
-		w.out.apply(w.ResponseWriter.Header(), w.ri, w.path, w.https)
+		w.out.apply(w.ResponseWriter.Header(), w.ri, w.path, w.rawPath, w.https)
 	}
 }
 
@@ -541,7 +541,7 @@ func (s *Server) logRequestsOut(next http.Handler, out *outHeaders) http.Handler
 		rec := &recorder{ResponseWriter: w, sendTimeout: s.sendTimeout, writeTimeout: s.cfg.WriteTimeout, out: out, ri: ri, https: ri.HTTPS,
 			http1: r.ProtoMajor == 1, head: r.Method == http.MethodHead}
 		if out != nil && len(out.added) > 0 {
-			rec.path = servedPath(r)
+			rec.path, rec.rawPath = servedPath(r), withoutFragment(r).URL.Path
 		}
 		// As net/http gave it: the layers below may put another in r
 		// (a body read ahead), and overlongBody must read this one.

@@ -226,6 +226,14 @@ func TestResponseHeaders(t *testing.T) {
 		{"a tightening directory's name without its slash", "/admin", 200, with("X-Frame-Options", "DENY")},
 		{"the path after the front controller, an empty value", "/index.php/embed/x", 200,
 			with("X-Frame-Options", "", "Content-Security-Policy", "frame-ancestors https://partner.example")},
+		// Readings apps route on: Django's (?i) patterns take /ADMIN/ for
+		// /admin/, and /admin/..%2fembed/page is the admin page to Django
+		// and Symfony, though it cleans to /embed/page. Such a spelling
+		// may add a page's headers, never take them off.
+		{"a case-folded spelling", "/ADMIN/users", 200, with("X-Frame-Options", "DENY")},
+		{"a dot-segment spelling takes no header off", "/admin/..%2fembed/page", 200,
+			with("X-Frame-Options", "DENY", "Content-Security-Policy", "frame-ancestors https://partner.example")},
+		{"a dot-segment spelling of a loosening directory", "/x/..%2fwidget/x", 200, all},
 	} {
 		w := e.do(httptest.NewRequest("GET", tc.target, nil))
 		if w.Code != tc.status {

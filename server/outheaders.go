@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/sessiongate/sessiongate/config"
 )
@@ -23,6 +24,10 @@ type outHeaders struct {
 	// (config.SortLocations): the first line matching a request decides
 	// for its header name.
 	added []config.ResponseHeader
+	// folded are the paths of added lower-cased (foldCase), and
+	// longestFolded the longest of them (suffixFolds).
+	folded        []string
+	longestFolded int
 	// maxNames is how many header names added holds.
 	maxNames int
 }
@@ -39,18 +44,20 @@ func newOutHeaders(cfg *config.Config) *outHeaders {
 		if !slices.Contains(names, h.Name) {
 			names = append(names, h.Name)
 		}
+		o.folded = append(o.folded, foldCase(h.Path))
+		o.longestFolded = max(o.longestFolded, len(h.Path))
 	}
 	o.maxNames = len(names)
 	return o
 }
 
 // apply edits h, the headers of a response to the request ri describes,
-// for urlPath (config.CleanPath of its path), just before they are
-// written.
-func (o *outHeaders) apply(h http.Header, ri *RequestInfo, urlPath string, https bool) {
+// for urlPath (config.CleanPath of its path, rawPath as it came, decoded),
+// just before they are written.
+func (o *outHeaders) apply(h http.Header, ri *RequestInfo, urlPath, rawPath string, https bool) {
 	o.hideFrom(h)
 	if len(o.added) > 0 {
-		o.add(h, ri, urlPath)
+		o.add(h, ri, urlPath, rawPath)
 	}
 	if https && o.hsts != "" {
 		h["Strict-Transport-Security"] = []string{o.hsts}
@@ -74,7 +81,16 @@ func (o *outHeaders) hideFrom(h http.Header) {
 // not get a line for /embed/. For each header the most specific line that
 // applies decides. A directory's line that takes a header off reaches only
 // the URLs under the directory, not its name without the slash.
-func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath string) {
+//
+// Apps may route a path on other readings than its clean one, as the
+// restricted paths read it: lower-cased (Django's (?i) patterns take
+// /dj/ADMIN/ for /dj/admin/) and, for a path with dot segments, from each
+// of its slashes with the segments left in (/dj/account/..%2fembed/ is
+// the account page to Django, though it cleans to /dj/embed/). A line that
+// adds a header also applies on those readings; a line that takes one off
+// never applies to a path with dot segments, so that such a spelling can
+// add headers to a page but never take its policy off.
+func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath, rawPath string) {
 	readings := [4]string{urlPath}
 	if ri != nil {
 		readings[1], readings[2] = ri.script, ri.frontRoute
@@ -82,13 +98,15 @@ func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath string) {
 			readings[3], _ = accelPath(ri.InternalRedirect)
 		}
 	}
+	dotted := config.HasRelativeSegment(rawPath)
+	var others *otherReadings
 	var buf [16]string
 	decided := buf[:0]
-	for _, a := range o.added {
+	for i, a := range o.added {
 		if len(decided) == o.maxNames {
 			return
 		}
-		if slices.Contains(decided, a.Name) {
+		if slices.Contains(decided, a.Name) || a.Value == "" && dotted {
 			continue
 		}
 		if !slices.ContainsFunc(readings[:], func(p string) bool { return p != "" && config.UnderPrefixLocation(p, a.Path) }) {
@@ -97,8 +115,16 @@ func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath string) {
 			// for nginx's location /dir/: it gets the directory's headers
 			// and keeps the site's, so a line that takes one off (an
 			// empty value) reaches only the URLs under the directory.
-			if a.Value == "" || !slices.ContainsFunc(readings[:], func(p string) bool { return p != "" && config.UnderLocation(p, a.Path) }) {
+			if a.Value == "" {
 				continue
+			}
+			if !slices.ContainsFunc(readings[:], func(p string) bool { return p != "" && config.UnderLocation(p, a.Path) }) {
+				if others == nil {
+					others = o.readingsOf(urlPath, rawPath, dotted)
+				}
+				if !others.under(a.Path, o.folded[i]) {
+					continue
+				}
 			}
 		}
 		decided = append(decided, a.Name)
@@ -109,6 +135,43 @@ func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath string) {
 			h[a.Name] = []string{a.Value}
 		}
 	}
+}
+
+// otherReadings are the readings of a URL path other than its clean one
+// (see add): its folded reading and, for a path with dot segments, each
+// suffix from a slash and its folded reading.
+type otherReadings struct {
+	folded  string
+	raw     string // slashes merged; "" without dot segments
+	suffixF []string
+}
+
+func (o *outHeaders) readingsOf(urlPath, rawPath string, dotted bool) *otherReadings {
+	r := &otherReadings{folded: foldedPath(urlPath)}
+	if dotted {
+		r.raw = mergeSlashes(rawPath)
+		folds := suffixFolds{s: r.raw, limit: 4*(o.longestFolded+1) + utf8.UTFMax, nl: -1}
+		for k := 0; k < len(r.raw); k++ {
+			if r.raw[k] == '/' {
+				r.suffixF = append(r.suffixF, folds.at(k))
+			}
+		}
+	}
+	return r
+}
+
+// under reports whether a reading falls under a line's path (folded: the
+// same lower-cased).
+func (r *otherReadings) under(path, folded string) bool {
+	if config.UnderLocation(r.folded, folded) {
+		return true
+	}
+	for k := 0; k < len(r.raw); k++ {
+		if r.raw[k] == '/' && config.UnderLocation(r.raw[k:], path) {
+			return true
+		}
+	}
+	return slices.ContainsFunc(r.suffixF, func(f string) bool { return config.UnderLocation(f, folded) })
 }
 
 // HideResponseHeaders removes SESSIONGATE_HIDE_HEADERS from h, the headers

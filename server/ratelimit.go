@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/ratelimit"
@@ -35,10 +36,32 @@ func newRateRules(ls []config.RateLimit) []rateRule {
 }
 
 // rateLimitedReadings is rateLimited for each of the request's query
-// readings (queryReadings), in turn.
+// readings (queryReadings), in turn, dot-segment readings included.
 func (s *Server) rateLimitedReadings(w http.ResponseWriter, r *http.Request, readings []string) bool {
 	for _, p := range readings {
-		if s.rateLimited(w, r, config.CleanPath(p)) {
+		if s.rateLimited(w, r, config.CleanPath(p)) || s.rateDotReadings(w, r, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// rateDotReadings is rateLimited for a path with dot segments as apps
+// that route on it without resolving them read it: from each of its
+// slashes on, with the segments left in, as restrictedDotReadings reads
+// it. /login/../x runs a login view that Django's re_path(r"^login/")
+// or a catch-all route under /login/ picks, and counting it only as /x
+// would let a client past the login page's limit. Browsers resolve dot
+// segments before they send a URL, so only crafted requests are counted
+// more than once (each rule counts a request once, whatever the reading).
+func (s *Server) rateDotReadings(w http.ResponseWriter, r *http.Request, path string) bool {
+	if !config.HasRelativeSegment(path) {
+		return false
+	}
+	raw := mergeSlashes(path)
+	folds := suffixFolds{s: raw, limit: 4*(s.longestFolded+1) + utf8.UTFMax, nl: -1}
+	for k := 0; k < len(raw); k++ {
+		if raw[k] == '/' && s.rateLimitedFolded(w, r, raw[k:], folds.at(k)) {
 			return true
 		}
 	}
@@ -57,7 +80,12 @@ func (s *Server) rateLimitedReadings(w http.ResponseWriter, r *http.Request, rea
 // counted by the rule nginx picks for it (/api/), whose location it is
 // in: Django and Symfony route it apart from the directory.
 func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, path string) bool {
-	i, j := s.rateRules(path)
+	return s.rateLimitedFolded(w, r, path, foldedPath(path))
+}
+
+// rateLimitedFolded is rateLimited with path's folded reading given.
+func (s *Server) rateLimitedFolded(w http.ResponseWriter, r *http.Request, path, folded string) bool {
+	i, j := s.rateRulesOf(path, folded)
 	k := prefixLocationOf(s.rates, path, func(r *rateRule) string { return r.path })
 	return s.overRate(w, r, i) || j != i && s.overRate(w, r, j) || k != i && k != j && s.overRate(w, r, k)
 }
@@ -65,9 +93,14 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, path string
 // rateRules returns the indexes in s.rates of the rule for path and of
 // the rule for its folded reading (foldedPath), each -1 for none.
 func (s *Server) rateRules(path string) (rule, folded int) {
+	return s.rateRulesOf(path, foldedPath(path))
+}
+
+// rateRulesOf is rateRules with path's folded reading given.
+func (s *Server) rateRulesOf(path, folded string) (rule, foldedRule int) {
 	rule = locationOf(s.rates, path, func(r *rateRule) string { return r.path })
-	folded = locationOf(s.rates, foldedPath(path), func(r *rateRule) string { return r.folded })
-	return rule, folded
+	foldedRule = locationOf(s.rates, folded, func(r *rateRule) string { return r.folded })
+	return rule, foldedRule
 }
 
 // overRate counts the request against the rule s.rates[i] (-1: none)

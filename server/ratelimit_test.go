@@ -248,3 +248,31 @@ func TestRateLimitsDirectoryNameWithoutSlash(t *testing.T) {
 		}
 	}
 }
+
+// A path with dot segments counts against the rules of the readings that
+// apps routing on it unresolved take: /login/../x runs the login view
+// behind Django's re_path(r"^login/") or a catch-all under /login/, as
+// /x/..%2flogin/ may (the folded reading too). Counted only as what it
+// resolves to, it let a client past the login page's limit. A request is
+// still counted once by each rule.
+func TestRateLimitsCountDotSegmentReadings(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.RateLimitSpecs = []string{"/login/ 1r/m", "/api/token 1r/m"}
+	}, WithMount("django", []string{"/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	for i, target := range []string{"/login/", "/login/../x", "/login/%2e%2e/x", "/x/..%2fLOGIN/y", "//login//..//x"} {
+		want := []int{200, 429, 429, 429, 429}[i]
+		r := rawRequest(t, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		r.RemoteAddr = "192.0.2.1:1000"
+		if code := e.do(r).Code; code != want {
+			t.Errorf("%s: %d, want %d", target, code, want)
+		}
+	}
+	for i, target := range []string{"/api/token/../../api/token", "/api/token"} {
+		want := []int{200, 429}[i] // once by the rule, though two readings fall under it
+		r := rawRequest(t, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		r.RemoteAddr = "192.0.2.2:1000"
+		if code := e.do(r).Code; code != want {
+			t.Errorf("%s: %d, want %d", target, code, want)
+		}
+	}
+}

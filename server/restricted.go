@@ -357,10 +357,7 @@ func (s *Server) restrictedDotReadings(w http.ResponseWriter, r *http.Request, p
 	if !config.HasRelativeSegment(path) {
 		return false
 	}
-	raw := path
-	for strings.Contains(raw, "//") {
-		raw = strings.ReplaceAll(raw, "//", "/")
-	}
+	raw := mergeSlashes(path)
 	folds := suffixFolds{s: raw, limit: 4*(s.longestFolded+1) + utf8.UTFMax, nl: -1}
 	for k := 0; k < len(raw); k++ {
 		if raw[k] != '/' {
@@ -371,6 +368,14 @@ func (s *Server) restrictedDotReadings(w http.ResponseWriter, r *http.Request, p
 		}
 	}
 	return false
+}
+
+// mergeSlashes merges runs of slashes, as nginx and the path lists do.
+func mergeSlashes(path string) string {
+	for strings.Contains(path, "//") {
+		path = strings.ReplaceAll(path, "//", "/")
+	}
+	return path
 }
 
 // suffixFolds gives the folded reading (foldedPath) of each suffix of s

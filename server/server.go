@@ -217,8 +217,8 @@ type Server struct {
 	// SESSIONGATE_BASIC_AUTH, in the order they are tried.
 	restrictedPaths []restrictedPath
 	// longestFolded is the length of the longest entry of restrictedPaths
-	// lower-cased: how much of a path's folded reading matching looks at
-	// (suffixFolds).
+	// and rates lower-cased: how much of a path's folded reading matching
+	// looks at (suffixFolds).
 	longestFolded int
 	// restBody: a rule may hold a WordPress REST route read from a form
 	// body (restbody.go), so such bodies are read before the rules apply.
@@ -328,6 +328,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	}
 	for _, e := range s.rates {
 		s.restBody = s.restBody || readsRESTBody(e.path)
+		s.longestFolded = max(s.longestFolded, len(e.folded))
 	}
 	s.errorPages = s.newErrorPages(cfg)
 	s.out = newOutHeaders(cfg)
@@ -614,7 +615,8 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 	}
 	// On the path routing will see (no fragment), after the 413, as
 	// nginx's limit_req runs in the location the path picks.
-	if len(s.rates) > 0 && (s.rateLimited(w, r, config.CleanPath(r.URL.Path)) || s.rateLimitedReadings(w, r, nonEmpty(hostPathReading(r)))) {
+	if len(s.rates) > 0 && (s.rateLimited(w, r, config.CleanPath(r.URL.Path)) || s.rateDotReadings(w, r, r.URL.Path) ||
+		s.rateLimitedReadings(w, r, nonEmpty(hostPathReading(r)))) {
 		return
 	}
 	// After the rate limit, as nginx's access phase follows limit_req.
