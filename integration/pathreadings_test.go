@@ -118,3 +118,48 @@ echo 'public ', $path;`,
 		t.Errorf("/embed/: %q with X-Frame-Options %q, want the page without", body, res.Header.Get("X-Frame-Options"))
 	}
 }
+
+const scriptNameDjangoURLs = `
+from django.urls import re_path
+from django.http import HttpResponse
+
+def view(name):
+    return lambda request: HttpResponse(name.encode() + b" " + request.path.encode())
+
+# The project's URLs without the prefix it is mounted under.
+urlpatterns = [re_path(r"^admin/", view("ADMIN")), re_path(r"^", view("PUBLIC"))]
+`
+
+// TestPathReadingsDjangoUnderScriptName: a Django mounted under /dj with
+// gunicorn's documented --env SCRIPT_NAME=/dj. Debian 12's gunicorn 20.1
+// cuts SCRIPT_NAME off the path as sent at the first place it occurs, and
+// the gateway sent the path as the client escaped it: /%64j/x/dj/admin/,
+// /dj/x/dj/admin/ to the gateway and under no entry, ran Django's admin
+// view past SESSIONGATE_RESTRICTED_PATHS=/dj/admin/. The escapes of
+// unreserved characters are decoded before the path goes to Django.
+func TestPathReadingsDjangoUnderScriptName(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2", "gunicorn", "django")
+	proj := djangoProject(t, "bodyproj", bodyDjangoSettings, scriptNameDjangoURLs)
+	pkg, err := filepath.Abs("../wsgi/django")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: proj, App: "bodyproj.wsgi:application",
+		Env: []string{"SG_PKG=" + pkg, "SESSIONGATE_SESSION_KEYS=" + sessionTestKey, "SCRIPT_NAME=/dj"}, Workers: 1})
+	gw := startDjangoGateway(t, g.URL(), "SESSIONGATE_RESTRICTED_PATHS=/dj/admin/ 10.0.0.0/8")
+	client := &http.Client{}
+	if res, body := getVia(t, client, gw.URL, "/dj/page/"); res.StatusCode != 200 || body != "PUBLIC /dj/page/" {
+		t.Fatalf("/dj/page/: %d %q", res.StatusCode, body)
+	}
+	for _, target := range []string{"/dj/admin/", "/dj//admin/", "/%64j/admin/"} {
+		if res, body := getVia(t, client, gw.URL, target); res.StatusCode != 403 {
+			t.Errorf("%s from outside: %d %q, want 403", target, res.StatusCode, body)
+		}
+	}
+	for _, target := range []string{"/%64j/x/dj/admin/", "/dj%2Fx/dj/admin/"} {
+		if res, body := getVia(t, client, gw.URL, target); strings.HasPrefix(body, "ADMIN") {
+			t.Errorf("%s from outside: %d %q, want anything but the admin view", target, res.StatusCode, body)
+		}
+	}
+}

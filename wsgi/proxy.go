@@ -36,6 +36,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -282,6 +283,39 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }
 
+// unreservedDecoded decodes the percent-escapes of unreserved characters
+// in an escaped path (letters, digits, "-", ".", "_", "~": RFC 3986
+// section 6.2.2.2, the same URL either way) and keeps the others. Routing
+// and the path lists judged the decoded path, and gunicorn before 22 cuts
+// a SCRIPT_NAME mount (--env SCRIPT_NAME=/dj) off the path as sent, at
+// the first place it occurs: /%64j/x/dj/admin/, which is /dj/x/dj/admin/
+// to the gateway and under no entry, was /admin/ to Django, past an entry
+// for /dj/admin/. With only reserved characters escaped, the path sent
+// holds the prefix where the decoded one does. Undecodable text is left
+// as it is.
+func unreservedDecoded(escaped string) string {
+	if !strings.Contains(escaped, "%") {
+		return escaped
+	}
+	var b strings.Builder
+	for i := 0; i < len(escaped); i++ {
+		c := escaped[i]
+		if c == '%' && i+2 < len(escaped) {
+			if v, err := strconv.ParseUint(escaped[i+1:i+3], 16, 8); err == nil && unreserved(byte(v)) {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
 func newNonce() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -316,6 +350,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// ReverseProxy drops query parameters it cannot parse; Django gets the
 	// query exactly as sent.
 	out.URL.RawQuery = pr.In.URL.RawQuery
+	out.URL.RawPath = unreservedDecoded(pr.In.URL.EscapedPath())
 	if upgradesTo(out.Header, "h2c") {
 		// Not passed on, so the request is the plain one it also is. A
 		// backend that speaks h2c (hypercorn) would answer 101 and the

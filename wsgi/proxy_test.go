@@ -33,11 +33,12 @@ const testSecret = "wsgi-unit-test-secret-0123456789abcdef"
 
 // seen is what the fake Django app observed about one request.
 type seen struct {
-	ID       string
-	Data     string
-	Verified bool
-	Header   http.Header
-	Host     string
+	ID         string
+	Data       string
+	Verified   bool
+	Header     http.Header
+	Host       string
+	RequestURI string
 }
 
 // answer is the fake app's session change; op "" sends none.
@@ -71,7 +72,7 @@ type fakeDjango struct {
 }
 
 func (f *fakeDjango) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s := seen{Header: r.Header.Clone(), Host: r.Host, ID: r.Header.Get(hdrSessionID)}
+	s := seen{Header: r.Header.Clone(), Host: r.Host, ID: r.Header.Get(hdrSessionID), RequestURI: r.RequestURI}
 	nonce := r.Header.Get(hdrNonce)
 	data, err := readData(r.Header)
 	if err == nil {
@@ -698,6 +699,28 @@ func TestForwardedHeadersAndHost(t *testing.T) {
 	}
 	if s.Header.Get("X-Forwarded-Proto") != "http" || s.Header.Get("X-Forwarded-Host") != "shop.example:8443" {
 		t.Errorf("X-Forwarded-Proto %q Host %q", s.Header.Get("X-Forwarded-Proto"), s.Header.Get("X-Forwarded-Host"))
+	}
+}
+
+// Django gets the path with escapes of unreserved characters decoded and
+// the others kept: gunicorn before 22 cuts a SCRIPT_NAME mount off the path
+// as sent, so /%64j/x/dj/admin/ would have been its /admin/ under a mount
+// at /dj, where the gateway judged /dj/x/dj/admin/.
+func TestPathSentWithUnreservedEscapesDecoded(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	for target, want := range map[string]string{
+		"/admin/%64j/x/%7Euser/%2e%2E/":        "/admin/dj/x/~user/../",
+		"/admin/a%2Fb%3F%23/%E2%82%AC/%41-%5f": "/admin/a%2Fb%3F%23/%E2%82%AC/A-_",
+		"/admin/plain/?q=%64":                  "/admin/plain/?q=%64",
+	} {
+		res, err := noRedirect.Get(e.gw.URL + target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := e.app.seen().RequestURI; got != want {
+			t.Errorf("%s reached Django as %s, want %s", target, got, want)
+		}
 	}
 }
 
