@@ -168,6 +168,11 @@ func (p *jparser) close() error {
 		// exceed the same limit here, and PHP could not be given it.
 		*p.elems += 2
 	}
+	if *p.elems < 0 {
+		// add let the object and its string overdraw the budget in case
+		// they were a tag (refunded above); they were not.
+		return limitErr("element count", p.lim.MaxElements-*p.elems, p.lim.MaxElements, int(n.start))
+	}
 	return nil
 }
 
@@ -222,9 +227,23 @@ func (p *jparser) member() (jnode, error) {
 	return k, nil
 }
 
+// add appends n after charging the element budget. An object, and a
+// string that is an object's first member, may overdraw it (by one each):
+// they may be a tag's object and string, which close refunds, and a tag
+// that is a session's last value must fit where the PHP value it holds
+// fits (DecodeSession charges that value alone). close refuses an
+// overdrawn budget once it knows the object is no tag; nothing else may be
+// added while it is overdrawn.
 func (p *jparser) add(n jnode) error {
-	if *p.elems <= 0 {
-		return limitErr("element count", p.lim.MaxElements+1, p.lim.MaxElements, int(n.start))
+	floor := 0
+	switch {
+	case n.kind == jObject:
+		floor = -1
+	case n.kind == jString && n.ks >= 0 && int(p.stack[len(p.stack)-1]) == len(p.nodes)-1:
+		floor = -2
+	}
+	if *p.elems <= floor {
+		return limitErr("element count", p.lim.MaxElements-*p.elems+1, p.lim.MaxElements, int(n.start))
 	}
 	*p.elems--
 	n.skip = int32(len(p.nodes)) + 1
