@@ -225,3 +225,97 @@ func TestPHPClearedSessionDropsItsDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkedPHPSessionKeepsItsAppExpiry: a PHP page that stores one object
+// under two keys, or links two keys by reference, writes a session the
+// codec keeps whole ({"__php_session__": ...}, docs/protocol.md "A whole
+// linked PHP session"). Django's _session_expiry is still in its PHP text,
+// where PHP keeps it: the session's own expiry (idle seconds, a
+// browser-session cookie) stays, whether the session was linked before the
+// write, after it, or both. It goes only when the PHP text no longer holds
+// the key (a logout that clears the session, linked or not).
+func TestLinkedPHPSessionKeepsItsAppExpiry(t *testing.T) {
+	const (
+		// $o = new stdClass; $_SESSION['a'] = $o; $_SESSION['b'] = $o;
+		linked = `a:4:{s:13:"_auth_user_id";s:1:"1";s:15:"_session_expiry";i:300;s:1:"a";O:8:"stdClass":0:{}s:1:"b";r:4;}`
+		// Then $_SESSION['n'] = 1 before the object.
+		linkedChanged = `a:5:{s:13:"_auth_user_id";s:1:"1";s:15:"_session_expiry";i:300;s:1:"n";i:1;s:1:"a";O:8:"stdClass":0:{}s:1:"b";r:5;}`
+		// $_SESSION['_session_expiry'] = &$_SESSION['x'];
+		linkedByReference = `a:2:{s:1:"x";i:300;s:15:"_session_expiry";R:2;}`
+		// $_SESSION = ['a' => $o, 'b' => $o]: a logout.
+		linkedCleared = `a:2:{s:1:"a";O:8:"stdClass":0:{}s:1:"b";r:2;}`
+		cleared       = `a:0:{}`
+	)
+	ctx := context.Background()
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		for _, c := range []struct {
+			name    string
+			browser bool     // the app's expiry is a browser-session cookie, else 300 s
+			writes  []string // one PHP page each
+			keep    bool
+		}{
+			{"linked by a write", false, []string{linked}, true},
+			{"linked by a write, browser cookie", true, []string{linked}, true},
+			{"linked by a reference", false, []string{linkedByReference}, true},
+			{"linked, then changed", false, []string{linked, linkedChanged}, true},
+			{"linked, then unlinked", false, []string{linked, `a:2:{s:15:"_session_expiry";i:300;s:1:"n";i:2;}`}, true},
+			{"linked, then cleared", false, []string{linked, cleared}, false},
+			{"linked, then cleared but linked", false, []string{linked, linkedCleared}, false},
+			{"cleared but linked", false, []string{linkedCleared}, false},
+		} {
+			m := newTestManager(t, mode, nil)
+			x := createSession(t, m, `{"_auth_user_id":"1","_session_expiry":300}`)
+			if c.browser {
+				s, err := m.Open(ctx, requestWithCookie(t, m, x), false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.SetExpiry(0, true)
+				if err := s.Touch(ctx, x); err != nil {
+					t.Fatal(err)
+				}
+				s.Release(ctx)
+			} else {
+				setAppExpiry(t, m, x, 300*time.Second)
+			}
+			var h http.Header
+			for _, w := range c.writes {
+				b := newTestBridge(t, m, x)
+				if err := b.apply(message{Op: "write", ID: x, Payload: []byte(w)}); err != nil {
+					t.Fatalf("%s, %s: write %s: %v", mode, c.name, w, err)
+				}
+				h = http.Header{}
+				b.sess.SetCookie(h)
+				b.sess.Release(ctx)
+			}
+			rec, err := m.o.Store.Load(ctx, x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := decodeRecord(rec.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantExpiry, wantBrowser, wantMaxAge := int64(0), false, int(time.Hour/time.Second)
+			switch {
+			case c.keep && c.browser:
+				wantBrowser = true
+			case c.keep:
+				wantExpiry, wantMaxAge = 300_000, 300
+			}
+			if r.Expiry != wantExpiry || r.Browser != wantBrowser {
+				t.Errorf("%s, %s: stored %s\nthe session's app expiry is %d ms, browser %v; want %d ms, browser %v",
+					mode, c.name, rec.Value, r.Expiry, r.Browser, wantExpiry, wantBrowser)
+			}
+			// An idle expiry's cookie slides with every response; a
+			// browser-session cookie that stays is not sent again.
+			if c.keep && c.browser {
+				if sc := h.Get("Set-Cookie"); sc != "" {
+					t.Errorf("%s, %s: a new cookie for an unchanged browser-session expiry: %s", mode, c.name, sc)
+				}
+			} else if cks := (&http.Response{Header: h}).Cookies(); len(cks) != 1 || cks[0].MaxAge != wantMaxAge {
+				t.Errorf("%s, %s: cookies %v, want one with Max-Age %d", mode, c.name, h["Set-Cookie"], wantMaxAge)
+			}
+		}
+	}
+}

@@ -31,10 +31,11 @@ type djangoLogin struct {
 
 // loginIn returns Django's login among a session's members, if it has
 // one with a hash. Another type (a number an app stored there) is no
-// Django login.
+// Django login. A whole linked PHP session holds the login in its PHP
+// text, where PHP still reads it (phpTopLevel).
 func loginIn(ms []member) (djangoLogin, bool) {
 	var l djangoLogin
-	for _, m := range ms {
+	for _, m := range phpTopLevel(ms, "_auth_user_id", "_auth_user_hash") {
 		switch m.Key {
 		case "_auth_user_id":
 			l.User = ""
@@ -129,8 +130,9 @@ func (m *Manager) RecordLogins(ctx context.Context, user string, hashes []string
 // Open parsed, not the data again.
 func (s *Session) RevokedLogin(ctx context.Context) (string, error) {
 	s.mu.Lock()
-	l, ok := loginIn(s.stored)
+	stored := s.stored // replaced, never changed in place
 	s.mu.Unlock()
+	l, ok := loginIn(stored)
 	if !ok {
 		return "", nil
 	}

@@ -2,6 +2,7 @@ package sessionbridge
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
@@ -215,5 +217,53 @@ func TestRevokedLoginOutlivesARegeneratedSession(t *testing.T) {
 	mr.FastForward(13 * time.Hour)
 	if got := revoked(next); got != "h1" {
 		t.Errorf("the ended login h1 is valid again on PHP pages %v after the password change (its record expired under a live session); RevokedLogin = %q, want h1", 49*time.Hour, got)
+	}
+}
+
+// TestRevokedLoginOfAWholeLinkedSession: a session PHP linked (the same
+// object under two keys, a reference between keys) is stored whole as
+// {"__php_session__": "<php text>"}, and PHP still reads Django's login
+// from that text (sessiongate_user_id()). The password-change check must
+// read it there too, or a stolen session PHP once linked stays logged in
+// on every PHP page after the password change.
+func TestRevokedLoginOfAWholeLinkedSession(t *testing.T) {
+	m := newTestManager(t, LockStrict, nil)
+	ctx := context.Background()
+	if err := m.RecordLogins(ctx, "7", []string{"new"}); err != nil {
+		t.Fatal(err)
+	}
+	whole := func(php string) string {
+		b, err := json.Marshal(map[string]string{"__php_session__": php})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	b64 := func(php string) string {
+		return `{"__php_session__b64":"` + base64.StdEncoding.EncodeToString([]byte(php)) + `"}`
+	}
+	const obj = `s:1:"a";O:8:"stdClass":0:{}s:1:"b";r:4;`
+	for _, c := range []struct{ name, data, want string }{
+		{"object under two keys, old hash", whole(`a:4:{s:13:"_auth_user_id";s:1:"7";s:15:"_auth_user_hash";s:3:"old";` + obj + `}`), "old"},
+		{"object under two keys, valid hash", whole(`a:4:{s:13:"_auth_user_id";s:1:"7";s:15:"_auth_user_hash";s:3:"new";` + obj + `}`), ""},
+		{"login after the linked keys", whole(`a:4:{s:1:"a";O:8:"stdClass":0:{}s:1:"b";r:2;s:13:"_auth_user_id";s:1:"7";s:15:"_auth_user_hash";s:3:"old";}`), "old"},
+		// $_SESSION['_auth_user_hash'] = &$_SESSION['h']: PHP reads the
+		// string the reference names.
+		{"hash by reference", whole(`a:3:{s:1:"h";s:3:"old";s:13:"_auth_user_id";s:1:"7";s:15:"_auth_user_hash";R:2;}`), "old"},
+		// A key that is not UTF-8 keeps the session whole, in base64.
+		{"base64 whole session", b64("a:3:{s:1:\"\xff\";i:1;s:13:\"_auth_user_id\";s:1:\"7\";s:15:\"_auth_user_hash\";s:3:\"old\";}"), "old"},
+		// As in a plain session: Django's login is two strings at the
+		// top level.
+		{"integer user id", whole(`a:4:{s:13:"_auth_user_id";i:7;s:15:"_auth_user_hash";s:3:"old";` + obj + `}`), ""},
+		{"nested login", whole(`a:3:{s:1:"x";a:2:{s:13:"_auth_user_id";s:1:"7";s:15:"_auth_user_hash";s:3:"old";}s:1:"a";O:8:"stdClass":0:{}s:1:"b";r:5;}`), ""},
+		{"no hash", whole(`a:3:{s:13:"_auth_user_id";s:1:"7";` + `s:1:"a";O:8:"stdClass":0:{}s:1:"b";r:3;}`), ""},
+		{"text PHP cannot read", whole(`a:2:{s:13:"_auth_user_id";s:1:"7";s:15:"_auth_user_hash";s:3:"old"`), ""},
+	} {
+		if _, err := phpserial.EncodeSession([]byte(c.data), phpserial.Limits{}); (err == nil) != (c.name != "text PHP cannot read") {
+			t.Fatalf("%s: PHP given %s: %v", c.name, c.data, err)
+		}
+		if got, err := revokedIn(t, m, c.data); got != c.want || err != nil {
+			t.Errorf("%s: RevokedLogin(%s) = %q, %v; want %q", c.name, c.data, got, err, c.want)
+		}
 	}
 }

@@ -1804,6 +1804,7 @@ const djangoExpiryKey = "_session_expiry"
 // PHP write, drops it along with the data: the session has one, the data
 // the app was given held Django's _session_expiry, and next no longer does
 // ($_SESSION = [] on a logout, before session_regenerate_id(true) or not).
+// Either may be a whole linked PHP session, whose PHP text holds the key.
 // The expiry belongs to that data, as after session_destroy();
 // session_start() (see destroy), and Django, reading the session, then
 // sees none: keeping it would give the next user of the browser the
@@ -1815,7 +1816,7 @@ func (s *Session) dropExpiry(next []member) (undo func()) {
 	if base == nil {
 		base = s.ended
 	}
-	if s.expiry == 0 && !s.browserCookie && s.until == 0 || !hasMember(base, djangoExpiryKey) || hasMember(next, djangoExpiryKey) {
+	if s.expiry == 0 && !s.browserCookie && s.until == 0 || !hasPHPKey(base, djangoExpiryKey) || hasPHPKey(next, djangoExpiryKey) {
 		return func() {}
 	}
 	expiry, browser, until, set, rec := s.expiry, s.browserCookie, s.until, s.expirySet, s.rec
@@ -1838,6 +1839,12 @@ func hasMember(ms []member, key string) bool {
 		}
 	}
 	return false
+}
+
+// hasPHPKey reports whether PHP reads key at the top level of ms: a whole
+// linked PHP session holds it in its PHP text (phpTopLevel).
+func hasPHPKey(ms []member, key string) bool {
+	return hasMember(phpTopLevel(ms, key), key)
 }
 
 // ttl is the store expiry of this session's next write: the manager's,

@@ -2,12 +2,16 @@ package sessionbridge
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
 )
 
 // record is what the store holds for one session. Data is the shared JSON
@@ -376,6 +380,14 @@ func keepNested(stored, sent, next []byte) []byte {
 	for _, it := range st {
 		stIdx[it.key] = it.val
 	}
+	// The sent item each next item is: the one of its key, but in two
+	// lists (PHP's array_shift, array_unshift, array_splice, sort,
+	// array_values) the one it equals, as an element moves with its
+	// value to another index.
+	var pairs []int
+	if seArray && nxArray {
+		pairs = listPairs(se, nx)
+	}
 	seIdx := make(map[string][]byte, len(se))
 	for _, it := range se {
 		seIdx[it.key] = it.val
@@ -399,8 +411,14 @@ func keepNested(stored, sent, next []byte) []byte {
 			out = append(out, ':')
 		}
 		v := it.val
-		if sv, ok := seIdx[it.key]; ok {
-			if orig, ok := stIdx[it.key]; ok {
+		key, paired := it.key, true
+		if pairs != nil {
+			if paired = pairs[i] >= 0; paired {
+				key = se[pairs[i]].key
+			}
+		}
+		if sv, ok := seIdx[key]; ok && paired {
+			if orig, ok := stIdx[key]; ok {
 				v = keepNested(orig, sv, v)
 			}
 		}
@@ -410,6 +428,34 @@ func keepNested(stored, sent, next []byte) []byte {
 		return append(out, '}')
 	}
 	return append(out, ']')
+}
+
+// listPairs pairs the elements of next, a list PHP wrote, with those of
+// sent, the list PHP was given: pairs[i] is the index in sent of next[i],
+// -1 for none. An element is the first unpaired one of sent with the same
+// text (PHP moved it, or left it where it was); one that equals none (PHP
+// changed it) is the element of sent at its index, unless that one moved
+// elsewhere (then it is new). Linear in the lists' length.
+func listPairs(sent, next []containerItem) []int {
+	byText := make(map[string][]int, len(sent))
+	for j, it := range sent {
+		byText[string(it.val)] = append(byText[string(it.val)], j)
+	}
+	pairs := make([]int, len(next))
+	paired := make([]bool, len(sent))
+	for i, it := range next {
+		pairs[i] = -1
+		if js := byText[string(it.val)]; len(js) > 0 {
+			pairs[i], paired[js[0]] = js[0], true
+			byText[string(it.val)] = js[1:]
+		}
+	}
+	for i := range next {
+		if pairs[i] < 0 && i < len(sent) && !paired[i] {
+			pairs[i], paired[i] = i, true
+		}
+	}
+	return pairs
 }
 
 // containerItem is one element of a JSON array (key: its index) or member
@@ -518,6 +564,47 @@ func wholeSession(ms []member) bool {
 		}
 	}
 	return false
+}
+
+// phpTopLevel returns the top-level members PHP reads in ms: ms itself, or
+// for a whole linked PHP session (wholeSession) the top-level keys of its
+// PHP text, each with its value as JSON text when it is a string or an
+// integer and nil otherwise (phpserial.TopLevelMembers). Other apps see
+// none of those keys, but the gateway reads Django's own keys there
+// (loginIn, dropExpiry): PHP still holds them, and PHP reads them
+// (sessiongate_user_id()). want names the keys the caller looks for: a
+// text that holds none of them is not parsed. A text PHP could not read
+// either gives no members.
+func phpTopLevel(ms []member, want ...string) []member {
+	if len(ms) != 1 || ms[0].Key != "__php_session__" && ms[0].Key != "__php_session__b64" {
+		return ms
+	}
+	var s string
+	if json.Unmarshal(ms[0].Value, &s) != nil {
+		return nil
+	}
+	text := []byte(s)
+	if ms[0].Key == "__php_session__b64" {
+		var err error
+		if text, err = base64.StdEncoding.DecodeString(s); err != nil {
+			return nil
+		}
+	}
+	if !slices.ContainsFunc(want, func(k string) bool { return bytes.Contains(text, []byte(k)) }) {
+		return nil
+	}
+	// The text was checked against the codec's limits when it was stored
+	// (and is again whenever PHP is given it); it is only read here.
+	n := max(len(text), 1)
+	tops, err := phpserial.TopLevelMembers(text, phpserial.Limits{MaxBytes: n, MaxDepth: n, MaxElements: n, MaxStringLen: n})
+	if err != nil {
+		return nil
+	}
+	out := make([]member, len(tops))
+	for i, t := range tops {
+		out[i] = member{Key: t.Key, Value: t.Value}
+	}
+	return out
 }
 
 // mergeWhole is merge3 when a side holds a whole linked PHP session: the

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 )
 
 func mustMembers(t *testing.T, s string) []member {
@@ -94,6 +97,76 @@ func TestKeepUntouchedInsideAChangedMember(t *testing.T) {
 		if string(got) != c.want {
 			t.Errorf("%s: got %s, want %s", c.name, got, c.want)
 		}
+	}
+}
+
+// TestKeepNestedFollowsMovedListElements: in a list, PHP moves elements
+// to other indexes (array_shift, array_unshift, array_splice, sort,
+// array_values after an unset). An element keeps the stored text of the
+// element it was given, wherever it went, not of the one that was at its
+// new index: a Django {} that PHP only moved stays {}, and an array PHP
+// added is not made an object because a Django {} was at its index.
+func TestKeepNestedFollowsMovedListElements(t *testing.T) {
+	for _, c := range []struct{ name, stored, sent, next, want string }{
+		{"array_shift",
+			`{"cart":[{"id":1,"opts":{"size":"L"}},{"id":2,"opts":{}}]}`,
+			`{"cart":[{"id":1,"opts":{"size":"L"}},{"id":2,"opts":[]}]}`,
+			`{"cart":[{"id":2,"opts":[]}]}`,
+			`{"cart":[{"id":2,"opts":{}}]}`},
+		{"array_unshift", `{"l":[{}]}`, `{"l":[[]]}`, `{"l":[["x"],[]]}`, `{"l":[["x"],{}]}`},
+		{"array_splice out of the middle",
+			`{"l":[{"a":{}},[],{"c":{}}]}`,
+			`{"l":[{"a":[]},[],{"c":[]}]}`,
+			`{"l":[{"a":[]},{"c":[]}]}`,
+			`{"l":[{"a":{}},{"c":{}}]}`},
+		{"sort", `{"l":[{"b":{}},{"a":[]}]}`, `{"l":[{"b":[]},{"a":[]}]}`, `{"l":[{"a":[]},{"b":[]}]}`, `{"l":[{"a":[]},{"b":{}}]}`},
+		{"array_values after an unset", `{"l":[1,{},{"k":{}}]}`, `{"l":[1,[],{"k":[]}]}`, `{"l":[[],{"k":[]}]}`, `{"l":[{},{"k":{}}]}`},
+		// Equal elements go to the first one of that text.
+		{"equal elements", `{"l":[{},{},1]}`, `{"l":[[],[],1]}`, `{"l":[1,[],[]]}`, `{"l":[1,{},{}]}`},
+		// An element PHP changed is the one it was given at its index...
+		{"changed in place", `{"l":[{"o":{},"n":1},{}]}`, `{"l":[{"o":[],"n":1},[]]}`, `{"l":[{"o":[],"n":2},[]]}`, `{"l":[{"o":{},"n":2},{}]}`},
+		{"changed and moved out", `{"l":[{"o":{},"n":1},{}]}`, `{"l":[{"o":[],"n":1},[]]}`, `{"l":[[],{"o":[],"n":2}]}`, `{"l":[{},{"o":[],"n":2}]}`},
+		// ...unless that one moved elsewhere: then it is new.
+		{"new where an element left", `{"l":[{},5]}`, `{"l":[[],5]}`, `{"l":[5,["x"],[]]}`, `{"l":[5,["x"],{}]}`},
+		// A Django object PHP's model made a list stays an object, its
+		// elements followed too (array_reverse).
+		{"object made a list", `{"o":{"0":{},"1":2}}`, `{"o":[[],2]}`, `{"o":[2,[]]}`, `{"o":{"0":2,"1":{}}}`},
+	} {
+		got := buildObject(keepUntouched(mustMembers(t, c.stored), mustMembers(t, c.sent), mustMembers(t, c.next)))
+		if string(got) != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.name, got, c.want)
+		}
+	}
+	// Linear: a long list shifted by one is paired element by element.
+	const n = 100_000
+	var stored, sent, next strings.Builder
+	stored.WriteString(`{"l":[`)
+	sent.WriteString(`{"l":[`)
+	next.WriteString(`{"l":[`)
+	for i := range n {
+		if i > 0 {
+			stored.WriteByte(',')
+			sent.WriteByte(',')
+		}
+		if i > 1 {
+			next.WriteByte(',')
+		}
+		fmt.Fprintf(&stored, `{"i":%d,"o":{}}`, i)
+		fmt.Fprintf(&sent, `{"i":%d,"o":[]}`, i)
+		if i > 0 {
+			fmt.Fprintf(&next, `{"i":%d,"o":[]}`, i)
+		}
+	}
+	for _, b := range []*strings.Builder{&stored, &sent, &next} {
+		b.WriteString(`]}`)
+	}
+	start := time.Now()
+	got := buildObject(keepUntouched(mustMembers(t, stored.String()), mustMembers(t, sent.String()), mustMembers(t, next.String())))
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("a list of %d elements shifted by one took %v", n, d)
+	}
+	if want := `{"l":[` + strings.TrimPrefix(strings.TrimPrefix(stored.String(), `{"l":[`), `{"i":0,"o":{}},`); string(got) != want {
+		t.Errorf("a list of %d elements shifted by one: %.200s...", n, got)
 	}
 }
 
