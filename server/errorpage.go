@@ -162,6 +162,12 @@ func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, status i
 		gzippable := s.gzCache != nil && size >= compress.MinSize && compress.Accepted(r.Header)&compress.Gzip != 0
 		if gzippable {
 			gz = s.cachedGzip(r, rel, f.file, f.info)
+			if gz == nil && r.Method == http.MethodHead && !compress.InChain(w) {
+				// No response writer to give this HEAD the headers of
+				// the GET (the port-80 redirect listener's ACME 404s):
+				// the copy the GET would send, into the cache.
+				gz, _ = s.gzCache.Gzipped(gzipKey(rel, f.info), f.file)
+			}
 		}
 		switch {
 		case gz != nil:

@@ -193,6 +193,37 @@ func TestErrorPageCompressed(t *testing.T) {
 	}
 }
 
+// On the port-80 redirect listener, which has no compressing writer, a HEAD
+// for an error page the gzip cache did not hold yet went out plain with
+// the page's whole length, which the writer that gives a HEAD the GET's
+// headers would have set; the GET then got the cache's gzipped copy. Both
+// get the GET's headers now (RFC 9110 section 9.3.2).
+func TestErrorPageHeadOnTheRedirectListener(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.Listen = ":443"
+		c.ErrorPageSpecs = []string{"404=/404.html"}
+	})
+	page := "<!doctype html>" + strings.Repeat("<p>No such page here.</p>\n", 200)
+	os.WriteFile(filepath.Join(e.root, "404.html"), []byte(page), 0o644)
+	do := func(method string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, "http://example.com/.well-known/acme-challenge/missing", nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		return e.redirect(r)
+	}
+	h, g := do("HEAD"), do("GET")
+	if g.Code != 404 || h.Code != 404 || h.Body.Len() != 0 {
+		t.Fatalf("GET %d, HEAD %d %q", g.Code, h.Code, h.Body)
+	}
+	for _, k := range []string{"Content-Encoding", "Content-Length", "Content-Type", "Vary"} {
+		if g.Header().Get(k) != h.Header().Get(k) {
+			t.Errorf("%s: GET %q, HEAD %q", k, g.Header().Get(k), h.Header().Get(k))
+		}
+	}
+	if g.Header().Get("Content-Encoding") != "gzip" || g.Header().Get("Content-Length") != strconv.Itoa(g.Body.Len()) {
+		t.Errorf("GET: %v, %d bytes", g.Header(), g.Body.Len())
+	}
+}
+
 // The page is gzipped through the static gzip cache, once, not anew for
 // each of the errors scanners cause; a HEAD gets the GET's headers.
 func TestErrorPageGzippedFromTheCache(t *testing.T) {

@@ -308,11 +308,7 @@ func (s *Server) gzippable(r *http.Request, accepted compress.Encodings, fi fs.F
 // answered 304, needs no body: only a copy the cache already has is used,
 // or every HEAD could cost a compression.
 func (s *Server) cachedGzip(r *http.Request, rel string, f *os.File, fi fs.FileInfo) []byte {
-	key := compress.FileKey{Path: rel, Size: fi.Size(), ModNanos: fi.ModTime().UnixNano()}
-	_, key.ChangeNanos = fileid.Of(fi)
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		key.Dev, key.Ino = uint64(st.Dev), st.Ino
-	}
+	key := gzipKey(rel, fi)
 	if r.Method == http.MethodHead || notModified(r, etag(fi), fi.ModTime()) {
 		gz := s.gzCache.Cached(key)
 		if gz == nil {
@@ -329,6 +325,16 @@ func (s *Server) cachedGzip(r *http.Request, rel string, f *os.File, fi fs.FileI
 		return nil
 	}
 	return gz
+}
+
+// gzipKey is the gzip cache's key of the file at rel as fi describes it.
+func gzipKey(rel string, fi fs.FileInfo) compress.FileKey {
+	key := compress.FileKey{Path: rel, Size: fi.Size(), ModNanos: fi.ModTime().UnixNano()}
+	_, key.ChangeNanos = fileid.Of(fi)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		key.Dev, key.Ino = uint64(st.Dev), st.Ino
+	}
+	return key
 }
 
 // notModified reports whether http.ServeContent will answer r with 304 for

@@ -113,17 +113,28 @@ func (w *Writer) SkipCompression() { w.skip = true }
 // SkipCompression calls SkipCompression on the compress.Writer in w's
 // chain of wrappers (through Unwrap), if there is one.
 func SkipCompression(w http.ResponseWriter) {
+	if cw := writerIn(w); cw != nil {
+		cw.SkipCompression()
+	}
+}
+
+// InChain reports whether w's chain of wrappers (through Unwrap) holds a
+// compress.Writer: a listener without one (the port-80 redirect listener)
+// compresses nothing on its way out.
+func InChain(w http.ResponseWriter) bool { return writerIn(w) != nil }
+
+func writerIn(w http.ResponseWriter) *Writer {
 	for w != nil {
 		if cw, ok := w.(*Writer); ok {
-			cw.SkipCompression()
-			return
+			return cw
 		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
-			return
+			return nil
 		}
 		w = u.Unwrap()
 	}
+	return nil
 }
 
 // Unwrap lets http.ResponseController reach the connection's writer
