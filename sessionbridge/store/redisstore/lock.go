@@ -428,7 +428,12 @@ func slotMoving(err error) bool {
 // (bounded by the client's timeouts). lease is the token's lease: until it
 // ends (or the store closes) a release that gets no answer is tried again,
 // since the failure that got us here (Redis stalled or restarting) usually
-// outlasts one attempt; past it the lock has expired by itself.
+// outlasts one attempt; past it the lock has expired by itself. Any reply
+// ends it: a release that finds the lock not token's raises the session's
+// fence of this instance (unlockScript) so that token's lock script, if it
+// reaches Redis only now (Redis orders nothing across connections, and the
+// next local contender's script may run first too), does nothing
+// (lockScript).
 func (s *Store) releaseToken(id string, keys []string, token string, lease time.Duration, after <-chan struct{}) {
 	s.mu.Lock()
 	if s.closed {
@@ -459,8 +464,12 @@ func (s *Store) releaseToken(id string, keys []string, token string, lease time.
 		pause := releaseRetryMin
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-			// A Keep with no TTL changes nothing but the lock.
-			err := unlockScript.Run(ctx, s.scripts, keys, token, "k", 0, "", "", s.channel, id, "", 0, s.tokenPrefix).Err()
+			// A Keep with no TTL changes nothing but the lock. Finding
+			// the lock not token's, it leaves a fence behind: token's lock
+			// script, if it is still on its way, does nothing once it
+			// arrives (lockScript). Without it the script, come late,
+			// took the lock for a lease that nobody releases.
+			err := unlockScript.Run(ctx, s.scripts, keys, token, "k", 0, "", "", s.channel, id, "", 0, s.tokenPrefix, ms(lease)).Err()
 			cancel()
 			if err == nil || !retry || !time.Now().Add(pause).Before(until) {
 				return
@@ -599,10 +608,10 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		// gateway's, which it takes back at its next request (lockScript),
 		// so it does not wait for replicas.
 		cmd = unlockScript.Run(ctx, s.scripts, l.keys, l.token, kind, ms(m.TTL), m.Value,
-			iv, s.channel, l.id, scriptNext, ms(nextLease), s.tokenPrefix)
+			iv, s.channel, l.id, scriptNext, ms(nextLease), s.tokenPrefix, 0)
 	} else {
 		cmd, werr = s.runWrite(ctx, "unlock", unlockScript, l.keys, l.token, kind, ms(m.TTL), m.Value,
-			iv, s.channel, l.id, scriptNext, ms(nextLease), s.tokenPrefix)
+			iv, s.channel, l.id, scriptNext, ms(nextLease), s.tokenPrefix, 0)
 	}
 	res, err := cmd.Slice()
 	var (

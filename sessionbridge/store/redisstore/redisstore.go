@@ -32,15 +32,27 @@
 // # Keys
 //
 // A session is the hash <prefix>{<id>} (field v: version, field d: data)
-// and its lock the string <prefix>{<id>}:lock holding the owner's token. The
-// hash tag {<id>} puts both in one cluster slot, so each Lua script below
-// touches one slot, while sessions spread over all masters. The prefix must
-// not contain braces: a constant tag would pin every session to one node.
+// and its lock the string <prefix>{<id>}:lock holding the owner's token
+// (the store instance's random ID, a colon, and a sequence number in base
+// 36). Beside them, for a while: <prefix>{<id>}:turn, a gateway's claim to
+// the next turn of the lock (lockScript), and
+// <prefix>{<id>}:fence:<instance>, written only by a background release
+// (releaseToken: a lock or unlock whose reply was lost) that found the lock
+// not its token's: the highest sequence number of that instance whose lock
+// script must do nothing should it reach Redis late. The hash tag {<id>}
+// puts them all in one cluster slot, so each Lua script below touches one
+// slot, while sessions spread over all masters. The prefix must not
+// contain braces: a constant tag would pin every session to one node.
 //
 // # Locks and waiting
 //
 // Lock is one round trip: a script does SET NX PX and, when it got the lock,
-// HMGET of the record. A holder whose request runs long renews the lock
+// HMGET of the record. A lock attempt whose caller stopped waiting may
+// still reach Redis later than the next one (Redis orders nothing across
+// connections): the attempt's background release leaves the fence, the
+// next attempt's lock carries a higher sequence number, and the late
+// script, seeing either, changes nothing (lockScript). A holder whose
+// request runs long renews the lock
 // (Renew: PEXPIRE while it still holds the holder's token), so the lease
 // only bounds how long a crashed gateway blocks a session. Unlock is one
 // round trip: a script checks the token,
@@ -229,7 +241,13 @@ func (s *Store) keys(id string) ([]string, error) {
 		return nil, errBadID
 	}
 	k := s.prefix + "{" + id + "}"
-	return []string{k, k + ":lock", k + ":turn"}, nil
+	return []string{k, k + ":lock", k + ":turn", k + ":fence:" + s.instance()}, nil
+}
+
+// instance names this store instance in keys: its token prefix without the
+// colon.
+func (s *Store) instance() string {
+	return strings.TrimSuffix(s.tokenPrefix, ":")
 }
 
 // newToken identifies one lease: unique per store instance (random prefix)
@@ -273,6 +291,34 @@ func noSentinel(err error) error {
 	return fmt.Errorf("no Sentinel reachable, so no new connection to the master can be made (its address comes from a Sentinel each time; connections already open go on working): %w", err)
 }
 
+// lockSuperseded is Lua that lockScript and unlockScript start with.
+// seq(token, instance) is the sequence number of a token of instance (0
+// when malformed); superseded(h, fence, token, instance) reports whether
+// a lock script of token, finding the lock holding h (false: none), is
+// late (see lockScript); raiseFence(fence, token, instance, ms) makes the
+// fence at least token's seq for at least ms.
+const lockSuperseded = `
+local function seq(token, instance)
+  return tonumber(string.sub(token, #instance + 1), 36) or 0
+end
+local function superseded(h, fence, token, instance)
+  local n = seq(token, instance)
+  if h and string.sub(h, 1, #instance) == instance and seq(h, instance) > n then return true end
+  local f = redis.call('GET', fence)
+  return f and seq(instance .. f, instance) >= n
+end
+local function raiseFence(fence, token, instance, ms)
+  local v = string.sub(token, #instance + 1)
+  local f = redis.call('GET', fence)
+  if f then
+    if seq(instance .. f, instance) >= seq(token, instance) then v = f end
+    local p = redis.call('PTTL', fence)
+    if p > ms then ms = p end
+  end
+  redis.call('SET', fence, v, 'PX', ms)
+end
+`
+
 // Scripts. Every script touches only KEYS[*] of one session (one slot).
 // Versions travel as decimal strings into Redis and come back as integers:
 // Lua numbers are doubles, exact below 2^53, and tostring() would print
@@ -309,9 +355,10 @@ end
 return 1
 `)
 
-	// KEYS[1] record, KEYS[2] lock, KEYS[3] turn; ARGV: token, lease ms,
-	// instance, turn ms, channel, id, since (unix ms the caller asked).
-	// Returns {1, version|nil, data|nil} or {0, ms to wait at most}.
+	// KEYS[1] record, KEYS[2] lock, KEYS[3] turn, KEYS[4] fence; ARGV:
+	// token, lease ms, instance, turn ms, channel, id, since (unix ms the
+	// caller asked). Returns {1, version|nil, data|nil} or {0, ms to wait
+	// at most}.
 	//
 	// The turn key ("instance since") names the instance (gateway) whose
 	// contender found the lock taken since it was last acquired. While it
@@ -326,14 +373,33 @@ return 1
 	// told (PUBLISH) so their next try claims the next turn at once. A bare
 	// "instance" (a gateway of the release before "since") counts as oldest.
 	//
-	// A lock carrying this instance's own token is dead: its contender
-	// runs only while no lease of this instance holds the session (the
-	// head contends; local waiters queue behind a holder), so that token's
-	// lease ended and its release was lost (a failover: the old master
-	// acknowledged it, the promoted replica never got it) or is still being
-	// retried. Nobody else would free it before the lease's end.
-	lockScript = redis.NewScript(`
+	// A token is the instance (ARGV[3]) then a seq, counting up in base 36
+	// (newToken). A script whose caller stopped waiting for its reply can
+	// still run later: its packet was held up, or Redis read its
+	// connection after another's written later (Redis orders nothing
+	// across connections).
+	// Such a late script must change nothing, and it tells itself by its
+	// seq (lockSuperseded): this instance's contender for a session runs
+	// only while no lease of this instance holds it (the head contends;
+	// local waiters queue behind a holder), and every token of this
+	// instance made for the session after a contender's try has a higher
+	// seq. So a lock of this instance with a higher seq than the script's is
+	// a live lease taken after it, and the script does nothing (no DEL, no
+	// SET, no turn claim); nor when the fence key holds a seq at or above
+	// its own: a release of its token, or of a later one, ran before it
+	// (releaseToken; unlockScript writes the fence only then, so it exists
+	// only after a lock or unlock whose outcome was unknown). A lock of this
+	// instance with a lower seq is dead: that token's lease ended and its
+	// release was lost (a failover: the old master acknowledged it, the
+	// promoted replica never got it) or is still being retried. Nobody
+	// else would free it before the lease's end.
+	lockScript = redis.NewScript(lockSuperseded + `
 local h = redis.call('GET', KEYS[2])
+if superseded(h, KEYS[4], ARGV[1], ARGV[3]) then
+  local p = redis.call('PTTL', KEYS[2])
+  if p < 0 then p = redis.call('PTTL', KEYS[3]) end
+  return {0, p}
+end
 local dead = h and string.sub(h, 1, #ARGV[3]) == ARGV[3]
 if dead then redis.call('DEL', KEYS[2]) end
 local w = redis.call('GET', KEYS[3])
@@ -358,15 +424,25 @@ if p < 0 then p = redis.call('PTTL', KEYS[3]) end
 return {0, p}
 `)
 
-	// KEYS[1] record, KEYS[2] lock, KEYS[3] turn; ARGV: token, kind
-	// (k|p|d), ttl ms, value, initial version, channel, id, next token (''
-	// = release), next lease ms, instance. Returns {-1} when the token does
-	// not hold the lock (nothing applied), else {1, version, data|nil,
-	// turn}; data is the record value for a Keep hand-over, so the next
-	// holder needs no load; turn is 1 when another instance waits for its
-	// turn (lockScript), so this one must stop handing the lock over.
-	unlockScript = redis.NewScript(`
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {-1} end
+	// KEYS[1] record, KEYS[2] lock, KEYS[3] turn, KEYS[4] fence; ARGV:
+	// token, kind (k|p|d), ttl ms, value, initial version, channel, id,
+	// next token ('' = release), next lease ms, instance, fence ms (0 =
+	// none). Returns {-1} when the token does not hold the lock (nothing
+	// applied), else {1, version, data|nil, turn}; data is the record value
+	// for a Keep hand-over, so the next holder needs no load; turn is 1 when
+	// another instance waits for its turn (lockScript), so this one must
+	// stop handing the lock over.
+	//
+	// A release of a token whose lock script may not have run yet
+	// (releaseToken) passes fence ms, the token's lease: finding the lock
+	// not the token's, it raises the fence to the token's seq for that
+	// long, so that the script, should it come late, does nothing
+	// (lockScript). The fence is never lowered nor shortened.
+	unlockScript = redis.NewScript(lockSuperseded + `
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  if tonumber(ARGV[11]) > 0 then raiseFence(KEYS[4], ARGV[1], ARGV[10], tonumber(ARGV[11])) end
+  return {-1}
+end
 local kind = ARGV[2]
 local v = 0
 local d = false
@@ -1032,9 +1108,17 @@ func (s *Store) checkClusterAccess(ctx context.Context, cc *redis.ClusterClient,
 // lock and write, but lets a script that has written once (the PEXPIRE
 // below) go on writing, so any later place would let the probe pass while
 // every request that needs the session failed. KEYS[1] record, KEYS[2]
-// lock; ARGV: channel.
+// lock, KEYS[3] turn, KEYS[4] fence (each key pattern an ACL may name);
+// ARGV: channel.
 var accessScript = redis.NewScript(`
 redis.call('SET', KEYS[2], 'probe', 'NX', 'PX', 1000)
+redis.call('SET', KEYS[3], 'probe', 'PX', 1000)
+redis.call('GET', KEYS[3])
+redis.call('PTTL', KEYS[3])
+redis.call('SET', KEYS[4], 'probe', 'PX', 1000)
+redis.call('GET', KEYS[4])
+redis.call('PTTL', KEYS[4])
+redis.call('DEL', KEYS[3], KEYS[4])
 redis.call('GET', KEYS[2])
 redis.call('PTTL', KEYS[2])
 redis.call('HGET', KEYS[1], 'v')

@@ -458,11 +458,11 @@ func (g *handOverGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		args := cmd.Args()
 		name := strings.ToLower(fmt.Sprint(args[0]))
-		// EVAL[SHA] script 3 KEYS[1..3] ARGV[1..10]: the unlock script.
-		if (name != "evalsha" && name != "eval") || len(args) != 16 {
+		// EVAL[SHA] script 4 KEYS[1..4] ARGV[1..11]: the unlock script.
+		if (name != "evalsha" && name != "eval") || len(args) != 18 {
 			return next(ctx, cmd)
 		}
-		token, nextToken := fmt.Sprint(args[6]), fmt.Sprint(args[13])
+		token, nextToken := fmt.Sprint(args[7]), fmt.Sprint(args[14])
 		if nextToken != "" {
 			g.once.Do(func() { close(g.entered) })
 			<-g.open
