@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -550,5 +552,38 @@ func TestStaticETagSameOnEveryReplica(t *testing.T) {
 		if w := get(b, tag); w.Code != http.StatusNotModified {
 			t.Errorf("Accept-Encoding %q: replica b answered %d to the ETag %s of replica a (its own: %s), want 304", ae, w.Code, tag, w.Header().Get("ETag"))
 		}
+	}
+}
+
+// A proxied answer that announces trailers and flushes its header before
+// any body (httputil.ReverseProxy does both, then puts the trailers'
+// values in the header map, taking the header for sent): the compressing
+// writer held that header for the first bytes, none came, and the header
+// went out at the end with the trailers' values in it as fields.
+func TestCompressedAnswerKeepsItsTrailers(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Trailer", "X-Checksum")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	defer backend.Close()
+	u, _ := url.Parse(backend.URL)
+	front := httptest.NewServer(compressResponses(httputil.NewSingleHostReverseProxy(u)))
+	defer front.Close()
+	req, _ := http.NewRequest("GET", front.URL, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	res, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(res.Body)
+	res.Body.Close()
+	if v := res.Header.Get("X-Checksum"); v != "" {
+		t.Errorf("the trailer went out as a header field too: X-Checksum: %s", v)
+	}
+	if res.Trailer.Get("X-Checksum") != "abc" {
+		t.Errorf("trailer %v, want X-Checksum: abc", res.Trailer)
 	}
 }

@@ -352,13 +352,16 @@ func (w *Writer) Flush() {
 	if w.state == undecided {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.state == holding && len(w.pending) == 0 {
+	if w.state == holding && len(w.pending) == 0 && len(w.Header()["Trailer"]) == 0 {
 		// Nothing written yet: no piece to send, and no sign of a stream
 		// of small ones. httputil.ReverseProxy flushes a response of
 		// unknown length (a Django page without Content-Length, a
 		// StreamingHttpResponse) before its first byte; taken as "flushed
 		// early", that response would never be compressed. Its header
-		// goes out with the first bytes instead.
+		// goes out with the first bytes instead. Not one that announces
+		// trailers: ReverseProxy puts their values in the header map once
+		// it has flushed, taking the header for sent, and held, it would
+		// carry them as header fields.
 		return
 	}
 	if w.state == holding {
