@@ -7,6 +7,7 @@ against wsgi/testdata/vectors.json.
 
 import base64
 import binascii
+import decimal
 import hashlib
 import hmac
 import json
@@ -306,6 +307,100 @@ def _scalar_tag(c):
     return k in _TAG_KEYS and isinstance(v, str)
 
 
+# The most text the gateway gives PHP for a session (sessionbridge/phpserial
+# DefaultLimits' MaxBytes): a write whose PHP text is longer is refused by
+# the gateway with a 500.
+PHP_MAX_TEXT = 16 * 1024 * 1024
+# PHP's text of a JSON value is at most 7.5 times as long (0 in a list of a
+# million: "0," is "i:1000000;i:0;"): below PHP_MAX_TEXT / 8 bytes of JSON
+# no session needs measuring.
+_PHP_TEXT_PER_JSON_BYTE = 8
+_NUMERIC_KEY = re.compile(r"(0|-?[1-9][0-9]{0,18})\Z")
+
+
+def php_text_size(obj):
+    """The length of the php_serialize text the gateway gives PHP for the
+    session ``obj`` (sessionbridge/phpserial EncodeSession): exact for
+    JSON's values; a PHP tag counts as its text (the gateway may renumber
+    its references, a few digits)."""
+    whole = _tag_text(obj, _SESSION_TAG_KEYS)
+    if whole is not None:
+        return whole
+    size = 0
+    stack = [obj]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            n = len(v.encode("utf-8", "surrogatepass"))
+            size += 6 + len(str(n)) + n  # s:N:"...";
+        elif v is None:
+            size += 2  # N;
+        elif isinstance(v, bool):
+            size += 4  # b:1;
+        elif isinstance(v, int):
+            if -(2**63) <= v < 2**63:
+                size += 3 + len(str(v))  # i:N;
+            else:
+                size += 3 + len(_php_float(float(v)))
+        elif isinstance(v, float):
+            size += 3 + len(_php_float(v))  # d:...;
+        elif isinstance(v, dict):
+            tag = _tag_text(v, _TAG_KEYS)
+            if tag is not None:
+                size += tag
+                continue
+            size += 5 + len(str(len(v)))  # a:N:{}
+            for k, item in v.items():
+                k = k if isinstance(k, str) else _member_name(k)
+                if _NUMERIC_KEY.match(k) and -(2**63) <= int(k) < 2**63:
+                    size += 3 + len(k)  # i:N;
+                else:
+                    stack.append(k)
+                stack.append(item)
+        elif isinstance(v, (list, tuple)):
+            size += 5 + len(str(len(v)))
+            for i, item in enumerate(v):
+                size += 3 + len(str(i))
+                stack.append(item)
+    return size
+
+
+def _tag_text(v, names):
+    # The length of the PHP text a tag of one of names holds, or None.
+    if not isinstance(v, dict) or len(v) != 1:
+        return None
+    (k, text), = v.items()
+    if k not in names or not isinstance(text, str):
+        return None
+    if k.endswith("b64"):
+        return len(text) * 3 // 4 - text[-2:].count("=")
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _php_float(f):
+    # PHP's serialize() of a float (serialize_precision -1), as the
+    # gateway writes it (phpserial's appendPHPFloat).
+    if f != f:
+        return "NAN"
+    if f in (float("inf"), float("-inf")):
+        return "INF" if f > 0 else "-INF"
+    sign, dig, exp = decimal.Decimal(repr(f)).as_tuple()
+    neg = "-" if sign else ""
+    digits = "".join(map(str, dig)).rstrip("0")
+    if not digits:
+        return neg + "0"
+    exp += len(dig) - len(digits)
+    decpt = exp + len(digits)  # value = 0.DIGITS * 10**decpt
+    if decpt < -3 or decpt > 17:
+        e = decpt - 1
+        return "%s%s.%sE%s%d" % (neg, digits[0], digits[1:] or "0", "-" if e < 0 else "+", abs(e))
+    if decpt <= 0:
+        return "%s0.%s%s" % (neg, "0" * -decpt, digits)
+    if len(digits) > decpt:
+        return "%s%s.%s" % (neg, digits[:decpt], digits[decpt:])
+    return neg + digits + "0" * (decpt - len(digits))
+
+
 # 309 digits in a row: the JSON may hold an integer beyond a float's range
 # (10**309 and up), which PHP could only get as INF, another value, so the
 # gateway refuses the write.
@@ -326,8 +421,16 @@ def check_php_limits(obj, data):
     (``data`` being its JSON): the gateway would store it and then answer
     every PHP request of the session with a 500, or refuse it."""
     # Cheap bounds first: no more containers than brackets, no more values
-    # than bytes, no run of digits that long. Only a session past them is
+    # than bytes, no run of digits that long, PHP's text at most
+    # _PHP_TEXT_PER_JSON_BYTE times the JSON. Only a session past them is
     # walked.
+    if len(data) * _PHP_TEXT_PER_JSON_BYTE > PHP_MAX_TEXT:
+        size = php_text_size(obj)
+        if size > PHP_MAX_TEXT:
+            raise ValueError(
+                "session data too large for PHP: its PHP text would be %d bytes, more than the %d the gateway gives PHP"
+                % (size, PHP_MAX_TEXT)
+            )
     long_digits = _FLOAT_RANGE_DIGITS.search(data) is not None
     if not long_digits and data.count(b"[") + data.count(b"{") <= PHP_MAX_DEPTH and len(data) <= PHP_MAX_VALUES:
         return

@@ -907,6 +907,9 @@ class SessionAPITests(unittest.TestCase):
         for value, reason in [
             (nested(protocol.PHP_MAX_DEPTH), "nested more than"),
             ([0] * protocol.PHP_MAX_VALUES, "values"),
+            # Within the value count, but 17.9 MB of PHP text: over the
+            # 16 MiB the gateway gives PHP, it refuses the write itself.
+            (["xx"] * (protocol.PHP_MAX_VALUES - 2), "too large for PHP"),
             # PHP could only get INF: the gateway refuses the write.
             (10**400, "beyond a float's range"),
             ({"k": [-(2**1024)]}, "beyond a float's range"),

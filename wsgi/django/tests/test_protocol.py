@@ -212,6 +212,30 @@ class RefusalTests(unittest.TestCase):
         for good in [{1: "a", 2: "b"}, {"1": {"1": 1}}, {"x": [{True: 1, 1: 2}]}, {}]:
             protocol.check_member_names(good)
 
+    def test_php_text_size(self):
+        # Lengths of the text the gateway's EncodeSession gives PHP for
+        # these sessions (measured with sessionbridge/phpserial, and across
+        # 400 random sessions of every JSON kind when this was written):
+        # numeric keys become integer keys, strings count their UTF-8
+        # bytes, floats are written as PHP writes them.
+        for session, size in [
+            ({}, 6),
+            ({"0": None, "k1": ""}, 28),
+            ({"k0": 287796, "k1": False}, 37),
+            ({"k0": [], "1": True}, 29),
+            ({"k0": {}, "k1": "é😀", "k2": [41056, -42412.4470219627, {"-0": {}}]}, len('a:3:{s:2:"k0";a:0:{}s:2:"k1";s:6:"é😀";s:2:"k2";a:3:{i:0;i:41056;i:1;d:-42412.4470219627;i:2;a:1:{s:2:"-0";a:0:{}}}}'.encode())),
+            ({"f": [1e300, 0.0001, 1e17, 100.0, -0.0, 2**64]}, len("a:1:{s:1:\"f\";a:6:{i:0;d:1.0E+300;i:1;d:0.0001;i:2;d:1.0E+17;i:3;d:100;i:4;d:-0;i:5;d:1.8446744073709552E+19;}}")),
+            ({"o": {"__php__": 'O:8:"stdClass":0:{}'}}, len('a:1:{s:1:"o";O:8:"stdClass":0:{}}')),
+            ({"__php_session__": 'a:1:{s:1:"a";i:1;}'}, len('a:1:{s:1:"a";i:1;}')),
+        ]:
+            self.assertEqual(protocol.php_text_size(session), size, session)
+        # Over the gateway's 16 MiB for PHP: 5 MB of JSON, 17.9 MB of PHP.
+        big = {"k": ["xx"] * (protocol.PHP_MAX_VALUES - 2)}
+        with self.assertRaisesRegex(ValueError, "too large for PHP"):
+            protocol.check_php_limits(big, protocol.dumps(big))
+        under = {"k": ["xx"] * 800000}
+        protocol.check_php_limits(under, protocol.dumps(under))
+
 
 if __name__ == "__main__":
     unittest.main()
