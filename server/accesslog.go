@@ -64,7 +64,7 @@ type RequestInfo struct {
 	// rateCounted are the SESSIONGATE_RATE_LIMITS rules that counted
 	// this request, for its URL, script, PATH_INFO and the routes in its
 	// query (queryReadings; ratelimit.go), each as sent and folded.
-	rateCounted [10]*rateRule
+	rateCounted []*rateRule
 	// restrictedRule is 1 + the index of the SESSIONGATE_RESTRICTED_PATHS
 	// entry for the URL, 0 for none (restricted.go).
 	restrictedRule int

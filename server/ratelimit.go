@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -112,16 +113,10 @@ func (s *Server) overRate(w http.ResponseWriter, r *http.Request, i int) bool {
 	}
 	rule := &s.rates[i]
 	ri := Info(r.Context())
-	counted := false
-	for i, c := range ri.rateCounted {
-		if c == rule {
-			return false
-		}
-		if c == nil && !counted {
-			ri.rateCounted[i] = rule
-			counted = true
-		}
+	if slices.Contains(ri.rateCounted, rule) {
+		return false
 	}
+	ri.rateCounted = append(ri.rateCounted, rule)
 	client, err := netip.ParseAddrPort(ri.RemoteAddr)
 	if err != nil {
 		// Not an IP address: nothing to tell clients apart by.

@@ -150,6 +150,29 @@ func TestRateLimitCountsARequestOnceAcrossItsPaths(t *testing.T) {
 	}
 }
 
+// A request under more than ten rules at once (a path with dot segments
+// read from each slash) is counted once by each of them too: the rules
+// past the tenth counted it once for each reading, so a client's second
+// request was refused by allowances of two.
+func TestRateLimitCountsARequestOnceUnderManyRules(t *testing.T) {
+	var rules []string
+	path := ""
+	for c := 'a'; c <= 'l'; c++ {
+		rules = append(rules, "/"+string(c)+"/ 1r/m burst=1")
+		path += "/" + string(c)
+	}
+	e := newEnv(t, func(c *config.Config) { c.RateLimitSpecs = rules },
+		WithMount("django", []string{"/"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	// /l/ is the twelfth rule, which two of the readings fall under.
+	for i, want := range []int{200, 200, 429} {
+		r := rawRequest(t, "GET "+path+"/../l/y HTTP/1.1\r\nHost: x\r\n\r\n")
+		r.RemoteAddr = "192.0.2.1:1000"
+		if w := e.do(r); w.Code != want {
+			t.Errorf("request %d: %d, want %d", i+1, w.Code, want)
+		}
+	}
+}
+
 // TestRateLimitsFollowTheRouteInTheQuery: CodeIgniter routes /?/login and
 // /index.php?/login as /login (queryRoute): counted under /login's rule.
 func TestRateLimitsFollowTheRouteInTheQuery(t *testing.T) {
