@@ -18,8 +18,9 @@ import (
 // starts with one); a valid one then comes with SIGHUP; an expired one
 // after it, as a renewal hook copying an old file from certbot's archive
 // would leave, is refused with the date in the log, and the valid one
-// stays in use. Before, SIGHUP swapped the expired certificate in and
-// logged "reloaded", and every browser refused the site.
+// stays in use, as it does when a certificate valid only from tomorrow
+// comes. Before, SIGHUP swapped the expired certificate in and logged
+// "reloaded", and every browser refused the site.
 func TestTLSExpiredCertificate(t *testing.T) {
 	t.Parallel()
 	cert, key := testtls.PairValid(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
@@ -69,6 +70,15 @@ func TestTLSExpiredCertificate(t *testing.T) {
 	}
 	if !bytes.Equal(served(), valid) {
 		t.Error("an expired certificate replaced the valid one on SIGHUP")
+	}
+	laterCert, laterKey := testtls.PairValid(t, time.Now().Add(24*time.Hour), time.Now().Add(48*time.Hour))
+	install(laterCert, laterKey)
+	line = waitForLog(t, p.stderr, "valid only from")
+	if !strings.Contains(line, "TLS certificate not reloaded") || !strings.Contains(line, "SESSIONGATE_TLS_CERT") {
+		t.Errorf("refused reload of a certificate not valid yet logged as %s", line)
+	}
+	if !bytes.Equal(served(), valid) {
+		t.Error("a certificate not valid yet replaced the valid one on SIGHUP")
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if c := p.wait(t, 10*time.Second); c != 0 {

@@ -44,14 +44,22 @@ func loadCertFiles(certFile, keyFile string) (*certFiles, error) {
 // reload replaces the pair in use with the files' current contents, unless
 // they fail to load or the certificate has expired: a renewal hook that
 // copied an old certificate from certbot's archive, or a backup, swapped
-// it in for a valid one, which every browser then refused.
+// it in for a valid one, which every browser then refused. Nor one not
+// valid yet while the one in use is (a certificate issued for a later
+// date, or this machine's clock behind): browsers would refuse it until
+// then.
 func (c *certFiles) reload() error {
 	pair, err := c.load()
 	if err != nil {
 		return err
 	}
-	if err := c.pairExpired(pair, time.Now()); err != nil {
+	now := time.Now()
+	if err := c.pairExpired(pair, now); err != nil {
 		return err
+	}
+	if now.Before(pair.Leaf.NotBefore) && c.pairExpired(c.current.Load(), now) == nil {
+		return fmt.Errorf("SESSIONGATE_TLS_CERT=%q: the new certificate is valid only from %s, and this machine's clock says %s; send SIGHUP again once it is valid",
+			c.certFile, pair.Leaf.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	if err := c.namesLost(c.current.Load(), pair); err != nil {
 		return err

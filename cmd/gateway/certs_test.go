@@ -49,6 +49,16 @@ func TestCertReloadRefusesExpired(t *testing.T) {
 	if c.current.Load() != first {
 		t.Fatal("the expired certificate replaced the valid one")
 	}
+	// Nor one valid only from tomorrow: browsers would refuse it today.
+	laterCert, laterKey := testtls.PairValid(t, time.Now().Add(24*time.Hour), time.Now().Add(48*time.Hour))
+	copyPair(t, cert, key, laterCert, laterKey)
+	err = c.reload()
+	if err == nil || !strings.Contains(err.Error(), "SESSIONGATE_TLS_CERT") || !strings.Contains(err.Error(), "valid only from") {
+		t.Fatalf("reload of a certificate not valid yet: %v, want an error naming SESSIONGATE_TLS_CERT and the date", err)
+	}
+	if c.current.Load() != first {
+		t.Fatal("a certificate not valid yet replaced the valid one")
+	}
 	freshCert, freshKey := testtls.Pair(t)
 	copyPair(t, cert, key, freshCert, freshKey)
 	if err := c.reload(); err != nil {
