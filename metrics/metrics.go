@@ -101,7 +101,7 @@ func New(logger *slog.Logger) *Metrics {
 		}, []string{"event"}),
 		lockWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Subsystem: "session", Name: "lock_wait_seconds",
-			Help:    "Time a request waited for its session's lock (strict mode), timeouts included.",
+			Help:    "Time each wait for a session's lock took, timeouts included: a request in strict mode waits once, and once more each time it takes the lock again after releasing it (a write, a regeneration or a logout after session_write_close()).",
 			Buckets: LatencyBuckets,
 		}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
