@@ -18,6 +18,8 @@ func TestCheckIntervalFindsABackendThatFrozeWithoutTraffic(t *testing.T) {
 	tr, logs := newTransport(t, Options{ReadTimeout: time.Minute, CheckInterval: 200 * time.Millisecond}, frozen.Addr(), live.Addr())
 	frozen.frozen.Store(true)
 	waitHealthy(t, tr, 0, false, 200*time.Millisecond+answerProbeWait+2*time.Second)
+	// The line follows the flag that takes the backend out.
+	waitFor(t, "the periodic check's log line", func() bool { return strings.Contains(logs.String(), `found_by="periodic check"`) })
 	if line := logs.String(); !strings.Contains(line, "answers nothing; out of rotation") ||
 		!strings.Contains(line, frozen.Addr()) || !strings.Contains(line, `found_by="periodic check"`) {
 		t.Fatalf("no log line naming the frozen backend and the periodic check:\n%s", line)
@@ -97,9 +99,7 @@ func TestCheckIntervalFindsABackendThatHungUnderARequest(t *testing.T) {
 		t.Fatalf("the request on the hung backend ended before it was found: %v", err)
 	default:
 	}
-	if !strings.Contains(logs.String(), `found_by="periodic check"`) {
-		t.Fatalf("no log line naming the periodic check:\n%s", logs)
-	}
+	waitFor(t, "the periodic check's log line", func() bool { return strings.Contains(logs.String(), `found_by="periodic check"`) })
 	cancel()
 	<-done
 }

@@ -112,7 +112,7 @@ func TestPingMisconfiguredForTLSTheGatewayCannotUse(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
 	ping := func(url string, opts ...ClientOption) error {
-		c, err := OpenClient(url, append(opts, WithTimeouts(time.Second, time.Second, time.Second))...)
+		c, err := OpenClient(url, append(opts, WithTimeouts(5*time.Second, 5*time.Second, 5*time.Second))...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +121,7 @@ func TestPingMisconfiguredForTLSTheGatewayCannotUse(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Close(); _ = c.Close() })
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		return s.Ping(ctx)
 	}
