@@ -179,8 +179,14 @@ type Session struct {
 	// retires without the request's own lock (Retire without the lock,
 	// relockForMove), other requests' changes since this one loaded it
 	// included: PHP's write of the new ID merges them in, as if they had
-	// run before it (strict mode's order). nil otherwise.
+	// run before it (strict mode's order). nil otherwise. A
+	// session_regenerate_id(false) without the lock (keepOldLive) sets it
+	// too, from the old session it leaves as it is.
 	retiredData []member
+	// retiredFrom is the record retiredData came from: its app expiry
+	// (another request's set_expiry() included) moves along with the data
+	// (adoptExpiry in mergeRetired), as for a write merged onto it.
+	retiredFrom record
 	// movePending: the new session PHP opened was stored empty before its
 	// first write (merge mode stores it when its cookie leaves, see
 	// SetCookie), so that write, not create, moves the app's data there
@@ -517,6 +523,95 @@ func (s *Session) writeLocked(ctx context.Context, id string, next, sentView []m
 	if !ValidID(id) {
 		return nil, errors.New("write: malformed session id")
 	}
+	if id != s.id && s.id != "" && s.exists && s.lease == nil {
+		// The session moves to a new ID and stays under its own
+		// (session_regenerate_id(false)), without this request's lock
+		// (merge mode, or strict mode once it released it).
+		unlock, err := s.keepOldLive(ctx, sentView != nil)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
+	return s.writeHeldLocked(ctx, id, next, sentView)
+}
+
+// keepOldLive makes sure the session a write to a new ID leaves as it is
+// (session_regenerate_id(false)) is still live, when this request holds
+// no lock of it: a logout may have deleted it since this request loaded
+// it, or another request's regeneration (a login) retired it. Storing
+// this request's copy under a new ID would then bring the logged-out data
+// back with a new cookie, or replace the other login's cookie in the
+// browser: like a write that finds the session gone, it is refused
+// (errDestroyedConcurrently, 503: nothing stored, no cookie, and a
+// session the request starts next is neither, see retired), as strict
+// mode refuses it to a request holding the lock, which finds no session.
+// A live one's data, with what other requests stored in it meanwhile,
+// moves along (retiredData, when carry: the app moves the data it was
+// given), as for session_regenerate_id(true). Strict mode takes the lock
+// again for that, as a write would (saveRelocked): unlock releases it
+// unless the new session's create did. s.mu is held.
+func (s *Session) keepOldLive(ctx context.Context, carry bool) (unlock func(), err error) {
+	old := s.id
+	unlock = func() {}
+	var cur store.Record
+	if s.m.o.LockMode == LockStrict {
+		l, locked, err := s.lockAgain(ctx, old, "regenerate")
+		if err != nil {
+			return unlock, err
+		}
+		s.lease, cur = l, locked
+		unlock = func() {
+			if _, err := s.releaseLease(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+				s.m.log.Warn("session unlock failed", "session", shortID(old), "error", err.Error())
+			}
+		}
+	} else {
+		sctx, cancel := s.storeCtx(ctx)
+		cur, err = s.m.o.Store.Load(sctx, old)
+		cancel()
+		if err != nil {
+			s.m.event("store_error")
+			return unlock, fmt.Errorf("%w: regenerate: %w", ErrUnavailable, err)
+		}
+	}
+	if recordEnded(cur) {
+		unlock()
+		s.endedConcurrently()
+		return func() {}, fmt.Errorf("regenerate: %w", errDestroyedConcurrently)
+	}
+	dec, derr := decodeRecord(cur.Value)
+	if derr != nil {
+		return unlock, nil
+	}
+	if s.lease != nil {
+		// The old session's lock is released with the new session's
+		// create, which refreshes its TTL by its record's expiry: the
+		// one stored now.
+		s.rec.Expiry, s.rec.Browser, s.rec.Until = dec.Expiry, dec.Browser, dec.Until
+	}
+	if carry {
+		if theirs, err := objectMembers(dec.Data); err == nil {
+			s.retiredData, s.retiredFrom = nonNilMembers(theirs), dec
+		}
+	}
+	return unlock, nil
+}
+
+// endedConcurrently records that a regeneration found the session it
+// moves ended by another request (errDestroyedConcurrently): this
+// request has no session any more, and one it starts next is neither
+// stored nor given a cookie (retired). s.mu is held.
+func (s *Session) endedConcurrently() {
+	s.id, s.exists, s.stored, s.latest, s.rec = "", false, nil, nil, record{}
+	s.movePending, s.moveBase = false, nil
+	s.retiredData, s.retiredFrom = nil, record{}
+	s.retired = true
+}
+
+// writeHeldLocked is writeLocked without keepOldLive: for a write to a new
+// ID made under the old session's lock, taken by the caller. s.mu is held.
+func (s *Session) writeHeldLocked(ctx context.Context, id string, next, sentView []member) ([]string, error) {
 	now := ms(s.m.now())
 	// A session created empty in this request (create) has no record yet:
 	// its first real write creates it.
@@ -602,6 +697,8 @@ func (s *Session) moveLocked(ctx context.Context, next, sentView []member, now i
 			for range conflicts {
 				s.m.event("conflict")
 			}
+			// The expiry mergeRetired adopted goes into the record.
+			s.rec.Expiry, s.rec.Browser, s.rec.Until = s.expiry.Milliseconds(), s.browserCookie, s.until
 		}
 	}
 	more, err := s.casLocked(ctx, ours, now)
@@ -623,11 +720,11 @@ func (s *Session) moveLocked(ctx context.Context, next, sentView []member, now i
 // An error is merged data PHP could not be given (phpReadable). s.mu is
 // held.
 func (s *Session) mergeRetired(base, next []member) (merged []member, conflicts []string, ok bool, err error) {
-	theirs := s.retiredData
+	theirs, from := s.retiredData, s.retiredFrom
 	if theirs == nil {
 		return nil, nil, false, nil
 	}
-	s.retiredData = nil
+	s.retiredData, s.retiredFrom = nil, record{}
 	res := merge3(base, next, theirs)
 	if !sameMembers(base, theirs) {
 		if err := phpReadable(res.Data); err != nil {
@@ -638,6 +735,10 @@ func (s *Session) mergeRetired(base, next []member) (merged []member, conflicts 
 	if perr != nil {
 		return nil, nil, false, nil
 	}
+	// The expiry of their record goes with their data (a Django
+	// set_expiry() keeps it in both): the new session's record, its TTL
+	// and its cookie follow it, unless this request set its own.
+	s.adoptExpiry(from)
 	return merged, res.Conflicts, true, nil
 }
 
@@ -1100,7 +1201,9 @@ func (m *Manager) retiredTTL() time.Duration {
 // whatever version is stored (merge mode: by compare-and-set). A session
 // locked by another request beyond the lock timeout (merge mode: written
 // again and again by others for the store timeout) is deleted instead, as
-// before tombstones.
+// before tombstones. A session that a logout deleted, or another
+// regeneration retired, after this request loaded it is left as it is:
+// errDestroyedConcurrently.
 // It returns the record the tombstone replaced (zero when deleted).
 func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, error) {
 	if m.o.LockMode == LockMerge {
@@ -1133,7 +1236,7 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, erro
 			}
 		}
 	}
-	return m.replaceLocked(ctx, id, store.Mutation{Kind: store.Put, Value: retiredRecord(ms(m.now())), TTL: m.retiredTTL()})
+	return m.replaceLocked(ctx, id, store.Mutation{Kind: store.Put, Value: retiredRecord(ms(m.now())), TTL: m.retiredTTL()}, true)
 }
 
 // replaceLocked applies mu (a tombstone, a delete) to session id under its
@@ -1145,8 +1248,11 @@ func (m *Manager) putRetired(ctx context.Context, id string) (store.Record, erro
 // would be undone. PHP's files handler makes that session_start() wait too,
 // so the lock is waited for as long as a request waits for a session
 // (LockTimeout); a session locked beyond that is deleted all the same. It
-// returns the record the lock found (zero when deleted).
-func (m *Manager) replaceLocked(ctx context.Context, id string, mu store.Mutation) (store.Record, error) {
+// returns the record the lock found (zero when deleted). With live (a
+// regeneration's tombstone), a session the lock finds ended (deleted by a
+// logout, retired by another regeneration) is left as it is:
+// errDestroyedConcurrently, as in merge mode.
+func (m *Manager) replaceLocked(ctx context.Context, id string, mu store.Mutation, live bool) (store.Record, error) {
 	ctx = context.WithoutCancel(ctx)
 	l, rec, err := m.lockTimed(ctx, id)
 	sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
@@ -1156,6 +1262,12 @@ func (m *Manager) replaceLocked(ctx context.Context, id string, mu store.Mutatio
 	}
 	if err != nil {
 		return store.Record{}, err
+	}
+	if live && recordEnded(rec) {
+		if _, err := l.Unlock(sctx, store.Mutation{Kind: store.Keep}); err != nil {
+			return store.Record{}, err
+		}
+		return rec, errDestroyedConcurrently
 	}
 	if _, err := l.Unlock(sctx, mu); err != nil {
 		return store.Record{}, err
@@ -1183,6 +1295,7 @@ func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) err
 	}
 	var err error
 	var replaced []member
+	var replacedRec record
 	mu := store.Mutation{Kind: store.Delete}
 	if retire {
 		mu = store.Mutation{Kind: store.Put, Value: retiredRecord(ms(s.m.now())), TTL: s.m.retiredTTL()}
@@ -1195,10 +1308,12 @@ func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) err
 			var cur store.Record
 			cur, err = s.m.putRetired(sctx, id)
 			if dec, derr := decodeRecord(cur.Value); err == nil && cur.Version != 0 && derr == nil {
-				replaced, _ = objectMembers(dec.Data)
+				if theirs, perr := objectMembers(dec.Data); perr == nil {
+					replaced, replacedRec = nonNilMembers(theirs), dec
+				}
 			}
 			if errors.Is(err, errDestroyedConcurrently) {
-				// Merge mode: a logout deleted the session after this
+				// A logout deleted the session after this
 				// request loaded it, or another request's regeneration
 				// (a double-submitted login, two tabs) retired it and
 				// moved its data to an ID this one cannot know. Moving
@@ -1207,16 +1322,14 @@ func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) err
 				// cookie in the browser. Like a write that finds the
 				// session gone, its change is refused, and the session
 				// it starts next is neither stored nor given a cookie
-				// (retired), as in strict mode, where it would have
-				// found no session.
+				// (retired), as for a request holding the lock in
+				// strict mode, which would have found no session.
 				cancel()
-				s.id, s.exists, s.stored, s.latest, s.rec = "", false, nil, nil, record{}
-				s.movePending, s.moveBase = false, nil
-				s.retired = true
+				s.endedConcurrently()
 				return fmt.Errorf("regenerate: %w", err)
 			}
 		} else if s.m.o.LockMode == LockStrict {
-			_, err = s.m.replaceLocked(ctx, id, store.Mutation{Kind: store.Delete})
+			_, err = s.m.replaceLocked(ctx, id, store.Mutation{Kind: store.Delete}, false)
 		} else {
 			err = s.m.o.Store.Delete(sctx, id)
 		}
@@ -1229,7 +1342,7 @@ func (s *Session) destroyLocked(ctx context.Context, id string, retire bool) err
 		return fmt.Errorf("%w: destroy: %w", ErrUnavailable, err)
 	}
 	s.m.event("destroy")
-	s.ended, s.retiredData = s.stored, replaced
+	s.ended, s.retiredData, s.retiredFrom = s.stored, replaced, replacedRec
 	s.id, s.exists, s.stored, s.latest, s.rec, s.destroyed = "", false, nil, nil, record{}, true
 	s.movePending, s.moveBase = false, nil
 	if !retire {
@@ -1325,8 +1438,8 @@ func (s *Session) moveToLocked(ctx context.Context, old, id string, next, sentVi
 	l, r := s.lease, s.renew
 	s.lease, s.renew = nil, nil
 	stored := s.stored
-	conflicts, err := s.writeLocked(ctx, id, next, sentView)
-	s.lease, s.renew, s.retiredData = l, r, nil
+	conflicts, err := s.writeHeldLocked(ctx, id, next, sentView)
+	s.lease, s.renew, s.retiredData, s.retiredFrom = l, r, nil, record{}
 	if err != nil {
 		return nil, err
 	}
@@ -1357,16 +1470,29 @@ func (s *Session) deleteUnsent(ctx context.Context, id string) {
 }
 
 // relockForMove takes session old's lock again for moveToLocked, waiting
-// as a request waits for a session; s.mu is held.
+// as a request waits for a session; s.mu is held. A session a logout
+// deleted, or another regeneration retired, meanwhile is refused as in
+// merge mode (errDestroyedConcurrently, see endedConcurrently): moving
+// this request's copy would bring the logged-out data back under a new
+// ID, or replace the other login's cookie.
 func (s *Session) relockForMove(ctx context.Context, old string) error {
 	l, rec, err := s.lockAgain(ctx, old, "regenerate")
 	if err != nil {
 		return err
 	}
 	s.lease = l
-	s.retiredData = nil
-	if dec, derr := decodeRecord(rec.Value); rec.Version != 0 && derr == nil {
-		s.retiredData, _ = objectMembers(dec.Data)
+	s.retiredData, s.retiredFrom = nil, record{}
+	if recordEnded(rec) {
+		if _, err := s.releaseLease(ctx, store.Mutation{Kind: store.Keep}); err != nil {
+			s.m.log.Warn("session unlock failed", "session", shortID(old), "error", err.Error())
+		}
+		s.endedConcurrently()
+		return fmt.Errorf("regenerate: %w", errDestroyedConcurrently)
+	}
+	if dec, derr := decodeRecord(rec.Value); derr == nil {
+		if theirs, err := objectMembers(dec.Data); err == nil {
+			s.retiredData, s.retiredFrom = nonNilMembers(theirs), dec
+		}
 	}
 	return nil
 }
@@ -1427,10 +1553,13 @@ func (s *Session) moveMergeLocked(ctx context.Context, old, id string, next, sen
 		if cur.Version == 0 || errors.Is(derr, errRetired) {
 			// As destroy's errDestroyedConcurrently.
 			drop()
-			s.id, s.exists, s.stored, s.latest, s.rec = "", false, nil, nil, record{}
-			s.movePending, s.moveBase = false, nil
-			s.retired = true
+			s.endedConcurrently()
 			return nil, fmt.Errorf("regenerate: %w", errDestroyedConcurrently)
+		}
+		if derr == nil && sentView != nil {
+			// Their expiry moves along with their data (see
+			// mergeRetired); the app's own set_expiry() wins.
+			s.adoptExpiry(dec)
 		}
 		ours, conflicts := next, []string(nil)
 		if theirs, err := objectMembers(dec.Data); derr == nil && err == nil && sentView != nil && !sameMembers(base, theirs) {
@@ -1453,6 +1582,7 @@ func (s *Session) moveMergeLocked(ctx context.Context, old, id string, next, sen
 		} else {
 			rec := s.rec
 			rec.Data, rec.Seen = buildObject(ours), now
+			rec.Expiry, rec.Browser, rec.Until = s.expiry.Milliseconds(), s.browserCookie, s.until
 			sctx, cancel := s.storeCtx(ctx)
 			v, err := s.m.o.Store.Save(sctx, id, s.version, rec.encode(), s.ttl(rec.Created))
 			cancel()
@@ -1478,7 +1608,7 @@ func (s *Session) moveMergeLocked(ctx context.Context, old, id string, next, sen
 			s.m.event("conflict")
 		}
 		s.m.event("destroy")
-		s.ended, s.destroyed, s.retiredData = base, true, nil
+		s.ended, s.destroyed, s.retiredData, s.retiredFrom = base, true, nil, record{}
 		if s.id == id && s.exists {
 			s.stored, s.latest = next, nonNilMembers(ours)
 		}
