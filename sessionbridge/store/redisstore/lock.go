@@ -33,10 +33,13 @@ type queue struct {
 	// notify receives a token when an unlock notice for this session
 	// arrives (or after a resubscription); only the contending head reads.
 	notify chan struct{}
-	// yield: a contender on another instance claimed the next turn (an
-	// unlock reply said so), so the next unlock releases the lock in Redis
-	// instead of handing it to a local waiter.
-	yield bool
+	// turn is another instance's claim to the next turn as the last
+	// hand-over's unlock reply found it: when its contender asked for the
+	// lock (unix ms; 1 for a claim that does not say, which counts as
+	// oldest), 0 for none. The next unlock hands the lock to the first
+	// local waiter only if that waiter asked earlier (turnAllows), and
+	// otherwise releases it in Redis for the claimant.
+	turn int64
 	// holder is the lease of this instance that holds the lock, while
 	// holding: a Save of this instance under it updates the record it
 	// hands over (savedUnderLock).
@@ -330,7 +333,7 @@ func (s *Store) contend(ctx context.Context, id string, keys []string, q *queue,
 			if s.queues[id] == q && q.gen == gen {
 				q.holding = true
 				q.holder = l
-				q.yield = false
+				q.turn = 0
 				q.expires = start.Add(leaseTTL)
 				if len(q.waiters) > 0 {
 					signal(q.waiters[0].wake) // arm its lease watch
@@ -559,12 +562,14 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		pw        *pendingWrite
 		nextLease time.Duration
 	)
-	if head && l.handoffs < maxHandoffs && !q.yield && len(q.waiters) > 0 && time.Now().Before(q.expires) {
+	var nextGen uint64
+	if head && l.handoffs < maxHandoffs && len(q.waiters) > 0 && turnAllows(q.turn, q.waiters[0].since) && time.Now().Before(q.expires) {
 		next := q.waiters[0]
 		q.waiters = q.waiters[1:]
 		pw, nextLease = &pendingWrite{done: make(chan struct{})}, next.leaseTTL
 		rec := l.after(m, iv)
 		q.gen++
+		nextGen = q.gen
 		q.holding = true
 		q.expires = time.Now().Add(next.leaseTTL)
 		next.gen = q.gen
@@ -617,17 +622,19 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 	var (
 		ver  uint64
 		lost bool
-		turn bool
+		turn int64
 	)
 	if err == nil {
 		ver, _, lost, turn, err = parseUnlockReply(res, m)
 	} else {
 		err = unavailable("unlock", err)
 	}
-	if turn {
+	if pw != nil && err == nil && !lost {
+		// Read by the next holder's Unlock, which waits for pw.done
+		// (Settled) before it decides whether to hand over again.
 		s.mu.Lock()
-		if s.queues[l.id] == q {
-			q.yield = true
+		if s.queues[l.id] == q && q.gen == nextGen {
+			q.turn = turn
 		}
 		s.mu.Unlock()
 	}
@@ -810,27 +817,40 @@ func (l *lease) abandon(cause error, prevDone <-chan struct{}) error {
 	return cause
 }
 
+// turnAllows reports whether a local waiter that called Lock at since may
+// be handed the lock while another instance's claim to the next turn of
+// turn stands (queue.turn): only when there is none, or the waiter asked
+// earlier than the claimant. Gateways then serve the session's waiters
+// oldest first across gateways, within the one hand-over a holder makes
+// before its unlock reply tells it of a new claim, and within the skew of
+// their clocks; maxHandoffs still bounds a run of hand-overs, so a gateway
+// whose clock runs behind does not keep the lock for ever.
+func turnAllows(turn int64, since time.Time) bool {
+	return turn == 0 || since.UnixMilli() < turn
+}
+
 // parseUnlockReply decodes {-1} (lease lost) or {1, version, data|nil,
-// turn}; turn reports another instance's claim to the next turn. For
-// a hand-over it also builds the next holder's record: Put and Delete leave
-// exactly what the mutation wrote; Keep returns the stored value.
-func parseUnlockReply(res []any, m store.Mutation) (ver uint64, rec store.Record, lost, turn bool, err error) {
+// turn}; turn is another instance's claim to the next turn (queue.turn),
+// 0 for none. For a hand-over it also builds the next holder's record: Put
+// and Delete leave exactly what the mutation wrote; Keep returns the stored
+// value.
+func parseUnlockReply(res []any, m store.Mutation) (ver uint64, rec store.Record, lost bool, turn int64, err error) {
 	if len(res) == 0 {
-		return 0, rec, false, false, unavailable("unlock", errors.New("empty reply"))
+		return 0, rec, false, 0, unavailable("unlock", errors.New("empty reply"))
 	}
 	if flag, _ := res[0].(int64); flag != 1 {
-		return 0, rec, true, false, nil
+		return 0, rec, true, 0, nil
 	}
 	if len(res) < 2 {
-		return 0, rec, false, false, unavailable("unlock", errors.New("short reply"))
+		return 0, rec, false, 0, unavailable("unlock", errors.New("short reply"))
 	}
 	n, _ := res[1].(int64)
 	if n < 0 {
-		return 0, rec, false, false, unavailable("unlock", errors.New("negative version"))
+		return 0, rec, false, 0, unavailable("unlock", errors.New("negative version"))
 	}
 	if len(res) > 3 {
-		t, _ := res[3].(int64)
-		turn = t == 1
+		turn, _ = res[3].(int64)
+		turn = max(turn, 0)
 	}
 	ver = uint64(n)
 	switch {

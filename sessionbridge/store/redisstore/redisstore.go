@@ -71,10 +71,19 @@
 // lease and the record from that reply: a hot session costs one round trip
 // per request. The lock is released for real, so waiters on other gateways
 // get a turn, after maxHandoffs consecutive local hand-overs, and as soon as
-// a contender on another gateway has claimed the next turn (lockScript):
-// gateways then take turns, oldest waiter first, instead of the holder's
-// gateway (or the one nearest to Redis) winning every race for a released
-// lock.
+// the next local waiter asked for the lock later than a contender on another
+// gateway that has claimed the next turn (lockScript): each unlock reply
+// tells the holder's gateway of that claim and when its contender asked,
+// and a local waiter that asked earlier is still handed the lock (only a
+// gateway's first waiter contends in Redis, so the older ones queued
+// behind it are known only to their own gateway). Waiters are so served
+// oldest first across gateways, but for the one hand-over a holder makes
+// before its reply tells it of a new claim, instead of the holder's gateway
+// (or the one nearest to Redis) winning every race for a released lock, or
+// the gateways alternating whatever their waiters' ages. Clocks that
+// disagree shift that order by their skew, and maxHandoffs keeps a gateway
+// whose clock runs behind from holding on; a gateway of a release before
+// this rule still releases at any claim, which costs order, not locks.
 package redisstore
 
 import (
@@ -372,6 +381,10 @@ return 1
 	// turn ms past each try; when its owner takes the lock, the others are
 	// told (PUBLISH) so their next try claims the next turn at once. A bare
 	// "instance" (a gateway of the release before "since") counts as oldest.
+	// The claim names a gateway's first waiter only; the holder's gateway
+	// learns of it from its unlock replies and hands the lock to its own
+	// next waiter rather than release it while that waiter asked earlier
+	// (unlockScript, turnAllows).
 	//
 	// A token is the instance (ARGV[3]) then a seq, counting up in base 36
 	// (newToken). A script whose caller stopped waiting for its reply can
@@ -429,9 +442,12 @@ return {0, p}
 	// next token ('' = release), next lease ms, instance, fence ms (0 =
 	// none). Returns {-1} when the token does not hold the lock (nothing
 	// applied), else {1, version, data|nil, turn}; data is the record value
-	// for a Keep hand-over, so the next holder needs no load; turn is 1 when
-	// another instance waits for its turn (lockScript), so this one must
-	// stop handing the lock over.
+	// for a Keep hand-over, so the next holder needs no load; turn is 0
+	// unless another instance waits for its turn (lockScript), else when
+	// that instance's contender asked for the lock (the claim's since, unix
+	// ms; 1 for a claim without one, the oldest): this instance hands the
+	// lock over again only to a local waiter that asked earlier
+	// (turnAllows), and releases it otherwise.
 	//
 	// A release of a token whose lock script may not have run yet
 	// (releaseToken) passes fence ms, the token's lease: finding the lock
@@ -477,7 +493,14 @@ else
 end
 local w = redis.call('GET', KEYS[3])
 local turn = 0
-if w and string.match(w, '^%S+') ~= ARGV[10] then turn = 1 end
+if w then
+  local wi, ws = string.match(w, '^(%S+) (%d+)$')
+  if not wi then wi = string.match(w, '^%S+') end
+  if wi ~= ARGV[10] then
+    turn = tonumber(ws) or 1
+    if turn < 1 or turn >= 2^53 then turn = 1 end
+  end
+end
 return {1, v, d, turn}
 `)
 
