@@ -1,6 +1,7 @@
 package sessionbridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	_ "embed"
@@ -19,6 +20,7 @@ import (
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/server"
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
+	"github.com/sessiongate/sessiongate/sessionbridge/store"
 )
 
 // PrependPHP is the prepend file PHP needs; `gateway php-prepend` prints it.
@@ -208,7 +210,7 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer sess.Release(r.Context())
 
 	nonce, key := newFrameSecrets()
-	extra := make([]fcgi.Param, 0, 8)
+	extra := make([]fcgi.Param, 0, 10)
 	if h.phpValue != "" {
 		extra = append(extra, fcgi.Param{Name: "PHP_VALUE", Value: h.phpValue})
 	}
@@ -236,6 +238,11 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		extra = append(extra, fcgi.Param{Name: "SESSIONGATE_SESSION_ID", Value: id})
+		if h.m.o.LockMode == LockStrict {
+			// The request holds the session's lock: the prepend's write
+			// at its last shutdown function may keep it (opWriteHold).
+			extra = append(extra, fcgi.Param{Name: "SESSIONGATE_FEATURES", Value: phpFeatures})
+		}
 		extra = appendDataParams(extra, sent)
 	}
 	b := &phpBridge{h: h, sess: sess, sent: sent, scanner: newFrameScanner(nonce, key), ctx: r.Context(), path: script.ScriptName,
@@ -291,6 +298,25 @@ func appendDataParams(extra []fcgi.Param, data []byte) []fcgi.Param {
 	}
 	return append(extra, fcgi.Param{Name: "SESSIONGATE_DATA_COUNT", Value: strconv.Itoa(n)})
 }
+
+// phpFeatures is the SESSIONGATE_FEATURES param: the messages this gateway
+// takes beyond the first version of the protocol, which a prepend sends
+// only to a gateway that names them (docs/protocol.md, section 4). Sent
+// with a session whose lock the request holds (strict mode), the one case
+// where "hold" changes anything.
+const phpFeatures = "hold"
+
+// opWriteHold and opTouchHold are the prepend's write at its last shutdown
+// function (writeAtShutdown), to a gateway that names "hold": a write or
+// touch that keeps the strict-mode lock, since PHP may still change the
+// session afterwards (object destructors, shutdown functions registered
+// during shutdown, output callbacks) and its files handler holds the lock
+// until its final write. The lock goes with PHP's next message, or once
+// PHP has ended and the headers are out (releaseOnceBoth).
+const (
+	opWriteHold = "write-hold"
+	opTouchHold = "touch-hold"
+)
 
 // newFrameSecrets returns this request's frame nonce and AES-256 key. The
 // key keeps session data out of any log that copies PHP's error_log()
@@ -629,6 +655,13 @@ func (b *phpBridge) applyAll(msgs []message) {
 func (b *phpBridge) apply(m message) error {
 	ctx := b.ctx
 	b.noteID(m.ID)
+	hold := false
+	switch m.Op {
+	case opWriteHold:
+		m.Op, hold = "write", true
+	case opTouchHold:
+		m.Op, hold = "touch", true
+	}
 	if m.Op == "open" {
 		// The new ID's open comes between the regeneration and its
 		// write; it changes nothing stored.
@@ -680,13 +713,23 @@ func (b *phpBridge) apply(m message) error {
 		}
 		var conflicts []string
 		var err error
-		if retiring != "" {
+		switch {
+		case retiring != "":
 			conflicts, err = b.sess.moveTo(ctx, retiring, m.ID, next, b.sentView)
-		} else {
+		case hold:
+			conflicts, err = b.sess.writeHolding(ctx, m.ID, next, b.sentView)
+		default:
 			conflicts, err = b.sess.writeMembers(ctx, m.ID, next, b.sentView)
 		}
 		if len(conflicts) > 0 {
-			b.h.m.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "script", b.path, "keys", conflicts)
+			if b.h.m.o.LockMode == LockMerge {
+				b.h.m.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "script", b.path, "keys", conflicts)
+			} else {
+				// Strict mode merges only a write made after the request
+				// let the lock go (session_start() again after
+				// session_write_close(), sessiongate_release()).
+				b.h.m.log.Warn("session write overrode concurrent changes (strict mode: written after the request released the session's lock, last writer wins)", "script", b.path, "keys", conflicts)
+			}
 		}
 		if err != nil {
 			undoExpiry()
@@ -702,6 +745,10 @@ func (b *phpBridge) apply(m message) error {
 		}
 		return err
 	case "touch":
+		if hold && b.sess.holdsLockOf(m.ID) {
+			// The release refreshes the session as a touch would.
+			return nil
+		}
 		return b.sess.Touch(ctx, m.ID)
 	case "close":
 		b.sess.Close(ctx, m.ID)
@@ -927,3 +974,77 @@ func (w *bridgeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // call, and each would otherwise be a log line of its own, outside the
 // per-request stderr log budget.
 const maxFrameWarnings = 5
+
+// holdsLockOf reports whether the request holds session id's strict-mode
+// lock, id being the session it loaded (not a new one PHP opened): a
+// message that may keep the lock (opTouchHold, opWriteHold) then keeps it.
+func (s *Session) holdsLockOf(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.holdsLockOfLocked(id)
+}
+
+func (s *Session) holdsLockOfLocked(id string) bool {
+	return s.m.o.LockMode == LockStrict && s.lease != nil && id != "" && id == s.id && s.exists &&
+		!s.movePending && !s.isAnnounced(id)
+}
+
+// writeHolding is writeMembers for PHP's write at its last shutdown
+// function (opWriteHold): stored now, before the response headers leave,
+// but under the lock, which it keeps, so that a change PHP makes after it
+// (an object destructor) is written under the same lock, with no other
+// request of the session in between, as PHP's files handler keeps its
+// lock until its final write. The lock goes with PHP's next message or
+// the end of the request (Release). The store's Save ignores the lock and
+// checks the version this request loaded, which nobody else can change
+// while it holds the lock, checked just before (Renew); a Save of the
+// lock's holder is taken into the record the store hands the next holder
+// (redisstore's savedUnderLock). Anything else (merge mode, a new ID, a
+// regeneration, a record changed beside the lock) is an ordinary write.
+// It costs a page that changes its session two more store round trips
+// than the write and release in one step (Renew, Save, then the release):
+// a store operation that writes under a lease and keeps it would make it
+// one.
+func (s *Session) writeHolding(ctx context.Context, id string, next, sentView []member) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.holdsLockOfLocked(id) {
+		return s.writeLocked(ctx, id, next, sentView)
+	}
+	ours := next
+	if sentView != nil {
+		ours = keepUntouched(s.stored, sentView, next)
+	}
+	newData := buildObject(ours)
+	if bytes.Equal(newData, s.rec.Data) {
+		// Unchanged: the release refreshes it, as a touch.
+		return nil, nil
+	}
+	rec := s.rec
+	rec.Data, rec.Seen = newData, ms(s.m.now())
+	sctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	// The Save does not ask whether the lock is still this request's: the
+	// renewal does, first (and waits for the write of the holder that
+	// handed the lock over, which the Save must follow). A lock Redis lost
+	// (a failover) or that ran out, or a hand-over whose write failed, is
+	// then the failure an ordinary write under the lock meets: the write
+	// and release in one step refuse it (503) and count it.
+	if err := s.lease.Renew(sctx, s.m.o.LockLease); err != nil {
+		return s.writeHeldLocked(ctx, id, next, sentView)
+	}
+	v, err := s.m.o.Store.Save(sctx, s.id, s.version, rec.encode(), s.ttl(rec.Created))
+	if errors.Is(err, store.ErrConflict) {
+		// Written beside the lock (a merge-mode gateway while
+		// SESSIONGATE_SESSION_LOCK changes): written and released as
+		// an ordinary write under the lock is.
+		return s.writeHeldLocked(ctx, id, next, sentView)
+	}
+	if err != nil {
+		s.m.event("store_error")
+		return nil, fmt.Errorf("%w: save: %w", ErrUnavailable, err)
+	}
+	s.rec, s.version, s.stored, s.latest = rec, v, ours, nil
+	s.m.event("save")
+	return nil, nil
+}

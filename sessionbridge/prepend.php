@@ -34,6 +34,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /* Larger messages take stderr even at the end: the gateway caps the
      * header block PHP may send (8 MiB, shared with the app's headers). */
     private const FRAME_HEADER_MAX = 1048576;
+    /* A session text from this size on is not kept while its message is
+     * sealed at the end of the request (write): see write(). */
+    private const LARGE = 1048576;
 
     private string $nonce;
     private string $key = '';
@@ -47,7 +50,14 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** Set while the request ends: frames then leave with the response. */
     public bool $finishing = false;
     private ?string $data = null;
-    private string $encoded = '';
+    /** @var list<string> the SESSIONGATE_DATA_n params (base64), until
+     * loadedData() decodes them */
+    private array $encoded = [];
+    /** The gateway takes the "hold" messages (SESSIONGATE_FEATURES):
+     * writeAtShutdown() keeps its session lock (docs/protocol.md). */
+    private bool $canHold = false;
+    /** writeAtShutdown() is sending: a write or touch keeps the lock. */
+    private bool $holding = false;
     /** @var array<string, true> IDs minted in this request */
     private array $minted = [];
     /** @var array<string, true> minted IDs a session was opened with */
@@ -143,9 +153,12 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         }
         $this->key = (string)hex2bin($key);
         $this->noStderr = !filter_var(ini_get('fastcgi.logging'), FILTER_VALIDATE_BOOLEAN);
+        $this->canHold = in_array('hold', explode(' ', (string)($server['SESSIONGATE_FEATURES'] ?? '')), true);
+        // Kept as they came (the same strings as the params, no copy) and
+        // decoded only when the script opens the session.
         $n = (int)($server['SESSIONGATE_DATA_COUNT'] ?? 0);
         for ($i = 0; $i < $n; $i++) {
-            $this->encoded .= (string)($server['SESSIONGATE_DATA_' . $i] ?? '');
+            $this->encoded[] = (string)($server['SESSIONGATE_DATA_' . $i] ?? '');
         }
     }
 
@@ -178,9 +191,30 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     public function loadedData(): string
     {
         if ($this->data === null) {
-            $raw = base64_decode($this->encoded, true);
+            // Param by param, each dropped once decoded, so that the
+            // base64 text and the session are not both held whole (a
+            // session of megabytes must fit PHP's memory_limit as with
+            // PHP's own handler). A param whose length is no multiple of
+            // 4 carries its last characters over to the next.
+            $raw = '';
+            $carry = '';
+            $last = count($this->encoded) - 1;
+            foreach (array_keys($this->encoded) as $i) {
+                $part = $carry . $this->encoded[$i];
+                unset($this->encoded[$i]);
+                $cut = $i === $last ? strlen($part) : strlen($part) - strlen($part) % 4;
+                $carry = (string)substr($part, $cut);
+                $bytes = base64_decode($cut === strlen($part) ? $part : substr($part, 0, $cut), true);
+                unset($part);
+                if ($bytes === false) {
+                    $raw = false;
+                    break;
+                }
+                $raw .= $bytes;
+                unset($bytes);
+            }
+            $this->encoded = [];
             $this->data = $raw === false ? '' : $raw;
-            $this->encoded = '';
         }
         return $this->data;
     }
@@ -288,6 +322,28 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             $this->closedByWrite = true;
             return $this->send('touch', $id, '');
         }
+        if ($this->holding && strlen($data) >= self::LARGE && ini_get('session.serialize_handler') === 'php_serialize') {
+            // writeAtShutdown() handed its only copy over, and the
+            // message is sealed without another one kept meanwhile: the
+            // text, the plaintext and the ciphertext are never all held
+            // at once, so a large session needs little more of PHP's
+            // memory_limit than with PHP's own handler (which keeps the
+            // text and $_SESSION at its write). $_SESSION does not change until
+            // PHP's final write, so its text comes back from it after.
+            unset($this->seen[$id], $this->written[$id], $this->readBack[$id]);
+            if ($id === $this->gatewayId) {
+                $this->data = '';
+            }
+            $this->current = $id;
+            $this->closedByWrite = true;
+            $sent = $this->send('write', $id, self::take($data));
+            $data = session_encode();
+            if (is_string($data)) {
+                $this->seen[$id] = $data;
+                $this->written[$id] = $data;
+            }
+            return $sent;
+        }
         $this->seen[$id] = $data;
         if (ini_get('session.serialize_handler') !== 'php_serialize') {
             // $data is in the script's own format (see forScript); the
@@ -298,6 +354,12 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             $data = serialize($this->withHidden(is_array($this->vars) ? $this->vars : []));
         }
         $this->written[$id] = $data;
+        // read() and currentData() take the written data from now on: the
+        // copies of what read() gave PHP go (the loaded session above all).
+        unset($this->readBack[$id]);
+        if ($id === $this->gatewayId) {
+            $this->data = '';
+        }
         $this->current = $id;
         $this->closedByWrite = true;
         return $this->send('write', $id, $data);
@@ -450,7 +512,8 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
      * destructors and the shutdown functions registered during shutdown
      * (its files handler saves a cart object's __destruct), but the
      * end-of-request write must happen before them. The second write sends
-     * only a change from the first. The session is not closed and opened
+     * only a change from the first; the gateway keeps the session locked
+     * in between (the "hold" messages). The session is not closed and opened
      * again: a new session_start() would give $_SESSION a new reference,
      * and an object that holds one to the whole $_SESSION (Kohana's
      * session: $this->_data =& $_SESSION) would change an array PHP no
@@ -467,7 +530,16 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if (!is_string($data)) {
             return; // PHP's own write at the end meets the same trouble
         }
-        $this->write($named, $data);
+        // To a gateway that takes it, the write keeps the session's lock
+        // (strict mode) until PHP's final write or the end of the request,
+        // as PHP's files handler keeps its lock: another request of the
+        // session must not read it before a destructor's change.
+        $this->holding = true;
+        try {
+            $this->write($named, self::take($data));
+        } finally {
+            $this->holding = false;
+        }
         $this->late = $id;
     }
 
@@ -644,6 +716,15 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         return debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 3)[2]['function'] ?? '';
     }
 
+    /** $v's value, which $v no longer holds: a large string handed on
+     * without a second reference to it (see write()). */
+    private static function take(string &$v): string
+    {
+        $out = $v;
+        $v = '';
+        return $out;
+    }
+
     /** A new ID as PHP makes one for a handler without create_sid. */
     private static function phpSessionId(): string
     {
@@ -748,14 +829,26 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if ($this->nonce === '') {
             return false;
         }
+        if ($this->holding && $this->canHold && ($op === 'write' || $op === 'touch')) {
+            // writeAtShutdown(): PHP may change the session after it, and
+            // the gateway keeps the lock for that (docs/protocol.md).
+            $op .= '-hold';
+        }
         $iv = random_bytes(12);
         $tag = '';
-        $sealed = openssl_encrypt($op . "\n" . $id . "\n" . $payload, 'aes-256-gcm', $this->key, OPENSSL_RAW_DATA, $iv, $tag, '', 16);
+        // A session of megabytes is held as few times as it can be (PHP's
+        // memory_limit): the plaintext goes as soon as it is sealed, and
+        // the base64 text is made frame by frame, never whole, for stderr.
+        $plain = $op . "\n" . $id . "\n" . $payload;
+        unset($payload); // this copy; the caller's is its own
+        $sealed = openssl_encrypt($plain, 'aes-256-gcm', $this->key, OPENSSL_RAW_DATA, $iv, $tag, '', 16);
+        unset($plain);
         if ($sealed === false) {
             return false;
         }
-        $text = base64_encode($iv . $tag . $sealed);
-        $inHeader = ($this->finishing || $this->noStderr) && strlen($text) <= self::FRAME_HEADER_MAX && !headers_sent();
+        $head = $iv . $tag;
+        $textLen = intdiv(strlen($head) + strlen($sealed) + 2, 3) * 4;
+        $inHeader = ($this->finishing || $this->noStderr) && $textLen <= self::FRAME_HEADER_MAX && !headers_sent();
         if (!$inHeader && $this->noStderr) {
             // PHP's own warning (the write failed) tells the script; the
             // gateway heard of fastcgi.logging from the install (a header).
@@ -763,20 +856,28 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             return false;
         }
         // Every frame is "@sg1:<nonce>:<seq>:<last 0|1>:<chunk>#".
-        $head = '@sg1:' . $this->nonce . ':' . $this->seq++ . ':';
+        $prefix = '@sg1:' . $this->nonce . ':' . $this->seq++ . ':';
         if ($inHeader) {
             // The request is ending (or stderr does not reach the gateway)
             // and its headers are still in PHP's buffer: the message rides
             // in a response header, which the gateway reads before anything
             // reaches the client. One frame, no log_limit to respect, and
             // nothing passes through php-fpm's log pipe.
-            header(self::FRAME_HEADER . ': ' . $head . '1:' . $text . '#', false);
+            header(self::FRAME_HEADER . ': ' . $prefix . '1:' . base64_encode($head . $sealed) . '#', false);
             return true;
         }
-        $chunks = $text === '' ? [''] : str_split($text, self::CHUNK);
-        $last = count($chunks) - 1;
-        foreach ($chunks as $i => $chunk) {
-            error_log($head . ($i === $last ? '1' : '0') . ':' . $chunk . '#', 4);
+        // Frames of CHUNK base64 characters: the base64 of consecutive
+        // pieces of RAW bytes (a multiple of 3) is the base64 of the whole.
+        $raw = self::CHUNK / 4 * 3;
+        $first = $head . substr($sealed, 0, $raw - strlen($head));
+        $at = $raw - strlen($head);
+        $total = strlen($sealed);
+        error_log($prefix . ($at >= $total ? '1' : '0') . ':' . base64_encode($first) . '#', 4);
+        unset($first);
+        while ($at < $total) {
+            $chunk = base64_encode(substr($sealed, $at, $raw));
+            $at += $raw;
+            error_log($prefix . ($at >= $total ? '1' : '0') . ':' . $chunk . '#', 4);
         }
         // php-fpm holds stderr in its buffer until a flush; this sends the
         // frames now (without sending headers), so the gateway can release
@@ -850,8 +951,25 @@ function sessiongate_release(): void
 (static function (): void {
     // Internal params are the gateway's business: the handler takes what it
     // needs, the application's $_SERVER does not carry them (the frame key
-    // above all), also when no handler could be installed.
-    $server = $_SERVER;
+    // above all), also when no handler could be installed. Nor does $_ENV,
+    // where php-fpm copies every FastCGI param too when variables_order
+    // holds "E" (PHP's built-in "EGPCS", as without a php.ini): phpinfo()
+    // and error pages (Whoops, Symfony's) print it. Naming $_ENV here also
+    // makes PHP build it now (auto_globals_jit), not later with the params
+    // in it. getenv() still answers for them in php-fpm, which reads its
+    // FastCGI params there; nothing a script can do removes them.
+    $server = [];
+    foreach (array_keys($_SERVER) as $k) {
+        if (is_string($k) && strncmp($k, 'SESSIONGATE_', 12) === 0) {
+            $server[$k] = $_SERVER[$k];
+            unset($_SERVER[$k]);
+        }
+    }
+    foreach (array_keys($_ENV) as $k) {
+        if (is_string($k) && strncmp($k, 'SESSIONGATE_', 12) === 0) {
+            unset($_ENV[$k]);
+        }
+    }
     if (($server['SESSIONGATE_NONCE'] ?? '') !== '') {
         // The gateway's sign that this file ran: without it the gateway
         // logs that PHP keeps sessions of its own (a pool without the
@@ -865,11 +983,6 @@ function sessiongate_release(): void
             header_register_callback(static function (): void {
                 header('X-Sessiongate-Prepend: 1');
             });
-        }
-    }
-    foreach (array_keys($_SERVER) as $k) {
-        if (is_string($k) && strncmp($k, 'SESSIONGATE_', 12) === 0) {
-            unset($_SERVER[$k]);
         }
     }
     if (session_status() === PHP_SESSION_ACTIVE) {
@@ -898,6 +1011,7 @@ function sessiongate_release(): void
             }
         }
         $handler = new SessiongateSessionHandler($server);
+        unset($server); // the handler keeps what it needs
         // false: PHP's own shutdown hook would close the session before
         // the application's shutdown functions run; ours runs after them.
         // No session_id() here: the ID reaches PHP when the script starts
