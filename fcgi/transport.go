@@ -1240,6 +1240,11 @@ func (r *responseReader) nextIn(nonBlocking bool, by time.Time) error {
 			}
 			r.padding = h.padding
 			r.stderr(msg)
+			if r.c.br.Buffered() <= int(h.padding) {
+				// All php-fpm sent so far is read: it may wait for the
+				// ACK of this stderr write before it sends the rest.
+				ackNow(r.c.nc)
+			}
 		case typeEndRequest:
 			var body [8]byte
 			if err := r.readFull(body[:]); err != nil {

@@ -884,8 +884,10 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         // the session lock at once. Not when the request is ending (after
         // output started): the frames then leave in the same write as the
         // response, and a separate small write would wait for a delayed
-        // TCP ACK (40 ms).
-        if (!$this->finishing) {
+        // TCP ACK (40 ms). Nor for an open (a new session, a new ID), which
+        // frees nothing: sent early, it made the response's own write wait
+        // for that ACK on every first visit and login.
+        if (!$this->finishing && $op !== 'open') {
             flush();
         }
         return true;
