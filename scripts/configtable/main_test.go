@@ -66,7 +66,7 @@ func TestDocsNameOnlyRealVariables(t *testing.T) {
 		known[v.Name] = true
 	}
 	params := map[string]bool{}
-	for _, p := range []string{"SESSIONGATE_NONCE", "SESSIONGATE_FRAME_KEY", "SESSIONGATE_SESSION_ID", "SESSIONGATE_DATA_COUNT", "SESSIONGATE_DATA_0", "SESSIONGATE_DATA_", "SESSIONGATE_LOGIN_REVOKED"} {
+	for _, p := range []string{"SESSIONGATE_NONCE", "SESSIONGATE_FRAME_KEY", "SESSIONGATE_SESSION_ID", "SESSIONGATE_DATA_COUNT", "SESSIONGATE_DATA_0", "SESSIONGATE_DATA_", "SESSIONGATE_LOGIN_REVOKED", "SESSIONGATE_FEATURES"} {
 		params[p] = true
 	}
 	name := regexp.MustCompile(`(^|[^A-Za-z0-9_])(SESSIONGATE_[A-Z0-9_]+)`)
