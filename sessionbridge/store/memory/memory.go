@@ -216,13 +216,10 @@ func (s *Store) Delete(_ context.Context, id string) error {
 
 // SetLogins implements store.LoginRegistry.
 func (s *Store) SetLogins(_ context.Context, user string, value []byte, ttl time.Duration) error {
-	if s.closed.Load() {
-		return errClosed
+	sh, err := s.loginShard(user)
+	if err != nil {
+		return err
 	}
-	if !store.ValidLoginUser(user) {
-		return errBadLoginUser
-	}
-	sh := s.shard(user)
 	sh.mu.Lock()
 	sh.logins[user] = &record{value: clone(value), expires: expiry(time.Now(), ttl)}
 	sh.mu.Unlock()
@@ -231,13 +228,10 @@ func (s *Store) SetLogins(_ context.Context, user string, value []byte, ttl time
 
 // Logins implements store.LoginRegistry.
 func (s *Store) Logins(_ context.Context, user string) ([]byte, error) {
-	if s.closed.Load() {
-		return nil, errClosed
+	sh, err := s.loginShard(user)
+	if err != nil {
+		return nil, err
 	}
-	if !store.ValidLoginUser(user) {
-		return nil, errBadLoginUser
-	}
-	sh := s.shard(user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	r := sh.logins[user]
@@ -253,13 +247,10 @@ func (s *Store) Logins(_ context.Context, user string) ([]byte, error) {
 
 // KeepLogins implements store.LoginRegistry.
 func (s *Store) KeepLogins(_ context.Context, user string, ttl time.Duration) error {
-	if s.closed.Load() {
-		return errClosed
+	sh, err := s.loginShard(user)
+	if err != nil {
+		return err
 	}
-	if !store.ValidLoginUser(user) {
-		return errBadLoginUser
-	}
-	sh := s.shard(user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	now := time.Now()
@@ -267,6 +258,18 @@ func (s *Store) KeepLogins(_ context.Context, user string, ttl time.Duration) er
 		r.expires = expiry(now, ttl)
 	}
 	return nil
+}
+
+// loginShard is the shard that holds user's login record, for an open
+// store and a user id the registry takes.
+func (s *Store) loginShard(user string) (*shard, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
+	if !store.ValidLoginUser(user) {
+		return nil, errBadLoginUser
+	}
+	return s.shard(user), nil
 }
 
 var errBadLoginUser = errors.New("memory store: user id unfit for the login registry")
