@@ -153,6 +153,22 @@ func startDjangoGateway(t *testing.T, djangoURL string, extra ...string) *sessio
 	return startGateways(t, cfg, 1)[0]
 }
 
+// startURLConfDjango runs the body project (bodyDjangoSettings) with urls
+// as its URL conf under one gunicorn worker, env added to gunicorn's
+// environment, behind startDjangoGateway with extra.
+func startURLConfDjango(t *testing.T, urls string, env []string, extra ...string) *sessionGW {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2", "gunicorn", "django")
+	proj := djangoProject(t, "bodyproj", bodyDjangoSettings, urls)
+	pkg, err := filepath.Abs("../wsgi/django")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: proj, App: "bodyproj.wsgi:application",
+		Env: append([]string{"SG_PKG=" + pkg, "SESSIONGATE_SESSION_KEYS=" + sessionTestKey}, env...), Workers: 1})
+	return startDjangoGateway(t, g.URL(), extra...)
+}
+
 type faultResult struct {
 	method string
 	id     string

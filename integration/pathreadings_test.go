@@ -2,7 +2,6 @@ package integration
 
 import (
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -43,15 +42,7 @@ urlpatterns = [
 
 func TestPathReadingsDjango(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "php-fpm8.2", "gunicorn", "django")
-	proj := djangoProject(t, "bodyproj", bodyDjangoSettings, pathReadingsDjangoURLs)
-	pkg, err := filepath.Abs("../wsgi/django")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: proj, App: "bodyproj.wsgi:application",
-		Env: []string{"SG_PKG=" + pkg, "SESSIONGATE_SESSION_KEYS=" + sessionTestKey}, Workers: 1})
-	gw := startDjangoGateway(t, g.URL(), "SESSIONGATE_RATE_LIMITS=/dj/login/ 1r/m,/dj/files/ 1r/m",
+	gw := startURLConfDjango(t, pathReadingsDjangoURLs, nil, "SESSIONGATE_RATE_LIMITS=/dj/login/ 1r/m,/dj/files/ 1r/m",
 		"SESSIONGATE_RESPONSE_HEADERS=X-Frame-Options: DENY\n/dj/embed/ X-Frame-Options:\n/dj/admin/ X-Robots-Tag: noindex")
 	client := &http.Client{}
 	for _, tc := range []struct{ first, over, view string }{
@@ -139,15 +130,7 @@ urlpatterns = [re_path(r"^admin/", view("ADMIN")), re_path(r"^", view("PUBLIC"))
 // unreserved characters are decoded before the path goes to Django.
 func TestPathReadingsDjangoUnderScriptName(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "php-fpm8.2", "gunicorn", "django")
-	proj := djangoProject(t, "bodyproj", bodyDjangoSettings, scriptNameDjangoURLs)
-	pkg, err := filepath.Abs("../wsgi/django")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: proj, App: "bodyproj.wsgi:application",
-		Env: []string{"SG_PKG=" + pkg, "SESSIONGATE_SESSION_KEYS=" + sessionTestKey, "SCRIPT_NAME=/dj"}, Workers: 1})
-	gw := startDjangoGateway(t, g.URL(), "SESSIONGATE_RESTRICTED_PATHS=/dj/admin/ 10.0.0.0/8")
+	gw := startURLConfDjango(t, scriptNameDjangoURLs, []string{"SCRIPT_NAME=/dj"}, "SESSIONGATE_RESTRICTED_PATHS=/dj/admin/ 10.0.0.0/8")
 	client := &http.Client{}
 	if res, body := getVia(t, client, gw.URL, "/dj/page/"); res.StatusCode != 200 || body != "PUBLIC /dj/page/" {
 		t.Fatalf("/dj/page/: %d %q", res.StatusCode, body)

@@ -486,15 +486,7 @@ urlpatterns = [re_path(r"(?i)^dj/admin/", admin), re_path(r"^dj/", public)]
 // for a client outside the entry's network.
 func TestRestrictedPathsDjangoCaseInsensitivePattern(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "php-fpm8.2", "gunicorn", "django")
-	proj := djangoProject(t, "bodyproj", bodyDjangoSettings, caselessDjangoURLs)
-	pkg, err := filepath.Abs("../wsgi/django")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := harness.StartGunicorn(t, harness.GunicornOptions{Dir: proj, App: "bodyproj.wsgi:application",
-		Env: []string{"SG_PKG=" + pkg, "SESSIONGATE_SESSION_KEYS=" + sessionTestKey}, Workers: 1})
-	gw := startDjangoGateway(t, g.URL(), "SESSIONGATE_RESTRICTED_PATHS=/dj/admin/ 10.0.0.0/8")
+	gw := startURLConfDjango(t, caselessDjangoURLs, nil, "SESSIONGATE_RESTRICTED_PATHS=/dj/admin/ 10.0.0.0/8")
 	client := &http.Client{}
 	// Control: the ASCII spellings are refused.
 	for _, target := range []string{"/dj/admin/", "/dj/ADMIN/"} {
