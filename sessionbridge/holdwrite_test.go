@@ -84,6 +84,7 @@ func TestHoldWriteKeepsStrictLockUntilPHPEnds(t *testing.T) {
 			logs := captureLog(m)
 			id := createSession(t, m, `{"n":0}`)
 			b := newTestBridge(t, m, id)
+			b.h.lateWriter(b.path) // a script seen changing its session after its shutdown write
 			if err := b.apply(message{Op: opWriteHold, ID: id, Payload: []byte(`a:1:{s:1:"n";i:1;}`)}); err != nil {
 				t.Fatal(err)
 			}
@@ -130,7 +131,8 @@ func TestHoldTouchKeepsStrictLockUntilRelease(t *testing.T) {
 			m := newTestManager(t, LockStrict, newStore(t))
 			id := createSession(t, m, `{"n":0}`)
 			b := newTestBridge(t, m, id)
-			b.phpEnded = true // releaseOnceBoth waits for the headers only
+			b.h.lateWriter(b.path) // a script seen changing its session after its shutdown write
+			b.phpEnded = true      // releaseOnceBoth waits for the headers only
 			if err := b.apply(message{Op: opTouchHold, ID: id}); err != nil {
 				t.Fatal(err)
 			}
@@ -294,5 +296,38 @@ func TestHoldWriteUnderALostLockIsRefused(t *testing.T) {
 	}
 	if got := storeData(t, m, id); got != `{"n":0}` {
 		t.Errorf("stored %s under a lost lock, want {\"n\":0}", got)
+	}
+}
+
+// A script not seen changing its session after the prepend's shutdown
+// write lets the lock go at that write (a busy session's other requests
+// need not wait for PHP's shutdown); one that then sends a late change is
+// learnt, and from its next request on the write keeps the lock.
+func TestHoldLearnsTheScriptsThatChangeLate(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, LockStrict, memory.New(memory.Options{}))
+	id := createSession(t, m, `{"n":0}`)
+	b := newTestBridge(t, m, id)
+	b.path = "/cart.php"
+	if err := b.apply(message{Op: opWriteHold, ID: id, Payload: []byte(`a:1:{s:1:"n";i:1;}`)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-openAsync(t, m, id):
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		r.s.Release(ctx)
+	case <-time.After(2 * time.Second):
+		t.Fatal("a script never seen changing late kept the lock past its shutdown write")
+	}
+	if b.h.holdsFor("/cart.php") {
+		t.Fatal("learnt before any late change")
+	}
+	if err := b.apply(message{Op: "write", ID: id, Payload: []byte(`a:2:{s:1:"n";i:1;s:1:"d";i:1;}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if !b.h.holdsFor("/cart.php") || b.h.holdsFor("/other.php") {
+		t.Fatalf("after a late change: holds /cart.php %v, /other.php %v; want true, false", b.h.holdsFor("/cart.php"), b.h.holdsFor("/other.php"))
 	}
 }

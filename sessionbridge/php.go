@@ -133,6 +133,41 @@ type phpHandler struct {
 	nameCookieWarned atomic.Int64
 	// unmarkedWarned is the same for a response without prependMarker.
 	unmarkedWarned atomic.Int64
+	// lateWriters are the scripts (ScriptName) seen changing their session
+	// after the prepend's last shutdown function (lateWriter).
+	lateWriters   sync.Map
+	lateWriterCnt atomic.Int32
+}
+
+// maxLateWriters bounds lateWriters: scripts are files of the site, but a
+// site with more than this many that change sessions in destructors keeps
+// the early release for the rest.
+const maxLateWriters = 10000
+
+// holdsFor reports whether a write-hold or touch-hold of script keeps the
+// strict-mode lock until PHP ends. Only for a script seen changing its
+// session after that write: holding the lock through PHP's shutdown for
+// every page would serialize a busy session's requests for that much
+// longer (a hot session's throughput fell by half in the bench), while
+// most scripts change nothing after it.
+func (h *phpHandler) holdsFor(script string) bool {
+	_, ok := h.lateWriters.Load(script)
+	return ok
+}
+
+// lateWriter notes script as one that changes its session after the
+// prepend's last shutdown function (an object's destructor, a shutdown
+// function registered during shutdown, an output callback), so that from
+// its next request on the lock stays until PHP ends, as PHP's files
+// handler keeps it: the change is then no lost update. Said once.
+func (h *phpHandler) lateWriter(script string) {
+	if h.holdsFor(script) || h.lateWriterCnt.Load() >= maxLateWriters {
+		return
+	}
+	if _, loaded := h.lateWriters.LoadOrStore(script, struct{}{}); !loaded {
+		h.lateWriterCnt.Add(1)
+		h.m.log.Info("script changes its session after its last shutdown function (an object destructor, a shutdown function registered during shutdown, an output callback): its requests now keep the session's lock until PHP ends, as PHP's files handler does", "script", script)
+	}
 }
 
 // prependMarker is the header the prepend sends on every response of a
@@ -308,11 +343,12 @@ const phpFeatures = "hold"
 
 // opWriteHold and opTouchHold are the prepend's write at its last shutdown
 // function (writeAtShutdown), to a gateway that names "hold": a write or
-// touch that keeps the strict-mode lock, since PHP may still change the
+// touch that may keep the strict-mode lock, since PHP may still change the
 // session afterwards (object destructors, shutdown functions registered
 // during shutdown, output callbacks) and its files handler holds the lock
-// until its final write. The lock goes with PHP's next message, or once
-// PHP has ended and the headers are out (releaseOnceBoth).
+// until its final write. The gateway keeps it for the scripts it saw do
+// that (holdsFor); the lock then goes with PHP's next message, or once PHP
+// has ended and the headers are out (releaseOnceBoth).
 const (
 	opWriteHold = "write-hold"
 	opTouchHold = "touch-hold"
@@ -399,6 +435,9 @@ type phpBridge struct {
 	nextSeq     int
 	held        []message
 	headersRead bool
+	// shutdownWritten: the prepend's write at its last shutdown function
+	// (write-hold or touch-hold) came; a change after it is a late one.
+	shutdownWritten bool
 	// headerSeen: the transport reported PHP's CGI header block
 	// (onPHPHeader); cutAtHeader: a message of PHP's was incomplete then.
 	headerSeen, cutAtHeader bool
@@ -657,10 +696,16 @@ func (b *phpBridge) apply(m message) error {
 	b.noteID(m.ID)
 	hold := false
 	switch m.Op {
-	case opWriteHold:
-		m.Op, hold = "write", true
-	case opTouchHold:
-		m.Op, hold = "touch", true
+	case opWriteHold, opTouchHold:
+		m.Op = strings.TrimSuffix(m.Op, "-hold")
+		hold = b.h.holdsFor(b.path)
+		b.shutdownWritten = true
+	case "write", "destroy":
+		if b.shutdownWritten && b.h.m.o.LockMode == LockStrict {
+			// After the shutdown write, whose lock went: the next
+			// request of this script holds it.
+			b.h.lateWriter(b.path)
+		}
 	}
 	if m.Op == "open" {
 		// The new ID's open comes between the regeneration and its
