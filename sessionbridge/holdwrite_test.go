@@ -10,35 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
-
 	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
-	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
 )
-
-// holdStores are the stores the hold tests run on: the Redis store hands
-// its lock to a waiter of the same process with the record the release
-// leaves, which a write saved under the lock must reach.
-var holdStores = map[string]func(t *testing.T) store.Store{
-	"memory": func(t *testing.T) store.Store {
-		mem := memory.New(memory.Options{})
-		t.Cleanup(func() { mem.Close() })
-		return mem
-	},
-	"redis": func(t *testing.T) store.Store {
-		c := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
-		t.Cleanup(func() { c.Close() })
-		rs, err := redisstore.New(c, redisstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { rs.Close() })
-		return rs
-	},
-}
 
 // storeData is session id's data as stored, read without its lock.
 func storeData(t *testing.T, m *Manager, id string) string {
@@ -77,7 +52,7 @@ func openAsync(t *testing.T, m *Manager, id string) <-chan openResult {
 // its lock until its final write. Another request of the session gets
 // the session only with that final change in it, and nothing is merged.
 func TestHoldWriteKeepsStrictLockUntilPHPEnds(t *testing.T) {
-	for name, newStore := range holdStores {
+	for name, newStore := range handOverStores {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			m := newTestManager(t, LockStrict, newStore(t))
@@ -126,7 +101,7 @@ func TestHoldWriteKeepsStrictLockUntilPHPEnds(t *testing.T) {
 // prepend's last shutdown function (touch-hold), then no change after it:
 // the lock goes when the request releases it (PHP ended, headers out).
 func TestHoldTouchKeepsStrictLockUntilRelease(t *testing.T) {
-	for name, newStore := range holdStores {
+	for name, newStore := range handOverStores {
 		t.Run(name, func(t *testing.T) {
 			m := newTestManager(t, LockStrict, newStore(t))
 			id := createSession(t, m, `{"n":0}`)
@@ -223,7 +198,7 @@ func TestPHPFeaturesParamNamesHold(t *testing.T) {
 // Redis store hands its lock over locally with the record the release
 // leaves, not the one it was taken with).
 func TestHoldWriteReachesTheNextLocalHolder(t *testing.T) {
-	for name, newStore := range holdStores {
+	for name, newStore := range handOverStores {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			m := newTestManager(t, LockStrict, newStore(t))

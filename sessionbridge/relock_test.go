@@ -49,6 +49,27 @@ func (l heldLease) Unlock(ctx context.Context, m store.Mutation) (uint64, error)
 	return l.Lease.Unlock(ctx, m)
 }
 
+// handOverStores are the stores the tests of a write under the lock run
+// on: the Redis store hands its lock to a waiter of the same process with
+// the record the release leaves, which such a write must reach.
+var handOverStores = map[string]func(t *testing.T) store.Store{
+	"memory": func(t *testing.T) store.Store {
+		mem := memory.New(memory.Options{})
+		t.Cleanup(func() { mem.Close() })
+		return mem
+	},
+	"redis": func(t *testing.T) store.Store {
+		c := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
+		t.Cleanup(func() { c.Close() })
+		rs, err := redisstore.New(c, redisstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rs.Close() })
+		return rs
+	},
+}
+
 // TestRelockedWriteReachesTheNextLocalHolder: strict mode, PHP's
 // session_start() again after session_write_close(). The request's second
 // write takes the lock again (saveRelocked) while another request of the
@@ -58,24 +79,7 @@ func (l heldLease) Unlock(ctx context.Context, m store.Mutation) (uint64, error)
 // waiter, whose own write then replaced it. The write must reach the
 // waiter, and survive its write.
 func TestRelockedWriteReachesTheNextLocalHolder(t *testing.T) {
-	stores := map[string]func(t *testing.T) store.Store{
-		"memory": func(t *testing.T) store.Store {
-			mem := memory.New(memory.Options{})
-			t.Cleanup(func() { mem.Close() })
-			return mem
-		},
-		"redis": func(t *testing.T) store.Store {
-			c := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
-			t.Cleanup(func() { c.Close() })
-			rs, err := redisstore.New(c, redisstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { rs.Close() })
-			return rs
-		},
-	}
-	for name, newStore := range stores {
+	for name, newStore := range handOverStores {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			h := &heldReleaseStore{Store: newStore(t), entered: make(chan struct{}), release: make(chan struct{})}
