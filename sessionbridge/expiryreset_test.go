@@ -122,14 +122,7 @@ func TestPHPClearedSessionDropsItsAppExpiry(t *testing.T) {
 			h := http.Header{}
 			b.sess.SetCookie(h)
 			b.sess.Release(ctx)
-			rec, err := m.o.Store.Load(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := decodeRecord(rec.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := storedRecord(t, m, id)
 			want := int64(0)
 			if c.keep {
 				want = 300_000
@@ -288,14 +281,7 @@ func TestLinkedPHPSessionKeepsItsAppExpiry(t *testing.T) {
 				b.sess.SetCookie(h)
 				b.sess.Release(ctx)
 			}
-			rec, err := m.o.Store.Load(ctx, x)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := decodeRecord(rec.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := storedRecord(t, m, x)
 			wantExpiry, wantBrowser, wantMaxAge := int64(0), false, int(time.Hour/time.Second)
 			switch {
 			case c.keep && c.browser:
@@ -305,7 +291,7 @@ func TestLinkedPHPSessionKeepsItsAppExpiry(t *testing.T) {
 			}
 			if r.Expiry != wantExpiry || r.Browser != wantBrowser {
 				t.Errorf("%s, %s: stored %s\nthe session's app expiry is %d ms, browser %v; want %d ms, browser %v",
-					mode, c.name, rec.Value, r.Expiry, r.Browser, wantExpiry, wantBrowser)
+					mode, c.name, r.encode(), r.Expiry, r.Browser, wantExpiry, wantBrowser)
 			}
 			// An idle expiry's cookie slides with every response; a
 			// browser-session cookie that stays is not sent again.

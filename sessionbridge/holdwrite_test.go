@@ -15,20 +15,6 @@ import (
 	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
 )
 
-// storeData is session id's data as stored, read without its lock.
-func storeData(t *testing.T, m *Manager, id string) string {
-	t.Helper()
-	rec, err := m.o.Store.Load(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec, err := decodeRecord(rec.Value)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(dec.Data)
-}
-
 type openResult struct {
 	s   *Session
 	err error
@@ -63,7 +49,7 @@ func TestHoldWriteKeepsStrictLockUntilPHPEnds(t *testing.T) {
 			if err := b.apply(message{Op: opWriteHold, ID: id, Payload: []byte(`a:1:{s:1:"n";i:1;}`)}); err != nil {
 				t.Fatal(err)
 			}
-			if got := storeData(t, m, id); got != `{"n":1}` {
+			if got := string(storedRecord(t, m, id).Data); got != `{"n":1}` {
 				t.Fatalf("after write-hold the store holds %s, want {\"n\":1}", got)
 			}
 			other := openAsync(t, m, id)
@@ -87,7 +73,7 @@ func TestHoldWriteKeepsStrictLockUntilPHPEnds(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.s.Release(ctx)
-			if got := storeData(t, m, id); got != `{"n":2,"d":1}` {
+			if got := string(storedRecord(t, m, id).Data); got != `{"n":2,"d":1}` {
 				t.Errorf("stored at the end %s, want {\"n\":2,\"d\":1}", got)
 			}
 			if strings.Contains(logs.String(), "overrode") {
@@ -149,7 +135,7 @@ func TestHoldInMergeModeIsAWrite(t *testing.T) {
 	if err := b.apply(message{Op: opWriteHold, ID: id, Payload: []byte(`a:1:{s:1:"n";i:1;}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if got := storeData(t, m, id); got != `{"n":1}` {
+	if got := string(storedRecord(t, m, id).Data); got != `{"n":1}` {
 		t.Fatalf("stored %s", got)
 	}
 	if err := b.apply(message{Op: opTouchHold, ID: id}); err != nil {
@@ -221,7 +207,7 @@ func TestHoldWriteReachesTheNextLocalHolder(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.s.Release(ctx)
-			if got := storeData(t, m, id); got != `{"n":2}` {
+			if got := string(storedRecord(t, m, id).Data); got != `{"n":2}` {
 				t.Errorf("stored at the end %s, want {\"n\":2}", got)
 			}
 		})
@@ -269,7 +255,7 @@ func TestHoldWriteUnderALostLockIsRefused(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, store.ErrLockVanished) {
 		t.Fatalf("write-hold under a lost lock: %v, want ErrUnavailable (lock vanished)", err)
 	}
-	if got := storeData(t, m, id); got != `{"n":0}` {
+	if got := string(storedRecord(t, m, id).Data); got != `{"n":0}` {
 		t.Errorf("stored %s under a lost lock, want {\"n\":0}", got)
 	}
 }

@@ -101,6 +101,21 @@ func storedData(t *testing.T, m *Manager, id string) string {
 	return string(s.Data())
 }
 
+// storedRecord is session id's record as the store holds it, read without
+// its lock.
+func storedRecord(t *testing.T, m *Manager, id string) record {
+	t.Helper()
+	rec, err := m.o.Store.Load(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := decodeRecord(rec.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dec
+}
+
 // createSession stores data under a fresh ID the way a first PHP write does.
 func createSession(t *testing.T, m *Manager, data string) string {
 	t.Helper()

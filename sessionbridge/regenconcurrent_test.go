@@ -139,14 +139,7 @@ func TestRegenerationKeepsAConcurrentAppExpiry(t *testing.T) {
 					h := http.Header{}
 					p.sess.SetCookie(h)
 					p.sess.Release(ctx)
-					rec, err := m.o.Store.Load(ctx, z)
-					if err != nil {
-						t.Fatal(err)
-					}
-					dec, err := decodeRecord(rec.Value)
-					if err != nil {
-						t.Fatal(err)
-					}
+					dec := storedRecord(t, m, z)
 					ck := h.Get("Set-Cookie")
 					if !strings.Contains(string(dec.Data), `"_session_expiry"`) || !strings.Contains(string(dec.Data), `"user":"ana"`) {
 						t.Fatalf("the new session holds %s: D's change did not move along", dec.Data)
@@ -191,11 +184,7 @@ func TestRegenerationsOwnExpiryWinsOverAConcurrentOne(t *testing.T) {
 				h := http.Header{}
 				p.sess.SetCookie(h)
 				p.sess.Release(ctx)
-				rec, _ := m.o.Store.Load(ctx, z)
-				dec, err := decodeRecord(rec.Value)
-				if err != nil {
-					t.Fatal(err)
-				}
+				dec := storedRecord(t, m, z)
 				if dec.Expiry != (2*time.Minute).Milliseconds() || !strings.Contains(h.Get("Set-Cookie"), "Max-Age=120") {
 					t.Errorf("record expiry %d ms, cookie %q: the request's own 120 s lost to the other request's", dec.Expiry, h.Get("Set-Cookie"))
 				}
