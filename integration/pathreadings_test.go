@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/sessiongate/sessiongate/config"
-	"github.com/sessiongate/sessiongate/integration/harness"
 )
 
 // The rate limits and the response header lines read a path as the apps
@@ -77,18 +76,7 @@ func TestPathReadingsDjango(t *testing.T) {
 // Route::get('/account/{any}', ...)->where('any', '.*')).
 func TestPathReadingsSymfony(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "php-fpm8.2")
-	autoload := requireSymfony(t)
-	root := t.TempDir()
-	writeTree(t, root, map[string]string{
-		"index.php": `<?php
-require '` + autoload + `';
-$path = rawurldecode(Symfony\Component\HttpFoundation\Request::createFromGlobals()->getPathInfo());
-if (preg_match('#^/(login|account)(/|$)#', $path, $m)) { echo strtoupper($m[1]), ' PAGE ', $path; exit; }
-echo 'public ', $path;`,
-	})
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	g := startGWOn(t, fpm, root, func(c *config.Config) {
+	g := startSymfonyRouted(t, `if (preg_match('#^/(login|account)(/|$)#', $path, $m)) { echo strtoupper($m[1]), ' PAGE ', $path; exit; }`, func(c *config.Config) {
 		c.RateLimitSpecs = []string{"/login/ 1r/m"}
 		c.ResponseHeaderSpecs = config.Lines{"X-Frame-Options: DENY", "/embed/ X-Frame-Options:"}
 	})

@@ -67,19 +67,8 @@ func TestRestrictedPaths(t *testing.T) {
 // neither through dot segments nor through /index.php/admin/...
 func TestRestrictedPathsSymfonyRouting(t *testing.T) {
 	t.Parallel()
-	harness.Require(t, "php-fpm8.2")
-	autoload := requireSymfony(t)
-	root := t.TempDir()
-	writeTree(t, root, map[string]string{
-		"index.php": `<?php
-require '` + autoload + `';
-$path = rawurldecode(Symfony\Component\HttpFoundation\Request::createFromGlobals()->getPathInfo());
-// Laravel: Route::get('/admin/{any}', ...)->where('any', '.*')
-if (preg_match('#^/admin(/|$)#', $path)) { echo 'ADMIN AREA ', $path; exit; }
-echo 'public ', $path;`,
-	})
-	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
-	g := startGWOn(t, fpm, root, func(c *config.Config) {
+	// Laravel: Route::get('/admin/{any}', ...)->where('any', '.*')
+	g := startSymfonyRouted(t, `if (preg_match('#^/admin(/|$)#', $path)) { echo 'ADMIN AREA ', $path; exit; }`, func(c *config.Config) {
 		c.RestrictedPathSpecs = []string{"/admin/ 10.0.0.0/8"}
 	})
 	for _, target := range []string{"/admin/users", "/admin", "/admin/%2e%2e/users", "/admin/users/%2e%2e/%2e%2e/delete-all", "/index.php/admin/users", "/index.php/admin"} {
@@ -98,6 +87,26 @@ echo 'public ', $path;`,
 			t.Errorf("GET %s from outside: %.200q, want 400", target, out)
 		}
 	}
+}
+
+// startSymfonyRouted runs a front controller that routes as Laravel and
+// Symfony do, on HttpFoundation's path info decoded ($path), with route
+// (PHP that answers the routes a test needs), else "public " and the path,
+// behind a gateway set up by mod.
+func startSymfonyRouted(t *testing.T, route string, mod func(*config.Config)) *gw {
+	t.Helper()
+	harness.Require(t, "php-fpm8.2")
+	autoload := requireSymfony(t)
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"index.php": `<?php
+require '` + autoload + `';
+$path = rawurldecode(Symfony\Component\HttpFoundation\Request::createFromGlobals()->getPathInfo());
+` + route + `
+echo 'public ', $path;`,
+	})
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 2})
+	return startGWOn(t, fpm, root, mod)
 }
 
 // TestRestrictedPathsYiiRouting: Yii 2's Request::resolveRequestUri (and
