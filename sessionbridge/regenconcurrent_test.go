@@ -76,6 +76,17 @@ var regenerations = []struct {
 	}},
 }
 
+// answered runs a regeneration on b and ends its request as the gateway
+// does: the cookie the answer carries, then the release.
+func answered(t *testing.T, run func(*testing.T, *phpBridge, string) (string, error), b *phpBridge, x string) (z, cookie string, err error) {
+	t.Helper()
+	z, err = run(t, b, x)
+	h := http.Header{}
+	b.sess.SetCookie(h)
+	b.sess.Release(context.Background())
+	return z, h.Get("Set-Cookie"), err
+}
+
 // unlockedModes are the lock modes in which a regeneration holds no lock of the
 // old session; strict mode's request released it with a write first
 // (session_write_close(), then session_start() again).
@@ -132,15 +143,11 @@ func TestRegenerationKeepsAConcurrentAppExpiry(t *testing.T) {
 					}
 					d.Release(ctx)
 
-					z, err := rg.run(t, p, x)
+					z, ck, err := answered(t, rg.run, p, x)
 					if err != nil {
 						t.Fatal(err)
 					}
-					h := http.Header{}
-					p.sess.SetCookie(h)
-					p.sess.Release(ctx)
 					dec := storedRecord(t, m, z)
-					ck := h.Get("Set-Cookie")
 					if !strings.Contains(string(dec.Data), `"_session_expiry"`) || !strings.Contains(string(dec.Data), `"user":"ana"`) {
 						t.Fatalf("the new session holds %s: D's change did not move along", dec.Data)
 					}
@@ -171,22 +178,18 @@ func TestRegenerationsOwnExpiryWinsOverAConcurrentOne(t *testing.T) {
 				continue
 			}
 			t.Run(string(mode)+"/"+rg.name, func(t *testing.T) {
-				ctx := context.Background()
 				m := newTestManager(t, mode, nil)
 				x := createSession(t, m, `{"n":1}`)
 				p := openUnlocked(t, m, x)
 				setAppExpiry(t, m, x, 5*time.Minute)
 				p.sess.SetExpiry(2*time.Minute, false)
-				z, err := rg.run(t, p, x)
+				z, ck, err := answered(t, rg.run, p, x)
 				if err != nil {
 					t.Fatal(err)
 				}
-				h := http.Header{}
-				p.sess.SetCookie(h)
-				p.sess.Release(ctx)
 				dec := storedRecord(t, m, z)
-				if dec.Expiry != (2*time.Minute).Milliseconds() || !strings.Contains(h.Get("Set-Cookie"), "Max-Age=120") {
-					t.Errorf("record expiry %d ms, cookie %q: the request's own 120 s lost to the other request's", dec.Expiry, h.Get("Set-Cookie"))
+				if dec.Expiry != (2*time.Minute).Milliseconds() || !strings.Contains(ck, "Max-Age=120") {
+					t.Errorf("record expiry %d ms, cookie %q: the request's own 120 s lost to the other request's", dec.Expiry, ck)
 				}
 			})
 		}
@@ -233,17 +236,14 @@ func TestRegenerationAfterALogoutOrLoginStoresNothing(t *testing.T) {
 					b.Release(ctx)
 					before, _ := m.o.Store.Load(ctx, x)
 
-					z, err := rg.run(t, a, x)
-					h := http.Header{}
-					a.sess.SetCookie(h)
-					a.sess.Release(ctx)
+					z, ck, err := answered(t, rg.run, a, x)
 					if !errors.Is(err, errDestroyedConcurrently) {
 						t.Errorf("the regeneration after the %s: error %v, want %v (503)", by, err, errDestroyedConcurrently)
 					}
 					if rec, _ := m.o.Store.Load(ctx, z); rec.Version != 0 {
 						t.Errorf("the regeneration after the %s stored the session's old data under a new ID: %s", by, rec.Value)
 					}
-					if ck := h.Get("Set-Cookie"); ck != "" {
+					if ck != "" {
 						t.Errorf("the regeneration after the %s sends a cookie: %q", by, ck)
 					}
 					if after, _ := m.o.Store.Load(ctx, x); after.Version != before.Version {
