@@ -9,13 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
-
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
-	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
 )
 
 // onlyStore hides a store's optional interfaces (a store without a
@@ -142,14 +138,7 @@ func revokedIn(t *testing.T, m *Manager, data string) (string, error) {
 // while Django never takes it. Each PHP page that finds the login ended
 // renews the record, and the regeneration happens on such a page.
 func TestRevokedLoginOutlivesARegeneratedSession(t *testing.T) {
-	mr := miniredis.RunT(t)
-	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { c.Close() })
-	st, err := redisstore.New(c, redisstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, mr := newMiniredisStore(t)
 	const maxAge = 48 * time.Hour
 	m, err := New(Options{
 		Store:        st,

@@ -17,6 +17,14 @@ import (
 // miniredis the test can fail commands of and read TTLs from.
 func newMiniredisManager(t *testing.T, mode LockMode) (*Manager, *miniredis.Miniredis) {
 	t.Helper()
+	st, mr := newMiniredisStore(t)
+	return newTestManager(t, mode, st), mr
+}
+
+// newMiniredisStore is the Redis store over a miniredis of its own, closed
+// with the test.
+func newMiniredisStore(t *testing.T) (*redisstore.Store, *miniredis.Miniredis) {
+	t.Helper()
 	mr := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { c.Close() })
@@ -25,7 +33,7 @@ func newMiniredisManager(t *testing.T, mode LockMode) (*Manager, *miniredis.Mini
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return newTestManager(t, mode, st), mr
+	return st, mr
 }
 
 // A merge-mode request that loaded session X before a login retired it

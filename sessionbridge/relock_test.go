@@ -7,12 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
-
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
-	"github.com/sessiongate/sessiongate/sessionbridge/store/redisstore"
 )
 
 // heldReleaseStore holds the release of the next lease taken once armed
@@ -59,14 +55,8 @@ var handOverStores = map[string]func(t *testing.T) store.Store{
 		return mem
 	},
 	"redis": func(t *testing.T) store.Store {
-		c := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
-		t.Cleanup(func() { c.Close() })
-		rs, err := redisstore.New(c, redisstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { rs.Close() })
-		return rs
+		st, _ := newMiniredisStore(t)
+		return st
 	},
 }
 
