@@ -3,7 +3,6 @@ package server
 import (
 	"net/http"
 	"slices"
-	"unicode/utf8"
 
 	"github.com/sessiongate/sessiongate/config"
 )
@@ -99,7 +98,7 @@ func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath, rawPath string
 		}
 	}
 	dotted := config.HasRelativeSegment(rawPath)
-	var others *otherReadings
+	folded := "" // foldedPath(urlPath), once a line asks
 	var buf [16]string
 	decided := buf[:0]
 	for i, a := range o.added {
@@ -119,10 +118,12 @@ func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath, rawPath string
 				continue
 			}
 			if !slices.ContainsFunc(readings[:], func(p string) bool { return p != "" && config.UnderLocation(p, a.Path) }) {
-				if others == nil {
-					others = o.readingsOf(urlPath, rawPath, dotted)
+				if folded == "" {
+					folded = foldedPath(urlPath)
 				}
-				if !others.under(a.Path, o.folded[i]) {
+				if !config.UnderLocation(folded, o.folded[i]) && !(dotted && anyDotReading(rawPath, o.longestFolded, func(reading, f string) bool {
+					return config.UnderLocation(reading, a.Path) || config.UnderLocation(f, o.folded[i])
+				})) {
 					continue
 				}
 			}
@@ -135,43 +136,6 @@ func (o *outHeaders) add(h http.Header, ri *RequestInfo, urlPath, rawPath string
 			h[a.Name] = []string{a.Value}
 		}
 	}
-}
-
-// otherReadings are the readings of a URL path other than its clean one
-// (see add): its folded reading and, for a path with dot segments, each
-// suffix from a slash and its folded reading.
-type otherReadings struct {
-	folded  string
-	raw     string // slashes merged; "" without dot segments
-	suffixF []string
-}
-
-func (o *outHeaders) readingsOf(urlPath, rawPath string, dotted bool) *otherReadings {
-	r := &otherReadings{folded: foldedPath(urlPath)}
-	if dotted {
-		r.raw = mergeSlashes(rawPath)
-		folds := suffixFolds{s: r.raw, limit: 4*(o.longestFolded+1) + utf8.UTFMax, nl: -1}
-		for k := 0; k < len(r.raw); k++ {
-			if r.raw[k] == '/' {
-				r.suffixF = append(r.suffixF, folds.at(k))
-			}
-		}
-	}
-	return r
-}
-
-// under reports whether a reading falls under a line's path (folded: the
-// same lower-cased).
-func (r *otherReadings) under(path, folded string) bool {
-	if config.UnderLocation(r.folded, folded) {
-		return true
-	}
-	for k := 0; k < len(r.raw); k++ {
-		if r.raw[k] == '/' && config.UnderLocation(r.raw[k:], path) {
-			return true
-		}
-	}
-	return slices.ContainsFunc(r.suffixF, func(f string) bool { return config.UnderLocation(f, folded) })
 }
 
 // HideResponseHeaders removes SESSIONGATE_HIDE_HEADERS from h, the headers

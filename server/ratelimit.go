@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/ratelimit"
@@ -56,17 +55,9 @@ func (s *Server) rateLimitedReadings(w http.ResponseWriter, r *http.Request, rea
 // segments before they send a URL, so only crafted requests are counted
 // more than once (each rule counts a request once, whatever the reading).
 func (s *Server) rateDotReadings(w http.ResponseWriter, r *http.Request, path string) bool {
-	if !config.HasRelativeSegment(path) {
-		return false
-	}
-	raw := mergeSlashes(path)
-	folds := suffixFolds{s: raw, limit: 4*(s.longestFolded+1) + utf8.UTFMax, nl: -1}
-	for k := 0; k < len(raw); k++ {
-		if raw[k] == '/' && s.rateLimitedFolded(w, r, raw[k:], folds.at(k)) {
-			return true
-		}
-	}
-	return false
+	return config.HasRelativeSegment(path) && anyDotReading(path, s.longestFolded, func(reading, folded string) bool {
+		return s.rateLimitedFolded(w, r, reading, folded)
+	})
 }
 
 // rateLimited answers 429 to a request over the limit of the rule for

@@ -354,16 +354,21 @@ func hostPathReading(r *http.Request) string {
 // does not resolve them reads it: from each of its slashes on, with the
 // segments left in (see restrictedURL).
 func (s *Server) restrictedDotReadings(w http.ResponseWriter, r *http.Request, path string) bool {
-	if !config.HasRelativeSegment(path) {
-		return false
-	}
+	return config.HasRelativeSegment(path) && anyDotReading(path, s.longestFolded, func(reading, folded string) bool {
+		return s.refusedAtFolded(w, r, reading, folded)
+	})
+}
+
+// anyDotReading reports whether f holds for one of the readings of path,
+// which has dot segments, that apps not resolving them route on: from each
+// of its slashes on, slashes merged, the segments left in, each with its
+// folded reading (foldedPath) as far as entries as long as longest (the
+// longest one lower-cased) look at it (suffixFolds).
+func anyDotReading(path string, longest int, f func(reading, folded string) bool) bool {
 	raw := mergeSlashes(path)
-	folds := suffixFolds{s: raw, limit: 4*(s.longestFolded+1) + utf8.UTFMax, nl: -1}
+	folds := suffixFolds{s: raw, limit: 4*(longest+1) + utf8.UTFMax, nl: -1}
 	for k := 0; k < len(raw); k++ {
-		if raw[k] != '/' {
-			continue
-		}
-		if s.refusedAtFolded(w, r, raw[k:], folds.at(k)) {
+		if raw[k] == '/' && f(raw[k:], folds.at(k)) {
 			return true
 		}
 	}
