@@ -77,19 +77,14 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, path string
 
 // rateLimitedFolded is rateLimited with path's folded reading given.
 func (s *Server) rateLimitedFolded(w http.ResponseWriter, r *http.Request, path, folded string) bool {
-	i, j := s.rateRulesOf(path, folded)
+	i, j := s.rateRules(path, folded)
 	k := prefixLocationOf(s.rates, path, func(r *rateRule) string { return r.path })
 	return s.overRate(w, r, i) || j != i && s.overRate(w, r, j) || k != i && k != j && s.overRate(w, r, k)
 }
 
 // rateRules returns the indexes in s.rates of the rule for path and of
-// the rule for its folded reading (foldedPath), each -1 for none.
-func (s *Server) rateRules(path string) (rule, folded int) {
-	return s.rateRulesOf(path, foldedPath(path))
-}
-
-// rateRulesOf is rateRules with path's folded reading given.
-func (s *Server) rateRulesOf(path, folded string) (rule, foldedRule int) {
+// the rule for folded, its folded reading (foldedPath), each -1 for none.
+func (s *Server) rateRules(path, folded string) (rule, foldedRule int) {
 	rule = locationOf(s.rates, path, func(r *rateRule) string { return r.path })
 	foldedRule = locationOf(s.rates, folded, func(r *rateRule) string { return r.folded })
 	return rule, foldedRule

@@ -103,7 +103,7 @@ func (s *Server) ruleMayHold(p string) bool {
 		return true
 	}
 	c := config.CleanPath(p)
-	rule, folded := s.rateRules(c)
+	rule, folded := s.rateRules(c, foldedPath(c))
 	return s.restrictedRule(c) >= 0 || s.foldedRule(c) >= 0 || rule >= 0 || folded >= 0
 }
 
