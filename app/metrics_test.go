@@ -283,7 +283,10 @@ func TestMetricsCountDjango(t *testing.T) {
 			res.Body.Close()
 		}
 		name := `sessiongate_http_requests_total{code="` + tc.code + `",upstream="django"}`
-		got := metricstest.ScrapeWhen(t, admin.URL+"/metrics", name, 2)
+		// The counter and the histogram are two observations of the
+		// request's end: each is waited for.
+		metricstest.ScrapeWhen(t, admin.URL+"/metrics", name, 2)
+		got := metricstest.ScrapeWhen(t, admin.URL+"/metrics", `sessiongate_http_request_duration_seconds_count{upstream="django"}`, 2)
 		if got[name] != 2 || got[`sessiongate_http_request_duration_seconds_count{upstream="django"}`] != 2 {
 			t.Errorf("Django at %s: %s = %v, duration count %v; want 2 and 2", tc.url, name, got[name], got[`sessiongate_http_request_duration_seconds_count{upstream="django"}`])
 		}
