@@ -176,6 +176,7 @@ func New(o Options) (*Proxy, error) {
 		maxHeaderBytes:     maxResponseHeaderBytes,
 		maxRequestsPerConn: 1000,
 		clean1xx:           p.cleanHeader,
+		log:                log,
 		resign:             p.resign,
 	}
 	p.rp = &httputil.ReverseProxy{

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -60,10 +61,30 @@ type h1Transport struct {
 	// closed on our side too instead of lingering in CLOSE_WAIT.
 	reapEvery time.Duration
 
-	mu      sync.Mutex
-	idle    map[string][]*h1Conn // by host:port, most recently used last
-	reaping bool                 // a reap is scheduled
+	// log, when set, says when a backend is found to close its
+	// connections after every answer (closesEach).
+	log *slog.Logger
+
+	mu         sync.Mutex
+	idle       map[string][]*h1Conn // by host:port, most recently used last
+	reaping    bool                 // a reap is scheduled
+	closesEach map[string]bool      // closesEach's doc comment says why
 }
+
+// closesEach holds, by host:port, the backends seen to close a connection
+// after its first answer without saying so: uWSGI's HTTP socket answers
+// HTTP/1.1 with no `Connection: close` and closes at once. A request that
+// takes such a connection before the close arrives fails on it; one that
+// may go out again (a GET, or one provably unread: errUnread) does so on
+// a new connection, but a POST over unreadResendMax got 502 though Django
+// never saw it (200 of 1800 POSTs of 6000 bytes from six clients). Once a
+// kept-alive connection was found closed after one exchange, such requests
+// take new connections only, as they would behind a backend that says it
+// closes. Requests that may be sent again still take kept-alive
+// connections, so a backend that keeps them (a gunicorn that closed one
+// at its --keep-alive, or put in uWSGI's place) is seen at the first
+// second exchange on one, which ends it. Until then it costs a connect
+// per POST.
 
 // maxResponseHeaderBytes bounds Django's response headers, which carry
 // the session it writes back; net/http.Transport's default.
@@ -245,6 +266,9 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			return res, nil
 		}
+		if errors.Is(err, errRetryable) {
+			t.closedAfter(req.URL.Host, c)
+		}
 		// Like net/http.Transport: a request the backend never answered on a
 		// connection it had closed while idle is sent again on a new one, if
 		// sending it twice is harmless and its body can be sent again.
@@ -309,10 +333,11 @@ func (t *h1Transport) getConn(ctx context.Context, addr string, once bool) (c *h
 			break
 		}
 		c = list[len(list)-1]
-		if once && now.Sub(c.lastUsed) >= unsafeReuseIdle {
+		if once && (now.Sub(c.lastUsed) >= unsafeReuseIdle || t.closesEach[addr]) {
 			// The newest idle connection is too old for a request
-			// that must not be sent twice, and so are the others:
-			// they stay for those that may be.
+			// that must not be sent twice, and so are the others,
+			// or the backend closes every connection after one
+			// answer: they stay for those that may be sent twice.
 			t.mu.Unlock()
 			break
 		}
@@ -321,6 +346,9 @@ func (t *h1Transport) getConn(ctx context.Context, addr string, once bool) (c *h
 		t.mu.Unlock()
 		if t.stillUsable(c, now) {
 			return c, true, nil
+		}
+		if now.Sub(c.lastUsed) < t.idleTimeout {
+			t.closedAfter(addr, c)
 		}
 		c.nc.Close()
 	}
@@ -377,6 +405,11 @@ func (t *h1Transport) putConn(addr string, c *h1Conn) {
 	}
 	c.lastUsed = time.Now()
 	t.mu.Lock()
+	if c.requests > 1 && len(t.closesEach) > 0 {
+		// A connection that carried two exchanges: the backend keeps
+		// them.
+		delete(t.closesEach, addr)
+	}
 	if t.idle == nil {
 		t.idle = map[string][]*h1Conn{}
 	}
@@ -408,6 +441,9 @@ func (t *h1Transport) reap() {
 			if t.stillUsable(c, now) {
 				keep = append(keep, c)
 			} else {
+				if now.Sub(c.lastUsed) < t.idleTimeout {
+					t.closedAfterLocked(addr, c)
+				}
 				dead = append(dead, c)
 			}
 		}
@@ -439,6 +475,28 @@ func (t *h1Transport) CloseIdleConnections() {
 		for _, c := range list {
 			c.nc.Close()
 		}
+	}
+}
+
+// closedAfter notes that the backend at addr closed c, a kept-alive
+// connection, while it was idle or as a request went out on it.
+func (t *h1Transport) closedAfter(addr string, c *h1Conn) {
+	t.mu.Lock()
+	t.closedAfterLocked(addr, c)
+	t.mu.Unlock()
+}
+
+func (t *h1Transport) closedAfterLocked(addr string, c *h1Conn) {
+	if c.requests != 1 || t.closesEach[addr] {
+		return
+	}
+	if t.closesEach == nil {
+		t.closesEach = map[string]bool{}
+	}
+	t.closesEach[addr] = true
+	if t.log != nil {
+		t.log.Debug("django backend closed a kept-alive connection after one answer: requests that must not be sent twice go on new connections until it keeps one",
+			"backend", addr)
 	}
 }
 

@@ -250,6 +250,8 @@ func readRequest(t *testing.T, br *bufio.Reader) *http.Request {
 // The backend closes a kept-alive connection just as the next request
 // arrives, without answering: a GET goes again on a new connection, a POST
 // (which may have had an effect) fails with 502 instead of running twice.
+// The backend drops each connection's third request: one that dropped the
+// second would have shown that it keeps no connection (closesEach).
 func TestTransportRetriesOnlyIdempotentRequests(t *testing.T) {
 	var posts atomic.Int32
 	addr := rawBackend(t, func(n int, c net.Conn, br *bufio.Reader) {
@@ -261,7 +263,7 @@ func TestTransportRetriesOnlyIdempotentRequests(t *testing.T) {
 			if req.Method == "POST" {
 				posts.Add(1)
 			}
-			if i == 1 {
+			if i == 2 {
 				return // the race: gone without an answer
 			}
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -271,9 +273,11 @@ func TestTransportRetriesOnlyIdempotentRequests(t *testing.T) {
 	front := proxyTo(t, tr, addr)
 	c := front.Client()
 	mustGet(t, c, "GET", front.URL+"/", "")
+	mustGet(t, c, "GET", front.URL+"/", "")
 	if code, got := mustGet(t, c, "GET", front.URL+"/", ""); code != 200 || got != "ok" {
 		t.Fatalf("GET on a dropped connection: %d %q, want it sent again", code, got)
 	}
+	mustGet(t, c, "GET", front.URL+"/", "") // the new connection's second
 	posts.Store(0)
 	if code, _ := mustGet(t, c, "POST", front.URL+"/", "a=1"); code != http.StatusBadGateway {
 		t.Fatalf("POST on a dropped connection: %d, want 502", code)
