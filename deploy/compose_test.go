@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -350,15 +349,7 @@ func TestComposeGatewayConfig(t *testing.T) {
 
 	// The gateway's pool fits in php-fpm's (an idle kept-alive connection
 	// pins a worker).
-	pool, err := os.ReadFile("php-fpm/zz-sessiongate.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^pm\.max_children\s*=\s*(\d+)`).FindSubmatch(pool)
-	if m == nil {
-		t.Fatal("php-fpm/zz-sessiongate.conf: no pm.max_children")
-	}
-	if children, _ := strconv.Atoi(string(m[1])); cfg.PHPMaxConns > children {
+	if children := maxChildren(t, "php-fpm/zz-sessiongate.conf"); cfg.PHPMaxConns > children {
 		t.Errorf("SESSIONGATE_PHP_MAX_CONNS %d > pm.max_children %d", cfg.PHPMaxConns, children)
 	}
 	if hostPathOf(t, "php", php, "/usr/local/etc/php-fpm.d/zz-sessiongate.conf") != "./deploy/php-fpm/zz-sessiongate.conf" {

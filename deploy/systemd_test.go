@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -284,6 +285,49 @@ func restartPrevented(u unitFile, status int) bool {
 		}
 	}
 	return false
+}
+
+// maxChildren reads pm.max_children from the php-fpm pool file at path.
+func maxChildren(t *testing.T, path string) int {
+	t.Helper()
+	pool, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^pm\.max_children\s*=\s*(\d+)`).FindSubmatch(pool)
+	if m == nil {
+		t.Fatalf("%s: no pm.max_children", path)
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// debianPoolChildren is pm.max_children in the pool Debian's php8.2-fpm
+// installs (/etc/php/8.2/fpm/pool.d/www.conf), the one the example
+// environment's socket belongs to.
+const debianPoolChildren = 5
+
+// TestSystemdEnvFitsDebiansPool: the example environment names Debian's
+// own pool, of 5 workers; with the default of 8 connections a readiness
+// check, or the periodic one, found the pool silent while five slow
+// scripts held every worker, and took a healthy php-fpm out of rotation
+// (/readyz failed).
+func TestSystemdEnvFitsDebiansPool(t *testing.T) {
+	env := readEnvFile(t, envFilePath)
+	env["SESSIONGATE_SESSION_KEYS"] = "systemd-test-secret-0123456789abcdef0123456789"
+	env["SESSIONGATE_DOCUMENT_ROOT"] = t.TempDir()
+	cfg, err := config.Load(envList(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	children := debianPoolChildren
+	const stock = "/etc/php/8.2/fpm/pool.d/www.conf"
+	if _, err := os.Stat(stock); err == nil {
+		children = maxChildren(t, stock)
+	}
+	if cfg.PHPMaxConns > children {
+		t.Errorf("%s: SESSIONGATE_PHP_MAX_CONNS %d above pm.max_children %d of Debian's pool", envFilePath, cfg.PHPMaxConns, children)
+	}
 }
 
 func envList(env map[string]string) []string {
