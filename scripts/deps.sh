@@ -43,6 +43,13 @@ need_bin() { # need_bin BINARY PACKAGE
 	fi
 }
 
+need_file() { # need_file PATH PACKAGE: a script runs that very file
+	if [[ ! -x $1 ]]; then
+		problems+=("$1 not found")
+		missing_pkgs+=("$2")
+	fi
+}
+
 need_django() {
 	# Always Debian's interpreter: a pyenv/virtualenv python3 on PATH may lack Django.
 	if ! /usr/bin/python3 -c 'import django' >/dev/null 2>&1; then
@@ -165,7 +172,8 @@ bench)
 	need_bin nginx nginx-light
 	need_bin caddy caddy
 	need_django
-	need_bin gunicorn gunicorn
+	# run.sh runs Debian's, whose python3 has Django (not a pip one on PATH).
+	need_file /usr/bin/gunicorn gunicorn
 	;;
 demo)
 	need_go
@@ -174,7 +182,8 @@ demo)
 	need_bin redis-server redis-server
 	need_bin redis-cli redis-tools
 	need_django
-	need_bin gunicorn gunicorn
+	# demo.sh runs Debian's, whose python3 has Django (not a pip one on PATH).
+	need_file /usr/bin/gunicorn gunicorn
 	;;
 esac
 
