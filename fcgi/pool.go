@@ -172,7 +172,7 @@ func (b *backend) probeUntilUp() {
 		b.mu.Lock()
 		closed := b.closed
 		b.mu.Unlock()
-		if !closed && b.fails.Load() != 0 {
+		if !closed && b.out() {
 			silent := b.silent.Load()
 			if b.probe(context.Background()) != nil {
 				continue
@@ -182,7 +182,7 @@ func (b *backend) probeUntilUp() {
 		b.probing.Store(false)
 		// A failure between the check above and the Store found the probe
 		// still running and started none: carry on for it.
-		if closed || b.fails.Load() == 0 || !b.probing.CompareAndSwap(false, true) {
+		if closed || !b.out() || !b.probing.CompareAndSwap(false, true) {
 			return
 		}
 	}
@@ -330,8 +330,15 @@ func (b *backend) probeAnswer(ctx context.Context, waitSlot bool) error {
 	return nil
 }
 
+// out reports a backend with failures counted or a back-off set. Both,
+// not the count alone: a markUp between markDown's count and its back-off
+// leaves the back-off with no count, which the probe must clear too.
+func (b *backend) out() bool {
+	return b.fails.Load() != 0 || b.downUntil.Load() != 0
+}
+
 func (b *backend) markUp() {
-	if b.fails.Load() != 0 || b.downUntil.Load() != 0 || b.silent.Load() {
+	if b.out() || b.silent.Load() {
 		b.silent.Store(false)
 		b.fails.Store(0)
 		b.downUntil.Store(0)

@@ -2416,3 +2416,23 @@ func TestStderrNamesTheRequest(t *testing.T) {
 		}
 	}
 }
+
+// markUp and markDown at the same moment (one request's dial fails as
+// another's answer arrives) could leave a back-off with no failure
+// counted: markUp cleared the count between markDown's count and its
+// back-off. The probe then stopped at once, its backend healthy by the
+// count, and the backend stayed out of rotation for the whole back-off
+// (up to downMax), accepting connections all along. The probe runs until
+// the back-off is cleared too.
+func TestBackOffWithoutFailureCountIsProbedAway(t *testing.T) {
+	srv := newFakeServer(t, helloHandler)
+	other := newFakeServer(t, helloHandler)
+	tr, _ := newTransport(t, Options{}, srv.Addr(), other.Addr())
+	b := tr.backends[0]
+	// What the race leaves: markDown's back-off stored after markUp
+	// cleared the count.
+	b.downUntil.Store(time.Now().Add(downMax).UnixNano())
+	b.fails.Store(0)
+	b.startProbing()
+	waitHealthy(t, tr, 0, true, probeEvery+time.Second)
+}
