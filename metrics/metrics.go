@@ -353,7 +353,7 @@ var (
 	gzipCacheFilesDesc = prometheus.NewDesc(Namespace+"_static_gzip_cache_files",
 		"Static files whose gzipped copy is held in memory.", nil, nil)
 	gzipCacheLookupsDesc = prometheus.NewDesc(Namespace+"_static_gzip_cache_lookups_total",
-		"Static files asked for gzipped, by result: hit (sent from memory), miss (compressed, then kept); sent uncompressed: busy (two compressions were running), too_large (over an eighth of the cache), failed (changed while compressed), uncached (a HEAD or revalidation found no copy).",
+		"Static files asked for gzipped, by result: hit (sent from memory), miss (compressed, then kept); sent uncompressed: busy (two compressions were running), too_large (over an eighth of the cache), failed (changed while compressed), uncached (a revalidation answered 304 found no copy).",
 		[]string{"result"}, nil)
 )
 

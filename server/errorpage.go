@@ -161,22 +161,13 @@ func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, status i
 		var gz []byte
 		gzippable := s.gzCache != nil && size >= compress.MinSize && compress.Accepted(r.Header)&compress.Gzip != 0
 		if gzippable {
+			// A HEAD too: its headers are those of the GET's copy.
 			gz = s.cachedGzip(r, rel, f.file, f.info)
-			if gz == nil && r.Method == http.MethodHead && !compress.InChain(w) {
-				// No response writer to give this HEAD the headers of
-				// the GET (the port-80 redirect listener's ACME 404s):
-				// the copy the GET would send, into the cache.
-				gz, _ = s.gzCache.Gzipped(gzipKey(rel, f.info), f.file)
-			}
 		}
-		switch {
-		case gz != nil:
+		if gz != nil {
 			h.Set("Content-Encoding", "gzip")
 			body, size = bytes.NewReader(gz), int64(len(gz))
-		case r.Method == http.MethodHead && gzippable && s.gzCache.Fits(size):
-			// Left to the response writer, which gives a HEAD the
-			// headers of the GET, gzipped into the cache.
-		default:
+		} else {
 			compress.SkipCompression(w)
 			if gzippable {
 				// A compression for the cache that failed (the page

@@ -267,6 +267,28 @@ func TestErrorPageGzippedFromTheCache(t *testing.T) {
 	}
 }
 
+// TestErrorPageHeadBeforeAnyGetGetsTheGzippedHeaders: the first HEAD of
+// an error page the gateway gzips, before a GET put its copy in the cache,
+// gets the GET's headers, the copy's Content-Length included. It went
+// out with Content-Encoding: gzip and no length.
+func TestErrorPageHeadBeforeAnyGetGetsTheGzippedHeaders(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.ErrorPageSpecs = []string{"404=/404.html"} })
+	page := "<!doctype html>" + strings.Repeat("<p>No such page here.</p>\n", 40)
+	os.WriteFile(filepath.Join(e.root, "404.html"), []byte(page), 0o644)
+	res := headersOfHeadAndGet(t, e, "/.env")
+	head, get := res[0], res[1]
+	if get.StatusCode != 404 || get.Header.Get("Content-Encoding") != "gzip" || get.Header.Get("Content-Length") == "" {
+		t.Fatalf("GET: %d %v", get.StatusCode, get.Header)
+	}
+	for _, k := range []string{"Content-Encoding", "Content-Length", "Vary", "Content-Type"} {
+		for i, h := range []*http.Response{head, res[2]} {
+			if h.StatusCode != 404 || h.Header.Get(k) != get.Header.Get(k) {
+				t.Errorf("%s: GET %q, HEAD %d: %d %q", k, get.Header.Get(k), i+1, h.StatusCode, h.Header.Get(k))
+			}
+		}
+	}
+}
+
 // A page whose extension gives it no type is named at start: browsers
 // would offer it as a download.
 func TestErrorPageWithoutTypeWarns(t *testing.T) {

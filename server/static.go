@@ -71,11 +71,8 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, route phpro
 			// Never compressed on the fly: a file that is not in the
 			// cache this time goes out as it is, with sendfile, its
 			// length and its ranges, and costs no CPU a client could
-			// multiply by asking for many large files. A HEAD for a
-			// file a GET would get gzipped is left to the response
-			// writer, which gives it the GET's headers.
-			headOfGzipped := r.Method == http.MethodHead && gzippable && s.gzCache.Fits(fi.Size())
-			if gzipped == nil && !headOfGzipped {
+			// multiply by asking for many large files.
+			if gzipped == nil {
 				compress.SkipCompression(w)
 			}
 		}
@@ -304,12 +301,14 @@ func (s *Server) gzippable(r *http.Request, accepted compress.Encodings, fi fs.F
 // cachedGzip returns the gzipped content of the static file f from the
 // cache, compressing it on a miss, for a request gzippable said yes to;
 // nil when the cache cannot give it, and then the file goes out
-// uncompressed (serveStatic). A HEAD, or a revalidation that will be
-// answered 304, needs no body: only a copy the cache already has is used,
-// or every HEAD could cost a compression.
+// uncompressed (serveStatic). A revalidation that will be answered 304
+// needs no body: only a copy the cache already has is used. A HEAD is
+// answered as its GET: the copy is made on a miss, as for the GET, since
+// its headers are the copy's (its Content-Length, the weak ETag), and it
+// is made once, like the GET's, and then kept.
 func (s *Server) cachedGzip(r *http.Request, rel string, f *os.File, fi fs.FileInfo) []byte {
 	key := gzipKey(rel, fi)
-	if r.Method == http.MethodHead || notModified(r, etag(fi), fi.ModTime()) {
+	if notModified(r, etag(fi), fi.ModTime()) {
 		gz := s.gzCache.Cached(key)
 		if gz == nil {
 			s.gzCache.NotCached()

@@ -103,8 +103,8 @@ func (c *Cache) Cached(key FileKey) []byte {
 func (c *Cache) Fits(size int64) bool { return c != nil && size <= c.maxEntry }
 
 // NotCached counts a request that wanted a gzipped copy the cache did not
-// have and was not to make (a HEAD, a revalidation): it got the file as
-// it is, or a 304.
+// have and was not to make (a revalidation answered 304): it got the 304
+// without compressing the file.
 func (c *Cache) NotCached() { c.uncached.Add(1) }
 
 // Gzipped returns the gzipped content of the file key names, reading it
@@ -188,7 +188,7 @@ type CacheStats struct {
 	// compressions were running, TooLarge because the file was over an
 	// eighth of the cache, Failed because it changed or could not be read
 	// while it was compressed, Uncached because only a cached copy would
-	// do (a HEAD, a revalidation) and there was none.
+	// do (a revalidation answered 304) and there was none.
 	Hits, Misses, Busy, TooLarge, Failed, Uncached int64
 }
 

@@ -118,11 +118,6 @@ func SkipCompression(w http.ResponseWriter) {
 	}
 }
 
-// InChain reports whether w's chain of wrappers (through Unwrap) holds a
-// compress.Writer: a listener without one (the port-80 redirect listener)
-// compresses nothing on its way out.
-func InChain(w http.ResponseWriter) bool { return writerIn(w) != nil }
-
 func writerIn(w http.ResponseWriter) *Writer {
 	for w != nil {
 		if cw, ok := w.(*Writer); ok {
