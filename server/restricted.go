@@ -11,6 +11,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -149,21 +150,23 @@ func foldedPath(path string) string {
 // regex also takes for ASCII ones, which ToLower leaves (Python's re with
 // (?i), as in Django's re_path, and PCRE with /iu: dotless ı for i, long
 // ſ for s; /dj/adm%C4%B1n/ was Django's /dj/admin/ past an entry for
-// it). Each is 2 bytes and folds to 1, so a folded reading never grows.
+// it). Each is 2 bytes and folds to 1. It maps rune by rune (foldRune), a
+// byte that is not UTF-8 becoming U+FFFD as in strings.ToLower, so the
+// fold of a part of s cut at rune starts is that part of foldCase(s):
+// suffixFolds relies on it.
 func foldCase(s string) string {
-	s = strings.ToLower(s)
-	if !strings.ContainsAny(s, "ıſ") {
-		return s
+	return strings.Map(foldRune, s)
+}
+
+// foldRune is foldCase for one rune.
+func foldRune(r rune) rune {
+	switch r {
+	case 'ı':
+		return 'i'
+	case 'ſ':
+		return 's'
 	}
-	return strings.Map(func(r rune) rune {
-		switch r {
-		case 'ı':
-			return 'i'
-		case 'ſ':
-			return 's'
-		}
-		return r
-	}, s)
+	return unicode.ToLower(r)
 }
 
 // refusedAt refuses r when the entry of path, or the entry of its folded
@@ -391,17 +394,42 @@ func mergeSlashes(path string) string {
 // of 64 KiB, a URL path near SESSIONGATE_MAX_HEADER_BYTES) cost the square
 // of its length: minutes of CPU for one request. Here the newline that ends a reading and the
 // trailing slashes before it are found once for all the suffixes that
-// share them, and only the first limit bytes are lower-cased: a reading
+// share them, and only the first limit bytes are read: a reading
 // longer than that stays longer than every entry once lower-cased (a rune
 // of at most 4 bytes lower-cases to at least 1), so it falls under the
 // same entries as the whole one.
+//
+// Even so, lower-casing each reading's first limit bytes on its own cost
+// a form body of 1 MiB, whose rest_route values are all slashes and
+// upper-case letters, over a second of CPU and 100 MB of garbage. So s is
+// lower-cased once, and each reading is a part of that (foldCase maps
+// rune by rune), found by two offsets that only move right.
 type suffixFolds struct {
 	s     string
 	limit int
+	// folded is foldCase(s), once the first reading asks for it.
+	folded string
 	// nl is the index of the first newline at or after the last suffix
 	// asked for (len(s) for none; -1 before the first), and end the
 	// length of s[:nl] without its trailing slashes and backslashes.
 	nl, end int
+	// from and to are where the last reading's fold starts and stops.
+	from, to foldOffset
+}
+
+// foldOffset is an offset in suffixFolds' s, at a rune's start, and the
+// offset of the same place in its folded.
+type foldOffset struct{ raw, folded int }
+
+// moveTo moves o right to n, a rune's start in s at or after o.raw,
+// counting what each rune passed folds to: a byte that is not UTF-8 is
+// one rune (U+FFFD) as foldCase takes it.
+func (o *foldOffset) moveTo(s string, n int) {
+	for o.raw < n {
+		r, size := utf8.DecodeRuneInString(s[o.raw:])
+		o.raw += size
+		o.folded += utf8.RuneLen(foldRune(r))
+	}
 }
 
 // at returns the folded reading of s[k:]; k never decreases between calls.
@@ -416,17 +444,21 @@ func (f *suffixFolds) at(k int) string {
 	if f.end <= k {
 		return "/"
 	}
-	t := f.s[k:f.end]
-	if len(t) > f.limit {
-		// At a rune's start, so that what is lower-cased is the start
-		// of the whole reading's lower-casing.
-		n := f.limit
-		for n > 0 && !utf8.RuneStart(t[n]) {
-			n--
+	stop := f.end
+	if stop-k > f.limit {
+		// At a rune's start, so that what is returned is the start of
+		// the whole reading's lower-casing. As k grows, stop does too.
+		stop = k + f.limit
+		for stop > k && !utf8.RuneStart(f.s[stop]) {
+			stop--
 		}
-		t = t[:n]
 	}
-	return foldCase(t)
+	if f.folded == "" {
+		f.folded = foldCase(f.s)
+	}
+	f.from.moveTo(f.s, k)
+	f.to.moveTo(f.s, stop)
+	return f.folded[f.from.folded:f.to.folded]
 }
 
 // queryRoute returns the route CodeIgniter (3 and 4) reads in the query
