@@ -18,8 +18,9 @@ func TestSessionIdleTimeoutSlidesOnDjangoReads(t *testing.T) {
 	gw := s.gws[0]
 	j := jar{}
 	adminLogin(t, gw, j)
-	// Read-only admin pages, one a second, for twice the idle timeout
-	// (the gateway allows 1.25 x before it calls a session idle).
+	// Read-only admin pages, one a second, for twice the idle timeout:
+	// each must slide the Redis TTL, which ends the session after 4 s
+	// unused.
 	deadline := time.Now().Add(2 * idle)
 	for time.Now().Before(deadline) {
 		res, body := call(t, gw, j, "GET", "/admin/", "")

@@ -374,12 +374,16 @@ func (m *Manager) expired(r record) bool {
 	if r.Until != 0 && !now.Before(time.UnixMilli(r.Until)) {
 		return true
 	}
-	// Seen is refreshed at least every IdleTimeout/4 while the session is
-	// used (seenRefresh), so a gap beyond 1.25 x IdleTimeout is idleness,
-	// not a lazy write. A timeout of centuries (the largest duration, for
-	// sessions that never go idle) would overflow 1.25 x to a negative
-	// limit that every session passes: no gap reaches it.
-	grace := m.o.IdleTimeout / 4
+	// A request rewrites Seen once it is older than seenRefresh of its
+	// gateway's timeout, at most seenRefreshMax, which may be another
+	// gateway's during a rolling change of the timeout: Seen lags the
+	// last use by up to that much. The grace covers the longest such lag
+	// (seenRefreshMax), and a quarter of the timeout where that is more,
+	// so only a session unused for this gateway's whole timeout is
+	// idle. A timeout of centuries (the largest duration, for sessions
+	// that never go idle) would overflow the sum to a negative limit that
+	// every session passes: no gap reaches it.
+	grace := max(m.o.IdleTimeout/4, seenRefreshMax)
 	if m.o.IdleTimeout > math.MaxInt64-grace {
 		return false
 	}
@@ -391,9 +395,11 @@ func (m *Manager) expired(r record) bool {
 // different timeouts share the records, and each judges idleness by its
 // own: a gateway with a 24 h timeout refreshing every 6 h would leave a
 // session used a minute ago looking 3 h idle to one with 2 h, which would
-// drop it for every gateway. Refreshed every 5 minutes at most, a session
-// in use looks idle to no gateway whose timeout is 4 minutes or more, for
-// one write in 5 minutes per session in use.
+// drop it for every gateway. Refreshed every 5 minutes at most, for one
+// write in 5 minutes per session in use, Seen lags a session's last use
+// by 5 minutes at most whichever gateway served it, and expired allows
+// that lag past every timeout: no gateway takes a session for idle before
+// it went unused for that gateway's whole timeout.
 const seenRefreshMax = 5 * time.Minute
 
 // seenRefresh is how old Seen may get before a request writes it again.

@@ -460,10 +460,73 @@ func TestAbsoluteAndIdleExpiry(t *testing.T) {
 		t.Fatalf("session past max age still loads: %v %q", err, s.ID())
 	}
 	id = createSession(t, m, `{"a":1}`)
-	m.now = func() time.Time { return base.Add(61*time.Minute + 13*time.Minute) } // idle > 1.25 x 10 min
+	// Idle past 10 min plus the grace for a last use written up to
+	// seenRefreshMax (5 min) late.
+	m.now = func() time.Time { return base.Add(61*time.Minute + 16*time.Minute) }
 	s, err = m.Open(ctx, requestWithCookie(t, m, id), false)
 	if err != nil || s.ID() != "" {
 		t.Fatalf("idle session still loads: %v %q", err, s.ID())
+	}
+}
+
+// TestIdleTimeoutRollingChangeKeepsSessionsInUse: while gateways with
+// different SESSIONGATE_SESSION_IDLE_TIMEOUTs share the store (a rolling
+// change), a gateway with a long timeout writes a session's last use only
+// every 5 minutes (seenRefreshMax), so the last use another gateway reads
+// can be 5 minutes plus the gap between requests old. No gateway may take
+// a session used within its own timeout for idle: its record would be
+// deleted for every gateway, a logout. One unused past the timeout and
+// that lag still ends.
+func TestIdleTimeoutRollingChangeKeepsSessionsInUse(t *testing.T) {
+	for name, mode := range map[string]LockMode{"strict": LockStrict, "merge": LockMerge} {
+		t.Run(name, func(t *testing.T) {
+			st := memory.New(memory.Options{})
+			t.Cleanup(func() { st.Close() })
+			clock := time.Now().Truncate(time.Second)
+			gateway := func(idle time.Duration) *Manager {
+				m, err := New(Options{Store: st, Secrets: [][]byte{[]byte(testSecret)},
+					Cookie:      CookieOptions{Name: "sessionid", MaxAge: 14 * 24 * time.Hour},
+					IdleTimeout: idle, LockMode: mode, LockTimeout: time.Second, LockLease: 5 * time.Second, StoreTimeout: time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				m.now = func() time.Time { return clock }
+				return m
+			}
+			long, fourMin, tenMin := gateway(2*time.Hour), gateway(4*time.Minute), gateway(10*time.Minute)
+			id := createSession(t, long, `{"user":"ana"}`)
+			use := func(m *Manager, after time.Duration) bool {
+				t.Helper()
+				clock = clock.Add(after)
+				s, err := m.Open(context.Background(), requestWithCookie(t, m, id), false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Release(context.Background())
+				return s.ID() == id
+			}
+			for range 10 { // a request every 30 s for five minutes
+				if !use(long, 30*time.Second) {
+					t.Fatal("dropped by the 2 h gateway")
+				}
+			}
+			if !use(fourMin, 15*time.Second) {
+				t.Fatal("a session used 15 s ago (every 30 s before) was taken for idle by the gateway with a 4 minute timeout")
+			}
+			// The 4 min gateway wrote the last use; the 2 h one's next
+			// request finds it 4 min 59 s old and leaves it.
+			if !use(long, 4*time.Minute+59*time.Second) {
+				t.Fatal("dropped by the 2 h gateway")
+			}
+			if !use(tenMin, 9*time.Minute+59*time.Second) {
+				t.Fatal("a session unused for 9 min 59 s was taken for idle by the gateway with a 10 minute timeout")
+			}
+			// Unused for the 10 minute gateway's timeout and the longest
+			// lag of a last use: idle.
+			if use(tenMin, 15*time.Minute+time.Second) {
+				t.Fatal("a session unused for 15 min 1 s was kept by the gateway with a 10 minute timeout")
+			}
+		})
 	}
 }
 
