@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -8,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/integration/harness"
@@ -108,5 +111,40 @@ func TestChunkedUploadCutShortIsLoggedAsSuch(t *testing.T) {
 	}
 	if _, err := os.Stat(ran); err == nil {
 		t.Error("PHP ran on the upload cut short")
+	}
+}
+
+// TestHalfClosedClientGetsNoAnswer: a client that sends its request and
+// half-closes its connection (shutdown(SHUT_WR), still reading) is taken by
+// net/http for one that left: the request is cancelled and logged 499. It
+// got "200 OK" with an empty body for a page that never ran; it now gets
+// the connection closed without an answer, as nginx sends it nothing.
+func TestHalfClosedClientGetsNoAnswer(t *testing.T) {
+	gw, addr, root := startPHPBinary(t)
+	if err := os.WriteFile(filepath.Join(root, "slow.php"), []byte(`<?php usleep(300000); echo "done";`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /slow.php HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, err := io.ReadAll(c)
+	if len(answer) != 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("half-closed client: got %q (%v), want the connection closed without an answer", answer, err)
+	}
+	var line string
+	for deadline := time.Now().Add(5 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, l := range strings.Split(gw.stderr.String(), "\n") {
+			if strings.Contains(l, `"msg":"request"`) && strings.Contains(l, "/slow.php") {
+				line = l
+			}
+		}
+	}
+	if !strings.Contains(line, `"status":499`) || !strings.Contains(line, `"error":`) {
+		t.Errorf("access log %q, want 499 with its reason", line)
 	}
 }

@@ -225,7 +225,13 @@ var (
 
 // phpError answers for a failed upstream request with the status the fcgi
 // error carries (502, 504, 413, ...). The error is logged once, in the
-// access log line. For a client that left (499) nothing is written.
+// access log line. A client that left (499) gets no answer: the handler
+// aborts (http.ErrAbortHandler), which closes the connection (HTTP/1.x)
+// or resets the stream (HTTP/2), as nginx sends nothing there. Returning
+// without a write would have net/http send 200 with an empty body, which
+// a client that only half-closed its connection, its request sent and
+// still reading (net/http takes that end of input for a client that
+// left), read as the page of a request that never ran.
 func (s *Server) phpError(w http.ResponseWriter, r *http.Request, err error) {
 	status := fcgi.StatusOf(err)
 	if status == 0 {
@@ -238,7 +244,7 @@ func (s *Server) phpError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	if status == StatusClientClosedRequest {
-		return
+		panic(http.ErrAbortHandler)
 	}
 	if status == http.StatusRequestEntityTooLarge {
 		closeAfter(w, r)

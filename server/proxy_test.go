@@ -2,13 +2,21 @@ package server
 
 import (
 	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/fcgi"
+	"github.com/sessiongate/sessiongate/internal/testh2"
 )
 
 // TestPHPNoBodyStatus: PHP output after a 204 or 304 status (whitespace
@@ -207,5 +215,63 @@ func TestPHPFlushWithContentLength(t *testing.T) {
 			t.Errorf("%s: the first part reached the client only once PHP had ended", c.name)
 		}
 		srv.Close()
+	}
+}
+
+// TestPHPClientThatLeftGetsNoAnswer: a request the gateway takes for one
+// whose client left (499) gets no answer. net/http sent 200 with an empty
+// body for the handler that wrote nothing, and a client that only
+// half-closed its connection (its request sent, still reading: net/http
+// cancels the request on that end of input) read that 200 as the page of
+// a script that never ran. Over HTTP/1.1 the connection closes with
+// nothing on it, as from nginx; over HTTP/2 the stream is reset. The
+// access log and the observers see the 499 once.
+func TestPHPClientThatLeftGetsNoAnswer(t *testing.T) {
+	var o observations
+	e := newEnv(t, nil, WithObserver(o.observe))
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+		return nil, &fcgi.Error{Status: fcgi.StatusClientClosedRequest, Op: "read response header", Err: context.Canceled}
+	}
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /hello.php HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, err := io.ReadAll(c)
+	if len(answer) != 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("half-closed client: got %q (%v), want the connection closed without an answer", answer, err)
+	}
+	var got []observed
+	for deadline := time.Now().Add(5 * time.Second); len(got) == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		got = o.all()
+	}
+	time.Sleep(50 * time.Millisecond) // a second observation would come now
+	if got = o.all(); len(got) != 1 || got[0].status != fcgi.StatusClientClosedRequest {
+		t.Errorf("observations %+v, want one 499", got)
+	}
+	if log := e.lastLog(t); log["status"] != float64(fcgi.StatusClientClosedRequest) || !strings.Contains(fmt.Sprint(log["error"]), "canceled") {
+		t.Errorf("access log %v, want 499 with its reason", log)
+	}
+
+	// Over HTTP/2 a client that half-closes has sent END_STREAM, an
+	// ordinary request; a 499 there is a stream the client reset, or one
+	// PHP's side took for it: either way the stream is reset, not answered.
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		return nil, &fcgi.Error{Status: fcgi.StatusClientClosedRequest, Op: "read response header", Err: context.Canceled}
+	}
+	ts := startH2(t, e.srv.Handler())
+	res := testh2.Do(t, ts.Listener.Addr().String(), []testh2.Field{
+		{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/hello.php"}}, nil)
+	if !res.Reset || res.Status != 0 {
+		t.Errorf("HTTP/2: status %d, reset %v; want the stream reset without an answer", res.Status, res.Reset)
 	}
 }

@@ -162,9 +162,26 @@ func newEnv(t *testing.T, mod func(*config.Config), opts ...Option) *env {
 }
 
 func (e *env) do(r *http.Request) *httptest.ResponseRecorder {
-	w := httptest.NewRecorder()
-	e.srv.Handler().ServeHTTP(w, r)
+	w, _ := e.serve(r)
 	return w
+}
+
+// serve is do that also reports whether the handler aborted the response
+// (panic(http.ErrAbortHandler)), which net/http recovers, closing the
+// connection without sending what was not yet sent. Any other panic goes
+// on, as a bug.
+func (e *env) serve(r *http.Request) (w *httptest.ResponseRecorder, aborted bool) {
+	w = httptest.NewRecorder()
+	defer func() {
+		if v := recover(); v != nil {
+			if err, ok := v.(error); !ok || !errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			aborted = true
+		}
+	}()
+	e.srv.Handler().ServeHTTP(w, r)
+	return w, false
 }
 
 // runPHP sends GET target and returns the script PHP ran for it; when the
@@ -491,15 +508,16 @@ func TestUpstreamErrors(t *testing.T) {
 		t.Errorf("log: %v", log)
 	}
 
-	// The client left: nothing written, 499 logged.
+	// The client left: nothing written, the response aborted rather than
+	// left to net/http's 200, 499 logged.
 	ctx, cancel := context.WithCancel(context.Background())
 	e.php.respond = func(r *http.Request) (*http.Response, error) {
 		cancel()
 		return nil, context.Canceled
 	}
-	w = e.do(httptest.NewRequest("GET", "/hello.php", nil).WithContext(ctx))
-	if w.Body.Len() != 0 {
-		t.Errorf("wrote %q to a client that left", w.Body)
+	w, aborted := e.serve(httptest.NewRequest("GET", "/hello.php", nil).WithContext(ctx))
+	if w.Body.Len() != 0 || !aborted {
+		t.Errorf("wrote %q to a client that left (aborted %v)", w.Body, aborted)
 	}
 	if log := e.lastLog(t); log["status"] != float64(499) {
 		t.Errorf("log: %v", log)
