@@ -258,6 +258,36 @@ func TestDjangoObjectsInsideAValuePHPChanged(t *testing.T) {
 	}
 }
 
+// TestDjangoListEditedByPHPBesideEqualElements: a PHP page edits one
+// element of a list Django stored, next to an element equal to it in
+// PHP's model. The equal element further on took the edited one's place,
+// so Django's {} inside the edited element came back [] (and the
+// untouched [] after it came back {}); after an array_shift, a [] took the
+// text of an earlier {} PHP had shifted out.
+func TestDjangoListEditedByPHPBesideEqualElements(t *testing.T) {
+	t.Parallel()
+	s, _ := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	for _, c := range []struct{ django, edit, want string }{
+		{`[{"a": {}, "n": 1}, {"a": {}, "n": 1}]`, "change", `[{"a": {}, "n": "changed"}, {"a": {}, "n": 1}]`},
+		{`[{}, {}]`, "append", `[{"0": "app"}, {}]`},
+		{`[1, {}, []]`, "set", `[1, {"zz": 1}, []]`},
+		{`[{}, "x", "y", [], true]`, "shift", `["x", "y", [], true]`},
+	} {
+		j := jar{"sessionid": s.newSession(t)}
+		_, tok := call(t, gw, j, "GET", "/accounts/api/token/", "")
+		if res, body := call(t, gw, j, "POST", "/accounts/api/set/", `{"l":`+c.django+`}`, "Content-Type", "application/json", "X-CSRFToken", tok); res.StatusCode != 200 {
+			t.Fatalf("Django write: %d %.200s", res.StatusCode, body)
+		}
+		if res, body, _ := gw.get(t, "/list_edit.php?m="+c.edit, j["sessionid"]); res.StatusCode != 200 || body != "ok" {
+			t.Fatalf("PHP %s: %d %s", c.edit, res.StatusCode, body)
+		}
+		if _, body := call(t, gw, j, "GET", "/accounts/api/whoami/", ""); !strings.Contains(body, `"l": `+c.want) {
+			t.Errorf("Django wrote %s, PHP's %s: Django sees %s\nwant \"l\": %s", c.django, c.edit, body, c.want)
+		}
+	}
+}
+
 // TestPHPValueThatCannotBeSerialized: a closure or an anonymous class in
 // the session makes PHP's serialize() throw when the session is written.
 // The page fails (500, PHP's error in the log) and the session keeps what

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -432,22 +433,47 @@ func keepNested(stored, sent, next []byte) []byte {
 
 // listPairs pairs the elements of next, a list PHP wrote, with those of
 // sent, the list PHP was given: pairs[i] is the index in sent of next[i],
-// -1 for none. An element is the first unpaired one of sent with the same
-// text (PHP moved it, or left it where it was); one that equals none (PHP
-// changed it) is the element of sent at its index, unless that one moved
-// elsewhere (then it is new). Linear in the lists' length.
+// -1 for none. An element equal to the one at its own index is that one
+// (PHP left it where it was): paired by text first, an equal element
+// further on took the place of one PHP changed in place, which then
+// counted as new and lost what another app wrote inside it. An element
+// that equals another is the first unpaired one of that text after the
+// element before it went (PHP moved it: array_shift, array_splice keep
+// the order of the rest), else the first unpaired one (sort). One that
+// equals none (PHP changed it) is the element of sent at its index,
+// unless that one moved elsewhere (then it is new). About linear in the
+// lists' length.
 func listPairs(sent, next []containerItem) []int {
-	byText := make(map[string][]int, len(sent))
-	for j, it := range sent {
-		byText[string(it.val)] = append(byText[string(it.val)], j)
-	}
 	pairs := make([]int, len(next))
 	paired := make([]bool, len(sent))
 	for i, it := range next {
 		pairs[i] = -1
-		if js := byText[string(it.val)]; len(js) > 0 {
-			pairs[i], paired[js[0]] = js[0], true
-			byText[string(it.val)] = js[1:]
+		if i < len(sent) && bytes.Equal(it.val, sent[i].val) {
+			pairs[i], paired[i] = i, true
+		}
+	}
+	byText := make(map[string][]int, len(sent))
+	for j, it := range sent {
+		if !paired[j] {
+			byText[string(it.val)] = append(byText[string(it.val)], j)
+		}
+	}
+	last := -1 // where the element before went in sent
+	for i, it := range next {
+		if pairs[i] >= 0 {
+			last = pairs[i]
+			continue
+		}
+		js := byText[string(it.val)]
+		if len(js) == 0 {
+			continue
+		}
+		j := firstUnpaired(js, paired, last)
+		if j < 0 {
+			j = firstUnpaired(js, paired, -1)
+		}
+		if j >= 0 {
+			pairs[i], paired[j], last = j, true, j
 		}
 	}
 	for i := range next {
@@ -456,6 +482,17 @@ func listPairs(sent, next []containerItem) []int {
 		}
 	}
 	return pairs
+}
+
+// firstUnpaired returns the first index in js (ascending) above after
+// that is not paired yet, or -1.
+func firstUnpaired(js []int, paired []bool, after int) int {
+	for k := sort.SearchInts(js, after+1); k < len(js); k++ {
+		if !paired[js[k]] {
+			return js[k]
+		}
+	}
+	return -1
 }
 
 // containerItem is one element of a JSON array (key: its index) or member

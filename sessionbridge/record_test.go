@@ -128,6 +128,21 @@ func TestKeepNestedFollowsMovedListElements(t *testing.T) {
 		{"changed and moved out", `{"l":[{"o":{},"n":1},{}]}`, `{"l":[{"o":[],"n":1},[]]}`, `{"l":[[],{"o":[],"n":2}]}`, `{"l":[{},{"o":[],"n":2}]}`},
 		// ...unless that one moved elsewhere: then it is new.
 		{"new where an element left", `{"l":[{},5]}`, `{"l":[[],5]}`, `{"l":[5,["x"],[]]}`, `{"l":[5,["x"],{}]}`},
+		// An element equal to the one at its own index stays paired
+		// with it: an equal element further on took the place of one
+		// PHP changed in place, whose Django {} then came back [] and
+		// handed its text to the untouched [] after it.
+		{"changed before an equal neighbour",
+			`{"l":[{"a":{},"n":1},{"a":{},"n":1}]}`,
+			`{"l":[{"a":[],"n":1},{"a":[],"n":1}]}`,
+			`{"l":[{"a":[],"n":2},{"a":[],"n":1}]}`,
+			`{"l":[{"a":{},"n":2},{"a":{},"n":1}]}`},
+		{"appended to before an equal neighbour", `{"l":[{},{}]}`, `{"l":[[],[]]}`, `{"l":[["x"],[]]}`, `{"l":[{"0":"x"},{}]}`},
+		{"changed before an untouched equal list", `{"l":[1,{},[]]}`, `{"l":[1,[],[]]}`, `{"l":[1,{"zz":1},[]]}`, `{"l":[1,{"zz":1},[]]}`},
+		// A moved element equal to an earlier one is the next of its
+		// text after where the element before it went (array_shift
+		// keeps the order of the rest).
+		{"array_shift past an equal element", `{"l":[{},"x","y",[],true]}`, `{"l":[[],"x","y",[],true]}`, `{"l":["x","y",[],true]}`, `{"l":["x","y",[],true]}`},
 		// A Django object PHP's model made a list stays an object, its
 		// elements followed too (array_reverse).
 		{"object made a list", `{"o":{"0":{},"1":2}}`, `{"o":[[],2]}`, `{"o":[2,[]]}`, `{"o":{"0":2,"1":{}}}`},
