@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,6 +88,60 @@ func TestSessionWaitReplicasStandalone(t *testing.T) {
 	}
 	if code != 200 || body != strconv.Itoa(c.n+refused+1) {
 		t.Fatalf("after the replica came back: %d %q, want 200 %d (the %d refused increments stayed on the master)", code, body, c.n+refused+1, refused)
+	}
+}
+
+// TestSessionReadOnlyPageWhileAReplicaIsAway: with
+// SESSIONGATE_REDIS_WAIT_REPLICAS=1 only a session change waits for the
+// replica (README "Store"). A PHP page that only reads its session, once
+// the session's last use is due to be written again (a quarter of
+// SESSIONGATE_SESSION_IDLE_TIMEOUT, 2 s here), rewrites the record: that
+// is bookkeeping, and with the replica away the page is answered 200, not
+// 503 "session could not be saved". A change is still refused.
+func TestSessionReadOnlyPageWhileAReplicaIsAway(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_REDIS_WAIT_REPLICAS=1", "SESSIONGATE_REDIS_TIMEOUT=2s", "SESSIONGATE_SESSION_IDLE_TIMEOUT=8s"}})
+	replica := harness.StartRedis(t)
+	requireKeysExpire(t, replica)
+	replicaOf(t, replica, s.red)
+	waitReplicated(t, s.red)
+	ck := s.newSession(t)
+	key := "sessiongate:{" + s.gws[0].dump(t, ck).ID + "}"
+	lastUse := func() int64 {
+		t.Helper()
+		d, err := s.red.Do("HGET", key, "d")
+		var rec struct {
+			Seen int64 `json:"seen"`
+		}
+		if err != nil || json.Unmarshal([]byte(d), &rec) != nil {
+			t.Fatalf("the session's record: %q %v", d, err)
+		}
+		return rec.Seen
+	}
+
+	if _, err := replica.Do("REPLICAOF", "NO", "ONE"); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(10*time.Second, func() bool {
+		info, err := s.red.Do("INFO", "replication")
+		return err == nil && strings.Contains(info, "connected_slaves:0")
+	}) {
+		t.Fatal("the master still counts its replica")
+	}
+	before := lastUse()
+	time.Sleep(2500 * time.Millisecond) // the last use is due to be written
+	resp, body, _ := s.gws[0].get(t, "/sleep_read.php?ms=0", ck)
+	if resp.StatusCode != 200 || body != "read ana" {
+		t.Errorf("a page that only read its session, with the replica away: %d %q, want 200 \"read ana\"", resp.StatusCode, body)
+	}
+	if after := lastUse(); after <= before {
+		t.Errorf("the page did not write the session's last use (%d, before %d): the test no longer covers that write", after, before)
+	}
+	if logs := s.gws[0].Logs.String(); strings.Contains(logs, "not saved") {
+		t.Errorf("the read-only page logged a change not saved:\n%s", logs)
+	}
+	if resp, body, _ := s.gws[0].get(t, "/set.php?k=user&v=%22bea%22", ck); resp.StatusCode != 503 {
+		t.Errorf("a change with the replica away: %d %q, want 503", resp.StatusCode, body)
 	}
 }
 

@@ -407,6 +407,15 @@ func seenRefresh(idleTimeout time.Duration) time.Duration {
 	return min(idleTimeout/4, seenRefreshMax)
 }
 
+// saveNoWait is Store.Save for bookkeeping (store.Mutation.NoWait): the
+// store's SaveNoWait, which waits for no replica, where it has one.
+func (m *Manager) saveNoWait(ctx context.Context, id string, expect uint64, value []byte, ttl time.Duration) (uint64, error) {
+	if s, ok := m.o.Store.(store.NoWaitSaver); ok {
+		return s.SaveNoWait(ctx, id, expect, value, ttl)
+	}
+	return m.o.Store.Save(ctx, id, expect, value, ttl)
+}
+
 // ttl is the store expiry for a session created at created: the idle
 // timeout, cut short by the absolute lifetime.
 func (m *Manager) ttl(created int64) time.Duration {
@@ -1108,7 +1117,11 @@ func (s *Session) touchLocked(ctx context.Context) error {
 		rec := s.rec
 		if refreshSeen {
 			rec.Seen = ms(now)
-			mu = store.Mutation{Kind: store.Put, Value: rec.encode(), TTL: ttl}
+			// The last use alone is bookkeeping, not a change: a request
+			// that only read the session does not wait for replicas
+			// (SESSIONGATE_REDIS_WAIT_REPLICAS), nor fail while one is
+			// away. A new app expiry is a change and waits.
+			mu = store.Mutation{Kind: store.Put, Value: rec.encode(), TTL: ttl, NoWait: !s.expirySet}
 		}
 		v, err := s.releaseLease(ctx, mu)
 		if errors.Is(err, store.ErrLeaseLost) {
@@ -1144,7 +1157,7 @@ func (s *Session) touchLocked(ctx context.Context) error {
 	if refreshSeen {
 		rec := s.rec
 		rec.Seen = ms(now)
-		v, err := s.m.o.Store.Save(sctx, s.id, s.version, rec.encode(), ttl)
+		v, err := s.m.saveNoWait(sctx, s.id, s.version, rec.encode(), ttl)
 		if err == nil {
 			s.rec, s.version = rec, v
 			s.m.event("touch")

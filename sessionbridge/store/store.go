@@ -56,6 +56,12 @@ type Mutation struct {
 	Kind  MutationKind
 	Value []byte
 	TTL   time.Duration
+	// NoWait marks a Put as bookkeeping, not a change of the session (the
+	// manager's refresh of a session's last-use time): a store that waits
+	// for replicas after a write (redisstore's WaitReplicas) does not wait
+	// for it, as for a Keep. A failover that loses it costs an early
+	// idle expiry at worst, never a change a request was told is kept.
+	NoWait bool
 }
 
 // Store is implemented by memory and Redis backends. All methods are safe for
@@ -91,6 +97,14 @@ type Store interface {
 	// Ping checks the backend (the fail-fast probe at start, /readyz).
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// NoWaitSaver is a Store whose Save can be bookkeeping (see
+// Mutation.NoWait): SaveNoWait is Save without the wait for replicas a
+// store may make after a write. The manager uses Save where a store lacks
+// it.
+type NoWaitSaver interface {
+	SaveNoWait(ctx context.Context, id string, expect uint64, value []byte, ttl time.Duration) (uint64, error)
 }
 
 // Lease is a held lock. Exactly one Unlock call ends it; later calls return

@@ -178,6 +178,12 @@ func (s *Store) Save(_ context.Context, id string, expect uint64, value []byte, 
 	return s.putLocked(sh, id, value, ttl, now), nil
 }
 
+// SaveNoWait implements store.NoWaitSaver: Save, as this store has no
+// replicas to wait for.
+func (s *Store) SaveNoWait(ctx context.Context, id string, expect uint64, value []byte, ttl time.Duration) (uint64, error) {
+	return s.Save(ctx, id, expect, value, ttl)
+}
+
 func (s *Store) putLocked(sh *shard, id string, value []byte, ttl time.Duration, now time.Time) uint64 {
 	v := s.nextVersion()
 	sh.records[id] = &record{value: clone(value), version: v, expires: expiry(now, ttl)}

@@ -608,10 +608,11 @@ func (l *lease) Unlock(ctx context.Context, m store.Mutation) (uint64, error) {
 		cmd  *redis.Cmd
 		werr error // the write is not on enough replicas (runWrite)
 	)
-	if kind == "k" {
+	if kind == "k" || m.NoWait {
 		// A release: a failover that loses it leaves a lock of this
 		// gateway's, which it takes back at its next request (lockScript),
-		// so it does not wait for replicas.
+		// so it does not wait for replicas; nor does the bookkeeping a
+		// NoWait Put carries with it.
 		cmd = unlockScript.Run(ctx, s.scripts, l.keys, l.token, kind, ms(m.TTL), m.Value,
 			iv, s.channel, l.id, scriptNext, ms(nextLease), s.tokenPrefix, 0)
 	} else {

@@ -141,8 +141,9 @@ type Options struct {
 	// slog.Default()). Session IDs are never logged.
 	Logger *slog.Logger
 	// WaitReplicas > 0 makes every write of session data (Save, Delete,
-	// an Unlock that puts or deletes) wait until that many replicas have
-	// it (WAIT, on the connection that wrote), and fail with
+	// an Unlock that puts or deletes; not the bookkeeping of SaveNoWait
+	// and a NoWait Put) wait until that many replicas have it (WAIT, on
+	// the connection that wrote), and fail with
 	// store.ErrUnavailable when fewer do within WaitTimeout. Replication is
 	// asynchronous: without it a write the master acknowledged can be
 	// missing on the replica a failover promotes. Not on a Cluster (New
@@ -610,11 +611,32 @@ func parseRecord(op string, v, d any) (store.Record, error) {
 
 // Save implements store.Store.
 func (s *Store) Save(ctx context.Context, id string, expect uint64, value []byte, ttl time.Duration) (uint64, error) {
+	return s.save(ctx, id, expect, value, ttl, true)
+}
+
+// SaveNoWait implements store.NoWaitSaver: a Save that does not wait for
+// replicas, for bookkeeping (store.Mutation.NoWait).
+func (s *Store) SaveNoWait(ctx context.Context, id string, expect uint64, value []byte, ttl time.Duration) (uint64, error) {
+	return s.save(ctx, id, expect, value, ttl, false)
+}
+
+var _ store.NoWaitSaver = (*Store)(nil)
+
+func (s *Store) save(ctx context.Context, id string, expect uint64, value []byte, ttl time.Duration, wait bool) (uint64, error) {
 	keys, err := s.keys(id)
 	if err != nil {
 		return 0, err
 	}
-	cmd, werr := s.runWrite(ctx, "save", saveScript, keys[:1], strconv.FormatUint(expect, 10), value, ms(ttl), initialVersion())
+	args := []any{strconv.FormatUint(expect, 10), value, ms(ttl), initialVersion()}
+	var (
+		cmd  *redis.Cmd
+		werr error
+	)
+	if wait {
+		cmd, werr = s.runWrite(ctx, "save", saveScript, keys[:1], args...)
+	} else {
+		cmd = saveScript.Run(ctx, s.scripts, keys[:1], args...)
+	}
 	n, err := cmd.Int64()
 	if err != nil {
 		return 0, unavailable("save", err)

@@ -152,6 +152,42 @@ func TestWaitReplicasShortfallFailsWrites(t *testing.T) {
 	}
 }
 
+// Bookkeeping (store.Mutation.NoWait, SaveNoWait: the manager's refresh
+// of a session's last-use time, made by requests that only read it) is
+// written without WAIT, so a replica away fails no read-only request; the
+// write itself is made.
+func TestWaitReplicasSkippedForBookkeeping(t *testing.T) {
+	m := startMiniredis(t)
+	ctx := context.Background()
+	var log cmdLog
+	s := openWaitStore(t, m.Addr(), 1, &log)
+	const id = "bookkept"
+
+	l, _, err := s.Lock(ctx, id, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Unlock(ctx, store.Mutation{Kind: store.Put, Value: []byte("v1"), TTL: time.Minute, NoWait: true}); err != nil {
+		t.Errorf("Unlock(Put, NoWait) with no replica: %v, want no wait and no error", err)
+	}
+	if rec, err := s.Load(ctx, id); err != nil || string(rec.Value) != "v1" {
+		t.Errorf("after Unlock(Put, NoWait) the store holds %q %v, want v1", rec.Value, err)
+	}
+	rec, _ := s.Load(ctx, id)
+	if _, err := s.SaveNoWait(ctx, id, rec.Version, []byte("v2"), time.Minute); err != nil {
+		t.Errorf("SaveNoWait with no replica: %v, want no wait and no error", err)
+	}
+	if rec, err := s.Load(ctx, id); err != nil || string(rec.Value) != "v2" {
+		t.Errorf("after SaveNoWait the store holds %q %v, want v2", rec.Value, err)
+	}
+	if _, err := s.SaveNoWait(ctx, id, rec.Version, []byte("stale"), time.Minute); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("SaveNoWait on a stale version: %v, want ErrConflict", err)
+	}
+	if sent := log.take(); containsPipeline(sent, "wait") {
+		t.Errorf("bookkeeping waited for replicas: %v", sent)
+	}
+}
+
 func containsPipeline(sent []string, name string) bool {
 	for _, s := range sent {
 		parts := strings.Split(s, "+")
