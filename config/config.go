@@ -144,7 +144,7 @@ type Config struct {
 
 	LogLevel  string `env:"SESSIONGATE_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat string `env:"SESSIONGATE_LOG_FORMAT" envDefault:"json" help:"json (one object per line) or text"`
-	AccessLog bool   `env:"SESSIONGATE_ACCESS_LOG" envDefault:"on" help:"on: one log line per request, at info level, a failed one (a client gone, a write timeout, a refusal) at warn, and one php-fpm or Django could not be reached for or did not answer in time (502, 504) at error, as nginx's error_log has them, so SESSIONGATE_LOG_LEVEL=warn keeps only the failed ones and error those of the backends; off: only the failed ones"`
+	AccessLog bool   `env:"SESSIONGATE_ACCESS_LOG" envDefault:"on" help:"on: one log line per request, at info level, a failed one (a client gone, a write timeout, an error, a refusal: 400 for a malformed request, 401 for a wrong password, 403, 413, 414, 421, 429, 431) at warn, and one php-fpm or Django could not be reached for or did not answer in time (502, 504) at error, as nginx's error_log has them, so SESSIONGATE_LOG_LEVEL=warn keeps only the failed ones and error those of the backends; off: only the failed ones. A 404, a 405, a 401 asking for a password and what net/http refuses before the gateway reads the request are answers, not failures (README: access_log)"`
 
 	TLSCert string `env:"SESSIONGATE_TLS_CERT" help:"PEM certificate (chain) file; with SESSIONGATE_TLS_KEY the public listener speaks HTTPS; set both or neither"`
 	TLSKey  string `env:"SESSIONGATE_TLS_KEY" help:"PEM private key file for SESSIONGATE_TLS_CERT, not encrypted (there is no passphrase setting)"`

@@ -241,3 +241,71 @@ func TestFinalWriteCutIsLogged(t *testing.T) {
 		t.Errorf("the client got %d of 3100 bytes; logged as %s", len(got), line)
 	}
 }
+
+// TestBodyOverTheLimitLoggedWithAccessLogOff: with SESSIONGATE_ACCESS_LOG
+// off, a body over SESSIONGATE_MAX_BODY is a refusal logged at warn,
+// however it is framed. Sent chunked, it was (the read stops at the
+// limit, with an error); with a Content-Length over the limit, refused
+// before a byte of it is read, the 413 left no line at all, nor did the
+// 421 for a Host not in SESSIONGATE_SERVER_NAMES.
+func TestBodyOverTheLimitLoggedWithAccessLogOff(t *testing.T) {
+	t.Parallel()
+	harness.Require(t, "php-fpm8.2")
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "upload.php"), []byte(`<?php echo strlen(file_get_contents("php://input"));`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fpm := harness.StartPHPFPM(t, harness.PHPFPMOptions{DocRoot: root, Children: 1})
+	cfg, err := config.Load([]string{
+		"SESSIONGATE_PHP_FPM=" + fpm.Addr,
+		"SESSIONGATE_DOCUMENT_ROOT=" + root,
+		"SESSIONGATE_SESSIONS=off",
+		"SESSIONGATE_ACCESS_LOG=off",
+		"SESSIONGATE_MAX_BODY=1k",
+		"SESSIONGATE_SERVER_NAMES=127.0.0.1,example.com",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := startGateways(t, cfg, 1)[0]
+	for _, tc := range []struct {
+		name, host string
+		body       io.Reader
+		status     int
+		error      string
+	}{
+		{"chunked body", "", io.MultiReader(strings.NewReader(strings.Repeat("x", 4096))), 413, "too large"},
+		{"Content-Length", "", strings.NewReader(strings.Repeat("x", 4096)), 413, "body of 4096 bytes (Content-Length) over SESSIONGATE_MAX_BODY (1024)"},
+		{"Host not listed", "evil.example", strings.NewReader("x"), 421, `Host "evil.example" not in SESSIONGATE_SERVER_NAMES`},
+	} {
+		before := len(gw.Logs.String())
+		req, _ := http.NewRequest("POST", gw.URL+"/upload.php", tc.body)
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		// The line is written once the handler returns, which may be
+		// after the client has its answer.
+		var logged string
+		poll(5*time.Second, func() bool {
+			logged = strings.TrimSpace(gw.Logs.String()[before:])
+			return strings.Contains(logged, `"msg":"request"`)
+		})
+		var line struct {
+			Level, Msg, Error string
+			Status            int
+		}
+		if err := json.Unmarshal([]byte(logged), &line); err != nil || res.StatusCode != tc.status {
+			t.Errorf("%s: %d, logged %q; want %d and a line with SESSIONGATE_ACCESS_LOG=off", tc.name, res.StatusCode, logged, tc.status)
+			continue
+		}
+		if line.Level != "WARN" || line.Msg != "request" || line.Status != tc.status || !strings.Contains(line.Error, tc.error) {
+			t.Errorf("%s: logged %s, want a warning with status %d and error %q", tc.name, logged, tc.status, tc.error)
+		}
+	}
+}

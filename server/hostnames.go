@@ -47,32 +47,42 @@ func newServerNames(cfg *config.Config) *serverNames {
 	return n
 }
 
-// name returns the listed name r is for, as PHP's SERVER_NAME, and whether
-// the site answers to it. A request without Host (HTTP/1.0) names no other
-// site, so it is answered, under the first name. From a trusted proxy, the
-// hosts it forwards (X-Forwarded-Host, Forwarded: host=) must be listed too:
-// frameworks told to trust the proxy build their links from those.
-func (n *serverNames) name(r *http.Request, viaProxy bool) (string, bool) {
-	if viaProxy && !n.forwardedHostsListed(r.Header) {
-		return "", false
+// name returns the listed name r is for, as PHP's SERVER_NAME, or, when
+// the site does not answer to it, an error naming the host refused. A
+// request without Host (HTTP/1.0) names no other site, so it is answered,
+// under the first name. From a trusted proxy, the hosts it forwards
+// (X-Forwarded-Host, Forwarded: host=) must be listed too: frameworks
+// told to trust the proxy build their links from those.
+func (n *serverNames) name(r *http.Request, viaProxy bool) (string, error) {
+	if viaProxy {
+		if host, found := n.unlistedForwardedHost(r.Header); found {
+			return "", fmt.Errorf("forwarded host %q not in SESSIONGATE_SERVER_NAMES", logtext.Clip(host, 100))
+		}
 	}
 	if r.Host == "" {
-		return n.first, true
+		return n.first, nil
 	}
-	return n.match(r.Host)
+	name, ok := n.match(r.Host)
+	if !ok {
+		return "", fmt.Errorf("Host %q not in SESSIONGATE_SERVER_NAMES", logtext.Clip(r.Host, 100))
+	}
+	return name, nil
 }
 
 // refusedServerName answers 421 for a request whose Host (or forwarded
 // host) is not one of SESSIONGATE_SERVER_NAMES, and otherwise records the
 // name it is for, which PHP gets as SERVER_NAME. 421 rather than 404 or
-// 400: the client may retry on a connection meant for that name.
+// 400: the client may retry on a connection meant for that name. The
+// refusal is logged with the host, at warn and with the access log off
+// too, as the other refusals are.
 func (s *Server) refusedServerName(w http.ResponseWriter, r *http.Request) bool {
 	if s.names == nil {
 		return false
 	}
 	ri := Info(r.Context())
-	name, ok := s.names.name(r, ri.ViaProxy)
-	if !ok {
+	name, err := s.names.name(r, ri.ViaProxy)
+	if err != nil {
+		ri.Err = err
 		s.fail(w, r, http.StatusMisdirectedRequest)
 		return true
 	}
@@ -98,15 +108,15 @@ func (n *serverNames) match(hostport string) (string, bool) {
 	return "", false
 }
 
-// forwardedHostsListed reports whether every host a proxy forwards is one
-// of the site's.
-func (n *serverNames) forwardedHostsListed(h http.Header) bool {
+// unlistedForwardedHost returns the first host a proxy forwards that is
+// not one of the site's, and whether there is one.
+func (n *serverNames) unlistedForwardedHost(h http.Header) (string, bool) {
 	for host := range forwardedHosts(h) {
 		if _, ok := n.match(host); !ok {
-			return false
+			return host, true
 		}
 	}
-	return true
+	return "", false
 }
 
 // forwardedHosts yields the hosts a proxy says its client asked for: each
@@ -193,7 +203,7 @@ func (n *serverNames) canonicalLocation(r *http.Request, viaProxy, https bool, t
 // X-Forwarded-For walk (clientOf), each trusted proxy between the client
 // and the gateway wrote one entry, counted from the right (proxyHops). A
 // proxy that replaces the header leaves one entry, its own.
-// forwardedHostsListed has already refused a request whose forwarded
+// name (unlistedForwardedHost) has already refused a request whose forwarded
 // hosts are not all listed.
 func forwardedHost(h http.Header, trusted config.Prefixes) string {
 	hops := proxyHops(h, trusted)

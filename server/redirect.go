@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/logtext"
 	"github.com/sessiongate/sessiongate/phproute"
 )
 
@@ -121,6 +123,7 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 		// The Host ends up in the Location header: nothing but a plain
 		// name or address may, or a crafted one would send the visitor
 		// elsewhere.
+		Info(r.Context()).Err = fmt.Errorf("host %q is no plain name or address to redirect to", logtext.Clip(asked, 100))
 		s.fail(w, r, http.StatusBadRequest)
 		return
 	}
@@ -128,6 +131,7 @@ func (rh *redirecter) serve(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		// "OPTIONS *" and anything else without a path: nothing to redirect
 		// to. The public listener answers those 400 too.
+		Info(r.Context()).Err = errNoPathToRedirect
 		s.fail(w, r, http.StatusBadRequest)
 		return
 	}
@@ -150,12 +154,17 @@ func (s *Server) redirectedToCanonical(w http.ResponseWriter, r *http.Request) b
 		return false
 	case !ok:
 		// "OPTIONS *" and other targets without a path.
+		ri.Err = errNoPathToRedirect
 		s.fail(w, r, http.StatusBadRequest)
 		return true
 	}
 	s.redirect(w, r, loc, 0)
 	return true
 }
+
+// errNoPathToRedirect refuses a request to redirect whose target has no
+// path: "OPTIONS *", an authority-form target.
+var errNoPathToRedirect = errors.New("request target without a path to redirect")
 
 // redirect answers r with status and Location loc; status 0 is 301, or
 // 308 for methods other than GET and HEAD, which keeps the method and body.

@@ -565,6 +565,10 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 			// head first; over TLS it leaves room for HTTP/2's sizing.
 			status = http.StatusRequestURITooLong
 		}
+		Info(r.Context()).Err = fmt.Errorf("head of %d bytes over SESSIONGATE_MAX_HEADER_BYTES (%d)", size, s.cfg.MaxHeaderBytes)
+		if fields > maxHeaderFields {
+			Info(r.Context()).Err = fmt.Errorf("%d header fields, over the %d a head may have", fields, maxHeaderFields)
+		}
 		s.fail(w, r, status)
 		return
 	}
@@ -585,6 +589,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		// controller with REQUEST_URI "http:admin", which routers that
 		// read it with parse_url (Symfony's Request) route as /admin,
 		// past every rule on /admin/.
+		Info(r.Context()).Err = errors.New("absolute request target without a host")
 		s.fail(w, r, http.StatusBadRequest)
 		return
 	}
@@ -605,6 +610,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
 			// Like client_max_body_size: refused before anything runs or
 			// any byte of the body is read.
+			Info(r.Context()).Err = fmt.Errorf("body of %d bytes (Content-Length) over SESSIONGATE_MAX_BODY (%d)", r.ContentLength, max)
 			closeAfter(w, r)
 			s.fail(w, r, http.StatusRequestEntityTooLarge)
 			return
@@ -687,6 +693,7 @@ func (s *Server) front(w http.ResponseWriter, r *http.Request) {
 func (s *Server) refusedMethod(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case !httpfield.ValidName(r.Method), hasLower(r.Method):
+		Info(r.Context()).Err = errors.New("method not a token in upper case")
 		s.fail(w, r, http.StatusBadRequest)
 	case r.Method == http.MethodTrace || r.Method == http.MethodConnect:
 		s.fail(w, r, http.StatusMethodNotAllowed)
@@ -917,6 +924,7 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", loc)
 		s.fail(w, r, http.StatusMovedPermanently)
 	case phproute.BadRequest:
+		ri.Err = errors.New(route.Reason)
 		s.fail(w, r, http.StatusBadRequest)
 	case phproute.Forbidden:
 		// An unreadable file is the operator's to fix, a script in an
