@@ -23,8 +23,69 @@ import (
 const memBodyLimit = 64 << 10
 
 // One byte more than memBodyLimit: a chunked body of exactly memBodyLimit
-// bytes then reads as short of the buffer and stays in memory.
+// bytes then reads as short of the buffer and stays in memory. The largest
+// of the body buffers, and the scratch of a body sent from its temp file
+// or as it arrives.
 var bodyBufPool = sync.Pool{New: func() any { b := make([]byte, memBodyLimit+1); return &b }}
+
+// bodyBufStart is the size a body's memory buffer starts at; it doubles as
+// the body arrives (readMem). A request that has sent little of its body
+// holds little: with a buffer of the whole memBodyLimit taken before the
+// first read, HTTP/2 streams that send HEADERS and never DATA (250 a
+// connection, for a few KB) held 64 KiB each until the read timeout.
+const bodyBufStart = 4 << 10
+
+// smallBodyBufPools hold the buffers below bodyBufPool's, one pool a size:
+// bodyBufStart<<i.
+var smallBodyBufPools [4]sync.Pool
+
+// getBodyBuf returns a pooled buffer of at least size bytes, size at most
+// memBodyLimit+1.
+func getBodyBuf(size int) *[]byte {
+	for i := range smallBodyBufPools {
+		if c := bodyBufStart << i; size <= c {
+			if bp, ok := smallBodyBufPools[i].Get().(*[]byte); ok {
+				return bp
+			}
+			b := make([]byte, c)
+			return &b
+		}
+	}
+	return bodyBufPool.Get().(*[]byte)
+}
+
+// putBodyBuf gives a buffer of getBodyBuf back to its pool.
+func putBodyBuf(bp *[]byte) {
+	for i := range smallBodyBufPools {
+		if len(*bp) == bodyBufStart<<i {
+			smallBodyBufPools[i].Put(bp)
+			return
+		}
+	}
+	bodyBufPool.Put(bp)
+}
+
+// readMem reads r into a pooled buffer until limit bytes came (nil error)
+// or r failed or ended (bodyread.Fill's error), and returns the buffer and
+// how much of it was read. The buffer starts at bodyBufStart (or limit, if
+// smaller) and doubles each time it is full, so a body holds at most about
+// twice what it sent: a body that arrives at once and fits the start pays
+// nothing more than one buffer.
+func readMem(r io.Reader, limit int) (*[]byte, int, error) {
+	bp := getBodyBuf(min(limit, bodyBufStart))
+	m := 0
+	for {
+		n, err := bodyread.Fill(r, (*bp)[m:min(len(*bp), limit)])
+		m += n
+		if err != nil || m == limit {
+			return bp, m, err
+		}
+		next := getBodyBuf(min(2*m, limit))
+		copy(*next, (*bp)[:m])
+		putBodyBuf(bp)
+		bp = next
+	}
+}
 
 // requestBody is a request body made ready for the wire. Exactly one of mem,
 // file or stream is set when size > 0; size < 0 means no body.
@@ -44,7 +105,7 @@ func (b *requestBody) replayable() bool { return b.stream == nil || !b.consumed 
 
 func (b *requestBody) release() {
 	if b.memBuf != nil {
-		bodyBufPool.Put(b.memBuf)
+		putBodyBuf(b.memBuf)
 		b.memBuf, b.mem = nil, nil
 	}
 	if b.file != nil {
@@ -112,48 +173,50 @@ func prepareBody(ctx context.Context, req *http.Request, maxBody int64, tempDir 
 		}
 		return requestBody{size: n, file: f}, nil
 	case n > 0:
-		bp := bodyBufPool.Get().(*[]byte)
-		if _, err := io.ReadFull(req.Body, (*bp)[:n]); err != nil {
-			bodyBufPool.Put(bp)
+		bp, m, err := readMem(req.Body, int(n))
+		if m < int(n) {
+			putBodyBuf(bp)
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
 			return requestBody{size: -1}, clientBodyError(ctx, err)
 		}
 		return requestBody{size: n, mem: (*bp)[:n], memBuf: bp}, nil
 	}
 	// Unknown length (ContentLength -1, or 0 with a body: "unknown" for
 	// client requests).
-	bp := bodyBufPool.Get().(*[]byte)
-	buf := *bp
-	if int64(len(buf))-1 > maxBody { // not maxBody+1: it overflows at math.MaxInt64
-		buf = buf[:maxBody+1]
+	limit := memBodyLimit + 1
+	if int64(limit)-1 > maxBody { // not maxBody+1: it overflows at math.MaxInt64
+		limit = int(maxBody + 1)
 	}
-	m, err := bodyread.Fill(req.Body, buf)
+	bp, m, err := readMem(req.Body, limit)
 	switch {
 	case err == io.EOF:
 		if int64(m) > maxBody {
-			bodyBufPool.Put(bp)
+			putBodyBuf(bp)
 			return requestBody{size: -1}, tooLarge(int64(m), maxBody)
 		}
 		if m == 0 {
-			bodyBufPool.Put(bp)
+			putBodyBuf(bp)
 			return requestBody{size: -1}, nil
 		}
-		return requestBody{size: int64(m), mem: buf[:m], memBuf: bp}, nil
+		return requestBody{size: int64(m), mem: (*bp)[:m], memBuf: bp}, nil
 	case err != nil:
-		bodyBufPool.Put(bp)
+		putBodyBuf(bp)
 		return requestBody{size: -1}, clientBodyError(ctx, err)
 	}
 	if int64(m) > maxBody {
-		bodyBufPool.Put(bp)
+		putBodyBuf(bp)
 		return requestBody{size: -1}, tooLarge(int64(m), maxBody)
 	}
 	// The buffer is full: spill to disk.
 	f, err := spoolFile(tempDir)
 	if err != nil {
-		bodyBufPool.Put(bp)
+		putBodyBuf(bp)
 		return requestBody{size: -1}, err
 	}
-	_, werr := f.Write(buf[:m])
-	bodyBufPool.Put(bp)
+	_, werr := f.Write((*bp)[:m])
+	putBodyBuf(bp)
 	if werr != nil {
 		f.Close()
 		return requestBody{size: -1}, &Error{Status: http.StatusInternalServerError, Op: "spool request body", Err: werr}

@@ -11,7 +11,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -307,6 +309,122 @@ func TestReadWholeBody(t *testing.T) {
 		_, got, err := roundTrip(t, tr, r2)
 		if err != nil || got != body {
 			t.Errorf("%d bytes: php-fpm got %d bytes (%v), want the body", size, len(got), err)
+		}
+	}
+}
+
+// TestStalledBodyHoldsLittleMemory: a request whose body has not sent a
+// byte yet holds a small buffer, not the whole memBodyLimit. It held 64
+// KiB from the first read, for a Content-Length up to 64 KiB and for any
+// chunked body: HTTP/2 streams that send HEADERS and never DATA (250 a
+// connection, a few KB) held 16 MiB a connection until the read timeout.
+// nginx holds client_body_buffer_size (16 KiB) at most.
+func TestStalledBodyHoldsLittleMemory(t *testing.T) {
+	tr, err := NewTransport(Options{Backends: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	const n = 200
+	var base int64
+	for _, mode := range []string{"unread", "chunked", "length"} {
+		var wg sync.WaitGroup
+		var pws []*io.PipeWriter
+		runtime.GC()
+		runtime.GC() // sync.Pool's victim cache too
+		var before, during runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range n {
+			pr, pw := io.Pipe()
+			pws = append(pws, pw)
+			r := httptest.NewRequest("POST", "/index.php", pr)
+			r.ContentLength = memBodyLimit
+			if mode == "chunked" {
+				r.ContentLength = -1
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if mode == "unread" {
+					// The same request blocked in a read of its own.
+					var b [1]byte
+					r.Body.Read(b[:])
+					return
+				}
+				if _, release, err := tr.ReadBody(r); err == nil {
+					release()
+				}
+			}()
+		}
+		time.Sleep(200 * time.Millisecond) // all blocked in their first read
+		runtime.GC()
+		runtime.ReadMemStats(&during)
+		held := int64(during.HeapAlloc) - int64(before.HeapAlloc)
+		for _, pw := range pws {
+			pw.CloseWithError(io.ErrUnexpectedEOF)
+		}
+		wg.Wait()
+		if mode == "unread" {
+			base = held
+			continue
+		}
+		if extra := held - base; extra > n*(16<<10) {
+			t.Errorf("%s: %d requests that sent no body byte hold %d KiB more than the same requests unread, %d KiB each; want at most 16 KiB each",
+				mode, n, extra>>10, extra/n>>10)
+		}
+	}
+}
+
+// pieceReader gives a body in reads of at most size bytes, as it arrives
+// from a client over a while.
+type pieceReader struct {
+	r    io.Reader
+	size int
+}
+
+func (p pieceReader) Read(b []byte) (int, error) { return p.r.Read(b[:min(len(b), p.size)]) }
+
+// TestBodyBufferGrowsWithWhatArrived: a body read into memory in pieces
+// comes out whole at every size around the buffer's steps, in a buffer at
+// most twice its size (or the start size); chunked bodies too, up to the
+// one byte over memBodyLimit that spills.
+func TestBodyBufferGrowsWithWhatArrived(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []int{1, bodyBufStart - 1, bodyBufStart, bodyBufStart + 1, 3 * bodyBufStart, 5 * bodyBufStart, memBodyLimit - 1, memBodyLimit, memBodyLimit + 1} {
+		for _, chunked := range []bool{false, true} {
+			if size > memBodyLimit && !chunked {
+				continue // streamed or spooled: TestBodyBufferingPolicy
+			}
+			payload := bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
+			req := httptest.NewRequest("POST", "/", pieceReader{bytes.NewReader(payload), 1000})
+			req.ContentLength = int64(size)
+			if chunked {
+				req.ContentLength = -1
+			}
+			b, err := prepareBody(req.Context(), req, 1<<20, dir, true)
+			if err != nil {
+				t.Fatalf("%d bytes, chunked %v: %v", size, chunked, err)
+			}
+			var got []byte
+			switch {
+			case size > memBodyLimit:
+				if b.file == nil {
+					t.Errorf("%d bytes, chunked: held in memory, want spilled", size)
+				} else {
+					got, _ = io.ReadAll(io.NewSectionReader(b.file, 0, b.size))
+				}
+			case b.mem == nil:
+				t.Errorf("%d bytes, chunked %v: not in memory", size, chunked)
+			default:
+				got = b.mem
+				if held := len(*b.memBuf); held > max(bodyBufStart, 2*size) {
+					t.Errorf("%d bytes, chunked %v: a buffer of %d bytes, want at most %d", size, chunked, held, max(bodyBufStart, 2*size))
+				}
+			}
+			if !bytes.Equal(got, payload) || b.size != int64(size) {
+				t.Errorf("%d bytes, chunked %v: read %d bytes (size %d), not the body", size, chunked, len(got), b.size)
+			}
+			b.release()
 		}
 	}
 }

@@ -15,6 +15,33 @@ import (
 // one goes to a temp file.
 const memBodyLimit = 64 << 10
 
+// bodyBufStart is the size a body's memory buffer starts at; it doubles as
+// the body arrives (readMem). A request that has sent little of its body
+// holds little: with a buffer of the declared length (up to memBodyLimit)
+// or of memBodyLimit+1 (chunked) made before the first read, HTTP/2
+// streams that send HEADERS and never DATA held 64 KiB each until the
+// read timeout.
+const bodyBufStart = 4 << 10
+
+// readMem reads r into a buffer until limit bytes came (nil error) or r
+// failed or ended (bodyread.Fill's error), and returns what it read. The
+// buffer starts at bodyBufStart (or limit, if smaller) and doubles each
+// time it is full, so a body holds at most about twice what it sent.
+func readMem(r io.Reader, limit int) ([]byte, error) {
+	buf := make([]byte, min(limit, bodyBufStart))
+	m := 0
+	for {
+		n, err := bodyread.Fill(r, buf[m:])
+		m += n
+		if err != nil || m == limit {
+			return buf[:m], err
+		}
+		grown := make([]byte, min(2*m, limit))
+		copy(grown, buf)
+		buf = grown
+	}
+}
+
 // errClientBody wraps a failure to read a chunked request body from the
 // client that is neither the size limit nor the client leaving: a
 // malformed or truncated chunked encoding, 400.
@@ -42,8 +69,11 @@ func (e *errSpool) Unwrap() error { return e.err }
 // what the body holds.
 func spoolBody(r *http.Request) (func(), error) {
 	if n := r.ContentLength; n > 0 && n <= memBodyLimit {
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, buf); err != nil {
+		buf, err := readMem(r.Body, int(n))
+		if len(buf) < int(n) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
 			return nil, clientBodyErr(err)
 		}
 		setBody(r, func() io.Reader { return bytes.NewReader(buf) }, n)
@@ -63,11 +93,10 @@ func spoolBody(r *http.Request) (func(), error) {
 			err = io.ErrUnexpectedEOF
 		}
 	} else {
-		buf := make([]byte, memBodyLimit+1)
-		m, rerr := bodyread.Fill(r.Body, buf)
+		buf, rerr := readMem(r.Body, memBodyLimit+1)
 		switch {
 		case rerr == io.EOF:
-			setBody(r, func() io.Reader { return bytes.NewReader(buf[:m]) }, int64(m))
+			setBody(r, func() io.Reader { return bytes.NewReader(buf) }, int64(len(buf)))
 			return func() {}, nil
 		case rerr != nil:
 			return nil, clientBodyErr(rerr)

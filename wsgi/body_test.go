@@ -1,6 +1,7 @@
 package wsgi
 
 import (
+	"bytes"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
@@ -10,7 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -212,5 +215,136 @@ func TestChunkedRequestTrailersStayBehind(t *testing.T) {
 	b, _ := io.ReadAll(c)
 	if want := `"hello" 5 [] map[]`; !strings.HasPrefix(string(b), "HTTP/1.1 200 ") || !strings.HasSuffix(string(b), want) {
 		t.Errorf("Django saw %q, want a body ending %s", b, want)
+	}
+}
+
+// BenchmarkSpoolBody is a request body read ahead for Django that arrives
+// at once, as most form posts do: the cost of the in-memory path per size
+// and framing.
+func BenchmarkSpoolBody(b *testing.B) {
+	for _, size := range []int{100, 1 << 10, 16 << 10, 60 << 10} {
+		for _, chunked := range []bool{false, true} {
+			name := fmt.Sprintf("%d", size)
+			if chunked {
+				name += "-chunked"
+			}
+			b.Run(name, func(b *testing.B) {
+				payload := []byte(strings.Repeat("x", size))
+				body := bytes.NewReader(payload)
+				r := httptest.NewRequest("POST", "/up", nil)
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					body.Reset(payload)
+					r.Body, r.ContentLength = io.NopCloser(body), int64(size)
+					if chunked {
+						r.ContentLength = -1
+					}
+					release, err := spoolBody(r)
+					if err != nil || r.ContentLength != int64(size) {
+						b.Fatalf("%v, length %d", err, r.ContentLength)
+					}
+					release()
+				}
+			})
+		}
+	}
+}
+
+// TestStalledBodyHoldsLittleMemory: a request whose body has not sent a
+// byte yet holds a small buffer, not the whole body's. spoolBody made a
+// buffer of the declared length (up to 64 KiB), or of 64 KiB + 1 for a
+// chunked body, before the first read: HTTP/2 streams that send HEADERS
+// and never DATA held that much each until the read timeout. nginx holds
+// client_body_buffer_size (16 KiB) at most.
+func TestStalledBodyHoldsLittleMemory(t *testing.T) {
+	const n = 200
+	var base int64
+	for _, mode := range []string{"unread", "chunked", "length"} {
+		var wg sync.WaitGroup
+		var pws []*io.PipeWriter
+		runtime.GC()
+		var before, during runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range n {
+			pr, pw := io.Pipe()
+			pws = append(pws, pw)
+			r := httptest.NewRequest("POST", "/up", pr)
+			r.ContentLength = memBodyLimit
+			if mode == "chunked" {
+				r.ContentLength = -1
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if mode == "unread" {
+					// The same request blocked in a read of its own.
+					var b [1]byte
+					r.Body.Read(b[:])
+					return
+				}
+				if release, err := spoolBody(r); err == nil {
+					release()
+				}
+			}()
+		}
+		time.Sleep(200 * time.Millisecond) // all blocked in their first read
+		runtime.GC()
+		runtime.ReadMemStats(&during)
+		held := int64(during.HeapAlloc) - int64(before.HeapAlloc)
+		for _, pw := range pws {
+			pw.CloseWithError(io.ErrUnexpectedEOF)
+		}
+		wg.Wait()
+		if mode == "unread" {
+			base = held
+			continue
+		}
+		if extra := held - base; extra > n*(16<<10) {
+			t.Errorf("%s: %d requests that sent no body byte hold %d KiB more than the same requests unread, %d KiB each; want at most 16 KiB each",
+				mode, n, extra>>10, extra/n>>10)
+		}
+	}
+}
+
+// pieceReader gives a body in reads of at most size bytes, as it arrives
+// from a client over a while.
+type pieceReader struct {
+	r    io.Reader
+	size int
+}
+
+func (p pieceReader) Read(b []byte) (int, error) { return p.r.Read(b[:min(len(b), p.size)]) }
+
+// TestBodyBufferGrowsWithWhatArrived: a body read into memory in pieces
+// comes out whole, with its length, at every size around the buffer's
+// steps, chunked or not; a short one is still the client's error.
+func TestBodyBufferGrowsWithWhatArrived(t *testing.T) {
+	for _, size := range []int{1, bodyBufStart - 1, bodyBufStart, bodyBufStart + 1, 3 * bodyBufStart, 5 * bodyBufStart, memBodyLimit - 1, memBodyLimit, memBodyLimit + 1} {
+		for _, chunked := range []bool{false, true} {
+			payload := strings.Repeat("0123456789abcdef", size/16+1)[:size]
+			r := httptest.NewRequest("POST", "/up", pieceReader{strings.NewReader(payload), 1000})
+			r.ContentLength = int64(size)
+			if chunked {
+				r.ContentLength = -1
+			}
+			release, err := spoolBody(r)
+			if err != nil {
+				t.Fatalf("%d bytes, chunked %v: %v", size, chunked, err)
+			}
+			got, _ := io.ReadAll(r.Body)
+			if string(got) != payload || r.ContentLength != int64(size) {
+				t.Errorf("%d bytes, chunked %v: read %d bytes (length %d), not the body", size, chunked, len(got), r.ContentLength)
+			}
+			release()
+		}
+	}
+	r := httptest.NewRequest("POST", "/up", pieceReader{strings.NewReader(strings.Repeat("s", 5000)), 1000})
+	r.ContentLength = 6000
+	if release, err := spoolBody(r); err == nil {
+		release()
+		t.Fatal("a body 1000 bytes short of its length was read as a whole one")
+	} else if got := statusOf(r, err); got != http.StatusBadRequest {
+		t.Errorf("a body short of its length: %v, status %d, want 400", err, got)
 	}
 }
