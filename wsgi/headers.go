@@ -67,6 +67,16 @@ func mac(key []byte, parts ...string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// sameMAC reports whether sig, the hex an app sent, is the MAC want (as
+// mac writes it), hex in either case: the gateway writes lower case, but
+// .NET's Convert.ToHexString and Java's upper-case HexFormat write upper
+// case, and the protocol names no case.
+func sameMAC(sig, want string) bool {
+	got, err := hex.DecodeString(sig)
+	w, werr := hex.DecodeString(want)
+	return err == nil && werr == nil && hmac.Equal(got, w)
+}
+
 // RequestSignature signs what the gateway tells the app about the session.
 func RequestSignature(key []byte, nonce, timestamp, id string, data []byte) string {
 	return mac(key, "sg1-req", nonce, timestamp, id, dataHash(data))
@@ -243,7 +253,7 @@ func readChange(h http.Header, key []byte, nonce string) (*change, error) {
 	if sig == "" {
 		return nil, errors.New("change without a signature")
 	}
-	if !hmac.Equal([]byte(sig), []byte(want)) {
+	if !sameMAC(sig, want) {
 		return nil, errors.New("bad signature")
 	}
 	return c, nil
@@ -284,7 +294,7 @@ func readLogins(h http.Header, key []byte, nonce string) ([]userLogins, error) {
 		}
 		return nil, errNoChange
 	}
-	if !hmac.Equal([]byte(sig), []byte(LoginsSignature(key, nonce, value))) {
+	if !sameMAC(sig, LoginsSignature(key, nonce, value)) {
 		return nil, errors.New("bad " + hdrLoginsSig)
 	}
 	entries := strings.Fields(value)
