@@ -7,11 +7,13 @@ package wsgi
 
 import (
 	"encoding/base64"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessiongate/sessiongate/sessionbridge"
 )
@@ -50,6 +52,109 @@ func sendChange(w http.ResponseWriter, r *http.Request, op, rotate, expiry strin
 	h.Set(hdrSignature, s)
 	h.Set(sessionbridge.DjangoMarkHeader, sessionbridge.DjangoMarkOK)
 	io.WriteString(w, "saved")
+}
+
+// TestChangeExpiryPastTheLimitIsCapped: "remember me for 20 years" is
+// kept as long as the gateway keeps any session (an expiry over ten years
+// counts as ten, the gateway's limits cap it further), not refused with the
+// login it came with while the client got the app's 200.
+func TestChangeExpiryPastTheLimitIsCapped(t *testing.T) {
+	key := HeaderKey([]byte(testSecret))
+	const nonce = "0123456789abcdef0123456789abcdef"
+	read := func(expiry string) (*change, error) {
+		h := http.Header{}
+		h.Set(hdrOp, "touch")
+		h.Set(hdrExpiry, expiry)
+		h.Set(hdrSignature, ResponseSignature(key, nonce, "touch", "", expiry, nil))
+		return readChange(h, key, nonce)
+	}
+	for expiry, want := range map[string]time.Duration{
+		"600":                     600 * time.Second,
+		"630720000":               maxExpiry, // 20 years
+		"99999999999999999999999": maxExpiry, // past int64
+	} {
+		if c, err := read(expiry); err != nil || c.expiry != want {
+			t.Errorf("expiry %s: %+v %v, want %v", expiry, c, err, want)
+		}
+	}
+	if c, err := read("at:99999999999999999999999"); err != nil || !c.until.Equal(time.Unix(maxExpiryAt, 0)) {
+		t.Errorf("at: past 2^40: %+v %v", c, err)
+	}
+	for _, bad := range []string{"0", "-5", "+5", "0600", "5s", "at:-1", "at:01", "at:"} {
+		if c, err := read(bad); !errors.Is(err, sessionbridge.ErrUnstorable) {
+			t.Errorf("expiry %q: %+v %v, want the signed change refused", bad, c, err)
+		}
+	}
+
+	e := newEnv(t, envOpts{})
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, _ seen) (answer, bool) {
+		sendChange(w, r, "write", "", "630720000", []byte(`{"_user":"alice"}`), 0, nil)
+		return answer{}, false
+	}
+	res, _, ck := e.do("POST", "/a/login", "", strings.NewReader("u=alice"))
+	if res.StatusCode != 200 || ck == "" || ck == "-" {
+		t.Fatalf("login remembered for 20 years: %d cookie %q", res.StatusCode, ck)
+	}
+	if _, data := e.open(ck); data != `{"_user":"alice"}` {
+		t.Fatalf("session holds %s", data)
+	}
+}
+
+// TestSignedChangeTheGatewayCannotApplyIs500: a change whose signature
+// verifies is the app's, so one the gateway cannot apply gets 500, as
+// refused data does, rather than the app's answer as if it were saved;
+// one that does not verify was never the app's and is ignored (logged).
+// Section 5's limit of 4096 pieces holds to the piece.
+func TestSignedChangeTheGatewayCannotApplyIs500(t *testing.T) {
+	// data4097 is base64 of exactly 4097 pieces of 4 characters.
+	data4097 := []byte(`{"pad":"` + strings.Repeat("x", 4097*3-len(`{"pad":""}`)) + `"}`)
+	data4096 := data4097[:len(data4097)-3]
+	data4096[len(data4096)-2], data4096[len(data4096)-1] = '"', '}'
+	for _, tc := range []struct {
+		name               string
+		op, rotate, expiry string
+		data               []byte
+		piece              int
+		sig                func(string) string
+		status             int
+		stored             string
+	}{
+		{name: "unknown rotate", op: "write", rotate: "2", data: []byte(`{"a":2}`), status: 500},
+		{name: "unknown op", op: "merge", status: 500},
+		{name: "malformed expiry", op: "write", expiry: "soon", data: []byte(`{"a":2}`), status: 500},
+		{name: "4097 pieces", op: "write", data: data4097, piece: 4, status: 500},
+		{name: "4096 pieces", op: "write", data: data4096, piece: 4, status: 200, stored: string(data4096)},
+		{name: "unsigned", op: "write", data: []byte(`{"a":2}`), sig: func(string) string { return "" }, status: 200},
+		{name: "forged", op: "write", data: []byte(`{"a":2}`), sig: func(s string) string { return strings.Repeat("0", len(s)) }, status: 200},
+		{name: "not hex", op: "write", data: []byte(`{"a":2}`), sig: func(s string) string { return "zz" + s[2:] }, status: 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, envOpts{})
+			e.respond(answer{op: "write", data: `{"a":1}`})
+			_, _, ck := e.do("GET", "/a/", "", nil)
+			e.app.handle = func(w http.ResponseWriter, r *http.Request, _ seen) (answer, bool) {
+				sendChange(w, r, tc.op, tc.rotate, tc.expiry, tc.data, tc.piece, tc.sig)
+				return answer{}, false
+			}
+			res, body, set := e.do("POST", "/a/", ck, strings.NewReader("x"))
+			if res.StatusCode != tc.status || tc.status == 200 && body != "saved" {
+				t.Fatalf("status %d body %q, want %d", res.StatusCode, body, tc.status)
+			}
+			if set != "" {
+				t.Errorf("cookie %q set", set)
+			}
+			want := tc.stored
+			if want == "" {
+				want = `{"a":1}`
+			}
+			if _, data := e.open(ck); data != want {
+				t.Errorf("session holds %.80s, want %.80s", data, want)
+			}
+			if logged := strings.Contains(e.logs.String(), "session change from Django ignored"); logged != (tc.status == 200 && tc.stored == "") {
+				t.Errorf("logged as ignored: %v; log:\n%s", logged, e.logs.String())
+			}
+		})
+	}
 }
 
 // TestSignatureHexInEitherCase: section 5 writes a signature as hex of

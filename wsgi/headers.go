@@ -44,8 +44,9 @@ const features = "rotate-carry expiry-at logins"
 // gunicorn refuses header lines over 8190 bytes by default.
 const DataChunk = 8000
 
-// maxDataChunks bounds what the gateway accepts back from the app; the
-// HTTP client's 10 MB response header limit bounds the total anyway.
+// maxDataChunks bounds what the gateway accepts back from the app
+// (docs/protocol.md section 5): a change in more pieces is refused, 500.
+// The transport's maxResponseHeaderBytes bounds the total anyway.
 const maxDataChunks = 4096
 
 // headerKeyPurpose is the DeriveKey purpose of the header signing key.
@@ -135,33 +136,36 @@ func single(h http.Header, name string) (string, error) {
 	return "", fmt.Errorf("%s given %d times", name, len(v))
 }
 
-// readData joins and decodes the X-Sessiongate-Data-* headers.
-func readData(h http.Header) ([]byte, error) {
+// readData joins and decodes the X-Sessiongate-Data-* headers; pieces
+// gives their number, which the caller bounds (maxDataChunks) once the
+// signature over the data verified. A count past the pieces given stops at
+// the first one missing.
+func readData(h http.Header) (data []byte, pieces int, err error) {
 	cs, err := single(h, hdrDataCount)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	n, err := strconv.Atoi(cs)
-	if err != nil || n < 1 || n > maxDataChunks {
-		return nil, fmt.Errorf("bad %s %q", hdrDataCount, cs)
+	if err != nil || n < 1 {
+		return nil, 0, fmt.Errorf("bad %s %q", hdrDataCount, cs)
 	}
 	var b strings.Builder
 	for i := 0; i < n; i++ {
 		name := hdrData + strconv.Itoa(i)
 		v, err := single(h, name)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if v == "" {
-			return nil, fmt.Errorf("%s missing", name)
+			return nil, 0, fmt.Errorf("%s missing", name)
 		}
 		b.WriteString(v)
 	}
-	data, err := base64.StdEncoding.DecodeString(b.String())
+	data, err = base64.StdEncoding.DecodeString(b.String())
 	if err != nil {
-		return nil, fmt.Errorf("session data: %w", err)
+		return nil, 0, fmt.Errorf("session data: %w", err)
 	}
-	return data, nil
+	return data, n, nil
 }
 
 // change is a verified session change handed back by the app.
@@ -187,11 +191,21 @@ type change struct {
 // errNoChange: the response carries no session change.
 var errNoChange = errors.New("no session change")
 
-// maxExpiry bounds X-Sessiongate-Expiry; the manager caps it further.
-const maxExpiry = 10 * 365 * 24 * time.Hour
+// maxExpiry caps X-Sessiongate-Expiry (a larger one counts as this); the
+// manager caps it further. maxExpiryAt caps an at: expiry the same way.
+const (
+	maxExpiry   = 10 * 365 * 24 * time.Hour
+	maxExpiryAt = 1 << 40 // unix seconds, some 34,000 years on
+)
 
 // readChange parses and verifies the change headers of a response against
 // key and the request's nonce. It returns errNoChange when there are none.
+// A change that does not verify (no signature, a wrong one, data that
+// cannot be read to check it) is an error to log and ignore: the app did
+// not send it. One that verifies but cannot be applied (an unknown op or
+// Rotate value, a malformed expiry, too many pieces) is the app's change
+// all the same, refused: the error wraps sessionbridge.ErrUnstorable, and
+// the client gets 500 rather than the app's answer as if it were saved.
 func readChange(h http.Header, key []byte, nonce string) (*change, error) {
 	op, err := single(h, hdrOp)
 	if err != nil {
@@ -215,15 +229,38 @@ func readChange(h http.Header, key []byte, nonce string) (*change, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sig == "" {
+		return nil, errors.New("change without a signature")
+	}
+	var data []byte
+	pieces := 0
+	if op == "write" {
+		if data, pieces, err = readData(h); err != nil {
+			return nil, err
+		}
+	}
+	if !sameMAC(sig, ResponseSignature(key, nonce, op, rotate, expiry, data)) {
+		return nil, errors.New("bad signature")
+	}
+	c, err := parseChange(op, rotate, expiry, data, pieces)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the change's signature verified: %w", sessionbridge.ErrUnstorable, err)
+	}
+	return c, nil
+}
+
+// parseChange reads a change whose signature verified.
+func parseChange(op, rotate, expiry string, data []byte, pieces int) (*change, error) {
 	c := &change{op: op, rotate: rotate == "1" || rotate == "carry", carry: rotate == "carry"}
 	if rotate != "" && !c.rotate {
 		return nil, fmt.Errorf("bad %s %q", hdrRotate, rotate)
 	}
 	switch op {
 	case "write":
-		if c.data, err = readData(h); err != nil {
-			return nil, err
+		if pieces > maxDataChunks {
+			return nil, fmt.Errorf("session data in %d pieces of %s, at most %d", pieces, hdrData+"*", maxDataChunks)
 		}
+		c.data = data
 	case "delete", "touch":
 	default:
 		return nil, fmt.Errorf("unknown %s %q", hdrOp, op)
@@ -236,27 +273,34 @@ func readChange(h http.Header, key []byte, nonce string) (*change, error) {
 		c.reset = true
 	default:
 		if at, ok := strings.CutPrefix(expiry, "at:"); ok {
-			n, err := strconv.ParseInt(at, 10, 64)
-			if err != nil || n < 0 || n > 1<<40 || strconv.FormatInt(n, 10) != at {
+			n, ok := cappedSeconds(at, maxExpiryAt)
+			if !ok {
 				return nil, fmt.Errorf("bad %s %q", hdrExpiry, expiry)
 			}
 			c.until = time.Unix(n, 0)
 			break
 		}
-		n, err := strconv.ParseInt(expiry, 10, 64)
-		if err != nil || n < 1 || n > int64(maxExpiry/time.Second) || strconv.FormatInt(n, 10) != expiry {
+		n, ok := cappedSeconds(expiry, int64(maxExpiry/time.Second))
+		if !ok || n < 1 {
 			return nil, fmt.Errorf("bad %s %q", hdrExpiry, expiry)
 		}
 		c.expiry = time.Duration(n) * time.Second
 	}
-	want := ResponseSignature(key, nonce, op, rotate, expiry, c.data)
-	if sig == "" {
-		return nil, errors.New("change without a signature")
-	}
-	if !sameMAC(sig, want) {
-		return nil, errors.New("bad signature")
-	}
 	return c, nil
+}
+
+// cappedSeconds reads s, a count of seconds in plain decimal (no sign, no
+// leading zero), as at most limit: "remember me for 20 years" is the
+// longest the gateway keeps a session, not an error that loses the login.
+func cappedSeconds(s string, limit int64) (int64, bool) {
+	if s == "" || len(s) > 1 && s[0] == '0' || strings.ContainsFunc(s, func(r rune) bool { return r < '0' || r > '9' }) {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil { // only a number past int64 is left
+		return limit, true
+	}
+	return min(n, limit), true
 }
 
 // userLogins is one user's entry of X-Sessiongate-Logins: the login hashes

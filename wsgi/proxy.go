@@ -567,7 +567,10 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		}
 		res.Body = cs
 	}
-	if chErr != nil && !errors.Is(chErr, errNoChange) {
+	// A change whose signature verified but that the gateway cannot apply
+	// is refused below (500), not ignored.
+	refused := errors.Is(chErr, sessionbridge.ErrUnstorable)
+	if chErr != nil && !errors.Is(chErr, errNoChange) && !refused {
 		p.log.Warn("session change from Django ignored", "path", server.LogValue(res.Request.URL.Path), "status", res.StatusCode, "reason", chErr.Error())
 	}
 	if loginsErr != nil && !errors.Is(loginsErr, errNoChange) {
@@ -576,7 +579,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if st == nil || st.sess == nil {
 		return nil
 	}
-	p.checkMark(res, mark, ch != nil)
+	p.checkMark(res, mark, ch != nil || refused)
 	if len(mark) == 0 && (res.StatusCode == http.StatusBadRequest || res.StatusCode == http.StatusRequestHeaderFieldsTooLarge) {
 		p.warnBigSession(res.Request.URL.Path, res.StatusCode, st.sess.Data())
 	}
@@ -595,6 +598,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		if err := p.sessions.RecordLogins(ctx, l.user, l.hashes); err != nil {
 			p.log.Error("the logins Django reports valid were not recorded: PHP pages may still name the user in a session a password change ended, until its next Django page", "path", server.LogValue(res.Request.URL.Path), "error", err.Error())
 		}
+	}
+	if refused {
+		return &persistError{chErr}
 	}
 	if ch != nil {
 		if err := p.apply(ctx, st.sess, ch, res.Request.URL.Path); err != nil {

@@ -53,8 +53,9 @@ PHP_MAX_VALUES = 1000000  # every value, containers included
 # A request signed further than this from our clock is refused.
 MAX_SKEW = 60
 MIN_SECRET_LEN = 32
-# Longest X-Sessiongate-Expiry the gateway accepts (10 years, wsgi/headers.go
-# maxExpiry); over it the gateway ignores the whole change.
+# Longest X-Sessiongate-Expiry the gateway keeps (10 years, wsgi/headers.go
+# maxExpiry): it counts a longer one as this, and older gateways ignored the
+# whole change over it, so the middleware never sends more.
 MAX_EXPIRY = 10 * 365 * 24 * 3600
 
 _HEX32 = re.compile(r"[0-9a-f]{32}\Z")

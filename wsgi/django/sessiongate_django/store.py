@@ -220,8 +220,8 @@ class SessionStore(SessionBase):
             # before 1970, which the gateway refuses with the whole change.
             return "at:%d" % max(0, math.floor(time.time()) + value) if at else "1"
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            # The gateway caps it further; over MAX_EXPIRY it would refuse
-            # the whole change.
+            # The gateway caps it further; an older one ignored the whole
+            # change over MAX_EXPIRY.
             return str(min(value, MAX_EXPIRY))
         if EXPIRY_KEY in self._loaded and EXPIRY_KEY not in self._session:
             return "default"
