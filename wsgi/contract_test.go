@@ -185,3 +185,37 @@ func TestSignatureHexInEitherCase(t *testing.T) {
 		t.Fatalf("upper-case logins signature: %+v %v", got, err)
 	}
 }
+
+// TestChangeResponseHeadLimit: section 5's limit on the app's response
+// head. A change of 9 MiB of headers (the most sessiongate_django sends)
+// is taken; past 10 MiB the client gets 502 and the change is lost, the
+// session as it was.
+func TestChangeResponseHeadLimit(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	// base64 takes 4/3; the piece names and line ends ~0.3% more.
+	blob := func(headerBytes int) []byte {
+		return []byte(`{"blob":"` + strings.Repeat("x", headerBytes/4*3*997/1000) + `"}`)
+	}
+	data := []byte(`{"a":1}`)
+	e.app.handle = func(w http.ResponseWriter, r *http.Request, _ seen) (answer, bool) {
+		sendChange(w, r, "write", "", "", data, 0, nil)
+		return answer{}, false
+	}
+	_, _, ck := e.do("POST", "/a/", "", strings.NewReader("x"))
+	data = blob(maxResponseHeaderBytes + 64<<10)
+	res, _, set := e.do("POST", "/a/upload", ck, strings.NewReader("x"))
+	if res.StatusCode != http.StatusBadGateway || set != "" {
+		t.Fatalf("over 10 MiB of change headers: %d cookie %q, want 502", res.StatusCode, set)
+	}
+	if _, stored := e.open(ck); stored != `{"a":1}` {
+		t.Fatalf("session holds %.80s after the lost change, want the one before", stored)
+	}
+	data = blob(9 << 20)
+	res, _, ck = e.do("POST", "/a/upload", "", strings.NewReader("x"))
+	if res.StatusCode != 200 || ck == "" {
+		t.Fatalf("9 MiB of change headers: %d cookie %q; log:\n%.2000s", res.StatusCode, ck, e.logs.String())
+	}
+	if _, stored := e.open(ck); stored != string(data) {
+		t.Fatalf("session of %d bytes, want %d", len(stored), len(data))
+	}
+}
