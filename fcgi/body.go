@@ -134,6 +134,12 @@ func clientBodyError(ctx context.Context, err error) *Error {
 		// Before the context too: net/http resets the stream of an
 		// HTTP/2 body longer than its content-length, which ends it.
 		return &Error{Status: http.StatusBadRequest, Op: "read request body", Err: err}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// Before the context too: an HTTP/1 body ends short of its
+		// Content-Length, or inside a chunk, only when the connection
+		// ends, and net/http cancels the context on that read. nginx
+		// logs such a body 400, the client's fault, not 499.
+		return &Error{Status: http.StatusBadRequest, Op: "read request body", Err: err}
 	case ctx.Err() != nil:
 		return &Error{Status: classify(ctx.Err()), Op: "read request body", Err: fmt.Errorf("%w (%w)", err, ctx.Err())}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -425,6 +426,59 @@ func TestBodyBufferGrowsWithWhatArrived(t *testing.T) {
 				t.Errorf("%d bytes, chunked %v: read %d bytes (size %d), not the body", size, chunked, len(got), b.size)
 			}
 			b.release()
+		}
+	}
+}
+
+// TestShortClientBodyThroughServerIs400: a body that ends short of its
+// framing (the client closed its side before the Content-Length, or
+// inside a chunk) is the client's error, 400, like nginx's, read ahead or
+// streamed. net/http cancels the request's context as the body read
+// fails on the connection's end, and the failure was taken for a client
+// that left: logged 499, and a client still reading (it only half-closed)
+// got "200 OK" with an empty body.
+func TestShortClientBodyThroughServerIs400(t *testing.T) {
+	srv := newFakeServer(t, echoBody)
+	for _, buffer := range []bool{false, true} {
+		tr, _ := newTransport(t, Options{MaxBody: 1 << 20, TempDir: t.TempDir(), BufferBodies: buffer}, srv.Addr())
+		status := make(chan int, 1)
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r = r.WithContext(WithScript(r.Context(), testScript))
+			r2, release, err := tr.ReadBody(r)
+			if err == nil {
+				defer release()
+				var res *http.Response
+				if res, err = tr.RoundTrip(r2); err == nil {
+					res.Body.Close()
+				}
+			}
+			status <- StatusOf(err)
+			if st := StatusOf(err); st != 0 && st != StatusClientClosedRequest {
+				w.WriteHeader(st)
+			}
+		}))
+		t.Cleanup(front.Close)
+		for name, req := range map[string]string{
+			"in memory": "Content-Length: 1000\r\n\r\nabc",
+			"large":     "Content-Length: 204800\r\n\r\n" + strings.Repeat("a", 100000),
+			"chunked":   "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+			"in chunk":  "Transfer-Encoding: chunked\r\n\r\n10\r\nabc",
+		} {
+			c, err := net.Dial("tcp", front.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "POST /upload.php HTTP/1.1\r\nHost: x\r\n"+req)
+			c.(*net.TCPConn).CloseWrite()
+			got, _ := io.ReadAll(c)
+			c.Close()
+			if st := <-status; st != http.StatusBadRequest {
+				t.Errorf("buffering %v, %s: a body cut short gave status %d, want 400", buffer, name, st)
+			}
+			if !strings.HasPrefix(string(got), "HTTP/1.1 400 ") {
+				t.Errorf("buffering %v, %s: the client got %.40q, want a 400", buffer, name, got)
+			}
 		}
 	}
 }

@@ -74,8 +74,9 @@ func TestClientGoneMidUploadRunsNoPHP(t *testing.T) {
 }
 
 // TestChunkedUploadCutShortIsLoggedAsSuch: a chunked body whose connection
-// ends inside it is the client leaving mid-upload (499), and the access
-// log says so. net/http's chunked reader then says io.ErrUnexpectedEOF,
+// ends inside it is a body cut short of its framing (400, as nginx logs
+// it; TestShortBodyLogged400), and the access log says so, with the body
+// read as the error. net/http's chunked reader then says io.ErrUnexpectedEOF,
 // which the gateway took for the end of a short body: it went on with the
 // part that came, dialed php-fpm with the request already cancelled, and
 // logged "fcgi: dial ...: operation was canceled", sending an operator
@@ -106,8 +107,8 @@ func TestChunkedUploadCutShortIsLoggedAsSuch(t *testing.T) {
 	if !ok {
 		t.Fatalf("no access log line for the upload cut short:\n%s", gw.stderr.String())
 	}
-	if !strings.Contains(line, `"status":499`) || !strings.Contains(line, "read request body") || strings.Contains(line, "dial") {
-		t.Errorf("upload cut short logged as %s; want 499 with the body read as the error", line)
+	if !strings.Contains(line, `"status":400`) || !strings.Contains(line, "read request body") || strings.Contains(line, "dial") {
+		t.Errorf("upload cut short logged as %s; want 400 with the body read as the error", line)
 	}
 	if _, err := os.Stat(ran); err == nil {
 		t.Error("PHP ran on the upload cut short")
@@ -146,5 +147,62 @@ func TestHalfClosedClientGetsNoAnswer(t *testing.T) {
 	}
 	if !strings.Contains(line, `"status":499`) || !strings.Contains(line, `"error":`) {
 		t.Errorf("access log %q, want 499 with its reason", line)
+	}
+}
+
+// TestShortBodyLogged400: a request body that ends short of its framing
+// (the client closed its side before the Content-Length, or inside a
+// chunk) is logged 400, the client's fault, as by nginx, with buffering on
+// and off, read into memory, spooled or streamed; a client that only
+// half-closed, still reading, gets that 400. net/http cancels the
+// request's context as the read fails on the connection's end, and the
+// failure was taken for a client that left: logged 499, and the client
+// still reading got "200 OK" with an empty body for its failed upload.
+func TestShortBodyLogged400(t *testing.T) {
+	for _, buffering := range []string{"on", "off"} {
+		gw, addr, root := startPHPBinary(t, "SESSIONGATE_REQUEST_BUFFERING="+buffering)
+		if err := os.WriteFile(filepath.Join(root, "upload.php"), []byte(`<?php echo strlen(file_get_contents("php://input"));`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name, head, body string
+			halfClose        bool
+		}{
+			{"in memory, half-close", "Content-Length: 1000", strings.Repeat("x", 500), true},
+			{"large, half-close", "Content-Length: 200000", strings.Repeat("x", 100000), true},
+			{"large, close", "Content-Length: 200000", strings.Repeat("x", 100000), false},
+			{"chunked, half-close", "Transfer-Encoding: chunked", "5\r\nhello\r\n", true},
+		} {
+			name := "buffering " + buffering + ", " + tc.name
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := len(gw.stderr.String())
+			fmt.Fprintf(c, "POST /upload.php HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n%s\r\n\r\n%s", tc.head, tc.body)
+			var answer []byte
+			if tc.halfClose {
+				c.(*net.TCPConn).CloseWrite()
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				answer, _ = io.ReadAll(c)
+			}
+			c.Close()
+			text, ok := textWhen(gw.stderr.String, func(s string) bool { return strings.Contains(s[before:], `"path":"/upload.php"`) })
+			if !ok {
+				t.Fatalf("%s: no access log line:\n%s", name, text)
+			}
+			var line string
+			for _, l := range strings.Split(text[before:], "\n") {
+				if strings.Contains(l, `"path":"/upload.php"`) {
+					line = l
+				}
+			}
+			if !strings.Contains(line, `"status":400`) {
+				t.Errorf("%s: a body cut short of its framing logged %.300s, want status 400", name, line)
+			}
+			if tc.halfClose && !strings.HasPrefix(string(answer), "HTTP/1.1 400 ") {
+				t.Errorf("%s: the client still reading got %.40q, want a 400", name, answer)
+			}
+		}
 	}
 }
