@@ -157,6 +157,42 @@ func TestSignedChangeTheGatewayCannotApplyIs500(t *testing.T) {
 	}
 }
 
+// TestTouchWithRotateMovesTheSession: X-Sessiongate-Rotate with touch (a
+// new ID for an unchanged session: a privilege change, a fixation
+// defence) moves the session to a new ID as it is; the old ID no longer
+// opens it. With delete, the delete wins: the session ends, no new one.
+func TestTouchWithRotateMovesTheSession(t *testing.T) {
+	for _, rotate := range []string{"1", "carry"} {
+		t.Run(rotate, func(t *testing.T) {
+			e := newEnv(t, envOpts{})
+			e.respond(answer{op: "write", data: `{"u":"x"}`})
+			_, _, ck := e.do("GET", "/a/", "", nil)
+			oldID, _ := e.open(ck)
+
+			e.respond(answer{op: "touch", rotate: rotate})
+			res, _, newCk := e.do("GET", "/a/", ck, nil)
+			if res.StatusCode != 200 || newCk == "" || newCk == "-" || newCk == ck {
+				t.Fatalf("touch with rotate %s: %d cookie %q", rotate, res.StatusCode, newCk)
+			}
+			if id, data := e.open(newCk); id == oldID || data != `{"u":"x"}` {
+				t.Fatalf("new cookie opens %q %s", id, data)
+			}
+			if id, data := e.open(ck); id != "" || data != "{}" {
+				t.Fatalf("old ID still opens the session: %q %s", id, data)
+			}
+
+			e.respond(answer{op: "delete", rotate: rotate})
+			res, _, set := e.do("GET", "/a/", newCk, nil)
+			if res.StatusCode != 200 || set != "-" {
+				t.Fatalf("delete with rotate %s: %d cookie %q", rotate, res.StatusCode, set)
+			}
+			if id, _ := e.open(newCk); id != "" {
+				t.Fatalf("deleted session still opens as %q", id)
+			}
+		})
+	}
+}
+
 // TestSignatureHexInEitherCase: section 5 writes a signature as hex of
 // the HMAC; .NET's Convert.ToHexString and Java's upper-case HexFormat
 // write upper case, which the gateway takes for a change and for a logins

@@ -780,6 +780,15 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 	case !ch.until.IsZero():
 		sess.SetDeadline(ch.until)
 	}
+	if ch.op == "touch" && ch.rotate && id != "" {
+		// A new ID for an unchanged session (a privilege change without
+		// a write, a fixation defence): the rotation of a write of the
+		// data the app was given, carrying what others stored meanwhile.
+		// A delete with Rotate needs no new ID: the session ends.
+		w := *ch
+		w.op, w.carry, w.data = "write", true, sess.Data()
+		ch = &w
+	}
 	switch ch.op {
 	case "write":
 		var conflicts []string
