@@ -999,7 +999,12 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		p.log.Warn("django upstream error", "path", server.LogValue(r.URL.Path), "status", status, "error", err.Error())
 	}
 	if status == server.StatusClientClosedRequest {
-		return
+		// No answer: returning without a write would have net/http send
+		// 200 with an empty body, which a client that only half-closed
+		// its connection (net/http takes that for one that left) read
+		// as the page of a view that never ran. The abort closes the
+		// connection or resets the HTTP/2 stream, as the PHP path does.
+		panic(http.ErrAbortHandler)
 	}
 	stateOf(r.Context()).restoreConnection()
 	if status == http.StatusServiceUnavailable {

@@ -776,15 +776,19 @@ func TestUpstreamErrors(t *testing.T) {
 		req := httptest.NewRequest("GET", "/a/", nil).WithContext(ctx)
 		w := &headerSpy{ResponseWriter: httptest.NewRecorder()}
 		done := make(chan struct{})
+		var aborted bool
 		go func() {
 			defer close(done)
+			// net/http's server takes this panic for "send nothing,
+			// close the connection".
+			defer func() { aborted = recover() == http.ErrAbortHandler }()
 			e.proxy.ServeHTTP(w, req)
 		}()
 		<-started
 		cancel()
 		<-done
-		if w.wrote {
-			t.Fatalf("wrote a response to a client that left: %d", w.code)
+		if w.wrote || !aborted {
+			t.Fatalf("a client that left: wrote %v (%d), aborted %v; want no answer and the handler aborted", w.wrote, w.code, aborted)
 		}
 		if !strings.Contains(e.logs.String(), "status=499") {
 			t.Errorf("499 not logged:\n%s", e.logs.String())
