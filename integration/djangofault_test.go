@@ -1310,18 +1310,7 @@ func TestDjangoHalfClosedClientGetsNoAnswer(t *testing.T) {
 	proj := faultProject(t)
 	g := startFaultGunicorn(t, proj, filepath.Join(t.TempDir(), "runlog"), harness.GunicornOptions{})
 	gw := startDjangoGateway(t, g.URL())
-	c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "GET /dj/slow/?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n")
-	c.(*net.TCPConn).CloseWrite()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	answer, err := io.ReadAll(c)
-	if len(answer) != 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
-		t.Errorf("half-closed client: got %q (%v), want the connection closed without an answer", answer, err)
-	}
+	halfClosedGetsNoAnswer(t, strings.TrimPrefix(gw.URL, "http://"), "/dj/slow/?ms=300")
 	if !poll(5*time.Second, func() bool { return strings.Contains(gw.Logs.String(), `"status":499`) }) {
 		t.Errorf("no 499 in the log:\n%s", gw.Logs.String())
 	}

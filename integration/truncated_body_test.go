@@ -125,18 +125,7 @@ func TestHalfClosedClientGetsNoAnswer(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "slow.php"), []byte(`<?php usleep(300000); echo "done";`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "GET /slow.php HTTP/1.1\r\nHost: x\r\n\r\n")
-	c.(*net.TCPConn).CloseWrite()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	answer, err := io.ReadAll(c)
-	if len(answer) != 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
-		t.Errorf("half-closed client: got %q (%v), want the connection closed without an answer", answer, err)
-	}
+	halfClosedGetsNoAnswer(t, addr, "/slow.php")
 	var line string
 	for deadline := time.Now().Add(5 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		for _, l := range strings.Split(gw.stderr.String(), "\n") {
@@ -147,6 +136,25 @@ func TestHalfClosedClientGetsNoAnswer(t *testing.T) {
 	}
 	if !strings.Contains(line, `"status":499`) || !strings.Contains(line, `"error":`) {
 		t.Errorf("access log %q, want 499 with its reason", line)
+	}
+}
+
+// halfClosedGetsNoAnswer sends a GET of target to addr, half-closes the
+// connection (shutdown(SHUT_WR), still reading) and fails the test unless
+// the connection ends without an answer.
+func halfClosedGetsNoAnswer(t *testing.T, addr, target string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", target)
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, err := io.ReadAll(c)
+	if len(answer) != 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("half-closed client: got %q (%v), want the connection closed without an answer", answer, err)
 	}
 }
 
