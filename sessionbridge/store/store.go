@@ -71,6 +71,13 @@ type Mutation struct {
 //
 // TTLs: a ttl <= 0 in Save or a Put mutation stores a record that never
 // expires; in Touch or a Keep mutation it leaves the expiry unchanged.
+// Load and Lock count as a use of a present record from that moment: one
+// with less left than the TTL its last Save, Put, Touch or Keep gave it
+// gets that TTL again (never a shorter one). A request that starts shortly
+// before the TTL counted from the previous use runs out, and ends after,
+// so still finds the record: its write is not dropped, its session does
+// not end under it. Whether the session it holds is still valid is the
+// caller's judgement, not the TTL's.
 // Versions are not reused after Delete (memory: one counter per store;
 // Redis: a new record starts at the clock in microseconds), so a stale
 // compare-and-set cannot hit a record created later under the same ID.

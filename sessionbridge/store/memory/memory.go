@@ -66,6 +66,9 @@ type record struct {
 	value   []byte
 	version uint64
 	expires time.Time // zero: never
+	// ttl is what the last write or refresh gave it (0: none): a load or
+	// lock gives it that much again (use).
+	ttl time.Duration
 }
 
 func (r *record) expired(now time.Time) bool {
@@ -132,6 +135,18 @@ func (sh *shard) getLocked(id string, now time.Time) *record {
 	return r
 }
 
+// useLocked is getLocked for a request that uses the record (Load, Lock):
+// its use starts now, so a record with less than the TTL its last write or
+// refresh gave it left gets that TTL again, never a shorter one (the
+// contract in package store).
+func (sh *shard) useLocked(id string, now time.Time) *record {
+	r := sh.getLocked(id, now)
+	if r != nil && r.ttl > 0 && !r.expires.IsZero() && r.expires.Before(now.Add(r.ttl)) {
+		r.expires = now.Add(r.ttl)
+	}
+	return r
+}
+
 func (r *record) snapshot() store.Record {
 	if r == nil {
 		return store.Record{}
@@ -155,7 +170,7 @@ func (s *Store) Load(_ context.Context, id string) (store.Record, error) {
 	sh := s.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return sh.getLocked(id, time.Now()).snapshot(), nil
+	return sh.useLocked(id, time.Now()).snapshot(), nil
 }
 
 // Save implements store.Store.
@@ -186,7 +201,7 @@ func (s *Store) SaveNoWait(ctx context.Context, id string, expect uint64, value 
 
 func (s *Store) putLocked(sh *shard, id string, value []byte, ttl time.Duration, now time.Time) uint64 {
 	v := s.nextVersion()
-	sh.records[id] = &record{value: clone(value), version: v, expires: expiry(now, ttl)}
+	sh.records[id] = &record{value: clone(value), version: v, expires: expiry(now, ttl), ttl: max(ttl, 0)}
 	return v
 }
 
@@ -203,7 +218,7 @@ func (s *Store) Touch(_ context.Context, id string, expect uint64, ttl time.Dura
 	defer sh.mu.Unlock()
 	now := time.Now()
 	if r := sh.getLocked(id, now); r != nil && r.version == expect {
-		r.expires = now.Add(ttl)
+		r.expires, r.ttl = now.Add(ttl), ttl
 	}
 	return nil
 }
@@ -318,7 +333,7 @@ func (s *Store) Lock(ctx context.Context, id string, leaseTTL time.Duration) (st
 		ls.token = s.tokens.Add(1)
 		ls.expires = time.Now().Add(leaseTTL)
 		l := &lease{s: s, id: id, token: ls.token}
-		rec := sh.getLocked(id, time.Now()).snapshot()
+		rec := sh.useLocked(id, time.Now()).snapshot()
 		sh.mu.Unlock()
 		return l, rec, nil
 	}
@@ -349,7 +364,7 @@ func (s *Store) Lock(ctx context.Context, id string, leaseTTL time.Duration) (st
 				return nil, store.Record{}, fmt.Errorf("%w: %w", store.ErrLockTimeout, ctx.Err())
 			}
 			l := &lease{s: s, id: id, token: w.token}
-			rec := sh.getLocked(id, time.Now()).snapshot()
+			rec := sh.useLocked(id, time.Now()).snapshot()
 			sh.mu.Unlock()
 			return l, rec, nil
 		}
@@ -442,7 +457,7 @@ func (l *lease) Unlock(_ context.Context, m store.Mutation) (uint64, error) {
 		if r := sh.getLocked(l.id, now); r != nil {
 			v = r.version
 			if m.TTL > 0 {
-				r.expires = now.Add(m.TTL)
+				r.expires, r.ttl = now.Add(m.TTL), m.TTL
 			}
 		}
 	}

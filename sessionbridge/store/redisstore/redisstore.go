@@ -31,8 +31,9 @@
 //
 // # Keys
 //
-// A session is the hash <prefix>{<id>} (field v: version, field d: data)
-// and its lock the string <prefix>{<id>}:lock holding the owner's token
+// A session is the hash <prefix>{<id>} (field v: version, field d: data,
+// field t: the TTL in milliseconds its last write or refresh gave it, 0 for
+// none; see inUse) and its lock the string <prefix>{<id>}:lock holding the owner's token
 // (the store instance's random ID, a colon, and a sequence number in base
 // 36). Beside them, for a while: <prefix>{<id>}:turn, a gateway's claim to
 // the next turn of the lock (lockScript), and
@@ -47,7 +48,8 @@
 // # Locks and waiting
 //
 // Lock is one round trip: a script does SET NX PX and, when it got the lock,
-// HMGET of the record. A lock attempt whose caller stopped waiting may
+// HMGET of the record, giving it back the TTL it was last given if less is
+// left (recordInUse: the request's use starts now, as Load's does). A lock attempt whose caller stopped waiting may
 // still reach Redis later than the next one (Redis orders nothing across
 // connections): the attempt's background release leaves the fence, the
 // next attempt's lock carries a higher sequence number, and the late
@@ -329,6 +331,25 @@ local function raiseFence(fence, token, instance, ms)
 end
 `
 
+// recordInUse is Lua that the scripts which hand a record to a request
+// (loadScript, lockScript, unlockScript's hand-over) start with.
+// inUse(k, t) counts that request as a use of record k from its start: a
+// record whose TTL left is below t, the TTL its last write or refresh gave
+// it (field t), gets t again, never a shorter one. Without it a request
+// that began shortly before the TTL, counted from the previous use, ran
+// out found the record gone when it ended: its write dropped, the session
+// ended under it. A PTTL check rather than PEXPIRE GT, which Redis before
+// 7.0 does not have. A record without t (written by a gateway of a
+// release before it) is left as it is.
+const recordInUse = `
+local function inUse(k, t)
+  t = tonumber(t)
+  if not t or t <= 0 then return end
+  local p = redis.call('PTTL', k)
+  if p >= 0 and p < t then redis.call('PEXPIRE', k, t) end
+end
+`
+
 // Scripts. Every script touches only KEYS[*] of one session (one slot).
 // Versions travel as decimal strings into Redis and come back as integers:
 // Lua numbers are doubles, exact below 2^53, and tostring() would print
@@ -342,11 +363,11 @@ if not cur then cur = '0' end
 if cur ~= ARGV[1] then return -1 end
 local v
 if cur == '0' then
-  redis.call('HSET', KEYS[1], 'v', ARGV[4], 'd', ARGV[2])
+  redis.call('HSET', KEYS[1], 'v', ARGV[4], 'd', ARGV[2], 't', ARGV[3])
   v = tonumber(ARGV[4])
 else
   v = redis.call('HINCRBY', KEYS[1], 'v', 1)
-  redis.call('HSET', KEYS[1], 'd', ARGV[2])
+  redis.call('HSET', KEYS[1], 'd', ARGV[2], 't', ARGV[3])
 end
 if tonumber(ARGV[3]) > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -361,14 +382,23 @@ return v
 	touchScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'v') == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('HSET', KEYS[1], 't', ARGV[2])
 end
 return 1
+`)
+
+	// KEYS[1] record. Returns {version|nil, data|nil} (HMGET's reply) and
+	// counts the load as a use (inUse).
+	loadScript = redis.NewScript(recordInUse + `
+local r = redis.call('HMGET', KEYS[1], 'v', 'd', 't')
+if r[1] then inUse(KEYS[1], r[3]) end
+return {r[1], r[2]}
 `)
 
 	// KEYS[1] record, KEYS[2] lock, KEYS[3] turn, KEYS[4] fence; ARGV:
 	// token, lease ms, instance, turn ms, channel, id, since (unix ms the
 	// caller asked). Returns {1, version|nil, data|nil} or {0, ms to wait
-	// at most}.
+	// at most}. A lock taken counts as a use of the record (inUse).
 	//
 	// The turn key ("instance since") names the instance (gateway) whose
 	// contender found the lock taken since it was last acquired. While it
@@ -407,7 +437,7 @@ return 1
 	// release was lost (a failover: the old master acknowledged it, the
 	// promoted replica never got it) or is still being retried. Nobody
 	// else would free it before the lease's end.
-	lockScript = redis.NewScript(lockSuperseded + `
+	lockScript = redis.NewScript(lockSuperseded + recordInUse + `
 local h = redis.call('GET', KEYS[2])
 if superseded(h, KEYS[4], ARGV[1], ARGV[3]) then
   local p = redis.call('PTTL', KEYS[2])
@@ -428,7 +458,8 @@ if mine and redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
     redis.call('DEL', KEYS[3])
     redis.call('PUBLISH', ARGV[5], ARGV[6])
   end
-  local r = redis.call('HMGET', KEYS[1], 'v', 'd')
+  local r = redis.call('HMGET', KEYS[1], 'v', 'd', 't')
+  if r[1] then inUse(KEYS[1], r[3]) end
   return {1, r[1], r[2]}
 end
 if dead then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
@@ -443,7 +474,8 @@ return {0, p}
 	// next token ('' = release), next lease ms, instance, fence ms (0 =
 	// none). Returns {-1} when the token does not hold the lock (nothing
 	// applied), else {1, version, data|nil, turn}; data is the record value
-	// for a Keep hand-over, so the next holder needs no load; turn is 0
+	// for a Keep hand-over, so the next holder needs no load (and the
+	// hand-over counts as its use of the record: inUse); turn is 0
 	// unless another instance waits for its turn (lockScript), else when
 	// that instance's contender asked for the lock (the claim's since, unix
 	// ms; 1 for a claim without one, the oldest): this instance hands the
@@ -455,7 +487,7 @@ return {0, p}
 	// not the token's, it raises the fence to the token's seq for that
 	// long, so that the script, should it come late, does nothing
 	// (lockScript). The fence is never lowered nor shortened.
-	unlockScript = redis.NewScript(lockSuperseded + `
+	unlockScript = redis.NewScript(lockSuperseded + recordInUse + `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   if tonumber(ARGV[11]) > 0 then raiseFence(KEYS[4], ARGV[1], ARGV[10], tonumber(ARGV[11])) end
   return {-1}
@@ -466,9 +498,9 @@ local d = false
 if kind == 'p' then
   if redis.call('HEXISTS', KEYS[1], 'v') == 1 then
     v = redis.call('HINCRBY', KEYS[1], 'v', 1)
-    redis.call('HSET', KEYS[1], 'd', ARGV[4])
+    redis.call('HSET', KEYS[1], 'd', ARGV[4], 't', ARGV[3])
   else
-    redis.call('HSET', KEYS[1], 'v', ARGV[5], 'd', ARGV[4])
+    redis.call('HSET', KEYS[1], 'v', ARGV[5], 'd', ARGV[4], 't', ARGV[3])
     v = tonumber(ARGV[5])
   end
   if tonumber(ARGV[3]) > 0 then
@@ -482,8 +514,15 @@ else
   local cur = redis.call('HGET', KEYS[1], 'v')
   if cur then
     v = tonumber(cur)
-    if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-    if ARGV[8] ~= '' then d = redis.call('HGET', KEYS[1], 'd') end
+    if tonumber(ARGV[3]) > 0 then
+      redis.call('PEXPIRE', KEYS[1], ARGV[3])
+      redis.call('HSET', KEYS[1], 't', ARGV[3])
+    end
+    if ARGV[8] ~= '' then
+      local r = redis.call('HMGET', KEYS[1], 'd', 't')
+      d = r[1]
+      inUse(KEYS[1], r[2])
+    end
   end
 end
 if ARGV[8] ~= '' then
@@ -581,12 +620,14 @@ func (s *Store) Load(ctx context.Context, id string) (store.Record, error) {
 	if err != nil {
 		return store.Record{}, err
 	}
-	vals, err := s.c.HMGet(ctx, keys[0], "v", "d").Result()
+	// A script, not a bare HMGET, in the same round trip: the load
+	// counts as a use of the record (inUse). It runs twice harmlessly.
+	vals, err := loadScript.Run(ctx, s.c, keys[:1]).Slice()
 	if err != nil {
 		return store.Record{}, unavailable("load", err)
 	}
 	if len(vals) != 2 {
-		return store.Record{}, unavailable("load", fmt.Errorf("HMGET returned %d values", len(vals)))
+		return store.Record{}, unavailable("load", fmt.Errorf("the load script returned %d values", len(vals)))
 	}
 	return parseRecord("load", vals[0], vals[1])
 }

@@ -43,6 +43,7 @@ func Run(t *testing.T, newPair NewPair) {
 		{"EmptyValueIsPresent", testEmptyValue},
 		{"ValuesAreCopied", testValuesAreCopied},
 		{"TTLExpiry", testTTLExpiry},
+		{"UseRestoresTheLastTTL", testUseRestoresTheLastTTL},
 		{"Touch", testTouch},
 		{"Delete", testDelete},
 		{"SaveIgnoresLock", testSaveIgnoresLock},
@@ -256,6 +257,57 @@ func testTTLExpiry(t *testing.T, a, b store.Store) {
 	}
 	// An expired record is absent for CAS too.
 	mustSave(t, b, short, 0, []byte("new"), time.Minute)
+}
+
+// testUseRestoresTheLastTTL: Load and Lock, a lock handed over to a waiter
+// included, count as a use of a present record: it gets the TTL its last
+// write or refresh gave it again (package store), so a request that began
+// shortly before that TTL ran out still finds the record when it ends.
+// Never a longer TTL than that last one.
+func testUseRestoresTheLastTTL(t *testing.T, a, b store.Store) {
+	t.Parallel()
+	const ttl = time.Second
+	loaded, locked, handed := newID(), newID(), newID()
+	lv := mustSave(t, a, loaded, 0, []byte("loaded"), ttl)
+	kv := mustSave(t, a, locked, 0, []byte("locked"), ttl)
+	hv := mustSave(t, a, handed, 0, []byte("handed"), time.Minute)
+	// A Keep with a TTL is what the handed record was last given.
+	l, _ := mustLock(t, a, handed, 10*time.Second)
+	mustUnlock(t, l, store.Mutation{Kind: store.Keep, TTL: ttl})
+	// Shortened by its last refresh: a use gives it that, not the
+	// minute it was saved with.
+	short := newID()
+	sv := mustSave(t, a, short, 0, []byte("short"), time.Minute)
+	if err := a.Touch(ctxT(t, 5*time.Second), short, sv, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	wantRecord(t, mustLoad(t, b, short), []byte("short"), sv)
+
+	holder, _ := mustLock(t, a, handed, 10*time.Second)
+	waiter := lockLater(t, a, handed, 10*time.Second, 10*time.Second, nil)
+	time.Sleep(700 * time.Millisecond) // of the 1 s TTL
+	wantRecord(t, mustLoad(t, b, loaded), []byte("loaded"), lv)
+	kl, kr := mustLock(t, b, locked, 10*time.Second)
+	wantRecord(t, kr, []byte("locked"), kv)
+	// Released without a TTL: the expiry stays as the lock made it.
+	mustUnlock(t, kl, store.Mutation{Kind: store.Keep})
+	// Handed to the waiter (in process where the store does that)
+	// without a TTL: taking the lock is the waiter's use.
+	mustUnlock(t, holder, store.Mutation{Kind: store.Keep})
+	w := <-waiter
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	wantRecord(t, w.r, []byte("handed"), hv)
+	mustUnlock(t, w.l, store.Mutation{Kind: store.Keep})
+
+	time.Sleep(700 * time.Millisecond) // 1.4 s after the last write, 0.7 s after the use
+	wantRecord(t, mustLoad(t, a, loaded), []byte("loaded"), lv)
+	wantRecord(t, mustLoad(t, a, locked), []byte("locked"), kv)
+	wantRecord(t, mustLoad(t, a, handed), []byte("handed"), hv)
+	if r := mustLoad(t, a, short); r.Version != 0 {
+		t.Fatalf("a load gave a record the minute it was saved with, not the 300 ms of its last refresh: %+v", r)
+	}
 }
 
 func testTouch(t *testing.T, a, b store.Store) {
