@@ -64,7 +64,9 @@ type Options struct {
 	// the absolute lifetime.
 	IdleTimeout time.Duration
 	LockMode    LockMode
-	// LockTimeout bounds the wait for a strict lock.
+	// LockTimeout bounds the wait for a strict lock held by another
+	// request; the store's round trips get StoreTimeout on top
+	// (lockTimed).
 	LockTimeout time.Duration
 	// LockLease is how long a lock outlives a crashed gateway. A live
 	// request renews its lock every LockLease/3 (see renewal), so it holds
@@ -774,11 +776,16 @@ func phpReadable(data []byte) error {
 	return nil
 }
 
-// lockTimed takes session id's lock, waiting up to LockTimeout, and
-// counts the wait (Metrics.LockWait).
+// lockTimed takes session id's lock, waiting up to LockTimeout for
+// another holder, and counts the wait (Metrics.LockWait). The store's
+// round trips get StoreTimeout on top: bounded by LockTimeout alone, a
+// LockTimeout below Redis's round trip (a short one, to fail fast on busy
+// sessions, with Redis in another zone) cut every lock script short, and
+// each request of a session nobody else held got 503 "session busy".
 func (m *Manager) lockTimed(ctx context.Context, id string) (store.Lease, store.Record, error) {
 	start := m.now()
-	lctx, cancel := context.WithTimeout(ctx, m.o.LockTimeout)
+	// max: a LockTimeout of centuries would overflow the sum.
+	lctx, cancel := context.WithTimeout(ctx, max(m.o.LockTimeout+m.o.StoreTimeout, m.o.LockTimeout))
 	l, rec, err := m.o.Store.Lock(lctx, id, m.o.LockLease)
 	cancel()
 	if m.o.Metrics != nil {
@@ -1209,7 +1216,8 @@ const retiredGrace = 10 * time.Second
 
 // retiredTTL is how long a tombstone outlives the regeneration: a request
 // sent with the old cookie before the browser got the new one arrives
-// within moments, and waits for the lock at most LockTimeout.
+// within moments, and waits for the lock at most LockTimeout (plus
+// StoreTimeout, at most a minute, for Redis's answers: lockTimed).
 func (m *Manager) retiredTTL() time.Duration {
 	return max(2*time.Minute, 2*m.o.LockTimeout)
 }
