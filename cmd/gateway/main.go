@@ -20,7 +20,6 @@ import (
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/procs"
-	"github.com/sessiongate/sessiongate/sessionbridge"
 )
 
 // command is one subcommand; the first (name "") is what runs without one.
@@ -34,20 +33,8 @@ type command struct {
 // line here.
 var commands = []command{
 	{"", "run the gateway (the default)", serve},
-	{"php-prepend", "print the PHP prepend file (install it where php-fpm can read it; see SESSIONGATE_PHP_PREPEND)", printPrepend},
+	{"php-prepend", "print the PHP prepend file; -o PATH installs it at PATH in one rename, safe while php-fpm runs (see SESSIONGATE_PHP_PREPEND)", printPrepend},
 	{"healthcheck", "probe /healthz on SESSIONGATE_ADMIN_LISTEN: exit 0 if it answers 200, else 1 (for a container HEALTHCHECK without curl)", healthcheck},
-}
-
-func printPrepend(args, _ []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		fmt.Fprintf(stderr, "gateway php-prepend: unexpected argument %q\n", args[0])
-		return 2
-	}
-	if _, err := stdout.Write(sessionbridge.PrependPHP); err != nil {
-		fmt.Fprintf(stderr, "gateway php-prepend: %v\n", err)
-		return 1
-	}
-	return 0
 }
 
 func init() {
