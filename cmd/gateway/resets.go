@@ -83,25 +83,34 @@ func limitResets(srv *http.Server, logger *slog.Logger) {
 			return
 		}
 		aw := &answerWriter{ResponseWriter: w, ctx: r.Context()}
+		// Deferred: the handler of a stream its client reset aborts
+		// (http.ErrAbortHandler, no answer to send), and that stream
+		// counts all the more.
+		defer rc.count(r, aw, logger)
 		next.ServeHTTP(aw, r)
-		if r.Context().Err() == nil {
-			rc.ended.Add(1)
-			return
-		}
-		if aw.began.Load() {
-			// Reset once its answer was on its way: a download
-			// cancelled by a navigation, a video player's range
-			// request dropped when it seeks or has buffered enough.
-			// The server did its work; the attack resets before.
-			return
-		}
-		reset := rc.reset.Add(1)
-		if ended := rc.ended.Load(); rc.recentResets(resetClock()) > rapidResetLimit && reset > ended && rc.closed.CompareAndSwap(false, true) {
-			logger.Warn("closing an HTTP/2 connection whose client reset more streams than it let end (rapid reset, CVE-2023-44487)",
-				"remote", r.RemoteAddr, "reset", reset, "ended", ended)
-			rc.nc.Close()
-		}
 	})
+}
+
+// count notes how the stream of r ended, and closes the connection once
+// its client reset too many before their answer began.
+func (rc *resetCounter) count(r *http.Request, aw *answerWriter, logger *slog.Logger) {
+	if r.Context().Err() == nil {
+		rc.ended.Add(1)
+		return
+	}
+	if aw.began.Load() {
+		// Reset once its answer was on its way: a download cancelled
+		// by a navigation, a video player's range request dropped when
+		// it seeks or has buffered enough. The server did its work;
+		// the attack resets before.
+		return
+	}
+	reset := rc.reset.Add(1)
+	if ended := rc.ended.Load(); rc.recentResets(resetClock()) > rapidResetLimit && reset > ended && rc.closed.CompareAndSwap(false, true) {
+		logger.Warn("closing an HTTP/2 connection whose client reset more streams than it let end (rapid reset, CVE-2023-44487)",
+			"remote", r.RemoteAddr, "reset", reset, "ended", ended)
+		rc.nc.Close()
+	}
 }
 
 // answerWriter notes whether the handler began its answer (a final status,
