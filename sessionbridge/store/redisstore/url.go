@@ -471,6 +471,13 @@ func normalizeHost(h string) (string, error) {
 	if host == "" {
 		return "", errors.New("empty host in host list")
 	}
+	if i := strings.Index(host, "%25"); i >= 0 && strings.Contains(host, ":") {
+		// A link-local address's zone, written %25 in a URL (RFC 6874,
+		// as net/url and SESSIONGATE_DJANGO_URL read it): kept escaped,
+		// the URL handed to go-redis escaped it again, and it dialed
+		// zone "25eth0", an interface that does not exist.
+		host = host[:i] + "%" + host[i+3:]
+	}
 	if port == "" {
 		port = "6379"
 	}

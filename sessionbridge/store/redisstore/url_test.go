@@ -32,6 +32,12 @@ func TestOpenClientForms(t *testing.T) {
 		{"redis://:only@h", want{kind: "single", addrs: []string{"h:6379"}, network: "tcp", pw: "only"}},
 		{"rediss://h:6380/1?dial_timeout=2s", want{kind: "single", addrs: []string{"h:6380"}, network: "tcp", db: 1, tls: true}},
 		{"redis://[::1]:7000/2", want{kind: "single", addrs: []string{"[::1]:7000"}, network: "tcp", db: 2}},
+		// A link-local address's zone is %25 in a URL (RFC 6874), as in
+		// SESSIONGATE_DJANGO_URL: it was escaped again, and go-redis
+		// dialed zone "25eth0".
+		{"redis://[fe80::1%25eth0]:6379/0", want{kind: "single", addrs: []string{"[fe80::1%eth0]:6379"}, network: "tcp"}},
+		{"redis-cluster://[fe80::1%25eth0]:7000,[fe80::2%25eth0]", want{kind: "cluster", addrs: []string{"[fe80::1%eth0]:7000", "[fe80::2%eth0]:6379"}}},
+		{"redis-sentinel://[fe80::1%25eth0]:26379?master=m", want{kind: "sentinel", addrs: []string{"[fe80::1%eth0]:26379"}, master: "m"}},
 		{"unix:///run/redis.sock?db=4", want{kind: "single", addrs: []string{"/run/redis.sock"}, network: "unix", db: 4}},
 		{"unix://:pw@/run/redis.sock", want{kind: "single", addrs: []string{"/run/redis.sock"}, network: "unix", pw: "pw"}},
 		// The form SESSIONGATE_PHP_FPM and SESSIONGATE_DJANGO_URL take,
