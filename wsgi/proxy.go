@@ -326,6 +326,18 @@ func newNonce() string {
 // rewrite prepares the request for Django. ReverseProxy has already removed
 // hop-by-hop headers and the client's Forwarded and X-Forwarded-For, -Host
 // and -Proto.
+// reachedHost is the Host naming la, the address a client without one
+// reached. A link-local address's zone is left out, as PHP's SERVER_NAME
+// leaves it: net/http drops it from the Host it writes, so with it
+// X-Forwarded-Host named another host than the Host, which Django refuses
+// (DisallowedHost) under USE_X_FORWARDED_HOST.
+func reachedHost(la net.Addr) string {
+	if a, ok := la.(*net.TCPAddr); ok {
+		return net.JoinHostPort(a.IP.String(), strconv.Itoa(a.Port))
+	}
+	return la.String()
+}
+
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	st := stateOf(pr.In.Context())
 	out := pr.Out
@@ -345,7 +357,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		// placeholder the balancer pools backends under, which Django
 		// refuses (DisallowedHost) and asks to add to ALLOWED_HOSTS.
 		if la, ok := pr.In.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la != nil {
-			out.Host = la.String()
+			out.Host = reachedHost(la)
 		}
 	}
 	// ReverseProxy drops query parameters it cannot parse; Django gets the

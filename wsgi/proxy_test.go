@@ -1481,6 +1481,27 @@ func TestNoHostNamesTheReachedAddress(t *testing.T) {
 	}
 }
 
+// TestNoHostNamesTheReachedAddressWithoutItsZone: on a link-local listener
+// the address a client without Host reached has a zone
+// ([fe80::1%eth0]:8080); net/http drops it from the Host it writes, and
+// X-Forwarded-Host kept it, two hosts Django takes for different ones
+// (DisallowedHost under USE_X_FORWARDED_HOST).
+func TestNoHostNamesTheReachedAddressWithoutItsZone(t *testing.T) {
+	for _, c := range []struct {
+		la   net.Addr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 8080, Zone: "eth0"}, "[fe80::1]:8080"},
+		{&net.TCPAddr{IP: net.ParseIP("::1"), Port: 80}, "[::1]:80"},
+		{&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 8080}, "127.0.0.1:8080"},
+		{&net.TCPAddr{IP: net.ParseIP("::ffff:10.0.0.1"), Port: 80}, "10.0.0.1:80"},
+	} {
+		if got := reachedHost(c.la); got != c.want {
+			t.Errorf("reached %v: Host %q, want %q", c.la, got, c.want)
+		}
+	}
+}
+
 // TestBadRequestWithALargeSessionIsExplained: a 400 (431 from gunicorn 22
 // on) that Django's middleware did not mark, answered to a request that
 // carried a large session, is most likely the server's header limits
