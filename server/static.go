@@ -80,7 +80,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request, route phpro
 	defer f.Close()
 	h.Set("Content-Type", ctype)
 	h.Set("X-Content-Type-Options", "nosniff")
-	if s.setMaxAge(h, ctype) && (r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "") {
+	if s.setMaxAge(h, r, ctype) && (r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "") {
 		// ServeContent may answer 412 with the headers set so far.
 		w = onSuccessOnly{w, dropMaxAge}
 	}
@@ -192,8 +192,14 @@ func checkNotShrunk(r *http.Request, f fileToSend) {
 // 4.2.2), days for a page last changed weeks ago, while the assets it
 // names stay fresh for the max-age.
 //
+// A file asked for with Authorization (one behind SESSIONGATE_BASIC_AUTH)
+// gets max-age without "public", as from nginx's expires: a shared cache
+// keeps such an answer for other clients only when it says public,
+// s-maxage or must-revalidate (RFC 9111 section 3.5), and with public a
+// CDN in front would hand the file to clients without the password.
+//
 // It reports whether it set a Cache-Control.
-func (s *Server) setMaxAge(h http.Header, ctype string) bool {
+func (s *Server) setMaxAge(h http.Header, r *http.Request, ctype string) bool {
 	if s.cfg.StaticMaxAge <= 0 {
 		return false
 	}
@@ -201,7 +207,11 @@ func (s *Server) setMaxAge(h http.Header, ctype string) bool {
 		h.Set("Cache-Control", "no-cache")
 		return true
 	}
-	h.Set("Cache-Control", "public, max-age="+strconv.FormatInt(int64(s.cfg.StaticMaxAge/time.Second), 10))
+	cc := "max-age=" + strconv.FormatInt(int64(s.cfg.StaticMaxAge/time.Second), 10)
+	if _, authorized := r.Header["Authorization"]; !authorized {
+		cc = "public, " + cc
+	}
+	h.Set("Cache-Control", cc)
 	return true
 }
 

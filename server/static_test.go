@@ -142,6 +142,43 @@ func TestStaticMaxAgeNotOnPreconditionFailed(t *testing.T) {
 	}
 }
 
+// TestStaticMaxAgeNotPublicWithAuthorization: a file asked for with
+// Authorization (behind SESSIONGATE_BASIC_AUTH) gets the max-age without
+// "public", on its 200 and its 304. A shared cache reuses an answer to such
+// a request for others only when it says public, s-maxage or
+// must-revalidate (RFC 9111 section 3.5): with "public", a CDN in front
+// served the protected file to clients that never sent the password.
+// nginx's expires sends max-age only. A file asked for without
+// Authorization keeps "public".
+func TestStaticMaxAgeNotPublicWithAuthorization(t *testing.T) {
+	users := basicAuthFile(t)
+	e := newEnv(t, func(c *config.Config) {
+		c.BasicAuthSpecs = []string{"/private/ " + users}
+		c.StaticMaxAge = 720 * time.Hour
+	})
+	if err := os.MkdirAll(filepath.Join(e.root, "private"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.root, "private", "report.pdf"), []byte("report"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/private/report.pdf", nil)
+	r.SetBasicAuth("bo", "secret")
+	w := e.do(r)
+	if cc := w.Header().Get("Cache-Control"); w.Code != http.StatusOK || cc != "max-age=2592000" {
+		t.Errorf("200: %d Cache-Control %q, want 200 %q", w.Code, cc, "max-age=2592000")
+	}
+	r = httptest.NewRequest("GET", "/private/report.pdf", nil)
+	r.SetBasicAuth("bo", "secret")
+	r.Header.Set("If-None-Match", w.Header().Get("ETag"))
+	if w := e.do(r); w.Code != http.StatusNotModified || w.Header().Get("Cache-Control") != "max-age=2592000" {
+		t.Errorf("304: %d Cache-Control %q, want 304 %q", w.Code, w.Header().Get("Cache-Control"), "max-age=2592000")
+	}
+	if w := e.do(httptest.NewRequest("GET", "/style.css", nil)); w.Header().Get("Cache-Control") != "public, max-age=2592000" {
+		t.Errorf("without Authorization: Cache-Control %q, want public", w.Header().Get("Cache-Control"))
+	}
+}
+
 // TestStaticSVGZNotGzippedAgain: an .svgz is a gzip stream already; with
 // nginx's type for it, image/svg+xml, it goes out as the file's bytes, as
 // nginx sends it, never gzipped a second time.
