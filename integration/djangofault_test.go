@@ -158,8 +158,15 @@ func startDjangoGateway(t *testing.T, djangoURL string, extra ...string) *sessio
 // environment, behind startDjangoGateway with extra.
 func startURLConfDjango(t *testing.T, urls string, env []string, extra ...string) *sessionGW {
 	t.Helper()
+	return startBodyProject(t, bodyDjangoSettings, urls, env, extra...)
+}
+
+// startBodyProject is startURLConfDjango with the project's settings too
+// (bodyDjangoSettings changed).
+func startBodyProject(t *testing.T, settings, urls string, env []string, extra ...string) *sessionGW {
+	t.Helper()
 	harness.Require(t, "php-fpm8.2", "gunicorn", "django")
-	proj := djangoProject(t, "bodyproj", bodyDjangoSettings, urls)
+	proj := djangoProject(t, "bodyproj", settings, urls)
 	pkg, err := filepath.Abs("../wsgi/django")
 	if err != nil {
 		t.Fatal(err)

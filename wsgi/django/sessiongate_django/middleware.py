@@ -36,7 +36,12 @@ def _key_cache_by_session(meta, verified):
     key, restores what Django's own session cookie does for the cache. A
     copy the client sent under that name is dropped on every request, with
     a session or not: a visitor holding a leaked token would otherwise get
-    that session's cached pages without its cookie."""
+    that session's cached pages without its cookie. Django's cache key is
+    the digest of the varied fields' values joined with nothing between
+    them, so the token could also be spelled across the Cookie field and
+    its neighbour (`Cookie: sessiongat` and `User-Agent: e=<token>...`): a
+    line feed, which no field a client sends can carry, goes before it.
+    Django's cookie parser strips it."""
     cookie = meta.get("HTTP_COOKIE", "")
     has_session = verified is not None and verified.session_id
     if not has_session and CACHE_COOKIE not in cookie:
@@ -44,7 +49,7 @@ def _key_cache_by_session(meta, verified):
     pairs = [p.strip() for p in cookie.split(";") if p.strip() and p.split("=", 1)[0].strip() != CACHE_COOKIE]
     if has_session:
         token = protocol.mac(verified.key, "sg1-cache", verified.session_id)[:32]
-        pairs.append("%s=%s" % (CACHE_COOKIE, token))
+        pairs.append("\n%s=%s" % (CACHE_COOKIE, token))
     if pairs:
         meta["HTTP_COOKIE"] = "; ".join(pairs)
     else:

@@ -227,6 +227,7 @@ class CacheTests(unittest.TestCase):
         self.assertEqual(pairs[0], "theme=dark")
         self.assertEqual(len(pairs), 2)
         self.assertRegex(pairs[1], r"^sessiongate=[0-9a-f]{32}$")
+        self.assertRegex(request.COOKIES["sessiongate"], r"^[0-9a-f]{32}$")
 
     def test_request_without_a_session_cannot_claim_a_sessions_cached_page(self):
         # A visitor without a session who learnt a session's cache token
@@ -251,6 +252,41 @@ class CacheTests(unittest.TestCase):
             self.assertEqual(stack(request).content, b"user=None")
             self.assertEqual(request.META["HTTP_COOKIE"], "theme=dark")
         cache.clear()
+
+
+    def _cache_varying_on(self, field):
+        from django.core.cache import cache
+        from django.middleware.cache import FetchFromCacheMiddleware, UpdateCacheMiddleware
+        from django.utils.cache import patch_vary_headers
+
+        cache.clear()
+        self.addCleanup(cache.clear)
+
+        def view(request):
+            response = HttpResponse("user=%s" % request.session.get("user"))
+            patch_vary_headers(response, (field,))
+            return response
+
+        return UpdateCacheMiddleware(SessionMiddleware(FetchFromCacheMiddleware(view)))
+
+    def test_token_spelled_across_two_fields_claims_no_cached_page(self):
+        # Django's cache key joins the varied fields' values with nothing
+        # between them: a visitor without a session who learnt a token
+        # spelled it across Cookie and the field after it (User-Agent) or
+        # before it (Accept-Encoding), kept the dropped name out of its
+        # Cookie, and got the session's cached page.
+        rf = RequestFactory()
+        ua, ae = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0", "gzip, br"
+        for field, spell in (
+            ("User-Agent", lambda token: {"HTTP_COOKIE": "sessiongat", "HTTP_USER_AGENT": "e=" + token + ua}),
+            ("Accept-Encoding", lambda token: {"HTTP_ACCEPT_ENCODING": ae + "s", "HTTP_COOKIE": "essiongate=" + token}),
+        ):
+            stack = self._cache_varying_on(field)
+            owner = rf.get("/accounts/profile/", HTTP_USER_AGENT=ua, HTTP_ACCEPT_ENCODING=ae, **signed_meta("ab" * 32, {"user": "ana"}))
+            self.assertEqual(stack(owner).content, b"user=ana")
+            meta = signed_meta("", {}, nonce="2" * 32)
+            meta.update(spell(owner.COOKIES["sessiongate"]))
+            self.assertEqual(stack(rf.get("/accounts/profile/", **meta)).content, b"user=None", field)
 
 
 class CheckTests(unittest.TestCase):
