@@ -272,7 +272,7 @@ func (s *Server) serveAccel(w http.ResponseWriter, r *http.Request, target strin
 // dropDownloadHeaders takes out of h what the app said about the download
 // it handed over, for an answer that is not the file. The app's
 // Set-Cookie (a new session's cookie) stays, and a Cache-Control that
-// keeps the answer out of shared caches; a Content-Disposition, a type,
+// keeps the answer out of shared caches (keepsOutOfSharedCaches); a Content-Disposition, a type,
 // and freshness (a year of it, or "public, max-age") do not fit an error,
 // which a shared cache could otherwise keep for every client of the URL.
 // That includes the Cache-Control of a CDN's own (httpfield.CDNCacheControl),
@@ -282,10 +282,29 @@ func dropDownloadHeaders(h http.Header) {
 	h.Del("Content-Type")
 	h.Del("Expires")
 	for _, name := range append([]string{"Cache-Control"}, httpfield.CDNCacheControl[:]...) {
-		if cc := strings.ToLower(h.Get(name)); !strings.Contains(cc, "no-store") && !strings.Contains(cc, "private") && !strings.Contains(cc, "no-cache") {
+		if !keepsOutOfSharedCaches(h.Values(name)) {
 			h.Del(name)
 		}
 	}
+}
+
+// keepsOutOfSharedCaches reports whether cache directives keep a response
+// out of shared caches, or stored but never reused unchecked: no-store,
+// private or no-cache, each without an argument. Qualified, private and
+// no-cache hold back only the fields they name (RFC 9111 sections
+// 5.2.2.4 and 5.2.2.7: public, max-age=31536000, no-cache="Set-Cookie"
+// is a year in any cache), and a name that only begins like one
+// (Surrogate-Control's no-store-remote) is another directive.
+func keepsOutOfSharedCaches(values []string) bool {
+	for _, d := range httpfield.Directives(values) {
+		switch d.Name {
+		case "no-store", "private", "no-cache":
+			if !d.HasArg {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // accelPath is the path of the file an X-Accel-Redirect target names, as

@@ -437,3 +437,49 @@ func TestAccelRedirectErrorDropsCDNFreshness(t *testing.T) {
 		t.Errorf("the file: %d %v", w.Code, w.Header())
 	}
 }
+
+// An error in place of a download keeps the app's Cache-Control only when
+// a directive of it, by its exact name and without an argument, keeps
+// the answer from being reused by shared caches (no-store, private,
+// no-cache). The qualified forms hold back only the fields they name
+// (RFC 9111 sections 5.2.2.4 and 5.2.2.7): "no-cache="Set-Cookie"" is
+// the HTTP/1.1 idiom for "cache this, but not its cookie". A substring
+// match kept "public, max-age=31536000" with them, and Surrogate-Control's
+// no-store-remote (which lets the surrogate next to the origin store the
+// answer), so a CDN kept the 404 of a file gone during a deploy, or a
+// 412, for a year for every client of the URL. (http.ServeContent takes
+// Cache-Control off its 416 itself.)
+func TestAccelRedirectErrorDropsQualifiedPrivate(t *testing.T) {
+	for _, tc := range []struct {
+		field string
+		app   []string
+		kept  bool
+	}{
+		{"Cache-Control", []string{`public, max-age=31536000, no-cache="Set-Cookie"`}, false},
+		{"Cache-Control", []string{`public, max-age=31536000, private="Set-Cookie"`}, false},
+		{"Cache-Control", []string{`public, max-age=31536000, private="X-User, no-store"`}, false},
+		{"Surrogate-Control", []string{"max-age=31536000, no-store-remote"}, false},
+		{"Cache-Control", []string{"max-age=60, Private"}, true},
+		{"Cache-Control", []string{"no-cache, max-age=0"}, true},
+		{"Cache-Control", []string{"public, max-age=600", "no-store"}, true},
+	} {
+		e, _ := accelEnv(t, http.Header{tc.field: tc.app})
+		for _, req := range []struct {
+			target string
+			hdr    []string
+			status int
+		}{
+			{"/private/missing.pdf", nil, http.StatusNotFound},
+			{"/private/report.pdf", []string{"If-Match", `"other"`}, http.StatusPreconditionFailed},
+		} {
+			w := accelGet(e, "GET", req.target, req.hdr...)
+			if w.Code != req.status {
+				t.Fatalf("%s %q: %d, want %d", req.target, req.hdr, w.Code, req.status)
+			}
+			got := w.Header().Values(tc.field)
+			if kept := len(got) > 0; kept != tc.kept || kept && strings.Join(got, "\n") != strings.Join(tc.app, "\n") {
+				t.Errorf("app's %s %q: the %d (%s %q) carries %q, kept: %v", tc.field, tc.app, w.Code, req.target, req.hdr, got, tc.kept)
+			}
+		}
+	}
+}
