@@ -30,16 +30,12 @@ func keepFromSharedCaches(h http.Header) {
 		return
 	}
 	var kept []string
-	for _, v := range h.Values("Cache-Control") {
-		for _, d := range strings.Split(v, ",") {
-			d = strings.TrimSpace(d)
-			name, _, _ := strings.Cut(d, "=")
-			switch strings.ToLower(strings.TrimSpace(name)) {
-			case "public", "private", "":
-				continue // the private put first covers a field list's
-			}
-			kept = append(kept, d)
+	for _, d := range httpfield.Directives(h.Values("Cache-Control")) {
+		switch d.Name {
+		case "public", "private", "":
+			continue // the private put first covers a field list's
 		}
+		kept = append(kept, d.Text)
 	}
 	h.Set("Cache-Control", strings.Join(append([]string{"private"}, kept...), ", "))
 }
@@ -47,21 +43,13 @@ func keepFromSharedCaches(h http.Header) {
 // keptOut reports whether cache directives keep the session cookie out of
 // shared caches: no-store, private, or private naming Set-Cookie.
 func keptOut(values []string) bool {
-	for _, v := range values {
-		for _, d := range strings.Split(v, ",") {
-			name, fields, qualified := strings.Cut(strings.TrimSpace(d), "=")
-			switch strings.ToLower(strings.TrimSpace(name)) {
-			case "no-store":
+	for _, d := range httpfield.Directives(values) {
+		switch d.Name {
+		case "no-store":
+			return true
+		case "private":
+			if !d.HasArg || d.Names("Set-Cookie") {
 				return true
-			case "private":
-				if !qualified {
-					return true
-				}
-				for _, f := range strings.Split(strings.Trim(fields, `" `), ",") {
-					if strings.EqualFold(strings.TrimSpace(f), "Set-Cookie") {
-						return true
-					}
-				}
 			}
 		}
 	}

@@ -21,6 +21,12 @@ func TestKeepFromSharedCaches(t *testing.T) {
 		// private for some fields only keeps the rest, Set-Cookie
 		// included, storable by shared caches.
 		{"private for another field", []string{`public, max-age=600, private="X-User"`}, "private, max-age=600"},
+		// A field list's commas are inside its quoted string: split
+		// there, half the list stayed behind as a directive with an
+		// unbalanced quote, and Set-Cookie named second went unseen.
+		{"private for other fields", []string{`public, max-age=600, private="X-User, X-Other"`}, "private, max-age=600"},
+		{"private for fields, Set-Cookie second", []string{`public, max-age=600, private="X-User, Set-Cookie"`}, `public, max-age=600, private="X-User, Set-Cookie"`},
+		{"no-cache for fields", []string{`public, no-cache="X-User, Set-Cookie", max-age=600`}, `private, no-cache="X-User, Set-Cookie", max-age=600`},
 		{"no-store (PHP's nocache limiter)", []string{"no-store, no-cache, must-revalidate"}, "no-store, no-cache, must-revalidate"},
 		{"empty directives", []string{" , public ,"}, "private"},
 	} {
