@@ -610,6 +610,61 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     }
 
     /**
+     * Sends what session_start() sends for PHP's session.cache_limiter
+     * (nocache by default: no-store, and an Expires long past), for a
+     * script that reads the session without starting it
+     * (sessiongate_user_id()). Behind nginx a page could only read the
+     * session through session_start(); without these headers a page naming
+     * the user went out heuristically cacheable, and a shared cache that
+     * keys on the URL alone (a CDN's "cache everything" rule) served one
+     * user's page to everyone. Like session_start(), nothing once headers
+     * are sent or with an empty limiter; unlike it, nothing when the script
+     * has set a Cache-Control of its own, which it did on purpose (where
+     * session_start() runs first and the script's own header then replaces
+     * the limiter's).
+     */
+    public static function sendCacheLimiter(): void
+    {
+        if (headers_sent()) {
+            return;
+        }
+        foreach (headers_list() as $line) {
+            if (strncasecmp($line, 'Cache-Control:', 14) === 0) {
+                return;
+            }
+        }
+        $maxAge = 60 * (int)ini_get('session.cache_expire');
+        $lastModified = static function (): void {
+            $script = $_SERVER['SCRIPT_FILENAME'] ?? '';
+            $mtime = is_string($script) && $script !== '' ? @filemtime($script) : false;
+            if ($mtime !== false) {
+                header('Last-Modified: ' . gmdate('D, d M Y H:i:s', $mtime) . ' GMT');
+            }
+        };
+        switch (strtolower((string)ini_get('session.cache_limiter'))) {
+            case 'nocache':
+                header('Expires: Thu, 19 Nov 1981 08:52:00 GMT');
+                header('Cache-Control: no-store, no-cache, must-revalidate');
+                header('Pragma: no-cache');
+                break;
+            case 'private':
+                header('Expires: Thu, 19 Nov 1981 08:52:00 GMT');
+                header('Cache-Control: private, max-age=' . $maxAge);
+                $lastModified();
+                break;
+            case 'private_no_expire':
+                header('Cache-Control: private, max-age=' . $maxAge);
+                $lastModified();
+                break;
+            case 'public':
+                header('Expires: ' . gmdate('D, d M Y H:i:s', time() + $maxAge) . ' GMT');
+                header('Cache-Control: public, max-age=' . $maxAge);
+                $lastModified();
+                break;
+        }
+    }
+
+    /**
      * The string or integer stored under the top-level key $name of the
      * php_serialize text $raw, or null (absent, another type, malformed),
      * found without building any other value of the session.
@@ -920,6 +975,9 @@ function sessiongate_user_id(): ?string
             : SessiongateSessionHandler::topLevelScalar($raw, '_auth_user_id');
         $hash = is_array($data) ? ($data['_auth_user_hash'] ?? null)
             : SessiongateSessionHandler::topLevelScalar($raw, '_auth_user_hash');
+        // The page now depends on the session, as a session_start() that
+        // read it would have made it: its cache headers too.
+        SessiongateSessionHandler::sendCacheLimiter();
     }
     if ($id === null || $id === '') {
         return null;
