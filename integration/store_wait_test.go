@@ -41,15 +41,7 @@ func TestSessionWaitReplicasStandalone(t *testing.T) {
 		}
 	}
 
-	if _, err := replica.Do("REPLICAOF", "NO", "ONE"); err != nil {
-		t.Fatal(err)
-	}
-	if !poll(10*time.Second, func() bool {
-		info, err := s.red.Do("INFO", "replication")
-		return err == nil && strings.Contains(info, "connected_slaves:0")
-	}) {
-		t.Fatal("the master still counts its replica")
-	}
+	detachReplica(t, s, replica)
 	begin := time.Now()
 	resp, body, _ := s.gws[0].get(t, "/counter.php", c.ck)
 	took := time.Since(begin)
@@ -119,15 +111,7 @@ func TestSessionReadOnlyPageWhileAReplicaIsAway(t *testing.T) {
 		return rec.Seen
 	}
 
-	if _, err := replica.Do("REPLICAOF", "NO", "ONE"); err != nil {
-		t.Fatal(err)
-	}
-	if !poll(10*time.Second, func() bool {
-		info, err := s.red.Do("INFO", "replication")
-		return err == nil && strings.Contains(info, "connected_slaves:0")
-	}) {
-		t.Fatal("the master still counts its replica")
-	}
+	detachReplica(t, s, replica)
 	before := lastUse()
 	time.Sleep(2500 * time.Millisecond) // the last use is due to be written
 	resp, body, _ := s.gws[0].get(t, "/sleep_read.php?ms=0", ck)
@@ -187,5 +171,20 @@ func TestSessionWaitReplicasWarnsWithoutReplica(t *testing.T) {
 	logs := s.gws[0].Logs.String()
 	if !strings.Contains(logs, "SESSIONGATE_REDIS_WAIT_REPLICAS") || !strings.Contains(logs, "0 connected") {
 		t.Errorf("no start-up warning that the master has no replica:\n%s", logs)
+	}
+}
+
+// detachReplica makes replica a master of its own and waits until s's
+// master counts no replica: a replica away, as in a failover's resync.
+func detachReplica(t *testing.T, s *sessionStack, replica *harness.Redis) {
+	t.Helper()
+	if _, err := replica.Do("REPLICAOF", "NO", "ONE"); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(10*time.Second, func() bool {
+		info, err := s.red.Do("INFO", "replication")
+		return err == nil && strings.Contains(info, "connected_slaves:0")
+	}) {
+		t.Fatal("the master still counts its replica")
 	}
 }

@@ -480,19 +480,8 @@ func TestAbsoluteAndIdleExpiry(t *testing.T) {
 func TestIdleTimeoutRollingChangeKeepsSessionsInUse(t *testing.T) {
 	for name, mode := range map[string]LockMode{"strict": LockStrict, "merge": LockMerge} {
 		t.Run(name, func(t *testing.T) {
-			st := memory.New(memory.Options{})
-			t.Cleanup(func() { st.Close() })
 			clock := time.Now().Truncate(time.Second)
-			gateway := func(idle time.Duration) *Manager {
-				m, err := New(Options{Store: st, Secrets: [][]byte{[]byte(testSecret)},
-					Cookie:      CookieOptions{Name: "sessionid", MaxAge: 14 * 24 * time.Hour},
-					IdleTimeout: idle, LockMode: mode, LockTimeout: time.Second, LockLease: 5 * time.Second, StoreTimeout: time.Second})
-				if err != nil {
-					t.Fatal(err)
-				}
-				m.now = func() time.Time { return clock }
-				return m
-			}
+			gateway := idleTimeoutGateways(t, mode, &clock)
 			long, fourMin, tenMin := gateway(2*time.Hour), gateway(4*time.Minute), gateway(10*time.Minute)
 			id := createSession(t, long, `{"user":"ana"}`)
 			use := func(m *Manager, after time.Duration) bool {

@@ -63,19 +63,8 @@ func TestEncryptToggleKeepsSessions(t *testing.T) {
 // 2 h gateway, which dropped it from the store for every gateway.
 func TestIdleTimeoutRolloutKeepsSessionsInUse(t *testing.T) {
 	for _, mode := range []LockMode{LockStrict, LockMerge} {
-		st := memory.New(memory.Options{})
-		t.Cleanup(func() { st.Close() })
 		clock := time.Now()
-		gateway := func(idle time.Duration) *Manager {
-			m, err := New(Options{Store: st, Secrets: [][]byte{[]byte(testSecret)},
-				Cookie:      CookieOptions{Name: "sessionid", MaxAge: 14 * 24 * time.Hour},
-				IdleTimeout: idle, LockMode: mode, LockTimeout: time.Second, LockLease: 5 * time.Second, StoreTimeout: time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			m.now = func() time.Time { return clock }
-			return m
-		}
+		gateway := idleTimeoutGateways(t, mode, &clock)
 		long, short := gateway(24*time.Hour), gateway(2*time.Hour)
 		id := createSession(t, long, `{"user":"ana"}`)
 		use := func(m *Manager, via string) {
@@ -96,5 +85,24 @@ func TestIdleTimeoutRolloutKeepsSessionsInUse(t *testing.T) {
 		clock = clock.Add(time.Minute)
 		use(short, "2 h")
 		use(long, "24 h")
+	}
+}
+
+// idleTimeoutGateways returns a maker of gateways on one memory store, in
+// lock mode mode, each with the idle timeout it is given and *clock for
+// its clock: a fleet during a rolling change of the timeout.
+func idleTimeoutGateways(t *testing.T, mode LockMode, clock *time.Time) func(idle time.Duration) *Manager {
+	st := memory.New(memory.Options{})
+	t.Cleanup(func() { st.Close() })
+	return func(idle time.Duration) *Manager {
+		t.Helper()
+		m, err := New(Options{Store: st, Secrets: [][]byte{[]byte(testSecret)},
+			Cookie:      CookieOptions{Name: "sessionid", MaxAge: 14 * 24 * time.Hour},
+			IdleTimeout: idle, LockMode: mode, LockTimeout: time.Second, LockLease: 5 * time.Second, StoreTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.now = func() time.Time { return *clock }
+		return m
 	}
 }
