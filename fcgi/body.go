@@ -28,22 +28,15 @@ const memBodyLimit = 64 << 10
 // or as it arrives.
 var bodyBufPool = sync.Pool{New: func() any { b := make([]byte, memBodyLimit+1); return &b }}
 
-// bodyBufStart is the size a body's memory buffer starts at; it doubles as
-// the body arrives (readMem). A request that has sent little of its body
-// holds little: with a buffer of the whole memBodyLimit taken before the
-// first read, HTTP/2 streams that send HEADERS and never DATA (250 a
-// connection, for a few KB) held 64 KiB each until the read timeout.
-const bodyBufStart = 4 << 10
-
 // smallBodyBufPools hold the buffers below bodyBufPool's, one pool a size:
-// bodyBufStart<<i.
+// bodyread.StartSize<<i.
 var smallBodyBufPools [4]sync.Pool
 
 // getBodyBuf returns a pooled buffer of at least size bytes, size at most
 // memBodyLimit+1.
 func getBodyBuf(size int) *[]byte {
 	for i := range smallBodyBufPools {
-		if c := bodyBufStart << i; size <= c {
+		if c := bodyread.StartSize << i; size <= c {
 			if bp, ok := smallBodyBufPools[i].Get().(*[]byte); ok {
 				return bp
 			}
@@ -57,7 +50,7 @@ func getBodyBuf(size int) *[]byte {
 // putBodyBuf gives a buffer of getBodyBuf back to its pool.
 func putBodyBuf(bp *[]byte) {
 	for i := range smallBodyBufPools {
-		if len(*bp) == bodyBufStart<<i {
+		if len(*bp) == bodyread.StartSize<<i {
 			smallBodyBufPools[i].Put(bp)
 			return
 		}
@@ -65,26 +58,10 @@ func putBodyBuf(bp *[]byte) {
 	bodyBufPool.Put(bp)
 }
 
-// readMem reads r into a pooled buffer until limit bytes came (nil error)
-// or r failed or ended (bodyread.Fill's error), and returns the buffer and
-// how much of it was read. The buffer starts at bodyBufStart (or limit, if
-// smaller) and doubles each time it is full, so a body holds at most about
-// twice what it sent: a body that arrives at once and fits the start pays
-// nothing more than one buffer.
+// readMem reads a body of at most limit bytes into pooled buffers
+// (bodyread.Grow).
 func readMem(r io.Reader, limit int) (*[]byte, int, error) {
-	bp := getBodyBuf(min(limit, bodyBufStart))
-	m := 0
-	for {
-		n, err := bodyread.Fill(r, (*bp)[m:min(len(*bp), limit)])
-		m += n
-		if err != nil || m == limit {
-			return bp, m, err
-		}
-		next := getBodyBuf(min(2*m, limit))
-		copy(*next, (*bp)[:m])
-		putBodyBuf(bp)
-		bp = next
-	}
+	return bodyread.Grow(r, limit, getBodyBuf, putBodyBuf)
 }
 
 // requestBody is a request body made ready for the wire. Exactly one of mem,

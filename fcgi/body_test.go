@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/testnet"
+
+	"github.com/sessiongate/sessiongate/internal/bodyread"
 )
 
 // MaxBody is an int64 and NewTransport accepts any non-negative value, so
@@ -391,7 +393,7 @@ func (p pieceReader) Read(b []byte) (int, error) { return p.r.Read(b[:min(len(b)
 // one byte over memBodyLimit that spills.
 func TestBodyBufferGrowsWithWhatArrived(t *testing.T) {
 	dir := t.TempDir()
-	for _, size := range []int{1, bodyBufStart - 1, bodyBufStart, bodyBufStart + 1, 3 * bodyBufStart, 5 * bodyBufStart, memBodyLimit - 1, memBodyLimit, memBodyLimit + 1} {
+	for _, size := range []int{1, bodyread.StartSize - 1, bodyread.StartSize, bodyread.StartSize + 1, 3 * bodyread.StartSize, 5 * bodyread.StartSize, memBodyLimit - 1, memBodyLimit, memBodyLimit + 1} {
 		for _, chunked := range []bool{false, true} {
 			if size > memBodyLimit && !chunked {
 				continue // streamed or spooled: TestBodyBufferingPolicy
@@ -418,8 +420,8 @@ func TestBodyBufferGrowsWithWhatArrived(t *testing.T) {
 				t.Errorf("%d bytes, chunked %v: not in memory", size, chunked)
 			default:
 				got = b.mem
-				if held := len(*b.memBuf); held > max(bodyBufStart, 2*size) {
-					t.Errorf("%d bytes, chunked %v: a buffer of %d bytes, want at most %d", size, chunked, held, max(bodyBufStart, 2*size))
+				if held := len(*b.memBuf); held > max(bodyread.StartSize, 2*size) {
+					t.Errorf("%d bytes, chunked %v: a buffer of %d bytes, want at most %d", size, chunked, held, max(bodyread.StartSize, 2*size))
 				}
 			}
 			if !bytes.Equal(got, payload) || b.size != int64(size) {

@@ -15,31 +15,11 @@ import (
 // one goes to a temp file.
 const memBodyLimit = 64 << 10
 
-// bodyBufStart is the size a body's memory buffer starts at; it doubles as
-// the body arrives (readMem). A request that has sent little of its body
-// holds little: with a buffer of the declared length (up to memBodyLimit)
-// or of memBodyLimit+1 (chunked) made before the first read, HTTP/2
-// streams that send HEADERS and never DATA held 64 KiB each until the
-// read timeout.
-const bodyBufStart = 4 << 10
-
-// readMem reads r into a buffer until limit bytes came (nil error) or r
-// failed or ended (bodyread.Fill's error), and returns what it read. The
-// buffer starts at bodyBufStart (or limit, if smaller) and doubles each
-// time it is full, so a body holds at most about twice what it sent.
+// readMem reads a body of at most limit bytes (bodyread.Grow) into
+// buffers of its own: the request keeps the last one.
 func readMem(r io.Reader, limit int) ([]byte, error) {
-	buf := make([]byte, min(limit, bodyBufStart))
-	m := 0
-	for {
-		n, err := bodyread.Fill(r, buf[m:])
-		m += n
-		if err != nil || m == limit {
-			return buf[:m], err
-		}
-		grown := make([]byte, min(2*m, limit))
-		copy(grown, buf)
-		buf = grown
-	}
+	bp, m, err := bodyread.Grow(r, limit, func(size int) *[]byte { b := make([]byte, size); return &b }, func(*[]byte) {})
+	return (*bp)[:m], err
 }
 
 // errClientBody wraps a failure to read a chunked request body from the

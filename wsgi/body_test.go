@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/testnet"
+
+	"github.com/sessiongate/sessiongate/internal/bodyread"
 )
 
 // TestRequestBodiesReachDjangoWithTheirLength: every body reaches Django
@@ -320,7 +322,7 @@ func (p pieceReader) Read(b []byte) (int, error) { return p.r.Read(b[:min(len(b)
 // comes out whole, with its length, at every size around the buffer's
 // steps, chunked or not; a short one is still the client's error.
 func TestBodyBufferGrowsWithWhatArrived(t *testing.T) {
-	for _, size := range []int{1, bodyBufStart - 1, bodyBufStart, bodyBufStart + 1, 3 * bodyBufStart, 5 * bodyBufStart, memBodyLimit - 1, memBodyLimit, memBodyLimit + 1} {
+	for _, size := range []int{1, bodyread.StartSize - 1, bodyread.StartSize, bodyread.StartSize + 1, 3 * bodyread.StartSize, 5 * bodyread.StartSize, memBodyLimit - 1, memBodyLimit, memBodyLimit + 1} {
 		for _, chunked := range []bool{false, true} {
 			payload := strings.Repeat("0123456789abcdef", size/16+1)[:size]
 			r := httptest.NewRequest("POST", "/up", pieceReader{strings.NewReader(payload), 1000})

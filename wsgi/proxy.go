@@ -1049,7 +1049,7 @@ func statusOf(r *http.Request, err error) int {
 		// fault, though net/http's reset of the stream ended the context.
 		return http.StatusBadRequest
 	}
-	if bad != nil && cutShort(bad.err) {
+	if bad != nil && bodyread.CutShort(bad.err) {
 		// The client ended the connection inside its body's framing: its
 		// fault, though net/http cancelled the context when the
 		// connection's read failed under the body.
@@ -1074,19 +1074,4 @@ func statusOf(r *http.Request, err error) int {
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusBadGateway
-}
-
-// cutShort reports whether err, a client body's read failure, is a body
-// that ended inside its framing: short of its Content-Length or inside a
-// chunk (io.ErrUnexpectedEOF), inside its trailer, or in chunked encoding
-// that does not parse. net/http exports none but the first; the others'
-// texts say "unexpected EOF" or "chunk", which a client leaving (a reset
-// connection, HTTP/2's "client disconnected") never does.
-// TestRequestBodyEndingShortIs400 breaks when Go changes them.
-func cutShort(err error) bool {
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return true
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "unexpected EOF") || strings.Contains(msg, "chunk")
 }
