@@ -285,12 +285,32 @@ def loads(data):
     return obj
 
 
+# A UTF-16 surrogate pair, else a lone surrogate.
+_SURROGATES = re.compile("[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]")
+
+
+def _surrogate_text(match):
+    # A pair is the character it encodes, as any JSON reader takes the two
+    # escapes; a lone one is no character: U+FFFD, which Go's encoding/json
+    # makes of its escape too.
+    s = match.group()
+    if len(s) == 2:
+        return s.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    return "\ufffd"
+
+
 def dumps(obj):
     """UTF-8 JSON as the gateway stores it: compact, non-ASCII kept as is,
-    no NaN/Infinity (not JSON; PHP could not read them)."""
-    return json.dumps(
-        obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    no NaN/Infinity (not JSON; PHP could not read them). A str may hold
+    lone surrogates (json.loads of a client's "\\ud800" keeps one), which
+    UTF-8 cannot carry and Django's JSONSerializer stores as escapes: they
+    become U+FFFD, what the gateway's Go and PHP would read of them."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Only here: the common session pays nothing for the search.
+        return _SURROGATES.sub(_surrogate_text, text).encode("utf-8")
 
 
 # The member names docs/protocol.md reserves for PHP's tags: a PHP value

@@ -815,6 +815,19 @@ class SessionAPITests(unittest.TestCase):
             _, resp = run(view, signed_meta(SID, {"a": 1}))
             self.assertEqual(Change(resp).expiry, "browser")
 
+    def test_lone_surrogate_from_a_json_body_is_stored_as_replacement_character(self):
+        # A JSON API view keeps a client's string, whose "\\ud800" escape
+        # json.loads turns into a lone surrogate: Django's JSONSerializer
+        # stores it, so the page must not become a 500; UTF-8 (and PHP)
+        # can only have U+FFFD of it.
+        def view(request):
+            request.session["q"] = json.loads('"abc\\ud800"')
+            return HttpResponse("ok")
+
+        _, resp = run(view, signed_meta(SID, {"a": 1}))
+        self.assertEqual(resp.status_code, 200)
+        self.assertEqual(Change(resp).data, {"a": 1, "q": "abc\ufffd"})
+
     def test_unserializable_value_is_refused(self):
         def view(request):
             request.session["when"] = object()

@@ -1,4 +1,5 @@
 import base64
+import json
 import os
 import sys
 import unittest
@@ -203,6 +204,14 @@ class RefusalTests(unittest.TestCase):
         with self.assertRaises(ValueError):
             protocol.loads(b'{"x":NaN}')
         self.assertEqual(list(protocol.loads(b'{"b":1,"a":2}')), ["b", "a"])
+
+    def test_lone_surrogates_become_replacement_characters(self):
+        # json.loads('"\\ud800"') (a client's JSON body) gives a str UTF-8
+        # cannot carry; Go reads its escape as U+FFFD. A pair is its
+        # character, as a JSON reader takes its two escapes.
+        value = json.loads('{"q": "a\\ud800b", "\\udc00": ["\\udbff"]}')
+        self.assertEqual(protocol.dumps(value), '{"q":"a\ufffdb","\ufffd":["\ufffd"]}'.encode())
+        self.assertEqual(protocol.dumps({"p": "\ud83d\ude00"}), '{"p":"\U0001f600"}'.encode())
 
     def test_member_names(self):
         # Keys JSON writes as one member name: PHP could not be given them.
