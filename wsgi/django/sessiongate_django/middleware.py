@@ -160,9 +160,12 @@ class SessionMiddleware(DjangoSessionMiddleware):
     comes from the gateway's signed headers and goes back in signed response
     headers."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response=None):
         # Not DjangoSessionMiddleware.__init__: it would import
-        # SESSION_ENGINE, which is not used.
+        # SESSION_ENGINE, which is not used. Without get_response (test
+        # code from before Django 3.1), Django 3.2's own middleware still
+        # works with a RemovedInDjango40Warning and 4.0's refuses it:
+        # MiddlewareMixin does each as its version does.
         MiddlewareMixin.__init__(self, get_response)
         # Left in next to this one, Django's own replaces request.session
         # with a SESSION_ENGINE session that never reaches the gateway, and

@@ -1702,6 +1702,23 @@ class KeyConfigTests(unittest.TestCase):
             self.assertEqual(resp.status_code, 304)
             self.assertEqual(Change(resp).op, "delete")
 
+    def test_without_get_response_as_djangos_own(self):
+        # Test code from before Django 3.1 builds the middleware without
+        # get_response (SessionMiddleware().process_request(request)):
+        # Django 3.2's own takes it with a RemovedInDjango40Warning, 4.0
+        # and later refuse it. Ours does as Django's does.
+        if django.VERSION >= (4, 0):
+            with self.assertRaises(ValueError):
+                SessionMiddleware(None)
+            return
+        from django.utils.deprecation import RemovedInDjango40Warning
+
+        with self.assertWarns(RemovedInDjango40Warning):
+            mw = SessionMiddleware()
+        request = RequestFactory().get("/", **signed_meta(SID, {"cart": 1}))
+        mw.process_request(request)
+        self.assertEqual(request.session["cart"], 1)
+
     def test_store_is_a_session_base(self):
         from django.contrib.sessions.backends.base import SessionBase
         from django.contrib.sessions.middleware import SessionMiddleware as Stock
