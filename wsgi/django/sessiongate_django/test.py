@@ -34,6 +34,18 @@ def _new_id():
     return secrets.token_hex(32)
 
 
+def _hide_cookie(value, name):
+    """The Cookie field value without the pairs of the cookie name, as the
+    gateway gives it to Django (wsgi/proxy.go hideCookie): views never see
+    the session cookie, whose ID the signed headers carry."""
+    kept = []
+    for pair in value.split(";"):
+        if pair.split("=", 1)[0].strip() == name or not pair.strip():
+            continue
+        kept.append(pair.strip())
+    return "; ".join(kept)
+
+
 class _ClientSession(SessionStore):
     """``client.session``: saving it stores the data where the next request
     of the client finds it, as a save by Django's SESSION_ENGINE would."""
@@ -120,6 +132,15 @@ class Client(DjangoClient):
         request.update(protocol.request_meta(load_keys()[0], sid, data, secrets.token_hex(16), str(int(time.time()))))
         self._request_sid = sid
         return super().request(**request)
+
+    def _base_environ(self, **request):
+        environ = super()._base_environ(**request)
+        cookie = _hide_cookie(environ.get("HTTP_COOKIE", ""), settings.SESSION_COOKIE_NAME)
+        if cookie:
+            environ["HTTP_COOKIE"] = cookie
+        else:
+            environ.pop("HTTP_COOKIE", None)
+        return environ
 
     def check_exception(self, response):
         # Django's Client.request() calls this with the response before it

@@ -57,6 +57,10 @@ def sets_session_named_cookie(request):
     return response
 
 
+def cookies_seen(request):
+    return JsonResponse({"cookies": sorted(request.COOKIES)})
+
+
 def logout_then_fail(request):
     auth.logout(request)
     raise RuntimeError("boom after logout")
@@ -70,6 +74,7 @@ urlpatterns = [
     path("logout-fail/", logout_then_fail),
     path("cookie/", sets_session_named_cookie),
     path("expire/", expire),
+    path("cookies-seen/", cookies_seen),
 ]
 
 MIDDLEWARE = [
@@ -219,6 +224,18 @@ class TestClientTests(unittest.TestCase):
         c.get("/add/?item=fig")
         c.get("/cookie/")
         self.assertEqual(c.get("/whoami/").json()["cart"], {"fig": 1})
+
+    def test_view_does_not_see_the_session_cookie(self):
+        # The gateway takes its cookie out of the Cookie field Django gets
+        # (the signed headers name the session) and the middleware puts the
+        # sessiongate cache token there: a view that reads
+        # request.COOKIES[SESSION_COOKIE_NAME] would pass its tests and
+        # fail behind the gateway.
+        c = self.client()
+        c.cookies["theme"] = "dark"
+        c.get("/add/?item=fig")
+        self.assertIn(settings.SESSION_COOKIE_NAME, c.cookies)
+        self.assertEqual(c.get("/cookies-seen/").json()["cookies"], ["sessiongate", "theme"])
 
     def test_gateway_headers_do_not_reach_the_test(self):
         c = self.client()
