@@ -3,11 +3,13 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -214,6 +216,40 @@ func TestDjangoContribAppsAcrossPHP(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDjangoLockWaiterHalfClosedGetsNoAnswer: a Django request from a
+// client that half-closes its connection (shutdown(SHUT_WR), still
+// reading) while a PHP page holds the session's lock is taken by net/http
+// for one that left and logged 499. It got "200 OK" with an empty body
+// for a view that never ran; it now gets the connection closed without an
+// answer, as on the PHP path.
+func TestDjangoLockWaiterHalfClosedGetsNoAnswer(t *testing.T) {
+	t.Parallel()
+	s, _ := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	j := jar{}
+	if res, _ := call(t, gw, j, "GET", "/accounts/api/token/", ""); res.StatusCode != 200 || j["sessionid"] == "" {
+		t.Fatalf("session: %d %v", res.StatusCode, j)
+	}
+	held := make(chan string, 1)
+	started, q := markFile(t)
+	go func() {
+		_, body, _ := gw.get(t, "/hold.php?ms=1500&started="+q, j["sessionid"])
+		held <- body
+	}()
+	waitForFile(t, started, "hold.php")
+	if answer, err := halfClosedGet(t, gw.URL, "/accounts/api/whoami/", j.header()); len(answer) != 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("half-closed client waiting for the session lock: got %q (%v), want the connection closed without an answer", answer, err)
+	}
+	if body := <-held; body != "held" {
+		t.Errorf("hold.php: %q", body)
+	}
+	if !poll(5*time.Second, func() bool {
+		return strings.Contains(gw.Logs.String(), "/accounts/api/whoami/") && strings.Contains(gw.Logs.String(), "waited for its session's lock")
+	}) {
+		t.Errorf("the gone client is not logged as 499 waiting for the lock:\n%s", gw.Logs.String())
+	}
 }
 
 // TestDjangoMessagesMergeWithSlowPHPPage: in merge mode, a PHP page that

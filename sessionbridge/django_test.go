@@ -204,18 +204,32 @@ func TestRespondOpenError(t *testing.T) {
 	}{
 		{ErrBusy, 503},
 		{errors.Join(ErrUnavailable, errors.New("dial tcp: refused")), 503},
-		{context.Canceled, 200}, // nothing written: the recorder's default
+		{context.Canceled, 0}, // no answer: the handler aborts
 	} {
 		w := httptest.NewRecorder()
-		m.RespondOpenError(w, httptest.NewRequest("GET", "/admin/", nil), c.err)
-		if w.Code != c.status {
-			t.Errorf("%v: status %d, want %d", c.err, w.Code, c.status)
+		aborted := func() (aborted bool) {
+			defer func() {
+				if p := recover(); p != nil {
+					if p != http.ErrAbortHandler {
+						panic(p)
+					}
+					aborted = true
+				}
+			}()
+			m.RespondOpenError(w, httptest.NewRequest("GET", "/admin/", nil), c.err)
+			return false
+		}()
+		if c.status == 0 {
+			if !aborted || w.Body.Len() != 0 || len(w.Header()) != 0 {
+				t.Errorf("%v: aborted %v, wrote %q %v; want no answer and the handler aborted", c.err, aborted, w.Body.String(), w.Header())
+			}
+			continue
 		}
-		if c.status == 503 && w.Header().Get("Retry-After") == "" {
+		if aborted || w.Code != c.status {
+			t.Errorf("%v: status %d (aborted %v), want %d", c.err, w.Code, aborted, c.status)
+		}
+		if w.Header().Get("Retry-After") == "" {
 			t.Errorf("%v: no Retry-After", c.err)
-		}
-		if c.status == 200 && w.Body.Len() != 0 {
-			t.Errorf("%v: wrote %q", c.err, w.Body.String())
 		}
 	}
 }

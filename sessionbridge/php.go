@@ -366,7 +366,8 @@ func newFrameSecrets() (nonce string, key [32]byte) {
 
 // RespondOpenError answers a request whose session could not be opened
 // (Open's error): 503 with Retry-After for a busy session or an unavailable
-// store, nothing for a client that left. The cookie is left alone: the
+// store, no answer at all for a client that left (the handler aborts, as
+// the PHP and Django proxies do for a 499). The cookie is left alone: the
 // session is still there when the store is back. The PHP bridge and the
 // Django proxy both use it, so every path fails the same way. The reason
 // goes in the request's access log line, as other failures' do (a line of
@@ -393,7 +394,14 @@ func (m *Manager) RespondOpenError(w http.ResponseWriter, r *http.Request, err e
 				what = "its session's lock (held by another request of the session, or the store slow to answer)"
 			}
 			ri.Err = fmt.Errorf("client left while the request waited for %s (%w)", what, err)
+			ri.Status = server.StatusClientClosedRequest
 		}
+		// No answer: returning without a write would have net/http send
+		// 200 with an empty body, which a client that only half-closed
+		// its connection (net/http takes that for one that left) read as
+		// the page of a request that never ran. The abort closes the
+		// connection or resets the HTTP/2 stream.
+		panic(http.ErrAbortHandler)
 	default:
 		if ri != nil {
 			ri.Err = err
