@@ -1219,7 +1219,10 @@ const retiredGrace = 10 * time.Second
 // within moments, and waits for the lock at most LockTimeout (plus
 // StoreTimeout, at most a minute, for Redis's answers: lockTimed).
 func (m *Manager) retiredTTL() time.Duration {
-	return max(2*time.Minute, 2*m.o.LockTimeout)
+	// The last max: twice a LockTimeout of centuries overflows to a
+	// negative duration, and the tombstone would outlive the
+	// regeneration only 2 minutes, not the wait of a request behind it.
+	return max(2*time.Minute, 2*m.o.LockTimeout, m.o.LockTimeout)
 }
 
 // putRetired replaces session id's record with its tombstone without

@@ -3,12 +3,14 @@ package sessionbridge
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
+	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
 )
 
 // setCookieID is the session ID of the session cookie in h: "" when there
@@ -341,6 +343,32 @@ func TestRetiredCookieLongAfterTheRegenerationStartsANewSession(t *testing.T) {
 		}
 		if !strings.Contains(logs.String(), "the browser never got the new cookie") {
 			t.Errorf("%s: not logged why the old cookie may start a session:\n%s", mode, logs)
+		}
+	}
+}
+
+// A lock timeout of centuries is a valid setting: a request may wait for
+// the lock that long behind a regenerating one, so the tombstone must
+// outlive such a wait, however close to the largest duration (twice the
+// timeout overflows).
+func TestRetiredTTLOutlivesAnyLockTimeout(t *testing.T) {
+	for _, lt := range []time.Duration{math.MaxInt64, 2000000 * time.Hour, time.Hour, time.Second} {
+		m, err := New(Options{
+			Store:        memory.New(memory.Options{}),
+			Secrets:      [][]byte{[]byte(testSecret)},
+			Cookie:       CookieOptions{Name: "sessionid", MaxAge: time.Hour},
+			IdleTimeout:  time.Hour,
+			LockMode:     LockStrict,
+			LockTimeout:  lt,
+			LockLease:    5 * time.Second,
+			StoreTimeout: time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.o.Store.Close()
+		if got := m.retiredTTL(); got < lt || got < 2*time.Minute {
+			t.Errorf("lock timeout %v: tombstone kept %v, shorter than a lock wait may last", lt, got)
 		}
 	}
 }
