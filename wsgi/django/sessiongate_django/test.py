@@ -8,18 +8,21 @@ reach a view (and fail outright when ``django.contrib.sessions`` is not
 installed). This Client plays the gateway instead: it keeps the sessions
 in memory, signs each request's session with SESSIONGATE_SESSION_KEYS as
 the gateway does, and applies the change the middleware answers with, so
-the real middleware runs in the tests.
+the real middleware runs in the tests. AsyncClient does the same for
+Django's AsyncClient (``self.async_client``).
 
-    from sessiongate_django.test import Client
+    from sessiongate_django.test import AsyncClient, Client
 
     class Tests(TestCase):
         client_class = Client
+        async_client_class = AsyncClient
 """
 
 import secrets
 import time
 
 from django.conf import settings
+from django.test import AsyncClient as DjangoAsyncClient
 from django.test import Client as DjangoClient
 
 from . import protocol
@@ -76,9 +79,9 @@ class _ClientSession(SessionStore):
             self._client._sessions.pop(key, None)
 
 
-class Client(DjangoClient):
-    """django.test.Client with the gateway's part of the session played in
-    memory (see the module's doc comment). The cookie is
+class _Gateway:
+    """The gateway's part of the session, played in memory for Client and
+    AsyncClient (see the module's doc comment). The cookie is
     settings.SESSION_COOKIE_NAME, which the test client's login() uses."""
 
     def __init__(self, *args, **kwargs):
@@ -126,21 +129,13 @@ class Client(DjangoClient):
         see. Ours does no I/O."""
         return self.session
 
-    def request(self, **request):
+    def _signed_meta(self):
+        """The gateway's signed session fields for the next request, under
+        their WSGI environ names."""
         sid = self._session_id()
         data = protocol.dumps(self._sessions[sid]) if sid else b"{}"
-        request.update(protocol.request_meta(load_keys()[0], sid, data, secrets.token_hex(16), str(int(time.time()))))
         self._request_sid = sid
-        return super().request(**request)
-
-    def _base_environ(self, **request):
-        environ = super()._base_environ(**request)
-        cookie = _hide_cookie(environ.get("HTTP_COOKIE", ""), settings.SESSION_COOKIE_NAME)
-        if cookie:
-            environ["HTTP_COOKIE"] = cookie
-        else:
-            environ.pop("HTTP_COOKIE", None)
-        return environ
+        return protocol.request_meta(load_keys()[0], sid, data, secrets.token_hex(16), str(int(time.time())))
 
     def check_exception(self, response):
         # Django's Client.request() calls this with the response before it
@@ -180,3 +175,46 @@ class Client(DjangoClient):
                 sid = _new_id()
                 self._set_session_cookie(sid)
             self._sessions[sid] = protocol.loads(raw)
+
+
+class Client(_Gateway, DjangoClient):
+    """django.test.Client with the gateway played in memory."""
+
+    def request(self, **request):
+        request.update(self._signed_meta())
+        return super().request(**request)
+
+    def _base_environ(self, **request):
+        environ = super()._base_environ(**request)
+        cookie = _hide_cookie(environ.get("HTTP_COOKIE", ""), settings.SESSION_COOKIE_NAME)
+        if cookie:
+            environ["HTTP_COOKIE"] = cookie
+        else:
+            environ.pop("HTTP_COOKIE", None)
+        return environ
+
+
+class AsyncClient(_Gateway, DjangoAsyncClient):
+    """django.test.AsyncClient with the gateway played in memory: the
+    signed fields go into the ASGI scope's headers, where a server puts the
+    gateway's request headers."""
+
+    async def request(self, **request):
+        fields = [
+            (name[len("HTTP_") :].lower().replace("_", "-").encode("ascii"), value.encode("latin-1"))
+            for name, value in self._signed_meta().items()
+        ]
+        request["headers"] = list(request.get("headers") or ()) + fields
+        return await super().request(**request)
+
+    def _base_scope(self, **request):
+        scope = super()._base_scope(**request)
+        headers = []
+        for name, value in scope["headers"]:
+            if name.lower() == b"cookie":
+                value = _hide_cookie(value.decode("latin-1"), settings.SESSION_COOKIE_NAME).encode("latin-1")
+                if not value:
+                    continue
+            headers.append((name, value))
+        scope["headers"] = headers
+        return scope

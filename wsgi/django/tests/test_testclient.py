@@ -243,5 +243,51 @@ class TestClientTests(unittest.TestCase):
         self.assertEqual([k for k, _ in resp.items() if k.lower().startswith("x-sessiongate")], [])
 
 
+class AsyncTestClientTests(unittest.TestCase):
+    """sessiongate_django.test.AsyncClient: Django's AsyncClient
+    (TestCase.async_client_class) playing the gateway as Client does."""
+
+    setUp = TestClientTests.setUp
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        call_command("migrate", verbosity=0, interactive=False)
+        User = auth.get_user_model()
+        cls.user = User.objects.filter(username="tc").first() or User.objects.create_user("tc", password="tc-password")
+
+    def client(self):
+        from sessiongate_django.test import AsyncClient
+
+        return AsyncClient()
+
+    def test_async_client_keeps_the_session(self):
+        # Django's own AsyncClient sent no signed session: every change
+        # was dropped and each request started anonymous.
+        from asgiref.sync import async_to_sync
+
+        c = self.client()
+        c.cookies["theme"] = "dark"
+
+        async def browse():
+            await c.get("/add/?item=fig")
+            await c.get("/add/?item=fig")
+            return (await c.get("/whoami/")).json(), (await c.get("/cookies-seen/")).json()
+
+        body, seen = async_to_sync(browse)()
+        self.assertEqual(body, {"user": None, "cart": {"fig": 2}})
+        self.assertEqual(c.session["cart"], {"fig": 2})
+        self.assertEqual(seen["cookies"], ["sessiongate", "theme"])
+
+    def test_async_client_login_and_logout(self):
+        from asgiref.sync import async_to_sync
+
+        c = self.client()
+        c.force_login(self.user)
+        self.assertEqual(async_to_sync(c.get)("/whoami/").json()["user"], "tc")
+        async_to_sync(c.post)("/logout/")
+        self.assertEqual(async_to_sync(c.get)("/whoami/").json(), {"user": None, "cart": None})
+
+
 if __name__ == "__main__":
     unittest.main()
