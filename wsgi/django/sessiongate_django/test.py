@@ -63,11 +63,15 @@ class _ClientSession(SessionStore):
         # session could not hold fails here too.
         data = protocol.loads(protocol.dumps(self._get_session()))
         if self._deleted and self._gateway_id:
-            self._client._sessions.pop(self._gateway_id, None)
+            self._client._drop(self._gateway_id)
         if not self._session_key:
             self._gateway_id = _new_id()
             self._session_key = django_session_key(self._gateway_id)
         self._client._sessions[self._gateway_id] = data
+        # The expiry as a write of the middleware would give it, so that
+        # set_expiry() here ends the session as it would in Django.
+        self._client._expiry.pop(self._gateway_id, None)
+        self._client._set_expiry(self._gateway_id, self.expiry_header())
         self._loaded = dict(data)
         self._deleted = False
         self._client._set_session_cookie(self._gateway_id)
@@ -76,18 +80,28 @@ class _ClientSession(SessionStore):
         super().delete(session_key)
         key = self._gateway_id if session_key is None or self._is_gateway_session(session_key) else session_key
         if key:
-            self._client._sessions.pop(key, None)
+            self._client._drop(key)
 
 
 class _Gateway:
     """The gateway's part of the session, played in memory for Client and
     AsyncClient (see the module's doc comment). The cookie is
-    settings.SESSION_COOKIE_NAME, which the test client's login() uses."""
+    settings.SESSION_COOKIE_NAME, which the test client's login() uses.
+
+    A session's own expiry (set_expiry(), by a view or on client.session)
+    ends it as the gateway does; the gateway's own idle timeout and maximum
+    age are not played. ``clock`` is the gateway's clock (unix seconds): a
+    test moves it rather than sleep."""
+
+    clock = staticmethod(time.time)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Session ID -> data, what the gateway keeps in Redis.
         self._sessions = {}
+        # Session ID -> the time it ends, for a session with an expiry of
+        # its own (the Redis TTL).
+        self._expiry = {}
         # The session the request under way was signed with.
         self._request_sid = ""
 
@@ -95,14 +109,38 @@ class _Gateway:
         cookie = self.cookies.get(settings.SESSION_COOKIE_NAME)
         if cookie is None:
             return ""
+        sid = ""
         if cookie.value in self._sessions:
-            return cookie.value
-        # Django's Client.login() and force_login() set the cookie to
-        # session_key, the Django form of the ID.
-        for sid in self._sessions:
-            if django_session_key(sid) == cookie.value:
-                return sid
-        return ""
+            sid = cookie.value
+        else:
+            # Django's Client.login() and force_login() set the cookie to
+            # session_key, the Django form of the ID.
+            for candidate in self._sessions:
+                if django_session_key(candidate) == cookie.value:
+                    sid = candidate
+                    break
+        if sid in self._expiry and self._expiry[sid] <= self.clock():
+            # Expired: Redis has let it go, and the cookie names nothing.
+            self._drop(sid)
+            return ""
+        return sid
+
+    def _drop(self, sid):
+        self._sessions.pop(sid, None)
+        self._expiry.pop(sid, None)
+
+    def _set_expiry(self, sid, header):
+        """Keeps what X-Sessiongate-Expiry says for the session sid, as
+        the gateway does: seconds are an idle timeout counted from now (the
+        middleware repeats them on every response that uses the session),
+        "at:" a fixed end, "browser" and "default" leave it to the
+        gateway's own policy, and no header changes nothing."""
+        if header.startswith("at:"):
+            self._expiry[sid] = int(header[3:])
+        elif header.isdigit():
+            self._expiry[sid] = self.clock() + int(header)
+        elif header in ("browser", "default"):
+            self._expiry.pop(sid, None)
 
     def _set_session_cookie(self, session_id):
         name = settings.SESSION_COOKIE_NAME
@@ -157,24 +195,30 @@ class _Gateway:
                 del response[name]
         op = headers.get(_CHANGE_PREFIX + "op")
         expiry = headers.get(_CHANGE_PREFIX + "expiry", "")
-        if op and expiry.startswith("at:") and int(expiry[3:]) <= time.time():
+        if op and expiry.startswith("at:") and int(expiry[3:]) <= self.clock():
             # An end already past (set_expiry() with a past datetime or a
             # negative number): the gateway ends the session, whatever the
             # change.
             op = "delete"
         if op == "delete":
             if sid:
-                self._sessions.pop(sid, None)
+                self._drop(sid)
                 self.cookies.pop(settings.SESSION_COOKIE_NAME, None)
         elif op == "write":
             raw = protocol.decode_chunks(headers.get, _CHANGE_PREFIX + "data-", _CHANGE_PREFIX + "data-count")
+            kept = self._expiry.get(sid)
             if sid and headers.get(_CHANGE_PREFIX + "rotate") in ("1", "carry"):
-                self._sessions.pop(sid, None)
+                self._drop(sid)
                 sid = ""
             if not sid:
                 sid = _new_id()
                 self._set_session_cookie(sid)
             self._sessions[sid] = protocol.loads(raw)
+            if kept is not None:
+                # The expiry moves with the session to its new ID.
+                self._expiry[sid] = kept
+        if op in ("write", "touch") and sid in self._sessions:
+            self._set_expiry(sid, expiry)
 
 
 class Client(_Gateway, DjangoClient):

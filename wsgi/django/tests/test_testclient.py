@@ -3,6 +3,7 @@ client has no gateway in front of it, so sessiongate_django.test.Client
 plays the gateway (see README.md, "Testing")."""
 
 import asyncio
+import time
 import unittest
 from datetime import timedelta
 
@@ -150,6 +151,43 @@ class TestClientTests(unittest.TestCase):
                 c.force_login(self.user)
                 c.get("/expire/?s=300")
                 self.assertEqual(c.get("/whoami/").json()["user"], "tc")
+
+    def test_idle_expiry_ends_an_unused_session(self):
+        # set_expiry(n) by a view: the gateway ends the session n seconds
+        # after its last use, and each use (the middleware's touch or
+        # write) starts the count again. The client kept it for ever.
+        c = self.client()
+        now = [time.time()]
+        c.clock = lambda: now[0]
+        c.get("/add/?item=kiwi")
+        c.get("/expire/?s=60")
+        now[0] += 50
+        self.assertEqual(c.get("/whoami/").json()["cart"], {"kiwi": 1})
+        now[0] += 50
+        self.assertEqual(c.get("/whoami/").json()["cart"], {"kiwi": 1})
+        now[0] += 61
+        self.assertEqual(c.get("/whoami/").json()["cart"], None)
+
+    def test_client_session_expiry_ends_the_session(self):
+        # set_expiry() on client.session then save(), as with Django's
+        # backends: a past end or a negative number has expired, a fixed
+        # end is not extended by use, seconds are an idle timeout.
+        cases = [(-1, 0, None), (timedelta(seconds=100), 50, {"fig": 1}), (timedelta(seconds=100), 101, None), (30, 31, None)]
+        for expiry, later, cart in cases:
+            with self.subTest(expiry=expiry, later=later):
+                c = self.client()
+                now = [time.time()]
+                c.clock = lambda: now[0]
+                c.get("/add/?item=fig")
+                s = c.session
+                s.set_expiry(expiry)
+                s.save()
+                now[0] += later
+                self.assertEqual(c.get("/whoami/").json()["cart"], cart)
+                if cart is not None:
+                    # Used, but a fixed end: over all the same.
+                    now[0] += 51
+                    self.assertEqual(c.get("/whoami/").json()["cart"], None)
 
     def test_login_view_rotates_and_logout_view_ends_the_session(self):
         c = self.client()
