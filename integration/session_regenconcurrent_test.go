@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -70,10 +71,14 @@ func redisKeys(t *testing.T, s *sessionStack) []string {
 	t.Helper()
 	ctx := context.Background()
 	if cc, ok := s.redis.(*redis.ClusterClient); ok {
+		// ForEachMaster calls fn on every master at once.
+		var mu sync.Mutex
 		var all []string
 		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 			k, err := c.Keys(ctx, "*").Result()
+			mu.Lock()
 			all = append(all, k...)
+			mu.Unlock()
 			return err
 		})
 		if err != nil {
