@@ -16,6 +16,7 @@ func TestDjangoWarningsOnceAMinute(t *testing.T) {
 	m.o.Metrics = mc
 	now := time.Unix(1000, 0)
 	m.now = func() time.Time { return now }
+	m.mono = func() int64 { return now.UnixNano() }
 	for range 3 {
 		m.DjangoMiddlewareMissing("/accounts/", 200, "http://django:8000")
 		m.DjangoSessionRefused("refused-clock", "/accounts/", 200, "http://django:8000")
@@ -51,5 +52,25 @@ func TestDjangoMiddlewareExpected(t *testing.T) {
 		if got := DjangoMiddlewareExpected(tc.method, tc.status); got != tc.want {
 			t.Errorf("%s %d: %v, want %v", tc.method, tc.status, got, tc.want)
 		}
+	}
+}
+
+// The once-a-minute warnings are spaced on the monotonic clock: after the
+// host's wall clock is stepped back an hour (an NTP step, a VM restored),
+// the next is due a minute later, not once the wall clock is back where
+// it was, an hour of silence while every Django page runs anonymous.
+func TestSetupWarningsOnceAMinuteAcrossAWallClockStepBack(t *testing.T) {
+	m := newTestManager(t, LockStrict, nil)
+	logs := captureLog(m)
+	wall, mono := time.Unix(1_800_000_000, 0), time.Unix(1_800_000_000, 0)
+	m.now = func() time.Time { return wall }
+	m.mono = func() int64 { return mono.UnixNano() }
+	m.DjangoSessionRefused("refused-signature", "/accounts/", 200, "http://django:8000")
+	// The wall clock steps back an hour; then 5 real minutes pass.
+	wall = wall.Add(-time.Hour + 5*time.Minute)
+	mono = mono.Add(5 * time.Minute)
+	m.DjangoSessionRefused("refused-signature", "/accounts/", 200, "http://django:8000")
+	if n := strings.Count(logs.String(), "refused the gateway's session"); n != 2 {
+		t.Errorf("5 minutes after the wall clock stepped back an hour: %d warning lines, want 2 (the next is due once a minute)", n)
 	}
 }

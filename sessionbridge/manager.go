@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/monoclock"
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 )
@@ -90,6 +91,9 @@ type Manager struct {
 	cookie *cookieCodec
 	log    *slog.Logger
 	now    func() time.Time
+	// mono is monoclock.Now: dueAgain's clock, which the wall clock's
+	// steps do not move.
+	mono func() int64
 	// dueAgain's clocks for the warnings of django.go.
 	djangoUnmarkedWarned  atomic.Int64
 	djangoRefusedWarned   atomic.Int64
@@ -123,7 +127,7 @@ func New(o Options) (*Manager, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Manager{o: o, cookie: c, log: log, now: time.Now}, nil
+	return &Manager{o: o, cookie: c, log: log, now: time.Now, mono: monoclock.Now}, nil
 }
 
 // CookieName is the session cookie's name; proxies use it to keep the
@@ -137,13 +141,14 @@ func (m *Manager) event(e string) {
 }
 
 // dueAgain reports whether a warning about how an app is set up (PHP's
-// prepend, Django's middleware), last logged at the unix second in last,
-// is due again, and then records now: such a warning would otherwise come
-// with every request.
+// prepend, Django's middleware), last logged at the monoclock reading in
+// last, is due again, and then records now: such a warning would otherwise
+// come with every request. On the wall clock, a step back silenced it for
+// as long as the step.
 func (m *Manager) dueAgain(last *atomic.Int64) bool {
-	t := m.now().Unix()
+	t := m.mono()
 	l := last.Load()
-	return t-l >= 60 && last.CompareAndSwap(l, t)
+	return t-l >= int64(time.Minute) && last.CompareAndSwap(l, t)
 }
 
 // Session is one request's hold on a session. Its methods are safe for

@@ -41,6 +41,7 @@ func TestUnmarkedPHPResponseIsReported(t *testing.T) {
 			m.o.Metrics = mc
 			now := time.Unix(1000, 0)
 			m.now = func() time.Time { return now }
+			m.mono = func() int64 { return now.UnixNano() }
 			status, marked := tc.status, false
 			next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				fcgi.ScriptFrom(r.Context()).OnHeader(fcgi.HeaderInfo{Status: status, Marked: marked, Backend: "php:9000"})

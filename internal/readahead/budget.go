@@ -3,6 +3,8 @@ package readahead
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/monoclock"
 )
 
 // Budget bounds the bytes every Body sharing it holds at once, memory and
@@ -16,9 +18,11 @@ type Budget struct {
 	max      int64
 	used     atomic.Int64
 	refused  atomic.Int64
-	lastWarn atomic.Int64 // unix nanoseconds of the last warning
+	lastWarn atomic.Int64 // monoclock reading of the last warning
 	warn     func(used, max int64)
-	now      func() time.Time
+	// now is monoclock.Now: the wall clock stepped back silenced the
+	// warning as long as the step.
+	now func() int64
 }
 
 // warnEvery spaces the warnings: a budget spent stays spent for a while,
@@ -28,7 +32,7 @@ const warnEvery = time.Minute
 // NewBudget makes a budget of max bytes; warn (may be nil) is called at most
 // once a minute when a body finds it spent.
 func NewBudget(max int64, warn func(used, max int64)) *Budget {
-	return &Budget{max: max, warn: warn, now: time.Now}
+	return &Budget{max: max, warn: warn, now: monoclock.Now}
 }
 
 // Max is the budget's size.
@@ -59,7 +63,7 @@ func (g *Budget) take(n int64) bool {
 func (g *Budget) refuse() {
 	g.refused.Add(1)
 	if g.warn != nil {
-		now := g.now().UnixNano()
+		now := g.now()
 		last := g.lastWarn.Load()
 		if (last == 0 || now-last >= int64(warnEvery)) && g.lastWarn.CompareAndSwap(last, now) {
 			g.warn(g.used.Load(), g.max)
