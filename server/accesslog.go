@@ -103,7 +103,9 @@ type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
 // files).
 type recorder struct {
 	http.ResponseWriter
-	status   int
+	status int
+	// bytes is the body bytes handed to the client's connection: held
+	// ones once released, never those of a held response dropped.
 	bytes    int64
 	writeErr error
 	// sendTimeout, when set, gives each write (and the final flush after
@@ -220,8 +222,9 @@ func (w *recorder) Write(p []byte) (int, error) {
 			w.held = heldBodies.Get().(*[]byte)
 		}
 		if w.held != nil && len(*w.held)+len(p) <= holdLimit {
+			// Counted once written (release): a response aborted
+			// while held never sends them.
 			*w.held = append(*w.held, p...)
-			w.bytes += int64(len(p))
 			return len(p), nil
 		}
 		if err := w.release(); err != nil {
@@ -403,7 +406,9 @@ func (w *recorder) release() error {
 	var err error
 	if len(*w.held) > 0 {
 		w.setWriteDeadline(w.sendTimeout)
-		_, err = w.ResponseWriter.Write(*w.held)
+		var n int
+		n, err = w.ResponseWriter.Write(*w.held)
+		w.bytes += int64(n)
 		if err != nil && w.writeErr == nil {
 			w.writeErr = err
 		}

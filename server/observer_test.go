@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -153,5 +154,62 @@ func TestPHPStats(t *testing.T) {
 	defer s2.Close()
 	if got := s2.PHPStats(); len(got) != 1 || got[0].Addr != "127.0.0.1:1" {
 		t.Errorf("transport PHPStats = %+v", got)
+	}
+}
+
+// stallAfterBody yields text, then, at its next read (the proxy has written
+// text by then), signals written and blocks until the request's context
+// ends, failing with its error: PHP still working when its client leaves.
+type stallAfterBody struct {
+	r       *http.Request
+	text    string
+	sent    bool
+	written chan struct{}
+}
+
+func (b *stallAfterBody) Read(p []byte) (int, error) {
+	if !b.sent {
+		b.sent = true
+		return copy(p, b.text), nil
+	}
+	close(b.written)
+	<-b.r.Context().Done()
+	return 0, b.r.Context().Err()
+}
+
+// TestHeldBodyDroppedOnAbortIsNotCounted: a PHP page that printed a little
+// (under 2 KiB, HTTP/1.1, no Content-Length: the gateway holds it to send
+// it with a Content-Length) and whose client left before it finished never
+// sends those bytes: the abort drops them. The access log and the
+// observers (sessiongate_http_response_bytes_total) counted them as
+// written to the client all the same.
+func TestHeldBodyDroppedOnAbortIsNotCounted(t *testing.T) {
+	var o observations
+	e := newEnv(t, nil, WithObserver(o.observe))
+	written := make(chan struct{})
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		body := &stallAfterBody{r: r, text: strings.Repeat("x", 1000), written: written}
+		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/plain"}}, Body: io.NopCloser(body), Request: r}, nil
+	}
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /hello.php HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-written
+	c.Close() // the client leaves
+	var got []observed
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if got = o.all(); len(got) > 0 {
+			break
+		}
+	}
+	if len(got) != 1 || got[0].status != StatusClientClosedRequest || got[0].bytes != 0 {
+		t.Fatalf("observations %+v, want one 499 with no bytes written", got)
+	}
+	if log := e.lastLog(t); log["status"] != float64(StatusClientClosedRequest) || log["bytes"] != float64(0) {
+		t.Errorf("access log %v, want 499 with no bytes written", log)
 	}
 }
