@@ -228,6 +228,26 @@ func TestDjangoIntegerBeyondFloatRange(t *testing.T) {
 	}
 }
 
+// TestDjangoLoneSurrogateStoredAsReplacementCharacter: a JSON API view
+// keeps a client's string whose "\ud800" escape Python reads as a lone
+// surrogate, which UTF-8 cannot carry. Django's own sessions store it; the
+// page must not become a 500 that drops the change, and the gateway and
+// PHP get U+FFFD, what Go makes of the escape.
+func TestDjangoLoneSurrogateStoredAsReplacementCharacter(t *testing.T) {
+	t.Parallel()
+	s, g := startDjangoAPIStack(t)
+	gw := s.gws[0]
+	j := jar{}
+	_, tok := call(t, gw, j, "GET", "/accounts/api/token/", "")
+	if res, body := call(t, gw, j, "POST", "/accounts/api/set/", `{"q":"abc\ud800","\udc00":"key"}`, "Content-Type", "application/json", "X-CSRFToken", tok); res.StatusCode != 200 {
+		t.Fatalf("Django write: %d %.200s\n%s", res.StatusCode, body, g.Log())
+	}
+	// get.php's json_encode escapes what PHP was given.
+	if d := gw.dump(t, j["sessionid"]); !strings.Contains(string(d.Data), `"q":"abc\ufffd"`) || !strings.Contains(string(d.Data), `"\ufffd":"key"`) {
+		t.Errorf("PHP reads: %s", d.Data)
+	}
+}
+
 // TestDjangoObjectsInsideAValuePHPChanged: a PHP page counts something
 // inside a dict Django stored; the rest of the dict must come back to
 // Django as Django wrote it. PHP's array model turned every nested {} into
