@@ -19,6 +19,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/internal/connpeek"
 	"github.com/sessiongate/sessiongate/internal/fdlimit"
+	"github.com/sessiongate/sessiongate/internal/monoclock"
 )
 
 const (
@@ -41,7 +42,7 @@ type conn struct {
 	b      *backend
 	reused bool // taken from the idle list rather than freshly dialed
 	// idleSince is when the connection last went back to the idle list
-	// (unix nanos).
+	// (a monoclock reading).
 	idleSince int64
 	// rescue, while a freshly dialed connection waits for its answer,
 	// frees a worker for it after starveAfter (backend.rescue).
@@ -93,12 +94,14 @@ type backend struct {
 	waiters []chan *conn // nil received = a slot to dial in
 	closed  bool
 	// unanswered holds freshly dialed connections whose request is written
-	// and whose answer has not begun, with when it was written (unix nanos).
+	// and whose answer has not begun, with when it was written (monoclock).
 	unanswered map[*conn]int64
 
-	fails     atomic.Int32
-	downUntil atomic.Int64 // unix nanos; 0 = healthy
-	lastOK    atomic.Int64 // unix nanos of the last successful exchange
+	fails atomic.Int32
+	// downUntil and lastOK are monoclock readings: on the wall clock, a
+	// step back lengthened a back-off by the step.
+	downUntil atomic.Int64 // 0 = healthy
+	lastOK    atomic.Int64 // of the last successful exchange
 	probing   atomic.Bool  // a probeUntilUp goroutine runs
 	// answers counts the answers php-fpm began (their first record): a
 	// request that waited out ReadTimeout while it stood still was not
@@ -126,7 +129,7 @@ func (b *backend) markDown() time.Duration {
 		d = downMax
 	}
 	if !b.silent.Load() {
-		b.downUntil.Store(time.Now().Add(d).UnixNano())
+		b.downUntil.Store(monoclock.Now() + int64(d))
 	}
 	b.startProbing()
 	return d
@@ -135,7 +138,7 @@ func (b *backend) markDown() time.Duration {
 // markSilent takes the backend out of rotation until it answers again,
 // and reports whether it was in.
 func (b *backend) markSilent() bool {
-	wasIn := !b.silent.Swap(true) && b.healthy(time.Now().UnixNano())
+	wasIn := !b.silent.Swap(true) && b.healthy(monoclock.Now())
 	b.downUntil.Store(math.MaxInt64)
 	b.fails.Add(1)
 	b.startProbing()
@@ -483,7 +486,7 @@ func (b *backend) dial(ctx context.Context) (*conn, error) {
 		b.releaseSlot()
 		wentDown := false
 		if ctx.Err() == nil && !fdlimit.Reached(err) {
-			wentDown = b.healthy(time.Now().UnixNano())
+			wentDown = b.healthy(monoclock.Now())
 			b.markDown()
 		}
 		return nil, &dialError{err: err, wentDown: wentDown}
@@ -513,7 +516,7 @@ func (b *backend) awaitAnswer(c *conn) {
 	if b.unanswered == nil {
 		b.unanswered = make(map[*conn]int64)
 	}
-	b.unanswered[c] = time.Now().UnixNano()
+	b.unanswered[c] = monoclock.Now()
 	c.rescue = time.AfterFunc(starveAfter, func() { b.rescue(c) })
 	b.mu.Unlock()
 }
@@ -548,7 +551,7 @@ func (b *backend) rescue(c *conn) {
 	// Checked again each starveAfter while c waits, idle connections or
 	// not: the workers may go idle later, on connections that put kept
 	// because they came back before anyone had waited starveAfter.
-	now := time.Now().UnixNano()
+	now := monoclock.Now()
 	if wait := time.Duration(int64(starveAfter) - (now - since)); wait > 0 {
 		// put freed a worker for c less than starveAfter ago, and
 		// restarted its clock.
@@ -595,7 +598,7 @@ func (b *backend) starvedLocked(now int64) bool {
 // put returns a healthy connection after a complete exchange.
 func (b *backend) put(c *conn) {
 	b.mu.Lock()
-	if b.closed || (len(b.unanswered) > 0 && b.starvedLocked(time.Now().UnixNano())) {
+	if b.closed || (len(b.unanswered) > 0 && b.starvedLocked(monoclock.Now())) {
 		b.mu.Unlock()
 		b.discard(c)
 		return
@@ -607,7 +610,7 @@ func (b *backend) put(c *conn) {
 		w <- c
 		return
 	}
-	c.idleSince = time.Now().UnixNano()
+	c.idleSince = monoclock.Now()
 	b.idle = append(b.idle, c)
 	if b.reaper == nil && b.idleTimeout > 0 {
 		b.reaper = time.AfterFunc(b.idleTimeout, b.reapIdle)
@@ -620,7 +623,7 @@ func (b *backend) put(c *conn) {
 // order the connections went idle (put appends; acquire takes from either
 // end), so the due ones are at its front.
 func (b *backend) reapIdle() {
-	now := time.Now().UnixNano()
+	now := monoclock.Now()
 	limit := int64(b.idleTimeout)
 	b.mu.Lock()
 	n := 0

@@ -30,6 +30,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/internal/fdlimit"
 	"github.com/sessiongate/sessiongate/internal/logtext"
+	"github.com/sessiongate/sessiongate/internal/monoclock"
 	"github.com/sessiongate/sessiongate/internal/proxyheader"
 	"github.com/sessiongate/sessiongate/internal/readahead"
 )
@@ -221,7 +222,7 @@ func (t *Transport) checkQuietBackends(interval time.Duration) {
 			return
 		case <-tick.C:
 		}
-		now := time.Now().UnixNano()
+		now := monoclock.Now()
 		var checks sync.WaitGroup
 		for _, b := range t.backends {
 			if b.healthy(now) && !b.silent.Load() && now-b.lastOK.Load() >= int64(interval) {
@@ -236,7 +237,7 @@ func (t *Transport) checkQuietBackends(interval time.Duration) {
 
 // Stats returns one entry per backend, in configuration order.
 func (t *Transport) Stats() []BackendStats {
-	now := time.Now().UnixNano()
+	now := monoclock.Now()
 	out := make([]BackendStats, len(t.backends))
 	for i, b := range t.backends {
 		out[i] = b.stats(now)
@@ -262,7 +263,7 @@ func (t *Transport) Stats() []BackendStats {
 // ctx, so that no verdict rests on a wait cut short; Ping returns when
 // ctx ends.
 func (t *Transport) Ping(ctx context.Context) error {
-	now := time.Now().UnixNano()
+	now := monoclock.Now()
 	for _, b := range t.backends {
 		if now-b.lastOK.Load() < int64(time.Second) && b.healthy(now) {
 			return nil
@@ -302,7 +303,7 @@ func (t *Transport) Ping(ctx context.Context) error {
 // for want of a file descriptor is the gateway's shortage, not the
 // backend's, as in dial.
 func (t *Transport) check(b *backend, foundBy string) error {
-	if !b.healthy(time.Now().UnixNano()) || b.silent.Load() {
+	if !b.healthy(monoclock.Now()) || b.silent.Load() {
 		// Out of rotation: probe puts it back if it answers.
 		err := b.probe(context.Background())
 		if err != nil && !errors.Is(err, errProbeNoSlot) && !fdlimit.Reached(err) {
@@ -339,7 +340,7 @@ func (t *Transport) pick(tried uint64) *backend {
 	if len(t.backends) == 1 {
 		return t.backends[0]
 	}
-	now := time.Now().UnixNano()
+	now := monoclock.Now()
 	start := int(t.next.Add(1))
 	var best, soonest *backend
 	bestLoad := 0
@@ -844,7 +845,7 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, s *Script, 
 			delete(header, name)
 		}
 	}
-	b.lastOK.Store(time.Now().UnixNano())
+	b.lastOK.Store(monoclock.Now())
 	return resp, false, nil
 }
 

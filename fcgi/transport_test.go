@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/monoclock"
 	"github.com/sessiongate/sessiongate/internal/testfd"
 	"github.com/sessiongate/sessiongate/internal/testlog"
 	"github.com/sessiongate/sessiongate/internal/testnet"
@@ -855,7 +856,7 @@ func TestBackendBackAfterLongOutage(t *testing.T) {
 	for i := 0; i < 12; i++ {
 		b.markDown()
 	}
-	if d := time.Until(time.Unix(0, b.downUntil.Load())); d < downMax-time.Second {
+	if d := time.Duration(b.downUntil.Load() - monoclock.Now()); d < downMax-time.Second {
 		t.Fatalf("back-off %v, want about %v", d, downMax)
 	}
 	time.Sleep(probeEvery + probeEvery/2) // probes that find nothing
@@ -1302,7 +1303,7 @@ func TestStarvedConnectionFreesOneWorkerAtATime(t *testing.T) {
 	b.awaitAnswer(c)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := time.Now().UnixNano()
+	now := monoclock.Now()
 	if b.starvedLocked(now) {
 		t.Fatal("a connection that has just been written is starved")
 	}
@@ -1352,7 +1353,7 @@ func TestStarvedConnectionRescuedWithoutTraffic(t *testing.T) {
 	}
 	waitedFor := func(d time.Duration) {
 		b.mu.Lock()
-		b.unanswered[c] = time.Now().UnixNano() - int64(d)
+		b.unanswered[c] = monoclock.Now() - int64(d)
 		b.mu.Unlock()
 	}
 	state := func() (open, idle int) {
@@ -2431,7 +2432,7 @@ func TestBackOffWithoutFailureCountIsProbedAway(t *testing.T) {
 	b := tr.backends[0]
 	// What the race leaves: markDown's back-off stored after markUp
 	// cleared the count.
-	b.downUntil.Store(time.Now().Add(downMax).UnixNano())
+	b.downUntil.Store(monoclock.Now() + int64(downMax))
 	b.fails.Store(0)
 	b.startProbing()
 	waitHealthy(t, tr, 0, true, probeEvery+time.Second)

@@ -42,6 +42,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/monoclock"
 )
 
 // Kind is what a path resolves to.
@@ -126,7 +128,7 @@ type Router struct {
 	index string // front controller URL path, "" when off
 
 	// open is the directory path named when last checked, and checked when
-	// that was (UnixNano); see current.
+	// that was (a monoclock reading); see current.
 	open    atomic.Pointer[opened]
 	checked atomic.Int64
 
@@ -166,7 +168,7 @@ func New(staticRoot, index string) (*Router, error) {
 	}
 	r := &Router{path: staticRoot, index: index}
 	r.open.Store(&opened{root: root, real: realPath(staticRoot)})
-	r.checked.Store(time.Now().UnixNano())
+	r.checked.Store(monoclock.Now())
 	return r, nil
 }
 
@@ -247,7 +249,7 @@ func (r *Router) current() *opened { return r.look(false) }
 func (r *Router) look(force bool) *opened {
 	o := r.open.Load()
 	root := o.root
-	now := time.Now().UnixNano()
+	now := monoclock.Now()
 	last := r.checked.Load()
 	if force {
 		r.checked.Store(now)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/fdlimit"
+	"github.com/sessiongate/sessiongate/internal/monoclock"
 )
 
 // backend is one Django server.
@@ -25,7 +26,7 @@ type backend struct {
 	// host is the placeholder URL host the transport pools connections
 	// under; the dialer maps it back to this backend.
 	host string
-	// downUntil (unix nanoseconds) is when a backend marked down may be
+	// downUntil (a monoclock reading) is when a backend marked down may be
 	// tried again: after the back-off (passive health), or, with the
 	// checks on, downUntilAnswer: once a probe is answered (check.go).
 	downUntil atomic.Int64
@@ -64,6 +65,10 @@ type pool struct {
 	next        atomic.Uint64
 	failTimeout time.Duration
 	now         func() time.Time
+	// mono is monoclock.Now when nil: the clock of downUntil, which a
+	// step of the wall clock does not move (one stepped back an hour
+	// kept a backend out of turn for the hour).
+	mono func() int64
 	// dial connects to one backend (DialTimeout applied).
 	dial func(ctx context.Context, be *backend) (net.Conn, error)
 	log  *slog.Logger
@@ -77,6 +82,14 @@ type pool struct {
 	checkHost string
 }
 
+// monoNow reads the clock of downUntil (mono).
+func (p *pool) monoNow() int64 {
+	if p.mono != nil {
+		return p.mono()
+	}
+	return monoclock.Now()
+}
+
 // order returns the backends to try for one request: the healthy ones,
 // starting with the next in turn, then those in back-off, soonest back
 // first (a request is better tried than refused while every backend is
@@ -84,7 +97,7 @@ type pool struct {
 func (p *pool) order() []*backend {
 	n := len(p.backends)
 	start := int(p.next.Add(1) % uint64(n))
-	now := p.now().UnixNano()
+	now := p.monoNow()
 	out := make([]*backend, 0, n)
 	var down []*backend
 	for i := 0; i < n; i++ {
@@ -131,7 +144,7 @@ type BackendState struct {
 
 // Backends returns each backend's state, in configuration order.
 func (p *Proxy) Backends() []BackendState {
-	now := p.pool.now().UnixNano()
+	now := p.pool.monoNow()
 	out := make([]BackendState, len(p.pool.backends))
 	for i, b := range p.pool.backends {
 		out[i] = BackendState{Name: b.name, InTurn: b.downUntil.Load() <= now}
@@ -327,12 +340,12 @@ func (p *pool) putBack(be *backend) {
 // has its own 502 or 504 line already. foundBy says whether a request or
 // a check found it.
 func (p *pool) markDown(be *backend, err error, foundBy string) {
-	now := p.now()
-	until, out := now.Add(p.failTimeout).UnixNano(), p.failTimeout.String()
+	now := p.monoNow()
+	until, out := now+int64(p.failTimeout), p.failTimeout.String()
 	if p.checks {
 		until, out = downUntilAnswer, "until it answers a check"
 	}
-	if prev := be.downUntil.Swap(until); prev <= now.UnixNano() {
+	if prev := be.downUntil.Swap(until); prev <= now {
 		msg := "django backend unreachable; marked down"
 		if errors.Is(err, errSilent) || errors.Is(err, errProbeSilent) {
 			msg = "django backend sent no answer in time; marked down"

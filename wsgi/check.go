@@ -118,7 +118,7 @@ func (p *pool) watch(ctx context.Context, interval, tick time.Duration) {
 			switch {
 			case be.downUntil.Load() == downUntilAnswer:
 				round.Go(func() { p.recheck(ctx, be) })
-			case be.downUntil.Load() <= now.UnixNano() && now.Sub(quietSince[i]) >= interval:
+			case be.downUntil.Load() <= p.monoNow() && now.Sub(quietSince[i]) >= interval:
 				quietSince[i] = now
 				round.Go(func() { p.checkQuiet(ctx, be) })
 			}
