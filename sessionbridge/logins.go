@@ -151,6 +151,11 @@ func (m *Manager) revokedLogin(ctx context.Context, l djangoLogin) (string, erro
 		defer cancel()
 		var err error
 		if rec, err = reg.Logins(sctx, l.User); err != nil {
+			if ctx.Err() != nil {
+				// The client left: no failure of the store, as for
+				// Open's load.
+				return "", ctx.Err()
+			}
 			m.event("store_error")
 			return "", fmt.Errorf("read the valid logins of user %q: %w", l.User, err)
 		}
@@ -163,9 +168,10 @@ func (m *Manager) revokedLogin(ctx context.Context, l djangoLogin) (string, erro
 	if m.logins.keep(l.User) {
 		sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
 		defer cancel()
-		if err := reg.KeepLogins(sctx, l.User, m.loginRecordTTL()); err != nil {
+		if err := reg.KeepLogins(sctx, l.User, m.loginRecordTTL()); err != nil && ctx.Err() == nil {
 			// The record still holds for its time; the next revoked
-			// login found renews it.
+			// login found renews it. A client that left cut the
+			// renewal short: no failure of the store.
 			m.event("store_error")
 			m.log.Warn("cannot renew the record of a user's valid logins", "user", l.User, "error", err.Error())
 		}

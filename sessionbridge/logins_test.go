@@ -5,10 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
 	"github.com/sessiongate/sessiongate/sessionbridge/store"
 	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
@@ -254,5 +257,81 @@ func TestRevokedLoginOfAWholeLinkedSession(t *testing.T) {
 		if got, err := revokedIn(t, m, c.data); got != c.want || err != nil {
 			t.Errorf("%s: RevokedLogin(%s) = %q, %v; want %q", c.name, c.data, got, err, c.want)
 		}
+	}
+}
+
+// leavingLogins is a memory store whose login read (read) or renewal (keep)
+// is where the client leaves: it ends the request's context (leave) and
+// fails with its error, as a go-redis call does when the context ends
+// mid-call.
+type leavingLogins struct {
+	*memory.Store
+	read, keep bool
+	leave      context.CancelFunc
+}
+
+func (s *leavingLogins) Logins(ctx context.Context, user string) ([]byte, error) {
+	if !s.read {
+		return s.Store.Logins(ctx, user)
+	}
+	s.leave()
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (s *leavingLogins) KeepLogins(ctx context.Context, user string, ttl time.Duration) error {
+	if !s.keep {
+		return s.Store.KeepLogins(ctx, user, ttl)
+	}
+	s.leave()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestRevokedLoginClientLeftIsNoStoreError: a client that leaves while its
+// PHP request reads or renews the user's record of valid logins is no
+// failure of the store, as for Open's load: the store_error count
+// (sessiongate_session_store_errors_total) and the warnings are for Redis
+// failing. Both counted the cancellation, and the PHP bridge warned that
+// it could not tell whether the login had ended.
+func TestRevokedLoginClientLeftIsNoStoreError(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		read, keep bool
+	}{
+		{"read", true, false},
+		{"renewal", false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mem := memory.New(memory.Options{})
+			t.Cleanup(func() { mem.Close() })
+			st := &leavingLogins{Store: mem}
+			m := newTestManager(t, LockMerge, st)
+			mc := &eventCounter{}
+			m.o.Metrics = mc
+			logs := captureLog(m)
+			if err := m.RecordLogins(context.Background(), "7", []string{"new"}); err != nil {
+				t.Fatal(err)
+			}
+			id := createSession(t, m, `{"_auth_user_id":"7","_auth_user_hash":"old"}`)
+			m.logins = loginCache{} // read again, not the record just made
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			st.read, st.keep, st.leave = c.read, c.keep, cancel
+			var ranPHP bool
+			h := m.PHPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ranPHP = true }), PHPOptions{})
+			r := requestWithCookie(t, m, id).WithContext(ctx)
+			r = r.WithContext(fcgi.WithScript(r.Context(), &fcgi.Script{ScriptName: "/t.php"}))
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			if !ranPHP || ctx.Err() == nil {
+				t.Fatalf("PHP ran %v, client left %v: the client did not leave at the login records", ranPHP, ctx.Err() != nil)
+			}
+			if n := mc.count("store_error"); n != 0 {
+				t.Errorf("the client leaving counted %d store errors (events %v)", n, mc.events)
+			}
+			if strings.Contains(logs.String(), "level=WARN") {
+				t.Errorf("the client leaving was warned of:\n%s", logs.String())
+			}
+		})
 	}
 }

@@ -260,7 +260,11 @@ func (h *phpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var sent []byte // php_serialize text PHP was given
 	if id := sess.ID(); id != "" {
 		if hash, err := sess.RevokedLogin(r.Context()); err != nil {
-			h.m.log.Warn("cannot tell whether a password change ended the session's Django login; PHP gets the login as it is", "session", shortID(id), "error", err.Error())
+			// A client that left is nothing to warn of: the request
+			// to PHP fails at once, and its 499 is logged.
+			if r.Context().Err() == nil {
+				h.m.log.Warn("cannot tell whether a password change ended the session's Django login; PHP gets the login as it is", "session", shortID(id), "error", err.Error())
+			}
 		} else if hash != "" {
 			extra = append(extra, fcgi.Param{Name: "SESSIONGATE_LOGIN_REVOKED", Value: hash})
 		}
