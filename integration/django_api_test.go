@@ -309,6 +309,26 @@ func TestDjangoBodyStallTimesOut(t *testing.T) {
 	}
 }
 
+// TestDjangoBodyWaitGetsTheWholeTimeout: each wait for the next part of a
+// Django body may last SESSIONGATE_DJANGO_TIMEOUT. The read deadline moves
+// at most every quarter of the timeout, and a wait that began soon after a
+// move kept that move's deadline: a stream's part 0.5 s after the first,
+// then 4 s of quiet, was cut at 4 s from the first part under a 4 s
+// timeout (a wait of 3.5 s).
+func TestDjangoBodyWaitGetsTheWholeTimeout(t *testing.T) {
+	t.Parallel()
+	st, _ := startDjangoAPIStack(t, "SESSIONGATE_DJANGO_TIMEOUT=4s")
+	res, err := http.Get(st.gws[0].URL + "/accounts/api/stall/?ms=500,4000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || string(body) != "abc" {
+		t.Errorf("a stream whose waits are each under the timeout: %q, %v; want it whole", body, err)
+	}
+}
+
 // TestDjangoStreamStalledBeforeItsFirstPart: under ASGI Django sends a
 // streamed response's header at once (http.response.start), then its
 // parts. One whose first part stalls past SESSIONGATE_DJANGO_TIMEOUT is

@@ -183,8 +183,8 @@ type h1Conn struct {
 	// progress within writeTimeout (Write), unless ctx ended.
 	ctx          context.Context
 	writeTimeout time.Duration
-	// wArmed is when the write deadline was last moved.
-	wArmed time.Time
+	// wDeadline is the write deadline last set.
+	wDeadline time.Time
 	// werr is why the last write to the backend failed: Request.Write
 	// reports a failure inside its body copy as a body read error that
 	// hides it (a write timeout would not be one).
@@ -194,9 +194,10 @@ type h1Conn struct {
 // Write sends p to the backend. Like nginx's proxy_send_timeout, the
 // timeout bounds each wait for the backend to take more of the request (a
 // worker that stops reading an upload), not the whole request; the
-// deadline moves at most every quarter of it, as h1Body's does.
+// deadline moves only when it would leave a wait less than the timeout,
+// as h1Body's does.
 func (c *h1Conn) Write(p []byte) (int, error) {
-	moveDeadline(c.ctx, c.nc, &c.wArmed, c.writeTimeout, true)
+	moveDeadline(c.ctx, c.nc, &c.wDeadline, c.writeTimeout, true)
 	n, err := c.nc.Write(p)
 	c.written += int64(n)
 	if err != nil {
@@ -553,14 +554,13 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	// up (a timeout: the backend took nothing for the whole of it), so it
 	// is here or on its way: waiting a whole read timeout more for it made
 	// a stalled upload take twice SESSIONGATE_DJANGO_TIMEOUT.
-	armedAt := time.Now()
+	var headerDeadline time.Time
 	if wait := t.readTimeout; wait > 0 {
 		if werr != nil {
 			wait = min(wait, earlyAnswerWait)
-			// The body's first read gives itself the whole timeout.
-			armedAt = time.Time{}
 		}
-		setReadDeadline(ctx, c.nc, time.Now().Add(wait))
+		headerDeadline = time.Now().Add(wait)
+		setReadDeadline(ctx, c.nc, headerDeadline)
 	}
 	c.limiting, c.left = true, t.maxHeaderBytes
 	var res *http.Response
@@ -651,12 +651,12 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		t.release(req.URL.Host, c, reusable && c.br.Buffered() == 0, stop)
 		return res, nil
 	}
-	// The header deadline still runs: armedAt is when it was set, so the
-	// body's first read moves it unless it was set just now (h1Body.Read).
-	// Taken as set when the headers arrived, a view that used most of the
-	// timeout before them left its body only the rest, however steadily
-	// the body then came.
-	res.Body = &h1Body{rc: res.Body, t: t, c: c, addr: req.URL.Host, reusable: reusable, stop: stop, ctx: ctx, armedAt: armedAt}
+	// The header deadline still runs, so the body's first read moves it
+	// unless it leaves that read the whole timeout (h1Body.Read). Taken as
+	// set when the headers arrived, a view that used most of the timeout
+	// before them left its body only the rest, however steadily the body
+	// then came.
+	res.Body = &h1Body{rc: res.Body, t: t, c: c, addr: req.URL.Host, reusable: reusable, stop: stop, ctx: ctx, deadline: headerDeadline}
 	return res, nil
 }
 
@@ -730,26 +730,28 @@ func setReadDeadline(ctx context.Context, nc net.Conn, d time.Time) {
 	}
 }
 
-// moveDeadline gives nc's read deadline (or write deadline) d from now,
-// so that d bounds each wait for the backend rather than the whole
-// transfer. It moves at most every quarter of d (armed is when it last
-// did), so a transfer in many small pieces does not reset a timer each
-// time. Once ctx has ended, its AfterFunc may have broken the deadlines
-// already: they stay broken. d <= 0: no timeout.
-func moveDeadline(ctx context.Context, nc net.Conn, armed *time.Time, d time.Duration, write bool) {
+// moveDeadline moves nc's read deadline (or write deadline) so that d
+// bounds each wait for the backend rather than the whole transfer.
+// deadline is the one last set. It moves only when it would leave the wait
+// about to start less than d, and then a quarter of d further, so a
+// transfer in many small pieces does not reset a timer each time: each
+// wait gets at least d and at most a quarter more. Once ctx has ended, its
+// AfterFunc may have broken the deadlines already: they stay broken.
+// d <= 0: no timeout.
+func moveDeadline(ctx context.Context, nc net.Conn, deadline *time.Time, d time.Duration, write bool) {
 	if d <= 0 {
 		return
 	}
 	now := time.Now()
-	if now.Sub(*armed) <= d/4 {
+	if deadline.Sub(now) >= d {
 		return
 	}
-	*armed = now
+	*deadline = now.Add(d + d/4)
 	set := nc.SetReadDeadline
 	if write {
 		set = nc.SetWriteDeadline
 	}
-	set(now.Add(d))
+	set(*deadline)
 	if ctx != nil && ctx.Err() != nil {
 		set(brokenDeadline)
 	}
@@ -826,11 +828,11 @@ type h1Body struct {
 	reusable bool
 	stop     func() bool
 	ctx      context.Context
-	// armedAt is when the read deadline was last moved.
-	armedAt time.Time
-	mu      sync.Mutex // serializes Read and the end of Close
-	done    bool
-	eof     bool // done because the body ended, not because it was closed
+	// deadline is the read deadline last set.
+	deadline time.Time
+	mu       sync.Mutex // serializes Read and the end of Close
+	done     bool
+	eof      bool // done because the body ended, not because it was closed
 	// cmu orders Close's cut against the end of the body: cut is set when
 	// Close broke the deadline of a connection still carrying the body,
 	// ended once finish decided the connection's fate (a connection gone
@@ -854,7 +856,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	// Like nginx's proxy_read_timeout, the read timeout bounds each wait
 	// for more of the body, not only the headers: a stalled body ends
 	// with a timeout instead of holding the request for ever.
-	moveDeadline(b.ctx, b.c.nc, &b.armedAt, b.t.readTimeout, false)
+	moveDeadline(b.ctx, b.c.nc, &b.deadline, b.t.readTimeout, false)
 	if b.cut.Load() {
 		// Close broke the deadline while this Read moved it.
 		b.c.nc.SetReadDeadline(brokenDeadline)

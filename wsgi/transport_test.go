@@ -729,7 +729,9 @@ func TestTransportStalledUploadBoundedByOneTimeout(t *testing.T) {
 	if !isTimeout(err) {
 		t.Fatalf("an upload the backend stopped taking: %v, want a timeout", err)
 	}
-	if took > timeout*3/2 {
+	// A wait is cut after the timeout and at most a quarter more
+	// (moveDeadline), then the answer gets earlyAnswerWait.
+	if took > timeout*7/4 {
 		t.Errorf("an upload the backend stopped taking failed after %v with a %v timeout, want about one timeout", took.Round(time.Millisecond), timeout)
 	}
 }
@@ -1003,5 +1005,48 @@ func TestTransportResendsARequestTheBackendNeverRead(t *testing.T) {
 			}
 		}
 		tr.CloseIdleConnections()
+	}
+}
+
+// deadlineConn records the deadlines set on it.
+type deadlineConn struct {
+	net.Conn
+	read, write time.Time
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error  { c.read = t; return nil }
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error { c.write = t; return nil }
+
+// SESSIONGATE_DJANGO_TIMEOUT bounds each wait for the next part of a body,
+// like proxy_read_timeout and proxy_send_timeout. The deadline moved at
+// most every quarter of the timeout, so a wait that began soon after a
+// move (or soon after the response header's deadline was set) kept that
+// deadline: it cut such a wait at three quarters of the timeout or less (a
+// stream's part 10 s after the one before, then 55 s of quiet, cut at 60 s
+// under the default 60 s).
+func TestBodyWaitGetsTheWholeTimeoutAfterARecentMove(t *testing.T) {
+	const d = time.Hour // no deadline set here can fall due during the test
+	for _, write := range []bool{false, true} {
+		for _, setBefore := range []string{"by moveDeadline", "for the response header"} {
+			nc := &deadlineConn{}
+			var deadline time.Time
+			if setBefore == "by moveDeadline" {
+				moveDeadline(context.Background(), nc, &deadline, d, write)
+			} else {
+				deadline = time.Now().Add(d)
+			}
+			// The next wait begins now, soon after that deadline was set.
+			moveDeadline(context.Background(), nc, &deadline, d, write)
+			set := nc.read
+			if write {
+				set = nc.write
+			}
+			if set != deadline {
+				t.Fatalf("write %v, set %s: the conn's deadline %v is not the one kept, %v", write, setBefore, set, deadline)
+			}
+			if left := time.Until(deadline); left < d || left > d+d/4 {
+				t.Errorf("write %v, set %s: a wait begun soon after has %v left, want the timeout %v and at most a quarter more", write, setBefore, left.Round(time.Second), d)
+			}
+		}
 	}
 }

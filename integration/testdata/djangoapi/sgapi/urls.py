@@ -148,17 +148,20 @@ def stream(request):
 
 def stall(request):
     # ?ms=: a streamed body that stops after its first part for that long
-    # (a view stuck mid-export); with ?length=1, of a declared length.
-    ms = int(request.GET.get("ms", "1000"))
+    # (a view stuck mid-export), then sends "b"; several pauses,
+    # comma-separated, each followed by the next letter; with ?length=1,
+    # of a declared length.
+    pauses = [int(ms) for ms in request.GET.get("ms", "1000").split(",")]
 
     def body():
         yield "a"
-        time.sleep(ms / 1000)
-        yield "b"
+        for i, ms in enumerate(pauses):
+            time.sleep(ms / 1000)
+            yield "bcdefgh"[i]
 
     response = StreamingHttpResponse(body(), content_type="text/plain")
     if request.GET.get("length"):
-        response["Content-Length"] = "2"
+        response["Content-Length"] = str(1 + len(pauses))
     return response
 
 
