@@ -483,6 +483,35 @@ func TestStaticGzip304CarriesWeakETag(t *testing.T) {
 	}
 }
 
+// TestStaticRevalidationReadAsServeContentReadsIt: whether a revalidation
+// of a file not yet in the gzip cache gets 304 was told by a reading of
+// If-None-Match of the gateway's own, split on commas, which matched a tag
+// after an entry that is no entity tag; ServeContent stops at that entry.
+// The gzip path then skipped the compression for a 304 that ServeContent
+// did not give: the file went out whole and uncompressed under the gzipped
+// copy's weak tag, and the copy never entered the cache. A list of tags
+// without commas, which ServeContent matches, got a compression for
+// nothing.
+func TestStaticRevalidationReadAsServeContentReadsIt(t *testing.T) {
+	e := newEnv(t, nil)
+	css := filepath.Join(e.root, "app.css")
+	writeFile(t, css, bigCSS, time.Now())
+	weak := "W/" + etag(mustStat(t, css))
+	r := httptest.NewRequest("GET", "/app.css", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	r.Header.Set("If-None-Match", "0, "+weak)
+	w := e.do(r)
+	if w.Code != http.StatusOK || w.Header().Get("Content-Encoding") != "gzip" || w.Header().Get("ETag") != weak {
+		t.Errorf("If-None-Match whose first entry is no tag: %d, Content-Encoding %q, ETag %q, %d bytes; want the gzipped copy, 200", w.Code, w.Header().Get("Content-Encoding"), w.Header().Get("ETag"), w.Body.Len())
+	}
+	r = httptest.NewRequest("GET", "/app.css", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	r.Header.Set("If-None-Match", `"x" `+weak)
+	if w := e.do(r); w.Code != http.StatusNotModified || w.Header().Get("ETag") != weak {
+		t.Errorf("tags without a comma between them: %d, ETag %q; want 304 as ServeContent reads them", w.Code, w.Header().Get("ETag"))
+	}
+}
+
 // TestStaticRedeployFixedMtimeNewETag: reproducible builds give every file
 // one fixed mtime (SOURCE_DATE_EPOCH with BuildKit's rewrite-timestamp, the
 // Nix store's 1970-01-01T00:00:01), and rsync -t or tar keep a build
