@@ -350,3 +350,44 @@ func TestSessionMergeNeverLeavesALoneTagKey(t *testing.T) {
 		t.Errorf("the session holds %s, want it as the other request left it", d.Data)
 	}
 }
+
+// TestSessionMergeConflictWarningIsOneLine: two overlapping PHP requests in
+// merge mode that both wrote 200 keys of some 100 bytes: the second one's
+// write overrides the first's on all of them and is warned of, on a line a
+// log pipeline takes whole (Docker's json-file driver splits at 16 KiB),
+// with the count and as many names as fit. The warning listed every name,
+// a line of over 20 KiB.
+func TestSessionMergeConflictWarningIsOneLine(t *testing.T) {
+	t.Parallel()
+	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK=merge"}})
+	ck := s.newSession(t)
+	params := func(v string) url.Values { return url.Values{"n": {"200"}, "v": {v}} }
+	releaseFirst, first := startPaused(t, s.gws[0], ck, "merge_many.php", "started", params("first"))
+	releaseSecond, second := startPaused(t, s.gws[1], ck, "merge_many.php", "started", params("second"))
+	releaseFirst()
+	if r := <-first; r != [2]string{"200", "ok"} {
+		t.Fatalf("first writer: %v", r)
+	}
+	releaseSecond()
+	if r := <-second; r != [2]string{"200", "ok"} {
+		t.Fatalf("second writer: %v", r)
+	}
+	var warning string
+	for _, l := range strings.Split(s.gws[1].Logs.String(), "\n") {
+		if strings.Contains(l, "overrode concurrent changes") {
+			warning = l
+		}
+	}
+	var got struct {
+		Conflicts struct {
+			Count int      `json:"count"`
+			Keys  []string `json:"keys"`
+		} `json:"conflicts"`
+	}
+	if err := json.Unmarshal([]byte(warning), &got); err != nil {
+		t.Fatalf("conflict warning %.300q: %v", warning, err)
+	}
+	if len(warning) > 8<<10 || got.Conflicts.Count != 200 || len(got.Conflicts.Keys) == 0 || !strings.HasPrefix(got.Conflicts.Keys[0], strings.Repeat("k", 100)) {
+		t.Errorf("conflict warning of %d bytes, count %d, %d names; want at most 8 KiB, 200 and the first names: %.300s", len(warning), got.Conflicts.Count, len(got.Conflicts.Keys), warning)
+	}
+}

@@ -780,12 +780,12 @@ func (b *phpBridge) apply(m message) error {
 		}
 		if len(conflicts) > 0 {
 			if b.h.m.o.LockMode == LockMerge {
-				b.h.m.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "script", b.path, "keys", conflicts)
+				b.h.m.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "script", b.path, "conflicts", ConflictKeys(conflicts))
 			} else {
 				// Strict mode merges only a write made after the request
 				// let the lock go (session_start() again after
 				// session_write_close(), sessiongate_release()).
-				b.h.m.log.Warn("session write overrode concurrent changes (strict mode: written after the request released the session's lock, last writer wins)", "script", b.path, "keys", conflicts)
+				b.h.m.log.Warn("session write overrode concurrent changes (strict mode: written after the request released the session's lock, last writer wins)", "script", b.path, "conflicts", ConflictKeys(conflicts))
 			}
 		}
 		if err != nil {

@@ -836,7 +836,7 @@ func (p *Proxy) apply(ctx context.Context, sess *sessionbridge.Session, ch *chan
 			conflicts, err = sess.WriteReencoded(ctx, id, ch.data)
 		}
 		if len(conflicts) > 0 {
-			p.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "path", server.LogValue(path), "keys", conflicts)
+			p.log.Warn("session write overrode concurrent changes (merge mode, last writer wins)", "path", server.LogValue(path), "conflicts", sessionbridge.ConflictKeys(conflicts))
 		}
 		return err
 	case "delete":

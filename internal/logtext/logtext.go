@@ -42,6 +42,34 @@ func Clip(s string, max int) string {
 	return s
 }
 
+// ClipList returns the leading items of list that, written out as a list
+// of strings (their quotes and the commas between them included), take at
+// most max bytes, with the item that would pass the bound cut (with "...")
+// in its place when some of it fits, and none after it. list is returned
+// as it is when it fits whole. Names an app or its clients chose (session
+// keys) can be many: the caller logs len(list) beside the result, so that
+// a reader knows how many were left out.
+func ClipList(list []string, max int) []string {
+	written := 2 // the brackets
+	for i, s := range list {
+		around := 2 // its quotes
+		if i > 0 {
+			around++ // the comma before it
+		}
+		room := max - written - around
+		if n, w := Fit(s, room); n == len(s) && room >= 0 {
+			written += w + around
+			continue
+		}
+		clipped := list[:i:i] // appended to: a copy, list left alone
+		if n, _ := Fit(s, room-len("...")); n > 0 {
+			clipped = append(clipped, s[:n]+"...")
+		}
+		return clipped
+	}
+	return list
+}
+
 // width is the most bytes rune r takes in a log line, as the JSON or the
 // text handler writes it: a quote, a backslash, \n, \r and \t two (\"),
 // another control character, an invalid byte, U+2028, U+2029 or an
