@@ -141,8 +141,8 @@ class SessionStore(SessionBase):
         seconds, 0 at browser close, None restores the gateway's policy, a
         datetime or timedelta is a fixed end that no request extends, and a
         negative int or a past end has expired. A fixed end is kept as
-        Django 4+ keeps it (an ISO 8601 string, JSON having no datetime); a
-        naive datetime is local time."""
+        Django 4+ keeps it (an ISO 8601 string, JSON having no datetime),
+        always with its UTC offset; a naive datetime is local time."""
         if value is None:
             try:
                 del self[EXPIRY_KEY]
@@ -150,14 +150,21 @@ class SessionStore(SessionBase):
                 pass
             return
         if isinstance(value, timedelta):
-            value = timezone.now() + value
+            now = timezone.now()
+            if timezone.is_naive(now):
+                # Without USE_TZ: naive local time, whose fold (the second
+                # pass of the hour a DST fall-back repeats) a sum would drop
+                # and no naive ISO string keeps. astimezone() reads the fold.
+                now = now.astimezone()
+            value = now + value
         if isinstance(value, datetime):
-            # In the form timezone.now() has, so that get_expiry_age() can
-            # subtract them: naive in local time without USE_TZ.
-            if settings.USE_TZ and timezone.is_naive(value):
+            # Naive local time (without USE_TZ, or given naive) with its
+            # offset: in the hour a fall-back repeats, a naive string reads
+            # as the first pass, an hour early, and the gateway would end
+            # the session at once. _with_deadline() gives Django's code the
+            # naive form it subtracts timezone.now() from.
+            if not settings.USE_TZ or timezone.is_naive(value):
                 value = value.astimezone()
-            elif not settings.USE_TZ and timezone.is_aware(value):
-                value = value.astimezone().replace(tzinfo=None)
             value = value.isoformat()
         else:
             # A negative one, as in Django, has expired already
@@ -186,9 +193,18 @@ class SessionStore(SessionBase):
         expiry = kwargs["expiry"] if "expiry" in kwargs else self.get(EXPIRY_KEY)
         if isinstance(expiry, str):
             try:
-                kwargs["expiry"] = datetime.fromisoformat(expiry)
+                expiry = datetime.fromisoformat(expiry)
             except ValueError:
-                pass
+                return kwargs
+        if isinstance(expiry, datetime):
+            modification = kwargs.get("modification") or timezone.now()
+            if timezone.is_aware(expiry) and timezone.is_naive(modification):
+                # Without USE_TZ, Django subtracts naive local times: the
+                # end as the naive time that far after the modification,
+                # so that the difference is the real time left even when a
+                # DST change lies between them.
+                expiry = modification + (expiry - modification.astimezone())
+            kwargs["expiry"] = expiry
         return kwargs
 
     def get_expiry_age(self, **kwargs):

@@ -776,6 +776,47 @@ class SessionAPITests(unittest.TestCase):
         c = Change(resp)
         self.assertTrue(c.expiry.startswith("at:") and int(c.expiry[3:]) < time.time(), c.expiry)
 
+    def test_naive_fixed_end_across_a_dst_fall_back(self):
+        # Without USE_TZ, timezone.now() is naive local time. In the hour a
+        # fall-back repeats (New York, 2026-11-01: 01:00-02:00 EDT, then
+        # again EST) the end must be the real time that far on, as Django's
+        # own backends keep it: a naive end read as the first pass of the
+        # hour was an hour early, and the gateway ended the session at once.
+        from unittest import mock
+
+        old_tz = os.environ.get("TZ")
+        os.environ["TZ"] = "America/New_York"
+        time.tzset()
+        try:
+            second_pass = datetime(2026, 11, 1, 1, 30, fold=1)  # 06:30 UTC
+            first_pass = datetime(2026, 11, 1, 1, 50)  # 05:50 UTC
+            for now, value, left in [
+                (second_pass, timedelta(minutes=10), 600),
+                (second_pass, datetime(2026, 11, 1, 1, 40, fold=1), 600),
+                # Across the change: 20 minutes on is 01:10 EST.
+                (first_pass, timedelta(minutes=20), 1200),
+                (first_pass, datetime(2026, 11, 1, 1, 10, fold=1), 1200),
+            ]:
+                with self.subTest(now=now, value=value), override_settings(USE_TZ=False), mock.patch(
+                    "sessiongate_django.store.timezone.now", return_value=now
+                ):
+                    store = SessionStore(SID, {"a": 1})
+                    store.set_expiry(value)
+                    self.assertEqual(store.expiry_header(), "at:%d" % (now.timestamp() + left))
+                    # Django's own readings, naive as timezone.now().
+                    self.assertEqual(store.get_expiry_age(), left)
+                    self.assertEqual(store.get_expiry_date(), now + timedelta(seconds=left))
+                    # And so on the next request, from the stored session.
+                    again = SessionStore(SID, dict(store.items()))
+                    self.assertEqual(again.expiry_header(), "at:%d" % (now.timestamp() + left))
+                    self.assertEqual(again.get_expiry_age(), left)
+        finally:
+            if old_tz is None:
+                os.environ.pop("TZ", None)
+            else:
+                os.environ["TZ"] = old_tz
+            time.tzset()
+
     def test_own_expiry_repeated_on_unchanged_requests(self):
         _, resp = run(lambda r: HttpResponse("x"), signed_meta(SID, {"a": 1, "_session_expiry": 600}))
         c = Change(resp)
