@@ -211,6 +211,10 @@ type Session struct {
 	loadedFrom store.Lease
 	// renew keeps lease alive while the request runs (nil without lease).
 	renew *renewal
+	// inUse keeps the record alive while the request runs (see
+	// keepInUse); released: Release ran, and stopped it.
+	inUse    *time.Timer
+	released bool
 	// announced is a new ID PHP started but did not write yet: the cookie
 	// must go out with the headers, before the write arrives. It is
 	// stored at the write, the close or the touch that ends it, even
@@ -370,7 +374,53 @@ func (m *Manager) load(ctx context.Context, s *Session, id string, arrived time.
 	s.expiry, s.browserCookie = time.Duration(dec.Expiry)*time.Millisecond, dec.Browser
 	s.until = dec.Until
 	s.retired = false // another of the client's cookies names a live one
+	s.mu.Lock()
+	s.keepInUse()
+	s.mu.Unlock()
 	return true, nil
+}
+
+// keepInUse keeps the session's record from expiring while the request
+// runs: a page that runs longer than the record's TTL (the idle timeout,
+// an app's set_expiry) was using it all along. The load gave the record
+// its TTL back (the store's rule: a load or lock is a use), but neither
+// the lock's renewals nor anything else refreshed it until the request's
+// end, so it expired under a long page: a read-only one ended the session
+// it used, and a merge-mode write was dropped as if the session had been
+// destroyed meanwhile. Every third of the TTL the session's current
+// record is loaded again, which gives it that TTL back by the same rule
+// (no new store operation: gateways of the release before apply it too);
+// a record another request retired gets at most its tombstone's short
+// TTL again, once per tick. Release stops it; s.mu must be held.
+func (s *Session) keepInUse() {
+	if s.inUse != nil || s.released {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(s.inUseEvery(), func() {
+		s.mu.Lock()
+		id, live := s.id, s.exists && s.inUse == t && s.ctx.Err() == nil
+		if live {
+			t.Reset(s.inUseEvery())
+		}
+		s.mu.Unlock()
+		if !live {
+			return
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.m.o.StoreTimeout)
+		defer cancel()
+		if _, err := s.m.o.Store.Load(ctx, id); err != nil && ctx.Err() == nil {
+			s.m.event("store_error")
+			s.m.log.Warn("session expiry not refreshed while the request runs; trying again", "session", shortID(id), "error", err.Error())
+		}
+	})
+	s.inUse = t
+}
+
+// inUseEvery is how often keepInUse refreshes the record: a third of its
+// TTL, at least every 100 ms; s.mu must be held.
+func (s *Session) inUseEvery() time.Duration {
+	return max(s.ttl(s.rec.Created)/3, 100*time.Millisecond)
 }
 
 func (m *Manager) expired(r record) bool {
@@ -1080,6 +1130,7 @@ func (s *Session) create(ctx context.Context, id string, next []member, now int6
 	}
 	s.id, s.exists, s.rec, s.version, s.stored = id, true, rec, v, next
 	s.movePending, s.moveBase = movePending, moveBase
+	s.keepInUse()
 	s.m.event("save")
 	if s.headersSent && id != s.headerCookieID && !s.lateCookie {
 		s.lateCookie = true
@@ -1753,6 +1804,11 @@ func (s *Session) releaseAnnounced(ctx context.Context) {
 func (s *Session) Release(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.released = true
+	if s.inUse != nil {
+		s.inUse.Stop()
+		s.inUse = nil
+	}
 	s.releaseAnnounced(ctx)
 	if s.exists && (s.lease != nil || s.m.o.LockMode == LockMerge && !s.touched && s.version == s.loadedVersion) {
 		// The request used the session, if only to read it (PHP's

@@ -3,11 +3,14 @@ package sessionbridge
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+
+	"github.com/sessiongate/sessiongate/sessionbridge/store/memory"
 )
 
 // useStartClock gives m a clock the test moves together with mr's: the
@@ -121,6 +124,90 @@ func TestRequestOutlastingAppExpiryKeepsSession(t *testing.T) {
 			advance(time.Minute + time.Second)
 			if rec, err := m.o.Store.Load(ctx, x); err != nil || rec.Version != 0 {
 				t.Fatalf("session with set_expiry(60) a minute unused: %v version %d", err, rec.Version)
+			}
+		})
+	}
+}
+
+// newMemoryManager is a manager over a memory store of its own (real
+// time: its TTLs run out as time passes), with idle timeout idle.
+func newMemoryManager(t *testing.T, mode LockMode, idle time.Duration) *Manager {
+	t.Helper()
+	mem := memory.New(memory.Options{})
+	t.Cleanup(func() { mem.Close() })
+	m, err := New(Options{
+		Store:        mem,
+		Secrets:      [][]byte{[]byte(testSecret)},
+		Cookie:       CookieOptions{Name: "sessionid", MaxAge: time.Hour},
+		IdleTimeout:  idle,
+		LockMode:     mode,
+		LockTimeout:  2 * time.Second,
+		LockLease:    5 * time.Second,
+		StoreTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// A session is in use while a request holds it: a page that runs longer
+// than the idle timeout (a 16-minute export under a 15-minute timeout)
+// keeps the session, and its write. The load gave the record its TTL back,
+// but nothing refreshed it while the page ran (the lock's renewals extend
+// only the lock): a read-only page ended the session it used, and a
+// merge-mode write was dropped as "destroyed concurrently".
+func TestRequestLongerThanIdleTimeoutKeepsSession(t *testing.T) {
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		for _, write := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s write=%v", mode, write), func(t *testing.T) {
+				t.Parallel()
+				m := newMemoryManager(t, mode, 400*time.Millisecond)
+				ctx := context.Background()
+				id := createSession(t, m, `{"user":"ana"}`)
+				s, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+				if err != nil || s.ID() != id {
+					t.Fatalf("open: %v %q", err, s.ID())
+				}
+				time.Sleep(time.Second) // the page runs 2.5 idle timeouts
+				want := `{"user":"ana"}`
+				if write {
+					want = `{"user":"ana","report":"done"}`
+					if _, err := s.Write(ctx, id, json.RawMessage(want), nil); err != nil {
+						t.Errorf("write: %v", err)
+					}
+				}
+				s.Release(ctx)
+				if got := storedData(t, m, id); got != want {
+					t.Errorf("after a page longer than the idle timeout the session holds %s, want %s", got, want)
+				}
+			})
+		}
+	}
+}
+
+// The same under an app's own idle expiry (Django's set_expiry(60) and a
+// 90 s page), in strict mode too, where the last-use refresh at the end
+// is version-checked and found nothing left to refresh.
+func TestRequestLongerThanAppExpiryKeepsSession(t *testing.T) {
+	for _, mode := range []LockMode{LockStrict, LockMerge} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			m := newMemoryManager(t, mode, 2*time.Hour)
+			ctx := context.Background()
+			id := createSession(t, m, `{"user":"ana"}`)
+			setAppExpiry(t, m, id, 400*time.Millisecond)
+			s, err := m.Open(ctx, requestWithCookie(t, m, id), false)
+			if err != nil || s.ID() != id {
+				t.Fatalf("open: %v %q", err, s.ID())
+			}
+			time.Sleep(time.Second)
+			if err := s.Touch(ctx, id); err != nil {
+				t.Errorf("touch: %v", err)
+			}
+			s.Release(ctx)
+			if got := storedData(t, m, id); got != `{"user":"ana"}` {
+				t.Errorf("after a read-only page longer than the app's expiry the session holds %s, want it kept", got)
 			}
 		})
 	}
