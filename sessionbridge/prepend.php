@@ -70,8 +70,13 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     private int $seq = 0;
     private ?string $active = null;
     private bool $closedByWrite = false;
-    /** @var array<string, mixed> keys forScript() could not show the script */
+    /** @var array<string, mixed> keys forScript() could not show the script:
+     * their value texts, or their values when it built the session ($built) */
     private array $hidden = [];
+    /** forScript() converted the session by building its values (a
+     * session its text conversion cannot carry): write() converts back
+     * the same way. */
+    private bool $built = false;
     /** @var list<int|string> the keys of the session forScript() read, in order */
     private array $readOrder = [];
     /** A session was opened in this request: the gateway's ID has been
@@ -273,8 +278,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         // Keys hidden from the script (forScript) belong to the data it
         // holds: session_regenerate_id() keeps that data under a new ID, any
         // other open (session_start after session_destroy) starts afresh.
-        if ($this->hidden !== [] && self::phpCaller() !== 'session_regenerate_id') {
+        if (($this->hidden !== [] || $this->built) && self::phpCaller() !== 'session_regenerate_id') {
             $this->hidden = [];
+            $this->built = false;
         }
         $this->active = $id;
         $this->current = $id;
@@ -345,13 +351,12 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             return $sent;
         }
         $this->seen[$id] = $data;
-        if (ini_get('session.serialize_handler') !== 'php_serialize') {
+        $format = (string)ini_get('session.serialize_handler');
+        if ($format !== 'php_serialize') {
             // $data is in the script's own format (see forScript); the
-            // gateway and every other app read php_serialize, which is
-            // what serialize() makes of the session array.
-            // Keys that format could not show the script go back as they
-            // were.
-            $data = serialize($this->withHidden(is_array($this->vars) ? $this->vars : []));
+            // gateway and every other app read php_serialize. Keys that
+            // format could not show the script go back as they were.
+            $data = $this->fromScript($data, $format);
         }
         $this->written[$id] = $data;
         // read() and currentData() take the written data from now on: the
@@ -369,10 +374,17 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
      * The session text $raw (php_serialize, the gateway's format) in the
      * format PHP will decode it with. The gateway sets php_serialize, but a
      * script may ini_set('session.serialize_handler') to PHP's own "php" or
-     * "php_binary" before session_start(), as legacy code does; PHP would
+     * "php_binary" before session_start(), as legacy code does (Symfony's
+     * NativeSessionStorage sets "php" when php.ini has no value); PHP would
      * then fail to decode the text and destroy the session. Any other
      * handler (igbinary, msgpack) cannot be served: false makes
      * session_start() fail without destroying anything.
+     *
+     * The text is converted as text: the session's top-level values are
+     * cut out and put under the format's names, and no object is built,
+     * so PHP's decoder alone calls __wakeup() and __unserialize(), once, as
+     * with its files handler (a __wakeup() that opens a database
+     * connection opened two per page).
      */
     private function forScript(string $raw): string|false
     {
@@ -384,21 +396,55 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             error_log("sessiongate: session.serialize_handler=$format cannot read the shared session; use php_serialize (the gateway's), php or php_binary", 4);
             return false;
         }
+        $entries = self::sessionEntries($raw);
+        if ($entries !== null) {
+            $shown = [];
+            $hidden = [];
+            $moves = true;
+            foreach ($entries as $i => $entry) {
+                if (self::nameable($entry[0], $format)) {
+                    $shown[] = $i;
+                } else {
+                    $hidden[$entry[0]] = $entry[1];
+                    // Put back among values the script changed, its own
+                    // back-references could name anything.
+                    $moves = $moves && $entry[2]['refs'] === [];
+                }
+            }
+            // php_serialize numbers the session array itself first: its
+            // first value is the 2nd, where these formats start at the 1st.
+            $values = $moves ? self::renumber($entries, 2, $shown, 1) : null;
+            if ($values !== null) {
+                $this->readOrder = array_column($entries, 0);
+                $this->hiddenLog(array_keys($hidden), $format);
+                $this->hidden += $hidden;
+                $out = '';
+                foreach ($shown as $j => $i) {
+                    $out .= self::scriptName((string)$entries[$i][0], $format) . $values[$j];
+                }
+                return $out;
+            }
+        }
+        // A session the text conversion cannot carry: a back-reference to
+        // a key hidden from the script (or from one), to the session array
+        // itself, or in a Serializable's own payload. Its values are built
+        // and PHP's own encoder writes them, which wakes its objects once
+        // more.
         $session = unserialize($raw);
         if (!is_array($session)) {
             return false;
         }
+        $this->built = true;
         $this->readOrder = array_keys($session);
+        $hidden = [];
         foreach (array_keys($session) as $name) {
-            $key = (string)$name;
-            // What these formats cannot name, PHP's own encoders skip too:
-            // an integer key, a '|' (php), over 127 bytes (php_binary).
-            if (is_int($name) || ($format === 'php' ? str_contains($key, '|') : strlen($key) > 127)) {
-                error_log("sessiongate: session key \"$key\" cannot be read with session.serialize_handler=$format; hidden from this script and kept", 4);
+            if (!self::nameable($name, $format)) {
+                $hidden[] = $name;
                 $this->hidden[$name] = $session[$name];
                 unset($session[$name]);
             }
         }
+        $this->hiddenLog($hidden, $format);
         if ($session === []) {
             return '';
         }
@@ -416,6 +462,326 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         $out = session_encode();
         $_SESSION = $before;
         return is_string($out) ? $out : false;
+    }
+
+    /**
+     * The php_serialize text of the session $data that PHP's encoder for
+     * $format ("php", "php_binary") made, with the keys hidden from the
+     * script back where they were: converted as text, as forScript() does,
+     * so that no object's __sleep() or __serialize() runs again.
+     */
+    private function fromScript(string $data, string $format): string
+    {
+        if ($data === '' && $format === 'php' && is_array($this->vars)) {
+            foreach (array_keys($this->vars) as $name) {
+                if (is_string($name) && str_contains($name, '|')) {
+                    // PHP's own encoder refuses the whole session then,
+                    // without a word, and every handler stores it empty.
+                    error_log("sessiongate: the script stored the session key \"$name\", which session.serialize_handler=php cannot hold: PHP encoded the session as empty, and so it is stored", 4);
+                    break;
+                }
+            }
+        }
+        if ($this->built) {
+            return serialize($this->withHidden(is_array($this->vars) ? $this->vars : []));
+        }
+        $entries = self::scriptEntries($data, $format);
+        if ($entries === null) {
+            // Not PHP's own encoding (cannot happen): the session array.
+            return serialize($this->withHidden(is_array($this->vars) ? $this->vars : []));
+        }
+        $byName = [];
+        foreach ($entries as $i => $entry) {
+            $byName[$entry[0]] = $i;
+        }
+        $pieces = $this->withHidden($byName);
+        $order = [];
+        foreach ($pieces as $piece) {
+            $order[] = is_int($piece) ? $piece : self::valueEntry($piece);
+        }
+        $values = self::renumber($entries, 1, $order, 2);
+        if ($values === null) {
+            return serialize($this->withHidden(is_array($this->vars) ? $this->vars : []));
+        }
+        $out = 'a:' . count($pieces) . ':{';
+        $j = 0;
+        foreach (array_keys($pieces) as $name) {
+            $out .= (is_int($name) ? 'i:' . $name . ';' : 's:' . strlen($name) . ':"' . $name . '";') . $values[$j++];
+        }
+        return $out . '}';
+    }
+
+    /** What the session's text conversion records of a session key: what
+     * the script's format can name. What it cannot, PHP's own encoders
+     * skip too: an integer key, a '|' (php), over 127 bytes (php_binary). */
+    private static function nameable(int|string $name, string $format): bool
+    {
+        return !is_int($name) && ($format === 'php' ? !str_contains($name, '|') : strlen($name) <= 127);
+    }
+
+    /** @param list<int|string> $names */
+    private function hiddenLog(array $names, string $format): void
+    {
+        foreach ($names as $name) {
+            error_log("sessiongate: session key \"$name\" cannot be read with session.serialize_handler=$format; hidden from this script and kept", 4);
+        }
+    }
+
+    /** $name as the format $format ("php", "php_binary") puts it before its value. */
+    private static function scriptName(string $name, string $format): string
+    {
+        return $format === 'php' ? $name . '|' : chr(strlen($name)) . $name;
+    }
+
+    /**
+     * The top-level entries of the php_serialize text $raw: for each,
+     * [key as unserialize() makes it, value text, its scan (scanValue)],
+     * null when the text is not the array serialize() makes.
+     *
+     * @return list<array{0: int|string, 1: string, 2: array}>|null
+     */
+    private static function sessionEntries(string $raw): ?array
+    {
+        if (!preg_match('/\Aa:(\d{1,18}):\{/', $raw, $m)) {
+            return null;
+        }
+        $p = strlen($m[0]);
+        $out = [];
+        for ($n = (int)$m[1]; $n > 0; $n--) {
+            $t = $raw[$p] ?? '';
+            $k = $t === 's' || $t === 'i' ? self::skipValue($raw, $p, 0) : -1;
+            if ($k < 0) {
+                return null;
+            }
+            if ($t === 'i') {
+                $name = (int)substr($raw, $p + 2, $k - $p - 3);
+            } else {
+                $q = strpos($raw, ':', $p + 2);
+                $name = substr($raw, $q + 2, $k - $q - 4);
+                // unserialize() makes a decimal integer's text an integer key.
+                if ((string)(int)$name === $name) {
+                    $name = (int)$name;
+                }
+            }
+            $scan = self::newScan();
+            $v = self::scanValue($raw, $k, 0, $scan);
+            if ($v < 0) {
+                return null;
+            }
+            $out[] = [$name, substr($raw, $k, $v - $k), self::shiftScan($scan, $k)];
+            $p = $v;
+        }
+        return $p + 1 === strlen($raw) && $raw[$p] === '}' ? $out : null;
+    }
+
+    /**
+     * The entries of the session text $data in PHP's format $format
+     * ("php": name|value..., "php_binary": a length byte, name, value...),
+     * as sessionEntries() gives them; null when the text is not one.
+     *
+     * @return list<array{0: string, 1: string, 2: array}>|null
+     */
+    private static function scriptEntries(string $data, string $format): ?array
+    {
+        $out = [];
+        $p = 0;
+        $end = strlen($data);
+        while ($p < $end) {
+            if ($format === 'php') {
+                $q = strpos($data, '|', $p);
+                if ($q === false) {
+                    return null;
+                }
+                $name = substr($data, $p, $q - $p);
+                $k = $q + 1;
+            } else {
+                $len = ord($data[$p]);
+                if ($len > 127) {
+                    return null;
+                }
+                $name = (string)substr($data, $p + 1, $len);
+                $k = $p + 1 + $len;
+            }
+            $scan = self::newScan();
+            $v = self::scanValue($data, $k, 0, $scan);
+            if ($v < 0) {
+                return null;
+            }
+            $out[] = [$name, substr($data, $k, $v - $k), self::shiftScan($scan, $k)];
+            $p = $v;
+        }
+        return $out;
+    }
+
+    /** A value text of its own (a hidden key's) as an entry for renumber(), null if it is none. */
+    private static function valueEntry(string $text): ?array
+    {
+        $scan = self::newScan();
+        return self::scanValue($text, 0, 0, $scan) === strlen($text) ? ['', $text, $scan] : null;
+    }
+
+    /**
+     * The values of a new session text, each renumbered for its place in
+     * it. Serialized text numbers its values (all but an R:) in the order
+     * they come, across the whole session, and a back-reference (r:n;,
+     * R:n;) names a value by that number: moving values to another text
+     * moves their numbers. $entries are the values of the old text, the
+     * first numbered $from; $order the new text's values, the first
+     * numbered $to: an index into $entries, or an entry of its own
+     * (valueEntry) that must hold no back-reference. Null when a number
+     * cannot be kept: it names a value the new text does not hold (or the
+     * session array), or a Serializable's payload hides how many values
+     * come before it.
+     *
+     * @param list<array{0: int|string, 1: string, 2: array}> $entries
+     * @param list<int|array|null> $order
+     * @return list<string>|null
+     */
+    private static function renumber(array $entries, int $from, array $order, int $to): ?array
+    {
+        $opaque = false;
+        $refs = false;
+        $starts = [];
+        $at = $from;
+        foreach ($entries as $i => $entry) {
+            $starts[$i] = $at;
+            $at += $entry[2]['slots'];
+            $opaque = $opaque || $entry[2]['opaque'];
+            $refs = $refs || $entry[2]['refs'] !== [];
+        }
+        $moved = [];
+        $at = $to;
+        foreach ($order as $piece) {
+            if ($piece === null || (is_array($piece) && $piece[2]['refs'] !== [])) {
+                return null;
+            }
+            if (is_int($piece)) {
+                $moved[$piece] = $at;
+            }
+            $entry = is_int($piece) ? $entries[$piece] : $piece;
+            $at += $entry[2]['slots'];
+            $opaque = $opaque || $entry[2]['opaque'];
+        }
+        if ($opaque && $refs) {
+            return null;
+        }
+        $out = [];
+        foreach ($order as $piece) {
+            if (!is_int($piece)) {
+                $out[] = $piece[1];
+                continue;
+            }
+            $text = $entries[$piece][1];
+            // From the end, so that the offsets before stay right.
+            foreach (array_reverse($entries[$piece][2]['refs']) as [$offset, $length, $number]) {
+                $target = null;
+                foreach ($starts as $i => $start) {
+                    if ($number >= $start && $number < $start + $entries[$i][2]['slots']) {
+                        $target = $i;
+                        break;
+                    }
+                }
+                if ($target === null || !isset($moved[$target])) {
+                    return null;
+                }
+                $text = substr_replace($text, (string)($moved[$target] + $number - $starts[$target]), $offset, $length);
+            }
+            $out[] = $text;
+        }
+        return $out;
+    }
+
+    /** @return array{slots: int, refs: list<array{int, int, int}>, opaque: bool} */
+    private static function newScan(): array
+    {
+        return ['slots' => 0, 'refs' => [], 'opaque' => false];
+    }
+
+    /** $scan with its offsets taken from $at on. */
+    private static function shiftScan(array $scan, int $at): array
+    {
+        foreach ($scan['refs'] as &$ref) {
+            $ref[0] -= $at;
+        }
+        return $scan;
+    }
+
+    /**
+     * skipValue() that also counts into $scan the values unserialize()
+     * numbers (each but an R:), and records each back-reference as [the
+     * offset of its number, the number's length, the number]. A
+     * Serializable's payload (C:) that is serialize() text is counted as
+     * its unserialize() would number it; one that holds a back-reference
+     * (or what may be one) gets the number 0, which no value has: it
+     * cannot be renumbered, its length being in the payload's header. One
+     * that is not serialize() text makes the numbering after it unknown
+     * ('opaque').
+     */
+    private static function scanValue(string $s, int $p, int $depth, array &$scan): int
+    {
+        $t = $s[$p] ?? '';
+        if ($t !== 'R') {
+            $scan['slots']++;
+        }
+        switch ($t) {
+            case 'r':
+            case 'R':
+                $e = strpos($s, ';', $p);
+                $number = $e === false ? '' : substr($s, $p + 2, $e - $p - 2);
+                if (($s[$p + 1] ?? '') !== ':' || !self::isDigits($number) || strlen($number) > 18) {
+                    return -1;
+                }
+                $scan['refs'][] = [$p + 2, strlen($number), (int)$number];
+                return $e + 1;
+            case 'a':
+            case 'O':
+            case 'C':
+                break;
+            default:
+                return self::skipValue($s, $p, $depth);
+        }
+        if (($s[$p + 1] ?? '') !== ':' || $depth > 4096) {
+            return -1;
+        }
+        $p += 2;
+        if ($t !== 'a') {
+            $p = self::skipQuoted($s, $p);
+            if ($p < 0 || ($s[$p] ?? '') !== ':') {
+                return -1;
+            }
+            $p++;
+        }
+        $c = strpos($s, ':', $p);
+        $count = $c === false ? '' : substr($s, $p, $c - $p);
+        if (!self::isDigits($count) || strlen($count) > 18 || ($s[$c + 1] ?? '') !== '{') {
+            return -1;
+        }
+        $p = $c + 2;
+        if ($t === 'C') {
+            $end = $p + (int)$count;
+            if (($s[$end] ?? '') !== '}') {
+                return -1;
+            }
+            $inner = self::newScan();
+            if ($end > $p && self::scanValue($s, $p, $depth + 1, $inner) === $end) {
+                $scan['slots'] += $inner['slots'];
+                $scan['opaque'] = $scan['opaque'] || $inner['opaque'];
+                if ($inner['refs'] !== []) {
+                    $scan['refs'][] = [$p, 0, 0];
+                }
+            } else {
+                $scan['opaque'] = true;
+                if (preg_match('/[rR]:\d+;/', substr($s, $p, $end - $p))) {
+                    $scan['refs'][] = [$p, 0, 0];
+                }
+            }
+            return $end + 1;
+        }
+        for ($i = (int)$count; $i > 0 && $p >= 0; $i--) {
+            $p = self::skipValue($s, $p, $depth + 1); // a key: not numbered
+            $p = $p < 0 ? -1 : self::scanValue($s, $p, $depth + 1, $scan);
+        }
+        return $p >= 0 && ($s[$p] ?? '') === '}' ? $p + 1 : -1;
     }
 
     /**
@@ -731,7 +1097,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
                 }
                 $c = strpos($s, ':', $p);
                 $count = $c === false ? '' : substr($s, $p, $c - $p);
-                if (!ctype_digit($count) || strlen($count) > 18 || ($s[$c + 1] ?? '') !== '{') {
+                if (!self::isDigits($count) || strlen($count) > 18 || ($s[$c + 1] ?? '') !== '{') {
                     return -1;
                 }
                 $p = $c + 2;
@@ -749,12 +1115,18 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         return -1;
     }
 
+    /** $s is a decimal number's digits (ctype_digit(), which PHP may be built without). */
+    private static function isDigits(string $s): bool
+    {
+        return $s !== '' && strspn($s, '0123456789') === strlen($s);
+    }
+
     /** At `<len>:"<len bytes>"` of $s: the offset past the closing quote, -1 if malformed. */
     private static function skipQuoted(string $s, int $p): int
     {
         $c = strpos($s, ':', $p);
         $len = $c === false ? '' : substr($s, $p, $c - $p);
-        if (!ctype_digit($len) || strlen($len) > 18 || ($s[$c + 1] ?? '') !== '"') {
+        if (!self::isDigits($len) || strlen($len) > 18 || ($s[$c + 1] ?? '') !== '"') {
             return -1;
         }
         $e = $c + 2 + (int)$len;
