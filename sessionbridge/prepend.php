@@ -88,6 +88,17 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** The ID writeAtShutdown() wrote ('' none): PHP writes it once more
      * at the very end, and only a change goes to the gateway. */
     private string $late = '';
+    /** writeAtShutdown() sent a change and PHP has not written the session
+     * since: the script may still throw that change away, with
+     * session_abort() (close() with no write before it) or session_reset()
+     * (read()) in an object destructor, a shutdown function registered
+     * during shutdown or an output callback. */
+    private bool $lateOpen = false;
+    /** The session text (php_serialize) as it was before writeAtShutdown()
+     * wrote its change, the one session_abort() and session_reset() go
+     * back to; null for a session from LARGE on, not held twice (see
+     * write()). */
+    private ?string $beforeLate = null;
     /** The request came without the gateway's params and open() has yet
      * to say so: its sessions cannot be kept. */
     private bool $warnNoGateway = false;
@@ -263,6 +274,21 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     public function close(): bool
     {
         $this->isOpen = false;
+        if ($this->lateOpen && $this->active === $this->late) {
+            // session_abort() after writeAtShutdown(): PHP's own handler
+            // would not have stored the change; it goes back (and the
+            // gateway learns the script as one that changes its session
+            // late, and holds its lock to its end from then on).
+            $this->lateOpen = false;
+            $this->closedByWrite = true;
+            if ($this->undoLate()) {
+                $this->written[$this->late] = $this->beforeLate;
+                $this->current = $this->late;
+                $this->send('write', $this->late, $this->beforeLate);
+            }
+            $this->beforeLate = null;
+            $this->late = '';
+        }
         if ($this->active !== null && !$this->closedByWrite) {
             $this->send('close', $this->active, '');
         }
@@ -289,7 +315,11 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if ($id === $this->gatewayId) {
             $this->exposeCookie();
         }
-        if (isset($this->written[$id])) {
+        if ($this->lateOpen && $id === $this->late && $this->undoLate()) {
+            // session_reset() after writeAtShutdown(): the session as it
+            // was before that write, as PHP's own handler still has it.
+            $data = $this->forScript($this->beforeLate);
+        } elseif (isset($this->written[$id])) {
             $data = $this->forScript($this->written[$id]);
         } elseif ($id === $this->gatewayId && $id !== '') {
             $data = $this->forScript($this->loadedData());
@@ -314,6 +344,9 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     public function write(string $id, string $data): bool
     {
         $id = $this->canonical($id);
+        // PHP writes the session: what writeAtShutdown() sent stands.
+        $this->lateOpen = false;
+        $this->beforeLate = null;
         if ($id === $this->late && $data === ($this->seen[$id] ?? null)) {
             // The last write of the request (writeAtShutdown): nothing
             // changed since the one the gateway already has.
@@ -852,6 +885,8 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             return true;
         }
         $id = $this->canonical($id);
+        $this->lateOpen = false;
+        $this->beforeLate = null;
         // The ID that stood for it names nothing now: PHP reads it again
         // from its cookie at a session_start() after session_destroy().
         $this->alias = array_filter($this->alias, static fn(string $to): bool => $to !== $id);
@@ -896,6 +931,10 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if (!is_string($data)) {
             return; // PHP's own write at the end meets the same trouble
         }
+        // What session_abort() or session_reset() after this write go
+        // back to (lateOpen). Not a session from LARGE on: write() lets
+        // such a text go to stay within PHP's memory_limit.
+        $before = $this->written[$id] ?? ($id === $this->gatewayId ? $this->loadedData() : '');
         // To a gateway that takes it, the write keeps the session's lock
         // (strict mode) until PHP's final write or the end of the request,
         // as PHP's files handler keeps its lock: another request of the
@@ -907,6 +946,22 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             $this->holding = false;
         }
         $this->late = $id;
+        // A touch (nothing changed) leaves nothing to undo.
+        $this->lateOpen = isset($this->written[$id]) && $this->written[$id] !== $before;
+        $this->beforeLate = $this->lateOpen && strlen($before) < self::LARGE ? $before : null;
+    }
+
+    /**
+     * Whether the change writeAtShutdown() sent can be undone (beforeLate
+     * held); if not, the log says that it stays.
+     */
+    private function undoLate(): bool
+    {
+        if ($this->beforeLate !== null) {
+            return true;
+        }
+        error_log('sessiongate: session_abort() or session_reset() after the end of the script (a destructor, a late shutdown function, an output callback) of a session of 1 MiB or more: the change the script made before stays stored', 4);
+        return false;
     }
 
     /**
