@@ -3,6 +3,7 @@ package scripts
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -103,6 +104,15 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// A demo spends most of its time waiting for its services to start
+	// and stop, so four run at a time (go test's default is one per CPU)
+	// unless -parallel says otherwise.
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		flag.Set("test.parallel", "4")
+	}
 	code := m.Run()
 	if builtGateway != "" {
 		os.RemoveAll(filepath.Dir(builtGateway))
