@@ -1,7 +1,9 @@
 package sessionbridge
 
 import (
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/sessiongate/sessiongate/server"
 )
@@ -44,11 +46,20 @@ func (m *Manager) DjangoMiddlewareMissing(path string, status int, backend strin
 		"Logged once a minute.", "path", server.LogValue(path), "status", status, "backend", backend)
 }
 
+// queuedWait is how long, by the gateway's clock, a request refused for its
+// timestamp (refused-clock) must have waited for its answer to be taken
+// for one that sat in the backend's queue rather than for clocks that
+// differ: the middleware's window is 60 s, less a margin for the page's
+// own run time after the check.
+const queuedWait = 55 * time.Second
+
 // DjangoSessionRefused reports a Django response whose mark (the value of
 // DjangoMarkHeader, not DjangoMarkOK) says the middleware refused the
 // gateway's session headers: every page then runs with an empty anonymous
 // session. Counted each time, logged once a minute with the likely cause.
-func (m *Manager) DjangoSessionRefused(mark, path string, status int, backend string) {
+// waited is how long ago the gateway signed the request that got this
+// answer.
+func (m *Manager) DjangoSessionRefused(mark, path string, status int, backend string, waited time.Duration) {
 	m.event("django_signature_rejected")
 	if !m.dueAgain(&m.djangoRefusedWarned) {
 		return
@@ -60,6 +71,13 @@ func (m *Manager) DjangoSessionRefused(mark, path string, status int, backend st
 			"Give Django (gunicorn's environment, or the Django setting of that name) the gateway's SESSIONGATE_SESSION_KEYS; " +
 			"in a key rotation, Django must have the new key before the gateway signs with it (the gateway signs with its first key)."
 	case "refused-clock":
+		if waited >= queuedWait {
+			cause = fmt.Sprintf("The request waited %ds in the backend before Django took it (all of gunicorn's workers busy, its queue), "+
+				"longer than the 60 s sessiongate_django accepts the gateway's signature for. "+
+				"A sessiongate_django as new as this gateway accepts as long as SESSIONGATE_DJANGO_TIMEOUT: upgrade it, "+
+				"or give the backend more workers (gunicorn --workers, --threads) so requests do not queue that long.", int(waited/time.Second))
+			break
+		}
 		cause = "The gateway's signature is more than 60 s from Django's clock: synchronize the clocks of the gateway's and Django's hosts (NTP)."
 	case "refused-missing":
 		cause = "The gateway's X-Sessiongate-* request headers did not reach Django: something between the gateway and gunicorn drops them."

@@ -19,7 +19,7 @@ func TestDjangoWarningsOnceAMinute(t *testing.T) {
 	m.mono = func() int64 { return now.UnixNano() }
 	for range 3 {
 		m.DjangoMiddlewareMissing("/accounts/", 200, "http://django:8000")
-		m.DjangoSessionRefused("refused-clock", "/accounts/", 200, "http://django:8000")
+		m.DjangoSessionRefused("refused-clock", "/accounts/", 200, "http://django:8000", time.Second)
 		m.DjangoRawIDCookie("/accounts/", []string{"django_sid"})
 	}
 	if a, b, c := strings.Count(logs.String(), "without sessiongate_django's middleware"), strings.Count(logs.String(), "refused the gateway's session"),
@@ -65,11 +65,11 @@ func TestSetupWarningsOnceAMinuteAcrossAWallClockStepBack(t *testing.T) {
 	wall, mono := time.Unix(1_800_000_000, 0), time.Unix(1_800_000_000, 0)
 	m.now = func() time.Time { return wall }
 	m.mono = func() int64 { return mono.UnixNano() }
-	m.DjangoSessionRefused("refused-signature", "/accounts/", 200, "http://django:8000")
+	m.DjangoSessionRefused("refused-signature", "/accounts/", 200, "http://django:8000", time.Second)
 	// The wall clock steps back an hour; then 5 real minutes pass.
 	wall = wall.Add(-time.Hour + 5*time.Minute)
 	mono = mono.Add(5 * time.Minute)
-	m.DjangoSessionRefused("refused-signature", "/accounts/", 200, "http://django:8000")
+	m.DjangoSessionRefused("refused-signature", "/accounts/", 200, "http://django:8000", time.Second)
 	if n := strings.Count(logs.String(), "refused the gateway's session"); n != 2 {
 		t.Errorf("5 minutes after the wall clock stepped back an hour: %d warning lines, want 2 (the next is due once a minute)", n)
 	}

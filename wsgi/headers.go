@@ -30,7 +30,13 @@ const (
 	hdrFeatures  = "X-Sessiongate-Features"
 	hdrLogins    = "X-Sessiongate-Logins"
 	hdrLoginsSig = "X-Sessiongate-Logins-Signature"
+	hdrMaxAge    = "X-Sessiongate-Max-Age"
+	hdrMaxAgeSig = "X-Sessiongate-Max-Age-Signature"
 )
+
+// middlewareSkew is how far from its clock sessiongate_django takes a
+// request's timestamp (protocol.py MAX_SKEW) without X-Sessiongate-Max-Age.
+const middlewareSkew = 60 * time.Second
 
 // features is X-Sessiongate-Features: the answers this gateway understands
 // beyond the first version of the protocol, so that a newer middleware
@@ -96,8 +102,30 @@ func LoginsSignature(key []byte, nonce, value string) string {
 	return mac(key, "sg1-logins", nonce, value)
 }
 
-// setSessionHeaders adds the signed session headers of one request.
-func setSessionHeaders(h http.Header, key []byte, nonce string, now time.Time, id string, data []byte) {
+// MaxAgeSignature signs X-Sessiongate-Max-Age, bound to the attempt's
+// nonce (which the request signature covers) under a label of its own, so
+// that the request signature's string stays what older middlewares check.
+func MaxAgeSignature(key []byte, nonce, value string) string {
+	return mac(key, "sg1-age", nonce, value)
+}
+
+// maxAgeValue is X-Sessiongate-Max-Age for a gateway that waits up to
+// readTimeout for Django's answer, or "" when the middleware's own window
+// covers it. A request can wait that long in gunicorn's queue, behind busy
+// workers, before the middleware checks its timestamp: without the header
+// it would run with an anonymous session past the 60 s. One second more
+// for the timestamp's truncation to whole seconds.
+func maxAgeValue(readTimeout time.Duration) string {
+	if readTimeout <= middlewareSkew {
+		return ""
+	}
+	secs := int64((readTimeout + time.Second - 1) / time.Second)
+	return strconv.FormatInt(secs+1, 10)
+}
+
+// setSessionHeaders adds the signed session headers of one request, with
+// X-Sessiongate-Max-Age when maxAge (maxAgeValue) is set.
+func setSessionHeaders(h http.Header, key []byte, nonce string, now time.Time, id string, data []byte, maxAge string) {
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h.Set(hdrSessionID, id)
 	setData(h, data)
@@ -105,6 +133,23 @@ func setSessionHeaders(h http.Header, key []byte, nonce string, now time.Time, i
 	h.Set(hdrTimestamp, ts)
 	h.Set(hdrSignature, RequestSignature(key, nonce, ts, id, data))
 	h.Set(hdrFeatures, features)
+	if maxAge != "" {
+		h.Set(hdrMaxAge, maxAge)
+		h.Set(hdrMaxAgeSig, MaxAgeSignature(key, nonce, maxAge))
+	}
+}
+
+// signedAge is how long ago, by now, the attempt whose request headers
+// are h was signed (X-Sessiongate-Timestamp), or 0 without one: the time
+// it waited before Django answered, to tell a request that sat in the
+// backend's queue from a clock that is off when the middleware refuses
+// the timestamp.
+func signedAge(h http.Header, now time.Time) time.Duration {
+	ts, err := strconv.ParseInt(h.Get(hdrTimestamp), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return now.Sub(time.Unix(ts, 0))
 }
 
 // setData writes data as base64 cut in DataChunk pieces.

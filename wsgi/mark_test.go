@@ -189,3 +189,55 @@ func TestDjangoMarkFileFirstAfterStart(t *testing.T) {
 		t.Fatalf("an unmarked page after the files: %d counted, want 1 and a line:\n%s", n, e.logs)
 	}
 }
+
+// A gateway that waits longer than the middleware's 60 s window for
+// Django (SESSIONGATE_DJANGO_TIMEOUT over 60 s) signs how much older a
+// request's timestamp may be (X-Sessiongate-Max-Age): a request that sat
+// in gunicorn's queue behind busy workers is still its own. When the
+// middleware refuses the timestamp all the same (one older than this
+// gateway), the line says the request waited in the backend, not that the
+// clocks differ; a prompt answer refused so still names the clocks.
+func TestDjangoMaxAgeAndTheQueuedRefusal(t *testing.T) {
+	for _, tc := range []struct {
+		readTimeout time.Duration
+		queued      time.Duration
+		maxAge      string
+		want        string
+	}{
+		{2 * time.Second, 0, "", "synchronize the clocks"},
+		{60 * time.Second, 0, "", "synchronize the clocks"},
+		{90 * time.Second, 70 * time.Second, "91", "waited 70s in the backend"},
+		{89500 * time.Millisecond, 58 * time.Second, "91", "waited 58s in the backend"},
+		{90 * time.Second, 10 * time.Second, "91", "synchronize the clocks"},
+	} {
+		t.Run(tc.readTimeout.String()+"/"+tc.queued.String(), func(t *testing.T) {
+			var offset atomic.Int64
+			e := newEnv(t, envOpts{opts: func(o *Options) { o.ReadTimeout = tc.readTimeout }})
+			base := time.Now()
+			e.proxy.now = func() time.Time { return base.Add(time.Duration(offset.Load())) }
+			var maxAge, maxAgeSig, nonce atomic.Value
+			e.app.handle = func(w http.ResponseWriter, r *http.Request, s seen) (answer, bool) {
+				maxAge.Store(r.Header.Get(hdrMaxAge))
+				maxAgeSig.Store(r.Header.Get(hdrMaxAgeSig))
+				nonce.Store(r.Header.Get(hdrNonce))
+				offset.Add(int64(tc.queued)) // the wait in the backend's queue
+				return answer{mark: "refused-clock"}, true
+			}
+			e.do("GET", "/accounts/", "", nil)
+			if got := maxAge.Load().(string); got != tc.maxAge {
+				t.Errorf("%s: %q, want %q", hdrMaxAge, got, tc.maxAge)
+			}
+			if tc.maxAge != "" {
+				if got, want := maxAgeSig.Load().(string), MaxAgeSignature(e.app.key, nonce.Load().(string), tc.maxAge); got != want {
+					t.Errorf("%s: %s, want %s", hdrMaxAgeSig, got, want)
+				}
+			} else if got := maxAgeSig.Load().(string); got != "" {
+				t.Errorf("%s sent without %s: %s", hdrMaxAgeSig, hdrMaxAge, got)
+			}
+			logs := e.logs.String()
+			if !strings.Contains(logs, sessionRefused) || !strings.Contains(logs, tc.want) {
+				t.Errorf("the refusal's line does not say %q:\n%s", tc.want, logs)
+			}
+		})
+	}
+}

@@ -121,6 +121,7 @@ type Proxy struct {
 	pool     *pool
 	sessions *sessionbridge.Manager
 	key      []byte // signs requests, verifies responses
+	maxAge   string // X-Sessiongate-Max-Age (maxAgeValue), "" if 60 s cover ReadTimeout
 	log      *slog.Logger
 	now      func() time.Time
 	// bufferBodies: Options.BufferBodies.
@@ -156,6 +157,7 @@ func New(o Options) (*Proxy, error) {
 			return nil, errors.New("wsgi: sessions need the session secrets to sign the Django headers")
 		}
 		p.key = HeaderKey(o.Secrets[0])
+		p.maxAge = maxAgeValue(o.ReadTimeout)
 	}
 	p.pool = &pool{failTimeout: o.FailTimeout, now: time.Now, byHost: map[string]*backend{},
 		dial: backendDialer(o.DialTimeout), log: log, checks: o.CheckInterval > 0, checkHost: o.CheckHost}
@@ -422,7 +424,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// Django sees the session ID in the signed headers, never the cookie
 	// value, which it has no use for.
 	hideCookie(out.Header, p.sessions.CookieName())
-	setSessionHeaders(out.Header, p.key, st.nonce, p.now(), st.sess.ID(), st.sess.Data())
+	setSessionHeaders(out.Header, p.key, st.nonce, p.now(), st.sess.ID(), st.sess.Data(), p.maxAge)
 }
 
 // resign signs the session headers of a request sent again (another
@@ -440,7 +442,7 @@ func (p *Proxy) resign(out *http.Request) {
 	}
 	st.nonce = newNonce()
 	h := out.Header.Clone()
-	setSessionHeaders(h, p.key, st.nonce, p.now(), st.sess.ID(), st.sess.Data())
+	setSessionHeaders(h, p.key, st.nonce, p.now(), st.sess.ID(), st.sess.Data(), p.maxAge)
 	out.Header = h
 }
 
@@ -670,7 +672,7 @@ func (p *Proxy) checkMark(res *http.Response, mark []string, changed bool) {
 		return
 	default:
 		be.marked.Store(now)
-		p.sessions.DjangoSessionRefused(mark[0], res.Request.URL.Path, res.StatusCode, be.name)
+		p.sessions.DjangoSessionRefused(mark[0], res.Request.URL.Path, res.StatusCode, be.name, signedAge(res.Request.Header, p.now()))
 		return
 	}
 	if !sessionbridge.DjangoMiddlewareExpected(res.Request.Method, res.StatusCode) || now-be.marked.Load() < markedWithin {

@@ -323,11 +323,15 @@ func TestVectors(t *testing.T) {
 			Value     string `json:"value"`
 			Signature string `json:"signature"`
 		} `json:"logins"`
+		MaxAge struct {
+			Value     string `json:"value"`
+			Signature string `json:"signature"`
+		} `json:"max_age"`
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.Logins.Value == "" || len(v.Requests) < 3 || len(v.Responses) < 6 {
+	if v.Logins.Value == "" || v.MaxAge.Value == "" || len(v.Requests) < 3 || len(v.Responses) < 6 {
 		t.Fatalf("vector file too small: %d requests, %d responses", len(v.Requests), len(v.Responses))
 	}
 	var keys [][]byte
@@ -351,9 +355,12 @@ func TestVectors(t *testing.T) {
 		}
 		h := http.Header{}
 		ts, _ := strconv.ParseInt(v.Timestamp, 10, 64)
-		setSessionHeaders(h, keys[0], v.Nonce, time.Unix(ts, 0), rq.SessionID, data)
+		setSessionHeaders(h, keys[0], v.Nonce, time.Unix(ts, 0), rq.SessionID, data, v.MaxAge.Value)
 		if got := h.Get(hdrSignature); got != rq.Signature {
 			t.Errorf("request %d: signature %s, want %s", i, got, rq.Signature)
+		}
+		if got, sig := h.Get(hdrMaxAge), h.Get(hdrMaxAgeSig); got != v.MaxAge.Value || sig != v.MaxAge.Signature {
+			t.Errorf("request %d: max age %s signed %s, want %s signed %s", i, got, sig, v.MaxAge.Value, v.MaxAge.Signature)
 		}
 		if got := h.Get(hdrDataCount); got != strconv.Itoa(rq.Chunks) {
 			t.Errorf("request %d: %s chunks, want %d", i, got, rq.Chunks)

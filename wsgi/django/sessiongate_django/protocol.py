@@ -50,7 +50,8 @@ def response_head_bytes(status_code, headers, cookies=()):
 # past these it refuses every PHP request of the session with a 500.
 PHP_MAX_DEPTH = 64  # open arrays/objects, the session itself being 1
 PHP_MAX_VALUES = 1000000  # every value, containers included
-# A request signed further than this from our clock is refused.
+# A request signed further than this from our clock is refused, unless the
+# gateway's X-Sessiongate-Max-Age allows an older one (verify_request).
 MAX_SKEW = 60
 MIN_SECRET_LEN = 32
 # Longest X-Sessiongate-Expiry the gateway keeps (10 years, wsgi/headers.go
@@ -70,6 +71,8 @@ META_NONCE = "HTTP_X_SESSIONGATE_NONCE"
 META_TIMESTAMP = "HTTP_X_SESSIONGATE_TIMESTAMP"
 META_SIGNATURE = "HTTP_X_SESSIONGATE_SIGNATURE"
 META_FEATURES = "HTTP_X_SESSIONGATE_FEATURES"
+META_MAX_AGE = "HTTP_X_SESSIONGATE_MAX_AGE"
+META_MAX_AGE_SIGNATURE = "HTTP_X_SESSIONGATE_MAX_AGE_SIGNATURE"
 
 # What this package's gateway understands beyond the protocol's first
 # version (X-Sessiongate-Features); an older gateway sends none, and refuses
@@ -101,7 +104,7 @@ MARK_OK = "ok"
 # sent as "refused-<kind>".
 REFUSED_MISSING = "missing"  # no gateway headers at all
 REFUSED_SIGNATURE = "signature"  # no key verifies: SESSIONGATE_SESSION_KEYS differs
-REFUSED_CLOCK = "clock"  # signed more than MAX_SKEW from this clock
+REFUSED_CLOCK = "clock"  # signed outside the window of this clock (MAX_SKEW, Max-Age)
 REFUSED_MALFORMED = "malformed"  # mangled on the way
 
 
@@ -200,6 +203,27 @@ def response_signature(key, nonce, op, rotate, expiry, data):
 
 def logins_signature(key, nonce, value):
     return mac(key, "sg1-logins", nonce, value)
+
+
+def max_age_signature(key, nonce, value):
+    return mac(key, "sg1-age", nonce, value)
+
+
+def _max_age(meta, key, nonce):
+    """How many seconds in the past the request's timestamp may be: the
+    gateway's X-Sessiongate-Max-Age when it is signed with the key that
+    verified the request (the longest the gateway waits for an answer, set
+    over MAX_SKEW for slow pages: a request queued that long behind busy
+    workers is still the gateway's), else MAX_SKEW. A copy replayed
+    directly to the server gets no more than the gateway allowed the
+    original."""
+    value = meta.get(META_MAX_AGE)
+    sig = meta.get(META_MAX_AGE_SIGNATURE, "")
+    if value is None or not _DIGITS.match(value) or not _HEX64.match(sig):
+        return MAX_SKEW
+    if not hmac.compare_digest(max_age_signature(key, nonce, value), sig):
+        return MAX_SKEW
+    return max(MAX_SKEW, int(value))
 
 
 def _login_user_ok(user):
@@ -555,7 +579,7 @@ def check_reserved_shapes(obj, data):
         stack.extend((v, False) for v in values if isinstance(v, (dict, list, tuple)))
 
 
-def request_meta(key, session_id, data, nonce, timestamp, features=FEATURES):
+def request_meta(key, session_id, data, nonce, timestamp, features=FEATURES, max_age=None):
     """The WSGI environ entries the gateway sends with a request: what
     verify_request checks. Only the gateway sends them in production; the
     test client (sessiongate_django.test) and the tests play its part."""
@@ -569,6 +593,9 @@ def request_meta(key, session_id, data, nonce, timestamp, features=FEATURES):
     }
     if features:
         meta[META_FEATURES] = features
+    if max_age is not None:
+        meta[META_MAX_AGE] = str(max_age)
+        meta[META_MAX_AGE_SIGNATURE] = max_age_signature(key, nonce, str(max_age))
     for i, chunk in enumerate(chunks):
         meta[META_DATA + str(i)] = chunk
     return meta
@@ -604,8 +631,18 @@ def verify_request(meta, keys, now):
         raise ProtocolError(
             "bad signature (forged, or SESSIONGATE_SESSION_KEYS differs from the gateway's)", kind=REFUSED_SIGNATURE
         )
-    if abs(now - int(ts)) > MAX_SKEW:
-        raise ProtocolError("timestamp %s is more than %d s from this clock" % (ts, MAX_SKEW), kind=REFUSED_CLOCK)
+    if now - int(ts) > MAX_SKEW:
+        # Older than the window: a request that waited in the server's
+        # queue (the gateway said how long it may), or a clock behind ours.
+        max_age = _max_age(meta, matched, nonce)
+        if now - int(ts) > max_age:
+            raise ProtocolError(
+                "timestamp %s is more than %d s before this clock (waited in the server's queue that long, "
+                "or the clocks differ)" % (ts, max_age),
+                kind=REFUSED_CLOCK,
+            )
+    elif int(ts) - now > MAX_SKEW:
+        raise ProtocolError("timestamp %s is more than %d s after this clock" % (ts, MAX_SKEW), kind=REFUSED_CLOCK)
     try:
         obj = loads(data)
     except ValueError as e:

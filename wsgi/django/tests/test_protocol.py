@@ -79,6 +79,10 @@ class VectorTests(unittest.TestCase):
             {protocol.LOGINS_HEADER: lg["value"], protocol.LOGINS_SIGNATURE_HEADER: lg["signature"]},
         )
 
+    def test_max_age_signature(self):
+        ma = self.v["max_age"]
+        self.assertEqual(protocol.max_age_signature(self.keys[0], self.v["nonce"], ma["value"]), ma["signature"])
+
     def test_response_signatures(self):
         self.assertGreaterEqual(len(self.v["responses"]), 6)
         for resp in self.v["responses"]:
@@ -124,6 +128,48 @@ class RefusalTests(unittest.TestCase):
         meta, _ = meta_for(self.v, self.v["requests"][1])
         self.refused(meta, now=self.now + 61)
         self.refused(meta, now=self.now - 61)
+
+    def test_max_age_lets_a_queued_request_be_older(self):
+        # The gateway's X-Sessiongate-Max-Age (its DJANGO_TIMEOUT, over the
+        # 60 s window): a request that waited that long in the server's
+        # queue keeps its session, one older still does not.
+        ma = self.v["max_age"]
+        meta, _ = meta_for(self.v, self.v["requests"][1])
+        meta[protocol.META_MAX_AGE] = ma["value"]
+        meta[protocol.META_MAX_AGE_SIGNATURE] = ma["signature"]
+        max_age = int(ma["value"])
+        got = protocol.verify_request(meta, self.keys, self.now + max_age)
+        self.assertEqual(got.session_id, self.v["requests"][1]["session_id"])
+        # Key rotation: checked with the key that verified the request.
+        protocol.verify_request(meta, [self.keys[1], self.keys[0]], self.now + max_age)
+        with self.assertRaises(protocol.ProtocolError) as cm:
+            protocol.verify_request(meta, self.keys, self.now + max_age + 1)
+        self.assertEqual(cm.exception.kind, protocol.REFUSED_CLOCK)
+        # Only the past: a timestamp ahead of the clock keeps its 60 s.
+        self.refused(meta, now=self.now - 61)
+
+    def test_max_age_forged_or_absent_keeps_60_seconds(self):
+        ma = self.v["max_age"]
+        for value, sig in [
+            (None, None),  # an older gateway's request
+            (ma["value"], None),
+            (ma["value"], "0" * 64),
+            ("3600", ma["signature"]),  # another value under the signature
+            (ma["value"], ma["signature"].upper()),
+            (ma["value"], protocol.max_age_signature(self.keys[1], self.v["nonce"], ma["value"])),
+            (ma["value"], protocol.max_age_signature(self.keys[0], "f" * 32, ma["value"])),
+            ("-1", protocol.max_age_signature(self.keys[0], self.v["nonce"], "-1")),
+        ]:
+            with self.subTest(value=value, sig=sig):
+                meta, _ = meta_for(self.v, self.v["requests"][1])
+                if value is not None:
+                    meta[protocol.META_MAX_AGE] = value
+                if sig is not None:
+                    meta[protocol.META_MAX_AGE_SIGNATURE] = sig
+                protocol.verify_request(meta, self.keys, self.now + 60)
+                with self.assertRaises(protocol.ProtocolError) as cm:
+                    protocol.verify_request(meta, self.keys, self.now + 61)
+                self.assertEqual(cm.exception.kind, protocol.REFUSED_CLOCK)
 
     def test_forged(self):
         req = self.v["requests"][1]
