@@ -103,6 +103,23 @@ func (c *loginCache) put(user string, rec []byte, now time.Time) {
 	c.users[user] = cachedLogins{rec: rec, at: now}
 }
 
+// putRead caches rec, a record read from the store by a read that began
+// at start, unless the cache took a record since then: one RecordLogins
+// wrote (a password change on this gateway while the read's reply was on
+// its way), which the read may predate, or another read's, as new. The
+// last reply to arrive is not the newest record.
+func (c *loginCache) putRead(user string, rec []byte, start time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.users[user]; ok && !e.at.Before(start) {
+		return
+	}
+	if c.users == nil || len(c.users) >= loginCacheMax {
+		c.users = make(map[string]cachedLogins)
+	}
+	c.users[user] = cachedLogins{rec: rec, at: start}
+}
+
 // RecordLogins stores hashes as the login hashes valid for user, as long
 // as a session can live (loginRecordTTL). A store without a
 // store.LoginRegistry records nothing. A client that left does not stop
@@ -145,7 +162,8 @@ func (m *Manager) revokedLogin(ctx context.Context, l djangoLogin) (string, erro
 	if !ok || !store.ValidLoginUser(l.User) {
 		return "", nil
 	}
-	rec, ok := m.logins.get(l.User, m.now())
+	start := m.now()
+	rec, ok := m.logins.get(l.User, start)
 	if !ok {
 		sctx, cancel := context.WithTimeout(ctx, m.o.StoreTimeout)
 		defer cancel()
@@ -159,7 +177,7 @@ func (m *Manager) revokedLogin(ctx context.Context, l djangoLogin) (string, erro
 			m.event("store_error")
 			return "", fmt.Errorf("read the valid logins of user %q: %w", l.User, err)
 		}
-		m.logins.put(l.User, rec, m.now())
+		m.logins.putRead(l.User, rec, start)
 	}
 	if rec == nil || slices.Contains(strings.Fields(string(rec)), l.Hash) {
 		return "", nil

@@ -335,3 +335,64 @@ func TestRevokedLoginClientLeftIsNoStoreError(t *testing.T) {
 		})
 	}
 }
+
+// stallLogins holds a Logins read after it got its answer from the store,
+// until released: a PHP request's read of the user's record that Redis
+// answered before a Django password change was recorded, and whose reply
+// is handled after it.
+type stallLogins struct {
+	store.LoginRegistry
+	read, release chan struct{}
+}
+
+func (s *stallLogins) Logins(ctx context.Context, user string) ([]byte, error) {
+	rec, err := s.LoginRegistry.Logins(ctx, user)
+	s.read <- struct{}{}
+	<-s.release
+	return rec, err
+}
+
+// A PHP request's cache miss reads a user's record of valid logins; while
+// its reply is on the way, a Django password change on the same gateway
+// records the new hash (RecordLogins caches it). The reply, the old record,
+// must not replace the new one in the cache: for the cache's second the
+// session that just changed its password got SESSIONGATE_LOGIN_REVOKED
+// (sessiongate_user_id() named nobody) and the ended login was taken for
+// valid.
+func TestStaleLoginReadDoesNotOverwriteARecordedChange(t *testing.T) {
+	mem := memory.New(memory.Options{})
+	t.Cleanup(func() { mem.Close() })
+	sl := &stallLogins{LoginRegistry: mem, read: make(chan struct{}), release: make(chan struct{})}
+	st := struct {
+		store.Store
+		store.LoginRegistry
+	}{mem, sl}
+	m := newTestManager(t, LockStrict, st)
+	ctx := context.Background()
+	// The record as it stood: the old password's hash. Written to the
+	// store directly (another gateway), so this one has no cached read.
+	if err := mem.SetLogins(ctx, "7", []byte("old"), 0); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { // a PHP page of a session holding the old login
+		defer close(done)
+		revokedIn(t, m, `{"_auth_user_id":"7","_auth_user_hash":"old"}`)
+	}()
+	<-sl.read
+	// The password change through Django on this gateway, while the
+	// PHP request's reply is on its way.
+	if err := m.RecordLogins(ctx, "7", []string{"new"}); err != nil {
+		t.Fatal(err)
+	}
+	close(sl.release)
+	<-done
+	// The session whose password was just changed (Django updated its
+	// hash): its login is valid.
+	if got, err := revokedIn(t, m, `{"_auth_user_id":"7","_auth_user_hash":"new"}`); got != "" || err != nil {
+		t.Errorf("the new, valid login is taken for ended (%q, %v): the stale read overwrote the recorded change in the cache", got, err)
+	}
+	if got, _ := revokedIn(t, m, `{"_auth_user_id":"7","_auth_user_hash":"old"}`); got != "old" {
+		t.Errorf("the login the password change ended is taken for valid (%q)", got)
+	}
+}
