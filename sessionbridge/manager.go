@@ -367,7 +367,7 @@ func (m *Manager) load(ctx context.Context, s *Session, id string, arrived time.
 	}
 	m.event("load")
 	if s.lease != nil {
-		s.renew = m.keepAlive(ctx, s.lease, id)
+		s.renew = m.keepAlive(ctx, s.lease, id, false)
 	}
 	s.id, s.exists, s.rec, s.version, s.stored = id, true, dec, rec.Version, members
 	s.loadedVersion = rec.Version
@@ -1189,9 +1189,15 @@ func (s *Session) touchLocked(ctx context.Context) error {
 		v, err := s.releaseLease(ctx, mu)
 		if errors.Is(err, store.ErrLeaseLost) {
 			// The lock ran out under the request (its renewal failed,
-			// or the client left and renewal stopped). It changed
-			// nothing, so nothing is lost: no 503, as for a close
-			// (read_and_close) in the same situation.
+			// or the client left and renewal stopped), or the store
+			// lost it (ErrLockVanished, counted by releaseLease). It
+			// changed nothing, so nothing is lost: no 503, as for a
+			// close (read_and_close) in the same situation. The two
+			// causes point the operator at different places.
+			if errors.Is(err, store.ErrLockVanished) {
+				s.m.log.Warn("session lock vanished from the store before its lease ended (a failover, a flush or an eviction); another request may have used the session meanwhile", "session", shortID(s.id), "error", err.Error())
+				return nil
+			}
 			s.m.log.Warn("session lock lease ran out before the request released it (its renewal failed, or the client left)", "session", shortID(s.id))
 			return nil
 		}
@@ -1739,7 +1745,7 @@ func (s *Session) moveAnnounced(ctx context.Context, old, want string, retire bo
 	}
 	if l != nil {
 		if err == nil && s.id == id && s.lease == nil {
-			s.lease, s.renew = l, s.m.keepAlive(s.ctx, l, id)
+			s.lease, s.renew = l, s.m.keepAlive(s.ctx, l, id, false)
 		} else {
 			sctx, cancel := s.storeCtx(ctx)
 			if _, uerr := l.Unlock(sctx, store.Mutation{Kind: store.Keep}); uerr != nil {
@@ -1920,7 +1926,7 @@ func (s *Session) SetCookie(h http.Header) {
 					s.m.log.Warn("new session not locked before its cookie left; a request that uses the cookie before the session is written finds no session", "session", shortID(want), "error", err.Error())
 				} else {
 					s.announcedLease = l
-					s.announcedRenew = s.m.keepAlive(s.ctx, l, want)
+					s.announcedRenew = s.m.keepAlive(s.ctx, l, want, true)
 				}
 			}
 		} else if err := s.create(context.Background(), want, nil, ms(s.m.now())); err != nil {
@@ -2126,17 +2132,20 @@ type renewal struct {
 	l   store.Lease
 	ctx context.Context
 	id  string
+	// newSession: the lock of a new session whose cookie left before
+	// its write (SetCookie); create stores that write all the same.
+	newSession bool
 
 	mu      sync.Mutex
 	t       *time.Timer
 	stopped bool
 }
 
-func (m *Manager) keepAlive(ctx context.Context, l store.Lease, id string) *renewal {
+func (m *Manager) keepAlive(ctx context.Context, l store.Lease, id string, newSession bool) *renewal {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	r := &renewal{m: m, l: l, ctx: ctx, id: id}
+	r := &renewal{m: m, l: l, ctx: ctx, id: id, newSession: newSession}
 	r.mu.Lock()
 	r.t = time.AfterFunc(m.o.LockLease/3, r.tick)
 	r.mu.Unlock()
@@ -2162,6 +2171,10 @@ func (r *renewal) tick() {
 	case err == nil:
 	case errors.Is(err, store.ErrLeaseLost):
 		r.stopped = true
+		if r.newSession {
+			r.m.log.Warn("new session's lock lost before its first write; another request may use the session meanwhile (the write still stores it)", "session", shortID(r.id), "error", err.Error())
+			return
+		}
 		r.m.log.Warn("session lock lost while the request still runs; another request may use the session meanwhile, and this one's write will fail", "session", shortID(r.id), "error", err.Error())
 		return
 	default:
