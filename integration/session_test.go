@@ -932,9 +932,10 @@ func TestSessionPrependFromPoolConfig(t *testing.T) {
 }
 
 // TestSessionAutoStartHidesInternalParams: with session.auto_start on in
-// the pool, PHP starts its session before the prepend runs, so the prepend
-// cannot take it over (it logs why). The frame key and the session data the
-// gateway passed must still not stay in the application's $_SERVER.
+// the pool, PHP starts its session before the prepend runs (the prepend
+// then lets it go and starts the gateway's). The frame key and the session
+// data the gateway passed must still not stay in the application's
+// $_SERVER.
 func TestSessionAutoStartHidesInternalParams(t *testing.T) {
 	t.Parallel()
 	s := startSessionStack(t, stackOpts{prependInPool: true, fpm: harness.PHPFPMOptions{AdminValues: map[string]string{"session.auto_start": "1"}}})

@@ -93,7 +93,11 @@ type PHPOptions struct {
 // its own save handler under its own cookie, so it never reaches the
 // gateway's session; and with it on, some PHP builds (8.2.36, measured
 // here) refuse session_set_save_handler() and every session setting at run
-// time, which failed every page with 500.
+// time, which failed every page with 500. session.auto_start is left as the
+// pool has it: php-fpm keeps a PHP_VALUE setting in the worker for good, so
+// turning it off here hid from the prepend that an application counts on
+// it (one that never calls session_start() then lost every change); the
+// prepend starts the gateway's session in place of PHP's own.
 var phpINI = []string{
 	"session.serialize_handler=php_serialize",
 	"session.use_cookies=1",
@@ -101,7 +105,6 @@ var phpINI = []string{
 	"session.use_trans_sid=0",
 	"session.use_strict_mode=1",
 	"session.lazy_write=1",
-	"session.auto_start=0",
 	"session.gc_probability=0",
 	"session.upload_progress.enabled=0",
 	"fastcgi.logging=1",

@@ -1472,10 +1472,42 @@ function sessiongate_release(): void
             });
         }
     }
+    // session.auto_start (php.ini, the pool): PHP started its session
+    // before this file ran, with its own handler, and a legacy application
+    // that never calls session_start() counts on it. That session is let go
+    // (a new one's file removed, so that its files handler does not leave
+    // an empty file per visit, a visitor's own left as it was) with the
+    // cookie PHP queued for it, and the gateway's session started in its
+    // place below, once the handler is in. PHP's own start fails instead
+    // where its save_path cannot be written, with its own warnings, as it
+    // would without the gateway.
+    $autoStart = filter_var(ini_get('session.auto_start'), FILTER_VALIDATE_BOOLEAN);
     if (session_status() === PHP_SESSION_ACTIVE) {
-        error_log('sessiongate: session.auto_start is on; the session started before the gateway handler could be installed. Turn session.auto_start off.', 4);
-        return;
+        if (($_COOKIE[session_name()] ?? null) === session_id()) {
+            session_abort();
+        } else {
+            session_destroy();
+        }
+        session_id('');
     }
+    if ($autoStart && !headers_sent()) {
+        // Also from a start that failed (it sends the cookie first).
+        $name = (string)session_name();
+        $cookies = array_filter(headers_list(), static fn(string $h): bool => strncasecmp($h, 'Set-Cookie:', 11) === 0);
+        header_remove('Set-Cookie');
+        foreach ($cookies as $cookie) {
+            if (!str_starts_with(ltrim(substr($cookie, 11)), $name . '=')) {
+                header($cookie, false);
+            }
+        }
+    }
+    // Where the gateway's handler cannot be installed, PHP's own session
+    // is started again, as auto_start would have it.
+    $ownAutoStart = static function () use ($autoStart): void {
+        if ($autoStart && session_status() === PHP_SESSION_NONE) {
+            session_start();
+        }
+    };
     // The same settings the gateway sends in PHP_VALUE, for pools that load
     // this file with php_admin_value[auto_prepend_file] instead. Such a
     // pool that also fixes one of them with php_admin_value keeps it, and
@@ -1511,6 +1543,7 @@ function sessiongate_release(): void
         // fail every page. The gateway's PHP_VALUE turns it off; a pool
         // that loads this file itself must.
         error_log('sessiongate: PHP refused the gateway\'s session settings (' . $e->getMessage() . '), so this script\'s session is not shared. Set php_value[session.upload_progress.enabled] = 0 in the pool (upload progress cannot reach the gateway\'s session anyway)', 4);
+        $ownAutoStart();
         return;
     }
     if ($pinned !== []) {
@@ -1523,6 +1556,7 @@ function sessiongate_release(): void
         // session stays in PHP's own store, under PHP's own cookie, and
         // is not shared.
         error_log('sessiongate: PHP refused the gateway\'s session handler; session.save_handler stays "' . ini_get('session.save_handler') . '" (fixed by php_admin_value in the pool?), so this script\'s session is not shared. Remove php_admin_value[session.save_handler].', 4);
+        $ownAutoStart();
         return;
     }
     if ($handler->noStderr) {
@@ -1545,6 +1579,10 @@ function sessiongate_release(): void
             }
         });
     });
+    if ($autoStart) {
+        // session.auto_start, now with the gateway's session.
+        session_start();
+    }
 })();
 
 }
