@@ -846,14 +846,21 @@ to_ms() {
 
 # cpu_ticks: "group ticks" lines, the CPU time (user + system, in clock
 # ticks) every live process has used, summed by group: front (the gateway,
-# nginx, Caddy), php (php-fpm), wrk, redis, django (gunicorn), other. The
-# difference over a measured run, divided by the requests, is each part's
-# CPU cost per request: on a shared 2-core machine req/s ratios swing with
-# the neighbours' load, CPU per request much less.
+# nginx, Caddy), php (php-fpm), redis, django (gunicorn) are the sessions
+# this run started (spawn and run_gateway: setsid, so a server's workers
+# share its session), wrk is wrk, and other is the rest of the machine.
+# The difference over a measured run, divided by the requests, is each
+# part's CPU cost per request: on a shared 2-core machine req/s ratios
+# swing with the neighbours' load, CPU per request much less. Grouped by
+# process name, a GATEWAY_BIN of another name counted as other, and a
+# neighbour's php-fpm or redis-server as ours.
 cpu_ticks() {
 	# A process that exits between the glob and cat's read makes cat fail;
 	# under pipefail and set -e that ended the whole run without a word.
-	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk '{
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk \
+		-v sessions="${FRONT_PID:-x} front ${FPM_PID:-x} php ${REDIS_PID:-x} redis ${GUNICORN_PID:-x} django" '
+		BEGIN { n = split(sessions, s, " "); for (i = 1; i < n; i += 2) if (s[i] != "x") group[s[i]] = s[i + 1] }
+		{
 		i = index($0, "("); j = 0
 		for (k = length($0); k > i; k--) if (substr($0, k, 1) == ")") { j = k; break }
 		if (!i || !j) next
@@ -861,11 +868,8 @@ cpu_ticks() {
 		n = split(substr($0, j + 2), f, " ")
 		if (n < 13) next
 		g = "other"
-		if (comm == "gateway" || comm == "nginx" || comm == "caddy") g = "front"
-		else if (comm ~ /^php-fpm/) g = "php"
+		if (f[4] in group) g = group[f[4]]
 		else if (comm == "wrk") g = "wrk"
-		else if (comm == "redis-server") g = "redis"
-		else if (comm == "gunicorn") g = "django"
 		t[g] += f[12] + f[13] }
 		END { for (g in t) print g, t[g] }'
 }
@@ -1037,7 +1041,7 @@ report() {
 			printf "%-10s %-16s %11.0f %11.2f %7d %7s %6s %7s %s\n", a[1], a[2], sum[k] / n[k], p99[k], err[k], l, lp, d, runs[k] } }
 	' "$RAW/runs.tsv"
 	echo
-	echo "CPU per request in microseconds, mean over rounds (user + system, every process of the group):"
+	echo "CPU per request in microseconds, mean over rounds (user + system; front, php, redis, django: the processes this run started; other: the rest of the machine):"
 	printf '%-10s %-16s %7s %7s %7s %7s %7s %7s %7s\n' scenario front front php wrk redis django other total
 	awk -F'\t' '
 		{ k = $1 "\t" $2; if (!(k in n)) order[++m] = k; n[k]++
