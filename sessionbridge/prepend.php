@@ -875,13 +875,17 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if ($caller === 'session_start' || $caller === 'session_reset') {
             // No script asks this: PHP destroys a session it failed to
             // decode ("Failed to decode session object"), which with data
-            // the gateway checked means an object or enum whose class this
-            // script does not have (another application's, or one
-            // autoloaded only after session_start()). The session is every
-            // application's here, the user's login (Django's) included:
-            // it stays, and is only closed. The script gets what PHP
-            // gives it then, no session.
-            error_log('sessiongate: PHP could not decode the shared session (it holds an object or enum of a class this script does not define or autoload before session_start()) and would destroy it; it is kept for the applications that can read it, and this script runs without a session', 4);
+            // the gateway checked means a value this script cannot
+            // restore: an enum it does not have (another application's,
+            // or one autoloaded only after session_start()), or a case a
+            // deploy renamed or removed (an object of a class it lacks
+            // decodes, as __PHP_Incomplete_Class). PHP's own warning says
+            // which, and comes before this call: it is passed on. The
+            // session is every application's here, the user's login
+            // (Django's) included: it stays, and is only closed. The
+            // script gets what PHP gives it then, no session.
+            $why = error_get_last()['message'] ?? '';
+            error_log('sessiongate: PHP could not decode the shared session (it holds a value this script cannot restore, such as an enum, or an enum case, it does not define or autoload before session_start()' . ($why !== '' ? '; PHP: ' . $why : '') . ') and would destroy it; it is kept for the applications that can read it, and this script runs without a session', 4);
             return true;
         }
         $id = $this->canonical($id);
