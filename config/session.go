@@ -14,7 +14,7 @@ import (
 // SessionConfig is the shared session: cookie, keys, expiry, locking and the
 // store. Its variables are documented in README "Sessions".
 type SessionConfig struct {
-	Enabled           bool          `env:"SESSIONGATE_SESSIONS" envDefault:"on" help:"on: the gateway owns the session (cookie, store, PHP and Django bridges); off: a plain front server, for PHP and for Django under SESSIONGATE_DJANGO_PATHS, sharing no session: PHP keeps its own sessions"`
+	Enabled           bool          `env:"SESSIONGATE_SESSIONS" envDefault:"on" help:"on: the gateway owns the session (cookie, store, PHP and Django bridges); off: a plain front server, for PHP and for Django under SESSIONGATE_DJANGO_PATHS, sharing no session: PHP keeps its own sessions (remove the prepend from the pool if it loads it: there it stores no session, and logs why)"`
 	Cookie            string        `env:"SESSIONGATE_SESSION_COOKIE" envDefault:"sessionid" help:"name of the session cookie the gateway signs (the PHP and Django apps share it); a __Secure- or __Host- name needs SESSIONGATE_SESSION_COOKIE_SECURE=on, and __Host- no SESSIONGATE_SESSION_COOKIE_DOMAIN"`
 	Keys              []string      `env:"SESSIONGATE_SESSION_KEYS" secret:"true" help:"comma-separated secrets of at least 32 bytes; the first signs cookies, all verify (rotation); required unless SESSIONGATE_SESSION_DEV=on"`
 	Dev               bool          `env:"SESSIONGATE_SESSION_DEV" envDefault:"off" help:"development mode: without SESSIONGATE_SESSION_KEYS a throwaway key is generated at start (sessions die with the process)"`

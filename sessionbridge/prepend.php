@@ -256,7 +256,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             // until the script ends and its write fails. PHP's own warning
             // then names session.save_path, which is not the cause.
             $this->warnNoGateway = false;
-            error_log('sessiongate: this request did not come through the gateway (no SESSIONGATE_NONCE param: php CLI, php -S, or a direct FastCGI request); its session is not stored', 4);
+            error_log('sessiongate: this request brought no SESSIONGATE_NONCE param (php CLI, php -S, a direct FastCGI request, or a gateway with SESSIONGATE_SESSIONS=off, which leaves PHP its own sessions only once the pool no longer loads this file); its session is not stored', 4);
         }
         if (!$this->warnedSameSite && !$this->sameSiteNone && $this->nonce !== ''
             && strcasecmp((string)ini_get('session.cookie_samesite'), 'None') === 0) {
