@@ -1317,7 +1317,7 @@ func TestDjangoHalfClosedClientGetsNoAnswer(t *testing.T) {
 	proj := faultProject(t)
 	g := startFaultGunicorn(t, proj, filepath.Join(t.TempDir(), "runlog"), harness.GunicornOptions{})
 	gw := startDjangoGateway(t, g.URL())
-	halfClosedGetsNoAnswer(t, strings.TrimPrefix(gw.URL, "http://"), "/dj/slow/?ms=300")
+	halfClosedGetsNoAnswer(t, gw.URL, "/dj/slow/?ms=300", "")
 	if !poll(5*time.Second, func() bool { return strings.Contains(gw.Logs.String(), `"status":499`) }) {
 		t.Errorf("no 499 in the log:\n%s", gw.Logs.String())
 	}

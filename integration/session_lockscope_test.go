@@ -2,15 +2,11 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -76,13 +72,7 @@ func TestSessionLockWaiterGivesUp(t *testing.T) {
 	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
-	held := make(chan struct{})
-	started, q := markFile(t)
-	go func() {
-		defer close(held)
-		s.gws[0].get(t, "/hold.php?ms=1500&started="+q, ck)
-	}()
-	waitForFile(t, started, "hold.php")
+	held := holdLock(t, s.gws[0], ck, 1500)
 	// Three clients queue on the same gateway behind the holder, then leave.
 	var wg sync.WaitGroup
 	for i := 0; i < 3; i++ {
@@ -120,16 +110,8 @@ func TestSessionLockWaiterHalfClosedGetsNoAnswer(t *testing.T) {
 	t.Parallel()
 	s := startSessionStack(t, stackOpts{})
 	ck := s.newSession(t)
-	held := make(chan struct{})
-	started, q := markFile(t)
-	go func() {
-		defer close(held)
-		s.gws[0].get(t, "/hold.php?ms=1500&started="+q, ck)
-	}()
-	waitForFile(t, started, "hold.php")
-	if answer, err := halfClosedGet(t, s.gws[0].URL, "/counter.php", "sessionid="+ck); len(answer) != 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
-		t.Errorf("half-closed client waiting for the session lock: got %q (%v), want the connection closed without an answer", answer, err)
-	}
+	held := holdLock(t, s.gws[0], ck, 1500)
+	halfClosedGetsNoAnswer(t, s.gws[0].URL, "/counter.php", "sessionid="+ck)
 	<-held
 	if resp, body, _ := s.gws[0].get(t, "/counter.php", ck); resp.StatusCode != 200 || body != "1" {
 		t.Errorf("counter after the gone client: %d %q, want 1 (PHP ran for a client that had left)", resp.StatusCode, body)
@@ -137,29 +119,6 @@ func TestSessionLockWaiterHalfClosedGetsNoAnswer(t *testing.T) {
 	if !poll(5*time.Second, func() bool { return strings.Contains(s.gws[0].Logs.String(), "waited for its session's lock") }) {
 		t.Errorf("the gone client is not logged as 499 waiting for the lock:\n%s", s.gws[0].Logs.String())
 	}
-}
-
-// halfClosedGet sends GET target to the gateway at baseURL over a
-// connection of its own, with cookie (a Cookie header's value, none when
-// empty), half-closes it (shutdown(SHUT_WR)) and reads until the gateway
-// closes it: what it answered, and the read's error.
-func halfClosedGet(t *testing.T, baseURL, target, cookie string) ([]byte, error) {
-	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(baseURL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	req := "GET " + target + " HTTP/1.1\r\nHost: x\r\n"
-	if cookie != "" {
-		req += "Cookie: " + cookie + "\r\n"
-	}
-	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	c.(*net.TCPConn).CloseWrite()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	return io.ReadAll(c)
 }
 
 // TestSessionLockFairAcrossGateways: 20 requests of one user, spread over

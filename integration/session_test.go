@@ -706,6 +706,21 @@ func redisCommands(t *testing.T, c redis.UniversalClient) int64 {
 	return 0
 }
 
+// holdLock runs hold.php on gw in the session of cookie ck for ms
+// milliseconds, and returns once PHP holds the session (its lock, in
+// strict mode); the channel is closed when that page has answered.
+func holdLock(t *testing.T, gw *sessionGW, ck string, ms int) <-chan struct{} {
+	t.Helper()
+	held := make(chan struct{})
+	started, q := markFile(t)
+	go func() {
+		defer close(held)
+		gw.get(t, "/hold.php?ms="+strconv.Itoa(ms)+"&started="+q, ck)
+	}()
+	waitForFile(t, started, "hold.php")
+	return held
+}
+
 // TestSessionNoCookieNoRedis: requests without a session cookie (or with a
 // forged one) and static files never touch Redis and never wait; a
 // session_start() with a forged cookie gets a new session.
@@ -716,13 +731,7 @@ func TestSessionNoCookieNoRedis(t *testing.T) {
 	// Hold the session's lock meanwhile: nothing below may wait for it.
 	// Counting starts once PHP holds the session, so the holder's own
 	// lock and load are not counted.
-	held := make(chan struct{})
-	started, q := markFile(t)
-	go func() {
-		defer close(held)
-		s.gws[0].get(t, "/hold.php?ms=4000&started="+q, ck)
-	}()
-	waitForFile(t, started, "hold.php")
+	held := holdLock(t, s.gws[0], ck, 4000)
 	before := redisCommands(t, s.redis)
 	for i := 0; i < 20; i++ {
 		if resp, body, _ := s.gws[i%2].get(t, "/nosession.php", ""); resp.StatusCode != 200 || body != "no session here" {
@@ -794,13 +803,7 @@ func TestSessionLockTimeout(t *testing.T) {
 		o.env = append(o.env, "SESSIONGATE_SESSION_LOCK_TIMEOUT=300ms")
 		s := startSessionStack(t, o)
 		ck := s.newSession(t)
-		held := make(chan struct{})
-		started, q := markFile(t)
-		go func() {
-			defer close(held)
-			s.gws[0].get(t, "/hold.php?ms=3000&started="+q, ck)
-		}()
-		waitForFile(t, started, "hold.php")
+		held := holdLock(t, s.gws[0], ck, 3000)
 		resp, _, set := s.gws[1].get(t, "/counter.php", ck)
 		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || set != "" {
 			t.Fatalf("busy session: %d Retry-After %q cookie %q", resp.StatusCode, resp.Header.Get("Retry-After"), set)

@@ -125,7 +125,7 @@ func TestHalfClosedClientGetsNoAnswer(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "slow.php"), []byte(`<?php usleep(300000); echo "done";`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	halfClosedGetsNoAnswer(t, addr, "/slow.php")
+	halfClosedGetsNoAnswer(t, addr, "/slow.php", "")
 	var line string
 	for deadline := time.Now().Add(5 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		for _, l := range strings.Split(gw.stderr.String(), "\n") {
@@ -142,19 +142,25 @@ func TestHalfClosedClientGetsNoAnswer(t *testing.T) {
 // halfClosedGetsNoAnswer sends a GET of target to addr, half-closes the
 // connection (shutdown(SHUT_WR), still reading) and fails the test unless
 // the connection ends without an answer.
-func halfClosedGetsNoAnswer(t *testing.T, addr, target string) {
+func halfClosedGetsNoAnswer(t *testing.T, addr, target, cookie string) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	c, err := net.Dial("tcp", strings.TrimPrefix(addr, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", target)
+	req := "GET " + target + " HTTP/1.1\r\nHost: x\r\n"
+	if cookie != "" {
+		req += "Cookie: " + cookie + "\r\n"
+	}
+	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
 	c.(*net.TCPConn).CloseWrite()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	answer, err := io.ReadAll(c)
 	if len(answer) != 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
-		t.Errorf("half-closed client: got %q (%v), want the connection closed without an answer", answer, err)
+		t.Errorf("half-closed client of %s: got %q (%v), want the connection closed without an answer", target, answer, err)
 	}
 }
 

@@ -776,22 +776,12 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         if (($s[$p + 1] ?? '') !== ':' || $depth > 4096) {
             return -1;
         }
-        $p += 2;
-        if ($t !== 'a') {
-            $p = self::skipQuoted($s, $p);
-            if ($p < 0 || ($s[$p] ?? '') !== ':') {
-                return -1;
-            }
-            $p++;
-        }
-        $c = strpos($s, ':', $p);
-        $count = $c === false ? '' : substr($s, $p, $c - $p);
-        if (!self::isDigits($count) || strlen($count) > 18 || ($s[$c + 1] ?? '') !== '{') {
+        [$p, $count] = self::openContainer($s, $p + 2, $t);
+        if ($p < 0) {
             return -1;
         }
-        $p = $c + 2;
         if ($t === 'C') {
-            $end = $p + (int)$count;
+            $end = $p + $count;
             if (($s[$end] ?? '') !== '}') {
                 return -1;
             }
@@ -810,7 +800,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             }
             return $end + 1;
         }
-        for ($i = (int)$count; $i > 0 && $p >= 0; $i--) {
+        for ($i = $count; $i > 0 && $p >= 0; $i--) {
             $p = self::skipValue($s, $p, $depth + 1); // a key: not numbered
             $p = $p < 0 ? -1 : self::scanValue($s, $p, $depth + 1, $scan);
         }
@@ -1146,32 +1136,46 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
             case 'a':
             case 'O':
             case 'C':
-                if ($t !== 'a') {
-                    // The class name and its ':'.
-                    $p = self::skipQuoted($s, $p);
-                    if ($p < 0 || ($s[$p] ?? '') !== ':') {
-                        return -1;
-                    }
-                    $p++;
-                }
-                $c = strpos($s, ':', $p);
-                $count = $c === false ? '' : substr($s, $p, $c - $p);
-                if (!self::isDigits($count) || strlen($count) > 18 || ($s[$c + 1] ?? '') !== '{') {
+                [$p, $count] = self::openContainer($s, $p, $t);
+                if ($p < 0) {
                     return -1;
                 }
-                $p = $c + 2;
                 if ($t === 'C') {
                     // A Serializable's payload: that many bytes.
-                    $p += (int)$count;
+                    $p += $count;
                     return ($s[$p] ?? '') === '}' ? $p + 1 : -1;
                 }
-                for ($i = (int)$count; $i > 0 && $p >= 0; $i--) {
+                for ($i = $count; $i > 0 && $p >= 0; $i--) {
                     $p = self::skipValue($s, $p, $depth + 1);
                     $p = $p < 0 ? -1 : self::skipValue($s, $p, $depth + 1);
                 }
                 return $p >= 0 && ($s[$p] ?? '') === '}' ? $p + 1 : -1;
         }
         return -1;
+    }
+
+    /**
+     * At the text of $s after an array's, object's or Serializable's
+     * `a:`, `O:` or `C:` ($t: a, O or C): [the offset past its opening
+     * brace, its count (members, or the Serializable's payload bytes)],
+     * or [-1, 0] if malformed.
+     */
+    private static function openContainer(string $s, int $p, string $t): array
+    {
+        if ($t !== 'a') {
+            // The class name and its ':'.
+            $p = self::skipQuoted($s, $p);
+            if ($p < 0 || ($s[$p] ?? '') !== ':') {
+                return [-1, 0];
+            }
+            $p++;
+        }
+        $c = strpos($s, ':', $p);
+        $count = $c === false ? '' : substr($s, $p, $c - $p);
+        if (!self::isDigits($count) || strlen($count) > 18 || ($s[$c + 1] ?? '') !== '{') {
+            return [-1, 0];
+        }
+        return [$c + 2, (int)$count];
     }
 
     /** $s is a decimal number's digits (ctype_digit(), which PHP may be built without). */
