@@ -146,6 +146,9 @@ type env struct {
 	proxy *Proxy
 	gw    *httptest.Server
 	logs  *testlog.Buffer
+	// client sends do's requests: noRedirect, or a copy with
+	// envOpts.clientTimeout.
+	client *http.Client
 }
 
 type envOpts struct {
@@ -157,11 +160,18 @@ type envOpts struct {
 	// smallBuffers gives the gateway's sockets, to the client and to
 	// Django, testnet.SmallBuffers.
 	smallBuffers bool
+	// clientTimeout replaces noRedirect's 10 s for do's requests.
+	clientTimeout time.Duration
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
-	e := &env{t: t, logs: &testlog.Buffer{}}
+	e := &env{t: t, logs: &testlog.Buffer{}, client: noRedirect}
+	if o.clientTimeout > 0 {
+		c := *noRedirect
+		c.Timeout = o.clientTimeout
+		e.client = &c
+	}
 	e.app = &fakeDjango{t: t, key: HeaderKey([]byte(testSecret)), handle: func(http.ResponseWriter, *http.Request, seen) (answer, bool) {
 		return answer{}, true
 	}}
@@ -249,7 +259,7 @@ func (e *env) do(method, path, ck string, body io.Reader, hdr ...string) (*http.
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
-	res, err := noRedirect.Do(req)
+	res, err := e.client.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}
