@@ -141,8 +141,8 @@ class SessionStore(SessionBase):
         seconds, 0 at browser close, None restores the gateway's policy, a
         datetime or timedelta is a fixed end that no request extends, and a
         negative int or a past end has expired. A fixed end is kept as
-        Django 4+ keeps it (an ISO 8601 string, JSON having no datetime),
-        always with its UTC offset; a naive datetime is local time."""
+        Django 4+ keeps it (an ISO 8601 string, JSON having no datetime); a
+        naive datetime is local time."""
         if value is None:
             try:
                 del self[EXPIRY_KEY]
@@ -152,19 +152,19 @@ class SessionStore(SessionBase):
         if isinstance(value, timedelta):
             now = timezone.now()
             if timezone.is_naive(now):
-                # Without USE_TZ: naive local time, whose fold (the second
-                # pass of the hour a DST fall-back repeats) a sum would drop
-                # and no naive ISO string keeps. astimezone() reads the fold.
-                now = now.astimezone()
-            value = now + value
+                # Without USE_TZ: that much real time on, in naive local
+                # time. A naive sum is wall-clock time, an hour off when
+                # a DST change lies between.
+                value = (now.astimezone() + value).astimezone().replace(tzinfo=None)
+            else:
+                value = now + value
         if isinstance(value, datetime):
-            # Naive local time (without USE_TZ, or given naive) with its
-            # offset: in the hour a fall-back repeats, a naive string reads
-            # as the first pass, an hour early, and the gateway would end
-            # the session at once. _with_deadline() gives Django's code the
-            # naive form it subtracts timezone.now() from.
-            if not settings.USE_TZ or timezone.is_naive(value):
+            # In the form timezone.now() has, so that get_expiry_age() can
+            # subtract them: naive in local time without USE_TZ.
+            if settings.USE_TZ and timezone.is_naive(value):
                 value = value.astimezone()
+            elif not settings.USE_TZ and timezone.is_aware(value):
+                value = value.astimezone().replace(tzinfo=None)
             value = value.isoformat()
         else:
             # A negative one, as in Django, has expired already
@@ -175,6 +175,20 @@ class SessionStore(SessionBase):
     async def aset_expiry(self, value):
         self.set_expiry(value)
 
+    @staticmethod
+    def _instant(end, ref):
+        """Unix seconds of the fixed end ``end``; ``ref`` (unix seconds) is
+        the time it is read at. A naive end is local time, and in the hour
+        a DST fall-back repeats it names two instants an hour apart (an ISO
+        string keeps no fold): the first one still ahead of ref is meant,
+        or the later when both are past. Read as the first, a 10-minute end
+        set in the second pass lay 50 minutes past, and the gateway ended
+        the session at once."""
+        if timezone.is_aware(end):
+            return end.timestamp()
+        first, second = end.replace(fold=0).timestamp(), end.replace(fold=1).timestamp()
+        return first if first >= ref or first == second else max(first, second)
+
     def _deadline(self):
         """The fixed end set_expiry() gave the session, as unix seconds, or
         None."""
@@ -182,10 +196,10 @@ class SessionStore(SessionBase):
         if not isinstance(value, str):
             return None
         try:
-            # A naive one is local time, as datetime.timestamp() takes it.
-            return datetime.fromisoformat(value).timestamp()
+            end = datetime.fromisoformat(value)
         except ValueError:
             return None
+        return self._instant(end, timezone.now().timestamp())
 
     def _with_deadline(self, kwargs):
         # Django 3.2's get_expiry_age() and get_expiry_date() take a
@@ -198,12 +212,18 @@ class SessionStore(SessionBase):
                 return kwargs
         if isinstance(expiry, datetime):
             modification = kwargs.get("modification") or timezone.now()
-            if timezone.is_aware(expiry) and timezone.is_naive(modification):
-                # Without USE_TZ, Django subtracts naive local times: the
-                # end as the naive time that far after the modification,
-                # so that the difference is the real time left even when a
-                # DST change lies between them.
-                expiry = modification + (expiry - modification.astimezone())
+            if timezone.is_naive(expiry) and timezone.is_naive(modification):
+                # Django subtracts naive local times, wall-clock time: the
+                # end as the naive time the real time left after the
+                # modification, so that a DST change between them, or an
+                # end in the hour a fall-back repeats, counts as the
+                # gateway counts it.
+                # Only then: the float sum would move a whole-second end
+                # by a microsecond.
+                ref = modification.timestamp()
+                left = self._instant(expiry, ref) - ref
+                if abs(left - (expiry - modification).total_seconds()) >= 1:
+                    expiry = modification + timedelta(seconds=left)
             kwargs["expiry"] = expiry
         return kwargs
 
