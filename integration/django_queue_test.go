@@ -26,6 +26,7 @@ import (
 // anonymous, its write was dropped with a 200, and the gateway's log
 // blamed the clocks.) Takes some 70 s: the window is 60 s.
 func TestDjangoRequestQueuedPastTheClockWindowKeepsItsSession(t *testing.T) {
+	t.Parallel()
 	harness.Require(t, "php-fpm8.2", "redis-server", "gunicorn", "django")
 	root := sessionFixtureRoot(t)
 	prepend := writePrepend(t)

@@ -16,6 +16,7 @@ import (
 // looking for a bypass that does not exist; it now names the setting and
 // what to do.
 func TestSessionsOffWithThePrependInThePoolSaysWhy(t *testing.T) {
+	t.Parallel()
 	s := startSessionStack(t, stackOpts{prependInPool: true, env: []string{"SESSIONGATE_SESSIONS=off"}})
 	resp, err := http.Get(s.gws[0].URL + "/counter.php")
 	if err != nil {
