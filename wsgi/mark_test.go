@@ -55,6 +55,7 @@ func TestDjangoMarkReported(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Unix(100000, 0).UnixNano())
 	e.proxy.now = func() time.Time { return time.Unix(0, now.Load()) }
+	e.proxy.pool.mono = now.Load
 	later := func(d time.Duration) { now.Add(int64(d)) }
 	get := func(method, path string, a answer) {
 		t.Helper()
@@ -128,6 +129,34 @@ func TestDjangoMarkReported(t *testing.T) {
 	}
 	if missing() != 4 {
 		t.Errorf("a refusal counted as a missing middleware too: %d", missing())
+	}
+}
+
+// The ten minutes after a marked response, in which an unmarked one is
+// taken for an earlier middleware's answer, were measured on the wall
+// clock: stepped back an hour (NTP, a VM restored), it kept a missing
+// middleware unreported for that hour.
+func TestDjangoMarkWindowAcrossAWallClockStepBack(t *testing.T) {
+	ev := &events{}
+	e := newEnv(t, envOpts{metrics: ev})
+	wall := time.Unix(100000, 0)
+	var mono atomic.Int64
+	mono.Store(int64(time.Hour))
+	e.proxy.now = func() time.Time { return wall }
+	e.proxy.pool.mono = mono.Load
+	get := func(a answer) {
+		t.Helper()
+		e.respond(a)
+		if res, _, _ := e.do("GET", "/accounts/", "", nil); res.StatusCode != 200 {
+			t.Fatalf("GET: %d", res.StatusCode)
+		}
+	}
+	get(answer{}) // marked
+	wall = wall.Add(-time.Hour)
+	mono.Add(int64(11 * time.Minute))
+	get(answer{mark: "-"})
+	if n := ev.count("django_middleware_missing"); n != 1 {
+		t.Errorf("an unmarked page 11 minutes after the last marked one, the wall clock stepped back an hour meanwhile: counted %d, want 1", n)
 	}
 }
 

@@ -662,7 +662,9 @@ func (p *Proxy) checkMark(res *http.Response, mark []string, changed bool) {
 	if be == nil {
 		return
 	}
-	now := p.now().Unix()
+	// Seconds on the monotonic clock: read from the wall clock, a step
+	// back of an hour kept a missing middleware unreported for the hour.
+	now := p.pool.monoNow() / int64(time.Second)
 	switch {
 	case len(mark) == 0 && !changed:
 	case len(mark) == 0 || mark[0] == sessionbridge.DjangoMarkOK:
