@@ -515,13 +515,16 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
                 }
             }
         }
+        // The session array serialized whole, which puts its objects to
+        // sleep once more: where the text cannot be carried.
+        $whole = fn(): string => serialize($this->withHidden(is_array($this->vars) ? $this->vars : []));
         if ($this->built) {
-            return serialize($this->withHidden(is_array($this->vars) ? $this->vars : []));
+            return $whole();
         }
         $entries = self::scriptEntries($data, $format);
         if ($entries === null) {
             // Not PHP's own encoding (cannot happen): the session array.
-            return serialize($this->withHidden(is_array($this->vars) ? $this->vars : []));
+            return $whole();
         }
         $byName = [];
         foreach ($entries as $i => $entry) {
@@ -534,7 +537,7 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
         }
         $values = self::renumber($entries, 1, $order, 2);
         if ($values === null) {
-            return serialize($this->withHidden(is_array($this->vars) ? $this->vars : []));
+            return $whole();
         }
         $out = 'a:' . count($pieces) . ':{';
         $j = 0;
@@ -596,13 +599,11 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
                     $name = (int)$name;
                 }
             }
-            $scan = self::newScan();
-            $v = self::scanValue($raw, $k, 0, $scan);
-            if ($v < 0) {
+            $entry = self::entryAt($raw, $k, $name);
+            if ($entry === null) {
                 return null;
             }
-            $out[] = [$name, substr($raw, $k, $v - $k), self::shiftScan($scan, $k)];
-            $p = $v;
+            [$out[], $p] = $entry;
         }
         return $p + 1 === strlen($raw) && $raw[$p] === '}' ? $out : null;
     }
@@ -635,13 +636,11 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
                 $name = (string)substr($data, $p + 1, $len);
                 $k = $p + 1 + $len;
             }
-            $scan = self::newScan();
-            $v = self::scanValue($data, $k, 0, $scan);
-            if ($v < 0) {
+            $entry = self::entryAt($data, $k, $name);
+            if ($entry === null) {
                 return null;
             }
-            $out[] = [$name, substr($data, $k, $v - $k), self::shiftScan($scan, $k)];
-            $p = $v;
+            [$out[], $p] = $entry;
         }
         return $out;
     }
@@ -649,8 +648,25 @@ final class SessiongateSessionHandler implements SessionHandlerInterface, Sessio
     /** A value text of its own (a hidden key's) as an entry for renumber(), null if it is none. */
     private static function valueEntry(string $text): ?array
     {
+        $entry = self::entryAt($text, 0, '');
+        return $entry !== null && $entry[1] === strlen($text) ? $entry[0] : null;
+    }
+
+    /**
+     * The entry (as sessionEntries() gives them) of the value at $k of $s,
+     * named $name, and the offset just past the value; null if no value
+     * starts there.
+     *
+     * @return array{0: array{0: int|string, 1: string, 2: array}, 1: int}|null
+     */
+    private static function entryAt(string $s, int $k, int|string $name): ?array
+    {
         $scan = self::newScan();
-        return self::scanValue($text, 0, 0, $scan) === strlen($text) ? ['', $text, $scan] : null;
+        $v = self::scanValue($s, $k, 0, $scan);
+        if ($v < 0) {
+            return null;
+        }
+        return [[$name, substr($s, $k, $v - $k), self::shiftScan($scan, $k)], $v];
     }
 
     /**
