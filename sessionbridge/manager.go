@@ -418,7 +418,7 @@ func (s *Session) keepInUse() {
 }
 
 // inUseEvery is how often keepInUse refreshes the record: a third of its
-// TTL, at least every 100 ms; s.mu must be held.
+// TTL, and no more often than every 100 ms; s.mu must be held.
 func (s *Session) inUseEvery() time.Duration {
 	return max(s.ttl(s.rec.Created)/3, 100*time.Millisecond)
 }

@@ -77,11 +77,10 @@ func mac(key []byte, parts ...string) string {
 // sameMAC reports whether sig, the hex an app sent, is the MAC want (as
 // mac writes it), hex in either case: the gateway writes lower case, but
 // .NET's Convert.ToHexString and Java's upper-case HexFormat write upper
-// case, and the protocol names no case.
+// case, and the protocol names no case. want is lower-case hex, so sig in
+// lower case is compared with it as it is, not decoded (nor want again).
 func sameMAC(sig, want string) bool {
-	got, err := hex.DecodeString(sig)
-	w, werr := hex.DecodeString(want)
-	return err == nil && werr == nil && hmac.Equal(got, w)
+	return hmac.Equal([]byte(strings.ToLower(sig)), []byte(want))
 }
 
 // RequestSignature signs what the gateway tells the app about the session.
