@@ -38,6 +38,10 @@ type GunicornOptions struct {
 	// virtualenv's interpreter, so the app imports what was installed
 	// there.
 	Python string
+	// NoPreload leaves out --preload, so that every worker imports the
+	// app itself (gunicorn's default) instead of forking from a master
+	// that imported it once.
+	NoPreload bool
 }
 
 // Gunicorn is a running gunicorn started by StartGunicorn.
@@ -59,7 +63,7 @@ type Gunicorn struct {
 // the environment is cleaned: PYTHON* and virtualenv/pyenv variables are
 // dropped and PATH starts with the system directories. It waits until a
 // worker answers HTTP (any status), so an app that fails to import fails here
-// with gunicorn's log, not later as a confusing 502. t.Cleanup stops it.
+// with gunicorn's log, not later as a confusing 502. t.Cleanup kills it.
 func StartGunicorn(t testing.TB, o GunicornOptions) *Gunicorn {
 	t.Helper()
 	bin := Bin(t, "gunicorn")
@@ -78,7 +82,7 @@ func StartGunicorn(t testing.TB, o GunicornOptions) *Gunicorn {
 		env:     append(cleanPythonEnv(os.Environ()), o.Env...),
 	}
 	g.launch = g.launchProc
-	t.Cleanup(g.Stop)
+	t.Cleanup(g.discard)
 	err := retryPortRace(func() error {
 		g.Addr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
 		if o.Unix != "" {
@@ -101,6 +105,14 @@ func (g *Gunicorn) argv() []string {
 		"--graceful-timeout", "2",
 		"--error-logfile", g.LogPath,
 		"--capture-output",
+	}
+	// --preload: the master imports the app once and its workers fork from
+	// it, where each worker imported Django and the app itself, some 0.4 s
+	// of CPU each; the integration step is bound by the CPU. The gateway
+	// sees the same workers either way; a test that needs the per-worker
+	// import sets NoPreload.
+	if !g.opts.NoPreload {
+		args = append(args, "--preload")
 	}
 	if g.opts.Threads > 0 {
 		args = append(args, "--threads", strconv.Itoa(g.opts.Threads))

@@ -112,6 +112,24 @@ var binaries = map[string]dep{
 	"htpasswd":      {pkg: "apache2-utils"},
 }
 
+// checksPassed holds the names whose check passed in this test binary.
+// A check starts a Python interpreter (0.15 s of CPU); asked by every test
+// that needs Django, they cost some 20 s of the CPU-bound integration step.
+// A failed check is not remembered, so it says what is missing each time.
+var checksPassed sync.Map
+
+// passedCheck runs the check of name unless it passed before.
+func passedCheck(name string, check func() error) error {
+	if _, ok := checksPassed.Load(name); ok {
+		return nil
+	}
+	if err := check(); err != nil {
+		return err
+	}
+	checksPassed.Store(name, true)
+	return nil
+}
+
 // pythonCheck runs Debian's /usr/bin/python3 with args and says what failed.
 func pythonCheck(args ...string) error {
 	out, err := exec.Command("/usr/bin/python3", args...).CombinedOutput()
@@ -154,7 +172,7 @@ func Require(t testing.TB, bins ...string) {
 		b, known := binaries[name]
 		var err error
 		if b.check != nil {
-			err = b.check()
+			err = passedCheck(name, b.check)
 		} else {
 			_, err = lookBin(name)
 		}

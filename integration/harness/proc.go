@@ -112,11 +112,12 @@ func (p *proc) exited() bool {
 }
 
 // stop sends SIGTERM to the process group, waits up to grace, then SIGKILLs
-// the group and waits for the leader. Killing the group after the leader is
-// gone also removes workers a crashed master left behind. It is idempotent.
+// the group and waits for the leader; a grace of 0 sends SIGKILL alone.
+// Killing the group after the leader is gone also removes workers a crashed
+// master left behind. It is idempotent.
 func (p *proc) stop(grace time.Duration) {
 	pgid := p.cmd.Process.Pid
-	if !p.exited() {
+	if grace > 0 && !p.exited() {
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
 		select {
 		case <-p.done:
