@@ -88,7 +88,12 @@ unit:
 # a time (70%) and 367-388 s 6 at a time (80%). Before those cuts the CPU
 # was saturated at 6, and tests whose Redis calls outlasted their timeout
 # failed. Later, 333-343 s 6 at a time and 335 s 8 at a time (the CPU, 85%
-# busy, is the bound: user and system time 572 s). The timeout is a guard
+# busy, is the bound: user and system time 572 s). Process accounting then
+# put 40% of the step's CPU in gunicorn, nearly all of it starting and
+# stopping: with --preload and a SIGKILL once a test is over (harness),
+# 367 s for 475 s of CPU where the same machine took 402 s for 638 s. Eight
+# at a time gave 358 s, and the unit step run beside this one made the two
+# take 487 s, 9 s more than one after the other. The timeout is a guard
 # against a hang, not a budget.
 integration:
 	$(GO) test -vet=off -count=1 -timeout 12m -parallel 6 $(INTEGRATION_FLAGS) ./integration/...
