@@ -523,16 +523,21 @@ func (s *Session) releaseLease(ctx context.Context, mu store.Mutation) (uint64, 
 	defer cancel()
 	v, err := l.Unlock(sctx, mu)
 	if err != nil {
-		// A lease that ran out (its renewal stopped with the client, or
-		// failed and was counted then) is no failure of the store, as
-		// for the renewal; a lock Redis lost before the lease's end (a
-		// failover) is.
-		if !errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrLockVanished) {
-			s.m.event("store_error")
-		}
+		s.m.countUnlockError(err)
 		return 0, err
 	}
 	return v, nil
+}
+
+// countUnlockError counts a failed Unlock as a store error unless the
+// lease simply ran out (its renewal stopped with the client, or failed and
+// was counted then): Redis answered, as for the renewal, and an alert on
+// Redis errors must not fire whenever clients leave slow pages. A lock the
+// store lost before the lease's end (a failover) is counted.
+func (m *Manager) countUnlockError(err error) {
+	if !errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrLockVanished) {
+		m.event("store_error")
+	}
 }
 
 // Settled returns an error (ErrUnavailable) when the data the app was
@@ -1801,7 +1806,7 @@ func (s *Session) releaseAnnounced(ctx context.Context) {
 	sctx, cancel := s.storeCtx(ctx)
 	defer cancel()
 	if _, err := l.Unlock(sctx, store.Mutation{Kind: store.Keep}); err != nil {
-		s.m.event("store_error")
+		s.m.countUnlockError(err)
 		s.m.log.Warn("session unlock failed", "error", err.Error())
 	}
 }
