@@ -514,8 +514,28 @@ func TestDjangoSessionTooBigForUWSGI(t *testing.T) {
 		if !poll(3*time.Second, func() bool { return strings.Contains(gw.Logs.String(), c.hint) }) {
 			t.Errorf("no reason in the gateway's log:\n%s", gw.Logs.String())
 		}
+		// A head over the limit without any session: the log names the
+		// head, not the session, and the session count stays.
+		req, err := http.NewRequest("GET", gw.URL+"/dj/get/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Pad", strings.Repeat("p", 4500))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 502 {
+			t.Errorf("a 4.5 KB head without a session: %d, want 502", res.StatusCode)
+		}
+		if line, ok := logLine(gw.Logs, "the head is that large without the session"); !ok {
+			t.Errorf("a head over uWSGI's limit without a session is not explained as such:\n%s", gw.Logs.String())
+		} else if strings.Contains(line, "keep the session smaller") {
+			t.Errorf("a head over uWSGI's limit without a session advises a smaller session: %s", line)
+		}
 		if got := metricstest.Scrape(t, gw.Admin+"/metrics")[`sessiongate_session_events_total{event="django_session_too_big"}`]; got != 1 {
-			t.Errorf("django_session_too_big events %v, want 1", got)
+			t.Errorf("django_session_too_big events %v, want 1 (the session's drop only)", got)
 		}
 	}
 }

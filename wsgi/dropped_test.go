@@ -183,30 +183,44 @@ func TestDroppedRequestWithABigHeadIsExplained(t *testing.T) {
 		return []string{"unix:" + sock}
 	}})
 	const hint = "uWSGI's --buffer-size"
+	const sessionHint = "keep the session smaller"
 	for _, c := range []struct {
 		size   int
 		path   string
 		method string
 		status int
 		warn   bool
+		pad    int // bytes of a header of the client's own
 	}{
-		{1000, "/accounts/page/", "GET", 200, false},
-		{1000, "/drop/page/", "GET", 502, false}, // dropped for another cause
-		{4000, "/accounts/page/", "GET", 502, true},
-		{4000, "/accounts/page/", "POST", 502, true},
+		{1000, "/accounts/page/", "GET", 200, false, 0},
+		{1000, "/drop/page/", "GET", 502, false, 0}, // dropped for another cause
+		{4000, "/accounts/page/", "GET", 502, true, 0},
+		{4000, "/accounts/page/", "POST", 502, true, 0},
+		// Over the limit without the session: the advice and the
+		// count are not the session's.
+		{100, "/accounts/page/", "GET", 502, true, 4500},
 	} {
 		e.respond(answer{op: "write", data: `{"big":"` + strings.Repeat("x", c.size) + `"}`})
 		_, _, ck := e.do("GET", "/accounts/big/", "", nil)
 		e.respond(answer{})
 		before, counted := strings.Count(e.logs.String(), hint), ev.count("django_session_too_big")
-		if res, _, _ := e.do(c.method, c.path, ck, strings.NewReader("a=1"), "Content-Type", "application/x-www-form-urlencoded"); res.StatusCode != c.status {
+		advised := strings.Count(e.logs.String(), sessionHint)
+		headers := []string{"Content-Type", "application/x-www-form-urlencoded"}
+		if c.pad > 0 {
+			headers = append(headers, "X-Pad", strings.Repeat("p", c.pad))
+		}
+		if res, _, _ := e.do(c.method, c.path, ck, strings.NewReader("a=1"), headers...); res.StatusCode != c.status {
 			t.Fatalf("%s %s, session of %d: status %d, want %d\n%s", c.method, c.path, c.size, res.StatusCode, c.status, e.logs)
 		}
 		if warned := strings.Count(e.logs.String(), hint) > before; warned != c.warn {
 			t.Errorf("%s %s, session of %d: warned %v, want %v\n%s", c.method, c.path, c.size, warned, c.warn, e.logs)
 		}
-		if n := ev.count("django_session_too_big") - counted; n != map[bool]int{true: 1}[c.warn] {
-			t.Errorf("%s %s, session of %d: %d django_session_too_big events", c.method, c.path, c.size, n)
+		sessionsFault := c.warn && c.pad == 0
+		if got := strings.Count(e.logs.String(), sessionHint) > advised; got != sessionsFault {
+			t.Errorf("%s %s, session of %d, %d bytes of other headers: advised a smaller session %v, want %v\n%s", c.method, c.path, c.size, c.pad, got, sessionsFault, e.logs)
+		}
+		if n := ev.count("django_session_too_big") - counted; n != map[bool]int{true: 1}[sessionsFault] {
+			t.Errorf("%s %s, session of %d, %d bytes of other headers: %d django_session_too_big events", c.method, c.path, c.size, c.pad, n)
 		}
 	}
 }

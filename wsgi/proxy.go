@@ -737,13 +737,21 @@ func (p *Proxy) warnDroppedBigHead(out *http.Request) {
 	if head < headLimitDropping {
 		return
 	}
-	session := 0
+	session, sessionLines := 0, 0
 	for name, values := range out.Header {
 		if strings.HasPrefix(name, hdrData) && name != hdrDataCount {
 			for _, v := range values {
 				session += len(v)
+				sessionLines += len(name) + len(": \r\n") + len(v)
 			}
 		}
+	}
+	if head-int64(sessionLines) >= headLimitDropping {
+		// The head is over the limit without the session: a smaller
+		// session would not help, and the session is not too big.
+		p.log.Warn("Django's server closed the connection without answering a request with a large head: a server that limits the request head drops such requests (uWSGI's --buffer-size, 4096 bytes by default); raise its limit (the head is that large without the session: its cookies, its URL or other headers)",
+			"path", server.LogValue(out.URL.Path), "head_bytes", head, "session_header_bytes", session)
+		return
 	}
 	if p.sessions != nil { // sessions off: a big head all the same
 		p.sessions.DjangoSessionTooBig()
