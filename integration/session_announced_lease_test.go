@@ -25,7 +25,7 @@ func TestSessionNewSessionLeaseLostCountedOnce(t *testing.T) {
 	t.Parallel()
 	s := startSessionStack(t, stackOpts{env: []string{"SESSIONGATE_SESSION_LOCK_LEASE=1s", "SESSIONGATE_REDIS_TIMEOUT=200ms"}})
 	goFile, q := markFile(t)
-	resp, err := sessionClient.Get(s.gws[0].URL + "/new_session_abandoned.php?go=" + q)
+	resp, err := sessionClient.Get(s.gws[0].URL + "/new_session_streams.php?destroy=1&go=" + q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestSessionNewSessionLeaseLostCountedOnce(t *testing.T) {
 	if rest, err := io.ReadAll(resp.Body); err != nil || string(rest) != "done" {
 		t.Fatalf("page's end: %q %v", rest, err)
 	}
-	if _, ok := logLine(s.gws[0].Logs, `"path":"/new_session_abandoned.php"`); !ok {
+	if _, ok := logLine(s.gws[0].Logs, `"path":"/new_session_streams.php"`); !ok {
 		t.Fatalf("the page's request was not logged:\n%s", s.gws[0].Logs.String())
 	}
 	failed := strings.Count(s.gws[0].Logs.String(), "session lock renewal failed")
