@@ -263,10 +263,15 @@ func testTTLExpiry(t *testing.T, a, b store.Store) {
 // included, count as a use of a present record: it gets the TTL its last
 // write or refresh gave it again (package store), so a request that began
 // shortly before that TTL ran out still finds the record when it ends.
-// Never a longer TTL than that last one.
+// Never a longer TTL than that last one. The waits are fractions of the
+// TTL counted from the writes and the uses, not sleeps after the calls
+// between them: with a 1 s TTL and fixed sleeps, the calls' own time on a
+// loaded machine (-race, six packages at a time) let the record expire
+// before its first use.
 func testUseRestoresTheLastTTL(t *testing.T, a, b store.Store) {
 	t.Parallel()
-	const ttl = time.Second
+	const ttl = 3 * time.Second
+	written := time.Now()
 	loaded, locked, handed := newID(), newID(), newID()
 	lv := mustSave(t, a, loaded, 0, []byte("loaded"), ttl)
 	kv := mustSave(t, a, locked, 0, []byte("locked"), ttl)
@@ -285,7 +290,8 @@ func testUseRestoresTheLastTTL(t *testing.T, a, b store.Store) {
 
 	holder, _ := mustLock(t, a, handed, 10*time.Second)
 	waiter := lockLater(t, a, handed, 10*time.Second, 10*time.Second, nil)
-	time.Sleep(700 * time.Millisecond) // of the 1 s TTL
+	time.Sleep(time.Until(written.Add(ttl * 7 / 10)))
+	used := time.Now()
 	wantRecord(t, mustLoad(t, b, loaded), []byte("loaded"), lv)
 	kl, kr := mustLock(t, b, locked, 10*time.Second)
 	wantRecord(t, kr, []byte("locked"), kv)
@@ -301,7 +307,8 @@ func testUseRestoresTheLastTTL(t *testing.T, a, b store.Store) {
 	wantRecord(t, w.r, []byte("handed"), hv)
 	mustUnlock(t, w.l, store.Mutation{Kind: store.Keep})
 
-	time.Sleep(700 * time.Millisecond) // 1.4 s after the last write, 0.7 s after the use
+	// Past the TTL since the last write, 0.7 of it since the uses.
+	time.Sleep(time.Until(used.Add(ttl * 7 / 10)))
 	wantRecord(t, mustLoad(t, a, loaded), []byte("loaded"), lv)
 	wantRecord(t, mustLoad(t, a, locked), []byte("locked"), kv)
 	wantRecord(t, mustLoad(t, a, handed), []byte("handed"), hv)
