@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ type lateLockHook struct {
 	holdRelease bool
 	token       string // the late script's token
 	held        func()
+
+	lockTries atomic.Int32 // lock scripts that got their reply (not the held one)
 
 	heldOK     chan struct{} // closed when the late script is held
 	relHeld    chan struct{} // closed when its release reached the hook
@@ -106,7 +109,11 @@ func (h *lateLockHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		}
 		h.mu.Unlock()
 		if !hold {
-			return next(ctx, cmd)
+			err := next(ctx, cmd)
+			if isLock {
+				h.lockTries.Add(1)
+			}
+			return err
 		}
 		late := redis.NewCmd(context.Background(), cmd.Args()...)
 		late.SetFirstKeyPos(3)
@@ -144,17 +151,28 @@ type lockResult struct {
 // lateLockSetup: gateway b holds the session; request X on gateway a
 // contends for it (and, with next, request W of a queues behind X); the
 // hook is armed and b unlocks, so X's next try is held until X's deadline
-// (400 ms) ends. It returns once X gave up, with W's outcome (nil channel
-// without next).
+// (2 s) ends. It returns once X gave up, with W's outcome (nil channel
+// without next). Each step waits for the lock scripts it needs to have
+// run, not for a fixed time: with sleeps of 100 and 50 ms and a deadline
+// of 400 ms, X on a loaded machine (-race, six packages at a time) gave up
+// before its next try and the setup waited for that try for ever.
 func lateLockSetup(t *testing.T, a, b *Store, h *lateLockHook, id string, next bool) <-chan lockResult {
 	t.Helper()
 	ctx := context.Background()
-	const leaseTTL = 3 * time.Second
+	const leaseTTL = 5 * time.Second
 	lb, _, err := b.Lock(ctx, id, leaseTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	xctx, xcancel := context.WithTimeout(ctx, 400*time.Millisecond)
+	waitTries := func(n int32, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); h.lockTries.Load() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d lock scripts answered in 5 s, want %d", what, h.lockTries.Load(), n)
+			}
+		}
+	}
+	xctx, xcancel := context.WithTimeout(ctx, 2*time.Second)
 	t.Cleanup(xcancel)
 	xdone := make(chan error, 1)
 	go func() {
@@ -164,7 +182,7 @@ func lateLockSetup(t *testing.T, a, b *Store, h *lateLockHook, id string, next b
 		}
 		xdone <- err
 	}()
-	time.Sleep(100 * time.Millisecond) // X tried once and waits for the unlock notice
+	waitTries(1, "X's first try") // then X waits for the unlock notice
 	var wdone chan lockResult
 	if next {
 		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
@@ -174,13 +192,19 @@ func lateLockSetup(t *testing.T, a, b *Store, h *lateLockHook, id string, next b
 			l, _, err := a.Lock(wctx, id, leaseTTL)
 			wdone <- lockResult{l, err}
 		}()
-		time.Sleep(50 * time.Millisecond)
+		waitTries(2, "W's first try")
 	}
 	h.arm()
 	if _, err := lb.Unlock(ctx, store.Mutation{Kind: store.Keep}); err != nil {
 		t.Fatal(err)
 	}
-	<-h.heldOK // X's next try is on its way
+	select {
+	case <-h.heldOK: // X's next try is on its way
+	case err := <-xdone:
+		t.Fatalf("X ended without a next try to hold: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("X made no next try in 10 s")
+	}
 	if err := <-xdone; !errors.Is(err, store.ErrLockTimeout) {
 		t.Fatalf("X: %v", err)
 	}
