@@ -44,13 +44,7 @@ func (s *server) start() error {
 
 // Stop terminates the server and its children (SIGTERM, then SIGKILL after
 // 5 s) and waits for them. Safe to call twice and from any goroutine.
-func (s *server) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.p != nil {
-		s.p.stop(5 * time.Second)
-	}
-}
+func (s *server) Stop() { s.stop(5 * time.Second) }
 
 // discard kills the server and its children at once (SIGKILL) and waits
 // for them: the t.Cleanup of a server whose test is over, where a graceful
@@ -58,11 +52,14 @@ func (s *server) Stop() {
 // workers from a master that imported the app (gunicorn --preload) spends
 // half a second of CPU per worker on a graceful exit, copying the pages
 // the interpreter's teardown touches.
-func (s *server) discard() {
+func (s *server) discard() { s.stop(0) }
+
+// stop is Stop and discard: proc.stop with grace under the server's lock.
+func (s *server) stop(grace time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.p != nil {
-		s.p.stop(0)
+		s.p.stop(grace)
 	}
 }
 
