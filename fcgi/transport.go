@@ -115,6 +115,10 @@ type Transport struct {
 	// stopChecks ends checkQuietBackends (Close).
 	stopChecks chan struct{}
 	closeOnce  sync.Once
+	// sentHook, when set (tests only), runs once a request is on its
+	// connection whole: a test that abandons a request php-fpm has must
+	// cancel after that, which no delay on a loaded machine guarantees.
+	sentHook func()
 }
 
 // NewTransport validates o, fills defaults and returns a Transport. It does
@@ -1098,16 +1102,19 @@ func minTime(a, b time.Time) time.Time {
 // already waiting gets it too.
 func (r *responseReader) sentWhole() {
 	r.amu.Lock()
-	defer r.amu.Unlock()
 	r.sent = true
 	r.wmu.Lock()
-	defer r.wmu.Unlock()
 	r.sending = false
 	d := time.Now().Add(r.t.o.ReadTimeout - r.waited)
 	if !r.by.IsZero() {
 		d = minTime(r.by, d)
 	}
 	r.c.nc.SetReadDeadline(d)
+	r.wmu.Unlock()
+	r.amu.Unlock()
+	if h := r.t.sentHook; h != nil {
+		h()
+	}
 }
 
 // markSent records that the request is on the connection whole.
@@ -1115,6 +1122,9 @@ func (r *responseReader) markSent() {
 	r.amu.Lock()
 	r.sent = true
 	r.amu.Unlock()
+	if h := r.t.sentHook; h != nil {
+		h()
+	}
 }
 
 // abandon is called once the client left. A request php-fpm has whole and
