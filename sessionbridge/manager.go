@@ -1151,7 +1151,7 @@ func (s *Session) logRetired() {
 		return
 	}
 	s.retiredLogged = true
-	s.m.log.Info("new session not started: the request's cookie names a session a regeneration (a login) retired while the request waited; the browser keeps the new session's cookie", "session", shortID(s.cookieID))
+	s.m.log.Info("new session not started: the request's cookie names a session a regeneration (a login, or a logout that renews the ID) retired while the request waited; the browser keeps the new session's cookie", "session", shortID(s.cookieID))
 }
 
 // isAnnounced reports whether id is the new session PHP opened and has not
