@@ -702,7 +702,7 @@ type BackendStats struct {
 	Addr    string
 	Open    int  // open connections (idle + busy), never above MaxConnsPerBackend
 	Idle    int  // kept-alive connections waiting for a request
-	Busy    int  // connections carrying a request (or being dialed)
+	Busy    int  // connections in use: a request, one abandoned until php-fpm answers it (linger), a check of a quiet backend, or a dial
 	Waiting int  // requests waiting for a free connection
 	Healthy bool // false while the backend is skipped after a dial failure, or while it answers nothing
 }

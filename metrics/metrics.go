@@ -246,7 +246,7 @@ func (m *Metrics) RegisterPHPPool(stats func() []fcgi.BackendStats, maxConns int
 
 var (
 	poolConnsDesc = prometheus.NewDesc(Namespace+"_fcgi_connections",
-		"FastCGI connections open to a php-fpm backend, by state: busy (carrying a request, or being dialed) or idle (kept alive for the next request; each pins a php-fpm worker).",
+		"FastCGI connections open to a php-fpm backend, by state: busy (carrying a request, held for one its client left until php-fpm answers it, checking a quiet backend, or being dialed) or idle (kept alive for the next request; each pins a php-fpm worker).",
 		[]string{"backend", "state"}, nil)
 	poolWaitingDesc = prometheus.NewDesc(Namespace+"_fcgi_waiting_requests",
 		"Requests waiting for a free connection to a php-fpm backend (the pool is full).",
