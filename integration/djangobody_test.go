@@ -156,6 +156,17 @@ func TestDjangoChunkedRequestBody(t *testing.T) {
 			t.Errorf("chunked body over the limit: %d", res.StatusCode)
 		}
 	}
+	// Logged and counted as the gateway's refusal, as a Content-Length
+	// over the limit is, not as Django's answer.
+	refused := `"path":"/dj/echo/","status":413,`
+	if !poll(5*time.Second, func() bool { return strings.Contains(gw.Logs.String(), refused) }) {
+		t.Fatalf("no 413 in the access log:\n%s", gw.Logs.String())
+	}
+	for _, l := range strings.Split(gw.Logs.String(), "\n") {
+		if strings.Contains(l, refused) && !strings.Contains(l, `"upstream":"gateway"`) {
+			t.Errorf("the chunked body over the limit, logged: %s", l)
+		}
+	}
 }
 
 // TestDjangoRequestBodyEndingShortIs400: a client whose connection ends

@@ -51,6 +51,7 @@ func TestMetricsRealStack(t *testing.T) {
 		"SESSIONGATE_PHP_PREPEND=" + prepend,
 		"SESSIONGATE_SESSION_LOCK_TIMEOUT=300ms",
 		"SESSIONGATE_ACCESS_LOG=off",
+		"SESSIONGATE_MAX_BODY=4k",
 	})
 	adminURL, _ := url.Parse(gw.Admin)
 
@@ -256,6 +257,30 @@ func TestMetricsRealStack(t *testing.T) {
 	}
 	if got := m2[`sessiongate_http_request_duration_seconds_count{upstream="gateway"}`]; got != gwDurations {
 		t.Errorf("gateway duration samples %v after a refusal, was %v", got, gwDurations)
+	}
+	// A body over SESSIONGATE_MAX_BODY is the gateway's refusal whatever
+	// its framing: a Content-Length over the limit is refused before
+	// routing, a chunked body once it passes the limit on its way to PHP,
+	// which counted it under upstream "php".
+	for _, chunked := range []bool{false, true} {
+		req, _ := http.NewRequest("POST", gw.URL+"/counter.php", strings.NewReader(strings.Repeat("x", 8<<10)))
+		if chunked {
+			req.ContentLength = -1
+			req.Body = io.NopCloser(req.Body)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("POST over MAX_BODY (chunked %v): %v", chunked, err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("POST over MAX_BODY (chunked %v): %d, want 413", chunked, res.StatusCode)
+		}
+	}
+	tooLarge := `sessiongate_http_requests_total{code="413",upstream="gateway"}`
+	m3 := metricstest.ScrapeWhen(t, gw.Admin+"/metrics", tooLarge, 2)
+	if got, php := m3[tooLarge], m3[`sessiongate_http_requests_total{code="413",upstream="php"}`]; got != 2 || php != 0 {
+		t.Errorf("two bodies over MAX_BODY, one chunked: %v counted under gateway, %v under php; want 2 and 0", got, php)
 	}
 	// Each 503 has its request line, access log off as for every failed
 	// request, saying why: a busy session, or the store. Both had only a

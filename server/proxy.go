@@ -239,8 +239,11 @@ func (s *Server) phpError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if ri := Info(r.Context()); ri != nil {
 		ri.Err = err
-		if status == StatusClientClosedRequest {
+		switch status {
+		case StatusClientClosedRequest:
 			ri.Status = status
+		case http.StatusRequestEntityTooLarge:
+			ri.Upstream = BodyLimitUpstream
 		}
 	}
 	if status == StatusClientClosedRequest {
@@ -251,6 +254,13 @@ func (s *Server) phpError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	s.fail(w, r, status)
 }
+
+// BodyLimitUpstream is the upstream a body refused for SESSIONGATE_MAX_BODY
+// is logged and counted under: the gateway's, as a Content-Length over
+// the limit is refused before routing, whatever the body's framing (a
+// chunked body is found too large only as it is read, on its way to PHP
+// or Django, neither of which answered).
+const BodyLimitUpstream = "gateway"
 
 // copyBuffers recycles the 32 KiB buffers response bodies are copied
 // through, on the PHP path and (CopyBuffers) the Django path.

@@ -1076,6 +1076,44 @@ func TestRefusalsKeepHTTP2Connection(t *testing.T) {
 	}
 }
 
+// TestBodyOverTheLimitIsTheGatewaysWhateverItsFraming: a body over
+// SESSIONGATE_MAX_BODY is logged and counted under upstream "gateway",
+// whether its Content-Length is refused before routing or a chunked body
+// passes the limit on its way to PHP (the FastCGI transport's 413), which
+// was logged under "php" though PHP never answered.
+func TestBodyOverTheLimitIsTheGatewaysWhateverItsFraming(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.MaxBody = 10 })
+	e.php.respond = func(r *http.Request) (*http.Response, error) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, &fcgi.Error{Status: http.StatusRequestEntityTooLarge, Op: "read request body", Err: err}
+			}
+			return nil, err
+		}
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	}
+	for _, chunked := range []bool{false, true} {
+		r := httptest.NewRequest("POST", "/hello.php", strings.NewReader(strings.Repeat("x", 11)))
+		if chunked {
+			r.ContentLength = -1
+			r.Body = io.NopCloser(r.Body)
+		}
+		if w := e.do(r); w.Code != 413 {
+			t.Fatalf("chunked %v: %d, want 413", chunked, w.Code)
+		}
+		if log := e.lastLog(t); log["upstream"] != "gateway" || log["status"] != float64(413) {
+			t.Errorf("chunked %v: access log upstream %v status %v, want gateway 413", chunked, log["upstream"], log["status"])
+		}
+	}
+	if w := e.do(httptest.NewRequest("POST", "/hello.php", strings.NewReader("x"))); w.Code != 200 {
+		t.Fatalf("a body within the limit: %d", w.Code)
+	}
+	if log := e.lastLog(t); log["upstream"] != "php" {
+		t.Errorf("a body within the limit: access log upstream %v, want php", log["upstream"])
+	}
+}
+
 // TestIfModifiedSinceAsNginxReadsIt: dates with old Internet Explorer's
 // "; length=N" or "UTC" for "GMT" are read, as nginx reads them, so the
 // client gets 304 rather than the whole file again; a date in another zone

@@ -1016,8 +1016,11 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	if ri := server.Info(r.Context()); ri != nil {
 		ri.Err = err
-		if status == server.StatusClientClosedRequest {
+		switch status {
+		case server.StatusClientClosedRequest:
 			ri.Status = status
+		case http.StatusRequestEntityTooLarge:
+			ri.Upstream = server.BodyLimitUpstream
 		}
 	} else {
 		p.log.Warn("django upstream error", "path", server.LogValue(r.URL.Path), "status", status, "error", err.Error())

@@ -91,6 +91,19 @@ func TestBehindServer(t *testing.T) {
 	if res.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("chunked body over MAX_BODY: %d, want 413", res.StatusCode)
 	}
+	// The gateway's refusal, as a Content-Length over the limit is (it
+	// was logged under "django", which never answered).
+	var upload string
+	for deadline := time.Now().Add(5 * time.Second); upload == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `"path":"/accounts/upload/"`) {
+				upload = l
+			}
+		}
+	}
+	if !strings.Contains(upload, `"status":413`) || !strings.Contains(upload, `"upstream":"gateway"`) {
+		t.Errorf("access log of the chunked body over MAX_BODY: %s", upload)
+	}
 
 	// The upstream error is in the access log line, once.
 	// (under the app's lock: the upload's handler may still be running)
