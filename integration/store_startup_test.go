@@ -120,6 +120,15 @@ func TestStoreStartupMessages(t *testing.T) {
 		}
 	})
 
+	t.Run("SentinelURLNamingARedis", func(t *testing.T) {
+		// The Redis's port where the Sentinel's belongs: it answers, so
+		// "no Sentinel reachable" misled.
+		code, out := runGatewayToExit(t, append(base, "SESSIONGATE_REDIS_URL=redis-sentinel://"+r.Addr+"/0?master=mymaster")...)
+		if code != 78 || !strings.Contains(out, "answers as a Redis server, not a Sentinel") || strings.Contains(out, "no Sentinel reachable") {
+			t.Errorf("redis-sentinel:// naming a Redis: exit %d, want 78 (EX_CONFIG) saying it is no Sentinel; log:\n%s", code, out)
+		}
+	})
+
 	t.Run("OutOfMemory", func(t *testing.T) {
 		full := harness.StartRedis(t)
 		for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {

@@ -139,3 +139,25 @@ func TestPingMisconfiguredForTLSTheGatewayCannotUse(t *testing.T) {
 		t.Errorf("the same server with its authority trusted: %v", err)
 	}
 }
+
+// A redis-sentinel:// URL naming a Redis server, not a Sentinel, is said
+// to be that: go-redis reports it as every Sentinel unreachable, which the
+// message for Sentinels that are down repeated.
+func TestSentinelURLNamingARedisSaysSo(t *testing.T) {
+	for _, c := range []struct {
+		err  string
+		want string
+	}{
+		{"redis: all sentinels specified in configuration are unreachable: ERR unknown command 'sentinel', with args beginning with: 'get-master-addr-by-name' 'mymaster' ", "answers as a Redis server, not a Sentinel"},
+		{"redis: all sentinels specified in configuration are unreachable: dial tcp 127.0.0.1:26379: connect: connection refused", "no Sentinel reachable"},
+		{"dial tcp 127.0.0.1:6379: connect: connection refused", "connection refused"},
+	} {
+		err := unavailable("ping", errors.New(c.err))
+		if !strings.Contains(err.Error(), c.want) || !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s: %v, want it to say %q", c.err, err, c.want)
+		}
+		if c.want != "no Sentinel reachable" && strings.Contains(err.Error(), "no Sentinel reachable") {
+			t.Errorf("%s: %v", c.err, err)
+		}
+	}
+}

@@ -296,9 +296,16 @@ func unavailable(op string, err error) error {
 // working). go-redis's own message ends in the last Sentinel's dial error,
 // which read as the master being down. The gateway does not fall back to
 // the last address it knew (README, "Every Sentinel down").
+//
+// A Redis server named as a Sentinel (its port, 6379, for the Sentinel's,
+// 26379) answers, but refuses the SENTINEL command: that is said first, as
+// no restart cures it.
 func noSentinel(err error) error {
 	if err == nil || !strings.Contains(err.Error(), "all sentinels specified in configuration are unreachable") {
 		return err
+	}
+	if msg := strings.ToLower(err.Error()); strings.Contains(msg, "unknown command") && strings.Contains(msg, "sentinel") {
+		return fmt.Errorf("the redis-sentinel:// address answers as a Redis server, not a Sentinel (it does not know the SENTINEL command): name the Sentinels (port 26379 by default), or use redis:// for a Redis without Sentinel: %w", err)
 	}
 	return fmt.Errorf("no Sentinel reachable, so no new connection to the master can be made (its address comes from a Sentinel each time; connections already open go on working): %w", err)
 }
