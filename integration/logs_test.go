@@ -66,7 +66,7 @@ echo "done";
 	}
 
 	var stderr []string
-	fromBridge := 0 // the bridge's records name no backend
+	fromBridge := 0 // the held tail ("; PHP"), which the bridge logs itself
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		if err := uniqueKeys([]byte(line)); err != nil {
 			t.Errorf("log line with %v: %s", err, line)
@@ -79,8 +79,12 @@ echo "done";
 		if rec["msg"] == "php stderr" {
 			s, _ := rec["stderr"].(string)
 			stderr = append(stderr, s)
-			if _, ok := rec["backend"]; !ok && s != "" {
+			if s == "PHP" {
 				fromBridge++
+			}
+			// The bridge's records too (they had none).
+			if rec["backend"] != fpm.Addr {
+				t.Errorf("php stderr record with backend %v, want %s: %s", rec["backend"], fpm.Addr, line)
 			}
 		}
 	}

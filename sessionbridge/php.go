@@ -456,6 +456,9 @@ type phpBridge struct {
 	// headerSeen: the transport reported PHP's CGI header block
 	// (onPHPHeader); cutAtHeader: a message of PHP's was incomplete then.
 	headerSeen, cutAtHeader bool
+	// backend is the php-fpm that answered (onPHPHeader), for the stderr
+	// this bridge logs itself, as fcgi names it in its own.
+	backend string
 	// frameWarnings counts the frames rejected in this request (see
 	// maxFrameWarnings).
 	frameWarnings int
@@ -485,6 +488,7 @@ func (b *phpBridge) onPHPHeader(info fcgi.HeaderInfo) {
 	b.mu.Lock()
 	b.headerSeen = true
 	b.cutAtHeader = b.scanner.cutShort()
+	b.backend = info.Backend
 	b.mu.Unlock()
 	if !info.Marked {
 		b.h.prependUnmarked(b.path, info)
@@ -908,7 +912,11 @@ func (b *phpBridge) finish() {
 		b.h.m.log.Warn("session frames from PHP rejected, not logged one by one", "script", b.path, "more", more)
 	}
 	if rest := b.scanner.flushLog(); len(rest) > 0 {
-		b.h.m.log.Warn("php stderr", "script", b.path, "path", server.LogValue(b.reqPath), "remote", b.remote, "stderr", string(rest)) // as fcgi logs it
+		attrs := []any{"script", b.path, "path", server.LogValue(b.reqPath), "remote", b.remote}
+		if b.backend != "" { // unknown when PHP's header never came
+			attrs = append(attrs, "backend", b.backend)
+		}
+		b.h.m.log.Warn("php stderr", append(attrs, "stderr", string(rest))...) // as fcgi logs it
 	}
 	if b.scanner.cutShort() {
 		b.h.m.log.Error("PHP session message cut short; change not saved", "script", b.path)

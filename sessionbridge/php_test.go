@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sessiongate/sessiongate/fcgi"
 	"github.com/sessiongate/sessiongate/sessionbridge/phpserial"
 )
 
@@ -234,6 +235,33 @@ func TestForeignFrameTextAtEndOfStderrIsLoggedNotCutShort(t *testing.T) {
 	}
 	if got := storedData(t, m, id); got != `{"k":"B"}` {
 		t.Errorf("stored %s, want {\"k\":\"B\"}", got)
+	}
+}
+
+// TestHeldStderrLoggedWithItsBackend: stderr text the bridge holds back
+// until the end (it might have been the start of a session frame) is
+// logged by the bridge, with the fields fcgi gives the rest of PHP's
+// stderr: the backend was missing.
+func TestHeldStderrLoggedWithItsBackend(t *testing.T) {
+	const nonce = "00112233445566778899aabbccddeeff"
+	m := newTestManager(t, LockStrict, nil)
+	logs := captureLog(m)
+	id := createSession(t, m, `{"k":"A"}`)
+	b := newFramingBridge(t, m, id, nonce)
+	b.onPHPHeader(fcgi.HeaderInfo{Status: 200, Marked: true, Backend: "php:9000"})
+	if rest := b.onStderr([]byte("; PHP message: held back @sg1:")); strings.Contains(string(rest), "@sg1:") {
+		t.Fatalf("the frame-like end was not held back: %q", rest)
+	}
+	b.sess.Release(context.Background())
+	b.finish()
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "@sg1:") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, `msg="php stderr"`) || !strings.Contains(line, "backend=php:9000") {
+		t.Errorf("the held text logged as %q, want a php stderr line naming the backend:\n%s", line, logs.String())
 	}
 }
 
