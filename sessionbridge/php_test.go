@@ -40,6 +40,20 @@ func newFramingBridge(t *testing.T, m *Manager, id, nonce string) *phpBridge {
 	return b
 }
 
+// framingTestNonce is the frame nonce of newLoggedFramingBridge.
+const framingTestNonce = "00112233445566778899aabbccddeeff"
+
+// newLoggedFramingBridge is a strict-mode manager whose log the returned
+// builder captures, a session {"k":"A"}, and a bridge reading frames with
+// framingTestNonce for it.
+func newLoggedFramingBridge(t *testing.T) (*Manager, *strings.Builder, string, *phpBridge) {
+	t.Helper()
+	m := newTestManager(t, LockStrict, nil)
+	logs := captureLog(m)
+	id := createSession(t, m, `{"k":"A"}`)
+	return m, logs, id, newFramingBridge(t, m, id, framingTestNonce)
+}
+
 // captureLog sends m's log to the returned builder, as text.
 func captureLog(m *Manager) *strings.Builder {
 	var logs strings.Builder
@@ -213,11 +227,8 @@ func TestPHPMessagesApplyInSequenceAcrossChannels(t *testing.T) {
 // message: when the request ends it must be logged as stderr, and the
 // gateway must not claim that a session change was lost.
 func TestForeignFrameTextAtEndOfStderrIsLoggedNotCutShort(t *testing.T) {
-	const nonce = "00112233445566778899aabbccddeeff"
-	m := newTestManager(t, LockStrict, nil)
-	logs := captureLog(m)
-	id := createSession(t, m, `{"k":"A"}`)
-	b := newFramingBridge(t, m, id, nonce)
+	const nonce = framingTestNonce
+	m, logs, id, b := newLoggedFramingBridge(t)
 	rest := b.onStderr([]byte(phpFrames(nonce, 0, "write", id, `a:1:{s:1:"k";s:1:"B";}`, 800) + "; PHP message: login failed for @sg1:mallory"))
 	rec := httptest.NewRecorder()
 	w := &bridgeWriter{ResponseWriter: rec, req: httptest.NewRequest("GET", "/", nil), b: b}
@@ -243,11 +254,7 @@ func TestForeignFrameTextAtEndOfStderrIsLoggedNotCutShort(t *testing.T) {
 // logged by the bridge, with the fields fcgi gives the rest of PHP's
 // stderr: the backend was missing.
 func TestHeldStderrLoggedWithItsBackend(t *testing.T) {
-	const nonce = "00112233445566778899aabbccddeeff"
-	m := newTestManager(t, LockStrict, nil)
-	logs := captureLog(m)
-	id := createSession(t, m, `{"k":"A"}`)
-	b := newFramingBridge(t, m, id, nonce)
+	_, logs, _, b := newLoggedFramingBridge(t)
 	b.onPHPHeader(fcgi.HeaderInfo{Status: 200, Marked: true, Backend: "php:9000"})
 	if rest := b.onStderr([]byte("; PHP message: held back @sg1:")); strings.Contains(string(rest), "@sg1:") {
 		t.Fatalf("the frame-like end was not held back: %q", rest)
@@ -271,11 +278,7 @@ func TestHeldStderrLoggedWithItsBackend(t *testing.T) {
 // (php-fpm's log_limit) of them gave about 200 log lines, past the
 // per-request stderr log budget, for every request the client sent.
 func TestFrameLikeClientTextLogsBoundedWarnings(t *testing.T) {
-	const nonce = "00112233445566778899aabbccddeeff"
-	m := newTestManager(t, LockStrict, nil)
-	logs := captureLog(m)
-	id := createSession(t, m, `{"k":"A"}`)
-	b := newFramingBridge(t, m, id, nonce)
+	_, logs, _, b := newLoggedFramingBridge(t)
 	for range 10 {
 		b.onStderr([]byte("; PHP message: login failed for " + strings.Repeat("@sg1:", 200)))
 		b.onStderr([]byte("; PHP message: login failed for " + strings.Repeat("@sg1:x:0:1:QQ==#", 60)))
