@@ -823,10 +823,16 @@ func HeadSize(method, target, host string, h http.Header) (fields int, size int6
 			continue // an HTTP/2 Host field, the request's Host (hostFieldError)
 		}
 		for _, v := range values {
-			n += len(name) + len(": \r\n") + len(v)
+			n += FieldLineSize(name, v)
 		}
 	}
 	return fields, int64(n)
+}
+
+// FieldLineSize is the bytes one header field takes in an HTTP/1.1 head
+// as HeadSize counts it ("Name: value" and CRLF).
+func FieldLineSize(name, value string) int {
+	return len(name) + len(": \r\n") + len(value)
 }
 
 // site serves the PHP site: static files, redirects and scripts.

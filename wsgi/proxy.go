@@ -742,7 +742,7 @@ func (p *Proxy) warnDroppedBigHead(out *http.Request) {
 		if strings.HasPrefix(name, hdrData) && name != hdrDataCount {
 			for _, v := range values {
 				session += len(v)
-				sessionLines += len(name) + len(": \r\n") + len(v)
+				sessionLines += server.FieldLineSize(name, v)
 			}
 		}
 	}
